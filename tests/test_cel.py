@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ironroot._cel import free_variables
+from ironroot._cel import MAX_COST, MAX_RANGE, cost, free_variables, refuse_costly
+from ironroot.errors import ConfigError
 
 
 def _free(text: str) -> list[str]:
@@ -47,3 +48,124 @@ def test_syntax_it_does_not_read_leaves_the_bindings_list() -> None:
 
     program = cel.compile("Foo{a: [1].all(x, x)}")
     assert free_variables(program) == frozenset(program.variables())
+
+
+# --- the cost bound ---------------------------------------------------------------------------
+
+
+def _list(n: int) -> str:
+    return "[" + ", ".join(str(i) for i in range(n)) + "]"
+
+
+# Measured by an attack round: each took seconds to minutes (three nested maps over 100-item
+# literals 15 s, two over 1,000 items 80 s, three over 300 items more than 120 s).
+BOMBS = [
+    f"{_list(100)}.map(a, {_list(100)}.map(b, {_list(100)}.map(c, 0))).size() > 0",
+    f"{_list(1000)}.map(a, {_list(1000)}.map(b, 0)).size() > 0",
+    f"{_list(300)}.map(a, {_list(300)}.map(b, {_list(300)}.map(c, 0))).size() > 0",
+    f"{_list(300)}.all(a, {_list(300)}.all(b, {_list(300)}.all(c, true)))",
+    "claims.a.all(x, claims.a.all(y, x != y))",  # both over the input: a million passes
+]
+
+# A map or filter over the input: 1,024 maps of 8 entries took 0.8 s, of 60 entries 12 s; 100
+# copies of such a list ([0, …, 99].map(i, a)) 21 s.
+OVER_INPUT = [
+    ("claims.a.map(x, x).size() > 0", "map"),
+    ('claims.devices.filter(d, d.status == "affirming").size() == 2', "filter"),
+    ('claims.devices.map(d, d.status == "affirming", d.svn).all(s, s >= 3)', "map"),
+    ("claims.a.all(x, x.map(y, y).size() > 0)", "map"),
+    (f"{_list(100)}.map(i, claims).size() > 0", "map"),
+    ("[claims].filter(c, true).size() > 0", "filter"),
+    ("claims.a.all(x, [1].map(i, x).size() > 0)", "map"),  # x is the input's
+    ("[1].map(i, claims.a.all(x, x > i))", "map"),
+]
+
+# Every macro form the repository's policies, docs and tests use.
+REAL = [
+    'claims.devices.all(d, d.status == "affirming")',
+    'claims.devices.exists_one(d, d.status == "warning")',
+    "claims.groups.all(g, g.svns.exists(s, s >= g.floor))",
+    'claims["-70001"].all(x, x > 0 && [x].exists(y, y == x))',
+    'gpus.all(g, g.status == "affirming" && g.driver >= 550090007)'
+    " && gpus.exists(g, g.driver >= 555000000)",
+    'sub.startsWith("pkg:firmware/") && ["ES384", "ML-DSA-87"].exists(a, a == alg)',
+    "reviews.all(r, r.max_cvss < cvss_threshold)",
+    "([1].all(x, x == 1) && [2].exists(x, x == 2))",
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "steps"),
+    [
+        ("true", 0),
+        ("[0, 1].all(x, x > 0)", 2 * 4),
+        ("[].all(x, x > 0)", 0),
+        ("a.all(x, x > 0)", MAX_RANGE * 4),
+        ("a.all(x, a.all(y, y > 0))", (MAX_RANGE + MAX_RANGE**2) * 4),
+        ("a.all(x, x.all(y, y > 0))", 2 * MAX_RANGE * 4),  # parts of the input's elements
+        ("[a, a].all(x, x.all(y, y > 0))", (2 + 2 * MAX_RANGE) * 4),  # a literal's elements
+        ("{1: 2, 3: 4}.all(k, k > 0)", 2 * 4),
+        ("a.b().c[0].all(x, x)", MAX_RANGE * 4),
+        # map keeps the length; its copies weigh the square of the program's 23 tokens
+        ("[0, 1, 2].map(x, x).all(y, y > 0)", 3 * 4 + 6 * 23**2 + 3 * 4),
+        # a pass inside a map copies half the map's list on average (25 tokens)
+        ("[0, 1].map(x, [0, 1].all(y, y > 0))", 2 * 4 + 3 * 25**2 + 4 * (4 + 25**2)),
+        ("[1, 2].all(x, [3].map(y, x + y).size() > 0)", 2 * 4 + 2 * 4 + 2 * 29**2),  # x: pure
+    ],
+)
+def test_cost(text: str, steps: int) -> None:
+    import cel
+
+    assert cost(cel.compile(text)) == steps
+
+
+@pytest.mark.parametrize("text", BOMBS)
+def test_a_costly_program_is_refused(text: str) -> None:
+    import cel
+
+    program = cel.compile(text)
+    with pytest.raises(ConfigError) as caught:
+        refuse_costly(program, "the policy", ConfigError)
+    assert type(caught.value) is ConfigError
+    assert caught.value.detail == (
+        f"the policy may take {cost(program):,} steps to evaluate, more than the limit of "
+        f"{MAX_COST:,}: its comprehension macros (all, exists, exists_one, filter, map) nest "
+        f"or copy too much over lists of up to {MAX_RANGE} items"
+    )
+
+
+@pytest.mark.parametrize("text", REAL)
+def test_every_real_policy_form_is_within_the_bound(text: str) -> None:
+    import cel
+
+    refuse_costly(cel.compile(text), "the policy", ConfigError)
+
+
+@pytest.mark.parametrize(("text", "macro"), OVER_INPUT)
+def test_a_map_or_filter_over_values_the_policy_does_not_write_out_is_refused(
+    text: str, macro: str
+) -> None:
+    import cel
+
+    with pytest.raises(ConfigError) as caught:
+        refuse_costly(cel.compile(text), "the policy", ConfigError)
+    assert type(caught.value) is ConfigError
+    assert caught.value.detail == (
+        f"the policy uses {macro} over values the policy does not write out: each of its steps"
+        " copies every value kept so far, a cost that grows with the square of their size (use"
+        " all, exists or exists_one)"
+    )
+
+
+def test_syntax_whose_cost_it_cannot_read_is_refused() -> None:
+    # The CEL parser refuses a quoted field name; a program that had one would be refused
+    # here too, rather than admitted unread.
+    class Program:
+        source = "a.`b-c`.all(x, x)"
+
+    with pytest.raises(ConfigError) as caught:
+        refuse_costly(Program(), "the policy", ConfigError)
+    assert type(caught.value) is ConfigError
+    assert caught.value.detail == (
+        "the policy uses syntax whose evaluation cost cannot be bounded: a quoted field name"
+    )

@@ -27,6 +27,20 @@ agrees with the library's list (every name the library lists was found, every na
 is listed); otherwise (syntax it does not read, such as a message literal ``T{f: 1}``) it
 answers with the library's list unchanged, which refuses a policy that needs the macro
 variables rather than admitting one it misread.
+
+**The cost of an evaluation** (:func:`cost`, :func:`refuse_costly`). The library has no cost
+limit, and its ``map`` and ``filter`` copy the list built so far, with every value in it, at
+each step. Each compiled policy is refused, before anything evaluates it, when its macros may
+take more than :data:`MAX_COST` steps (one step: copying one list item, about 70 ns here; one
+pass of a macro's body counts 4): a range the policy writes out (``[1, 2]``, ``{"a": 1}``)
+holds its items, any other holds :data:`MAX_RANGE`; a macro's body runs once per item for
+each pass of the macros around it, except that a range read from the element of an enclosing
+macro over the input (``g.svns`` in ``groups.all(g, g.svns.exists(s, …))``) holds, over all
+that macro's passes, about as many items as the input: one per pass. A pass inside a map or
+filter also copies half its list. ``map`` and ``filter`` may range only over a literal and
+read no variable but those of such macros (the values they keep are then the program's own,
+each of at most its tokens' square of items, the weight of one copy): over the input their
+cost grows with the square of the input's size, which no count of items bounds.
 """
 
 from __future__ import annotations
@@ -37,7 +51,7 @@ from typing import Any, Final
 
 from ironroot.errors import IronrootError
 
-__all__ = ["free_variables", "refuse_non_boolean"]
+__all__ = ["MAX_COST", "MAX_RANGE", "cost", "free_variables", "refuse_costly", "refuse_non_boolean"]
 
 # CEL's names for the types the bindings return, with the article a sentence needs.
 _CEL_TYPES: Final[tuple[tuple[type, str], ...]] = (
@@ -153,10 +167,11 @@ def _ends_operand(token: tuple[str, str]) -> bool:
     return (kind == "name" and value != "in") or kind == "literal" or value in (")", "]", "}")
 
 
-def _read_names(text: str) -> tuple[set[str], set[str], set[str]]:
-    """The names ``text`` reads outside any macro binding them, those it reads only inside
-    one, and the macros' iteration variables."""
-    tokens = _tokens(text)
+def _structure(
+    tokens: list[tuple[str, str]],
+) -> tuple[dict[int, int], dict[int, int], list[tuple[int, str, str]]]:
+    """The index of each opening bracket's match, the top-level commas inside each, and each
+    macro call as ``(index of its ".", macro, iteration variable)``; its "(" is 2 further."""
     closing: dict[int, int] = {}  # the index of each bracket's match
     commas: dict[int, int] = {}  # the top-level commas inside each "("
     stack: list[int] = []
@@ -174,8 +189,7 @@ def _read_names(text: str) -> tuple[set[str], set[str], set[str]]:
             commas[stack[-1]] += 1
     if stack:
         raise _Unread("unbalanced brackets")
-    scopes: dict[int, list[tuple[int, str]]] = {}  # first token index: (last, name) bound there
-    binders: set[int] = set()
+    macros: list[tuple[int, str, str]] = []
     for index in range(1, len(tokens) - 4):
         dot, macro, paren, variable, comma = tokens[index : index + 5]
         if (
@@ -187,8 +201,20 @@ def _read_names(text: str) -> tuple[set[str], set[str], set[str]]:
             and variable[0] == "name"
             and comma == ("punct", ",")
         ):
-            scopes.setdefault(index + 5, []).append((closing[index + 2], variable[1]))
-            binders.add(index + 3)
+            macros.append((index, macro[1], variable[1]))
+    return closing, commas, macros
+
+
+def _read_names(text: str) -> tuple[set[str], set[str], set[str]]:
+    """The names ``text`` reads outside any macro binding them, those it reads only inside
+    one, and the macros' iteration variables."""
+    tokens = _tokens(text)
+    closing, _, macros = _structure(tokens)
+    scopes: dict[int, list[tuple[int, str]]] = {}  # first token index: (last, name) bound there
+    binders: set[int] = set()
+    for index, _, variable in macros:
+        scopes.setdefault(index + 5, []).append((closing[index + 2], variable))
+        binders.add(index + 3)
     free: set[str] = set()
     bound: set[str] = set()
     active: list[tuple[int, str]] = []  # the scopes around this token; nested, so a stack
@@ -228,3 +254,111 @@ def free_variables(program: Any) -> frozenset[str]:
     if not free <= listed or not listed <= free | bound | binders:
         return listed
     return frozenset(free)
+
+
+# --- the cost of evaluating a program ---------------------------------------------------------
+
+# The items of the largest list or map a policy's variables hold (``cose.Limits.max_items`` for
+# a statement's claims); any range that is not a literal is taken to be this long.
+MAX_RANGE: Final = 1024
+# The most steps an evaluation may take, in copies of one list element (about 70 ns here):
+# about 50 ms, one ``map`` over a list of MAX_RANGE items.
+MAX_COST: Final = 750_000
+_STEP: Final = 4  # one pass of a macro's body, in element copies (about 250 ns)
+
+
+def _receiver(tokens: list[tuple[str, str]], opening: dict[int, int], end: int) -> int:
+    """The index of the first token of the operand that ends at ``end`` (a macro's receiver:
+    names, calls, selections and indexes chained by ``.``)."""
+    at = end
+    while True:
+        if tokens[at][0] == "punct" and tokens[at][1] in (")", "]", "}"):
+            at = opening[at]
+            if at and tokens[at][1] in "[{" and _ends_operand(tokens[at - 1]):
+                at -= 1  # an index, or a message literal's type
+                continue
+            if at and tokens[at][1] == "(" and tokens[at - 1][0] == "name":
+                at -= 1  # a call
+        if at >= 2 and tokens[at - 1] == ("punct", ".") and _ends_operand(tokens[at - 2]):
+            at -= 2
+            continue
+        return at
+
+
+def cost(program: Any) -> int:
+    """The most steps (element copies, :data:`MAX_COST`) the comprehension macros of the
+    compiled ``program`` may take when every list or map it reads holds at most
+    :data:`MAX_RANGE` items (module docs)."""
+    tokens = _tokens(program.source)
+    closing, commas, macros = _structure(tokens)
+    opening = {last: first for first, last in closing.items()}
+    variables = {dot + 2: variable for dot, _, variable in macros}  # by the macro's "("
+    sizes: dict[int, tuple[int, bool]] = {}  # by "(": its range's length, whether input
+    passes: dict[int, int] = {}  # by "(": how many times its body runs
+    building: set[int] = set()  # "(" of each map and filter
+    pure: set[int] = set()  # "(" of each macro over values the policy writes out
+    total = 0
+    for dot, macro, _ in macros:  # in order: enclosing macros and receivers come first
+        around = [p for p in sizes if p < dot < closing[p]]  # outermost first
+        start = _receiver(tokens, opening, dot - 1)
+        size, from_input, part_of = MAX_RANGE, True, None
+        if tokens[start] in (("punct", "["), ("punct", "{")) and closing[start] == dot - 1:
+            size, from_input = (commas[start] + 1 if dot - 1 > start + 1 else 0), False
+        elif tokens[dot - 1] == ("punct", ")") and opening[dot - 1] in sizes:
+            size, from_input = sizes[opening[dot - 1]]  # map and filter keep at most as many
+        elif tokens[start][0] == "name" and (not start or tokens[start - 1] != ("punct", ".")):
+            binders = [p for p in around if variables[p] == tokens[start][1]]
+            if binders and sizes[binders[-1]][1]:
+                part_of = binders[-1]
+        # Pure: it ranges over a literal and reads no value but those of pure macros.
+        free = [
+            value
+            for at, (kind, value) in enumerate(tokens[start : closing[dot + 2]], start)
+            if kind == "name"
+            and value not in _KEYWORDS
+            and tokens[at + 1] != ("punct", "(")
+            and not (at >= 2 and tokens[at - 1] == ("punct", ".") and _ends_operand(tokens[at - 2]))
+        ]
+        inside = {variables[p] for p in variables if start < p <= closing[dot + 2]}
+        bound = inside | {variables[p] for p in pure if p in around}  # (inside: checked later)
+        if not from_input and all(name in bound for name in free):
+            pure.add(dot + 2)
+        elif macro in ("filter", "map"):
+            raise ValueError(
+                f"{macro} over values the policy does not write out: each of its steps copies"
+                " every value kept so far, a cost that grows with the square of their size (use"
+                " all, exists or exists_one)"
+            )
+        runs = passes[around[-1]] if around else 1
+        # Part of an element of an input list: over one run of that macro, all these ranges
+        # together hold about as many items as the input, one per pass on average.
+        passes[dot + 2] = runs if part_of is not None else runs * size
+        sizes[dot + 2] = (size, from_input)
+        # Each pass copies the list built so far by this macro and by each map or filter
+        # around it (measured: a pass inside a map over 100 items costs 50 copies more).
+        # A value the policy writes out holds at most its tokens' square of items: its text,
+        # read again through a macro variable in each ``+``.
+        weight = len(tokens) ** 2
+        built = sum(sizes[p][0] for p in around if p in building) // 2 * weight
+        total += passes[dot + 2] * (_STEP + built)
+        if macro in ("filter", "map"):
+            building.add(dot + 2)
+            total += runs * size * (size + 1) // 2 * weight
+    return total
+
+
+def refuse_costly(program: Any, what: str, error: type[IronrootError]) -> None:
+    """Raise ``error`` when the compiled ``program`` may cost more than :data:`MAX_COST` to
+    evaluate (:func:`cost`), or uses syntax whose cost this reading cannot bound."""
+    try:
+        steps = cost(program)
+    except _Unread as exc:
+        raise error(f"{what} uses syntax whose evaluation cost cannot be bounded: {exc}") from exc
+    except ValueError as exc:
+        raise error(f"{what} uses {exc}") from exc
+    if steps > MAX_COST:
+        raise error(
+            f"{what} may take {steps:,} steps to evaluate, more than the limit of {MAX_COST:,}:"
+            f" its comprehension macros (all, exists, exists_one, filter, map) nest or copy too"
+            f" much over lists of up to {MAX_RANGE} items"
+        )

@@ -943,3 +943,27 @@ def test_a_rule_may_read_every_variable_the_appraisal_gives(
         good_device.quote(nonce), world.endorsements(), policy=policy, nonce=nonce, now=NOW
     )
     assert result.submods["ironroot"].status is TrustTier.AFFIRMING
+
+
+def test_a_costly_rule_or_rules_together_are_refused() -> None:
+    rule = {"category": "hardware", "code": 32, "reason": "r"}
+    nested = "reviews.all(r, reviews.all(s, r.max_cvss >= s.max_cvss))"  # a million passes
+    with pytest.raises(ConfigError) as caught:
+        AppraisalPolicy.from_mapping(
+            {"name": "lab", "rules": [{**rule, "name": "n", "expression": nested}]}
+        )
+    assert type(caught.value) is ConfigError
+    assert caught.value.detail.startswith("rule n may take 4,198,400 steps to evaluate")
+    # A hundred passes per review is within the bound; two rules of it are not.
+    hundred = "[" + ", ".join(str(i) for i in range(100)) + "]"
+    one = f"reviews.all(r, {hundred}.exists(i, r.max_cvss > i))"
+    AppraisalPolicy.from_mapping(
+        {"name": "lab", "rules": [{**rule, "name": "a", "expression": one}]}
+    )
+    rules = [{**rule, "name": name, "expression": one} for name in ("a", "b")]
+    with pytest.raises(ConfigError) as caught:
+        AppraisalPolicy.from_mapping({"name": "lab", "rules": rules})
+    assert type(caught.value) is ConfigError
+    assert caught.value.detail.startswith(
+        "the policy's rules together may take 827,392 steps to evaluate, more than the limit"
+    )

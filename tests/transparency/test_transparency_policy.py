@@ -434,6 +434,34 @@ def test_cel_policy_that_is_a_macro_constant_non_boolean_is_refused_at_start(
     assert caught.value.detail == f"transparency.policy always evaluates to {kind}, not a boolean"
 
 
+@pytest.mark.parametrize(
+    ("expression", "detail"),
+    [
+        (
+            'claims["-70001"].all(x, claims["-70001"].exists(y, x == y))',
+            "transparency.policy may take 4,198,400 steps to evaluate, more than the limit of "
+            "750,000: its comprehension macros (all, exists, exists_one, filter, map) nest or "
+            "copy too much over lists of up to 1024 items",
+        ),
+        (
+            'claims["-70001"].map(x, x).size() > 0',
+            "transparency.policy uses map over values the policy does not write out: each of "
+            "its steps copies every value kept so far, a cost that grows with the square of "
+            "their size (use all, exists or exists_one)",
+        ),
+    ],
+)
+def test_cel_policy_whose_cost_grows_with_the_statement_is_refused_at_start(
+    tmp_path: Path, vendor: PrivateKey, expression: str, detail: str
+) -> None:
+    # Statement arrays hold up to 1,024 items: the first took 260 ms per registration; the
+    # second 160 ms over 1,024 one-entry maps, seconds over larger ones.
+    with pytest.raises(ConfigError) as caught:
+        _policy(tmp_path, issuers=[(VENDOR_ISS, vendor)], policy=expression)
+    assert type(caught.value) is ConfigError
+    assert caught.value.detail == detail
+
+
 _KNOWN = (
     "alg, claims, content_type, hash_envelope, iat, iss, kid, payload_hash_alg, "
     "payload_location, preimage_content_type, sub, x5chain_length"

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Final
 
-from ironroot._cel import free_variables, refuse_non_boolean
+from ironroot._cel import free_variables, refuse_costly, refuse_non_boolean
 from ironroot.attestation.evidence import EVIDENCE_FORMATS
 from ironroot.ear import AR4SI, TRUST_CATEGORIES, TrustTier, tier_of
 from ironroot.errors import ConfigError
@@ -253,6 +253,7 @@ class AppraisalPolicy:
                     f"rule {rule.name} names unknown variables: {', '.join(sorted(unknown))} "
                     f"(known: {', '.join(sorted(_CEL_VARIABLES))})"
                 )
+            refuse_costly(programs[rule.name], f"rule {rule.name}", ConfigError)
             refuse_non_boolean(programs[rule.name], f"rule {rule.name}", ConfigError)
         # One rule per line, each closed on a line of its own: a rule's // comment ends at its
         # line, and no syntax error lies past column 65,534 (the CEL parser panics there, a
@@ -262,6 +263,7 @@ class AppraisalPolicy:
             set_(self, "_program", cel.compile(combined))
         except (ValueError, RuntimeError) as exc:
             raise ConfigError(f"the policy's rules do not combine: {exc}") from exc
+        refuse_costly(self._program, "the policy's rules together", ConfigError)
         set_(self, "_programs", MappingProxyType(programs))
         set_(self, "variables", free_variables(self._program))
         digest = hashlib.sha256(json.dumps(self.to_mapping(), sort_keys=True).encode()).hexdigest()

@@ -78,7 +78,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from ironroot._cel import free_variables, refuse_non_boolean
+from ironroot._cel import free_variables, refuse_costly, refuse_non_boolean
 from ironroot.ear import Appraisal, AttestationResult
 from ironroot.errors import InvalidReleasePolicy, ReleaseDenied
 
@@ -293,6 +293,7 @@ class CelReleasePolicy:
                 f"the release policy names unknown variables: {', '.join(sorted(unknown))} "
                 f"(known: {', '.join(sorted(CEL_VARIABLES))})"
             )
+        refuse_costly(program, "the release policy", InvalidReleasePolicy)
         refuse_non_boolean(program, "the release policy", InvalidReleasePolicy)
         return cls(text, program)
 

@@ -35,7 +35,7 @@ from typing import Any, Final
 
 import cbor2
 
-from ironroot._cel import free_variables, refuse_non_boolean
+from ironroot._cel import free_variables, refuse_costly, refuse_non_boolean
 from ironroot.cose import Limits as CoseLimits
 from ironroot.cose import (
     SignedStatement,
@@ -133,6 +133,7 @@ class RegistrationPolicy:
                     f"transparency.policy names unknown variables: {', '.join(sorted(unknown))} "
                     f"(known: {', '.join(sorted(_CEL_VARIABLES))})"
                 )
+            refuse_costly(self._program, "transparency.policy", ConfigError)
             refuse_non_boolean(self._program, "transparency.policy", ConfigError)
 
     def check(self, data: bytes, now: datetime) -> SignedStatement:
