@@ -28,6 +28,9 @@ __all__ = ["Alert", "Dashboard"]
 
 _log = logging.getLogger("ironroot.web")
 PAGE_SIZE: Final = 50
+RELEASES_SHOWN: Final = 200
+"""Key release decisions the keys page lists per HSM (the latest): every ask a key release
+client makes, refused or not, is an audit record, so the table would grow with the asks."""
 _STATUS_COLOURS: Final = {"affirmed": "#1a7f37", "not affirmed": "#cf222e"}
 _REGISTRATION_COLOURS: Final = {"entries": "#0969da"}
 _FLEET_ALERTS: Final = {
@@ -311,7 +314,7 @@ class Dashboard:
                     except IronrootError:
                         continue
                     logged.append((f"{source.name} #{row.index}", entry))
-        return {"hsms": [hsm.view(logged) for hsm in self.hsms]}
+        return {"hsms": [hsm.view(logged) for hsm in self.hsms], "releases_shown": RELEASES_SHOWN}
 
     # --- alerts -----------------------------------------------------------------------------
 
