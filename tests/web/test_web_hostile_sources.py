@@ -14,7 +14,7 @@ import httpx
 import pytest
 from tests.hsm_devices import self_signed_device
 from tests.web.conftest import log_in
-from tests.web.web_world import WebWorld
+from tests.web.web_world import OPERATOR, PASSWORD, WebWorld
 
 from ironroot.errors import StaleNonce
 from ironroot.hsm import DirectoryStorage, Hsm, HsmConfig, KeyAttributes, KeyType, Role
@@ -92,3 +92,148 @@ def test_the_keys_page_lists_the_latest_release_decisions_not_every_one(
     assert f"{asks} key release decisions; the latest {RELEASES_SHOWN} are shown" in answer.text
     assert f"refused {asks}" not in table  # the per-key counts still count them all:
     assert f"<td>{asks}</td>" in answer.text.split('<table id="releases">', 1)[0]
+
+
+HOSTILE = '"><script>window.__pwned=1</script><img src=x onerror="window.__pwned=2">'
+SVG = '<svg onload="window.__pwned=3"><a href="javascript:window.__pwned=4">x</a></svg>'
+STYLE = "</td><style>body{display:none}</style>"
+BIDI = "https://evil.example/\u202eelpmaxe.rodnev//:sptth"
+ISSUER = "https://anyone.example"
+
+
+def _hostile_review(digest: bytes) -> bytes:
+    """An OCP SAFE Short Form Report whose every text field a review provider writes is
+    hostile."""
+    return json.dumps(
+        {
+            "review_framework_version": "1.1",
+            "device": {
+                "vendor": HOSTILE,
+                "product": SVG,
+                "category": "bmc",
+                "repo_tag": HOSTILE,
+                "fw_version": STYLE,
+                "fw_hash_sha2_384": digest.hex(),
+            },
+            "audit": {
+                "srp": BIDI,
+                "methodology": "javascript:window.__pwned=5",
+                "completion_date": "2026-05-01",
+                "report_version": "1.0",
+                "scope_number": 1,
+                "cvss_version": "3.1",
+                "issues": [
+                    {
+                        "title": HOSTILE,
+                        "cvss_score": "9.8",
+                        "cvss_vector": "AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H",
+                        "cwe": SVG,
+                        "description": STYLE + BIDI,
+                        "cve": HOSTILE,
+                    }
+                ],
+            },
+        }
+    ).encode()
+
+
+@pytest.fixture(scope="module")
+def hostile_log(world: WebWorld, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """A dashboard directory with one public log on which an admitted issuer registered a
+    SAFE review full of hostile fields, signed by a provider nobody trusts."""
+    from ironroot.cose import create_statement
+    from ironroot.crypto import Algorithm, PrivateKey
+    from ironroot.safe import sfr_statement, sign_report
+    from ironroot.transparency import ServiceThread, TransparencyClient, TransparencyService
+
+    root = _own_dir(world, tmp_path_factory.mktemp("hostile"))
+    log = root / "pub-log"
+    log.mkdir()
+    issuer = PrivateKey.generate(Algorithm.ES384)
+    (log / "issuer.pub.pem").write_bytes(issuer.public_key.to_pem())
+    (log / "ironroot.toml").write_text(
+        '[transparency]\nservice_issuer = "https://pub.example"\nbatch_linger = 0.0\n'
+        f'[[transparency.issuers]]\niss = "{ISSUER}"\nkey = "issuer.pub.pem"\n'
+        '[log]\norigin = "pub.example/log"\n'
+    )
+    provider = PrivateKey.generate(Algorithm.ES384)
+    report = sign_report(_hostile_review(bytes(48)), provider, "a hostile provider")
+    with (
+        TransparencyService.open(log) as service,
+        ServiceThread(service) as running,
+        TransparencyClient(running.url) as writer,
+    ):
+        review = writer.register(sfr_statement(report, issuer, iss=ISSUER)).entry_id
+        writer.register(create_statement(issuer, b"{}", iss=ISSUER, sub=SVG + BIDI))
+    return root, review
+
+
+def test_hostile_safe_report_fields_stay_text_in_a_browser(
+    browser: object, hostile_log: tuple[Path, str]
+) -> None:
+    root, review = hostile_log
+    dashboard = Dashboard.open(root)
+    with ServerThread(create_dashboard_app(dashboard)) as server:
+        context = browser.new_context()  # type: ignore[attr-defined]
+        page = context.new_page()
+        problems: list[str] = []
+        page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+        page.goto(f"{server.url}/login?next=/reviews")
+        page.fill("#user", OPERATOR)
+        page.fill("#password", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_load_state("load")
+        for path in ("/reviews", "/log/pub-log", f"/log/pub-log/entries/{review}"):
+            page.goto(server.url + path, wait_until="load")
+            main = page.inner_text("main")
+            assert page.evaluate("typeof window.__pwned") == "undefined", path
+            assert page.locator("main img, main script, main style, main svg a").count() == 0
+            assert page.is_visible("main"), path
+            if path == "/reviews":
+                for text in (HOSTILE, SVG, STYLE, "elpmaxe.rodnev"):
+                    assert text in main, (path, text)
+                assert "https://evil.example/[U+202E]elpmaxe.rodnev//:sptth" in main
+            if path == "/log/pub-log":
+                assert SVG + "https://evil.example/[U+202E]" in main
+        context.close()
+    assert problems == []
+
+
+def test_static_files_health_and_the_metrics_refusal_carry_every_security_header(
+    world: WebWorld,
+) -> None:
+    from tests.web.test_web_attacks import EXPECTED_HEADERS, _assert_security_headers
+
+    with (
+        ServerThread(create_dashboard_app(world.dashboard())) as server,
+        httpx.Client(base_url=server.url) as anon,
+    ):
+        answers = {
+            path: anon.get(path)
+            for path in ("/static/dashboard.css", "/static/favicon.svg", "/health", "/ready")
+        }
+        answers["/metrics"] = anon.get("/metrics")
+        answers["/static/../operators.json"] = anon.get("/static/%2e%2e/operators.json")
+        answers["/static/dashboard.css/"] = anon.get("/static/dashboard.css/")
+    assert {p: a.status_code for p, a in answers.items()} == {
+        "/static/dashboard.css": 200,
+        "/static/favicon.svg": 200,
+        "/health": 200,
+        "/ready": 200,
+        "/metrics": 401,
+        "/static/../operators.json": 404,
+        "/static/dashboard.css/": 404,
+    }
+    for path, answer in answers.items():
+        if path.startswith("/static/") and answer.status_code == 200:
+            # a static file may be cached for an hour; every other header is the same
+            assert answer.headers["cache-control"] == "max-age=3600"
+            answer.headers["cache-control"] = "no-store"
+        if path == "/metrics":  # a problem (RFC 9290), not a page: nothing to style or show
+            assert answer.headers["content-type"] == "application/concise-problem-details+cbor"
+            assert answer.headers["www-authenticate"].startswith("Bearer")
+            assert answer.headers["content-security-policy"] == (
+                "default-src 'none'; frame-ancestors 'none'"
+            )
+            answer.headers["content-security-policy"] = EXPECTED_HEADERS["content-security-policy"]
+        _assert_security_headers(answer)
