@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -16,12 +17,16 @@ from tests.hsm_devices import self_signed_device
 from tests.web.conftest import log_in
 from tests.web.web_world import OPERATOR, PASSWORD, WebWorld
 
+from ironroot.cose import create_statement
+from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.errors import StaleNonce
 from ironroot.hsm import DirectoryStorage, Hsm, HsmConfig, KeyAttributes, KeyType, Role
 from ironroot.http import ServerThread
 from ironroot.rot import MemoryCounter
+from ironroot.safe import sfr_statement, sign_report
+from ironroot.transparency import ServiceThread, TransparencyClient, TransparencyService
 from ironroot.web import Dashboard, create_dashboard_app
-from ironroot.web._dashboard import RELEASES_SHOWN
+from ironroot.web._dashboard import RELEASES_SHOWN, REVIEWS_SHOWN
 
 pytestmark = pytest.mark.integration
 
@@ -137,16 +142,9 @@ def _hostile_review(digest: bytes) -> bytes:
     ).encode()
 
 
-@pytest.fixture(scope="module")
-def hostile_log(world: WebWorld, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    """A dashboard directory with one public log on which an admitted issuer registered a
-    SAFE review full of hostile fields, signed by a provider nobody trusts."""
-    from ironroot.cose import create_statement
-    from ironroot.crypto import Algorithm, PrivateKey
-    from ironroot.safe import sfr_statement, sign_report
-    from ironroot.transparency import ServiceThread, TransparencyClient, TransparencyService
-
-    root = _own_dir(world, tmp_path_factory.mktemp("hostile"))
+def _register(root: Path, make: Callable[[PrivateKey], list[bytes]]) -> list[str]:
+    """The entry ids of the statements ``make`` signs with the issuer key of a public log
+    ``root/pub-log`` (one issuer, ``ISSUER``, is admitted), registered on it."""
     log = root / "pub-log"
     log.mkdir()
     issuer = PrivateKey.generate(Algorithm.ES384)
@@ -156,15 +154,28 @@ def hostile_log(world: WebWorld, tmp_path_factory: pytest.TempPathFactory) -> tu
         f'[[transparency.issuers]]\niss = "{ISSUER}"\nkey = "issuer.pub.pem"\n'
         '[log]\norigin = "pub.example/log"\n'
     )
-    provider = PrivateKey.generate(Algorithm.ES384)
-    report = sign_report(_hostile_review(bytes(48)), provider, "a hostile provider")
     with (
         TransparencyService.open(log) as service,
         ServiceThread(service) as running,
         TransparencyClient(running.url) as writer,
     ):
-        review = writer.register(sfr_statement(report, issuer, iss=ISSUER)).entry_id
-        writer.register(create_statement(issuer, b"{}", iss=ISSUER, sub=SVG + BIDI))
+        return [writer.register(statement).entry_id for statement in make(issuer)]
+
+
+@pytest.fixture(scope="module")
+def hostile_log(world: WebWorld, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """A dashboard directory with one public log on which an admitted issuer registered a
+    SAFE review full of hostile fields, signed by a provider nobody trusts."""
+    root = _own_dir(world, tmp_path_factory.mktemp("hostile"))
+    provider = PrivateKey.generate(Algorithm.ES384)
+    report = sign_report(_hostile_review(bytes(48)), provider, "a hostile provider")
+    review, _ = _register(
+        root,
+        lambda issuer: [
+            sfr_statement(report, issuer, iss=ISSUER),
+            create_statement(issuer, b"{}", iss=ISSUER, sub=SVG + BIDI),
+        ],
+    )
     return root, review
 
 
@@ -237,3 +248,33 @@ def test_static_files_health_and_the_metrics_refusal_carry_every_security_header
             )
             answer.headers["content-security-policy"] = EXPECTED_HEADERS["content-security-policy"]
         _assert_security_headers(answer)
+
+
+def test_the_reviews_page_shows_the_latest_reviews_not_every_one(
+    world: WebWorld, tmp_path: Path
+) -> None:
+    # was: every SAFE report on every log, each verified and rendered with all its
+    # findings: an issuer the log admits grew the page with every report it registered
+    provider = PrivateKey.generate(Algorithm.ES384)
+    reports = REVIEWS_SHOWN + 3
+    digests = [i.to_bytes(48, "big") for i in range(1, reports + 1)]
+    entries = _register(
+        _own_dir(world, tmp_path),
+        lambda issuer: [
+            sfr_statement(sign_report(_hostile_review(d), provider, "p"), issuer, iss=ISSUER)
+            for d in digests
+        ],
+    )
+    dashboard = Dashboard.open(tmp_path)
+    with (
+        ServerThread(create_dashboard_app(dashboard)) as server,
+        httpx.Client(base_url=server.url, timeout=60) as client,
+    ):
+        assert log_in(client).status_code == 303
+        answer = client.get("/reviews")
+    assert answer.status_code == 200
+    shown = re.findall(r"<h2 class=\"mono\">sha384:([0-9a-f]+)</h2>", answer.text)
+    assert sorted(shown) == sorted(d.hex() for d in digests[-REVIEWS_SHOWN:])
+    assert all(entry in answer.text for entry in entries[-REVIEWS_SHOWN:])
+    assert not any(entry in answer.text for entry in entries[:-REVIEWS_SHOWN])
+    assert f"{reports} reports on the logs; the latest {REVIEWS_SHOWN} are shown" in answer.text
