@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import unicodedata
 from collections.abc import Callable
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from ironroot.safe import sfr_statement, sign_report
 from ironroot.transparency import ServiceThread, TransparencyClient, TransparencyService
 from ironroot.web import Dashboard, create_dashboard_app
 from ironroot.web._dashboard import RELEASES_SHOWN, REVIEWS_SHOWN
+from ironroot.web._text import visible
 
 pytestmark = pytest.mark.integration
 
@@ -104,6 +106,9 @@ SVG = '<svg onload="window.__pwned=3"><a href="javascript:window.__pwned=4">x</a
 STYLE = "</td><style>body{display:none}</style>"
 BIDI = "https://evil.example/\u202eelpmaxe.rodnev//:sptth"
 ISSUER = "https://anyone.example"
+# looks like "acme-bmc 2.0" on a page: a soft hyphen inside a word, Unicode tag characters
+# (invisible ASCII: "evil"), a variation selector and a Hangul filler
+LOOKALIKE = "ac\u00adme-bmc\U000e0065\U000e0076\U000e0069\U000e006c\ufe0f 2.0\u3164"
 
 
 def _hostile_review(digest: bytes) -> bytes:
@@ -169,11 +174,12 @@ def hostile_log(world: WebWorld, tmp_path_factory: pytest.TempPathFactory) -> tu
     root = _own_dir(world, tmp_path_factory.mktemp("hostile"))
     provider = PrivateKey.generate(Algorithm.ES384)
     report = sign_report(_hostile_review(bytes(48)), provider, "a hostile provider")
-    review, _ = _register(
+    review, *_ = _register(
         root,
         lambda issuer: [
             sfr_statement(report, issuer, iss=ISSUER),
             create_statement(issuer, b"{}", iss=ISSUER, sub=SVG + BIDI),
+            create_statement(issuer, b"{}", iss=ISSUER, sub=LOOKALIKE),
         ],
     )
     return root, review
@@ -278,3 +284,38 @@ def test_the_reviews_page_shows_the_latest_reviews_not_every_one(
     assert all(entry in answer.text for entry in entries[-REVIEWS_SHOWN:])
     assert not any(entry in answer.text for entry in entries[:-REVIEWS_SHOWN])
     assert f"{reports} reports on the logs; the latest {REVIEWS_SHOWN} are shown" in answer.text
+
+
+# Characters that draw nothing, or draw as a blank, where they stand: every format character
+# (Unicode category Cf) but the Arabic and Kaithi number signs, which draw as signs; and the
+# invisible ones of other categories (the combining grapheme joiner, Hangul and Khmer fillers,
+# Mongolian and other variation selectors).
+_SIGNS = {*range(0x0600, 0x0606), 0x06DD, 0x070F, 0x0890, 0x0891, 0x08E2, 0x110BD, 0x110CD}
+_BLANKS = [
+    0x034F, 0x115F, 0x1160, 0x17B4, 0x17B5, *range(0x180B, 0x1810), 0x3164, 0xFFA0,
+    *range(0xFE00, 0xFE10), *range(0xE0100, 0xE01F0),
+]  # fmt: skip
+
+
+def test_every_character_that_draws_nothing_is_shown_as_its_code_point() -> None:
+    # was: only bidi controls, zero-width spaces and controls: a soft hyphen, Unicode tags
+    # (an invisible copy of ASCII), variation selectors and fillers stayed hidden in names
+    hidden = [
+        c for c in range(0x110000) if unicodedata.category(chr(c)) == "Cf" and c not in _SIGNS
+    ]
+    shown = {chr(c): visible(chr(c)) for c in [*hidden, *_BLANKS]}
+    assert {c: t for c, t in shown.items() if t != f"[U+{ord(c):04X}]"} == {}
+    assert visible("node-0001 ٠١ é ü 名 🙂") == "node-0001 ٠١ é ü 名 🙂"
+
+
+def test_a_subject_with_invisible_characters_is_shown_with_them(
+    hostile_log: tuple[Path, str],
+) -> None:
+    root, _ = hostile_log
+    with (
+        ServerThread(create_dashboard_app(Dashboard.open(root))) as server,
+        httpx.Client(base_url=server.url) as client,
+    ):
+        page = client.get("/log/pub-log")
+    assert page.status_code == 200
+    assert "ac[U+00AD]me-bmc[U+E0065][U+E0076][U+E0069][U+E006C][U+FE0F] 2.0[U+3164]" in page.text
