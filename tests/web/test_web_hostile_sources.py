@@ -27,7 +27,8 @@ from ironroot.rot import MemoryCounter
 from ironroot.safe import sfr_statement, sign_report
 from ironroot.transparency import ServiceThread, TransparencyClient, TransparencyService
 from ironroot.web import Dashboard, create_dashboard_app
-from ironroot.web._dashboard import RELEASES_SHOWN, REVIEWS_SHOWN
+from ironroot.web._app import ENTRY_TEXT
+from ironroot.web._dashboard import PAGE_SIZE, RELEASES_SHOWN, REVIEWS_SHOWN
 from ironroot.web._text import visible
 
 pytestmark = pytest.mark.integration
@@ -319,3 +320,31 @@ def test_a_subject_with_invisible_characters_is_shown_with_them(
         page = client.get("/log/pub-log")
     assert page.status_code == 200
     assert "ac[U+00AD]me-bmc[U+E0065][U+E0076][U+E0069][U+E006C][U+FE0F] 2.0[U+3164]" in page.text
+
+
+def test_the_public_entries_page_cuts_long_subjects_the_statement_page_shows_them(
+    world: WebWorld, tmp_path: Path
+) -> None:
+    # was: each row carried the whole subject, a statement's worth (64 KiB) of it, and each
+    # hidden character in it grew 3 bytes to 8 when shown: a public page of 50 such rows was
+    # 5.5 MB, and cost some 40 times a normal page to build, for anyone who asked
+    subject = "\u202e" * 10000 + "A" * 30000 + "-end"
+    entries = _register(
+        _own_dir(world, tmp_path),
+        lambda issuer: [
+            create_statement(issuer, b"{}", iss=ISSUER, sub=subject) for _ in range(PAGE_SIZE)
+        ],
+    )
+    with (
+        ServerThread(create_dashboard_app(Dashboard.open(tmp_path))) as server,
+        httpx.Client(base_url=server.url, timeout=60) as anon,
+    ):
+        listing = anon.get("/log/pub-log")
+        statement = anon.get(f"/log/pub-log/entries/{entries[0]}")
+    assert listing.status_code == 200
+    cut = f'<td class="sub">{"[U+202E]" * ENTRY_TEXT}…</td>'
+    assert listing.text.count(cut) == PAGE_SIZE
+    assert "A-end" not in listing.text
+    assert len(listing.content) < 150_000
+    assert statement.status_code == 200
+    assert "[U+202E]" * 10000 + "A" * 30000 + "-end" in statement.text
