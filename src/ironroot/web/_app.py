@@ -105,6 +105,9 @@ SECURITY_HEADERS: Final = {
     "x-frame-options": "DENY",
 }
 _MAX_FORM: Final = 8 * 1024
+ENTRY_TEXT: Final = 256
+"""Characters of an issuer or a subject a row of a log's entries shows (the statement's page
+shows all of it): a statement may hold 64 KiB of either, and the page is public."""
 _NAV: Final = (
     ("/", "Overview"),
     ("/fleet", "Fleet"),
@@ -127,6 +130,7 @@ def _environment() -> Environment:
     )
     env.filters["segment"] = lambda value: urllib.parse.quote(str(value), safe="")
     env.filters["compact"] = _compact
+    env.globals["entry_text"] = ENTRY_TEXT
     env.filters["short"] = lambda value, n=16: (
         value if len(str(value)) <= n else f"{str(value)[:n]}…"
     )

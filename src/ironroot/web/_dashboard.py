@@ -28,6 +28,12 @@ __all__ = ["Alert", "Dashboard"]
 
 _log = logging.getLogger("ironroot.web")
 PAGE_SIZE: Final = 50
+REVIEWS_SHOWN: Final = 100
+"""OCP SAFE reports the reviews page verifies and shows (the latest on the logs): an issuer a
+log admits may register any number, each up to a statement's size in findings."""
+RELEASES_SHOWN: Final = 200
+"""Key release decisions the keys page lists per HSM (the latest): every ask a key release
+client makes, refused or not, is an audit record, so the table would grow with the asks."""
 _STATUS_COLOURS: Final = {"affirmed": "#1a7f37", "not affirmed": "#cf222e"}
 _REGISTRATION_COLOURS: Final = {"entries": "#0969da"}
 _FLEET_ALERTS: Final = {
@@ -263,38 +269,45 @@ class Dashboard:
                     )
         keys = ProviderKeys(providers)
         groups: dict[str, list[dict[str, Any]]] = {}
-        for source in self.logs.values():
-            for row in source.all_entries():
-                if row.content_type not in (SFR_COSE_CONTENT_TYPE, SFR_JWS_CONTENT_TYPE):
-                    continue
-                item: dict[str, Any] = {"log": source.name, "row": row, "error": None}
+        found = [
+            (source, row)
+            for source in self.logs.values()
+            for row in source.all_entries()
+            if row.content_type in (SFR_COSE_CONTENT_TYPE, SFR_JWS_CONTENT_TYPE)
+        ]
+        # the latest (when registered, then where in its log), newest first: what is shown
+        found.sort(key=lambda pair: (pair[1].registered or 0, pair[1].index), reverse=True)
+        for source, row in found[:REVIEWS_SHOWN]:
+            item: dict[str, Any] = {"log": source.name, "row": row, "error": None}
+            try:
+                statement = source.transparent_statement(row.entry_id)
+                review = review_from_statement(  # at now: expired or future-dated is red
+                    statement, keys, service_keys=source.receipt_keys, now=self.now()
+                )
+                item.update(report=review.report, provider=review.provider_kid, verified=True)
+            except IronrootError as exc:
+                item.update(verified=False, error=failure(exc))
                 try:
-                    statement = source.transparent_statement(row.entry_id)
-                    review = review_from_statement(  # at now: expired or future-dated is red
-                        statement, keys, service_keys=source.receipt_keys, now=self.now()
-                    )
-                    item.update(report=review.report, provider=review.provider_kid, verified=True)
-                except IronrootError as exc:
-                    item.update(verified=False, error=failure(exc))
-                    try:
-                        _index, entry = source.entry(row.entry_id)
-                        from ironroot.cose import SignedStatement
+                    _index, entry = source.entry(row.entry_id)
+                    from ironroot.cose import SignedStatement
 
-                        unverified = inspect_report(SignedStatement.parse(entry).payload)
-                        item.update(report=unverified.report, provider=unverified.kid)
-                    except IronrootError:
-                        item.update(report=None, provider="")
-                report = item.get("report")
-                digest = ""
-                if report is not None:
-                    hashes = report.firmware_hashes()
-                    digest = (hashes.get("sha384") or hashes.get("sha512") or b"").hex()
-                item["digest"] = digest
-                groups.setdefault(digest, []).append(item)
+                    unverified = inspect_report(SignedStatement.parse(entry).payload)
+                    item.update(report=unverified.report, provider=unverified.kid)
+                except IronrootError:
+                    item.update(report=None, provider="")
+            report = item.get("report")
+            digest = ""
+            if report is not None:
+                hashes = report.firmware_hashes()
+                digest = (hashes.get("sha384") or hashes.get("sha512") or b"").hex()
+            item["digest"] = digest
+            groups.setdefault(digest, []).append(item)
         return {
             "groups": sorted(groups.items()),
             "deployed": deployed,
             "providers": keys.names(),
+            "reports": len(found),
+            "reports_shown": REVIEWS_SHOWN,
         }
 
     # --- keys and audit ---------------------------------------------------------------------
@@ -311,7 +324,7 @@ class Dashboard:
                     except IronrootError:
                         continue
                     logged.append((f"{source.name} #{row.index}", entry))
-        return {"hsms": [hsm.view(logged) for hsm in self.hsms]}
+        return {"hsms": [hsm.view(logged) for hsm in self.hsms], "releases_shown": RELEASES_SHOWN}
 
     # --- alerts -----------------------------------------------------------------------------
 

@@ -4,8 +4,10 @@ Escaping keeps a hostile string from becoming markup; it does not keep it from l
 eye. A right-to-left override (U+202E) in an issuer, a subject or a quarantine reason
 reverses what follows it on the page (``https://evil.example/\u202eelpmaxe.rodnev//:sptth``
 reads as ending in a vendor's URL), an isolate or an embedding reorders a row, a zero-width
-space makes ``node-0001`` and ``node-0001\u200b`` two names that look the same, and control
-characters (an escape sequence copied into a terminal) hide in a payload. :func:`visible`
+space makes ``node-0001`` and ``node-0001\u200b`` two names that look the same (so do a soft
+hyphen inside a word, a variation selector, a Hangul filler, and Unicode tag characters, an
+invisible copy of ASCII that can spell a whole word), and control characters (an escape
+sequence copied into a terminal) hide in a payload. :func:`visible`
 shows each such character as its code point, ``[U+202E]``, so what the dashboard shows is
 what the data holds. Tabs and line breaks stay: payloads are laid out with them.
 """
@@ -24,6 +26,15 @@ _HIDDEN: Final = re.compile(
     "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"  # bidi marks, embeddings, overrides, isolates
     "\u200b-\u200d\u2060-\u2064\ufeff"  # zero-width and invisible operators
     "\u2028\u2029"  # line and paragraph separators
+    # every other format character (Unicode category Cf) but the number signs that draw:
+    # the soft hyphen, deprecated formats, interlinear annotations, Egyptian, shorthand and
+    # musical format controls, and the tags (an invisible copy of ASCII)
+    "\u00ad\u180e\u206a-\u206f\ufff9-\ufffb\U00013430-\U0001343f\U0001bca0-\U0001bca3"
+    "\U0001d173-\U0001d17a\U000e0001\U000e0020-\U000e007f"
+    # what draws nothing or a blank in other categories: the combining grapheme joiner,
+    # Hangul and Khmer fillers, variation selectors (Mongolian, standard, supplement)
+    "\u034f\u115f\u1160\u17b4\u17b5\u180b-\u180d\u180f\u3164\uffa0\ufe00-\ufe0f"
+    "\U000e0100-\U000e01ef"
     "]"
 )
 
