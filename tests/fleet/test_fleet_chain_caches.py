@@ -12,11 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.serialization import Encoding
 from tests.fleet.admission_world import AdmissionWorld, admission_world, prepare
 from tests.fleet.test_fleet_revocation import _crl
 from tests.platform.node_world import NOW, World, make_world
 
-from ironroot.attestation import TrustTier, verify_ear
+from ironroot.attestation import ReferenceValues, TrustTier, verify_ear
 from ironroot.crypto import Algorithm, PrivateKey, load_certificate
 from ironroot.errors import AdmissionDenied, BadSignature
 from ironroot.fleet import (
@@ -196,3 +197,29 @@ def test_a_changed_byte_in_a_remembered_chain_is_refused_as_without_the_cache(
     assert found[0] == found[1]
     assert found[0][2][0] is TrustTier.CONTRAINDICATED
     assert _sizes(authority) == sizes  # a failure is not remembered
+
+
+def test_a_device_s_endorsements_are_built_once_for_each_class_s_values(
+    aw: AdmissionWorld, tmp_path: Path
+) -> None:
+    """The endorsements a device is appraised against (its class's values, its pinned root)
+    are built once per pair, and afresh for other values or another root: never served for
+    values they were not built from."""
+    fleet, authority = aw.fleet(tmp_path / "fleet", 1)
+    verifier = authority.verifier
+    values = verifier.endorsements(fleet.record_of(NODE).node_class, NOW).devices
+    name, references = next(iter(values.items()))
+    root = fleet.node(NODE).config.devices[name].root
+    built = verifier._device_endorsements(name, root, references)
+    assert verifier._device_endorsements(name, root, references) is built
+    assert built.reference_values is references
+    other = ReferenceValues(tuple(references))  # the same values, rebuilt: another object
+    again = verifier._device_endorsements(name, root, other)
+    assert again is not built
+    assert again.reference_values is other
+    assert verifier._device_endorsements(name, root, other) is again
+    pinned = fleet.node(NODE).config.devices
+    other_root = next(info.root for info in pinned.values() if info.root != root)
+    elsewhere = verifier._device_endorsements(name, other_root, other)
+    assert elsewhere is not again
+    assert elsewhere.vendor_roots == (load_certificate(other_root).public_bytes(Encoding.DER),)

@@ -378,6 +378,11 @@ class FleetVerifier:
         self._caches = EvidenceCaches(spdm=SpdmChainCache(_SPDM_CHAINS))
         self._lock = threading.Lock()
         self._endorsements: dict[str, tuple[object, int, ClassEndorsements]] = {}
+        # A device's endorsements by its name and pinned root, with the class's values they
+        # were built from: ``Endorsements`` parses its root each time it is built (~0.5 ms),
+        # and every node of a class pins the same few roots. Served only for those very values
+        # (a class's endorsements rebuilt is another object); bounded like the SPDM chains.
+        self._devices: dict[tuple[str, bytes], tuple[ReferenceValues, Endorsements]] = {}
         self._ueids: dict[str, bytes] = {}
         self._reviews = ComponentReviews(fleet)  # SAFE reviews beyond the BMC's
         self._revocations = Revocations(fleet, self.vendor_roots)  # CRLs of DICE and SPDM chains
@@ -478,9 +483,31 @@ class FleetVerifier:
             return appraise_failure(
                 exc, format="spdm", policy=policy, nonce=nonce, now=now
             ).submods["spdm"]
-        endorsements = Endorsements(reference_values=references, vendor_roots=(root,))
-        result = appraise(_device_claims(claims), endorsements, policy, nonce=nonce, now=now)
+        result = appraise(
+            _device_claims(claims),
+            self._device_endorsements(name, root, references),
+            policy,
+            nonce=nonce,
+            now=now,
+        )
         return result.submods["spdm"]
+
+    def _device_endorsements(
+        self, name: str, root: bytes, references: ReferenceValues
+    ) -> Endorsements:
+        """What device ``name`` pinned to ``root`` is appraised against (built once for each
+        class's values: see ``_devices``)."""
+        key = (name, root)
+        with self._lock:
+            found = self._devices.get(key)
+        if found is not None and found[0] is references:
+            return found[1]
+        built = Endorsements(reference_values=references, vendor_roots=(root,))
+        with self._lock:
+            if len(self._devices) >= _SPDM_CHAINS:
+                self._devices.clear()
+            self._devices[key] = (references, built)
+        return built
 
     def appraise(
         self,
