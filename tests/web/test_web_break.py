@@ -405,6 +405,53 @@ def test_failed_logins_from_one_ipv6_64_are_counted_together(own_dir: Path) -> N
         assert attempt("2001:db8:0:8::1", PASSWORD) == 303  # another /64
 
 
+def _guesser(anon: httpx.Client) -> Any:
+    def attempt(client: str, password: str = WRONG) -> int:
+        anon.cookies.clear()  # each a client of its own, none signed in
+        token = login_token(anon.get("/login").text)
+        return anon.post(
+            "/login",
+            data={"user": OPERATOR, "password": password, "csrf": token},
+            headers={"x-forwarded-for": client},
+        ).status_code
+
+    return attempt
+
+
+def test_one_address_guessing_cannot_lock_the_operator_out_of_another(own_dir: Path) -> None:
+    # was: five wrong passwords locked the account for five minutes, and one address may make
+    # five guesses each five minutes: one attacker kept the operator out for ever
+    dashboard = Dashboard.open(own_dir, clock=lambda: SEEN)
+    dashboard.throttle = LoginThrottle(5, 300, clock=lambda: 0.0)
+    limits = ServerLimits(trusted_proxies=("127.0.0.1",))
+    with (
+        ServerThread(create_dashboard_app(dashboard), limits=limits) as server,
+        httpx.Client(base_url=server.url) as anon,
+    ):
+        attempt = _guesser(anon)
+        assert [attempt("203.0.113.9") for _ in range(6)] == [401] * 5 + [429]
+        assert attempt("198.51.100.7", PASSWORD) == 303  # the operator, elsewhere
+        assert attempt("203.0.113.9", PASSWORD) == 429  # the attacker is still throttled
+
+
+def test_a_guessing_attack_from_many_addresses_is_bounded_per_account(own_dir: Path) -> None:
+    dashboard = Dashboard.open(own_dir, clock=lambda: SEEN)
+    ticks = [0.0]
+    dashboard.throttle = LoginThrottle(5, 300, clock=lambda: ticks[0])
+    limits = ServerLimits(trusted_proxies=("127.0.0.1",))
+    with (
+        ServerThread(create_dashboard_app(dashboard), limits=limits) as server,
+        httpx.Client(base_url=server.url) as anon,
+    ):
+        attempt = _guesser(anon)
+        answers = [attempt(f"203.0.113.{n // 5}") for n in range(21)]
+        assert answers == [401] * 20 + [429]  # 4 x max_failures on the account, then no guess
+        assert attempt("203.0.113.200", PASSWORD) == 429  # nor from a fresh address
+        assert attempt("203.0.113.200", "another-wrong-guess") == 429
+        ticks[0] = 301.0  # the window passed
+        assert attempt("198.51.100.7", PASSWORD) == 303
+
+
 # --- what the server refuses before the dashboard sees it ----------------------------------------
 
 

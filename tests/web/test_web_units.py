@@ -12,12 +12,19 @@ import pytest
 
 from ironroot.errors import (
     ConfigError,
-    IdentityLocked,
     InputUnavailable,
     MalformedInput,
+    TooManyAttempts,
     Unauthorized,
 )
-from ironroot.web import Operators, SessionKeys, bar_chart, chain_svg, load_dashboard_config
+from ironroot.web import (
+    LoginThrottle,
+    Operators,
+    SessionKeys,
+    bar_chart,
+    chain_svg,
+    load_dashboard_config,
+)
 from ironroot.web._app import _safe_next
 from ironroot.web._auth import EndedSessions
 from ironroot.web._logs import CosignatureRow, WitnessedView
@@ -169,14 +176,42 @@ def test_operators_are_scrypt_accounts_in_a_private_file(operators: Operators) -
         operators.set_password("<b>", "long enough password")
 
 
-def test_five_wrong_passwords_lock_an_operator(operators: Operators) -> None:
-    for _ in range(5):
-        with pytest.raises(Unauthorized):
+def test_wrong_passwords_do_not_lock_an_operator_for_every_client(operators: Operators) -> None:
+    # was: five wrong passwords locked the account for everyone, from any one address; the
+    # dashboard's LoginThrottle holds guessers back per address and per account instead
+    for _ in range(6):
+        with pytest.raises(Unauthorized) as caught:
             operators.authenticate("alice", "wrong password!!")
-    with pytest.raises(IdentityLocked):
-        operators.authenticate("alice", "correct horse battery staple")
-    operators.set_password("alice", "correct horse battery staple")  # a new password unlocks
+        assert caught.value.code == "login"
     assert operators.authenticate("alice", "correct horse battery staple") == "alice"
+
+
+def test_the_throttle_holds_an_account_back_only_after_failures_from_several_addresses() -> None:
+    throttle = LoginThrottle(2, 10, clock=lambda: 5.0)
+    for n in range(4):  # 2 addresses x 2 failures: 4 = 2 x max_failures, half the account's
+        attempt = throttle.begin(f"10.0.0.{n // 2}")
+        throttle.begin_account(attempt, "alice")
+        attempt.failed = True
+        throttle.end(attempt)
+    with pytest.raises(TooManyAttempts) as caught:
+        throttle.check("10.0.0.0")  # each address is held back
+    assert caught.value.code == "too-many-attempts"
+    attempt = throttle.begin("10.0.0.9")
+    throttle.begin_account(attempt, "alice")  # the account is not, yet
+    attempt.failed = True
+    throttle.end(attempt)
+    for n in range(3):
+        attempt = throttle.begin(f"10.0.1.{n}")
+        throttle.begin_account(attempt, "alice")
+        attempt.failed = True
+        throttle.end(attempt)
+    attempt = throttle.begin("10.0.2.1")  # 8 failures on alice: every address waits
+    with pytest.raises(TooManyAttempts) as held:
+        throttle.begin_account(attempt, "alice")
+    assert held.value.code == "too-many-attempts"
+    assert held.value.retry_after == 11
+    throttle.begin_account(attempt, "bob")  # another name is not held back
+    throttle.end(attempt)
 
 
 @pytest.mark.parametrize(

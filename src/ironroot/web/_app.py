@@ -429,6 +429,13 @@ def create_dashboard_app(dashboard: Dashboard) -> Starlette:
             )
         user = fields.get("user", "")[:64]
         try:
+            dashboard.throttle.begin_account(attempt, user)
+        except TooManyAttempts as exc:
+            _log.info("dashboard login refused for %r from %s: %s", user, client, exc.code)
+            refused = error_page(request, 429, exc.title, exc.detail, None)
+            refused.headers["retry-after"] = str(exc.retry_after)
+            return refused
+        try:
             name = await run_in_threadpool(
                 dashboard.operators.authenticate, user, fields.get("password", "")[:1024]
             )

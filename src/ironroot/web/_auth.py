@@ -5,7 +5,9 @@ platform's Redfish service uses — kept in ``<data>/dashboard/operators.json`` 
 scrypt password hashes (N=2^15, r=8, p=1, a random salt each) compared in constant time, an
 unknown name costing the same work as a wrong password and answering the same, passwords of
 12 to 128 characters, and a lockout of an account after 5 wrong passwords in a row (5
-minutes). ``ironroot dashboard passwd`` adds an operator or sets a new password.
+minutes) replaced by the dashboard's own throttling (below): the store's lock held for
+every client, so one address guessing kept the operator out from everywhere. ``ironroot
+dashboard passwd`` adds an operator or sets a new password.
 
 **Sessions** are a signed cookie, ``ironroot_session``: ``base64url(JSON payload) "."
 base64url(HMAC-SHA-256(key, "ironroot-dashboard-session/1" 0x00 payload))`` with the key in
@@ -28,9 +30,11 @@ session. The dashboard has no other form and changes nothing.
 seconds answer ``TooManyAttempts`` (429, ``Retry-After``) to every login from that address
 until the oldest failure leaves the window (an address counted as every per-client limit
 counts it, :func:`ironroot._netaddr.client_key`: an IPv6 one as its /64, which one host holds
-whole) — on top of the per-account lockout above. A
-login still being checked counts as a failure until it is over, so logins sent at once cannot
-make more guesses than ``max_failures``.
+whole). A login still being checked counts as a failure until it is over, so logins sent at
+once cannot make more guesses than ``max_failures``. An account name (any name typed, known or
+not) is refused from every address while ``4 * max_failures`` failures for it fall within the
+window: more than one address alone can make, so only a guessing attack from several
+addresses holds the operator back, and it gets at most that many guesses a window.
 
 Written here rather than taken from a library: Starlette's ``SessionMiddleware`` needs
 ``itsdangerous`` (not a dependency) and has no CSRF protection or login throttling; what is
@@ -52,7 +56,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
@@ -136,6 +140,8 @@ class Operators:
             version = self._version()
             if self._loaded is None or version != self._seen:
                 self._loaded = AccountStore(self.path, clock=self._clock)
+                # no lock of the account for every client: LoginThrottle holds guessers back
+                self._loaded.settings = replace(self._loaded.settings, lockout_threshold=0)
                 self._seen = version
             return self._loaded
 
@@ -373,6 +379,7 @@ class LoginAttempt:
 
     client: str
     failed: bool = False
+    account: str | None = None
 
 
 class LoginThrottle:
@@ -386,6 +393,7 @@ class LoginThrottle:
         self, max_failures: int, window: int, *, clock: Callable[[], float] = time.monotonic
     ) -> None:
         self.max_failures = max_failures
+        self.max_account_failures = 4 * max_failures
         self.window = window
         self._clock = clock
         self._lock = threading.Lock()
@@ -393,26 +401,41 @@ class LoginThrottle:
             collections.OrderedDict()
         )
         self._in_flight: collections.Counter[str] = collections.Counter()
+        self._accounts: collections.OrderedDict[str, collections.deque[float]] = (
+            collections.OrderedDict()
+        )
+        self._account_in_flight: collections.Counter[str] = collections.Counter()
 
-    def _recent(self, client: str, now: float) -> collections.deque[float]:
-        times = self._failures.get(client)
+    def _recent(
+        self, client: str, now: float, failures: dict[str, collections.deque[float]] | None = None
+    ) -> collections.deque[float]:
+        failures = self._failures if failures is None else failures
+        times = failures.get(client)
         if times is None:
             return collections.deque()
         while times and now - times[0] >= self.window:
             times.popleft()
         if not times:
-            del self._failures[client]
+            del failures[client]
         return times
 
-    def _refuse_if_full(self, client: str) -> None:
+    def _refuse_if_full(self, client: str, *, account: bool = False) -> None:
         now = self._clock()
-        times = self._recent(client, now)
-        if len(times) + self._in_flight[client] >= self.max_failures:
+        if account:
+            times = self._recent(client, now, self._accounts)
+            limit, in_flight, what = (
+                self.max_account_failures,
+                self._account_in_flight[client],
+                "for this account",
+            )
+        else:
+            times = self._recent(client, now)
+            limit, in_flight, what = self.max_failures, self._in_flight[client], "from this address"
+        if len(times) + in_flight >= limit:
             # with only logins in flight, the next answer is a moment away
             wait = int(self.window - (now - times[0])) + 1 if times else 1
             raise TooManyAttempts(
-                f"too many failed logins from this address: try again in {wait} s",
-                retry_after=wait,
+                f"too many failed logins {what}: try again in {wait} s", retry_after=wait
             )
 
     def check(self, client: str) -> None:
@@ -431,25 +454,45 @@ class LoginThrottle:
             self._in_flight[client] += 1
         return LoginAttempt(client)
 
+    def begin_account(self, attempt: LoginAttempt, account: str) -> None:
+        """``attempt`` is for ``account``, counted against it until :meth:`end` too;
+        ``TooManyAttempts`` while the account has ``max_account_failures`` recent failures
+        (from any address) and logins in flight."""
+        with self._lock:
+            self._refuse_if_full(account, account=True)
+            self._account_in_flight[account] += 1
+            attempt.account = account
+
     def end(self, attempt: LoginAttempt) -> None:
         """The login is over: a failure when ``attempt.failed``, nothing otherwise."""
         with self._lock:
             self._in_flight[attempt.client] -= 1
             if self._in_flight[attempt.client] <= 0:
                 del self._in_flight[attempt.client]
+            if attempt.account is not None:
+                self._account_in_flight[attempt.account] -= 1
+                if self._account_in_flight[attempt.account] <= 0:
+                    del self._account_in_flight[attempt.account]
             if attempt.failed:
                 self._failed(attempt.client)
+                if attempt.account is not None:
+                    self._failed(attempt.account, self._accounts)
 
     def failed(self, client: str) -> None:
         client = client_key(client)
         with self._lock:
             self._failed(client)
 
-    def _failed(self, client: str) -> None:
+    def _failed(
+        self,
+        client: str,
+        failures: collections.OrderedDict[str, collections.deque[float]] | None = None,
+    ) -> None:
+        failures = self._failures if failures is None else failures
         now = self._clock()
-        times = self._recent(client, now)
+        times = self._recent(client, now, failures)
         times.append(now)
-        self._failures[client] = times
-        self._failures.move_to_end(client)
-        while len(self._failures) > _MAX_CLIENTS:
-            self._failures.popitem(last=False)
+        failures[client] = times
+        failures.move_to_end(client)
+        while len(failures) > _MAX_CLIENTS:
+            failures.popitem(last=False)

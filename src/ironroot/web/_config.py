@@ -21,6 +21,7 @@
     [login]
     max_failures = 5           # failed logins per client address ...
     window = 300               # ... within this many seconds, then 429 until the window passes
+                               # (an account name: 4 * max_failures, from any addresses)
     [metrics]
     token_file = "metrics.token"   # a bearer token (32+ characters) for scrapers of /metrics
 
