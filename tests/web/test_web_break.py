@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import shutil
+import socket
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from ironroot.fleet import Fleet, quarantine
 from ironroot.http import ServerLimits, ServerThread
 from ironroot.monitor import MonitorStore
 from ironroot.transparency import ServiceThread, TransparencyClient, TransparencyService
-from ironroot.web import Dashboard, LoginThrottle, create_dashboard_app
+from ironroot.web import Dashboard, LoginThrottle, create_dashboard_app, dashboard_hosts
 from ironroot.web._svg import ChainBox, bar_chart, bucket_times, chain_svg
 
 pytestmark = pytest.mark.integration
@@ -535,3 +536,95 @@ def test_an_unreadable_list_of_ended_sessions_is_a_503_page_not_a_login_loop(
         assert client.get("/alerts").status_code == 200
         (own_dir / "dashboard" / "ended-sessions.json").write_text('["not", "a", "map"]')
         _assert_unreadable_page(client.get("/alerts"), own_dir)
+
+
+# --- DNS rebinding --------------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _misdirected(answer: httpx.Response) -> None:
+    assert answer.status_code == 421
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert answer.json()["code"] == "misdirected"
+    assert "set-cookie" not in answer.headers
+
+
+def test_a_rebound_host_name_is_refused_before_any_route(own_dir: Path) -> None:
+    # was: Host: rebound.evil.example with a matching Origin logged in (303 and a session
+    # cookie): a DNS-rebinding page could read the dashboard and guess from the victim's address
+    dashboard = Dashboard.open(own_dir, clock=lambda: SEEN)
+    port = _free_port()
+    app = create_dashboard_app(dashboard, allowed_hosts=dashboard_hosts("127.0.0.1", port, ()))
+    evil = f"rebound.evil.example:{port}"
+    with (
+        ServerThread(app, port=port) as server,
+        httpx.Client(base_url=server.url, headers={"accept": "application/json"}) as anon,
+    ):
+        token = login_token(anon.get("/login").text)
+        _misdirected(
+            anon.post(
+                "/login",
+                data={"user": OPERATOR, "password": PASSWORD, "csrf": token},
+                headers={"host": evil, "origin": f"http://{evil}"},
+            )
+        )
+        for path in ("/log", "/static/dashboard.css", "/login", "/health", "/nothing"):
+            _misdirected(anon.get(path, headers={"host": evil}))
+        for host in ("localhost", f"localhost:{port + 1}", f"127.0.0.2:{port}", "[::1]"):
+            _misdirected(anon.get("/log", headers={"host": host}))
+        for host in (
+            f"localhost:{port}",
+            f"LocalHost:{port}",
+            f"127.0.0.1:{port}",
+            f"[::1]:{port}",
+        ):
+            assert anon.get("/log", headers={"host": host}).status_code == 200
+        assert log_in(anon).status_code == 303  # as 127.0.0.1:port
+
+
+def test_behind_a_reverse_proxy_the_dashboard_answers_the_names_given(own_dir: Path) -> None:
+    dashboard = Dashboard.open(own_dir, clock=lambda: SEEN)
+    port = _free_port()
+    hosts = dashboard_hosts("127.0.0.1", port, ("dash.example",))
+    app = create_dashboard_app(dashboard, allowed_hosts=hosts)
+    with (
+        ServerThread(app, port=port) as server,
+        httpx.Client(
+            base_url=server.url, headers={"host": "dash.example", "accept": "application/json"}
+        ) as proxied,
+    ):
+        form = proxied.get("/login")
+        assert form.status_code == 200
+        answer = proxied.post(
+            "/login",
+            data={"user": OPERATOR, "password": PASSWORD, "csrf": login_token(form.text)},
+            headers={"origin": "http://dash.example"},
+        )
+        assert answer.status_code == 303
+        _misdirected(proxied.get("/log", headers={"host": "dash.example.evil.example"}))
+
+
+@pytest.mark.parametrize(
+    ("bound", "names", "expected"),
+    [
+        ("127.0.0.1", (), {"localhost:8480", "127.0.0.1:8480", "[::1]:8480"}),
+        ("::1", (), {"localhost:8480", "127.0.0.1:8480", "[::1]:8480"}),
+        (
+            "localhost",
+            ("Dash.Example",),
+            {"localhost:8480", "127.0.0.1:8480", "[::1]:8480", "dash.example"},
+        ),
+        ("192.0.2.10", (), {"192.0.2.10:8480"}),
+        ("2001:db8::1", ("dash.example:443",), {"[2001:db8::1]:8480", "dash.example:443"}),
+        ("0.0.0.0", ("dash.example",), {"dash.example"}),
+    ],
+)
+def test_the_hosts_a_dashboard_answers(
+    bound: str, names: tuple[str, ...], expected: set[str]
+) -> None:
+    assert dashboard_hosts(bound, 8480, names) == frozenset(expected)

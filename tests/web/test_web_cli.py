@@ -113,6 +113,13 @@ def test_serving_a_directory_with_nothing_to_show_is_refused(tmp_path: Path) -> 
     assert "give --data DIR" in err
 
 
+def test_serving_with_a_host_name_that_is_not_one_is_refused(world: WebWorld) -> None:
+    argv = ["dashboard", "--data", str(world.data), "--port", str(_free_port())]
+    code, _, err = _run([*argv, "--allowed-host", "https://dash.example/"])
+    assert code == 2
+    assert "--allowed-host: 'https://dash.example/' is not a host name" in err
+
+
 def _wait(url: str, served: Served, **options: object) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -160,11 +167,15 @@ def _server(argv: list[str]) -> Iterator[Served]:
 
 def test_ironroot_dashboard_serves_the_data_directory(world: WebWorld) -> None:
     port = _free_port()
-    with _server(["dashboard", "--data", str(world.data), "--port", str(port)]) as served:
+    argv = ["dashboard", "--data", str(world.data), "--port", str(port)]
+    with _server([*argv, "--allowed-host", "dash.example"]) as served:
         base = f"http://127.0.0.1:{port}"
         _wait(base + "/health", served)
         page = http_calls.get(base + "/log")
         assert page.status_code == 200
+        assert http_calls.get(base + "/log", headers={"host": "dash.example"}).status_code == 200
+        rebound = http_calls.get(base + "/log", headers={"host": f"rebound.evil.example:{port}"})
+        assert rebound.status_code == 421
         assert "strict-transport-security" not in page.headers  # plain HTTP: browsers ignore it
         assert http_calls.get(base + "/fleet").status_code == 303
         assert http_calls.get(base + "/log/ops-log").status_code == 200

@@ -266,6 +266,12 @@ def test_sources_are_found_in_the_data_directory(tmp_path: Path) -> None:
         ("[login]\nwindow = true", "login.window"),
         ("title = ''", "title"),
         ("title = [", "not readable TOML"),
+        ("allowed_hosts = 'dash.example'", "allowed_hosts is a list of host names"),
+        ("allowed_hosts = ['https://dash.example/']", "is not a host name"),
+        ("allowed_hosts = ['*']", "is not a host name"),
+        ("allowed_hosts = ['']", "is not a host name"),
+        ("allowed_hosts = [':8480']", "is not a host name"),
+        ("allowed_hosts = ['dash example']", "is not a host name"),
     ],
 )
 def test_a_wrong_configuration_is_refused(tmp_path: Path, text: str, message: str) -> None:
@@ -287,8 +293,16 @@ def test_the_configuration_s_times_are_checked(tmp_path: Path) -> None:
     (tmp_path / "dashboard.toml").write_text("[session]\nlifetime = 600\n[login]\nwindow = 60\n")
     config = load_dashboard_config(tmp_path)
     assert (config.session_lifetime, config.failure_window, config.max_failures) == (600, 60, 5)
+    assert config.allowed_hosts == ()
     assert not config.has_sources
     assert dt.timedelta(seconds=config.session_lifetime) == dt.timedelta(minutes=10)
+
+
+def test_the_host_names_a_dashboard_answers_are_read(tmp_path: Path) -> None:
+    (tmp_path / "dashboard.toml").write_text(
+        "allowed_hosts = ['Dash.Example', 'dash.example:8443']"
+    )
+    assert load_dashboard_config(tmp_path).allowed_hosts == ("dash.example", "dash.example:8443")
 
 
 def test_an_operator_added_by_another_process_can_log_in_at_once(tmp_path: Path) -> None:

@@ -1,9 +1,11 @@
 """``ironroot dashboard``: the trust plane as web pages, read-only (docs/dashboard.md).
 
-``dashboard --data DIR [--host H] [--port P] [--tls-cert C --tls-key K]``
+``dashboard --data DIR [--host H] [--port P] [--tls-cert C --tls-key K] [--allowed-host N]…``
     serve the dashboard of DIR (its ``dashboard.toml``, or the logs, fleet, HSMs, key release,
     monitors and witnesses found in DIR) until interrupted. The log pages are public; every
-    other page needs an operator's login.
+    other page needs an operator's login. It answers only requests whose ``Host`` is its own
+    address (``localhost``, ``127.0.0.1``, ``[::1]`` on a loopback one) or a name given with
+    ``--allowed-host`` or ``allowed_hosts`` in ``dashboard.toml`` (a reverse proxy's).
 ``dashboard passwd --data DIR --user NAME [--password-file F]``
     add an operator, or set a new password (ending the operator's sessions). The password
     comes from ``--password-file``, ``$IRONROOT_DASHBOARD_PASSWORD`` (the password itself) or
@@ -40,6 +42,14 @@ def register(sub: Any) -> None:
         "(first: ironroot dashboard passwd --data dc --user alice)",
     )
     add_server_options(group, default_host="127.0.0.1", default_port=8480)
+    group.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a Host name to answer besides the listening address, e.g. a reverse proxy's "
+        "dash.example (repeatable; also allowed_hosts in dashboard.toml)",
+    )
     group.set_defaults(func=_serve)
     verbs = group.add_subparsers(
         dest="verb",
@@ -164,5 +174,12 @@ def _serve(args: argparse.Namespace) -> int:
     def started(url: str) -> None:
         print(f"dashboard of {directory} on {url}/", flush=True)
 
-    serve_dashboard(dashboard, bind.host, bind.port, tls=bind.tls, on_start=started)
+    serve_dashboard(
+        dashboard,
+        bind.host,
+        bind.port,
+        tls=bind.tls,
+        on_start=started,
+        allowed_hosts=args.allowed_host,
+    )
     return 0

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from ironroot._lazy import lazy_package
 
 if TYPE_CHECKING:
-    from ironroot.web._app import SECURITY_HEADERS, create_dashboard_app
+    from ironroot.web._app import SECURITY_HEADERS, create_dashboard_app, dashboard_hosts
     from ironroot.web._auth import LoginThrottle, Operators, Session, SessionKeys
     from ironroot.web._config import DashboardConfig, load_dashboard_config
     from ironroot.web._dashboard import Alert, Dashboard
@@ -43,6 +43,7 @@ __all__ = [
     "bar_chart",
     "chain_svg",
     "create_dashboard_app",
+    "dashboard_hosts",
     "load_dashboard_config",
     "serve_dashboard",
 ]

@@ -39,6 +39,14 @@ other hosts; not sent over plain HTTP, where browsers ignore it). Templates are 
 their status (a typed error's, or 500 with a correlation id that the log line repeats); a
 path with a slash too many is a 404 page, never a redirect.
 
+**Host names.** Served by ``ironroot dashboard`` (:func:`dashboard_hosts`), a request whose
+``Host`` is not one the dashboard answers to is a 421 problem (RFC 9290, code
+``misdirected``) before any route runs, static files and ``/health`` included: a page of
+another site whose name was rebound to the dashboard's address (DNS rebinding) cannot read it
+or log in from the victim's browser. 421 Misdirected Request (RFC 9110 §15.5.20) says what
+happened, a request for an authority this server does not answer for, where 400 would call
+a well-formed request malformed.
+
 The app serves at the root or mounted under a prefix (``fleet serve`` mounts it at
 ``/dashboard``): every link and the cookies' path follow the ASGI ``root_path``.
 """
@@ -48,11 +56,12 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import hmac
+import ipaddress
 import json
 import logging
 import secrets
 import urllib.parse
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Mapping
 from importlib import resources
 from typing import Any, Final
 
@@ -78,6 +87,7 @@ from ironroot.http import (
     ServiceInfo,
     error_response,
     operational_routes,
+    problem_response,
     read_body,
     retry_after_seconds,
     sorted_allow,
@@ -92,7 +102,7 @@ from ironroot.web._auth import (
 from ironroot.web._dashboard import Dashboard
 from ironroot.web._text import visible
 
-__all__ = ["HSTS", "SECURITY_HEADERS", "create_dashboard_app"]
+__all__ = ["HSTS", "SECURITY_HEADERS", "create_dashboard_app", "dashboard_hosts"]
 
 _log = logging.getLogger("ironroot.web")
 HSTS: Final = ("strict-transport-security", "max-age=31536000")
@@ -170,8 +180,42 @@ def _safe_next(value: str | None) -> str:
     return value
 
 
-def create_dashboard_app(dashboard: Dashboard) -> Starlette:
-    """The dashboard as an ASGI app (module docs)."""
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def dashboard_hosts(bound: str, port: int, names: Iterable[str]) -> frozenset[str]:
+    """The ``Host`` values a dashboard listening on ``bound:port`` answers: ``names`` (the
+    operator's, e.g. a reverse proxy's ``dash.example``; one without a port matches any port),
+    and ``localhost``, ``127.0.0.1`` and ``[::1]`` with the port when ``bound`` is a loopback
+    address, or else ``bound`` with the port (not an unspecified ``0.0.0.0`` or ``::``, which
+    no client names)."""
+    hosts = {name.lower() for name in names}
+    if _is_loopback(bound):
+        hosts |= {f"localhost:{port}", f"127.0.0.1:{port}", f"[::1]:{port}"}
+    else:
+        try:
+            address = ipaddress.ip_address(bound)
+        except ValueError:
+            hosts.add(f"{bound.lower()}:{port}")  # a name to listen on
+        else:
+            if not address.is_unspecified:
+                literal = f"[{address}]" if address.version == 6 else str(address)
+                hosts.add(f"{literal}:{port}")
+    return frozenset(hosts)
+
+
+def create_dashboard_app(
+    dashboard: Dashboard, *, allowed_hosts: Collection[str] | None = None
+) -> Starlette:
+    """The dashboard as an ASGI app (module docs): answering only the ``Host`` values in
+    ``allowed_hosts`` (:func:`dashboard_hosts`), or any (``None``: mounted in a server that
+    decides, as ``fleet serve`` over TLS)."""
     env = _environment()
     css = _static("dashboard.css")
     icon = _static("favicon.svg")
@@ -572,7 +616,11 @@ def create_dashboard_app(dashboard: Dashboard) -> Starlette:
 
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(_SecurityHeaders), Middleware(Observed, info=info)],
+        middleware=[
+            Middleware(_SecurityHeaders),
+            Middleware(Observed, info=info),
+            *([] if allowed_hosts is None else [Middleware(_AllowedHosts, hosts=allowed_hosts)]),
+        ],
         exception_handlers={HTTPException: http_error},
         lifespan=lifespan,
     )
@@ -581,6 +629,43 @@ def create_dashboard_app(dashboard: Dashboard) -> Starlette:
     # header (another site's, if the client says so), as ironroot.http.problem_app says.
     app.router.redirect_slashes = False
     return app
+
+
+class _AllowedHosts:
+    """ASGI middleware: a 421 problem for a ``Host`` the dashboard does not answer (module
+    docs), before any route."""
+
+    def __init__(self, app: Any, hosts: Collection[str]) -> None:
+        self.app = app
+        self._hosts = frozenset(h.lower() for h in hosts)
+        self._any_port = frozenset(h for h in self._hosts if not h.endswith("]") and ":" not in h)
+
+    def _allowed(self, host: str) -> bool:
+        host = host.lower()
+        if host in self._hosts:
+            return True
+        name, colon, port = host.rpartition(":")
+        return bool(colon) and port.isdigit() and name in self._any_port
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        hosts = [v for k, v in scope.get("headers", []) if k == b"host"]
+        host = hosts[0].decode("latin-1") if len(hosts) == 1 else ""
+        if self._allowed(host):
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope, receive)
+        _log.info("%s %s: refused for Host %r", request.method, request.url.path, host[:100])
+        response = problem_response(
+            request,
+            421,
+            "Misdirected Request",
+            "this dashboard does not answer for that host name",
+            "misdirected",
+        )
+        await response(scope, receive, send)
 
 
 class _SecurityHeaders:

@@ -9,6 +9,7 @@
 ``dashboard.toml`` (every key optional; relative paths are relative to the data directory)::
 
     title = "Ironroot"
+    allowed_hosts = ["dash.example"]   # Host names it answers besides its own address
     [sources]
     logs = ["ts"]              # transparency service data directories (ironroot serve --data)
     fleet = "fleet"            # a fleet directory (ironroot fleet init)
@@ -54,7 +55,7 @@ __all__ = ["CONFIG_FILE", "STATE_DIR", "DashboardConfig", "load_dashboard_config
 CONFIG_FILE: Final = "dashboard.toml"
 STATE_DIR: Final = "dashboard"
 _MAX_CONFIG: Final = 256 * 1024
-_TOP: Final = frozenset({"title", "sources", "session", "login", "metrics"})
+_TOP: Final = frozenset({"title", "allowed_hosts", "sources", "session", "login", "metrics"})
 _SOURCES: Final = frozenset({"logs", "fleet", "hsm", "keyrelease", "monitor", "witness"})
 _LIFETIME: Final = (300, 7 * 86400)
 _FAILURES: Final = (1, 1000)
@@ -78,6 +79,9 @@ class DashboardConfig:
     session_lifetime: int = 8 * 3600
     max_failures: int = 5
     failure_window: int = 300
+    allowed_hosts: tuple[str, ...] = ()
+    """``Host`` names the served dashboard answers besides its own address
+    (:func:`ironroot.web.dashboard_hosts`): a reverse proxy's, e.g. ``dash.example``."""
     metrics_token_sha256: bytes | None = field(default=None, repr=False)
     """SHA-256 of the bearer token that may read ``/metrics`` (``None``: operators only)."""
 
@@ -122,6 +126,26 @@ def _paths(base: Path, value: object, key: str) -> tuple[Path, ...]:
     if not isinstance(items, list) or not all(isinstance(v, str) and v for v in items):
         raise ConfigError(f"sources.{key} is a path or a list of paths")
     return tuple(base / v for v in items)
+
+
+def host_names(values: object, where: str) -> tuple[str, ...]:
+    """``values`` as ``Host`` names (``name`` or ``name:port``, an IPv6 literal bracketed);
+    ``ConfigError`` for anything else (a URL, a wildcard, a blank)."""
+    if not isinstance(values, list | tuple):
+        raise ConfigError(f"{where} is a list of host names")
+    names = []
+    for value in values:
+        name, _, port = value.rpartition(":") if isinstance(value, str) else ("", "", "")
+        if not (
+            isinstance(value, str)
+            and 0 < len(value) <= 260
+            and value.isascii()
+            and all(c.isalnum() or c in ".-:[]" for c in value)
+            and (not port.isdigit() or (name and not name.endswith(":")))
+        ):
+            raise ConfigError(f"{where}: {value!r} is not a host name (name or name:port)")
+        names.append(value.lower())
+    return tuple(names)
 
 
 def _is_log(path: Path) -> bool:
@@ -248,6 +272,7 @@ def load_dashboard_config(data_dir: Path | str) -> DashboardConfig:
         keyrelease=keyrelease,
         monitors=tuple(monitors),
         witnesses=tuple(given.get("witness", [])),
+        allowed_hosts=host_names(doc.get("allowed_hosts", []), "allowed_hosts"),
         session_lifetime=_int(session, "lifetime", 8 * 3600, _LIFETIME, "session"),
         max_failures=_int(login, "max_failures", 5, _FAILURES, "login"),
         failure_window=_int(login, "window", 300, _WINDOW, "login"),

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from ironroot.http import ServerLimits, ServerTls, run_server, server_config
-from ironroot.web._app import create_dashboard_app
+from ironroot.web._app import create_dashboard_app, dashboard_hosts
+from ironroot.web._config import host_names
 from ironroot.web._dashboard import Dashboard
 
 __all__ = ["serve_dashboard"]
@@ -22,9 +23,13 @@ def serve_dashboard(
     tls: ServerTls | None = None,
     limits: ServerLimits | None = None,
     on_start: Callable[[str], None] | None = None,
+    allowed_hosts: Iterable[str] = (),
 ) -> None:
-    """Serve ``dashboard`` on ``host:port`` until interrupted (``on_start(url)`` first)."""
-    app = create_dashboard_app(dashboard)
+    """Serve ``dashboard`` on ``host:port`` until interrupted (``on_start(url)`` first),
+    answering the ``Host`` names of :func:`dashboard_hosts`: ``allowed_hosts`` and those of
+    its configuration besides its own address."""
+    names = (*dashboard.config.allowed_hosts, *host_names(list(allowed_hosts), "--allowed-host"))
+    app = create_dashboard_app(dashboard, allowed_hosts=dashboard_hosts(host, port, names))
     url = f"{'https' if tls is not None else 'http'}://{host}:{port}"
     _log.info("dashboard on %s: data %s", url, dashboard.config.data_dir)
     if on_start is not None:
