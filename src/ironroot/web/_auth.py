@@ -4,10 +4,10 @@
 platform's Redfish service uses — kept in ``<data>/dashboard/operators.json`` (mode 0600):
 scrypt password hashes (N=2^15, r=8, p=1, a random salt each) compared in constant time, an
 unknown name costing the same work as a wrong password and answering the same, passwords of
-12 to 128 characters, and a lockout of an account after 5 wrong passwords in a row (5
-minutes) replaced by the dashboard's own throttling (below): the store's lock held for
-every client, so one address guessing kept the operator out from everywhere. ``ironroot
-dashboard passwd`` adds an operator or sets a new password.
+12 to 128 characters. The store's lockout of an account (5 wrong passwords in a row, 5
+minutes) is off here (``lockout_threshold = 0``): it held for every client, so one address
+guessing kept the operator out from everywhere; the throttling below bounds guessing
+instead. ``ironroot dashboard passwd`` adds an operator or sets a new password.
 
 **Sessions** are a signed cookie, ``ironroot_session``: ``base64url(JSON payload) "."
 base64url(HMAC-SHA-256(key, "ironroot-dashboard-session/1" 0x00 payload))`` with the key in
@@ -383,7 +383,8 @@ class LoginAttempt:
 
 
 class LoginThrottle:
-    """Failed logins per client address in a sliding window (module docs).
+    """Failed logins per client address and per account name in a sliding window (module
+    docs).
 
     A login counts against its address from :meth:`begin` to :meth:`end`, as if it had
     failed: a burst of logins sent at once, each waiting for its scrypt check, cannot all
