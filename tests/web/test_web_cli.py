@@ -183,6 +183,18 @@ def test_ironroot_dashboard_serves_the_data_directory(world: WebWorld) -> None:
     assert f"dashboard of {world.data} on {base}/" in served.out
 
 
+def test_bound_to_every_address_with_no_name_it_says_it_answers_none(world: WebWorld) -> None:
+    """``--host 0.0.0.0`` names no address a client sends as its Host: without
+    ``--allowed-host`` every request gets 421, and the start says so."""
+    port = _free_port()
+    argv = ["dashboard", "--data", str(world.data), "--host", "0.0.0.0", "--port", str(port)]
+    with _server(argv) as served:
+        base = f"http://127.0.0.1:{port}"
+        _wait(base + "/health", served)
+        assert http_calls.get(base + "/log").status_code == 421
+    assert "answers no Host name: every request gets 421" in served.err
+
+
 def test_fleet_serve_mounts_the_dashboard(world: WebWorld) -> None:
     ports = [_free_port() for _ in range(3)]
     argv = [

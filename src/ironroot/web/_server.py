@@ -29,7 +29,14 @@ def serve_dashboard(
     answering the ``Host`` names of :func:`dashboard_hosts`: ``allowed_hosts`` and those of
     its configuration besides its own address."""
     names = (*dashboard.config.allowed_hosts, *host_names(list(allowed_hosts), "--allowed-host"))
-    app = create_dashboard_app(dashboard, allowed_hosts=dashboard_hosts(host, port, names))
+    hosts = dashboard_hosts(host, port, names)
+    if not hosts:  # bound to every address (0.0.0.0, ::), and no name given
+        _log.warning(
+            "the dashboard on %s answers no Host name: every request gets 421; give the names "
+            "clients use with --allowed-host (or allowed_hosts in dashboard.toml)",
+            host,
+        )
+    app = create_dashboard_app(dashboard, allowed_hosts=hosts)
     url = f"{'https' if tls is not None else 'http'}://{host}:{port}"
     _log.info("dashboard on %s: data %s", url, dashboard.config.data_dir)
     if on_start is not None:
