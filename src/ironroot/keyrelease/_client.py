@@ -143,21 +143,37 @@ class KeyReleaseClient:
             raise KeyBindingMismatch("the released key is wrapped to another wrapping key")
         return released
 
+    def _admin(
+        self,
+        method: str,
+        path: str,
+        identity: str,
+        credential: bytes,
+        *,
+        what: str,
+        body: object = None,
+    ) -> object:
+        """The JSON answer of one ``/admin`` request made as ``identity`` (its credential
+        sent for this request only), or the service's refusal raised."""
+        response = self._send(
+            method,
+            path,
+            **({} if body is None else {"json": body}),
+            headers={"Accept": "application/json"},
+            auth=httpx.BasicAuth(identity.encode(), credential),
+        )
+        try:
+            return json.loads(response.content)
+        except (ValueError, RecursionError) as exc:
+            raise MalformedInput(f"the {what}'s answer is not JSON") from exc
+
     def remove_verifier(self, name: str, *, identity: str, credential: bytes) -> None:
         """Uninstall EAR verifier ``name`` from the service's HSM, logged in as ``identity``
         (a crypto officer) for the one request (``DELETE /admin/verifiers/{name}``); raise
         the service's refusal (``NotFound`` for a name not installed). Once this returns, the
         HSM refuses every release with that verifier's EARs."""
-        response = self._send(
-            "DELETE",
-            f"/admin/verifiers/{quote(name, safe='')}",
-            headers={"Accept": "application/json"},
-            auth=httpx.BasicAuth(identity.encode(), credential),
-        )
-        try:
-            value = json.loads(response.content)
-        except (ValueError, RecursionError) as exc:
-            raise MalformedInput("the removal's answer is not JSON") from exc
+        path = f"/admin/verifiers/{quote(name, safe='')}"
+        value = self._admin("DELETE", path, identity, credential, what="removal")
         if value != {"name": name, "removed": True}:  # an answer to another request
             raise MalformedInput(f"the key service did not answer the removal of {name!r}")
 
@@ -167,17 +183,10 @@ class KeyReleaseClient:
         /admin/audit/prune``); return their names, or raise the service's refusal
         (``MalformedInput`` for a ``before`` that does not start a segment or the live
         log)."""
-        response = self._send(
-            "POST",
-            "/admin/audit/prune",
-            json={"before": before},
-            headers={"Accept": "application/json"},
-            auth=httpx.BasicAuth(identity.encode(), credential),
+        body = {"before": before}
+        value = self._admin(
+            "POST", "/admin/audit/prune", identity, credential, what="prune", body=body
         )
-        try:
-            value = json.loads(response.content)
-        except (ValueError, RecursionError) as exc:
-            raise MalformedInput("the prune's answer is not JSON") from exc
         if (
             not isinstance(value, dict)
             or value.get("first_kept") != before  # an answer to another request
