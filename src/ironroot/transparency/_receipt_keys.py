@@ -20,7 +20,13 @@ from pathlib import Path
 from typing import Final
 
 from ironroot._fileio import read_limited, write_atomic
-from ironroot.cose import decode_cbor, decode_key_set, encode_key_set, receipt_to_be_signed
+from ironroot.cose import (
+    CWT_CLAIMS,
+    decode_cbor,
+    decode_key_set,
+    encode_key_set,
+    receipt_to_be_signed,
+)
 from ironroot.crypto import Algorithm, PublicKey, Verifier, load_verifier
 from ironroot.errors import (
     AlgorithmNotAccepted,
@@ -44,8 +50,7 @@ RECEIPT_PREFIX: Final = "receipt:"
 _MAX_KEY_SET: Final = 1 << 20
 _ALG: Final = 1
 _KID: Final = 4
-_CWT_CLAIMS: Final = 15
-_CWT_IAT: Final = 6
+_CWT_IAT: Final = 6  # the iat claim's label in a receipt's CWT claims (15)
 
 _log = logging.getLogger("ironroot.transparency")
 
@@ -192,7 +197,7 @@ class ReceiptBatchVerifier:
         iats = []
         for label in labels:
             protected, _signature = check_receipt_signature(label, data[label], root, self._keys)
-            iat = _iat(protected)
+            iat = receipt_iat(protected)
             if iat is not None:
                 iats.append(iat)
         if iats:
@@ -202,9 +207,10 @@ class ReceiptBatchVerifier:
         return len(labels)
 
 
-def _iat(protected: bytes) -> int | None:
-    """The ``iat`` of a verified receipt header's CWT claims, if it carries one."""
+def receipt_iat(protected: bytes) -> int | None:
+    """The ``iat`` of a receipt's protected header (its CWT claims), if it carries one;
+    ``MalformedInput`` when the header is not CBOR."""
     header = decode_cbor(protected)
-    claims = header.get(_CWT_CLAIMS) if isinstance(header, dict) else None
+    claims = header.get(CWT_CLAIMS) if isinstance(header, dict) else None
     iat = claims.get(_CWT_IAT) if isinstance(claims, dict) else None
     return iat if isinstance(iat, int) and not isinstance(iat, bool) else None

@@ -29,7 +29,6 @@ from typing import Final
 
 from ironroot._fileio import DirectoryLock, write_atomic
 from ironroot.cose import (
-    CWT_CLAIMS,
     InclusionProof,
     build_receipt,
     decode_cbor,
@@ -64,13 +63,13 @@ from ironroot.transparency._receipt_keys import (
     RECEIPT_PREFIX,
     check_receipt_signature,
     publish_receipt_keys,
+    receipt_iat,
 )
 from ironroot.transparency._witnessing import CheckpointWitnessing
 
 __all__ = ["TransparencyService"]
 
 _CACHE_SIZE: Final = 65536
-_CWT_IAT: Final = 6  # the iat claim's label in a receipt's CWT claims (15)
 _BATCH_CACHE_SIZE: Final = 4096
 
 _log = logging.getLogger("ironroot.transparency")
@@ -668,12 +667,10 @@ class TransparencyService:
         times = []
         for protected in headers:
             try:
-                header = decode_cbor(protected)
+                iat = receipt_iat(protected)
             except IronrootError:
                 continue
-            claims = header.get(CWT_CLAIMS) if isinstance(header, dict) else None
-            iat = claims.get(_CWT_IAT) if isinstance(claims, dict) else None
-            if isinstance(iat, int) and not isinstance(iat, bool) and iat >= 0:
+            if iat is not None and iat >= 0:
                 times.append(iat)
         return max(times, default=None)
 
