@@ -382,6 +382,55 @@ class LoginAttempt:
     account: str | None = None
 
 
+class _Window:
+    """Failures per key (a client address, or an account name) in a sliding window, and the
+    logins in flight for each, refused at ``limit`` (``what``: whose, for the refusal)."""
+
+    def __init__(self, limit: int, window: int, what: str) -> None:
+        self.limit = limit
+        self._window = window
+        self._what = what
+        self._failures: collections.OrderedDict[str, collections.deque[float]] = (
+            collections.OrderedDict()
+        )
+        self._in_flight: collections.Counter[str] = collections.Counter()
+
+    def _recent(self, key: str, now: float) -> collections.deque[float]:
+        times = self._failures.get(key)
+        if times is None:
+            return collections.deque()
+        while times and now - times[0] >= self._window:
+            times.popleft()
+        if not times:
+            del self._failures[key]
+        return times
+
+    def refuse_if_full(self, key: str, now: float) -> None:
+        times = self._recent(key, now)
+        if len(times) + self._in_flight[key] >= self.limit:
+            # with only logins in flight, the next answer is a moment away
+            wait = int(self._window - (now - times[0])) + 1 if times else 1
+            raise TooManyAttempts(
+                f"too many failed logins {self._what}: try again in {wait} s", retry_after=wait
+            )
+
+    def begin(self, key: str) -> None:
+        self._in_flight[key] += 1
+
+    def end(self, key: str) -> None:
+        self._in_flight[key] -= 1
+        if self._in_flight[key] <= 0:
+            del self._in_flight[key]
+
+    def failed(self, key: str, now: float) -> None:
+        times = self._recent(key, now)
+        times.append(now)
+        self._failures[key] = times
+        self._failures.move_to_end(key)
+        while len(self._failures) > _MAX_CLIENTS:
+            self._failures.popitem(last=False)
+
+
 class LoginThrottle:
     """Failed logins per client address and per account name in a sliding window (module
     docs).
@@ -398,61 +447,23 @@ class LoginThrottle:
         self.window = window
         self._clock = clock
         self._lock = threading.Lock()
-        self._failures: collections.OrderedDict[str, collections.deque[float]] = (
-            collections.OrderedDict()
-        )
-        self._in_flight: collections.Counter[str] = collections.Counter()
-        self._accounts: collections.OrderedDict[str, collections.deque[float]] = (
-            collections.OrderedDict()
-        )
-        self._account_in_flight: collections.Counter[str] = collections.Counter()
-
-    def _recent(
-        self, client: str, now: float, failures: dict[str, collections.deque[float]] | None = None
-    ) -> collections.deque[float]:
-        failures = self._failures if failures is None else failures
-        times = failures.get(client)
-        if times is None:
-            return collections.deque()
-        while times and now - times[0] >= self.window:
-            times.popleft()
-        if not times:
-            del failures[client]
-        return times
-
-    def _refuse_if_full(self, client: str, *, account: bool = False) -> None:
-        now = self._clock()
-        if account:
-            times = self._recent(client, now, self._accounts)
-            limit, in_flight, what = (
-                self.max_account_failures,
-                self._account_in_flight[client],
-                "for this account",
-            )
-        else:
-            times = self._recent(client, now)
-            limit, in_flight, what = self.max_failures, self._in_flight[client], "from this address"
-        if len(times) + in_flight >= limit:
-            # with only logins in flight, the next answer is a moment away
-            wait = int(self.window - (now - times[0])) + 1 if times else 1
-            raise TooManyAttempts(
-                f"too many failed logins {what}: try again in {wait} s", retry_after=wait
-            )
+        self._addresses = _Window(max_failures, window, "from this address")
+        self._accounts = _Window(self.max_account_failures, window, "for this account")
 
     def check(self, client: str) -> None:
         """``TooManyAttempts`` while ``client`` has ``max_failures`` recent failures (logins
         in flight counted as failures)."""
         client = client_key(client)
         with self._lock:
-            self._refuse_if_full(client)
+            self._addresses.refuse_if_full(client, self._clock())
 
     def begin(self, client: str) -> LoginAttempt:
         """A login from ``client``, counted until :meth:`end`; ``TooManyAttempts`` as
         :meth:`check`."""
         client = client_key(client)
         with self._lock:
-            self._refuse_if_full(client)
-            self._in_flight[client] += 1
+            self._addresses.refuse_if_full(client, self._clock())
+            self._addresses.begin(client)
         return LoginAttempt(client)
 
     def begin_account(self, attempt: LoginAttempt, account: str) -> None:
@@ -460,40 +471,23 @@ class LoginThrottle:
         ``TooManyAttempts`` while the account has ``max_account_failures`` recent failures
         (from any address) and logins in flight."""
         with self._lock:
-            self._refuse_if_full(account, account=True)
-            self._account_in_flight[account] += 1
+            self._accounts.refuse_if_full(account, self._clock())
+            self._accounts.begin(account)
             attempt.account = account
 
     def end(self, attempt: LoginAttempt) -> None:
         """The login is over: a failure when ``attempt.failed``, nothing otherwise."""
         with self._lock:
-            self._in_flight[attempt.client] -= 1
-            if self._in_flight[attempt.client] <= 0:
-                del self._in_flight[attempt.client]
-            if attempt.account is not None:
-                self._account_in_flight[attempt.account] -= 1
-                if self._account_in_flight[attempt.account] <= 0:
-                    del self._account_in_flight[attempt.account]
+            now = self._clock()
+            self._addresses.end(attempt.client)
             if attempt.failed:
-                self._failed(attempt.client)
-                if attempt.account is not None:
-                    self._failed(attempt.account, self._accounts)
+                self._addresses.failed(attempt.client, now)
+            if attempt.account is not None:
+                self._accounts.end(attempt.account)
+                if attempt.failed:
+                    self._accounts.failed(attempt.account, now)
 
     def failed(self, client: str) -> None:
         client = client_key(client)
         with self._lock:
-            self._failed(client)
-
-    def _failed(
-        self,
-        client: str,
-        failures: collections.OrderedDict[str, collections.deque[float]] | None = None,
-    ) -> None:
-        failures = self._failures if failures is None else failures
-        now = self._clock()
-        times = self._recent(client, now, failures)
-        times.append(now)
-        failures[client] = times
-        failures.move_to_end(client)
-        while len(failures) > _MAX_CLIENTS:
-            failures.popitem(last=False)
+            self._addresses.failed(client, self._clock())
