@@ -633,7 +633,9 @@ def create_dashboard_app(
 
 class _AllowedHosts:
     """ASGI middleware: a 421 problem for a ``Host`` the dashboard does not answer (module
-    docs), before any route."""
+    docs), before any route. Not Starlette's ``TrustedHostMiddleware``: it compares the name
+    without the port and answers a plain-text 400, where a dashboard answers for a name and
+    port (``localhost:8480``, not any local service's port) with an RFC 9290 problem."""
 
     def __init__(self, app: Any, hosts: Collection[str]) -> None:
         self.app = app
