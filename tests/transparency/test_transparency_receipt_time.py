@@ -269,6 +269,109 @@ def test_a_clock_that_leaps_ahead_between_two_checks_signs_no_time_far_off(
         assert Receipt.parse(receipts[0]).iat == int(start) + 10
 
 
+def test_a_service_on_its_own_whose_clock_is_stepped_forward_signs_no_time_far_off(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A service with no replica had no time to hold its clock to: a wall clock stepped 1000 s
+    forward while it ran (a mistyped ``date -s``, a spoofed NTP answer) signed receipts 1000 s
+    in the future, and as receipt times never go back, the log then refused to integrate
+    anything once the clock was set right. It now holds each batch to its own time at open
+    carried forward by the boot-time clock, which no step of the wall clock moves: nothing is
+    signed while they part by more than ``max_clock_skew``, the entry stays pending and is
+    integrated at a sane time once the clock is set back."""
+    vendor = PrivateKey.generate(Algorithm.ES256)
+    data = write_config(tmp_path / "data", issuers=[(VENDOR_ISS, vendor)])
+    start = datetime.now(UTC)
+    step = [timedelta(0)]
+
+    def clock() -> datetime:  # the real clock, and a step an operator could make to it
+        return datetime.now(UTC) + step[0]
+
+    statements = [
+        create_statement(vendor, b'{"n": %d}' % n, iss=VENDOR_ISS, sub=f"pkg:step/{n}")
+        for n in range(2)
+    ]
+    with (
+        caplog.at_level(logging.WARNING, logger=_LOGGER),
+        TransparencyService.open(data, clock=clock, watch_steps=True) as service,
+    ):
+        first = service.submit(statements[0])
+        first.integrated.result(30)
+        step[0] = timedelta(seconds=1000)
+        second = service.submit(statements[1])
+        second.durable.result(30)
+        error = _wait_for(caplog, logging.ERROR, "stepped")
+        assert error.startswith("this sequencer's clock is 1000.")
+        assert error.endswith(
+            " s ahead of its own time when the service started, carried forward by the "
+            "boot-time clock: the wall clock was stepped since (restart the service to take "
+            "its time as it is now), more than max_clock_skew (300 s): no receipt is signed "
+            "(entries stay pending) until the clocks agree"
+        )
+        assert service.receipts(second.entry_id) is None
+        assert isinstance(service.clock_refusal, ClockSkew)
+        step[0] = timedelta(0)
+        second.integrated.result(60)
+        receipts = service.receipts(second.entry_id)
+        assert receipts is not None
+        iat = Receipt.parse(receipts[0]).iat
+        assert iat is not None
+        assert start.timestamp() - 1 <= iat < start.timestamp() + 300
+    assert service.clock_refusal is None
+
+
+class _SteppedClock(datetime):
+    """``datetime`` whose ``now`` is the real time plus :attr:`step` (the wall clock set)."""
+
+    step = timedelta(0)
+
+    @classmethod
+    def now(cls, tz: object = None) -> datetime:  # type: ignore[override]
+        return datetime.now(UTC) + cls.step
+
+
+def test_a_service_on_its_own_watches_the_real_clock_by_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The check is on with the real clock (``clock`` not given), off with a clock a caller
+    drives (a replay, a test) unless asked for; a restart takes the wall clock as it is."""
+    import ironroot.transparency._service as service_module
+
+    monkeypatch.setattr(service_module, "datetime", _SteppedClock)
+    vendor = PrivateKey.generate(Algorithm.ES256)
+    data = write_config(tmp_path / "data", issuers=[(VENDOR_ISS, vendor)])
+    statements = [
+        create_statement(vendor, b'{"n": %d}' % n, iss=VENDOR_ISS, sub=f"pkg:real/{n}")
+        for n in range(3)
+    ]
+    with TransparencyService.open(data) as service:
+        service.submit(statements[0]).integrated.result(30)
+        monkeypatch.setattr(_SteppedClock, "step", timedelta(seconds=1000))
+        pending = service.submit(statements[1])
+        pending.durable.result(30)
+        deadline = time.monotonic() + 60
+        while service.clock_refusal is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert isinstance(service.clock_refusal, ClockSkew)
+        assert "the wall clock was stepped since" in service.clock_refusal.detail
+        assert service.receipts(pending.entry_id) is None
+    # Restarted, the service takes the clock as it is now (the operator's call).
+    with TransparencyService.open(data) as service:
+        assert pending.entry_id is not None
+        service.submit(statements[2]).integrated.result(30)
+        assert service.clock_refusal is None
+        receipts = service.receipts(pending.entry_id)
+        assert receipts is not None
+    # A driven clock is not watched unless asked: it may leap as its caller likes.
+    driven = [datetime.now(UTC) + timedelta(seconds=1000)]
+    with TransparencyService.open(data, clock=lambda: driven[0]) as service:
+        driven[0] += timedelta(seconds=1000)
+        service.submit(
+            create_statement(vendor, b"{}", iss=VENDOR_ISS, sub="pkg:real/driven")
+        ).integrated.result(30)
+        assert service.clock_refusal is None
+
+
 def test_max_clock_skew_lets_an_operator_accept_the_stored_time(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import ssl
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -74,6 +75,14 @@ _BATCH_CACHE_SIZE: Final = 4096
 
 _log = logging.getLogger("ironroot.transparency")
 
+_DATABASE_TIME: Final = (
+    "the database server's (as last read, carried forward by the monotonic clock)"
+)
+_OWN_TIME: Final = (
+    "its own time when the service started, carried forward by the boot-time clock: the "
+    "wall clock was stepped since (restart the service to take its time as it is now)"
+)
+
 
 class _ReceiptBatchSigner:
     """Signs one receipt root per batch and per algorithm (called by the log's writer).
@@ -88,7 +97,12 @@ class _ReceiptBatchSigner:
     catches up (an error names the skew once, and the resumption is logged). Unless the
     floor is ``reset_from``, the time the operator named as wrong
     (``reset_receipt_time_from``): then the clock's time is signed, going back (said at
-    error level), and becomes the floor."""
+    error level), and becomes the floor.
+
+    ``reference`` is the time the clock should read now, and ``reference_is`` says what it
+    is, for the refusal's message: the database server's for a replica, or, for a service on
+    its own, the clock's own time at open carried forward (:func:`_unstepped`), so that a
+    clock stepped forward signs no receipt time far ahead either."""
 
     def __init__(
         self,
@@ -98,12 +112,14 @@ class _ReceiptBatchSigner:
         max_skew: float,
         reference: Callable[[], float | None] | None = None,
         reset_from: int | None = None,
+        reference_is: str = _DATABASE_TIME,
     ) -> None:
         self._signers = tuple(signers)
         self._issuer = issuer
         self._clock = clock
         self._max_skew = max_skew
         self._reference = reference
+        self._reference_is = reference_is
         self._reset_from = reset_from
         self.refusal: ClockSkew | None = None
         """Why this signer refuses to sign now (its clock too far behind the floor), if it does."""
@@ -127,10 +143,9 @@ class _ReceiptBatchSigner:
         if expected is not None and abs(now - expected) > self._max_skew:
             raise self._refuse(
                 f"this sequencer's clock is {abs(now - expected):.1f} s "
-                f"{'ahead of' if now > expected else 'behind'} the database server's (as last "
-                f"read, carried forward by the monotonic clock), more than max_clock_skew "
-                f"({self._max_skew:g} s): no receipt is signed (entries stay pending) until "
-                "the clocks agree"
+                f"{'ahead of' if now > expected else 'behind'} {self._reference_is}, more than "
+                f"max_clock_skew ({self._max_skew:g} s): no receipt is signed (entries stay "
+                "pending) until the clocks agree"
             )
         if floor is not None and floor - now > self._max_skew and floor == self._reset_from:
             _log.error(
@@ -187,6 +202,24 @@ class _ReceiptBatchSigner:
             signature = signer.sign(receipt_to_be_signed(protected, root))
             out[RECEIPT_PREFIX + signer.algorithm.label] = encode_cbor([protected, signature])
         return out
+
+
+def _unstepped(clock: Callable[[], datetime]) -> Callable[[], float]:
+    """What ``clock`` should read now if nobody stepped it: its time now, carried forward by
+    ``CLOCK_BOOTTIME`` (Linux; ``CLOCK_MONOTONIC`` elsewhere). The boot-time clock follows
+    NTP's slewing as the wall clock does and counts a suspended machine's sleep, but no step
+    of the wall clock moves it: the two part only when the wall clock is set."""
+    boottime: int | None = getattr(time, "CLOCK_BOOTTIME", None)
+
+    def steady() -> float:
+        return time.monotonic() if boottime is None else time.clock_gettime(boottime)
+
+    start, since = clock().timestamp(), steady()
+
+    def expected() -> float:
+        return start + (steady() - since)
+
+    return expected
 
 
 def _public(verifier: object) -> PublicKey:
@@ -274,6 +307,7 @@ class TransparencyService:
         init: bool = True,
         receipt_signers: Sequence[Signer] | None = None,
         checkpoint_signers: Sequence[Signer] | None = None,
+        watch_steps: bool | None = None,
     ) -> TransparencyService:
         """Open (creating on first use) the service in ``data_dir``; call :meth:`start` next.
 
@@ -284,6 +318,12 @@ class TransparencyService:
         One service at a time holds a data directory (``<data>/.lock``, released by
         :meth:`close` or the process's end): opening it again, from this process or another,
         raises :class:`~ironroot.errors.InUse` rather than let two writers fork one log.
+
+        With ``watch_steps`` (the default with the real clock, ``clock`` None), a batch is
+        signed only while the clock is within ``max_clock_skew`` of its time at open carried
+        forward (:func:`_unstepped`): a wall clock stepped forward mid-run signs no receipt
+        time far ahead (:class:`ClockSkew`; entries stay pending until the clock is set back
+        or the service restarts).
         """
         if init:
             init_data_dir(data_dir)
@@ -296,6 +336,7 @@ class TransparencyService:
                 clock=clock,
                 receipt_signers=receipt_signers,
                 checkpoint_signers=checkpoint_signers,
+                watch_steps=clock is None if watch_steps is None else watch_steps,
             )
         except BaseException:
             lock.close()
@@ -345,9 +386,13 @@ class TransparencyService:
         checkpoint_signers: Sequence[Signer] | None,
         store: LogStore | None = None,
         clock_reference: Callable[[], float | None] | None = None,
+        watch_steps: bool = False,
     ) -> TransparencyService:
         config = load_config(data_dir)
         now = clock or (lambda: datetime.now(UTC))
+        reference_is = _DATABASE_TIME
+        if watch_steps and clock_reference is None:
+            clock_reference, reference_is = _unstepped(now), _OWN_TIME
         if receipt_signers is None:
             receipt_signers = load_receipt_signers(config)
         if [s.algorithm for s in receipt_signers] != list(config.receipt_algorithms):
@@ -368,6 +413,7 @@ class TransparencyService:
             config.max_clock_skew,
             clock_reference,
             config.reset_receipt_time_from,
+            reference_is,
         )
         if store is None:
             store = config.store.open(data_dir)  # SQLite in data_dir, or [log] store's database
