@@ -90,6 +90,32 @@ def test_attest_quarantine_and_readmit(
     assert all(r["error"] == "admission-denied" for r in out["nodes"])  # type: ignore[union-attr]
 
 
+def test_attest_several_nodes_at_a_time(
+    aw: AdmissionWorld, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--concurrency`` attests that many nodes at a time (the signature checks run outside
+    Python's lock): every node admitted once, each with its own credential and EAR, the rows
+    in node order, one per node; a count out of 1..64 is a usage error (exit 2)."""
+    fleet_dir, roots = _fleet(aw, tmp_path, 6)
+    f = ("--fleet", str(fleet_dir))
+    for bad in ("0", "65"):
+        code, out = _run(capsys, "fleet", "attest", *f, "--concurrency", bad, "--at", AT)
+        assert (code, out["error"]["code"]) == (2, "config")  # type: ignore[index]
+        assert out["error"]["message"] == "--concurrency is a number of nodes from 1 to 64"  # type: ignore[index]
+    code, out = _run(
+        capsys, "fleet", "attest", *f, "--vendor-root", str(roots), "--concurrency", "3", "--at", AT
+    )
+    assert code == 0, out
+    assert out["counts"] == {"pending": 0, "admitted": 6, "quarantined": 0}
+    rows = out["nodes"]
+    assert [r["node"] for r in rows] == [f"node-{n:04d}" for n in range(1, 7)]  # type: ignore[union-attr]
+    ears = {r["ear_id"] for r in rows}  # type: ignore[union-attr]
+    assert len(ears) == 6
+    assert None not in ears
+    fleet = Fleet.open(fleet_dir)
+    assert all(fleet.record_of(n).status == "admitted" for n in fleet.node_ids())
+
+
 def test_an_operators_hold(
     aw: AdmissionWorld, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
