@@ -75,7 +75,7 @@ def register_admission(verbs: Any) -> None:
         "--concurrency",
         type=int,
         help="nodes attested at a time, 1 to 64 (default: the number of cores, at most 8; the "
-        "signature checks run outside Python's lock, so two cores admit ~1.2 times as many)",
+        "signature checks run outside Python's lock, so two cores admit ~1.15 times as many)",
     )
     attest.add_argument("--at", type=instant, help="the time to act at (default: now)")
     attest.set_defaults(func=_attest)
