@@ -5,13 +5,15 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Iterator
+import tracemalloc
+import zlib
+from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
 
 from ironroot._httpclient import bounded_response
-from ironroot.errors import PayloadTooLarge, Unreachable
+from ironroot.errors import MalformedInput, PayloadTooLarge, Unreachable
 from ironroot.transparency import TransparencyClient
 from ironroot.witness import WitnessClient
 
@@ -83,3 +85,107 @@ def test_the_transparency_and_witness_clients_give_up_on_a_dripping_server(
         with make() as client, pytest.raises(Unreachable):
             call(client)
         assert time.monotonic() - started < 3.0
+
+
+def _gzip(chunks: Iterator[bytes]) -> bytes:
+    packer = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    return b"".join(packer.compress(chunk) for chunk in chunks) + packer.flush()
+
+
+@pytest.fixture
+def answering() -> Iterator[Callable[[bytes, bytes], str]]:
+    """A server that answers every request with the body and ``Content-Encoding`` given
+    (``answer(encoding, body)`` → its URL), on a real socket."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    answer: list[bytes] = [b""]
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            with conn:
+                conn.recv(65536)
+                conn.sendall(answer[0])
+
+    threading.Thread(target=serve, daemon=True).start()
+
+    def set_answer(encoding: bytes, body: bytes) -> str:
+        answer[0] = (
+            b"HTTP/1.1 200 OK\r\nContent-Encoding: %s\r\nContent-Length: %d\r\n"
+            b"Connection: close\r\n\r\n" % (encoding, len(body))
+        ) + body
+        return f"http://127.0.0.1:{listener.getsockname()[1]}/x"
+
+    try:
+        yield set_answer
+    finally:
+        listener.close()
+
+
+def _get(url: str, limit: int = 1 << 20) -> httpx.Response:
+    with httpx.Client(timeout=10) as client:
+        return bounded_response(
+            client, "GET", url, limit=limit, too_large=lambda: PayloadTooLarge("too large")
+        )
+
+
+def test_a_compressed_body_is_bounded_as_it_is_decoded(
+    answering: Callable[[bytes, bytes], str],
+) -> None:
+    """373 bytes of gzip inside gzip were 128 MiB in memory before the limit was looked at
+    (httpx decodes a chunk with no bound on what it becomes): every stage now stops at the
+    limit, and the peak memory of the read stays near it."""
+    inner = _gzip(bytes(1 << 20) for _ in range(128))  # 128 MiB of zeros
+    bomb = _gzip(iter((inner,)))
+    assert len(bomb) < 1024
+    url = answering(b"gzip, gzip", bomb)
+    tracemalloc.start()
+    try:
+        with pytest.raises(PayloadTooLarge, match="too large"):
+            _get(url)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 << 20
+    # Within the limit, the same codings decode to the body.
+    body = b"checkpoint\n" * 1000
+    assert _get(answering(b"gzip, gzip", _gzip(iter((_gzip(iter((body,))),))))).content == body
+    assert _get(answering(b"x-gzip", _gzip(iter((body,))))).content == body
+    assert _get(answering(b"deflate", zlib.compress(body))).content == body
+    assert _get(answering(b"identity", body)).content == body
+
+
+@pytest.mark.parametrize(
+    ("encoding", "body", "message"),
+    [
+        (
+            b"br",
+            b"\x0b\x02\x80hello\x03",
+            "the answer's Content-Encoding 'br' is not one this client reads (gzip, deflate)",
+        ),
+        (
+            b"gzip",
+            _gzip(iter((b"x" * 5000,)))[:-9],
+            "the answer's compressed body ends before its stream does",
+        ),
+        (
+            b"gzip",
+            _gzip(iter((b"x",))) + b"junk",
+            "the answer's compressed body has bytes after its stream",
+        ),
+        (
+            b"gzip",
+            b"not gzip at all",
+            "the answer's compressed body does not decode: Error -3 while decompressing data: "
+            "incorrect header check",
+        ),
+    ],
+)
+def test_a_body_in_a_coding_not_read_or_broken_is_refused(
+    answering: Callable[[bytes, bytes], str], encoding: bytes, body: bytes, message: str
+) -> None:
+    with pytest.raises(MalformedInput) as caught:
+        _get(answering(encoding, body))
+    assert caught.value.detail == message

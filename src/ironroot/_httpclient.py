@@ -15,6 +15,14 @@ here because httpx has no size limit on a response body and no overall deadline.
 
 :data:`TOTAL_TIMEOUTS` is the overall deadline Ironroot's clients give a whole answer, in
 waits: with httpx's ``timeout`` of 10 s for each wait, an answer must be in within 40 s.
+
+The limit is on the body as decoded. httpx decodes a ``Content-Encoding`` one received chunk
+at a time with no bound on what a chunk becomes: 373 bytes of gzip inside gzip
+(``Content-Encoding: gzip, gzip``) were 128 MiB in memory before the limit was looked at.
+The body is read here as it came (``iter_raw``) and undone by :class:`_Decoding`, each of
+whose stages (``gzip``, ``x-gzip``, ``deflate``, as many as the header lists) gives at most
+``limit`` bytes; any other coding is refused (``MalformedInput``), as is a compressed body
+cut before its stream's end or followed by other bytes.
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ import contextlib
 import socket
 import threading
 import time
+import zlib
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
@@ -90,15 +99,19 @@ def _read(
 ) -> httpx.Response:
     deadline = None if total is None else time.monotonic() + total
     with client.stream(method, url, **request) as streamed:
+        if streamed.is_stream_consumed:  # an answer made in memory (a mock transport): read
+            decoding, body = _Decoding([]), iter((streamed.content,))
+        else:
+            codings = streamed.headers.get_list("content-encoding", split_commas=True)
+            decoding, body = _Decoding(codings), streamed.iter_raw()
         data = bytearray()
-        for chunk in streamed.iter_bytes():
-            data += chunk
-            if len(data) > limit:
-                raise too_large()
+        for raw in body:
+            data += decoding.feed(raw, limit - len(data), too_large)
             if deadline is not None and time.monotonic() > deadline:
                 raise httpx.ReadTimeout(
                     f"the answer took longer than {total:g} s", request=streamed.request
                 )
+        data += decoding.end(limit - len(data), too_large)
     kept = [
         (name, value)
         for name, value in streamed.headers.multi_items()
@@ -107,6 +120,64 @@ def _read(
     return httpx.Response(
         streamed.status_code, headers=kept, content=bytes(data), request=streamed.request
     )
+
+
+class _Decoding:
+    """A body's ``Content-Encoding`` undone as its bytes arrive, each stage bounded (module
+    docs); ``codings`` as the header lists them (applied in that order, undone in reverse)."""
+
+    _WBITS: Final = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": 15}
+
+    def __init__(self, codings: list[str]) -> None:
+        names = [c.strip().lower() for c in codings]
+        names = [n for n in names if n not in ("", "identity")]
+        if unknown := [n for n in names if n not in self._WBITS]:
+            raise MalformedInput(
+                f"the answer's Content-Encoding {unknown[0][:40]!r} is not one this client "
+                "reads (gzip, deflate)"
+            )
+        self._stages = [zlib.decompressobj(self._WBITS[n]) for n in reversed(names)]
+        self._raw = 0
+
+    def feed(self, data: bytes, room: int, too_large: Callable[[], IronrootError]) -> bytes:
+        """``data`` through every stage, each giving at most ``room`` bytes (else
+        ``too_large()``)."""
+        self._raw += len(data)
+        return self._through(0, data, room, too_large)
+
+    def _through(
+        self, first: int, data: bytes, room: int, too_large: Callable[[], IronrootError]
+    ) -> bytes:
+        if len(data) > room and not self._stages[first:]:
+            raise too_large()
+        for stage in self._stages[first:]:
+            if not data:
+                return b""
+            try:
+                data = stage.decompress(data, max(room, 0) + 1)
+            except zlib.error as exc:
+                raise MalformedInput(
+                    f"the answer's compressed body does not decode: {exc}"
+                ) from None
+            if len(data) > room or stage.unconsumed_tail:
+                raise too_large()
+        return data
+
+    def end(self, room: int, too_large: Callable[[], IronrootError]) -> bytes:
+        """The rest, once the body has ended: ``MalformedInput`` when a stage's stream is cut
+        short or followed by more bytes (an empty body is none: no stream began)."""
+        out = bytearray()
+        if not self._raw:
+            return bytes(out)
+        for n, stage in enumerate(self._stages):
+            # Nothing is pending (every call had room for all its output): what a stage's
+            # flush gives goes through the stages after it.
+            out += self._through(n + 1, stage.flush(), room - len(out), too_large)
+            if not stage.eof:
+                raise MalformedInput("the answer's compressed body ends before its stream does")
+            if stage.unused_data:
+                raise MalformedInput("the answer's compressed body has bytes after its stream")
+        return bytes(out)
 
 
 class Cutoff:
