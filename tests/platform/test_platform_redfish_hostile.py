@@ -5,6 +5,7 @@ error (status and registry message) and no change to the node."""
 from __future__ import annotations
 
 import ipaddress
+import json
 import socket
 from collections.abc import Iterator
 
@@ -159,6 +160,31 @@ def test_a_session_id_is_no_oracle_for_an_account_without_configure_manager(bmc:
     for response in (live, missing, gone):
         _error(response, 403, "InsufficientPrivilege")
     _error(for_admin, 404, "ResourceMissingAtURI")
+
+
+def test_the_password_followed_by_nul_bytes_is_a_wrong_password(bmc: Bmc) -> None:
+    """scrypt's HMAC pads the password with zero bytes, so ``password\\0`` hashed as the
+    password: it logged in over HTTP Basic and as a session. Now it is a wrong password, and
+    no account is given a password holding a NUL."""
+    user, password = ADMIN
+    sessions = f"{ROOT}/SessionService/Sessions"
+    with bmc.client() as client:
+        basic = client.get(f"{ROOT}/AccountService", auth=(user, password + "\0"))
+        session = client.post(sessions, json={"UserName": user, "Password": password + "\0\0"})
+    _error(basic, 401, "NoValidSession")
+    _error(session, 401, "NoValidSession")
+    with bmc.client(ADMIN) as client:
+        created = client.post(
+            f"{ROOT}/AccountService/Accounts",
+            json={"UserName": "nul", "Password": "long enough\0pass", "RoleId": "ReadOnly"},
+        )
+        changed = client.patch(
+            f"{ROOT}/AccountService/Accounts/3", json={"Password": "viewer password!\0"}
+        )
+    error = _error(created, 400, "PropertyValueFormatError")
+    assert "pass" not in json.dumps(error)  # a refused password is never echoed
+    _error(changed, 400, "PropertyValueFormatError")
+    assert [a.username for a in bmc.service.accounts.accounts()] == ["admin", "operator", "viewer"]
 
 
 def _own_address() -> str:
