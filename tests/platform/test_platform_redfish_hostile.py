@@ -4,9 +4,11 @@ error (status and registry message) and no change to the node."""
 
 from __future__ import annotations
 
+import gzip
 import ipaddress
 import json
 import socket
+import zlib
 from collections.abc import Iterator
 
 import pytest
@@ -88,6 +90,41 @@ def test_simple_update_never_fetches_from_the_bmcs_own_addresses(
         error = _error(named, 400, "CouldNotEstablishConnection")
     assert "loopback" in error["message"]
     assert asked == []
+    assert not bmc.service.updating.locked()
+    assert bmc.active("gpu") == "1.0"
+
+
+def test_an_image_server_sending_a_compressed_body_is_refused_undecoded(bmc: Bmc) -> None:
+    """A hostile image server answers with ``Content-Encoding: gzip, gzip``: a few hundred
+    bytes that decode to 16 MiB (to gigabytes with more layers) in one chunk, before the
+    image's size limit (256 KiB here) was checked. The BMC asks for the bytes as they are
+    and refuses an encoded answer without decoding it."""
+    inner = zlib.compressobj(9, zlib.DEFLATED, 31)
+    layer = inner.compress(bytes(16 * 1024 * 1024)) + inner.flush()
+    bomb = gzip.compress(layer, 9)
+    assert len(bomb) < 4096
+    asked: list[str | None] = []
+
+    async def serve(request: Request) -> Response:
+        asked.append(request.headers.get("accept-encoding"))
+        coding = "gzip, gzip" if request.url.path == "/bomb.bin" else "gzip"
+        body = bomb if request.url.path == "/bomb.bin" else gzip.compress(b"firmware")
+        return Response(
+            body, media_type="application/octet-stream", headers={"Content-Encoding": coding}
+        )
+
+    target = {"Targets": [f"{INVENTORY}/gpu-active"]}
+    with (
+        ServerThread(Starlette(routes=[Route("/{name}", serve)])) as server,
+        bmc.client(OPERATOR) as client,
+    ):
+        nested = client.post(SIMPLE, json={**target, "ImageURI": f"{server.url}/bomb.bin"})
+        single = client.post(SIMPLE, json={**target, "ImageURI": f"{server.url}/image.bin"})
+    for response, name in ((nested, "bomb.bin"), (single, "image.bin")):
+        error = _error(response, 400, "ResourceAtUriInUnknownFormat")
+        assert error["@Message.ExtendedInfo"][0]["MessageArgs"] == [f"{server.url}/{name}"]
+        assert "Content-Encoding" in error["message"]
+    assert asked == ["identity", "identity"]
     assert not bmc.service.updating.locked()
     assert bmc.active("gpu") == "1.0"
 
