@@ -201,6 +201,19 @@ def test_bad_account_values_are_refused(store: AccountStore) -> None:
     _raises(NotFound, "account", lambda: store.get("9"))
 
 
+def test_a_password_with_nul_bytes_is_never_the_password_without_them(
+    store: AccountStore,
+) -> None:
+    """scrypt keys HMAC-SHA-256 with the password, and HMAC pads its key with zero bytes:
+    unchecked, the password followed by NULs hashed as the password and logged in."""
+    assert store.authenticate("admin", PASSWORD).username == "admin"
+    for suffix in ("\0", "\0\0\0"):
+        _raises(Unauthorized, "login", lambda s=suffix: store.authenticate("admin", PASSWORD + s))
+    assert store.get("1").failures == 2  # each counted as a wrong guess
+    _raises(MalformedInput, "password-nul", lambda: store.add("x", "long enough\0pass", "ReadOnly"))
+    _raises(MalformedInput, "password-nul", lambda: store.update("1", password=PASSWORD + "\0"))
+
+
 def test_settings_are_checked(store: AccountStore) -> None:
     _raises(ConfigError, "session_timeout", lambda: store.configure(session_timeout=29))
     _raises(ConfigError, "min_password_length", lambda: store.configure(min_password_length=7))

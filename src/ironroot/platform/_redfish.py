@@ -805,7 +805,11 @@ def _resources(service: RedfishService) -> list[_Resource]:
         value = prop(doc, "Password", str)
         try:
             accounts.check_password(value)
-        except MalformedInput:
+        except MalformedInput as exc:
+            if exc.code == "password-nul":
+                raise refuse(
+                    "PropertyValueFormatError", "(hidden)", "Password", related="/Password"
+                ) from None
             raise Refusal(
                 400,
                 message("PasswordIncorrectLength", related=("/Password",)),

@@ -412,7 +412,10 @@ class AccountStore:
                     self._spend_a_save()
             raise Unauthorized("unknown user or wrong password", code="login")
         digest = _hash(secret, account.salt, account.kdf)
-        right = hmac.compare_digest(digest, account.digest) and not too_long
+        # scrypt keys HMAC-SHA-256 with the password, and HMAC pads a key with zero bytes:
+        # "pw" and "pw\0" hash alike. No password holds a NUL (``check_password``), so one
+        # that does is wrong, whatever it hashes to (the same work is done for it).
+        right = hmac.compare_digest(digest, account.digest) and not too_long and b"\0" not in secret
         hashed = account
         with self._lock:
             account = self._accounts.get(account.id)
@@ -466,7 +469,9 @@ class AccountStore:
 
     def check_password(self, password: object) -> bytes:
         """``password`` as UTF-8 when its length (in characters) is within the settings;
-        ``MalformedInput`` (code ``password-length``) otherwise."""
+        ``MalformedInput`` (code ``password-length``) otherwise, and (code ``password-nul``)
+        when it holds a NUL: scrypt's HMAC pads its key with zero bytes, so a password ending
+        in NULs would hash as the same password without them."""
         s = self.settings
         if not isinstance(password, str) or not (
             s.min_password_length <= len(password) <= s.max_password_length
@@ -475,6 +480,8 @@ class AccountStore:
                 f"a password is {s.min_password_length} to {s.max_password_length} characters",
                 code="password-length",
             )
+        if "\0" in password:
+            raise MalformedInput("a password holds no NUL character", code="password-nul")
         return password.encode("utf-8", "surrogatepass")
 
     def add(self, username: str, password: str, role: str, *, enabled: bool = True) -> Account:

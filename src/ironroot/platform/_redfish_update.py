@@ -444,7 +444,10 @@ class SimpleUpdatePlan:
         ``limits.fetch_timeout`` seconds: httpx's timeout bounds each read, not a transfer, so
         a server sending a little at a time would otherwise hold the one update slot for as
         long as it liked — in its body (checked between reads) or in its status line and
-        headers, which httpx reads to their end before it answers (cut by ``Cutoff``)."""
+        headers, which httpx reads to their end before it answers (cut by ``Cutoff``).
+        Bodies are asked for and read as they are (``Accept-Encoding: identity``): one with a
+        ``Content-Encoding`` is refused undecoded, as nested gzip decodes to gigabytes in a
+        single chunk, before the size limit is checked."""
         import httpx
 
         limits = service.limits
@@ -476,7 +479,11 @@ class SimpleUpdatePlan:
                 trace = cutoff.trace if service.fetch_internal else _PeerGuard(uri, cutoff.trace)
                 try:
                     with client.stream(
-                        "GET", uri, auth=auth, extensions={"trace": trace}
+                        "GET",
+                        uri,
+                        auth=auth,
+                        headers={"Accept-Encoding": "identity"},
+                        extensions={"trace": trace},
                     ) as response:
                         if response.status_code in (401, 403):
                             raise Refusal(
@@ -491,9 +498,21 @@ class SimpleUpdatePlan:
                                 message("TransferFailed", uri, self.component),
                                 text=f"GET {uri} answered {response.status_code}",
                             )
+                        coding = response.headers.get("content-encoding", "identity")
+                        if coding.strip().lower() not in ("", "identity"):
+                            # Decoded, a few hundred bytes of nested gzip ("gzip, gzip")
+                            # are gigabytes in one chunk, before any size check could
+                            # run. Images are taken as they are, never decompressed.
+                            raise Refusal(
+                                400,
+                                message("ResourceAtUriInUnknownFormat", uri),
+                                text=f"GET {uri} answered with Content-Encoding "
+                                f"{coding[:64]!r}: the image server must send the bytes "
+                                "as they are (identity)",
+                            )
                         chunks: list[bytes] = []
                         size = 0
-                        for chunk in response.iter_bytes():
+                        for chunk in response.iter_raw():
                             size += len(chunk)
                             if size > limit:
                                 raise PayloadTooLarge(f"{uri} is over {limit} bytes")
