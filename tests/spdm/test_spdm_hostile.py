@@ -58,7 +58,7 @@ from ironroot.spdm._constants import BaseHashAlgo, ErrorCode
 
 V12, V13 = SpdmVersion.V1_2, SpdmVersion.V1_3
 MCTP = SocketTransportType.MCTP
-GET_CERTIFICATE, GET_MEASUREMENTS, NEGOTIATE_ALGORITHMS = 0x82, 0xE0, 0xE3
+GET_DIGESTS, GET_CERTIFICATE, GET_MEASUREMENTS, NEGOTIATE_ALGORITHMS = 0x81, 0x82, 0xE0, 0xE3
 _FUZZ = settings(
     max_examples=examples(40),
     derandomize=True,
@@ -298,3 +298,45 @@ def test_server_drops_oversized_and_silent_connections_then_serves(server: int) 
     finally:
         for sock in silent:
             sock.close()
+
+
+class TwoSlots:
+    """A responder that claims slot 1 too (the same chain), answering slot 1 as slot 0 and
+    signing each slot-1 MEASUREMENTS over what the requester sent and received."""
+
+    def __init__(self, device: Device) -> None:
+        self.device = device
+        self.responder = make_responder(device, (V12,))
+        self.log: list[bytes] = []
+
+    def __call__(self, request: bytes) -> bytes:
+        code = request[1]
+        if code == GET_DIGESTS:
+            response = self.responder(request)
+            response = response[:3] + b"\x03" + response[4:] + response[4:]
+        elif code == GET_CERTIFICATE and request[2] == 1:
+            response = self.responder(request[:2] + b"\x00" + request[3:])
+            response = response[:2] + b"\x01" + response[3:]
+        elif code == GET_MEASUREMENTS and request[2] & 1 and request[36] == 1:  # SlotIDParam
+            honest = self.responder(request[:36] + b"\x00" + request[37:])
+            unsigned = honest[:3] + bytes([honest[3] | 1]) + honest[4:-96]
+            transcript = b"".join(self.log[:6]) + request + unsigned
+            message = measurement_signing_message(V12, BaseHashAlgo.SHA_384, transcript)
+            response = unsigned + self.device.leaf_key.sign(message)
+        else:
+            response = self.responder(request)
+        self.log += [request, response]
+        return response
+
+
+def test_last_evidence_is_only_for_the_slot_measured(device: Device) -> None:
+    """Measured with slot 1's key, the exchange is not recorded beside slot 0's chain."""
+    requester = make_requester(TwoSlots(device), device, (V12,))
+    requester.init_connection()
+    requester.get_digests()
+    requester.get_certificate_chain(0)
+    requester.get_certificate_chain(1)
+    requester.get_measurements(slot_id=1)
+    assert requester.last_evidence(1)
+    with pytest.raises(SpdmProtocolError, match="not signed with slot 0"):
+        requester.last_evidence(0)
