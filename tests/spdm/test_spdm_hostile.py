@@ -340,3 +340,44 @@ def test_last_evidence_is_only_for_the_slot_measured(device: Device) -> None:
     assert requester.last_evidence(1)
     with pytest.raises(SpdmProtocolError, match="not signed with slot 0"):
         requester.last_evidence(0)
+
+
+class _AbortsOnce:
+    """A listener whose first accept() fails as Linux reports a connection reset in the
+    queue; every other call goes to the real socket."""
+
+    def __init__(self, listener: socket.socket) -> None:
+        self.listener = listener
+        self.aborted = False
+
+    def settimeout(self, value: float) -> None:
+        self.listener.settimeout(value)
+
+    def accept(self) -> tuple[socket.socket, object]:
+        if not self.aborted:
+            self.aborted = True
+            raise ConnectionAbortedError(103, "Software caused connection abort")
+        return self.listener.accept()
+
+
+@pytest.mark.integration
+def test_a_connection_lost_in_the_accept_queue_does_not_stop_the_server(device: Device) -> None:
+    responder = Responder(device.leaf_key, device.chain, BLOCKS)
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        flaky = _AbortsOnce(listener)
+        stop = threading.Event()
+        thread = threading.Thread(
+            target=serve_spdm_emu,
+            args=(flaky, responder, MCTP),
+            kwargs={"stop": stop},
+            daemon=True,
+        )
+        thread.start()
+        try:
+            port = listener.getsockname()[1]
+            with SpdmEmuClient.connect("127.0.0.1", port, MCTP, timeout=10) as client:
+                assert client.hello() == b"Server Hello!\x00"
+            assert flaky.aborted
+        finally:
+            stop.set()
+            thread.join(timeout=10)
