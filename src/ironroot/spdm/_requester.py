@@ -641,7 +641,12 @@ class Requester:
                 )
                 self._transcript.reset_measurements()
                 assert key is not None
-                key.verify(answer.signature, message)
+                try:
+                    key.verify(answer.signature, message)
+                except BadSignature as exc:
+                    raise BadSignature(
+                        "the MEASUREMENTS signature does not verify over L1/L2"
+                    ) from exc
         except Exception as exc:
             self._close(exc)
             raise
