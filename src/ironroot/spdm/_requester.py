@@ -270,7 +270,7 @@ class Requester:
         # What a verifier needs to check this session later (see evidence()).
         self._vca_messages: list[bytes] = []
         self._chains: dict[int, bytes] = {}
-        self._last_measurement: tuple[bytes, bytes] | None = None
+        self._last_measurement: tuple[int, bytes, bytes] | None = None
 
     @property
     def connection(self) -> Connection | None:
@@ -471,7 +471,8 @@ class Requester:
         if not hmac.compare_digest(base_hash(connection.base_hash_algo, chain_bytes), expected):
             raise SpdmProtocolError("the certificate chain does not match its DIGESTS entry")
         chain = CertificateChain.decode(chain_bytes, hash_size=connection.hash_size)
-        self._chains[slot_id] = chain_bytes
+        self._chains.pop(slot_id, None)  # key and chain recorded again once this one verifies
+        self._keys.pop(slot_id, None)
         leaf = verify_certificate_chain(
             chain, root=self._root, hash_algo=connection.base_hash_algo, now=self._now
         )
@@ -485,6 +486,7 @@ class Requester:
             raise SpdmProtocolError(
                 f"the leaf key does not fit {connection.base_asym_algo.name}"
             ) from exc
+        self._chains[slot_id] = chain_bytes
         return chain
 
     # --- challenge --------------------------------------------------------------------------
@@ -632,14 +634,19 @@ class Requester:
             after_vca = not self._transcript.has_measurements  # L1/L2 = VCA and this exchange
             self._transcript.add_measurement(request)
             self._transcript.add_measurement(response[: len(response) - signature_size])
-            self._last_measurement = (request, response) if signed and after_vca else None
+            self._last_measurement = (slot_id, request, response) if signed and after_vca else None
             if signed:
                 message = measurement_signing_message(
                     version, connection.base_hash_algo, self._transcript.l1l2()
                 )
                 self._transcript.reset_measurements()
                 assert key is not None
-                key.verify(answer.signature, message)
+                try:
+                    key.verify(answer.signature, message)
+                except BadSignature as exc:
+                    raise BadSignature(
+                        "the MEASUREMENTS signature does not verify over L1/L2"
+                    ) from exc
         except Exception as exc:
             self._close(exc)
             raise
@@ -702,7 +709,12 @@ class Requester:
                 "no signed measurements to record: the last GET_MEASUREMENTS was not signed,"
                 " or not right after the VCA"
             )
-        request, response = self._last_measurement
+        measured, request, response = self._last_measurement
+        if measured != slot_id:
+            raise SpdmProtocolError(
+                f"the last signed measurements were signed with slot {measured},"
+                f" not signed with slot {slot_id}: they are not evidence beside its chain"
+            )
         return SpdmEvidence(
             vca=tuple(self._vca_messages),
             certificate_chain=self._chains[slot_id],

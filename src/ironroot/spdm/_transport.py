@@ -538,6 +538,12 @@ def serve_spdm_emu(
             conn, peer = listener.accept()
         except TimeoutError:
             continue
+        except ConnectionError as exc:
+            # Linux hands a connection's pending network error (a peer that reset or
+            # aborted it while queued) to accept(): that connection is gone, the listener
+            # is not, so take the next one (accept(2), "Error handling").
+            _log.info("spdm-emu connection lost before it was accepted: %s", exc)
+            continue
         except OSError as exc:
             if stop is not None and stop.is_set():
                 return  # the listener was closed to stop the server
