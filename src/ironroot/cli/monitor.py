@@ -4,7 +4,8 @@
 
     ironroot monitor once   --state FILE --url URL [--url URL ...] [--key VKEY ...]
                             [--watch-sub SUB ...] [--watch-iss ISS ...]
-                            [--witness-key VKEY ... --witness-quorum K] [--json]
+                            [--witness-key VKEY ... --witness-quorum K]
+                            [--max-new-entries N] [--json]
     ironroot monitor follow ... [--interval SECONDS] [--rounds N]    # one event per line
     ironroot monitor status --state FILE [--json]
     ironroot monitor forks  --state FILE [--out-dir DIR] [--json]
@@ -83,6 +84,14 @@ def _follow_options(parser: argparse.ArgumentParser) -> None:
         help="require cosignatures from these witnesses (repeatable)",
     )
     parser.add_argument("--witness-quorum", type=int, help="how many of them (default: all given)")
+    parser.add_argument(
+        "--max-new-entries",
+        type=int,
+        default=monitor.DEFAULT_MAX_NEW_ENTRIES,
+        metavar="N",
+        help="refuse a checkpoint more than N entries beyond the verified size "
+        f"(default {monitor.DEFAULT_MAX_NEW_ENTRIES}; raise it for a first look at a larger log)",
+    )
     add_client_options(parser)
 
 
@@ -168,8 +177,13 @@ def _monitor(args: argparse.Namespace) -> tuple[monitor.Monitor, list[log.NoteVe
     elif args.witness_quorum is not None:
         raise ConfigError("--witness-quorum needs --witness-key")
     watch = monitor.Watch(frozenset(args.watch_sub), frozenset(args.watch_iss))
+    if args.max_new_entries < 1:
+        raise ConfigError("--max-new-entries is at least 1")
     store = monitor.MonitorStore(args.state)
-    return monitor.Monitor(store, watch=watch, witnesses=policy), keys
+    mon = monitor.Monitor(
+        store, watch=watch, witnesses=policy, max_new_entries=args.max_new_entries
+    )
+    return mon, keys
 
 
 def _round(
