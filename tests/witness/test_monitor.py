@@ -9,6 +9,7 @@ import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from witness_testkit import (
     ORIGIN,
@@ -30,13 +31,16 @@ from ironroot.errors import (
     InsufficientCosignatures,
     InvalidProof,
     LimitExceeded,
+    MalformedInput,
     StorageError,
     UnknownIssuer,
+    Unreachable,
     VerificationFailed,
 )
 from ironroot.log import (
     CONFIG_PATH,
     Checkpoint,
+    HttpLogFetcher,
     Log,
     Note,
     NoteSigner,
@@ -910,3 +914,48 @@ def test_a_monitor_refuses_a_limit_on_new_entries_that_is_no_count(
 ) -> None:
     with pytest.raises(ConfigError, match="the most new entries a check reads"):
         Monitor(store, max_new_entries=value)  # type: ignore[arg-type]
+
+
+def test_a_log_read_past_the_check_deadline_is_unreachable(
+    store: MonitorStore, log_key: PrivateKey
+) -> None:
+    # Each resource answered within its own timeout, but a log with many of them held the
+    # round (and every URL after it) for as long as it liked: the whole check has a deadline.
+    hostile = _EndlessLog(log_key, 1 << 20)
+    ticks = iter(range(0, 10_000, 10))  # every read of the clock: 10 s later
+    paths: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        paths.append(request.url.path)
+        return httpx.Response(200, content=hostile.fetch(request.url.path.removeprefix("/")))
+
+    client = httpx.Client(transport=httpx.MockTransport(answer))
+    fetcher = HttpLogFetcher(
+        "http://log.test", client=client, deadline=45, clock=lambda: next(ticks)
+    )
+    with pytest.raises(Unreachable) as raised:
+        Monitor(store).check("http://log.test", fetcher, [hostile.signer.verifier()])
+    assert raised.value.detail == (
+        "cannot reach http://log.test/tile/entries/002: the log was not read within 45 s"
+    )
+    assert len(paths) == 4  # read at 10, 20, 30, 40 s; the fifth, at 50 s, not asked for
+    assert store.state("hostile.example/log") is None
+    client.close()
+
+
+@pytest.mark.parametrize("deadline", [0.0, -1.0, float("nan"), float("inf")])
+def test_a_log_reader_refuses_a_deadline_that_is_no_time(deadline: float) -> None:
+    with pytest.raises(MalformedInput, match="a log reader's deadline is a number of seconds"):
+        HttpLogFetcher("http://log.test", deadline=deadline)
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "nan", "inf", "604801"])
+def test_the_cli_refuses_a_check_timeout_that_is_no_time(
+    value: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["monitor", "once", "--state", str(tmp_path / "state"),
+            "--url", "http://127.0.0.1:9", "--check-timeout", value, "--json"]  # fmt: skip
+    assert main(argv) == 2
+    error = json.loads(capsys.readouterr().out)["error"]
+    assert error["code"] == "config"
+    assert error["message"].startswith("--check-timeout is a number of seconds above 0")
