@@ -9,6 +9,7 @@ import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from witness_testkit import (
     ORIGIN,
@@ -23,16 +24,32 @@ from witness_testkit import (
 from ironroot.cli import main
 from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.errors import (
+    ConfigError,
     Conflict,
     ForkDetected,
     InconsistentCheckpoint,
     InsufficientCosignatures,
     InvalidProof,
+    LimitExceeded,
+    MalformedInput,
     StorageError,
     UnknownIssuer,
+    Unreachable,
     VerificationFailed,
 )
-from ironroot.log import CONFIG_PATH, Log, Note, NoteSigner, NoteVerifier
+from ironroot.log import (
+    CONFIG_PATH,
+    Checkpoint,
+    HttpLogFetcher,
+    Log,
+    Note,
+    NoteSigner,
+    NoteVerifier,
+    encode_entry_bundle,
+    parse_tile_path,
+    sign_checkpoint,
+)
+from ironroot.merkle import leaf_hash, node_hash
 from ironroot.monitor import Monitor, MonitorStore, Watch
 from ironroot.witness import Cosigner, ForkProof, WitnessPolicy
 
@@ -811,3 +828,134 @@ def test_follow_refuses_an_interval_it_cannot_sleep(
     assert error["code"] == "config"
     assert "--interval" in error["message"]
     assert "Traceback" not in captured.err
+
+
+class _EndlessLog:
+    """A hostile log of ``size`` copies of one entry: it signs the root its tiles give, and
+    serves every tile and bundle of a tree no monitor can read to the end."""
+
+    def __init__(self, key: PrivateKey, size: int) -> None:
+        self.signer = NoteSigner("hostile.example/log", key)
+        nodes = [leaf_hash(b"same")]
+        while len(nodes) < 64:
+            nodes.append(node_hash(nodes[-1], nodes[-1]))
+        self._nodes = nodes
+        checkpoint = Checkpoint(self.signer.name, size, nodes[size.bit_length() - 1])
+        self._note = sign_checkpoint(checkpoint, [self.signer])
+        self.fetched = 0
+
+    def fetch(self, path: str, *, accept: str | None = None) -> bytes:
+        self.fetched += 1
+        if path == "checkpoint":
+            return self._note
+        if path.startswith("tile/entries/"):
+            return encode_entry_bundle([b"same"] * 256)
+        return self._nodes[8 * parse_tile_path(path).level] * 256
+
+
+@pytest.mark.parametrize("bits", [25, 40, 62])
+def test_a_log_that_jumps_too_far_is_refused_before_its_entries_are_read(
+    store: MonitorStore, log_key: PrivateKey, bits: int
+) -> None:
+    # It used to read 2^(bits-8) entry bundles in one round, storing nothing and holding up
+    # every URL after it in the round, for as long as the log kept serving them.
+    hostile = _EndlessLog(log_key, 1 << bits)
+    with pytest.raises(LimitExceeded, match=r"more than the 16777216 one check reads"):
+        Monitor(store).check("u", hostile, [hostile.signer.verifier()])
+    assert hostile.fetched < 64  # the checkpoint and the tiles of the root: no bundle
+    assert store.state("hostile.example/log") is None
+
+
+def test_the_limit_on_new_entries_counts_from_the_verified_size(
+    store: MonitorStore, log_key: PrivateKey
+) -> None:
+    log = grown(log_key, entries(5))
+    try:
+        (event,) = Monitor(store, max_new_entries=5).check("a", LogFetcher(log), _keys(log))
+        assert (event.kind, event.size) == ("checkpoint", 5)
+        fill(log, entries(6, 5))
+        with pytest.raises(LimitExceeded, match="6 entries beyond the size 5 verified"):
+            Monitor(store, max_new_entries=5).check("a", LogFetcher(log), _keys(log))
+        state = store.state(ORIGIN)
+        assert state is not None
+        assert state.size == 5
+        (event,) = Monitor(store, max_new_entries=6).check("a", LogFetcher(log), _keys(log))
+        assert (event.kind, event.size) == ("checkpoint", 11)
+    finally:
+        log.close()
+
+
+def test_a_fork_beyond_the_limit_is_still_proven(store: MonitorStore, log_key: PrivateKey) -> None:
+    honest = grown(log_key, entries(5))
+    forked = grown(log_key, entries(4), entries(7, 100))
+    try:
+        Monitor(store).check("a", LogFetcher(honest), _keys(honest))
+        (event,) = Monitor(store, max_new_entries=1).check("b", LogFetcher(forked), _keys(forked))
+        assert event.kind == "fork"
+    finally:
+        honest.close()
+        forked.close()
+
+
+@pytest.mark.parametrize("value", ["0", "-1"])
+def test_the_cli_refuses_a_limit_on_new_entries_below_one(
+    value: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["monitor", "once", "--state", str(tmp_path / "state"),
+            "--url", "http://127.0.0.1:9", "--max-new-entries", value, "--json"]  # fmt: skip
+    assert main(argv) == 2
+    error = json.loads(capsys.readouterr().out)["error"]
+    assert (error["code"], error["message"]) == ("config", "--max-new-entries is at least 1")
+
+
+@pytest.mark.parametrize("value", [0, -1, True, 2.5])
+def test_a_monitor_refuses_a_limit_on_new_entries_that_is_no_count(
+    store: MonitorStore, value: object
+) -> None:
+    with pytest.raises(ConfigError, match="the most new entries a check reads"):
+        Monitor(store, max_new_entries=value)  # type: ignore[arg-type]
+
+
+def test_a_log_read_past_the_check_deadline_is_unreachable(
+    store: MonitorStore, log_key: PrivateKey
+) -> None:
+    # Each resource answered within its own timeout, but a log with many of them held the
+    # round (and every URL after it) for as long as it liked: the whole check has a deadline.
+    hostile = _EndlessLog(log_key, 1 << 20)
+    ticks = iter(range(0, 10_000, 10))  # every read of the clock: 10 s later
+    paths: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        paths.append(request.url.path)
+        return httpx.Response(200, content=hostile.fetch(request.url.path.removeprefix("/")))
+
+    client = httpx.Client(transport=httpx.MockTransport(answer))
+    fetcher = HttpLogFetcher(
+        "http://log.test", client=client, deadline=45, clock=lambda: next(ticks)
+    )
+    with pytest.raises(Unreachable) as raised:
+        Monitor(store).check("http://log.test", fetcher, [hostile.signer.verifier()])
+    assert raised.value.detail == (
+        "cannot reach http://log.test/tile/entries/002: the log was not read within 45 s"
+    )
+    assert len(paths) == 4  # read at 10, 20, 30, 40 s; the fifth, at 50 s, not asked for
+    assert store.state("hostile.example/log") is None
+    client.close()
+
+
+@pytest.mark.parametrize("deadline", [0.0, -1.0, float("nan"), float("inf")])
+def test_a_log_reader_refuses_a_deadline_that_is_no_time(deadline: float) -> None:
+    with pytest.raises(MalformedInput, match="a log reader's deadline is a number of seconds"):
+        HttpLogFetcher("http://log.test", deadline=deadline)
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "nan", "inf", "604801"])
+def test_the_cli_refuses_a_check_timeout_that_is_no_time(
+    value: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["monitor", "once", "--state", str(tmp_path / "state"),
+            "--url", "http://127.0.0.1:9", "--check-timeout", value, "--json"]  # fmt: skip
+    assert main(argv) == 2
+    error = json.loads(capsys.readouterr().out)["error"]
+    assert error["code"] == "config"
+    assert error["message"].startswith("--check-timeout is a number of seconds above 0")

@@ -21,7 +21,7 @@ from witness_testkit import ORIGIN, WITNESS, entries, grown, sqlite_witness
 import http_calls
 from ironroot.cose import Problem
 from ironroot.crypto import Algorithm, PrivateKey
-from ironroot.errors import ConfigError
+from ironroot.errors import ConfigError, InconsistentCheckpoint
 from ironroot.log import Log, NoteSignature, NoteSigner
 from ironroot.witness import (
     AddCheckpoint,
@@ -380,3 +380,37 @@ def test_metrics_answer_when_the_evidence_cannot_be_read(
     response = http_calls.get(f"{served}/metrics", timeout=10)
     assert response.status_code == 200
     assert "ironroot_witness_evidence NaN" in response.text
+
+
+def test_a_refusal_varied_by_the_order_of_the_log_s_lines_is_kept_once() -> None:
+    """A log with two keys: anyone can swap its two signature lines, and each order used to
+    be kept as evidence of its own (n! variants of one refusal for a log of n keys)."""
+    keys = [PrivateKey.generate(Algorithm.ED25519) for _ in range(2)]
+    signers = [NoteSigner(ORIGIN, key) for key in keys]
+    log = Log.open_memory(origin=ORIGIN, note_signers=signers)
+    log.start()
+    store = MemoryWitnessStore()
+    witness = Witness(
+        WITNESS,
+        [Cosigner(WITNESS, PrivateKey.generate(Algorithm.ED25519))],
+        [WitnessedLog(ORIGIN, tuple(s.verifier() for s in signers))],
+        store,
+    )
+    try:
+        for ticket in log.submit_many(entries(5)):
+            ticket.integrated.result(30)
+        witness.add_checkpoint(AddCheckpoint(0, (), log.checkpoint()).encode())
+        for ticket in log.submit_many(entries(6, 5)):
+            ticket.integrated.result(30)
+        body, _, sigs = log.checkpoint().partition(b"\n\n")
+        lines = sigs.splitlines(keepends=True)
+        assert len(lines) == 2
+        garbled = (bytes(32),) * len(log.consistency_proof(5, 11))
+        for order in (lines, lines[::-1]):
+            swapped = body + b"\n\n" + b"".join(order)
+            with pytest.raises(InconsistentCheckpoint):
+                witness.add_checkpoint(AddCheckpoint(5, garbled, swapped).encode())
+        (kept,) = store.evidence()
+        assert kept.second == log.checkpoint()
+    finally:
+        log.close()

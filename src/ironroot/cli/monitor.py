@@ -4,7 +4,8 @@
 
     ironroot monitor once   --state FILE --url URL [--url URL ...] [--key VKEY ...]
                             [--watch-sub SUB ...] [--watch-iss ISS ...]
-                            [--witness-key VKEY ... --witness-quorum K] [--json]
+                            [--witness-key VKEY ... --witness-quorum K]
+                            [--max-new-entries N] [--check-timeout SECONDS] [--json]
     ironroot monitor follow ... [--interval SECONDS] [--rounds N]    # one event per line
     ironroot monitor status --state FILE [--json]
     ironroot monitor forks  --state FILE [--out-dir DIR] [--json]
@@ -48,6 +49,7 @@ __all__ = ["register"]
 EXIT_WATCHED: Final = 3
 _MAX_PROOF_FILE: Final = 4 * 1024 * 1024
 _MAX_INTERVAL: Final = 86400  # a day: time.sleep overflows far above it
+_CHECK_TIMEOUT: Final = 3600.0
 _log = logging.getLogger("ironroot.monitor")
 _STATE_HELP: Final = (
     "the monitor's SQLite file; its high-water file FILE.verified beside it (keep them together)"
@@ -83,6 +85,22 @@ def _follow_options(parser: argparse.ArgumentParser) -> None:
         help="require cosignatures from these witnesses (repeatable)",
     )
     parser.add_argument("--witness-quorum", type=int, help="how many of them (default: all given)")
+    parser.add_argument(
+        "--max-new-entries",
+        type=int,
+        default=monitor.DEFAULT_MAX_NEW_ENTRIES,
+        metavar="N",
+        help="refuse a checkpoint more than N entries beyond the verified size "
+        f"(default {monitor.DEFAULT_MAX_NEW_ENTRIES}; raise it for a first look at a larger log)",
+    )
+    parser.add_argument(
+        "--check-timeout",
+        type=float,
+        default=_CHECK_TIMEOUT,
+        metavar="SECONDS",
+        help="give up on a log whose check (every tile and bundle it reads) takes longer "
+        f"(default {_CHECK_TIMEOUT:g})",
+    )
     add_client_options(parser)
 
 
@@ -168,8 +186,17 @@ def _monitor(args: argparse.Namespace) -> tuple[monitor.Monitor, list[log.NoteVe
     elif args.witness_quorum is not None:
         raise ConfigError("--witness-quorum needs --witness-key")
     watch = monitor.Watch(frozenset(args.watch_sub), frozenset(args.watch_iss))
+    if args.max_new_entries < 1:
+        raise ConfigError("--max-new-entries is at least 1")
+    if not 0 < args.check_timeout <= 7 * _MAX_INTERVAL:  # also false for NaN
+        raise ConfigError(
+            f"--check-timeout is a number of seconds above 0, at most {7 * _MAX_INTERVAL}"
+        )
     store = monitor.MonitorStore(args.state)
-    return monitor.Monitor(store, watch=watch, witnesses=policy), keys
+    mon = monitor.Monitor(
+        store, watch=watch, witnesses=policy, max_new_entries=args.max_new_entries
+    )
+    return mon, keys
 
 
 def _round(
@@ -180,7 +207,8 @@ def _round(
     failures: list[tuple[str, IronrootError]] = []
     for url in args.url:
         try:
-            with log.HttpLogFetcher(url, verify=client_tls(args)) as fetcher:
+            fetcher = log.HttpLogFetcher(url, verify=client_tls(args), deadline=args.check_timeout)
+            with fetcher:
                 events.extend(mon.check(url, fetcher, keys))
         except IronrootError as exc:
             if strict and len(args.url) == 1:

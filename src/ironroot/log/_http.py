@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ssl
+import time
+from collections.abc import Callable
 from types import TracebackType
 
 import httpx
@@ -27,14 +29,24 @@ class HttpLogFetcher:
         client: httpx.Client | None = None,
         timeout: float = 30.0,
         verify: ssl.SSLContext | bool = True,
+        deadline: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """``verify`` (when no ``client`` is given): ``True`` trusts the system's CAs, an
         ``ssl.SSLContext`` a private CA (and may present a client certificate). ``timeout``
         bounds each wait; a whole resource must arrive within four times it
-        (:class:`Unreachable` otherwise)."""
+        (:class:`Unreachable` otherwise). ``deadline`` bounds every fetch together: once that
+        many seconds (of ``clock``) have passed since the fetcher was made, a fetch still
+        under way or asked for is :class:`Unreachable` — a log that answers each resource
+        just within its timeout, but has many, cannot hold its reader for days."""
         if not base_url.startswith(("http://", "https://")):
             raise MalformedInput("a log URL must start with http:// or https://")
+        if deadline is not None and not 0 < deadline < float("inf"):  # also false for NaN
+            raise MalformedInput("a log reader's deadline is a number of seconds above 0")
         self._total = TOTAL_TIMEOUTS * timeout
+        self._deadline = deadline
+        self._clock = clock
+        self._ends = None if deadline is None else clock() + deadline
         self._base = checked_url(base_url.rstrip("/") + "/", "the log")
         self._own = client is None
         self._client = (
@@ -46,6 +58,14 @@ class HttpLogFetcher:
     def fetch(self, path: str, *, accept: str | None = None) -> bytes:
         url = self._base + path.lstrip("/")
         headers = {"Accept": accept} if accept else {}
+        total = self._total
+        if self._ends is not None:
+            left = self._ends - self._clock()
+            if left <= 0:
+                raise Unreachable(
+                    f"cannot reach {url}: the log was not read within {self._deadline:g} s"
+                )
+            total = min(total, left)
         try:
             response = bounded_response(
                 self._client,
@@ -53,7 +73,7 @@ class HttpLogFetcher:
                 url,
                 limit=_MAX_BODY,
                 too_large=lambda: PayloadTooLarge(f"{url} is larger than any log resource"),
-                total=self._total,
+                total=total,
                 headers=headers,
             )
         except httpx.HTTPError as exc:

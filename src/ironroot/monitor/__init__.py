@@ -10,9 +10,17 @@ from typing import TYPE_CHECKING
 from ironroot._lazy import lazy_package
 
 if TYPE_CHECKING:
-    from ironroot.monitor._monitor import Monitor, MonitorEvent, Watch
+    from ironroot.monitor._monitor import DEFAULT_MAX_NEW_ENTRIES, Monitor, MonitorEvent, Watch
     from ironroot.monitor._store import Behind, LogState, MonitorStore
 
-__all__ = ["Behind", "LogState", "Monitor", "MonitorEvent", "MonitorStore", "Watch"]
+__all__ = [
+    "DEFAULT_MAX_NEW_ENTRIES",
+    "Behind",
+    "LogState",
+    "Monitor",
+    "MonitorEvent",
+    "MonitorStore",
+    "Watch",
+]
 
 __getattr__, __dir__ = lazy_package(__name__, __file__)

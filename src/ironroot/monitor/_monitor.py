@@ -32,6 +32,10 @@ this order:
 3. fetches the new entries from the entry bundles, one bundle at a time (what it holds is
    bounded by a bundle, however far behind it is), appends their leaf hashes to the stored
    compact range, and requires the checkpoint's root (:class:`VerificationFailed` if not);
+   a checkpoint more than ``max_new_entries`` beyond the verified size is
+   :class:`LimitExceeded` once its tree was checked for a fork, before any entry is read:
+   a log that signs a size of 2^40 or 2^62 would otherwise hold the round (and every log
+   after it in the round) for as long as it serves bundles, and store nothing;
 4. parses each entry as a SCITT Signed Statement and reports those whose ``iss`` or ``sub``
    is watched (``statement`` events); a subject or issuer watched now that the entries
    verified before were not read for (the watch grew, or the state predates the record of
@@ -60,7 +64,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from ironroot.cose import SignedStatement
 from ironroot.errors import (
@@ -69,6 +73,7 @@ from ironroot.errors import (
     ForkDetected,
     InconsistentCheckpoint,
     IronrootError,
+    LimitExceeded,
     UnknownIssuer,
     VerificationFailed,
 )
@@ -86,9 +91,14 @@ from ironroot.merkle import EMPTY_ROOT, CompactRange, leaf_hash
 from ironroot.monitor._store import Behind, LogState, MonitorStore
 from ironroot.witness import ForkProof, WitnessPolicy, explicit_consistency_proof, fork_roots
 
-__all__ = ["Monitor", "MonitorEvent", "Watch"]
+__all__ = ["DEFAULT_MAX_NEW_ENTRIES", "Monitor", "MonitorEvent", "Watch"]
 
 _log = logging.getLogger("ironroot.monitor")
+
+DEFAULT_MAX_NEW_ENTRIES: Final = 1 << 24
+"""The most entries one check reads from a log (65,536 full entry bundles): a larger step
+is refused with :class:`LimitExceeded`; an operator following a log that grows faster
+between rounds, or a first look at a larger log, raises it (``--max-new-entries``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,7 +203,13 @@ class Monitor:
         witnesses: WitnessPolicy | None = None,
         name: str = "ironroot-monitor",
         clock: Callable[[], int] = _wall_clock,
+        max_new_entries: int = DEFAULT_MAX_NEW_ENTRIES,
     ) -> None:
+        if isinstance(max_new_entries, bool) or not isinstance(max_new_entries, int):
+            raise ConfigError("the most new entries a check reads is an integer")
+        if max_new_entries < 1:
+            raise ConfigError("the most new entries a check reads is at least 1")
+        self.max_new_entries = max_new_entries
         self.store = store
         self.watch = watch or Watch()
         self.witnesses = witnesses
@@ -266,13 +282,18 @@ class Monitor:
                 self.store.add_watched(state, unread)
             return [*again, *settled]
         tree = self._tree(url, fetcher, checkpoint)
-        again = []
         if state.size:
             old_root, proof = self._root_at(url, tree, checkpoint, state.size)
             if not hmac.compare_digest(old_root, state.root):
                 why = f"the tree at size {checkpoint.size} does not extend size {state.size}"
                 return [self._fork(url, state, note, checkpoint, tuple(proof), why)]
-            again = self._read_again(url, tree, state, checkpoint, self._unread(state))
+        if checkpoint.size - state.size > self.max_new_entries:
+            raise LimitExceeded(
+                f"{url} serves {checkpoint.origin} at size {checkpoint.size}, "
+                f"{checkpoint.size - state.size} entries beyond the size {state.size} verified: "
+                f"more than the {self.max_new_entries} one check reads (--max-new-entries)"
+            )
+        again = self._read_again(url, tree, state, checkpoint, self._unread(state))
         # The new tree first: a round that fails there (entries that do not give the root)
         # settles nothing, so a fork of a smaller checkpoint is not found in a round that
         # reports only that failure, and then dropped; the next round that verifies does it.

@@ -199,14 +199,15 @@ class Witness:
     @staticmethod
     def _signed(log: WitnessedLog, note: Note) -> Note:
         """``note`` with only the log's signature lines, which verified (a repeated one
-        once): what the witness keeps, to serve or as evidence. The lines of other keys are
-        anyone's to add, so a note that kept them would be a new note with every variant."""
-        known = {(v.name, v.key_id) for v in log.verifiers}
+        once), in the order of the log's keys: what the witness keeps, to serve or as
+        evidence. The lines of other keys are anyone's to add, and the order of the log's
+        lines anyone's to change, so a note that kept either would be a new note with every
+        variant."""
         first: dict[tuple[str, bytes], NoteSignature] = {}
         for s in note.signatures:
-            if (s.name, s.key_id) in known:
-                first.setdefault((s.name, s.key_id), s)
-        return Note(body=note.body, signatures=tuple(first.values()))
+            first.setdefault((s.name, s.key_id), s)
+        ordered = (first.get((v.name, v.key_id)) for v in log.verifiers)
+        return Note(body=note.body, signatures=tuple(s for s in ordered if s is not None))
 
     def add_checkpoint(self, body: bytes) -> tuple[NoteSignature, ...]:
         """Check and cosign one add-checkpoint request (see the module docs)."""
