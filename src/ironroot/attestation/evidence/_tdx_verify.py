@@ -417,7 +417,7 @@ def verify_tdx_quote(
             step.detail = result.detail
             stale.extend(result.stale)
     tcb, qe = _appraise_collateral(
-        quote, leaf, anchor, collateral, now, allow_stale_collateral, cache, log, stale
+        quote, leaf, anchor, collateral, now, allow_stale_collateral, cache, log, stale, all_crls
     )
     return tdx_claims(quote, pck, root=fingerprint(anchor).hex(), tcb=tcb, qe=qe, stale=stale)
 
@@ -432,8 +432,11 @@ def _appraise_collateral(
     cache: TdxChainCache | None,
     log: CheckLog,
     stale: list[StaleCollateral],
+    crls: Sequence[x509.CertificateRevocationList],
 ) -> tuple[TdxTcbStatus | None, QeTcb | None]:
-    """Steps 8–10: the collateral's signatures and freshness, the QE identity, the TCB status."""
+    """Steps 8–10: the collateral's signatures and freshness (the TCB signing certificate
+    against every CRL given: ``crls`` holds those of the call and of ``collateral``), the QE
+    identity, the TCB status."""
     if collateral is None or (not collateral.tcb_infos and collateral.qe_identity is None):
         for name in ("collateral", "qe-identity", "tcb-status"):
             log.skip(name, "no collateral given (TCB Info, QE Identity)")
@@ -448,6 +451,7 @@ def _appraise_collateral(
             now=now,
             allow_stale=allow_stale,
             cache=cache,
+            crls=crls,
         )
         step.detail = checked.detail
         stale.extend(checked.stale)
