@@ -6,6 +6,7 @@ exact error. Deterministic: derandomized hypothesis, no example database."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import struct
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -30,11 +31,12 @@ from ironroot.attestation.evidence import (
     parse_snp_report,
     parse_tdx_quote,
     split_tdx_quote,
+    verify_azure_hcl_report,
     verify_evidence,
     verify_snp_report,
     verify_tdx_quote,
 )
-from ironroot.errors import BadSignature, CollateralExpired, IronrootError
+from ironroot.errors import BadSignature, CollateralExpired, IronrootError, MalformedEvidence
 from tee_fakes import TDX_NOW, FakeIntel
 
 TDX_QUOTES = (
@@ -229,3 +231,28 @@ def test_an_snp_crl_not_yet_valid_is_refused(amd: FakeAmd) -> None:
         _snp(amd, [future])
     assert type(caught.value) is CollateralExpired
     assert caught.value.check == "revocation"
+
+
+def _signed_hcl(amd: FakeAmd, claims: bytes) -> tuple[bytes, bytes]:
+    """An HCL report whose SNP report (by the fake VCEK) binds ``claims`` by SHA-256."""
+    cert, key = amd.leaf(tcb=TCB, hwid=CHIP)
+    digest = hashlib.sha256(claims).digest()
+    report = build_report(key, tcb=TCB, chip_id=CHIP, report_data=digest + bytes(32))
+    size = 32 + len(report) + 20 + len(claims)
+    header = b"HCLA" + struct.pack("<III", 1, size, 2) + bytes(16)
+    runtime = struct.pack("<IIIII", 20 + len(claims), 1, 2, 1, len(claims))
+    return header + report + runtime + claims, cert.public_bytes(Encoding.DER)
+
+
+def test_hcl_runtime_claims_naming_user_data_twice_are_refused(amd: FakeAmd) -> None:
+    nonce = b"\x07" * 32
+    good, vcek = _signed_hcl(amd, b'{"user-data": "' + nonce.hex().encode() + b'"}')
+    claims = verify_azure_hcl_report(good, [vcek], now=NOW, anchors=[amd.anchor])
+    assert claims.report_data == nonce
+    # which user-data counted depended on the reader: this one took the last
+    twice = b'{"user-data": "' + bytes(32).hex().encode() + b'", "user-data": "'
+    forged, vcek = _signed_hcl(amd, twice + nonce.hex().encode() + b'"}')
+    with pytest.raises(MalformedEvidence, match="name 'user-data' twice") as caught:
+        verify_azure_hcl_report(forged, [vcek], now=NOW, anchors=[amd.anchor])
+    assert type(caught.value) is MalformedEvidence
+    assert caught.value.check == "runtime-claims"
