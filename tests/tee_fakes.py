@@ -276,9 +276,12 @@ class FakeIntel:
         components: list[int] | None = None,
         pcesvn: int = 11,
         serial: int = 0x1234,
+        extension: bytes | None = None,
     ) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+        """A PCK and its key; ``extension``: the SGX extension's DER as given (else built
+        from the other arguments)."""
         key = ec.generate_private_key(ec.SECP256R1())
-        ext = sgx_extension(
+        ext = extension or sgx_extension(
             fmspc=fmspc, pce_id=pce_id, components=components or [2] * 16, pcesvn=pcesvn
         )
         cert = _intel_cert(

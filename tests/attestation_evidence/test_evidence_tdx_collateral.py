@@ -633,6 +633,32 @@ def test_a_revoked_tcb_signing_certificate(intel: FakeIntel) -> None:
     )  # fmt: skip
 
 
+def test_a_revoked_tcb_signing_certificate_by_a_crl_given_beside_the_collateral(
+    intel: FakeIntel,
+) -> None:
+    # The root CA CRL given as a CRL (--crl, VerifyOptions.crls) rather than inside the
+    # collateral used to reach the PCK chain only: the revoked signer's TCB Info was accepted.
+    revoking = intel.crl("root", [intel.tcb_signing.serial_number])
+    error = fails(
+        CertificateRevoked, "collateral", verify_tdx_quote, intel.quote(), now=TDX_NOW,
+        root=intel.root, collateral=collateral(intel), crls=[revoking],
+    )  # fmt: skip
+    assert "'Intel SGX TCB Signing'" in str(error)
+    fails(
+        CertificateRevoked, "collateral", _tdx_verify.verify_tdx_quote, intel.quote(),
+        now=TDX_NOW, root=intel.root, collateral=collateral(intel, crls=[revoking]),
+        crls=[revoking],
+    )  # fmt: skip
+    # a root CRL that does not list it still passes, and is not counted twice
+    log = CheckLog()
+    verify_tdx_quote(
+        intel.quote(), now=TDX_NOW, root=intel.root, collateral=collateral(intel),
+        crls=[intel.crl("root")], checks=log,
+    )  # fmt: skip
+    detail = next(c.detail for c in log.checks if c.name == "collateral")
+    assert detail.endswith("signer not revoked")
+
+
 def test_signature_checks_are_cached(intel: FakeIntel) -> None:
     cache = TdxChainCache()
     doc = collateral(intel)

@@ -669,10 +669,11 @@ def verify_collateral(
     now: datetime,
     allow_stale: bool,
     cache: TdxChainCache | None = None,
+    crls: Sequence[x509.CertificateRevocationList] = (),
 ) -> CollateralCheck:
     """Check the signatures of ``tcb_info`` (or of every TCB Info when it is ``None``) and of
     the QE Identity, their signing chain to ``root`` (and its revocation when the root CA CRL
-    is given), and their freshness at ``now``.
+    is given, in ``collateral.crls`` or in ``crls``), and their freshness at ``now``.
 
     Raises ``ChainNotTrusted`` / ``CertificateExpired`` / ``CertificateRevoked`` for the
     signing chain, ``BadSignature`` for a document whose signature does not verify, and
@@ -697,11 +698,11 @@ def verify_collateral(
     parts = [f"{', '.join(n for n, _ in documents)} signed by {_TCB_SIGNING_CN} → root"]
     if not stale and documents:
         parts.append(f"fresh until {_iso(min(d.next_update for _, d in documents))}")
+    given = (*collateral.crls, *crls)
+    all_crls = list({id(crl): crl for crl in given}.values())  # the same CRL given twice
     for signer in used.values():
-        if chain_has_crl((signer, root), collateral.crls):
-            result = check_chain_revocation(
-                (signer, root), collateral.crls, now=now, allow_stale=True
-            )
+        if chain_has_crl((signer, root), all_crls):
+            result = check_chain_revocation((signer, root), all_crls, now=now, allow_stale=True)
             if result is not None:
                 stale.extend(result.stale)
                 parts.append("signer not revoked")

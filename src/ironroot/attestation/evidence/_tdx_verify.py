@@ -153,11 +153,29 @@ class PckExtensions:
 
 
 def _pairs(seq: Any) -> dict[str, Any]:
+    """The (OID, value) pairs of one SEQUENCE of the SGX extension; an OID named twice is
+    refused (the last would silently win: a second FMSPC or PCE-ID picks other collateral)."""
     out: dict[str, Any] = {}
     for item in seq:
-        oid, value = item[0], item[1]
-        out[str(oid)] = value
+        if len(item) != 2:
+            raise MalformedCertificate("SGX extension entry is not an (OID, value) pair")
+        oid, value = str(item[0]), item[1]
+        if oid in out:
+            raise MalformedCertificate(f"SGX extension names {oid} twice")
+        out[oid] = value
     return out
+
+
+_SGX_SIZES: Final = {"ppid": 16, "cpusvn": 16, "pceid": 2, "fmspc": 6}
+
+
+def _sized(value: Any, name: str) -> bytes:
+    raw = bytes(value)
+    if len(raw) != _SGX_SIZES[name]:
+        raise MalformedCertificate(
+            f"SGX extension {name} is {len(raw)} bytes, not {_SGX_SIZES[name]}"
+        )
+    return raw
 
 
 def parse_pck_extensions(cert: x509.Certificate) -> PckExtensions:
@@ -188,15 +206,18 @@ def _decode_sgx_extension(value: bytes) -> PckExtensions:
         tcb = _pairs(top[f"{_SGX_EXT}.2"])
         components = tuple(int(tcb[f"{_SGX_EXT}.2.{i}"]) for i in range(1, 17))
         return PckExtensions(
-            ppid=bytes(top[f"{_SGX_EXT}.1"]),
+            ppid=_sized(top[f"{_SGX_EXT}.1"], "ppid"),
             tcb_components=components,
             pcesvn=int(tcb[f"{_SGX_EXT}.2.17"]),
-            cpusvn=bytes(tcb[f"{_SGX_EXT}.2.18"]),
-            pceid=bytes(top[f"{_SGX_EXT}.3"]),
-            fmspc=bytes(top[f"{_SGX_EXT}.4"]),
+            cpusvn=_sized(tcb[f"{_SGX_EXT}.2.18"], "cpusvn"),
+            pceid=_sized(top[f"{_SGX_EXT}.3"], "pceid"),
+            fmspc=_sized(top[f"{_SGX_EXT}.4"], "fmspc"),
             sgx_type=int(top[f"{_SGX_EXT}.5"]),
         )
-    except (PyAsn1Error, KeyError, IndexError, TypeError, ValueError, OverflowError) as exc:
+    # pyasn1 raises AttributeError on an empty SEQUENCE inside a SEQUENCE (30 02 30 00).
+    except (
+        PyAsn1Error, AttributeError, KeyError, IndexError, TypeError, ValueError, OverflowError
+    ) as exc:  # fmt: skip
         raise MalformedCertificate(f"PCK SGX extension does not decode: {exc}") from exc
 
 
@@ -396,7 +417,7 @@ def verify_tdx_quote(
             step.detail = result.detail
             stale.extend(result.stale)
     tcb, qe = _appraise_collateral(
-        quote, leaf, anchor, collateral, now, allow_stale_collateral, cache, log, stale
+        quote, leaf, anchor, collateral, now, allow_stale_collateral, cache, log, stale, all_crls
     )
     return tdx_claims(quote, pck, root=fingerprint(anchor).hex(), tcb=tcb, qe=qe, stale=stale)
 
@@ -411,8 +432,11 @@ def _appraise_collateral(
     cache: TdxChainCache | None,
     log: CheckLog,
     stale: list[StaleCollateral],
+    crls: Sequence[x509.CertificateRevocationList],
 ) -> tuple[TdxTcbStatus | None, QeTcb | None]:
-    """Steps 8–10: the collateral's signatures and freshness, the QE identity, the TCB status."""
+    """Steps 8–10: the collateral's signatures and freshness (the TCB signing certificate
+    against every CRL given: ``crls`` holds those of the call and of ``collateral``), the QE
+    identity, the TCB status."""
     if collateral is None or (not collateral.tcb_infos and collateral.qe_identity is None):
         for name in ("collateral", "qe-identity", "tcb-status"):
             log.skip(name, "no collateral given (TCB Info, QE Identity)")
@@ -427,6 +451,7 @@ def _appraise_collateral(
             now=now,
             allow_stale=allow_stale,
             cache=cache,
+            crls=crls,
         )
         step.detail = checked.detail
         stale.extend(checked.stale)
