@@ -412,7 +412,7 @@ def rollout(
     )
     allowed = _recovery_removal(allow_recovery_removal)
     store = DesiredStore(fleet)
-    desired = store.current(name).state
+    desired = store.current(name, now=now).state
     faults = dict(inject or {})
     with DirectoryLock(store.directory / name, ".rollout.lock", what=f"rollout of class {name}"):
         plans = [_plan(fleet, r.id, desired) for r in records]
