@@ -90,7 +90,9 @@ between its two writes (a crash: a later ``v<N>.cbor`` than ``current.json`` nam
 the one in force and puts it in force first, so older approvals are never published over it.
 A publish cut short after ``current.json``, before its ``desired-state`` event, is finished by
 the next reader or publish, which writes the lost event (once, under the publish lock): a state
-in force always has its event in the fleet's log.
+in force always has its event in the fleet's log. Those events are also the store's memory:
+a later version of the class recorded in force than the store holds (its files removed or
+put back) is ``StorageError`` ``desired-state-rolled-back`` for every reader and publish.
 """
 
 from __future__ import annotations
@@ -1044,6 +1046,7 @@ class DesiredStore:
     ) -> VerifiedDesired:
         version, sha384 = self._pointer(node_class)
         if version == 0:
+            self._check_not_rolled_back(node_class, 0, self._events(node_class, None)[1])
             raise NotFound(
                 f"class {node_class} has no desired state (run `ironroot fleet desired publish`)"
             )
@@ -1067,7 +1070,9 @@ class DesiredStore:
                 f"the stored desired state of class {node_class} is not the document "
                 "current.json names"
             )
-        if not self._recorded(node_class, verified.state):
+        recorded, highest = self._events(node_class, verified.state)
+        self._check_not_rolled_back(node_class, version, highest)
+        if not recorded:
             if locked:
                 self._record_lost(node_class, verified)
             else:
@@ -1162,6 +1167,9 @@ class DesiredStore:
         fleet = self.fleet.identity()
         with DirectoryLock(base, ".publish.lock", what="desired state of class " + node_class):
             self._finish_cut_short(node_class, governance, now)
+            self._check_not_rolled_back(
+                node_class, self.version(node_class), self._events(node_class, None)[1]
+            )
             # the version in force is the floor a change must exceed, expired or not
             current = (
                 self._current(node_class, governance, locked=True, now=None).state
@@ -1219,15 +1227,38 @@ class DesiredStore:
 
     def _recorded(self, node_class: str, state: DesiredState) -> bool:
         """Whether the fleet's log has the ``desired-state`` event of ``state``."""
-        want = (node_class, state.version, state.sha384.hex())
+        return self._events(node_class, state)[0]
+
+    def _events(self, node_class: str, state: DesiredState | None) -> tuple[bool, int]:
+        """Whether the fleet's log has the ``desired-state`` event of ``state``, and the
+        highest version of ``node_class`` any of its events put in force (0: none)."""
+        want = (node_class, state.version, state.sha384.hex()) if state is not None else None
+        found, highest = False, 0
         since = 0
         while batch := self.fleet.events(kind="desired-state", since=since):
             for event in batch:
                 detail = event.detail
-                if (detail.get("class"), detail.get("version"), detail.get("sha384")) == want:
-                    return True
+                if detail.get("class") != node_class:
+                    continue
+                version = detail.get("version")
+                if isinstance(version, int) and not isinstance(version, bool):
+                    highest = max(highest, version)
+                if (detail.get("class"), version, detail.get("sha384")) == want:
+                    found = True
             since = batch[-1].seq
-        return False
+        return found, highest
+
+    def _check_not_rolled_back(self, node_class: str, version: int, highest: int) -> None:
+        """``StorageError`` ``desired-state-rolled-back`` when the fleet's log recorded a
+        later version of ``node_class`` in force than the store holds (its files were removed
+        or put back: the approvals of an older version would otherwise be in force again)."""
+        if highest > version:
+            raise StorageError(
+                f"the fleet's log recorded version {highest} of class {node_class}'s desired "
+                f"state in force, the store holds version {version or 'none'}: its files were "
+                "rolled back",
+                code="desired-state-rolled-back",
+            )
 
     def _record_lost(self, node_class: str, verified: VerifiedDesired) -> None:
         """The event of the state in force that a crash after ``current.json`` lost, dated
@@ -1253,6 +1284,7 @@ class DesiredStore:
             self._verified(node_class, pointed, governance, now=None).state if pointed else None
         )
         verified = self._verified(node_class, history[-1], governance, previous, now=now)
+        self._check_not_rolled_back(node_class, history[-1], self._events(node_class, None)[1])
         self._point(node_class, verified.state)
         if not self._recorded(node_class, verified.state):
             self._record(node_class, verified, pointed or None, now)
