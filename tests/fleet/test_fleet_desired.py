@@ -30,6 +30,7 @@ from ironroot.errors import (
     PolicyRejected,
     StorageError,
     UnknownIssuer,
+    VerificationFailed,
 )
 from ironroot.fleet import (
     AuthorizedSigner,
@@ -41,6 +42,8 @@ from ironroot.fleet import (
     _desired,
     check_approvals,
     desired_subject,
+    reconcile,
+    sign_desired,
     verify_desired,
 )
 from ironroot.platform import COMPONENTS
@@ -629,3 +632,124 @@ def test_a_reader_that_finds_the_event_missing_while_a_publish_runs_reads_again(
         publishing.close()
     assert s.current("node-7").state.version == 1  # then the reader writes it
     assert _changes(fleet) == [(1, None, True)]
+
+
+# --- the approvals' own validity (CWT exp / nbf) ----------------------------------------------
+
+
+def _dated(ops: Ops, state: DesiredState, *who: str, **when: dt.datetime) -> list[bytes]:
+    return [sign_desired(state, ops.keys[iss], iss=iss, iat=NOW, **when) for iss in who]
+
+
+def test_an_expired_approval_does_not_become_the_desired_state(
+    world: World, ops: Ops, fleet: Fleet
+) -> None:
+    s = store(fleet, ops)
+    state = desired(world, fleet, 1)
+    hour = dt.timedelta(hours=1)
+    approvals = [*_dated(ops, state, ALICE, exp=NOW - hour), *ops.sign(state, BOB)]
+    with pytest.raises(VerificationFailed) as info:
+        s.publish("node-7", approvals, now=NOW, registrar=ops.log)
+    assert info.value.code == "statement-expired"
+    assert f"the approval by {ALICE} " in info.value.detail
+    with pytest.raises(VerificationFailed) as info:
+        check_approvals(approvals, ops.governance(), fleet=fleet.identity(), now=NOW)
+    assert info.value.code == "statement-expired"
+    assert s.version("node-7") == 0
+
+
+def test_an_approval_not_yet_valid_does_not_become_the_desired_state(
+    world: World, ops: Ops, fleet: Fleet
+) -> None:
+    s = store(fleet, ops)
+    state = desired(world, fleet, 1)
+    approvals = [*ops.sign(state, ALICE), *_dated(ops, state, BOB, nbf=NOW + dt.timedelta(1))]
+    with pytest.raises(VerificationFailed) as info:
+        s.publish("node-7", approvals, now=NOW, registrar=ops.log)
+    assert info.value.code == "statement-not-yet-valid"
+    assert s.version("node-7") == 0
+    # At its nbf it counts.
+    later = NOW + dt.timedelta(1)
+    assert s.publish("node-7", approvals, now=later, registrar=ops.log).state == state
+
+
+def test_a_desired_state_whose_approval_expires_does_not_stay_in_force(
+    world: World, ops: Ops, fleet: Fleet
+) -> None:
+    s = store(fleet, ops)
+    state = desired(world, fleet, 1)
+    exp = NOW + dt.timedelta(days=3650)  # after the wall clock: the log registers it
+    approvals = [*_dated(ops, state, ALICE, exp=exp), *ops.sign(state, BOB)]
+    s.publish("node-7", approvals, now=NOW, registrar=ops.log)
+    assert s.current("node-7", now=NOW).state == state
+    with pytest.raises(VerificationFailed) as info:
+        s.current("node-7", now=exp)
+    assert info.value.code == "statement-expired"
+    # Re-publishing the expired approvals does not revive it.
+    with pytest.raises(VerificationFailed) as info:
+        s.publish("node-7", approvals, now=exp, registrar=ops.log)
+    assert info.value.code == "statement-expired"
+    # Nor do fresh approvals of the same version: what is stored is what is in force.
+    with pytest.raises(VerificationFailed) as info:
+        s.publish("node-7", ops.sign(state, ALICE, BOB), now=exp, registrar=ops.log)
+    assert info.value.code == "statement-expired"
+    # A new version with fresh approvals replaces it: the expired one is still the floor.
+    nxt = desired(world, fleet, 2, host="2.0")
+    assert s.publish("node-7", ops.sign(nxt, ALICE, BOB), now=exp, registrar=ops.log).state == nxt
+    assert s.current("node-7", now=exp).state == nxt
+    old = desired(world, fleet, 1, host="2.0")  # an older version, freshly approved
+    with pytest.raises(PolicyRejected) as info:
+        s.publish("node-7", ops.sign(old, ALICE, BOB), now=exp, registrar=ops.log)
+    assert info.value.code == "version-rollback"
+
+
+# --- a store whose later versions were removed: the fleet's log remembers ---------------------
+
+
+def test_removed_later_versions_do_not_put_an_older_state_back_in_force(
+    world: World, ops: Ops, fleet: Fleet
+) -> None:
+    """Removing ``v2.cbor`` and pointing ``current.json`` back at v1 (whose approvals are
+    genuine) is a rollback: the fleet's log recorded v2 in force."""
+    s = store(fleet, ops)
+    v1 = desired(world, fleet, 1)
+    s.publish("node-7", ops.approve(v1, ALICE, BOB), now=NOW)
+    base = fleet.directory / "desired" / "node-7"
+    old_pointer = (base / "current.json").read_bytes()
+    s.publish("node-7", ops.approve(desired(world, fleet, 2, host="2.0"), ALICE, BOB), now=NOW)
+    (base / "v2.cbor").unlink()
+    (base / "current.json").write_bytes(old_pointer)
+    with pytest.raises(StorageError) as info:
+        s.current("node-7", now=NOW)
+    assert info.value.code == "desired-state-rolled-back"
+    with pytest.raises(StorageError) as info:
+        s.publish("node-7", ops.approve(v1, ALICE, BOB), now=NOW)
+    assert info.value.code == "desired-state-rolled-back"
+    with pytest.raises(StorageError) as info:
+        reconcile(fleet, now=NOW)
+    assert info.value.code == "desired-state-rolled-back"
+
+
+def test_a_store_emptied_of_its_versions_does_not_take_old_approvals_again(
+    world: World, ops: Ops, fleet: Fleet
+) -> None:
+    s = store(fleet, ops)
+    v1 = desired(world, fleet, 1)
+    s.publish("node-7", ops.approve(v1, ALICE, BOB), now=NOW)
+    s.publish("node-7", ops.approve(desired(world, fleet, 2, host="2.0"), ALICE, BOB), now=NOW)
+    base = fleet.directory / "desired" / "node-7"
+    for name in ("current.json", "v2.cbor"):
+        (base / name).unlink()
+    # v1.cbor alone is left: it is not finished into force as a publish cut short
+    with pytest.raises(StorageError) as info:
+        s.publish("node-7", ops.approve(v1, ALICE, BOB), now=NOW)
+    assert info.value.code == "desired-state-rolled-back"
+    assert not (base / "current.json").exists()
+    (base / "v1.cbor").unlink()
+    with pytest.raises(StorageError) as info:
+        s.publish("node-7", ops.approve(v1, ALICE, BOB), now=NOW)
+    assert info.value.code == "desired-state-rolled-back"
+    with pytest.raises(StorageError) as info:
+        s.current("node-7", now=NOW)
+    assert info.value.code == "desired-state-rolled-back"
+    assert s.history("node-7") == []

@@ -250,3 +250,47 @@ def test_a_revoked_spdm_device_certificate_is_refused(
     add_crl(fleet, _crl(ca, ca_key, leaf.serial_number), now=NOW)
     reasons = _refused(fleet, authority, "node-0001", "nic")
     assert any("revoked: certificate" in r and "Platform device nic" in r for r in reasons)
+
+
+# --- a revocation statement's own validity (CWT exp / nbf): it fails closed -------------------
+
+
+def _logged_crl(aw: AdmissionWorld, fleet_: Fleet, node: str, **when: int) -> bytes:
+    ca = aw.vendor_ca
+    crl = _crl(ca.ecc_certificate, ca.ecc_key, _idevid_serial(fleet_, node))
+    statement = create_statement(
+        aw.world.statement_key,
+        crl,
+        iss=VENDOR,
+        sub="pkg:ca/acme/vendor-ca",
+        content_type=CRL_CONTENT_TYPE,
+        **when,
+    )
+    return aw.world.trusted.register(statement).transparent_statement
+
+
+def test_a_revocation_statement_before_its_nbf_already_revokes(
+    aw: AdmissionWorld, fleet: tuple[Fleet, AdmissionAuthority]
+) -> None:
+    """Its nbf is after the appraisal (the log, on the wall clock, took it): a revocation
+    is never postponed by its statement's claims — counting it early fails closed."""
+    fleet_, authority = fleet
+    nbf = int(dt.datetime.now(dt.UTC).timestamp()) - 3600
+    assert nbf > LATER.timestamp()
+    authority.add_endorsement(_logged_crl(aw, fleet_, "node-0002", nbf=nbf), now=NOW)
+    reasons = _refused(fleet_, authority, "node-0002", "rot")
+    assert any(r.startswith("revoked: certificate ") for r in reasons)
+
+
+def test_an_expired_revocation_statement_still_revokes(
+    aw: AdmissionWorld, fleet: tuple[Fleet, AdmissionAuthority]
+) -> None:
+    """Past its statement's exp a revocation stands (as past its CRL's nextUpdate): an
+    expiring statement must not un-revoke a certificate, which would fail open."""
+    fleet_, authority = fleet
+    exp = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
+    logged = _logged_crl(aw, fleet_, "node-0002", exp=int(exp.timestamp()))
+    authority.add_endorsement(logged, now=NOW)
+    after = exp + dt.timedelta(days=1)
+    reasons = _refused(fleet_, authority, "node-0002", "rot", at=after)
+    assert any(r.startswith("revoked: certificate ") for r in reasons)

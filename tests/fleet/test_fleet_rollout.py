@@ -667,3 +667,28 @@ def test_the_rollout_cli_takes_allow_recovery_removal(
     assert main([*argv, "--allow-recovery-removal", "gpu", "--allow-recovery-removal", "host"]) == 0
     (node,) = json.loads(capsys.readouterr().out)["nodes"]
     assert (node["outcome"], node["updates"][0]["outcome"]) == ("updated", "committed")
+
+
+def test_a_rollout_cut_short_mid_node_is_reported_by_the_next(
+    world: World, ops: Ops, tmp_path: Path
+) -> None:
+    """A rollout killed (here: a power loss raised out of it) after a node's update began and
+    before its outcome was recorded leaves a marker; the next rollout records a
+    ``rollout-interrupted`` event for that node and reports it, before it plans."""
+    fleet, _ = make_fleet(world, tmp_path / "fleet", 2)
+    publish(world, ops, fleet, {"nvme": "2.0"})
+    with pytest.raises(PowerLost):
+        rollout(fleet, releases(world, fleet), now=NOW, inject={"node-0001": "reboot"})
+    marker = tmp_path / "fleet" / "desired" / "node-7" / "rollout-inflight" / "node-0001.json"
+    assert marker.is_file()
+    report = rollout(fleet, releases(world, fleet), now=NOW)
+    assert report.interrupted == ("node-0001",)
+    assert report.to_json()["interrupted"] == ["node-0001"]
+    (event,) = [e for e in fleet.events(node="node-0001") if e.kind == "rollout-interrupted"]
+    assert event.detail["started"]["components"] == ["nvme"]
+    assert event.detail["remaining"] == ["nvme"]  # active, not decided: not there yet
+    assert not marker.exists()
+    (done,) = [e for e in fleet.events() if e.kind == "rollout"]
+    assert done.detail["interrupted"] == ["node-0001"]
+    # Reported once: a rollout after it finds nothing cut short.
+    assert rollout(fleet, releases(world, fleet), now=NOW).interrupted == ()

@@ -319,7 +319,7 @@ def _show(args: argparse.Namespace) -> int:
     fleet = _fleet(args)
     name = _class_name(args, fleet)
     store = DesiredStore(fleet)
-    verified = store.current(name)
+    verified = store.current(name, now=now_or(getattr(args, "at", None)))
     state = verified.state
     if args.json:
         print(json.dumps({"class": name, "history": store.history(name), **verified.to_json()}))

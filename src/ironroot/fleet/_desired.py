@@ -60,6 +60,8 @@ order, each refusal a typed error:
    ``wrong-class``);
 2. its ``iss`` is an authorized signer and its ``kid`` that signer's key (``UnknownIssuer``
    ``signer-not-authorized``), and the signature verifies under it (``BadSignature``);
+   and it is valid at ``now``: before its CWT ``exp`` (``VerificationFailed``
+   ``statement-expired``), at or after its ``nbf`` (``statement-not-yet-valid``);
 3. it carries a receipt (``PolicyRejected`` ``no-receipt``) by a trusted service
    (``UnknownIssuer`` ``untrusted-service``) that proves this statement
    (``InvalidProof`` ``receipt-not-for-statement``);
@@ -80,13 +82,17 @@ in force (``{"document": bstr, "statements": [+ bstr]}``, the transparent statem
 ``current.json`` (``{"version", "sha384"}``). :meth:`DesiredStore.publish` registers the
 statements that carry no receipt yet, verifies the set against the version in force and
 records the change in the fleet's event log; :meth:`DesiredStore.current` re-verifies what is
-in force every time it is read. A publish cut short between its two writes (a crash: a later
-``v<N>.cbor`` than ``current.json`` names, or no ``current.json``) is finished by the next
-publish, which verifies that version in full against the one in force and puts it in force
-first, so older approvals are never published over it. A publish cut short after
-``current.json``, before its ``desired-state`` event, is finished by the next reader or publish,
-which writes the lost event (once, under the publish lock): a state in force always has its
-event in the fleet's log.
+in force every time it is read, its approvals' validity at the reader's ``now`` included: a
+state one of whose approvals expired is not in force any more (a new version with fresh
+approvals is, and the expired one is still the floor it must exceed). A publish cut short
+between its two writes (a crash: a later ``v<N>.cbor`` than ``current.json`` names, or no
+``current.json``) is finished by the next publish, which verifies that version in full against
+the one in force and puts it in force first, so older approvals are never published over it.
+A publish cut short after ``current.json``, before its ``desired-state`` event, is finished by
+the next reader or publish, which writes the lost event (once, under the publish lock): a state
+in force always has its event in the fleet's log. Those events are also the store's memory:
+a later version of the class recorded in force than the store holds (its files removed or
+put back) is ``StorageError`` ``desired-state-rolled-back`` for every reader and publish.
 """
 
 from __future__ import annotations
@@ -130,6 +136,7 @@ from ironroot.errors import (
     PolicyRejected,
     StorageError,
     UnknownIssuer,
+    VerificationFailed,
 )
 from ironroot.firmware import FirmwareBundle
 from ironroot.platform import COMPONENTS, PlatformTrust, verify_pfm
@@ -722,9 +729,16 @@ class Governance:
 
 
 def sign_desired(
-    state: DesiredState, signer: Signer, *, iss: str, iat: dt.datetime | None = None
+    state: DesiredState,
+    signer: Signer,
+    *,
+    iss: str,
+    iat: dt.datetime | None = None,
+    exp: dt.datetime | None = None,
+    nbf: dt.datetime | None = None,
 ) -> bytes:
-    """One approval of ``state``: a Signed Statement by ``signer`` as ``iss`` (module docs)."""
+    """One approval of ``state``: a Signed Statement by ``signer`` as ``iss`` (module docs),
+    valid from ``nbf`` and until ``exp`` when given (its CWT claims)."""
     return create_statement(
         signer,
         state.encode(),
@@ -732,6 +746,8 @@ def sign_desired(
         sub=desired_subject(state.node_class),
         content_type=DESIRED_STATE_CONTENT_TYPE,
         iat=int(iat.timestamp()) if iat is not None else None,
+        exp=int(exp.timestamp()) if exp is not None else None,
+        nbf=int(nbf.timestamp()) if nbf is not None else None,
     )
 
 
@@ -759,7 +775,7 @@ def _parse(data: bytes) -> tuple[SignedStatement, bool]:
 
 
 def _approval(
-    data: bytes, governance: Governance, *, receipts: bool
+    data: bytes, governance: Governance, *, receipts: bool, now: dt.datetime | None
 ) -> tuple[SignedStatement, AuthorizedSigner]:
     statement, has_receipts = _parse(data)
     if statement.content_type != DESIRED_STATE_CONTENT_TYPE:
@@ -774,6 +790,16 @@ def _approval(
         )
     signer = governance.signer(statement.claims.iss, statement.kid)
     statement.sign1.verify(signer.key)
+    statement.validity  # noqa: B018  # MalformedStatement for a non-integer exp or nbf
+    if now is not None:
+        try:
+            statement.check_validity(now)
+        except VerificationFailed as exc:
+            raise VerificationFailed(
+                f"the approval by {signer.iss} of class {governance.node_class}'s desired "
+                f"state is outside its validity: {exc.detail}",
+                code=exc.code,
+            ) from exc
     if receipts:
         _logged(data, has_receipts, governance, signer.iss)
     return statement, signer
@@ -806,11 +832,12 @@ def _check(
     *,
     fleet: str,
     receipts: bool,
+    now: dt.datetime | None,
     stored_unbound: bool = False,
 ) -> VerifiedDesired:
     if isinstance(statements, bytes | str) or not 1 <= len(statements) <= _MAX_STATEMENTS:
         raise ConfigError(f"give 1 to {_MAX_STATEMENTS} approval statements")
-    approvals = [_approval(data, governance, receipts=receipts) for data in statements]
+    approvals = [_approval(data, governance, receipts=receipts, now=now) for data in statements]
     payload = approvals[0][0].payload
     if any(s.payload != payload for s, _ in approvals[1:]):
         raise PolicyRejected(
@@ -872,9 +899,10 @@ def check_approvals(
     *,
     fleet: str,
     current: DesiredState | None = None,
+    now: dt.datetime | None = None,
 ) -> VerifiedDesired:
     """Every check of :func:`verify_desired` except the receipts (module docs, 1, 2, 4, 5)."""
-    return _check(statements, governance, current, fleet=fleet, receipts=False)
+    return _check(statements, governance, current, fleet=fleet, receipts=False, now=_at(now))
 
 
 def verify_desired(
@@ -883,11 +911,18 @@ def verify_desired(
     *,
     fleet: str,
     current: DesiredState | None = None,
+    now: dt.datetime | None = None,
 ) -> VerifiedDesired:
     """The desired state the transparent ``statements`` approve for the fleet ``fleet`` (its
     :meth:`~ironroot.fleet.Fleet.identity`), once every check of the module docs passed;
-    ``current`` is the state in force (its version must be exceeded)."""
-    return _check(statements, governance, current, fleet=fleet, receipts=True)
+    ``current`` is the state in force (its version must be exceeded); each approval must be
+    valid at ``now`` (its CWT ``exp``/``nbf``; ``None``: the wall clock's time)."""
+    return _check(statements, governance, current, fleet=fleet, receipts=True, now=_at(now))
+
+
+def _at(now: dt.datetime | None) -> dt.datetime:
+    """``now``, or the wall clock's time for a caller that gives none."""
+    return now if now is not None else dt.datetime.now(dt.UTC)
 
 
 # --- the store ------------------------------------------------------------------------------
@@ -989,21 +1024,29 @@ class DesiredStore:
             raise StorageError(f"{path} is malformed")
         return doc["document"], tuple(doc["statements"])
 
-    def current(self, node_class: str) -> VerifiedDesired:
+    def current(self, node_class: str, *, now: dt.datetime | None = None) -> VerifiedDesired:
         """The desired state in force, verified again now (receipts, signers, quorum, this
         fleet, and that it is the version and document ``current.json`` names, and no later
         version was put in force: ``StorageError`` ``desired-state-rolled-back``, or
         ``Conflict`` ``desired-state-publishing`` while a publish holds its lock between its
         writes); ``NotFound`` if none. A state put in force whose ``desired-state`` event a
         crash lost is given it first (:meth:`publish`), so no reader sees a change the audit
-        trail does not show."""
-        return self._current(node_class, None, locked=False)
+        trail does not show. Each approval must be valid at ``now`` (``None``: the wall
+        clock's time): a state whose approvals expired, or are not valid yet, is not in force
+        (``VerificationFailed`` ``statement-expired`` / ``statement-not-yet-valid``)."""
+        return self._current(node_class, None, locked=False, now=_at(now))
 
     def _current(
-        self, node_class: str, governance: Governance | None, *, locked: bool
+        self,
+        node_class: str,
+        governance: Governance | None,
+        *,
+        locked: bool,
+        now: dt.datetime | None,
     ) -> VerifiedDesired:
         version, sha384 = self._pointer(node_class)
         if version == 0:
+            self._check_not_rolled_back(node_class, 0, self._events(node_class, None)[1])
             raise NotFound(
                 f"class {node_class} has no desired state (run `ironroot fleet desired publish`)"
             )
@@ -1021,18 +1064,20 @@ class DesiredStore:
                 f"{later[-1]} was put in force: the pointer was rolled back",
                 code="desired-state-rolled-back",
             )
-        verified = self._verified(node_class, version, governance)
+        verified = self._verified(node_class, version, governance, now=now)
         if not hmac.compare_digest(verified.state.sha384, sha384):
             raise StorageError(
                 f"the stored desired state of class {node_class} is not the document "
                 "current.json names"
             )
-        if not self._recorded(node_class, verified.state):
+        recorded, highest = self._events(node_class, verified.state)
+        self._check_not_rolled_back(node_class, version, highest)
+        if not recorded:
             if locked:
                 self._record_lost(node_class, verified)
             else:
                 with self._lock_or_busy(node_class, version):
-                    return self._current(node_class, governance, locked=True)
+                    return self._current(node_class, governance, locked=True, now=now)
         return verified
 
     @contextlib.contextmanager
@@ -1067,8 +1112,11 @@ class DesiredStore:
         version: int,
         governance: Governance,
         current: DesiredState | None = None,
+        *,
+        now: dt.datetime | None,
     ) -> VerifiedDesired:
-        """Stored version ``version``, verified (above ``current`` when given). A format-1
+        """Stored version ``version``, verified (above ``current`` when given; its approvals
+        valid at ``now`` unless ``None``: the floor a new version must exceed). A format-1
         document (it names no fleet) is accepted here only: this store put it in force before
         fleets had identities (module docs); a publish never stores one now."""
         document, statements = self._stored(node_class, version)
@@ -1078,6 +1126,7 @@ class DesiredStore:
             current,
             fleet=self.fleet.identity(),
             receipts=True,
+            now=now,
             stored_unbound=True,
         )
         if verified.state.version != version or verified.state.encode() != document:
@@ -1118,22 +1167,28 @@ class DesiredStore:
         fleet = self.fleet.identity()
         with DirectoryLock(base, ".publish.lock", what="desired state of class " + node_class):
             self._finish_cut_short(node_class, governance, now)
+            self._check_not_rolled_back(
+                node_class, self.version(node_class), self._events(node_class, None)[1]
+            )
+            # the version in force is the floor a change must exceed, expired or not
             current = (
-                self._current(node_class, governance, locked=True).state
+                self._current(node_class, governance, locked=True, now=None).state
                 if self.version(node_class)
                 else None
             )
-            check_approvals(statements, governance, fleet=fleet, current=current)
+            check_approvals(statements, governance, fleet=fleet, current=current, now=now)
             transparent = []
             for data in statements:
                 _statement, has_receipts = _parse(data)
                 if not has_receipts and registrar is not None:
                     data = registrar.register(data).transparent_statement
                 transparent.append(data)
-            verified = verify_desired(transparent, governance, fleet=fleet, current=current)
+            verified = verify_desired(
+                transparent, governance, fleet=fleet, current=current, now=now
+            )
             state = verified.state
             if current is not None and state.version == current.version:
-                return self._current(node_class, governance, locked=True)
+                return self._current(node_class, governance, locked=True, now=now)
             write_atomic(
                 base / f"v{state.version}.cbor",
                 encode_cbor({"document": state.encode(), "statements": list(transparent)}),
@@ -1172,15 +1227,38 @@ class DesiredStore:
 
     def _recorded(self, node_class: str, state: DesiredState) -> bool:
         """Whether the fleet's log has the ``desired-state`` event of ``state``."""
-        want = (node_class, state.version, state.sha384.hex())
+        return self._events(node_class, state)[0]
+
+    def _events(self, node_class: str, state: DesiredState | None) -> tuple[bool, int]:
+        """Whether the fleet's log has the ``desired-state`` event of ``state``, and the
+        highest version of ``node_class`` any of its events put in force (0: none)."""
+        want = (node_class, state.version, state.sha384.hex()) if state is not None else None
+        found, highest = False, 0
         since = 0
         while batch := self.fleet.events(kind="desired-state", since=since):
             for event in batch:
                 detail = event.detail
-                if (detail.get("class"), detail.get("version"), detail.get("sha384")) == want:
-                    return True
+                if detail.get("class") != node_class:
+                    continue
+                version = detail.get("version")
+                if isinstance(version, int) and not isinstance(version, bool):
+                    highest = max(highest, version)
+                if (detail.get("class"), version, detail.get("sha384")) == want:
+                    found = True
             since = batch[-1].seq
-        return False
+        return found, highest
+
+    def _check_not_rolled_back(self, node_class: str, version: int, highest: int) -> None:
+        """``StorageError`` ``desired-state-rolled-back`` when the fleet's log recorded a
+        later version of ``node_class`` in force than the store holds (its files were removed
+        or put back: the approvals of an older version would otherwise be in force again)."""
+        if highest > version:
+            raise StorageError(
+                f"the fleet's log recorded version {highest} of class {node_class}'s desired "
+                f"state in force, the store holds version {version or 'none'}: its files were "
+                "rolled back",
+                code="desired-state-rolled-back",
+            )
 
     def _record_lost(self, node_class: str, verified: VerifiedDesired) -> None:
         """The event of the state in force that a crash after ``current.json`` lost, dated
@@ -1202,8 +1280,11 @@ class DesiredStore:
         pointed = self.version(node_class)
         if not history or history[-1] <= pointed:
             return
-        previous = self._verified(node_class, pointed, governance).state if pointed else None
-        verified = self._verified(node_class, history[-1], governance, previous)
+        previous = (
+            self._verified(node_class, pointed, governance, now=None).state if pointed else None
+        )
+        verified = self._verified(node_class, history[-1], governance, previous, now=now)
+        self._check_not_rolled_back(node_class, history[-1], self._events(node_class, None)[1])
         self._point(node_class, verified.state)
         if not self._recorded(node_class, verified.state):
             self._record(node_class, verified, pointed or None, now)

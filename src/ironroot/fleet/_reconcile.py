@@ -483,11 +483,12 @@ def measure_node(fleet: Fleet, node_id: str, *, now: dt.datetime, measure: bool)
 @dataclass
 class _Classes:
     store: DesiredStore
+    now: dt.datetime
     found: dict[str, DesiredState] = field(default_factory=dict)
 
     def desired(self, node_class: str) -> DesiredState:
         if node_class not in self.found:
-            self.found[node_class] = self.store.current(node_class).state
+            self.found[node_class] = self.store.current(node_class, now=self.now).state
         return self.found[node_class]
 
 
@@ -509,7 +510,7 @@ def reconcile(
     a node of ``nodes`` not of ``node_class``, or given twice, is ``ConfigError`` (as for a
     rollout); a node whose state cannot be read (a damaged journal, a tampered RoT) is
     reported with one drifted ``node`` item."""
-    classes = _Classes(DesiredStore(fleet))
+    classes = _Classes(DesiredStore(fleet), now)
     if nodes is not None and (repeated := [n for n, k in Counter(nodes).items() if k > 1]):
         raise ConfigError(f"node {repeated[0]} is given more than once")
     records = [fleet.record_of(n) for n in nodes] if nodes is not None else fleet.records()

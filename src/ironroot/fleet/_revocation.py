@@ -21,6 +21,12 @@ file or log a statement), is passed over. A certificate whose serial an applying
 revoked, whatever the CRL's ``nextUpdate`` (a revocation is permanent; keeping CRLs current is
 the operator's, as for any relying party).
 
+A revocation statement's own CWT ``exp`` and ``nbf`` are not read, on purpose and unlike every
+other statement kind's: a revocation fails closed. Past its ``exp`` it still revokes (an
+expiring statement must not silently un-revoke a certificate), before its ``nbf`` it already
+does (a revocation is never postponed by its statement), and a malformed claim is no reason to
+pass it over. To lift one, remove the CRL or its endorsement.
+
 The verifier (:meth:`Revocations.apply`, one call from ``FleetVerifier.appraise``) checks the
 chains of evidence it has already verified: a revoked certificate sets the
 ``instance-identity`` claim of the submodule that carries it — ``rot`` for the DICE chains,

@@ -41,6 +41,10 @@ reported **mixed** (:attr:`NodeRollout.mixed`, with what each planned component 
 event), and reconcile reports its drift. A power loss (:class:`ironroot.platform.PowerLost`)
 raises out of the rollout; the node's next boot decides the update from its journal, and a
 rollout resumed before that boot stops at the node (``update-in-progress``).
+A rollout killed between starting a node's updates and recording their outcome leaves a
+marker (``rollout-inflight/<node>.json`` in the class's desired-state folder); the next rollout
+records a ``rollout-interrupted`` event for it before it plans and reports the node in
+:attr:`RolloutReport.interrupted`, so no node is left part-updated without a record.
 
 :class:`ReleaseSet` holds the bundles and PFMs by digest: from a node class
 (:meth:`ReleaseSet.of_class`), from directories (:meth:`ReleaseSet.load`: each ``NAME.bin``
@@ -65,13 +69,14 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from ironroot._fileio import DirectoryLock, read_limited
+from ironroot._fileio import DirectoryLock, read_limited, write_atomic
 from ironroot.errors import ConfigError, IronrootError, NotFound
 from ironroot.fleet._desired import DesiredState, DesiredStore
 from ironroot.platform import COMPONENTS, Faults
@@ -244,6 +249,7 @@ class RolloutReport:
     stopped_at: str | None = None
     dry_run: bool = False
     superseded_by: int | None = None
+    interrupted: tuple[str, ...] = ()  # nodes an earlier rollout was cut short on
 
     @property
     def ok(self) -> bool:
@@ -275,6 +281,7 @@ class RolloutReport:
             "stopped_at": self.stopped_at,
             "superseded_by": self.superseded_by,
             "mixed": list(self.mixed),
+            "interrupted": list(self.interrupted),
             "counts": counts,
             "nodes": [n.to_json() for n in self.nodes],
         }
@@ -412,9 +419,10 @@ def rollout(
     )
     allowed = _recovery_removal(allow_recovery_removal)
     store = DesiredStore(fleet)
-    desired = store.current(name).state
+    desired = store.current(name, now=now).state
     faults = dict(inject or {})
     with DirectoryLock(store.directory / name, ".rollout.lock", what=f"rollout of class {name}"):
+        interrupted = () if dry_run else _report_interrupted(fleet, store, name, desired, now)
         plans = [_plan(fleet, r.id, desired) for r in records]
         # Every release the plan needs is found before anything changes.
         for plan in plans:
@@ -454,9 +462,23 @@ def rollout(
                 state = "planned" if dry_run else "not-reached"
                 outcome[plan.node] = NodeRollout(plan.node, wave, state, updates)
                 continue
+            marker = _inflight(store, name) / f"{plan.node}.json"
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(
+                marker,
+                json.dumps(
+                    {
+                        "desired_version": desired.version,
+                        "wave": wave,
+                        "components": [c for c, _ in plan.components],
+                    }
+                ).encode(),
+                mode=0o644,
+            )
             result = _update_node(
                 fleet, releases, plan, desired, wave, now, faults.get(plan.node), progress, allowed
             )
+            marker.unlink()  # its outcome is recorded: a kill before this is reported next time
             outcome[plan.node] = result
             if result.outcome == "failed":
                 stopped = plan.node
@@ -471,6 +493,7 @@ def rollout(
         stopped,
         dry_run,
         superseded,
+        interrupted,
     )
     if not dry_run:
         fleet.record(
@@ -487,11 +510,58 @@ def rollout(
                 "mixed": list(report.mixed),
                 "superseded_by": superseded,
                 "not_reached": list(report.with_outcome("not-reached")),
+                "interrupted": list(interrupted),
                 "allow_recovery_removal": list(allowed),
             },
             now=now,
         )
     return report
+
+
+def _inflight(store: DesiredStore, node_class: str) -> Path:
+    return store.directory / node_class / "rollout-inflight"
+
+
+def _report_interrupted(
+    fleet: Fleet, store: DesiredStore, node_class: str, desired: DesiredState, now: dt.datetime
+) -> tuple[str, ...]:
+    """The nodes an earlier rollout of ``node_class`` was cut short on (killed, or a power
+    loss raised out of it) between starting their updates and recording their outcome: each
+    gets a ``rollout-interrupted`` event — what it was to install, and what it still lacks of
+    ``desired`` as its RoT journaled it — before anything is planned, so no node is left
+    part-updated without a record."""
+    folder = _inflight(store, node_class)
+    if not folder.is_dir():
+        return ()
+    found: list[str] = []
+    for marker in sorted(folder.glob("*.json")):
+        node = marker.name[: -len(".json")]
+        detail: dict[str, Any] = {"class": node_class}
+        try:
+            started = json.loads(read_limited(marker, 64 * 1024))
+            if not isinstance(started, dict):
+                raise ValueError("not a map")
+            detail["started"] = started
+        except (OSError, ValueError, RecursionError, IronrootError) as exc:
+            detail["started"] = None
+            detail["marker_error"] = str(exc)[:200]
+        try:
+            plan = _plan(fleet, node, desired)
+            detail["remaining"] = [c for c, _ in plan.components]
+            detail["pfm_remaining"] = plan.pfm
+        except IronrootError as exc:
+            detail["remaining"] = None
+            detail["error"] = exc.code
+        try:
+            fleet.record_of(node)
+        except NotFound:
+            detail["unknown_node"] = True
+            fleet.record(None, "rollout-interrupted", {"node": node, **detail}, now=now)
+        else:
+            fleet.record(node, "rollout-interrupted", detail, now=now)
+        marker.unlink()
+        found.append(node)
+    return tuple(found)
 
 
 def _update_node(
