@@ -11,9 +11,16 @@ state (an ``open`` for writing, a rename, a remove, a truncate, a chmod):
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import textwrap
+from collections.abc import Sequence
+from pathlib import Path
 
-__all__ = ["KILLER"]
+import ironroot
+
+__all__ = ["KILLER", "run_killer"]
 
 KILLER = textwrap.dedent(
     """
@@ -56,3 +63,18 @@ KILLER = textwrap.dedent(
     runpy.run_module("ironroot", run_name="__main__", alter_sys=True)
     """
 )
+
+
+def run_killer(killer: Path, argv: Sequence[str], **env: str) -> subprocess.CompletedProcess[bytes]:
+    """Run ``killer`` (a file holding :data:`KILLER`) with ``argv`` and ``env`` added, on this
+    checkout's ``ironroot``; its output must hold no ``internal-error`` (a traceback's code)."""
+    src = str(Path(ironroot.__file__).resolve().parent.parent)
+    path = os.pathsep.join(p for p in (src, os.environ.get("PYTHONPATH", "")) if p)
+    done = subprocess.run(
+        [sys.executable, str(killer), *argv],
+        env={**os.environ, "PYTHONPATH": path, **env},
+        capture_output=True,
+        timeout=120,
+    )
+    assert b"internal-error" not in done.stdout + done.stderr, done
+    return done

@@ -9,10 +9,7 @@ new state, with its event once.
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,10 +18,9 @@ from tests.fleet.desired_world import ALICE, BOB, Ops, make_ops
 from tests.fleet.fleet_world import make_fleet
 from tests.platform.node_world import NOW, World, make_world
 
-import ironroot
 from ironroot.errors import StorageError
 from ironroot.fleet import DesiredState, DesiredStore, Fleet
-from kill_points import KILLER
+from kill_points import KILLER, run_killer
 from scratch import in_memory
 
 AT = NOW.isoformat().replace("+00:00", "Z")
@@ -73,16 +69,7 @@ def _setup(world: World, ops: Ops, root: Path) -> tuple[Path, DesiredState, list
 
 
 def _run(root: Path, argv: list[str], directory: Path, **env: str) -> int:
-    src = str(Path(ironroot.__file__).resolve().parent.parent)
-    path = os.pathsep.join(p for p in (src, os.environ.get("PYTHONPATH", "")) if p)
-    done = subprocess.run(
-        [sys.executable, str(root / "killer.py"), *argv, "--fleet", str(directory)],
-        env={**os.environ, "PYTHONPATH": path, **env},
-        capture_output=True,
-        timeout=120,
-    )
-    assert b"internal-error" not in done.stdout + done.stderr, done
-    return done.returncode
+    return run_killer(root / "killer.py", [*argv, "--fleet", str(directory)], **env).returncode
 
 
 def _events(fleet: Fleet, version: int) -> int:

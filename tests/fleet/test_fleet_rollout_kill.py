@@ -7,10 +7,7 @@ rollout writes before it plans. No node is left part-updated without a report.
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,10 +17,9 @@ from tests.fleet.fleet_world import make_fleet
 from tests.fleet.test_fleet_rollout import publish, releases
 from tests.platform.node_world import NOW, World, make_world
 
-import ironroot
 from ironroot.errors import IronrootError
 from ironroot.fleet import Fleet, rollout
-from kill_points import KILLER
+from kill_points import KILLER, run_killer
 from scratch import in_memory
 
 AT = NOW.isoformat().replace("+00:00", "Z")
@@ -50,18 +46,7 @@ def tmp_path() -> Iterator[Path]:
 
 
 def _run(root: Path, argv: list[str], **env: str) -> int:
-    src = str(Path(ironroot.__file__).resolve().parent.parent)
-    path = os.pathsep.join(p for p in (src, os.environ.get("PYTHONPATH", "")) if p)
-    done = subprocess.run(
-        [sys.executable, str(root / "killer.py"), *argv],
-        env={**os.environ, "PYTHONPATH": path, **env},
-        capture_output=True,
-        timeout=120,
-    )
-    assert b"internal-error" not in done.stdout + done.stderr, done
-    if done.returncode not in (0, -9):
-        print(done.stdout.decode()[-3000:], done.stderr.decode()[-2000:])
-    return done.returncode
+    return run_killer(root / "killer.py", argv, **env).returncode
 
 
 def _firmware(fleet: Fleet) -> tuple[object, ...]:

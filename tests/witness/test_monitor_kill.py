@@ -7,10 +7,8 @@ round succeeds: a kill never reads as a rollback, and never loses what was verif
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,10 +16,9 @@ import httpx
 import pytest
 from witness_testkit import service_dir, statement
 
-import ironroot
 from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.transparency import ServiceThread, TransparencyService
-from kill_points import KILLER
+from kill_points import KILLER, run_killer
 from scratch import in_memory
 
 
@@ -33,16 +30,7 @@ def tmp_path() -> Iterator[Path]:
 
 
 def _run(root: Path, argv: list[str], **env: str) -> subprocess.CompletedProcess[bytes]:
-    src = str(Path(ironroot.__file__).resolve().parent.parent)
-    path = os.pathsep.join(p for p in (src, os.environ.get("PYTHONPATH", "")) if p)
-    done = subprocess.run(
-        [sys.executable, str(root / "killer.py"), *argv],
-        env={**os.environ, "PYTHONPATH": path, **env},
-        capture_output=True,
-        timeout=120,
-    )
-    assert b"internal-error" not in done.stdout + done.stderr, done
-    return done
+    return run_killer(root / "killer.py", argv, **env)
 
 
 def _size(state: Path) -> int:
