@@ -46,7 +46,6 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from ironroot.crypto import PublicKey
 from ironroot.errors import (
-    BadSignature,
     ConfigError,
     IronrootError,
     MalformedSpdm,
@@ -102,6 +101,7 @@ from ironroot.spdm._messages import (
 from ironroot.spdm._signing import (
     Transcript,
     challenge_auth_signing_message,
+    check_transcript_signature,
     measurement_signing_message,
     measurement_summary_hash,
 )
@@ -532,12 +532,7 @@ class Requester:
             if answer.slot_id != slot_id or not answer.slot_mask >> slot_id & 1:
                 raise SpdmProtocolError(f"CHALLENGE_AUTH does not answer slot {slot_id}")
             message = challenge_auth_signing_message(version, connection.base_hash_algo, transcript)
-            try:
-                key.verify(answer.signature, message)
-            except BadSignature as exc:
-                raise BadSignature(
-                    "the CHALLENGE_AUTH signature does not verify over M1/M2"
-                ) from exc
+            check_transcript_signature(key, answer.signature, message, "CHALLENGE_AUTH", "M1/M2")
         except Exception as exc:
             self._close(exc)
             raise
@@ -641,12 +636,7 @@ class Requester:
                 )
                 self._transcript.reset_measurements()
                 assert key is not None
-                try:
-                    key.verify(answer.signature, message)
-                except BadSignature as exc:
-                    raise BadSignature(
-                        "the MEASUREMENTS signature does not verify over L1/L2"
-                    ) from exc
+                check_transcript_signature(key, answer.signature, message, "MEASUREMENTS", "L1/L2")
         except Exception as exc:
             self._close(exc)
             raise

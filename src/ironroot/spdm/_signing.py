@@ -37,7 +37,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Final
 
-from ironroot.errors import MalformedSpdm, SpdmProtocolError
+from ironroot.crypto import Verifier
+from ironroot.errors import BadSignature, MalformedSpdm, SpdmProtocolError
 from ironroot.spdm._constants import MAX_TRANSCRIPT_SIZE, BaseHashAlgo, SpdmVersion, base_hash
 from ironroot.spdm._measurements import AnyMeasurementBlock
 
@@ -46,6 +47,7 @@ __all__ = [
     "MEASUREMENTS_SIGNING_CONTEXT",
     "Transcript",
     "challenge_auth_signing_message",
+    "check_transcript_signature",
     "combined_spdm_prefix",
     "measurement_signing_message",
     "measurement_summary_hash",
@@ -65,6 +67,17 @@ def combined_spdm_prefix(version: SpdmVersion, context: bytes) -> bytes:
         raise MalformedSpdm("SPDM signing context string longer than 36 bytes")
     label = f"dmtf-spdm-v{version >> 4}.{version & 0xF}.*".encode("ascii")
     return label * _PREFIX_REPEAT + bytes(_CONTEXT_FIELD - len(context)) + context
+
+
+def check_transcript_signature(
+    key: Verifier, signature: bytes, message: bytes, response: str, transcript: str
+) -> None:
+    """``signature`` by ``key`` over ``message`` (the signing message of ``transcript``, e.g.
+    ``L1/L2``); else ``BadSignature`` naming the ``response`` and the transcript."""
+    try:
+        key.verify(signature, message)
+    except BadSignature as exc:
+        raise BadSignature(f"the {response} signature does not verify over {transcript}") from exc
 
 
 def measurement_signing_message(

@@ -21,7 +21,6 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from ironroot.crypto import PublicKey
 from ironroot.errors import (
-    BadSignature,
     SpdmProtocolError,
     StaleNonce,
     UnsupportedAlgorithm,
@@ -45,7 +44,7 @@ from ironroot.spdm._requester import (
     check_measurement_operation,
     negotiated_connection,
 )
-from ironroot.spdm._signing import measurement_signing_message
+from ironroot.spdm._signing import check_transcript_signature, measurement_signing_message
 
 __all__ = ["VerifiedSpdm", "verify_spdm_evidence"]
 
@@ -127,8 +126,5 @@ def verify_spdm_evidence(
         raise SpdmProtocolError("the leaf key does not fit the negotiated algorithm") from exc
     transcript = b"".join(record.vca) + record.request + record.response[:-signature_size]
     message = measurement_signing_message(connection.version, connection.base_hash_algo, transcript)
-    try:
-        key.verify(answer.signature, message)
-    except BadSignature as exc:
-        raise BadSignature("the MEASUREMENTS signature does not verify over L1/L2") from exc
+    check_transcript_signature(key, answer.signature, message, "MEASUREMENTS", "L1/L2")
     return VerifiedSpdm(connection, leaf, nonce, answer.blocks)

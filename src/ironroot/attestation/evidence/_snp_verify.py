@@ -53,6 +53,7 @@ from typing import Any, Final
 
 from cryptography import x509
 
+from ironroot._json import DECODER as STRICT_JSON
 from ironroot.attestation.evidence._certs import (
     CertificateInput,
     check_validity,
@@ -699,22 +700,14 @@ def verify_azure_hcl_report(
 _MAX_USER_DATA: Final = 64
 
 
-def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise MalformedEvidence(f"HCL runtime claims name {key[:64]!r} twice")
-        out[key] = value
-    return out
-
-
 def _user_data(runtime_claims: bytes) -> bytes:
     """The ``user-data`` member of the runtime claims JSON (hex text), as bytes.
 
-    A member named twice is refused (``MalformedEvidence``): which ``user-data`` counts would
-    depend on the reader (this one took the last, others take the first)."""
+    Read strictly (:data:`ironroot._json.DECODER`): a member named twice is refused
+    (``MalformedEvidence``), since which ``user-data`` counts would depend on the reader (this
+    one took the last, others take the first)."""
     try:
-        document = json.loads(runtime_claims, object_pairs_hook=_unique_members)
+        document = STRICT_JSON.decode(runtime_claims.decode("utf-8"))
     except (ValueError, RecursionError) as exc:
         raise MalformedEvidence(f"HCL runtime claims are not JSON: {exc}") from exc
     if not isinstance(document, dict):
