@@ -1167,15 +1167,13 @@ class DesiredStore:
         fleet = self.fleet.identity()
         with DirectoryLock(base, ".publish.lock", what="desired state of class " + node_class):
             self._finish_cut_short(node_class, governance, now)
-            self._check_not_rolled_back(
-                node_class, self.version(node_class), self._events(node_class, None)[1]
-            )
-            # the version in force is the floor a change must exceed, expired or not
-            current = (
-                self._current(node_class, governance, locked=True, now=None).state
-                if self.version(node_class)
-                else None
-            )
+            # the version in force is the floor a change must exceed, expired or not (read
+            # as any reader does, its rollback check included)
+            current = None
+            if self.version(node_class):
+                current = self._current(node_class, governance, locked=True, now=None).state
+            else:
+                self._check_not_rolled_back(node_class, 0, self._events(node_class, None)[1])
             check_approvals(statements, governance, fleet=fleet, current=current, now=now)
             transparent = []
             for data in statements:
@@ -1224,10 +1222,6 @@ class DesiredStore:
         if recovered:
             detail["recovered"] = True
         self.fleet.record(None, "desired-state", detail, now=now)
-
-    def _recorded(self, node_class: str, state: DesiredState) -> bool:
-        """Whether the fleet's log has the ``desired-state`` event of ``state``."""
-        return self._events(node_class, state)[0]
 
     def _events(self, node_class: str, state: DesiredState | None) -> tuple[bool, int]:
         """Whether the fleet's log has the ``desired-state`` event of ``state``, and the
@@ -1284,7 +1278,8 @@ class DesiredStore:
             self._verified(node_class, pointed, governance, now=None).state if pointed else None
         )
         verified = self._verified(node_class, history[-1], governance, previous, now=now)
-        self._check_not_rolled_back(node_class, history[-1], self._events(node_class, None)[1])
+        recorded, highest = self._events(node_class, verified.state)
+        self._check_not_rolled_back(node_class, history[-1], highest)
         self._point(node_class, verified.state)
-        if not self._recorded(node_class, verified.state):
+        if not recorded:
             self._record(node_class, verified, pointed or None, now)
