@@ -7,6 +7,7 @@ import dataclasses
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 from _hsm_helpers import (
@@ -97,12 +98,21 @@ def test_the_default_segment_is_bounded(device: DeviceChain) -> None:
     hsm.close()
 
 
-def _sealed_segment(storage: MemoryStorage) -> object:
+def _sealed_doc(storage: MemoryStorage) -> dict[str, Any]:
+    """The HSM's sealed store, unsealed and decoded."""
     sealed = storage.read_store()
     assert sealed is not None
     doc = decode_cbor(unseal(SECRET, sealed))
     assert isinstance(doc, dict)
-    return doc["audit"].get("segment")
+    return doc
+
+
+def _reseal(storage: MemoryStorage, doc: dict[str, Any]) -> None:
+    storage.write_store(seal(SECRET, encode_cbor(doc)))
+
+
+def _sealed_segment(storage: MemoryStorage) -> object:
+    return _sealed_doc(storage)["audit"].get("segment")
 
 
 def _segment_records(storage: MemoryStorage) -> list[str | None]:
@@ -154,12 +164,9 @@ def test_a_store_before_the_sealed_size_gets_it_at_power_up(device: DeviceChain)
     storage = MemoryStorage()
     hsm, _handle = _busy(device, storage, 0)
     hsm.close()
-    sealed = storage.read_store()
-    assert sealed is not None
-    doc = decode_cbor(unseal(SECRET, sealed))
-    assert isinstance(doc, dict)
+    doc = _sealed_doc(storage)
     del doc["audit"]["segment"]  # as the version before the setting was sealed wrote it
-    storage.write_store(seal(SECRET, encode_cbor(doc)))
+    _reseal(storage, doc)
     reopened = _open(storage, UNNAMED)
     assert reopened.audit_segment_records == 100_000
     reopened.close()
@@ -174,12 +181,9 @@ def test_a_sealed_size_out_of_range_is_refused(device: DeviceChain, value: objec
     storage = MemoryStorage()
     hsm, _handle = _busy(device, storage, 0)
     hsm.close()
-    sealed = storage.read_store()
-    assert sealed is not None
-    doc = decode_cbor(unseal(SECRET, sealed))
-    assert isinstance(doc, dict)
+    doc = _sealed_doc(storage)
     doc["audit"]["segment"] = value
-    storage.write_store(seal(SECRET, encode_cbor(doc)))
+    _reseal(storage, doc)
     with pytest.raises(SealedStoreError, match="opened but does not parse"):
         _open(storage, UNNAMED)
 
@@ -298,12 +302,9 @@ def test_the_old_single_file_store_opens_and_rotates(device: DeviceChain) -> Non
     hsm.close()
     assert storage.audit_segments() == ()
     # the store as the version before rotation wrote it: no "base" in its audit map
-    sealed = storage.read_store()
-    assert sealed is not None
-    doc = decode_cbor(unseal(SECRET, sealed))
-    assert isinstance(doc, dict)
+    doc = _sealed_doc(storage)
     del doc["audit"]["base"]
-    storage.write_store(seal(SECRET, encode_cbor(doc)))
+    _reseal(storage, doc)
     before = len(parse_audit_log(storage.read_audit()))
     reopened = _open(storage)  # the 10-record threshold is long passed: rotates at once
     assert storage.audit_segments() == (f"audit-0-{before + 1}.jsonl",)
