@@ -11,6 +11,8 @@ from ironroot.crypto import Algorithm, LmsPrivateKey, PrivateKey, Signer, Verifi
 def test_all() -> None:
     assert sorted(ironroot.crypto.__all__) == sorted(
         [
+            "CRL_ENTRY_EXTENSIONS",
+            "CRL_EXTENSIONS",
             "DEFAULT_LMS_PARAMETER_SET",
             "LMS_PARAMETER_SETS",
             "DICE_EXTENSIONS",
@@ -28,7 +30,9 @@ def test_all() -> None:
             "Verifier",
             "b64url_decode",
             "b64url_encode",
+            "check_crl",
             "cose_key_thumbprint",
+            "crl_covers",
             "ecdsa_from_der",
             "ecdsa_low_s",
             "ecdsa_to_der",

@@ -38,9 +38,13 @@ if TYPE_CHECKING:
     )
     from ironroot.crypto._messages import library_error_text
     from ironroot.crypto._x509 import (
+        CRL_ENTRY_EXTENSIONS,
+        CRL_EXTENSIONS,
         DICE_EXTENSIONS,
         STANDARD_EXTENSIONS,
         ExtensionProfile,
+        check_crl,
+        crl_covers,
         load_certificate,
         load_certificates,
         load_crl,
@@ -49,6 +53,8 @@ if TYPE_CHECKING:
     )
 
 __all__ = [
+    "CRL_ENTRY_EXTENSIONS",
+    "CRL_EXTENSIONS",
     "DEFAULT_LMS_PARAMETER_SET",
     "DICE_EXTENSIONS",
     "LMS_PARAMETER_SETS",
@@ -66,7 +72,9 @@ __all__ = [
     "Verifier",
     "b64url_decode",
     "b64url_encode",
+    "check_crl",
     "cose_key_thumbprint",
+    "crl_covers",
     "ecdsa_from_der",
     "ecdsa_low_s",
     "ecdsa_to_der",

@@ -50,6 +50,7 @@ from typing import Final
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm as _CryptoUnsupported
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509 import verification
@@ -58,12 +59,16 @@ from ironroot.crypto._messages import library_error_text
 from ironroot.errors import ChainNotTrusted, MalformedCertificate
 
 __all__ = [
+    "CRL_ENTRY_EXTENSIONS",
+    "CRL_EXTENSIONS",
     "MAX_CERTIFICATES",
     "MAX_CERTIFICATE_BYTES",
     "MAX_CRL_BYTES",
     "STANDARD_EXTENSIONS",
     "X509_PARSE_ERRORS",
     "ExtensionProfile",
+    "check_crl",
+    "crl_covers",
     "load_certificate",
     "load_certificates",
     "load_crl",
@@ -537,3 +542,146 @@ DICE_EXTENSIONS: Final = ExtensionProfile.of(
 """The extensions of DICE certificates (TCG DICE Certificate Profiles; Open DICE): what the
 DICE chain verifier (:mod:`ironroot.rot.dice`) processes, and what SPDM and COSE ``x5chain``
 path validation accepts beside the standard ones."""
+
+
+# --- CRLs: what a CRL may carry to decide revocation (RFC 5280 §5.2, §5.3, §6.3.3) -------------
+
+CRL_EXTENSIONS: Final = frozenset(
+    oid.dotted_string
+    for oid in (
+        x509.oid.ExtensionOID.CRL_NUMBER,
+        x509.oid.ExtensionOID.AUTHORITY_KEY_IDENTIFIER,
+        x509.oid.ExtensionOID.ISSUING_DISTRIBUTION_POINT,
+    )
+)
+"""The CRL extensions every Ironroot revocation check processes: the CRL number and authority
+key identifier (read, and harmless: the issuer is found by name and signature), and the issuing
+distribution point (:func:`crl_covers`; the parts :func:`check_crl` refuses aside)."""
+
+CRL_ENTRY_EXTENSIONS: Final = frozenset(
+    oid.dotted_string
+    for oid in (
+        x509.oid.CRLEntryExtensionOID.CRL_REASON,
+        x509.oid.CRLEntryExtensionOID.INVALIDITY_DATE,
+    )
+)
+"""The CRL entry extensions every revocation check processes: any listed certificate is
+revoked, whatever its reason (``certificateHold`` included) and invalidity date."""
+
+_CRL_UNUSABLE: Final = "crl-unusable"
+_CRL_VERDICTS: dict[bytes, str] = {}
+_CRL_VERDICTS_MAX: Final = 1024
+
+
+def _crl_problem(crl: x509.CertificateRevocationList) -> str:
+    """Why ``crl`` cannot decide revocation as a complete CRL of its issuer; ``""`` if it can."""
+    unknown = sorted(
+        {e.oid.dotted_string for e in crl.extensions if e.critical}
+        - CRL_EXTENSIONS
+        - {x509.oid.ExtensionOID.DELTA_CRL_INDICATOR.dotted_string}
+    )
+    if unknown:
+        plural = "s" if len(unknown) > 1 else ""
+        return f"unknown critical extension{plural} {', '.join(unknown)}"
+    for extension in crl.extensions:
+        value = extension.value
+        if isinstance(value, x509.DeltaCRLIndicator):
+            return f"a delta CRL (base CRL number {value.crl_number}), not a complete CRL"
+        if isinstance(value, x509.IssuingDistributionPoint):
+            if value.indirect_crl:
+                return "an indirect CRL (issuing distribution point indirectCRL)"
+            if value.only_some_reasons:
+                reasons = ", ".join(sorted(r.value for r in value.only_some_reasons))
+                return f"it covers only some revocation reasons ({reasons})"
+            if value.only_contains_attribute_certs:
+                return "it covers only attribute certificates"
+    for entry in crl:
+        for extension in entry.extensions:
+            oid = extension.oid.dotted_string
+            if extension.critical and oid not in CRL_ENTRY_EXTENSIONS:
+                return (
+                    f"the entry of serial {entry.serial_number:#x} carries the critical "
+                    f"extension {oid}"
+                )
+            value = extension.value
+            if (
+                isinstance(value, x509.CRLReason)
+                and value.reason is x509.ReasonFlags.remove_from_crl
+            ):
+                return (
+                    f"the entry of serial {entry.serial_number:#x} has the reason removeFromCRL "
+                    "(a delta CRL's)"
+                )
+    return ""
+
+
+def check_crl(crl: x509.CertificateRevocationList, *, what: str = "CRL") -> None:
+    """Raise ``ChainNotTrusted`` (code ``crl-unusable``) when ``crl`` cannot decide whether a
+    certificate is revoked as a complete CRL of its issuer (RFC 5280 §5.2, §5.3, §6.3.3): a
+    critical extension outside :data:`CRL_EXTENSIONS`; a delta CRL (Delta CRL Indicator); an
+    issuing distribution point that makes it indirect, partitioned by reasons or only about
+    attribute certificates; an entry with a critical extension outside
+    :data:`CRL_ENTRY_EXTENSIONS` (``certificateIssuer``: entries of another issuer) or with the
+    reason ``removeFromCRL`` (a delta CRL's). ``MalformedCertificate`` when a field does not
+    parse. The caller has checked the issuer and the signature; the verdict is remembered per
+    CRL (a verifier checks the same few CRLs for every piece of evidence)."""
+    with _warnings_policy(), _parsing(what):
+        key = crl.fingerprint(hashes.SHA256())
+        problem = _CRL_VERDICTS.get(key)
+        if problem is None:
+            problem = _crl_problem(crl)
+            if len(_CRL_VERDICTS) >= _CRL_VERDICTS_MAX:
+                _CRL_VERDICTS.clear()
+            _CRL_VERDICTS[key] = problem
+    if problem:
+        raise ChainNotTrusted(
+            f"{what} of {crl.issuer.rfc4514_string()!r} cannot decide revocation: {problem}",
+            code=_CRL_UNUSABLE,
+        )
+
+
+def _point_names(
+    full: Iterable[x509.GeneralName] | None,
+    relative: x509.RelativeDistinguishedName | None,
+    issuer: x509.Name,
+) -> set[x509.GeneralName]:
+    if relative is not None:
+        return {x509.DirectoryName(x509.Name([*issuer.rdns, relative]))}
+    return set(full or ())
+
+
+def crl_covers(
+    crl: x509.CertificateRevocationList,
+    *,
+    is_ca: bool,
+    distribution_points: Iterable[x509.DistributionPoint] | None,
+) -> bool:
+    """Whether ``crl`` (of the certificate's issuer, usable by :func:`check_crl`) is in scope
+    for a certificate that is a CA (``is_ca``: its basic constraints say cA) and names the CRL
+    ``distribution_points`` (its CRL Distribution Points; ``None`` when it has none), by the
+    CRL's issuing distribution point (RFC 5280 §6.3.3 (b)(2)): a CRL only of end-entity
+    certificates does not cover a CA, one only of CA certificates not an end entity, and one
+    of a named distribution point only a certificate that names that point (or, without CRL
+    distribution points, one whose point is named after the issuer). A CRL without an issuing
+    distribution point covers every certificate of its issuer."""
+    try:
+        point = crl.extensions.get_extension_for_class(x509.IssuingDistributionPoint).value
+    except x509.ExtensionNotFound:
+        return True
+    if point.only_contains_user_certs and is_ca:
+        return False
+    if point.only_contains_ca_certs and not is_ca:
+        return False
+    names = _point_names(point.full_name, point.relative_name, crl.issuer)
+    if not names:
+        return True
+    if distribution_points is None:
+        return x509.DirectoryName(crl.issuer) in names
+    for dp in distribution_points:
+        if dp.full_name is None and dp.relative_name is None:
+            named = set(dp.crl_issuer or ())
+        else:
+            named = _point_names(dp.full_name, dp.relative_name, crl.issuer)
+        if named & names:
+            return True
+    return False
