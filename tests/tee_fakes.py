@@ -43,15 +43,19 @@ def make_crl(
     *,
     last_update: datetime = CRL_START,
     next_update: datetime | None = None,
+    extensions: Sequence[tuple[x509.ExtensionType, bool]] = (),
 ) -> x509.CertificateRevocationList:
     """A CRL of ``issuer`` signed by ``key`` (RSASSA-PSS SHA-384 for an RSA key, as AMD's KDS
-    signs; ECDSA otherwise), listing ``revoked``; valid 30 days unless ``next_update``."""
+    signs; ECDSA otherwise), listing ``revoked``; valid 30 days unless ``next_update``; with
+    ``extensions`` (each with whether it is critical)."""
     builder = (
         x509.CertificateRevocationListBuilder()
         .issuer_name(issuer)
         .last_update(last_update)
         .next_update(next_update or last_update + timedelta(days=30))
     )  # see crl_without_next_update for a CRL that has none
+    for extension, critical in extensions:
+        builder = builder.add_extension(extension, critical=critical)
     for serial in revoked:
         builder = builder.add_revoked_certificate(
             x509.RevokedCertificateBuilder()
@@ -302,11 +306,17 @@ class FakeIntel:
         *,
         last_update: datetime = ISSUED,
         next_update: datetime = NEXT_UPDATE,
+        extensions: Sequence[tuple[x509.ExtensionType, bool]] = (),
     ) -> x509.CertificateRevocationList:
         """The root CA CRL (``"root"``) or the PCK CRL (``"pck"``)."""
         cert, key = (self.root, self.root_key) if issuer == "root" else (self.ca, self.ca_key)
         return make_crl(
-            cert.subject, key, list(revoked), last_update=last_update, next_update=next_update
+            cert.subject,
+            key,
+            list(revoked),
+            last_update=last_update,
+            next_update=next_update,
+            extensions=extensions,
         )
 
     # --- quotes

@@ -13,6 +13,7 @@ appraisal tests).
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -104,6 +105,7 @@ class FakeAmd:
         last_update: datetime = NOT_BEFORE,
         next_update: datetime | None = None,
         key: Key | None = None,
+        extensions: Sequence[tuple[x509.ExtensionType, bool]] = (),
     ) -> x509.CertificateRevocationList:
         """The ARK's CRL (as AMD's KDS serves per product), listing ``revoked`` serials."""
         return make_crl(
@@ -112,6 +114,7 @@ class FakeAmd:
             revoked,
             last_update=last_update,
             next_update=next_update or last_update + timedelta(days=3650),
+            extensions=extensions,
         )
 
     @property

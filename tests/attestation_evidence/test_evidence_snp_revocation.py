@@ -103,6 +103,29 @@ def test_a_crl_not_signed_by_the_ark_is_refused(amd: FakeAmd) -> None:
     assert caught.value.check == "revocation"
 
 
+@pytest.mark.parametrize(
+    ("extension", "why"),
+    [
+        (x509.DeltaCRLIndicator(3), "a delta CRL (base CRL number 3), not a complete CRL"),
+        (
+            x509.UnrecognizedExtension(x509.ObjectIdentifier("1.2.3.4"), b"\x05\x00"),
+            "unknown critical extension 1.2.3.4",
+        ),
+    ],
+    ids=["delta", "unknown-critical"],
+)
+def test_an_ark_crl_that_cannot_decide_revocation_is_refused(
+    amd: FakeAmd, extension: x509.ExtensionType, why: str
+) -> None:
+    hostile = amd.crl([12345], extensions=[(extension, True)])
+    with pytest.raises(ChainNotTrusted) as caught:
+        _verify(amd, [hostile])
+    assert type(caught.value) is ChainNotTrusted
+    assert (caught.value.check, caught.value.code) == ("revocation", "crl-unusable")
+    ark = amd.ark.subject.rfc4514_string()
+    assert caught.value.detail == f"CRL of {ark!r} cannot decide revocation: {why}"
+
+
 def test_another_products_crl_does_not_apply(amd: FakeAmd) -> None:
     genoa = make_fake_amd(SnpProduct.GENOA)
     log = CheckLog()

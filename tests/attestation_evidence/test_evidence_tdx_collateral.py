@@ -698,6 +698,68 @@ def test_crls_of_other_cas_do_not_apply(intel: FakeIntel) -> None:
     )
 
 
+def _point(**fields: bool) -> x509.IssuingDistributionPoint:
+    return x509.IssuingDistributionPoint(
+        full_name=None,
+        relative_name=None,
+        only_contains_user_certs=fields.get("users", False),
+        only_contains_ca_certs=fields.get("cas", False),
+        only_some_reasons=(
+            frozenset({x509.ReasonFlags.key_compromise}) if fields.get("reasons") else None
+        ),
+        indirect_crl=fields.get("indirect", False),
+        only_contains_attribute_certs=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("issuer", "extension", "why"),
+    [
+        ("pck", x509.DeltaCRLIndicator(1), "a delta CRL (base CRL number 1), not a complete CRL"),
+        ("pck", _point(reasons=True), "it covers only some revocation reasons (keyCompromise)"),
+        (
+            "root",
+            x509.UnrecognizedExtension(x509.ObjectIdentifier("1.2.3.4"), b"\x05\x00"),
+            "unknown critical extension 1.2.3.4",
+        ),
+        ("root", _point(indirect=True), "an indirect CRL (issuing distribution point indirectCRL)"),
+    ],
+    ids=["pck-delta", "pck-only-some-reasons", "root-unknown-critical", "root-indirect"],
+)
+def test_a_crl_that_cannot_decide_revocation_is_refused(
+    intel: FakeIntel, issuer: str, extension: x509.ExtensionType, why: str
+) -> None:
+    # signed by the right CA and listing nothing of the chain: not read as "not revoked"
+    hostile = intel.crl(issuer, [0x1234], extensions=[(extension, True)])
+    for crls in ([hostile], [intel.crl(issuer), hostile]):
+        error = fails(ChainNotTrusted, "revocation", verify, intel, crls=crls)
+        assert error.code == "crl-unusable"  # type: ignore[attr-defined]
+        assert str(error).endswith(f"cannot decide revocation: {why}")
+    # given with --crl rather than in the collateral
+    fails(
+        ChainNotTrusted, "revocation", verify_tdx_quote, intel.quote(), now=TDX_NOW,
+        root=intel.root, crls=[hostile],
+    )  # fmt: skip
+
+
+def test_a_crl_whose_scope_leaves_a_certificate_out_does_not_cover_it(intel: FakeIntel) -> None:
+    pck = intel.pck(serial=0xBAD)
+    # a PCK CA CRL only of CA certificates lists the PCK's serial: not a revocation of it
+    cas_only = intel.crl("pck", [0xBAD], extensions=[(_point(cas=True), True)])
+    log = CheckLog()
+    verify_tdx_quote(intel.quote(pck), now=TDX_NOW, root=intel.root, crls=[cas_only], checks=log)
+    detail = next(c.detail for c in log.checks if c.name == "revocation")
+    assert detail == (
+        "no CRL given for: Intel SGX PCK Certificate, Intel SGX PCK Platform CA, Intel SGX Root CA"
+    )
+    # one only of end entities covers it, and revokes it
+    users_only = intel.crl("pck", [0xBAD], extensions=[(_point(users=True), True)])
+    fails(
+        CertificateRevoked, "revocation", verify_tdx_quote, intel.quote(pck), now=TDX_NOW,
+        root=intel.root, crls=[users_only],
+    )  # fmt: skip
+
+
 LATE = NEXT_UPDATE + timedelta(days=1)
 
 

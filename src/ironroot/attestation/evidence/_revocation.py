@@ -7,6 +7,14 @@ signatures alike: AMD's KDS signs its CRLs RSASSA-PSS SHA-384 with the ARK, Inte
 its PCK and root CA CRLs ECDSA P-256). CRLs that apply to no certificate of the chain (another
 product's, another CA's) are not used and not judged.
 
+An applying CRL must be one that can decide revocation as a complete CRL of its issuer
+(:func:`ironroot.crypto.check_crl`, RFC 5280 §5.2, §5.3): one carrying a critical extension the
+verifier does not process, a delta CRL, an indirect CRL or one partitioned by reasons, or one
+with an entry carrying an unprocessed critical extension is refused (``ChainNotTrusted``
+``crl-unusable``), not read as "not revoked". Its issuing distribution point then says which of
+the issuer's certificates it covers (:func:`ironroot.crypto.crl_covers`: only end entities,
+only CAs, one named distribution point): a certificate outside its scope is not covered by it.
+
 Revocation is permanent: a certificate listed by an applicable CRL is refused
 (``CertificateRevoked``) whether or not that CRL is still fresh. Freshness is then judged per
 CRL issuer: the issuer is covered when at least one of its applicable CRLs is fresh at the
@@ -27,6 +35,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
 from ironroot.attestation.evidence._certs import aware
+from ironroot.crypto import check_crl, crl_covers
 from ironroot.errors import CertificateRevoked, ChainNotTrusted, CollateralExpired
 
 __all__ = [
@@ -129,6 +138,19 @@ def _signed_by(
     return known
 
 
+def _covers(crl: x509.CertificateRevocationList, cert: x509.Certificate) -> bool:
+    """Whether ``crl`` is in scope for ``cert`` (its issuing distribution point)."""
+    try:
+        is_ca = cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    except x509.ExtensionNotFound:
+        is_ca = False
+    try:
+        points = cert.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
+    except x509.ExtensionNotFound:
+        points = None
+    return crl_covers(crl, is_ca=is_ca, distribution_points=points)
+
+
 def _links(
     chain: Sequence[x509.Certificate], crl_issuers: Sequence[x509.Name]
 ) -> list[tuple[x509.Certificate, x509.Certificate, x509.Name, list[int]]]:
@@ -167,15 +189,19 @@ def check_chain_revocation(
     Returns ``None`` when no CRL applies to any certificate of the chain (see
     :func:`chain_has_crl`; the caller records the check as not run). Raises
     ``ChainNotTrusted`` for a CRL whose issuer is in the chain but whose signature does not
-    verify, ``CertificateRevoked`` for a listed certificate, and
-    ``CollateralExpired`` for a stale CRL unless ``allow_stale``.
+    verify, ``ChainNotTrusted`` ``crl-unusable`` for one that cannot decide revocation (module
+    docs), ``CertificateRevoked`` for a listed certificate, and ``CollateralExpired`` for a
+    stale CRL unless ``allow_stale``.
     """
     applied: dict[int, x509.Name] = {}
     prints: dict[int, bytes] = {}
     checked: list[str] = []
     uncovered: list[str] = []
+    named = False
     for cert, issuer, issuer_name, matching in _links(chain, [crl.issuer for crl in crls]):
+        covered = False
         for i in matching:
+            named = True
             crl = crls[i]
             if i not in prints:
                 prints[i] = crl.fingerprint(hashes.SHA256())
@@ -183,14 +209,18 @@ def check_chain_revocation(
                 raise ChainNotTrusted(
                     f"CRL of {common_name(issuer_name)!r} has an invalid signature"
                 )
+            check_crl(crl)
+            if not _covers(crl, cert):
+                continue
             if crl.get_revoked_certificate_by_serial_number(cert.serial_number) is not None:
                 raise CertificateRevoked(
                     f"certificate {common_name(cert.subject)!r} (serial {cert.serial_number:#x}) "
                     f"is revoked by the CRL of {common_name(issuer_name)!r}"
                 )
             applied[i] = issuer_name
-        (checked if matching else uncovered).append(common_name(cert.subject))
-    if not applied:
+            covered = True
+        (checked if covered else uncovered).append(common_name(cert.subject))
+    if not named:
         return None
     by_issuer: dict[str, list[StaleCollateral | None]] = {}
     seen: set[bytes] = set()
@@ -207,7 +237,7 @@ def check_chain_revocation(
         for results in by_issuer.values()
         if all(s is not None for s in results)
     )
-    parts = [f"not revoked: {', '.join(checked)}"]
+    parts = [f"not revoked: {', '.join(checked)}"] if checked else []
     if uncovered:
         parts.append(f"no CRL given for: {', '.join(uncovered)}")
     allowed = refuse_stale(stale, allow=allow_stale)
