@@ -20,6 +20,7 @@ from ironroot.cose import encode_cbor
 from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.errors import (
     BadSignature,
+    CertificateExpired,
     ChainNotTrusted,
     ConfigError,
     Conflict,
@@ -37,6 +38,7 @@ from ironroot.fleet import (
     FleetCA,
     NodeEvidence,
     check_credential,
+    crl_revocations,
     csr_public_key,
     make_csr,
     parse_credential,
@@ -44,6 +46,7 @@ from ironroot.fleet import (
     verify_credential,
 )
 from ironroot.fleet._credentials import check_lifetime
+from tee_fakes import crl_without_next_update
 from x509_extensions import UNKNOWN_OID, refusal, with_extension
 
 NOW = dt.datetime(2026, 6, 1, 12, 0, tzinfo=dt.UTC)
@@ -290,3 +293,87 @@ def test_a_credential_with_an_unknown_critical_extension_is_refused(
     with pytest.raises(ChainNotTrusted, match=refusal(cert)) as refused:
         verify_credential(der, ca_der, at=NOW)
     assert refused.value.code == "credential-untrusted"
+
+
+def _ca_crl(
+    tmp_path: Path,
+    ca: FleetCA,
+    *,
+    extension: x509.ExtensionType | None = None,
+    entry: x509.ExtensionType | None = None,
+    digest: hashes.HashAlgorithm | None = None,
+) -> bytes:
+    """A CRL of ``ca`` (signed with its key, SHA-384 unless ``digest``) listing serial 7, with
+    a critical ``extension`` and a critical ``entry`` extension when given."""
+    ca_key = load_pem_private_key((tmp_path / "ca" / "ca.key.pem").read_bytes(), None)
+    revoked = x509.RevokedCertificateBuilder().serial_number(7).revocation_date(NOW)
+    if entry is not None:
+        revoked = revoked.add_extension(entry, critical=True)
+    builder = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(ca.certificate.subject)
+        .last_update(NOW - dt.timedelta(minutes=5))
+        .next_update(NOW + dt.timedelta(hours=1))
+        .add_revoked_certificate(revoked.build())
+    )
+    if extension is not None:
+        builder = builder.add_extension(extension, critical=True)
+    crl = builder.sign(ca_key, digest or hashes.SHA384())  # type: ignore[arg-type]
+    return crl.public_bytes(Encoding.DER)
+
+
+def _point(*, cas: bool = False, reasons: bool = False) -> x509.IssuingDistributionPoint:
+    some = frozenset({x509.ReasonFlags.key_compromise}) if reasons else None
+    return x509.IssuingDistributionPoint(None, None, False, cas, some, False, False)
+
+
+@pytest.mark.parametrize(
+    ("extension", "entry", "why"),
+    [
+        (x509.DeltaCRLIndicator(1), None, "a delta CRL (base CRL number 1), not a complete CRL"),
+        (_point(reasons=True), None, "it covers only some revocation reasons (keyCompromise)"),
+        (
+            None,
+            x509.CertificateIssuer([x509.DirectoryName(x509.Name([]))]),
+            "the entry of serial 0x7 carries the critical extension 2.5.29.29",
+        ),
+    ],
+    ids=["delta", "only-some-reasons", "entry-certificate-issuer"],
+)
+def test_a_fleet_ca_crl_that_cannot_decide_revocation_is_refused(
+    tmp_path: Path,
+    extension: x509.ExtensionType | None,
+    entry: x509.ExtensionType | None,
+    why: str,
+) -> None:
+    ca = FleetCA.create(tmp_path / "ca", now=NOW)
+    ca_der = ca.certificate.public_bytes(Encoding.DER)
+    assert crl_revocations(_ca_crl(tmp_path, ca), ca_der, at=NOW) == {"7": NOW}
+    crl = _ca_crl(tmp_path, ca, extension=extension, entry=entry)
+    with pytest.raises(ChainNotTrusted) as caught:
+        crl_revocations(crl, ca_der, at=NOW)
+    assert (type(caught.value), caught.value.code) == (ChainNotTrusted, "crl-unusable")
+    subject = ca.certificate.subject.rfc4514_string()
+    assert caught.value.detail == (
+        f"the fleet CA's CRL of {subject!r} cannot decide revocation: {why}"
+    )
+
+
+def test_a_fleet_ca_crl_out_of_scope_or_without_next_update_is_refused(tmp_path: Path) -> None:
+    ca = FleetCA.create(tmp_path / "ca", now=NOW)
+    ca_der = ca.certificate.public_bytes(Encoding.DER)
+    with pytest.raises(ChainNotTrusted) as caught:  # only CA certificates: not a credential's
+        crl_revocations(_ca_crl(tmp_path, ca, extension=_point(cas=True)), ca_der, at=NOW)
+    assert caught.value.code == "crl-unusable"
+    assert caught.value.detail == (
+        "the fleet CA's CRL does not cover its credentials (issuing distribution point)"
+    )
+    ca_key = load_pem_private_key((tmp_path / "ca" / "ca.key.pem").read_bytes(), None)
+    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+    signed = _ca_crl(tmp_path, ca, digest=hashes.SHA256())  # as the helper re-signs it
+    bare = crl_without_next_update(x509.load_der_x509_crl(signed), ca_key)
+    assert bare.next_update_utc is None
+    with pytest.raises(CertificateExpired) as expired:
+        crl_revocations(bare.public_bytes(Encoding.DER), ca_der, at=NOW)
+    assert type(expired.value) is CertificateExpired
+    assert expired.value.detail == ("the CRL has no nextUpdate: it states no time it is current to")

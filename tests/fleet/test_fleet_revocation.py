@@ -57,8 +57,15 @@ def fleet(aw: AdmissionWorld, tmp_path: Path) -> tuple[Fleet, AdmissionAuthority
     return fleet, authority
 
 
-def _crl(issuer: bytes, key: PrivateKey, *serials: int, days: int = 7) -> bytes:
-    """A CRL (DER) of ``issuer`` (its DER certificate) signed with ``key``."""
+def _crl(
+    issuer: bytes,
+    key: PrivateKey,
+    *serials: int,
+    days: int = 7,
+    extension: x509.ExtensionType | None = None,
+) -> bytes:
+    """A CRL (DER) of ``issuer`` (its DER certificate) signed with ``key``, with a critical
+    ``extension`` when one is given."""
     name = load_certificate(issuer, der_only=True).subject
     builder = (
         x509.CertificateRevocationListBuilder()
@@ -66,6 +73,8 @@ def _crl(issuer: bytes, key: PrivateKey, *serials: int, days: int = 7) -> bytes:
         .last_update(NOW - dt.timedelta(hours=1))
         .next_update(NOW + dt.timedelta(days=days))
     )
+    if extension is not None:
+        builder = builder.add_extension(extension, critical=True)
     for serial in serials:
         builder = builder.add_revoked_certificate(
             x509.RevokedCertificateBuilder()
@@ -123,6 +132,66 @@ def test_crls_that_are_not_the_issuers_or_revoke_nothing_change_nothing(
     assert attest_node(fleet_, "node-0001", now=LATER, authority=authority).status == "admitted"
     with pytest.raises(MalformedCertificate):
         add_crl(fleet_, b"not a CRL", now=NOW)
+
+
+def _point(*, users: bool = False, cas: bool = False) -> x509.IssuingDistributionPoint:
+    return x509.IssuingDistributionPoint(None, None, users, cas, None, False, False)
+
+
+@pytest.mark.parametrize(
+    ("extension", "why"),
+    [
+        (x509.DeltaCRLIndicator(1), "a delta CRL (base CRL number 1), not a complete CRL"),
+        (
+            x509.UnrecognizedExtension(x509.ObjectIdentifier("1.2.3.4"), b"\x05\x00"),
+            "unknown critical extension 1.2.3.4",
+        ),
+    ],
+    ids=["delta", "unknown-critical"],
+)
+def test_a_crl_of_the_issuer_that_cannot_decide_revocation_refuses(
+    aw: AdmissionWorld,
+    fleet: tuple[Fleet, AdmissionAuthority],
+    extension: x509.ExtensionType,
+    why: str,
+) -> None:
+    fleet_, authority = fleet
+    ca = aw.vendor_ca
+    serial = _idevid_serial(fleet_, "node-0001")
+    # the vendor CA's, listing another serial: not read as "the DeviceID is not revoked"
+    hostile = _crl(ca.ecc_certificate, ca.ecc_key, serial + 1, extension=extension)
+    name = add_crl(fleet_, hostile, now=NOW)
+    reasons = _refused(fleet_, authority, "node-0001", "rot")
+    undecided = [r for r in reasons if r.startswith("revocation undecided: certificate ")]
+    assert len(undecided) == 1
+    assert f"(serial {serial:#x})" in undecided[0]
+    issuer = load_certificate(ca.ecc_certificate, der_only=True).subject.rfc4514_string()
+    assert undecided[0].endswith(
+        f"CRL admission/crls/{name} of {issuer!r} cannot decide revocation: {why}"
+    )
+
+
+def test_a_crl_whose_scope_leaves_the_device_id_out_does_not_revoke_it(
+    aw: AdmissionWorld, fleet: tuple[Fleet, AdmissionAuthority]
+) -> None:
+    fleet_, authority = fleet
+    ca = aw.vendor_ca
+    serial = _idevid_serial(fleet_, "node-0001")
+    der = fleet_.rot("node-0001").idevid_certificate(Algorithm.ES384)
+    assert (
+        load_certificate(der, der_only=True)
+        .extensions.get_extension_for_class(x509.BasicConstraints)
+        .value.ca
+    )  # the DeviceID is a CA: it issues the LDevID
+    # a CRL only of end-entity certificates lists its serial: not a revocation of it
+    users = _crl(ca.ecc_certificate, ca.ecc_key, serial, extension=_point(users=True))
+    add_crl(fleet_, users, now=NOW)
+    assert attest_node(fleet_, "node-0001", now=LATER, authority=authority).status == "admitted"
+    # one only of CA certificates covers it
+    cas = _crl(ca.ecc_certificate, ca.ecc_key, serial, extension=_point(cas=True))
+    add_crl(fleet_, cas, now=NOW)
+    reasons = _refused(fleet_, authority, "node-0001", "rot", LATER + dt.timedelta(minutes=1))
+    assert any(r.startswith("revoked: certificate ") and f"{serial:#x}" in r for r in reasons)
 
 
 def test_a_revocation_statement_on_the_log_is_refused_and_triggers_the_class(

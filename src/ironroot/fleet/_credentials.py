@@ -125,6 +125,8 @@ from ironroot.crypto import (
     ExtensionProfile,
     PrivateKey,
     PublicKey,
+    check_crl,
+    crl_covers,
     load_certificate,
     load_crl,
     load_csr,
@@ -396,8 +398,11 @@ def verify_credential(data: bytes, ca: bytes, *, at: dt.datetime) -> Credential:
 
 def crl_revocations(crl: bytes, ca: bytes, *, at: dt.datetime) -> dict[str, dt.datetime]:
     """The credentials (serial hex → revocation time) a CRL (DER) of the fleet CA ``ca``
-    lists: it must be signed by that CA (``BadSignature``) and current at ``at``
-    (``CertificateExpired``); ``MalformedCertificate`` when it does not parse."""
+    lists: it must be signed by that CA (``BadSignature``), a complete CRL of the CA's
+    credentials (``ChainNotTrusted`` ``crl-unusable``: :func:`ironroot.crypto.check_crl`, and
+    an issuing distribution point that leaves end-entity certificates out) and current at
+    ``at``, with a ``nextUpdate`` (``CertificateExpired``); ``MalformedCertificate`` when it
+    does not parse."""
     if len(crl) > _MAX_CRL:
         raise LimitExceeded(f"a CRL of the fleet CA is at most {_MAX_CRL} bytes")
     revocations = load_crl(crl, what="the fleet CA's CRL")
@@ -411,9 +416,17 @@ def crl_revocations(crl: bytes, ca: bytes, *, at: dt.datetime) -> dict[str, dt.d
         raise BadSignature("the CRL's signature is not the fleet CA's") from exc
     if not valid:
         raise BadSignature("the CRL's signature is not the fleet CA's")
+    check_crl(revocations, what="the fleet CA's CRL")
+    if not crl_covers(revocations, is_ca=False, distribution_points=None):
+        raise ChainNotTrusted(
+            "the fleet CA's CRL does not cover its credentials (issuing distribution point)",
+            code="crl-unusable",
+        )
     when = _utc(at)
     after = revocations.next_update_utc
-    if when < revocations.last_update_utc or (after is not None and when >= after):
+    if after is None:
+        raise CertificateExpired("the CRL has no nextUpdate: it states no time it is current to")
+    if when < revocations.last_update_utc or when >= after:
         raise CertificateExpired(f"the CRL is not current at {when.isoformat()}")
     return {format(r.serial_number, "x"): r.revocation_date_utc for r in revocations}
 

@@ -19,7 +19,16 @@ that issued it, for a device's root the pinned root itself. A CRL that applies t
 whose signature does not verify under the issuer it names (not the CA's: anyone can write a
 file or log a statement), is passed over. A certificate whose serial an applying CRL lists is
 revoked, whatever the CRL's ``nextUpdate`` (a revocation is permanent; keeping CRLs current is
-the operator's, as for any relying party).
+the operator's, as for any relying party), whatever the reason (``certificateHold`` too).
+
+An applying CRL that cannot decide revocation as a complete CRL of its issuer
+(:func:`ironroot.crypto.check_crl`: a critical extension the verifier does not process, a delta
+CRL, an indirect CRL or one partitioned by reasons, an entry with an unprocessed critical
+extension) is not read as "not revoked": the certificate whose issuer signed it counts as
+revoked, with the reason ``revocation undecided: …`` (only the issuer can make such a CRL).
+A CRL whose issuing distribution point leaves the certificate out of its scope
+(:func:`ironroot.crypto.crl_covers`: only end entities, only CAs, another distribution point)
+does not apply to it.
 
 A revocation statement's own CWT ``exp`` and ``nbf`` are not read, on purpose and unlike every
 other statement kind's: a revocation fails closed. Past its ``exp`` it still revokes (an
@@ -68,9 +77,9 @@ from ironroot.cose import (
     decode_cbor,
     verify_transparent_statement,
 )
-from ironroot.crypto import load_crls
+from ironroot.crypto import check_crl, crl_covers, load_certificate, load_crls
 from ironroot.ear import tier_of
-from ironroot.errors import IronrootError, MalformedCertificate
+from ironroot.errors import ChainNotTrusted, IronrootError, MalformedCertificate
 from ironroot.rot import DiceCertificate, parse_certificate
 from ironroot.spdm import CertificateChain, SpdmEvidence
 
@@ -213,6 +222,17 @@ class CrlSet:
                             cert.subject,
                         )
                     continue
+                try:
+                    check_crl(item.crl, what=f"CRL {item.label}")
+                except (ChainNotTrusted, MalformedCertificate) as exc:
+                    return (
+                        f"revocation undecided: certificate {cert.subject} (serial "
+                        f"{cert.serial:#x}): {exc.detail}"
+                    )
+                if not crl_covers(
+                    item.crl, is_ca=bool(cert.is_ca), distribution_points=_points(cert)
+                ):
+                    continue
                 entry = item.crl.get_revoked_certificate_by_serial_number(cert.serial)
                 if entry is not None:
                     return (
@@ -221,6 +241,16 @@ class CrlSet:
                         f"{entry.revocation_date_utc.isoformat()}"
                     )
         return ""
+
+
+def _points(cert: DiceCertificate) -> x509.CRLDistributionPoints | None:
+    """The CRL distribution points of ``cert``, ``None`` when it names none (or they cannot be
+    read: a DICE certificate the DICE parser reads and ``cryptography`` does not)."""
+    try:
+        parsed = load_certificate(cert.der, allow_unsupported=True, der_only=True)
+        return parsed.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
+    except (x509.ExtensionNotFound, MalformedCertificate):
+        return None
 
 
 def _quote_chains(quote: bytes) -> list[list[DiceCertificate]]:
