@@ -3,6 +3,7 @@ from the command line, against a live operator log."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +14,7 @@ from tests.fleet.fleet_world import make_fleet
 from tests.platform.node_world import NOW, World, make_world
 
 from ironroot.cli import main
-from ironroot.fleet import DesiredState, DesiredStore
+from ironroot.fleet import DesiredState, DesiredStore, sign_desired
 
 AT = ["--at", "2026-06-01T12:00:00Z"]  # node_world.NOW
 
@@ -164,6 +165,13 @@ def test_rollout_that_stops_exits_1_with_its_report(
     )  # fmt: skip
     assert code == 1
     assert out["error"]["code"] == "power-lost"  # type: ignore[index]
+    # The next rollout reports the node the drill cut short (RolloutReport.interrupted): the
+    # table and summary of the text output left it out, and the marker is gone once reported.
+    for reported in (True, False):  # reported once
+        main(["fleet", "rollout", *f, "--releases", str(releases), *AT])
+        out = " ".join(capsys.readouterr().out.split())
+        assert ("interrupted earlier: node-0001 (an earlier rollout" in out) is reported, out
+        assert ("node-0001 │ failed (interrupted" in out) is reported, out
 
 
 def test_text_in_the_tables_is_shown_not_read_as_rich_markup(
@@ -184,3 +192,33 @@ def test_text_in_the_tables_is_shown_not_read_as_rich_markup(
     assert "in sync" in capsys.readouterr().out
     assert main(["fleet", "rollout", *f, *AT]) == 0
     assert "1 skipped" in capsys.readouterr().out
+
+
+def test_desired_show_at_a_time_judges_the_approvals_then(
+    world: World, ops: Ops, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``desired show`` had no ``--at`` (the library judges the state at a time, and
+    ``reconcile``/``rollout --at`` act on it so): it is the state they act on at TIME, and
+    not in force once an approval expired."""
+    fleet, _ = make_fleet(world, tmp_path / "fleet", 1)
+    store = DesiredStore(fleet)
+    store.init(ops.governance())
+    state = DesiredState.build(fleet.node_class("node-7"), 1, fleet=fleet.identity())
+    exp = NOW + dt.timedelta(days=3650)  # after the wall clock: the log registers it
+    approvals = [
+        sign_desired(state, ops.keys[iss], iss=iss, iat=NOW, exp=exp) for iss in (ALICE, BOB)
+    ]
+    store.publish("node-7", approvals, now=NOW, registrar=ops.log)
+    f = ["--fleet", str(fleet.directory)]
+    for at in ([], AT, ["--at", (exp - dt.timedelta(seconds=1)).isoformat()]):
+        code, out = run(capsys, "fleet", "desired", "show", *f, *at)
+        assert (code, out["desired"]["version"]) == (0, 1), at  # type: ignore[index]
+    code, out = run(capsys, "fleet", "desired", "show", *f, "--at", exp.isoformat())
+    assert code == 1
+    assert out["error"]["code"] == "statement-expired"  # type: ignore[index]
+    assert main(["fleet", "desired", "show", *f, "--at", exp.isoformat()]) == 1
+    assert "statement-expired" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as info:  # a usage error, as every --at
+        main(["fleet", "desired", "show", *f, "--at", "yesterday"])
+    assert info.value.code == 2
+    assert "is not a time" in capsys.readouterr().err

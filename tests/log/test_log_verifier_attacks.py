@@ -23,10 +23,10 @@ from log_testkit import (
 
 from ironroot.errors import (
     BadSignature,
+    ConfigError,
     LimitExceeded,
     MalformedInput,
     PayloadTooLarge,
-    StorageError,
     UnknownIssuer,
     Unreachable,
     VerificationFailed,
@@ -199,10 +199,41 @@ def test_a_redirect_to_another_host_is_not_followed(logs: tuple[Log, Log]) -> No
     with (
         client,
         HttpLogFetcher("https://log.example", client=client) as f,
-        pytest.raises(StorageError, match="302"),
+        pytest.raises(ConfigError) as info,
     ):
         verify_remote_log(f)
     assert "evil.example" not in hosts
+    # a typed error naming the redirect and where it points, not a storage failure
+    assert info.value.code == "redirect"
+    assert "answered 302, a redirect to https://evil.example/checkpoint" in info.value.detail
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+def test_a_redirect_is_not_followed_even_by_a_client_that_follows_them(status: int) -> None:
+    """A caller's client may follow redirects for its own requests (httpx's
+    ``follow_redirects=True``): the fetcher's reads still follow none."""
+    hosts: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        hosts.append(request.url.host)
+        if request.url.host == "evil.example":
+            return httpx.Response(200, content=b"not this log's checkpoint")
+        target = "//evil.example/moved/checkpoint?X-Token=SECRET#f"
+        return httpx.Response(status, headers={"Location": target})
+
+    client = httpx.Client(transport=httpx.MockTransport(handler), follow_redirects=True)
+    with (
+        client,
+        HttpLogFetcher("https://log.example/prefix", client=client) as f,
+        pytest.raises(ConfigError) as info,
+    ):
+        f.fetch("checkpoint")
+    assert hosts == ["log.example"]
+    assert info.value.code == "redirect"
+    assert f"answered {status}, a redirect to https://evil.example/moved/checkpoint?(hidden)" in (
+        info.value.detail
+    )
+    assert "SECRET" not in info.value.detail
 
 
 def test_a_body_larger_than_any_log_resource_is_cut_off() -> None:

@@ -738,6 +738,77 @@ def test_an_operator_updates_the_bmc_over_multipart_push(bmc: Bmc) -> None:
     assert bmc.active("bmc") == "2.0"
 
 
+def test_a_task_s_payload_is_shown_to_its_owner_and_administrators_only(bmc: Bmc) -> None:
+    """DSP8011 maps a Task's GET to Login, so every account reads every task; but the
+    Payload (the request that started it) was shown to all of them, so a ReadOnly account or
+    another Operator read one operator's update request. Per the Task schema's HidePayload,
+    only the account that started the task and a ConfigureManager account read it now."""
+    other = ("operator2", "other operator password")
+    bmc.service.accounts.add(*other, "Operator")
+    v2 = bmc.world.release("bmc", "2.0")
+    oem = {"Ironroot": {"AllowRecoveryRemoval": ["bmc"]}}
+    with bmc.client(OPERATOR) as client:
+        response = client.post(PUSH, files=_parts(v2.bundle, v2.statements, extra={"Oem": oem}))
+        assert response.status_code == 202, response.text
+        assert response.json()["HidePayload"] is False
+        assert json.loads(response.json()["Payload"]["JsonBody"])["Oem"] == oem
+        uri = response.json()["@odata.id"]
+        assert _wait(client, response.headers["location"]).status_code == 200
+        own = client.get(uri).json()
+    seen = {}
+    for who in (ADMIN, VIEWER, other):
+        with bmc.client(who) as client:
+            task = client.get(uri)
+            assert task.status_code == 200, task.text
+            seen[who[0]] = task.json()
+    assert json.loads(own["Payload"]["JsonBody"])["Oem"] == oem
+    assert seen["admin"]["Payload"] == own["Payload"]
+    for name in ("viewer", "operator2"):
+        task = seen[name]
+        assert "Payload" not in task
+        assert task["HidePayload"] is True
+        assert "AllowRecoveryRemoval" not in json.dumps(task)
+        # the rest of the task is every account's, as the privilege registry has it
+        assert (task["TaskState"], task["Messages"]) == ("Completed", own["Messages"])
+    # a task still running answers its monitor with the task: the same rule there
+    running = bmc.service.tasks.create("Update of bmc", {"JsonBody": "{}"}, owner="2")
+    monitor = f"{ROOT}/TaskService/TaskMonitors/{running.id}"
+    with bmc.client(VIEWER) as viewer, bmc.client(OPERATOR) as owner:
+        hidden, shown = viewer.get(monitor), owner.get(monitor)
+    assert (hidden.status_code, shown.status_code) == (202, 202)
+    assert "Payload" not in hidden.json()
+    assert hidden.json()["HidePayload"] is True
+    assert shown.json()["Payload"] == {"JsonBody": "{}"}
+
+
+def test_a_restarted_service_never_shows_another_task_under_an_id_polled_before(
+    bmc: Bmc,
+) -> None:
+    """Tasks live in memory; their ids were a count from 1, so after a restart a client
+    polling its task 1 was shown the next client's task 1. Ids are random now."""
+    v2 = bmc.world.release("bmc", "2.0")
+    with bmc.client(OPERATOR) as client:
+        response = client.post(PUSH, files=_parts(v2.bundle, v2.statements))
+        assert response.status_code == 202, response.text
+        first = response.json()
+        assert _wait(client, response.headers["location"]).status_code == 200
+    assert first["Id"] != "1"
+    restarted = RedfishService(
+        bmc.platform, bmc.service.accounts, clock=lambda: NOW, limits=LIMITS, basic_over_http=True
+    )
+    created = [restarted.tasks.create("Update of bmc", {}, owner="1") for _ in range(3)]
+    assert first["Id"] not in {t.id for t in created}
+    assert len({t.id for t in created}) == 3
+    with (
+        ServerThread(create_redfish_app(restarted)) as server,
+        httpx.Client(base_url=server.url, auth=ADMIN, timeout=30) as client,
+    ):
+        task = client.get(first["@odata.id"])
+        monitor = client.get(first["TaskMonitor"])
+    _error(task, 404, "ResourceMissingAtURI")
+    _error(monitor, 404, "ResourceMissingAtURI")
+
+
 def test_read_only_may_not_update(bmc: Bmc) -> None:
     v2 = bmc.world.release("bmc", "2.0")
     with bmc.client(VIEWER) as client:
@@ -1599,7 +1670,7 @@ def test_a_push_naming_the_component_installs_a_pfm_that_drops_its_recovery_imag
         done = _wait(client, response.headers["location"])
         task = client.get(response.json()["@odata.id"]).json()
     assert done.status_code == 200, done.text
-    # the opt-in is kept in the task (every account reads it): who accepted what is on record
+    # the opt-in is kept in the task's Payload (its owner and administrators read it)
     assert json.loads(task["Payload"]["JsonBody"])["Oem"] == oem
     assert bmc.active("host") == "2.0"
     assert bmc.platform.state().pfm.image.svn == 2  # type: ignore[union-attr]

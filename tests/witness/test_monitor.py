@@ -959,3 +959,44 @@ def test_the_cli_refuses_a_check_timeout_that_is_no_time(
     error = json.loads(capsys.readouterr().out)["error"]
     assert error["code"] == "config"
     assert error["message"].startswith("--check-timeout is a number of seconds above 0")
+
+
+def test_a_log_that_redirects_is_a_config_error_naming_where_never_followed(
+    tmp_path: Path, log_key: PrivateKey, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A 3xx was a ``StorageError`` ("answered 302") as if the log had failed: now the monitor
+    user reads that the URL redirects, and where, and nothing is read from there."""
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    from ironroot.http import ServerThread
+
+    log = grown(log_key, entries(3))
+    asked: list[str] = []
+
+    async def elsewhere(request: Request) -> Response:
+        asked.append(request.url.path)
+        return Response(LogFetcher(log).fetch(request.url.path.lstrip("/")))
+
+    async def moved(request: Request) -> Response:
+        return Response(status_code=301, headers={"Location": f"{target.url}/log/checkpoint"})
+
+    try:
+        with (
+            ServerThread(Starlette(routes=[Route("/{p:path}", elsewhere)])) as target,
+            ServerThread(Starlette(routes=[Route("/{p:path}", moved)])) as server,
+        ):
+            argv = ["monitor", "once", "--state", str(tmp_path / "state"),
+                    "--url", server.url, "--key", _keys(log)[0].vkey, "--json"]  # fmt: skip
+            code = main(argv)
+    finally:
+        log.close()
+    captured = capsys.readouterr()
+    assert code == 2
+    error = json.loads(captured.out)["error"]
+    assert error["code"] == "redirect"
+    assert f"answered 301, a redirect to {target.url}/log/checkpoint" in error["message"]
+    assert asked == []
+    assert "Traceback" not in captured.err

@@ -11,14 +11,17 @@ rollouts in waves (``--fleet DIR`` or ``$IRONROOT_FLEET``).
     register the approvals that carry no receipt, verify them all (receipts from a trusted
     service, signers authorized and distinct, enough of them, version increasing) and put the
     desired state in force.
-``desired show``
-    the desired state in force, verified again.
+``desired show [--at TIME]``
+    the desired state in force, verified again: at ``TIME`` (default now), as ``reconcile``
+    and ``rollout --at TIME`` see it — the state the store holds in force, whose approvals
+    must be valid then (an expired or not-yet-valid approval: exit 1).
 ``reconcile [--class NAME] [--node ID ...] [--measure] [--policy NAME=FILE ...] [--all]``
     every node's measured state against the desired state: a table of the drift (``--all``:
     every item) or one JSON object; exit 1 when anything drifted.
 ``rollout [--wave-size N] [--releases DIR ...] [--dry-run]``
-    update the nodes toward the desired firmware in waves, stop at the first failure, report;
-    exit 1 when it stopped.
+    update the nodes toward the desired firmware in waves, stop at the first failure, report
+    (the nodes an earlier rollout was cut short on too: ``interrupted``); exit 1 when it
+    stopped.
 """
 
 from __future__ import annotations
@@ -132,6 +135,12 @@ def register_desired(verbs: Any) -> None:
         epilog="example: ironroot fleet desired show --fleet fleet --json",
     )
     _fleet_option(show)
+    show.add_argument(
+        "--at",
+        type=instant,
+        help="the time to judge it at (default: now): the state reconcile and rollout --at "
+        "TIME act on, in force only if its approvals are valid then (not a look into history)",
+    )
     show.set_defaults(func=_show)
 
     reconcile = verbs.add_parser(
@@ -319,7 +328,7 @@ def _show(args: argparse.Namespace) -> int:
     fleet = _fleet(args)
     name = _class_name(args, fleet)
     store = DesiredStore(fleet)
-    verified = store.current(name, now=now_or(getattr(args, "at", None)))
+    verified = store.current(name, now=now_or(args.at))
     state = verified.state
     if args.json:
         print(json.dumps({"class": name, "history": store.history(name), **verified.to_json()}))
@@ -492,7 +501,10 @@ def _rollout(args: argparse.Namespace) -> int:
             + (f" ({u.code})" if u.code else "")
             for u in node.updates
         )
-        table.add_row(str(node.wave or "-"), node.node, node.outcome, markup(updates))
+        outcome = node.outcome
+        if node.node in report.interrupted:
+            outcome += " (interrupted earlier)"
+        table.add_row(str(node.wave or "-"), node.node, outcome, markup(updates))
     console = rich_console()
     console.print(table)
     counts = report.to_json()["counts"]
@@ -508,5 +520,10 @@ def _rollout(args: argparse.Namespace) -> int:
             f"; stopped: desired state v{report.superseded_by} was put in force meanwhile "
             "(roll it out)"
         )
-    console.print(summary or "no node")
+    if report.interrupted:
+        summary += (
+            f"; interrupted earlier: {', '.join(report.interrupted)} (an earlier rollout was cut "
+            "short on them: ironroot fleet events --kind rollout-interrupted)"
+        )
+    console.print(markup(summary) if summary else "no node")
     return 0 if report.ok else 1

@@ -90,7 +90,8 @@ def _follow_options(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=monitor.DEFAULT_MAX_NEW_ENTRIES,
         metavar="N",
-        help="refuse a checkpoint more than N entries beyond the verified size "
+        help="refuse a checkpoint more than N entries beyond the verified size, and reading "
+        "more than N verified entries again for a newly watched subject or issuer "
         f"(default {monitor.DEFAULT_MAX_NEW_ENTRIES}; raise it for a first look at a larger log)",
     )
     parser.add_argument(

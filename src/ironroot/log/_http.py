@@ -1,4 +1,12 @@
-"""Reading a log's C2SP read API over HTTP with httpx: the I/O shell of remote verification."""
+"""Reading a log's C2SP read API over HTTP with httpx: the I/O shell of remote verification.
+
+A redirect is never followed, by this fetcher's own client or by one a caller gives (which
+may follow them for its own requests): a log's resources are read where its URL says. A ``3xx``
+answer is :class:`~ironroot.errors.ConfigError` naming the status and where it points (without
+its query, which may carry a token), so an operator whose log moved gives its new URL, and a
+log (or a proxy before it) that sends its readers elsewhere is not read from that other host
+under the first one's name.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +19,14 @@ import httpx
 
 from ironroot._httpclient import TOTAL_TIMEOUTS, bounded_response, checked_url
 from ironroot._trust import client_verify
-from ironroot.errors import MalformedInput, NotFound, PayloadTooLarge, StorageError, Unreachable
+from ironroot.errors import (
+    ConfigError,
+    MalformedInput,
+    NotFound,
+    PayloadTooLarge,
+    StorageError,
+    Unreachable,
+)
 
 __all__ = ["HttpLogFetcher"]
 
@@ -75,11 +90,19 @@ class HttpLogFetcher:
                 too_large=lambda: PayloadTooLarge(f"{url} is larger than any log resource"),
                 total=total,
                 headers=headers,
+                follow_redirects=False,
             )
         except httpx.HTTPError as exc:
             raise Unreachable.of(url, exc) from exc
         if response.status_code == 404:
             raise NotFound(f"{url} was not found")
+        if 300 <= response.status_code < 400:
+            raise ConfigError(
+                f"GET {url} answered {response.status_code}, a redirect to "
+                f"{_target(response)}: a log is read only where its URL says, no redirect "
+                "is followed; if the log moved, give its new URL",
+                code="redirect",
+            )
         if response.status_code != 200:
             raise StorageError(f"GET {url} answered {response.status_code}")
         return response.content
@@ -98,3 +121,20 @@ class HttpLogFetcher:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _target(response: httpx.Response) -> str:
+    """Where a redirect points, for a message: its ``Location`` resolved against the request,
+    without user information, query or fragment (which may carry a credential or a token)."""
+    location = response.headers.get("location")
+    if not location:
+        return "nowhere (no Location)"
+    try:
+        target = response.request.url.join(location)
+    except (httpx.InvalidURL, ValueError, TypeError):
+        return "a Location that is no URL"
+    port = f":{target.port}" if target.port is not None else ""
+    shown = f"{target.scheme}://{target.host}{port}{target.path}"
+    if target.query or target.fragment:
+        shown += "?(hidden)"
+    return shown[:300]

@@ -41,7 +41,11 @@ this order:
    verified before were not read for (the watch grew, or the state predates the record of
    what it was read for) makes it read those entries again from the verified tree (they must
    give the verified root: :class:`VerificationFailed` if not) and report them too (detail
-   ``verified before it was watched``), once: what each state was read for is stored with it;
+   ``verified before it was watched``), once: what each state was read for is stored with it.
+   That read has the same bound as the new entries: a verified tree larger than
+   ``max_new_entries`` is not read again (:class:`LimitExceeded`, code ``read-again-limit``,
+   before any entry is read; a smaller checkpoint kept is still settled first, and a fork is
+   reported, not the limit), and is read once the limit is raised;
 5. stores the new state (size, root, note, compact range) in one write, if the stored state
    is still the one it checked against (:class:`~ironroot.errors.Conflict` otherwise: another
    monitor sharing the store got there first, and the state never goes back).
@@ -96,9 +100,11 @@ __all__ = ["DEFAULT_MAX_NEW_ENTRIES", "Monitor", "MonitorEvent", "Watch"]
 _log = logging.getLogger("ironroot.monitor")
 
 DEFAULT_MAX_NEW_ENTRIES: Final = 1 << 24
-"""The most entries one check reads from a log (65,536 full entry bundles): a larger step
-is refused with :class:`LimitExceeded`; an operator following a log that grows faster
-between rounds, or a first look at a larger log, raises it (``--max-new-entries``)."""
+"""The most entries one check reads from a log (65,536 full entry bundles), in each of its
+two reads: the new entries, and the verified ones read again for a newly watched subject or
+issuer. A larger step, or a larger verified tree to read again, is refused with
+:class:`LimitExceeded`; an operator following a log that grows faster between rounds, a
+first look at a larger log, or a new watch on one, raises it (``--max-new-entries``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,6 +282,11 @@ class Monitor:
             if not behind and not unread:
                 return []
             tree = self._tree(url, fetcher, checkpoint)
+            if unread and state.size > self.max_new_entries:
+                settled = self._settle(url, tree, note, checkpoint, behind)
+                if settled:  # a fork, or a mirror proven behind: reported; the limit next
+                    return settled
+                raise self._too_many_again(url, state, unread)
             again = self._read_again(url, tree, state, checkpoint, unread)
             settled = self._settle(url, tree, note, checkpoint, behind)
             if unread:  # last: a round that fails before reads them again at the next
@@ -293,13 +304,28 @@ class Monitor:
                 f"{checkpoint.size - state.size} entries beyond the size {state.size} verified: "
                 f"more than the {self.max_new_entries} one check reads (--max-new-entries)"
             )
-        again = self._read_again(url, tree, state, checkpoint, self._unread(state))
+        unread = self._unread(state)
+        if unread and state.size > self.max_new_entries:
+            raise self._too_many_again(url, state, unread)
+        again = self._read_again(url, tree, state, checkpoint, unread)
         # The new tree first: a round that fails there (entries that do not give the root)
         # settles nothing, so a fork of a smaller checkpoint is not found in a round that
         # reports only that failure, and then dropped; the next round that verifies does it.
         advanced = self._advance(url, tree, state, note, checkpoint)
         settled = self._settle(url, tree, note, checkpoint, self.store.behind(checkpoint.origin))
         return [*again, *settled, *advanced]
+
+    def _too_many_again(
+        self, url: str, state: LogState, unread: frozenset[tuple[str, str]]
+    ) -> LimitExceeded:
+        """The refusal to read the verified tree again (module docs, 4)."""
+        watched = ", ".join(sorted(f"{w} {v}" for w, v in unread))
+        return LimitExceeded(
+            f"{url}: newly watched {watched}: the {state.size} entries of {state.origin} "
+            f"verified before are more than the {self.max_new_entries} one check reads again "
+            "(--max-new-entries: raise it for the round that reads them)",
+            code="read-again-limit",
+        )
 
     def _unread(self, state: LogState) -> frozenset[tuple[str, str]]:
         """What is watched now that the entries of the verified tree were not read for (a

@@ -66,6 +66,18 @@ whose ``Oem.Ironroot`` names the failing ``Check`` (``receipt``, ``svn``, ``not-
 ``pfm``, …), its ``Code`` and ``Detail``; the error's ``message`` names the check too. One
 update at a time: another while one runs is ``409`` ``Base.1.22.ResourceInUse``.
 
+**Tasks.** As DMTF's privilege registry (DSP8011) maps them, ``TaskService``, its ``Tasks``
+collection and each ``Task`` and task monitor are read with ``Login``: every account sees
+every task's state, progress and ``Messages`` (the component, the image's name and the
+verdict, which the RoT's log that ``Login`` reads records too). The registry overrides no
+property of a task, but the Task schema lets a service hide a task's ``Payload`` (the request
+that started it: the image server's URIs and user name, the statement URIs, the
+``AllowRecoveryRemoval`` acceptance): it is shown to the account that started the task and to
+accounts with ``ConfigureManager`` (which the registry asks to change or delete a task);
+any other account reads ``HidePayload: true`` and no ``Payload``. A task's id is random
+(:mod:`._redfish_tasks`): tasks live in memory, and a restarted service never gives an id
+a client may still be polling to another task.
+
 **Conventions.** Every resource has ``@odata.id``, ``@odata.type`` (the versions of
 :data:`~ironroot.platform._redfish_csdl.SCHEMA_VERSIONS`) and ``@odata.context``; answers carry
 ``OData-Version: 4.0``, an ``ETag`` (also ``@odata.etag``; ``If-None-Match`` gives ``304``)
@@ -167,7 +179,7 @@ from ironroot.platform._redfish_http import (
     utc,
 )
 from ironroot.platform._redfish_messages import message
-from ironroot.platform._redfish_tasks import TaskStore
+from ironroot.platform._redfish_tasks import Task, TaskStore
 from ironroot.platform._redfish_update import (
     UpdateRequest,
     multipart_update,
@@ -1118,10 +1130,14 @@ def _resources(service: RedfishService) -> list[_Resource]:
         return json_response(request, update_service_body())
 
     async def push(request: Request, who: _Principal | None) -> Response:
+        assert who is not None  # the route needs ConfigureComponents
         update, payload = await multipart_update(request, service)
-        return await start_update(request, service, update, payload, lambda: update)
+        return await start_update(
+            request, service, update, payload, lambda: update, owner=who.account.id
+        )
 
     async def simple_update(request: Request, who: _Principal | None) -> Response:
+        assert who is not None  # the route needs ConfigureComponents
         doc = await json_body(request)
         plan = simple_update_plan(doc, service)
         payload = {
@@ -1139,6 +1155,7 @@ def _resources(service: RedfishService) -> list[_Resource]:
             None,
             payload,
             fetch,
+            owner=who.account.id,
             component=plan.component,
             image_name=shown_uri(plan.image_uri),
         )
@@ -1163,15 +1180,21 @@ def _resources(service: RedfishService) -> list[_Resource]:
         members = [f"{TASKS}/{t.id}" for t in service.tasks.tasks()]
         return json_response(request, collection(TASKS, "TaskCollection", "Tasks", members))
 
+    def shows_payload(task: Task, who: _Principal | None) -> bool:
+        """Whether ``who`` may read ``task``'s ``Payload``: the account that started it, or
+        one with ``ConfigureManager`` (module docs, "Tasks")."""
+        return who is not None and (who.account.id == task.owner or who.can("ConfigureManager"))
+
     async def task_get(request: Request, who: _Principal | None) -> Response:
         task = service.tasks.get(request.path_params["task_id"])
-        return json_response(request, task_body(task))
+        return json_response(request, task_body(task, payload=shows_payload(task, who)))
 
     async def monitor(request: Request, who: _Principal | None) -> Response:
         task = service.tasks.get(request.path_params["task_id"])
         if task.running or task.result is None:
             headers = {"Location": f"{MONITORS}/{task.id}", "Retry-After": "2"}
-            return json_response(request, task_body(task), 202, headers)
+            shown = task_body(task, payload=shows_payload(task, who))
+            return json_response(request, shown, 202, headers)
         status, body = task.result
         return Response(
             json.dumps(body).encode(), status, media_type=JSON, headers={"OData-Version": "4.0"}

@@ -309,7 +309,10 @@ def only(doc: Mapping[str, Any], allowed: Sequence[str], read_only: Sequence[str
             raise refuse("PropertyUnknown", name, related=f"/{name}")
 
 
-def task_body(task: Task) -> dict[str, Any]:
+def task_body(task: Task, *, payload: bool) -> dict[str, Any]:
+    """The ``Task`` resource; its ``Payload`` (the request that started it) only with
+    ``payload``, otherwise ``HidePayload: true`` and no ``Payload``, as the Task schema
+    has it."""
     body: dict[str, Any] = {
         **odata(f"{TASKS}/{task.id}", "Task"),
         "Id": task.id,
@@ -320,9 +323,10 @@ def task_body(task: Task) -> dict[str, Any]:
         "PercentComplete": task.percent,
         "TaskMonitor": f"{MONITORS}/{task.id}",
         "Messages": list(task.messages),
-        "Payload": dict(task.payload),
-        "HidePayload": False,
+        "HidePayload": not payload,
     }
+    if payload:
+        body["Payload"] = dict(task.payload)
     if task.end is not None:
         body["EndTime"] = task.end
     return body

@@ -4,15 +4,21 @@ A :class:`Task` is what ``/redfish/v1/TaskService/Tasks/{id}`` shows (the ``Task
 ``TaskState`` (``New`` → ``Running`` → ``Completed`` | ``Exception``), ``TaskStatus``
 (``OK``, ``Warning``, ``Critical``), ``PercentComplete``, ``StartTime``/``EndTime`` and the
 ``Messages`` gathered on the way (registry messages, :mod:`._redfish_messages`), plus the
-request that started it (``Payload``). :class:`TaskStore` keeps the last :data:`MAX_TASKS`
-tasks in memory, thread-safely: the worker thread changes a task, the event loop reads
-snapshots. Each task also keeps the answer its task monitor gives once it has ended (the
-status and body of the finished operation).
+request that started it (``Payload``) and the account that sent it (``owner``).
+:class:`TaskStore` keeps the last :data:`MAX_TASKS` tasks in memory, thread-safely: the worker
+thread changes a task, the event loop reads snapshots. Each task also keeps the answer its task
+monitor gives once it has ended (the status and body of the finished operation).
+
+A task's id is 16 random hex digits, never a count: the tasks live in memory only, so a
+count would start again at ``1`` after a restart, and a client polling the task (or task
+monitor) it started before would be shown another client's task under the same URI. A
+random id is unique across restarts (as good as 64 random bits are) and names no other task.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -45,6 +51,8 @@ class Task:
     payload: Mapping[str, Any] = field(default_factory=dict)
     result: tuple[int, Mapping[str, Any]] | None = None
     """The task monitor's answer once the task has ended: HTTP status and body."""
+    owner: str = ""
+    """The id of the account whose request started the task."""
 
     @property
     def running(self) -> bool:
@@ -58,21 +66,28 @@ class TaskStore:
         self._clock = clock
         self._lock = threading.Lock()
         self._tasks: dict[str, Task] = {}
-        self._next = 1
 
-    def create(self, name: str, payload: Mapping[str, Any]) -> Task:
-        """A new task in state ``New`` (``Overloaded`` when :data:`MAX_TASKS` tasks are
-        still running)."""
+    def create(self, name: str, payload: Mapping[str, Any], *, owner: str = "") -> Task:
+        """A new task in state ``New``, started by the account ``owner`` (``Overloaded`` when
+        :data:`MAX_TASKS` tasks are still running)."""
         with self._lock:
             if len(self._tasks) >= MAX_TASKS:
                 ended = [t for t in self._tasks.values() if not t.running]
                 if not ended:
                     raise Overloaded(f"{MAX_TASKS} tasks are running", retry_after=30)
                 del self._tasks[ended[0].id]
+            ident = secrets.token_hex(8)
+            while ident in self._tasks:  # pragma: no cover - one chance in 2^64 per task
+                ident = secrets.token_hex(8)
             task = Task(
-                str(self._next), name, "New", "OK", _time(self._clock()), payload=dict(payload)
+                ident,
+                name,
+                "New",
+                "OK",
+                _time(self._clock()),
+                payload=dict(payload),
+                owner=owner,
             )
-            self._next += 1
             self._tasks[task.id] = task
             return task
 

@@ -683,9 +683,9 @@ def _basic_credential(doc: Mapping[str, Any], name: str, action: str) -> str:
 
 
 def shown_uri(uri: str) -> str:
-    """``uri`` as kept in a task (its ``Payload`` and messages, which every account may read,
-    and the log): without its query and fragment, which may carry a secret (a presigned
-    URL's signature, a token)."""
+    """``uri`` as kept in a task (its messages, which every account may read, and its
+    ``Payload``) and the log: without its query and fragment, which may carry a secret (a
+    presigned URL's signature, a token)."""
     cut = min((i for i in (uri.find("?"), uri.find("#")) if i >= 0), default=-1)
     return uri if cut < 0 else uri[:cut] + "?(hidden)"
 
@@ -717,8 +717,8 @@ def _fetch_uri(value: object, name: str, action: str, service: RedfishService) -
     :func:`check_fetch_address` refuses, unless the service fetches from internal addresses).
 
     A URI with userinfo (``https://user:password@host/…``) is refused and never echoed: the
-    URIs are kept in the task's ``Payload`` and messages, which every account may read, and
-    in the log. Credentials for the image go in ``Username`` and ``Password``."""
+    URIs are kept in the task's messages, which every account may read, its ``Payload``, and
+    the log. Credentials for the image go in ``Username`` and ``Password``."""
     import httpx
 
     shown = (value if isinstance(value, str) else json.dumps(value))[:200]
@@ -753,11 +753,13 @@ async def start_update(
     payload: Mapping[str, Any],
     obtain: Callable[[], UpdateRequest],
     *,
+    owner: str,
     component: str | None = None,
     image_name: str | None = None,
 ) -> Response:
-    """Run the update in a worker thread as a task; answer once the RoT has verified the
-    image (``202``) or refused it (the refusal), or after ``verify_wait`` seconds (``202``)."""
+    """Run the update in a worker thread as a task of the account ``owner``; answer once the
+    RoT has verified the image (``202``) or refused it (the refusal), or after
+    ``verify_wait`` seconds (``202``)."""
     component = component or (update.component if update else "")
     image_name = image_name or (update.image_name if update else "")
     if not service.updating.acquire(blocking=False):
@@ -768,7 +770,7 @@ async def start_update(
             text="another update is running: wait for its task to end",
         )
     try:
-        task = service.tasks.create(f"Update of {component}", payload)
+        task = service.tasks.create(f"Update of {component}", payload, owner=owner)
     except IronrootError:
         service.updating.release()
         raise
@@ -800,7 +802,7 @@ async def start_update(
         raise outcome
     snapshot = service.tasks.get(task.id)
     headers = {"Location": f"{MONITORS}/{task.id}", "Retry-After": "2"}
-    return json_response(request, task_body(snapshot), 202, headers)
+    return json_response(request, task_body(snapshot, payload=True), 202, headers)
 
 
 def _update_refusal(exc: IronrootError, image: str, component: str) -> Refusal:
