@@ -257,6 +257,22 @@ def test_ear_that_is_not_an_ear(harness: Harness) -> None:
     _refused(harness, "cel-key", lambda h, n: b"not.a.token", MalformedInput)
 
 
+def test_an_ear_whose_jws_header_names_its_kid_twice_is_refused(harness: Harness) -> None:
+    """Signed by the installed verifier, so only the header's form is wrong: a kid given
+    twice names one verifier to a reader that keeps the first member and another to one that
+    keeps the last, and an Azure policy decides on which verifier signed."""
+
+    def twice(h: Harness, n: bytes) -> bytes:
+        _head, payload, _signature = h.ear(n).split(b".")
+        kid = b64url_encode(h.verifier_key.kid)
+        other = b64url_encode(h.other_key.kid)
+        header = f'{{"alg": "ES384", "kid": "{other}", "kid": "{kid}", "typ": "JWT"}}'
+        signing_input = b64url_encode(header.encode()).encode() + b"." + payload
+        return signing_input + b"." + b64url_encode(h.verifier_key.sign(signing_input)).encode()
+
+    _refused(harness, "azure-key", twice, MalformedInput)
+
+
 # --- freshness -----------------------------------------------------------------------------------
 
 
