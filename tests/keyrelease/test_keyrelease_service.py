@@ -414,8 +414,11 @@ def test_a_jwt_ear_nested_past_the_limits_is_refused_as_such(harness: Harness) -
         ("  \n ", MalformedInput),
         ('{"version": "1.0.0", "anyOf": [', InvalidReleasePolicy),
         ("status == ", InvalidReleasePolicy),
+        # 16 KiB of iat+iat+...: compiled, it killed the service (SIGSEGV) at each release
+        # whose thread stack was 2 MiB (ulimit -s unlimited); ironroot._cel.refuse_deep
+        ('status == "affirming" && ' + "iat+" * 4000 + "iat > 0", InvalidReleasePolicy),
     ],
-    ids=["empty", "bad-json", "bad-cel"],
+    ids=["empty", "bad-json", "bad-cel", "too-deep"],
 )
 def test_a_key_with_an_empty_or_malformed_policy_is_never_made(
     harness: Harness, text: str, error: type[IronrootError]
@@ -430,6 +433,7 @@ def test_a_key_with_an_empty_or_malformed_policy_is_never_made(
             KeyAttributes.of(["encrypt"], exportable=True, release_policy=text),
         )
     assert info.type is error
+    assert info.value.code == error.code
     assert len(harness.hsm.keys(harness.officer)) == before
 
 
