@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from ironroot._cel import MAX_COST, MAX_RANGE, cost, free_variables, refuse_costly
+from ironroot._cel import (
+    MAX_COST,
+    MAX_DEPTH,
+    MAX_RANGE,
+    cost,
+    depth,
+    free_variables,
+    refuse_costly,
+    refuse_deep,
+)
 from ironroot.errors import ConfigError
 
 
@@ -169,3 +178,58 @@ def test_syntax_whose_cost_it_cannot_read_is_refused() -> None:
     assert caught.value.detail == (
         "the policy uses syntax whose evaluation cost cannot be bounded: a quoted field name"
     )
+
+
+@pytest.mark.parametrize(
+    ("text", "deep"),
+    [
+        ('status == "affirming" && evidence.svns.firmware >= 3 && !evidence.debug', 4),
+        ('gpus.all(g, g.status == "affirming" && g.driver >= 550090007)', 6),
+        ("a" + "+a" * 40, 40),  # a chain at one level: one level per operator
+        ("a." * 40 + "b", 40),
+        ("a" + "[0]" * 20, 21),  # each index one more, and its bracket while it is open
+        ("size(" * 20 + "a" + ")" * 20, 40),
+        ("a == 1" + " && a == 1" * 500, 2),  # && and || chains are built balanced
+        ("a == 0" + " || a == 0" * 500, 2),
+        ("a in [" + "1, " * 500 + "1]", 2),  # list items side by side
+        ('"a+a+a+a" + r"(((" + b\'.\'', 2),  # operators in literals are text
+    ],
+)
+def test_depth(text: str, deep: int) -> None:
+    assert depth(text) == deep
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "iat" + "+iat" * (MAX_DEPTH + 1) + " > 0",
+        "claims." + "a." * MAX_DEPTH + "b == 1",
+        "a" + " == a" * (MAX_DEPTH + 1),
+        "a" + "[0]" * MAX_DEPTH + " == 1",
+    ],
+    ids=["sum", "member", "equality", "index"],
+)
+def test_a_chain_the_stack_may_not_hold_is_refused_before_it_is_compiled(text: str) -> None:
+    """The parser takes a chain of operators at one level of any length and builds a tree as
+    deep; compiling and evaluating it recurse on the thread's stack, and a segmentation fault
+    ends the process past what that holds (a 16 KiB release policy killed the key service on
+    a 2 MiB thread stack). It is refused from its text, before the library reads it."""
+    with pytest.raises(ConfigError) as caught:
+        refuse_deep(text, "the policy", ConfigError)
+    assert type(caught.value) is ConfigError
+    assert caught.value.detail.startswith(
+        f"the policy nests its operators {depth(text)} deep, more than the limit of {MAX_DEPTH}"
+    )
+    refuse_deep("a" + " && a" * 5000, "the policy", ConfigError)  # as long, built balanced
+
+
+@pytest.mark.parametrize("text", ['"unterminated', "a.`b-c` == 1"])
+def test_text_no_cel_compiles_is_refused_before_its_depth_is_read(text: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        refuse_deep(text, "the policy", ConfigError)
+    assert caught.value.detail.startswith("the policy is not valid CEL: ")
+
+
+@pytest.mark.parametrize("text", REAL)
+def test_every_real_policy_form_is_within_the_depth(text: str) -> None:
+    refuse_deep(text, "the policy", ConfigError)

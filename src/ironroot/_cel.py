@@ -41,6 +41,18 @@ filter also copies half its list. ``map`` and ``filter`` may range only over a l
 read no variable but those of such macros (the values they keep are then the program's own,
 each of at most its tokens' square of items, the weight of one copy): over the input their
 cost grows with the square of the input's size, which no count of items bounds.
+
+**The depth of an expression** (:func:`depth`, :func:`refuse_deep`). The library's parser
+refuses brackets nested past about a hundred, but not a long chain of operators at one level
+(``a.b.c…``, ``a + a + …``, ``a == a == …``): it builds such a chain as a tree as deep as the
+chain is long, and compiles and evaluates it by recursion on the thread's stack, about a
+kilobyte a level. Past what the stack holds the process dies (a segmentation fault, which no
+``except`` catches): a release policy of 16 KiB is a chain of 8,000 (``a+a+…``), which kills
+its evaluation on a 4 MiB thread stack (a 2 MiB one already when it is compiled), and a thread
+gets 2 MiB under ``ulimit -s unlimited``. So a text is read before it is compiled, and refused
+when its operators may nest deeper than :data:`MAX_DEPTH`: each bracket is one level, and
+within one, each operator after the last ``&&``, ``||`` or ``,`` one more (``&&`` and ``||``
+chains are built balanced, list items and arguments side by side).
 """
 
 from __future__ import annotations
@@ -51,7 +63,17 @@ from typing import Any, Final
 
 from ironroot.errors import IronrootError
 
-__all__ = ["MAX_COST", "MAX_RANGE", "cost", "free_variables", "refuse_costly", "refuse_non_boolean"]
+__all__ = [
+    "MAX_COST",
+    "MAX_DEPTH",
+    "MAX_RANGE",
+    "cost",
+    "depth",
+    "free_variables",
+    "refuse_costly",
+    "refuse_deep",
+    "refuse_non_boolean",
+]
 
 # CEL's names for the types the bindings return, with the article a sentence needs.
 _CEL_TYPES: Final[tuple[tuple[type, str], ...]] = (
@@ -254,6 +276,61 @@ def free_variables(program: Any) -> frozenset[str]:
     if not free <= listed or not listed <= free | bound | binders:
         return listed
     return frozenset(free)
+
+
+# --- the depth of an expression ----------------------------------------------------------------
+
+# The deepest an expression's operators may nest (module docs): a hundred times what any policy
+# writes, and a few hundred kilobytes of stack to compile and evaluate it.
+MAX_DEPTH: Final = 128
+_SEPARATORS: Final = frozenset(",&|")
+
+
+def depth(text: str) -> int:
+    """An upper bound on how deep the syntax tree of the CEL expression ``text`` nests (module
+    docs); ``ValueError`` for text this reading does not follow (an unterminated string, a
+    quoted field name: neither compiles)."""
+    try:
+        tokens = _tokens(text)
+    except _Unread as exc:
+        raise ValueError(str(exc)) from exc
+    runs = [0]  # operators since the last separator, one count per open bracket
+    total = deepest = 0
+    previous: tuple[str, str] = ("", "")
+    for token in tokens:
+        kind, value = token
+        if kind == "punct" and value in _OPEN:
+            if _ends_operand(previous):  # a call or an index applies to what precedes it
+                runs[-1] += 1
+                total += 1
+            runs.append(0)
+        elif kind == "punct" and value in (")", "]", "}"):
+            if len(runs) > 1:
+                total -= runs.pop()
+        elif kind == "punct" and value in _SEPARATORS:
+            total -= runs[-1]
+            runs[-1] = 0
+        elif kind == "punct" or token == ("name", "in"):
+            runs[-1] += 1
+            total += 1
+        deepest = max(deepest, total + len(runs) - 1)
+        previous = token
+    return deepest
+
+
+def refuse_deep(text: str, what: str, error: type[IronrootError]) -> None:
+    """Raise ``error`` when the CEL expression ``text`` may nest deeper than :data:`MAX_DEPTH`
+    (:func:`depth`), or is text no CEL compiles; call it before compiling ``text``."""
+    try:
+        found = depth(text)
+    except ValueError as exc:
+        raise error(f"{what} is not valid CEL: {exc}") from exc
+    if found > MAX_DEPTH:
+        raise error(
+            f"{what} nests its operators {found} deep, more than the limit of {MAX_DEPTH}: a "
+            f"chain that long is compiled and evaluated by recursion, which could exhaust the "
+            f"stack (split it with && or ||, or into a list)"
+        )
 
 
 # --- the cost of evaluating a program ---------------------------------------------------------

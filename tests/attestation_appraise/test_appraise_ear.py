@@ -541,6 +541,43 @@ def test_a_jwt_whose_claims_hold_a_number_json_has_not_is_refused(number: str) -
         verify_ear(token, [KEY.public_key], now=NOW)
 
 
+def _jwt_with_header(header: bytes) -> bytes:
+    head = base64.urlsafe_b64encode(header).rstrip(b"=")
+    body = base64.urlsafe_b64encode(json.dumps(_result().to_json_claims()).encode()).rstrip(b"=")
+    signing_input = head + b"." + body
+    return signing_input + b"." + base64.urlsafe_b64encode(KEY.sign(signing_input)).rstrip(b"=")
+
+
+@pytest.mark.parametrize(
+    ("template", "encoding"),
+    [
+        ('{{"alg": "ES256", "alg": "ES384", "kid": "{kid}"}}', "utf-8"),
+        ('{{"alg": "ES384", "kid": "{other}", "kid": "{kid}"}}', "utf-8"),
+        ('{{"alg": "ES384", "kid": "{kid}", "typ": "JWT", "typ": "JWT"}}', "utf-8"),
+        ('{{"alg": "ES384", "kid": "{kid}"}}', "utf-16"),
+        ('{{"alg": "ES384", "kid": "{kid}"}}', "utf-8-sig"),
+    ],
+    ids=["alg-twice", "kid-twice", "typ-twice", "utf-16", "bom"],
+)
+def test_a_jwt_header_another_reader_may_read_otherwise_is_refused(
+    template: str, encoding: str
+) -> None:
+    """The header is held to what the claims are (``_json``): a member twice (a reader that
+    keeps the first member sees another alg or kid than one that keeps the last), UTF-16, a
+    byte order mark. Each is signed by the verifier's own key, so nothing else refuses it."""
+    kid = base64.urlsafe_b64encode(KEY.kid).rstrip(b"=").decode()
+    other = base64.urlsafe_b64encode(PrivateKey.generate(Algorithm.ES384).kid).rstrip(b"=")
+    header = template.format(kid=kid, other=other.decode()).encode(encoding)
+    token = _jwt_with_header(header)
+    with pytest.raises(MalformedInput) as caught:
+        verify_ear(token, [KEY.public_key], now=NOW)
+    assert caught.value.code == "malformed"
+    assert "JWS header" in caught.value.detail
+    # the same header written once, in UTF-8, verifies: the refusal is of the repetition
+    once = json.dumps({"alg": "ES384", "kid": kid, "typ": "JWT"}).encode()
+    assert verify_ear(_jwt_with_header(once), [KEY.public_key], now=NOW).iat == int(NOW.timestamp())
+
+
 # --- attacks that hold: each must be able to fail --------------------------------------------
 
 

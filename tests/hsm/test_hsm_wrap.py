@@ -435,8 +435,48 @@ def test_an_imported_key_wraps_no_exportable_key(hsm: Hsm, roles: tuple[Session,
         hsm.wrap(user, target, wrapping_key=imported)
     assert refused.value.code == "wrapping-key-not-trusted"
     assert refused.value.detail == (
-        f"key {imported} was imported, so its value may be known outside the HSM: it wraps "
-        f"no exportable key (key {target} stays inside)"
+        f"key {imported} was imported (or derived from an imported key), so its value may be "
+        f"known outside the HSM: it wraps no exportable key (key {target} stays inside)"
     )
     made_inside = hsm.generate(officer, KeyType.AES_256, KeyAttributes.of(["wrap", "unwrap"]))
+    assert hsm.wrap(user, target, wrapping_key=made_inside)
+
+
+def test_a_key_derived_from_an_imported_key_wraps_no_exportable_key(
+    hsm: Hsm, roles: tuple[Session, ...]
+) -> None:
+    """A crypto user imports an AES key it knows, derives a wrapping key from it (HKDF of a
+    value it knows, with its own salt and info) and would wrap an exportable key under that:
+    it would compute the wrapping key itself and read the exportable key in plaintext. The
+    derived key is no more generated inside than its parent."""
+    officer, user, _ = roles
+    target = _exportable(hsm, officer, KeyType.AES_256)
+    inside = hsm.generate(officer, KeyType.ML_KEM_768, KeyAttributes.of(["unwrap"]))
+    known = bytes(range(32))
+    public = serialization.load_der_public_key(hsm.key_info(user, inside).public_der or b"")
+    assert isinstance(public, mlkem.MLKEM768PublicKey)
+    imported = hsm.unwrap(
+        user,
+        wrap_key_kem(public, KeyType.AES_256, known),
+        unwrapping_key=inside,
+        attributes=KeyAttributes.of(["derive"]),
+    )
+    child = hsm.derive(
+        user, imported, info=b"wrapping", attributes=KeyAttributes.of(["wrap", "unwrap"])
+    )
+    assert hsm.key_info(user, child).generated_inside is False
+    grandchild = hsm.derive(
+        user,
+        hsm.derive(user, imported, info=b"again", attributes=KeyAttributes.of(["derive"])),
+        info=b"wrapping",
+        attributes=KeyAttributes.of(["wrap"]),
+    )
+    for wrapper in (child, grandchild):
+        with pytest.raises(KeyNotExportable) as refused:
+            hsm.wrap(user, target, wrapping_key=wrapper)
+        assert refused.value.code == "wrapping-key-not-trusted"
+    # a key derived from one generated inside is generated inside, and wraps as before
+    parent = hsm.generate(officer, KeyType.AES_256, KeyAttributes.of(["derive"]))
+    made_inside = hsm.derive(user, parent, info=b"wrapping", attributes=KeyAttributes.of(["wrap"]))
+    assert hsm.key_info(user, made_inside).generated_inside is True
     assert hsm.wrap(user, target, wrapping_key=made_inside)

@@ -257,6 +257,22 @@ def test_ear_that_is_not_an_ear(harness: Harness) -> None:
     _refused(harness, "cel-key", lambda h, n: b"not.a.token", MalformedInput)
 
 
+def test_an_ear_whose_jws_header_names_its_kid_twice_is_refused(harness: Harness) -> None:
+    """Signed by the installed verifier, so only the header's form is wrong: a kid given
+    twice names one verifier to a reader that keeps the first member and another to one that
+    keeps the last, and an Azure policy decides on which verifier signed."""
+
+    def twice(h: Harness, n: bytes) -> bytes:
+        _head, payload, _signature = h.ear(n).split(b".")
+        kid = b64url_encode(h.verifier_key.kid)
+        other = b64url_encode(h.other_key.kid)
+        header = f'{{"alg": "ES384", "kid": "{other}", "kid": "{kid}", "typ": "JWT"}}'
+        signing_input = b64url_encode(header.encode()).encode() + b"." + payload
+        return signing_input + b"." + b64url_encode(h.verifier_key.sign(signing_input)).encode()
+
+    _refused(harness, "azure-key", twice, MalformedInput)
+
+
 # --- freshness -----------------------------------------------------------------------------------
 
 
@@ -398,8 +414,11 @@ def test_a_jwt_ear_nested_past_the_limits_is_refused_as_such(harness: Harness) -
         ("  \n ", MalformedInput),
         ('{"version": "1.0.0", "anyOf": [', InvalidReleasePolicy),
         ("status == ", InvalidReleasePolicy),
+        # 16 KiB of iat+iat+...: compiled, it killed the service (SIGSEGV) at each release
+        # whose thread stack was 2 MiB (ulimit -s unlimited); ironroot._cel.refuse_deep
+        ('status == "affirming" && ' + "iat+" * 4000 + "iat > 0", InvalidReleasePolicy),
     ],
-    ids=["empty", "bad-json", "bad-cel"],
+    ids=["empty", "bad-json", "bad-cel", "too-deep"],
 )
 def test_a_key_with_an_empty_or_malformed_policy_is_never_made(
     harness: Harness, text: str, error: type[IronrootError]
@@ -414,6 +433,7 @@ def test_a_key_with_an_empty_or_malformed_policy_is_never_made(
             KeyAttributes.of(["encrypt"], exportable=True, release_policy=text),
         )
     assert info.type is error
+    assert info.value.code == error.code
     assert len(harness.hsm.keys(harness.officer)) == before
 
 

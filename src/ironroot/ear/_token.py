@@ -127,7 +127,14 @@ def _decode_jwt(token: bytes, keys: Mapping[bytes, Verifier]) -> AttestationResu
     registry = _registry()
     try:
         obj = extract_compact(token, registry=registry)
-        header = obj.headers()
+        # joserfc reads the header with ``json.loads``: a member given twice is its last one
+        # there, and UTF-16 or a byte order mark pass. Read it again as the claims are read
+        # (``_json``), so that ``{"alg": "ES256", "alg": "ES384"}`` or two kids (another
+        # reader may take the first) is refused rather than read one way here.
+        header = _json(
+            b64url_decode(obj.segments["header"].decode("ascii"), what="the JWS header"),
+            "the JWS header",
+        )
         registry.check_header(header)
         signature = b64url_decode(obj.segments["signature"].decode("ascii"), what="signature")
         signing_input = obj.segments["header"] + b"." + obj.segments["payload"]

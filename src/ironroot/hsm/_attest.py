@@ -10,7 +10,8 @@ certificate, device certificate, ..., issuers]}`` and a deterministic-CBOR paylo
       "type":       tstr,            ; key type, e.g. "EC-P384", "ML-KEM-768", "AES-256"
       "attributes": {"usages": [+ tstr], "exportable": bool, "label": tstr,
                      "release_policy": tstr / null},
-      "local":      bool,            ; generated inside the HSM (false: imported by unwrap)
+      "local":      bool,            ; generated inside the HSM (false: imported by unwrap,
+                                     ; or derived from a key that was)
       "iat":        uint,            ; POSIX seconds
       "pub":        bstr / null,     ; SubjectPublicKeyInfo DER of an asymmetric key
       "cose_key":   COSE_Key / null, ; the public COSE_Key of a signing key

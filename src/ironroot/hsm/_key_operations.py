@@ -208,7 +208,11 @@ class KeyOperations(Permissions):
         """HKDF-SHA-384 a new AES-256 or HMAC-SHA-384 key from a key with usage ``derive``;
         the new key stays inside with its own attributes. It may be exportable only if its
         parent is, and then carries the parent's release policy, if any, and releases on a
-        ``warning`` result only if the parent does: ``KeyNotExportable``."""
+        ``warning`` result only if the parent does: ``KeyNotExportable``. It counts as generated
+        inside only if its parent does: a key derived from an imported one is computed by
+        whoever knows the imported value (the salt and info are the caller's), so it is no
+        more trusted to wrap an exportable key than its parent (``wrapping-key-not-trusted``)
+        and its attestation says ``local`` false."""
         with self._lock:
             with self._operation(session, "derive", handle) as op:
                 parent = self._key(handle, Usage.DERIVE)
@@ -235,7 +239,7 @@ class KeyOperations(Permissions):
                 ).derive(bytes(parent.stored))
                 stored = bytearray(okm)
                 new = self._add_key(
-                    key_type, attrs, stored, load_material(key_type, stored), local=True
+                    key_type, attrs, stored, load_material(key_type, stored), local=parent.local
                 )
                 op.key = f"{handle}->{new}"
             self._persist()

@@ -266,7 +266,7 @@ class KeyInfo:
 
     ``public_der`` is the SubjectPublicKeyInfo (DER) of an asymmetric key, ``public_key`` its
     :class:`~ironroot.crypto.PublicKey` when it is a signing key; ``generated_inside`` is false
-    for keys imported by unwrap (they are never exportable).
+    for keys imported by unwrap (they are never exportable) and for keys derived from them.
     """
 
     handle: str

@@ -29,8 +29,6 @@ decision, so a crypto user holding a session cannot release a key on a result it
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -38,7 +36,7 @@ from datetime import datetime
 from typing import Any, Final
 
 from ironroot.cose import KID, Limits, Sign1
-from ironroot.crypto import Verifier, b64url_encode
+from ironroot.crypto import Verifier, b64url_decode, b64url_encode
 from ironroot.ear import CLOCK_SKEW, AttestationResult, TrustTier, verify_ear
 from ironroot.errors import (
     ConfigError,
@@ -79,18 +77,20 @@ class TrustedVerifier:
 
 
 def _token_kid(token: bytes) -> bytes | None:
-    """The ``kid`` of an EAR whose signature already verified (JWT header or COSE protected)."""
+    """The ``kid`` of an EAR whose signature already verified (JWT header or COSE protected),
+    read from the canonical base64url :func:`~ironroot.ear.verify_ear` required (which also
+    refused a header with a member twice), so that the two readings name the same key."""
     try:
         if token[:1] == b"\xd2":
             kid = Sign1.decode(token, _TOKEN_LIMITS).protected.get(KID)
             return kid if isinstance(kid, bytes) else None
         header = token.strip().split(b".", 1)[0].decode("ascii")
-        value = json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)))
+        value = json.loads(b64url_decode(header, what="the JWS header").decode("utf-8"))
         kid_text = value.get("kid") if isinstance(value, dict) else None
         if not isinstance(kid_text, str):
             return None
-        return base64.urlsafe_b64decode(kid_text + "=" * (-len(kid_text) % 4))
-    except (IronrootError, ValueError, UnicodeDecodeError, binascii.Error):
+        return b64url_decode(kid_text, what="kid")
+    except (IronrootError, ValueError, UnicodeDecodeError, RecursionError):
         return None
 
 

@@ -5,7 +5,9 @@ A release policy is text stored with the key (in the HSM, bound into the key's a
 decides one release against a :class:`ReleaseContext` and returns ``None`` or raises
 ``ReleaseDenied``. Text whose first non-blank character is ``{`` (or ``[``) is the Azure JSON
 grammar; anything else is a CEL expression. Empty, oversized or malformed text raises
-``InvalidReleasePolicy`` when it is parsed, so a key carrying it can never be released.
+``InvalidReleasePolicy`` when it is parsed, so a key carrying it can never be released; so
+does a CEL expression that may cost too much to evaluate, or whose operators nest deeper than
+the stack is trusted to hold (:func:`ironroot._cel.refuse_deep`, read before it is compiled).
 
 **The claims** (:func:`release_claims`) are the EAR's JSON claims (``eat_profile``, ``iat``,
 ``exp``, ``eat_nonce``, ``ear.verifier-id``, ``submods``; bytes as base64url) plus, for the
@@ -78,7 +80,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from ironroot._cel import free_variables, refuse_costly, refuse_non_boolean
+from ironroot._cel import free_variables, refuse_costly, refuse_deep, refuse_non_boolean
 from ironroot.ear import Appraisal, AttestationResult
 from ironroot.errors import InvalidReleasePolicy, ReleaseDenied
 
@@ -278,6 +280,7 @@ class CelReleasePolicy:
             raise InvalidReleasePolicy(
                 f"a CEL release policy is at most {_MAX_CEL_CHARS} characters"
             )
+        refuse_deep(text, "the release policy", InvalidReleasePolicy)  # before it is compiled
         try:
             import cel  # here: the package loads a REPL stack when imported
 
