@@ -337,6 +337,17 @@ def test_invalid_policies(rules: list[dict[str, object]]) -> None:
         AppraisalPolicy.from_mapping({"rules": rules})
 
 
+def test_a_rule_chained_deeper_than_the_stack_holds_is_refused_before_it_is_compiled() -> None:
+    """A chain of 1,500 additions compiles and evaluates by recursion 1,500 deep (the key
+    service's release policies could crash the process this way): refused from its text."""
+    expression = "tcb.svn > 0 && " + "1+" * 1500 + "1 > 0"
+    rule = {"name": "deep", "expression": expression, "category": "hardware", "code": 96}
+    with pytest.raises(ConfigError) as caught:
+        AppraisalPolicy.from_mapping({"rules": [{**rule, "reason": "r"}]})
+    assert type(caught.value) is ConfigError
+    assert caught.value.detail.startswith("rule deep nests its operators 1501 deep, more than")
+
+
 def test_policy_round_trips_as_data(tmp_path: Path) -> None:
     again = AppraisalPolicy.from_mapping(DEFAULT_POLICY.to_mapping())
     assert again.policy_id == DEFAULT_POLICY.policy_id

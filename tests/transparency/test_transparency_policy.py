@@ -288,6 +288,20 @@ def test_cel_policy_too_long(tmp_path: Path, vendor: PrivateKey, length: int) ->
         _policy(tmp_path, issuers=[(VENDOR_ISS, vendor)], policy=text)
 
 
+def test_a_cel_policy_chained_deeper_than_the_stack_holds_is_refused(
+    tmp_path: Path, vendor: PrivateKey
+) -> None:
+    """Compiling and evaluating a chain of operators recurses as deep as it is long: refused
+    from its text before the CEL library reads it (it could end the process)."""
+    text = "size(payload) > 0 && " + "1 + " * 3000 + "1 > 0"
+    with pytest.raises(ConfigError) as caught:
+        _policy(tmp_path, issuers=[(VENDOR_ISS, vendor)], policy=text)
+    assert type(caught.value) is ConfigError
+    assert caught.value.detail.startswith(
+        "transparency.policy nests its operators 3001 deep, more than the limit of 128"
+    )
+
+
 def test_cel_policy_at_the_length_limit(tmp_path: Path, vendor: PrivateKey) -> None:
     text = 'sub == "' + "a" * (MAX_POLICY_CHARS - 9) + '"'
     assert len(text) == MAX_POLICY_CHARS

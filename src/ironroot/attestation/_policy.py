@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Final
 
-from ironroot._cel import free_variables, refuse_costly, refuse_non_boolean
+from ironroot._cel import free_variables, refuse_costly, refuse_deep, refuse_non_boolean
 from ironroot.attestation.evidence import EVIDENCE_FORMATS
 from ironroot.ear import AR4SI, TRUST_CATEGORIES, TrustTier, tier_of
 from ironroot.errors import ConfigError
@@ -239,6 +239,7 @@ class AppraisalPolicy:
         )
         programs: dict[str, Any] = {}
         for rule in self.rules:
+            refuse_deep(rule.expression, f"rule {rule.name}", ConfigError)  # before compiling
             try:
                 import cel  # here: the package loads a REPL stack when imported
 

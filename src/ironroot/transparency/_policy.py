@@ -35,7 +35,7 @@ from typing import Any, Final
 
 import cbor2
 
-from ironroot._cel import free_variables, refuse_costly, refuse_non_boolean
+from ironroot._cel import free_variables, refuse_costly, refuse_deep, refuse_non_boolean
 from ironroot.cose import Limits as CoseLimits
 from ironroot.cose import (
     SignedStatement,
@@ -118,6 +118,7 @@ class RegistrationPolicy:
                 raise ConfigError(
                     f"transparency.policy is longer than {MAX_POLICY_CHARS} characters"
                 )
+            refuse_deep(config.policy, "transparency.policy", ConfigError)  # before compiling
             try:
                 import cel  # here: the package loads a REPL stack when imported
 
