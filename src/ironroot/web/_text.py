@@ -10,6 +10,10 @@ invisible copy of ASCII that can spell a whole word), and control characters (an
 sequence copied into a terminal) hide in a payload. :func:`visible`
 shows each such character as its code point, ``[U+202E]``, so what the dashboard shows is
 what the data holds. Tabs and line breaks stay: payloads are laid out with them.
+
+A :class:`Trouble` is text about the server's own trouble (a file it cannot read, with its
+path; a host it cannot reach): the pages show it to signed-in operators and, to anyone else
+(the log pages are public), only :attr:`Trouble.PUBLIC` — as the 503 page does.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import datetime as dt
 import re
 from typing import Final
 
-__all__ = ["utc", "visible"]
+__all__ = ["Trouble", "utc", "visible"]
 
 _HIDDEN: Final = re.compile(
     "["
@@ -37,6 +41,16 @@ _HIDDEN: Final = re.compile(
     "\U000e0100-\U000e01ef"
     "]"
 )
+
+
+class Trouble(str):
+    """Text that names where the server keeps its files or which hosts it reaches (the detail
+    of a storage error, an unreadable file): for operators. Rendered for a reader who is not
+    signed in as :attr:`PUBLIC` (:func:`ironroot.web._app` does it for every value a
+    template prints), so a public page never says where the server keeps its files."""
+
+    __slots__ = ()
+    PUBLIC: Final = "cannot be read now (operators who sign in see why); try again shortly"
 
 
 def visible(text: str) -> str:
