@@ -309,6 +309,27 @@ def test_every_character_that_draws_nothing_is_shown_as_its_code_point() -> None
     assert visible("node-0001 ٠١ é ü 名 🙂") == "node-0001 ٠١ é ü 名 🙂"
 
 
+# Every code point Debian's chromium 156 draws as nothing between two letters (a scan of
+# planes 0-2 and 14, marks and private use aside) that visible() left as it was: the default
+# ignorable code points not yet assigned, and the object replacement character.
+_UNASSIGNED_IGNORABLE = [
+    0x2065, *range(0xFFF0, 0xFFF9), 0xE0000, *range(0xE0002, 0xE0020),
+    *range(0xE0080, 0xE0100), *range(0xE01F0, 0xE1000),
+]  # fmt: skip
+
+
+def test_unassigned_default_ignorable_code_points_are_shown_as_code_points() -> None:
+    # was: "node-0001" + U+2065 (or U+E0002, U+FFF0, ...) was drawn as "node-0001" and shown as
+    # it was: Unicode category Cn (unassigned), so not among the format characters, and a
+    # browser draws a default ignorable code point as nothing, assigned or not
+    shown = {chr(c): visible(chr(c)) for c in [*_UNASSIGNED_IGNORABLE, 0xFFFC, 0x2800]}
+    assert {c: t for c, t in shown.items() if t != f"[U+{ord(c):04X}]"} == {}
+    assert visible("node\u2065-0001\U000e0fff") == "node[U+2065]-0001[U+E0FFF]"
+    assert visible("\u2800\ufffc") == "[U+2800][U+FFFC]"
+    # what draws stays: the replacement character, a Braille dot, an emoji
+    assert visible("\ufffd \u2801 \U0001f642") == "\ufffd \u2801 \U0001f642"
+
+
 def test_a_subject_with_invisible_characters_is_shown_with_them(
     hostile_log: tuple[Path, str],
 ) -> None:

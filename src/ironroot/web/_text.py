@@ -36,9 +36,14 @@ _HIDDEN: Final = re.compile(
     "\u00ad\u180e\u206a-\u206f\ufff9-\ufffb\U00013430-\U0001343f\U0001bca0-\U0001bca3"
     "\U0001d173-\U0001d17a\U000e0001\U000e0020-\U000e007f"
     # what draws nothing or a blank in other categories: the combining grapheme joiner,
-    # Hangul and Khmer fillers, variation selectors (Mongolian, standard, supplement)
+    # Hangul and Khmer fillers, variation selectors (Mongolian, standard, supplement), the
+    # object replacement character and the Braille blank
     "\u034f\u115f\u1160\u17b4\u17b5\u180b-\u180d\u180f\u3164\uffa0\ufe00-\ufe0f"
-    "\U000e0100-\U000e01ef"
+    "\U000e0100-\U000e01ef\ufffc\u2800"
+    # and the code points Unicode reserves as default ignorable, not yet assigned, which a
+    # browser draws as nothing today (chromium: "node\u2065-0001" is "node-0001" to the eye)
+    "\u2065\ufff0-\ufff8\U000e0000\U000e0002-\U000e001f\U000e0080-\U000e00ff"
+    "\U000e01f0-\U000e0fff"
     "]"
 )
 
