@@ -11,6 +11,7 @@ import shutil
 import unicodedata
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -18,9 +19,10 @@ from tests.hsm_devices import self_signed_device
 from tests.web.conftest import log_in
 from tests.web.web_world import OPERATOR, PASSWORD, WebWorld
 
+from ironroot.audit import AuditReport, AuditStep, render_html
 from ironroot.cose import create_statement
 from ironroot.crypto import Algorithm, PrivateKey
-from ironroot.errors import StaleNonce
+from ironroot.errors import StaleNonce, VerificationFailed
 from ironroot.hsm import DirectoryStorage, Hsm, HsmConfig, KeyAttributes, KeyType, Role
 from ironroot.http import ServerThread
 from ironroot.rot import MemoryCounter
@@ -369,3 +371,32 @@ def test_the_public_entries_page_cuts_long_subjects_the_statement_page_shows_the
     assert len(listing.content) < 150_000
     assert statement.status_code == 200
     assert "[U+202E]" * 10000 + "A" * 30000 + "-end" in statement.text
+
+
+def test_a_style_injected_into_the_audit_report_is_not_applied(
+    browser: Any, tmp_path: Path
+) -> None:
+    """The HTML page of ``ironroot audit verify``: should a bundle's value ever reach it
+    unescaped, a ``<style>`` or a ``style`` attribute could paint a broken chain green, for
+    its policy allowed every inline style (``'unsafe-inline'``); now only the page's own, by
+    its SHA-256. (The page is forged as an escaping bug would leave it: that the bundle's
+    values are escaped, tests/audit/test_audit_hostile.py checks.)"""
+    failed = AuditStep("fuses", "Fuses", "failed", (), VerificationFailed("debug unlocked"))
+    page = render_html(AuditReport("00" * 48, (failed,), node="node-0001"))
+    injected = "<style>.verdict.failed{background:rgb(0,255,0)}</style>"
+    forged = page.replace("<h1>", f'{injected}<h1 style="color:rgb(0,255,0)">', 1)
+    (tmp_path / "report.html").write_text(forged, encoding="utf-8")
+    context = browser.new_context()
+    try:
+        view = context.new_page()
+        view.goto((tmp_path / "report.html").as_uri())
+        verdict = view.evaluate(
+            "getComputedStyle(document.querySelector('.verdict')).backgroundColor"
+        )
+        heading = view.evaluate("getComputedStyle(document.querySelector('h1')).color")
+        width = view.evaluate("getComputedStyle(document.body).maxWidth")
+    finally:
+        context.close()
+    assert verdict == "rgb(255, 235, 233)"  # the page's own style: the failed verdict's red
+    assert heading == "rgb(27, 31, 36)"
+    assert width == "960px"
