@@ -9,8 +9,10 @@ the index parsed.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import datetime as dt
+import hashlib
 import io
 import json
 import tracemalloc
@@ -368,7 +370,9 @@ def test_the_html_page_lets_the_browser_run_and_fetch_nothing(
         check_bundle(_resealed_json(aw, export, "node/record.json", record), aw.trust())
     )
     head = page.split("<title>", 1)[0]
-    policy = "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
+    style = page.split("<style>", 1)[1].split("</style>", 1)[0]
+    digest = base64.b64encode(hashlib.sha256(style.encode()).digest()).decode()
+    policy = f"default-src 'none'; style-src 'sha256-{digest}'; base-uri 'none'; form-action 'none'"
     assert head.endswith(f'<meta http-equiv="Content-Security-Policy" content="{policy}">')
     for tag in ("<script", "<img", "<a "):
         assert tag not in page

@@ -11,6 +11,7 @@ import shutil
 import unicodedata
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -18,9 +19,10 @@ from tests.hsm_devices import self_signed_device
 from tests.web.conftest import log_in
 from tests.web.web_world import OPERATOR, PASSWORD, WebWorld
 
+from ironroot.audit import AuditReport, AuditStep, render_html
 from ironroot.cose import create_statement
 from ironroot.crypto import Algorithm, PrivateKey
-from ironroot.errors import StaleNonce
+from ironroot.errors import StaleNonce, VerificationFailed
 from ironroot.hsm import DirectoryStorage, Hsm, HsmConfig, KeyAttributes, KeyType, Role
 from ironroot.http import ServerThread
 from ironroot.rot import MemoryCounter
@@ -309,6 +311,27 @@ def test_every_character_that_draws_nothing_is_shown_as_its_code_point() -> None
     assert visible("node-0001 ٠١ é ü 名 🙂") == "node-0001 ٠١ é ü 名 🙂"
 
 
+# Every code point Debian's chromium 156 draws as nothing between two letters (a scan of
+# planes 0-2 and 14, marks and private use aside) that visible() left as it was: the default
+# ignorable code points not yet assigned, and the object replacement character.
+_UNASSIGNED_IGNORABLE = [
+    0x2065, *range(0xFFF0, 0xFFF9), 0xE0000, *range(0xE0002, 0xE0020),
+    *range(0xE0080, 0xE0100), *range(0xE01F0, 0xE1000),
+]  # fmt: skip
+
+
+def test_unassigned_default_ignorable_code_points_are_shown_as_code_points() -> None:
+    # was: "node-0001" + U+2065 (or U+E0002, U+FFF0, ...) was drawn as "node-0001" and shown as
+    # it was: Unicode category Cn (unassigned), so not among the format characters, and a
+    # browser draws a default ignorable code point as nothing, assigned or not
+    shown = {chr(c): visible(chr(c)) for c in [*_UNASSIGNED_IGNORABLE, 0xFFFC, 0x2800]}
+    assert {c: t for c, t in shown.items() if t != f"[U+{ord(c):04X}]"} == {}
+    assert visible("node\u2065-0001\U000e0fff") == "node[U+2065]-0001[U+E0FFF]"
+    assert visible("\u2800\ufffc") == "[U+2800][U+FFFC]"
+    # what draws stays: the replacement character, a Braille dot, an emoji
+    assert visible("\ufffd \u2801 \U0001f642") == "\ufffd \u2801 \U0001f642"
+
+
 def test_a_subject_with_invisible_characters_is_shown_with_them(
     hostile_log: tuple[Path, str],
 ) -> None:
@@ -348,3 +371,32 @@ def test_the_public_entries_page_cuts_long_subjects_the_statement_page_shows_the
     assert len(listing.content) < 150_000
     assert statement.status_code == 200
     assert "[U+202E]" * 10000 + "A" * 30000 + "-end" in statement.text
+
+
+def test_a_style_injected_into_the_audit_report_is_not_applied(
+    browser: Any, tmp_path: Path
+) -> None:
+    """The HTML page of ``ironroot audit verify``: should a bundle's value ever reach it
+    unescaped, a ``<style>`` or a ``style`` attribute could paint a broken chain green, for
+    its policy allowed every inline style (``'unsafe-inline'``); now only the page's own, by
+    its SHA-256. (The page is forged as an escaping bug would leave it: that the bundle's
+    values are escaped, tests/audit/test_audit_hostile.py checks.)"""
+    failed = AuditStep("fuses", "Fuses", "failed", (), VerificationFailed("debug unlocked"))
+    page = render_html(AuditReport("00" * 48, (failed,), node="node-0001"))
+    injected = "<style>.verdict.failed{background:rgb(0,255,0)}</style>"
+    forged = page.replace("<h1>", f'{injected}<h1 style="color:rgb(0,255,0)">', 1)
+    (tmp_path / "report.html").write_text(forged, encoding="utf-8")
+    context = browser.new_context()
+    try:
+        view = context.new_page()
+        view.goto((tmp_path / "report.html").as_uri())
+        verdict = view.evaluate(
+            "getComputedStyle(document.querySelector('.verdict')).backgroundColor"
+        )
+        heading = view.evaluate("getComputedStyle(document.querySelector('h1')).color")
+        width = view.evaluate("getComputedStyle(document.body).maxWidth")
+    finally:
+        context.close()
+    assert verdict == "rgb(255, 235, 233)"  # the page's own style: the failed verdict's red
+    assert heading == "rgb(27, 31, 36)"
+    assert width == "960px"

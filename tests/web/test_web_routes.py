@@ -820,6 +820,45 @@ def test_a_source_that_cannot_be_read_is_503_with_retry_after(
         assert http_calls.get(server.url + "/log").status_code == 200
 
 
+def test_a_public_page_names_the_server_s_files_to_operators_only(
+    log_copy: Path, tmp_path: Path
+) -> None:
+    """The log pages are public, and the trouble they show inline (the log index's row of a
+    store that cannot be read, the checkpoints page's witnessed checkpoint that cannot be
+    read) named the file, with its path, to anyone: a reader who is not signed in is told
+    the source cannot be read now, as by the 503 page; an operator sees the detail."""
+    from tests.web.web_world import CHEAP_SCRYPT
+
+    from ironroot.platform import AccountStore
+    from ironroot.web._text import Trouble
+
+    with (log_copy / "witnessed-checkpoint").open("wb") as note:
+        note.truncate(2 << 20)  # over the 1 MiB the page reads
+    dashboard = Dashboard.open(tmp_path)
+    dashboard.config.state_dir.mkdir(mode=0o700, exist_ok=True)
+    accounts = AccountStore(dashboard.config.state_dir / "operators.json", kdf=CHEAP_SCRYPT)
+    accounts.add(OPERATOR, PASSWORD, "ReadOnly")
+    witnessed = f"{log_copy / 'witnessed-checkpoint'} is larger than 1048576 bytes"
+    stored = f"cannot open the log database {log_copy / 'log.sqlite3'}"
+    with (
+        ServerThread(create_dashboard_app(dashboard)) as server,
+        httpx.Client(base_url=server.url) as anon,
+        httpx.Client(base_url=server.url) as operator,
+    ):
+        assert log_in(operator).status_code == 303
+        page = anon.get("/log/log-copy/checkpoints")
+        assert page.status_code == 200
+        assert str(tmp_path) not in page.text
+        assert html.escape(Trouble.PUBLIC) in page.text
+        assert witnessed in operator.get("/log/log-copy/checkpoints").text
+        (log_copy / "log.sqlite3").write_bytes(b"not a database" * 100)
+        page = anon.get("/log")
+        assert page.status_code == 200
+        assert str(tmp_path) not in page.text
+        assert html.escape(Trouble.PUBLIC) in page.text
+        assert stored in operator.get("/log").text
+
+
 def test_the_dashboard_changes_nothing_it_reads(client: httpx.Client, world: WebWorld) -> None:
     before = {
         p: p.stat().st_mtime_ns

@@ -12,6 +12,8 @@ escapes.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import html
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -162,9 +164,15 @@ ul{margin:.2rem 0 .2rem 1rem;padding:0}.error{color:#cf222e}
 """
 
 
-_CSP: Final = "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
-"""Should a value ever reach the page unescaped, the browser still runs no script and
-fetches nothing: the page's own inline style is all it allows."""
+_CSP: Final = (
+    "default-src 'none'; "
+    f"style-src 'sha256-{base64.b64encode(hashlib.sha256(_CSS.encode()).digest()).decode()}'; "
+    "base-uri 'none'; form-action 'none'"
+)
+"""Should a value ever reach the page unescaped, the browser still runs no script, fetches
+nothing, and applies no style but the page's own (by its SHA-256, not ``'unsafe-inline'``:
+an injected ``<style>`` or ``style`` attribute could paint a broken step green or hide the
+verdict)."""
 
 
 def render_html(report: AuditReport) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import Mapping
+from typing import Final
 
 from rich.markup import escape
 from starlette.applications import Starlette
@@ -20,9 +21,15 @@ from starlette.types import ASGIApp
 
 from ironroot.demo._world import Story
 from ironroot.http import ServerThread, stop_on_signals
-from ironroot.web import Dashboard, Operators, create_dashboard_app, load_dashboard_config
+from ironroot.web import (
+    Dashboard,
+    DashboardConfig,
+    Operators,
+    create_dashboard_app,
+    load_dashboard_config,
+)
 
-__all__ = ["serve", "service_urls"]
+__all__ = ["demo_dashboard", "serve", "service_urls"]
 
 
 def service_urls(story: Story) -> dict[str, str]:
@@ -77,6 +84,19 @@ def dashboard_site(dashboard: ASGIApp) -> Starlette:
     return app
 
 
+LOOPBACK_NAMES: Final = ("localhost", "127.0.0.1")
+"""The ``Host`` names the demo's dashboard answers (on any port: it listens on a port of
+127.0.0.1 chosen when it starts)."""
+
+
+def demo_dashboard(config: DashboardConfig) -> Starlette:
+    """The demo's dashboard site for ``config``, answering only requests for ``localhost`` or
+    ``127.0.0.1``: a page of another site whose name its owner points at 127.0.0.1 (DNS
+    rebinding) gets the dashboard's 421, as from ``ironroot dashboard``
+    (:func:`ironroot.web.dashboard_hosts`), not its pages and its login."""
+    return dashboard_site(create_dashboard_app(Dashboard(config), allowed_hosts=LOOPBACK_NAMES))
+
+
 def _start_dashboard(story: Story) -> str:
     """Serve the dashboard of the demo's directory under ``/dashboard`` on a loopback port,
     with an operator login made for the demo; its URL."""
@@ -85,7 +105,7 @@ def _start_dashboard(story: Story) -> str:
     password = secrets.token_urlsafe(12)
     Operators(config.state_dir).set_password(DASHBOARD_USER, password)
     story.save("dashboard/demo-login.txt", f"{DASHBOARD_USER} {password}\n", mode=0o600)
-    app = dashboard_site(create_dashboard_app(Dashboard(config)))
+    app = demo_dashboard(config)
     server = story.stack.enter_context(ServerThread(app, "127.0.0.1", 0, name="dashboard"))
     story.ui.fact(
         "dashboard login",

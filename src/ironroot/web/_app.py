@@ -65,7 +65,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iter
 from importlib import resources
 from typing import Any, Final
 
-from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from jinja2 import Environment, PackageLoader, StrictUndefined, pass_context, select_autoescape
+from jinja2.runtime import Context
 from markupsafe import Markup
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -100,7 +101,7 @@ from ironroot.web._auth import (
     new_login_nonce,
 )
 from ironroot.web._dashboard import Dashboard
-from ironroot.web._text import visible
+from ironroot.web._text import Trouble, visible
 
 __all__ = ["HSTS", "SECURITY_HEADERS", "create_dashboard_app", "dashboard_hosts"]
 
@@ -147,10 +148,15 @@ def _environment() -> Environment:
     return env
 
 
-def _finalize(value: object) -> object:
+@pass_context
+def _finalize(context: Context, value: object) -> object:
     """Every value a template prints: text from data with its hidden characters shown
-    (:func:`ironroot.web._text.visible`); markup (the SVG pictures, which do the same for
-    their texts) as it is."""
+    (:func:`ironroot.web._text.visible`); the server's own trouble (a
+    :class:`~ironroot.web._text.Trouble`: where it keeps its files) whole to a signed-in
+    operator only, to anyone else as :attr:`~ironroot.web._text.Trouble.PUBLIC`; markup (the
+    SVG pictures, which do the same for their texts) as it is."""
+    if isinstance(value, Trouble) and context.get("session") is None:
+        return Trouble.PUBLIC
     if isinstance(value, str) and not isinstance(value, Markup):
         return visible(value)
     return value

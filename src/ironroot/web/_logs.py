@@ -53,7 +53,7 @@ from ironroot.log import (
     parse_tile_path,
 )
 from ironroot.merkle import leaf_hash, root_from_inclusion_proof, verify_consistency
-from ironroot.web._text import utc
+from ironroot.web._text import Trouble, utc
 from ironroot.witness import CosignatureVerifier
 
 __all__ = [
@@ -79,8 +79,19 @@ def _utc(seconds: int | None) -> str:
 
 
 def failure(exc: IronrootError) -> str:
-    """``code: detail`` of a typed error, as the pages show it."""
-    return f"{exc.code}: {exc.detail}"
+    """``code: detail`` of a typed error, as the pages show it: the server's own trouble (a
+    5xx error: a store it cannot read, a host it cannot reach) as a :class:`Trouble`, which
+    only operators see whole."""
+    text = f"{exc.code}: {exc.detail}"
+    return Trouble(text) if exc.http_status >= 500 else text
+
+
+def unreadable(exc: IronrootError | OSError) -> Trouble:
+    """A file of the source that cannot be read (too large, a directory, no permission): the
+    server's trouble, with its path, whatever the error's class."""
+    if isinstance(exc, IronrootError):
+        return Trouble(f"{exc.code}: {exc.detail}")
+    return Trouble(str(exc))
 
 
 _SERIES_BATCHES: Final = 2048
@@ -628,11 +639,13 @@ class LogSource:
             return None
         try:
             note_bytes = read_limited(path, _MAX_NOTE)
+        except (IronrootError, OSError) as exc:  # its path: said to operators only
+            return WitnessedView(None, None, quorum, named, (), unreadable(exc))
+        try:
             checkpoint = open_checkpoint(note_bytes, self.verifiers, origin=self.origin)
             note = Note.parse(note_bytes)
-        except (IronrootError, OSError) as exc:
-            reason = failure(exc) if isinstance(exc, IronrootError) else str(exc)
-            return WitnessedView(None, None, quorum, named, (), reason)
+        except IronrootError as exc:
+            return WitnessedView(None, None, quorum, named, (), failure(exc))
         log_keys = {(v.name, v.key_id) for v in self.verifiers}
         rows: list[CosignatureRow] = []
         for line in note.signatures:

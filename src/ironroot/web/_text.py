@@ -10,6 +10,10 @@ invisible copy of ASCII that can spell a whole word), and control characters (an
 sequence copied into a terminal) hide in a payload. :func:`visible`
 shows each such character as its code point, ``[U+202E]``, so what the dashboard shows is
 what the data holds. Tabs and line breaks stay: payloads are laid out with them.
+
+A :class:`Trouble` is text about the server's own trouble (a file it cannot read, with its
+path; a host it cannot reach): the pages show it to signed-in operators and, to anyone else
+(the log pages are public), only :attr:`Trouble.PUBLIC` — as the 503 page does.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import datetime as dt
 import re
 from typing import Final
 
-__all__ = ["utc", "visible"]
+__all__ = ["Trouble", "utc", "visible"]
 
 _HIDDEN: Final = re.compile(
     "["
@@ -32,11 +36,26 @@ _HIDDEN: Final = re.compile(
     "\u00ad\u180e\u206a-\u206f\ufff9-\ufffb\U00013430-\U0001343f\U0001bca0-\U0001bca3"
     "\U0001d173-\U0001d17a\U000e0001\U000e0020-\U000e007f"
     # what draws nothing or a blank in other categories: the combining grapheme joiner,
-    # Hangul and Khmer fillers, variation selectors (Mongolian, standard, supplement)
+    # Hangul and Khmer fillers, variation selectors (Mongolian, standard, supplement), the
+    # object replacement character and the Braille blank
     "\u034f\u115f\u1160\u17b4\u17b5\u180b-\u180d\u180f\u3164\uffa0\ufe00-\ufe0f"
-    "\U000e0100-\U000e01ef"
+    "\U000e0100-\U000e01ef\ufffc\u2800"
+    # and the code points Unicode reserves as default ignorable, not yet assigned, which a
+    # browser draws as nothing today (chromium: "node\u2065-0001" is "node-0001" to the eye)
+    "\u2065\ufff0-\ufff8\U000e0000\U000e0002-\U000e001f\U000e0080-\U000e00ff"
+    "\U000e01f0-\U000e0fff"
     "]"
 )
+
+
+class Trouble(str):
+    """Text that names where the server keeps its files or which hosts it reaches (the detail
+    of a storage error, an unreadable file): for operators. Rendered for a reader who is not
+    signed in as :attr:`PUBLIC` (:func:`ironroot.web._app` does it for every value a
+    template prints), so a public page never says where the server keeps its files."""
+
+    __slots__ = ()
+    PUBLIC: Final = "cannot be read now (operators who sign in see why); try again shortly"
 
 
 def visible(text: str) -> str:
