@@ -1250,6 +1250,7 @@ def _hsm(ctx: _Context) -> list[str]:
     elif first:
         lines.append(f"records 0 to {first - 1} absent: {ctx.index.absent[HSM_ARCHIVED]}")
     checkpoints = sorted(n for n in ctx.bundle.members if n.startswith("hsm/checkpoint-"))
+    signed = 0  # the records a verified checkpoint covers: nothing signed vouches for the rest
     for name in checkpoints:
         data = ctx.member(name)
         try:
@@ -1273,15 +1274,28 @@ def _hsm(ctx: _Context) -> list[str]:
             )
             continue
         _reaches(records, checkpoint, first)
+        signed = max(signed, checkpoint.size)
         lines.append(f"reaches {name}: {checkpoint.size} record(s) the HSM signed")
-    if not checkpoints:
-        lines.append("no signed audit checkpoint: records cut from the end would not show")
+    end = first + len(records)
+    if end > max(signed, first):
+        # the chain's hashes are public: whoever holds the records can rewrite, add or cut
+        # them after the last checkpoint and hash again (only the HSM can check their MACs)
+        lines.append(
+            (
+                f"records {max(signed, first)} to {end - 1} follow the last signed checkpoint"
+                if signed > first
+                else "no signed audit checkpoint covers the records in the bundle"
+            )
+            + ": nothing signed vouches for them (rewritten, added or cut from the end, they "
+            "would not show)"
+        )
     bound = release_records(records)
     releases = [r for r in records if r.operation == "release"]
     lines.append(f"{len(releases)} key release record(s)")
     for record in releases[-20:]:
         lines.append(
             f"{_posix_time(record.time)} {record.identity} release of {record.key}: {record.result}"
+            + (" (after the last signed checkpoint)" if record.seq >= signed else "")
         )
     granted = sum(1 for r in releases if r.result == "ok")
     if granted:
