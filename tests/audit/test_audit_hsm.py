@@ -13,6 +13,7 @@ from tests.platform.node_world import NOW
 from ironroot.audit import AuditBundle, verify_bundle
 from ironroot.crypto import PublicKey
 from ironroot.errors import AuditChainBroken, IronrootError, UnknownIssuer
+from ironroot.hsm import AuditRecord, format_audit_log, parse_audit_log
 
 
 @pytest.fixture(scope="module")
@@ -64,3 +65,32 @@ def test_an_audit_checkpoint_by_an_untrusted_key_is_refused(
     with pytest.raises(IronrootError) as info:
         verify_bundle(aw.export(), aw.trust())  # the trust names no HSM key
     assert (type(info.value), info.value.check) == (UnknownIssuer, "hsm")
+
+
+def test_records_after_the_last_signed_checkpoint_are_reported_as_unvouched(
+    aw: AuditWorld, hsm_key: PublicKey
+) -> None:
+    """The chain's hashes are public: a record added after the last signed checkpoint (or
+    one rewritten there, or the tail cut) chains and verifies offline, and the report said
+    the chain was intact with nothing else. It says now which records nothing signed vouches
+    for, and marks the releases among them."""
+    export = aw.collect()
+    records = parse_audit_log(export.members["hsm/audit.jsonl"][0])
+    last = records[-1]
+    added = AuditRecord(
+        last.seq + 1, last.time, "service", "release", "forged", "nonce-unknown", last.digest()
+    )
+    log = format_audit_log([*records, added])
+    data = export.replace(members={"hsm/audit.jsonl": (log, "application/jsonl")}).seal(
+        aw.fleet.rot(NODE)
+    )
+    step = verify_bundle(data, aw.trust(hsm_attestation_keys=(hsm_key,))).step("hsm")
+    assert step.status == "ok"  # nothing offline can tell: the report says so
+    assert (
+        f"records {added.seq} to {added.seq} follow the last signed checkpoint: nothing signed "
+        "vouches for them (rewritten, added or cut from the end, they would not show)"
+    ) in step.lines
+    assert step.lines[-1].endswith(
+        "release of forged: nonce-unknown (after the last signed checkpoint)"
+    )
+    assert not step.lines[-2].endswith("(after the last signed checkpoint)")

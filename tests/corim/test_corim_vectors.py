@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
+import cbor2
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from hypothesis_budget import examples
 from ironroot.corim import (
     ClassMap,
     Comid,
@@ -27,7 +32,7 @@ from ironroot.corim import (
     Version,
 )
 from ironroot.crypto import Algorithm, PrivateKey, PublicKey
-from ironroot.errors import AlgorithmNotAccepted, BadSignature
+from ironroot.errors import AlgorithmNotAccepted, BadSignature, LimitExceeded, MalformedCorim
 
 pytestmark = pytest.mark.vectors
 
@@ -377,3 +382,111 @@ def test_signed_corim_vector_rejects_tampering_and_other_keys(vectors: Path, nam
         SignedCorim.verify_bytes(original, PrivateKey.generate(Algorithm.ES256).public_key)
     with pytest.raises(AlgorithmNotAccepted):
         SignedCorim.verify_bytes(original, PrivateKey.generate(Algorithm.ES384).public_key)
+
+
+# --- property: every field of every vector replaced by a value of another shape -------------
+
+_TAGS = (1, 2, 18, 32, 37, 111, 501, 505, 506, 508, 550, 560, 600, 2**40)
+_HOSTILE = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats()
+    | st.text(max_size=4)
+    | st.binary(max_size=64)
+    | st.just(cbor2.undefined),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.integers(-2, 8) | st.text(max_size=2), inner, max_size=3)
+        | st.builds(cbor2.CBORTag, st.sampled_from(_TAGS), inner)
+    ),
+    max_leaves=6,
+)
+_Path = tuple[tuple[str, object], ...]
+
+
+def _paths(value: object, path: _Path = ()) -> Iterator[_Path]:
+    """Every item of a decoded vector: map values, array items, tag contents, and the items
+    of byte strings that hold CBOR (a 506 CoMID, a COSE payload or protected header)."""
+    yield path
+    if isinstance(value, Mapping):
+        for key in value:
+            yield from _paths(value[key], (*path, ("key", key)))
+    elif isinstance(value, list | tuple):
+        for number, item in enumerate(value):
+            yield from _paths(item, (*path, ("item", number)))
+    elif isinstance(value, cbor2.CBORTag):
+        yield from _paths(value.value, (*path, ("tag", None)))
+    elif isinstance(value, bytes) and value[:1] and value[0] >> 5 in (4, 5, 6):
+        with contextlib.suppress(cbor2.CBORDecodeError, ValueError):
+            yield from _paths(cbor2.loads(value), (*path, ("cbor", None)))
+
+
+def _replaced(value: object, path: _Path, new: object) -> object:
+    if not path:
+        return new
+    (kind, where), rest = path[0], path[1:]
+    if kind == "key":
+        assert isinstance(value, Mapping)
+        out = dict(value)
+        if rest or new is not _DELETE:
+            out[where] = _replaced(value[where], rest, new)
+        else:
+            del out[where]
+        return out
+    if kind == "item":
+        assert isinstance(value, list | tuple)
+        assert isinstance(where, int)
+        items = list(value)
+        if rest or new is not _DELETE:
+            items[where] = _replaced(items[where], rest, new)
+        else:
+            del items[where]
+        return items
+    if kind == "tag":
+        assert isinstance(value, cbor2.CBORTag)
+        return cbor2.CBORTag(value.tag, _replaced(value.value, rest, new))
+    assert isinstance(value, bytes)
+    return cbor2.dumps(_replaced(cbor2.loads(value), rest, new))
+
+
+_DELETE = object()
+_PARSERS: dict[str, Callable[[bytes], object]] = {
+    "comid": Comid.parse,
+    "corim": Corim.parse,
+    "signed": SignedCorim.parse,
+}
+
+
+@settings(max_examples=examples(300), deadline=None)
+@given(data=st.data())
+def test_any_field_of_a_vector_replaced_is_a_corim_or_malformed(
+    vectors: Path, data: st.DataObject
+) -> None:
+    """Wrong types, huge integers, floats, tags, deep values or nothing in place of any item
+    of a real CoRIM, CoMID or signed CoRIM (inside its payload and its embedded CoMIDs too):
+    it parses and encodes again, or it is ``MalformedCorim`` (``LimitExceeded`` past the
+    limits); never ``KeyError``, ``TypeError`` or ``RecursionError``."""
+    files = sorted([*_comid_dir(vectors).glob("*.cbor"), *_corim_dir(vectors).glob("*.cbor")])
+    file = data.draw(st.sampled_from(files), label="file")
+    kind = (
+        "comid"
+        if file.parent == _comid_dir(vectors)
+        else "signed"
+        if file.name.startswith("signed-")
+        else "corim"
+    )
+    decoded = cbor2.loads(file.read_bytes())
+    path = data.draw(st.sampled_from(list(_paths(decoded))), label="path")
+    new = data.draw(st.just(_DELETE) | _HOSTILE, label="value")
+    try:
+        mutated = cbor2.dumps(_replaced(decoded, path, new))
+    except (cbor2.CBOREncodeError, TypeError, ValueError):
+        return  # not CBOR at all (an unhashable key): nothing to parse
+    try:
+        parsed = _PARSERS[kind](mutated)
+    except (MalformedCorim, LimitExceeded):
+        return
+    if isinstance(parsed, Corim | Comid):
+        with contextlib.suppress(MalformedCorim):
+            parsed.encode()

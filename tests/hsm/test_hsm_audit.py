@@ -203,6 +203,28 @@ def test_parse_rejects_malformed_logs() -> None:
         parse_audit_log(good, max_records=1)
 
 
+def test_a_record_naming_a_member_twice_is_not_json() -> None:
+    """The hash covers the values read, and Python keeps the last of a member named twice: a
+    line saying ``"result": "ok"`` before its true result chained and verified, while a
+    reader that keeps the first member saw a granted operation. Read strictly, it is not
+    JSON; so is a line that is not UTF-8, or a number past a double's range."""
+    records = _chain(2)
+    good = format_audit_log(records).decode()
+    first, second = good.splitlines()
+    assert '"result":"ok"' in second
+    twice = second.replace('"result":"ok"', '"result":"refused","result":"ok"', 1)
+    assert json.loads(twice) == json.loads(second)  # what the lenient reader kept
+    huge = second.replace('"time":', '"time":1e999,"t":', 1)
+    for bad in (
+        f"{first}\n{twice}\n".encode(),
+        f"{first}\n{second}\n".encode("utf-16"),
+        f"{first}\n{huge}\n".encode(),
+    ):
+        with pytest.raises(MalformedInput, match=r"^audit line \d is not JSON$"):
+            parse_audit_log(bad)
+    verify_audit(parse_audit_log(good.encode()))
+
+
 def test_records_name_created_keys_even_one_per_write(device: object) -> None:
     config = dataclasses.replace(FAST, audit_group_commit=1)
     hsm = new_hsm(device.identity, config=config)  # type: ignore[attr-defined]

@@ -89,11 +89,12 @@ def test_all_is_exact() -> None:
 
 def test_imports_stay_below_the_layer() -> None:
     """The HSM imports only crypto, cose, ear (to check attestation results itself), rot (its
-    monotonic counter), the CEL result check (release policies) and errors of Ironroot (no
-    higher layer)."""
+    monotonic counter), the CEL result check (release policies), the strict JSON reader (its
+    audit log) and errors of Ironroot (no higher layer)."""
     allowed = {
         "ironroot._cel",
         "ironroot._fileio",
+        "ironroot._json",
         "ironroot._lazy",
         "ironroot.crypto",
         "ironroot.cose",

@@ -4,30 +4,38 @@ end in the exact error (or, for unsigned additions, change nothing that is read)
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import datetime as dt
 from typing import Any
 
 import pytest
 from _rim_helpers import (
+    DRIVER_FILE,
     NOW,
     SHA384_NS,
     SWID,
     VBIOS_FILE,
     RimPki,
     issue_certificate,
+    strip_signature,
     swid,
     vector_rim,
 )
 from cryptography.hazmat.primitives.asymmetric import ec
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from lxml import etree
 from signxml.algorithms import CanonicalizationMethod, DigestAlgorithm, SignatureMethod
 from signxml.signer import XMLSigner
 
+from hypothesis_budget import examples
 from ironroot.errors import (
     AlgorithmNotAccepted,
     BadSignature,
     CertificateExpired,
     ChainNotTrusted,
+    IronrootError,
     MalformedRim,
 )
 from ironroot.rim import verify_rim
@@ -215,3 +223,51 @@ def test_transforms_other_than_nvidias_are_not_accepted(old: bytes, new: bytes) 
     assert data.count(old) == 1
     with pytest.raises(AlgorithmNotAccepted):
         verify_rim(data.replace(old, new), now=NOW)
+
+
+_RIM_VALUES = st.sampled_from(
+    ["", " ", "-1", "0", "00", "1.5", "１", "٣", "True", "true", "x" * 300, "\u202e", "0x10"]
+) | st.text(max_size=8)
+
+
+@settings(
+    max_examples=examples(100),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(data=st.data())
+def test_a_signed_rim_of_any_shape_verifies_or_is_refused_typed(
+    pki: RimPki, data: st.DataObject
+) -> None:
+    """The signature covers what is read, so only a RIM its signer wrote this way reaches the
+    model: any attribute of a real RIM's tag (NVIDIA's, its signature removed) set to another
+    text, removed, or any element removed or doubled, and signed again under the test chain,
+    verifies or is refused with a typed error; never ``KeyError``, ``ValueError``…"""
+    base = strip_signature(vector_rim(data.draw(st.sampled_from([VBIOS_FILE, DRIVER_FILE]))))
+    root = etree.fromstring(base)
+    elements = list(root.iter())
+    number = data.draw(st.integers(0, len(elements) - 1), label="element")
+    element = elements[number]
+    action = data.draw(
+        st.sampled_from(["set", "set", "delete", "remove", "double"]), label="action"
+    )
+    names = sorted(element.attrib)
+    if action in ("set", "delete") and names:
+        name = data.draw(st.sampled_from(names), label="attribute")
+        if action == "set":
+            value = data.draw(_RIM_VALUES, label="value")
+            try:
+                element.set(name, value)
+            except ValueError:  # text XML cannot hold (a control character): nothing to sign
+                return
+        else:
+            del element.attrib[name]
+    elif action in ("remove", "double") and element is not root:
+        parent = element.getparent()
+        if action == "remove":
+            parent.remove(element)
+        else:
+            element.addnext(copy.deepcopy(element))
+    signed = pki.sign(etree.tostring(root))
+    with contextlib.suppress(IronrootError):
+        verify_rim(signed, now=NOW, roots=[pki.root])

@@ -106,12 +106,12 @@ import binascii
 import datetime as dt
 import hashlib
 import hmac
-import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from ironroot._json import DECODER as STRICT_JSON
 from ironroot.attestation import ReferenceValues
 from ironroot.audit._bundle import AuditBundle, AuditIndex, items_within, seal_nonce
 from ironroot.audit._export import (
@@ -197,7 +197,14 @@ _SEAL_LIMITS: Final = Limits(max_bytes=256 * 1024, max_depth=8, max_items=512)
 _STATEMENT: Final = re.compile(r"(firmware/[a-z]+/statement-\d+|pfm/statement(-\d+)?)\.cose")
 _EAR_SKEW: Final = 60
 _MAX_JSON: Final = 64 * 1024 * 1024
-"""A JSON member's size (the largest, ``node/events.json``, holds up to 100,000 events)."""
+"""An event list's or the journal's size (the largest, ``node/events.json``, holds up to
+100,000 events)."""
+_SHARED_JSON: Final = frozenset(
+    {"node/record.json", "platform/config.json", "platform/state.json", "rot/fuses.json"}
+)
+"""The JSON members several steps read: parsed once and kept for the whole check."""
+_MAX_SHARED_JSON: Final = 1024 * 1024
+"""Their size: export writes a few KiB of each (it reads ``platform.json`` up to 1 MiB)."""
 _EAR_URN: Final = "urn:ironroot:ear:sha256:"
 _MKEYS: Final = {1: "fmc", 2: "runtime"}
 _FUSE_VIEW: Final = frozenset(
@@ -365,17 +372,26 @@ class _Context:
         return data
 
     def json(self, name: str) -> Any:
-        """A JSON member, parsed once (several steps read the state), at most
-        ``_MAX_JSON`` bytes: parsed, a byte of ``[],`` takes some 20 in memory."""
+        """A JSON member, read strictly (UTF-8; a member named twice in one object, ``NaN``
+        or a number past a double's range is ``MalformedInput``: :mod:`ironroot._json`).
+        Parsed, a byte of ``[],`` takes some 20 in memory, so what one check holds stays
+        bounded whatever the bundle carries: the members several steps read
+        (``_SHARED_JSON``) are at most 1 MiB each and parsed once; an event list or the
+        journal is at most ``_MAX_JSON`` bytes, parsed for the one step that reads it and
+        not kept (seven members of 64 MiB kept took some 10 GB)."""
         if name in self.parsed:
             return self.parsed[name]
         data = self.member(name)
-        if len(data) > _MAX_JSON:
-            raise LimitExceeded(f"{name} is over {_MAX_JSON} bytes")
+        shared = name in _SHARED_JSON
+        limit = _MAX_SHARED_JSON if shared else _MAX_JSON
+        if len(data) > limit:
+            raise LimitExceeded(f"{name} is over {limit} bytes")
         try:
-            value = self.parsed[name] = json.loads(data)
+            value = STRICT_JSON.decode(data.decode("utf-8"))
         except (ValueError, RecursionError) as exc:
-            raise MalformedInput(f"{name} is not JSON") from exc
+            raise MalformedInput(f"{name} is not JSON: {str(exc)[:200]}") from exc
+        if shared:
+            self.parsed[name] = value
         return value
 
     def state(self) -> dict[str, Any]:
@@ -466,14 +482,16 @@ def _node(ctx: _Context) -> list[str]:
     events = _records(ctx, "node/events.json", _FLEET_EVENT)
     if any(e["node"] != ctx.index.node for e in events):
         raise VerificationFailed("the fleet events are not all the node's", code="not-the-node")
-    journal = _records(ctx, "platform/journal.json", _JOURNAL_RECORD)
-    rot_events = _records(ctx, "platform/events.json", _ROT_EVENT)
+    events_count = len(events)
+    del events  # one list parsed at a time (_Context.json)
+    journal = len(_records(ctx, "platform/journal.json", _JOURNAL_RECORD))
+    rot_events = len(_records(ctx, "platform/events.json", _ROT_EVENT))
     lines = [
         f"{ctx.index.node} of class {ctx.index.node_class}, platform {ctx.index.platform}",
         f"registry: {record.get('status')} since {record.get('since')} "
         f"({record.get('reason') or 'no reason given'})",
-        f"{len(events)} fleet event(s), {len(journal)} journal record(s) and "
-        f"{len(rot_events)} RoT event(s) about the node",
+        f"{events_count} fleet event(s), {journal} journal record(s) and "
+        f"{rot_events} RoT event(s) about the node",
         f"exported at {_text_time(ctx.index.exported_at)}; judged as of {_text_time(ctx.at)}",
     ]
     if ctx.index.absent:
@@ -1232,6 +1250,7 @@ def _hsm(ctx: _Context) -> list[str]:
     elif first:
         lines.append(f"records 0 to {first - 1} absent: {ctx.index.absent[HSM_ARCHIVED]}")
     checkpoints = sorted(n for n in ctx.bundle.members if n.startswith("hsm/checkpoint-"))
+    signed = 0  # the records a verified checkpoint covers: nothing signed vouches for the rest
     for name in checkpoints:
         data = ctx.member(name)
         try:
@@ -1255,15 +1274,28 @@ def _hsm(ctx: _Context) -> list[str]:
             )
             continue
         _reaches(records, checkpoint, first)
+        signed = max(signed, checkpoint.size)
         lines.append(f"reaches {name}: {checkpoint.size} record(s) the HSM signed")
-    if not checkpoints:
-        lines.append("no signed audit checkpoint: records cut from the end would not show")
+    end = first + len(records)
+    if end > max(signed, first):
+        # the chain's hashes are public: whoever holds the records can rewrite, add or cut
+        # them after the last checkpoint and hash again (only the HSM can check their MACs)
+        lines.append(
+            (
+                f"records {max(signed, first)} to {end - 1} follow the last signed checkpoint"
+                if signed > first
+                else "no signed audit checkpoint covers the records in the bundle"
+            )
+            + ": nothing signed vouches for them (rewritten, added or cut from the end, they "
+            "would not show)"
+        )
     bound = release_records(records)
     releases = [r for r in records if r.operation == "release"]
     lines.append(f"{len(releases)} key release record(s)")
     for record in releases[-20:]:
         lines.append(
             f"{_posix_time(record.time)} {record.identity} release of {record.key}: {record.result}"
+            + (" (after the last signed checkpoint)" if record.seq >= signed else "")
         )
     granted = sum(1 for r in releases if r.result == "ok")
     if granted:

@@ -22,7 +22,10 @@ readable with any tool, while the hash always covers the CBOR form. ``time`` is 
 ``key`` is the key handle or ``null`` (``parent->new`` for derive and unwrap; ``<name> <key
 id>`` for an EAR verifier or wrap recipient an officer adds or removes, ``<name> -`` when
 refused before the key was known: ``_audit_buffer.named_subject``), ``result`` is ``"ok"`` or
-the error code of a refused operation.
+the error code of a refused operation. Lines are read strictly (:mod:`ironroot._json`,
+UTF-8): the hash covers the values read, so a line naming a member twice (``"result": "ok"``
+before the true ``"result"``) would verify here, where the last one counts, and show the other
+to a tool that keeps the first; it is not JSON.
 
 A ``release`` record written since release binding (ADR 0015) carries one more member,
 ``release``: what the release was bound to (:class:`ReleaseBinding`), each a SHA-256 digest in
@@ -47,6 +50,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
+from ironroot._json import DECODER as STRICT_JSON
 from ironroot.cose import SignedStatement, create_statement, decode_cbor, encode_cbor
 from ironroot.crypto import Signer, Verifier
 from ironroot.errors import AuditChainBroken, LimitExceeded, MalformedInput
@@ -286,8 +290,8 @@ def parse_audit_log(data: bytes, *, max_records: int = MAX_RECORDS) -> tuple[Aud
             raise LimitExceeded(f"audit line {number} is longer than {MAX_LINE} bytes")
         if len(records) >= max_records:
             raise LimitExceeded(f"the audit log has more than {max_records} records")
-        try:
-            value = json.loads(line)
+        try:  # strictly: a member named twice reads one way here and another elsewhere
+            value = STRICT_JSON.decode(line.decode("utf-8"))
         except (ValueError, RecursionError) as exc:
             raise MalformedInput(f"audit line {number} is not JSON") from exc
         try:
