@@ -174,6 +174,23 @@ def test_a_credential_from_another_ca_is_refused(
     assert (type(error), error.code) == (BadSignature, "bad-signature")
 
 
+def test_a_bundle_without_the_fleet_ca_s_crl_cannot_prove_its_credentials_good(
+    aw: AuditWorld, collected: AuditExport
+) -> None:
+    """Whoever seals a bundle can leave the CRL out (or put in one the fleet CA signed before
+    the credentials existed): a quarantined node would show revoked credentials as good."""
+    error = _identity_error(aw, _seal(aw, collected, members={"fleet/crl.der": None}))
+    assert (type(error), error.code) == (VerificationFailed, "crl-absent")
+    assert error.detail.startswith("no CRL of the fleet CA (it is not in the bundle)")
+    early = aw.authority.ca.crl([], now=NOW - dt.timedelta(minutes=30), hours=3)
+    error = _identity_error(aw, _seal(aw, collected, members={"fleet/crl.der": (early, CRL)}))
+    assert (type(error), error.code) == (VerificationFailed, "crl-older-than-credential")
+    # the CA's CRL signed after the credentials, as every export signs one, proves them
+    later = aw.authority.ca.crl([], now=EXPORTED, hours=1)
+    data = _seal(aw, collected, members={"fleet/crl.der": (later, CRL)})
+    assert check_bundle(data, aw.trust()).step("identity").status == "ok"
+
+
 def test_a_credential_expired_at_the_export_time_is_refused(
     aw: AuditWorld, collected: AuditExport
 ) -> None:

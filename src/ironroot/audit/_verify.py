@@ -84,7 +84,10 @@ export time unless ``at`` is given:
     admitted, or a bundle exported before credentials were included); without one the step
     is skipped, saying the node id is unproven. A credential the fleet CA's CRL
     (``fleet/crl.der``, signed at the export) lists is shown revoked, with the time; the
-    binding it states still holds (the quarantine shows in the registry row).
+    binding it states still holds (the quarantine shows in the registry row). Without that
+    CRL (``VerificationFailed`` ``crl-absent``: whoever seals a bundle could leave it out and
+    show revoked credentials as good), or with one signed before the credentials were issued
+    (``crl-older-than-credential``: it cannot list them), the step fails.
 15. ``hsm``: the HSM's audit chain is intact and reaches each signed checkpoint
     (``AuditChainBroken``), binds no release statement twice and, once it binds its releases,
     binds every one (:func:`ironroot.hsm.release_records`); its key releases are listed;
@@ -133,7 +136,7 @@ from ironroot.cose import (
     encode_cbor,
     verify_transparent_statement,
 )
-from ironroot.crypto import load_certificate
+from ironroot.crypto import load_certificate, load_crl
 from ironroot.ear import Appraisal, AttestationResult, TrustTier, decode_ear
 from ironroot.errors import (
     AuditBundleRejected,
@@ -1025,6 +1028,7 @@ def _identity(ctx: _Context) -> list[str]:
     revoked = {} if crl is None else crl_revocations(crl, ca, at=ctx.at)
     lines = []
     serials = []
+    issued: list[dt.datetime] = []
     for plane, data in found:
         try:
             # a credential the CA revoked is judged when it was revoked: it was the node's
@@ -1057,6 +1061,7 @@ def _identity(ctx: _Context) -> list[str]:
                 f"{ctx.ear_id}), which the sealing RoT's evidence backs"
             )
         serials.append((plane, credential.serial))
+        issued.append(credential.not_before)
         lines.append(
             f"{plane} plane: credential {credential.serial} by the trusted fleet CA names "
             f"{credential.node} ({credential.node_class}), valid "
@@ -1068,9 +1073,21 @@ def _identity(ctx: _Context) -> list[str]:
         "backs the EAR the credentials were issued on"
     )
     if crl is None:
+        # Only the fleet CA can sign a CRL, but whoever seals a bundle can leave it out: a
+        # quarantined node's bundle would then show its revoked credentials as good.
         reason = ctx.index.absent.get("fleet/crl.der", "it is not in the bundle")
-        lines.append(f"no CRL of the fleet CA: revocation is not shown ({reason})")
-        return lines
+        raise VerificationFailed(
+            f"no CRL of the fleet CA ({reason}): the bundle cannot show that the credentials "
+            "were not revoked (an export always signs one)",
+            code="crl-absent",
+        )
+    signed = load_crl(crl, what="the fleet CA's CRL").last_update_utc
+    if signed < max(issued):
+        raise VerificationFailed(
+            f"the fleet CA's CRL was signed {_text_time(signed)}, before the credentials it must "
+            f"speak for were issued ({_text_time(max(issued))}): it cannot list their revocation",
+            code="crl-older-than-credential",
+        )
     listed = [(plane, serial, revoked[serial]) for plane, serial in serials if serial in revoked]
     for plane, serial, when in listed:
         lines.append(
