@@ -27,6 +27,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import httpx
 import pytest
@@ -115,6 +116,47 @@ class Served:
     ca: Path | None
 
 
+def _start(
+    node: Path, tls: list[str], verify: ssl.SSLContext | bool, tmp_path: Path
+) -> tuple[subprocess.Popen[bytes], str, IO[bytes]]:
+    """``ironroot platform serve`` on a free port, answering ``/health``: another port when
+    the one picked was taken meanwhile by another process (tests run in parallel)."""
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(
+            [str(Path(__file__).resolve().parents[2] / "src"), os.environ.get("PYTHONPATH", "")]
+        ),
+    }
+    for attempt in range(3):
+        port = _free_port()
+        log = (tmp_path / f"serve-{attempt}.log").open("wb")
+        command = ["platform", "serve", "--node", str(node), "--port", str(port)]
+        server = subprocess.Popen(
+            [sys.executable, "-m", "ironroot", *command, "--log-level", "warning", *tls],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        url = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if http_calls.get(f"{url}/health", timeout=2, verify=verify).status_code == 200:
+                    return server, url, log
+            except httpx.HTTPError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        server.kill()
+        server.wait()
+        log.close()
+        output = (tmp_path / f"serve-{attempt}.log").read_text(errors="replace")
+        if "Address already in use" not in output:
+            pytest.fail(f"ironroot platform serve did not start:\n{output}")
+    pytest.fail("ironroot platform serve found no free port in three tries")
+
+
 @contextlib.contextmanager
 def _serving(world: World, tmp_path: Path, *, https: bool) -> Iterator[Served]:
     """``ironroot platform serve`` (a subprocess) on a node that updated its BMC once and
@@ -124,7 +166,6 @@ def _serving(world: World, tmp_path: Path, *, https: bool) -> Iterator[Served]:
     platform.update("bmc", v2.bundle, v2.statements, now=NOW)
     # a cheap scrypt: with Basic authentication every request pays it (the default is N=2^15)
     AccountStore.create_with(platform.directory, *ADMIN, kdf=(2**10, 8, 1))
-    port = _free_port()
     tls: list[str] = []
     verify: ssl.SSLContext | bool = True
     ca = None
@@ -134,45 +175,8 @@ def _serving(world: World, tmp_path: Path, *, https: bool) -> Iterator[Served]:
         pki = make_pki(tmp_path)
         tls = ["--tls-cert", str(pki.server_cert), "--tls-key", str(pki.server_key)]
         verify, ca = client_context(pki.ca), pki.ca
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(
-            [str(Path(__file__).resolve().parents[2] / "src"), os.environ.get("PYTHONPATH", "")]
-        ),
-    }
-    log = (tmp_path / "serve.log").open("wb")
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "ironroot",
-            "platform",
-            "serve",
-            "--node",
-            str(platform.directory),
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-            *tls,
-        ],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
+    server, url, log = _start(platform.directory, tls, verify, tmp_path)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if http_calls.get(f"{url}/health", timeout=2, verify=verify).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                output = (tmp_path / "serve.log").read_text(errors="replace")
-                pytest.fail(f"ironroot platform serve did not start:\n{output}")
-            time.sleep(0.05)
         login = http_calls.post(
             f"{url}/redfish/v1/SessionService/Sessions",
             json={"UserName": ADMIN[0], "Password": ADMIN[1]},
