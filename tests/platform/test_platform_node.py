@@ -9,6 +9,7 @@ never nothing — and that the journal says which.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import random
 from collections.abc import Iterator
@@ -26,6 +27,7 @@ from ironroot.errors import (
     MalformedFirmware,
     PolicyRejected,
     StoreRolledBack,
+    SvnRollback,
     UnknownIssuer,
 )
 from ironroot.platform import (
@@ -36,6 +38,7 @@ from ironroot.platform import (
     PowerLost,
     chip_layout,
 )
+from ironroot.rot import Fuses
 
 
 @pytest.fixture(scope="module")
@@ -139,6 +142,37 @@ def test_a_statement_from_a_disallowed_issuer_is_refused(node: Platform, world: 
         UnknownIssuer, "issuer-not-allowed", lambda: node.update("bmc", bundle, statements, now=NOW)
     )
     assert error.check == "issuer"
+
+
+def test_a_disabled_anti_rollback_fuse_does_not_let_an_update_below_the_node_floor(
+    node: Platform, world: World
+) -> None:
+    """The component's SVN floor is the node's (its journal), which boot enforces whatever the
+    RoT's fuses say: with the anti-rollback fuse set, an update below it was written and
+    activated, then refused by boot's flash check and restored from recovery. It is refused
+    before a byte is written, as a rollback."""
+    v2, v1 = world.release("host", "2.0"), world.release("host", "1.0")
+    node.update("host", v2.bundle, v2.statements, now=NOW)
+    for minute in (1, 2):
+        node.boot(now=NOW + dt.timedelta(minutes=minute))
+    assert node.state().component("host").min_svn == v2.svn
+    with node.rot() as rot:
+        rot.device.program(Fuses.disable_anti_rollback)
+    before = node.show()
+    error = raises_exactly(
+        SvnRollback,
+        "svn-rollback",
+        lambda: node.update("host", v1.bundle, v1.statements, now=NOW + dt.timedelta(minutes=3)),
+    )
+    assert error.check == "svn"
+    after = node.show()
+    assert after["components"] == before["components"]
+    assert after["pending"] is None
+    assert not [
+        e
+        for e in node.events()
+        if e.message_id in ("UpdateActivated", "FlashCheckFailed") and e.at > "2026-06-01T12:02:00Z"
+    ]
 
 
 def test_a_second_update_waits_for_the_first(node: Platform, world: World) -> None:
