@@ -10,6 +10,7 @@ never nothing — and that the journal says which.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import random
 from collections.abc import Iterator
@@ -173,6 +174,36 @@ def test_a_disabled_anti_rollback_fuse_does_not_let_an_update_below_the_node_flo
         for e in node.events()
         if e.message_id in ("UpdateActivated", "FlashCheckFailed") and e.at > "2026-06-01T12:02:00Z"
     ]
+
+
+def test_a_bmc_update_below_the_rots_svn_fuse_is_refused_before_it_is_written(
+    node: Platform, world: World
+) -> None:
+    """The RoT's SVN fuse can stand above the BMC's floor in the journal (a power cut between
+    raising it and journaling the new recovery image; an operator's ``rot fuse svn``). The
+    RoT's boot refuses a BMC below the fuse, so the update must too: before, the image was
+    written and activated, then failed its boot and was rolled back."""
+    v2, v1 = world.release("bmc", "2.0"), world.release("bmc", "1.0")
+    node.update("bmc", v2.bundle, v2.statements, now=NOW)
+    assert node.state().component("bmc").min_svn == v1.svn
+    with node.rot() as rot:
+        rot.device.program(functools.partial(Fuses.advance_svn, svn=v2.svn))
+    before = node.show()
+    error = raises_exactly(
+        SvnRollback,
+        "svn-rollback",
+        lambda: node.update("bmc", v1.bundle, v1.statements, now=NOW + dt.timedelta(minutes=1)),
+    )
+    assert error.check == "svn"
+    after = node.show()
+    assert after["components"] == before["components"]
+    assert after["pending"] is None
+    assert not [e for e in node.events() if e.message_id == "UpdateRolledBack"]
+    preflight = node.preflight(now=NOW + dt.timedelta(minutes=1))
+    error = raises_exactly(
+        SvnRollback, "svn-rollback", lambda: preflight.check("bmc", v1.bundle, v1.statements)
+    )
+    assert error.check == "svn"
 
 
 def test_a_second_update_waits_for_the_first(node: Platform, world: World) -> None:

@@ -138,6 +138,18 @@ def _received(
     return checked
 
 
+def _min_svn(rot: Rot, component: str, floor: int) -> int:
+    """The lowest SVN an update of ``component`` may have: its floor in the journal and, for
+    the BMC, the RoT's SVN fuse, which the RoT's boot of the BMC enforces (unless anti-rollback
+    is disabled). The fuse may stand above the floor — a power cut between raising it and
+    journaling the new recovery image, an operator's ``rot fuse svn`` — and an update the boot
+    would refuse is refused before it is written."""
+    fuses = rot.device.fuses
+    if component == "bmc" and not fuses.anti_rollback_disabled:
+        return max(floor, fuses.svn)
+    return floor
+
+
 def _check_inputs(
     rot: Rot,
     min_svn: int,
@@ -231,7 +243,7 @@ class UpdatePreflight:
         )
         inputs = _check_inputs(
             rot,
-            floor,
+            _min_svn(rot, component, floor),
             self._pfm,
             self._images,
             self._now,
@@ -291,7 +303,7 @@ def run_update(
         state = rot.state
         inputs = _check_inputs(
             rot,
-            cs.min_svn,
+            _min_svn(rot, component, cs.min_svn),
             active_pfm,
             _active_images(state),
             now,
