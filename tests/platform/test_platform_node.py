@@ -39,7 +39,7 @@ from ironroot.platform import (
     PowerLost,
     chip_layout,
 )
-from ironroot.rot import Fuses
+from ironroot.rot import Device, Fuses
 
 
 @pytest.fixture(scope="module")
@@ -87,6 +87,24 @@ def test_a_created_node_boots_every_component(node: Platform, world: World) -> N
     assert inventory["bmc-active"].version == "1.0"
     assert inventory["bmc-recovery"].sha384 == world.release("bmc", "1.0").sha384
     assert [e.message_id for e in node.events()][-1] == "NodeBooted"
+
+
+def test_a_node_is_not_created_with_a_bmc_below_the_rots_svn_fuse(
+    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The RoT's boot refuses a BMC below its SVN fuse: such a factory image (slot and
+    recovery) was accepted and the node came up with its BMC held in reset for good."""
+    provision = world.rot_device
+
+    def fused_at_v2(directory: Path) -> Device:
+        device = provision(directory)
+        device.program(functools.partial(Fuses.advance_svn, svn=world.release("bmc", "2.0").svn))
+        return device
+
+    monkeypatch.setattr(world, "rot_device", fused_at_v2)
+    error = raises_exactly(SvnRollback, "svn-rollback", lambda: world.create(tmp_path))
+    assert error.check == "svn"
+    assert not (tmp_path / "node" / "platform.json").exists()
 
 
 def test_an_update_is_committed_and_changes_the_measured_boot(node: Platform, world: World) -> None:

@@ -138,13 +138,13 @@ def _received(
     return checked
 
 
-def _min_svn(rot: Rot, component: str, floor: int) -> int:
+def _min_svn(fuses: Fuses, component: str, floor: int) -> int:
     """The lowest SVN an update of ``component`` may have: its floor in the journal and, for
     the BMC, the RoT's SVN fuse, which the RoT's boot of the BMC enforces (unless anti-rollback
     is disabled). The fuse may stand above the floor — a power cut between raising it and
     journaling the new recovery image, an operator's ``rot fuse svn`` — and an update the boot
-    would refuse is refused before it is written."""
-    fuses = rot.device.fuses
+    would refuse is refused before it is written (and a node is not created with a BMC its
+    RoT would hold in reset)."""
     if component == "bmc" and not fuses.anti_rollback_disabled:
         return max(floor, fuses.svn)
     return floor
@@ -243,7 +243,7 @@ class UpdatePreflight:
         )
         inputs = _check_inputs(
             rot,
-            _min_svn(rot, component, floor),
+            _min_svn(rot.device.fuses, component, floor),
             self._pfm,
             self._images,
             self._now,
@@ -303,7 +303,7 @@ def run_update(
         state = rot.state
         inputs = _check_inputs(
             rot,
-            _min_svn(rot, component, cs.min_svn),
+            _min_svn(rot.device.fuses, component, cs.min_svn),
             active_pfm,
             _active_images(state),
             now,
@@ -454,6 +454,7 @@ def _verified_key(
         fuses.vendor_key_hash,
         fuses.owner_key_hash,
         f"{fuses.ecc_revocation}/{fuses.pqc_revocation}/{fuses.anti_rollback_disabled}".encode(),
+        f"{fuses.svn}".encode(),
         now.isoformat().encode(),
     ):
         h.update(len(part).to_bytes(4, "big") + part)
@@ -513,7 +514,7 @@ def create_platform(
             _statements(statements[name]),
             trust=trust,
             fuses=fuses,
-            min_svn=0,
+            min_svn=_min_svn(fuses, name, 0),
             active_pfm=None,
             active_images={},
             now=now,
