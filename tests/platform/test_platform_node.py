@@ -224,6 +224,23 @@ def test_a_bmc_update_below_the_rots_svn_fuse_is_refused_before_it_is_written(
     assert error.check == "svn"
 
 
+def test_recover_refuses_a_bmc_recovery_image_below_the_rots_svn_fuse(
+    node: Platform, world: World
+) -> None:
+    """With the RoT's SVN fuse above the BMC's recovery image (raised by an operator, or by a
+    boot cut off before it journaled the new recovery image), restoring it would leave the
+    node a BMC the RoT never boots: the operator's recovery was done, and the next boot held
+    the BMC in reset."""
+    v2 = world.release("bmc", "2.0")
+    node.update("bmc", v2.bundle, v2.statements, now=NOW)
+    with node.rot() as rot:
+        rot.device.program(functools.partial(Fuses.advance_svn, svn=v2.svn))
+    before = node.show()
+    raises_exactly(SvnRollback, "svn-rollback", lambda: node.recover("bmc", now=NOW))
+    assert node.show()["components"] == before["components"]
+    assert node.boot(now=NOW).component("bmc").running
+
+
 def test_a_second_update_waits_for_the_first(node: Platform, world: World) -> None:
     v2 = world.release("nic", "2.0")
     with pytest.raises(PowerLost):

@@ -65,6 +65,7 @@ from ironroot.platform._node import (
     NodeConfig,
     Platform,
     Rot,
+    _min_svn,
     evidence_blob,
     new_journal_key,
 )
@@ -136,18 +137,6 @@ def _received(
     if not isinstance(bundle, bytes) or not 0 < len(bundle) <= room:
         raise LimitExceeded(f"a {component} image is 1 to {room} bytes")
     return checked
-
-
-def _min_svn(fuses: Fuses, component: str, floor: int) -> int:
-    """The lowest SVN an update of ``component`` may have: its floor in the journal and, for
-    the BMC, the RoT's SVN fuse, which the RoT's boot of the BMC enforces (unless anti-rollback
-    is disabled). The fuse may stand above the floor — a power cut between raising it and
-    journaling the new recovery image, an operator's ``rot fuse svn`` — and an update the boot
-    would refuse is refused before it is written (and a node is not created with a BMC its
-    RoT would hold in reset)."""
-    if component == "bmc" and not fuses.anti_rollback_disabled:
-        return max(floor, fuses.svn)
-    return floor
 
 
 def _check_inputs(
