@@ -290,6 +290,39 @@ def test_sign_with_a_key_not_in_the_manifest(
     assert "key-not-in-descriptor" in capsys.readouterr().err
 
 
+def test_sign_refuses_an_unsigned_bundle_whose_components_changed_after_build(
+    files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The FMC bytes of the build output are replaced before signing: the TOC still names the
+    built FMC, so signing would vouch for an image the signer was not given. Exit 1, nothing
+    written."""
+    unsigned = tmp_path / "u"
+    assert main(_build_args(files, unsigned)) == 0
+    parsed = FirmwareBundle.parse(unsigned.read_bytes())
+    other = bytes(len(parsed.components[0]))
+    unsigned.write_bytes(FirmwareBundle(parsed.manifest, (other, *parsed.components[1:])).encode())
+    capsys.readouterr()
+    code = main(
+        [
+            "firmware",
+            "sign",
+            str(unsigned),
+            "--ecc-key",
+            str(files["ecc1"]),
+            "--pqc-key",
+            str(files["pqc0"]),
+            "--out",
+            str(tmp_path / "x"),
+        ]
+    )
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "digest-mismatch" in err
+    assert "component 1 does not match its TOC digest" in err
+    assert "Traceback" not in err
+    assert not (tmp_path / "x").exists()
+
+
 def test_lms_product_through_the_cli(
     tmp_path: Path, files: dict[str, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:

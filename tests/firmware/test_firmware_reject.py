@@ -369,16 +369,83 @@ def test_owner_signatures_without_owner_keys_are_malformed(vendor: Vendor, bundl
 # --- TOC, SVN, dates -----------------------------------------------------------------------
 
 
-def test_toc_digest_mismatch_in_a_validly_signed_header(vendor: Vendor) -> None:
-    unsigned = vendor.build()
-    header = dataclasses.replace(unsigned.manifest.header, toc_digest=b"\x42" * 48)
-    forged = UnsignedBundle(
+def _signed_raw(vendor: Vendor, bundle: FirmwareBundle) -> bytes:
+    """``bundle`` with vendor signatures over its header made directly with the keys, as one
+    who holds them without ``sign_bundle``'s checks would."""
+    header = bundle.manifest.header_bytes()
+    preamble = dataclasses.replace(
+        bundle.manifest.preamble,
+        vendor_ecc_signature=vendor.ecc[0].sign(header),
+        vendor_pqc_signature=vendor.pqc[0].sign(hashlib.sha384(header).digest()),
+    )
+    manifest = dataclasses.replace(bundle.manifest, preamble=preamble)
+    return FirmwareBundle(manifest, bundle.components).encode()
+
+
+def _with_toc_digest(unsigned: UnsignedBundle, toc_digest: bytes) -> UnsignedBundle:
+    header = dataclasses.replace(unsigned.manifest.header, toc_digest=toc_digest)
+    return UnsignedBundle(
         dataclasses.replace(unsigned.manifest, header=header), unsigned.components
     )
-    bundle = sign_bundle(forged, vendor.ecc[0], vendor.pqc[0])
+
+
+def _naming_another_fmc(unsigned: UnsignedBundle, fmc: bytes) -> UnsignedBundle:
+    """``unsigned`` with the FMC's TOC digest (and the header's TOC digest) naming ``fmc``
+    while the bundle still carries the genuine FMC: a build artifact altered before signing."""
+    toc = list(unsigned.manifest.toc)
+    toc[0] = dataclasses.replace(toc[0], digest=hashlib.sha384(fmc).digest())
+    toc_bytes = b"".join(entry.encode() for entry in toc)
+    header = dataclasses.replace(
+        unsigned.manifest.header, toc_digest=hashlib.sha384(toc_bytes).digest()
+    )
+    manifest = dataclasses.replace(unsigned.manifest, toc=tuple(toc), header=header)
+    return UnsignedBundle(manifest, unsigned.components)
+
+
+def test_toc_digest_mismatch_in_a_validly_signed_header(vendor: Vendor) -> None:
+    forged = _with_toc_digest(vendor.build(), b"\x42" * 48)
+    bundle = _signed_raw(vendor, forged)
     with pytest.raises(DigestMismatch) as info:
         _verify(vendor, bundle)
     assert "TOC" in info.value.detail
+
+
+def test_sign_bundle_refuses_a_header_whose_toc_digest_is_not_its_toc(vendor: Vendor) -> None:
+    forged = _with_toc_digest(vendor.build(), b"\x42" * 48)
+    for unsigned in (forged, forged.encode()):
+        with pytest.raises(DigestMismatch) as info:
+            sign_bundle(unsigned, vendor.ecc[0], vendor.pqc[0])
+        assert type(info.value) is DigestMismatch
+        assert info.value.code == "digest-mismatch"
+        assert "TOC" in info.value.detail
+
+
+def test_sign_bundle_refuses_a_toc_that_names_other_component_bytes(vendor: Vendor) -> None:
+    """Signed, such a header would fail with the genuine FMC but verify with the one its TOC
+    names: the signature would authorize bytes the signer never had."""
+    evil = bytes(len(vendor.build().components[0]))
+    forged = _naming_another_fmc(vendor.build(), evil)
+    with pytest.raises(DigestMismatch) as info:
+        sign_bundle(forged.encode(), vendor.ecc[0], vendor.pqc[0])
+    assert type(info.value) is DigestMismatch
+    assert info.value.code == "digest-mismatch"
+    assert "component 1" in info.value.detail
+    # what the refusal prevents: the header, signed, admits the other FMC
+    signed = FirmwareBundle.parse(_signed_raw(vendor, forged))
+    swapped = FirmwareBundle(signed.manifest, (evil, *signed.components[1:])).encode()
+    assert _verify(vendor, swapped).fmc.data == evil  # type: ignore[attr-defined]
+
+
+def test_sign_bundle_refuses_an_inconsistent_bundle_before_spending_an_lms_key(
+    tmp_path: Path,
+) -> None:
+    vendor = lms_vendor(tmp_path, pqc_count=1)
+    unsigned = vendor.build()
+    forged = _naming_another_fmc(unsigned, bytes(len(unsigned.components[0])))
+    before = vendor.pqc[0].remaining()  # type: ignore[attr-defined]
+    with pytest.raises(DigestMismatch):
+        vendor.sign(forged)
+    assert vendor.pqc[0].remaining() == before  # type: ignore[attr-defined]
 
 
 def test_svn_below_minimum_is_a_rollback(vendor: Vendor, bundle: bytes) -> None:

@@ -9,6 +9,8 @@ never nothing — and that the journal says which.
 
 from __future__ import annotations
 
+import datetime as dt
+import functools
 import hashlib
 import random
 from collections.abc import Iterator
@@ -26,6 +28,7 @@ from ironroot.errors import (
     MalformedFirmware,
     PolicyRejected,
     StoreRolledBack,
+    SvnRollback,
     UnknownIssuer,
 )
 from ironroot.platform import (
@@ -36,6 +39,7 @@ from ironroot.platform import (
     PowerLost,
     chip_layout,
 )
+from ironroot.rot import Device, Fuses
 
 
 @pytest.fixture(scope="module")
@@ -83,6 +87,24 @@ def test_a_created_node_boots_every_component(node: Platform, world: World) -> N
     assert inventory["bmc-active"].version == "1.0"
     assert inventory["bmc-recovery"].sha384 == world.release("bmc", "1.0").sha384
     assert [e.message_id for e in node.events()][-1] == "NodeBooted"
+
+
+def test_a_node_is_not_created_with_a_bmc_below_the_rots_svn_fuse(
+    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The RoT's boot refuses a BMC below its SVN fuse: such a factory image (slot and
+    recovery) was accepted and the node came up with its BMC held in reset for good."""
+    provision = world.rot_device
+
+    def fused_at_v2(directory: Path) -> Device:
+        device = provision(directory)
+        device.program(functools.partial(Fuses.advance_svn, svn=world.release("bmc", "2.0").svn))
+        return device
+
+    monkeypatch.setattr(world, "rot_device", fused_at_v2)
+    error = raises_exactly(SvnRollback, "svn-rollback", lambda: world.create(tmp_path))
+    assert error.check == "svn"
+    assert not (tmp_path / "node" / "platform.json").exists()
 
 
 def test_an_update_is_committed_and_changes_the_measured_boot(node: Platform, world: World) -> None:
@@ -139,6 +161,84 @@ def test_a_statement_from_a_disallowed_issuer_is_refused(node: Platform, world: 
         UnknownIssuer, "issuer-not-allowed", lambda: node.update("bmc", bundle, statements, now=NOW)
     )
     assert error.check == "issuer"
+
+
+def test_a_disabled_anti_rollback_fuse_does_not_let_an_update_below_the_node_floor(
+    node: Platform, world: World
+) -> None:
+    """The component's SVN floor is the node's (its journal), which boot enforces whatever the
+    RoT's fuses say: with the anti-rollback fuse set, an update below it was written and
+    activated, then refused by boot's flash check and restored from recovery. It is refused
+    before a byte is written, as a rollback."""
+    v2, v1 = world.release("host", "2.0"), world.release("host", "1.0")
+    node.update("host", v2.bundle, v2.statements, now=NOW)
+    for minute in (1, 2):
+        node.boot(now=NOW + dt.timedelta(minutes=minute))
+    assert node.state().component("host").min_svn == v2.svn
+    with node.rot() as rot:
+        rot.device.program(Fuses.disable_anti_rollback)
+    before = node.show()
+    error = raises_exactly(
+        SvnRollback,
+        "svn-rollback",
+        lambda: node.update("host", v1.bundle, v1.statements, now=NOW + dt.timedelta(minutes=3)),
+    )
+    assert error.check == "svn"
+    after = node.show()
+    assert after["components"] == before["components"]
+    assert after["pending"] is None
+    assert not [
+        e
+        for e in node.events()
+        if e.message_id in ("UpdateActivated", "FlashCheckFailed") and e.at > "2026-06-01T12:02:00Z"
+    ]
+
+
+def test_a_bmc_update_below_the_rots_svn_fuse_is_refused_before_it_is_written(
+    node: Platform, world: World
+) -> None:
+    """The RoT's SVN fuse can stand above the BMC's floor in the journal (a power cut between
+    raising it and journaling the new recovery image; an operator's ``rot fuse svn``). The
+    RoT's boot refuses a BMC below the fuse, so the update must too: before, the image was
+    written and activated, then failed its boot and was rolled back."""
+    v2, v1 = world.release("bmc", "2.0"), world.release("bmc", "1.0")
+    node.update("bmc", v2.bundle, v2.statements, now=NOW)
+    assert node.state().component("bmc").min_svn == v1.svn
+    with node.rot() as rot:
+        rot.device.program(functools.partial(Fuses.advance_svn, svn=v2.svn))
+    before = node.show()
+    error = raises_exactly(
+        SvnRollback,
+        "svn-rollback",
+        lambda: node.update("bmc", v1.bundle, v1.statements, now=NOW + dt.timedelta(minutes=1)),
+    )
+    assert error.check == "svn"
+    after = node.show()
+    assert after["components"] == before["components"]
+    assert after["pending"] is None
+    assert not [e for e in node.events() if e.message_id == "UpdateRolledBack"]
+    preflight = node.preflight(now=NOW + dt.timedelta(minutes=1))
+    error = raises_exactly(
+        SvnRollback, "svn-rollback", lambda: preflight.check("bmc", v1.bundle, v1.statements)
+    )
+    assert error.check == "svn"
+
+
+def test_recover_refuses_a_bmc_recovery_image_below_the_rots_svn_fuse(
+    node: Platform, world: World
+) -> None:
+    """With the RoT's SVN fuse above the BMC's recovery image (raised by an operator, or by a
+    boot cut off before it journaled the new recovery image), restoring it would leave the
+    node a BMC the RoT never boots: the operator's recovery was done, and the next boot held
+    the BMC in reset."""
+    v2 = world.release("bmc", "2.0")
+    node.update("bmc", v2.bundle, v2.statements, now=NOW)
+    with node.rot() as rot:
+        rot.device.program(functools.partial(Fuses.advance_svn, svn=v2.svn))
+    before = node.show()
+    raises_exactly(SvnRollback, "svn-rollback", lambda: node.recover("bmc", now=NOW))
+    assert node.show()["components"] == before["components"]
+    assert node.boot(now=NOW).component("bmc").running
 
 
 def test_a_second_update_waits_for_the_first(node: Platform, world: World) -> None:

@@ -20,6 +20,7 @@ from typing import Final
 from ironroot.crypto import Algorithm, LmsPublicKey, Signer, Verifier
 from ironroot.errors import (
     ConfigError,
+    DigestMismatch,
     KeyNotInDescriptor,
     LimitExceeded,
     MalformedFirmware,
@@ -245,6 +246,21 @@ def _check_signers(ecc: Signer, pqc: Signer, key_type: PqcKeyType, who: str) -> 
         )
 
 
+def _check_digests(bundle: FirmwareBundle) -> None:
+    """The header's TOC digest is the SHA-384 of the TOC, and each TOC digest the SHA-384 of
+    the component the bundle carries: the signer signs for the bytes it was given. Otherwise a
+    header naming other images (a build artifact altered before signing) would be signed, and
+    those images would verify under it."""
+    manifest = bundle.manifest
+    if hashlib.sha384(manifest.toc_bytes()).digest() != manifest.header.toc_digest:
+        raise DigestMismatch("the TOC does not match the header's TOC digest: nothing signed")
+    for entry, data in zip(manifest.toc, bundle.components, strict=True):
+        if hashlib.sha384(data).digest() != entry.digest:
+            raise DigestMismatch(
+                f"component {entry.component_id} does not match its TOC digest: nothing signed"
+            )
+
+
 def sign_bundle(
     unsigned: UnsignedBundle | FirmwareBundle | bytes,
     ecc_signer: Signer,
@@ -256,10 +272,14 @@ def sign_bundle(
     """Sign the header with the vendor's ECC and PQC keys (and the owner's); return the bundle.
 
     The vendor signers must hold the active keys the manifest names (``KeyNotInDescriptor``
-    otherwise). ``owner_signers`` is ``(ecc, pqc)``; their public keys are written into the
-    preamble. An LMS signer spends one one-time key per call (its state file says which).
+    otherwise). The bundle must be self-consistent: a TOC that does not match the header's TOC
+    digest, or a component that does not match its TOC digest, is ``DigestMismatch`` and
+    nothing is signed (no LMS one-time key is spent). ``owner_signers`` is ``(ecc, pqc)``;
+    their public keys are written into the preamble. An LMS signer spends one one-time key per
+    call (its state file says which).
     """
     bundle = unsigned if isinstance(unsigned, FirmwareBundle) else UnsignedBundle.parse(unsigned)
+    _check_digests(bundle)
     manifest = bundle.manifest
     key_type = manifest.pqc_key_type
     pre = manifest.preamble

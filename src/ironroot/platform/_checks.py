@@ -7,10 +7,11 @@
 bundle, statement or PFM. The checks, in order:
 
 1. **The firmware checks** of :func:`ironroot.firmware.check_bundle`, with the RoT's fuses
-   (vendor key descriptor hash, ECC/PQC revocation masks, owner key hash, anti-rollback) and
-   the component's ``min_svn``, named as the firmware layer names them: ``parse``
-   (``MalformedFirmware``), ``key-descriptor`` (``KeyDescriptorMismatch``), ``ecc-key`` /
-   ``pqc-key`` (``KeyNotInDescriptor``), ``ecc-revocation`` / ``pqc-revocation``
+   (vendor key descriptor hash, ECC/PQC revocation masks, owner key hash) and the component's
+   ``min_svn``, the node's SVN floor, enforced even when the RoT's anti-rollback fuse is set
+   (boot enforces that floor whatever the fuses say), named as the firmware layer names
+   them: ``parse`` (``MalformedFirmware``), ``key-descriptor`` (``KeyDescriptorMismatch``),
+   ``ecc-key`` / ``pqc-key`` (``KeyNotInDescriptor``), ``ecc-revocation`` / ``pqc-revocation``
    (``KeyRevoked``: a signature by a revoked key), ``vendor-ecc-signature`` /
    ``vendor-pqc-signature`` (``MissingSignature``: an unsigned bundle; ``BadSignature``),
    ``owner-key``, ``owner-ecc-signature``, ``owner-pqc-signature``, ``toc-digest``,
@@ -518,7 +519,11 @@ def _firmware_policy(fuses: Fuses, min_svn: int, now: dt.datetime) -> BundlePoli
         ecc_revocation=fuses.ecc_revocation,
         pqc_revocation=fuses.pqc_revocation,
         min_svn=min_svn,
-        anti_rollback_disabled=fuses.anti_rollback_disabled,
+        # ``min_svn`` is the component's floor in the node's journal, which boot enforces
+        # whatever the fuses say (``_boot._allowed``). The RoT's anti-rollback fuse governs
+        # its own SVN fuse, not that floor: honouring it here would let an update below the
+        # floor be written and activated, only for boot to refuse it and restore recovery.
+        anti_rollback_disabled=False,
         owner_key_hash=fuses.owner_key_hash or None,
     )
 

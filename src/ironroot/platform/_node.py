@@ -54,13 +54,14 @@ from ironroot.errors import (
     IronrootError,
     NotFound,
     StorageError,
+    SvnRollback,
 )
 from ironroot.platform._flash import Flash, PowerCut, PowerLost, RotFlashWriter
 from ironroot.platform._journal import Event, EventLog, Journal
 from ironroot.platform._pfm import Pfm, verify_pfm
 from ironroot.platform._policy import PlatformTrust
 from ironroot.platform._state import STEPS, Image, NodeState
-from ironroot.rot import Device
+from ironroot.rot import Device, Fuses
 
 if TYPE_CHECKING:
     from ironroot.platform._devices import DeviceMeasurement
@@ -318,6 +319,18 @@ def _trust(doc: object) -> PlatformTrust:
             while len(_TRUSTS) > _TRUSTS_MAX:
                 del _TRUSTS[next(iter(_TRUSTS))]
     return found
+
+
+def _min_svn(fuses: Fuses, component: str, floor: int) -> int:
+    """The lowest SVN an image of ``component`` may have to run: its floor in the journal and,
+    for the BMC, the RoT's SVN fuse, which the RoT's boot of the BMC enforces (unless
+    anti-rollback is disabled). The fuse may stand above the floor — a power cut between
+    raising it and journaling the new recovery image, an operator's ``rot fuse svn`` — and an
+    image boot would refuse is refused before it is written: by an update, at creation, and
+    by an operator's recovery."""
+    if component == "bmc" and not fuses.anti_rollback_disabled:
+        return max(floor, fuses.svn)
+    return floor
 
 
 def evidence_blob(statements: Sequence[bytes], pfm_statement: bytes | None) -> bytes:
@@ -712,6 +725,14 @@ class Platform:
             if pfm is None:
                 raise StorageError("no verified PFM is active", code="no-pfm")
             pfm.allows_digest(component, cs.recovery.sha384)
+            minimum = _min_svn(rot.device.fuses, component, cs.min_svn)
+            if cs.recovery.svn < minimum:
+                # Boot would refuse it (for the BMC, the RoT's SVN fuse may stand above the
+                # floor): restored, the component would be held in reset.
+                raise SvnRollback(
+                    f"{component}'s recovery image has svn {cs.recovery.svn}, below the "
+                    f"minimum {minimum}: restoring it would hold {component} in reset"
+                )
             rot.writer.write_image(component, f"slot{cs.active}", read[0], what="recover")
             if chip.image_digest(f"slot{cs.active}") != cs.recovery.sha384:
                 raise StorageError(f"{component}: the restored slot does not read back")

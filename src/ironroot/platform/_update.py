@@ -65,6 +65,7 @@ from ironroot.platform._node import (
     NodeConfig,
     Platform,
     Rot,
+    _min_svn,
     evidence_blob,
     new_journal_key,
 )
@@ -231,7 +232,7 @@ class UpdatePreflight:
         )
         inputs = _check_inputs(
             rot,
-            floor,
+            _min_svn(rot.device.fuses, component, floor),
             self._pfm,
             self._images,
             self._now,
@@ -291,7 +292,7 @@ def run_update(
         state = rot.state
         inputs = _check_inputs(
             rot,
-            cs.min_svn,
+            _min_svn(rot.device.fuses, component, cs.min_svn),
             active_pfm,
             _active_images(state),
             now,
@@ -442,6 +443,7 @@ def _verified_key(
         fuses.vendor_key_hash,
         fuses.owner_key_hash,
         f"{fuses.ecc_revocation}/{fuses.pqc_revocation}/{fuses.anti_rollback_disabled}".encode(),
+        f"{fuses.svn}".encode(),
         now.isoformat().encode(),
     ):
         h.update(len(part).to_bytes(4, "big") + part)
@@ -501,7 +503,7 @@ def create_platform(
             _statements(statements[name]),
             trust=trust,
             fuses=fuses,
-            min_svn=0,
+            min_svn=_min_svn(fuses, name, 0),
             active_pfm=None,
             active_images={},
             now=now,
