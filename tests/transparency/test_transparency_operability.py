@@ -111,7 +111,10 @@ def test_json_log_lines(capsys: pytest.CaptureFixture[str]) -> None:
 
 @pytest.mark.parametrize(
     ("path", "shown"),
-    [("/%1b%5b2J", "/\\x1b[2J"), ("/x%0a2026-06-01 INFO ironroot: forged", "/x\\n2026-06-01")],
+    [
+        ("/%1b%5b2J", "/[U+001B][2J"),
+        ("/x%0a2026-06-01 INFO ironroot: forged", "/x[U+000A]2026-06-01"),
+    ],
 )
 def test_a_request_s_path_reaches_a_text_log_shown(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], path: str, shown: str
