@@ -28,20 +28,23 @@ from ironroot.cose import create_statement
 from ironroot.crypto import Algorithm, PrivateKey
 
 ESC = "\x1b[2J"
-HOSTILE = ["[/bold]", "[red]x[/red]", f"clear{ESC}", ":white_check_mark:"]
-"""Markup that does not parse, markup that does, an escape sequence that clears a screen, and
-a rich ``:emoji:`` code (it drew a check mark of its own)."""
+HOSTILE = ["[/bold]", "[red]x[/red]", f"clear{ESC}", ":white_check_mark:", "twin\u200b"]
+"""Markup that does not parse, markup that does, an escape sequence that clears a screen, a
+rich ``:emoji:`` code (it drew a check mark of its own), and a zero-width space (the name
+looked like another: ``twin``)."""
 
 
 def _as_shown(text: str) -> str:
-    """What the CLI prints for ``text``: as written, with control characters escaped."""
-    return text.replace("\x1b", "\\x1b")
+    """What the CLI prints for ``text``: as written, with control and invisible characters
+    as their code points."""
+    return text.replace("\x1b", "[U+001B]").replace("\u200b", "[U+200B]")
 
 
 def _check(out: str, text: str) -> None:
     """``text`` is in ``out`` as the CLI shows it (white space aside: rich wraps a table's title
     at the table's width), and no escape sequence is."""
     assert "\x1b" not in out
+    assert "\u200b" not in out
     assert "".join(_as_shown(text).split()) in "".join(out.split()), out
 
 
@@ -92,7 +95,7 @@ def test_fleet_status_attest_and_audit_export_show_paths_and_names_as_written(
     assert main(argv) == 1
     out, err = capsys.readouterr()
     assert out == ""
-    _check(err, f"ironroot: not-found: no node 'node{text}' in the fleet\n")
+    _check(err, f"ironroot: not-found: no node {f'node{text}'!r} in the fleet\n")  # as repr
 
 
 def _certificate(common_name: str) -> bytes:

@@ -525,4 +525,26 @@ def test_a_verifier_without_endorsements_is_not_ready(world: World) -> None:
     ready = ApiClient(create_attestation_app(service)).get("/ready")
     assert ready.status_code == 503
     assert ready.headers["Retry-After"] == "1"
-    assert "no vendor roots and no reference values" in ready.json()["checks"]["endorsements"]
+    assert ready.json()["checks"]["endorsements"] == "no-endorsements: Invalid Configuration"
+
+
+def test_a_failing_readiness_check_names_no_path(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``/ready`` answers anyone: a signing key that cannot be used (its file unreadable)
+    is said as the check's error kind, never as the detail naming the key's file."""
+    secret = "/srv/ironroot/verifier/ear-signing.key"
+
+    def unusable(self: AttestationService) -> object:
+        raise ConfigError(f"cannot read {secret}: permission denied")
+
+    service = AttestationService(
+        endorsements=world.endorsements(),
+        signing_key=PrivateKey.generate(Algorithm.ES384),
+        nonces=NonceStore(lifetime=120),
+    )
+    monkeypatch.setattr(AttestationService, "public_keys", property(unusable))
+    ready = ApiClient(create_attestation_app(service)).get("/ready")
+    assert ready.status_code == 503
+    assert ready.json()["checks"]["signing-key"] == "config: Invalid Configuration"
+    assert secret not in ready.text

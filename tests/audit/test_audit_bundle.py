@@ -614,7 +614,7 @@ def test_garbage_sealed_in_place_of_any_member_is_a_typed_failure(
 def test_text_a_node_sealed_is_shown_safely(aw: AuditWorld, collected: AuditExport) -> None:
     """A node that seals its own bundle writes what the report quotes: a lone surrogate (JSON
     can spell it) made `audit verify --html` raise UnicodeEncodeError, and a terminal's
-    escape sequence reached the auditor's terminal. Both are shown as escapes now."""
+    escape sequence reached the auditor's terminal. Both are shown as code points now."""
     import io
     import json
 
@@ -627,7 +627,7 @@ def test_text_a_node_sealed_is_shown_safely(aw: AuditWorld, collected: AuditExpo
     data = json.dumps(record).encode()
     sealed = _reseal(aw, collected, members={"node/record.json": (data, "application/json")})
     report = verify_bundle(sealed, aw.trust())
-    shown = "(\\ud800 \\x1b[1A\\x1b[2K✓ every step holds)"
+    shown = "([U+D800] [U+001B][1A[U+001B][2K✓ every step holds)"
     assert any(shown in line for line in report.step("node").lines)
     render_html(report).encode("utf-8")
     terminal = io.StringIO()

@@ -208,13 +208,30 @@ def test_a_service_given_twice_at_export_is_checkpointed_once(aw: AuditWorld) ->
 # --- what the report shows ------------------------------------------------------------------
 
 _SPOOF = "node-0001\u202e\u2066 \u200fdeliaf\u2069\u2028✓ every step holds\u061c"
+_TWIN = "node-0001\u200b\U000e0041"  # looks like node-0001: a zero-width space, a tag "A"
 
 
 def test_shown_spells_bidirectional_controls_and_line_separators() -> None:
     assert shown(_SPOOF) == (
-        "node-0001\\u202e\\u2066 \\u200fdeliaf\\u2069\\u2028✓ every step holds\\u061c"
+        "node-0001[U+202E][U+2066] [U+200F]deliaf[U+2069][U+2028]✓ every step holds[U+061C]"
     )
     assert shown("é \U0001f525 ✓ node-0001") == "é \U0001f525 ✓ node-0001"
+
+
+def test_shown_spells_what_draws_nothing_as_the_dashboard_does() -> None:
+    """Zero-width characters, tags and other default-ignorable code points went through
+    :func:`shown` (the CLI, the audit report) while the dashboard showed them: a name with a
+    zero-width space looked like another on the terminal. One list serves both now."""
+    from ironroot import _text
+    from ironroot.web._text import visible
+
+    assert visible is _text.visible  # the dashboard's is this list, not a copy of it
+    for text in (_TWIN, "a\u00adb\u2060c\ufeffd\ufe0fe\u3164f\U000e0fff", _SPOOF, "a\x1b[2J"):
+        assert shown(text) == visible(text)
+    assert shown(_TWIN) == "node-0001[U+200B][U+E0041]"
+    assert shown("a\tb\nc\rd") == "a[U+0009]b[U+000A]c[U+000D]d"  # one line, always
+    assert visible("a\tb\nc\rd") == "a\tb\nc\rd"  # a page lays payloads out with them
+    assert shown("\ud800\x7f\x9b") == "[U+D800][U+007F][U+009B]"
 
 
 def test_a_node_name_that_reorders_the_report_is_shown_as_escapes(
@@ -234,8 +251,28 @@ def test_a_node_name_that_reorders_the_report_is_shown_as_escapes(
     as_json = json.dumps(report.to_json(), ensure_ascii=False)
     for output in (page, terminal.getvalue(), as_json):
         assert not set("\u202e\u2066\u200f\u2069\u2028\u061c") & set(output)
-    assert "Audit of node-0001\\u202e\\u2066" in terminal.getvalue()
-    assert "<h1>Ironroot audit of node-0001\\u202e\\u2066" in page
+    assert "Audit of node-0001[U+202E][U+2066]" in terminal.getvalue()
+    assert "<h1>Ironroot audit of node-0001[U+202E][U+2066]" in page
+
+
+def test_a_node_name_that_looks_like_another_is_shown_with_its_code_points(
+    aw: AuditWorld, collected: AuditExport
+) -> None:
+    """``node-0001`` with a zero-width space and a tag character after it read as
+    ``node-0001`` on the auditor's terminal and page (the dashboard showed them)."""
+    export = dataclasses.replace(collected, node=_TWIN, node_class=_TWIN, platform=_TWIN)
+    data = _resealed_json(
+        aw, export, "node/record.json", json.loads(collected.members["node/record.json"][0])
+    )
+    report = check_bundle(data, aw.trust())
+    assert report.node == "node-0001[U+200B][U+E0041]"
+    page = render_html(report)
+    terminal = io.StringIO()
+    render_console(report, Console(file=terminal, force_terminal=False, width=300))
+    for output in (page, terminal.getvalue()):
+        assert not {"\u200b", "\U000e0041"} & set(output)
+    assert "Audit of node-0001[U+200B][U+E0041]" in terminal.getvalue()
+    assert "<h1>Ironroot audit of node-0001[U+200B][U+E0041]" in page
 
 
 def test_emoji_codes_in_what_the_bundle_says_are_printed_as_written(

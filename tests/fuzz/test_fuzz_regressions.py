@@ -198,9 +198,9 @@ def test_an_audit_report_shows_the_bundles_text_safely() -> None:
         ),
         node="node-\x1b]0;title\x07",
     )
-    assert report.steps[0].lines == ("registry: admitted (\\ud800 \\x1b[1A\\n✓ forged)",)
-    assert error.detail == str(error) == "the registry row says \\x1b[2J\\ud800"
-    assert report.node == "node-\\x1b]0;title\\x07"
+    assert report.steps[0].lines == ("registry: admitted ([U+D800] [U+001B][1A[U+000A]✓ forged)",)
+    assert error.detail == str(error) == "the registry row says [U+001B][2J[U+D800]"
+    assert report.node == "node-[U+001B]]0;title[U+0007]"
     render_html(report).encode("utf-8")
     terminal = io.StringIO()
     render_console(report, Console(file=terminal, force_terminal=False))

@@ -469,8 +469,9 @@ def test_the_hsm_needs_its_root_of_trust(
 @pytest.mark.parametrize(
     ("label", "shown"),
     [
-        ("clear\x1b[2J", "clear\\x1b[2J"),
-        ("two\nlines", "two\\nlines"),
+        ("clear\x1b[2J", "clear[U+001B][2J"),
+        ("two\nlines", "two[U+000A]lines"),
+        ("node\u200b", "node[U+200B]"),  # looks like "node": zero width
         ("[red]x[/red]", "[red]x[/red]"),
     ],
 )

@@ -110,7 +110,66 @@ def test_a_ready_check_failing_is_503_with_retry_after(
     assert response.headers["Retry-After"] == retry_after
     body = response.json()
     assert (body["status"], body["checks"]["fine"]) == ("not ready", "ok")
-    assert body["checks"]["check0"] == f"{failures[0].code}: {failures[0].detail}"
+    assert body["checks"]["check0"] == f"{failures[0].code}: {failures[0].title}"
+    assert failures[0].detail not in response.text
+
+
+def test_a_failing_check_s_detail_goes_to_the_log_not_to_the_caller(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """``/ready`` answers anyone, and a check's error may name the server's files: it
+    answered ``storage: cannot open the log database /srv/ironroot/log.db: …``. It says
+    ``code: title`` now; the detail is logged once (again when it changes) for the operator."""
+    secret = "/srv/ironroot/private/log.db"
+    failures = [StorageError(f"cannot open the log database {secret}: disk I/O error")]
+
+    def check() -> None:
+        if failures:
+            raise failures[0]
+
+    app = problem_app([], ServiceInfo("svc", "a service", checks={"store": check}))
+
+    async def run(times: int) -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://svc") as client:
+            return [await client.get("/ready") for _ in range(times)]
+
+    with caplog.at_level(logging.INFO, logger="ironroot.ready"):
+        answers = asyncio.run(run(3))
+        failures[:] = [StoreUnavailable(f"{secret} is locked", code="store-unavailable")]
+        answers += asyncio.run(run(1))
+        failures.clear()
+        answers += asyncio.run(run(2))
+    assert [a.status_code for a in answers] == [503, 503, 503, 503, 200, 200]
+    assert [a.json()["checks"]["store"] for a in answers] == [
+        "storage: Storage Error",
+        "storage: Storage Error",
+        "storage: Storage Error",
+        "store-unavailable: Service Unavailable",
+        "ok",
+        "ok",
+    ]
+    assert not any(secret in a.text for a in answers)
+    logged = [(r.levelno, r.getMessage()) for r in caplog.records if r.name == "ironroot.ready"]
+    assert logged == [
+        (
+            logging.WARNING,
+            f"svc: readiness check store fails: storage: cannot open the log database {secret}:"
+            " disk I/O error",
+        ),
+        (
+            logging.WARNING,
+            f"svc: readiness check store fails: store-unavailable: {secret} is locked",
+        ),
+        (logging.INFO, "svc: readiness check store passes again"),
+    ]
+
+
+def test_a_code_from_another_service_s_problem_is_not_repeated() -> None:
+    """An error made from another service's problem carries that service's ``code`` text:
+    ``/ready`` names its class's code instead."""
+    response = _ready(StorageError("down", code="see /etc/ironroot/secret.toml"))
+    assert response.json()["checks"]["check0"] == "storage: Storage Error"
 
 
 def test_ready_without_a_failing_check_has_no_retry_after() -> None:

@@ -389,7 +389,7 @@ def test_removing_the_last_verifier_refuses_every_release(admin: tuple[Harness, 
     assert "an empty trust store trusts nothing" in problem_of(refused).detail
     not_ready = harness.http.get(f"{url}/ready")
     assert not_ready.status_code == 503
-    assert "no EAR verifier is installed" in not_ready.text
+    assert not_ready.json()["checks"]["verifiers"] == "no-verifier: Invalid Configuration"
 
 
 def test_releases_racing_the_removal_are_ordered_by_the_hsm_lock(

@@ -57,7 +57,7 @@ def test_health_ready_and_metrics() -> None:
         not_ready = http.get("/ready")
         assert not_ready.status_code == 503
         assert not_ready.headers["Retry-After"] == "1"
-        assert "no EAR verifier is installed" in not_ready.text
+        assert not_ready.json()["checks"]["verifiers"] == "no-verifier: Invalid Configuration"
 
 
 def _data_dir(tmp_path: Path) -> Path:
@@ -268,3 +268,27 @@ def test_readiness_probes_do_not_each_add_to_the_hsms_audit_log() -> None:
         harness.hsm.remove_release_verifier(harness.officer, "https://verifier.example")
         assert http.get("/ready").status_code == 503
         assert listed() == before + 2
+
+
+def test_a_failing_readiness_check_names_no_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``/ready`` answers anyone: an HSM whose key store cannot be read is said as the
+    check's error kind (``storage: Storage Error``), never as the detail naming its file."""
+    from ironroot.errors import StorageError
+    from ironroot.keyrelease import HsmVault
+
+    secret = "/var/lib/ironroot/hsm/keys.json"
+
+    def unreadable(self: HsmVault, handle: str) -> object:
+        raise StorageError(f"cannot read {secret}: input/output error")
+
+    harness = build_harness()
+    monkeypatch.setattr(HsmVault, "key_type", unreadable)
+    with (
+        harness.http,
+        KeyReleaseServerThread(create_keyrelease_app(harness.service)) as server,
+        httpx.Client(base_url=server.url, timeout=30) as http,
+    ):
+        ready = http.get("/ready")
+    assert ready.status_code == 503
+    assert ready.json()["checks"]["keys"] == "storage: Storage Error"
+    assert secret not in ready.text

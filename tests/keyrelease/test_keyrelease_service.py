@@ -121,6 +121,56 @@ def test_client_round_trip_and_typed_refusal(harness: Harness) -> None:
         assert info.value.code == "nonce-reused"
 
 
+@pytest.mark.parametrize(
+    "name",
+    ["../keys/challenge?", "..", ".", "cel-key/../cel-key", "cel-key#", "cel-key?", "%63el-key"],
+)
+def test_a_key_name_is_one_path_segment_of_the_release_request(harness: Harness, name: str) -> None:
+    """The client put the key name into ``/keys/{name}/release`` as written: ``..`` and
+    ``/`` left the ``/keys/`` path (``../keys/challenge?`` asked for a challenge, whose
+    answer the client then failed to read as a released key), ``?`` and ``#`` cut the path
+    short. Each name is one percent-encoded segment now, which the service decodes back to
+    the name it holds no key by (``NotFound``, naming exactly that name), or, holding a
+    ``/``, which none of its routes takes (``NotFound`` too)."""
+    with KeyReleaseClient(harness.url) as client:
+        nonce = client.challenge()
+        ear = harness.ear(nonce)
+        with pytest.raises(NotFound) as info:
+            client.release(name, ear=ear, wrapping_key=harness.tee.public_spki, nonce=nonce)
+    assert type(info.value) is NotFound
+    if "/" in name:  # no route of the service holds a "/" in one segment
+        assert info.value.detail == "no such resource"
+    else:
+        assert info.value.detail == f"no releasable key is named {name!r}"
+
+
+@pytest.mark.parametrize(
+    ("name", "path"),
+    [
+        ("db-key", "/keys/db-key/release"),
+        ("..", "/keys/%2E%2E/release"),
+        (".", "/keys/%2E/release"),
+        ("../admin/audit/prune?x=", "/keys/..%2Fadmin%2Faudit%2Fprune%3Fx%3D/release"),
+        ("k#1 é", "/keys/k%231%20%C3%A9/release"),
+        ("k%2F", "/keys/k%252F/release"),
+    ],
+)
+def test_the_client_sends_a_key_name_percent_encoded(name: str, path: str) -> None:
+    sent: list[bytes] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        sent.append(request.url.raw_path)
+        return httpx.Response(404, json={"title": "Not Found", "detail": "no such key"})
+
+    transport = httpx.MockTransport(answer)
+    with (
+        KeyReleaseClient("http://keys.test", transport=transport) as client,
+        pytest.raises(NotFound),
+    ):
+        client.release(name, ear=b"ear", wrapping_key=b"spki", nonce=bytes(32))
+    assert sent == [path.encode()]
+
+
 def test_the_cli_sends_a_cwt_ear_whole_even_when_it_ends_in_a_whitespace_byte(
     harness: Harness, tmp_path: Path
 ) -> None:
@@ -584,3 +634,23 @@ def test_challenge_and_key_list(harness: Harness) -> None:
         f"{harness.url}/nothing-here", headers={"Accept": "application/json"}
     )
     assert missing.status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("name", "path"), [("..", "/admin/verifiers/%2E%2E"), ("a/b?", "/admin/verifiers/a%2Fb%3F")]
+)
+def test_the_client_sends_a_verifier_name_as_one_segment(name: str, path: str) -> None:
+    """``..`` was quoted as itself and resolved away: ``DELETE /admin/`` for ``..``."""
+    sent: list[bytes] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        sent.append(request.url.raw_path)
+        return httpx.Response(404, json={"title": "Not Found", "detail": "no such verifier"})
+
+    transport = httpx.MockTransport(answer)
+    with (
+        KeyReleaseClient("http://keys.test", transport=transport) as client,
+        pytest.raises(NotFound),
+    ):
+        client.remove_verifier(name, identity="officer", credential=b"secret")
+    assert sent == [path.encode()]

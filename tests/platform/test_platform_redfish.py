@@ -1774,3 +1774,17 @@ def test_a_viewer_naming_a_component_cannot_push(bmc: Bmc) -> None:
     assert response.status_code == 403, response.text
     assert bmc.service.tasks.tasks() == []
     assert bmc.active("host") == "1.0"
+
+
+def test_a_failing_readiness_check_names_no_path(bmc: Bmc) -> None:
+    """``/ready`` answers anyone: a node whose configuration no longer reads answered
+    ``config: /var/lib/…/platform.json is not JSON``, where the BMC keeps its files. It says the
+    check's error kind now."""
+    node = bmc.platform.directory / "platform.json"
+    with bmc.client() as client:
+        assert client.get("/ready").status_code == 200
+        node.write_bytes(b"{ not json")
+        ready = client.get("/ready")
+    assert ready.status_code == 503
+    assert ready.json()["checks"]["node"] == "config: Invalid Configuration"
+    assert str(bmc.platform.directory) not in ready.text

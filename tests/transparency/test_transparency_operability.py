@@ -111,7 +111,10 @@ def test_json_log_lines(capsys: pytest.CaptureFixture[str]) -> None:
 
 @pytest.mark.parametrize(
     ("path", "shown"),
-    [("/%1b%5b2J", "/\\x1b[2J"), ("/x%0a2026-06-01 INFO ironroot: forged", "/x\\n2026-06-01")],
+    [
+        ("/%1b%5b2J", "/[U+001B][2J"),
+        ("/x%0a2026-06-01 INFO ironroot: forged", "/x[U+000A]2026-06-01"),
+    ],
 )
 def test_a_request_s_path_reaches_a_text_log_shown(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], path: str, shown: str
@@ -193,3 +196,34 @@ def test_serve_takes_flags_over_the_environment(
     monkeypatch.setenv("IRONROOT_PORT", "eighty")
     assert main(["serve", "--data", str(other)]) == 2
     assert "IRONROOT_PORT='eighty' is not a port number" in capsys.readouterr().err
+
+
+def test_a_failing_readiness_check_names_no_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``/ready`` answers anyone: a log store that cannot be read answered with its error's
+    detail, which may name the database's file. It says the check's error kind now; the
+    detail is in the service's log."""
+    from ironroot.errors import StorageError
+
+    secret = str(tmp_path / "data" / "log.db")
+
+    def unreadable(self: object) -> object:
+        raise StorageError(f"cannot open the log database {secret}: disk I/O error")
+
+    vendor = PrivateKey.generate(Algorithm.ES256)
+    data = write_config(tmp_path / "data", issuers=[(VENDOR_ISS, vendor)])
+    with (
+        caplog.at_level(logging.WARNING, logger="ironroot.ready"),
+        TransparencyService.open(data, clock=lambda: NOW) as service,
+        ServiceThread(service) as server,
+        httpx.Client(base_url=server.url) as client,
+    ):
+        monkeypatch.setattr(type(service.log.store), "state", unreadable)  # either store
+        ready = client.get("/ready")
+        monkeypatch.undo()
+    assert ready.status_code == 503
+    assert ready.json()["checks"]["store"] == "storage: Storage Error"
+    assert secret not in ready.text
+    assert str(tmp_path) not in ready.text
+    assert any(secret in r.getMessage() for r in caplog.records if r.name == "ironroot.ready")

@@ -87,6 +87,18 @@ def test_the_directory_itself_may_be_a_link(mirror: Path, tmp_path: Path) -> Non
     assert [a.status_code for a in found] == [200, 200, 200]
 
 
+def test_a_mirror_without_a_checkpoint_is_not_ready_and_its_answer_names_no_path(
+    mirror: Path,
+) -> None:
+    """``/ready`` (anyone may ask) answered ``storage: /srv/…/mirror holds no checkpoint
+    yet``: where the server keeps its files. It names the check and the error's kind now."""
+    (ready,) = _get(mirror, "/ready")
+    assert ready.status_code == 503
+    assert ready.json()["checks"] == {"checkpoint": "storage: Storage Error"}
+    assert str(mirror).encode() not in ready.content
+    assert mirror.name.encode() not in ready.content
+
+
 def test_a_linked_checkpoint_is_not_ready(mirror: Path, secret: Path) -> None:
     os.symlink(secret / "passwd", mirror / "checkpoint")
     (ready,) = _get(mirror, "/ready")

@@ -360,7 +360,9 @@ def verifier_info(service: AttestationService) -> ServiceInfo:
 
     def endorsements() -> None:
         if not service.endorsements.vendor_roots and not service.endorsements.reference_values:
-            raise ConfigError("no vendor roots and no reference values are loaded")
+            raise ConfigError(
+                "no vendor roots and no reference values are loaded", code="no-endorsements"
+            )
 
     return ServiceInfo(
         name="attestation",

@@ -4,10 +4,12 @@ for a terminal (rich) and for people (one self-contained HTML page, no script, n
 What a report shows comes in part from the bundle, which the node itself sealed and may have
 written to attack whoever verifies it: the node, class and platform of its index, values of
 its JSON members in the steps' lines and in error details. So every text a report holds is
-made safe to show when the report is made: control characters (a terminal's escape
-sequences, line breaks that would forge lines) and lone surrogates (which JSON escapes can
-spell, and which no UTF-8 file or terminal can hold) appear as their ``\\x``/``\\u``
-escapes.
+made safe to show when the report is made (:func:`ironroot._text.shown`, the list of
+characters the dashboard shows too): control characters (a terminal's escape sequences, line
+breaks that would forge lines), bidirectional controls, characters that draw nothing (a
+zero-width space that makes one node's name look like another's) and lone surrogates (which
+JSON escapes can spell, and which no UTF-8 file or terminal can hold) appear as their code
+points, ``[U+001B]``, ``[U+200B]``.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """Text from outside the program in what a verb prints: a path, a node's reason, a
 statement's issuer, a server's problem detail.
 
-:func:`shown` (from :mod:`ironroot._text`) for plain lines: control characters as escapes, so
-no escape sequence reaches the terminal. :func:`markup` for what rich renders (table titles
+:func:`shown` (from :mod:`ironroot._text`) for plain lines: control, reordering and invisible
+characters as their code points (``[U+001B]``, ``[U+200B]``), so no escape sequence reaches
+the terminal and no name looks like another. :func:`markup` for what rich renders (table titles
 and cells, ``Console.print``): the same, and rich's ``[...]`` markup escaped, so a name with
 ``[/bold]`` in it is shown as written instead of failing the verb or restyling its output.
 :func:`rich_console` is the console a verb prints rich output on: with ``:emoji:`` codes off,

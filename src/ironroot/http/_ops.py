@@ -5,7 +5,13 @@
   runs (in a worker thread, as ``/metrics`` collects: a check may wait for its store); ``200
   {"status": "ready", "checks": {...}}`` or ``503`` with the failing checks' reasons and a
   ``Retry-After`` as every 503 of Ironroot has (the longest delay the failing checks' errors
-  ask for, else one second);
+  ask for, else one second). Anyone may ask (a load balancer does), so a failing check's
+  reason is said in general terms, ``code: title`` of its error (``storage: Storage
+  Error``, ``clock-skew: Service Unavailable``: :func:`_ready_reason`), never its detail,
+  which may name the server's files (a store that does not open names its path), its
+  hosts or its devices; the detail goes to the log (``ironroot.ready``: a warning when a
+  check starts failing or fails with another code, a line when it passes again), where
+  the operator reads it;
 * ``GET /metrics``: Prometheus text exposition (``prometheus-client``) of the service's own
   registry: ``ironroot_http_requests_total{route,method,status}``,
   ``ironroot_http_request_duration_seconds{route,method}`` and whatever the service adds
@@ -30,6 +36,7 @@ from __future__ import annotations
 
 import html
 import logging
+import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -52,6 +59,8 @@ __all__ = [
 ]
 
 _access = logging.getLogger("ironroot.access")
+_ready_log = logging.getLogger("ironroot.ready")
+_CODE: Final = re.compile(r"[a-z0-9][a-z0-9.-]{0,63}")
 _PAGE_HEADERS: Final = {
     "content-security-policy": "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; "
     "form-action 'none'",
@@ -106,6 +115,15 @@ def retry_after_seconds(exc: IronrootError) -> int:
     return max(1, int(getattr(exc, "retry_after", 1)))
 
 
+def _ready_reason(exc: IronrootError) -> str:
+    """What ``GET /ready`` tells anyone of a check that failed with ``exc``: ``code: title``,
+    why in general terms (module docs). The code as the error carries it, unless it is not
+    one of the program's own (an error made from another service's problem carries that
+    service's text): then its class's."""
+    code = exc.code if _CODE.fullmatch(exc.code) else type(exc).code
+    return f"{code}: {exc.title}"
+
+
 def _prefers_html(accept: str) -> bool:
     """True when an ``Accept`` header ranks ``text/html`` above JSON (RFC 9110 §12.5.1
     quality values; a browser's header, not ``*/*`` or a script's ``application/json``)."""
@@ -148,6 +166,24 @@ def operational_routes(info: ServiceInfo, served: Sequence[BaseRoute] = ()) -> l
         extra = dict(info.details()) if info.details is not None else {}
         return JSONResponse({"status": "ok", "service": info.name, **extra})
 
+    # each failing check's code, as last logged: a probe every few seconds of a check that
+    # keeps failing (a clock-skew detail counts the seconds) logs once, not at every probe
+    logged: dict[str, str] = {}
+
+    def note(name: str, failure: IronrootError | None) -> None:
+        if failure is None:
+            logged.pop(name, None)
+            _ready_log.info("%s: readiness check %s passes again", info.name, name)
+        elif logged.get(name) != failure.code:
+            logged[name] = failure.code
+            _ready_log.warning(
+                "%s: readiness check %s fails: %s: %s",
+                info.name,
+                name,
+                failure.code,
+                failure.detail,
+            )
+
     async def ready(request: Request) -> Response:
         results: dict[str, str] = {}
         failed: list[IronrootError] = []
@@ -156,10 +192,14 @@ def operational_routes(info: ServiceInfo, served: Sequence[BaseRoute] = ()) -> l
                 # a check may wait (for a store another thread or process holds): never in
                 # the event loop, which serves every other client meanwhile
                 await run_in_threadpool(check)
-                results[name] = "ok"
             except IronrootError as exc:
                 failed.append(exc)
-                results[name] = f"{exc.code}: {exc.detail}"
+                results[name] = _ready_reason(exc)
+                note(name, exc)
+            else:
+                results[name] = "ok"
+                if name in logged:
+                    note(name, None)
         if not failed:
             return JSONResponse({"status": "ready", "service": info.name, "checks": results})
         body = {"status": "not ready", "service": info.name, "checks": results}

@@ -35,6 +35,16 @@ _CBOR: Final = "application/cbor"
 _MAX_RESPONSE: Final = 256 * 1024
 
 
+def _segment(text: str) -> str:
+    """``text`` as one path segment of a request's URL, whatever it holds: every character
+    but the unreserved ones percent-encoded (``/``, ``?``, ``#``, ``%`` too), and a name that
+    is a dot segment (``.``, ``..``, which the HTTP client resolves away: ``/keys/../x``
+    is ``/x``) spelled with ``%2E``. The service decodes it back to ``text``; a key name can
+    never reach another route of the service, or another service behind the same host."""
+    quoted = quote(text, safe="")
+    return quoted.replace(".", "%2E") if quoted in (".", "..") else quoted
+
+
 def _raise(response: httpx.Response) -> None:
     ctype = response.headers.get("content-type", "")
     try:
@@ -131,7 +141,8 @@ class KeyReleaseClient:
             }
             body = json.dumps(document).encode()
             headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        response = self._send("POST", f"/keys/{name}/release", content=body, headers=headers)
+        path = f"/keys/{_segment(name)}/release"
+        response = self._send("POST", path, content=body, headers=headers)
         released = ReleasedKey.parse(response.content)
         if released.kid != name:
             raise KeyBindingMismatch(
@@ -172,7 +183,7 @@ class KeyReleaseClient:
         (a crypto officer) for the one request (``DELETE /admin/verifiers/{name}``); raise
         the service's refusal (``NotFound`` for a name not installed). Once this returns, the
         HSM refuses every release with that verifier's EARs."""
-        path = f"/admin/verifiers/{quote(name, safe='')}"
+        path = f"/admin/verifiers/{_segment(name)}"
         value = self._admin("DELETE", path, identity, credential, what="removal")
         if value != {"name": name, "removed": True}:  # an answer to another request
             raise MalformedInput(f"the key service did not answer the removal of {name!r}")

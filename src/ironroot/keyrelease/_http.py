@@ -139,7 +139,10 @@ def keyrelease_info(service: KeyReleaseService) -> ServiceInfo:
 
     def verifiers() -> None:
         if isinstance(vault, HsmVault) and not vault.verifiers():
-            raise ConfigError("no EAR verifier is installed in the HSM: every release is refused")
+            raise ConfigError(
+                "no EAR verifier is installed in the HSM: every release is refused",
+                code="no-verifier",
+            )
 
     def keys() -> None:
         for entry in service.keys.values():
