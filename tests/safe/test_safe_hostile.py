@@ -285,3 +285,28 @@ def test_a_corim_sfr_counts_through_its_not_after_second_as_a_jwt_stops_at_exp(
     endorsements = Endorsements(reviews=(review,))
     assert endorsements.reviews_for(alg, digest, now=at(end + 0.999)) == (review,)
     assert endorsements.reviews_for(alg, digest, now=at(end + 1)) == ()
+
+
+@pytest.mark.parametrize(
+    ("claim", "value"),
+    [("exp", b"1" + b"0" * 400), ("nbf", b"-" + b"9" * 30), ("iat", b"18446744073709551616")],
+)
+def test_a_jwt_date_wider_than_64_bits_is_refused(
+    review_key: tuple[PrivateKey, ProviderKeys], claim: str, value: bytes
+) -> None:
+    # A signed "exp" of 10**400 verified, and the review it carried then broke every
+    # Endorsements built with it (OverflowError: the validity epochs are floats).
+    key, providers = review_key
+    payload = report_bytes()[:-1] + b', "%s": %s}' % (claim.encode(), value)
+    token = _jws(key, b'{"alg":"ES512","kid":"%s"}' % KID.encode(), payload)
+    with pytest.raises(MalformedReport) as info:
+        verify_report(token, providers)
+    assert info.value.code == "malformed-report"
+    assert f"JWT claim {claim!r} must be a NumericDate" in info.value.detail
+    widest = report_bytes()[:-1] + b', "exp": 18446744073709551615}'
+    verified = verify_report(
+        _jws(key, b'{"alg":"ES512","kid":"%s"}' % KID.encode(), widest), providers
+    )
+    Endorsements(
+        reviews=(Review(verified.report, "jws", KID, "did:example:lab", "sha384:00", True),)
+    )

@@ -105,6 +105,8 @@ _DATE: Final = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})", re.ASCII)
 _SCORE: Final = re.compile(r"\d{1,2}(?:\.\d)?", re.ASCII)
 _SURROGATE: Final = re.compile("[\ud800-\udfff]")
 _NO_VALUE: Final = frozenset(("", "none", "n/a"))
+_MIN_NUMERIC_DATE: Final = -(2**64)
+_MAX_NUMERIC_DATE: Final = 2**64 - 1
 _JWT_CLAIMS: Final = frozenset(("iat", "exp", "nbf", "iss", "sub", "aud", "jti"))
 _TOP: Final = frozenset(("review_framework_version", "device", "audit")) | _JWT_CLAIMS
 _DEVICE: Final = frozenset(
@@ -456,14 +458,21 @@ def _issue(item: object, i: int, cvss_version: str | None, limits: SafeLimits) -
 
 
 def _numeric_date(top: Mapping[str, object], key: str) -> int | None:
+    """A JWT NumericDate as integer seconds, no wider than a CWT's (CBOR's 64 bits): JSON
+    numbers have no bound, and an ``exp`` of ``1e400`` digits passed every check here, then
+    failed, untyped, wherever a review's times became floats (the appraisal's validity
+    epochs) or dates."""
     value = top.get(key)
     if value is None:
         return None
+    seconds: int | None = None
     if _is_int(value):
-        return value
-    if isinstance(value, float) and math.isfinite(value):
-        return int(value)
-    raise MalformedReport(f"JWT claim {key!r} must be a NumericDate")
+        seconds = value
+    elif isinstance(value, float) and math.isfinite(value):
+        seconds = int(value)
+    if seconds is None or not _MIN_NUMERIC_DATE <= seconds <= _MAX_NUMERIC_DATE:
+        raise MalformedReport(f"JWT claim {key!r} must be a NumericDate (seconds, within 64 bits)")
+    return seconds
 
 
 def _manifest_matches(device: Device, raw_manifest: object) -> bool | None:
