@@ -139,13 +139,15 @@ class Review:
         return self.report.max_cvss
 
     def has_issue_at_or_above(self, threshold: float) -> bool:
-        """Whether any open issue scores ``threshold`` or more.
+        """Whether any open issue scores ``threshold`` or more (its
+        :attr:`~ironroot.safe.Issue.effective_score`: the stated score, or its vector's base
+        score when higher).
 
         ``threshold`` must be a CVSS score, 0.0 to 10.0 (``ConfigError`` otherwise): NaN
         compares false with every score and would pass every review.
         """
         limit = _threshold(threshold)
-        return any(issue.cvss_score >= limit for issue in self.report.audit.issues)
+        return any(issue.effective_score >= limit for issue in self.report.audit.issues)
 
 
 def _threshold(value: object) -> float:
