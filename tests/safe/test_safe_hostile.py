@@ -310,3 +310,21 @@ def test_a_jwt_date_wider_than_64_bits_is_refused(
     Endorsements(
         reviews=(Review(verified.report, "jws", KID, "did:example:lab", "sha384:00", True),)
     )
+
+
+def test_a_corim_sfr_naming_two_review_providers_is_refused(
+    review_key: tuple[PrivateKey, ProviderKeys],
+) -> None:
+    # Only the first manifest creator was read (and checked against the signing key): a
+    # provider could name itself first and a more trusted provider after it, for any reader
+    # that keeps the last creator, or lists them all, to credit the review to.
+    key, providers = review_key
+    own = {0: KID, 2: [1]}
+    for entities in ([own, {0: "Trusted Lab", 2: [1]}], [own, {0: KID, 2: [0, 1]}]):
+        with pytest.raises(MalformedReport) as info:
+            verify_report(_signed_corim_valid(key, None, extra={5: entities}), providers)
+        assert info.value.code == "malformed-report"
+        assert "2 manifest-creator entities" in info.value.detail
+    # another entity in another role (a tag creator) is not a second provider
+    fine = _signed_corim_valid(key, None, extra={5: [own, {0: "ACME Inc", 2: [0]}]})
+    assert verify_report(fine, providers).report.audit.srp == KID
