@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import hashlib
+import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -328,3 +330,27 @@ def test_a_corim_sfr_naming_two_review_providers_is_refused(
     # another entity in another role (a tag creator) is not a second provider
     fine = _signed_corim_valid(key, None, extra={5: [own, {0: "ACME Inc", 2: [0]}]})
     assert verify_report(fine, providers).report.audit.srp == KID
+
+
+def test_a_report_whose_two_hashes_name_two_firmwares_is_refused(
+    review_key: tuple[PrivateKey, ProviderKeys],
+) -> None:
+    # The SHA-384 is the source manifest's (as the OCP library makes it), the SHA-512 is
+    # another image's: the review was found under both hashes, so a reader querying by
+    # SHA-512 took it as a review of firmware it never covered.
+    key, providers = review_key
+    manifest = [{"file_name": "main.c", "file_hash": "cd" * 64}]
+    text = json.dumps(manifest, separators=(",", ":")).encode()
+    sha384, sha512 = hashlib.sha384(text).hexdigest(), hashlib.sha512(text).hexdigest()
+    for h384, h512 in ((sha384, "ee" * 64), ("ee" * 48, sha512)):
+        data = report_bytes(
+            device__manifest=manifest, device__fw_hash_sha2_384=h384, device__fw_hash_sha2_512=h512
+        )
+        with pytest.raises(MalformedReport) as info:
+            verify_report(_jws(key, b'{"alg":"ES512","kid":"%s"}' % KID.encode(), data), providers)
+        assert info.value.code == "malformed-report"
+        assert "name different firmware" in info.value.detail
+    both = report_bytes(
+        device__manifest=manifest, device__fw_hash_sha2_384=sha384, device__fw_hash_sha2_512=sha512
+    )
+    assert parse_report_json(both).device.manifest_matches is True

@@ -591,6 +591,14 @@ def _manifest_matches(device: Device, raw_manifest: object) -> bool | None:
         checks.append(hashlib.sha384(text).digest() == device.fw_hash_sha2_384)
     if device.fw_hash_sha2_512 is not None:
         checks.append(hashlib.sha512(text).digest() == device.fw_hash_sha2_512)
+    if any(checks) and not all(checks):
+        # One hash is the manifest's, so the report hashes its manifest (as the OCP library
+        # does), and the other is of something else: it names two firmwares, and a review of
+        # one would be found under the other's hash.
+        raise MalformedReport(
+            "device.fw_hash_sha2_384 and fw_hash_sha2_512 name different firmware: one is "
+            "the hash of the source manifest, the other is not"
+        )
     return all(checks) if checks else None
 
 
