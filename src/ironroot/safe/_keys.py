@@ -39,6 +39,8 @@ overrides, zero-width characters) matches nothing: it could display as another n
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import os
 import re
 import unicodedata
@@ -53,6 +55,7 @@ from cryptography.x509.oid import NameOID
 
 from ironroot.crypto import Algorithm, PublicKey, load_certificate
 from ironroot.errors import (
+    CertificateExpired,
     ConfigError,
     LimitExceeded,
     MalformedCertificate,
@@ -77,12 +80,23 @@ _CURVES: Final = {
 @dataclass(frozen=True, slots=True)
 class ProviderKey:
     """One review provider's public key, the ``kid`` names it answers to, and the provider
-    names (an SFR's ``srp``) it signs for: ``identities``, or its ``names`` when empty."""
+    names (an SFR's ``srp``) it signs for: ``identities``, or its ``names`` when empty.
+
+    ``not_before`` / ``not_after``: the validity of the provider certificate the key came
+    from (``None`` for a bare public key): a report is verified with it only within them,
+    both included (:meth:`ProviderKeys.check_validity`)."""
 
     key: PublicKey
     names: frozenset[str]
     source: str = ""
     identities: frozenset[str] = frozenset()
+    not_before: dt.datetime | None = None
+    not_after: dt.datetime | None = None
+
+    def __post_init__(self) -> None:
+        for when in (self.not_before, self.not_after):
+            if when is not None and when.utcoffset() is None:
+                raise ConfigError("a provider key's validity is an aware datetime (UTC)")
 
     @property
     def provider_names(self) -> frozenset[str]:
@@ -140,8 +154,12 @@ def provider_names(path: Path, key: PublicKey, common_name: str | None = None) -
     return frozenset(n for n in names if n.strip())
 
 
-def _load_key(data: bytes) -> tuple[PublicKey, str | None]:
-    """A public key from PEM/DER SubjectPublicKeyInfo or an X.509 certificate (PEM or DER)."""
+Validity = tuple[dt.datetime, dt.datetime] | None
+
+
+def _load_key(data: bytes) -> tuple[PublicKey, str | None, Validity]:
+    """A public key from PEM/DER SubjectPublicKeyInfo or an X.509 certificate (PEM or DER),
+    with a certificate's subject CN and validity period."""
     stripped = data.lstrip()
     if b"-----BEGIN CERTIFICATE-----" in stripped[:64] or stripped[:1] == b"\x30":
         try:
@@ -153,14 +171,15 @@ def _load_key(data: bytes) -> tuple[PublicKey, str | None]:
             cn = cns[0].value if cns else None
             spki = cert.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
             key = PublicKey.from_der(spki)
-            return key, cn if isinstance(cn, str) else None
-    return PublicKey.from_pem(data), None
+            validity = (cert.not_valid_before_utc, cert.not_valid_after_utc)
+            return key, cn if isinstance(cn, str) else None, validity
+    return PublicKey.from_pem(data), None, None
 
 
 class ProviderKeys:
     """``kid`` → provider key. Immutable; build with the constructor or the loaders."""
 
-    __slots__ = ("_by_name", "_by_thumbprint", "_identities", "_keys")
+    __slots__ = ("_by_name", "_by_thumbprint", "_identities", "_keys", "_validity")
 
     def __init__(
         self, keys: Iterable[ProviderKey] = (), aliases: Mapping[str, PublicKey] | None = None
@@ -188,6 +207,16 @@ class ProviderKeys:
         self._identities: dict[PublicKey, frozenset[str]] = {
             key: frozenset(names) for key, names in identities.items()
         }
+        # A key given once without a certificate (a bare key, an alias) is trusted at any
+        # time; one given only by certificates within any of their validity periods.
+        bare = {e.key for e in self._keys if e.not_before is None or e.not_after is None}
+        periods: dict[PublicKey, list[tuple[dt.datetime, dt.datetime]]] = {}
+        for entry in self._keys:
+            if entry.key not in bare and entry.not_before and entry.not_after:
+                periods.setdefault(entry.key, []).append((entry.not_before, entry.not_after))
+        self._validity: dict[PublicKey, tuple[tuple[dt.datetime, dt.datetime], ...]] = {
+            key: tuple(found) for key, found in periods.items()
+        }
 
     def lookup(self, kid: str | bytes) -> PublicKey:
         """The key for ``kid``; ``UnknownIssuer`` when no key answers to it."""
@@ -210,6 +239,24 @@ class ProviderKeys:
     def identities(self, key: PublicKey) -> frozenset[str]:
         """The provider names ``key`` signs for (empty for a key not in the store)."""
         return self._identities.get(key, frozenset())
+
+    def validity(self, key: PublicKey) -> tuple[tuple[dt.datetime, dt.datetime], ...]:
+        """The validity periods of the certificates ``key`` was given by (empty: it was given
+        as a bare key too, or is not in the store, and no period applies)."""
+        return self._validity.get(key, ())
+
+    def check_validity(self, key: PublicKey, now: dt.datetime) -> None:
+        """Refuse ``key`` at ``now`` outside every validity period of the provider
+        certificates it came from (``CertificateExpired``, code ``certificate-expired``): an
+        expired (or not yet valid) provider certificate verifies no report."""
+        periods = self.validity(key)
+        if not periods or any(start <= now <= end for start, end in periods):
+            return
+        shown = ", ".join(f"{a.isoformat()} to {b.isoformat()}" for a, b in periods)
+        names = ", ".join(repr(n) for n in sorted(self.identities(key))) or "a review provider"
+        raise CertificateExpired(
+            f"the certificate of {names} is valid {shown}, not at {now.isoformat()}"
+        )
 
     def check_srp(self, key: PublicKey, srp: str) -> None:
         """Refuse a report whose ``srp`` names another provider than the one ``key`` is
@@ -251,11 +298,13 @@ class ProviderKeys:
         if size > _MAX_KEY_FILE:
             raise LimitExceeded(f"{file} is larger than {_MAX_KEY_FILE} bytes")
         try:
-            key, cn = _load_key(file.read_bytes())
+            key, cn, validity = _load_key(file.read_bytes())
         except MalformedInput as exc:
             raise ConfigError(f"{file}: {exc.detail}") from exc
         identities = provider_identities(file, cn) if provider_folder else frozenset()
-        return ProviderKey(key, provider_names(file, key, cn), str(file), identities)
+        start, end = validity if validity is not None else (None, None)
+        names = provider_names(file, key, cn)
+        return ProviderKey(key, names, str(file), identities, not_before=start, not_after=end)
 
     @classmethod
     def load(
@@ -277,5 +326,7 @@ class ProviderKeys:
                 found += [cls.read_key_file(p, provider_folder=p.parent != path) for p in files]
             else:
                 found.append(cls.read_key_file(path))
-        alias_keys = {name: cls.read_key_file(p).key for name, p in (aliases or {}).items()}
-        return cls(found, alias_keys)
+        alias_entries = {name: cls.read_key_file(p) for name, p in (aliases or {}).items()}
+        # an alias names the key; the entry keeps its certificate's validity
+        found += [dataclasses.replace(e, names=frozenset()) for e in alias_entries.values()]
+        return cls(found, {name: entry.key for name, entry in alias_entries.items()})

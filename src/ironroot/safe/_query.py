@@ -131,7 +131,9 @@ class Review:
     not_before: int | None = None
     expires_at: int | None = None
     """The statement's own CWT ``nbf`` and ``exp`` (``None``: absent): the review counts from
-    ``nbf`` and before ``exp``, besides its report's dates."""
+    ``nbf`` and before ``exp``, besides its report's dates. ``expires_at`` is earlier when the
+    provider certificate whose key verified the SFR ends first (its ``notAfter`` plus one
+    second: the review no longer counts once the certificate has expired)."""
 
     @property
     def max_open_cvss(self) -> float | None:
@@ -216,6 +218,13 @@ def review_from_statement(
             "the statement's subject is not a firmware hash of the SFR it carries",
             code="subject-mismatch",
         )
+    periods = providers.validity(verified.key)
+    if periods:
+        # the certificate that verified it (at now), or the latest: a review read once and
+        # kept (Endorsements) stops counting when its provider's certificate expires
+        ends = [b for a, b in periods if now is None or a <= now <= b] or [b for _a, b in periods]
+        cert_end = int(max(ends).timestamp()) + 1
+        expires_at = cert_end if expires_at is None else min(expires_at, cert_end)
     return Review(
         report=verified.report,
         format=verified.format,
