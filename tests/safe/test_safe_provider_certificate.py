@@ -17,7 +17,7 @@ from cryptography.x509.oid import NameOID
 
 from ironroot.attestation import Endorsements
 from ironroot.crypto import Algorithm, PrivateKey
-from ironroot.errors import CertificateExpired, ConfigError
+from ironroot.errors import CertificateExpired, ConfigError, VerificationFailed
 from ironroot.platform import SafeRequirement
 from ironroot.safe import (
     ProviderKeys,
@@ -116,3 +116,22 @@ def test_a_saved_safe_requirement_keeps_the_certificate_dates(
     for bad in ([], [["2025-01-01T00:00:00", END.isoformat()]], [[START.isoformat()]], "x"):
         with pytest.raises(ConfigError):
             SafeRequirement.from_json(doc | {"providers": [entry | {"validity": bad}]})
+
+
+def test_a_certificate_common_name_does_not_make_its_key_another_provider(
+    tmp_path: Path,
+) -> None:
+    # The subject CN of a provider certificate (its chain is not checked: the provider wrote
+    # it) was one of the key's provider identities: a certificate saying CN=KID in folder
+    # Acme_Labs let Acme sign reviews in KID's name.
+    key = PrivateKey.generate(Algorithm.ES512)
+    path = _certificate(key, tmp_path)
+    acme = tmp_path / "Acme_Labs"
+    path.parent.rename(acme)
+    keys = ProviderKeys.load([tmp_path])
+    impersonating = sign_report(report_bytes(), key, KID)  # the CN still finds the key
+    with pytest.raises(VerificationFailed) as info:
+        verify_report(impersonating, keys, now=INSIDE)
+    assert info.value.code == "srp-mismatch"
+    own = sign_report(report_bytes(audit__srp="Acme Labs, Inc."), key, "Acme Labs")
+    assert verify_report(own, keys, now=INSIDE).report.audit.srp == "Acme Labs, Inc."

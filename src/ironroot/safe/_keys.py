@@ -25,7 +25,8 @@ Security Review Provider in ``audit.srp``, and a key may sign only for its own p
 A key's *provider identities* are the names the operator gave the provider, not those taken
 from a file name a provider chose: for a key in a provider folder below a folder
 :meth:`ProviderKeys.load` reads (``Active/NCC_Group/x.pub``), the provider folder's name (both
-spellings) and a certificate's subject common name; and explicit aliases. A
+spellings), never a certificate's subject common name (the provider chose it, as it chose
+the file name; it only finds the key); and explicit aliases. A
 :class:`ProviderKey` built in code names its provider with ``identities``; one without (a key
 file given by itself or directly in the folder read, or built with ``names`` only) signs for
 any of its ``names``. ``srp`` matches an identity when,
@@ -121,13 +122,14 @@ def srp_matches(srp: str, identity: str) -> bool:
     return claimed[: len(own)] == own
 
 
-def provider_identities(path: Path, common_name: str | None = None) -> frozenset[str]:
-    """The provider a key file at ``path`` belongs to: its folder's name, both spellings, and
-    a certificate's subject common name (never the file name, which the provider chose)."""
+def provider_identities(path: Path) -> frozenset[str]:
+    """The provider a key file at ``path`` belongs to: its folder's name, both spellings.
+    Never the file name nor a certificate's subject common name: the provider chose both (a
+    provider certificate is a key holder here, its chain not checked, so its CN says no more
+    than a self-signed one), and a CN of ``NCC Group`` on a key in folder ``Acme`` would
+    have Acme sign reviews in NCC Group's name."""
     provider = path.parent.name
     names = {provider, provider.replace("_", " ")} if provider else set()
-    if common_name:
-        names.add(common_name)
     return frozenset(n for n in names if n.strip())
 
 
@@ -291,8 +293,8 @@ class ProviderKeys:
     ) -> ProviderKey:
         """One key file (PEM/DER public key or certificate) and the names it answers to.
 
-        With ``provider_folder`` the folder it sits in names its provider (with a
-        certificate's subject CN); without, the key signs for any of its names."""
+        With ``provider_folder`` the folder it sits in names its provider (a certificate's
+        subject CN only finds the key); without, the key signs for any of its names."""
         file = Path(path)
         size = file.stat().st_size
         if size > _MAX_KEY_FILE:
@@ -301,7 +303,7 @@ class ProviderKeys:
             key, cn, validity = _load_key(file.read_bytes())
         except MalformedInput as exc:
             raise ConfigError(f"{file}: {exc.detail}") from exc
-        identities = provider_identities(file, cn) if provider_folder else frozenset()
+        identities = provider_identities(file) if provider_folder else frozenset()
         start, end = validity if validity is not None else (None, None)
         names = provider_names(file, key, cn)
         return ProviderKey(key, names, str(file), identities, not_before=start, not_after=end)
