@@ -182,6 +182,7 @@ class ComponentReviews:
         requirement: SafeRequirement,
         image: bytes | None,
         reviews: Sequence[Review],
+        now: dt.datetime,
     ) -> tuple[int, str] | None:
         if image is None:
             return (
@@ -197,7 +198,13 @@ class ComponentReviews:
                 f"({image.hex()[:16]}…) is no release the fleet can identify",
             )
         subject = f"sha384:{manifest.hex()}"
-        matching = [r for r in reviews if r.report.firmware_hashes().get("sha384") == manifest]
+        # the reviews were read when the class's were last built (hourly): each must still
+        # count now (a review that expired since is no review, as for the BMC's)
+        matching = [
+            r
+            for r in reviews
+            if r.report.firmware_hashes().get("sha384") == manifest and r.counts_at(now)
+        ]
         if not matching:
             return (
                 AR4SI.UNRECOGNIZED_RUNTIME,
@@ -236,7 +243,13 @@ class ComponentReviews:
         reviews = self._class_reviews(klass, required, added, token, now)
         for component, requirement in required.items():
             failure = self._failure(
-                node_id, klass, component, requirement, measured.get(component), reviews[component]
+                node_id,
+                klass,
+                component,
+                requirement,
+                measured.get(component),
+                reviews[component],
+                now,
             )
             label = component if component in DEVICES and component in out else _ROT
             if failure is not None and label in out:

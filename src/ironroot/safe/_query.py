@@ -140,6 +140,15 @@ class Review:
         """The highest CVSS score among the open issues; ``None`` when none is open."""
         return self.report.max_cvss
 
+    def counts_at(self, now: dt.datetime) -> bool:
+        """Whether the review counts at ``now``: its report's ``nbf`` and its statement's
+        reached, neither ``exp`` (nor its provider certificate's end, in ``expires_at``). A
+        review read once and kept is asked again at each use."""
+        t = now.timestamp()
+        starts = (self.report.not_before, self.not_before)
+        ends = (self.report.expires_at, self.expires_at)
+        return all(s is None or t >= s for s in starts) and all(e is None or t < e for e in ends)
+
     def has_issue_at_or_above(self, threshold: float) -> bool:
         """Whether any open issue scores ``threshold`` or more (its
         :attr:`~ironroot.safe.Issue.effective_score`: the stated score, or its vector's base
