@@ -19,10 +19,11 @@ node actually booted:
    statements and the fleet's added endorsements whose receipts verify under the class
    trust's transparency services and whose SFR is signed by one of the requirement's
    providers (:func:`ironroot.attestation.reviews_from_statements`; built once per class,
-   again when the endorsements change and hourly). At least one must name the manifest
-   digest, and none of them may list an open finding at or above the requirement's severity
-   threshold — a later review with a new high finding refuses firmware an earlier clean one
-   admitted, as for the BMC.
+   again when the endorsements change and hourly; each asked again at every appraisal
+   whether it still counts, :meth:`ironroot.safe.Review.counts_at`). At least one must name
+   the manifest digest, and none of them may list an open finding at or above the
+   requirement's severity threshold — a later review with a new high finding refuses
+   firmware an earlier clean one admitted, as for the BMC.
 
 A component that fails is written into the EAR like the BMC's: the submodule that carries
 its evidence — the device's own (``nic``, ``gpu``, ``nvme``), ``rot`` for the host (whose
