@@ -128,7 +128,8 @@ class World:
                     {
                         "title": f"issue {i}",
                         "cvss_score": f"{score:.1f}",
-                        "cvss_vector": "AV:L/AC:L/PR:L/UI:N/S:C/C:L/I:H/A:L",
+                        # base score 1.6, below every score used: the stated score counts
+                        "cvss_vector": "AV:P/AC:H/PR:H/UI:R/S:U/C:L/I:N/A:N",
                         "cwe": "CWE-111",
                         "description": "found in review",
                         "cve": None,

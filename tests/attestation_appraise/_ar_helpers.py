@@ -15,6 +15,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from cvss_vectors import vector_for
 from ironroot.attestation import Endorsements, ReferencePublisher
 from ironroot.cli import main
 from ironroot.cose import encode_key_set
@@ -54,7 +55,7 @@ def sfr_json(manifest_digest: bytes, cvss: tuple[float, ...] = (4.2,)) -> bytes:
         {
             "title": f"issue {i}",
             "cvss_score": f"{score:.1f}",
-            "cvss_vector": "AV:L/AC:L/PR:L/UI:N/S:C/C:L/I:H/A:L",
+            "cvss_vector": vector_for(score),
             "cwe": "CWE-111",
             "description": "found in review",
             "cve": None,

@@ -967,3 +967,31 @@ def test_a_costly_rule_or_rules_together_are_refused() -> None:
     assert caught.value.detail.startswith(
         "the policy's rules together may take 827,392 steps to evaluate, more than the limit"
     )
+
+
+def test_a_review_stating_a_low_score_for_a_critical_vector_is_an_open_critical_issue(
+    world: World, tmp_path: Path
+) -> None:
+    # The appraisal read only the stated score: "3.0" beside a vector that computes to 9.8
+    # passed the 7.0 threshold, while a reader scoring the vector refused the firmware.
+    name = "review-understated"
+    world.release(name, svn=3, runtime=RUNTIME + name.encode(), review=None)
+    digest = FirmwareBundle.parse(world.bundles[name]).manifest_digest()
+    report = json.loads(sfr_json(digest, (3.0,)))
+    report["audit"]["issues"][0]["cvss_vector"] = "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"
+    sfr = sign_report(json.dumps(report).encode(), world.provider_key, PROVIDER)
+    review = world.client.register(sfr_statement(sfr, world.safe_key, iss=SAFE_ISS))
+    endorsements = Endorsements.build(
+        service_keys=world.service_keys,
+        reference_statements=[world.references[name]],
+        review_statements=[review.transparent_statement],
+        providers=world.providers,
+        publishers=world.publishers,
+        vendor_roots=world.ca.trust_anchors,
+        now=NOW,
+    )
+    assert not endorsements.rejected
+    appraisal = _appraised_at(world.device(tmp_path / "device", name), endorsements, NOW)
+    assert appraisal.trust_vector["executables"] == AR4SI.UNSAFE_RUNTIME
+    assert [line.split(":")[0] for line in appraisal.reasons] == ["safe-issues"]
+    assert "CVSS 9.8 (threshold 7)" in appraisal.reasons[0]

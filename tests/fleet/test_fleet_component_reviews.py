@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -159,11 +160,36 @@ def test_firmware_nobody_can_identify_is_unrecognized(
     quote = fleet_.rot("node-0001").quote(bytes(64))
     assert set(measured_components(quote)) == {"host", "nic", "gpu", "nvme"}
     failure = reviews._failure(
-        "node-0001", klass, "nvme", klass.trust.safe["nvme"], b"\x11" * 48, ()
+        "node-0001", klass, "nvme", klass.trust.safe["nvme"], b"\x11" * 48, (), NOW
     )
     assert failure is not None
     assert failure[0] == AR4SI.UNRECOGNIZED_RUNTIME
     assert "no release the fleet can identify" in failure[1]
-    failure = reviews._failure("node-0001", klass, "nvme", klass.trust.safe["nvme"], None, ())
+    failure = reviews._failure("node-0001", klass, "nvme", klass.trust.safe["nvme"], None, (), NOW)
     assert failure is not None
     assert "measured no nvme firmware" in failure[1]
+
+
+def test_a_component_review_that_expires_within_the_hour_stops_counting(
+    aw: AdmissionWorld, fleet: tuple[Fleet, NodeClass]
+) -> None:
+    # The class's component reviews are read once an hour, and whether each still counted
+    # was asked only then: a clean review whose exp passed went on admitting the firmware
+    # until the next hour (the BMC's reviews are asked again at every appraisal).
+    fleet_, klass = fleet
+    fleet_, authority = _require(fleet_, klass, aw, "nic")
+    bundle = aw.world.release("nic", "1.0").bundle
+    digest = FirmwareBundle.parse(bundle).manifest_digest()
+    report = json.loads(sfr_report(digest))
+    report["exp"] = int((NOW + dt.timedelta(minutes=30)).timestamp())
+    sfr = sign_report(json.dumps(report).encode(), aw.provider, PROVIDER)
+    statement = sfr_statement(sfr, aw.world.other_key, iss=OTHER)
+    authority.add_endorsement(aw.world.trusted.register(statement).transparent_statement, now=NOW)
+    at = NOW + dt.timedelta(minutes=1)
+    assert attest_node(fleet_, "node-0001", now=at, authority=authority).status == "admitted"
+    later = NOW + dt.timedelta(minutes=31)
+    assert int(later.timestamp()) // 3600 == int(at.timestamp()) // 3600  # the same hour
+    ear = _refused(fleet_, authority, "node-0001", later)
+    status, executables, reasons = ear["nic"]
+    assert (status, executables) == (TrustTier.WARNING, AR4SI.UNRECOGNIZED_RUNTIME)
+    assert any(r.startswith("safe-review: no logged OCP SAFE review of the nic") for r in reasons)

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from cvss_vectors import vector_for
 from ironroot.crypto import Algorithm, PrivateKey, PublicKey
 from ironroot.errors import IronrootError
 from ironroot.firmware import (
@@ -79,7 +80,7 @@ def sfr_report(
         {
             "title": f"issue {i}",
             "cvss_score": f"{score:.1f}",
-            "cvss_vector": "AV:L/AC:L/PR:L/UI:N/S:C/C:L/I:H/A:L",
+            "cvss_vector": vector_for(score),
             "cwe": "CWE-111",
             "description": "found in review",
             "cve": None,

@@ -46,7 +46,7 @@ REPORT: dict[str, Any] = {
             {
                 "title": "Debug commands enable arbitrary memory read/write",
                 "cvss_score": "4.2",
-                "cvss_vector": "AV:L/AC:L/PR:L/UI:N/S:C/C:H/I:H/A:L",
+                "cvss_vector": "AV:L/AC:L/PR:H/UI:N/S:U/C:L/I:L/A:L",
                 "cwe": "CWE-222",
                 "description": "Debug handlers reach arbitrary SRAM.",
                 "cve": "CVE-2014-10000",

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import hashlib
+import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -285,3 +287,70 @@ def test_a_corim_sfr_counts_through_its_not_after_second_as_a_jwt_stops_at_exp(
     endorsements = Endorsements(reviews=(review,))
     assert endorsements.reviews_for(alg, digest, now=at(end + 0.999)) == (review,)
     assert endorsements.reviews_for(alg, digest, now=at(end + 1)) == ()
+
+
+@pytest.mark.parametrize(
+    ("claim", "value"),
+    [("exp", b"1" + b"0" * 400), ("nbf", b"-" + b"9" * 30), ("iat", b"18446744073709551616")],
+)
+def test_a_jwt_date_wider_than_64_bits_is_refused(
+    review_key: tuple[PrivateKey, ProviderKeys], claim: str, value: bytes
+) -> None:
+    # A signed "exp" of 10**400 verified, and the review it carried then broke every
+    # Endorsements built with it (OverflowError: the validity epochs are floats).
+    key, providers = review_key
+    payload = report_bytes()[:-1] + b', "%s": %s}' % (claim.encode(), value)
+    token = _jws(key, b'{"alg":"ES512","kid":"%s"}' % KID.encode(), payload)
+    with pytest.raises(MalformedReport) as info:
+        verify_report(token, providers)
+    assert info.value.code == "malformed-report"
+    assert f"JWT claim {claim!r} must be a NumericDate" in info.value.detail
+    widest = report_bytes()[:-1] + b', "exp": 18446744073709551615}'
+    verified = verify_report(
+        _jws(key, b'{"alg":"ES512","kid":"%s"}' % KID.encode(), widest), providers
+    )
+    Endorsements(
+        reviews=(Review(verified.report, "jws", KID, "did:example:lab", "sha384:00", True),)
+    )
+
+
+def test_a_corim_sfr_naming_two_review_providers_is_refused(
+    review_key: tuple[PrivateKey, ProviderKeys],
+) -> None:
+    # Only the first manifest creator was read (and checked against the signing key): a
+    # provider could name itself first and a more trusted provider after it, for any reader
+    # that keeps the last creator, or lists them all, to credit the review to.
+    key, providers = review_key
+    own = {0: KID, 2: [1]}
+    for entities in ([own, {0: "Trusted Lab", 2: [1]}], [own, {0: KID, 2: [0, 1]}]):
+        with pytest.raises(MalformedReport) as info:
+            verify_report(_signed_corim_valid(key, None, extra={5: entities}), providers)
+        assert info.value.code == "malformed-report"
+        assert "2 manifest-creator entities" in info.value.detail
+    # another entity in another role (a tag creator) is not a second provider
+    fine = _signed_corim_valid(key, None, extra={5: [own, {0: "ACME Inc", 2: [0]}]})
+    assert verify_report(fine, providers).report.audit.srp == KID
+
+
+def test_a_report_whose_two_hashes_name_two_firmwares_is_refused(
+    review_key: tuple[PrivateKey, ProviderKeys],
+) -> None:
+    # The SHA-384 is the source manifest's (as the OCP library makes it), the SHA-512 is
+    # another image's: the review was found under both hashes, so a reader querying by
+    # SHA-512 took it as a review of firmware it never covered.
+    key, providers = review_key
+    manifest = [{"file_name": "main.c", "file_hash": "cd" * 64}]
+    text = json.dumps(manifest, separators=(",", ":")).encode()
+    sha384, sha512 = hashlib.sha384(text).hexdigest(), hashlib.sha512(text).hexdigest()
+    for h384, h512 in ((sha384, "ee" * 64), ("ee" * 48, sha512)):
+        data = report_bytes(
+            device__manifest=manifest, device__fw_hash_sha2_384=h384, device__fw_hash_sha2_512=h512
+        )
+        with pytest.raises(MalformedReport) as info:
+            verify_report(_jws(key, b'{"alg":"ES512","kid":"%s"}' % KID.encode(), data), providers)
+        assert info.value.code == "malformed-report"
+        assert "name different firmware" in info.value.detail
+    both = report_bytes(
+        device__manifest=manifest, device__fw_hash_sha2_384=sha384, device__fw_hash_sha2_512=sha512
+    )
+    assert parse_report_json(both).device.manifest_matches is True

@@ -21,7 +21,7 @@ def test_public_surface() -> None:
             "SFR_JWS_CONTENT_TYPE", "SFR_PROFILE_OID", "Audit", "CompactJws", "Device", "Issue",
             "ManifestEntry", "ProviderKey", "ProviderKeys", "ReportFormat", "Review", "SafeLimits",
             "ShortFormReport", "UnverifiedReport", "VerifiedReport", "build_sfr_corim",
-            "corim_dropped_fields",
+            "corim_dropped_fields", "cvss_base_score",
             "firmware_subject", "has_issue_at_or_above", "inspect_report", "max_open_cvss",
             "parse_compact_jws", "parse_firmware_hash", "parse_report_json", "parse_sfr_corim",
             "provider_names", "report_format", "review_from_statement", "reviews_for",

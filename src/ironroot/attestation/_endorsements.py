@@ -191,10 +191,7 @@ def _same_instance(instance: Tagged | None, evidence: EvidenceClaims) -> bool:
 def _in_force(review: Review, now: dt.datetime) -> bool:
     """Whether ``review`` counts at ``now``: its report's ``nbf`` and its statement's reached,
     neither ``exp``."""
-    t, report = now.timestamp(), review.report
-    starts = (report.not_before, review.not_before)
-    ends = (report.expires_at, review.expires_at)
-    return all(s is None or t >= s for s in starts) and all(e is None or t < e for e in ends)
+    return review.counts_at(now)
 
 
 def _product(value: ReferenceValue) -> str:

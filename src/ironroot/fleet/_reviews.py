@@ -19,10 +19,11 @@ node actually booted:
    statements and the fleet's added endorsements whose receipts verify under the class
    trust's transparency services and whose SFR is signed by one of the requirement's
    providers (:func:`ironroot.attestation.reviews_from_statements`; built once per class,
-   again when the endorsements change and hourly). At least one must name the manifest
-   digest, and none of them may list an open finding at or above the requirement's severity
-   threshold — a later review with a new high finding refuses firmware an earlier clean one
-   admitted, as for the BMC.
+   again when the endorsements change and hourly; each asked again at every appraisal
+   whether it still counts, :meth:`ironroot.safe.Review.counts_at`). At least one must name
+   the manifest digest, and none of them may list an open finding at or above the
+   requirement's severity threshold — a later review with a new high finding refuses
+   firmware an earlier clean one admitted, as for the BMC.
 
 A component that fails is written into the EAR like the BMC's: the submodule that carries
 its evidence — the device's own (``nic``, ``gpu``, ``nvme``), ``rot`` for the host (whose
@@ -182,6 +183,7 @@ class ComponentReviews:
         requirement: SafeRequirement,
         image: bytes | None,
         reviews: Sequence[Review],
+        now: dt.datetime,
     ) -> tuple[int, str] | None:
         if image is None:
             return (
@@ -197,7 +199,13 @@ class ComponentReviews:
                 f"({image.hex()[:16]}…) is no release the fleet can identify",
             )
         subject = f"sha384:{manifest.hex()}"
-        matching = [r for r in reviews if r.report.firmware_hashes().get("sha384") == manifest]
+        # the reviews were read when the class's were last built (hourly): each must still
+        # count now (a review that expired since is no review, as for the BMC's)
+        matching = [
+            r
+            for r in reviews
+            if r.report.firmware_hashes().get("sha384") == manifest and r.counts_at(now)
+        ]
         if not matching:
             return (
                 AR4SI.UNRECOGNIZED_RUNTIME,
@@ -236,7 +244,13 @@ class ComponentReviews:
         reviews = self._class_reviews(klass, required, added, token, now)
         for component, requirement in required.items():
             failure = self._failure(
-                node_id, klass, component, requirement, measured.get(component), reviews[component]
+                node_id,
+                klass,
+                component,
+                requirement,
+                measured.get(component),
+                reviews[component],
+                now,
             )
             label = component if component in DEVICES and component in out else _ROT
             if failure is not None and label in out:

@@ -70,6 +70,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final
@@ -151,6 +152,33 @@ def _names(value: object, what: str) -> frozenset[str]:
     return frozenset(names)
 
 
+def _instant(value: object, what: str) -> datetime:
+    if not isinstance(value, str):
+        raise ConfigError(f"{what} is an ISO 8601 time")
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise ConfigError(f"{what} is not an ISO 8601 time") from exc
+    if when.utcoffset() is None:
+        raise ConfigError(f"{what} names no time zone")
+    return when
+
+
+def _periods(value: object) -> list[tuple[datetime, datetime]]:
+    """A review provider's certificate validity periods (``None``: a bare key, no period)."""
+    if value is None:
+        return []
+    what = "a review provider's validity"
+    if not isinstance(value, list) or not value:
+        raise ConfigError(f"{what} is a non-empty list of [not-before, not-after]")
+    out = []
+    for item in value:
+        if not isinstance(item, list) or len(item) != 2:
+            raise ConfigError(f"{what} is a list of [not-before, not-after]")
+        out.append((_instant(item[0], what), _instant(item[1], what)))
+    return out
+
+
 @dataclass(frozen=True, slots=True)
 class SafeRequirement:
     """A component's firmware needs an OCP SAFE review on the log.
@@ -185,20 +213,24 @@ class SafeRequirement:
         return hash(self.max_severity)
 
     def to_json(self) -> dict[str, Any]:
-        """``{"max_severity", "providers": [{"key": base64 DER, "names": [...]}]}``: each key
-        with every ``kid`` name that resolves to it, so look-ups are the same once loaded."""
+        """``{"max_severity", "providers": [{"key": base64 DER, "names": [...],
+        ["validity": [[not-before, not-after], ...]]}]}``: each key with every ``kid`` name
+        that resolves to it, so look-ups are the same once loaded, and the validity periods
+        (ISO 8601) of the provider certificates it came from, so that an expired certificate
+        stays refused once loaded."""
         by_key: dict[PublicKey, list[str]] = {entry.key: [] for entry in self.providers}
         for name in self.providers.names():
             by_key.setdefault(self.providers.lookup(name), []).append(name)
+        entries: list[dict[str, Any]] = []
+        for key, names in by_key.items():
+            entry: dict[str, Any] = {"key": _b64(key.to_der()), "names": sorted(names)}
+            periods = self.providers.validity(key)
+            if periods:
+                entry["validity"] = [[a.isoformat(), b.isoformat()] for a, b in periods]
+            entries.append(entry)
         return {
             "max_severity": self.max_severity,
-            "providers": sorted(
-                (
-                    {"key": _b64(key.to_der()), "names": sorted(names)}
-                    for key, names in by_key.items()
-                ),
-                key=lambda entry: str(entry["key"]),
-            ),
+            "providers": sorted(entries, key=lambda entry: str(entry["key"])),
         }
 
     @classmethod
@@ -209,13 +241,17 @@ class SafeRequirement:
             raise ConfigError("a SAFE requirement's providers are a list")
         keys = []
         for entry in entries:
-            item = _members(entry, {"key", "names"}, set(), "a review provider")
+            item = _members(entry, {"key", "names"}, {"validity"}, "a review provider")
             der = _unb64(item["key"], "a review provider key")
             try:
                 key = PublicKey.from_der(der)
             except IronrootError as exc:
                 raise ConfigError(f"a review provider key: {exc.detail}") from exc
-            keys.append(ProviderKey(key, _names(item["names"], "a review provider's names")))
+            names = _names(item["names"], "a review provider's names")
+            periods = _periods(item.get("validity"))
+            keys += [ProviderKey(key, names, not_before=a, not_after=b) for a, b in periods]
+            if not periods:
+                keys.append(ProviderKey(key, names))
         severity = value["max_severity"]
         if not isinstance(severity, str):
             raise ConfigError("max_severity is text")

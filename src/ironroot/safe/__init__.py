@@ -27,6 +27,7 @@ if TYPE_CHECKING:
         ManifestEntry,
         SafeLimits,
         ShortFormReport,
+        cvss_base_score,
         parse_report_json,
     )
     from ironroot.safe._query import (
@@ -74,6 +75,7 @@ __all__ = [
     "VerifiedReport",
     "build_sfr_corim",
     "corim_dropped_fields",
+    "cvss_base_score",
     "firmware_subject",
     "has_issue_at_or_above",
     "inspect_report",

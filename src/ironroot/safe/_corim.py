@@ -232,15 +232,22 @@ def parse_sfr_corim(data: bytes, limits: SafeLimits = DEFAULT_SAFE_LIMITS) -> Sh
     if profile.value != SFR_PROFILE_OID:
         raise MalformedReport("CoRIM profile is not the OCP SAFE SFR profile 1.3.6.1.4.1.42623.1.1")
     not_before, not_after = _validity(body.get(4))
-    srp = None
+    creators: list[str] = []
     for i, item in enumerate(_array(body.get(5), "CoRIM entities (5)")):
         entity = _map(item, f"CoRIM entity {i}")
         roles = entity.get(2)
         if isinstance(roles, list | tuple) and _ROLE_MANIFEST_CREATOR in roles:
-            srp = _text(entity.get(0), f"CoRIM entity {i} name", limits)
-            break
-    if srp is None:
+            creators.append(_text(entity.get(0), f"CoRIM entity {i} name", limits))
+    if not creators:
         raise MalformedReport("CoRIM names no manifest-creator entity (the review provider)")
+    if len(creators) > 1:
+        # The review provider is the one manifest creator: with two, the signer's own name
+        # (checked against its key) could stand first and another provider's last, for a
+        # reader that keeps the last, or shows them all, to credit the review to.
+        raise MalformedReport(
+            f"CoRIM names {len(creators)} manifest-creator entities: one review provider only"
+        )
+    srp = creators[0]
     tag = _one(body.get(1), "CoRIM tags (1)")
     if (
         not isinstance(tag, cbor2.CBORTag)

@@ -25,7 +25,8 @@ Security Review Provider in ``audit.srp``, and a key may sign only for its own p
 A key's *provider identities* are the names the operator gave the provider, not those taken
 from a file name a provider chose: for a key in a provider folder below a folder
 :meth:`ProviderKeys.load` reads (``Active/NCC_Group/x.pub``), the provider folder's name (both
-spellings) and a certificate's subject common name; and explicit aliases. A
+spellings), never a certificate's subject common name (the provider chose it, as it chose
+the file name; it only finds the key); and explicit aliases. A
 :class:`ProviderKey` built in code names its provider with ``identities``; one without (a key
 file given by itself or directly in the folder read, or built with ``names`` only) signs for
 any of its ``names``. ``srp`` matches an identity when,
@@ -39,6 +40,8 @@ overrides, zero-width characters) matches nothing: it could display as another n
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import os
 import re
 import unicodedata
@@ -53,6 +56,7 @@ from cryptography.x509.oid import NameOID
 
 from ironroot.crypto import Algorithm, PublicKey, load_certificate
 from ironroot.errors import (
+    CertificateExpired,
     ConfigError,
     LimitExceeded,
     MalformedCertificate,
@@ -77,12 +81,23 @@ _CURVES: Final = {
 @dataclass(frozen=True, slots=True)
 class ProviderKey:
     """One review provider's public key, the ``kid`` names it answers to, and the provider
-    names (an SFR's ``srp``) it signs for: ``identities``, or its ``names`` when empty."""
+    names (an SFR's ``srp``) it signs for: ``identities``, or its ``names`` when empty.
+
+    ``not_before`` / ``not_after``: the validity of the provider certificate the key came
+    from (``None`` for a bare public key): a report is verified with it only within them,
+    both included (:meth:`ProviderKeys.check_validity`)."""
 
     key: PublicKey
     names: frozenset[str]
     source: str = ""
     identities: frozenset[str] = frozenset()
+    not_before: dt.datetime | None = None
+    not_after: dt.datetime | None = None
+
+    def __post_init__(self) -> None:
+        for when in (self.not_before, self.not_after):
+            if when is not None and when.utcoffset() is None:
+                raise ConfigError("a provider key's validity is an aware datetime (UTC)")
 
     @property
     def provider_names(self) -> frozenset[str]:
@@ -107,13 +122,14 @@ def srp_matches(srp: str, identity: str) -> bool:
     return claimed[: len(own)] == own
 
 
-def provider_identities(path: Path, common_name: str | None = None) -> frozenset[str]:
-    """The provider a key file at ``path`` belongs to: its folder's name, both spellings, and
-    a certificate's subject common name (never the file name, which the provider chose)."""
+def provider_identities(path: Path) -> frozenset[str]:
+    """The provider a key file at ``path`` belongs to: its folder's name, both spellings.
+    Never the file name nor a certificate's subject common name: the provider chose both (a
+    provider certificate is a key holder here, its chain not checked, so its CN says no more
+    than a self-signed one), and a CN of ``NCC Group`` on a key in folder ``Acme`` would
+    have Acme sign reviews in NCC Group's name."""
     provider = path.parent.name
     names = {provider, provider.replace("_", " ")} if provider else set()
-    if common_name:
-        names.add(common_name)
     return frozenset(n for n in names if n.strip())
 
 
@@ -140,8 +156,12 @@ def provider_names(path: Path, key: PublicKey, common_name: str | None = None) -
     return frozenset(n for n in names if n.strip())
 
 
-def _load_key(data: bytes) -> tuple[PublicKey, str | None]:
-    """A public key from PEM/DER SubjectPublicKeyInfo or an X.509 certificate (PEM or DER)."""
+Validity = tuple[dt.datetime, dt.datetime] | None
+
+
+def _load_key(data: bytes) -> tuple[PublicKey, str | None, Validity]:
+    """A public key from PEM/DER SubjectPublicKeyInfo or an X.509 certificate (PEM or DER),
+    with a certificate's subject CN and validity period."""
     stripped = data.lstrip()
     if b"-----BEGIN CERTIFICATE-----" in stripped[:64] or stripped[:1] == b"\x30":
         try:
@@ -153,14 +173,15 @@ def _load_key(data: bytes) -> tuple[PublicKey, str | None]:
             cn = cns[0].value if cns else None
             spki = cert.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
             key = PublicKey.from_der(spki)
-            return key, cn if isinstance(cn, str) else None
-    return PublicKey.from_pem(data), None
+            validity = (cert.not_valid_before_utc, cert.not_valid_after_utc)
+            return key, cn if isinstance(cn, str) else None, validity
+    return PublicKey.from_pem(data), None, None
 
 
 class ProviderKeys:
     """``kid`` → provider key. Immutable; build with the constructor or the loaders."""
 
-    __slots__ = ("_by_name", "_by_thumbprint", "_identities", "_keys")
+    __slots__ = ("_by_name", "_by_thumbprint", "_identities", "_keys", "_validity")
 
     def __init__(
         self, keys: Iterable[ProviderKey] = (), aliases: Mapping[str, PublicKey] | None = None
@@ -188,6 +209,16 @@ class ProviderKeys:
         self._identities: dict[PublicKey, frozenset[str]] = {
             key: frozenset(names) for key, names in identities.items()
         }
+        # A key given once without a certificate (a bare key, an alias) is trusted at any
+        # time; one given only by certificates within any of their validity periods.
+        bare = {e.key for e in self._keys if e.not_before is None or e.not_after is None}
+        periods: dict[PublicKey, list[tuple[dt.datetime, dt.datetime]]] = {}
+        for entry in self._keys:
+            if entry.key not in bare and entry.not_before and entry.not_after:
+                periods.setdefault(entry.key, []).append((entry.not_before, entry.not_after))
+        self._validity: dict[PublicKey, tuple[tuple[dt.datetime, dt.datetime], ...]] = {
+            key: tuple(found) for key, found in periods.items()
+        }
 
     def lookup(self, kid: str | bytes) -> PublicKey:
         """The key for ``kid``; ``UnknownIssuer`` when no key answers to it."""
@@ -210,6 +241,24 @@ class ProviderKeys:
     def identities(self, key: PublicKey) -> frozenset[str]:
         """The provider names ``key`` signs for (empty for a key not in the store)."""
         return self._identities.get(key, frozenset())
+
+    def validity(self, key: PublicKey) -> tuple[tuple[dt.datetime, dt.datetime], ...]:
+        """The validity periods of the certificates ``key`` was given by (empty: it was given
+        as a bare key too, or is not in the store, and no period applies)."""
+        return self._validity.get(key, ())
+
+    def check_validity(self, key: PublicKey, now: dt.datetime) -> None:
+        """Refuse ``key`` at ``now`` outside every validity period of the provider
+        certificates it came from (``CertificateExpired``, code ``certificate-expired``): an
+        expired (or not yet valid) provider certificate verifies no report."""
+        periods = self.validity(key)
+        if not periods or any(start <= now <= end for start, end in periods):
+            return
+        shown = ", ".join(f"{a.isoformat()} to {b.isoformat()}" for a, b in periods)
+        names = ", ".join(repr(n) for n in sorted(self.identities(key))) or "a review provider"
+        raise CertificateExpired(
+            f"the certificate of {names} is valid {shown}, not at {now.isoformat()}"
+        )
 
     def check_srp(self, key: PublicKey, srp: str) -> None:
         """Refuse a report whose ``srp`` names another provider than the one ``key`` is
@@ -244,18 +293,20 @@ class ProviderKeys:
     ) -> ProviderKey:
         """One key file (PEM/DER public key or certificate) and the names it answers to.
 
-        With ``provider_folder`` the folder it sits in names its provider (with a
-        certificate's subject CN); without, the key signs for any of its names."""
+        With ``provider_folder`` the folder it sits in names its provider (a certificate's
+        subject CN only finds the key); without, the key signs for any of its names."""
         file = Path(path)
         size = file.stat().st_size
         if size > _MAX_KEY_FILE:
             raise LimitExceeded(f"{file} is larger than {_MAX_KEY_FILE} bytes")
         try:
-            key, cn = _load_key(file.read_bytes())
+            key, cn, validity = _load_key(file.read_bytes())
         except MalformedInput as exc:
             raise ConfigError(f"{file}: {exc.detail}") from exc
-        identities = provider_identities(file, cn) if provider_folder else frozenset()
-        return ProviderKey(key, provider_names(file, key, cn), str(file), identities)
+        identities = provider_identities(file) if provider_folder else frozenset()
+        start, end = validity if validity is not None else (None, None)
+        names = provider_names(file, key, cn)
+        return ProviderKey(key, names, str(file), identities, not_before=start, not_after=end)
 
     @classmethod
     def load(
@@ -277,5 +328,7 @@ class ProviderKeys:
                 found += [cls.read_key_file(p, provider_folder=p.parent != path) for p in files]
             else:
                 found.append(cls.read_key_file(path))
-        alias_keys = {name: cls.read_key_file(p).key for name, p in (aliases or {}).items()}
-        return cls(found, alias_keys)
+        alias_entries = {name: cls.read_key_file(p) for name, p in (aliases or {}).items()}
+        # an alias names the key; the entry keeps its certificate's validity
+        found += [dataclasses.replace(e, names=frozenset()) for e in alias_entries.values()]
+        return cls(found, {name: entry.key for name, entry in alias_entries.items()})

@@ -42,7 +42,7 @@ import json
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final, TypeGuard
 
 from ironroot.errors import ConfigError, LimitExceeded, MalformedReport
@@ -55,6 +55,7 @@ __all__ = [
     "ManifestEntry",
     "SafeLimits",
     "ShortFormReport",
+    "cvss_base_score",
     "parse_report_json",
     "parse_report_object",
 ]
@@ -105,6 +106,8 @@ _DATE: Final = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})", re.ASCII)
 _SCORE: Final = re.compile(r"\d{1,2}(?:\.\d)?", re.ASCII)
 _SURROGATE: Final = re.compile("[\ud800-\udfff]")
 _NO_VALUE: Final = frozenset(("", "none", "n/a"))
+_MIN_NUMERIC_DATE: Final = -(2**64)
+_MAX_NUMERIC_DATE: Final = 2**64 - 1
 _JWT_CLAIMS: Final = frozenset(("iat", "exp", "nbf", "iss", "sub", "aud", "jti"))
 _TOP: Final = frozenset(("review_framework_version", "device", "audit")) | _JWT_CLAIMS
 _DEVICE: Final = frozenset(
@@ -137,6 +140,93 @@ _ISSUE: Final = frozenset(("title", "cvss_score", "cvss_vector", "cwe", "descrip
 _MANIFEST: Final = frozenset(("file_name", "file_hash"))
 
 
+# --- CVSS base scores -----------------------------------------------------------------------
+# Metric weights of the CVSS v3.1 specification (FIRST, section 7.4; v3.0 has the same) and of
+# the CVSS v2 guide (section 3.2.1). Privileges Required weighs more when the scope changes.
+_V3_BASE: Final = ("AV", "AC", "PR", "UI", "S", "C", "I", "A")
+_V3_AV: Final = {"N": 0.85, "A": 0.62, "L": 0.55, "P": 0.2}
+_V3_AC: Final = {"L": 0.77, "H": 0.44}
+_V3_PR: Final = {"N": (0.85, 0.85), "L": (0.62, 0.68), "H": (0.27, 0.5)}
+_V3_UI: Final = {"N": 0.85, "R": 0.62}
+_V3_CIA: Final = {"H": 0.56, "L": 0.22, "N": 0.0}
+_V2_BASE: Final = ("AV", "AC", "AU", "C", "I", "A")
+_V2_AV: Final = {"L": 0.395, "A": 0.646, "N": 1.0}
+_V2_AC: Final = {"H": 0.35, "M": 0.61, "L": 0.71}
+_V2_AU: Final = {"M": 0.45, "S": 0.56, "N": 0.704}
+_V2_CIA: Final = {"N": 0.0, "P": 0.275, "C": 0.660}
+
+
+def _roundup(value: float) -> float:
+    """CVSS v3.1 Roundup: the smallest one-decimal number at or above ``value``, computed
+    on integers so that a float such as 4.000000000000001 is not raised to 4.1."""
+    whole = round(value * 100_000)
+    if whole % 10_000 == 0:
+        return whole / 100_000
+    return (whole // 10_000 + 1) / 10
+
+
+def _v3_score(m: Mapping[str, str]) -> float | None:
+    try:
+        changed = {"U": False, "C": True}[m["S"]]
+        av, ac, ui = _V3_AV[m["AV"]], _V3_AC[m["AC"]], _V3_UI[m["UI"]]
+        pr = _V3_PR[m["PR"]][changed]
+        c, i, a = _V3_CIA[m["C"]], _V3_CIA[m["I"]], _V3_CIA[m["A"]]
+    except KeyError:
+        return None
+    iss = 1 - (1 - c) * (1 - i) * (1 - a)
+    impact = 7.52 * (iss - 0.029) - 3.25 * (iss - 0.02) ** 15 if changed else 6.42 * iss
+    if impact <= 0:
+        return 0.0
+    exploitability = 8.22 * av * ac * pr * ui
+    total = (impact + exploitability) * (1.08 if changed else 1.0)
+    return _roundup(min(total, 10.0))
+
+
+def _v2_score(m: Mapping[str, str]) -> float | None:
+    try:
+        av, ac, au = _V2_AV[m["AV"]], _V2_AC[m["AC"]], _V2_AU[m["AU"]]
+        c, i, a = _V2_CIA[m["C"]], _V2_CIA[m["I"]], _V2_CIA[m["A"]]
+    except KeyError:
+        return None
+    impact = 10.41 * (1 - (1 - c) * (1 - i) * (1 - a))
+    exploitability = 20 * av * ac * au
+    score = (0.6 * impact + 0.4 * exploitability - 1.5) * (1.176 if impact else 0.0)
+    return max(0.0, math.floor(score * 10 + 0.5 + 1e-9) / 10)
+
+
+def cvss_base_score(vector: str) -> float | None:
+    """The CVSS base score of a v3.0/v3.1 vector (``CVSS:3.1/AV:N/…``, the prefix optional)
+    or a v2 vector (``AV:N/AC:L/Au:N/C:P/I:P/A:P``); ``None`` for anything else: a CVSS 4.0
+    vector (scored by lookup tables this reader does not carry), ``"N/A"``, or a vector
+    lacking a base metric or holding an unknown value. Metric names and values are read in
+    any case, and empty ``/`` segments are skipped (``"/AV:P/…"`` is published).
+
+    A vector naming one metric twice (``AV:L/…/AV:N``) is ``MalformedReport``: readers that
+    keep the first and the last would score it differently.
+    """
+    text = vector.strip()
+    if text[:1] == "(" and text[-1:] == ")":
+        text = text[1:-1]
+    parts = [part.strip() for part in text.split("/") if part.strip()]
+    version: str | None = None
+    if parts and parts[0].upper().startswith("CVSS:"):
+        version = parts.pop(0)[5:].strip()
+    metrics: dict[str, str] = {}
+    for part in parts:
+        name, sep, value = part.partition(":")
+        if not sep:
+            return None
+        name = name.strip().upper()
+        if name in metrics:
+            raise MalformedReport(f"CVSS vector {vector!r} names metric {name} twice")
+        metrics[name] = value.strip().upper()
+    if version in ("3.0", "3.1") or (version is None and all(k in metrics for k in _V3_BASE)):
+        return _v3_score(metrics)
+    if version in ("2", "2.0") or (version is None and all(k in metrics for k in _V2_BASE)):
+        return _v2_score(metrics)
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class ManifestEntry:
     """One file of a source manifest: its path and hash (SHA-512 in every published report)."""
@@ -167,7 +257,13 @@ class Device:
 
 @dataclass(frozen=True, slots=True)
 class Issue:
-    """An issue left open in the reviewed firmware."""
+    """An issue left open in the reviewed firmware.
+
+    ``vector_score`` is the CVSS base score ``cvss_vector`` computes to, when it is a CVSS
+    v3.0/v3.1 or v2 base vector (:func:`cvss_base_score`; ``None`` for a CVSS 4.0 vector or
+    text that is no vector). An issue is judged by :attr:`effective_score`, the higher of the
+    two: a report saying ``"3.0"`` beside a vector that is 9.8 is not read as 3.0.
+    """
 
     title: str
     cvss_score: float
@@ -176,6 +272,18 @@ class Issue:
     cwe: str | None = None
     cve: str | None = None
     cvss_version: str | None = None
+    vector_score: float | None = field(init=False, default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "vector_score", cvss_base_score(self.cvss_vector))
+
+    @property
+    def effective_score(self) -> float:
+        """The score the issue is judged by: the stated ``cvss_score``, or the vector's base
+        score when that is higher (a score and vector that disagree are read at their worst)."""
+        if self.vector_score is not None and self.vector_score > self.cvss_score:
+            return self.vector_score
+        return self.cvss_score
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,8 +334,9 @@ class ShortFormReport:
 
     @property
     def max_cvss(self) -> float | None:
-        """The highest CVSS score of the open issues; ``None`` when there are none."""
-        return max((i.cvss_score for i in self.audit.issues), default=None)
+        """The highest CVSS score of the open issues (each its :attr:`Issue.effective_score`);
+        ``None`` when there are none."""
+        return max((i.effective_score for i in self.audit.issues), default=None)
 
     def to_json_dict(self) -> dict[str, object]:
         """A JSON-ready summary (hashes as lower-case hex, the date as ISO 8601)."""
@@ -456,14 +565,21 @@ def _issue(item: object, i: int, cvss_version: str | None, limits: SafeLimits) -
 
 
 def _numeric_date(top: Mapping[str, object], key: str) -> int | None:
+    """A JWT NumericDate as integer seconds, no wider than a CWT's (CBOR's 64 bits): JSON
+    numbers have no bound, and an ``exp`` of ``1e400`` digits passed every check here, then
+    failed, untyped, wherever a review's times became floats (the appraisal's validity
+    epochs) or dates."""
     value = top.get(key)
     if value is None:
         return None
+    seconds: int | None = None
     if _is_int(value):
-        return value
-    if isinstance(value, float) and math.isfinite(value):
-        return int(value)
-    raise MalformedReport(f"JWT claim {key!r} must be a NumericDate")
+        seconds = value
+    elif isinstance(value, float) and math.isfinite(value):
+        seconds = int(value)
+    if seconds is None or not _MIN_NUMERIC_DATE <= seconds <= _MAX_NUMERIC_DATE:
+        raise MalformedReport(f"JWT claim {key!r} must be a NumericDate (seconds, within 64 bits)")
+    return seconds
 
 
 def _manifest_matches(device: Device, raw_manifest: object) -> bool | None:
@@ -475,6 +591,14 @@ def _manifest_matches(device: Device, raw_manifest: object) -> bool | None:
         checks.append(hashlib.sha384(text).digest() == device.fw_hash_sha2_384)
     if device.fw_hash_sha2_512 is not None:
         checks.append(hashlib.sha512(text).digest() == device.fw_hash_sha2_512)
+    if any(checks) and not all(checks):
+        # One hash is the manifest's, so the report hashes its manifest (as the OCP library
+        # does), and the other is of something else: it names two firmwares, and a review of
+        # one would be found under the other's hash.
+        raise MalformedReport(
+            "device.fw_hash_sha2_384 and fw_hash_sha2_512 name different firmware: one is "
+            "the hash of the source manifest, the other is not"
+        )
     return all(checks) if checks else None
 
 

@@ -131,21 +131,34 @@ class Review:
     not_before: int | None = None
     expires_at: int | None = None
     """The statement's own CWT ``nbf`` and ``exp`` (``None``: absent): the review counts from
-    ``nbf`` and before ``exp``, besides its report's dates."""
+    ``nbf`` and before ``exp``, besides its report's dates. ``expires_at`` is earlier when the
+    provider certificate whose key verified the SFR ends first (its ``notAfter`` plus one
+    second: the review no longer counts once the certificate has expired)."""
 
     @property
     def max_open_cvss(self) -> float | None:
         """The highest CVSS score among the open issues; ``None`` when none is open."""
         return self.report.max_cvss
 
+    def counts_at(self, now: dt.datetime) -> bool:
+        """Whether the review counts at ``now``: its report's ``nbf`` and its statement's
+        reached, neither ``exp`` (nor its provider certificate's end, in ``expires_at``). A
+        review read once and kept is asked again at each use."""
+        t = now.timestamp()
+        starts = (self.report.not_before, self.not_before)
+        ends = (self.report.expires_at, self.expires_at)
+        return all(s is None or t >= s for s in starts) and all(e is None or t < e for e in ends)
+
     def has_issue_at_or_above(self, threshold: float) -> bool:
-        """Whether any open issue scores ``threshold`` or more.
+        """Whether any open issue scores ``threshold`` or more (its
+        :attr:`~ironroot.safe.Issue.effective_score`: the stated score, or its vector's base
+        score when higher).
 
         ``threshold`` must be a CVSS score, 0.0 to 10.0 (``ConfigError`` otherwise): NaN
         compares false with every score and would pass every review.
         """
         limit = _threshold(threshold)
-        return any(issue.cvss_score >= limit for issue in self.report.audit.issues)
+        return any(issue.effective_score >= limit for issue in self.report.audit.issues)
 
 
 def _threshold(value: object) -> float:
@@ -214,6 +227,13 @@ def review_from_statement(
             "the statement's subject is not a firmware hash of the SFR it carries",
             code="subject-mismatch",
         )
+    periods = providers.validity(verified.key)
+    if periods:
+        # the certificate that verified it (at now), or the latest: a review read once and
+        # kept (Endorsements) stops counting when its provider's certificate expires
+        ends = [b for a, b in periods if now is None or a <= now <= b] or [b for _a, b in periods]
+        cert_end = int(max(ends).timestamp()) + 1
+        expires_at = cert_end if expires_at is None else min(expires_at, cert_end)
     return Review(
         report=verified.report,
         format=verified.format,

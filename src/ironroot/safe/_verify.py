@@ -157,6 +157,8 @@ def _verify_jws(
     key = jws.verify(providers)
     report = parse_report_object(load_json(jws.payload, limits, "JWS payload"), limits)
     providers.check_srp(key, report.audit.srp)
+    if now is not None:
+        providers.check_validity(key, now)
     _check_times(report, now)
     return VerifiedReport(report, "jws", jws.kid, key.algorithm, key)
 
@@ -243,6 +245,8 @@ def _verify_cose(
         assert refusal is not None
         raise refusal
     kid_text, key = chosen
+    if now is not None:
+        providers.check_validity(key, now)
     _check_times(report, now)
     return VerifiedReport(report, "cose", kid_text, key.algorithm, key)
 
@@ -257,7 +261,9 @@ def verify_report(
     """Verify a signed SFR (compact JWS/JWT or COSE) against the review-provider keys.
 
     Returns the verified report, or raises: ``MalformedReport`` (``LimitExceeded`` for sizes),
-    ``AlgorithmNotAccepted``, ``UnknownIssuer``, ``BadSignature``, or ``VerificationFailed``:
+    ``AlgorithmNotAccepted``, ``UnknownIssuer``, ``BadSignature``, ``CertificateExpired``
+    (given ``now``, outside the validity of the provider certificate the key came from), or
+    ``VerificationFailed``:
     ``srp-mismatch`` when the report's ``srp`` is not the provider whose key signed it;
     ``report-expired`` / ``report-not-yet-valid`` for a JWT outside ``exp``/``nbf``, or a
     CoRIM outside its ``rim-validity``, at ``now``; ``report-future-dated`` for a report
