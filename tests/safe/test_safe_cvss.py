@@ -59,8 +59,10 @@ def _one_issue(score: str, vector: str) -> bytes:
         ("av:n/ac:l/pr:n/ui:n/s:u/c:h/i:h/a:h", 9.8),
         ("AV:N/AC:L/Au:N/C:P/I:P/A:P", 7.5),  # CVSS v2
         ("(AV:N/AC:L/Au:N/C:C/I:C/A:C)", 10.0),
-        ("CVSS:4.0/AV:A/AC:H/AT:P/PR:H/UI:N/VC:L/VI:L/VA:L/SC:N/SI:L/SA:N", None),
-        ("AV:L/AC:L/AT:P/PR:L/UI:N/VC:L/VI:L/VA:L", None),  # 4.0 without its prefix
+        ("CVSS:4.0/AV:A/AC:H/AT:P/PR:H/UI:N/VC:L/VI:L/VA:L/SC:N/SI:L/SA:N", 2.0),
+        ("CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N", 9.3),
+        ("AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N", 9.3),  # 4.0, no prefix
+        ("AV:L/AC:L/AT:P/PR:L/UI:N/VC:L/VI:L/VA:L", None),  # 4.0 lacking SC, SI, SA
         ("N/A", None),
         ("AV:N", None),
         ("CVSS:3.1/AV:X/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H", None),

@@ -43,7 +43,7 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Final, TypeGuard
+from typing import Any, Final, TypeGuard
 
 from ironroot.errors import ConfigError, LimitExceeded, MalformedReport
 
@@ -141,69 +141,28 @@ _MANIFEST: Final = frozenset(("file_name", "file_hash"))
 
 
 # --- CVSS base scores -----------------------------------------------------------------------
-# Metric weights of the CVSS v3.1 specification (FIRST, section 7.4; v3.0 has the same) and of
-# the CVSS v2 guide (section 3.2.1). Privileges Required weighs more when the scope changes.
-_V3_BASE: Final = ("AV", "AC", "PR", "UI", "S", "C", "I", "A")
-_V3_AV: Final = {"N": 0.85, "A": 0.62, "L": 0.55, "P": 0.2}
-_V3_AC: Final = {"L": 0.77, "H": 0.44}
-_V3_PR: Final = {"N": (0.85, 0.85), "L": (0.62, 0.68), "H": (0.27, 0.5)}
-_V3_UI: Final = {"N": 0.85, "R": 0.62}
-_V3_CIA: Final = {"H": 0.56, "L": 0.22, "N": 0.0}
-_V2_BASE: Final = ("AV", "AC", "AU", "C", "I", "A")
-_V2_AV: Final = {"L": 0.395, "A": 0.646, "N": 1.0}
-_V2_AC: Final = {"H": 0.35, "M": 0.61, "L": 0.71}
-_V2_AU: Final = {"M": 0.45, "S": 0.56, "N": 0.704}
-_V2_CIA: Final = {"N": 0.0, "P": 0.275, "C": 0.660}
-
-
-def _roundup(value: float) -> float:
-    """CVSS v3.1 Roundup: the smallest one-decimal number at or above ``value``, computed
-    on integers so that a float such as 4.000000000000001 is not raised to 4.1."""
-    whole = round(value * 100_000)
-    if whole % 10_000 == 0:
-        return whole / 100_000
-    return (whole // 10_000 + 1) / 10
-
-
-def _v3_score(m: Mapping[str, str]) -> float | None:
-    try:
-        changed = {"U": False, "C": True}[m["S"]]
-        av, ac, ui = _V3_AV[m["AV"]], _V3_AC[m["AC"]], _V3_UI[m["UI"]]
-        pr = _V3_PR[m["PR"]][changed]
-        c, i, a = _V3_CIA[m["C"]], _V3_CIA[m["I"]], _V3_CIA[m["A"]]
-    except KeyError:
-        return None
-    iss = 1 - (1 - c) * (1 - i) * (1 - a)
-    impact = 7.52 * (iss - 0.029) - 3.25 * (iss - 0.02) ** 15 if changed else 6.42 * iss
-    if impact <= 0:
-        return 0.0
-    exploitability = 8.22 * av * ac * pr * ui
-    total = (impact + exploitability) * (1.08 if changed else 1.0)
-    return _roundup(min(total, 10.0))
-
-
-def _v2_score(m: Mapping[str, str]) -> float | None:
-    try:
-        av, ac, au = _V2_AV[m["AV"]], _V2_AC[m["AC"]], _V2_AU[m["AU"]]
-        c, i, a = _V2_CIA[m["C"]], _V2_CIA[m["I"]], _V2_CIA[m["A"]]
-    except KeyError:
-        return None
-    impact = 10.41 * (1 - (1 - c) * (1 - i) * (1 - a))
-    exploitability = 20 * av * ac * au
-    score = (0.6 * impact + 0.4 * exploitability - 1.5) * (1.176 if impact else 0.0)
-    return max(0.0, math.floor(score * 10 + 0.5 + 1e-9) / 10)
+# The scoring itself is Red Hat's ``cvss`` library (CVSS v2, v3.0/v3.1 and v4.0, checked against
+# FIRST's calculators); what is read here is how reports write vectors: in any case, with the
+# "CVSS:" prefix or without it, in parentheses, with empty "/" segments. The base metrics that
+# tell an unprefixed vector's version:
+_V4_BASE: Final = frozenset(("AV", "AC", "AT", "PR", "UI", "VC", "VI", "VA", "SC", "SI", "SA"))
+_V3_BASE: Final = frozenset(("AV", "AC", "PR", "UI", "S", "C", "I", "A"))
+_V2_BASE: Final = frozenset(("AV", "AC", "AU", "C", "I", "A"))
+_V2_NAMES: Final = {"AU": "Au"}  # the one metric name CVSS v2 writes in mixed case
 
 
 def cvss_base_score(vector: str) -> float | None:
-    """The CVSS base score of a v3.0/v3.1 vector (``CVSS:3.1/AV:N/…``, the prefix optional)
-    or a v2 vector (``AV:N/AC:L/Au:N/C:P/I:P/A:P``); ``None`` for anything else: a CVSS 4.0
-    vector (scored by lookup tables this reader does not carry), ``"N/A"``, or a vector
-    lacking a base metric or holding an unknown value. Metric names and values are read in
-    any case, and empty ``/`` segments are skipped (``"/AV:P/…"`` is published).
+    """The CVSS base score of a v4.0, v3.0/v3.1 or v2 vector (``CVSS:3.1/AV:N/…``; the prefix
+    optional, the version then told by the base metrics present; v2 as ``AV:N/AC:L/Au:N/…``),
+    computed by the ``cvss`` library; ``None`` for ``"N/A"`` or a vector lacking a base metric
+    or holding an unknown metric or value. Metric names and values are read in any case, and
+    empty ``/`` segments are skipped (``"/AV:P/…"`` is published).
 
     A vector naming one metric twice (``AV:L/…/AV:N``) is ``MalformedReport``: readers that
     keep the first and the last would score it differently.
     """
+    import cvss  # here: only reviews with findings need it
+
     text = vector.strip()
     if text[:1] == "(" and text[-1:] == ")":
         text = text[1:-1]
@@ -220,11 +179,30 @@ def cvss_base_score(vector: str) -> float | None:
         if name in metrics:
             raise MalformedReport(f"CVSS vector {vector!r} names metric {name} twice")
         metrics[name] = value.strip().upper()
-    if version in ("3.0", "3.1") or (version is None and all(k in metrics for k in _V3_BASE)):
-        return _v3_score(metrics)
-    if version in ("2", "2.0") or (version is None and all(k in metrics for k in _V2_BASE)):
-        return _v2_score(metrics)
-    return None
+    if version is None:
+        version = next(
+            (
+                v
+                for v, base in (("4.0", _V4_BASE), ("3.1", _V3_BASE), ("2.0", _V2_BASE))
+                if base <= metrics.keys()
+            ),
+            None,
+        )
+    scorer: Any
+    if version == "4.0":
+        scorer, prefix = cvss.CVSS4, "CVSS:4.0/"
+    elif version in ("3.0", "3.1"):
+        scorer, prefix = cvss.CVSS3, f"CVSS:{version}/"
+    elif version in ("2", "2.0"):
+        scorer, prefix = cvss.CVSS2, ""
+        metrics = {_V2_NAMES.get(name, name): value for name, value in metrics.items()}
+    else:
+        return None
+    try:
+        score = scorer(prefix + "/".join(f"{name}:{value}" for name, value in metrics.items()))
+        return float(score.base_score)
+    except cvss.CVSSError:
+        return None
 
 
 @dataclass(frozen=True, slots=True)
