@@ -282,6 +282,26 @@ def test_malformed_claims(claims: dict[str, object]) -> None:
         AttestationResult.from_json_claims(claims)
 
 
+@pytest.mark.parametrize("claim", ["iat", "exp", "nbf"])
+@pytest.mark.parametrize("value", [10**30, 2**64 - 1, 253_402_300_800])
+def test_a_time_past_the_year_9999_is_refused(claim: str, value: int) -> None:
+    """A JSON EAR's integers have no bound: `exp` 10**30 was accepted, and every report, page
+    or audit bundle that shows the EAR's times as a date failed on it (no date holds it)."""
+    claims = {
+        "eat_profile": EAR_PROFILE,
+        "iat": 1,
+        "ear.verifier-id": {"developer": "d", "build": "b"},
+        "submods": {
+            "x": {"ear.status": "affirming", "ear.trustworthiness-vector": {"hardware": 2}}
+        },
+        claim: value,
+    }
+    with pytest.raises(MalformedInput) as caught:
+        AttestationResult.from_json_claims(claims)
+    assert caught.value.detail.startswith(f"{claim} {str(value)[:24]} is past the year 9999")
+    assert AttestationResult.from_json_claims({**claims, claim: 253_402_300_799}).iat >= 1
+
+
 @pytest.mark.parametrize(
     ("value", "tier"),
     [

@@ -159,9 +159,17 @@ def _first(claims: Mapping[str, Any], *names: str) -> Any:
     return claims[present[0]] if present else None
 
 
+# 9999-12-31T23:59:59Z: the last second a date can be shown for (Python's datetime, and the
+# reports, pages and audit bundles that show an EAR's times); a JSON EAR's integers have no
+# bound of their own (a CWT's stop at 2**64 - 1), and a time past this one means nothing.
+_LAST_SECOND: Final = 253_402_300_799
+
+
 def _time(value: object, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise MalformedInput(f"{what} must be a non-negative integer (seconds since the epoch)")
+    if value > _LAST_SECOND:
+        raise MalformedInput(f"{what} {str(value)[:24]} is past the year 9999")
     return value
 
 
