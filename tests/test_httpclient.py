@@ -8,11 +8,12 @@ import time
 import tracemalloc
 import zlib
 from collections.abc import Callable, Iterator
+from urllib.parse import unquote
 
 import httpx
 import pytest
 
-from ironroot._httpclient import bounded_response
+from ironroot._httpclient import bounded_response, path_segment
 from ironroot.errors import MalformedInput, PayloadTooLarge, Unreachable
 from ironroot.transparency import TransparencyClient
 from ironroot.witness import WitnessClient
@@ -189,3 +190,22 @@ def test_a_body_in_a_coding_not_read_or_broken_is_refused(
     with pytest.raises(MalformedInput) as caught:
         _get(answering(encoding, body))
     assert caught.value.detail == message
+
+
+@pytest.mark.parametrize(
+    ("value", "segment"),
+    [
+        ("db-key", "db-key"),
+        ("..", "%2E%2E"),
+        (".", "%2E"),
+        ("...", "..."),
+        ("../x?y#z", "..%2Fx%3Fy%23z"),
+        ("%2F", "%252F"),
+        ("k é+;=&", "k%20%C3%A9%2B%3B%3D%26"),
+    ],
+)
+def test_a_value_is_one_path_segment_that_decodes_back_to_it(value: str, segment: str) -> None:
+    assert path_segment(value) == segment
+    assert unquote(segment) == value
+    resolved = httpx.URL("http://h/a/").join(f"{segment}/b")
+    assert resolved.raw_path == f"/a/{segment}/b".encode()

@@ -23,6 +23,9 @@ The body is read here as it came (``iter_raw``) and undone by :class:`_Decoding`
 whose stages (``gzip``, ``x-gzip``, ``deflate``, as many as the header lists) gives at most
 ``limit`` bytes; any other coding is refused (``MalformedInput``), as is a compressed body
 cut before its stream's end or followed by other bytes.
+
+:func:`path_segment` is how every client puts a caller's value (a key name, an entry id) into
+a request's path: as exactly one segment, which the server decodes back to the value.
 """
 
 from __future__ import annotations
@@ -34,12 +37,13 @@ import time
 import zlib
 from collections.abc import Callable, Mapping
 from typing import Any, Final
+from urllib.parse import quote
 
 import httpx
 
 from ironroot.errors import IronrootError, MalformedInput
 
-__all__ = ["TOTAL_TIMEOUTS", "Cutoff", "bounded_response", "checked_url"]
+__all__ = ["TOTAL_TIMEOUTS", "Cutoff", "bounded_response", "checked_url", "path_segment"]
 
 _BODY_FRAMING: Final = frozenset(("content-encoding", "content-length", "transfer-encoding"))
 TOTAL_TIMEOUTS: Final = 4
@@ -54,6 +58,16 @@ def checked_url(url: str, what: str) -> str:
     except httpx.InvalidURL as exc:
         raise MalformedInput(f"the URL of {what} is not valid: {exc}") from None
     return url
+
+
+def path_segment(text: str) -> str:
+    """``text`` as one path segment of a request's URL, whatever it holds: every character
+    but the unreserved ones percent-encoded (``/``, ``?``, ``#``, ``%`` too), and a value that
+    is a dot segment (``.``, ``..``, which the HTTP client resolves away: ``/keys/../x`` is
+    ``/x``) spelled with ``%2E``. The server decodes it back to ``text``; a caller's value can
+    never reach another route of the service, or another service behind the same host."""
+    quoted = quote(text, safe="")
+    return quoted.replace(".", "%2E") if quoted in (".", "..") else quoted
 
 
 def bounded_response(

@@ -4,6 +4,7 @@ and the client's typed error for it."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -443,3 +444,22 @@ def test_the_witness_ignores_unknown_signatures_on_the_checkpoint(served: str, l
     response = _post(served, AddCheckpoint(0, (), both).encode())
     assert response.status_code == 200
     assert base64.b64decode(response.content.split()[-1])[:4] != other.key_id
+
+
+@pytest.mark.parametrize(
+    "origin", ["../add-checkpoint?", "../witness#", "%2E%2E/witness", "..", "x/../../witness"]
+)
+def test_an_origin_never_reaches_another_path_of_the_witness(
+    served: str, witness: Witness, log: Log, origin: str
+) -> None:
+    """The monitoring read names a log by the SHA-256 of its origin: no origin, however it is
+    spelled, reaches ``/witness`` or ``/add-checkpoint``; the witness answers for that hash
+    (it cosigned none: ``None``), while the log it does witness is still read."""
+    _cosign(served, witness, log)
+    transport = http_calls.RecordingTransport()
+    with WitnessClient(served, transport=transport) as client:
+        assert client.latest(origin) is None
+        assert client.latest(ORIGIN) is not None
+    digest = hashlib.sha256(origin.encode()).hexdigest()
+    own = hashlib.sha256(ORIGIN.encode()).hexdigest()
+    assert transport.paths == [f"/{digest}/checkpoint".encode(), f"/{own}/checkpoint".encode()]

@@ -11,11 +11,10 @@ import hmac
 import json
 import ssl
 from typing import Any, Final
-from urllib.parse import quote
 
 import httpx
 
-from ironroot._httpclient import TOTAL_TIMEOUTS, bounded_response, checked_url
+from ironroot._httpclient import TOTAL_TIMEOUTS, bounded_response, checked_url, path_segment
 from ironroot._trust import client_verify
 from ironroot.cose import Problem, encode_cbor
 from ironroot.errors import (
@@ -33,16 +32,6 @@ __all__ = ["KeyReleaseClient"]
 
 _CBOR: Final = "application/cbor"
 _MAX_RESPONSE: Final = 256 * 1024
-
-
-def _segment(text: str) -> str:
-    """``text`` as one path segment of a request's URL, whatever it holds: every character
-    but the unreserved ones percent-encoded (``/``, ``?``, ``#``, ``%`` too), and a name that
-    is a dot segment (``.``, ``..``, which the HTTP client resolves away: ``/keys/../x``
-    is ``/x``) spelled with ``%2E``. The service decodes it back to ``text``; a key name can
-    never reach another route of the service, or another service behind the same host."""
-    quoted = quote(text, safe="")
-    return quoted.replace(".", "%2E") if quoted in (".", "..") else quoted
 
 
 def _raise(response: httpx.Response) -> None:
@@ -141,7 +130,7 @@ class KeyReleaseClient:
             }
             body = json.dumps(document).encode()
             headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        path = f"/keys/{_segment(name)}/release"
+        path = f"/keys/{path_segment(name)}/release"
         response = self._send("POST", path, content=body, headers=headers)
         released = ReleasedKey.parse(response.content)
         if released.kid != name:
@@ -183,7 +172,7 @@ class KeyReleaseClient:
         (a crypto officer) for the one request (``DELETE /admin/verifiers/{name}``); raise
         the service's refusal (``NotFound`` for a name not installed). Once this returns, the
         HSM refuses every release with that verifier's EARs."""
-        path = f"/admin/verifiers/{_segment(name)}"
+        path = f"/admin/verifiers/{path_segment(name)}"
         value = self._admin("DELETE", path, identity, credential, what="removal")
         if value != {"name": name, "removed": True}:  # an answer to another request
             raise MalformedInput(f"the key service did not answer the removal of {name!r}")

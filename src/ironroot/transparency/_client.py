@@ -5,7 +5,9 @@
 with the service's status, title and detail. An answer for another statement (an entry id or a
 transparent statement of another log entry) is ``VerificationFailed`` (code
 ``entry-mismatch``): the receipts themselves are checked with the service keys later
-(``ironroot statement verify``), and they must be receipts of this statement.
+(``ironroot statement verify``), and they must be receipts of this statement. A caller's
+entry id goes into ``/entries/{id}/...`` as one percent-encoded segment
+(:func:`ironroot._httpclient.path_segment`): the service answers for exactly that id.
 
 With a :class:`~ironroot.witness.WitnessPolicy` (``witnesses=``), the client requires more
 than the service's word: :meth:`TransparencyClient.witness` waits until the service publishes
@@ -26,7 +28,7 @@ from typing import Any, Final
 
 import httpx
 
-from ironroot._httpclient import TOTAL_TIMEOUTS, bounded_response, checked_url
+from ironroot._httpclient import TOTAL_TIMEOUTS, bounded_response, checked_url, path_segment
 from ironroot._trust import client_verify
 from ironroot.cose import (
     Problem,
@@ -191,7 +193,7 @@ class TransparencyClient:
             if time.monotonic() > deadline:
                 raise StorageError(f"entry {entry_id} was not integrated within {wait} s")
             time.sleep(poll_interval)
-            response = self._get(f"/entries/{entry_id}", _COSE)
+            response = self._get(f"/entries/{path_segment(entry_id)}", _COSE)
             if response.status_code not in (200, 302):
                 self._raise_problem(response)
         receipts = self.receipts(entry_id)
@@ -208,7 +210,7 @@ class TransparencyClient:
         return Registration(entry_id, receipts, statement_bytes, witnessed)
 
     def receipts(self, entry_id: str) -> tuple[bytes, ...]:
-        response = self._get(f"/entries/{entry_id}/receipts", "application/cbor")
+        response = self._get(f"/entries/{path_segment(entry_id)}/receipts", "application/cbor")
         if response.status_code != 200:
             self._raise_problem(response)
         value = decode_cbor(response.content)
@@ -217,7 +219,7 @@ class TransparencyClient:
         return tuple(value)
 
     def transparent_statement(self, entry_id: str) -> bytes:
-        response = self._get(f"/entries/{entry_id}/statement", _COSE)
+        response = self._get(f"/entries/{path_segment(entry_id)}/statement", _COSE)
         if response.status_code != 200:
             self._raise_problem(response)
         return response.content
