@@ -121,6 +121,7 @@ class Cluster:
             "store_timeout = 2.0\n"
         )
         init_data_dir(first)  # the service keys, once: every replica holds the same
+        # each replica keeps its port across restarts (the tests restart them on it on purpose)
         self.replicas = [Replica(0, first, free_port())]
         for n in range(1, count):
             data = root / f"r{n}"
