@@ -21,6 +21,7 @@ from ironroot.cli import main
 from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.errors import ConfigError
 from ironroot.rot import Device
+from serving import free_port
 
 
 @pytest.fixture
@@ -176,7 +177,6 @@ def test_serve_options_come_from_flags_then_environment_then_file(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    import socket
 
     import uvicorn
 
@@ -188,11 +188,6 @@ def test_serve_options_come_from_flags_then_environment_then_file(
     monkeypatch.setattr(
         uvicorn.Server, "run", lambda self, sockets=None: served.append(self.config)
     )
-
-    def free_port() -> int:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            return int(probe.getsockname()[1])
 
     file_port, env_port, flag_port = free_port(), free_port(), free_port()
     config = data_dir / "attestation.toml"

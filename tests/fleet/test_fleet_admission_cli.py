@@ -6,10 +6,7 @@ from __future__ import annotations
 
 import json
 import os
-import selectors
 import signal
-import socket
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +20,7 @@ from tests.platform.node_world import NOW, World, make_world
 from ironroot.cli import main
 from ironroot.crypto import load_certificate
 from ironroot.fleet import Fleet, node_tls_context
+from serving import accepts_connections, free_port, start_server
 
 AT = NOW.isoformat().replace("+00:00", "Z")
 SRC = Path(__file__).resolve().parents[2] / "src"
@@ -181,17 +179,6 @@ def test_quarantine_and_events_read_the_latest_of_a_long_log(
         assert (code, out["error"]["code"]) == (2, "config")  # type: ignore[index]
 
 
-def _free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [int(s.getsockname()[1]) for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
-
-
 def test_serve_answers_a_node_with_its_credential(
     aw: AdmissionWorld, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -199,20 +186,22 @@ def test_serve_answers_a_node_with_its_credential(
     f = ("--fleet", str(fleet_dir))
     # now (the servers judge credentials by the wall clock)
     assert _run(capsys, "fleet", "attest", *f, "--vendor-root", str(roots))[0] == 0
-    ports = _free_ports(3)
-    command = [sys.executable, "-m", "ironroot", "fleet", "serve", *f, "--port", str(ports[0])]
-    command += ["--control-port", str(ports[1]), "--data-port", str(ports[2])]
+
+    def command(port: int, control: int, data: int) -> list[str]:
+        serve = [sys.executable, "-m", "ironroot", "fleet", "serve", *f, "--port", str(port)]
+        return [*serve, "--control-port", str(control), "--data-port", str(data)]
+
+    refused = command(free_port(), free_port(), free_port())[3:]
     for period in ("inf", "nan", "0", "2592001"):  # inf passed "> 0", then no timer waited it
-        assert main([*command[3:], "--scan", period]) == 2, period
+        assert main([*refused, "--scan", period]) == 2, period
         assert "--scan is a number of seconds above 0" in capsys.readouterr().err
     env = {**os.environ, "PYTHONPATH": str(SRC)}
-    with subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=env) as child:
+    started = start_server(command, accepts_connections, ports=3, env=env, pipes=True)
+    ports = started.ports
+    with started.process as child:
         try:
             assert child.stderr is not None
-            with selectors.DefaultSelector() as waiting:
-                waiting.register(child.stderr, selectors.EVENT_READ)
-                assert waiting.select(timeout=60), "fleet serve did not start"
-            line = child.stderr.readline()
+            line = child.stderr.readline().decode()
             assert f"control plane https://127.0.0.1:{ports[1]}" in line, line
             context = node_tls_context(Fleet.open(fleet_dir), "node-0001", "control")
             with httpx.Client(verify=context) as client:

@@ -19,23 +19,20 @@ import json
 import os
 import re
 import signal
-import socket
 import ssl
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
-import httpx
 import pytest
 from tests.platform.node_world import NOW, World, make_world
 
 import http_calls
 from ironroot.http import client_context
 from ironroot.platform._redfish_accounts import AccountStore
+from serving import answers, start_server
 
 pytestmark = [pytest.mark.integration, pytest.mark.vectors]
 
@@ -103,12 +100,6 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         yield w
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @dataclass(frozen=True)
 class Served:
     url: str
@@ -118,43 +109,22 @@ class Served:
 
 def _start(
     node: Path, tls: list[str], verify: ssl.SSLContext | bool, tmp_path: Path
-) -> tuple[subprocess.Popen[bytes], str, IO[bytes]]:
-    """``ironroot platform serve`` on a free port, answering ``/health``: another port when
-    the one picked was taken meanwhile by another process (tests run in parallel)."""
+) -> tuple[subprocess.Popen[bytes], str]:
+    """``ironroot platform serve`` on a free port, answering ``/health``."""
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join(
             [str(Path(__file__).resolve().parents[2] / "src"), os.environ.get("PYTHONPATH", "")]
         ),
     }
-    for attempt in range(3):
-        port = _free_port()
-        log = (tmp_path / f"serve-{attempt}.log").open("wb")
-        command = ["platform", "serve", "--node", str(node), "--port", str(port)]
-        server = subprocess.Popen(
-            [sys.executable, "-m", "ironroot", *command, "--log-level", "warning", *tls],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        url = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if http_calls.get(f"{url}/health", timeout=2, verify=verify).status_code == 200:
-                    return server, url, log
-            except httpx.HTTPError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                break
-            time.sleep(0.05)
-        server.kill()
-        server.wait()
-        log.close()
-        output = (tmp_path / f"serve-{attempt}.log").read_text(errors="replace")
-        if "Address already in use" not in output:
-            pytest.fail(f"ironroot platform serve did not start:\n{output}")
-    pytest.fail("ironroot platform serve found no free port in three tries")
+
+    def command(port: int) -> list[str]:
+        serve = ["platform", "serve", "--node", str(node), "--port", str(port)]
+        return [sys.executable, "-m", "ironroot", *serve, "--log-level", "warning", *tls]
+
+    ready = answers("/health", tls=bool(tls), verify=verify)
+    started = start_server(command, ready, env=env, log=tmp_path / "serve.log")
+    return started.process, f"{'https' if tls else 'http'}://127.0.0.1:{started.port}"
 
 
 @contextlib.contextmanager
@@ -175,7 +145,7 @@ def _serving(world: World, tmp_path: Path, *, https: bool) -> Iterator[Served]:
         pki = make_pki(tmp_path)
         tls = ["--tls-cert", str(pki.server_cert), "--tls-key", str(pki.server_key)]
         verify, ca = client_context(pki.ca), pki.ca
-    server, url, log = _start(platform.directory, tls, verify, tmp_path)
+    server, url = _start(platform.directory, tls, verify, tmp_path)
     try:
         login = http_calls.post(
             f"{url}/redfish/v1/SessionService/Sessions",
@@ -210,7 +180,6 @@ def _serving(world: World, tmp_path: Path, *, https: bool) -> Iterator[Served]:
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
-        log.close()
 
 
 @pytest.fixture(params=["Session", "Basic"])

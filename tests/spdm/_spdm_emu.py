@@ -1,4 +1,4 @@
-"""Running DMTF's spdm-emu emulators from tests: where they are, free ports, processes.
+"""Running DMTF's spdm-emu emulators from tests: where they are, their processes.
 
 The binaries (``spdm_requester_emu``, ``spdm_responder_emu``) and libspdm's sample key folders
 (``ecp256/``, ``ecp384/``, ...) sit together in one directory: ``IRONROOT_SPDM_EMU_DIR``, by
@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+
+from serving import start_server
 
 DEFAULT_EMU_DIR = "/work/build/spdm-emu/bin"
 REQUESTER, RESPONDER = "spdm_requester_emu", "spdm_responder_emu"
@@ -35,11 +36,6 @@ def emu_dir() -> Path:
     return path
 
 
-def free_port() -> int:
-    with socket.create_server(("127.0.0.1", 0)) as probe:
-        return int(probe.getsockname()[1])
-
-
 def sample_keys_copy(emu: Path, into: Path) -> Path:
     """A working directory with copies of the ECDSA sample key folders (to replace a root)."""
     for sub in ASYM_DIRS.values():
@@ -49,18 +45,18 @@ def sample_keys_copy(emu: Path, into: Path) -> Path:
 
 @contextmanager
 def emu_responder(emu: Path, args: Sequence[str]) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
-    """Start spdm_responder_emu on a free port (its cwd holds the sample keys); yield the port.
+    """Start spdm_responder_emu on a free port (its cwd holds the sample keys); yield the port
+    once it listens (it serves one connection: it is not connected to before).
 
     The process is ended by its own handle afterwards. A port taken in between makes the
-    emulator exit at once; the caller then sees the connection refused and fails loudly.
+    emulator exit at once, saying so: it is started again on another port.
     """
-    port = free_port()
-    process = subprocess.Popen(
-        [str(emu / RESPONDER), "--port", str(port), *args],
+    started = start_server(
+        lambda port: [str(emu / RESPONDER), "--port", str(port), *args],
+        lambda process, ports: True,  # listening is all it needs
         cwd=emu,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
     )
+    port, process = started.port, started.process
     try:
         yield port, process
     finally:

@@ -21,7 +21,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -40,15 +39,10 @@ from ironroot.cose import create_statement
 from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.log import Checkpoint, Note, PostgresLogStore, verify_log_dir
 from ironroot.transparency import init_data_dir
+from serving import free_port
 
 VENDOR_ISS = "https://vendor.example"
 _SEQUENCES = re.compile(r"this replica sequences \(lease epoch (\d+)")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def make_statements(key: PrivateKey, count: int, tag: str) -> list[bytes]:
@@ -127,6 +121,7 @@ class Cluster:
             "store_timeout = 2.0\n"
         )
         init_data_dir(first)  # the service keys, once: every replica holds the same
+        # each replica keeps its port across restarts (the tests restart them on it on purpose)
         self.replicas = [Replica(0, first, free_port())]
         for n in range(1, count):
             data = root / f"r{n}"

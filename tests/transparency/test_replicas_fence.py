@@ -14,7 +14,6 @@ import hashlib
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -40,6 +39,7 @@ from ironroot.transparency import TransparencyService
 from ironroot.transparency._config import load_config, load_receipt_signers
 from ironroot.transparency._replica import Replica, _replica_app, _Waits
 from ironroot_pg import admin, fresh_schema, test_dsn
+from serving import free_port
 
 pytestmark = pytest.mark.integration
 STORE_INDEPENDENT = True  # PostgreSQL only: each test makes its own schema
@@ -335,25 +335,19 @@ def test_a_lease_needs_a_sound_holder_and_length(holder: str, lease: float) -> N
         SequencerLease(test_dsn(), holder=holder, lease=lease)
 
 
-def _free_port() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return str(s.getsockname()[1])
-
-
 def test_serve_replica_refuses_a_log_in_sqlite(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     data = tmp_path / "d"
     assert main(["serve", "--data", str(data), "--init-only"]) == 0
     capsys.readouterr()
-    assert main(["serve", "--data", str(data), "--port", _free_port(), "--replica"]) == 2
+    assert main(["serve", "--data", str(data), "--port", str(free_port()), "--replica"]) == 2
     assert "PostgreSQL" in capsys.readouterr().err
 
 
 def test_serve_replica_refuses_workers(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     data = tmp_path / "d"
-    args = ["serve", "--data", str(data), "--port", _free_port(), "--replica", "--workers", "2"]
+    args = ["serve", "--data", str(data), "--port", str(free_port()), "--replica", "--workers", "2"]
     assert main(args) == 2
     assert "--workers" in capsys.readouterr().err
 

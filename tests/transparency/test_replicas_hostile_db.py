@@ -28,6 +28,7 @@ from ironroot.log._postgres_lease import sequencer_lock_key
 from ironroot.log.layout import load_checkpoint_signer
 from ironroot.transparency._config import load_config
 from ironroot_pg import admin, drop_schema, fresh_schema, test_dsn
+from serving import free_port
 
 pytestmark = pytest.mark.integration
 STORE_INDEPENDENT = True  # PostgreSQL only: each test makes its own schema
@@ -373,7 +374,7 @@ def test_serve_and_migrate_exit_2_on_a_refused_connection(
         cluster = Cluster(tmp_path, test_dsn(), schema, count=1, replica_dsn=_refusing_dsn(role))
         data = cluster.replicas[0].data
         if command == "serve":
-            args = ["serve", "--data", str(data), "--port", str(_free_port())]
+            args = ["serve", "--data", str(data), "--port", str(free_port())]
         else:
             args = ["log", "migrate", str(data)]
         assert main(args) == 2
@@ -381,9 +382,3 @@ def test_serve_and_migrate_exit_2_on_a_refused_connection(
     assert f"store-refused: PostgreSQL at {urlsplit(test_dsn()).hostname}" in err
     assert f'refused the connection: role "{role}" does not exist' in err
     assert _PASSWORD not in err
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])

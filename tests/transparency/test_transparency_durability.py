@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import random
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -23,31 +22,19 @@ from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.log import Log, open_checkpoint, verify_log_dir
 from ironroot.log.layout import load_checkpoint_signer
 from ironroot.transparency import load_config
+from serving import accepts_connections, start_server
 
 pytestmark = pytest.mark.integration
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def _start(data: Path) -> tuple[subprocess.Popen[bytes], int]:
+    """``ironroot serve`` over ``data`` on a free port, once it accepts connections."""
 
+    def command(port: int) -> list[str]:
+        return [sys.executable, "-m", "ironroot", "serve", "--data", str(data), "--port", str(port)]
 
-def _start(data: Path, port: int) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ironroot", "serve", "--data", str(data), "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return proc
-        except OSError:
-            time.sleep(0.05)
-    proc.kill()
-    raise AssertionError("server did not start")
+    started = start_server(command, accepts_connections, timeout=30)
+    return started.process, started.port
 
 
 def test_kill_9_never_loses_an_acknowledged_entry(tmp_path: Path) -> None:
@@ -64,8 +51,7 @@ def test_kill_9_never_loses_an_acknowledged_entry(tmp_path: Path) -> None:
     rng = random.Random(9)
 
     for _round in range(3):
-        port = _free_port()
-        proc = _start(data, port)
+        proc, port = _start(data)
         url = f"http://127.0.0.1:{port}"
         stop = threading.Event()
 
@@ -115,8 +101,7 @@ def test_kill_9_never_loses_an_acknowledged_entry(tmp_path: Path) -> None:
     assert len(acked) > 50, "the load did not get going"
 
     # Restart: every acknowledged entry resolves to a receipt.
-    port = _free_port()
-    proc = _start(data, port)
+    proc, port = _start(data)
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
             for entry_id in sorted(acked):

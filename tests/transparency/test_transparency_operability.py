@@ -14,6 +14,7 @@ from ironroot.cose import create_statement
 from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.errors import InUse
 from ironroot.transparency import ServiceThread, TransparencyService
+from serving import free_port
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 
@@ -147,7 +148,6 @@ def test_serve_takes_flags_over_the_environment(
 ) -> None:
     """IRONROOT_DATA, _HOST, _PORT, _LOG_LEVEL, _LOG_FORMAT and _TLS_* configure ``serve``; a
     flag given beside one wins."""
-    import socket
 
     import uvicorn
 
@@ -160,11 +160,6 @@ def test_serve_takes_flags_over_the_environment(
     monkeypatch.setattr(
         uvicorn.Server, "run", lambda self, sockets=None: served.append(self.config)
     )
-
-    def free_port() -> int:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            return int(probe.getsockname()[1])
 
     env_port, flag_port = free_port(), free_port()
     monkeypatch.setenv("IRONROOT_DATA", str(tmp_path / "ts"))

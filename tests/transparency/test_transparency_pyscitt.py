@@ -15,7 +15,6 @@ import datetime as dt
 import hashlib
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -45,6 +44,7 @@ from ironroot.cose import (
 )
 from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.transparency import ServiceThread, TransparencyService
+from serving import answers, start_server
 
 pytestmark = pytest.mark.integration
 
@@ -133,12 +133,6 @@ def _chain(folder: Path) -> tuple[x509.Certificate, str]:
     return root, f"did:x509:0:sha256:{fingerprint}::eku:{CODE_SIGNING}"
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[str, Path, str]]:
     """``ironroot serve`` in its own process with the CTS API at /cts: (url, data, issuer)."""
@@ -148,22 +142,13 @@ def served(tmp_path: Path) -> Iterator[tuple[str, Path, str]]:
     (data / "ironroot.toml").write_text(
         text.replace("[transparency]\n", '[transparency]\ncts_prefix = "/cts"\n', 1)
     )
-    port = _free_port()
-    argv = [sys.executable, "-m", "ironroot", "serve", "--data", str(data), "--port", str(port)]
-    process = subprocess.Popen(argv, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
+
+    def command(port: int) -> list[str]:
+        return [sys.executable, "-m", "ironroot", "serve", "--data", str(data), "--port", str(port)]
+
+    started = start_server(command, answers(), env=ENV, pipes=True)
+    process, url = started.process, f"http://127.0.0.1:{started.port}"
     try:
-        while True:
-            try:
-                if http_calls.get(f"{url}/health", timeout=5).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    process.kill()
-                    _out, err = process.communicate(timeout=30)
-                    raise AssertionError(f"the service did not start: {err.decode()}") from None
-                time.sleep(0.1)
         yield url, data, issuer
     finally:
         process.terminate()

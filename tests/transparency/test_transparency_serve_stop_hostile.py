@@ -16,11 +16,12 @@ from pathlib import Path
 import httpx
 import pytest
 from _tx_helpers import VENDOR_ISS, write_config
-from test_transparency_workers import ENV, _free_port, _tree_size, _workers
+from test_transparency_workers import ENV, _tree_size, _workers
 
 import http_calls
 from ironroot.cose import create_statement
 from ironroot.crypto import Algorithm, PrivateKey
+from serving import start_server
 
 STORE_INDEPENDENT = True  # the HTTP layer is the subject; SQLite is enough
 
@@ -32,25 +33,20 @@ def _start(tmp_path: Path, workers: int) -> tuple[subprocess.Popen[bytes], int, 
     data = write_config(tmp_path / "ts", issuers=[(VENDOR_ISS, vendor)])
     with (data / "ironroot.toml").open("a") as config:
         config.write("[server]\nshutdown_timeout = 0.3\nkeep_alive_timeout = 60\n")
-    port = _free_port()
-    argv = [sys.executable, "-m", "ironroot", "serve", "--data", str(data), "--port", str(port)]
-    if workers:
-        argv += ["--workers", str(workers)]
-    errors = (tmp_path / "stderr").open("wb")
-    process = subprocess.Popen(argv, env=ENV, stdout=subprocess.DEVNULL, stderr=errors)
-    errors.close()
-    deadline = time.monotonic() + 60
-    while True:
+
+    def command(port: int) -> list[str]:
+        argv = [sys.executable, "-m", "ironroot", "serve", "--data", str(data), "--port", str(port)]
+        return [*argv, "--workers", str(workers)] if workers else argv
+
+    def ready(process: subprocess.Popen[bytes], ports: tuple[int, ...]) -> bool:
         try:
-            health = http_calls.get(f"http://127.0.0.1:{port}/health", timeout=5)
-            if health.status_code == 200 and len(_workers(process.pid)) == workers:
-                break
+            health = http_calls.get(f"http://127.0.0.1:{ports[0]}/health", timeout=5)
         except httpx.HTTPError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            raise AssertionError((tmp_path / "stderr").read_text())
-        time.sleep(0.05)
+            return False
+        return health.status_code == 200 and len(_workers(process.pid)) == workers
+
+    started = start_server(command, ready, env=ENV, log=tmp_path / "stderr")
+    process, port = started.process, started.port
     return process, port, vendor
 
 

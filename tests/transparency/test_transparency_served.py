@@ -9,11 +9,9 @@ import json
 import os
 import shutil
 import signal
-import socket
 import stat
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,13 +20,13 @@ import httpx
 import pytest
 from _tx_helpers import VENDOR_ISS, write_config
 
-import http_calls
 import ironroot
 from ironroot.cli import main
 from ironroot.cose import create_statement
 from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.http import client_context
 from ironroot.log import StoreConfig
+from serving import answers, start_server
 from tls_pki import Pki, make_pki
 
 pytestmark = pytest.mark.integration
@@ -37,12 +35,6 @@ SRC = str(Path(ironroot.__file__).resolve().parents[1])
 ENV = {**os.environ, "PYTHONPATH": SRC, "PYTHONDONTWRITEBYTECODE": "1"}
 for _name in [n for n in ENV if n.startswith("IRONROOT_") and n != "IRONROOT_VECTORS"]:
     del ENV[_name]
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @dataclass
@@ -61,26 +53,18 @@ def served(tmp_path: Path) -> Iterator[Served]:
     data = write_config(tmp_path / "ts", issuers=[(VENDOR_ISS, vendor)])
     statement = tmp_path / "release.cose"
     statement.write_bytes(create_statement(vendor, b"{}", iss=VENDOR_ISS, sub="pkg:fw/served"))
-    port = _free_port()
-    argv = [sys.executable, "-m", "ironroot", "serve", "--data", str(data)]
-    argv += ["--port", str(port), "--log-format", "json", "--tls-cert", str(pki.server_cert)]
-    argv += ["--tls-key", str(pki.server_key), "--tls-client-ca", str(pki.ca)]
     env = {**ENV, "IRONROOT_ACCESS_LOG": "1"}  # the access log is checked below (off by default)
-    process = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    url = f"https://127.0.0.1:{port}"
+
+    def command(port: int) -> list[str]:
+        argv = [sys.executable, "-m", "ironroot", "serve", "--data", str(data)]
+        argv += ["--port", str(port), "--log-format", "json", "--tls-cert", str(pki.server_cert)]
+        return [*argv, "--tls-key", str(pki.server_key), "--tls-client-ca", str(pki.ca)]
+
     mutual = client_context(pki.ca, pki.client_cert, pki.client_key)
-    deadline = time.monotonic() + 60
+    started = start_server(command, answers(tls=True, verify=mutual), env=env, pipes=True)
+    process = started.process
+    url = f"https://127.0.0.1:{started.port}"
     try:
-        while True:
-            try:
-                if http_calls.get(f"{url}/health", verify=mutual, timeout=5).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    process.kill()
-                    _out, err = process.communicate(timeout=30)
-                    raise AssertionError(f"the service did not start: {err.decode()}") from None
-                time.sleep(0.1)
         yield Served(url, data, pki, statement, process)
     finally:
         if process.poll() is None:

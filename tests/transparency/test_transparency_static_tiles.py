@@ -11,7 +11,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,7 +22,6 @@ import httpx
 import pytest
 from _tx_helpers import VENDOR_ISS, write_config
 
-import http_calls
 import ironroot
 from ironroot.cli import main
 from ironroot.cose import Problem, create_statement
@@ -38,6 +36,7 @@ from ironroot.log import (
 )
 from ironroot.transparency import ServiceThread, TransparencyService, create_tiles_app
 from ironroot.witness import Cosigner
+from serving import answers, free_port, start_server
 
 pytestmark = pytest.mark.integration
 
@@ -81,42 +80,18 @@ def running(tmp_path: Path) -> Iterator[Running]:
         yield Running(service, server.url, data, vendor)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _wait_for(url: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            http_calls.get(url, timeout=5)
-            return
-        except httpx.HTTPError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                raise AssertionError(process.communicate(timeout=30)[1].decode()) from None
-            time.sleep(0.1)
-
-
 @pytest.fixture
 def static_server() -> Iterator[callable]:  # type: ignore[valid-type]
     """Start servers over directories; each is stopped at the end."""
     started: list[subprocess.Popen[bytes]] = []
 
     def start(argv: list[str], probe: str = "/") -> str:
-        port = _free_port()
-        process = subprocess.Popen(
-            [*argv, "--port", str(port)] if "ironroot" in argv else [*argv, str(port)],
-            env=ENV,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
-        started.append(process)
-        url = f"http://127.0.0.1:{port}"
-        _wait_for(url + probe, process)
-        return url
+        def command(port: int) -> list[str]:
+            return [*argv, "--port", str(port)] if "ironroot" in argv else [*argv, str(port)]
+
+        served = start_server(command, answers(probe, status=None), env=ENV, pipes=True)
+        started.append(served.process)
+        return f"http://127.0.0.1:{served.port}"
 
     yield start
     for process in started:
@@ -344,7 +319,7 @@ def test_follow_retries_a_source_that_is_down(running: Running, tmp_path: Path) 
     running.register(4)
     source = tmp_path / "source"
     assert main(["log", "export-tiles", str(source), "--data", str(running.data)]) == 0
-    port = _free_port()
+    port = free_port()  # the follower polls it before the server starts: kept
     out = tmp_path / "mirror"
     argv = [sys.executable, "-m", "ironroot", "log", "export-tiles", str(out), "--follow"]
     argv += ["--url", f"http://127.0.0.1:{port}", "--origin", ORIGIN, "--key", running.vkey]

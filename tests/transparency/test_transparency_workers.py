@@ -60,17 +60,12 @@ from ironroot.transparency._workers import (
     _encode_error,
 )
 from processes import process_running
+from serving import start_server
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 ENV = {**os.environ, "PYTHONPATH": SRC, "PYTHONDONTWRITEBYTECODE": "1"}
 for _name in [n for n in ENV if n.startswith("IRONROOT_") and n != "IRONROOT_VECTORS"]:
     del ENV[_name]
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _children(pid: int) -> list[int]:
@@ -114,21 +109,17 @@ def running(tmp_path: Path) -> Iterator[Running]:
 def _serve(data: Path, vendor: PrivateKey) -> Iterator[Running]:
     """``ironroot serve --workers 2`` over ``data`` (stderr beside it), killed at the end."""
     tmp_path = data.parent
-    port = _free_port()
-    argv = [sys.executable, "-m", "ironroot", "serve", "--data", str(data)]
-    argv += ["--port", str(port), "--workers", "2", "--log-level", "info"]
-    errors = (tmp_path / "stderr").open("wb")
-    process = subprocess.Popen(argv, env=ENV, stdout=subprocess.DEVNULL, stderr=errors)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
+
+    def command(port: int) -> list[str]:
+        argv = [sys.executable, "-m", "ironroot", "serve", "--data", str(data)]
+        return [*argv, "--port", str(port), "--workers", "2", "--log-level", "info"]
+
+    def ready(process: subprocess.Popen[bytes], ports: tuple[int, ...]) -> bool:
+        return len(_workers(process.pid)) >= 2 and _healthy(f"http://127.0.0.1:{ports[0]}")
+
+    started = start_server(command, ready, env=ENV, log=tmp_path / "stderr")
+    process, url = started.process, f"http://127.0.0.1:{started.port}"
     try:
-        while len(_workers(process.pid)) < 2 or not _healthy(url):
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                process.wait(timeout=30)
-                err = (tmp_path / "stderr").read_text()
-                raise AssertionError(f"the service did not start: {err}")
-            time.sleep(0.1)
         yield Running(url, data, process, vendor)
     finally:
         workers = _workers(process.pid)
@@ -138,7 +129,6 @@ def _serve(data: Path, vendor: PrivateKey) -> Iterator[Running]:
         for pid in workers:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-        errors.close()
 
 
 def _healthy(url: str) -> bool:

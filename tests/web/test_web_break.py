@@ -7,13 +7,13 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import shutil
-import socket
 import sqlite3
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from starlette.applications import Starlette
 from tests.web.conftest import log_in, login_token
 from tests.web.web_world import OPERATOR, PASSWORD, SEEN, WebWorld
 
@@ -26,6 +26,7 @@ from ironroot.monitor import MonitorStore
 from ironroot.transparency import ServiceThread, TransparencyClient, TransparencyService
 from ironroot.web import Dashboard, LoginThrottle, create_dashboard_app, dashboard_hosts
 from ironroot.web._svg import ChainBox, bar_chart, bucket_times, chain_svg
+from serving import server_thread
 
 pytestmark = pytest.mark.integration
 
@@ -541,12 +542,6 @@ def test_an_unreadable_list_of_ended_sessions_is_a_503_page_not_a_login_loop(
 # --- DNS rebinding --------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _misdirected(answer: httpx.Response) -> None:
     assert answer.status_code == 421
     assert answer.headers["content-type"] == "application/problem+json"
@@ -558,13 +553,16 @@ def test_a_rebound_host_name_is_refused_before_any_route(own_dir: Path) -> None:
     # was: Host: rebound.evil.example with a matching Origin logged in (303 and a session
     # cookie): a DNS-rebinding page could read the dashboard and guess from the victim's address
     dashboard = Dashboard.open(own_dir, clock=lambda: SEEN)
-    port = _free_port()
-    app = create_dashboard_app(dashboard, allowed_hosts=dashboard_hosts("127.0.0.1", port, ()))
-    evil = f"rebound.evil.example:{port}"
+
+    def app(port: int) -> Starlette:
+        return create_dashboard_app(dashboard, allowed_hosts=dashboard_hosts("127.0.0.1", port, ()))
+
     with (
-        ServerThread(app, port=port) as server,
+        server_thread(app) as server,
         httpx.Client(base_url=server.url, headers={"accept": "application/json"}) as anon,
     ):
+        port = int(server.url.rpartition(":")[2])
+        evil = f"rebound.evil.example:{port}"
         token = login_token(anon.get("/login").text)
         _misdirected(
             anon.post(
@@ -589,11 +587,13 @@ def test_a_rebound_host_name_is_refused_before_any_route(own_dir: Path) -> None:
 
 def test_behind_a_reverse_proxy_the_dashboard_answers_the_names_given(own_dir: Path) -> None:
     dashboard = Dashboard.open(own_dir, clock=lambda: SEEN)
-    port = _free_port()
-    hosts = dashboard_hosts("127.0.0.1", port, ("dash.example",))
-    app = create_dashboard_app(dashboard, allowed_hosts=hosts)
+
+    def app(port: int) -> Starlette:
+        hosts = dashboard_hosts("127.0.0.1", port, ("dash.example",))
+        return create_dashboard_app(dashboard, allowed_hosts=hosts)
+
     with (
-        ServerThread(app, port=port) as server,
+        server_thread(app) as server,
         httpx.Client(
             base_url=server.url, headers={"host": "dash.example", "accept": "application/json"}
         ) as proxied,

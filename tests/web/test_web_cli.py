@@ -8,20 +8,18 @@ import io
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from tests.web.web_world import WebWorld
 
 import http_calls
 from ironroot.cli import main
 from ironroot.http import client_context
+from serving import Probe, answers, free_port, start_server
 
 pytestmark = pytest.mark.integration
 
@@ -34,12 +32,6 @@ def _run(argv: list[str]) -> tuple[int, str, str]:
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else 2
     return code, out.getvalue(), err.getvalue()
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def test_passwd_adds_an_operator_from_a_password_file(
@@ -102,7 +94,7 @@ def test_passwd_never_takes_a_password_it_cannot_read_safely(
 
 
 def test_serving_a_directory_with_nothing_to_show_is_refused(tmp_path: Path) -> None:
-    code, _, err = _run(["dashboard", "--data", str(tmp_path), "--port", str(_free_port())])
+    code, _, err = _run(["dashboard", "--data", str(tmp_path), "--port", str(free_port())])
     assert code == 2
     assert "holds nothing to show" in err
     code, _, err = _run(["dashboard", "--data", str(tmp_path / "missing")])
@@ -114,35 +106,26 @@ def test_serving_a_directory_with_nothing_to_show_is_refused(tmp_path: Path) -> 
 
 
 def test_serving_with_a_host_name_that_is_not_one_is_refused(world: WebWorld) -> None:
-    argv = ["dashboard", "--data", str(world.data), "--port", str(_free_port())]
+    argv = ["dashboard", "--data", str(world.data), "--port", str(free_port())]
     code, _, err = _run([*argv, "--allowed-host", "https://dash.example/"])
     assert code == 2
     assert "--allowed-host: 'https://dash.example/' is not a host name" in err
 
 
-def _wait(url: str, served: Served, **options: object) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if served.process.poll() is not None:
-            raise AssertionError(f"the server exited {served.process.returncode}")
-        with contextlib.suppress(httpx.TransportError):
-            http_calls.get(url, timeout=5, **options)  # type: ignore[arg-type]
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"{url} did not answer")
-
-
 class Served:
-    """A server in a subprocess; ``out`` and ``err`` once it stopped."""
+    """A server in a subprocess on free ports, answering; ``out`` and ``err`` once it
+    stopped."""
 
-    def __init__(self, argv: list[str]) -> None:
+    def __init__(self, argv: Callable[..., list[str]], ready: Probe, ports: int) -> None:
         env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2] / "src")}
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "ironroot", *argv],
+        started = start_server(
+            lambda *chosen: [sys.executable, "-m", "ironroot", *argv(*chosen)],
+            ready,
+            ports=ports,
             env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            pipes=True,
         )
+        self.process, self.ports = started.process, started.ports
         self.out = self.err = ""
 
     def stop(self) -> int:
@@ -157,8 +140,11 @@ class Served:
 
 
 @contextlib.contextmanager
-def _server(argv: list[str]) -> Iterator[Served]:
-    served = Served(argv)
+def _server(
+    argv: Callable[..., list[str]], ready: Probe | None = None, *, ports: int = 1
+) -> Iterator[Served]:
+    """``ironroot *argv(*ports)`` once it answers ``ready`` (any answer from ``/health``)."""
+    served = Served(argv, ready or answers(status=None), ports)
     try:
         yield served
     finally:
@@ -166,11 +152,14 @@ def _server(argv: list[str]) -> Iterator[Served]:
 
 
 def test_ironroot_dashboard_serves_the_data_directory(world: WebWorld) -> None:
-    port = _free_port()
-    argv = ["dashboard", "--data", str(world.data), "--port", str(port)]
-    with _server([*argv, "--allowed-host", "dash.example"]) as served:
+
+    def argv(port: int) -> list[str]:
+        serve = ["dashboard", "--data", str(world.data), "--port", str(port)]
+        return [*serve, "--allowed-host", "dash.example"]
+
+    with _server(argv) as served:
+        port = served.ports[0]
         base = f"http://127.0.0.1:{port}"
-        _wait(base + "/health", served)
         page = http_calls.get(base + "/log")
         assert page.status_code == 200
         assert http_calls.get(base + "/log", headers={"host": "dash.example"}).status_code == 200
@@ -186,25 +175,27 @@ def test_ironroot_dashboard_serves_the_data_directory(world: WebWorld) -> None:
 def test_bound_to_every_address_with_no_name_it_says_it_answers_none(world: WebWorld) -> None:
     """``--host 0.0.0.0`` names no address a client sends as its Host: without
     ``--allowed-host`` every request gets 421, and the start says so."""
-    port = _free_port()
-    argv = ["dashboard", "--data", str(world.data), "--host", "0.0.0.0", "--port", str(port)]
+
+    def argv(port: int) -> list[str]:
+        return ["dashboard", "--data", str(world.data), "--host", "0.0.0.0", "--port", str(port)]
+
     with _server(argv) as served:
-        base = f"http://127.0.0.1:{port}"
-        _wait(base + "/health", served)
+        base = f"http://127.0.0.1:{served.ports[0]}"
         assert http_calls.get(base + "/log").status_code == 421
     assert "answers no Host name: every request gets 421" in served.err
 
 
 def test_fleet_serve_mounts_the_dashboard(world: WebWorld) -> None:
-    ports = [_free_port() for _ in range(3)]
-    argv = [
-        "fleet", "serve", "--fleet", str(world.fleet.directory), "--dashboard", str(world.data),
-        "--port", str(ports[0]), "--control-port", str(ports[1]), "--data-port", str(ports[2]),
-    ]  # fmt: skip
+
+    def argv(port: int, control: int, data: int) -> list[str]:
+        return [
+            "fleet", "serve", "--fleet", str(world.fleet.directory), "--dashboard", str(world.data),
+            "--port", str(port), "--control-port", str(control), "--data-port", str(data),
+        ]  # fmt: skip
+
     ca = client_context(world.fleet.directory / "admission" / "ca.cert.pem")
-    with _server(argv) as served:
-        base = f"https://127.0.0.1:{ports[0]}"
-        _wait(base + "/health", served, verify=ca)
+    with _server(argv, answers(tls=True, verify=ca, status=None), ports=3) as served:
+        base = f"https://127.0.0.1:{served.ports[0]}"
         login = http_calls.get(base + "/dashboard/login", verify=ca)
         assert login.status_code == 200
         assert 'action="/dashboard/login"' in login.text
