@@ -252,7 +252,9 @@ async def read_body(request: Request, limit: int) -> bytes:
 class ServerThread:
     """Serve an ASGI app over real HTTP from a background thread (a context manager).
 
-    Port 0 picks a free loopback port; ``url`` says which.
+    Port 0 picks a free port; ``url`` says which. The listening socket is bound here, once,
+    and handed to the server: a port picked by binding and closing a socket, then bound again
+    by the server, could be taken in between by another process (parallel test runs did).
     """
 
     def __init__(
@@ -265,17 +267,21 @@ class ServerThread:
         limits: ServerLimits | None = None,
         tls: ServerTls | None = None,
     ) -> None:
+        self._socket: socket.socket | None = None
         if port == 0:
-            with socket.socket() as s:
-                s.bind((host, 0))
-                port = int(s.getsockname()[1])
+            self._socket = socket.create_server((host, 0), backlog=2048)
+            port = int(self._socket.getsockname()[1])
         self.url = f"{'https' if tls is not None else 'http'}://{host}:{port}"
         config = server_config(app, host, port, limits, tls=tls)
         self._server = PromptServer(config)
         # a stop waits for the requests in flight up to the shutdown timeout, then cuts them
         self._stop_wait = (config.timeout_graceful_shutdown or 0) + 10
+        sockets = None if self._socket is None else [self._socket]
         self._thread = threading.Thread(
-            target=self._server.run, name=f"ironroot-{name}", daemon=True
+            target=self._server.run,
+            kwargs={"sockets": sockets},
+            name=f"ironroot-{name}",
+            daemon=True,
         )
 
     def __enter__(self) -> ServerThread:
@@ -289,3 +295,5 @@ class ServerThread:
     def __exit__(self, *exc: object) -> None:
         self._server.stop()
         self._thread.join(timeout=self._stop_wait)
+        if self._socket is not None:
+            self._socket.close()
