@@ -14,6 +14,7 @@ import pytest
 from _ar_helpers import World
 from _gpu_helpers import DRIVER, NOW, GpuWorld
 from _rim_helpers import RimPki
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from ironroot.attestation import (
@@ -642,3 +643,33 @@ def test_a_cached_gpu_verdict_is_not_served_to_a_report_the_policy_tells_apart(
     gpu0 = run(other, nonce).submods["gpu0"]
     assert gpu0.trust_vector["instance-identity"] == AR4SI.UNTRUSTWORTHY_INSTANCE
     assert "gpu-shape: the GPU report is not of the expected shape" in gpu0.reasons
+
+
+def test_one_gpu_asked_twice_is_not_two_gpus(
+    cvm: Device, endorsements: Endorsements, gpus: GpuWorld
+) -> None:
+    """One GPU answers both gpu_nonce(N, 0) and gpu_nonce(N, 1): both reports verify and
+    answer their place, but they are one device, which the composite counts once."""
+    nonce = os.urandom(32)
+    device = gpus.gpu()
+    reports = [device.report(gpu_nonce(nonce, i)) for i in range(2)]
+    result = _appraise(cvm.quote(composite_nonce(nonce, 2)), reports, endorsements, nonce, gpus)
+    assert result.submods["gpu0"].status is TrustTier.AFFIRMING
+    gpu1 = result.submods["gpu1"]
+    assert dict(gpu1.trust_vector) == {"hardware": AR4SI.CONTRAINDICATED_HARDWARE}
+    assert gpu1.reasons[0].startswith("evidence: duplicate-gpu: gpu1's report is signed by")
+    assert result.status is TrustTier.CONTRAINDICATED
+    # The same chain given as DER instead of PEM is the same device.
+    der = b"".join(
+        c.public_bytes(serialization.Encoding.DER)
+        for c in x509.load_pem_x509_certificates(b"".join(reports[1].certificates))
+    )
+    again = [reports[0], GpuReport(reports[1].report, (der,))]
+    result = _appraise(cvm.quote(composite_nonce(nonce, 2)), again, endorsements, nonce, gpus)
+    assert result.submods["gpu1"].reasons[0].startswith("evidence: duplicate-gpu:")
+    # Two distinct GPUs are still two.
+    other = gpus.gpu().report(gpu_nonce(nonce, 1))
+    result = _appraise(
+        cvm.quote(composite_nonce(nonce, 2)), [reports[0], other], endorsements, nonce, gpus
+    )
+    assert result.status is TrustTier.AFFIRMING

@@ -33,6 +33,12 @@ runtime); a measurement no RIM allows (``measurement-mismatch``) or conflicting 
 RIM's error line is one of the submodule's reasons. Evidence that does not verify gets the
 vector of :data:`VERIFICATION_FAILURES` in its own submodule; the others are still appraised.
 
+**One device, one place.** Each GPU of a composite is a distinct device: a GPU whose report is
+signed by the same attestation key (the leaf certificate's key) as an earlier GPU of the
+composite is refused in its own submodule (``EndorsementMismatch`` code ``duplicate-gpu``).
+Otherwise one GPU asked twice, once for ``gpu_nonce(N, 0)`` and once for ``gpu_nonce(N, 1)``,
+would be counted as two.
+
 **Cache.** :class:`GpuRimCache` remembers each GPU's appraisal apart from its nonce: the
 trust vector, reasons and evidence claims that the policy and the RIM appraisal gave, keyed
 by the endorsements and the policy (the same objects, held) and the verified report's
@@ -49,6 +55,7 @@ is appraised afresh every time.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import threading
 from collections import OrderedDict
@@ -76,6 +83,7 @@ from ironroot.attestation.evidence import (
     EvidenceCaches,
     GpuEvidence,
     TdxCollateral,
+    load_certificates,
     verify_nvidia_gpu,
 )
 from ironroot.ear import (
@@ -90,6 +98,7 @@ from ironroot.ear import (
     gpu_nonce,
 )
 from ironroot.errors import (
+    EndorsementMismatch,
     IronrootError,
     MalformedEvidence,
     MalformedInput,
@@ -228,6 +237,28 @@ def _rim_claim(evidence: GpuEvidence, endorsements: Endorsements, now: datetime)
     return AR4SI.APPROVED_RUNTIME, "", ids
 
 
+def _device_key(gpu: GpuReport) -> bytes:
+    """SHA-256 of the attestation key of a GPU whose chain verified: the leaf certificate's
+    public key (the first certificate of the first input)."""
+    leaf = load_certificates(gpu.certificates[0], what="GPU certificate chain")[0]
+    spki = leaf.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return hashlib.sha256(spki).digest()
+
+
+def _check_distinct(index: int, gpu: GpuReport, seen: dict[bytes, int]) -> None:
+    """Refuse GPU ``index`` when an earlier GPU of the composite has its attestation key."""
+    device = _device_key(gpu)
+    earlier = seen.setdefault(device, index)
+    if earlier != index:
+        raise EndorsementMismatch(
+            f"gpu{index}'s report is signed by the same GPU as gpu{earlier}'s: "
+            "one device is counted once",
+            code="duplicate-gpu",
+        )
+
+
 def _appraise_gpu(
     index: int,
     gpu: GpuReport,
@@ -239,6 +270,7 @@ def _appraise_gpu(
     caches: EvidenceCaches | None,
     gpu_root: x509.Certificate | None,
     rim_cache: GpuRimCache | None,
+    seen: dict[bytes, int],
 ) -> Appraisal:
     expected = gpu_nonce(challenge, index)
     claims = None
@@ -251,6 +283,7 @@ def _appraise_gpu(
             root=gpu_root,
             checks=CheckLog(),
         )
+        _check_distinct(index, gpu, seen)
         binding = EVIDENCE_FORMATS[NVIDIA_GPU_FORMAT].binding
         assert binding is not None  # the row binds the nonce exactly
         binding.check(claims.report_data, expected, None)
@@ -349,6 +382,7 @@ def appraise_composite(
     if gpu_root is not None:  # a given GPU root is trusted like a configured vendor root
         endorsements = _with_root(endorsements, gpu_root)
     submods: dict[str, Appraisal] = {"cvm": cvm_appraisal}
+    seen: dict[bytes, int] = {}  # the GPUs' attestation keys: each device once
     for index, gpu in enumerate(gpus):
         submods[f"gpu{index}"] = _appraise_gpu(
             index,
@@ -360,6 +394,7 @@ def appraise_composite(
             caches=caches,
             gpu_root=gpu_root,
             rim_cache=rim_cache,
+            seen=seen,
         )
     iat = int(now.timestamp())
     return AttestationResult(
