@@ -673,3 +673,30 @@ def test_one_gpu_asked_twice_is_not_two_gpus(
         cvm.quote(composite_nonce(nonce, 2)), [reports[0], other], endorsements, nonce, gpus
     )
     assert result.status is TrustTier.AFFIRMING
+
+
+@pytest.mark.parametrize("format", ["auto", "nvidia-gpu"])
+def test_a_gpu_report_in_the_cvm_place_is_not_a_cvm(
+    endorsements: Endorsements, gpus: GpuWorld, format: str
+) -> None:
+    """A GPU asked for the composite nonce signs it like any nonce; in the CVM's place its
+    report would attest a composite with no VM in it: refused whatever its chain."""
+    nonce = os.urandom(32)
+    fake = gpus.gpu().report(composite_nonce(nonce, 1))
+    real = gpus.gpu().report(gpu_nonce(nonce, 0))
+    result = appraise_composite(
+        fake.report,
+        [real],
+        endorsements,
+        nonce=nonce,
+        now=NOW,
+        format=format,
+        certificates=fake.certificates,
+        gpu_root=gpus.root,
+    )
+    cvm = result.submods["cvm"]
+    assert dict(cvm.trust_vector) == {"instance-identity": AR4SI.UNEXPECTED_EVIDENCE}
+    assert cvm.reasons[0].startswith("evidence: not-a-cvm: the composite's CVM evidence is nvidia")
+    assert result.submods["gpu0"].status is TrustTier.AFFIRMING
+    assert result.status is not TrustTier.AFFIRMING
+    assert result.status is not TrustTier.WARNING

@@ -33,6 +33,12 @@ runtime); a measurement no RIM allows (``measurement-mismatch``) or conflicting 
 RIM's error line is one of the submodule's reasons. Evidence that does not verify gets the
 vector of :data:`VERIFICATION_FAILURES` in its own submodule; the others are still appraised.
 
+**The CVM is a VM.** The ``cvm`` evidence must come from a confidential VM (or the RoT quote
+standing for one): evidence of a device format (``nvidia-gpu``, ``spdm``) answering the
+composite nonce is refused in the ``cvm`` submodule (``MalformedEvidence`` code
+``not-a-cvm``, unexpected evidence), since a GPU asked for ``cvm_nonce(N, n)`` signs it as
+readily as any nonce, and a composite without a VM attests no VM.
+
 **One device, one place.** Each GPU of a composite is a distinct device: a GPU whose report is
 signed by the same attestation key (the leaf certificate's key) as an earlier GPU of the
 composite is refused in its own submodule (``EndorsementMismatch`` code ``duplicate-gpu``).
@@ -79,6 +85,7 @@ from ironroot.attestation._policy import DEFAULT_POLICY, AppraisalPolicy
 from ironroot.attestation.evidence import (
     EVIDENCE_FORMATS,
     NVIDIA_GPU_FORMAT,
+    SPDM_FORMAT,
     CheckLog,
     EvidenceCaches,
     GpuEvidence,
@@ -137,6 +144,8 @@ _RIM_FAILURES: Final[tuple[tuple[type[IronrootError], int], ...]] = (
 )
 
 
+_DEVICE_FORMATS: Final = frozenset({NVIDIA_GPU_FORMAT, SPDM_FORMAT})
+"""Evidence formats of devices, never a composite's CVM (module docs)."""
 _Verdict = tuple[int, str, dict[str, str]]
 _Cached = tuple[Endorsements, AppraisalPolicy, Appraisal]
 _WITH_ROOT: OrderedDict[tuple[int, bytes], tuple[Endorsements, Endorsements]] = OrderedDict()
@@ -378,7 +387,16 @@ def appraise_composite(
         verifier_id=verifier_id,
         checks=checks,
     )
-    (cvm_appraisal,) = cvm_result.submods.values()
+    ((cvm_format, cvm_appraisal),) = cvm_result.submods.items()
+    if cvm_format in _DEVICE_FORMATS:
+        refused = MalformedEvidence(
+            f"the composite's CVM evidence is {cvm_format} evidence, a device's, not a VM's",
+            code="not-a-cvm",
+        )
+        failed = appraise_failure(
+            refused, format=cvm_format, policy=policy, nonce=cvm_nonce, now=now
+        )
+        (cvm_appraisal,) = failed.submods.values()
     if gpu_root is not None:  # a given GPU root is trusted like a configured vendor root
         endorsements = _with_root(endorsements, gpu_root)
     submods: dict[str, Appraisal] = {"cvm": cvm_appraisal}
