@@ -700,3 +700,19 @@ def test_a_gpu_report_in_the_cvm_place_is_not_a_cvm(
     assert result.submods["gpu0"].status is TrustTier.AFFIRMING
     assert result.status is not TrustTier.AFFIRMING
     assert result.status is not TrustTier.WARNING
+
+
+def test_a_gpu_report_as_hex_text_is_the_same_report(
+    cvm: Device, endorsements: Endorsements, gpus: GpuWorld
+) -> None:
+    """NVIDIA's tools print the report as hex (as in the vectors): a composite takes it as the
+    format table does; text that does not spell bytes is taken as bytes, and does not verify."""
+    nonce = os.urandom(32)
+    report = gpus.gpu().report(gpu_nonce(nonce, 0))
+    text = GpuReport(report.report.hex().encode() + b"\n", report.certificates)
+    result = _appraise(cvm.quote(composite_nonce(nonce, 1)), [text], endorsements, nonce, gpus)
+    assert result.status is TrustTier.AFFIRMING, result.submods["gpu0"].reasons
+    odd = GpuReport(report.report.hex().encode()[:-1], report.certificates)
+    result = _appraise(cvm.quote(composite_nonce(nonce, 1)), [odd], endorsements, nonce, gpus)
+    assert result.submods["gpu0"].reasons[0].startswith("evidence: bad-signature:")
+    assert result.status is TrustTier.CONTRAINDICATED

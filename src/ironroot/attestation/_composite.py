@@ -90,6 +90,7 @@ from ironroot.attestation.evidence import (
     EvidenceCaches,
     GpuEvidence,
     TdxCollateral,
+    decode_evidence,
     load_certificates,
     verify_nvidia_gpu,
 )
@@ -285,7 +286,7 @@ def _appraise_gpu(
     claims = None
     try:
         claims = verify_nvidia_gpu(
-            gpu.report,
+            decode_evidence(gpu.report),  # binary, or the hex text NVIDIA's tools print
             gpu.certificates,
             now=now,
             cache=caches.get(NVIDIA_GPU_FORMAT) if caches is not None else None,
