@@ -32,7 +32,9 @@ from ironroot.attestation import (
     gpu_nonce,
     verify_ear,
 )
+from ironroot.attestation.evidence import EVIDENCE_FORMATS
 from ironroot.crypto import Algorithm, PrivateKey, b64url_decode, b64url_encode
+from ironroot.ear import DEVICE_FORMATS
 from ironroot.errors import MalformedInput, ReleaseDenied
 from ironroot.hsm import driver_number, parse_release_policy, release_claims
 from ironroot.rim import LoggedRims
@@ -694,6 +696,7 @@ def test_a_gpu_report_in_the_cvm_place_is_not_a_cvm(
         certificates=fake.certificates,
         gpu_root=gpus.root,
     )
+    assert set(EVIDENCE_FORMATS) >= DEVICE_FORMATS  # the shared names are the table's
     cvm = result.submods["cvm"]
     assert dict(cvm.trust_vector) == {"instance-identity": AR4SI.UNEXPECTED_EVIDENCE}
     assert cvm.reasons[0].startswith("evidence: not-a-cvm: the composite's CVM evidence is nvidia")

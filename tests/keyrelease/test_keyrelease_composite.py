@@ -59,6 +59,7 @@ def composite_ear(
     gpu_report_data: dict[int, bytes | None] | None = None,
     gpu_vectors: dict[int, dict[str, int]] | None = None,
     eat_nonce: bytes | str | None = "challenge",
+    cvm_format: str = "ironroot",
 ) -> bytes:
     """A composite EAR as the verifier signs it for a VM with ``gpus`` GPUs, each thing
     right unless a keyword says otherwise."""
@@ -66,7 +67,12 @@ def composite_ear(
     challenge = owner.report_data(nonce) if challenge is None else challenge
     cvm_data = composite_nonce(challenge, gpus) if cvm_report_data is None else cvm_report_data
     submods = {
-        "cvm": Appraisal(TrustTier.AFFIRMING, AFFIRMING, policy_id="t", evidence=evidence(cvm_data))
+        "cvm": Appraisal(
+            TrustTier.AFFIRMING,
+            AFFIRMING,
+            policy_id="t",
+            evidence=evidence(cvm_data, format=cvm_format),
+        )
     }
     for index in range(gpus):
         data = (gpu_report_data or {}).get(index, gpu_nonce(challenge, index))
@@ -299,3 +305,12 @@ def test_gpus_of_an_ear_that_is_no_composite_are_not_the_policys(
     )
     ear = sign_ear_jwt(result, harness.verifier_key)
     refused(harness, weights, ear, nonce, ReleaseDenied, "policy-claims")
+
+
+@pytest.mark.parametrize("device", ["nvidia-gpu", "spdm"])
+def test_a_device_in_the_cvm_place_is_refused(harness: Harness, weights: str, device: str) -> None:
+    """A GPU signs cvm_nonce like any nonce: an EAR whose cvm submodule appraised a device's
+    evidence (a verifier that did not refuse it) binds no VM, whatever it answers."""
+    nonce = harness.nonce()
+    ear = composite_ear(harness, nonce, cvm_format=device)
+    refused(harness, weights, ear, nonce, ReleaseDenied, "not-a-cvm")

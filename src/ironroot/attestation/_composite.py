@@ -34,10 +34,11 @@ RIM's error line is one of the submodule's reasons. Evidence that does not verif
 vector of :data:`VERIFICATION_FAILURES` in its own submodule; the others are still appraised.
 
 **The CVM is a VM.** The ``cvm`` evidence must come from a confidential VM (or the RoT quote
-standing for one): evidence of a device format (``nvidia-gpu``, ``spdm``) answering the
-composite nonce is refused in the ``cvm`` submodule (``MalformedEvidence`` code
-``not-a-cvm``, unexpected evidence), since a GPU asked for ``cvm_nonce(N, n)`` signs it as
-readily as any nonce, and a composite without a VM attests no VM.
+standing for one): evidence of a device format (:data:`~ironroot.ear.DEVICE_FORMATS`:
+``nvidia-gpu``, ``spdm``) answering the composite nonce is refused in the ``cvm`` submodule
+(``MalformedEvidence`` code ``not-a-cvm``, unexpected evidence), since a GPU asked for
+``cvm_nonce(N, n)`` signs it as readily as any nonce, and a composite without a VM attests
+no VM.
 
 **One device, one place.** Each GPU of a composite is a distinct device: a GPU whose report is
 signed by the same attestation key (the leaf certificate's key) as an earlier GPU of the
@@ -85,7 +86,6 @@ from ironroot.attestation._policy import DEFAULT_POLICY, AppraisalPolicy
 from ironroot.attestation.evidence import (
     EVIDENCE_FORMATS,
     NVIDIA_GPU_FORMAT,
-    SPDM_FORMAT,
     CheckLog,
     EvidenceCaches,
     GpuEvidence,
@@ -97,6 +97,7 @@ from ironroot.attestation.evidence import (
 from ironroot.ear import (
     AR4SI,
     COMPOSITE_NONCE_CONTEXT,
+    DEVICE_FORMATS,
     GPU_NONCE_CONTEXT,
     MAX_GPUS,
     Appraisal,
@@ -145,8 +146,6 @@ _RIM_FAILURES: Final[tuple[tuple[type[IronrootError], int], ...]] = (
 )
 
 
-_DEVICE_FORMATS: Final = frozenset({NVIDIA_GPU_FORMAT, SPDM_FORMAT})
-"""Evidence formats of devices, never a composite's CVM (module docs)."""
 _Verdict = tuple[int, str, dict[str, str]]
 _Cached = tuple[Endorsements, AppraisalPolicy, Appraisal]
 _WITH_ROOT: OrderedDict[tuple[int, bytes], tuple[Endorsements, Endorsements]] = OrderedDict()
@@ -389,7 +388,7 @@ def appraise_composite(
         checks=checks,
     )
     ((cvm_format, cvm_appraisal),) = cvm_result.submods.items()
-    if cvm_format in _DEVICE_FORMATS:
+    if cvm_format in DEVICE_FORMATS:
         refused = MalformedEvidence(
             f"the composite's CVM evidence is {cvm_format} evidence, a device's, not a VM's",
             code="not-a-cvm",

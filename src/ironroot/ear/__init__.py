@@ -16,6 +16,7 @@ from ironroot._lazy import lazy_package
 if TYPE_CHECKING:
     from ironroot.ear._composite import (
         COMPOSITE_NONCE_CONTEXT,
+        DEVICE_FORMATS,
         GPU_NONCE_CONTEXT,
         MAX_GPUS,
         answers_composite,
@@ -50,6 +51,7 @@ __all__ = [
     "CLOCK_SKEW",
     "COMPOSITE_NONCE_CONTEXT",
     "CWT_MEDIA_TYPE",
+    "DEVICE_FORMATS",
     "EAR_PROFILE",
     "GPU_NONCE_CONTEXT",
     "JWT_MEDIA_TYPE",

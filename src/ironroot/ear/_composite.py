@@ -7,7 +7,8 @@ compute the same bytes. For a challenge ``N`` and a VM with ``n`` GPUs (``0 <= n
 
     gpu_nonce(N, i) = SHA-256("ironroot/gpu-nonce/v1" ‖ N ‖ u32be(i))
 
-and the CVM's evidence answers, by its own format's binding rule, the composite nonce
+and the CVM's evidence (a VM's: never one of :data:`DEVICE_FORMATS`) answers, by its own
+format's binding rule, the composite nonce
 
     cvm_nonce(N, n) = SHA-256("ironroot/composite/v1" ‖ N ‖ u32be(n) ‖ gpu_nonce(N, 0) ‖ … ‖
                               gpu_nonce(N, n - 1))
@@ -29,6 +30,7 @@ from ironroot.errors import MalformedInput
 
 __all__ = [
     "COMPOSITE_NONCE_CONTEXT",
+    "DEVICE_FORMATS",
     "GPU_NONCE_CONTEXT",
     "MAX_GPUS",
     "answers_composite",
@@ -40,6 +42,11 @@ GPU_NONCE_CONTEXT: Final = b"ironroot/gpu-nonce/v1"
 COMPOSITE_NONCE_CONTEXT: Final = b"ironroot/composite/v1"
 MAX_GPUS: Final = 64
 """The most GPUs one composite may carry."""
+DEVICE_FORMATS: Final = frozenset({"nvidia-gpu", "spdm"})
+"""Evidence formats of devices (a GPU, an SPDM responder): never a composite's CVM. A GPU
+signs ``composite_nonce(N, n)`` as readily as any nonce it is asked for, so in the CVM's place
+its report would stand for a VM that is not there; the verifier refuses it (``not-a-cvm``)
+and so does the key release."""
 _PADDED: Final = 64
 
 

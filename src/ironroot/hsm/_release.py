@@ -16,8 +16,9 @@ in this order:
    for a composite EAR (submodules exactly ``cvm``, ``gpu0`` … ``gpu{n-1}``), the CVM and its
    GPUs answer the composite rule under that challenge (``ironroot.hsm._binding``,
    :func:`~ironroot.hsm.check_composite_binding`; a GPU submodule without report data
-   must not be affirming or warning), and the ``cvm`` submodule's claims are the ones the
-   policy sees;
+   must not be affirming or warning, and the ``cvm`` submodule's evidence is not a device's:
+   ``ReleaseDenied`` code ``not-a-cvm`` for one of :data:`~ironroot.ear.DEVICE_FORMATS`), and
+   the ``cvm`` submodule's claims are the ones the policy sees;
 3. the EAR's status (the worst of its submodules) is ``affirming``, or ``warning`` where the
    key's attributes allow it (``ReleaseDenied`` code ``not-affirming``).
 
@@ -37,7 +38,7 @@ from typing import Any, Final
 
 from ironroot.cose import KID, Limits, Sign1
 from ironroot.crypto import Verifier, b64url_decode, b64url_encode
-from ironroot.ear import CLOCK_SKEW, AttestationResult, TrustTier, verify_ear
+from ironroot.ear import CLOCK_SKEW, DEVICE_FORMATS, AttestationResult, TrustTier, verify_ear
 from ironroot.errors import (
     ConfigError,
     IronrootError,
@@ -134,6 +135,13 @@ def _binding_submod(
 def _composite_binding(
     result: AttestationResult, count: int, *, nonce: bytes, wrapping_key: WrappingKey
 ) -> tuple[str, bytes]:
+    cvm_format = (result.submods["cvm"].evidence or {}).get("format")
+    if cvm_format in DEVICE_FORMATS:  # a GPU signs cvm_nonce like any nonce: no VM is here
+        raise ReleaseDenied(
+            f"the composite's cvm submodule appraised {cvm_format} evidence, a device's, "
+            "not a VM's",
+            code="not-a-cvm",
+        )
     cvm = _report_data(result.submods["cvm"].evidence)
     gpus = [_report_data(result.submods[f"gpu{i}"].evidence) for i in range(count)]
     for index, data in enumerate(gpus):
