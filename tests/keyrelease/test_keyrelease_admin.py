@@ -80,7 +80,7 @@ def _admin_get(
     return asyncio.run(run())
 
 
-def test_admin_answers_requests_for_a_loopback_host_only() -> None:
+def test_admin_answers_requests_for_a_loopback_host_only(caplog: pytest.LogCaptureFixture) -> None:
     """DNS rebinding: a page of evil.example whose name now resolves to 127.0.0.1 reaches the
     loopback interface from the operator's browser; its requests name evil.example as Host
     and are refused before any login, so its guesses count toward no lockout."""
@@ -95,6 +95,8 @@ def test_admin_answers_requests_for_a_loopback_host_only() -> None:
         for base in ("http://evil.example:8200", "http://keys", "http://127.0.0.1.evil.example"):
             refused = _admin_get(app, "127.0.0.1", base, auth=wrong)
             assert_problem(refused, RoleNotPermitted, "admin-host-not-loopback")
+        warned = [r for r in caplog.records if "not the loopback: refused" in r.getMessage()]
+        assert len(warned) == 3  # the operator's log shows each attempt
         assert _officer_logins(harness) == before + 3  # the loopback hosts' logins only
         remote = create_keyrelease_app(harness.service, admin="any")  # any host then
         assert _admin_get(remote, "10.0.0.5", "http://keys.example").status_code == 200

@@ -220,11 +220,13 @@ def _refuse_web_pages(request: Request, reach: str) -> None:
     """Refuse a request sent for a web page, and, with the loopback reach, one for another
     host name (module docs): before any HSM login."""
     if "origin" in request.headers or "sec-fetch-site" in request.headers:
+        _log.warning("an admin request a web browser sent for a page: refused")
         raise RoleNotPermitted(
             "the admin API does not answer requests a web browser sends for a page",
             code="admin-browser-request",
         )
     if reach == "loopback" and not _loopback_host(request):
+        _log.warning("an admin request for a host that is not the loopback: refused")
         raise RoleNotPermitted(
             "the admin API answers on the loopback interface only, to requests for a "
             "loopback host (localhost, 127.0.0.1, [::1])",
