@@ -308,6 +308,32 @@ def test_an_officers_lock_is_not_ended_by_time(device: object) -> None:
         hsm.login(USER, USER_PASS)
 
 
+def test_guesses_at_an_identity_an_officer_locked_count_toward_a_lockout(device: object) -> None:
+    """The break: an officer's lock stopped failed logins from counting, and the right
+    credential answers ``IdentityLocked``, not a wrong one's ``Unauthorized``: anyone could
+    guess a locked identity's credential without end, told when they had it, and use it once
+    an officer lifted the lock. Its failures now count: after ``max_failed_logins`` even the
+    right credential gets a wrong one's answer until the lockout ends (across a restart)."""
+    clock = _Clock()
+    storage = MemoryStorage()
+    hsm = new_hsm(device.identity, storage, clock=clock)  # type: ignore[attr-defined]
+    officer, _user, _auditor = sessions(hsm)
+    hsm.lock_identity(officer, USER)
+    _lock_out(hsm, USER)
+    assert hsm.lockouts(officer) == {USER: int(clock.now) + FAST.lockout_duration}
+    with pytest.raises(Unauthorized, match=_WRONG) as refused:
+        hsm.login(USER, USER_PASS)
+    assert type(refused.value) is Unauthorized  # not IdentityLocked: nothing is confirmed
+    hsm.close()
+    reopened = Hsm.open(storage, SECRET, config=FAST, clock=clock)
+    with pytest.raises(Unauthorized, match=_WRONG) as again:
+        reopened.login(USER, USER_PASS)
+    assert type(again.value) is Unauthorized
+    clock.now += FAST.lockout_duration
+    with pytest.raises(IdentityLocked, match="a crypto officer must unlock it"):
+        reopened.login(USER, USER_PASS)  # the officer's lock outlasts the lockout
+
+
 def test_a_lockout_and_its_end_survive_a_restart(device: object) -> None:
     clock = _Clock()
     storage = MemoryStorage()

@@ -64,14 +64,66 @@ def _client(url: str, auth: tuple[str, str] | None) -> httpx.Client:
     return httpx.Client(base_url=url, auth=auth, timeout=30, headers={"Accept": "application/json"})
 
 
-def _admin_get(app: Any, client: str) -> httpx.Response:
+def _admin_get(
+    app: Any,
+    client: str,
+    base_url: str = "http://localhost",
+    headers: dict[str, str] | None = None,
+    auth: tuple[str, str] = OFFICER,
+) -> httpx.Response:
     async def run() -> httpx.Response:
         transport = httpx.ASGITransport(app=app, client=(client, 40000))
-        async with httpx.AsyncClient(transport=transport, base_url="http://keys") as http:
-            headers = {"Accept": "application/json"}
-            return await http.get("/admin/keys", auth=OFFICER, headers=headers)
+        async with httpx.AsyncClient(transport=transport, base_url=base_url) as http:
+            sent = {"Accept": "application/json", **(headers or {})}
+            return await http.get("/admin/keys", auth=auth, headers=sent)
 
     return asyncio.run(run())
+
+
+def test_admin_answers_requests_for_a_loopback_host_only(caplog: pytest.LogCaptureFixture) -> None:
+    """DNS rebinding: a page of evil.example whose name now resolves to 127.0.0.1 reaches the
+    loopback interface from the operator's browser; its requests name evil.example as Host
+    and are refused before any login, so its guesses count toward no lockout."""
+    harness = build_harness()
+    harness.hsm.add_identity(harness.officer, "auditor", Role.AUDITOR, b"auditor-credential")
+    with harness.http:
+        before = _officer_logins(harness)
+        app = create_keyrelease_app(harness.service)  # the default reach: loopback
+        for base in ("http://localhost:8200", "http://127.0.0.1:8200", "http://[::1]:8200"):
+            assert _admin_get(app, "127.0.0.1", base).status_code == 200
+        wrong = ("officer", "a wrong guess")
+        for base in ("http://evil.example:8200", "http://keys", "http://127.0.0.1.evil.example"):
+            refused = _admin_get(app, "127.0.0.1", base, auth=wrong)
+            assert_problem(refused, RoleNotPermitted, "admin-host-not-loopback")
+        warned = [r for r in caplog.records if "not the loopback: refused" in r.getMessage()]
+        assert len(warned) == 3  # the operator's log shows each attempt
+        assert _officer_logins(harness) == before + 3  # the loopback hosts' logins only
+        remote = create_keyrelease_app(harness.service, admin="any")  # any host then
+        assert _admin_get(remote, "10.0.0.5", "http://keys.example").status_code == 200
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Origin": "http://evil.example"},
+        {"Origin": "http://localhost:8200"},  # a page of the service's own origin too
+        {"Origin": "null"},
+        {"Sec-Fetch-Site": "cross-site"},
+        {"Sec-Fetch-Site": "same-origin"},
+    ],
+)
+def test_admin_answers_no_request_a_browser_sends_for_a_page(headers: dict[str, str]) -> None:
+    """A browser that keeps an officer's credentials would send them with a page's request
+    (a POST without Content-Type needs no CORS preflight): no web page administers."""
+    harness = build_harness()
+    harness.hsm.add_identity(harness.officer, "auditor", Role.AUDITOR, b"auditor-credential")
+    with harness.http:
+        before = _officer_logins(harness)
+        for reach in ("loopback", "any"):
+            app = create_keyrelease_app(harness.service, admin=reach)
+            refused = _admin_get(app, "127.0.0.1", "http://localhost:8200", headers)
+            assert_problem(refused, RoleNotPermitted, "admin-browser-request")
+        assert _officer_logins(harness) == before  # refused before any login
 
 
 def _officer_logins(harness: Harness) -> int:
@@ -448,7 +500,7 @@ def test_only_an_officer_on_the_loopback_interface_removes_a_verifier(
     async def remote() -> httpx.Response:
         app = create_keyrelease_app(harness.service)  # the default reach: loopback
         transport = httpx.ASGITransport(app=app, client=("10.0.0.5", 40000))
-        async with httpx.AsyncClient(transport=transport, base_url="http://keys") as http:
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as http:
             return await http.delete(_REMOVE, auth=OFFICER, headers={"Accept": "application/json"})
 
     assert_problem(asyncio.run(remote()), RoleNotPermitted, "admin-loopback-only")

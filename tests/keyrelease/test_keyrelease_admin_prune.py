@@ -153,7 +153,7 @@ def test_only_an_officer_on_the_loopback_interface_prunes(running: Running) -> N
     async def remote() -> httpx.Response:
         app = create_keyrelease_app(running.service)  # the default reach: loopback
         transport = httpx.ASGITransport(app=app, client=("10.0.0.5", 40000))
-        async with httpx.AsyncClient(transport=transport, base_url="http://keys") as http:
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as http:
             return await http.post(
                 _PRUNE, json=before, auth=OFFICER, headers={"Accept": "application/json"}
             )

@@ -95,7 +95,10 @@ class Identities(Permissions):
         identity — locked or not, so the answer says nothing about an identity to someone who
         does not hold its credential — and for any credential while the identity is locked out
         after failed logins; ``IdentityLocked`` for an identity an officer locked presented
-        with its right credential. Every attempt is audited durably."""
+        with its right credential (not while it is locked out: an officer's lock does not stop
+        failed logins from counting, else guesses against a locked identity would go on
+        without end until that answer named the right one). Every attempt is audited
+        durably."""
         self._check_state()
         if not isinstance(credential, bytes | bytearray) or len(credential) > MAX_CREDENTIAL:
             raise MalformedInput(f"a credential is at most {MAX_CREDENTIAL} bytes")
@@ -113,9 +116,11 @@ class Identities(Permissions):
                     bytes(credential), bytes(ident.hash)
                 )
             except InvalidKey:
-                if ident.locked or locked_out:
+                if locked_out:
                     self._record(ident.name, "login", None, Unauthorized.code)
                     raise Unauthorized("unknown identity or wrong credential") from None
+                # An identity an officer locked counts its failures too: its right credential
+                # answers IdentityLocked, so uncounted guesses would find it, unhindered.
                 ident.failures += 1
                 if ident.failures >= self._config.max_failed_logins:
                     self._lock_out(ident, now)

@@ -40,6 +40,15 @@ lockout ends the service's own session.
 
 A body with a member its request does not name is ``MalformedInput`` (400), before any HSM
 operation: a misspelt ``"exportable"`` or ``"release_policy"`` is not silently its default.
+
+No web page may administer the service: a request a browser sends for a page (it says so with
+``Origin`` or ``Sec-Fetch-Site``; admin clients send neither) is ``RoleNotPermitted``
+``admin-browser-request`` (403), and with the loopback reach a request whose ``Host`` is not a
+loopback name or address (``localhost``, ``127.0.0.1``, ``[::1]``) is ``RoleNotPermitted``
+``admin-host-not-loopback`` (403): a page whose name an attacker re-points at 127.0.0.1 (DNS
+rebinding) reaches the loopback interface from the operator's own browser, and its guesses
+would count toward an officer's lockout, or, with credentials the browser keeps, act. Both
+are refused before any HSM login.
 """
 
 from __future__ import annotations
@@ -185,6 +194,46 @@ def _from_loopback(request: Request) -> bool:
         return False
 
 
+def _loopback_host(request: Request) -> bool:
+    """Whether the request's ``Host`` names the loopback: ``localhost`` (or a name under
+    it, RFC 6761 §6.3) or a loopback address, with or without a port."""
+    values = request.headers.getlist("host")
+    if len(values) != 1:
+        return False
+    host = values[0].strip().lower()
+    if host.startswith("["):  # an IPv6 literal, [::1]:8200
+        name, sep, rest = host[1:].partition("]")
+        if not sep or (rest and not rest.startswith(":")):
+            return False
+    else:
+        name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    name = name.rstrip(".")
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def _refuse_web_pages(request: Request, reach: str) -> None:
+    """Refuse a request sent for a web page, and, with the loopback reach, one for another
+    host name (module docs): before any HSM login."""
+    if "origin" in request.headers or "sec-fetch-site" in request.headers:
+        _log.warning("an admin request a web browser sent for a page: refused")
+        raise RoleNotPermitted(
+            "the admin API does not answer requests a web browser sends for a page",
+            code="admin-browser-request",
+        )
+    if reach == "loopback" and not _loopback_host(request):
+        _log.warning("an admin request for a host that is not the loopback: refused")
+        raise RoleNotPermitted(
+            "the admin API answers on the loopback interface only, to requests for a "
+            "loopback host (localhost, 127.0.0.1, [::1])",
+            code="admin-host-not-loopback",
+        )
+
+
 def admin_routes(service: KeyReleaseService, *, reach: str = "loopback") -> list[Route]:
     """The ``/admin`` routes (module docs); none when the service's vault is not an HSM or
     ``reach`` is ``off``. With ``loopback`` (the default), a request from any other address
@@ -209,6 +258,7 @@ def admin_routes(service: KeyReleaseService, *, reach: str = "loopback") -> list
                     "behind mutual TLS",
                     code="admin-loopback-only",
                 )
+            _refuse_web_pages(request, reach)
             identity, credential = _officer(request)
             if identity == vault.identity:
                 # Never a login: wrong credentials would count toward the lockout of the
