@@ -95,6 +95,24 @@ __all__ = [
 
 _COSE_SIGN1: Final = 0xD2
 _TAG_UEID: Final = 550
+# The digest algorithms a logged digest is compared under (IANA Named Information ids and
+# names) and their sizes: full-length SHA-2 and SHA-3 only. A truncated digest
+# (``sha-256-32``…) is a few bytes an attacker finds a second preimage for, and an unknown
+# algorithm says nothing of what its bytes are: neither ever matches a measurement.
+_MATCHED_DIGESTS: Final[Mapping[int | str, int]] = {
+    1: 32, 7: 48, 8: 64, 9: 28, 10: 32, 11: 48, 12: 64,
+    "sha-256": 32, "sha-384": 48, "sha-512": 64,
+    "sha3-224": 28, "sha3-256": 32, "sha3-384": 48, "sha3-512": 64,
+}  # fmt: skip
+
+
+def _comparable(alg: int | str, value: bytes) -> bool:
+    """Whether a logged digest ``[alg, value]`` may be compared with a measurement: its
+    algorithm one of :data:`_MATCHED_DIGESTS` and ``value`` of that algorithm's size."""
+    key = alg.lower() if isinstance(alg, str) else alg
+    return _MATCHED_DIGESTS.get(key) == len(value)
+
+
 _log = logging.getLogger("ironroot.attestation")
 
 
@@ -134,7 +152,10 @@ class ReferenceValue:
         return (self.vendor, self.model, self.layer, self.index, self.mkey)
 
     def matches(self, digest: bytes) -> bool:
-        return any(value == digest for _, value in self.digests)
+        """Whether ``digest`` is one of the logged digests, compared only under a full-length
+        SHA-2 or SHA-3 algorithm whose size it has (a truncated or unknown algorithm never
+        matches)."""
+        return any(value == digest and _comparable(alg, value) for alg, value in self.digests)
 
 
 @dataclass(frozen=True, slots=True)
@@ -478,7 +499,7 @@ class ReferenceValues:
         self._by_digest: dict[bytes, list[ReferenceValue]] = {}
         self._floors: dict[tuple[object, ...], int] = {}
         for value in self._values:
-            for _, digest in value.digests:
+            for digest in {d for alg, d in value.digests if _comparable(alg, d)}:
                 self._by_digest.setdefault(digest, []).append(value)
             if value.svn is not None:
                 env = value.environment
@@ -491,7 +512,8 @@ class ReferenceValues:
         return iter(self._values)
 
     def matching(self, mkey: str, digest: bytes) -> tuple[ReferenceValue, ...]:
-        """The logged values for measurement ``mkey`` that list ``digest``."""
+        """The logged values for measurement ``mkey`` that list ``digest`` (under an algorithm
+        :meth:`ReferenceValue.matches` compares)."""
         return tuple(v for v in self._by_digest.get(digest, ()) if v.mkey == mkey)
 
     def minimum_svn(self, value: ReferenceValue) -> int | None:
