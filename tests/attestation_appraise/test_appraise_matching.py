@@ -19,6 +19,7 @@ from ironroot.attestation import (
     ReferenceValue,
     ReferenceValues,
     appraise_evidence,
+    reference_values_from_statement,
 )
 from ironroot.corim import (
     CORIM_CONTENT_TYPE,
@@ -26,7 +27,11 @@ from ironroot.corim import (
     HASH_ALG_SHA384,
     Comid,
     Digest,
+    Flags,
     MeasurementValues,
+    RawValue,
+    Svn,
+    Tagged,
 )
 from ironroot.cose import create_statement
 from ironroot.ear import AR4SI, TrustTier
@@ -36,8 +41,9 @@ from ironroot.rot import Device
 Change = Callable[[MeasurementValues], MeasurementValues]
 
 
-def _republished(world: World, change: Change) -> bytes:
-    """The ``good`` release's CoRIM with ``change`` applied to each measurement, logged."""
+def _republished(world: World, change: Change, authorized_by: tuple[Tagged, ...] = ()) -> bytes:
+    """The ``good`` release's CoRIM with ``change`` applied to each measurement (authorized
+    by ``authorized_by``), logged."""
     corim = reference_corim(world.bundles["good"], vendor=VENDOR_ISS, model=PRODUCT)
     tags = []
     for tag in corim.tags:
@@ -46,7 +52,8 @@ def _republished(world: World, change: Change) -> bytes:
             dataclasses.replace(
                 t,
                 measurements=tuple(
-                    dataclasses.replace(m, mval=change(m.mval)) for m in t.measurements
+                    dataclasses.replace(m, mval=change(m.mval), authorized_by=authorized_by)
+                    for m in t.measurements
                 ),
             )
             for t in tag.triples.reference
@@ -65,10 +72,12 @@ def _republished(world: World, change: Change) -> bytes:
     return world.client.register(statement).transparent_statement
 
 
-def _appraised(world: World, device: Device, change: Change):  # type: ignore[no-untyped-def]
+def _appraised(  # type: ignore[no-untyped-def]
+    world: World, device: Device, change: Change, authorized_by: tuple[Tagged, ...] = ()
+):
     endorsements = Endorsements.build(
         service_keys=world.service_keys,
-        reference_statements=[_republished(world, change)],
+        reference_statements=[_republished(world, change, authorized_by)],
         review_statements=[world.reviews["good"]],
         providers=world.providers,
         publishers=world.publishers,
@@ -132,3 +141,112 @@ def test_a_digest_under_a_known_algorithm_of_another_size_matches_nothing() -> N
     listed = ReferenceValue(mkey="fmc", digests=((HASH_ALG_SHA384, digest), ("SHA-384", digest)))
     assert listed.matches(digest)
     assert ReferenceValues([listed]).matching("fmc", digest) == (listed,)
+
+
+def _svn(value: int, *, minimum: bool) -> Change:
+    def change(mval: MeasurementValues) -> MeasurementValues:
+        return dataclasses.replace(mval, svn=Svn(value, minimum=minimum))
+
+    return change
+
+
+@pytest.mark.parametrize(("value", "minimum"), [(3, False), (3, True), (2, True)])
+def test_an_svn_the_evidence_meets_matches(
+    world: World, good_device: Device, value: int, minimum: bool
+) -> None:
+    result, _ = _appraised(world, good_device, _svn(value, minimum=minimum))
+    assert result.status is TrustTier.AFFIRMING
+
+
+@pytest.mark.parametrize("value", [2, 4])
+def test_an_exact_svn_other_than_the_evidence_s_matches_nothing(
+    world: World, good_device: Device, value: int
+) -> None:
+    # An exact SVN (tag 552) was read as a minimum: the release logged for SVN 2 exactly
+    # matched a device claiming SVN 3.
+    result, appraisal = _appraised(world, good_device, _svn(value, minimum=False))
+    assert result.status is TrustTier.WARNING
+    assert appraisal.trust_vector["executables"] == AR4SI.UNRECOGNIZED_RUNTIME
+    (reason,) = appraisal.reasons
+    assert reason.startswith("reference-values: no logged reference value for ")
+    assert (
+        reason.count(f"(its logged values are for SVN {value} exactly, the evidence claims 3)") == 2
+    )
+
+
+def _stating(**fields: object) -> Change:
+    def change(mval: MeasurementValues) -> MeasurementValues:
+        return dataclasses.replace(mval, **fields)  # type: ignore[arg-type]
+
+    return change
+
+
+def test_an_is_debug_flag_the_evidence_meets_matches(world: World, good_device: Device) -> None:
+    result, _ = _appraised(world, good_device, _stating(flags=Flags(is_debug=False)))
+    assert result.status is TrustTier.AFFIRMING
+
+
+def test_an_is_debug_flag_the_evidence_does_not_meet_matches_nothing(
+    world: World, good_device: Device
+) -> None:
+    # A release logged for debug builds (is-debug true) matched a locked device's digests.
+    result, appraisal = _appraised(world, good_device, _stating(flags=Flags(is_debug=True)))
+    assert result.status is TrustTier.WARNING
+    assert appraisal.trust_vector["executables"] == AR4SI.UNRECOGNIZED_RUNTIME
+    (reason,) = appraisal.reasons
+    assert reason.count("(its logged values are for debug on)") == 2
+
+
+@pytest.mark.parametrize(
+    ("fields", "unchecked"),
+    [
+        ({"flags": Flags(is_secure=True)}, ("flag is-secure",)),
+        ({"flags": Flags(is_debug=False, is_recovery=False)}, ("flag is-recovery",)),
+        # a mask of zeros would match any raw value at all
+        ({"raw_value": RawValue(b"\x01" * 8, bytes(8))}, ("raw-value",)),
+        ({"raw_value": RawValue(b"\x01")}, ("raw-value",)),
+        ({"name": "roadrunner"}, ("name",)),
+        ({"serial_number": ""}, ("serial-number",)),
+        ({"extensions": {-70000: 1}}, ("extensions",)),
+    ],
+    ids=["is-secure", "is-recovery", "zero-mask", "raw-value", "name", "serial", "extension"],
+)
+def test_a_measurement_stating_what_appraisal_does_not_compare_matches_nothing(
+    world: World, good_device: Device, fields: dict[str, object], unchecked: tuple[str, ...]
+) -> None:
+    # Only the digests were compared: a logged measurement that also required secure boot, a
+    # raw value (under any mask) or a name matched on its digest alone.
+    result, appraisal = _appraised(world, good_device, _stating(**fields))
+    assert result.status is TrustTier.WARNING
+    assert appraisal.trust_vector["executables"] == AR4SI.UNRECOGNIZED_RUNTIME
+    (reason,) = appraisal.reasons
+    assert reason.startswith("reference-values: no logged reference value for ")
+    stated = f"(its logged values also state {', '.join(unchecked)}: not compared)"
+    assert reason.count(stated) == 2
+    value = ReferenceValue(mkey="fmc", digests=((HASH_ALG_SHA384, bytes(48)),), unchecked=unchecked)
+    assert not value.matches(bytes(48))
+    assert ReferenceValues([value]).matching("fmc", bytes(48)) == ()
+
+
+def test_the_unchecked_conditions_are_read_from_the_corim(world: World) -> None:
+    data = _republished(
+        world,
+        _stating(flags=Flags(is_debug=True, is_secure=True), raw_value=RawValue(b"\x01")),
+    )
+    values = reference_values_from_statement(
+        data, service_keys=world.service_keys, publishers=world.publishers, now=NOW
+    )
+    assert {(v.debug, v.unchecked) for v in values} == {(True, ("raw-value", "flag is-secure"))}
+
+
+def test_a_measurement_authorized_by_a_key_matches_nothing(
+    world: World, good_device: Device
+) -> None:
+    # authorized-by names the keys that may vouch for the measurement; the evidence's signer
+    # was never compared with it.
+    key = Tagged(557, (HASH_ALG_SHA256, bytes(32)))
+    result, appraisal = _appraised(world, good_device, _unchanged, authorized_by=(key,))
+    assert result.status is TrustTier.WARNING
+    assert appraisal.trust_vector["executables"] == AR4SI.UNRECOGNIZED_RUNTIME
+    (reason,) = appraisal.reasons
+    assert reason.count("(its logged values also state authorized-by: not compared)") == 2
