@@ -158,20 +158,31 @@ def test_an_svn_the_evidence_meets_matches(
     assert result.status is TrustTier.AFFIRMING
 
 
-@pytest.mark.parametrize("value", [2, 4])
-def test_an_exact_svn_other_than_the_evidence_s_matches_nothing(
-    world: World, good_device: Device, value: int
+def test_an_exact_svn_below_the_evidence_s_matches_nothing(
+    world: World, good_device: Device
 ) -> None:
     # An exact SVN (tag 552) was read as a minimum: the release logged for SVN 2 exactly
     # matched a device claiming SVN 3.
-    result, appraisal = _appraised(world, good_device, _svn(value, minimum=False))
+    result, appraisal = _appraised(world, good_device, _svn(2, minimum=False))
     assert result.status is TrustTier.WARNING
     assert appraisal.trust_vector["executables"] == AR4SI.UNRECOGNIZED_RUNTIME
     (reason,) = appraisal.reasons
     assert reason.startswith("reference-values: no logged reference value for ")
-    assert (
-        reason.count(f"(its logged values are for SVN {value} exactly, the evidence claims 3)") == 2
-    )
+    stated = "(its logged values are for SVN 2 exactly, the evidence claims 3)"
+    assert reason.count(stated) == 2
+
+
+def test_an_exact_svn_above_the_evidence_s_is_still_its_floor(
+    world: World, good_device: Device
+) -> None:
+    # The release the digests name is logged for SVN 4 exactly: the device claiming 3 is not
+    # merely unrecognised, it is below that release's floor.
+    result, appraisal = _appraised(world, good_device, _svn(4, minimum=False))
+    assert result.status is TrustTier.CONTRAINDICATED
+    assert appraisal.trust_vector["executables"] == AR4SI.CONTRAINDICATED_RUNTIME
+    reference, svn = appraisal.reasons
+    assert reference.count("(its logged values are for SVN 4 exactly, the evidence claims 3)") == 2
+    assert svn == "svn: SVN 3 is below the logged minimum 4"
 
 
 def _stating(**fields: object) -> Change:
@@ -226,6 +237,19 @@ def test_a_measurement_stating_what_appraisal_does_not_compare_matches_nothing(
     value = ReferenceValue(mkey="fmc", digests=((HASH_ALG_SHA384, bytes(48)),), unchecked=unchecked)
     assert not value.matches(bytes(48))
     assert ReferenceValues([value]).matching("fmc", bytes(48)) == ()
+    assert ReferenceValues([value]).naming("fmc", bytes(48)) == (value,)
+
+
+def test_a_measurement_stating_what_appraisal_does_not_compare_still_sets_the_floor(
+    world: World, good_device: Device
+) -> None:
+    # Left unmatched, a release stating a raw value must not lose its minimum SVN: the device
+    # claiming SVN 3 is below it (contraindicated, not only unrecognised).
+    change = _stating(raw_value=RawValue(b"\x01"), svn=Svn(4, minimum=True))
+    result, appraisal = _appraised(world, good_device, change)
+    assert result.status is TrustTier.CONTRAINDICATED
+    assert appraisal.trust_vector["executables"] == AR4SI.CONTRAINDICATED_RUNTIME
+    assert appraisal.reasons[1] == "svn: SVN 3 is below the logged minimum 4"
 
 
 def test_the_unchecked_conditions_are_read_from_the_corim(world: World) -> None:

@@ -170,12 +170,18 @@ def _context(
         if digest is None:
             unmatched.append(f"{name} (not measured)")
             continue
-        found = [r for r in store.matching(name, digest) if endorsements.applies(r, evidence)]
+        named = [r for r in store.naming(name, digest) if endorsements.applies(r, evidence)]
+        # the floor of the release the digest names, even when what it states refuses the
+        # match (an exact SVN, a raw value…): a device below it is rolled back, not merely
+        # unrecognised
+        floors.extend(
+            f for f in (store.minimum_svn(r) for r in named if r.valid_at(now)) if f is not None
+        )
+        found = [r for r in named if not r.unchecked]
         current = [r for r in found if r.valid_at(now)]  # read at start-up, still valid now?
         refusals = [r.refusal(svn=svn, debug=evidence.debug) for r in current]
-        refs = [r for r, why in zip(current, refusals, strict=True) if why is None]
-        if not refs:
-            unchecked = store.unchecked(name, digest)
+        if not any(why is None for why in refusals):
+            unchecked = sorted({u for r in named for u in r.unchecked})
             if current:
                 why = f" (its logged values are {'; '.join(sorted({w for w in refusals if w}))})"
             elif found:
@@ -185,8 +191,6 @@ def _context(
             else:
                 why = ""
             unmatched.append(f"{name} {digest.hex()[:16]}…{why}")
-            continue
-        floors.extend(f for f in (store.minimum_svn(r) for r in refs) if f is not None)
     fw_name = policy.firmware_hash.get(fmt)
     fw = _firmware_hash(evidence.measurements.get(fw_name) if fw_name is not None else None)
     reviews = endorsements.reviews_for(*fw, now=now) if fw is not None else ()

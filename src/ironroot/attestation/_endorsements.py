@@ -575,7 +575,7 @@ class ReferenceValues:
         self._by_digest: dict[bytes, list[ReferenceValue]] = {}
         self._floors: dict[tuple[object, ...], int] = {}
         for value in self._values:
-            for digest in {d for _, d in value.digests if value.matches(d)}:
+            for digest in {d for alg, d in value.digests if _comparable(alg, d)}:
                 self._by_digest.setdefault(digest, []).append(value)
             if value.svn is not None:
                 env = value.environment
@@ -588,20 +588,16 @@ class ReferenceValues:
         return iter(self._values)
 
     def matching(self, mkey: str, digest: bytes) -> tuple[ReferenceValue, ...]:
-        """The logged values for measurement ``mkey`` that list ``digest`` (under an algorithm
-        :meth:`ReferenceValue.matches` compares)."""
-        return tuple(v for v in self._by_digest.get(digest, ()) if v.mkey == mkey)
+        """The logged values for measurement ``mkey`` that match ``digest``
+        (:meth:`ReferenceValue.matches`)."""
+        return tuple(v for v in self.naming(mkey, digest) if not v.unchecked)
 
-    def unchecked(self, mkey: str, digest: bytes) -> tuple[str, ...]:
-        """What the logged values for ``mkey`` listing ``digest`` state that appraisal does
-        not compare (why they do not match it: :attr:`ReferenceValue.unchecked`)."""
-        found = {
-            u
-            for v in self._values
-            if v.mkey == mkey and v.unchecked and any(d == digest for _, d in v.digests)
-            for u in v.unchecked
-        }
-        return tuple(sorted(found))
+    def naming(self, mkey: str, digest: bytes) -> tuple[ReferenceValue, ...]:
+        """The logged values for measurement ``mkey`` that list ``digest`` under an algorithm
+        :meth:`ReferenceValue.matches` compares, those stating what appraisal does not
+        compare included: they match nothing, but the release they describe still sets the
+        floor of a device running it."""
+        return tuple(v for v in self._by_digest.get(digest, ()) if v.mkey == mkey)
 
     def minimum_svn(self, value: ReferenceValue) -> int | None:
         """The highest SVN any logged value for ``value``'s environment requires."""
