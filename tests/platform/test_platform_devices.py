@@ -372,6 +372,18 @@ def test_a_tampered_image_is_a_measurement_mismatch(
     )
 
 
+def test_a_logged_value_stating_what_a_measurement_does_not_show_matches_nothing(
+    world: World, nic: PlatformDevice, pinned: bytes, v1: Release
+) -> None:
+    # A reference value that also states a raw value (or flags, authorized-by…) was matched
+    # on its digest alone: the platform cannot tell whether the device meets the rest.
+    logged = world.references(v1.statement)
+    assert measure_device(nic, v1.bundle, root=pinned, references=logged, now=NOW).ok
+    stating = ReferenceValues(dataclasses.replace(v, unchecked=("raw-value",)) for v in logged)
+    result = measure_device(nic, v1.bundle, root=pinned, references=stating, now=NOW)
+    _expect(result, EndorsementMismatch, "measurement-mismatch")
+
+
 def test_firmware_that_was_never_logged_is_a_measurement_mismatch(
     world: World, nic: PlatformDevice, pinned: bytes, v1: Release
 ) -> None:

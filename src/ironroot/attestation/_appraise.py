@@ -27,7 +27,9 @@ CEL variables (see ``docs/attestation.md``): the claims (``format``, ``measureme
 ``report_data`` as lower-case hex, ``svns``, ``identity``, ``debug``, ``signer``, ``raw``) and
 what appraisal derived: ``components`` (the measurements that must be on the log),
 ``unmatched`` (those that are not, "name digest…": values that expired since the
-endorsements were read do not count), ``svn`` (the format's SVN claim, 0 if
+endorsements were read do not count, nor do values whose exact SVN is not the evidence's
+``svn`` or whose ``is-debug`` flag is not its ``debug``, nor values stating what appraisal
+does not compare: a raw value, other flags…), ``svn`` (the format's SVN claim, 0 if
 none), ``min_svn`` (the logged minimum, 0 if none), ``root`` and ``root_trusted``,
 ``nonce_ok`` (``report_data`` equals the nonce, or the nonce zero-padded to its length),
 ``firmware_hash`` (``sha384:<hex>``), ``reviews`` (``[{provider, issuer, max_cvss, issues}]``),
@@ -161,20 +163,34 @@ def _context(
     unmatched: list[str] = []
     floors: list[int] = []
     store = endorsements.reference_values
+    svn_name = policy.svn_claim.get(fmt)
+    svn = evidence.svns.get(svn_name, 0) if svn_name is not None else 0
     for name in components:
         digest = evidence.measurements.get(name)
         if digest is None:
             unmatched.append(f"{name} (not measured)")
             continue
-        found = [r for r in store.matching(name, digest) if endorsements.applies(r, evidence)]
-        refs = [r for r in found if r.valid_at(now)]  # read at start-up, still valid now?
-        if not refs:
-            expired = " (its logged values have expired)" if found else ""
-            unmatched.append(f"{name} {digest.hex()[:16]}…{expired}")
-            continue
-        floors.extend(f for f in (store.minimum_svn(r) for r in refs) if f is not None)
-    svn_name = policy.svn_claim.get(fmt)
-    svn = evidence.svns.get(svn_name, 0) if svn_name is not None else 0
+        named = [r for r in store.naming(name, digest) if endorsements.applies(r, evidence)]
+        # the floor of the release the digest names, even when what it states refuses the
+        # match (an exact SVN, a raw value…): a device below it is rolled back, not merely
+        # unrecognised
+        floors.extend(
+            f for f in (store.minimum_svn(r) for r in named if r.valid_at(now)) if f is not None
+        )
+        found = [r for r in named if not r.unchecked]
+        current = [r for r in found if r.valid_at(now)]  # read at start-up, still valid now?
+        refusals = [r.refusal(svn=svn, debug=evidence.debug) for r in current]
+        if not any(why is None for why in refusals):
+            unchecked = sorted({u for r in named for u in r.unchecked})
+            if current:
+                why = f" (its logged values are {'; '.join(sorted({w for w in refusals if w}))})"
+            elif found:
+                why = " (its logged values have expired)"
+            elif unchecked:
+                why = f" (its logged values also state {', '.join(unchecked)}: not compared)"
+            else:
+                why = ""
+            unmatched.append(f"{name} {digest.hex()[:16]}…{why}")
     fw_name = policy.firmware_hash.get(fmt)
     fw = _firmware_hash(evidence.measurements.get(fw_name) if fw_name is not None else None)
     reviews = endorsements.reviews_for(*fw, now=now) if fw is not None else ()

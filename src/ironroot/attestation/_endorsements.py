@@ -56,6 +56,7 @@ warning, instead of failing the whole set: one bad file never stops the verifier
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import datetime as dt
 import hashlib
 import logging
@@ -65,7 +66,15 @@ from typing import TYPE_CHECKING, Final
 
 from ironroot._fileio import load_each
 from ironroot.attestation.evidence import EvidenceClaims
-from ironroot.corim import CORIM_CONTENT_TYPE, Comid, Corim, SignedCorim, Tagged, Validity
+from ironroot.corim import (
+    CORIM_CONTENT_TYPE,
+    Comid,
+    Corim,
+    Measurement,
+    SignedCorim,
+    Tagged,
+    Validity,
+)
 from ironroot.cose import SignedStatement, verify_transparent_statement
 from ironroot.crypto import Verifier
 from ironroot.errors import (
@@ -95,6 +104,24 @@ __all__ = [
 
 _COSE_SIGN1: Final = 0xD2
 _TAG_UEID: Final = 550
+# The digest algorithms a logged digest is compared under (IANA Named Information ids and
+# names) and their sizes: full-length SHA-2 and SHA-3 only. A truncated digest
+# (``sha-256-32``…) is a few bytes an attacker finds a second preimage for, and an unknown
+# algorithm says nothing of what its bytes are: neither ever matches a measurement.
+_MATCHED_DIGESTS: Final[Mapping[int | str, int]] = {
+    1: 32, 7: 48, 8: 64, 9: 28, 10: 32, 11: 48, 12: 64,
+    "sha-256": 32, "sha-384": 48, "sha-512": 64,
+    "sha3-224": 28, "sha3-256": 32, "sha3-384": 48, "sha3-512": 64,
+}  # fmt: skip
+
+
+def _comparable(alg: int | str, value: bytes) -> bool:
+    """Whether a logged digest ``[alg, value]`` may be compared with a measurement: its
+    algorithm one of :data:`_MATCHED_DIGESTS` and ``value`` of that algorithm's size."""
+    key = alg.lower() if isinstance(alg, str) else alg
+    return _MATCHED_DIGESTS.get(key) == len(value)
+
+
 _log = logging.getLogger("ironroot.attestation")
 
 
@@ -120,6 +147,25 @@ class ReferenceValue:
     ``rim-validity``, the statement's own CWT ``nbf``/``exp`` and, for a signed CoRIM, its
     signature validity and CWT ``nbf``/``exp``.
     Checked when the statement is read and again at each appraisal."""
+    debug: bool | None = None
+    """The measurement's ``is-debug`` flag (``None``: not stated): the evidence's ``debug``
+    claim must equal it (:meth:`refusal`)."""
+    unchecked: tuple[str, ...] = ()
+    """What else the measurement states that no appraisal compares with evidence
+    (``raw-value``, flags other than ``is-debug``, ``authorized-by``, …): a value stating any
+    of it never matches (:meth:`matches`): the verifier cannot tell whether evidence meets it.
+    Its SVN still counts towards its environment's minimum."""
+
+    def refusal(self, *, svn: int, debug: bool) -> str | None:
+        """Why this value, whose digest matched, does not match evidence with SVN claim
+        ``svn`` and ``debug``: an exact SVN (CoRIM tag 552 or a bare uint; a minimum, 553, is
+        the floor :meth:`ReferenceValues.minimum_svn` reports) other than ``svn``, or an
+        ``is-debug`` flag other than ``debug``; ``None`` when it matches."""
+        if self.debug is not None and self.debug != debug:
+            return f"for debug {'on' if self.debug else 'off'}"
+        if self.svn is not None and not self.svn_minimum and self.svn != svn:
+            return f"for SVN {self.svn} exactly, the evidence claims {svn}"
+        return None
 
     def valid_at(self, now: dt.datetime) -> bool:
         """Whether the value counts at ``now``."""
@@ -134,7 +180,13 @@ class ReferenceValue:
         return (self.vendor, self.model, self.layer, self.index, self.mkey)
 
     def matches(self, digest: bytes) -> bool:
-        return any(value == digest for _, value in self.digests)
+        """Whether ``digest`` is one of the logged digests, compared only under a full-length
+        SHA-2 or SHA-3 algorithm whose size it has (a truncated or unknown algorithm never
+        matches), and never for a value that states what appraisal does not compare
+        (:attr:`unchecked`)."""
+        return not self.unchecked and any(
+            value == digest and _comparable(alg, value) for alg, value in self.digests
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,6 +274,49 @@ def _mkey(value: object) -> str | None:
     return None
 
 
+# What a measurement-values-map may state beyond version, SVN, digests and is-debug, by key.
+_UNCHECKED_MVAL: Final = (
+    ("raw_value", "raw-value"),
+    ("raw_value_mask", "raw-value-mask"),
+    ("mac_addr", "mac-addr"),
+    ("ip_addr", "ip-addr"),
+    ("serial_number", "serial-number"),
+    ("ueid", "ueid"),
+    ("uuid", "uuid"),
+    ("name", "name"),
+    ("cryptokeys", "cryptokeys"),
+    ("integrity_registers", "integrity-registers"),
+    ("int_range", "int-range"),
+    ("extensions", "extensions"),
+)
+
+
+def _stated(value: object) -> bool:
+    """An optional field that is present: not ``None``, not an empty tuple or map (an empty
+    string or byte string is stated)."""
+    if isinstance(value, tuple | Mapping):
+        return bool(value)
+    return value is not None
+
+
+def _unchecked(measurement: Measurement) -> tuple[str, ...]:
+    """What ``measurement`` states that appraisal does not compare with evidence."""
+    mval = measurement.mval
+    out = [label for attr, label in _UNCHECKED_MVAL if _stated(getattr(mval, attr))]
+    flags = mval.flags
+    if flags is not None:
+        out.extend(
+            f"flag {f.name.replace('_', '-')}"
+            for f in dataclasses.fields(flags)
+            if f.name not in ("is_debug", "extensions") and getattr(flags, f.name) is not None
+        )
+        if flags.extensions:
+            out.append("flag extensions")
+    if measurement.authorized_by:
+        out.append("authorized-by")
+    return tuple(out)
+
+
 def _values(
     corim: Corim, iss: str, sub: str, window: tuple[int | None, int | None] = (None, None)
 ) -> tuple[ReferenceValue, ...]:
@@ -252,6 +347,8 @@ def _values(
                         group=triple.environment.group,
                         not_before=window[0],
                         not_after=window[1],
+                        debug=mval.flags.is_debug if mval.flags is not None else None,
+                        unchecked=_unchecked(measurement),
                     )
                 )
     return tuple(out)
@@ -478,7 +575,7 @@ class ReferenceValues:
         self._by_digest: dict[bytes, list[ReferenceValue]] = {}
         self._floors: dict[tuple[object, ...], int] = {}
         for value in self._values:
-            for _, digest in value.digests:
+            for digest in {d for alg, d in value.digests if _comparable(alg, d)}:
                 self._by_digest.setdefault(digest, []).append(value)
             if value.svn is not None:
                 env = value.environment
@@ -491,7 +588,15 @@ class ReferenceValues:
         return iter(self._values)
 
     def matching(self, mkey: str, digest: bytes) -> tuple[ReferenceValue, ...]:
-        """The logged values for measurement ``mkey`` that list ``digest``."""
+        """The logged values for measurement ``mkey`` that match ``digest``
+        (:meth:`ReferenceValue.matches`)."""
+        return tuple(v for v in self.naming(mkey, digest) if not v.unchecked)
+
+    def naming(self, mkey: str, digest: bytes) -> tuple[ReferenceValue, ...]:
+        """The logged values for measurement ``mkey`` that list ``digest`` under an algorithm
+        :meth:`ReferenceValue.matches` compares, those stating what appraisal does not
+        compare included: they match nothing, but the release they describe still sets the
+        floor of a device running it."""
         return tuple(v for v in self._by_digest.get(digest, ()) if v.mkey == mkey)
 
     def minimum_svn(self, value: ReferenceValue) -> int | None:

@@ -623,6 +623,7 @@ def _matching(
         for value in product
         if (value.mkey == mkey if mkey is not None else value.mkey.startswith(_EXTRA_MKEY))
         and any(alg in _SHA384_ALGS and known == digest for alg, known in value.digests)
+        and not value.unchecked  # it states what a digest and an SVN do not show
     )
 
 

@@ -1,0 +1,276 @@
+"""How logged reference values are matched with evidence: what a CoRIM measurement states
+beyond a digest that matches must hold too, or the value does not match.
+
+Each test republishes the ``good`` release's CoRIM with its measurement values changed and
+appraises a device running that release against it alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable
+
+import pytest
+from _ar_helpers import NOW, PRODUCT, VENDOR_ISS, World
+
+from ironroot.attestation import (
+    Endorsements,
+    ReferenceValue,
+    ReferenceValues,
+    appraise_evidence,
+    reference_values_from_statement,
+)
+from ironroot.corim import (
+    CORIM_CONTENT_TYPE,
+    HASH_ALG_SHA256,
+    HASH_ALG_SHA384,
+    Comid,
+    Digest,
+    Flags,
+    MeasurementValues,
+    RawValue,
+    Svn,
+    Tagged,
+)
+from ironroot.cose import create_statement
+from ironroot.ear import AR4SI, TrustTier
+from ironroot.firmware import reference_corim
+from ironroot.rot import Device
+
+Change = Callable[[MeasurementValues], MeasurementValues]
+
+
+def _republished(world: World, change: Change, authorized_by: tuple[Tagged, ...] = ()) -> bytes:
+    """The ``good`` release's CoRIM with ``change`` applied to each measurement (authorized
+    by ``authorized_by``), logged."""
+    corim = reference_corim(world.bundles["good"], vendor=VENDOR_ISS, model=PRODUCT)
+    tags = []
+    for tag in corim.tags:
+        assert isinstance(tag, Comid)
+        triples = tuple(
+            dataclasses.replace(
+                t,
+                measurements=tuple(
+                    dataclasses.replace(m, mval=change(m.mval), authorized_by=authorized_by)
+                    for m in t.measurements
+                ),
+            )
+            for t in tag.triples.reference
+        )
+        tags.append(
+            dataclasses.replace(tag, triples=dataclasses.replace(tag.triples, reference=triples))
+        )
+    changed = dataclasses.replace(corim, tags=tuple(tags))
+    statement = create_statement(
+        world.vendor_key,
+        changed.encode(),
+        iss=VENDOR_ISS,
+        sub=PRODUCT,
+        content_type=CORIM_CONTENT_TYPE,
+    )
+    return world.client.register(statement).transparent_statement
+
+
+def _appraised(  # type: ignore[no-untyped-def]
+    world: World, device: Device, change: Change, authorized_by: tuple[Tagged, ...] = ()
+):
+    endorsements = Endorsements.build(
+        service_keys=world.service_keys,
+        reference_statements=[_republished(world, change, authorized_by)],
+        review_statements=[world.reviews["good"]],
+        providers=world.providers,
+        publishers=world.publishers,
+        vendor_roots=world.ca.trust_anchors,
+        now=NOW,
+    )
+    assert not endorsements.rejected
+    nonce = os.urandom(32)
+    result = appraise_evidence(device.quote(nonce), endorsements, nonce=nonce, now=NOW)
+    return result, result.submods["ironroot"]
+
+
+def _unchanged(mval: MeasurementValues) -> MeasurementValues:
+    return mval
+
+
+def test_the_republished_release_is_affirming(world: World, good_device: Device) -> None:
+    result, _ = _appraised(world, good_device, _unchanged)
+    assert result.status is TrustTier.AFFIRMING
+
+
+def _relabelled(alg: int | str) -> Change:
+    def change(mval: MeasurementValues) -> MeasurementValues:
+        return dataclasses.replace(mval, digests=tuple(Digest(alg, d.value) for d in mval.digests))
+
+    return change
+
+
+@pytest.mark.parametrize(
+    "alg",
+    [
+        99,  # an id no registry assigns: its size is not checked, nor is what it hashes
+        "crc-384",  # a text name this verifier does not know
+        -16,  # a COSE algorithm id (SHA-256) where a Named Information id belongs
+    ],
+)
+def test_a_digest_under_an_unknown_algorithm_matches_nothing(
+    world: World, good_device: Device, alg: int | str
+) -> None:
+    # The measured SHA-384 digests, logged under an algorithm the verifier does not know,
+    # were compared byte for byte all the same and matched.
+    result, appraisal = _appraised(world, good_device, _relabelled(alg))
+    assert result.status is TrustTier.WARNING
+    assert appraisal.trust_vector["executables"] == AR4SI.UNRECOGNIZED_RUNTIME
+    (reason,) = appraisal.reasons
+    assert reason.startswith("reference-values: no logged reference value for ")
+    assert "fmc " in reason
+    assert "runtime " in reason
+
+
+def test_a_digest_under_a_known_algorithm_of_another_size_matches_nothing() -> None:
+    # The parser refuses a known algorithm with a value of another size; a store built by
+    # hand compares only digests whose algorithm has the measurement's size.
+    digest = bytes(48)
+    value = ReferenceValue(mkey="fmc", digests=((HASH_ALG_SHA256, digest),))
+    assert not value.matches(digest)
+    assert ReferenceValues([value]).matching("fmc", digest) == ()
+    truncated = bytes(4)  # sha-256-32: a second preimage is a few billion tries away
+    for alg in (6, "sha-256-32"):
+        assert not ReferenceValue(mkey="fmc", digests=((alg, truncated),)).matches(truncated)
+    listed = ReferenceValue(mkey="fmc", digests=((HASH_ALG_SHA384, digest), ("SHA-384", digest)))
+    assert listed.matches(digest)
+    assert ReferenceValues([listed]).matching("fmc", digest) == (listed,)
+
+
+def _svn(value: int, *, minimum: bool) -> Change:
+    def change(mval: MeasurementValues) -> MeasurementValues:
+        return dataclasses.replace(mval, svn=Svn(value, minimum=minimum))
+
+    return change
+
+
+@pytest.mark.parametrize(("value", "minimum"), [(3, False), (3, True), (2, True)])
+def test_an_svn_the_evidence_meets_matches(
+    world: World, good_device: Device, value: int, minimum: bool
+) -> None:
+    result, _ = _appraised(world, good_device, _svn(value, minimum=minimum))
+    assert result.status is TrustTier.AFFIRMING
+
+
+def test_an_exact_svn_below_the_evidence_s_matches_nothing(
+    world: World, good_device: Device
+) -> None:
+    # An exact SVN (tag 552) was read as a minimum: the release logged for SVN 2 exactly
+    # matched a device claiming SVN 3.
+    result, appraisal = _appraised(world, good_device, _svn(2, minimum=False))
+    assert result.status is TrustTier.WARNING
+    assert appraisal.trust_vector["executables"] == AR4SI.UNRECOGNIZED_RUNTIME
+    (reason,) = appraisal.reasons
+    assert reason.startswith("reference-values: no logged reference value for ")
+    stated = "(its logged values are for SVN 2 exactly, the evidence claims 3)"
+    assert reason.count(stated) == 2
+
+
+def test_an_exact_svn_above_the_evidence_s_is_still_its_floor(
+    world: World, good_device: Device
+) -> None:
+    # The release the digests name is logged for SVN 4 exactly: the device claiming 3 is not
+    # merely unrecognised, it is below that release's floor.
+    result, appraisal = _appraised(world, good_device, _svn(4, minimum=False))
+    assert result.status is TrustTier.CONTRAINDICATED
+    assert appraisal.trust_vector["executables"] == AR4SI.CONTRAINDICATED_RUNTIME
+    reference, svn = appraisal.reasons
+    assert reference.count("(its logged values are for SVN 4 exactly, the evidence claims 3)") == 2
+    assert svn == "svn: SVN 3 is below the logged minimum 4"
+
+
+def _stating(**fields: object) -> Change:
+    def change(mval: MeasurementValues) -> MeasurementValues:
+        return dataclasses.replace(mval, **fields)  # type: ignore[arg-type]
+
+    return change
+
+
+def test_an_is_debug_flag_the_evidence_meets_matches(world: World, good_device: Device) -> None:
+    result, _ = _appraised(world, good_device, _stating(flags=Flags(is_debug=False)))
+    assert result.status is TrustTier.AFFIRMING
+
+
+def test_an_is_debug_flag_the_evidence_does_not_meet_matches_nothing(
+    world: World, good_device: Device
+) -> None:
+    # A release logged for debug builds (is-debug true) matched a locked device's digests.
+    result, appraisal = _appraised(world, good_device, _stating(flags=Flags(is_debug=True)))
+    assert result.status is TrustTier.WARNING
+    assert appraisal.trust_vector["executables"] == AR4SI.UNRECOGNIZED_RUNTIME
+    (reason,) = appraisal.reasons
+    assert reason.count("(its logged values are for debug on)") == 2
+
+
+@pytest.mark.parametrize(
+    ("fields", "unchecked"),
+    [
+        ({"flags": Flags(is_secure=True)}, ("flag is-secure",)),
+        ({"flags": Flags(is_debug=False, is_recovery=False)}, ("flag is-recovery",)),
+        # a mask of zeros would match any raw value at all
+        ({"raw_value": RawValue(b"\x01" * 8, bytes(8))}, ("raw-value",)),
+        ({"raw_value": RawValue(b"\x01")}, ("raw-value",)),
+        ({"name": "roadrunner"}, ("name",)),
+        ({"serial_number": ""}, ("serial-number",)),
+        ({"extensions": {-70000: 1}}, ("extensions",)),
+    ],
+    ids=["is-secure", "is-recovery", "zero-mask", "raw-value", "name", "serial", "extension"],
+)
+def test_a_measurement_stating_what_appraisal_does_not_compare_matches_nothing(
+    world: World, good_device: Device, fields: dict[str, object], unchecked: tuple[str, ...]
+) -> None:
+    # Only the digests were compared: a logged measurement that also required secure boot, a
+    # raw value (under any mask) or a name matched on its digest alone.
+    result, appraisal = _appraised(world, good_device, _stating(**fields))
+    assert result.status is TrustTier.WARNING
+    assert appraisal.trust_vector["executables"] == AR4SI.UNRECOGNIZED_RUNTIME
+    (reason,) = appraisal.reasons
+    assert reason.startswith("reference-values: no logged reference value for ")
+    stated = f"(its logged values also state {', '.join(unchecked)}: not compared)"
+    assert reason.count(stated) == 2
+    value = ReferenceValue(mkey="fmc", digests=((HASH_ALG_SHA384, bytes(48)),), unchecked=unchecked)
+    assert not value.matches(bytes(48))
+    assert ReferenceValues([value]).matching("fmc", bytes(48)) == ()
+    assert ReferenceValues([value]).naming("fmc", bytes(48)) == (value,)
+
+
+def test_a_measurement_stating_what_appraisal_does_not_compare_still_sets_the_floor(
+    world: World, good_device: Device
+) -> None:
+    # Left unmatched, a release stating a raw value must not lose its minimum SVN: the device
+    # claiming SVN 3 is below it (contraindicated, not only unrecognised).
+    change = _stating(raw_value=RawValue(b"\x01"), svn=Svn(4, minimum=True))
+    result, appraisal = _appraised(world, good_device, change)
+    assert result.status is TrustTier.CONTRAINDICATED
+    assert appraisal.trust_vector["executables"] == AR4SI.CONTRAINDICATED_RUNTIME
+    assert appraisal.reasons[1] == "svn: SVN 3 is below the logged minimum 4"
+
+
+def test_the_unchecked_conditions_are_read_from_the_corim(world: World) -> None:
+    data = _republished(
+        world,
+        _stating(flags=Flags(is_debug=True, is_secure=True), raw_value=RawValue(b"\x01")),
+    )
+    values = reference_values_from_statement(
+        data, service_keys=world.service_keys, publishers=world.publishers, now=NOW
+    )
+    assert {(v.debug, v.unchecked) for v in values} == {(True, ("raw-value", "flag is-secure"))}
+
+
+def test_a_measurement_authorized_by_a_key_matches_nothing(
+    world: World, good_device: Device
+) -> None:
+    # authorized-by names the keys that may vouch for the measurement; the evidence's signer
+    # was never compared with it.
+    key = Tagged(557, (HASH_ALG_SHA256, bytes(32)))
+    result, appraisal = _appraised(world, good_device, _unchanged, authorized_by=(key,))
+    assert result.status is TrustTier.WARNING
+    assert appraisal.trust_vector["executables"] == AR4SI.UNRECOGNIZED_RUNTIME
+    (reason,) = appraisal.reasons
+    assert reason.count("(its logged values also state authorized-by: not compared)") == 2
