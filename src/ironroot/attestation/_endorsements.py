@@ -74,6 +74,7 @@ from ironroot.corim import (
     SignedCorim,
     Tagged,
     Validity,
+    is_full_digest,
 )
 from ironroot.cose import SignedStatement, verify_transparent_statement
 from ironroot.crypto import Verifier
@@ -104,24 +105,6 @@ __all__ = [
 
 _COSE_SIGN1: Final = 0xD2
 _TAG_UEID: Final = 550
-# The digest algorithms a logged digest is compared under (IANA Named Information ids and
-# names) and their sizes: full-length SHA-2 and SHA-3 only. A truncated digest
-# (``sha-256-32``…) is a few bytes an attacker finds a second preimage for, and an unknown
-# algorithm says nothing of what its bytes are: neither ever matches a measurement.
-_MATCHED_DIGESTS: Final[Mapping[int | str, int]] = {
-    1: 32, 7: 48, 8: 64, 9: 28, 10: 32, 11: 48, 12: 64,
-    "sha-256": 32, "sha-384": 48, "sha-512": 64,
-    "sha3-224": 28, "sha3-256": 32, "sha3-384": 48, "sha3-512": 64,
-}  # fmt: skip
-
-
-def _comparable(alg: int | str, value: bytes) -> bool:
-    """Whether a logged digest ``[alg, value]`` may be compared with a measurement: its
-    algorithm one of :data:`_MATCHED_DIGESTS` and ``value`` of that algorithm's size."""
-    key = alg.lower() if isinstance(alg, str) else alg
-    return _MATCHED_DIGESTS.get(key) == len(value)
-
-
 _log = logging.getLogger("ironroot.attestation")
 
 
@@ -185,7 +168,7 @@ class ReferenceValue:
         matches), and never for a value that states what appraisal does not compare
         (:attr:`unchecked`)."""
         return not self.unchecked and any(
-            value == digest and _comparable(alg, value) for alg, value in self.digests
+            value == digest and is_full_digest(alg, value) for alg, value in self.digests
         )
 
 
@@ -238,12 +221,6 @@ def _same_instance(instance: Tagged | None, evidence: EvidenceClaims) -> bool:
         and isinstance(ueid, str)
         and ueid == instance.value.hex()
     )
-
-
-def _in_force(review: Review, now: dt.datetime) -> bool:
-    """Whether ``review`` counts at ``now``: its report's ``nbf`` and its statement's reached,
-    neither ``exp``."""
-    return review.counts_at(now)
 
 
 def _product(value: ReferenceValue) -> str:
@@ -575,7 +552,7 @@ class ReferenceValues:
         self._by_digest: dict[bytes, list[ReferenceValue]] = {}
         self._floors: dict[tuple[object, ...], int] = {}
         for value in self._values:
-            for digest in {d for alg, d in value.digests if _comparable(alg, d)}:
+            for digest in {d for alg, d in value.digests if is_full_digest(alg, d)}:
                 self._by_digest.setdefault(digest, []).append(value)
             if value.svn is not None:
                 env = value.environment
@@ -726,7 +703,7 @@ class Endorsements:
         return tuple(
             r
             for r in self.reviews
-            if r.report.firmware_hashes().get(alg) == digest and (now is None or _in_force(r, now))
+            if r.report.firmware_hashes().get(alg) == digest and (now is None or r.counts_at(now))
         )
 
     @classmethod

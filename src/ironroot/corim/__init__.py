@@ -33,6 +33,7 @@ if TYPE_CHECKING:
         Triple,
         Triples,
         Version,
+        is_full_digest,
     )
     from ironroot.corim._corim import (
         CORIM_CONTENT_TYPE,
@@ -78,6 +79,7 @@ __all__ = [
     "Triples",
     "Validity",
     "Version",
+    "is_full_digest",
     "sign_corim",
 ]
 

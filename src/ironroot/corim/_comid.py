@@ -62,6 +62,7 @@ __all__ = [
     "Triple",
     "Triples",
     "Version",
+    "is_full_digest",
 ]
 
 COMID_TAG: Final = 506
@@ -89,6 +90,22 @@ _HASH_NAME_SIZES: Final = {
     "sha-256-32": 4, "sha-384": 48, "sha-512": 64, "sha3-224": 28, "sha3-256": 32,
     "sha3-384": 48, "sha3-512": 64,
 }  # fmt: skip
+
+# The truncated SHA-256 variants are all shorter than the shortest full digest (SHA3-224).
+_FULL_DIGEST_MIN: Final = 28
+
+
+def is_full_digest(alg: object, value: bytes) -> bool:
+    """Whether ``[alg, value]`` is a full-length SHA-2 or SHA-3 digest: ``alg`` a registered
+    algorithm (id, or text name in any case) that is not a truncation, and ``value`` of its
+    size. What may be compared with a measurement: a truncated digest is a few bytes a second
+    preimage is found for, and an unknown algorithm says nothing of what its bytes are."""
+    if is_int(alg):
+        size = _HASH_SIZES.get(alg)
+    else:
+        size = _HASH_NAME_SIZES.get(alg.lower()) if isinstance(alg, str) else None
+    return size is not None and size >= _FULL_DIGEST_MIN and len(value) == size
+
 
 _EMPTY: Final[Mapping[object, object]] = MappingProxyType({})
 

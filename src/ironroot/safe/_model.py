@@ -238,8 +238,8 @@ class Issue:
     """An issue left open in the reviewed firmware.
 
     ``vector_score`` is the CVSS base score ``cvss_vector`` computes to, when it is a CVSS
-    v3.0/v3.1 or v2 base vector (:func:`cvss_base_score`; ``None`` for a CVSS 4.0 vector or
-    text that is no vector). An issue is judged by :attr:`effective_score`, the higher of the
+    v4.0, v3.0/v3.1 or v2 base vector (:func:`cvss_base_score`; ``None`` for text that is no
+    vector). An issue is judged by :attr:`effective_score`, the higher of the
     two: a report saying ``"3.0"`` beside a vector that is 9.8 is not read as 3.0.
     """
 
