@@ -344,6 +344,34 @@ def test_two_signers_on_one_state_file_never_share_a_leaf(key: LmsPrivateKey) ->
     assert key.remaining() == 32 - 16
 
 
+def test_a_state_file_reached_through_a_symlink_is_advanced_where_it_lives(
+    tmp_path: Path, key: LmsPrivateKey
+) -> None:
+    # An operator points a configured name at the key (/etc/... -> /secure/...). Signing
+    # through the link must advance the one state file, not replace the link with a copy
+    # while the real file keeps leaf 0 for the next signer that names it.
+    link = tmp_path / "configured.key"
+    link.symlink_to(key.path)
+    first = LmsPrivateKey.load(link).sign(b"through the link")
+    assert link.is_symlink()
+    second = LmsPrivateKey.load(key.path).sign(b"through the real name")
+    assert (_leaf(first), _leaf(second)) == (0, 1)
+    assert key.remaining() == 32 - 2
+
+
+def test_a_hard_linked_state_file_is_refused(tmp_path: Path, key: LmsPrivateKey) -> None:
+    # A second name for the state file is a copy in waiting: the first signature replaces one
+    # name and the other keeps the old leaf index.
+    twin = tmp_path / "twin.key"
+    os.link(key.path, twin)
+    with pytest.raises(StateReuse, match="2 names") as caught:
+        LmsPrivateKey.load(twin).sign(b"x")
+    assert caught.value.code == "state-reuse"
+    assert LmsPrivateKey.load(key.path).remaining() == 32
+    twin.unlink()
+    assert _leaf(LmsPrivateKey.load(key.path).sign(b"y")) == 0
+
+
 @pytest.mark.parametrize(
     "mutate",
     [

@@ -27,6 +27,8 @@ different key, or one that went backwards under a live signer raise
 State file: deterministic CBOR map ``{"kind": "ironroot-lms-state", "version": 1,
 "lms": lms typecode, "ots": lmots typecode, "seed": SEED, "I": I, "q": next leaf,
 "pub": HSS public key}``, mode 0600. Never copy it: two copies sign with the same leaves.
+A state file named through a symbolic link is advanced where it lives (the key resolves its
+path when it is loaded), and one with a second name (a hard link) is refused at signing.
 
 Key generation computes all 2^h one-time public keys in pure Python: measured here at about
 0.03 s for H5, 1.2 s for H10 and 38 s for H15 (N24/W4). The tree is built once per process
@@ -424,7 +426,9 @@ class LmsPrivateKey:
     __slots__ = ("_floor", "_mutex", "_path", "_public", "_state", "_tree")
 
     def __init__(self, path: Path, state: _State, tree: Any = None) -> None:
-        self._path = Path(path)
+        # Where the state file lives, not a symbolic link to it: each signature replaces the
+        # file at this path, and replacing a link would leave the real file behind, unadvanced.
+        self._path = Path(path).resolve()
         self._state = state
         self._public = LmsPublicKey(state.public_key)
         self._tree = tree
@@ -456,7 +460,7 @@ class LmsPrivateKey:
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> LmsPrivateKey:
         """Open an existing state file (the tree is rebuilt on first use)."""
-        path = Path(path)
+        path = Path(path).resolve()
         with _locked(path) as fd:
             state = _decode_state(_read_fd(fd))
         return cls(path, state)
@@ -508,6 +512,12 @@ class LmsPrivateKey:
     def _reserve(self) -> int:
         """Durably advance the state file past one leaf and return that leaf."""
         with _locked(self._path) as fd:
+            names = os.fstat(fd).st_nlink
+            if names != 1:  # a hard link: the other name would keep this leaf after the rename
+                raise StateReuse(
+                    f"LMS state file {self._path} has {names} names (hard links); "
+                    "a second name is a copy that would sign with used leaves"
+                )
             state = _decode_state(_read_fd(fd))
             if not state.same_key(self._state):
                 raise StateReuse("LMS state file now holds a different key")
