@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hypothesis_budget import examples
-from ironroot.crypto import LMS_PARAMETER_SETS, Algorithm, PrivateKey
+from ironroot.crypto import LMS_PARAMETER_SETS, Algorithm, LmsPrivateKey, PrivateKey
 from ironroot.errors import (
     BadSignature,
     ConfigError,
@@ -30,6 +30,7 @@ from ironroot.errors import (
     MissingSignature,
     OwnerKeyMismatch,
     SvnRollback,
+    UnsupportedAlgorithm,
 )
 from ironroot.firmware import (
     BundlePolicy,
@@ -446,6 +447,32 @@ def test_sign_bundle_refuses_an_inconsistent_bundle_before_spending_an_lms_key(
     with pytest.raises(DigestMismatch):
         vendor.sign(forged)
     assert vendor.pqc[0].remaining() == before  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("name", "detail"),
+    [
+        ("SHA256-N24-H5-W2", "owner LMS parameter set SHA256-N24-H5-W2 is not accepted"),
+        ("SHA256-N24-H5-W1", "owner LMS parameter set SHA256-N24-H5-W1 is not accepted"),
+        ("SHA256-N32-H5-W4", "LMS firmware keys are single-tree SHA256-N24 keys"),
+    ],
+)
+def test_sign_bundle_refuses_an_owner_lms_key_before_spending_any_lms_key(
+    tmp_path: Path, name: str, detail: str
+) -> None:
+    """An owner LMS key the verifier refuses (a set the limits do not admit, one whose W1
+    signatures the struct packing would cut to the slot, an N32 key) is refused before any
+    one-time key is spent. Before, the owner's and the vendor's leaves were spent on a bundle
+    that could never verify, or the owner's leaf on a refusal raised after it was spent."""
+    vendor = lms_vendor(tmp_path, pqc_count=1)
+    owner = (PrivateKey.generate(Algorithm.ES384), LmsPrivateKey.generate(tmp_path / "o", name))
+    before = (vendor.pqc[0].remaining(), owner[1].remaining())  # type: ignore[attr-defined]
+    with pytest.raises(UnsupportedAlgorithm) as refused:
+        vendor.sign(vendor.build(), owner_signers=owner)
+    assert refused.type is UnsupportedAlgorithm
+    assert detail in refused.value.detail
+    after = (vendor.pqc[0].remaining(), owner[1].remaining())  # type: ignore[attr-defined]
+    assert after == before
 
 
 def test_svn_below_minimum_is_a_rollback(vendor: Vendor, bundle: bytes) -> None:

@@ -261,6 +261,18 @@ def _check_digests(bundle: FirmwareBundle) -> None:
             )
 
 
+def _check_lms_set(
+    signer: Signer, public: bytes, key_type: PqcKeyType, limits: FirmwareLimits, who: str
+) -> None:
+    """An LMS key's parameter set must be one the limits admit (the verifier's own check)."""
+    if key_type is PqcKeyType.LMS and isinstance(signer.verifier(), LmsPublicKey):
+        name = lms_parameter_set_name(public)
+        if name not in limits.lms_parameter_sets:
+            raise UnsupportedAlgorithm(
+                f"{who}LMS parameter set {name} is not accepted by the limits"
+            )
+
+
 def sign_bundle(
     unsigned: UnsignedBundle | FirmwareBundle | bytes,
     ecc_signer: Signer,
@@ -275,8 +287,10 @@ def sign_bundle(
     otherwise). The bundle must be self-consistent: a TOC that does not match the header's TOC
     digest, or a component that does not match its TOC digest, is ``DigestMismatch`` and
     nothing is signed (no LMS one-time key is spent). ``owner_signers`` is ``(ecc, pqc)``;
-    their public keys are written into the preamble. An LMS signer spends one one-time key per
-    call (its state file says which).
+    their public keys are written into the preamble. An owner key the verifier would refuse
+    (not P-384, not a single-tree N24 LMS key, an LMS set the limits do not admit) raises
+    ``UnsupportedAlgorithm`` before anything is signed, as a vendor key does. An LMS signer
+    spends one one-time key per call (its state file says which).
     """
     bundle = unsigned if isinstance(unsigned, FirmwareBundle) else UnsignedBundle.parse(unsigned)
     _check_digests(bundle)
@@ -289,23 +303,25 @@ def sign_bundle(
     pqc_public = pqc_key_bytes(pqc_signer.verifier(), key_type)
     if pqc_public != pre.vendor_pqc_key:
         raise KeyNotInDescriptor("the PQC signer is not the manifest's active vendor PQC key")
-    if key_type is PqcKeyType.LMS and isinstance(pqc_signer.verifier(), LmsPublicKey):
-        name = lms_parameter_set_name(pqc_public)
-        if name not in limits.lms_parameter_sets:
-            raise UnsupportedAlgorithm(f"LMS parameter set {name} is not accepted by the limits")
+    _check_lms_set(pqc_signer, pqc_public, key_type, limits, "")
     header_bytes = manifest.header_bytes()
     digest = hashlib.sha384(header_bytes).digest()
     signed_preamble = pre
     if owner_signers is not None:
         owner_ecc, owner_pqc = owner_signers
         _check_signers(owner_ecc, owner_pqc, key_type, "owner")
+        # Every owner key check before the first signature: an LMS one-time key spent on a
+        # bundle its verifier refuses is gone for nothing.
+        owner_ecc_public = ecc_key_bytes(owner_ecc.verifier())
+        owner_pqc_public = pqc_key_bytes(owner_pqc.verifier(), key_type)
+        _check_lms_set(owner_pqc, owner_pqc_public, key_type, limits, "owner ")
         owner_ecc_sig, owner_pqc_sig = _sign_pair(
             digest, header_bytes, owner_ecc, owner_pqc, key_type
         )
         signed_preamble = replace(
             signed_preamble,
-            owner_ecc_key=ecc_key_bytes(owner_ecc.verifier()),
-            owner_pqc_key=pqc_key_bytes(owner_pqc.verifier(), key_type),
+            owner_ecc_key=owner_ecc_public,
+            owner_pqc_key=owner_pqc_public,
             owner_ecc_signature=owner_ecc_sig,
             owner_pqc_signature=owner_pqc_sig,
         )
