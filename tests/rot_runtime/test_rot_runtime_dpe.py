@@ -9,8 +9,8 @@ import pytest
 from _rot_helpers import NOW, RUNTIME, Product, new_device
 
 from ironroot.crypto import Algorithm
-from ironroot.errors import ConfigError, Conflict
-from ironroot.rot import Device, VendorCA, parse_certificate, verify_chain
+from ironroot.errors import ConfigError, Conflict, LimitExceeded
+from ironroot.rot import Device, PcrEvent, VendorCA, parse_certificate, verify_chain
 
 MEASUREMENT = hashlib.sha384(b"bmc firmware 1.2").digest()
 
@@ -106,3 +106,17 @@ def test_an_svn_fuse_write_after_boot_does_not_move_the_keys(booted: Device) -> 
     assert booted.derive_child(MEASUREMENT, label="bmc").ecc_key.public_key == (
         first.ecc_key.public_key
     )
+
+
+def test_a_full_pcr_log_is_a_limit_not_a_storage_failure(booted: Device) -> None:
+    """The PCR log holds at most 256 events. One more child measured into a full log is a
+    limit of the device (boot again to start a new log), not a failing store: it was
+    ``StorageError`` (HTTP 503, "the store failed"), which tells a caller to retry."""
+    state = booted.boot_state
+    assert state is not None
+    while len(state.log) < 256:
+        state = state.extended(PcrEvent(2, "dpe:vm", MEASUREMENT))
+    with pytest.raises(LimitExceeded) as full:
+        state.extended(PcrEvent(2, "dpe:vm", MEASUREMENT))
+    assert full.type is LimitExceeded
+    assert full.value.detail == "the PCR log holds 256 events: boot again to measure more"

@@ -46,7 +46,13 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from ironroot.crypto import Algorithm
-from ironroot.errors import Conflict, KeyDescriptorMismatch, MalformedInput, StorageError
+from ironroot.errors import (
+    Conflict,
+    KeyDescriptorMismatch,
+    LimitExceeded,
+    MalformedInput,
+    StorageError,
+)
 from ironroot.firmware import BundlePolicy, verify_bundle
 from ironroot.rot._fuses import Fuses, Lifecycle
 from ironroot.rot._layers import (
@@ -186,9 +192,14 @@ class BootState:
             raise StorageError("a boot state holds LDevID, FMC alias and RT alias certificates")
 
     def extended(self, event: PcrEvent) -> BootState:
-        """The state after one more event (only the DPE PCR moves after boot)."""
+        """The state after one more event (only the DPE PCR moves after boot); a log
+        already holding :data:`MAX_LOG_EVENTS` events raises ``LimitExceeded``."""
         if event.pcr != PCR_DPE:
             raise Conflict(f"PCR{event.pcr} is locked after boot")
+        if len(self.log) >= MAX_LOG_EVENTS:  # a limit of the device, not a failing store
+            raise LimitExceeded(
+                f"the PCR log holds {MAX_LOG_EVENTS} events: boot again to measure more"
+            )
         log = (*self.log, event)
         pcrs = list(self.pcrs)
         pcrs[event.pcr] = extend(pcrs[event.pcr], event.data)
