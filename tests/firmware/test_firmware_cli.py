@@ -323,6 +323,40 @@ def test_sign_refuses_an_unsigned_bundle_whose_components_changed_after_build(
     assert not (tmp_path / "x").exists()
 
 
+@pytest.mark.parametrize("clobbered", ["lms", "ecc"])
+def test_sign_refuses_to_write_the_bundle_over_a_signing_key(
+    tmp_path: Path, files: dict[str, Path], capsys: pytest.CaptureFixture[str], clobbered: str
+) -> None:
+    """``--out`` naming a key file (a slip of the shell history) replaced the vendor's key
+    with the signed bundle: an LMS state file, its seed and its leaf index, gone for good."""
+    lms = LmsPrivateKey.generate(tmp_path / "lms.state", "SHA256-N24-H5-W4")
+    lms_pub = tmp_path / "lms.cose"
+    lms_pub.write_bytes(cbor2.dumps(lms.public_key.to_cose_key()))
+    lms_opt = ["--lms-params", "SHA256-N24-H5-W4"]
+    unsigned = tmp_path / "u"
+    build = [
+        "firmware", "build", "--fmc", str(files["fmc"]), "--runtime", str(files["rt"]),
+        "--svn", "1", "--vendor-ecc-key", str(files["ecc0.pub"]), "--vendor-pqc-key", str(lms_pub),
+        "--pqc-type", "lms", "--not-before", NB, "--not-after", NA, "--out", str(unsigned),
+        *lms_opt,
+    ]  # fmt: skip
+    assert main(build) == 0
+    target = lms.path if clobbered == "lms" else files["ecc0"]
+    link = tmp_path / "out-link"
+    link.symlink_to(target)  # through a link too
+    for out in (target, link):
+        before = target.read_bytes()
+        sign = [
+            "firmware", "sign", str(unsigned), "--ecc-key", str(files["ecc0"]),
+            "--pqc-key", str(lms.path), "--out", str(out), *lms_opt,
+        ]  # fmt: skip
+        assert main(sign) == 2
+        err = capsys.readouterr().err
+        assert f"ironroot: config: --out {out} is the key file {target}" in err
+        assert target.read_bytes() == before
+    assert lms.remaining() == 32  # no one-time key spent
+
+
 def test_lms_product_through_the_cli(
     tmp_path: Path, files: dict[str, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -187,9 +188,27 @@ def _build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _refuse_output_over_keys(out: Path, keys: list[Path]) -> None:
+    """``--out`` must not name a key file (through a link, or another name of it): the
+    signed bundle would replace the key, and an LMS state file's seed and leaf index with it."""
+    target = Path(os.path.realpath(out))
+    for key in keys:
+        real = Path(os.path.realpath(key))
+        try:
+            same = target == real or os.path.samefile(target, real)
+        except OSError:  # one of them does not exist: loading the key reports it
+            same = False
+        if same:
+            raise ConfigError(
+                f"--out {out} is the key file {real}: the signed bundle would replace the key"
+            )
+
+
 def _sign(args: argparse.Namespace) -> int:
     if (args.owner_ecc_key is None) != (args.owner_pqc_key is None):
         raise ConfigError("owner signing needs both --owner-ecc-key and --owner-pqc-key")
+    keys = [args.ecc_key, args.pqc_key, args.owner_ecc_key, args.owner_pqc_key]
+    _refuse_output_over_keys(args.out, [k for k in keys if k is not None])
     owner: tuple[Signer, Signer] | None = None
     if args.owner_ecc_key is not None:
         owner = (load_signer(args.owner_ecc_key), load_signer(args.owner_pqc_key))
