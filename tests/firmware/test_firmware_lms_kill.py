@@ -1,6 +1,7 @@
 """``kill -9`` while ``ironroot firmware sign`` spends an LMS one-time key: at every file
 operation that can change state, the signing process dies; then it signs again. Every bundle
-that came out holds a leaf no other bundle holds, and the state file always loads."""
+that came out holds a leaf no other bundle holds, the state file always loads, and no copy of
+it (a killed write's temp file) outlives the next signature."""
 
 from __future__ import annotations
 
@@ -60,6 +61,9 @@ def test_a_killed_signer_never_signs_two_bundles_with_one_leaf(tmp_path: Path) -
         LmsPrivateKey.load(lms.path)  # never torn
         sign(after)
         bundles += [cut, after]
+        # A signer killed inside its state write left a temp file: a whole copy of the key
+        # (seed and leaf index). The next signature removes it rather than leave a clone.
+        assert sorted(p.name for p in tmp_path.glob(".lms.state.*")) == []
     leaves = [_leaf(b.read_bytes()) for b in bundles if b.exists()]
     assert len(leaves) == len(set(leaves)), leaves
     assert len(leaves) >= operations + 1

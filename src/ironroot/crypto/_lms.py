@@ -28,7 +28,9 @@ State file: deterministic CBOR map ``{"kind": "ironroot-lms-state", "version": 1
 "lms": lms typecode, "ots": lmots typecode, "seed": SEED, "I": I, "q": next leaf,
 "pub": HSS public key}``, mode 0600. Never copy it: two copies sign with the same leaves.
 A state file named through a symbolic link is advanced where it lives (the key resolves its
-path when it is loaded), and one with a second name (a hard link) is refused at signing.
+path when it is loaded), and one with a second name (a hard link) is refused at signing. A
+signer killed inside its write leaves a temp file beside the state (``.<name>.XXXXXXXX.tmp``,
+a whole copy of the key); the next signature deletes it.
 
 Key generation computes all 2^h one-time public keys in pure Python: measured here at about
 0.03 s for H5, 1.2 s for H10 and 38 s for H15 (N24/W4). The tree is built once per process
@@ -414,6 +416,35 @@ def _locked(path: Path) -> Iterator[int]:
         os.close(fd)
 
 
+_TEMP_RANDOM: Final = 8  # the random part of a tempfile.mkstemp name (write_atomic's temp files)
+
+
+def _remove_stale_copies(path: Path) -> None:
+    """Delete the temp files a signer killed inside :func:`write_atomic` left beside ``path``.
+
+    Each is ``.<name>.<8 random characters>.tmp`` and a whole copy of the key, seed and all:
+    a clone that would sign with leaves the real file goes on to use. Called with the state
+    file locked, when no write of it is under way (a writer holds the lock until its temp file
+    has been renamed into place)."""
+    prefix = f".{path.name}."
+    size = len(prefix) + _TEMP_RANDOM + len(".tmp")
+    try:
+        with os.scandir(path.parent) as entries:
+            stale = [
+                entry.path
+                for entry in entries
+                if len(entry.name) == size
+                and entry.name.startswith(prefix)
+                and entry.name.endswith(".tmp")
+                and entry.is_file(follow_symlinks=False)
+            ]
+    except PermissionError:  # a folder its owner may write but not list: nothing to find
+        return
+    for name in stale:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(name)
+
+
 def _read_fd(fd: int) -> bytes:
     with os.fdopen(os.dup(fd), "rb") as handle:
         handle.seek(0)
@@ -526,6 +557,7 @@ class LmsPrivateKey:
                 raise StateReuse("LMS state file went backwards (restored copy?)")
             if leaf >= state.params.max_signatures:
                 raise StateReuse("LMS key is exhausted")
+            _remove_stale_copies(self._path)
             write_atomic(self._path, replace(state, next_leaf=leaf + 1).encode())
             self._floor = leaf + 1
         return leaf
