@@ -92,7 +92,8 @@ def write_atomic(
                 os.link(tmp, path)
             except FileExistsError as exc:
                 raise Conflict(f"{path} already exists") from exc
-            tmp.unlink()
+            with contextlib.suppress(FileNotFoundError):  # already gone: what matters is done
+                tmp.unlink()
         else:
             os.replace(tmp, path)
         if sync_dir:

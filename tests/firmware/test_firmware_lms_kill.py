@@ -68,3 +68,30 @@ def test_a_killed_signer_never_signs_two_bundles_with_one_leaf(tmp_path: Path) -
     assert len(leaves) == len(set(leaves)), leaves
     assert len(leaves) >= operations + 1
     assert lms.remaining() <= 32 - len(leaves)
+
+
+def test_a_key_whose_generation_was_killed_signs_once_it_exists(tmp_path: Path) -> None:
+    """``ironroot key generate --alg HSS-LMS`` killed at each of its file operations: where
+    the state file came to exist, it signs (a kill between linking it into place and removing
+    the temp name left a second name of the key beside it, which the signer removes: it is
+    the state file's own leftover, not a copy someone made)."""
+    killer = tmp_path / "killer.py"
+    killer.write_text(KILLER)
+
+    def generate(prefix: Path, **env: str) -> None:
+        argv = ["key", "generate", "--alg", "HSS-LMS", "--out", str(prefix), *LMS]
+        run_killer(killer, argv, **env)
+
+    tally = tmp_path / "tally"
+    generate(tmp_path / "whole", IRONROOT_TEST_KILL_TALLY=str(tally))
+    operations = int(tally.read_text())
+    assert operations >= 3
+    for point in range(1, operations + 1):
+        folder = tmp_path / f"cut{point}"
+        folder.mkdir()
+        generate(folder / "vendor", IRONROOT_TEST_KILL_AT=str(point))
+        state = folder / "vendor.key"
+        if state.exists():
+            signature = LmsPrivateKey.load(state).sign(b"first release")
+            assert int.from_bytes(signature[4:8], "big") == 0
+            assert sorted(p.name for p in folder.glob(".vendor.key.*")) == []

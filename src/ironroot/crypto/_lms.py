@@ -29,8 +29,9 @@ State file: deterministic CBOR map ``{"kind": "ironroot-lms-state", "version": 1
 "pub": HSS public key}``, mode 0600. Never copy it: two copies sign with the same leaves.
 A state file named through a symbolic link is advanced where it lives (the key resolves its
 path when it is loaded), and one with a second name (a hard link) is refused at signing. A
-signer killed inside its write leaves a temp file beside the state (``.<name>.XXXXXXXX.tmp``,
-a whole copy of the key); the next signature deletes it.
+signer or a ``generate`` killed inside its write leaves a temp file beside the state
+(``.<name>.XXXXXXXX.tmp``, a whole copy of the key, or a second name of it); the next
+signature deletes it.
 
 Key generation computes all 2^h one-time public keys in pure Python: measured here at about
 0.03 s for H5, 1.2 s for H10 and 38 s for H15 (N24/W4). The tree is built once per process
@@ -543,6 +544,9 @@ class LmsPrivateKey:
     def _reserve(self) -> int:
         """Durably advance the state file past one leaf and return that leaf."""
         with _locked(self._path) as fd:
+            # First the leftovers of killed writes, one of which may be a second name of this
+            # very file (``generate`` killed between linking it into place and unlinking).
+            _remove_stale_copies(self._path)
             names = os.fstat(fd).st_nlink
             if names != 1:  # a hard link: the other name would keep this leaf after the rename
                 raise StateReuse(
@@ -557,7 +561,6 @@ class LmsPrivateKey:
                 raise StateReuse("LMS state file went backwards (restored copy?)")
             if leaf >= state.params.max_signatures:
                 raise StateReuse("LMS key is exhausted")
-            _remove_stale_copies(self._path)
             write_atomic(self._path, replace(state, next_leaf=leaf + 1).encode())
             self._floor = leaf + 1
         return leaf
