@@ -336,8 +336,16 @@ def test_cli_tee_side_against_the_service(
         assert usage.value.code == 2
     assert main([*unwrap, *args, "--hsm-root", str(other_root)]) == 1
     assert main([*unwrap, *args, "--hsm-root", str(root), "--key", "other-key"]) == 1
+    # --key checks the service's label, which nothing signs; --handle the key the HSM released.
+    capsys.readouterr()
+    pinned = [*unwrap, *args, "--hsm-root", str(root), "--key", "db-key"]
+    assert main([*pinned, "--handle", "not-the-handle"]) == 1
+    assert (
+        f"the HSM released key {world.handles['db-key']}, not not-the-handle"
+        in capsys.readouterr().err
+    )
     assert not out.exists()
-    assert main([*unwrap, *args, "--hsm-root", str(root), "--key", "db-key"]) == 0
+    assert main([*pinned, "--handle", world.handles["db-key"]]) == 0
     assert len(out.read_bytes()) == 32
     # The same EAR again: the nonce is spent.
     assert (

@@ -155,17 +155,22 @@ class TeeKeyPair:
         nonce: bytes,
         hsm_roots: Sequence[x509.Certificate],
         kid: str | None = None,
+        handle: str | None = None,
         now: dt.datetime | None = None,
     ) -> UnwrappedKey:
         """Unwrap a release response (parsed or CBOR/JSON bytes) that answers ``nonce`` (the
         challenge this TEE asked for: required, so a response to an older request is never
         taken for this one), whose release statement an HSM certified to one of ``hsm_roots``
         signed (at ``now``, default the current time), and, when ``kid`` is given, that names
-        that key.
+        that key. ``kid`` is the key service's name for the key, which nothing signs: a party
+        between the TEE and the HSM can answer with the release of another key this EAR also
+        unlocks and name it ``kid``. ``handle`` pins the key itself: the HSM's statement must
+        be of the key it holds under that handle.
 
         ``KeyBindingMismatch`` when it is wrapped to another key (or, code ``other-key``, names
-        another key than ``kid``; code ``release-statement``, the HSM's statement is of other
-        wrapped bytes or another key type), ``StaleNonce`` when it answers another nonce,
+        another key than ``kid``, or the HSM released another key than ``handle``; code
+        ``release-statement``, the HSM's statement is of other wrapped bytes or another key
+        type), ``StaleNonce`` when it answers another nonce,
         ``ChainNotTrusted`` / ``CertificateExpired`` / ``BadSignature`` when the statement is
         not an HSM's under ``hsm_roots``, ``MalformedInput`` for a response that does not
         parse or disagrees with itself (including key material that is not a key of the type
@@ -182,7 +187,7 @@ class TeeKeyPair:
             )
         if released.alg != wrap_algorithm(self.kind):
             raise MalformedInput(f"{released.alg} is not the wrap algorithm of a {self.kind} key")
-        verify_release_statement(
+        opened = verify_release_statement(
             released.statement,
             roots=hsm_roots,
             now=now if now is not None else dt.datetime.now(dt.UTC),
@@ -191,6 +196,10 @@ class TeeKeyPair:
             nonce=nonce,
             key_type=released.key_type,
         )
+        if handle is not None and opened.handle != handle:
+            raise KeyBindingMismatch(
+                f"the HSM released key {opened.handle}, not {handle}", code="other-key"
+            )
         private = self._private
         if isinstance(private, rsa.RSAPrivateKey):
             material = unwrap_key_rsa_aes(private, released.wrapped)
