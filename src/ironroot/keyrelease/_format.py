@@ -148,7 +148,7 @@ class ReleasedKey:
             raise MalformedInput("a released key is a map with text keys")
         if set(value) != _MEMBERS:
             raise MalformedInput(f"a released key has exactly {', '.join(sorted(_MEMBERS))}")
-        if value["v"] != VERSION or isinstance(value["v"], bool):
+        if type(value["v"]) is not int or value["v"] != VERSION:  # not 2.0, not True
             raise MalformedInput(f"released key format version {value['v']!r} is not {VERSION}")
 
         def data(name: str) -> bytes:
