@@ -12,7 +12,7 @@
     ironroot keyrelease request --url URL --key NAME --ear ear.jwt --tee-key tee.key \\
                                 --nonce N --out released.cbor
     ironroot keyrelease unwrap released.cbor --tee-key tee.key --nonce N \\
-                               --hsm-root root.pem --out key.bin [--key NAME] [--handle H]
+                               --hsm-root hsm-device.pem --out key.bin [--key NAME] [--handle H]
     ironroot keyrelease demo [--workdir DIR]              # the whole flow, in process
     ironroot keyrelease verifier remove NAME --url URL --identity OFFICER \\
                                 [--credential-file F]   # from the running service's HSM
@@ -169,7 +169,8 @@ def register(sub: Any) -> None:
         "--hsm-root",
         required=True,
         type=Path,
-        help="the HSM vendor root certificate(s), PEM or DER, the release statement chains to",
+        help="the HSM's device certificate(s), PEM or DER (ironroot hsm info --device-out), "
+        "the release statement chains to; not the vendor's root",
     )
     unwrap.add_argument(
         "--key", default=None, help="check the service labelled the release with this key name"

@@ -106,11 +106,13 @@ def vm_ear(story: Story, node: str, report_data: bytes) -> bytes:
 
 
 def hsm_roots(story: Story) -> list[x509.Certificate]:
-    """What a VM trusts the key service's HSM by: the vendor CA's root, to which the HSM's
-    device identity (a DPE child of its machine's RoT) chains."""
+    """What a VM trusts the key service's HSM by: the HSM's device identity (a DPE child of
+    its machine's RoT), not the vendor CA's root, to which every machine's DICE layers and
+    each DPE child of any of them chain: any one could sign a release statement."""
     from ironroot.crypto import load_certificate
 
-    return [load_certificate(story.need(story.vendor_ca, "vendor CA").ecc_certificate)]
+    chain = story.need(story.hsm, "HSM").attestation_chain
+    return [load_certificate(chain[1], what="the HSM's device certificate", der_only=True)]
 
 
 def release_to_vm(

@@ -7,14 +7,16 @@ Inside the confidential VM::
     evidence = quote(report_data=tee.report_data(nonce))   # the hardware signs the binding
     ear = verifier.attest(evidence)              # an EAR carrying that report data
     released = client.release("db-key", ear=ear, wrapping_key=tee.public_spki, nonce=nonce)
-    key = tee.unwrap(released, nonce=nonce, hsm_roots=[hsm_vendor_root])  # UnwrappedKey
+    key = tee.unwrap(released, nonce=nonce, hsm_roots=[hsm_device])  # UnwrappedKey
 
 A confidential VM with GPUs attests them in one composite (``docs/keyrelease.md``): the
 challenge is ``tee.report_data(nonce)``, GPU ``i`` is asked for ``tee.gpu_nonce(nonce, i)``
 and the CVM's hardware signs ``tee.composite_report_data(nonce, gpu_count)``.
 
 The HSM signs a release statement with every release (``ironroot.hsm._release_statement``);
-:meth:`TeeKeyPair.unwrap` verifies it against the HSM vendor's root before it unwraps, so a key
+:meth:`TeeKeyPair.unwrap` verifies it against the HSM's device certificate before it unwraps
+(``ironroot hsm info --device-out``; not the vendor's root, under which every machine of the
+vendor and each DPE child of one, a VM's identity too, could sign a statement), so a key
 that did not come from an HSM's release decision for this request is never used.
 
 The private key never leaves this object except through :meth:`to_pem` (PKCS#8, for a TEE that
