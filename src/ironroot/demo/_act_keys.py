@@ -221,7 +221,14 @@ def key_release(story: Story) -> None:
     )
     fleet.rot(node).derive_child(CVM_IMAGE, label="cvm")
     tee, released, nonce = release_to_vm(story, node)
-    key = tee.unwrap(released, nonce=nonce, hsm_roots=hsm_roots(story), kid=DB_KEY, now=story.now())
+    key = tee.unwrap(
+        released,
+        nonce=nonce,
+        hsm_roots=hsm_roots(story),
+        kid=DB_KEY,
+        handle=story.db_key,  # the key itself: the name is the key service's label
+        now=story.now(),
+    )
     plaintext = AESGCM(key.material).decrypt(sealed[:12], sealed[12:], b"")
     ui.ok(
         f"the HSM released {DB_KEY} to payments-db, wrapped to its ML-KEM-768 key, with its "

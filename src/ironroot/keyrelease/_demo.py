@@ -232,9 +232,25 @@ def demo_release(
                 # The HSM's device certificate: not the vendor's root, under which every
                 # machine's DPE children (a VM's identity too) could sign a statement.
                 roots = [load_certificate(device.chain[0])]
-                released = _vm("A", host_a, client, attest, say, sealed=sealed_secret, roots=roots)
+                released = _vm(
+                    "A",
+                    host_a,
+                    client,
+                    attest,
+                    say,
+                    sealed=sealed_secret,
+                    roots=roots,
+                    handle=handle,
+                )
                 refused = not _vm(
-                    "B", host_b, client, attest, say, sealed=sealed_secret, roots=roots
+                    "B",
+                    host_b,
+                    client,
+                    attest,
+                    say,
+                    sealed=sealed_secret,
+                    roots=roots,
+                    handle=handle,
                 )
     finally:
         hsm.close()
@@ -251,6 +267,7 @@ def _vm(
     *,
     sealed: bytes,
     roots: list[x509.Certificate],
+    handle: str,
 ) -> bool:
     tee = TeeKeyPair.generate("ML-KEM-768")
     nonce = client.challenge()
@@ -262,7 +279,7 @@ def _vm(
     except ReleaseDenied as exc:
         say(f"VM {name}: refused ({exc.code}): {exc.detail}")
         return False
-    key = tee.unwrap(response, nonce=nonce, hsm_roots=roots, kid=_KEY_NAME)
+    key = tee.unwrap(response, nonce=nonce, hsm_roots=roots, kid=_KEY_NAME, handle=handle)
     say(f"VM {name}: the HSM's release statement verifies to the HSM's device certificate")
     plaintext = AESGCM(key.material).decrypt(sealed[:12], sealed[12:], b"")
     say(f"VM {name}: released {key.kid} ({key.key_type.value}); decrypts {plaintext.decode()!r}")
