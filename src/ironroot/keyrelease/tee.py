@@ -200,7 +200,7 @@ class TeeKeyPair:
         )
         if handle is not None and opened.handle != handle:
             raise KeyBindingMismatch(
-                f"the HSM released key {opened.handle}, not {handle}", code="other-key"
+                f"the HSM released key {opened.handle[:64]}, not {handle!s:.64}", code="other-key"
             )
         private = self._private
         if isinstance(private, rsa.RSAPrivateKey):
