@@ -50,3 +50,15 @@ def test_a_jwk_with_a_private_member_is_refused(member: str, value: object) -> N
 def test_a_public_jwk_is_the_key() -> None:
     der = _PRIVATE.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
     assert WrappingKey.parse(_public_jwk()).digest == WrappingKey.parse(der).digest
+
+
+def test_a_jwk_text_with_a_member_twice_is_refused() -> None:
+    """As every other JSON the service reads: which ``n`` counts would be its parser's choice."""
+    public = _public_jwk()
+    other = rsa.generate_private_key(65537, 3072).public_key().public_numbers()
+    text = f'{{"kty": "RSA", "n": "{_b64(other.n)}", "e": "{public["e"]}", "n": "{public["n"]}"}}'
+    with pytest.raises(MalformedInput) as caught:
+        WrappingKey.parse(text.encode())
+    assert str(caught.value) == "the wrapping key is not a JSON JWK"
+    assert isinstance(caught.value.__cause__, ValueError)
+    assert "appears twice" in str(caught.value.__cause__)

@@ -44,6 +44,7 @@ from cryptography.hazmat.primitives.asymmetric import mlkem, rsa
 from joserfc.errors import JoseError
 from joserfc.jwk import RSAKey
 
+from ironroot._json import unique_members
 from ironroot.ear import answers_composite, gpu_nonce
 from ironroot.errors import (
     KeyBindingMismatch,
@@ -110,7 +111,7 @@ def _load(value: bytes | str | Mapping[str, Any]) -> PublicWrappingKey:
     try:
         if stripped.startswith(b"{"):
             try:
-                jwk = json.loads(stripped)
+                jwk = json.loads(stripped, object_pairs_hook=unique_members)  # each name once
             except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
                 raise MalformedInput("the wrapping key is not a JSON JWK") from exc
             if not isinstance(jwk, dict):
