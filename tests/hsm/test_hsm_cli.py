@@ -553,3 +553,17 @@ def test_audit_prune_is_an_officers_and_refuses_the_live_log(
     )
     log = (directory / "audit.jsonl").read_text()
     assert '"operation":"audit-prune","key":"before-5","result":"malformed"' in log
+
+
+def test_info_writes_the_device_certificate_a_tee_trusts_alone(
+    cli: tuple[Path, dict[str, Path]], tmp_path: Path
+) -> None:
+    """``--device-out``: the one certificate a TEE pins this HSM's release statements to
+    (docs/keyrelease.md), not the chain up to the vendor's root."""
+    directory, files = cli
+    device = tmp_path / "device.pem"
+    common = ["--dir", str(directory), "--sealing-secret-file", str(files["secret"])]
+    assert _main.main(_hsm("info", *common, "--device-out", str(device))) == 0
+    written = x509.load_pem_x509_certificates(device.read_bytes())
+    given = x509.load_pem_x509_certificates(files["device_chain"].read_bytes())
+    assert written == given[:1]

@@ -27,6 +27,7 @@ from ironroot.attestation import (
 from ironroot.cli import main
 from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.errors import (
+    ChainNotTrusted,
     ConfigError,
     InvalidReleasePolicy,
     KeyBindingMismatch,
@@ -43,10 +44,14 @@ from ironroot.hsm import (
     KeyAttributes,
     KeyType,
     Role,
+    wrap_key_kem,
 )
+from ironroot.hsm._certs import issue_attestation_certificate
+from ironroot.hsm._release_statement import sign_release_statement
 from ironroot.keyrelease import (
     KeyReleaseClient,
     KeyReleaseServerThread,
+    ReleasedKey,
     create_keyrelease_app,
     demo_release,
     load_keyrelease_config,
@@ -71,7 +76,8 @@ class World:
     verifier: AttestationService
     data: Path
     handles: dict[str, str]
-    hsm_roots: list[x509.Certificate]  # the vendor CA's ECC root, where the HSM's chain ends
+    hsm_roots: list[x509.Certificate]  # what a TEE trusts the key service's HSM by
+    elsewhere: Device  # another machine of the same vendor, its owner no friend of the TEE's
 
 
 def _policy(pcr2: bytes) -> str:
@@ -113,7 +119,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     )
     key_hash = key_descriptor_hash([ecc.public_key], [pqc.public_key], "mldsa")
     hosts = []
-    for name, image in (("a", APPROVED), ("b", OTHER), ("k", None)):
+    for name, image in (("a", APPROVED), ("b", OTHER), ("k", None), ("x", None)):
         host = Device.create(work / f"host-{name}")
         host.provision(ca, vendor_key_hash=key_hash, now=now - dt.timedelta(days=1))
         host.boot(bundle, now=now)
@@ -178,8 +184,12 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     for name, handle in handles.items():
         lines += ["", f"[keyrelease.keys.{name}]", f'handle = "{handle}"']
     (data / "keyrelease.toml").write_text("\n".join(lines) + "\n")
-    roots = [x509.load_der_x509_certificate(ca.ecc_certificate)]
-    return World(hosts[0], hosts[1], rot_verifier(verifier), verifier, data, handles, roots)
+    # The TEE trusts this HSM's device certificate, not the vendor's root (every machine of
+    # the vendor, and every DPE child of one, chains to that): docs/keyrelease.md.
+    roots = [x509.load_der_x509_certificate(child.ecc_certificate)]
+    return World(
+        hosts[0], hosts[1], rot_verifier(verifier), verifier, data, handles, roots, hosts[3]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -223,6 +233,56 @@ def test_other_vm_is_refused(world: World, server: str) -> None:
     with pytest.raises(ReleaseDenied) as info:
         _vm_release(world, server, world.host_b, "db-key")
     assert info.value.code == "policy-claims"
+
+
+def test_a_release_statement_another_machines_dpe_child_signed_is_refused(world: World) -> None:
+    """Every machine of the vendor has DICE layers under the vendor's root, and each can
+    certify DPE children (a VM's identity, for one): any of them can certify an "HSM
+    attestation key" of its own and sign a release statement of a key it chose, naming the
+    handle the TEE pinned. A TEE that trusted the vendor's root took that key for db-key."""
+    child = world.elsewhere.derive_child(hashlib.sha384(b"a VM").digest(), label="cvm")
+    device_chain = (child.ecc_certificate, *reversed(world.elsewhere.chain(Algorithm.ES384)))
+    attestation = PrivateKey.generate(Algorithm.ES384)
+    now = dt.datetime.now(dt.UTC)
+    certificate = issue_attestation_certificate(
+        subject_key=attestation.public_key,
+        hsm_id=bytes(16),
+        issuer=child.ecc_key,
+        issuer_chain=device_chain,
+        now=now - dt.timedelta(minutes=5),
+    )
+    tee, nonce = TeeKeyPair.generate(), os.urandom(32)
+    wrapped = wrap_key_kem(tee.public.key, KeyType.AES_256, b"known to the forger" + bytes(13))  # type: ignore[arg-type]
+    statement = sign_release_statement(
+        attestation,
+        (certificate, *device_chain),
+        hsm_id=bytes(16),
+        handle=world.handles["db-key"],
+        key_type=KeyType.AES_256,
+        recipient=tee.public.digest,
+        nonce=nonce,
+        ear=b"no EAR",
+        wrapped=wrapped,
+        now=int(now.timestamp()),
+    )
+    forged = ReleasedKey(
+        kid="db-key",
+        key_type=KeyType.AES_256,
+        alg="ML-KEM-768+A256KWP",
+        recipient=tee.public.digest,
+        nonce=nonce,
+        wrapped=wrapped,
+        statement=statement,
+    )
+    with pytest.raises(ChainNotTrusted) as caught:
+        tee.unwrap(
+            forged,
+            nonce=nonce,
+            hsm_roots=world.hsm_roots,
+            kid="db-key",
+            handle=world.handles["db-key"],
+        )
+    assert str(caught.value).startswith("x5chain does not validate to a trusted root")
 
 
 def test_quote_binding_another_wrapping_key_is_refused(world: World, server: str) -> None:
@@ -336,8 +396,16 @@ def test_cli_tee_side_against_the_service(
         assert usage.value.code == 2
     assert main([*unwrap, *args, "--hsm-root", str(other_root)]) == 1
     assert main([*unwrap, *args, "--hsm-root", str(root), "--key", "other-key"]) == 1
+    # --key checks the service's label, which nothing signs; --handle the key the HSM released.
+    capsys.readouterr()
+    pinned = [*unwrap, *args, "--hsm-root", str(root), "--key", "db-key"]
+    assert main([*pinned, "--handle", "not-the-handle"]) == 1
+    assert (
+        f"the HSM released key {world.handles['db-key']}, not not-the-handle"
+        in capsys.readouterr().err
+    )
     assert not out.exists()
-    assert main([*unwrap, *args, "--hsm-root", str(root), "--key", "db-key"]) == 0
+    assert main([*pinned, "--handle", world.handles["db-key"]]) == 0
     assert len(out.read_bytes()) == 32
     # The same EAR again: the nonce is spent.
     assert (

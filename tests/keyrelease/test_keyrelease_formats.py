@@ -23,7 +23,7 @@ from joserfc.jwk import RSAKey
 import ironroot.keyrelease
 from hsm_devices import ReleaseSigner
 from hypothesis_budget import examples
-from ironroot.cose import decode_cbor
+from ironroot.cose import decode_cbor, encode_cbor
 from ironroot.errors import (
     IronrootError,
     KeyBindingMismatch,
@@ -334,6 +334,19 @@ def test_tee_key_pem_round_trip() -> None:
 def test_released_keys_that_do_not_parse(data: bytes) -> None:
     with pytest.raises(MalformedInput):
         ReleasedKey.parse(data)
+
+
+@pytest.mark.parametrize("version", [2.0, True, "2"], ids=["float", "bool", "text"])
+def test_a_released_key_version_is_the_integer_2(version: object) -> None:
+    """``v`` is a uint (docs/keyrelease.md): ``2.0`` equals ``2`` in Python, not in CBOR or
+    JSON's integer reading, and is refused in both forms like any other value."""
+    released = _released()
+    as_json = {**json.loads(released.to_json()), "v": version}
+    as_cbor = {**decode_cbor(released.to_cbor()), "v": version}  # type: ignore[dict-item]
+    for data in (json.dumps(as_json).encode(), encode_cbor(as_cbor)):
+        with pytest.raises(MalformedInput) as caught:
+            ReleasedKey.parse(data)
+        assert str(caught.value) == f"released key format version {version!r} is not 2"
 
 
 @settings(max_examples=examples(100), deadline=None)

@@ -243,6 +243,12 @@ def register(sub: Any) -> None:
     _common(info, login=False)
     info.add_argument("--chain-out", type=Path, help="write the attestation chain (PEM)")
     info.add_argument("--key-out", type=Path, help="write the attestation public key (PEM)")
+    info.add_argument(
+        "--device-out",
+        type=Path,
+        help="write the device certificate alone (PEM): what a TEE trusts this HSM's release "
+        "statements by (keyrelease unwrap --hsm-root)",
+    )
     info.set_defaults(func=_info)
 
     identity = verbs.add_parser("identity", help="manage identities (crypto officer)")
@@ -481,6 +487,8 @@ def _info(args: argparse.Namespace) -> int:
             _write(args.chain_out, b"".join(c.public_bytes(Encoding.PEM) for c in chain))
         if args.key_out:
             _write(args.key_out, hsm.attestation_public_key.to_pem())
+        if args.device_out:
+            _write(args.device_out, chain[1].public_bytes(Encoding.PEM))
         value = {
             "hsm": hsm.hsm_id.hex(),
             "attestation_kid": hsm.attestation_public_key.kid.hex(),

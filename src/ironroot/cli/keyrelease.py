@@ -12,7 +12,7 @@
     ironroot keyrelease request --url URL --key NAME --ear ear.jwt --tee-key tee.key \\
                                 --nonce N --out released.cbor
     ironroot keyrelease unwrap released.cbor --tee-key tee.key --nonce N \\
-                               --hsm-root root.pem --out key.bin [--key NAME]
+                               --hsm-root hsm-device.pem --out key.bin [--key NAME] [--handle H]
     ironroot keyrelease demo [--workdir DIR]              # the whole flow, in process
     ironroot keyrelease verifier remove NAME --url URL --identity OFFICER \\
                                 [--credential-file F]   # from the running service's HSM
@@ -169,9 +169,17 @@ def register(sub: Any) -> None:
         "--hsm-root",
         required=True,
         type=Path,
-        help="the HSM vendor root certificate(s), PEM or DER, the release statement chains to",
+        help="the HSM's device certificate(s), PEM or DER (ironroot hsm info --device-out), "
+        "the release statement chains to; not the vendor's root",
     )
-    unwrap.add_argument("--key", default=None, help="check the release is of this key name")
+    unwrap.add_argument(
+        "--key", default=None, help="check the service labelled the release with this key name"
+    )
+    unwrap.add_argument(
+        "--handle",
+        default=None,
+        help="check the HSM's release statement is of the key with this HSM handle",
+    )
     unwrap.add_argument("--out", required=True, type=Path, help="the key material")
     unwrap.set_defaults(func=_unwrap)
 
@@ -333,7 +341,9 @@ def _unwrap(args: argparse.Namespace) -> int:
     tee = _tee(args.tee_key)
     released = keyrelease.ReleasedKey.parse(_read(args.released))
     roots = load_certificates(_read(args.hsm_root), what=f"HSM root {args.hsm_root}")
-    key = tee.unwrap(released, nonce=_nonce(args.nonce), hsm_roots=roots, kid=args.key)
+    key = tee.unwrap(
+        released, nonce=_nonce(args.nonce), hsm_roots=roots, kid=args.key, handle=args.handle
+    )
     _write(args.out, key.material)
     print(f"unwrapped {key.kid} ({key.key_type.value}) to {args.out}")
     return 0

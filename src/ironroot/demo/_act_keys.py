@@ -106,11 +106,13 @@ def vm_ear(story: Story, node: str, report_data: bytes) -> bytes:
 
 
 def hsm_roots(story: Story) -> list[x509.Certificate]:
-    """What a VM trusts the key service's HSM by: the vendor CA's root, to which the HSM's
-    device identity (a DPE child of its machine's RoT) chains."""
+    """What a VM trusts the key service's HSM by: the HSM's device identity (a DPE child of
+    its machine's RoT), not the vendor CA's root, to which every machine's DICE layers and
+    each DPE child of any of them chain: any one could sign a release statement."""
     from ironroot.crypto import load_certificate
 
-    return [load_certificate(story.need(story.vendor_ca, "vendor CA").ecc_certificate)]
+    chain = story.need(story.hsm, "HSM").attestation_chain
+    return [load_certificate(chain[1], what="the HSM's device certificate", der_only=True)]
 
 
 def release_to_vm(
@@ -219,7 +221,14 @@ def key_release(story: Story) -> None:
     )
     fleet.rot(node).derive_child(CVM_IMAGE, label="cvm")
     tee, released, nonce = release_to_vm(story, node)
-    key = tee.unwrap(released, nonce=nonce, hsm_roots=hsm_roots(story), kid=DB_KEY, now=story.now())
+    key = tee.unwrap(
+        released,
+        nonce=nonce,
+        hsm_roots=hsm_roots(story),
+        kid=DB_KEY,
+        handle=story.db_key,  # the key itself: the name is the key service's label
+        now=story.now(),
+    )
     plaintext = AESGCM(key.material).decrypt(sealed[:12], sealed[12:], b"")
     ui.ok(
         f"the HSM released {DB_KEY} to payments-db, wrapped to its ML-KEM-768 key, with its "

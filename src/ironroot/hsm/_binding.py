@@ -44,6 +44,7 @@ from cryptography.hazmat.primitives.asymmetric import mlkem, rsa
 from joserfc.errors import JoseError
 from joserfc.jwk import RSAKey
 
+from ironroot._json import unique_members
 from ironroot.ear import answers_composite, gpu_nonce
 from ironroot.errors import (
     KeyBindingMismatch,
@@ -68,6 +69,7 @@ REPORT_DATA_SIZE: Final = 64
 WRAPPING_KEY_KINDS: Final = ("ML-KEM-768", "ML-KEM-1024", "RSA-3072", "RSA-4096")
 _MAX_KEY: Final = 16 * 1024
 _RSA_BITS: Final = frozenset((3072, 4096))
+_JWK_PRIVATE: Final = frozenset(("d", "p", "q", "dp", "dq", "qi", "oth"))  # RFC 7518 §6.3.2
 
 PublicWrappingKey = mlkem.MLKEM768PublicKey | mlkem.MLKEM1024PublicKey | rsa.RSAPublicKey
 
@@ -86,7 +88,7 @@ def _kind(key: PublicWrappingKey) -> str:
 def _from_jwk(jwk: Mapping[str, Any]) -> PublicWrappingKey:
     if jwk.get("kty") != "RSA":
         raise UnsupportedAlgorithm("a JWK wrapping key is an RSA key (kty RSA)")
-    if "d" in jwk or "p" in jwk:
+    if not _JWK_PRIVATE.isdisjoint(jwk):  # any one of them gives the private key away
         raise MalformedInput("the wrapping key JWK holds private parameters")
     try:
         key = RSAKey.import_key(dict(jwk)).raw_value
@@ -109,7 +111,7 @@ def _load(value: bytes | str | Mapping[str, Any]) -> PublicWrappingKey:
     try:
         if stripped.startswith(b"{"):
             try:
-                jwk = json.loads(stripped)
+                jwk = json.loads(stripped, object_pairs_hook=unique_members)  # each name once
             except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
                 raise MalformedInput("the wrapping key is not a JSON JWK") from exc
             if not isinstance(jwk, dict):

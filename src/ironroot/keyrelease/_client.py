@@ -117,7 +117,9 @@ class KeyReleaseClient:
 
         The answer must be for this request: key ``name``, this ``nonce`` and this wrapping key
         (``KeyBindingMismatch``, ``StaleNonce`` otherwise), so an answer meant for another
-        request — a proxy's mix-up, a cached response — is never taken for this one."""
+        request — a proxy's mix-up, a cached response — is never taken for this one. The name
+        is the service's label, which nothing signs: which key the HSM released is checked
+        by :meth:`~ironroot.keyrelease.tee.TeeKeyPair.unwrap` with ``handle``."""
         if cbor:
             body = encode_cbor({"ear": ear, "wrapping_key": wrapping_key, "nonce": nonce})
             headers = {"Content-Type": _CBOR, "Accept": RELEASED_KEY_CBOR}

@@ -229,10 +229,28 @@ def demo_release(
         with KeyReleaseServerThread(create_keyrelease_app(service)) as server:
             say(f"key service: {server.url}")
             with KeyReleaseClient(server.url) as client:
-                roots = [load_certificate(ca.ecc_certificate)]  # the HSM's device chain's root
-                released = _vm("A", host_a, client, attest, say, sealed=sealed_secret, roots=roots)
+                # The HSM's device certificate: not the vendor's root, under which every
+                # machine's DPE children (a VM's identity too) could sign a statement.
+                roots = [load_certificate(device.chain[0])]
+                released = _vm(
+                    "A",
+                    host_a,
+                    client,
+                    attest,
+                    say,
+                    sealed=sealed_secret,
+                    roots=roots,
+                    handle=handle,
+                )
                 refused = not _vm(
-                    "B", host_b, client, attest, say, sealed=sealed_secret, roots=roots
+                    "B",
+                    host_b,
+                    client,
+                    attest,
+                    say,
+                    sealed=sealed_secret,
+                    roots=roots,
+                    handle=handle,
                 )
     finally:
         hsm.close()
@@ -249,6 +267,7 @@ def _vm(
     *,
     sealed: bytes,
     roots: list[x509.Certificate],
+    handle: str,
 ) -> bool:
     tee = TeeKeyPair.generate("ML-KEM-768")
     nonce = client.challenge()
@@ -260,8 +279,8 @@ def _vm(
     except ReleaseDenied as exc:
         say(f"VM {name}: refused ({exc.code}): {exc.detail}")
         return False
-    key = tee.unwrap(response, nonce=nonce, hsm_roots=roots, kid=_KEY_NAME)
-    say(f"VM {name}: the HSM's release statement verifies to the vendor root")
+    key = tee.unwrap(response, nonce=nonce, hsm_roots=roots, kid=_KEY_NAME, handle=handle)
+    say(f"VM {name}: the HSM's release statement verifies to the HSM's device certificate")
     plaintext = AESGCM(key.material).decrypt(sealed[:12], sealed[12:], b"")
     say(f"VM {name}: released {key.kid} ({key.key_type.value}); decrypts {plaintext.decode()!r}")
     return True

@@ -18,7 +18,7 @@ CBOR (``application/vnd.ironroot.released-key+cbor``, deterministic encoding, RF
 ``statement`` is what the HSM signed with its attestation key when it released the key
 (``ironroot.hsm._release_statement``): its id, the key's handle and type, the wrapping key's
 digest, the nonce, the EAR's digest and ``wrapped``'s digest, with the attestation
-certificate and the HSM's device chain. The TEE verifies it against the HSM vendor's root
+certificate and the HSM's device chain. The TEE verifies it against the HSM's device certificate
 before it unwraps (:meth:`~ironroot.keyrelease.tee.TeeKeyPair.unwrap`): anyone can wrap a key
 to a public key, only the HSM signs that it released one. Version 1 (without ``statement``)
 is refused.
@@ -148,7 +148,7 @@ class ReleasedKey:
             raise MalformedInput("a released key is a map with text keys")
         if set(value) != _MEMBERS:
             raise MalformedInput(f"a released key has exactly {', '.join(sorted(_MEMBERS))}")
-        if value["v"] != VERSION or isinstance(value["v"], bool):
+        if type(value["v"]) is not int or value["v"] != VERSION:  # not 2.0, not True
             raise MalformedInput(f"released key format version {value['v']!r} is not {VERSION}")
 
         def data(name: str) -> bytes:

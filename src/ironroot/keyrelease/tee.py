@@ -7,14 +7,16 @@ Inside the confidential VM::
     evidence = quote(report_data=tee.report_data(nonce))   # the hardware signs the binding
     ear = verifier.attest(evidence)              # an EAR carrying that report data
     released = client.release("db-key", ear=ear, wrapping_key=tee.public_spki, nonce=nonce)
-    key = tee.unwrap(released, nonce=nonce, hsm_roots=[hsm_vendor_root])  # UnwrappedKey
+    key = tee.unwrap(released, nonce=nonce, hsm_roots=[hsm_device])  # UnwrappedKey
 
 A confidential VM with GPUs attests them in one composite (``docs/keyrelease.md``): the
 challenge is ``tee.report_data(nonce)``, GPU ``i`` is asked for ``tee.gpu_nonce(nonce, i)``
 and the CVM's hardware signs ``tee.composite_report_data(nonce, gpu_count)``.
 
 The HSM signs a release statement with every release (``ironroot.hsm._release_statement``);
-:meth:`TeeKeyPair.unwrap` verifies it against the HSM vendor's root before it unwraps, so a key
+:meth:`TeeKeyPair.unwrap` verifies it against the HSM's device certificate before it unwraps
+(``ironroot hsm info --device-out``; not the vendor's root, under which every machine of the
+vendor and each DPE child of one, a VM's identity too, could sign a statement), so a key
 that did not come from an HSM's release decision for this request is never used.
 
 The private key never leaves this object except through :meth:`to_pem` (PKCS#8, for a TEE that
@@ -155,17 +157,22 @@ class TeeKeyPair:
         nonce: bytes,
         hsm_roots: Sequence[x509.Certificate],
         kid: str | None = None,
+        handle: str | None = None,
         now: dt.datetime | None = None,
     ) -> UnwrappedKey:
         """Unwrap a release response (parsed or CBOR/JSON bytes) that answers ``nonce`` (the
         challenge this TEE asked for: required, so a response to an older request is never
         taken for this one), whose release statement an HSM certified to one of ``hsm_roots``
         signed (at ``now``, default the current time), and, when ``kid`` is given, that names
-        that key.
+        that key. ``kid`` is the key service's name for the key, which nothing signs: a party
+        between the TEE and the HSM can answer with the release of another key this EAR also
+        unlocks and name it ``kid``. ``handle`` pins the key itself: the HSM's statement must
+        be of the key it holds under that handle.
 
         ``KeyBindingMismatch`` when it is wrapped to another key (or, code ``other-key``, names
-        another key than ``kid``; code ``release-statement``, the HSM's statement is of other
-        wrapped bytes or another key type), ``StaleNonce`` when it answers another nonce,
+        another key than ``kid``, or the HSM released another key than ``handle``; code
+        ``release-statement``, the HSM's statement is of other wrapped bytes or another key
+        type), ``StaleNonce`` when it answers another nonce,
         ``ChainNotTrusted`` / ``CertificateExpired`` / ``BadSignature`` when the statement is
         not an HSM's under ``hsm_roots``, ``MalformedInput`` for a response that does not
         parse or disagrees with itself (including key material that is not a key of the type
@@ -182,7 +189,7 @@ class TeeKeyPair:
             )
         if released.alg != wrap_algorithm(self.kind):
             raise MalformedInput(f"{released.alg} is not the wrap algorithm of a {self.kind} key")
-        verify_release_statement(
+        opened = verify_release_statement(
             released.statement,
             roots=hsm_roots,
             now=now if now is not None else dt.datetime.now(dt.UTC),
@@ -191,6 +198,10 @@ class TeeKeyPair:
             nonce=nonce,
             key_type=released.key_type,
         )
+        if handle is not None and opened.handle != handle:
+            raise KeyBindingMismatch(
+                f"the HSM released key {opened.handle[:64]}, not {handle!s:.64}", code="other-key"
+            )
         private = self._private
         if isinstance(private, rsa.RSAPrivateKey):
             material = unwrap_key_rsa_aes(private, released.wrapped)

@@ -1,0 +1,64 @@
+"""An RSA JWK as the wrapping key: public members only.
+
+A JWK that carries any private member of RFC 7518 §6.3.2 (``d``, ``p``, ``q``, ``dp``,
+``dq``, ``qi``, ``oth``) is refused: a TEE that sends one has sent what unwraps every key
+released to it (``q`` alone factors ``n``), through the key service and whatever stands in
+between. Until now only ``d`` and ``p`` were refused.
+"""
+
+from __future__ import annotations
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from ironroot.crypto import b64url_encode
+from ironroot.errors import MalformedInput
+from ironroot.hsm import WrappingKey
+
+_PRIVATE = rsa.generate_private_key(65537, 3072)
+_NUMBERS = _PRIVATE.private_numbers()
+
+
+def _b64(value: int) -> str:
+    return b64url_encode(value.to_bytes((value.bit_length() + 7) // 8, "big"))
+
+
+def _public_jwk() -> dict[str, object]:
+    public = _NUMBERS.public_numbers
+    return {"kty": "RSA", "n": _b64(public.n), "e": _b64(public.e)}
+
+
+@pytest.mark.parametrize(
+    ("member", "value"),
+    [
+        ("d", _b64(_NUMBERS.d)),
+        ("p", _b64(_NUMBERS.p)),
+        ("q", _b64(_NUMBERS.q)),
+        ("dp", _b64(_NUMBERS.dmp1)),
+        ("dq", _b64(_NUMBERS.dmq1)),
+        ("qi", _b64(_NUMBERS.iqmp)),
+        ("oth", [{"r": _b64(3), "d": _b64(1), "t": _b64(1)}]),
+    ],
+)
+def test_a_jwk_with_a_private_member_is_refused(member: str, value: object) -> None:
+    with pytest.raises(MalformedInput) as caught:
+        WrappingKey.parse({**_public_jwk(), member: value})
+    assert str(caught.value) == "the wrapping key JWK holds private parameters"
+
+
+def test_a_public_jwk_is_the_key() -> None:
+    der = _PRIVATE.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    assert WrappingKey.parse(_public_jwk()).digest == WrappingKey.parse(der).digest
+
+
+def test_a_jwk_text_with_a_member_twice_is_refused() -> None:
+    """As every other JSON the service reads: which ``n`` counts would be its parser's choice."""
+    public = _public_jwk()
+    other = rsa.generate_private_key(65537, 3072).public_key().public_numbers()
+    text = f'{{"kty": "RSA", "n": "{_b64(other.n)}", "e": "{public["e"]}", "n": "{public["n"]}"}}'
+    with pytest.raises(MalformedInput) as caught:
+        WrappingKey.parse(text.encode())
+    assert str(caught.value) == "the wrapping key is not a JSON JWK"
+    assert isinstance(caught.value.__cause__, ValueError)
+    assert "appears twice" in str(caught.value.__cause__)
