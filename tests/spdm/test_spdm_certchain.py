@@ -7,7 +7,7 @@ import hashlib
 from pathlib import Path
 
 import pytest
-from _spdm_helpers import NOW, Device, make_cert, make_requester, make_responder
+from _spdm_helpers import BLOCKS, NOW, Device, make_cert, make_requester, make_responder
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -103,9 +103,28 @@ def test_verify_chain_without_root_certificate(device: Device) -> None:
 
 
 def test_chain_of_the_root_alone(device: Device) -> None:
-    chain = CertificateChain.build([device.root], SHA384)
-    leaf = verify_certificate_chain(chain, root=device.root, hash_algo=SHA384, now=NOW)
+    """A chain that is the trusted root alone makes the root the signing leaf: it passes the
+    leaf checks too (libspdm refuses a CA root alone and accepts a self-signed end entity)."""
+    key = PrivateKey.generate(Algorithm.ES384)
+    alone = make_cert("Ironroot Device Alone", key, "Ironroot Device Alone", key, ca=False)
+    chain = CertificateChain.build([alone], SHA384)
+    leaf = verify_certificate_chain(chain, root=alone, hash_algo=SHA384, now=NOW)
     assert leaf.subject == leaf.issuer
+
+
+def test_a_ca_root_alone_is_not_a_signing_leaf(device: Device) -> None:
+    # The root CA (keyCertSign, no digitalSignature) as the whole chain: the path is only the
+    # trusted anchor, and its key would sign SPDM messages without the leaf checks.
+    chain = CertificateChain.build([device.root], SHA384)
+    with pytest.raises(ChainNotTrusted) as caught:
+        verify_certificate_chain(chain, root=device.root, hash_algo=SHA384, now=NOW)
+    assert caught.value.detail == "the SPDM leaf certificate is a CA (BasicConstraints CA:TRUE)"
+    responder = Responder(device.root_key, [device.root], BLOCKS)
+    requester = make_requester(responder, device)
+    requester.init_connection()
+    requester.get_digests()
+    with pytest.raises(ChainNotTrusted, match="leaf certificate is a CA"):
+        requester.get_certificate_chain()
 
 
 def test_wrong_root_is_rejected(device: Device) -> None:

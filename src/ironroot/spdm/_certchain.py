@@ -264,8 +264,9 @@ def _verified_path(
     certs = chain.x509()
     path = certs if chain.certificates[0] == root else [anchor, *certs]
     _check_validity(((c.not_valid_before_utc, c.not_valid_after_utc, c.subject) for c in path), now)
-    if len(path) == 1:
-        return (anchor,)  # the chain is the trusted root itself
+    if len(path) == 1:  # the chain is the trusted root itself, so the root is the leaf
+        _check_leaf(anchor)
+        return (anchor,)
     verifier = (
         verification.PolicyBuilder()
         .store(verification.Store([anchor]))
