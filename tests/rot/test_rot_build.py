@@ -389,3 +389,28 @@ def test_an_issuer_whose_key_usage_omits_key_cert_sign_is_refused() -> None:
         else:
             with pytest.raises(ChainNotTrusted, match="keyCertSign"):
                 verify_chain(chain)
+
+
+def test_a_key_usage_that_asserts_nothing_is_refused() -> None:
+    # RFC 5280 §4.2.1.3: a keyUsage extension sets at least one bit. An empty one read as
+    # "no keyUsage" let an issuer whose certificate allows its key nothing sign the next one.
+    root, alias = PrivateKey.generate(Algorithm.ES384), PrivateKey.generate(Algorithm.ES384)
+    nothing = x509.KeyUsage(False, False, False, False, False, False, False, False, False)
+    root_der = (
+        x509.CertificateBuilder()
+        .subject_name(_name("R"))
+        .issuer_name(_name("R"))
+        .public_key(root.public_key.raw)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(NOW)
+        .not_valid_after(NOW + datetime.timedelta(days=365))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(nothing, critical=True)
+        .sign(root.raw, hashes.SHA384())
+        .public_bytes(Encoding.DER)
+    )
+    alias_der = _cert("Alias", "R", alias, root, [], ca=False)
+    with pytest.raises(MalformedCertificate) as caught:
+        verify_chain([parse_certificate(root_der), parse_certificate(alias_der)])
+    assert type(caught.value) is MalformedCertificate
+    assert caught.value.detail == "the KeyUsage extension asserts no usage (RFC 5280 4.2.1.3)"

@@ -437,12 +437,16 @@ _KEY_USAGE_NAMES: Final = (
 
 
 def _key_usage(ku: x509.KeyUsage) -> tuple[str, ...]:
+    """The usages asserted; an extension asserting none is malformed (RFC 5280 4.2.1.3: at
+    least one bit), and would otherwise read as an absent one, which restricts nothing."""
     names = [name for attr, name in _KEY_USAGE_NAMES if getattr(ku, attr)]
     if ku.key_agreement:
         if ku.encipher_only:
             names.append("encipherOnly")
         if ku.decipher_only:
             names.append("decipherOnly")
+    if not names:
+        raise MalformedCertificate("the KeyUsage extension asserts no usage (RFC 5280 4.2.1.3)")
     return tuple(names)
 
 
