@@ -16,7 +16,7 @@ import pytest
 
 from ironroot import rot
 from ironroot.cli import main
-from ironroot.errors import IronrootError, MalformedCertificate
+from ironroot.errors import IronrootError, LimitExceeded, MalformedCertificate
 
 CALIPTRA_FMC = Path("caliptra") / "fmc_alias_cert_ecc.der"
 
@@ -119,3 +119,20 @@ def test_inspect_cert_process_prints_no_traceback(vectors: Path, tmp_path: Path)
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
     assert "malformed-certificate" in done.stderr
+
+
+@pytest.mark.parametrize(
+    "parse",
+    [rot.parse_certificate, rot.parse_certificates, rot.load_dice_objects, rot.parse_csr],
+)
+def test_pem_begin_lines_are_bounded_before_they_are_searched(parse: object) -> None:
+    # Each BEGIN line is searched to the end of the input for its END line: 1 MiB of BEGIN lines
+    # without an END took minutes (a 256 KiB quote x5chain item, 14 s). Their number is bounded
+    # first: certificates (at most 16) and the odd other block beside them.
+    data = b"-----BEGIN CERTIFICATE-----\n" * 33
+    with pytest.raises(LimitExceeded) as info:
+        parse(data)  # type: ignore[operator]
+    assert info.value.detail == "more than 32 PEM blocks in one input"
+    # at the bound, what the blocks hold decides, as before
+    with pytest.raises(MalformedCertificate, match="no PEM block found"):
+        parse(data[: 32 * 28])  # type: ignore[operator]

@@ -153,6 +153,10 @@ _KEY_PURPOSE_NAMES: Final = {oid.dotted_string: name for name, oid in KEY_PURPOS
 # Input limits: one certificate (an ML-DSA-87 one is about 8 KB), and certificates per input.
 MAX_CERTIFICATE_BYTES: Final = 64 * 1024
 MAX_CERTIFICATES: Final = 16
+# PEM blocks per input: the certificates and the odd other block (a key, parameters) beside
+# them. Each BEGIN line is searched to the end of the input for its END line, so their number
+# is bounded before any is searched (1 MiB of BEGIN lines took minutes).
+MAX_PEM_BLOCKS: Final = 2 * MAX_CERTIFICATES
 
 
 _SIG_ALGORITHMS: Final[dict[str, tuple[str, tuple[Algorithm, ...]]]] = {
@@ -262,6 +266,8 @@ _ECDSA_NULL_FIX: Final = {
 
 
 def _split_pem(data: bytes) -> list[tuple[str, bytes]]:
+    if data.count(b"-----BEGIN") > MAX_PEM_BLOCKS:
+        raise LimitExceeded(f"more than {MAX_PEM_BLOCKS} PEM blocks in one input")
     blocks = _PEM_BLOCK.findall(data)
     if not blocks:
         raise MalformedCertificate("no PEM block found")
