@@ -589,3 +589,67 @@ def test_real_dice_extension_values_made_critical_verify(vectors: Path, device: 
     multi = value(vectors / "caliptra" / "fmc_alias_cert_ecc.der", MULTI_TCB_INFO_OID)
     chain = _dice_chain(device, (open_dice, True), (multi, True))
     verify_certificate_chain(chain, root=device.root, hash_algo=SHA384, now=NOW)
+
+
+def _ca_with_usage(
+    subject: str, key: PrivateKey, issuer: str, issuer_key: PrivateKey, usage: x509.KeyUsage
+) -> bytes:
+    """A CA certificate (BasicConstraints CA:TRUE) whose KeyUsage is ``usage``."""
+    signing = issuer_key.raw
+    assert isinstance(signing, ec.EllipticCurvePrivateKey)
+    return (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+        .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
+        .public_key(key.public_key.raw)  # type: ignore[arg-type]
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(NOW - dt.timedelta(days=1))
+        .not_valid_after(NOW + dt.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(usage, critical=True)
+        .sign(signing, hashes.SHA384())
+        .public_bytes(serialization.Encoding.DER)
+    )
+
+
+def _usage(*, digital_signature: bool = False, key_cert_sign: bool = False) -> x509.KeyUsage:
+    return x509.KeyUsage(
+        digital_signature, False, False, False, False, key_cert_sign, False, False, False
+    )
+
+
+_NO_KEY_CERT_SIGN = (
+    "SPDM certificate chain does not verify: validation failed: candidates exhausted: Python"
+    " extension validator failed: ValueError: a CA certificate's KeyUsage lacks keyCertSign"
+)
+
+
+@pytest.mark.parametrize(
+    "usage",
+    [_usage(digital_signature=True), _usage()],
+    ids=["digital-signature-only", "no-usage"],
+)
+def test_a_ca_whose_key_usage_omits_key_cert_sign_issues_nothing(
+    device: Device, usage: x509.KeyUsage
+) -> None:
+    # RFC 5280 6.1.4 (n): an issuer whose KeyUsage is present asserts keyCertSign (mbedTLS,
+    # under libspdm, checks it: test_emulated_requester_refuses_a_ca_without_key_cert_sign). A
+    # device CA whose certificate allows its key only signatures (or nothing) issued the leaf.
+    name = "Ironroot Test Device CA"
+    intermediate = _ca_with_usage(name, device.ca_key, "Ironroot Test Root", device.root_key, usage)
+    chain = CertificateChain.build([device.root, intermediate, device.leaf], SHA384)
+    with pytest.raises(ChainNotTrusted) as caught:
+        verify_certificate_chain(chain, root=device.root, hash_algo=SHA384, now=NOW)
+    assert caught.value.detail == _NO_KEY_CERT_SIGN
+    # the trusted root is an issuer too
+    root_name = "Ironroot Test Root"
+    root = _ca_with_usage(root_name, device.root_key, root_name, device.root_key, usage)
+    chain = CertificateChain.build([root, device.intermediate, device.leaf], SHA384)
+    with pytest.raises(ChainNotTrusted) as caught:
+        verify_certificate_chain(chain, root=root, hash_algo=SHA384, now=NOW)
+    assert caught.value.detail == _NO_KEY_CERT_SIGN
+    good = _ca_with_usage(
+        name, device.ca_key, "Ironroot Test Root", device.root_key, _usage(key_cert_sign=True)
+    )
+    chain = CertificateChain.build([device.root, good, device.leaf], SHA384)
+    verify_certificate_chain(chain, root=device.root, hash_algo=SHA384, now=NOW)
