@@ -12,7 +12,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from hypothesis_budget import examples
 from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.errors import (
     CertificateExpired,
@@ -653,3 +656,74 @@ def test_a_ca_whose_key_usage_omits_key_cert_sign_issues_nothing(
     )
     chain = CertificateChain.build([device.root, good, device.leaf], SHA384)
     verify_certificate_chain(chain, root=device.root, hash_algo=SHA384, now=NOW)
+
+
+@st.composite
+def _key_usages(draw: st.DrawFn) -> x509.KeyUsage | None:
+    """No KeyUsage, or any combination of its bits (encipherOnly/decipherOnly need
+    keyAgreement, as ``cryptography`` requires)."""
+    if draw(st.booleans()):
+        return None
+    bits = draw(st.lists(st.booleans(), min_size=7, max_size=7))
+    agreement = bits[4]
+    only = draw(st.lists(st.booleans(), min_size=2, max_size=2)) if agreement else [False, False]
+    return x509.KeyUsage(*bits, *only)
+
+
+def _with_usage(
+    subject: str,
+    key: PrivateKey,
+    issuer: str,
+    issuer_key: PrivateKey,
+    usage: x509.KeyUsage | None,
+    *,
+    ca: bool,
+) -> bytes:
+    signing = issuer_key.raw
+    assert isinstance(signing, ec.EllipticCurvePrivateKey)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+        .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
+        .public_key(key.public_key.raw)  # type: ignore[arg-type]
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(NOW - dt.timedelta(days=1))
+        .not_valid_after(NOW + dt.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+    )
+    if usage is not None:
+        builder = builder.add_extension(usage, critical=True)
+    return builder.sign(signing, hashes.SHA384()).public_bytes(serialization.Encoding.DER)
+
+
+@settings(
+    max_examples=examples(40),
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(issuer_usage=_key_usages(), leaf_usage=_key_usages())
+def test_key_usage_of_each_certificate_decides_as_rfc_5280_and_libspdm(
+    device: Device, issuer_usage: x509.KeyUsage | None, leaf_usage: x509.KeyUsage | None
+) -> None:
+    # Whatever the bits: the path verifies exactly when the issuer's KeyUsage, if any, allows
+    # keyCertSign and the leaf's, if any, allows digitalSignature.
+    ca_name = "Ironroot Test Device CA"
+    ca = _with_usage(
+        ca_name, device.ca_key, "Ironroot Test Root", device.root_key, issuer_usage, ca=True
+    )
+    leaf = _with_usage("Leaf", device.leaf_key, ca_name, device.ca_key, leaf_usage, ca=False)
+    chain = CertificateChain.build([device.root, ca, leaf], SHA384)
+    issues = issuer_usage is None or issuer_usage.key_cert_sign
+    signs = leaf_usage is None or leaf_usage.digital_signature
+    if issues and signs:
+        verify_certificate_chain(chain, root=device.root, hash_algo=SHA384, now=NOW)
+        return
+    with pytest.raises(ChainNotTrusted) as caught:
+        verify_certificate_chain(chain, root=device.root, hash_algo=SHA384, now=NOW)
+    assert caught.value.detail == (
+        _NO_KEY_CERT_SIGN
+        if not issues
+        else "the SPDM leaf certificate's KeyUsage lacks digitalSignature"
+    )
