@@ -226,3 +226,25 @@ def test_measurements_must_answer_the_recorded_operation(
     )
     with pytest.raises(SpdmProtocolError, match=what):
         verify_spdm_evidence(forged, nonce=nonce, root_certificate=device.root, now=NOW)
+
+
+def test_a_get_capabilities_of_another_version_is_refused(device: Device) -> None:
+    """GET_CAPABILITIES chooses the version: a record whose GET_CAPABILITIES is SPDM 1.3 and
+    whose CAPABILITIES, ALGORITHMS and measurements are 1.2 (signed so by the device) is
+    refused offline, as the requester refuses such a CAPABILITIES live."""
+    nonce = os.urandom(32)
+    record = SpdmEvidence.decode(_evidence(device, nonce, (SpdmVersion.V1_2,)))
+    vca = list(record.vca)
+    vca[2] = bytes([SpdmVersion.V1_3]) + vca[2][1:]
+    unsigned = record.response[:-96]
+    transcript = b"".join(vca) + record.request + unsigned
+    message = measurement_signing_message(SpdmVersion.V1_2, BaseHashAlgo.SHA_384, transcript)
+    forged = SpdmEvidence(
+        tuple(vca),
+        record.certificate_chain,
+        record.request,
+        unsigned + device.leaf_key.sign(message),
+    )
+    with pytest.raises(SpdmProtocolError) as caught:
+        verify_spdm_evidence(forged, nonce=nonce, root_certificate=device.root, now=NOW)
+    assert caught.value.detail == "the recorded VCA messages disagree on the SPDM version"

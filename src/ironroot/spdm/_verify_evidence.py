@@ -67,12 +67,14 @@ def _connection(vca: tuple[bytes, ...]) -> Connection:
     same bytes; a failure is not cached)."""
     GetVersion.decode(vca[0])
     offered = {e.spdm_version for e in Version.decode(vca[1]).entries}
-    GetCapabilities.decode(vca[2])
+    get_capabilities = GetCapabilities.decode(vca[2])  # its version is the one chosen
     capabilities = Capabilities.decode(vca[3])
     negotiate = NegotiateAlgorithms.decode(vca[4])
     algorithms = Algorithms.decode(vca[5])
     version = algorithms.version
-    if version not in offered or not (negotiate.version == capabilities.version == version):
+    if version not in offered or not (
+        get_capabilities.version == capabilities.version == negotiate.version == version
+    ):
         raise SpdmProtocolError("the recorded VCA messages disagree on the SPDM version")
     return negotiated_connection(
         version,
