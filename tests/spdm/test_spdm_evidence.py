@@ -17,7 +17,13 @@ from ironroot.errors import (
     SpdmProtocolError,
     StaleNonce,
 )
-from ironroot.spdm import BaseHashAlgo, SpdmEvidence, SpdmVersion, verify_spdm_evidence
+from ironroot.spdm import (
+    BaseHashAlgo,
+    Measurements,
+    SpdmEvidence,
+    SpdmVersion,
+    verify_spdm_evidence,
+)
 from ironroot.spdm._signing import measurement_signing_message
 
 
@@ -248,3 +254,35 @@ def test_a_get_capabilities_of_another_version_is_refused(device: Device) -> Non
     with pytest.raises(SpdmProtocolError) as caught:
         verify_spdm_evidence(forged, nonce=nonce, root_certificate=device.root, now=NOW)
     assert caught.value.detail == "the recorded VCA messages disagree on the SPDM version"
+
+
+@pytest.mark.parametrize(
+    ("opaque", "message"),
+    [
+        (b"\x01\x02\x03", "general opaque data length is not a multiple of 4"),
+        (b"\x00\x00\x00\x00", "general opaque data has no elements"),
+    ],
+)
+def test_opaque_data_is_checked_as_the_requester_does(
+    device: Device, opaque: bytes, message: str
+) -> None:
+    """OpaqueDataFmt1 was negotiated: MEASUREMENTS opaque data that is not general opaque
+    data (signed so by the device) is refused offline, as the requester refuses it live."""
+    nonce = os.urandom(32)
+    record = SpdmEvidence.decode(_evidence(device, nonce, (SpdmVersion.V1_2,)))
+    unsigned = record.response[:-96]
+    sent = Measurements.decode(record.response, signature_size=96).opaque_data
+    assert unsigned.endswith(len(sent).to_bytes(2, "little") + sent)  # 1.2: no context after
+    opaque_at = len(unsigned) - len(sent) - 2
+    unsigned = unsigned[:opaque_at] + len(opaque).to_bytes(2, "little") + opaque
+    transcript = b"".join(record.vca) + record.request + unsigned
+    message_signed = measurement_signing_message(SpdmVersion.V1_2, BaseHashAlgo.SHA_384, transcript)
+    forged = SpdmEvidence(
+        record.vca,
+        record.certificate_chain,
+        record.request,
+        unsigned + device.leaf_key.sign(message_signed),
+    )
+    with pytest.raises(MalformedSpdm) as caught:
+        verify_spdm_evidence(forged, nonce=nonce, root_certificate=device.root, now=NOW)
+    assert caught.value.detail == message

@@ -1,12 +1,14 @@
 """Offline verification of SPDM evidence (:class:`SpdmEvidence`): a pure function of the
 record, the verifier's nonce, the trusted root certificate and ``now``.
 
-It repeats the requester's checks on the recorded bytes: the VCA messages decode and the
-selected algorithms are ones offered (the same :func:`negotiated_connection`); the
-certificate chain verifies to the root; the GET_MEASUREMENTS asks for a signature and carries
-the verifier's nonce, and the MEASUREMENTS answers its operation (the count, the one index
-asked, or all blocks); the MEASUREMENTS signature verifies over L1/L2 = VCA ‖ request ‖ response
-(without its signature) with the 1.2+ signing-context prefix, under the leaf key.
+It repeats the requester's checks on the recorded bytes: the VCA messages decode, are all at
+the negotiated version, and the selected algorithms are ones offered (the same
+:func:`negotiated_connection`); the certificate chain verifies to the root; the
+GET_MEASUREMENTS asks for a signature and carries the verifier's nonce, and the MEASUREMENTS
+answers its operation (the count, the one index asked, or all blocks) with opaque data in the
+negotiated format (the same :func:`check_opaque_data`); the MEASUREMENTS signature verifies
+over L1/L2 = VCA ‖ request ‖ response (without its signature) with the 1.2+ signing-context
+prefix, under the leaf key.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from ironroot.spdm._messages import (
 from ironroot.spdm._requester import (
     Connection,
     check_measurement_operation,
+    check_opaque_data,
     negotiated_connection,
 )
 from ironroot.spdm._signing import check_transcript_signature, measurement_signing_message
@@ -118,6 +121,7 @@ def verify_spdm_evidence(
     if request.requester_context != answer.requester_context:
         raise SpdmProtocolError("the MEASUREMENTS requester context is not the request's")
     check_measurement_operation(answer, request.operation)
+    check_opaque_data(connection, answer.opaque_data, "MEASUREMENTS")
     algorithm = SIGNING_SUITES[connection.base_asym_algo][0]
     leaf_key = leaf.public_key()
     if not isinstance(leaf_key, ec.EllipticCurvePublicKey):
