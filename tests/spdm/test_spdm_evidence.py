@@ -286,3 +286,35 @@ def test_opaque_data_is_checked_as_the_requester_does(
     with pytest.raises(MalformedSpdm) as caught:
         verify_spdm_evidence(forged, nonce=nonce, root_certificate=device.root, now=NOW)
     assert caught.value.detail == message
+
+
+@pytest.mark.parametrize(
+    ("clear", "message"),
+    [
+        (0x02, "the responder has no certificates (CERT_CAP clear)"),
+        (0x10, "the responder cannot sign measurements (MEAS_CAP)"),
+    ],
+)
+def test_capabilities_are_checked_as_the_requester_does(
+    device: Device, clear: int, message: str
+) -> None:
+    """A recorded CAPABILITIES without CERT_CAP, or without MEAS_CAP signed, beside signed
+    measurements (signed so by the device) is refused offline, as the requester refuses it."""
+    nonce = os.urandom(32)
+    record = SpdmEvidence.decode(_evidence(device, nonce, (SpdmVersion.V1_2,)))
+    vca = list(record.vca)
+    flags = int.from_bytes(vca[3][8:12], "little")
+    assert flags & clear  # the device announced it
+    vca[3] = vca[3][:8] + (flags & ~clear).to_bytes(4, "little") + vca[3][12:]
+    unsigned = record.response[:-96]
+    transcript = b"".join(vca) + record.request + unsigned
+    signed = measurement_signing_message(SpdmVersion.V1_2, BaseHashAlgo.SHA_384, transcript)
+    forged = SpdmEvidence(
+        tuple(vca),
+        record.certificate_chain,
+        record.request,
+        unsigned + device.leaf_key.sign(signed),
+    )
+    with pytest.raises(SpdmProtocolError) as caught:
+        verify_spdm_evidence(forged, nonce=nonce, root_certificate=device.root, now=NOW)
+    assert caught.value.detail == message

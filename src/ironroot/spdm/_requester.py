@@ -170,6 +170,15 @@ def check_measurement_operation(answer: Measurements, operation: int) -> None:
         raise SpdmProtocolError(f"MEASUREMENTS does not answer index {operation}")
 
 
+def check_capabilities(capabilities: Capabilities) -> None:
+    """That the responder can be measured here: certificates (CERT_CAP) and signed
+    measurements (MEAS_CAP 2)."""
+    if not capabilities.flags & CapabilityFlag.CERT_CAP:
+        raise SpdmProtocolError("the responder has no certificates (CERT_CAP clear)")
+    if capabilities.flags & MEAS_CAP_MASK != CapabilityFlag.MEAS_CAP_SIG:
+        raise SpdmProtocolError("the responder cannot sign measurements (MEAS_CAP)")
+
+
 def check_opaque_data(connection: Connection, opaque: bytes, what: str) -> None:
     """The opaque data of response ``what`` under the negotiated OpaqueDataFmt: general opaque
     data, decoded strictly, under format 1; none when no format was negotiated."""
@@ -391,10 +400,7 @@ class Requester:
         self._transcript.add_vca(request + response)
         self._vca_messages += [request, response]
         self._peer_dts = capabilities.data_transfer_size
-        if not capabilities.flags & CapabilityFlag.CERT_CAP:
-            raise SpdmProtocolError("the responder has no certificates (CERT_CAP clear)")
-        if capabilities.flags & MEAS_CAP_MASK != CapabilityFlag.MEAS_CAP_SIG:
-            raise SpdmProtocolError("the responder cannot sign measurements (MEAS_CAP)")
+        check_capabilities(capabilities)
 
         request = NegotiateAlgorithms(
             version,

@@ -2,7 +2,8 @@
 record, the verifier's nonce, the trusted root certificate and ``now``.
 
 It repeats the requester's checks on the recorded bytes: the VCA messages decode, are all at
-the negotiated version, and the selected algorithms are ones offered (the same
+the negotiated version, the responder has certificates and signs measurements (the same
+:func:`check_capabilities`), and the selected algorithms are ones offered (the same
 :func:`negotiated_connection`); the certificate chain verifies to the root; the
 GET_MEASUREMENTS asks for a signature and carries the verifier's nonce, and the MEASUREMENTS
 answers its operation (the count, the one index asked, or all blocks) with opaque data in the
@@ -43,6 +44,7 @@ from ironroot.spdm._messages import (
 )
 from ironroot.spdm._requester import (
     Connection,
+    check_capabilities,
     check_measurement_operation,
     check_opaque_data,
     negotiated_connection,
@@ -79,6 +81,7 @@ def _connection(vca: tuple[bytes, ...]) -> Connection:
         get_capabilities.version == capabilities.version == negotiate.version == version
     ):
         raise SpdmProtocolError("the recorded VCA messages disagree on the SPDM version")
+    check_capabilities(capabilities)
     return negotiated_connection(
         version,
         capabilities,
