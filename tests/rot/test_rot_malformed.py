@@ -8,6 +8,7 @@ fields; none of them may escape the DICE parsers. The byte strings below are the
 from __future__ import annotations
 
 import contextlib
+import gc
 import subprocess
 import sys
 from pathlib import Path
@@ -136,3 +137,18 @@ def test_pem_begin_lines_are_bounded_before_they_are_searched(parse: object) -> 
     # at the bound, what the blocks hold decides, as before
     with pytest.raises(MalformedCertificate, match="no PEM block found"):
         parse(data[: 32 * 28])  # type: ignore[operator]
+
+
+def test_a_refused_input_over_one_certificate_is_not_kept() -> None:
+    # The split of an input was cached by its bytes even when what it held was then refused:
+    # 1,024 refused 256 KiB inputs (a quote's x5chain items) kept 277 MiB. An input larger
+    # than one certificate is split afresh each time, and nothing keeps it.
+    body = b"\x01" * (4 * rot.dice.MAX_CERTIFICATE_BYTES)
+    data = b"\x30\x83" + len(body).to_bytes(3, "big") + body
+    before = sys.getrefcount(data)
+    with pytest.raises(LimitExceeded) as info:
+        rot.parse_certificate(data)
+    assert info.value.detail == "certificate is 262149 bytes, over 65536"
+    del info
+    gc.collect()  # what the traceback held
+    assert sys.getrefcount(data) == before

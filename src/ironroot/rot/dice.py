@@ -598,18 +598,25 @@ def _items(data: bytes) -> list[tuple[str | None, bytes]]:
     data = bytes(data)
     if len(data) > MAX_CERTIFICATE_BYTES * MAX_CERTIFICATES:
         raise LimitExceeded("certificate input is too large")
+    if len(data) > MAX_CERTIFICATE_BYTES:  # a chain file, or hostile: not kept
+        return list(_split(data))
     return list(_split_items(data))
 
 
-@functools.lru_cache(maxsize=1024)
-def _split_items(data: bytes) -> tuple[tuple[str | None, bytes], ...]:
-    """The PEM blocks or DER elements of ``data`` (cached by its bytes; failures are not)."""
+def _split(data: bytes) -> tuple[tuple[str | None, bytes], ...]:
+    """The PEM blocks or DER elements of ``data``."""
     if data.lstrip()[:10] == b"-----BEGIN":
         items: list[tuple[str | None, bytes]] = list(_split_pem(data))
         if len(items) > MAX_CERTIFICATES:
             raise LimitExceeded(f"more than {MAX_CERTIFICATES} certificates in one input")
         return tuple(items)
     return tuple((None, d) for d in _split_der(data))
+
+
+# The split of an input of at most one certificate's size, cached by its bytes (failures are
+# not): a split is kept even when what it holds is then refused, so the inputs it keeps are
+# bounded as the parsed certificates are (1,024 of 64 KiB).
+_split_items: Final = functools.lru_cache(maxsize=1024)(_split)
 
 
 def load_dice_objects(
