@@ -10,8 +10,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import ironroot.rot
+from hypothesis_budget import examples
 from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.errors import BadSignature, ChainNotTrusted, MalformedCertificate
 from ironroot.rot import (
@@ -389,3 +392,75 @@ def test_an_issuer_whose_key_usage_omits_key_cert_sign_is_refused() -> None:
         else:
             with pytest.raises(ChainNotTrusted, match="keyCertSign"):
                 verify_chain(chain)
+
+
+def test_a_key_usage_that_asserts_nothing_is_refused() -> None:
+    # RFC 5280 §4.2.1.3: a keyUsage extension sets at least one bit. An empty one read as
+    # "no keyUsage" let an issuer whose certificate allows its key nothing sign the next one.
+    root, alias = PrivateKey.generate(Algorithm.ES384), PrivateKey.generate(Algorithm.ES384)
+    nothing = x509.KeyUsage(False, False, False, False, False, False, False, False, False)
+    root_der = (
+        x509.CertificateBuilder()
+        .subject_name(_name("R"))
+        .issuer_name(_name("R"))
+        .public_key(root.public_key.raw)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(NOW)
+        .not_valid_after(NOW + datetime.timedelta(days=365))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(nothing, critical=True)
+        .sign(root.raw, hashes.SHA384())
+        .public_bytes(Encoding.DER)
+    )
+    alias_der = _cert("Alias", "R", alias, root, [], ca=False)
+    with pytest.raises(MalformedCertificate) as caught:
+        verify_chain([parse_certificate(root_der), parse_certificate(alias_der)])
+    assert type(caught.value) is MalformedCertificate
+    assert caught.value.detail == "the KeyUsage extension asserts no usage (RFC 5280 4.2.1.3)"
+
+
+_ROOT_KEY = PrivateKey.generate(Algorithm.ES384)
+_ALIAS_KEY = PrivateKey.generate(Algorithm.ES384)
+
+
+@st.composite
+def _key_usages(draw: st.DrawFn) -> x509.KeyUsage | None:
+    """No KeyUsage, or any combination of its bits (encipherOnly/decipherOnly need
+    keyAgreement, as ``cryptography`` requires)."""
+    if draw(st.booleans()):
+        return None
+    bits = draw(st.lists(st.booleans(), min_size=7, max_size=7))
+    only = draw(st.lists(st.booleans(), min_size=2, max_size=2)) if bits[4] else [False, False]
+    return x509.KeyUsage(*bits, *only)
+
+
+@settings(max_examples=examples(40), deadline=None, derandomize=True, database=None)
+@given(_key_usages())
+def test_an_issuers_key_usage_decides_as_rfc_5280(usage: x509.KeyUsage | None) -> None:
+    # Whatever the bits: the chain verifies exactly when the issuer's KeyUsage is absent or
+    # asserts keyCertSign; one asserting no usage at all does not even parse.
+    extensions: list[tuple[x509.ExtensionType, bool]] = [] if usage is None else [(usage, True)]
+    root_der = _cert("R", "R", _ROOT_KEY, _ROOT_KEY, extensions, ca=True)
+    alias = parse_certificate(_cert("Alias", "R", _ALIAS_KEY, _ROOT_KEY, [], ca=False))
+    asserted = usage is not None and any(
+        getattr(usage, name)
+        for name in (
+            "digital_signature",
+            "content_commitment",
+            "key_encipherment",
+            "data_encipherment",
+            "key_agreement",
+            "key_cert_sign",
+            "crl_sign",
+        )
+    )
+    if usage is not None and not asserted:
+        with pytest.raises(MalformedCertificate, match="asserts no usage"):
+            parse_certificate(root_der)
+        return
+    chain = [parse_certificate(root_der), alias]
+    if usage is None or usage.key_cert_sign:
+        verify_chain(chain)
+    else:
+        with pytest.raises(ChainNotTrusted, match="key usage lacks keyCertSign"):
+            verify_chain(chain)

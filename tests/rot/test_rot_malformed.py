@@ -8,6 +8,7 @@ fields; none of them may escape the DICE parsers. The byte strings below are the
 from __future__ import annotations
 
 import contextlib
+import gc
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +17,7 @@ import pytest
 
 from ironroot import rot
 from ironroot.cli import main
-from ironroot.errors import IronrootError, MalformedCertificate
+from ironroot.errors import IronrootError, LimitExceeded, MalformedCertificate
 
 CALIPTRA_FMC = Path("caliptra") / "fmc_alias_cert_ecc.der"
 
@@ -119,3 +120,35 @@ def test_inspect_cert_process_prints_no_traceback(vectors: Path, tmp_path: Path)
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
     assert "malformed-certificate" in done.stderr
+
+
+@pytest.mark.parametrize(
+    "parse",
+    [rot.parse_certificate, rot.parse_certificates, rot.load_dice_objects, rot.parse_csr],
+)
+def test_pem_begin_lines_are_bounded_before_they_are_searched(parse: object) -> None:
+    # Each BEGIN line is searched to the end of the input for its END line: 1 MiB of BEGIN lines
+    # without an END took minutes (a 256 KiB quote x5chain item, 14 s). Their number is bounded
+    # first: certificates (at most 16) and the odd other block beside them.
+    data = b"-----BEGIN CERTIFICATE-----\n" * 33
+    with pytest.raises(LimitExceeded) as info:
+        parse(data)  # type: ignore[operator]
+    assert info.value.detail == "more than 32 PEM blocks in one input"
+    # at the bound, what the blocks hold decides, as before
+    with pytest.raises(MalformedCertificate, match="no PEM block found"):
+        parse(data[: 32 * 28])  # type: ignore[operator]
+
+
+def test_a_refused_input_over_one_certificate_is_not_kept() -> None:
+    # The split of an input was cached by its bytes even when what it held was then refused:
+    # 1,024 refused 256 KiB inputs (a quote's x5chain items) kept 277 MiB. An input larger
+    # than one certificate is split afresh each time, and nothing keeps it.
+    body = b"\x01" * (4 * rot.dice.MAX_CERTIFICATE_BYTES)
+    data = b"\x30\x83" + len(body).to_bytes(3, "big") + body
+    before = sys.getrefcount(data)
+    with pytest.raises(LimitExceeded) as info:
+        rot.parse_certificate(data)
+    assert info.value.detail == "certificate is 262149 bytes, over 65536"
+    del info
+    gc.collect()  # what the traceback held
+    assert sys.getrefcount(data) == before

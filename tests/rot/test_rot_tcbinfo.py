@@ -110,11 +110,11 @@ def test_ueid_round_trip_and_exact_bytes() -> None:
 
 
 _text = st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x2FF), max_size=20)
-_fwid = st.builds(
-    Fwid,
-    st.sampled_from([SHA384, "2.16.840.1.101.3.4.2.1", "1.3.14.3.2.26"]),
-    st.binary(max_size=64),
-)
+_fwid = st.sampled_from(
+    [(SHA384, 48), ("2.16.840.1.101.3.4.2.1", 32), ("1.3.14.3.2.26", 20)]
+).flatmap(
+    lambda alg: st.builds(Fwid, st.just(alg[0]), st.binary(min_size=alg[1], max_size=alg[1]))
+) | st.builds(Fwid, st.just("1.2.3.4"), st.binary(max_size=64))  # a hash not named: any size
 _flags = st.builds(
     lambda bits, extra: OperationalFlags(frozenset(bits), (max(bits) + 1 if bits else 0) + extra),
     st.sets(st.integers(0, 40), max_size=6),
@@ -226,3 +226,17 @@ def test_other_extension_parsers_reject_garbage() -> None:
     for parser in (parse_ueid, parse_open_dice_input, parse_riot_extension):
         with pytest.raises(MalformedCertificate):
             parser(b"\x44" * 8)
+
+
+def test_a_fwid_digest_has_the_size_of_its_hash() -> None:
+    # A FWID naming SHA-384 over 47 bytes is no SHA-384 digest (a truncated one, or another
+    # hash's): refused when read, and when built.
+    der = _tcb_der(b"\xa6" + bytes([len(_fwid_der(b"\xab" * 47))]) + _fwid_der(b"\xab" * 47))
+    with pytest.raises(MalformedCertificate) as caught:
+        parse_tcb_info(der)
+    assert type(caught.value) is MalformedCertificate
+    assert caught.value.detail == "a sha384 FWID digest is 48 bytes, not 47"
+    with pytest.raises(MalformedCertificate, match="a sha256 FWID digest is 32 bytes, not 48"):
+        Fwid("2.16.840.1.101.3.4.2.1", bytes(48))
+    # a hash this module does not name keeps its digest as given
+    assert Fwid("1.2.3.4", b"\x01").hash_alg_name == "1.2.3.4"

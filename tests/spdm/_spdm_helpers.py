@@ -48,8 +48,13 @@ def make_cert(
     not_before: dt.datetime = NOW - dt.timedelta(days=365),
     not_after: dt.datetime = NOW + dt.timedelta(days=365),
     key_usage: bool = True,
+    key_cert_sign: bool | None = None,
 ) -> bytes:
-    """A DER certificate for ``key`` signed by ``issuer_key`` (built with pyca, test-only)."""
+    """A DER certificate for ``key`` signed by ``issuer_key`` (built with pyca, test-only).
+
+    Its KeyUsage signs certificates (keyCertSign, cRLSign) or messages (digitalSignature):
+    certificates when it is a CA, unless ``key_cert_sign`` says otherwise."""
+    signs_certificates = ca if key_cert_sign is None else key_cert_sign
     signing_key = issuer_key.raw
     public = key.public_key.raw
     assert isinstance(signing_key, ec.EllipticCurvePrivateKey)
@@ -67,13 +72,13 @@ def make_cert(
     if key_usage:  # what libspdm requires of a device leaf
         builder = builder.add_extension(
             x509.KeyUsage(
-                digital_signature=not ca,
+                digital_signature=not signs_certificates,
                 content_commitment=False,
                 key_encipherment=False,
                 data_encipherment=False,
                 key_agreement=False,
-                key_cert_sign=ca,
-                crl_sign=ca,
+                key_cert_sign=signs_certificates,
+                crl_sign=signs_certificates,
                 encipher_only=False,
                 decipher_only=False,
             ),

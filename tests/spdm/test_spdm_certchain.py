@@ -7,12 +7,15 @@ import hashlib
 from pathlib import Path
 
 import pytest
-from _spdm_helpers import NOW, Device, make_cert, make_requester, make_responder
+from _spdm_helpers import BLOCKS, NOW, Device, make_cert, make_requester, make_responder
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from hypothesis_budget import examples
 from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.errors import (
     CertificateExpired,
@@ -103,9 +106,28 @@ def test_verify_chain_without_root_certificate(device: Device) -> None:
 
 
 def test_chain_of_the_root_alone(device: Device) -> None:
-    chain = CertificateChain.build([device.root], SHA384)
-    leaf = verify_certificate_chain(chain, root=device.root, hash_algo=SHA384, now=NOW)
+    """A chain that is the trusted root alone makes the root the signing leaf: it passes the
+    leaf checks too (libspdm refuses a CA root alone and accepts a self-signed end entity)."""
+    key = PrivateKey.generate(Algorithm.ES384)
+    alone = make_cert("Ironroot Device Alone", key, "Ironroot Device Alone", key, ca=False)
+    chain = CertificateChain.build([alone], SHA384)
+    leaf = verify_certificate_chain(chain, root=alone, hash_algo=SHA384, now=NOW)
     assert leaf.subject == leaf.issuer
+
+
+def test_a_ca_root_alone_is_not_a_signing_leaf(device: Device) -> None:
+    # The root CA (keyCertSign, no digitalSignature) as the whole chain: the path is only the
+    # trusted anchor, and its key would sign SPDM messages without the leaf checks.
+    chain = CertificateChain.build([device.root], SHA384)
+    with pytest.raises(ChainNotTrusted) as caught:
+        verify_certificate_chain(chain, root=device.root, hash_algo=SHA384, now=NOW)
+    assert caught.value.detail == "the SPDM leaf certificate is a CA (BasicConstraints CA:TRUE)"
+    responder = Responder(device.root_key, [device.root], BLOCKS)
+    requester = make_requester(responder, device)
+    requester.init_connection()
+    requester.get_digests()
+    with pytest.raises(ChainNotTrusted, match="leaf certificate is a CA"):
+        requester.get_certificate_chain()
 
 
 def test_wrong_root_is_rejected(device: Device) -> None:
@@ -570,3 +592,138 @@ def test_real_dice_extension_values_made_critical_verify(vectors: Path, device: 
     multi = value(vectors / "caliptra" / "fmc_alias_cert_ecc.der", MULTI_TCB_INFO_OID)
     chain = _dice_chain(device, (open_dice, True), (multi, True))
     verify_certificate_chain(chain, root=device.root, hash_algo=SHA384, now=NOW)
+
+
+def _ca_with_usage(
+    subject: str, key: PrivateKey, issuer: str, issuer_key: PrivateKey, usage: x509.KeyUsage
+) -> bytes:
+    """A CA certificate (BasicConstraints CA:TRUE) whose KeyUsage is ``usage``."""
+    signing = issuer_key.raw
+    assert isinstance(signing, ec.EllipticCurvePrivateKey)
+    return (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+        .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
+        .public_key(key.public_key.raw)  # type: ignore[arg-type]
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(NOW - dt.timedelta(days=1))
+        .not_valid_after(NOW + dt.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(usage, critical=True)
+        .sign(signing, hashes.SHA384())
+        .public_bytes(serialization.Encoding.DER)
+    )
+
+
+def _usage(*, digital_signature: bool = False, key_cert_sign: bool = False) -> x509.KeyUsage:
+    return x509.KeyUsage(
+        digital_signature, False, False, False, False, key_cert_sign, False, False, False
+    )
+
+
+_NO_KEY_CERT_SIGN = (
+    "SPDM certificate chain does not verify: validation failed: candidates exhausted: Python"
+    " extension validator failed: ValueError: a CA certificate's KeyUsage lacks keyCertSign"
+)
+
+
+@pytest.mark.parametrize(
+    "usage",
+    [_usage(digital_signature=True), _usage()],
+    ids=["digital-signature-only", "no-usage"],
+)
+def test_a_ca_whose_key_usage_omits_key_cert_sign_issues_nothing(
+    device: Device, usage: x509.KeyUsage
+) -> None:
+    # RFC 5280 6.1.4 (n): an issuer whose KeyUsage is present asserts keyCertSign (mbedTLS,
+    # under libspdm, checks it: test_emulated_requester_refuses_a_ca_without_key_cert_sign). A
+    # device CA whose certificate allows its key only signatures (or nothing) issued the leaf.
+    name = "Ironroot Test Device CA"
+    intermediate = _ca_with_usage(name, device.ca_key, "Ironroot Test Root", device.root_key, usage)
+    chain = CertificateChain.build([device.root, intermediate, device.leaf], SHA384)
+    with pytest.raises(ChainNotTrusted) as caught:
+        verify_certificate_chain(chain, root=device.root, hash_algo=SHA384, now=NOW)
+    assert caught.value.detail == _NO_KEY_CERT_SIGN
+    # the trusted root is an issuer too
+    root_name = "Ironroot Test Root"
+    root = _ca_with_usage(root_name, device.root_key, root_name, device.root_key, usage)
+    chain = CertificateChain.build([root, device.intermediate, device.leaf], SHA384)
+    with pytest.raises(ChainNotTrusted) as caught:
+        verify_certificate_chain(chain, root=root, hash_algo=SHA384, now=NOW)
+    assert caught.value.detail == _NO_KEY_CERT_SIGN
+    good = _ca_with_usage(
+        name, device.ca_key, "Ironroot Test Root", device.root_key, _usage(key_cert_sign=True)
+    )
+    chain = CertificateChain.build([device.root, good, device.leaf], SHA384)
+    verify_certificate_chain(chain, root=device.root, hash_algo=SHA384, now=NOW)
+
+
+@st.composite
+def _key_usages(draw: st.DrawFn) -> x509.KeyUsage | None:
+    """No KeyUsage, or any combination of its bits (encipherOnly/decipherOnly need
+    keyAgreement, as ``cryptography`` requires)."""
+    if draw(st.booleans()):
+        return None
+    bits = draw(st.lists(st.booleans(), min_size=7, max_size=7))
+    agreement = bits[4]
+    only = draw(st.lists(st.booleans(), min_size=2, max_size=2)) if agreement else [False, False]
+    return x509.KeyUsage(*bits, *only)
+
+
+def _with_usage(
+    subject: str,
+    key: PrivateKey,
+    issuer: str,
+    issuer_key: PrivateKey,
+    usage: x509.KeyUsage | None,
+    *,
+    ca: bool,
+) -> bytes:
+    signing = issuer_key.raw
+    assert isinstance(signing, ec.EllipticCurvePrivateKey)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+        .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
+        .public_key(key.public_key.raw)  # type: ignore[arg-type]
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(NOW - dt.timedelta(days=1))
+        .not_valid_after(NOW + dt.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+    )
+    if usage is not None:
+        builder = builder.add_extension(usage, critical=True)
+    return builder.sign(signing, hashes.SHA384()).public_bytes(serialization.Encoding.DER)
+
+
+@settings(
+    max_examples=examples(40),
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(issuer_usage=_key_usages(), leaf_usage=_key_usages())
+def test_key_usage_of_each_certificate_decides_as_rfc_5280_and_libspdm(
+    device: Device, issuer_usage: x509.KeyUsage | None, leaf_usage: x509.KeyUsage | None
+) -> None:
+    # Whatever the bits: the path verifies exactly when the issuer's KeyUsage, if any, allows
+    # keyCertSign and the leaf's, if any, allows digitalSignature.
+    ca_name = "Ironroot Test Device CA"
+    ca = _with_usage(
+        ca_name, device.ca_key, "Ironroot Test Root", device.root_key, issuer_usage, ca=True
+    )
+    leaf = _with_usage("Leaf", device.leaf_key, ca_name, device.ca_key, leaf_usage, ca=False)
+    chain = CertificateChain.build([device.root, ca, leaf], SHA384)
+    issues = issuer_usage is None or issuer_usage.key_cert_sign
+    signs = leaf_usage is None or leaf_usage.digital_signature
+    if issues and signs:
+        verify_certificate_chain(chain, root=device.root, hash_algo=SHA384, now=NOW)
+        return
+    with pytest.raises(ChainNotTrusted) as caught:
+        verify_certificate_chain(chain, root=device.root, hash_algo=SHA384, now=NOW)
+    assert caught.value.detail == (
+        _NO_KEY_CERT_SIGN
+        if not issues
+        else "the SPDM leaf certificate's KeyUsage lacks digitalSignature"
+    )

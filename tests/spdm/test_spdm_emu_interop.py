@@ -309,6 +309,28 @@ def test_emulated_requester_refuses_a_leaf_without_key_usage(emu: Path, tmp_path
     assert not any(code == 0x83 for code, _, _ in served.answered)  # stopped at the chain
 
 
+@pytest.mark.parametrize("issuer", ["root", "intermediate"])
+def test_emulated_requester_refuses_a_ca_without_key_cert_sign(
+    emu: Path, tmp_path: Path, issuer: str
+) -> None:
+    """Why the SPDM path checks keyCertSign in every issuer's KeyUsage: libspdm (mbedTLS)
+    refuses a chain whose root or intermediate CA allows its key only digitalSignature."""
+    keys = [PrivateKey.generate(Algorithm.ES384) for _ in range(3)]
+    root = make_cert("Root", keys[0], "Root", keys[0], ca=True, key_cert_sign=issuer != "root")
+    ca = make_cert("CA", keys[1], "Root", keys[0], ca=True, key_cert_sign=issuer == "root")
+    leaf = make_cert("Leaf", keys[2], "CA", keys[1], ca=False)
+    cwd = sample_keys_copy(emu, tmp_path)
+    (cwd / "ecp384" / "ca.cert.der").write_bytes(root)
+    responder = Responder(keys[2], [root, ca, leaf], BLOCKS)
+    with _served(responder, SocketTransportType.MCTP) as served:
+        args = ["--trans", "MCTP", "--ver", "1.2", *CONNECTION]
+        done = run_emu_requester(emu, served.port, args, cwd=cwd)
+    assert done.returncode != 0
+    codes = [code for code, _, _ in served.answered]
+    assert 0x82 in codes  # the chain was fetched,
+    assert 0x83 not in codes  # then refused: no CHALLENGE
+
+
 def test_emulated_requester_refuses_a_bad_challenge_signature(emu: Path) -> None:
     def flip_challenge_auth(response: bytes) -> bytes:
         if response[1] != 0x03:

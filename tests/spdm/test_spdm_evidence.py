@@ -17,7 +17,13 @@ from ironroot.errors import (
     SpdmProtocolError,
     StaleNonce,
 )
-from ironroot.spdm import BaseHashAlgo, SpdmEvidence, SpdmVersion, verify_spdm_evidence
+from ironroot.spdm import (
+    BaseHashAlgo,
+    Measurements,
+    SpdmEvidence,
+    SpdmVersion,
+    verify_spdm_evidence,
+)
 from ironroot.spdm._signing import measurement_signing_message
 
 
@@ -226,3 +232,89 @@ def test_measurements_must_answer_the_recorded_operation(
     )
     with pytest.raises(SpdmProtocolError, match=what):
         verify_spdm_evidence(forged, nonce=nonce, root_certificate=device.root, now=NOW)
+
+
+def test_a_get_capabilities_of_another_version_is_refused(device: Device) -> None:
+    """GET_CAPABILITIES chooses the version: a record whose GET_CAPABILITIES is SPDM 1.3 and
+    whose CAPABILITIES, ALGORITHMS and measurements are 1.2 (signed so by the device) is
+    refused offline, as the requester refuses such a CAPABILITIES live."""
+    nonce = os.urandom(32)
+    record = SpdmEvidence.decode(_evidence(device, nonce, (SpdmVersion.V1_2,)))
+    vca = list(record.vca)
+    vca[2] = bytes([SpdmVersion.V1_3]) + vca[2][1:]
+    unsigned = record.response[:-96]
+    transcript = b"".join(vca) + record.request + unsigned
+    message = measurement_signing_message(SpdmVersion.V1_2, BaseHashAlgo.SHA_384, transcript)
+    forged = SpdmEvidence(
+        tuple(vca),
+        record.certificate_chain,
+        record.request,
+        unsigned + device.leaf_key.sign(message),
+    )
+    with pytest.raises(SpdmProtocolError) as caught:
+        verify_spdm_evidence(forged, nonce=nonce, root_certificate=device.root, now=NOW)
+    assert caught.value.detail == "the recorded VCA messages disagree on the SPDM version"
+
+
+@pytest.mark.parametrize(
+    ("opaque", "message"),
+    [
+        (b"\x01\x02\x03", "general opaque data length is not a multiple of 4"),
+        (b"\x00\x00\x00\x00", "general opaque data has no elements"),
+    ],
+)
+def test_opaque_data_is_checked_as_the_requester_does(
+    device: Device, opaque: bytes, message: str
+) -> None:
+    """OpaqueDataFmt1 was negotiated: MEASUREMENTS opaque data that is not general opaque
+    data (signed so by the device) is refused offline, as the requester refuses it live."""
+    nonce = os.urandom(32)
+    record = SpdmEvidence.decode(_evidence(device, nonce, (SpdmVersion.V1_2,)))
+    unsigned = record.response[:-96]
+    sent = Measurements.decode(record.response, signature_size=96).opaque_data
+    assert unsigned.endswith(len(sent).to_bytes(2, "little") + sent)  # 1.2: no context after
+    opaque_at = len(unsigned) - len(sent) - 2
+    unsigned = unsigned[:opaque_at] + len(opaque).to_bytes(2, "little") + opaque
+    transcript = b"".join(record.vca) + record.request + unsigned
+    message_signed = measurement_signing_message(SpdmVersion.V1_2, BaseHashAlgo.SHA_384, transcript)
+    forged = SpdmEvidence(
+        record.vca,
+        record.certificate_chain,
+        record.request,
+        unsigned + device.leaf_key.sign(message_signed),
+    )
+    with pytest.raises(MalformedSpdm) as caught:
+        verify_spdm_evidence(forged, nonce=nonce, root_certificate=device.root, now=NOW)
+    assert caught.value.detail == message
+
+
+@pytest.mark.parametrize(
+    ("clear", "message"),
+    [
+        (0x02, "the responder has no certificates (CERT_CAP clear)"),
+        (0x10, "the responder cannot sign measurements (MEAS_CAP)"),
+    ],
+)
+def test_capabilities_are_checked_as_the_requester_does(
+    device: Device, clear: int, message: str
+) -> None:
+    """A recorded CAPABILITIES without CERT_CAP, or without MEAS_CAP signed, beside signed
+    measurements (signed so by the device) is refused offline, as the requester refuses it."""
+    nonce = os.urandom(32)
+    record = SpdmEvidence.decode(_evidence(device, nonce, (SpdmVersion.V1_2,)))
+    vca = list(record.vca)
+    flags = int.from_bytes(vca[3][8:12], "little")
+    assert flags & clear  # the device announced it
+    vca[3] = vca[3][:8] + (flags & ~clear).to_bytes(4, "little") + vca[3][12:]
+    unsigned = record.response[:-96]
+    transcript = b"".join(vca) + record.request + unsigned
+    signed = measurement_signing_message(SpdmVersion.V1_2, BaseHashAlgo.SHA_384, transcript)
+    forged = SpdmEvidence(
+        tuple(vca),
+        record.certificate_chain,
+        record.request,
+        unsigned + device.leaf_key.sign(signed),
+    )
+    with pytest.raises(SpdmProtocolError) as caught:
+        verify_spdm_evidence(forged, nonce=nonce, root_certificate=device.root, now=NOW)
+    assert caught.value.detail == message

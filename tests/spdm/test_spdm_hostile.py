@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable, Iterator
 
 import pytest
-from _spdm_helpers import BLOCKS, Device, make_cert, make_requester, make_responder
+from _spdm_helpers import BLOCKS, Device, Recorder, make_cert, make_requester, make_responder
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -26,6 +26,7 @@ from ironroot.errors import (
     ChainNotTrusted,
     IronrootError,
     MalformedSpdm,
+    SpdmErrorResponse,
     SpdmProtocolError,
 )
 from ironroot.spdm import (
@@ -188,6 +189,47 @@ def test_signature_over_a_transcript_that_skips_a_message_is_refused(device: Dev
     transport = Scripted(make_responder(device, (V12,)), GET_MEASUREMENTS, skip)
     with pytest.raises(BadSignature, match="the MEASUREMENTS signature does not verify over L1/L2"):
         make_requester(transport, device, (V12,)).attest(challenge=False)
+
+
+_REFUSALS = (MalformedSpdm, SpdmProtocolError, BadSignature, SpdmErrorResponse, ChainNotTrusted)
+
+
+@_FUZZ
+@given(
+    version=st.sampled_from([V12, V13]),
+    which=st.integers(0, 11),
+    at=st.integers(0, 4096),
+    change=st.integers(1, 255) | st.just(-1) | st.just(0),
+)
+def test_any_change_to_one_response_of_a_run_is_refused(
+    device: Device, version: SpdmVersion, which: int, at: int, change: int
+) -> None:
+    """A whole run (VCA, DIGESTS, CERTIFICATE, CHALLENGE, signed MEASUREMENTS) where one
+    response has one byte changed (``change`` XORed in), one byte cut (0) or one byte added
+    (-1): refused with a typed error, and the connection closed; no change passes."""
+    honest = Recorder(make_responder(device, (version,)))
+    make_requester(honest, device, (version,)).attest()
+    which %= len(honest.log)  # one of the run's responses
+    seen = [0]
+
+    def edit(response: bytes) -> bytes:
+        index, seen[0] = seen[0], seen[0] + 1
+        if index != which:
+            return response
+        pos = at % len(response)
+        if change == 0:
+            return response[:pos] + response[pos + 1 :]
+        if change == -1:
+            return response[:pos] + b"\x00" + response[pos:]
+        return response[:pos] + bytes([response[pos] ^ change]) + response[pos + 1 :]
+
+    responder = make_responder(device, (version,))
+    requester = make_requester(lambda request: edit(responder(request)), device, (version,))
+    with pytest.raises(_REFUSALS) as caught:
+        requester.attest()
+    assert seen[0] > which  # the changed response was read
+    assert type(caught.value) in _REFUSALS
+    assert requester.connection is None  # closed until a new VCA
 
 
 def test_empty_first_certificate_portion_is_refused(device: Device) -> None:

@@ -65,6 +65,17 @@ HASH_NAMES: Final[dict[str, str]] = {
     "2.16.840.1.101.3.4.2.9": "sha3-384",
     "2.16.840.1.101.3.4.2.10": "sha3-512",
 }
+_DIGEST_SIZES: Final[dict[str, int]] = {
+    "sha1": 20,
+    "sha256": 32,
+    "sha384": 48,
+    "sha512": 64,
+    "sha224": 28,
+    "sha512-256": 32,
+    "sha3-256": 32,
+    "sha3-384": 48,
+    "sha3-512": 64,
+}
 
 
 def short_error(exc: BaseException) -> str:
@@ -138,6 +149,15 @@ class Fwid:
 
     hash_alg_oid: str
     digest: bytes
+
+    def __post_init__(self) -> None:
+        """A digest of a hash named in :data:`HASH_NAMES` has that hash's size (a truncated
+        one, or another hash's, is not that hash's digest); any other hash's is kept as is."""
+        name = HASH_NAMES.get(self.hash_alg_oid)
+        if name is not None and len(self.digest) != _DIGEST_SIZES[name]:
+            raise MalformedCertificate(
+                f"a {name} FWID digest is {_DIGEST_SIZES[name]} bytes, not {len(self.digest)}"
+            )
 
     @property
     def hash_alg_name(self) -> str:

@@ -153,6 +153,10 @@ _KEY_PURPOSE_NAMES: Final = {oid.dotted_string: name for name, oid in KEY_PURPOS
 # Input limits: one certificate (an ML-DSA-87 one is about 8 KB), and certificates per input.
 MAX_CERTIFICATE_BYTES: Final = 64 * 1024
 MAX_CERTIFICATES: Final = 16
+# PEM blocks per input: the certificates and the odd other block (a key, parameters) beside
+# them. Each BEGIN line is searched to the end of the input for its END line, so their number
+# is bounded before any is searched (1 MiB of BEGIN lines took minutes).
+MAX_PEM_BLOCKS: Final = 2 * MAX_CERTIFICATES
 
 
 _SIG_ALGORITHMS: Final[dict[str, tuple[str, tuple[Algorithm, ...]]]] = {
@@ -262,6 +266,8 @@ _ECDSA_NULL_FIX: Final = {
 
 
 def _split_pem(data: bytes) -> list[tuple[str, bytes]]:
+    if data.count(b"-----BEGIN") > MAX_PEM_BLOCKS:
+        raise LimitExceeded(f"more than {MAX_PEM_BLOCKS} PEM blocks in one input")
     blocks = _PEM_BLOCK.findall(data)
     if not blocks:
         raise MalformedCertificate("no PEM block found")
@@ -437,12 +443,16 @@ _KEY_USAGE_NAMES: Final = (
 
 
 def _key_usage(ku: x509.KeyUsage) -> tuple[str, ...]:
+    """The usages asserted; an extension asserting none is malformed (RFC 5280 4.2.1.3: at
+    least one bit), and would otherwise read as an absent one, which restricts nothing."""
     names = [name for attr, name in _KEY_USAGE_NAMES if getattr(ku, attr)]
     if ku.key_agreement:
         if ku.encipher_only:
             names.append("encipherOnly")
         if ku.decipher_only:
             names.append("decipherOnly")
+    if not names:
+        raise MalformedCertificate("the KeyUsage extension asserts no usage (RFC 5280 4.2.1.3)")
     return tuple(names)
 
 
@@ -588,18 +598,25 @@ def _items(data: bytes) -> list[tuple[str | None, bytes]]:
     data = bytes(data)
     if len(data) > MAX_CERTIFICATE_BYTES * MAX_CERTIFICATES:
         raise LimitExceeded("certificate input is too large")
+    if len(data) > MAX_CERTIFICATE_BYTES:  # a chain file, or hostile: not kept
+        return list(_split(data))
     return list(_split_items(data))
 
 
-@functools.lru_cache(maxsize=1024)
-def _split_items(data: bytes) -> tuple[tuple[str | None, bytes], ...]:
-    """The PEM blocks or DER elements of ``data`` (cached by its bytes; failures are not)."""
+def _split(data: bytes) -> tuple[tuple[str | None, bytes], ...]:
+    """The PEM blocks or DER elements of ``data``."""
     if data.lstrip()[:10] == b"-----BEGIN":
         items: list[tuple[str | None, bytes]] = list(_split_pem(data))
         if len(items) > MAX_CERTIFICATES:
             raise LimitExceeded(f"more than {MAX_CERTIFICATES} certificates in one input")
         return tuple(items)
     return tuple((None, d) for d in _split_der(data))
+
+
+# The split of an input of at most one certificate's size, cached by its bytes (failures are
+# not): a split is kept even when what it holds is then refused, so the inputs it keeps are
+# bounded as the parsed certificates are (1,024 of 64 KiB).
+_split_items: Final = functools.lru_cache(maxsize=1024)(_split)
 
 
 def load_dice_objects(

@@ -264,8 +264,9 @@ def _verified_path(
     certs = chain.x509()
     path = certs if chain.certificates[0] == root else [anchor, *certs]
     _check_validity(((c.not_valid_before_utc, c.not_valid_after_utc, c.subject) for c in path), now)
-    if len(path) == 1:
-        return (anchor,)  # the chain is the trusted root itself
+    if len(path) == 1:  # the chain is the trusted root itself, so the root is the leaf
+        _check_leaf(anchor)
+        return (anchor,)
     verifier = (
         verification.PolicyBuilder()
         .store(verification.Store([anchor]))
@@ -307,13 +308,22 @@ def _check_dice_extension(oid: str, value: bytes) -> None:
         raise ValueError(f"critical DICE extension {oid} does not decode: {exc.detail}") from exc
 
 
-# The device's certificates: cryptography's checks (every CA asserts BasicConstraints), with
-# the DICE extensions declared (a DICE chain marks them critical), every other unknown critical
-# extension refused (RFC 5280 4.2).
+def _check_ca_key_usage(
+    _policy: verification.Policy, _cert: x509.Certificate, usage: x509.KeyUsage | None
+) -> None:
+    """An issuer's KeyUsage, when present, asserts keyCertSign (RFC 5280 6.1.4 (n), as mbedTLS
+    checks under libspdm): ``permit_all`` leaves KeyUsage unchecked."""
+    if usage is not None and not usage.key_cert_sign:
+        raise ValueError("a CA certificate's KeyUsage lacks keyCertSign")
+
+
+# The device's certificates: cryptography's checks (every CA asserts BasicConstraints, and
+# keyCertSign when it has KeyUsage), with the DICE extensions declared (a DICE chain marks them
+# critical), every other unknown critical extension refused (RFC 5280 4.2).
 _CA_POLICY: Final = DICE_EXTENSIONS.extension_policy(
-    verification.ExtensionPolicy.permit_all().require_present(
-        x509.BasicConstraints, verification.Criticality.AGNOSTIC, None
-    ),
+    verification.ExtensionPolicy.permit_all()
+    .require_present(x509.BasicConstraints, verification.Criticality.AGNOSTIC, None)
+    .may_be_present(x509.KeyUsage, verification.Criticality.AGNOSTIC, _check_ca_key_usage),
     check=_check_dice_extension,
 )
 _EE_POLICY: Final = DICE_EXTENSIONS.extension_policy(

@@ -170,6 +170,27 @@ def check_measurement_operation(answer: Measurements, operation: int) -> None:
         raise SpdmProtocolError(f"MEASUREMENTS does not answer index {operation}")
 
 
+def check_capabilities(capabilities: Capabilities) -> None:
+    """That the responder can be measured here: certificates (CERT_CAP) and signed
+    measurements (MEAS_CAP 2)."""
+    if not capabilities.flags & CapabilityFlag.CERT_CAP:
+        raise SpdmProtocolError("the responder has no certificates (CERT_CAP clear)")
+    if capabilities.flags & MEAS_CAP_MASK != CapabilityFlag.MEAS_CAP_SIG:
+        raise SpdmProtocolError("the responder cannot sign measurements (MEAS_CAP)")
+
+
+def check_opaque_data(connection: Connection, opaque: bytes, what: str) -> None:
+    """The opaque data of response ``what`` under the negotiated OpaqueDataFmt: general opaque
+    data, decoded strictly, under format 1; none when no format was negotiated."""
+    selected = connection.algorithms.other_params_selection & OPAQUE_FORMAT_MASK
+    if not opaque:
+        return
+    if selected == OpaqueDataFormat.FORMAT_1:
+        decode_opaque_data(opaque)
+    elif not selected:
+        raise SpdmProtocolError(f"{what} carries opaque data but no format was negotiated")
+
+
 def negotiated_connection(
     version: SpdmVersion,
     capabilities: Capabilities,
@@ -379,10 +400,7 @@ class Requester:
         self._transcript.add_vca(request + response)
         self._vca_messages += [request, response]
         self._peer_dts = capabilities.data_transfer_size
-        if not capabilities.flags & CapabilityFlag.CERT_CAP:
-            raise SpdmProtocolError("the responder has no certificates (CERT_CAP clear)")
-        if capabilities.flags & MEAS_CAP_MASK != CapabilityFlag.MEAS_CAP_SIG:
-            raise SpdmProtocolError("the responder cannot sign measurements (MEAS_CAP)")
+        check_capabilities(capabilities)
 
         request = NegotiateAlgorithms(
             version,
@@ -565,20 +583,11 @@ class Requester:
                 raise SpdmProtocolError("CHALLENGE_AUTH does not echo the RequesterContext")
             if answer.basic_mut_auth_requested:
                 raise SpdmProtocolError("CHALLENGE_AUTH asks for mutual authentication")
-            self._check_opaque(connection, answer.opaque_data, "CHALLENGE_AUTH")
+            check_opaque_data(connection, answer.opaque_data, "CHALLENGE_AUTH")
             unsigned = response[: len(response) - connection.signature_size]
             return answer, self._transcript.m1m2(request, unsigned)
         finally:
             self._transcript.reset_b()
-
-    def _check_opaque(self, connection: Connection, opaque: bytes, what: str) -> None:
-        selected = connection.algorithms.other_params_selection & OPAQUE_FORMAT_MASK
-        if not opaque:
-            return
-        if selected == OpaqueDataFormat.FORMAT_1:
-            decode_opaque_data(opaque)
-        elif not selected:
-            raise SpdmProtocolError(f"{what} carries opaque data but no format was negotiated")
 
     # --- measurements -----------------------------------------------------------------------
 
@@ -663,7 +672,7 @@ class Requester:
                 )
         elif answer.slot_id or answer.content_changed:
             raise SpdmProtocolError("MEASUREMENTS: Param2 is reserved in an unsigned response")
-        self._check_opaque(connection, answer.opaque_data, "MEASUREMENTS")
+        check_opaque_data(connection, answer.opaque_data, "MEASUREMENTS")
 
     # --- whole runs -------------------------------------------------------------------------
 

@@ -1,12 +1,15 @@
 """Offline verification of SPDM evidence (:class:`SpdmEvidence`): a pure function of the
 record, the verifier's nonce, the trusted root certificate and ``now``.
 
-It repeats the requester's checks on the recorded bytes: the VCA messages decode and the
-selected algorithms are ones offered (the same :func:`negotiated_connection`); the
-certificate chain verifies to the root; the GET_MEASUREMENTS asks for a signature and carries
-the verifier's nonce, and the MEASUREMENTS answers its operation (the count, the one index
-asked, or all blocks); the MEASUREMENTS signature verifies over L1/L2 = VCA ‖ request ‖ response
-(without its signature) with the 1.2+ signing-context prefix, under the leaf key.
+It repeats the requester's checks on the recorded bytes: the VCA messages decode, are all at
+the negotiated version, the responder has certificates and signs measurements (the same
+:func:`check_capabilities`), and the selected algorithms are ones offered (the same
+:func:`negotiated_connection`); the certificate chain verifies to the root; the
+GET_MEASUREMENTS asks for a signature and carries the verifier's nonce, and the MEASUREMENTS
+answers its operation (the count, the one index asked, or all blocks) with opaque data in the
+negotiated format (the same :func:`check_opaque_data`); the MEASUREMENTS signature verifies
+over L1/L2 = VCA ‖ request ‖ response (without its signature) with the 1.2+ signing-context
+prefix, under the leaf key.
 """
 
 from __future__ import annotations
@@ -41,7 +44,9 @@ from ironroot.spdm._messages import (
 )
 from ironroot.spdm._requester import (
     Connection,
+    check_capabilities,
     check_measurement_operation,
+    check_opaque_data,
     negotiated_connection,
 )
 from ironroot.spdm._signing import check_transcript_signature, measurement_signing_message
@@ -67,13 +72,16 @@ def _connection(vca: tuple[bytes, ...]) -> Connection:
     same bytes; a failure is not cached)."""
     GetVersion.decode(vca[0])
     offered = {e.spdm_version for e in Version.decode(vca[1]).entries}
-    GetCapabilities.decode(vca[2])
+    get_capabilities = GetCapabilities.decode(vca[2])  # its version is the one chosen
     capabilities = Capabilities.decode(vca[3])
     negotiate = NegotiateAlgorithms.decode(vca[4])
     algorithms = Algorithms.decode(vca[5])
     version = algorithms.version
-    if version not in offered or not (negotiate.version == capabilities.version == version):
+    if version not in offered or not (
+        get_capabilities.version == capabilities.version == negotiate.version == version
+    ):
         raise SpdmProtocolError("the recorded VCA messages disagree on the SPDM version")
+    check_capabilities(capabilities)
     return negotiated_connection(
         version,
         capabilities,
@@ -116,6 +124,7 @@ def verify_spdm_evidence(
     if request.requester_context != answer.requester_context:
         raise SpdmProtocolError("the MEASUREMENTS requester context is not the request's")
     check_measurement_operation(answer, request.operation)
+    check_opaque_data(connection, answer.opaque_data, "MEASUREMENTS")
     algorithm = SIGNING_SUITES[connection.base_asym_algo][0]
     leaf_key = leaf.public_key()
     if not isinstance(leaf_key, ec.EllipticCurvePublicKey):
