@@ -126,3 +126,57 @@ def test_a_new_statement_on_the_log_triggers_the_class_through_the_monitor(
     assert "triggered" in report.reasons.values()
     world.publish("gpu", bundle, client=world.untrusted)  # another log: not followed
     assert triggers.poll() == []
+
+
+def test_a_node_last_attested_after_now_is_due(fleet: Fleet) -> None:
+    """A last attestation dated after ``now`` (the clock was stepped back after it ran fast)
+    is not a recent one: the node is due, not skipped until the clock catches up."""
+    _, attest = _boot_attest(fleet)
+    scanner = Scanner(fleet, attest, period=300)  # type: ignore[arg-type]
+    ahead = NOW + dt.timedelta(days=30)
+    scanner.scan(ahead)  # every node stamped a month ahead
+    assert scanner.due(ahead + dt.timedelta(seconds=10)) == []
+    assert scanner.due(NOW) == fleet.node_ids()
+
+
+def test_scanner_settings_of_the_wrong_type_are_refused(fleet: Fleet) -> None:
+    for kwargs in (
+        {"period": "300"},
+        {"jitter": "0.1"},
+        {"concurrency": "4"},
+        {"concurrency": 2.5},
+        {"concurrency": True},
+        {"period": True},
+        {"jitter": None},
+    ):
+        with pytest.raises(ConfigError) as caught:
+            Scanner(fleet, lambda n, t: "admitted", **kwargs)  # type: ignore[arg-type]
+        assert caught.value.detail == (
+            "0 < period <= 2592000 s, 0 <= jitter < 1, concurrency 1 to 64"
+        ), kwargs
+
+
+def test_a_round_that_fails_does_not_end_the_scanning(fleet: Fleet) -> None:
+    """A round whose logs cannot be read (``poll`` raising a typed error, as the fleet's event
+    log refusing a write would make it) is recorded and the scanner goes on: the thread of
+    ``fleet serve --scan`` must not die silently while the planes keep serving."""
+    _, attest = _boot_attest(fleet)
+    scanner = Scanner(fleet, attest, period=300)  # type: ignore[arg-type]
+    polls = iter([StorageError("the monitor's store is locked", code="monitor-busy")])
+
+    def poll() -> list[MonitorEvent]:
+        failure = next(polls, None)
+        if failure is not None:
+            raise failure
+        return []
+
+    reports = []
+    when = iter([NOW + dt.timedelta(days=5), NOW + dt.timedelta(days=6)])
+    scanner.follow(
+        clock=lambda: next(when), poll=poll, interval=0, rounds=2, on_report=reports.append
+    )
+    assert len(reports) == 1
+    assert reports[0].at == "2026-06-07T12:00:00Z"  # the second round ran
+    failed = fleet.events(kind="scan-round-failed")[-1]
+    assert failed.node is None
+    assert failed.detail == {"code": "monitor-busy", "detail": "the monitor's store is locked"}
