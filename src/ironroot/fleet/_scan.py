@@ -11,7 +11,8 @@ Which nodes, in one round (:meth:`Scanner.scan`):
 * **due**: nodes whose last attestation is older than ``period`` seconds (default 300), less
   a per-node jitter of up to ``jitter`` × period, derived from the node id (SHA-256), so a
   fleet's rescans spread over the period instead of arriving together; nodes never attested
-  are always due;
+  are always due, and so are nodes whose last attestation is dated after ``now`` (a clock
+  stepped back);
 * **triggered**: when a :class:`~ironroot.monitor.Monitor` following the trusted logs reports
   new statements, every node of a class the statement concerns — its issuer publishes for the
   class (any component, PFMs), or its subject names the class's platform, its desired state,
@@ -21,7 +22,9 @@ Which nodes, in one round (:meth:`Scanner.scan`):
 
 Each round returns a :class:`ScanReport`: which nodes were attested and why, their status
 after, and the ones whose attestation raised (recorded as fleet events, never fatal to the
-round). :meth:`Scanner.follow` runs rounds until stopped.
+round). :meth:`Scanner.follow` runs rounds until stopped; a round that raises a typed error
+(its ``poll``, the registry, the event log) is recorded as a ``scan-round-failed`` event and
+the next round runs.
 
 :class:`LogTriggers` is the ``poll`` of a scanner that follows logs: a
 :class:`~ironroot.monitor.Monitor` (its verified state in the fleet's ``monitor.db``) watching
@@ -35,6 +38,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -45,6 +49,8 @@ from ironroot.errors import ConfigError, IronrootError
 from ironroot.fleet._fleet import Fleet, NodeClass
 
 __all__ = ["LogTriggers", "ScanReport", "Scanner", "affected_classes"]
+
+_log = logging.getLogger("ironroot.fleet")
 
 DEFAULT_PERIOD: Final = 300.0
 DEFAULT_JITTER: Final = 0.1
@@ -143,7 +149,17 @@ class Scanner:
         concurrency: int = DEFAULT_CONCURRENCY,
     ) -> None:
         # a period is a time a timer can wait: not NaN (no comparison holds), not infinite
-        if not 0 < period <= self.MAX_PERIOD or not 0 <= jitter < 1 or not 1 <= concurrency <= 64:
+        numbers = all(
+            isinstance(v, int | float) and not isinstance(v, bool) for v in (period, jitter)
+        )
+        if (
+            not numbers
+            or isinstance(concurrency, bool)
+            or not isinstance(concurrency, int)
+            or not 0 < period <= self.MAX_PERIOD
+            or not 0 <= jitter < 1
+            or not 1 <= concurrency <= 64
+        ):
             raise ConfigError(
                 f"0 < period <= {self.MAX_PERIOD:.0f} s, 0 <= jitter < 1, concurrency 1 to 64"
             )
@@ -167,7 +183,8 @@ class Scanner:
                 continue
             last = dt.datetime.fromisoformat(record.last_attested.replace("Z", "+00:00"))
             age = (now - last).total_seconds()
-            if age >= self.period - self._offset(record.id):
+            # an attestation dated after now (a clock stepped back) is not a recent one
+            if age < 0 or age >= self.period - self._offset(record.id):
                 out.append(record.id)
         return out
 
@@ -230,11 +247,27 @@ class Scanner:
         from a monitor) until :meth:`stop` or ``rounds`` rounds."""
         done = 0
         while not self._stop.is_set() and (rounds is None or done < rounds):
-            report = self.scan(clock(), poll())
-            if on_report is not None:
-                on_report(report)
+            now = clock()
+            try:
+                report = self.scan(now, poll())
+            except IronrootError as exc:
+                # a round that fails (its logs, the registry) is recorded and the next one
+                # runs: the scanner never stops on its own while the planes serve
+                self._round_failed(exc, now)
+            else:
+                if on_report is not None:
+                    on_report(report)
             done += 1
             self._stop.wait(interval)
+
+    def _round_failed(self, exc: IronrootError, now: dt.datetime) -> None:
+        _log.warning("a scan round failed: %s (%s)", exc.detail, exc.code)
+        try:
+            self.fleet.record(
+                None, "scan-round-failed", {"code": exc.code, "detail": exc.detail}, now=now
+            )
+        except IronrootError as again:  # the event log itself is what fails
+            _log.warning("the failed scan round was not recorded: %s", again.detail)
 
     def stop(self) -> None:
         self._stop.set()
