@@ -180,3 +180,33 @@ def test_a_round_that_fails_does_not_end_the_scanning(fleet: Fleet) -> None:
     failed = fleet.events(kind="scan-round-failed")[-1]
     assert failed.node is None
     assert failed.detail == {"code": "monitor-busy", "detail": "the monitor's store is locked"}
+
+
+def test_a_statement_about_the_firmware_a_node_runs_since_an_update_triggers_its_class(
+    world: World, tmp_path: Path
+) -> None:
+    """A SAFE review names the manifest digest of the firmware it reviews (``sha384:…``) and
+    is registered by anyone: after an update (a rollout), the class runs firmware that is not
+    its baseline image, and a review of *that* firmware concerns the class — through
+    ``Scanner.triggered`` and through the watch ``LogTriggers`` keeps on the logs."""
+    from ironroot.cose import create_statement
+    from ironroot.firmware import FirmwareBundle
+    from ironroot.fleet import LogTriggers
+
+    fleet, _ = make_fleet(world, tmp_path / "fleet", 2)
+    triggers = LogTriggers(fleet, [world.urls["trusted"]], clock=lambda: NOW)
+    triggers.poll()  # what was logged before
+    release = world.release("host", "2.0")
+    updated = fleet.node("node-0002").update("host", release.bundle, release.statements, now=NOW)
+    assert updated.outcome == "committed"
+    subject = "sha384:" + FirmwareBundle.parse(release.bundle).manifest_digest().hex()
+    _, attest = _boot_attest(fleet)
+    scanner = Scanner(fleet, attest)  # type: ignore[arg-type]
+    assert scanner.triggered([_event(OTHER, subject)]) == fleet.node_ids()
+    review = create_statement(
+        world.other_key, b"a review", iss=OTHER, sub=subject, content_type="text/plain"
+    )
+    world.trusted.register(review)
+    found = triggers.poll()
+    assert [(e.iss, e.sub) for e in found] == [(OTHER, subject)]
+    assert scanner.triggered(found) == fleet.node_ids()
