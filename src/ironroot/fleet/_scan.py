@@ -17,8 +17,10 @@ Which nodes, in one round (:meth:`Scanner.scan`):
   new statements, every node of a class the statement concerns — its issuer publishes for the
   class (any component, PFMs), or its subject names the class's platform, its desired state,
   one of its firmware products, or (a SAFE review) the ``sha384:`` digest of firmware the
-  class runs. A new revocation, SVN minimum, review with a new finding or reference value
-  therefore reaches the nodes it concerns in the round after it is logged, not a period later.
+  class runs: its images, and the active images its nodes' RoTs journaled (after an update
+  or a rollout the class no longer runs its baseline images). A new revocation, SVN minimum,
+  review with a new finding or reference value therefore reaches the nodes it concerns in
+  the round after it is logged, not a period later.
 
 Each round returns a :class:`ScanReport`: which nodes were attested and why, their status
 after, and the ones whose attestation raised (recorded as fleet events, never fatal to the
@@ -31,7 +33,9 @@ the next round runs.
 every issuer and subject of the fleet's classes on each log URL; each poll verifies each log's
 new checkpoint against the last one (consistency from the tiles) and returns the new watched
 statements. A fork or a log that cannot be verified is recorded as a fleet event
-(``log-fork``, ``log-unverified``) and triggers nothing.
+(``log-fork``, ``log-unverified``) and triggers nothing. Before each poll the watch grows by
+the ``sha384:`` subjects of the firmware the nodes run now (an update, a rollout); the
+monitor reads the entries it verified before again for a newly watched subject, once.
 """
 
 from __future__ import annotations
@@ -119,15 +123,68 @@ def _subjects(klass: NodeClass) -> set[str]:
     return subjects
 
 
-def affected_classes(classes: Iterable[NodeClass], events: Iterable[StatementEvent]) -> set[str]:
-    """The names of the classes the statements concern (see the module docstring)."""
+class _Running:
+    """The ``sha384:`` subjects of the firmware a fleet's nodes run now, per class: each
+    node's active images as its RoT journaled them (after an update or a rollout, not the
+    class's baseline images), the manifest of each read from a node's flash once (remembered
+    by the image's SHA-384). A node or image that cannot be read adds nothing: its
+    attestation says why."""
+
+    _MAX_KNOWN: Final = 4096
+
+    def __init__(self, fleet: Fleet) -> None:
+        self.fleet = fleet
+        self._lock = threading.Lock()
+        self._known: dict[bytes, str] = {}
+
+    def subjects(self) -> dict[str, set[str]]:
+        from ironroot.firmware import FirmwareBundle
+        from ironroot.platform import COMPONENTS
+
+        out: dict[str, set[str]] = {}
+        for record in self.fleet.records():
+            found = out.setdefault(record.node_class, set())
+            try:
+                platform = self.fleet.node(record.id)
+                state = platform.state()
+            except IronrootError:
+                continue
+            for name in COMPONENTS:
+                image = state.component(name).image
+                if image is None:
+                    continue
+                with self._lock:
+                    subject = self._known.get(image.sha384)
+                if subject is None:
+                    try:
+                        bundle = FirmwareBundle.parse(platform.active_image(name))
+                    except IronrootError:
+                        continue
+                    subject = "sha384:" + bundle.manifest_digest().hex()
+                    with self._lock:
+                        if len(self._known) >= self._MAX_KNOWN:
+                            self._known.clear()
+                        self._known[image.sha384] = subject
+                found.add(subject)
+        return out
+
+
+def affected_classes(
+    classes: Iterable[NodeClass],
+    events: Iterable[StatementEvent],
+    *,
+    running: Mapping[str, Iterable[str]] | None = None,
+) -> set[str]:
+    """The names of the classes the statements concern (see the module docstring);
+    ``running``: class -> the ``sha384:`` subjects of the firmware its nodes run now, beyond
+    the class's own images."""
     out: set[str] = set()
     events = list(events)
     if not events:
         return out
     for klass in classes:
         issuers = set().union(*klass.trust.issuers.values()) if klass.trust.issuers else set()
-        subjects = _subjects(klass)
+        subjects = _subjects(klass) | set((running or {}).get(klass.name, ()))
         if any((e.iss in issuers) or (e.sub in subjects) for e in events):
             out.add(klass.name)
     return out
@@ -169,6 +226,7 @@ class Scanner:
         self.jitter = jitter
         self.concurrency = concurrency
         self._stop = threading.Event()
+        self._running = _Running(fleet)
 
     def _offset(self, node_id: str) -> float:
         fraction = int.from_bytes(hashlib.sha256(node_id.encode()).digest()[:4], "big") / 2**32
@@ -193,7 +251,11 @@ class Scanner:
         events = list(events)
         if not events:
             return []
-        names = affected_classes((self.fleet.node_class(c) for c in self.fleet.classes()), events)
+        names = affected_classes(
+            (self.fleet.node_class(c) for c in self.fleet.classes()),
+            events,
+            running=self._running.subjects(),
+        )
         return [r.id for r in self.fleet.records() if r.node_class in names]
 
     def scan(self, now: dt.datetime, events: Iterable[StatementEvent] = ()) -> ScanReport:
@@ -307,11 +369,23 @@ class LogTriggers:
             watch=Watch(frozenset(subjects), frozenset(issuers)),
             name="ironroot-fleet",
         )
+        self._running = _Running(fleet)
+
+    def _watch_running(self) -> None:
+        """Watch the firmware the nodes run now too (an update, a rollout): a newly watched
+        subject makes the monitor read the entries it verified before again for it, once."""
+        from ironroot.monitor import Watch
+
+        running = set().union(*self._running.subjects().values())
+        watch = self.monitor.watch
+        if not running <= watch.subjects:
+            self.monitor.watch = Watch(watch.subjects | running, watch.issuers)
 
     def poll(self) -> list[Any]:
         """The new watched statements on every log since the last poll."""
         from ironroot.log import HttpLogFetcher
 
+        self._watch_running()
         found: list[Any] = []
         for url in self.urls:
             try:
