@@ -210,3 +210,27 @@ def test_a_statement_about_the_firmware_a_node_runs_since_an_update_triggers_its
     found = triggers.poll()
     assert [(e.iss, e.sub) for e in found] == [(OTHER, subject)]
     assert scanner.triggered(found) == fleet.node_ids()
+
+
+def test_a_node_whose_credentials_cannot_be_written_fails_alone_in_its_round(
+    world: World, tmp_path: Path
+) -> None:
+    """The node's side of an admission writes its credentials to its folder; a folder that
+    cannot be written (a file in its place, a full disk) is a typed ``StorageError`` of that
+    node, recorded as ``scan-failed``: never an ``OSError`` that ends the round (and with it
+    the scanner of ``fleet serve --scan``)."""
+    from tests.fleet.admission_world import admission_world
+
+    from ironroot.fleet import scan_attest
+
+    fleet, authority = admission_world(world).fleet(tmp_path / "fleet", 2)
+    folder = fleet.directory / "nodes" / "node-0002" / "credentials"
+    assert not folder.exists()
+    folder.write_bytes(b"a file where the folder goes")
+    report = Scanner(fleet, scan_attest(fleet, authority)).scan(NOW)
+    assert report.statuses == {"node-0001": "admitted"}
+    assert report.failures == {"node-0002": "node-credentials-unwritable"}
+    failed = fleet.events(node="node-0002", kind="scan-failed")[-1]
+    assert failed.detail["detail"].startswith(
+        "node-0002's credentials cannot be written to its folder"
+    )
