@@ -506,7 +506,8 @@ def reconcile(
     class's desired state in force (verified again first: receipts, signers, quorum) and
     report the drift (module docs).
 
-    A class without a desired state raises ``NotFound``, as does an unknown ``node_class``;
+    A class without a desired state raises ``NotFound`` (``node_class`` too when it has no
+    nodes: a class nobody configured is not in sync), as does an unknown ``node_class``;
     a node of ``nodes`` not of ``node_class``, or given twice, is ``ConfigError`` (as for a
     rollout); a node whose state cannot be read (a damaged journal, a tampered RoT) is
     reported with one drifted ``node`` item."""
@@ -516,6 +517,7 @@ def reconcile(
     records = [fleet.record_of(n) for n in nodes] if nodes is not None else fleet.records()
     if node_class is not None:
         fleet.node_class(node_class)  # NotFound for a class the fleet does not have
+        classes.desired(node_class)  # NotFound without a desired state, nodes or none
         if nodes is None:
             records = [r for r in records if r.node_class == node_class]
         elif foreign := [r.id for r in records if r.node_class != node_class]:
