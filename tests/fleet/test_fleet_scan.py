@@ -234,3 +234,14 @@ def test_a_node_whose_credentials_cannot_be_written_fails_alone_in_its_round(
     assert failed.detail["detail"].startswith(
         "node-0002's credentials cannot be written to its folder"
     )
+
+
+def test_a_naive_now_is_refused_by_a_round(fleet: Fleet) -> None:
+    _, attest = _boot_attest(fleet)
+    scanner = Scanner(fleet, attest)  # type: ignore[arg-type]
+    scanner.scan(NOW)  # every node has a last attestation
+    naive = NOW.replace(tzinfo=None)
+    for call in (scanner.due, scanner.scan):
+        with pytest.raises(ConfigError) as caught:
+            call(naive)
+        assert caught.value.detail == "now must be timezone-aware"
