@@ -234,6 +234,8 @@ class Scanner:
 
     def due(self, now: dt.datetime) -> list[str]:
         """Nodes whose last attestation is older than the period (less their jitter)."""
+        if now.tzinfo is None:
+            raise ConfigError("now must be timezone-aware")
         out = []
         for record in self.fleet.records():
             if record.last_attested is None:
