@@ -245,3 +245,27 @@ def test_a_naive_now_is_refused_by_a_round(fleet: Fleet) -> None:
         with pytest.raises(ConfigError) as caught:
             call(naive)
         assert caught.value.detail == "now must be timezone-aware"
+
+
+def test_a_held_node_is_attested_once_a_period_not_at_every_round(
+    world: World, tmp_path: Path
+) -> None:
+    """An operator's hold refuses even an affirming attestation (``node-held``); the scanner
+    still attests the node, once a period as every node: its refused attestation counts as
+    one (``last_attested``), or it would be due at every round (``follow`` runs ten a period)
+    and add an ``admission-held`` event each time, without end."""
+    from tests.fleet.admission_world import admission_world
+
+    from ironroot.fleet import quarantine, scan_attest
+
+    fleet, authority = admission_world(world).fleet(tmp_path / "fleet", 2)
+    scanner = Scanner(fleet, scan_attest(fleet, authority), period=300, jitter=0)
+    assert scanner.scan(NOW).statuses == {"node-0001": "admitted", "node-0002": "admitted"}
+    quarantine(fleet, "node-0002", "operator: investigating", now=NOW + dt.timedelta(seconds=10))
+    later = NOW + dt.timedelta(seconds=400)
+    first = scanner.scan(later)
+    assert first.statuses == {"node-0001": "admitted", "node-0002": "quarantined"}
+    assert fleet.record_of("node-0002").last_attested == "2026-06-01T12:06:40Z"
+    assert scanner.scan(later + dt.timedelta(seconds=30)).reasons == {}
+    assert len(fleet.events(node="node-0002", kind="admission-held")) == 1
+    assert fleet.record_of("node-0002").status == "quarantined"  # still held
