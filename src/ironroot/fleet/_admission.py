@@ -51,7 +51,8 @@ One admission (:meth:`AdmissionAuthority.admit`), in order:
 5. an EAR that is not affirming **quarantines** the node (below) with its reasons, and the
    request fails with ``AdmissionDenied`` ``admission-denied``;
 6. a node an operator holds in quarantine stays there (``AdmissionDenied`` ``node-held``)
-   until :func:`readmit`;
+   until :func:`readmit`, its attestation's time kept as its ``last_attested`` (the scanner
+   attests it once a period);
 7. a credential per plane is issued (:class:`ironroot.fleet.FleetCA`; profile in
    ``docs/fleet.md``) naming the node, its class, the plane and the EAR id, valid for the
    credential lifetime; the registry row becomes ``admitted`` with the control-plane
@@ -788,9 +789,11 @@ class AdmissionAuthority:
         held: str,
         now: dt.datetime,
     ) -> None:
-        """Keep the EAR of an admission refused for an operator's hold, and its event (in
-        the caller's transaction)."""
+        """Keep the EAR of an admission refused for an operator's hold, its event and its
+        time as the node's last attestation (in the caller's transaction): the scanner
+        attests a held node once a period, not at every round."""
         self._store_ear(appraisal, evidence, now)
+        self.fleet.note_attested(appraisal.node, now=now)
         self.fleet.record(appraisal.node, "admission-held", {**detail, "hold": held}, now=now)
 
     def _check_current(self, node_id: str, quarantined: int) -> None:
