@@ -269,3 +269,30 @@ def test_a_held_node_is_attested_once_a_period_not_at_every_round(
     assert scanner.scan(later + dt.timedelta(seconds=30)).reasons == {}
     assert len(fleet.events(node="node-0002", kind="admission-held")) == 1
     assert fleet.record_of("node-0002").status == "quarantined"  # still held
+
+
+def test_a_node_failing_round_after_round_is_one_scan_failed_event_with_a_count(
+    world: World, tmp_path: Path
+) -> None:
+    """A node whose attestation keeps failing is due at every round (ten a period under
+    ``follow``): its failures for one reason fold into one ``scan-failed`` event with a
+    ``count`` (as refused admissions do), not one more event per round without end."""
+    fleet, _ = make_fleet(world, tmp_path / "fleet", 2)
+
+    def attest(node_id: str, now: dt.datetime) -> str:
+        if node_id == "node-0002":
+            raise StorageError("the node's flash is gone", code="flash-missing")
+        return "admitted"
+
+    scanner = Scanner(fleet, attest)
+    for i in range(5):
+        report = scanner.scan(NOW + dt.timedelta(seconds=30 * i))
+        assert report.failures == {"node-0002": "flash-missing"}
+    (failed,) = fleet.events(node="node-0002", kind="scan-failed")
+    assert failed.detail == {
+        "code": "flash-missing",
+        "detail": "the node's flash is gone",
+        "count": 5,
+        "first_at": "2026-06-01T12:00:00Z",
+    }
+    assert failed.at == "2026-06-01T12:02:00Z"
