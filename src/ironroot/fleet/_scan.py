@@ -24,7 +24,9 @@ Which nodes, in one round (:meth:`Scanner.scan`):
 
 Each round returns a :class:`ScanReport`: which nodes were attested and why, their status
 after, and the ones whose attestation raised (recorded as fleet events, never fatal to the
-round). :meth:`Scanner.follow` runs rounds until stopped; a round that raises a typed error
+round: ``scan-failed``, a node's failures for one reason within :data:`FAILED_WINDOW` one
+event with a ``count``, its latest :data:`FAILED_KEPT` kept — a failing node is due again at
+every round). :meth:`Scanner.follow` runs rounds until stopped; a round that raises a typed error
 (its ``poll``, the registry, the event log) is recorded as a ``scan-round-failed`` event and
 the next round runs.
 
@@ -59,6 +61,11 @@ _log = logging.getLogger("ironroot.fleet")
 DEFAULT_PERIOD: Final = 300.0
 DEFAULT_JITTER: Final = 0.1
 DEFAULT_CONCURRENCY: Final = 4
+FAILED_WINDOW: Final = 3600
+"""Seconds within which a node's failed attestations for one reason are one ``scan-failed``
+event (with a ``count``)."""
+FAILED_KEPT: Final = 100
+"""The ``scan-failed`` events a node keeps (the latest)."""
 
 Attest = Callable[[str, dt.datetime], str]
 """``attest(node_id, now)`` → the node's status after (admitted, quarantined, …)."""
@@ -273,8 +280,15 @@ class Scanner:
                 statuses[node_id] = self.attest(node_id, now)
             except IronrootError as exc:
                 failures[node_id] = exc.code
-                self.fleet.record(
-                    node_id, "scan-failed", {"code": exc.code, "detail": exc.detail}, now=now
+                # due again at the next round: a run of failures for one reason is one event
+                self.fleet.record_repeated(
+                    node_id,
+                    "scan-failed",
+                    {"code": exc.code, "detail": exc.detail},
+                    same="code",
+                    now=now,
+                    window=FAILED_WINDOW,
+                    keep=FAILED_KEPT,
                 )
 
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
