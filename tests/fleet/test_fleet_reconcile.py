@@ -239,8 +239,17 @@ def test_a_class_without_desired_state_is_never_in_sync_even_without_nodes(
     assert caught.value.detail == (
         "class node-8 has no desired state (run `ironroot fleet desired publish`)"
     )
-    with pytest.raises(NotFound):
-        reconcile(fleet, now=NOW, node_class="node-8", nodes=[])
     f = ["--fleet", str(fleet.directory), "--at", "2026-06-01T12:00:00Z"]
     assert main(["fleet", "reconcile", *f, "--class", "node-8"]) == 1
     assert reconcile(fleet, now=NOW, node_class="node-7").ok
+
+
+def test_an_empty_list_of_nodes_is_refused_not_in_sync(
+    world: World, ops: Ops, tmp_path: Path
+) -> None:
+    fleet, _ = make_fleet(world, tmp_path / "fleet", 1)
+    publish(world, ops, fleet, versions={"host": "2.0"})  # node-0001 drifted
+    with pytest.raises(ConfigError) as info:
+        reconcile(fleet, now=NOW, nodes=[])
+    assert info.value.detail == "give at least one node (no list: every node of the class)"
+    assert not reconcile(fleet, now=NOW).ok
