@@ -296,3 +296,31 @@ def test_a_node_failing_round_after_round_is_one_scan_failed_event_with_a_count(
         "first_at": "2026-06-01T12:00:00Z",
     }
     assert failed.at == "2026-06-01T12:02:00Z"
+
+
+def test_a_scan_that_finds_a_nodes_root_of_trust_tampered_quarantines_it(
+    world: World, tmp_path: Path
+) -> None:
+    """The scanner asks the node's own RoT for its evidence: a RoT whose state does not verify
+    (``DeviceStateTampered``) is drift of the root of trust itself. The node was left
+    admitted, its credentials current on both planes and its VMs given keys until they
+    expired; a scan quarantines it (no hold: a RoT put right is readmitted by the next)."""
+    from tests.fleet.admission_world import admission_world
+
+    from ironroot.fleet import scan_attest
+
+    fleet, authority = admission_world(world).fleet(tmp_path / "fleet", 2)
+    scanner = Scanner(fleet, scan_attest(fleet, authority), period=300, jitter=0)
+    assert scanner.scan(NOW).statuses == {"node-0001": "admitted", "node-0002": "admitted"}
+    state = fleet.directory / "nodes" / "node-0002" / "rot" / "boot.json"
+    state.write_bytes(state.read_bytes().replace(b"a", b"b", 1))
+    report = scanner.scan(NOW + dt.timedelta(seconds=400))
+    assert report.statuses == {"node-0001": "admitted", "node-0002": "quarantined"}
+    record = fleet.record_of("node-0002")
+    assert record.status == "quarantined"
+    assert record.reason.startswith(
+        "attestation failed: the root of trust's state does not verify (device-state-tampered)"
+    )
+    assert all(c.revoked for c in authority.credentials.of_node("node-0002"))
+    assert authority.state.held("node-0002") is None
+    assert fleet.record_of("node-0001").status == "admitted"
