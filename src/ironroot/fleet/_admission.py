@@ -115,6 +115,7 @@ from ironroot.errors import (
     AdmissionDenied,
     ConfigError,
     Conflict,
+    DeviceStateTampered,
     IronrootError,
     MalformedEvidence,
     MalformedInput,
@@ -1051,13 +1052,25 @@ def readmit(
 
 def scan_attest(fleet: Fleet, authority: AdmissionAuthority) -> Callable[[str, dt.datetime], str]:
     """``attest(node_id, now) -> status`` for :class:`ironroot.fleet.Scanner`: an admission
-    denied leaves the node quarantined and returns its status; other errors propagate (the
-    scanner records them)."""
+    denied leaves the node quarantined and returns its status; a node whose root of trust's
+    state does not verify (``DeviceStateTampered``: the scan asked the node's own RoT, so it
+    is the node's drift, not evidence anyone could send) is quarantined, without a hold;
+    other errors propagate (the scanner records them)."""
 
     def attest(node_id: str, now: dt.datetime) -> str:
         try:
             return attest_node(fleet, node_id, now=now, authority=authority).status
         except AdmissionDenied:
             return fleet.record_of(node_id).status
+        except DeviceStateTampered as exc:
+            return quarantine(
+                fleet,
+                node_id,
+                "attestation failed: the root of trust's state does not verify "
+                f"({exc.code}): {exc.detail}",
+                evidence={"code": exc.code},
+                now=now,
+                hold=False,
+            ).status
 
     return attest
