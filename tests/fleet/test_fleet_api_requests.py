@@ -93,6 +93,12 @@ _REFUSED: dict[str, tuple[dict[str, Any], tuple[int, str, str]]] = {
         {"nodes": ["node-0001", "node-9999"]},
         (404, "not-found", "no node 'node-9999' in the fleet"),
     ),
+    # an empty list is a caller's mistake (a query that found nothing), not a rollout of
+    # nothing that reports success
+    "no node": (
+        {"nodes": []},
+        (400, "config", "give at least one node (no list: every node of the class)"),
+    ),
     "a node twice": (
         {"nodes": ["node-0001", "node-0002", "node-0001"]},
         (400, "config", "a node is given once: node-0001 given more than once"),

@@ -18,6 +18,7 @@ from tests.platform.node_world import NOW, World, make_world
 
 from ironroot._fileio import DirectoryLock
 from ironroot.cose import TransparentStatement, create_statement, encode_cbor, make_transparent
+from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.errors import (
     BadSignature,
     ConfigError,
@@ -753,3 +754,18 @@ def test_a_store_emptied_of_its_versions_does_not_take_old_approvals_again(
         s.current("node-7", now=NOW)
     assert info.value.code == "desired-state-rolled-back"
     assert s.history("node-7") == []
+
+
+def test_a_governance_needing_more_signers_than_a_change_may_carry_is_refused(ops: Ops) -> None:
+    """A change carries at most 16 approvals: a governance requiring more could never put a
+    desired state in force (every publish ``too-few-signers`` or refused for its count), so
+    the class's configuration would be frozen by its own rule. Refused when set."""
+    keys = [PrivateKey.generate(Algorithm.ES384).public_key for _ in range(17)]
+    signers = tuple(AuthorizedSigner(f"https://ops.example/{n}", k) for n, k in enumerate(keys))
+    Governance("node-7", signers, 16, ops.log.service_keys())
+    with pytest.raises(ConfigError) as caught:
+        Governance("node-7", signers, 17, ops.log.service_keys())
+    assert caught.value.detail == (
+        "required is 1 to the number of authorized signers (17) and at most 16, the most "
+        "approvals a change carries"
+    )

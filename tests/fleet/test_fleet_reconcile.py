@@ -4,6 +4,7 @@ measurements) against the desired state in force, per node and per item."""
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -217,3 +218,38 @@ def test_a_device_matching_expired_reference_values_is_in_sync_with_the_finding_
     assert (
         reconcile(fleet, now=NOW, measure=True).node("node-0001").item("measured:nic").detail == ""
     )
+
+
+def test_a_class_without_desired_state_is_never_in_sync_even_without_nodes(
+    world: World, ops: Ops, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``reconcile(node_class=…)`` of a class that has no desired state is ``NotFound`` as
+    documented, whether or not the class has nodes yet: "0 node(s), 0 drifted" (exit 0) said
+    a class nobody configured was in sync."""
+    fleet, _ = make_fleet(world, tmp_path / "fleet", 1)
+    node_class(world, name="node-8").save(fleet.directory / "class" / "node-8")  # no nodes yet
+    index = fleet.directory / "fleet.json"
+    doc = json.loads(index.read_text(encoding="utf-8"))
+    index.write_text(json.dumps({**doc, "classes": [*doc["classes"], "node-8"]}), "utf-8")
+    fleet = Fleet.open(fleet.directory)
+    assert fleet.classes() == ["node-7", "node-8"]
+    publish(world, ops, fleet)
+    with pytest.raises(NotFound) as caught:
+        reconcile(fleet, now=NOW, node_class="node-8")
+    assert caught.value.detail == (
+        "class node-8 has no desired state (run `ironroot fleet desired publish`)"
+    )
+    f = ["--fleet", str(fleet.directory), "--at", "2026-06-01T12:00:00Z"]
+    assert main(["fleet", "reconcile", *f, "--class", "node-8"]) == 1
+    assert reconcile(fleet, now=NOW, node_class="node-7").ok
+
+
+def test_an_empty_list_of_nodes_is_refused_not_in_sync(
+    world: World, ops: Ops, tmp_path: Path
+) -> None:
+    fleet, _ = make_fleet(world, tmp_path / "fleet", 1)
+    publish(world, ops, fleet, versions={"host": "2.0"})  # node-0001 drifted
+    with pytest.raises(ConfigError) as info:
+        reconcile(fleet, now=NOW, nodes=[])
+    assert info.value.detail == "give at least one node (no list: every node of the class)"
+    assert not reconcile(fleet, now=NOW).ok

@@ -692,3 +692,15 @@ def test_a_rollout_cut_short_mid_node_is_reported_by_the_next(
     assert done.detail["interrupted"] == ["node-0001"]
     # Reported once: a rollout after it finds nothing cut short.
     assert rollout(fleet, releases(world, fleet), now=NOW).interrupted == ()
+
+
+def test_an_empty_list_of_nodes_is_refused_not_a_successful_rollout_of_nothing(
+    world: World, ops: Ops, tmp_path: Path
+) -> None:
+    fleet, _ = make_fleet(world, tmp_path / "fleet", 2)
+    publish(world, ops, fleet, {"host": "2.0"})
+    before = len(fleet.events())
+    with pytest.raises(ConfigError) as info:
+        rollout(fleet, releases(world, fleet), now=NOW, nodes=[])
+    assert info.value.detail == "give at least one node (no list: every node of the class)"
+    assert len(fleet.events()) == before

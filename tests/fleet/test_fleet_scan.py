@@ -126,3 +126,201 @@ def test_a_new_statement_on_the_log_triggers_the_class_through_the_monitor(
     assert "triggered" in report.reasons.values()
     world.publish("gpu", bundle, client=world.untrusted)  # another log: not followed
     assert triggers.poll() == []
+
+
+def test_a_node_last_attested_after_now_is_due(fleet: Fleet) -> None:
+    """A last attestation dated after ``now`` (the clock was stepped back after it ran fast)
+    is not a recent one: the node is due, not skipped until the clock catches up."""
+    _, attest = _boot_attest(fleet)
+    scanner = Scanner(fleet, attest, period=300)  # type: ignore[arg-type]
+    ahead = NOW + dt.timedelta(days=30)
+    scanner.scan(ahead)  # every node stamped a month ahead
+    assert scanner.due(ahead + dt.timedelta(seconds=10)) == []
+    assert scanner.due(NOW) == fleet.node_ids()
+
+
+def test_scanner_settings_of_the_wrong_type_are_refused(fleet: Fleet) -> None:
+    for kwargs in (
+        {"period": "300"},
+        {"jitter": "0.1"},
+        {"concurrency": "4"},
+        {"concurrency": 2.5},
+        {"concurrency": True},
+        {"period": True},
+        {"jitter": None},
+    ):
+        with pytest.raises(ConfigError) as caught:
+            Scanner(fleet, lambda n, t: "admitted", **kwargs)  # type: ignore[arg-type]
+        assert caught.value.detail == (
+            "0 < period <= 2592000 s, 0 <= jitter < 1, concurrency 1 to 64"
+        ), kwargs
+
+
+def test_a_round_that_fails_does_not_end_the_scanning(fleet: Fleet) -> None:
+    """A round whose logs cannot be read (``poll`` raising a typed error, as the fleet's event
+    log refusing a write would make it) is recorded and the scanner goes on: the thread of
+    ``fleet serve --scan`` must not die silently while the planes keep serving."""
+    _, attest = _boot_attest(fleet)
+    scanner = Scanner(fleet, attest, period=300)  # type: ignore[arg-type]
+    polls = iter([StorageError("the monitor's store is locked", code="monitor-busy")])
+
+    def poll() -> list[MonitorEvent]:
+        failure = next(polls, None)
+        if failure is not None:
+            raise failure
+        return []
+
+    reports = []
+    when = iter([NOW + dt.timedelta(days=5), NOW + dt.timedelta(days=6)])
+    scanner.follow(
+        clock=lambda: next(when), poll=poll, interval=0, rounds=2, on_report=reports.append
+    )
+    assert len(reports) == 1
+    assert reports[0].at == "2026-06-07T12:00:00Z"  # the second round ran
+    failed = fleet.events(kind="scan-round-failed")[-1]
+    assert failed.node is None
+    assert failed.detail == {"code": "monitor-busy", "detail": "the monitor's store is locked"}
+
+
+def test_a_statement_about_the_firmware_a_node_runs_since_an_update_triggers_its_class(
+    world: World, tmp_path: Path
+) -> None:
+    """A SAFE review names the manifest digest of the firmware it reviews (``sha384:…``) and
+    is registered by anyone: after an update (a rollout), the class runs firmware that is not
+    its baseline image, and a review of *that* firmware concerns the class — through
+    ``Scanner.triggered`` and through the watch ``LogTriggers`` keeps on the logs."""
+    from ironroot.cose import create_statement
+    from ironroot.firmware import FirmwareBundle
+    from ironroot.fleet import LogTriggers
+
+    fleet, _ = make_fleet(world, tmp_path / "fleet", 2)
+    triggers = LogTriggers(fleet, [world.urls["trusted"]], clock=lambda: NOW)
+    triggers.poll()  # what was logged before
+    release = world.release("host", "2.0")
+    updated = fleet.node("node-0002").update("host", release.bundle, release.statements, now=NOW)
+    assert updated.outcome == "committed"
+    subject = "sha384:" + FirmwareBundle.parse(release.bundle).manifest_digest().hex()
+    _, attest = _boot_attest(fleet)
+    scanner = Scanner(fleet, attest)  # type: ignore[arg-type]
+    assert scanner.triggered([_event(OTHER, subject)]) == fleet.node_ids()
+    review = create_statement(
+        world.other_key, b"a review", iss=OTHER, sub=subject, content_type="text/plain"
+    )
+    world.trusted.register(review)
+    found = triggers.poll()
+    assert [(e.iss, e.sub) for e in found] == [(OTHER, subject)]
+    assert scanner.triggered(found) == fleet.node_ids()
+
+
+def test_a_node_whose_credentials_cannot_be_written_fails_alone_in_its_round(
+    world: World, tmp_path: Path
+) -> None:
+    """The node's side of an admission writes its credentials to its folder; a folder that
+    cannot be written (a file in its place, a full disk) is a typed ``StorageError`` of that
+    node, recorded as ``scan-failed``: never an ``OSError`` that ends the round (and with it
+    the scanner of ``fleet serve --scan``)."""
+    from tests.fleet.admission_world import admission_world
+
+    from ironroot.fleet import scan_attest
+
+    fleet, authority = admission_world(world).fleet(tmp_path / "fleet", 2)
+    folder = fleet.directory / "nodes" / "node-0002" / "credentials"
+    assert not folder.exists()
+    folder.write_bytes(b"a file where the folder goes")
+    report = Scanner(fleet, scan_attest(fleet, authority)).scan(NOW)
+    assert report.statuses == {"node-0001": "admitted"}
+    assert report.failures == {"node-0002": "node-credentials-unwritable"}
+    failed = fleet.events(node="node-0002", kind="scan-failed")[-1]
+    assert failed.detail["detail"].startswith(
+        "node-0002's credentials cannot be written to its folder"
+    )
+
+
+def test_a_naive_now_is_refused_by_a_round(fleet: Fleet) -> None:
+    _, attest = _boot_attest(fleet)
+    scanner = Scanner(fleet, attest)  # type: ignore[arg-type]
+    scanner.scan(NOW)  # every node has a last attestation
+    naive = NOW.replace(tzinfo=None)
+    for call in (scanner.due, scanner.scan):
+        with pytest.raises(ConfigError) as caught:
+            call(naive)
+        assert caught.value.detail == "now must be timezone-aware"
+
+
+def test_a_held_node_is_attested_once_a_period_not_at_every_round(
+    world: World, tmp_path: Path
+) -> None:
+    """An operator's hold refuses even an affirming attestation (``node-held``); the scanner
+    still attests the node, once a period as every node: its refused attestation counts as
+    one (``last_attested``), or it would be due at every round (``follow`` runs ten a period)
+    and add an ``admission-held`` event each time, without end."""
+    from tests.fleet.admission_world import admission_world
+
+    from ironroot.fleet import quarantine, scan_attest
+
+    fleet, authority = admission_world(world).fleet(tmp_path / "fleet", 2)
+    scanner = Scanner(fleet, scan_attest(fleet, authority), period=300, jitter=0)
+    assert scanner.scan(NOW).statuses == {"node-0001": "admitted", "node-0002": "admitted"}
+    quarantine(fleet, "node-0002", "operator: investigating", now=NOW + dt.timedelta(seconds=10))
+    later = NOW + dt.timedelta(seconds=400)
+    first = scanner.scan(later)
+    assert first.statuses == {"node-0001": "admitted", "node-0002": "quarantined"}
+    assert fleet.record_of("node-0002").last_attested == "2026-06-01T12:06:40Z"
+    assert scanner.scan(later + dt.timedelta(seconds=30)).reasons == {}
+    assert len(fleet.events(node="node-0002", kind="admission-held")) == 1
+    assert fleet.record_of("node-0002").status == "quarantined"  # still held
+
+
+def test_a_node_failing_round_after_round_is_one_scan_failed_event_with_a_count(
+    world: World, tmp_path: Path
+) -> None:
+    """A node whose attestation keeps failing is due at every round (ten a period under
+    ``follow``): its failures for one reason fold into one ``scan-failed`` event with a
+    ``count`` (as refused admissions do), not one more event per round without end."""
+    fleet, _ = make_fleet(world, tmp_path / "fleet", 2)
+
+    def attest(node_id: str, now: dt.datetime) -> str:
+        if node_id == "node-0002":
+            raise StorageError("the node's flash is gone", code="flash-missing")
+        return "admitted"
+
+    scanner = Scanner(fleet, attest)
+    for i in range(5):
+        report = scanner.scan(NOW + dt.timedelta(seconds=30 * i))
+        assert report.failures == {"node-0002": "flash-missing"}
+    (failed,) = fleet.events(node="node-0002", kind="scan-failed")
+    assert failed.detail == {
+        "code": "flash-missing",
+        "detail": "the node's flash is gone",
+        "count": 5,
+        "first_at": "2026-06-01T12:00:00Z",
+    }
+    assert failed.at == "2026-06-01T12:02:00Z"
+
+
+def test_a_scan_that_finds_a_nodes_root_of_trust_tampered_quarantines_it(
+    world: World, tmp_path: Path
+) -> None:
+    """The scanner asks the node's own RoT for its evidence: a RoT whose state does not verify
+    (``DeviceStateTampered``) is drift of the root of trust itself. The node was left
+    admitted, its credentials current on both planes and its VMs given keys until they
+    expired; a scan quarantines it (no hold: a RoT put right is readmitted by the next)."""
+    from tests.fleet.admission_world import admission_world
+
+    from ironroot.fleet import scan_attest
+
+    fleet, authority = admission_world(world).fleet(tmp_path / "fleet", 2)
+    scanner = Scanner(fleet, scan_attest(fleet, authority), period=300, jitter=0)
+    assert scanner.scan(NOW).statuses == {"node-0001": "admitted", "node-0002": "admitted"}
+    state = fleet.directory / "nodes" / "node-0002" / "rot" / "boot.json"
+    state.write_bytes(state.read_bytes().replace(b"a", b"b", 1))
+    report = scanner.scan(NOW + dt.timedelta(seconds=400))
+    assert report.statuses == {"node-0001": "admitted", "node-0002": "quarantined"}
+    record = fleet.record_of("node-0002")
+    assert record.status == "quarantined"
+    assert record.reason.startswith(
+        "attestation failed: the root of trust's state does not verify (device-state-tampered)"
+    )
+    assert all(c.revoked for c in authority.credentials.of_node("node-0002"))
+    assert authority.state.held("node-0002") is None
+    assert fleet.record_of("node-0001").status == "admitted"

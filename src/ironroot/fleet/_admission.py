@@ -51,7 +51,8 @@ One admission (:meth:`AdmissionAuthority.admit`), in order:
 5. an EAR that is not affirming **quarantines** the node (below) with its reasons, and the
    request fails with ``AdmissionDenied`` ``admission-denied``;
 6. a node an operator holds in quarantine stays there (``AdmissionDenied`` ``node-held``)
-   until :func:`readmit`;
+   until :func:`readmit`, its attestation's time kept as its ``last_attested`` (the scanner
+   attests it once a period);
 7. a credential per plane is issued (:class:`ironroot.fleet.FleetCA`; profile in
    ``docs/fleet.md``) naming the node, its class, the plane and the EAR id, valid for the
    credential lifetime; the registry row becomes ``admitted`` with the control-plane
@@ -114,6 +115,7 @@ from ironroot.errors import (
     AdmissionDenied,
     ConfigError,
     Conflict,
+    DeviceStateTampered,
     IronrootError,
     MalformedEvidence,
     MalformedInput,
@@ -788,9 +790,11 @@ class AdmissionAuthority:
         held: str,
         now: dt.datetime,
     ) -> None:
-        """Keep the EAR of an admission refused for an operator's hold, and its event (in
-        the caller's transaction)."""
+        """Keep the EAR of an admission refused for an operator's hold, its event and its
+        time as the node's last attestation (in the caller's transaction): the scanner
+        attests a held node once a period, not at every round."""
         self._store_ear(appraisal, evidence, now)
+        self.fleet.note_attested(appraisal.node, now=now)
         self.fleet.record(appraisal.node, "admission-held", {**detail, "hold": held}, now=now)
 
     def _check_current(self, node_id: str, quarantined: int) -> None:
@@ -1048,13 +1052,25 @@ def readmit(
 
 def scan_attest(fleet: Fleet, authority: AdmissionAuthority) -> Callable[[str, dt.datetime], str]:
     """``attest(node_id, now) -> status`` for :class:`ironroot.fleet.Scanner`: an admission
-    denied leaves the node quarantined and returns its status; other errors propagate (the
-    scanner records them)."""
+    denied leaves the node quarantined and returns its status; a node whose root of trust's
+    state does not verify (``DeviceStateTampered``: the scan asked the node's own RoT, so it
+    is the node's drift, not evidence anyone could send) is quarantined, without a hold;
+    other errors propagate (the scanner records them)."""
 
     def attest(node_id: str, now: dt.datetime) -> str:
         try:
             return attest_node(fleet, node_id, now=now, authority=authority).status
         except AdmissionDenied:
             return fleet.record_of(node_id).status
+        except DeviceStateTampered as exc:
+            return quarantine(
+                fleet,
+                node_id,
+                "attestation failed: the root of trust's state does not verify "
+                f"({exc.code}): {exc.detail}",
+                evidence={"code": exc.code},
+                now=now,
+                hold=False,
+            ).status
 
     return attest

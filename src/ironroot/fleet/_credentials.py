@@ -147,6 +147,7 @@ from ironroot.errors import (
     NotFound,
     RoleNotPermitted,
     SealedStoreError,
+    StorageError,
     UnsupportedAlgorithm,
 )
 from ironroot.fleet._files import write_files
@@ -958,9 +959,13 @@ def store_node_credentials(
     ``MalformedCertificate``) and the node attests again: what an admission does, as its
     credentials are short-lived and re-obtained by attesting. A clear ``<plane>.key.pem``
     left by an earlier version is removed. ``rot`` is the node's RoT device
-    (:meth:`Fleet.rot`) when the caller holds it open for the whole attestation."""
+    (:meth:`Fleet.rot`) when the caller holds it open for the whole attestation. A folder or
+    file that cannot be written is ``StorageError`` ``node-credentials-unwritable``."""
     folder = _node_folder(fleet, node)
-    folder.mkdir(mode=0o700, exist_ok=True)
+    try:
+        folder.mkdir(mode=0o700, exist_ok=True)
+    except OSError as exc:
+        raise _unwritable(node, exc) from exc
     secret = (rot if rot is not None else fleet.rot(node)).sealing_secret(SEALING_LABEL)
     files: list[tuple[Path, bytes, int]] = []
     for plane, credential in sorted(credentials.items()):
@@ -982,9 +987,19 @@ def store_node_credentials(
     # the call returns may keep a mix of old and new files: a sealed key that is not its
     # certificate's key is refused when read (credential-key-mismatch), and the node attests
     # again.
-    write_files(files, durable=durable)
-    for plane in credentials:
-        (folder / f"{plane}.key.pem").unlink(missing_ok=True)
+    try:
+        write_files(files, durable=durable)
+        for plane in credentials:
+            (folder / f"{plane}.key.pem").unlink(missing_ok=True)
+    except OSError as exc:
+        raise _unwritable(node, exc) from exc
+
+
+def _unwritable(node: str, exc: OSError) -> StorageError:
+    return StorageError(
+        f"{node}'s credentials cannot be written to its folder: {exc.strerror or exc}",
+        code="node-credentials-unwritable",
+    )
 
 
 def node_credential_key(fleet: Fleet, node: str, plane: str) -> PrivateKey:

@@ -648,7 +648,8 @@ def _public_key(der: bytes, what: str) -> PublicKey:
 @dataclass(frozen=True, slots=True)
 class Governance:
     """Who may change a class's desired state (module docs): the authorized signers, how many
-    distinct ones a change needs (``required``; 2 is the two-person rule), and the
+    distinct ones a change needs (``required``; 2 is the two-person rule; at most 16, the
+    most approvals a change carries), and the
     transparency services whose receipts count (``kid`` -> key)."""
 
     node_class: str
@@ -673,6 +674,11 @@ class Governance:
             raise ConfigError("required is an integer")
         if not 1 <= required <= len(signers):
             raise ConfigError(f"required is 1 to the number of authorized signers ({len(signers)})")
+        if required > _MAX_STATEMENTS:  # no change could ever carry enough approvals
+            raise ConfigError(
+                f"required is 1 to the number of authorized signers ({len(signers)}) and at "
+                f"most {_MAX_STATEMENTS}, the most approvals a change carries"
+            )
         if not isinstance(self.service_keys, Mapping) or not self.service_keys:
             raise ConfigError("trust at least one transparency service key")
         for kid, key in self.service_keys.items():

@@ -533,6 +533,17 @@ class Fleet:
             )
         return self.record_of(node_id)
 
+    def note_attested(self, node_id: str, *, now: dt.datetime) -> None:
+        """Set ``node_id``'s last attestation to ``now`` and nothing else (no status change,
+        no event): an attestation refused for an operator's hold is one, and the scanner
+        schedules the node's next by it."""
+        with self._db() as db:
+            changed = db.execute(
+                "UPDATE nodes SET last_attested = ? WHERE id = ?", (_text(now), node_id)
+            ).rowcount
+        if not changed:
+            raise NotFound(f"no node {node_id!r} in the fleet")
+
     def record(
         self, node_id: str | None, kind: str, detail: Mapping[str, Any], *, now: dt.datetime
     ) -> None:

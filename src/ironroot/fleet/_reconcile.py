@@ -506,16 +506,20 @@ def reconcile(
     class's desired state in force (verified again first: receipts, signers, quorum) and
     report the drift (module docs).
 
-    A class without a desired state raises ``NotFound``, as does an unknown ``node_class``;
-    a node of ``nodes`` not of ``node_class``, or given twice, is ``ConfigError`` (as for a
-    rollout); a node whose state cannot be read (a damaged journal, a tampered RoT) is
-    reported with one drifted ``node`` item."""
+    A class without a desired state raises ``NotFound`` (``node_class`` too when it has no
+    nodes: a class nobody configured is not in sync), as does an unknown ``node_class``;
+    a node of ``nodes`` not of ``node_class``, or given twice, or an empty ``nodes``, is
+    ``ConfigError`` (as for a rollout); a node whose state cannot be read (a damaged
+    journal, a tampered RoT) is reported with one drifted ``node`` item."""
     classes = _Classes(DesiredStore(fleet), now)
+    if nodes is not None and not nodes:  # a caller's query that found nothing: not in sync
+        raise ConfigError("give at least one node (no list: every node of the class)")
     if nodes is not None and (repeated := [n for n, k in Counter(nodes).items() if k > 1]):
         raise ConfigError(f"node {repeated[0]} is given more than once")
     records = [fleet.record_of(n) for n in nodes] if nodes is not None else fleet.records()
     if node_class is not None:
         fleet.node_class(node_class)  # NotFound for a class the fleet does not have
+        classes.desired(node_class)  # NotFound without a desired state, nodes or none
         if nodes is None:
             records = [r for r in records if r.node_class == node_class]
         elif foreign := [r.id for r in records if r.node_class != node_class]:

@@ -96,6 +96,7 @@ __all__ = [
 _MAX_FILE: Final = 64 * 1024 * 1024
 _MAX_STATEMENT: Final = 4 * 1024 * 1024
 _OUTCOMES: Final = ("updated", "failed", "skipped", "not-reached", "planned")
+_NO_NODE: Final = "give at least one node (no list: every node of the class)"
 
 
 class ReleaseSet:
@@ -352,8 +353,9 @@ def rollout_selection(
 ) -> tuple[str, list[NodeRecord]]:
     """The class a rollout with these arguments rolls out and the records of the nodes it
     covers (registry order without ``nodes``, else as given), every argument checked and
-    nothing changed: ``ConfigError`` for a wave size under 1, an unknown fault, a node given
-    twice or a node of another class, a fault injected in a node the rollout does not cover,
+    nothing changed: ``ConfigError`` for a wave size under 1, an unknown fault, an empty
+    ``nodes`` (``None`` is every node of the class), a node given twice or a node of another
+    class, a fault injected in a node the rollout does not cover,
     an ``allow_recovery_removal`` name that is not a component;
     ``NotFound`` for an unknown class or node. Only ``None`` means the fleet's first class:
     an empty name is a class the fleet does not have, not a default."""
@@ -367,6 +369,8 @@ def rollout_selection(
         fleet.record_of(node_id)
     if nodes is None:
         records = [r for r in fleet.records() if r.node_class == name]
+    elif not nodes:  # a caller's query that found nothing: not a rollout of nothing
+        raise ConfigError(_NO_NODE)
     else:
         records = [fleet.record_of(n) for n in dict.fromkeys(nodes)]  # NotFound: unknown one
         if len(records) != len(nodes):

@@ -11,30 +11,40 @@ Which nodes, in one round (:meth:`Scanner.scan`):
 * **due**: nodes whose last attestation is older than ``period`` seconds (default 300), less
   a per-node jitter of up to ``jitter`` × period, derived from the node id (SHA-256), so a
   fleet's rescans spread over the period instead of arriving together; nodes never attested
-  are always due;
+  are always due, and so are nodes whose last attestation is dated after ``now`` (a clock
+  stepped back);
 * **triggered**: when a :class:`~ironroot.monitor.Monitor` following the trusted logs reports
   new statements, every node of a class the statement concerns — its issuer publishes for the
   class (any component, PFMs), or its subject names the class's platform, its desired state,
   one of its firmware products, or (a SAFE review) the ``sha384:`` digest of firmware the
-  class runs. A new revocation, SVN minimum, review with a new finding or reference value
-  therefore reaches the nodes it concerns in the round after it is logged, not a period later.
+  class runs: its images, and the active images its nodes' RoTs journaled (after an update
+  or a rollout the class no longer runs its baseline images). A new revocation, SVN minimum,
+  review with a new finding or reference value therefore reaches the nodes it concerns in
+  the round after it is logged, not a period later.
 
 Each round returns a :class:`ScanReport`: which nodes were attested and why, their status
 after, and the ones whose attestation raised (recorded as fleet events, never fatal to the
-round). :meth:`Scanner.follow` runs rounds until stopped.
+round: ``scan-failed``, a node's failures for one reason within :data:`FAILED_WINDOW` one
+event with a ``count``, its latest :data:`FAILED_KEPT` kept — a failing node is due again at
+every round). :meth:`Scanner.follow` runs rounds until stopped; a round that raises a typed error
+(its ``poll``, the registry, the event log) is recorded as a ``scan-round-failed`` event and
+the next round runs.
 
 :class:`LogTriggers` is the ``poll`` of a scanner that follows logs: a
 :class:`~ironroot.monitor.Monitor` (its verified state in the fleet's ``monitor.db``) watching
 every issuer and subject of the fleet's classes on each log URL; each poll verifies each log's
 new checkpoint against the last one (consistency from the tiles) and returns the new watched
 statements. A fork or a log that cannot be verified is recorded as a fleet event
-(``log-fork``, ``log-unverified``) and triggers nothing.
+(``log-fork``, ``log-unverified``) and triggers nothing. Before each poll the watch grows by
+the ``sha384:`` subjects of the firmware the nodes run now (an update, a rollout); the
+monitor reads the entries it verified before again for a newly watched subject, once.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -46,9 +56,16 @@ from ironroot.fleet._fleet import Fleet, NodeClass
 
 __all__ = ["LogTriggers", "ScanReport", "Scanner", "affected_classes"]
 
+_log = logging.getLogger("ironroot.fleet")
+
 DEFAULT_PERIOD: Final = 300.0
 DEFAULT_JITTER: Final = 0.1
 DEFAULT_CONCURRENCY: Final = 4
+FAILED_WINDOW: Final = 3600
+"""Seconds within which a node's failed attestations for one reason are one ``scan-failed``
+event (with a ``count``)."""
+FAILED_KEPT: Final = 100
+"""The ``scan-failed`` events a node keeps (the latest)."""
 
 Attest = Callable[[str, dt.datetime], str]
 """``attest(node_id, now)`` → the node's status after (admitted, quarantined, …)."""
@@ -113,15 +130,68 @@ def _subjects(klass: NodeClass) -> set[str]:
     return subjects
 
 
-def affected_classes(classes: Iterable[NodeClass], events: Iterable[StatementEvent]) -> set[str]:
-    """The names of the classes the statements concern (see the module docstring)."""
+class _Running:
+    """The ``sha384:`` subjects of the firmware a fleet's nodes run now, per class: each
+    node's active images as its RoT journaled them (after an update or a rollout, not the
+    class's baseline images), the manifest of each read from a node's flash once (remembered
+    by the image's SHA-384). A node or image that cannot be read adds nothing: its
+    attestation says why."""
+
+    _MAX_KNOWN: Final = 4096
+
+    def __init__(self, fleet: Fleet) -> None:
+        self.fleet = fleet
+        self._lock = threading.Lock()
+        self._known: dict[bytes, str] = {}
+
+    def subjects(self) -> dict[str, set[str]]:
+        from ironroot.firmware import FirmwareBundle
+        from ironroot.platform import COMPONENTS
+
+        out: dict[str, set[str]] = {}
+        for record in self.fleet.records():
+            found = out.setdefault(record.node_class, set())
+            try:
+                platform = self.fleet.node(record.id)
+                state = platform.state()
+            except IronrootError:
+                continue
+            for name in COMPONENTS:
+                image = state.component(name).image
+                if image is None:
+                    continue
+                with self._lock:
+                    subject = self._known.get(image.sha384)
+                if subject is None:
+                    try:
+                        bundle = FirmwareBundle.parse(platform.active_image(name))
+                    except IronrootError:
+                        continue
+                    subject = "sha384:" + bundle.manifest_digest().hex()
+                    with self._lock:
+                        if len(self._known) >= self._MAX_KNOWN:
+                            self._known.clear()
+                        self._known[image.sha384] = subject
+                found.add(subject)
+        return out
+
+
+def affected_classes(
+    classes: Iterable[NodeClass],
+    events: Iterable[StatementEvent],
+    *,
+    running: Mapping[str, Iterable[str]] | None = None,
+) -> set[str]:
+    """The names of the classes the statements concern (see the module docstring);
+    ``running``: class -> the ``sha384:`` subjects of the firmware its nodes run now, beyond
+    the class's own images."""
     out: set[str] = set()
     events = list(events)
     if not events:
         return out
     for klass in classes:
         issuers = set().union(*klass.trust.issuers.values()) if klass.trust.issuers else set()
-        subjects = _subjects(klass)
+        subjects = _subjects(klass) | set((running or {}).get(klass.name, ()))
         if any((e.iss in issuers) or (e.sub in subjects) for e in events):
             out.add(klass.name)
     return out
@@ -143,7 +213,17 @@ class Scanner:
         concurrency: int = DEFAULT_CONCURRENCY,
     ) -> None:
         # a period is a time a timer can wait: not NaN (no comparison holds), not infinite
-        if not 0 < period <= self.MAX_PERIOD or not 0 <= jitter < 1 or not 1 <= concurrency <= 64:
+        numbers = all(
+            isinstance(v, int | float) and not isinstance(v, bool) for v in (period, jitter)
+        )
+        if (
+            not numbers
+            or isinstance(concurrency, bool)
+            or not isinstance(concurrency, int)
+            or not 0 < period <= self.MAX_PERIOD
+            or not 0 <= jitter < 1
+            or not 1 <= concurrency <= 64
+        ):
             raise ConfigError(
                 f"0 < period <= {self.MAX_PERIOD:.0f} s, 0 <= jitter < 1, concurrency 1 to 64"
             )
@@ -153,6 +233,7 @@ class Scanner:
         self.jitter = jitter
         self.concurrency = concurrency
         self._stop = threading.Event()
+        self._running = _Running(fleet)
 
     def _offset(self, node_id: str) -> float:
         fraction = int.from_bytes(hashlib.sha256(node_id.encode()).digest()[:4], "big") / 2**32
@@ -160,6 +241,8 @@ class Scanner:
 
     def due(self, now: dt.datetime) -> list[str]:
         """Nodes whose last attestation is older than the period (less their jitter)."""
+        if now.tzinfo is None:
+            raise ConfigError("now must be timezone-aware")
         out = []
         for record in self.fleet.records():
             if record.last_attested is None:
@@ -167,7 +250,8 @@ class Scanner:
                 continue
             last = dt.datetime.fromisoformat(record.last_attested.replace("Z", "+00:00"))
             age = (now - last).total_seconds()
-            if age >= self.period - self._offset(record.id):
+            # an attestation dated after now (a clock stepped back) is not a recent one
+            if age < 0 or age >= self.period - self._offset(record.id):
                 out.append(record.id)
         return out
 
@@ -176,7 +260,11 @@ class Scanner:
         events = list(events)
         if not events:
             return []
-        names = affected_classes((self.fleet.node_class(c) for c in self.fleet.classes()), events)
+        names = affected_classes(
+            (self.fleet.node_class(c) for c in self.fleet.classes()),
+            events,
+            running=self._running.subjects(),
+        )
         return [r.id for r in self.fleet.records() if r.node_class in names]
 
     def scan(self, now: dt.datetime, events: Iterable[StatementEvent] = ()) -> ScanReport:
@@ -192,8 +280,15 @@ class Scanner:
                 statuses[node_id] = self.attest(node_id, now)
             except IronrootError as exc:
                 failures[node_id] = exc.code
-                self.fleet.record(
-                    node_id, "scan-failed", {"code": exc.code, "detail": exc.detail}, now=now
+                # due again at the next round: a run of failures for one reason is one event
+                self.fleet.record_repeated(
+                    node_id,
+                    "scan-failed",
+                    {"code": exc.code, "detail": exc.detail},
+                    same="code",
+                    now=now,
+                    window=FAILED_WINDOW,
+                    keep=FAILED_KEPT,
                 )
 
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
@@ -230,11 +325,27 @@ class Scanner:
         from a monitor) until :meth:`stop` or ``rounds`` rounds."""
         done = 0
         while not self._stop.is_set() and (rounds is None or done < rounds):
-            report = self.scan(clock(), poll())
-            if on_report is not None:
-                on_report(report)
+            now = clock()
+            try:
+                report = self.scan(now, poll())
+            except IronrootError as exc:
+                # a round that fails (its logs, the registry) is recorded and the next one
+                # runs: the scanner never stops on its own while the planes serve
+                self._round_failed(exc, now)
+            else:
+                if on_report is not None:
+                    on_report(report)
             done += 1
             self._stop.wait(interval)
+
+    def _round_failed(self, exc: IronrootError, now: dt.datetime) -> None:
+        _log.warning("a scan round failed: %s (%s)", exc.detail, exc.code)
+        try:
+            self.fleet.record(
+                None, "scan-round-failed", {"code": exc.code, "detail": exc.detail}, now=now
+            )
+        except IronrootError as again:  # the event log itself is what fails
+            _log.warning("the failed scan round was not recorded: %s", again.detail)
 
     def stop(self) -> None:
         self._stop.set()
@@ -274,11 +385,23 @@ class LogTriggers:
             watch=Watch(frozenset(subjects), frozenset(issuers)),
             name="ironroot-fleet",
         )
+        self._running = _Running(fleet)
+
+    def _watch_running(self) -> None:
+        """Watch the firmware the nodes run now too (an update, a rollout): a newly watched
+        subject makes the monitor read the entries it verified before again for it, once."""
+        from ironroot.monitor import Watch
+
+        running = set().union(*self._running.subjects().values())
+        watch = self.monitor.watch
+        if not running <= watch.subjects:
+            self.monitor.watch = Watch(watch.subjects | running, watch.issuers)
 
     def poll(self) -> list[Any]:
         """The new watched statements on every log since the last poll."""
         from ironroot.log import HttpLogFetcher
 
+        self._watch_running()
         found: list[Any] = []
         for url in self.urls:
             try:

@@ -40,6 +40,7 @@ _FLEET_ALERTS: Final = {
     "log-fork": "critical",
     "log-unverified": "warning",
     "scan-failed": "warning",
+    "scan-round-failed": "warning",
     "admission-refused": "warning",
 }
 
