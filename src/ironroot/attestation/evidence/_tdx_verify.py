@@ -348,7 +348,7 @@ def tdx_claims(
         format="tdx",
         measurements=measurements,
         report_data=body.report_data,
-        debug=body.td_attributes.debug,
+        debug=body.td_attributes.under_debug,
         svns=svns,
         identity=identity,
         signer=subject_text(pck),
