@@ -19,7 +19,7 @@ from evidence_fakes import NOW, FakeAmd, build_report
 
 from ironroot.attestation.evidence import SnpProduct, parse_snp_report, verify_snp_report
 from ironroot.crypto import PrivateKey
-from ironroot.errors import MalformedEvidence
+from ironroot.errors import EndorsementMismatch, MalformedEvidence
 
 TCB = {"bootloader": 9, "tee": 1, "snp": 22, "microcode": 0xD5}
 CHIP = bytes(range(64))
@@ -154,3 +154,38 @@ def test_every_real_report_holds_zeros_where_reserved(snp_dir: Path) -> None:
     ]
     for report in reports:
         parse_snp_report(report)
+
+
+TURIN_TCB = {"fmc": 1, "bootloader": 2, "tee": 3, "snp": 4, "microcode": 5}
+
+
+@pytest.mark.parametrize(
+    ("product", "index"),
+    [(SnpProduct.MILAN, 2), (SnpProduct.MILAN, 5), (SnpProduct.TURIN, 4), (SnpProduct.TURIN, 6)],
+)
+def test_reported_tcb_with_reserved_bytes_is_not_what_the_vcek_endorses(
+    fake_amd: Callable[[SnpProduct], FakeAmd], product: SnpProduct, index: int
+) -> None:
+    # every component the VCEK names equals the report's; a byte outside them is not endorsed
+    amd = fake_amd(product)
+    turin = product is SnpProduct.TURIN
+    tcb = TURIN_TCB if turin else TCB
+    chip = CHIP[:8] + bytes(56) if turin else CHIP
+    cert, key = amd.leaf(tcb=tcb, hwid=chip[:8] if turin else chip)
+    cpuid = (0x1A, 0x02, 0x01) if turin else (0x19, 0x01, 0x01)
+    report = bytearray(build_report(None, tcb=tcb, turin=turin, chip_id=chip, cpuid=cpuid))
+    report[0x180 + index] = 0x40
+    raw = int.from_bytes(report[0x180:0x188], "little")
+    with pytest.raises(EndorsementMismatch) as caught:
+        verify_snp_report(
+            _signed(key, bytes(report)),
+            [cert.public_bytes(Encoding.DER)],
+            now=NOW,
+            anchors=[amd.anchor],
+        )
+    assert type(caught.value) is EndorsementMismatch
+    assert caught.value.detail == (
+        f"report reported_tcb {raw:016x} has reserved bytes set ({product.value} layout): "
+        "the VCEK does not endorse them"
+    )
+    assert caught.value.check == "endorsement"
