@@ -84,4 +84,41 @@ def test_a_qe_that_is_not_intels_is_refused_without_collateral(
 def test_every_real_quote_is_intels_td_qe(tdx_dir: Path, name: str) -> None:
     log = CheckLog()
     verify_tdx_quote((tdx_dir / name).read_bytes(), now=QUOTE_TIME, checks=log)
-    assert "qe-signer" in [c.name for c in log.checks]
+    assert {"qe-signer", "tdx-module"} <= {c.name for c in log.checks}
+
+
+# The TDX module the same way: without TCB Info, nothing said the module that measured and
+# reported the TD was Intel's (MRSIGNERSEAM zero) or a production one (SEAMATTRIBUTES zero, as
+# every tdxModule of Intel's TCB Info requires).
+
+
+def test_intels_tdx_module_is_checked_without_tcb_info(intel: FakeIntel) -> None:
+    log = CheckLog()
+    verify_tdx_quote(intel.quote(), now=TDX_NOW, root=intel.root, checks=log)
+    assert [c.detail for c in log.checks if c.name == "tdx-module"] == [
+        "TDX module is Intel's (MRSIGNERSEAM zero, SEAMATTRIBUTES zero; no TCB Info given)"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("fields", "detail"),
+    [
+        (
+            {"mrsignerseam": b"\x5a" * 48},
+            f"MRSIGNERSEAM {'5a' * 8}… is not Intel's TDX module signer (zero) (no TCB Info given)",
+        ),
+        (
+            {"seam_attributes": b"\x01" + bytes(7)},
+            "SEAMATTRIBUTES 0100000000000000 are not 0000000000000000 (no TCB Info given)",
+        ),
+    ],
+)
+def test_a_tdx_module_that_is_not_intels_is_refused_without_tcb_info(
+    intel: FakeIntel, fields: dict[str, object], detail: str
+) -> None:
+    quote = intel.quote(**fields)  # type: ignore[arg-type]
+    with pytest.raises(EndorsementMismatch) as caught:
+        verify_tdx_quote(quote, now=TDX_NOW, root=intel.root)
+    assert type(caught.value) is EndorsementMismatch
+    assert caught.value.detail == detail
+    assert caught.value.check == "tdx-module"

@@ -78,7 +78,7 @@ from ironroot.attestation.evidence._revocation import (
     freshness,
     refuse_stale,
 )
-from ironroot.attestation.evidence._tdx import SgxReportBody, TdxQuote
+from ironroot.attestation.evidence._tdx import SgxReportBody, TdxQuote, TdxReportBody
 from ironroot.crypto import Algorithm, ExtensionProfile, PublicKey
 from ironroot.errors import (
     BadSignature,
@@ -102,6 +102,7 @@ __all__ = [
     "TdxModuleIdentity",
     "TdxTcbStatus",
     "check_intel_td_qe",
+    "check_intel_tdx_module",
     "check_qe_identity",
     "collateral_signing_chain",
     "evaluate_tdx_tcb",
@@ -833,6 +834,27 @@ def check_intel_td_qe(report: SgxReportBody) -> str:
         f"{_INTEL_TD_QE_ISVPRODID}, MISCSELECT and ATTRIBUTES under Intel's masks; no QE "
         "Identity given)"
     )
+
+
+_NO_TCB_INFO: Final = "(no TCB Info given)"
+
+
+def check_intel_tdx_module(body: TdxReportBody) -> str:
+    """Check, when no TCB Info is given, that the TD report comes from an Intel TDX module in
+    production mode: MRSIGNERSEAM zero (Intel's signer) and SEAMATTRIBUTES zero, as every
+    ``tdxModule`` and ``tdxModuleIdentities`` entry of Intel's TCB Info requires. Raises
+    ``EndorsementMismatch``; returns a detail line."""
+    if any(body.mrsignerseam):
+        raise EndorsementMismatch(
+            f"MRSIGNERSEAM {body.mrsignerseam.hex()[:16]}… is not Intel's TDX module signer "
+            f"(zero) {_NO_TCB_INFO}"
+        )
+    if any(body.seam_attributes):
+        raise EndorsementMismatch(
+            f"SEAMATTRIBUTES {body.seam_attributes.hex()} are not "
+            f"{bytes(len(body.seam_attributes)).hex()} {_NO_TCB_INFO}"
+        )
+    return "TDX module is Intel's (MRSIGNERSEAM zero, SEAMATTRIBUTES zero; no TCB Info given)"
 
 
 @dataclass(frozen=True, slots=True)
