@@ -330,6 +330,7 @@ class FakeIntel:
         tee_tcb_svn2: bytes | None = None,
         mrsignerseam: bytes = bytes(48),
         seam_attributes: bytes = bytes(8),
+        td_attributes: bytes = bytes(8),
         misc_select: int = 0,
         attributes: bytes = QE_ATTRIBUTES,
         mr_signer: bytes = QE_MRSIGNER,
@@ -341,7 +342,7 @@ class FakeIntel:
         cert, pck_key = pck or self.pck()
         header = struct.pack("<HHIHH16s20s", version, 2, 0x81, 0, 0, bytes(16), bytes(20))
         body = (
-            tee_tcb_svn + bytes(48) + mrsignerseam + seam_attributes + bytes(8) + bytes(8)
+            tee_tcb_svn + bytes(48) + mrsignerseam + seam_attributes + td_attributes + bytes(8)
             + b"\x11" * 48 + bytes(48 * 3) + bytes(48 * 4) + report_data
         )  # fmt: skip
         if version == 5:

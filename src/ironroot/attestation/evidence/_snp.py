@@ -44,6 +44,12 @@ offset size field
 The signature covers bytes 0x000–0x29F. A P-384 scalar is 48 bytes, so the top 24 bytes of R
 and S and the 368 bytes after them must be zero.
 
+Reserved fields must be zero (reserved bytes of the table above, including those a version
+does not define yet; flags bits 31:5; GUEST_POLICY bits 63:26; PLATFORM_INFO bit 6 and bits
+63:8) and GUEST_POLICY bit 17 must be one, as the ABI specification requires: a report with
+anything else there was written by firmware this parser does not understand (a new field, a
+new policy bit) and is refused rather than read as if the bits were absent.
+
 TCB_VERSION differs by product. Milan and Genoa: byte 0 BOOT_LOADER, byte 1 TEE, bytes 2–5
 reserved, byte 6 SNP, byte 7 MICROCODE. Turin: byte 0 FMC, byte 1 BOOT_LOADER, byte 2 TEE,
 byte 3 SNP, bytes 4–6 reserved, byte 7 MICROCODE. A version-3+ report names its CPU family in
@@ -84,6 +90,10 @@ _SUPPORTED_VERSIONS: Final = frozenset({2, 3, 4, 5})
 _ECDSA_P384_SHA384: Final = 1
 _FAMILY_MILAN_GENOA: Final = 0x19
 _FAMILY_TURIN: Final = 0x1A
+_POLICY_MUST_BE_ONE: Final = 1 << 17
+_POLICY_DEFINED: Final = (1 << 26) - 1
+_FLAGS_DEFINED: Final = (1 << 5) - 1
+_PLATFORM_DEFINED: Final = 0xBF  # bits 0-5 and 7
 
 
 class SnpProduct(enum.Enum):
@@ -395,11 +405,38 @@ def _u64(data: bytes, offset: int) -> int:
     return int(_U64.unpack_from(data, offset)[0])
 
 
+def _reserved_ranges(version: int) -> tuple[tuple[int, int], ...]:
+    """The reserved byte ranges [start, end) of a report of ``version``."""
+    cpuid_end = 0x18B if version >= 3 else 0x188
+    mit_end = 0x208 if version >= 5 else 0x1F8
+    return ((0x04C, 0x050), (cpuid_end, 0x1A0), (0x1EB, 0x1EC), (0x1EF, 0x1F0), (mit_end, 0x2A0))
+
+
+def _check_reserved(data: bytes, version: int) -> None:
+    for start, end in _reserved_ranges(version):
+        if any(data[start:end]):
+            raise MalformedEvidence(
+                f"reserved bytes {start:#05x}-{end - 1:#05x} of the SNP report are not zero"
+            )
+    policy = _u64(data, 0x008)
+    if not policy & _POLICY_MUST_BE_ONE:
+        raise MalformedEvidence("SNP guest policy bit 17 is zero (reserved, must be one)")
+    if policy & ~_POLICY_DEFINED:
+        raise MalformedEvidence(f"SNP guest policy has reserved bits set: {policy:#018x}")
+    flags = _u32(data, 0x048)
+    if flags & ~_FLAGS_DEFINED:
+        raise MalformedEvidence(f"SNP report flags (0x048) have reserved bits set: {flags:#010x}")
+    platform = _u64(data, 0x040)
+    if platform & ~_PLATFORM_DEFINED:
+        raise MalformedEvidence(f"SNP PLATFORM_INFO has reserved bits set: {platform:#018x}")
+
+
 def parse_snp_report(data: bytes) -> SnpReport:
     """Parse one 1184-byte ATTESTATION_REPORT (no signature check: see the verifier).
 
     Raises ``MalformedEvidence`` for a wrong size, an unsupported version or signature
-    algorithm, or non-zero reserved signature bytes.
+    algorithm, non-zero reserved signature bytes, or reserved fields that are not as the
+    ABI specification requires (see the module documentation).
     """
     if not isinstance(data, bytes | bytearray | memoryview):
         raise MalformedEvidence("an SNP report must be bytes")
@@ -417,6 +454,7 @@ def parse_snp_report(data: bytes) -> SnpReport:
     sig = data[SNP_SIGNED_SIZE:]
     if any(sig[2 * _SIG_COMPONENT :]):
         raise MalformedEvidence("reserved bytes after the SNP signature are not zero")
+    _check_reserved(data, version)
     flags = _u32(data, 0x048)
     signing_raw = (flags >> 2) & 0b111
     try:

@@ -18,7 +18,8 @@ The steps, in order (each failure is one typed error):
    verified it; the leaf's product name (OID 1.3.6.1.4.1.3704.1.2) and the report's CPUID
    family/model name the chain's product; the leaf's TCB extensions (1.3.6.1.4.1.3704.1.3.1
    boot loader, .3.2 TEE, .3.3 SNP, .3.8 microcode, and .3.9 FMC on Turin) equal REPORTED_TCB
-   decoded in that product's layout; a VCEK's hwID (1.3.6.1.4.1.3704.1.4) equals CHIP_ID (all
+   decoded in that product's layout, whose reserved bytes (no extension endorses them) must
+   be zero; a VCEK's hwID (1.3.6.1.4.1.3704.1.4) equals CHIP_ID (all
    64 bytes; the first 8 on Turin, the rest zero). A VLEK has no hwID. When the platform masks
    CHIP_ID (all zero) the hwID cannot be compared and ``identity["chip_id"]`` is empty.
    Every compared field is reported with both values: in the check's detail and in
@@ -120,6 +121,9 @@ _LEAF_NAMES: Final = {"SEV-VCEK": SnpSigningKey.VCEK, "SEV-VLEK": SnpSigningKey.
 _SIG_COMPONENT: Final = 72
 _P384: Final = 48
 _TURIN_HWID: Final = 8
+# The bytes of TCB_VERSION that name no component (reserved), per layout: no VCEK/VLEK
+# extension endorses them, so a REPORTED_TCB with any of them set is not the endorsed TCB.
+_TCB_RESERVED: Final = {False: range(2, 6), True: range(4, 7)}
 
 
 class SnpChainCache:
@@ -349,6 +353,12 @@ def compare_snp_endorsement(
         )
     compared.append(_field("product", product.value if hint is None else hint.value, name))
     tcb = TcbVersion.decode(report.reported_tcb.raw, turin=product.turin_tcb)
+    raw_tcb = tcb.raw.to_bytes(8, "little")
+    if any(raw_tcb[i] for i in _TCB_RESERVED[product.turin_tcb]):
+        raise EndorsementMismatch(
+            f"report reported_tcb {tcb.raw:016x} has reserved bytes set ({product.value} "
+            f"layout): the {kind.name} does not endorse them"
+        )
     for component, value in tcb.components().items():
         raw = _extension(cert, _TCB_OIDS[component])
         if raw is None:

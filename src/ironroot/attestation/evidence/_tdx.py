@@ -24,7 +24,10 @@ SGX report body, 384 bytes: CPUSVN (16), MISCSELECT (4), reserved (28), ATTRIBUT
 MRENCLAVE (32), reserved (32), MRSIGNER (32), reserved (96), ISVPRODID (2), ISVSVN (2),
 reserved (60), REPORTDATA (64).
 
-TDATTRIBUTES bits: 0 DEBUG, 28 SEPT_VE_DISABLE, 30 PKS, 31 KL, 63 PERFMON.
+TDATTRIBUTES bits: 7:0 the TUD ("TD under debug") group: 0 DEBUG, 4–6 HGS+/perf/PMT
+profiling; 28 SEPT_VE_DISABLE, 30 PKS, 31 KL, 63 PERFMON. A TD with any TUD bit set is
+untrusted (the TDX module ABI), so ``under_debug`` (any of bits 7:0), not the DEBUG bit alone,
+is what the evidence's ``debug`` claim says.
 
 The quote is self-delimiting: guests hand it over in a fixed-size buffer (a CCEL table, the
 configfs-tsm outblob) followed by padding or other bytes, so what follows the quote's own
@@ -68,6 +71,7 @@ _CERT_QE_REPORT: Final = 6
 _CERT_PCK_CHAIN: Final = 5
 _BODY_TYPES: Final = {2: _BODY_10, 3: _BODY_15}
 _MR: Final = 48
+_TUD: Final = 0xFF  # TDATTRIBUTES bits 7:0, "TD under debug"
 
 
 def _bit(value: int, bit: int) -> bool:
@@ -100,10 +104,11 @@ class TdxQuoteHeader:
 
 @dataclass(frozen=True, slots=True)
 class TdAttributes:
-    """Decoded TDATTRIBUTES."""
+    """Decoded TDATTRIBUTES (``debug``: bit 0; ``under_debug``: any of the TUD bits 7:0)."""
 
     raw: int
     debug: bool
+    under_debug: bool
     sept_ve_disable: bool
     pks: bool
     kl: bool
@@ -114,6 +119,7 @@ class TdAttributes:
         return cls(
             raw=raw,
             debug=_bit(raw, 0),
+            under_debug=bool(raw & _TUD),
             sept_ve_disable=_bit(raw, 28),
             pks=_bit(raw, 30),
             kl=_bit(raw, 31),
@@ -124,6 +130,7 @@ class TdAttributes:
         return {
             "raw": f"{self.raw:016x}",
             "debug": self.debug,
+            "under_debug": self.under_debug,
             "sept_ve_disable": self.sept_ve_disable,
             "pks": self.pks,
             "kl": self.kl,

@@ -78,7 +78,7 @@ from ironroot.attestation.evidence._revocation import (
     freshness,
     refuse_stale,
 )
-from ironroot.attestation.evidence._tdx import SgxReportBody, TdxQuote
+from ironroot.attestation.evidence._tdx import SgxReportBody, TdxQuote, TdxReportBody
 from ironroot.crypto import Algorithm, ExtensionProfile, PublicKey
 from ironroot.errors import (
     BadSignature,
@@ -101,6 +101,8 @@ __all__ = [
     "TdxCollateral",
     "TdxModuleIdentity",
     "TdxTcbStatus",
+    "check_intel_td_qe",
+    "check_intel_tdx_module",
     "check_qe_identity",
     "collateral_signing_chain",
     "evaluate_tdx_tcb",
@@ -780,6 +782,79 @@ def check_qe_identity(identity: QeIdentity, report: SgxReportBody) -> QeTcb:
         advisory_ids=level.advisory_ids,
         tcb_evaluation_data_number=identity.tcb_evaluation_data_number,
     )
+
+
+# Intel's TD QE as Intel's PCS QE Identity (``TD_QE``) names it: the enclave signer, product
+# id and the MISCSELECT/ATTRIBUTES values and masks (the DEBUG attribute must be clear).
+INTEL_TD_QE_MRSIGNER: Final = bytes.fromhex(
+    "dc9e2a7c6f948f17474e34a7fc43ed030f7c1563f1babddf6340c82e0e54a8c5"
+)
+_INTEL_TD_QE_ISVPRODID: Final = 2
+_INTEL_TD_QE_MISCSELECT: Final = (bytes(4), bytes.fromhex("ffffffff"))
+_INTEL_TD_QE_ATTRIBUTES: Final = (
+    bytes.fromhex("11000000000000000000000000000000"),
+    bytes.fromhex("fbffffffffffffff0000000000000000"),
+)
+_NO_IDENTITY: Final = "(no QE Identity given)"
+
+
+def check_intel_td_qe(report: SgxReportBody) -> str:
+    """Check, when no QE Identity is given, that the QE report is Intel's TD QE's: MRSIGNER,
+    ISVPRODID 2, MISCSELECT and ATTRIBUTES under the masks of Intel's TD_QE identity.
+
+    The PCK signs the report of any enclave the platform lets hold the PROVISION_KEY
+    attribute, so a PCK-signed QE report alone does not say the QE is Intel's. Raises
+    ``EndorsementMismatch``; returns a detail line.
+    """
+    miscselect = report.misc_select.to_bytes(4, "little")
+    value, mask = _INTEL_TD_QE_MISCSELECT
+    if _masked(miscselect, mask) != value:
+        raise EndorsementMismatch(
+            f"QE MISCSELECT {miscselect.hex()} under mask {mask.hex()} is not {value.hex()} "
+            f"{_NO_IDENTITY}"
+        )
+    value, mask = _INTEL_TD_QE_ATTRIBUTES
+    if _masked(report.attributes, mask) != value:
+        raise EndorsementMismatch(
+            f"QE ATTRIBUTES {report.attributes.hex()} under mask {mask.hex()} are not "
+            f"{value.hex()} {_NO_IDENTITY}"
+        )
+    if report.mr_signer != INTEL_TD_QE_MRSIGNER:
+        raise EndorsementMismatch(
+            f"QE MRSIGNER {report.mr_signer.hex()} is not Intel's TD QE signer "
+            f"{INTEL_TD_QE_MRSIGNER.hex()} {_NO_IDENTITY}"
+        )
+    if report.isv_prod_id != _INTEL_TD_QE_ISVPRODID:
+        raise EndorsementMismatch(
+            f"QE ISVPRODID {report.isv_prod_id} is not Intel's TD QE "
+            f"({_INTEL_TD_QE_ISVPRODID}) {_NO_IDENTITY}"
+        )
+    return (
+        f"QE is Intel's TD QE (MRSIGNER {INTEL_TD_QE_MRSIGNER.hex()[:8]}…, ISVPRODID "
+        f"{_INTEL_TD_QE_ISVPRODID}, MISCSELECT and ATTRIBUTES under Intel's masks; no QE "
+        "Identity given)"
+    )
+
+
+_NO_TCB_INFO: Final = "(no TCB Info given)"
+
+
+def check_intel_tdx_module(body: TdxReportBody) -> str:
+    """Check, when no TCB Info is given, that the TD report comes from an Intel TDX module in
+    production mode: MRSIGNERSEAM zero (Intel's signer) and SEAMATTRIBUTES zero, as every
+    ``tdxModule`` and ``tdxModuleIdentities`` entry of Intel's TCB Info requires. Raises
+    ``EndorsementMismatch``; returns a detail line."""
+    if any(body.mrsignerseam):
+        raise EndorsementMismatch(
+            f"MRSIGNERSEAM {body.mrsignerseam.hex()[:16]}… is not Intel's TDX module signer "
+            f"(zero) {_NO_TCB_INFO}"
+        )
+    if any(body.seam_attributes):
+        raise EndorsementMismatch(
+            f"SEAMATTRIBUTES {body.seam_attributes.hex()} are not "
+            f"{bytes(len(body.seam_attributes)).hex()} {_NO_TCB_INFO}"
+        )
+    return "TDX module is Intel's (MRSIGNERSEAM zero, SEAMATTRIBUTES zero; no TCB Info given)"
 
 
 @dataclass(frozen=True, slots=True)

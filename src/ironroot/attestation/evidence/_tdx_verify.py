@@ -15,6 +15,14 @@ The steps, in order (each failure is one typed error):
    CA → Intel SGX Root CA, ECDSA signatures checked by ``cryptography``; the root is the
    built-in, pinned one (a different self-signed certificate in the quote is refused); every
    certificate valid at ``now``.
+6a. QE signer (``EndorsementMismatch``, check ``qe-signer``), when no QE Identity is given:
+   the QE report's MRSIGNER, ISVPRODID (2), MISCSELECT and ATTRIBUTES (DEBUG clear) must be
+   those of Intel's TD QE. The PCK signs the report of any enclave the platform lets hold
+   PROVISION_KEY (the host decides which, under flexible launch control), so without this a
+   host's own enclave could sign any TD report; a QE Identity, when given, decides instead.
+6b. TDX module (``EndorsementMismatch``, check ``tdx-module``), when no TCB Info is given:
+   MRSIGNERSEAM and SEAMATTRIBUTES zero (an Intel TDX module in production mode), as every
+   module identity of Intel's TCB Info requires; a TCB Info, when given, decides instead.
 7. Revocation (``CertificateRevoked``, ``CollateralExpired``), when CRLs are given (DER or PEM:
    the PCS PCK CRL and root CA CRL, see :mod:`._revocation`): each certificate against the CRL
    of its issuer; a CRL past its ``nextUpdate`` is refused unless stale collateral is allowed.
@@ -27,7 +35,7 @@ The steps, in order (each failure is one typed error):
     Info of the PCK's FMSPC, Intel's TCB level matching, giving the TCB status and advisories
     (``identity["tcb_status"]``, ``raw["tcb"]``).
 
-Without collateral, steps 7–10 are recorded as not checked, with why.
+Without collateral, steps 7–10 are recorded as not checked, with why (steps 6a and 6b still run).
 
 The PCK certificate's SGX extension (OID 1.2.840.113741.1.13.1) gives the platform identity
 (FMSPC, PCE-ID) and the PCK's TCB components, which go into the claims, as do the QE's
@@ -67,6 +75,8 @@ from ironroot.attestation.evidence._tdx_collateral import (
     QeTcb,
     TdxCollateral,
     TdxTcbStatus,
+    check_intel_td_qe,
+    check_intel_tdx_module,
     check_qe_identity,
     collateral_signing_chain,
     evaluate_tdx_tcb,
@@ -348,7 +358,7 @@ def tdx_claims(
         format="tdx",
         measurements=measurements,
         report_data=body.report_data,
-        debug=body.td_attributes.debug,
+        debug=body.td_attributes.under_debug,
         svns=svns,
         identity=identity,
         signer=subject_text(pck),
@@ -400,6 +410,12 @@ def verify_tdx_quote(
     anchor = builtin_intel_root() if root is None else root
     with log.step("chain", "PCK → Intel SGX PCK CA → Intel SGX Root CA, valid at the time"):
         leaf, inter = _chain(certs, now, anchor, cache)
+    if collateral is None or collateral.qe_identity is None:
+        with log.step("qe-signer") as step:
+            step.detail = check_intel_td_qe(quote.qe_report)
+    if collateral is None or not collateral.tcb_infos:
+        with log.step("tdx-module") as step:
+            step.detail = check_intel_tdx_module(quote.body)
     stale: list[StaleCollateral] = []
     given = (*crls, *(collateral.crls if collateral is not None else ()))
     all_crls = list({id(crl): crl for crl in given}.values())  # the same CRL given twice
