@@ -51,7 +51,6 @@ from ironroot.errors import (
     IronrootError,
     MalformedInput,
     NotFound,
-    Overloaded,
     PayloadTooLarge,
     PolicyRejected,
     StorageError,
@@ -61,6 +60,7 @@ from ironroot.errors import (
 )
 from ironroot.http import (
     PROBLEM_CBOR,
+    REFUSAL_HEADERS,
     Handler,
     read_body,
     require_media_type,
@@ -133,12 +133,14 @@ def cts_code(exc: IronrootError) -> str:
 
 
 def _problem(status: int, title: str, detail: str, code: str, **headers: str) -> Response:
+    """A CTS problem, with the headers every Ironroot problem carries (nosniff, no-store, …)."""
     body = Problem(title=title, detail=detail, status=status, extra={"code": code}).to_cbor()
-    return Response(body, status, media_type=PROBLEM_CBOR, headers=headers)
+    return Response(body, status, media_type=PROBLEM_CBOR, headers={**REFUSAL_HEADERS, **headers})
 
 
 def _cts_errors(handler: Handler) -> Handler:
-    """Typed errors as CTS problems (always CBOR, as CTS answers)."""
+    """Typed errors as CTS problems (always CBOR, as CTS answers); every 429 and 503 says
+    when to come back (``Retry-After``, the error's own delay), as the service's others do."""
 
     async def run(request: Request) -> Response:
         try:
@@ -147,10 +149,8 @@ def _cts_errors(handler: Handler) -> Handler:
             headers: dict[str, str] = {}
             if isinstance(exc, Unauthorized):
                 headers["WWW-Authenticate"] = "Bearer"
-            elif isinstance(exc, Overloaded):
-                headers["Retry-After"] = str(exc.retry_after)
-            elif isinstance(exc, StorageError):
-                headers["Retry-After"] = _RETRY_AFTER
+            if exc.http_status in (429, 503):
+                headers["Retry-After"] = str(retry_after_seconds(exc))
             return _problem(exc.http_status, cts_code(exc), exc.detail, exc.code, **headers)
 
     return run
