@@ -764,3 +764,25 @@ def test_a_named_pipe_where_a_tile_goes_is_a_conflict_not_a_wait(log: Log, tmp_p
         assert not (out / "checkpoint").exists()
     finally:
         _unblock(fifo)
+
+
+def test_partials_are_never_deleted_through_a_symbolic_link(log: Log, tmp_path: Path) -> None:
+    """An export finishing the deletion a killed one left (``.removing-partials``) deleted
+    ``tile/entries/000.p`` through a link at ``tile/entries``: a folder outside the export,
+    with whatever it held, before any write checked the path for links."""
+    out = tmp_path / "tiles"
+    fill(log, entries(300))
+    export_tiles(LogBackedFetcher(log), out, identity=_identity(log))
+    elsewhere = tmp_path / "elsewhere"
+    (out / "tile" / "entries").rename(elsewhere)
+    os.symlink(elsewhere, out / "tile" / "entries")
+    (elsewhere / "000.p").mkdir()
+    (elsewhere / "000.p" / "kept").write_bytes(b"not the export's")
+    (out / ".removing-partials").write_bytes(b"0\n")
+    with pytest.raises(StorageError) as caught:
+        export_tiles(LogBackedFetcher(log), out, identity=_identity(log))
+    assert caught.value.detail == (
+        f"{out / 'tile/entries'} is a symbolic link: an export writes only files inside its "
+        "directory, never through a link; remove it"
+    )
+    assert (elsewhere / "000.p" / "kept").read_bytes() == b"not the export's"
