@@ -459,3 +459,16 @@ def test_an_operation_asked_while_the_store_is_away_says_the_store_s_retry_after
             "store-unavailable",
         )
         assert r.headers["cache-control"] == "no-store"
+
+
+@pytest.mark.parametrize("prefix", ["/cts/..", "/cts/.", "/a/../entries"])
+def test_a_prefix_with_a_dot_segment_past_the_first_is_refused(
+    tmp_path: Path, vendor: PrivateKey, prefix: str
+) -> None:
+    """``/cts/..`` was accepted: a client resolves ``<url>/cts/../entries`` to ``/entries``
+    (SCRAPI's, which answers 201, not CTS's 202), so the prefix could never be reached."""
+    data = _config(tmp_path / "data", vendor, prefix=prefix)
+    with pytest.raises(ConfigError) as info:
+        load_config(data)
+    assert "cts_prefix" in info.value.detail
+    assert "'.' or '..'" in info.value.detail

@@ -118,9 +118,14 @@ def check_cts_prefix(prefix: str) -> str:
             "the CTS prefix is a path such as /cts: '/' then letters, digits, '.', '_', '~' "
             "or '-', without a trailing '/'"
         )
-    first = prefix.split("/")[1]
-    if first in _RESERVED or first in (".", ".."):
-        raise MalformedInput(f"the CTS prefix may not start with /{first}: the service uses it")
+    segments = prefix.split("/")[1:]
+    if any(segment in (".", "..") for segment in segments):
+        # a client resolves them away: <url>/cts/../entries is SCRAPI's /entries
+        raise MalformedInput("the CTS prefix may not hold a '.' or '..' segment")
+    if segments[0] in _RESERVED:
+        raise MalformedInput(
+            f"the CTS prefix may not start with /{segments[0]}: the service uses it"
+        )
     return prefix
 
 
