@@ -450,7 +450,7 @@ def test_an_operation_asked_while_the_store_is_away_says_the_store_s_retry_after
         def away(*args: object) -> None:
             raise StoreUnavailable("the database is away", retry_after=3)
 
-        monkeypatch.setattr(service, "status", away)
+        monkeypatch.setattr(service, "receipts", away)
         r = client.get(f"/cts/operations/{_entry_id(statement)}")
         assert (r.status_code, r.headers["retry-after"]) == (503, "3")
         problem = _problem(r)
