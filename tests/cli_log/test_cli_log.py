@@ -197,3 +197,31 @@ def test_verify_url_with_a_foreign_key(server: tuple[str, Log]) -> None:
 @pytest.mark.integration
 def test_verify_url_that_serves_nothing() -> None:
     assert main(["log", "verify", "http://127.0.0.1:9/"]) == 1
+
+
+@pytest.mark.integration
+def test_verify_url_with_another_origin_fails(
+    server: tuple[str, Log], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--origin`` without ``--key`` was ignored for a URL: the log was verified under the
+    origin and keys the server itself named, and the check passed (exit 0) for a log that
+    is not the one asked for."""
+    url, _ = server
+    assert main(["log", "verify", url, "--origin", "another.example/log", "--json"]) == 1
+    error = json.loads(capsys.readouterr().out)["error"]
+    assert (error["code"], error["message"]) == (
+        "verification-failed",
+        f"the log names its origin {ORIGIN!r}, not 'another.example/log' (--origin)",
+    )
+    assert main(["log", "verify", url, "--origin", ORIGIN]) == 0
+
+
+@pytest.mark.integration
+def test_export_from_a_url_with_another_origin_writes_nothing(
+    server: tuple[str, Log], tmp_path: Path
+) -> None:
+    url, _ = server
+    out = tmp_path / "mirror"
+    argv = ["log", "export-tiles", str(out), "--url", url, "--origin", "another.example/log"]
+    assert main(argv) == 1
+    assert not out.exists()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -301,3 +302,35 @@ def test_open_store_refuses_other_urls() -> None:
         open_store("mysql://db.example/log")
     with pytest.raises(ConfigError):
         open_store(".", schema="s")
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [
+        ("varchar(50)", "1.2"),  # Flyway's table of old had this very name
+        ("numeric", Decimal("1.5")),  # was read as version 1: opened with no log tables
+        ("integer", -1),  # was taken for an older schema of Ironroot's and migrated over
+    ],
+)
+def test_a_schema_version_table_that_is_not_ironroot_s_is_refused(
+    pg_dir: Path, column: str, value: object, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A schema holding another tool's ``schema_version`` table raised ``ValueError`` (an
+    internal error) on a version such as ``'1.2'``, or read ``1.5`` as 1."""
+    raw_sql(pg_dir, f'CREATE SCHEMA "{StoreConfig.of_data_dir(pg_dir).schema}"')
+    raw_sql(pg_dir, f"CREATE TABLE schema_version (version {column}, description text)")
+    raw_sql(pg_dir, "INSERT INTO schema_version VALUES (?, 'another tool')", value)
+    expected = (
+        "the PostgreSQL schema holds a schema_version table that is not Ironroot's: its "
+        f"version {value} is no positive integer; give the log a schema of "
+        "its own"
+    )
+    for read_only in (False, True):
+        with pytest.raises(StorageError) as info:
+            open_store(pg_dir, read_only=read_only)
+        assert (info.value.code, info.value.detail) == ("store-schema", expected)
+    capsys.readouterr()
+    assert main(["log", "migrate", str(pg_dir)]) == 1
+    assert "store-schema" in capsys.readouterr().err
+    assert main(["log", "migrate", str(pg_dir), "--check"]) == 1
+    assert raw_sql(pg_dir, "SELECT count(*) FROM schema_version") == [(1,)]  # nothing added

@@ -764,3 +764,54 @@ def test_a_named_pipe_where_a_tile_goes_is_a_conflict_not_a_wait(log: Log, tmp_p
         assert not (out / "checkpoint").exists()
     finally:
         _unblock(fifo)
+
+
+def test_partials_are_never_deleted_through_a_symbolic_link(log: Log, tmp_path: Path) -> None:
+    """An export finishing the deletion a killed one left (``.removing-partials``) deleted
+    ``tile/entries/000.p`` through a link at ``tile/entries``: a folder outside the export,
+    with whatever it held, before any write checked the path for links."""
+    out = tmp_path / "tiles"
+    fill(log, entries(300))
+    export_tiles(LogBackedFetcher(log), out, identity=_identity(log))
+    elsewhere = tmp_path / "elsewhere"
+    (out / "tile" / "entries").rename(elsewhere)
+    os.symlink(elsewhere, out / "tile" / "entries")
+    (elsewhere / "000.p").mkdir()
+    (elsewhere / "000.p" / "kept").write_bytes(b"not the export's")
+    (out / ".removing-partials").write_bytes(b"0\n")
+    with pytest.raises(StorageError) as caught:
+        export_tiles(LogBackedFetcher(log), out, identity=_identity(log))
+    assert caught.value.detail == (
+        f"{out / 'tile/entries'} is a symbolic link: an export writes only files inside its "
+        "directory, never through a link; remove it"
+    )
+    assert (elsewhere / "000.p" / "kept").read_bytes() == b"not the export's"
+
+
+def test_a_full_bundle_exported_for_a_deleted_partial_must_hold_every_entry(
+    log: Log, tmp_path: Path
+) -> None:
+    """A source that no longer serves a partial bundle, and serves its full bundle with
+    fewer than 256 entries (but more than the partial's), was exported from: a full bundle
+    is 256 entries, whichever tree reads it (as ``verify_remote_log`` and ``TileTree``)."""
+    fill(log, entries(600))
+    before = log.checkpoint()  # 600 entries: the partial bundle 002.p/88
+
+    class Source(LogBackedFetcher):
+        def fetch(self, path: str, *, accept: str | None = None) -> bytes:
+            if path == "checkpoint":
+                return before
+            if path == "tile/entries/002.p/88":
+                raise NotFound(path)
+            if path == "tile/entries/002":
+                return self.log.read_entry_bundle(2, 200)
+            return super().fetch(path, accept=accept)
+
+    fill(log, entries(200, 600))  # the log now holds 200 entries of bundle 2
+    out = tmp_path / "tiles"
+    with pytest.raises(VerificationFailed) as info:
+        export_tiles(Source(log), out, identity=_identity(log))
+    assert info.value.detail == (
+        "tile/entries/002.p/88 is malformed: the entry bundle has 200 entries, not 256"
+    )
+    assert not (out / "checkpoint").exists()

@@ -80,3 +80,57 @@ def test_outside_the_tree_is_refused(log: Log) -> None:
         tree.node(4, 0)
     with pytest.raises(MalformedInput):
         tree.entries(5, 11)
+
+
+class Longer(LogBackedFetcher):
+    """A log that serves its edge tile and bundle of a tree of 296 with one item too many:
+    more hashes or entries than the width their names say (and the checkpoint allows)."""
+
+    def fetch(self, path: str, *, accept: str | None = None) -> bytes:
+        data = super().fetch(path, accept=accept)
+        if path == "tile/0/001.p/40":
+            return data + bytes(32)
+        if path == "tile/entries/001.p/40":
+            return data + b"\x00\x03abc"
+        return data
+
+
+def test_a_partial_tile_longer_than_its_width_fails_verification(log: Log) -> None:
+    # c2sp.org/tlog-tiles: the partial tile of a tree of size s has exactly
+    # floor(s / 256**l) mod 256 hashes; one with more is not the tile its name says
+    with pytest.raises(VerificationFailed) as info:
+        TileTree(Longer(log), 296).root()
+    assert info.value.detail == "tile 0/1 is 1312 bytes, not 40 hashes"
+
+
+def test_a_partial_entry_bundle_with_more_entries_than_its_width_fails(log: Log) -> None:
+    with pytest.raises(VerificationFailed) as info:
+        TileTree(Longer(log), 296).entries(256, 296)
+    assert info.value.detail == (
+        "entry bundle 1 is malformed: the entry bundle has more entries than expected"
+    )
+
+
+class ShortFullTiles(FullTilesOnly):
+    """A log that deleted its partial tiles and serves full tiles and bundles one item short."""
+
+    def fetch(self, path: str, *, accept: str | None = None) -> bytes:
+        data = super().fetch(path, accept=accept)
+        if path == "tile/0/001":
+            return data[:-32]
+        if path == "tile/entries/001":
+            return self.log.read_entry_bundle(1, 255)
+        return data
+
+
+def test_a_full_tile_read_for_a_partial_one_must_be_full(log: Log) -> None:
+    # "Full tiles MUST be exactly 256 hashes wide": a short one stands for no partial tile
+    with pytest.raises(VerificationFailed) as info:
+        TileTree(ShortFullTiles(log), 300).root()
+    assert info.value.detail == "tile 0/1 is 8160 bytes, not 256 hashes"
+    with pytest.raises(VerificationFailed) as info:
+        TileTree(ShortFullTiles(log), 300).entries(290, 300)
+    assert (
+        info.value.detail
+        == "entry bundle 1 is malformed: the entry bundle has 255 entries, not 256"
+    )

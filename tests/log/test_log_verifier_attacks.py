@@ -5,6 +5,7 @@ typed error (or, where the spec says so, be ignored), never be accepted."""
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import time
 from collections.abc import Iterator
@@ -35,6 +36,7 @@ from ironroot.log import (
     Checkpoint,
     HttpLogFetcher,
     Log,
+    LogIdentity,
     Note,
     NoteSignature,
     open_checkpoint,
@@ -282,3 +284,39 @@ def test_a_body_trickled_byte_by_byte_is_cut_off_at_the_total_deadline() -> None
         f.fetch("tile/0/000")
     assert time.monotonic() - started < 2.0
     assert sent < 100
+
+
+@pytest.mark.parametrize(
+    ("path", "encoding", "why"),
+    [
+        ("tile/0/001.p/44", "gzip", "the answer's compressed body ends before its stream does"),
+        ("checkpoint", "gzip", "the answer's compressed body ends before its stream does"),
+        ("tile/1/000.p/1", "br", "the answer's Content-Encoding 'br' is not one this client reads"),
+    ],
+)
+def test_a_served_body_that_does_not_decode_fails_verification(
+    logs: tuple[Log, Log], path: str, encoding: str, why: str
+) -> None:
+    """A tile or checkpoint whose compressed body is cut short, or in a coding no client
+    reads, was ``MalformedInput`` (exit 2, the code of a usage error) naming no resource,
+    while the same tile cut short unencoded fails verification (exit 1)."""
+    big, _ = logs
+    served = LogBackedFetcher(big)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        data = served.fetch(request.url.path.lstrip("/"))
+        if request.url.path.lstrip("/") != path:
+            return httpx.Response(200, content=iter([data]))
+        body = gzip.compress(data)[:-4]
+        return httpx.Response(200, content=iter([body]), headers={"Content-Encoding": encoding})
+
+    client = _client(handler)
+    with (
+        client,
+        HttpLogFetcher("https://log.example", client=client) as f,
+        pytest.raises(VerificationFailed) as info,
+    ):
+        verify_remote_log(f, identity=LogIdentity(ORIGIN, (signer(KEY).verifier(),)))
+    assert info.value.code == "verification-failed"
+    assert info.value.detail.startswith(f"https://log.example/{path} ")
+    assert why in info.value.detail

@@ -775,3 +775,52 @@ def test_replicas_told_the_stored_receipt_time_is_wrong_are_ready_and_sign_the_c
         assert "receipt times go back: the latest receipt time of the log" in replica.events()
     finally:
         cluster.stop_all()
+
+
+def test_a_replica_whose_clock_is_off_says_when_to_retry_a_cts_registration(
+    tmp_path: Path, schema: str
+) -> None:
+    """``POST /cts/entries`` on a replica whose clock is off answered 503 *without*
+    ``Retry-After`` (the CTS answers set it for a store error and for back-pressure only,
+    not for ``clock-skew``), unlike ``POST /entries`` beside it."""
+    cluster = Cluster(tmp_path, test_dsn(), schema, count=1)
+    data = cluster.replicas[0].data
+    toml = data / "ironroot.toml"
+    text = toml.read_text()
+    toml.write_text(text.replace("[transparency]\n", '[transparency]\ncts_prefix = "/cts"\n', 1))
+    with TransparencyService.open(data) as seeded:  # the log's first checkpoint
+        keys, vkeys = seeded.receipt_keys, seeded.checkpoint_vkeys
+    config = load_config(data)
+    replica = Replica(
+        data,
+        config,
+        receipt_signers=load_receipt_signers(config),
+        checkpoint_signers=None,
+        lease=1.5,
+        clock=lambda: datetime.now(UTC) + timedelta(seconds=1000),
+    )
+    service = TransparencyService.open_follower(data, keys, vkeys, {})
+    store = service.log.store
+    assert isinstance(store, PostgresLogStore)
+    waits = _Waits(store, config.max_pending)
+    statement = make_statements(cluster.vendor, 1, "off")[0]
+    replica.start()
+    waits.start()
+    try:
+        with (
+            ServerThread(_replica_app(service, store, waits, replica)) as server,
+            httpx.Client(base_url=server.url) as client,
+        ):
+            _until(lambda: client.get("/ready").status_code == 503, "not ready")
+            refused = client.post(
+                "/cts/entries", content=statement, headers={"content-type": "application/cose"}
+            )
+            assert refused.status_code == 503
+            assert int(refused.headers["retry-after"]) >= 1
+            problem = Problem.from_cbor(refused.content)
+            assert problem.extra["code"] == ClockSkew.code
+            assert refused.headers["cache-control"] == "no-store"
+    finally:
+        waits.close()
+        service.close()
+        replica.close()

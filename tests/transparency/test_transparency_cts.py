@@ -407,3 +407,68 @@ def test_a_store_that_fails_for_now_is_retry_later_for_entries(
             assert problem.extra["code"] == "store-unavailable"
         monkeypatch.undo()
         assert client.get(f"/cts/entries/{entry_id}/statement").status_code == 200
+
+
+_SECURITY = {  # the headers of every Ironroot problem (ironroot.http.REFUSAL_HEADERS)
+    "x-content-type-options": "nosniff",
+    "content-security-policy": "default-src 'none'; frame-ancestors 'none'",
+    "cache-control": "no-store",
+}
+
+
+def test_every_cts_problem_carries_the_headers_of_every_problem(
+    client: httpx.Client, vendor: PrivateKey
+) -> None:
+    """A CTS problem was answered without them (no ``nosniff``, no CSP, no ``no-store``),
+    unlike the same refusal of SCRAPI beside it: a 404 for an unknown operation or entry,
+    which a shared cache may keep, said nothing against it."""
+    answers = [
+        client.get("/cts/operations/2.15"),  # 400
+        client.get(f"/cts/operations/{'ab' * 32}"),  # 404
+        client.get(f"/cts/entries/{'ab' * 32}"),  # 404
+        _post(client, _stmt(vendor), "application/json"),  # 415
+        _post(client, _stmt(vendor, sub="pkg:fw/refused")),  # 400 PolicyFailed
+    ]
+    for r in answers:
+        assert r.headers["content-type"] == PROBLEM
+        assert {name: r.headers.get(name) for name in _SECURITY} == _SECURITY, r.status_code
+
+
+def test_an_operation_asked_while_the_store_is_away_says_the_store_s_retry_after(
+    tmp_path: Path, vendor: PrivateKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``GET /operations/{id}`` while the database is away answered ``Retry-After: 1``
+    whatever the store said (3 s here), unlike ``GET /entries/{id}`` beside it."""
+    from ironroot.errors import StoreUnavailable
+
+    data = _config(tmp_path / "data", vendor)
+    service = TransparencyService.open(data)
+    with _client(service) as client:
+        statement = _stmt(vendor)
+        assert _post(client, statement).status_code == 202
+
+        def away(*args: object) -> None:
+            raise StoreUnavailable("the database is away", retry_after=3)
+
+        monkeypatch.setattr(service, "receipts", away)
+        r = client.get(f"/cts/operations/{_entry_id(statement)}")
+        assert (r.status_code, r.headers["retry-after"]) == (503, "3")
+        problem = _problem(r)
+        assert (problem.detail, problem.extra["code"]) == (
+            "the database is away",
+            "store-unavailable",
+        )
+        assert r.headers["cache-control"] == "no-store"
+
+
+@pytest.mark.parametrize("prefix", ["/cts/..", "/cts/.", "/a/../entries"])
+def test_a_prefix_with_a_dot_segment_past_the_first_is_refused(
+    tmp_path: Path, vendor: PrivateKey, prefix: str
+) -> None:
+    """``/cts/..`` was accepted: a client resolves ``<url>/cts/../entries`` to ``/entries``
+    (SCRAPI's, which answers 201, not CTS's 202), so the prefix could never be reached."""
+    data = _config(tmp_path / "data", vendor, prefix=prefix)
+    with pytest.raises(ConfigError) as info:
+        load_config(data)
+    assert "cts_prefix" in info.value.detail
+    assert "'.' or '..'" in info.value.detail

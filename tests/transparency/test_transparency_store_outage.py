@@ -9,6 +9,7 @@ Nothing here compares durations: a hang fails by the HTTP client's own timeout.
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import time
 from collections.abc import Iterator
@@ -239,3 +240,52 @@ def test_the_database_going_away_while_the_floor_is_read_fails_the_opening(
             receipts = second.receipts(ticket.entry_id)
             assert receipts is not None
             assert Receipt.parse(receipts[0]).iat == int(ahead.timestamp())
+
+
+def test_cts_answers_what_it_holds_in_memory_while_the_database_is_away(
+    tmp_path: Path, vendor: PrivateKey, proxy: TcpProxy
+) -> None:
+    """The CTS API under ``cts_prefix`` while the database is away: every refusal is a 503
+    with ``Retry-After``; an operation whose receipts the service holds in memory succeeds,
+    as its receipt is served (it was a 503: the operation looked the entry up in the
+    database first, and pyscitt's wait for it gave up after 30 s of an outage)."""
+    from ironroot.cose import Problem, SignedStatement, decode_cbor
+
+    with fresh_schema() as schema:
+        data = _data(tmp_path, vendor, schema, proxy.dsn(test_dsn()))
+        toml = layout.config_path(data)
+        text = toml.read_text()
+        toml.write_text(text.replace("[transparency]\n", '[transparency]\ncts_prefix = "/cts"\n'))
+        service = TransparencyService.open(data)
+        with (
+            service,
+            ServiceThread(service) as server,
+            httpx.Client(base_url=server.url, timeout=60) as client,
+        ):
+            held, other = _stmt(vendor, 0), _stmt(vendor, 1)
+            ids = [
+                hashlib.sha256(SignedStatement.parse(s).log_entry()).hexdigest()
+                for s in (held, other)
+            ]
+            assert client.post("/cts/entries", content=held, headers=COSE).status_code == 202
+            assert client.get(f"/cts/entries/{ids[0]}").status_code == 200  # now in memory
+
+            proxy.down()
+            refused = [
+                client.post("/cts/entries", content=other, headers=COSE),
+                client.get(f"/cts/operations/{ids[1]}"),
+                client.get(f"/cts/entries/{ids[1]}"),
+            ]
+            for response in refused:
+                assert response.status_code == 503
+                assert int(response.headers["Retry-After"]) >= 1
+                assert Problem.from_cbor(response.content).extra["code"] == "store-unavailable"
+            operation = client.get(f"/cts/operations/{ids[0]}")
+            assert operation.status_code == 200
+            assert decode_cbor(operation.content) == {
+                "OperationId": ids[0],
+                "Status": "succeeded",
+                "EntryId": ids[0],
+            }
+            assert client.get(f"/cts/entries/{ids[0]}").status_code == 200
+            proxy.up()

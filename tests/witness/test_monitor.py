@@ -850,7 +850,8 @@ class _EndlessLog:
             return self._note
         if path.startswith("tile/entries/"):
             return encode_entry_bundle([b"same"] * 256)
-        return self._nodes[8 * parse_tile_path(path).level] * 256
+        address = parse_tile_path(path)
+        return self._nodes[8 * address.level] * address.count
 
 
 @pytest.mark.parametrize("bits", [25, 40, 62])

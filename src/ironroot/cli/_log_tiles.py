@@ -32,7 +32,13 @@ from typing import Any
 from ironroot import log
 from ironroot.cli._main import error_object
 from ironroot.cli._serving import add_client_options, add_server_options, client_tls, listen
-from ironroot.errors import ConfigError, IronrootError, NotFound, StorageError
+from ironroot.errors import (
+    ConfigError,
+    IronrootError,
+    NotFound,
+    StorageError,
+    VerificationFailed,
+)
 from ironroot.http import stop_on_signals
 
 __all__ = ["identity_of", "register"]
@@ -95,7 +101,8 @@ def identity_of(
     args: argparse.Namespace, fetch: Callable[[], log.LogIdentity] | None
 ) -> log.LogIdentity:
     """``--origin`` with ``--key``, else what ``fetch`` finds (``ConfigError`` advising the
-    options when there is nothing to fetch keys from)."""
+    options when there is nothing to fetch keys from), whose origin must be ``--origin``
+    when that is given (:class:`VerificationFailed`: another log than the one asked for)."""
     verifiers = tuple(log.NoteVerifier.from_vkey(k) for k in args.key)
     if verifiers:
         if args.origin is None:
@@ -104,12 +111,17 @@ def identity_of(
     if fetch is None:
         raise ConfigError("static tiles carry no keys: give --origin and --key")
     try:
-        return fetch()
+        identity = fetch()
     except NotFound as exc:
         raise ConfigError(
             f"{exc.detail}: static tiles carry no keys; give --origin and --key (the "
             "service's checkpoint_origin and checkpoint_keys)"
         ) from exc
+    if args.origin is not None and identity.origin != args.origin:
+        raise VerificationFailed(
+            f"the log names its origin {identity.origin[:300]!r}, not {args.origin!r} (--origin)"
+        )
+    return identity
 
 
 class _Watched:

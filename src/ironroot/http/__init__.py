@@ -23,7 +23,8 @@
   :func:`configure_logging`: ``/health``, ``/ready``, ``/metrics``, ``/`` and the access log
   every service has (``ironroot.http._ops``; the access log is written at ``debug`` or with
   ``IRONROOT_ACCESS_LOG=1``: a line costs 30-40 µs of CPU); :func:`retry_after_seconds`: the
-  ``Retry-After`` of every 429/503 (problem, page or ``/ready``);
+  ``Retry-After`` of every 429/503 (problem, page or ``/ready``); :data:`REFUSAL_HEADERS`:
+  the headers every problem carries, for a route that writes its own (the CTS API's);
 * :func:`problem_app`'s ``hot`` routes: the few routes that carry a service's traffic,
   answered without Starlette's middleware stack (same handlers, problems and metrics).
 """
@@ -59,7 +60,13 @@ if TYPE_CHECKING:
         operational_routes,
         retry_after_seconds,
     )
-    from ironroot.http._server import ServerLimits, check_listen, run_server, server_config
+    from ironroot.http._server import (
+        REFUSAL_HEADERS,
+        ServerLimits,
+        check_listen,
+        run_server,
+        server_config,
+    )
     from ironroot.http._signals import stop_on_signals
     from ironroot.http._tls import ServerTls, client_context
 
@@ -68,6 +75,7 @@ __all__ = [
     "LOG_FORMATS",
     "PROBLEM_CBOR",
     "PROBLEM_JSON",
+    "REFUSAL_HEADERS",
     "Handler",
     "Observed",
     "ServerLimits",

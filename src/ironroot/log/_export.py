@@ -26,8 +26,8 @@ fsynced once, before the checkpoint. A temporary file an export killed midway le
 deleted by the next export that writes its folder (the directory's own folder: every export).
 A full tile or bundle is never rewritten: it is linked into place only if absent, and one
 already present with other bytes raises :class:`Conflict` (another log's files, or a fork).
-Nothing is written outside the directory: a symbolic link where a file or folder of the
-export goes raises :class:`StorageError` (the export is served as regular files only:
+Nothing is written or deleted outside the directory: a symbolic link where a file or folder
+of the export goes raises :class:`StorageError` (the export is served as regular files only:
 :class:`DirectoryLogFetcher` follows no link).
 Partial tiles are written under their width (``.p/<W>``) beside the older ones, so a client
 still reading the previous checkpoint finds what it needs. The checkpoint is written last, so
@@ -274,9 +274,11 @@ class _Directory:
             _log.warning("cannot delete %s: %s", file, exc.strerror)
 
     def remove_partials(self, full_path: str) -> int:
-        """Delete ``<full_path>.p/`` (the partial versions of a now full resource)."""
+        """Delete ``<full_path>.p/`` (the partial versions of a now full resource); never
+        through a link, there or in a folder above it (:class:`StorageError`)."""
+        _refuse_links(self.root, f"{full_path}.p")
         folder = self.root / f"{full_path}.p"
-        if folder.is_symlink() or not folder.is_dir():  # never deleted through a link
+        if not folder.is_dir():
             return 0
         count = sum(1 for p in folder.iterdir() if p.is_file())
         try:
@@ -494,12 +496,10 @@ def _bundle(source: LogFetcher, index: int, width: int | None, hashes: list[byte
             raise VerificationFailed(f"the source does not serve {path}") from exc
         data = _served(source, entry_bundle_path(index))  # only the full one is left
         exact = False
-    try:
-        entries = parse_entry_bundle(data, count) if exact else parse_entry_bundle(data)[:count]
+    try:  # exactly the entries its name says: the full bundle read instead holds 256
+        entries = parse_entry_bundle(data, count if exact else TILE_WIDTH)[:count]
     except MalformedInput as exc:
         raise VerificationFailed(f"{path} is malformed: {exc.detail}") from exc
-    if len(entries) != count:
-        raise VerificationFailed(f"{path} holds fewer than {count} entries")
     for i, entry in enumerate(entries):
         if leaf_hash(entry) != hashes[i]:
             raise VerificationFailed(

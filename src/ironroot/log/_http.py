@@ -5,7 +5,9 @@ may follow them for its own requests): a log's resources are read where its URL 
 answer is :class:`~ironroot.errors.ConfigError` naming the status and where it points (without
 its query, which may carry a token), so an operator whose log moved gives its new URL, and a
 log (or a proxy before it) that sends its readers elsewhere is not read from that other host
-under the first one's name.
+under the first one's name. A body whose ``Content-Encoding`` does not decode (cut short, or a
+coding no client reads) is :class:`~ironroot.errors.VerificationFailed` naming the resource,
+as a resource of the wrong length is to its verifier.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from ironroot.errors import (
     PayloadTooLarge,
     StorageError,
     Unreachable,
+    VerificationFailed,
 )
 
 __all__ = ["HttpLogFetcher"]
@@ -94,6 +97,10 @@ class HttpLogFetcher:
             )
         except httpx.HTTPError as exc:
             raise Unreachable.of(url, exc) from exc
+        except PayloadTooLarge:
+            raise
+        except MalformedInput as exc:  # a body that does not decode: the log serves it wrongly
+            raise VerificationFailed(f"{url} is served wrongly: {exc.detail}") from exc
         if response.status_code == 404:
             raise NotFound(f"{url} was not found")
         if 300 <= response.status_code < 400:

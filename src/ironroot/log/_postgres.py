@@ -816,8 +816,18 @@ def _stored_version(conn: psycopg.Connection[Any]) -> int:
                 code="store-schema",
             )
         return 0
-    value = conn.execute("SELECT max(version) FROM schema_version").fetchone()
-    return 0 if value is None or value[0] is None else int(value[0])
+    row = conn.execute("SELECT max(version) FROM schema_version").fetchone()
+    value = None if row is None else row[0]
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        # another tool's table of that name (Flyway's of old: ``version varchar``)
+        raise StorageError(
+            "the PostgreSQL schema holds a schema_version table that is not Ironroot's: its "
+            f"version {str(value)[:40]} is no positive integer; give the log a schema of its own",
+            code="store-schema",
+        )
+    return value
 
 
 def _create_schema(conn: psycopg.Connection[Any], schema: str | None) -> None:

@@ -59,12 +59,13 @@ class TileTree:
     def size(self) -> int:
         return self._size
 
-    def _read(self, full_path: str, partial_path: str | None) -> bytes:
+    def _read(self, full_path: str, partial_path: str | None) -> tuple[bytes, bool]:
+        """The resource and whether it is the one asked for: ``False`` when it is the full
+        version of a partial one the log no longer serves (whose prefix is then read)."""
         self.fetched += 1
         if partial_path is None:
-            return _served(self._fetcher, full_path)
-        # a partial tile the log replaced by its full tile: its prefix is read
-        return _served_edge(self._fetcher, partial_path, full_path)[0]
+            return _served(self._fetcher, full_path), True
+        return _served_edge(self._fetcher, partial_path, full_path)
 
     def _tile(self, level: int, index: int) -> tuple[bytes, ...]:
         key = (level, index)
@@ -76,10 +77,14 @@ class TileTree:
         width = TILE_WIDTH if full else count - index * TILE_WIDTH
         if width <= 0:
             raise MalformedInput(f"tile {level}/{index} is beyond a tree of size {self._size}")
-        data = self._read(tile_path(level, index), None if full else tile_path(level, index, width))
-        if len(data) < width * HASH_SIZE or (full and len(data) != width * HASH_SIZE):
+        data, exact = self._read(
+            tile_path(level, index), None if full else tile_path(level, index, width)
+        )
+        # exactly the hashes its name says: a full tile 256, a partial one its width
+        served = width if exact else TILE_WIDTH
+        if len(data) != served * HASH_SIZE:
             raise VerificationFailed(
-                f"tile {level}/{index} is {len(data)} bytes, not {width} hashes"
+                f"tile {level}/{index} is {len(data)} bytes, not {served} hashes"
             )
         data = data[: width * HASH_SIZE]
         hashes = tuple(data[i : i + HASH_SIZE] for i in range(0, len(data), HASH_SIZE))
@@ -149,16 +154,12 @@ class TileTree:
             first = index * TILE_WIDTH
             full = first + TILE_WIDTH <= self._size
             width = TILE_WIDTH if full else self._size - first
-            data = self._read(
+            data, exact = self._read(
                 entry_bundle_path(index), None if full else entry_bundle_path(index, width)
             )
             try:
-                if full:
-                    bundle = parse_entry_bundle(data, width)
-                else:
-                    bundle = parse_entry_bundle(data)[:width]
-                    if len(bundle) != width:
-                        raise MalformedInput(f"it holds fewer than {width} entries")
+                # exactly the entries its name says (a full bundle for a deleted partial one)
+                bundle = parse_entry_bundle(data, width if exact else TILE_WIDTH)[:width]
             except IronrootError as exc:
                 raise VerificationFailed(
                     f"entry bundle {index} is malformed: {exc.detail}"

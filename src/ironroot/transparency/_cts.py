@@ -51,7 +51,6 @@ from ironroot.errors import (
     IronrootError,
     MalformedInput,
     NotFound,
-    Overloaded,
     PayloadTooLarge,
     PolicyRejected,
     StorageError,
@@ -61,6 +60,7 @@ from ironroot.errors import (
 )
 from ironroot.http import (
     PROBLEM_CBOR,
+    REFUSAL_HEADERS,
     Handler,
     read_body,
     require_media_type,
@@ -118,9 +118,14 @@ def check_cts_prefix(prefix: str) -> str:
             "the CTS prefix is a path such as /cts: '/' then letters, digits, '.', '_', '~' "
             "or '-', without a trailing '/'"
         )
-    first = prefix.split("/")[1]
-    if first in _RESERVED or first in (".", ".."):
-        raise MalformedInput(f"the CTS prefix may not start with /{first}: the service uses it")
+    segments = prefix.split("/")[1:]
+    if any(segment in (".", "..") for segment in segments):
+        # a client resolves them away: <url>/cts/../entries is SCRAPI's /entries
+        raise MalformedInput("the CTS prefix may not hold a '.' or '..' segment")
+    if segments[0] in _RESERVED:
+        raise MalformedInput(
+            f"the CTS prefix may not start with /{segments[0]}: the service uses it"
+        )
     return prefix
 
 
@@ -133,12 +138,14 @@ def cts_code(exc: IronrootError) -> str:
 
 
 def _problem(status: int, title: str, detail: str, code: str, **headers: str) -> Response:
+    """A CTS problem, with the headers every Ironroot problem carries (nosniff, no-store, …)."""
     body = Problem(title=title, detail=detail, status=status, extra={"code": code}).to_cbor()
-    return Response(body, status, media_type=PROBLEM_CBOR, headers=headers)
+    return Response(body, status, media_type=PROBLEM_CBOR, headers={**REFUSAL_HEADERS, **headers})
 
 
 def _cts_errors(handler: Handler) -> Handler:
-    """Typed errors as CTS problems (always CBOR, as CTS answers)."""
+    """Typed errors as CTS problems (always CBOR, as CTS answers); every 429 and 503 says
+    when to come back (``Retry-After``, the error's own delay), as the service's others do."""
 
     async def run(request: Request) -> Response:
         try:
@@ -147,10 +154,8 @@ def _cts_errors(handler: Handler) -> Handler:
             headers: dict[str, str] = {}
             if isinstance(exc, Unauthorized):
                 headers["WWW-Authenticate"] = "Bearer"
-            elif isinstance(exc, Overloaded):
-                headers["Retry-After"] = str(exc.retry_after)
-            elif isinstance(exc, StorageError):
-                headers["Retry-After"] = _RETRY_AFTER
+            if exc.http_status in (429, 503):
+                headers["Retry-After"] = str(retry_after_seconds(exc))
             return _problem(exc.http_status, cts_code(exc), exc.detail, exc.code, **headers)
 
     return run
@@ -197,8 +202,9 @@ def cts_routes(
     def operation(entry_id: bytes) -> tuple[int, dict[str, str], dict[str, str]]:
         """(HTTP status, CBOR body, headers) of the operation that registered ``entry_id``."""
         text = entry_id.hex()
-        integrated = service.status(entry_id)  # NotFound for an id the log never accepted
-        receipts = None if integrated is None else service.receipts(entry_id, integrated)
+        # the receipts held in memory first (served while the store is away, as the
+        # receipt itself is); else the log's: NotFound for an id it never accepted
+        receipts = service.receipts(entry_id)
         if receipts is None:
             body = {"OperationId": text, "Status": OPERATION_RUNNING}
             return 202, body, {"Retry-After": _RETRY_AFTER}

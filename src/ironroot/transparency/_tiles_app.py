@@ -13,6 +13,10 @@ tile path, 400, or no route, 404), and no symbolic link inside the directory is 
 to ``/etc/passwd``, to a folder elsewhere, or even to a file inside: it is a 404 problem as
 for a missing file (:class:`ironroot.log.DirectoryLogFetcher`). ``ironroot log export-tiles``
 writes regular files only; the directory itself may be a link.
+
+Nothing is served as a resource it is not: a tile of other than the hashes its name says, an
+entry bundle of other than its entries (a copy under way, a full disk) is a 503 problem, said
+in the mirror's log, never handed to a cache that would keep it a year (``immutable``).
 """
 
 from __future__ import annotations
@@ -29,15 +33,35 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ironroot.errors import NotFound, PayloadTooLarge, StorageError
+from ironroot.errors import MalformedInput, NotFound, PayloadTooLarge, StorageError
 from ironroot.http import Handler, ServiceInfo, guarded, problem_app
-from ironroot.log import DirectoryLogFetcher, cache_control, check_resource_path
+from ironroot.log import (
+    DirectoryLogFetcher,
+    TileAddress,
+    cache_control,
+    check_resource_path,
+    parse_entry_bundle,
+    parse_tile,
+)
 
 __all__ = ["CHECKPOINT_MEDIA_TYPE", "TILE_MEDIA_TYPE", "create_tiles_app"]
 
 CHECKPOINT_MEDIA_TYPE: Final = "text/plain; charset=utf-8"
 TILE_MEDIA_TYPE: Final = "application/octet-stream"
 _log = logging.getLogger("ironroot.tiles")
+
+
+def _whole(address: TileAddress, data: bytes) -> bool:
+    """``data`` is the resource ``address`` names in shape: a tile of exactly its hashes, a
+    bundle of exactly its entries (what it holds is the log's verifiers' to check)."""
+    try:
+        if address.entries:
+            parse_entry_bundle(data, address.count)
+        else:
+            parse_tile(data, address.width)
+    except MalformedInput:
+        return False
+    return True
 
 
 def create_tiles_app(directory: Path) -> Starlette:
@@ -70,6 +94,14 @@ def create_tiles_app(directory: Path) -> Starlette:
         except (StorageError, PayloadTooLarge) as exc:  # the mirror's files: said in its log
             _log.warning("cannot serve %s: %s", path, exc.detail)
             raise StorageError(f"this mirror cannot serve {path}") from None
+        if address is not None and not _whole(address, data):
+            # a copy under way, a full disk: never handed to a cache as this resource
+            _log.warning(
+                "cannot serve %s: %s is not the resource its name says",
+                path,
+                Path(directory) / path,
+            )
+            raise StorageError(f"this mirror cannot serve {path}")
         media = CHECKPOINT_MEDIA_TYPE if address is None else TILE_MEDIA_TYPE
         return Response(data, 200, media_type=media, headers={"Cache-Control": cache_control(path)})
 

@@ -45,12 +45,11 @@ from ironroot.log import (
     Note,
     NoteVerifier,
     SqliteLogStore,
+    StoreLogFetcher,
     TileTree,
-    encode_entry_bundle,
     layout,
     load_log_identity,
     open_checkpoint,
-    parse_tile_path,
 )
 from ironroot.merkle import leaf_hash, root_from_inclusion_proof, verify_consistency
 from ironroot.web._text import Trouble, utc
@@ -242,26 +241,6 @@ class _Config:
     witnesses: tuple[CosignatureVerifier, ...] = ()
     quorum: int = 0
     errors: tuple[str, ...] = field(default=())
-
-
-class _StoreFetcher:
-    """The C2SP read API over a store: what :class:`~ironroot.log.TileTree` reads."""
-
-    def __init__(self, store: SqliteLogStore) -> None:
-        self._store = store
-
-    def fetch(self, path: str, *, accept: str | None = None) -> bytes:
-        address = parse_tile_path(path)
-        if address.entries:
-            first = address.index * 256
-            entries = self._store.entries(first, first + address.count)
-            if len(entries) != address.count:
-                raise NotFound(f"no entry bundle {path}")
-            return encode_entry_bundle(entries)
-        data = self._store.tile(address.level, address.index)
-        if data is None:
-            raise NotFound(f"no tile {path}")
-        return data
 
 
 def _text(value: object) -> str:
@@ -483,7 +462,7 @@ class LogSource:
         labels = sorted(k for k in batch if k.startswith(_RECEIPT_PREFIX))
         if not labels:
             raise NotFound(f"no receipt signature is stored for tree size {size}")
-        path = TileTree(_StoreFetcher(store), store.state().size).inclusion_proof(index, size)
+        path = TileTree(StoreLogFetcher(store), store.state().size).inclusion_proof(index, size)
         proof = InclusionProof(size, index, tuple(path))
         receipts = []
         for label in labels:
@@ -598,7 +577,7 @@ class LogSource:
         with self.store() as store:
             sizes = store.checkpoint_sizes()
             shown = sizes[-(limit + 1) :]
-            tree = TileTree(_StoreFetcher(store), store.state().size)
+            tree = TileTree(StoreLogFetcher(store), store.state().size)
             previous: tuple[int, bytes] | None = None
             for number, size in enumerate(shown):
                 note = store.checkpoint(size) or b""
