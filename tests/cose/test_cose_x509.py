@@ -143,6 +143,63 @@ def test_chain_too_long() -> None:
         verify_x5chain(chain.der() * 5, [chain.root], NOW)
 
 
+def _key_usage(**asserted: bool) -> x509.KeyUsage:
+    bits = dict.fromkeys(
+        (
+            "digital_signature",
+            "content_commitment",
+            "key_encipherment",
+            "data_encipherment",
+            "key_agreement",
+            "key_cert_sign",
+            "crl_sign",
+            "encipher_only",
+            "decipher_only",
+        ),
+        False,
+    )
+    return x509.KeyUsage(**{**bits, **asserted})
+
+
+_LACKS_DIGITAL_SIGNATURE = (
+    "^the x5chain leaf certificate's KeyUsage lacks digitalSignature: its key may not sign "
+    "statements \\(RFC 5280 4.2.1.3\\)$"
+)
+
+
+@pytest.mark.parametrize("leaf", ["intermediate", "root"])
+def test_a_ca_certificate_as_the_leaf_is_refused(leaf: str) -> None:
+    # A CA's KeyUsage (keyCertSign, cRLSign) does not let its key sign anything but
+    # certificates and CRLs (RFC 5280 4.2.1.3): the issuing CA's key, or the root's, signing a
+    # statement under its own certificate was accepted before.
+    chain = make_chain()
+    certs = {"intermediate": [chain.intermediate], "root": [chain.root]}[leaf]
+    with pytest.raises(ChainNotTrusted, match=_LACKS_DIGITAL_SIGNATURE) as caught:
+        verify_x5chain([_der(c) for c in certs], [chain.root], NOW)
+    assert type(caught.value) is ChainNotTrusted
+
+
+@pytest.mark.parametrize("usage", [{"key_encipherment": True}, {"content_commitment": True}])
+def test_a_leaf_whose_key_usage_lacks_digital_signature_is_refused(
+    usage: dict[str, bool],
+) -> None:
+    root_key, issuer_key = (ec.generate_private_key(ec.SECP384R1()) for _ in range(2))
+    root_name, issuer_name = name(CN="Test Root"), name(CN="Test CA")
+    root = certificate(root_name, root_name, root_key.public_key(), root_key, ca=True)
+    issuer = certificate(issuer_name, root_name, issuer_key.public_key(), root_key, ca=True)
+    leaf_key = ec.generate_private_key(ec.SECP384R1())
+    leaf = certificate(name(CN="Signer"), issuer_name, leaf_key.public_key(), issuer_key, ca=False)
+    good = [_der(leaf), _der(issuer)]
+    assert verify_x5chain(good, [root], NOW).raw == leaf_key.public_key()
+    # without KeyUsage at all the key is unrestricted (RFC 5280 4.2.1.3)
+    bare = resigned(leaf, issuer_key, drop=(x509.KeyUsage,))
+    assert verify_x5chain([_der(bare), _der(issuer)], [root], NOW).raw == leaf_key.public_key()
+    other = resigned(leaf, issuer_key, drop=(x509.KeyUsage,), add=[(_key_usage(**usage), True)])
+    with pytest.raises(ChainNotTrusted, match=_LACKS_DIGITAL_SIGNATURE) as caught:
+        verify_x5chain([_der(other), _der(issuer)], [root], NOW)
+    assert type(caught.value) is ChainNotTrusted
+
+
 # --- did:x509 ------------------------------------------------------------------------------
 
 
@@ -362,4 +419,7 @@ def test_cerberus_dice_certificates_with_a_critical_tcb_info_validate(vectors: P
         for f in ("cass-tcbinfo-crit.crt", "ca-tcbinfo-crit.crt")
     )
     when = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
-    assert verify_x5chain([_der(riot)], [root], when).raw == riot.public_key()
+    # The path validates, critical TcbInfo and all; the RIoT certificate is a CA whose
+    # KeyUsage is keyCertSign alone, so its key may still not sign statements (checked last).
+    with pytest.raises(ChainNotTrusted, match=_LACKS_DIGITAL_SIGNATURE):
+        verify_x5chain([_der(riot)], [root], when)

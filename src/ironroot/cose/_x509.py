@@ -90,9 +90,10 @@ def verify_x5chain(
     Raises ``MalformedInput`` for an empty, over-long or unparsable chain (or a leaf key this
     suite cannot use), ``CertificateExpired`` if a supplied certificate is outside its validity
     period at ``now``, and ``ChainNotTrusted`` if no valid path reaches a root (an empty
-    ``roots`` trusts nothing) or ``chain`` is not that path in order (RFC 9360: each
+    ``roots`` trusts nothing), ``chain`` is not that path in order (RFC 9360: each
     certificate followed by its issuer; the root may be left out, and past a configured
-    intermediate only its issuers may follow). A naive ``now`` is taken as UTC.
+    intermediate only its issuers may follow), or the leaf has a KeyUsage without
+    digitalSignature (a CA certificate as the leaf). A naive ``now`` is taken as UTC.
     """
     if not chain:
         raise MalformedInput("x5chain is empty")
@@ -125,7 +126,21 @@ def verify_x5chain(
     except ValueError as exc:  # an extension the verifier cannot parse
         raise MalformedInput(f"x5chain certificate does not parse: {exc}") from exc
     _check_ordered(certs, path)
+    _check_leaf_usage(certs[0])
     return PublicKey(certs[0].public_key())  # type: ignore[arg-type]
+
+
+def _check_leaf_usage(leaf: x509.Certificate) -> None:
+    """The leaf's key may sign what the caller verifies with it: when the leaf has KeyUsage,
+    digitalSignature is in it (RFC 5280 4.2.1.3: keyCertSign and cRLSign alone let a key sign
+    only certificates and CRLs). The end-entity policy permits any extension, so a CA
+    certificate sent as the leaf, its issuer left out, would otherwise pass."""
+    usage = _extension(leaf, ExtensionOID.KEY_USAGE)
+    if isinstance(usage, x509.KeyUsage) and not usage.digital_signature:
+        raise ChainNotTrusted(
+            "the x5chain leaf certificate's KeyUsage lacks digitalSignature: its key may not "
+            "sign statements (RFC 5280 4.2.1.3)"
+        )
 
 
 def _check_ordered(certs: list[x509.Certificate], path: list[x509.Certificate]) -> None:
