@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 
 import cbor2
 import pytest
@@ -88,7 +89,7 @@ def test_optional_headers_and_other_claims() -> None:
             3: 50,
             15: {**CLAIMS, 4: 2000, "custom": [1, 2]},
             33: [cert_a, cert_b],
-            34: [-16, bytes(32)],
+            34: [-16, hashlib.sha256(cert_a).digest()],
         },
         {99: "unprotected extra"},
     )
@@ -96,7 +97,9 @@ def test_optional_headers_and_other_claims() -> None:
     assert st.content_type == 50
     assert st.kid is None
     assert st.x5chain == (cert_a, cert_b)
-    assert st.x5t == (-16, bytes(32))
+    assert st.x5t == (-16, hashlib.sha256(cert_a).digest())
+    # x5t alone (the certificate found elsewhere) is not compared with anything here
+    assert SignedStatement.parse(signed({15: CLAIMS, 34: [-16, bytes(32)]})).x5t == (-16, bytes(32))
     assert dict(st.claims.other) == {4: 2000, "custom": [1, 2]}
     single = SignedStatement.parse(signed({15: CLAIMS, 33: cert_a}))
     assert single.x5chain == (cert_a,)
@@ -175,6 +178,38 @@ def test_malformed_statements(case: str) -> None:
     with pytest.raises(MalformedStatement) as info:
         SignedStatement.parse(BAD_STATEMENTS[case])
     assert type(info.value) is MalformedStatement
+
+
+_LEAF, _ISSUER = b"\x30\x03\x02\x01\x01", b"\x30\x03\x02\x01\x02"
+
+
+@pytest.mark.parametrize(
+    ("x5t", "message"),
+    [
+        # the issuer's thumbprint, or a zero one: the signed header names two signers
+        (
+            [-16, hashlib.sha256(_ISSUER).digest()],
+            "x5t (34) does not identify the leaf certificate of x5chain (33)",
+        ),
+        ([-43, bytes(48)], "x5t (34) does not identify the leaf certificate of x5chain (33)"),
+        # a thumbprint that cannot be compared is refused beside x5chain, not ignored
+        (
+            [-15, hashlib.sha256(_LEAF).digest()[:8]],
+            "x5t (34) hash algorithm -15 cannot be checked against x5chain (33)",
+        ),
+    ],
+)
+def test_x5t_that_is_not_the_x5chain_leaf_is_refused(x5t: list[object], message: str) -> None:
+    # RFC 9360: x5t identifies the end-entity certificate, the first of x5chain. Both were
+    # parsed and never compared: a reader taking x5t for the signer's certificate would trust
+    # another certificate than the one whose key verifies the statement.
+    data = signed({15: CLAIMS, 33: [_LEAF, _ISSUER], 34: x5t})
+    with pytest.raises(MalformedStatement, match=f"^{re.escape(message)}$") as info:
+        SignedStatement.parse(data)
+    assert type(info.value) is MalformedStatement
+    for alg, name in ((-16, "sha256"), (-43, "sha384"), (-44, "sha512")):
+        good = [alg, hashlib.new(name, _LEAF).digest()]
+        assert SignedStatement.parse(signed({15: CLAIMS, 33: [_LEAF, _ISSUER], 34: good})).x5t
 
 
 def test_unknown_alg_keeps_a_specific_code() -> None:

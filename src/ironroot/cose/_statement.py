@@ -6,7 +6,8 @@ text ``iss`` and ``sub``, an attached payload, header value types, and the hash 
 of RFC 9995 (``258`` payload-hash-alg, ``259`` preimage content type, ``260`` payload location,
 all protected, never together with content type ``3``, and a payload exactly one digest long).
 Identity headers (``kid``, ``x5chain``, ``x5t``, content type) must be protected too: a
-transparency service must never act on unauthenticated identity. Which of them a statement must
+transparency service must never act on unauthenticated identity; ``x5t`` beside ``x5chain``
+must be the thumbprint of its first (leaf) certificate (RFC 9360). Which of them a statement must
 carry is a registration-policy decision, not a structural one.
 
 The log entry (ARCHITECTURE "Log entry and leaf") is the statement with an empty unprotected
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import hmac
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -164,6 +166,20 @@ def _x5t(value: object) -> tuple[int, bytes]:
     return alg, digest
 
 
+def _check_x5t_names_leaf(x5t: tuple[int, bytes], leaf: bytes) -> None:
+    """RFC 9360: ``x5t`` identifies the end-entity certificate, which ``x5chain`` carries
+    first. Beside a chain, a thumbprint of another certificate (or one that cannot be
+    computed here) would name a second signer in the signed header."""
+    alg, digest = x5t
+    name = HASH_NAMES.get(alg)
+    if name is None:
+        raise MalformedStatement(
+            f"x5t (34) hash algorithm {alg} cannot be checked against x5chain (33)"
+        )
+    if not hmac.compare_digest(hashlib.new(name, leaf).digest(), digest):
+        raise MalformedStatement("x5t (34) does not identify the leaf certificate of x5chain (33)")
+
+
 def _hash_envelope(protected: Mapping[object, object], payload: bytes) -> HashEnvelope | None:
     hash_alg = protected.get(PAYLOAD_HASH_ALG)
     if hash_alg is None:
@@ -238,6 +254,8 @@ class SignedStatement:
             raise MalformedStatement("kid (4) must be a non-empty byte string")
         x5chain = _x5chain(protected[X5CHAIN], limits) if X5CHAIN in protected else ()
         x5t = _x5t(protected[X5T]) if X5T in protected else None
+        if x5t is not None and x5chain:
+            _check_x5t_names_leaf(x5t, x5chain[0])
         ctype = protected.get(CONTENT_TYPE)
         return cls(
             sign1=dataclasses.replace(msg, understood=_UNDERSTOOD),
