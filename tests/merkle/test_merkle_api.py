@@ -347,3 +347,23 @@ def test_consistency_proof_asks_for_few_nodes(size2: int) -> None:
         consistency_proof(size1, size2, nodes)
         assert len(nodes.calls) <= bound
         assert len(set(nodes.calls)) == len(nodes.calls)
+
+
+def test_a_proof_that_is_not_a_sequence_fails_closed() -> None:
+    # None, a number or a generator as the proof raised TypeError from len(), not
+    # InvalidProof. (Equal sizes compare the roots as given, whatever their length, as the
+    # transparency-dev vector sizes-are-equal-one-and-proof-is-empty requires.)
+    tree = _tree(11)
+    r11, leaf = tree.root(), tree.node(0, 3)
+    cases: list[tuple[Any, tuple[Any, ...]]] = [
+        (verify_consistency, (11, 11, None, r11, r11)),
+        (verify_consistency, (3, 11, 5, r11, r11)),
+        (verify_consistency, (3, 11, iter([r11]), r11, r11)),
+        (verify_inclusion, (3, 7, leaf, None, r11)),
+        (root_from_inclusion_proof, (0, 2, leaf, 5)),
+        (root_from_inclusion_proof, (0, 2, leaf, iter([leaf]))),
+    ]
+    for function, args in cases:
+        with pytest.raises(InvalidProof, match="^a proof must be a sequence of hashes$") as caught:
+            function(*args)
+        assert type(caught.value) is InvalidProof

@@ -41,9 +41,14 @@ def _hash(value: object, what: str) -> bytes:
     return value
 
 
-def _proof_hashes(proof: Sequence[bytes], want: int) -> Sequence[bytes]:
-    if isinstance(proof, (bytes, bytearray, str)):
+def _sequence(proof: object) -> Sequence[object]:
+    if isinstance(proof, (bytes, bytearray, str)) or not isinstance(proof, Sequence):
         raise InvalidProof("a proof must be a sequence of hashes")
+    return proof
+
+
+def _proof_hashes(proof: Sequence[bytes], want: int) -> Sequence[bytes]:
+    _sequence(proof)
     if len(proof) != want:
         raise InvalidProof(f"the proof has {len(proof)} hashes where {want} are required")
     for p in proof:
@@ -117,8 +122,7 @@ def verify_consistency(
         raise InvalidProof(f"tree size {size1} is larger than tree size {size2}")
     if size1 == 0:
         raise InvalidProof("a consistency proof from the empty tree proves nothing")
-    if isinstance(proof, (bytes, bytearray, str)):
-        raise InvalidProof("a proof must be a sequence of hashes")
+    _sequence(proof)
     if not isinstance(root1, bytes) or not isinstance(root2, bytes):
         raise InvalidProof("a root hash must be bytes")
     if size1 == size2:
