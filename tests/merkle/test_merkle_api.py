@@ -364,6 +364,6 @@ def test_a_proof_that_is_not_a_sequence_fails_closed() -> None:
         (root_from_inclusion_proof, (0, 2, leaf, iter([leaf]))),
     ]
     for function, args in cases:
-        with pytest.raises(InvalidProof, match="^a proof must be a sequence of hashes$") as caught:
+        with pytest.raises(InvalidProof, match=r"^a proof must be a sequence of hashes$") as caught:
             function(*args)
         assert type(caught.value) is InvalidProof
