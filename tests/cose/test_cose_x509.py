@@ -173,10 +173,14 @@ def test_a_ca_certificate_as_the_leaf_is_refused(leaf: str) -> None:
     # certificates and CRLs (RFC 5280 4.2.1.3): the issuing CA's key, or the root's, signing a
     # statement under its own certificate was accepted before.
     chain = make_chain()
-    certs = {"intermediate": [chain.intermediate], "root": [chain.root]}[leaf]
+    certs = [_der(c) for c in {"intermediate": [chain.intermediate], "root": [chain.root]}[leaf]]
     with pytest.raises(ChainNotTrusted, match=_LACKS_DIGITAL_SIGNATURE) as caught:
-        verify_x5chain([_der(c) for c in certs], [chain.root], NOW)
+        verify_x5chain(certs, [chain.root], NOW)
     assert type(caught.value) is ChainNotTrusted
+    # a chain whose leaf certifies a key rather than signing (an HSM's device CA) may end in
+    # a CA: its caller says so
+    key = verify_x5chain(certs, [chain.root], NOW, leaf_signs=False)
+    assert key.raw == {"intermediate": chain.intermediate, "root": chain.root}[leaf].public_key()
 
 
 @pytest.mark.parametrize("usage", [{"key_encipherment": True}, {"content_commitment": True}])

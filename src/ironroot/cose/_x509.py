@@ -84,6 +84,8 @@ def verify_x5chain(
     roots: Sequence[x509.Certificate],
     now: datetime,
     limits: Limits = DEFAULT_LIMITS,
+    *,
+    leaf_signs: bool = True,
 ) -> PublicKey:
     """Validate ``chain`` (DER, leaf first) to one of ``roots`` at ``now``; return the leaf key.
 
@@ -92,8 +94,11 @@ def verify_x5chain(
     period at ``now``, and ``ChainNotTrusted`` if no valid path reaches a root (an empty
     ``roots`` trusts nothing), ``chain`` is not that path in order (RFC 9360: each
     certificate followed by its issuer; the root may be left out, and past a configured
-    intermediate only its issuers may follow), or the leaf has a KeyUsage without
-    digitalSignature (a CA certificate as the leaf). A naive ``now`` is taken as UTC.
+    intermediate only its issuers may follow), or, with ``leaf_signs`` (the leaf key verifies
+    a message's signature, as x5chain's does), the leaf has a KeyUsage without
+    digitalSignature (a CA certificate as the leaf). ``leaf_signs=False`` is for a chain whose
+    leaf certifies another key instead (an HSM's device chain, which may end in a device CA).
+    A naive ``now`` is taken as UTC.
     """
     if not chain:
         raise MalformedInput("x5chain is empty")
@@ -126,7 +131,8 @@ def verify_x5chain(
     except ValueError as exc:  # an extension the verifier cannot parse
         raise MalformedInput(f"x5chain certificate does not parse: {exc}") from exc
     _check_ordered(certs, path)
-    _check_leaf_usage(certs[0])
+    if leaf_signs:
+        _check_leaf_usage(certs[0])
     return PublicKey(certs[0].public_key())  # type: ignore[arg-type]
 
 

@@ -155,7 +155,9 @@ def open_hsm_statement(
         raise MalformedInput(f"an HSM {what} carries x5chain [attestation cert, device chain]")
     if msg.payload is None:
         raise MalformedInput(f"an HSM {what} has an attached payload")
-    device_key = verify_x5chain(chain[1:], roots, now, ATTESTATION_LIMITS)
+    # the device key signs the attestation certificate, not this statement: a device CA
+    # (keyCertSign alone) may be the chain's leaf
+    device_key = verify_x5chain(chain[1:], roots, now, ATTESTATION_LIMITS, leaf_signs=False)
     attestation_cert = load_certificate(chain[0])
     check_issued_by(attestation_cert, load_certificate(chain[1]), now)
     attestation_key = _public_of(attestation_cert)
