@@ -3,7 +3,9 @@
 Path validation uses ``cryptography.x509.verification`` (RFC 5280 path building with the
 CA/Browser-Forum "webpki" profile) with two settings: the caller's ``now`` as the validation
 time, and an end-entity extension policy that permits any extended key usage (statement signers
-use codeSigning, document-signing or private EKUs, not TLS ones). CA certificates keep the
+use codeSigning, document-signing or private EKUs, not TLS ones); after it, a leaf with a
+KeyUsage must assert digitalSignature (RFC 5280 §4.2.1.3), so a CA certificate (keyCertSign,
+cRLSign) is not taken for a statement signer's. CA certificates keep the
 library's default CA policy (basicConstraints CA, path length, keyUsage keyCertSign). That profile
 refuses CA certificates whose keys are Ed25519; an Ed25519 leaf under an ECDSA, RSA or ML-DSA CA
 verifies. It refuses a critical extension it does not know (RFC 5280 §4.2); the DICE
