@@ -183,6 +183,30 @@ def test_a_ca_certificate_as_the_leaf_is_refused(leaf: str) -> None:
     assert key.raw == {"intermediate": chain.intermediate, "root": chain.root}[leaf].public_key()
 
 
+def test_a_ca_leaf_without_key_usage_is_refused_and_one_granting_signatures_verifies() -> None:
+    # A CA certificate without KeyUsage (non-conforming, RFC 5280 4.2.1.3: a CA MUST have
+    # one) passed as the leaf: nothing restricted its key, and a CA's key signed a statement.
+    # A CA whose KeyUsage grants digitalSignature beside keyCertSign (a DICE alias) may sign.
+    root_key, issuer_key = (ec.generate_private_key(ec.SECP384R1()) for _ in range(2))
+    root_name, issuer_name = name(CN="Test Root"), name(CN="Test CA")
+    root = certificate(root_name, root_name, root_key.public_key(), root_key, ca=True)
+    issuer = certificate(issuer_name, root_name, issuer_key.public_key(), root_key, ca=True)
+    bare = resigned(issuer, root_key, drop=(x509.KeyUsage,))
+    message = (
+        "^the x5chain leaf certificate is a CA without a KeyUsage asserting digitalSignature: "
+        "its key may not sign statements \\(RFC 5280 4.2.1.3\\)$"
+    )
+    with pytest.raises(ChainNotTrusted, match=message) as caught:
+        verify_x5chain([_der(bare)], [root], NOW)
+    assert type(caught.value) is ChainNotTrusted
+    assert (
+        verify_x5chain([_der(bare)], [root], NOW, leaf_signs=False).raw == issuer_key.public_key()
+    )
+    usage = _key_usage(digital_signature=True, key_cert_sign=True)
+    alias = resigned(issuer, root_key, drop=(x509.KeyUsage,), add=[(usage, True)])
+    assert verify_x5chain([_der(alias)], [root], NOW).raw == issuer_key.public_key()
+
+
 @pytest.mark.parametrize("usage", [{"key_encipherment": True}, {"content_commitment": True}])
 def test_a_leaf_whose_key_usage_lacks_digital_signature_is_refused(
     usage: dict[str, bool],

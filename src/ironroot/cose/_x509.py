@@ -142,12 +142,22 @@ def _check_leaf_usage(leaf: x509.Certificate) -> None:
     """The leaf's key may sign what the caller verifies with it: when the leaf has KeyUsage,
     digitalSignature is in it (RFC 5280 4.2.1.3: keyCertSign and cRLSign alone let a key sign
     only certificates and CRLs). The end-entity policy permits any extension, so a CA
-    certificate sent as the leaf, its issuer left out, would otherwise pass."""
+    certificate sent as the leaf, its issuer left out, would otherwise pass. A CA leaf without
+    KeyUsage (which RFC 5280 requires of a CA) is refused too: nothing grants its key
+    signatures; one whose KeyUsage asserts digitalSignature (a DICE alias) may sign."""
     usage = _extension(leaf, ExtensionOID.KEY_USAGE)
-    if isinstance(usage, x509.KeyUsage) and not usage.digital_signature:
+    if isinstance(usage, x509.KeyUsage):
+        if not usage.digital_signature:
+            raise ChainNotTrusted(
+                "the x5chain leaf certificate's KeyUsage lacks digitalSignature: its key may "
+                "not sign statements (RFC 5280 4.2.1.3)"
+            )
+        return
+    constraints = _extension(leaf, ExtensionOID.BASIC_CONSTRAINTS)
+    if isinstance(constraints, x509.BasicConstraints) and constraints.ca:
         raise ChainNotTrusted(
-            "the x5chain leaf certificate's KeyUsage lacks digitalSignature: its key may not "
-            "sign statements (RFC 5280 4.2.1.3)"
+            "the x5chain leaf certificate is a CA without a KeyUsage asserting digitalSignature: "
+            "its key may not sign statements (RFC 5280 4.2.1.3)"
         )
 
 
