@@ -9,6 +9,7 @@ import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
 
+import cbor2
 import httpx
 import pytest
 from witness_testkit import (
@@ -22,6 +23,7 @@ from witness_testkit import (
 )
 
 from ironroot.cli import main
+from ironroot.cose import SignedStatement
 from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.errors import (
     ConfigError,
@@ -32,6 +34,7 @@ from ironroot.errors import (
     InvalidProof,
     LimitExceeded,
     MalformedInput,
+    MalformedStatement,
     StorageError,
     UnknownIssuer,
     Unreachable,
@@ -96,6 +99,40 @@ def test_follows_a_growing_log_and_reports_watched_statements(
         state = store.state(ORIGIN)
         assert state is not None
         assert state.size == log.tree_size == 303
+    finally:
+        log.close()
+
+
+def _refused_by_the_parser(data: bytes) -> bytes:
+    """``data`` with a ``kid`` in its unprotected header: the strict parse refuses it
+    (identity headers must be protected), another party's parser might not."""
+    message = cbor2.loads(data)
+    protected, _, payload, signature = message.value
+    return cbor2.dumps(cbor2.CBORTag(18, [protected, {4: b"unprotected-kid"}, payload, signature]))
+
+
+def test_a_watched_statement_the_parser_refuses_is_still_reported(
+    store: MonitorStore, log_key: PrivateKey, vendor: PrivateKey
+) -> None:
+    """A log holding a statement about a watched subject that this parser refuses: a
+    stricter parse must not hide it from the monitor. It is reported, saying why; an entry
+    that is no COSE_Sign1 with claims (or names nobody watched) is not."""
+    odd = _refused_by_the_parser(statement(vendor, "pkg:fw/bmc", b"9.9.9"))
+    with pytest.raises(MalformedStatement):
+        SignedStatement.parse(odd)
+    unwatched = _refused_by_the_parser(statement(vendor, "pkg:fw/other"))
+    log = grown(log_key, [odd, unwatched, b"not a statement", cbor2.dumps([b"", {}, b"", b""])])
+    try:
+        monitor = Monitor(store, watch=Watch(frozenset({"pkg:fw/bmc"}), frozenset()))
+        events = [
+            e for e in monitor.check("log", LogFetcher(log), _keys(log)) if e.kind != "checkpoint"
+        ]
+        assert [(e.kind, e.index, e.sub, e.iss) for e in events] == [
+            ("statement", 0, "pkg:fw/bmc", VENDOR)
+        ]
+        assert events[0].detail.startswith("does not parse as a Signed Statement (")
+        assert events[0].detail.endswith("its iss and sub are read unchecked")
+        assert "read unchecked" in events[0].line()
     finally:
         log.close()
 

@@ -66,9 +66,11 @@ import hashlib
 import hmac
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
+
+import cbor2
 
 from ironroot.cose import SignedStatement
 from ironroot.errors import (
@@ -127,7 +129,7 @@ class Watch:
             frozenset(v for w, v in items if w == "iss"),
         )
 
-    def matches(self, iss: str, sub: str) -> list[str]:
+    def matches(self, iss: str | None, sub: str | None) -> list[str]:
         """Why a statement is watched: ``["sub", "iss"]``, either or neither."""
         hits = (("sub", sub in self.subjects), ("iss", iss in self.issuers))
         return [what for what, hit in hits if hit]
@@ -176,10 +178,39 @@ class MonitorEvent:
             return (
                 f"statement {self.origin} #{self.index} iss={self.iss} sub={self.sub} "
                 f"(watched {', '.join(self.watched)}) id={self.entry_id}"
+                + (f": {self.detail}" if self.detail else "")
             )
         if self.kind == "fork":
             return f"FORK {self.origin} at {self.url}: {self.detail} (proof #{self.fork_id})"
         return f"{self.kind} {self.origin} size {self.size}: {self.detail}"
+
+
+_CWT_CLAIMS: Final = 15
+_ISS: Final = 1
+_SUB: Final = 2
+
+
+def _unchecked_claims(entry: bytes) -> tuple[str | None, str | None] | None:
+    """``(iss, sub)`` of the CWT claims (label 15) in the protected header of ``entry`` read as
+    a COSE_Sign1 by a plain CBOR decode, nothing else checked; ``None`` when it is not one or
+    names neither as text. For an entry the strict parse refuses (:meth:`Monitor._watched`)."""
+    try:
+        message = cbor2.loads(entry)
+        if isinstance(message, cbor2.CBORTag) and message.tag == 18:
+            message = message.value
+        if not isinstance(message, list | tuple) or len(message) != 4:
+            return None
+        protected = message[0]
+        header = cbor2.loads(protected) if isinstance(protected, bytes) and protected else None
+        claims = header.get(_CWT_CLAIMS) if isinstance(header, Mapping) else None
+        if not isinstance(claims, Mapping):
+            return None
+        iss, sub = claims.get(_ISS), claims.get(_SUB)
+    except (Exception, RecursionError):  # hostile CBOR of any kind: not one to read
+        return None
+    iss = iss if isinstance(iss, str) else None
+    sub = sub if isinstance(sub, str) else None
+    return None if iss is None and sub is None else (iss, sub)
 
 
 def _wall_clock() -> int:
@@ -521,11 +552,23 @@ class Monitor:
     ) -> list[MonitorEvent]:
         if not (watch.subjects or watch.issuers):
             return []
+        detail = ""
         try:
             statement = SignedStatement.parse(entry)
-        except IronrootError:
-            return []  # not a Signed Statement: nothing to watch in it
-        iss, sub = statement.claims.iss, statement.claims.sub
+        except IronrootError as exc:
+            # Not a Signed Statement by this parser's rules; another party's parser may take
+            # it, so one whose protected header still names a watched issuer or subject is
+            # reported, saying so: a stricter parse must not hide it from the monitor.
+            claims = _unchecked_claims(entry)
+            if claims is None:
+                return []  # not COSE_Sign1 with CWT claims: nothing to watch in it
+            iss, sub = claims
+            detail = (
+                f"does not parse as a Signed Statement ({exc.detail[:200]}); its iss and sub "
+                "are read unchecked"
+            )
+        else:
+            iss, sub = statement.claims.iss, statement.claims.sub
         why = watch.matches(iss, sub)
         if not why:
             return []
@@ -540,6 +583,7 @@ class Monitor:
                 iss=iss,
                 sub=sub,
                 watched=tuple(why),
+                detail=detail,
             )
         ]
 
