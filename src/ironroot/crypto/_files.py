@@ -13,7 +13,9 @@ with mode 0600. An LMS key is never copied: its state file is the key.
 from __future__ import annotations
 
 import io
+import json
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Final
@@ -28,6 +30,7 @@ from ironroot.errors import LimitExceeded, MalformedInput, StateReuse, Unsupport
 
 __all__ = [
     "MAX_KEY_FILE_BYTES",
+    "holds_private_key",
     "load_signer",
     "load_verifier",
     "save_signer",
@@ -37,6 +40,7 @@ __all__ = [
 MAX_KEY_FILE_BYTES: Final = 1024 * 1024
 
 _PEM: Final = b"-----BEGIN"
+_PEM_PRIVATE: Final = re.compile(rb"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----")
 
 
 def _keep_bignum(value: object, immutable: bool) -> cbor2.CBORTag:
@@ -126,6 +130,25 @@ def load_signer(path: str | os.PathLike[str], password: bytes | None = None) -> 
         raise MalformedInput("not a PKCS#8 PEM key, a private JWK or an LMS state file")
     warn_if_exposed(Path(path), "a private key")  # once it is known to hold one
     return signer
+
+
+def holds_private_key(data: bytes) -> bool:
+    """Whether ``data`` is (or holds) private key material: any PEM private key (PKCS#8,
+    encrypted or not, SEC1, RSA, OpenSSH), a private JWK or a JWK Set with one, or an LMS
+    state file. A file of this kind is never replaced by another verb's output."""
+    if len(data) > MAX_KEY_FILE_BYTES:
+        return False
+    if _PEM_PRIVATE.search(data) or is_lms_state(data):
+        return True
+    if not data.lstrip().startswith(b"{"):
+        return False
+    try:
+        value = json.loads(data)
+    except (ValueError, RecursionError):
+        return False
+    keys = value.get("keys") if isinstance(value, dict) else None
+    members = keys if isinstance(keys, list) else [value]
+    return any(isinstance(key, dict) and "d" in key for key in members)
 
 
 def save_signer(

@@ -1,0 +1,194 @@
+"""What every verb's ``--out`` may and may not replace (``ironroot.cli._output``).
+
+An output never replaces a private key or an LMS state file, whatever name reaches it (the
+key's own path, a symbolic link, a hard link), and whichever verb writes it: the key would be
+lost, and an LMS state file rewound or lost means a one-time key signs twice. An output that
+is a named pipe nobody reads is refused rather than waited on; ``/dev/stdout`` works whether
+stdout is a file or a pipe; a terminal is never sent binary; a dangling link is not followed to
+create a file elsewhere. Each refusal is one line, exit 2, no traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ironroot.cli import main
+
+_LMS = "SHA256-N24-H5-W4"
+
+
+def _key(tmp_path: Path, name: str = "k", alg: str = "ES256") -> Path:
+    extra = ["--lms-params", _LMS] if alg == "HSS-LMS" else []
+    assert main(["key", "generate", "--alg", alg, "--out", str(tmp_path / name), *extra]) == 0
+    return tmp_path / f"{name}.key"
+
+
+def _sign(tmp_path: Path, out: Path | str, key: Path | None = None) -> list[str]:
+    payload = tmp_path / "payload.bin"
+    payload.write_bytes(b"payload")
+    signer = key if key is not None else tmp_path / "signer.key"
+    if key is None and not signer.exists():
+        _key(tmp_path, "signer")
+    return ["statement", "sign", str(payload), "--key", str(signer),
+            "--iss", "https://i.example", "--sub", "s", "--out", str(out)]  # fmt: skip
+
+
+def _refused(capsys: pytest.CaptureFixture[str], argv: list[str], key: Path) -> str:
+    before = key.read_bytes()
+    capsys.readouterr()
+    assert main(argv) == 2, argv
+    err = capsys.readouterr().err
+    assert err.startswith("ironroot: config: "), err
+    assert "Traceback" not in err
+    assert key.read_bytes() == before  # the key is as it was
+    assert not list(key.parent.glob(".*.tmp"))
+    return err
+
+
+def test_an_output_never_replaces_another_private_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    victim = _key(tmp_path, "victim")
+    err = _refused(capsys, _sign(tmp_path, victim), victim)
+    assert f"{victim} holds a private key: writing the output there would replace it" in err
+
+
+def test_an_output_never_replaces_its_own_signing_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    key = _key(tmp_path)
+    _refused(capsys, _sign(tmp_path, key, key), key)
+
+
+def test_an_output_never_replaces_a_private_key_through_a_link_or_a_hard_link(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    key = _key(tmp_path)
+    soft = tmp_path / "soft.cose"
+    soft.symlink_to(key)
+    hard = tmp_path / "hard.cose"
+    os.link(key, hard)
+    for out in (soft, hard):
+        err = _refused(capsys, _sign(tmp_path, out), key)
+        assert "holds a private key" in err
+
+
+def test_an_output_never_replaces_a_private_jwk_or_an_encrypted_pem(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    jwk = tmp_path / "k.jwk"
+    jwk.write_text('{"kty": "EC", "crv": "P-256", "x": "AA", "y": "AA", "d": "AA"}')
+    encrypted = tmp_path / "enc.pem"
+    encrypted.write_text("-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED")
+    for victim in (jwk, encrypted):
+        _refused(capsys, _sign(tmp_path, victim), victim)
+
+
+def test_an_output_never_replaces_an_lms_state_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    state = _key(tmp_path, "lms", "HSS-LMS")
+    hard = tmp_path / "other-name"
+    os.link(state, hard)
+    for out in (state, hard):
+        err = _refused(capsys, _sign(tmp_path, out), state)
+        assert "holds a private key" in err
+    hard.unlink()  # the state file signs on as before
+    assert main(_sign(tmp_path, tmp_path / "by-lms.cose", state)) == 0
+
+
+def test_other_verbs_keep_the_rule(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    key = _key(tmp_path)
+    _refused(capsys, ["keyrelease", "tee-key", "--out", str(key)], key)
+    _key(tmp_path, "ecc", "ES384")
+    _key(tmp_path, "pqc", "ML-DSA-87")
+    fmc = tmp_path / "fmc.bin"
+    fmc.write_bytes(b"f" * 64)
+    build = ["firmware", "build", "--fmc", str(fmc), "--runtime", str(fmc), "--svn", "1",
+             "--vendor-ecc-key", str(tmp_path / "ecc.pub.pem"),
+             "--vendor-pqc-key", str(tmp_path / "pqc.pub.pem"), "--pqc-type", "mldsa",
+             "--not-before", "2026-01-01T00:00:00Z", "--not-after", "2036-01-01T00:00:00Z",
+             "--out", str(key)]  # fmt: skip
+    _refused(capsys, build, key)
+
+
+def test_an_output_still_replaces_an_ordinary_file_and_an_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    old = tmp_path / "old.cose"
+    old.write_bytes(b"an older statement")
+    assert main(_sign(tmp_path, old)) == 0
+    assert old.read_bytes()[:1] == b"\xd2"
+    payload = tmp_path / "payload.bin"  # signed in place, as before
+    assert main(_sign(tmp_path, payload)) == 0
+    assert payload.read_bytes()[:1] == b"\xd2"
+
+
+def _cli(argv: list[str], **kwargs: object) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [sys.executable, "-m", "ironroot", *argv],
+        capture_output=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")},
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def test_a_named_pipe_nobody_reads_is_refused_not_waited_on(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fifo = tmp_path / "out.fifo"
+    os.mkfifo(fifo)
+    capsys.readouterr()
+    run = _cli(_sign(tmp_path, fifo))  # before: waited for a reader forever
+    assert run.returncode == 2, run.stderr
+    assert run.stderr.decode() == (
+        f"ironroot: input-unavailable: {fifo}: a named pipe nobody reads: nothing was written\n"
+    )
+
+
+def test_dev_stdout_is_written_in_place_into_a_pipe(tmp_path: Path) -> None:
+    run = _cli(_sign(tmp_path, "/dev/stdout"))  # stdout is a pipe here
+    assert run.returncode == 0, run.stderr
+    assert run.stdout[:1] == b"\xd2"  # the statement, then the verb's line
+    assert b"wrote /dev/stdout" in run.stdout
+
+
+def test_binary_is_never_written_to_a_terminal(tmp_path: Path) -> None:
+    controller, terminal = os.openpty()
+    name = os.ttyname(terminal)
+    try:
+        run = _cli(_sign(tmp_path, name))
+    finally:
+        os.close(controller)
+        os.close(terminal)
+    assert run.returncode == 2, run.stderr
+    assert run.stderr.decode() == (
+        f"ironroot: config: {name}: is a terminal and the output is binary: "
+        "name a file, or redirect stdout\n"
+    )
+
+
+def test_a_dangling_link_is_not_followed_to_create_a_file_elsewhere(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    link = tmp_path / "out.cose"
+    link.symlink_to(elsewhere / "planted")
+    argv = _sign(tmp_path, link)
+    capsys.readouterr()
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        f"ironroot: input-unavailable: {link}: is a symbolic link to {elsewhere / 'planted'}, "
+        "which does not exist: no file is created through a link\n"
+    )
+    assert not (elsewhere / "planted").exists()
+    assert link.is_symlink()
