@@ -8,7 +8,9 @@ create a file wherever it points.
 
 An output never replaces a private key or an LMS state file (``config``, exit 2), whatever name
 reaches it — the key's own path, a link, a hard link — and whichever verb writes it: the key
-would be lost, and an LMS state file lost or rewound lets a one-time key sign twice.
+would be lost, and an LMS state file lost or rewound lets a one-time key sign twice. Nor does it
+replace a file the command read a secret from (:func:`~ironroot.cli._input.read_secret`: a
+sealing secret, a credential), which has nothing else to recognise it by.
 
 A target that is no regular file (``/dev/stdout``, a terminal, a named pipe) is written in
 place: a named pipe nobody reads is refused rather than waited on, and a terminal is never
@@ -23,6 +25,7 @@ import stat
 from pathlib import Path
 
 from ironroot._fileio import read_limited, write_atomic
+from ironroot.cli._input import secret_read
 from ironroot.crypto import holds_private_key
 from ironroot.errors import ConfigError, InputUnavailable, LimitExceeded
 
@@ -71,6 +74,12 @@ def _target(path: Path) -> tuple[Path, int | None]:
 
 
 def _refuse_replacing_a_key(path: Path, target: Path) -> None:
+    secret = secret_read(target.stat())
+    if secret is not None:
+        raise ConfigError(
+            f"{path} is the secret file {secret} this command read: writing the output there "
+            "would replace it (name another file)"
+        )
     try:
         existing = read_limited(target, _MAX_KEY_FILE)
     except LimitExceeded:
