@@ -15,6 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cbor2
 import pytest
 
 from ironroot.cli import main
@@ -192,3 +193,34 @@ def test_a_dangling_link_is_not_followed_to_create_a_file_elsewhere(
     )
     assert not (elsewhere / "planted").exists()
     assert link.is_symlink()
+
+
+def test_a_kill_at_any_point_leaves_the_previous_output_or_the_new_one(tmp_path: Path) -> None:
+    """``kill -9`` at each file operation of ``statement sign --out`` over an existing output
+    (a real process, killed by ``tests/kill_points.py``): the output is the old bytes or a
+    whole new statement, never a truncated one."""
+    from kill_points import KILLER, run_killer
+
+    killer = tmp_path / "killer.py"
+    killer.write_text(KILLER)
+    _key(tmp_path, "signer")
+    out = tmp_path / "out.cose"
+    old = b"the previous statement"
+    out.write_bytes(old)
+    tally = tmp_path / "tally"
+    argv = _sign(tmp_path, out)
+    assert run_killer(killer, argv, IRONROOT_TEST_KILL_TALLY=str(tally)).returncode == 0
+    new = out.read_bytes()
+    assert new[:1] == b"\xd2"
+    operations = int(tally.read_text())
+    assert operations >= 3  # the temporary file, its rename, the tally's own open
+    for point in range(1, operations):
+        out.write_bytes(old)
+        run = run_killer(killer, argv, IRONROOT_TEST_KILL_AT=str(point))
+        assert run.returncode == -9, point
+        now = out.read_bytes()
+        if now != old:  # a whole new statement (ES256 is randomized: same length, not bytes)
+            assert len(now) == len(new), point
+            assert isinstance(cbor2.loads(now), cbor2.CBORTag), point
+        for leftover in tmp_path.glob(".*.tmp"):
+            leftover.unlink()  # a temporary file a kill leaves: never the output
