@@ -599,3 +599,27 @@ def test_an_output_never_replaces_the_sealing_secret_or_a_credential_it_read(
         ), err
         assert secret.read_bytes() == before
     assert _run(cli, "svc", "hsm", "encrypt", handle, "--in", str(plain), "--out", str(plain)) == 0
+
+
+def test_an_output_never_replaces_a_file_of_the_hsm_directory(
+    cli: tuple[Path, dict[str, Path]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The sealed key store replaced by a ciphertext is every key of the HSM lost."""
+    directory, files = cli
+    _run(cli, "co", "hsm", "identity", "add", "svc", "--role", "user",
+         "--new-credential-file", str(files["user"]))  # fmt: skip
+    _run(cli, "co", "hsm", "key", "generate", "--type", "AES-256", "--usage", "encrypt")
+    handle = capsys.readouterr().out.strip().splitlines()[-1]
+    plain = tmp_path / "plain"
+    plain.write_bytes(b"plaintext")
+    store = directory / "keystore.sealed"
+    before = store.read_bytes()
+    code = _run(cli, "svc", "hsm", "encrypt", handle, "--in", str(plain), "--out", str(store))
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert err.startswith(
+        f"ironroot: config: {store} is a file of {directory.resolve()}, which this command "
+        "uses: writing the output there would replace it"
+    ), err
+    assert store.read_bytes() == before
+    assert _run(cli, "svc", "hsm", "encrypt", handle, "--in", str(plain), "--out", str(plain)) == 0

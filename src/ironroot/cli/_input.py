@@ -7,7 +7,9 @@ that fills memory or waits forever.
 A file holding a secret with nothing to recognise it by (a sealing secret, a credential, a
 token: raw bytes) is read with :func:`read_secret`, or named with :func:`note_secret` when a
 library reads it: the command remembers which file that is (device and inode, so any other
-name of it too), and :func:`~ironroot.cli._output.write_output` never replaces it.
+name of it too), and :func:`~ironroot.cli._output.write_output` never replaces it. A folder
+whose files are state the command keeps (an HSM's sealed key store, a root of trust's fuses)
+is named with :func:`note_folder`: no output replaces a file beneath it.
 """
 
 from __future__ import annotations
@@ -18,7 +20,16 @@ from typing import Final
 
 from ironroot._fileio import read_limited, read_limited_fd
 
-__all__ = ["MAX_INPUT", "forget_secrets", "note_secret", "read_input", "read_secret", "secret_read"]
+__all__ = [
+    "MAX_INPUT",
+    "folder_used",
+    "forget_secrets",
+    "note_folder",
+    "note_secret",
+    "read_input",
+    "read_secret",
+    "secret_read",
+]
 
 MAX_INPUT: Final = 256 * 1024 * 1024
 """The largest file a verb reads (a firmware image, a log tile, a statement)."""
@@ -32,6 +43,9 @@ def read_input(path: Path | str, limit: int = MAX_INPUT) -> bytes:
 _secrets: dict[tuple[int, int], Path] = {}
 """The files this command read secrets from, by (device, inode); emptied as each command
 starts (:func:`forget_secrets`)."""
+
+_folders: set[Path] = set()
+"""The folders of state this command uses, resolved; emptied with :data:`_secrets`."""
 
 
 def read_secret(path: Path | str, limit: int) -> bytes:
@@ -60,6 +74,17 @@ def secret_read(found: os.stat_result) -> Path | None:
     return _secrets.get((found.st_dev, found.st_ino))
 
 
+def note_folder(path: Path | str) -> None:
+    """Remember ``path`` as a folder of state the command uses (module docs)."""
+    _folders.add(Path(os.path.realpath(path)))
+
+
+def folder_used(target: Path) -> Path | None:
+    """The folder of state that ``target`` (a resolved path) lies beneath, if any."""
+    return next((f for f in sorted(_folders) if target.is_relative_to(f)), None)
+
+
 def forget_secrets() -> None:
-    """Start a command with no secret files remembered."""
+    """Start a command with no secret files and no folders of state remembered."""
     _secrets.clear()
+    _folders.clear()

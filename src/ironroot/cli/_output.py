@@ -10,7 +10,8 @@ An output never replaces a private key or an LMS state file (``config``, exit 2)
 reaches it — the key's own path, a link, a hard link — and whichever verb writes it: the key
 would be lost, and an LMS state file lost or rewound lets a one-time key sign twice. Nor does it
 replace a file the command read a secret from (:func:`~ironroot.cli._input.read_secret`: a
-sealing secret, a credential), which has nothing else to recognise it by.
+sealing secret, a credential), which has nothing else to recognise it by, nor a file beneath a
+folder of state it uses (:func:`~ironroot.cli._input.note_folder`: an HSM, a root of trust).
 
 A target that is no regular file (``/dev/stdout``, a terminal, a named pipe) is written in
 place: a named pipe nobody reads is refused rather than waited on, and a terminal is never
@@ -25,7 +26,7 @@ import stat
 from pathlib import Path
 
 from ironroot._fileio import read_limited, write_atomic
-from ironroot.cli._input import secret_read
+from ironroot.cli._input import folder_used, secret_read
 from ironroot.crypto import holds_private_key
 from ironroot.errors import ConfigError, InputUnavailable, LimitExceeded
 
@@ -78,6 +79,12 @@ def _refuse_replacing_a_key(path: Path, target: Path) -> None:
     if secret is not None:
         raise ConfigError(
             f"{path} is the secret file {secret} this command read: writing the output there "
+            "would replace it (name another file)"
+        )
+    folder = folder_used(target)
+    if folder is not None:
+        raise ConfigError(
+            f"{path} is a file of {folder}, which this command uses: writing the output there "
             "would replace it (name another file)"
         )
     try:

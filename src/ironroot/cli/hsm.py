@@ -29,7 +29,7 @@ from ironroot import crypto  # a lazy namespace: X.509 loads when used
 from ironroot import hsm as hsmlib
 from ironroot._fileio import read_limited_fd, warn_if_exposed
 from ironroot.cli._hex import parse_hex
-from ironroot.cli._input import read_input, read_secret
+from ironroot.cli._input import note_folder, read_input, read_secret
 from ironroot.cli._output import write_output
 from ironroot.cli._serving import add_client_options, client_tls, hsm_credential
 from ironroot.cli._text import shown
@@ -88,6 +88,8 @@ def _storage(args: argparse.Namespace) -> hsmlib.DirectoryStorage:
             f"give --rot-device or set {_ENV_ROT}: the root of trust that keeps the HSM's "
             "monotonic counter (ironroot rot init)"
         )
+    note_folder(args.dir)  # its sealed store: no output replaces a file of it
+    note_folder(rot)
     return hsmlib.DirectoryStorage.on_device(args.dir, Path(rot), counter=args.counter)
 
 

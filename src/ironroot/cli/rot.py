@@ -39,7 +39,7 @@ from ironroot import (
 )
 from ironroot._fileio import write_atomic
 from ironroot.cli._hex import parse_hex
-from ironroot.cli._input import note_secret, read_input
+from ironroot.cli._input import note_folder, note_secret, read_input
 from ironroot.cli._output import write_output
 from ironroot.cli._text import markup
 from ironroot.cli._time import now_or
@@ -325,6 +325,7 @@ def _obfuscation_key(args: argparse.Namespace) -> Path | None:
 def _device(args: argparse.Namespace) -> rot.Device:
     device = rot.Device(args.device, obfuscation_key=_obfuscation_key(args))
     note_secret(device.obfuscation_key_path)  # the device reads it: no output replaces it
+    note_folder(device.directory)
     return device
 
 
