@@ -10,6 +10,7 @@ create a file elsewhere. Each refusal is one line, exit 2, no traceback.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -155,10 +156,31 @@ def test_a_named_pipe_nobody_reads_is_refused_not_waited_on(
 
 
 def test_dev_stdout_is_written_in_place_into_a_pipe(tmp_path: Path) -> None:
+    """stdout then carries the output alone: the verb's own line goes to stderr (it followed
+    the statement, which a reader then refused for its trailing bytes); under ``--json``,
+    whose object stdout carries, it is refused."""
     run = _cli(_sign(tmp_path, "/dev/stdout"))  # stdout is a pipe here
     assert run.returncode == 0, run.stderr
-    assert run.stdout[:1] == b"\xd2"  # the statement, then the verb's line
-    assert b"wrote /dev/stdout" in run.stdout
+    assert isinstance(cbor2.loads(run.stdout), cbor2.CBORTag)  # the statement, whole, alone
+    assert run.stderr.startswith(b"wrote /dev/stdout (")
+    statement = tmp_path / "from-stdout.cose"
+    statement.write_bytes(run.stdout)
+    assert main(["statement", "inspect", str(statement)]) == 0
+    _key(tmp_path, "ecc", "ES384")
+    _key(tmp_path, "pqc", "ML-DSA-87")
+    fmc = tmp_path / "fmc.bin"
+    fmc.write_bytes(b"f" * 64)
+    build = ["firmware", "build", "--fmc", str(fmc), "--runtime", str(fmc), "--svn", "1",
+             "--vendor-ecc-key", str(tmp_path / "ecc.pub.pem"),
+             "--vendor-pqc-key", str(tmp_path / "pqc.pub.pem"), "--pqc-type", "mldsa",
+             "--not-before", "2026-01-01T00:00:00Z", "--not-after", "2036-01-01T00:00:00Z",
+             "--out", "/dev/stdout", "--json"]  # fmt: skip
+    run = _cli(build)
+    assert run.returncode == 2, run.stderr
+    assert run.stderr.decode() == (
+        "ironroot: config: /dev/stdout: is stdout, which carries the --json object: name a file\n"
+    )
+    assert json.loads(run.stdout)["error"]["code"] == "config"
 
 
 def test_binary_is_never_written_to_a_terminal(tmp_path: Path) -> None:

@@ -214,6 +214,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     as_json = bool(getattr(args, "json", False))
     out = io.StringIO() if as_json else None
     error: tuple[str, str, str | None] | None = None
+    stdout = sys.stdout  # an output written onto stdout sends the verb's lines to stderr
     try:
         _logging(args)
         with contextlib.redirect_stdout(out) if out is not None else contextlib.nullcontext():
@@ -232,6 +233,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # a bug: one line that says so, never a traceback
         message = f"unexpected {type(exc).__name__}: {exc} (a bug in ironroot: please report it)"
         error, code = ("internal-error", message, None), 1
+    sys.stdout = stdout
     try:
         if error is not None:
             print(f"ironroot: {error[0]}: {shown(error[1])}", file=sys.stderr)

@@ -15,14 +15,18 @@ folder of state it uses (:func:`~ironroot.cli._input.note_folder`: an HSM, a roo
 
 A target that is no regular file (``/dev/stdout``, a terminal, a named pipe) is written in
 place: a named pipe nobody reads is refused rather than waited on, and a terminal is never
-sent binary output.
+sent binary output. An output written to the process's own stdout leaves stdout to it: the
+verb's lines after it go to stderr, and under ``--json`` (whose object stdout carries) it is
+refused.
 """
 
 from __future__ import annotations
 
 import errno
+import io
 import os
 import stat
+import sys
 from pathlib import Path
 
 from ironroot._fileio import read_limited, write_atomic
@@ -113,8 +117,24 @@ def _write_in_place(path: Path, kind: int, data: bytes) -> None:
             raise ConfigError(
                 f"{path}: is a terminal and the output is binary: name a file, or redirect stdout"
             )
+        onto_stdout = _is_stdout(fd)
+        if onto_stdout and isinstance(sys.stdout, io.StringIO):  # main() collects --json's
+            raise ConfigError(f"{path}: is stdout, which carries the --json object: name a file")
+        if onto_stdout:
+            sys.stdout.flush()  # what the verb printed before comes first
         os.set_blocking(fd, True)
         handle.write(data)
+    if onto_stdout:  # stdout carries the output alone: the verb's own lines go to stderr
+        sys.stdout = sys.stderr
+
+
+def _is_stdout(fd: int) -> bool:
+    """Whether ``fd`` is the file, pipe or terminal that the process's stdout is."""
+    try:
+        mine, theirs = os.fstat(1), os.fstat(fd)
+    except OSError:  # stdout closed
+        return False
+    return (mine.st_dev, mine.st_ino) == (theirs.st_dev, theirs.st_ino)
 
 
 def _binary(data: bytes) -> bool:
