@@ -246,3 +246,18 @@ def test_a_kill_at_any_point_leaves_the_previous_output_or_the_new_one(tmp_path:
             assert isinstance(cbor2.loads(now), cbor2.CBORTag), point
         for leftover in tmp_path.glob(".*.tmp"):
             leftover.unlink()  # a temporary file a kill leaves: never the output
+
+
+def test_a_dash_is_stdout_for_an_output_and_stdin_for_an_input(tmp_path: Path) -> None:
+    """``-`` was taken as a file's name: ``--out -`` left a file called ``-`` in the working
+    folder and printed nothing."""
+    argv = _sign(tmp_path, "-")
+    run = _cli(argv, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert not (tmp_path / "-").exists()
+    assert isinstance(cbor2.loads(run.stdout), cbor2.CBORTag)
+    assert run.stderr == b"wrote - (%d bytes, ES256)\n" % len(run.stdout)
+    statement = run.stdout
+    run = _cli(["statement", "inspect", "-", "--json"], input=statement, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["ok"] is True

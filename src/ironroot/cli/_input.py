@@ -2,7 +2,8 @@
 
 Every input file of the command line goes through :func:`read_input`, so that ``/dev/zero``,
 a huge file or a named pipe with no writer is a typed error (exit 2) rather than a process
-that fills memory or waits forever.
+that fills memory or waits forever. ``-`` is stdin, read within the same limit (as ``-`` is
+stdout for an output).
 
 A file holding a secret with nothing to recognise it by (a sealing secret, a credential, a
 token: raw bytes) is read with :func:`read_secret`, or named with :func:`note_secret` when a
@@ -36,7 +37,10 @@ MAX_INPUT: Final = 256 * 1024 * 1024
 
 
 def read_input(path: Path | str, limit: int = MAX_INPUT) -> bytes:
-    """The bytes of the file at ``path``; over ``limit`` bytes is ``LimitExceeded``."""
+    """The bytes of the file at ``path`` (``-``: stdin, as for an output ``-`` is stdout);
+    over ``limit`` bytes is ``LimitExceeded``."""
+    if str(path) == "-":
+        return read_limited_fd(os.dup(0), Path("-"), limit)
     return read_limited(Path(path), limit)
 
 

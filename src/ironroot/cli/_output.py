@@ -13,11 +13,11 @@ replace a file the command read a secret from (:func:`~ironroot.cli._input.read_
 sealing secret, a credential), which has nothing else to recognise it by, nor a file beneath a
 folder of state it uses (:func:`~ironroot.cli._input.note_folder`: an HSM, a root of trust).
 
-A target that is no regular file (``/dev/stdout``, a terminal, a named pipe) is written in
-place: a named pipe nobody reads is refused rather than waited on, and a terminal is never
-sent binary output. An output written to the process's own stdout leaves stdout to it: the
-verb's lines after it go to stderr, and under ``--json`` (whose object stdout carries) it is
-refused.
+``-`` is stdout. A target that is no regular file (``/dev/stdout``, a terminal, a named pipe)
+is written in place: a named pipe nobody reads is refused rather than waited on, and a terminal
+is never sent binary output. An output written to the process's own stdout leaves stdout to
+it: the verb's lines after it go to stderr, and under ``--json`` (whose object stdout carries)
+it is refused.
 """
 
 from __future__ import annotations
@@ -43,16 +43,21 @@ _MAX_KEY_FILE = 1024 * 1024
 def check_output(path: Path) -> None:
     """Raise what :func:`write_output` would for ``path`` before writing a byte: a verb that
     writes several files checks each of them first, so that none is left without the others."""
-    _target(path)
+    _target(_named(path))
 
 
 def write_output(path: Path, data: bytes, *, mode: int = 0o644) -> None:
     """``data`` written to ``path`` atomically (module docs); permissions ``mode``."""
-    target, kind = _target(path)
+    target, kind = _target(_named(path))
     if kind is not None and not stat.S_ISREG(kind):
-        _write_in_place(path, kind, data)
+        _write_in_place(path, _named(path), kind, data)
         return
     write_atomic(target, data, mode=mode)
+
+
+def _named(path: Path) -> Path:
+    """``-`` is stdout; anything else the file it names."""
+    return Path("/dev/stdout") if str(path) == "-" else Path(path)
 
 
 def _target(path: Path) -> tuple[Path, int | None]:
@@ -103,9 +108,10 @@ def _refuse_replacing_a_key(path: Path, target: Path) -> None:
         )
 
 
-def _write_in_place(path: Path, kind: int, data: bytes) -> None:
+def _write_in_place(path: Path, opened: Path, kind: int, data: bytes) -> None:
+    """``data`` written into ``opened`` (``path`` as the user gave it, for messages)."""
     try:  # without blocking: a named pipe with no reader fails at once (ENXIO)
-        fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK | os.O_NOCTTY)
+        fd = os.open(opened, os.O_WRONLY | os.O_NONBLOCK | os.O_NOCTTY)
     except OSError as exc:
         if exc.errno == errno.ENXIO and stat.S_ISFIFO(kind):
             raise InputUnavailable(
