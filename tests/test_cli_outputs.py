@@ -261,3 +261,17 @@ def test_a_dash_is_stdout_for_an_output_and_stdin_for_an_input(tmp_path: Path) -
     run = _cli(["statement", "inspect", "-", "--json"], input=statement, cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     assert json.loads(run.stdout)["ok"] is True
+
+
+def test_a_refused_output_costs_no_one_time_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The output is checked before the verb signs: a refused ``--out`` used to be found only
+    after an LMS signature had spent one of the key's one-time leaves."""
+    from ironroot.crypto import LmsPrivateKey
+
+    state = _key(tmp_path, "lms", "HSS-LMS")
+    victim = _key(tmp_path, "victim")
+    left = LmsPrivateKey.load(state).remaining()
+    _refused(capsys, _sign(tmp_path, victim, state), victim)
+    assert LmsPrivateKey.load(state).remaining() == left

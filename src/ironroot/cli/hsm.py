@@ -30,7 +30,7 @@ from ironroot import hsm as hsmlib
 from ironroot._fileio import read_limited_fd, warn_if_exposed
 from ironroot.cli._hex import parse_hex
 from ironroot.cli._input import note_folder, read_input, read_secret
-from ironroot.cli._output import write_output
+from ironroot.cli._output import check_output, write_output
 from ironroot.cli._serving import add_client_options, client_tls, hsm_credential
 from ironroot.cli._text import shown
 from ironroot.crypto import (
@@ -121,6 +121,8 @@ def _session_command(
         credential = hsm_credential(args.credential_file, "HSM credential: ")
         storage, hsm = _open(args)
         try:
+            if getattr(args, "out", None) is not None:  # before the operation is done
+                check_output(args.out)
             session = hsm.login(identity, credential)
             return action(hsm, session, args)
         finally:
