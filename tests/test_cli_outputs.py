@@ -275,3 +275,40 @@ def test_a_refused_output_costs_no_one_time_key(
     left = LmsPrivateKey.load(state).remaining()
     _refused(capsys, _sign(tmp_path, victim, state), victim)
     assert LmsPrivateKey.load(state).remaining() == left
+
+
+def test_an_output_never_replaces_a_der_or_cose_private_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Private keys Ironroot does not load itself are still keys: PKCS#8 DER (plain and
+    encrypted) and a COSE_Key with its private member (EC2/OKP ``d``, a symmetric ``k``)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    der = tmp_path / "k.der"
+    der.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.DER,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    encrypted = tmp_path / "k.p8"
+    encrypted.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.DER,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(b"pw"),
+        )
+    )
+    ec2 = tmp_path / "ec2.cose"
+    ec2.write_bytes(cbor2.dumps({1: 2, -1: 1, -2: b"x" * 32, -3: b"y" * 32, -4: b"d" * 32}))
+    symmetric = tmp_path / "aes.cose"
+    symmetric.write_bytes(cbor2.dumps({1: 4, -1: b"k" * 32}))
+    for victim in (der, encrypted, ec2, symmetric):
+        err = _refused(capsys, _sign(tmp_path, victim), victim)
+        assert "holds a private key" in err
+    public = tmp_path / "public.cose"  # a public COSE_Key is replaced as any file
+    public.write_bytes(cbor2.dumps({1: 2, -1: 1, -2: b"x" * 32, -3: b"y" * 32}))
+    assert main(_sign(tmp_path, public)) == 0
