@@ -80,6 +80,28 @@ def test_export_then_verify_from_the_command_line(
     assert "<script" not in page
 
 
+def test_the_report_and_the_bundle_never_replace_a_private_key(
+    aw: AuditWorld,
+    trust_file: Path,
+    exported: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``--html`` and ``--out`` keep every verb's rule (``ironroot.cli._output``)."""
+    assert main(["key", "generate", "--alg", "ES256", "--out", str(tmp_path / "k")]) == 0
+    key = tmp_path / "k.key"
+    before = key.read_bytes()
+    verify = ["audit", "verify", str(exported), "--trust", str(trust_file), "--html", str(key)]
+    export = ["audit", "export", NODE, "--fleet", str(aw.fleet.directory),
+              "--log-url", aw.world.urls["trusted"], "--out", str(key), "--at", AT]  # fmt: skip
+    for argv in (verify, export):
+        capsys.readouterr()
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.startswith(f"ironroot: config: {key} holds a private key"), err
+        assert key.read_bytes() == before
+
+
 def test_json_output_of_export_and_verify(
     aw: AuditWorld,
     trust_file: Path,

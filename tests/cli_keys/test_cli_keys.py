@@ -224,3 +224,34 @@ def test_show_encrypted_private_key(tmp_path: Path, capsys: pytest.CaptureFixtur
 def test_show_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, _ = _run(capsys, "key", "show", str(tmp_path / "absent"))
     assert code == 2  # missing input
+
+
+_UNDER_A_FILE_SIZE_LIMIT = """
+import resource, signal, sys
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG
+resource.setrlimit(resource.RLIMIT_FSIZE, (1024, 1024))
+from ironroot.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_generate_that_fails_part_way_leaves_no_file_half_written(tmp_path: Path) -> None:
+    """An ML-DSA-87 private key (a seed: 128 bytes of PEM) fits under the limit, its public
+    PEM (3.6 kB) does not: the write fails part way, and what is left is no truncated public
+    key (which a second run would refuse to replace), but nothing at all."""
+    import subprocess
+    import sys
+
+    prefix = tmp_path / "k"
+    argv = ["key", "generate", "--alg", "ML-DSA-87", "--out", str(prefix)]
+    run = subprocess.run(
+        [sys.executable, "-c", _UNDER_A_FILE_SIZE_LIMIT, *argv],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert run.returncode == 2, run.stderr
+    assert run.stderr.startswith("ironroot: input-unavailable: "), run.stderr
+    assert "file too large" in run.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == []

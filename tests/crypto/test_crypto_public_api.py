@@ -36,6 +36,7 @@ def test_all() -> None:
             "ecdsa_from_der",
             "ecdsa_low_s",
             "ecdsa_to_der",
+            "holds_private_key",
             "hybrid_kid",
             "library_error_text",
             "load_certificate",

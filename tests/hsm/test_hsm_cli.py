@@ -567,3 +567,59 @@ def test_info_writes_the_device_certificate_a_tee_trusts_alone(
     written = x509.load_pem_x509_certificates(device.read_bytes())
     given = x509.load_pem_x509_certificates(files["device_chain"].read_bytes())
     assert written == given[:1]
+
+
+def test_an_output_never_replaces_the_sealing_secret_or_a_credential_it_read(
+    cli: tuple[Path, dict[str, Path]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The sealing secret and a credential are raw bytes, nothing to recognise them by: the
+    files the command read them from are what its output must not replace (the sealing secret
+    gone is every key of the HSM gone), by any name."""
+    _, files = cli
+    _run(cli, "co", "hsm", "identity", "add", "svc", "--role", "user",
+         "--new-credential-file", str(files["user"]))  # fmt: skip
+    _run(cli, "co", "hsm", "key", "generate", "--type", "AES-256", "--usage", "encrypt")
+    handle = capsys.readouterr().out.strip().splitlines()[-1]
+    plain = tmp_path / "plain"
+    plain.write_bytes(b"plaintext")
+    other_name = tmp_path / "other-name"
+    other_name.hardlink_to(files["secret"])
+    for out, secret in (
+        (files["secret"], files["secret"]),
+        (other_name, files["secret"]),
+        (files["user"], files["user"]),
+    ):
+        before = secret.read_bytes()
+        code = _run(cli, "svc", "hsm", "encrypt", handle, "--in", str(plain), "--out", str(out))
+        err = capsys.readouterr().err
+        assert code == 2, err
+        assert err.startswith(
+            f"ironroot: config: {out} is the secret file {secret} this command read: "
+            "writing the output there would replace it"
+        ), err
+        assert secret.read_bytes() == before
+    assert _run(cli, "svc", "hsm", "encrypt", handle, "--in", str(plain), "--out", str(plain)) == 0
+
+
+def test_an_output_never_replaces_a_file_of_the_hsm_directory(
+    cli: tuple[Path, dict[str, Path]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The sealed key store replaced by a ciphertext is every key of the HSM lost."""
+    directory, files = cli
+    _run(cli, "co", "hsm", "identity", "add", "svc", "--role", "user",
+         "--new-credential-file", str(files["user"]))  # fmt: skip
+    _run(cli, "co", "hsm", "key", "generate", "--type", "AES-256", "--usage", "encrypt")
+    handle = capsys.readouterr().out.strip().splitlines()[-1]
+    plain = tmp_path / "plain"
+    plain.write_bytes(b"plaintext")
+    store = directory / "keystore.sealed"
+    before = store.read_bytes()
+    code = _run(cli, "svc", "hsm", "encrypt", handle, "--in", str(plain), "--out", str(store))
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert err.startswith(
+        f"ironroot: config: {store} is a file of {directory.resolve()}, which this command "
+        "uses: writing the output there would replace it"
+    ), err
+    assert store.read_bytes() == before
+    assert _run(cli, "svc", "hsm", "encrypt", handle, "--in", str(plain), "--out", str(plain)) == 0

@@ -92,6 +92,43 @@ def test_cli_writes_the_secret_owner_only(booted: Device, tmp_path: Path) -> Non
     assert bytes.fromhex(out.read_text().strip()) == booted.sealing_secret("hsm")
 
 
+def test_cli_never_writes_the_secret_over_the_obfuscation_key_or_a_private_key(
+    booted: Device, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The device's obfuscation key replaced is every secret of the device lost; a private
+    key replaced is that key lost: both are refused, and nothing changes."""
+    assert main(["key", "generate", "--alg", "ES256", "--out", str(tmp_path / "k")]) == 0
+    key = booted.obfuscation_key_path
+    for out, message in (
+        (key, f"{key} is the secret file {key} this command read"),
+        (tmp_path / "k.key", f"{tmp_path / 'k.key'} holds a private key"),
+    ):
+        before = out.read_bytes()
+        capsys.readouterr()
+        argv = ["rot", "sealing-secret", "--device", str(booted.directory), "--out", str(out)]
+        assert main(argv) == 2
+        assert capsys.readouterr().err.startswith(f"ironroot: config: {message}")
+        assert out.read_bytes() == before
+    assert booted.sealing_secret("hsm")  # the device still opens
+
+
+def test_cli_never_writes_a_quote_over_a_file_of_the_device(
+    booted: Device, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The device's fuses replaced by a quote is the device's identity lost."""
+    fuses = booted.directory / "fuses.json"
+    before = fuses.read_bytes()
+    capsys.readouterr()
+    argv = ["rot", "quote", "--device", str(booted.directory), "--nonce", "11" * 32,
+            "--out", str(fuses)]  # fmt: skip
+    assert main(argv) == 2
+    assert capsys.readouterr().err.startswith(
+        f"ironroot: config: {fuses} is a file of {booted.directory.resolve()}, which this "
+        "command uses: writing the output there would replace it"
+    )
+    assert fuses.read_bytes() == before
+
+
 def test_key_attestation_chains_to_the_vendor_ca_through_the_rot(
     vendor_ca: VendorCA, booted: Device
 ) -> None:

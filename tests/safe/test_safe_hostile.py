@@ -8,6 +8,7 @@ import datetime as dt
 import hashlib
 import json
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import cbor2
@@ -354,3 +355,42 @@ def test_a_report_whose_two_hashes_name_two_firmwares_is_refused(
         device__manifest=manifest, device__fw_hash_sha2_384=sha384, device__fw_hash_sha2_512=sha512
     )
     assert parse_report_json(both).device.manifest_matches is True
+
+
+_UNDER_A_MEMORY_LIMIT = """
+import resource, sys
+resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))  # a read without a bound fails here
+from ironroot.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_provider_key_that_never_ends_or_never_answers_is_refused(tmp_path: Path) -> None:
+    """``--provider-key`` (a path, a folder of keys, or ``kid=path``) is read within the key
+    limit: ``/dev/zero`` filled memory (``internal-error``), a named pipe nobody writes to
+    was waited on forever."""
+    import os
+    import subprocess
+    import sys
+
+    report_file = tmp_path / "report.jws"
+    report_file.write_text("x")
+    fifo = tmp_path / "stuck.pem"
+    os.mkfifo(fifo)
+    cases = {
+        "/dev/zero": "FAILED: limit-exceeded: /dev/zero is larger than 1048576 bytes\n",
+        "kid=/dev/zero": "FAILED: limit-exceeded: /dev/zero is larger than 1048576 bytes\n",
+        str(fifo): f"FAILED: config: {fifo}: ",
+    }
+    for key, expected in cases.items():
+        argv = ["safe", "verify", str(report_file), "--provider-key", key]
+        run = subprocess.run(
+            [sys.executable, "-c", _UNDER_A_MEMORY_LIMIT, *argv],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        assert run.returncode == 1, (key, run.stderr)
+        assert run.stderr.startswith(expected), (key, run.stderr)
+        assert "Traceback" not in run.stderr

@@ -35,6 +35,7 @@ from typing import Any, Final
 from ironroot import __version__
 from ironroot._text import shown
 from ironroot.cli._help import apply_help
+from ironroot.cli._input import forget_secrets
 from ironroot.errors import InputUnavailable, IronrootError, Unreachable
 
 # Command → (module under ironroot.cli, one-line help), in the order `--help` lists them. Only
@@ -191,6 +192,7 @@ def _os_error(exc: OSError) -> IronrootError:
 
 def main(argv: Sequence[str] | None = None) -> int:
     words = sys.argv[1:] if argv is None else list(argv)
+    forget_secrets()  # what the previous command of this process read is not this one's
     _Parser.json_errors = "--json" in words
     if sys.stderr is None:  # closed (2>&-): a failure's line must not land on stdout instead
         sys.stderr = _Discarded()
@@ -212,6 +214,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     as_json = bool(getattr(args, "json", False))
     out = io.StringIO() if as_json else None
     error: tuple[str, str, str | None] | None = None
+    stdout = sys.stdout  # an output written onto stdout sends the verb's lines to stderr
     try:
         _logging(args)
         with contextlib.redirect_stdout(out) if out is not None else contextlib.nullcontext():
@@ -230,6 +233,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # a bug: one line that says so, never a traceback
         message = f"unexpected {type(exc).__name__}: {exc} (a bug in ironroot: please report it)"
         error, code = ("internal-error", message, None), 1
+    sys.stdout = stdout
     try:
         if error is not None:
             print(f"ironroot: {error[0]}: {shown(error[1])}", file=sys.stderr)

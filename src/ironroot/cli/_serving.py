@@ -222,10 +222,10 @@ def secret_env(name: str) -> bytes | None:
         return value.encode()
     if path:
         from ironroot._fileio import warn_if_exposed
-        from ironroot.cli._input import read_input
+        from ironroot.cli._input import read_secret
 
         try:  # within a cap: $NAME_FILE=/dev/zero was read until memory ran out
-            data = read_input(path, MAX_SECRET)
+            data = read_secret(path, MAX_SECRET)
         except OSError as exc:
             raise ConfigError(f"{name}_FILE={path}: {exc.strerror or exc}") from exc
         except IronrootError as exc:
@@ -247,10 +247,10 @@ def hsm_credential(path: Path | None, prompt: str = "HSM credential: ") -> bytes
     names, else asked for on a terminal (``ConfigError`` with no terminal)."""
     if path is not None:
         from ironroot._fileio import warn_if_exposed
-        from ironroot.cli._input import read_input
+        from ironroot.cli._input import read_secret
 
         warn_if_exposed(path, "an HSM credential")
-        return read_input(path, MAX_SECRET).rstrip(b"\r\n")
+        return read_secret(path, MAX_SECRET).rstrip(b"\r\n")
     from_env = secret_env(_ENV_HSM_CREDENTIAL)
     if from_env is not None:
         return from_env

@@ -21,7 +21,8 @@ import sys
 from pathlib import Path
 from typing import Any, Final
 
-from ironroot._fileio import read_limited, write_atomic
+from ironroot._fileio import read_limited
+from ironroot.cli._output import write_output
 from ironroot.cli._serving import add_client_options, client_tls
 from ironroot.cli._text import markup
 from ironroot.cli._time import instant, now_or
@@ -117,7 +118,7 @@ def _export(args: argparse.Namespace) -> int:
         for fetcher in fetchers:
             fetcher.close()
     data = export.seal(fleet.rot(args.node))
-    write_atomic(args.out, data, mode=0o644)
+    write_output(args.out, data)
     if args.json:
         summary = {
             "bundle": str(args.out),
@@ -150,7 +151,7 @@ def _verify(args: argparse.Namespace) -> int:
     trust = AuditTrust.load_toml(_trust_file(args))
     report = check_bundle(read_limited(args.bundle, _MAX_BUNDLE), trust, at=args.at)
     if args.html:
-        write_atomic(args.html, render_html(report).encode("utf-8"), mode=0o644)
+        write_output(args.html, render_html(report).encode("utf-8"))
     if args.json:
         print(json.dumps(report.to_json(), indent=2))
     else:

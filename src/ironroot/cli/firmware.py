@@ -32,7 +32,7 @@ from typing import Any
 from ironroot import firmware
 from ironroot.cli._hex import parse_hex
 from ironroot.cli._input import read_input
-from ironroot.cli._output import write_output
+from ironroot.cli._output import check_output, write_output
 from ironroot.cli._serving import add_client_options, add_url_options, client_tls, token, url
 from ironroot.cli._time import now_or, parse_instant
 from ironroot.crypto import Algorithm, LmsPublicKey, Signer, Verifier, load_signer, load_verifier
@@ -209,6 +209,7 @@ def _sign(args: argparse.Namespace) -> int:
         raise ConfigError("owner signing needs both --owner-ecc-key and --owner-pqc-key")
     keys = [args.ecc_key, args.pqc_key, args.owner_ecc_key, args.owner_pqc_key]
     _refuse_output_over_keys(args.out, [k for k in keys if k is not None])
+    check_output(args.out)  # before signing: a refused output spends no one-time key
     owner: tuple[Signer, Signer] | None = None
     if args.owner_ecc_key is not None:
         owner = (load_signer(args.owner_ecc_key), load_signer(args.owner_pqc_key))

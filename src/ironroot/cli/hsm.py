@@ -29,8 +29,8 @@ from ironroot import crypto  # a lazy namespace: X.509 loads when used
 from ironroot import hsm as hsmlib
 from ironroot._fileio import read_limited_fd, warn_if_exposed
 from ironroot.cli._hex import parse_hex
-from ironroot.cli._input import read_input
-from ironroot.cli._output import write_output
+from ironroot.cli._input import note_folder, read_input, read_secret
+from ironroot.cli._output import check_output, write_output
 from ironroot.cli._serving import add_client_options, client_tls, hsm_credential
 from ironroot.cli._text import shown
 from ironroot.crypto import (
@@ -77,7 +77,7 @@ def _secret(args: argparse.Namespace) -> bytes:
     if not path:
         raise ConfigError(f"give --sealing-secret-file or set {_ENV_SECRET}")
     warn_if_exposed(Path(path), "the HSM sealing secret")
-    return _read(Path(path), _MAX_SMALL)
+    return read_secret(Path(path), _MAX_SMALL)
 
 
 def _storage(args: argparse.Namespace) -> hsmlib.DirectoryStorage:
@@ -88,6 +88,8 @@ def _storage(args: argparse.Namespace) -> hsmlib.DirectoryStorage:
             f"give --rot-device or set {_ENV_ROT}: the root of trust that keeps the HSM's "
             "monotonic counter (ironroot rot init)"
         )
+    note_folder(args.dir)  # its sealed store: no output replaces a file of it
+    note_folder(rot)
     return hsmlib.DirectoryStorage.on_device(args.dir, Path(rot), counter=args.counter)
 
 
@@ -119,6 +121,8 @@ def _session_command(
         credential = hsm_credential(args.credential_file, "HSM credential: ")
         storage, hsm = _open(args)
         try:
+            if getattr(args, "out", None) is not None:  # before the operation is done
+                check_output(args.out)
             session = hsm.login(identity, credential)
             return action(hsm, session, args)
         finally:
@@ -511,7 +515,7 @@ def _identity_add(hsm: hsmlib.Hsm, session: hsmlib.Session, args: argparse.Names
         new = getpass.getpass(f"credential for {args.name}: ").encode()
     else:
         warn_if_exposed(path, "an HSM credential")  # as every other credential file
-        new = _read(path, _MAX_SMALL).rstrip(b"\r\n")
+        new = read_secret(path, _MAX_SMALL).rstrip(b"\r\n")
     hsm.add_identity(session, args.name, hsmlib.Role.parse(args.role), new)
     _print(args, {"identity": args.name, "role": args.role}, args.name)
     return 0
@@ -805,7 +809,7 @@ def _audit_verify(args: argparse.Namespace) -> int:
         from ironroot.rot import Device
 
         counter = Device(Path(rot)).counter(args.counter).value
-    sealing_secret = _read(Path(secret_path), _MAX_SMALL) if secret_path else b""
+    sealing_secret = read_secret(Path(secret_path), _MAX_SMALL) if secret_path else b""
     # The HSM may be running: read in commit order (anchor, store, log: a log is never
     # shorter than its anchor) between two readings of the counter. A check that fails while
     # the counter moved, the archived segments changed or the live log grew is read again:

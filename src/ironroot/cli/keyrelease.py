@@ -322,6 +322,7 @@ def _report_data(args: argparse.Namespace) -> int:
 
 
 def _request(args: argparse.Namespace) -> int:
+    check_output(args.out)  # before the key is released
     tee = _tee(args.tee_key)
     ear = _read(args.ear)
     if ear[:1] != b"\xd2":  # a JWT's text, not a CWT's bytes (its last may be 0x0a)

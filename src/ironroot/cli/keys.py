@@ -10,6 +10,7 @@ private or public key file; it never prints private material.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -18,6 +19,7 @@ from typing import Any
 
 import cbor2
 
+from ironroot._fileio import write_atomic
 from ironroot.cli._input import read_input
 from ironroot.cli._output import check_output
 from ironroot.crypto import (
@@ -75,11 +77,8 @@ def _with_suffix(prefix: Path, suffix: str) -> Path:
 
 
 def _write_new(path: Path, data: bytes) -> None:
-    try:
-        with path.open("xb") as handle:
-            handle.write(data)
-    except FileExistsError as exc:
-        raise Conflict(f"{path} already exists") from exc
+    """A new public file, whole or not at all (never over an existing one: ``Conflict``)."""
+    write_atomic(path, data, mode=0o644, exclusive=True)
 
 
 def _cose_bytes(verifier: PublicKey | LmsPublicKey, *, include_kid: bool) -> bytes:
@@ -98,26 +97,14 @@ def _generate(args: argparse.Namespace) -> int:
         if path is not None:
             check_output(path)
 
-    public: PublicKey | LmsPublicKey
-    if alg is Algorithm.HSS_LMS:
-        if args.lms_params not in LMS_PARAMETER_SETS:
-            raise MalformedInput(f"unknown LMS parameter set {args.lms_params!r}")
-        params = LMS_PARAMETER_SETS[args.lms_params]
-        if params.h >= 15:
-            print(
-                f"ironroot: building {params.max_signatures} LMS one-time keys "
-                "(pure Python: about 40 s for H15)",
-                file=sys.stderr,
-            )
-        lms = LmsPrivateKey.generate(private_path, params.name)
-        public = lms.public_key
-    else:
-        key = PrivateKey.generate(alg)
-        save_signer(key, private_path)
-        public = key.public_key
-        if pem_path is not None:
-            _write_new(pem_path, public.to_pem())
-    _write_new(cose_path, _cose_bytes(public, include_kid=True))
+    written: list[Path] = []
+    try:
+        public = _write_keys(alg, args.lms_params, private_path, pem_path, cose_path, written)
+    except BaseException:  # none of the files without the others: remove what this run wrote
+        for path in written:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+        raise
 
     if args.json:
         files = {"private": str(private_path), "cose_key": str(cose_path)}
@@ -127,6 +114,42 @@ def _generate(args: argparse.Namespace) -> int:
     else:
         print(public.kid.hex())
     return 0
+
+
+def _write_keys(
+    alg: Algorithm,
+    lms_params: str,
+    private_path: Path,
+    pem_path: Path | None,
+    cose_path: Path,
+    written: list[Path],
+) -> PublicKey | LmsPublicKey:
+    """Generate the key and write its files, each whole, listing in ``written`` what it wrote."""
+    public: PublicKey | LmsPublicKey
+    if alg is Algorithm.HSS_LMS:
+        if lms_params not in LMS_PARAMETER_SETS:
+            raise MalformedInput(f"unknown LMS parameter set {lms_params!r}")
+        params = LMS_PARAMETER_SETS[lms_params]
+        if params.h >= 15:
+            print(
+                f"ironroot: building {params.max_signatures} LMS one-time keys "
+                "(pure Python: about 40 s for H15)",
+                file=sys.stderr,
+            )
+        lms = LmsPrivateKey.generate(private_path, params.name)
+        written.append(private_path)
+        public = lms.public_key
+    else:
+        key = PrivateKey.generate(alg)
+        save_signer(key, private_path)
+        written.append(private_path)
+        public = key.public_key
+        if pem_path is not None:
+            _write_new(pem_path, public.to_pem())
+            written.append(pem_path)
+    _write_new(cose_path, _cose_bytes(public, include_kid=True))
+    written.append(cose_path)
+    return public
 
 
 def _open_key(path: Path) -> tuple[str, Verifier, dict[str, object]]:

@@ -39,7 +39,7 @@ from ironroot import (
 )
 from ironroot._fileio import write_atomic
 from ironroot.cli._hex import parse_hex
-from ironroot.cli._input import read_input
+from ironroot.cli._input import note_folder, note_secret, read_input
 from ironroot.cli._output import write_output
 from ironroot.cli._text import markup
 from ironroot.cli._time import now_or
@@ -323,7 +323,10 @@ def _obfuscation_key(args: argparse.Namespace) -> Path | None:
 
 
 def _device(args: argparse.Namespace) -> rot.Device:
-    return rot.Device(args.device, obfuscation_key=_obfuscation_key(args))
+    device = rot.Device(args.device, obfuscation_key=_obfuscation_key(args))
+    note_secret(device.obfuscation_key_path)  # the device reads it: no output replaces it
+    note_folder(device.directory)
+    return device
 
 
 def _ca_init(args: argparse.Namespace) -> int:
@@ -410,7 +413,7 @@ def _verify_quote(args: argparse.Namespace) -> int:
 
 def _sealing_secret(args: argparse.Namespace) -> int:
     secret = _device(args).sealing_secret(args.label)
-    _write_private(args.out, secret.hex().encode() + b"\n", exclusive=False)
+    write_output(args.out, secret.hex().encode() + b"\n", mode=0o600)
     print(f"sealing secret ({args.label}) written to {args.out}")
     return 0
 

@@ -46,6 +46,7 @@ from ironroot._fileio import write_atomic
 from ironroot.cli._hex import parse_hex
 from ironroot.cli._input import read_input
 from ironroot.cli._main import error_object
+from ironroot.cli._output import write_output
 from ironroot.cli._time import now_or
 from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.errors import ConfigError, IronrootError, MalformedInput, VerificationFailed
@@ -393,7 +394,7 @@ def _requester(args: argparse.Namespace) -> int:
         {"name": "nonce", "ok": True},
     ]
     if args.out is not None:
-        write_atomic(args.out, evidence, mode=0o644)
+        write_output(args.out, evidence)
     leaf = crypto.load_certificate(
         result.certificate_chain.leaf, what="device certificate", der_only=True
     )

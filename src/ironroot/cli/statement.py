@@ -16,7 +16,7 @@ from ironroot import (
     transparency,
 )
 from ironroot.cli._input import read_input
-from ironroot.cli._output import write_output
+from ironroot.cli._output import check_output, write_output
 from ironroot.cli._serving import add_client_options, add_url_options, client_tls, token, url
 from ironroot.cli._text import shown
 from ironroot.crypto import PublicKey, Verifier, load_signer, load_verifier
@@ -92,6 +92,7 @@ def _sign(args: argparse.Namespace) -> int:
 
         certs = crypto.load_certificates(read_input(args.x5chain), what=str(args.x5chain))
         chain = [c.public_bytes(Encoding.DER) for c in certs]
+    check_output(args.out)  # before signing: a refused output spends no one-time key
     signer = load_signer(args.key)
     statement = cose.create_statement(
         signer,
@@ -113,6 +114,7 @@ def _sign(args: argparse.Namespace) -> int:
 def _register(args: argparse.Namespace) -> int:
     statement = read_input(args.statement)
     out: Path = args.out or args.statement.with_suffix(args.statement.suffix + ".ts")
+    check_output(out)  # before the statement is registered
     policy = None
     if args.witness_key:
         from ironroot.witness import WitnessPolicy

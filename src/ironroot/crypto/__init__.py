@@ -13,6 +13,7 @@ from ironroot._lazy import lazy_package
 if TYPE_CHECKING:
     from ironroot.crypto._algorithms import Algorithm
     from ironroot.crypto._files import (
+        holds_private_key,
         load_signer,
         load_verifier,
         save_signer,
@@ -78,6 +79,7 @@ __all__ = [
     "ecdsa_from_der",
     "ecdsa_low_s",
     "ecdsa_to_der",
+    "holds_private_key",
     "hybrid_kid",
     "library_error_text",
     "load_certificate",

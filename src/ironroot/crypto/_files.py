@@ -13,12 +13,16 @@ with mode 0600. An LMS key is never copied: its state file is the key.
 from __future__ import annotations
 
 import io
+import json
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Final
 
 import cbor2
+from cryptography.exceptions import UnsupportedAlgorithm as _LibraryUnsupported
+from cryptography.hazmat.primitives import serialization
 
 from ironroot._fileio import read_limited, warn_if_exposed, write_atomic
 from ironroot.crypto._interface import Signer, Verifier
@@ -28,6 +32,7 @@ from ironroot.errors import LimitExceeded, MalformedInput, StateReuse, Unsupport
 
 __all__ = [
     "MAX_KEY_FILE_BYTES",
+    "holds_private_key",
     "load_signer",
     "load_verifier",
     "save_signer",
@@ -37,6 +42,7 @@ __all__ = [
 MAX_KEY_FILE_BYTES: Final = 1024 * 1024
 
 _PEM: Final = b"-----BEGIN"
+_PEM_PRIVATE: Final = re.compile(rb"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----")
 
 
 def _keep_bignum(value: object, immutable: bool) -> cbor2.CBORTag:
@@ -126,6 +132,58 @@ def load_signer(path: str | os.PathLike[str], password: bytes | None = None) -> 
         raise MalformedInput("not a PKCS#8 PEM key, a private JWK or an LMS state file")
     warn_if_exposed(Path(path), "a private key")  # once it is known to hold one
     return signer
+
+
+def holds_private_key(data: bytes) -> bool:
+    """Whether ``data`` is (or holds) private key material: any PEM private key (PKCS#8,
+    encrypted or not, SEC1, RSA, OpenSSH), a PKCS#8 DER private key (encrypted or not), a
+    private JWK or a JWK Set with one, a COSE_Key (or COSE_KeySet) with a private member, or
+    an LMS state file. A file of this kind is never replaced by another verb's output."""
+    if len(data) > MAX_KEY_FILE_BYTES or not data:
+        return False
+    if _PEM_PRIVATE.search(data) or is_lms_state(data):
+        return True
+    if data[0] == 0x30:
+        return _der_private(data)
+    if 0x80 <= data[0] <= 0xBF:
+        return _cose_private(data)
+    if not data.lstrip().startswith(b"{"):
+        return False
+    try:
+        value = json.loads(data)
+    except (ValueError, RecursionError):
+        return False
+    keys = value.get("keys") if isinstance(value, dict) else None
+    members = keys if isinstance(keys, list) else [value]
+    return any(isinstance(key, dict) and "d" in key for key in members)
+
+
+def _der_private(data: bytes) -> bool:
+    try:
+        serialization.load_der_private_key(data, password=None)
+    except TypeError:  # encrypted: a private key all the same
+        return True
+    except (ValueError, _LibraryUnsupported):
+        return False
+    return True
+
+
+_COSE_KTY_SYMMETRIC: Final = 4
+_COSE_D: Final = -4  # OKP, EC2, RSA private exponent / scalar
+_COSE_K: Final = -1  # a symmetric key's value (for other key types, a curve or modulus)
+
+
+def _cose_private(data: bytes) -> bool:
+    try:
+        value = cbor2.loads(data)
+    except (cbor2.CBORDecodeError, ValueError, TypeError, RecursionError):
+        return False
+    members = value if isinstance(value, list) else [value]
+    return any(
+        isinstance(key, dict)
+        and (_COSE_D in key or (key.get(KTY) == _COSE_KTY_SYMMETRIC and _COSE_K in key))
+        for key in members
+    )
 
 
 def save_signer(

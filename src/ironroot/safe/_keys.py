@@ -54,11 +54,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.x509.oid import NameOID
 
+from ironroot._fileio import read_limited
 from ironroot.crypto import Algorithm, PublicKey, load_certificate
 from ironroot.errors import (
     CertificateExpired,
     ConfigError,
-    LimitExceeded,
     MalformedCertificate,
     MalformedInput,
     UnknownIssuer,
@@ -296,11 +296,10 @@ class ProviderKeys:
         With ``provider_folder`` the folder it sits in names its provider (a certificate's
         subject CN only finds the key); without, the key signs for any of its names."""
         file = Path(path)
-        size = file.stat().st_size
-        if size > _MAX_KEY_FILE:
-            raise LimitExceeded(f"{file} is larger than {_MAX_KEY_FILE} bytes")
+        # within the limit whatever it is: /dev/zero stops there, a pipe is never waited on
+        data = read_limited(file, _MAX_KEY_FILE)
         try:
-            key, cn, validity = _load_key(file.read_bytes())
+            key, cn, validity = _load_key(data)
         except MalformedInput as exc:
             raise ConfigError(f"{file}: {exc.detail}") from exc
         identities = provider_identities(file) if provider_folder else frozenset()

@@ -1,0 +1,314 @@
+"""What every verb's ``--out`` may and may not replace (``ironroot.cli._output``).
+
+An output never replaces a private key or an LMS state file, whatever name reaches it (the
+key's own path, a symbolic link, a hard link), and whichever verb writes it: the key would be
+lost, and an LMS state file rewound or lost means a one-time key signs twice. An output that
+is a named pipe nobody reads is refused rather than waited on; ``/dev/stdout`` works whether
+stdout is a file or a pipe; a terminal is never sent binary; a dangling link is not followed to
+create a file elsewhere. Each refusal is one line, exit 2, no traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cbor2
+import pytest
+
+from ironroot.cli import main
+
+_LMS = "SHA256-N24-H5-W4"
+
+
+def _key(tmp_path: Path, name: str = "k", alg: str = "ES256") -> Path:
+    extra = ["--lms-params", _LMS] if alg == "HSS-LMS" else []
+    assert main(["key", "generate", "--alg", alg, "--out", str(tmp_path / name), *extra]) == 0
+    return tmp_path / f"{name}.key"
+
+
+def _sign(tmp_path: Path, out: Path | str, key: Path | None = None) -> list[str]:
+    payload = tmp_path / "payload.bin"
+    payload.write_bytes(b"payload")
+    signer = key if key is not None else tmp_path / "signer.key"
+    if key is None and not signer.exists():
+        _key(tmp_path, "signer")
+    return ["statement", "sign", str(payload), "--key", str(signer),
+            "--iss", "https://i.example", "--sub", "s", "--out", str(out)]  # fmt: skip
+
+
+def _refused(capsys: pytest.CaptureFixture[str], argv: list[str], key: Path) -> str:
+    before = key.read_bytes()
+    capsys.readouterr()
+    assert main(argv) == 2, argv
+    err = capsys.readouterr().err
+    assert err.startswith("ironroot: config: "), err
+    assert "Traceback" not in err
+    assert key.read_bytes() == before  # the key is as it was
+    assert not list(key.parent.glob(".*.tmp"))
+    return err
+
+
+def test_an_output_never_replaces_another_private_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    victim = _key(tmp_path, "victim")
+    err = _refused(capsys, _sign(tmp_path, victim), victim)
+    assert f"{victim} holds a private key: writing the output there would replace it" in err
+
+
+def test_an_output_never_replaces_its_own_signing_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    key = _key(tmp_path)
+    _refused(capsys, _sign(tmp_path, key, key), key)
+
+
+def test_an_output_never_replaces_a_private_key_through_a_link_or_a_hard_link(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    key = _key(tmp_path)
+    soft = tmp_path / "soft.cose"
+    soft.symlink_to(key)
+    hard = tmp_path / "hard.cose"
+    os.link(key, hard)
+    for out in (soft, hard):
+        err = _refused(capsys, _sign(tmp_path, out), key)
+        assert "holds a private key" in err
+
+
+def test_an_output_never_replaces_a_private_jwk_or_an_encrypted_pem(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    jwk = tmp_path / "k.jwk"
+    jwk.write_text('{"kty": "EC", "crv": "P-256", "x": "AA", "y": "AA", "d": "AA"}')
+    encrypted = tmp_path / "enc.pem"
+    encrypted.write_text("-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED")
+    for victim in (jwk, encrypted):
+        _refused(capsys, _sign(tmp_path, victim), victim)
+
+
+def test_an_output_never_replaces_an_lms_state_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    state = _key(tmp_path, "lms", "HSS-LMS")
+    hard = tmp_path / "other-name"
+    os.link(state, hard)
+    for out in (state, hard):
+        err = _refused(capsys, _sign(tmp_path, out), state)
+        assert "holds a private key" in err
+    hard.unlink()  # the state file signs on as before
+    assert main(_sign(tmp_path, tmp_path / "by-lms.cose", state)) == 0
+
+
+def test_other_verbs_keep_the_rule(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    key = _key(tmp_path)
+    _refused(capsys, ["keyrelease", "tee-key", "--out", str(key)], key)
+    _key(tmp_path, "ecc", "ES384")
+    _key(tmp_path, "pqc", "ML-DSA-87")
+    fmc = tmp_path / "fmc.bin"
+    fmc.write_bytes(b"f" * 64)
+    build = ["firmware", "build", "--fmc", str(fmc), "--runtime", str(fmc), "--svn", "1",
+             "--vendor-ecc-key", str(tmp_path / "ecc.pub.pem"),
+             "--vendor-pqc-key", str(tmp_path / "pqc.pub.pem"), "--pqc-type", "mldsa",
+             "--not-before", "2026-01-01T00:00:00Z", "--not-after", "2036-01-01T00:00:00Z",
+             "--out", str(key)]  # fmt: skip
+    _refused(capsys, build, key)
+
+
+def test_an_output_still_replaces_an_ordinary_file_and_an_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    old = tmp_path / "old.cose"
+    old.write_bytes(b"an older statement")
+    assert main(_sign(tmp_path, old)) == 0
+    assert old.read_bytes()[:1] == b"\xd2"
+    payload = tmp_path / "payload.bin"  # signed in place, as before
+    assert main(_sign(tmp_path, payload)) == 0
+    assert payload.read_bytes()[:1] == b"\xd2"
+
+
+def _cli(argv: list[str], **kwargs: object) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [sys.executable, "-m", "ironroot", *argv],
+        capture_output=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")},
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def test_a_named_pipe_nobody_reads_is_refused_not_waited_on(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fifo = tmp_path / "out.fifo"
+    os.mkfifo(fifo)
+    capsys.readouterr()
+    run = _cli(_sign(tmp_path, fifo))  # before: waited for a reader forever
+    assert run.returncode == 2, run.stderr
+    assert run.stderr.decode() == (
+        f"ironroot: input-unavailable: {fifo}: a named pipe nobody reads: nothing was written\n"
+    )
+
+
+def test_dev_stdout_is_written_in_place_into_a_pipe(tmp_path: Path) -> None:
+    """stdout then carries the output alone: the verb's own line goes to stderr (it followed
+    the statement, which a reader then refused for its trailing bytes); under ``--json``,
+    whose object stdout carries, it is refused."""
+    run = _cli(_sign(tmp_path, "/dev/stdout"))  # stdout is a pipe here
+    assert run.returncode == 0, run.stderr
+    assert isinstance(cbor2.loads(run.stdout), cbor2.CBORTag)  # the statement, whole, alone
+    assert run.stderr.startswith(b"wrote /dev/stdout (")
+    statement = tmp_path / "from-stdout.cose"
+    statement.write_bytes(run.stdout)
+    assert main(["statement", "inspect", str(statement)]) == 0
+    _key(tmp_path, "ecc", "ES384")
+    _key(tmp_path, "pqc", "ML-DSA-87")
+    fmc = tmp_path / "fmc.bin"
+    fmc.write_bytes(b"f" * 64)
+    build = ["firmware", "build", "--fmc", str(fmc), "--runtime", str(fmc), "--svn", "1",
+             "--vendor-ecc-key", str(tmp_path / "ecc.pub.pem"),
+             "--vendor-pqc-key", str(tmp_path / "pqc.pub.pem"), "--pqc-type", "mldsa",
+             "--not-before", "2026-01-01T00:00:00Z", "--not-after", "2036-01-01T00:00:00Z",
+             "--out", "/dev/stdout", "--json"]  # fmt: skip
+    run = _cli(build)
+    assert run.returncode == 2, run.stderr
+    assert run.stderr.decode() == (
+        "ironroot: config: /dev/stdout: is stdout, which carries the --json object: name a file\n"
+    )
+    assert json.loads(run.stdout)["error"]["code"] == "config"
+
+
+def test_binary_is_never_written_to_a_terminal(tmp_path: Path) -> None:
+    controller, terminal = os.openpty()
+    name = os.ttyname(terminal)
+    try:
+        run = _cli(_sign(tmp_path, name))
+    finally:
+        os.close(controller)
+        os.close(terminal)
+    assert run.returncode == 2, run.stderr
+    assert run.stderr.decode() == (
+        f"ironroot: config: {name}: is a terminal and the output is binary: "
+        "name a file, or redirect stdout\n"
+    )
+
+
+def test_a_dangling_link_is_not_followed_to_create_a_file_elsewhere(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    link = tmp_path / "out.cose"
+    link.symlink_to(elsewhere / "planted")
+    argv = _sign(tmp_path, link)
+    capsys.readouterr()
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        f"ironroot: input-unavailable: {link}: is a symbolic link to {elsewhere / 'planted'}, "
+        "which does not exist: no file is created through a link\n"
+    )
+    assert not (elsewhere / "planted").exists()
+    assert link.is_symlink()
+
+
+def test_a_kill_at_any_point_leaves_the_previous_output_or_the_new_one(tmp_path: Path) -> None:
+    """``kill -9`` at each file operation of ``statement sign --out`` over an existing output
+    (a real process, killed by ``tests/kill_points.py``): the output is the old bytes or a
+    whole new statement, never a truncated one."""
+    from kill_points import KILLER, run_killer
+
+    killer = tmp_path / "killer.py"
+    killer.write_text(KILLER)
+    _key(tmp_path, "signer")
+    out = tmp_path / "out.cose"
+    old = b"the previous statement"
+    out.write_bytes(old)
+    tally = tmp_path / "tally"
+    argv = _sign(tmp_path, out)
+    assert run_killer(killer, argv, IRONROOT_TEST_KILL_TALLY=str(tally)).returncode == 0
+    new = out.read_bytes()
+    assert new[:1] == b"\xd2"
+    operations = int(tally.read_text())
+    assert operations >= 3  # the temporary file, its rename, the tally's own open
+    for point in range(1, operations):
+        out.write_bytes(old)
+        run = run_killer(killer, argv, IRONROOT_TEST_KILL_AT=str(point))
+        assert run.returncode == -9, point
+        now = out.read_bytes()
+        if now != old:  # a whole new statement (ES256 is randomized: same length, not bytes)
+            assert len(now) == len(new), point
+            assert isinstance(cbor2.loads(now), cbor2.CBORTag), point
+        for leftover in tmp_path.glob(".*.tmp"):
+            leftover.unlink()  # a temporary file a kill leaves: never the output
+
+
+def test_a_dash_is_stdout_for_an_output_and_stdin_for_an_input(tmp_path: Path) -> None:
+    """``-`` was taken as a file's name: ``--out -`` left a file called ``-`` in the working
+    folder and printed nothing."""
+    argv = _sign(tmp_path, "-")
+    run = _cli(argv, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert not (tmp_path / "-").exists()
+    assert isinstance(cbor2.loads(run.stdout), cbor2.CBORTag)
+    assert run.stderr == b"wrote - (%d bytes, ES256)\n" % len(run.stdout)
+    statement = run.stdout
+    run = _cli(["statement", "inspect", "-", "--json"], input=statement, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["ok"] is True
+
+
+def test_a_refused_output_costs_no_one_time_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The output is checked before the verb signs: a refused ``--out`` used to be found only
+    after an LMS signature had spent one of the key's one-time leaves."""
+    from ironroot.crypto import LmsPrivateKey
+
+    state = _key(tmp_path, "lms", "HSS-LMS")
+    victim = _key(tmp_path, "victim")
+    left = LmsPrivateKey.load(state).remaining()
+    _refused(capsys, _sign(tmp_path, victim, state), victim)
+    assert LmsPrivateKey.load(state).remaining() == left
+
+
+def test_an_output_never_replaces_a_der_or_cose_private_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Private keys Ironroot does not load itself are still keys: PKCS#8 DER (plain and
+    encrypted) and a COSE_Key with its private member (EC2/OKP ``d``, a symmetric ``k``)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    der = tmp_path / "k.der"
+    der.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.DER,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    encrypted = tmp_path / "k.p8"
+    encrypted.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.DER,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(b"pw"),
+        )
+    )
+    ec2 = tmp_path / "ec2.cose"
+    ec2.write_bytes(cbor2.dumps({1: 2, -1: 1, -2: b"x" * 32, -3: b"y" * 32, -4: b"d" * 32}))
+    symmetric = tmp_path / "aes.cose"
+    symmetric.write_bytes(cbor2.dumps({1: 4, -1: b"k" * 32}))
+    for victim in (der, encrypted, ec2, symmetric):
+        err = _refused(capsys, _sign(tmp_path, victim), victim)
+        assert "holds a private key" in err
+    public = tmp_path / "public.cose"  # a public COSE_Key is replaced as any file
+    public.write_bytes(cbor2.dumps({1: 2, -1: 1, -2: b"x" * 32, -3: b"y" * 32}))
+    assert main(_sign(tmp_path, public)) == 0
