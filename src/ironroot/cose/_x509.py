@@ -98,8 +98,9 @@ def verify_x5chain(
     certificate followed by its issuer; the root may be left out, and past a configured
     intermediate only its issuers may follow), or, with ``leaf_signs`` (the leaf key verifies
     a message's signature, as x5chain's does), the leaf has a KeyUsage without
-    digitalSignature (a CA certificate as the leaf) or is a CA without one. ``leaf_signs=False`` is for a chain whose
-    leaf certifies another key instead (an HSM's device chain, which may end in a device CA).
+    digitalSignature (a CA certificate as the leaf) or is a CA without one.
+    ``leaf_signs=False`` is for a chain whose leaf certifies another key instead (an HSM's
+    device chain, which may end in a device CA).
     A naive ``now`` is taken as UTC.
     """
     if not chain:
