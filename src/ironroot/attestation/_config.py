@@ -97,6 +97,7 @@ __all__ = ["CONFIG_FILE", "AttestationConfig", "init_attestation_dir", "load_att
 
 CONFIG_FILE: Final = "attestation.toml"
 _MAX_FILE: Final = 1024 * 1024
+_KEY_PURPOSES: Final = frozenset({"ear"})  # the one key [keys.handles] may name
 _STATEMENT_SUFFIXES: Final = frozenset((".ts", ".cbor", ".cose", ".scitt"))
 _CERT_SUFFIXES: Final = frozenset((".pem", ".crt", ".cer", ".der"))
 _PROVIDER_SUFFIXES: Final = frozenset((".pem", ".pub", ".crt", ".cer", ".der", ".key"))
@@ -291,7 +292,7 @@ class AttestationConfig:
         HSM (``ironroot.hsm.ServiceKeys``, purpose ``"ear"``; created there on first use); the
         HSM stays open while the service is in use.
         """
-        keys_config = ServiceKeysConfig.parse(self.keys, self.data_dir)
+        keys_config = ServiceKeysConfig.parse(self.keys, self.data_dir, purposes=_KEY_PURPOSES)
         with contextlib.ExitStack() as stack:
             key: Signer
             if keys_config.in_hsm:
@@ -391,7 +392,8 @@ def load_attestation_config(data_dir: Path) -> AttestationConfig:
     keys_table = document.get("keys", {})
     if not isinstance(keys_table, dict):
         raise ConfigError("[keys] must be a table")
-    ServiceKeysConfig.parse(keys_table, data_dir)  # checked now, opened when serving
+    # checked now, opened when serving
+    ServiceKeysConfig.parse(keys_table, data_dir, purposes=_KEY_PURPOSES)
     known = {
         "host",
         "port",

@@ -32,7 +32,7 @@ not handled here.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -74,6 +74,17 @@ _KEY_TYPES: Final = {
     Algorithm.ML_DSA_87: KeyType.ML_DSA_87,
 }
 HANDLES_FILE: Final = "keys/handles.json"
+_SETTINGS: Final = {
+    "pkcs11": ("pkcs11_library", "pkcs11_token", "pkcs11_pin_file"),
+    "hsm": (
+        "hsm_dir",
+        "hsm_rot_device",
+        "hsm_counter",
+        "hsm_sealing_secret_file",
+        "hsm_identity",
+        "hsm_credential_file",
+    ),
+}
 
 
 def _text(table: Mapping[str, Any], name: str, required: bool) -> str:
@@ -109,7 +120,17 @@ class ServiceKeysConfig:
     handles: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
-    def parse(cls, table: Mapping[str, Any] | None, base: Path) -> ServiceKeysConfig:
+    def parse(
+        cls,
+        table: Mapping[str, Any] | None,
+        base: Path,
+        *,
+        purposes: Collection[str] | None = None,
+    ) -> ServiceKeysConfig:
+        """Check ``[keys]``: a setting of a backend other than the one chosen (a forgotten
+        ``backend = "pkcs11"`` would keep the keys in files) and, with ``purposes`` (the keys
+        the service ever asks for), a ``keys.handles`` entry for any other purpose (a
+        misspelt one would have a new key generated) are ``ConfigError``."""
         table = dict(table or {})
         unknown = set(table) - _KEYS
         if unknown:
@@ -117,11 +138,23 @@ class ServiceKeysConfig:
         backend = table.get("backend", "files")
         if backend not in BACKENDS:
             raise ConfigError(f"keys.backend must be one of {', '.join(BACKENDS)}")
+        for other, names in _SETTINGS.items():
+            for name in names:
+                if other != backend and name in table:
+                    raise ConfigError(f'keys.{name} needs keys.backend = "{other}"')
         handles = table.get("handles", {})
         if not isinstance(handles, dict) or not all(
             isinstance(k, str) and isinstance(v, str) and v for k, v in handles.items()
         ):
             raise ConfigError("keys.handles maps purposes to key handles (strings)")
+        if handles and backend == "files":
+            raise ConfigError('keys.handles needs keys.backend = "pkcs11" or "hsm"')
+        stray = sorted(set(handles) - set(handles if purposes is None else purposes))
+        if stray:
+            raise ConfigError(
+                f"keys.handles.{stray[0]}: this service has no such key (its keys: "
+                f"{', '.join(sorted(purposes or ()))})"
+            )
         settings: dict[str, str] = {}
         if backend == "pkcs11":
             for name in ("pkcs11_library", "pkcs11_token", "pkcs11_pin_file"):

@@ -536,6 +536,13 @@ def load_config(data_dir: Path) -> TransparencyConfig:
     store = StoreConfig.from_table(lg)
     if store.has_password:
         warn_if_exposed(path, "log.dsn (it holds a password)")
+    keys = dict(raw.get("keys", {}))
+    in_hsm = set(keys) - {"backend"}
+    if keys.get("backend", "files") == "files" and in_hsm:
+        # else init_data_dir would write the service keys to files the operator meant for an HSM
+        raise ConfigError(
+            f'keys.{sorted(in_hsm)[0]} needs keys.backend = "pkcs11" or "hsm" in {path}'
+        )
     tokens = _str_list(auth, "write_tokens", [], "auth")
     if tokens:
         warn_if_exposed(path, "auth.write_tokens")
@@ -561,7 +568,7 @@ def load_config(data_dir: Path) -> TransparencyConfig:
         max_clock_skew=max_skew,
         reset_receipt_time_from=reset_from,
         outside_validity=outside_validity,
-        keys=dict(raw.get("keys", {})),
+        keys=keys,
         server=ServerLimits.from_table(raw.get("server"), "[server]"),
         _issuer_index={(ik.iss, ik.key.kid): ik.key for ik in issuers},
         rejected=tuple(rejected),

@@ -1,0 +1,93 @@
+"""The ``[keys]`` table says exactly where the service keys live: a setting of a backend the
+table does not choose, or a ``[keys.handles]`` entry for a key the service never asks for, is
+a ``ConfigError`` (exit 2) — never keys quietly written to PEM files or a new key generated."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from _tx_helpers import write_config
+
+from ironroot.cli import main
+from ironroot.cli.serve import KEY_PURPOSES
+from ironroot.errors import ConfigError
+from ironroot.hsm import ServiceKeysConfig
+from ironroot.transparency import load_config
+
+_PKCS11 = {"pkcs11_library": "/lib/p11.so", "pkcs11_token": "t", "pkcs11_pin_file": "pin"}
+
+
+def test_pkcs11_settings_without_their_backend_write_no_key_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A forgotten ``backend = "pkcs11"``: the service must not fall back to PEM files."""
+    data = tmp_path / "data"
+    write_config(data)
+    with (data / "ironroot.toml").open("a") as f:
+        f.write('[keys]\npkcs11_library = "/lib/p11.so"\npkcs11_token = "t"\n')
+        f.write('pkcs11_pin_file = "pin"\n')
+    assert main(["serve", "--data", str(data), "--init-only"]) == 2
+    err = capsys.readouterr().err
+    assert 'ironroot: config: keys.pkcs11_library needs keys.backend = "pkcs11" or "hsm"' in err
+    assert str(data / "ironroot.toml") in err
+    assert not (data / "keys").exists()  # no private key was written to disk
+    with pytest.raises(ConfigError, match=r"keys\.pkcs11_library needs keys\.backend"):
+        load_config(data)
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        (_PKCS11, 'keys.pkcs11_library needs keys.backend = "pkcs11"'),
+        ({"backend": "files", **_PKCS11}, 'keys.pkcs11_library needs keys.backend = "pkcs11"'),
+        ({"backend": "hsm", "hsm_dir": "h", **_PKCS11}, "keys.pkcs11_library needs"),
+        (
+            {"backend": "pkcs11", **_PKCS11, "hsm_dir": "h"},
+            'keys.hsm_dir needs keys.backend = "hsm"',
+        ),
+        (
+            {"backend": "pkcs11", **_PKCS11, "hsm_counter": "c"},
+            'keys.hsm_counter needs keys.backend = "hsm"',
+        ),
+        (
+            {"handles": {"receipt-ES384": "h"}},
+            'keys.handles needs keys.backend = "pkcs11" or "hsm"',
+        ),
+    ],
+)
+def test_settings_of_another_backend_are_refused(
+    table: dict[str, object], message: str, tmp_path: Path
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        ServiceKeysConfig.parse(table, tmp_path)
+    assert caught.value.detail.startswith(message)
+    assert caught.value.exit_code == 2
+
+
+def test_a_misspelt_handle_purpose_is_refused(tmp_path: Path) -> None:
+    """``reciept-ES384`` would leave ``receipt-ES384`` without a handle: PKCS#11 would then
+    generate a new receipt key instead of using the one the operator named."""
+    table = {"backend": "pkcs11", **_PKCS11, "handles": {"reciept-ES384": "5f0c"}}
+    with pytest.raises(ConfigError) as caught:
+        ServiceKeysConfig.parse(table, tmp_path, purposes=KEY_PURPOSES)
+    assert caught.value.detail.startswith(
+        "keys.handles.reciept-ES384: this service has no such key (its keys: checkpoint, "
+    )
+    good = {"backend": "pkcs11", **_PKCS11, "handles": {"receipt-ES384": "5f0c"}}
+    parsed = ServiceKeysConfig.parse(good, tmp_path, purposes=KEY_PURPOSES)
+    assert parsed.handles == {"receipt-ES384": "5f0c"}
+
+
+def test_the_cli_refuses_a_misspelt_handle(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "data"
+    write_config(data)
+    with (data / "ironroot.toml").open("a") as f:
+        f.write('[keys]\nbackend = "pkcs11"\npkcs11_library = "/lib/p11.so"\n')
+        f.write('pkcs11_token = "t"\npkcs11_pin_file = "pin"\n[keys.handles]\n')
+        f.write('checkpoints = "5f0c"\n')
+    assert main(["serve", "--data", str(data), "--init-only"]) == 2
+    err = capsys.readouterr().err
+    assert "ironroot: config: keys.handles.checkpoints: this service has no such key" in err
