@@ -4,6 +4,9 @@ a ``ConfigError`` (exit 2) — never keys quietly written to PEM files or a new 
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,7 +15,7 @@ from _tx_helpers import write_config
 from ironroot.cli import main
 from ironroot.cli.serve import KEY_PURPOSES
 from ironroot.errors import ConfigError
-from ironroot.hsm import ServiceKeysConfig
+from ironroot.hsm import ServiceKeys, ServiceKeysConfig
 from ironroot.transparency import load_config
 
 _PKCS11 = {"pkcs11_library": "/lib/p11.so", "pkcs11_token": "t", "pkcs11_pin_file": "pin"}
@@ -91,3 +94,85 @@ def test_the_cli_refuses_a_misspelt_handle(
     assert main(["serve", "--data", str(data), "--init-only"]) == 2
     err = capsys.readouterr().err
     assert "ironroot: config: keys.handles.checkpoints: this service has no such key" in err
+
+
+_OPEN_KEYS = """
+import sys
+from pathlib import Path
+from ironroot.errors import ConfigError
+from ironroot.hsm import ServiceKeys, ServiceKeysConfig
+table = {"backend": "pkcs11", "pkcs11_library": "/lib/p11.so", "pkcs11_token": "t",
+         "pkcs11_pin_file": "pin"}
+try:
+    ServiceKeys(ServiceKeysConfig.parse(table, Path(sys.argv[1])))
+except ConfigError as exc:
+    print(exc.detail)
+"""
+
+
+def test_a_pin_file_that_is_a_named_pipe_is_not_waited_on(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "pin")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", _OPEN_KEYS, str(tmp_path)],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            env=env,
+            check=True,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("ServiceKeys waited on a named pipe for a writer")
+    assert done.stdout.strip() == f"the PKCS#11 PIN at {tmp_path / 'pin'} is empty"
+
+
+def test_a_pin_file_that_is_a_folder_or_too_large_is_refused(tmp_path: Path) -> None:
+    table = {"backend": "pkcs11", **_PKCS11}
+    (tmp_path / "pin").mkdir()
+    with pytest.raises(ConfigError) as caught:
+        ServiceKeys(ServiceKeysConfig.parse(table, tmp_path))
+    assert caught.value.detail == (
+        f"cannot read the PKCS#11 PIN at {tmp_path / 'pin'}: is a directory, not a file"
+    )
+    (tmp_path / "pin").rmdir()
+    (tmp_path / "pin").write_bytes(b"1" * (64 * 1024 + 1))
+    with pytest.raises(ConfigError) as caught:
+        ServiceKeys(ServiceKeysConfig.parse(table, tmp_path))
+    assert (
+        caught.value.detail == f"the PKCS#11 PIN at {tmp_path / 'pin'} is larger than 65536 bytes"
+    )
+
+
+_OPEN_SERVICE = """
+import sys
+from pathlib import Path
+from ironroot.errors import ConfigError
+from ironroot.transparency import TransparencyService
+try:
+    TransparencyService.open(Path(sys.argv[1]), receipt_signers=None, checkpoint_signers=None)
+except ConfigError as exc:
+    print(exc.detail)
+"""
+
+
+def test_a_receipt_key_that_is_a_named_pipe_is_not_waited_on(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    write_config(data)
+    assert main(["serve", "--data", str(data), "--init-only"]) == 0
+    key = data / "keys" / "receipt-es384.key"
+    key.unlink()
+    os.mkfifo(key)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", _OPEN_SERVICE, str(data)],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            env=env,
+            check=True,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("the service waited on a named pipe for a writer")
+    assert done.stdout.strip() == f"service key {key} is not a ES384 key"

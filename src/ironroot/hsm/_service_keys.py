@@ -37,9 +37,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from ironroot._fileio import warn_if_exposed, write_atomic
+from ironroot._fileio import read_limited, warn_if_exposed, write_atomic
 from ironroot.crypto import Algorithm
-from ironroot.errors import ConfigError, IronrootError, NotFound
+from ironroot.errors import ConfigError, InputUnavailable, IronrootError, LimitExceeded, NotFound
 from ironroot.hsm._backend import BuiltinBackend, HsmSigner, KeyBackend
 from ironroot.hsm._boundary import Hsm
 from ironroot.hsm._model import KeyAttributes, KeyType, Usage
@@ -74,6 +74,7 @@ _KEY_TYPES: Final = {
     Algorithm.ML_DSA_87: KeyType.ML_DSA_87,
 }
 HANDLES_FILE: Final = "keys/handles.json"
+_MAX_SECRET: Final = 64 * 1024  # a PIN, a sealing secret, a credential
 _SETTINGS: Final = {
     "pkcs11": ("pkcs11_library", "pkcs11_token", "pkcs11_pin_file"),
     "hsm": (
@@ -99,10 +100,14 @@ def _text(table: Mapping[str, Any], name: str, required: bool) -> str:
 
 
 def _read_secret(path: Path, what: str) -> bytes:
-    try:
-        data = path.read_bytes()
+    try:  # a named pipe reads as empty rather than being waited on
+        data = read_limited(path, _MAX_SECRET)
     except OSError as exc:
         raise ConfigError(f"cannot read the {what} at {path}: {exc.strerror}") from exc
+    except InputUnavailable as exc:
+        raise ConfigError(f"cannot read the {what} at {exc.detail}") from exc
+    except LimitExceeded as exc:
+        raise ConfigError(f"the {what} at {path} is larger than {_MAX_SECRET} bytes") from exc
     warn_if_exposed(path, f"the {what}")
     data = data.strip()
     if not data:

@@ -276,10 +276,12 @@ def load_receipt_signers(config: TransparencyConfig) -> list[PrivateKey]:
 
 
 def _load_private(path: Path, algorithm: Algorithm) -> PrivateKey:
-    try:
-        data = path.read_bytes()
+    try:  # a named pipe reads as empty rather than being waited on
+        data = read_limited(path, _MAX_TRUST_FILE)
     except OSError as exc:
         raise ConfigError(f"cannot read service key {path}: {exc.strerror}") from exc
+    except (InputUnavailable, LimitExceeded) as exc:
+        raise ConfigError(f"cannot read service key {exc.detail}") from exc
     warn_if_exposed(path, "a service private key")
     try:
         return PrivateKey.from_pem(data, algorithm)

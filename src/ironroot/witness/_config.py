@@ -88,10 +88,14 @@ class WitnessConfig:
         out = []
         for label in self.algorithms:
             path = witness_key_path(self.data_dir, label)
-            try:
-                pem = path.read_bytes()
+            try:  # a named pipe reads as empty rather than being waited on
+                pem = read_limited(path, _MAX_FILE)
             except OSError as exc:
                 raise ConfigError(f"cannot read the witness key {path}: {exc.strerror}") from exc
+            except InputUnavailable as exc:
+                raise ConfigError(f"cannot read the witness key {exc.detail}") from exc
+            except LimitExceeded as exc:
+                raise ConfigError(exc.detail) from exc
             warn_if_exposed(path, "the witness's private key")
             try:
                 key = PrivateKey.from_pem(pem, _ALGORITHMS[label])
