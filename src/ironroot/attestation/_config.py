@@ -87,7 +87,7 @@ from ironroot.crypto import (
     save_signer,
 )
 from ironroot.ear import ChallengeLimits, NonceStore
-from ironroot.errors import ConfigError, IronrootError
+from ironroot.errors import ConfigError, InputUnavailable, IronrootError, LimitExceeded
 from ironroot.hsm import ServiceKeys, ServiceKeysConfig
 from ironroot.http import ServerLimits
 from ironroot.rim import builtin_rim_roots
@@ -128,6 +128,10 @@ def _read(path: Path) -> bytes:
         return read_limited(path, _MAX_FILE)
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
+    except InputUnavailable as exc:
+        raise ConfigError(f"cannot read {exc.detail}") from exc
+    except LimitExceeded as exc:
+        raise ConfigError(exc.detail) from exc
 
 
 def _files(paths: Iterable[Path], suffixes: frozenset[str]) -> list[Path]:

@@ -64,7 +64,7 @@ from typing import Any, Final
 
 from ironroot._fileio import read_limited
 from ironroot.crypto import PublicKey, Verifier
-from ironroot.errors import ConfigError, IronrootError
+from ironroot.errors import ConfigError, InputUnavailable, IronrootError, LimitExceeded
 from ironroot.log import NoteVerifier
 from ironroot.platform import PlatformTrust
 from ironroot.rot import parse_certificates
@@ -269,6 +269,10 @@ def _read(path: Path) -> bytes:
         return read_limited(path, _MAX_FILE)
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
+    except InputUnavailable as exc:
+        raise ConfigError(f"cannot read {exc.detail}") from exc
+    except LimitExceeded as exc:
+        raise ConfigError(exc.detail) from exc
 
 
 def _table(value: object, name: str, allowed: set[str] | None = None) -> dict[str, Any]:

@@ -78,7 +78,7 @@ from typing import Any, Final
 from ironroot._fileio import read_limited
 from ironroot.cose import decode_key_set
 from ironroot.crypto import Algorithm, PublicKey, Verifier
-from ironroot.errors import ConfigError, IronrootError
+from ironroot.errors import ConfigError, InputUnavailable, IronrootError, LimitExceeded
 from ironroot.firmware import MAX_ECC_KEYS, MAX_PQC_KEYS, key_descriptor_hash
 from ironroot.safe import ProviderKey, ProviderKeys, Review
 
@@ -472,6 +472,10 @@ def _read(path: Path) -> bytes:
         return read_limited(path, _MAX_FILE)
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
+    except InputUnavailable as exc:
+        raise ConfigError(f"cannot read {exc.detail}") from exc
+    except LimitExceeded as exc:
+        raise ConfigError(exc.detail) from exc
 
 
 def _paths(base: Path, value: object, what: str) -> list[Path]:
