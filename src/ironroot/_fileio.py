@@ -231,6 +231,13 @@ def warn_if_exposed(path: Path, what: str, *, writable: bool = False, fix: int =
     return True
 
 
+def warn_if_trust_writable(path: Path) -> bool:
+    """Log a warning when ``path``, a configuration that says what a service trusts (keys,
+    roots, witnesses), may be written by its group or others: they could change that trust.
+    Every service's configuration loader calls it (one rule); return whether it warned."""
+    return warn_if_exposed(path, "what the service trusts", writable=True, fix=0o644)
+
+
 class DirectoryLock:
     """One process per data directory: an exclusive, non-blocking ``flock`` on
     ``<directory>/<name>`` (which records the holder's pid), held until :meth:`close`.

@@ -62,7 +62,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
-from ironroot._fileio import load_each, read_limited, warn_if_exposed, write_atomic
+from ironroot._fileio import (
+    load_each,
+    read_limited,
+    warn_if_exposed,
+    warn_if_trust_writable,
+    write_atomic,
+)
 from ironroot.attestation._collateral_files import (
     CollateralFiles,
     read_crls,
@@ -387,6 +393,7 @@ def load_attestation_config(data_dir: Path) -> AttestationConfig:
         document = tomllib.loads(_read(path).decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
+    warn_if_trust_writable(path)
     table = document.get("attestation")
     if not isinstance(table, dict):
         raise ConfigError(f"{path} has no [attestation] table")

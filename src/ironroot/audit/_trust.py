@@ -63,7 +63,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final
 
-from ironroot._fileio import read_limited
+from ironroot._fileio import read_limited, warn_if_trust_writable
 from ironroot.crypto import PublicKey, Verifier
 from ironroot.errors import ConfigError, InputUnavailable, IronrootError, LimitExceeded
 from ironroot.log import NoteVerifier
@@ -171,6 +171,7 @@ class AuditTrust:
             document = tomllib.loads(_read(file).decode("utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError) as exc:
             raise ConfigError(f"{file} is not valid TOML: {exc}") from exc
+        warn_if_trust_writable(file)
         base = file.parent
         rest: dict[str, Any] = dict(document)
         # An optional table written but left empty requires nothing: say so, never read it

@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from ironroot._fileio import DirectoryLock, read_limited, warn_if_exposed
+from ironroot._fileio import DirectoryLock, read_limited, warn_if_exposed, warn_if_trust_writable
 from ironroot.ear import ChallengeLimits
 from ironroot.errors import ConfigError, HsmErrorState, InputUnavailable, LimitExceeded
 from ironroot.hsm import DirectoryStorage, Hsm, HsmConfig
@@ -212,6 +212,7 @@ def load_keyrelease_config(data_dir: Path | str) -> KeyReleaseConfig:
         document = tomllib.loads(_read(base / CONFIG_FILE).decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise ConfigError(f"{base / CONFIG_FILE} is not TOML: {exc}") from exc
+    warn_if_trust_writable(base / CONFIG_FILE)
     sections = set(document) - _SECTIONS
     if sections:
         raise ConfigError(f"{CONFIG_FILE}: unknown section [{sorted(sections)[0]}]")

@@ -75,7 +75,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final
 
-from ironroot._fileio import read_limited
+from ironroot._fileio import read_limited, warn_if_trust_writable
 from ironroot.cose import decode_key_set
 from ironroot.crypto import Algorithm, PublicKey, Verifier
 from ironroot.errors import ConfigError, InputUnavailable, IronrootError, LimitExceeded
@@ -410,6 +410,7 @@ class PlatformTrust:
             document = tomllib.loads(_read(file).decode("utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError) as exc:
             raise ConfigError(f"{file} is not valid TOML: {exc}") from exc
+        warn_if_trust_writable(file)
         return cls.from_toml(document, file.parent, str(file))
 
     @classmethod

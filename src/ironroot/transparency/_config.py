@@ -21,7 +21,13 @@ from urllib.parse import urlsplit
 
 from cryptography import x509
 
-from ironroot._fileio import load_each, read_limited, warn_if_exposed, write_atomic
+from ironroot._fileio import (
+    load_each,
+    read_limited,
+    warn_if_exposed,
+    warn_if_trust_writable,
+    write_atomic,
+)
 from ironroot.crypto import Algorithm, PrivateKey, PublicKey, load_certificates
 from ironroot.errors import (
     ConfigError,
@@ -442,6 +448,7 @@ def load_config(data_dir: Path) -> TransparencyConfig:
         raise ConfigError(f"cannot read {exc.detail}") from exc
     except (tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
+    warn_if_trust_writable(path)
     for section, value in raw.items():
         if section not in _SECTIONS or not isinstance(value, dict):
             raise ConfigError(f"unknown section [{section}] in {path}")

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from ironroot._fileio import read_limited, warn_if_exposed, write_atomic
+from ironroot._fileio import read_limited, warn_if_exposed, warn_if_trust_writable, write_atomic
 from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.errors import ConfigError, InputUnavailable, IronrootError, LimitExceeded
 from ironroot.http import ServerLimits
@@ -150,6 +150,7 @@ def load_witness_config(data_dir: Path) -> WitnessConfig:
         raw = tomllib.loads(raw_bytes.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
+    warn_if_trust_writable(path)
     unknown = set(raw) - {"witness", "server"}
     if unknown:
         raise ConfigError(f"unknown section [{sorted(unknown)[0]}] in {path}")
