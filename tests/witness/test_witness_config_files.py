@@ -53,3 +53,14 @@ def test_a_key_that_is_a_folder_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         load_witness_config(tmp_path).cosigners()
     assert caught.value.detail == f"cannot read the witness key {key}: is a directory, not a file"
+
+
+@pytest.mark.parametrize("port", ["0", "65536", "-1", "8300.0", "true", '"8300"'])
+def test_a_port_that_is_not_a_tcp_port_is_refused_when_read(tmp_path: Path, port: str) -> None:
+    """As keyrelease.toml's port: refused naming the setting, not later at the bind."""
+    init_witness_dir(tmp_path, name="witness.example/w1")
+    path = tmp_path / "witness.toml"
+    path.write_text(path.read_text() + f"port = {port}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_witness_config(tmp_path)
+    assert caught.value.detail == "witness.port must be a TCP port (1-65535)"

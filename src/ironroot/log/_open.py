@@ -172,7 +172,7 @@ class StoreConfig:
         if isinstance(timeout, int) and not isinstance(timeout, bool):
             timeout = float(timeout)
         if kind == "sqlite":
-            for key in ("dsn", "schema", "pool_size"):
+            for key in ("dsn", "schema", "pool_size", "store_timeout"):
                 if key in table:
                     raise ConfigError(f'log.{key} needs log.store = "postgresql"')
             return cls()

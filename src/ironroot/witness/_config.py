@@ -174,8 +174,10 @@ def load_witness_config(data_dir: Path) -> WitnessConfig:
     if host is not None and (not isinstance(host, str) or not host):
         raise ConfigError("witness.host must be a non-empty string")
     port = table.get("port")
-    if port is not None and (isinstance(port, bool) or not isinstance(port, int)):
-        raise ConfigError("witness.port must be an integer")
+    if port is not None and (
+        isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536
+    ):
+        raise ConfigError("witness.port must be a TCP port (1-65535)")
     limit = _get(table, "max_request_bytes", int, MAX_REQUEST_BYTES, "witness")
     if not 1024 <= limit <= MAX_REQUEST_BYTES:
         raise ConfigError(f"witness.max_request_bytes must be in 1024..{MAX_REQUEST_BYTES}")
