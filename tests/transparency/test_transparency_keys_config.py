@@ -176,3 +176,38 @@ def test_a_receipt_key_that_is_a_named_pipe_is_not_waited_on(tmp_path: Path) -> 
     except subprocess.TimeoutExpired:
         pytest.fail("the service waited on a named pipe for a writer")
     assert done.stdout.strip() == f"service key {key} is not a ES384 key"
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("max_batch = 0", "transparency.max_batch must be between 1 and 65536"),
+        ("max_batch = 4096.0", "transparency.max_batch must be a int"),
+        ("batch_linger = nan", "transparency.batch_linger must be between 0 and 0.1 seconds"),
+        ('outside_validity = "acept"', 'transparency.outside_validity is "refuse" or "accept"'),
+    ],
+)
+def test_every_error_of_ironroot_toml_names_the_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], line: str, message: str
+) -> None:
+    """An operator with several data directories learns which file to fix."""
+    data = tmp_path / "data"
+    write_config(data)
+    path = data / "ironroot.toml"
+    path.write_text(path.read_text().replace("[transparency]\n", f"[transparency]\n{line}\n", 1))
+    with pytest.raises(ConfigError) as caught:
+        load_config(data)
+    assert caught.value.detail.startswith(f"{path}: {message}")
+    assert main(["serve", "--data", str(data), "--init-only"]) == 2
+    assert capsys.readouterr().err.startswith(f"ironroot: config: {path}: {message}")
+
+
+def test_a_key_given_twice_is_refused(tmp_path: Path) -> None:
+    """TOML forbids it; the parser's refusal is a ConfigError naming the file and the line."""
+    data = tmp_path / "data"
+    write_config(data, registration_wait=5.0)
+    path = data / "ironroot.toml"
+    path.write_text(path.read_text().replace("[log]\n", "registration_wait = 0.0\n[log]\n", 1))
+    with pytest.raises(ConfigError) as caught:
+        load_config(data)
+    assert caught.value.detail.startswith(f"{path} is not valid TOML: Cannot overwrite a value")

@@ -436,8 +436,17 @@ def _load_issuers(data_dir: Path, tables: object, rejected: list[str]) -> tuple[
 
 
 def load_config(data_dir: Path) -> TransparencyConfig:
-    """Read and check ``<data_dir>/ironroot.toml``."""
+    """Read and check ``<data_dir>/ironroot.toml``; every ``ConfigError`` names that file."""
     path = data_dir / CONFIG_FILE
+    try:
+        return _load_config(data_dir, path)
+    except ConfigError as exc:
+        if str(path) in exc.detail:
+            raise
+        raise ConfigError(f"{path}: {exc.detail}") from exc
+
+
+def _load_config(data_dir: Path, path: Path) -> TransparencyConfig:
     if path.exists() and not path.is_file():  # a pipe would read as empty: all defaults
         raise ConfigError(f"{path} is not a regular file")
     try:  # within a limit, and a named pipe is never waited on
