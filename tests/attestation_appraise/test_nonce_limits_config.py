@@ -32,7 +32,8 @@ def test_the_key_service_refuses_a_nan_rate_in_its_file(tmp_path: Path) -> None:
     (tmp_path / "keyrelease.toml").write_text(f"[keyrelease]\n{_HSM}[challenges]\nrate = nan\n")
     with pytest.raises(ConfigError) as caught:
         load_keyrelease_config(tmp_path)
-    assert caught.value.detail == "challenges.rate must be a positive number per second"
+    path = tmp_path / "keyrelease.toml"
+    assert caught.value.detail == f"{path}: challenges.rate must be a positive number per second"
 
 
 def test_a_finite_rate_still_limits() -> None:

@@ -41,7 +41,8 @@ def test_a_named_pipe_is_not_waited_on(tmp_path: Path) -> None:
     except subprocess.TimeoutExpired:
         pytest.fail("load_keyrelease_config waited on a named pipe for a writer")
     # An empty read: no [keyrelease] table, refused like any empty file.
-    assert done.stdout.strip() == "keyrelease.toml needs a [keyrelease] table"
+    path = tmp_path / "keyrelease.toml"
+    assert done.stdout.strip() == f"{path}: keyrelease.toml needs a [keyrelease] table"
 
 
 def test_a_folder_is_refused(tmp_path: Path) -> None:
@@ -58,3 +59,14 @@ def test_an_oversized_file_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         load_keyrelease_config(tmp_path)
     assert caught.value.detail == f"{tmp_path / 'keyrelease.toml'} is larger than 1048576 bytes"
+
+
+def test_every_error_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "keyrelease.toml"
+    path.write_text(
+        '[keyrelease]\nport = 0\n[keyrelease.hsm]\ndir = "hsm"\nrot_device = "rot"\n'
+        'sealing_secret_file = "s"\nidentity = "kr"\ncredential_file = "c"\n'
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_keyrelease_config(tmp_path)
+    assert caught.value.detail == f"{path}: keyrelease.port must be a TCP port"

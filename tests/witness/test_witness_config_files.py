@@ -63,4 +63,13 @@ def test_a_port_that_is_not_a_tcp_port_is_refused_when_read(tmp_path: Path, port
     path.write_text(path.read_text() + f"port = {port}\n")
     with pytest.raises(ConfigError) as caught:
         load_witness_config(tmp_path)
-    assert caught.value.detail == "witness.port must be a TCP port (1-65535)"
+    assert caught.value.detail == f"{path}: witness.port must be a TCP port (1-65535)"
+
+
+def test_every_error_names_the_file(tmp_path: Path) -> None:
+    init_witness_dir(tmp_path, name="witness.example/w1")
+    path = tmp_path / "witness.toml"
+    path.write_text(path.read_text() + "max_request_bytes = 10\n")
+    with pytest.raises(ConfigError) as caught:
+        load_witness_config(tmp_path)
+    assert caught.value.detail.startswith(f"{path}: witness.max_request_bytes must be in 1024..")

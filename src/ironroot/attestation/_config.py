@@ -387,8 +387,17 @@ def _products(value: object) -> tuple[ReferencePublisher, ...]:
 
 
 def load_attestation_config(data_dir: Path) -> AttestationConfig:
-    """Parse ``<data_dir>/attestation.toml``."""
+    """Parse ``<data_dir>/attestation.toml``; every ``ConfigError`` names that file."""
     path = data_dir / CONFIG_FILE
+    try:
+        return _load(data_dir, path)
+    except ConfigError as exc:
+        if str(path) in exc.detail:
+            raise
+        raise ConfigError(f"{path}: {exc.detail}") from exc
+
+
+def _load(data_dir: Path, path: Path) -> AttestationConfig:
     try:
         document = tomllib.loads(_read(path).decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError) as exc:
@@ -448,10 +457,13 @@ def load_attestation_config(data_dir: Path) -> AttestationConfig:
     allow_stale = table.get("allow_stale_collateral", False)
     if not isinstance(allow_stale, bool):
         raise ConfigError("attestation.allow_stale_collateral must be true or false")
+    port = table.get("port", 8100)
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+        raise ConfigError("attestation.port must be a TCP port (1-65535)")
     return AttestationConfig(
         data_dir=data_dir,
         host=host,
-        port=_int(table, "port", 8100),
+        port=port,
         signing_key=data_dir / signing_key,
         vendor_roots=_paths(data_dir, table, "vendor_roots"),
         service_keys=_paths(data_dir, table, "service_keys"),

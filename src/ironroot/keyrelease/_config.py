@@ -206,8 +206,17 @@ def _known(table: Mapping[str, Any], known: frozenset[str], where: str) -> None:
 
 def load_keyrelease_config(data_dir: Path | str) -> KeyReleaseConfig:
     """Read and check ``<data_dir>/keyrelease.toml`` (``ConfigError`` when it is wrong: a
-    missing or mistyped setting, an unknown section or setting)."""
-    base = Path(data_dir)
+    missing or mistyped setting, an unknown section or setting; it names the file)."""
+    path = Path(data_dir) / CONFIG_FILE
+    try:
+        return _load(Path(data_dir))
+    except ConfigError as exc:
+        if str(path) in exc.detail:
+            raise
+        raise ConfigError(f"{path}: {exc.detail}") from exc
+
+
+def _load(base: Path) -> KeyReleaseConfig:
     try:
         document = tomllib.loads(_read(base / CONFIG_FILE).decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError) as exc:

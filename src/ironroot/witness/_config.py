@@ -136,8 +136,17 @@ def _logs(value: object) -> tuple[WitnessedLog, ...]:
 
 
 def load_witness_config(data_dir: Path) -> WitnessConfig:
-    """Read and check ``<data_dir>/witness.toml``."""
+    """Read and check ``<data_dir>/witness.toml``; every ``ConfigError`` names that file."""
     path = Path(data_dir) / CONFIG_FILE
+    try:
+        return _load(Path(data_dir), path)
+    except ConfigError as exc:
+        if str(path) in exc.detail:
+            raise
+        raise ConfigError(f"{path}: {exc.detail}") from exc
+
+
+def _load(data_dir: Path, path: Path) -> WitnessConfig:
     try:  # a named pipe reads as empty rather than being waited on
         raw_bytes = read_limited(path, _MAX_FILE)
     except OSError as exc:
