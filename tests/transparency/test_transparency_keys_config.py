@@ -211,3 +211,17 @@ def test_a_key_given_twice_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         load_config(data)
     assert caught.value.detail.startswith(f"{path} is not valid TOML: Cannot overwrite a value")
+
+
+def test_a_relative_pkcs11_library_path_is_relative_to_the_data_directory(tmp_path: Path) -> None:
+    """As every other path of [keys]: never the directory the service happened to start in
+    (a library loaded from there runs its code in the service)."""
+    table = {"backend": "pkcs11", **_PKCS11, "pkcs11_library": "lib/p11.so"}
+    parsed = ServiceKeysConfig.parse(table, tmp_path / "data")
+    assert parsed.settings["pkcs11_library"] == str(tmp_path / "data" / "lib" / "p11.so")
+    # A bare name is the loader's to find (the system's library path), and an absolute one
+    # stays as it is.
+    bare = ServiceKeysConfig.parse({**table, "pkcs11_library": "libsofthsm2.so"}, tmp_path)
+    assert bare.settings["pkcs11_library"] == "libsofthsm2.so"
+    absolute = ServiceKeysConfig.parse({**table, "pkcs11_library": "/usr/lib/p11.so"}, tmp_path)
+    assert absolute.settings["pkcs11_library"] == "/usr/lib/p11.so"

@@ -7,7 +7,7 @@ keys stay in the chosen backend::
 
     [keys]
     backend = "pkcs11"                          # "files" (default), "pkcs11" or "hsm"
-    pkcs11_library = "/usr/lib/softhsm/libsofthsm2.so"
+    pkcs11_library = "/usr/lib/softhsm/libsofthsm2.so"  # a bare name: the system's search
     pkcs11_token = "ironroot"
     pkcs11_pin_file = "token.pin"               # the user PIN, in a file (never in the config)
     # backend = "hsm" (the built-in boundary, initialized with `ironroot hsm init`):
@@ -164,6 +164,9 @@ class ServiceKeysConfig:
         if backend == "pkcs11":
             for name in ("pkcs11_library", "pkcs11_token", "pkcs11_pin_file"):
                 settings[name] = _text(table, name, True)
+            library = settings["pkcs11_library"]
+            if "/" in library:  # a path: relative to the data directory, never to the CWD
+                settings["pkcs11_library"] = str(base / library)
         elif backend == "hsm":
             for name in ("hsm_dir", "hsm_rot_device", "hsm_sealing_secret_file", "hsm_identity"):
                 settings[name] = _text(table, name, True)
