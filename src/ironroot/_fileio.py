@@ -26,7 +26,14 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TypeVar
 
-from ironroot.errors import Conflict, InputUnavailable, InUse, IronrootError, LimitExceeded
+from ironroot.errors import (
+    ConfigError,
+    Conflict,
+    InputUnavailable,
+    InUse,
+    IronrootError,
+    LimitExceeded,
+)
 
 __all__ = [
     "DirectoryLock",
@@ -229,6 +236,16 @@ def warn_if_exposed(path: Path, what: str, *, writable: bool = False, fix: int =
         path,
     )
     return True
+
+
+def to_create(path: Path) -> bool:
+    """Whether a service's configuration or key file at ``path`` is missing and is to be
+    created. A symbolic link whose target is missing (kept elsewhere: a mount not there yet) is
+    a ``ConfigError``: written over, the operator's link would be replaced by a new file, and
+    the service would run on defaults or sign with a new key."""
+    if path.is_symlink() and not path.exists():
+        raise ConfigError(f"{path} is a symbolic link to {os.readlink(path)}, which does not exist")
+    return not path.exists()
 
 
 def warn_if_trust_writable(path: Path) -> bool:

@@ -65,6 +65,7 @@ from typing import Any, Final, TypeVar
 from ironroot._fileio import (
     load_each,
     read_limited,
+    to_create,
     warn_if_exposed,
     warn_if_trust_writable,
     write_atomic,
@@ -516,7 +517,7 @@ def init_attestation_dir(data_dir: Path, *, release: Path | None = None) -> Path
     parse raises before anything is written.
     """
     config = data_dir / CONFIG_FILE
-    if config.exists():
+    if not to_create(config):
         raise ConfigError(f"{config} already exists")
     products: tuple[ReferencePublisher, ...] = ()
     release_data = b""

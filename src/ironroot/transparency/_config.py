@@ -24,6 +24,7 @@ from cryptography import x509
 from ironroot._fileio import (
     load_each,
     read_limited,
+    to_create,
     warn_if_exposed,
     warn_if_trust_writable,
     write_atomic,
@@ -242,7 +243,7 @@ def init_data_dir(data_dir: Path, *, service_issuer: str = "https://transparency
     """
     data_dir.mkdir(parents=True, exist_ok=True)
     config_path = data_dir / CONFIG_FILE
-    if not config_path.exists():
+    if to_create(config_path):
         origin = urlsplit(service_issuer).hostname or service_issuer
         text = _DEFAULT_TOML.format(issuer=service_issuer, origin=origin)
         # 0600: [auth] write_tokens are secrets (warn_if_exposed checks it on every load).
@@ -252,15 +253,15 @@ def init_data_dir(data_dir: Path, *, service_issuer: str = "https://transparency
         return  # an HSM holds the service keys (see ironroot.hsm.ServiceKeys)
     for alg in config.receipt_algorithms:
         path = receipt_key_path(data_dir, alg)
-        if not path.exists():
+        if to_create(path):
             _write_private(path, PrivateKey.generate(alg).to_pem())
     # C2SP: a public log's checkpoint always carries an Ed25519 signature; ML-DSA-44 is added.
     cp = checkpoint_key_path(data_dir)
-    if not cp.exists():
+    if to_create(cp):
         _write_private(cp, PrivateKey.generate(Algorithm.EDDSA).to_pem())
     if config.checkpoint_algorithm is Algorithm.ML_DSA_44:
         pq = pq_checkpoint_key_path(data_dir)
-        if not pq.exists():
+        if to_create(pq):
             _write_private(pq, PrivateKey.generate(Algorithm.ML_DSA_44).to_pem())
 
 

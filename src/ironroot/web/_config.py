@@ -218,7 +218,7 @@ def load_dashboard_config(data_dir: Path | str) -> DashboardConfig:
         raise InputUnavailable(f"{base} is not a directory (the dashboard's data directory)")
     doc: dict[str, Any] = {}
     path = base / CONFIG_FILE
-    if path.exists():
+    if path.exists() or path.is_symlink():  # a link to nowhere is refused, not no file
         try:
             doc = tomllib.loads(read_limited(path, _MAX_CONFIG).decode("utf-8"))
         except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, RecursionError) as exc:

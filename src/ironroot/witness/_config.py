@@ -37,7 +37,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from ironroot._fileio import read_limited, warn_if_exposed, warn_if_trust_writable, write_atomic
+from ironroot._fileio import (
+    read_limited,
+    to_create,
+    warn_if_exposed,
+    warn_if_trust_writable,
+    write_atomic,
+)
 from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.errors import ConfigError, InputUnavailable, IronrootError, LimitExceeded
 from ironroot.http import ServerLimits
@@ -225,7 +231,7 @@ def init_witness_dir(
     data_dir = Path(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     path = data_dir / CONFIG_FILE
-    if not path.exists():
+    if to_create(path):
         text = (
             "# Ironroot witness (c2sp.org/tlog-witness); see docs/witness.md.\n"
             "[witness]\n"
@@ -237,7 +243,7 @@ def init_witness_dir(
     config = load_witness_config(data_dir)
     for label in config.algorithms:
         key_path = witness_key_path(data_dir, label)
-        if not key_path.exists():
+        if to_create(key_path):
             key_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             write_atomic(key_path, PrivateKey.generate(_ALGORITHMS[label]).to_pem(), mode=0o600)
     return config
