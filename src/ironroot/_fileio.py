@@ -43,7 +43,9 @@ __all__ = [
     "read_beneath",
     "read_limited",
     "read_limited_fd",
+    "to_create",
     "warn_if_exposed",
+    "warn_if_trust_writable",
     "write_atomic",
 ]
 

@@ -43,6 +43,6 @@ def test_serve_refuses_a_nan_timeout_in_its_file(
     capsys.readouterr()
     assert main(["serve", "--data", str(data), "--init-only"]) == 2
     assert capsys.readouterr().err == (
-        "ironroot: config: server.keep_alive_timeout must be a number of seconds above 0, "
-        "at most 86400\n"
+        f"ironroot: config: {data / 'ironroot.toml'}: server.keep_alive_timeout must be a "
+        "number of seconds above 0, at most 86400\n"
     )
