@@ -225,3 +225,21 @@ def test_a_relative_pkcs11_library_path_is_relative_to_the_data_directory(tmp_pa
     assert bare.settings["pkcs11_library"] == "libsofthsm2.so"
     absolute = ServiceKeysConfig.parse({**table, "pkcs11_library": "/usr/lib/p11.so"}, tmp_path)
     assert absolute.settings["pkcs11_library"] == "/usr/lib/p11.so"
+
+
+def test_an_x509_roots_folder_without_a_certificate_file_is_refused(tmp_path: Path) -> None:
+    """As platform.toml and the audit trust refuse theirs: an empty folder (a mount not there
+    yet, a wrong name) is a mistake to name, not a root set that happens to be empty."""
+    data = tmp_path / "data"
+    write_config(data)
+    (data / "roots").mkdir()
+    (data / "roots" / "README").write_text("put roots here")
+    path = data / "ironroot.toml"
+    path.write_text(
+        path.read_text().replace("[transparency]\n", '[transparency]\nx509_roots = ["roots"]\n', 1)
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(data)
+    assert caught.value.detail == (
+        f"{path}: x509_roots: {data / 'roots'} holds no certificate file (.cer, .crt, .der, .pem)"
+    )

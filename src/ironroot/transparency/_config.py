@@ -385,9 +385,13 @@ def _root_files(data_dir: Path, paths: list[str]) -> list[Path]:
     for rel in paths:
         path = data_dir / rel
         if path.is_dir():
-            files.extend(
-                sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in _CERT_SUFFIXES)
-            )
+            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in _CERT_SUFFIXES)
+            if not found:
+                raise ConfigError(
+                    f"x509_roots: {path} holds no certificate file "
+                    f"({', '.join(sorted(_CERT_SUFFIXES))})"
+                )
+            files.extend(found)
         elif path.exists():
             files.append(path)
         else:
