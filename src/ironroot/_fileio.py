@@ -26,7 +26,14 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TypeVar
 
-from ironroot.errors import Conflict, InputUnavailable, InUse, IronrootError, LimitExceeded
+from ironroot.errors import (
+    ConfigError,
+    Conflict,
+    InputUnavailable,
+    InUse,
+    IronrootError,
+    LimitExceeded,
+)
 
 __all__ = [
     "DirectoryLock",
@@ -36,7 +43,9 @@ __all__ = [
     "read_beneath",
     "read_limited",
     "read_limited_fd",
+    "to_create",
     "warn_if_exposed",
+    "warn_if_trust_writable",
     "write_atomic",
 ]
 
@@ -229,6 +238,23 @@ def warn_if_exposed(path: Path, what: str, *, writable: bool = False, fix: int =
         path,
     )
     return True
+
+
+def to_create(path: Path) -> bool:
+    """Whether a service's configuration or key file at ``path`` is missing and is to be
+    created. A symbolic link whose target is missing (kept elsewhere: a mount not there yet) is
+    a ``ConfigError``: written over, the operator's link would be replaced by a new file, and
+    the service would run on defaults or sign with a new key."""
+    if path.is_symlink() and not path.exists():
+        raise ConfigError(f"{path} is a symbolic link to {os.readlink(path)}, which does not exist")
+    return not path.exists()
+
+
+def warn_if_trust_writable(path: Path) -> bool:
+    """Log a warning when ``path``, a configuration that says what a service trusts (keys,
+    roots, witnesses), may be written by its group or others: they could change that trust.
+    Every service's configuration loader calls it (one rule); return whether it warned."""
+    return warn_if_exposed(path, "what the service trusts", writable=True, fix=0o644)
 
 
 class DirectoryLock:

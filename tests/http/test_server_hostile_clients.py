@@ -289,7 +289,9 @@ def test_a_client_that_never_reads_does_not_hold_the_stop(
 
 @pytest.mark.parametrize("value", [0, -1, True, "5"])
 def test_a_bad_shutdown_timeout_is_a_configuration_error(value: object) -> None:
-    with pytest.raises(ConfigError, match=r"server\.shutdown_timeout must be a positive number"):
+    with pytest.raises(
+        ConfigError, match=r"server\.shutdown_timeout must be a number of seconds above 0"
+    ):
         ServerLimits.from_table({"shutdown_timeout": value}, "[server]")
 
 

@@ -126,6 +126,7 @@ def test_an_hsm_audit_segment_size_out_of_range_is_refused(tmp_path: Path, value
     _write(tmp_path, ["[keyrelease]", *_HSM, f"audit_segment_records = {value}"])
     with pytest.raises(
         ConfigError,
-        match=r"^keyrelease\.hsm\.audit_segment_records must be an integer from 2 to 250000$",
+        match=r"keyrelease\.toml: keyrelease\.hsm\.audit_segment_records must be an integer "
+        r"from 2 to 250000$",
     ):
         load_keyrelease_config(tmp_path)

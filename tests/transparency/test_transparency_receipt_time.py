@@ -419,7 +419,7 @@ def test_max_clock_skew_out_of_range_is_refused(tmp_path: Path, value: str, mess
     _set_max_clock_skew(data, value)
     with pytest.raises(ConfigError) as info:
         load_config(data)
-    assert info.value.detail == message
+    assert info.value.detail == f"{data / 'ironroot.toml'}: {message}"
 
 
 def _set_reset(data: Path, value: object) -> None:
@@ -526,7 +526,7 @@ def test_reset_receipt_time_from_out_of_range_is_refused(
     _set_reset(data, value)
     with pytest.raises(ConfigError) as info:
         load_config(data)
-    assert info.value.detail == message
+    assert info.value.detail == f"{data / 'ironroot.toml'}: {message}"
 
 
 def test_a_batch_refused_for_the_clock_is_not_counted_as_integrated(

@@ -62,7 +62,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
-from ironroot._fileio import load_each, read_limited, warn_if_exposed, write_atomic
+from ironroot._fileio import (
+    load_each,
+    read_limited,
+    to_create,
+    warn_if_exposed,
+    warn_if_trust_writable,
+    write_atomic,
+)
 from ironroot.attestation._collateral_files import (
     CollateralFiles,
     read_crls,
@@ -87,7 +94,7 @@ from ironroot.crypto import (
     save_signer,
 )
 from ironroot.ear import ChallengeLimits, NonceStore
-from ironroot.errors import ConfigError, IronrootError
+from ironroot.errors import ConfigError, InputUnavailable, IronrootError, LimitExceeded
 from ironroot.hsm import ServiceKeys, ServiceKeysConfig
 from ironroot.http import ServerLimits
 from ironroot.rim import builtin_rim_roots
@@ -97,6 +104,7 @@ __all__ = ["CONFIG_FILE", "AttestationConfig", "init_attestation_dir", "load_att
 
 CONFIG_FILE: Final = "attestation.toml"
 _MAX_FILE: Final = 1024 * 1024
+_KEY_PURPOSES: Final = frozenset({"ear"})  # the one key [keys.handles] may name
 _STATEMENT_SUFFIXES: Final = frozenset((".ts", ".cbor", ".cose", ".scitt"))
 _CERT_SUFFIXES: Final = frozenset((".pem", ".crt", ".cer", ".der"))
 _PROVIDER_SUFFIXES: Final = frozenset((".pem", ".pub", ".crt", ".cer", ".der", ".key"))
@@ -127,6 +135,10 @@ def _read(path: Path) -> bytes:
         return read_limited(path, _MAX_FILE)
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
+    except InputUnavailable as exc:
+        raise ConfigError(f"cannot read {exc.detail}") from exc
+    except LimitExceeded as exc:
+        raise ConfigError(exc.detail) from exc
 
 
 def _files(paths: Iterable[Path], suffixes: frozenset[str]) -> list[Path]:
@@ -291,7 +303,7 @@ class AttestationConfig:
         HSM (``ironroot.hsm.ServiceKeys``, purpose ``"ear"``; created there on first use); the
         HSM stays open while the service is in use.
         """
-        keys_config = ServiceKeysConfig.parse(self.keys, self.data_dir)
+        keys_config = ServiceKeysConfig.parse(self.keys, self.data_dir, purposes=_KEY_PURPOSES)
         with contextlib.ExitStack() as stack:
             key: Signer
             if keys_config.in_hsm:
@@ -376,12 +388,22 @@ def _products(value: object) -> tuple[ReferencePublisher, ...]:
 
 
 def load_attestation_config(data_dir: Path) -> AttestationConfig:
-    """Parse ``<data_dir>/attestation.toml``."""
+    """Parse ``<data_dir>/attestation.toml``; every ``ConfigError`` names that file."""
     path = data_dir / CONFIG_FILE
+    try:
+        return _load(data_dir, path)
+    except ConfigError as exc:
+        if str(path) in exc.detail:
+            raise
+        raise ConfigError(f"{path}: {exc.detail}") from exc
+
+
+def _load(data_dir: Path, path: Path) -> AttestationConfig:
     try:
         document = tomllib.loads(_read(path).decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
+    warn_if_trust_writable(path)
     table = document.get("attestation")
     if not isinstance(table, dict):
         raise ConfigError(f"{path} has no [attestation] table")
@@ -391,7 +413,8 @@ def load_attestation_config(data_dir: Path) -> AttestationConfig:
     keys_table = document.get("keys", {})
     if not isinstance(keys_table, dict):
         raise ConfigError("[keys] must be a table")
-    ServiceKeysConfig.parse(keys_table, data_dir)  # checked now, opened when serving
+    # checked now, opened when serving
+    ServiceKeysConfig.parse(keys_table, data_dir, purposes=_KEY_PURPOSES)
     known = {
         "host",
         "port",
@@ -435,10 +458,13 @@ def load_attestation_config(data_dir: Path) -> AttestationConfig:
     allow_stale = table.get("allow_stale_collateral", False)
     if not isinstance(allow_stale, bool):
         raise ConfigError("attestation.allow_stale_collateral must be true or false")
+    port = table.get("port", 8100)
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+        raise ConfigError("attestation.port must be a TCP port (1-65535)")
     return AttestationConfig(
         data_dir=data_dir,
         host=host,
-        port=_int(table, "port", 8100),
+        port=port,
         signing_key=data_dir / signing_key,
         vendor_roots=_paths(data_dir, table, "vendor_roots"),
         service_keys=_paths(data_dir, table, "service_keys"),
@@ -491,7 +517,7 @@ def init_attestation_dir(data_dir: Path, *, release: Path | None = None) -> Path
     parse raises before anything is written.
     """
     config = data_dir / CONFIG_FILE
-    if config.exists():
+    if not to_create(config):
         raise ConfigError(f"{config} already exists")
     products: tuple[ReferencePublisher, ...] = ()
     release_data = b""

@@ -45,7 +45,8 @@ relative to the file::
 An empty set trusts nothing: with no ``[verifier]`` keys an EAR in a bundle does not verify;
 without ``checkpoint_keys`` no checkpoint does; without ``[hsm] roots`` no release statement
 does; without ``[fleet] ca`` the ``identity`` step is skipped, saying the node id is only the
-bundle's word. Every file must load (``ConfigError`` naming
+bundle's word; a ``[witnesses]`` or ``[fleet]`` table written but left empty is a
+``ConfigError`` rather than either of those. Every file must load (``ConfigError`` naming
 it). ``[witnesses]`` names C2SP tlog-cosignature verifier keys (vkeys, Ed25519 or ML-DSA-44);
 a witness is its name, so two keys of one name are one witness (either key's cosignature
 counts for it, once). With ``[witnesses]`` every checkpoint in a bundle needs valid
@@ -62,9 +63,9 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final
 
-from ironroot._fileio import read_limited
+from ironroot._fileio import read_limited, warn_if_trust_writable
 from ironroot.crypto import PublicKey, Verifier
-from ironroot.errors import ConfigError, IronrootError
+from ironroot.errors import ConfigError, InputUnavailable, IronrootError, LimitExceeded
 from ironroot.log import NoteVerifier
 from ironroot.platform import PlatformTrust
 from ironroot.rot import parse_certificates
@@ -170,8 +171,14 @@ class AuditTrust:
             document = tomllib.loads(_read(file).decode("utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError) as exc:
             raise ConfigError(f"{file} is not valid TOML: {exc}") from exc
+        warn_if_trust_writable(file)
         base = file.parent
         rest: dict[str, Any] = dict(document)
+        # An optional table written but left empty requires nothing: say so, never read it
+        # as "no cosignature required" or "the node id unchecked".
+        for name, what in (("witnesses", "witness: give keys"), ("fleet", "fleet CA: give ca")):
+            if rest.get(name) == {}:
+                raise ConfigError(f"{file}: [{name}] names no {what} (or leave it out)")
         vendor = _table(rest.get("vendor"), "vendor")
         transparency = _table(rest.get("transparency"), "transparency")
         verifier = _table(rest.pop("verifier", {}), "verifier", {"keys"})
@@ -192,8 +199,8 @@ class AuditTrust:
         )
         fused = b""
         if fused_value is not None:
-            try:
-                fused = bytes.fromhex(str(fused_value))
+            try:  # text only: an integer of 96 digits is not a hash
+                fused = bytes.fromhex(fused_value if isinstance(fused_value, str) else "-")
             except ValueError as exc:
                 raise ConfigError(f"{file}: [vendor] fused_hash is not hex") from exc
         if not isinstance(checkpoint_value, list) or not all(
@@ -269,6 +276,10 @@ def _read(path: Path) -> bytes:
         return read_limited(path, _MAX_FILE)
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
+    except InputUnavailable as exc:
+        raise ConfigError(f"cannot read {exc.detail}") from exc
+    except LimitExceeded as exc:
+        raise ConfigError(exc.detail) from exc
 
 
 def _table(value: object, name: str, allowed: set[str] | None = None) -> dict[str, Any]:

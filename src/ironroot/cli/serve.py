@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-from typing import Any
+from typing import Any, Final
 
 from ironroot import hsm, http, transparency
 from ironroot.cli._serving import add_server_options, data_dir, listen
@@ -60,6 +60,16 @@ def register(sub: Any) -> None:
     parser.set_defaults(func=_serve)
 
 
+KEY_PURPOSES: Final = frozenset(
+    {
+        *(f"receipt-{alg.label}" for alg in Algorithm),
+        "checkpoint",
+        "checkpoint-ML-DSA-44",
+    }
+)
+"""The service keys :func:`hsm_signers` asks for: what ``[keys.handles]`` may name."""
+
+
 def hsm_signers(
     config: transparency.TransparencyConfig, keys: hsm.ServiceKeys
 ) -> tuple[list[Signer], list[Signer]]:
@@ -81,7 +91,7 @@ def _serve(args: argparse.Namespace) -> int:
         http.configure_logging(bind.log_level, bind.log_format)
     transparency.init_data_dir(data, service_issuer=args.issuer)
     config = transparency.load_config(data)
-    keys_config = hsm.ServiceKeysConfig.parse(config.keys, data)
+    keys_config = hsm.ServiceKeysConfig.parse(config.keys, data, purposes=KEY_PURPOSES)
     with contextlib.ExitStack() as stack:
         receipts: list[Signer] | None = None
         checkpoints: list[Signer] | None = None

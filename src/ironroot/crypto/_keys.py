@@ -478,7 +478,10 @@ class PublicKey:
 
     @classmethod
     def from_pem(cls, data: bytes, algorithm: Algorithm | None = None) -> PublicKey:
-        """Load a SubjectPublicKeyInfo from PEM (or DER, detected)."""
+        """Load a SubjectPublicKeyInfo from PEM (or DER, detected). A PEM that also holds a
+        private key is refused: a file of trusted public keys must not carry a secret."""
+        if data.lstrip().startswith(b"-----") and b"PRIVATE KEY-----" in data:
+            raise MalformedInput("not a public key: the PEM also holds a private key")
         try:
             if data.lstrip().startswith(b"-----"):
                 key = serialization.load_pem_public_key(data)

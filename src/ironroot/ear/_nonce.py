@@ -72,7 +72,8 @@ class ChallengeLimits:
         _positive_int(self.max_outstanding, "challenges.max_outstanding")
         _positive_int(self.per_client, "challenges.per_client")
         _positive_int(self.burst, "challenges.burst")
-        if isinstance(self.rate, bool) or not isinstance(self.rate, int | float) or self.rate <= 0:
+        rate = self.rate  # not nan (no comparison holds: the bucket would stay full) nor inf
+        if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 < rate < math.inf:
             raise ConfigError("challenges.rate must be a positive number per second")
 
     @classmethod

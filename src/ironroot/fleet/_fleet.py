@@ -39,7 +39,15 @@ from typing import Any, Final
 
 from ironroot._fileio import read_limited, write_atomic
 from ironroot.crypto import Algorithm
-from ironroot.errors import ConfigError, Conflict, IronrootError, NotFound, StorageError
+from ironroot.errors import (
+    ConfigError,
+    Conflict,
+    InputUnavailable,
+    IronrootError,
+    LimitExceeded,
+    NotFound,
+    StorageError,
+)
 from ironroot.fleet._sqlite import SqliteFile
 from ironroot.platform import COMPONENTS, DEVICES, DeviceInfo, Platform, PlatformTrust
 from ironroot.rot import Device, VendorCA, parse_certificate
@@ -106,6 +114,16 @@ def _is_class_name(name: str) -> bool:
     return isinstance(name, str) and _CLASS_NAME.fullmatch(name) is not None
 
 
+def _read(path: Path, limit: int, what: str) -> bytes:
+    """A file a node class names, within ``limit``; ``ConfigError`` naming it otherwise."""
+    try:
+        return read_limited(path, limit)
+    except OSError as exc:
+        raise ConfigError(f"cannot read {what} {path}: {exc.strerror}") from exc
+    except (InputUnavailable, LimitExceeded) as exc:
+        raise ConfigError(f"{what}: {exc.detail}") from exc
+
+
 @dataclass(frozen=True, slots=True)
 class NodeClass:
     """What every node of one class is built from: the platform trust, the PFM and its
@@ -152,7 +170,7 @@ class NodeClass:
         """
         file = Path(path)
         try:
-            doc = tomllib.loads(read_limited(file, 1024 * 1024).decode("utf-8"))
+            doc = tomllib.loads(_read(file, 1024 * 1024, "the node class").decode("utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError) as exc:
             raise ConfigError(f"{file}: {exc}") from exc
         base = file.parent
@@ -168,30 +186,64 @@ class NodeClass:
         }
         if unknown := set(doc) - allowed:
             raise ConfigError(f"{file}: unknown settings {', '.join(sorted(unknown))}")
-        try:
-            statements = {
-                str(k): tuple(read_limited(base / str(p), _MAX_FILE) for p in v)
-                for k, v in dict(doc.get("statements", {})).items()
-            }
-            return cls(
-                name=str(doc["name"]),
-                trust=PlatformTrust.load_toml(base / str(doc["trust"])),
-                pfm=read_limited(base / str(doc["pfm"]), _MAX_FILE),
-                pfm_statement=read_limited(base / str(doc["pfm_statement"]), _MAX_FILE),
-                images={
-                    str(k): read_limited(base / str(v), _MAX_FILE)
-                    for k, v in dict(doc["images"]).items()
-                },
-                statements={n: statements.get(n, ()) for n in COMPONENTS},
-                devices={
-                    str(k): DeviceInfo(str(v["vendor"]), str(v["model"]))
-                    for k, v in dict(doc["devices"]).items()
-                },
-                slot_sizes={str(k): int(v) for k, v in dict(doc.get("slot_sizes", {})).items()}
-                or None,
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ConfigError(f"{file}: missing or malformed setting: {exc}") from exc
+        # The whole shape first, as written: nothing coerced (a slot size of 1.9 is not 1), no
+        # component misspelt (its statements would be left out), before any file is read.
+
+        def file_name(value: object, what: str) -> Path:
+            if not isinstance(value, str) or not value:
+                raise ConfigError(f"{file}: {what} is a file name")
+            return base / value
+
+        tables: dict[str, dict[str, Any]] = {}
+        for key, names, required in (
+            ("images", COMPONENTS, True),
+            ("statements", COMPONENTS, False),
+            ("devices", DEVICES, True),
+            ("slot_sizes", COMPONENTS, False),
+        ):
+            table = doc.get(key, None if required else {})
+            if not isinstance(table, dict):
+                raise ConfigError(f"{file}: [{key}] is a table")
+            if stray := set(table) - set(names):
+                raise ConfigError(f"{file}: {key}.{sorted(stray)[0]} is none of {', '.join(names)}")
+            tables[key] = table
+        name = doc.get("name")
+        if not isinstance(name, str):
+            raise ConfigError(f"{file}: name is text")
+        statements: dict[str, list[Path]] = {}
+        for component, files in tables["statements"].items():
+            if not isinstance(files, list):
+                raise ConfigError(f"{file}: statements.{component} is a list of file names")
+            statements[component] = [file_name(f, f"statements.{component}") for f in files]
+        devices = {}
+        for device, table in tables["devices"].items():
+            if (
+                not isinstance(table, dict)
+                or set(table) != {"vendor", "model"}
+                or not all(isinstance(v, str) and v for v in table.values())
+            ):
+                raise ConfigError(f"{file}: [devices.{device}] takes vendor and model (text)")
+            devices[device] = DeviceInfo(table["vendor"], table["model"])
+        for component, size in tables["slot_sizes"].items():
+            if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+                raise ConfigError(f"{file}: slot_sizes.{component} is a number of bytes")
+        trust = file_name(doc.get("trust"), "trust")
+        pfm = file_name(doc.get("pfm"), "pfm")
+        pfm_statement = file_name(doc.get("pfm_statement"), "pfm_statement")
+        images = {c: file_name(v, f"images.{c}") for c, v in tables["images"].items()}
+        return cls(
+            name=name,
+            trust=PlatformTrust.load_toml(trust),
+            pfm=_read(pfm, _MAX_FILE, "pfm"),
+            pfm_statement=_read(pfm_statement, _MAX_FILE, "pfm_statement"),
+            images={c: _read(p, _MAX_FILE, f"images.{c}") for c, p in images.items()},
+            statements={
+                n: tuple(_read(p, _MAX_FILE, f"statements.{n}") for p in statements.get(n, []))
+                for n in COMPONENTS
+            },
+            devices=devices,
+            slot_sizes=dict(tables["slot_sizes"]) or None,
+        )
 
     def save(self, directory: Path) -> None:
         """Store the class in ``directory`` (class.json + its files), for :meth:`load`."""

@@ -7,7 +7,7 @@ keys stay in the chosen backend::
 
     [keys]
     backend = "pkcs11"                          # "files" (default), "pkcs11" or "hsm"
-    pkcs11_library = "/usr/lib/softhsm/libsofthsm2.so"
+    pkcs11_library = "/usr/lib/softhsm/libsofthsm2.so"  # a bare name: the system's search
     pkcs11_token = "ironroot"
     pkcs11_pin_file = "token.pin"               # the user PIN, in a file (never in the config)
     # backend = "hsm" (the built-in boundary, initialized with `ironroot hsm init`):
@@ -32,14 +32,14 @@ not handled here.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from ironroot._fileio import warn_if_exposed, write_atomic
+from ironroot._fileio import read_limited, warn_if_exposed, write_atomic
 from ironroot.crypto import Algorithm
-from ironroot.errors import ConfigError, IronrootError, NotFound
+from ironroot.errors import ConfigError, InputUnavailable, IronrootError, LimitExceeded, NotFound
 from ironroot.hsm._backend import BuiltinBackend, HsmSigner, KeyBackend
 from ironroot.hsm._boundary import Hsm
 from ironroot.hsm._model import KeyAttributes, KeyType, Usage
@@ -74,6 +74,18 @@ _KEY_TYPES: Final = {
     Algorithm.ML_DSA_87: KeyType.ML_DSA_87,
 }
 HANDLES_FILE: Final = "keys/handles.json"
+_MAX_SECRET: Final = 64 * 1024  # a PIN, a sealing secret, a credential
+_SETTINGS: Final = {
+    "pkcs11": ("pkcs11_library", "pkcs11_token", "pkcs11_pin_file"),
+    "hsm": (
+        "hsm_dir",
+        "hsm_rot_device",
+        "hsm_counter",
+        "hsm_sealing_secret_file",
+        "hsm_identity",
+        "hsm_credential_file",
+    ),
+}
 
 
 def _text(table: Mapping[str, Any], name: str, required: bool) -> str:
@@ -88,10 +100,14 @@ def _text(table: Mapping[str, Any], name: str, required: bool) -> str:
 
 
 def _read_secret(path: Path, what: str) -> bytes:
-    try:
-        data = path.read_bytes()
+    try:  # a named pipe reads as empty rather than being waited on
+        data = read_limited(path, _MAX_SECRET)
     except OSError as exc:
         raise ConfigError(f"cannot read the {what} at {path}: {exc.strerror}") from exc
+    except InputUnavailable as exc:
+        raise ConfigError(f"cannot read the {what} at {exc.detail}") from exc
+    except LimitExceeded as exc:
+        raise ConfigError(f"the {what} at {path} is larger than {_MAX_SECRET} bytes") from exc
     warn_if_exposed(path, f"the {what}")
     data = data.strip()
     if not data:
@@ -109,7 +125,17 @@ class ServiceKeysConfig:
     handles: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
-    def parse(cls, table: Mapping[str, Any] | None, base: Path) -> ServiceKeysConfig:
+    def parse(
+        cls,
+        table: Mapping[str, Any] | None,
+        base: Path,
+        *,
+        purposes: Collection[str] | None = None,
+    ) -> ServiceKeysConfig:
+        """Check ``[keys]``: a setting of a backend other than the one chosen (a forgotten
+        ``backend = "pkcs11"`` would keep the keys in files) and, with ``purposes`` (the keys
+        the service ever asks for), a ``keys.handles`` entry for any other purpose (a
+        misspelt one would have a new key generated) are ``ConfigError``."""
         table = dict(table or {})
         unknown = set(table) - _KEYS
         if unknown:
@@ -117,15 +143,30 @@ class ServiceKeysConfig:
         backend = table.get("backend", "files")
         if backend not in BACKENDS:
             raise ConfigError(f"keys.backend must be one of {', '.join(BACKENDS)}")
+        for other, names in _SETTINGS.items():
+            for name in names:
+                if other != backend and name in table:
+                    raise ConfigError(f'keys.{name} needs keys.backend = "{other}"')
         handles = table.get("handles", {})
         if not isinstance(handles, dict) or not all(
             isinstance(k, str) and isinstance(v, str) and v for k, v in handles.items()
         ):
             raise ConfigError("keys.handles maps purposes to key handles (strings)")
+        if handles and backend == "files":
+            raise ConfigError('keys.handles needs keys.backend = "pkcs11" or "hsm"')
+        stray = sorted(set(handles) - set(handles if purposes is None else purposes))
+        if stray:
+            raise ConfigError(
+                f"keys.handles.{stray[0]}: this service has no such key (its keys: "
+                f"{', '.join(sorted(purposes or ()))})"
+            )
         settings: dict[str, str] = {}
         if backend == "pkcs11":
             for name in ("pkcs11_library", "pkcs11_token", "pkcs11_pin_file"):
                 settings[name] = _text(table, name, True)
+            library = settings["pkcs11_library"]
+            if "/" in library:  # a path: relative to the data directory, never to the CWD
+                settings["pkcs11_library"] = str(base / library)
         elif backend == "hsm":
             for name in ("hsm_dir", "hsm_rot_device", "hsm_sealing_secret_file", "hsm_identity"):
                 settings[name] = _text(table, name, True)

@@ -156,6 +156,10 @@ def _tls_extension(transport: asyncio.BaseTransport) -> dict[object, object] | N
     }
 
 
+_MAX_TIMEOUT: Final = 86400
+"""The longest ``[server]`` timeout (a day) that :class:`ServerLimits` takes."""
+
+
 @dataclass(frozen=True)
 class ServerLimits:
     """What one client may hold of a server: sizes in bytes, times in seconds; and whom the
@@ -196,8 +200,15 @@ class ServerLimits:
                 raise ConfigError(f"server.{name} must be a positive integer")
         for name in ("header_timeout", "body_timeout", "keep_alive_timeout", "shutdown_timeout"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-                raise ConfigError(f"server.{name} must be a positive number of seconds")
+            # not 0 < nan, and an infinite timeout is a guard switched off without saying so
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not 0 < value <= _MAX_TIMEOUT
+            ):
+                raise ConfigError(
+                    f"server.{name} must be a number of seconds above 0, at most {_MAX_TIMEOUT}"
+                )
 
     @classmethod
     def from_table(cls, table: object, where: str) -> ServerLimits:

@@ -48,9 +48,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from ironroot._fileio import DirectoryLock, warn_if_exposed
+from ironroot._fileio import DirectoryLock, read_limited, warn_if_exposed, warn_if_trust_writable
 from ironroot.ear import ChallengeLimits
-from ironroot.errors import ConfigError, HsmErrorState
+from ironroot.errors import ConfigError, HsmErrorState, InputUnavailable, LimitExceeded
 from ironroot.hsm import DirectoryStorage, Hsm, HsmConfig
 from ironroot.http import (
     ServerLimits,
@@ -94,14 +94,14 @@ _HSM_SETTINGS: Final = frozenset(
 
 
 def _read(path: Path, limit: int = _MAX_FILE) -> bytes:
-    try:
-        with path.open("rb") as handle:
-            data = handle.read(limit + 1)
+    try:  # a named pipe reads as empty rather than being waited on
+        return read_limited(path, limit)
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
-    if len(data) > limit:
-        raise ConfigError(f"{path} is larger than {limit} bytes")
-    return data
+    except InputUnavailable as exc:
+        raise ConfigError(f"cannot read {exc.detail}") from exc
+    except LimitExceeded as exc:
+        raise ConfigError(exc.detail) from exc
 
 
 def _text(table: Mapping[str, Any], key: str, where: str) -> str:
@@ -206,12 +206,22 @@ def _known(table: Mapping[str, Any], known: frozenset[str], where: str) -> None:
 
 def load_keyrelease_config(data_dir: Path | str) -> KeyReleaseConfig:
     """Read and check ``<data_dir>/keyrelease.toml`` (``ConfigError`` when it is wrong: a
-    missing or mistyped setting, an unknown section or setting)."""
-    base = Path(data_dir)
+    missing or mistyped setting, an unknown section or setting; it names the file)."""
+    path = Path(data_dir) / CONFIG_FILE
+    try:
+        return _load(Path(data_dir))
+    except ConfigError as exc:
+        if str(path) in exc.detail:
+            raise
+        raise ConfigError(f"{path}: {exc.detail}") from exc
+
+
+def _load(base: Path) -> KeyReleaseConfig:
     try:
         document = tomllib.loads(_read(base / CONFIG_FILE).decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise ConfigError(f"{base / CONFIG_FILE} is not TOML: {exc}") from exc
+    warn_if_trust_writable(base / CONFIG_FILE)
     sections = set(document) - _SECTIONS
     if sections:
         raise ConfigError(f"{CONFIG_FILE}: unknown section [{sorted(sections)[0]}]")

@@ -13,6 +13,7 @@ imported only when a PostgreSQL store is opened.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from collections.abc import Mapping
@@ -39,6 +40,7 @@ DSN_ENV: Final = "IRONROOT_PG_DSN"
 STORE_KEYS: Final = frozenset({"store", "dsn", "schema", "pool_size", "store_timeout"})
 """The keys of ``[log]`` that :class:`StoreConfig` reads."""
 _URL_SCHEMES: Final = ("postgresql://", "postgres://")
+_log = logging.getLogger("ironroot.log")
 
 
 _SCHEMA_NAME: Final = re.compile(r"[a-z_][a-z0-9_]{0,62}")
@@ -172,9 +174,15 @@ class StoreConfig:
         if isinstance(timeout, int) and not isinstance(timeout, bool):
             timeout = float(timeout)
         if kind == "sqlite":
-            for key in ("dsn", "schema", "pool_size"):
+            for key in ("dsn", "schema", "pool_size", "store_timeout"):
                 if key in table:
                     raise ConfigError(f'log.{key} needs log.store = "postgresql"')
+            if env.get(DSN_ENV):  # set for this service, yet unused: say so (never its value)
+                _log.warning(
+                    '%s is set but [log] has no store = "postgresql": the log is SQLite in the '
+                    "data directory",
+                    DSN_ENV,
+                )
             return cls()
         from_env = dsn is None
         if dsn is None:

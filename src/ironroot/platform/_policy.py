@@ -75,10 +75,10 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final
 
-from ironroot._fileio import read_limited
+from ironroot._fileio import read_limited, warn_if_trust_writable
 from ironroot.cose import decode_key_set
 from ironroot.crypto import Algorithm, PublicKey, Verifier
-from ironroot.errors import ConfigError, IronrootError
+from ironroot.errors import ConfigError, InputUnavailable, IronrootError, LimitExceeded
 from ironroot.firmware import MAX_ECC_KEYS, MAX_PQC_KEYS, key_descriptor_hash
 from ironroot.safe import ProviderKey, ProviderKeys, Review
 
@@ -410,6 +410,7 @@ class PlatformTrust:
             document = tomllib.loads(_read(file).decode("utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError) as exc:
             raise ConfigError(f"{file} is not valid TOML: {exc}") from exc
+        warn_if_trust_writable(file)
         return cls.from_toml(document, file.parent, str(file))
 
     @classmethod
@@ -472,6 +473,10 @@ def _read(path: Path) -> bytes:
         return read_limited(path, _MAX_FILE)
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
+    except InputUnavailable as exc:
+        raise ConfigError(f"cannot read {exc.detail}") from exc
+    except LimitExceeded as exc:
+        raise ConfigError(exc.detail) from exc
 
 
 def _paths(base: Path, value: object, what: str) -> list[Path]:

@@ -21,7 +21,14 @@ from urllib.parse import urlsplit
 
 from cryptography import x509
 
-from ironroot._fileio import load_each, read_limited, warn_if_exposed, write_atomic
+from ironroot._fileio import (
+    load_each,
+    read_limited,
+    to_create,
+    warn_if_exposed,
+    warn_if_trust_writable,
+    write_atomic,
+)
 from ironroot.crypto import Algorithm, PrivateKey, PublicKey, load_certificates
 from ironroot.errors import (
     ConfigError,
@@ -236,7 +243,7 @@ def init_data_dir(data_dir: Path, *, service_issuer: str = "https://transparency
     """
     data_dir.mkdir(parents=True, exist_ok=True)
     config_path = data_dir / CONFIG_FILE
-    if not config_path.exists():
+    if to_create(config_path):
         origin = urlsplit(service_issuer).hostname or service_issuer
         text = _DEFAULT_TOML.format(issuer=service_issuer, origin=origin)
         # 0600: [auth] write_tokens are secrets (warn_if_exposed checks it on every load).
@@ -246,15 +253,15 @@ def init_data_dir(data_dir: Path, *, service_issuer: str = "https://transparency
         return  # an HSM holds the service keys (see ironroot.hsm.ServiceKeys)
     for alg in config.receipt_algorithms:
         path = receipt_key_path(data_dir, alg)
-        if not path.exists():
+        if to_create(path):
             _write_private(path, PrivateKey.generate(alg).to_pem())
     # C2SP: a public log's checkpoint always carries an Ed25519 signature; ML-DSA-44 is added.
     cp = checkpoint_key_path(data_dir)
-    if not cp.exists():
+    if to_create(cp):
         _write_private(cp, PrivateKey.generate(Algorithm.EDDSA).to_pem())
     if config.checkpoint_algorithm is Algorithm.ML_DSA_44:
         pq = pq_checkpoint_key_path(data_dir)
-        if not pq.exists():
+        if to_create(pq):
             _write_private(pq, PrivateKey.generate(Algorithm.ML_DSA_44).to_pem())
 
 
@@ -276,10 +283,12 @@ def load_receipt_signers(config: TransparencyConfig) -> list[PrivateKey]:
 
 
 def _load_private(path: Path, algorithm: Algorithm) -> PrivateKey:
-    try:
-        data = path.read_bytes()
+    try:  # a named pipe reads as empty rather than being waited on
+        data = read_limited(path, _MAX_TRUST_FILE)
     except OSError as exc:
         raise ConfigError(f"cannot read service key {path}: {exc.strerror}") from exc
+    except (InputUnavailable, LimitExceeded) as exc:
+        raise ConfigError(f"cannot read service key {exc.detail}") from exc
     warn_if_exposed(path, "a service private key")
     try:
         return PrivateKey.from_pem(data, algorithm)
@@ -376,9 +385,13 @@ def _root_files(data_dir: Path, paths: list[str]) -> list[Path]:
     for rel in paths:
         path = data_dir / rel
         if path.is_dir():
-            files.extend(
-                sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in _CERT_SUFFIXES)
-            )
+            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in _CERT_SUFFIXES)
+            if not found:
+                raise ConfigError(
+                    f"x509_roots: {path} holds no certificate file "
+                    f"({', '.join(sorted(_CERT_SUFFIXES))})"
+                )
+            files.extend(found)
         elif path.exists():
             files.append(path)
         else:
@@ -428,8 +441,17 @@ def _load_issuers(data_dir: Path, tables: object, rejected: list[str]) -> tuple[
 
 
 def load_config(data_dir: Path) -> TransparencyConfig:
-    """Read and check ``<data_dir>/ironroot.toml``."""
+    """Read and check ``<data_dir>/ironroot.toml``; every ``ConfigError`` names that file."""
     path = data_dir / CONFIG_FILE
+    try:
+        return _load_config(data_dir, path)
+    except ConfigError as exc:
+        if str(path) in exc.detail:
+            raise
+        raise ConfigError(f"{path}: {exc.detail}") from exc
+
+
+def _load_config(data_dir: Path, path: Path) -> TransparencyConfig:
     if path.exists() and not path.is_file():  # a pipe would read as empty: all defaults
         raise ConfigError(f"{path} is not a regular file")
     try:  # within a limit, and a named pipe is never waited on
@@ -440,6 +462,7 @@ def load_config(data_dir: Path) -> TransparencyConfig:
         raise ConfigError(f"cannot read {exc.detail}") from exc
     except (tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
+    warn_if_trust_writable(path)
     for section, value in raw.items():
         if section not in _SECTIONS or not isinstance(value, dict):
             raise ConfigError(f"unknown section [{section}] in {path}")
@@ -536,6 +559,13 @@ def load_config(data_dir: Path) -> TransparencyConfig:
     store = StoreConfig.from_table(lg)
     if store.has_password:
         warn_if_exposed(path, "log.dsn (it holds a password)")
+    keys = dict(raw.get("keys", {}))
+    in_hsm = set(keys) - {"backend"}
+    if keys.get("backend", "files") == "files" and in_hsm:
+        # else init_data_dir would write the service keys to files the operator meant for an HSM
+        raise ConfigError(
+            f'keys.{sorted(in_hsm)[0]} needs keys.backend = "pkcs11" or "hsm" in {path}'
+        )
     tokens = _str_list(auth, "write_tokens", [], "auth")
     if tokens:
         warn_if_exposed(path, "auth.write_tokens")
@@ -561,7 +591,7 @@ def load_config(data_dir: Path) -> TransparencyConfig:
         max_clock_skew=max_skew,
         reset_receipt_time_from=reset_from,
         outside_validity=outside_validity,
-        keys=dict(raw.get("keys", {})),
+        keys=keys,
         server=ServerLimits.from_table(raw.get("server"), "[server]"),
         _issuer_index={(ik.iss, ik.key.kid): ik.key for ik in issuers},
         rejected=tuple(rejected),

@@ -47,7 +47,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final
 
-from ironroot._fileio import read_limited, warn_if_exposed
+from ironroot._fileio import read_limited, warn_if_exposed, warn_if_trust_writable
 from ironroot.errors import ConfigError, InputUnavailable, IronrootError
 
 __all__ = ["CONFIG_FILE", "STATE_DIR", "DashboardConfig", "load_dashboard_config"]
@@ -218,13 +218,14 @@ def load_dashboard_config(data_dir: Path | str) -> DashboardConfig:
         raise InputUnavailable(f"{base} is not a directory (the dashboard's data directory)")
     doc: dict[str, Any] = {}
     path = base / CONFIG_FILE
-    if path.exists():
+    if path.exists() or path.is_symlink():  # a link to nowhere is refused, not no file
         try:
             doc = tomllib.loads(read_limited(path, _MAX_CONFIG).decode("utf-8"))
         except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, RecursionError) as exc:
             raise ConfigError(f"{path} is not readable TOML: {exc}") from exc
         except IronrootError as exc:
             raise ConfigError(f"{path}: {exc.detail}") from exc
+        warn_if_trust_writable(path)
     unknown = set(doc) - _TOP
     if unknown:
         raise ConfigError(f"{path}: unknown setting(s) {', '.join(sorted(unknown))}")

@@ -37,7 +37,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from ironroot._fileio import read_limited, warn_if_exposed, write_atomic
+from ironroot._fileio import (
+    read_limited,
+    to_create,
+    warn_if_exposed,
+    warn_if_trust_writable,
+    write_atomic,
+)
 from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.errors import ConfigError, InputUnavailable, IronrootError, LimitExceeded
 from ironroot.http import ServerLimits
@@ -88,10 +94,14 @@ class WitnessConfig:
         out = []
         for label in self.algorithms:
             path = witness_key_path(self.data_dir, label)
-            try:
-                pem = path.read_bytes()
+            try:  # a named pipe reads as empty rather than being waited on
+                pem = read_limited(path, _MAX_FILE)
             except OSError as exc:
                 raise ConfigError(f"cannot read the witness key {path}: {exc.strerror}") from exc
+            except InputUnavailable as exc:
+                raise ConfigError(f"cannot read the witness key {exc.detail}") from exc
+            except LimitExceeded as exc:
+                raise ConfigError(exc.detail) from exc
             warn_if_exposed(path, "the witness's private key")
             try:
                 key = PrivateKey.from_pem(pem, _ALGORITHMS[label])
@@ -132,8 +142,17 @@ def _logs(value: object) -> tuple[WitnessedLog, ...]:
 
 
 def load_witness_config(data_dir: Path) -> WitnessConfig:
-    """Read and check ``<data_dir>/witness.toml``."""
+    """Read and check ``<data_dir>/witness.toml``; every ``ConfigError`` names that file."""
     path = Path(data_dir) / CONFIG_FILE
+    try:
+        return _load(Path(data_dir), path)
+    except ConfigError as exc:
+        if str(path) in exc.detail:
+            raise
+        raise ConfigError(f"{path}: {exc.detail}") from exc
+
+
+def _load(data_dir: Path, path: Path) -> WitnessConfig:
     try:  # a named pipe reads as empty rather than being waited on
         raw_bytes = read_limited(path, _MAX_FILE)
     except OSError as exc:
@@ -146,6 +165,7 @@ def load_witness_config(data_dir: Path) -> WitnessConfig:
         raw = tomllib.loads(raw_bytes.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
+    warn_if_trust_writable(path)
     unknown = set(raw) - {"witness", "server"}
     if unknown:
         raise ConfigError(f"unknown section [{sorted(unknown)[0]}] in {path}")
@@ -169,8 +189,10 @@ def load_witness_config(data_dir: Path) -> WitnessConfig:
     if host is not None and (not isinstance(host, str) or not host):
         raise ConfigError("witness.host must be a non-empty string")
     port = table.get("port")
-    if port is not None and (isinstance(port, bool) or not isinstance(port, int)):
-        raise ConfigError("witness.port must be an integer")
+    if port is not None and (
+        isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536
+    ):
+        raise ConfigError("witness.port must be a TCP port (1-65535)")
     limit = _get(table, "max_request_bytes", int, MAX_REQUEST_BYTES, "witness")
     if not 1024 <= limit <= MAX_REQUEST_BYTES:
         raise ConfigError(f"witness.max_request_bytes must be in 1024..{MAX_REQUEST_BYTES}")
@@ -209,7 +231,7 @@ def init_witness_dir(
     data_dir = Path(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     path = data_dir / CONFIG_FILE
-    if not path.exists():
+    if to_create(path):
         text = (
             "# Ironroot witness (c2sp.org/tlog-witness); see docs/witness.md.\n"
             "[witness]\n"
@@ -221,7 +243,7 @@ def init_witness_dir(
     config = load_witness_config(data_dir)
     for label in config.algorithms:
         key_path = witness_key_path(data_dir, label)
-        if not key_path.exists():
+        if to_create(key_path):
             key_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             write_atomic(key_path, PrivateKey.generate(_ALGORITHMS[label]).to_pem(), mode=0o600)
     return config
