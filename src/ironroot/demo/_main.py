@@ -216,8 +216,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             services=services,
         )
         if args.json is not None:
+            from ironroot.cli._output import write_output  # whole or not at all, never a key
+
             args.json.parent.mkdir(parents=True, exist_ok=True)
-            args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+            write_output(args.json, (json.dumps(report, indent=2) + "\n").encode("utf-8"))
             ui.say(f"report written to {escape(str(args.json))}")
         refused = sum(r.refused for r in results)
         if ok:
