@@ -22,7 +22,7 @@ import logging
 import os
 import stat
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
@@ -40,6 +40,7 @@ __all__ = [
     "failure_reason",
     "fsync_dir",
     "load_each",
+    "naming_file",
     "read_beneath",
     "read_limited",
     "read_limited_fd",
@@ -238,6 +239,18 @@ def warn_if_exposed(path: Path, what: str, *, writable: bool = False, fix: int =
         path,
     )
     return True
+
+
+@contextlib.contextmanager
+def naming_file(path: Path) -> Iterator[None]:
+    """Every ``ConfigError`` raised inside names ``path``: its detail is prefixed with it
+    unless it names it already (a configuration loader's errors, whichever check raised)."""
+    try:
+        yield
+    except ConfigError as exc:
+        if str(path) in exc.detail:
+            raise
+        raise ConfigError(f"{path}: {exc.detail}") from exc
 
 
 def to_create(path: Path) -> bool:

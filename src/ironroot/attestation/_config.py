@@ -64,6 +64,7 @@ from typing import Any, Final, TypeVar
 
 from ironroot._fileio import (
     load_each,
+    naming_file,
     read_limited,
     to_create,
     warn_if_exposed,
@@ -390,12 +391,8 @@ def _products(value: object) -> tuple[ReferencePublisher, ...]:
 def load_attestation_config(data_dir: Path) -> AttestationConfig:
     """Parse ``<data_dir>/attestation.toml``; every ``ConfigError`` names that file."""
     path = data_dir / CONFIG_FILE
-    try:
+    with naming_file(path):
         return _load(data_dir, path)
-    except ConfigError as exc:
-        if str(path) in exc.detail:
-            raise
-        raise ConfigError(f"{path}: {exc.detail}") from exc
 
 
 def _load(data_dir: Path, path: Path) -> AttestationConfig:

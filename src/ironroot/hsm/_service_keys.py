@@ -49,21 +49,6 @@ from ironroot.hsm._storage import DirectoryStorage
 __all__ = ["ServiceKeys", "ServiceKeysConfig"]
 
 BACKENDS: Final = ("files", "pkcs11", "hsm")
-_KEYS: Final = frozenset(
-    {
-        "backend",
-        "pkcs11_library",
-        "pkcs11_token",
-        "pkcs11_pin_file",
-        "hsm_dir",
-        "hsm_rot_device",
-        "hsm_counter",
-        "hsm_sealing_secret_file",
-        "hsm_identity",
-        "hsm_credential_file",
-        "handles",
-    }
-)
 _KEY_TYPES: Final = {
     Algorithm.ES256: KeyType.EC_P256,
     Algorithm.ES384: KeyType.EC_P384,
@@ -86,6 +71,7 @@ _SETTINGS: Final = {
         "hsm_credential_file",
     ),
 }
+_KEYS: Final = frozenset({"backend", "handles", *(k for ks in _SETTINGS.values() for k in ks)})
 
 
 def _text(table: Mapping[str, Any], name: str, required: bool) -> str:

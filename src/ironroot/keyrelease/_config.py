@@ -48,7 +48,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from ironroot._fileio import DirectoryLock, read_limited, warn_if_exposed, warn_if_trust_writable
+from ironroot._fileio import (
+    DirectoryLock,
+    naming_file,
+    read_limited,
+    warn_if_exposed,
+    warn_if_trust_writable,
+)
 from ironroot.ear import ChallengeLimits
 from ironroot.errors import ConfigError, HsmErrorState, InputUnavailable, LimitExceeded
 from ironroot.hsm import DirectoryStorage, Hsm, HsmConfig
@@ -208,12 +214,8 @@ def load_keyrelease_config(data_dir: Path | str) -> KeyReleaseConfig:
     """Read and check ``<data_dir>/keyrelease.toml`` (``ConfigError`` when it is wrong: a
     missing or mistyped setting, an unknown section or setting; it names the file)."""
     path = Path(data_dir) / CONFIG_FILE
-    try:
+    with naming_file(path):
         return _load(Path(data_dir))
-    except ConfigError as exc:
-        if str(path) in exc.detail:
-            raise
-        raise ConfigError(f"{path}: {exc.detail}") from exc
 
 
 def _load(base: Path) -> KeyReleaseConfig:

@@ -23,6 +23,7 @@ from cryptography import x509
 
 from ironroot._fileio import (
     load_each,
+    naming_file,
     read_limited,
     to_create,
     warn_if_exposed,
@@ -443,12 +444,8 @@ def _load_issuers(data_dir: Path, tables: object, rejected: list[str]) -> tuple[
 def load_config(data_dir: Path) -> TransparencyConfig:
     """Read and check ``<data_dir>/ironroot.toml``; every ``ConfigError`` names that file."""
     path = data_dir / CONFIG_FILE
-    try:
+    with naming_file(path):
         return _load_config(data_dir, path)
-    except ConfigError as exc:
-        if str(path) in exc.detail:
-            raise
-        raise ConfigError(f"{path}: {exc.detail}") from exc
 
 
 def _load_config(data_dir: Path, path: Path) -> TransparencyConfig:

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from ironroot._fileio import (
+    naming_file,
     read_limited,
     to_create,
     warn_if_exposed,
@@ -144,12 +145,8 @@ def _logs(value: object) -> tuple[WitnessedLog, ...]:
 def load_witness_config(data_dir: Path) -> WitnessConfig:
     """Read and check ``<data_dir>/witness.toml``; every ``ConfigError`` names that file."""
     path = Path(data_dir) / CONFIG_FILE
-    try:
+    with naming_file(path):
         return _load(Path(data_dir), path)
-    except ConfigError as exc:
-        if str(path) in exc.detail:
-            raise
-        raise ConfigError(f"{path}: {exc.detail}") from exc
 
 
 def _load(data_dir: Path, path: Path) -> WitnessConfig:
