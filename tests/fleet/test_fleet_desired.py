@@ -769,3 +769,35 @@ def test_a_governance_needing_more_signers_than_a_change_may_carry_is_refused(op
         "required is 1 to the number of authorized signers (17) and at most 16, the most "
         "approvals a change carries"
     )
+
+
+@pytest.mark.parametrize(
+    ("text", "detail"),
+    [
+        ("version = 1\nnote = 3\n", "note is text"),
+        ("version = 1\npfm = 5\n", "pfm is a file name (text)"),
+        ("version = 1\n[firmware]\nhost = 2\n", "firmware.host is a file name (text)"),
+        ('version = 1\nfirmware = "host.bin"\n', "[firmware] is a table"),
+        ('version = 1\npolicies = ["a.cel"]\n', "[policies] is a table"),
+        ("version = 1\nfuses = 1\n", "[fuses] is a table"),
+        ("version = 1\n[fuses]\nfused = true\n", "unknown [fuses] fused"),
+    ],
+    ids=["note", "pfm", "firmware-file", "firmware", "policies", "fuses", "fuse-unknown"],
+)
+def test_a_desired_toml_is_read_as_written(
+    fleet: Fleet, tmp_path: Path, text: str, detail: str
+) -> None:
+    # a number or a list is never made a file name or a note by str() (a string read a
+    # character at a time, or a note "3" nobody wrote as text)
+    path = tmp_path / "desired.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        DesiredState.load_toml(path, fleet.node_class("node-7"), fleet=fleet.identity())
+    assert caught.value.detail == f"{path}: {detail}"
+
+
+def test_a_governance_signer_without_a_text_iss_is_refused(ops: Ops) -> None:
+    doc = ops.governance().to_json()
+    doc["signers"][0]["iss"] = None  # was read as the issuer "None"
+    with pytest.raises(ConfigError, match="a signer's iss is text"):
+        Governance.from_json(doc)

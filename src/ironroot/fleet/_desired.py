@@ -463,25 +463,31 @@ class DesiredState:
             version = doc["version"]
             if isinstance(version, bool) or not isinstance(version, int):
                 raise TypeError("version is an integer")
-            fuse_doc = dict(doc.get("fuses", {}))
+            fuse_doc = _table(doc, "fuses")
             if unknown := set(fuse_doc) - {
                 "debug_locked",
                 "lifecycle",
                 "min_svn",
                 "anti_rollback",
             }:
-                raise ConfigError(f"{file}: unknown [fuses] {', '.join(sorted(unknown))}")
+                raise ConfigError(f"unknown [fuses] {', '.join(sorted(unknown))}")
             fuses = FuseTarget(vendor_key_hash=node_class.trust.vendor_key_hash, **fuse_doc)
-            pfm = read_limited(base / str(doc["pfm"]), _MAX_FILE) if "pfm" in doc else None
+            pfm = (
+                read_limited(base / _file_name(doc["pfm"], "pfm"), _MAX_FILE)
+                if "pfm" in doc
+                else None
+            )
             bundles = {
-                str(k): read_limited(base / str(v), 64 * 1024 * 1024)
-                for k, v in dict(doc.get("firmware", {})).items()
+                k: read_limited(base / _file_name(v, f"firmware.{k}"), 64 * 1024 * 1024)
+                for k, v in _table(doc, "firmware").items()
             }
             policies = {
-                str(k): read_limited(base / str(v), _MAX_FILE)
-                for k, v in dict(doc.get("policies", {})).items()
+                k: read_limited(base / _file_name(v, f"policies.{k}"), _MAX_FILE)
+                for k, v in _table(doc, "policies").items()
             }
-            note = str(doc.get("note", ""))
+            note = doc.get("note", "")
+            if not isinstance(note, str):
+                raise ConfigError("note is text")
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigError(f"{file}: missing or malformed setting: {exc}") from exc
         except MalformedInput as exc:
@@ -638,6 +644,21 @@ def _unb64(value: object, what: str) -> bytes:
         raise ConfigError(f"{what} is not valid base64") from exc
 
 
+def _file_name(value: object, what: str) -> str:
+    """A ``desired.toml`` file name as written: text, not a number or a table made one."""
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{what} is a file name (text)")
+    return value
+
+
+def _table(doc: Mapping[str, Any], name: str) -> dict[str, Any]:
+    """``[name]`` of a ``desired.toml`` (empty when absent), a table and nothing else."""
+    value = doc.get(name, {})
+    if not isinstance(value, dict):
+        raise ConfigError(f"[{name}] is a table")
+    return value
+
+
 def _public_key(der: bytes, what: str) -> PublicKey:
     try:
         return PublicKey.from_der(der)
@@ -726,7 +747,9 @@ class Governance:
             if not isinstance(entry, dict) or set(entry) != {"iss", "key"}:
                 raise ConfigError("a signer is {iss, key}")
             key = _public_key(_unb64(entry["key"], "a signer's key"), "a signer's key")
-            parsed.append(AuthorizedSigner(str(entry["iss"]), key))
+            if not isinstance(entry["iss"], str):
+                raise ConfigError("a signer's iss is text")
+            parsed.append(AuthorizedSigner(entry["iss"], key))
         keys = [_public_key(_unb64(k, "a service key"), "a service key") for k in services]
         return cls(str(doc["class"]), tuple(parsed), doc["required"], {k.kid: k for k in keys})
 
