@@ -62,3 +62,35 @@ def test_a_jwk_text_with_a_member_twice_is_refused() -> None:
     assert str(caught.value) == "the wrapping key is not a JSON JWK"
     assert isinstance(caught.value.__cause__, ValueError)
     assert "appears twice" in str(caught.value.__cause__)
+
+
+@pytest.mark.parametrize(
+    ("members", "detail"),
+    [
+        ({"use": "sig"}, "the wrapping key JWK is for use 'sig', not 'enc'"),
+        (
+            {"key_ops": ["verify"]},
+            "the wrapping key JWK's key_ops allow neither wrapKey nor encrypt",
+        ),
+        (
+            {"key_ops": "encrypt"},
+            "the wrapping key JWK's key_ops allow neither wrapKey nor encrypt",
+        ),
+    ],
+    ids=["use-sig", "key-ops-verify", "key-ops-not-a-list"],
+)
+def test_a_jwk_declared_for_another_use_is_refused(members: dict[str, object], detail: str) -> None:
+    """RFC 7517: a key its owner declared for signatures is not one to encrypt a key to."""
+    with pytest.raises(MalformedInput) as caught:
+        WrappingKey.parse({**_public_jwk(), **members})
+    assert str(caught.value) == detail
+
+
+@pytest.mark.parametrize(
+    "members",
+    [{"use": "enc"}, {"key_ops": ["encrypt"]}, {"key_ops": ["wrapKey", "verify"]}],
+    ids=["use-enc", "key-ops-encrypt", "key-ops-wrap"],
+)
+def test_a_jwk_declared_for_encryption_is_the_key(members: dict[str, object]) -> None:
+    der = _PRIVATE.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    assert WrappingKey.parse({**_public_jwk(), **members}).digest == WrappingKey.parse(der).digest

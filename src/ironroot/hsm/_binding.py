@@ -70,6 +70,7 @@ WRAPPING_KEY_KINDS: Final = ("ML-KEM-768", "ML-KEM-1024", "RSA-3072", "RSA-4096"
 _MAX_KEY: Final = 16 * 1024
 _RSA_BITS: Final = frozenset((3072, 4096))
 _JWK_PRIVATE: Final = frozenset(("d", "p", "q", "dp", "dq", "qi", "oth"))  # RFC 7518 §6.3.2
+_JWK_WRAP_OPS: Final = frozenset(("wrapKey", "encrypt"))  # RFC 7517 §4.3
 
 PublicWrappingKey = mlkem.MLKEM768PublicKey | mlkem.MLKEM1024PublicKey | rsa.RSAPublicKey
 
@@ -90,6 +91,16 @@ def _from_jwk(jwk: Mapping[str, Any]) -> PublicWrappingKey:
         raise UnsupportedAlgorithm("a JWK wrapping key is an RSA key (kty RSA)")
     if not _JWK_PRIVATE.isdisjoint(jwk):  # any one of them gives the private key away
         raise MalformedInput("the wrapping key JWK holds private parameters")
+    # RFC 7517 4.2/4.3: a key its owner declared for other uses (signatures) is not one to
+    # encrypt a released key to; a TEE's encryption key says "enc" or "encrypt"/"wrapKey".
+    if "use" in jwk and jwk["use"] != "enc":
+        raise MalformedInput(f"the wrapping key JWK is for use {str(jwk['use'])[:40]!r}, not 'enc'")
+    ops = jwk.get("key_ops")
+    if ops is not None and (
+        not isinstance(ops, list)
+        or not _JWK_WRAP_OPS.intersection(o for o in ops if isinstance(o, str))
+    ):
+        raise MalformedInput("the wrapping key JWK's key_ops allow neither wrapKey nor encrypt")
     try:
         key = RSAKey.import_key(dict(jwk)).raw_value
     except (JoseError, ValueError, TypeError) as exc:
