@@ -42,6 +42,7 @@ __all__ = [
     "load_each",
     "naming_file",
     "read_beneath",
+    "read_config",
     "read_limited",
     "read_limited_fd",
     "to_create",
@@ -251,6 +252,19 @@ def naming_file(path: Path) -> Iterator[None]:
         if str(path) in exc.detail:
             raise
         raise ConfigError(f"{path}: {exc.detail}") from exc
+
+
+def read_config(path: Path, limit: int) -> bytes:
+    """:func:`read_limited` for a configuration, trust or secret file a service reads at start:
+    every failure (unreadable, a folder or named pipe, over ``limit``) is a ``ConfigError``."""
+    try:
+        return read_limited(path, limit)
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
+    except InputUnavailable as exc:
+        raise ConfigError(f"cannot read {exc.detail}") from exc
+    except LimitExceeded as exc:
+        raise ConfigError(exc.detail) from exc
 
 
 def to_create(path: Path) -> bool:

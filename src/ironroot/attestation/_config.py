@@ -65,7 +65,7 @@ from typing import Any, Final, TypeVar
 from ironroot._fileio import (
     load_each,
     naming_file,
-    read_limited,
+    read_config,
     to_create,
     warn_if_exposed,
     warn_if_trust_writable,
@@ -95,7 +95,7 @@ from ironroot.crypto import (
     save_signer,
 )
 from ironroot.ear import ChallengeLimits, NonceStore
-from ironroot.errors import ConfigError, InputUnavailable, IronrootError, LimitExceeded
+from ironroot.errors import ConfigError, IronrootError
 from ironroot.hsm import ServiceKeys, ServiceKeysConfig
 from ironroot.http import ServerLimits
 from ironroot.rim import builtin_rim_roots
@@ -131,17 +131,6 @@ allow_stale_collateral = false
 _FOLDERS: Final = ("vendor-ca", "service-keys", "reference-values", "reviews", "review-providers")
 
 
-def _read(path: Path) -> bytes:
-    try:
-        return read_limited(path, _MAX_FILE)
-    except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
-    except InputUnavailable as exc:
-        raise ConfigError(f"cannot read {exc.detail}") from exc
-    except LimitExceeded as exc:
-        raise ConfigError(exc.detail) from exc
-
-
 def _files(paths: Iterable[Path], suffixes: frozenset[str]) -> list[Path]:
     out: list[Path] = []
     for path in paths:
@@ -157,7 +146,7 @@ def _files(paths: Iterable[Path], suffixes: frozenset[str]) -> list[Path]:
 
 
 def _service_key_file(path: Path) -> dict[bytes, Verifier]:
-    data = _read(path)
+    data = read_config(path, _MAX_FILE)
     if data[:1] and 0x80 <= data[0] <= 0x9F:
         return dict(decode_key_set(data))
     key = load_verifier(data)
@@ -165,7 +154,7 @@ def _service_key_file(path: Path) -> dict[bytes, Verifier]:
 
 
 def _labelled_file(path: Path) -> tuple[str, bytes]:
-    return str(path), _read(path)
+    return str(path), read_config(path, _MAX_FILE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,7 +206,9 @@ class AttestationConfig:
     def load_policy(self) -> AppraisalPolicy:
         if self.policy is None:
             return DEFAULT_POLICY
-        return AppraisalPolicy.from_toml(_read(self.policy).decode("utf-8", "replace"))
+        return AppraisalPolicy.from_toml(
+            read_config(self.policy, _MAX_FILE).decode("utf-8", "replace")
+        )
 
     def endorsements(self, now: dt.datetime) -> Endorsements:
         """Read and verify every configured endorsement. A file that does not load or verify
@@ -241,7 +232,11 @@ class AttestationConfig:
         roots = each(_files(self.vendor_roots, _CERT_SUFFIXES), _labelled_file, "vendor root")
         vendor_keys = (
             {
-                iss: each(paths, lambda p: load_verifier(_read(p)), f"vendor key of {iss}")
+                iss: each(
+                    paths,
+                    lambda p: load_verifier(read_config(p, _MAX_FILE)),
+                    f"vendor key of {iss}",
+                )
                 for iss, paths in self.vendor_keys.items()
             }
             if self.vendor_keys
@@ -266,7 +261,7 @@ class AttestationConfig:
             cert
             for certs in each(
                 _files(self.rim_roots, _CERT_SUFFIXES),
-                lambda p: load_certificates(_read(p), what=str(p)),
+                lambda p: load_certificates(read_config(p, _MAX_FILE), what=str(p)),
                 "RIM root",
             )
             for cert in certs
@@ -312,7 +307,7 @@ class AttestationConfig:
                 key = keys.signer("ear", Algorithm.ES384, create=True)
             else:
                 warn_if_exposed(self.signing_key, "the verifier's signing key")
-                key = PrivateKey.from_pem(_read(self.signing_key))
+                key = PrivateKey.from_pem(read_config(self.signing_key, _MAX_FILE))
                 if key.algorithm is not Algorithm.ES384:
                     raise ConfigError(f"{self.signing_key} is not an ES384 key")
             yield self._service(now, key)
@@ -397,7 +392,7 @@ def load_attestation_config(data_dir: Path) -> AttestationConfig:
 
 def _load(data_dir: Path, path: Path) -> AttestationConfig:
     try:
-        document = tomllib.loads(_read(path).decode("utf-8"))
+        document = tomllib.loads(read_config(path, _MAX_FILE).decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
     warn_if_trust_writable(path)
@@ -519,7 +514,7 @@ def init_attestation_dir(data_dir: Path, *, release: Path | None = None) -> Path
     products: tuple[ReferencePublisher, ...] = ()
     release_data = b""
     if release is not None:
-        release_data = _read(release)
+        release_data = read_config(release, _MAX_FILE)
         try:
             products = publishers_of_release(release_data)
         except IronrootError as exc:

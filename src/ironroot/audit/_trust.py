@@ -63,9 +63,9 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final
 
-from ironroot._fileio import read_limited, warn_if_trust_writable
+from ironroot._fileio import read_config, warn_if_trust_writable
 from ironroot.crypto import PublicKey, Verifier
-from ironroot.errors import ConfigError, InputUnavailable, IronrootError, LimitExceeded
+from ironroot.errors import ConfigError, IronrootError
 from ironroot.log import NoteVerifier
 from ironroot.platform import PlatformTrust
 from ironroot.rot import parse_certificates
@@ -168,7 +168,7 @@ class AuditTrust:
         """Read a trust file (module docs); paths in it are relative to it."""
         file = Path(path)
         try:
-            document = tomllib.loads(_read(file).decode("utf-8"))
+            document = tomllib.loads(read_config(file, _MAX_FILE).decode("utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError) as exc:
             raise ConfigError(f"{file} is not valid TOML: {exc}") from exc
         warn_if_trust_writable(file)
@@ -271,17 +271,6 @@ def _witnesses(table: dict[str, Any], file: Path) -> tuple[tuple[CosignatureVeri
     return witnesses, quorum
 
 
-def _read(path: Path) -> bytes:
-    try:
-        return read_limited(path, _MAX_FILE)
-    except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
-    except InputUnavailable as exc:
-        raise ConfigError(f"cannot read {exc.detail}") from exc
-    except LimitExceeded as exc:
-        raise ConfigError(exc.detail) from exc
-
-
 def _table(value: object, name: str, allowed: set[str] | None = None) -> dict[str, Any]:
     """``[name]`` as a dict (a copy); with ``allowed``, no other setting in it."""
     if not isinstance(value, dict):
@@ -315,13 +304,13 @@ def _files(base: Path, value: object, what: str, *, empty: bool = False) -> list
 
 def _certificates(path: Path) -> Sequence[Any]:
     try:
-        return parse_certificates(_read(path))
+        return parse_certificates(read_config(path, _MAX_FILE))
     except IronrootError as exc:
         raise ConfigError(f"{path}: {exc.detail}") from exc
 
 
 def _public_key(path: Path) -> PublicKey:
     try:
-        return PublicKey.from_pem(_read(path))
+        return PublicKey.from_pem(read_config(path, _MAX_FILE))
     except IronrootError as exc:
         raise ConfigError(f"{path}: {exc.detail}") from exc

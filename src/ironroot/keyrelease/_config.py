@@ -51,12 +51,12 @@ from typing import Any, Final
 from ironroot._fileio import (
     DirectoryLock,
     naming_file,
-    read_limited,
+    read_config,
     warn_if_exposed,
     warn_if_trust_writable,
 )
 from ironroot.ear import ChallengeLimits
-from ironroot.errors import ConfigError, HsmErrorState, InputUnavailable, LimitExceeded
+from ironroot.errors import ConfigError, HsmErrorState
 from ironroot.hsm import DirectoryStorage, Hsm, HsmConfig
 from ironroot.http import (
     ServerLimits,
@@ -99,17 +99,6 @@ _HSM_SETTINGS: Final = frozenset(
 )
 
 
-def _read(path: Path, limit: int = _MAX_FILE) -> bytes:
-    try:  # a named pipe reads as empty rather than being waited on
-        return read_limited(path, limit)
-    except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
-    except InputUnavailable as exc:
-        raise ConfigError(f"cannot read {exc.detail}") from exc
-    except LimitExceeded as exc:
-        raise ConfigError(exc.detail) from exc
-
-
 def _text(table: Mapping[str, Any], key: str, where: str) -> str:
     value = table.get(key)
     if not isinstance(value, str) or not value:
@@ -150,7 +139,7 @@ class KeyReleaseConfig:
             warn_if_exposed(self.sealing_secret_file, "the HSM sealing secret")
             hsm = Hsm.open(
                 storage,
-                _read(self.sealing_secret_file, _MAX_SECRET),
+                read_config(self.sealing_secret_file, _MAX_SECRET),
                 config=HsmConfig(
                     release_nonce_lifetime=self.nonce_lifetime,
                     release_challenges=self.challenges,
@@ -161,7 +150,7 @@ class KeyReleaseConfig:
                 if hsm.state != "operational":
                     raise HsmErrorState(f"the HSM is in its error state: {hsm.error}")
                 warn_if_exposed(self.credential_file, "the HSM credential")
-                credential = _read(self.credential_file, _MAX_SECRET).rstrip(b"\r\n")
+                credential = read_config(self.credential_file, _MAX_SECRET).rstrip(b"\r\n")
                 vault = HsmVault(hsm, hsm.login(self.identity, credential))
                 if not vault.verifiers():
                     _log.warning(
@@ -220,7 +209,7 @@ def load_keyrelease_config(data_dir: Path | str) -> KeyReleaseConfig:
 
 def _load(base: Path) -> KeyReleaseConfig:
     try:
-        document = tomllib.loads(_read(base / CONFIG_FILE).decode("utf-8"))
+        document = tomllib.loads(read_config(base / CONFIG_FILE, _MAX_FILE).decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise ConfigError(f"{base / CONFIG_FILE} is not TOML: {exc}") from exc
     warn_if_trust_writable(base / CONFIG_FILE)

@@ -75,10 +75,10 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final
 
-from ironroot._fileio import read_limited, warn_if_trust_writable
+from ironroot._fileio import read_config, warn_if_trust_writable
 from ironroot.cose import decode_key_set
 from ironroot.crypto import Algorithm, PublicKey, Verifier
-from ironroot.errors import ConfigError, InputUnavailable, IronrootError, LimitExceeded
+from ironroot.errors import ConfigError, IronrootError
 from ironroot.firmware import MAX_ECC_KEYS, MAX_PQC_KEYS, key_descriptor_hash
 from ironroot.safe import ProviderKey, ProviderKeys, Review
 
@@ -407,7 +407,7 @@ class PlatformTrust:
         """Read ``platform.toml`` (format in the module docs); paths are relative to it."""
         file = Path(path)
         try:
-            document = tomllib.loads(_read(file).decode("utf-8"))
+            document = tomllib.loads(read_config(file, _MAX_FILE).decode("utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError) as exc:
             raise ConfigError(f"{file} is not valid TOML: {exc}") from exc
         warn_if_trust_writable(file)
@@ -468,17 +468,6 @@ class PlatformTrust:
         )
 
 
-def _read(path: Path) -> bytes:
-    try:
-        return read_limited(path, _MAX_FILE)
-    except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
-    except InputUnavailable as exc:
-        raise ConfigError(f"cannot read {exc.detail}") from exc
-    except LimitExceeded as exc:
-        raise ConfigError(exc.detail) from exc
-
-
 def _paths(base: Path, value: object, what: str) -> list[Path]:
     if isinstance(value, str):
         value = [value]
@@ -505,7 +494,7 @@ def _files(base: Path, value: object, suffixes: frozenset[str], what: str) -> li
 
 
 def _key_file(path: Path, algorithm: Algorithm) -> bytes:
-    data = _read(path)
+    data = read_config(path, _MAX_FILE)
     try:
         key = PublicKey.from_pem(data)
     except IronrootError as exc:
@@ -514,7 +503,7 @@ def _key_file(path: Path, algorithm: Algorithm) -> bytes:
 
 
 def _service_key_file(path: Path) -> dict[bytes, PublicKey]:
-    data = _read(path)
+    data = read_config(path, _MAX_FILE)
     try:
         if data[:1] and 0x80 <= data[0] <= 0x9F:  # a CBOR array: a COSE Key Set
             return decode_key_set(data)
