@@ -4,6 +4,7 @@ Real HTTP throughout: witnesses served by WitnessThread, the service by ServiceT
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -259,6 +260,75 @@ def test_offline_checks_of_a_witnessed_statement(
             verify_witnessed_statement(
                 early.transparent_statement, stripped, proof, policy=three.policy(1), **kwargs
             )
+    finally:
+        thread.__exit__(None, None, None)
+        service.close()
+
+
+def test_statement_witness_writes_what_a_relying_party_checks_offline(
+    tmp_path: Path,
+    vendor: PrivateKey,
+    log_key: PrivateKey,
+    three: Witnesses,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from ironroot.cli import main
+    from ironroot.transparency import decode_witnessed_statement, verify_witnessed
+
+    data = service_dir(tmp_path / "ts", vendor, three.pairs(), 2, checkpoint_key=log_key)
+    service, thread = _serve(data)
+    try:
+        with TransparencyClient(thread.url) as client:
+            early = client.register(statement(vendor, "pkg:fw/early"))
+            client.register(statement(vendor, "pkg:fw/later"))
+            keys = dict(client.service_keys())
+        ts = tmp_path / "early.ts"
+        ts.write_bytes(early.transparent_statement)
+        base = ["statement", "witness", str(ts), "--url", thread.url]
+        for vkey in three.vkeys:
+            base += ["--witness-key", vkey]
+        out = tmp_path / "early.witnessed"
+        args = [*base, "--witness-quorum", "2", "--log-key", service.log.note_verifiers[0].vkey]
+        assert main([*args, "--out", str(out), "--json"]) == 0
+        doc = json.loads(capsys.readouterr().out)
+        assert doc["origin"] == TS_ORIGIN
+        assert (doc["tree_size"], doc["checkpoint_size"]) == (1, service.log.tree_size)
+        assert len(doc["cosigned_by"]) >= 2
+        witnessed = out.read_bytes()
+        statement_bytes, _note, proof = decode_witnessed_statement(witnessed)
+        assert statement_bytes == early.transparent_statement
+        assert len(proof) == doc["proof_hashes"] >= 1
+        checked = verify_witnessed(
+            witnessed,
+            service_keys=keys,
+            log_verifiers=service.log.note_verifiers,
+            policy=three.policy(2),
+            now=int(time.time()),
+            origin=TS_ORIGIN,
+        )
+        assert checked.encode() == witnessed
+        # the default output name, beside the statement; it is not replaced
+        assert main([*base, "--witness-quorum", "2"]) == 0
+        assert "cosigned by" in capsys.readouterr().out
+        assert (tmp_path / "early.ts.witnessed").is_file()
+        # a witness the checkpoint is not cosigned by: refused, nothing written
+        stranger = PrivateKey.generate(Algorithm.ED25519)
+        alone = Cosigner("witness.example/stranger", stranger).verifier().vkey
+        refused = tmp_path / "refused.witnessed"
+        code = main(
+            [
+                "statement", "witness", str(ts), "--url", thread.url,
+                "--witness-key", alone, "--out", str(refused),
+            ]
+        )  # fmt: skip
+        assert code == 1
+        assert "cosigned by 0 of the trusted witnesses" in capsys.readouterr().err
+        assert not refused.exists()
+        # a log key that is not the service's: the checkpoint is refused
+        other = NoteVerifier(TS_ORIGIN, PrivateKey.generate(Algorithm.ED25519).public_key)
+        code = main([*base, "--log-key", other.vkey, "--out", str(refused)])
+        assert code == 1
+        assert not refused.exists()
     finally:
         thread.__exit__(None, None, None)
         service.close()

@@ -62,7 +62,12 @@ if TYPE_CHECKING:
         sign_pfm,
         verify_pfm,
     )
-    from ironroot.platform._policy import SEVERITIES, PlatformTrust, SafeRequirement
+    from ironroot.platform._policy import (
+        SEVERITIES,
+        PlatformTrust,
+        PlatformWitnesses,
+        SafeRequirement,
+    )
     from ironroot.platform._redfish import (
         RedfishService,
         create_redfish_app,
@@ -90,6 +95,7 @@ __all__ += [
     "PfmComponent",
     "PfmVersion",
     "PlatformTrust",
+    "PlatformWitnesses",
     "SafeRequirement",
     "UpdateReport",
     "VerifiedUpdate",

@@ -107,9 +107,10 @@ from ironroot.firmware import (
     verify_bundle,
 )
 from ironroot.platform._pfm import PFM_CONTENT_TYPE, Pfm, PfmVersion, verify_pfm
-from ironroot.platform._policy import PlatformTrust
+from ironroot.platform._policy import PlatformTrust, SafeRequirement
 from ironroot.rot import Fuses
 from ironroot.safe import SFR_COSE_CONTENT_TYPE, SFR_JWS_CONTENT_TYPE, Review, reviews_for
+from ironroot.transparency import decode_witnessed_statement, verify_witnessed
 
 __all__ = [
     "UPDATE_CHECKS",
@@ -182,11 +183,27 @@ class _NotRun(Exception):
     """A check that needs what an earlier, failed check would have given."""
 
 
+def _unwrapped(data: bytes) -> bytes | None:
+    """The Transparent Statement of a witnessed statement; ``None`` if ``data`` is not one."""
+    if not data or not 0xA0 <= data[0] <= 0xBF:  # a witnessed statement is a CBOR map
+        return None
+    try:
+        return decode_witnessed_statement(data)[0]
+    except IronrootError:
+        return None
+
+
+def unwrap_witnessed(data: bytes) -> bytes:
+    """``data``, or the Transparent Statement in it when it is a witnessed statement (what the
+    platform keeps as an update's evidence: the witnessing was checked when it was decided)."""
+    return _unwrapped(data) or data
+
+
 def _parse_statement(data: bytes) -> tuple[SignedStatement, bool] | None:
     """The statement in ``data`` and whether it carries receipts; ``None`` if it is neither a
-    Transparent nor a Signed Statement."""
+    Transparent Statement (witnessed or not) nor a Signed Statement."""
     try:
-        return TransparentStatement.parse(data).statement, True
+        return TransparentStatement.parse(unwrap_witnessed(data)).statement, True
     except IronrootError:
         pass
     try:
@@ -212,34 +229,68 @@ def _logged(
     candidates: Sequence[tuple[bytes, SignedStatement, bool]],
     trust: PlatformTrust,
     what: str,
+    now: dt.datetime,
 ) -> SignedStatement:
-    """The first candidate whose receipts prove it is on a trusted log (module docs, 3)."""
+    """The first candidate whose receipts prove it is on a trusted log (module docs, 3), and
+    witnessed when the trust requires witnesses."""
     logged = [data for data, _statement, has_receipts in candidates if has_receipts]
     if not logged:
         raise PolicyRejected(f"{what} is not on a transparency log: no receipt", code="no-receipt")
     failures: list[IronrootError] = []
     for data in logged:
         try:
-            return verify_transparent_statement(
-                data, trust.service_keys, require_all=False
-            ).statement
-        except UnknownIssuer as exc:
-            failures.append(
-                UnknownIssuer(
-                    f"no receipt of {what} is by a trusted transparency service ({exc.detail})",
-                    code="untrusted-service",
-                )
-            )
-        except (BadSignature, InvalidProof) as exc:
-            failures.append(
-                InvalidProof(
-                    f"no receipt proves {what} is on the log: {exc.detail}",
-                    code="receipt-not-for-statement",
-                )
-            )
+            statement = _receipted(unwrap_witnessed(data), trust, what)
+            _witnessed(data, trust, what, now)
         except IronrootError as exc:
             failures.append(exc)
+        else:
+            return statement
     raise failures[0]
+
+
+def _receipted(data: bytes, trust: PlatformTrust, what: str) -> SignedStatement:
+    """The statement of a Transparent Statement one of whose receipts a trusted service
+    signed, over exactly its entry."""
+    try:
+        return verify_transparent_statement(data, trust.service_keys, require_all=False).statement
+    except UnknownIssuer as exc:
+        raise UnknownIssuer(
+            f"no receipt of {what} is by a trusted transparency service ({exc.detail})",
+            code="untrusted-service",
+        ) from exc
+    except (BadSignature, InvalidProof) as exc:
+        raise InvalidProof(
+            f"no receipt proves {what} is on the log: {exc.detail}",
+            code="receipt-not-for-statement",
+        ) from exc
+
+
+def _witnessed(data: bytes, trust: PlatformTrust, what: str, now: dt.datetime) -> None:
+    """When the trust requires witnesses: ``data`` is a witnessed statement whose checkpoint
+    the log signed and the quorum cosigned, its receipt's tree a prefix of it."""
+    witnesses = trust.witnesses
+    if witnesses is None:
+        return
+    if _unwrapped(data) is None:
+        raise PolicyRejected(
+            f"{what} is not witnessed: this platform requires a checkpoint cosigned by "
+            f"{witnesses.policy.quorum} trusted witness(es) (ironroot statement witness)",
+            code="not-witnessed",
+        )
+    try:
+        verify_witnessed(
+            data,
+            service_keys=trust.service_keys,
+            log_verifiers=witnesses.log_keys,
+            policy=witnesses.policy,
+            now=int(now.timestamp()),
+            origin=witnesses.origin,
+        )
+    except UnknownIssuer as exc:
+        raise UnknownIssuer(
+            f"the checkpoint {what} is witnessed in is not by the trusted log: {exc.detail}",
+            code="untrusted-log",
+        ) from exc
 
 
 def _issuer_allowed(statement: SignedStatement, trust: PlatformTrust, component: str) -> str:
@@ -350,7 +401,7 @@ class _Update:
                 f"the PFM is for platform {new.platform!r}, not {self.trust.platform!r}",
                 code="pfm-platform-mismatch",
             )
-        logged = _logged([entry] if entry else [], self.trust, "the new PFM")
+        logged = _logged([entry] if entry else [], self.trust, "the new PFM", self.now)
         logged.check_validity(self.now)
         if logged.content_type != PFM_CONTENT_TYPE or not hmac.compare_digest(
             logged.payload, signed
@@ -402,7 +453,9 @@ class _Update:
             raise _NotRun("the bundle does not parse: no manifest digest to look up")
         manifests = [c for c in self.statements if _is_manifest_statement(c[1])]
         named = [c for c in manifests if hmac.compare_digest(c[1].payload, digest)]
-        statement = _logged(named or manifests, self.trust, "the bundle's manifest statement")
+        statement = _logged(
+            named or manifests, self.trust, "the bundle's manifest statement", self.now
+        )
         statement.check_validity(self.now)
         self.statement = statement
         return f"the manifest statement by {statement.claims.iss} is on a trusted log"
@@ -432,13 +485,8 @@ class _Update:
         if self.manifest_digest is None:
             raise _NotRun("the bundle does not parse: no firmware hash to look up")
         firmware_hash = f"sha384:{self.manifest_digest.hex()}"
-        found = reviews_for(
-            firmware_hash,
-            [data for data, statement, _r in self.statements if _is_sfr(statement)],
-            providers=requirement.providers,
-            service_keys=self.trust.service_keys,
-            now=self.now,
-        )
+        given = [data for data, statement, _r in self.statements if _is_sfr(statement)]
+        found = self._reviews(firmware_hash, given, requirement)
         if not found:
             raise PolicyRejected(
                 f"no logged SAFE review by a configured provider covers {firmware_hash}",
@@ -454,8 +502,36 @@ class _Update:
                 f"{requirement.max_severity} (CVSS {worst:.1f})",
                 code="safe-finding-open",
             )
+        if self.trust.witnesses is not None:
+            # Any logged review's finding counts (above); one that lets the update through
+            # must be witnessed, as the manifest statement must.
+            witnessed = []
+            for data in given:
+                try:
+                    _witnessed(data, self.trust, "a SAFE review", self.now)
+                except IronrootError:
+                    continue
+                witnessed.append(data)
+            if not self._reviews(firmware_hash, witnessed, requirement):
+                raise PolicyRejected(
+                    f"no SAFE review of {firmware_hash} is witnessed: this platform requires "
+                    f"a checkpoint cosigned by {self.trust.witnesses.policy.quorum} trusted "
+                    "witness(es) (ironroot statement witness)",
+                    code="not-witnessed",
+                )
         self.reviews = tuple(found)
         return f"{len(found)} SAFE review(s), no open finding above {requirement.max_severity}"
+
+    def _reviews(
+        self, firmware_hash: str, given: Sequence[bytes], requirement: SafeRequirement
+    ) -> list[Review]:
+        return reviews_for(
+            firmware_hash,
+            [unwrap_witnessed(data) for data in given],
+            providers=requirement.providers,
+            service_keys=self.trust.service_keys,
+            now=self.now,
+        )
 
     def result(self, firmware: VerifiedManifest) -> VerifiedUpdate:
         assert self.version is not None

@@ -56,6 +56,7 @@ from ironroot.errors import (
     StorageError,
     SvnRollback,
 )
+from ironroot.platform._checks import unwrap_witnessed
 from ironroot.platform._flash import Flash, PowerCut, PowerLost, RotFlashWriter
 from ironroot.platform._journal import Event, EventLog, Journal
 from ironroot.platform._pfm import Pfm, verify_pfm
@@ -336,7 +337,12 @@ def _min_svn(fuses: Fuses, component: str, floor: int) -> int:
 def evidence_blob(statements: Sequence[bytes], pfm_statement: bytes | None) -> bytes:
     """The evidence an update's statements are kept as (``FirmwareRejected``
     ``evidence-too-large`` over 4 MiB): computed, not stored."""
-    blob = encode_cbor({"statements": list(statements), "pfm_statement": pfm_statement})
+    blob = encode_cbor(
+        {
+            "statements": [unwrap_witnessed(s) for s in statements],
+            "pfm_statement": None if pfm_statement is None else unwrap_witnessed(pfm_statement),
+        }
+    )
     if len(blob) > _EVIDENCE_LIMIT:
         raise FirmwareRejected("the update's statements exceed 4 MiB", code="evidence-too-large")
     return blob

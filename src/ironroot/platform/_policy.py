@@ -58,6 +58,19 @@ keys are given by file path, relative to the file::
     providers = ["review-providers"]        # SAFE review-provider keys: files or folders
     max_severity = "medium"                 # none | low | medium | high | critical
 
+    [witnesses]                             # optional: every logged statement witnessed
+    log_keys = ["log.example/ts+1a2b3c4d+A…"]   # the log's checkpoint keys (C2SP vkeys)
+    keys = ["witness.example/w1+1f2e3d4c+BA…", "witness.example/w2+5a6b7c8d+BA…"]
+    quorum = 2                              # distinct witnesses (default: all of them)
+
+With ``[witnesses]`` (:class:`PlatformWitnesses`) a receipt alone no longer puts a statement
+on the log for this platform: each logged statement an update relies on (its manifest
+statement, the PFM's, an accepting SAFE review) must come as a *witnessed statement*
+(``ironroot statement witness``): the Transparent Statement, a checkpoint of the log signed
+by one of ``log_keys`` and cosigned by ``quorum`` distinct trusted witnesses, and the
+consistency proof from the receipt's tree to it. A log that showed this platform a fork (a
+release nobody else sees) would need the witnesses to cosign it.
+
 Every file must load: one bad key file is a ``ConfigError`` naming it (trust is never
 silently narrowed or widened).
 """
@@ -80,9 +93,11 @@ from ironroot.cose import decode_key_set
 from ironroot.crypto import Algorithm, PublicKey, Verifier
 from ironroot.errors import ConfigError, IronrootError
 from ironroot.firmware import MAX_ECC_KEYS, MAX_PQC_KEYS, key_descriptor_hash
+from ironroot.log import NoteVerifier
 from ironroot.safe import ProviderKey, ProviderKeys, Review
+from ironroot.witness import WitnessPolicy
 
-__all__ = ["SEVERITIES", "PlatformTrust", "SafeRequirement"]
+__all__ = ["SEVERITIES", "PlatformTrust", "PlatformWitnesses", "SafeRequirement"]
 
 SEVERITIES: Final = ("none", "low", "medium", "high", "critical")
 """The CVSS qualitative ratings, lowest first."""
@@ -258,6 +273,76 @@ class SafeRequirement:
         return cls(ProviderKeys(keys), severity)
 
 
+def _vkeys(value: object, what: str, name: str) -> list[str]:
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{what} {name} is a non-empty list of C2SP vkeys")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class PlatformWitnesses:
+    """Logged statements count only when witnessed (module docs): the log's checkpoint keys
+    (``log_keys``, one name: the log's origin) and the witnesses' quorum (``policy``)."""
+
+    log_keys: tuple[NoteVerifier, ...]
+    policy: WitnessPolicy
+
+    def __post_init__(self) -> None:
+        keys = self.log_keys
+        if (
+            not isinstance(keys, tuple)
+            or not keys
+            or not all(isinstance(k, NoteVerifier) for k in keys)
+        ):
+            raise ConfigError("the log's checkpoint keys are a non-empty tuple of NoteVerifier")
+        if len({k.name for k in keys}) != 1:
+            raise ConfigError("the log's checkpoint keys name one log (its origin)")
+        if len(set(keys)) != len(keys):
+            raise ConfigError("the log's checkpoint keys list one key twice")
+        if not isinstance(self.policy, WitnessPolicy):
+            raise ConfigError("the witnesses are a WitnessPolicy")
+
+    @property
+    def origin(self) -> str:
+        """The log's origin: the name its checkpoint keys carry."""
+        return self.log_keys[0].name
+
+    @classmethod
+    def from_vkeys(
+        cls, log_keys: object, keys: object, quorum: object, what: str
+    ) -> PlatformWitnesses:
+        """From vkey strings (``what`` names the setting in errors)."""
+        log_vkeys, witness_vkeys = _vkeys(log_keys, what, "log_keys"), _vkeys(keys, what, "keys")
+        if quorum is not None and (isinstance(quorum, bool) or not isinstance(quorum, int)):
+            raise ConfigError(f"{what} quorum is an integer")
+        try:
+            log = tuple(NoteVerifier.from_vkey(v) for v in log_vkeys)
+        except IronrootError as exc:
+            raise ConfigError(f"{what} a log key: {exc.detail}") from exc
+        try:
+            policy = WitnessPolicy.from_vkeys(witness_vkeys, quorum)
+        except IronrootError as exc:
+            raise ConfigError(f"{what} {exc.detail}") from exc
+        try:
+            return cls(log, policy)
+        except ConfigError as exc:
+            raise ConfigError(f"{what} {exc.detail}") from exc
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "log_keys": [k.vkey for k in self.log_keys],
+            "keys": [w.vkey for w in self.policy.witnesses],
+            "quorum": self.policy.quorum,
+        }
+
+    @classmethod
+    def from_json(cls, doc: object) -> PlatformWitnesses:
+        value = _members(doc, {"log_keys", "keys", "quorum"}, set(), "the platform's witnesses")
+        return cls.from_vkeys(
+            value["log_keys"], value["keys"], value["quorum"], "the platform's witnesses:"
+        )
+
+
 def _service_keys(value: Mapping[bytes, Verifier]) -> Mapping[bytes, PublicKey]:
     if not isinstance(value, Mapping) or not value:
         raise ConfigError("a platform trusts at least one transparency service key")
@@ -283,6 +368,7 @@ class PlatformTrust:
     safe: Mapping[str, SafeRequirement] = field(default_factory=dict)
     healthy_boots: int = 3
     expired_manifest: str = "report"
+    witnesses: PlatformWitnesses | None = None
     _ecc: tuple[PublicKey, ...] = field(init=False, repr=False, compare=False)
     _pqc: tuple[PublicKey, ...] = field(init=False, repr=False, compare=False)
 
@@ -320,6 +406,8 @@ class PlatformTrust:
             raise ConfigError(f"healthy_boots is 1 to {_MAX_HEALTHY_BOOTS}")
         if self.expired_manifest not in _EXPIRED_MANIFEST:
             raise ConfigError('expired_manifest is "report" or "refuse"')
+        if self.witnesses is not None and not isinstance(self.witnesses, PlatformWitnesses):
+            raise ConfigError("witnesses is a PlatformWitnesses, or None")
 
     # --- what the checks use ----------------------------------------------------------------
 
@@ -359,6 +447,7 @@ class PlatformTrust:
             "safe": {c: r.to_json() for c, r in sorted(self.safe.items())},
             "healthy_boots": self.healthy_boots,
             "expired_manifest": self.expired_manifest,
+            **({"witnesses": self.witnesses.to_json()} if self.witnesses is not None else {}),
         }
 
     @classmethod
@@ -366,7 +455,10 @@ class PlatformTrust:
         """The trust :meth:`to_json` wrote; ``ConfigError`` for anything else."""
         keys = {"format", "platform", "vendor_ecc", "vendor_pqc", "service_keys", "issuers"}
         value = _members(
-            doc, keys | {"safe", "healthy_boots"}, {"expired_manifest"}, "the platform trust"
+            doc,
+            keys | {"safe", "healthy_boots"},
+            {"expired_manifest", "witnesses"},
+            "the platform trust",
         )
         if value["format"] != _FORMAT:
             raise ConfigError(f"unknown platform trust format {value['format']!r}")
@@ -398,6 +490,9 @@ class PlatformTrust:
             safe={c: SafeRequirement.from_json(r) for c, r in safe.items()},
             healthy_boots=value["healthy_boots"],
             expired_manifest=value.get("expired_manifest", "report"),
+            witnesses=(
+                PlatformWitnesses.from_json(value["witnesses"]) if "witnesses" in value else None
+            ),
         )
 
     # --- the operator's file ----------------------------------------------------------------
@@ -421,7 +516,7 @@ class PlatformTrust:
         top = _members(
             dict(document),
             {"platform", "vendor", "transparency", "issuers"},
-            {"healthy_boots", "safe", "expired_manifest"},
+            {"healthy_boots", "safe", "expired_manifest", "witnesses"},
             where,
         )
         vendor = _members(top["vendor"], {"ecc", "pqc"}, set(), "[vendor]")
@@ -435,6 +530,7 @@ class PlatformTrust:
         issuers = top["issuers"]
         if not isinstance(issuers, dict):
             raise ConfigError("[issuers] maps components to lists of issuers")
+        witnesses = _witnesses(top["witnesses"], where) if "witnesses" in top else None
         safe_table = top.get("safe", {})
         if not isinstance(safe_table, dict):
             raise ConfigError("[safe.COMPONENT] tables give SAFE requirements")
@@ -465,7 +561,16 @@ class PlatformTrust:
             safe=safe,
             healthy_boots=top.get("healthy_boots", 3),
             expired_manifest=top.get("expired_manifest", "report"),
+            witnesses=witnesses,
         )
+
+
+def _witnesses(table: object, where: str) -> PlatformWitnesses:
+    """``[witnesses]``: the log's checkpoint keys, the witnesses' vkeys and the quorum."""
+    entry = _members(table, {"log_keys", "keys"}, {"quorum"}, f"{where}: [witnesses]")
+    return PlatformWitnesses.from_vkeys(
+        entry["log_keys"], entry["keys"], entry.get("quorum"), f"{where}: [witnesses]"
+    )
 
 
 def _paths(base: Path, value: object, what: str) -> list[Path]:

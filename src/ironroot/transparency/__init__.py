@@ -25,14 +25,18 @@ if TYPE_CHECKING:
     from ironroot.transparency._service import TransparencyService
     from ironroot.transparency._tiles_app import create_tiles_app
     from ironroot.transparency._witnessed import (
+        WITNESSED_STATEMENT_FORMAT,
         WitnessedStatement,
+        decode_witnessed_statement,
         receipt_tree,
+        verify_witnessed,
         verify_witnessed_statement,
     )
     from ironroot.transparency._witnessing import WITNESSED_CHECKPOINT, CheckpointWitnessing
 
 __all__ = [
     "WITNESSED_CHECKPOINT",
+    "WITNESSED_STATEMENT_FORMAT",
     "CheckpointWitnessing",
     "IssuerKey",
     "ReceiptBatchVerifier",
@@ -47,12 +51,14 @@ __all__ = [
     "WitnessedStatement",
     "create_app",
     "create_tiles_app",
+    "decode_witnessed_statement",
     "init_data_dir",
     "load_config",
     "load_receipt_keys",
     "publish_receipt_keys",
     "receipt_tree",
     "serve",
+    "verify_witnessed",
     "verify_witnessed_statement",
 ]
 

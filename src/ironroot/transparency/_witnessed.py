@@ -14,6 +14,20 @@ Errors: the receipts' (``verify_transparent_statement``), the checkpoint's
 (``BadSignature``, ``UnknownIssuer``), :class:`InsufficientCosignatures`, and
 :class:`InconsistentCheckpoint` when the checkpoint is older than the receipt's tree or the
 proof does not connect them.
+
+**A witnessed statement** carries all three to a relying party that checks offline (a RoT
+deciding on a firmware update, ``docs/platform.md``): one deterministic CBOR map (RFC 8949
+§4.2.1), nothing before or after it::
+
+    {"format": "ironroot-witnessed-statement/1",
+     "statement": bstr,      ; the Transparent Statement, its receipts in it
+     "checkpoint": bstr,     ; the cosigned checkpoint (a C2SP signed note)
+     "proof": [* bstr]}      ; RFC 9162 consistency proof, receipt's tree -> checkpoint
+
+:meth:`WitnessedStatement.encode` writes it (``ironroot statement witness`` fetches and checks
+the parts); :func:`decode_witnessed_statement` reads it strictly (``MalformedInput``: another
+format, a missing or extra member, a member of the wrong type, a non-deterministic encoding,
+more than 64 proof hashes or one not 32 bytes) and :func:`verify_witnessed` verifies it.
 """
 
 from __future__ import annotations
@@ -21,15 +35,36 @@ from __future__ import annotations
 import hmac
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Final
 
-from ironroot.cose import Receipt, TransparentStatement, verify_transparent_statement
+from ironroot.cose import (
+    Limits,
+    Receipt,
+    TransparentStatement,
+    decode_cbor,
+    encode_cbor,
+    verify_transparent_statement,
+)
 from ironroot.crypto import Verifier
-from ironroot.errors import InconsistentCheckpoint, InvalidProof, MalformedReceipt
+from ironroot.errors import InconsistentCheckpoint, InvalidProof, MalformedInput, MalformedReceipt
 from ironroot.log import NoteVerifier
 from ironroot.merkle import leaf_hash, root_from_inclusion_proof, verify_consistency
 from ironroot.witness import CosignedCheckpoint, WitnessPolicy
 
-__all__ = ["WitnessedStatement", "receipt_tree", "verify_witnessed_statement"]
+__all__ = [
+    "WITNESSED_STATEMENT_FORMAT",
+    "WitnessedStatement",
+    "decode_witnessed_statement",
+    "receipt_tree",
+    "verify_witnessed",
+    "verify_witnessed_statement",
+]
+
+WITNESSED_STATEMENT_FORMAT: Final = "ironroot-witnessed-statement/1"
+_MEMBERS: Final = frozenset(("format", "statement", "checkpoint", "proof"))
+_MAX_PROOF: Final = 64
+"""A consistency proof between two trees of at most 2**63 leaves is shorter than this."""
+_MAX_BYTES: Final = 4 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +75,47 @@ class WitnessedStatement:
     tree_size: int
     root: bytes
     checkpoint: CosignedCheckpoint
+    transparent_statement: bytes = b""
+    """The Transparent Statement as verified (its bytes)."""
+    proof: tuple[bytes, ...] = ()
+    """The consistency proof from the receipt's tree to the checkpoint's."""
+
+    def encode(self) -> bytes:
+        """The witnessed statement a relying party checks offline (module docs)."""
+        return encode_cbor(
+            {
+                "format": WITNESSED_STATEMENT_FORMAT,
+                "statement": self.transparent_statement,
+                "checkpoint": self.checkpoint.note,
+                "proof": list(self.proof),
+            }
+        )
+
+
+def decode_witnessed_statement(data: bytes) -> tuple[bytes, bytes, tuple[bytes, ...]]:
+    """(Transparent Statement, cosigned checkpoint, consistency proof) of a witnessed
+    statement, read strictly (module docs); nothing is verified."""
+    doc = decode_cbor(data, Limits(max_bytes=_MAX_BYTES, max_depth=3, max_items=_MAX_PROOF + 4))
+    if not isinstance(doc, dict) or doc.get("format") != WITNESSED_STATEMENT_FORMAT:
+        raise MalformedInput(f"not a witnessed statement ({WITNESSED_STATEMENT_FORMAT})")
+    if set(doc) != _MEMBERS:
+        raise MalformedInput(
+            "a witnessed statement has exactly the members "
+            + ", ".join(sorted(_MEMBERS))
+            + f"; this one has {', '.join(sorted(map(repr, doc)))}"
+        )
+    statement, checkpoint, proof = doc["statement"], doc["checkpoint"], doc["proof"]
+    if not isinstance(statement, bytes) or not statement:
+        raise MalformedInput("a witnessed statement's statement is a Transparent Statement")
+    if not isinstance(checkpoint, bytes) or not checkpoint:
+        raise MalformedInput("a witnessed statement's checkpoint is a signed note (bytes)")
+    if not isinstance(proof, list) or len(proof) > _MAX_PROOF:
+        raise MalformedInput(f"a witnessed statement's proof is a list of at most {_MAX_PROOF}")
+    if not all(isinstance(h, bytes) and len(h) == 32 for h in proof):
+        raise MalformedInput("a witnessed statement's proof hashes are 32 bytes each")
+    if encode_cbor(doc) != bytes(data):
+        raise MalformedInput("a witnessed statement is deterministic CBOR (RFC 8949 §4.2.1)")
+    return statement, checkpoint, tuple(proof)
 
 
 def receipt_tree(transparent_statement: bytes) -> tuple[int, bytes]:
@@ -90,4 +166,29 @@ def verify_witnessed_statement(
             f"the receipt's tree (size {size}) is not shown to be in the cosigned checkpoint "
             f"(size {checkpoint.size}): {exc.detail}"
         ) from exc
-    return WitnessedStatement(statement, size, root, cosigned)
+    return WitnessedStatement(
+        statement, size, root, cosigned, bytes(transparent_statement), tuple(consistency_proof)
+    )
+
+
+def verify_witnessed(
+    witnessed_statement: bytes,
+    *,
+    service_keys: Mapping[bytes, Verifier],
+    log_verifiers: Sequence[NoteVerifier],
+    policy: WitnessPolicy,
+    now: int,
+    origin: str | None = None,
+) -> WitnessedStatement:
+    """:func:`verify_witnessed_statement` of a witnessed statement's parts (module docs)."""
+    statement, checkpoint, proof = decode_witnessed_statement(witnessed_statement)
+    return verify_witnessed_statement(
+        statement,
+        checkpoint,
+        proof,
+        service_keys=service_keys,
+        log_verifiers=log_verifiers,
+        policy=policy,
+        now=now,
+        origin=origin,
+    )
