@@ -207,6 +207,27 @@ def test_the_trust_file_names_witnesses_and_the_quorum(
     assert verify_bundle(_bundle(aw, collected, W1, W2, W3), trust).ok
 
 
+def test_a_platform_toml_that_requires_witnesses_is_an_audit_trust(
+    aw: AuditWorld, collected: AuditExport, tmp_path: Path
+) -> None:
+    # The platform's [witnesses] names the log's checkpoint keys (log_keys): an auditor who
+    # copies it checks the bundle's checkpoints against them, with the same quorum.
+    log = ", ".join(f'"{k.vkey}"' for k in aw.checkpoint_keys())
+    keys = ", ".join(f'"{v.vkey}"' for w in (W1, W2, W3) for v in w.verifiers)
+    path = _trust_file(aw, tmp_path, f"log_keys = [{log}]\nkeys = [{keys}]\nquorum = 2\n")
+    text = path.read_text()
+    without = text.replace(f"checkpoint_keys = [{log}]\n", "")
+    assert without != text
+    path.write_text(without)
+    trust = AuditTrust.load_toml(path)
+    assert trust.checkpoint_keys == aw.checkpoint_keys()
+    assert verify_bundle(_bundle(aw, collected, W1, W3), trust).ok
+    assert _refused(_bundle(aw, collected, W3), trust).code == "insufficient-cosignatures"
+    path.write_text(without.replace(f"log_keys = [{log}]", 'log_keys = "one"'))
+    with pytest.raises(ConfigError, match="log_keys is a list of vkeys"):
+        AuditTrust.load_toml(path)
+
+
 @pytest.mark.parametrize(
     ("table", "message"),
     [

@@ -41,6 +41,8 @@ relative to the file::
     [witnesses]                             # optional: require witness cosignatures
     keys = ["witness.example/w1+1f2e3d4c+BA…", "witness.example/w2+5a6b7c8d+BA…"]
     quorum = 2                              # k: distinct witnesses (default: all of them)
+    log_keys = ["transparency.example+1f2e3d4c+AU…"]   # optional, as a platform.toml that
+                                            # requires witnesses names them: checkpoint keys too
 
 An empty set trusts nothing: with no ``[verifier]`` keys an EAR in a bundle does not verify;
 without ``checkpoint_keys`` no checkpoint does; without ``[hsm] roots`` no release statement
@@ -183,7 +185,10 @@ class AuditTrust:
         transparency = _table(rest.get("transparency"), "transparency")
         verifier = _table(rest.pop("verifier", {}), "verifier", {"keys"})
         hsm = _table(rest.pop("hsm", {}), "hsm", {"attestation_keys", "roots"})
-        witnessing = _table(rest.pop("witnesses", {}), "witnesses", {"keys", "quorum"})
+        witnessing = _table(rest.pop("witnesses", {}), "witnesses", {"keys", "quorum", "log_keys"})
+        # A platform.toml whose updates require witnesses names the log's checkpoint keys
+        # there: they sign the checkpoints an audit checks too.
+        log_value = witnessing.pop("log_keys", [])
         fleet = _table(rest.pop("fleet", {}), "fleet", {"ca"})
         roots_value = vendor.pop("roots", None)
         fused_value = vendor.pop("fused_hash", None)
@@ -207,8 +212,12 @@ class AuditTrust:
             isinstance(v, str) for v in checkpoint_value
         ):
             raise ConfigError(f"{file}: [transparency] checkpoint_keys is a list of vkeys")
+        if not isinstance(log_value, list) or not all(isinstance(v, str) for v in log_value):
+            raise ConfigError(f"{file}: [witnesses] log_keys is a list of vkeys")
         try:
-            checkpoint_keys = tuple(NoteVerifier.from_vkey(v) for v in checkpoint_value)
+            checkpoint_keys = tuple(
+                dict.fromkeys(NoteVerifier.from_vkey(v) for v in [*checkpoint_value, *log_value])
+            )
         except IronrootError as exc:
             raise ConfigError(f"{file}: a checkpoint key: {exc.detail}") from exc
         verifier_keys = {
