@@ -18,10 +18,12 @@ import pytest
 from tests.platform.update_world import (
     NOW,
     PLATFORM,
+    VENDOR_ISS,
     World,
     _active_pfm,
     _args,
     _refused,
+    _register,
     update_world,
 )
 
@@ -36,6 +38,7 @@ from ironroot.errors import (
     PolicyRejected,
     UnknownIssuer,
 )
+from ironroot.firmware import reference_statement
 from ironroot.log import Note, NoteSignature, NoteVerifier
 from ironroot.platform import (
     PlatformTrust,
@@ -339,6 +342,25 @@ def test_an_unwitnessed_pfm_statement_is_refused(world: World) -> None:
         **_args(world, trust=_trust(world), pfm_statement=_witnessed(world, logged, W2, W3)),
     )
     assert verified.new_pfm == signed
+
+
+def test_reference_values_shipped_with_an_update_must_be_witnessed(world: World) -> None:
+    # Boot compares a device's measurements with the CoRIMs an update ships: logged
+    # statements the update relies on, as its manifest statement is.
+    bundle = world.bundles["bmc-2"]
+    corim = _register(
+        world.service,
+        reference_statement(bundle, world.vendor, iss=VENDOR_ISS, sub="pkg:fw/bmc"),
+    )
+    manifest = _witnessed(world, world.logged["bmc-2"], W1, W2)
+    with pytest.raises(PolicyRejected) as info:
+        verify_update("bmc", bundle, [manifest, corim], **_args(world, trust=_trust(world)))
+    assert (info.value.code, info.value.check) == ("not-witnessed", "receipt")
+    assert "CoRIM, statement 1" in info.value.detail
+    witnessed = _witnessed(world, corim, W2, W3)
+    verify_update("bmc", bundle, [manifest, witnessed], **_args(world, trust=_trust(world)))
+    # without witnesses required, the CoRIM's receipts are boot's business, as before
+    verify_update("bmc", bundle, [manifest, corim], **_args(world))
 
 
 def _safe_trust(world: World) -> PlatformTrust:

@@ -80,6 +80,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+from ironroot.corim import CORIM_CONTENT_TYPE
 from ironroot.cose import (
     HASH_SHA384,
     SignedStatement,
@@ -458,7 +459,15 @@ class _Update:
         )
         statement.check_validity(self.now)
         self.statement = statement
-        return f"the manifest statement by {statement.claims.iss} is on a trusted log"
+        if self.trust.witnesses is None:
+            return f"the manifest statement by {statement.claims.iss} is on a trusted log"
+        # The reference values an update ships for a device (boot compares its measurements
+        # with them) are logged statements it relies on too.
+        for number, (data, parsed, has_receipts) in enumerate(self.statements):
+            if has_receipts and parsed.content_type == CORIM_CONTENT_TYPE:
+                what = f"the reference-value statement (CoRIM, statement {number})"
+                _witnessed(data, self.trust, what, self.now)
+        return f"the manifest statement by {statement.claims.iss} is on a trusted log, witnessed"
 
     def issuer(self) -> str:
         if self.statement is None:

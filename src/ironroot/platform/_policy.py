@@ -65,11 +65,12 @@ keys are given by file path, relative to the file::
 
 With ``[witnesses]`` (:class:`PlatformWitnesses`) a receipt alone no longer puts a statement
 on the log for this platform: each logged statement an update relies on (its manifest
-statement, the PFM's, an accepting SAFE review) must come as a *witnessed statement*
-(``ironroot statement witness``): the Transparent Statement, a checkpoint of the log signed
-by one of ``log_keys`` and cosigned by ``quorum`` distinct trusted witnesses, and the
-consistency proof from the receipt's tree to it. A log that showed this platform a fork (a
-release nobody else sees) would need the witnesses to cosign it.
+statement, the PFM's, the CoRIMs it ships, an accepting SAFE review) must come as a
+*witnessed statement* (``ironroot statement witness``): the Transparent Statement, a
+checkpoint of the log signed by one of ``log_keys`` and cosigned by ``quorum`` distinct
+trusted witnesses, and the consistency proof from the receipt's tree to it. A log that
+showed this platform a fork (a release nobody else sees) would need the witnesses to cosign
+it.
 
 Every file must load: one bad key file is a ``ConfigError`` naming it (trust is never
 silently narrowed or widened).
