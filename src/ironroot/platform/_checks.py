@@ -107,11 +107,12 @@ from ironroot.firmware import (
     check_bundle,
     verify_bundle,
 )
+from ironroot.log import open_checkpoint
 from ironroot.platform._pfm import PFM_CONTENT_TYPE, Pfm, PfmVersion, verify_pfm
 from ironroot.platform._policy import PlatformTrust, SafeRequirement
 from ironroot.rot import Fuses
 from ironroot.safe import SFR_COSE_CONTENT_TYPE, SFR_JWS_CONTENT_TYPE, Review, reviews_for
-from ironroot.transparency import decode_witnessed_statement, verify_witnessed
+from ironroot.transparency import decode_witnessed_statement, verify_witnessed_statement
 
 __all__ = [
     "UPDATE_CHECKS",
@@ -278,20 +279,25 @@ def _witnessed(data: bytes, trust: PlatformTrust, what: str, now: dt.datetime) -
             f"{witnesses.policy.quorum} trusted witness(es) (ironroot statement witness)",
             code="not-witnessed",
         )
-    try:
-        verify_witnessed(
-            data,
-            service_keys=trust.service_keys,
-            log_verifiers=witnesses.log_keys,
-            policy=witnesses.policy,
-            now=int(now.timestamp()),
-            origin=witnesses.origin,
-        )
+    statement, checkpoint, proof = decode_witnessed_statement(data)
+    when = int(now.timestamp())
+    try:  # the checkpoint first: its log signature's refusal is named as such
+        open_checkpoint(checkpoint, witnesses.log_keys, origin=witnesses.origin)
     except UnknownIssuer as exc:
         raise UnknownIssuer(
             f"the checkpoint {what} is witnessed in is not by the trusted log: {exc.detail}",
             code="untrusted-log",
         ) from exc
+    verify_witnessed_statement(
+        statement,
+        checkpoint,
+        proof,
+        service_keys=trust.service_keys,
+        log_verifiers=witnesses.log_keys,
+        policy=witnesses.policy,
+        now=when,
+        origin=witnesses.origin,
+    )
 
 
 def _issuer_allowed(statement: SignedStatement, trust: PlatformTrust, component: str) -> str:
