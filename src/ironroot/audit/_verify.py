@@ -134,19 +134,16 @@ from ironroot.cose import (
     TransparentStatement,
     decode_cbor,
     encode_cbor,
-    verify_transparent_statement,
 )
 from ironroot.crypto import load_certificate, load_crl
 from ironroot.ear import Appraisal, AttestationResult, TrustTier, decode_ear
 from ironroot.errors import (
     AuditBundleRejected,
     AuditChainBroken,
-    BadSignature,
     ChainNotTrusted,
     ConfigError,
     DigestMismatch,
     EndorsementMismatch,
-    InvalidProof,
     IronrootError,
     KeyDescriptorMismatch,
     LimitExceeded,
@@ -187,6 +184,7 @@ from ironroot.platform import (
     check_recovery_images,
     device_measurement_blocks,
     device_references,
+    on_trusted_log,
     verify_pfm,
     verify_update,
 )
@@ -603,20 +601,7 @@ def _logged(statement: bytes, trust: AuditTrust, what: str) -> SignedStatement:
         raise PolicyRejected(
             f"{what} is not on a transparency log: no receipt", code="no-receipt"
         ) from exc
-    try:
-        return verify_transparent_statement(
-            statement, trust.platform.service_keys, require_all=False
-        ).statement
-    except UnknownIssuer as exc:
-        raise UnknownIssuer(
-            f"no receipt of {what} is by a trusted transparency service ({exc.detail})",
-            code="untrusted-service",
-        ) from exc
-    except (BadSignature, InvalidProof) as exc:
-        raise InvalidProof(
-            f"no receipt proves {what} is on the log: {exc.detail}",
-            code="receipt-not-for-statement",
-        ) from exc
+    return on_trusted_log(statement, trust.platform.service_keys, what).statement
 
 
 def _pfm(ctx: _Context) -> list[str]:

@@ -120,15 +120,12 @@ from ironroot.cose import (
     create_statement,
     decode_cbor,
     encode_cbor,
-    verify_transparent_statement,
 )
 from ironroot.crypto import PublicKey, Signer
 from ironroot.errors import (
-    BadSignature,
     ConfigError,
     Conflict,
     InUse,
-    InvalidProof,
     IronrootError,
     MalformedInput,
     MalformedStatement,
@@ -139,7 +136,7 @@ from ironroot.errors import (
     VerificationFailed,
 )
 from ironroot.firmware import FirmwareBundle
-from ironroot.platform import COMPONENTS, PlatformTrust, verify_pfm
+from ironroot.platform import COMPONENTS, PlatformTrust, on_trusted_log, verify_pfm
 from ironroot.rot import Lifecycle
 
 if TYPE_CHECKING:
@@ -838,20 +835,7 @@ def _logged(data: bytes, has_receipts: bool, governance: Governance, iss: str) -
     what = f"the approval by {iss}"
     if not has_receipts:
         raise PolicyRejected(f"{what} is not on a transparency log: no receipt", code="no-receipt")
-    try:
-        verify_transparent_statement(
-            data, governance.service_keys, require_all=False, limits=_STATEMENT_LIMITS
-        )
-    except UnknownIssuer as exc:
-        raise UnknownIssuer(
-            f"no receipt of {what} is by a trusted transparency service ({exc.detail})",
-            code="untrusted-service",
-        ) from exc
-    except (BadSignature, InvalidProof) as exc:
-        raise InvalidProof(
-            f"no receipt proves {what} is on the log: {exc.detail}",
-            code="receipt-not-for-statement",
-        ) from exc
+    on_trusted_log(data, governance.service_keys, what, limits=_STATEMENT_LIMITS)
 
 
 def _check(

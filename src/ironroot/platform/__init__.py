@@ -20,6 +20,7 @@ if TYPE_CHECKING:
         VerifiedUpdate,
         check_recovery_images,
         check_update,
+        on_trusted_log,
         verify_update,
     )
     from ironroot.platform._devices import (
@@ -85,6 +86,7 @@ __all__ = [
     "device_references",
     "measure_device",
     "measure_responder",
+    "on_trusted_log",
     "verify_device",
 ]
 __all__ += [

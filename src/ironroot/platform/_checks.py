@@ -82,11 +82,14 @@ from typing import Any, Final
 
 from ironroot.corim import CORIM_CONTENT_TYPE
 from ironroot.cose import (
+    DEFAULT_LIMITS,
     HASH_SHA384,
+    Limits,
     SignedStatement,
     TransparentStatement,
     verify_transparent_statement,
 )
+from ironroot.crypto import Verifier
 from ironroot.errors import (
     BadSignature,
     ConfigError,
@@ -120,6 +123,7 @@ __all__ = [
     "VerifiedUpdate",
     "check_recovery_images",
     "check_update",
+    "on_trusted_log",
     "verify_update",
 ]
 
@@ -251,10 +255,22 @@ def _logged(
 
 
 def _receipted(data: bytes, trust: PlatformTrust, what: str) -> SignedStatement:
-    """The statement of a Transparent Statement one of whose receipts a trusted service
-    signed, over exactly its entry."""
+    return on_trusted_log(data, trust.service_keys, what).statement
+
+
+def on_trusted_log(
+    data: bytes,
+    service_keys: Mapping[bytes, Verifier],
+    what: str,
+    *,
+    limits: Limits = DEFAULT_LIMITS,
+) -> TransparentStatement:
+    """The Transparent Statement ``data`` once one of its receipts verifies under a trusted
+    service key, over exactly its entry; else ``UnknownIssuer`` ``untrusted-service`` or
+    ``InvalidProof`` ``receipt-not-for-statement``, naming ``what`` (the update checks, the
+    audit's and a fleet's approvals of desired state decide with it alike)."""
     try:
-        return verify_transparent_statement(data, trust.service_keys, require_all=False).statement
+        return verify_transparent_statement(data, service_keys, require_all=False, limits=limits)
     except UnknownIssuer as exc:
         raise UnknownIssuer(
             f"no receipt of {what} is by a trusted transparency service ({exc.detail})",
