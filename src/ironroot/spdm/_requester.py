@@ -172,11 +172,65 @@ def check_measurement_operation(answer: Measurements, operation: int) -> None:
 
 def check_capabilities(capabilities: Capabilities) -> None:
     """That the responder can be measured here: certificates (CERT_CAP) and signed
-    measurements (MEAS_CAP 2)."""
+    measurements (MEAS_CAP 2), and flags that are consistent with each other."""
     if not capabilities.flags & CapabilityFlag.CERT_CAP:
         raise SpdmProtocolError("the responder has no certificates (CERT_CAP clear)")
     if capabilities.flags & MEAS_CAP_MASK != CapabilityFlag.MEAS_CAP_SIG:
         raise SpdmProtocolError("the responder cannot sign measurements (MEAS_CAP)")
+    reason = _flag_inconsistency(capabilities.version, capabilities.flags)
+    if reason is not None:
+        raise SpdmProtocolError(f"CAPABILITIES flags are inconsistent: {reason}")
+
+
+_F = CapabilityFlag
+# Flag bits a version does not define: 1.2 ends at CERT_INSTALL_RESET_CAP (bit 21), 1.3 at
+# SET_KEY_PAIR_INFO_CAP (bit 29).
+_RESERVED_FLAGS: Final = {SpdmVersion.V1_2: 0xFFC0_0000, SpdmVersion.V1_3: 0xC000_0000}
+_PSK_CAP: Final = _F.PSK_CAP_RESPONDER | _F.PSK_CAP_RESPONDER_WITH_CONTEXT
+_EP_INFO_CAP: Final = _F.EP_INFO_CAP_NO_SIG | _F.EP_INFO_CAP_SIG
+_MULTI_KEY_CAP: Final = _F.MULTI_KEY_CAP_ONLY | _F.MULTI_KEY_CAP_NEG
+
+
+def _flag_inconsistency(version: SpdmVersion, flags: int) -> str | None:
+    """Why a responder's CAPABILITIES ``flags`` contradict DSP0274's rules for them (the
+    rules libspdm's requester applies), or ``None``; CERT_CAP set and MEAS_CAP 2 assumed."""
+    reserved = flags & _RESERVED_FLAGS[version]
+    if reserved:
+        return f"reserved flag bits {reserved:#x} are set"
+    if flags & _F.PUB_KEY_ID_CAP:
+        return "CERT_CAP and PUB_KEY_ID_CAP are both set"
+    if flags & _PSK_CAP == _PSK_CAP:
+        return "PSK_CAP 3 is reserved"
+    sessions = flags & (_F.KEY_EX_CAP | _PSK_CAP)
+    if sessions and not flags & (_F.MAC_CAP | _F.ENCRYPT_CAP):
+        return "KEY_EX_CAP or PSK_CAP without MAC_CAP or ENCRYPT_CAP"
+    if not sessions:
+        session_only = [_F.MAC_CAP, _F.ENCRYPT_CAP, _F.HBEAT_CAP, _F.KEY_UPD_CAP]
+        if version >= SpdmVersion.V1_3:
+            session_only.append(_F.EVENT_CAP)
+        for flag in session_only:
+            if flags & flag:
+                return f"{flag.name} without KEY_EX_CAP or PSK_CAP"
+    if flags & _F.HANDSHAKE_IN_THE_CLEAR_CAP and not flags & _F.KEY_EX_CAP:
+        return "HANDSHAKE_IN_THE_CLEAR_CAP without KEY_EX_CAP"
+    if flags & _F.MUT_AUTH_CAP and not flags & (_F.KEY_EX_CAP | _F.CHAL_CAP):
+        return "MUT_AUTH_CAP without KEY_EX_CAP or CHAL_CAP"
+    if flags & _F.CSR_CAP and not flags & _F.SET_CERT_CAP:
+        return "CSR_CAP without SET_CERT_CAP"
+    if flags & _F.CERT_INSTALL_RESET_CAP and not flags & (_F.CSR_CAP | _F.SET_CERT_CAP):
+        return "CERT_INSTALL_RESET_CAP without CSR_CAP or SET_CERT_CAP"
+    if version >= SpdmVersion.V1_3:
+        if flags & _EP_INFO_CAP == _EP_INFO_CAP:
+            return "EP_INFO_CAP 3 is reserved"
+        multi_key = flags & _MULTI_KEY_CAP
+        if multi_key == _MULTI_KEY_CAP:
+            return "MULTI_KEY_CAP 3 is reserved"
+        if multi_key and not flags & _F.GET_KEY_PAIR_INFO_CAP:
+            return "MULTI_KEY_CAP without GET_KEY_PAIR_INFO_CAP"
+        if multi_key == _F.MULTI_KEY_CAP_ONLY:
+            # Its DIGESTS and CERTIFICATE would carry the multi-key fields, never offered here.
+            return "MULTI_KEY_CAP 1 (multi-key connections only) is not spoken here"
+    return None
 
 
 def check_opaque_data(connection: Connection, opaque: bytes, what: str) -> None:
