@@ -13,7 +13,7 @@ import pytest
 from _spdm_helpers import NOW, Device, make_requester, make_responder
 
 from ironroot.crypto import Algorithm
-from ironroot.errors import SpdmProtocolError
+from ironroot.errors import ConfigError, SpdmProtocolError
 from ironroot.spdm import (
     BaseHashAlgo,
     CapabilityFlag,
@@ -147,3 +147,69 @@ def test_consistent_flags_are_accepted(device: Device, version: SpdmVersion, ext
 
     connection = make_requester(transport, device, (version,)).init_connection()
     assert connection.capabilities.flags == int(HONEST) ^ int(extra)
+
+
+# --- MaxSPDMmsgSize without chunking ---------------------------------------------------------
+
+_SIZES = slice(12, 20)  # DataTransferSize(4) MaxSPDMmsgSize(4)
+_UNEQUAL = "CAPABILITIES: MaxSPDMmsgSize 8192 is not DataTransferSize 4096, and CHUNK_CAP is clear"
+
+
+def _with_sizes(response: bytes, dts: int, max_msg: int, flags: int = HONEST) -> bytes:
+    sizes = dts.to_bytes(4, "little") + max_msg.to_bytes(4, "little")
+    response = response[: _SIZES.start] + sizes + response[_SIZES.stop :]
+    return _with_flags(response, flags)
+
+
+@pytest.mark.parametrize("version", [V12, V13], ids=["1.2", "1.3"])
+def test_requester_refuses_max_message_size_apart_from_dts_without_chunking(
+    device: Device, version: SpdmVersion
+) -> None:
+    """DSP0274 1.2.2 / 1.3: without the Large SPDM message transfer mechanism (CHUNK_CAP),
+    MaxSPDMmsgSize shall equal DataTransferSize (libspdm's requester checks it)."""
+    responder = make_responder(device, (version,))
+
+    def transport(request: bytes) -> bytes:
+        response = responder(request)
+        return _with_sizes(response, 4096, 8192) if response[1] == 0x61 else response
+
+    requester = make_requester(transport, device, (version,))
+    with pytest.raises(SpdmProtocolError) as caught:
+        requester.init_connection()
+    assert caught.value.detail == _UNEQUAL
+
+
+def test_max_message_size_apart_from_dts_with_chunking_is_accepted(device: Device) -> None:
+    responder = make_responder(device, (V13,))
+
+    def transport(request: bytes) -> bytes:
+        response = responder(request)
+        if response[1] != 0x61:
+            return response
+        return _with_sizes(response, 4096, 8192, HONEST | F.CHUNK_CAP)
+
+    connection = make_requester(transport, device, (V13,)).init_connection()
+    assert connection.capabilities.max_spdm_msg_size == 8192
+
+
+def test_evidence_with_max_message_size_apart_from_dts_is_refused(device: Device) -> None:
+    requester = make_requester(make_responder(device, (V12,)), device, (V12,))
+    record = SpdmEvidence.decode(requester.evidence(bytes(32)))
+    vca = list(record.vca)
+    vca[3] = _with_sizes(vca[3], 4096, 8192)
+    unsigned = record.response[:-96]
+    message = measurement_signing_message(
+        V12, BaseHashAlgo.SHA_384, b"".join(vca) + record.request + unsigned
+    )
+    response = unsigned + device.leaf_key.sign(message)
+    edited = SpdmEvidence(tuple(vca), record.certificate_chain, record.request, response)
+    with pytest.raises(SpdmProtocolError) as caught:
+        verify_spdm_evidence(
+            edited.encode(), nonce=bytes(32), root_certificate=device.root, now=NOW
+        )
+    assert caught.value.detail == _UNEQUAL
+
+
+def test_a_responder_without_chunking_has_one_buffer_size(device: Device) -> None:
+    with pytest.raises(ConfigError, match="MaxSPDMmsgSize must equal DataTransferSize"):
+        make_responder(device, data_transfer_size=42, max_spdm_msg_size=4096)

@@ -172,7 +172,8 @@ def check_measurement_operation(answer: Measurements, operation: int) -> None:
 
 def check_capabilities(capabilities: Capabilities) -> None:
     """That the responder can be measured here: certificates (CERT_CAP) and signed
-    measurements (MEAS_CAP 2), and flags that are consistent with each other."""
+    measurements (MEAS_CAP 2), flags that are consistent with each other, and (no CHUNK_CAP)
+    one buffer size."""
     if not capabilities.flags & CapabilityFlag.CERT_CAP:
         raise SpdmProtocolError("the responder has no certificates (CERT_CAP clear)")
     if capabilities.flags & MEAS_CAP_MASK != CapabilityFlag.MEAS_CAP_SIG:
@@ -180,6 +181,14 @@ def check_capabilities(capabilities: Capabilities) -> None:
     reason = _flag_inconsistency(capabilities.version, capabilities.flags)
     if reason is not None:
         raise SpdmProtocolError(f"CAPABILITIES flags are inconsistent: {reason}")
+    dts, max_msg = capabilities.data_transfer_size, capabilities.max_spdm_msg_size
+    if not capabilities.flags & CapabilityFlag.CHUNK_CAP and max_msg != dts:
+        # DSP0274 1.2.2 / 1.3: without the Large SPDM message transfer mechanism the two
+        # are equal (libspdm's requester checks it from 1.2 on).
+        raise SpdmProtocolError(
+            f"CAPABILITIES: MaxSPDMmsgSize {max_msg} is not DataTransferSize {dts},"
+            " and CHUNK_CAP is clear"
+        )
 
 
 _F = CapabilityFlag
