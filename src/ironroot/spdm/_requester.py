@@ -261,10 +261,20 @@ def negotiated_connection(
     *,
     asym_offer: int,
     hash_offer: int,
+    measurement_spec_offer: int = MEASUREMENT_SPECIFICATION_DMTF,
+    opaque_format_offer: int = OpaqueDataFormat.FORMAT_1,
 ) -> Connection:
-    """Check ALGORITHMS against what NEGOTIATE_ALGORITHMS offered; the settled connection."""
-    if algorithms.measurement_specification_sel != MEASUREMENT_SPECIFICATION_DMTF:
+    """Check ALGORITHMS against what NEGOTIATE_ALGORITHMS offered; the settled connection.
+
+    ``measurement_spec_offer`` and ``opaque_format_offer`` are its MeasurementSpecification
+    and OtherParamsSupport (what this requester always offers, unless a recording says)."""
+    spec = algorithms.measurement_specification_sel
+    if spec != MEASUREMENT_SPECIFICATION_DMTF:
         raise SpdmProtocolError("ALGORITHMS did not select the DMTF measurement spec")
+    if not spec & int(measurement_spec_offer):
+        raise SpdmProtocolError(
+            f"ALGORITHMS selected MeasurementSpecification {spec:#x}, not offered"
+        )
     asym, hash_algo = algorithms.base_asym_sel, algorithms.base_hash_sel
     if not single_bit(asym) or asym & ~asym_offer:
         raise SpdmProtocolError(f"ALGORITHMS selected BaseAsymAlgo {asym:#x}, not offered")
@@ -275,7 +285,8 @@ def negotiated_connection(
         raise SpdmProtocolError(f"ALGORITHMS selected BaseAsymAlgo {asym:#x}: not ECDSA")
     if SIGNING_SUITES[base_asym][1] != hash_algo:
         raise SpdmProtocolError("the selected BaseAsymAlgo and BaseHashAlgo do not pair")
-    if algorithms.other_params_selection & ~int(OpaqueDataFormat.FORMAT_1):
+    offered_formats = int(opaque_format_offer) & int(OpaqueDataFormat.FORMAT_1)  # plain ints
+    if algorithms.other_params_selection & ~offered_formats:
         raise SpdmProtocolError("ALGORITHMS selected an opaque data format not offered")
     if algorithms.ext_asym_sel or algorithms.ext_hash_sel or algorithms.alg_structs:
         raise SpdmProtocolError("ALGORITHMS selected algorithms that were not offered")
