@@ -351,3 +351,23 @@ def test_selections_must_be_among_the_recorded_offers(
     with pytest.raises(SpdmProtocolError) as caught:
         verify_spdm_evidence(forged, nonce=nonce, root_certificate=device.root, now=NOW)
     assert caught.value.detail == message
+
+
+def test_all_measurements_signed_with_no_block_is_refused(device: Device) -> None:
+    """A device that signs an empty answer to "all measurements" is refused offline, as the
+    requester refuses it live."""
+    nonce = os.urandom(32)
+    record = SpdmEvidence.decode(_evidence(device, nonce, (SpdmVersion.V1_2,)))
+    honest = Measurements.decode(record.response, signature_size=96)
+    unsigned = dataclasses.replace(honest, blocks=(), signature=b"").encode_unsigned()
+    transcript = b"".join(record.vca) + record.request + unsigned
+    signed = measurement_signing_message(SpdmVersion.V1_2, BaseHashAlgo.SHA_384, transcript)
+    forged = SpdmEvidence(
+        record.vca,
+        record.certificate_chain,
+        record.request,
+        unsigned + device.leaf_key.sign(signed),
+    )
+    with pytest.raises(SpdmProtocolError) as caught:
+        verify_spdm_evidence(forged, nonce=nonce, root_certificate=device.root, now=NOW)
+    assert caught.value.detail == "MEASUREMENTS answers all measurements with no block"

@@ -488,3 +488,38 @@ def test_a_connection_lost_in_the_accept_queue_does_not_stop_the_server(device: 
         finally:
             stop.set()
             thread.join(timeout=10)
+
+
+# --- measurement counts that cannot be -----------------------------------------------------
+
+
+def test_all_measurements_answered_with_no_block_is_refused(device: Device) -> None:
+    """A device with MEAS_CAP that signs an empty answer to "all measurements" (libspdm's
+    requester refuses it: a responder without measurements clears MEAS_CAP)."""
+    empty = Responder(device.leaf_key, device.chain, ())
+    requester = make_requester(empty, device, (V12,))
+    with pytest.raises(SpdmProtocolError) as caught:
+        requester.attest(challenge=False)
+    assert caught.value.detail == "MEASUREMENTS answers all measurements with no block"
+    assert requester.connection is None
+
+
+@pytest.mark.parametrize(
+    ("total", "detail"),
+    [
+        (0, "MEASUREMENTS counts no measurement"),
+        (255, "MEASUREMENTS counts 255 measurements: indices are 1 to 254"),
+    ],
+)
+def test_a_measurement_count_that_cannot_be_is_refused(
+    device: Device, total: int, detail: str
+) -> None:
+    def recount(_request: bytes, response: bytes) -> bytes:
+        return response[:2] + bytes([total]) + response[3:]
+
+    transport = Scripted(make_responder(device, (V12,)), GET_MEASUREMENTS, recount)
+    requester = make_requester(transport, device, (V12,))
+    requester.init_connection()
+    with pytest.raises(SpdmProtocolError) as caught:
+        requester.get_measurements(0, signed=False)
+    assert caught.value.detail == detail

@@ -116,6 +116,7 @@ Transport = Callable[[bytes], bytes]
 _CODE = RequestResponseCode
 _HEADER: Final = 4
 _CERTIFICATE_HEADER: Final = 8
+_NO_INDEX: Final = 0xFF  # measurement indices are 1..0xFE: 0xFF can count nothing
 _DEFAULT_ASYM: Final = BaseAsymAlgo.ECDSA_P384 | BaseAsymAlgo.ECDSA_P256
 _DEFAULT_HASH: Final = BaseHashAlgo.SHA_384 | BaseHashAlgo.SHA_256
 
@@ -156,14 +157,22 @@ class AttestationResult:
 
 
 def check_measurement_operation(answer: Measurements, operation: int) -> None:
-    """That MEASUREMENTS answers GET_MEASUREMENTS ``operation``: the count alone for 0, the
-    one block asked for an index, any blocks for all (0xFF)."""
+    """That MEASUREMENTS answers GET_MEASUREMENTS ``operation``: the count alone for 0 (1 to
+    254, the indices there can be), the one block asked for an index, at least one block for
+    all (0xFF): a responder without measurements clears MEAS_CAP, as libspdm's requester
+    expects."""
     if operation == OPERATION_TOTAL_NUMBER:
         if answer.blocks:
             raise SpdmProtocolError("MEASUREMENTS for operation 0 carries blocks")
+        if answer.total_measurements == 0:
+            raise SpdmProtocolError("MEASUREMENTS counts no measurement")
+        if answer.total_measurements == _NO_INDEX:
+            raise SpdmProtocolError("MEASUREMENTS counts 255 measurements: indices are 1 to 254")
         return
     if answer.total_measurements:
         raise SpdmProtocolError("MEASUREMENTS: Param1 is reserved for this operation")
+    if operation == OPERATION_ALL and not answer.blocks:
+        raise SpdmProtocolError("MEASUREMENTS answers all measurements with no block")
     if operation != OPERATION_ALL and (
         len(answer.blocks) != 1 or answer.blocks[0].index != operation
     ):
