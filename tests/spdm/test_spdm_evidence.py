@@ -318,3 +318,56 @@ def test_capabilities_are_checked_as_the_requester_does(
     with pytest.raises(SpdmProtocolError) as caught:
         verify_spdm_evidence(forged, nonce=nonce, root_certificate=device.root, now=NOW)
     assert caught.value.detail == message
+
+
+@pytest.mark.parametrize(
+    ("offset", "message"),
+    [
+        (7, "ALGORITHMS selected an opaque data format not offered"),
+        (6, "ALGORITHMS selected MeasurementSpecification 0x1, not offered"),
+    ],
+)
+def test_selections_must_be_among_the_recorded_offers(
+    device: Device, offset: int, message: str
+) -> None:
+    """The recorded NEGOTIATE_ALGORITHMS offers no opaque data format (OtherParamsSupport 0)
+    or no measurement specification, and the ALGORITHMS selects one anyway (signed so by the
+    device): refused offline, as a selection outside the offer is refused live."""
+    nonce = os.urandom(32)
+    record = SpdmEvidence.decode(_evidence(device, nonce, (SpdmVersion.V1_2,)))
+    vca = list(record.vca)
+    assert vca[4][offset]  # offered
+    assert vca[5][offset]  # and selected
+    vca[4] = vca[4][:offset] + b"\x00" + vca[4][offset + 1 :]
+    unsigned = record.response[:-96]
+    transcript = b"".join(vca) + record.request + unsigned
+    signed = measurement_signing_message(SpdmVersion.V1_2, BaseHashAlgo.SHA_384, transcript)
+    forged = SpdmEvidence(
+        tuple(vca),
+        record.certificate_chain,
+        record.request,
+        unsigned + device.leaf_key.sign(signed),
+    )
+    with pytest.raises(SpdmProtocolError) as caught:
+        verify_spdm_evidence(forged, nonce=nonce, root_certificate=device.root, now=NOW)
+    assert caught.value.detail == message
+
+
+def test_all_measurements_signed_with_no_block_is_refused(device: Device) -> None:
+    """A device that signs an empty answer to "all measurements" is refused offline, as the
+    requester refuses it live."""
+    nonce = os.urandom(32)
+    record = SpdmEvidence.decode(_evidence(device, nonce, (SpdmVersion.V1_2,)))
+    honest = Measurements.decode(record.response, signature_size=96)
+    unsigned = dataclasses.replace(honest, blocks=(), signature=b"").encode_unsigned()
+    transcript = b"".join(record.vca) + record.request + unsigned
+    signed = measurement_signing_message(SpdmVersion.V1_2, BaseHashAlgo.SHA_384, transcript)
+    forged = SpdmEvidence(
+        record.vca,
+        record.certificate_chain,
+        record.request,
+        unsigned + device.leaf_key.sign(signed),
+    )
+    with pytest.raises(SpdmProtocolError) as caught:
+        verify_spdm_evidence(forged, nonce=nonce, root_certificate=device.root, now=NOW)
+    assert caught.value.detail == "MEASUREMENTS answers all measurements with no block"

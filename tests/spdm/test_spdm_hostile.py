@@ -232,6 +232,71 @@ def test_any_change_to_one_response_of_a_run_is_refused(
     assert requester.connection is None  # closed until a new VCA
 
 
+# The requests of a whole run, and every response code a hostile answer may pretend to be.
+_REQUEST_CODES = (0x84, 0xE1, 0xE3, 0x81, 0x82, 0x83, 0xE0)
+_RESPONSE_CODES = (0x04, 0x61, 0x63, 0x01, 0x02, 0x03, 0x60, 0x7F, 0x00, 0xFF)
+_MAX_EXCHANGES = 4096  # an honest run takes a dozen; far more means the requester loops
+
+
+def _zeros(size: int) -> bytes:
+    return bytes(size)
+
+
+def _hostile(honest: bytes, version: SpdmVersion) -> st.SearchStrategy[bytes]:
+    """What a hostile responder may answer instead of ``honest``: noise; a header of its
+    choosing (any version, a response code of any request, ERROR with any code and data)
+    over any body; the honest answer with a stretch replaced (lengths, counts, masks)."""
+    header = st.tuples(
+        st.sampled_from([version, 0x10, 0x11, 0x12, 0x13, 0x14]),
+        st.sampled_from([honest[1], *_RESPONSE_CODES]),
+        st.integers(0, 255),
+        st.integers(0, 255),
+        st.binary(max_size=160),
+    ).map(lambda t: bytes(t[:4]) + t[4])
+    spliced = st.tuples(
+        st.integers(0, len(honest)), st.integers(0, 8), st.binary(min_size=1, max_size=8)
+    ).map(lambda t: honest[: t[0]] + t[2] + honest[t[0] + t[1] :])
+    return st.one_of(st.binary(max_size=48), header, spliced)
+
+
+@settings(_FUZZ, max_examples=examples(200))
+@given(
+    data=st.data(),
+    version=st.sampled_from([V12, V13]),
+    code=st.sampled_from(_REQUEST_CODES),
+)
+def test_a_hostile_answer_to_any_request_is_refused_typed(
+    device: Device, data: st.DataObject, version: SpdmVersion, code: int
+) -> None:
+    """One answer of a whole run (to the first request of kind ``code``) replaced by what a
+    hostile responder may send: the run ends in an ironroot error (any other exception fails
+    the test), the connection closed, within a bounded number of exchanges; it passes only
+    when the answer happens to be the honest one."""
+    responder = make_responder(device, (version,), random=_zeros)
+    exchanges: list[tuple[bytes, bytes]] = []
+    replaced: list[tuple[bytes, bytes]] = []
+
+    def transport(request: bytes) -> bytes:
+        if len(exchanges) >= _MAX_EXCHANGES:
+            raise AssertionError("the requester keeps asking")
+        response = responder(request)
+        if request[1] == code and not replaced:
+            answer = data.draw(_hostile(response, version), label="answer")
+            replaced.append((response, answer))
+            response = answer
+        exchanges.append((request, response))
+        return response
+
+    requester = make_requester(transport, device, (version,), random=_zeros)
+    try:
+        requester.attest()
+    except IronrootError:
+        assert requester.connection is None
+    else:
+        assert replaced
+        assert replaced[0][0] == replaced[0][1]
+
+
 def test_empty_first_certificate_portion_is_refused(device: Device) -> None:
     empty = Certificate(V12, 0, b"", 0).encode()
     transport = Scripted(make_responder(device, (V12,)), GET_CERTIFICATE, lambda *_: empty)
@@ -423,3 +488,38 @@ def test_a_connection_lost_in_the_accept_queue_does_not_stop_the_server(device: 
         finally:
             stop.set()
             thread.join(timeout=10)
+
+
+# --- measurement counts that cannot be -----------------------------------------------------
+
+
+def test_all_measurements_answered_with_no_block_is_refused(device: Device) -> None:
+    """A device with MEAS_CAP that signs an empty answer to "all measurements" (libspdm's
+    requester refuses it: a responder without measurements clears MEAS_CAP)."""
+    empty = Responder(device.leaf_key, device.chain, ())
+    requester = make_requester(empty, device, (V12,))
+    with pytest.raises(SpdmProtocolError) as caught:
+        requester.attest(challenge=False)
+    assert caught.value.detail == "MEASUREMENTS answers all measurements with no block"
+    assert requester.connection is None
+
+
+@pytest.mark.parametrize(
+    ("total", "detail"),
+    [
+        (0, "MEASUREMENTS counts no measurement"),
+        (255, "MEASUREMENTS counts 255 measurements: indices are 1 to 254"),
+    ],
+)
+def test_a_measurement_count_that_cannot_be_is_refused(
+    device: Device, total: int, detail: str
+) -> None:
+    def recount(_request: bytes, response: bytes) -> bytes:
+        return response[:2] + bytes([total]) + response[3:]
+
+    transport = Scripted(make_responder(device, (V12,)), GET_MEASUREMENTS, recount)
+    requester = make_requester(transport, device, (V12,))
+    requester.init_connection()
+    with pytest.raises(SpdmProtocolError) as caught:
+        requester.get_measurements(0, signed=False)
+    assert caught.value.detail == detail

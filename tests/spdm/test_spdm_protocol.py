@@ -473,7 +473,7 @@ def test_unsigned_answer_with_signature_size_wrong(device: Device) -> None:
 
 
 def test_request_larger_than_responder_buffer(device: Device) -> None:
-    responder = make_responder(device, (V13,), data_transfer_size=42, max_spdm_msg_size=4096)
+    responder = make_responder(device, (V13,), data_transfer_size=42, max_spdm_msg_size=42)
     requester = make_requester(responder, device, (V13,))
     requester.init_connection()
     requester.get_digests()

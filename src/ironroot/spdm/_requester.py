@@ -116,6 +116,7 @@ Transport = Callable[[bytes], bytes]
 _CODE = RequestResponseCode
 _HEADER: Final = 4
 _CERTIFICATE_HEADER: Final = 8
+_NO_INDEX: Final = 0xFF  # measurement indices are 1..0xFE: 0xFF can count nothing
 _DEFAULT_ASYM: Final = BaseAsymAlgo.ECDSA_P384 | BaseAsymAlgo.ECDSA_P256
 _DEFAULT_HASH: Final = BaseHashAlgo.SHA_384 | BaseHashAlgo.SHA_256
 
@@ -156,14 +157,22 @@ class AttestationResult:
 
 
 def check_measurement_operation(answer: Measurements, operation: int) -> None:
-    """That MEASUREMENTS answers GET_MEASUREMENTS ``operation``: the count alone for 0, the
-    one block asked for an index, any blocks for all (0xFF)."""
+    """That MEASUREMENTS answers GET_MEASUREMENTS ``operation``: the count alone for 0 (1 to
+    254, the indices there can be), the one block asked for an index, at least one block for
+    all (0xFF): a responder without measurements clears MEAS_CAP, as libspdm's requester
+    expects."""
     if operation == OPERATION_TOTAL_NUMBER:
         if answer.blocks:
             raise SpdmProtocolError("MEASUREMENTS for operation 0 carries blocks")
+        if answer.total_measurements == 0:
+            raise SpdmProtocolError("MEASUREMENTS counts no measurement")
+        if answer.total_measurements == _NO_INDEX:
+            raise SpdmProtocolError("MEASUREMENTS counts 255 measurements: indices are 1 to 254")
         return
     if answer.total_measurements:
         raise SpdmProtocolError("MEASUREMENTS: Param1 is reserved for this operation")
+    if operation == OPERATION_ALL and not answer.blocks:
+        raise SpdmProtocolError("MEASUREMENTS answers all measurements with no block")
     if operation != OPERATION_ALL and (
         len(answer.blocks) != 1 or answer.blocks[0].index != operation
     ):
@@ -172,11 +181,74 @@ def check_measurement_operation(answer: Measurements, operation: int) -> None:
 
 def check_capabilities(capabilities: Capabilities) -> None:
     """That the responder can be measured here: certificates (CERT_CAP) and signed
-    measurements (MEAS_CAP 2)."""
+    measurements (MEAS_CAP 2), flags that are consistent with each other, and (no CHUNK_CAP)
+    one buffer size."""
     if not capabilities.flags & CapabilityFlag.CERT_CAP:
         raise SpdmProtocolError("the responder has no certificates (CERT_CAP clear)")
     if capabilities.flags & MEAS_CAP_MASK != CapabilityFlag.MEAS_CAP_SIG:
         raise SpdmProtocolError("the responder cannot sign measurements (MEAS_CAP)")
+    reason = _flag_inconsistency(capabilities.version, capabilities.flags)
+    if reason is not None:
+        raise SpdmProtocolError(f"CAPABILITIES flags are inconsistent: {reason}")
+    dts, max_msg = capabilities.data_transfer_size, capabilities.max_spdm_msg_size
+    if not capabilities.flags & CapabilityFlag.CHUNK_CAP and max_msg != dts:
+        # DSP0274 1.2.2 / 1.3: without the Large SPDM message transfer mechanism the two
+        # are equal (libspdm's requester checks it from 1.2 on).
+        raise SpdmProtocolError(
+            f"CAPABILITIES: MaxSPDMmsgSize {max_msg} is not DataTransferSize {dts},"
+            " and CHUNK_CAP is clear"
+        )
+
+
+_F = CapabilityFlag
+# Flag bits a version does not define: 1.2 ends at CERT_INSTALL_RESET_CAP (bit 21), 1.3 at
+# SET_KEY_PAIR_INFO_CAP (bit 29).
+_RESERVED_FLAGS: Final = {SpdmVersion.V1_2: 0xFFC0_0000, SpdmVersion.V1_3: 0xC000_0000}
+_PSK_CAP: Final = _F.PSK_CAP_RESPONDER | _F.PSK_CAP_RESPONDER_WITH_CONTEXT
+_EP_INFO_CAP: Final = _F.EP_INFO_CAP_NO_SIG | _F.EP_INFO_CAP_SIG
+_MULTI_KEY_CAP: Final = _F.MULTI_KEY_CAP_ONLY | _F.MULTI_KEY_CAP_NEG
+
+
+def _flag_inconsistency(version: SpdmVersion, flags: int) -> str | None:
+    """Why a responder's CAPABILITIES ``flags`` contradict DSP0274's rules for them (the
+    rules libspdm's requester applies), or ``None``; CERT_CAP set and MEAS_CAP 2 assumed."""
+    reserved = flags & _RESERVED_FLAGS[version]
+    if reserved:
+        return f"reserved flag bits {reserved:#x} are set"
+    if flags & _F.PUB_KEY_ID_CAP:
+        return "CERT_CAP and PUB_KEY_ID_CAP are both set"
+    if flags & _PSK_CAP == _PSK_CAP:
+        return "PSK_CAP 3 is reserved"
+    sessions = flags & (_F.KEY_EX_CAP | _PSK_CAP)
+    if sessions and not flags & (_F.MAC_CAP | _F.ENCRYPT_CAP):
+        return "KEY_EX_CAP or PSK_CAP without MAC_CAP or ENCRYPT_CAP"
+    if not sessions:
+        session_only = [_F.MAC_CAP, _F.ENCRYPT_CAP, _F.HBEAT_CAP, _F.KEY_UPD_CAP]
+        if version >= SpdmVersion.V1_3:
+            session_only.append(_F.EVENT_CAP)
+        for flag in session_only:
+            if flags & flag:
+                return f"{flag.name} without KEY_EX_CAP or PSK_CAP"
+    if flags & _F.HANDSHAKE_IN_THE_CLEAR_CAP and not flags & _F.KEY_EX_CAP:
+        return "HANDSHAKE_IN_THE_CLEAR_CAP without KEY_EX_CAP"
+    if flags & _F.MUT_AUTH_CAP and not flags & (_F.KEY_EX_CAP | _F.CHAL_CAP):
+        return "MUT_AUTH_CAP without KEY_EX_CAP or CHAL_CAP"
+    if flags & _F.CSR_CAP and not flags & _F.SET_CERT_CAP:
+        return "CSR_CAP without SET_CERT_CAP"
+    if flags & _F.CERT_INSTALL_RESET_CAP and not flags & (_F.CSR_CAP | _F.SET_CERT_CAP):
+        return "CERT_INSTALL_RESET_CAP without CSR_CAP or SET_CERT_CAP"
+    if version >= SpdmVersion.V1_3:
+        if flags & _EP_INFO_CAP == _EP_INFO_CAP:
+            return "EP_INFO_CAP 3 is reserved"
+        multi_key = flags & _MULTI_KEY_CAP
+        if multi_key == _MULTI_KEY_CAP:
+            return "MULTI_KEY_CAP 3 is reserved"
+        if multi_key and not flags & _F.GET_KEY_PAIR_INFO_CAP:
+            return "MULTI_KEY_CAP without GET_KEY_PAIR_INFO_CAP"
+        if multi_key == _F.MULTI_KEY_CAP_ONLY:
+            # Its DIGESTS and CERTIFICATE would carry the multi-key fields, never offered here.
+            return "MULTI_KEY_CAP 1 (multi-key connections only) is not spoken here"
+    return None
 
 
 def check_opaque_data(connection: Connection, opaque: bytes, what: str) -> None:
@@ -198,10 +270,20 @@ def negotiated_connection(
     *,
     asym_offer: int,
     hash_offer: int,
+    measurement_spec_offer: int = MEASUREMENT_SPECIFICATION_DMTF,
+    opaque_format_offer: int = OpaqueDataFormat.FORMAT_1,
 ) -> Connection:
-    """Check ALGORITHMS against what NEGOTIATE_ALGORITHMS offered; the settled connection."""
-    if algorithms.measurement_specification_sel != MEASUREMENT_SPECIFICATION_DMTF:
+    """Check ALGORITHMS against what NEGOTIATE_ALGORITHMS offered; the settled connection.
+
+    ``measurement_spec_offer`` and ``opaque_format_offer`` are its MeasurementSpecification
+    and OtherParamsSupport (what this requester always offers, unless a recording says)."""
+    spec = algorithms.measurement_specification_sel
+    if spec != MEASUREMENT_SPECIFICATION_DMTF:
         raise SpdmProtocolError("ALGORITHMS did not select the DMTF measurement spec")
+    if not spec & int(measurement_spec_offer):
+        raise SpdmProtocolError(
+            f"ALGORITHMS selected MeasurementSpecification {spec:#x}, not offered"
+        )
     asym, hash_algo = algorithms.base_asym_sel, algorithms.base_hash_sel
     if not single_bit(asym) or asym & ~asym_offer:
         raise SpdmProtocolError(f"ALGORITHMS selected BaseAsymAlgo {asym:#x}, not offered")
@@ -212,7 +294,8 @@ def negotiated_connection(
         raise SpdmProtocolError(f"ALGORITHMS selected BaseAsymAlgo {asym:#x}: not ECDSA")
     if SIGNING_SUITES[base_asym][1] != hash_algo:
         raise SpdmProtocolError("the selected BaseAsymAlgo and BaseHashAlgo do not pair")
-    if algorithms.other_params_selection & ~int(OpaqueDataFormat.FORMAT_1):
+    offered_formats = int(opaque_format_offer) & int(OpaqueDataFormat.FORMAT_1)  # plain ints
+    if algorithms.other_params_selection & ~offered_formats:
         raise SpdmProtocolError("ALGORITHMS selected an opaque data format not offered")
     if algorithms.ext_asym_sel or algorithms.ext_hash_sel or algorithms.alg_structs:
         raise SpdmProtocolError("ALGORITHMS selected algorithms that were not offered")

@@ -208,6 +208,10 @@ class Responder:
             max_spdm_msg_size=max_spdm_msg_size,
         )
         Capabilities(SpdmVersion.V1_2, **self._capabilities)  # validate the sizes once
+        if max_spdm_msg_size != data_transfer_size:  # DSP0274: so without CHUNK_CAP
+            raise ConfigError(
+                "MaxSPDMmsgSize must equal DataTransferSize: this responder does not chunk"
+            )
         self._dts = data_transfer_size
         self._random = random
         self._alignment = alignment

@@ -88,6 +88,8 @@ def _connection(vca: tuple[bytes, ...]) -> Connection:
         algorithms,
         asym_offer=negotiate.base_asym_algo,
         hash_offer=negotiate.base_hash_algo,
+        measurement_spec_offer=negotiate.measurement_specification,
+        opaque_format_offer=negotiate.other_params_support,
     )
 
 
