@@ -61,7 +61,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from ironroot._fileio import read_limited, warn_if_exposed, write_atomic
+from ironroot._fileio import read_beneath, read_limited, warn_if_exposed, write_atomic
 from ironroot.crypto import Algorithm, PublicKey
 from ironroot.errors import (
     ConfigError,
@@ -104,12 +104,19 @@ _ALG_FILES: Final = {Algorithm.ES384: "ecc", Algorithm.ML_DSA_87: "mldsa"}
 
 
 def _read(path: Path, limit: int = _MAX_FILE) -> bytes:
+    """A file the device writes in its directory, never through a link (it writes none)."""
     try:
-        return read_limited(path, limit)
+        return read_beneath(path.parent, path.name, limit)
     except FileNotFoundError as exc:
         raise NotFound(f"{path.name} is missing from the device directory") from exc
     except LimitExceeded:
         raise LimitExceeded(f"{path.name} is larger than {limit} bytes") from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise DeviceStateTampered(
+                f"{path.name} is a link, not a file the device writes"
+            ) from None
+        raise StorageError(f"cannot read {path}: {exc.strerror or exc}") from exc
 
 
 def _idevid_path(directory: Path, alg: Algorithm, kind: str) -> Path:
@@ -178,8 +185,9 @@ class Device:
 
     def __init__(self, directory: Path | str, *, obfuscation_key: Path | str | None = None) -> None:
         self.directory = Path(directory)
-        if not (self.directory / FUSES).is_file():
-            if (self.directory / ROOT).is_file():
+        # Whatever stands at fuses.json (a link, a directory) is read, and refused, by the store.
+        if not os.path.lexists(self.directory / FUSES):
+            if os.path.lexists(self.directory / ROOT):
                 raise DeviceStateTampered(f"{FUSES} was removed from the device")
             raise InputUnavailable(f"{self.directory} is not a device directory (no {FUSES})")
         self.obfuscation_key_path = _key_path(self.directory, obfuscation_key)

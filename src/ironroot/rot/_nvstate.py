@@ -47,6 +47,7 @@ attestation) loads its state several times.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import hmac
 import json
@@ -61,7 +62,7 @@ from typing import Any, Final
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from ironroot._fileio import read_limited, write_atomic
+from ironroot._fileio import read_beneath, write_atomic
 from ironroot.errors import (
     ConfigError,
     DeviceStateTampered,
@@ -373,10 +374,21 @@ class NvStore:
     # --- reading ---------------------------------------------------------------------------
 
     def _read(self, name: str) -> bytes | None:
+        """A state file's bytes (``None``: absent), never through a link: the device writes
+        none (each write replaces the file whole), so a link there is an edit, refused before
+        it is followed (a loop escaped as a bare ``OSError``)."""
         try:
-            return read_limited(self.directory / name, _MAX_FILE)
+            return read_beneath(self.directory, name, _MAX_FILE)
         except FileNotFoundError:
             return None
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise DeviceStateTampered(
+                    f"{name} is a link, not a state file the device writes"
+                ) from None
+            raise StorageError(
+                f"cannot read {name} in {self.directory}: {exc.strerror or exc}"
+            ) from exc
         except LimitExceeded:
             raise DeviceStateTampered(
                 f"{name} is larger than any state file the device writes"
