@@ -27,7 +27,9 @@ decides where); this module receives its bytes.
 A write of state files is three durable steps: the root first lists both the old and the new
 MAC of each changed file, then the files are written, then the root lists only the new MACs.
 A crash at any point leaves each file old or new, and the device opens either; once the write
-has returned, only the new copy opens.
+has returned, only the new copy opens. The first load after a write cut short settles the
+root on the copies it found (it writes the root naming only them), before any value is
+returned: what a caller read once never goes back.
 
 Every failure to verify raises :class:`~ironroot.errors.DeviceStateTampered`.
 
@@ -511,6 +513,12 @@ class NvStore:
             raise DeviceStateTampered(
                 f"{FUSES} is not the copy the device last wrote: an older copy was restored"
             )
+        if any(len(ok) > 1 for ok in accepted.values()):
+            # A write was cut short before its root named only the new copies. What is read
+            # now may be relied on (a counter value, the SVN fuse), so the root names exactly
+            # the copies found before anything is returned: the other is refused from now on.
+            # The lock held excludes every writer; readers settling together write one root.
+            self._write_root({name: [tag] for name, tag in tags.items()})
         return NvSnapshot(fuses=fuses, boot=boot, counters=counters, tags=tags)
 
 
