@@ -434,6 +434,12 @@ def test_a_missing_or_malformed_key_is_reported(device: Device) -> None:
     os.unlink(path)
     with pytest.raises(InputUnavailable):
         Device(device.directory)
+    # a key that cannot be read (here a link to itself) was a bare OSError (ELOOP)
+    path.symlink_to(path.name)
+    with pytest.raises(
+        InputUnavailable, match=re.escape(f"cannot read the obfuscation key {path}")
+    ):
+        Device(device.directory)
 
 
 @pytest.mark.parametrize("file", ["boot.json", "state-root.json", "counter-hsm.json"])

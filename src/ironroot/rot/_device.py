@@ -145,6 +145,10 @@ def _load_key(path: Path) -> bytes:
         raise InputUnavailable(
             f"the obfuscation key {path} is missing: the device cannot read its fuses"
         ) from exc
+    except OSError as exc:  # unreadable, a link loop: the operator's file, not the device's
+        raise InputUnavailable(
+            f"cannot read the obfuscation key {path}: {exc.strerror or exc}"
+        ) from exc
     warn_if_exposed(path, "the RoT obfuscation key")
     try:
         key = bytes.fromhex(data.decode("ascii").strip())
