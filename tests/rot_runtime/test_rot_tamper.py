@@ -179,6 +179,20 @@ def test_a_removed_state_file_is_refused(booted: Device, product: Product, file:
     _assert_refused(booted, product, match="was removed")
 
 
+def test_a_device_whose_fuses_were_removed_is_not_created_anew(
+    booted: Device, product: Product
+) -> None:
+    """``Device.create`` (what ``ironroot rot provision`` calls when there is no
+    ``fuses.json``) looked only for ``fuses.json``: with it removed, it wrote a blank state
+    root and fuse bank over the provisioned device's, a reset of what the root recorded."""
+    (booted.directory / "fuses.json").unlink()
+    before = snapshot(booted.directory)
+    with pytest.raises(DeviceStateTampered, match=re.escape("fuses.json was removed")):
+        Device.create(booted.directory)
+    assert snapshot(booted.directory) == before
+    _assert_refused(booted, product, match="fuses.json was removed")
+
+
 def test_an_older_copy_of_the_fuses_is_refused(booted: Device, product: Product) -> None:
     old = (booted.directory / "fuses.json").read_bytes()  # SVN 3, nothing revoked
     booted.program(lambda f: f.advance_svn(6).revoke_ecc_key(1, key_count=2))

@@ -211,12 +211,15 @@ class Device:
 
     @classmethod
     def create(cls, directory: Path | str, *, obfuscation_key: Path | str | None = None) -> Device:
-        """A new device: every fuse clear. Refuses a directory that already holds one. Makes
+        """A new device: every fuse clear. Refuses a directory that already holds one, or a
+        state root (a device whose fuse file was removed, ``DeviceStateTampered``). Makes
         the obfuscation key file (0600) when it does not exist yet."""
         path = Path(directory)
         path.mkdir(parents=True, exist_ok=True)
-        if (path / FUSES).exists():
+        if os.path.lexists(path / FUSES):
             raise Conflict(f"{path} already holds a device")
+        if os.path.lexists(path / ROOT):  # a device whose fuses were removed: never reset
+            raise DeviceStateTampered(f"{FUSES} was removed from the device")
         key_path = _key_path(path, obfuscation_key)
         _create_key(key_path)
         NvStore(path, _load_key(key_path)).initialize(Fuses())
