@@ -356,8 +356,13 @@ def test_an_idevid_certificate_replaced_by_a_link_is_refused(
             call()
     path.unlink()
     path.symlink_to(name)
-    with pytest.raises(DeviceStateTampered, match=f"{name} is a link, not a file the device"):
-        Device(booted.directory).quote(NONCE)
+    for call in (
+        lambda: Device(booted.directory).quote(NONCE),
+        lambda: Device(booted.directory).chain(_ALGORITHMS[name]),  # read the IDevID as absent
+        lambda: Device(booted.directory).show(),
+    ):
+        with pytest.raises(DeviceStateTampered, match=f"{name} is a link, not a file the device"):
+            call()
 
 
 def test_a_refusal_writes_nothing(booted: Device, product: Product) -> None:

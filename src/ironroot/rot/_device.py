@@ -583,7 +583,7 @@ class Device:
 
     def _chain(self, alg: Algorithm, state: NvSnapshot) -> tuple[bytes, ...]:
         certs: list[bytes] = []
-        if self._cert_path(alg, "cert").exists():
+        if os.path.lexists(self._cert_path(alg, "cert")):  # a link there is read, and refused
             certs.append(self.idevid_certificate(alg))
         if state.boot is not None:
             boot = state.boot
