@@ -18,7 +18,7 @@ import pytest
 from _rot_helpers import NOW, Product, new_device, snapshot
 
 from ironroot.crypto import Algorithm
-from ironroot.errors import ConfigError, DeviceStateTampered, InputUnavailable
+from ironroot.errors import ConfigError, DeviceStateTampered, InputUnavailable, StorageError
 from ironroot.rot import Device, Lifecycle, VendorCA
 
 NONCE = bytes(range(16))
@@ -191,6 +191,33 @@ def test_a_device_whose_fuses_were_removed_is_not_created_anew(
         Device.create(booted.directory)
     assert snapshot(booted.directory) == before
     _assert_refused(booted, product, match="fuses.json was removed")
+
+
+def test_a_device_creation_cut_short_is_created_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A creation cut short after its state root was written and before ``fuses.json`` (a
+    kill, a full disk) is not a device whose fuses were removed: its root says the fuse file
+    may be absent, so the next ``Device.create`` writes the blank device again."""
+    import ironroot.rot._nvstate
+
+    real = ironroot.rot._nvstate.write_atomic
+    done: list[str] = []
+
+    def failing(path: Path, data: bytes, **kwargs: Any) -> None:
+        if len(done) == 1:
+            raise OSError("No space left on device")
+        done.append(Path(path).name)
+        real(path, data, **kwargs)
+
+    monkeypatch.setattr(ironroot.rot._nvstate, "write_atomic", failing)
+    with pytest.raises(StorageError, match=re.escape("cannot write fuses.json")):
+        Device.create(tmp_path / "dev")
+    monkeypatch.setattr(ironroot.rot._nvstate, "write_atomic", real)
+    assert done == ["state-root.json"]
+    assert not (tmp_path / "dev" / "fuses.json").exists()
+    device = Device.create(tmp_path / "dev")
+    assert device.fuses.lifecycle is Lifecycle.UNPROVISIONED
 
 
 def test_an_older_copy_of_the_fuses_is_refused(booted: Device, product: Product) -> None:

@@ -218,11 +218,14 @@ class Device:
         path.mkdir(parents=True, exist_ok=True)
         if os.path.lexists(path / FUSES):
             raise Conflict(f"{path} already holds a device")
-        if os.path.lexists(path / ROOT):  # a device whose fuses were removed: never reset
-            raise DeviceStateTampered(f"{FUSES} was removed from the device")
         key_path = _key_path(path, obfuscation_key)
         _create_key(key_path)
-        NvStore(path, _load_key(key_path)).initialize(Fuses())
+        store = NvStore(path, _load_key(key_path))
+        # A state root without fuses: a creation cut short is written again; a device whose
+        # fuse file was removed is never reset.
+        if os.path.lexists(path / ROOT) and not store.creation_interrupted():
+            raise DeviceStateTampered(f"{FUSES} was removed from the device")
+        store.initialize(Fuses())
         return cls(path, obfuscation_key=key_path)
 
     # --- state ----------------------------------------------------------------------------

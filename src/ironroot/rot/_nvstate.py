@@ -289,10 +289,20 @@ class NvStore:
     # --- writing ---------------------------------------------------------------------------
 
     def initialize(self, fuses: Fuses) -> None:
-        """Write a new device's state: the root naming ``fuses.json``, then ``fuses.json``."""
+        """Write a new device's state in the three steps of every write: the root naming
+        ``fuses.json`` absent or new, ``fuses.json``, the root naming it. A creation cut short
+        is told apart from a device whose fuse file was removed by that first root
+        (:meth:`creation_interrupted`)."""
         data, tag = self._seal_fuses(fuses)
-        self._write_root({FUSES: [tag]})
+        self._write_root({FUSES: [None, tag]})
         self._write(FUSES, data)
+        self._write_root({FUSES: [tag]})
+
+    def creation_interrupted(self) -> bool:
+        """Whether the (verified) root is that of a creation cut short before ``fuses.json``
+        was written: it lets the fuse file be absent. ``DeviceStateTampered`` when the root
+        does not verify under this store's obfuscation key."""
+        return None in self._root().get(FUSES, [])
 
     def commit(
         self,
