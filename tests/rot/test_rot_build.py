@@ -419,6 +419,33 @@ def test_a_key_usage_that_asserts_nothing_is_refused() -> None:
     assert caught.value.detail == "the KeyUsage extension asserts no usage (RFC 5280 4.2.1.3)"
 
 
+def test_an_authority_key_id_that_is_not_the_issuers_subject_key_id_is_refused() -> None:
+    # RFC 5280 §4.2.1.1: the authority key identifier names the key that signed; a certificate
+    # that names another key than its issuer's subject key identifier is not issued by that
+    # certificate (OpenSSL: X509_V_ERR_AKID_SKID_MISMATCH), though the signature verifies.
+    root, alias = PrivateKey.generate(Algorithm.ES384), PrivateKey.generate(Algorithm.ES384)
+    root_ski = x509.SubjectKeyIdentifier.from_public_key(root.public_key.raw)
+    root_der = _cert("R", "R", root, root, [(root_ski, False)], ca=True)
+    for key_id, ok in ((root_ski.digest, True), (b"\x44" * 20, False)):
+        aki = x509.AuthorityKeyIdentifier(key_id, None, None)
+        alias_der = _cert("Alias", "R", alias, root, [(aki, False)], ca=False)
+        chain = [parse_certificate(root_der), parse_certificate(alias_der)]
+        if ok:
+            verify_chain(chain)
+            continue
+        with pytest.raises(ChainNotTrusted) as caught:
+            verify_chain(chain)
+        assert caught.value.detail == (
+            "chain element 1: the authority key identifier 4444444444444444444444444444444444444444"
+            f" is not the issuer's subject key identifier {root_ski.digest.hex()}"
+        )
+    # a self-signed root naming another key than its own is refused as well
+    other = x509.AuthorityKeyIdentifier(b"\x44" * 20, None, None)
+    odd_root = _cert("R", "R", root, root, [(root_ski, False), (other, False)], ca=True)
+    with pytest.raises(ChainNotTrusted, match="chain element 0: the authority key identifier"):
+        verify_chain([parse_certificate(odd_root)])
+
+
 _ROOT_KEY = PrivateKey.generate(Algorithm.ES384)
 _ALIAS_KEY = PrivateKey.generate(Algorithm.ES384)
 

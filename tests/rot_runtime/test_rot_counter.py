@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import threading
 from collections.abc import Iterator
@@ -215,6 +216,60 @@ def test_a_crash_during_an_increment_leaves_the_old_or_the_new_value(
     assert value == (1 if crash_after == 1 else 2)
     assert Device(device.directory).counter("hsm").increment() == value + 1
     assert Device(device.directory).counter("hsm").value() == value + 1
+
+
+def _interrupt_the_last_root_write(monkeypatch: pytest.MonkeyPatch, writes: int) -> None:
+    """The next state write fails at its last step (the root naming only the new copies):
+    a full disk there, or a kill, leaves the new files and a root naming old and new."""
+    real = ironroot.rot._nvstate.write_atomic
+    done: list[str] = []
+
+    def failing(path: Path, data: bytes, **kwargs: object) -> None:
+        if len(done) == writes:
+            monkeypatch.setattr(ironroot.rot._nvstate, "write_atomic", real)
+            raise OSError("No space left on device")
+        done.append(Path(path).name)
+        real(path, data, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ironroot.rot._nvstate, "write_atomic", failing)
+
+
+def test_a_value_read_after_an_interrupted_increment_never_goes_back(
+    device: Device, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An increment cut short before its last root write left a root naming the old and the
+    new counter file. The next open read the new value (a sealed store was accepted bound to
+    it), yet the old file, put back, still opened: the counter went from 2 back to 1. The
+    first read after the cut settles the root on the copy it found."""
+    counter = device.counter("hsm")
+    counter.increment()
+    old = (device.directory / "counter-hsm.json").read_bytes()
+    _interrupt_the_last_root_write(monkeypatch, 2)
+    with pytest.raises(StorageError, match=re.escape("cannot write state-root.json")):
+        counter.increment()
+    assert Device(device.directory).counter("hsm").value() == 2
+    (device.directory / "counter-hsm.json").write_bytes(old)
+    with pytest.raises(
+        DeviceStateTampered, match=re.escape("counter-hsm.json is not the copy the device")
+    ):
+        Device(device.directory).counter("hsm").value()
+
+
+def test_a_fused_svn_read_after_an_interrupted_boot_never_goes_back(
+    booted: Device, product: Product, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same for the SVN fuse: a boot of SVN 6 cut short before its last root write, the
+    device then read with SVN 6 fused, and the files of the SVN 3 boot put back, booted SVN 3
+    firmware again."""
+    old = {name: (booted.directory / name).read_bytes() for name in ("fuses.json", "boot.json")}
+    _interrupt_the_last_root_write(monkeypatch, 3)
+    with pytest.raises(StorageError, match=re.escape("cannot write state-root.json")):
+        booted.boot(product.bundle(svn=6), now=NOW)
+    assert Device(booted.directory).fuses.svn == 6
+    for name, data in old.items():
+        (booted.directory / name).write_bytes(data)
+    with pytest.raises(DeviceStateTampered, match="is not the copy the device last wrote"):
+        Device(booted.directory).boot(product.bundle(svn=3), now=NOW)
 
 
 def test_the_old_copy_is_refused_once_an_increment_returned(device: Device) -> None:

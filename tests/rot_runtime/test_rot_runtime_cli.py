@@ -191,6 +191,31 @@ def test_provisioning_twice_is_refused(
     assert main(["rot", "ca-init", "--out", str(ca)]) == 1  # never overwrites a CA key
 
 
+@pytest.mark.parametrize("link", [True, False])
+def test_provisioning_a_device_whose_fuses_were_removed_or_linked_is_refused(
+    setup: tuple[Path, Path, Path], capsys: pytest.CaptureFixture[str], link: bool
+) -> None:
+    """``provision`` over a device whose ``fuses.json`` was removed created a blank device
+    over its state root; a dangling link there was taken for "no device" too."""
+    ca, dev, _bundle = setup
+    (dev / "fuses.json").unlink()
+    if link:
+        (dev / "fuses.json").symlink_to("elsewhere.json")
+
+    def files() -> dict[str, bytes]:
+        return {p.name: p.read_bytes() for p in dev.iterdir() if p.is_file() and p.name != ".lock"}
+
+    before = files()
+    argv = ["rot", "provision", "--device", str(dev), "--vendor-key-hash", "aa" * 48]
+    argv += ["--vendor-ca-key", str(ca / "vendor-ca-ecc.key.pem")]
+    argv += ["--vendor-ca-key", str(ca / "vendor-ca-mldsa.key.pem"), *_ca_certs(ca)]
+    assert main(argv) == 1
+    expected = "fuses.json is a link" if link else "fuses.json was removed from the device"
+    assert f"ironroot: device-state-tampered: {expected}" in capsys.readouterr().err
+    assert files() == before
+    assert (dev / "fuses.json").is_symlink() is link
+
+
 def test_provision_keeps_the_obfuscation_key_beside_the_device(
     setup: tuple[Path, Path, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -11,8 +11,8 @@ from _rot_helpers import FMC, NOW, RUNTIME, Product, new_device
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from ironroot.crypto import Algorithm, PublicKey
-from ironroot.errors import ConfigError
+from ironroot.crypto import Algorithm, PrivateKey, PublicKey
+from ironroot.errors import ConfigError, MalformedCertificate
 from ironroot.rot import (
     Device,
     DiceCertificate,
@@ -24,6 +24,7 @@ from ironroot.rot import (
     parse_csr,
     verify_chain,
 )
+from ironroot.rot._layers import IDEVID, build_csr, device_ueid
 
 P384_N = int(
     "ffffffffffffffffffffffffffffffffffffffffffffffffc7634d81f4372ddf581a0db248b0a77aecec196accc52973",
@@ -222,3 +223,24 @@ def test_another_svn_or_device_gives_other_keys(
     other = new_device(tmp_path / "other", product, vendor_ca)
     other.boot(product.bundle(), now=NOW)
     assert set(_public_keys(other)).isdisjoint(before)
+
+
+def test_the_vendor_ca_refuses_an_ecc_idevid_csr_naming_another_devices_ueid(
+    vendor_ca: VendorCA,
+) -> None:
+    """The Ueid is 0x01 ‖ 16 bytes of the ECC IDevID key id, so the vendor CA can check the one
+    an ECC CSR asks for. It copied it unchecked: a host at manufacturing could have a genuine
+    key certified as another device (its Ueid), which a verifier reading the IDevID
+    certificate alone (a fleet's registration) takes at its word."""
+    key = PrivateKey.generate(Algorithm.ES384)
+    own = device_ueid(key.public_key)
+    issued = parse_certificate(
+        vendor_ca.issue_idevid(build_csr(key, profile=IDEVID, ueid=own), now=NOW)
+    )
+    assert issued.dice.ueid == own
+    other = device_ueid(PrivateKey.generate(Algorithm.ES384).public_key)
+    with pytest.raises(MalformedCertificate) as caught:
+        vendor_ca.issue_idevid(build_csr(key, profile=IDEVID, ueid=other), now=NOW)
+    assert caught.value.detail == (
+        f"the IDevID CSR asks for Ueid {other.hex()}; its ECC key names {own.hex()}"
+    )

@@ -498,8 +498,25 @@ def test_a_quote_verifies_under_the_right_one_of_two_roots_with_one_name(
         _verify(quote, vendor_ca, anchors=rekeyed)
 
 
-def _same_name_root(der: bytes) -> bytes:
-    """A self-signed root with the subject and extensions of ``der`` but a new key."""
+def test_a_rekeyed_root_with_its_own_key_identifier_does_not_hide_the_right_one(
+    booted: Device, vendor_ca: VendorCA
+) -> None:
+    """A re-keyed vendor root names its new key in its subject key identifier, which the
+    IDevID's authority key identifier does not name: that root is passed over (RFC 5280
+    4.2.1.1, the key identifiers are for choosing the issuer) and the right one, listed after
+    it, is reached."""
+    rekeyed = [_same_name_root(der, key_id=True) for der in vendor_ca.trust_anchors]
+    quote = booted.quote(NONCE)
+    assert isinstance(
+        _verify(quote, vendor_ca, anchors=[*rekeyed, *vendor_ca.trust_anchors]), QuoteClaims
+    )
+    with pytest.raises(ChainNotTrusted, match="does not reach an IDevID issued by a trusted"):
+        _verify(quote, vendor_ca, anchors=rekeyed)
+
+
+def _same_name_root(der: bytes, *, key_id: bool = False) -> bytes:
+    """A self-signed root with the subject and extensions of ``der`` but a new key (and, with
+    ``key_id``, the key identifiers of that key)."""
     old = x509.load_der_x509_certificate(der)
     alg = parse_certificate(der).public_key.algorithm  # type: ignore[union-attr]
     key = PrivateKey.generate(alg)
@@ -516,5 +533,8 @@ def _same_name_root(der: bytes) -> bytes:
     for ext in old.extensions:
         if not isinstance(ext.value, skip):
             builder = builder.add_extension(ext.value, critical=ext.critical)
+    if key_id:
+        ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key.raw)
+        builder = builder.add_extension(ski, critical=False)
     digest = hashes.SHA384() if alg is Algorithm.ES384 else None
     return builder.sign(key.raw, digest).public_bytes(Encoding.DER)

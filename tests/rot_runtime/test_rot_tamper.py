@@ -17,10 +17,12 @@ from typing import Any
 import pytest
 from _rot_helpers import NOW, Product, new_device, snapshot
 
-from ironroot.errors import ConfigError, DeviceStateTampered, InputUnavailable
+from ironroot.crypto import Algorithm
+from ironroot.errors import ConfigError, DeviceStateTampered, InputUnavailable, StorageError
 from ironroot.rot import Device, Lifecycle, VendorCA
 
 NONCE = bytes(range(16))
+_ALGORITHMS = {"idevid-ecc.cert.der": Algorithm.ES384, "idevid-mldsa.cert.der": Algorithm.ML_DSA_87}
 CHILD = hashlib.sha384(b"a child layer").digest()
 
 
@@ -177,6 +179,47 @@ def test_a_removed_state_file_is_refused(booted: Device, product: Product, file:
     _assert_refused(booted, product, match="was removed")
 
 
+def test_a_device_whose_fuses_were_removed_is_not_created_anew(
+    booted: Device, product: Product
+) -> None:
+    """``Device.create`` (what ``ironroot rot provision`` calls when there is no
+    ``fuses.json``) looked only for ``fuses.json``: with it removed, it wrote a blank state
+    root and fuse bank over the provisioned device's, a reset of what the root recorded."""
+    (booted.directory / "fuses.json").unlink()
+    before = snapshot(booted.directory)
+    with pytest.raises(DeviceStateTampered, match=re.escape("fuses.json was removed")):
+        Device.create(booted.directory)
+    assert snapshot(booted.directory) == before
+    _assert_refused(booted, product, match="fuses.json was removed")
+
+
+def test_a_device_creation_cut_short_is_created_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A creation cut short after its state root was written and before ``fuses.json`` (a
+    kill, a full disk) is not a device whose fuses were removed: its root says the fuse file
+    may be absent, so the next ``Device.create`` writes the blank device again."""
+    import ironroot.rot._nvstate
+
+    real = ironroot.rot._nvstate.write_atomic
+    done: list[str] = []
+
+    def failing(path: Path, data: bytes, **kwargs: Any) -> None:
+        if len(done) == 1:
+            raise OSError("No space left on device")
+        done.append(Path(path).name)
+        real(path, data, **kwargs)
+
+    monkeypatch.setattr(ironroot.rot._nvstate, "write_atomic", failing)
+    with pytest.raises(StorageError, match=re.escape("cannot write fuses.json")):
+        Device.create(tmp_path / "dev")
+    monkeypatch.setattr(ironroot.rot._nvstate, "write_atomic", real)
+    assert done == ["state-root.json"]
+    assert not (tmp_path / "dev" / "fuses.json").exists()
+    device = Device.create(tmp_path / "dev")
+    assert device.fuses.lifecycle is Lifecycle.UNPROVISIONED
+
+
 def test_an_older_copy_of_the_fuses_is_refused(booted: Device, product: Product) -> None:
     old = (booted.directory / "fuses.json").read_bytes()  # SVN 3, nothing revoked
     booted.program(lambda f: f.advance_svn(6).revoke_ecc_key(1, key_count=2))
@@ -243,26 +286,48 @@ def _replace_with_fifo(path: Path) -> None:
     os.mkfifo(path)
 
 
-def _replace_with_endless_device(path: Path) -> None:
+def _replace_with_large_file(path: Path) -> None:
+    path.unlink()
+    with path.open("wb") as handle:
+        handle.truncate(2 * 1024 * 1024)
+
+
+def _replace_with_link_to_an_endless_device(path: Path) -> None:
     path.unlink()
     path.symlink_to("/dev/zero")
 
 
-@pytest.mark.parametrize("file", ["boot.json", "counter-hsm.json", "state-root.json"])
+def _replace_with_link_loop(path: Path) -> None:
+    path.unlink()
+    path.symlink_to(path.name)
+
+
+def _replace_with_link_to_its_own_copy(path: Path) -> None:
+    copy = path.with_name(path.name + ".copy")
+    path.rename(copy)
+    path.symlink_to(copy)
+
+
+@pytest.mark.parametrize("file", ["boot.json", "counter-hsm.json", "state-root.json", "fuses.json"])
 @pytest.mark.parametrize(
     ("replace", "match"),
     [
         (_replace_with_directory, "is a directory, not a state file the device writes"),
         (_replace_with_fifo, "is not a well-formed state file"),
-        (_replace_with_endless_device, "is larger than any state file the device writes"),
+        (_replace_with_large_file, "is larger than any state file the device writes"),
+        (_replace_with_link_to_an_endless_device, "is a link, not a state file the device writes"),
+        (_replace_with_link_loop, "is a link, not a state file the device writes"),
+        (_replace_with_link_to_its_own_copy, "is a link, not a state file the device writes"),
     ],
 )
 def test_a_state_file_replaced_by_another_kind_of_file_is_refused(
     booted: Device, product: Product, file: str, replace: Callable[[Path], None], match: str
 ) -> None:
-    """A state file replaced by a directory, a named pipe nobody writes or an endless device:
-    tampering, refused at once (no wait, no memory blow-up). A directory was
-    ``InputUnavailable`` (exit 2, an operator's mistake), not ``DeviceStateTampered``."""
+    """A state file replaced by a directory, a named pipe nobody writes, a file larger than
+    any the device writes or a link: tampering, refused at once (no wait, no memory blow-up).
+    A directory was ``InputUnavailable`` (exit 2, an operator's mistake), not
+    ``DeviceStateTampered``; a link was followed (a loop escaped as a bare ``OSError``
+    ``ELOOP``), though the device writes no links: it replaces each file whole."""
     Device(booted.directory).counter("hsm").increment()
     replace(booted.directory / file)
     _assert_refused(booted, product, match=f"{file} {match}")
@@ -298,6 +363,33 @@ def test_a_replaced_idevid_certificate_is_refused(
     (booted.directory / "idevid-ecc.cert.der").write_bytes(b"\x30\x03\x02\x01\x00")
     with pytest.raises(DeviceStateTampered):
         Device(booted.directory).quote(NONCE)
+
+
+@pytest.mark.parametrize("name", ["idevid-ecc.cert.der", "idevid-mldsa.cert.der"])
+def test_an_idevid_certificate_replaced_by_a_link_is_refused(
+    booted: Device, product: Product, name: str
+) -> None:
+    """The IDevID certificates were read through a link: a loop escaped from ``quote`` and
+    ``read_idevid_certificate`` as a bare ``OSError`` ``ELOOP``. The device writes them as
+    files; a link there (a loop, or one to a copy) is an edited device directory."""
+    path = booted.directory / name
+    path.rename(path.with_name(name + ".copy"))
+    path.symlink_to(name + ".copy")
+    for call in (
+        lambda: Device(booted.directory).quote(NONCE),
+        lambda: Device.read_idevid_certificate(booted.directory, _ALGORITHMS[name]),
+    ):
+        with pytest.raises(DeviceStateTampered, match=f"{name} is a link, not a file the device"):
+            call()
+    path.unlink()
+    path.symlink_to(name)
+    for call in (
+        lambda: Device(booted.directory).quote(NONCE),
+        lambda: Device(booted.directory).chain(_ALGORITHMS[name]),  # read the IDevID as absent
+        lambda: Device(booted.directory).show(),
+    ):
+        with pytest.raises(DeviceStateTampered, match=f"{name} is a link, not a file the device"):
+            call()
 
 
 def test_a_refusal_writes_nothing(booted: Device, product: Product) -> None:
@@ -387,6 +479,12 @@ def test_a_missing_or_malformed_key_is_reported(device: Device) -> None:
         Device(device.directory)
     os.unlink(path)
     with pytest.raises(InputUnavailable):
+        Device(device.directory)
+    # a key that cannot be read (here a link to itself) was a bare OSError (ELOOP)
+    path.symlink_to(path.name)
+    with pytest.raises(
+        InputUnavailable, match=re.escape(f"cannot read the obfuscation key {path}")
+    ):
         Device(device.directory)
 
 

@@ -367,7 +367,7 @@ def _provision(args: argparse.Namespace) -> int:
         [read_input(p) for p in args.vendor_ca_key], _certificate_files(args.vendor_ca_cert)
     )
     key = _obfuscation_key(args)
-    if (args.device / "fuses.json").exists():
+    if os.path.lexists(args.device / "fuses.json"):  # a link there is the device's, refused
         device = rot.Device(args.device, obfuscation_key=key)
     else:
         device = rot.Device.create(args.device, obfuscation_key=key)

@@ -25,6 +25,7 @@ from ironroot.rot._layers import (
     CERT_NOT_AFTER,
     IDEVID,
     cert_serial,
+    device_ueid,
     issue_certificate,
     key_id,
     layer_name,
@@ -173,4 +174,11 @@ def _check_idevid_csr(csr: DiceCertificate) -> PublicKey:
         raise MalformedCertificate("the CSR does not ask for an IDevID (CA, identityInit)")
     if csr.dice.ueid is None:
         raise MalformedInput("the IDevID CSR has no Ueid")
+    # The Ueid is named by the ECC IDevID key (docs/rot.md): a CSR may not ask for another
+    # device's. (An ML-DSA-87 CSR alone does not name it; a quote's chains must agree.)
+    if key.algorithm is Algorithm.ES384 and csr.dice.ueid != device_ueid(key):
+        raise MalformedCertificate(
+            f"the IDevID CSR asks for Ueid {csr.dice.ueid.hex()}; its ECC key names "
+            f"{device_ueid(key).hex()}"
+        )
     return key

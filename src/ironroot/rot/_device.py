@@ -61,7 +61,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from ironroot._fileio import read_limited, warn_if_exposed, write_atomic
+from ironroot._fileio import read_beneath, read_limited, warn_if_exposed, write_atomic
 from ironroot.crypto import Algorithm, PublicKey
 from ironroot.errors import (
     ConfigError,
@@ -104,12 +104,19 @@ _ALG_FILES: Final = {Algorithm.ES384: "ecc", Algorithm.ML_DSA_87: "mldsa"}
 
 
 def _read(path: Path, limit: int = _MAX_FILE) -> bytes:
+    """A file the device writes in its directory, never through a link (it writes none)."""
     try:
-        return read_limited(path, limit)
+        return read_beneath(path.parent, path.name, limit)
     except FileNotFoundError as exc:
         raise NotFound(f"{path.name} is missing from the device directory") from exc
     except LimitExceeded:
         raise LimitExceeded(f"{path.name} is larger than {limit} bytes") from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise DeviceStateTampered(
+                f"{path.name} is a link, not a file the device writes"
+            ) from None
+        raise StorageError(f"cannot read {path}: {exc.strerror or exc}") from exc
 
 
 def _idevid_path(directory: Path, alg: Algorithm, kind: str) -> Path:
@@ -137,6 +144,10 @@ def _load_key(path: Path) -> bytes:
     except FileNotFoundError as exc:
         raise InputUnavailable(
             f"the obfuscation key {path} is missing: the device cannot read its fuses"
+        ) from exc
+    except OSError as exc:  # unreadable, a link loop: the operator's file, not the device's
+        raise InputUnavailable(
+            f"cannot read the obfuscation key {path}: {exc.strerror or exc}"
         ) from exc
     warn_if_exposed(path, "the RoT obfuscation key")
     try:
@@ -178,8 +189,9 @@ class Device:
 
     def __init__(self, directory: Path | str, *, obfuscation_key: Path | str | None = None) -> None:
         self.directory = Path(directory)
-        if not (self.directory / FUSES).is_file():
-            if (self.directory / ROOT).is_file():
+        # Whatever stands at fuses.json (a link, a directory) is read, and refused, by the store.
+        if not os.path.lexists(self.directory / FUSES):
+            if os.path.lexists(self.directory / ROOT):
                 raise DeviceStateTampered(f"{FUSES} was removed from the device")
             raise InputUnavailable(f"{self.directory} is not a device directory (no {FUSES})")
         self.obfuscation_key_path = _key_path(self.directory, obfuscation_key)
@@ -199,15 +211,21 @@ class Device:
 
     @classmethod
     def create(cls, directory: Path | str, *, obfuscation_key: Path | str | None = None) -> Device:
-        """A new device: every fuse clear. Refuses a directory that already holds one. Makes
+        """A new device: every fuse clear. Refuses a directory that already holds one, or a
+        state root (a device whose fuse file was removed, ``DeviceStateTampered``). Makes
         the obfuscation key file (0600) when it does not exist yet."""
         path = Path(directory)
         path.mkdir(parents=True, exist_ok=True)
-        if (path / FUSES).exists():
+        if os.path.lexists(path / FUSES):
             raise Conflict(f"{path} already holds a device")
         key_path = _key_path(path, obfuscation_key)
         _create_key(key_path)
-        NvStore(path, _load_key(key_path)).initialize(Fuses())
+        store = NvStore(path, _load_key(key_path))
+        # A state root without fuses: a creation cut short is written again; a device whose
+        # fuse file was removed is never reset.
+        if os.path.lexists(path / ROOT) and not store.creation_interrupted():
+            raise DeviceStateTampered(f"{FUSES} was removed from the device")
+        store.initialize(Fuses())
         return cls(path, obfuscation_key=key_path)
 
     # --- state ----------------------------------------------------------------------------
@@ -568,7 +586,7 @@ class Device:
 
     def _chain(self, alg: Algorithm, state: NvSnapshot) -> tuple[bytes, ...]:
         certs: list[bytes] = []
-        if self._cert_path(alg, "cert").exists():
+        if os.path.lexists(self._cert_path(alg, "cert")):  # a link there is read, and refused
             certs.append(self.idevid_certificate(alg))
         if state.boot is not None:
             boot = state.boot

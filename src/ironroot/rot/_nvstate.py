@@ -27,7 +27,9 @@ decides where); this module receives its bytes.
 A write of state files is three durable steps: the root first lists both the old and the new
 MAC of each changed file, then the files are written, then the root lists only the new MACs.
 A crash at any point leaves each file old or new, and the device opens either; once the write
-has returned, only the new copy opens.
+has returned, only the new copy opens. The first load after a write cut short settles the
+root on the copies it found (it writes the root naming only them), before any value is
+returned: what a caller read once never goes back.
 
 Every failure to verify raises :class:`~ironroot.errors.DeviceStateTampered`.
 
@@ -47,6 +49,7 @@ attestation) loads its state several times.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import hmac
 import json
@@ -61,7 +64,7 @@ from typing import Any, Final
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from ironroot._fileio import read_limited, write_atomic
+from ironroot._fileio import read_beneath, write_atomic
 from ironroot.errors import (
     ConfigError,
     DeviceStateTampered,
@@ -286,10 +289,20 @@ class NvStore:
     # --- writing ---------------------------------------------------------------------------
 
     def initialize(self, fuses: Fuses) -> None:
-        """Write a new device's state: the root naming ``fuses.json``, then ``fuses.json``."""
+        """Write a new device's state in the three steps of every write: the root naming
+        ``fuses.json`` absent or new, ``fuses.json``, the root naming it. A creation cut short
+        is told apart from a device whose fuse file was removed by that first root
+        (:meth:`creation_interrupted`)."""
         data, tag = self._seal_fuses(fuses)
-        self._write_root({FUSES: [tag]})
+        self._write_root({FUSES: [None, tag]})
         self._write(FUSES, data)
+        self._write_root({FUSES: [tag]})
+
+    def creation_interrupted(self) -> bool:
+        """Whether the (verified) root is that of a creation cut short before ``fuses.json``
+        was written: it lets the fuse file be absent. ``DeviceStateTampered`` when the root
+        does not verify under this store's obfuscation key."""
+        return None in self._root().get(FUSES, [])
 
     def commit(
         self,
@@ -373,10 +386,21 @@ class NvStore:
     # --- reading ---------------------------------------------------------------------------
 
     def _read(self, name: str) -> bytes | None:
+        """A state file's bytes (``None``: absent), never through a link: the device writes
+        none (each write replaces the file whole), so a link there is an edit, refused before
+        it is followed (a loop escaped as a bare ``OSError``)."""
         try:
-            return read_limited(self.directory / name, _MAX_FILE)
+            return read_beneath(self.directory, name, _MAX_FILE)
         except FileNotFoundError:
             return None
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise DeviceStateTampered(
+                    f"{name} is a link, not a state file the device writes"
+                ) from None
+            raise StorageError(
+                f"cannot read {name} in {self.directory}: {exc.strerror or exc}"
+            ) from exc
         except LimitExceeded:
             raise DeviceStateTampered(
                 f"{name} is larger than any state file the device writes"
@@ -499,6 +523,12 @@ class NvStore:
             raise DeviceStateTampered(
                 f"{FUSES} is not the copy the device last wrote: an older copy was restored"
             )
+        if any(len(ok) > 1 for ok in accepted.values()):
+            # A write was cut short before its root named only the new copies. What is read
+            # now may be relied on (a counter value, the SVN fuse), so the root names exactly
+            # the copies found before anything is returned: the other is refused from now on.
+            # The lock held excludes every writer; readers settling together write one root.
+            self._write_root({name: [tag] for name, tag in tags.items()})
         return NvSnapshot(fuses=fuses, boot=boot, counters=counters, tags=tags)
 
 

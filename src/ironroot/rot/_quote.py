@@ -240,12 +240,19 @@ def _chain(
         raise MalformedInput("x5chain items must be byte strings")
     certs = [parse_certificate(der) for der in items]
     top = certs[-1]
+    # The IDevID's authority key identifier, when both name one, picks among roots of one
+    # name (RFC 5280 4.2.1.1): a re-keyed root is passed over, not refused.
     candidates = [
         a
         for a in anchors
         if a.subject_der == top.issuer_der
         and a.public_key is not None
         and a.public_key.algorithm is alg
+        and (
+            top.authority_key_id is None
+            or a.subject_key_id is None
+            or a.subject_key_id == top.authority_key_id
+        )
     ]
     if not candidates:
         raise ChainNotTrusted(

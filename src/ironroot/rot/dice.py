@@ -714,10 +714,11 @@ _VERIFIED_MAX = 4096
 def verify_chain(chain: Sequence[DiceCertificate]) -> None:
     """Check a chain ordered root first: self-signed root, then each issued by the one before.
 
-    Checks names (issuer = previous subject, byte for byte), signatures, that every issuer is
-    a CA whose key usage (when present) asserts ``keyCertSign``, path length constraints, and
-    that no certificate has a critical extension this verifier does not process (RFC 5280
-    §4.2, §4.2.1.3, §4.2.1.9); not
+    Checks names (issuer = previous subject, byte for byte), that an authority key
+    identifier, when both are present, is the issuer's subject key identifier, signatures,
+    that every issuer is a CA whose key usage (when present) asserts ``keyCertSign``, path
+    length constraints, and that no certificate has a critical extension this verifier does
+    not process (RFC 5280 §4.2, §4.2.1.1, §4.2.1.3, §4.2.1.9); not
     validity periods (call :meth:`DiceCertificate.check_validity` with a pinned ``now``) nor
     trust in the root, which is the caller's decision. Raises ``ChainNotTrusted`` or
     ``BadSignature``.
@@ -741,6 +742,12 @@ def verify_chain(chain: Sequence[DiceCertificate]) -> None:
             raise ChainNotTrusted(f"chain element {position - 1} is not a CA")
         if previous is not None and previous.key_usage and "keyCertSign" not in previous.key_usage:
             raise ChainNotTrusted(f"chain element {position - 1}: key usage lacks keyCertSign")
+        aki, ski = cert.authority_key_id, issuer.subject_key_id
+        if aki is not None and ski is not None and aki != ski:
+            raise ChainNotTrusted(
+                f"chain element {position}: the authority key identifier {aki.hex()} is not "
+                f"the issuer's subject key identifier {ski.hex()}"
+            )
         verify_signature(cert, issuer.public_key)
         previous = cert
     _check_path_lengths(chain)
