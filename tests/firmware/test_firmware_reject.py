@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hypothesis_budget import examples
-from ironroot.crypto import LMS_PARAMETER_SETS, Algorithm, LmsPrivateKey, PrivateKey
+from ironroot.crypto import LMS_PARAMETER_SETS, Algorithm, LmsPrivateKey, PrivateKey, PublicKey
 from ironroot.errors import (
     BadSignature,
     ConfigError,
@@ -283,6 +283,72 @@ def test_pqc_signature_from_another_bundle(vendor: Vendor, bundle: bytes) -> Non
     )
     assert report.first_failure is not None
     assert report.first_failure.name == "vendor-pqc-signature"
+
+
+_P384_N = int(
+    "ffffffffffffffffffffffffffffffffffffffffffffffffc7634d81f4372ddf581a0db248b0a77aecec196accc52973",
+    16,
+)
+
+
+def _high_s(data: bytes, field: str) -> bytes:
+    """``data`` with the ECDSA signature in ``field`` replaced by its other valid form
+    ``(r, n - s)``: anyone can compute it, without the key."""
+    span = _span(field)
+    s = int.from_bytes(data[span.start + 48 : span.stop], "big")
+    assert 0 < s <= _P384_N // 2  # the signer gave the canonical low-S form
+    return data[: span.start + 48] + (_P384_N - s).to_bytes(48, "big") + data[span.stop :]
+
+
+def test_high_s_vendor_ecdsa_signature_is_malformed(vendor: Vendor, bundle: bytes) -> None:
+    """(r, n - s) verifies as (r, s) does, so anyone on the update channel could give a signed
+    release a second manifest digest (what publication, SAFE reviews and fleet scans name)
+    without the vendor's key: both forms booted. Only the low-S form is a bundle now."""
+    malleated = _high_s(bundle, "preamble.vendor_ecc_signature")
+    with pytest.raises(MalformedFirmware, match="vendor ECDSA P-384 signature is not low-S"):
+        FirmwareBundle.parse(malleated)
+    with pytest.raises(MalformedFirmware, match="not low-S"):
+        _verify(vendor, malleated)
+    report = check_bundle(
+        malleated, BundlePolicy(now=NOW, vendor_key_descriptor_hash=vendor.descriptor_hash)
+    )
+    assert report.first_failure is not None
+    assert (report.first_failure.name, report.first_failure.code) == ("parse", "malformed-firmware")
+
+
+def test_high_s_owner_ecdsa_signature_is_malformed(
+    vendor: Vendor, owned: tuple[bytes, bytes]
+) -> None:
+    data, owner_hash = owned
+    malleated = _high_s(data, "preamble.owner_ecc_signature")
+    with pytest.raises(MalformedFirmware, match="owner ECDSA P-384 signature is not low-S"):
+        _verify(vendor, malleated, owner_key_hash=owner_hash)
+
+
+class _HighSSigner:
+    """An ES384 signer that gives the high-S form of each signature (as an HSM may)."""
+
+    def __init__(self, key: PrivateKey) -> None:
+        self._key = key
+        self.algorithm = key.algorithm
+        self.kid = key.kid
+
+    def sign(self, data: bytes) -> bytes:
+        signature = self._key.sign(data)
+        s = int.from_bytes(signature[48:], "big")
+        return signature[:48] + (_P384_N - s).to_bytes(48, "big")
+
+    def verifier(self) -> PublicKey:
+        return self._key.public_key
+
+
+def test_sign_bundle_stores_the_low_s_form_of_a_high_s_signer(vendor: Vendor) -> None:
+    signed = sign_bundle(
+        vendor.build(), _HighSSigner(vendor.ecc[vendor.ecc_index]), vendor.pqc[vendor.pqc_index]
+    )
+    span = _span("preamble.vendor_ecc_signature")
+    assert int.from_bytes(signed[span.start + 48 : span.stop], "big") <= _P384_N // 2
+    _verify(vendor, signed)
 
 
 def test_lms_signature_bit_flip(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Final
 
-from ironroot.crypto import Algorithm, LmsPublicKey, Signer, Verifier
+from ironroot.crypto import Algorithm, LmsPublicKey, Signer, Verifier, ecdsa_low_s
 from ironroot.errors import (
     ConfigError,
     DigestMismatch,
@@ -227,7 +227,9 @@ def _sign_pair(
     pqc: Signer,
     key_type: PqcKeyType,
 ) -> tuple[bytes, bytes]:
-    ecc_sig = ecc.sign(header_bytes)  # ECDSA-with-SHA-384 over the header = over its digest
+    # ECDSA-with-SHA-384 over the header = over its digest; stored in the low-S form, the
+    # only one a bundle accepts (a signer such as an HSM may give either)
+    ecc_sig = ecdsa_low_s(Algorithm.ES384, ecc.sign(header_bytes))
     pqc_sig = pqc.sign(digest)
     if key_type is PqcKeyType.LMS:
         if pqc_sig[:4] != b"\0\0\0\0":
