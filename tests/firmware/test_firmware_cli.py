@@ -484,3 +484,81 @@ def test_publish(
         keys = client.service_keys()
     ts = verify_transparent_statement(manifest_ts.read_bytes(), keys)
     assert ts.statement.payload.hex() == doc["manifest_digest"]
+
+
+def _publish_args(files: dict[str, Path], signed: Path, url: str, out: Path) -> list[str]:
+    return [
+        "firmware",
+        "publish",
+        str(signed),
+        "--url",
+        url,
+        "--key",
+        str(files["ecc0"]),
+        "--iss",
+        "https://vendor.example",
+        "--sub",
+        "pkg:fw/acme",
+        "--out-dir",
+        str(out),
+    ]
+
+
+def _log_size(url: str) -> int:
+    with TransparencyClient(url) as client:
+        return int(client.checkpoint().decode().splitlines()[1])
+
+
+@pytest.mark.parametrize(
+    ("where", "message"),
+    [
+        ("out-dir-is-a-file", "is not a folder"),
+        ("statement-is-a-folder", "fw.manifest.ts: is a directory, not a file"),
+        ("corim-is-a-folder", "fw.corim.ts: is a directory, not a file"),
+    ],
+)
+def test_publish_refuses_an_unwritable_output_before_registering(
+    files: dict[str, Path],
+    signed: Path,
+    tmp_path: Path,
+    service_url: str,
+    capsys: pytest.CaptureFixture[str],
+    where: str,
+    message: str,
+) -> None:
+    """Before, both statements were registered (for good: a log never forgets) and only then
+    did writing them fail, with nothing saved: a retry registered them again."""
+    out = tmp_path / "release"
+    if where == "out-dir-is-a-file":
+        out.write_bytes(b"a file")
+    else:
+        (out / ("fw.manifest.ts" if where == "statement-is-a-folder" else "fw.corim.ts")).mkdir(
+            parents=True
+        )
+    before = _log_size(service_url)
+    assert main(_publish_args(files, signed, service_url, out)) == 2
+    err = capsys.readouterr().err
+    assert "ironroot: input-unavailable:" in err
+    assert message in err
+    assert _log_size(service_url) == before
+    assert not (out / "fw.manifest.ts").is_file()
+
+
+def test_publish_never_writes_a_statement_over_a_private_key(
+    files: dict[str, Path],
+    signed: Path,
+    tmp_path: Path,
+    service_url: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The outputs follow the command line's rules: a link named like a statement, to a key,
+    is refused (``config``, exit 2) before anything is registered, and the key is kept."""
+    out = tmp_path / "release"
+    out.mkdir()
+    (out / "fw.corim.ts").symlink_to(files["ecc0"])
+    key = files["ecc0"].read_bytes()
+    before = _log_size(service_url)
+    assert main(_publish_args(files, signed, service_url, out)) == 2
+    assert "holds a private key" in capsys.readouterr().err
+    assert files["ecc0"].read_bytes() == key
+    assert _log_size(service_url) == before

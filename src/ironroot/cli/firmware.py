@@ -36,7 +36,7 @@ from ironroot.cli._output import check_output, write_output
 from ironroot.cli._serving import add_client_options, add_url_options, client_tls, token, url
 from ironroot.cli._time import now_or, parse_instant
 from ironroot.crypto import Algorithm, LmsPublicKey, Signer, Verifier, load_signer, load_verifier
-from ironroot.errors import ConfigError, MalformedInput
+from ironroot.errors import ConfigError, InputUnavailable, MalformedInput
 
 __all__ = ["register"]
 
@@ -357,11 +357,30 @@ def _key_descriptor(args: argparse.Namespace) -> int:
     return 0
 
 
+def _out_dir(out_dir: Path, name: str) -> tuple[Path, Path]:
+    """``<name>.manifest.ts`` and ``<name>.corim.ts`` in ``out_dir`` (made if missing), each
+    checked as an output (:func:`check_output`)."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as exc:
+        raise InputUnavailable(f"--out-dir {out_dir}: is not a folder") from exc
+    paths = (out_dir / f"{name}.manifest.ts", out_dir / f"{name}.corim.ts")
+    for path in paths:
+        check_output(path)
+    return paths
+
+
 def _publish(args: argparse.Namespace) -> int:
     from ironroot.transparency import TransparencyClient  # the CLI is the outer shell
 
     bundle = read_input(args.bundle)
     signer = load_signer(args.key)
+    name = args.bundle.name
+    for suffix in _BUNDLE_SUFFIXES:
+        name = name.removesuffix(suffix)
+    # Both outputs are checked before anything is registered: a log never forgets an entry,
+    # and a retry after a failed write would register the statements a second time.
+    manifest_path, corim_path = _out_dir(args.out_dir, name)
     with TransparencyClient(url(args), token=token(args), verify=client_tls(args)) as client:
         published = firmware.publish_bundle(
             bundle,
@@ -373,10 +392,8 @@ def _publish(args: argparse.Namespace) -> int:
             model=args.model,
             limits=_limits(args),
         )
-    name = args.bundle.name
-    for suffix in _BUNDLE_SUFFIXES:
-        name = name.removesuffix(suffix)
-    manifest_path, corim_path = firmware.write_published(published, args.out_dir, name)
+    write_output(manifest_path, published.manifest_statement)
+    write_output(corim_path, published.corim_statement)
     doc = {
         "manifest_digest": published.manifest_digest.hex(),
         "manifest_entry_id": published.manifest_entry_id,
