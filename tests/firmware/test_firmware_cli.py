@@ -470,6 +470,8 @@ def test_publish(
             "pkg:fw/acme",
             "--out-dir",
             str(out),
+            "--at",
+            AT,
             "--json",
         ]
     )
@@ -501,6 +503,8 @@ def _publish_args(files: dict[str, Path], signed: Path, url: str, out: Path) -> 
         "pkg:fw/acme",
         "--out-dir",
         str(out),
+        "--at",
+        AT,
     ]
 
 
@@ -562,3 +566,24 @@ def test_publish_never_writes_a_statement_over_a_private_key(
     assert "holds a private key" in capsys.readouterr().err
     assert files["ecc0"].read_bytes() == key
     assert _log_size(service_url) == before
+
+
+def test_publish_refuses_an_expired_release(
+    files: dict[str, Path],
+    signed: Path,
+    tmp_path: Path,
+    service_url: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Publication verified the bundle at its own not-before: an expired release (which no
+    device installs) was registered as current. ``--at`` (default: now) decides."""
+    out = tmp_path / "release"
+    args = _publish_args(files, signed, service_url, out)
+    args[args.index("--at") + 1] = "2027-01-02T00:00:00Z"  # NA is 2027-01-01
+    before = _log_size(service_url)
+    assert main(args) == 1
+    assert "ironroot: manifest-expired: the manifest expired at 2027-01-01T00:00:00+00:00" in (
+        capsys.readouterr().err
+    )
+    assert _log_size(service_url) == before
+    assert not (out / "fw.manifest.ts").exists()

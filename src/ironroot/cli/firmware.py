@@ -10,8 +10,8 @@
   check, prints each, and exits 1 with the reason when one fails;
 * ``inspect BUNDLE [--json]`` prints the manifest;
 * ``key-descriptor --ecc PUB... --pqc PUB... [--pqc-type T]`` prints the hash to fuse;
-* ``publish BUNDLE --url URL --key KEY --iss ISS --sub PRODUCT [--token T] --out-dir DIR``
-  registers the manifest and reference-value statements and writes
+* ``publish BUNDLE --url URL --key KEY --iss ISS --sub PRODUCT [--token T] [--at ISO]
+  --out-dir DIR`` registers the manifest and reference-value statements and writes
   ``<name>.manifest.ts`` and ``<name>.corim.ts`` into DIR (``<name>`` is the bundle's file
   name without a ``.bin``, ``.bundle``, ``.fw`` or ``.img`` suffix).
 
@@ -121,6 +121,7 @@ def register(sub: Any) -> None:
     pub.add_argument("--vendor", help="CoRIM vendor name (default: --iss)")
     pub.add_argument("--model", help="CoRIM model name (default: --sub)")
     pub.add_argument("--out-dir", required=True, type=Path)
+    pub.add_argument("--at", help="publication time (ISO 8601; default now)")
     pub.add_argument("--json", action="store_true")
     _lms_option(pub)
     add_client_options(pub)
@@ -373,6 +374,7 @@ def _out_dir(out_dir: Path, name: str) -> tuple[Path, Path]:
 def _publish(args: argparse.Namespace) -> int:
     from ironroot.transparency import TransparencyClient  # the CLI is the outer shell
 
+    now = now_or(args.at)
     bundle = read_input(args.bundle)
     signer = load_signer(args.key)
     name = args.bundle.name
@@ -391,6 +393,7 @@ def _publish(args: argparse.Namespace) -> int:
             vendor=args.vendor,
             model=args.model,
             limits=_limits(args),
+            now=now,
         )
     write_output(manifest_path, published.manifest_statement)
     write_output(corim_path, published.corim_statement)
