@@ -674,6 +674,30 @@ def test_bad_arguments_are_config_errors(
         )  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize(
+    ("kw", "message"),
+    [
+        ({"anti_rollback_disabled": "false"}, "anti_rollback_disabled must be True or False"),
+        ({"anti_rollback_disabled": 1}, "anti_rollback_disabled must be True or False"),
+        ({"anti_rollback_disabled": None}, "anti_rollback_disabled must be True or False"),
+        ({"limits": None}, "limits must be a FirmwareLimits"),
+        (
+            {"vendor_key_descriptor_hash": None, "allowed_vendor_key_hashes": 5},
+            "allowed_vendor_key_hashes must be a collection of 48-byte SHA-384 hashes",
+        ),
+    ],
+)
+def test_policy_values_are_not_coerced(
+    vendor: Vendor, bundle: bytes, kw: dict[str, object], message: str
+) -> None:
+    """``anti_rollback_disabled`` was coerced with ``bool()``: a policy read from text with
+    ``"false"`` (or any non-empty value) switched the SVN check off and a rollback verified.
+    A policy whose limits or allow-list are of the wrong type failed later, with a
+    ``TypeError`` or ``AttributeError`` out of verification."""
+    with pytest.raises(ConfigError, match=message):
+        _verify(vendor, bundle, min_svn=6, **kw)
+
+
 # --- the report --------------------------------------------------------------------------------
 
 
