@@ -472,6 +472,8 @@ def test_publish(
             str(out),
             "--at",
             AT,
+            "--vendor-key-hash",
+            _descriptor(files, capsys),
             "--json",
         ]
     )
@@ -488,7 +490,9 @@ def test_publish(
     assert ts.statement.payload.hex() == doc["manifest_digest"]
 
 
-def _publish_args(files: dict[str, Path], signed: Path, url: str, out: Path) -> list[str]:
+def _publish_args(
+    files: dict[str, Path], signed: Path, url: str, out: Path, vendor_key_hash: str = ""
+) -> list[str]:
     return [
         "firmware",
         "publish",
@@ -505,6 +509,8 @@ def _publish_args(files: dict[str, Path], signed: Path, url: str, out: Path) -> 
         str(out),
         "--at",
         AT,
+        "--vendor-key-hash",
+        vendor_key_hash or "00" * 48,
     ]
 
 
@@ -539,8 +545,9 @@ def test_publish_refuses_an_unwritable_output_before_registering(
         (out / ("fw.manifest.ts" if where == "statement-is-a-folder" else "fw.corim.ts")).mkdir(
             parents=True
         )
+    args = _publish_args(files, signed, service_url, out, _descriptor(files, capsys))
     before = _log_size(service_url)
-    assert main(_publish_args(files, signed, service_url, out)) == 2
+    assert main(args) == 2
     err = capsys.readouterr().err
     assert "ironroot: input-unavailable:" in err
     assert message in err
@@ -561,8 +568,9 @@ def test_publish_never_writes_a_statement_over_a_private_key(
     out.mkdir()
     (out / "fw.corim.ts").symlink_to(files["ecc0"])
     key = files["ecc0"].read_bytes()
+    args = _publish_args(files, signed, service_url, out, _descriptor(files, capsys))
     before = _log_size(service_url)
-    assert main(_publish_args(files, signed, service_url, out)) == 2
+    assert main(args) == 2
     assert "holds a private key" in capsys.readouterr().err
     assert files["ecc0"].read_bytes() == key
     assert _log_size(service_url) == before
@@ -578,7 +586,7 @@ def test_publish_refuses_an_expired_release(
     """Publication verified the bundle at its own not-before: an expired release (which no
     device installs) was registered as current. ``--at`` (default: now) decides."""
     out = tmp_path / "release"
-    args = _publish_args(files, signed, service_url, out)
+    args = _publish_args(files, signed, service_url, out, _descriptor(files, capsys))
     args[args.index("--at") + 1] = "2027-01-02T00:00:00Z"  # NA is 2027-01-01
     before = _log_size(service_url)
     assert main(args) == 1
@@ -587,3 +595,27 @@ def test_publish_refuses_an_expired_release(
     )
     assert _log_size(service_url) == before
     assert not (out / "fw.manifest.ts").exists()
+
+
+def test_publish_refuses_a_bundle_not_signed_with_the_product_keys(
+    files: dict[str, Path],
+    signed: Path,
+    tmp_path: Path,
+    service_url: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``--vendor-key-hash`` (the product's fused hash) is required: publication checked the
+    bundle only against the keys it carries, so a bundle signed with anyone's firmware keys
+    was registered under the vendor's statement key."""
+    out = tmp_path / "release"
+    args = _publish_args(files, signed, service_url, out, "ab" * 48)
+    before = _log_size(service_url)
+    assert main(args) == 1
+    assert "ironroot: key-descriptor-mismatch:" in capsys.readouterr().err
+    assert _log_size(service_url) == before
+    assert not (out / "fw.manifest.ts").exists()
+    at = args.index("--vendor-key-hash")
+    with pytest.raises(SystemExit) as info:  # the option is required: a usage error
+        main(args[:at] + args[at + 2 :])
+    assert info.value.code == 2
+    assert "--vendor-key-hash" in capsys.readouterr().err

@@ -13,7 +13,7 @@ from _fw_helpers import FMC, NOT_AFTER, NOT_BEFORE, NOW, RUNTIME, Vendor, flip, 
 from ironroot.corim import Corim, Digest, Svn
 from ironroot.cose import SignedStatement, verify_transparent_statement
 from ironroot.crypto import Algorithm, PrivateKey
-from ironroot.errors import ConfigError, DigestMismatch, ManifestExpired
+from ironroot.errors import ConfigError, DigestMismatch, KeyDescriptorMismatch, ManifestExpired
 from ironroot.firmware import (
     MANIFEST_CONTENT_TYPE,
     FirmwareBundle,
@@ -209,4 +209,43 @@ def test_publish_needs_an_aware_now(bundle: bytes, statement_key: PrivateKey) ->
     with pytest.raises(ConfigError, match="now must be a timezone-aware datetime"):
         publish_bundle(
             bundle, _Refusing(), statement_key, iss=ISS, sub=SUB, now=NOW.replace(tzinfo=None)
+        )
+
+
+def test_publish_refuses_a_bundle_signed_with_other_firmware_keys(
+    vendor: Vendor, statement_key: PrivateKey
+) -> None:
+    """Publication checked a bundle only against the descriptors it carries itself: a bundle
+    signed with anyone's firmware keys (a build altered on its way to publication) was
+    registered under the vendor's statement key, with reference values for its images."""
+    impostor = mldsa_vendor()
+    foreign = impostor.sign(impostor.build())
+    registrar = _Refusing()
+    with pytest.raises(KeyDescriptorMismatch, match="not the fused value"):
+        publish_bundle(
+            foreign,
+            registrar,
+            statement_key,
+            iss=ISS,
+            sub=SUB,
+            vendor_key_descriptor_hash=vendor.descriptor_hash,
+        )
+    assert registrar.registered == []
+
+
+def test_publish_takes_the_product_key_descriptor_hash(
+    vendor: Vendor, bundle: bytes, statement_key: PrivateKey, service_client: TransparencyClient
+) -> None:
+    published = publish_bundle(
+        bundle,
+        service_client,
+        statement_key,
+        iss=ISS,
+        sub=SUB,
+        vendor_key_descriptor_hash=vendor.descriptor_hash,
+    )
+    assert published.manifest_digest == FirmwareBundle.parse(bundle).manifest_digest()
+    with pytest.raises(ConfigError, match="48-byte SHA-384"):
+        publish_bundle(
+            bundle, _Refusing(), statement_key, iss=ISS, sub=SUB, vendor_key_descriptor_hash=b"x"
         )

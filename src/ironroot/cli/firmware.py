@@ -10,8 +10,9 @@
   check, prints each, and exits 1 with the reason when one fails;
 * ``inspect BUNDLE [--json]`` prints the manifest;
 * ``key-descriptor --ecc PUB... --pqc PUB... [--pqc-type T]`` prints the hash to fuse;
-* ``publish BUNDLE --url URL --key KEY --iss ISS --sub PRODUCT [--token T] [--at ISO]
-  --out-dir DIR`` registers the manifest and reference-value statements and writes
+* ``publish BUNDLE --url URL --key KEY --iss ISS --sub PRODUCT --vendor-key-hash HEX
+  [--token T] [--at ISO] --out-dir DIR`` checks the bundle is signed with the product's keys,
+  registers the manifest and reference-value statements and writes
   ``<name>.manifest.ts`` and ``<name>.corim.ts`` into DIR (``<name>`` is the bundle's file
   name without a ``.bin``, ``.bundle``, ``.fw`` or ``.img`` suffix).
 
@@ -122,6 +123,11 @@ def register(sub: Any) -> None:
     pub.add_argument("--model", help="CoRIM model name (default: --sub)")
     pub.add_argument("--out-dir", required=True, type=Path)
     pub.add_argument("--at", help="publication time (ISO 8601; default now)")
+    pub.add_argument(
+        "--vendor-key-hash",
+        required=True,
+        help="the product's fused key descriptor hash (hex), which the bundle's must be",
+    )
     pub.add_argument("--json", action="store_true")
     _lms_option(pub)
     add_client_options(pub)
@@ -375,6 +381,7 @@ def _publish(args: argparse.Namespace) -> int:
     from ironroot.transparency import TransparencyClient  # the CLI is the outer shell
 
     now = now_or(args.at)
+    vendor_key_hash = parse_hex(args.vendor_key_hash, "--vendor-key-hash")
     bundle = read_input(args.bundle)
     signer = load_signer(args.key)
     name = args.bundle.name
@@ -394,6 +401,7 @@ def _publish(args: argparse.Namespace) -> int:
             model=args.model,
             limits=_limits(args),
             now=now,
+            vendor_key_descriptor_hash=vendor_key_hash,
         )
     write_output(manifest_path, published.manifest_statement)
     write_output(corim_path, published.corim_statement)

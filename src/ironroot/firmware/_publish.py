@@ -62,8 +62,14 @@ def publish_bundle(
     model: str | None = None,
     limits: FirmwareLimits = DEFAULT_LIMITS,
     now: dt.datetime | None = None,
+    vendor_key_descriptor_hash: bytes | None = None,
 ) -> PublishedFirmware:
     """Self-check ``bundle``, then register its manifest and reference-value statements.
+
+    ``vendor_key_descriptor_hash`` is the product's fused hash: a bundle whose key
+    descriptors are not the product's is ``KeyDescriptorMismatch`` and nothing is registered.
+    Without it the bundle is checked against the descriptors it carries, which proves only
+    that it is self-consistent, not that the product's firmware keys signed it.
 
     The bundle is verified at the first instant a device accepts it (the later of the vendor
     and owner not-before), or at ``now`` if that is later: a release may be published ahead
@@ -73,14 +79,17 @@ def publish_bundle(
     if now is not None and (not isinstance(now, dt.datetime) or now.tzinfo is None):
         raise ConfigError("now must be a timezone-aware datetime")
     parsed = FirmwareBundle.parse(bundle, limits)
-    own_descriptor = hashlib.sha384(parsed.manifest.preamble.descriptors_bytes()).digest()
+    if vendor_key_descriptor_hash is None:
+        vendor_key_descriptor_hash = hashlib.sha384(
+            parsed.manifest.preamble.descriptors_bytes()
+        ).digest()
     header = parsed.manifest.header
     opens = max(header.not_before, header.owner_not_before or header.not_before)
     verify_bundle(
         bundle,
         BundlePolicy(
             now=opens if now is None or now < opens else now,
-            vendor_key_descriptor_hash=own_descriptor,
+            vendor_key_descriptor_hash=vendor_key_descriptor_hash,
             limits=limits,
         ),
     )
