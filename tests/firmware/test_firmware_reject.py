@@ -14,7 +14,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hypothesis_budget import examples
-from ironroot.crypto import LMS_PARAMETER_SETS, Algorithm, LmsPrivateKey, PrivateKey, PublicKey
+from ironroot.crypto import (
+    LMS_PARAMETER_SETS,
+    Algorithm,
+    LmsPrivateKey,
+    PrivateKey,
+    PublicKey,
+    ecdsa_to_der,
+)
 from ironroot.errors import (
     BadSignature,
     ConfigError,
@@ -513,6 +520,58 @@ def test_sign_bundle_refuses_an_inconsistent_bundle_before_spending_an_lms_key(
     with pytest.raises(DigestMismatch):
         vendor.sign(forged)
     assert vendor.pqc[0].remaining() == before  # type: ignore[attr-defined]
+
+
+class _DerSigner:
+    """An ES384 signer that breaks the Signer contract: DER instead of ``r ‖ s``."""
+
+    def __init__(self, key: PrivateKey) -> None:
+        self._key = key
+        self.algorithm = key.algorithm
+        self.kid = key.kid
+
+    def sign(self, data: bytes) -> bytes:
+        return ecdsa_to_der(Algorithm.ES384, self._key.sign(data))
+
+    def verifier(self) -> PublicKey:
+        return self._key.public_key
+
+
+def test_sign_bundle_refuses_an_ecc_signature_that_does_not_verify_before_the_lms_one(
+    tmp_path: Path,
+) -> None:
+    """A signer's ECDSA signature was packed into the 96-byte slot unchecked: a longer one
+    (DER) was cut short, the LMS key spent a one-time key, and the bundle written was one no
+    device accepts."""
+    vendor = lms_vendor(tmp_path, pqc_count=1)
+    before = vendor.pqc[0].remaining()  # type: ignore[attr-defined]
+    with pytest.raises(BadSignature, match="the vendor ECDSA P-384 signer's signature does not"):
+        sign_bundle(vendor.build(), _DerSigner(vendor.ecc[0]), vendor.pqc[0], limits=vendor.limits)
+    assert vendor.pqc[0].remaining() == before  # type: ignore[attr-defined]
+
+
+class _WrongKeySigner:
+    """A PQC signer that signs with another key than the one it names."""
+
+    def __init__(self, named: PrivateKey, signing: PrivateKey) -> None:
+        self._named, self._signing = named, signing
+        self.algorithm = named.algorithm
+        self.kid = named.kid
+
+    def sign(self, data: bytes) -> bytes:
+        return self._signing.sign(data)
+
+    def verifier(self) -> PublicKey:
+        return self._named.public_key
+
+
+def test_sign_bundle_refuses_a_pqc_signature_that_does_not_verify(vendor: Vendor) -> None:
+    signer = _WrongKeySigner(
+        vendor.pqc[vendor.pqc_index],  # type: ignore[arg-type]
+        PrivateKey.generate(Algorithm.ML_DSA_87),
+    )
+    with pytest.raises(BadSignature, match="the vendor ML-DSA-87 signer's signature does not"):
+        sign_bundle(vendor.build(), vendor.ecc[vendor.ecc_index], signer)
 
 
 @pytest.mark.parametrize(

@@ -19,6 +19,7 @@ from typing import Final
 
 from ironroot.crypto import Algorithm, LmsPublicKey, Signer, Verifier, ecdsa_low_s
 from ironroot.errors import (
+    BadSignature,
     ConfigError,
     DigestMismatch,
     KeyNotInDescriptor,
@@ -28,17 +29,21 @@ from ironroot.errors import (
 )
 from ironroot.firmware._keys import (
     ecc_key_bytes,
+    ecc_verifier,
     key_hash,
     lms_parameter_set_name,
     make_descriptors,
     pqc_key_bytes,
+    pqc_verifier,
 )
 from ironroot.firmware._manifest import (
     _KNOWN_FLAGS,
     DEFAULT_LIMITS,
+    ECC_SIGNATURE_SIZE,
     FMC_ID,
     MANIFEST_VERSION,
     MAX_SVN,
+    MLDSA87_SIGNATURE_SIZE,
     REVISION_SIZE,
     RUNTIME_ID,
     TOC_ENTRY_SIZE,
@@ -223,18 +228,43 @@ def _pqc_algorithm(key_type: PqcKeyType) -> Algorithm:
 def _sign_pair(
     digest: bytes,
     header_bytes: bytes,
-    ecc: Signer,
-    pqc: Signer,
+    signers: tuple[Signer, Signer],
+    public: tuple[bytes, bytes],
     key_type: PqcKeyType,
+    who: str,
 ) -> tuple[bytes, bytes]:
+    """The ECC and PQC signatures of the header, each verified under the stored public key
+    before it is kept: a signer that breaks its contract (DER, another key, a signature cut
+    short by the slot) is ``BadSignature``, the ECC one before any LMS one-time key is spent,
+    rather than a bundle no device accepts."""
+    ecc, pqc = signers
     # ECDSA-with-SHA-384 over the header = over its digest; stored in the low-S form, the
     # only one a bundle accepts (a signer such as an HSM may give either)
     ecc_sig = ecdsa_low_s(Algorithm.ES384, ecc.sign(header_bytes))
+    try:
+        if len(ecc_sig) != ECC_SIGNATURE_SIZE:
+            raise BadSignature(f"{len(ecc_sig)} bytes, not {ECC_SIGNATURE_SIZE}")
+        ecc_verifier(public[0]).verify(ecc_sig, header_bytes)
+    except BadSignature as exc:
+        raise BadSignature(
+            f"the {who} ECDSA P-384 signer's signature does not verify ({exc.detail}):"
+            " nothing more is signed"
+        ) from exc
     pqc_sig = pqc.sign(digest)
+    label = "ML-DSA-87" if key_type is PqcKeyType.MLDSA else "LMS"
+    try:
+        pqc_verifier(public[1], key_type).verify(pqc_sig, digest)
+    except BadSignature as exc:
+        raise BadSignature(
+            f"the {who} {label} signer's signature does not verify ({exc.detail})"
+        ) from exc
     if key_type is PqcKeyType.LMS:
         if pqc_sig[:4] != b"\0\0\0\0":
             raise UnsupportedAlgorithm("LMS firmware signatures are single-level (Nspk = 0)")
         pqc_sig = pqc_sig[4:]
+    expected = MLDSA87_SIGNATURE_SIZE if key_type is PqcKeyType.MLDSA else None
+    if expected is not None and len(pqc_sig) != expected:
+        raise BadSignature(f"the {who} {label} signature is {len(pqc_sig)} bytes, not {expected}")
     return ecc_sig, pqc_sig
 
 
@@ -318,7 +348,12 @@ def sign_bundle(
         owner_pqc_public = pqc_key_bytes(owner_pqc.verifier(), key_type)
         _check_lms_set(owner_pqc, owner_pqc_public, key_type, limits, "owner ")
         owner_ecc_sig, owner_pqc_sig = _sign_pair(
-            digest, header_bytes, owner_ecc, owner_pqc, key_type
+            digest,
+            header_bytes,
+            (owner_ecc, owner_pqc),
+            (owner_ecc_public, owner_pqc_public),
+            key_type,
+            "owner",
         )
         signed_preamble = replace(
             signed_preamble,
@@ -329,7 +364,14 @@ def sign_bundle(
         )
     elif pre.has_owner:
         raise MalformedFirmware("the bundle names owner keys: pass owner_signers")
-    ecc_sig, pqc_sig = _sign_pair(digest, header_bytes, ecc_signer, pqc_signer, key_type)
+    ecc_sig, pqc_sig = _sign_pair(
+        digest,
+        header_bytes,
+        (ecc_signer, pqc_signer),
+        (pre.vendor_ecc_key, pre.vendor_pqc_key),
+        key_type,
+        "vendor",
+    )
     signed_preamble = replace(
         signed_preamble, vendor_ecc_signature=ecc_sig, vendor_pqc_signature=pqc_sig
     )
