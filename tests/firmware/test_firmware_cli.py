@@ -619,3 +619,42 @@ def test_publish_refuses_a_bundle_not_signed_with_the_product_keys(
         main(args[:at] + args[at + 2 :])
     assert info.value.code == 2
     assert "--vendor-key-hash" in capsys.readouterr().err
+
+
+def test_sign_refuses_a_rebuilt_bundle_whose_header_is_not_the_one_built(
+    files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Between build and sign, the unsigned bundle is rebuilt with another runtime: the vendor
+    public keys are public, so the TOC and its digests are consistent and the self-check
+    passes. ``build`` prints the header digest (what the signatures cover) and ``sign
+    --header-digest`` refuses any other header (exit 1) before a signature is made."""
+    unsigned = tmp_path / "u"
+    assert main(_build_args(files, unsigned)) == 0
+    built = [line for line in capsys.readouterr().out.splitlines() if line.startswith("header")]
+    assert built == [
+        f"header digest: {FirmwareBundle.parse(unsigned.read_bytes()).header_digest().hex()}"
+    ]
+    digest = built[0].split()[-1]
+    files["rt"].write_bytes(b"a runtime the vendor never built" * 64)
+    assert main(_build_args(files, unsigned)) == 0
+    capsys.readouterr()
+    sign = [
+        "firmware",
+        "sign",
+        str(unsigned),
+        "--ecc-key",
+        str(files["ecc1"]),
+        "--pqc-key",
+        str(files["pqc0"]),
+        "--header-digest",
+        digest,
+        "--out",
+        str(tmp_path / "x"),
+    ]
+    assert main(sign) == 1
+    err = capsys.readouterr().err
+    assert "ironroot: digest-mismatch: the header to sign is not the expected one" in err
+    assert not (tmp_path / "x").exists()
+    fresh = FirmwareBundle.parse(unsigned.read_bytes()).header_digest().hex()
+    assert main([*sign[:-4], "--header-digest", fresh, *sign[-2:]]) == 0
+    assert main([*sign[:-4], "--header-digest", "00", *sign[-2:]]) == 2

@@ -40,6 +40,7 @@ from ironroot.errors import (
     UnsupportedAlgorithm,
 )
 from ironroot.firmware import (
+    MAX_SVN,
     BundlePolicy,
     FirmwareBundle,
     FirmwareLimits,
@@ -520,6 +521,22 @@ def test_sign_bundle_refuses_an_inconsistent_bundle_before_spending_an_lms_key(
     with pytest.raises(DigestMismatch):
         vendor.sign(forged)
     assert vendor.pqc[0].remaining() == before  # type: ignore[attr-defined]
+
+
+def test_sign_bundle_refuses_a_header_other_than_the_one_named_before_spending_an_lms_key(
+    tmp_path: Path,
+) -> None:
+    vendor = lms_vendor(tmp_path, pqc_count=1)
+    built = vendor.build()
+    rebuilt = vendor.build(svn=MAX_SVN)  # consistent: only the header differs
+    before = vendor.pqc[0].remaining()  # type: ignore[attr-defined]
+    with pytest.raises(DigestMismatch, match="the header to sign is not the expected one"):
+        vendor.sign(rebuilt, header_digest=built.header_digest())
+    assert vendor.pqc[0].remaining() == before  # type: ignore[attr-defined]
+    with pytest.raises(ConfigError, match="48-byte SHA-384"):
+        vendor.sign(built, header_digest=b"short")
+    assert vendor.pqc[0].remaining() == before  # type: ignore[attr-defined]
+    _verify(vendor, vendor.sign(built, header_digest=built.header_digest()))
 
 
 class _DerSigner:

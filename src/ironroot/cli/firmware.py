@@ -4,7 +4,9 @@
   --vendor-pqc-key PUB... [--ecc-index I] [--pqc-index J] --pqc-type mldsa|lms
   --not-before ISO --not-after ISO --out UNSIGNED`` lays out an unsigned bundle;
 * ``sign UNSIGNED --ecc-key KEY --pqc-key KEY [--owner-ecc-key KEY --owner-pqc-key KEY]
-  --out BUNDLE`` signs it (an LMS key is its state file, which advances);
+  [--header-digest HEX] --out BUNDLE`` signs it (an LMS key is its state file, which
+  advances), refusing any header but the one ``build`` printed when ``--header-digest`` is
+  given;
 * ``verify BUNDLE --vendor-key-hash HEX [--min-svn N] [--revoked-ecc MASK] [--revoked-pqc
   MASK] [--owner-key-hash HEX] [--anti-rollback-disabled] [--at ISO] [--json]`` runs every
   check, prints each, and exits 1 with the reason when one fails;
@@ -84,6 +86,11 @@ def register(sub: Any) -> None:
     )
     sign.add_argument("--owner-ecc-key", type=Path, help="owner ECDSA P-384 key")
     sign.add_argument("--owner-pqc-key", type=Path, help="owner ML-DSA-87 key or LMS state")
+    sign.add_argument(
+        "--header-digest",
+        metavar="HEX",
+        help="the header digest build printed: any other header is refused, nothing signed",
+    )
     sign.add_argument("--out", required=True, type=Path, help="signed bundle to write")
     _lms_option(sign)
     sign.set_defaults(func=_sign)
@@ -192,6 +199,7 @@ def _build(args: argparse.Namespace) -> int:
     data = unsigned.encode()
     write_output(args.out, data)
     print(f"unsigned bundle: {args.out} ({len(data)} bytes, {len(unsigned.components)} components)")
+    print(f"header digest: {unsigned.header_digest().hex()}")
     return 0
 
 
@@ -214,6 +222,9 @@ def _refuse_output_over_keys(out: Path, keys: list[Path]) -> None:
 def _sign(args: argparse.Namespace) -> int:
     if (args.owner_ecc_key is None) != (args.owner_pqc_key is None):
         raise ConfigError("owner signing needs both --owner-ecc-key and --owner-pqc-key")
+    header_digest = (
+        None if args.header_digest is None else parse_hex(args.header_digest, "--header-digest")
+    )
     keys = [args.ecc_key, args.pqc_key, args.owner_ecc_key, args.owner_pqc_key]
     _refuse_output_over_keys(args.out, [k for k in keys if k is not None])
     check_output(args.out)  # before signing: a refused output spends no one-time key
@@ -226,6 +237,7 @@ def _sign(args: argparse.Namespace) -> int:
         load_signer(args.pqc_key),
         owner,
         limits=_limits(args),
+        header_digest=header_digest,
     )
     write_output(args.out, bundle)
     print(f"signed bundle: {args.out} ({len(bundle)} bytes)")

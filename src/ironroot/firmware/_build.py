@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Final
@@ -41,6 +42,7 @@ from ironroot.firmware._manifest import (
     DEFAULT_LIMITS,
     ECC_SIGNATURE_SIZE,
     FMC_ID,
+    HASH_SIZE,
     MANIFEST_VERSION,
     MAX_SVN,
     MLDSA87_SIGNATURE_SIZE,
@@ -312,8 +314,14 @@ def sign_bundle(
     owner_signers: tuple[Signer, Signer] | None = None,
     *,
     limits: FirmwareLimits = DEFAULT_LIMITS,
+    header_digest: bytes | None = None,
 ) -> bytes:
     """Sign the header with the vendor's ECC and PQC keys (and the owner's); return the bundle.
+
+    ``header_digest`` (SHA-384 of the header, as the build reported it) binds the signing to
+    that build: the bundle's own TOC and component digests are consistent in a bundle rebuilt
+    by anyone from other images (the vendor public keys are public), but its header is not
+    that one, and ``DigestMismatch`` is raised before anything is signed.
 
     The vendor signers must hold the active keys the manifest names (``KeyNotInDescriptor``
     otherwise). The bundle must be self-consistent: a TOC that does not match the header's TOC
@@ -325,6 +333,16 @@ def sign_bundle(
     spends one one-time key per call (its state file says which).
     """
     bundle = unsigned if isinstance(unsigned, FirmwareBundle) else UnsignedBundle.parse(unsigned)
+    if header_digest is not None:
+        if not isinstance(header_digest, bytes) or len(header_digest) != HASH_SIZE:
+            raise ConfigError("header_digest must be a 48-byte SHA-384 hash")
+        actual = bundle.header_digest()
+        if not hmac.compare_digest(actual, header_digest):
+            raise DigestMismatch(
+                f"the header to sign is not the expected one (SHA-384 {actual.hex()[:16]}…,"
+                f" expected {header_digest.hex()[:16]}…): the bundle was rebuilt or altered"
+                " after the build; nothing signed"
+            )
     _check_digests(bundle)
     manifest = bundle.manifest
     key_type = manifest.pqc_key_type
