@@ -470,6 +470,10 @@ def test_publish(
             "pkg:fw/acme",
             "--out-dir",
             str(out),
+            "--at",
+            AT,
+            "--vendor-key-hash",
+            _descriptor(files, capsys),
             "--json",
         ]
     )
@@ -484,3 +488,173 @@ def test_publish(
         keys = client.service_keys()
     ts = verify_transparent_statement(manifest_ts.read_bytes(), keys)
     assert ts.statement.payload.hex() == doc["manifest_digest"]
+
+
+def _publish_args(
+    files: dict[str, Path], signed: Path, url: str, out: Path, vendor_key_hash: str = ""
+) -> list[str]:
+    return [
+        "firmware",
+        "publish",
+        str(signed),
+        "--url",
+        url,
+        "--key",
+        str(files["ecc0"]),
+        "--iss",
+        "https://vendor.example",
+        "--sub",
+        "pkg:fw/acme",
+        "--out-dir",
+        str(out),
+        "--at",
+        AT,
+        "--vendor-key-hash",
+        vendor_key_hash or "00" * 48,
+    ]
+
+
+def _log_size(url: str) -> int:
+    with TransparencyClient(url) as client:
+        return int(client.checkpoint().decode().splitlines()[1])
+
+
+@pytest.mark.parametrize(
+    ("where", "message"),
+    [
+        ("out-dir-is-a-file", "is not a folder"),
+        ("statement-is-a-folder", "fw.manifest.ts: is a directory, not a file"),
+        ("corim-is-a-folder", "fw.corim.ts: is a directory, not a file"),
+    ],
+)
+def test_publish_refuses_an_unwritable_output_before_registering(
+    files: dict[str, Path],
+    signed: Path,
+    tmp_path: Path,
+    service_url: str,
+    capsys: pytest.CaptureFixture[str],
+    where: str,
+    message: str,
+) -> None:
+    """Before, both statements were registered (for good: a log never forgets) and only then
+    did writing them fail, with nothing saved: a retry registered them again."""
+    out = tmp_path / "release"
+    if where == "out-dir-is-a-file":
+        out.write_bytes(b"a file")
+    else:
+        (out / ("fw.manifest.ts" if where == "statement-is-a-folder" else "fw.corim.ts")).mkdir(
+            parents=True
+        )
+    args = _publish_args(files, signed, service_url, out, _descriptor(files, capsys))
+    before = _log_size(service_url)
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "ironroot: input-unavailable:" in err
+    assert message in err
+    assert _log_size(service_url) == before
+    assert not (out / "fw.manifest.ts").is_file()
+
+
+def test_publish_never_writes_a_statement_over_a_private_key(
+    files: dict[str, Path],
+    signed: Path,
+    tmp_path: Path,
+    service_url: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The outputs follow the command line's rules: a link named like a statement, to a key,
+    is refused (``config``, exit 2) before anything is registered, and the key is kept."""
+    out = tmp_path / "release"
+    out.mkdir()
+    (out / "fw.corim.ts").symlink_to(files["ecc0"])
+    key = files["ecc0"].read_bytes()
+    args = _publish_args(files, signed, service_url, out, _descriptor(files, capsys))
+    before = _log_size(service_url)
+    assert main(args) == 2
+    assert "holds a private key" in capsys.readouterr().err
+    assert files["ecc0"].read_bytes() == key
+    assert _log_size(service_url) == before
+
+
+def test_publish_refuses_an_expired_release(
+    files: dict[str, Path],
+    signed: Path,
+    tmp_path: Path,
+    service_url: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Publication verified the bundle at its own not-before: an expired release (which no
+    device installs) was registered as current. ``--at`` (default: now) decides."""
+    out = tmp_path / "release"
+    args = _publish_args(files, signed, service_url, out, _descriptor(files, capsys))
+    args[args.index("--at") + 1] = "2027-01-02T00:00:00Z"  # NA is 2027-01-01
+    before = _log_size(service_url)
+    assert main(args) == 1
+    assert "ironroot: manifest-expired: the manifest expired at 2027-01-01T00:00:00+00:00" in (
+        capsys.readouterr().err
+    )
+    assert _log_size(service_url) == before
+    assert not (out / "fw.manifest.ts").exists()
+
+
+def test_publish_refuses_a_bundle_not_signed_with_the_product_keys(
+    files: dict[str, Path],
+    signed: Path,
+    tmp_path: Path,
+    service_url: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``--vendor-key-hash`` (the product's fused hash) is required: publication checked the
+    bundle only against the keys it carries, so a bundle signed with anyone's firmware keys
+    was registered under the vendor's statement key."""
+    out = tmp_path / "release"
+    args = _publish_args(files, signed, service_url, out, "ab" * 48)
+    before = _log_size(service_url)
+    assert main(args) == 1
+    assert "ironroot: key-descriptor-mismatch:" in capsys.readouterr().err
+    assert _log_size(service_url) == before
+    assert not (out / "fw.manifest.ts").exists()
+    at = args.index("--vendor-key-hash")
+    with pytest.raises(SystemExit) as info:  # the option is required: a usage error
+        main(args[:at] + args[at + 2 :])
+    assert info.value.code == 2
+    assert "--vendor-key-hash" in capsys.readouterr().err
+
+
+def test_sign_refuses_a_rebuilt_bundle_whose_header_is_not_the_one_built(
+    files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Between build and sign, the unsigned bundle is rebuilt with another runtime: the vendor
+    public keys are public, so the TOC and its digests are consistent and the self-check
+    passes. ``build`` prints the header digest (what the signatures cover) and ``sign
+    --header-digest`` refuses any other header (exit 1) before a signature is made."""
+    unsigned = tmp_path / "u"
+    assert main(_build_args(files, unsigned)) == 0
+    built = [line for line in capsys.readouterr().out.splitlines() if line.startswith("header")]
+    assert built == [
+        f"header digest: {FirmwareBundle.parse(unsigned.read_bytes()).header_digest().hex()}"
+    ]
+    digest = built[0].split()[-1]
+    files["rt"].write_bytes(b"a runtime the vendor never built" * 64)
+    assert main(_build_args(files, unsigned)) == 0
+    capsys.readouterr()
+    sign = [
+        "firmware",
+        "sign",
+        str(unsigned),
+        "--ecc-key",
+        str(files["ecc1"]),
+        "--pqc-key",
+        str(files["pqc0"]),
+        "--header-digest",
+        digest,
+        "--out",
+        str(tmp_path / "x"),
+    ]
+    assert main(sign) == 1
+    err = capsys.readouterr().err
+    assert "ironroot: digest-mismatch: the header to sign is not the expected one" in err
+    assert not (tmp_path / "x").exists()
+    fresh = FirmwareBundle.parse(unsigned.read_bytes()).header_digest().hex()
+    assert main([*sign[:-4], "--header-digest", fresh, *sign[-2:]]) == 0
+    assert main([*sign[:-4], "--header-digest", "00", *sign[-2:]]) == 2

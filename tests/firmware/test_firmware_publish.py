@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from _fw_helpers import FMC, RUNTIME, Vendor, flip, mldsa_vendor
+from _fw_helpers import FMC, NOT_AFTER, NOT_BEFORE, NOW, RUNTIME, Vendor, flip, mldsa_vendor
 
 from ironroot.corim import Corim, Digest, Svn
 from ironroot.cose import SignedStatement, verify_transparent_statement
 from ironroot.crypto import Algorithm, PrivateKey
-from ironroot.errors import DigestMismatch
+from ironroot.errors import ConfigError, DigestMismatch, KeyDescriptorMismatch, ManifestExpired
 from ironroot.firmware import (
     MANIFEST_CONTENT_TYPE,
     FirmwareBundle,
@@ -145,3 +146,106 @@ def test_publish_refuses_a_broken_bundle(
     offset = entry.offset - 1  # last byte of the TOC: digest of the last component
     with pytest.raises(DigestMismatch):
         publish_bundle(flip(bundle, offset), service_client, statement_key, iss=ISS, sub=SUB)
+
+
+class _Refusing:
+    """A registrar that records what reaches it: a refused bundle must register nothing."""
+
+    def __init__(self) -> None:
+        self.registered: list[bytes] = []
+
+    def register(self, statement: bytes) -> object:
+        self.registered.append(statement)
+        raise AssertionError("nothing may be registered")
+
+
+def test_publish_refuses_a_manifest_whose_validity_has_ended(
+    vendor: Vendor, statement_key: PrivateKey
+) -> None:
+    """Publication verified at the manifest's own not-before, so a release that had expired
+    (which no device installs) was published as current."""
+    expired = vendor.sign(
+        vendor.build(not_before=NOW - dt.timedelta(days=90), not_after=NOW - dt.timedelta(days=1))
+    )
+    registrar = _Refusing()
+    with pytest.raises(ManifestExpired, match=r"the manifest expired at .* \(vendor\)"):
+        publish_bundle(expired, registrar, statement_key, iss=ISS, sub=SUB, now=NOW)
+    assert registrar.registered == []
+
+
+def test_publish_refuses_validity_windows_that_never_overlap(
+    vendor: Vendor, statement_key: PrivateKey
+) -> None:
+    never = vendor.sign(
+        vendor.build(
+            owner_not_before=NOT_AFTER + dt.timedelta(days=1),
+            owner_not_after=NOT_AFTER + dt.timedelta(days=2),
+        )
+    )
+    registrar = _Refusing()
+    with pytest.raises(ManifestExpired, match=r"the manifest expired at .* \(vendor\)"):
+        publish_bundle(never, registrar, statement_key, iss=ISS, sub=SUB)
+    assert registrar.registered == []
+
+
+@pytest.mark.parametrize("now", [None, NOW, NOT_BEFORE - dt.timedelta(days=7)])
+def test_publish_accepts_an_owner_window_that_opens_after_the_vendors(
+    vendor: Vendor,
+    statement_key: PrivateKey,
+    service_client: TransparencyClient,
+    now: dt.datetime | None,
+) -> None:
+    """Publication verified at the vendor not-before, before the owner window opened: a
+    bundle every device accepts from then on was refused (ManifestExpired) and could not be
+    published at all. A release published ahead of its dates is still published."""
+    later = vendor.sign(
+        vendor.build(owner_not_before=NOT_BEFORE + dt.timedelta(days=1), owner_not_after=NOT_AFTER)
+    )
+    published = publish_bundle(later, service_client, statement_key, iss=ISS, sub=SUB, now=now)
+    assert published.manifest_digest == FirmwareBundle.parse(later).manifest_digest()
+
+
+def test_publish_needs_an_aware_now(bundle: bytes, statement_key: PrivateKey) -> None:
+    with pytest.raises(ConfigError, match="now must be a timezone-aware datetime"):
+        publish_bundle(
+            bundle, _Refusing(), statement_key, iss=ISS, sub=SUB, now=NOW.replace(tzinfo=None)
+        )
+
+
+def test_publish_refuses_a_bundle_signed_with_other_firmware_keys(
+    vendor: Vendor, statement_key: PrivateKey
+) -> None:
+    """Publication checked a bundle only against the descriptors it carries itself: a bundle
+    signed with anyone's firmware keys (a build altered on its way to publication) was
+    registered under the vendor's statement key, with reference values for its images."""
+    impostor = mldsa_vendor()
+    foreign = impostor.sign(impostor.build())
+    registrar = _Refusing()
+    with pytest.raises(KeyDescriptorMismatch, match="not the fused value"):
+        publish_bundle(
+            foreign,
+            registrar,
+            statement_key,
+            iss=ISS,
+            sub=SUB,
+            vendor_key_descriptor_hash=vendor.descriptor_hash,
+        )
+    assert registrar.registered == []
+
+
+def test_publish_takes_the_product_key_descriptor_hash(
+    vendor: Vendor, bundle: bytes, statement_key: PrivateKey, service_client: TransparencyClient
+) -> None:
+    published = publish_bundle(
+        bundle,
+        service_client,
+        statement_key,
+        iss=ISS,
+        sub=SUB,
+        vendor_key_descriptor_hash=vendor.descriptor_hash,
+    )
+    assert published.manifest_digest == FirmwareBundle.parse(bundle).manifest_digest()
+    with pytest.raises(ConfigError, match="48-byte SHA-384"):
+        publish_bundle(
+            bundle, _Refusing(), statement_key, iss=ISS, sub=SUB, vendor_key_descriptor_hash=b"x"
+        )

@@ -14,7 +14,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hypothesis_budget import examples
-from ironroot.crypto import LMS_PARAMETER_SETS, Algorithm, LmsPrivateKey, PrivateKey
+from ironroot.crypto import (
+    LMS_PARAMETER_SETS,
+    Algorithm,
+    LmsPrivateKey,
+    PrivateKey,
+    PublicKey,
+    ecdsa_to_der,
+)
 from ironroot.errors import (
     BadSignature,
     ConfigError,
@@ -33,6 +40,7 @@ from ironroot.errors import (
     UnsupportedAlgorithm,
 )
 from ironroot.firmware import (
+    MAX_SVN,
     BundlePolicy,
     FirmwareBundle,
     FirmwareLimits,
@@ -285,6 +293,72 @@ def test_pqc_signature_from_another_bundle(vendor: Vendor, bundle: bytes) -> Non
     assert report.first_failure.name == "vendor-pqc-signature"
 
 
+_P384_N = int(
+    "ffffffffffffffffffffffffffffffffffffffffffffffffc7634d81f4372ddf581a0db248b0a77aecec196accc52973",
+    16,
+)
+
+
+def _high_s(data: bytes, field: str) -> bytes:
+    """``data`` with the ECDSA signature in ``field`` replaced by its other valid form
+    ``(r, n - s)``: anyone can compute it, without the key."""
+    span = _span(field)
+    s = int.from_bytes(data[span.start + 48 : span.stop], "big")
+    assert 0 < s <= _P384_N // 2  # the signer gave the canonical low-S form
+    return data[: span.start + 48] + (_P384_N - s).to_bytes(48, "big") + data[span.stop :]
+
+
+def test_high_s_vendor_ecdsa_signature_is_malformed(vendor: Vendor, bundle: bytes) -> None:
+    """(r, n - s) verifies as (r, s) does, so anyone on the update channel could give a signed
+    release a second manifest digest (what publication, SAFE reviews and fleet scans name)
+    without the vendor's key: both forms booted. Only the low-S form is a bundle now."""
+    malleated = _high_s(bundle, "preamble.vendor_ecc_signature")
+    with pytest.raises(MalformedFirmware, match="vendor ECDSA P-384 signature is not low-S"):
+        FirmwareBundle.parse(malleated)
+    with pytest.raises(MalformedFirmware, match="not low-S"):
+        _verify(vendor, malleated)
+    report = check_bundle(
+        malleated, BundlePolicy(now=NOW, vendor_key_descriptor_hash=vendor.descriptor_hash)
+    )
+    assert report.first_failure is not None
+    assert (report.first_failure.name, report.first_failure.code) == ("parse", "malformed-firmware")
+
+
+def test_high_s_owner_ecdsa_signature_is_malformed(
+    vendor: Vendor, owned: tuple[bytes, bytes]
+) -> None:
+    data, owner_hash = owned
+    malleated = _high_s(data, "preamble.owner_ecc_signature")
+    with pytest.raises(MalformedFirmware, match="owner ECDSA P-384 signature is not low-S"):
+        _verify(vendor, malleated, owner_key_hash=owner_hash)
+
+
+class _HighSSigner:
+    """An ES384 signer that gives the high-S form of each signature (as an HSM may)."""
+
+    def __init__(self, key: PrivateKey) -> None:
+        self._key = key
+        self.algorithm = key.algorithm
+        self.kid = key.kid
+
+    def sign(self, data: bytes) -> bytes:
+        signature = self._key.sign(data)
+        s = int.from_bytes(signature[48:], "big")
+        return signature[:48] + (_P384_N - s).to_bytes(48, "big")
+
+    def verifier(self) -> PublicKey:
+        return self._key.public_key
+
+
+def test_sign_bundle_stores_the_low_s_form_of_a_high_s_signer(vendor: Vendor) -> None:
+    signed = sign_bundle(
+        vendor.build(), _HighSSigner(vendor.ecc[vendor.ecc_index]), vendor.pqc[vendor.pqc_index]
+    )
+    span = _span("preamble.vendor_ecc_signature")
+    assert int.from_bytes(signed[span.start + 48 : span.stop], "big") <= _P384_N // 2
+    _verify(vendor, signed)
+
+
 def test_lms_signature_bit_flip(tmp_path: Path) -> None:
     vendor = lms_vendor(tmp_path)
     bundle = vendor.sign(vendor.build())
@@ -449,6 +523,74 @@ def test_sign_bundle_refuses_an_inconsistent_bundle_before_spending_an_lms_key(
     assert vendor.pqc[0].remaining() == before  # type: ignore[attr-defined]
 
 
+def test_sign_bundle_refuses_a_header_other_than_the_one_named_before_spending_an_lms_key(
+    tmp_path: Path,
+) -> None:
+    vendor = lms_vendor(tmp_path, pqc_count=1)
+    built = vendor.build()
+    rebuilt = vendor.build(svn=MAX_SVN)  # consistent: only the header differs
+    before = vendor.pqc[0].remaining()  # type: ignore[attr-defined]
+    with pytest.raises(DigestMismatch, match="the header to sign is not the expected one"):
+        vendor.sign(rebuilt, header_digest=built.header_digest())
+    assert vendor.pqc[0].remaining() == before  # type: ignore[attr-defined]
+    with pytest.raises(ConfigError, match="48-byte SHA-384"):
+        vendor.sign(built, header_digest=b"short")
+    assert vendor.pqc[0].remaining() == before  # type: ignore[attr-defined]
+    _verify(vendor, vendor.sign(built, header_digest=built.header_digest()))
+
+
+class _DerSigner:
+    """An ES384 signer that breaks the Signer contract: DER instead of ``r ‖ s``."""
+
+    def __init__(self, key: PrivateKey) -> None:
+        self._key = key
+        self.algorithm = key.algorithm
+        self.kid = key.kid
+
+    def sign(self, data: bytes) -> bytes:
+        return ecdsa_to_der(Algorithm.ES384, self._key.sign(data))
+
+    def verifier(self) -> PublicKey:
+        return self._key.public_key
+
+
+def test_sign_bundle_refuses_an_ecc_signature_that_does_not_verify_before_the_lms_one(
+    tmp_path: Path,
+) -> None:
+    """A signer's ECDSA signature was packed into the 96-byte slot unchecked: a longer one
+    (DER) was cut short, the LMS key spent a one-time key, and the bundle written was one no
+    device accepts."""
+    vendor = lms_vendor(tmp_path, pqc_count=1)
+    before = vendor.pqc[0].remaining()  # type: ignore[attr-defined]
+    with pytest.raises(BadSignature, match="the vendor ECDSA P-384 signer's signature does not"):
+        sign_bundle(vendor.build(), _DerSigner(vendor.ecc[0]), vendor.pqc[0], limits=vendor.limits)
+    assert vendor.pqc[0].remaining() == before  # type: ignore[attr-defined]
+
+
+class _WrongKeySigner:
+    """A PQC signer that signs with another key than the one it names."""
+
+    def __init__(self, named: PrivateKey, signing: PrivateKey) -> None:
+        self._named, self._signing = named, signing
+        self.algorithm = named.algorithm
+        self.kid = named.kid
+
+    def sign(self, data: bytes) -> bytes:
+        return self._signing.sign(data)
+
+    def verifier(self) -> PublicKey:
+        return self._named.public_key
+
+
+def test_sign_bundle_refuses_a_pqc_signature_that_does_not_verify(vendor: Vendor) -> None:
+    signer = _WrongKeySigner(
+        vendor.pqc[vendor.pqc_index],  # type: ignore[arg-type]
+        PrivateKey.generate(Algorithm.ML_DSA_87),
+    )
+    with pytest.raises(BadSignature, match="the vendor ML-DSA-87 signer's signature does not"):
+        sign_bundle(vendor.build(), vendor.ecc[vendor.ecc_index], signer)
+
+
 @pytest.mark.parametrize(
     ("name", "detail"),
     [
@@ -606,6 +748,30 @@ def test_bad_arguments_are_config_errors(
                 **{"now": NOW, "vendor_key_descriptor_hash": vendor.descriptor_hash, **kw}
             ),
         )  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("kw", "message"),
+    [
+        ({"anti_rollback_disabled": "false"}, "anti_rollback_disabled must be True or False"),
+        ({"anti_rollback_disabled": 1}, "anti_rollback_disabled must be True or False"),
+        ({"anti_rollback_disabled": None}, "anti_rollback_disabled must be True or False"),
+        ({"limits": None}, "limits must be a FirmwareLimits"),
+        (
+            {"vendor_key_descriptor_hash": None, "allowed_vendor_key_hashes": 5},
+            "allowed_vendor_key_hashes must be a collection of 48-byte SHA-384 hashes",
+        ),
+    ],
+)
+def test_policy_values_are_not_coerced(
+    vendor: Vendor, bundle: bytes, kw: dict[str, object], message: str
+) -> None:
+    """``anti_rollback_disabled`` was coerced with ``bool()``: a policy read from text with
+    ``"false"`` (or any non-empty value) switched the SVN check off and a rollback verified.
+    A policy whose limits or allow-list are of the wrong type failed later, with a
+    ``TypeError`` or ``AttributeError`` out of verification."""
+    with pytest.raises(ConfigError, match=message):
+        _verify(vendor, bundle, min_svn=6, **kw)
 
 
 # --- the report --------------------------------------------------------------------------------

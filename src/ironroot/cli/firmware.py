@@ -4,13 +4,16 @@
   --vendor-pqc-key PUB... [--ecc-index I] [--pqc-index J] --pqc-type mldsa|lms
   --not-before ISO --not-after ISO --out UNSIGNED`` lays out an unsigned bundle;
 * ``sign UNSIGNED --ecc-key KEY --pqc-key KEY [--owner-ecc-key KEY --owner-pqc-key KEY]
-  --out BUNDLE`` signs it (an LMS key is its state file, which advances);
+  [--header-digest HEX] --out BUNDLE`` signs it (an LMS key is its state file, which
+  advances), refusing any header but the one ``build`` printed when ``--header-digest`` is
+  given;
 * ``verify BUNDLE --vendor-key-hash HEX [--min-svn N] [--revoked-ecc MASK] [--revoked-pqc
   MASK] [--owner-key-hash HEX] [--anti-rollback-disabled] [--at ISO] [--json]`` runs every
   check, prints each, and exits 1 with the reason when one fails;
 * ``inspect BUNDLE [--json]`` prints the manifest;
 * ``key-descriptor --ecc PUB... --pqc PUB... [--pqc-type T]`` prints the hash to fuse;
-* ``publish BUNDLE --url URL --key KEY --iss ISS --sub PRODUCT [--token T] --out-dir DIR``
+* ``publish BUNDLE --url URL --key KEY --iss ISS --sub PRODUCT --vendor-key-hash HEX
+  [--token T] [--at ISO] --out-dir DIR`` checks the bundle is signed with the product's keys,
   registers the manifest and reference-value statements and writes
   ``<name>.manifest.ts`` and ``<name>.corim.ts`` into DIR (``<name>`` is the bundle's file
   name without a ``.bin``, ``.bundle``, ``.fw`` or ``.img`` suffix).
@@ -36,7 +39,7 @@ from ironroot.cli._output import check_output, write_output
 from ironroot.cli._serving import add_client_options, add_url_options, client_tls, token, url
 from ironroot.cli._time import now_or, parse_instant
 from ironroot.crypto import Algorithm, LmsPublicKey, Signer, Verifier, load_signer, load_verifier
-from ironroot.errors import ConfigError, MalformedInput
+from ironroot.errors import ConfigError, InputUnavailable, MalformedInput
 
 __all__ = ["register"]
 
@@ -83,6 +86,11 @@ def register(sub: Any) -> None:
     )
     sign.add_argument("--owner-ecc-key", type=Path, help="owner ECDSA P-384 key")
     sign.add_argument("--owner-pqc-key", type=Path, help="owner ML-DSA-87 key or LMS state")
+    sign.add_argument(
+        "--header-digest",
+        metavar="HEX",
+        help="the header digest build printed: any other header is refused, nothing signed",
+    )
     sign.add_argument("--out", required=True, type=Path, help="signed bundle to write")
     _lms_option(sign)
     sign.set_defaults(func=_sign)
@@ -121,6 +129,12 @@ def register(sub: Any) -> None:
     pub.add_argument("--vendor", help="CoRIM vendor name (default: --iss)")
     pub.add_argument("--model", help="CoRIM model name (default: --sub)")
     pub.add_argument("--out-dir", required=True, type=Path)
+    pub.add_argument("--at", help="publication time (ISO 8601; default now)")
+    pub.add_argument(
+        "--vendor-key-hash",
+        required=True,
+        help="the product's fused key descriptor hash (hex), which the bundle's must be",
+    )
     pub.add_argument("--json", action="store_true")
     _lms_option(pub)
     add_client_options(pub)
@@ -185,6 +199,7 @@ def _build(args: argparse.Namespace) -> int:
     data = unsigned.encode()
     write_output(args.out, data)
     print(f"unsigned bundle: {args.out} ({len(data)} bytes, {len(unsigned.components)} components)")
+    print(f"header digest: {unsigned.header_digest().hex()}")
     return 0
 
 
@@ -207,6 +222,9 @@ def _refuse_output_over_keys(out: Path, keys: list[Path]) -> None:
 def _sign(args: argparse.Namespace) -> int:
     if (args.owner_ecc_key is None) != (args.owner_pqc_key is None):
         raise ConfigError("owner signing needs both --owner-ecc-key and --owner-pqc-key")
+    header_digest = (
+        None if args.header_digest is None else parse_hex(args.header_digest, "--header-digest")
+    )
     keys = [args.ecc_key, args.pqc_key, args.owner_ecc_key, args.owner_pqc_key]
     _refuse_output_over_keys(args.out, [k for k in keys if k is not None])
     check_output(args.out)  # before signing: a refused output spends no one-time key
@@ -219,6 +237,7 @@ def _sign(args: argparse.Namespace) -> int:
         load_signer(args.pqc_key),
         owner,
         limits=_limits(args),
+        header_digest=header_digest,
     )
     write_output(args.out, bundle)
     print(f"signed bundle: {args.out} ({len(bundle)} bytes)")
@@ -357,11 +376,32 @@ def _key_descriptor(args: argparse.Namespace) -> int:
     return 0
 
 
+def _out_dir(out_dir: Path, name: str) -> tuple[Path, Path]:
+    """``<name>.manifest.ts`` and ``<name>.corim.ts`` in ``out_dir`` (made if missing), each
+    checked as an output (:func:`check_output`)."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as exc:
+        raise InputUnavailable(f"--out-dir {out_dir}: is not a folder") from exc
+    paths = (out_dir / f"{name}.manifest.ts", out_dir / f"{name}.corim.ts")
+    for path in paths:
+        check_output(path)
+    return paths
+
+
 def _publish(args: argparse.Namespace) -> int:
     from ironroot.transparency import TransparencyClient  # the CLI is the outer shell
 
+    now = now_or(args.at)
+    vendor_key_hash = parse_hex(args.vendor_key_hash, "--vendor-key-hash")
     bundle = read_input(args.bundle)
     signer = load_signer(args.key)
+    name = args.bundle.name
+    for suffix in _BUNDLE_SUFFIXES:
+        name = name.removesuffix(suffix)
+    # Both outputs are checked before anything is registered: a log never forgets an entry,
+    # and a retry after a failed write would register the statements a second time.
+    manifest_path, corim_path = _out_dir(args.out_dir, name)
     with TransparencyClient(url(args), token=token(args), verify=client_tls(args)) as client:
         published = firmware.publish_bundle(
             bundle,
@@ -372,11 +412,11 @@ def _publish(args: argparse.Namespace) -> int:
             vendor=args.vendor,
             model=args.model,
             limits=_limits(args),
+            now=now,
+            vendor_key_descriptor_hash=vendor_key_hash,
         )
-    name = args.bundle.name
-    for suffix in _BUNDLE_SUFFIXES:
-        name = name.removesuffix(suffix)
-    manifest_path, corim_path = firmware.write_published(published, args.out_dir, name)
+    write_output(manifest_path, published.manifest_statement)
+    write_output(corim_path, published.corim_statement)
     doc = {
         "manifest_digest": published.manifest_digest.hex(),
         "manifest_entry_id": published.manifest_entry_id,

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Final
 
-from ironroot.crypto import Algorithm, LmsPublicKey, Signer, Verifier
+from ironroot.crypto import Algorithm, LmsPublicKey, Signer, Verifier, ecdsa_low_s
 from ironroot.errors import (
+    BadSignature,
     ConfigError,
     DigestMismatch,
     KeyNotInDescriptor,
@@ -28,17 +30,22 @@ from ironroot.errors import (
 )
 from ironroot.firmware._keys import (
     ecc_key_bytes,
+    ecc_verifier,
     key_hash,
     lms_parameter_set_name,
     make_descriptors,
     pqc_key_bytes,
+    pqc_verifier,
 )
 from ironroot.firmware._manifest import (
     _KNOWN_FLAGS,
     DEFAULT_LIMITS,
+    ECC_SIGNATURE_SIZE,
     FMC_ID,
+    HASH_SIZE,
     MANIFEST_VERSION,
     MAX_SVN,
+    MLDSA87_SIGNATURE_SIZE,
     REVISION_SIZE,
     RUNTIME_ID,
     TOC_ENTRY_SIZE,
@@ -223,16 +230,43 @@ def _pqc_algorithm(key_type: PqcKeyType) -> Algorithm:
 def _sign_pair(
     digest: bytes,
     header_bytes: bytes,
-    ecc: Signer,
-    pqc: Signer,
+    signers: tuple[Signer, Signer],
+    public: tuple[bytes, bytes],
     key_type: PqcKeyType,
+    who: str,
 ) -> tuple[bytes, bytes]:
-    ecc_sig = ecc.sign(header_bytes)  # ECDSA-with-SHA-384 over the header = over its digest
+    """The ECC and PQC signatures of the header, each verified under the stored public key
+    before it is kept: a signer that breaks its contract (DER, another key, a signature cut
+    short by the slot) is ``BadSignature``, the ECC one before any LMS one-time key is spent,
+    rather than a bundle no device accepts."""
+    ecc, pqc = signers
+    # ECDSA-with-SHA-384 over the header = over its digest; stored in the low-S form, the
+    # only one a bundle accepts (a signer such as an HSM may give either)
+    ecc_sig = ecdsa_low_s(Algorithm.ES384, ecc.sign(header_bytes))
+    try:
+        if len(ecc_sig) != ECC_SIGNATURE_SIZE:
+            raise BadSignature(f"{len(ecc_sig)} bytes, not {ECC_SIGNATURE_SIZE}")
+        ecc_verifier(public[0]).verify(ecc_sig, header_bytes)
+    except BadSignature as exc:
+        raise BadSignature(
+            f"the {who} ECDSA P-384 signer's signature does not verify ({exc.detail}):"
+            " nothing more is signed"
+        ) from exc
     pqc_sig = pqc.sign(digest)
+    label = "ML-DSA-87" if key_type is PqcKeyType.MLDSA else "LMS"
+    try:
+        pqc_verifier(public[1], key_type).verify(pqc_sig, digest)
+    except BadSignature as exc:
+        raise BadSignature(
+            f"the {who} {label} signer's signature does not verify ({exc.detail})"
+        ) from exc
     if key_type is PqcKeyType.LMS:
         if pqc_sig[:4] != b"\0\0\0\0":
             raise UnsupportedAlgorithm("LMS firmware signatures are single-level (Nspk = 0)")
         pqc_sig = pqc_sig[4:]
+    expected = MLDSA87_SIGNATURE_SIZE if key_type is PqcKeyType.MLDSA else None
+    if expected is not None and len(pqc_sig) != expected:
+        raise BadSignature(f"the {who} {label} signature is {len(pqc_sig)} bytes, not {expected}")
     return ecc_sig, pqc_sig
 
 
@@ -280,8 +314,14 @@ def sign_bundle(
     owner_signers: tuple[Signer, Signer] | None = None,
     *,
     limits: FirmwareLimits = DEFAULT_LIMITS,
+    header_digest: bytes | None = None,
 ) -> bytes:
     """Sign the header with the vendor's ECC and PQC keys (and the owner's); return the bundle.
+
+    ``header_digest`` (SHA-384 of the header, as the build reported it) binds the signing to
+    that build: the bundle's own TOC and component digests are consistent in a bundle rebuilt
+    by anyone from other images (the vendor public keys are public), but its header is not
+    that one, and ``DigestMismatch`` is raised before anything is signed.
 
     The vendor signers must hold the active keys the manifest names (``KeyNotInDescriptor``
     otherwise). The bundle must be self-consistent: a TOC that does not match the header's TOC
@@ -293,6 +333,16 @@ def sign_bundle(
     spends one one-time key per call (its state file says which).
     """
     bundle = unsigned if isinstance(unsigned, FirmwareBundle) else UnsignedBundle.parse(unsigned)
+    if header_digest is not None:
+        if not isinstance(header_digest, bytes) or len(header_digest) != HASH_SIZE:
+            raise ConfigError("header_digest must be a 48-byte SHA-384 hash")
+        actual = bundle.header_digest()
+        if not hmac.compare_digest(actual, header_digest):
+            raise DigestMismatch(
+                f"the header to sign is not the expected one (SHA-384 {actual.hex()[:16]}…,"
+                f" expected {header_digest.hex()[:16]}…): the bundle was rebuilt or altered"
+                " after the build; nothing signed"
+            )
     _check_digests(bundle)
     manifest = bundle.manifest
     key_type = manifest.pqc_key_type
@@ -316,7 +366,12 @@ def sign_bundle(
         owner_pqc_public = pqc_key_bytes(owner_pqc.verifier(), key_type)
         _check_lms_set(owner_pqc, owner_pqc_public, key_type, limits, "owner ")
         owner_ecc_sig, owner_pqc_sig = _sign_pair(
-            digest, header_bytes, owner_ecc, owner_pqc, key_type
+            digest,
+            header_bytes,
+            (owner_ecc, owner_pqc),
+            (owner_ecc_public, owner_pqc_public),
+            key_type,
+            "owner",
         )
         signed_preamble = replace(
             signed_preamble,
@@ -327,7 +382,14 @@ def sign_bundle(
         )
     elif pre.has_owner:
         raise MalformedFirmware("the bundle names owner keys: pass owner_signers")
-    ecc_sig, pqc_sig = _sign_pair(digest, header_bytes, ecc_signer, pqc_signer, key_type)
+    ecc_sig, pqc_sig = _sign_pair(
+        digest,
+        header_bytes,
+        (ecc_signer, pqc_signer),
+        (pre.vendor_ecc_key, pre.vendor_pqc_key),
+        key_type,
+        "vendor",
+    )
     signed_preamble = replace(
         signed_preamble, vendor_ecc_signature=ecc_sig, vendor_pqc_signature=pqc_sig
     )

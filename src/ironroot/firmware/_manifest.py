@@ -32,7 +32,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
-from ironroot.crypto import LMS_PARAMETER_SETS
+from ironroot.crypto import LMS_PARAMETER_SETS, Algorithm, ecdsa_low_s
 from ironroot.errors import ConfigError, LimitExceeded, MalformedFirmware
 
 __all__ = [
@@ -426,8 +426,15 @@ def _pqc_signature(slot: bytes, key: bytes, key_type: PqcKeyType, what: str) -> 
     return slot[:size]
 
 
-def _ecc_signature(slot: bytes) -> bytes:
-    return b"" if _is_zero(slot) else slot
+def _ecc_signature(slot: bytes, who: str) -> bytes:
+    """The signature, or ``b""`` when the slot is all zero. ``(r, n - s)`` verifies wherever
+    ``(r, s)`` does, and anyone can compute it: only the low-S form is accepted, so a signed
+    manifest has one encoding and one digest (what publication and the logs name)."""
+    if _is_zero(slot):
+        return b""
+    if ecdsa_low_s(Algorithm.ES384, slot) != slot:
+        raise MalformedFirmware(f"{who} ECDSA P-384 signature is not low-S (s > n/2)")
+    return slot
 
 
 def _decode_preamble(data: bytes, key_type: PqcKeyType) -> Preamble:
@@ -475,11 +482,11 @@ def _decode_preamble(data: bytes, key_type: PqcKeyType) -> Preamble:
         vendor_ecc_key=ecc_key,
         vendor_pqc_key_index=pqc_index,
         vendor_pqc_key=vendor_pqc,
-        vendor_ecc_signature=_ecc_signature(ecc_sig),
+        vendor_ecc_signature=_ecc_signature(ecc_sig, "vendor"),
         vendor_pqc_signature=_pqc_signature(pqc_sig_slot, vendor_pqc, key_type, "vendor"),
         owner_ecc_key=b"" if not has_owner else owner_ecc,
         owner_pqc_key=owner_pqc,
-        owner_ecc_signature=_ecc_signature(owner_ecc_sig) if has_owner else b"",
+        owner_ecc_signature=_ecc_signature(owner_ecc_sig, "owner") if has_owner else b"",
         owner_pqc_signature=owner_pqc_sig,
     )
 

@@ -12,6 +12,7 @@ The client is typed structurally, so this package does not import the transparen
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Protocol
 
 from ironroot._fileio import write_atomic
 from ironroot.crypto import Signer
+from ironroot.errors import ConfigError
 from ironroot.firmware._manifest import DEFAULT_LIMITS, FirmwareBundle, FirmwareLimits
 from ironroot.firmware._reference import manifest_statement, reference_statement
 from ironroot.firmware._verify import BundlePolicy, verify_bundle
@@ -59,15 +61,35 @@ def publish_bundle(
     vendor: str | None = None,
     model: str | None = None,
     limits: FirmwareLimits = DEFAULT_LIMITS,
+    now: dt.datetime | None = None,
+    vendor_key_descriptor_hash: bytes | None = None,
 ) -> PublishedFirmware:
-    """Self-check ``bundle``, then register its manifest and reference-value statements."""
+    """Self-check ``bundle``, then register its manifest and reference-value statements.
+
+    ``vendor_key_descriptor_hash`` is the product's fused hash: a bundle whose key
+    descriptors are not the product's is ``KeyDescriptorMismatch`` and nothing is registered.
+    Without it the bundle is checked against the descriptors it carries, which proves only
+    that it is self-consistent, not that the product's firmware keys signed it.
+
+    The bundle is verified at the first instant a device accepts it (the later of the vendor
+    and owner not-before), or at ``now`` if that is later: a release may be published ahead
+    of its dates, but not once its validity has ended at ``now``, nor when its vendor and
+    owner windows never overlap (``ManifestExpired``; nothing is registered).
+    """
+    if now is not None and (not isinstance(now, dt.datetime) or now.tzinfo is None):
+        raise ConfigError("now must be a timezone-aware datetime")
     parsed = FirmwareBundle.parse(bundle, limits)
-    own_descriptor = hashlib.sha384(parsed.manifest.preamble.descriptors_bytes()).digest()
+    if vendor_key_descriptor_hash is None:
+        vendor_key_descriptor_hash = hashlib.sha384(
+            parsed.manifest.preamble.descriptors_bytes()
+        ).digest()
+    header = parsed.manifest.header
+    opens = max(header.not_before, header.owner_not_before or header.not_before)
     verify_bundle(
         bundle,
         BundlePolicy(
-            now=parsed.manifest.header.not_before,
-            vendor_key_descriptor_hash=own_descriptor,
+            now=opens if now is None or now < opens else now,
+            vendor_key_descriptor_hash=vendor_key_descriptor_hash,
             limits=limits,
         ),
     )

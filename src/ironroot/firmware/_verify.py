@@ -245,10 +245,12 @@ class BundlePolicy:
         if self.vendor_key_descriptor_hash is not None:
             hashes = frozenset({_hash_arg(self.vendor_key_descriptor_hash, "the vendor key hash")})
         else:
-            assert self.allowed_vendor_key_hashes is not None
-            hashes = frozenset(
-                _hash_arg(h, "an allowed vendor key hash") for h in self.allowed_vendor_key_hashes
-            )
+            allowed = self.allowed_vendor_key_hashes
+            if isinstance(allowed, bytes | str) or not isinstance(allowed, Collection):
+                raise ConfigError(
+                    "allowed_vendor_key_hashes must be a collection of 48-byte SHA-384 hashes"
+                )
+            hashes = frozenset(_hash_arg(h, "an allowed vendor key hash") for h in allowed)
             if not hashes:
                 raise ConfigError("an empty list of allowed vendor key hashes accepts nothing")
             object.__setattr__(self, "allowed_vendor_key_hashes", hashes)
@@ -267,7 +269,10 @@ class BundlePolicy:
             _hash_arg(self.owner_key_hash, "the owner key hash")
         if self.expired_manifest not in EXPIRED_MANIFEST_MODES:
             raise ConfigError('expired_manifest is "refuse" or "report"')
-        object.__setattr__(self, "anti_rollback_disabled", bool(self.anti_rollback_disabled))
+        if not isinstance(self.anti_rollback_disabled, bool):  # "false" is true to bool()
+            raise ConfigError("anti_rollback_disabled must be True or False")
+        if not isinstance(self.limits, FirmwareLimits):
+            raise ConfigError("limits must be a FirmwareLimits")
         object.__setattr__(self, "descriptor_hashes", hashes)
 
 
