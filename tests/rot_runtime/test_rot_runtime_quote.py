@@ -351,6 +351,26 @@ def test_an_event_moved_to_another_pcr_is_refused(booted: Device, vendor_ca: Ven
         _verify(_resign(booted, quote, change), vendor_ca)
 
 
+def test_an_fwid_event_recorded_twice_is_refused(booted: Device, vendor_ca: VendorCA) -> None:
+    # A later stage appends a second fmc-digest naming other code, the PCRs recomputed so that
+    # the log replays: the verifier reads one value per event, so two are refused, whichever
+    # one the FWIDs name.
+    quote = booted.quote(NONCE)
+    state = booted.boot_state
+    assert state is not None
+    genuine = next(e for e in state.log if e.name == "fmc-digest")
+    for log in (
+        [*state.log, PcrEvent(genuine.pcr, "fmc-digest", bytes(48))],
+        [PcrEvent(genuine.pcr, "fmc-digest", bytes(48)), *state.log],
+    ):
+        pcrs = [bytes(48)] * 3
+        for e in log:
+            pcrs[e.pcr] = hashlib.sha384(pcrs[e.pcr] + e.data).digest()
+        change = {"pcr-log": [[e.pcr, e.name, e.data] for e in log], "pcrs": pcrs}
+        with pytest.raises(VerificationFailed, match="records fmc-digest in PCR 0 twice"):
+            _verify(_resign(booted, quote, change), vendor_ca)
+
+
 @pytest.mark.parametrize("alg", ["es384", "ml-dsa-87"])
 def test_swapped_layers_are_refused(booted: Device, vendor_ca: VendorCA, alg: str) -> None:
     parts = _parts(booted.quote(NONCE))

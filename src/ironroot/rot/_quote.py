@@ -404,6 +404,14 @@ def _check_device_status(
         raise VerificationFailed("the device-status event differs from the certified device state")
 
 
+_FWID_EVENTS: Final = (
+    (PCR_ROM, "fmc-digest"),
+    (PCR_FMC, "runtime-digest"),
+    (PCR_FMC, "header-digest"),
+)
+"""The PCR log events the quote's FWIDs are compared with: each recorded at most once."""
+
+
 def verify_quote(
     quote: bytes,
     *,
@@ -456,6 +464,11 @@ def verify_quote(
         raise MalformedInput("quote claim fwids must have fmc, runtime, header and manifest")
     fmc, runtime, header, manifest = (_bytes(fwids[k], k, 48) for k in names)
     logged = {(e.pcr, e.name): e.data for e in log}
+    for key in _FWID_EVENTS:
+        if sum(1 for e in log if (e.pcr, e.name) == key) > 1:
+            # the verifier reads one value per event; a second would let a later stage name
+            # the code an earlier one measured (a reader taking the first sees another value)
+            raise VerificationFailed(f"the PCR log records {key[1]} in PCR {key[0]} twice")
     if (
         logged.get((PCR_ROM, "fmc-digest")) != fmc
         or logged.get((PCR_FMC, "runtime-digest")) != runtime

@@ -275,6 +275,13 @@ def _check_claims(payload: bytes, nonce: bytes, known: QuoteClaims) -> dict[str,
     if not all(isinstance(fwids[n], bytes) and len(fwids[n]) == 48 for n in names):
         raise _Miss
     logged = {(e[0], e[1]): e[2] for e in log}
+    fwid_events = (
+        (_PCR_ROM, "fmc-digest"),
+        (_PCR_FMC, "runtime-digest"),
+        (_PCR_FMC, "header-digest"),
+    )
+    if sum(1 for e in log if (e[0], e[1]) in fwid_events) > len(fwid_events):
+        raise _Miss  # an FWID event recorded twice: the full check says which
     if (
         logged.get((_PCR_ROM, "fmc-digest")) != fwids["fmc"]
         or logged.get((_PCR_FMC, "runtime-digest")) != fwids["runtime"]
