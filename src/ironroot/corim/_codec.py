@@ -49,8 +49,17 @@ def is_int(value: object) -> TypeGuard[int]:
 
 
 def as_map(value: object, what: str) -> Mapping[object, object]:
+    """A map whose keys are integers or text, as every CoRIM, CoMID and COSE map is keyed.
+
+    Any other key is refused, not only for conformance: a decoded map is a Python dict, where
+    ``false == 0``, ``true == 1``, ``1.0 == 1`` and cbor2's simple value 1 equals 1, so a map
+    keyed by one of them would be read as if keyed by the integer, though every other
+    implementation sees another key."""
     if not isinstance(value, Mapping):
         raise MalformedCorim(f"{what} must be a map")
+    for key in value:
+        if not (is_int(key) or isinstance(key, str)):
+            raise MalformedCorim(f"{what} key {key!r} is not an integer or text")
     return value
 
 

@@ -1,0 +1,187 @@
+"""CoRIMs written by a hostile vendor or changed on the way: inputs another CoRIM implementation
+reads differently, values the CDDL forbids, and each refused with the exact typed error."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterator, Mapping
+
+import cbor2
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hypothesis_budget import examples
+from ironroot.corim import (
+    CORIM_CONTENT_TYPE,
+    ClassMap,
+    Comid,
+    Corim,
+    Digest,
+    Entity,
+    Environment,
+    Flags,
+    Measurement,
+    MeasurementValues,
+    SignedCorim,
+    Svn,
+    Tagged,
+    TagIdentity,
+    Triple,
+    Triples,
+    Validity,
+)
+from ironroot.cose import decode_cbor, encode_cbor, sign1
+from ironroot.crypto import Algorithm, PrivateKey
+from ironroot.errors import MalformedCorim
+
+
+def exactly(message: str) -> str:
+    """A ``match=`` pattern for exactly this error message."""
+    return f"^{re.escape(message)}$"
+
+
+def _comid() -> Comid:
+    return Comid(
+        tag_identity=TagIdentity("fw-tag", 1),
+        entities=(Entity("Vendor", (0,), "https://vendor.example"),),
+        triples=Triples(
+            reference=(
+                Triple(
+                    Environment(ClassMap(Tagged(37, b"\x22" * 16), "vendor", "model", 0, 0)),
+                    (
+                        Measurement(
+                            MeasurementValues(
+                                svn=Svn(4),
+                                digests=(Digest(7, hashlib.sha384(b"fmc").digest()),),
+                                flags=Flags(is_debug=False),
+                            ),
+                            mkey="fmc",
+                        ),
+                    ),
+                ),
+            ),
+        ),
+    )
+
+
+def _corim() -> Corim:
+    return Corim(
+        id="fw-1",
+        tags=(_comid(),),
+        rim_validity=Validity(not_after=2_000_000_000, not_before=1_700_000_000),
+        entities=(Entity("Vendor", (1,)),),
+    )
+
+
+# --- map keys: only integers and text ------------------------------------------------------
+
+# A decoded CBOR map is a Python dict, where false == 0, true == 1, 1.0 == 1 and cbor2's simple
+# value 1 == 1: a map keyed by any of them would be read as if keyed by the integer, though
+# every other CoRIM implementation sees a different key (or an extension).
+_Path = tuple[object, ...]
+
+
+def _int_keys(value: object, path: _Path = ()) -> Iterator[tuple[_Path, int]]:
+    """Every integer map key of a built CoRIM, inside its CoMID byte strings too."""
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if isinstance(key, int):
+                yield path, key
+            yield from _int_keys(item, (*path, key))
+    elif isinstance(value, list | tuple):
+        for number, item in enumerate(value):
+            yield from _int_keys(item, (*path, number))
+    elif isinstance(value, cbor2.CBORTag):
+        yield from _int_keys(value.value, (*path, "tag"))
+    elif isinstance(value, bytes) and value[:1] and value[0] >> 5 == 5:  # a CoMID in a 506 tag
+        yield from _int_keys(decode_cbor(value), (*path, "cbor"))
+
+
+def _rekeyed(value: object, path: _Path, key: int, new: object) -> object:
+    if isinstance(value, bytes):
+        return cbor2.dumps(_rekeyed(decode_cbor(value), path[1:], key, new))
+    if isinstance(value, cbor2.CBORTag):
+        return cbor2.CBORTag(value.tag, _rekeyed(value.value, path[1:], key, new))
+    if not path:
+        assert isinstance(value, Mapping)
+        return {(new if k == key and isinstance(k, int) else k): v for k, v in value.items()}
+    if isinstance(value, Mapping):
+        return {
+            k: (_rekeyed(v, path[1:], key, new) if k == path[0] else v) for k, v in value.items()
+        }
+    assert isinstance(value, list | tuple)
+    items = list(value)
+    assert isinstance(path[0], int)
+    items[path[0]] = _rekeyed(items[path[0]], path[1:], key, new)
+    return items
+
+
+def _look_alikes(key: int) -> list[object]:
+    out: list[object] = [float(key)]
+    if key in (0, 1):
+        out.append(bool(key))
+    if 0 <= key < 20:
+        out.append(cbor2.CBORSimpleValue(key))
+    return out
+
+
+_BUILT = decode_cbor(_corim().encode())  # tags kept as they are (cbor2.loads reads tag 1)
+_KEYS = list(_int_keys(_BUILT))
+
+
+@settings(max_examples=examples(100), deadline=None)
+@given(
+    st.sampled_from(_KEYS).flatmap(
+        lambda pk: st.tuples(st.just(pk), st.sampled_from(_look_alikes(pk[1])))
+    )
+)
+def test_a_map_key_that_equals_an_integer_but_is_not_one_is_refused(
+    case: tuple[tuple[_Path, int], object],
+) -> None:
+    (path, key), new = case
+    data = cbor2.dumps(_rekeyed(_BUILT, path, key, new))
+    with pytest.raises(MalformedCorim, match=r"key .* is not an integer or text"):
+        Corim.parse(data)
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (
+            cbor2.CBORTag(501, {False: "fw-1", True: [_comid().to_tag()]}),
+            "corim-map key False is not an integer or text",
+        ),
+        (
+            cbor2.CBORTag(501, {0.0: "fw-1", 1: [_comid().to_tag()]}),
+            "corim-map key 0.0 is not an integer or text",
+        ),
+        (
+            cbor2.CBORTag(501, {0: "fw-1", 1: [_comid().to_tag()], b"\x04": {1: 1}}),
+            "corim-map key b'\\x04' is not an integer or text",
+        ),
+    ],
+)
+def test_corim_map_keys_of_another_type_are_refused(value: object, message: str) -> None:
+    with pytest.raises(MalformedCorim, match=exactly(message)):
+        Corim.parse(cbor2.dumps(value))
+
+
+def test_a_corim_meta_keyed_by_false_is_refused() -> None:
+    # {false: signer} read as {0: signer} would name a signer no other verifier sees.
+    meta = cbor2.dumps({False: {0: "Vendor signing key"}})
+    protected = {3: CORIM_CONTENT_TYPE, 8: meta}
+    forged = sign1(PrivateKey.generate(Algorithm.ES256), _corim().encode(), protected).encode()
+    with pytest.raises(
+        MalformedCorim, match=exactly("corim-meta-map key False is not an integer or text")
+    ):
+        SignedCorim.parse(forged)
+
+
+def test_a_comid_with_a_float_key_is_refused() -> None:
+    data = encode_cbor({(1.0 if k == 1 else k): v for k, v in _comid().to_cbor().items()})
+    with pytest.raises(
+        MalformedCorim, match=exactly("concise-mid-tag key 1.0 is not an integer or text")
+    ):
+        Comid.parse(data)
