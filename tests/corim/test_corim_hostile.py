@@ -185,3 +185,18 @@ def test_a_comid_with_a_float_key_is_refused() -> None:
         MalformedCorim, match=exactly("concise-mid-tag key 1.0 is not an integer or text")
     ):
         Comid.parse(data)
+
+
+# --- values the CDDL forbids -------------------------------------------------------------------
+
+
+def _with_mval(mval: object) -> bytes:
+    """A CoMID whose one reference measurement has the values ``mval``."""
+    return encode_cbor({1: {0: "t"}, 4: {0: [[{0: {1: "vendor"}}, [{0: "fmc", 1: mval}]]]}})
+
+
+def test_empty_integrity_registers_are_refused() -> None:
+    # integrity-registers = { + id => digests }: an empty map states nothing, and a
+    # measurement holding only it was parsed, then could not be encoded again.
+    with pytest.raises(MalformedCorim, match=exactly("integrity-registers must not be empty")):
+        Comid.parse(_with_mval({14: {}}))

@@ -390,7 +390,10 @@ class MeasurementValues:
             raise MalformedCorim("raw-value-mask (5) needs raw-value (4)")
         registers: dict[int | str, tuple[Digest, ...]] = {}
         if 14 in obj:
-            for key, digests in as_map(obj[14], "integrity-registers").items():
+            found = as_map(obj[14], "integrity-registers")
+            if not found:
+                raise MalformedCorim("integrity-registers must not be empty")
+            for key, digests in found.items():
                 if not (is_int(key) and key >= 0) and not isinstance(key, str):
                     raise MalformedCorim("integrity register ids are uint or text")
                 registers[key] = _digests(digests, "integrity register")
