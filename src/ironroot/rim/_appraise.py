@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Final
 from ironroot.errors import MeasurementMismatch, NotFound, VerificationFailed
 from ironroot.rim._id import RimId, RimKind
 from ironroot.rim._statement import LoggedRim
+from ironroot.rim._time import utc
 
 if TYPE_CHECKING:
     from ironroot.rim._model import GoldenMeasurement
@@ -238,7 +239,10 @@ class LoggedRims:
         """The module docs, steps 1 to 4: the appraisal when every active golden measurement
         allows its block, else the exact error. With ``now``, only RIMs whose signing chain
         is valid then are selected (``NotFound`` code ``rim-expired`` when none is): RIMs
-        are taken from the log once, and expire."""
+        are taken from the log once, and expire. A ``now`` without a timezone is
+        ``ConfigError``."""
+        if now is not None:
+            now = utc(now)
         drivers = self._select(RimId.driver(product, driver_version), now)
         vbioses = self._select(RimId.vbios(project, sku, chip, vbios_version), now)
         best: RimAppraisal | None = None

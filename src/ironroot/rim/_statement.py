@@ -42,6 +42,7 @@ from ironroot.cose import (
 from ironroot.crypto import Signer, Verifier
 from ironroot.errors import IronrootError, MalformedRim, UnknownIssuer, VerificationFailed
 from ironroot.rim._id import RIM_CONTENT_TYPE, RimId
+from ironroot.rim._time import utc
 
 if TYPE_CHECKING:  # the RIM model and verifier import lxml; recognising a statement does not
     from cryptography import x509
@@ -68,10 +69,12 @@ class LoggedRim:
 
     def valid_at(self, now: dt.datetime) -> bool:
         """Whether the RIM counts at ``now``: its signing chain valid (``not_after``
-        inclusive), its statement's ``nbf`` reached and ``exp`` not."""
-        t = now.timestamp()
+        inclusive), its statement's ``nbf`` reached and ``exp`` not (``now`` timezone-aware:
+        ``ConfigError``)."""
+        at = utc(now)
+        t = at.timestamp()
         return (
-            self.rim.not_before <= now <= self.rim.not_after
+            self.rim.not_before <= at <= self.rim.not_after
             and (self.not_before is None or t >= self.not_before)
             and (self.expires_at is None or t < self.expires_at)
         )
@@ -157,6 +160,7 @@ def logged_rim_from_statement(
     from ironroot.rim._model import DEFAULT_RIM_LIMITS
     from ironroot.rim._verify import verify_rim
 
+    now = utc(now)
     if not isinstance(data, bytes | bytearray) or not data:
         raise MalformedRim("a RIM statement must be non-empty bytes")
     _require_receipt(bytes(data))

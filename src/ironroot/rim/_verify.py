@@ -66,6 +66,7 @@ from ironroot.rim._model import (
     xml_parser,
 )
 from ironroot.rim._roots import builtin_rim_roots
+from ironroot.rim._time import utc
 
 __all__ = ["verify_rim"]
 
@@ -76,10 +77,6 @@ _ENVELOPED: Final = "http://www.w3.org/2000/09/xmldsig#enveloped-signature"
 _DS: Final = {"ds": DSIG_NS}
 # What the chain walk processes (RFC 5280 §4.2): the standard extensions only.
 _RIM_EXTENSIONS: Final = ExtensionProfile.of("NVIDIA RIM signing")
-
-
-def _aware(now: dt.datetime) -> dt.datetime:
-    return now.replace(tzinfo=dt.UTC) if now.tzinfo is None else now.astimezone(dt.UTC)
 
 
 def _name(cert: x509.Certificate) -> str:
@@ -203,8 +200,7 @@ def _chain(
     )
 
 
-def _check_validity(chain: Sequence[x509.Certificate], now: dt.datetime) -> None:
-    at = _aware(now)
+def _check_validity(chain: Sequence[x509.Certificate], at: dt.datetime) -> None:
     for cert in chain:
         if at < cert.not_valid_before_utc:
             raise CertificateExpired(
@@ -257,7 +253,9 @@ def verify_rim(
     """The verified RIM in ``data`` (module docs), or the exact error refusing it.
 
     ``roots`` are the trusted RIM roots: by default the built-in, pinned NVIDIA RIM root
-    (:func:`ironroot.rim.builtin_rim_roots`); an empty sequence trusts nothing."""
+    (:func:`ironroot.rim.builtin_rim_roots`); an empty sequence trusts nothing. ``now`` must
+    be timezone-aware (``ConfigError``)."""
+    at = utc(now)
     trusted = builtin_rim_roots() if roots is None else tuple(roots)
     root = parse_xml(data, limits)
     signature = _signature_element(root)
@@ -265,8 +263,8 @@ def verify_rim(
     if not trusted:
         raise ChainNotTrusted("no RIM root is trusted")
     chain = _chain(certs, trusted)
-    _check_validity(chain, now)
-    signed = _signed_xml(data, chain[0], now)
+    _check_validity(chain, at)
+    signed = _signed_xml(data, chain[0], at)
     return rim_from_signed(
         signed,
         limits,
