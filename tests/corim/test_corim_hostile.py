@@ -200,3 +200,42 @@ def test_empty_integrity_registers_are_refused() -> None:
     # measurement holding only it was parsed, then could not be encoded again.
     with pytest.raises(MalformedCorim, match=exactly("integrity-registers must not be empty")):
         Comid.parse(_with_mval({14: {}}))
+
+
+# --- the signed CoRIM's signer metadata ------------------------------------------------------
+
+
+def _signed(protected: dict[object, object]) -> bytes:
+    return sign1(PrivateKey.generate(Algorithm.ES256), _corim().encode(), protected).encode()
+
+
+@pytest.mark.parametrize(
+    ("claims", "message"),
+    [
+        ({}, "CWT claims need iss (1), the signer, as text"),
+        ({2: "fw-1"}, "CWT claims need iss (1), the signer, as text"),
+        ({1: b"vendor"}, "CWT claims need iss (1), the signer, as text"),
+        ({1: "vendor", 2: 7}, "CWT claim sub (2) must be text"),
+        ({1: "vendor", 4: "2030-01-01"}, "CWT claim 4 is not an integer or a finite float (exp)"),
+        ({1: "vendor", 4: True}, "CWT claim 4 is not an integer or a finite float (exp)"),
+        (
+            {1: "vendor", 5: cbor2.CBORTag(1, 0)},
+            "CWT claim 5 is not an integer or a finite float (nbf)",
+        ),
+        ({1: "vendor", 5: float("nan")}, "CWT claim 5 is not an integer or a finite float (nbf)"),
+        ({1: "vendor", 4: float("inf")}, "CWT claim 4 is not an integer or a finite float (exp)"),
+    ],
+)
+def test_cwt_claims_that_name_no_signer_or_no_time_are_refused(
+    claims: dict[object, object], message: str
+) -> None:
+    # cwt-claims = {1: iss tstr, ? 2: sub tstr, ? 4: exp int/float, ? 5: nbf int/float, ...}:
+    # a signed CoRIM's claims say who signed it; without iss they identify nobody.
+    with pytest.raises(MalformedCorim, match=exactly(message)):
+        SignedCorim.parse(_signed({3: CORIM_CONTENT_TYPE, 15: claims}))
+
+
+def test_cwt_claims_with_iss_and_numeric_times_parse() -> None:
+    claims = {1: "vendor", 2: "fw-1", 4: 2_000_000_000, 5: 1.7e9, -70000: "extension"}
+    signed = SignedCorim.parse(_signed({3: CORIM_CONTENT_TYPE, 15: claims}))
+    assert signed.cwt_claims == claims

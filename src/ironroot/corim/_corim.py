@@ -5,12 +5,14 @@
 CoTL tags (kept as their bytes). A signed CoRIM is a COSE_Sign1 whose protected header carries
 ``alg``, content type ``application/rim+cbor`` and the corim-meta map (``8``, a byte string
 holding ``{0: {0: signer-name, ? 1: signer-uri}, ? 1: {? 0: not-before, 1: not-after}}``)
-and/or CWT claims (``15``); its payload is the tagged unsigned CoRIM. Signing and verifying go
+and/or CWT claims (``15``: ``iss`` text, the signer; ``sub`` text; ``exp`` and ``nbf`` numbers);
+its payload is the tagged unsigned CoRIM. Signing and verifying go
 through :mod:`ironroot.cose`.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -27,6 +29,7 @@ from ironroot.corim._codec import (
     as_text,
     decode,
     freeze,
+    is_int,
     tagged,
 )
 from ironroot.corim._comid import (
@@ -143,6 +146,30 @@ class OpaqueTag:
 
     def to_cbor(self) -> cbor2.CBORTag:
         return cbor2.CBORTag(self.tag, self.data)
+
+
+_CWT_ISS: Final = 1
+_CWT_SUB: Final = 2
+_CWT_TIMES: Final = ((4, "exp"), (5, "nbf"))
+
+
+def _cwt_claims(value: object) -> Mapping[object, object]:
+    """``cwt-claims``: ``{1: iss tstr, ? 2: sub tstr, ? 4: exp, ? 5: nbf, * int => any}``,
+    exp and nbf integers or finite floats (RFC 8392 NumericDate)."""
+    claims = as_map(value, "CWT claims")
+    if not isinstance(claims.get(_CWT_ISS), str):
+        raise MalformedCorim("CWT claims need iss (1), the signer, as text")
+    if _CWT_SUB in claims and not isinstance(claims[_CWT_SUB], str):
+        raise MalformedCorim("CWT claim sub (2) must be text")
+    for label, name in _CWT_TIMES:
+        if label not in claims:
+            continue
+        time = claims[label]
+        if not (is_int(time) or (isinstance(time, float) and math.isfinite(time))):
+            raise MalformedCorim(f"CWT claim {label} is not an integer or a finite float ({name})")
+    frozen = freeze(claims)
+    assert isinstance(frozen, Mapping)
+    return frozen
 
 
 def _corim_id(value: object) -> str | bytes:
@@ -300,13 +327,12 @@ class SignedCorim:
         kid = protected.get(KID, msg.unprotected.get(KID))
         if kid is not None and not isinstance(kid, bytes):
             raise MalformedCorim("kid must be a byte string")
-        frozen_claims = None if claims is None else freeze(as_map(claims, "CWT claims"))
         return cls(
             sign1=msg,
             corim=Corim.parse(msg.payload),
             algorithm=algorithm,
             meta=CorimMeta.parse(protected[CORIM_META]) if CORIM_META in protected else None,
-            cwt_claims=frozen_claims,  # type: ignore[arg-type]
+            cwt_claims=None if claims is None else _cwt_claims(claims),
             kid=kid,
         )
 
