@@ -31,6 +31,7 @@ from ironroot.corim import (
     Triple,
     Triples,
     Validity,
+    Version,
 )
 from ironroot.cose import decode_cbor, encode_cbor, sign1
 from ironroot.crypto import Algorithm, PrivateKey
@@ -239,3 +240,24 @@ def test_cwt_claims_with_iss_and_numeric_times_parse() -> None:
     claims = {1: "vendor", 2: "fw-1", 4: 2_000_000_000, 5: 1.7e9, -70000: "extension"}
     signed = SignedCorim.parse(_signed({3: CORIM_CONTENT_TYPE, 15: claims}))
     assert signed.cwt_claims == claims
+
+
+def test_a_version_scheme_may_be_text() -> None:
+    # $version-scheme /= int / text (RFC 9393 §4.1): a CoMID naming its scheme by text is
+    # valid and was refused.
+    comid = Comid.parse(_with_mval({0: {0: "1.2.3-rc1", 1: "semver-with-build"}}))
+    (triple,) = comid.triples.reference
+    assert triple.measurements[0].mval.version == Version("1.2.3-rc1", "semver-with-build")
+    assert Comid.parse(comid.encode()) == comid
+
+
+@pytest.mark.parametrize("scheme", [True, b"semver", 1.0, None])
+def test_a_version_scheme_of_another_type_is_refused(scheme: object) -> None:
+    with pytest.raises(MalformedCorim, match=exactly("version-scheme must be an integer or text")):
+        Comid.parse(_with_mval({0: {0: "1.2.3", 1: scheme}}))
+
+
+def test_a_null_tag_version_is_refused() -> None:
+    data = encode_cbor({**_comid().to_cbor(), 1: {0: "fw-tag", 1: None}})
+    with pytest.raises(MalformedCorim, match=exactly("tag-version must be an unsigned integer")):
+        Comid.parse(data)

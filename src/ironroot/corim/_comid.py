@@ -212,20 +212,23 @@ def _digests(value: object, what: str) -> tuple[Digest, ...]:
 
 @dataclass(frozen=True, slots=True)
 class Version:
-    """``version-map``: a version string and an optional CoSWID version scheme."""
+    """``version-map``: a version string and an optional CoSWID version scheme
+    (``$version-scheme``: a registered integer, or any integer or text, RFC 9393 §4.1)."""
 
     version: str
-    scheme: int | None = None
+    scheme: int | str | None = None
 
     @classmethod
     def parse(cls, value: object) -> Version:
         obj = as_map(value, "version-map")
         _check_keys(obj, frozenset({0, 1}), "version-map")
-        scheme = obj.get(1)
-        return cls(
-            as_text(obj.get(0), "version"),
-            None if scheme is None else as_int(scheme, "version-scheme"),
-        )
+        scheme: int | str | None = None
+        if 1 in obj:
+            raw = obj[1]
+            if not (isinstance(raw, str) or is_int(raw)):
+                raise MalformedCorim("version-scheme must be an integer or text")
+            scheme = raw
+        return cls(as_text(obj.get(0), "version"), scheme)
 
     def to_cbor(self) -> dict[object, object]:
         out: dict[object, object] = {0: self.version}
@@ -705,10 +708,7 @@ class TagIdentity:
         _check_keys(obj, frozenset({0, 1}), "tag-identity-map")
         if 0 not in obj:
             raise MalformedCorim("tag-identity-map lacks tag-id (0)")
-        version = obj.get(1)
-        return cls(
-            _tag_id(obj[0], "tag-id"), None if version is None else as_uint(version, "tag-version")
-        )
+        return cls(_tag_id(obj[0], "tag-id"), as_uint(obj[1], "tag-version") if 1 in obj else None)
 
     def to_cbor(self) -> dict[object, object]:
         out: dict[object, object] = {0: self.tag_id}
