@@ -261,3 +261,21 @@ def test_a_null_tag_version_is_refused() -> None:
     data = encode_cbor({**_comid().to_cbor(), 1: {0: "fw-tag", 1: None}})
     with pytest.raises(MalformedCorim, match=exactly("tag-version must be an unsigned integer")):
         Comid.parse(data)
+
+
+@pytest.mark.parametrize(
+    ("protected", "message"),
+    [
+        ({3: CORIM_CONTENT_TYPE, 15: None}, "CWT claims must be a map"),
+        ({3: CORIM_CONTENT_TYPE, 8: None}, "corim-meta must be a byte string"),
+        ({3: CORIM_CONTENT_TYPE, 8: None, 15: {1: "vendor"}}, "corim-meta must be a byte string"),
+        ({3: CORIM_CONTENT_TYPE, 4: None, 15: {1: "vendor"}}, "kid must be a byte string"),
+    ],
+)
+def test_a_null_corim_meta_cwt_claims_or_kid_is_refused(
+    protected: dict[object, object], message: str
+) -> None:
+    # "15: null" passed for the CWT claims a signed CoRIM must carry (8 or 15): it was read as
+    # absent, and the CoRIM named no signer at all.
+    with pytest.raises(MalformedCorim, match=exactly(message)):
+        SignedCorim.parse(_signed(protected))

@@ -323,16 +323,14 @@ class SignedCorim:
             raise MalformedCorim("signed CoRIM needs corim-meta (8) or CWT claims (15)")
         if msg.payload is None:
             raise MalformedCorim("signed CoRIM payload is detached")
-        claims = protected.get(CWT_CLAIMS)
-        kid = protected.get(KID, msg.unprotected.get(KID))
-        if kid is not None and not isinstance(kid, bytes):
-            raise MalformedCorim("kid must be a byte string")
+        headers = protected if KID in protected else msg.unprotected
+        kid = as_bytes(headers[KID], "kid") if KID in headers else None
         return cls(
             sign1=msg,
             corim=Corim.parse(msg.payload),
             algorithm=algorithm,
             meta=CorimMeta.parse(protected[CORIM_META]) if CORIM_META in protected else None,
-            cwt_claims=None if claims is None else _cwt_claims(claims),
+            cwt_claims=_cwt_claims(protected[CWT_CLAIMS]) if CWT_CLAIMS in protected else None,
             kid=kid,
         )
 
