@@ -3,6 +3,7 @@ reads differently, values the CDDL forbids, and each refused with the exact type
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 from collections.abc import Iterator, Mapping
@@ -18,6 +19,7 @@ from ironroot.corim import (
     ClassMap,
     Comid,
     Corim,
+    CorimMeta,
     Digest,
     Entity,
     Environment,
@@ -279,3 +281,52 @@ def test_a_null_corim_meta_cwt_claims_or_kid_is_refused(
     # absent, and the CoRIM named no signer at all.
     with pytest.raises(MalformedCorim, match=exactly(message)):
         SignedCorim.parse(_signed(protected))
+
+
+# --- property: any decoded value, wherever a parser reads one, is read or MalformedCorim ---------
+
+_ANY_KEY = st.integers(-2, 16) | st.text(max_size=2) | st.booleans() | st.floats(0, 3)
+_ANY_TAG = st.sampled_from([1, 32, 37, 111, 501, 506, *range(550, 565)])
+_ANY = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats()
+    | st.text(max_size=4)
+    | st.binary(max_size=40)
+    | st.just(cbor2.undefined),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(_ANY_KEY, inner, max_size=4)
+        | st.builds(cbor2.CBORTag, _ANY_TAG, inner)
+    ),
+    max_leaves=12,
+)
+_READERS = {
+    "corim": Corim.from_value,
+    "comid": Comid.from_value,
+    "triples": Triples.parse,
+    "environment": Environment.parse,
+    "measurement": Measurement.parse,
+    "mval": MeasurementValues.parse,
+    "digest": Digest.parse,
+    "svn": Svn.parse,
+    "flags": Flags.parse,
+    "entity": Entity.parse,
+    "validity": Validity.parse,
+    "tagged": lambda v: Tagged.parse(v, frozenset({37, 111, *range(550, 565)}), "value"),
+    "corim-meta": lambda v: CorimMeta.parse(cbor2.dumps(v)),
+}
+
+
+@settings(max_examples=examples(300), deadline=None)
+@given(st.sampled_from(sorted(_READERS)), _ANY)
+def test_any_value_is_read_or_refused_as_malformed_corim(reader: str, value: object) -> None:
+    try:
+        parsed = _READERS[reader](value)
+    except MalformedCorim:
+        return
+    to_cbor = getattr(parsed, "to_cbor", None)
+    if to_cbor is not None:
+        with contextlib.suppress(MalformedCorim):
+            encode_cbor(to_cbor())
