@@ -35,6 +35,7 @@ from ironroot.corim import (
 )
 from ironroot.cose import create_statement
 from ironroot.ear import AR4SI, TrustTier
+from ironroot.errors import MalformedCorim
 from ironroot.firmware import reference_corim
 from ironroot.rot import Device
 
@@ -274,3 +275,36 @@ def test_a_measurement_authorized_by_a_key_matches_nothing(
     assert appraisal.trust_vector["executables"] == AR4SI.UNRECOGNIZED_RUNTIME
     (reason,) = appraisal.reasons
     assert reason.count("(its logged values also state authorized-by: not compared)") == 2
+
+
+@pytest.mark.parametrize(
+    ("profile", "named"),
+    [
+        ("tag:arm.com,2025:psa#1.0.0", "'tag:arm.com,2025:psa#1.0.0'"),
+        (Tagged(111, bytes.fromhex("2b0601040182ce1f010101")), "OID 2b0601040182ce1f010101"),
+    ],
+)
+def test_a_corim_of_a_profile_ironroot_does_not_implement_is_refused(
+    world: World, profile: str | Tagged, named: str
+) -> None:
+    # draft-ietf-rats-corim §4.1: the profile must be understood; failing to recognise it
+    # rejects the entire CoRIM. A profile may constrain or extend what every field means, so
+    # its triples were read as base CoRIM, which they need not be.
+    corim = reference_corim(world.bundles["good"], vendor=VENDOR_ISS, model=PRODUCT)
+    statement = create_statement(
+        world.vendor_key,
+        dataclasses.replace(corim, profile=profile).encode(),
+        iss=VENDOR_ISS,
+        sub=PRODUCT,
+        content_type=CORIM_CONTENT_TYPE,
+    )
+    data = world.client.register(statement).transparent_statement
+    with pytest.raises(MalformedCorim) as caught:
+        reference_values_from_statement(
+            data, service_keys=world.service_keys, publishers=world.publishers, now=NOW
+        )
+    assert caught.value.code == "corim-profile-unknown"
+    assert caught.value.detail == (
+        f"the CoRIM names the profile {named}, which Ironroot does not implement: a CoRIM "
+        "whose profile is not understood is refused whole"
+    )

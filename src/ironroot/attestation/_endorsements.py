@@ -359,11 +359,24 @@ def _within(validity: Validity, now: dt.datetime) -> bool:
 
 
 def _corim_of(payload: bytes) -> tuple[Corim, SignedCorim | None]:
-    """The CoRIM a statement carries, and its signed envelope when it has one."""
-    if payload[:1] == bytes((_COSE_SIGN1,)):
-        signed = SignedCorim.parse(payload)
-        return signed.corim, signed
-    return Corim.parse(payload), None
+    """The CoRIM a statement carries, and its signed envelope when it has one. A CoRIM that
+    names a profile is refused (``MalformedCorim`` code ``corim-profile-unknown``): Ironroot
+    reads base CoRIM only, and a profile not understood rejects the CoRIM whole
+    (draft-ietf-rats-corim §4.1), since it may change what any field means."""
+    signed = SignedCorim.parse(payload) if payload[:1] == bytes((_COSE_SIGN1,)) else None
+    corim = Corim.parse(payload) if signed is None else signed.corim
+    if corim.profile is not None:
+        named = (
+            f"OID {corim.profile.value.hex()}"
+            if isinstance(corim.profile, Tagged) and isinstance(corim.profile.value, bytes)
+            else repr(corim.profile)
+        )
+        raise MalformedCorim(
+            f"the CoRIM names the profile {named}, which Ironroot does not implement: a CoRIM "
+            "whose profile is not understood is refused whole",
+            code="corim-profile-unknown",
+        )
+    return corim, signed
 
 
 _CWT_EXP: Final = 4
