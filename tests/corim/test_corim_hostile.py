@@ -24,6 +24,7 @@ from ironroot.corim import (
     Entity,
     Environment,
     Flags,
+    IntRange,
     Measurement,
     MeasurementValues,
     SignedCorim,
@@ -330,3 +331,20 @@ def test_any_value_is_read_or_refused_as_malformed_corim(reader: str, value: obj
     if to_cbor is not None:
         with contextlib.suppress(MalformedCorim):
             encode_cbor(to_cbor())
+
+
+def test_an_int_range_may_be_a_bare_integer() -> None:
+    # int-range-type-choice = int / tagged-int-range: a bare integer is the one value allowed
+    # (a range from it to itself); such CoMIDs were refused.
+    comid = Comid.parse(_with_mval({15: -3}))
+    (triple,) = comid.triples.reference
+    assert triple.measurements[0].mval.int_range == IntRange(-3, -3)
+    assert Comid.parse(comid.encode()) == comid
+
+
+@pytest.mark.parametrize("value", [True, 1.0, "3", None])
+def test_an_int_range_of_another_type_is_refused(value: object) -> None:
+    with pytest.raises(
+        MalformedCorim, match=exactly("int-range must be an integer or carry CBOR tag 564")
+    ):
+        Comid.parse(_with_mval({15: value}))

@@ -6,10 +6,11 @@ environments (class, instance, group) and measurement maps (mkey, mval, authoriz
 measurement values into typed fields: version, SVN (exact ``552`` or minimum ``553``), digests
 ``[alg, value]``, flags, raw values (``560`` bytes or ``563`` masked), MAC and IP addresses,
 serial number, UEID, UUID, name, crypto keys, integrity registers and integer ranges
-(``564``). The other triple kinds (identity, attest-key, dependency, membership, CoSWID,
-conditional endorsements) are kept as checked arrays of decoded CBOR, and every map with an
-extension socket keeps its unknown keys in ``extensions``. Parsing is strict about the types
-of every field it knows and re-encoding is deterministic (RFC 8949 §4.2.1), so
+(``564``, or a bare integer: that one value). The other triple kinds (identity, attest-key,
+dependency, membership, CoSWID, conditional endorsements) are kept as checked arrays of
+decoded CBOR, and every map with an extension socket keeps its unknown keys in
+``extensions``. Parsing is strict about the types of every field it knows (every map it reads
+is keyed by integers or text) and re-encoding is deterministic (RFC 8949 §4.2.1), so
 ``parse(encode(x)) == x``.
 
 Hand-written on top of ``cbor2`` because no maintained Python CoRIM library exists (the
@@ -336,14 +337,19 @@ class RawValue:
 
 @dataclass(frozen=True, slots=True)
 class IntRange:
-    """``564([min, max])``; ``None`` is an open end."""
+    """``564([min, max])``; ``None`` is an open end. A bare integer (``int-range-type-choice
+    = int / tagged-int-range``) is read as the range from it to itself."""
 
     min: int | None
     max: int | None
 
     @classmethod
     def parse(cls, value: object) -> IntRange:
-        items = as_list(tagged(value, TAG_INT_RANGE, "int-range"), "int-range")
+        if is_int(value):
+            return cls(value, value)
+        if not isinstance(value, cbor2.CBORTag) or value.tag != TAG_INT_RANGE:
+            raise MalformedCorim("int-range must be an integer or carry CBOR tag 564")
+        items = as_list(value.value, "int-range")
         if len(items) != 2:
             raise MalformedCorim("int-range must be [min, max]")
         low, high = (None if v is None else as_int(v, "int-range bound") for v in items)
