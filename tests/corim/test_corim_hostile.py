@@ -348,3 +348,35 @@ def test_an_int_range_of_another_type_is_refused(value: object) -> None:
         MalformedCorim, match=exactly("int-range must be an integer or carry CBOR tag 564")
     ):
         Comid.parse(_with_mval({15: value}))
+
+
+# --- validity: epoch times may be floats (RFC 8949 §3.4.2) ---------------------------------
+
+
+def test_validity_times_may_be_floats_read_inwards() -> None:
+    # A float epoch time is valid CBOR tag 1 content and such CoRIMs were refused. Whole
+    # seconds are kept: not-before rounded up and not-after down, never widening the window.
+    window = {0: cbor2.CBORTag(1, 1_700_000_000.5), 1: cbor2.CBORTag(1, 2_000_000_000.75)}
+    assert Validity.parse(window) == Validity(not_after=2_000_000_000, not_before=1_700_000_001)
+    assert Validity.parse({1: cbor2.CBORTag(1, 1e9)}) == Validity(not_after=1_000_000_000)
+
+
+@pytest.mark.parametrize(
+    ("time", "message"),
+    [
+        (float("nan"), "not-after must be an integer or a finite float"),
+        (float("inf"), "not-after must be an integer or a finite float"),
+        (True, "not-after must be an integer or a finite float"),
+        ("2030-01-01T00:00:00Z", "not-after must be an integer or a finite float"),
+    ],
+)
+def test_a_validity_time_that_is_no_number_is_refused(time: object, message: str) -> None:
+    with pytest.raises(MalformedCorim, match=exactly(message)):
+        Validity.parse({1: cbor2.CBORTag(1, time)})
+
+
+def test_a_float_window_that_rounds_to_nothing_is_refused() -> None:
+    # not-before 10.2 and not-after 10.7 hold no whole second.
+    window = {0: cbor2.CBORTag(1, 10.2), 1: cbor2.CBORTag(1, 10.7)}
+    with pytest.raises(MalformedCorim, match=exactly("validity not-after is before not-before")):
+        Validity.parse(window)

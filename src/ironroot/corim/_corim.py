@@ -23,7 +23,6 @@ import cbor2
 from ironroot.corim._codec import (
     CORIM_LIMITS,
     as_bytes,
-    as_int,
     as_list,
     as_map,
     as_text,
@@ -69,14 +68,21 @@ TAG_EPOCH_TIME: Final = 1
 _EMPTY: Final[Mapping[object, object]] = MappingProxyType({})
 
 
-def _time(value: object, what: str) -> int:
-    """``time = #6.1(int)`` (integral seconds since the epoch)."""
-    return as_int(tagged(value, TAG_EPOCH_TIME, what), what)
+def _time(value: object, what: str, *, ceiling: bool = False) -> int:
+    """``#6.1(int / float)`` (RFC 8949 §3.4.2) as whole seconds since the epoch: a float is
+    rounded down, or up with ``ceiling`` (a not-before), so a window never widens."""
+    content = tagged(value, TAG_EPOCH_TIME, what)
+    if is_int(content):
+        return content
+    if isinstance(content, float) and math.isfinite(content):
+        return math.ceil(content) if ceiling else math.floor(content)
+    raise MalformedCorim(f"{what} must be an integer or a finite float")
 
 
 @dataclass(frozen=True, slots=True)
 class Validity:
-    """``validity-map``: optional not-before, required not-after (epoch seconds)."""
+    """``validity-map``: optional not-before, required not-after (whole epoch seconds; a
+    float time is read inwards: not-before rounded up, not-after down)."""
 
     not_after: int
     not_before: int | None = None
@@ -86,7 +92,7 @@ class Validity:
         obj = as_map(value, "validity-map")
         if set(obj) - {0, 1} or 1 not in obj:
             raise MalformedCorim("validity-map must be {? 0: not-before, 1: not-after}")
-        not_before = _time(obj[0], "not-before") if 0 in obj else None
+        not_before = _time(obj[0], "not-before", ceiling=True) if 0 in obj else None
         not_after = _time(obj[1], "not-after")
         if not_before is not None and not_after < not_before:
             raise MalformedCorim("validity not-after is before not-before")
