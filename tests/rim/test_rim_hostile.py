@@ -9,7 +9,7 @@ import re
 import pytest
 from _rim_helpers import NOW, RimPki, swid
 
-from ironroot.errors import ConfigError
+from ironroot.errors import ConfigError, MalformedRim
 from ironroot.rim import LoggedRim, LoggedRims, RimId, logged_rim_from_statement, verify_rim
 
 VBIOS_ID = "NV_GPU_VBIOS_1010_0200_882_96005E0001"
@@ -50,3 +50,35 @@ def test_an_aware_now_in_another_zone_is_the_same_instant(pki: RimPki) -> None:
     plus_two = NOW.astimezone(dt.timezone(dt.timedelta(hours=2)))
     assert logged.valid_at(plus_two) == logged.valid_at(NOW) is True
     assert verify_rim(pki.sign(swid()), now=plus_two, roots=[pki.root]).tag_id == "test-tag"
+
+
+def test_an_xinclude_in_a_signed_rim_is_never_processed(pki: RimPki) -> None:
+    """A signed tag whose payload asks the parser to pull in a local file: nothing is
+    included (lxml processes XInclude only when asked), so the element stays what it is."""
+    include = (
+        '<xi:include xmlns:xi="http://www.w3.org/2001/XInclude" href="/etc/hostname" parse="text"/>'
+    )
+    resources = (
+        f'<Resource type="Measurement" index="0" active="True" alternatives="1" '
+        f'ns2:Hash0="{"11" * 48}" name="Measurement_0" size="48"/>{include}'
+    )
+    signed = pki.sign(swid(resources=resources))
+    with pytest.raises(MalformedRim) as caught:
+        verify_rim(signed, now=NOW, roots=[pki.root])
+    assert caught.value.detail == (
+        "the payload holds '{http://www.w3.org/2001/XInclude}include', not a Measurement resource"
+    )
+
+
+@pytest.mark.parametrize(
+    ("declaration", "found"),
+    [
+        (b'<?xml version="1.0" encoding="x-unknown"?>', "Unsupported encoding: x-unknown"),
+        (b'<?xml version="1.0" encoding="UTF-7"?>', "Invalid bytes in character encoding"),
+    ],
+)
+def test_a_rim_in_an_encoding_the_parser_refuses_is_malformed(
+    pki: RimPki, declaration: bytes, found: str
+) -> None:
+    with pytest.raises(MalformedRim, match=f"^the RIM is not well-formed XML: {found}"):
+        verify_rim(declaration + pki.sign(swid()), now=NOW, roots=[pki.root])
