@@ -138,3 +138,32 @@ def test_published_reports_whose_scores_and_vectors_disagree_are_judged_by_the_w
     issues = verify_report(path.read_bytes(), keys).report.audit.issues
     assert [(i.cvss_score, i.vector_score) for i in issues] == [(2.1, 2.8), (2.1, 3.3)]
     assert [i.effective_score for i in issues] == [2.8, 3.3]
+
+
+V4_CRITICAL = "CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:H/SI:H/SA:H"  # 10.0
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        "/E:U",  # threat: CVSS-BT 9.1
+        "/MAV:P/MAC:H/MAT:P/MPR:H/MUI:A/MVC:N/MVI:N/MVA:N/MSC:N/MSI:N/MSA:N",  # CVSS-BE 0.0
+        "/CR:L/IR:L/AR:L/E:U/S:N/R:U",
+    ],
+)
+def test_a_cvss_4_vector_is_scored_by_its_base_metrics_alone(
+    review_key: tuple[PrivateKey, ProviderKeys], extra: str
+) -> None:
+    # CVSS v4.0 scores a vector with threat or environmental metrics as CVSS-BT/BE/BTE, not
+    # as its base: the critical base metrics below, with "modified" ones beside them, read
+    # 0.0, so a stated "1.0" passed every threshold while the base metrics say 10.0.
+    assert cvss_base_score(V4_CRITICAL + extra) == 10.0
+    key, keys = review_key
+    data = _one_issue("1.0", V4_CRITICAL + extra)
+    assert parse_report_json(data).max_cvss == 10.0
+    assert verify_report(sign_report(data, key, KID), keys).report.max_cvss == 10.0
+
+
+def test_a_cvss_4_vector_with_an_unknown_supplemental_value_is_not_a_vector() -> None:
+    assert cvss_base_score(V4_CRITICAL + "/E:Q") is None
+    assert cvss_base_score(V4_CRITICAL + "/MAV:Z") is None

@@ -145,7 +145,8 @@ _MANIFEST: Final = frozenset(("file_name", "file_hash"))
 # FIRST's calculators); what is read here is how reports write vectors: in any case, with the
 # "CVSS:" prefix or without it, in parentheses, with empty "/" segments. The base metrics that
 # tell an unprefixed vector's version:
-_V4_BASE: Final = frozenset(("AV", "AC", "AT", "PR", "UI", "VC", "VI", "VA", "SC", "SI", "SA"))
+_V4_ORDER: Final = ("AV", "AC", "AT", "PR", "UI", "VC", "VI", "VA", "SC", "SI", "SA")
+_V4_BASE: Final = frozenset(_V4_ORDER)
 _V3_BASE: Final = frozenset(("AV", "AC", "PR", "UI", "S", "C", "I", "A"))
 _V2_BASE: Final = frozenset(("AV", "AC", "AU", "C", "I", "A"))
 _V2_NAMES: Final = {"AU": "Au"}  # the one metric name CVSS v2 writes in mixed case
@@ -156,7 +157,9 @@ def cvss_base_score(vector: str) -> float | None:
     optional, the version then told by the base metrics present; v2 as ``AV:N/AC:L/Au:N/…``),
     computed by the ``cvss`` library; ``None`` for ``"N/A"`` or a vector lacking a base metric
     or holding an unknown metric or value. Metric names and values are read in any case, and
-    empty ``/`` segments are skipped (``"/AV:P/…"`` is published).
+    empty ``/`` segments are skipped (``"/AV:P/…"`` is published). A v4.0 vector's threat,
+    environmental and supplemental metrics are checked but do not score: it is the base
+    score (CVSS-B), not the CVSS-BT/BE/BTE they would make it, as v3 and v2 give theirs.
 
     A vector naming one metric twice (``AV:L/…/AV:N``) is ``MalformedReport``: readers that
     keep the first and the last would score it differently.
@@ -200,6 +203,12 @@ def cvss_base_score(vector: str) -> float | None:
         return None
     try:
         score = scorer(prefix + "/".join(f"{name}:{value}" for name, value in metrics.items()))
+        if version == "4.0" and metrics.keys() - _V4_BASE:
+            # CVSS v4.0 scores a vector with threat, environmental or supplemental metrics
+            # as a whole (CVSS-BT/BE/BTE): modified metrics beside critical base ones read
+            # 0.0. The vector is checked whole (above), and scored by its base metrics.
+            base = "/".join(f"{name}:{metrics[name]}" for name in _V4_ORDER)
+            score = scorer(prefix + base)
         return float(score.base_score)
     except cvss.CVSSError:
         return None
