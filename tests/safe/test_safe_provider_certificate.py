@@ -135,3 +135,23 @@ def test_a_certificate_common_name_does_not_make_its_key_another_provider(
     assert info.value.code == "srp-mismatch"
     own = sign_report(report_bytes(audit__srp="Acme Labs, Inc."), key, "Acme Labs")
     assert verify_report(own, keys, now=INSIDE).report.audit.srp == "Acme Labs, Inc."
+
+
+def test_a_naive_now_is_a_configuration_error(provider_cert: tuple[PrivateKey, Path]) -> None:
+    # A naive now was read as the machine's local time by the report's dates and compared
+    # with the certificate's aware dates, which raised an untyped TypeError.
+    key, path = provider_cert
+    keys = ProviderKeys.load([path.parent.parent])
+    sfr = sign_report(report_bytes(), key, KID)
+    statement = sfr_statement(sfr, key, iss=STATEMENT_ISS, providers=keys, now=INSIDE)
+    naive = INSIDE.replace(tzinfo=None)
+    with pytest.raises(ConfigError, match="now must be a timezone-aware datetime"):
+        verify_report(sfr, keys, now=naive)
+    with pytest.raises(ConfigError, match="now must be a timezone-aware datetime"):
+        review_from_statement(statement, keys, now=naive)
+    with pytest.raises(ConfigError, match="now must be a timezone-aware datetime"):
+        reviews_for(f"sha384:{SHA384}", [statement], providers=keys, now=naive)
+    with pytest.raises(ConfigError, match="now must be a timezone-aware datetime"):
+        review_from_statement(statement, keys).counts_at(naive)
+    with pytest.raises(ConfigError, match="now must be a timezone-aware datetime"):
+        keys.check_validity(keys.lookup(KID), naive)

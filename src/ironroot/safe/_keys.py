@@ -159,6 +159,13 @@ def provider_names(path: Path, key: PublicKey, common_name: str | None = None) -
 Validity = tuple[dt.datetime, dt.datetime] | None
 
 
+def check_now(now: dt.datetime | None) -> None:
+    """Refuse a naive ``now`` (``ConfigError``): it would be read as the machine's local time,
+    and cannot be compared with a certificate's dates at all."""
+    if now is not None and (not isinstance(now, dt.datetime) or now.utcoffset() is None):
+        raise ConfigError("now must be a timezone-aware datetime")
+
+
 def _load_key(data: bytes) -> tuple[PublicKey, str | None, Validity]:
     """A public key from PEM/DER SubjectPublicKeyInfo or an X.509 certificate (PEM or DER),
     with a certificate's subject CN and validity period."""
@@ -251,6 +258,7 @@ class ProviderKeys:
         """Refuse ``key`` at ``now`` outside every validity period of the provider
         certificates it came from (``CertificateExpired``, code ``certificate-expired``): an
         expired (or not yet valid) provider certificate verifies no report."""
+        check_now(now)
         periods = self.validity(key)
         if not periods or any(start <= now <= end for start, end in periods):
             return
