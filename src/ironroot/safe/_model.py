@@ -569,6 +569,24 @@ def _numeric_date(top: Mapping[str, object], key: str) -> int | None:
     return seconds
 
 
+def _jwt_text_claims(top: Mapping[str, object], limits: SafeLimits) -> None:
+    """``iss``, ``sub``, ``jti`` and ``aud`` (RFC 7519 4.1: StringOrURI, ``aud`` one or an
+    array of them) are checked as any text member is: not kept, but signed and re-signed."""
+    for key in ("iss", "sub", "jti"):
+        if key in top:
+            _text_value(top[key], f"JWT claim {key!r}", limits)
+    if "aud" not in top:
+        return
+    aud = top["aud"]
+    if isinstance(aud, str):
+        _text_value(aud, "JWT claim 'aud'", limits)
+        return
+    if not isinstance(aud, list) or not all(isinstance(item, str) for item in aud):
+        raise MalformedReport("JWT claim 'aud' must be text or an array of text")
+    for i, item in enumerate(aud):
+        _text_value(item, f"JWT claim 'aud[{i}]'", limits)
+
+
 def _manifest_matches(device: Device, raw_manifest: object) -> bool | None:
     if raw_manifest is None:
         return None
@@ -597,11 +615,7 @@ def parse_report_object(value: object, limits: SafeLimits = DEFAULT_SAFE_LIMITS)
             raise MalformedReport(f"report lacks {key!r}")
     device_obj = _object(top["device"], "device", _DEVICE)
     audit_obj = _object(top["audit"], "audit", _AUDIT)
-    for key in ("iss", "sub", "jti"):
-        if key in top and not isinstance(top[key], str):
-            raise MalformedReport(f"JWT claim {key!r} must be text")
-    if "aud" in top and not isinstance(top["aud"], str | list):
-        raise MalformedReport("JWT claim 'aud' must be text or an array")
+    _jwt_text_claims(top, limits)
     manifest, raw_manifest = _manifest(device_obj, limits)
     device = Device(
         vendor=_text(device_obj, "vendor", "device", limits),
