@@ -139,6 +139,33 @@ def test_jwt_time_claims() -> None:
     assert verify_report(fine, keys, now=now).report.issued_at == 1
 
 
+def test_the_cose_form_keeps_the_jwt_validity() -> None:
+    # A JSON report's exp and nbf were dropped when it was signed as cose: a report meant to
+    # expire never did (the CoRIM profile holds them as rim-validity).
+    key, keys = provider()
+    now = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    t = int(now.timestamp())
+    expired = sign_report(report_bytes(exp=t), key, KID, format="cose")
+    assert verify_report(expired, keys, now=now - dt.timedelta(seconds=1)).report.expires_at == t
+    with pytest.raises(VerificationFailed) as info:
+        verify_report(expired, keys, now=now)
+    assert info.value.code == "report-expired"
+    early = sign_report(report_bytes(nbf=t + 60, exp=t + 120), key, KID, format="cose")
+    with pytest.raises(VerificationFailed) as info:
+        verify_report(early, keys, now=now)
+    assert info.value.code == "report-not-yet-valid"
+    later = now + dt.timedelta(seconds=60)
+    assert verify_report(early, keys, now=later).report.not_before == t + 60
+    # a not-before alone has no place in a rim-validity (its not-after is required), and an
+    # empty window would never verify: neither is signed as cose
+    with pytest.raises(MalformedReport, match="the CoRIM profile carries nbf only with exp"):
+        sign_report(report_bytes(nbf=t), key, KID, format="cose")
+    with pytest.raises(MalformedReport, match="exp is not after nbf"):
+        sign_report(report_bytes(nbf=t, exp=t), key, KID, format="cose")
+    with pytest.raises(MalformedReport, match="exp is too early"):
+        sign_report(report_bytes(exp=-(2**64)), key, KID, format="cose")
+
+
 def test_inspect_reads_without_a_key() -> None:
     key, _ = provider()
     for fmt in ("jws", "cose"):
