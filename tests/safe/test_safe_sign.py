@@ -579,6 +579,22 @@ def test_report_helper_is_a_copy() -> None:
     assert SHA384 in report_bytes().decode()
 
 
+def test_the_cose_form_names_every_field_it_drops() -> None:
+    # device.class_id and iat were dropped from the CoRIM form without a word
+    from ironroot.safe import corim_dropped_fields, parse_report_json
+
+    data = report_bytes(device__class_id="acme-trap-v1", iat=1_700_000_000)
+    assert corim_dropped_fields(parse_report_json(data)) == (
+        "device.category",
+        "device.class_id",
+        "audit.methodology",
+        "iat",
+    )
+    key, keys = provider()
+    seen = verify_report(sign_report(data, key, KID, format="cose"), keys).report
+    assert (seen.device.class_id, seen.issued_at) == (None, None)
+
+
 def test_cose_form_says_what_it_does_not_carry(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

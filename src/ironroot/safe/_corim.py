@@ -348,12 +348,17 @@ def _digest_list(device: Device) -> list[list[object]]:
 
 def corim_dropped_fields(report: ShortFormReport) -> tuple[str, ...]:
     """The fields of ``report`` the CoRIM profile has no place for, so that a CoRIM (COSE)
-    signature of it does not cover them (``device.category``, ``audit.methodology``)."""
+    signature of it does not cover them (``device.category``, ``device.class_id``,
+    ``audit.methodology``, the JWT ``iat``)."""
     dropped = []
     if report.device.category:
         dropped.append("device.category")
+    if report.device.class_id:
+        dropped.append("device.class_id")
     if report.audit.methodology:
         dropped.append("audit.methodology")
+    if report.issued_at is not None:
+        dropped.append("iat")
     return tuple(dropped)
 
 
@@ -361,11 +366,12 @@ def build_sfr_corim(report: ShortFormReport) -> bytes:
     """The report in the CoRIM profile, deterministically encoded (RFC 8949 §4.2.1).
 
     The CoRIM ``id`` and CoMID ``tag-id`` are derived from a SHA-256 of the report's content,
-    so building is a pure function. Fields the profile has no place for (methodology,
-    category) are not carried. Raises ``MalformedReport`` when the report lacks what the
-    profile requires: a completion date, an integer scope, and at least one full-length
-    firmware digest. A JWT ``exp`` (with ``nbf`` beside it) becomes the ``rim-validity``; an
-    ``nbf`` without ``exp`` has no place there and is ``MalformedReport`` too.
+    so building is a pure function. Fields the profile has no place for
+    (:func:`corim_dropped_fields`) are not carried. Raises ``MalformedReport`` when the
+    report lacks what the profile requires: a completion date, an integer scope, and at
+    least one full-length firmware digest. A JWT ``exp`` (with ``nbf`` beside it) becomes
+    the ``rim-validity``; an ``nbf`` without ``exp`` has no place there and is
+    ``MalformedReport`` too.
     """
     device, audit = report.device, report.audit
     if audit.completion_date is None:
