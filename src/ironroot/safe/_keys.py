@@ -26,10 +26,10 @@ A key's *provider identities* are the names the operator gave the provider, not 
 from a file name a provider chose: for a key in a provider folder below a folder
 :meth:`ProviderKeys.load` reads (``Active/NCC_Group/x.pub``), the provider folder's name (both
 spellings), never a certificate's subject common name (the provider chose it, as it chose
-the file name; it only finds the key); and explicit aliases. A
-:class:`ProviderKey` built in code names its provider with ``identities``; one without (a key
-file given by itself or directly in the folder read, or built with ``names`` only) signs for
-any of its ``names``. ``srp`` matches an identity when,
+the file name; it only finds the key); for a key file given by itself or directly in the
+folder read, the names its file gives it (folder, file name), again never the CN; and explicit
+aliases. A :class:`ProviderKey` built in code names its provider with ``identities``; one
+built with ``names`` only signs for any of its ``names``. ``srp`` matches an identity when,
 both compared as words (Unicode NFKC, case-folded, split at anything but letters and digits),
 the identity's words begin the ``srp``'s: folder ``IOActive`` signs for ``"IOActive,
 Incorporated"``, ``Keysight`` for ``"Keysight Technologies Riscure, Inc."``,
@@ -301,8 +301,9 @@ class ProviderKeys:
     ) -> ProviderKey:
         """One key file (PEM/DER public key or certificate) and the names it answers to.
 
-        With ``provider_folder`` the folder it sits in names its provider (a certificate's
-        subject CN only finds the key); without, the key signs for any of its names."""
+        With ``provider_folder`` the folder it sits in names its provider; without, the key
+        signs for any of the names its file gives it. A certificate's subject CN only ever
+        finds the key."""
         file = Path(path)
         # within the limit whatever it is: /dev/zero stops there, a pipe is never waited on
         data = read_limited(file, _MAX_KEY_FILE)
@@ -310,9 +311,11 @@ class ProviderKeys:
             key, cn, validity = _load_key(data)
         except MalformedInput as exc:
             raise ConfigError(f"{file}: {exc.detail}") from exc
-        identities = provider_identities(file) if provider_folder else frozenset()
         start, end = validity if validity is not None else (None, None)
         names = provider_names(file, key, cn)
+        # the provider folder names the provider; without one, the names of the file, but
+        # never a certificate's CN, which the provider wrote (it only finds the key)
+        identities = provider_identities(file) if provider_folder else provider_names(file, key)
         return ProviderKey(key, names, str(file), identities, not_before=start, not_after=end)
 
     @classmethod
