@@ -42,6 +42,7 @@ from ironroot.safe._model import (
     ManifestEntry,
     SafeLimits,
     ShortFormReport,
+    issue_of,
     parse_cvss_score,
 )
 
@@ -195,7 +196,8 @@ def _issue(item: object, i: int, limits: SafeLimits) -> Issue:
     what = f"SFR issue {i}"
     obj = _known_keys(_map(item, what), _ISSUE_KEYS, what)
     cvss = _known_keys(_map(obj.get(2), f"{what} assessment"), _CVSS_KEYS, f"{what} assessment")
-    return Issue(
+    return issue_of(
+        f"{what} cvss-vector",
         title=_text(obj.get(0), f"{what} title", limits),
         description=_text(obj.get(1), f"{what} description", limits),
         cvss_score=parse_cvss_score(cvss.get(0), f"{what} cvss-score"),

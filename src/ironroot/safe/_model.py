@@ -155,14 +155,18 @@ _V2_NAMES: Final = {"AU": "Au"}  # the one metric name CVSS v2 writes in mixed c
 def cvss_base_score(vector: str) -> float | None:
     """The CVSS base score of a v4.0, v3.0/v3.1 or v2 vector (``CVSS:3.1/AV:N/…``; the prefix
     optional, the version then told by the base metrics present; v2 as ``AV:N/AC:L/Au:N/…``),
-    computed by the ``cvss`` library; ``None`` for ``"N/A"`` or a vector lacking a base metric
-    or holding an unknown metric or value. Metric names and values are read in any case, and
-    empty ``/`` segments are skipped (``"/AV:P/…"`` is published). A v4.0 vector's threat,
+    computed by the ``cvss`` library; ``None`` for text that names no CVSS version and lacks
+    a base metric of each (``"N/A"``, and a published v4.0 vector without SC/SI/SA). Metric
+    names and values are read in any case, and empty ``/`` segments are skipped
+    (``"/AV:P/…"`` is published). A v4.0 vector's threat,
     environmental and supplemental metrics are checked but do not score: it is the base
     score (CVSS-B), not the CVSS-BT/BE/BTE they would make it, as v3 and v2 give theirs.
 
     A vector naming one metric twice (``AV:L/…/AV:N``) is ``MalformedReport``: readers that
-    keep the first and the last would score it differently.
+    keep the first and the last would score it differently. So is a vector that names its
+    version (``CVSS:3.1/…``), or holds every base metric of one, and does not score (an
+    unknown metric or value, a missing base metric, an unknown version): it is no vector to
+    ignore, as its issue would then count at its stated score alone.
     """
     import cvss  # here: only reviews with findings need it
 
@@ -191,6 +195,9 @@ def cvss_base_score(vector: str) -> float | None:
             ),
             None,
         )
+    if version is None:
+        return None  # no version named, nor every base metric of one: text, not a vector
+    shown = vector if len(vector) <= 120 else vector[:120] + "…"
     scorer: Any
     if version == "4.0":
         scorer, prefix = cvss.CVSS4, "CVSS:4.0/"
@@ -200,7 +207,7 @@ def cvss_base_score(vector: str) -> float | None:
         scorer, prefix = cvss.CVSS2, ""
         metrics = {_V2_NAMES.get(name, name): value for name, value in metrics.items()}
     else:
-        return None
+        raise MalformedReport(f"CVSS vector {shown!r} is not a valid CVSS vector (version?)")
     try:
         score = scorer(prefix + "/".join(f"{name}:{value}" for name, value in metrics.items()))
         if version == "4.0" and metrics.keys() - _V4_BASE:
@@ -210,8 +217,14 @@ def cvss_base_score(vector: str) -> float | None:
             base = "/".join(f"{name}:{metrics[name]}" for name in _V4_ORDER)
             score = scorer(prefix + base)
         return float(score.base_score)
-    except cvss.CVSSError:
-        return None
+    except cvss.CVSSError as exc:
+        # It says it is a CVSS vector (its version, or every base metric of one) and does
+        # not score: read as no vector, the issue counted at its stated score, so "1.0"
+        # beside a 9.8 base with one unknown metric added passed every threshold.
+        reason = str(exc)[:120]
+        raise MalformedReport(
+            f"CVSS vector {shown!r} is not a valid CVSS v{version} vector: {reason}"
+        ) from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -540,15 +553,30 @@ def _issue(item: object, i: int, cvss_version: str | None, limits: SafeLimits) -
     for key in ("title", "cvss_score", "cvss_vector", "cwe", "description"):
         if key not in obj:
             raise MalformedReport(f"{what} lacks {key!r}")
-    return Issue(
-        title=_text(obj, "title", what, limits),
-        cvss_score=parse_cvss_score(obj["cvss_score"], f"{what}.cvss_score"),
-        cvss_vector=_text(obj, "cvss_vector", what, limits),
-        description=_text(obj, "description", what, limits),
-        cwe=_optional_id(obj["cwe"], f"{what}.cwe", limits),
-        cve=_optional_id(obj.get("cve"), f"{what}.cve", limits),
+    title = _text(obj, "title", what, limits)
+    score = parse_cvss_score(obj["cvss_score"], f"{what}.cvss_score")
+    vector = _text(obj, "cvss_vector", what, limits)
+    description = _text(obj, "description", what, limits)
+    cwe = _optional_id(obj["cwe"], f"{what}.cwe", limits)
+    cve = _optional_id(obj.get("cve"), f"{what}.cve", limits)
+    return issue_of(
+        f"{what}.cvss_vector",
+        title=title,
+        cvss_score=score,
+        cvss_vector=vector,
+        description=description,
+        cwe=cwe,
+        cve=cve,
         cvss_version=cvss_version,
     )
+
+
+def issue_of(where: str, **fields: Any) -> Issue:
+    """``Issue(**fields)``; a vector it refuses is named by where it was read (``where``)."""
+    try:
+        return Issue(**fields)
+    except MalformedReport as exc:
+        raise MalformedReport(f"{where}: {exc.detail}") from exc
 
 
 def _numeric_date(top: Mapping[str, object], key: str) -> int | None:
