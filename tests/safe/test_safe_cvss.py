@@ -65,7 +65,6 @@ def _one_issue(score: str, vector: str) -> bytes:
         ("AV:L/AC:L/AT:P/PR:L/UI:N/VC:L/VI:L/VA:L", None),  # 4.0 lacking SC, SI, SA
         ("N/A", None),
         ("AV:N", None),
-        ("CVSS:3.1/AV:X/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H", None),
     ],
 )
 def test_base_scores_of_cvss_vectors(vector: str, score: float | None) -> None:
@@ -138,3 +137,58 @@ def test_published_reports_whose_scores_and_vectors_disagree_are_judged_by_the_w
     issues = verify_report(path.read_bytes(), keys).report.audit.issues
     assert [(i.cvss_score, i.vector_score) for i in issues] == [(2.1, 2.8), (2.1, 3.3)]
     assert [i.effective_score for i in issues] == [2.8, 3.3]
+
+
+V4_CRITICAL = "CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:H/SI:H/SA:H"  # 10.0
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        "/E:U",  # threat: CVSS-BT 9.1
+        "/MAV:P/MAC:H/MAT:P/MPR:H/MUI:A/MVC:N/MVI:N/MVA:N/MSC:N/MSI:N/MSA:N",  # CVSS-BE 0.0
+        "/CR:L/IR:L/AR:L/E:U/S:N/R:U",
+    ],
+)
+def test_a_cvss_4_vector_is_scored_by_its_base_metrics_alone(
+    review_key: tuple[PrivateKey, ProviderKeys], extra: str
+) -> None:
+    # CVSS v4.0 scores a vector with threat or environmental metrics as CVSS-BT/BE/BTE, not
+    # as its base: the critical base metrics below, with "modified" ones beside them, read
+    # 0.0, so a stated "1.0" passed every threshold while the base metrics say 10.0.
+    assert cvss_base_score(V4_CRITICAL + extra) == 10.0
+    key, keys = review_key
+    data = _one_issue("1.0", V4_CRITICAL + extra)
+    assert parse_report_json(data).max_cvss == 10.0
+    assert verify_report(sign_report(data, key, KID), keys).report.max_cvss == 10.0
+
+
+@pytest.mark.parametrize(
+    "vector",
+    [
+        CRITICAL + "/XX:Y",  # an unknown metric
+        CRITICAL + "/E:Q",  # an unknown value of a temporal metric
+        "CVSS:3.1/AV:X/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H",  # an unknown value of a base metric
+        "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H",  # a base metric missing
+        "CVSS:3.1 AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H",  # no "/" after the version
+        "CVSS:9.0/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H",  # an unknown version
+        V4_CRITICAL + "/E:Q",
+        V4_CRITICAL + "/MAV:Z",
+        "AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H/ZZ:1",  # every v3 base metric, unprefixed
+    ],
+)
+def test_a_vector_that_claims_cvss_but_does_not_score_is_refused(
+    review_key: tuple[PrivateKey, ProviderKeys], vector: str
+) -> None:
+    # A vector that names its CVSS version (or holds every base metric of one) but does not
+    # score was read as no vector, and the issue at its stated score: "1.0" beside a 9.8
+    # base with one unknown metric added passed every threshold, while a reader that skips
+    # what it does not know saw the 9.8.
+    key, keys = review_key
+    unsigned = _one_issue("1.0", vector)
+    with pytest.raises(MalformedReport, match="is not a valid CVSS"):
+        cvss_base_score(vector)
+    with pytest.raises(MalformedReport, match=r"issues\[0\].*is not a valid CVSS"):
+        parse_report_json(unsigned)
+    with pytest.raises(MalformedReport, match="is not a valid CVSS"):
+        verify_report(_jws(key, unsigned), keys)

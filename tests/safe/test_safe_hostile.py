@@ -19,7 +19,7 @@ from ironroot.attestation import Endorsements
 from ironroot.cose import CONTENT_TYPE, cose_sign, encode_cbor
 from ironroot.cose import KID as KID_LABEL
 from ironroot.crypto import PrivateKey
-from ironroot.errors import MalformedReport, VerificationFailed
+from ironroot.errors import LimitExceeded, MalformedReport, VerificationFailed
 from ironroot.safe import (
     ProviderKeys,
     Review,
@@ -94,6 +94,35 @@ def test_a_lone_surrogate_in_an_issue_is_refused(
     issue["description"] = "reads \ud83d\ude00 past the end"
     token = _jws(key, header, report_bytes(audit__issues=[issue]))
     assert verify_report(token, providers).report.audit.issues[0].description.count("\U0001f600")
+
+
+@pytest.mark.parametrize(
+    ("claims", "message"),
+    [
+        ({"iss": "ACME \ud800"}, r"JWT claim 'iss' holds a lone surrogate"),
+        ({"sub": "\udfff"}, r"JWT claim 'sub' holds a lone surrogate"),
+        ({"jti": "\ud800"}, r"JWT claim 'jti' holds a lone surrogate"),
+        ({"aud": "\ud800"}, r"JWT claim 'aud' holds a lone surrogate"),
+        ({"aud": ["ok", "\ud800"]}, r"JWT claim 'aud\[1\]' holds a lone surrogate"),
+        ({"aud": [1, {"x": "\ud800"}]}, r"JWT claim 'aud' must be text or an array of text"),
+        ({"aud": [[]]}, r"JWT claim 'aud' must be text or an array of text"),
+        ({"iss": "x" * 70_000}, r"JWT claim 'iss' is longer than 65536 characters"),
+    ],
+)
+def test_jwt_claims_are_text(
+    review_key: tuple[PrivateKey, ProviderKeys], claims: dict[str, object], message: str
+) -> None:
+    # iss, sub, jti and aud were only type-checked (aud not even its members): a lone
+    # surrogate in one verified, then re-signing the report raised an untyped
+    # UnicodeEncodeError, and aud carried any JSON value.
+    key, providers = review_key
+    data = report_bytes(**claims)
+    header = b'{"alg":"ES512","kid":"%s"}' % KID.encode()
+    error = LimitExceeded if "longer" in message else MalformedReport
+    with pytest.raises(error, match=message):
+        verify_report(_jws(key, header, data), providers)
+    with pytest.raises(error, match=message):
+        sign_report(data, key, KID)
 
 
 def _thaw(value: Any) -> Any:

@@ -135,3 +135,46 @@ def test_a_certificate_common_name_does_not_make_its_key_another_provider(
     assert info.value.code == "srp-mismatch"
     own = sign_report(report_bytes(audit__srp="Acme Labs, Inc."), key, "Acme Labs")
     assert verify_report(own, keys, now=INSIDE).report.audit.srp == "Acme Labs, Inc."
+
+
+def test_a_naive_now_is_a_configuration_error(provider_cert: tuple[PrivateKey, Path]) -> None:
+    # A naive now was read as the machine's local time by the report's dates and compared
+    # with the certificate's aware dates, which raised an untyped TypeError.
+    key, path = provider_cert
+    keys = ProviderKeys.load([path.parent.parent])
+    sfr = sign_report(report_bytes(), key, KID)
+    statement = sfr_statement(sfr, key, iss=STATEMENT_ISS, providers=keys, now=INSIDE)
+    naive = INSIDE.replace(tzinfo=None)
+    with pytest.raises(ConfigError, match="now must be a timezone-aware datetime"):
+        verify_report(sfr, keys, now=naive)
+    with pytest.raises(ConfigError, match="now must be a timezone-aware datetime"):
+        review_from_statement(statement, keys, now=naive)
+    with pytest.raises(ConfigError, match="now must be a timezone-aware datetime"):
+        reviews_for(f"sha384:{SHA384}", [statement], providers=keys, now=naive)
+    with pytest.raises(ConfigError, match="now must be a timezone-aware datetime"):
+        review_from_statement(statement, keys).counts_at(naive)
+    with pytest.raises(ConfigError, match="now must be a timezone-aware datetime"):
+        keys.check_validity(keys.lookup(KID), naive)
+
+
+def test_a_certificate_given_by_itself_signs_only_for_its_file_names(
+    provider_cert: tuple[PrivateKey, Path],
+) -> None:
+    # A certificate file given by itself (``--provider-key acme.crt``, a platform.toml's or
+    # verifier config's provider list) signed for any of its names, its subject CN among
+    # them: Acme's certificate saying CN=KID let Acme sign reviews in KID's name.
+    key, path = provider_cert
+    acme = path.parent.parent / "keys" / "acme.crt"
+    acme.parent.mkdir(exist_ok=True)
+    acme.write_bytes(path.read_bytes())
+    keys = ProviderKeys.load([acme])
+    impersonating = sign_report(report_bytes(), key, KID)  # the CN still finds the key
+    with pytest.raises(VerificationFailed) as info:
+        verify_report(impersonating, keys, now=INSIDE)
+    assert info.value.code == "srp-mismatch"
+    entry = ProviderKeys.read_key_file(acme)
+    assert KID in entry.names  # a kid naming the CN finds the key, as before
+    assert KID not in entry.identities
+    assert {"acme", "keys"} <= entry.identities
+    own = sign_report(report_bytes(audit__srp="ACME Labs"), key, KID)
+    assert verify_report(own, keys, now=INSIDE).report.audit.srp == "ACME Labs"

@@ -139,6 +139,33 @@ def test_jwt_time_claims() -> None:
     assert verify_report(fine, keys, now=now).report.issued_at == 1
 
 
+def test_the_cose_form_keeps_the_jwt_validity() -> None:
+    # A JSON report's exp and nbf were dropped when it was signed as cose: a report meant to
+    # expire never did (the CoRIM profile holds them as rim-validity).
+    key, keys = provider()
+    now = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    t = int(now.timestamp())
+    expired = sign_report(report_bytes(exp=t), key, KID, format="cose")
+    assert verify_report(expired, keys, now=now - dt.timedelta(seconds=1)).report.expires_at == t
+    with pytest.raises(VerificationFailed) as info:
+        verify_report(expired, keys, now=now)
+    assert info.value.code == "report-expired"
+    early = sign_report(report_bytes(nbf=t + 60, exp=t + 120), key, KID, format="cose")
+    with pytest.raises(VerificationFailed) as info:
+        verify_report(early, keys, now=now)
+    assert info.value.code == "report-not-yet-valid"
+    later = now + dt.timedelta(seconds=60)
+    assert verify_report(early, keys, now=later).report.not_before == t + 60
+    # a not-before alone has no place in a rim-validity (its not-after is required), and an
+    # empty window would never verify: neither is signed as cose
+    with pytest.raises(MalformedReport, match="the CoRIM profile carries nbf only with exp"):
+        sign_report(report_bytes(nbf=t), key, KID, format="cose")
+    with pytest.raises(MalformedReport, match="exp is not after nbf"):
+        sign_report(report_bytes(nbf=t, exp=t), key, KID, format="cose")
+    with pytest.raises(MalformedReport, match="exp is too early"):
+        sign_report(report_bytes(exp=-(2**64)), key, KID, format="cose")
+
+
 def test_inspect_reads_without_a_key() -> None:
     key, _ = provider()
     for fmt in ("jws", "cose"):
@@ -550,6 +577,22 @@ def test_report_helper_is_a_copy() -> None:
     assert doc["device"]["vendor"] == "Other"
     assert report()["device"]["vendor"] == "ACME Inc"
     assert SHA384 in report_bytes().decode()
+
+
+def test_the_cose_form_names_every_field_it_drops() -> None:
+    # device.class_id and iat were dropped from the CoRIM form without a word
+    from ironroot.safe import corim_dropped_fields, parse_report_json
+
+    data = report_bytes(device__class_id="acme-trap-v1", iat=1_700_000_000)
+    assert corim_dropped_fields(parse_report_json(data)) == (
+        "device.category",
+        "device.class_id",
+        "audit.methodology",
+        "iat",
+    )
+    key, keys = provider()
+    seen = verify_report(sign_report(data, key, KID, format="cose"), keys).report
+    assert (seen.device.class_id, seen.issued_at) == (None, None)
 
 
 def test_cose_form_says_what_it_does_not_carry(

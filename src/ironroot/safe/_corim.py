@@ -42,6 +42,7 @@ from ironroot.safe._model import (
     ManifestEntry,
     SafeLimits,
     ShortFormReport,
+    issue_of,
     parse_cvss_score,
 )
 
@@ -57,6 +58,7 @@ _DIGEST_SIZE: Final = {_SHA384: 48, _SHA512: 64}
 _ROLE_MANIFEST_CREATOR: Final = 1
 _COND_ENDORSEMENTS: Final = 10
 _SFR_EXTENSION: Final = -1
+_MIN_EPOCH: Final = -(2**64)
 _SFR_KEYS: Final = frozenset(range(7))
 _ISSUE_KEYS: Final = frozenset(range(5))
 _CVSS_KEYS: Final = frozenset(range(3))
@@ -194,7 +196,8 @@ def _issue(item: object, i: int, limits: SafeLimits) -> Issue:
     what = f"SFR issue {i}"
     obj = _known_keys(_map(item, what), _ISSUE_KEYS, what)
     cvss = _known_keys(_map(obj.get(2), f"{what} assessment"), _CVSS_KEYS, f"{what} assessment")
-    return Issue(
+    return issue_of(
+        f"{what} cvss-vector",
         title=_text(obj.get(0), f"{what} title", limits),
         description=_text(obj.get(1), f"{what} description", limits),
         cvss_score=parse_cvss_score(cvss.get(0), f"{what} cvss-score"),
@@ -347,12 +350,17 @@ def _digest_list(device: Device) -> list[list[object]]:
 
 def corim_dropped_fields(report: ShortFormReport) -> tuple[str, ...]:
     """The fields of ``report`` the CoRIM profile has no place for, so that a CoRIM (COSE)
-    signature of it does not cover them (``device.category``, ``audit.methodology``)."""
+    signature of it does not cover them (``device.category``, ``device.class_id``,
+    ``audit.methodology``, the JWT ``iat``)."""
     dropped = []
     if report.device.category:
         dropped.append("device.category")
+    if report.device.class_id:
+        dropped.append("device.class_id")
     if report.audit.methodology:
         dropped.append("audit.methodology")
+    if report.issued_at is not None:
+        dropped.append("iat")
     return tuple(dropped)
 
 
@@ -360,10 +368,12 @@ def build_sfr_corim(report: ShortFormReport) -> bytes:
     """The report in the CoRIM profile, deterministically encoded (RFC 8949 §4.2.1).
 
     The CoRIM ``id`` and CoMID ``tag-id`` are derived from a SHA-256 of the report's content,
-    so building is a pure function. Fields the profile has no place for (methodology,
-    category) are not carried. Raises ``MalformedReport`` when the report lacks what the
-    profile requires: a completion date, an integer scope, and at least one full-length
-    firmware digest.
+    so building is a pure function. Fields the profile has no place for
+    (:func:`corim_dropped_fields`) are not carried. Raises ``MalformedReport`` when the
+    report lacks what the profile requires: a completion date, an integer scope, and at
+    least one full-length firmware digest. A JWT ``exp`` (with ``nbf`` beside it) becomes
+    the ``rim-validity``; an ``nbf`` without ``exp`` has no place there and is
+    ``MalformedReport`` too.
     """
     device, audit = report.device, report.audit
     if audit.completion_date is None:
@@ -373,6 +383,7 @@ def build_sfr_corim(report: ShortFormReport) -> bytes:
     digests = _digest_list(device)
     if not digests:
         raise MalformedReport("the CoRIM profile needs a SHA-384 or SHA-512 firmware digest")
+    validity = _rim_validity(report)
     when = dt.datetime.combine(audit.completion_date, dt.time(), dt.UTC)
     fw_id: dict[object, object] = {1: digests}
     if device.fw_version:
@@ -418,7 +429,27 @@ def build_sfr_corim(report: ShortFormReport) -> bytes:
         3: cbor2.CBORTag(OID_TAG, SFR_PROFILE_OID),
         5: [{0: audit.srp, 2: [_ROLE_MANIFEST_CREATOR]}],
     }
+    if validity is not None:
+        corim[4] = validity
     return encode_cbor(cbor2.CBORTag(CORIM_TAG, corim))
+
+
+def _rim_validity(report: ShortFormReport) -> dict[object, object] | None:
+    """A JWT ``exp``/``nbf`` as ``rim-validity``: not-after is the last second the report
+    counts (``exp`` minus one, as :func:`_validity` reads it back), not-before is ``nbf``."""
+    exp, nbf = report.expires_at, report.not_before
+    if exp is None:
+        if nbf is not None:
+            raise MalformedReport("the CoRIM profile carries nbf only with exp (rim-validity)")
+        return None
+    if exp - 1 < _MIN_EPOCH:  # not-after is a CBOR integer (64 bits)
+        raise MalformedReport("exp is too early for a CoRIM rim-validity")
+    if nbf is not None and exp <= nbf:
+        raise MalformedReport("exp is not after nbf: the report would never be valid")
+    validity: dict[object, object] = {1: cbor2.CBORTag(1, exp - 1)}
+    if nbf is not None:
+        validity[0] = cbor2.CBORTag(1, nbf)
+    return validity
 
 
 def _issue_map(issue: Issue, cvss_version: str | None) -> dict[object, object]:

@@ -26,10 +26,10 @@ A key's *provider identities* are the names the operator gave the provider, not 
 from a file name a provider chose: for a key in a provider folder below a folder
 :meth:`ProviderKeys.load` reads (``Active/NCC_Group/x.pub``), the provider folder's name (both
 spellings), never a certificate's subject common name (the provider chose it, as it chose
-the file name; it only finds the key); and explicit aliases. A
-:class:`ProviderKey` built in code names its provider with ``identities``; one without (a key
-file given by itself or directly in the folder read, or built with ``names`` only) signs for
-any of its ``names``. ``srp`` matches an identity when,
+the file name; it only finds the key); for a key file given by itself or directly in the
+folder read, the names its file gives it (folder, file name), again never the CN; and explicit
+aliases. A :class:`ProviderKey` built in code names its provider with ``identities``; one
+built with ``names`` only signs for any of its ``names``. ``srp`` matches an identity when,
 both compared as words (Unicode NFKC, case-folded, split at anything but letters and digits),
 the identity's words begin the ``srp``'s: folder ``IOActive`` signs for ``"IOActive,
 Incorporated"``, ``Keysight`` for ``"Keysight Technologies Riscure, Inc."``,
@@ -159,6 +159,13 @@ def provider_names(path: Path, key: PublicKey, common_name: str | None = None) -
 Validity = tuple[dt.datetime, dt.datetime] | None
 
 
+def check_now(now: dt.datetime | None) -> None:
+    """Refuse a naive ``now`` (``ConfigError``): it would be read as the machine's local time,
+    and cannot be compared with a certificate's dates at all."""
+    if now is not None and (not isinstance(now, dt.datetime) or now.utcoffset() is None):
+        raise ConfigError("now must be a timezone-aware datetime")
+
+
 def _load_key(data: bytes) -> tuple[PublicKey, str | None, Validity]:
     """A public key from PEM/DER SubjectPublicKeyInfo or an X.509 certificate (PEM or DER),
     with a certificate's subject CN and validity period."""
@@ -251,6 +258,7 @@ class ProviderKeys:
         """Refuse ``key`` at ``now`` outside every validity period of the provider
         certificates it came from (``CertificateExpired``, code ``certificate-expired``): an
         expired (or not yet valid) provider certificate verifies no report."""
+        check_now(now)
         periods = self.validity(key)
         if not periods or any(start <= now <= end for start, end in periods):
             return
@@ -293,8 +301,9 @@ class ProviderKeys:
     ) -> ProviderKey:
         """One key file (PEM/DER public key or certificate) and the names it answers to.
 
-        With ``provider_folder`` the folder it sits in names its provider (a certificate's
-        subject CN only finds the key); without, the key signs for any of its names."""
+        With ``provider_folder`` the folder it sits in names its provider; without, the key
+        signs for any of the names its file gives it. A certificate's subject CN only ever
+        finds the key."""
         file = Path(path)
         # within the limit whatever it is: /dev/zero stops there, a pipe is never waited on
         data = read_limited(file, _MAX_KEY_FILE)
@@ -302,9 +311,11 @@ class ProviderKeys:
             key, cn, validity = _load_key(data)
         except MalformedInput as exc:
             raise ConfigError(f"{file}: {exc.detail}") from exc
-        identities = provider_identities(file) if provider_folder else frozenset()
         start, end = validity if validity is not None else (None, None)
         names = provider_names(file, key, cn)
+        # the provider folder names the provider; without one, the names of the file, but
+        # never a certificate's CN, which the provider wrote (it only finds the key)
+        identities = provider_identities(file) if provider_folder else provider_names(file, key)
         return ProviderKey(key, names, str(file), identities, not_before=start, not_after=end)
 
     @classmethod

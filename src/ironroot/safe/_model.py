@@ -145,7 +145,8 @@ _MANIFEST: Final = frozenset(("file_name", "file_hash"))
 # FIRST's calculators); what is read here is how reports write vectors: in any case, with the
 # "CVSS:" prefix or without it, in parentheses, with empty "/" segments. The base metrics that
 # tell an unprefixed vector's version:
-_V4_BASE: Final = frozenset(("AV", "AC", "AT", "PR", "UI", "VC", "VI", "VA", "SC", "SI", "SA"))
+_V4_ORDER: Final = ("AV", "AC", "AT", "PR", "UI", "VC", "VI", "VA", "SC", "SI", "SA")
+_V4_BASE: Final = frozenset(_V4_ORDER)
 _V3_BASE: Final = frozenset(("AV", "AC", "PR", "UI", "S", "C", "I", "A"))
 _V2_BASE: Final = frozenset(("AV", "AC", "AU", "C", "I", "A"))
 _V2_NAMES: Final = {"AU": "Au"}  # the one metric name CVSS v2 writes in mixed case
@@ -154,12 +155,18 @@ _V2_NAMES: Final = {"AU": "Au"}  # the one metric name CVSS v2 writes in mixed c
 def cvss_base_score(vector: str) -> float | None:
     """The CVSS base score of a v4.0, v3.0/v3.1 or v2 vector (``CVSS:3.1/AV:N/…``; the prefix
     optional, the version then told by the base metrics present; v2 as ``AV:N/AC:L/Au:N/…``),
-    computed by the ``cvss`` library; ``None`` for ``"N/A"`` or a vector lacking a base metric
-    or holding an unknown metric or value. Metric names and values are read in any case, and
-    empty ``/`` segments are skipped (``"/AV:P/…"`` is published).
+    computed by the ``cvss`` library; ``None`` for text that names no CVSS version and lacks
+    a base metric of each (``"N/A"``, and a published v4.0 vector without SC/SI/SA). Metric
+    names and values are read in any case, and empty ``/`` segments are skipped
+    (``"/AV:P/…"`` is published). A v4.0 vector's threat,
+    environmental and supplemental metrics are checked but do not score: it is the base
+    score (CVSS-B), not the CVSS-BT/BE/BTE they would make it, as v3 and v2 give theirs.
 
     A vector naming one metric twice (``AV:L/…/AV:N``) is ``MalformedReport``: readers that
-    keep the first and the last would score it differently.
+    keep the first and the last would score it differently. So is a vector that names its
+    version (``CVSS:3.1/…``), or holds every base metric of one, and does not score (an
+    unknown metric or value, a missing base metric, an unknown version): it is no vector to
+    ignore, as its issue would then count at its stated score alone.
     """
     import cvss  # here: only reviews with findings need it
 
@@ -188,6 +195,9 @@ def cvss_base_score(vector: str) -> float | None:
             ),
             None,
         )
+    if version is None:
+        return None  # no version named, nor every base metric of one: text, not a vector
+    shown = vector if len(vector) <= 120 else vector[:120] + "…"
     scorer: Any
     if version == "4.0":
         scorer, prefix = cvss.CVSS4, "CVSS:4.0/"
@@ -197,12 +207,24 @@ def cvss_base_score(vector: str) -> float | None:
         scorer, prefix = cvss.CVSS2, ""
         metrics = {_V2_NAMES.get(name, name): value for name, value in metrics.items()}
     else:
-        return None
+        raise MalformedReport(f"CVSS vector {shown!r} is not a valid CVSS vector (version?)")
     try:
         score = scorer(prefix + "/".join(f"{name}:{value}" for name, value in metrics.items()))
+        if version == "4.0" and metrics.keys() - _V4_BASE:
+            # CVSS v4.0 scores a vector with threat, environmental or supplemental metrics
+            # as a whole (CVSS-BT/BE/BTE): modified metrics beside critical base ones read
+            # 0.0. The vector is checked whole (above), and scored by its base metrics.
+            base = "/".join(f"{name}:{metrics[name]}" for name in _V4_ORDER)
+            score = scorer(prefix + base)
         return float(score.base_score)
-    except cvss.CVSSError:
-        return None
+    except cvss.CVSSError as exc:
+        # It says it is a CVSS vector (its version, or every base metric of one) and does
+        # not score: read as no vector, the issue counted at its stated score, so "1.0"
+        # beside a 9.8 base with one unknown metric added passed every threshold.
+        reason = str(exc)[:120]
+        raise MalformedReport(
+            f"CVSS vector {shown!r} is not a valid CVSS v{version} vector: {reason}"
+        ) from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -531,15 +553,30 @@ def _issue(item: object, i: int, cvss_version: str | None, limits: SafeLimits) -
     for key in ("title", "cvss_score", "cvss_vector", "cwe", "description"):
         if key not in obj:
             raise MalformedReport(f"{what} lacks {key!r}")
-    return Issue(
-        title=_text(obj, "title", what, limits),
-        cvss_score=parse_cvss_score(obj["cvss_score"], f"{what}.cvss_score"),
-        cvss_vector=_text(obj, "cvss_vector", what, limits),
-        description=_text(obj, "description", what, limits),
-        cwe=_optional_id(obj["cwe"], f"{what}.cwe", limits),
-        cve=_optional_id(obj.get("cve"), f"{what}.cve", limits),
+    title = _text(obj, "title", what, limits)
+    score = parse_cvss_score(obj["cvss_score"], f"{what}.cvss_score")
+    vector = _text(obj, "cvss_vector", what, limits)
+    description = _text(obj, "description", what, limits)
+    cwe = _optional_id(obj["cwe"], f"{what}.cwe", limits)
+    cve = _optional_id(obj.get("cve"), f"{what}.cve", limits)
+    return issue_of(
+        f"{what}.cvss_vector",
+        title=title,
+        cvss_score=score,
+        cvss_vector=vector,
+        description=description,
+        cwe=cwe,
+        cve=cve,
         cvss_version=cvss_version,
     )
+
+
+def issue_of(where: str, **fields: Any) -> Issue:
+    """``Issue(**fields)``; a vector it refuses is named by where it was read (``where``)."""
+    try:
+        return Issue(**fields)
+    except MalformedReport as exc:
+        raise MalformedReport(f"{where}: {exc.detail}") from exc
 
 
 def _numeric_date(top: Mapping[str, object], key: str) -> int | None:
@@ -558,6 +595,24 @@ def _numeric_date(top: Mapping[str, object], key: str) -> int | None:
     if seconds is None or not _MIN_NUMERIC_DATE <= seconds <= _MAX_NUMERIC_DATE:
         raise MalformedReport(f"JWT claim {key!r} must be a NumericDate (seconds, within 64 bits)")
     return seconds
+
+
+def _jwt_text_claims(top: Mapping[str, object], limits: SafeLimits) -> None:
+    """``iss``, ``sub``, ``jti`` and ``aud`` (RFC 7519 4.1: StringOrURI, ``aud`` one or an
+    array of them) are checked as any text member is: not kept, but signed and re-signed."""
+    for key in ("iss", "sub", "jti"):
+        if key in top:
+            _text_value(top[key], f"JWT claim {key!r}", limits)
+    if "aud" not in top:
+        return
+    aud = top["aud"]
+    if isinstance(aud, str):
+        _text_value(aud, "JWT claim 'aud'", limits)
+        return
+    if not isinstance(aud, list) or not all(isinstance(item, str) for item in aud):
+        raise MalformedReport("JWT claim 'aud' must be text or an array of text")
+    for i, item in enumerate(aud):
+        _text_value(item, f"JWT claim 'aud[{i}]'", limits)
 
 
 def _manifest_matches(device: Device, raw_manifest: object) -> bool | None:
@@ -588,11 +643,7 @@ def parse_report_object(value: object, limits: SafeLimits = DEFAULT_SAFE_LIMITS)
             raise MalformedReport(f"report lacks {key!r}")
     device_obj = _object(top["device"], "device", _DEVICE)
     audit_obj = _object(top["audit"], "audit", _AUDIT)
-    for key in ("iss", "sub", "jti"):
-        if key in top and not isinstance(top[key], str):
-            raise MalformedReport(f"JWT claim {key!r} must be text")
-    if "aud" in top and not isinstance(top["aud"], str | list):
-        raise MalformedReport("JWT claim 'aud' must be text or an array")
+    _jwt_text_claims(top, limits)
     manifest, raw_manifest = _manifest(device_obj, limits)
     device = Device(
         vendor=_text(device_obj, "vendor", "device", limits),

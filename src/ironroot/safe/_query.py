@@ -36,7 +36,7 @@ from ironroot.errors import (
     MalformedReport,
     VerificationFailed,
 )
-from ironroot.safe._keys import ProviderKeys
+from ironroot.safe._keys import ProviderKeys, check_now
 from ironroot.safe._model import DEFAULT_SAFE_LIMITS, SafeLimits, ShortFormReport
 from ironroot.safe._verify import (
     SFR_COSE_CONTENT_TYPE,
@@ -144,6 +144,7 @@ class Review:
         """Whether the review counts at ``now``: its report's ``nbf`` and its statement's
         reached, neither ``exp`` (nor its provider certificate's end, in ``expires_at``). A
         review read once and kept is asked again at each use."""
+        check_now(now)
         t = now.timestamp()
         starts = (self.report.not_before, self.not_before)
         ends = (self.report.expires_at, self.expires_at)
@@ -195,6 +196,7 @@ def review_from_statement(
     ``report-expired`` / ``report-not-yet-valid``); either one not an integer is
     ``MalformedStatement``, whatever ``now``.
     """
+    check_now(now)
     if service_keys is not None:
         statement = verify_transparent_statement(data, service_keys).statement
     else:
@@ -261,6 +263,7 @@ def reviews_for(
     skipped: they are not reviews. An empty ``providers`` store therefore finds nothing.
     """
     alg, digest = parse_firmware_hash(firmware_hash)
+    check_now(now)  # a fault of the caller, not of a statement: raised, not skipped
     found: list[Review] = []
     for data in statements:
         try:

@@ -44,7 +44,7 @@ from ironroot.errors import (
 )
 from ironroot.safe._corim import build_sfr_corim, parse_sfr_corim
 from ironroot.safe._jws import parse_compact_jws, sign_compact_jws
-from ironroot.safe._keys import ProviderKeys
+from ironroot.safe._keys import ProviderKeys, check_now
 from ironroot.safe._model import (
     DEFAULT_SAFE_LIMITS,
     SafeLimits,
@@ -269,6 +269,7 @@ def verify_report(
     CoRIM outside its ``rim-validity``, at ``now``; ``report-future-dated`` for a report
     issued after ``now`` plus :data:`CLOCK_SKEW`.
     """
+    check_now(now)
     if not isinstance(data, bytes | bytearray):
         raise MalformedReport("a signed report must be bytes")
     data = bytes(data)
