@@ -178,3 +178,28 @@ def test_a_certificate_given_by_itself_signs_only_for_its_file_names(
     assert {"acme", "keys"} <= entry.identities
     own = sign_report(report_bytes(audit__srp="ACME Labs"), key, KID)
     assert verify_report(own, keys, now=INSIDE).report.audit.srp == "ACME Labs"
+
+
+def test_a_persisted_safe_requirement_keeps_who_a_certificate_signs_for(
+    provider_cert: tuple[PrivateKey, Path],
+) -> None:
+    # A platform keeps its trust as JSON (platform.json): a round trip that kept only the
+    # names that find a key made a certificate's CN a provider identity again.
+    key, path = provider_cert
+    acme = path.parent.parent / "keys" / "acme.crt"
+    acme.parent.mkdir(exist_ok=True)
+    acme.write_bytes(path.read_bytes())
+    requirement = SafeRequirement(ProviderKeys.load([acme]), "medium")
+    again = SafeRequirement.from_json(requirement.to_json())
+    impersonating = sign_report(report_bytes(), key, KID)
+    with pytest.raises(VerificationFailed) as info:
+        verify_report(impersonating, again.providers, now=INSIDE)
+    assert info.value.code == "srp-mismatch"
+    own = sign_report(report_bytes(audit__srp="ACME Labs"), key, KID)
+    assert verify_report(own, again.providers, now=INSIDE).report.audit.srp == "ACME Labs"
+    assert again == requirement
+    # a trust persisted before identities were kept still loads (its names, as then)
+    legacy = requirement.to_json()
+    for entry in legacy["providers"]:
+        del entry["identities"]
+    assert verify_report(own, SafeRequirement.from_json(legacy).providers, now=INSIDE)

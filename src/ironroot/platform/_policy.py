@@ -230,8 +230,10 @@ class SafeRequirement:
 
     def to_json(self) -> dict[str, Any]:
         """``{"max_severity", "providers": [{"key": base64 DER, "names": [...],
-        ["validity": [[not-before, not-after], ...]]}]}``: each key with every ``kid`` name
-        that resolves to it, so look-ups are the same once loaded, and the validity periods
+        "identities": [...], ["validity": [[not-before, not-after], ...]]}]}``: each key with
+        every ``kid`` name that resolves to it, so look-ups are the same once loaded, the
+        provider names it signs for (an SFR's ``srp``: a certificate's CN finds the key but
+        is not one of them, so a round trip does not make it one), and the validity periods
         (ISO 8601) of the provider certificates it came from, so that an expired certificate
         stays refused once loaded."""
         by_key: dict[PublicKey, list[str]] = {entry.key: [] for entry in self.providers}
@@ -239,7 +241,11 @@ class SafeRequirement:
             by_key.setdefault(self.providers.lookup(name), []).append(name)
         entries: list[dict[str, Any]] = []
         for key, names in by_key.items():
-            entry: dict[str, Any] = {"key": _b64(key.to_der()), "names": sorted(names)}
+            entry: dict[str, Any] = {
+                "key": _b64(key.to_der()),
+                "names": sorted(names),
+                "identities": sorted(self.providers.identities(key)),
+            }
             periods = self.providers.validity(key)
             if periods:
                 entry["validity"] = [[a.isoformat(), b.isoformat()] for a, b in periods]
@@ -257,17 +263,30 @@ class SafeRequirement:
             raise ConfigError("a SAFE requirement's providers are a list")
         keys = []
         for entry in entries:
-            item = _members(entry, {"key", "names"}, {"validity"}, "a review provider")
+            item = _members(
+                entry, {"key", "names"}, {"validity", "identities"}, "a review provider"
+            )
             der = _unb64(item["key"], "a review provider key")
             try:
                 key = PublicKey.from_der(der)
             except IronrootError as exc:
                 raise ConfigError(f"a review provider key: {exc.detail}") from exc
             names = _names(item["names"], "a review provider's names")
+            # the provider names the key signs for (an SFR's srp), which are not all the
+            # names that find it (a certificate's CN finds it, never signs for it); a trust
+            # persisted before they were kept: its names, as then
+            identities = (
+                _names(item["identities"], "a review provider's identities")
+                if "identities" in item
+                else names
+            )
             periods = _periods(item.get("validity"))
-            keys += [ProviderKey(key, names, not_before=a, not_after=b) for a, b in periods]
+            keys += [
+                ProviderKey(key, names, identities=identities, not_before=a, not_after=b)
+                for a, b in periods
+            ]
             if not periods:
-                keys.append(ProviderKey(key, names))
+                keys.append(ProviderKey(key, names, identities=identities))
         severity = value["max_severity"]
         if not isinstance(severity, str):
             raise ConfigError("max_severity is text")
