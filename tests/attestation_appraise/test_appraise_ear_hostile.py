@@ -1,0 +1,96 @@
+"""A relying party's attacker against ``verify_ear``: signed tokens that carry what no EAR may.
+
+Each token here verifies (it is signed by the trusted key): only its content is hostile. What
+``verify_ear`` returns is handed on as JSON (the key release's policy claims, the CLI, the audit
+report) and re-signed as a JWT or a CWT, so it must hold only what both forms can carry.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import cbor2
+import pytest
+
+from ironroot.cose import KID, sign1
+from ironroot.crypto import Algorithm, PrivateKey, b64url_encode
+from ironroot.ear import (
+    Appraisal,
+    AttestationResult,
+    VerifierId,
+    sign_ear_cwt,
+    verify_ear,
+)
+from ironroot.errors import MalformedInput
+
+NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+KEY = PrivateKey.generate(Algorithm.ES256)
+
+
+def _result(evidence: dict[str, Any] | None = None) -> AttestationResult:
+    appraisal = Appraisal.from_vector(
+        {"instance-identity": 2, "hardware": 2},
+        policy_id="urn:ironroot:appraisal-policy:default:0",
+        reasons=["a reason"],
+        evidence=evidence if evidence is not None else {"format": "ironroot"},
+    )
+    return AttestationResult(
+        iat=int(NOW.timestamp()),
+        exp=int(NOW.timestamp()) + 600,
+        verifier_id=VerifierId("Ironroot", "ironroot 0.1.0"),
+        submods={"cvm": appraisal},
+        nonce=b"n" * 32,
+    )
+
+
+def _cwt(claims: dict[object, Any]) -> bytes:
+    return sign1(KEY, cbor2.dumps(claims), {KID: KEY.kid}).encode()
+
+
+def _jwt(claims_json: str, header_json: str | None = None) -> bytes:
+    kid = b64url_encode(KEY.kid)
+    header = header_json or json.dumps({"alg": "ES256", "typ": "JWT", "kid": kid})
+    signing_input = f"{b64url_encode(header.encode())}.{b64url_encode(claims_json.encode())}"
+    return (signing_input + "." + b64url_encode(KEY.sign(signing_input.encode()))).encode()
+
+
+# --- a CWT's evidence holds only JSON values -------------------------------------------------
+
+NOT_JSON: dict[str, object] = {
+    "bytes": b"\x00" * 32,
+    "undefined": cbor2.undefined,
+    "unknown-tag": cbor2.CBORTag(99, 1),
+    "epoch-tag": cbor2.CBORTag(1, 0),
+    "simple-value": cbor2.CBORSimpleValue(99),
+    "nan": float("nan"),
+    "infinity": float("inf"),
+    "integer-key": {1: 2},
+    "nested-bytes": {"identity": {"driver_version": b"550.54"}},
+    "bytes-in-list": [b"\x01"],
+}
+
+
+@pytest.mark.parametrize("value", NOT_JSON.values(), ids=NOT_JSON.keys())
+def test_cwt_evidence_that_is_not_json_is_refused(value: object) -> None:
+    """Before: accepted, and ``to_json_claims`` / ``sign_ear_jwt`` of the result raised
+    ``TypeError`` (bytes, undefined, a tag) or wrote ``NaN`` (not JSON)."""
+    claims = _result().to_cbor_claims()
+    claims[266]["cvm"][-70101] = {"format": "ironroot", "report_data": value}
+    with pytest.raises(MalformedInput, match=r"ear\.ironroot\.evidence .*JSON"):
+        verify_ear(_cwt(claims), [KEY.public_key], now=NOW)
+
+
+def test_cwt_evidence_of_json_values_still_verifies() -> None:
+    evidence = {"format": "ironroot", "n": [1, -2, 1.5, True, None, {"a": "b"}]}
+    result = verify_ear(sign_ear_cwt(_result(evidence), KEY), [KEY.public_key], now=NOW)
+    assert result.submods["cvm"].evidence == evidence
+    json.dumps(result.to_json_claims(), allow_nan=False)
+
+
+def test_appraisal_evidence_must_be_json() -> None:
+    """The appraiser's own evidence is held to the same rule: a result that cannot be signed
+    as a JWT is never made."""
+    with pytest.raises(MalformedInput, match=r"ear\.ironroot\.evidence .*JSON"):
+        _result({"report_data": b"\x00"})
