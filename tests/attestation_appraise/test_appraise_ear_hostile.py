@@ -7,6 +7,7 @@ report) and re-signed as a JWT or a CWT, so it must hold only what both forms ca
 
 from __future__ import annotations
 
+import base64
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -21,6 +22,7 @@ from ironroot.ear import (
     AttestationResult,
     VerifierId,
     sign_ear_cwt,
+    sign_ear_jwt,
     verify_ear,
 )
 from ironroot.errors import MalformedInput
@@ -94,3 +96,65 @@ def test_appraisal_evidence_must_be_json() -> None:
     as a JWT is never made."""
     with pytest.raises(MalformedInput, match=r"ear\.ironroot\.evidence .*JSON"):
         _result({"report_data": b"\x00"})
+
+
+# --- a JWT's text is Unicode -----------------------------------------------------------------
+
+MARK = "LONE-SURROGATE"
+SURROGATE_PLACES: dict[str, tuple[str, ...]] = {
+    "submod label": ("submods",),
+    "developer": ("ear.verifier-id", "developer"),
+    "reason": ("submods", "cvm", "ear.ironroot.reasons"),
+    "evidence key": ("submods", "cvm", "ear.ironroot.evidence"),
+    "unknown claim": ("x-note",),
+}
+
+
+def _with_mark(claims: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any]:
+    target = claims
+    for step in path[:-1]:
+        target = target[step]
+    last = path[-1]
+    if last == "submods":
+        target[last] = {MARK: target[last]["cvm"]}
+    elif last == "ear.ironroot.reasons":
+        target[last] = [MARK]
+    elif last == "ear.ironroot.evidence":
+        target[last] = {MARK: 1}
+    else:
+        target[last] = MARK
+    return claims
+
+
+@pytest.mark.parametrize("where", SURROGATE_PLACES)
+def test_jwt_text_with_a_lone_surrogate_is_refused(where: str) -> None:
+    """``"\\ud800"`` is a JSON escape of no Unicode character (RFC 8259 §8.2; I-JSON, RFC 7493
+    §2.1, forbids it). Before: accepted, and the result could not be written as UTF-8 nor
+    signed as a CWT."""
+    claims = _with_mark(_result().to_json_claims(), SURROGATE_PLACES[where])
+    text = json.dumps(claims).replace(MARK, "\\ud800")
+    with pytest.raises(MalformedInput, match="not Unicode"):
+        verify_ear(_jwt(text), [KEY.public_key], now=NOW)
+
+
+def test_jwt_header_with_a_lone_surrogate_is_refused() -> None:
+    header = json.dumps({"alg": "ES256", "typ": "JWT\ud800", "kid": b64url_encode(KEY.kid)})
+    with pytest.raises(MalformedInput, match="not Unicode"):
+        verify_ear(_jwt(json.dumps(_result().to_json_claims()), header), [KEY.public_key], now=NOW)
+
+
+def test_jwt_text_outside_the_bmp_still_verifies() -> None:
+    """A surrogate pair is one character: allowed."""
+    claims = _result().to_json_claims()
+    claims["submods"]["cvm"]["ear.ironroot.reasons"] = ["\U0001f512 sealed"]
+    token = _jwt(json.dumps(claims))
+    assert b"\\ud83d\\udd12" in _segment(token)
+    result = verify_ear(token, [KEY.public_key], now=NOW)
+    assert result.submods["cvm"].reasons == ("\U0001f512 sealed",)
+    sign_ear_cwt(result, KEY)
+    sign_ear_jwt(result, KEY)
+
+
+def _segment(token: bytes) -> bytes:
+    payload = token.split(b".")[1]
+    return base64.urlsafe_b64decode(payload + b"=" * (-len(payload) % 4))
