@@ -91,6 +91,25 @@ def test_cwt_evidence_of_json_values_still_verifies() -> None:
     json.dumps(result.to_json_claims(), allow_nan=False)
 
 
+@pytest.mark.parametrize("value", [2**64, -(2**64) - 1, 10**40])
+def test_jwt_evidence_integer_past_64_bits_is_refused(value: int) -> None:
+    """A CBOR integer is 64 bits (past them, a bignum tag, which a CWT EAR does not carry).
+    Before: the JWT verified, and its result signed as a CWT was refused by ``verify_ear``."""
+    claims = _result().to_json_claims()
+    claims["submods"]["cvm"]["ear.ironroot.evidence"]["count"] = value
+    with pytest.raises(MalformedInput, match=r"ear\.ironroot\.evidence .*64 bits"):
+        verify_ear(_jwt(json.dumps(claims)), [KEY.public_key], now=NOW)
+
+
+@pytest.mark.parametrize("value", [2**64 - 1, -(2**64)])
+def test_jwt_evidence_integer_within_64_bits_is_carried_as_a_cwt(value: int) -> None:
+    claims = _result().to_json_claims()
+    claims["submods"]["cvm"]["ear.ironroot.evidence"]["count"] = value
+    result = verify_ear(_jwt(json.dumps(claims)), [KEY.public_key], now=NOW)
+    again = verify_ear(sign_ear_cwt(result, KEY), [KEY.public_key], now=NOW)
+    assert again.submods["cvm"].evidence == {"format": "ironroot", "count": value}
+
+
 def test_appraisal_evidence_must_be_json() -> None:
     """The appraiser's own evidence is held to the same rule: a result that cannot be signed
     as a JWT is never made."""

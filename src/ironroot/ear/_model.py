@@ -217,12 +217,16 @@ def tier_of(value: int) -> TrustTier:
     return TrustTier.CONTRAINDICATED
 
 
+_CBOR_INT: Final = 2**64  # CBOR's integers (major types 0 and 1): -2**64 .. 2**64 - 1
+
+
 def _json_ready(evidence: Mapping[str, Any]) -> None:
     """``MalformedInput`` unless ``evidence`` holds JSON values only: maps with text keys,
     lists, text, integers, finite numbers, booleans and null. A CWT can carry more (byte
     strings, tags, ``undefined``, NaN, integer keys), which no JWT, policy claim or report
     can: such an EAR is refused, not carried on to fail where it is shown or signed again.
-    Walked without recursion (the decoders bound the depth)."""
+    And a JSON integer past 64 bits, which a CWT carries only as a bignum tag. Walked without
+    recursion (the decoders bound the depth)."""
     pending: list[object] = [evidence]
     while pending:
         node = pending.pop()
@@ -235,6 +239,10 @@ def _json_ready(evidence: Mapping[str, Any]) -> None:
         elif isinstance(node, float):
             if not math.isfinite(node):
                 raise MalformedInput("ear.ironroot.evidence holds a number that is not JSON")
+        elif isinstance(node, int) and not -_CBOR_INT <= node < _CBOR_INT:
+            raise MalformedInput(
+                "ear.ironroot.evidence holds an integer past 64 bits, which no CWT carries"
+            )
         elif node is not None and not isinstance(node, str | int):  # bool is an int
             raise MalformedInput(
                 f"ear.ironroot.evidence holds a {type(node).__name__}, not a JSON value"
