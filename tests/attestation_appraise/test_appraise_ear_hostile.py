@@ -14,7 +14,10 @@ from typing import Any
 
 import cbor2
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from hypothesis_budget import examples
 from ironroot.cose import KID, sign1
 from ironroot.crypto import Algorithm, PrivateKey, b64url_encode
 from ironroot.ear import (
@@ -25,7 +28,7 @@ from ironroot.ear import (
     sign_ear_jwt,
     verify_ear,
 )
-from ironroot.errors import MalformedInput
+from ironroot.errors import IronrootError, MalformedInput
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 KEY = PrivateKey.generate(Algorithm.ES256)
@@ -177,3 +180,118 @@ def test_jwt_text_outside_the_bmp_still_verifies() -> None:
 def _segment(token: bytes) -> bytes:
     payload = token.split(b".")[1]
     return base64.urlsafe_b64decode(payload + b"=" * (-len(payload) % 4))
+
+
+# --- properties: whatever a trusted key signs, verify_ear refuses with a typed error or returns
+# a result that both forms carry again -------------------------------------------------------
+
+# st.text draws no lone surrogates: a JSON text may hold them as escapes
+_TEXT = st.text(max_size=8) | st.sampled_from(["\ud800", "x\udc00", "\U0001f512"])
+_JSON_SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | _TEXT
+    | st.sampled_from(["affirming", "none", "warning", "contraindicated", "AAAAAAAAAAA"])
+)
+_JSON_VALUES = st.recursive(
+    _JSON_SCALARS,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_TEXT, inner, max_size=3),
+    max_leaves=8,
+)
+_CBOR_SCALARS = (
+    _JSON_SCALARS
+    | st.binary(max_size=8)
+    | st.just(cbor2.undefined)
+    | st.floats()
+    | st.builds(cbor2.CBORTag, st.sampled_from([1, 2, 3, 24, 99, 258]), st.integers(0, 9))
+)
+_CBOR_VALUES = st.recursive(
+    _CBOR_SCALARS,
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.one_of(st.text(max_size=6), st.integers(-3, 1004)), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+def _paths(node: object, prefix: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+    """Every member of ``node``'s maps, by path (to replace a value or add a member beside)."""
+    found: list[tuple[object, ...]] = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            found.append((*prefix, key))
+            found.extend(_paths(value, (*prefix, key)))
+    return found
+
+
+def _replace(claims: Any, path: tuple[object, ...], value: object, *, rename: object) -> None:
+    target = claims
+    for step in path[:-1]:
+        target = target[step]
+    if rename is not None:
+        target[rename] = target.pop(path[-1])
+    else:
+        target[path[-1]] = value
+
+
+def _carried_again(result: AttestationResult) -> None:
+    """What verified is written and read back as both forms, unchanged."""
+    json.dumps(result.to_json_claims(), allow_nan=False).encode()
+    for sign in (sign_ear_jwt, sign_ear_cwt):
+        again = verify_ear(sign(result, KEY), [KEY.public_key], now=NOW)
+        assert again.to_json_claims() == result.to_json_claims()
+
+
+@settings(max_examples=examples(300), deadline=None)
+@given(data=st.data())
+def test_any_signed_json_claims_are_refused_typed_or_carried_again(data: st.DataObject) -> None:
+    claims = _result().to_json_claims()
+    path = data.draw(st.sampled_from(_paths(claims)))
+    rename = data.draw(st.none() | _TEXT)
+    _replace(claims, path, data.draw(_JSON_VALUES), rename=rename)
+    token = _jwt(json.dumps(claims))
+    try:
+        result = verify_ear(token, [KEY.public_key], now=NOW)
+    except IronrootError:
+        return
+    _carried_again(result)
+
+
+@settings(max_examples=examples(300), deadline=None)
+@given(data=st.data())
+def test_any_signed_cbor_claims_are_refused_typed_or_carried_again(data: st.DataObject) -> None:
+    claims = _result().to_cbor_claims()
+    path = data.draw(st.sampled_from(_paths(claims)))
+    rename = data.draw(st.none() | st.one_of(st.text(max_size=6), st.integers(-3, 1004)))
+    _replace(claims, path, data.draw(_CBOR_VALUES), rename=rename)
+    try:
+        token = _cwt(claims)
+    except (ValueError, TypeError, cbor2.CBOREncodeError):
+        return  # not encodable (a float map key beside an equal integer one, say)
+    try:
+        result = verify_ear(token, [KEY.public_key], now=NOW)
+    except IronrootError:
+        return
+    _carried_again(result)
+
+
+@settings(max_examples=examples(300), deadline=None)
+@given(
+    form=st.sampled_from(["jwt", "cwt"]),
+    at=st.integers(0, 10_000),
+    cut=st.integers(0, 64),
+    insert=st.binary(max_size=8),
+)
+def test_any_damaged_token_is_refused_typed(form: str, at: int, cut: int, insert: bytes) -> None:
+    token = (sign_ear_jwt if form == "jwt" else sign_ear_cwt)(_result(), KEY)
+    at %= len(token) + 1
+    damaged = token[:at] + insert + token[at + cut :]
+    if damaged.strip() == token and form == "jwt":  # white space around a JWT is read past
+        return
+    if damaged == token:
+        return
+    with pytest.raises(IronrootError):
+        verify_ear(damaged, [KEY.public_key], now=NOW)
