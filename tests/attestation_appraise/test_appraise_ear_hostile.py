@@ -182,6 +182,32 @@ def _segment(token: bytes) -> bytes:
     return base64.urlsafe_b64decode(payload + b"=" * (-len(payload) % 4))
 
 
+# --- ear.verifier-id names a verifier --------------------------------------------------------
+
+
+@pytest.mark.parametrize("member", ["developer", "build"])
+def test_jwt_verifier_id_with_empty_text_is_refused(member: str) -> None:
+    """``build`` and ``developer`` each identify the verifier (AR4SI); empty text identifies
+    none (the reference implementation refuses it as well). Before: accepted."""
+    claims = _result().to_json_claims()
+    claims["ear.verifier-id"][member] = ""
+    with pytest.raises(MalformedInput, match=rf"ear\.verifier-id {member} is empty"):
+        verify_ear(_jwt(json.dumps(claims)), [KEY.public_key], now=NOW)
+
+
+@pytest.mark.parametrize(("label", "member"), [(0, "developer"), (1, "build")])
+def test_cwt_verifier_id_with_empty_text_is_refused(label: int, member: str) -> None:
+    claims = _result().to_cbor_claims()
+    claims[1004][label] = ""
+    with pytest.raises(MalformedInput, match=rf"ear\.verifier-id {member} is empty"):
+        verify_ear(_cwt(claims), [KEY.public_key], now=NOW)
+
+
+def test_a_verifier_id_with_empty_text_is_never_made() -> None:
+    with pytest.raises(MalformedInput, match=r"ear\.verifier-id build is empty"):
+        VerifierId("Ironroot", "")
+
+
 # --- properties: whatever a trusted key signs, verify_ear refuses with a typed error or returns
 # a result that both forms carry again -------------------------------------------------------
 

@@ -255,10 +255,19 @@ def _worst(tiers: Iterable[TrustTier]) -> TrustTier:
 
 @dataclass(frozen=True, slots=True)
 class VerifierId:
-    """``ear.verifier-id``: who built the verifier software, and which build it is."""
+    """``ear.verifier-id``: who built the verifier software, and which build it is (AR4SI:
+    each identifies it, so neither is empty)."""
 
     developer: str
     build: str
+
+    def __post_init__(self) -> None:
+        for name in ("developer", "build"):
+            value = getattr(self, name)
+            if not isinstance(value, str):
+                raise MalformedInput(f"ear.verifier-id {name} must be text")
+            if not value:
+                raise MalformedInput(f"ear.verifier-id {name} is empty: it names no verifier")
 
 
 @dataclass(frozen=True, slots=True)
