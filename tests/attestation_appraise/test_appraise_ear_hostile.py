@@ -24,6 +24,9 @@ from ironroot.ear import (
     Appraisal,
     AttestationResult,
     VerifierId,
+    answers_composite,
+    composite_nonce,
+    gpu_nonce,
     sign_ear_cwt,
     sign_ear_jwt,
     verify_ear,
@@ -206,6 +209,28 @@ def test_cwt_verifier_id_with_empty_text_is_refused(label: int, member: str) -> 
 def test_a_verifier_id_with_empty_text_is_never_made() -> None:
     with pytest.raises(MalformedInput, match=r"ear\.verifier-id build is empty"):
         VerifierId("Ironroot", "")
+
+
+# --- the composite nonce rule takes what its callers are handed ------------------------------
+
+
+@pytest.mark.parametrize("count", [1.0, 2.5, "1", None, True])
+def test_composite_nonce_of_a_count_that_is_no_integer_is_refused(count: object) -> None:
+    """Before: ``AttributeError`` (a float has no ``to_bytes``) or ``TypeError``; ``True``
+    was read as GPU 1."""
+    for rule in (composite_nonce, gpu_nonce):
+        with pytest.raises(MalformedInput, match="GPUs"):
+            rule(b"n" * 32, count)  # type: ignore[arg-type]
+    with pytest.raises(MalformedInput, match="GPUs"):
+        answers_composite(b"\x00" * 64, b"n" * 32, count)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("report_data", ["00" * 32, None, bytearray(32)])
+def test_answers_composite_of_report_data_that_is_not_bytes_is_refused(
+    report_data: object,
+) -> None:
+    with pytest.raises(MalformedInput, match="report data"):
+        answers_composite(report_data, b"n" * 32, 1)  # type: ignore[arg-type]
 
 
 # --- properties: whatever a trusted key signs, verify_ear refuses with a typed error or returns
