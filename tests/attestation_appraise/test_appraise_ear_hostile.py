@@ -211,6 +211,25 @@ def test_a_verifier_id_with_empty_text_is_never_made() -> None:
         VerifierId("Ironroot", "")
 
 
+# --- a token is bytes or text -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("token", [None, 5, ["a.b.c"], {"ear": "a.b.c"}, 1.5])
+def test_a_token_that_is_neither_bytes_nor_text_is_refused(token: object) -> None:
+    """Before: ``TypeError`` for ``None`` and a float; an integer was read as that many zero
+    bytes."""
+    with pytest.raises(MalformedInput, match="an EAR is a JWT"):
+        verify_ear(token, [KEY.public_key], now=NOW)  # type: ignore[arg-type]
+
+
+def test_a_token_as_bytearray_or_memoryview_still_verifies() -> None:
+    for token in (
+        bytearray(sign_ear_cwt(_result(), KEY)),
+        memoryview(sign_ear_jwt(_result(), KEY)),
+    ):
+        verify_ear(token, [KEY.public_key], now=NOW)  # type: ignore[arg-type]
+
+
 # --- the composite nonce rule takes what its callers are handed ------------------------------
 
 

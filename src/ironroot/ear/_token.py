@@ -197,7 +197,14 @@ def decode_ear(
 ) -> AttestationResult:
     """Check the signature of a JWT or CWT EAR and parse it; no time checks (see
     :func:`verify_ear`)."""
-    data = token.encode("ascii", "replace") if isinstance(token, str) else bytes(token)
+    if isinstance(token, str):
+        data = token.encode("ascii", "replace")
+    elif isinstance(token, bytes | bytearray | memoryview):
+        data = bytes(token)
+    else:  # bytes() of an integer is that many zero bytes, of a list its items
+        raise MalformedInput(
+            f"an EAR is a JWT (text or bytes) or a CWT (bytes), not {type(token).__name__}"
+        )
     if len(data) > MAX_TOKEN_BYTES:
         raise LimitExceeded(f"an EAR is at most {MAX_TOKEN_BYTES} bytes")
     verifiers = key_map(keys)
