@@ -53,6 +53,8 @@ _PADDED: Final = 64
 def _checked(challenge: bytes, count: int) -> None:
     if not isinstance(challenge, bytes) or not challenge:
         raise MalformedInput("a composite needs the challenge nonce")
+    if isinstance(count, bool) or not isinstance(count, int):
+        raise MalformedInput(f"a composite counts its GPUs with an integer, not {count!r:.20}")
     if not 0 <= count <= MAX_GPUS:
         raise MalformedInput(f"a composite carries 0 to {MAX_GPUS} GPUs, not {count}")
 
@@ -76,6 +78,8 @@ def answers_composite(report_data: bytes, challenge: bytes, gpu_count: int) -> b
     """Whether a CVM's ``report_data`` is :func:`composite_nonce` of ``challenge`` and
     ``gpu_count``, exactly or zero-padded to 64 bytes (module docs)."""
     expected = composite_nonce(challenge, gpu_count)
+    if not isinstance(report_data, bytes):
+        raise MalformedInput("a CVM's report data is bytes")
     if len(report_data) == _PADDED:
         expected = expected.ljust(_PADDED, b"\x00")
     return hmac.compare_digest(report_data, expected)

@@ -21,6 +21,7 @@ is ``_token``'s.
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -216,16 +217,57 @@ def tier_of(value: int) -> TrustTier:
     return TrustTier.CONTRAINDICATED
 
 
+_CBOR_INT: Final = 2**64  # CBOR's integers (major types 0 and 1): -2**64 .. 2**64 - 1
+
+
+def _json_ready(evidence: Mapping[str, Any]) -> None:
+    """``MalformedInput`` unless ``evidence`` holds JSON values only: maps with text keys,
+    lists, text, integers, finite numbers, booleans and null. A CWT can carry more (byte
+    strings, tags, ``undefined``, NaN, integer keys), which no JWT, policy claim or report
+    can: such an EAR is refused, not carried on to fail where it is shown or signed again.
+    And a JSON integer past 64 bits, which a CWT carries only as a bignum tag. Walked without
+    recursion (the decoders bound the depth)."""
+    pending: list[object] = [evidence]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, Mapping):
+            if not all(isinstance(key, str) for key in node):
+                raise MalformedInput("ear.ironroot.evidence holds a map key that is not JSON text")
+            pending.extend(node.values())
+        elif isinstance(node, list | tuple):
+            pending.extend(node)
+        elif isinstance(node, float):
+            if not math.isfinite(node):
+                raise MalformedInput("ear.ironroot.evidence holds a number that is not JSON")
+        elif isinstance(node, int) and not -_CBOR_INT <= node < _CBOR_INT:
+            raise MalformedInput(
+                "ear.ironroot.evidence holds an integer past 64 bits, which no CWT carries"
+            )
+        elif node is not None and not isinstance(node, str | int):  # bool is an int
+            raise MalformedInput(
+                f"ear.ironroot.evidence holds a {type(node).__name__}, not a JSON value"
+            )
+
+
 def _worst(tiers: Iterable[TrustTier]) -> TrustTier:
     return max(tiers, key=lambda t: t.severity, default=TrustTier.NONE)
 
 
 @dataclass(frozen=True, slots=True)
 class VerifierId:
-    """``ear.verifier-id``: who built the verifier software, and which build it is."""
+    """``ear.verifier-id``: who built the verifier software, and which build it is (AR4SI:
+    each identifies it, so neither is empty)."""
 
     developer: str
     build: str
+
+    def __post_init__(self) -> None:
+        for name in ("developer", "build"):
+            value = getattr(self, name)
+            if not isinstance(value, str):
+                raise MalformedInput(f"ear.verifier-id {name} must be text")
+            if not value:
+                raise MalformedInput(f"ear.verifier-id {name} is empty: it names no verifier")
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,7 +275,7 @@ class Appraisal:
     """One EAR-appraisal (one submodule): status, trust vector, policy id and why.
 
     ``reasons`` has one line per failed check; ``evidence`` the appraised evidence claims
-    (JSON-ready: bytes as hex), for relying parties such as key release.
+    (JSON values only, bytes as hex: checked), for relying parties such as key release.
     """
 
     status: TrustTier
@@ -265,6 +307,7 @@ class Appraisal:
         object.__setattr__(self, "trust_vector", MappingProxyType(vector))
         object.__setattr__(self, "reasons", tuple(self.reasons))
         if self.evidence is not None:
+            _json_ready(self.evidence)
             object.__setattr__(self, "evidence", MappingProxyType(dict(self.evidence)))
 
     @classmethod

@@ -96,23 +96,39 @@ def _json(data: bytes, what: str) -> dict[str, Any]:
 
 def _within_limits(value: object, what: str) -> None:
     """``LimitExceeded`` unless ``value`` nests and counts within :data:`_LIMITS`, as a CWT's
-    claims must (the CBOR decoder checks those): a JWT is no way around them. Walked without
-    recursion."""
+    claims must (the CBOR decoder checks those): a JWT is no way around them. And
+    ``MalformedInput`` for text (a member name or a string) that is not Unicode: JSON's
+    ``\\ud800`` escapes half a surrogate pair, no character (RFC 8259 §8.2, I-JSON RFC 7493
+    §2.1), which a CWT cannot carry nor UTF-8 write. Walked without recursion."""
     pending: list[tuple[object, int]] = [(value, 1)]
     while pending:
         node, depth = pending.pop()
         children: Iterable[object]
         if isinstance(node, dict):
             children = node.values()
+            for name in node:
+                _unicode(name, what)
         elif isinstance(node, list):
             children = node
         else:
+            if isinstance(node, str):
+                _unicode(node, what)
             continue
         if depth > _LIMITS.max_depth:
             raise LimitExceeded(f"{what} nest deeper than {_LIMITS.max_depth}")
         if len(node) > _LIMITS.max_items:
             raise LimitExceeded(f"{what} hold a container of over {_LIMITS.max_items} entries")
         pending.extend((child, depth + 1) for child in children)
+
+
+def _unicode(text: str, what: str) -> None:
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise MalformedInput(
+                f"{what} hold text that is not Unicode (a \\u escape of a lone surrogate)"
+            ) from exc
 
 
 def _registry() -> JWSRegistry:
@@ -181,7 +197,14 @@ def decode_ear(
 ) -> AttestationResult:
     """Check the signature of a JWT or CWT EAR and parse it; no time checks (see
     :func:`verify_ear`)."""
-    data = token.encode("ascii", "replace") if isinstance(token, str) else bytes(token)
+    if isinstance(token, str):
+        data = token.encode("ascii", "replace")
+    elif isinstance(token, bytes | bytearray | memoryview):
+        data = bytes(token)
+    else:  # bytes() of an integer is that many zero bytes, of a list its items
+        raise MalformedInput(
+            f"an EAR is a JWT (text or bytes) or a CWT (bytes), not {type(token).__name__}"
+        )
     if len(data) > MAX_TOKEN_BYTES:
         raise LimitExceeded(f"an EAR is at most {MAX_TOKEN_BYTES} bytes")
     verifiers = key_map(keys)
