@@ -529,3 +529,22 @@ def test_the_witnessed_tree_is_the_receipts(world: World) -> None:
     statement = world.logged["bmc-2"]
     size, root = receipt_tree(statement)
     assert world.service.writer.root(size) == root
+
+
+@pytest.mark.parametrize("algorithm", [Algorithm.ED25519, Algorithm.ML_DSA_44])
+def test_the_logs_own_key_is_no_witness(algorithm: Algorithm) -> None:
+    # A log's ML-DSA-44 vkey is a valid cosigner vkey too (type 0x06 for both), and any key of
+    # the log's under another name is the log's to cosign with: the log would witness itself.
+    key = PrivateKey.generate(algorithm).public_key
+    log = NoteVerifier("log.example/log", key)
+    for name in ("log.example/log", "witness.example/log-in-disguise"):
+        itself = CosignatureVerifier(name, key)
+        policy = WitnessPolicy((*W2.verifiers, itself), 1)
+        with pytest.raises(ConfigError, match="a witness key is the log's own checkpoint key"):
+            PlatformWitnesses((log,), policy)
+    if algorithm is not Algorithm.ML_DSA_44:
+        return  # an Ed25519 note vkey (type 0x01) is no cosigner vkey at all
+    with pytest.raises(ConfigError, match=r"platform.toml: \[witnesses\] a witness key is the"):
+        PlatformWitnesses.from_vkeys(
+            [log.vkey], [W2.verifiers[0].vkey, log.vkey], 1, "platform.toml: [witnesses]"
+        )
