@@ -27,7 +27,7 @@ from tests.platform.update_world import (
     update_world,
 )
 
-from ironroot.cose import encode_cbor
+from ironroot.cose import Receipt, TransparentStatement, encode_cbor, make_transparent
 from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.errors import (
     BadSignature,
@@ -38,7 +38,7 @@ from ironroot.errors import (
     PolicyRejected,
     UnknownIssuer,
 )
-from ironroot.firmware import reference_statement
+from ironroot.firmware import manifest_statement, reference_statement
 from ironroot.log import Note, NoteSignature, NoteVerifier
 from ironroot.platform import (
     PlatformTrust,
@@ -548,3 +548,66 @@ def test_the_logs_own_key_is_no_witness(algorithm: Algorithm) -> None:
         PlatformWitnesses.from_vkeys(
             [log.vkey], [W2.verifiers[0].vkey, log.vkey], 1, "platform.toml: [witnesses]"
         )
+
+
+def _on_both_services(world: World, name: str) -> tuple[bytes, bytes, bytes]:
+    """A manifest statement of bundle ``name``, its receipt by the trusted service and its
+    receipt by the untrusted one."""
+    signed = manifest_statement(world.bundles[name], world.vendor, iss=VENDOR_ISS, sub="pkg:fw/bmc")
+    trusted = TransparentStatement.parse(_register(world.service, signed)).receipts[0]
+    elsewhere = TransparentStatement.parse(_register(world.untrusted, signed)).receipts[0]
+    return signed, trusted, elsewhere
+
+
+def test_a_statement_logged_on_two_services_is_witnessed_by_its_trusted_receipt(
+    world: World,
+) -> None:
+    # As the receipt check takes the receipt a trusted service signed among others, so does
+    # the witness check: it is that receipt's tree the trusted log's checkpoint extends.
+    signed, trusted, elsewhere = _on_both_services(world, "bmc-2")
+    log = world.service.writer
+    note = _cosigned(world, log.checkpoint(), W1, W2)
+    size = Receipt.parse(trusted).inclusion_proofs[0].tree_size
+    proof = log.consistency_proof(size, log.tree_size) if log.tree_size > size else []
+    for receipts in ([trusted, elsewhere], [elsewhere, trusted]):
+        statement = make_transparent(signed, receipts)
+        assert TransparentStatement.parse(statement).receipts == tuple(receipts)
+        verify_update("bmc", world.bundles["bmc-2"], [statement], **_args(world))
+        witnessed = _wrap(statement, note, proof)
+        verified = verify_update(
+            "bmc", world.bundles["bmc-2"], [witnessed], **_args(world, trust=_trust(world))
+        )
+        assert verified.svn == 2
+        checked = verify_witnessed_statement(
+            statement,
+            note,
+            proof,
+            service_keys=world.trust().service_keys,
+            log_verifiers=_log_keys(world),
+            policy=_witnesses(world).policy,
+            now=int(NOW.timestamp()),
+        )
+        assert checked.tree_size == size
+        assert receipt_tree(statement, world.trust().service_keys)[0] == size
+
+
+def test_reference_values_witnessed_with_an_untrusted_receipt_alone_are_refused(
+    world: World,
+) -> None:
+    # The witness check names a receipt no trusted service signed as the receipt check does.
+    bundle = world.bundles["bmc-2"]
+    corim = _register(
+        world.untrusted,
+        reference_statement(bundle, world.vendor, iss=VENDOR_ISS, sub="pkg:fw/bmc"),
+    )
+    manifest = _witnessed(world, world.logged["bmc-2"], W1, W2)
+    note = _cosigned(world, world.service.writer.checkpoint(), W1, W2)
+    _refused(
+        world,
+        bundle,
+        [manifest, _wrap(corim, note, [])],
+        UnknownIssuer,
+        "untrusted-service",
+        "receipt",
+        trust=_trust(world),
+    )

@@ -280,6 +280,7 @@ def _witnessed(data: bytes, trust: PlatformTrust, what: str, now: dt.datetime) -
             code="not-witnessed",
         )
     statement, checkpoint, proof = decode_witnessed_statement(data)
+    _receipted(statement, trust, what)  # its receipts' refusals named as the receipt check's
     when = int(now.timestamp())
     try:  # the checkpoint first: its log signature's refusal is named as such
         open_checkpoint(checkpoint, witnesses.log_keys, origin=witnesses.origin)
