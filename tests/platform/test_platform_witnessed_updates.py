@@ -611,3 +611,47 @@ def test_reference_values_witnessed_with_an_untrusted_receipt_alone_are_refused(
         "receipt",
         trust=_trust(world),
     )
+
+
+def test_a_checkpoint_at_the_receipts_size_takes_no_proof(world: World) -> None:
+    statement = world.logged["bmc-2"]
+    size, _root = receipt_tree(statement)
+    at_size = _cosigned(world, world.service.writer.checkpoint_at(size), W1, W2)
+    verify_update(
+        "bmc",
+        world.bundles["bmc-2"],
+        [_wrap(statement, at_size, [])],
+        **_args(world, trust=_trust(world)),
+    )
+    _refused(
+        world,
+        world.bundles["bmc-2"],
+        [_wrap(statement, at_size, [bytes(32)])],
+        InconsistentCheckpoint,
+        "inconsistent-checkpoint",
+        "receipt",
+        trust=_trust(world),
+    )
+
+
+def test_a_wrapped_witnessed_statement_is_not_a_statement(world: World) -> None:
+    witnessed = _witnessed(world, world.logged["bmc-2"], W1, W2)
+    _statement, note, proof = decode_witnessed_statement(witnessed)
+    nested = _wrap(witnessed, note, proof)
+    _refused(
+        world,
+        world.bundles["bmc-2"],
+        [nested],
+        PolicyRejected,
+        "no-receipt",
+        "receipt",
+        trust=_trust(world),
+    )
+    with pytest.raises(MalformedInput, match="not a Signed Statement") as info:
+        verify_update(
+            "bmc",
+            world.bundles["bmc-2"],
+            [witnessed],
+            **_args(world, trust=_trust(world), pfm_statement=nested),
+        )
+    assert info.value.check == "pfm"
