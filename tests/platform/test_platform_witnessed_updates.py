@@ -655,3 +655,19 @@ def test_a_wrapped_witnessed_statement_is_not_a_statement(world: World) -> None:
             **_args(world, trust=_trust(world), pfm_statement=nested),
         )
     assert info.value.check == "pfm"
+
+
+def test_a_safe_review_witnessed_below_the_quorum_is_refused_as_such(world: World) -> None:
+    # The review's own witnessing refusal, as the manifest statement's would be: not a bare
+    # "not witnessed" that hides why.
+    manifest = _witnessed(world, world.logged["bmc-2"], W1, W2)
+    review = _witnessed(world, world.review("bmc-2", (4.2,)), W1)
+    _refused(
+        world,
+        world.bundles["bmc-2"],
+        [manifest, review],
+        InsufficientCosignatures,
+        "insufficient-cosignatures",
+        "safe-review",
+        trust=_safe_trust(world),
+    )
