@@ -27,6 +27,7 @@ from ironroot.log import (
     sign_checkpoint,
 )
 from ironroot.log.layout import load_checkpoint_signer
+from ironroot.platform import PlatformWitnesses
 from ironroot.witness import (
     AddCheckpoint,
     CosignatureVerifier,
@@ -34,6 +35,7 @@ from ironroot.witness import (
     MemoryWitnessStore,
     Witness,
     WitnessedLog,
+    WitnessPolicy,
 )
 
 NOTE = "text/plain"
@@ -274,3 +276,16 @@ def test_a_checkpoint_key_is_no_witness(aw: AuditWorld) -> None:
             witnesses=(*W2.verifiers, CosignatureVerifier.from_vkey(log.vkey)),
             witness_quorum=1,
         )
+
+
+def test_an_audit_under_a_platform_trust_that_requires_witnesses_holds(
+    aw: AuditWorld, collected: AuditExport
+) -> None:
+    # A node keeps an update's Transparent Statements as its evidence: the witnessing was
+    # checked when the update was decided and is not in them. Re-verifying the firmware from
+    # that evidence under the platform's own trust, witnesses and all, is what the auditor
+    # does; the bundle's checkpoints are where the auditor asks for cosignatures.
+    witnessing = PlatformWitnesses(aw.checkpoint_keys(), WitnessPolicy(W2.verifiers, 1))
+    platform = dataclasses.replace(aw.platform_trust(), witnesses=witnessing)
+    data = _bundle(aw, collected, W1, W2)
+    assert verify_bundle(data, aw.trust(platform=platform)).ok
