@@ -20,6 +20,7 @@ if TYPE_CHECKING:
         VerifiedUpdate,
         check_recovery_images,
         check_update,
+        unwrap_witnessed,
         verify_update,
     )
     from ironroot.platform._devices import (
@@ -103,6 +104,7 @@ __all__ += [
     "check_update",
     "pfm_statement",
     "sign_pfm",
+    "unwrap_witnessed",
     "verify_pfm",
     "verify_update",
 ]
