@@ -12,6 +12,8 @@ from tests.fleet.fleet_world import node_class
 from tests.platform.node_world import NOW, World, make_world
 
 from ironroot.cose import encode_cbor
+from ironroot.fleet import NodeClass
+from ironroot.fleet._scan import _subjects
 from ironroot.fleet._verifier import class_endorsements
 from ironroot.transparency import WITNESSED_STATEMENT_FORMAT
 
@@ -35,12 +37,25 @@ def _witnessed(statement: bytes) -> bytes:
     )
 
 
-def test_a_classes_witnessed_statements_are_its_endorsements(world: World) -> None:
+def _witnessed_class(world: World) -> NodeClass:
     klass = node_class(world)
-    witnessed = dataclasses.replace(
+    return dataclasses.replace(
         klass,
         statements={c: tuple(map(_witnessed, s)) for c, s in klass.statements.items()},
     )
+
+
+def test_a_scan_follows_the_subjects_of_a_classes_witnessed_statements(world: World) -> None:
+    # The products a class runs are the subjects of its statements: the log scan follows
+    # them (new findings, revocations), witnessed or not.
+    plain = _subjects(node_class(world))
+    assert _subjects(_witnessed_class(world)) == plain
+    assert len(plain) > 2
+
+
+def test_a_classes_witnessed_statements_are_its_endorsements(world: World) -> None:
+    klass = node_class(world)
+    witnessed = _witnessed_class(world)
     plain = class_endorsements(klass, vendor_roots=(), now=NOW)
     assert plain.devices
     seen = class_endorsements(witnessed, vendor_roots=(), now=NOW)
