@@ -18,8 +18,16 @@ from tests.audit.audit_world import EXPORTED, NODE, AuditWorld, audit_world
 from ironroot.audit import AuditExport, AuditTrust, check_bundle, verify_bundle
 from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.errors import BadSignature, ConfigError, InsufficientCosignatures, IronrootError
-from ironroot.log import Checkpoint, Note, NoteSignature, open_checkpoint, sign_checkpoint
+from ironroot.log import (
+    Checkpoint,
+    Note,
+    NoteSignature,
+    NoteVerifier,
+    open_checkpoint,
+    sign_checkpoint,
+)
 from ironroot.log.layout import load_checkpoint_signer
+from ironroot.platform import PlatformWitnesses
 from ironroot.witness import (
     AddCheckpoint,
     CosignatureVerifier,
@@ -27,6 +35,7 @@ from ironroot.witness import (
     MemoryWitnessStore,
     Witness,
     WitnessedLog,
+    WitnessPolicy,
 )
 
 NOTE = "text/plain"
@@ -255,3 +264,28 @@ def test_an_audit_trust_checks_its_quorum(aw: AuditWorld) -> None:
         aw.trust(witness_quorum=1)
     with pytest.raises(ConfigError, match="one witness key twice"):
         aw.trust(witnesses=(*W2.verifiers, *W2.verifiers), witness_quorum=1)
+
+
+def test_a_checkpoint_key_is_no_witness(aw: AuditWorld) -> None:
+    # The log's ML-DSA-44 vkey parses as a cosigner's too: the log would witness itself.
+    key = PrivateKey.generate(Algorithm.ML_DSA_44).public_key
+    log = NoteVerifier("log.example/log", key)
+    with pytest.raises(ConfigError, match="a witness key is a checkpoint key"):
+        aw.trust(
+            checkpoint_keys=(*aw.checkpoint_keys(), log),
+            witnesses=(*W2.verifiers, CosignatureVerifier.from_vkey(log.vkey)),
+            witness_quorum=1,
+        )
+
+
+def test_an_audit_under_a_platform_trust_that_requires_witnesses_holds(
+    aw: AuditWorld, collected: AuditExport
+) -> None:
+    # A node keeps an update's Transparent Statements as its evidence: the witnessing was
+    # checked when the update was decided and is not in them. Re-verifying the firmware from
+    # that evidence under the platform's own trust, witnesses and all, is what the auditor
+    # does; the bundle's checkpoints are where the auditor asks for cosignatures.
+    witnessing = PlatformWitnesses(aw.checkpoint_keys(), WitnessPolicy(W2.verifiers, 1))
+    platform = dataclasses.replace(aw.platform_trust(), witnesses=witnessing)
+    data = _bundle(aw, collected, W1, W2)
+    assert verify_bundle(data, aw.trust(platform=platform)).ok

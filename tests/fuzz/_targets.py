@@ -271,6 +271,64 @@ def _transparent_run(data: bytes) -> None:
     cose.verify_transparent_statement(data, _receipt()[2])
 
 
+_WITNESSED_TIME = 1_780_000_000
+
+
+@functools.cache
+def _witnessed_parts() -> tuple[tuple[bytes, ...], dict[str, object]]:
+    """Witnessed statements of ``_receipt()``'s statement (its tree of two: in a checkpoint at
+    size 2 without a proof, at size 3 with one) and what a relying party checks them with."""
+    from ironroot.witness import Cosigner, WitnessPolicy
+
+    entry, receipt, keys = _receipt()
+    statement = cose.make_transparent(_statement(), [receipt])
+    signer = log.NoteSigner("fuzz.example/log", _key(Algorithm.ED25519))
+    cosigners = (
+        Cosigner("fuzz.example/w1", _key(Algorithm.ED25519)),
+        Cosigner("fuzz.example/w2", _key(Algorithm.ML_DSA_44)),
+    )
+    two = node_hash(leaf_hash(entry), leaf_hash(b"other entry"))
+    third = leaf_hash(b"third entry")
+    wrapped = []
+    for size, root, proof in ((2, two, []), (3, node_hash(two, third), [third])):
+        note = log.sign_checkpoint(log.Checkpoint("fuzz.example/log", size, root), [signer])
+        parsed = log.Note.parse(note)
+        lines = tuple(c.cosign(parsed.body, _WITNESSED_TIME) for c in cosigners)
+        cosigned = log.Note(parsed.body, parsed.signatures + lines).encode()
+        wrapped.append(
+            cose.encode_cbor(
+                {
+                    "format": "ironroot-witnessed-statement/1",
+                    "statement": statement,
+                    "checkpoint": cosigned,
+                    "proof": proof,
+                }
+            )
+        )
+    verifiers = tuple(c.verifier() for c in cosigners)
+    return tuple(wrapped), {
+        "service_keys": keys,
+        "log_verifiers": (signer.verifier(),),
+        "policy": WitnessPolicy(verifiers, 2),
+        "now": _WITNESSED_TIME + 60,
+        "origin": "fuzz.example/log",
+    }
+
+
+def _witnessed_seeds() -> list[bytes]:
+    return list(_witnessed_parts()[0])
+
+
+def _witnessed_run(data: bytes) -> None:
+    """A witnessed statement as a relying party offline reads and checks it, and as the
+    platform's update checks take it apart."""
+    from ironroot.platform._checks import unwrap_witnessed
+    from ironroot.transparency import verify_witnessed
+
+    unwrap_witnessed(data)
+    verify_witnessed(data, **_witnessed_parts()[1])  # type: ignore[arg-type]
+
+
 def _key_set_seeds() -> list[bytes]:
     return [cose.encode_key_set([_key().public_key, _key(Algorithm.ES384).public_key])]
 
@@ -1154,6 +1212,7 @@ TARGETS: dict[str, Target] = {
         Target("desired-store", _desired_store_seeds, _desired_store_run, examples=60),
         Target("witness-add-checkpoint", _witness_seeds, _witness_run, examples=100),
         Target("witness-answer", _cosignature_seeds, _cosignature_run, examples=80),
+        Target("witnessed-statement", _witnessed_seeds, _witnessed_run, examples=100),
         Target("monitor-state", _monitor_seeds, _monitor_run, examples=60),
         Target("witness-state", _witness_state_seeds, _witness_state_run, examples=40),
         Target("spdm-responses", spdm_response_seeds, _spdm_responses_run, examples=150),

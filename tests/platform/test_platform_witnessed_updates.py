@@ -27,7 +27,7 @@ from tests.platform.update_world import (
     update_world,
 )
 
-from ironroot.cose import encode_cbor
+from ironroot.cose import Receipt, TransparentStatement, encode_cbor, make_transparent
 from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.errors import (
     BadSignature,
@@ -38,7 +38,7 @@ from ironroot.errors import (
     PolicyRejected,
     UnknownIssuer,
 )
-from ironroot.firmware import reference_statement
+from ironroot.firmware import manifest_statement, reference_statement
 from ironroot.log import Note, NoteSignature, NoteVerifier
 from ironroot.platform import (
     PlatformTrust,
@@ -529,3 +529,145 @@ def test_the_witnessed_tree_is_the_receipts(world: World) -> None:
     statement = world.logged["bmc-2"]
     size, root = receipt_tree(statement)
     assert world.service.writer.root(size) == root
+
+
+@pytest.mark.parametrize("algorithm", [Algorithm.ED25519, Algorithm.ML_DSA_44])
+def test_the_logs_own_key_is_no_witness(algorithm: Algorithm) -> None:
+    # A log's ML-DSA-44 vkey is a valid cosigner vkey too (type 0x06 for both), and any key of
+    # the log's under another name is the log's to cosign with: the log would witness itself.
+    key = PrivateKey.generate(algorithm).public_key
+    log = NoteVerifier("log.example/log", key)
+    for name in ("log.example/log", "witness.example/log-in-disguise"):
+        itself = CosignatureVerifier(name, key)
+        policy = WitnessPolicy((*W2.verifiers, itself), 1)
+        with pytest.raises(ConfigError, match="a witness key is the log's own checkpoint key"):
+            PlatformWitnesses((log,), policy)
+    if algorithm is not Algorithm.ML_DSA_44:
+        return  # an Ed25519 note vkey (type 0x01) is no cosigner vkey at all
+    with pytest.raises(ConfigError, match=r"platform.toml: \[witnesses\] a witness key is the"):
+        PlatformWitnesses.from_vkeys(
+            [log.vkey], [W2.verifiers[0].vkey, log.vkey], 1, "platform.toml: [witnesses]"
+        )
+
+
+def _on_both_services(world: World, name: str) -> tuple[bytes, bytes, bytes]:
+    """A manifest statement of bundle ``name``, its receipt by the trusted service and its
+    receipt by the untrusted one."""
+    signed = manifest_statement(world.bundles[name], world.vendor, iss=VENDOR_ISS, sub="pkg:fw/bmc")
+    trusted = TransparentStatement.parse(_register(world.service, signed)).receipts[0]
+    elsewhere = TransparentStatement.parse(_register(world.untrusted, signed)).receipts[0]
+    return signed, trusted, elsewhere
+
+
+def test_a_statement_logged_on_two_services_is_witnessed_by_its_trusted_receipt(
+    world: World,
+) -> None:
+    # As the receipt check takes the receipt a trusted service signed among others, so does
+    # the witness check: it is that receipt's tree the trusted log's checkpoint extends.
+    signed, trusted, elsewhere = _on_both_services(world, "bmc-2")
+    log = world.service.writer
+    note = _cosigned(world, log.checkpoint(), W1, W2)
+    size = Receipt.parse(trusted).inclusion_proofs[0].tree_size
+    proof = log.consistency_proof(size, log.tree_size) if log.tree_size > size else []
+    for receipts in ([trusted, elsewhere], [elsewhere, trusted]):
+        statement = make_transparent(signed, receipts)
+        assert TransparentStatement.parse(statement).receipts == tuple(receipts)
+        verify_update("bmc", world.bundles["bmc-2"], [statement], **_args(world))
+        witnessed = _wrap(statement, note, proof)
+        verified = verify_update(
+            "bmc", world.bundles["bmc-2"], [witnessed], **_args(world, trust=_trust(world))
+        )
+        assert verified.svn == 2
+        checked = verify_witnessed_statement(
+            statement,
+            note,
+            proof,
+            service_keys=world.trust().service_keys,
+            log_verifiers=_log_keys(world),
+            policy=_witnesses(world).policy,
+            now=int(NOW.timestamp()),
+        )
+        assert checked.tree_size == size
+        assert receipt_tree(statement, world.trust().service_keys)[0] == size
+
+
+def test_reference_values_witnessed_with_an_untrusted_receipt_alone_are_refused(
+    world: World,
+) -> None:
+    # The witness check names a receipt no trusted service signed as the receipt check does.
+    bundle = world.bundles["bmc-2"]
+    corim = _register(
+        world.untrusted,
+        reference_statement(bundle, world.vendor, iss=VENDOR_ISS, sub="pkg:fw/bmc"),
+    )
+    manifest = _witnessed(world, world.logged["bmc-2"], W1, W2)
+    note = _cosigned(world, world.service.writer.checkpoint(), W1, W2)
+    _refused(
+        world,
+        bundle,
+        [manifest, _wrap(corim, note, [])],
+        UnknownIssuer,
+        "untrusted-service",
+        "receipt",
+        trust=_trust(world),
+    )
+
+
+def test_a_checkpoint_at_the_receipts_size_takes_no_proof(world: World) -> None:
+    statement = world.logged["bmc-2"]
+    size, _root = receipt_tree(statement)
+    at_size = _cosigned(world, world.service.writer.checkpoint_at(size), W1, W2)
+    verify_update(
+        "bmc",
+        world.bundles["bmc-2"],
+        [_wrap(statement, at_size, [])],
+        **_args(world, trust=_trust(world)),
+    )
+    _refused(
+        world,
+        world.bundles["bmc-2"],
+        [_wrap(statement, at_size, [bytes(32)])],
+        InconsistentCheckpoint,
+        "inconsistent-checkpoint",
+        "receipt",
+        trust=_trust(world),
+    )
+
+
+def test_a_wrapped_witnessed_statement_is_not_a_statement(world: World) -> None:
+    witnessed = _witnessed(world, world.logged["bmc-2"], W1, W2)
+    _statement, note, proof = decode_witnessed_statement(witnessed)
+    nested = _wrap(witnessed, note, proof)
+    _refused(
+        world,
+        world.bundles["bmc-2"],
+        [nested],
+        PolicyRejected,
+        "no-receipt",
+        "receipt",
+        trust=_trust(world),
+    )
+    with pytest.raises(MalformedInput, match="not a Signed Statement") as info:
+        verify_update(
+            "bmc",
+            world.bundles["bmc-2"],
+            [witnessed],
+            **_args(world, trust=_trust(world), pfm_statement=nested),
+        )
+    assert info.value.check == "pfm"
+
+
+def test_a_safe_review_witnessed_below_the_quorum_is_refused_as_such(world: World) -> None:
+    # The review's own witnessing refusal, as the manifest statement's would be: not a bare
+    # "not witnessed" that hides why.
+    manifest = _witnessed(world, world.logged["bmc-2"], W1, W2)
+    review = _witnessed(world, world.review("bmc-2", (4.2,)), W1)
+    _refused(
+        world,
+        world.bundles["bmc-2"],
+        [manifest, review],
+        InsufficientCosignatures,
+        "insufficient-cosignatures",
+        "safe-review",
+        trust=_safe_trust(world),
+    )

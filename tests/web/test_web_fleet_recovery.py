@@ -4,6 +4,7 @@ the component's recovery image: a node whose PFM in force no longer allows a rec
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,8 +12,11 @@ import pytest
 from tests.fleet.fleet_world import make_fleet
 from tests.platform.node_world import NOW, World, make_world
 
-from ironroot.platform import COMPONENTS
+from ironroot.crypto import Algorithm, PrivateKey
+from ironroot.log import NoteVerifier
+from ironroot.platform import COMPONENTS, PlatformWitnesses
 from ironroot.web._fleet import FleetSource
+from ironroot.witness import Cosigner, WitnessPolicy
 
 _DROPPED = (
     "the active PFM no longer allows the host recovery image: host could not be recovered "
@@ -56,3 +60,24 @@ def test_a_pfm_that_no_longer_allows_a_recovery_image_breaks_the_firmware_link(
     # the other node, whose PFM still allows every recovery image, stays green
     other = {link.key: link for link in source.chain("node-0002", now=NOW).links}
     assert other["firmware"].status == "ok"
+
+
+def test_the_firmware_link_of_a_class_that_requires_witnesses_reads_the_kept_evidence(
+    world: World, tmp_path: Path
+) -> None:
+    # A node keeps an update's Transparent Statements as its evidence (the witnessing was
+    # checked when the update was decided, and is not in them): re-verifying them under the
+    # class's trust with its witnesses showed every image "not-witnessed".
+    fleet, _ = make_fleet(world, tmp_path / "fleet", 1)
+    log = NoteVerifier("ts.example/log", PrivateKey.generate(Algorithm.ED25519).public_key)
+    witness = Cosigner("witness.example/w1", PrivateKey.generate(Algorithm.ED25519))
+    witnesses = PlatformWitnesses((log,), WitnessPolicy((witness.verifier(),), 1))
+    for path in (fleet.directory / "class").glob("*/class.json"):
+        doc = json.loads(path.read_text())
+        doc["trust"]["witnesses"] = witnesses.to_json()
+        path.write_text(json.dumps(doc))
+    source = FleetSource(fleet.directory)
+    record = source.fleet.record_of("node-0001")
+    assert source.fleet.node_class(record.node_class).trust.witnesses == witnesses
+    links = {link.key: link for link in source.chain("node-0001", now=NOW).links}
+    assert links["firmware"].status == "ok", links["firmware"].summary

@@ -10,9 +10,9 @@ from witness_testkit import entries, grown
 
 from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.errors import BadSignature, ConfigError, InsufficientCosignatures
-from ironroot.log import Log, Note, NoteSignature
+from ironroot.log import Checkpoint, Log, Note, NoteSignature, NoteSigner, sign_checkpoint
 from ironroot.transparency import init_data_dir, load_config
-from ironroot.witness import Cosigner, WitnessPolicy, verify_cosignatures
+from ironroot.witness import CosignatureVerifier, Cosigner, WitnessPolicy, verify_cosignatures
 
 NOW = 1_780_000_000
 
@@ -87,3 +87,16 @@ def test_a_service_configured_with_both_keys_of_one_witness_counts_it_once(
     (tmp_path / "ironroot.toml").write_text(text)
     with pytest.raises(ConfigError, match=r"between 1 and 1 \(the witnesses named\)"):
         load_config(tmp_path)
+
+
+def test_a_logs_own_ml_dsa_44_line_is_no_witness_cosignature() -> None:
+    # The log's ML-DSA-44 checkpoint signature is a subtree/v1 line with timestamp 0: its vkey
+    # parses as a cosigner's too. A witness never omits its timestamp (tlog-witness), so a
+    # line without one is not counted, whoever's key it names.
+    key = PrivateKey.generate(Algorithm.ML_DSA_44)
+    signer = NoteSigner("log.example/log", key)
+    note = sign_checkpoint(Checkpoint("log.example/log", 3, bytes(32)), [signer])
+    as_witness = CosignatureVerifier.from_vkey(signer.verifier().vkey)
+    assert verify_cosignatures(Note.parse(note), (as_witness,)) == ()
+    with pytest.raises(InsufficientCosignatures, match="0 of the trusted witnesses"):
+        WitnessPolicy((as_witness,), 1).check(note, [signer.verifier()], now=NOW)

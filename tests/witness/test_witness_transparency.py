@@ -18,6 +18,14 @@ from witness_testkit import (
 )
 
 import http_calls
+from ironroot.cose import (
+    InclusionProof,
+    TransparentStatement,
+    build_receipt,
+    make_transparent,
+    receipt_protected_header,
+    receipt_to_be_signed,
+)
 from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.errors import (
     BadSignature,
@@ -26,6 +34,7 @@ from ironroot.errors import (
     InsufficientCosignatures,
 )
 from ironroot.log import Note, NoteSignature, NoteVerifier
+from ironroot.merkle import leaf_hash
 from ironroot.transparency import (
     ServiceThread,
     TransparencyClient,
@@ -396,3 +405,62 @@ def test_bad_witness_configuration_is_refused(
     config.write_text(text + extra.format(key=key))
     with pytest.raises(ConfigError, match=message):
         load_config(data)
+
+
+def _receipt_elsewhere(transparent_statement: bytes) -> bytes:
+    """A receipt for the same statement by another service: a one-entry tree it signed."""
+    parsed = TransparentStatement.parse(transparent_statement)
+    key = PrivateKey.generate(Algorithm.ES256)
+    protected = receipt_protected_header(Algorithm.ES256, key.kid, "elsewhere.example", 1)
+    root = leaf_hash(parsed.statement.log_entry())
+    signature = key.sign(receipt_to_be_signed(protected, root))
+    return build_receipt(protected, signature, InclusionProof(1, 0, ()))
+
+
+def test_statement_witness_takes_the_services_receipt_among_others(
+    tmp_path: Path,
+    vendor: PrivateKey,
+    log_key: PrivateKey,
+    three: Witnesses,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Logged elsewhere first: the tree to wait for and prove from is the one this service's
+    # receipt names, not the first receipt's.
+    from ironroot.cli import main
+    from ironroot.transparency import verify_witnessed
+
+    data = service_dir(tmp_path / "ts", vendor, three.pairs(), 2, checkpoint_key=log_key)
+    service, thread = _serve(data)
+    try:
+        with TransparencyClient(thread.url) as client:
+            client.register(statement(vendor, "pkg:fw/first"))
+            client.register(statement(vendor, "pkg:fw/second"))
+            bare = statement(vendor, "pkg:fw/third")
+            logged = client.register(bare)
+            client.register(statement(vendor, "pkg:fw/fourth"))
+            keys = dict(client.service_keys())
+        ours = TransparentStatement.parse(logged.transparent_statement)
+        both = make_transparent(
+            bare, [_receipt_elsewhere(logged.transparent_statement), *ours.receipts]
+        )
+        ts = tmp_path / "both.ts"
+        ts.write_bytes(both)
+        out = tmp_path / "both.witnessed"
+        args = ["statement", "witness", str(ts), "--url", thread.url, "--out", str(out)]
+        for vkey in three.vkeys:
+            args += ["--witness-key", vkey]
+        assert main([*args, "--witness-quorum", "2", "--json"]) == 0, capsys.readouterr().err
+        doc = json.loads(capsys.readouterr().out)
+        assert doc["tree_size"] == 3 <= doc["checkpoint_size"]
+        checked = verify_witnessed(
+            out.read_bytes(),
+            service_keys=keys,
+            log_verifiers=service.log.note_verifiers,
+            policy=three.policy(2),
+            now=int(time.time()),
+            origin=TS_ORIGIN,
+        )
+        assert checked.tree_size == 3
+    finally:
+        thread.__exit__(None, None, None)
+        service.close()

@@ -148,6 +148,14 @@ class AuditTrust:
             raise ConfigError("witnesses are a tuple of cosignature verifiers")
         if len({(w.name, w.key_id) for w in self.witnesses}) != len(self.witnesses):
             raise ConfigError("the trust names one witness key twice")
+        # A log's ML-DSA-44 vkey parses as a cosigner's too: the log would witness itself.
+        logs = {k.public_key.raw_bytes() for k in self.checkpoint_keys}
+        for witness in self.witnesses:
+            if witness.public_key.raw_bytes() in logs:
+                raise ConfigError(
+                    f"a witness key is a checkpoint key ({witness.name}): a log cannot "
+                    "witness itself"
+                )
         named = len({w.name for w in self.witnesses})
         quorum = self.witness_quorum
         if isinstance(quorum, bool) or not isinstance(quorum, int):

@@ -106,6 +106,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import datetime as dt
 import hashlib
 import hmac
@@ -664,7 +665,9 @@ def _firmware(ctx: _Context, component: str) -> list[str]:
         component,
         image,
         ctx.statements(component),
-        trust=ctx.trust.platform,
+        # The evidence a node keeps is the Transparent Statements: a platform's witnesses
+        # were checked when it decided the update, and are not in them to check again.
+        trust=dataclasses.replace(ctx.trust.platform, witnesses=None),
         fuses=ctx.fuses,
         min_svn=floor,
         active_pfm=ctx.pfm,

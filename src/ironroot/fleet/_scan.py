@@ -112,6 +112,7 @@ def _subjects(klass: NodeClass) -> set[str]:
     from ironroot.cose import SignedStatement
     from ironroot.firmware import FirmwareBundle
     from ironroot.fleet._desired import desired_subject
+    from ironroot.platform import unwrap_witnessed
 
     subjects = {klass.trust.platform, desired_subject(klass.name)}
     for name, image in klass.images.items():
@@ -121,8 +122,8 @@ def _subjects(klass: NodeClass) -> set[str]:
         except IronrootError:
             pass
         for data in klass.statements.get(name, ()):
-            try:
-                sub = SignedStatement.parse(data).claims.sub
+            try:  # a witnessed statement (the platform requires witnesses): the one in it
+                sub = SignedStatement.parse(unwrap_witnessed(data)).claims.sub
             except IronrootError:
                 continue
             if sub:

@@ -111,7 +111,7 @@ from ironroot.fleet._evidence import NodeEvidence, binding_key
 from ironroot.fleet._fleet import Fleet, NodeClass
 from ironroot.fleet._reviews import ComponentReviews
 from ironroot.fleet._revocation import Revocations
-from ironroot.platform import DEVICE_SVN_INDEX
+from ironroot.platform import DEVICE_SVN_INDEX, unwrap_witnessed
 from ironroot.safe import SFR_COSE_CONTENT_TYPE, SFR_JWS_CONTENT_TYPE
 from ironroot.spdm import SpdmChainCache
 
@@ -209,8 +209,10 @@ def class_endorsements(
 ) -> ClassEndorsements:
     """The endorsements of ``klass`` from its statements and the ``added`` ones (module docs)."""
     trust = klass.trust
+    # A class whose platform requires witnesses ships witnessed statements: what it
+    # endorses is the Transparent Statement in each (the node checked the witnessing).
     labelled: list[Labelled] = [
-        (f"class {klass.name} {component} statement {n}", data)
+        (f"class {klass.name} {component} statement {n}", unwrap_witnessed(data))
         for component, statements in sorted(klass.statements.items())
         for n, data in enumerate(statements)
     ]
@@ -228,7 +230,7 @@ def class_endorsements(
             skipped.append(f"{label}: not a transparent statement")
     bmc_issuers = trust.issuers_of("bmc")
     bmc_products: dict[tuple[str, str | None], None] = {}
-    for data in klass.statements.get("bmc", ()):
+    for data in map(unwrap_witnessed, klass.statements.get("bmc", ())):
         if _kind(data) != "corim":
             continue
         try:

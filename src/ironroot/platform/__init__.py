@@ -21,6 +21,7 @@ if TYPE_CHECKING:
         check_recovery_images,
         check_update,
         on_trusted_log,
+        unwrap_witnessed,
         verify_update,
     )
     from ironroot.platform._devices import (
@@ -105,6 +106,7 @@ __all__ += [
     "check_update",
     "pfm_statement",
     "sign_pfm",
+    "unwrap_witnessed",
     "verify_pfm",
     "verify_update",
 ]

@@ -296,6 +296,7 @@ def _witnessed(data: bytes, trust: PlatformTrust, what: str, now: dt.datetime) -
             code="not-witnessed",
         )
     statement, checkpoint, proof = decode_witnessed_statement(data)
+    _receipted(statement, trust, what)  # its receipts' refusals named as the receipt check's
     when = int(now.timestamp())
     try:  # the checkpoint first: its log signature's refusal is named as such
         open_checkpoint(checkpoint, witnesses.log_keys, origin=witnesses.origin)
@@ -537,13 +538,22 @@ class _Update:
             # Any logged review's finding counts (above); one that lets the update through
             # must be witnessed, as the manifest statement must.
             witnessed = []
+            refusals: list[IronrootError] = []
             for data in given:
+                if not self._reviews(firmware_hash, [data], requirement):
+                    continue  # no review that could let the update through
                 try:
                     _witnessed(data, self.trust, "a SAFE review", self.now)
-                except IronrootError:
+                except IronrootError as exc:
+                    refusals.append(exc)
                     continue
                 witnessed.append(data)
             if not self._reviews(firmware_hash, witnessed, requirement):
+                # A review that came witnessed and was refused for it: that refusal, as the
+                # manifest statement's would be.
+                for refusal in refusals:
+                    if refusal.code != "not-witnessed":
+                        raise refusal
                 raise PolicyRejected(
                     f"no SAFE review of {firmware_hash} is witnessed: this platform requires "
                     f"a checkpoint cosigned by {self.trust.witnesses.policy.quorum} trusted "

@@ -321,6 +321,15 @@ class PlatformWitnesses:
             raise ConfigError("the log's checkpoint keys list one key twice")
         if not isinstance(self.policy, WitnessPolicy):
             raise ConfigError("the witnesses are a WitnessPolicy")
+        # A log's ML-DSA-44 vkey parses as a cosigner's too, and a key of the log's under
+        # another name is the log's to cosign with: either way the log would witness itself.
+        own = {k.public_key.raw_bytes() for k in keys}
+        for witness in self.policy.witnesses:
+            if witness.public_key.raw_bytes() in own:
+                raise ConfigError(
+                    f"a witness key is the log's own checkpoint key ({witness.name}): the log "
+                    "cannot witness itself"
+                )
 
     @property
     def origin(self) -> str:

@@ -288,7 +288,7 @@ class TransparencyClient:
             dict(self.service_keys()) if service_keys is None else dict(service_keys)
         )
         origin, verifiers = self.log_identity()
-        size, _ = receipt_tree(transparent_statement)
+        size, _ = receipt_tree(transparent_statement, keys)  # the receipt this service signed
         deadline = time.monotonic() + wait
         while True:
             try:

@@ -10,6 +10,10 @@ consistency proof from the receipt's tree to the checkpoint's. Pure: the caller 
 cosigned checkpoint and the proof (:meth:`TransparencyClient.witness` computes the proof
 from the service's tiles).
 
+Of a statement logged on several services, the receipts the caller's service keys verify
+are the candidates (the others are passed over, as ``verify_transparent_statement`` without
+``require_all`` does), in order: the first whose tree the checkpoint extends is the one.
+
 Errors: the receipts' (``verify_transparent_statement``), the checkpoint's
 (``BadSignature``, ``UnknownIssuer``), :class:`InsufficientCosignatures`, and
 :class:`InconsistentCheckpoint` when the checkpoint is older than the receipt's tree or the
@@ -43,11 +47,18 @@ from ironroot.cose import (
     TransparentStatement,
     decode_cbor,
     encode_cbor,
+    verify_receipt,
     verify_transparent_statement,
 )
 from ironroot.crypto import Verifier
-from ironroot.errors import InconsistentCheckpoint, InvalidProof, MalformedInput, MalformedReceipt
-from ironroot.log import NoteVerifier
+from ironroot.errors import (
+    InconsistentCheckpoint,
+    InvalidProof,
+    IronrootError,
+    MalformedInput,
+    MalformedReceipt,
+)
+from ironroot.log import Checkpoint, NoteVerifier
 from ironroot.merkle import leaf_hash, root_from_inclusion_proof, verify_consistency
 from ironroot.witness import CosignedCheckpoint, WitnessPolicy
 
@@ -118,17 +129,42 @@ def decode_witnessed_statement(data: bytes) -> tuple[bytes, bytes, tuple[bytes, 
     return statement, checkpoint, tuple(proof)
 
 
-def receipt_tree(transparent_statement: bytes) -> tuple[int, bytes]:
-    """(tree size, root) of the first receipt's inclusion proof (not yet verified)."""
+def receipt_tree(
+    transparent_statement: bytes, service_keys: Mapping[bytes, Verifier] | None = None
+) -> tuple[int, bytes]:
+    """(tree size, root) of the statement's receipt's inclusion proof: with ``service_keys``,
+    of the first receipt one of them signed (verified: else the first receipt's error), without,
+    of the first receipt (not yet verified)."""
+    return _receipt_trees(transparent_statement, service_keys)[0]
+
+
+def _receipt_trees(
+    transparent_statement: bytes, service_keys: Mapping[bytes, Verifier] | None
+) -> list[tuple[int, bytes]]:
+    """The (tree size, root) of every receipt ``service_keys`` verify, in order (of the first
+    receipt, unverified, without keys); the first receipt's error when there is none."""
     parsed = TransparentStatement.parse(transparent_statement)
-    receipt = Receipt.parse(parsed.receipts[0])
-    if not receipt.inclusion_proofs:
-        raise MalformedReceipt("the receipt carries no inclusion proof")
-    proof = receipt.inclusion_proofs[0]
-    leaf = leaf_hash(parsed.statement.log_entry())
-    return proof.tree_size, root_from_inclusion_proof(
-        proof.leaf_index, proof.tree_size, leaf, proof.path
-    )
+    entry = parsed.statement.log_entry()
+    trees: list[tuple[int, bytes]] = []
+    failures: list[IronrootError] = []
+    for data in parsed.receipts if service_keys is not None else parsed.receipts[:1]:
+        try:
+            receipt = Receipt.parse(data)
+            if service_keys is not None:
+                verify_receipt(receipt, entry, service_keys)
+            if not receipt.inclusion_proofs:
+                raise MalformedReceipt("the receipt carries no inclusion proof")
+            proof = receipt.inclusion_proofs[0]
+            root = root_from_inclusion_proof(
+                proof.leaf_index, proof.tree_size, leaf_hash(entry), proof.path
+            )
+        except IronrootError as exc:
+            failures.append(exc)
+        else:
+            trees.append((proof.tree_size, root))
+    if not trees:
+        raise failures[0]
+    return trees
 
 
 def verify_witnessed_statement(
@@ -143,11 +179,33 @@ def verify_witnessed_statement(
     origin: str | None = None,
 ) -> WitnessedStatement:
     """Verify the statement's receipts, the checkpoint's quorum at ``now`` (POSIX seconds),
-    and that the receipt's tree is a prefix of the checkpoint's (see the module docs)."""
-    statement = verify_transparent_statement(transparent_statement, service_keys)
-    size, root = receipt_tree(transparent_statement)
+    and that a receipt's tree is a prefix of the checkpoint's (see the module docs). Of a
+    statement logged on several services, the receipts ``service_keys`` verify are tried in
+    order (others are passed over, as :func:`verify_transparent_statement` does without
+    ``require_all``); the first one's refusal is raised when none connects."""
+    statement = verify_transparent_statement(transparent_statement, service_keys, require_all=False)
+    trees = _receipt_trees(transparent_statement, service_keys)
     cosigned = policy.check(cosigned_checkpoint, log_verifiers, origin=origin, now=now)
-    checkpoint = cosigned.checkpoint
+    failures: list[InconsistentCheckpoint] = []
+    for size, root in trees:
+        try:
+            _connect(size, root, cosigned.checkpoint, consistency_proof)
+        except InconsistentCheckpoint as exc:
+            failures.append(exc)
+        else:
+            return WitnessedStatement(
+                statement,
+                size,
+                root,
+                cosigned,
+                bytes(transparent_statement),
+                tuple(consistency_proof),
+            )
+    raise failures[0]
+
+
+def _connect(size: int, root: bytes, checkpoint: Checkpoint, proof: Sequence[bytes]) -> None:
+    """The tree (``size``, ``root``) is a prefix of ``checkpoint``'s, by ``proof``."""
     if checkpoint.size < size:
         raise InconsistentCheckpoint(
             f"the cosigned checkpoint (size {checkpoint.size}) is older than the receipt's "
@@ -155,20 +213,17 @@ def verify_witnessed_statement(
         )
     try:
         if checkpoint.size == size:
-            if consistency_proof:
+            if proof:
                 raise InvalidProof("equal sizes need an empty consistency proof")
             if not hmac.compare_digest(root, checkpoint.root):
                 raise InvalidProof("the receipt's root is not the cosigned root at that size")
         else:
-            verify_consistency(size, checkpoint.size, consistency_proof, root, checkpoint.root)
+            verify_consistency(size, checkpoint.size, proof, root, checkpoint.root)
     except InvalidProof as exc:
         raise InconsistentCheckpoint(
             f"the receipt's tree (size {size}) is not shown to be in the cosigned checkpoint "
             f"(size {checkpoint.size}): {exc.detail}"
         ) from exc
-    return WitnessedStatement(
-        statement, size, root, cosigned, bytes(transparent_statement), tuple(consistency_proof)
-    )
 
 
 def verify_witnessed(

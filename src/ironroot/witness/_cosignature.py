@@ -18,7 +18,8 @@ the signature. Two types:
   u64 timestamp || u8 len || origin || u64 start = 0 || u64 end = size || root), which does
   not cover extension lines (a cosigner says nothing about them).
 
-A witness never omits the timestamp (tlog-witness: it MUST NOT be zero). Verifiers ignore
+A witness never omits the timestamp (tlog-witness: it MUST NOT be zero): a line dated zero, as
+a log's own ML-DSA-44 checkpoint signature is, counts for no quorum. Verifiers ignore
 lines from keys they do not know; a line that names a known key and fails rejects the note
 (signed-note: "clients SHOULD reject the whole note"). :class:`WitnessPolicy` requires a
 quorum of distinct trusted witnesses; an empty set of witnesses, or a quorum of zero, trusts
@@ -203,7 +204,8 @@ def verify_cosignatures(
     A line that names a known witness key and does not verify raises :class:`BadSignature`,
     whichever line of that key it is; a key whose lines repeat is found once (its first).
     With ``now``, a cosignature dated more than :data:`FUTURE_SKEW` seconds after it does
-    not count.
+    not count. Nor does one dated zero: a witness never omits its timestamp, and a log's own
+    ML-DSA-44 checkpoint signature is such a line (its vkey parses as a cosigner's too).
     """
     found: dict[tuple[str, bytes], Cosignature] = {}
     for line in note.signatures:
@@ -211,7 +213,7 @@ def verify_cosignatures(
             if not witness.matches(line):
                 continue
             timestamp = witness.verify(note.body, line.signature)
-            if now is None or timestamp <= now + FUTURE_SKEW:
+            if timestamp and (now is None or timestamp <= now + FUTURE_SKEW):
                 found.setdefault(
                     (witness.name, witness.key_id),
                     Cosignature(witness.name, witness.key_id, timestamp),
