@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import re
 
@@ -146,6 +147,7 @@ BAD_STATEMENTS: dict[str, bytes] = {
     "non-text sub": signed({15: {1: "iss", 2: b"sub"}}),
     "iat text": signed({15: {**CLAIMS, 6: "2024"}}),
     "iat bool": signed({15: {**CLAIMS, 6: True}}),
+    "iat null": signed({15: {**CLAIMS, 6: None}}),  # null is not an absent iat
     "claim key bytes": signed({15: {**CLAIMS, b"k": 1}}),
     "type with hash envelope": signed({3: "a/b", 15: CLAIMS, 258: -16}, {}, bytes(32)),
     "hash envelope unknown alg": signed({15: CLAIMS, 258: -99}, {}, bytes(32)),
@@ -178,6 +180,14 @@ def test_malformed_statements(case: str) -> None:
     with pytest.raises(MalformedStatement) as info:
         SignedStatement.parse(BAD_STATEMENTS[case])
     assert type(info.value) is MalformedStatement
+
+
+@pytest.mark.parametrize("label", [4, 5], ids=["exp", "nbf"])
+def test_a_date_written_as_null_is_not_an_absent_one(label: int) -> None:
+    # An exp written as null read as "no exp": a statement its issuer bounded was valid forever.
+    statement = SignedStatement.parse(signed({15: {**CLAIMS, label: None}}))
+    with pytest.raises(MalformedStatement, match=f"CWT claim {label} of the statement is not"):
+        statement.check_validity(dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
 
 
 _LEAF, _ISSUER = b"\x30\x03\x02\x01\x01", b"\x30\x03\x02\x01\x02"

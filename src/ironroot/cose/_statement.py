@@ -104,9 +104,12 @@ def _is_int(value: object) -> TypeGuard[int]:
 
 
 def _numeric_date(claims: Mapping[object, object], label: int) -> int | None:
-    value = claims.get(label)
-    if value is None or _is_int(value):
+    if label not in claims:
+        return None
+    value = claims[label]
+    if _is_int(value):
         return value
+    # null too: an exp written as null is not "no exp" (RFC 8392 NumericDate is a number)
     raise MalformedStatement(f"CWT claim {label} of the statement is not an integer")
 
 
@@ -126,7 +129,7 @@ def _claims(value: object) -> CwtClaims:
         raise MalformedStatement("CWT claim iss (1) must be a non-empty text string")
     if not isinstance(sub, str) or not sub:
         raise MalformedStatement("CWT claim sub (2) must be a non-empty text string")
-    if iat is not None and not _is_int(iat):
+    if CWT_IAT in value and not _is_int(iat):  # null too: not an absent iat
         raise MalformedStatement("CWT claim iat (6) must be an integer")
     other: dict[object, object] = {}
     for key, claim in value.items():
