@@ -252,3 +252,30 @@ def test_clients_reach_the_verifier_over_https_with_its_ca(
         assert "give the CA that issued it with --ca" in capsys.readouterr().err
         assert main([*check, "--ca", str(pki.ca)]) == 1
         assert "client certificate" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("claims", "message"),
+    [
+        (b'{"a": ' * 20_000 + b"1" + b"}" * 20_000, "the JWT claims"),  # deep: RecursionError
+        (b'{"eat_profile": "a", "eat_profile": "b"}', "the JWT claims is not JSON"),
+        (b'{"iat": NaN}', "the JWT claims is not JSON"),
+        (b"\xff\xfe{}", "the JWT claims are not UTF-8"),
+    ],
+    ids=["deeply-nested", "duplicate-member", "nan", "not-utf-8"],
+)
+def test_explain_without_keys_reads_the_claims_as_strictly_as_with_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], claims: bytes, message: str
+) -> None:
+    # Unverified, the claims were read with plain json.loads: a deeply nested payload was a
+    # traceback (RecursionError), and duplicates or NaN were read one way here, another there.
+    from ironroot.crypto import b64url_encode
+
+    header = b64url_encode(b'{"alg":"ES256","kid":"AA"}')
+    token = f"{header}.{b64url_encode(claims)}.{b64url_encode(bytes(64))}"
+    ear = tmp_path / "ear.jwt"
+    ear.write_text(token)
+    assert main(["attest", "explain", str(ear)]) == 2  # malformed input
+    err = capsys.readouterr().err
+    assert message in err
+    assert "Traceback" not in err

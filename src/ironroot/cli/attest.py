@@ -441,23 +441,9 @@ _MEANING: Final = {
 
 def _unverified_ear(token: bytes) -> attestation.AttestationResult:
     """An EAR's claims without checking its signature (``explain`` says so)."""
-    import base64
+    from ironroot.ear import read_ear_unchecked
 
-    if token[:1] == b"\xd2":
-        sign1 = cose.Sign1.decode(token)
-        cbor_claims = cose.decode_cbor(sign1.payload or b"")
-        if not isinstance(cbor_claims, dict):
-            raise MalformedInput("the EAR's CWT payload is not a CBOR map")
-        return attestation.AttestationResult.from_cbor_claims(cbor_claims)
-    parts = token.strip().split(b".")
-    if len(parts) != 3:
-        raise MalformedInput("an EAR is a JWT (three base64url parts) or a CWT (COSE_Sign1)")
-    try:
-        payload = base64.urlsafe_b64decode(parts[1] + b"=" * (-len(parts[1]) % 4))
-        claims = json.loads(payload)
-    except ValueError as exc:
-        raise MalformedInput("the EAR's JWT payload is not base64url JSON") from exc
-    return attestation.AttestationResult.from_json_claims(claims)
+    return read_ear_unchecked(token)
 
 
 def _explain(args: argparse.Namespace) -> int:

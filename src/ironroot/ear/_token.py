@@ -39,6 +39,7 @@ __all__ = [
     "MAX_TOKEN_BYTES",
     "decode_ear",
     "key_map",
+    "read_ear_unchecked",
     "sign_ear_cwt",
     "sign_ear_jwt",
     "verify_ear",
@@ -192,11 +193,7 @@ def _decode_cwt(token: bytes, keys: Mapping[bytes, Verifier]) -> AttestationResu
     return result_from_cbor(claims)
 
 
-def decode_ear(
-    token: bytes | str, keys: Mapping[bytes, Verifier] | Iterable[PublicKey]
-) -> AttestationResult:
-    """Check the signature of a JWT or CWT EAR and parse it; no time checks (see
-    :func:`verify_ear`)."""
+def _token_bytes(token: bytes | str) -> bytes:
     if isinstance(token, str):
         data = token.encode("ascii", "replace")
     elif isinstance(token, bytes | bytearray | memoryview):
@@ -207,6 +204,39 @@ def decode_ear(
         )
     if len(data) > MAX_TOKEN_BYTES:
         raise LimitExceeded(f"an EAR is at most {MAX_TOKEN_BYTES} bytes")
+    return data
+
+
+def read_ear_unchecked(token: bytes | str) -> AttestationResult:
+    """An EAR's claims read as :func:`decode_ear` reads them (the same limits and strict
+    JSON or CBOR), its signature **not** checked: for showing a token to a person who has no
+    verifier key at hand (``ironroot attest explain`` without ``--keys`` says so), never for a
+    decision."""
+    data = _token_bytes(token)
+    if data[:1] == b"\xd2":
+        message = Sign1.decode(data, _LIMITS)
+        if message.payload is None:
+            raise MalformedInput("the CWT payload is detached")
+        claims = decode_cbor(message.payload, _LIMITS)
+        if not isinstance(claims, Mapping):
+            raise MalformedInput("the CWT claims are not a map")
+        return result_from_cbor(claims)
+    parts = data.strip().split(b".")
+    if len(parts) != 3:
+        raise MalformedInput("an EAR is a JWT (three base64url parts) or a CWT (COSE_Sign1)")
+    try:
+        payload = b64url_decode(parts[1].decode("ascii"), what="the JWT claims")
+    except UnicodeDecodeError as exc:
+        raise MalformedInput("the JWT claims are not base64url") from exc
+    return result_from_json(_json(payload, "the JWT claims"))
+
+
+def decode_ear(
+    token: bytes | str, keys: Mapping[bytes, Verifier] | Iterable[PublicKey]
+) -> AttestationResult:
+    """Check the signature of a JWT or CWT EAR and parse it; no time checks (see
+    :func:`verify_ear`)."""
+    data = _token_bytes(token)
     verifiers = key_map(keys)
     if not verifiers:
         raise UnknownIssuer("no verifier keys are configured: an empty key set trusts nothing")
