@@ -20,6 +20,7 @@ _VERBS = {
 }
 CLIENTS = {
     "statement register",
+    "statement witness",
     "statement verify",
     "log verify",
     "log export-tiles",
