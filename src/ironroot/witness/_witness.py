@@ -75,6 +75,16 @@ class WitnessedLog:
         Checkpoint(self.origin, 0, EMPTY_ROOT)  # a valid origin line
         if not self.verifiers:
             raise ConfigError(f"the log {self.origin!r} has no checkpoint key")
+        seen: set[tuple[str, bytes]] = set()
+        for v in self.verifiers:
+            # signed-note: a name and key id identify one key. A second would be served as a
+            # second copy of the log's line, or (another key) hide the first from every check.
+            if (v.name, v.key_id) in seen:
+                raise ConfigError(
+                    f"the log {self.origin!r} names the checkpoint key "
+                    f"{v.name}+{v.key_id.hex()} twice (one name and key id, one key)"
+                )
+            seen.add((v.name, v.key_id))
 
     @classmethod
     def from_vkeys(cls, origin: str, vkeys: Iterable[str]) -> WitnessedLog:
