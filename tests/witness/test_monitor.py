@@ -46,6 +46,7 @@ from ironroot.log import (
     HttpLogFetcher,
     Log,
     Note,
+    NoteSignature,
     NoteSigner,
     NoteVerifier,
     encode_entry_bundle,
@@ -227,6 +228,46 @@ def test_a_fork_found_at_every_round_is_kept_once(store: MonitorStore, log_key: 
         honest.close()
         forked.close()
         other.close()
+
+
+class _Junked(LogFetcher):
+    """A URL serving ``log``'s checkpoint with a signature line of an unknown key added, a
+    new one at each read (signed-note: anyone may add one, and verifiers ignore it)."""
+
+    def __init__(self, log: Log) -> None:
+        super().__init__(log)
+        self.reads = 0
+
+    def fetch(self, path: str, *, accept: str | None = None) -> bytes:
+        data = super().fetch(path, accept=accept)
+        if path != "checkpoint":
+            return data
+        self.reads += 1
+        junk = NoteSignature("junk.example", self.reads.to_bytes(4, "big"), bytes(64))
+        return data + junk.encode().encode()
+
+
+def test_a_fork_varied_by_unknown_signature_lines_is_kept_once(
+    store: MonitorStore, log_key: PrivateKey
+) -> None:
+    """A URL that serves a forked checkpoint with another unknown signature line at each round:
+    one fork, kept once with the log's lines only (keyed by the note as served, it was kept
+    again at every round of follow, each copy as large as a note may be)."""
+    honest = grown(log_key, entries(6))
+    forked = grown(log_key, entries(6, tag=b"evil"))
+    try:
+        monitor = Monitor(store)
+        monitor.check("a", LogFetcher(honest), _keys(honest))
+        served = _Junked(forked)
+        rounds = [monitor.check("b", served, _keys(forked)) for _ in range(3)]
+        assert [(e.kind, e.fork_id) for (e,) in rounds] == [("fork", 1)] * 3
+        (kept,) = store.forks()
+        proof = ForkProof.parse(kept[2])
+        assert proof.second == forked.checkpoint()
+        proof.verify(honest.note_verifiers)
+    finally:
+        honest.close()
+        forked.close()
 
 
 def test_a_log_that_goes_back_is_refused(store: MonitorStore, log_key: PrivateKey) -> None:

@@ -191,6 +191,29 @@ def test_a_refusal_varied_by_other_keys_signature_lines_is_kept_once(
     assert _size(witness) == 5
 
 
+def test_a_refusal_between_cosignings_of_one_checkpoint_is_kept_once(
+    served: str, witness: Witness, log: Log
+) -> None:
+    """Anyone can have the witness cosign its latest checkpoint again, and each cosignature is
+    dated anew (an ML-DSA-44 one differs even within a second): the note the witness serves
+    changes, the checkpoint it cosigned does not. A refusal sent after each of them is the
+    same refusal, kept once; keyed by the served note, a client alternating the two grew the
+    evidence without limit."""
+    again = AddCheckpoint(5, (), log.checkpoint_at(5)).encode()
+    garbled = AddCheckpoint(5, (bytes(32),) * 4, log.checkpoint()).encode()
+    served_notes = set()
+    for _ in range(3):
+        assert _post(served, again).status_code == 200
+        latest = witness.latest(ORIGIN)
+        assert latest is not None
+        served_notes.add(latest.note)
+        assert _problem(_post(served, garbled)) == (422, "inconsistent-checkpoint")
+    assert len(served_notes) == 3  # the served note did change each time
+    (kept,) = witness.evidence()
+    assert kept.first == log.checkpoint_at(5)  # the log's signed note, as the log signed it
+    assert _size(witness) == 5
+
+
 def test_an_unknown_origin_is_not_echoed_whole(served: str, witness: Witness) -> None:
     """The origin of an unknown log is the client's text, up to the size of a note: the
     refusal (and its log line) names the start of it."""

@@ -119,3 +119,34 @@ def test_a_witness_that_moved_on_to_a_smaller_size_is_no_fork(
         log.close()
     assert [r.levelno for r in caplog.records] == [logging.WARNING]
     assert "cosigned size 5 of log.example/witnessed meanwhile" in caplog.records[0].getMessage()
+
+
+def test_a_cosignature_dated_zero_is_not_taken_for_one() -> None:
+    """tlog-witness: a witness's cosignature MUST NOT omit its timestamp. A line dated zero
+    by the witness's own key verifies as a signature, yet every quorum check ignores it: the
+    client taking it wrote out a checkpoint as cosigned that no verifier would accept."""
+    import struct
+
+    from ironroot.errors import InsufficientCosignatures
+    from ironroot.log import Note, NoteSignature
+    from ironroot.witness import cosignature_v1_message
+
+    key = PrivateKey.generate(Algorithm.ED25519)
+    verifier = Cosigner(WITNESS, key).verifier()
+    log = grown(PrivateKey.generate(Algorithm.ED25519), entries(2))
+    body = Note.parse(log.checkpoint()).body
+    undated = struct.pack(">Q", 0) + key.sign(cosignature_v1_message(body, 0))
+    answer = NoteSignature(WITNESS, verifier.key_id, undated).encode().encode()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=answer)
+
+    transport = httpx.MockTransport(handler)
+    try:
+        with (
+            WitnessClient("https://w.example", verifiers=(verifier,), transport=transport) as c,
+            pytest.raises(InsufficientCosignatures, match="dated zero"),
+        ):
+            c.add_checkpoint(log.checkpoint(), 0)
+    finally:
+        log.close()

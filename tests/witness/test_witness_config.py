@@ -3,11 +3,13 @@ characters an origin or a name holds (c2sp.org/tlog-checkpoint allows any but co
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
 from ironroot.crypto import Algorithm, PrivateKey
+from ironroot.errors import ConfigError
 from ironroot.log import NoteSigner
 from ironroot.witness import WitnessedLog, add_log, init_witness_dir, load_witness_config
 
@@ -60,3 +62,23 @@ def test_a_configuration_that_is_a_pipe_is_read_as_empty_not_waited_on(tmp_path:
         2,
         f"ironroot: config: {tmp_path}/witness.toml has no [witness] table\n",
     )
+
+
+def test_a_log_naming_one_checkpoint_key_twice_is_refused() -> None:
+    # signed-note: a name and key id identify one key. With two, the log's signature line was
+    # served twice beside the witness's cosignatures (or a second key with the first's name
+    # and key id hid it, and every checkpoint it signed was refused as untrusted).
+    verifier = NoteSigner("log.example/a", PrivateKey.generate(Algorithm.ED25519)).verifier()
+    named = f"names the checkpoint key log.example/a+{verifier.key_id.hex()} twice"
+    with pytest.raises(ConfigError, match=re.escape(named)):
+        WitnessedLog("log.example/a", (verifier, verifier))
+
+
+def test_a_configuration_naming_one_log_key_twice_is_refused(tmp_path: Path) -> None:
+    init_witness_dir(tmp_path, name="witness.example/w1")
+    vkey = NoteSigner("log.example/a", PrivateKey.generate(Algorithm.ED25519)).verifier().vkey
+    with (tmp_path / "witness.toml").open("a") as out:
+        out.write(f'[[witness.logs]]\norigin = "log.example/a"\nkeys = ["{vkey}", "{vkey}"]\n')
+    with pytest.raises(ConfigError, match="twice") as caught:
+        load_witness_config(tmp_path)
+    assert "witness.logs[0]" in caught.value.detail

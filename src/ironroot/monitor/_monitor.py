@@ -7,7 +7,8 @@ this order:
    they were read from the log's ``/.well-known/transparency-configuration``, and then the
    checkpoint must name the origin pinned with them: :class:`UnknownIssuer` otherwise, as
    when a URL serves another log signed by the same key); with a
-   :class:`~ironroot.witness.WitnessPolicy`, also requires its quorum of cosignatures;
+   :class:`~ironroot.witness.WitnessPolicy`, also requires its quorum of cosignatures; from
+   then on the note is the one with only those keys' lines (anyone can add others);
 2. compares it with the last checkpoint verified for that origin (from any URL: two URLs
    that serve one origin are checked against one state, so a split view between mirrors is a
    fork like any other), if a key that signed that one signed this one too
@@ -87,6 +88,8 @@ from ironroot.log import (
     TILE_WIDTH,
     Checkpoint,
     LogFetcher,
+    Note,
+    NoteSignature,
     NoteVerifier,
     TileTree,
     fetch_log_identity,
@@ -278,6 +281,21 @@ class Monitor:
             )
         return identity.verifiers, identity.origin
 
+    def _known_lines(self, note: bytes, verifiers: Sequence[NoteVerifier]) -> bytes:
+        """``note`` (opened already) with only the lines of the log's keys, then of the
+        witnesses' (each key's first, in the order of the keys): what is kept of it. Lines of
+        other keys are anyone's to add (signed-note), so a note kept with them would be a
+        new note, and a fork a new fork, with every line a URL adds."""
+        parsed = Note.parse(note)
+        keys: list[tuple[str, bytes]] = [(v.name, v.key_id) for v in verifiers]
+        if self.witnesses is not None:
+            keys += [(w.name, w.key_id) for w in self.witnesses.witnesses]
+        first: dict[tuple[str, bytes], NoteSignature] = {}
+        for line in parsed.signatures:
+            first.setdefault((line.name, line.key_id), line)
+        kept = tuple(dict.fromkeys(first[k] for k in keys if k in first))
+        return Note(body=parsed.body, signatures=kept).encode()
+
     def check(
         self, url: str, fetcher: LogFetcher, keys: Sequence[NoteVerifier] = ()
     ) -> list[MonitorEvent]:
@@ -290,6 +308,7 @@ class Monitor:
             ).checkpoint
         else:
             checkpoint = open_checkpoint(note, verifiers, origin=origin)
+        note = self._known_lines(note, verifiers)
         state = self.store.state(checkpoint.origin)
         if state is None:
             state = LogState(checkpoint.origin, 0, EMPTY_ROOT, b"", (), 0)

@@ -8,8 +8,9 @@ Each answer becomes a value or the typed error of its status: ``409`` is
 :class:`StorageError` / :class:`Unreachable`. The cosignatures of a ``200`` are checked
 against the witness's keys when the client knows them: lines from other keys are ignored (the
 spec), a line from a known key that fails is :class:`BadSignature`, a key's repeated line is
-returned once, and an answer with no valid cosignature from a known key is
-:class:`InsufficientCosignatures`.
+returned once, a line dated zero is ignored (tlog-witness: a witness never omits the
+timestamp, and no quorum counts it), and an answer with no valid cosignature from a known key
+is :class:`InsufficientCosignatures`.
 
 :meth:`WitnessClient.cosign` does the whole exchange a log does: it tries the size it
 believes the witness has (0 the first time), and on ``409`` retries once from the size the
@@ -164,16 +165,22 @@ class WitnessClient:
     ) -> tuple[NoteSignature, ...]:
         body = Note.parse(checkpoint).body
         good: dict[tuple[str, bytes], NoteSignature] = {}
+        undated = False
         for line in lines:
             for verifier in self.verifiers:
                 if verifier.matches(line):
-                    verifier.verify(body, line.signature)  # BadSignature if not
+                    # BadSignature if it does not verify; a line dated zero is no witness's
+                    # cosignature (tlog-witness), and no quorum counts it
+                    if verifier.verify(body, line.signature) == 0:
+                        undated = True
+                        break
                     # a key's first line: repeated, it would only crowd the published note
                     good.setdefault((line.name, line.key_id), line)
                     break
         if not good:
+            why = " (a line dated zero, which a witness's cosignature never is)" if undated else ""
             raise InsufficientCosignatures(
-                f"the witness {self.url} answered no cosignature from its configured keys"
+                f"the witness {self.url} answered no cosignature from its configured keys{why}"
             )
         return tuple(good.values())
 

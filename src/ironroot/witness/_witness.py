@@ -14,8 +14,9 @@ raises the error whose HTTP status the spec names, in the spec's order:
    consistency proof that does not verify, or a different root at the same size:
    :class:`InconsistentCheckpoint` (422); :class:`ForkDetected` (a subclass, also 422) when
    the request itself proves a fork (same size and another root; or a proof that leads to the
-   new root but not to the old one). Either is kept as evidence with both signed notes (the
-   request's with only the log's signature lines: anyone can add others to make a variant);
+   new root but not to the old one). Either is kept as evidence with both signed notes, each
+   with only the log's signature lines (anyone can add others to the request's to make a
+   variant, and each cosigning of the stored one dates its witness lines anew);
 6. otherwise the witness cosigns with each of its keys, stores the new checkpoint (the log's
    verified signatures and its own cosignatures) with a compare-and-set, and only then
    answers. A concurrent request that got there first turns this one into a 409.
@@ -75,6 +76,16 @@ class WitnessedLog:
         Checkpoint(self.origin, 0, EMPTY_ROOT)  # a valid origin line
         if not self.verifiers:
             raise ConfigError(f"the log {self.origin!r} has no checkpoint key")
+        seen: set[tuple[str, bytes]] = set()
+        for v in self.verifiers:
+            # signed-note: a name and key id identify one key. A second would be served as a
+            # second copy of the log's line, or (another key) hide the first from every check.
+            if (v.name, v.key_id) in seen:
+                raise ConfigError(
+                    f"the log {self.origin!r} names the checkpoint key "
+                    f"{v.name}+{v.key_id.hex()} twice (one name and key id, one key)"
+                )
+            seen.add((v.name, v.key_id))
 
     @classmethod
     def from_vkeys(cls, origin: str, vkeys: Iterable[str]) -> WitnessedLog:
@@ -209,6 +220,18 @@ class Witness:
         ordered = (first.get((v.name, v.key_id)) for v in log.verifiers)
         return Note(body=note.body, signatures=tuple(s for s in ordered if s is not None))
 
+    def _as_signed(self, log: WitnessedLog, current: StoredCheckpoint) -> bytes:
+        """The cosigned checkpoint as the log signed it, without the witness's cosignatures:
+        what evidence keeps of it. Each cosigning of one checkpoint dates the note the
+        witness serves anew, and a refusal kept once per served note would be kept again
+        after each (anyone can have the witness cosign its latest checkpoint again)."""
+        try:
+            signed = self._signed(log, Note.parse(current.note))
+        except MalformedInput:  # not a note this witness wrote: kept as it is
+            return current.note
+        # a note signed by a key the log no longer lists is kept as it is, cosignatures too
+        return signed.encode() if signed.signatures else current.note
+
     def add_checkpoint(self, body: bytes) -> tuple[NoteSignature, ...]:
         """Check and cosign one add-checkpoint request (see the module docs)."""
         parsed = AddCheckpoint.parse(body)
@@ -277,7 +300,7 @@ class Witness:
     ) -> ForkDetected:
         proof = ForkProof(
             origin=log.origin,
-            first=current.note,
+            first=self._as_signed(log, current),
             second=request.checkpoint,
             proof=request.proof if current.size != checkpoint.size else (),
             detected_by=self.name,
@@ -337,7 +360,13 @@ class Witness:
         log at those levels."""
         try:
             evidence_id, added = self._store.add_evidence(
-                log.origin, kind, detail, current.note, request.checkpoint, data, self._clock()
+                log.origin,
+                kind,
+                detail,
+                self._as_signed(log, current),
+                request.checkpoint,
+                data,
+                self._clock(),
             )
         except IronrootError as exc:  # the refusal stands; say the evidence was not kept
             _log.error("could not keep the evidence (%s): %s", kind, exc.detail)
