@@ -95,14 +95,39 @@ def _pin_digest(pin: str) -> bytes:
     return hmac.new(_PIN_KEY, str(pin).encode(), hashlib.sha256).digest()
 
 
+def _check_serial(token: Any, label: str, expected: str) -> None:
+    """``PolicyRejected`` unless ``token``'s serial number (CK_TOKEN_INFO.serialNumber,
+    blank-padded) is ``expected``."""
+    raw = token.serial
+    found = (raw.decode("ascii", "replace") if isinstance(raw, bytes) else str(raw)).strip()
+    if not hmac.compare_digest(found.encode(), expected.encode()):
+        raise PolicyRejected(
+            f"the PKCS#11 token labelled {label!r} has serial {found[:32]!r}, not the "
+            f"{expected[:32]!r} configured: it is another token",
+            code="token-serial-mismatch",
+        )
+
+
 class Pkcs11Backend:
     """Keys on a PKCS#11 token (SoftHSM2 in tests, a hardware HSM in production)."""
 
-    def __init__(self, library: str, *, token_label: str, pin: str) -> None:
+    def __init__(
+        self, library: str, *, token_label: str, pin: str, token_serial: str | None = None
+    ) -> None:
+        """Open the token labelled ``token_label``; with ``token_serial``, only if it is the
+        token of that serial number (``PolicyRejected`` code ``token-serial-mismatch``,
+        before the PIN is sent to it): a label is a name anyone able to create a token
+        may give theirs, and that token's keys would pass every check made here."""
+        if token_serial is not None and (
+            not isinstance(token_serial, str) or not token_serial.strip()
+        ):
+            raise ConfigError("a PKCS#11 token serial is a non-empty string")
         login = (library, token_label)
         try:
             self._lib = pkcs11.lib(library)
             token = self._lib.get_token(token_label=token_label)
+            if token_serial is not None:
+                _check_serial(token, token_label, token_serial.strip())
             try:
                 self._session = token.open(rw=True, user_pin=pin)
             except pkcs11.UserAlreadyLoggedIn:
