@@ -95,8 +95,8 @@ class WrapAndRelease(KeyOperations):
         outside public key a crypto officer approved (``recipient``: ML-KEM or RSA
         SubjectPublicKeyInfo, :meth:`add_wrap_recipient`). The format follows the wrapping key
         (``_wrap``). ``KeyNotExportable`` for a non-exportable key or one with a release
-        policy, an imported wrapping key or one derived from an imported key
-        (``wrapping-key-not-trusted``) or a recipient no
+        policy, a wrapping key that was imported, is exportable, or was derived from such a
+        key (``wrapping-key-not-trusted``: its value may be known outside) or a recipient no
         officer approved (``recipient-not-approved``)."""
         with self._lock, self._operation(session, "wrap", target):  # not while a delete wipes
             if (wrapping_key is None) == (recipient is None):
@@ -104,11 +104,19 @@ class WrapAndRelease(KeyOperations):
             key = self._key(target)
             self._exportable(key, release=False)
             wrapper = None if wrapping_key is None else self._key(wrapping_key, Usage.WRAP)
+            if wrapper is key:
+                raise MalformedInput("a key cannot wrap itself")
             if wrapper is not None and not wrapper.local:
                 raise KeyNotExportable(
                     f"key {wrapper.handle} was imported (or derived from an imported key), so "
                     f"its value may be known outside the HSM: it wraps no exportable key (key "
                     f"{key.handle} stays inside)",
+                    code="wrapping-key-not-trusted",
+                )
+            if wrapper is not None and wrapper.attributes.exportable:
+                raise KeyNotExportable(
+                    f"key {wrapper.handle} is exportable, so its value may leave the HSM: it "
+                    f"wraps no exportable key (key {key.handle} stays inside)",
                     code="wrapping-key-not-trusted",
                 )
             outside = None if recipient is None else load_recipient(recipient)
