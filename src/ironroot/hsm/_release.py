@@ -213,4 +213,6 @@ def authorize_release(
             + " or ".join(t.value for t in allowed),
             code="not-affirming",
         )
-    return release_claims(result, label, authority=signer.name, kid=signer.kid)
+    return release_claims(
+        result, label, authority=signer.name, kid=signer.kid, wrapping_key=wrapping_key.kind
+    )
