@@ -411,6 +411,40 @@ def test_a_key_not_generated_on_the_token_is_refused(token: str, backend: Pkcs11
         backend.sign(imported_ec.hex(), b"m")
 
 
+def test_a_key_replaced_on_the_token_while_in_use_is_checked_again(
+    token: str, backend: Pkcs11Backend
+) -> None:
+    """Someone with the PIN destroys a key the backend has used and creates one of their
+    own under its handle (C_CreateObject, a value they know). The backend had kept the
+    token's object and the key's checks: it went on failing on the stale object until a
+    restart (and on a token that hands the freed object handle to the new object, would
+    have used the new key unchecked). Now a failed use forgets what it kept, and the next
+    use looks the key up again and refuses it."""
+    handle = backend.generate(KeyType.HMAC_SHA384, KeyAttributes.of(["sign", "verify"]))
+    backend.sign(handle, b"m")
+    session = _session(token)
+    try:
+        session.get_key(object_class=ObjectClass.SECRET_KEY, id=bytes.fromhex(handle)).destroy()
+        session.create_object(
+            {
+                Attribute.CLASS: ObjectClass.SECRET_KEY,
+                Attribute.KEY_TYPE: pkcs11.KeyType.GENERIC_SECRET,
+                Attribute.VALUE: bytes(48),
+                Attribute.SIGN: True,
+                Attribute.TOKEN: True,
+                Attribute.SENSITIVE: True,
+                Attribute.ID: bytes.fromhex(handle),
+            }
+        )
+    finally:
+        session.close()
+    with pytest.raises(StorageError, match="could not sign"):
+        backend.sign(handle, b"m")  # the object it held is gone
+    with pytest.raises(PolicyRejected, match="was not generated on the token") as info:
+        backend.sign(handle, b"m")
+    assert info.value.code == "key-not-local"
+
+
 def test_a_public_key_put_in_place_of_the_pairs_is_refused(
     token: str, backend: Pkcs11Backend
 ) -> None:
