@@ -28,19 +28,30 @@ from _hsm_helpers import (
     sessions,
 )
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from test_hsm_release import World, ear
+from cryptography.hazmat.primitives.asymmetric import ec, mlkem, rsa
+from test_hsm_release import VERIFIER, World, ear
 
 from ironroot.crypto import Algorithm, PrivateKey, b64url_encode
 from ironroot.errors import (
     IronrootError,
     MalformedInput,
+    PolicyRejected,
+    ReleaseDenied,
     SealedStoreError,
     Unauthorized,
     UnknownIssuer,
     UnsupportedAlgorithm,
 )
-from ironroot.hsm import Hsm, MemoryStorage, Session
+from ironroot.hsm import (
+    BuiltinBackend,
+    Hsm,
+    HsmSigner,
+    KeyAttributes,
+    KeyType,
+    MemoryStorage,
+    Session,
+    wrap_key_kem,
+)
 
 _THREADS = 8
 
@@ -243,3 +254,46 @@ def test_an_edited_store_or_anchor_does_not_open(
     storage.write_store(store)
     storage.write_anchor(anchor)
     assert Hsm.open(storage, SECRET, config=FAST, clock=lambda: NOW_TS).login(OFFICER, OFFICER_PASS)
+
+
+# --- an EAR key kept in the HSM that releases ---------------------------------------------
+
+
+def test_a_verifier_key_held_in_this_hsm_is_not_installed(world: World) -> None:
+    """The verifier's EAR key may live in an HSM (``[keys] backend = "hsm"``); in this one,
+    every crypto user signs with it (roles, not identities, grant ``sign``), so the key
+    service's own identity, or whoever holds its session, would sign "affirming" itself."""
+    inside = world.hsm.generate(world.officer, KeyType.EC_P384, KeyAttributes.of(["sign"]))
+    public = world.hsm.key_info(world.officer, inside).public_key
+    assert public is not None
+    with pytest.raises(PolicyRejected) as refused:
+        world.hsm.add_release_verifier(world.officer, "https://inside.example", public.to_pem())
+    assert type(refused.value) is PolicyRejected
+    assert refused.value.code == "verifier-key-in-hsm"
+    assert inside in refused.value.detail
+    assert [name for name, _kid in world.hsm.release_verifiers(world.officer)] == [VERIFIER]
+
+
+def test_an_ear_signed_with_a_key_imported_into_this_hsm_releases_nothing(world: World) -> None:
+    """The installed verifier's private key brought into the HSM afterwards (unwrap, a crypto
+    user's operation: "move the EAR key into the HSM"): any crypto user could now sign EARs
+    with it, so the HSM trusts no EAR it could have signed itself."""
+    kem = world.hsm.generate(world.officer, KeyType.ML_KEM_768, KeyAttributes.of(["unwrap"]))
+    der = world.hsm.key_info(world.user, kem).public_der
+    public = serialization.load_der_public_key(der or b"")
+    assert isinstance(public, mlkem.MLKEM768PublicKey)
+    pkcs8 = world.verifier.raw.private_bytes(
+        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    imported = world.hsm.unwrap(
+        world.user,
+        wrap_key_kem(public, KeyType.EC_P384, pkcs8),
+        unwrapping_key=kem,
+        attributes=KeyAttributes.of(["sign"]),
+    )
+    signer = HsmSigner(BuiltinBackend(world.hsm, world.user), imported)
+    nonce, _ = world.hsm.release_challenge(world.user)
+    with pytest.raises(ReleaseDenied) as refused:
+        world.release(ear(signer, nonce, world.tee), nonce)  # type: ignore[arg-type]
+    assert refused.value.code == "verifier-key-in-hsm"
+    assert world.last_release_record() == ("service", "verifier-key-in-hsm")

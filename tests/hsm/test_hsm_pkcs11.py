@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pkcs11
 import pytest
@@ -19,6 +20,7 @@ from ironroot.cose import SignedStatement, create_statement
 from ironroot.crypto import Algorithm, PrivateKey, Signer
 from ironroot.errors import (
     BadSignature,
+    ConfigError,
     KeyNotExportable,
     KeyUsageNotPermitted,
     MalformedInput,
@@ -35,6 +37,8 @@ from ironroot.hsm import (
     KeyBackend,
     KeyType,
     Pkcs11Backend,
+    ServiceKeys,
+    ServiceKeysConfig,
 )
 from ironroot_softhsm import LABEL, PIN, shared_token
 
@@ -227,6 +231,41 @@ def test_wrong_pin_and_token(token: str, backend: Pkcs11Backend) -> None:
         Pkcs11Backend(token, token_label="no-such-token", pin=PIN)
 
 
+def test_a_token_with_the_label_but_another_serial_is_refused(
+    token: str, backend: Pkcs11Backend
+) -> None:
+    # A label is a name anyone who can create a token may give theirs: a token pinned by
+    # serial is refused, before the PIN is sent to it, when the one labelled so has another.
+    serial = pkcs11.lib(token).get_token(token_label=LABEL).serial.decode().strip()
+    with pytest.raises(PolicyRejected, match="has serial") as caught:
+        Pkcs11Backend(token, token_label=LABEL, pin=PIN, token_serial="0000000000000000")
+    assert caught.value.code == "token-serial-mismatch"
+    assert serial in str(caught.value)
+    with Pkcs11Backend(token, token_label=LABEL, pin=PIN, token_serial=serial) as pinned:
+        handle = pinned.generate(KeyType.EC_P256, KeyAttributes.of(["sign"]))
+        assert pinned.sign(handle, b"m")
+    with pytest.raises(ConfigError, match="token serial"):
+        Pkcs11Backend(token, token_label=LABEL, pin=PIN, token_serial="")
+
+
+def test_the_keys_table_pins_the_token_serial(token: str, tmp_path: Path) -> None:
+    (tmp_path / "token.pin").write_text(PIN)
+    (tmp_path / "token.pin").chmod(0o600)
+    table = {
+        "backend": "pkcs11",
+        "pkcs11_library": token,
+        "pkcs11_token": LABEL,
+        "pkcs11_token_serial": "0000000000000000",
+        "pkcs11_pin_file": "token.pin",
+    }
+    config = ServiceKeysConfig.parse(table, tmp_path)
+    with pytest.raises(PolicyRejected) as caught:
+        ServiceKeys(config)
+    assert caught.value.code == "token-serial-mismatch"
+    with pytest.raises(ConfigError, match=r"needs keys\.backend"):
+        ServiceKeysConfig.parse({**table, "backend": "hsm"}, tmp_path)
+
+
 def _statement(signer: Signer) -> bytes:
     return create_statement(signer, b"payload", iss="urn:test", sub="hsm-signer")
 
@@ -370,6 +409,40 @@ def test_a_key_not_generated_on_the_token_is_refused(token: str, backend: Pkcs11
     backend.delete(imported_ec.hex())  # a key refused for use can still be removed
     with pytest.raises(NotFound):
         backend.sign(imported_ec.hex(), b"m")
+
+
+def test_a_key_replaced_on_the_token_while_in_use_is_checked_again(
+    token: str, backend: Pkcs11Backend
+) -> None:
+    """Someone with the PIN destroys a key the backend has used and creates one of their
+    own under its handle (C_CreateObject, a value they know). The backend had kept the
+    token's object and the key's checks: it went on failing on the stale object until a
+    restart (and on a token that hands the freed object handle to the new object, would
+    have used the new key unchecked). Now a failed use forgets what it kept, and the next
+    use looks the key up again and refuses it."""
+    handle = backend.generate(KeyType.HMAC_SHA384, KeyAttributes.of(["sign", "verify"]))
+    backend.sign(handle, b"m")
+    session = _session(token)
+    try:
+        session.get_key(object_class=ObjectClass.SECRET_KEY, id=bytes.fromhex(handle)).destroy()
+        session.create_object(
+            {
+                Attribute.CLASS: ObjectClass.SECRET_KEY,
+                Attribute.KEY_TYPE: pkcs11.KeyType.GENERIC_SECRET,
+                Attribute.VALUE: bytes(48),
+                Attribute.SIGN: True,
+                Attribute.TOKEN: True,
+                Attribute.SENSITIVE: True,
+                Attribute.ID: bytes.fromhex(handle),
+            }
+        )
+    finally:
+        session.close()
+    with pytest.raises(StorageError, match="could not sign"):
+        backend.sign(handle, b"m")  # the object it held is gone
+    with pytest.raises(PolicyRejected, match="was not generated on the token") as info:
+        backend.sign(handle, b"m")
+    assert info.value.code == "key-not-local"
 
 
 def test_a_public_key_put_in_place_of_the_pairs_is_refused(

@@ -384,3 +384,59 @@ def test_a_verifier_named_as_another_verifiers_key_id_does_not_pass_its_policy(
     assert denied.value.code == "policy-claims"
     # the real verifier's EAR passes the pinned policy
     assert world.release(ear(world.verifier, nonce, world.tee), nonce, key)
+
+
+class _StrongTee(Tee):
+    """A TEE with an ML-KEM-1024 wrapping key."""
+
+    def __init__(self) -> None:
+        strong = mlkem.MLKEM1024PrivateKey.generate()
+        self.private = strong  # type: ignore[assignment]
+        self.spki = strong.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        self.key = WrappingKey.parse(self.spki)
+
+
+@pytest.mark.parametrize(
+    "policy",
+    [
+        'status == "affirming" && wrapping_key == "ML-KEM-1024"',
+        json.dumps(
+            {
+                "version": "1.0.0",
+                "anyOf": [
+                    {
+                        "authority": VERIFIER,
+                        "allOf": [{"claim": "wrapping_key", "equals": "ML-KEM-1024"}],
+                    }
+                ],
+            }
+        ),
+    ],
+)
+def test_a_policy_may_require_the_kind_of_wrapping_key(world: World, policy: str) -> None:
+    """The TEE picks its wrapping key: an AES-256 key released to ML-KEM-768 (category 3)
+    or RSA-3072 (128-bit) travels under less than its own strength, and only the key's
+    policy can say no. It sees the kind of the key it is wrapped to as ``wrapping_key``."""
+    key = world.hsm.generate(
+        world.officer,
+        KeyType.AES_256,
+        KeyAttributes.of(["encrypt"], exportable=True, release_policy=policy),
+    )
+    nonce, _ = world.hsm.release_challenge(world.user)
+    with pytest.raises(ReleaseDenied) as refused:
+        world.hsm.release(
+            world.user,
+            key,
+            ear=ear(world.verifier, nonce, world.tee),
+            nonce=nonce,
+            recipient=world.tee.spki,
+        )
+    assert refused.value.code == "policy-claims"
+    strong = _StrongTee()
+    nonce, _ = world.hsm.release_challenge(world.user)
+    released = world.hsm.release(
+        world.user, key, ear=ear(world.verifier, nonce, strong), nonce=nonce, recipient=strong.spki
+    )
+    assert unwrap_key_kem(strong.private, released.wrapped)[0] is KeyType.AES_256  # type: ignore[arg-type]

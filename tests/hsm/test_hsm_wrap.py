@@ -480,3 +480,39 @@ def test_a_key_derived_from_an_imported_key_wraps_no_exportable_key(
     made_inside = hsm.derive(user, parent, info=b"wrapping", attributes=KeyAttributes.of(["wrap"]))
     assert hsm.key_info(user, made_inside).generated_inside is True
     assert hsm.wrap(user, target, wrapping_key=made_inside)
+
+
+def test_an_exportable_key_wraps_no_exportable_key(hsm: Hsm, roles: tuple[Session, ...]) -> None:
+    """A wrapping key that may itself leave the HSM (exportable: wrapped to an approved
+    recipient, or released to any TEE its policy admits) would take every key wrapped under
+    it along: a crypto user wraps a key meant for approved recipients only under it, and
+    whoever receives the wrapping key reads that key too."""
+    officer, user, _ = roles
+    target = _exportable(hsm, officer, KeyType.EC_P384)
+    for attributes in (
+        KeyAttributes.of(["wrap"], exportable=True),
+        KeyAttributes.of(["wrap"], exportable=True, release_policy='status == "affirming"'),
+    ):
+        leaves = hsm.generate(officer, KeyType.AES_256, attributes)
+        with pytest.raises(KeyNotExportable) as refused:
+            hsm.wrap(user, target, wrapping_key=leaves)
+        assert refused.value.code == "wrapping-key-not-trusted"
+        assert refused.value.detail == (
+            f"key {leaves} is exportable, so its value may leave the HSM: it wraps no "
+            f"exportable key (key {target} stays inside)"
+        )
+
+
+def test_a_key_derived_from_an_exportable_key_wraps_no_exportable_key(
+    hsm: Hsm, roles: tuple[Session, ...]
+) -> None:
+    """HKDF of an exportable parent (the salt and info are the caller's) is computed by
+    whoever the parent is exported or released to: the child is no more inside than it."""
+    officer, user, _ = roles
+    target = _exportable(hsm, officer, KeyType.AES_256)
+    parent = hsm.generate(officer, KeyType.AES_256, KeyAttributes.of(["derive"], exportable=True))
+    child = hsm.derive(user, parent, info=b"wrapping", attributes=KeyAttributes.of(["wrap"]))
+    assert hsm.key_info(user, child).generated_inside is False
+    with pytest.raises(KeyNotExportable) as refused:
+        hsm.wrap(user, target, wrapping_key=child)
+    assert refused.value.code == "wrapping-key-not-trusted"

@@ -3,6 +3,7 @@ unwrap: round trips, exact bytes, refusals, fuzzing; and the package's public su
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import json
@@ -297,6 +298,19 @@ def test_tee_key_pem_round_trip() -> None:
         TeeKeyPair.from_pem(b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n")
     with pytest.raises(UnsupportedAlgorithm):
         TeeKeyPair.generate("X25519")
+
+
+def test_a_tee_key_file_of_an_algorithm_the_library_does_not_know() -> None:
+    # PKCS#8 whose algorithm OID the library does not know: its own UnsupportedAlgorithm
+    # used to escape, untyped
+    der = ec.generate_private_key(ec.SECP256R1()).private_bytes(
+        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    der = der.replace(bytes.fromhex("2a8648ce3d0201"), bytes.fromhex("2a8648ce3d0209"), 1)
+    body = b"\n".join(base64.encodebytes(der).split())
+    text = b"-----BEGIN PRIVATE KEY-----\n" + body + b"\n-----END PRIVATE KEY-----\n"
+    with pytest.raises(UnsupportedAlgorithm, match="not a key type a TEE wraps with"):
+        TeeKeyPair.from_pem(text)
 
 
 @pytest.mark.parametrize(

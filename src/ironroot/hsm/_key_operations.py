@@ -209,10 +209,11 @@ class KeyOperations(Permissions):
         the new key stays inside with its own attributes. It may be exportable only if its
         parent is, and then carries the parent's release policy, if any, and releases on a
         ``warning`` result only if the parent does: ``KeyNotExportable``. It counts as generated
-        inside only if its parent does: a key derived from an imported one is computed by
-        whoever knows the imported value (the salt and info are the caller's), so it is no
-        more trusted to wrap an exportable key than its parent (``wrapping-key-not-trusted``)
-        and its attestation says ``local`` false."""
+        inside only if its parent does and its parent is not exportable: a key derived from
+        an imported one is computed by whoever knows the imported value (the salt and info
+        are the caller's), one derived from an exportable key by whoever that key is wrapped
+        or released to, so it is no more trusted to wrap an exportable key than its parent
+        (``wrapping-key-not-trusted``) and its attestation says ``local`` false."""
         with self._lock:
             with self._operation(session, "derive", handle) as op:
                 parent = self._key(handle, Usage.DERIVE)
@@ -238,8 +239,11 @@ class KeyOperations(Permissions):
                     self._check_data(info, "info"),
                 ).derive(bytes(parent.stored))
                 stored = bytearray(okm)
+                # HKDF of a parent that may leave (exportable) is computed by whoever it
+                # leaves to, as of an imported one by whoever knew it: not generated inside.
+                inside = parent.local and not parent.attributes.exportable
                 new = self._add_key(
-                    key_type, attrs, stored, load_material(key_type, stored), local=parent.local
+                    key_type, attrs, stored, load_material(key_type, stored), local=inside
                 )
                 op.key = f"{handle}->{new}"
             self._persist()

@@ -10,6 +10,8 @@ true and ``CKA_EXTRACTABLE`` false unless its attributes say exportable (then ex
 still sensitive and ``CKA_WRAP_WITH_TRUSTED``: it can leave only wrapped under a trusted key).
 A key found under a handle is used only if it was made so (``_check_made_on_token``), and a
 key pair's public object is checked against its private key before it is first returned.
+A use that fails on the token forgets what was kept of the key, so a key replaced on the
+token meanwhile is looked up and checked again at its next use.
 Usages map to ``CKA_SIGN``, ``CKA_VERIFY``,
 ``CKA_ENCRYPT``, ``CKA_DECRYPT``, ``CKA_WRAP``, ``CKA_UNWRAP``, ``CKA_DERIVE``. A handle is the
 hex of the key's random 16-byte ``CKA_ID``. Reading a sensitive attribute (``CKA_VALUE``) is
@@ -95,14 +97,39 @@ def _pin_digest(pin: str) -> bytes:
     return hmac.new(_PIN_KEY, str(pin).encode(), hashlib.sha256).digest()
 
 
+def _check_serial(token: Any, label: str, expected: str) -> None:
+    """``PolicyRejected`` unless ``token``'s serial number (CK_TOKEN_INFO.serialNumber,
+    blank-padded) is ``expected``."""
+    raw = token.serial
+    found = (raw.decode("ascii", "replace") if isinstance(raw, bytes) else str(raw)).strip()
+    if not hmac.compare_digest(found.encode(), expected.encode()):
+        raise PolicyRejected(
+            f"the PKCS#11 token labelled {label!r} has serial {found[:32]!r}, not the "
+            f"{expected[:32]!r} configured: it is another token",
+            code="token-serial-mismatch",
+        )
+
+
 class Pkcs11Backend:
     """Keys on a PKCS#11 token (SoftHSM2 in tests, a hardware HSM in production)."""
 
-    def __init__(self, library: str, *, token_label: str, pin: str) -> None:
+    def __init__(
+        self, library: str, *, token_label: str, pin: str, token_serial: str | None = None
+    ) -> None:
+        """Open the token labelled ``token_label``; with ``token_serial``, only if it is the
+        token of that serial number (``PolicyRejected`` code ``token-serial-mismatch``,
+        before the PIN is sent to it): a label is a name anyone able to create a token
+        may give theirs, and that token's keys would pass every check made here."""
+        if token_serial is not None and (
+            not isinstance(token_serial, str) or not token_serial.strip()
+        ):
+            raise ConfigError("a PKCS#11 token serial is a non-empty string")
         login = (library, token_label)
         try:
             self._lib = pkcs11.lib(library)
             token = self._lib.get_token(token_label=token_label)
+            if token_serial is not None:
+                _check_serial(token, token_label, token_serial.strip())
             try:
                 self._session = token.open(rw=True, user_pin=pin)
             except pkcs11.UserAlreadyLoggedIn:
@@ -167,6 +194,19 @@ class Pkcs11Backend:
             raise StorageError(f"the token failed: {exc!r}") from exc
         self._objects[(handle, object_class)] = obj
         return obj
+
+    def _forget(self, handle: str) -> None:
+        """Drop what was kept of ``handle`` (its objects, type and public key), under the
+        lock, after a use of it failed on the token: the key may have been replaced there,
+        and the next use looks it up and checks it again (``_check_made_on_token``)."""
+        for object_class in (
+            ObjectClass.PRIVATE_KEY,
+            ObjectClass.PUBLIC_KEY,
+            ObjectClass.SECRET_KEY,
+        ):
+            self._objects.pop((handle, object_class), None)
+        self._types.pop(handle, None)
+        self._publics.pop(handle, None)
 
     def _key_type(self, handle: str, *, to_use: bool = True) -> KeyType:
         """The type of the key under ``handle``, read from the token once. Under the lock, as
@@ -377,6 +417,7 @@ class Pkcs11Backend:
                     f"key {handle}: the public key is not an EC key"
                 ) from exc
             except pkcs11.PKCS11Error as exc:
+                self._forget(handle)
                 raise StorageError(f"the token failed: {exc!r}") from exc
         point = _octet_string(encoded)
         try:
@@ -404,6 +445,7 @@ class Pkcs11Backend:
             try:
                 return bytes(key.sign(message, mechanism=mechanism))
             except pkcs11.PKCS11Error as exc:
+                self._forget(handle)
                 raise StorageError(f"the token could not sign: {exc!r}") from exc
 
     def verify(self, handle: str, signature: bytes, data: bytes) -> None:
@@ -420,6 +462,7 @@ class Pkcs11Backend:
             except (pkcs11.SignatureInvalid, pkcs11.SignatureLenRange):
                 valid = False
             except pkcs11.PKCS11Error as exc:
+                self._forget(handle)
                 raise StorageError(f"the token could not verify: {exc!r}") from exc
         if not valid:
             raise BadSignature("HMAC-SHA-384 tag does not verify")
@@ -440,6 +483,7 @@ class Pkcs11Backend:
             except pkcs11.AttributeTypeInvalid as exc:
                 raise NotFound(f"key {handle} has no {attribute.name}") from exc
             except pkcs11.PKCS11Error as exc:
+                self._forget(handle)
                 raise StorageError(f"the token failed: {exc!r}") from exc
             except (ValueError, NotImplementedError) as exc:  # python-pkcs11 cannot decode it
                 raise MalformedInput(f"the token's {attribute.name} does not decode") from exc

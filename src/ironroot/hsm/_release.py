@@ -9,7 +9,9 @@ in this order:
    and not before its ``iat`` (``ResultExpired``), and, given when the nonce was issued, was
    not issued before it (``ResultExpired`` code ``result-predates-nonce``: its evidence would
    have quoted a nonce that did not exist yet, so its time is back-dated or made up; both
-   clocks get :data:`~ironroot.ear.CLOCK_SKEW` of slack);
+   clocks get :data:`~ironroot.ear.CLOCK_SKEW` of slack); the HSM does not hold the private
+   key of that verifier key itself (``ReleaseDenied`` code ``verifier-key-in-hsm``: every
+   crypto user signs with the HSM's keys);
 2. some submodule's evidence carries report data ``nonce ‖ SHA-256(wrapping key SPKI)``
    (``StaleNonce`` code ``nonce-mismatch`` for another nonce, ``KeyBindingMismatch`` for
    another key), and the EAR's ``eat_nonce``, when present, is that same report data; or,
@@ -166,10 +168,13 @@ def authorize_release(
     now: datetime,
     minimum_status: TrustTier = TrustTier.AFFIRMING,
     nonce_issued: float | None = None,
+    held: frozenset[bytes] = frozenset(),
 ) -> ReleaseContext:
     """Steps 1–3 of the module documentation; the claims for the key's policy, or raise.
     ``nonce_issued`` is when ``nonce`` was issued (POSIX seconds; :meth:`Hsm.release` always
-    gives it)."""
+    gives it); ``held`` the key ids of the signing keys the HSM holds itself (an EAR signed
+    by one is ``ReleaseDenied`` code ``verifier-key-in-hsm``: every crypto user may sign
+    with it)."""
     if not verifiers:
         raise UnknownIssuer("no trusted verifier is installed: an empty trust store trusts nothing")
     if minimum_status not in RELEASE_STATUSES:
@@ -194,6 +199,12 @@ def authorize_release(
     signer = by_kid.get(kid) if kid is not None else None
     if signer is None:  # unreachable after a successful verify_ear; fail closed regardless
         raise UnknownIssuer("the EAR's signing key is not a trusted verifier's")
+    if signer.key.kid in held:
+        raise ReleaseDenied(
+            f"the EAR is signed by verifier {signer.name!r}, whose private key this HSM holds: "
+            "any crypto user of the HSM could have signed it",
+            code="verifier-key-in-hsm",
+        )
     count = composite_gpu_count(result)
     if count is not None:
         label, report_data = _composite_binding(
@@ -213,4 +224,6 @@ def authorize_release(
             + " or ".join(t.value for t in allowed),
             code="not-affirming",
         )
-    return release_claims(result, label, authority=signer.name, kid=signer.kid)
+    return release_claims(
+        result, label, authority=signer.name, kid=signer.kid, wrapping_key=wrapping_key.kind
+    )

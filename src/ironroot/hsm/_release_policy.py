@@ -22,6 +22,10 @@ submodule whose evidence binds the release:
                       ``report_data`` as hex, ``svns``, ``identity``, ``debug``, ``signer``)
 ``verifier``          ``{"developer", "build"}`` of the verifier software
 ``authority``         the configured name of the verifier key that signed the EAR
+``wrapping_key``      the kind of the TEE's wrapping key the key will be wrapped to
+                      (``ML-KEM-768``, ``ML-KEM-1024``, ``RSA-3072``, ``RSA-4096``): the
+                      TEE picks it, so a key that must not travel under less than its own
+                      strength says so here (``wrapping_key == "ML-KEM-1024"``)
 ``gpus``              the GPU submodules of a composite EAR (exactly ``cvm``,
                       ``gpu0`` … ``gpu{n-1}``: :func:`composite_gpu_count`; none
                       for any other EAR, whose GPUs nothing binds), in order:
@@ -35,15 +39,15 @@ submodule whose evidence binds the release:
 ====================  ================================================================
 
 **CEL** sees the variables ``claims`` (everything above), ``status``, ``submod``,
-``trust_vector``, ``evidence``, ``verifier``, ``authority``, ``iat``, ``exp``, ``gpus``,
-``gpu_count``, ``gpus_affirming`` and ``min_gpu_driver``, and the iteration variable of a
-comprehension macro inside it (``gpus.all(g, g.status == "affirming")``). An expression
-naming any other variable is malformed (a typo must not silently reject everything at run
-time), and so is a macro's variable read outside that macro
-(:func:`ironroot._cel.free_variables`). It must evaluate to ``true``: ``false`` or an
-evaluation error (a missing claim) denies; a value that is not a boolean means a malformed
-policy, refused when it is parsed if the expression reads no variable (``"yes"``, ``1``,
-``[true]``: :mod:`ironroot._cel`), else when it is evaluated.
+``trust_vector``, ``evidence``, ``verifier``, ``authority``, ``wrapping_key``, ``iat``,
+``exp``, ``gpus``, ``gpu_count``, ``gpus_affirming`` and ``min_gpu_driver``, and the
+iteration variable of a comprehension macro inside it
+(``gpus.all(g, g.status == "affirming")``). An expression naming any other variable is
+malformed (a typo must not silently reject everything at run time), and so is a macro's
+variable read outside that macro (:func:`ironroot._cel.free_variables`). It must evaluate
+to ``true``: ``false`` or an evaluation error (a missing claim) denies; a value that is not
+a boolean means a malformed policy, refused when it is parsed if the expression reads no
+variable (``"yes"``, ``1``, ``[true]``: :mod:`ironroot._cel`), else when it is evaluated.
 
 **The Azure grammar** (Azure Key Vault secure key release policy, version 1.0.0)::
 
@@ -127,6 +131,7 @@ CEL_VARIABLES: Final = frozenset(
         "evidence",
         "verifier",
         "authority",
+        "wrapping_key",
         "iat",
         "exp",
         "gpus",
@@ -166,10 +171,16 @@ class ReleaseContext:
 
 
 def release_claims(
-    result: AttestationResult, submod: str, *, authority: str, kid: str = ""
+    result: AttestationResult,
+    submod: str,
+    *,
+    authority: str,
+    kid: str = "",
+    wrapping_key: str = "",
 ) -> ReleaseContext:
     """The claims view of ``result`` for its submodule ``submod`` (see the module docs);
-    ``authority`` is the verifier key's configured name, ``kid`` its key id (base64url)."""
+    ``authority`` is the verifier key's configured name, ``kid`` its key id (base64url),
+    ``wrapping_key`` the kind of the wrapping key of the release."""
     appraisal: Appraisal = result.submods[submod]
     claims = result.to_json_claims()  # fresh dicts; only the appraisal's maps are proxies
     status = result.status.value
@@ -185,6 +196,7 @@ def release_claims(
                 "build": result.verifier_id.build,
             },
             "authority": authority,
+            "wrapping_key": wrapping_key,
         }
     )
     gpus = _gpus(result)
@@ -314,6 +326,7 @@ class CelReleasePolicy:
             "evidence": claims.get("evidence", {}),
             "verifier": claims.get("verifier", {}),
             "authority": context.authority,
+            "wrapping_key": claims.get("wrapping_key", ""),
             "iat": claims.get("iat", 0),
             "exp": claims.get("exp", 0),
             "gpus": claims.get("gpus", []),

@@ -9,6 +9,7 @@ keys stay in the chosen backend::
     backend = "pkcs11"                          # "files" (default), "pkcs11" or "hsm"
     pkcs11_library = "/usr/lib/softhsm/libsofthsm2.so"  # a bare name: the system's search
     pkcs11_token = "ironroot"
+    pkcs11_token_serial = "99a089d16863dbce"  # optional: that token only, not another so named
     pkcs11_pin_file = "token.pin"               # the user PIN, in a file (never in the config)
     # backend = "hsm" (the built-in boundary, initialized with `ironroot hsm init`):
     # hsm_dir = "hsm"
@@ -61,7 +62,7 @@ _KEY_TYPES: Final = {
 HANDLES_FILE: Final = "keys/handles.json"
 _MAX_SECRET: Final = 64 * 1024  # a PIN, a sealing secret, a credential
 _SETTINGS: Final = {
-    "pkcs11": ("pkcs11_library", "pkcs11_token", "pkcs11_pin_file"),
+    "pkcs11": ("pkcs11_library", "pkcs11_token", "pkcs11_token_serial", "pkcs11_pin_file"),
     "hsm": (
         "hsm_dir",
         "hsm_rot_device",
@@ -150,6 +151,9 @@ class ServiceKeysConfig:
         if backend == "pkcs11":
             for name in ("pkcs11_library", "pkcs11_token", "pkcs11_pin_file"):
                 settings[name] = _text(table, name, True)
+            serial = _text(table, "pkcs11_token_serial", False)
+            if serial:
+                settings["pkcs11_token_serial"] = serial
             library = settings["pkcs11_library"]
             if "/" in library:  # a path: relative to the data directory, never to the CWD
                 settings["pkcs11_library"] = str(base / library)
@@ -185,7 +189,10 @@ class ServiceKeys:
         if self._config.backend == "pkcs11":
             pin = _read_secret(self._path("pkcs11_pin_file"), "PKCS#11 PIN").decode()
             return Pkcs11Backend(
-                settings["pkcs11_library"], token_label=settings["pkcs11_token"], pin=pin
+                settings["pkcs11_library"],
+                token_label=settings["pkcs11_token"],
+                pin=pin,
+                token_serial=settings.get("pkcs11_token_serial"),
             )
         secret = _read_secret(self._path("hsm_sealing_secret_file"), "HSM sealing secret")
         credential = _read_secret(self._path("hsm_credential_file"), "HSM credential")

@@ -23,6 +23,7 @@ from ironroot.errors import (
     KeyUsageNotPermitted,
     MalformedInput,
     NotFound,
+    PolicyRejected,
     UnsupportedAlgorithm,
 )
 from ironroot.hsm._audit_buffer import named_subject
@@ -95,8 +96,8 @@ class WrapAndRelease(KeyOperations):
         outside public key a crypto officer approved (``recipient``: ML-KEM or RSA
         SubjectPublicKeyInfo, :meth:`add_wrap_recipient`). The format follows the wrapping key
         (``_wrap``). ``KeyNotExportable`` for a non-exportable key or one with a release
-        policy, an imported wrapping key or one derived from an imported key
-        (``wrapping-key-not-trusted``) or a recipient no
+        policy, a wrapping key that was imported, is exportable, or was derived from such a
+        key (``wrapping-key-not-trusted``: its value may be known outside) or a recipient no
         officer approved (``recipient-not-approved``)."""
         with self._lock, self._operation(session, "wrap", target):  # not while a delete wipes
             if (wrapping_key is None) == (recipient is None):
@@ -104,11 +105,19 @@ class WrapAndRelease(KeyOperations):
             key = self._key(target)
             self._exportable(key, release=False)
             wrapper = None if wrapping_key is None else self._key(wrapping_key, Usage.WRAP)
+            if wrapper is key:
+                raise MalformedInput("a key cannot wrap itself")
             if wrapper is not None and not wrapper.local:
                 raise KeyNotExportable(
                     f"key {wrapper.handle} was imported (or derived from an imported key), so "
                     f"its value may be known outside the HSM: it wraps no exportable key (key "
                     f"{key.handle} stays inside)",
+                    code="wrapping-key-not-trusted",
+                )
+            if wrapper is not None and wrapper.attributes.exportable:
+                raise KeyNotExportable(
+                    f"key {wrapper.handle} is exportable, so its value may leave the HSM: it "
+                    f"wraps no exportable key (key {key.handle} stays inside)",
                     code="wrapping-key-not-trusted",
                 )
             outside = None if recipient is None else load_recipient(recipient)
@@ -274,6 +283,7 @@ class WrapAndRelease(KeyOperations):
                 minimum_status=(
                     TrustTier.WARNING if key.attributes.release_on_warning else TrustTier.AFFIRMING
                 ),
+                held=self._held_kids(),
             )
             self._policies.get(policy).evaluate(context)
             if self._attestation is None or not isinstance(self._attestation.obj, PrivateKey):
@@ -294,12 +304,17 @@ class WrapAndRelease(KeyOperations):
             op.statement = hashlib.sha256(statement).digest()
             return HsmRelease(wrapped, statement)
 
+    def _held_kids(self) -> frozenset[bytes]:
+        """The key ids of the signing keys this HSM holds (any crypto user signs with them)."""
+        return frozenset(k.public_key.kid for k in self._keys.values() if k.public_key is not None)
+
     def add_release_verifier(self, session: Session, name: str, public_key: bytes) -> str:
         """Install the public key of a verifier whose EARs may release keys (crypto officer):
         ``name`` is what an Azure-grammar policy's ``authority`` names (never shaped like a key
         id, which a policy may name instead: ``MalformedInput``), ``public_key`` a PEM
         or DER SubjectPublicKeyInfo. Returns its key id (base64url). ``Conflict`` when the
-        name or the key is installed already."""
+        name or the key is installed already; ``PolicyRejected`` code ``verifier-key-in-hsm``
+        for the public key of a key this HSM holds (any crypto user signs with it)."""
         with self._lock:
             with self._operation(session, "verifier-add", named_subject(name)) as op:
                 if not isinstance(name, str) or not name.strip() or len(name) > 256:
@@ -319,6 +334,13 @@ class WrapAndRelease(KeyOperations):
                 for other, _der in self._verifiers.values():
                     if other.key.kid == loaded.kid:
                         raise Conflict(f"that key is installed already as {other.name!r}")
+                for held in self._keys.values():
+                    if held.public_key is not None and held.public_key.kid == loaded.kid:
+                        raise PolicyRejected(
+                            f"the verifier key is key {held.handle} of this HSM, with which "
+                            "every crypto user may sign: an EAR it signed proves nothing",
+                            code="verifier-key-in-hsm",
+                        )
                 self._verifiers[name] = (verifier, loaded.to_der())
             self._persist()
             return verifier.kid

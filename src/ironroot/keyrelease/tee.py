@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm as _LibraryUnsupported
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import mlkem, rsa
 
@@ -112,6 +113,10 @@ class TeeKeyPair:
             key = serialization.load_pem_private_key(data, password=None)
         except (ValueError, TypeError) as exc:
             raise MalformedInput("not an unencrypted PKCS#8 PEM private key") from exc
+        except _LibraryUnsupported as exc:  # an algorithm the library does not know
+            raise UnsupportedAlgorithm(
+                "the TEE key file's algorithm is not a key type a TEE wraps with"
+            ) from exc
         if not isinstance(
             key, mlkem.MLKEM768PrivateKey | mlkem.MLKEM1024PrivateKey | rsa.RSAPrivateKey
         ):

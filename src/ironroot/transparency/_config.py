@@ -334,6 +334,7 @@ _SECTIONS: Final = {
         "backend",
         "pkcs11_library",
         "pkcs11_token",
+        "pkcs11_token_serial",
         "pkcs11_pin_file",
         "hsm_dir",
         "hsm_rot_device",
