@@ -185,6 +185,10 @@ def _decode_cwt(token: bytes, keys: Mapping[bytes, Verifier]) -> AttestationResu
     if verifier is None:
         raise UnknownIssuer(f"no verifier key has kid {kid.hex()}")
     message.verify(verifier)
+    return _cwt_result(message)
+
+
+def _cwt_result(message: Sign1) -> AttestationResult:
     if message.payload is None:
         raise MalformedInput("the CWT payload is detached")
     claims = decode_cbor(message.payload, _LIMITS)
@@ -214,13 +218,7 @@ def read_ear_unchecked(token: bytes | str) -> AttestationResult:
     decision."""
     data = _token_bytes(token)
     if data[:1] == b"\xd2":
-        message = Sign1.decode(data, _LIMITS)
-        if message.payload is None:
-            raise MalformedInput("the CWT payload is detached")
-        claims = decode_cbor(message.payload, _LIMITS)
-        if not isinstance(claims, Mapping):
-            raise MalformedInput("the CWT claims are not a map")
-        return result_from_cbor(claims)
+        return _cwt_result(Sign1.decode(data, _LIMITS))
     parts = data.strip().split(b".")
     if len(parts) != 3:
         raise MalformedInput("an EAR is a JWT (three base64url parts) or a CWT (COSE_Sign1)")
