@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,7 +23,7 @@ from ironroot.cose import (
     verify_receipt,
     verify_transparent_statement,
 )
-from ironroot.crypto import Algorithm, PrivateKey
+from ironroot.crypto import Algorithm, PrivateKey, b64url_encode
 from ironroot.errors import BadSignature, InvalidProof, NotFound
 from ironroot.log import parse_tile_path  # noqa: F401  (the app serves these paths)
 from ironroot.merkle import verify_consistency
@@ -295,6 +296,26 @@ def test_configuration_keys_and_openapi(client: httpx.Client) -> None:
     spec = client.get("/openapi.json").json()
     assert "/entries" in spec["paths"]
     assert spec["openapi"].startswith("3.")
+
+
+def test_a_key_is_also_found_by_its_kid_in_unpadded_base64url(client: httpx.Client) -> None:
+    """SCRAPI: a kid that is not URL-safe (a thumbprint's bytes) MUST be accepted as its
+    unpadded base64url encoding; padded, standard base64 or re-cased, it names no key."""
+    keys = decode_key_set(client.get("/.well-known/scitt-keys").content)
+    (kid,) = keys
+    name = b64url_encode(kid)
+    one = client.get(f"/.well-known/scitt-keys/{name}", headers={"Accept": "application/cbor"})
+    assert one.status_code == 200
+    assert one.headers["content-type"] == "application/cbor"
+    assert cbor2.loads(one.content)[2] == kid
+    # standard base64 may hold a "/": then no route takes it (a 404 "Not Found" problem)
+    standard = base64.b64encode(kid).decode().replace("/", "%2F")
+    for other in (f"{name}=", f"{name}%3D", standard, name.swapcase(), name[:-1]):
+        missing = client.get(f"/.well-known/scitt-keys/{other}")
+        assert missing.status_code == 404, other
+        problem = Problem.from_cbor(missing.content)
+        assert problem.extra["code"] == "not-found"
+        assert isinstance(problem.error(missing.status_code), NotFound)
 
 
 def test_checkpoint_and_tiles_match_the_receipts(client: httpx.Client, vendor: PrivateKey) -> None:

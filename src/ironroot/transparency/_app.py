@@ -19,9 +19,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ironroot.cose import encode_cbor, encode_key_set
+from ironroot.crypto import PublicKey, b64url_decode
 from ironroot.errors import (
     ClockSkew,
     InvalidLocator,
+    MalformedInput,
     NotFound,
     StorageError,
     Unauthorized,
@@ -192,10 +194,21 @@ def create_app(service: TransparencyService, registrar: Registrar | None = None)
     async def scitt_keys(request: Request) -> Response:
         return Response(key_set, 200, media_type=CBOR)
 
-    async def scitt_key(request: Request) -> Response:
-        text = request.path_params["kid"]
-        # one name per key: bytes.fromhex also reads upper case and spaces (" 4C95 BC2F")
+    def key_named(text: str) -> PublicKey | None:
+        """The key whose kid ``text`` spells: in lowercase hex, as the configuration's
+        ``keys[].kid``, or in unpadded base64url, which SCRAPI requires for a kid that is
+        not URL-safe (a thumbprint's bytes). Canonical spellings only: ``bytes.fromhex``
+        also reads upper case and spaces (" 4C95 BC2F"), a base64 decoder padding."""
         key = keys_by_kid.get(bytes.fromhex(text)) if _KID.fullmatch(text) else None
+        if key is None:
+            try:
+                key = keys_by_kid.get(b64url_decode(text, what="the kid"))
+            except MalformedInput:
+                return None
+        return key
+
+    async def scitt_key(request: Request) -> Response:
+        key = key_named(request.path_params["kid"])
         if key is None:
             return problem_response(
                 request,

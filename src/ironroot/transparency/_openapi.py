@@ -122,7 +122,7 @@ OPENAPI: Final[dict[str, Any]] = {
         },
         "/.well-known/scitt-keys/{kid}": {
             "get": {
-                "summary": "One receipt key by kid (hex)",
+                "summary": "One receipt key by kid (lowercase hex or unpadded base64url)",
                 "parameters": [
                     {"name": "kid", "in": "path", "required": True, "schema": {"type": "string"}}
                 ],
