@@ -231,6 +231,34 @@ def test_bearer_token_required(tmp_path: Path, vendor: PrivateKey) -> None:
         assert ok.status_code == 201
 
 
+@pytest.mark.parametrize(
+    "fields",
+    [
+        ("Bearer s3cret-token", "Bearer nope"),
+        ("Bearer nope", "Bearer s3cret-token"),
+        ("Bearer s3cret-token", "Bearer s3cret-token"),
+    ],
+    ids=["valid first", "valid second", "the same twice"],
+)
+def test_two_authorization_fields_are_refused(
+    tmp_path: Path, vendor: PrivateKey, fields: tuple[str, str]
+) -> None:
+    # RFC 9110 §11.6.2 allows one: the first was believed here, where a proxy in front that
+    # checked or replaced the token may have read the other
+    with _client(_service(tmp_path, vendor, tokens=["s3cret-token"])) as client:
+        r = client.post(
+            "/entries",
+            content=_stmt(vendor),
+            headers=[("Content-Type", COSE), *(("Authorization", f) for f in fields)],
+        )
+        assert r.status_code == 401
+        assert r.headers["www-authenticate"] == "Bearer"
+        problem = Problem.from_cbor(r.content)
+        assert (problem.title, problem.extra["code"]) == ("Unauthorized", "unauthorized")
+        assert problem.detail == "the request has more than one Authorization field"
+        assert client.get("/health").json()["tree_size"] == 0
+
+
 def test_cel_policy_rejection_is_400_rejected(tmp_path: Path, vendor: PrivateKey) -> None:
     with _client(_service(tmp_path, vendor, policy='sub.startsWith("pkg:fw/1")')) as client:
         assert _post(client, _stmt(vendor, 1)).status_code == 201

@@ -141,8 +141,12 @@ def create_app(service: TransparencyService, registrar: Registrar | None = None)
     def check_token(request: Request) -> None:
         if not tokens:
             return
-        header = request.headers.get("authorization", "")
-        scheme, _, given = header.partition(" ")
+        fields = request.headers.getlist("authorization")
+        if len(fields) > 1:
+            # RFC 9110 §11.6.2 allows one: which one a proxy in front checked or replaced,
+            # and which one this would read, could differ
+            raise Unauthorized("the request has more than one Authorization field")
+        scheme, _, given = (fields[0] if fields else "").partition(" ")
         if scheme.lower() != "bearer" or not given:
             raise Unauthorized("a bearer token is required to register statements")
         given_b = given.strip().encode()
