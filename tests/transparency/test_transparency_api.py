@@ -12,6 +12,7 @@ import cbor2
 import httpx
 import pytest
 from _tx_helpers import VENDOR_ISS, write_config
+from test_transparency_cts import GatedSigner
 
 from ironroot._trust import system_trust
 from ironroot.cose import (
@@ -297,6 +298,30 @@ def test_303_then_302_then_200_when_integration_is_slow(tmp_path: Path, vendor: 
                 break
             assert g.status_code == 302
         assert g.status_code == 200
+
+
+def test_a_pending_registration_says_when_to_poll(tmp_path: Path, vendor: PrivateKey) -> None:
+    # SCRAPI: the 303 and 302 of a registration that runs carry Retry-After, as CTS's 202 does
+    write_config(tmp_path / "data", issuers=[(VENDOR_ISS, vendor)], registration_wait=0.0)
+    signer = GatedSigner(PrivateKey.generate(Algorithm.ES384))
+    service = TransparencyService.open(tmp_path / "data", receipt_signers=[signer])
+    with _client(service) as client:
+        r = client.post(
+            "/entries",
+            content=_stmt(vendor),
+            headers={"Content-Type": COSE},
+            follow_redirects=False,
+        )
+        assert r.status_code == 303
+        assert r.headers["retry-after"] == "1"
+        g = client.get(r.headers["location"], follow_redirects=False)
+        assert g.status_code == 302
+        assert g.headers["retry-after"] == "1"
+        assert g.headers["location"] == r.headers["location"]
+        for what in ("statement", "receipts"):
+            pending = client.get(f"{r.headers['location']}/{what}", follow_redirects=False)
+            assert pending.status_code == 302
+            assert pending.headers["retry-after"] == "1"
 
 
 def test_configuration_keys_and_openapi(client: httpx.Client) -> None:

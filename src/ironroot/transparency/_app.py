@@ -54,6 +54,9 @@ _ENTRY_ID: Final = re.compile(r"[0-9a-f]{64}")
 _KID: Final = re.compile(r"(?:[0-9a-f]{2})+")  # as the configuration's keys[].kid spell it
 _IMMUTABLE: Final = {"Cache-Control": "public, max-age=31536000, immutable"}
 _NO_CACHE: Final = {"Cache-Control": "no-cache"}
+# A registration that runs (303, then 302 at its Location): when to poll again, as SCRAPI's
+# examples and CTS's 202 say it
+_PENDING: Final = {**_NO_CACHE, "Retry-After": "1"}
 
 
 def _entry_id(request: Request) -> bytes:
@@ -164,7 +167,7 @@ def create_app(service: TransparencyService, registrar: Registrar | None = None)
         location = f"/entries/{registered.entry_id.hex()}"
         if registered.receipt is None:  # not integrated in time, or not readable yet: poll
             pending.inc()
-            return Response(b"", 303, headers={"Location": location, **_NO_CACHE})
+            return Response(b"", 303, headers={"Location": location, **_PENDING})
         integrated.inc()
         return Response(registered.receipt, 201, media_type=COSE, headers={"Location": location})
 
@@ -173,7 +176,7 @@ def create_app(service: TransparencyService, registrar: Registrar | None = None)
         receipts = service.receipts(entry_id)
         location = f"/entries/{entry_id.hex()}"
         if receipts is None:
-            return Response(b"", 302, headers={"Location": location, **_NO_CACHE})
+            return Response(b"", 302, headers={"Location": location, **_PENDING})
         return Response(
             receipts[0], 200, media_type=COSE, headers={"Location": location, **_IMMUTABLE}
         )
@@ -183,14 +186,14 @@ def create_app(service: TransparencyService, registrar: Registrar | None = None)
         receipts = service.receipts(entry_id)
         if receipts is None:
             location = f"/entries/{entry_id.hex()}"
-            return Response(b"", 302, headers={"Location": location, **_NO_CACHE})
+            return Response(b"", 302, headers={"Location": location, **_PENDING})
         return Response(encode_cbor(list(receipts)), 200, media_type=CBOR, headers=_IMMUTABLE)
 
     async def get_statement(request: Request) -> Response:
         entry_id = _entry_id(request)
         if service.status(entry_id) is None:
             location = f"/entries/{entry_id.hex()}"
-            return Response(b"", 302, headers={"Location": location, **_NO_CACHE})
+            return Response(b"", 302, headers={"Location": location, **_PENDING})
         return Response(
             service.transparent_statement(entry_id), 200, media_type=COSE, headers=_IMMUTABLE
         )

@@ -27,7 +27,11 @@ _ENTRY_ID = {
     "schema": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
 }
 _LOCATION = {"Location": {"schema": {"type": "string"}, "description": "/entries/{entry_id}"}}
-_PENDING = {"description": "Registration is running; poll Location", "headers": _LOCATION}
+_RETRY_AFTER = {"schema": {"type": "integer"}, "description": "seconds before polling again"}
+_PENDING = {
+    "description": "Registration is running; poll Location",
+    "headers": {**_LOCATION, "Retry-After": _RETRY_AFTER},
+}
 _TILE_INDEX = {
     "name": "N",
     "in": "path",
