@@ -25,10 +25,10 @@ from ironroot.cose import (
     verify_transparent_statement,
 )
 from ironroot.crypto import Algorithm, PrivateKey, b64url_encode
-from ironroot.errors import BadSignature, InvalidProof, NotFound
+from ironroot.errors import BadSignature, ConfigError, InvalidProof, NotFound
 from ironroot.log import parse_tile_path  # noqa: F401  (the app serves these paths)
 from ironroot.merkle import verify_consistency
-from ironroot.transparency import ServiceThread, TransparencyService
+from ironroot.transparency import ServiceThread, TransparencyService, load_config
 
 COSE = "application/cose"
 PROBLEM = "application/concise-problem-details+cbor"
@@ -258,6 +258,27 @@ def test_two_authorization_fields_are_refused(
         assert (problem.title, problem.extra["code"]) == ("Unauthorized", "unauthorized")
         assert problem.detail == "the request has more than one Authorization field"
         assert client.get("/health").json()["tree_size"] == 0
+
+
+@pytest.mark.parametrize(
+    "token", [" s3cret", "s3cret\t", "s3c\x00ret", "s\u00e9cret", "s3cret\u00a0", "s3c\nret"]
+)
+def test_a_token_no_client_can_present_is_a_configuration_error(
+    tmp_path: Path, vendor: PrivateKey, token: str
+) -> None:
+    # The Authorization field's value is stripped, and read as Latin-1 then compared in
+    # UTF-8: such a token was accepted and refused every registration (401)
+    data = write_config(tmp_path / "data", issuers=[(VENDOR_ISS, vendor)], tokens=["ok"])
+    config = data / "ironroot.toml"
+    tokens = f'write_tokens = ["ok", {json.dumps(token)}]'  # TOML reads JSON's escapes
+    config.write_text(config.read_text().replace('write_tokens = ["ok"]', tokens))
+    with pytest.raises(ConfigError) as raised:
+        load_config(data)
+    assert raised.value.detail == f"{config}: " + (
+        "auth.write_tokens[1] cannot be sent as 'Authorization: Bearer <token>': a token is"
+        " printable ASCII, without spaces at either end"
+    )
+    assert token.strip() not in str(raised.value)  # a secret is never in a message
 
 
 def test_cel_policy_rejection_is_400_rejected(tmp_path: Path, vendor: PrivateKey) -> None:
