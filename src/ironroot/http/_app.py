@@ -67,6 +67,12 @@ def _acceptable(accept: str) -> list[str]:
     return ranges
 
 
+def acceptable_media(request: Request) -> list[str]:
+    """The media ranges (lower case) that ``request``'s ``Accept`` fields take, every field
+    read as one list (RFC 9110 §5.3), those of quality 0 left out."""
+    return _acceptable(", ".join(request.headers.getlist("accept")))
+
+
 def _is(media: str, kind: str) -> bool:
     """``media`` (lower case) is ``application/<kind>`` or a ``+<kind>`` one (RFC 6839)."""
     return media == f"application/{kind}" or media.endswith(f"+{kind}")
@@ -75,10 +81,9 @@ def _is(media: str, kind: str) -> bool:
 def wants_json(request: Request) -> bool:
     """True when the client accepts JSON and not CBOR. Every ``Accept`` field counts, as
     one list (RFC 9110 §5.3), and media types are matched without regard to case."""
-    fields = request.headers.getlist("accept")
-    if not any("json" in field.lower() for field in fields):
+    if not any("json" in field.lower() for field in request.headers.getlist("accept")):
         return False
-    ranges = _acceptable(", ".join(fields))
+    ranges = acceptable_media(request)
     return any(_is(m, "json") for m in ranges) and not any(_is(m, "cbor") for m in ranges)
 
 
