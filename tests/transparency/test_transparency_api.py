@@ -345,6 +345,20 @@ def test_a_pending_registration_says_when_to_poll(tmp_path: Path, vendor: Privat
             assert pending.headers["retry-after"] == "1"
 
 
+@pytest.mark.parametrize("path", ["/tile/0/000.p%2F1", "/tile/entries%2F000.p/1"])
+def test_a_tile_named_with_an_encoded_slash_is_refused(
+    client: httpx.Client, vendor: PrivateKey, path: str
+) -> None:
+    # RFC 3986 §2.2: "%2F" is not "/"; the tile was served under that name
+    assert _post(client, _stmt(vendor)).status_code == 201
+    assert client.get(path.replace("%2F", "/")).status_code == 200
+    r = client.get(path)
+    assert r.status_code == 400
+    problem = Problem.from_cbor(r.content)
+    assert (problem.title, problem.extra["code"]) == ("Malformed Input", "malformed")
+    assert problem.detail == "not a canonical tile path: it holds an encoded '/'"
+
+
 def test_configuration_keys_and_openapi(client: httpx.Client) -> None:
     cfg = client.get(
         "/.well-known/transparency-configuration", headers={"Accept": "application/json"}

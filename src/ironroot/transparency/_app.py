@@ -43,6 +43,7 @@ from ironroot.transparency._cts import cts_routes
 from ironroot.transparency._openapi import OPENAPI
 from ironroot.transparency._registrar import LocalRegistrar, Registrar
 from ironroot.transparency._service import TransparencyService
+from ironroot.transparency._tiles_app import refuse_encoded_slash
 
 __all__ = ["create_app"]
 
@@ -257,6 +258,7 @@ def create_app(service: TransparencyService, registrar: Registrar | None = None)
         )
 
     async def tile(request: Request) -> Response:
+        refuse_encoded_slash(request)
         address = parse_tile_path("tile/" + request.path_params["path"])
         if address.entries:
             data = service.log.read_entry_bundle(address.index, address.width)
