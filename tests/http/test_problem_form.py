@@ -45,3 +45,32 @@ def test_a_quality_zero_is_not_acceptable() -> None:
     assert _wants_json("application/json, application/cbor;q=0")
     assert not _wants_json("application/json;q=0")
     assert not _wants_json("application/json; q=0, application/cbor")
+
+
+def _wants_json_from(*fields: str) -> bool:
+    headers = [(b"accept", field.encode()) for field in fields]
+    return wants_json(Request({"type": "http", "headers": headers}))
+
+
+def test_media_types_are_matched_without_regard_to_case() -> None:
+    # RFC 9110 §8.3.1: "APPLICATION/JSON" was not seen as JSON
+    assert _wants_json("APPLICATION/JSON")
+    assert _wants_json("Application/Problem+JSON")
+    assert not _wants_json("application/json, APPLICATION/CBOR")
+    assert not _wants_json("application/json;Q=0")
+
+
+def test_several_accept_fields_are_one_list() -> None:
+    # RFC 9110 §5.3 (SCRAPI's own examples send two): only the first field was read
+    assert not _wants_json_from("application/json", "application/cbor")
+    assert not _wants_json_from("application/json", "application/concise-problem-details+cbor")
+    assert _wants_json_from("text/html", "application/json")
+    assert _wants_json_from("application/json", "application/cbor;q=0")
+
+
+def test_only_json_media_types_are_json() -> None:
+    # a media type that merely holds the letters "json" or "cbor" is neither
+    assert not _wants_json("text/jsonx")
+    assert not _wants_json("application/jsonp")
+    assert _wants_json("application/json, application/x-cbor-ish")
+    assert _wants_json("application/vnd.example+json")

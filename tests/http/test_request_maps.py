@@ -3,10 +3,13 @@ one with duplicate keys or invalid text is."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
+from starlette.requests import Request
 
 from ironroot.errors import MalformedInput
-from ironroot.http import decode_request_map
+from ironroot.http import challenge_handler, decode_request_map
 
 _NOT_I_JSON = {
     "duplicate member": b'{"a": 1, "a": 2}',
@@ -39,3 +42,34 @@ def test_an_i_json_object_is_read_as_is() -> None:
 def test_a_cbor_request_with_a_duplicate_key_is_malformed_too() -> None:
     with pytest.raises(MalformedInput):
         decode_request_map(b"\xa2aa\x01aa\x02", cbor=True)
+
+
+def _challenge_form(*accept: str) -> str:
+    """The media type ``challenge_handler`` answers with for these ``Accept`` fields."""
+    headers = [(b"accept", field.encode()) for field in accept]
+    request = Request({"type": "http", "headers": headers, "client": ("127.0.0.1", 1)})
+    handler = challenge_handler(lambda host: (b"\x01" * 16, 1_900_000_000))
+    answer = asyncio.run(handler(request))
+    assert answer.status_code == 201
+    return answer.headers["content-type"]
+
+
+@pytest.mark.parametrize(
+    ("accept", "form"),
+    [
+        ((), "application/json"),
+        (("application/cbor",), "application/cbor"),
+        # media types in any case (RFC 9110 §8.3.1): this was JSON
+        (("APPLICATION/CBOR",), "application/cbor"),
+        # q=0 is "not acceptable" (RFC 9110 §12.5.1): this was CBOR
+        (("application/cbor;q=0, application/json",), "application/json"),
+        # another media type that holds the text "application/cbor": this was CBOR
+        (("application/cbor-seq",), "application/json"),
+        # every Accept field counts (RFC 9110 §5.3): only the first was read
+        (("application/json", "application/cbor"), "application/cbor"),
+    ],
+)
+def test_a_challenge_is_cbor_exactly_when_cbor_is_acceptable(
+    accept: tuple[str, ...], form: str
+) -> None:
+    assert _challenge_form(*accept) == form

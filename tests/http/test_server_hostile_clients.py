@@ -219,6 +219,28 @@ def test_a_transfer_coding_other_than_chunked_gets_a_501_problem(
     }
 
 
+@pytest.mark.parametrize(
+    "fields",
+    [b"Transfer-Encoding: chunked\r\n", b"Transfer-Encoding: gzip, chunked\r\n"],
+    ids=["chunked", "another coding"],
+)
+def test_an_http_1_0_request_with_a_transfer_coding_gets_a_400_problem(
+    server: ServerThread, fields: bytes
+) -> None:
+    # RFC 9112 §6.1 (a MUST): its framing is faulty. The chunks were read and the body
+    # served, where an HTTP/1.0 proxy in front framed it by the close. (With a
+    # Content-Length too, the parser refuses it: 400.)
+    with connect(server) as sock:
+        sock.sendall(b"POST /body HTTP/1.0\r\n" + fields + b"\r\n2\r\nok\r\n0\r\n\r\n")
+        status, problem = _problem(read_all(sock))
+    assert status == 400
+    assert problem == {
+        "title": "Bad Request",
+        "status": 400,
+        "detail": "an HTTP/1.0 request has no Transfer-Encoding; its framing is not known",
+    }
+
+
 @pytest.mark.parametrize("coding", [b"chunked", b"CHUNKED", b" chunked "])
 def test_a_chunked_body_is_served(server: ServerThread, coding: bytes) -> None:
     with connect(server) as sock:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,6 +12,7 @@ import cbor2
 import httpx
 import pytest
 from _tx_helpers import VENDOR_ISS, write_config
+from test_transparency_cts import GatedSigner
 
 from ironroot._trust import system_trust
 from ironroot.cose import (
@@ -22,11 +24,11 @@ from ironroot.cose import (
     verify_receipt,
     verify_transparent_statement,
 )
-from ironroot.crypto import Algorithm, PrivateKey
-from ironroot.errors import BadSignature, InvalidProof, NotFound
+from ironroot.crypto import Algorithm, PrivateKey, b64url_encode
+from ironroot.errors import BadSignature, ConfigError, InvalidProof, NotFound
 from ironroot.log import parse_tile_path  # noqa: F401  (the app serves these paths)
 from ironroot.merkle import verify_consistency
-from ironroot.transparency import ServiceThread, TransparencyService
+from ironroot.transparency import ServiceThread, TransparencyService, load_config
 
 COSE = "application/cose"
 PROBLEM = "application/concise-problem-details+cbor"
@@ -230,6 +232,55 @@ def test_bearer_token_required(tmp_path: Path, vendor: PrivateKey) -> None:
         assert ok.status_code == 201
 
 
+@pytest.mark.parametrize(
+    "fields",
+    [
+        ("Bearer s3cret-token", "Bearer nope"),
+        ("Bearer nope", "Bearer s3cret-token"),
+        ("Bearer s3cret-token", "Bearer s3cret-token"),
+    ],
+    ids=["valid first", "valid second", "the same twice"],
+)
+def test_two_authorization_fields_are_refused(
+    tmp_path: Path, vendor: PrivateKey, fields: tuple[str, str]
+) -> None:
+    # RFC 9110 §11.6.2 allows one: the first was believed here, where a proxy in front that
+    # checked or replaced the token may have read the other
+    with _client(_service(tmp_path, vendor, tokens=["s3cret-token"])) as client:
+        r = client.post(
+            "/entries",
+            content=_stmt(vendor),
+            headers=[("Content-Type", COSE), *(("Authorization", f) for f in fields)],
+        )
+        assert r.status_code == 401
+        assert r.headers["www-authenticate"] == "Bearer"
+        problem = Problem.from_cbor(r.content)
+        assert (problem.title, problem.extra["code"]) == ("Unauthorized", "unauthorized")
+        assert problem.detail == "the request has more than one Authorization field"
+        assert client.get("/health").json()["tree_size"] == 0
+
+
+@pytest.mark.parametrize(
+    "token", [" s3cret", "s3cret\t", "s3c\x00ret", "s\u00e9cret", "s3cret\u00a0", "s3c\nret"]
+)
+def test_a_token_no_client_can_present_is_a_configuration_error(
+    tmp_path: Path, vendor: PrivateKey, token: str
+) -> None:
+    # The Authorization field's value is stripped, and read as Latin-1 then compared in
+    # UTF-8: such a token was accepted and refused every registration (401)
+    data = write_config(tmp_path / "data", issuers=[(VENDOR_ISS, vendor)], tokens=["ok"])
+    config = data / "ironroot.toml"
+    tokens = f'write_tokens = ["ok", {json.dumps(token)}]'  # TOML reads JSON's escapes
+    config.write_text(config.read_text().replace('write_tokens = ["ok"]', tokens))
+    with pytest.raises(ConfigError) as raised:
+        load_config(data)
+    assert raised.value.detail == f"{config}: " + (
+        "auth.write_tokens[1] cannot be sent as 'Authorization: Bearer <token>': a token is"
+        " printable ASCII, without spaces at either end"
+    )
+    assert token.strip() not in str(raised.value)  # a secret is never in a message
+
+
 def test_cel_policy_rejection_is_400_rejected(tmp_path: Path, vendor: PrivateKey) -> None:
     with _client(_service(tmp_path, vendor, policy='sub.startsWith("pkg:fw/1")')) as client:
         assert _post(client, _stmt(vendor, 1)).status_code == 201
@@ -270,6 +321,44 @@ def test_303_then_302_then_200_when_integration_is_slow(tmp_path: Path, vendor: 
         assert g.status_code == 200
 
 
+def test_a_pending_registration_says_when_to_poll(tmp_path: Path, vendor: PrivateKey) -> None:
+    # SCRAPI: the 303 and 302 of a registration that runs carry Retry-After, as CTS's 202 does
+    write_config(tmp_path / "data", issuers=[(VENDOR_ISS, vendor)], registration_wait=0.0)
+    signer = GatedSigner(PrivateKey.generate(Algorithm.ES384))
+    service = TransparencyService.open(tmp_path / "data", receipt_signers=[signer])
+    with _client(service) as client:
+        r = client.post(
+            "/entries",
+            content=_stmt(vendor),
+            headers={"Content-Type": COSE},
+            follow_redirects=False,
+        )
+        assert r.status_code == 303
+        assert r.headers["retry-after"] == "1"
+        g = client.get(r.headers["location"], follow_redirects=False)
+        assert g.status_code == 302
+        assert g.headers["retry-after"] == "1"
+        assert g.headers["location"] == r.headers["location"]
+        for what in ("statement", "receipts"):
+            pending = client.get(f"{r.headers['location']}/{what}", follow_redirects=False)
+            assert pending.status_code == 302
+            assert pending.headers["retry-after"] == "1"
+
+
+@pytest.mark.parametrize("path", ["/tile/0/000.p%2F1", "/tile/entries%2F000.p/1"])
+def test_a_tile_named_with_an_encoded_slash_is_refused(
+    client: httpx.Client, vendor: PrivateKey, path: str
+) -> None:
+    # RFC 3986 §2.2: "%2F" is not "/"; the tile was served under that name
+    assert _post(client, _stmt(vendor)).status_code == 201
+    assert client.get(path.replace("%2F", "/")).status_code == 200
+    r = client.get(path)
+    assert r.status_code == 400
+    problem = Problem.from_cbor(r.content)
+    assert (problem.title, problem.extra["code"]) == ("Malformed Input", "malformed")
+    assert problem.detail == "not a canonical tile path: it holds an encoded '/'"
+
+
 def test_configuration_keys_and_openapi(client: httpx.Client) -> None:
     cfg = client.get(
         "/.well-known/transparency-configuration", headers={"Accept": "application/json"}
@@ -295,6 +384,26 @@ def test_configuration_keys_and_openapi(client: httpx.Client) -> None:
     spec = client.get("/openapi.json").json()
     assert "/entries" in spec["paths"]
     assert spec["openapi"].startswith("3.")
+
+
+def test_a_key_is_also_found_by_its_kid_in_unpadded_base64url(client: httpx.Client) -> None:
+    """SCRAPI: a kid that is not URL-safe (a thumbprint's bytes) MUST be accepted as its
+    unpadded base64url encoding; padded, standard base64 or re-cased, it names no key."""
+    keys = decode_key_set(client.get("/.well-known/scitt-keys").content)
+    (kid,) = keys
+    name = b64url_encode(kid)
+    one = client.get(f"/.well-known/scitt-keys/{name}", headers={"Accept": "application/cbor"})
+    assert one.status_code == 200
+    assert one.headers["content-type"] == "application/cbor"
+    assert cbor2.loads(one.content)[2] == kid
+    # standard base64 may hold a "/": then no route takes it (a 404 "Not Found" problem)
+    standard = base64.b64encode(kid).decode().replace("/", "%2F")
+    for other in (f"{name}=", f"{name}%3D", standard, name.swapcase(), name[:-1]):
+        missing = client.get(f"/.well-known/scitt-keys/{other}")
+        assert missing.status_code == 404, other
+        problem = Problem.from_cbor(missing.content)
+        assert problem.extra["code"] == "not-found"
+        assert isinstance(problem.error(missing.status_code), NotFound)
 
 
 def test_checkpoint_and_tiles_match_the_receipts(client: httpx.Client, vendor: PrivateKey) -> None:

@@ -133,6 +133,17 @@ def test_paths_that_climb_out_are_refused_before_any_file_is_read(
     assert Problem.from_cbor(answer.content).status == answer.status_code
 
 
+@pytest.mark.parametrize("path", ["/tile/0%2F000", "/tile/0%2f000", "/tile%2F0/000"])
+def test_an_encoded_slash_names_no_resource(mirror: Path, path: str) -> None:
+    # RFC 3986 §2.2: "%2F" is not "/" (as "%30" is "0"); the tile was served under that name
+    (answer,) = _get(mirror, path)
+    assert answer.status_code == 400
+    problem = Problem.from_cbor(answer.content)
+    assert (problem.title, problem.extra["code"]) == ("Malformed Input", "malformed")
+    assert problem.detail == "not a canonical tile path: it holds an encoded '/'"
+    assert TILE not in answer.content
+
+
 def test_the_cli_refuses_to_serve_a_directory_whose_checkpoint_is_a_link(
     mirror: Path,
     secret: Path,

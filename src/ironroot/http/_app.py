@@ -67,13 +67,24 @@ def _acceptable(accept: str) -> list[str]:
     return ranges
 
 
+def acceptable_media(request: Request) -> list[str]:
+    """The media ranges (lower case) that ``request``'s ``Accept`` fields take, every field
+    read as one list (RFC 9110 §5.3), those of quality 0 left out."""
+    return _acceptable(", ".join(request.headers.getlist("accept")))
+
+
+def _is(media: str, kind: str) -> bool:
+    """``media`` (lower case) is ``application/<kind>`` or a ``+<kind>`` one (RFC 6839)."""
+    return media == f"application/{kind}" or media.endswith(f"+{kind}")
+
+
 def wants_json(request: Request) -> bool:
-    """True when the client accepts JSON and not CBOR."""
-    accept = request.headers.get("accept", "")
-    if "json" not in accept:
+    """True when the client accepts JSON and not CBOR. Every ``Accept`` field counts, as
+    one list (RFC 9110 §5.3), and media types are matched without regard to case."""
+    if not any("json" in field.lower() for field in request.headers.getlist("accept")):
         return False
-    ranges = _acceptable(accept)
-    return any("json" in media for media in ranges) and not any("cbor" in m for m in ranges)
+    ranges = acceptable_media(request)
+    return any(_is(m, "json") for m in ranges) and not any(_is(m, "cbor") for m in ranges)
 
 
 def problem_response(

@@ -27,7 +27,7 @@ from ironroot._json import DECODER
 from ironroot.cose import DEFAULT_LIMITS, Limits, decode_cbor, encode_cbor
 from ironroot.crypto import b64url_encode
 from ironroot.errors import MalformedInput, UnsupportedMediaType
-from ironroot.http._app import Handler
+from ironroot.http._app import Handler, acceptable_media
 
 __all__ = ["CBOR", "challenge_handler", "decode_request_map", "require_media_type"]
 
@@ -73,13 +73,14 @@ def require_media_type(request: Request, *accepted: str, untyped: str | None = N
 def challenge_handler(issue: Callable[[str | None], tuple[bytes, int]]) -> Handler:
     """A ``POST .../challenge`` handler: ``issue(client host)`` gives a fresh single-use nonce
     and when it expires (POSIX seconds); the answer is ``201``, never cached, JSON ``{"nonce":
-    b64url, "expires": epoch}`` or, with ``Accept: application/cbor``, CBOR ``{"nonce": bstr,
-    "expires": int}``."""
+    b64url, "expires": epoch}`` or, when the client accepts ``application/cbor`` (in any of its
+    ``Accept`` fields, in any case, not with ``q=0``), CBOR ``{"nonce": bstr, "expires":
+    int}``."""
 
     async def challenge(request: Request) -> Response:
         nonce, expires = issue(request.client.host if request.client else None)
         headers = {"Cache-Control": "no-store"}
-        if CBOR in request.headers.get("accept", ""):
+        if CBOR in acceptable_media(request):
             body = encode_cbor({"nonce": nonce, "expires": expires})
             return Response(body, 201, media_type=CBOR, headers=headers)
         text = json.dumps({"nonce": b64url_encode(nonce), "expires": expires})

@@ -28,6 +28,8 @@ httptools protocol with them added:
   responses still unread; then their tasks are cancelled and their connections cut;
 * request lines other than HTTP/1.0 and HTTP/1.1 (HTTP/0.9, HTTP/2.0 sent as text) → 505;
   an HTTP/1.1 request without a ``Host`` field, or any request with two → 400 (RFC 9112 §3.2);
+  an HTTP/1.0 request with a ``Transfer-Encoding`` field → 400 (RFC 9112 §6.1: its framing
+  is faulty);
 * a transfer coding other than ``chunked`` (``gzip, chunked``: the parser leaves the body
   coded) → 501 and close;
 * an ``Upgrade`` request is served as HTTP/1.1, then its connection closed (the parser
@@ -645,15 +647,24 @@ class _GuardedProtocol(HttpToolsProtocol):
         if version not in _VERSIONS:
             self._refuse(505, f"HTTP/{version} is not served; use HTTP/1.1")
             return
-        hosts, coded = 0, False  # one pass over the fields (every request comes here)
+        hosts, transfer, coded = 0, False, False  # one pass over the fields (every request)
         for name, value in self.headers:
             if name == b"host":
                 hosts += 1
             elif name == b"transfer-encoding":
+                transfer = True
                 coded = coded or any(c.strip().lower() != b"chunked" for c in value.split(b","))
         if hosts > 1 or (hosts == 0 and version == "1.1"):
             # RFC 9112 §3.2: a 400, as a proxy in front may have routed by another Host
             self._refuse(400, "an HTTP/1.1 request has one Host field; any request at most one")
+            return
+        if transfer and version == "1.0":
+            # RFC 9112 §6.1: its framing is faulty (HTTP/1.0 has no transfer codings). The
+            # parser reads the chunks, where an HTTP/1.0 proxy in front framed the body
+            # otherwise: the service would take other bytes, or another request, than it.
+            self._refuse(
+                400, "an HTTP/1.0 request has no Transfer-Encoding; its framing is not known"
+            )
             return
         if coded:
             # The parser reads the chunks and leaves the body coded ("gzip, chunked"), or

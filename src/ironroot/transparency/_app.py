@@ -19,9 +19,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ironroot.cose import encode_cbor, encode_key_set
+from ironroot.crypto import PublicKey, b64url_decode
 from ironroot.errors import (
     ClockSkew,
     InvalidLocator,
+    MalformedInput,
     NotFound,
     StorageError,
     Unauthorized,
@@ -41,6 +43,7 @@ from ironroot.transparency._cts import cts_routes
 from ironroot.transparency._openapi import OPENAPI
 from ironroot.transparency._registrar import LocalRegistrar, Registrar
 from ironroot.transparency._service import TransparencyService
+from ironroot.transparency._tiles_app import refuse_encoded_slash
 
 __all__ = ["create_app"]
 
@@ -52,6 +55,9 @@ _ENTRY_ID: Final = re.compile(r"[0-9a-f]{64}")
 _KID: Final = re.compile(r"(?:[0-9a-f]{2})+")  # as the configuration's keys[].kid spell it
 _IMMUTABLE: Final = {"Cache-Control": "public, max-age=31536000, immutable"}
 _NO_CACHE: Final = {"Cache-Control": "no-cache"}
+# A registration that runs (303, then 302 at its Location): when to poll again, as SCRAPI's
+# examples and CTS's 202 say it
+_PENDING: Final = {**_NO_CACHE, "Retry-After": "1"}
 
 
 def _entry_id(request: Request) -> bytes:
@@ -139,8 +145,12 @@ def create_app(service: TransparencyService, registrar: Registrar | None = None)
     def check_token(request: Request) -> None:
         if not tokens:
             return
-        header = request.headers.get("authorization", "")
-        scheme, _, given = header.partition(" ")
+        fields = request.headers.getlist("authorization")
+        if len(fields) > 1:
+            # RFC 9110 §11.6.2 allows one: which one a proxy in front checked or replaced,
+            # and which one this would read, could differ
+            raise Unauthorized("the request has more than one Authorization field")
+        scheme, _, given = (fields[0] if fields else "").partition(" ")
         if scheme.lower() != "bearer" or not given:
             raise Unauthorized("a bearer token is required to register statements")
         given_b = given.strip().encode()
@@ -158,7 +168,7 @@ def create_app(service: TransparencyService, registrar: Registrar | None = None)
         location = f"/entries/{registered.entry_id.hex()}"
         if registered.receipt is None:  # not integrated in time, or not readable yet: poll
             pending.inc()
-            return Response(b"", 303, headers={"Location": location, **_NO_CACHE})
+            return Response(b"", 303, headers={"Location": location, **_PENDING})
         integrated.inc()
         return Response(registered.receipt, 201, media_type=COSE, headers={"Location": location})
 
@@ -167,7 +177,7 @@ def create_app(service: TransparencyService, registrar: Registrar | None = None)
         receipts = service.receipts(entry_id)
         location = f"/entries/{entry_id.hex()}"
         if receipts is None:
-            return Response(b"", 302, headers={"Location": location, **_NO_CACHE})
+            return Response(b"", 302, headers={"Location": location, **_PENDING})
         return Response(
             receipts[0], 200, media_type=COSE, headers={"Location": location, **_IMMUTABLE}
         )
@@ -177,14 +187,14 @@ def create_app(service: TransparencyService, registrar: Registrar | None = None)
         receipts = service.receipts(entry_id)
         if receipts is None:
             location = f"/entries/{entry_id.hex()}"
-            return Response(b"", 302, headers={"Location": location, **_NO_CACHE})
+            return Response(b"", 302, headers={"Location": location, **_PENDING})
         return Response(encode_cbor(list(receipts)), 200, media_type=CBOR, headers=_IMMUTABLE)
 
     async def get_statement(request: Request) -> Response:
         entry_id = _entry_id(request)
         if service.status(entry_id) is None:
             location = f"/entries/{entry_id.hex()}"
-            return Response(b"", 302, headers={"Location": location, **_NO_CACHE})
+            return Response(b"", 302, headers={"Location": location, **_PENDING})
         return Response(
             service.transparent_statement(entry_id), 200, media_type=COSE, headers=_IMMUTABLE
         )
@@ -192,10 +202,21 @@ def create_app(service: TransparencyService, registrar: Registrar | None = None)
     async def scitt_keys(request: Request) -> Response:
         return Response(key_set, 200, media_type=CBOR)
 
-    async def scitt_key(request: Request) -> Response:
-        text = request.path_params["kid"]
-        # one name per key: bytes.fromhex also reads upper case and spaces (" 4C95 BC2F")
+    def key_named(text: str) -> PublicKey | None:
+        """The key whose kid ``text`` spells: in lowercase hex, as the configuration's
+        ``keys[].kid``, or in unpadded base64url, which SCRAPI requires for a kid that is
+        not URL-safe (a thumbprint's bytes). Canonical spellings only: ``bytes.fromhex``
+        also reads upper case and spaces (" 4C95 BC2F"), a base64 decoder padding."""
         key = keys_by_kid.get(bytes.fromhex(text)) if _KID.fullmatch(text) else None
+        if key is None:
+            try:
+                key = keys_by_kid.get(b64url_decode(text, what="the kid"))
+            except MalformedInput:
+                return None
+        return key
+
+    async def scitt_key(request: Request) -> Response:
+        key = key_named(request.path_params["kid"])
         if key is None:
             return problem_response(
                 request,
@@ -237,6 +258,7 @@ def create_app(service: TransparencyService, registrar: Registrar | None = None)
         )
 
     async def tile(request: Request) -> Response:
+        refuse_encoded_slash(request)
         address = parse_tile_path("tile/" + request.path_params["path"])
         if address.entries:
             data = service.log.read_entry_bundle(address.index, address.width)

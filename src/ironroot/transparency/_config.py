@@ -569,6 +569,14 @@ def _load_config(data_dir: Path, path: Path) -> TransparencyConfig:
         warn_if_exposed(path, "auth.write_tokens")
     if any(not t for t in tokens):
         raise ConfigError("auth.write_tokens must not contain empty tokens")
+    for i, token in enumerate(tokens):
+        # The Authorization field is read stripped, and in Latin-1 where the token is compared
+        # in UTF-8: any other token would be refused on every request
+        if token != token.strip() or not all(" " <= c <= "~" for c in token):
+            raise ConfigError(
+                f"auth.write_tokens[{i}] cannot be sent as 'Authorization: Bearer <token>': a"
+                " token is printable ASCII, without spaces at either end"
+            )
     return TransparencyConfig(
         data_dir=data_dir,
         service_issuer=issuer,

@@ -27,7 +27,11 @@ _ENTRY_ID = {
     "schema": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
 }
 _LOCATION = {"Location": {"schema": {"type": "string"}, "description": "/entries/{entry_id}"}}
-_PENDING = {"description": "Registration is running; poll Location", "headers": _LOCATION}
+_RETRY_AFTER = {"schema": {"type": "integer"}, "description": "seconds before polling again"}
+_PENDING = {
+    "description": "Registration is running; poll Location",
+    "headers": {**_LOCATION, "Retry-After": _RETRY_AFTER},
+}
 _TILE_INDEX = {
     "name": "N",
     "in": "path",
@@ -122,7 +126,7 @@ OPENAPI: Final[dict[str, Any]] = {
         },
         "/.well-known/scitt-keys/{kid}": {
             "get": {
-                "summary": "One receipt key by kid (hex)",
+                "summary": "One receipt key by kid (lowercase hex or unpadded base64url)",
                 "parameters": [
                     {"name": "kid", "in": "path", "required": True, "schema": {"type": "string"}}
                 ],

@@ -8,8 +8,8 @@ served; anything else is a 404 problem, a malformed tile path a 400 one, as the 
 A problem names the resource as requested, never where the mirror keeps it on disk.
 
 Nothing outside the directory is served: a request names a canonical resource or is refused
-(``..``, ``%2e%2e``, an encoded ``/``, a backslash or a NUL byte in a path is a malformed
-tile path, 400, or no route, 404), and no symbolic link inside the directory is followed —
+(``..``, ``%2e%2e``, an encoded ``/`` (``%2F``), a backslash or a NUL byte in a path is a
+malformed tile path, 400, or no route, 404), and no symbolic link inside the directory is followed —
 to ``/etc/passwd``, to a folder elsewhere, or even to a file inside: it is a 404 problem as
 for a missing file (:class:`ironroot.log.DirectoryLogFetcher`). ``ironroot log export-tiles``
 writes regular files only; the directory itself may be a link.
@@ -44,7 +44,7 @@ from ironroot.log import (
     parse_tile,
 )
 
-__all__ = ["CHECKPOINT_MEDIA_TYPE", "TILE_MEDIA_TYPE", "create_tiles_app"]
+__all__ = ["CHECKPOINT_MEDIA_TYPE", "TILE_MEDIA_TYPE", "create_tiles_app", "refuse_encoded_slash"]
 
 CHECKPOINT_MEDIA_TYPE: Final = "text/plain; charset=utf-8"
 TILE_MEDIA_TYPE: Final = "application/octet-stream"
@@ -62,6 +62,15 @@ def _whole(address: TileAddress, data: bytes) -> bool:
     except MalformedInput:
         return False
     return True
+
+
+def refuse_encoded_slash(request: Request) -> None:
+    """``MalformedInput`` for a tile path whose request target writes a ``/`` as ``%2F``:
+    that is another name (RFC 3986 §2.2: a reserved character is not its escape, where an
+    escaped ``0`` is a ``0``), which the router would have decoded into the tile's own."""
+    raw = request.scope.get("raw_path") or b""
+    if b"%2f" in raw.split(b"?", 1)[0].lower():
+        raise MalformedInput("not a canonical tile path: it holds an encoded '/'")
 
 
 def create_tiles_app(directory: Path) -> Starlette:
@@ -85,6 +94,7 @@ def create_tiles_app(directory: Path) -> Starlette:
     )
 
     async def resource(request: Request) -> Response:
+        refuse_encoded_slash(request)
         path = request.url.path.lstrip("/")
         address = check_resource_path(path)
         try:
