@@ -22,7 +22,7 @@ from tests.platform.node_world import NOW, OTHER, VENDOR, World, make_world, sfr
 from ironroot.attestation import AR4SI, verify_ear
 from ironroot.cose import create_statement, encode_cbor
 from ironroot.crypto import Algorithm, load_certificate
-from ironroot.errors import AdmissionDenied
+from ironroot.errors import AdmissionDenied, MalformedStatement
 from ironroot.firmware import FirmwareBundle
 from ironroot.fleet import (
     CRL_CONTENT_TYPE,
@@ -196,3 +196,27 @@ def test_a_classes_witnessed_revocation_statement_revokes(
     assert rot.trust_vector["instance-identity"] == AR4SI.UNTRUSTWORTHY_INSTANCE
     assert any(r.startswith("revoked: certificate ") and f"{serial:#x}" in r for r in rot.reasons)
     assert attest_node(fleet, "node-0002", now=at, authority=authority).status == "admitted"
+
+
+def test_a_witnessed_endorsement_is_added_as_its_transparent_statement(
+    aw: AdmissionWorld, tmp_path: Path
+) -> None:
+    # Old behaviour: `fleet attest --endorse` of a witnessed statement (what the operator of a
+    # class that requires witnesses is given) was refused, MalformedStatement: not a
+    # transparent statement.
+    klass = witnessed_class(aw.world, aw.node_class(safe="medium"))
+    fleet, authority = aw.fleet(tmp_path / "fleet", 1, klass=klass)
+    safe = {c: SafeRequirement(aw.providers, "medium") for c in ("bmc", "nic")}
+    trust = dataclasses.replace(klass.trust, safe=safe)
+    fleet, authority = _changed(fleet, dataclasses.replace(klass, trust=trust))
+    nic = _denied(fleet, authority, "node-0001", NOW).submods["nic"]
+    assert any(r.startswith("safe-review: no logged OCP SAFE review") for r in nic.reasons)
+    review = _review(aw, "nic")
+    name = authority.add_endorsement(witness(aw.world, review), now=NOW)
+    assert authority.endorsements() == [(f"endorsement {name}", review)]
+    assert authority.add_endorsement(review, now=NOW) == name  # the same statement
+    at = NOW + dt.timedelta(minutes=1)
+    assert attest_node(fleet, "node-0001", now=at, authority=authority).status == "admitted"
+    # a witnessed statement that is damaged is no transparent statement
+    with pytest.raises(MalformedStatement):
+        authority.add_endorsement(witness(aw.world, review)[:-1], now=NOW)
