@@ -16,13 +16,13 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding
 from tests.fleet.admission_world import PROVIDER, AdmissionWorld, admission_world
 from tests.fleet.fleet_world import node_class
-from tests.fleet.witnessed_world import witness, witnessed_class
+from tests.fleet.witnessed_world import witness, witnessed_class, witnessed_trust
 from tests.platform.node_world import NOW, OTHER, VENDOR, World, make_world, sfr_report
 
 from ironroot.attestation import AR4SI, verify_ear
 from ironroot.cose import create_statement, encode_cbor
 from ironroot.crypto import Algorithm, load_certificate
-from ironroot.errors import AdmissionDenied, MalformedStatement
+from ironroot.errors import AdmissionDenied, MalformedStatement, PolicyRejected
 from ironroot.firmware import FirmwareBundle
 from ironroot.fleet import (
     CRL_CONTENT_TYPE,
@@ -34,6 +34,7 @@ from ironroot.fleet import (
 from ironroot.fleet._scan import _subjects
 from ironroot.fleet._verifier import class_endorsements
 from ironroot.platform import SafeRequirement
+from ironroot.rot import VendorCA
 from ironroot.safe import sfr_statement, sign_report
 from ironroot.transparency import WITNESSED_STATEMENT_FORMAT
 
@@ -220,3 +221,23 @@ def test_a_witnessed_endorsement_is_added_as_its_transparent_statement(
     # a witnessed statement that is damaged is no transparent statement
     with pytest.raises(MalformedStatement):
         authority.add_endorsement(witness(aw.world, review)[:-1], now=NOW)
+
+
+def test_nodes_refused_at_manufacture_leave_nothing_behind(world: World, tmp_path: Path) -> None:
+    # A class whose trust requires witnesses, its statements given plain: manufacturing
+    # refuses it as an update would. Old behaviour: the refused nodes' folders were left
+    # unregistered, and every later `fleet add` stopped at them (Conflict: exists but is not
+    # in the registry) once the class was fixed.
+    plain = node_class(world)
+    klass = dataclasses.replace(plain, trust=witnessed_trust(world, plain.trust))
+    fleet = Fleet.create(tmp_path / "fleet", node_class=klass)
+    ca = VendorCA.generate(now=NOW - dt.timedelta(days=2))
+    with pytest.raises(PolicyRejected) as refused:
+        fleet.add_nodes(2, vendor_ca=ca, now=NOW)
+    assert (refused.value.code, refused.value.check) == ("not-witnessed", "pfm")
+    assert fleet.records() == []
+    assert list((fleet.directory / "nodes").iterdir()) == []
+    witnessed_class(world, plain).save(fleet.directory / "class" / klass.name)
+    fleet = Fleet.open(fleet.directory)
+    assert fleet.add_nodes(1, vendor_ca=ca, now=NOW) == ["node-0001"]
+    assert fleet.node("node-0001").config.trust.witnesses is not None
