@@ -139,3 +139,32 @@ def test_a_pfm_given_unwitnessed_is_refused_before_its_update_is_installed(
     report = rollout(fleet, given, now=NOW, wave_size=2)
     assert report.ok, report.to_json()
     assert reconcile(fleet, now=NOW).ok
+
+
+def test_releases_load_the_witnessed_statements_beside_the_plain_ones(
+    world: World, ops: Ops, fleet: Fleet, tmp_path: Path
+) -> None:
+    # `ironroot statement witness X.ts` writes X.ts.witnessed beside X.ts. Old behaviour: a
+    # releases directory read only the *.ts files, so a rollout from it gave the nodes the
+    # plain statements (refused: not-witnessed) and a PFM whose statement was witnessed only
+    # had "no statement" (ConfigError).
+    listed = {c: [world.release(c, "1.0"), world.release(c, "2.0")] for c in COMPONENTS}
+    pfm = world.make_pfm(2, listed)
+    _publish(world, ops, fleet, {"host": "2.0", "nic": "2.0"}, pfm=pfm)
+    base = tmp_path / "published"
+    base.mkdir()
+    host, nic = world.release("host", "2.0"), world.release("nic", "2.0")
+    (base / "host-2.0.bin").write_bytes(host.bundle)
+    (base / "host-2.0.manifest.ts").write_bytes(host.statements[0])
+    (base / "host-2.0.manifest.ts.witnessed").write_bytes(witness(world, host.statements[0]))
+    (base / "nic-2.0.bin").write_bytes(nic.bundle)
+    for i, statement in enumerate(nic.statements):  # witnessed only
+        (base / f"nic-2.0.{i}.ts.witnessed").write_bytes(witness(world, statement))
+    (base / "node-2.pfm").write_bytes(pfm)
+    (base / "node-2.pfm.ts.witnessed").write_bytes(witness(world, world.log_pfm(pfm)))
+    given = _releases(fleet).load(base)
+    _bundle, statements = given.bundle("host", host.sha384)
+    assert statements == ((base / "host-2.0.manifest.ts.witnessed").read_bytes(),)
+    report = rollout(fleet, given, now=NOW, wave_size=2)
+    assert report.ok, report.to_json()
+    assert reconcile(fleet, now=NOW, measure=True).ok
