@@ -180,7 +180,8 @@ def register_desired(verbs: Any) -> None:
         action="append",
         type=Path,
         help="a directory of bundles (NAME.bin, NAME.*.ts) and PFMs (NAME.pfm, NAME.pfm.ts); "
-        "the class's own releases are always included (repeatable)",
+        "X.ts.witnessed is taken for X.ts; the class's own releases are always included "
+        "(repeatable)",
     )
     roll.add_argument("--node", action="append", help="only this node (repeatable)")
     roll.add_argument("--dry-run", action="store_true", help="plan and report, update nothing")

@@ -141,6 +141,7 @@ from ironroot.fleet._evidence import NodeEvidence, collect_evidence
 from ironroot.fleet._fleet import Fleet, NodeRecord
 from ironroot.fleet._sqlite import SqliteFile
 from ironroot.fleet._verifier import FleetVerifier, NodeAppraisal
+from ironroot.platform import unwrap_witnessed
 from ironroot.rot import parse_certificate
 
 __all__ = [
@@ -743,9 +744,12 @@ class AdmissionAuthority:
         class is appraised against. It must be a transparent statement (``MalformedStatement``)
         whose receipts verify under the transparency-service keys of some node class
         (``UnknownIssuer`` otherwise); whether it counts for a class is decided at appraisal,
-        under that class's trust. Returns its file name."""
+        under that class's trust. Of a witnessed statement (what a class whose platform
+        requires witnesses is given) the Transparent Statement in it is added, as the fleet's
+        verifier reads a class's own. Returns its file name."""
         if not isinstance(data, bytes) or len(data) > _MAX_ENDORSEMENT:
             raise MalformedInput(f"an endorsement is at most {_MAX_ENDORSEMENT} bytes")
+        data = unwrap_witnessed(data)
         TransparentStatement.parse(data)  # MalformedStatement: not a transparent statement
         last: IronrootError | None = None
         for name in self.fleet.classes():

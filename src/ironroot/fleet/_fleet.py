@@ -28,6 +28,7 @@ import contextlib
 import datetime as dt
 import json
 import re
+import shutil
 import sqlite3
 import tomllib
 import uuid
@@ -446,7 +447,8 @@ class Fleet:
     ) -> list[str]:
         """Manufacture ``count`` nodes of ``node_class`` (default: the first class): a RoT
         provisioned by ``vendor_ca``, a platform from the class, booted once; registered
-        ``pending`` until admitted."""
+        ``pending`` until admitted. A node refused (the class's images and statements are
+        verified as an update would be) raises that error and leaves no folder behind."""
         if not 1 <= count <= 100_000:
             raise ConfigError("add 1 to 100,000 nodes at a time")
         name = self.classes()[0] if node_class is None else node_class
@@ -466,31 +468,45 @@ class Fleet:
 
         def make(node_id: str) -> str:
             base = self.directory / "nodes" / node_id
-            rot = Device.create(base / "rot")
-            rot.provision(vendor_ca, vendor_key_hash=klass.trust.vendor_key_hash, now=now)
-            platform = Platform.create(
-                base,
-                rot=base / "rot",
-                trust=klass.trust,
-                pfm=klass.pfm,
-                pfm_statement=klass.pfm_statement,
-                images=klass.images,
-                statements=klass.statements,
-                devices=klass.devices,
-                now=now,
-                slot_sizes=klass.slot_sizes,
-                verified=verified,
-            )
-            platform.boot(now=now)
-            with self._db() as db:
-                db.execute(
-                    "INSERT INTO nodes (id, class, status, since, reason) VALUES (?, ?, ?, ?, ?)",
-                    (node_id, name, "pending", _text(now), "manufactured"),
+            base.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                base.mkdir()
+            except FileExistsError as exc:
+                raise Conflict(f"{base} exists but is not in the registry") from exc
+            try:
+                rot = Device.create(base / "rot")
+                rot.provision(vendor_ca, vendor_key_hash=klass.trust.vendor_key_hash, now=now)
+                platform = Platform.create(
+                    base,
+                    rot=base / "rot",
+                    trust=klass.trust,
+                    pfm=klass.pfm,
+                    pfm_statement=klass.pfm_statement,
+                    images=klass.images,
+                    statements=klass.statements,
+                    devices=klass.devices,
+                    now=now,
+                    slot_sizes=klass.slot_sizes,
+                    verified=verified,
                 )
-                db.execute(
-                    "INSERT INTO events (at, node, kind, detail) VALUES (?, ?, ?, ?)",
-                    (_text(now), node_id, "manufactured", json.dumps({"class": name})),
-                )
+                platform.boot(now=now)
+                with self._db() as db:
+                    db.execute(
+                        "INSERT INTO nodes (id, class, status, since, reason) "
+                        "VALUES (?, ?, ?, ?, ?)",
+                        (node_id, name, "pending", _text(now), "manufactured"),
+                    )
+                    db.execute(
+                        "INSERT INTO events (at, node, kind, detail) VALUES (?, ?, ?, ?)",
+                        (_text(now), node_id, "manufactured", json.dumps({"class": name})),
+                    )
+            except Exception:
+                # Refused (the class's images or statements, as an update would refuse them)
+                # or failed: the node is not registered, and what this call made of it goes,
+                # so the class can be fixed and the node made again. (A kill leaves it: the
+                # next call names it, Conflict above.)
+                shutil.rmtree(base, ignore_errors=True)
+                raise
             return node_id
 
         # Nodes are independent (each its own directory; the registry serializes its writes):

@@ -16,9 +16,10 @@ node actually booted:
    node's storage is never believed, only used), and its manifest digest computed
    (remembered per bundle digest, bounded).
 3. **reviewed.** The reviews that count are the SAFE review statements among the class's
-   statements and the fleet's added endorsements whose receipts verify under the class
-   trust's transparency services and whose SFR is signed by one of the requirement's
-   providers (:func:`ironroot.attestation.reviews_from_statements`; built once per class,
+   statements (of a witnessed statement, the Transparent Statement in it) and the fleet's
+   added endorsements whose receipts verify under the class trust's transparency services
+   and whose SFR is signed by one of the requirement's providers
+   (:func:`ironroot.attestation.reviews_from_statements`; built once per class,
    again when the endorsements change and hourly; each asked again at every appraisal
    whether it still counts, :meth:`ironroot.safe.Review.counts_at`). At least one must name
    the manifest digest, and none of them may list an open finding at or above the
@@ -49,7 +50,7 @@ from ironroot.cose import TransparentStatement
 from ironroot.ear import tier_of
 from ironroot.errors import IronrootError
 from ironroot.firmware import FirmwareBundle
-from ironroot.platform import COMPONENTS, DEVICES, SafeRequirement
+from ironroot.platform import COMPONENTS, DEVICES, SafeRequirement, unwrap_witnessed
 from ironroot.safe import SFR_COSE_CONTENT_TYPE, SFR_JWS_CONTENT_TYPE, Review
 
 if TYPE_CHECKING:
@@ -132,10 +133,12 @@ class ComponentReviews:
             cached = self._reviews.get(klass.name)
             if cached is not None and cached[0] == token and cached[1] == hour:
                 return cached[2]
+        # A class whose platform requires witnesses ships witnessed statements: a review is
+        # the Transparent Statement in one (the node checked the witnessing).
         statements: list[Labelled] = [
             (f"class {klass.name} {component} statement {n}", data)
             for component, found in sorted(klass.statements.items())
-            for n, data in enumerate(found)
+            for n, data in enumerate(map(unwrap_witnessed, found))
             if _is_review(data)
         ]
         statements.extend((label, data) for label, data in added() if _is_review(data))

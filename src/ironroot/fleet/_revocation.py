@@ -7,10 +7,11 @@ Where revocations come from (:class:`CrlSet`): X.509 CRLs (RFC 5280), DER or PEM
 * named by the fleet's trust configuration: the files of ``admission/crls/``
   (:func:`add_crl` stores one as ``<sha256>.crl`` after it parses);
 * or published on the log: a transparent statement whose content type is
-  ``application/pkix-crl`` and whose payload is the DER CRL, among the class's statements and
-  the fleet's added endorsements (``fleet attest --endorse``), counted for a class only when
-  its receipts verify under the class trust's transparency services and its issuer is one the
-  class trust allows for some component.
+  ``application/pkix-crl`` and whose payload is the DER CRL, among the class's statements (of a
+  witnessed statement, the Transparent Statement in it) and the fleet's added endorsements
+  (``fleet attest --endorse``), counted for a class only when its receipts verify under the
+  class trust's transparency services and its issuer is one the class trust allows for some
+  component.
 
 What a CRL revokes (:meth:`CrlSet.revoked`): a CRL *applies* to a certificate of a chain when
 its issuer name is the certificate's issuer and its signature verifies under that issuer's
@@ -80,6 +81,7 @@ from ironroot.cose import (
 from ironroot.crypto import check_crl, crl_covers, load_certificate, load_crls
 from ironroot.ear import tier_of
 from ironroot.errors import ChainNotTrusted, IronrootError, MalformedCertificate
+from ironroot.platform import unwrap_witnessed
 from ironroot.rot import DiceCertificate, parse_certificate
 from ironroot.spdm import CertificateChain, SpdmEvidence
 
@@ -331,10 +333,12 @@ class Revocations:
                 items.append((f"admission/crls/{path.name}", read_limited(path, _MAX_CRL)))
             except (OSError, IronrootError) as exc:
                 _log.warning("CRL %s cannot be read: %s", path, exc)
+        # A class whose platform requires witnesses ships witnessed statements: a CRL
+        # statement is the Transparent Statement in one (a revocation counts witnessed or not).
         statements = [
             (f"class {klass.name} {c} statement {n}", data)
             for c, found in sorted(klass.statements.items())
-            for n, data in enumerate(found)
+            for n, data in enumerate(map(unwrap_witnessed, found))
         ]
         allowed = _issuers(klass)
         for label, data in (*statements, *added()):

@@ -50,7 +50,9 @@ records a ``rollout-interrupted`` event for it before it plans and reports the n
 (:meth:`ReleaseSet.of_class`), from directories (:meth:`ReleaseSet.load`: each ``NAME.bin``
 is a bundle whose transparent statements are ``NAME.ts`` and ``NAME.<anything>.ts``, each
 ``NAME.pfm`` a signed PFM with its transparent statement ``NAME.pfm.ts``; a statement file
-belongs to the longest bundle name it extends), or added one by one.
+belongs to the longest bundle name it extends; of a statement ``X.ts`` witnessed beside it,
+``X.ts.witnessed``, the witnessed one is taken, docs/platform.md "Witnesses"), or added one
+by one.
 
 ``allow_recovery_removal`` names the components whose recovery image the desired PFM may stop
 listing: the operator's explicit acceptance, per component, passed to every preflight check
@@ -95,6 +97,7 @@ __all__ = [
 
 _MAX_FILE: Final = 64 * 1024 * 1024
 _MAX_STATEMENT: Final = 4 * 1024 * 1024
+_WITNESSED: Final = ".witnessed"
 _OUTCOMES: Final = ("updated", "failed", "skipped", "not-reached", "planned")
 _NO_NODE: Final = "give at least one node (no list: every node of the class)"
 
@@ -155,9 +158,9 @@ class ReleaseSet:
             raise ConfigError(f"{base} is not a directory of releases")
         bundles = sorted(p.name.removesuffix(".bin") for p in base.glob("*.bin") if p.is_file())
         pfms = sorted(p.name.removesuffix(".pfm") for p in base.glob("*.pfm") if p.is_file())
+        statements = _statement_files(base)
         owned: dict[str, list[bytes]] = {name: [] for name in bundles}
-        for path in sorted(base.glob("*.ts")):
-            stem = path.name.removesuffix(".ts")
+        for stem, path in sorted(statements.items()):
             if stem.endswith(".pfm"):
                 continue
             owners = [n for n in bundles if stem == n or stem.startswith(n + ".")]
@@ -166,14 +169,29 @@ class ReleaseSet:
         for name in bundles:
             self.add_bundle(read_limited(base / f"{name}.bin", _MAX_FILE), owned[name])
         for name in pfms:
-            statement = base / f"{name}.pfm.ts"
-            if not statement.is_file():
-                raise ConfigError(f"{base / (name + '.pfm')} has no statement {statement.name}")
+            statement = statements.get(f"{name}.pfm")
+            if statement is None:
+                raise ConfigError(
+                    f"{base / (name + '.pfm')} has no statement {name}.pfm.ts "
+                    f"(nor {name}.pfm.ts{_WITNESSED})"
+                )
             self.add_pfm(
                 read_limited(base / f"{name}.pfm", _MAX_FILE),
                 read_limited(statement, _MAX_STATEMENT),
             )
         return self
+
+
+def _statement_files(base: Path) -> dict[str, Path]:
+    """The statement files of a releases directory by stem (``X`` of ``X.ts``): ``X.ts``, or
+    ``X.ts.witnessed`` beside or instead of it (what ``ironroot statement witness X.ts``
+    writes), which is the one taken — a platform that requires witnesses takes only it, and
+    one that does not takes it as the Transparent Statement in it."""
+    found = {p.name.removesuffix(".ts"): p for p in base.glob("*.ts") if p.is_file()}
+    for path in base.glob(f"*.ts{_WITNESSED}"):
+        if path.is_file():
+            found[path.name.removesuffix(f".ts{_WITNESSED}")] = path
+    return found
 
 
 @dataclass(frozen=True, slots=True)

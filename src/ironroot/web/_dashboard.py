@@ -446,8 +446,7 @@ class Dashboard:
         unannounced release (critical); a trusted issuer's is a release not yet adopted."""
         if self.fleet is None or not self.logs:
             return []
-        from ironroot.cose import TransparentStatement
-        from ironroot.web._fleet import entry_id_of
+        from ironroot.web._fleet import entry_id_of, statement_of
 
         known: set[str] = set()
         products: dict[str, set[str]] = {}
@@ -459,11 +458,12 @@ class Dashboard:
                     entry = entry_id_of(statement)
                     if entry:
                         known.add(entry)
-                    try:
-                        sub = TransparentStatement.parse(statement).statement.claims.sub
-                    except IronrootError:
+                    parsed = statement_of(statement)
+                    if parsed is None:
                         continue
-                    products.setdefault(sub, set()).update(trust.issuers_of(component))
+                    products.setdefault(parsed.claims.sub, set()).update(
+                        trust.issuers_of(component)
+                    )
             pfm = entry_id_of(klass.pfm_statement)
             if pfm:
                 known.add(pfm)

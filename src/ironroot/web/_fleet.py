@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from ironroot._fileio import read_limited
-from ironroot.cose import TransparentStatement, verify_transparent_statement
+from ironroot.cose import SignedStatement, TransparentStatement, verify_transparent_statement
 from ironroot.crypto import Algorithm, PublicKey, load_certificates
 from ironroot.ear import TrustTier, decode_ear
 from ironroot.errors import IronrootError, NotFound, PolicyRejected, StorageError
@@ -66,6 +66,7 @@ from ironroot.platform import (
     PFM_CONTENT_TYPE,
     Pfm,
     check_recovery_images,
+    unwrap_witnessed,
     verify_pfm,
     verify_update,
 )
@@ -158,10 +159,23 @@ def _reason_check(reason: str) -> str | None:
     return match.group(1) if match else None
 
 
-def entry_id_of(transparent_statement: bytes) -> str | None:
-    """The log entry id of a transparent statement (SHA-256 of its log entry), if it parses."""
+def statement_of(transparent_statement: bytes) -> SignedStatement | None:
+    """The statement of a transparent statement (of a witnessed statement, of the Transparent
+    Statement in it: a class whose platform requires witnesses ships those), if it parses."""
     try:
-        entry = TransparentStatement.parse(transparent_statement).statement.log_entry()
+        return TransparentStatement.parse(unwrap_witnessed(transparent_statement)).statement
+    except IronrootError:
+        return None
+
+
+def entry_id_of(transparent_statement: bytes) -> str | None:
+    """The log entry id of a transparent statement, witnessed or not (SHA-256 of its log
+    entry), if it parses."""
+    statement = statement_of(transparent_statement)
+    if statement is None:
+        return None
+    try:
+        entry = statement.log_entry()
     except IronrootError:
         return None
     return hashlib.sha256(entry).hexdigest()
