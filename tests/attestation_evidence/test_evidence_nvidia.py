@@ -4,6 +4,7 @@ no real device gives (another root, another FWID, malformed opaque data)."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import datetime as dt
 import hashlib
@@ -42,6 +43,7 @@ from ironroot.attestation.evidence import (
     device_id_extension,
     gpu_claims,
     parse_evidence,
+    parse_nvidia_gpu,
     parse_nvidia_opaque_data,
     verify_evidence,
     verify_gpu_chain,
@@ -567,3 +569,67 @@ def test_appraisal_of_the_h100_report(gpu: tuple[bytes, bytes, bytes]) -> None:
     assert appraise(bytes(32)).trust_vector == {"instance-identity": 96}  # stale nonce
     other_root = appraise(NONCE, (_fake_gpu().chain_pem,))
     assert other_root.trust_vector == {"instance-identity": 97}  # unrecognized instance
+
+
+_FUZZ_GPU = _fake_gpu()
+
+
+def _signed(body: bytes) -> bytes:
+    """``body`` after a real GET_MEASUREMENTS request, signed by the fake GPU's leaf key: the
+    signature holds, so every byte reaches the decoders."""
+    request = GetMeasurements(SpdmVersion.V1_1, 0xFF, True, NONCE, 0).encode()
+    return request + body + _FUZZ_GPU.leaf_key.sign(request + body)
+
+
+def _only_typed_errors(report: bytes) -> None:
+    for verify in (
+        lambda: verify_nvidia_gpu(report, [_FUZZ_GPU.chain_pem], now=NOW, root=_FUZZ_GPU.root),
+        lambda: verify_nvidia_gpu(
+            report, [_FUZZ_GPU.chain_pem], now=NOW, root=_FUZZ_GPU.root, cache=GpuChainCache()
+        ),
+    ):
+        try:
+            claims = verify()
+        except IronrootError:
+            continue
+        GpuEvidence.from_claims(claims)  # verified claims always rebuild the typed view
+
+
+@settings(max_examples=examples(200), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    opaque=st.lists(
+        st.tuples(
+            st.sampled_from([3, 6, 11, 12, 15, 17, 18, 20, 255, 999]),
+            st.binary(max_size=70),
+        ),
+        max_size=6,
+    ),
+    tail=st.binary(max_size=4),
+    sizes=st.lists(st.sampled_from([0, 1, 32, 47, 48, 49]), max_size=5),
+)
+def test_signed_malformed_reports_raise_only_typed_errors(
+    opaque: list[tuple[int, bytes]], tail: bytes, sizes: list[int]
+) -> None:
+    """Opaque data and blocks of any shape, correctly signed, give a typed error or claims."""
+    data = b"".join(_tlv(kind, value) for kind, value in opaque) + tail
+    blocks = [
+        MeasurementBlock(i + 1, MeasurementValueType.MUTABLE_FIRMWARE, b"\x01" * size)
+        for i, size in enumerate(sizes)
+    ]
+    try:
+        report = _FUZZ_GPU.report(opaque=data, blocks=blocks)
+    except IronrootError:
+        return  # the SPDM encoder refuses what no responder could send
+    _only_typed_errors(report)
+
+
+@settings(max_examples=examples(200), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(body=st.binary(max_size=300), raw=st.binary(max_size=300))
+def test_arbitrary_bytes_raise_only_typed_errors(body: bytes, raw: bytes) -> None:
+    """Any MEASUREMENTS response the leaf key signed, and any bytes at all, unsigned."""
+    _only_typed_errors(_signed(b"\x11\x60" + body))
+    _only_typed_errors(raw)
+    with contextlib.suppress(IronrootError):
+        parse_nvidia_gpu(raw)
+    with contextlib.suppress(IronrootError):
+        parse_nvidia_opaque_data(raw)
