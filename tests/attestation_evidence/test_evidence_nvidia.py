@@ -633,3 +633,29 @@ def test_arbitrary_bytes_raise_only_typed_errors(body: bytes, raw: bytes) -> Non
         parse_nvidia_gpu(raw)
     with contextlib.suppress(IronrootError):
         parse_nvidia_opaque_data(raw)
+
+
+@pytest.mark.parametrize(
+    ("counts", "message"),
+    [
+        (3, "measurement_counts lists 3 measurement indices, the report carries 4 blocks"),
+        (5, "measurement_counts lists 5 measurement indices, the report carries 4 blocks"),
+        (0, "measurement_counts lists 0 measurement indices, the report carries 4 blocks"),
+    ],
+)
+def test_measurement_counts_must_agree_with_the_blocks(counts: int, message: str) -> None:
+    """A report of all its blocks whose opaque measurement counts (type 12, one u32 per
+    index) name another number of measurements contradicts itself: refused, signed or not."""
+    fake = _fake_gpu()
+    opaque = _tlv(17, b"1010\x00") + _tlv(20, FWID) + _tlv(12, b"\x01\x00\x00\x00" * counts)
+    report = fake.report(opaque=opaque)
+    with pytest.raises(MalformedEvidence, match=message) as info:
+        verify_nvidia_gpu(report, [fake.chain_pem], now=NOW, root=fake.root, checks=CheckLog())
+    assert info.value.check == "report"
+    with pytest.raises(MalformedEvidence, match=message):
+        parse_nvidia_gpu(report)
+    agreeing = _tlv(17, b"1010\x00") + _tlv(20, FWID) + _tlv(12, b"\x01\x00\x00\x00" * 4)
+    claims = verify_nvidia_gpu(
+        fake.report(opaque=agreeing), [fake.chain_pem], now=NOW, root=fake.root
+    )
+    assert GpuEvidence.from_claims(claims).measurement_counts == (1, 1, 1, 1)

@@ -36,8 +36,9 @@ exactly (a duplicate type, a truncated value or trailing bytes: ``MalformedEvide
 type numbers are NVIDIA's (:data:`NVIDIA_OPAQUE_TYPES`, from the public nvtrust verifier):
 text fields are NUL-padded ASCII; the VBIOS version is 8 bytes shown as NVIDIA shows it
 (bytes 3, 2, 1, 0 then 4, upper-case hex, dot-separated: ``96.00.9F.00.01``); the
-measurement counts are u32 little-endian; every other type (and any type not in the table)
-is kept as its bytes.
+measurement counts are u32 little-endian, one per measurement index (in a report of all
+its blocks, one per block carried: another number is ``MalformedEvidence``); every other type
+(and any type not in the table) is kept as its bytes.
 
 **Claims.** Measurements are named ``spdm.<index>`` (the block's digest, as the SPDM row
 names them); ``report_data`` is the request's nonce; ``identity`` carries the text fields
@@ -147,6 +148,7 @@ _TEXT_TYPES: Final = frozenset({3, 15, 16, 17, 18, 19})
 _VBIOS: Final = 6
 _COUNTS: Final = 12
 _FWID: Final = 20
+_ALL_BLOCKS: Final = 0xFF  # GET_MEASUREMENTS operation: every measurement block
 _VBIOS_SIZE: Final = 8
 _SIGNATURE_SIZE: Final = 96  # ECDSA P-384 r ‖ s
 _MAX_CHAIN: Final = 8
@@ -225,6 +227,20 @@ def _field(kind: int, data: bytes) -> GpuOpaqueField:
     else:
         value = data
     return GpuOpaqueField(kind, name, data, value)
+
+
+def _check_counts(opaque: Mapping[int, GpuOpaqueField], report: MeasurementReport) -> None:
+    """A report of all its blocks (operation 255) lists one measurement count per index
+    (type 12) for each block it carries: another number is a report contradicting itself."""
+    found = opaque.get(_COUNTS)
+    if found is None or report.request.operation != _ALL_BLOCKS:
+        return
+    counts, blocks = len(found.value), len(report.blocks)
+    if counts != blocks:
+        raise MalformedEvidence(
+            f"NVIDIA opaque field measurement_counts lists {counts} measurement indices, "
+            f"the report carries {blocks} blocks"
+        )
 
 
 def parse_nvidia_opaque_data(data: bytes) -> Mapping[int, GpuOpaqueField]:
@@ -362,12 +378,14 @@ class GpuEvidence:
         for block in report.blocks:
             name = block.type_name if block.known else f"UNKNOWN_{block.type_number}"
             value_types.setdefault(f"{name} raw" if block.raw else name, []).append(block.index)
+        opaque = parse_nvidia_opaque_data(report.opaque_data)
+        _check_counts(opaque, report)
         return cls(
             spdm_version=f"{version >> 4}.{version & 0xF}",
             nonce=report.nonce,
             responder_nonce=report.responder_nonce,
             measurements={block.index: block.value for block in report.blocks},
-            opaque=parse_nvidia_opaque_data(report.opaque_data),
+            opaque=opaque,
             value_types={name: tuple(indices) for name, indices in value_types.items()},
             slot_id=report.request.slot_id,
             signature=report.signature,
