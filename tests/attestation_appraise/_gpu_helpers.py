@@ -49,6 +49,16 @@ def _tlv(kind: int, value: bytes) -> bytes:
 FWID = hashlib.sha384(b"test GSP FMC").digest()  # the firmware every test GPU's leaf names
 
 
+def _name(text: str) -> x509.Name:
+    """``CN=<name>``, or ``CN=<name>, serialNumber=<serial>`` for ``"<name>/<serial>"`` (a
+    device certificate's subject, as NVIDIA's GSP BROM certificates name the device)."""
+    common, _, serial = text.partition("/")
+    attributes = [x509.NameAttribute(NameOID.COMMON_NAME, common)]
+    if serial:
+        attributes.append(x509.NameAttribute(NameOID.SERIAL_NUMBER, serial))
+    return x509.Name(attributes)
+
+
 def _cert(
     subject: str, key: PrivateKey, issuer: str, issuer_key: PrivateKey, *, ca: bool
 ) -> x509.Certificate:
@@ -59,8 +69,8 @@ def _cert(
     if not ca:
         builder = builder.add_extension(device_id_extension(public, FWID), critical=False)
     return (
-        builder.subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
-        .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
+        builder.subject_name(_name(subject))
+        .issuer_name(_name(issuer))
         .public_key(public)
         .serial_number(x509.random_serial_number())
         .not_valid_before(NOW - dt.timedelta(days=30))
@@ -144,6 +154,24 @@ class GpuWorld:
             c.public_bytes(serialization.Encoding.PEM) for c in (leaf, self.ica, self.root)
         )
         return TestGpu(pem, leaf_key, driver)
+
+    def device(self, serial: str, leaves: int = 2) -> list[TestGpu]:
+        """One GPU as NVIDIA's chains name it: a device certificate (``GSP BROM``, subject
+        serialNumber ``serial``) under the identity CA, and ``leaves`` attestation keys it
+        certified (one per firmware the GPU ran: the leaf key follows the firmware)."""
+        device_key = PrivateKey.generate(Algorithm.ES384)
+        name = f"Test GSP BROM/{serial}"
+        brom = _cert(name, device_key, "Test GH100 Identity", self.ica_key, ca=True)
+        out = []
+        for _ in range(leaves):
+            leaf_key = PrivateKey.generate(Algorithm.ES384)
+            leaf = _cert("Test FMC LF", leaf_key, name, device_key, ca=False)
+            pem = b"".join(
+                c.public_bytes(serialization.Encoding.PEM)
+                for c in (leaf, brom, self.ica, self.root)
+            )
+            out.append(TestGpu(pem, leaf_key))
+        return out
 
     def rims(self, *, driver: str = DRIVER) -> tuple[tuple[bytes, str], tuple[bytes, str]]:
         """(signed RIM, id) of the driver RIM (blocks 1..4) and the VBIOS RIM (5..8)."""

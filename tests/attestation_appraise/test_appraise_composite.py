@@ -719,3 +719,27 @@ def test_a_gpu_report_as_hex_text_is_the_same_report(
     result = _appraise(cvm.quote(composite_nonce(nonce, 1)), [odd], endorsements, nonce, gpus)
     assert result.submods["gpu0"].reasons[0].startswith("evidence: bad-signature:")
     assert result.status is TrustTier.CONTRAINDICATED
+
+
+def test_one_gpu_under_two_attestation_keys_is_not_two_gpus(
+    cvm: Device, endorsements: Endorsements, gpus: GpuWorld
+) -> None:
+    """A GPU's attestation key (the leaf) follows its firmware; the device is the certificate
+    that issued it (NVIDIA's GSP BROM, whose subject names the device by serialNumber). One
+    device with two leaves, answering gpu_nonce(N, 0) and gpu_nonce(N, 1), is one GPU."""
+    nonce = os.urandom(32)
+    first, second = gpus.device("41431D480FE5E87274")
+    reports = [first.report(gpu_nonce(nonce, 0)), second.report(gpu_nonce(nonce, 1))]
+    result = _appraise(cvm.quote(composite_nonce(nonce, 2)), reports, endorsements, nonce, gpus)
+    assert result.submods["gpu0"].status is TrustTier.AFFIRMING
+    gpu1 = result.submods["gpu1"]
+    assert dict(gpu1.trust_vector) == {"hardware": AR4SI.CONTRAINDICATED_HARDWARE}
+    assert gpu1.reasons[0].startswith(
+        "evidence: duplicate-gpu: gpu1's report is signed by the same GPU as gpu0's"
+    )
+    assert result.status is TrustTier.CONTRAINDICATED
+    # Two devices, each with its own device certificate, are two GPUs.
+    (other,) = gpus.device("41431D480FE5E87275", leaves=1)
+    reports = [first.report(gpu_nonce(nonce, 0)), other.report(gpu_nonce(nonce, 1))]
+    result = _appraise(cvm.quote(composite_nonce(nonce, 2)), reports, endorsements, nonce, gpus)
+    assert result.status is TrustTier.AFFIRMING

@@ -42,7 +42,10 @@ no VM.
 
 **One device, one place.** Each GPU of a composite is a distinct device: a GPU whose report is
 signed by the same attestation key (the leaf certificate's key) as an earlier GPU of the
-composite is refused in its own submodule (``EndorsementMismatch`` code ``duplicate-gpu``).
+composite, or whose leaf was issued by the same device certificate (one whose subject names
+the device by serialNumber, as NVIDIA's GSP BROM certificates do: the leaf key follows the
+firmware, so one GPU that ran two firmwares holds two), is refused in its own submodule
+(``EndorsementMismatch`` code ``duplicate-gpu``).
 Otherwise one GPU asked twice, once for ``gpu_nonce(N, 0)`` and once for ``gpu_nonce(N, 1)``,
 would be counted as two.
 
@@ -73,6 +76,7 @@ from typing import Any, Final
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.x509.oid import NameOID
 
 from ironroot.attestation._appraise import (
     DEFAULT_VERIFIER_ID,
@@ -246,26 +250,42 @@ def _rim_claim(evidence: GpuEvidence, endorsements: Endorsements, now: datetime)
     return AR4SI.APPROVED_RUNTIME, "", ids
 
 
-def _device_key(gpu: GpuReport) -> bytes:
-    """SHA-256 of the attestation key of a GPU whose chain verified: the leaf certificate's
-    public key (the first certificate of the first input)."""
-    leaf = load_certificates(gpu.certificates[0], what="GPU certificate chain")[0]
-    spki = leaf.public_key().public_bytes(
+def _spki_digest(cert: x509.Certificate) -> bytes:
+    spki = cert.public_key().public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
     return hashlib.sha256(spki).digest()
 
 
+def _device_keys(gpu: GpuReport) -> tuple[bytes, ...]:
+    """What names the device of a GPU whose chain verified (SHA-256 of public keys): its
+    attestation key (the leaf's), and the key of the device certificate that issued the leaf
+    when the chain gives one (its subject names the device by serialNumber, as NVIDIA's GSP
+    BROM certificates do: the leaf key follows the firmware, the device key does not)."""
+    certs = [
+        cert
+        for data in gpu.certificates
+        for cert in load_certificates(data, what="GPU certificate chain")
+    ]
+    keys = [_spki_digest(certs[0])]
+    if len(certs) > 1 and certs[1].subject.get_attributes_for_oid(NameOID.SERIAL_NUMBER):
+        keys.append(_spki_digest(certs[1]))
+    return tuple(keys)
+
+
 def _check_distinct(index: int, gpu: GpuReport, seen: dict[bytes, int]) -> None:
-    """Refuse GPU ``index`` when an earlier GPU of the composite has its attestation key."""
-    device = _device_key(gpu)
-    earlier = seen.setdefault(device, index)
-    if earlier != index:
+    """Refuse GPU ``index`` when an earlier GPU of the composite has its attestation key or
+    its device certificate's key."""
+    keys = _device_keys(gpu)
+    earlier = [seen[key] for key in keys if key in seen]
+    if earlier:
         raise EndorsementMismatch(
-            f"gpu{index}'s report is signed by the same GPU as gpu{earlier}'s: "
+            f"gpu{index}'s report is signed by the same GPU as gpu{earlier[0]}'s: "
             "one device is counted once",
             code="duplicate-gpu",
         )
+    for key in keys:
+        seen[key] = index
 
 
 def _appraise_gpu(
