@@ -62,6 +62,35 @@ def test_internal_addresses_are_refused_as_fetch_addresses(address: str) -> None
     check_fetch_address("firmware.example", "http://x/")  # a name: checked once connected
 
 
+@pytest.mark.parametrize(
+    "address", ["127.1", "0x7f000001", "2130706433", "0177.0.0.1", "0", "0x7f.1"]
+)
+def test_ipv4_loopback_in_the_resolvers_short_forms_is_refused(address: str) -> None:
+    with pytest.raises(PolicyRejected) as refused:
+        check_fetch_address(address, "http://x/")
+    assert refused.value.code == "fetch-address"
+    assert "127.0.0.1" in refused.value.detail or "0.0.0.0" in refused.value.detail
+
+
+def test_simple_update_refuses_loopback_written_as_the_resolver_reads_it(
+    bmc: Bmc, internal: tuple[int, list[str]]
+) -> None:
+    """``127.1``, ``0x7f000001``, ``2130706433`` and ``0`` are not IP addresses to
+    :mod:`ipaddress`, but the resolver (``inet_aton``) reads them as 127.0.0.1 and 0.0.0.0:
+    they were taken for names, and the BMC connected to its own loopback (the answer, refused
+    or cut, told which internal ports listen). They are literals, refused before any task."""
+    port, asked = internal
+    bmc.service.fetch_internal = False
+    target = {"Targets": [f"{INVENTORY}/gpu-active"]}
+    with bmc.client(OPERATOR) as client:
+        for host in ("127.1", "0x7f000001", "2130706433", "0"):
+            for where in (port, 1):
+                body = {**target, "ImageURI": f"http://{host}:{where}/gpu.bin"}
+                _error(client.post(SIMPLE, json=body), 400, "ActionParameterValueNotInList")
+    assert bmc.service.tasks.tasks() == []
+    assert asked == []
+
+
 def test_simple_update_never_fetches_from_the_bmcs_own_addresses(
     bmc: Bmc, internal: tuple[int, list[str]]
 ) -> None:

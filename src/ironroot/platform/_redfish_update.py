@@ -373,11 +373,18 @@ def check_fetch_address(address: str, uri: str) -> None:
     loopback, link-local (the cloud metadata service at 169.254.169.254 among them),
     unspecified or multicast, also as an IPv4-mapped IPv6 address. Those reach the BMC's own
     internal services, never a firmware server, and a ``SimpleUpdate`` is a GET the BMC sends
-    on an Operator's behalf (server-side request forgery); private networks stay allowed."""
+    on an Operator's behalf (server-side request forgery); private networks stay allowed.
+
+    IPv4 is read as the resolver reads it (``inet_aton``): ``127.1``, ``0x7f000001``,
+    ``2130706433`` and ``0`` are 127.0.0.1 and 0.0.0.0 to it, not names."""
+    ip: ipaddress.IPv4Address | ipaddress.IPv6Address
     try:
         ip = ipaddress.ip_address(address.split("%", 1)[0])
     except ValueError:
-        return  # not an IP address: a name, checked again once it is connected
+        try:
+            ip = ipaddress.IPv4Address(socket.inet_aton(address))
+        except (OSError, ValueError):
+            return  # not an IP address: a name, checked again once it is connected
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
     if ip.is_loopback or ip.is_link_local or ip.is_unspecified or ip.is_multicast:
