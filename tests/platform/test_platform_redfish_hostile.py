@@ -20,6 +20,7 @@ from tests.platform.test_platform_redfish import (
     ADMIN,
     INVENTORY,
     OPERATOR,
+    PUSH,
     ROOT,
     SIMPLE,
     VIEWER,
@@ -321,3 +322,36 @@ def test_a_change_a_browser_sends_for_another_site_is_403(bmc: Bmc) -> None:
             headers={"Origin": f"http://{own}", "Sec-Fetch-Site": "same-origin"},
         )
         assert same.status_code == 201, same.text
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"SessionTimeout": 600, "SessionTimeout": 60}',
+        '{"SessionTimeout": NaN}',
+        '{"SessionTimeout": -Infinity}',
+        '{"SessionTimeout": 1e999}',
+    ],
+)
+def test_a_body_json_readers_disagree_on_is_malformed_json(bmc: Bmc, body: str) -> None:
+    """A member given twice (Python keeps the last, another reader, a proxy that checked the
+    request, the first) and ``NaN``/``Infinity`` or a number past a double (not JSON) are
+    ``400 MalformedJSON``, in a request body and in a push's ``UpdateParameters``; nothing
+    changes."""
+    with bmc.client(ADMIN) as client:
+        before = client.get(f"{ROOT}/SessionService").json()["SessionTimeout"]
+        patched = client.patch(
+            f"{ROOT}/SessionService", content=body, headers={"Content-Type": "application/json"}
+        )
+        _error(patched, 400, "MalformedJSON")
+        assert client.get(f"{ROOT}/SessionService").json()["SessionTimeout"] == before
+        params = body.replace("SessionTimeout", "ForceUpdate")
+        pushed = client.post(
+            PUSH,
+            files=[
+                ("UpdateParameters", (None, params, "application/json")),
+                ("UpdateFile", ("image.bin", b"x", "application/octet-stream")),
+            ],
+        )
+        _error(pushed, 400, "MalformedJSON")
+    assert bmc.service.tasks.tasks() == []

@@ -21,6 +21,7 @@ from typing import Any, Final
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ironroot._json import DECODER
 from ironroot.errors import (
     Conflict,
     IdentityLocked,
@@ -64,6 +65,7 @@ __all__ = [
     "etag_matches",
     "etag_of",
     "json_body",
+    "json_object",
     "json_response",
     "link",
     "odata",
@@ -270,10 +272,18 @@ async def json_body(request: Request) -> dict[str, Any]:
             message("UnrecognizedRequestBody"),
             text=f"the request body must be application/json, not {kind}",
         )
-    body = await read_body(request, JSON_LIMIT)
+    return json_object(await read_body(request, JSON_LIMIT))
+
+
+def json_object(body: bytes | str) -> dict[str, Any]:
+    """A JSON object read strictly (``ironroot._json``): a member given twice (kept last here,
+    first by another reader, such as a proxy that checked the request), ``NaN``, ``Infinity``
+    or a number past a double is ``MalformedJSON``; another JSON value is
+    ``UnrecognizedRequestBody``."""
     try:
-        value = json.loads(body)
-    except (ValueError, RecursionError):
+        text = body.decode(json.detect_encoding(body)) if isinstance(body, bytes) else body
+        value = DECODER.decode(text)
+    except (ValueError, RecursionError):  # UnicodeError is a ValueError
         raise refuse("MalformedJSON") from None
     if not isinstance(value, dict):
         raise refuse("UnrecognizedRequestBody")

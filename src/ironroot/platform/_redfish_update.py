@@ -54,6 +54,7 @@ from ironroot.platform._redfish_http import (
     SIMPLE_UPDATE_ACTION,
     STATEMENT_PART,
     Refusal,
+    json_object,
     json_response,
     only,
     prop,
@@ -320,12 +321,7 @@ async def multipart_update(
             message("ArraySizeTooLong", STATEMENT_PART, limits.max_statements),
             text=f"at most {limits.max_statements} statements",
         )
-    try:
-        params = json.loads(parts["UpdateParameters"][0])
-    except (ValueError, RecursionError):
-        raise refuse("MalformedJSON") from None
-    if not isinstance(params, dict):
-        raise refuse("UnrecognizedRequestBody")
+    params = json_object(parts["UpdateParameters"][0])
     only(params, ("Targets", "@Redfish.OperationApplyTime", "ForceUpdate", "Oem"))
     apply_time = params.get("@Redfish.OperationApplyTime", "Immediate")
     if apply_time != "Immediate":
