@@ -355,3 +355,22 @@ def test_a_body_json_readers_disagree_on_is_malformed_json(bmc: Bmc, body: str) 
         )
         _error(pushed, 400, "MalformedJSON")
     assert bmc.service.tasks.tasks() == []
+
+
+def test_a_name_for_the_bmcs_loopback_is_refused_alike_whether_its_port_listens(
+    bmc: Bmc, internal: tuple[int, list[str]]
+) -> None:
+    """A name resolving to loopback (``localhost``) was connected to and cut once connected:
+    a port where nothing listens answered "connection refused" instead, so an Operator's
+    SimpleUpdates mapped which of the BMC's internal ports listen. The name's addresses are
+    checked before connecting, and both are refused alike."""
+    port, asked = internal
+    bmc.service.fetch_internal = False
+    target = {"Targets": [f"{INVENTORY}/gpu-active"]}
+    with bmc.client(OPERATOR) as client:
+        for where in (port, 1):
+            body = {**target, "ImageURI": f"http://localhost:{where}/gpu.bin"}
+            error = _error(client.post(SIMPLE, json=body), 400, "CouldNotEstablishConnection")
+            assert "loopback" in error["message"], error["message"]
+            assert "refused" not in error["message"], error["message"]
+    assert asked == []

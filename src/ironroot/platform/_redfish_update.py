@@ -403,6 +403,9 @@ class _PeerGuard:
 
     def __call__(self, event: str, info: Mapping[str, Any]) -> None:
         self._then(event, info)
+        if event == "connection.connect_tcp.started":
+            self._before_connecting(info.get("host"), info.get("port"))
+            return
         if event != "connection.connect_tcp.complete":
             return
         stream = info.get("return_value")
@@ -428,6 +431,23 @@ class _PeerGuard:
                 sock.shutdown(socket.SHUT_RDWR)
             stream.close()
             raise
+
+    def _before_connecting(self, host: object, port: object) -> None:
+        """Refuse a name any of whose addresses :func:`check_fetch_address` refuses, before
+        a connection is tried: connected to and then cut, a port where nothing listens
+        answered otherwise ("connection refused"), telling which internal ports listen. A
+        name that resolves otherwise when connecting (DNS rebinding) is still cut once
+        connected."""
+        if isinstance(host, bytes):
+            host = host.decode("ascii", "replace")
+        if not isinstance(host, str) or not isinstance(port, int):
+            return
+        try:
+            found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except (OSError, UnicodeError):
+            return  # the connection fails as it would have
+        for *_, address in found:
+            check_fetch_address(str(address[0]), self.uri)
 
 
 @dataclass(frozen=True, slots=True)
