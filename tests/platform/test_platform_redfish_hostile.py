@@ -374,3 +374,35 @@ def test_a_name_for_the_bmcs_loopback_is_refused_alike_whether_its_port_listens(
             assert "loopback" in error["message"], error["message"]
             assert "refused" not in error["message"], error["message"]
     assert asked == []
+
+
+@pytest.mark.parametrize(
+    ("uri", "name"),
+    [
+        ("AccountService", "ServiceEnabled"),
+        ("AccountService", "LocalAccountAuth"),
+        ("AccountService", "AccountLockoutCounterResetEnabled"),
+        ("SessionService", "Id"),
+        ("SessionService", "Name"),
+        ("SessionService", "Status"),
+        ("SessionService", "Sessions"),
+        ("AccountService/Accounts/1", "Name"),
+        ("AccountService/Accounts/1", "Password@odata.type"),
+    ],
+)
+def test_a_patch_of_a_property_the_resource_shows_but_does_not_change_is_not_writable(
+    bmc: Bmc, uri: str, name: str
+) -> None:
+    """A property the resource has, given in a PATCH the service does not apply, is
+    ``400 PropertyNotWritable`` naming it (DMTF Base registry), never ``PropertyUnknown``: it
+    is not unknown, the client may not set it. A name the resource lacks stays unknown."""
+    with bmc.client(ADMIN) as client:
+        current = client.get(f"{ROOT}/{uri}").json()
+        value = current.get(name, "x")
+        expected = "PropertyNotWritable" if name in current else "PropertyUnknown"
+        error = _error(client.patch(f"{ROOT}/{uri}", json={name: value}), 400, expected)
+        after = client.get(f"{ROOT}/{uri}").json()
+    info = error["@Message.ExtendedInfo"][0]
+    assert info["MessageArgs"] == [name]
+    assert info["RelatedProperties"] == [f"/{name}"]
+    assert after == current

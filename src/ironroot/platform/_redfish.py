@@ -631,8 +631,9 @@ def _resources(service: RedfishService) -> list[_Resource]:
 
     async def patch_session_service(request: Request, who: _Principal | None) -> Response:
         doc = await json_body(request)
-        precondition(request, session_service_body())
-        only(doc, ("SessionTimeout", "ServiceEnabled"))
+        current = session_service_body()
+        precondition(request, current)
+        only(doc, ("SessionTimeout", "ServiceEnabled"), read_only=current)
         changes: dict[str, int] = {}
         if "ServiceEnabled" in doc and prop(doc, "ServiceEnabled", bool) is not True:
             raise refuse(
@@ -746,8 +747,9 @@ def _resources(service: RedfishService) -> list[_Resource]:
 
     async def patch_account_service(request: Request, who: _Principal | None) -> Response:
         doc = await json_body(request)
-        precondition(request, account_service_body())
-        only(doc, list(settings_of), read_only=("Accounts", "Roles", "Id", "Name", "Status"))
+        current = account_service_body()
+        precondition(request, current)
+        only(doc, list(settings_of), read_only=current)
         changes: dict[str, int] = {}
         for name, setting in settings_of.items():
             if name in doc:
@@ -892,12 +894,9 @@ def _resources(service: RedfishService) -> list[_Resource]:
         assert who is not None
         doc = await json_body(request)
         account = own_account(who, request.path_params["account_id"])
-        precondition(request, account_body(account))
-        only(
-            doc,
-            ("UserName", "Password", "RoleId", "Enabled", "Locked"),
-            read_only=("Id", "AccountTypes", "Links"),
-        )
+        current = account_body(account)
+        precondition(request, current)
+        only(doc, ("UserName", "Password", "RoleId", "Enabled", "Locked"), read_only=current)
         asked = {name for name in doc if not name.startswith("@odata.")}  # as only() reads it
         if not who.can("ConfigureUsers") and asked - {"Password"}:
             who.require("ConfigureUsers")  # one's own password only, with ConfigureSelf

@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -309,14 +309,16 @@ def prop(
     return value
 
 
-def only(doc: Mapping[str, Any], allowed: Sequence[str], read_only: Sequence[str] = ()) -> None:
+def only(doc: Mapping[str, Any], allowed: Sequence[str], read_only: Collection[str] = ()) -> None:
+    """Refuse a member of ``doc`` that is not ``allowed``: ``PropertyNotWritable`` when it is
+    one of ``read_only`` (for a ``PATCH``, every property the resource shows), otherwise
+    ``PropertyUnknown``. ``@odata.`` annotations are ignored."""
     for name in doc:
-        if name.startswith("@odata."):
+        if name.startswith("@odata.") or name in allowed:
             continue
         if name in read_only:
             raise refuse("PropertyNotWritable", name, related=f"/{name}")
-        if name not in allowed:
-            raise refuse("PropertyUnknown", name, related=f"/{name}")
+        raise refuse("PropertyUnknown", name, related=f"/{name}")
 
 
 def task_body(task: Task, *, payload: bool) -> dict[str, Any]:
