@@ -406,3 +406,23 @@ def test_a_patch_of_a_property_the_resource_shows_but_does_not_change_is_not_wri
     assert info["MessageArgs"] == [name]
     assert info["RelatedProperties"] == [f"/{name}"]
     assert after == current
+
+
+def test_a_patch_names_every_property_it_cannot_apply(bmc: Bmc) -> None:
+    """DSP0266: when every property of a PATCH is read-only or unknown, the ``400`` shows
+    the non-updatable properties: one message for each, not only the first."""
+    body = {"Id": "x", "Oem": {}, "ServiceEnabled": False, "Frobnicate": 1}
+    with bmc.client(ADMIN) as client:
+        current = client.get(f"{ROOT}/AccountService").json()
+        error = _error(
+            client.patch(f"{ROOT}/AccountService", json=body), 400, "PropertyNotWritable"
+        )
+        assert client.get(f"{ROOT}/AccountService").json() == current
+    assert error["code"] == "Base.1.22.GeneralError"
+    named = [(i["MessageId"], i["MessageArgs"]) for i in error["@Message.ExtendedInfo"]]
+    assert named == [
+        ("Base.1.22.PropertyNotWritable", ["Id"]),
+        ("Base.1.22.PropertyUnknown", ["Oem"]),
+        ("Base.1.22.PropertyNotWritable", ["ServiceEnabled"]),
+        ("Base.1.22.PropertyUnknown", ["Frobnicate"]),
+    ]

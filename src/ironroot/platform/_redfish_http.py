@@ -310,15 +310,21 @@ def prop(
 
 
 def only(doc: Mapping[str, Any], allowed: Sequence[str], read_only: Collection[str] = ()) -> None:
-    """Refuse a member of ``doc`` that is not ``allowed``: ``PropertyNotWritable`` when it is
-    one of ``read_only`` (for a ``PATCH``, every property the resource shows), otherwise
-    ``PropertyUnknown``. ``@odata.`` annotations are ignored."""
-    for name in doc:
-        if name.startswith("@odata.") or name in allowed:
-            continue
-        if name in read_only:
-            raise refuse("PropertyNotWritable", name, related=f"/{name}")
-        raise refuse("PropertyUnknown", name, related=f"/{name}")
+    """Refuse the members of ``doc`` that are not ``allowed``, each named in a message of the
+    one ``400`` (DSP0266): ``PropertyNotWritable`` when it is one of ``read_only`` (for a
+    ``PATCH``, every property the resource shows), otherwise ``PropertyUnknown``.
+    ``@odata.`` annotations are ignored."""
+    refused = [
+        message(
+            "PropertyNotWritable" if name in read_only else "PropertyUnknown",
+            name,
+            related=(f"/{name}",),
+        )
+        for name in doc
+        if not name.startswith("@odata.") and name not in allowed
+    ]
+    if refused:
+        raise Refusal(400, *refused)
 
 
 def task_body(task: Task, *, payload: bool) -> dict[str, Any]:
