@@ -426,3 +426,23 @@ def test_a_patch_names_every_property_it_cannot_apply(bmc: Bmc) -> None:
         ("Base.1.22.PropertyNotWritable", ["ServiceEnabled"]),
         ("Base.1.22.PropertyUnknown", ["Frobnicate"]),
     ]
+
+
+def test_an_uploaded_file_name_is_shown_printable_and_bounded(bmc: Bmc) -> None:
+    """The ``UpdateFile`` part's file name becomes the image's name in the task's messages
+    (which every account reads) and the error: a terminal escape or a right-to-left override
+    was kept as sent. Unprintable characters are shown as ``?`` (the name is cut to 200
+    characters)."""
+    params = json.dumps({"Targets": [f"{INVENTORY}/bmc-active"]})
+    name = "img\x1b[2J\u202egpj." + "A" * 3000 + ".bin"
+    parts = [
+        ("UpdateParameters", (None, params, "application/json")),
+        ("UpdateFile", (name, b"x", "application/octet-stream")),
+    ]
+    with bmc.client(ADMIN) as client:
+        error = _error(client.post(PUSH, files=parts), 400, "VerificationFailed")
+        tasks = client.get(f"{ROOT}/TaskService/Tasks").json()["Members"]
+        task = client.get(tasks[-1]["@odata.id"]).json()
+    shown = error["@Message.ExtendedInfo"][0]["MessageArgs"][0]
+    assert shown == ("img?[2J?gpj." + "A" * 3000)[:200]
+    assert all(shown in m["MessageArgs"] for m in task["Messages"][1:-1]), task["Messages"]

@@ -292,7 +292,7 @@ async def multipart_update(
                 )
             if isinstance(value, UploadFile):
                 data = await value.read()
-                names[name] = value.filename or name
+                names[name] = shown_file_name(value.filename) or name
             elif name == "UpdateFile":
                 raise Refusal(
                     400,
@@ -349,7 +349,7 @@ async def multipart_update(
         raise PayloadTooLarge(f"the image is over {limits.max_image_bytes} bytes")
     update = UpdateRequest(
         component,
-        names["UpdateFile"][:200],
+        names["UpdateFile"],
         bundle,
         tuple(statements),
         parts[PFM_PART][0] if PFM_PART in parts else None,
@@ -703,6 +703,13 @@ def _basic_credential(doc: Mapping[str, Any], name: str, action: str) -> str:
         shown = "(hidden)" if name == "Password" else value[:64]
         raise refuse("ActionParameterValueFormatError", shown, name, action, related=f"/{name}")
     return value
+
+
+def shown_file_name(name: str | None) -> str:
+    """An uploaded file's name as the image's name in a task's messages (which every account
+    reads), errors and the log: unprintable characters (terminal escapes, a right-to-left
+    override) as ``?``, at most 200 characters."""
+    return "".join(c if c.isprintable() else "?" for c in (name or "")[:200])
 
 
 def shown_uri(uri: str) -> str:
