@@ -446,3 +446,20 @@ def test_an_uploaded_file_name_is_shown_printable_and_bounded(bmc: Bmc) -> None:
     shown = error["@Message.ExtendedInfo"][0]["MessageArgs"][0]
     assert shown == ("img?[2J?gpj." + "A" * 3000)[:200]
     assert all(shown in m["MessageArgs"] for m in task["Messages"][1:-1]), task["Messages"]
+
+
+def test_an_accounts_etag_changes_with_its_password(bmc: Bmc) -> None:
+    """An ETag changes when the resource changes (DSP0266): an account's did not when only
+    its password did (not shown), so a password set with an ETag read before another
+    administrator's reset overwrote that reset instead of being ``412``."""
+    uri = f"{ROOT}/AccountService/Accounts/3"
+    with bmc.client(ADMIN) as client:
+        read = client.get(uri).headers["etag"]
+        first = client.patch(uri, json={"Password": "reset by one"}, headers={"If-Match": read})
+        assert first.status_code == 200, first.text
+        assert first.headers["etag"] != read
+        assert client.get(uri).headers["etag"] == first.headers["etag"]
+        stale = client.patch(uri, json={"Password": "reset by two"}, headers={"If-Match": read})
+        _error(stale, 412, "PreconditionFailed")
+    with bmc.client(("viewer", "reset by one")) as viewer:
+        assert viewer.get(uri).status_code == 200

@@ -783,6 +783,11 @@ def _resources(service: RedfishService) -> list[_Resource]:
             "Links": {"Role": link(f"{ROLES_URI}/{account.role}")},
         }
 
+    def account_version(account: Account) -> str:
+        """What an account's ETag covers besides its body: its password's salt, new with each
+        password, so the ETag changes with the password and tells nothing of it."""
+        return account.salt.hex()
+
     def own_account(who: _Principal | None, ident: str) -> Account:
         assert who is not None
         if ident != who.account.id:
@@ -883,19 +888,23 @@ def _resources(service: RedfishService) -> list[_Resource]:
             raise account_refusal(exc, doc) from None
         _log.info("redfish account %s (%s) created", account.username, account.role)
         return json_response(
-            request, account_body(account), 201, {"Location": f"{ACCOUNTS}/{account.id}"}
+            request,
+            account_body(account),
+            201,
+            {"Location": f"{ACCOUNTS}/{account.id}"},
+            version=account_version(account),
         )
 
     async def account_get(request: Request, who: _Principal | None) -> Response:
         account = own_account(who, request.path_params["account_id"])
-        return json_response(request, account_body(account))
+        return json_response(request, account_body(account), version=account_version(account))
 
     async def account_patch(request: Request, who: _Principal | None) -> Response:
         assert who is not None
         doc = await json_body(request)
         account = own_account(who, request.path_params["account_id"])
         current = account_body(account)
-        precondition(request, current)
+        precondition(request, current, version=account_version(account))
         only(doc, ("UserName", "Password", "RoleId", "Enabled", "Locked"), read_only=current)
         asked = {name for name in doc if not name.startswith("@odata.")}  # as only() reads it
         if not who.can("ConfigureUsers") and asked - {"Password"}:
@@ -918,11 +927,11 @@ def _resources(service: RedfishService) -> list[_Resource]:
         except Conflict as exc:
             raise account_refusal(exc, doc) from None
         _log.info("redfish account %s changed: %s", account.username, ", ".join(sorted(doc)))
-        return json_response(request, account_body(account))
+        return json_response(request, account_body(account), version=account_version(account))
 
     async def account_delete(request: Request, who: _Principal | None) -> Response:
         account = accounts.get(request.path_params["account_id"])
-        precondition(request, account_body(account))
+        precondition(request, account_body(account), version=account_version(account))
         try:
             await run_in_threadpool(accounts.remove, account.id)
         except Conflict as exc:

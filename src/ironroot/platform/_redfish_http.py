@@ -218,11 +218,14 @@ def collection(path: str, kind: str, name: str, members: Sequence[str]) -> dict[
     }
 
 
-def etag_of(body: Mapping[str, Any]) -> str:
+def etag_of(body: Mapping[str, Any], version: str = "") -> str:
+    """The ETag of a resource: a digest of its ``body`` and of ``version``, what the resource
+    holds but does not show (an account's password) and must change its ETag all the same."""
     canonical = json.dumps(
         {k: v for k, v in body.items() if k != "@odata.etag"}, sort_keys=True, separators=(",", ":")
     )
-    return f'W/"{hashlib.sha256(canonical.encode()).hexdigest()[:32]}"'
+    digest = hashlib.sha256(canonical.encode() + b"\0" + version.encode())
+    return f'W/"{digest.hexdigest()[:32]}"'
 
 
 def etag_matches(header: str, etag: str) -> bool:
@@ -236,8 +239,10 @@ def json_response(
     body: dict[str, Any],
     status: int = 200,
     headers: Mapping[str, str] | None = None,
+    *,
+    version: str = "",
 ) -> Response:
-    etag = etag_of(body)
+    etag = etag_of(body, version)
     body = {**body, "@odata.etag": etag} if "@odata.id" in body else body
     out = {"OData-Version": "4.0", "ETag": etag, "Cache-Control": "no-cache", **(headers or {})}
     allow = request.scope.get("ironroot.allow")
@@ -257,10 +262,10 @@ def json_response(
     return Response(json.dumps(body).encode(), status, headers=out, media_type=JSON)
 
 
-def precondition(request: Request, current: Mapping[str, Any]) -> None:
+def precondition(request: Request, current: Mapping[str, Any], *, version: str = "") -> None:
     """``If-Match`` against the resource's current ETag (``412`` when it does not match)."""
     wanted = request.headers.get("if-match")
-    if wanted is not None and not etag_matches(wanted, etag_of(current)):
+    if wanted is not None and not etag_matches(wanted, etag_of(current, version)):
         raise refuse("PreconditionFailed", status=412)
 
 
