@@ -73,6 +73,27 @@ def test_ipv4_loopback_in_the_resolvers_short_forms_is_refused(address: str) -> 
     assert "127.0.0.1" in refused.value.detail or "0.0.0.0" in refused.value.detail
 
 
+@pytest.mark.parametrize(
+    ("address", "inner"),
+    [
+        ("::127.0.0.1", "127.0.0.1"),
+        ("64:ff9b::7f00:1", "127.0.0.1"),
+        ("64:ff9b::a9fe:a9fe", "169.254.169.254"),
+        ("2002:7f00:1::", "127.0.0.1"),
+    ],
+)
+def test_ipv4_loopback_inside_an_ipv6_address_is_refused(address: str, inner: str) -> None:
+    """IPv4-compatible (``::a.b.c.d``), NAT64 (``64:ff9b::/96``) and 6to4 (``2002::/16``)
+    addresses carry an IPv4 address that a translator or relay on the BMC's network reaches
+    for it: the one inside is checked too."""
+    with pytest.raises(PolicyRejected) as refused:
+        check_fetch_address(address, "http://x/")
+    assert refused.value.code == "fetch-address"
+    assert inner in refused.value.detail
+    check_fetch_address("64:ff9b::a00:5", "http://x/")  # 10.0.0.5 through NAT64
+    check_fetch_address("2001:db8::1", "http://x/")
+
+
 def test_simple_update_refuses_loopback_written_as_the_resolver_reads_it(
     bmc: Bmc, internal: tuple[int, list[str]]
 ) -> None:
