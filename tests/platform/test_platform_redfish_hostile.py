@@ -310,6 +310,25 @@ def test_simple_update_never_fetches_from_the_bmcs_own_network_address(bmc: Bmc)
     assert bmc.active("gpu") == "1.0"
 
 
+def test_the_bmcs_own_network_address_is_refused_alike_whether_its_port_listens(
+    bmc: Bmc,
+) -> None:
+    """Cut once connected, the BMC's own network address answered "connection refused" on a
+    port where nothing listens: an Operator's SimpleUpdates mapped the BMC's listening
+    ports. It is recognised before connecting (a UDP connect to it, which sends nothing,
+    has it as its own local address), and refused alike."""
+    address = _own_address()
+    bmc.service.fetch_internal = False
+    with socket.socket() as closed:  # a port bound and not listening: nothing answers
+        closed.bind(("0.0.0.0", 0))
+        port = closed.getsockname()[1]
+        body = {"ImageURI": f"http://{address}:{port}/a", "Targets": [f"{INVENTORY}/gpu-active"]}
+        with bmc.client(OPERATOR) as client:
+            error = _error(client.post(SIMPLE, json=body), 400, "CouldNotEstablishConnection")
+    assert "BMC itself" in error["message"], error["message"]
+    assert "refused" not in error["message"], error["message"]
+
+
 def test_a_change_a_browser_sends_for_another_site_is_403(bmc: Bmc) -> None:
     """A browser that was given Basic credentials (the service's 401 asks for them) sends them
     with requests any page makes; a POST with no Content-Type or a multipart one needs no

@@ -456,11 +456,11 @@ class _PeerGuard:
             raise
 
     def _before_connecting(self, host: object, port: object) -> None:
-        """Refuse a name any of whose addresses :func:`check_fetch_address` refuses, before
-        a connection is tried: connected to and then cut, a port where nothing listens
-        answered otherwise ("connection refused"), telling which internal ports listen. A
-        name that resolves otherwise when connecting (DNS rebinding) is still cut once
-        connected."""
+        """Refuse a name any of whose addresses :func:`check_fetch_address` refuses, or is
+        the BMC's own (:func:`_is_own_address`), before a connection is tried: connected to
+        and then cut, a port where nothing listens answered otherwise ("connection
+        refused"), telling which internal ports listen. A name that resolves otherwise when
+        connecting (DNS rebinding) is still cut once connected."""
         if isinstance(host, bytes):
             host = host.decode("ascii", "replace")
         if not isinstance(host, str) or not isinstance(port, int):
@@ -469,8 +469,25 @@ class _PeerGuard:
             found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         except (OSError, UnicodeError):
             return  # the connection fails as it would have
-        for *_, address in found:
+        for family, _, _, _, address in found:
             check_fetch_address(str(address[0]), self.uri)
+            if _is_own_address(family, address):
+                raise PolicyRejected(
+                    f"{self.uri} reaches {address[0]}, an address of the BMC itself: the "
+                    "service does not fetch from itself",
+                    code="fetch-address",
+                )
+
+
+def _is_own_address(family: int, address: tuple[Any, ...]) -> bool:
+    """Whether ``address`` is one of this host's own: a UDP socket connected to it (which
+    sends nothing) has it as its local address."""
+    try:
+        with socket.socket(family, socket.SOCK_DGRAM) as probe:
+            probe.connect(address)
+            return bool(probe.getsockname()[0] == address[0])
+    except OSError:
+        return False
 
 
 @dataclass(frozen=True, slots=True)
