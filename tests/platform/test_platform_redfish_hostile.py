@@ -503,3 +503,28 @@ def test_an_accounts_etag_changes_with_its_password(bmc: Bmc) -> None:
         _error(stale, 412, "PreconditionFailed")
     with bmc.client(("viewer", "reset by one")) as viewer:
         assert viewer.get(uri).status_code == 200
+
+
+def test_a_sessions_context_is_a_string_kept_with_the_session(bmc: Bmc) -> None:
+    """``Context`` (Session schema: a string the client supplies, kept with the session) was
+    taken of any type and dropped. A string is kept and shown; another type is ``400
+    PropertyValueTypeError`` before the password is checked; a longer one than 256
+    characters ``PropertyValueFormatError``."""
+    sessions = f"{ROOT}/SessionService/Sessions"
+    login = {"UserName": VIEWER[0], "Password": VIEWER[1]}
+    with bmc.client() as client:
+        for bad in (5, None, ["x"], {"a": "b"}):
+            refused = client.post(sessions, json={**login, "Context": bad})
+            _error(refused, 400, "PropertyValueTypeError")
+        _error(
+            client.post(sessions, json={**login, "Context": "x" * 257}),
+            400,
+            "PropertyValueFormatError",
+        )
+        assert bmc.service.sessions.sessions() == []
+        opened = client.post(sessions, json={**login, "Context": "nightly inventory"})
+        assert opened.status_code == 201, opened.text
+        assert opened.json()["Context"] == "nightly inventory"
+        token = opened.headers["x-auth-token"]
+        shown = client.get(opened.headers["location"], headers={"X-Auth-Token": token})
+    assert shown.json()["Context"] == "nightly inventory"

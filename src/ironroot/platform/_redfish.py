@@ -613,6 +613,8 @@ def _resources(service: RedfishService) -> list[_Resource]:
         }
         if session.client:
             body["ClientOriginIPAddress"] = session.client
+        if session.context is not None:
+            body["Context"] = session.context
         return body
 
     def session_service_body() -> dict[str, Any]:
@@ -669,10 +671,13 @@ def _resources(service: RedfishService) -> list[_Resource]:
         only(doc, ("UserName", "Password", "Context"))
         user = prop(doc, "UserName", str)
         password = prop(doc, "Password", str)
+        context = prop(doc, "Context", str) if "Context" in doc else None
+        if context is not None and len(context) > 256:
+            raise refuse("PropertyValueFormatError", context[:64], "Context", related="/Context")
         account = await service._login(user, password, request)
         client = request.client.host if request.client else None
         try:
-            session, token = sessions.create(account, client)
+            session, token = sessions.create(account, client, context)
         except LimitExceeded as exc:
             raise Refusal(400, message("CreateLimitReachedForResource"), text=exc.detail) from None
         _log.info(
