@@ -20,6 +20,7 @@ from tests.platform.test_platform_redfish import (
     ADMIN,
     INVENTORY,
     OPERATOR,
+    PUSH,
     ROOT,
     SIMPLE,
     VIEWER,
@@ -60,6 +61,56 @@ def test_internal_addresses_are_refused_as_fetch_addresses(address: str) -> None
     assert refused.value.code == "fetch-address"
     check_fetch_address("10.0.0.5", "http://x/")  # a firmware server on a private network
     check_fetch_address("firmware.example", "http://x/")  # a name: checked once connected
+
+
+@pytest.mark.parametrize(
+    "address", ["127.1", "0x7f000001", "2130706433", "0177.0.0.1", "0", "0x7f.1"]
+)
+def test_ipv4_loopback_in_the_resolvers_short_forms_is_refused(address: str) -> None:
+    with pytest.raises(PolicyRejected) as refused:
+        check_fetch_address(address, "http://x/")
+    assert refused.value.code == "fetch-address"
+    assert "127.0.0.1" in refused.value.detail or "0.0.0.0" in refused.value.detail
+
+
+@pytest.mark.parametrize(
+    ("address", "inner"),
+    [
+        ("::127.0.0.1", "127.0.0.1"),
+        ("64:ff9b::7f00:1", "127.0.0.1"),
+        ("64:ff9b::a9fe:a9fe", "169.254.169.254"),
+        ("2002:7f00:1::", "127.0.0.1"),
+    ],
+)
+def test_ipv4_loopback_inside_an_ipv6_address_is_refused(address: str, inner: str) -> None:
+    """IPv4-compatible (``::a.b.c.d``), NAT64 (``64:ff9b::/96``) and 6to4 (``2002::/16``)
+    addresses carry an IPv4 address that a translator or relay on the BMC's network reaches
+    for it: the one inside is checked too."""
+    with pytest.raises(PolicyRejected) as refused:
+        check_fetch_address(address, "http://x/")
+    assert refused.value.code == "fetch-address"
+    assert inner in refused.value.detail
+    check_fetch_address("64:ff9b::a00:5", "http://x/")  # 10.0.0.5 through NAT64
+    check_fetch_address("2001:db8::1", "http://x/")
+
+
+def test_simple_update_refuses_loopback_written_as_the_resolver_reads_it(
+    bmc: Bmc, internal: tuple[int, list[str]]
+) -> None:
+    """``127.1``, ``0x7f000001``, ``2130706433`` and ``0`` are not IP addresses to
+    :mod:`ipaddress`, but the resolver (``inet_aton``) reads them as 127.0.0.1 and 0.0.0.0:
+    they were taken for names, and the BMC connected to its own loopback (the answer, refused
+    or cut, told which internal ports listen). They are literals, refused before any task."""
+    port, asked = internal
+    bmc.service.fetch_internal = False
+    target = {"Targets": [f"{INVENTORY}/gpu-active"]}
+    with bmc.client(OPERATOR) as client:
+        for host in ("127.1", "0x7f000001", "2130706433", "0"):
+            for where in (port, 1):
+                body = {**target, "ImageURI": f"http://{host}:{where}/gpu.bin"}
+                _error(client.post(SIMPLE, json=body), 400, "ActionParameterValueNotInList")
+    assert bmc.service.tasks.tasks() == []
+    assert asked == []
 
 
 def test_simple_update_never_fetches_from_the_bmcs_own_addresses(
@@ -259,6 +310,25 @@ def test_simple_update_never_fetches_from_the_bmcs_own_network_address(bmc: Bmc)
     assert bmc.active("gpu") == "1.0"
 
 
+def test_the_bmcs_own_network_address_is_refused_alike_whether_its_port_listens(
+    bmc: Bmc,
+) -> None:
+    """Cut once connected, the BMC's own network address answered "connection refused" on a
+    port where nothing listens: an Operator's SimpleUpdates mapped the BMC's listening
+    ports. It is recognised before connecting (a UDP connect to it, which sends nothing,
+    has it as its own local address), and refused alike."""
+    address = _own_address()
+    bmc.service.fetch_internal = False
+    with socket.socket() as closed:  # a port bound and not listening: nothing answers
+        closed.bind(("0.0.0.0", 0))
+        port = closed.getsockname()[1]
+        body = {"ImageURI": f"http://{address}:{port}/a", "Targets": [f"{INVENTORY}/gpu-active"]}
+        with bmc.client(OPERATOR) as client:
+            error = _error(client.post(SIMPLE, json=body), 400, "CouldNotEstablishConnection")
+    assert "BMC itself" in error["message"], error["message"]
+    assert "refused" not in error["message"], error["message"]
+
+
 def test_a_change_a_browser_sends_for_another_site_is_403(bmc: Bmc) -> None:
     """A browser that was given Basic credentials (the service's 401 asks for them) sends them
     with requests any page makes; a POST with no Content-Type or a multipart one needs no
@@ -292,3 +362,169 @@ def test_a_change_a_browser_sends_for_another_site_is_403(bmc: Bmc) -> None:
             headers={"Origin": f"http://{own}", "Sec-Fetch-Site": "same-origin"},
         )
         assert same.status_code == 201, same.text
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"SessionTimeout": 600, "SessionTimeout": 60}',
+        '{"SessionTimeout": NaN}',
+        '{"SessionTimeout": -Infinity}',
+        '{"SessionTimeout": 1e999}',
+    ],
+)
+def test_a_body_json_readers_disagree_on_is_malformed_json(bmc: Bmc, body: str) -> None:
+    """A member given twice (Python keeps the last, another reader, a proxy that checked the
+    request, the first) and ``NaN``/``Infinity`` or a number past a double (not JSON) are
+    ``400 MalformedJSON``, in a request body and in a push's ``UpdateParameters``; nothing
+    changes."""
+    with bmc.client(ADMIN) as client:
+        before = client.get(f"{ROOT}/SessionService").json()["SessionTimeout"]
+        patched = client.patch(
+            f"{ROOT}/SessionService", content=body, headers={"Content-Type": "application/json"}
+        )
+        _error(patched, 400, "MalformedJSON")
+        assert client.get(f"{ROOT}/SessionService").json()["SessionTimeout"] == before
+        params = body.replace("SessionTimeout", "ForceUpdate")
+        pushed = client.post(
+            PUSH,
+            files=[
+                ("UpdateParameters", (None, params, "application/json")),
+                ("UpdateFile", ("image.bin", b"x", "application/octet-stream")),
+            ],
+        )
+        _error(pushed, 400, "MalformedJSON")
+    assert bmc.service.tasks.tasks() == []
+
+
+def test_a_name_for_the_bmcs_loopback_is_refused_alike_whether_its_port_listens(
+    bmc: Bmc, internal: tuple[int, list[str]]
+) -> None:
+    """A name resolving to loopback (``localhost``) was connected to and cut once connected:
+    a port where nothing listens answered "connection refused" instead, so an Operator's
+    SimpleUpdates mapped which of the BMC's internal ports listen. The name's addresses are
+    checked before connecting, and both are refused alike."""
+    port, asked = internal
+    bmc.service.fetch_internal = False
+    target = {"Targets": [f"{INVENTORY}/gpu-active"]}
+    with bmc.client(OPERATOR) as client:
+        for where in (port, 1):
+            body = {**target, "ImageURI": f"http://localhost:{where}/gpu.bin"}
+            error = _error(client.post(SIMPLE, json=body), 400, "CouldNotEstablishConnection")
+            assert "loopback" in error["message"], error["message"]
+            assert "refused" not in error["message"], error["message"]
+    assert asked == []
+
+
+@pytest.mark.parametrize(
+    ("uri", "name"),
+    [
+        ("AccountService", "ServiceEnabled"),
+        ("AccountService", "LocalAccountAuth"),
+        ("AccountService", "AccountLockoutCounterResetEnabled"),
+        ("SessionService", "Id"),
+        ("SessionService", "Name"),
+        ("SessionService", "Status"),
+        ("SessionService", "Sessions"),
+        ("AccountService/Accounts/1", "Name"),
+        ("AccountService/Accounts/1", "Password@odata.type"),
+    ],
+)
+def test_a_patch_of_a_property_the_resource_shows_but_does_not_change_is_not_writable(
+    bmc: Bmc, uri: str, name: str
+) -> None:
+    """A property the resource has, given in a PATCH the service does not apply, is
+    ``400 PropertyNotWritable`` naming it (DMTF Base registry), never ``PropertyUnknown``: it
+    is not unknown, the client may not set it. A name the resource lacks stays unknown."""
+    with bmc.client(ADMIN) as client:
+        current = client.get(f"{ROOT}/{uri}").json()
+        value = current.get(name, "x")
+        expected = "PropertyNotWritable" if name in current else "PropertyUnknown"
+        error = _error(client.patch(f"{ROOT}/{uri}", json={name: value}), 400, expected)
+        after = client.get(f"{ROOT}/{uri}").json()
+    info = error["@Message.ExtendedInfo"][0]
+    assert info["MessageArgs"] == [name]
+    assert info["RelatedProperties"] == [f"/{name}"]
+    assert after == current
+
+
+def test_a_patch_names_every_property_it_cannot_apply(bmc: Bmc) -> None:
+    """DSP0266: when every property of a PATCH is read-only or unknown, the ``400`` shows
+    the non-updatable properties: one message for each, not only the first."""
+    body = {"Id": "x", "Oem": {}, "ServiceEnabled": False, "Frobnicate": 1}
+    with bmc.client(ADMIN) as client:
+        current = client.get(f"{ROOT}/AccountService").json()
+        error = _error(
+            client.patch(f"{ROOT}/AccountService", json=body), 400, "PropertyNotWritable"
+        )
+        assert client.get(f"{ROOT}/AccountService").json() == current
+    assert error["code"] == "Base.1.22.GeneralError"
+    named = [(i["MessageId"], i["MessageArgs"]) for i in error["@Message.ExtendedInfo"]]
+    assert named == [
+        ("Base.1.22.PropertyNotWritable", ["Id"]),
+        ("Base.1.22.PropertyUnknown", ["Oem"]),
+        ("Base.1.22.PropertyNotWritable", ["ServiceEnabled"]),
+        ("Base.1.22.PropertyUnknown", ["Frobnicate"]),
+    ]
+
+
+def test_an_uploaded_file_name_is_shown_printable_and_bounded(bmc: Bmc) -> None:
+    """The ``UpdateFile`` part's file name becomes the image's name in the task's messages
+    (which every account reads) and the error: a terminal escape or a right-to-left override
+    was kept as sent. Unprintable characters are shown as ``?`` (the name is cut to 200
+    characters)."""
+    params = json.dumps({"Targets": [f"{INVENTORY}/bmc-active"]})
+    name = "img\x1b[2J\u202egpj." + "A" * 3000 + ".bin"
+    parts = [
+        ("UpdateParameters", (None, params, "application/json")),
+        ("UpdateFile", (name, b"x", "application/octet-stream")),
+    ]
+    with bmc.client(ADMIN) as client:
+        error = _error(client.post(PUSH, files=parts), 400, "VerificationFailed")
+        tasks = client.get(f"{ROOT}/TaskService/Tasks").json()["Members"]
+        task = client.get(tasks[-1]["@odata.id"]).json()
+    shown = error["@Message.ExtendedInfo"][0]["MessageArgs"][0]
+    assert shown == ("img?[2J?gpj." + "A" * 3000)[:200]
+    assert all(shown in m["MessageArgs"] for m in task["Messages"][1:-1]), task["Messages"]
+
+
+def test_an_accounts_etag_changes_with_its_password(bmc: Bmc) -> None:
+    """An ETag changes when the resource changes (DSP0266): an account's did not when only
+    its password did (not shown), so a password set with an ETag read before another
+    administrator's reset overwrote that reset instead of being ``412``."""
+    uri = f"{ROOT}/AccountService/Accounts/3"
+    with bmc.client(ADMIN) as client:
+        read = client.get(uri).headers["etag"]
+        first = client.patch(uri, json={"Password": "reset by one"}, headers={"If-Match": read})
+        assert first.status_code == 200, first.text
+        assert first.headers["etag"] != read
+        assert client.get(uri).headers["etag"] == first.headers["etag"]
+        stale = client.patch(uri, json={"Password": "reset by two"}, headers={"If-Match": read})
+        _error(stale, 412, "PreconditionFailed")
+    with bmc.client(("viewer", "reset by one")) as viewer:
+        assert viewer.get(uri).status_code == 200
+
+
+def test_a_sessions_context_is_a_string_kept_with_the_session(bmc: Bmc) -> None:
+    """``Context`` (Session schema: a string the client supplies, kept with the session) was
+    taken of any type and dropped. A string is kept and shown; another type is ``400
+    PropertyValueTypeError`` before the password is checked; a longer one than 256
+    characters ``PropertyValueFormatError``."""
+    sessions = f"{ROOT}/SessionService/Sessions"
+    login = {"UserName": VIEWER[0], "Password": VIEWER[1]}
+    with bmc.client() as client:
+        for bad in (5, None, ["x"], {"a": "b"}):
+            refused = client.post(sessions, json={**login, "Context": bad})
+            _error(refused, 400, "PropertyValueTypeError")
+        _error(
+            client.post(sessions, json={**login, "Context": "x" * 257}),
+            400,
+            "PropertyValueFormatError",
+        )
+        assert bmc.service.sessions.sessions() == []
+        opened = client.post(sessions, json={**login, "Context": "nightly inventory"})
+        assert opened.status_code == 201, opened.text
+        assert opened.json()["Context"] == "nightly inventory"
+        token = opened.headers["x-auth-token"]
+        shown = client.get(opened.headers["location"], headers={"X-Auth-Token": token})
+    assert shown.json()["Context"] == "nightly inventory"

@@ -613,6 +613,8 @@ def _resources(service: RedfishService) -> list[_Resource]:
         }
         if session.client:
             body["ClientOriginIPAddress"] = session.client
+        if session.context is not None:
+            body["Context"] = session.context
         return body
 
     def session_service_body() -> dict[str, Any]:
@@ -631,8 +633,9 @@ def _resources(service: RedfishService) -> list[_Resource]:
 
     async def patch_session_service(request: Request, who: _Principal | None) -> Response:
         doc = await json_body(request)
-        precondition(request, session_service_body())
-        only(doc, ("SessionTimeout", "ServiceEnabled"))
+        current = session_service_body()
+        precondition(request, current)
+        only(doc, ("SessionTimeout", "ServiceEnabled"), read_only=current)
         changes: dict[str, int] = {}
         if "ServiceEnabled" in doc and prop(doc, "ServiceEnabled", bool) is not True:
             raise refuse(
@@ -668,10 +671,13 @@ def _resources(service: RedfishService) -> list[_Resource]:
         only(doc, ("UserName", "Password", "Context"))
         user = prop(doc, "UserName", str)
         password = prop(doc, "Password", str)
+        context = prop(doc, "Context", str) if "Context" in doc else None
+        if context is not None and len(context) > 256:
+            raise refuse("PropertyValueFormatError", context[:64], "Context", related="/Context")
         account = await service._login(user, password, request)
         client = request.client.host if request.client else None
         try:
-            session, token = sessions.create(account, client)
+            session, token = sessions.create(account, client, context)
         except LimitExceeded as exc:
             raise Refusal(400, message("CreateLimitReachedForResource"), text=exc.detail) from None
         _log.info(
@@ -746,8 +752,9 @@ def _resources(service: RedfishService) -> list[_Resource]:
 
     async def patch_account_service(request: Request, who: _Principal | None) -> Response:
         doc = await json_body(request)
-        precondition(request, account_service_body())
-        only(doc, list(settings_of), read_only=("Accounts", "Roles", "Id", "Name", "Status"))
+        current = account_service_body()
+        precondition(request, current)
+        only(doc, list(settings_of), read_only=current)
         changes: dict[str, int] = {}
         for name, setting in settings_of.items():
             if name in doc:
@@ -780,6 +787,11 @@ def _resources(service: RedfishService) -> list[_Resource]:
             "AccountTypes": ["Redfish"],
             "Links": {"Role": link(f"{ROLES_URI}/{account.role}")},
         }
+
+    def account_version(account: Account) -> str:
+        """What an account's ETag covers besides its body: its password's salt, new with each
+        password, so the ETag changes with the password and tells nothing of it."""
+        return account.salt.hex()
 
     def own_account(who: _Principal | None, ident: str) -> Account:
         assert who is not None
@@ -881,23 +893,24 @@ def _resources(service: RedfishService) -> list[_Resource]:
             raise account_refusal(exc, doc) from None
         _log.info("redfish account %s (%s) created", account.username, account.role)
         return json_response(
-            request, account_body(account), 201, {"Location": f"{ACCOUNTS}/{account.id}"}
+            request,
+            account_body(account),
+            201,
+            {"Location": f"{ACCOUNTS}/{account.id}"},
+            version=account_version(account),
         )
 
     async def account_get(request: Request, who: _Principal | None) -> Response:
         account = own_account(who, request.path_params["account_id"])
-        return json_response(request, account_body(account))
+        return json_response(request, account_body(account), version=account_version(account))
 
     async def account_patch(request: Request, who: _Principal | None) -> Response:
         assert who is not None
         doc = await json_body(request)
         account = own_account(who, request.path_params["account_id"])
-        precondition(request, account_body(account))
-        only(
-            doc,
-            ("UserName", "Password", "RoleId", "Enabled", "Locked"),
-            read_only=("Id", "AccountTypes", "Links"),
-        )
+        current = account_body(account)
+        precondition(request, current, version=account_version(account))
+        only(doc, ("UserName", "Password", "RoleId", "Enabled", "Locked"), read_only=current)
         asked = {name for name in doc if not name.startswith("@odata.")}  # as only() reads it
         if not who.can("ConfigureUsers") and asked - {"Password"}:
             who.require("ConfigureUsers")  # one's own password only, with ConfigureSelf
@@ -919,11 +932,11 @@ def _resources(service: RedfishService) -> list[_Resource]:
         except Conflict as exc:
             raise account_refusal(exc, doc) from None
         _log.info("redfish account %s changed: %s", account.username, ", ".join(sorted(doc)))
-        return json_response(request, account_body(account))
+        return json_response(request, account_body(account), version=account_version(account))
 
     async def account_delete(request: Request, who: _Principal | None) -> Response:
         account = accounts.get(request.path_params["account_id"])
-        precondition(request, account_body(account))
+        precondition(request, account_body(account), version=account_version(account))
         try:
             await run_in_threadpool(accounts.remove, account.id)
         except Conflict as exc:

@@ -608,6 +608,8 @@ class Session:
     token_sha256: bytes = field(repr=False)
     created: float
     client: str | None = None
+    context: str | None = None
+    """What the client that opened it said of it (``Context``, at most 256 characters)."""
 
 
 class SessionStore:
@@ -621,7 +623,9 @@ class SessionStore:
         self._last_used: dict[str, float] = {}
         accounts.on_change(self.end_account)
 
-    def create(self, account: Account, client: str | None = None) -> tuple[Session, str]:
+    def create(
+        self, account: Account, client: str | None = None, context: str | None = None
+    ) -> tuple[Session, str]:
         """A new session for ``account`` and its token (``LimitExceeded`` code
         ``session-limit`` when :data:`MAX_SESSIONS` are open, ``account-session-limit`` when
         :data:`MAX_SESSIONS_PER_ACCOUNT` of them are ``account``'s). ``Unauthorized`` (code
@@ -656,7 +660,7 @@ class SessionStore:
                     code="account-session-limit",
                 )
             session = Session(
-                secrets.token_hex(8), account.id, account.username, digest, now, client
+                secrets.token_hex(8), account.id, account.username, digest, now, client, context
             )
             self._sessions[session.id] = session
             self._by_token[digest] = session.id

@@ -14,13 +14,14 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ironroot._json import DECODER
 from ironroot.errors import (
     Conflict,
     IdentityLocked,
@@ -64,6 +65,7 @@ __all__ = [
     "etag_matches",
     "etag_of",
     "json_body",
+    "json_object",
     "json_response",
     "link",
     "odata",
@@ -216,11 +218,14 @@ def collection(path: str, kind: str, name: str, members: Sequence[str]) -> dict[
     }
 
 
-def etag_of(body: Mapping[str, Any]) -> str:
+def etag_of(body: Mapping[str, Any], version: str = "") -> str:
+    """The ETag of a resource: a digest of its ``body`` and of ``version``, what the resource
+    holds but does not show (an account's password) and must change its ETag all the same."""
     canonical = json.dumps(
         {k: v for k, v in body.items() if k != "@odata.etag"}, sort_keys=True, separators=(",", ":")
     )
-    return f'W/"{hashlib.sha256(canonical.encode()).hexdigest()[:32]}"'
+    digest = hashlib.sha256(canonical.encode() + b"\0" + version.encode())
+    return f'W/"{digest.hexdigest()[:32]}"'
 
 
 def etag_matches(header: str, etag: str) -> bool:
@@ -234,8 +239,10 @@ def json_response(
     body: dict[str, Any],
     status: int = 200,
     headers: Mapping[str, str] | None = None,
+    *,
+    version: str = "",
 ) -> Response:
-    etag = etag_of(body)
+    etag = etag_of(body, version)
     body = {**body, "@odata.etag": etag} if "@odata.id" in body else body
     out = {"OData-Version": "4.0", "ETag": etag, "Cache-Control": "no-cache", **(headers or {})}
     allow = request.scope.get("ironroot.allow")
@@ -255,10 +262,10 @@ def json_response(
     return Response(json.dumps(body).encode(), status, headers=out, media_type=JSON)
 
 
-def precondition(request: Request, current: Mapping[str, Any]) -> None:
+def precondition(request: Request, current: Mapping[str, Any], *, version: str = "") -> None:
     """``If-Match`` against the resource's current ETag (``412`` when it does not match)."""
     wanted = request.headers.get("if-match")
-    if wanted is not None and not etag_matches(wanted, etag_of(current)):
+    if wanted is not None and not etag_matches(wanted, etag_of(current, version)):
         raise refuse("PreconditionFailed", status=412)
 
 
@@ -270,10 +277,18 @@ async def json_body(request: Request) -> dict[str, Any]:
             message("UnrecognizedRequestBody"),
             text=f"the request body must be application/json, not {kind}",
         )
-    body = await read_body(request, JSON_LIMIT)
+    return json_object(await read_body(request, JSON_LIMIT))
+
+
+def json_object(body: bytes | str) -> dict[str, Any]:
+    """A JSON object read strictly (``ironroot._json``): a member given twice (kept last here,
+    first by another reader, such as a proxy that checked the request), ``NaN``, ``Infinity``
+    or a number past a double is ``MalformedJSON``; another JSON value is
+    ``UnrecognizedRequestBody``."""
     try:
-        value = json.loads(body)
-    except (ValueError, RecursionError):
+        text = body.decode(json.detect_encoding(body)) if isinstance(body, bytes) else body
+        value = DECODER.decode(text)
+    except (ValueError, RecursionError):  # UnicodeError is a ValueError
         raise refuse("MalformedJSON") from None
     if not isinstance(value, dict):
         raise refuse("UnrecognizedRequestBody")
@@ -299,14 +314,22 @@ def prop(
     return value
 
 
-def only(doc: Mapping[str, Any], allowed: Sequence[str], read_only: Sequence[str] = ()) -> None:
-    for name in doc:
-        if name.startswith("@odata."):
-            continue
-        if name in read_only:
-            raise refuse("PropertyNotWritable", name, related=f"/{name}")
-        if name not in allowed:
-            raise refuse("PropertyUnknown", name, related=f"/{name}")
+def only(doc: Mapping[str, Any], allowed: Sequence[str], read_only: Collection[str] = ()) -> None:
+    """Refuse the members of ``doc`` that are not ``allowed``, each named in a message of the
+    one ``400`` (DSP0266): ``PropertyNotWritable`` when it is one of ``read_only`` (for a
+    ``PATCH``, every property the resource shows), otherwise ``PropertyUnknown``.
+    ``@odata.`` annotations are ignored."""
+    refused = [
+        message(
+            "PropertyNotWritable" if name in read_only else "PropertyUnknown",
+            name,
+            related=(f"/{name}",),
+        )
+        for name in doc
+        if not name.startswith("@odata.") and name not in allowed
+    ]
+    if refused:
+        raise Refusal(400, *refused)
 
 
 def task_body(task: Task, *, payload: bool) -> dict[str, Any]:

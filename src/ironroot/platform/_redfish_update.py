@@ -54,6 +54,7 @@ from ironroot.platform._redfish_http import (
     SIMPLE_UPDATE_ACTION,
     STATEMENT_PART,
     Refusal,
+    json_object,
     json_response,
     only,
     prop,
@@ -291,7 +292,7 @@ async def multipart_update(
                 )
             if isinstance(value, UploadFile):
                 data = await value.read()
-                names[name] = value.filename or name
+                names[name] = shown_file_name(value.filename) or name
             elif name == "UpdateFile":
                 raise Refusal(
                     400,
@@ -320,12 +321,7 @@ async def multipart_update(
             message("ArraySizeTooLong", STATEMENT_PART, limits.max_statements),
             text=f"at most {limits.max_statements} statements",
         )
-    try:
-        params = json.loads(parts["UpdateParameters"][0])
-    except (ValueError, RecursionError):
-        raise refuse("MalformedJSON") from None
-    if not isinstance(params, dict):
-        raise refuse("UnrecognizedRequestBody")
+    params = json_object(parts["UpdateParameters"][0])
     only(params, ("Targets", "@Redfish.OperationApplyTime", "ForceUpdate", "Oem"))
     apply_time = params.get("@Redfish.OperationApplyTime", "Immediate")
     if apply_time != "Immediate":
@@ -353,7 +349,7 @@ async def multipart_update(
         raise PayloadTooLarge(f"the image is over {limits.max_image_bytes} bytes")
     update = UpdateRequest(
         component,
-        names["UpdateFile"][:200],
+        names["UpdateFile"],
         bundle,
         tuple(statements),
         parts[PFM_PART][0] if PFM_PART in parts else None,
@@ -373,19 +369,49 @@ def check_fetch_address(address: str, uri: str) -> None:
     loopback, link-local (the cloud metadata service at 169.254.169.254 among them),
     unspecified or multicast, also as an IPv4-mapped IPv6 address. Those reach the BMC's own
     internal services, never a firmware server, and a ``SimpleUpdate`` is a GET the BMC sends
-    on an Operator's behalf (server-side request forgery); private networks stay allowed."""
+    on an Operator's behalf (server-side request forgery); private networks stay allowed.
+
+    IPv4 is read as the resolver reads it (``inet_aton``): ``127.1``, ``0x7f000001``,
+    ``2130706433`` and ``0`` are 127.0.0.1 and 0.0.0.0 to it, not names."""
+    ip: ipaddress.IPv4Address | ipaddress.IPv6Address
     try:
         ip = ipaddress.ip_address(address.split("%", 1)[0])
     except ValueError:
-        return  # not an IP address: a name, checked again once it is connected
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    if ip.is_loopback or ip.is_link_local or ip.is_unspecified or ip.is_multicast:
-        raise PolicyRejected(
-            f"{uri} reaches {ip}, an address of the BMC itself or its link: the service "
-            "does not fetch from loopback, link-local, unspecified or multicast addresses",
-            code="fetch-address",
-        )
+        try:
+            ip = ipaddress.IPv4Address(socket.inet_aton(address))
+        except (OSError, ValueError):
+            return  # not an IP address: a name, checked again once it is connected
+    for reached in (ip, _inner_ipv4(ip)):
+        if reached is not None and (
+            reached.is_loopback
+            or reached.is_link_local
+            or reached.is_unspecified
+            or reached.is_multicast
+        ):
+            raise PolicyRejected(
+                f"{uri} reaches {reached}, an address of the BMC itself or its link: the "
+                "service does not fetch from loopback, link-local, unspecified or multicast "
+                "addresses",
+                code="fetch-address",
+            )
+
+
+_NAT64: Final = ipaddress.IPv6Network("64:ff9b::/96")
+
+
+def _inner_ipv4(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address carries for a translator or relay to reach:
+    IPv4-mapped (``::ffff:a.b.c.d``), IPv4-compatible (``::a.b.c.d``), NAT64
+    (``64:ff9b::/96``) and 6to4 (``2002::/16``)."""
+    if not isinstance(ip, ipaddress.IPv6Address):
+        return None
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if int(ip) >> 32 == 0 or ip in _NAT64:
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return None
 
 
 class _PeerGuard:
@@ -400,6 +426,9 @@ class _PeerGuard:
 
     def __call__(self, event: str, info: Mapping[str, Any]) -> None:
         self._then(event, info)
+        if event == "connection.connect_tcp.started":
+            self._before_connecting(info.get("host"), info.get("port"))
+            return
         if event != "connection.connect_tcp.complete":
             return
         stream = info.get("return_value")
@@ -425,6 +454,40 @@ class _PeerGuard:
                 sock.shutdown(socket.SHUT_RDWR)
             stream.close()
             raise
+
+    def _before_connecting(self, host: object, port: object) -> None:
+        """Refuse a name any of whose addresses :func:`check_fetch_address` refuses, or is
+        the BMC's own (:func:`_is_own_address`), before a connection is tried: connected to
+        and then cut, a port where nothing listens answered otherwise ("connection
+        refused"), telling which internal ports listen. A name that resolves otherwise when
+        connecting (DNS rebinding) is still cut once connected."""
+        if isinstance(host, bytes):
+            host = host.decode("ascii", "replace")
+        if not isinstance(host, str) or not isinstance(port, int):
+            return
+        try:
+            found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except (OSError, UnicodeError):
+            return  # the connection fails as it would have
+        for family, _, _, _, address in found:
+            check_fetch_address(str(address[0]), self.uri)
+            if _is_own_address(family, address):
+                raise PolicyRejected(
+                    f"{self.uri} reaches {address[0]}, an address of the BMC itself: the "
+                    "service does not fetch from itself",
+                    code="fetch-address",
+                )
+
+
+def _is_own_address(family: int, address: tuple[Any, ...]) -> bool:
+    """Whether ``address`` is one of this host's own: a UDP socket connected to it (which
+    sends nothing) has it as its local address."""
+    try:
+        with socket.socket(family, socket.SOCK_DGRAM) as probe:
+            probe.connect(address)
+            return bool(probe.getsockname()[0] == address[0])
+    except OSError:
+        return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -680,6 +743,13 @@ def _basic_credential(doc: Mapping[str, Any], name: str, action: str) -> str:
         shown = "(hidden)" if name == "Password" else value[:64]
         raise refuse("ActionParameterValueFormatError", shown, name, action, related=f"/{name}")
     return value
+
+
+def shown_file_name(name: str | None) -> str:
+    """An uploaded file's name as the image's name in a task's messages (which every account
+    reads), errors and the log: unprintable characters (terminal escapes, a right-to-left
+    override) as ``?``, at most 200 characters."""
+    return "".join(c if c.isprintable() else "?" for c in (name or "")[:200])
 
 
 def shown_uri(uri: str) -> str:
