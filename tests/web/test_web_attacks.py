@@ -180,3 +180,51 @@ def test_a_huge_password_is_refused_before_it_is_hashed(anon: httpx.Client) -> N
     long = anon.post("/login", data={"user": OPERATOR, "password": "x" * 7000, "csrf": token})
     assert long.status_code == 401
     assert "unknown user or wrong password" in long.text
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["text/plain", "application/json", "multipart/form-data; boundary=x", "application/cbor"],
+)
+def test_a_login_or_logout_that_is_not_a_url_encoded_form_is_a_415(
+    served: str, content_type: str
+) -> None:
+    with httpx.Client(base_url=served, follow_redirects=False, timeout=30) as browser:
+        token = login_token(browser.get("/login").text)
+        fields = {"user": OPERATOR, "password": PASSWORD, "csrf": token, "next": "/"}
+        body = "&".join(f"{k}={v}" for k, v in fields.items()).encode()
+        # a body a form would send, the right token and password: not a form all the same
+        login = browser.post("/login", content=body, headers={"content-type": content_type})
+        assert login.status_code == 415, login.text
+        assert "the request body must be application/x-www-form-urlencoded" in login.text
+        assert "ironroot_session" not in browser.cookies
+        assert browser.get("/fleet").status_code == 303  # not signed in
+        token = login_token(login.text)  # the refusal is the form again, with a fresh token
+        assert log_in_with(browser, token).status_code == 303
+        page = browser.get("/fleet").text
+        found = re.search(
+            r'action="/logout">\s*<input type="hidden" name="csrf" value="([^"]+)"', page
+        )
+        assert found is not None
+        logout = browser.post(
+            "/logout", content=f"csrf={found.group(1)}", headers={"content-type": content_type}
+        )
+        assert logout.status_code == 415
+        assert "the request body must be application/x-www-form-urlencoded" in logout.text
+        assert browser.get("/fleet").status_code == 200  # still signed in
+
+
+def log_in_with(browser: httpx.Client, token: str) -> httpx.Response:
+    fields = {"user": OPERATOR, "password": PASSWORD, "csrf": token, "next": "/"}
+    return browser.post("/login", data=fields)
+
+
+def test_a_logout_form_that_is_not_utf8_is_a_400_not_a_403(client: httpx.Client) -> None:
+    answer = client.post(
+        "/logout",
+        content=b"csrf=%ff\xff",
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert answer.status_code == 400
+    assert "the form is not URL-encoded UTF-8" in answer.text
+    assert client.get("/fleet").status_code == 200

@@ -90,6 +90,7 @@ from ironroot.http import (
     operational_routes,
     problem_response,
     read_body,
+    require_media_type,
     retry_after_seconds,
     sorted_allow,
 )
@@ -116,6 +117,7 @@ SECURITY_HEADERS: Final = {
     "x-frame-options": "DENY",
 }
 _MAX_FORM: Final = 8 * 1024
+_FORM: Final = "application/x-www-form-urlencoded"
 ENTRY_TEXT: Final = 256
 """Characters of an issuer or a subject a row of a log's entries shows (the statement's page
 shows all of it): a statement may hold 64 KiB of either, and the page is public."""
@@ -445,6 +447,9 @@ def create_dashboard_app(
         return run
 
     async def form(request: Request) -> dict[str, str]:
+        """The fields of a posted form: a body of another type (JSON, multipart, text) is
+        ``UnsupportedMediaType`` (415), not read as a form whatever it claims to be."""
+        require_media_type(request, _FORM, untyped=_FORM)
         body = await read_body(request, _MAX_FORM)
         try:
             fields = urllib.parse.parse_qs(
@@ -518,8 +523,10 @@ def create_dashboard_app(
             if not same_origin(request):
                 raise Unauthorized("the form was not sent from this dashboard", code="csrf")
             dashboard.session_keys.check_csrf(cookie, fields.get("csrf"))
-        except IronrootError as exc:
+        except Unauthorized as exc:
             return error_page(request, 403, "Forbidden", exc.detail, session_of(request))
+        except IronrootError as exc:  # not a form, too large, not UTF-8: its own status
+            return error_page(request, exc.http_status, exc.title, exc.detail, session_of(request))
         session = session_of(request)
         if session is not None:
             try:
