@@ -9,11 +9,13 @@ import socket
 
 import httpx
 import pytest
+from starlette.applications import Starlette
+from starlette.routing import Mount
 from tests.web.conftest import log_in, login_token
 from tests.web.web_world import OPERATOR, PASSWORD, WebWorld
 
 from ironroot.http import ServerThread
-from ironroot.web import LoginThrottle, create_dashboard_app
+from ironroot.web import Dashboard, LoginThrottle, create_dashboard_app
 
 pytestmark = pytest.mark.integration
 
@@ -228,3 +230,29 @@ def test_a_logout_form_that_is_not_utf8_is_a_400_not_a_403(client: httpx.Client)
     assert answer.status_code == 400
     assert "the form is not URL-encoded UTF-8" in answer.text
     assert client.get("/fleet").status_code == 200
+
+
+@pytest.mark.parametrize("target", ["/../metrics-of-another-app", "/%2e%2e/admission", "/fleet/.."])
+def test_the_page_after_login_never_leaves_the_dashboard_s_prefix(
+    dashboard: Dashboard, target: str
+) -> None:
+    app = Starlette(routes=[Mount("/dashboard", app=create_dashboard_app(dashboard))])
+    with (
+        ServerThread(app, name="mounted") as server,
+        httpx.Client(base_url=server.url + "/dashboard", follow_redirects=False) as browser,
+    ):
+        form = browser.get("/login")
+        answer = browser.post(
+            "/login",
+            data={
+                "user": OPERATOR,
+                "password": PASSWORD,
+                "csrf": login_token(form.text),
+                "next": target,
+            },
+        )
+        assert answer.status_code == 303
+        assert answer.headers["location"] == "/dashboard/"
+        again = browser.get("/login", params={"next": target})  # signed in: straight there
+        assert again.status_code == 303
+        assert again.headers["location"] == "/dashboard/"

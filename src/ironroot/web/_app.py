@@ -175,7 +175,9 @@ def _compact(value: object, limit: int = 400) -> str:
 
 
 def _safe_next(value: str | None) -> str:
-    """A path inside the dashboard to go to after logging in (never another site)."""
+    """A path inside the dashboard to go to after logging in (never another site, and never
+    out of the prefix the dashboard is mounted at: no ``.`` or ``..`` segment in the path,
+    percent-encoded or not, as a browser resolves ``/dashboard/%2e%2e/x`` to ``/x``)."""
     if (
         not value
         or not value.startswith("/")
@@ -184,6 +186,9 @@ def _safe_next(value: str | None) -> str:
         or any(ord(c) < 32 for c in value)
         or len(value) > 512
     ):
+        return "/"
+    path = value.partition("?")[0].partition("#")[0]
+    if any(s.lower().replace("%2e", ".") in (".", "..") for s in path.split("/")):
         return "/"
     return value
 
