@@ -29,6 +29,7 @@ EXPECTED_HEADERS = {
     "referrer-policy": "same-origin",
     "cache-control": "no-store",
     "x-frame-options": "DENY",
+    "cross-origin-opener-policy": "same-origin",
 }
 
 

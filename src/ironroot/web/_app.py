@@ -30,7 +30,9 @@ Bearer``), as a scraper expects, not a redirect to a form. Every
 response carries ``Content-Security-Policy: default-src 'none'; style-src 'self'; img-src
 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'`` (no script runs, no
 inline style, nothing from elsewhere), ``X-Content-Type-Options: nosniff``,
-``Referrer-Policy: same-origin`` and ``Cache-Control: no-store``; served over TLS, also
+``Referrer-Policy: same-origin``, ``Cache-Control: no-store`` and
+``Cross-Origin-Opener-Policy: same-origin`` (a page of another site that opens the dashboard
+keeps no handle on its window, to navigate it to a look-alike login); served over TLS, also
 ``Strict-Transport-Security: max-age=31536000`` (RFC 6797: a browser that has seen it goes on
 to the dashboard by HTTPS only, so a network attacker cannot strip TLS from a later visit and
 read the login; not ``includeSubDomains``, as the dashboard does not speak for its domain's
@@ -115,6 +117,7 @@ SECURITY_HEADERS: Final = {
     "referrer-policy": "same-origin",
     "cache-control": "no-store",
     "x-frame-options": "DENY",
+    "cross-origin-opener-policy": "same-origin",
 }
 _MAX_FORM: Final = 8 * 1024
 _FORM: Final = "application/x-www-form-urlencoded"
