@@ -257,3 +257,14 @@ def test_the_page_after_login_never_leaves_the_dashboard_s_prefix(
         again = browser.get("/login", params={"next": target})  # signed in: straight there
         assert again.status_code == 303
         assert again.headers["location"] == "/dashboard/"
+
+
+def test_a_public_404_does_not_repeat_a_long_text_from_the_link(anon: httpx.Client) -> None:
+    """A link to /log/<text> is a page of the dashboard's own origin, public, with the text in
+    its red banner: whole, a notice anyone can write ("your session has expired: log in at
+    …"). The name is shown cut to 64 characters, enough to tell which log was asked for."""
+    notice = "Security notice from the operators: your account was locked, log in again at "
+    answer = anon.get("/log/" + notice + "https-phish.example-login")
+    assert answer.status_code == 404
+    assert f"no log &#39;{notice[:64]}…&#39; on this dashboard" in answer.text
+    assert "phish" not in answer.text
