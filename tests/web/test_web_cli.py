@@ -12,6 +12,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Final
 
 import pytest
 from tests.web.web_world import WebWorld
@@ -183,6 +184,32 @@ def test_bound_to_every_address_with_no_name_it_says_it_answers_none(world: WebW
         base = f"http://127.0.0.1:{served.ports[0]}"
         assert http_calls.get(base + "/log").status_code == 421
     assert "answers no Host name: every request gets 421" in served.err
+
+
+_CLEAR: Final = "plain HTTP on an address other hosts reach: operators' passwords and session"
+
+
+def test_plain_http_on_an_address_other_hosts_reach_is_warned_of(world: WebWorld) -> None:
+    """Over plain HTTP a password typed into the login and the session cookie (not
+    ``Secure``) cross the network in clear: on 0.0.0.0 without TLS the start says so, and
+    what to do; on a loopback address (where a TLS proxy on the same host fronts it) not."""
+
+    def argv(port: int) -> list[str]:
+        serve = ["dashboard", "--data", str(world.data), "--host", "0.0.0.0", "--port", str(port)]
+        return [*serve, "--allowed-host", "dash.example"]
+
+    with _server(argv) as served:
+        base = f"http://127.0.0.1:{served.ports[0]}"
+        assert http_calls.get(base + "/log", headers={"host": "dash.example"}).status_code == 200
+    assert _CLEAR in served.err
+    assert "--tls-cert" in served.err
+
+    def loopback(port: int) -> list[str]:
+        return ["dashboard", "--data", str(world.data), "--port", str(port)]
+
+    with _server(loopback) as served:
+        pass
+    assert _CLEAR not in served.err
 
 
 def test_fleet_serve_mounts_the_dashboard(world: WebWorld) -> None:

@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable, Iterable
 
 from ironroot.http import ServerLimits, ServerTls, run_server, server_config
-from ironroot.web._app import create_dashboard_app, dashboard_hosts
+from ironroot.web._app import _is_loopback, create_dashboard_app, dashboard_hosts
 from ironroot.web._config import host_names
 from ironroot.web._dashboard import Dashboard
 
@@ -34,6 +34,13 @@ def serve_dashboard(
         _log.warning(
             "the dashboard on %s answers no Host name: every request gets 421; give the names "
             "clients use with --allowed-host (or allowed_hosts in dashboard.toml)",
+            host,
+        )
+    if tls is None and not _is_loopback(host):
+        _log.warning(
+            "the dashboard on %s is plain HTTP on an address other hosts reach: operators' "
+            "passwords and session cookies (not Secure) cross the network in clear; serve it "
+            "with --tls-cert and --tls-key, or bind it to a loopback address behind a TLS proxy",
             host,
         )
     app = create_dashboard_app(dashboard, allowed_hosts=hosts)
