@@ -268,3 +268,25 @@ def test_a_public_404_does_not_repeat_a_long_text_from_the_link(anon: httpx.Clie
     assert answer.status_code == 404
     assert f"no log &#39;{notice[:64]}…&#39; on this dashboard" in answer.text
     assert "phish" not in answer.text
+
+
+def test_a_login_through_a_tls_proxy_the_dashboard_does_not_trust_says_so(
+    anon: httpx.Client,
+) -> None:
+    """Behind a proxy that ends TLS, a browser's ``Origin`` is https://<host> while the
+    dashboard, told nothing, sees http://<host>: the login is refused (the origin differs),
+    and the refusal says what is wrong and what to do, not only "not from this dashboard"."""
+    token = login_token(anon.get("/login").text)
+    netloc = anon.base_url.netloc.decode()
+    answer = anon.post(
+        "/login",
+        data={"user": OPERATOR, "password": PASSWORD, "csrf": token},
+        headers={"origin": f"https://{netloc}"},
+    )
+    assert answer.status_code == 403
+    assert (
+        f"the form was sent from https://{netloc}, and this dashboard is served as "
+        f"http://{netloc}: behind a proxy that ends TLS, name the proxy in [server] "
+        "trusted_proxies"
+    ) in answer.text
+    assert not any("ironroot_session=" in h for h in answer.headers.get_list("set-cookie"))

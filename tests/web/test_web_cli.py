@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Final
 
 import pytest
-from tests.web.web_world import WebWorld
+from tests.web.web_world import OPERATOR, PASSWORD, WebWorld
 
 import http_calls
 from ironroot.cli import main
@@ -235,3 +235,48 @@ def test_fleet_serve_mounts_the_dashboard(world: WebWorld) -> None:
         assert fleet.status_code == 303
         assert fleet.headers["location"] == "/dashboard/login?next=%2Ffleet"
     assert f"dashboard {base}/dashboard/" in served.err
+
+
+def test_behind_a_trusted_tls_proxy_a_login_works_and_its_cookie_is_secure(
+    world: WebWorld, tmp_path: Path
+) -> None:
+    """Behind a proxy that ends TLS the browser's ``Origin`` is https://<host>; the dashboard
+    refused every login (another origin) and, its cookie not ``Secure``, would have sent the
+    session in clear past the proxy. ``[server] trusted_proxies`` in ``dashboard.toml``
+    names the proxy, whose ``X-Forwarded-Proto`` and ``X-Forwarded-For`` are then believed,
+    as every Ironroot server does; the docs promised the setting, the file refused it."""
+    state = tmp_path / "dashboard"
+    state.mkdir(mode=0o700)
+    for name in ("operators.json", "session.key"):
+        (state / name).write_bytes((world.data / "dashboard" / name).read_bytes())
+        (state / name).chmod(0o600)
+    (tmp_path / "dashboard.toml").write_text(
+        f'[sources]\nlogs = ["{world.data / "ops-log"}"]\n'
+        '[server]\ntrusted_proxies = ["127.0.0.1"]\n'
+    )
+
+    def argv(port: int) -> list[str]:
+        return ["dashboard", "--data", str(tmp_path), "--port", str(port)]
+
+    with _server(argv) as served:
+        base = f"http://127.0.0.1:{served.ports[0]}"
+        proxied = {"x-forwarded-proto": "https", "x-forwarded-for": "192.0.2.7"}
+        form = http_calls.get(base + "/login", headers=proxied)
+        token = form.text.split('name="csrf" value="', 1)[1].split('"', 1)[0]
+        cookie = form.headers["set-cookie"].split(";", 1)[0]
+        answer = http_calls.post(
+            base + "/login",
+            data={"user": OPERATOR, "password": PASSWORD, "csrf": token},
+            headers={**proxied, "origin": f"https://127.0.0.1:{served.ports[0]}", "cookie": cookie},
+        )
+        assert answer.status_code == 303, answer.text
+        assert "Secure" in answer.headers["set-cookie"]
+        assert answer.headers["strict-transport-security"] == "max-age=31536000"
+    assert served.process.returncode == 0, served.err
+
+
+def test_a_server_table_that_is_wrong_is_refused(world: WebWorld, tmp_path: Path) -> None:
+    (tmp_path / "dashboard.toml").write_text('[server]\ntrusted_proxies = ["proxy.example"]\n')
+    code, _, err = _run(["dashboard", "--data", str(tmp_path)])
+    assert code == 2
+    assert "server.trusted_proxies: 'proxy.example' is not an IP address or network" in err

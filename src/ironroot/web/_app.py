@@ -429,12 +429,21 @@ def create_dashboard_app(
             )
         return await guarded(request, run_in_threadpool(login_form, request), None)
 
-    def same_origin(request: Request) -> bool:
+    def check_origin(request: Request) -> None:
+        """``Unauthorized`` (``csrf``) for a form sent with an ``Origin`` other than the
+        dashboard's; for https://<its host> when it is served as http://<its host>, saying
+        why: a proxy ends TLS in front of it and is not trusted to say so."""
         origin = request.headers.get("origin")
-        if origin is None:
-            return True
         expected = f"{request.url.scheme}://{request.url.netloc}"
-        return origin == expected
+        if origin is None or origin == expected:
+            return
+        if request.url.scheme == "http" and origin == f"https://{request.url.netloc}":
+            raise Unauthorized(
+                f"the form was sent from {origin}, and this dashboard is served as {expected}: "
+                "behind a proxy that ends TLS, name the proxy in [server] trusted_proxies",
+                code="csrf",
+            )
+        raise Unauthorized("the form was not sent from this dashboard", code="csrf")
 
     def posted(handler: Page) -> Page:
         """``handler`` (it reads a form), where a client gone before its form's end is the
@@ -483,8 +492,7 @@ def create_dashboard_app(
     async def log_in(request: Request, client: str, attempt: LoginAttempt) -> Response:
         try:
             fields = await form(request)
-            if not same_origin(request):
-                raise Unauthorized("the form was not sent from this dashboard", code="csrf")
+            check_origin(request)
             dashboard.session_keys.check_csrf(request.cookies.get(LOGIN_COOKIE), fields.get("csrf"))
         except IronrootError as exc:
             return login_form(
@@ -528,8 +536,7 @@ def create_dashboard_app(
         cookie = request.cookies.get(SESSION_COOKIE)
         try:
             fields = await form(request)
-            if not same_origin(request):
-                raise Unauthorized("the form was not sent from this dashboard", code="csrf")
+            check_origin(request)
             dashboard.session_keys.check_csrf(cookie, fields.get("csrf"))
         except Unauthorized as exc:
             return error_page(request, 403, "Forbidden", exc.detail, session_of(request))

@@ -27,7 +27,8 @@ def serve_dashboard(
 ) -> None:
     """Serve ``dashboard`` on ``host:port`` until interrupted (``on_start(url)`` first),
     answering the ``Host`` names of :func:`dashboard_hosts`: ``allowed_hosts`` and those of
-    its configuration besides its own address."""
+    its configuration besides its own address; with ``limits``, or its configuration's
+    ``[server]`` (the proxies it trusts among them)."""
     names = (*dashboard.config.allowed_hosts, *host_names(list(allowed_hosts), "--allowed-host"))
     hosts = dashboard_hosts(host, port, names)
     if not hosts:  # bound to every address (0.0.0.0, ::), and no name given
@@ -44,6 +45,7 @@ def serve_dashboard(
             host,
         )
     app = create_dashboard_app(dashboard, allowed_hosts=hosts)
+    limits = limits if limits is not None else dashboard.config.server
     url = f"{'https' if tls is not None else 'http'}://{host}:{port}"
     _log.info("dashboard on %s: data %s", url, dashboard.config.data_dir)
     if on_start is not None:
