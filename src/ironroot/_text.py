@@ -22,6 +22,11 @@ This module is the one list of those characters, and spells each as its code poi
 * :func:`visible`: the same but tab, line feed and carriage return, which stay — for a page
   that lays out a payload with them (the dashboard).
 
+Both also spell as its code point a combining mark (Unicode categories Mn and Me) past the
+fourth on one letter (:data:`MAX_MARKS`): marks stack, and a letter with 300 accents draws a
+column of ink over the lines above it (on a page: another row's issuer, a node's state). No
+script's own text puts more than four on a letter.
+
 Text of printable ASCII only, most of what is shown, is returned as it is after one check.
 (Markup of a terminal library, such as rich's ``[...]``, is that library's to escape:
 ``rich.markup.escape``; ``[U+202E]`` is not rich markup.)
@@ -30,9 +35,14 @@ Text of printable ASCII only, most of what is shown, is returned as it is after 
 from __future__ import annotations
 
 import re
+import unicodedata
 from typing import Final
 
-__all__ = ["shown", "visible"]
+__all__ = ["MAX_MARKS", "shown", "visible"]
+
+MAX_MARKS: Final = 4
+"""Combining marks in a row shown as they are (module docs)."""
+_MARKS: Final = frozenset({"Mn", "Me"})
 
 _LAYOUT: Final = "\t\n\r"
 _HIDDEN_CLASS: Final = (
@@ -64,17 +74,35 @@ def _code_point(found: re.Match[str]) -> str:
     return f"[U+{ord(found.group()):04X}]"
 
 
+def _tower_cut(text: str) -> str:
+    """``text`` with each combining mark past :data:`MAX_MARKS` in a row as its code point."""
+    out: list[str] = []
+    run = 0
+    for c in text:
+        if unicodedata.category(c) in _MARKS:
+            run += 1
+            out.append(c if run <= MAX_MARKS else f"[U+{ord(c):04X}]")
+        else:
+            run = 0
+            out.append(c)
+    return "".join(out)
+
+
 def shown(text: str) -> str:
     """``text`` with every control, reordering or invisible character, tab and line breaks
     included, written as ``[U+XXXX]`` (module docs)."""
-    if (text.isascii() and text.isprintable()) or _HIDDEN.search(text) is None:
+    if text.isascii() and text.isprintable():
         return text  # none of the list: as it is (no new string)
-    return _HIDDEN.sub(_code_point, text)
+    if _HIDDEN.search(text) is not None:
+        text = _HIDDEN.sub(_code_point, text)
+    return text if text.isascii() else _tower_cut(text)
 
 
 def visible(text: str) -> str:
     """``text`` with every control, reordering or invisible character but tab, line feed
     and carriage return written as ``[U+XXXX]`` (module docs)."""
-    if (text.isascii() and text.isprintable()) or _HIDDEN_BUT_LAYOUT.search(text) is None:
+    if text.isascii() and text.isprintable():
         return text
-    return _HIDDEN_BUT_LAYOUT.sub(_code_point, text)
+    if _HIDDEN_BUT_LAYOUT.search(text) is not None:
+        text = _HIDDEN_BUT_LAYOUT.sub(_code_point, text)
+    return text if text.isascii() else _tower_cut(text)

@@ -9,11 +9,13 @@ import socket
 
 import httpx
 import pytest
+from starlette.applications import Starlette
+from starlette.routing import Mount
 from tests.web.conftest import log_in, login_token
 from tests.web.web_world import OPERATOR, PASSWORD, WebWorld
 
 from ironroot.http import ServerThread
-from ironroot.web import LoginThrottle, create_dashboard_app
+from ironroot.web import Dashboard, LoginThrottle, create_dashboard_app
 
 pytestmark = pytest.mark.integration
 
@@ -27,6 +29,7 @@ EXPECTED_HEADERS = {
     "referrer-policy": "same-origin",
     "cache-control": "no-store",
     "x-frame-options": "DENY",
+    "cross-origin-opener-policy": "same-origin",
 }
 
 
@@ -180,3 +183,110 @@ def test_a_huge_password_is_refused_before_it_is_hashed(anon: httpx.Client) -> N
     long = anon.post("/login", data={"user": OPERATOR, "password": "x" * 7000, "csrf": token})
     assert long.status_code == 401
     assert "unknown user or wrong password" in long.text
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["text/plain", "application/json", "multipart/form-data; boundary=x", "application/cbor"],
+)
+def test_a_login_or_logout_that_is_not_a_url_encoded_form_is_a_415(
+    served: str, content_type: str
+) -> None:
+    with httpx.Client(base_url=served, follow_redirects=False, timeout=30) as browser:
+        token = login_token(browser.get("/login").text)
+        fields = {"user": OPERATOR, "password": PASSWORD, "csrf": token, "next": "/"}
+        body = "&".join(f"{k}={v}" for k, v in fields.items()).encode()
+        # a body a form would send, the right token and password: not a form all the same
+        login = browser.post("/login", content=body, headers={"content-type": content_type})
+        assert login.status_code == 415, login.text
+        assert "the request body must be application/x-www-form-urlencoded" in login.text
+        assert "ironroot_session" not in browser.cookies
+        assert browser.get("/fleet").status_code == 303  # not signed in
+        token = login_token(login.text)  # the refusal is the form again, with a fresh token
+        assert log_in_with(browser, token).status_code == 303
+        page = browser.get("/fleet").text
+        found = re.search(
+            r'action="/logout">\s*<input type="hidden" name="csrf" value="([^"]+)"', page
+        )
+        assert found is not None
+        logout = browser.post(
+            "/logout", content=f"csrf={found.group(1)}", headers={"content-type": content_type}
+        )
+        assert logout.status_code == 415
+        assert "the request body must be application/x-www-form-urlencoded" in logout.text
+        assert browser.get("/fleet").status_code == 200  # still signed in
+
+
+def log_in_with(browser: httpx.Client, token: str) -> httpx.Response:
+    fields = {"user": OPERATOR, "password": PASSWORD, "csrf": token, "next": "/"}
+    return browser.post("/login", data=fields)
+
+
+def test_a_logout_form_that_is_not_utf8_is_a_400_not_a_403(client: httpx.Client) -> None:
+    answer = client.post(
+        "/logout",
+        content=b"csrf=%ff\xff",
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert answer.status_code == 400
+    assert "the form is not URL-encoded UTF-8" in answer.text
+    assert client.get("/fleet").status_code == 200
+
+
+@pytest.mark.parametrize("target", ["/../metrics-of-another-app", "/%2e%2e/admission", "/fleet/.."])
+def test_the_page_after_login_never_leaves_the_dashboard_s_prefix(
+    dashboard: Dashboard, target: str
+) -> None:
+    app = Starlette(routes=[Mount("/dashboard", app=create_dashboard_app(dashboard))])
+    with (
+        ServerThread(app, name="mounted") as server,
+        httpx.Client(base_url=server.url + "/dashboard", follow_redirects=False) as browser,
+    ):
+        form = browser.get("/login")
+        answer = browser.post(
+            "/login",
+            data={
+                "user": OPERATOR,
+                "password": PASSWORD,
+                "csrf": login_token(form.text),
+                "next": target,
+            },
+        )
+        assert answer.status_code == 303
+        assert answer.headers["location"] == "/dashboard/"
+        again = browser.get("/login", params={"next": target})  # signed in: straight there
+        assert again.status_code == 303
+        assert again.headers["location"] == "/dashboard/"
+
+
+def test_a_public_404_does_not_repeat_a_long_text_from_the_link(anon: httpx.Client) -> None:
+    """A link to /log/<text> is a page of the dashboard's own origin, public, with the text in
+    its red banner: whole, a notice anyone can write ("your session has expired: log in at
+    …"). The name is shown cut to 64 characters, enough to tell which log was asked for."""
+    notice = "Security notice from the operators: your account was locked, log in again at "
+    answer = anon.get("/log/" + notice + "https-phish.example-login")
+    assert answer.status_code == 404
+    assert f"no log &#39;{notice[:64]}…&#39; on this dashboard" in answer.text
+    assert "phish" not in answer.text
+
+
+def test_a_login_through_a_tls_proxy_the_dashboard_does_not_trust_says_so(
+    anon: httpx.Client,
+) -> None:
+    """Behind a proxy that ends TLS, a browser's ``Origin`` is https://<host> while the
+    dashboard, told nothing, sees http://<host>: the login is refused (the origin differs),
+    and the refusal says what is wrong and what to do, not only "not from this dashboard"."""
+    token = login_token(anon.get("/login").text)
+    netloc = anon.base_url.netloc.decode()
+    answer = anon.post(
+        "/login",
+        data={"user": OPERATOR, "password": PASSWORD, "csrf": token},
+        headers={"origin": f"https://{netloc}"},
+    )
+    assert answer.status_code == 403
+    assert (
+        f"the form was sent from https://{netloc}, and this dashboard is served as "
+        f"http://{netloc}: behind a proxy that ends TLS, name the proxy in [server] "
+        "trusted_proxies"
+    ) in answer.text
+    assert not any("ironroot_session=" in h for h in answer.headers.get_list("set-cookie"))

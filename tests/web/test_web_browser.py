@@ -190,3 +190,28 @@ def test_everything_works_with_javascript_off(browser: Any, served: str) -> None
     page.goto(f"{served}/fleet/nodes/{ROGUE_FIRMWARE}")
     assert page.locator('svg.chain g[data-status="fail"]').count() >= 3
     context.close()
+
+
+def test_a_page_of_another_site_keeps_no_handle_on_the_dashboard_it_opens(
+    browser: Any, served: str
+) -> None:
+    """A hostile page that opens the dashboard (``window.open``) would keep a handle on its
+    window: to navigate it to a look-alike login once the operator looked away, or to watch
+    it. ``Cross-Origin-Opener-Policy: same-origin`` puts the dashboard in a browsing context
+    group of its own: the handle is closed the moment the dashboard loads."""
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.route(
+            "http://hostile.example/",
+            lambda route: route.fulfill(status=200, content_type="text/html", body="<p>hi</p>"),
+        )
+        page.goto("http://hostile.example/")
+        with context.expect_page() as opened:
+            page.evaluate("url => { window.opened = window.open(url); }", f"{served}/log")
+        popup = opened.value
+        popup.wait_for_load_state("load")
+        assert popup.locator("h1").count() > 0  # the dashboard did load
+        assert page.evaluate("() => window.opened.closed") is True
+    finally:
+        context.close()

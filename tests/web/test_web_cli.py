@@ -12,9 +12,10 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Final
 
 import pytest
-from tests.web.web_world import WebWorld
+from tests.web.web_world import OPERATOR, PASSWORD, WebWorld
 
 import http_calls
 from ironroot.cli import main
@@ -185,6 +186,32 @@ def test_bound_to_every_address_with_no_name_it_says_it_answers_none(world: WebW
     assert "answers no Host name: every request gets 421" in served.err
 
 
+_CLEAR: Final = "plain HTTP on an address other hosts reach: operators' passwords and session"
+
+
+def test_plain_http_on_an_address_other_hosts_reach_is_warned_of(world: WebWorld) -> None:
+    """Over plain HTTP a password typed into the login and the session cookie (not
+    ``Secure``) cross the network in clear: on 0.0.0.0 without TLS the start says so, and
+    what to do; on a loopback address (where a TLS proxy on the same host fronts it) not."""
+
+    def argv(port: int) -> list[str]:
+        serve = ["dashboard", "--data", str(world.data), "--host", "0.0.0.0", "--port", str(port)]
+        return [*serve, "--allowed-host", "dash.example"]
+
+    with _server(argv) as served:
+        base = f"http://127.0.0.1:{served.ports[0]}"
+        assert http_calls.get(base + "/log", headers={"host": "dash.example"}).status_code == 200
+    assert _CLEAR in served.err
+    assert "--tls-cert" in served.err
+
+    def loopback(port: int) -> list[str]:
+        return ["dashboard", "--data", str(world.data), "--port", str(port)]
+
+    with _server(loopback) as served:
+        pass
+    assert _CLEAR not in served.err
+
+
 def test_fleet_serve_mounts_the_dashboard(world: WebWorld) -> None:
 
     def argv(port: int, control: int, data: int) -> list[str]:
@@ -208,3 +235,48 @@ def test_fleet_serve_mounts_the_dashboard(world: WebWorld) -> None:
         assert fleet.status_code == 303
         assert fleet.headers["location"] == "/dashboard/login?next=%2Ffleet"
     assert f"dashboard {base}/dashboard/" in served.err
+
+
+def test_behind_a_trusted_tls_proxy_a_login_works_and_its_cookie_is_secure(
+    world: WebWorld, tmp_path: Path
+) -> None:
+    """Behind a proxy that ends TLS the browser's ``Origin`` is https://<host>; the dashboard
+    refused every login (another origin) and, its cookie not ``Secure``, would have sent the
+    session in clear past the proxy. ``[server] trusted_proxies`` in ``dashboard.toml``
+    names the proxy, whose ``X-Forwarded-Proto`` and ``X-Forwarded-For`` are then believed,
+    as every Ironroot server does; the docs promised the setting, the file refused it."""
+    state = tmp_path / "dashboard"
+    state.mkdir(mode=0o700)
+    for name in ("operators.json", "session.key"):
+        (state / name).write_bytes((world.data / "dashboard" / name).read_bytes())
+        (state / name).chmod(0o600)
+    (tmp_path / "dashboard.toml").write_text(
+        f'[sources]\nlogs = ["{world.data / "ops-log"}"]\n'
+        '[server]\ntrusted_proxies = ["127.0.0.1"]\n'
+    )
+
+    def argv(port: int) -> list[str]:
+        return ["dashboard", "--data", str(tmp_path), "--port", str(port)]
+
+    with _server(argv) as served:
+        base = f"http://127.0.0.1:{served.ports[0]}"
+        proxied = {"x-forwarded-proto": "https", "x-forwarded-for": "192.0.2.7"}
+        form = http_calls.get(base + "/login", headers=proxied)
+        token = form.text.split('name="csrf" value="', 1)[1].split('"', 1)[0]
+        cookie = form.headers["set-cookie"].split(";", 1)[0]
+        answer = http_calls.post(
+            base + "/login",
+            data={"user": OPERATOR, "password": PASSWORD, "csrf": token},
+            headers={**proxied, "origin": f"https://127.0.0.1:{served.ports[0]}", "cookie": cookie},
+        )
+        assert answer.status_code == 303, answer.text
+        assert "Secure" in answer.headers["set-cookie"]
+        assert answer.headers["strict-transport-security"] == "max-age=31536000"
+    assert served.process.returncode == 0, served.err
+
+
+def test_a_server_table_that_is_wrong_is_refused(world: WebWorld, tmp_path: Path) -> None:
+    (tmp_path / "dashboard.toml").write_text('[server]\ntrusted_proxies = ["proxy.example"]\n')
+    code, _, err = _run(["dashboard", "--data", str(tmp_path)])
+    assert code == 2
+    assert "server.trusted_proxies: 'proxy.example' is not an IP address or network" in err

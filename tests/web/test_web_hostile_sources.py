@@ -19,6 +19,7 @@ from tests.hsm_devices import self_signed_device
 from tests.web.conftest import log_in
 from tests.web.web_world import OPERATOR, PASSWORD, WebWorld
 
+from ironroot._text import shown
 from ironroot.audit import AuditReport, AuditStep, render_html
 from ironroot.cose import create_statement
 from ironroot.crypto import Algorithm, PrivateKey
@@ -29,7 +30,7 @@ from ironroot.rot import MemoryCounter
 from ironroot.safe import sfr_statement, sign_report
 from ironroot.transparency import ServiceThread, TransparencyClient, TransparencyService
 from ironroot.web import Dashboard, create_dashboard_app
-from ironroot.web._app import ENTRY_TEXT
+from ironroot.web._app import ENTRY_TEXT, _environment
 from ironroot.web._dashboard import PAGE_SIZE, RELEASES_SHOWN, REVIEWS_SHOWN
 from ironroot.web._text import visible
 
@@ -400,3 +401,21 @@ def test_a_style_injected_into_the_audit_report_is_not_applied(
     assert verdict == "rgb(255, 235, 233)"  # the page's own style: the failed verdict's red
     assert heading == "rgb(27, 31, 36)"
     assert width == "960px"
+
+
+def test_a_tower_of_combining_marks_is_cut_to_four_and_the_rest_shown_as_code_points() -> None:
+    """Marks stack: "a" and 300 combining acute accents (or enclosing circles) draw a column
+    of ink high over the rows above it, over another entry's issuer or a node's state, from a
+    subject anyone may register on the public log. The fifth mark on a letter and those after
+    it are shown as code points; four are more than any script's own text puts on one
+    letter, so no real name changes."""
+    tower = "a" + "\u0301" * 300
+    assert visible(tower) == "a" + "\u0301" * 4 + "[U+0301]" * 296
+    assert shown(tower) == visible(tower)  # the CLI, the audit report and log lines too
+    assert visible("x" + "\u20dd" * 6) == "x" + "\u20dd" * 4 + "[U+20DD]" * 2  # enclosing
+    # each letter counts its own marks: decomposed Vietnamese, Hindi, Hebrew stay as they are
+    for text in ("Vie\u0323\u0302t", "\u0915\u094d\u0937\u093f", "\u05e9\u05c1\u05b8\u0591"):
+        assert visible(text) == text
+    # and every value a page prints goes through it (the templates' finalize)
+    env = _environment()
+    assert env.from_string("{{ s }}").render(s=tower, session=None).count("[U+0301]") == 296

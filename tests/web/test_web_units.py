@@ -222,6 +222,17 @@ def test_the_throttle_holds_an_account_back_only_after_failures_from_several_add
         ("https://evil.example/", "/"),
         ("/\\evil.example", "/"),
         ("/x\ny", "/"),
+        # a dot segment climbs out of the dashboard's prefix (/dashboard/../admin is /admin),
+        # percent-encoded too: a browser reads %2e as a dot in a path (WHATWG URL)
+        ("/../admin", "/"),
+        ("/fleet/..", "/"),
+        ("/./x", "/"),
+        ("/%2e%2E/admin", "/"),
+        ("/.%2e/admin", "/"),
+        ("/%2e./admin", "/"),
+        ("/fleet?q=../x", "/fleet?q=../x"),  # not in the path: a query's value
+        ("/log/trusted-log/entries/ab#..", "/log/trusted-log/entries/ab#.."),
+        ("/fleet/nodes/node..1", "/fleet/nodes/node..1"),
         (None, "/"),
         ("", "/"),
     ],

@@ -30,7 +30,9 @@ Bearer``), as a scraper expects, not a redirect to a form. Every
 response carries ``Content-Security-Policy: default-src 'none'; style-src 'self'; img-src
 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'`` (no script runs, no
 inline style, nothing from elsewhere), ``X-Content-Type-Options: nosniff``,
-``Referrer-Policy: same-origin`` and ``Cache-Control: no-store``; served over TLS, also
+``Referrer-Policy: same-origin``, ``Cache-Control: no-store`` and
+``Cross-Origin-Opener-Policy: same-origin`` (a page of another site that opens the dashboard
+keeps no handle on its window, to navigate it to a look-alike login); served over TLS, also
 ``Strict-Transport-Security: max-age=31536000`` (RFC 6797: a browser that has seen it goes on
 to the dashboard by HTTPS only, so a network attacker cannot strip TLS from a later visit and
 read the login; not ``includeSubDomains``, as the dashboard does not speak for its domain's
@@ -90,6 +92,7 @@ from ironroot.http import (
     operational_routes,
     problem_response,
     read_body,
+    require_media_type,
     retry_after_seconds,
     sorted_allow,
 )
@@ -114,8 +117,10 @@ SECURITY_HEADERS: Final = {
     "referrer-policy": "same-origin",
     "cache-control": "no-store",
     "x-frame-options": "DENY",
+    "cross-origin-opener-policy": "same-origin",
 }
 _MAX_FORM: Final = 8 * 1024
+_FORM: Final = "application/x-www-form-urlencoded"
 ENTRY_TEXT: Final = 256
 """Characters of an issuer or a subject a row of a log's entries shows (the statement's page
 shows all of it): a statement may hold 64 KiB of either, and the page is public."""
@@ -173,7 +178,9 @@ def _compact(value: object, limit: int = 400) -> str:
 
 
 def _safe_next(value: str | None) -> str:
-    """A path inside the dashboard to go to after logging in (never another site)."""
+    """A path inside the dashboard to go to after logging in (never another site, and never
+    out of the prefix the dashboard is mounted at: no ``.`` or ``..`` segment in the path,
+    percent-encoded or not, as a browser resolves ``/dashboard/%2e%2e/x`` to ``/x``)."""
     if (
         not value
         or not value.startswith("/")
@@ -182,6 +189,9 @@ def _safe_next(value: str | None) -> str:
         or any(ord(c) < 32 for c in value)
         or len(value) > 512
     ):
+        return "/"
+    path = value.partition("?")[0].partition("#")[0]
+    if any(s.lower().replace("%2e", ".") in (".", "..") for s in path.split("/")):
         return "/"
     return value
 
@@ -419,12 +429,21 @@ def create_dashboard_app(
             )
         return await guarded(request, run_in_threadpool(login_form, request), None)
 
-    def same_origin(request: Request) -> bool:
+    def check_origin(request: Request) -> None:
+        """``Unauthorized`` (``csrf``) for a form sent with an ``Origin`` other than the
+        dashboard's; for https://<its host> when it is served as http://<its host>, saying
+        why: a proxy ends TLS in front of it and is not trusted to say so."""
         origin = request.headers.get("origin")
-        if origin is None:
-            return True
         expected = f"{request.url.scheme}://{request.url.netloc}"
-        return origin == expected
+        if origin is None or origin == expected:
+            return
+        if request.url.scheme == "http" and origin == f"https://{request.url.netloc}":
+            raise Unauthorized(
+                f"the form was sent from {origin}, and this dashboard is served as {expected}: "
+                "behind a proxy that ends TLS, name the proxy in [server] trusted_proxies",
+                code="csrf",
+            )
+        raise Unauthorized("the form was not sent from this dashboard", code="csrf")
 
     def posted(handler: Page) -> Page:
         """``handler`` (it reads a form), where a client gone before its form's end is the
@@ -445,6 +464,9 @@ def create_dashboard_app(
         return run
 
     async def form(request: Request) -> dict[str, str]:
+        """The fields of a posted form: a body of another type (JSON, multipart, text) is
+        ``UnsupportedMediaType`` (415), not read as a form whatever it claims to be."""
+        require_media_type(request, _FORM, untyped=_FORM)
         body = await read_body(request, _MAX_FORM)
         try:
             fields = urllib.parse.parse_qs(
@@ -470,8 +492,7 @@ def create_dashboard_app(
     async def log_in(request: Request, client: str, attempt: LoginAttempt) -> Response:
         try:
             fields = await form(request)
-            if not same_origin(request):
-                raise Unauthorized("the form was not sent from this dashboard", code="csrf")
+            check_origin(request)
             dashboard.session_keys.check_csrf(request.cookies.get(LOGIN_COOKIE), fields.get("csrf"))
         except IronrootError as exc:
             return login_form(
@@ -515,11 +536,12 @@ def create_dashboard_app(
         cookie = request.cookies.get(SESSION_COOKIE)
         try:
             fields = await form(request)
-            if not same_origin(request):
-                raise Unauthorized("the form was not sent from this dashboard", code="csrf")
+            check_origin(request)
             dashboard.session_keys.check_csrf(cookie, fields.get("csrf"))
-        except IronrootError as exc:
+        except Unauthorized as exc:
             return error_page(request, 403, "Forbidden", exc.detail, session_of(request))
+        except IronrootError as exc:  # not a form, too large, not UTF-8: its own status
+            return error_page(request, exc.http_status, exc.title, exc.detail, session_of(request))
         session = session_of(request)
         if session is not None:
             try:

@@ -24,7 +24,8 @@ served over TLS.
 **CSRF.** The login form carries a token bound to a random pre-login cookie
 (``ironroot_login``, same flags) by the same key; a POST without both, or with an ``Origin``
 that is not the dashboard's own, is refused. Logging out is a POST whose token is bound to the
-session. The dashboard has no other form and changes nothing.
+session. Either is a URL-encoded form, any other body a 415. The dashboard has no other form
+and changes nothing.
 
 **Throttling.** ``max_failures`` failed logins from one client address within ``window``
 seconds answer ``TooManyAttempts`` (429, ``Retry-After``) to every login from that address

@@ -25,6 +25,10 @@
                                # (an account name: 4 * max_failures, from any addresses)
     [metrics]
     token_file = "metrics.token"   # a bearer token (32+ characters) for scrapers of /metrics
+    [server]
+    trusted_proxies = ["127.0.0.1"]  # a reverse proxy (ending TLS) whose X-Forwarded-Proto
+                                     # and X-Forwarded-For are believed; and every limit of
+                                     # ironroot.http.ServerLimits
 
 ``/metrics`` answers a signed-in operator, and a client presenting ``Authorization: Bearer``
 with the token in ``[metrics] token_file`` (for a Prometheus scraper, which cannot log in);
@@ -49,13 +53,16 @@ from typing import Any, Final
 
 from ironroot._fileio import read_limited, warn_if_exposed, warn_if_trust_writable
 from ironroot.errors import ConfigError, InputUnavailable, IronrootError
+from ironroot.http import ServerLimits
 
 __all__ = ["CONFIG_FILE", "STATE_DIR", "DashboardConfig", "load_dashboard_config"]
 
 CONFIG_FILE: Final = "dashboard.toml"
 STATE_DIR: Final = "dashboard"
 _MAX_CONFIG: Final = 256 * 1024
-_TOP: Final = frozenset({"title", "allowed_hosts", "sources", "session", "login", "metrics"})
+_TOP: Final = frozenset(
+    {"title", "allowed_hosts", "sources", "session", "login", "metrics", "server"}
+)
 _SOURCES: Final = frozenset({"logs", "fleet", "hsm", "keyrelease", "monitor", "witness"})
 _LIFETIME: Final = (300, 7 * 86400)
 _FAILURES: Final = (1, 1000)
@@ -84,6 +91,9 @@ class DashboardConfig:
     (:func:`ironroot.web.dashboard_hosts`): a reverse proxy's, e.g. ``dash.example``."""
     metrics_token_sha256: bytes | None = field(default=None, repr=False)
     """SHA-256 of the bearer token that may read ``/metrics`` (``None``: operators only)."""
+    server: ServerLimits = field(default_factory=ServerLimits)
+    """``[server]``: limits, and the reverse proxies whose ``X-Forwarded-Proto`` and
+    ``X-Forwarded-For`` are believed (``trusted_proxies``), as for every Ironroot server."""
 
     @property
     def state_dir(self) -> Path:
@@ -278,4 +288,5 @@ def load_dashboard_config(data_dir: Path | str) -> DashboardConfig:
         max_failures=_int(login, "max_failures", 5, _FAILURES, "login"),
         failure_window=_int(login, "window", 300, _WINDOW, "login"),
         metrics_token_sha256=_metrics_token(base, doc.get("metrics", {})),
+        server=ServerLimits.from_table(doc.get("server"), "[server]"),
     )

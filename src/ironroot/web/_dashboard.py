@@ -36,6 +36,7 @@ RELEASES_SHOWN: Final = 200
 client makes, refused or not, is an audit record, so the table would grow with the asks."""
 _STATUS_COLOURS: Final = {"affirmed": "#1a7f37", "not affirmed": "#cf222e"}
 _REGISTRATION_COLOURS: Final = {"entries": "#0969da"}
+_SHOWN_NAME: Final = 64  # characters of a name asked for that a "not found" repeats
 _FLEET_ALERTS: Final = {
     "log-fork": "critical",
     "log-unverified": "warning",
@@ -127,7 +128,10 @@ class Dashboard:
     def log(self, name: str) -> LogSource:
         found = self.logs.get(name)
         if found is None:
-            raise NotFound(f"no log {name!r} on this dashboard")
+            # cut: the 404 page is public, and a whole name from a link is a notice in its
+            # banner that anyone can write on the dashboard's own origin
+            shown = name if len(name) <= _SHOWN_NAME else name[:_SHOWN_NAME] + "…"
+            raise NotFound(f"no log {shown!r} on this dashboard")
         return found
 
     def find_entry(self, entry_id: str) -> str | None:

@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable, Iterable
 
 from ironroot.http import ServerLimits, ServerTls, run_server, server_config
-from ironroot.web._app import create_dashboard_app, dashboard_hosts
+from ironroot.web._app import _is_loopback, create_dashboard_app, dashboard_hosts
 from ironroot.web._config import host_names
 from ironroot.web._dashboard import Dashboard
 
@@ -27,7 +27,8 @@ def serve_dashboard(
 ) -> None:
     """Serve ``dashboard`` on ``host:port`` until interrupted (``on_start(url)`` first),
     answering the ``Host`` names of :func:`dashboard_hosts`: ``allowed_hosts`` and those of
-    its configuration besides its own address."""
+    its configuration besides its own address; with ``limits``, or its configuration's
+    ``[server]`` (the proxies it trusts among them)."""
     names = (*dashboard.config.allowed_hosts, *host_names(list(allowed_hosts), "--allowed-host"))
     hosts = dashboard_hosts(host, port, names)
     if not hosts:  # bound to every address (0.0.0.0, ::), and no name given
@@ -36,7 +37,15 @@ def serve_dashboard(
             "clients use with --allowed-host (or allowed_hosts in dashboard.toml)",
             host,
         )
+    if tls is None and not _is_loopback(host):
+        _log.warning(
+            "the dashboard on %s is plain HTTP on an address other hosts reach: operators' "
+            "passwords and session cookies (not Secure) cross the network in clear; serve it "
+            "with --tls-cert and --tls-key, or bind it to a loopback address behind a TLS proxy",
+            host,
+        )
     app = create_dashboard_app(dashboard, allowed_hosts=hosts)
+    limits = limits if limits is not None else dashboard.config.server
     url = f"{'https' if tls is not None else 'http'}://{host}:{port}"
     _log.info("dashboard on %s: data %s", url, dashboard.config.data_dir)
     if on_start is not None:

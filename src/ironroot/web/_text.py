@@ -9,6 +9,10 @@ the audit report use too) shows each such character as its code point, ``[U+202E
 the dashboard shows is what the data holds. Tabs and line breaks stay: payloads are laid out
 with them.
 
+Marks stack: a letter with 300 combining accents draws a column of ink over the rows above it
+(another entry's issuer, a node's state), from a subject anyone may register; the fifth mark
+on one letter and every one after it are shown as code points too.
+
 A :class:`Trouble` is text about the server's own trouble (a file it cannot read, with its
 path; a host it cannot reach): the pages show it to signed-in operators and, to anyone else
 (the log pages are public), only :attr:`Trouble.PUBLIC` — as the 503 page does.
