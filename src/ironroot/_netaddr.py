@@ -11,6 +11,10 @@ limit keyed by the address would give it 2**64 quotas: an IPv6 address counts as
 (``::ffff:192.0.2.1``, what a dual-stack socket reports for an IPv4 peer) is that IPv4
 address, so one IPv4 client has one quota however it arrives. Anything that is not an
 address (a name a caller gives, such as a node id) is its own key.
+
+:func:`embedded_ipv4` is the other address rule a guard needs: the IPv4 address an IPv6
+address carries for a translator or relay to reach (a fetch guard refusing loopback must
+refuse ``64:ff9b::7f00:1`` too).
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Final
 
-__all__ = ["IPV6_PREFIX", "client_key"]
+__all__ = ["IPV6_PREFIX", "client_key", "embedded_ipv4"]
 
 IPV6_PREFIX: Final = 64
 """The prefix length one IPv6 client is taken to hold."""
@@ -35,3 +39,23 @@ def client_key(client: str) -> str:
             return str(address.ipv4_mapped)
         return str(ipaddress.IPv6Network((address, IPV6_PREFIX), strict=False))
     return str(address)
+
+
+_NAT64: Final = ipaddress.IPv6Network("64:ff9b::/96")
+
+
+def embedded_ipv4(
+    ip: ipaddress.IPv4Address | ipaddress.IPv6Address,
+) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address carries for a translator or relay to reach:
+    IPv4-mapped (``::ffff:a.b.c.d``), IPv4-compatible (``::a.b.c.d``), NAT64
+    (``64:ff9b::/96``) and 6to4 (``2002::/16``); ``None`` for any other address."""
+    if not isinstance(ip, ipaddress.IPv6Address):
+        return None
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if int(ip) >> 32 == 0 or ip in _NAT64:
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return None

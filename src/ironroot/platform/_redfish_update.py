@@ -32,6 +32,7 @@ from starlette.responses import Response
 from starlette.types import Message
 
 from ironroot._httpclient import Cutoff
+from ironroot._netaddr import embedded_ipv4
 from ironroot._trust import client_verify
 from ironroot.errors import (
     Conflict,
@@ -381,7 +382,7 @@ def check_fetch_address(address: str, uri: str) -> None:
             ip = ipaddress.IPv4Address(socket.inet_aton(address))
         except (OSError, ValueError):
             return  # not an IP address: a name, checked again once it is connected
-    for reached in (ip, _inner_ipv4(ip)):
+    for reached in (ip, embedded_ipv4(ip)):
         if reached is not None and (
             reached.is_loopback
             or reached.is_link_local
@@ -394,24 +395,6 @@ def check_fetch_address(address: str, uri: str) -> None:
                 "addresses",
                 code="fetch-address",
             )
-
-
-_NAT64: Final = ipaddress.IPv6Network("64:ff9b::/96")
-
-
-def _inner_ipv4(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
-    """The IPv4 address an IPv6 address carries for a translator or relay to reach:
-    IPv4-mapped (``::ffff:a.b.c.d``), IPv4-compatible (``::a.b.c.d``), NAT64
-    (``64:ff9b::/96``) and 6to4 (``2002::/16``)."""
-    if not isinstance(ip, ipaddress.IPv6Address):
-        return None
-    if ip.ipv4_mapped is not None:
-        return ip.ipv4_mapped
-    if ip.sixtofour is not None:
-        return ip.sixtofour
-    if int(ip) >> 32 == 0 or ip in _NAT64:
-        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
-    return None
 
 
 class _PeerGuard:
