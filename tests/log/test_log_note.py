@@ -15,6 +15,7 @@ from hypothesis_budget import examples
 from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.errors import (
     BadSignature,
+    ConfigError,
     LimitExceeded,
     MalformedInput,
     UnknownIssuer,
@@ -287,6 +288,22 @@ def test_note_with_both_signatures_opens_with_either_key() -> None:
 
 
 # --- opening: trust decisions ---------------------------------------------------------------
+
+
+def test_two_trusted_keys_whose_ids_collide_are_ambiguous() -> None:
+    # A 4-byte key id collides after ~2**32 tries: an attacker who can get its key trusted
+    # under the log's name (a second vkey in a configuration) must not stand in for the log's
+    # key, nor hide it (keeping one of the two, the other's signatures went unchecked).
+    genuine, colliding = signer(ed25519_key()), signer(ed25519_key())
+    text = sign_note(b"hello\n", [genuine])
+    forged = colliding.verifier()
+    forged._key_id = genuine.verifier().key_id  # type: ignore[misc]  # the collision found
+    assert forged != genuine.verifier()
+    for order in ([genuine.verifier(), forged], [forged, genuine.verifier()]):
+        with pytest.raises(ConfigError, match=r"share the key id .*: a signature by that id is"):
+            open_note(text, order)
+    # the same key given twice is one key
+    assert open_note(text, [genuine.verifier(), genuine.verifier()]) == b"hello\n"
 
 
 def test_unknown_key_is_ignored_and_no_known_key_is_unknown_issuer() -> None:

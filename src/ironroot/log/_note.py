@@ -49,6 +49,7 @@ from typing import ClassVar, Final, Self
 from ironroot.crypto import Algorithm, PublicKey, Signer, Verifier
 from ironroot.errors import (
     BadSignature,
+    ConfigError,
     LimitExceeded,
     MalformedInput,
     UnknownIssuer,
@@ -417,15 +418,27 @@ def open_note(text: bytes, verifiers: Iterable[NoteVerifier]) -> bytes:
     """Verify a signed note and return its body (the text the signatures cover).
 
     Raises :class:`MalformedInput` for a malformed note, :class:`BadSignature` if a signature
-    by a known key fails, :class:`UnknownIssuer` if no known key signed it.
+    by a known key fails, :class:`UnknownIssuer` if no known key signed it, and
+    :class:`ConfigError` when two of ``verifiers`` share the name and key id a signature names.
     """
     note = Note.parse(text)
-    known = {(v.name, v.key_id): v for v in verifiers}
+    known: dict[tuple[str, bytes], set[NoteVerifier]] = {}
+    for v in verifiers:
+        known.setdefault((v.name, v.key_id), set()).add(v)
     verified = 0
     for sig in note.signatures:
-        verifier = known.get((sig.name, sig.key_id))
-        if verifier is None:
+        candidates = known.get((sig.name, sig.key_id))
+        if not candidates:
             continue
+        if len(candidates) > 1:
+            # two trusted keys of one name whose 4-byte ids collide: which one signed is
+            # unknowable, and trying each would let either stand for the other (as Go's
+            # note package, refused as ambiguous)
+            raise ConfigError(
+                f"two trusted keys of {sig.name} share the key id {sig.key_id.hex()}: "
+                "a signature by that id is ambiguous"
+            )
+        (verifier,) = candidates
         verifier.verify(note.body, sig.signature)
         verified += 1
     if not verified:
