@@ -106,7 +106,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import dataclasses
 import datetime as dt
 import hashlib
 import hmac
@@ -665,9 +664,7 @@ def _firmware(ctx: _Context, component: str) -> list[str]:
         component,
         image,
         ctx.statements(component),
-        # The evidence a node keeps is the Transparent Statements: a platform's witnesses
-        # were checked when it decided the update, and are not in them to check again.
-        trust=dataclasses.replace(ctx.trust.platform, witnesses=None),
+        trust=ctx.trust.platform.for_kept_evidence(),
         fuses=ctx.fuses,
         min_svn=floor,
         active_pfm=ctx.pfm,

@@ -83,7 +83,7 @@ import binascii
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from types import MappingProxyType
@@ -454,6 +454,12 @@ class PlatformTrust:
     def vendor_key_hash(self) -> bytes:
         """The vendor key descriptor hash these keys make (the RoT's fuses must hold it)."""
         return key_descriptor_hash(self._ecc, self._pqc, "mldsa")
+
+    def for_kept_evidence(self) -> PlatformTrust:
+        """This trust without its witnesses: what a node's kept evidence (the Transparent
+        Statements an update came with) is checked again under. The witnessing was checked
+        when the node decided the update, and is not kept with them."""
+        return replace(self, witnesses=None)
 
     def issuers_of(self, component: str) -> frozenset[str]:
         """The issuers allowed to publish ``component``'s firmware; empty: none."""

@@ -38,7 +38,6 @@ red: red means a check ran and failed.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import datetime as dt
 import hashlib
 import re
@@ -488,9 +487,7 @@ class _Checker:
                     name,
                     platform.active_image(name),
                     statements,
-                    # The evidence kept is the Transparent Statements: the class's witnesses
-                    # were checked when the node decided the update, and are not in them.
-                    trust=dataclasses.replace(self.klass.trust, witnesses=None),
+                    trust=self.klass.trust.for_kept_evidence(),
                     fuses=self.fuses,
                     min_svn=floor,
                     active_pfm=self.pfm,
