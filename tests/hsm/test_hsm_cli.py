@@ -623,3 +623,33 @@ def test_an_output_never_replaces_a_file_of_the_hsm_directory(
     ), err
     assert store.read_bytes() == before
     assert _run(cli, "svc", "hsm", "encrypt", handle, "--in", str(plain), "--out", str(plain)) == 0
+
+
+def test_key_users_from_the_command_line(
+    cli: tuple[Path, dict[str, Path]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, files = cli
+    for name in ("svc", "svc2"):  # both log in with the user credential file
+        assert _run(cli, "co", "hsm", "identity", "add", name, "--role", "user",
+                    "--new-credential-file", str(files["user"])) == 0  # fmt: skip
+    capsys.readouterr()
+    assert _run(cli, "co", "hsm", "key", "generate", "--type", "EC-P256", "--user", "svc",
+                "--json") == 0  # fmt: skip
+    key = json.loads(capsys.readouterr().out)
+    assert key["users"] == ["svc"]
+    message = tmp_path / "msg"
+    message.write_bytes(b"hello")
+    sign = ("hsm", "sign", key["handle"], "--in", str(message), "--out", str(tmp_path / "sig"))
+    assert _run(cli, "svc", *sign) == 0
+    capsys.readouterr()
+    assert _run(cli, "svc2", *sign) == 1
+    assert "key-access-denied" in capsys.readouterr().err
+    assert _run(cli, "co", "hsm", "key", "users", key["handle"], "--user", "svc",
+                "--user", "svc2") == 0  # fmt: skip
+    assert capsys.readouterr().out == f"{key['handle']}: svc, svc2\n"
+    assert _run(cli, "svc2", *sign) == 0
+    capsys.readouterr()
+    assert _run(cli, "co", "hsm", "key", "users", key["handle"], "--any") == 0
+    assert capsys.readouterr().out == f"{key['handle']}: every crypto user\n"
+    assert _run(cli, "co", "hsm", "key", "generate", "--type", "EC-P256", "--user", "nobody") == 1
+    assert "no identity 'nobody' to name as a key user" in capsys.readouterr().err

@@ -223,8 +223,8 @@ def test_a_delete_during_an_operation_never_lets_it_use_wiped_material(
     look_up = hsm._key
     deleting = threading.Thread(target=hsm.delete, args=(officer, handle))
 
-    def then_delete(*args: object) -> object:
-        found = look_up(*args)  # type: ignore[arg-type]
+    def then_delete(*args: object, **kwargs: object) -> object:
+        found = look_up(*args, **kwargs)  # type: ignore[arg-type]
         monkeypatch.setattr(hsm, "_key", look_up)
         deleting.start()  # the old code held no lock here: the delete wiped the key at once
         deleting.join(0.3)  # the new one holds it: the delete waits for the look-up's end

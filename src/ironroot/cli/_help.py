@@ -86,6 +86,7 @@ EXAMPLES: Final[dict[str, str]] = {
     "hsm key list": f"ironroot hsm key list {_HSM}",
     "hsm key show": f"ironroot hsm key show HANDLE {_HSM}",
     "hsm key delete": f"ironroot hsm key delete HANDLE {_HSM}",
+    "hsm key users": f"ironroot hsm key users HANDLE --user ts --user ts2 {_HSM}",
     "hsm verifier add": f"ironroot hsm verifier add https://verifier.example verifier.pub.pem "
     f"{_HSM}",
     "hsm verifier remove": f"ironroot hsm verifier remove https://verifier.example {_HSM}",

@@ -174,6 +174,7 @@ def _attributes(args: argparse.Namespace, key_type: hsmlib.KeyType) -> hsmlib.Ke
         args.label or "",
         policy,
         getattr(args, "release_on_warning", False),
+        frozenset(args.user) if args.user else None,
     )
 
 
@@ -212,6 +213,13 @@ def _key_options(parser: argparse.ArgumentParser, *, exportable: bool = True) ->
         help="repeat for each: " + ", ".join(u.value for u in hsmlib.Usage),
     )
     parser.add_argument("--label", default="", help="a label for the key")
+    parser.add_argument(
+        "--user",
+        action="append",
+        metavar="IDENTITY",
+        help="a crypto user that may use the key; repeat for each (default: every crypto "
+        "user; a derived or unwrapped key takes its parent's users)",
+    )
     if exportable:
         parser.add_argument("--exportable", action="store_true", help="may leave wrapped")
         parser.add_argument("--release-policy-file", type=Path, help="release policy text")
@@ -287,6 +295,17 @@ def register(sub: Any) -> None:
         _common(parser)
         parser.add_argument("handle")
         parser.set_defaults(func=_session_command(action))
+    users = keyverbs.add_parser(
+        "users", help="name the crypto users that may use a key (crypto officer)"
+    )
+    _common(users)
+    users.add_argument("handle")
+    named = users.add_mutually_exclusive_group(required=True)
+    named.add_argument(
+        "--user", action="append", metavar="IDENTITY", help="a crypto user; repeat for each"
+    )
+    named.add_argument("--any", action="store_true", help="every crypto user may use it")
+    users.set_defaults(func=_session_command(_key_users))
 
     _register_named_keys(
         verbs,
@@ -628,6 +647,17 @@ def _key_list(hsm: hsmlib.Hsm, session: hsmlib.Session, args: argparse.Namespace
 def _key_show(hsm: hsmlib.Hsm, session: hsmlib.Session, args: argparse.Namespace) -> int:
     value = _key_json(hsm.key_info(session, args.handle))
     print(json.dumps(value, indent=2, sort_keys=True))
+    return 0
+
+
+def _key_users(hsm: hsmlib.Hsm, session: hsmlib.Session, args: argparse.Namespace) -> int:
+    info = hsm.set_key_users(session, args.handle, None if args.any else args.user)
+    users = info.attributes.users
+    _print(
+        args,
+        _key_json(info),
+        f"{info.handle}: " + ("every crypto user" if users is None else ", ".join(sorted(users))),
+    )
     return 0
 
 

@@ -219,6 +219,15 @@ class Identities(Permissions):
             ]
             if ident.role is Role.OFFICER and officers == [ident]:
                 raise Conflict("the last unlocked crypto officer cannot be removed")
+            named = sorted(
+                k.handle for k in self._keys.values() if name in (k.attributes.users or ())
+            )
+            if named:
+                # an identity added later under the name would inherit these keys
+                raise Conflict(
+                    f"identity {name!r} is a user of key(s) {', '.join(named)}: take it off "
+                    f"them first (`set_key_users`)"
+                )
             zero(ident.hash)
             del self._identities[name]
             self._end_sessions(name)

@@ -4,9 +4,11 @@ encrypt, decrypt, derive and attest with a key that never leaves in plaintext.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import secrets
+from collections.abc import Iterable
 from typing import Final
 
 from cryptography.exceptions import InvalidTag
@@ -22,6 +24,7 @@ from ironroot.errors import (
     KeyUsageNotPermitted,
     MalformedInput,
     NotFound,
+    RoleNotPermitted,
     UnsupportedAlgorithm,
     VerificationFailed,
 )
@@ -29,7 +32,7 @@ from ironroot.hsm._attest import sign_key_attestation
 from ironroot.hsm._audit_buffer import NO_IDENTITY
 from ironroot.hsm._document import KeyRecord
 from ironroot.hsm._material import KeyObject, generate_material, load_material
-from ironroot.hsm._model import KeyAttributes, KeyInfo, KeyType, Session, Usage
+from ironroot.hsm._model import KeyAttributes, KeyInfo, KeyType, Role, Session, Usage
 from ironroot.hsm._permissions import Permissions
 from ironroot.hsm._selftest import SelfTestFailure
 
@@ -54,15 +57,52 @@ class KeyOperations(Permissions):
                 "a pairwise-consistency test failed: the HSM is in its error state"
             ) from exc
 
-    def _key(self, handle: str, usage: Usage | None = None) -> KeyRecord:
+    def _key(
+        self, handle: str, usage: Usage | None = None, *, user: str | None = None
+    ) -> KeyRecord:
+        """The key ``handle``; with ``usage``, one that has it; with ``user``, one that crypto
+        user may use (``RoleNotPermitted`` code ``key-access-denied``: the key names its
+        users and this identity is not one of them)."""
         key = self._keys.get(handle) if isinstance(handle, str) else None
         if key is None:
             raise NotFound(f"no key {handle!r}")
+        if user is not None and not key.attributes.permits(user):
+            raise RoleNotPermitted(
+                f"identity {user!r} is not a user of key {handle}", code="key-access-denied"
+            )
         if usage is not None and usage not in key.attributes.usages:
             raise KeyUsageNotPermitted(f"key {handle} does not have usage {usage.value}")
         return key
 
-    def _in_use(self, handle: str, usage: Usage) -> tuple[KeyRecord, KeyObject | None, bytes]:
+    def _check_users(self, users: frozenset[str] | None) -> None:
+        """Every name a key is given as a user is a crypto user now (``NotFound``,
+        ``MalformedInput``): a typo would otherwise leave the key to whoever takes the name."""
+        for name in sorted(users or ()):
+            ident = self._identities.get(name)
+            if ident is None:
+                raise NotFound(f"no identity {name!r} to name as a key user")
+            if ident.role is not Role.USER:
+                raise MalformedInput(f"identity {name!r} is not a crypto user")
+
+    def _derived_users(self, parent: KeyRecord, attrs: KeyAttributes) -> KeyAttributes:
+        """The attributes of a key made from ``parent`` (derived from it, unwrapped with it):
+        the parent's users when none are named; named ones only among the parent's
+        (``RoleNotPermitted`` ``key-access-denied``), so no key made from a shared key is
+        shared wider than it."""
+        limit = parent.attributes.users
+        if attrs.users is None:
+            return attrs if limit is None else dataclasses.replace(attrs, users=limit)
+        if limit is not None and not attrs.users <= limit:
+            wider = ", ".join(sorted(attrs.users - limit))
+            raise RoleNotPermitted(
+                f"a key made from key {parent.handle} may name only its users, not {wider}",
+                code="key-access-denied",
+            )
+        return attrs
+
+    def _in_use(
+        self, handle: str, usage: Usage, user: str
+    ) -> tuple[KeyRecord, KeyObject | None, bytes]:
         """The key, its object and a copy of its stored material, read under the lock.
 
         Sign, verify, encrypt and decrypt run outside the lock (they are the hot path), but a
@@ -72,7 +112,7 @@ class KeyOperations(Permissions):
         here, the operation sees the key whole or not at all (``NotFound``), as if it ran
         before the delete."""
         with self._lock:
-            key = self._key(handle, usage)
+            key = self._key(handle, usage, user=user)
             return key, key.obj, bytes(key.stored)
 
     def _new_handle(self) -> str:
@@ -108,6 +148,7 @@ class KeyOperations(Permissions):
                     raise MalformedInput("key_type must be a KeyType")
                 attrs = attributes or KeyAttributes(key_type.default_usages)
                 attrs.check_for(key_type)
+                self._check_users(attrs.users)
                 if attrs.release_policy is not None:
                     self._policies.get(attrs.release_policy)  # InvalidReleasePolicy
                 stored, obj = generate_material(key_type)
@@ -127,6 +168,22 @@ class KeyOperations(Permissions):
                 del self._keys[handle]
             self._persist()
 
+    def set_key_users(self, session: Session, handle: str, users: Iterable[str] | None) -> KeyInfo:
+        """Name the crypto users that may use a key, or ``None`` for every crypto user (crypto
+        officer); return the key's information. Every name must be a crypto user's now
+        (``NotFound``, ``MalformedInput``). Audited as ``key-users``."""
+        with self._lock:
+            with self._operation(session, "key-users", handle):
+                key = self._key(handle)
+                if isinstance(users, str | bytes):
+                    raise MalformedInput("key users are a list of identity names, not one string")
+                named = None if users is None else frozenset(users)
+                attrs = dataclasses.replace(key.attributes, users=named)
+                self._check_users(attrs.users)
+                key.attributes = attrs
+            self._persist()
+            return key.info()
+
     def keys(self, session: Session) -> tuple[KeyInfo, ...]:
         """Every key's public information, by creation time then handle."""
         with self._lock, self._operation(session, "key-list"):
@@ -140,16 +197,16 @@ class KeyOperations(Permissions):
 
     def sign(self, session: Session, handle: str, data: bytes) -> bytes:
         """Sign ``data`` (COSE signature encoding) or MAC it (HMAC-SHA-384)."""
-        with self._operation(session, "sign", handle):
-            _key, obj, material = self._in_use(handle, Usage.SIGN)
+        with self._operation(session, "sign", handle) as op:
+            _key, obj, material = self._in_use(handle, Usage.SIGN, op.identity)
             if isinstance(obj, PrivateKey):
                 return obj.sign(self._check_data(data))
             return hmac.new(material, self._check_data(data), hashlib.sha384).digest()
 
     def verify(self, session: Session, handle: str, signature: bytes, data: bytes) -> None:
         """Return ``None`` if ``signature`` is valid over ``data``; raise ``BadSignature``."""
-        with self._operation(session, "verify", handle):
-            key, _obj, material = self._in_use(handle, Usage.VERIFY)
+        with self._operation(session, "verify", handle) as op:
+            key, _obj, material = self._in_use(handle, Usage.VERIFY, op.identity)
             signature = self._check_data(signature, "signature")
             if key.public_key is not None:
                 key.public_key.verify(signature, self._check_data(data))
@@ -158,8 +215,8 @@ class KeyOperations(Permissions):
             if not hmac.compare_digest(mac, signature):
                 raise BadSignature("HMAC-SHA-384 tag does not verify")
 
-    def _aead(self, handle: str, usage: Usage) -> AESGCM:
-        _key, obj, _material = self._in_use(handle, usage)
+    def _aead(self, handle: str, usage: Usage, user: str) -> AESGCM:
+        _key, obj, _material = self._in_use(handle, usage, user)
         if not isinstance(obj, AESGCM):
             raise KeyUsageNotPermitted(f"key {handle} is not an AES-256 key")
         return obj
@@ -168,8 +225,8 @@ class KeyOperations(Permissions):
         self, session: Session, handle: str, plaintext: bytes, *, aad: bytes = b""
     ) -> bytes:
         """AES-256-GCM: ``nonce (12) ‖ ciphertext ‖ tag (16)``, with a random nonce."""
-        with self._operation(session, "encrypt", handle):
-            aead = self._aead(handle, Usage.ENCRYPT)
+        with self._operation(session, "encrypt", handle) as op:
+            aead = self._aead(handle, Usage.ENCRYPT, op.identity)
             nonce = secrets.token_bytes(_GCM_NONCE)
             return nonce + aead.encrypt(
                 nonce, self._check_data(plaintext), self._check_data(aad, "aad")
@@ -177,8 +234,8 @@ class KeyOperations(Permissions):
 
     def decrypt(self, session: Session, handle: str, sealed: bytes, *, aad: bytes = b"") -> bytes:
         """Undo :meth:`encrypt`; ``VerificationFailed`` if the tag does not verify."""
-        with self._operation(session, "decrypt", handle):
-            aead = self._aead(handle, Usage.DECRYPT)
+        with self._operation(session, "decrypt", handle) as op:
+            aead = self._aead(handle, Usage.DECRYPT, op.identity)
             data = self._check_data(sealed)
             if len(data) < _GCM_NONCE + 16:
                 raise MalformedInput("AES-GCM ciphertext is shorter than nonce and tag")
@@ -216,11 +273,13 @@ class KeyOperations(Permissions):
         (``wrapping-key-not-trusted``) and its attestation says ``local`` false."""
         with self._lock:
             with self._operation(session, "derive", handle) as op:
-                parent = self._key(handle, Usage.DERIVE)
+                parent = self._key(handle, Usage.DERIVE, user=op.identity)
                 if key_type not in _DERIVED_SIZES:
                     raise UnsupportedAlgorithm("a derived key is AES-256 or HMAC-SHA-384")
                 attrs = attributes or KeyAttributes(key_type.default_usages)
                 attrs.check_for(key_type)
+                self._check_users(attrs.users)
+                attrs = self._derived_users(parent, attrs)
                 if attrs.exportable:
                     self._exportable(parent, release=True)
                     if attrs.release_policy != parent.attributes.release_policy:

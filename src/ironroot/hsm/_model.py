@@ -33,6 +33,7 @@ __all__ = [
 
 MAX_LABEL: Final = 128
 MAX_POLICY: Final = 16 * 1024
+MAX_KEY_USERS: Final = 64
 _NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
 
 
@@ -167,7 +168,11 @@ class KeyAttributes:
     allows the key to leave the boundary wrapped, never in plaintext; ``release_policy`` is
     opaque text kept for the key-release layer (a key with one leaves only through
     ``Hsm.release``); ``release_on_warning`` lets such a key be released on an EAR whose status
-    is ``warning`` (by default only ``affirming`` releases it).
+    is ``warning`` (by default only ``affirming`` releases it); ``users``, when set, names
+    the crypto users that may use the key (sign, verify, encrypt, decrypt, derive from it,
+    wrap with it or wrap it, unwrap with it, release it): any other crypto user is refused
+    (``RoleNotPermitted`` code ``key-access-denied``). ``None`` (the default) lets every
+    crypto user use it. A crypto officer changes it with ``Hsm.set_key_users``.
     """
 
     usages: frozenset[Usage]
@@ -175,6 +180,7 @@ class KeyAttributes:
     label: str = ""
     release_policy: str | None = None
     release_on_warning: bool = False
+    users: frozenset[str] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.usages, frozenset) or not all(
@@ -200,6 +206,17 @@ class KeyAttributes:
             raise MalformedInput("release_on_warning must be a bool")
         if self.release_on_warning and policy is None:
             raise MalformedInput("release_on_warning needs a release policy")
+        if self.users is not None:
+            if not isinstance(self.users, frozenset) or not self.users:
+                raise MalformedInput("key users are a non-empty frozenset of identity names")
+            if len(self.users) > MAX_KEY_USERS:
+                raise MalformedInput(f"a key names at most {MAX_KEY_USERS} users")
+            for name in self.users:
+                check_name(name, "key user")
+
+    def permits(self, identity: str) -> bool:
+        """Whether ``identity`` may use the key (every crypto user when ``users`` is unset)."""
+        return self.users is None or identity in self.users
 
     @classmethod
     def of(
@@ -210,10 +227,15 @@ class KeyAttributes:
         label: str = "",
         release_policy: str | None = None,
         release_on_warning: bool = False,
+        users: Iterable[str] | None = None,
     ) -> KeyAttributes:
-        """Build from usage names or ``Usage`` values."""
+        """Build from usage names or ``Usage`` values (``users`` from any iterable of names;
+        a single string is refused, not read as its letters)."""
         parsed = frozenset(u if isinstance(u, Usage) else Usage.parse(u) for u in usages)
-        return cls(parsed, exportable, label, release_policy, release_on_warning)
+        if isinstance(users, str | bytes):
+            raise MalformedInput("key users are a list of identity names, not one string")
+        named = None if users is None else frozenset(users)
+        return cls(parsed, exportable, label, release_policy, release_on_warning, named)
 
     def check_for(self, key_type: KeyType) -> None:
         """Raise ``MalformedInput`` if a usage does not fit ``key_type``."""
@@ -224,8 +246,9 @@ class KeyAttributes:
 
     def to_map(self) -> dict[str, object]:
         """The CBOR/JSON form: ``usages`` sorted names, ``exportable``, ``label``,
-        ``release_policy`` (``None`` when absent), and ``release_on_warning`` only when it is
-        true (so the form of every other key is unchanged)."""
+        ``release_policy`` (``None`` when absent), ``release_on_warning`` only when it is
+        true and ``users`` (sorted names) only when set (so the form of every other key is
+        unchanged)."""
         out: dict[str, object] = {
             "usages": sorted(u.value for u in self.usages),
             "exportable": self.exportable,
@@ -234,15 +257,18 @@ class KeyAttributes:
         }
         if self.release_on_warning:
             out["release_on_warning"] = True
+        if self.users is not None:
+            out["users"] = sorted(self.users)
         return out
 
     @classmethod
     def from_map(cls, value: object) -> KeyAttributes:
         members = {"usages", "exportable", "label", "release_policy"}
-        if not isinstance(value, Mapping) or set(value) - {"release_on_warning"} != members:
+        optional = {"release_on_warning", "users"}
+        if not isinstance(value, Mapping) or set(value) - optional != members:
             raise MalformedInput(
                 "key attributes are a map of usages, exportable, label and release_policy "
-                "(and release_on_warning)"
+                "(and release_on_warning, users)"
             )
         if value.get("release_on_warning", True) is not True:
             raise MalformedInput("release_on_warning is present only when true")
@@ -251,12 +277,22 @@ class KeyAttributes:
             raise MalformedInput("key usages must be a list of names")
         if len(set(usages)) != len(usages):
             raise MalformedInput("key usages repeat a name")
+        users = value.get("users")
+        if users is not None and (
+            not isinstance(users, list)
+            or not all(isinstance(u, str) for u in users)
+            or len(set(users)) != len(users)
+        ):
+            raise MalformedInput("key users must be a list of distinct identity names")
+        if "users" in value and users is None:
+            raise MalformedInput("key users are present only when set")
         return cls.of(
             usages,
             exportable=value["exportable"],
             label=value["label"],
             release_policy=value["release_policy"],
             release_on_warning="release_on_warning" in value,
+            users=users,
         )
 
 

@@ -28,6 +28,7 @@ _PERMISSIONS: Final[dict[str, frozenset[Role]]] = {
     "identity-list": _OFFICER,
     "generate": _OFFICER,
     "delete": _OFFICER,
+    "key-users": _OFFICER,
     "migrate": _OFFICER,
     "backup": _OFFICER,
     "restore": _OFFICER,

@@ -99,12 +99,17 @@ class WrapAndRelease(KeyOperations):
         policy, a wrapping key that was imported, is exportable, or was derived from such a
         key (``wrapping-key-not-trusted``: its value may be known outside) or a recipient no
         officer approved (``recipient-not-approved``)."""
-        with self._lock, self._operation(session, "wrap", target):  # not while a delete wipes
+        with self._lock, self._operation(session, "wrap", target) as op:  # not while a delete
+            # wipes
             if (wrapping_key is None) == (recipient is None):
                 raise MalformedInput("give exactly one of wrapping_key and recipient")
-            key = self._key(target)
+            key = self._key(target, user=op.identity)
             self._exportable(key, release=False)
-            wrapper = None if wrapping_key is None else self._key(wrapping_key, Usage.WRAP)
+            wrapper = (
+                None
+                if wrapping_key is None
+                else self._key(wrapping_key, Usage.WRAP, user=op.identity)
+            )
             if wrapper is key:
                 raise MalformedInput("a key cannot wrap itself")
             if wrapper is not None and not wrapper.local:
@@ -191,9 +196,11 @@ class WrapAndRelease(KeyOperations):
         """
         with self._lock:
             with self._operation(session, "unwrap", unwrapping_key) as op:
-                wrapper = self._key(unwrapping_key, Usage.UNWRAP)
+                wrapper = self._key(unwrapping_key, Usage.UNWRAP, user=op.identity)
                 if attributes.exportable:
                     raise KeyNotExportable("an unwrapped (imported) key is never exportable")
+                self._check_users(attributes.users)
+                attributes = self._derived_users(wrapper, attributes)
                 data = self._check_data(wrapped, "wrapped key")
                 obj = wrapper.obj
                 if isinstance(obj, mlkem.MLKEM768PrivateKey | mlkem.MLKEM1024PrivateKey):
@@ -263,7 +270,7 @@ class WrapAndRelease(KeyOperations):
                 op.ear = hashlib.sha256(ear).digest()
             with contextlib.suppress(IronrootError):  # refused below, in its turn
                 op.recipient = WrappingKey.parse(self._check_data(recipient, "recipient")).digest
-            key = self._key(handle)
+            key = self._key(handle, user=op.identity)
             self._exportable(key, release=True)
             policy = key.attributes.release_policy
             if policy is None:
