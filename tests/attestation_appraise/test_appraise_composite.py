@@ -40,6 +40,7 @@ from ironroot.hsm import driver_number, parse_release_policy, release_claims
 from ironroot.rim import LoggedRims
 from ironroot.rot import Device
 from ironroot.spdm import MeasurementValueType
+from tee_fakes import make_crl
 
 
 @pytest.fixture(scope="module")
@@ -250,6 +251,34 @@ def test_gpu_chain_to_another_root(cvm: Device, endorsements: Endorsements, gpus
         cvm.quote(composite_nonce(nonce, 1)), [own], endorsements, nonce=nonce, now=NOW
     )
     assert plain.submods["gpu0"].trust_vector["instance-identity"] == AR4SI.UNRECOGNIZED_INSTANCE
+
+
+def test_a_gpu_whose_attestation_key_is_revoked_is_not_affirmed(
+    cvm: Device, endorsements: Endorsements, gpus: GpuWorld
+) -> None:
+    nonce = os.urandom(32)
+    revoked, kept = gpus.gpu(), gpus.gpu()
+    leaf = x509.load_pem_x509_certificate(revoked.chain_pem)
+    crl = make_crl(
+        gpus.ica.subject,
+        gpus.ica_key.raw,  # type: ignore[arg-type]
+        [leaf.serial_number],
+        last_update=NOW - dt.timedelta(days=1),
+    )
+    result = appraise_composite(
+        cvm.quote(composite_nonce(nonce, 2)),
+        [revoked.report(gpu_nonce(nonce, 0)), kept.report(gpu_nonce(nonce, 1))],
+        endorsements,
+        nonce=nonce,
+        now=NOW,
+        format="ironroot",
+        gpu_root=gpus.root,
+        crls=[crl],
+    )
+    gpu0, gpu1 = result.submods["gpu0"], result.submods["gpu1"]
+    assert gpu0.status is not TrustTier.AFFIRMING
+    assert any("certificate-revoked" in reason for reason in gpu0.reasons)
+    assert gpu1.status is TrustTier.AFFIRMING  # the CRL lists the other GPU only
 
 
 def test_too_many_gpus_is_malformed(cvm: Device, endorsements: Endorsements) -> None:

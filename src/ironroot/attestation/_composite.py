@@ -96,6 +96,7 @@ from ironroot.attestation.evidence import (
     TdxCollateral,
     decode_evidence,
     load_certificates,
+    load_crls,
     verify_nvidia_gpu,
 )
 from ironroot.ear import (
@@ -300,6 +301,8 @@ def _appraise_gpu(
     gpu_root: x509.Certificate | None,
     rim_cache: GpuRimCache | None,
     seen: dict[bytes, int],
+    crls: Sequence[bytes | x509.CertificateRevocationList],
+    allow_stale_collateral: bool,
 ) -> Appraisal:
     expected = gpu_nonce(challenge, index)
     claims = None
@@ -311,6 +314,14 @@ def _appraise_gpu(
             cache=caches.get(NVIDIA_GPU_FORMAT) if caches is not None else None,
             root=gpu_root,
             checks=CheckLog(),
+            crls=[  # bytes are read here, so a bad one fails this GPU's appraisal, not the call
+                crl
+                for item in crls
+                for crl in (
+                    (item,) if isinstance(item, x509.CertificateRevocationList) else load_crls(item)
+                )
+            ],
+            allow_stale_collateral=allow_stale_collateral,
         )
         _check_distinct(index, gpu, seen)
         binding = EVIDENCE_FORMATS[NVIDIA_GPU_FORMAT].binding
@@ -433,6 +444,8 @@ def appraise_composite(
             gpu_root=gpu_root,
             rim_cache=rim_cache,
             seen=seen,
+            crls=crls,
+            allow_stale_collateral=allow_stale_collateral,
         )
     iat = int(now.timestamp())
     return AttestationResult(

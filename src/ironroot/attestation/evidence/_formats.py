@@ -387,6 +387,8 @@ def _verify_nvidia_gpu(data: bytes, options: VerifyOptions, log: CheckLog) -> Ev
         now=options.now,
         cache=_cache(options, NVIDIA_GPU_FORMAT),
         checks=log,
+        crls=_crls(options),
+        allow_stale_collateral=options.allow_stale_collateral,
     )
 
 
@@ -499,6 +501,7 @@ def _rows() -> tuple[EvidenceFormat, ...]:
             roots=(PinnedRoot("NVIDIA Device Identity CA", NVIDIA_DEVICE_ROOT_FINGERPRINT),),
             policy=FormatPolicy(),
             cache=GpuChainCache,
+            takes_crls=True,
         ),
         EvidenceFormat(
             name="azure-hcl",

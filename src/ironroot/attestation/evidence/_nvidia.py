@@ -28,8 +28,17 @@ GSP FMC LF → GSP BROM → GH100 Provisioner ICA → GH100 Identity [→ Device
    a Hopper GPU's report and certificate both carry it (NVIDIA's verifier requires the match).
 4. ``nonce`` (by the format table): the request's nonce is the verifier's, exactly.
 
-Revocation is not checked: NVIDIA publishes it through an OCSP service, which an offline
-verifier does not consult (listed under ``not_checked``).
+5. ``revocation``, with CRLs given (``VerifyOptions.crls``, ``--crl``, ``crls`` in
+   ``attestation.toml``): each certificate of the path against its issuer's CRL, as for SNP
+   and TDX (:mod:`._revocation`): a listed certificate is ``CertificateRevoked``, a CRL whose
+   signature does not verify ``ChainNotTrusted``, a stale one ``CollateralExpired`` unless
+   stale collateral is allowed (then listed in ``raw["stale_collateral"]``). NVIDIA publishes
+   CRLs for its CA levels (``http://crl.ndis.nvidia.com/crl/l1-root.crl`` for the GH100
+   Identity, ``…/l2-gh100.crl`` for the Provisioner ICA: each certificate's CRL distribution
+   point names them); the device's own certificates (GSP BROM, FMC LF) have none, and the
+   check's detail names them as not covered. Without CRLs, or with none of this chain's CAs,
+   the check is listed as not run, with why (NVIDIA's OCSP service is online only). It runs
+   at every verification, the chain cache's hits included.
 
 **Opaque data** is a sequence of TLVs, type and length u16 little-endian, filling the field
 exactly (a duplicate type, a truncated value or trailing bytes: ``MalformedEvidence``). The
@@ -79,6 +88,11 @@ from ironroot.attestation.evidence._certs import (
     verify_issued_by,
 )
 from ironroot.attestation.evidence._claims import CheckLog, EvidenceClaims, JsonReady
+from ironroot.attestation.evidence._revocation import (
+    StaleCollateral,
+    chain_has_crl,
+    check_chain_revocation,
+)
 from ironroot.attestation.evidence._roots import builtin_nvidia_root
 from ironroot.crypto import Algorithm, ExtensionProfile, PublicKey
 from ironroot.errors import (
@@ -436,6 +450,8 @@ class VerifiedGpuChain:
     root_sha256: str
     root_name: str
     validity: tuple[tuple[str, datetime, datetime], ...]
+    path: tuple[x509.Certificate, ...] = field(default=(), compare=False, repr=False)
+    """The certificates, leaf first, the root last (what revocation is checked on)."""
 
     def check_validity(self, now: datetime) -> None:
         at = aware(now)
@@ -602,6 +618,7 @@ def verify_gpu_chain(
         root_sha256=anchor_print.hex(),
         root_name=_name(anchor) + (" (pinned)" if root is None else " (given)"),
         validity=tuple((_name(c), c.not_valid_before_utc, c.not_valid_after_utc) for c in path),
+        path=tuple(path),
     )
 
 
@@ -670,13 +687,21 @@ def _body(evidence: GpuEvidence) -> _Body:
 
 
 def _claims(
-    body: _Body, nonce: bytes, responder_nonce: bytes, signature: bytes, signer: str, root: str
+    body: _Body,
+    nonce: bytes,
+    responder_nonce: bytes,
+    signature: bytes,
+    signer: str,
+    root: str,
+    stale: Sequence[StaleCollateral] = (),
 ) -> EvidenceClaims:
     raw = JsonReady(body.scalars)
     raw["value_types"] = {name: list(indices) for name, indices in body.value_types}
     raw["opaque"] = [f.to_dict() for f in body.opaque]
     raw["responder_nonce"] = responder_nonce.hex()
     raw["signature"] = signature.hex()
+    if stale:
+        raw["stale_collateral"] = [item.to_dict() for item in stale]
     return EvidenceClaims(
         format=NVIDIA_GPU_FORMAT,
         measurements=body.measurements,
@@ -744,13 +769,16 @@ def verify_nvidia_gpu(
     cache: GpuChainCache | None = None,
     checks: CheckLog | None = None,
     root: x509.Certificate | None = None,
+    crls: Sequence[x509.CertificateRevocationList] = (),
+    allow_stale_collateral: bool = False,
 ) -> EvidenceClaims:
     """Verify an NVIDIA GPU report (binary) with its chain (PEM or DER, leaf first; several
     inputs are taken in order) as the module documentation says, WITHOUT the nonce check
     (the format table does it). ``root`` replaces the built-in NVIDIA Device Identity CA
-    (tests, NVIDIA's test devices). Raises ``ChainNotTrusted``, ``CertificateExpired``,
-    ``BadSignature``, ``MalformedSpdm``, ``SpdmProtocolError``, ``MalformedEvidence`` or
-    ``EndorsementMismatch``."""
+    (tests, NVIDIA's test devices); ``crls`` are checked against the chain (``revocation``).
+    Raises ``ChainNotTrusted``, ``CertificateExpired``, ``BadSignature``, ``MalformedSpdm``,
+    ``SpdmProtocolError``, ``MalformedEvidence``, ``EndorsementMismatch``,
+    ``CertificateRevoked`` or ``CollateralExpired``."""
     log = CheckLog() if checks is None else checks
     with log.step("chain") as step:
         chain = _chain(certificates, now, cache, root)
@@ -778,8 +806,22 @@ def verify_nvidia_gpu(
             nonce, responder_nonce = data[4:36], data[located[1] : located[1] + 32]
         step.detail = body.detail
     _check_fwid(body.fwid, chain, log)
-    log.skip("revocation", "NVIDIA's OCSP service is not consulted offline")
-    return _claims(body, nonce, responder_nonce, data[-size:], chain.subject, chain.root_sha256)
+    stale: tuple[StaleCollateral, ...] = ()
+    if not crls:
+        log.skip("revocation", "no CRL given (NVIDIA's OCSP service is not consulted offline)")
+    elif not chain_has_crl(chain.path, crls):
+        log.skip("revocation", f"none of the {len(crls)} CRL(s) given is of this chain's CAs")
+    else:
+        with log.step("revocation") as step:
+            result = check_chain_revocation(
+                chain.path, crls, now=now, allow_stale=allow_stale_collateral
+            )
+            assert result is not None  # a CRL of the chain's CAs was given
+            step.detail = result.detail
+            stale = result.stale
+    return _claims(
+        body, nonce, responder_nonce, data[-size:], chain.subject, chain.root_sha256, stale
+    )
 
 
 def parse_nvidia_gpu(data: bytes) -> dict[str, Any]:
