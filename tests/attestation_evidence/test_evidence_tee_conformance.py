@@ -1,0 +1,79 @@
+"""Confidential-VM evidence against the rules of its specifications that an earlier round left
+out: Intel's DCAP quote format (the QE vendor id of the quote header) and the lenient reading
+of Intel collateral a service starts with."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from ironroot.attestation.evidence import (
+    CheckLog,
+    VerifyOptions,
+    parse_evidence,
+    parse_tdx_quote,
+    verify_evidence,
+    verify_tdx_quote,
+)
+from ironroot.errors import BadSignature, MalformedEvidence
+from tee_fakes import INTEL_QE_VENDOR_ID, TDX_NOW, FakeIntel
+
+TDX_QUOTES = (
+    "deps_verifier_test_data_tdx_quote_4.dat",
+    "testing_testdata_quote_v5_sample.dat",
+    "testing_testdata_tdx_prod_quote_SPR_E4.dat",
+    "testing_testdata_ccel_cos-113-tdx-quote.dat",
+)
+QUOTE_TIME = datetime(2026, 11, 28, tzinfo=UTC)  # inside the real PCK chains' validity
+
+
+@pytest.fixture(scope="module")
+def intel() -> FakeIntel:
+    return FakeIntel()
+
+
+# --- the QE vendor id -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", TDX_QUOTES)
+def test_every_real_quote_names_intels_qe_vendor(tdx_dir: Path, name: str) -> None:
+    quote = parse_tdx_quote((tdx_dir / name).read_bytes())
+    assert quote.header.qe_vendor_id == INTEL_QE_VENDOR_ID
+
+
+@pytest.mark.parametrize(
+    "vendor",
+    [bytes(16), bytes.fromhex("939a7233f79c4ca9940a0db3957f0606"), b"\xff" * 16],
+    ids=["zero", "last-bit", "ones"],
+)
+def test_a_quote_of_another_qe_vendor_is_refused(intel: FakeIntel, vendor: bytes) -> None:
+    """Intel's QVL (``Quote::validate``) refuses a quote whose header names a QE vendor other
+    than Intel's (939a7233-f79c-4ca9-940a-0db3957f0607); every Intel quote names it. The
+    attestation key signs the header, so the vendor is the QE's own word: a quote naming another
+    vendor was not made by Intel's QE."""
+    quote = intel.quote(qe_vendor_id=vendor)
+    log = CheckLog()
+    with pytest.raises(MalformedEvidence, match="QE vendor"):
+        verify_tdx_quote(quote, now=TDX_NOW, root=intel.root, checks=log)
+    assert log.checks[-1].name == "header"
+    assert not log.checks[-1].ok
+    with pytest.raises(MalformedEvidence, match="QE vendor"):
+        parse_tdx_quote(quote)
+    with pytest.raises(MalformedEvidence, match="QE vendor"):
+        parse_evidence(quote, format="tdx")
+
+
+def test_a_quote_of_intels_qe_vendor_verifies(intel: FakeIntel) -> None:
+    claims = verify_tdx_quote(intel.quote(), now=TDX_NOW, root=intel.root)
+    assert claims.identity["qe_vendor_id"] == INTEL_QE_VENDOR_ID.hex()
+
+
+def test_real_quote_with_its_vendor_changed_fails_the_signature_first(tdx_dir: Path) -> None:
+    """The vendor id is signed: changing it in a real quote breaks the quote signature, which
+    is checked before the header values."""
+    data = bytearray((tdx_dir / TDX_QUOTES[0]).read_bytes())
+    data[12] ^= 1
+    with pytest.raises(BadSignature):
+        verify_evidence(bytes(data), VerifyOptions(now=QUOTE_TIME), format="tdx")
