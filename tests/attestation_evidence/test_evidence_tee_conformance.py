@@ -1,6 +1,6 @@
-"""Confidential-VM evidence against the rules of its specifications that an earlier round left
-out: Intel's DCAP quote format (the QE vendor id of the quote header) and the lenient reading
-of Intel collateral a service starts with."""
+"""Confidential-VM evidence against the rules an earlier round left out: Intel's DCAP quote
+format (the QE vendor id of the quote header) and the lenient reading of the collateral and CRLs
+a service starts with (one bad file never stops it)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.serialization import Encoding
 
+from ironroot.attestation import AttestationConfig, read_tdx_collateral
 from ironroot.attestation.evidence import (
     CheckLog,
     VerifyOptions,
@@ -17,7 +19,7 @@ from ironroot.attestation.evidence import (
     verify_evidence,
     verify_tdx_quote,
 )
-from ironroot.errors import BadSignature, MalformedEvidence
+from ironroot.errors import BadSignature, MalformedCollateral, MalformedEvidence
 from tee_fakes import INTEL_QE_VENDOR_ID, TDX_NOW, FakeIntel
 
 TDX_QUOTES = (
@@ -77,3 +79,58 @@ def test_real_quote_with_its_vendor_changed_fails_the_signature_first(tdx_dir: P
     data[12] ^= 1
     with pytest.raises(BadSignature):
         verify_evidence(bytes(data), VerifyOptions(now=QUOTE_TIME), format="tdx")
+
+
+# --- many CRLs in the configured collateral ---------------------------------------------------
+
+
+def _collateral_dir(tmp_path: Path, intel: FakeIntel, crl_files: int) -> Path:
+    folder = tmp_path / "collateral"
+    folder.mkdir()
+    (folder / "tcb_info.json").write_bytes(intel.tcb_info())
+    (folder / "tcb_signing_chain.pem").write_bytes(intel.signing_chain())
+    for serial in range(1, crl_files + 1):  # one PCK CRL per file, each listing another serial
+        crl = intel.crl("pck", [serial])
+        (folder / f"pck_crl_{serial:02d}.der").write_bytes(crl.public_bytes(Encoding.DER))
+    return folder
+
+
+def test_more_crls_than_collateral_holds_never_stop_the_service(
+    tmp_path: Path, intel: FakeIntel
+) -> None:
+    """A collateral directory with more CRL files than a collateral holds (16: an operator
+    keeping the PCK CRLs PCS served over time) made lenient reading, which a service starts
+    with, raise MalformedCollateral instead of listing the problem."""
+    folder = _collateral_dir(tmp_path, intel, 17)
+    files = read_tdx_collateral(folder, strict=False)
+    assert files.collateral is not None
+    assert len(files.collateral.crls) == 16
+    assert len(files.collateral.tcb_infos) == 1
+    assert len(files.problems) == 1
+    assert files.problems[0].startswith(f"{folder / 'pck_crl_17.der'}: malformed-collateral")
+    assert "more than 16 CRLs" in files.problems[0]
+    with pytest.raises(MalformedCollateral, match="more than 16 CRLs"):
+        read_tdx_collateral(folder)
+
+
+def test_configured_crls_beside_the_collateral_directory_never_stop_the_service(
+    tmp_path: Path, intel: FakeIntel
+) -> None:
+    """``attestation.toml``'s ``crls`` are merged into the collateral directory's: 10 and 10
+    made the merge raise MalformedCollateral when the service started. The same CRL given in
+    both places counts once."""
+    folder = _collateral_dir(tmp_path, intel, 10)
+    extra = tmp_path / "crls"
+    extra.mkdir()
+    for serial in range(100, 110):
+        crl = intel.crl("pck", [serial])
+        (extra / f"{serial}.der").write_bytes(crl.public_bytes(Encoding.DER))
+    again = extra / "again.der"
+    again.write_bytes((folder / "pck_crl_01.der").read_bytes())
+    config = AttestationConfig(data_dir=tmp_path, collateral=folder, crls=(again, extra))
+    loaded = config.load_collateral()
+    assert loaded.collateral is not None
+    assert len(loaded.collateral.crls) == 16
+    assert len(loaded.collateral.tcb_infos) == 1
+    assert len(loaded.problems) == 4  # 20 distinct CRLs: the last four are left out
+    assert all("more than 16 CRLs" in line for line in loaded.problems)
