@@ -1,19 +1,30 @@
 """Confidential-VM evidence against the rules an earlier round left out: Intel's DCAP quote
-format (the QE vendor id of the quote header) and the lenient reading of the collateral and CRLs
-a service starts with (one bad file never stops it)."""
+format (the QE vendor id of the quote header), the lenient reading of the collateral and CRLs
+a service starts with (one bad file never stops it), and the SEV-SNP guest policy's
+MIGRATE_MA bit in the default appraisal."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
+from evidence_fakes import FakeAmd, build_report
 
-from ironroot.attestation import AttestationConfig, read_tdx_collateral
+from ironroot.attestation import (
+    AR4SI,
+    AttestationConfig,
+    Endorsements,
+    appraise_evidence,
+    read_tdx_collateral,
+)
 from ironroot.attestation.evidence import (
     CheckLog,
+    SnpProduct,
     VerifyOptions,
+    _snp_verify,
     parse_evidence,
     parse_tdx_quote,
     verify_evidence,
@@ -29,6 +40,7 @@ TDX_QUOTES = (
     "testing_testdata_ccel_cos-113-tdx-quote.dat",
 )
 QUOTE_TIME = datetime(2026, 11, 28, tzinfo=UTC)  # inside the real PCK chains' validity
+SNP_NOW = datetime(2025, 6, 1, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
@@ -134,3 +146,48 @@ def test_configured_crls_beside_the_collateral_directory_never_stop_the_service(
     assert len(loaded.collateral.tcb_infos) == 1
     assert len(loaded.problems) == 4  # 20 distinct CRLs: the last four are left out
     assert all("more than 16 CRLs" in line for line in loaded.problems)
+
+
+# --- a guest that allows a migration agent ----------------------------------------------------
+
+SNP_TCB = {"bootloader": 9, "tee": 1, "snp": 22, "microcode": 0xD5}
+MIGRATE_MA = 1 << 18
+
+
+@pytest.mark.parametrize(
+    ("policy", "refused"),
+    [(0x30000, False), (0x30000 | MIGRATE_MA, True)],
+    ids=["no-migration-agent", "migrate-ma"],
+)
+def test_an_snp_guest_that_allows_a_migration_agent_is_not_approved_by_default(
+    fake_amd: Callable[[SnpProduct], FakeAmd],
+    monkeypatch: pytest.MonkeyPatch,
+    policy: int,
+    refused: bool,
+) -> None:
+    """GUEST_POLICY bit 18 (MIGRATE_MA) lets the hypervisor associate a migration agent with the
+    guest at launch, and that agent can export the guest's memory and state. The policy is not
+    part of MEASUREMENT, so a host can launch the expected image with MIGRATE_MA set and an
+    agent of its own: the report is genuine, the measurement the expected one. The default
+    policy approved such a guest (only DEBUG was a rule); it is now unsupportable
+    configuration, as DEBUG is (a deployment that trusts its migration agents writes its own
+    rules)."""
+    amd = fake_amd(SnpProduct.MILAN)
+    monkeypatch.setattr(_snp_verify, "builtin_snp_anchors", lambda: (amd.anchor,))
+    chip = bytes(range(64))
+    cert, key = amd.leaf(tcb=SNP_TCB, hwid=chip)
+    report = build_report(key, tcb=SNP_TCB, chip_id=chip, policy=policy)
+    vcek = cert.public_bytes(Encoding.DER)
+    claims = verify_evidence(report, VerifyOptions(now=SNP_NOW, certificates=(vcek,)))
+    assert claims.raw["policy"]["migrate_ma"] is refused
+    result = appraise_evidence(
+        report, Endorsements(), nonce=b"\x42" * 64, now=SNP_NOW, certificates=[vcek]
+    )
+    appraisal = result.submods["snp"]
+    reason = (
+        "migration-agent: the SEV-SNP guest policy allows a migration agent (MIGRATE_MA): the "
+        "host chooses it at launch, and it can export the guest's memory"
+    )
+    assert (reason in appraisal.reasons) is refused
+    if refused:
+        assert appraisal.trust_vector["configuration"] == AR4SI.UNSUPPORTABLE_CONFIG
