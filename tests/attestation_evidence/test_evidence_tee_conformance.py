@@ -31,7 +31,7 @@ from ironroot.attestation.evidence import (
     verify_tdx_quote,
 )
 from ironroot.errors import BadSignature, MalformedCollateral, MalformedEvidence
-from tee_fakes import INTEL_QE_VENDOR_ID, TDX_NOW, FakeIntel
+from tee_fakes import INTEL_QE_VENDOR_ID, TDX_NOW, FakeIntel, platform_level
 
 TDX_QUOTES = (
     "deps_verifier_test_data_tdx_quote_4.dat",
@@ -191,3 +191,23 @@ def test_an_snp_guest_that_allows_a_migration_agent_is_not_approved_by_default(
     assert (reason in appraisal.reasons) is refused
     if refused:
         assert appraisal.trust_vector["configuration"] == AR4SI.UNSUPPORTABLE_CONFIG
+
+
+def test_a_second_tcb_info_of_one_fmspc_leaves_only_itself_out(
+    tmp_path: Path, intel: FakeIntel
+) -> None:
+    """Two TCB Info files for one FMSPC: lenient reading left out every TCB Info and the QE
+    Identity too (the whole collateral failed to build) and blamed the signing chain file;
+    only the second file is the problem."""
+    folder = _collateral_dir(tmp_path, intel, 1)
+    (folder / "qe_identity.json").write_bytes(intel.qe_identity())
+    (folder / "tcb_info_again.json").write_bytes(intel.tcb_info([platform_level("OutOfDate")]))
+    files = read_tdx_collateral(folder, strict=False)
+    assert files.collateral is not None
+    assert len(files.collateral.tcb_infos) == 1
+    assert files.collateral.tcb_infos[0].tcb_levels[0].status == "UpToDate"
+    assert files.collateral.qe_identity is not None
+    assert len(files.problems) == 1
+    assert files.problems[0].startswith(f"{folder / 'tcb_info_again.json'}: malformed-collateral")
+    with pytest.raises(MalformedCollateral, match="TCB Info for FMSPC 50806f000000"):
+        read_tdx_collateral(folder)

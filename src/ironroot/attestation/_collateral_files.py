@@ -17,9 +17,11 @@ ignored)::
 CRL files given on their own (``--crl``, ``crls`` in ``attestation.toml``) may be DER or PEM,
 AMD's or Intel's; a folder stands for the ``*.der``, ``*.pem`` and ``*.crl`` files in it.
 
-A collateral holds at most :attr:`TdxCollateral.max_crls` distinct CRLs (the same CRL in two
-files counts once): the directory's, then those given on their own, in that order; a CRL file
-beyond the limit is a problem (``MalformedCollateral``) and is left out.
+A collateral holds one TCB Info per platform (id, FMSPC, PCE-ID): a later file for the same
+one is a problem (``MalformedCollateral``) and is left out. It holds at most
+:attr:`TdxCollateral.max_crls` distinct CRLs (the same CRL in two files counts once): the
+directory's, then those given on their own, in that order; a CRL file beyond the limit is a
+problem (``MalformedCollateral``) and is left out.
 
 ``strict`` reading (the CLI) raises the first problem as a typed error; lenient reading (a
 service starting) leaves the bad file out and returns one line per problem, so one bad file
@@ -146,9 +148,16 @@ def read_tdx_collateral(
     qe_path = qe_identity or qe_path
     chain_path = signing_chain or chain_path
     kept_infos: list[bytes] = []
+    seen: set[tuple[str, bytes, bytes]] = set()
     for path, data in infos:
         try:
-            parse_tcb_info(data)  # each file on its own, so one bad file is left out alone
+            info = parse_tcb_info(data)  # each file on its own, so one bad file is left out alone
+            key = (info.id, info.fmspc, info.pce_id)
+            if key in seen:  # a collateral holds one per platform: the later file is left out
+                raise MalformedCollateral(
+                    f"a second {info.id} TCB Info for FMSPC {info.fmspc.hex()}: left out"
+                )
+            seen.add(key)
             kept_infos.append(data)
         except IronrootError as exc:
             problems.report(path, exc)
