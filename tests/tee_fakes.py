@@ -125,6 +125,7 @@ FMSPC = bytes.fromhex("50806f000000")
 PCE_ID = bytes(2)
 QE_MRSIGNER = bytes.fromhex("dc9e2a7c6f948f17474e34a7fc43ed030f7c1563f1babddf6340c82e0e54a8c5")
 QE_ATTRIBUTES = bytes.fromhex("1500000000000000e700000000000000")
+INTEL_QE_VENDOR_ID = bytes.fromhex("939a7233f79c4ca9940a0db3957f0607")
 ISSUED = datetime(2025, 5, 1, tzinfo=UTC)
 TDX_NOW = datetime(2025, 5, 20, tzinfo=UTC)
 NEXT_UPDATE = datetime(2025, 6, 1, tzinfo=UTC)
@@ -337,10 +338,11 @@ class FakeIntel:
         isv_prod_id: int = 2,
         isv_svn: int = 4,
         report_data: bytes = b"\x42" * 64,
+        qe_vendor_id: bytes = INTEL_QE_VENDOR_ID,
     ) -> bytes:
         """A signed TDX quote (v4, or v5 with a TDX 1.5 body when ``tee_tcb_svn2`` is given)."""
         cert, pck_key = pck or self.pck()
-        header = struct.pack("<HHIHH16s20s", version, 2, 0x81, 0, 0, bytes(16), bytes(20))
+        header = struct.pack("<HHIHH16s20s", version, 2, 0x81, 0, 0, qe_vendor_id, bytes(20))
         body = (
             tee_tcb_svn + bytes(48) + mrsignerseam + seam_attributes + td_attributes + bytes(8)
             + b"\x11" * 48 + bytes(48 * 3) + bytes(48 * 4) + report_data

@@ -895,9 +895,9 @@ def test_a_rule_with_a_macro_reads_only_its_free_variables() -> None:
 
 _APPRAISAL_VARIABLES = (
     "anti_rollback_disabled, checks, components, cvss_threshold, debug, firmware_hash, "
-    "format, identity, measurements, min_svn, nonce_ok, not_checked, raw, report_data, "
-    "reviews, root, root_trusted, signer, snp_vmpls, svn, svns, tcb_status, unmatched, "
-    "vmpl, worst_cvss"
+    "format, identity, measurements, migration_agent, min_svn, nonce_ok, not_checked, raw, "
+    "report_data, reviews, root, root_trusted, signer, snp_vmpls, svn, svns, tcb_status, "
+    "unmatched, vmpl, worst_cvss"
 )
 
 

@@ -35,7 +35,8 @@ none), ``min_svn`` (the logged minimum, 0 if none), ``root`` and ``root_trusted`
 ``firmware_hash`` (``sha384:<hex>``), ``reviews`` (``[{provider, issuer, max_cvss, issues}]``),
 ``worst_cvss``, ``cvss_threshold``, ``tcb_status`` (a TDX quote's Intel TCB status when
 collateral was given, else ``"none"``), ``vmpl`` (an SEV-SNP report's VMPL, -1 for other
-formats) and ``snp_vmpls`` (the VMPLs the policy accepts: 0 by default).
+formats), ``snp_vmpls`` (the VMPLs the policy accepts: 0 by default) and ``migration_agent``
+(an SEV-SNP guest policy allows a migration agent: MIGRATE_MA, bit 18).
 
 Collateral (CRLs, Intel's TDX TCB Info and QE Identity) is given to the formats whose row takes
 it and left out for the others. Problems with configured collateral (a file that did not load)
@@ -46,7 +47,7 @@ verification could not rely on.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final
 
@@ -226,6 +227,7 @@ def _context(
         "anti_rollback_disabled": evidence.identity.get("anti_rollback") in ("disabled", "unknown"),
         "vmpl": _vmpl(evidence),
         "snp_vmpls": list(policy.snp_vmpls),
+        "migration_agent": _migration_agent(evidence),
     }
 
 
@@ -236,6 +238,19 @@ def _vmpl(evidence: EvidenceClaims) -> int:
     if isinstance(value, int) and not isinstance(value, bool):
         return value
     return -1
+
+
+_SNP_FORMATS: Final = frozenset(("snp", "azure-hcl"))
+
+
+def _migration_agent(evidence: EvidenceClaims) -> bool:
+    """Whether an SEV-SNP report's guest policy allows a migration agent (MIGRATE_MA): the
+    hypervisor associates one at launch, and it can export the guest's memory and state;
+    ``False`` for evidence of other formats."""
+    if evidence.format not in _SNP_FORMATS:
+        return False
+    policy = evidence.raw.get("policy")
+    return isinstance(policy, Mapping) and policy.get("migrate_ma") is True
 
 
 def _annotated(evidence: EvidenceClaims) -> dict[str, Any]:

@@ -17,6 +17,12 @@ ignored)::
 CRL files given on their own (``--crl``, ``crls`` in ``attestation.toml``) may be DER or PEM,
 AMD's or Intel's; a folder stands for the ``*.der``, ``*.pem`` and ``*.crl`` files in it.
 
+A collateral holds one TCB Info per platform (id, FMSPC, PCE-ID): a later file for the same
+one is a problem (``MalformedCollateral``) and is left out. It holds at most
+:attr:`TdxCollateral.max_crls` distinct CRLs (the same CRL in two files counts once): the
+directory's, then those given on their own, in that order; a CRL file beyond the limit is a
+problem (``MalformedCollateral``) and is left out.
+
 ``strict`` reading (the CLI) raises the first problem as a typed error; lenient reading (a
 service starting) leaves the bad file out and returns one line per problem, so one bad file
 never stops a service.
@@ -31,6 +37,7 @@ from pathlib import Path
 from typing import Final
 
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 
 from ironroot._fileio import read_limited
 from ironroot.attestation.evidence import (
@@ -42,7 +49,7 @@ from ironroot.attestation.evidence import (
     parse_tcb_info,
 )
 from ironroot.attestation.evidence._revocation import common_name, freshness
-from ironroot.errors import ConfigError, IronrootError
+from ironroot.errors import ConfigError, IronrootError, MalformedCollateral
 
 __all__ = [
     "COLLATERAL_FILES",
@@ -107,10 +114,12 @@ def read_tdx_collateral(
     tcb_info: Sequence[Path] = (),
     qe_identity: Path | None = None,
     signing_chain: Path | None = None,
+    crls: Sequence[Path] = (),
     strict: bool = True,
 ) -> CollateralFiles:
     """Read a collateral directory (see the module documentation) and/or single files (which
-    add a TCB Info, or replace the directory's QE Identity or signing chain)."""
+    add a TCB Info, or replace the directory's QE Identity or signing chain; ``crls``: CRL files
+    or folders added to the directory's CRLs)."""
     problems = _Problems(strict)
     infos: list[tuple[Path, bytes]] = []
     qe_path: Path | None = None
@@ -139,17 +148,24 @@ def read_tdx_collateral(
     qe_path = qe_identity or qe_path
     chain_path = signing_chain or chain_path
     kept_infos: list[bytes] = []
+    seen: set[tuple[str, bytes, bytes]] = set()
     for path, data in infos:
         try:
-            parse_tcb_info(data)  # each file on its own, so one bad file is left out alone
+            info = parse_tcb_info(data)  # each file on its own, so one bad file is left out alone
+            key = (info.id, info.fmspc, info.pce_id)
+            if key in seen:  # a collateral holds one per platform: the later file is left out
+                raise MalformedCollateral(
+                    f"a second {info.id} TCB Info for FMSPC {info.fmspc.hex()}: left out"
+                )
+            seen.add(key)
             kept_infos.append(data)
         except IronrootError as exc:
             problems.report(path, exc)
     qe_data = _optional(qe_path, problems, check=parse_qe_identity)
     chain_data = _optional(chain_path, problems)
-    crls, crl_problems = read_crls(crl_paths, strict=strict)
-    problems.lines.extend(crl_problems)
-    if not kept_infos and qe_data is None and not crls:
+    crls_found = _read_crl_files([*crl_paths, *crls], problems)
+    all_crls = _bounded_crls(crls_found, problems)
+    if not kept_infos and qe_data is None and not all_crls:
         return CollateralFiles(None, tuple(problems.lines))
     if (kept_infos or qe_data is not None) and chain_data is None:
         where = chain_path or (directory / "tcb_signing_chain.pem" if directory else "collateral")
@@ -172,7 +188,7 @@ def read_tdx_collateral(
         tcb_infos=collateral.tcb_infos,
         qe_identity=collateral.qe_identity,
         signing_chain=collateral.signing_chain,
-        crls=crls,
+        crls=all_crls,
     )
     return CollateralFiles(collateral, tuple(problems.lines))
 
@@ -197,7 +213,15 @@ def read_crls(
 ) -> tuple[tuple[x509.CertificateRevocationList, ...], tuple[str, ...]]:
     """The CRLs in ``paths`` (files, or folders of ``*.der``/``*.pem``/``*.crl``)."""
     problems = _Problems(strict)
-    out: list[x509.CertificateRevocationList] = []
+    found = _read_crl_files(paths, problems)
+    return tuple(crl for _, crl in found), tuple(problems.lines)
+
+
+def _read_crl_files(
+    paths: Sequence[Path], problems: _Problems
+) -> list[tuple[Path, x509.CertificateRevocationList]]:
+    """Each CRL of ``paths`` with the file it came from."""
+    out: list[tuple[Path, x509.CertificateRevocationList]] = []
     for path in paths:
         if path.is_dir():
             files = sorted(
@@ -207,10 +231,32 @@ def read_crls(
             files = [path]
         for file in files:
             try:
-                out.extend(load_crls(_read(file)))
+                out.extend((file, crl) for crl in load_crls(_read(file)))
             except IronrootError as exc:
                 problems.report(file, exc)
-    return tuple(out), tuple(problems.lines)
+    return out
+
+
+def _bounded_crls(
+    found: Sequence[tuple[Path, x509.CertificateRevocationList]], problems: _Problems
+) -> tuple[x509.CertificateRevocationList, ...]:
+    """The distinct CRLs of ``found`` (one CRL in two files counts once), at most as many as a
+    collateral holds: a file beyond the limit is a problem and is left out."""
+    out: list[x509.CertificateRevocationList] = []
+    seen: set[bytes] = set()
+    limit = TdxCollateral.max_crls
+    for path, crl in found:
+        key = crl.fingerprint(hashes.SHA256())
+        if key in seen:
+            continue
+        if len(out) >= limit:
+            problems.report(
+                path, MalformedCollateral(f"more than {limit} CRLs in the collateral: left out")
+            )
+            continue
+        seen.add(key)
+        out.append(crl)
+    return tuple(out)
 
 
 def stale_at(

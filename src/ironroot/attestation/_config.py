@@ -73,7 +73,6 @@ from ironroot._fileio import (
 )
 from ironroot.attestation._collateral_files import (
     CollateralFiles,
-    read_crls,
     read_tdx_collateral,
 )
 from ironroot.attestation._endorsements import (
@@ -83,7 +82,7 @@ from ironroot.attestation._endorsements import (
 )
 from ironroot.attestation._http import AttestationService
 from ironroot.attestation._policy import DEFAULT_POLICY, AppraisalPolicy
-from ironroot.attestation.evidence import EVIDENCE_FORMATS, TdxCollateral
+from ironroot.attestation.evidence import EVIDENCE_FORMATS
 from ironroot.cose import decode_key_set
 from ironroot.crypto import (
     Algorithm,
@@ -185,22 +184,14 @@ class AttestationConfig:
 
     def load_collateral(self) -> CollateralFiles:
         """The configured collateral and CRLs, read leniently (problems listed, never raised)."""
-        files = (
-            read_tdx_collateral(self.collateral, strict=False)
-            if self.collateral is not None
-            else CollateralFiles(None)
+        files = read_tdx_collateral(
+            self.collateral, crls=[p for p in self.crls if p.exists()], strict=False
         )
-        crls, problems = read_crls([p for p in self.crls if p.exists()], strict=False)
         missing = tuple(f"{p}: does not exist" for p in self.crls if not p.exists())
-        base = files.collateral if files.collateral is not None else TdxCollateral()
-        merged = TdxCollateral(
-            tcb_infos=base.tcb_infos,
-            qe_identity=base.qe_identity,
-            signing_chain=base.signing_chain,
-            crls=(*base.crls, *crls),
-        )
+        collateral = files.collateral
         return CollateralFiles(
-            None if merged.empty else merged, (*files.problems, *problems, *missing)
+            None if collateral is None or collateral.empty else collateral,
+            (*files.problems, *missing),
         )
 
     def load_policy(self) -> AppraisalPolicy:

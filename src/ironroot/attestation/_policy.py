@@ -14,8 +14,9 @@ The variables every rule can read are built by :mod:`ironroot.attestation._appra
 in ``docs/attestation.md``: ``format``, ``measurements``, ``svns``, ``identity``, ``debug``,
 ``report_data``, ``signer``, ``raw``, ``components``, ``unmatched``, ``svn``, ``min_svn``,
 ``root``, ``root_trusted``, ``nonce_ok``, ``firmware_hash``, ``reviews``, ``worst_cvss``,
-``cvss_threshold``, ``tcb_status``, ``anti_rollback_disabled``, ``vmpl``, ``snp_vmpls``, and
-``checks`` and ``not_checked`` (what the evidence's verification checked and did not).
+``cvss_threshold``, ``tcb_status``, ``anti_rollback_disabled``, ``vmpl``, ``snp_vmpls``,
+``migration_agent``, and ``checks`` and ``not_checked`` (what the evidence's verification
+checked and did not).
 
 All rules are compiled into one CEL program returning a map of booleans, so a whole policy is
 one evaluation; only when that raises are the rules evaluated one by one to find which failed.
@@ -73,6 +74,7 @@ _CEL_VARIABLES: Final = frozenset(
         "anti_rollback_disabled",
         "vmpl",
         "snp_vmpls",
+        "migration_agent",
     )
 )
 
@@ -423,6 +425,14 @@ _DEFAULT_RULES: Final = (
         "debug is enabled (unlocked)",
     ),
     PolicyRule(
+        "migration-agent",
+        "!migration_agent",
+        "configuration",
+        AR4SI.UNSUPPORTABLE_CONFIG,
+        "the SEV-SNP guest policy allows a migration agent (MIGRATE_MA): the host chooses it "
+        "at launch, and it can export the guest's memory",
+    ),
+    PolicyRule(
         "vmpl",
         "vmpl < 0 || vmpl in snp_vmpls",
         "instance-identity",
@@ -506,7 +516,7 @@ DEFAULT_POLICY: Final = AppraisalPolicy(
     },
 )
 """The default policy: trusted root, fresh nonce, an SEV-SNP report requested at VMPL 0,
-debug off, anti-rollback on (where the evidence says), every measured component on the
-log, SVN at or above the logged minimum, an Intel TCB status (when collateral gave one) that is
-not out of date (a warning: hardware 32 unsafe), a logged SAFE review with no open issue at
-CVSS 7.0 or above."""
+debug off, no SEV-SNP migration agent allowed, anti-rollback on (where the evidence says),
+every measured component on the log, SVN at or above the logged minimum, an Intel TCB status
+(when collateral gave one) that is not out of date (a warning: hardware 32 unsafe), a logged
+SAFE review with no open issue at CVSS 7.0 or above."""

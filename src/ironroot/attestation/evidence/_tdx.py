@@ -4,7 +4,9 @@ Layout (Intel TDX DCAP Quote Generation Library and Quote Verification Library A
 Format"; all integers little-endian):
 
 Header, 48 bytes: version (2: 4 or 5), attestation key type (2: 2 = ECDSA-256-with-P-256),
-TEE type (4: 0x81 = TDX), two reserved 2-byte fields, QE vendor id (16), user data (20).
+TEE type (4: 0x81 = TDX), two reserved 2-byte fields, QE vendor id (16: Intel's QE,
+939a7233-f79c-4ca9-940a-0db3957f0607, is the only one Intel's QVL accepts, and so here), user
+data (20).
 
 Version 5 then has a body descriptor: body type (2: 2 = TDX 1.0 report, 3 = TDX 1.5 report)
 and body size (4). Version 4 has no descriptor and always the TDX 1.0 body.
@@ -44,6 +46,7 @@ from typing import Any, Final
 from ironroot.errors import MalformedEvidence
 
 __all__ = [
+    "INTEL_QE_VENDOR_ID",
     "TDX_MAX_QUOTE_SIZE",
     "SgxReportBody",
     "TdAttributes",
@@ -67,6 +70,7 @@ _U16: Final = struct.Struct("<H")
 _U32: Final = struct.Struct("<I")
 _ATT_KEY_ECDSA_P256: Final = 2
 _TEE_TDX: Final = 0x81
+INTEL_QE_VENDOR_ID: Final = bytes.fromhex("939a7233f79c4ca9940a0db3957f0607")
 _CERT_QE_REPORT: Final = 6
 _CERT_PCK_CHAIN: Final = 5
 _BODY_TYPES: Final = {2: _BODY_10, 3: _BODY_15}
@@ -392,14 +396,19 @@ def _check_header(header: TdxQuoteHeader) -> None:
         )
     if header.tee_type != _TEE_TDX:
         raise MalformedEvidence(f"TEE type {header.tee_type:#x} is not TDX (0x81)")
+    if header.qe_vendor_id != INTEL_QE_VENDOR_ID:
+        raise MalformedEvidence(
+            f"QE vendor {header.qe_vendor_id.hex()} is not Intel's "
+            f"({INTEL_QE_VENDOR_ID.hex()}): the quote was not made by Intel's QE"
+        )
 
 
 def parse_tdx_quote(data: bytes) -> TdxQuote:
     """Parse a TDX quote (version 4 or 5; no signature check: see the verifier).
 
     Raises ``MalformedEvidence`` for a truncated or inconsistent structure, an unsupported
-    version, key type, TEE type or certification data type. Bytes after the quote are
-    counted (``trailing_bytes``), not refused.
+    version, key type, TEE type or certification data type, or a QE vendor other than Intel's.
+    Bytes after the quote are counted (``trailing_bytes``), not refused.
     """
     quote = _parse(data)
     _check_header(quote.header)

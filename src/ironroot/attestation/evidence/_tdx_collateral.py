@@ -60,7 +60,7 @@ import urllib.parse
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 from cryptography import x509
 
@@ -561,6 +561,9 @@ class TdxCollateral:
     qe_identity: QeIdentity | None = None
     signing_chain: tuple[x509.Certificate, ...] = ()
     crls: tuple[x509.CertificateRevocationList, ...] = ()
+
+    max_crls: ClassVar[int] = _MAX_CRLS
+    """The most CRLs one collateral holds (more is ``MalformedCollateral``)."""
 
     def __post_init__(self) -> None:
         if (self.tcb_infos or self.qe_identity is not None) and not self.signing_chain:

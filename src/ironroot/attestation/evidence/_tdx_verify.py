@@ -6,7 +6,8 @@ The steps, in order (each failure is one typed error):
    type 6 holding a type-5 PCK chain; trailing bytes only when allowed.
 2. Quote signature (``BadSignature``): ECDSA P-256/SHA-256 by the attestation key (raw x‖y)
    over header [‖ v5 body descriptor] ‖ body, checked by :meth:`ironroot.crypto.PublicKey.verify`.
-3. Header values (``MalformedEvidence``): attestation key type 2, TEE type 0x81.
+3. Header values (``MalformedEvidence``): attestation key type 2, TEE type 0x81, Intel's QE
+   vendor id (as Intel's QVL requires).
 4. QE report signature (``BadSignature``): ECDSA P-256 by the PCK leaf over the 384-byte QE
    report.
 5. Key binding (``BadSignature``): QE REPORTDATA[0:32] = SHA-256(attestation key ‖ QE auth
