@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from ironroot.attestation import Endorsements, appraise
 from ironroot.attestation.evidence import EvidenceClaims, parse_tdx_quote, verify_tdx_quote
+from ironroot.ear import AR4SI
 from tee_fakes import TDX_NOW, FakeIntel
 
 
@@ -44,3 +46,24 @@ def test_real_quotes_debug_claim(tdx_dir: Path) -> None:
     spr = parse_tdx_quote((tdx_dir / "testing_testdata_tdx_prod_quote_SPR_E4.dat").read_bytes())
     assert spr.body.td_attributes.raw & 0xFF == 0
     assert spr.body.td_attributes.under_debug is False
+
+
+@pytest.mark.parametrize(("bits", "migratable"), [(0, False), (1 << 29, True)])
+def test_a_migratable_td_is_not_approved_by_default(
+    intel: FakeIntel, bits: int, migratable: bool
+) -> None:
+    """TDATTRIBUTES bit 29 (MIGRATABLE): a migration TD the host binds may export the TD's
+    memory and state, and a v4 quote does not name it; like SEV-SNP's MIGRATE_MA, the default
+    policy takes it as unsupportable configuration (it was approved)."""
+    claims = _claims(intel, bits)
+    assert claims.raw["body"]["td_attributes"]["migratable"] is migratable
+    assert claims.debug is False
+    result = appraise(claims, Endorsements(), nonce=None, now=TDX_NOW)
+    appraisal = result.submods["tdx"]
+    reason = (
+        "migration-agent: the guest allows a migration agent (SEV-SNP MIGRATE_MA, TDX "
+        "MIGRATABLE): the host chooses it, and it can export the guest's memory"
+    )
+    assert (reason in appraisal.reasons) is migratable
+    if migratable:
+        assert appraisal.trust_vector["configuration"] == AR4SI.UNSUPPORTABLE_CONFIG

@@ -185,8 +185,8 @@ def test_an_snp_guest_that_allows_a_migration_agent_is_not_approved_by_default(
     )
     appraisal = result.submods["snp"]
     reason = (
-        "migration-agent: the SEV-SNP guest policy allows a migration agent (MIGRATE_MA): the "
-        "host chooses it at launch, and it can export the guest's memory"
+        "migration-agent: the guest allows a migration agent (SEV-SNP MIGRATE_MA, TDX "
+        "MIGRATABLE): the host chooses it, and it can export the guest's memory"
     )
     assert (reason in appraisal.reasons) is refused
     if refused:

@@ -244,9 +244,15 @@ _SNP_FORMATS: Final = frozenset(("snp", "azure-hcl"))
 
 
 def _migration_agent(evidence: EvidenceClaims) -> bool:
-    """Whether an SEV-SNP report's guest policy allows a migration agent (MIGRATE_MA): the
-    hypervisor associates one at launch, and it can export the guest's memory and state;
-    ``False`` for evidence of other formats."""
+    """Whether the guest may be exported by a migration agent the host brings: an SEV-SNP
+    report's guest policy allows one (MIGRATE_MA: the hypervisor associates it at launch), or
+    a TDX quote's TDATTRIBUTES say MIGRATABLE (bit 29: a migration TD, bound by the host, may
+    export the TD's memory and state; its identity is not in a v4 quote). ``False`` for
+    evidence of other formats."""
+    if evidence.format == "tdx":
+        body = evidence.raw.get("body")
+        attributes = body.get("td_attributes") if isinstance(body, Mapping) else None
+        return isinstance(attributes, Mapping) and attributes.get("migratable") is True
     if evidence.format not in _SNP_FORMATS:
         return False
     policy = evidence.raw.get("policy")

@@ -429,8 +429,8 @@ _DEFAULT_RULES: Final = (
         "!migration_agent",
         "configuration",
         AR4SI.UNSUPPORTABLE_CONFIG,
-        "the SEV-SNP guest policy allows a migration agent (MIGRATE_MA): the host chooses it "
-        "at launch, and it can export the guest's memory",
+        "the guest allows a migration agent (SEV-SNP MIGRATE_MA, TDX MIGRATABLE): the host "
+        "chooses it, and it can export the guest's memory",
     ),
     PolicyRule(
         "vmpl",

@@ -27,7 +27,7 @@ MRENCLAVE (32), reserved (32), MRSIGNER (32), reserved (96), ISVPRODID (2), ISVS
 reserved (60), REPORTDATA (64).
 
 TDATTRIBUTES bits: 7:0 the TUD ("TD under debug") group: 0 DEBUG, 4–6 HGS+/perf/PMT
-profiling; 28 SEPT_VE_DISABLE, 30 PKS, 31 KL, 63 PERFMON. A TD with any TUD bit set is
+profiling; 28 SEPT_VE_DISABLE, 29 MIGRATABLE, 30 PKS, 31 KL, 63 PERFMON. A TD with any TUD bit set is
 untrusted (the TDX module ABI), so ``under_debug`` (any of bits 7:0), not the DEBUG bit alone,
 is what the evidence's ``debug`` claim says.
 
@@ -108,7 +108,8 @@ class TdxQuoteHeader:
 
 @dataclass(frozen=True, slots=True)
 class TdAttributes:
-    """Decoded TDATTRIBUTES (``debug``: bit 0; ``under_debug``: any of the TUD bits 7:0)."""
+    """Decoded TDATTRIBUTES (``debug``: bit 0; ``under_debug``: any of the TUD bits 7:0;
+    ``migratable``: bit 29, a TD a migration TD may export)."""
 
     raw: int
     debug: bool
@@ -117,6 +118,7 @@ class TdAttributes:
     pks: bool
     kl: bool
     perfmon: bool
+    migratable: bool = False
 
     @classmethod
     def decode(cls, raw: int) -> TdAttributes:
@@ -126,6 +128,7 @@ class TdAttributes:
             under_debug=bool(raw & _TUD),
             sept_ve_disable=_bit(raw, 28),
             pks=_bit(raw, 30),
+            migratable=_bit(raw, 29),
             kl=_bit(raw, 31),
             perfmon=_bit(raw, 63),
         )
@@ -136,6 +139,7 @@ class TdAttributes:
             "debug": self.debug,
             "under_debug": self.under_debug,
             "sept_ve_disable": self.sept_ve_disable,
+            "migratable": self.migratable,
             "pks": self.pks,
             "kl": self.kl,
             "perfmon": self.perfmon,
