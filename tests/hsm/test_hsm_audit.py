@@ -22,6 +22,7 @@ from ironroot.hsm import (
     KeyAttributes,
     KeyType,
     MemoryStorage,
+    ReleaseBinding,
     format_audit_log,
     parse_audit_log,
     verify_audit,
@@ -223,6 +224,33 @@ def test_a_record_naming_a_member_twice_is_not_json() -> None:
         with pytest.raises(MalformedInput, match=r"^audit line \d is not JSON$"):
             parse_audit_log(bad)
     verify_audit(parse_audit_log(good.encode()))
+
+
+def test_a_digest_in_other_than_lowercase_hex_is_malformed() -> None:
+    """The HSM writes each digest as 64 lowercase hex digits, and the hash covers the bytes,
+    not the text: ``prev``, ``mac`` or a release binding in upper case (or with spaces) read
+    the same and verified, so a line an auditor greps for a statement's digest could be
+    rewritten not to match while the chain still verified. Only the HSM's form is read."""
+    records = _chain(2)
+    bound = dataclasses.replace(
+        AuditRecord(2, 1002, "user", "release", "k", "ok", records[-1].digest()),
+        release=ReleaseBinding(bytes(range(32)), None, None),
+    )
+    good = format_audit_log([*records, bound])
+    verify_audit(parse_audit_log(good))
+    first, second, third = good.decode().splitlines()
+    line = json.loads(second)
+    binding = json.loads(third)
+    statement = binding["release"]["statement"]
+    for bad in (
+        f"{first}\n{json.dumps({**line, 'prev': line['prev'].upper()})}\n",
+        f"{first}\n{json.dumps({**line, 'mac': line['prev'][:62] + ' 1'})}\n",
+        f"{first}\n{second}\n"
+        + json.dumps({**binding, "release": {"statement": statement.upper()}})
+        + "\n",
+    ):
+        with pytest.raises(MalformedInput, match="64 lowercase hex digits"):
+            parse_audit_log(bad.encode())
 
 
 def test_records_name_created_keys_even_one_per_write(device: object) -> None:

@@ -653,3 +653,23 @@ def test_key_users_from_the_command_line(
     assert capsys.readouterr().out == f"{key['handle']}: every crypto user\n"
     assert _run(cli, "co", "hsm", "key", "generate", "--type", "EC-P256", "--user", "nobody") == 1
     assert "no identity 'nobody' to name as a key user" in capsys.readouterr().err
+
+
+def test_a_release_policy_file_that_is_not_utf8_is_malformed(
+    cli: tuple[Path, dict[str, Path]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--release-policy-file`` is read as UTF-8 text: other bytes are ``malformed`` (exit
+    2, one line), as ``keyrelease policy check`` says, not a traceback (``internal-error``);
+    no key is generated."""
+    policy = tmp_path / "policy.cel"
+    policy.write_bytes(b'status == "affirming" && submod == "\xff"')
+    capsys.readouterr()
+    code = _run(cli, "co", "hsm", "key", "generate", "--type", "AES-256", "--exportable",
+                "--release-policy-file", str(policy))  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "malformed" in err
+    assert "internal-error" not in err
+    assert "not UTF-8" in err
+    assert _run(cli, "co", "hsm", "key", "list", "--json") == 0
+    assert json.loads(capsys.readouterr().out)["result"] == []

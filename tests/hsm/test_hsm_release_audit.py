@@ -60,6 +60,25 @@ def test_a_granted_release_record_binds_statement_recipient_and_ear_before_it_re
     }
 
 
+@pytest.mark.parametrize("kind", [bytearray, memoryview])
+def test_an_ear_given_as_a_buffer_is_bound_like_bytes(
+    stored: tuple[World, MemoryStorage], kind: type[bytearray] | type[memoryview]
+) -> None:
+    """The HSM takes the EAR as any bytes-like value (``_check_data``); the record binds its
+    digest whatever the type, as the statement does: else the audit bundle finds a record
+    that does not name the EAR its statement names (``release-record-mismatch``)."""
+    world, storage = stored
+    nonce, _ = world.hsm.release_challenge(world.user)
+    token = ear(world.verifier, nonce, world.tee)
+    released = world.hsm.release(
+        world.user, world.key, ear=kind(token), nonce=nonce, recipient=world.tee.spki
+    )
+    record = parse_audit_log(storage.read_audit())[-1]
+    assert record.release == ReleaseBinding(
+        _sha(released.statement), world.tee.key.digest, _sha(token)
+    )
+
+
 def test_a_refused_release_binds_the_recipient_and_ear_but_no_statement(
     stored: tuple[World, MemoryStorage],
 ) -> None:

@@ -24,7 +24,7 @@ from ironroot.attestation import (
     gpu_nonce,
     sign_ear_jwt,
 )
-from ironroot.errors import KeyBindingMismatch, ReleaseDenied, StaleNonce
+from ironroot.errors import KeyBindingMismatch, MalformedInput, ReleaseDenied, StaleNonce
 from ironroot.hsm import KeyAttributes, KeyType
 from ironroot.keyrelease import ReleasableKey, check_composite_binding
 from ironroot.keyrelease.tee import TeeKeyPair
@@ -314,3 +314,18 @@ def test_a_device_in_the_cvm_place_is_refused(harness: Harness, weights: str, de
     nonce = harness.nonce()
     ear = composite_ear(harness, nonce, cvm_format=device)
     refused(harness, weights, ear, nonce, ReleaseDenied, "not-a-cvm")
+
+
+@pytest.mark.parametrize("cvm_format", [["nvidia-gpu"], {"spdm": 1}, 7])
+def test_a_cvm_format_that_is_not_text_is_malformed_and_audited(
+    harness: Harness, weights: str, cvm_format: object
+) -> None:
+    """The cvm submodule's evidence format is compared with the device formats: one that is
+    not text (a list, a map: unhashable) is a malformed EAR, refused and audited like any
+    other, not a ``TypeError`` that leaves the spent nonce's release with no record."""
+    seen: list[tuple[str, str]] = []
+    harness.hsm.add_listener(lambda operation, result: seen.append((operation, result)))
+    nonce = harness.nonce()
+    ear = composite_ear(harness, nonce, cvm_format=cvm_format)  # type: ignore[arg-type]
+    refused(harness, weights, ear, nonce, MalformedInput, "malformed")
+    assert seen[-1] == ("release", "malformed")

@@ -167,7 +167,12 @@ def _attributes(args: argparse.Namespace, key_type: hsmlib.KeyType) -> hsmlib.Ke
     )
     policy = None
     if getattr(args, "release_policy_file", None):
-        policy = _read(args.release_policy_file, _MAX_SMALL).decode("utf-8", "strict")
+        try:
+            policy = _read(args.release_policy_file, _MAX_SMALL).decode("utf-8", "strict")
+        except UnicodeDecodeError:
+            raise MalformedInput(
+                f"{args.release_policy_file} is not UTF-8 text: not a release policy"
+            ) from None
     return hsmlib.KeyAttributes(
         usages,
         getattr(args, "exportable", False),

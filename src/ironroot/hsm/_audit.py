@@ -92,6 +92,7 @@ PRUNE: Final = "audit-prune"
 SEGMENT_PREFIX: Final = "audit-"
 SEGMENT_SUFFIX: Final = ".jsonl"
 _DECIMAL: Final = re.compile(r"0|[1-9][0-9]{0,18}")
+_LOWER_HEX32: Final = re.compile(r"[0-9a-f]{64}")
 MAC_LABEL: Final = b"ironroot/hsm/audit/v1"
 
 
@@ -100,12 +101,11 @@ def _is_uint(value: object) -> bool:
 
 
 def _hex32(value: object, name: str) -> bytes:
-    if not isinstance(value, str) or len(value) != 64:
-        raise MalformedInput(f"audit {name} is 64 hex digits")
-    try:
-        return bytes.fromhex(value)
-    except ValueError as exc:
-        raise MalformedInput(f"audit {name} is not hex") from exc
+    """A digest as the HSM writes it: 64 lowercase hex digits, nothing else (the hash covers
+    the bytes, so another spelling of them, upper case or spaced, would verify as well)."""
+    if not isinstance(value, str) or not _LOWER_HEX32.fullmatch(value):
+        raise MalformedInput(f"audit {name} is 64 lowercase hex digits")
+    return bytes.fromhex(value)
 
 
 def audit_mac(key: bytes | bytearray, digest: bytes) -> bytes:

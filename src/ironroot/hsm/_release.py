@@ -138,6 +138,8 @@ def _composite_binding(
     result: AttestationResult, count: int, *, nonce: bytes, wrapping_key: WrappingKey
 ) -> tuple[str, bytes]:
     cvm_format = (result.submods["cvm"].evidence or {}).get("format")
+    if cvm_format is not None and not isinstance(cvm_format, str):  # a list: unhashable
+        raise MalformedInput("the EAR's cvm evidence format must be text")
     if cvm_format in DEVICE_FORMATS:  # a GPU signs cvm_nonce like any nonce: no VM is here
         raise ReleaseDenied(
             f"the composite's cvm submodule appraised {cvm_format} evidence, a device's, "

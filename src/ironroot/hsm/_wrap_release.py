@@ -266,9 +266,10 @@ class WrapAndRelease(KeyOperations):
         with self._lock, self._operation(session, "release", handle) as op:  # not while a
             # delete wipes. The digests are taken first, so that a refusal's record names
             # them too; each input is still checked where it always was.
-            if isinstance(ear, bytes) and len(ear) <= self._config.max_data:
-                op.ear = hashlib.sha256(ear).digest()
             with contextlib.suppress(IronrootError):  # refused below, in its turn
+                # any bytes-like EAR, as it is checked below: a bytearray is bound too
+                op.ear = hashlib.sha256(self._check_data(ear, "ear")).digest()
+            with contextlib.suppress(IronrootError):
                 op.recipient = WrappingKey.parse(self._check_data(recipient, "recipient")).digest
             key = self._key(handle, user=op.identity)
             self._exportable(key, release=True)
@@ -280,8 +281,9 @@ class WrapAndRelease(KeyOperations):
             if not isinstance(issued, float):  # every release nonce carries its issue time
                 raise HsmErrorState("the release nonce carries no issue time")
             wrapping_key = WrappingKey.parse(self._check_data(recipient, "recipient"))
+            token = self._check_data(ear, "ear")
             context = authorize_release(
-                self._check_data(ear, "ear"),
+                token,
                 nonce=nonce,
                 nonce_issued=issued,
                 wrapping_key=wrapping_key,
@@ -304,7 +306,7 @@ class WrapAndRelease(KeyOperations):
                 key_type=key.key_type,
                 recipient=wrapping_key.digest,
                 nonce=nonce,
-                ear=ear,
+                ear=token,
                 wrapped=wrapped,
                 now=self._now(),
             )
