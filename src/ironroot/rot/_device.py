@@ -138,6 +138,21 @@ def _key_path(directory: Path, given: Path | str | None) -> Path:
     return path
 
 
+def _open_lock(directory: Path) -> int:
+    """The directory's lock file, never through a link (a link planted in the device directory
+    made every operation create the file it named, anywhere the process may write)."""
+    path = directory / _LOCK
+    try:
+        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.EISDIR):
+            raise DeviceStateTampered(
+                f"{_LOCK} is not the lock file the device makes (a link or a directory): "
+                "the device directory was edited"
+            ) from exc
+        raise StorageError(f"cannot open {path}: {exc.strerror or exc}") from exc
+
+
 def _load_key(path: Path) -> bytes:
     try:
         data = read_limited(path, 4 * OBFUSCATION_KEY_SIZE)
@@ -216,16 +231,25 @@ class Device:
         the obfuscation key file (0600) when it does not exist yet."""
         path = Path(directory)
         path.mkdir(parents=True, exist_ok=True)
-        if os.path.lexists(path / FUSES):
+        if os.path.lexists(path / FUSES):  # again under the lock, below
             raise Conflict(f"{path} already holds a device")
         key_path = _key_path(path, obfuscation_key)
         _create_key(key_path)
         store = NvStore(path, _load_key(key_path))
-        # A state root without fuses: a creation cut short is written again; a device whose
-        # fuse file was removed is never reset.
-        if os.path.lexists(path / ROOT) and not store.creation_interrupted():
-            raise DeviceStateTampered(f"{FUSES} was removed from the device")
-        store.initialize(Fuses())
+        # The check and the blank write hold the directory lock: a creation that checked
+        # before another one's device (and its provisioning) landed must not write over it.
+        fd = _open_lock(path)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            if os.path.lexists(path / FUSES):
+                raise Conflict(f"{path} already holds a device")
+            # A state root without fuses: a creation cut short is written again; a device
+            # whose fuse file was removed is never reset.
+            if os.path.lexists(path / ROOT) and not store.creation_interrupted():
+                raise DeviceStateTampered(f"{FUSES} was removed from the device")
+            store.initialize(Fuses())
+        finally:
+            os.close(fd)
         return cls(path, obfuscation_key=key_path)
 
     # --- state ----------------------------------------------------------------------------
@@ -262,18 +286,7 @@ class Device:
                 os.close(fd)
 
     def _open_lock(self) -> int:
-        """The lock file, never through a link (a link planted in the device directory made
-        every operation create the file it named, anywhere the process may write)."""
-        path = self.directory / _LOCK
-        try:
-            return os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
-        except OSError as exc:
-            if exc.errno in (errno.ELOOP, errno.EISDIR):
-                raise DeviceStateTampered(
-                    f"{_LOCK} is not the lock file the device makes (a link or a directory): "
-                    "the device directory was edited"
-                ) from exc
-            raise StorageError(f"cannot open {path}: {exc.strerror or exc}") from exc
+        return _open_lock(self.directory)
 
     @contextlib.contextmanager
     def held(self) -> Iterator[Device]:
