@@ -75,7 +75,17 @@ from ironroot.errors import (
     NotFound,
     StorageError,
 )
-from ironroot.rot._boot import PCR_DPE, BootState, DiceLayers, PcrEvent, cold_boot, derive_layers
+from ironroot.rot._boot import (
+    PCR_DPE,
+    STATUS_DEBUG_LOCKED,
+    STATUS_LIFECYCLE,
+    BootState,
+    DiceLayers,
+    PcrEvent,
+    cold_boot,
+    derive_layers,
+    device_status,
+)
 from ironroot.rot._ca import VendorCA
 from ironroot.rot._counter import MAX_COUNTER_VALUE, MonotonicCounter
 from ironroot.rot._dpe import ChildIdentity, derive_child_identity
@@ -511,10 +521,18 @@ class Device:
         return certs, ueid
 
     def quote(self, nonce: bytes) -> bytes:
-        """A quote over the current PCRs and log, answering ``nonce``."""
+        """A quote over the current PCRs and log, answering ``nonce``.
+
+        The lifecycle and debug claims are those the boot measured (its ``device-status``
+        event, which the FMC alias certificate's flags certify), not the fuses now: a
+        lifecycle or debug fuse written since the boot is latched at the next one, as the
+        silicon latches them at reset."""
         with self._locked(exclusive=False):
             state = self._load()
             boot, layers = self._layers(state)
+            status = device_status(boot.log)
+            if status is None:
+                raise Conflict("the boot state records no device status: boot again")
             certificates, ueid = self._idevid_certificates(layers, boot)
             return create_quote(
                 nonce=nonce,
@@ -522,8 +540,8 @@ class Device:
                 ueid=ueid,
                 state=boot,
                 idevid_certificates=certificates,
-                lifecycle=state.fuses.lifecycle,
-                debug_locked=state.fuses.debug_locked,
+                lifecycle=Lifecycle(status[STATUS_LIFECYCLE]),
+                debug_locked=bool(status[STATUS_DEBUG_LOCKED]),
             )
 
     def derive_child(self, measurement: bytes, *, label: str) -> ChildIdentity:
