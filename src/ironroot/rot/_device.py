@@ -564,8 +564,12 @@ class Device:
         another secret), so a store sealed under it opens only here, on this firmware — the
         HSM's key store uses it (``ironroot rot sealing-secret``). ``label`` separates users.
         """
-        if not label or len(label) > 64:
-            raise MalformedInput("a sealing label is 1-64 characters")
+        try:
+            if not isinstance(label, str) or not 0 < len(label) <= 64:
+                raise ValueError(label)
+            context = label.encode()
+        except (ValueError, UnicodeEncodeError):  # a lone surrogate: a non-UTF-8 argument byte
+            raise MalformedInput("a sealing label is 1-64 characters of UTF-8 text") from None
         state = self._load()
         # Derived once per open device and state: the fuses' and the boot state's MACs name
         # exactly what the secret depends on (the state is still loaded and verified first).
@@ -575,7 +579,7 @@ class Device:
         if found is not None:
             return found
         _, layers = self._layers(state)
-        secret = kdf(layers.rt_alias.cdi, b"sealing", label.encode(), 32)
+        secret = kdf(layers.rt_alias.cdi, b"sealing", context, 32)
         with self._thread_lock:
             self._sealing.clear()  # one state at a time: an older state's secrets go
             self._sealing[memo] = secret
