@@ -238,7 +238,8 @@ class Device:
     def create(cls, directory: Path | str, *, obfuscation_key: Path | str | None = None) -> Device:
         """A new device: every fuse clear. Refuses a directory that already holds one, or a
         state root (a device whose fuse file was removed, ``DeviceStateTampered``). Makes
-        the obfuscation key file (0600) when it does not exist yet."""
+        the obfuscation key file (0600) when it does not exist yet. The check and the write
+        hold the directory lock: of two creations at once, the later raises ``Conflict``."""
         path = Path(directory)
         path.mkdir(parents=True, exist_ok=True)
         if os.path.lexists(path / FUSES):  # again under the lock, below
