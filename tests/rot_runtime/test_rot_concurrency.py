@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from _rot_helpers import NOW, Product
 
-from ironroot.errors import Conflict
+from ironroot.errors import Conflict, DeviceStateTampered
 from ironroot.rot import Device, VendorCA, _nvstate
 
 
@@ -69,3 +69,44 @@ def test_a_device_created_twice_at_once_is_never_reset_under_a_provisioned_one(
     assert "already holds a device" in refused[0].detail
     # whoever won, the device on disk is its device: a provisioning that returned stands
     assert Device(path).fuses.uds_programmed is (created == ["second"])
+
+
+def test_a_device_opened_while_it_is_created_is_not_reported_tampered(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A creation writes the state root (naming ``fuses.json`` absent or new) before
+    ``fuses.json``. Another process opening the device in between (``ironroot rot show``
+    while ``provision`` creates it) saw a root without fuses and raised
+    ``DeviceStateTampered`` "fuses.json was removed": a false alarm. The opener now checks
+    again under the directory lock, which the creation holds, and opens the new device."""
+    path = tmp_path / "dev"
+    reached, go = threading.Event(), threading.Event()
+    original = _nvstate.NvStore._write
+
+    def paused(self: _nvstate.NvStore, name: str, data: bytes) -> None:
+        if name == _nvstate.FUSES and threading.current_thread().name == "creator":
+            reached.set()
+            assert go.wait(10)
+        original(self, name, data)
+
+    monkeypatch.setattr(_nvstate.NvStore, "_write", paused)
+    creator = threading.Thread(target=Device.create, args=(path,), name="creator")
+    creator.start()
+    assert reached.wait(10)
+    opened: list[object] = []
+
+    def open_device() -> None:
+        try:
+            opened.append(Device(path))
+        except DeviceStateTampered as exc:
+            opened.append(exc)
+
+    opener = threading.Thread(target=open_device)
+    opener.start()
+    opener.join(0.5)
+    go.set()
+    creator.join(10)
+    opener.join(10)
+    assert len(opened) == 1
+    assert isinstance(opened[0], Device), opened[0]
+    assert not opened[0].fuses.uds_programmed

@@ -216,9 +216,17 @@ class Device:
         self.directory = Path(directory)
         # Whatever stands at fuses.json (a link, a directory) is read, and refused, by the store.
         if not os.path.lexists(self.directory / FUSES):
-            if os.path.lexists(self.directory / ROOT):
-                raise DeviceStateTampered(f"{FUSES} was removed from the device")
-            raise InputUnavailable(f"{self.directory} is not a device directory (no {FUSES})")
+            if not os.path.lexists(self.directory / ROOT):
+                raise InputUnavailable(f"{self.directory} is not a device directory (no {FUSES})")
+            # A root without fuses is also a creation under way (Device.create writes the
+            # root first, holding the lock): look again once it is done.
+            fd = _open_lock(self.directory)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH)
+                if not os.path.lexists(self.directory / FUSES):
+                    raise DeviceStateTampered(f"{FUSES} was removed from the device")
+            finally:
+                os.close(fd)
         self.obfuscation_key_path = _key_path(self.directory, obfuscation_key)
         self._store = NvStore(self.directory, _load_key(self.obfuscation_key_path))
         self._thread_lock = threading.RLock()
