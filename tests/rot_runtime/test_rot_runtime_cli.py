@@ -177,6 +177,25 @@ def test_derive_child_and_inspect_cert(
     assert main([*argv, "--label", "no/slash", "--out", str(out)]) == 2
 
 
+def test_derive_child_into_an_unusable_folder_measures_nothing(
+    setup: tuple[Path, Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--out`` that cannot be a folder (a file stands there) exits 2 ``input-unavailable``;
+    before, PCR2 had already been extended with the child's measurement, so a command that
+    failed, and gave the child no identity, still left a ``dpe:`` event in every later quote
+    (and a second ``dpe:bmc`` once it was run again). The folder is made first now."""
+    _ca, dev, bundle = setup
+    assert main(["rot", "boot", "--device", str(dev), "--bundle", str(bundle), "--at", AT]) == 0
+    before = snapshot(dev)
+    taken = tmp_path / "taken"
+    taken.write_text("a file, not a folder")
+    argv = ["rot", "derive-child", "--device", str(dev), "--measurement", "ab" * 48]
+    assert main([*argv, "--label", "bmc", "--out", str(taken)]) == 2
+    assert "ironroot: input-unavailable:" in capsys.readouterr().err
+    assert snapshot(dev) == before
+    assert [e.name for e in Device(dev).boot_state.log].count("dpe:bmc") == 0  # type: ignore[union-attr]
+
+
 def test_provisioning_twice_is_refused(
     setup: tuple[Path, Path, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:

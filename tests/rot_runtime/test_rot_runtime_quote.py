@@ -558,3 +558,66 @@ def _same_name_root(der: bytes, *, key_id: bool = False) -> bytes:
         builder = builder.add_extension(ski, critical=False)
     digest = hashes.SHA384() if alg is Algorithm.ES384 else None
     return builder.sign(key.raw, digest).public_bytes(Encoding.DER)
+
+
+def _manufacturing_device(path: Path, product: Product, ca: VendorCA) -> Device:
+    """A device left in manufacturing (debug unlocked) with its IDevID certificates, as a
+    factory line tests it before it moves to production."""
+    from ironroot.rot._layers import IDEVID, build_csr, derive_idevid, device_ueid
+
+    device = Device.create(path)
+    seed = bytes(range(1, 65))
+    device.program(
+        lambda f: (
+            f.program_uds(seed)
+            .program_field_entropy(bytes(range(2, 34)))
+            .advance_lifecycle(Lifecycle.MANUFACTURING)
+            .program_vendor_key_hash(product.descriptor_hash)
+        )
+    )
+    idevid = derive_idevid(seed)
+    ueid = device_ueid(idevid.ecc.public_key)
+    for alg, name in ((Algorithm.ES384, "ecc"), (Algorithm.ML_DSA_87, "mldsa")):
+        csr = build_csr(idevid.key(alg), profile=IDEVID, ueid=ueid)
+        (path / f"idevid-{name}.cert.der").write_bytes(
+            ca.issue_idevid(csr, now=NOW - dt.timedelta(days=1))
+        )
+    return device
+
+
+@pytest.mark.parametrize(
+    ("write", "lifecycle", "debug_locked"),
+    [
+        (lambda f: f.lock_debug(), Lifecycle.MANUFACTURING, True),
+        (lambda f: f.advance_lifecycle(Lifecycle.PRODUCTION), Lifecycle.PRODUCTION, True),
+    ],
+    ids=["lock-debug", "production"],
+)
+def test_a_quote_after_a_lifecycle_or_debug_fuse_write_claims_what_the_boot_measured(
+    tmp_path: Path,
+    product: Product,
+    vendor_ca: VendorCA,
+    write: object,
+    lifecycle: Lifecycle,
+    debug_locked: bool,
+) -> None:
+    """Lifecycle and debug are latched at boot (the ROM measured them into ``device-status``
+    and certified them in the FMC alias ``DEVICE_INFO`` flags), and changing them does not
+    change the alias keys, so the device goes on quoting. The quote's ``lifecycle`` and
+    ``debug-locked`` claims were read from the fuses *now*: after ``lock-debug`` (or the move
+    to production) on a booted device every quote contradicted its own log and certificates,
+    and every verifier refused it (``VerificationFailed``). The claims are now what the boot
+    measured; the next boot measures the new fuses."""
+    device = _manufacturing_device(tmp_path / "dev", product, vendor_ca)
+    device.boot(product.bundle(), now=NOW)
+    claims = _verify(device.quote(NONCE), vendor_ca)
+    assert isinstance(claims, QuoteClaims)
+    assert (claims.lifecycle, claims.debug_locked) == (Lifecycle.MANUFACTURING, False)
+    device.program(write)  # type: ignore[arg-type]
+    claims = _verify(device.quote(NONCE), vendor_ca)
+    assert isinstance(claims, QuoteClaims)
+    assert (claims.lifecycle, claims.debug_locked) == (Lifecycle.MANUFACTURING, False)
+    device.boot(product.bundle(), now=NOW)
+    claims = _verify(device.quote(NONCE), vendor_ca)
+    assert isinstance(claims, QuoteClaims)
+    assert (claims.lifecycle, claims.debug_locked) == (lifecycle, debug_locked)

@@ -83,6 +83,26 @@ def test_sealing_needs_a_booted_device_and_a_label(
         fresh.sealing_secret("hsm")
 
 
+@pytest.mark.parametrize("label", [b"hsm", 5, "\udcff", "a" * 65], ids=repr)
+def test_a_sealing_label_that_is_no_text_is_malformed(booted: Device, label: object) -> None:
+    """A label that is not a string, or that does not encode as UTF-8 (a lone surrogate:
+    what a non-UTF-8 ``--label`` byte decodes to on the command line), escaped as
+    ``AttributeError``, ``TypeError`` or ``UnicodeEncodeError``: ``MalformedInput`` now."""
+    with pytest.raises(MalformedInput) as info:
+        booted.sealing_secret(label)  # type: ignore[arg-type]
+    assert info.value.detail == "a sealing label is 1-64 characters of UTF-8 text"
+
+
+def test_cli_reports_a_label_that_is_no_text(
+    booted: Device, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "sealing.secret"
+    argv = ["rot", "sealing-secret", "--device", str(booted.directory), "--out", str(out)]
+    assert main([*argv, "--label", "\udcff"]) == 2
+    assert "ironroot: malformed: a sealing label is 1-64 characters" in capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_cli_writes_the_secret_owner_only(booted: Device, tmp_path: Path) -> None:
     out = tmp_path / "sealing.secret"
     assert (

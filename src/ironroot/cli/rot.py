@@ -419,10 +419,11 @@ def _sealing_secret(args: argparse.Namespace) -> int:
 
 
 def _derive_child(args: argparse.Namespace) -> int:
-    child = _device(args).derive_child(
-        parse_hex(args.measurement, "--measurement"), label=args.label
-    )
+    device = _device(args)
+    measurement = parse_hex(args.measurement, "--measurement")
+    # The folder first: the derivation extends PCR2, which a failure after it cannot undo.
     args.out.mkdir(parents=True, exist_ok=True)
+    child = device.derive_child(measurement, label=args.label)
     stem = args.label.replace(" ", "_")
     for name, cert, key in (
         ("ecc", child.ecc_certificate, child.ecc_key),

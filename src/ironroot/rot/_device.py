@@ -75,7 +75,17 @@ from ironroot.errors import (
     NotFound,
     StorageError,
 )
-from ironroot.rot._boot import PCR_DPE, BootState, DiceLayers, PcrEvent, cold_boot, derive_layers
+from ironroot.rot._boot import (
+    PCR_DPE,
+    STATUS_DEBUG_LOCKED,
+    STATUS_LIFECYCLE,
+    BootState,
+    DiceLayers,
+    PcrEvent,
+    cold_boot,
+    derive_layers,
+    device_status,
+)
 from ironroot.rot._ca import VendorCA
 from ironroot.rot._counter import MAX_COUNTER_VALUE, MonotonicCounter
 from ironroot.rot._dpe import ChildIdentity, derive_child_identity
@@ -138,6 +148,21 @@ def _key_path(directory: Path, given: Path | str | None) -> Path:
     return path
 
 
+def _open_lock(directory: Path) -> int:
+    """The directory's lock file, never through a link (a link planted in the device directory
+    made every operation create the file it named, anywhere the process may write)."""
+    path = directory / _LOCK
+    try:
+        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.EISDIR):
+            raise DeviceStateTampered(
+                f"{_LOCK} is not the lock file the device makes (a link or a directory): "
+                "the device directory was edited"
+            ) from exc
+        raise StorageError(f"cannot open {path}: {exc.strerror or exc}") from exc
+
+
 def _load_key(path: Path) -> bytes:
     try:
         data = read_limited(path, 4 * OBFUSCATION_KEY_SIZE)
@@ -191,9 +216,17 @@ class Device:
         self.directory = Path(directory)
         # Whatever stands at fuses.json (a link, a directory) is read, and refused, by the store.
         if not os.path.lexists(self.directory / FUSES):
-            if os.path.lexists(self.directory / ROOT):
-                raise DeviceStateTampered(f"{FUSES} was removed from the device")
-            raise InputUnavailable(f"{self.directory} is not a device directory (no {FUSES})")
+            if not os.path.lexists(self.directory / ROOT):
+                raise InputUnavailable(f"{self.directory} is not a device directory (no {FUSES})")
+            # A root without fuses is also a creation under way (Device.create writes the
+            # root first, holding the lock): look again once it is done.
+            fd = _open_lock(self.directory)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH)
+                if not os.path.lexists(self.directory / FUSES):
+                    raise DeviceStateTampered(f"{FUSES} was removed from the device")
+            finally:
+                os.close(fd)
         self.obfuscation_key_path = _key_path(self.directory, obfuscation_key)
         self._store = NvStore(self.directory, _load_key(self.obfuscation_key_path))
         self._thread_lock = threading.RLock()
@@ -213,19 +246,29 @@ class Device:
     def create(cls, directory: Path | str, *, obfuscation_key: Path | str | None = None) -> Device:
         """A new device: every fuse clear. Refuses a directory that already holds one, or a
         state root (a device whose fuse file was removed, ``DeviceStateTampered``). Makes
-        the obfuscation key file (0600) when it does not exist yet."""
+        the obfuscation key file (0600) when it does not exist yet. The check and the write
+        hold the directory lock: of two creations at once, the later raises ``Conflict``."""
         path = Path(directory)
         path.mkdir(parents=True, exist_ok=True)
-        if os.path.lexists(path / FUSES):
+        if os.path.lexists(path / FUSES):  # again under the lock, below
             raise Conflict(f"{path} already holds a device")
         key_path = _key_path(path, obfuscation_key)
         _create_key(key_path)
         store = NvStore(path, _load_key(key_path))
-        # A state root without fuses: a creation cut short is written again; a device whose
-        # fuse file was removed is never reset.
-        if os.path.lexists(path / ROOT) and not store.creation_interrupted():
-            raise DeviceStateTampered(f"{FUSES} was removed from the device")
-        store.initialize(Fuses())
+        # The check and the blank write hold the directory lock: a creation that checked
+        # before another one's device (and its provisioning) landed must not write over it.
+        fd = _open_lock(path)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            if os.path.lexists(path / FUSES):
+                raise Conflict(f"{path} already holds a device")
+            # A state root without fuses: a creation cut short is written again; a device
+            # whose fuse file was removed is never reset.
+            if os.path.lexists(path / ROOT) and not store.creation_interrupted():
+                raise DeviceStateTampered(f"{FUSES} was removed from the device")
+            store.initialize(Fuses())
+        finally:
+            os.close(fd)
         return cls(path, obfuscation_key=key_path)
 
     # --- state ----------------------------------------------------------------------------
@@ -262,18 +305,7 @@ class Device:
                 os.close(fd)
 
     def _open_lock(self) -> int:
-        """The lock file, never through a link (a link planted in the device directory made
-        every operation create the file it named, anywhere the process may write)."""
-        path = self.directory / _LOCK
-        try:
-            return os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
-        except OSError as exc:
-            if exc.errno in (errno.ELOOP, errno.EISDIR):
-                raise DeviceStateTampered(
-                    f"{_LOCK} is not the lock file the device makes (a link or a directory): "
-                    "the device directory was edited"
-                ) from exc
-            raise StorageError(f"cannot open {path}: {exc.strerror or exc}") from exc
+        return _open_lock(self.directory)
 
     @contextlib.contextmanager
     def held(self) -> Iterator[Device]:
@@ -498,10 +530,18 @@ class Device:
         return certs, ueid
 
     def quote(self, nonce: bytes) -> bytes:
-        """A quote over the current PCRs and log, answering ``nonce``."""
+        """A quote over the current PCRs and log, answering ``nonce``.
+
+        The lifecycle and debug claims are those the boot measured (its ``device-status``
+        event, which the FMC alias certificate's flags certify), not the fuses now: a
+        lifecycle or debug fuse written since the boot is latched at the next one, as the
+        silicon latches them at reset."""
         with self._locked(exclusive=False):
             state = self._load()
             boot, layers = self._layers(state)
+            status = device_status(boot.log)
+            if status is None:
+                raise Conflict("the boot state records no device status: boot again")
             certificates, ueid = self._idevid_certificates(layers, boot)
             return create_quote(
                 nonce=nonce,
@@ -509,8 +549,8 @@ class Device:
                 ueid=ueid,
                 state=boot,
                 idevid_certificates=certificates,
-                lifecycle=state.fuses.lifecycle,
-                debug_locked=state.fuses.debug_locked,
+                lifecycle=Lifecycle(status[STATUS_LIFECYCLE]),
+                debug_locked=bool(status[STATUS_DEBUG_LOCKED]),
             )
 
     def derive_child(self, measurement: bytes, *, label: str) -> ChildIdentity:
@@ -533,8 +573,12 @@ class Device:
         another secret), so a store sealed under it opens only here, on this firmware — the
         HSM's key store uses it (``ironroot rot sealing-secret``). ``label`` separates users.
         """
-        if not label or len(label) > 64:
-            raise MalformedInput("a sealing label is 1-64 characters")
+        try:
+            if not isinstance(label, str) or not 0 < len(label) <= 64:
+                raise ValueError(label)
+            context = label.encode()
+        except (ValueError, UnicodeEncodeError):  # a lone surrogate: a non-UTF-8 argument byte
+            raise MalformedInput("a sealing label is 1-64 characters of UTF-8 text") from None
         state = self._load()
         # Derived once per open device and state: the fuses' and the boot state's MACs name
         # exactly what the secret depends on (the state is still loaded and verified first).
@@ -544,7 +588,7 @@ class Device:
         if found is not None:
             return found
         _, layers = self._layers(state)
-        secret = kdf(layers.rt_alias.cdi, b"sealing", label.encode(), 32)
+        secret = kdf(layers.rt_alias.cdi, b"sealing", context, 32)
         with self._thread_lock:
             self._sealing.clear()  # one state at a time: an older state's secrets go
             self._sealing[memo] = secret
