@@ -27,9 +27,9 @@ MRENCLAVE (32), reserved (32), MRSIGNER (32), reserved (96), ISVPRODID (2), ISVS
 reserved (60), REPORTDATA (64).
 
 TDATTRIBUTES bits: 7:0 the TUD ("TD under debug") group: 0 DEBUG, 4–6 HGS+/perf/PMT
-profiling; 28 SEPT_VE_DISABLE, 29 MIGRATABLE, 30 PKS, 31 KL, 63 PERFMON. A TD with any TUD bit set is
-untrusted (the TDX module ABI), so ``under_debug`` (any of bits 7:0), not the DEBUG bit alone,
-is what the evidence's ``debug`` claim says.
+profiling; 28 SEPT_VE_DISABLE, 29 MIGRATABLE, 30 PKS, 31 KL, 63 PERFMON. A TD with any TUD
+bit set is untrusted (the TDX module ABI), so ``under_debug`` (any of bits 7:0), not the DEBUG
+bit alone, is what the evidence's ``debug`` claim says.
 
 The quote is self-delimiting: guests hand it over in a fixed-size buffer (a CCEL table, the
 configfs-tsm outblob) followed by padding or other bytes, so what follows the quote's own
