@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -55,5 +56,54 @@ def test_a_checkpoint_that_is_not_a_blob_is_a_storage_error(path: Path, value: o
     try:
         with pytest.raises(StorageError, match="where bytes belong"):
             store.checkpoint()
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize(
+    ("statement", "value", "read"),
+    [
+        pytest.param(
+            "INSERT INTO batch_data VALUES (?, 'r', x'00')",
+            "five",
+            lambda s: s.batch_data_sizes(),
+            id="batch-size-text",
+        ),
+        pytest.param(
+            "INSERT INTO batch_data VALUES (?, 'r', x'00')",
+            5.5,
+            lambda s: s.batch_data_sizes(),
+            id="batch-size-real",
+        ),
+        pytest.param(
+            "UPDATE state SET size = ?",
+            b"\x05",
+            lambda s: s.lookup([bytes(32)]),
+            id="state-size-blob",
+        ),
+        pytest.param(
+            "UPDATE entry_key_state SET indexed = ?",
+            "none",
+            lambda s: s.lookup([bytes(32)]),
+            id="indexed-text",
+        ),
+        pytest.param(
+            "UPDATE entry_key_state SET indexed = ?",
+            "none",
+            lambda s: s.indexed(),
+            id="indexed-text-read",
+        ),
+    ],
+)
+def test_a_number_that_is_not_an_integer_is_a_storage_error(
+    path: Path, statement: str, value: object, read: Callable[[SqliteLogStore], object]
+) -> None:
+    """An integer column holding text, a blob or a real (SQLite stores what it is given) is a
+    ``StorageError``, never a ``ValueError`` from ``int()`` nor a real rounded to a size."""
+    _damage(path, statement, value)
+    store = SqliteLogStore(path, read_only=True)
+    try:
+        with pytest.raises(StorageError, match="where an integer belongs"):
+            read(store)
     finally:
         store.close()
