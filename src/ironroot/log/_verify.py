@@ -9,13 +9,14 @@ for byte and no other tile is stored, every stored checkpoint verifies under the
 names the origin and its size, and carries the recomputed root at that size, the latest
 checkpoint is at the state's size, the state row holds the recomputed size and compact
 range, pending rows hash to their ids and are not integrated, and batch data belongs to
-checkpointed sizes. With a :class:`BatchVerifier` (the transparency service's receipt
-signatures), what was stored for every batch is checked against the root the entries give at
-its size, once per batch. Every difference raises :class:`StorageError` naming what differs
-(chained from the underlying error where there is one): the store holds data that does not
-match what the log wrote. An earlier checkpoint given by the caller must verify (its own
-errors propagate: ``BadSignature``, ``UnknownIssuer``, ``MalformedInput``) and be a prefix
-of the stored tree, else :class:`InconsistentCheckpoint`.
+checkpointed sizes (not the empty tree's: no batch ends there). With a
+:class:`BatchVerifier` (the transparency service's receipt signatures), what was stored for
+every batch is checked against the root the entries give at its size, once per batch. Every
+difference raises :class:`StorageError` naming what differs (chained from the underlying
+error where there is one): the store holds data that does not match what the log wrote. An
+earlier checkpoint given by the caller must verify (its own errors propagate:
+``BadSignature``, ``UnknownIssuer``, ``MalformedInput``) and be a prefix of the stored tree,
+else :class:`InconsistentCheckpoint`.
 
 :func:`verify_remote_log` reads a log through the C2SP read API behind a :class:`LogFetcher`
 (``checkpoint``, ``tile/<L>/<N>[.p/<W>]``, ``tile/entries/<N>[.p/<W>]`` and
@@ -260,8 +261,11 @@ def verify_log(
             )
     if not sizes or sizes[-1] != size:
         raise StorageError(f"no checkpoint was published at the log's size {size}")
-    if not set(store.batch_data_sizes()) <= set(sizes):
+    batch_sizes = set(store.batch_data_sizes())
+    if not batch_sizes <= set(sizes):
         raise StorageError("the store holds batch data for a size without a checkpoint")
+    if 0 in batch_sizes:  # the log signs batches of entries; this one no verifier would check
+        raise StorageError("the store holds batch data for the empty tree")
     batch_signatures = 0
     if batch_verifier is not None:
         for cp_size in sizes:
