@@ -4,7 +4,9 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,6 +15,7 @@ from log_testkit import ORIGIN, ed25519_key, entries, fill, signer
 
 from ironroot.errors import StorageError
 from ironroot.log import Log, SqliteLogStore
+from ironroot.log._sqlite import stored_version
 
 
 @pytest.fixture
@@ -107,3 +110,41 @@ def test_a_number_that_is_not_an_integer_is_a_storage_error(
             read(store)
     finally:
         store.close()
+
+
+@pytest.mark.parametrize(
+    "open_it",
+    [
+        pytest.param(lambda p: SqliteLogStore(p, read_only=True).close(), id="read-only"),
+        pytest.param(lambda p: SqliteLogStore(p).close(), id="read-write"),
+        pytest.param(stored_version, id="stored-version"),
+    ],
+)
+def test_a_named_pipe_for_the_database_is_refused_without_waiting(
+    tmp_path: Path, open_it: Callable[[Path], object]
+) -> None:
+    """A named pipe where the database goes (``ironroot log verify DIR``, ``log migrate
+    --check``): a ``StorageError`` at once, never an open that waits for a writer forever."""
+    path = tmp_path / "log.sqlite3"
+    os.mkfifo(path)
+    outcome: list[BaseException | None] = []
+
+    def run() -> None:
+        try:
+            open_it(path)
+        except BaseException as exc:  # the outcome is checked below
+            outcome.append(exc)
+        else:
+            outcome.append(None)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(5)
+    if thread.is_alive():  # release the open that waits for a writer, then fail
+        fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+        os.close(fd)
+        thread.join(5)
+        pytest.fail("opening a named pipe as the log database waited for a writer")
+    assert len(outcome) == 1
+    assert isinstance(outcome[0], StorageError)
+    assert "not a regular file" in outcome[0].detail

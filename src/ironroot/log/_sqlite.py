@@ -67,6 +67,7 @@ import hashlib
 import logging
 import os
 import sqlite3
+import stat
 import threading
 import time
 from collections.abc import Callable, Collection, Iterator, Sequence
@@ -119,6 +120,20 @@ def _blob(value: object) -> bytes:
     raise StorageError(
         f"the log database holds a {type(value).__name__} where bytes belong: it is damaged"
     )
+
+
+def _check_regular(path: Path) -> None:
+    """``StorageError`` unless ``path`` is absent or a regular file (a link to one too):
+    SQLite's read-only open of a named pipe waits for a writer forever, and a device or a
+    folder is no database either."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise StorageError(f"cannot open the log database {path}: {exc.strerror}") from exc
+    if not stat.S_ISREG(mode):
+        raise StorageError(f"{path} is not a regular file, so not a log database")
 
 
 def _integer(value: object) -> int:
@@ -240,6 +255,7 @@ class SqliteLogStore:
         self._merge_wanted = False
         self._closing = False
         self._last_merge: MergeStats | None = None
+        _check_regular(self._path)
         if read_only and not self._path.exists():
             raise StorageError(f"no log database at {self._path}")
         try:
@@ -748,6 +764,7 @@ class SqliteLogStore:
 def stored_version(path: Path) -> int:
     """The schema version recorded in the SQLite log at ``path`` (0: none), read without
     changing anything (``ironroot log migrate`` reports it)."""
+    _check_regular(Path(path))
     try:
         conn = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True)
     except sqlite3.Error as exc:
