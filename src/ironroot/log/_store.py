@@ -202,7 +202,7 @@ def _is_int(value: object) -> bool:
 
 def _is_pair(value: object, first: type, second: type) -> bool:
     return (
-        isinstance(value, tuple)
+        isinstance(value, tuple | list)
         and len(value) == 2
         and isinstance(value[0], first)
         and isinstance(value[1], second)
