@@ -302,6 +302,8 @@ def check_batch(batch: StoreBatch, view: StoreView) -> None:
 
     Run by every store inside its write transaction, before it changes anything. The rules:
 
+    * every field is of its declared type, every tile key a tile's (level, index)
+      (:func:`check_batch_types`);
     * the fence: ``first_index`` is the stored tree size, else :class:`StaleBatch`;
     * every entry is bytes of at most 65,535 and its id is its SHA-256;
     * a new tree state is ``first_index`` + the integrated entries, with a compact range of
