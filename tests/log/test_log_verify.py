@@ -3,6 +3,7 @@ checker, the layout."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from collections.abc import Callable, Iterator
@@ -246,6 +247,19 @@ def test_a_cleanly_stopped_copy_verifies_without_writing_anything(copy: Path) ->
             "does not hash to its id",
             False,
             id="pending-id",
+        ),
+        pytest.param(
+            # one the log never writes (check_batch refuses it): integrating it is refused
+            # batch after batch, so no entry would ever be integrated again
+            lambda d: _sql(
+                d,
+                "INSERT INTO pending (entry_id, entry) VALUES (?, ?)",
+                hashlib.sha256(b"x" * 65536).digest(),
+                b"x" * 65536,
+            ),
+            "a pending entry is larger than 65535 bytes",
+            False,
+            id="pending-too-large",
         ),
         pytest.param(
             lambda d: _sql(d, "INSERT INTO batch_data VALUES (5, 'r', ?)", b"\x00"),

@@ -8,15 +8,15 @@ and holds nothing else, every stored tile (full and partial) equals the recomput
 for byte and no other tile is stored, every stored checkpoint verifies under the given keys,
 names the origin and its size, and carries the recomputed root at that size, the latest
 checkpoint is at the state's size, the state row holds the recomputed size and compact
-range, pending rows hash to their ids and are not integrated, and batch data belongs to
-checkpointed sizes (not the empty tree's: no batch ends there). With a
-:class:`BatchVerifier` (the transparency service's receipt signatures), what was stored for
-every batch is checked against the root the entries give at its size, once per batch. Every
-difference raises :class:`StorageError` naming what differs (chained from the underlying
-error where there is one): the store holds data that does not match what the log wrote. An
-earlier checkpoint given by the caller must verify (its own errors propagate:
-``BadSignature``, ``UnknownIssuer``, ``MalformedInput``) and be a prefix of the stored tree,
-else :class:`InconsistentCheckpoint`.
+range, pending rows hash to their ids, are entries the log could integrate (at most 65,535
+bytes) and are not integrated, and batch data belongs to checkpointed sizes (not the empty
+tree's: no batch ends there). With a :class:`BatchVerifier` (the transparency service's
+receipt signatures), what was stored for every batch is checked against the root the entries
+give at its size, once per batch. Every difference raises :class:`StorageError` naming what
+differs (chained from the underlying error where there is one): the store holds data that
+does not match what the log wrote. An earlier checkpoint given by the caller must verify
+(its own errors propagate: ``BadSignature``, ``UnknownIssuer``, ``MalformedInput``) and be
+a prefix of the stored tree, else :class:`InconsistentCheckpoint`.
 
 :func:`verify_remote_log` reads a log through the C2SP read API behind a :class:`LogFetcher`
 (``checkpoint``, ``tile/<L>/<N>[.p/<W>]``, ``tile/entries/<N>[.p/<W>]`` and
@@ -59,6 +59,7 @@ from ironroot.log._open import StoreConfig
 from ironroot.log._store import AuditReader
 from ironroot.log._tiles import (
     HASH_SIZE,
+    MAX_ENTRY_SIZE,
     TILE_HEIGHT,
     TILE_WIDTH,
     entry_bundle_path,
@@ -287,6 +288,8 @@ def verify_log(
     for entry_id, entry in pending:
         if hashlib.sha256(entry).digest() != entry_id:
             raise StorageError("a pending entry does not hash to its id")
+        if len(entry) > MAX_ENTRY_SIZE:  # the log never writes one: no batch could take it
+            raise StorageError(f"a pending entry is larger than {MAX_ENTRY_SIZE} bytes")
     if pending and any(
         index is not None for index in store.lookup([i for i, _ in pending]).values()
     ):
