@@ -262,6 +262,13 @@ def test_a_cleanly_stopped_copy_verifies_without_writing_anything(copy: Path) ->
             id="pending-too-large",
         ),
         pytest.param(
+            # the log then refuses to open (another log's store): verify says so first
+            lambda d: _sql(d, "UPDATE meta SET value = 'other.example' WHERE key = 'origin'"),
+            "the store is the log of 'other.example'",
+            False,
+            id="meta-origin",
+        ),
+        pytest.param(
             lambda d: _sql(d, "INSERT INTO batch_data VALUES (5, 'r', ?)", b"\x00"),
             "batch data for a size without a checkpoint",
             False,

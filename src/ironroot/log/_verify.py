@@ -3,20 +3,21 @@
 Both recompute the tree from the entries alone and compare everything else against it.
 
 :func:`verify_log` reads an :class:`AuditReader` (any store) and checks, in one pass over
-the entries: the indices are contiguous, the entry-id map sends SHA-256(entry) to its index
-and holds nothing else, every stored tile (full and partial) equals the recomputed one byte
-for byte and no other tile is stored, every stored checkpoint verifies under the given keys,
-names the origin and its size, and carries the recomputed root at that size, the latest
-checkpoint is at the state's size, the state row holds the recomputed size and compact
-range, pending rows hash to their ids, are entries the log could integrate (at most 65,535
-bytes) and are not integrated, and batch data belongs to checkpointed sizes (not the empty
-tree's: no batch ends there). With a :class:`BatchVerifier` (the transparency service's
-receipt signatures), what was stored for every batch is checked against the root the entries
-give at its size, once per batch. Every difference raises :class:`StorageError` naming what
-differs (chained from the underlying error where there is one): the store holds data that
-does not match what the log wrote. An earlier checkpoint given by the caller must verify
-(its own errors propagate: ``BadSignature``, ``UnknownIssuer``, ``MalformedInput``) and be
-a prefix of the stored tree, else :class:`InconsistentCheckpoint`.
+the entries: the store names the origin (when it names one), the indices are contiguous,
+the entry-id map sends SHA-256(entry) to its index and holds nothing else, every stored tile
+(full and partial) equals the recomputed one byte for byte and no other tile is stored,
+every stored checkpoint verifies under the given keys, names the origin and its size, and
+carries the recomputed root at that size, the latest checkpoint is at the state's size, the
+state row holds the recomputed size and compact range, pending rows hash to their ids, are
+entries the log could integrate (at most 65,535 bytes) and are not integrated, and batch
+data belongs to checkpointed sizes (not the empty tree's: no batch ends there). With a
+:class:`BatchVerifier` (the transparency service's receipt signatures), what was stored for
+every batch is checked against the root the entries give at its size, once per batch. Every
+difference raises :class:`StorageError` naming what differs (chained from the underlying
+error where there is one): the store holds data that does not match what the log wrote. An
+earlier checkpoint given by the caller must verify (its own errors propagate:
+``BadSignature``, ``UnknownIssuer``, ``MalformedInput``) and be a prefix of the stored tree,
+else :class:`InconsistentCheckpoint`.
 
 :func:`verify_remote_log` reads a log through the C2SP read API behind a :class:`LogFetcher`
 (``checkpoint``, ``tile/<L>/<N>[.p/<W>]``, ``tile/entries/<N>[.p/<W>]`` and
@@ -235,6 +236,9 @@ def verify_log(
         raise StorageError(
             f"the store holds {stored_tiles} tiles; a tree of size {size} has {rebuild.tiles}"
         )
+    stored_origin = store.meta("origin")
+    if stored_origin is not None and stored_origin != origin:  # the log would not open it
+        raise StorageError(f"the store is the log of {stored_origin[:200]!r}, not {origin!r}")
     state = store.state()
     if state.size != size:
         raise StorageError(f"the state row says size {state.size}; the log has {size} entries")
