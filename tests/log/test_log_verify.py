@@ -497,6 +497,36 @@ def test_http_fetcher_maps_errors() -> None:
     client.close()
 
 
+def test_http_fetcher_names_no_password_in_its_errors() -> None:
+    """A log behind basic authentication (``https://user:password@…``) is read with it, but
+    no error names the password: a message goes to a terminal, a CI log, a ticket."""
+    seen: list[str | None] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers.get("authorization"))
+        if request.url.path.endswith("boom"):
+            raise httpx.ConnectError("refused", request=request)
+        return httpx.Response(404 if request.url.path.endswith("gone") else 500)
+
+    client = httpx.Client(transport=httpx.MockTransport(handler))
+    fetcher = HttpLogFetcher("http://reader:s3cret@log.example/log", client=client)
+    for path, error in [("boom", Unreachable), ("gone", NotFound), ("checkpoint", StorageError)]:
+        with pytest.raises(error) as info:
+            fetcher.fetch(path)
+        assert "s3cret" not in str(info.value)
+        assert f"http://log.example/log/{path}" in info.value.detail
+    assert all(a is not None and a.startswith("Basic ") for a in seen)  # still sent
+    client.close()
+
+
+@pytest.mark.parametrize("url", ["http://log.example/log?token=x", "http://log.example/log#x"])
+def test_a_log_url_with_a_query_or_fragment_is_refused(url: str) -> None:
+    """A log's resources are paths beneath its URL: after a query (or a fragment) they would
+    all be one request, ``/log``, whatever was asked for."""
+    with pytest.raises(MalformedInput, match="no query or fragment"):
+        HttpLogFetcher(url)
+
+
 # --- layout --------------------------------------------------------------------------------
 
 
