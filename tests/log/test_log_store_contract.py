@@ -322,7 +322,42 @@ _REFUSED: dict[str, Callable[[Builder], StoreBatch]] = {
     "batch-data-without-state": lambda b: StoreBatch(first_index=300, batch_data={"r": b"x"}),
     "origin-changed": lambda b: StoreBatch(first_index=300, meta={"origin": "other.example"}),
     "negative-first-index": lambda b: _pending(b"x", first_index=-1),
+    # Batches of the wrong shape: refused like the others, never a TypeError, a ValueError or
+    # an AttributeError out of the store's write (nor a memoryview stored as an id).
+    "tile-key-not-integers": lambda b: replace(
+        _good(b), tiles={**_good(b).tiles, _odd(("0", 1)): bytes(32 * 46)}
+    ),
+    "tile-key-of-three": lambda b: replace(_good(b), tiles={_odd((0, 1, 2)): bytes(32)}),
+    "tile-level-a-real": lambda b: replace(_good(b), tiles={_odd((0.0, 1)): bytes(32 * 46)}),
+    "tile-level-beyond-any": lambda b: replace(
+        _good(b), tiles={**_good(b).tiles, (1 << 20, 0): bytes(32)}
+    ),
+    "tile-index-beyond-any": lambda b: replace(
+        _good(b), tiles={**_good(b).tiles, (0, 1 << 70): bytes(32)}
+    ),
+    "tiles-not-a-mapping": lambda b: replace(_good(b), tiles=_odd([((0, 1), bytes(32 * 46))])),
+    "state-size-a-real": lambda b: replace(
+        _good(b),
+        state=TreeState(_odd(302.0), _good(b).state.hashes),  # type: ignore[union-attr]
+    ),
+    "state-not-a-tree-state": lambda b: replace(_good(b), state=_odd((302, ()))),
+    "pending-row-not-a-pair": lambda b: StoreBatch(first_index=300, pending=_odd([b"x"])),
+    "integrated-row-not-a-pair": lambda b: replace(
+        _good(b), integrated=_odd([(_id(b"n0"), b"n0", 0), (_id(b"n1"), b"n1")])
+    ),
+    "id-not-bytes": lambda b: StoreBatch(
+        first_index=300, pending=[(_odd(memoryview(_id(b"x"))), b"x")]
+    ),
+    "cleared-id-unhashable": lambda b: replace(_good(b), cleared=_odd([bytearray(32)])),
+    "batch-data-not-a-mapping": lambda b: replace(_good(b), batch_data=_odd([("r", b"x")])),
+    "meta-not-a-mapping": lambda b: StoreBatch(first_index=300, meta=_odd([("origin", ORIGIN)])),
 }
+
+
+def _odd(value: object) -> Any:
+    """A value of the wrong type, as a caller outside the type checker may pass one."""
+    return value
+
 
 _STALE: dict[str, Callable[[Builder], StoreBatch]] = {
     "integration-from-an-older-size": lambda b: b.copy(299).integrate([b"n0"]),

@@ -3,6 +3,7 @@ checker, the layout."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from collections.abc import Callable, Iterator
@@ -248,10 +249,38 @@ def test_a_cleanly_stopped_copy_verifies_without_writing_anything(copy: Path) ->
             id="pending-id",
         ),
         pytest.param(
+            # one the log never writes (check_batch refuses it): integrating it is refused
+            # batch after batch, so no entry would ever be integrated again
+            lambda d: _sql(
+                d,
+                "INSERT INTO pending (entry_id, entry) VALUES (?, ?)",
+                hashlib.sha256(b"x" * 65536).digest(),
+                b"x" * 65536,
+            ),
+            "a pending entry is larger than 65535 bytes",
+            False,
+            id="pending-too-large",
+        ),
+        pytest.param(
+            # the log then refuses to open (another log's store): verify says so first
+            lambda d: _sql(d, "UPDATE meta SET value = 'other.example' WHERE key = 'origin'"),
+            "the store is the log of 'other.example'",
+            False,
+            id="meta-origin",
+        ),
+        pytest.param(
             lambda d: _sql(d, "INSERT INTO batch_data VALUES (5, 'r', ?)", b"\x00"),
             "batch data for a size without a checkpoint",
             False,
             id="batch-size",
+        ),
+        pytest.param(
+            # the log writes batch data with each batch of entries, never for the empty tree,
+            # and nothing reads it there: a row at size 0 is checked by no batch verifier
+            lambda d: _sql(d, "INSERT INTO batch_data VALUES (0, 'r', ?)", b"\x00"),
+            "batch data for the empty tree",
+            False,
+            id="batch-size-0",
         ),
     ],
 )
@@ -466,6 +495,36 @@ def test_http_fetcher_maps_errors() -> None:
     with pytest.raises(MalformedInput):
         HttpLogFetcher("ftp://log.example")
     client.close()
+
+
+def test_http_fetcher_names_no_password_in_its_errors() -> None:
+    """A log behind basic authentication (``https://user:password@…``) is read with it, but
+    no error names the password: a message goes to a terminal, a CI log, a ticket."""
+    seen: list[str | None] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers.get("authorization"))
+        if request.url.path.endswith("boom"):
+            raise httpx.ConnectError("refused", request=request)
+        return httpx.Response(404 if request.url.path.endswith("gone") else 500)
+
+    client = httpx.Client(transport=httpx.MockTransport(handler))
+    fetcher = HttpLogFetcher("http://reader:s3cret@log.example/log", client=client)
+    for path, error in [("boom", Unreachable), ("gone", NotFound), ("checkpoint", StorageError)]:
+        with pytest.raises(error) as info:
+            fetcher.fetch(path)
+        assert "s3cret" not in str(info.value)
+        assert f"http://log.example/log/{path}" in info.value.detail
+    assert all(a is not None and a.startswith("Basic ") for a in seen)  # still sent
+    client.close()
+
+
+@pytest.mark.parametrize("url", ["http://log.example/log?token=x", "http://log.example/log#x"])
+def test_a_log_url_with_a_query_or_fragment_is_refused(url: str) -> None:
+    """A log's resources are paths beneath its URL: after a query (or a fragment) they would
+    all be one request, ``/log``, whatever was asked for."""
+    with pytest.raises(MalformedInput, match="no query or fragment"):
+        HttpLogFetcher(url)
 
 
 # --- layout --------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -284,6 +285,35 @@ def test_the_witnessed_checkpoint_is_the_one_exported(
     assert main(["log", "export-tiles", str(out), "--data", str(running.data)]) == 0
     assert (out / "checkpoint").read_bytes() == witnessed
     assert "at size 5" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("kind", ["named-pipe", "directory", "empty"])
+def test_a_witnessed_checkpoint_that_is_no_note_file_is_a_storage_error_at_once(
+    running: Running, tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str
+) -> None:
+    """``export-tiles --data`` reads the witnessed checkpoint as the service does: a named
+    pipe is not waited on (it was, forever), a folder or an empty file is said to be what it
+    is (a source ``--follow`` retries), never read as a malformed checkpoint."""
+    running.register(3)
+    witness = Cosigner("w.example/a", PrivateKey.generate(Algorithm.ED25519)).verifier().vkey
+    config = running.data / "ironroot.toml"
+    text = config.read_text().replace("[log]\n", "[log]\nwitness_quorum = 1\n", 1)
+    config.write_text(text + f"[[log.witnesses]]\nurl = 'http://127.0.0.1:9'\nkey = '{witness}'\n")
+    path = running.data / "witnessed-checkpoint"
+    {"named-pipe": os.mkfifo, "directory": os.mkdir, "empty": Path.touch}[kind](path)
+    argv = ["log", "export-tiles", str(tmp_path / "mirror"), "--data", str(running.data)]
+    codes: list[int] = []
+    thread = threading.Thread(target=lambda: codes.append(main(argv)), daemon=True)
+    thread.start()
+    thread.join(30)
+    if thread.is_alive():  # release the read that waits for a writer, then fail
+        os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+        thread.join(30)
+        pytest.fail("export-tiles waited for a writer of the witnessed checkpoint")
+    assert codes == [1]
+    err = capsys.readouterr().err
+    assert "ironroot: storage:" in err
+    assert "witnessed-checkpoint" in err
 
 
 @pytest.mark.parametrize(

@@ -30,11 +30,14 @@ from pathlib import Path
 from typing import Any
 
 from ironroot import log
+from ironroot._fileio import read_limited
 from ironroot.cli._main import error_object
 from ironroot.cli._serving import add_client_options, add_server_options, client_tls, listen
 from ironroot.errors import (
     ConfigError,
+    InputUnavailable,
     IronrootError,
+    LimitExceeded,
     NotFound,
     StorageError,
     VerificationFailed,
@@ -148,11 +151,22 @@ def _witnessed(data: Path) -> Callable[[], bytes] | None:
     path = data / _WITNESSED_CHECKPOINT
 
     def read() -> bytes:
+        """Read as the service reads it: a named pipe is not waited on, a larger file is not
+        cut to a note that cannot verify; what is no note file is a :class:`StorageError`
+        (``--follow`` retries it: the service replaces the file atomically)."""
         try:
-            with path.open("rb") as handle:
-                return handle.read(_MAX_NOTE)
+            note = read_limited(path, _MAX_NOTE)
         except FileNotFoundError:
             raise StorageError("no checkpoint has been witnessed yet") from None
+        except LimitExceeded:
+            raise StorageError(f"{path} is too large to be a checkpoint") from None
+        except InputUnavailable as exc:
+            raise StorageError(f"cannot read {path}: {exc.detail}") from None
+        except OSError as exc:
+            raise StorageError(f"cannot read {path}: {exc.strerror}") from None
+        if not note:
+            raise StorageError(f"{path} is empty")
+        return note
 
     return read
 

@@ -8,6 +8,10 @@ log (or a proxy before it) that sends its readers elsewhere is not read from tha
 under the first one's name. A body whose ``Content-Encoding`` does not decode (cut short, or a
 coding no client reads) is :class:`~ironroot.errors.VerificationFailed` naming the resource,
 as a resource of the wrong length is to its verifier.
+
+A log URL has no query or fragment (:class:`~ironroot.errors.MalformedInput`): the resources
+are paths beneath it, which would otherwise all be one request. A user and password in it
+(basic authentication) are sent, but no message names them.
 """
 
 from __future__ import annotations
@@ -66,6 +70,13 @@ class HttpLogFetcher:
         self._clock = clock
         self._ends = None if deadline is None else clock() + deadline
         self._base = checked_url(base_url.rstrip("/") + "/", "the log")
+        parsed = httpx.URL(self._base)
+        if parsed.query or parsed.fragment or "?" in base_url or "#" in base_url:
+            raise MalformedInput(
+                "a log URL has no query or fragment: the log's resources are paths beneath it"
+            )
+        # what messages name: never the user information (a password for basic auth)
+        self._shown = str(parsed.copy_with(username=None, password=None))
         self._own = client is None
         self._client = (
             client
@@ -75,13 +86,14 @@ class HttpLogFetcher:
 
     def fetch(self, path: str, *, accept: str | None = None) -> bytes:
         url = self._base + path.lstrip("/")
+        shown = self._shown + path.lstrip("/")
         headers = {"Accept": accept} if accept else {}
         total = self._total
         if self._ends is not None:
             left = self._ends - self._clock()
             if left <= 0:
                 raise Unreachable(
-                    f"cannot reach {url}: the log was not read within {self._deadline:g} s"
+                    f"cannot reach {shown}: the log was not read within {self._deadline:g} s"
                 )
             total = min(total, left)
         try:
@@ -90,28 +102,28 @@ class HttpLogFetcher:
                 "GET",
                 url,
                 limit=_MAX_BODY,
-                too_large=lambda: PayloadTooLarge(f"{url} is larger than any log resource"),
+                too_large=lambda: PayloadTooLarge(f"{shown} is larger than any log resource"),
                 total=total,
                 headers=headers,
                 follow_redirects=False,
             )
         except httpx.HTTPError as exc:
-            raise Unreachable.of(url, exc) from exc
+            raise Unreachable.of(shown, exc) from exc
         except PayloadTooLarge:
             raise
         except MalformedInput as exc:  # a body that does not decode: the log serves it wrongly
-            raise VerificationFailed(f"{url} is served wrongly: {exc.detail}") from exc
+            raise VerificationFailed(f"{shown} is served wrongly: {exc.detail}") from exc
         if response.status_code == 404:
-            raise NotFound(f"{url} was not found")
+            raise NotFound(f"{shown} was not found")
         if 300 <= response.status_code < 400:
             raise ConfigError(
-                f"GET {url} answered {response.status_code}, a redirect to "
+                f"GET {shown} answered {response.status_code}, a redirect to "
                 f"{_target(response)}: a log is read only where its URL says, no redirect "
                 "is followed; if the log moved, give its new URL",
                 code="redirect",
             )
         if response.status_code != 200:
-            raise StorageError(f"GET {url} answered {response.status_code}")
+            raise StorageError(f"GET {shown} answered {response.status_code}")
         return response.content
 
     def close(self) -> None:

@@ -94,7 +94,7 @@ from psycopg.conninfo import conninfo_to_dict
 
 from ironroot.errors import ConfigError, StaleBatch, StorageError, StoreUnavailable
 from ironroot.log._open import check_schema_name
-from ironroot.log._store import StoreBatch, TreeState, check_batch
+from ironroot.log._store import StoreBatch, TreeState, check_batch, check_batch_types
 from ironroot.log._tiles import MAX_ENTRY_SIZE
 
 __all__ = [
@@ -662,6 +662,7 @@ class PostgresLogStore:
     def write(self, batch: StoreBatch) -> None:
         if self._read_only:
             raise StorageError("the log store is read-only")
+        check_batch_types(batch)  # before _View.read reads what the batch names
         committing = False
         epoch = self._lease_epoch
         expected = self._writes_version

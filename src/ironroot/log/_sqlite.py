@@ -67,6 +67,7 @@ import hashlib
 import logging
 import os
 import sqlite3
+import stat
 import threading
 import time
 from collections.abc import Callable, Collection, Iterator, Sequence
@@ -118,6 +119,31 @@ def _blob(value: object) -> bytes:
         return value.tobytes()
     raise StorageError(
         f"the log database holds a {type(value).__name__} where bytes belong: it is damaged"
+    )
+
+
+def _check_regular(path: Path) -> None:
+    """``StorageError`` unless ``path`` is absent or a regular file (a link to one too):
+    SQLite's read-only open of a named pipe waits for a writer forever, and a device or a
+    folder is no database either."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise StorageError(f"cannot open the log database {path}: {exc.strerror}") from exc
+    if not stat.S_ISREG(mode):
+        raise StorageError(f"{path} is not a regular file, so not a log database")
+
+
+def _integer(value: object) -> int:
+    """An INTEGER column's value; ``StorageError`` for anything else. SQLite stores what a
+    damaged row was given (text, a blob, a real): ``int()`` raised ``ValueError`` out of every
+    reader, or rounded ``5.5`` to a size that is there."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    raise StorageError(
+        f"the log database holds a {type(value).__name__} where an integer belongs: it is damaged"
     )
 
 
@@ -229,6 +255,7 @@ class SqliteLogStore:
         self._merge_wanted = False
         self._closing = False
         self._last_merge: MergeStats | None = None
+        _check_regular(self._path)
         if read_only and not self._path.exists():
             raise StorageError(f"no log database at {self._path}")
         try:
@@ -412,7 +439,7 @@ class SqliteLogStore:
 
     def batch_size_of(self, index: int) -> int | None:
         row = self._one("SELECT MIN(size) FROM checkpoints WHERE size > ?", (index,))
-        return None if row is None or row[0] is None else int(row[0])
+        return None if row is None or row[0] is None else _integer(row[0])
 
     def batch_data(self, size: int) -> dict[str, bytes] | None:
         if self._one("SELECT 1 FROM checkpoints WHERE size = ?", (size,)) is None:
@@ -436,7 +463,7 @@ class SqliteLogStore:
             cursor = conn.execute("SELECT idx, entry FROM entries ORDER BY idx")
             while rows := cursor.fetchmany(4096):
                 for idx, entry in rows:
-                    yield int(idx), _blob(entry)
+                    yield _integer(idx), _blob(entry)
         except sqlite3.Error as exc:
             raise StorageError(f"log database read failed: {exc}") from exc
         finally:
@@ -447,11 +474,11 @@ class SqliteLogStore:
             conn.close()
 
     def checkpoint_sizes(self) -> list[int]:
-        return [int(r[0]) for r in self._all("SELECT size FROM checkpoints ORDER BY size")]
+        return [_integer(r[0]) for r in self._all("SELECT size FROM checkpoints ORDER BY size")]
 
     def batch_data_sizes(self) -> list[int]:
         rows = self._all("SELECT DISTINCT size FROM batch_data ORDER BY size")
-        return [int(r[0]) for r in rows]
+        return [_integer(r[0]) for r in rows]
 
     def count_tiles(self) -> int:
         return int(self._one("SELECT COUNT(*) FROM tiles")[0])
@@ -517,7 +544,7 @@ class SqliteLogStore:
         row = self._one("SELECT indexed FROM entry_key_state WHERE id = 1")
         if row is None:
             raise StorageError("the log database has no entry-key state row")
-        return int(row[0])
+        return _integer(row[0])
 
     @property
     def last_merge(self) -> MergeStats | None:
@@ -657,7 +684,7 @@ class SqliteLogStore:
         ).fetchone()
         if row is None:
             raise StorageError("the log database has no state row")
-        indexed, size = int(row[0]), int(row[1])
+        indexed, size = _integer(row[0]), _integer(row[1])
         self._window.catch_up(conn, indexed, size)
         return indexed, size
 
@@ -701,9 +728,9 @@ class SqliteLogStore:
             query = "SELECT idx, entry FROM entries WHERE idx IN"
             for idx, entry in _select_in(conn, query, list(maybe)):
                 entry_id = hashlib.sha256(entry).digest()
-                if entry_id in maybe[int(idx)]:
+                if entry_id in maybe[_integer(idx)]:
                     unconfirmed.discard(entry_id)
-                    found[entry_id] = int(idx)
+                    found[entry_id] = _integer(idx)
             rest.extend(unconfirmed)
         if rest:
             stored = dict(_stored(conn, rest))
@@ -737,6 +764,7 @@ class SqliteLogStore:
 def stored_version(path: Path) -> int:
     """The schema version recorded in the SQLite log at ``path`` (0: none), read without
     changing anything (``ironroot log migrate`` reports it)."""
+    _check_regular(Path(path))
     try:
         conn = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True)
     except sqlite3.Error as exc:
@@ -778,7 +806,7 @@ def _migrate_from_1(conn: sqlite3.Connection) -> None:
     """Version 1 → 2 (inside the open transaction): whole ids become 8-byte keys."""
     cursor = conn.execute("SELECT entry_id, idx FROM entry_ids ORDER BY entry_id")
     while rows := cursor.fetchmany(_MIGRATE_CHUNK):
-        _index(conn, sorted((_key(_blob(entry_id)), int(idx)) for entry_id, idx in rows))
+        _index(conn, sorted((_key(_blob(entry_id)), _integer(idx)) for entry_id, idx in rows))
     conn.execute("DROP TABLE entry_ids")
     conn.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (str(SCHEMA_VERSION),))
 
@@ -836,19 +864,19 @@ def _stored(conn: sqlite3.Connection, entry_ids: Collection[bytes]) -> Iterator[
         by_key.setdefault(_key(entry_id), set()).add(entry_id)
     candidates: dict[int, set[bytes]] = {}
     for key, idx in _select_in(conn, "SELECT key, idx FROM entry_keys WHERE key IN", list(by_key)):
-        candidates.setdefault(int(idx), set()).update(by_key[key])
+        candidates.setdefault(_integer(idx), set()).update(by_key[key])
     rest = {entry_id for ids in by_key.values() for entry_id in ids}
     if candidates:
         query = "SELECT idx, entry FROM entries WHERE idx IN"
         for idx, entry in _select_in(conn, query, list(candidates)):
             entry_id = hashlib.sha256(entry).digest()
-            if entry_id in candidates[int(idx)]:
+            if entry_id in candidates[_integer(idx)]:
                 rest.discard(entry_id)
-                yield entry_id, int(idx)
+                yield entry_id, _integer(idx)
     if rest:
         query = "SELECT entry_id, idx FROM entry_key_clashes WHERE entry_id IN"
         for entry_id, idx in _select_in(conn, query, list(rest)):
-            yield _blob(entry_id), int(idx)
+            yield _blob(entry_id), _integer(idx)
 
 
 def _pending(conn: sqlite3.Connection, entry_ids: Collection[bytes]) -> Iterator[bytes]:
@@ -873,7 +901,7 @@ class _View:
         row = self._conn.execute("SELECT size FROM state WHERE id = 1").fetchone()
         if row is None:
             raise StorageError("the log database has no state row")
-        return int(row[0])
+        return _integer(row[0])
 
     def integrated_among(self, entry_ids: Collection[bytes]) -> set[bytes]:
         return {entry_id for entry_id, _ in self._store._integrated(self._conn, entry_ids)}

@@ -32,7 +32,13 @@ from typing import Protocol
 from ironroot.errors import IronrootError, StaleBatch, StorageError
 from ironroot.log._checkpoint import Checkpoint
 from ironroot.log._note import Note
-from ironroot.log._tiles import HASH_SIZE, MAX_ENTRY_SIZE, TILE_HEIGHT, TILE_WIDTH
+from ironroot.log._tiles import (
+    HASH_SIZE,
+    MAX_ENTRY_SIZE,
+    MAX_TILE_LEVEL,
+    TILE_HEIGHT,
+    TILE_WIDTH,
+)
 
 __all__ = [
     "AuditReader",
@@ -43,9 +49,11 @@ __all__ = [
     "StoreView",
     "TreeState",
     "check_batch",
+    "check_batch_types",
 ]
 
 _FULL_TILE = TILE_WIDTH * HASH_SIZE
+_MAX_TILE_INDEX = (1 << 63) - 1  # a signed 64-bit column
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,10 +196,56 @@ def _refuse(detail: str) -> StorageError:
     return StorageError(f"the log write was refused: {detail}", code="batch-refused")
 
 
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_pair(value: object, first: type, second: type) -> bool:
+    return (
+        isinstance(value, tuple | list)
+        and len(value) == 2
+        and isinstance(value[0], first)
+        and isinstance(value[1], second)
+    )
+
+
+def check_batch_types(batch: StoreBatch) -> None:
+    """Refuse ``batch`` (:class:`StorageError`, code ``batch-refused``) unless every field is
+    of its declared type, and every tile key a level and an index a tile can have: a batch
+    from outside the type checker. :func:`check_batch` runs it first, so that its rules
+    compare, hash and shift without a ``TypeError``; a store that reads what the rules ask
+    before it calls :func:`check_batch` (PostgreSQL, in one round trip) runs it first."""
+    if not _is_int(batch.first_index):
+        raise _refuse("first_index is not an integer")
+    if not all(_is_pair(row, bytes, bytes) for row in (*batch.pending, *batch.integrated)):
+        raise _refuse("a pending or integrated row is not a pair of an id and an entry (bytes)")
+    if not all(isinstance(entry_id, bytes) for entry_id in batch.cleared):
+        raise _refuse("a cleared pending id is not bytes")
+    if not isinstance(batch.tiles, Mapping) or not all(
+        _is_pair(key, int, int)
+        and _is_int(key[0])
+        and _is_int(key[1])
+        and 0 <= key[0] <= MAX_TILE_LEVEL
+        and 0 <= key[1] <= _MAX_TILE_INDEX
+        for key in batch.tiles
+    ):
+        raise _refuse("the tiles are not a mapping from the (level, index) of a tile")
+    if not isinstance(batch.meta, Mapping):
+        raise _refuse("the metadata is not a mapping")
+    if batch.batch_data is not None and not isinstance(batch.batch_data, Mapping):
+        raise _refuse("the batch data is not a mapping")
+    state = batch.state
+    if state is not None and (
+        not isinstance(state, TreeState)
+        or not _is_int(state.size)
+        or not isinstance(state.hashes, Sequence)
+    ):
+        raise _refuse("the new tree state is not a size and a compact range")
+
+
 def _check_shape(batch: StoreBatch) -> None:
     """The rules that need nothing from the store."""
-    if isinstance(batch.first_index, bool) or not isinstance(batch.first_index, int):
-        raise _refuse("first_index is not an integer")
+    check_batch_types(batch)
     if batch.first_index < 0:
         raise _refuse("first_index is negative")
     for entry_id, entry in (*batch.pending, *batch.integrated):
@@ -248,6 +302,8 @@ def check_batch(batch: StoreBatch, view: StoreView) -> None:
 
     Run by every store inside its write transaction, before it changes anything. The rules:
 
+    * every field is of its declared type, every tile key a tile's (level, index)
+      (:func:`check_batch_types`);
     * the fence: ``first_index`` is the stored tree size, else :class:`StaleBatch`;
     * every entry is bytes of at most 65,535 and its id is its SHA-256;
     * a new tree state is ``first_index`` + the integrated entries, with a compact range of

@@ -3,19 +3,21 @@
 Both recompute the tree from the entries alone and compare everything else against it.
 
 :func:`verify_log` reads an :class:`AuditReader` (any store) and checks, in one pass over
-the entries: the indices are contiguous, the entry-id map sends SHA-256(entry) to its index
-and holds nothing else, every stored tile (full and partial) equals the recomputed one byte
-for byte and no other tile is stored, every stored checkpoint verifies under the given keys,
-names the origin and its size, and carries the recomputed root at that size, the latest
-checkpoint is at the state's size, the state row holds the recomputed size and compact
-range, pending rows hash to their ids and are not integrated, and batch data belongs to
-checkpointed sizes. With a :class:`BatchVerifier` (the transparency service's receipt
-signatures), what was stored for every batch is checked against the root the entries give at
-its size, once per batch. Every difference raises :class:`StorageError` naming what differs
-(chained from the underlying error where there is one): the store holds data that does not
-match what the log wrote. An earlier checkpoint given by the caller must verify (its own
-errors propagate: ``BadSignature``, ``UnknownIssuer``, ``MalformedInput``) and be a prefix
-of the stored tree, else :class:`InconsistentCheckpoint`.
+the entries: the store names the origin (when it names one), the indices are contiguous,
+the entry-id map sends SHA-256(entry) to its index and holds nothing else, every stored tile
+(full and partial) equals the recomputed one byte for byte and no other tile is stored,
+every stored checkpoint verifies under the given keys, names the origin and its size, and
+carries the recomputed root at that size, the latest checkpoint is at the state's size, the
+state row holds the recomputed size and compact range, pending rows hash to their ids, are
+entries the log could integrate (at most 65,535 bytes) and are not integrated, and batch
+data belongs to checkpointed sizes (not the empty tree's: no batch ends there). With a
+:class:`BatchVerifier` (the transparency service's receipt signatures), what was stored for
+every batch is checked against the root the entries give at its size, once per batch. Every
+difference raises :class:`StorageError` naming what differs (chained from the underlying
+error where there is one): the store holds data that does not match what the log wrote. An
+earlier checkpoint given by the caller must verify (its own errors propagate:
+``BadSignature``, ``UnknownIssuer``, ``MalformedInput``) and be a prefix of the stored tree,
+else :class:`InconsistentCheckpoint`.
 
 :func:`verify_remote_log` reads a log through the C2SP read API behind a :class:`LogFetcher`
 (``checkpoint``, ``tile/<L>/<N>[.p/<W>]``, ``tile/entries/<N>[.p/<W>]`` and
@@ -58,6 +60,7 @@ from ironroot.log._open import StoreConfig
 from ironroot.log._store import AuditReader
 from ironroot.log._tiles import (
     HASH_SIZE,
+    MAX_ENTRY_SIZE,
     TILE_HEIGHT,
     TILE_WIDTH,
     entry_bundle_path,
@@ -233,6 +236,9 @@ def verify_log(
         raise StorageError(
             f"the store holds {stored_tiles} tiles; a tree of size {size} has {rebuild.tiles}"
         )
+    stored_origin = store.meta("origin")
+    if stored_origin is not None and stored_origin != origin:  # the log would not open it
+        raise StorageError(f"the store is the log of {stored_origin[:200]!r}, not {origin!r}")
     state = store.state()
     if state.size != size:
         raise StorageError(f"the state row says size {state.size}; the log has {size} entries")
@@ -260,8 +266,11 @@ def verify_log(
             )
     if not sizes or sizes[-1] != size:
         raise StorageError(f"no checkpoint was published at the log's size {size}")
-    if not set(store.batch_data_sizes()) <= set(sizes):
+    batch_sizes = set(store.batch_data_sizes())
+    if not batch_sizes <= set(sizes):
         raise StorageError("the store holds batch data for a size without a checkpoint")
+    if 0 in batch_sizes:  # the log signs batches of entries; this one no verifier would check
+        raise StorageError("the store holds batch data for the empty tree")
     batch_signatures = 0
     if batch_verifier is not None:
         for cp_size in sizes:
@@ -283,6 +292,8 @@ def verify_log(
     for entry_id, entry in pending:
         if hashlib.sha256(entry).digest() != entry_id:
             raise StorageError("a pending entry does not hash to its id")
+        if len(entry) > MAX_ENTRY_SIZE:  # the log never writes one: no batch could take it
+            raise StorageError(f"a pending entry is larger than {MAX_ENTRY_SIZE} bytes")
     if pending and any(
         index is not None for index in store.lookup([i for i, _ in pending]).values()
     ):
