@@ -263,3 +263,25 @@ def test_records_name_created_keys_even_one_per_write(device: object) -> None:
     keys = [(r.operation, r.key) for r in hsm.audit_records(auditor)]
     assert ("generate", parent) in keys
     assert ("derive", f"{hsm_parent}->{child}") in keys
+
+
+def test_an_operation_that_fails_with_an_unexpected_exception_is_audited(
+    device: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only the library's own errors were audited: an operation that failed otherwise (a bug
+    in a library, an input type nothing checked) left no record — for a release, after its
+    nonce was spent. It is recorded as ``internal-error`` and the exception still raised."""
+    hsm = new_hsm(device.identity)  # type: ignore[attr-defined]
+    officer, user, auditor = sessions(hsm)
+    handle = hsm.generate(officer, KeyType.EC_P256)
+
+    def broken(*args: object, **kwargs: object) -> object:
+        raise RuntimeError("a library failed")
+
+    monkeypatch.setattr(hsm, "_in_use", broken)
+    with pytest.raises(RuntimeError):
+        hsm.sign(user, handle, b"data")
+    record = [r for r in hsm.audit_records(auditor) if r.operation == "sign"][-1]
+    assert (record.identity, record.key, record.result) == (USER, handle, "internal-error")
+    monkeypatch.undo()
+    hsm.sign(user, handle, b"data")  # the HSM goes on

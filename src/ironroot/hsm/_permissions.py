@@ -15,6 +15,9 @@ from ironroot.hsm._model import Role, Session
 
 __all__ = ["Permissions"]
 
+INTERNAL_ERROR: Final = "internal-error"
+"""The result recorded for an operation that failed with an exception that is not an
+:class:`~ironroot.errors.IronrootError` (the CLI's and the HTTP layer's name for it too)."""
 _ANY: Final = frozenset(Role)
 _OFFICER: Final = frozenset({Role.OFFICER})
 _USER: Final = frozenset({Role.USER})
@@ -101,6 +104,14 @@ class Permissions(AuditBuffer):
         except IronrootError as exc:
             if self._state == "operational":
                 self._record(op.identity, operation, op.key, exc.code, op.binding(operation, False))
+            raise
+        except Exception:
+            # not one of ours (a library's bug, an unexpected input type): still a refusal,
+            # and a release's nonce may be spent by now, so the log says so
+            if self._state == "operational":
+                self._record(
+                    op.identity, operation, op.key, INTERNAL_ERROR, op.binding(operation, False)
+                )
             raise
         self._record(op.identity, operation, op.key, "ok", op.binding(operation, True))
 
