@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -129,6 +130,9 @@ def test_usage_errors_exit_2(args: list[str], capsys: pytest.CaptureFixture[str]
 # --- over HTTP ----------------------------------------------------------------------------
 
 
+_TILE_DELAY = {"s": 0.0}  # seconds each tile or entry bundle waits before its answer
+
+
 @pytest.fixture
 def server(tmp_path: Path, key: PrivateKey) -> Iterator[tuple[str, Log]]:
     log = Log.open_memory(origin=ORIGIN, note_signers=[NoteSigner(ORIGIN, key)])
@@ -139,6 +143,8 @@ def server(tmp_path: Path, key: PrivateKey) -> Iterator[tuple[str, Log]]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             path = self.path.removeprefix("/log/")
+            if path.startswith("tile/"):
+                time.sleep(_TILE_DELAY["s"])
             try:
                 if path == "checkpoint":
                     body = log.checkpoint()
@@ -192,6 +198,28 @@ def test_verify_url_with_a_foreign_key(server: tuple[str, Log]) -> None:
     url, _ = server
     other = NoteSigner(ORIGIN, PrivateKey.generate(Algorithm.ED25519)).verifier().vkey
     assert main(["log", "verify", url, "--key", other, "--origin", ORIGIN]) == 1
+
+
+@pytest.mark.integration
+def test_verify_url_within_a_deadline(
+    server: tuple[str, Log], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A log answering each resource just within the per-request bound, but slowly, held
+    ``log verify URL`` as long as it liked: ``--deadline`` bounds the whole read."""
+    url, _ = server
+    monkeypatch.setitem(_TILE_DELAY, "s", 0.3)
+    started = time.monotonic()
+    assert main(["log", "verify", url, "--deadline", "0.5", "--json"]) == 1
+    assert time.monotonic() - started < 5
+    error = json.loads(capsys.readouterr().out)["error"]
+    assert error["code"] == "unreachable"
+    assert "the log was not read within 0.5 s" in error["message"]
+    monkeypatch.setitem(_TILE_DELAY, "s", 0.0)
+    assert main(["log", "verify", url, "--deadline", "30"]) == 0
+    capsys.readouterr()
+    for bad in ("0", "-1", "nan", "inf"):
+        assert main(["log", "verify", url, "--deadline", bad]) == 2
+    assert main(["log", "verify", ".", "--deadline", "5"]) == 2  # a directory has no deadline
 
 
 @pytest.mark.integration

@@ -91,6 +91,13 @@ def register(sub: Any) -> None:
         help="receipt public keys: a COSE Key Set or a public key file (repeatable; default: "
         "DIR/keys/receipt-keys.cbor)",
     )
+    verify.add_argument(
+        "--deadline",
+        type=float,
+        metavar="SECONDS",
+        help="with a URL: give up (exit 1, unreachable) when reading the whole log takes "
+        "longer; each request is bounded on its own either way (default: no overall bound)",
+    )
     verify.add_argument("--json", action="store_true", help="print the result as JSON")
     add_client_options(verify)
     verify.set_defaults(func=_verify)
@@ -130,15 +137,20 @@ def _run(
     earlier = _read_checkpoint(args.checkpoint) if args.checkpoint is not None else None
     verifiers = tuple(log.NoteVerifier.from_vkey(k) for k in args.key)
     target: str = args.target
+    deadline: float | None = args.deadline
+    if deadline is not None and not 0 < deadline < float("inf"):  # also false for NaN
+        raise ConfigError("--deadline is a number of seconds above 0")
     if target.startswith(("http://", "https://")):
         if args.receipt_keys:
             raise ConfigError("--receipt-keys checks a data directory's stored receipts, not a URL")
         if verifiers and args.origin is None:
             raise ConfigError("--key needs --origin when checking a URL")
-        with log.HttpLogFetcher(target, verify=client_tls(args)) as fetcher:
+        with log.HttpLogFetcher(target, verify=client_tls(args), deadline=deadline) as fetcher:
             identity = identity_of(args, lambda: log.fetch_log_identity(fetcher))
             report = log.verify_remote_log(fetcher, identity=identity, earlier_checkpoint=earlier)
             return report, None
+    if deadline is not None:
+        raise ConfigError("--deadline bounds reading a log URL, not a data directory")
     data_dir = Path(target)
     if not data_dir.is_dir():
         raise ConfigError(f"{data_dir} is not a directory (or an http(s) URL)")

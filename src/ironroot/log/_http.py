@@ -108,6 +108,10 @@ class HttpLogFetcher:
                 follow_redirects=False,
             )
         except httpx.HTTPError as exc:
+            if self._ends is not None and self._clock() >= self._ends:  # cut by the deadline
+                raise Unreachable(
+                    f"cannot reach {shown}: the log was not read within {self._deadline:g} s"
+                ) from exc
             raise Unreachable.of(shown, exc) from exc
         except PayloadTooLarge:
             raise
