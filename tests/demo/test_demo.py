@@ -52,6 +52,7 @@ EXPECTED = {
     "drifted-node": ("CredentialRejected", "credential-revoked"),
     "wrong-plane": ("RoleNotPermitted", "wrong-plane"),
     "hsm-export": ("KeyNotExportable", "key-not-exportable"),
+    "hsm-other-user": ("RoleNotPermitted", "key-access-denied"),
     "unattested-vm": ("UnknownIssuer", "unknown-issuer"),
     "stolen-ear": ("KeyBindingMismatch", "key-binding-mismatch"),
     "swapped-release": ("KeyBindingMismatch", "release-statement"),

@@ -167,6 +167,7 @@ def key_release(story: Story) -> None:
     storage = DirectoryStorage(story.path("hsm"), counter=kms.counter("hsm"))
     story.stack.callback(storage.close)
     officer_pass, user_pass = os.urandom(16).hex().encode(), os.urandom(16).hex().encode()
+    backup_pass = os.urandom(16).hex().encode()
     hsm = Hsm.initialize(
         storage,
         kms.sealing_secret("hsm"),
@@ -180,6 +181,7 @@ def key_release(story: Story) -> None:
     story.hsm = hsm
     officer = story.hsm_officer = hsm.login("officer", officer_pass)
     hsm.add_identity(officer, "keyrelease", Role.USER, user_pass)
+    hsm.add_identity(officer, "backup-agent", Role.USER, backup_pass)  # another crypto user
     story.verifier = AttestationService(
         endorsements=Endorsements.build(service_keys={}, vendor_roots=ca.trust_anchors),
         signing_key=PrivateKey.generate(Algorithm.ES384),
@@ -193,11 +195,17 @@ def key_release(story: Story) -> None:
         officer,
         KeyType.AES_256,
         KeyAttributes.of(
-            ["encrypt", "decrypt"], exportable=True, label=DB_KEY, release_policy=policy
+            ["encrypt", "decrypt"],
+            exportable=True,
+            label=DB_KEY,
+            release_policy=policy,
+            users=["keyrelease"],  # the HSM's other crypto users may not use it
         ),
     )
     user = story.hsm_user = hsm.login("keyrelease", user_pass)
+    story.hsm_other_user = hsm.login("backup-agent", backup_pass)
     sealed = hsm.encrypt(user, story.db_key, b"payments ledger, encrypted at rest")
+    story.sealed_ledger = sealed
     # The fleet's condition on every release, checked by the key service before the HSM
     # decides: no key to a VM whose node is not admitted (quarantine refuses at once).
     gate = FleetReleaseGate(fleet, story.verifier.public_keys, clock=story.now)

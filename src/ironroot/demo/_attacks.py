@@ -35,6 +35,7 @@ from ironroot.demo._attacks_gpu import (
 )
 from ironroot.demo._attacks_keys import (
     hsm_export,
+    other_hsm_user,
     quarantined_vm,
     stolen_ear,
     swapped_release,
@@ -300,6 +301,14 @@ ATTACKS: tuple[Attack, ...] = (
         errors.KeyNotExportable,
         "key-not-exportable",
         hsm_export,
+    ),
+    Attack(
+        "hsm-other-user",
+        "Another crypto user of the HSM decrypts with the database key",
+        "HSM key users",
+        errors.RoleNotPermitted,
+        "key-access-denied",
+        other_hsm_user,
     ),
     Attack(
         "unattested-vm",

@@ -24,6 +24,15 @@ def hsm_export(story: Story, attempt: Attempt) -> None:
     hsm.wrap(user, story.db_key, recipient=thief.public_spki)
 
 
+def other_hsm_user(story: Story, attempt: Attempt) -> None:
+    hsm = story.need(story.hsm, "HSM")
+    other = story.need(story.hsm_other_user, "HSM session")
+    attempt.note(
+        "the HSM's backup agent, a crypto user too, decrypts the payments ledger with db-key"
+    )
+    hsm.decrypt(other, story.db_key, story.sealed_ledger)
+
+
 def unattested_vm(story: Story, attempt: Attempt) -> None:
     from ironroot.crypto import Algorithm, PrivateKey
     from ironroot.ear import Appraisal, AttestationResult, VerifierId, sign_ear_jwt

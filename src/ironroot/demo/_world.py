@@ -170,9 +170,13 @@ class Story:
     # act 6: key release
     hsm: Hsm | None = None
     hsm_user: Session | None = None
+    hsm_other_user: Session | None = None
+    """Another crypto user of the key service's HSM (a backup agent), not a user of db-key."""
     hsm_officer: Session | None = None
     key_service: KeyReleaseService | None = None
     db_key: str = ""
+    sealed_ledger: bytes = b""
+    """What the key service encrypted under db-key (the payments ledger)."""
     keyservice_url: str = ""
     keys: KeyReleaseClient | None = None
     cvm_node: str = ""
