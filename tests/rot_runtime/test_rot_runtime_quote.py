@@ -469,6 +469,47 @@ def test_a_quote_of_firmware_on_trial_verifies(
             _verify(_with_device_status(booted, quote, {5: fuse}), vendor_ca)
 
 
+def _relogged(booted: Device, quote: bytes, log: list[PcrEvent]) -> bytes:
+    """``quote`` re-signed by the device's own runtime over ``log``, its PCRs recomputed so
+    that the log replays (what a runtime that writes its own log could sign)."""
+    pcrs = [bytes(48)] * 3
+    for e in log:
+        pcrs[e.pcr] = hashlib.sha384(pcrs[e.pcr] + e.data).digest()
+    change = {"pcr-log": [[e.pcr, e.name, e.data] for e in log], "pcrs": pcrs}
+    return _resign(booted, quote, change)
+
+
+def test_a_dpe_measurement_outside_pcr_2_or_another_name_in_it_is_refused(
+    booted: Device, vendor_ca: VendorCA
+) -> None:
+    """The audit and the fleet take a component's active image from its ``dpe:<label>``
+    event: one recorded in PCR 0 or 1 (where the ROM and FMC record), or an event of another
+    name in PCR 2, replayed and verified before — read as what the RoT measured where it did
+    not."""
+    booted.derive_child(hashlib.sha384(b"bmc image").digest(), label="bmc")
+    state = booted.boot_state
+    assert state is not None
+    quote = booted.quote(NONCE)
+    _verify(quote, vendor_ca)  # the genuine log: ROM, FMC, then dpe:bmc in PCR 2
+    planted = PcrEvent(1, "dpe:host", hashlib.sha384(b"other").digest())
+    with pytest.raises(VerificationFailed) as in_pcr1:
+        _verify(_relogged(booted, quote, [*state.log, planted]), vendor_ca)
+    assert in_pcr1.value.detail.startswith(
+        "the PCR log's events in PCRs 0 and 1 are not the ROM's and the FMC's, in order: "
+    )
+    assert in_pcr1.value.detail.endswith("dpe:host (PCR 1)")
+    for name in ("runtime-digest", "dpe:", "host"):
+        extra = PcrEvent(2, name, hashlib.sha384(b"other").digest())
+        with pytest.raises(VerificationFailed) as in_pcr2:
+            _verify(_relogged(booted, quote, [*state.log, extra]), vendor_ca)
+        assert in_pcr2.value.detail == (
+            f"PCR 2 holds only DPE measurements (dpe:<label>), not {name!r}"
+        )
+    reordered = [state.log[1], state.log[0], *state.log[2:]]  # ROM events out of order
+    with pytest.raises(VerificationFailed, match="not the ROM's and the FMC's, in order"):
+        _verify(_relogged(booted, quote, reordered), vendor_ca)
+
+
 def test_a_quote_needs_exactly_one_device_status(booted: Device, vendor_ca: VendorCA) -> None:
     state = booted.boot_state
     assert state is not None

@@ -67,7 +67,9 @@ from ironroot.errors import (
     VerificationFailed,
 )
 from ironroot.rot._boot import (
+    DEVICE_STATUS,
     PCR_COUNT,
+    PCR_DPE,
     PCR_FMC,
     PCR_ROM,
     PCR_SIZE,
@@ -411,6 +413,38 @@ _FWID_EVENTS: Final = (
 )
 """The PCR log events the quote's FWIDs are compared with: each recorded at most once."""
 
+_BOOT_EVENTS: Final = (
+    (PCR_ROM, DEVICE_STATUS),
+    (PCR_ROM, "vendor-ecc-key-hash"),
+    (PCR_ROM, "vendor-pqc-key-hash"),
+    (PCR_ROM, "owner-key-hash"),
+    (PCR_ROM, "fmc-digest"),
+    (PCR_FMC, "runtime-digest"),
+    (PCR_FMC, "header-digest"),
+)
+"""What the ROM records in PCR 0 and the FMC in PCR 1, in this order, and nothing else."""
+_DPE_PREFIX: Final = "dpe:"
+
+
+def _check_log_shape(log: Sequence[PcrEvent]) -> None:
+    """PCR 0 and 1 hold exactly the ROM's and the FMC's events, in their order, and PCR 2 only
+    DPE measurements (``VerificationFailed``): readers take a component's image from its
+    ``dpe:<label>`` event and the boot's facts from theirs, so a name in the wrong PCR, or an
+    extra event beside the ROM's, would be read as something the RoT did not measure there."""
+    boot = tuple((e.pcr, e.name) for e in log if e.pcr != PCR_DPE)
+    if boot != _BOOT_EVENTS:
+        raise VerificationFailed(
+            "the PCR log's events in PCRs 0 and 1 are not the ROM's and the FMC's, in order: "
+            + ", ".join(f"{name} (PCR {pcr})" for pcr, name in boot)
+        )
+    for event in log:
+        if event.pcr == PCR_DPE and (
+            not event.name.startswith(_DPE_PREFIX) or event.name == _DPE_PREFIX
+        ):
+            raise VerificationFailed(
+                f"PCR 2 holds only DPE measurements (dpe:<label>), not {event.name!r}"
+            )
+
 
 def verify_quote(
     quote: bytes,
@@ -497,6 +531,7 @@ def verify_quote(
             lifecycle=_LIFECYCLES[lifecycle],
             debug_locked=debug_locked,
         )
+    _check_log_shape(log)
     return QuoteClaims(
         nonce=signed_nonce,
         ueid=ueid,
