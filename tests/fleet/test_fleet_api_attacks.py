@@ -446,3 +446,58 @@ def test_rollouts_started_at_once_run_one_at_a_time(site: Site, tmp_path: Path) 
     ]
     assert sorted(updated) == site.fleet.node_ids()  # each node once, by one of them
     _still_serving(site)
+
+
+# --- a caller quarantined while it sends its request --------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "first", "rest"),
+    [
+        ("/v1/placements", b'{"vm": ', b'"cvm-slow-body"}'),
+        ("/v1/rollouts", b'{"dry_run": ', b"true}"),
+    ],
+)
+def test_a_caller_quarantined_while_it_sends_its_body_is_refused(
+    site: Site, monkeypatch: pytest.MonkeyPatch, path: str, first: bytes, rest: bytes
+) -> None:
+    """A node's credential is checked when its request's head arrives; the node is then
+    quarantined (its credentials revoked) while it still sends the body, which it may
+    stretch to the server's body timeout. The request must be judged by the credential's
+    standing when it acts, not when it began: refused (401 ``credential-revoked``), nothing
+    placed or recorded."""
+    from ironroot.fleet import _api
+
+    checked = threading.Event()
+    check = _api.check_credential
+
+    def check_then_signal(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return check(*args, **kwargs)
+        finally:
+            checked.set()
+
+    monkeypatch.setattr(_api, "check_credential", check_then_signal)
+
+    def body() -> Iterator[bytes]:
+        yield first
+        assert checked.wait(10)  # the server checked the caller on the head
+        quarantine(site.fleet, "node-0002", "quarantined mid-request", now=NOW)
+        yield rest
+
+    before = len(site.fleet.events(node="node-0002"))
+    try:
+        with site.client("node-0002", "control") as control:
+            response = control.post(
+                f"{site.servers.control_url}{path}",
+                content=body(),
+                headers={"content-type": "application/json"},
+            )
+        assert problem(response) == (401, "credential-revoked", "Credential Rejected")
+        assert all(p.vm != "cvm-slow-body" for p in site.authority.placements())
+        kinds = [e.kind for e in site.fleet.events(node="node-0002")[before:]]
+        assert "rollout-requested" not in kinds
+    finally:
+        monkeypatch.undo()
+        readmit(site.fleet, "node-0002", now=NOW, authority=site.authority)
+        assert site.admit("node-0002").status_code == 200

@@ -45,9 +45,11 @@ Every request to a plane runs :func:`ironroot.fleet.check_credential` against th
 the credential store at the server's clock: the TLS handshake only proves the client holds a
 key the fleet CA certified; which plane, whether it is current, revoked, and whether its node
 is still admitted are decided per request, so a node quarantined while its connection stays
-open is refused at its next request. Refusals are RFC 9290 problem details (CBOR, or JSON when
-the client accepts only JSON) with the error's ``code``: 401 ``credential-expired``,
-``credential-revoked``, ``credential-unknown``, …; 403 ``wrong-plane``, ``node-not-admitted``.
+open is refused at its next request; a request with a body is checked again once the body
+is read, before it acts (a node quarantined while it sends the body is refused). Refusals are
+RFC 9290 problem details (CBOR, or JSON when the client accepts only JSON) with the error's
+``code``: 401 ``credential-expired``, ``credential-revoked``, ``credential-unknown``, …; 403
+``wrong-plane``, ``node-not-admitted``.
 
 Request bodies are of the media type their endpoint takes, checked before they are read
 (:func:`ironroot.http.require_media_type`): the JSON endpoints take ``application/json`` (a
@@ -227,6 +229,15 @@ def plane_app(
             now=clock(),
         )
 
+    async def caller_and_body(request: Request) -> tuple[Credential, Mapping[str, Any]]:
+        """The caller and its request's JSON body: the caller checked before the body is read
+        (a refused caller sends none) and again once it is, when the request acts — a client
+        may take the body timeout to send it, and a node quarantined (or a credential revoked
+        or expired) meanwhile is refused, not served on its standing at the head."""
+        await caller(request)
+        body = await _json_body(request)
+        return await caller(request), body
+
     async def whoami(request: Request) -> Response:
         credential = await caller(request)
         return JSONResponse(credential.to_json())
@@ -249,8 +260,7 @@ def plane_app(
         return JSONResponse({"placements": [p.to_json() for p in found]})
 
     async def place(request: Request) -> Response:
-        await caller(request)
-        body = await _json_body(request)
+        _, body = await caller_and_body(request)
         vm, target = body.get("vm"), body.get("node")
         if (
             not isinstance(vm, str)
@@ -262,8 +272,7 @@ def plane_app(
         return JSONResponse(placement.to_json(), status_code=201)
 
     async def start_rollout(request: Request) -> Response:
-        credential = await caller(request)
-        body = await _json_body(request)
+        credential, body = await caller_and_body(request)
         if rollout is None:
             raise NotFound("this control plane runs no rollouts")
         start = await run_in_threadpool(rollout, body)  # a refused request records nothing
