@@ -501,3 +501,57 @@ def test_a_caller_quarantined_while_it_sends_its_body_is_refused(
         monkeypatch.undo()
         readmit(site.fleet, "node-0002", now=NOW, authority=site.authority)
         assert site.admit("node-0002").status_code == 200
+
+
+def test_a_rollout_request_waiting_for_the_registry_holds_up_no_other_request(
+    site: Site,
+) -> None:
+    """A rollout request records ``rollout-requested`` in the registry, which waits while a
+    writer (an admission, a quarantine, a rollout's own wave) holds its write lock. The wait
+    must be the request's own, in a worker thread: on the server's event loop it would hold
+    up every other request of the control plane, a credential check included, until the
+    writer commits (up to SQLite's 30 s busy timeout)."""
+    url = site.servers.control_url
+    answers: list[httpx.Response] = []
+
+    def start() -> None:
+        with site.client("node-0001", "control") as control:
+            answers.append(control.post(f"{url}/v1/rollouts", json={"dry_run": True}, timeout=60))
+
+    with site.client("node-0002", "control") as other:
+        assert other.get(f"{url}/v1/whoami").status_code == 200  # a connection, warm
+        starting = threading.Thread(target=start)
+        with site.fleet.transaction():
+            starting.start()
+            time.sleep(0.5)  # the rollout request reaches its record and waits for the lock
+            began = time.monotonic()
+            me = other.get(f"{url}/v1/whoami", timeout=10)
+            waited = time.monotonic() - began
+            time.sleep(2.0)  # the writer's commit comes later still
+        starting.join()
+    assert me.status_code == 200
+    assert waited < 1.5, f"a credential check waited {waited:.2f} s for a rollout's record"
+    assert len(answers) == 1
+
+
+def test_a_credential_check_on_a_fresh_thread_waits_for_no_writer(site: Site) -> None:
+    """A server's worker threads come and go (an idle one ends): a credential check often
+    runs on a thread whose first use of ``fleet.db`` it is. Setting up that thread's
+    connection must not take the write lock when the tables are there already, or every
+    such check waits for whatever writer holds it (up to SQLite's 30 s busy timeout)."""
+    serial = site.fleet.record_of("node-0001").credential_serial
+    assert serial is not None
+    done = threading.Event()
+
+    def check() -> None:
+        site.authority.credentials.status(serial)
+        site.authority.state.placements("node-0001")
+        site.fleet.record_of("node-0001")
+        done.set()
+
+    with site.fleet.transaction():
+        reader = threading.Thread(target=check)
+        reader.start()
+        read_while_held = done.wait(3)
+    reader.join()
+    assert read_while_held

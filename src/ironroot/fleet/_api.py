@@ -281,7 +281,11 @@ def plane_app(
         if rollout is None:
             raise NotFound("this control plane runs no rollouts")
         start = await run_in_threadpool(rollout, body)  # a refused request records nothing
-        fleet.record(credential.node, "rollout-requested", body, now=clock())
+        # in a worker, as every registry write: waiting for the write lock here on the event
+        # loop would hold up every other request of the plane until the writer commits
+        await run_in_threadpool(
+            fleet.record, credential.node, "rollout-requested", body, now=clock()
+        )
         report = await run_in_threadpool(start, clock())
         return JSONResponse(dict(report))
 
