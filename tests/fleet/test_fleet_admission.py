@@ -479,6 +479,40 @@ def test_a_key_of_a_revoked_credential_is_never_certified_again(
     assert authority.admit(again.request(), now=NOW).status == "admitted"
 
 
+def test_a_key_revoked_while_an_admission_certifies_it_is_refused_at_the_commit(
+    aw: AdmissionWorld, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """node-0002 asks for credentials on keys a credential of node-0001 certified (its
+    operator holds them: stolen, or one owner's two nodes); node-0001 is quarantined for it,
+    its credentials revoked, while node-0002's admission is under way, after the admission
+    checked the keys. A revoked credential's key is never certified again: the commit checks
+    the keys once more and refuses (``key-revoked``), node-0002 unchanged."""
+    fleet, authority = aw.fleet(tmp_path / "fleet", 2)
+    first = prepare(fleet, authority, "node-0001")
+    authority.admit(first.request(), now=NOW)
+    nonce, _ = authority.challenge(NOW, node="node-0002")
+    spkis = {p: k.public_key.to_der() for p, k in first.keys.items()}
+    evidence = collect_evidence(fleet, "node-0002", nonce=nonce, keys=spkis, now=NOW)
+    csrs = {p: make_csr(k, node="node-0002", plane=p) for p, k in first.keys.items()}
+    issue = authority.ca.issue
+    raced: list[bool] = []
+
+    def issue_after_a_quarantine(*args: Any, **kwargs: Any) -> Any:
+        if not raced:
+            raced.append(True)
+            quarantine(fleet, "node-0001", "its keys are held elsewhere", now=NOW, hold=False)
+        return issue(*args, **kwargs)
+
+    monkeypatch.setattr(authority.ca, "issue", issue_after_a_quarantine)
+    before = fleet.record_of("node-0002")
+    with pytest.raises(PolicyRejected) as caught:
+        authority.admit(AdmissionRequest("node-0002", nonce, evidence.encode(), csrs), now=NOW)
+    assert raced
+    assert caught.value.code == "key-revoked"
+    assert fleet.record_of("node-0002") == before
+    assert authority.credentials.of_node("node-0002") == []
+
+
 def test_another_nodes_evidence_is_refused(fleet3: tuple[Fleet, AdmissionAuthority]) -> None:
     fleet, authority = fleet3
     before = fleet.record_of("node-0001").status  # the module's fleet: what earlier tests left

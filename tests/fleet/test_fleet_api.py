@@ -37,6 +37,7 @@ from ironroot.fleet import (
     AdmissionRequest,
     DesiredState,
     DesiredStore,
+    FleetServers,
     collect_evidence,
     decode_nonce,
     make_csr,
@@ -546,3 +547,46 @@ def test_a_rollout_to_the_desired_state_is_started_on_the_control_plane(
         assert {n["node"] for n in report["nodes"]} == set(site.fleet.node_ids())
         assert {n["outcome"] for n in report["nodes"]} == {"planned"}
     assert site.fleet.events(node="node-0001")[-1].kind == "rollout-requested"
+
+
+# --- the servers' TLS certificate -------------------------------------------------------------
+
+
+def _served_certificate(url: str, context: ssl.SSLContext) -> x509.Certificate:
+    """The certificate the server at ``url`` presents to a new connection."""
+    host, port = url.removeprefix("https://").split(":")
+    with (
+        socket.create_connection((host, int(port)), timeout=10) as raw,
+        context.wrap_socket(raw, server_hostname=host) as tls,
+    ):
+        der = tls.getpeercert(binary_form=True)
+    assert der is not None
+    return x509.load_der_x509_certificate(der)
+
+
+def test_the_servers_renew_their_tls_certificate_before_it_expires(site: Site) -> None:
+    """The servers' certificate is valid 7 days: a fleet served longer must renew it, or no
+    node reaches admission or a plane once it expires. Started 4 days ago (past half its
+    validity), the servers renew it when asked whether it is due, and every new connection
+    — a node's own, verifying it — gets the new one."""
+    wall = [dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(days=4)]
+    context = client_context(
+        site.servers.ca_file,
+        site.files / "node-0001" / "control.cert.pem",
+        site.files / "node-0001" / "control.key.pem",
+    )
+    with FleetServers(site.authority, clock=site.clock, tls_clock=lambda: wall[0]) as servers:
+        urls = (servers.admission_url, servers.control_url, servers.data_url)
+        first = _served_certificate(servers.control_url, context)
+        assert first.not_valid_before_utc == wall[0]
+        assert servers.renew_tls() is False  # not due when just issued
+        wall[0] += dt.timedelta(days=4)  # the wall clock now: past half its validity
+        assert servers.renew_tls() is True
+        assert servers.renew_tls() is False  # not due again before 3.5 days
+        for url in urls:
+            renewed = _served_certificate(url, context)
+            assert renewed.not_valid_before_utc == wall[0]
+            assert renewed.not_valid_after_utc == wall[0] + dt.timedelta(days=7)
+        with httpx.Client(verify=context) as control:
+            me = control.get(f"{servers.control_url}/v1/whoami")
+        assert me.status_code == 200

@@ -446,3 +446,112 @@ def test_rollouts_started_at_once_run_one_at_a_time(site: Site, tmp_path: Path) 
     ]
     assert sorted(updated) == site.fleet.node_ids()  # each node once, by one of them
     _still_serving(site)
+
+
+# --- a caller quarantined while it sends its request --------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "first", "rest"),
+    [
+        ("/v1/placements", b'{"vm": ', b'"cvm-slow-body"}'),
+        ("/v1/rollouts", b'{"dry_run": ', b"true}"),
+    ],
+)
+def test_a_caller_quarantined_while_it_sends_its_body_is_refused(
+    site: Site, monkeypatch: pytest.MonkeyPatch, path: str, first: bytes, rest: bytes
+) -> None:
+    """A node's credential is checked when its request's head arrives; the node is then
+    quarantined (its credentials revoked) while it still sends the body, which it may
+    stretch to the server's body timeout. The request must be judged by the credential's
+    standing when it acts, not when it began: refused (401 ``credential-revoked``), nothing
+    placed or recorded."""
+    from ironroot.fleet import _api
+
+    checked = threading.Event()
+    check = _api.check_credential
+
+    def check_then_signal(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return check(*args, **kwargs)
+        finally:
+            checked.set()
+
+    monkeypatch.setattr(_api, "check_credential", check_then_signal)
+
+    def body() -> Iterator[bytes]:
+        yield first
+        assert checked.wait(10)  # the server checked the caller on the head
+        quarantine(site.fleet, "node-0002", "quarantined mid-request", now=NOW)
+        yield rest
+
+    before = len(site.fleet.events(node="node-0002"))
+    try:
+        with site.client("node-0002", "control") as control:
+            response = control.post(
+                f"{site.servers.control_url}{path}",
+                content=body(),
+                headers={"content-type": "application/json"},
+            )
+        assert problem(response) == (401, "credential-revoked", "Credential Rejected")
+        assert all(p.vm != "cvm-slow-body" for p in site.authority.placements())
+        kinds = [e.kind for e in site.fleet.events(node="node-0002")[before:]]
+        assert "rollout-requested" not in kinds
+    finally:
+        monkeypatch.undo()
+        readmit(site.fleet, "node-0002", now=NOW, authority=site.authority)
+        assert site.admit("node-0002").status_code == 200
+
+
+def test_a_rollout_request_waiting_for_the_registry_holds_up_no_other_request(
+    site: Site,
+) -> None:
+    """A rollout request records ``rollout-requested`` in the registry, which waits while a
+    writer (an admission, a quarantine, a rollout's own wave) holds its write lock. The wait
+    must be the request's own, in a worker thread: on the server's event loop it would hold
+    up every other request of the control plane, a credential check included, until the
+    writer commits (up to SQLite's 30 s busy timeout)."""
+    url = site.servers.control_url
+    answers: list[httpx.Response] = []
+
+    def start() -> None:
+        with site.client("node-0001", "control") as control:
+            answers.append(control.post(f"{url}/v1/rollouts", json={"dry_run": True}, timeout=60))
+
+    with site.client("node-0002", "control") as other:
+        assert other.get(f"{url}/v1/whoami").status_code == 200  # a connection, warm
+        starting = threading.Thread(target=start)
+        with site.fleet.transaction():
+            starting.start()
+            time.sleep(0.5)  # the rollout request reaches its record and waits for the lock
+            began = time.monotonic()
+            me = other.get(f"{url}/v1/whoami", timeout=10)
+            waited = time.monotonic() - began
+            time.sleep(2.0)  # the writer's commit comes later still
+        starting.join()
+    assert me.status_code == 200
+    assert waited < 1.5, f"a credential check waited {waited:.2f} s for a rollout's record"
+    assert len(answers) == 1
+
+
+def test_a_credential_check_on_a_fresh_thread_waits_for_no_writer(site: Site) -> None:
+    """A server's worker threads come and go (an idle one ends): a credential check often
+    runs on a thread whose first use of ``fleet.db`` it is. Setting up that thread's
+    connection must not take the write lock when the tables are there already, or every
+    such check waits for whatever writer holds it (up to SQLite's 30 s busy timeout)."""
+    serial = site.fleet.record_of("node-0001").credential_serial
+    assert serial is not None
+    done = threading.Event()
+
+    def check() -> None:
+        site.authority.credentials.status(serial)
+        site.authority.state.placements("node-0001")
+        site.fleet.record_of("node-0001")
+        done.set()
+
+    with site.fleet.transaction():
+        reader = threading.Thread(target=check)
+        reader.start()
+        read_while_held = done.wait(3)
+    reader.join()
+    assert read_while_held

@@ -377,3 +377,23 @@ def test_a_fleet_ca_crl_out_of_scope_or_without_next_update_is_refused(tmp_path:
         crl_revocations(bare.public_bytes(Encoding.DER), ca_der, at=NOW)
     assert type(expired.value) is CertificateExpired
     assert expired.value.detail == ("the CRL has no nextUpdate: it states no time it is current to")
+
+
+def test_the_crl_reads_the_revoked_credentials_only(tmp_path: Path) -> None:
+    """``GET /fleet/crl`` is anonymous, and the store keeps every credential ever issued (two
+    per admission, the scanner's included): the CRL's query must find the revoked ones
+    through an index, not scan the whole table at every request."""
+    import sqlite3
+
+    from ironroot.fleet._credentials import _REVOKED_UNEXPIRED
+
+    store = CredentialStore(tmp_path / "credentials.db")
+    assert store.revoked(now=NOW) == []  # the tables are made
+    db = sqlite3.connect(tmp_path / "credentials.db")
+    try:
+        plan = " ".join(
+            str(row[3]) for row in db.execute("EXPLAIN QUERY PLAN " + _REVOKED_UNEXPIRED, ("x",))
+        )
+    finally:
+        db.close()
+    assert "SEARCH credentials USING INDEX credentials_revoked" in plan, plan

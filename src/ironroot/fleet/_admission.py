@@ -37,7 +37,8 @@ One admission (:meth:`AdmissionAuthority.admit`), in order:
    data-plane key, whose certificate is no secret), and no key of a credential that was
    revoked (``PolicyRejected`` ``key-revoked``: a quarantine may have been for that key),
    nor one a credential issued before certified for another plane (``plane-key-shared``;
-   checked again in the commit of step 7, against an admission of the node at once);
+   both checked again in the commit of step 7, against an admission of the node at once and
+   a quarantine, of any node, that revoked a credential of the key meanwhile);
 3. the evidence parses and is for this node (``MalformedEvidence``);
 4. the verifier appraises it (:mod:`ironroot.fleet._verifier`) and signs an EAR, stored as the
    node's latest; when the RoT quote itself does not verify — another nonce (``StaleNonce``),
@@ -812,6 +813,17 @@ class AdmissionAuthority:
                 code="nonce-superseded",
             )
 
+    def _check_not_revoked(self, keys: Mapping[str, bytes]) -> None:
+        """Refuse a key (plane → SubjectPublicKeyInfo) that a revoked credential certified,
+        whichever node it was issued to: a quarantine may have been for that key."""
+        revoked = self.credentials.revoked_with_key(keys.values())
+        if revoked is not None:
+            raise PolicyRejected(
+                f"a key requested was certified by credential {revoked}, which was revoked: "
+                "a revoked credential's key is never certified again; make new keys",
+                code="key-revoked",
+            )
+
     def _check_planes_apart(self, keys: Mapping[str, bytes]) -> None:
         """Refuse a key (plane → SubjectPublicKeyInfo) that a credential issued before
         certified for another plane: each plane its own key across admissions too, or the
@@ -857,13 +869,7 @@ class AdmissionAuthority:
                 "own (a control-plane credential would hold the data-plane key)",
                 code="plane-key-shared",
             )
-        revoked = self.credentials.revoked_with_key(keys.values())
-        if revoked is not None:
-            raise PolicyRejected(
-                f"a key requested was certified by credential {revoked}, which was revoked: "
-                "a revoked credential's key is never certified again; make new keys",
-                code="key-revoked",
-            )
+        self._check_not_revoked(keys)
         self._check_planes_apart(keys)
         evidence = NodeEvidence.decode(request.evidence)
         if evidence.node != request.node:
@@ -941,6 +947,7 @@ class AdmissionAuthority:
         with self.fleet.transaction(durable=False):
             self._check_current(request.node, quarantined)
             self._check_planes_apart(keys)  # an admission committed since may have used one
+            self._check_not_revoked(keys)  # a quarantine of another node may have revoked one
             held = self.state.held(request.node)
             if held is not None:
                 self._refuse_held(appraisal, request.evidence, detail, held, now)

@@ -45,9 +45,11 @@ Every request to a plane runs :func:`ironroot.fleet.check_credential` against th
 the credential store at the server's clock: the TLS handshake only proves the client holds a
 key the fleet CA certified; which plane, whether it is current, revoked, and whether its node
 is still admitted are decided per request, so a node quarantined while its connection stays
-open is refused at its next request. Refusals are RFC 9290 problem details (CBOR, or JSON when
-the client accepts only JSON) with the error's ``code``: 401 ``credential-expired``,
-``credential-revoked``, ``credential-unknown``, …; 403 ``wrong-plane``, ``node-not-admitted``.
+open is refused at its next request; a request with a body is checked again once the body
+is read, before it acts (a node quarantined while it sends the body is refused). Refusals are
+RFC 9290 problem details (CBOR, or JSON when the client accepts only JSON) with the error's
+``code``: 401 ``credential-expired``, ``credential-revoked``, ``credential-unknown``, …; 403
+``wrong-plane``, ``node-not-admitted``.
 
 Request bodies are of the media type their endpoint takes, checked before they are read
 (:func:`ironroot.http.require_media_type`): the JSON endpoints take ``application/json`` (a
@@ -57,7 +59,9 @@ body without ``Content-Type`` is taken as JSON), ``POST /fleet/admission`` only
 :class:`FleetServers` runs the three on loopback in background threads (tests, embedding);
 :func:`serve_fleet` runs them until SIGINT/SIGTERM (``ironroot fleet serve``), optionally with
 the continuous scanner. The servers' TLS certificate is issued by the fleet CA for the host
-they listen on (and ``localhost``, ``127.0.0.1``), valid 7 days, at each start.
+they listen on (and ``localhost``, ``127.0.0.1``), valid 7 days, at each start, and renewed
+(a new key and certificate, served to every new connection) once half of that has passed:
+a fleet served for longer than a week stays reachable.
 """
 
 from __future__ import annotations
@@ -81,7 +85,7 @@ from starlette.types import ASGIApp
 
 from ironroot._fileio import write_atomic
 from ironroot.crypto import Algorithm, PrivateKey, load_certificate, save_signer
-from ironroot.errors import ConfigError, MalformedInput, NotFound
+from ironroot.errors import ConfigError, IronrootError, MalformedInput, NotFound
 from ironroot.fleet._admission import AdmissionAuthority, AdmissionRequest
 from ironroot.fleet._credentials import Credential, check_credential
 from ironroot.fleet._fleet import Fleet
@@ -113,6 +117,9 @@ __all__ = [
 _log = logging.getLogger("ironroot.fleet")
 _MAX_JSON: Final = 64 * 1024
 _MAX_ADMISSION: Final = 2 * 1024 * 1024
+_TLS_DAYS: Final = 7  # the servers' TLS certificate's validity
+_TLS_RENEW: Final = dt.timedelta(days=_TLS_DAYS / 2)  # renewed once this much has passed
+_TLS_CHECK: Final = 600.0  # seconds between two looks at whether it is due
 _CBOR: Final = "application/cbor"
 _JSON: Final = "application/json"
 Clock = Callable[[], dt.datetime]
@@ -227,6 +234,15 @@ def plane_app(
             now=clock(),
         )
 
+    async def caller_and_body(request: Request) -> tuple[Credential, Mapping[str, Any]]:
+        """The caller and its request's JSON body: the caller checked before the body is read
+        (a refused caller sends none) and again once it is, when the request acts — a client
+        may take the body timeout to send it, and a node quarantined (or a credential revoked
+        or expired) meanwhile is refused, not served on its standing at the head."""
+        await caller(request)
+        body = await _json_body(request)
+        return await caller(request), body
+
     async def whoami(request: Request) -> Response:
         credential = await caller(request)
         return JSONResponse(credential.to_json())
@@ -249,8 +265,7 @@ def plane_app(
         return JSONResponse({"placements": [p.to_json() for p in found]})
 
     async def place(request: Request) -> Response:
-        await caller(request)
-        body = await _json_body(request)
+        _, body = await caller_and_body(request)
         vm, target = body.get("vm"), body.get("node")
         if (
             not isinstance(vm, str)
@@ -262,12 +277,15 @@ def plane_app(
         return JSONResponse(placement.to_json(), status_code=201)
 
     async def start_rollout(request: Request) -> Response:
-        credential = await caller(request)
-        body = await _json_body(request)
+        credential, body = await caller_and_body(request)
         if rollout is None:
             raise NotFound("this control plane runs no rollouts")
         start = await run_in_threadpool(rollout, body)  # a refused request records nothing
-        fleet.record(credential.node, "rollout-requested", body, now=clock())
+        # in a worker, as every registry write: waiting for the write lock here on the event
+        # loop would hold up every other request of the plane until the writer commits
+        await run_in_threadpool(
+            fleet.record, credential.node, "rollout-requested", body, now=clock()
+        )
         report = await run_in_threadpool(start, clock())
         return JSONResponse(dict(report))
 
@@ -372,7 +390,9 @@ def server_tls(
     folder.mkdir(exist_ok=True)
     key = PrivateKey.generate(Algorithm.ES384)
     names = tuple(dict.fromkeys((*hosts, "localhost", "127.0.0.1")))
-    der = authority.ca.issue_server(key.public_key, hosts=names, now=now or _utc_now())
+    der = authority.ca.issue_server(
+        key.public_key, hosts=names, now=now or _utc_now(), days=_TLS_DAYS
+    )
     save_signer(key, folder / "server.key.pem", overwrite=True)
     pem = load_certificate(der, der_only=True).public_bytes(Encoding.PEM)
     write_atomic(folder / "server.cert.pem", pem, mode=0o644)
@@ -388,7 +408,10 @@ class FleetServers:
     """Admission, control plane and data plane served from background threads (a context
     manager); port 0 picks free loopback ports. ``clock`` is the time the planes and
     admission judge by (default: the wall clock); ``mounts`` are apps served under path
-    prefixes of the admission server (:func:`admission_app`)."""
+    prefixes of the admission server (:func:`admission_app`). ``tls_clock`` is the time the
+    servers' TLS certificate is issued and renewed at (default: the wall clock, which TLS
+    clients check it against): a background thread renews it once half its validity has
+    passed (:meth:`renew_tls`)."""
 
     def __init__(
         self,
@@ -400,9 +423,16 @@ class FleetServers:
         limits: ServerLimits | None = None,
         rollout: RolloutTrigger | None = None,
         mounts: Mapping[str, ASGIApp] | None = None,
+        tls_clock: Clock = _utc_now,
     ) -> None:
         self.authority = authority
-        plain, mutual = server_tls(authority, hosts=(host,))
+        self._hosts = (host,)
+        self._tls_clock = tls_clock
+        self._tls_issued = tls_clock()
+        plain, mutual = server_tls(authority, hosts=self._hosts, now=self._tls_issued)
+        self._tls_lock = threading.Lock()  # one renewal at a time
+        self._renewing = threading.Event()  # set: stop renewing
+        self._renewer = threading.Thread(target=self._renew, name="fleet-tls-renewal", daemon=True)
         self.ca_file: Path = authority.directory / "ca.cert.pem"
         self._threads = [
             ServerThread(
@@ -432,6 +462,29 @@ class FleetServers:
         ]
         self.admission_url, self.control_url, self.data_url = (t.url for t in self._threads)
 
+    def renew_tls(self, *, force: bool = False) -> bool:
+        """Renew the servers' TLS certificate when half its validity has passed at
+        ``tls_clock`` (or at once with ``force``): a new key and certificate from the fleet
+        CA, served to every new connection of the three servers (connections open keep
+        theirs). Whether it renewed."""
+        with self._tls_lock:
+            now = self._tls_clock()
+            if not force and now - self._tls_issued < _TLS_RENEW:
+                return False
+            server_tls(self.authority, hosts=self._hosts, now=now)
+            for thread in self._threads:
+                thread.reload_tls()
+            self._tls_issued = now
+        _log.info("the fleet servers' TLS certificate was renewed")
+        return True
+
+    def _renew(self) -> None:
+        while not self._renewing.wait(_TLS_CHECK):
+            try:
+                self.renew_tls()
+            except (IronrootError, OSError) as exc:  # the certificate served stays; next time
+                _log.warning("the fleet servers' TLS certificate was not renewed: %s", exc)
+
     def __enter__(self) -> FleetServers:
         started: list[ServerThread] = []
         try:
@@ -442,9 +495,13 @@ class FleetServers:
             for thread in reversed(started):
                 thread.__exit__(None, None, None)
             raise
+        self._renewer.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self._renewing.set()
+        if self._renewer.is_alive():
+            self._renewer.join()
         for thread in reversed(self._threads):
             thread.__exit__(None, None, None)
 

@@ -669,6 +669,8 @@ CREATE TABLE IF NOT EXISTS credentials (
     reason TEXT
 );
 CREATE INDEX IF NOT EXISTS credentials_node ON credentials (node);
+CREATE INDEX IF NOT EXISTS credentials_revoked ON credentials (not_after)
+    WHERE revoked_at IS NOT NULL;
 CREATE TABLE IF NOT EXISTS credential_keys (
     serial TEXT PRIMARY KEY REFERENCES credentials (serial),
     key_sha256 TEXT NOT NULL
@@ -714,6 +716,11 @@ class CredentialStatus:
         return self.revoked_at is not None
 
 
+# The revoked credentials that have not expired (the first parameter: now), for a CRL.
+_REVOKED_UNEXPIRED: Final = (
+    "SELECT serial, revoked_at FROM credentials WHERE revoked_at IS NOT NULL "
+    "AND not_after > ? ORDER BY revoked_at, serial"
+)
 # A credential that certified a key (its SHA-256, the first parameter): the lowest serial.
 _REVOKED_WITH_KEY: Final = (
     "SELECT c.serial FROM credential_keys k JOIN credentials c ON c.serial = k.serial "
@@ -823,11 +830,7 @@ class CredentialStore:
     def revoked(self, *, now: dt.datetime) -> list[tuple[str, dt.datetime]]:
         """The revoked credentials that have not expired (serial, when), for a CRL."""
         with self._read() as db:
-            rows = db.execute(
-                "SELECT serial, revoked_at FROM credentials WHERE revoked_at IS NOT NULL "
-                "AND not_after > ? ORDER BY revoked_at, serial",
-                (_text(now),),
-            ).fetchall()
+            rows = db.execute(_REVOKED_UNEXPIRED, (_text(now),)).fetchall()
         return [(str(s), _time(at)) for s, at in rows]
 
     def of_node(self, node: str) -> list[CredentialStatus]:

@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import re
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -47,6 +48,7 @@ class _Open:
     ready: set[int] = field(default_factory=set)  # the SqliteFile serials set up on it
 
 
+_CREATE = re.compile(r"CREATE\s+(TABLE|INDEX)\s+IF\s+NOT\s+EXISTS\s+(\w+)\b", re.IGNORECASE)
 _LOCAL = threading.local()
 _SERIALS = itertools.count()
 
@@ -76,6 +78,11 @@ class SqliteFile:
         self.what = what
         self._key = os.path.abspath(path)
         self._schema = [s.strip() for s in (schema or "").split(";") if s.strip()]
+        created = [_CREATE.match(s) for s in self._schema]
+        # what the schema makes (type, name), when it only makes tables and indexes
+        self._objects = (
+            {(m[1].lower(), m[2]) for m in created if m is not None} if all(created) else None
+        )
         self._serial = next(_SERIALS)
 
     def _open(self) -> _Open:
@@ -99,12 +106,31 @@ class SqliteFile:
         found = files[self._key] = _Open(db, identity)
         return self._set_up(found)
 
+    def _made(self, db: sqlite3.Connection) -> bool:
+        """Whether the file holds every table and index of the schema already (a read: no
+        lock a writer holds is waited for)."""
+        if self._objects is None:
+            return False
+        try:
+            held = {
+                (str(kind), str(name))
+                for kind, name in db.execute("SELECT type, name FROM sqlite_master")
+            }
+        except sqlite3.Error:
+            return False
+        return self._objects <= held
+
     def _set_up(self, found: _Open) -> _Open:
         """Run the schema once per connection, in one transaction (statement by statement,
-        so that it may also run inside the caller's: ``executescript`` would commit that)."""
+        so that it may also run inside the caller's: ``executescript`` would commit that).
+        A file that holds the schema's tables and indexes already is only read: a thread's
+        first use of it (a server's fresh worker) does not wait for a writer's lock."""
         if self._schema and self._serial not in found.ready:
             db = found.db
             alone = not db.in_transaction  # then the whole schema is one commit
+            if alone and self._made(db):
+                found.ready.add(self._serial)
+                return found
             try:
                 if alone:
                     db.execute("BEGIN IMMEDIATE")

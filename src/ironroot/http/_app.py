@@ -20,6 +20,7 @@ from starlette.routing import BaseRoute, Match, Route
 
 from ironroot.cose import Problem
 from ironroot.errors import (
+    ConfigError,
     IronrootError,
     NotFound,
     PayloadTooLarge,
@@ -29,6 +30,7 @@ from ironroot.errors import (
 from ironroot.http._ops import Observed, ServiceInfo, operational_routes, retry_after_seconds
 from ironroot.http._server import REFUSAL_HEADERS, PromptServer, ServerLimits, server_config
 from ironroot.http._tls import ServerTls
+from ironroot.http._tls_handshake import TlsHandshake
 
 __all__ = [
     "PROBLEM_CBOR",
@@ -284,6 +286,7 @@ class ServerThread:
             port = int(self._socket.getsockname()[1])
         self.url = f"{'https' if tls is not None else 'http'}://{host}:{port}"
         config = server_config(app, host, port, limits, tls=tls)
+        self._config = config
         self._server = PromptServer(config)
         # a stop waits for the requests in flight up to the shutdown timeout, then cuts them
         self._stop_wait = (config.timeout_graceful_shutdown or 0) + 10
@@ -294,6 +297,16 @@ class ServerThread:
             name=f"ironroot-{name}",
             daemon=True,
         )
+
+    def reload_tls(self) -> None:
+        """Serve new connections what the server's TLS files hold now (a renewed certificate):
+        a fresh context made of them is put in place at once, for every handshake after
+        this; connections already open keep theirs. ``ConfigError`` when the files do not
+        make one (the server keeps serving what it did), or when the server serves no TLS."""
+        protocol = self._config.http
+        if not (isinstance(protocol, type) and issubclass(protocol, TlsHandshake)):
+            raise ConfigError(f"{self.url} serves no TLS: nothing to reload")
+        protocol.context = protocol.tls.context()  # one assignment: never a half-made context
 
     def __enter__(self) -> ServerThread:
         self._thread.start()
