@@ -135,7 +135,7 @@ from ironroot.cose import (
     decode_cbor,
     encode_cbor,
 )
-from ironroot.crypto import load_certificate, load_crl
+from ironroot.crypto import Algorithm, ecdsa_low_s, load_certificate, load_crl
 from ironroot.ear import Appraisal, AttestationResult, TrustTier, decode_ear
 from ironroot.errors import (
     AuditBundleRejected,
@@ -284,20 +284,29 @@ def _claimed_nonces(seal: bytes) -> tuple[bytes, bytes]:
 
 
 def _as_sealed(seal: bytes) -> None:
-    """The verified seal is byte for byte as the RoT made it: deterministic CBOR, and nothing
-    in a message's unprotected header (which no signature covers) but its x5chain. Without
-    this, a header parameter added or a length spelled longer changed the file unseen."""
+    """The verified seal is byte for byte as the RoT made it: deterministic CBOR, nothing
+    in a message's unprotected header (which no signature covers) but its x5chain, and its
+    ECDSA signature in the low-S form the RoT signs in (:func:`ironroot.crypto.ecdsa_low_s`).
+    Without this, a header parameter added, a length spelled longer or the signature
+    ``(r, s)`` replaced by its twin ``(r, n - s)``, which anyone can compute and which
+    verifies as well, changed the file unseen."""
     container = decode_cbor(seal, _SEAL_LIMITS)
     if not isinstance(container, dict):  # verify_quote has parsed it: never
         raise _rejected("seal-invalid", "the seal is not a quote map")
     rebuilt = dict(container)
-    for name in ("es384", "ml-dsa-87"):
+    for name, algorithm in (("es384", Algorithm.ES384), ("ml-dsa-87", Algorithm.ML_DSA_87)):
         message = Sign1.decode(container[name], _SEAL_LIMITS)
         if set(message.unprotected) != {X5CHAIN}:
             raise _rejected(
                 "seal-invalid",
                 f"the seal's {name} message carries unsigned header parameters besides its "
                 "x5chain: it was changed after the RoT made it",
+            )
+        if ecdsa_low_s(algorithm, message.signature) != message.signature:
+            raise _rejected(
+                "seal-invalid",
+                f"the seal's {name} signature is not in its low-S form: it was changed after "
+                "the RoT made it",
             )
         rebuilt[name] = message.encode()
     if encode_cbor(rebuilt) != seal:
