@@ -1116,8 +1116,8 @@ def _ear_binding(ctx: _Context, result: AttestationResult, member: str) -> list[
     """The EAR was issued for exactly the evidence in the bundle, which the sealing RoT
     signed: its nonce is the one the quote answers, its record of the quote (report data,
     Ueid, measurements) is that quote's, each device's record is that device's session
-    answering the same nonce, and no session it records is left out of the evidence
-    (``ear-not-bound``, ``ear-evidence-mismatch``)."""
+    answering the same nonce, verified to the root the EAR records for it, and no session it
+    records is left out of the evidence (``ear-not-bound``, ``ear-evidence-mismatch``)."""
     nonce = result.nonce
     if nonce is None:
         raise VerificationFailed(
@@ -1220,6 +1220,16 @@ def _device_binding(
         raise _mismatch(f"{device}'s session answers another challenge than the EAR's") from exc
     if appraisal.evidence is None:  # its appraisal failed: nothing recorded to compare
         return f"{device}: its session answers the EAR's nonce ({appraisal.status.value})"
+    # The pinned root is the bundle's word (platform/config.json, written by whoever seals):
+    # the verifier records the root it verified the device to, and it must be this one.
+    identity = appraisal.evidence.get("identity")
+    recorded = identity.get("root") if isinstance(identity, dict) else None
+    pinned = hashlib.sha256(root).hexdigest()
+    if not isinstance(recorded, str) or recorded.lower() != pinned:
+        raise _mismatch(
+            f"{device}'s session verifies to a root the bundle pins, not the root the EAR "
+            f"records (SHA-256 {str(recorded)[:64]}, pinned {pinned})"
+        )
     measurements, _report = _recorded(appraisal, f"submodule {device}")
     signed = {
         b.value.hex()
