@@ -8,6 +8,7 @@ holds the node), fails at the step whose evidence is false.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import random
@@ -17,19 +18,34 @@ import pytest
 from tests.audit.audit_world import EXPORTED, NODE, AuditWorld, audit_world
 from tests.platform.node_world import SLOT
 
-from ironroot.audit import AuditBundle, AuditExport, AuditIndex, check_bundle, verify_bundle
+from ironroot.audit import (
+    AuditBundle,
+    AuditExport,
+    AuditIndex,
+    LogProofs,
+    check_bundle,
+    verify_bundle,
+)
 from ironroot.cose import encode_cbor
 from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.errors import (
     AuditBundleRejected,
     ChainNotTrusted,
     InconsistentCheckpoint,
+    InvalidProof,
     IronrootError,
     KeyDescriptorMismatch,
     UnknownIssuer,
     VerificationFailed,
 )
-from ironroot.log import Checkpoint, NoteSigner, open_note, sign_checkpoint
+from ironroot.log import (
+    Checkpoint,
+    HttpLogFetcher,
+    NoteSigner,
+    TileTree,
+    open_note,
+    sign_checkpoint,
+)
 from ironroot.log.layout import load_checkpoint_signer
 from ironroot.platform import IMAGE_HEADER_SIZE, chip_layout
 from ironroot.rot import VendorCA
@@ -471,6 +487,63 @@ def test_an_inconsistent_checkpoint_is_refused(aw: AuditWorld, collected: AuditE
     assert (type(error), error.code, error.check) == (
         InconsistentCheckpoint,
         "inconsistent-checkpoint",
+        "transparency",
+    )
+
+
+def test_a_checkpoint_older_than_a_receipt_s_tree_is_refused(
+    aw: AuditWorld, collected: AuditExport
+) -> None:
+    """A genuine checkpoint of the trusted log, signed with its key, from before the tree a
+    receipt signs (its proofs renamed to that size): the receipt's tree cannot be a prefix
+    of it."""
+    note = collected.members["transparency/0/checkpoint"][0]
+    signer = load_checkpoint_signer(aw.world.root / "trusted-log", "transparency.example")
+    real = Checkpoint.parse(open_note(note, [signer.verifier()]))
+    proofs = LogProofs.decode(collected.members["transparency/0/proofs.cbor"][0])
+    size = max(e.receipt_tree_size for e in proofs.entries) - 1
+    with HttpLogFetcher(aw.world.urls["trusted"]) as fetcher:
+        older = sign_checkpoint(
+            Checkpoint(real.origin, size, TileTree(fetcher, size).root()), [signer]
+        )
+    latest = sorted(proofs.entries, key=lambda e: -e.receipt_tree_size)  # checked first
+    renamed = dataclasses.replace(proofs, tree_size=size, entries=tuple(latest))
+    data = _reseal(
+        aw,
+        collected,
+        members={
+            "transparency/0/checkpoint": (older, "text/plain"),
+            "transparency/0/proofs.cbor": (renamed.encode(), "application/cbor"),
+        },
+    )
+    error = _refused(data, aw)
+    assert (type(error), error.code, error.check) == (
+        InconsistentCheckpoint,
+        "inconsistent-checkpoint",
+        "transparency",
+    )
+    assert f"is larger than tree size {size}" in error.detail
+
+
+@pytest.mark.parametrize("field", ["leaf_index", "receipt_tree_size", "receipt"])
+def test_a_proof_for_another_leaf_or_receipt_is_refused(
+    aw: AuditWorld, collected: AuditExport, field: str
+) -> None:
+    """Each proof entry names the receipt it covers: another leaf index, another tree size
+    or another receipt number than the receipt's own is refused, not taken at its word."""
+    proofs = LogProofs.decode(collected.members["transparency/0/proofs.cbor"][0])
+    first = proofs.entries[0]
+    moved = dataclasses.replace(first, **{field: getattr(first, field) + 1})
+    changed = dataclasses.replace(proofs, entries=(moved, *proofs.entries[1:]))
+    data = _reseal(
+        aw,
+        collected,
+        members={"transparency/0/proofs.cbor": (changed.encode(), "application/cbor")},
+    )
+    error = _refused(data, aw)
+    assert (type(error), error.code, error.check) == (
+        InvalidProof,
+        "invalid-proof",
         "transparency",
     )
 
