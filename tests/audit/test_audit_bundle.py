@@ -22,6 +22,7 @@ from ironroot.audit import (
     AuditBundle,
     AuditExport,
     AuditIndex,
+    AuditTrust,
     LogProofs,
     check_bundle,
     verify_bundle,
@@ -175,7 +176,14 @@ def _span(data: bytes, key: str, value: bytes) -> tuple[int, int]:
     return start, start + len(value)
 
 
-def test_any_byte_changed_is_caught_with_the_exact_error(aw: AuditWorld, bundle: bytes) -> None:
+_CHECKS = {"seal-invalid": "seal", "index-not-sealed": "seal", "member-changed": "members"}
+
+
+def _expected_codes(
+    bundle: bytes,
+) -> tuple[dict[int, set[str]], dict[str, tuple[int, int, set[str]]]]:
+    """For each byte of ``bundle``, the codes a change there may be refused with, and the
+    regions (seal, index, each member's bytes and name) that set them; the rest is framing."""
     parsed = AuditBundle.parse(bundle)
     expected: dict[int, set[str]] = {key: {"bundle-malformed"} for key in range(len(bundle))}
     regions: dict[str, tuple[int, int, set[str]]] = {}
@@ -199,25 +207,57 @@ def test_any_byte_changed_is_caught_with_the_exact_error(aw: AuditWorld, bundle:
     for start, end, codes in regions.values():
         for position in range(start, end):
             expected[position] = codes
+    return expected, regions
+
+
+def _refused_as_expected(
+    bundle: bytes, trust: AuditTrust, position: int, flip: int, codes: set[str]
+) -> None:
+    changed = bytearray(bundle)
+    changed[position] ^= flip
+    with pytest.raises(AuditBundleRejected) as info:
+        verify_bundle(bytes(changed), trust)
+    error = info.value
+    where = f"byte {position} ^ {flip:#04x} ({error.code}: {error.detail})"
+    assert error.code in codes, where
+    assert error.check == _CHECKS.get(
+        error.code, "format" if error.code == "bundle-malformed" else "members"
+    ), where
+
+
+def test_any_byte_changed_is_caught_with_the_exact_error(aw: AuditWorld, bundle: bytes) -> None:
+    expected, regions = _expected_codes(bundle)
     rng = random.Random(20260601)
     framing = [p for p, codes in expected.items() if codes == {"bundle-malformed"}]
     positions = set(rng.sample(framing, 40))
     for start, end, _codes in regions.values():
         positions |= {start, end - 1, rng.randrange(start, end)}
-    checks = {"seal-invalid": "seal", "index-not-sealed": "seal", "member-changed": "members"}
     trust = aw.trust()
     for position in sorted(positions):
-        changed = bytearray(bundle)
-        changed[position] ^= rng.randrange(1, 256)
-        with pytest.raises(AuditBundleRejected) as info:
-            verify_bundle(bytes(changed), trust)
-        error = info.value
-        where = f"byte {position} ({error.code}: {error.detail})"
-        assert error.code in expected[position], where
-        assert error.check == checks.get(
-            error.code, "format" if error.code == "bundle-malformed" else "members"
-        ), where
+        _refused_as_expected(bundle, trust, position, rng.randrange(1, 256), expected[position])
     assert len(positions) > 150
+
+
+def test_every_byte_of_the_framing_the_index_and_the_names_changed_is_caught(
+    aw: AuditWorld, bundle: bytes
+) -> None:
+    """Not a sample: every byte that is not a member's or the seal's content — each CBOR
+    head, length, key and member name of the file, and every byte of the sealed index —
+    flipped (its lowest bit, its highest, or all of them, by turns), is refused with its
+    exact code."""
+    expected, regions = _expected_codes(bundle)
+    contents = {
+        position
+        for region, (start, end, _codes) in regions.items()
+        if region == "seal" or region.startswith("member ")
+        for position in range(start, end)
+    }
+    positions = [p for p in range(len(bundle)) if p not in contents]
+    assert len(positions) > 4000
+    trust = aw.trust()
+    for position in positions:
+        flip = (0x01, 0x80, 0xFF)[position % 3]
+        _refused_as_expected(bundle, trust, position, flip, expected[position])
 
 
 # --- members swapped, missing, added -------------------------------------------------------
