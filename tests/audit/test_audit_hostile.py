@@ -42,6 +42,7 @@ from ironroot.audit import (
     verify_bundle,
 )
 from ironroot.cose import encode_cbor
+from ironroot.crypto import load_certificate
 from ironroot.ear import decode_ear, sign_ear_jwt
 from ironroot.errors import (
     AuditBundleRejected,
@@ -524,6 +525,29 @@ _P384_ORDER = int(
 )
 
 
+def _padded_certificate_signature(seal: dict[str, object]) -> bytes:
+    """A certificate of the seal's chains with the unused-bits byte of its signature BIT
+    STRING set to 1: its signature verifies over the same bytes. (Valid DER only when the
+    signature's last bit is 0, so such a certificate is taken; one whose last bit is 1 does
+    not parse, and is refused as well.)"""
+    chains = {}
+    for name in ("es384", "ml-dsa-87"):
+        message = cbor2.loads(seal[name])  # type: ignore[arg-type]
+        chains[name] = (message.value, list(message.value[1][33]))
+    found = [
+        (name, number, der, len(der) - len(load_certificate(der, der_only=True).signature) - 1)
+        for name, (_message, chain) in chains.items()
+        for number, der in enumerate(chain)
+    ]
+    name, number, der, cut = next((f for f in found if f[2][-1] % 2 == 0), found[-1])
+    assert der[cut] == 0
+    (protected, _unprotected, payload, signature), chain = chains[name]
+    chain[number] = der[:cut] + b"\x01" + der[cut + 1 :]
+    message = cbor2.CBORTag(18, [protected, {33: chain}, payload, signature])
+    seal[name] = cbor2.dumps(message)
+    return encode_cbor(seal)
+
+
 def _high_s(seal: dict[str, object]) -> bytes:
     """The ES384 signature as its malleated twin ``(r, n - s)``: anyone can compute it from
     the seal, and it verifies just as well."""
@@ -542,6 +566,7 @@ def _high_s(seal: dict[str, object]) -> bytes:
         (lambda seal: cbor2.dumps(dict(reversed(list(seal.items())))), "deterministic encoding"),
         (lambda seal: cbor2.dumps(seal).replace(b"fformat", b"\x78\x06format", 1), "deterministic"),
         (_high_s, "not in its low-S form"),
+        (_padded_certificate_signature, "signature"),
     ],
 )
 def test_bytes_of_the_seal_no_signature_covers_cannot_change(

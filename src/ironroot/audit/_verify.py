@@ -340,6 +340,16 @@ def _seal(
             "seal-invalid", f"the seal does not verify: {exc.code}: {exc.detail}"
         ) from exc
     _as_sealed(bundle.seal)
+    for cert in (*claims.ecc_chain, *claims.mldsa_chain):
+        # signatureValue is the certificate's last element, a BIT STRING whose first content
+        # byte counts the unused bits: 0 for any signature. The signature verifies over the
+        # same bytes whatever that byte says, so one changed there went unseen.
+        if cert.der[-len(cert.signature) - 1] != 0:
+            raise _rejected(
+                "seal-invalid",
+                f"certificate {_cn(cert.subject)!r} of the seal's chain has its signature "
+                "padded with unused bits: it was changed after the RoT made it",
+            )
     lines = [
         f"sealed by RoT Ueid {claims.ueid.hex()} ({claims.lifecycle.label}, debug "
         f"{'locked' if claims.debug_locked else 'UNLOCKED'})",
