@@ -8,6 +8,7 @@ holds the node), fails at the step whose evidence is false.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import random
@@ -17,19 +18,35 @@ import pytest
 from tests.audit.audit_world import EXPORTED, NODE, AuditWorld, audit_world
 from tests.platform.node_world import SLOT
 
-from ironroot.audit import AuditBundle, AuditExport, AuditIndex, check_bundle, verify_bundle
+from ironroot.audit import (
+    AuditBundle,
+    AuditExport,
+    AuditIndex,
+    AuditTrust,
+    LogProofs,
+    check_bundle,
+    verify_bundle,
+)
 from ironroot.cose import encode_cbor
 from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.errors import (
     AuditBundleRejected,
     ChainNotTrusted,
     InconsistentCheckpoint,
+    InvalidProof,
     IronrootError,
     KeyDescriptorMismatch,
     UnknownIssuer,
     VerificationFailed,
 )
-from ironroot.log import Checkpoint, NoteSigner, open_note, sign_checkpoint
+from ironroot.log import (
+    Checkpoint,
+    HttpLogFetcher,
+    NoteSigner,
+    TileTree,
+    open_note,
+    sign_checkpoint,
+)
 from ironroot.log.layout import load_checkpoint_signer
 from ironroot.platform import IMAGE_HEADER_SIZE, chip_layout
 from ironroot.rot import VendorCA
@@ -159,7 +176,14 @@ def _span(data: bytes, key: str, value: bytes) -> tuple[int, int]:
     return start, start + len(value)
 
 
-def test_any_byte_changed_is_caught_with_the_exact_error(aw: AuditWorld, bundle: bytes) -> None:
+_CHECKS = {"seal-invalid": "seal", "index-not-sealed": "seal", "member-changed": "members"}
+
+
+def _expected_codes(
+    bundle: bytes,
+) -> tuple[dict[int, set[str]], dict[str, tuple[int, int, set[str]]]]:
+    """For each byte of ``bundle``, the codes a change there may be refused with, and the
+    regions (seal, index, each member's bytes and name) that set them; the rest is framing."""
     parsed = AuditBundle.parse(bundle)
     expected: dict[int, set[str]] = {key: {"bundle-malformed"} for key in range(len(bundle))}
     regions: dict[str, tuple[int, int, set[str]]] = {}
@@ -183,25 +207,57 @@ def test_any_byte_changed_is_caught_with_the_exact_error(aw: AuditWorld, bundle:
     for start, end, codes in regions.values():
         for position in range(start, end):
             expected[position] = codes
+    return expected, regions
+
+
+def _refused_as_expected(
+    bundle: bytes, trust: AuditTrust, position: int, flip: int, codes: set[str]
+) -> None:
+    changed = bytearray(bundle)
+    changed[position] ^= flip
+    with pytest.raises(AuditBundleRejected) as info:
+        verify_bundle(bytes(changed), trust)
+    error = info.value
+    where = f"byte {position} ^ {flip:#04x} ({error.code}: {error.detail})"
+    assert error.code in codes, where
+    assert error.check == _CHECKS.get(
+        error.code, "format" if error.code == "bundle-malformed" else "members"
+    ), where
+
+
+def test_any_byte_changed_is_caught_with_the_exact_error(aw: AuditWorld, bundle: bytes) -> None:
+    expected, regions = _expected_codes(bundle)
     rng = random.Random(20260601)
     framing = [p for p, codes in expected.items() if codes == {"bundle-malformed"}]
     positions = set(rng.sample(framing, 40))
     for start, end, _codes in regions.values():
         positions |= {start, end - 1, rng.randrange(start, end)}
-    checks = {"seal-invalid": "seal", "index-not-sealed": "seal", "member-changed": "members"}
     trust = aw.trust()
     for position in sorted(positions):
-        changed = bytearray(bundle)
-        changed[position] ^= rng.randrange(1, 256)
-        with pytest.raises(AuditBundleRejected) as info:
-            verify_bundle(bytes(changed), trust)
-        error = info.value
-        where = f"byte {position} ({error.code}: {error.detail})"
-        assert error.code in expected[position], where
-        assert error.check == checks.get(
-            error.code, "format" if error.code == "bundle-malformed" else "members"
-        ), where
+        _refused_as_expected(bundle, trust, position, rng.randrange(1, 256), expected[position])
     assert len(positions) > 150
+
+
+def test_every_byte_of_the_framing_the_index_and_the_names_changed_is_caught(
+    aw: AuditWorld, bundle: bytes
+) -> None:
+    """Not a sample: every byte that is not a member's or the seal's content — each CBOR
+    head, length, key and member name of the file, and every byte of the sealed index —
+    flipped (its lowest bit, its highest, or all of them, by turns), is refused with its
+    exact code."""
+    expected, regions = _expected_codes(bundle)
+    contents = {
+        position
+        for region, (start, end, _codes) in regions.items()
+        if region == "seal" or region.startswith("member ")
+        for position in range(start, end)
+    }
+    positions = [p for p in range(len(bundle)) if p not in contents]
+    assert len(positions) > 4000
+    trust = aw.trust()
+    for position in positions:
+        flip = (0x01, 0x80, 0xFF)[position % 3]
+        _refused_as_expected(bundle, trust, position, flip, expected[position])
 
 
 # --- members swapped, missing, added -------------------------------------------------------
@@ -471,6 +527,63 @@ def test_an_inconsistent_checkpoint_is_refused(aw: AuditWorld, collected: AuditE
     assert (type(error), error.code, error.check) == (
         InconsistentCheckpoint,
         "inconsistent-checkpoint",
+        "transparency",
+    )
+
+
+def test_a_checkpoint_older_than_a_receipt_s_tree_is_refused(
+    aw: AuditWorld, collected: AuditExport
+) -> None:
+    """A genuine checkpoint of the trusted log, signed with its key, from before the tree a
+    receipt signs (its proofs renamed to that size): the receipt's tree cannot be a prefix
+    of it."""
+    note = collected.members["transparency/0/checkpoint"][0]
+    signer = load_checkpoint_signer(aw.world.root / "trusted-log", "transparency.example")
+    real = Checkpoint.parse(open_note(note, [signer.verifier()]))
+    proofs = LogProofs.decode(collected.members["transparency/0/proofs.cbor"][0])
+    size = max(e.receipt_tree_size for e in proofs.entries) - 1
+    with HttpLogFetcher(aw.world.urls["trusted"]) as fetcher:
+        older = sign_checkpoint(
+            Checkpoint(real.origin, size, TileTree(fetcher, size).root()), [signer]
+        )
+    latest = sorted(proofs.entries, key=lambda e: -e.receipt_tree_size)  # checked first
+    renamed = dataclasses.replace(proofs, tree_size=size, entries=tuple(latest))
+    data = _reseal(
+        aw,
+        collected,
+        members={
+            "transparency/0/checkpoint": (older, "text/plain"),
+            "transparency/0/proofs.cbor": (renamed.encode(), "application/cbor"),
+        },
+    )
+    error = _refused(data, aw)
+    assert (type(error), error.code, error.check) == (
+        InconsistentCheckpoint,
+        "inconsistent-checkpoint",
+        "transparency",
+    )
+    assert f"is larger than tree size {size}" in error.detail
+
+
+@pytest.mark.parametrize("field", ["leaf_index", "receipt_tree_size", "receipt"])
+def test_a_proof_for_another_leaf_or_receipt_is_refused(
+    aw: AuditWorld, collected: AuditExport, field: str
+) -> None:
+    """Each proof entry names the receipt it covers: another leaf index, another tree size
+    or another receipt number than the receipt's own is refused, not taken at its word."""
+    proofs = LogProofs.decode(collected.members["transparency/0/proofs.cbor"][0])
+    first = proofs.entries[0]
+    moved = dataclasses.replace(first, **{field: getattr(first, field) + 1})
+    changed = dataclasses.replace(proofs, entries=(moved, *proofs.entries[1:]))
+    data = _reseal(
+        aw,
+        collected,
+        members={"transparency/0/proofs.cbor": (changed.encode(), "application/cbor")},
+    )
+    error = _refused(data, aw)
+    assert (type(error), error.code, error.check) == (
+        InvalidProof,
+        "invalid-proof",
         "transparency",
     )
 

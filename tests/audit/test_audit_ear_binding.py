@@ -10,6 +10,7 @@ that belongs to other evidence is refused at the ``attestation`` step.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import datetime as dt
 import json
@@ -20,7 +21,8 @@ import pytest
 from tests.audit.audit_world import EXPORTED, NODE, AuditWorld, audit_world, ear
 from tests.platform.node_world import NOW
 
-from ironroot.audit import AuditBundle, AuditExport, check_bundle, verify_bundle
+from ironroot.attestation import ReferenceValues
+from ironroot.audit import AuditBundle, AuditExport, check_bundle, spdm_nonce, verify_bundle
 from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.ear import decode_ear, sign_ear_jwt
 from ironroot.errors import ChainNotTrusted, IronrootError, VerificationFailed
@@ -32,6 +34,8 @@ from ironroot.fleet import (
     ear_id_of,
     latest_attestation,
 )
+from ironroot.platform import PlatformDevice, measure_device
+from ironroot.spdm import DeviceIdentity
 
 CBOR = "application/cbor"
 JWT = "application/jwt"
@@ -327,3 +331,54 @@ def test_a_refused_answer_sent_after_the_admission_does_not_unbind_the_export(
     assert ear_id_of(members["attestation/ear.jwt"]) == admitted_on
     assert NodeEvidence.decode(members["attestation/evidence.cbor"]).node == node
     assert verify_bundle(data, aw.trust()).step("attestation").status == "ok"
+
+
+def test_a_device_pinned_to_another_root_in_the_bundle_is_refused(
+    aw: AuditWorld, collected: AuditExport
+) -> None:
+    """The root a device is verified to comes from ``platform/config.json``, which whoever
+    seals writes. An impostor NIC (a key and root of the sealer's own) pinned there, with its
+    sessions answering the export's challenge and the EAR's nonce with the measurements of
+    the genuine firmware, passed every step: the trusted verifier's EAR records the root it
+    verified the device to (SHA-256), and the bundle's pinned root must be that one."""
+    config = json.loads(collected.members["platform/config.json"][0])
+    info = config["devices"]["nic"]
+    impostor = PlatformDevice(
+        "nic",
+        info["vendor"],
+        info["model"],
+        DeviceIdentity.generate(Algorithm.ES384, now=NOW - dt.timedelta(days=1)),
+    )
+    config["devices"]["nic"]["root"] = base64.b64encode(impostor.root).decode()
+    image = collected.members["firmware/nic/bundle.bin"][0]
+    result = decode_ear(collected.members["attestation/ear.jwt"][0], aw.trust().verifier_keys)
+
+    def session(nonce: bytes | None, at: dt.datetime) -> bytes:
+        measured = measure_device(
+            impostor, image, root=impostor.root, references=ReferenceValues(), now=at, nonce=nonce
+        )
+        assert measured.evidence is not None
+        return measured.evidence
+
+    stored = NodeEvidence.decode(collected.members["attestation/evidence.cbor"][0])
+    admitted = session(result.nonce, NOW + dt.timedelta(minutes=1))
+    forged = NodeEvidence(NODE, stored.quote, {**stored.devices, "nic": admitted})
+    text = json.dumps(config, sort_keys=True, separators=(",", ":")).encode()
+    data = _reseal(
+        aw,
+        collected,
+        members={
+            "platform/config.json": (text, "application/json"),
+            "spdm/nic.cbor": (session(spdm_nonce(collected.nonce, "nic"), EXPORTED), CBOR),
+            "attestation/evidence.cbor": (forged.encode(), CBOR),
+        },
+    )
+    error = _attestation_error(aw, data)
+    assert (type(error), error.code, error.check) == (
+        VerificationFailed,
+        "ear-evidence-mismatch",
+        "attestation",
+    )
+    assert error.detail.startswith(
+        "nic's session verifies to a root the bundle pins, not the root the EAR records "
+    )

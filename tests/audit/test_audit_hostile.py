@@ -42,6 +42,7 @@ from ironroot.audit import (
     verify_bundle,
 )
 from ironroot.cose import encode_cbor
+from ironroot.crypto import load_certificate
 from ironroot.ear import decode_ear, sign_ear_jwt
 from ironroot.errors import (
     AuditBundleRejected,
@@ -518,20 +519,63 @@ def _unsigned_header(seal: dict[str, object]) -> bytes:
     return cbor2.dumps(seal)
 
 
+_P384_ORDER = int(
+    "ffffffffffffffffffffffffffffffffffffffffffffffffc7634d81f4372ddf581a0db248b0a77aecec196accc52973",
+    16,
+)
+
+
+def _padded_certificate_signature(seal: dict[str, object]) -> bytes:
+    """A certificate of the seal's chains with the unused-bits byte of its signature BIT
+    STRING set to 1: its signature verifies over the same bytes. (Valid DER only when the
+    signature's last bit is 0, so such a certificate is taken; one whose last bit is 1 does
+    not parse, and is refused as well.)"""
+    chains = {}
+    for name in ("es384", "ml-dsa-87"):
+        message = cbor2.loads(seal[name])  # type: ignore[arg-type]
+        chains[name] = (message.value, list(message.value[1][33]))
+    found = [
+        (name, number, der, len(der) - len(load_certificate(der, der_only=True).signature) - 1)
+        for name, (_message, chain) in chains.items()
+        for number, der in enumerate(chain)
+    ]
+    name, number, der, cut = next((f for f in found if f[2][-1] % 2 == 0), found[-1])
+    assert der[cut] == 0
+    (protected, _unprotected, payload, signature), chain = chains[name]
+    chain[number] = der[:cut] + b"\x01" + der[cut + 1 :]
+    message = cbor2.CBORTag(18, [protected, {33: chain}, payload, signature])
+    seal[name] = cbor2.dumps(message)
+    return encode_cbor(seal)
+
+
+def _high_s(seal: dict[str, object]) -> bytes:
+    """The ES384 signature as its malleated twin ``(r, n - s)``: anyone can compute it from
+    the seal, and it verifies just as well."""
+    message = cbor2.loads(seal["es384"])  # type: ignore[arg-type]
+    protected, unprotected, payload, signature = message.value
+    s = int.from_bytes(signature[48:], "big")
+    signature = signature[:48] + (_P384_ORDER - s).to_bytes(48, "big")
+    seal["es384"] = cbor2.dumps(cbor2.CBORTag(18, [protected, unprotected, payload, signature]))
+    return encode_cbor(seal)
+
+
 @pytest.mark.parametrize(
     ("change", "detail"),
     [
         (_unsigned_header, "unsigned header parameters"),
         (lambda seal: cbor2.dumps(dict(reversed(list(seal.items())))), "deterministic encoding"),
         (lambda seal: cbor2.dumps(seal).replace(b"fformat", b"\x78\x06format", 1), "deterministic"),
+        (_high_s, "not in its low-S form"),
+        (_padded_certificate_signature, "signature"),
     ],
 )
 def test_bytes_of_the_seal_no_signature_covers_cannot_change(
     aw: AuditWorld, change: Callable[[dict[str, object]], bytes], detail: str
 ) -> None:
-    """A COSE message's unprotected header is signed by no one, and a CBOR length can be
-    spelled longer: a parameter added to the seal, its map reordered or a length respelled
-    changed the file, and every step still held."""
+    """A COSE message's unprotected header is signed by no one, a CBOR length can be
+    spelled longer, and an ECDSA signature ``(r, s)`` has a twin ``(r, n - s)`` that verifies
+    as well: a parameter added to the seal, its map reordered, a length respelled or the
+    ES384 signature malleated changed the file, and every step still held."""
     data = _seal_changed(aw, change)
     with pytest.raises(AuditBundleRejected) as info:
         verify_bundle(data, aw.trust())

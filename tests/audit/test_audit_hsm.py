@@ -13,6 +13,7 @@ from tests.platform.node_world import NOW
 from ironroot.audit import AuditBundle, verify_bundle
 from ironroot.crypto import PublicKey
 from ironroot.errors import AuditChainBroken, IronrootError, UnknownIssuer
+from ironroot.fleet import ADMISSION_DIR
 from ironroot.hsm import AuditRecord, format_audit_log, parse_audit_log
 
 
@@ -94,3 +95,25 @@ def test_records_after_the_last_signed_checkpoint_are_reported_as_unvouched(
         "release of forged: nonce-unknown (after the last signed checkpoint)"
     )
     assert not step.lines[-2].endswith("(after the last signed checkpoint)")
+
+
+@pytest.mark.parametrize("planted", ["checkpoints/1.cose", "audit-0-0.jsonl"])
+def test_a_link_planted_in_the_node_s_hsm_directory_is_not_followed(
+    aw: AuditWorld, hsm_key: PublicKey, planted: str
+) -> None:
+    """``<node>/hsm`` is the HSM's and its key service's data directory, not the operator's:
+    a symbolic link planted there (to the fleet CA's private key) was followed by the export,
+    and the key sealed into a bundle handed to an outside auditor. The HSM itself reads only
+    regular files there; the export states the link absent instead."""
+    hsm = aw.fleet.directory / "nodes" / NODE / "hsm"
+    secret = aw.fleet.directory / ADMISSION_DIR / "ca.key.pem"
+    link = hsm / planted
+    link.symlink_to(secret)
+    try:
+        export = aw.collect()
+    finally:
+        link.unlink()
+    name = "hsm/checkpoint-1.cose" if planted.startswith("checkpoints/") else f"hsm/{planted}"
+    assert name not in export.members
+    assert all(secret.read_bytes() not in data for data, _media in export.members.values())
+    assert "not a regular file" in export.absent[name]

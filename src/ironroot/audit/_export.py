@@ -30,8 +30,11 @@ it absent, and verify refuses the EAR as bound to nothing. An HSM belongs to a n
 ``HSM_AUDIT_BUDGET`` (512 MiB) and 256 segments, the older ones stated absent as
 ``hsm/audit-archived`` (the records they hold, and why); its signed audit
 checkpoints are the ``*.cose`` files of ``<node>/hsm/checkpoints/`` (``ironroot hsm audit
-checkpoint --out``). The release statements the HSM signed are those its key service kept
-(``ironroot.keyrelease``, ADR 0015): the ``releases`` argument (a key service's
+checkpoint --out``). Those files are read only as regular files beneath the node's
+directory: the HSM and its key service write ``<node>/hsm``, and a symbolic link planted there
+is stated absent, never followed (the HSM reads only regular files there too). The release
+statements the HSM signed are those its key service kept (``ironroot.keyrelease``, ADR
+0015): the ``releases`` argument (a key service's
 ``releases.db``), else ``<node>/releases.db`` — a key service whose data directory is the
 node's, serving the node's HSM ``<node>/hsm``; the newest 10,000 of them go in
 ``hsm/releases.cbor``, a CBOR array of the statements' bytes.
@@ -51,7 +54,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Final
 
-from ironroot._fileio import read_limited
+from ironroot._fileio import read_beneath, read_limited
 from ironroot.audit._bundle import AuditBundle, AuditIndex, MemberEntry, check_name, seal_nonce
 from ironroot.audit._proofs import fetch_log
 from ironroot.cose import Receipt, TransparentStatement, encode_cbor
@@ -303,12 +306,31 @@ def _credential_ears(
     return members, absent
 
 
+def _beneath(node_dir: Path, relative: str, limit: int) -> bytes | str:
+    """The bytes of the regular file ``relative`` beneath the node's directory, or why not.
+    ``<node>/hsm`` is written by the HSM and its key service, not the operator: a symbolic
+    link planted there (to the fleet CA's key) is not followed, as the HSM reads only regular
+    files there too (:func:`ironroot._fileio.read_beneath`), so nothing from outside it is
+    sealed into a bundle that leaves the fleet."""
+    try:
+        return read_beneath(node_dir, relative, limit)
+    except OSError as exc:
+        return (
+            f"{relative} is not a regular file of the node's HSM directory (a symbolic link "
+            f"is not followed): {(exc.strerror or str(exc)).lower()}"
+        )
+    except IronrootError as exc:
+        return f"{relative} cannot be read: {exc.code}: {exc.detail}"
+
+
 def _hsm(node_dir: Path) -> tuple[dict[str, tuple[bytes, str]], dict[str, str]] | str:
     directory = node_dir / "hsm"
     audit = directory / "audit.jsonl"
     if not audit.is_file():
         return f"the node has no HSM ({audit.relative_to(node_dir.parent.parent)} does not exist)"
-    live = read_limited(audit, MAX_AUDIT_FILE)
+    live = _beneath(node_dir, "hsm/audit.jsonl", MAX_AUDIT_FILE)
+    if isinstance(live, str):
+        return live
     members = {"hsm/audit.jsonl": (live, JSONL)}
     absent: dict[str, str] = {}
     spans = sorted(
@@ -318,7 +340,7 @@ def _hsm(node_dir: Path) -> tuple[dict[str, tuple[bytes, str]], dict[str, str]] 
     )
     budget, kept = HSM_AUDIT_BUDGET - len(live), 0
     for (_first, last), path in reversed(spans):  # the newest segments, while they fit
-        size = path.stat().st_size
+        size = path.lstat().st_size
         if size > budget or kept == HSM_AUDIT_SEGMENTS:
             absent[HSM_ARCHIVED] = (
                 f"records 0 to {last} of the HSM's audit chain are in "
@@ -327,12 +349,20 @@ def _hsm(node_dir: Path) -> tuple[dict[str, tuple[bytes, str]], dict[str, str]] 
                 f"{HSM_AUDIT_SEGMENTS} segments): ironroot hsm audit verify --dir checks them"
             )
             break
-        members[f"hsm/{path.name}"] = (read_limited(path, size), JSONL)
-        budget, kept = budget - size, kept + 1
+        segment = _beneath(node_dir, f"hsm/{path.name}", size)
+        if isinstance(segment, str):
+            absent[f"hsm/{path.name}"] = segment
+            continue
+        members[f"hsm/{path.name}"] = (segment, JSONL)
+        budget, kept = budget - len(segment), kept + 1
     checkpoints = directory / "checkpoints"
     if checkpoints.is_dir():
         for number, path in enumerate(sorted(checkpoints.glob("*.cose"))):
-            members[f"hsm/checkpoint-{number}.cose"] = (read_limited(path, 1024 * 1024), COSE)
+            checkpoint = _beneath(node_dir, f"hsm/checkpoints/{path.name}", 1024 * 1024)
+            if isinstance(checkpoint, str):
+                absent[f"hsm/checkpoint-{number}.cose"] = checkpoint
+            else:
+                members[f"hsm/checkpoint-{number}.cose"] = (checkpoint, COSE)
     return members, absent
 
 

@@ -135,7 +135,7 @@ from ironroot.cose import (
     decode_cbor,
     encode_cbor,
 )
-from ironroot.crypto import load_certificate, load_crl
+from ironroot.crypto import Algorithm, ecdsa_low_s, load_certificate, load_crl
 from ironroot.ear import Appraisal, AttestationResult, TrustTier, decode_ear
 from ironroot.errors import (
     AuditBundleRejected,
@@ -284,20 +284,29 @@ def _claimed_nonces(seal: bytes) -> tuple[bytes, bytes]:
 
 
 def _as_sealed(seal: bytes) -> None:
-    """The verified seal is byte for byte as the RoT made it: deterministic CBOR, and nothing
-    in a message's unprotected header (which no signature covers) but its x5chain. Without
-    this, a header parameter added or a length spelled longer changed the file unseen."""
+    """The verified seal is byte for byte as the RoT made it: deterministic CBOR, nothing
+    in a message's unprotected header (which no signature covers) but its x5chain, and its
+    ECDSA signature in the low-S form the RoT signs in (:func:`ironroot.crypto.ecdsa_low_s`).
+    Without this, a header parameter added, a length spelled longer or the signature
+    ``(r, s)`` replaced by its twin ``(r, n - s)``, which anyone can compute and which
+    verifies as well, changed the file unseen."""
     container = decode_cbor(seal, _SEAL_LIMITS)
     if not isinstance(container, dict):  # verify_quote has parsed it: never
         raise _rejected("seal-invalid", "the seal is not a quote map")
     rebuilt = dict(container)
-    for name in ("es384", "ml-dsa-87"):
+    for name, algorithm in (("es384", Algorithm.ES384), ("ml-dsa-87", Algorithm.ML_DSA_87)):
         message = Sign1.decode(container[name], _SEAL_LIMITS)
         if set(message.unprotected) != {X5CHAIN}:
             raise _rejected(
                 "seal-invalid",
                 f"the seal's {name} message carries unsigned header parameters besides its "
                 "x5chain: it was changed after the RoT made it",
+            )
+        if ecdsa_low_s(algorithm, message.signature) != message.signature:
+            raise _rejected(
+                "seal-invalid",
+                f"the seal's {name} signature is not in its low-S form: it was changed after "
+                "the RoT made it",
             )
         rebuilt[name] = message.encode()
     if encode_cbor(rebuilt) != seal:
@@ -331,6 +340,16 @@ def _seal(
             "seal-invalid", f"the seal does not verify: {exc.code}: {exc.detail}"
         ) from exc
     _as_sealed(bundle.seal)
+    for cert in (*claims.ecc_chain, *claims.mldsa_chain):
+        # signatureValue is the certificate's last element, a BIT STRING whose first content
+        # byte counts the unused bits: 0 for any signature. The signature verifies over the
+        # same bytes whatever that byte says, so one changed there went unseen.
+        if cert.der[-len(cert.signature) - 1] != 0:
+            raise _rejected(
+                "seal-invalid",
+                f"certificate {_cn(cert.subject)!r} of the seal's chain has its signature "
+                "padded with unused bits: it was changed after the RoT made it",
+            )
     lines = [
         f"sealed by RoT Ueid {claims.ueid.hex()} ({claims.lifecycle.label}, debug "
         f"{'locked' if claims.debug_locked else 'UNLOCKED'})",
@@ -1107,8 +1126,8 @@ def _ear_binding(ctx: _Context, result: AttestationResult, member: str) -> list[
     """The EAR was issued for exactly the evidence in the bundle, which the sealing RoT
     signed: its nonce is the one the quote answers, its record of the quote (report data,
     Ueid, measurements) is that quote's, each device's record is that device's session
-    answering the same nonce, and no session it records is left out of the evidence
-    (``ear-not-bound``, ``ear-evidence-mismatch``)."""
+    answering the same nonce, verified to the root the EAR records for it, and no session it
+    records is left out of the evidence (``ear-not-bound``, ``ear-evidence-mismatch``)."""
     nonce = result.nonce
     if nonce is None:
         raise VerificationFailed(
@@ -1211,6 +1230,16 @@ def _device_binding(
         raise _mismatch(f"{device}'s session answers another challenge than the EAR's") from exc
     if appraisal.evidence is None:  # its appraisal failed: nothing recorded to compare
         return f"{device}: its session answers the EAR's nonce ({appraisal.status.value})"
+    # The pinned root is the bundle's word (platform/config.json, written by whoever seals):
+    # the verifier records the root it verified the device to, and it must be this one.
+    identity = appraisal.evidence.get("identity")
+    recorded = identity.get("root") if isinstance(identity, dict) else None
+    pinned = hashlib.sha256(root).hexdigest()
+    if not isinstance(recorded, str) or recorded.lower() != pinned:
+        raise _mismatch(
+            f"{device}'s session verifies to a root the bundle pins, not the root the EAR "
+            f"records (SHA-256 {str(recorded)[:64]}, pinned {pinned})"
+        )
     measurements, _report = _recorded(appraisal, f"submodule {device}")
     signed = {
         b.value.hex()
