@@ -290,3 +290,37 @@ def test_a_strict_parse_serves_a_permissive_one_never_the_reverse() -> None:
     for _ in range(2):
         with pytest.raises(MalformedCertificate, match="unsupported public key"):
             load_certificate(bad)
+
+
+def _padded_signature(bits: int) -> bytes:
+    """A certificate's DER with its signature BIT STRING claiming ``bits`` unused bits; made
+    from certificates whose signature's last byte has those bits zero, so that the BIT STRING
+    is still valid DER for the parser and the signature the same bytes."""
+    for serial in range(1, 10_000):
+        der = _cert(serial).public_bytes(Encoding.DER)
+        if der[-1] & ((1 << bits) - 1) == 0:
+            break
+    # the signature BIT STRING is the last element: its unused-bits byte precedes the ECDSA
+    # signature's DER SEQUENCE (0x30 <len>), which is the certificate's tail
+    sig = x509.load_der_x509_certificate(der).signature
+    at = len(der) - len(sig) - 1
+    assert der[at] == 0
+    return der[:at] + bytes([bits]) + der[at + 1 :]
+
+
+@pytest.mark.parametrize("bits", [1, 3])
+def test_a_signature_claiming_unused_bits_is_malformed(bits: int) -> None:
+    """The unused-bits count is outside the signature: a certificate that claims some is the
+    same signed certificate in other bytes (another fingerprint, another file digest); the
+    parser accepts it when the named bits are zero. Every signature is whole octets."""
+    padded = _padded_signature(bits)
+    assert x509.load_der_x509_certificate(padded).signature  # the parser takes it
+    with pytest.raises(MalformedCertificate) as caught:
+        load_certificate(padded, what="test certificate")
+    assert caught.value.detail == (
+        "test certificate: a certificate's signature claims unused bits (DER signatures are "
+        "whole octets)"
+    )
+    pem = x509.load_der_x509_certificate(padded).public_bytes(Encoding.PEM)
+    with pytest.raises(MalformedCertificate):
+        load_certificates(pem, what="test certificate")

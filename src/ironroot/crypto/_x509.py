@@ -225,6 +225,37 @@ def _der_elements(data: bytes, what: str, max_count: int) -> list[bytes]:
     return out
 
 
+def _tlv(der: bytes, pos: int) -> tuple[int, int]:
+    """Where the content of the DER element at ``pos`` starts and where the element ends
+    (the bytes were parsed already: their lengths are definite and in bounds)."""
+    first = der[pos + 1]
+    if first < 0x80:
+        return pos + 2, pos + 2 + first
+    count = first & 0x7F
+    start = pos + 2 + count
+    return start, start + int.from_bytes(der[pos + 2 : start], "big")
+
+
+def _check_signature_bits(der: bytes, what: str) -> None:
+    """A certificate's signatureValue BIT STRING has no unused bits (``MalformedCertificate``).
+
+    The signature does not cover that count, and the parser accepts 1–7 when the bits it
+    names are zero: the same certificate in other bytes, so another fingerprint, file digest
+    or sealed member for one signed certificate. Every signature algorithm encodes whole
+    octets (RFC 5480 §2.2, RFC 8410 §6, FIPS 204's encodings)."""
+    inner, end = _tlv(der, 0)
+    _, tbs_end = _tlv(der, inner)
+    _, alg_end = _tlv(der, tbs_end)
+    if alg_end + 2 > end or der[alg_end] != 0x03:
+        raise MalformedCertificate(f"{what}: a certificate's signature is not a BIT STRING")
+    content, bits_end = _tlv(der, alg_end)
+    if content >= bits_end or der[content] != 0:
+        raise MalformedCertificate(
+            f"{what}: a certificate's signature claims unused bits (DER signatures are whole "
+            "octets)"
+        )
+
+
 def _pem_labels(data: bytes) -> list[bytes]:
     return [m.group(1) for m in _PEM_ANY.finditer(data)]
 
@@ -340,6 +371,7 @@ def _load_certificates(
             with _parsing(what):
                 if len(cert.tbs_certificate_bytes) > MAX_CERTIFICATE_BYTES:
                     raise MalformedCertificate(f"{what} holds a certificate over the size limit")
+                _check_signature_bits(ders[i], what)
                 _force_certificate(cert, what, allow_unsupported)
     return certs, ders
 
