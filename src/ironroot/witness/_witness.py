@@ -19,7 +19,9 @@ raises the error whose HTTP status the spec names, in the spec's order:
    variant, and each cosigning of the stored one dates its witness lines anew);
 6. otherwise the witness cosigns with each of its keys, stores the new checkpoint (the log's
    verified signatures and its own cosignatures) with a compare-and-set, and only then
-   answers. A concurrent request that got there first turns this one into a 409.
+   answers. A concurrent request that got there first turns this one into a 409. The
+   cosignatures are dated now, or at the last cosignature of that origin if the clock is
+   behind it (a clock gone back never dates a larger tree before a smaller one).
 
 Pure but for the store and the clock, which are passed in.
 """
@@ -251,7 +253,10 @@ class Witness:
                 size=size,
             )
         self._check_consistent(log, current, checkpoint, request)
-        now = self._clock()
+        # A cosignature dated t says its tree is the largest seen for the log as of t
+        # (c2sp.org/tlog-cosignature): a clock gone back must not date this one before the
+        # last, which would then say a smaller tree was the largest after this one was seen.
+        now = max(self._clock(), 0 if current is None else current.updated)
         lines = tuple(c.cosign(note.body, now) for c in self._cosigners)
         # What monitors are served: the log's signatures that verified, then ours.
         served = Note(body=note.body, signatures=signed.signatures + lines).encode()
