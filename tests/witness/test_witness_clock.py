@@ -11,7 +11,10 @@ from pathlib import Path
 import pytest
 from witness_testkit import ORIGIN, WITNESS, entries, grown
 
+import http_calls
+from ironroot.cose import Problem
 from ironroot.crypto import Algorithm, PrivateKey
+from ironroot.errors import ClockSkew, OldSizeMismatch
 from ironroot.log import Log, Note, NoteSignature, NoteSigner
 from ironroot.witness import (
     AddCheckpoint,
@@ -21,6 +24,7 @@ from ironroot.witness import (
     Witness,
     WitnessedLog,
     WitnessStore,
+    WitnessThread,
 )
 
 NOW = 1_780_000_000
@@ -57,33 +61,82 @@ def _timestamp(witness: Witness, log: Log, size: int, lines: tuple[NoteSignature
     return witness.verifiers[0].verify(body, line.signature)
 
 
+def _store(tmp_path: Path, where: str) -> WitnessStore:
+    if where == "memory":
+        return MemoryWitnessStore()
+    return SqliteWitnessStore(tmp_path / "w.sqlite3")
+
+
 @pytest.mark.parametrize("where", ["memory", "sqlite"])
 def test_a_clock_gone_back_never_dates_a_larger_tree_before_a_smaller_one(
     tmp_path: Path, log_key: PrivateKey, log: Log, where: str
 ) -> None:
-    """Size 5 cosigned at NOW; the clock steps back an hour; size 11 was cosigned dated an
-    hour before the cosignature that called 5 the largest tree seen."""
-    store: WitnessStore = (
-        MemoryWitnessStore() if where == "memory" else SqliteWitnessStore(tmp_path / "w.sqlite3")
-    )
+    """Size 5 cosigned at NOW; the clock steps back a minute; size 11 was cosigned dated a
+    minute before the cosignature that called 5 the largest tree seen."""
     clock = Clock(NOW)
-    witness = _witness(log_key, PrivateKey.generate(Algorithm.ED25519), store, clock)
+    witness = _witness(
+        log_key, PrivateKey.generate(Algorithm.ED25519), _store(tmp_path, where), clock
+    )
     try:
         first = witness.add_checkpoint(AddCheckpoint(0, (), log.checkpoint_at(5)).encode())
         assert _timestamp(witness, log, 5, first) == NOW
-        clock.now = NOW - 3600
+        clock.now = NOW - 60
         proof = tuple(log.consistency_proof(5, 11))
         second = witness.add_checkpoint(AddCheckpoint(5, proof, log.checkpoint()).encode())
-        assert _timestamp(witness, log, 11, second) >= NOW
+        assert _timestamp(witness, log, 11, second) == NOW
         latest = witness.latest(ORIGIN)
         assert latest is not None
-        assert latest.updated >= NOW
+        assert latest.updated == NOW
         # the same checkpoint again, the clock still behind: not dated back either
         again = witness.add_checkpoint(AddCheckpoint(11, (), log.checkpoint()).encode())
-        assert _timestamp(witness, log, 11, again) >= NOW
+        assert _timestamp(witness, log, 11, again) == NOW
         # once the clock is past the last cosignature, it is the clock again
         clock.now = NOW + 10
         later = witness.add_checkpoint(AddCheckpoint(11, (), log.checkpoint()).encode())
         assert _timestamp(witness, log, 11, later) == NOW + 10
     finally:
         witness.close()
+
+
+@pytest.mark.parametrize("where", ["memory", "sqlite"])
+def test_a_clock_far_behind_the_last_cosignature_cosigns_nothing(
+    tmp_path: Path, log_key: PrivateKey, log: Log, where: str
+) -> None:
+    """An hour back: dating at the last cosignature would date it an hour ahead of the clock
+    (past what verifiers take as skew); dating it now would date it back. 503, nothing kept."""
+    clock = Clock(NOW)
+    witness = _witness(
+        log_key, PrivateKey.generate(Algorithm.ED25519), _store(tmp_path, where), clock
+    )
+    try:
+        witness.add_checkpoint(AddCheckpoint(0, (), log.checkpoint_at(5)).encode())
+        clock.now = NOW - 3600
+        proof = tuple(log.consistency_proof(5, 11))
+        with pytest.raises(ClockSkew, match="3600 s behind its last cosignature") as info:
+            witness.add_checkpoint(AddCheckpoint(5, proof, log.checkpoint()).encode())
+        assert info.value.http_status == 503
+        latest = witness.latest(ORIGIN)
+        assert latest is not None
+        assert (latest.size, latest.updated) == (5, NOW)
+        # a stale old size is still told the witness's size first
+        with pytest.raises(OldSizeMismatch):
+            witness.add_checkpoint(AddCheckpoint(0, (), log.checkpoint()).encode())
+        clock.now = NOW + 1
+        witness.add_checkpoint(AddCheckpoint(5, proof, log.checkpoint()).encode())
+    finally:
+        witness.close()
+
+
+def test_the_witness_answers_503_with_retry_after(log_key: PrivateKey, log: Log) -> None:
+    clock = Clock(NOW)
+    store = MemoryWitnessStore()
+    witness = _witness(log_key, PrivateKey.generate(Algorithm.ED25519), store, clock)
+    with WitnessThread(witness) as server:
+        body = AddCheckpoint(0, (), log.checkpoint_at(5)).encode()
+        assert http_calls.post(f"{server.url}/add-checkpoint", content=body).status_code == 200
+        clock.now = NOW - 3600
+        body = AddCheckpoint(5, tuple(log.consistency_proof(5, 11)), log.checkpoint()).encode()
+        response = http_calls.post(f"{server.url}/add-checkpoint", content=body)
+        assert response.status_code == 503
+        assert response.headers["retry-after"] == "30"
+        assert Problem.from_cbor(response.content).extra["code"] == "clock-skew"
