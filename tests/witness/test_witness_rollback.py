@@ -13,11 +13,19 @@ from pathlib import Path
 import pytest
 from witness_testkit import ORIGIN, entries, grown, make_witness
 
+import http_calls
 from ironroot.cli import main
+from ironroot.cose import Problem
 from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.errors import StorageError
 from ironroot.log import Checkpoint, Log, Note
-from ironroot.witness import AddCheckpoint, SqliteWitnessStore, StoredCheckpoint, Witness
+from ironroot.witness import (
+    AddCheckpoint,
+    SqliteWitnessStore,
+    StoredCheckpoint,
+    Witness,
+    WitnessThread,
+)
 
 ROLLED_BACK = r"rolled back or swapped"
 
@@ -216,3 +224,25 @@ def test_witness_serve_refuses_a_lost_state(
     capsys.readouterr()
     assert main(["witness", "show", "--data", str(data)]) != 0
     assert "rolled back or swapped" in capsys.readouterr().err
+
+
+def test_a_rolled_back_witness_answers_503_and_is_not_ready(
+    tmp_path: Path, log_key: PrivateKey, honest: Log, forked: Log
+) -> None:
+    key = PrivateKey.generate(Algorithm.ED25519)
+    path = tmp_path / "witness.sqlite3"
+    _cosign(path, log_key, key, AddCheckpoint(0, (), honest.checkpoint_at(5)).encode())
+    _copy(path, tmp_path / "backup")
+    proof = tuple(honest.consistency_proof(5, 11))
+    _cosign(path, log_key, key, AddCheckpoint(5, proof, honest.checkpoint()).encode())
+    _copy(tmp_path / "backup", path)
+    witness = _open(path, log_key, key)
+    try:
+        with WitnessThread(witness) as server:
+            fork = AddCheckpoint(5, tuple(forked.consistency_proof(5, 11)), forked.checkpoint())
+            response = http_calls.post(f"{server.url}/add-checkpoint", content=fork.encode())
+            assert response.status_code == 503
+            assert Problem.from_cbor(response.content).extra["code"] == "storage"
+            assert http_calls.get(f"{server.url}/ready").status_code == 503
+    finally:
+        witness.close()
