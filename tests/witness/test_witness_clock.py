@@ -5,7 +5,7 @@ before the one the witness gave last for it."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -21,6 +21,7 @@ from ironroot.witness import (
     Cosigner,
     MemoryWitnessStore,
     SqliteWitnessStore,
+    StoredCheckpoint,
     Witness,
     WitnessedLog,
     WitnessStore,
@@ -140,3 +141,47 @@ def test_the_witness_answers_503_with_retry_after(log_key: PrivateKey, log: Log)
         assert response.status_code == 503
         assert response.headers["retry-after"] == "30"
         assert Problem.from_cbor(response.content).extra["code"] == "clock-skew"
+
+
+class _Interleaved(MemoryWitnessStore):
+    """Runs ``before`` once, just before the first advance: another request that got there
+    between this one's check and its store."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.before: Callable[[], object] | None = None
+
+    def advance(self, expected: StoredCheckpoint | None, new: StoredCheckpoint) -> None:
+        before, self.before = self.before, None
+        if before is not None:
+            before()
+        super().advance(expected, new)
+
+
+def test_a_growth_racing_a_later_cosigning_of_the_same_checkpoint_is_not_dated_before_it(
+    log_key: PrivateKey, log: Log
+) -> None:
+    """Request A (5 -> 11) is checked and dated at NOW + 1; request B cosigns 5 again, dated
+    NOW + 2, and is stored first. A then stored 11 dated before the cosignature that called
+    5 the largest tree: the compare-and-set looked at size and root, not at the date."""
+    clock = Clock(NOW)
+    store = _Interleaved()
+    witness = _witness(log_key, PrivateKey.generate(Algorithm.ED25519), store, clock)
+    witness.add_checkpoint(AddCheckpoint(0, (), log.checkpoint_at(5)).encode())
+    clock.now = NOW + 1
+
+    def other() -> None:
+        clock.now = NOW + 2
+        witness.add_checkpoint(AddCheckpoint(5, (), log.checkpoint_at(5)).encode())
+
+    store.before = other
+    proof = tuple(log.consistency_proof(5, 11))
+    with pytest.raises(OldSizeMismatch) as info:
+        witness.add_checkpoint(AddCheckpoint(5, proof, log.checkpoint()).encode())
+    assert info.value.size == 5
+    latest = witness.latest(ORIGIN)
+    assert latest is not None
+    assert (latest.size, latest.updated) == (5, NOW + 2)
+    # the client's retry from the size the 409 names is dated after it
+    lines = witness.add_checkpoint(AddCheckpoint(5, proof, log.checkpoint()).encode())
+    assert _timestamp(witness, log, 11, lines) == NOW + 2

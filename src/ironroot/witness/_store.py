@@ -10,8 +10,8 @@ Schema (version 1), one SQLite file (WAL, ``synchronous=FULL``)::
 ``checkpoints`` holds, per origin, what add-checkpoint last cosigned: the note as the witness
 serves it to monitors (the log's verified signatures and the witness's cosignatures). The one
 write that changes it, :meth:`WitnessStore.advance`, is a compare-and-set in one ``BEGIN
-IMMEDIATE`` transaction: it succeeds only if the stored (size, root) is still the one the
-request was checked against, so two concurrent requests (threads or processes) can never
+IMMEDIATE`` transaction: it succeeds only if the stored (size, root, date) is still the one
+the request was checked against, so two concurrent requests (threads or processes) can never
 roll the state back (the race c2sp.org/tlog-witness describes). ``evidence`` keeps what a
 refused request showed: a proven fork (``kind = "fork"``, a :class:`ForkProof`), or a
 checkpoint whose proof did not verify (``kind = "inconsistent"``), with both notes. Evidence is
@@ -151,9 +151,12 @@ def _mismatch(current: StoredCheckpoint | None) -> OldSizeMismatch:
 
 
 def _same(a: StoredCheckpoint | None, b: StoredCheckpoint | None) -> bool:
+    """Whether the stored checkpoint is still the one a request was checked against: its
+    tree, and the date of its cosignatures (a later cosigning of the same checkpoint,
+    stored meanwhile, dates what this request would store, which must not be dated before)."""
     if a is None or b is None:
         return a is None and b is None
-    return a.size == b.size and a.root == b.root
+    return a.size == b.size and a.root == b.root and a.updated == b.updated
 
 
 class MemoryWitnessStore:
