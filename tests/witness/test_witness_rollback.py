@@ -246,3 +246,27 @@ def test_a_rolled_back_witness_answers_503_and_is_not_ready(
             assert http_calls.get(f"{server.url}/ready").status_code == 503
     finally:
         witness.close()
+
+
+def test_a_first_open_cut_short_before_its_high_water_file_is_not_refused_for_ever(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, log_key: PrivateKey, honest: Log
+) -> None:
+    """The instance is committed, then the high-water file written: a first open killed, or
+    out of disk space, in between left a database refused at every open after ("missing"),
+    though nothing was ever cosigned that a rollback could undo."""
+
+    def full(*args: object, **kwargs: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    path = tmp_path / "witness.sqlite3"
+    with monkeypatch.context() as patch:
+        patch.setattr("ironroot.witness._store.write_atomic", full)
+        with pytest.raises(StorageError, match="cannot write the high-water file"):
+            SqliteWitnessStore(path)
+    assert not Path(f"{path}.cosigned").exists()
+    key = PrivateKey.generate(Algorithm.ED25519)
+    _cosign(path, log_key, key, AddCheckpoint(0, (), honest.checkpoint_at(5)).encode())
+    # and from then on it is protected
+    Path(f"{path}.cosigned").unlink()
+    with pytest.raises(StorageError, match=ROLLED_BACK):
+        SqliteWitnessStore(path)

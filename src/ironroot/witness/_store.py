@@ -25,22 +25,21 @@ root are not those of its own note, or whose note is not a checkpoint note; an e
 with a value of the wrong type. Such a row is never taken for the witness's state: a damaged
 root would otherwise be taken for a fork the log never made.
 
-A file rolled back as a whole (a backup or a VM snapshot restored, the file deleted and
-created afresh, another witness's file copied in) holds only rows the witness could have
-written: nothing in it can tell. Such a witness would cosign a checkpoint that extends an
-older one but not the one it cosigned last, so two inconsistent checkpoints of one log.
-What can tell is the **high-water file** beside it, ``<state>.cosigned`` (JSON, replaced
-atomically, never by SQLite): the random ``instance`` the database was created with (its
-``meta('instance')``) and, per origin, the largest checkpoint cosigned (size, root). It is
-raised after each advance commits and before the witness answers (a witness killed in
-between never answered, and the next open raises it), and every read of the state checks
-it first: a state smaller than its origin's mark or another root at its size, another
-instance's database, a database with an instance but no high-water file beside it, or a
-high-water file beside a database without an instance, is :class:`StorageError` (the
-witness answers nothing, ``witness serve`` does not start, ``witness show`` fails). A
-database older than high-water files (no instance, no file) gets both as it is opened. Its
-limits: restoring both files together is not seen, and the file is bound to the path the
-database is opened by.
+A file rolled back as a whole (a backup or a VM snapshot restored, the file deleted and created
+afresh, another witness's file copied in) holds only rows the witness could have written:
+nothing in it can tell. Such a witness would cosign a checkpoint that extends an older one but
+not the one it cosigned last, so two inconsistent checkpoints of one log. What can tell is the
+**high-water file** beside it, ``<state>.cosigned`` (JSON, replaced atomically, never by
+SQLite): the random ``instance`` the database was created with (its ``meta('instance')``) and,
+per origin, the largest checkpoint cosigned (size, root). It is raised after each advance
+commits and before the witness answers (a witness killed in between never answered, and the
+next open raises it), and every read of the state checks it first: a state smaller than its
+origin's mark or another root at its size, another instance's database, a database that
+cosigned something with an instance but no high-water file beside it, or a high-water file
+beside a database without an instance, is :class:`StorageError` (the witness answers nothing,
+``witness serve`` does not start, ``witness show`` fails). A database older than high-water
+files (no instance, no file) gets both as it is opened. Its limits: restoring both files
+together is not seen, and the file is bound to the path the database is opened by.
 """
 
 from __future__ import annotations
@@ -255,6 +254,13 @@ class SqliteWitnessStore:
                 self._write_high_water(self._caught_up({}))
                 return
             if found is None:
+                if not self._query("SELECT 1 FROM checkpoints LIMIT 1"):
+                    # Nothing cosigned, so nothing a rollback could undo: a first open cut
+                    # short between committing the instance and writing the file (killed,
+                    # out of space). Without either file, the witness starts afresh anyway.
+                    self._instance = instance
+                    self._write_high_water({})
+                    return
                 raise StorageError(
                     f"the high-water file {self._high_water} of the witness database "
                     f"{self._path} is missing: its state may have been {_ROLLED_BACK}"
