@@ -16,7 +16,9 @@ roll the state back (the race c2sp.org/tlog-witness describes). ``evidence`` kee
 refused request showed: a proven fork (``kind = "fork"``, a :class:`ForkProof`), or a
 checkpoint whose proof did not verify (``kind = "inconsistent"``), with both notes. Evidence is
 kept once per kind and pair of notes: anyone may send a checkpoint the log published with a
-garbled proof, again and again, and the first copy says all the others would.
+garbled proof, again and again, and the first copy says all the others would. And at most
+:data:`MAX_INCONSISTENT_EVIDENCE` ``inconsistent`` rows are kept per log, the first ones: each
+checkpoint the log publishes, sent with a garbled proof, is another pair of notes.
 
 :class:`MemoryWitnessStore` is the in-memory twin for tests of higher layers. Every
 ``sqlite3.Error`` becomes :class:`StorageError`, and so does a row the store could not have
@@ -73,6 +75,10 @@ __all__ = [
 
 _SCHEMA_VERSION: Final = "1"
 _HASH: Final = 32
+MAX_INCONSISTENT_EVIDENCE: Final = 256
+"""The most ``inconsistent`` evidence rows kept per log (the first ones). Such a row proves
+nothing about the log (anyone can send any checkpoint it published with a garbled proof, whose
+lines are unsigned), and there is one per checkpoint it publishes; a fork is always kept."""
 _HIGH_WATER: Final = ".cosigned"
 _MAX_HIGH_WATER_BYTES: Final = 16 * 1024 * 1024
 _ROLLED_BACK: Final = "rolled back or swapped, and cannot be trusted"
@@ -135,7 +141,8 @@ class WitnessStore(Protocol):
     ) -> tuple[int, bool]:
         """Keep evidence; ``(id, added)``: the earlier one's id and ``False`` when that
         ``kind`` for the same ``origin``, ``first`` and ``second`` is kept already (nothing is
-        added)."""
+        added); ``(0, False)`` when it is ``inconsistent`` evidence of a log that has
+        :data:`MAX_INCONSISTENT_EVIDENCE` kept already (nothing is added)."""
         ...
 
     def evidence(self) -> list[Evidence]: ...
@@ -189,6 +196,10 @@ class MemoryWitnessStore:
             for kept in self._evidence:
                 if (kept.origin, kept.kind, kept.first, kept.second) == key:
                     return kept.id, False
+            if kind == "inconsistent":
+                count = sum(1 for e in self._evidence if (e.origin, e.kind) == (origin, kind))
+                if count >= MAX_INCONSISTENT_EVIDENCE:
+                    return 0, False
             item = Evidence(len(self._evidence) + 1, origin, kind, detail, first, second, data, at)
             self._evidence.append(item)
             return item.id, True
@@ -486,7 +497,14 @@ class SqliteWitnessStore:
                     (origin, kind, first, second),
                 ).fetchone()
                 added = row is None
-                if row is None:
+                if row is None and kind == "inconsistent":
+                    (count,) = self._db.execute(
+                        "SELECT count(*) FROM evidence WHERE origin = ? AND kind = ?",
+                        (origin, kind),
+                    ).fetchone()
+                    if count >= MAX_INCONSISTENT_EVIDENCE:
+                        row, added = (0,), False
+                if added:
                     cursor = self._db.execute(
                         "INSERT INTO evidence (origin, kind, detail, first, second, proof, at)"
                         " VALUES (?, ?, ?, ?, ?, ?, ?)",

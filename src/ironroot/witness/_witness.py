@@ -399,6 +399,8 @@ class Witness:
         except IronrootError as exc:  # the refusal stands; say the evidence was not kept
             _log.error("could not keep the evidence (%s): %s", kind, exc.detail)
             return True
-        if not added:
+        if not added and evidence_id == 0:
+            _log.info("%s (not kept: the evidence of this log holds enough such refusals)", detail)
+        elif not added:
             _log.info("%s (replayed: evidence %d is kept already)", detail, evidence_id)
         return added
