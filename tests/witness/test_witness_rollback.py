@@ -243,6 +243,9 @@ def test_a_rolled_back_witness_answers_503_and_is_not_ready(
             response = http_calls.post(f"{server.url}/add-checkpoint", content=fork.encode())
             assert response.status_code == 503
             assert Problem.from_cbor(response.content).extra["code"] == "storage"
+            # anyone may ask: the answer names the files, not where the witness keeps them
+            assert str(tmp_path) not in response.text
+            assert "witness.sqlite3.cosigned" in response.text
             assert http_calls.get(f"{server.url}/ready").status_code == 503
     finally:
         witness.close()

@@ -231,6 +231,12 @@ class SqliteWitnessStore:
 
     # --- the high-water file (module docs) ------------------------------------------------
 
+    @property
+    def _water_name(self) -> str:
+        """The high-water file's name, for messages: an error of a read is the answer to an
+        add-checkpoint or a monitoring read, which anyone may ask, so none names a directory."""
+        return "" if self._high_water is None else self._high_water.name
+
     def _query(self, sql: str, args: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
         try:
             with self._lock:
@@ -248,8 +254,8 @@ class SqliteWitnessStore:
             if not instance:
                 if found is not None:
                     raise StorageError(
-                        f"the witness database {self._path} has no instance but a high-water "
-                        f"file {self._high_water} is beside it: it is not the file the witness "
+                        f"the witness database {self._path.name} has no instance but a high-water "
+                        f"file {self._water_name} is beside it: it is not the file the witness "
                         f"wrote (deleted, or another restored); its state was {_ROLLED_BACK}"
                     )
                 try:
@@ -273,13 +279,13 @@ class SqliteWitnessStore:
                     self._write_high_water({})
                     return
                 raise StorageError(
-                    f"the high-water file {self._high_water} of the witness database "
-                    f"{self._path} is missing: its state may have been {_ROLLED_BACK}"
+                    f"the high-water file {self._water_name} of the witness database "
+                    f"{self._path.name} is missing: its state may have been {_ROLLED_BACK}"
                 )
             if found[0] != instance:
                 raise StorageError(
-                    f"the witness database {self._path} is not the one its high-water file "
-                    f"{self._high_water} was written for (another witness's file, or a new "
+                    f"the witness database {self._path.name} is not the one its high-water file "
+                    f"{self._water_name} was written for (another witness's file, or a new "
                     f"one): its state was {_ROLLED_BACK}"
                 )
             self._instance = instance
@@ -309,7 +315,8 @@ class SqliteWitnessStore:
             fd = os.open(f"{self._high_water}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         except OSError as exc:
             raise StorageError(
-                f"cannot lock the high-water file {self._high_water}: {exc}"
+                f"cannot lock the high-water file {self._water_name}: "
+                f"{exc.strerror or type(exc).__name__}"
             ) from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
@@ -321,14 +328,16 @@ class SqliteWitnessStore:
         """(instance, {origin: (size, root)}) of the high-water file; ``None`` if there is
         none; :class:`StorageError` if it is not one the witness wrote."""
         assert self._high_water is not None
-        where = self._high_water
+        where = self._water_name
         try:
-            with open(where, "rb") as file:
+            with open(self._high_water, "rb") as file:
                 data = file.read(_MAX_HIGH_WATER_BYTES + 1)
         except FileNotFoundError:
             return None
         except OSError as exc:
-            raise StorageError(f"cannot read the high-water file {where}: {exc}") from exc
+            raise StorageError(
+                f"cannot read the high-water file {where}: {exc.strerror or type(exc).__name__}"
+            ) from exc
         if len(data) > _MAX_HIGH_WATER_BYTES:
             raise StorageError(f"the high-water file {where} is too large")
         try:
@@ -352,16 +361,18 @@ class SqliteWitnessStore:
 
     def _write_high_water(self, marks: dict[str, tuple[int, bytes]]) -> None:
         assert self._high_water is not None
-        where = self._high_water
+        where = self._water_name
         logs = {
             origin: {"size": size, "root": base64.b64encode(root).decode("ascii")}
             for origin, (size, root) in sorted(marks.items())
         }
         data = json.dumps({"instance": self._instance, "logs": logs}, indent=1).encode()
         try:
-            write_atomic(where, data)
+            write_atomic(self._high_water, data)
         except OSError as exc:
-            raise StorageError(f"cannot write the high-water file {where}: {exc}") from exc
+            raise StorageError(
+                f"cannot write the high-water file {where}: {exc.strerror or type(exc).__name__}"
+            ) from exc
 
     def _raise_high_water(self, new: StoredCheckpoint) -> None:
         """Record ``new`` (just committed) as its origin's high-water mark if larger."""
@@ -381,7 +392,7 @@ class SqliteWitnessStore:
         found = self._read_high_water()
         if found is None or found[0] != self._instance:
             raise StorageError(
-                f"the high-water file {self._high_water} of the witness database {self._path} "
+                f"the high-water file {self._water_name} of the witness database {self._path.name} "
                 f"went missing or was replaced: its state may have been {_ROLLED_BACK}"
             )
         return found[1]
@@ -397,8 +408,8 @@ class SqliteWitnessStore:
         have = 0 if stored is None else stored.size
         if have < size or (have == size and stored is not None and stored.root != root):
             raise StorageError(
-                f"the witness database {self._path} holds {origin} at size {have}, but size "
-                f"{size} was cosigned (its high-water file {self._high_water}): its state was "
+                f"the witness database {self._path.name} holds {origin} at size {have}, but size "
+                f"{size} was cosigned (its high-water file {self._water_name}): its state was "
                 f"{_ROLLED_BACK}; a rolled-back witness would cosign a fork of what it cosigned"
             )
 
