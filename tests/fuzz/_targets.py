@@ -881,7 +881,10 @@ def _state_file(data: bytes, stem: str) -> Iterator[Path]:
     try:
         yield path
     finally:
-        for suffix in ("", "-wal", "-shm", "-journal", ".verified", ".verified.lock"):
+        for suffix in (
+            *("", "-wal", "-shm", "-journal"),
+            *(".verified", ".verified.lock", ".cosigned", ".cosigned.lock"),
+        ):
             with contextlib.suppress(FileNotFoundError):
                 Path(f"{path}{suffix}").unlink()
 

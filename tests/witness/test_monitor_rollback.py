@@ -245,3 +245,29 @@ def test_a_state_file_is_bound_to_the_path_it_is_opened_by(
             MonitorStore(tmp_path / "mine" / "m.sqlite3")
     finally:
         log.close()
+
+
+def test_a_first_open_cut_short_before_its_high_water_file_is_not_refused_for_ever(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, log_key: PrivateKey
+) -> None:
+    """The instance is committed, then the high-water file written: a first open killed, or
+    out of disk space, in between left a state refused at every open after ("missing"),
+    though nothing was ever verified that a rollback could undo."""
+
+    def full(*args: object, **kwargs: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    path = tmp_path / "monitor.sqlite3"
+    with monkeypatch.context() as patch:
+        patch.setattr("ironroot.monitor._store.write_atomic", full)
+        with pytest.raises(StorageError, match="cannot write the high-water file"):
+            MonitorStore(path)
+    assert not Path(f"{path}.verified").exists()
+    log = grown(log_key, entries(3))
+    try:
+        assert _check(path, log, 3) == ["checkpoint"]
+        Path(f"{path}.verified").unlink()  # and from then on it is protected
+        with pytest.raises(StorageError, match="is missing"):
+            MonitorStore(path)
+    finally:
+        log.close()

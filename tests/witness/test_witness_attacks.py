@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from witness_testkit import ORIGIN, WITNESS, entries, grown, sqlite_witness
+from witness_testkit import ORIGIN, WITNESS, entries, grown, make_witness, sqlite_witness
 
 import http_calls
 from ironroot.cose import Problem
@@ -435,5 +435,60 @@ def test_a_refusal_varied_by_the_order_of_the_log_s_lines_is_kept_once() -> None
                 witness.add_checkpoint(AddCheckpoint(5, garbled, swapped).encode())
         (kept,) = store.evidence()
         assert kept.second == log.checkpoint()
+    finally:
+        log.close()
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+def test_garbled_proofs_for_every_checkpoint_the_log_publishes_keep_a_bounded_evidence(
+    tmp_path: Path, log_key: PrivateKey, kind: str
+) -> None:
+    """Anyone can send each checkpoint the log publishes with a garbled proof, and each is
+    another pair of notes: the witness kept one "inconsistent" row per checkpoint, without
+    limit (a log that signs one a second gave anyone ~86,000 rows a day to add, each shown as
+    a critical alert). A garbled proof proves nothing about the log (its lines are unsigned):
+    at most MAX_INCONSISTENT_EVIDENCE are kept per log, the first ones; a fork is always kept."""
+    from ironroot.witness._store import MAX_INCONSISTENT_EVIDENCE
+
+    store: WitnessStore = (
+        MemoryWitnessStore() if kind == "memory" else SqliteWitnessStore(tmp_path / "w.sqlite3")
+    )
+    try:
+        for n in range(MAX_INCONSISTENT_EVIDENCE + 10):
+            _, added = store.add_evidence(
+                ORIGIN, "inconsistent", "garbled", b"a", b"b%d" % n, b"p", n
+            )
+            assert added == (n < MAX_INCONSISTENT_EVIDENCE)
+        _, added = store.add_evidence("other.example/log", "inconsistent", "x", b"a", b"b", b"", 0)
+        assert added  # per log
+        _, added = store.add_evidence(ORIGIN, "fork", "a fork", b"a", b"b", b"{}", 0)
+        assert added
+        kept = store.evidence()
+        assert len(kept) == MAX_INCONSISTENT_EVIDENCE + 2
+        assert [e.second for e in kept[:2]] == [b"b0", b"b1"]  # the first ones
+    finally:
+        store.close()
+
+
+def test_a_witness_keeps_a_bounded_evidence_of_garbled_proofs(
+    log_key: PrivateKey, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """End to end: each of the log's checkpoints beyond the cap is refused (422) as ever, not
+    kept, and logged at INFO only."""
+    cap = 3
+    monkeypatch.setattr("ironroot.witness._store.MAX_INCONSISTENT_EVIDENCE", cap)
+    log = grown(log_key, *(entries(1, i) for i in range(cap + 4)))
+    witness = make_witness(log_key)
+    try:
+        witness.add_checkpoint(AddCheckpoint(0, (), log.checkpoint_at(1)).encode())
+        with caplog.at_level(logging.INFO, logger="ironroot.witness"):
+            for size in range(2, cap + 5):
+                body = AddCheckpoint(1, (bytes(32),), log.checkpoint_at(size)).encode()
+                with pytest.raises(InconsistentCheckpoint):
+                    witness.add_checkpoint(body)
+        assert len(witness.evidence()) == cap
+        warned = [r for r in caplog.records if r.levelno >= logging.WARNING]
+        assert len(warned) == cap
+        assert _size(witness) == 1
     finally:
         log.close()

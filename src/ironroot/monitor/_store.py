@@ -37,20 +37,20 @@ otherwise be reported as the log's fork, with a proof that proves nothing.
 
 A file rolled back as a whole (a backup or a snapshot restored, another monitor's file copied
 in its place) holds only rows that could have been written here, so nothing in it can tell.
-What can is the **high-water file** beside it, ``<state>.verified`` (JSON, replaced
-atomically, never by SQLite): the random ``instance`` the database was created with (its
+What can is the **high-water file** beside it, ``<state>.verified`` (JSON, replaced atomically,
+never by SQLite): the random ``instance`` the database was created with (its
 ``meta('instance')``) and, per origin, the largest checkpoint verified (size, root, signed
-note). It is written after each advance commits (so it is never ahead of the database but
-for a rollback; a monitor killed in between leaves it behind, and the next open raises it),
-and every read of a log's state checks it first: a state smaller than the
-high-water mark of its origin, another root at its size, an origin it holds that the
-database lacks, another instance's file, or a database that has an instance but no
-high-water file beside it is :class:`StorageError` (the monitor stops; ``monitor status``
-fails too): a rolled-back state would otherwise accept a checkpoint that extends an older
-one but not the one verified last (a fork), and read again what it read before. Its limits: a
-state file is bound to the path it is opened by (another path, a hard or symbolic link, has
-no high-water file beside it), and restoring both files together is not seen (only a record
-kept off the host, a witness or a second monitor, sees that).
+note). It is written after each advance commits (so it is never ahead of the database but for a
+rollback; a monitor killed in between leaves it behind, and the next open raises it), and every
+read of a log's state checks it first: a state smaller than the high-water mark of its origin,
+another root at its size, an origin it holds that the database lacks, another instance's file,
+or a database that verified a checkpoint and has an instance but no high-water file beside it
+is :class:`StorageError` (the monitor stops; ``monitor status`` fails too): a rolled-back state
+would otherwise accept a checkpoint that extends an older one but not the one verified last (a
+fork), and read again what it read before. Its limits: a state file is bound to the path it is
+opened by (another path, a hard or symbolic link, has no high-water file beside it), and
+restoring both files together is not seen (only a record kept off the host, a witness or a
+second monitor, sees that).
 """
 
 from __future__ import annotations
@@ -212,6 +212,13 @@ class MonitorStore:
                 self._write_high_water(self._instance, self._caught_up({}))
                 return
             if marks is None:
+                if not self._query("SELECT 1 FROM logs LIMIT 1"):
+                    # Nothing verified, so nothing a rollback could undo: a first open cut
+                    # short between committing the instance and writing the file (killed,
+                    # out of space). Without either file, the monitor starts afresh anyway.
+                    self._instance = instance
+                    self._write_high_water(instance, {})
+                    return
                 raise StorageError(
                     f"the high-water file {self._high_water} of the monitor database "
                     f"{self._path} is missing: the state may have been rolled back or swapped "

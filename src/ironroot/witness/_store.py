@@ -10,13 +10,15 @@ Schema (version 1), one SQLite file (WAL, ``synchronous=FULL``)::
 ``checkpoints`` holds, per origin, what add-checkpoint last cosigned: the note as the witness
 serves it to monitors (the log's verified signatures and the witness's cosignatures). The one
 write that changes it, :meth:`WitnessStore.advance`, is a compare-and-set in one ``BEGIN
-IMMEDIATE`` transaction: it succeeds only if the stored (size, root) is still the one the
-request was checked against, so two concurrent requests (threads or processes) can never
+IMMEDIATE`` transaction: it succeeds only if the stored (size, root, date) is still the one
+the request was checked against, so two concurrent requests (threads or processes) can never
 roll the state back (the race c2sp.org/tlog-witness describes). ``evidence`` keeps what a
 refused request showed: a proven fork (``kind = "fork"``, a :class:`ForkProof`), or a
 checkpoint whose proof did not verify (``kind = "inconsistent"``), with both notes. Evidence is
 kept once per kind and pair of notes: anyone may send a checkpoint the log published with a
-garbled proof, again and again, and the first copy says all the others would.
+garbled proof, again and again, and the first copy says all the others would. And at most
+:data:`MAX_INCONSISTENT_EVIDENCE` ``inconsistent`` rows are kept per log, the first ones: each
+checkpoint the log publishes, sent with a garbled proof, is another pair of notes.
 
 :class:`MemoryWitnessStore` is the in-memory twin for tests of higher layers. Every
 ``sqlite3.Error`` becomes :class:`StorageError`, and so does a row the store could not have
@@ -24,16 +26,41 @@ written (a file damaged or edited behind the witness's back): a checkpoint row w
 root are not those of its own note, or whose note is not a checkpoint note; an evidence row
 with a value of the wrong type. Such a row is never taken for the witness's state: a damaged
 root would otherwise be taken for a fork the log never made.
+
+A file rolled back as a whole (a backup or a VM snapshot restored, the file deleted and created
+afresh, another witness's file copied in) holds only rows the witness could have written:
+nothing in it can tell. Such a witness would cosign a checkpoint that extends an older one but
+not the one it cosigned last, so two inconsistent checkpoints of one log. What can tell is the
+**high-water file** beside it, ``<state>.cosigned`` (JSON, replaced atomically, never by
+SQLite): the random ``instance`` the database was created with (its ``meta('instance')``) and,
+per origin, the largest checkpoint cosigned (size, root). It is raised after each advance
+commits and before the witness answers (a witness killed in between never answered, and the
+next open raises it), and every read of the state checks it first: a state smaller than its
+origin's mark or another root at its size, another instance's database, a database that
+cosigned something with an instance but no high-water file beside it, or a high-water file
+beside a database without an instance, is :class:`StorageError` (the witness answers nothing,
+``witness serve`` does not start, ``witness show`` fails). A database older than high-water
+files (no instance, no file) gets both as it is opened. Its limits: restoring both files
+together is not seen, and the file is bound to the path the database is opened by.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import contextlib
+import fcntl
+import json
+import os
+import secrets
 import sqlite3
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Protocol
 
+from ironroot._fileio import write_atomic
 from ironroot._statedb import immediate, open_state_db
 from ironroot.errors import MalformedInput, OldSizeMismatch, StorageError
 from ironroot.log import Checkpoint, Note
@@ -48,6 +75,13 @@ __all__ = [
 
 _SCHEMA_VERSION: Final = "1"
 _HASH: Final = 32
+MAX_INCONSISTENT_EVIDENCE: Final = 256
+"""The most ``inconsistent`` evidence rows kept per log (the first ones). Such a row proves
+nothing about the log (anyone can send any checkpoint it published with a garbled proof, whose
+lines are unsigned), and there is one per checkpoint it publishes; a fork is always kept."""
+_HIGH_WATER: Final = ".cosigned"
+_MAX_HIGH_WATER_BYTES: Final = 16 * 1024 * 1024
+_ROLLED_BACK: Final = "rolled back or swapped, and cannot be trusted"
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS checkpoints (
@@ -107,7 +141,8 @@ class WitnessStore(Protocol):
     ) -> tuple[int, bool]:
         """Keep evidence; ``(id, added)``: the earlier one's id and ``False`` when that
         ``kind`` for the same ``origin``, ``first`` and ``second`` is kept already (nothing is
-        added)."""
+        added); ``(0, False)`` when it is ``inconsistent`` evidence of a log that has
+        :data:`MAX_INCONSISTENT_EVIDENCE` kept already (nothing is added)."""
         ...
 
     def evidence(self) -> list[Evidence]: ...
@@ -122,9 +157,12 @@ def _mismatch(current: StoredCheckpoint | None) -> OldSizeMismatch:
 
 
 def _same(a: StoredCheckpoint | None, b: StoredCheckpoint | None) -> bool:
+    """Whether the stored checkpoint is still the one a request was checked against: its
+    tree, and the date of its cosignatures (a later cosigning of the same checkpoint,
+    stored meanwhile, dates what this request would store, which must not be dated before)."""
     if a is None or b is None:
         return a is None and b is None
-    return a.size == b.size and a.root == b.root
+    return a.size == b.size and a.root == b.root and a.updated == b.updated
 
 
 class MemoryWitnessStore:
@@ -158,6 +196,10 @@ class MemoryWitnessStore:
             for kept in self._evidence:
                 if (kept.origin, kept.kind, kept.first, kept.second) == key:
                     return kept.id, False
+            if kind == "inconsistent":
+                count = sum(1 for e in self._evidence if (e.origin, e.kind) == (origin, kind))
+                if count >= MAX_INCONSISTENT_EVIDENCE:
+                    return 0, False
             item = Evidence(len(self._evidence) + 1, origin, kind, detail, first, second, data, at)
             self._evidence.append(item)
             return item.id, True
@@ -177,6 +219,199 @@ class SqliteWitnessStore:
         self._path = Path(path)
         self._lock = threading.Lock()
         self._db = open_state_db(path, "witness", _SCHEMA, _SCHEMA_VERSION)
+        self._high_water: Path | None = None
+        self._instance = ""
+        if str(path) not in ("", ":memory:"):
+            self._high_water = Path(f"{path}{_HIGH_WATER}")
+            try:
+                self._bind()
+            except BaseException:
+                self._db.close()
+                raise
+
+    # --- the high-water file (module docs) ------------------------------------------------
+
+    @property
+    def _water_name(self) -> str:
+        """The high-water file's name, for messages: an error of a read is the answer to an
+        add-checkpoint or a monitoring read, which anyone may ask, so none names a directory."""
+        return "" if self._high_water is None else self._high_water.name
+
+    def _query(self, sql: str, args: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+        try:
+            with self._lock:
+                return list(self._db.execute(sql, args).fetchall())
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot read the witness database: {exc}") from exc
+
+    def _bind(self) -> None:
+        """Check that the database and its high-water file belong together; a database
+        that has neither instance nor high-water file (new, or older than them) gets both."""
+        with self._high_water_lock():
+            rows = self._query("SELECT value FROM meta WHERE key = 'instance'")
+            found = self._read_high_water()
+            instance = str(rows[0][0]) if rows else ""
+            if not instance:
+                if found is not None:
+                    raise StorageError(
+                        f"the witness database {self._path.name} has no instance but a high-water "
+                        f"file {self._water_name} is beside it: it is not the file the witness "
+                        f"wrote (deleted, or another restored); its state was {_ROLLED_BACK}"
+                    )
+                try:
+                    with self._lock, immediate(self._db):
+                        self._db.execute(
+                            "INSERT OR IGNORE INTO meta VALUES ('instance', ?)",
+                            (secrets.token_hex(16),),
+                        )
+                except sqlite3.Error as exc:
+                    raise StorageError(f"cannot write the witness database: {exc}") from exc
+                rows = self._query("SELECT value FROM meta WHERE key = 'instance'")
+                self._instance = str(rows[0][0])  # another process's, if it got there first
+                self._write_high_water(self._caught_up({}))
+                return
+            if found is None:
+                if not self._query("SELECT 1 FROM checkpoints LIMIT 1"):
+                    # Nothing cosigned, so nothing a rollback could undo: a first open cut
+                    # short between committing the instance and writing the file (killed,
+                    # out of space). Without either file, the witness starts afresh anyway.
+                    self._instance = instance
+                    self._write_high_water({})
+                    return
+                raise StorageError(
+                    f"the high-water file {self._water_name} of the witness database "
+                    f"{self._path.name} is missing: its state may have been {_ROLLED_BACK}"
+                )
+            if found[0] != instance:
+                raise StorageError(
+                    f"the witness database {self._path.name} is not the one its high-water file "
+                    f"{self._water_name} was written for (another witness's file, or a new "
+                    f"one): its state was {_ROLLED_BACK}"
+                )
+            self._instance = instance
+            caught_up = self._caught_up(found[1])
+            if caught_up != found[1]:  # a witness killed between its commit and the mark
+                self._write_high_water(caught_up)
+
+    def _caught_up(self, marks: dict[str, tuple[int, bytes]]) -> dict[str, tuple[int, bytes]]:
+        """``marks`` raised to each stored checkpoint ahead of its mark (a row the witness
+        could not have written is left to be refused as it is read)."""
+        out = dict(marks)
+        for row in self._query("SELECT origin, size, root, note, updated FROM checkpoints"):
+            try:
+                stored = self._row(row)
+            except StorageError:
+                continue
+            kept = out.get(stored.origin)
+            if kept is None or kept[0] < stored.size:
+                out[stored.origin] = (stored.size, stored.root)
+        return out
+
+    @contextlib.contextmanager
+    def _high_water_lock(self) -> Iterator[None]:
+        """One writer of the high-water file at a time (every process on this database)."""
+        assert self._high_water is not None
+        try:
+            fd = os.open(f"{self._high_water}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            raise StorageError(
+                f"cannot lock the high-water file {self._water_name}: "
+                f"{exc.strerror or type(exc).__name__}"
+            ) from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def _read_high_water(self) -> tuple[str, dict[str, tuple[int, bytes]]] | None:
+        """(instance, {origin: (size, root)}) of the high-water file; ``None`` if there is
+        none; :class:`StorageError` if it is not one the witness wrote."""
+        assert self._high_water is not None
+        where = self._water_name
+        try:
+            with open(self._high_water, "rb") as file:
+                data = file.read(_MAX_HIGH_WATER_BYTES + 1)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise StorageError(
+                f"cannot read the high-water file {where}: {exc.strerror or type(exc).__name__}"
+            ) from exc
+        if len(data) > _MAX_HIGH_WATER_BYTES:
+            raise StorageError(f"the high-water file {where} is too large")
+        try:
+            value = json.loads(data)
+            instance = value["instance"]
+            logs = value["logs"]
+            if not (isinstance(instance, str) and instance and isinstance(logs, dict)):
+                raise TypeError("not a high-water file")
+            marks: dict[str, tuple[int, bytes]] = {}
+            for origin, mark in logs.items():
+                size = mark["size"]
+                if not (isinstance(size, int) and not isinstance(size, bool) and size >= 0):
+                    raise TypeError("not a size")
+                root = base64.b64decode(mark["root"], validate=True)
+                if len(root) != _HASH:
+                    raise TypeError("not a root")
+                marks[origin] = (size, root)
+        except (ValueError, KeyError, TypeError, RecursionError, binascii.Error) as exc:
+            raise StorageError(f"the high-water file {where} is malformed") from exc
+        return instance, marks
+
+    def _write_high_water(self, marks: dict[str, tuple[int, bytes]]) -> None:
+        assert self._high_water is not None
+        where = self._water_name
+        logs = {
+            origin: {"size": size, "root": base64.b64encode(root).decode("ascii")}
+            for origin, (size, root) in sorted(marks.items())
+        }
+        data = json.dumps({"instance": self._instance, "logs": logs}, indent=1).encode()
+        try:
+            write_atomic(self._high_water, data)
+        except OSError as exc:
+            raise StorageError(
+                f"cannot write the high-water file {where}: {exc.strerror or type(exc).__name__}"
+            ) from exc
+
+    def _raise_high_water(self, new: StoredCheckpoint) -> None:
+        """Record ``new`` (just committed) as its origin's high-water mark if larger."""
+        if self._high_water is None:
+            return
+        with self._high_water_lock():
+            marks = self._marks()
+            kept = marks.get(new.origin)
+            if kept is None or kept[0] < new.size:
+                marks[new.origin] = (new.size, new.root)
+                self._write_high_water(marks)
+
+    def _marks(self) -> dict[str, tuple[int, bytes]]:
+        """The high-water marks, read before the database (they are written after it)."""
+        if self._high_water is None:
+            return {}
+        found = self._read_high_water()
+        if found is None or found[0] != self._instance:
+            raise StorageError(
+                f"the high-water file {self._water_name} of the witness database {self._path.name} "
+                f"went missing or was replaced: its state may have been {_ROLLED_BACK}"
+            )
+        return found[1]
+
+    def _check_mark(
+        self, origin: str, stored: StoredCheckpoint | None, marks: dict[str, tuple[int, bytes]]
+    ) -> None:
+        """:class:`StorageError` if ``stored`` (``None``: no row) is behind what was cosigned."""
+        mark = marks.get(origin)
+        if mark is None:
+            return
+        size, root = mark
+        have = 0 if stored is None else stored.size
+        if have < size or (have == size and stored is not None and stored.root != root):
+            raise StorageError(
+                f"the witness database {self._path.name} holds {origin} at size {have}, but size "
+                f"{size} was cosigned (its high-water file {self._water_name}): its state was "
+                f"{_ROLLED_BACK}; a rolled-back witness would cosign a fork of what it cosigned"
+            )
 
     @staticmethod
     def _row(row: tuple[object, ...]) -> StoredCheckpoint:
@@ -220,29 +455,30 @@ class SqliteWitnessStore:
         return Evidence(number, origin, kind, detail, first, second, data, at)
 
     def latest(self, origin: str) -> StoredCheckpoint | None:
-        try:
-            with self._lock:
-                row = self._db.execute(
-                    "SELECT origin, size, root, note, updated FROM checkpoints WHERE origin = ?",
-                    (origin,),
-                ).fetchone()
-        except sqlite3.Error as exc:
-            raise StorageError(f"cannot read the witness database: {exc}") from exc
-        return None if row is None else self._row(row)
+        marks = self._marks()
+        rows = self._query(
+            "SELECT origin, size, root, note, updated FROM checkpoints WHERE origin = ?",
+            (origin,),
+        )
+        stored = self._row(rows[0]) if rows else None
+        self._check_mark(origin, stored, marks)
+        return stored
 
     def all_latest(self) -> list[StoredCheckpoint]:
-        try:
-            with self._lock:
-                rows = self._db.execute(
-                    "SELECT origin, size, root, note, updated FROM checkpoints ORDER BY origin"
-                ).fetchall()
-        except sqlite3.Error as exc:
-            raise StorageError(f"cannot read the witness database: {exc}") from exc
-        return [self._row(r) for r in rows]
+        marks = self._marks()
+        rows = self._query(
+            "SELECT origin, size, root, note, updated FROM checkpoints ORDER BY origin"
+        )
+        stored = [self._row(r) for r in rows]
+        found = {s.origin: s for s in stored}
+        for origin in marks:
+            self._check_mark(origin, found.get(origin), marks)
+        return stored
 
     def advance(self, expected: StoredCheckpoint | None, new: StoredCheckpoint) -> None:
         """Replace ``expected`` by ``new`` atomically; :class:`OldSizeMismatch` (with the
         current size) if the stored checkpoint is no longer ``expected``."""
+        marks = self._marks()
         try:
             with self._lock, immediate(self._db):
                 row = self._db.execute(
@@ -250,6 +486,7 @@ class SqliteWitnessStore:
                     (new.origin,),
                 ).fetchone()
                 current = None if row is None else self._row(row)
+                self._check_mark(new.origin, current, marks)
                 if not _same(current, expected):
                     raise _mismatch(current)
                 self._db.execute(
@@ -258,6 +495,7 @@ class SqliteWitnessStore:
                 )
         except sqlite3.Error as exc:
             raise StorageError(f"cannot write the witness database: {exc}") from exc
+        self._raise_high_water(new)
 
     def add_evidence(
         self, origin: str, kind: str, detail: str, first: bytes, second: bytes, data: bytes, at: int
@@ -270,7 +508,14 @@ class SqliteWitnessStore:
                     (origin, kind, first, second),
                 ).fetchone()
                 added = row is None
-                if row is None:
+                if row is None and kind == "inconsistent":
+                    (count,) = self._db.execute(
+                        "SELECT count(*) FROM evidence WHERE origin = ? AND kind = ?",
+                        (origin, kind),
+                    ).fetchone()
+                    if count >= MAX_INCONSISTENT_EVIDENCE:
+                        row, added = (0,), False
+                if added:
                     cursor = self._db.execute(
                         "INSERT INTO evidence (origin, kind, detail, first, second, proof, at)"
                         " VALUES (?, ?, ?, ?, ?, ?, ?)",

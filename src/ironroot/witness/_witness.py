@@ -19,7 +19,10 @@ raises the error whose HTTP status the spec names, in the spec's order:
    variant, and each cosigning of the stored one dates its witness lines anew);
 6. otherwise the witness cosigns with each of its keys, stores the new checkpoint (the log's
    verified signatures and its own cosignatures) with a compare-and-set, and only then
-   answers. A concurrent request that got there first turns this one into a 409.
+   answers. A concurrent request that got there first turns this one into a 409. The
+   cosignatures are dated now, or at the last cosignature of that origin if the clock is
+   behind it by at most ``FUTURE_SKEW`` (a clock gone back never dates a larger tree before
+   a smaller one); further behind, :class:`ClockSkew` (503) and nothing is cosigned.
 
 Pure but for the store and the clock, which are passed in.
 """
@@ -35,6 +38,7 @@ from typing import Final
 
 from ironroot.errors import (
     BadSignature,
+    ClockSkew,
     ConfigError,
     ForkDetected,
     InconsistentCheckpoint,
@@ -50,6 +54,7 @@ from ironroot.log import Checkpoint, Note, NoteSignature, NoteVerifier, open_not
 from ironroot.merkle import EMPTY_ROOT, verify_consistency
 from ironroot.witness._cosignature import (
     COSIGNATURE_TYPE_MLDSA44,
+    FUTURE_SKEW,
     CosignatureVerifier,
     Cosigner,
 )
@@ -251,7 +256,7 @@ class Witness:
                 size=size,
             )
         self._check_consistent(log, current, checkpoint, request)
-        now = self._clock()
+        now = self._dated(log, current)
         lines = tuple(c.cosign(note.body, now) for c in self._cosigners)
         # What monitors are served: the log's signatures that verified, then ours.
         served = Note(body=note.body, signatures=signed.signatures + lines).encode()
@@ -260,6 +265,29 @@ class Witness:
         )
         _log.info("cosigned %s at size %d", log.origin, checkpoint.size)
         return lines
+
+    def _dated(self, log: WitnessedLog, current: StoredCheckpoint | None) -> int:
+        """The time to date the cosignatures with: now, but never before the last cosignature
+        of the log. A cosignature dated t says its tree is the largest seen for the log as of t
+        (c2sp.org/tlog-cosignature): one dated before the last would say that a smaller tree
+        was the largest after this one was seen. A clock behind the last by at most what
+        verifiers take as skew dates it at the last; further behind is :class:`ClockSkew`."""
+        now = self._clock()
+        last = 0 if current is None else current.updated
+        if now >= last:
+            return now
+        if last - now > FUTURE_SKEW:
+            raise ClockSkew(
+                f"this witness's clock ({now}) is {last - now} s behind its last cosignature of "
+                f"{log.origin} ({last}): it cosigns nothing of it until the clock is right, "
+                "rather than date a cosignature back, or far ahead of the clock"
+            )
+        _log.warning(
+            "the clock is %d s behind the last cosignature of %s: dated at that one",
+            last - now,
+            log.origin,
+        )
+        return last
 
     def _check_consistent(
         self,
@@ -371,6 +399,8 @@ class Witness:
         except IronrootError as exc:  # the refusal stands; say the evidence was not kept
             _log.error("could not keep the evidence (%s): %s", kind, exc.detail)
             return True
-        if not added:
+        if not added and evidence_id == 0:
+            _log.info("%s (not kept: the evidence of this log holds enough such refusals)", detail)
+        elif not added:
             _log.info("%s (replayed: evidence %d is kept already)", detail, evidence_id)
         return added
