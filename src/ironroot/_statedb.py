@@ -6,18 +6,39 @@ opening becomes :class:`~ironroot.errors.StorageError` naming the file's role; a
 not such a database, or holds another schema version, is refused and closed. So is one whose
 schema holds bytes that are not UTF-8: SQLite's error message quotes them, and Python's
 ``sqlite3`` raises ``UnicodeDecodeError`` decoding it.
+
+:class:`HighWater` is the file beside such a database that makes a rollback of it visible
+(the monitor's ``<state>.verified``, the witness's ``<state>.cosigned``): JSON, replaced
+atomically, never by anything but its service, under a lock file of its own, holding the
+database's random instance id and, per log origin, the largest tree size and root the service
+acted on (and, for the monitor, the signed note). It is raised after each commit and before
+the service answers, and every read of the database checks it first: a database behind its
+marks, another database's file, or either one without the other is a
+:class:`~ironroot.errors.StorageError`.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
+import fcntl
+import json
+import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
 
+from ironroot._fileio import write_atomic
 from ironroot.errors import StorageError
 
-__all__ = ["immediate", "open_state_db"]
+__all__ = ["HighWater", "Mark", "immediate", "open_state_db"]
+
+_MAX_HIGH_WATER_BYTES: Final = 16 * 1024 * 1024
+_HASH: Final = 32
+_ROLLED_BACK: Final = "rolled back or swapped, and cannot be trusted"
 
 
 def open_state_db(
@@ -70,3 +91,200 @@ def immediate(conn: sqlite3.Connection) -> Iterator[None]:
     except BaseException:
         conn.execute("ROLLBACK")
         raise
+
+
+@dataclass(frozen=True, slots=True)
+class Mark:
+    """A log's high-water mark: the largest tree acted on (``note``: its signed checkpoint,
+    where the service keeps it)."""
+
+    size: int
+    root: bytes
+    note: bytes | None = None
+
+
+class HighWater:
+    """The high-water file of a state database (module docs).
+
+    ``what`` names the service ("monitor", "witness") and ``verb`` what it did with a tree
+    ("verified", "cosigned"); ``database`` and ``shown`` are how messages name the database
+    and this file (a witness names no directory: anyone may send what it answers);
+    ``consequence`` ends the refusal of a state behind its mark; ``notes`` says whether marks
+    carry their note, which ``check`` (if given) verifies as each mark is read."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        what: str,
+        verb: str,
+        database: str,
+        shown: str,
+        consequence: str,
+        notes: bool = False,
+        check: Callable[[str, Mark], None] | None = None,
+    ) -> None:
+        self.path = path
+        self._what = what
+        self._verb = verb
+        self._database = database
+        self._shown = shown
+        self._consequence = consequence
+        self._notes = notes
+        self._check = check
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """One writer of the file at a time (every process on this database)."""
+        try:
+            fd = os.open(f"{self.path}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            raise StorageError(
+                f"cannot lock the high-water file {self._shown}: {_reason(exc)}"
+            ) from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def read(self) -> tuple[str, dict[str, Mark]] | None:
+        """(instance, {origin: mark}); ``None`` if there is no file; :class:`StorageError` if
+        it is not one the service wrote."""
+        where = self._shown
+        try:
+            with open(self.path, "rb") as file:
+                data = file.read(_MAX_HIGH_WATER_BYTES + 1)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise StorageError(f"cannot read the high-water file {where}: {_reason(exc)}") from exc
+        if len(data) > _MAX_HIGH_WATER_BYTES:
+            raise StorageError(f"the high-water file {where} is too large")
+        try:
+            value = json.loads(data)
+            instance = value["instance"]
+            logs = value["logs"]
+            if not (isinstance(instance, str) and instance and isinstance(logs, dict)):
+                raise TypeError("not a high-water file")
+            marks: dict[str, Mark] = {}
+            for origin, mark in logs.items():
+                size = mark["size"]
+                if not (isinstance(size, int) and not isinstance(size, bool) and size >= 0):
+                    raise TypeError("not a size")
+                root = base64.b64decode(mark["root"], validate=True)
+                if len(root) != _HASH:
+                    raise TypeError("not a root")
+                note = base64.b64decode(mark["note"], validate=True) if self._notes else None
+                marks[origin] = Mark(size, root, note)
+        except (ValueError, KeyError, TypeError, RecursionError, binascii.Error) as exc:
+            raise StorageError(f"the high-water file {where} is malformed") from exc
+        if self._check is not None:
+            for origin, found in marks.items():
+                self._check(origin, found)
+        return instance, marks
+
+    def write(self, instance: str, marks: dict[str, Mark]) -> None:
+        logs: dict[str, dict[str, object]] = {}
+        for origin, mark in sorted(marks.items()):
+            entry: dict[str, object] = {
+                "size": mark.size,
+                "root": base64.b64encode(mark.root).decode("ascii"),
+            }
+            if self._notes:
+                entry["note"] = base64.b64encode(mark.note or b"").decode("ascii")
+            logs[origin] = entry
+        data = json.dumps({"instance": instance, "logs": logs}, indent=1).encode()
+        try:
+            write_atomic(self.path, data)
+        except OSError as exc:
+            raise StorageError(
+                f"cannot write the high-water file {self._shown}: {_reason(exc)}"
+            ) from exc
+
+    def bind(
+        self,
+        *,
+        stored: Callable[[], str],
+        create: Callable[[], str],
+        empty: Callable[[], bool],
+        caught_up: Callable[[dict[str, Mark]], dict[str, Mark]],
+    ) -> str:
+        """The database's instance, once it and this file are known to belong together.
+
+        ``stored`` reads the database's instance ("" without one); ``create`` stores a new
+        one and returns the instance stored (another process's, if it got there first);
+        ``empty`` says whether the database has acted on nothing yet; ``caught_up`` raises
+        marks to the database's rows ahead of them (a service killed between its commit and
+        its mark). A database with neither instance nor file (new, or older than them) gets
+        both; one with nothing acted on gets its file (a first open cut short before it)."""
+        with self.lock():
+            instance = stored()
+            found = self.read()
+            if not instance:
+                if found is not None:
+                    raise StorageError(
+                        f"the {self._what} database {self._database} has no instance but a "
+                        f"high-water file {self._shown} is beside it: it is not the file the "
+                        f"{self._what} wrote (deleted, or another restored); its state was "
+                        f"{_ROLLED_BACK}"
+                    )
+                instance = create()
+                self.write(instance, caught_up({}))
+                return instance
+            if found is None:
+                if empty():
+                    self.write(instance, {})
+                    return instance
+                raise StorageError(
+                    f"the high-water file {self._shown} of the {self._what} database "
+                    f"{self._database} is missing: its state may have been {_ROLLED_BACK}"
+                )
+            if found[0] != instance:
+                raise StorageError(
+                    f"the {self._what} database {self._database} is not the one its high-water "
+                    f"file {self._shown} was written for (another {self._what}'s file, or "
+                    f"swapped): its state was {_ROLLED_BACK}"
+                )
+            marks = caught_up(found[1])
+            if marks != found[1]:
+                self.write(instance, marks)
+            return instance
+
+    def marks(self, instance: str) -> dict[str, Mark]:
+        """The marks, read before the database (they are written after it): the file must be
+        there and be this database's."""
+        found = self.read()
+        if found is None or found[0] != instance:
+            raise StorageError(
+                f"the high-water file {self._shown} of the {self._what} database "
+                f"{self._database} went missing or was replaced: its state may have been "
+                f"{_ROLLED_BACK}"
+            )
+        return found[1]
+
+    def raise_to(self, instance: str, origin: str, mark: Mark) -> None:
+        """Record ``mark`` (just committed) as ``origin``'s if it is larger."""
+        with self.lock():
+            marks = self.marks(instance)
+            kept = marks.get(origin)
+            if kept is None or kept.size < mark.size:
+                marks[origin] = mark
+                self.write(instance, marks)
+
+    def check(self, origin: str, size: int, root: bytes | None, marks: dict[str, Mark]) -> None:
+        """:class:`StorageError` if the database's tree of ``origin`` (``size`` 0 and ``root``
+        ``None`` when it has none) is behind its mark."""
+        mark = marks.get(origin)
+        if mark is None:
+            return
+        if size < mark.size or (size == mark.size and root is not None and root != mark.root):
+            raise StorageError(
+                f"the {self._what} database {self._database} holds {origin} at size {size}, "
+                f"but size {mark.size} was {self._verb} (its high-water file {self._shown}): "
+                f"the state was {_ROLLED_BACK}; {self._consequence}"
+            )
+
+
+def _reason(exc: OSError) -> str:
+    return exc.strerror or type(exc).__name__

@@ -259,7 +259,7 @@ def test_a_first_open_cut_short_before_its_high_water_file_is_not_refused_for_ev
 
     path = tmp_path / "monitor.sqlite3"
     with monkeypatch.context() as patch:
-        patch.setattr("ironroot.monitor._store.write_atomic", full)
+        patch.setattr("ironroot._statedb.write_atomic", full)
         with pytest.raises(StorageError, match="cannot write the high-water file"):
             MonitorStore(path)
     assert not Path(f"{path}.verified").exists()

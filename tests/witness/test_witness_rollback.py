@@ -263,7 +263,7 @@ def test_a_first_open_cut_short_before_its_high_water_file_is_not_refused_for_ev
 
     path = tmp_path / "witness.sqlite3"
     with monkeypatch.context() as patch:
-        patch.setattr("ironroot.witness._store.write_atomic", full)
+        patch.setattr("ironroot._statedb.write_atomic", full)
         with pytest.raises(StorageError, match="cannot write the high-water file"):
             SqliteWitnessStore(path)
     assert not Path(f"{path}.cosigned").exists()

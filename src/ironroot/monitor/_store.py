@@ -55,22 +55,15 @@ second monitor, sees that).
 
 from __future__ import annotations
 
-import base64
-import binascii
-import contextlib
-import fcntl
 import json
-import os
 import secrets
 import sqlite3
 import threading
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from ironroot._fileio import write_atomic
-from ironroot._statedb import immediate, open_state_db
+from ironroot._statedb import HighWater, Mark, immediate, open_state_db
 from ironroot.errors import Conflict, IronrootError, StorageError
 from ironroot.log import Checkpoint, Note
 from ironroot.merkle import CompactRange
@@ -120,7 +113,6 @@ _MAX_BEHIND: Final = 64
 only the log's key holder can make more; the oldest go first beyond this)."""
 _HASH: Final = 32
 _HIGH_WATER: Final = ".verified"
-_MAX_HIGH_WATER_BYTES: Final = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +137,11 @@ def _check_note(note: bytes, origin: str, size: int, root: bytes, what: str) -> 
         raise StorageError(f"the monitor database holds {what} whose note is malformed") from exc
     if (checkpoint.origin, checkpoint.size, checkpoint.root) != (origin, size, root):
         raise StorageError(f"the monitor database holds {what} that is not its note's checkpoint")
+
+
+def _check_mark_note(origin: str, mark: Mark) -> None:
+    """A high-water mark's note is a signed note of its checkpoint (``StorageError``)."""
+    _check_note(mark.note or b"", origin, mark.size, mark.root, f"a high-water mark for {origin}")
 
 
 def _fork_notes(proof: bytes) -> tuple[object, object] | None:
@@ -178,10 +175,20 @@ class MonitorStore:
         self._path = str(path)
         self._lock = threading.Lock()
         self._db = open_state_db(path, "monitor", _SCHEMA, _SCHEMA_VERSION, create=create)
-        self._high_water: Path | None = None
+        self._water: HighWater | None = None
         self._instance = ""
         if self._path not in ("", ":memory:"):
-            self._high_water = Path(self._path + _HIGH_WATER)
+            water = Path(self._path + _HIGH_WATER)
+            self._water = HighWater(
+                water,
+                what="monitor",
+                verb="verified",
+                database=self._path,
+                shown=str(water),
+                consequence="a rolled-back state would accept a fork of what was verified",
+                notes=True,
+                check=_check_mark_note,
+            )
             try:
                 self._bind()
             except BaseException:
@@ -191,53 +198,25 @@ class MonitorStore:
     # --- the high-water file (module docs) ------------------------------------------------
 
     def _bind(self) -> None:
-        """Check that the database and its high-water file belong together; a database
-        that has neither instance nor high-water file (new, or older than them) gets both."""
-        assert self._high_water is not None
-        with self._high_water_lock():
-            rows = self._query("SELECT value FROM meta WHERE key = 'instance'")
-            marks = self._read_high_water()
-            instance = str(rows[0][0]) if rows else ""
-            if not instance:
-                if marks is not None:
-                    raise StorageError(
-                        f"the monitor database {self._path} has no instance but a high-water "
-                        f"file {self._high_water} is beside it: it is not the file the monitor "
-                        "wrote (restored or swapped); its state cannot be trusted"
-                    )
-                instance = secrets.token_hex(16)
-                self._query("INSERT OR IGNORE INTO meta VALUES ('instance', ?)", (instance,))
-                rows = self._query("SELECT value FROM meta WHERE key = 'instance'")
-                self._instance = str(rows[0][0])  # another monitor's, if it got there first
-                self._write_high_water(self._instance, self._caught_up({}))
-                return
-            if marks is None:
-                if not self._query("SELECT 1 FROM logs LIMIT 1"):
-                    # Nothing verified, so nothing a rollback could undo: a first open cut
-                    # short between committing the instance and writing the file (killed,
-                    # out of space). Without either file, the monitor starts afresh anyway.
-                    self._instance = instance
-                    self._write_high_water(instance, {})
-                    return
-                raise StorageError(
-                    f"the high-water file {self._high_water} of the monitor database "
-                    f"{self._path} is missing: the state may have been rolled back or swapped "
-                    "and cannot be trusted"
-                )
-            if marks[0] != instance:
-                raise StorageError(
-                    f"the monitor database {self._path} is not the one its high-water file "
-                    f"{self._high_water} was written for (another monitor's file, or swapped): "
-                    "its state cannot be trusted"
-                )
-            self._instance = instance
-            caught_up = self._caught_up(marks[1])
-            if caught_up != marks[1]:  # a monitor killed between its commit and the mark
-                self._write_high_water(instance, caught_up)
+        """Check that the database and its high-water file belong together
+        (:meth:`HighWater.bind`)."""
+        assert self._water is not None
+        self._instance = self._water.bind(
+            stored=self._stored_instance,
+            create=self._create_instance,
+            empty=lambda: not self._query("SELECT 1 FROM logs LIMIT 1"),
+            caught_up=self._caught_up,
+        )
 
-    def _caught_up(
-        self, marks: dict[str, tuple[int, bytes, bytes]]
-    ) -> dict[str, tuple[int, bytes, bytes]]:
+    def _stored_instance(self) -> str:
+        rows = self._query("SELECT value FROM meta WHERE key = 'instance'")
+        return str(rows[0][0]) if rows else ""
+
+    def _create_instance(self) -> str:
+        self._query("INSERT OR IGNORE INTO meta VALUES ('instance', ?)", (secrets.token_hex(16),))
+        return self._stored_instance()  # another monitor's, if it got there first
+
+    def _caught_up(self, marks: dict[str, Mark]) -> dict[str, Mark]:
         """``marks`` raised to each stored state ahead of its mark (a row that is not one the
         monitor could have written is left to be refused as it is read)."""
         out = dict(marks)
@@ -248,118 +227,22 @@ class MonitorStore:
             except StorageError:
                 continue
             kept = out.get(state.origin)
-            if kept is None or kept[0] < state.size:
-                out[state.origin] = (state.size, state.root, state.note)
+            if kept is None or kept.size < state.size:
+                out[state.origin] = Mark(state.size, state.root, state.note)
         return out
 
-    @contextlib.contextmanager
-    def _high_water_lock(self) -> Iterator[None]:
-        """One writer of the high-water file at a time (every monitor on this state file)."""
-        assert self._high_water is not None
-        try:
-            fd = os.open(f"{self._high_water}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        except OSError as exc:
-            raise StorageError(
-                f"cannot lock the high-water file {self._high_water}: {exc}"
-            ) from exc
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)
-
-    def _read_high_water(self) -> tuple[str, dict[str, tuple[int, bytes, bytes]]] | None:
-        """(instance, {origin: (size, root, note)}) of the high-water file; ``None`` if there
-        is none; :class:`StorageError` if it is not one the monitor wrote."""
-        assert self._high_water is not None
-        where = self._high_water
-        try:
-            with open(where, "rb") as file:
-                data = file.read(_MAX_HIGH_WATER_BYTES + 1)
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            raise StorageError(f"cannot read the high-water file {where}: {exc}") from exc
-        if len(data) > _MAX_HIGH_WATER_BYTES:
-            raise StorageError(f"the high-water file {where} is too large")
-        try:
-            value = json.loads(data)
-            instance = value["instance"]
-            logs = value["logs"]
-            if not (isinstance(instance, str) and instance and isinstance(logs, dict)):
-                raise TypeError("not a high-water file")
-            marks: dict[str, tuple[int, bytes, bytes]] = {}
-            for origin, mark in logs.items():
-                size = mark["size"]
-                if not (isinstance(size, int) and not isinstance(size, bool) and size >= 0):
-                    raise TypeError("not a size")
-                root = base64.b64decode(mark["root"], validate=True)
-                note = base64.b64decode(mark["note"], validate=True)
-                if len(root) != _HASH:
-                    raise TypeError("not a root")
-                marks[origin] = (size, root, note)
-        except (ValueError, KeyError, TypeError, RecursionError, binascii.Error) as exc:
-            raise StorageError(f"the high-water file {where} is malformed") from exc
-        for origin, (size, root, note) in marks.items():
-            _check_note(note, origin, size, root, f"a high-water mark for {origin}")
-        return instance, marks
-
-    def _write_high_water(self, instance: str, marks: dict[str, tuple[int, bytes, bytes]]) -> None:
-        assert self._high_water is not None
-        where = self._high_water
-        logs = {
-            origin: {
-                "size": size,
-                "root": base64.b64encode(root).decode("ascii"),
-                "note": base64.b64encode(note).decode("ascii"),
-            }
-            for origin, (size, root, note) in sorted(marks.items())
-        }
-        data = json.dumps({"instance": instance, "logs": logs}, indent=1).encode()
-        try:
-            write_atomic(where, data)
-        except OSError as exc:
-            raise StorageError(f"cannot write the high-water file {where}: {exc}") from exc
-
-    def _raise_high_water(self, state: LogState) -> None:
-        """Record ``state`` (just committed) as its origin's high-water mark if larger."""
-        if self._high_water is None:
-            return
-        with self._high_water_lock():
-            found = self._read_high_water()
-            marks = {} if found is None else found[1]
-            kept = marks.get(state.origin)
-            if kept is None or kept[0] < state.size:
-                marks[state.origin] = (state.size, state.root, state.note)
-                self._write_high_water(self._instance, marks)
-
-    def _marks(self) -> dict[str, tuple[int, bytes, bytes]]:
+    def _marks(self) -> dict[str, Mark]:
         """The high-water marks, read before the database (they are written after it)."""
-        if self._high_water is None:
-            return {}
-        found = self._read_high_water()
-        if found is None or found[0] != self._instance:
-            raise StorageError(
-                f"the high-water file {self._high_water} of the monitor database {self._path} "
-                "went missing or was replaced: the state cannot be trusted"
-            )
-        return found[1]
+        return {} if self._water is None else self._water.marks(self._instance)
 
-    def _check_mark(
-        self, origin: str, state: LogState | None, marks: dict[str, tuple[int, bytes, bytes]]
-    ) -> None:
+    def _check_mark(self, origin: str, state: LogState | None, marks: dict[str, Mark]) -> None:
         """:class:`StorageError` if ``state`` (``None``: no row) is behind what was verified."""
-        mark = marks.get(origin)
-        if mark is None:
-            return
-        size, root, _ = mark
-        have = 0 if state is None else state.size
-        if have < size or (have == size and state is not None and state.root != root):
-            raise StorageError(
-                f"the monitor database {self._path} holds {origin} at size {have}, but size "
-                f"{size} was verified (its high-water file {self._high_water}): the state was "
-                "rolled back or swapped and cannot be trusted; a rolled-back state would accept "
-                "a fork of what was verified"
+        if self._water is not None:
+            self._water.check(
+                origin,
+                0 if state is None else state.size,
+                None if state is None else state.root,
+                marks,
             )
 
     def _query(self, sql: str, args: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
@@ -509,7 +392,10 @@ class MonitorStore:
                 self._set_watched(state.origin, watched)
         except sqlite3.Error as exc:
             raise StorageError(f"the monitor database {self._path} failed: {exc}") from exc
-        self._raise_high_water(state)
+        if self._water is not None:
+            self._water.raise_to(
+                self._instance, state.origin, Mark(state.size, state.root, state.note)
+            )
 
     def pin(self, url: str) -> tuple[str, tuple[str, ...]] | None:
         """(origin, vkeys) first seen at ``url``, if any."""

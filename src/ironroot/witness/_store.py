@@ -46,22 +46,14 @@ together is not seen, and the file is bound to the path the database is opened b
 
 from __future__ import annotations
 
-import base64
-import binascii
-import contextlib
-import fcntl
-import json
-import os
 import secrets
 import sqlite3
 import threading
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Protocol
 
-from ironroot._fileio import write_atomic
-from ironroot._statedb import immediate, open_state_db
+from ironroot._statedb import HighWater, Mark, immediate, open_state_db
 from ironroot.errors import MalformedInput, OldSizeMismatch, StorageError
 from ironroot.log import Checkpoint, Note
 
@@ -80,8 +72,6 @@ MAX_INCONSISTENT_EVIDENCE: Final = 256
 nothing about the log (anyone can send any checkpoint it published with a garbled proof, whose
 lines are unsigned), and there is one per checkpoint it publishes; a fork is always kept."""
 _HIGH_WATER: Final = ".cosigned"
-_MAX_HIGH_WATER_BYTES: Final = 16 * 1024 * 1024
-_ROLLED_BACK: Final = "rolled back or swapped, and cannot be trusted"
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS checkpoints (
@@ -219,10 +209,20 @@ class SqliteWitnessStore:
         self._path = Path(path)
         self._lock = threading.Lock()
         self._db = open_state_db(path, "witness", _SCHEMA, _SCHEMA_VERSION)
-        self._high_water: Path | None = None
+        self._water: HighWater | None = None
         self._instance = ""
         if str(path) not in ("", ":memory:"):
-            self._high_water = Path(f"{path}{_HIGH_WATER}")
+            water = Path(f"{path}{_HIGH_WATER}")
+            # an error of a read is the answer to an add-checkpoint or a monitoring read,
+            # which anyone may ask: messages name no directory
+            self._water = HighWater(
+                water,
+                what="witness",
+                verb="cosigned",
+                database=self._path.name,
+                shown=water.name,
+                consequence="a rolled-back witness would cosign a fork of what it cosigned",
+            )
             try:
                 self._bind()
             except BaseException:
@@ -230,12 +230,6 @@ class SqliteWitnessStore:
                 raise
 
     # --- the high-water file (module docs) ------------------------------------------------
-
-    @property
-    def _water_name(self) -> str:
-        """The high-water file's name, for messages: an error of a read is the answer to an
-        add-checkpoint or a monitoring read, which anyone may ask, so none names a directory."""
-        return "" if self._high_water is None else self._high_water.name
 
     def _query(self, sql: str, args: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
         try:
@@ -245,55 +239,31 @@ class SqliteWitnessStore:
             raise StorageError(f"cannot read the witness database: {exc}") from exc
 
     def _bind(self) -> None:
-        """Check that the database and its high-water file belong together; a database
-        that has neither instance nor high-water file (new, or older than them) gets both."""
-        with self._high_water_lock():
-            rows = self._query("SELECT value FROM meta WHERE key = 'instance'")
-            found = self._read_high_water()
-            instance = str(rows[0][0]) if rows else ""
-            if not instance:
-                if found is not None:
-                    raise StorageError(
-                        f"the witness database {self._path.name} has no instance but a high-water "
-                        f"file {self._water_name} is beside it: it is not the file the witness "
-                        f"wrote (deleted, or another restored); its state was {_ROLLED_BACK}"
-                    )
-                try:
-                    with self._lock, immediate(self._db):
-                        self._db.execute(
-                            "INSERT OR IGNORE INTO meta VALUES ('instance', ?)",
-                            (secrets.token_hex(16),),
-                        )
-                except sqlite3.Error as exc:
-                    raise StorageError(f"cannot write the witness database: {exc}") from exc
-                rows = self._query("SELECT value FROM meta WHERE key = 'instance'")
-                self._instance = str(rows[0][0])  # another process's, if it got there first
-                self._write_high_water(self._caught_up({}))
-                return
-            if found is None:
-                if not self._query("SELECT 1 FROM checkpoints LIMIT 1"):
-                    # Nothing cosigned, so nothing a rollback could undo: a first open cut
-                    # short between committing the instance and writing the file (killed,
-                    # out of space). Without either file, the witness starts afresh anyway.
-                    self._instance = instance
-                    self._write_high_water({})
-                    return
-                raise StorageError(
-                    f"the high-water file {self._water_name} of the witness database "
-                    f"{self._path.name} is missing: its state may have been {_ROLLED_BACK}"
-                )
-            if found[0] != instance:
-                raise StorageError(
-                    f"the witness database {self._path.name} is not the one its high-water file "
-                    f"{self._water_name} was written for (another witness's file, or a new "
-                    f"one): its state was {_ROLLED_BACK}"
-                )
-            self._instance = instance
-            caught_up = self._caught_up(found[1])
-            if caught_up != found[1]:  # a witness killed between its commit and the mark
-                self._write_high_water(caught_up)
+        """Check that the database and its high-water file belong together
+        (:meth:`HighWater.bind`)."""
+        assert self._water is not None
+        self._instance = self._water.bind(
+            stored=self._stored_instance,
+            create=self._create_instance,
+            empty=lambda: not self._query("SELECT 1 FROM checkpoints LIMIT 1"),
+            caught_up=self._caught_up,
+        )
 
-    def _caught_up(self, marks: dict[str, tuple[int, bytes]]) -> dict[str, tuple[int, bytes]]:
+    def _stored_instance(self) -> str:
+        rows = self._query("SELECT value FROM meta WHERE key = 'instance'")
+        return str(rows[0][0]) if rows else ""
+
+    def _create_instance(self) -> str:
+        try:
+            with self._lock, immediate(self._db):
+                self._db.execute(
+                    "INSERT OR IGNORE INTO meta VALUES ('instance', ?)", (secrets.token_hex(16),)
+                )
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot write the witness database: {exc}") from exc
+        return self._stored_instance()  # another process's, if it got there first
+
+    def _caught_up(self, marks: dict[str, Mark]) -> dict[str, Mark]:
         """``marks`` raised to each stored checkpoint ahead of its mark (a row the witness
         could not have written is left to be refused as it is read)."""
         out = dict(marks)
@@ -303,114 +273,24 @@ class SqliteWitnessStore:
             except StorageError:
                 continue
             kept = out.get(stored.origin)
-            if kept is None or kept[0] < stored.size:
-                out[stored.origin] = (stored.size, stored.root)
+            if kept is None or kept.size < stored.size:
+                out[stored.origin] = Mark(stored.size, stored.root)
         return out
 
-    @contextlib.contextmanager
-    def _high_water_lock(self) -> Iterator[None]:
-        """One writer of the high-water file at a time (every process on this database)."""
-        assert self._high_water is not None
-        try:
-            fd = os.open(f"{self._high_water}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        except OSError as exc:
-            raise StorageError(
-                f"cannot lock the high-water file {self._water_name}: "
-                f"{exc.strerror or type(exc).__name__}"
-            ) from exc
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)
-
-    def _read_high_water(self) -> tuple[str, dict[str, tuple[int, bytes]]] | None:
-        """(instance, {origin: (size, root)}) of the high-water file; ``None`` if there is
-        none; :class:`StorageError` if it is not one the witness wrote."""
-        assert self._high_water is not None
-        where = self._water_name
-        try:
-            with open(self._high_water, "rb") as file:
-                data = file.read(_MAX_HIGH_WATER_BYTES + 1)
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            raise StorageError(
-                f"cannot read the high-water file {where}: {exc.strerror or type(exc).__name__}"
-            ) from exc
-        if len(data) > _MAX_HIGH_WATER_BYTES:
-            raise StorageError(f"the high-water file {where} is too large")
-        try:
-            value = json.loads(data)
-            instance = value["instance"]
-            logs = value["logs"]
-            if not (isinstance(instance, str) and instance and isinstance(logs, dict)):
-                raise TypeError("not a high-water file")
-            marks: dict[str, tuple[int, bytes]] = {}
-            for origin, mark in logs.items():
-                size = mark["size"]
-                if not (isinstance(size, int) and not isinstance(size, bool) and size >= 0):
-                    raise TypeError("not a size")
-                root = base64.b64decode(mark["root"], validate=True)
-                if len(root) != _HASH:
-                    raise TypeError("not a root")
-                marks[origin] = (size, root)
-        except (ValueError, KeyError, TypeError, RecursionError, binascii.Error) as exc:
-            raise StorageError(f"the high-water file {where} is malformed") from exc
-        return instance, marks
-
-    def _write_high_water(self, marks: dict[str, tuple[int, bytes]]) -> None:
-        assert self._high_water is not None
-        where = self._water_name
-        logs = {
-            origin: {"size": size, "root": base64.b64encode(root).decode("ascii")}
-            for origin, (size, root) in sorted(marks.items())
-        }
-        data = json.dumps({"instance": self._instance, "logs": logs}, indent=1).encode()
-        try:
-            write_atomic(self._high_water, data)
-        except OSError as exc:
-            raise StorageError(
-                f"cannot write the high-water file {where}: {exc.strerror or type(exc).__name__}"
-            ) from exc
-
-    def _raise_high_water(self, new: StoredCheckpoint) -> None:
-        """Record ``new`` (just committed) as its origin's high-water mark if larger."""
-        if self._high_water is None:
-            return
-        with self._high_water_lock():
-            marks = self._marks()
-            kept = marks.get(new.origin)
-            if kept is None or kept[0] < new.size:
-                marks[new.origin] = (new.size, new.root)
-                self._write_high_water(marks)
-
-    def _marks(self) -> dict[str, tuple[int, bytes]]:
+    def _marks(self) -> dict[str, Mark]:
         """The high-water marks, read before the database (they are written after it)."""
-        if self._high_water is None:
-            return {}
-        found = self._read_high_water()
-        if found is None or found[0] != self._instance:
-            raise StorageError(
-                f"the high-water file {self._water_name} of the witness database {self._path.name} "
-                f"went missing or was replaced: its state may have been {_ROLLED_BACK}"
-            )
-        return found[1]
+        return {} if self._water is None else self._water.marks(self._instance)
 
     def _check_mark(
-        self, origin: str, stored: StoredCheckpoint | None, marks: dict[str, tuple[int, bytes]]
+        self, origin: str, stored: StoredCheckpoint | None, marks: dict[str, Mark]
     ) -> None:
         """:class:`StorageError` if ``stored`` (``None``: no row) is behind what was cosigned."""
-        mark = marks.get(origin)
-        if mark is None:
-            return
-        size, root = mark
-        have = 0 if stored is None else stored.size
-        if have < size or (have == size and stored is not None and stored.root != root):
-            raise StorageError(
-                f"the witness database {self._path.name} holds {origin} at size {have}, but size "
-                f"{size} was cosigned (its high-water file {self._water_name}): its state was "
-                f"{_ROLLED_BACK}; a rolled-back witness would cosign a fork of what it cosigned"
+        if self._water is not None:
+            self._water.check(
+                origin,
+                0 if stored is None else stored.size,
+                None if stored is None else stored.root,
+                marks,
             )
 
     @staticmethod
@@ -495,7 +375,8 @@ class SqliteWitnessStore:
                 )
         except sqlite3.Error as exc:
             raise StorageError(f"cannot write the witness database: {exc}") from exc
-        self._raise_high_water(new)
+        if self._water is not None:
+            self._water.raise_to(self._instance, new.origin, Mark(new.size, new.root))
 
     def add_evidence(
         self, origin: str, kind: str, detail: str, first: bytes, second: bytes, data: bytes, at: int
