@@ -33,6 +33,7 @@ from ironroot.errors import (
 from ironroot.fleet import (
     FLEET_CREDENTIAL_OID,
     AdmissionRequest,
+    Credential,
     CredentialStore,
     Fleet,
     FleetCA,
@@ -397,3 +398,59 @@ def test_the_crl_reads_the_revoked_credentials_only(tmp_path: Path) -> None:
     finally:
         db.close()
     assert "SEARCH credentials USING INDEX credentials_revoked" in plan, plan
+
+
+def test_expired_credentials_never_revoked_are_forgotten_after_the_retention(
+    ca: FleetCA, tmp_path: Path
+) -> None:
+    """Every attestation issues two credentials (the scanner's every five minutes too), and
+    the store kept each for ever: a 1,000-node fleet grew by ~576,000 rows a day. Expired,
+    never-revoked credentials past the retention are forgotten, with the keys they certified;
+    revoked ones and each node's newest of a plane stay."""
+    store = CredentialStore(tmp_path / "credentials.db")
+    day = dt.timedelta(days=1)
+    keys: dict[str, bytes] = {}
+
+    def issued(node: str, plane: str, when: dt.datetime) -> Credential:
+        spki = PrivateKey.generate(Algorithm.ES384).public_key.to_der()
+        credential = ca.issue(
+            spki,
+            node=node,
+            node_class="node-7",
+            plane=plane,
+            ear_id=EAR_ID,
+            now=when,
+            lifetime=3600,
+        )
+        store.add(credential)
+        keys[credential.serial] = spki
+        return credential
+
+    start = NOW - 10 * day
+    old = [issued("node-0001", "control", start + i * dt.timedelta(hours=2)) for i in range(3)]
+    revoked = issued("node-0002", "control", start)
+    assert store.revoke_node("node-0002", "drift", now=start) == [revoked.serial]
+    newest_of_0002 = issued("node-0002", "data", start)  # its newest data credential
+    recent = issued("node-0001", "control", NOW - day / 2)
+    assert store.prune(now=NOW) == 3  # node-0001's three old ones: not its newest, never revoked
+    assert [store.status(c.serial) for c in old] == [None, None, None]
+    for kept in (revoked, newest_of_0002, recent):
+        assert store.status(kept.serial) is not None
+    # a key whose credential was revoked is still never certified again
+    assert store.revoked_with_key([keys[revoked.serial]]) == revoked.serial
+    assert store.certified_for_another_plane({"data": keys[old[0].serial]}) is None
+    assert store.prune(now=NOW) == 0
+    assert store.prune(now=NOW, retention=dt.timedelta(0)) == 0  # `recent` is node-0001's newest
+    with pytest.raises(ConfigError):
+        store.prune(now=NOW, retention=-day)
+    import sqlite3
+
+    from ironroot.fleet._credentials import _PRUNABLE
+
+    db = sqlite3.connect(tmp_path / "credentials.db")
+    try:
+        plan = " ".join(str(r[3]) for r in db.execute("EXPLAIN QUERY PLAN " + _PRUNABLE, ("x", 1)))
+    finally:
+        db.close()
+    assert "USING INDEX credentials_expiry" in plan, plan  # never a scan of every credential
+    assert "credentials_node_plane" in plan, plan

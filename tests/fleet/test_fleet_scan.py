@@ -324,3 +324,21 @@ def test_a_scan_that_finds_a_nodes_root_of_trust_tampered_quarantines_it(
     assert all(c.revoked for c in authority.credentials.of_node("node-0002"))
     assert authority.state.held("node-0002") is None
     assert fleet.record_of("node-0001").status == "admitted"
+
+
+def test_the_scanner_runs_its_maintenance_after_each_round(fleet: Fleet) -> None:
+    """The service's scanner prunes the credential store after each round (``maintain``); a
+    failure there is logged and the round's report stands."""
+    seen: list[dt.datetime] = []
+
+    def attest(node: str, now: dt.datetime) -> str:
+        return "admitted"
+
+    Scanner(fleet, attest, maintain=seen.append).scan(NOW)  # type: ignore[arg-type]
+    assert seen == [NOW]
+
+    def failing(now: dt.datetime) -> None:
+        raise StorageError("the store is gone")
+
+    report = Scanner(fleet, attest, maintain=failing).scan(NOW)  # type: ignore[arg-type]
+    assert report.failures == {}

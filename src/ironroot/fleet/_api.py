@@ -532,7 +532,10 @@ def serve_fleet(
     worker: threading.Thread | None = None
     if scan_period is not None:
         scanner = Scanner(
-            authority.fleet, scan_attest(authority.fleet, authority), period=scan_period
+            authority.fleet,
+            scan_attest(authority.fleet, authority),
+            period=scan_period,
+            maintain=lambda now: authority.credentials.prune(now=now),
         )
         worker = threading.Thread(
             target=scanner.follow,

@@ -671,6 +671,9 @@ CREATE TABLE IF NOT EXISTS credentials (
 CREATE INDEX IF NOT EXISTS credentials_node ON credentials (node);
 CREATE INDEX IF NOT EXISTS credentials_revoked ON credentials (not_after)
     WHERE revoked_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS credentials_expiry ON credentials (not_after)
+    WHERE revoked_at IS NULL;
+CREATE INDEX IF NOT EXISTS credentials_node_plane ON credentials (node, plane);
 CREATE TABLE IF NOT EXISTS credential_keys (
     serial TEXT PRIMARY KEY REFERENCES credentials (serial),
     key_sha256 TEXT NOT NULL
@@ -732,6 +735,18 @@ _OTHER_PLANE_WITH_KEY: Final = (
 )
 
 
+CREDENTIAL_RETENTION: Final = dt.timedelta(days=1)
+"""How long an expired credential that was never revoked is kept (:meth:`CredentialStore.prune`)."""
+_PRUNE_BATCH: Final = 10_000
+# The expired, never revoked credentials past the retention (the first parameter: its
+# start), but never a node's newest of a plane (what it holds; its EAR is kept for an audit).
+_PRUNABLE: Final = (
+    "SELECT c.serial FROM credentials c WHERE c.revoked_at IS NULL AND c.not_after < ? "
+    "AND EXISTS (SELECT 1 FROM credentials n WHERE n.node = c.node AND n.plane = c.plane "
+    "AND n.rowid > c.rowid) LIMIT ?"
+)
+
+
 class CredentialStore:
     """Every credential issued and its revocation (SQLite, WAL, one connection per thread)."""
 
@@ -763,6 +778,26 @@ class CredentialStore:
                 "INSERT INTO credential_keys (serial, key_sha256) VALUES (?, ?)",
                 [(c.serial, _certified_key(c.der)) for c in credentials],
             )
+
+    def prune(self, *, now: dt.datetime, retention: dt.timedelta = CREDENTIAL_RETENTION) -> int:
+        """Forget the credentials that expired more than ``retention`` before ``now`` and were
+        never revoked, with the keys they certified; return how many. Every attestation issues
+        two (the scanner's too: a 1,000-node fleet scanned every 5 minutes issues ~576,000 a
+        day), and none is of use once expired: a request with one is refused as expired before
+        the store is asked. Kept: every revoked credential (the CRL, and the rule that a key
+        whose credential was revoked is never certified again), and each node's newest of each
+        plane. A key of a forgotten credential is no longer held to its plane; a node makes
+        new keys at each attestation. At most 10,000 a call (the scanner calls it after each
+        round); each is found through an index (its expiry, then a newer one of its node and
+        plane), so a call that finds none costs an index probe."""
+        if retention < dt.timedelta(0):
+            raise ConfigError("a credential retention is not negative")
+        before = _text(_utc(now) - retention)
+        with self._tx() as db:
+            serials = [(str(r[0]),) for r in db.execute(_PRUNABLE, (before, _PRUNE_BATCH))]
+            db.executemany("DELETE FROM credential_keys WHERE serial = ?", serials)
+            db.executemany("DELETE FROM credentials WHERE serial = ?", serials)
+        return len(serials)
 
     def revoked_with_key(self, spkis: Iterable[bytes]) -> str | None:
         """The serial of a revoked credential that certified one of these keys

@@ -212,6 +212,7 @@ class Scanner:
         period: float = DEFAULT_PERIOD,
         jitter: float = DEFAULT_JITTER,
         concurrency: int = DEFAULT_CONCURRENCY,
+        maintain: Callable[[dt.datetime], object] | None = None,
     ) -> None:
         # a period is a time a timer can wait: not NaN (no comparison holds), not infinite
         numbers = all(
@@ -233,6 +234,9 @@ class Scanner:
         self.period = period
         self.jitter = jitter
         self.concurrency = concurrency
+        self.maintain = maintain
+        """Run after each round with its time (the service passes the credential store's
+        :meth:`~ironroot.fleet.CredentialStore.prune`); a failure is logged, not the round's."""
         self._stop = threading.Event()
         self._running = _Running(fleet)
 
@@ -311,6 +315,11 @@ class Scanner:
             },
             now=now,
         )
+        if self.maintain is not None:
+            try:
+                self.maintain(now)
+            except IronrootError as exc:
+                _log.warning("fleet maintenance after a scan failed: %s (%s)", exc.detail, exc.code)
         return report
 
     def follow(
