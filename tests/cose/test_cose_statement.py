@@ -190,6 +190,29 @@ def test_a_date_written_as_null_is_not_an_absent_one(label: int) -> None:
         statement.check_validity(dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
 
 
+@pytest.mark.parametrize(
+    ("protected", "payload"),
+    [
+        ({3: None, 15: CLAIMS}, b"payload"),
+        ({4: None, 15: CLAIMS}, b"payload"),
+        ({15: CLAIMS, 258: None}, bytes(32)),
+        ({15: CLAIMS, 258: -16, 259: None}, bytes(32)),
+        ({15: CLAIMS, 258: -16, 260: None}, bytes(32)),
+    ],
+    ids=["content type", "kid", "payload-hash-alg", "preimage content type", "location"],
+)
+def test_a_protected_header_written_as_null_is_not_an_absent_one(
+    protected: dict[object, object], payload: bytes
+) -> None:
+    # {258: null} parsed as a plain statement (no hash envelope), {4: null} as one without a
+    # kid: the signed header says a parameter is there, and a peer acting on its presence reads
+    # another statement than the service's policy did. RFC 9052 gives none of them a null form.
+    label = max(k for k in protected if k != 15)
+    with pytest.raises(MalformedStatement, match=f"^header {label} must not be null$") as info:
+        SignedStatement.parse(signed(protected, payload=payload))
+    assert type(info.value) is MalformedStatement
+
+
 _LEAF, _ISSUER = b"\x30\x03\x02\x01\x01", b"\x30\x03\x02\x01\x02"
 
 

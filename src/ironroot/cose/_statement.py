@@ -5,6 +5,7 @@
 text ``iss`` and ``sub``, an attached payload, header value types, and the hash envelope rules
 of RFC 9995 (``258`` payload-hash-alg, ``259`` preimage content type, ``260`` payload location,
 all protected, never together with content type ``3``, and a payload exactly one digest long).
+A header this module reads is never null: a null ``kid`` or ``258`` is not an absent one.
 Identity headers (``kid``, ``x5chain``, ``x5t``, content type) must be protected too: a
 transparency service must never act on unauthenticated identity; ``x5t`` beside ``x5chain``
 must be the thumbprint of its first (leaf) certificate (RFC 9360). Which of them a statement must
@@ -244,6 +245,10 @@ class SignedStatement:
             for label in _PROTECTED_ONLY:
                 if label in unprotected:
                     raise MalformedStatement(f"header {label} must be in the protected header")
+        for label in _PROTECTED_ONLY:
+            # present means present: {258: null} is no hash envelope a peer would read as absent
+            if label in protected and protected[label] is None:
+                raise MalformedStatement(f"header {label} must not be null")
         payload = msg.payload
         if payload is None:
             raise PayloadMissing(
