@@ -23,7 +23,7 @@ import hashlib
 import hmac
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Final, TypeGuard
 
@@ -289,9 +289,10 @@ class SignedStatement:
         JWT's: ``now`` must be before it) and at or after its ``nbf``, which may be up to
         ``leeway`` seconds ahead (another clock's skew). Else ``VerificationFailed``,
         code ``statement-expired`` or ``statement-not-yet-valid``; a claim that is not an
-        integer is ``MalformedStatement`` (:attr:`validity`)."""
+        integer is ``MalformedStatement`` (:attr:`validity`). A naive ``now`` is taken as UTC
+        (as :func:`verify_x5chain` takes it), never in the process's local time zone."""
         nbf, exp = self.validity
-        t = now.timestamp()
+        t = (now.replace(tzinfo=UTC) if now.tzinfo is None else now).timestamp()
         if exp is not None and t >= exp:
             raise VerificationFailed(
                 f"statement {self.claims.sub!r} of {self.claims.iss!r} expired at {exp} "
