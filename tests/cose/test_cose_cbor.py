@@ -114,6 +114,11 @@ def test_encode_decode_round_trip_and_idempotent(value: object) -> None:
         ("5f4101ff", "indefinite byte string"),
         ("a201010102", "duplicate key"),
         ("a2616101616102", "duplicate text key"),
+        # NaN != NaN, so a Python dict holds both: the same key bytes twice, still a duplicate
+        ("a2f97e0001f97e0002", "duplicate NaN key"),
+        ("a2f97e0001fa7fc0000002", "duplicate NaN key, two widths"),
+        ("a281f97e000181f97e0002", "duplicate key holding a NaN"),
+        ("a2a1f97e0001 01 a1f97e0001 02".replace(" ", ""), "duplicate map key holding a NaN"),
         ("83010203ff", "break outside indefinite"),
         ("8301", "truncated array"),
         ("44010203", "truncated byte string"),

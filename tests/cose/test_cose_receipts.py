@@ -262,6 +262,11 @@ BAD_RECEIPTS = {
     "claims not map": receipt_from(encode_cbor({1: -35, 4: b"k", 15: [], 395: 1}), VDP),
     "iss bytes": receipt_from(encode_cbor({1: -35, 4: b"k", 15: {1: b"x"}, 395: 1}), VDP),
     "iat negative": receipt_from(encode_cbor({1: -35, 4: b"k", 15: {6: -1}, 395: 1}), VDP),
+    # null is not an absent claim or proof list: the service signed a value that is no value
+    "claims null": receipt_from(encode_cbor({1: -35, 4: b"k", 15: None, 395: 1}), VDP),
+    "iss null": receipt_from(encode_cbor({1: -35, 4: b"k", 15: {1: None}, 395: 1}), VDP),
+    "iat null": receipt_from(encode_cbor({1: -35, 4: b"k", 15: {6: None}, 395: 1}), VDP),
+    "consistency proofs null": receipt_from(P, {396: {-1: [PROOF], -2: None}}),
     "no vdp": receipt_from(P, {}),
     "vdp not map": receipt_from(P, {396: [PROOF]}),
     "vdp empty": receipt_from(P, {396: {}}),

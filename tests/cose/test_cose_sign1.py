@@ -290,3 +290,32 @@ def test_cose_sign_refuses_a_critical_header_at_verify(where: str) -> None:
     message = CoseSign.decode(made.encode())
     with pytest.raises(MalformedInput, match="critical header 99 is not understood"):
         message.verify_signature(message.signatures[0], signer.public_key)
+
+
+# RFC 9052 Appendix C.2.1 (single ES256 signer) with its key "11" from Appendix C.7.1.
+_RFC9052_C21 = bytes.fromhex(
+    "d28443a10126a10442313154546869732069732074686520636f6e74656e742e5840"
+    "8eb33e4ca31d1c465ab05aac34cc6b23d58fef5c083106c4d25a91aef0b0117e"
+    "2af9a291aa32e14ab834dc56ed2a223444547e01f11d3b0916e5a4c345cacb36"
+)
+_RFC9052_KEY_11 = {
+    1: 2,
+    -1: 1,
+    -2: bytes.fromhex("bac5b11cad8f99f9c72b05cf4b9e26d244dc189f745228255a219a86d6a09eff"),
+    -3: bytes.fromhex("20138bf82dc1b6d562be0fa54ab7804a3a64b6d72ccfed6b6fb6ed28bbfc117e"),
+}
+
+
+def test_rfc9052_c21_example_verifies_and_round_trips() -> None:
+    key = PublicKey.from_cose_key(_RFC9052_KEY_11)
+    message = Sign1.decode(_RFC9052_C21)
+    assert (dict(message.protected), dict(message.unprotected)) == ({1: -7}, {4: b"11"})
+    assert message.payload == b"This is the content."
+    message.verify(key)
+    assert message.encode() == _RFC9052_C21
+    tampered = bytearray(_RFC9052_C21)
+    tampered[-1] ^= 1
+    with pytest.raises(BadSignature):
+        Sign1.decode(bytes(tampered)).verify(key)
+    with pytest.raises(AlgorithmNotAccepted):  # an ES384 key for an ES256 message
+        message.verify(PrivateKey.generate(Algorithm.ES384).verifier())

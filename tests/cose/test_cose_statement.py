@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
+import time
 
 import cbor2
 import pytest
@@ -20,7 +21,13 @@ from ironroot.cose import (
     sign1,
 )
 from ironroot.crypto import Algorithm, PrivateKey
-from ironroot.errors import LimitExceeded, MalformedStatement, PayloadMissing, PayloadTooLarge
+from ironroot.errors import (
+    LimitExceeded,
+    MalformedStatement,
+    PayloadMissing,
+    PayloadTooLarge,
+    VerificationFailed,
+)
 
 KEY = PrivateKey.generate(Algorithm.ES384)
 CLAIMS = {1: "did:x509:0:sha256:abc::eku:1.3.6.1.5.5.7.3.3", 2: "firmware/bmc"}
@@ -188,6 +195,54 @@ def test_a_date_written_as_null_is_not_an_absent_one(label: int) -> None:
     statement = SignedStatement.parse(signed({15: {**CLAIMS, label: None}}))
     with pytest.raises(MalformedStatement, match=f"CWT claim {label} of the statement is not"):
         statement.check_validity(dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
+
+
+@pytest.mark.parametrize(
+    ("protected", "payload"),
+    [
+        ({3: None, 15: CLAIMS}, b"payload"),
+        ({4: None, 15: CLAIMS}, b"payload"),
+        ({15: CLAIMS, 258: None}, bytes(32)),
+        ({15: CLAIMS, 258: -16, 259: None}, bytes(32)),
+        ({15: CLAIMS, 258: -16, 260: None}, bytes(32)),
+    ],
+    ids=["content type", "kid", "payload-hash-alg", "preimage content type", "location"],
+)
+def test_a_protected_header_written_as_null_is_not_an_absent_one(
+    protected: dict[object, object], payload: bytes
+) -> None:
+    # {258: null} parsed as a plain statement (no hash envelope), {4: null} as one without a
+    # kid: the signed header says a parameter is there, and a peer acting on its presence reads
+    # another statement than the service's policy did. RFC 9052 gives none of them a null form.
+    label = max(k for k in protected if k != 15)
+    with pytest.raises(MalformedStatement, match=f"^header {label} must not be null$") as info:
+        SignedStatement.parse(signed(protected, payload=payload))
+    assert type(info.value) is MalformedStatement
+
+
+@pytest.mark.parametrize("zone", ["Etc/GMT-12", "Etc/GMT+12"])
+def test_a_naive_now_is_utc_whatever_the_process_time_zone(
+    zone: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # now.timestamp() read a naive now in the process's local zone (a global): twelve hours
+    # east, a statement a minute past its exp still passed; verify_x5chain takes naive as UTC.
+    exp, nbf = 1_800_000_000, 1_700_000_000
+    statement = SignedStatement.parse(signed({15: {**CLAIMS, 4: exp, 5: nbf}}))
+    monkeypatch.setenv("TZ", zone)
+    time.tzset()
+    try:
+        after = dt.datetime.fromtimestamp(exp + 60, dt.UTC).replace(tzinfo=None)
+        with pytest.raises(VerificationFailed) as info:
+            statement.check_validity(after)
+        assert info.value.code == "statement-expired"
+        before = dt.datetime.fromtimestamp(nbf - 60, dt.UTC).replace(tzinfo=None)
+        with pytest.raises(VerificationFailed) as info:
+            statement.check_validity(before)
+        assert info.value.code == "statement-not-yet-valid"
+        statement.check_validity(dt.datetime.fromtimestamp(exp - 60, dt.UTC).replace(tzinfo=None))
+    finally:
+        monkeypatch.undo()
+        time.tzset()
 
 
 _LEAF, _ISSUER = b"\x30\x03\x02\x01\x01", b"\x30\x03\x02\x01\x02"

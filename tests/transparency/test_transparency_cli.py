@@ -156,6 +156,31 @@ def test_hash_envelope_and_x5chain_statements(tmp_path: Path) -> None:
     assert parsed.kid is None
 
 
+def test_an_x5chain_whose_leaf_is_not_the_signing_key_is_refused_before_signing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `statement sign --key A --x5chain <B's chain>` wrote a statement naming B's certificate as
+    # its signer and signed by A: one that no verifier accepts, written as a success.
+    (tmp_path / "fw.bin").write_bytes(b"firmware image")
+    now = dt.datetime.now(dt.UTC)
+    period = {"not_before": now - dt.timedelta(days=1), "not_after": now + dt.timedelta(days=1)}
+    root, leaf, _ = make_ca_chain(**period)
+    _, _, other_key = make_ca_chain(**period)
+    (tmp_path / "other.key").write_bytes(other_key.to_pem())
+    chain = b"".join(c.public_bytes(serialization.Encoding.PEM) for c in (leaf, root))
+    (tmp_path / "chain.pem").write_bytes(chain)
+    out = tmp_path / "fw.cose"
+    assert _run(
+        "statement", "sign", tmp_path / "fw.bin", "--key", tmp_path / "other.key",
+        "--iss", "did:x509:0:sha256:abc::eku:1.3.6.1.5.5.7.3.3", "--sub", "pkg:fw",
+        "--x5chain", tmp_path / "chain.pem", "--out", out,
+    ) == 2  # fmt: skip
+    assert "malformed: the --x5chain leaf certificate is not for the --key key" in (
+        capsys.readouterr().err
+    )
+    assert not out.exists()
+
+
 def test_location_without_hash_envelope_is_a_usage_error(tmp_path: Path) -> None:
     (tmp_path / "p").write_text("x")
     assert _run("key", "generate", "--alg", "ES256", "--out", tmp_path / "k") == 0

@@ -39,7 +39,9 @@ def register(sub: Any) -> None:
         "--hash-envelope", action="store_true", help="sign the SHA-256 of the payload (RFC 9995)"
     )
     sign.add_argument("--location", help="payload location (header 260) with --hash-envelope")
-    sign.add_argument("--x5chain", type=Path, help="PEM certificate chain, leaf first")
+    sign.add_argument(
+        "--x5chain", type=Path, help="PEM certificate chain, leaf first (the leaf is --key's)"
+    )
     sign.add_argument("--out", required=True, type=Path, help="where to write the statement")
     sign.set_defaults(func=_sign)
 
@@ -127,13 +129,20 @@ def _sign(args: argparse.Namespace) -> int:
         raise MalformedInput("--location needs --hash-envelope")
     content_type = None if args.hash_envelope and args.content_type is None else args.content_type
     chain: list[bytes] | None = None
+    leaf: PublicKey | None = None
     if args.x5chain:
         from cryptography.hazmat.primitives.serialization import Encoding
 
         certs = crypto.load_certificates(read_input(args.x5chain), what=str(args.x5chain))
         chain = [c.public_bytes(Encoding.DER) for c in certs]
+        if not certs:
+            raise MalformedInput(f"{args.x5chain} holds no certificate")
+        leaf = PublicKey(certs[0].public_key())  # type: ignore[arg-type]
     check_output(args.out)  # before signing: a refused output spends no one-time key
     signer = load_signer(args.key)
+    if leaf is not None and leaf.kid != signer.kid:
+        # RFC 9360: the leaf is the signer's certificate; another one names a second signer
+        raise MalformedInput("the --x5chain leaf certificate is not for the --key key")
     statement = cose.create_statement(
         signer,
         read_input(args.payload),

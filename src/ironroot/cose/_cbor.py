@@ -81,7 +81,7 @@ def decode_cbor(data: bytes, limits: Limits = DEFAULT_LIMITS) -> object:
     Raises ``PayloadTooLarge`` over ``limits.max_bytes``, ``LimitExceeded`` for nesting deeper
     than ``limits.max_depth`` or a container with more than ``limits.max_items`` entries, and
     ``MalformedInput`` for anything else that is not one well-formed CBOR item: truncation,
-    trailing bytes, indefinite lengths, duplicate map keys, invalid UTF-8.
+    trailing bytes, indefinite lengths, duplicate map keys (NaN keys included), invalid UTF-8.
     """
     if not isinstance(data, bytes | bytearray | memoryview):
         raise MalformedInput("CBOR input must be bytes")
@@ -121,6 +121,8 @@ def _check_items(obj: object, max_items: int) -> None:
     elif type(obj) is dict or type(obj) is cbor2.frozendict:
         count, what = len(obj), "map"
         children = itertools.chain.from_iterable(obj.items())
+        if 1 < count <= max_items and not all(type(key) in _EXACT_KEYS for key in obj):
+            _check_distinct_keys(obj)
     elif type(obj) is cbor2.CBORTag:
         count, children, what = 0, (obj.value,), "tag"
     else:
@@ -133,6 +135,17 @@ def _check_items(obj: object, max_items: int) -> None:
 
 
 _CONTAINERS: Final = frozenset((list, tuple, dict, cbor2.frozendict, cbor2.CBORTag))
+# Key types whose Python equality is CBOR equality, so the decoder's own duplicate check holds.
+_EXACT_KEYS: Final = frozenset((int, str, bytes))
+
+
+def _check_distinct_keys(obj: Mapping[object, object]) -> None:
+    """The decoder finds duplicate keys by Python equality, and a NaN equals nothing: two NaN
+    keys (or two arrays or maps holding one) are the same key twice yet both kept. Compared by
+    their deterministic encodings instead, where every NaN of one value is one encoding."""
+    encodings = [encode_cbor(key) for key in obj]
+    if len(set(encodings)) != len(encodings):
+        raise MalformedInput("invalid CBOR: duplicate map key")
 
 
 # --- deterministic encoding ------------------------------------------------------------------

@@ -120,9 +120,9 @@ def _proof_items(raw: object, limits: Limits, what: str) -> tuple[int, int, tupl
 
 
 def _proof_list(vdp: Mapping[object, object], label: int, limits: Limits) -> tuple[object, ...]:
-    proofs = vdp.get(label)
-    if proofs is None:
+    if label not in vdp:
         return ()
+    proofs = vdp[label]  # null too: not an absent proof list
     if not isinstance(proofs, list | tuple) or not proofs:
         raise MalformedReceipt(f"vdp {label} must be a non-empty array of proofs")
     if len(proofs) > limits.max_proofs:
@@ -166,14 +166,14 @@ class Receipt:
             raise MalformedReceipt("receipt protected header needs a non-empty kid (4)")
         issuer: str | None = None
         iat: int | None = None
-        claims = protected.get(CWT_CLAIMS)
-        if claims is not None:
+        if CWT_CLAIMS in protected:  # present, whatever its value: null is not absent
+            claims = protected[CWT_CLAIMS]
             if not isinstance(claims, Mapping):
                 raise MalformedReceipt("CWT claims (15) must be a map")
             iss_value, iat_value = claims.get(CWT_ISS), claims.get(CWT_IAT)
-            if iss_value is not None and not isinstance(iss_value, str):
+            if CWT_ISS in claims and not isinstance(iss_value, str):
                 raise MalformedReceipt("CWT claim iss (1) must be text")
-            if iat_value is not None and not (_is_uint(iat_value)):
+            if CWT_IAT in claims and not _is_uint(iat_value):
                 raise MalformedReceipt("CWT claim iat (6) must be an unsigned integer")
             issuer, iat = iss_value, iat_value
         vdp = msg.unprotected.get(VDP)

@@ -5,6 +5,7 @@
 text ``iss`` and ``sub``, an attached payload, header value types, and the hash envelope rules
 of RFC 9995 (``258`` payload-hash-alg, ``259`` preimage content type, ``260`` payload location,
 all protected, never together with content type ``3``, and a payload exactly one digest long).
+A header this module reads is never null: a null ``kid`` or ``258`` is not an absent one.
 Identity headers (``kid``, ``x5chain``, ``x5t``, content type) must be protected too: a
 transparency service must never act on unauthenticated identity; ``x5t`` beside ``x5chain``
 must be the thumbprint of its first (leaf) certificate (RFC 9360). Which of them a statement must
@@ -22,7 +23,7 @@ import hashlib
 import hmac
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Final, TypeGuard
 
@@ -244,6 +245,10 @@ class SignedStatement:
             for label in _PROTECTED_ONLY:
                 if label in unprotected:
                     raise MalformedStatement(f"header {label} must be in the protected header")
+        for label in _PROTECTED_ONLY:
+            # present means present: {258: null} is no hash envelope a peer would read as absent
+            if label in protected and protected[label] is None:
+                raise MalformedStatement(f"header {label} must not be null")
         payload = msg.payload
         if payload is None:
             raise PayloadMissing(
@@ -284,9 +289,10 @@ class SignedStatement:
         JWT's: ``now`` must be before it) and at or after its ``nbf``, which may be up to
         ``leeway`` seconds ahead (another clock's skew). Else ``VerificationFailed``,
         code ``statement-expired`` or ``statement-not-yet-valid``; a claim that is not an
-        integer is ``MalformedStatement`` (:attr:`validity`)."""
+        integer is ``MalformedStatement`` (:attr:`validity`). A naive ``now`` is taken as UTC
+        (as :func:`verify_x5chain` takes it), never in the process's local time zone."""
         nbf, exp = self.validity
-        t = now.timestamp()
+        t = (now.replace(tzinfo=UTC) if now.tzinfo is None else now).timestamp()
         if exp is not None and t >= exp:
             raise VerificationFailed(
                 f"statement {self.claims.sub!r} of {self.claims.iss!r} expired at {exp} "
