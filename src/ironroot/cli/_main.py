@@ -81,10 +81,18 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
+_VALUED: Final = frozenset({"--log-level", "--log-format"})
+"""The options before the group that take a value: the word after one is its value."""
+
+
 def _selected(argv: Sequence[str]) -> str | None:
-    """The group ``argv`` runs: its first word that is not an option."""
-    for word in argv:
-        if not word.startswith("-"):
+    """The group ``argv`` runs: its first word that is neither an option nor the value of one
+    (``--log-level debug``)."""
+    words = iter(argv)
+    for word in words:
+        if "=" not in word and any(len(word) > 6 and v.startswith(word) for v in _VALUED):
+            next(words, None)  # argparse takes an unambiguous prefix too (--log-l debug)
+        elif not word.startswith("-"):
             return word if word in GROUPS else None
     return None
 
