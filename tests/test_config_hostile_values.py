@@ -250,3 +250,46 @@ def test_any_value_at_any_key_loads_or_is_a_typed_error(
         check()
     finally:
         path.write_text(_document(original))
+
+
+# --- the appraisal policy file ---------------------------------------------------------------
+
+_RULE = (
+    '[[policy.rules]]\nname = "fresh"\nexpression = "nonce_ok"\n'
+    'category = "instance-identity"\ncode = 96\nreason = "stale"\n'
+)
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        # a misspelt "gate" left the rule no gate: a weaker policy than the operator wrote
+        ("gates = true\n", "rule fresh: unknown setting 'gates'"),
+        ('gate = "false"\n', "rule fresh: gate must be true or false"),
+        ("gate = 1\n", "rule fresh: gate must be true or false"),
+    ],
+)
+def test_a_policy_rule_with_an_unknown_or_mistyped_setting_is_refused(
+    extra: str, message: str
+) -> None:
+    from ironroot.attestation import AppraisalPolicy
+
+    with pytest.raises(ConfigError) as caught:
+        AppraisalPolicy.from_toml('[policy]\nname = "lab"\n' + _RULE + extra)
+    assert caught.value.detail == message
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ("affirm_by_format = { snp = 2 }", "policy affirm_by_format.snp must be a table"),
+        ("affirm_by_format = { snp = [] }", "policy affirm_by_format.snp must be a table"),
+        ("name = 7", "policy name must be text"),
+    ],
+)
+def test_a_policy_setting_of_the_wrong_type_is_a_config_error(setting: str, message: str) -> None:
+    from ironroot.attestation import AppraisalPolicy
+
+    with pytest.raises(ConfigError) as caught:
+        AppraisalPolicy.from_toml(f"[policy]\n{setting}\n")
+    assert caught.value.detail == message
