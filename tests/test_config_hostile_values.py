@@ -293,3 +293,20 @@ def test_a_policy_setting_of_the_wrong_type_is_a_config_error(setting: str, mess
     with pytest.raises(ConfigError) as caught:
         AppraisalPolicy.from_toml(f"[policy]\n{setting}\n")
     assert caught.value.detail == message
+
+
+@pytest.mark.parametrize("value", ["31622401", "1000000000000000000000000000000"])
+def test_a_result_lifetime_past_a_year_is_a_config_error(tmp_path: Path, value: str) -> None:
+    """``result_lifetime = 1e30`` signed EARs whose ``exp`` (a float past the year 9999) no
+    reader, the verifier's own ``attest explain`` included, could parse."""
+    init_attestation_dir(tmp_path)
+    path = tmp_path / "attestation.toml"
+    path.write_text(
+        path.read_text().replace("result_lifetime = 3600", f"result_lifetime = {value}")
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_attestation_config(tmp_path)
+    assert caught.value.detail == (
+        f"{path}: attestation.result_lifetime must be a number of seconds from 1 to 31622400 "
+        "(366 days)"
+    )
