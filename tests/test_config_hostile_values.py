@@ -29,6 +29,7 @@ from ironroot.attestation import init_attestation_dir, load_attestation_config
 from ironroot.cli import main
 from ironroot.errors import ConfigError, IronrootError
 from ironroot.http import check_listen
+from ironroot.keyrelease import load_keyrelease_config
 from ironroot.platform import PlatformTrust
 from ironroot.transparency import init_data_dir, load_config
 from ironroot.web import load_dashboard_config
@@ -213,7 +214,33 @@ def _dashboard(tmp: Path) -> tuple[Path, Callable[[], object]]:
     return tmp / "dashboard.toml", lambda: load_dashboard_config(tmp)
 
 
+def _keyrelease(tmp: Path) -> tuple[Path, Callable[[], object]]:
+    (tmp / "keyrelease.toml").write_text(
+        '[keyrelease]\nport = 8200\nnonce_lifetime = 300\nadmin = "loopback"\n'
+        'keep_statements = 10\n[keyrelease.hsm]\ndir = "hsm"\nrot_device = "rot"\n'
+        'sealing_secret_file = "s"\nidentity = "kr"\ncredential_file = "c"\n'
+        '[keyrelease.keys.db]\nhandle = "h"\n[challenges]\nrate = 1.0\n'
+    )
+    return tmp / "keyrelease.toml", lambda: load_keyrelease_config(tmp)
+
+
+def _policy(tmp: Path) -> tuple[Path, Callable[[], object]]:
+    from ironroot.attestation import AppraisalPolicy
+
+    path = tmp / "policy.toml"
+    path.write_text(
+        'name = "lab"\ncvss_threshold = 7.0\nsnp_vmpls = [0]\n'
+        'rules = [{ name = "fresh", expression = "nonce_ok", category = "instance-identity", '
+        'code = 96, reason = "stale", gate = true }]\n'
+        "[affirm]\nhardware = 2\n[affirm_by_format]\nsnp = { hardware = 2 }\n"
+        '[components]\nsnp = ["measurement"]\n[svn_claim]\nsnp = "tcb"\n'
+    )
+    return path, lambda: AppraisalPolicy.from_toml(path.read_text())
+
+
 _LOADERS = {
+    "keyrelease": _keyrelease,
+    "policy": _policy,
     "transparency": _transparency,
     "attestation": _attestation,
     "witness": _witness,
