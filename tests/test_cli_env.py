@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -94,3 +95,86 @@ def test_the_url_comes_from_the_flag_or_the_environment(
     error = json.loads(out)["error"]
     assert error["code"] == "unreachable"  # not "storage": nothing is wrong with a store
     assert error["message"] == "cannot reach the key service: Connection refused"
+
+
+def _register(tmp_path: Path, *extra: str) -> tuple[int, str]:
+    import contextlib
+    import io
+
+    statement = tmp_path / "statement.cbor"
+    statement.write_bytes(b"not a statement")
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        code = main(["statement", "register", str(statement), "--url", "http://127.0.0.1:9",
+                     *extra])  # fmt: skip
+    return code, err.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("how", "where"),
+    [
+        ("flag", "--token"),
+        ("value", "IRONROOT_TOKEN"),
+        ("undecodable value", "IRONROOT_TOKEN"),
+        ("undecodable file", "IRONROOT_TOKEN_FILE"),
+        ("file with a line break", "IRONROOT_TOKEN_FILE"),
+    ],
+)
+def test_a_token_that_cannot_be_a_bearer_header_is_a_config_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str, where: str
+) -> None:
+    """A token is sent as ``Authorization: Bearer <token>``: one that is not printable ASCII
+    (an é, a byte that is not UTF-8, a line break inside) is refused before any request, naming
+    where it came from and never the token, not an ``internal-error`` from the encoder."""
+    monkeypatch.delenv("IRONROOT_TOKEN", raising=False)
+    monkeypatch.delenv("IRONROOT_TOKEN_FILE", raising=False)
+    extra: tuple[str, ...] = ()
+    file = tmp_path / "token"
+    file.touch(mode=0o600)
+    if how == "flag":
+        extra = ("--token", "s3cr\u00e9t")
+    elif how == "value":
+        monkeypatch.setenv("IRONROOT_TOKEN", "s3cr\u00e9t")
+    elif how == "undecodable value":
+        monkeypatch.setenv("IRONROOT_TOKEN", os.fsdecode(b"s3cr\xfft"))
+    elif how == "undecodable file":
+        file.write_bytes(b"s3cr\xfft\n")
+        monkeypatch.setenv("IRONROOT_TOKEN_FILE", str(file))
+    else:
+        file.write_bytes(b"s3cr\nt\n")
+        monkeypatch.setenv("IRONROOT_TOKEN_FILE", str(file))
+    code, err = _register(tmp_path, *extra)
+    assert code == 2
+    assert err == (
+        f"ironroot: config: {where}: a bearer token is printable ASCII without spaces at "
+        "either end (it is sent as 'Authorization: Bearer <token>')\n"
+    )
+    assert "s3cr" not in err
+
+
+def test_a_url_that_is_not_text_is_malformed_not_an_internal_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A URL holding bytes that are not UTF-8 (``--url $'\\xff'``, or such an IRONROOT_URL) is
+    ``malformed`` (exit 2), as httpx's other refusals of a URL are."""
+    monkeypatch.delenv("IRONROOT_TOKEN", raising=False)
+    monkeypatch.delenv("IRONROOT_TOKEN_FILE", raising=False)
+    statement = tmp_path / "statement.cbor"
+    statement.write_bytes(b"not a statement")
+    bad = os.fsdecode(b"http://127.0.0.1:9/\xff")
+    assert main(["statement", "register", str(statement), "--url", bad]) == 2
+    assert capsys.readouterr().err == (
+        "ironroot: malformed: the URL of the transparency service is not valid: it is not "
+        "UTF-8 text\n"
+    )
+    monkeypatch.setenv("IRONROOT_URL", bad)
+    assert main(["keyrelease", "challenge"]) == 2
+    assert capsys.readouterr().err == (
+        "ironroot: malformed: the URL of the key service is not valid: it is not UTF-8 text\n"
+    )
+    ear = tmp_path / "ear.jwt"
+    ear.write_bytes(b"x.y.z")
+    assert main(["attest", "verify-result", str(ear), "--keys", bad]) == 2
+    assert capsys.readouterr().err == (
+        "ironroot: malformed: the URL of the verifier keys is not valid: it is not UTF-8 text\n"
+    )

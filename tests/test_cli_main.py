@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from ironroot.cli import main
@@ -108,3 +111,24 @@ def test_the_cli_page_lists_exactly_the_groups() -> None:
     text = page.read_text(encoding="utf-8")
     table = text[text.index("| group | what |") : text.index("## Exit codes")]
     assert re.findall(r"^\| `([a-z-]+)` \|", table, re.MULTILINE) == list(GROUPS)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        ["--log-level", "warning"],
+        ["--log-format", "json"],
+        ["-v", "--log-level", "info", "--log-format", "text"],
+        ["--log-level=warning"],
+        ["--log-l", "warning"],
+    ],
+)
+def test_the_global_options_with_a_value_before_the_group(
+    tmp_path: Path, options: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``ironroot --log-level warning key show K``: the option's value is not the group (the
+    group's parser was left unbuilt, and every command was a usage error)."""
+    assert main(["key", "generate", "--alg", "ES256", "--out", str(tmp_path / "k")]) == 0
+    capsys.readouterr()
+    assert main([*options, "key", "show", str(tmp_path / "k.pub.pem"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["alg"] == "ES256"

@@ -102,3 +102,23 @@ def test_ctrl_c_while_python_imports_the_command_is_exit_130(
     except KeyboardInterrupt:
         pytest.fail("Ctrl-C escaped python -m ironroot with a traceback")
     assert code == 130
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full")
+@pytest.mark.parametrize("json_flag", [(), ("--json",)])
+def test_stdout_on_a_full_disk_is_one_line_and_exit_2_not_a_traceback(
+    tmp_path: Path, json_flag: tuple[str, ...]
+) -> None:
+    """``> /dev/full``: the result cannot be written (ENOSPC). Under ``--json`` the object is
+    printed after the verb ran, where only a reader that went away was handled."""
+    key = _big_key(tmp_path)
+    with open("/dev/full", "wb") as full:
+        run = _ironroot("key", "show", str(key), *json_flag, stdout=full, stderr=subprocess.PIPE)
+    assert run.returncode == 2
+    assert b"Traceback" not in run.stderr
+    assert run.stderr.decode().splitlines() == [
+        "ironroot: input-unavailable: stdout: no space left on device: the result could not be "
+        "printed"
+        if json_flag
+        else "ironroot: input-unavailable: no space left on device"
+    ]

@@ -40,3 +40,45 @@ def test_the_trust_follows_ssl_cert_file_as_httpx_does(
     assert shared.get_ca_certs() == fresh.get_ca_certs()
     monkeypatch.delenv("SSL_CERT_FILE")
     assert client_verify(True) is not shared
+
+
+_TRUST = """
+import sys
+from ironroot._trust import system_trust
+from ironroot.errors import ConfigError
+try:
+    system_trust()
+except ConfigError as exc:
+    print(exc.detail)
+"""
+
+
+@pytest.mark.parametrize("kind", ["fifo", "directory", "not a bundle"])
+def test_an_ssl_cert_file_that_is_no_bundle_is_a_config_error_never_waited_on(
+    tmp_path: Path, kind: str
+) -> None:
+    """``SSL_CERT_FILE`` naming a named pipe held every HTTPS client (OpenSSL opens it and
+    waits for a writer); a folder, or a file holding no certificate, was an ``input-unavailable``
+    that did not say which setting was wrong. Each is a ``ConfigError`` naming the variable."""
+    import os
+    import subprocess
+    import sys
+
+    path = tmp_path / "bundle"
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "directory":
+        path.mkdir()
+    else:
+        path.write_bytes(b"no certificate here\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "SSL_CERT_FILE": str(path)}
+    env.pop("SSL_CERT_DIR", None)
+    try:
+        done = subprocess.run([sys.executable, "-c", _TRUST], capture_output=True, text=True,
+                              timeout=30, env=env, check=True)  # fmt: skip
+    except subprocess.TimeoutExpired:
+        pytest.fail("the system trust waited on SSL_CERT_FILE")
+    if kind == "not a bundle":
+        assert done.stdout.startswith(f"SSL_CERT_FILE={path}: the CA bundle does not load: ")
+    else:
+        assert done.stdout.strip() == f"SSL_CERT_FILE={path}: not a regular file (a CA bundle)"

@@ -122,8 +122,11 @@ def read_limited(path: Path, limit: int) -> bytes:
     Whatever ``path`` names is read within the limit: a device that never ends
     (``/dev/zero``) stops at it, a named pipe nobody writes to reads as empty rather than
     waiting for a writer (it is opened without blocking), and a directory is
-    ``InputUnavailable``.
+    ``InputUnavailable``. A name holding a NUL byte (a TOML string may) names no file: it is
+    ``FileNotFoundError``, as for any missing file, not the ``ValueError`` ``open`` raises.
     """
+    if "\0" in os.fspath(path):
+        raise FileNotFoundError(errno.ENOENT, "a file name cannot hold a NUL byte", str(path))
     return _read_opened(os.open(path, os.O_RDONLY | os.O_NONBLOCK), path, limit)
 
 
@@ -226,7 +229,7 @@ def warn_if_exposed(path: Path, what: str, *, writable: bool = False, fix: int =
     reader."""
     try:
         mode = os.stat(path).st_mode & 0o777
-    except OSError:
+    except (OSError, ValueError):  # ValueError: a name holding a NUL byte, which names no file
         return False
     if not mode & (0o022 if writable else 0o077):
         return False

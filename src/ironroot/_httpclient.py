@@ -51,12 +51,15 @@ TOTAL_TIMEOUTS: Final = 4
 
 def checked_url(url: str, what: str) -> str:
     """``url``, once httpx can parse it; otherwise ``MalformedInput`` naming ``what`` (a port
-    that is no number, a bracket left open, a control character). The URL itself is left
-    out of the message: it may carry a user's password."""
+    that is no number, a bracket left open, a control character, bytes that are not UTF-8
+    from a command line or the environment). The URL itself is left out of the message: it
+    may carry a user's password."""
     try:
         httpx.URL(url)
     except httpx.InvalidURL as exc:
         raise MalformedInput(f"the URL of {what} is not valid: {exc}") from None
+    except UnicodeError:  # a surrogate for a byte that is not UTF-8 (os.fsdecode)
+        raise MalformedInput(f"the URL of {what} is not valid: it is not UTF-8 text") from None
     return url
 
 

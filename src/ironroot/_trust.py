@@ -10,6 +10,9 @@ threads once configured, and nothing configures this one further: a private CA o
 certificate comes in a context of its own (:func:`ironroot.http.client_context`), passed
 through unchanged. A CA bundle replaced on disk is read by the next process, as a client
 that lives as long as the process would see it.
+
+``SSL_CERT_FILE`` must name a regular file (a named pipe held every HTTPS client while OpenSSL
+waited for a writer), and a bundle that does not load is a ``ConfigError`` naming the variable.
 """
 
 from __future__ import annotations
@@ -17,6 +20,9 @@ from __future__ import annotations
 import functools
 import os
 import ssl
+import stat
+
+from ironroot.errors import ConfigError
 
 __all__ = ["client_verify", "system_trust"]
 
@@ -37,4 +43,22 @@ def _system_trust(cafile: str | None, capath: str | None) -> ssl.SSLContext:
     httpx reads the same two variables)."""
     import httpx
 
-    return httpx.create_ssl_context()
+    where = (
+        f"SSL_CERT_FILE={cafile}"
+        if cafile
+        else f"SSL_CERT_DIR={capath}"
+        if capath
+        else "certifi's CA bundle"
+    )
+    if cafile:  # httpx reads it, when set, instead of SSL_CERT_DIR
+        try:
+            regular = stat.S_ISREG(os.stat(cafile).st_mode)
+        except (OSError, ValueError):
+            regular = True  # missing: OpenSSL's own error, below
+        if not regular:
+            raise ConfigError(f"{where}: not a regular file (a CA bundle)")
+    try:
+        return httpx.create_ssl_context()
+    except OSError as exc:  # ssl.SSLError too
+        reason = getattr(exc, "reason", None) or exc.strerror or str(exc)
+        raise ConfigError(f"{where}: the CA bundle does not load: {reason}") from exc

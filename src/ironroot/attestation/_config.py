@@ -17,7 +17,7 @@
     review_providers = ["review-providers"]   # SAFE review-provider public keys
     policy_file = ""                          # a TOML file of appraisal rules; "" = default
                                               # (not inline CEL: that is ironroot.toml's policy)
-    result_lifetime = 3600                    # seconds an EAR is valid
+    result_lifetime = 3600                    # seconds an EAR is valid (1..31622400)
     nonce_lifetime = 300                      # seconds a challenge is valid
     collateral = "intel-collateral"           # Intel TDX collateral directory ("" = none):
                                               # tcb_info*.json, qe_identity.json,
@@ -335,6 +335,21 @@ def _int(table: Mapping[str, Any], name: str, default: int) -> int:
     return value
 
 
+_MAX_RESULT_LIFETIME: Final = 31_622_400
+"""The longest ``result_lifetime`` (366 days): an EAR's ``exp`` stays a time every reader
+parses (a lifetime of 1e30 s signed EARs past the year 9999, which none could read)."""
+
+
+def _lifetime(table: Mapping[str, Any]) -> int:
+    value = _int(table, "result_lifetime", 3600)
+    if value > _MAX_RESULT_LIFETIME:
+        raise ConfigError(
+            "attestation.result_lifetime must be a number of seconds from 1 to "
+            f"{_MAX_RESULT_LIFETIME} (366 days)"
+        )
+    return value
+
+
 def _products(value: object) -> tuple[ReferencePublisher, ...]:
     """``[[attestation.products]]``: vendor (text), optional model (text), issuers (texts)."""
     if not isinstance(value, list) or not all(isinstance(t, dict) for t in value):
@@ -456,7 +471,7 @@ def _load(data_dir: Path, path: Path) -> AttestationConfig:
         review_providers=_paths(data_dir, table, "review_providers"),
         vendor_keys={iss: _paths(data_dir, vendor_keys, iss) for iss in vendor_keys},
         policy=data_dir / policy if policy else None,
-        result_lifetime=_int(table, "result_lifetime", 3600),
+        result_lifetime=_lifetime(table),
         nonce_lifetime=_int(table, "nonce_lifetime", 300),
         keys=keys_table,
         collateral=data_dir / collateral if collateral else None,

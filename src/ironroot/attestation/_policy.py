@@ -136,6 +136,10 @@ def _fill(template: str, context: Mapping[str, Any]) -> str:
     )
 
 
+_RULE_SETTINGS: Final = frozenset(("name", "expression", "category", "code", "reason", "gate"))
+"""What a rule table of a policy file holds (``to_mapping`` writes each of them)."""
+
+
 def _tiers_ok(mapping: Mapping[str, int], where: str) -> dict[str, int]:
     out: dict[str, int] = {}
     for category, code in mapping.items():
@@ -349,6 +353,15 @@ class AppraisalPolicy:
         rules = merged["rules"]
         if not isinstance(rules, Sequence) or not all(isinstance(r, Mapping) for r in rules):
             raise ConfigError("policy rules must be a list of tables")
+        for r in rules:  # a misspelt "gate" would leave the rule no gate: a weaker policy
+            where = f"rule {r.get('name', '(unnamed)')}"
+            unknown = set(r) - _RULE_SETTINGS
+            if unknown:
+                raise ConfigError(f"{where}: unknown setting {sorted(map(str, unknown))[0]!r}")
+            if not isinstance(r.get("gate", False), bool):
+                raise ConfigError(f"{where}: gate must be true or false")
+        if not isinstance(merged["name"], str):
+            raise ConfigError("policy name must be text")
         try:
             built = [
                 PolicyRule(
@@ -366,6 +379,9 @@ class AppraisalPolicy:
         for key in ("affirm", "affirm_by_format"):
             if not isinstance(merged[key], Mapping):
                 raise ConfigError(f"policy {key} must be a table")
+        for fmt, table in merged["affirm_by_format"].items():
+            if not isinstance(table, Mapping):
+                raise ConfigError(f"policy affirm_by_format.{fmt} must be a table")
         return cls(
             name=str(merged["name"]),
             rules=tuple(built),

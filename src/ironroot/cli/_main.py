@@ -81,10 +81,18 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
+_VALUED: Final = frozenset({"--log-level", "--log-format"})
+"""The options before the group that take a value: the word after one is its value."""
+
+
 def _selected(argv: Sequence[str]) -> str | None:
-    """The group ``argv`` runs: its first word that is not an option."""
-    for word in argv:
-        if not word.startswith("-"):
+    """The group ``argv`` runs: its first word that is neither an option nor the value of one
+    (``--log-level debug``)."""
+    words = iter(argv)
+    for word in words:
+        if "=" not in word and any(len(word) > 6 and v.startswith(word) for v in _VALUED):
+            next(words, None)  # argparse takes an unambiguous prefix too (--log-l debug)
+        elif not word.startswith("-"):
             return word if word in GROUPS else None
     return None
 
@@ -243,6 +251,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.flush()
     except BrokenPipeError:
         return _reader_went_away()
+    except OSError as exc:  # stdout is a full disk (/dev/full), a file over its size limit
+        return _result_lost(exc, code)
     return code
 
 
@@ -265,6 +275,23 @@ def _stdout_gone() -> bool:
         return any(events & select.POLLERR for _fd, events in poller.poll(0))
     except (AttributeError, OSError, ValueError):  # no file behind stdout (a StringIO)
         return False
+
+
+def _result_lost(exc: OSError, code: int) -> int:
+    """stdout could not take what the verb printed (``ENOSPC``, ``EFBIG``, ``EIO``): one line
+    on stderr, and exit 2 for a verb that had succeeded (its result is lost, as when stdout is
+    closed); a failure keeps its own code. What stays buffered is dropped, so that the
+    interpreter's own flush at exit does not raise again."""
+    reason = (exc.strerror or str(exc) or "I/O error").lower()
+    print(
+        f"ironroot: input-unavailable: stdout: {reason}: the result could not be printed",
+        file=sys.stderr,
+    )
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    return code or 2
 
 
 def _reader_went_away() -> int:

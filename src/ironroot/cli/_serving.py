@@ -219,7 +219,7 @@ def secret_env(name: str) -> bytes | None:
                 f"{name} holds the secret itself, and its value names a file: set {name}_FILE "
                 "to name a file (the value was not tried)"
             )
-        return value.encode()
+        return os.fsencode(value)  # the bytes as given, UTF-8 or not
     if path:
         from ironroot._fileio import warn_if_exposed
         from ironroot.cli._input import read_secret
@@ -282,8 +282,27 @@ def url(args: argparse.Namespace) -> str:
 
 
 def token(args: argparse.Namespace) -> str | None:
+    """``--token``, else ``$IRONROOT_TOKEN`` or the file ``$IRONROOT_TOKEN_FILE`` names (spaces
+    at either end dropped); ``ConfigError`` naming where it came from (never the token) when it
+    cannot be sent as ``Authorization: Bearer <token>``: printable ASCII only."""
     given = getattr(args, "token", None)
     if given:
-        return str(given)
+        return _bearer(str(given), "--token")
     secret = secret_env("IRONROOT_TOKEN")
-    return secret.decode("utf-8", "strict").strip() if secret is not None else None
+    if secret is None:
+        return None
+    where = "IRONROOT_TOKEN" if os.environ.get("IRONROOT_TOKEN") else "IRONROOT_TOKEN_FILE"
+    try:
+        text = secret.decode("utf-8", "strict").strip()
+    except UnicodeDecodeError:
+        text = "\ufffd"  # refused below, as any other character outside printable ASCII
+    return _bearer(text, where)
+
+
+def _bearer(value: str, where: str) -> str:
+    if value != value.strip() or not all(" " <= c <= "~" for c in value):
+        raise ConfigError(
+            f"{where}: a bearer token is printable ASCII without spaces at either end (it is "
+            "sent as 'Authorization: Bearer <token>')"
+        )
+    return value

@@ -376,6 +376,10 @@ def _keys(source: str, args: argparse.Namespace) -> dict[bytes, Verifier]:
             )
         except httpx.InvalidURL as exc:
             raise MalformedInput(f"the URL of the verifier keys is not valid: {exc}") from None
+        except UnicodeError:  # a surrogate for a byte that is not UTF-8 (os.fsdecode)
+            raise MalformedInput(
+                "the URL of the verifier keys is not valid: it is not UTF-8 text"
+            ) from None
         except httpx.HTTPError as exc:
             raise Unreachable.of("the verifier keys", exc) from exc
         if response.status_code != 200:

@@ -786,13 +786,16 @@ def server_config(
 
 def check_listen(host: str, port: int) -> None:
     """Refuse a port out of range, an unknown host or a port in use (``ConfigError``, one
-    line) before a service creates anything on disk."""
+    line) before a service creates anything on disk. A host IDNA cannot encode (an empty
+    label, one over 63 characters, a character IDNA refuses) is no host name either."""
     if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
         raise ConfigError(f"port {port}: a TCP port is 1-65535")
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except OSError as exc:
         raise ConfigError(f"host {host}: {exc.strerror or exc}") from exc
+    except UnicodeError as exc:  # the idna codec, before any lookup
+        raise ConfigError(f"host {host}: not a host name ({exc})") from exc
     family, _, _, _, address = infos[0]
     with socket.socket(family, socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -178,7 +178,7 @@ def _load(data_dir: Path, path: Path) -> WitnessConfig:
     except IronrootError as exc:
         raise ConfigError(f"witness.name: {exc.detail}") from exc
     algorithms = _get(table, "algorithms", list, ["Ed25519"], "witness")
-    if not algorithms or any(a not in _ALGORITHMS for a in algorithms):
+    if not algorithms or any(not isinstance(a, str) or a not in _ALGORITHMS for a in algorithms):
         raise ConfigError("witness.algorithms must list one or both of Ed25519, ML-DSA-44")
     if len(set(algorithms)) != len(algorithms):
         raise ConfigError("witness.algorithms lists an algorithm twice")
