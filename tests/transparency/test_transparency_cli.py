@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from cryptography.hazmat.primitives import serialization
 
 import http_calls
 from ironroot.cli import main
-from ironroot.cose import SignedStatement
+from ironroot.cose import SignedStatement, create_statement
 from ironroot.crypto import load_signer
 from ironroot.transparency import ServiceThread, TransparencyService
 
@@ -188,3 +189,28 @@ def test_location_without_hash_envelope_is_a_usage_error(tmp_path: Path) -> None
         "statement", "sign", tmp_path / "p", "--key", tmp_path / "k.key", "--iss", "i",
         "--sub", "s", "--location", "https://x", "--out", tmp_path / "o",
     ) == 2  # fmt: skip
+
+
+def test_verify_refuses_a_statement_past_its_own_exp(
+    service: tuple[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`statement verify` checked the receipts and the issuer's signature but not what the
+    issuer said of the statement's validity: one past its CWT ``exp`` printed OK (exit 0)."""
+    url, work = service
+    exp = int(time.time()) + 3600
+    signed = create_statement(
+        load_signer(work / "vendor.key"),
+        b'{"v": 2}',
+        iss=VENDOR_ISS,
+        sub="pkg:fw/expiring",
+        content_type="application/json",
+        exp=exp,
+    )
+    (work / "expiring.cose").write_bytes(signed)
+    assert _run("statement", "register", work / "expiring.cose", "--url", url) == 0
+    ts = work / "expiring.cose.ts"
+    assert _run("statement", "verify", ts, "--service-keys", url) == 0
+    later = dt.datetime.fromtimestamp(exp + 1, dt.UTC).isoformat().replace("+00:00", "Z")
+    capsys.readouterr()
+    assert _run("statement", "verify", ts, "--service-keys", url, "--at", later) == 1
+    assert "NOT VERIFIED: statement-expired" in capsys.readouterr().err

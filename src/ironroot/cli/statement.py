@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import hashlib
 import json
 import sys
@@ -19,6 +20,7 @@ from ironroot.cli._input import read_input
 from ironroot.cli._output import check_output, write_output
 from ironroot.cli._serving import add_client_options, add_url_options, client_tls, token, url
 from ironroot.cli._text import shown
+from ironroot.cli._time import instant
 from ironroot.crypto import PublicKey, Verifier, load_signer, load_verifier
 from ironroot.errors import IronrootError, MalformedInput
 
@@ -110,6 +112,11 @@ def register(sub: Any) -> None:
         "--service-keys", required=True, help="COSE Key Set file, PEM public key, or service URL"
     )
     ver.add_argument("--issuer-key", type=Path, help="also verify the issuer's signature")
+    ver.add_argument(
+        "--at",
+        type=instant,
+        help="judge the statement's CWT validity (exp, nbf) as of this time (default: now)",
+    )
     ver.add_argument("--json", action="store_true")
     add_client_options(ver)
     ver.set_defaults(func=_verify)
@@ -260,6 +267,8 @@ def _verify(args: argparse.Namespace) -> int:
         ts: cose.TransparentStatement = cose.verify_transparent_statement(data, keys)
         if args.issuer_key:
             ts.statement.sign1.verify(load_verifier(args.issuer_key))
+        # what its issuer said of its validity holds too: an expired statement does not verify
+        ts.statement.check_validity(args.at or dt.datetime.now(dt.UTC))
     except IronrootError as exc:
         # Verification answers one question: a statement that does not parse does not verify.
         print(f"ironroot: NOT VERIFIED: {exc.code}: {exc.detail}", file=sys.stderr)
