@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.platform.node_world import NOW, SLOT, Release, World, make_world
+from tests.platform.node_world import NOW, SLOT, Release, World, make_world, raises_exactly
 
+from ironroot.errors import StorageError
 from ironroot.platform import COMPONENTS, Platform, chip_layout
 from ironroot.rot import Fuses
 
@@ -78,3 +80,43 @@ def test_boot_does_not_restore_a_bmc_recovery_image_below_the_rots_svn_fuse(
     assert booted.image.sha384 == v2.sha384
     # the recovery image was not written over the active slot: it stays the previous one
     assert node.state().component("bmc").recovery == bmc.recovery
+
+
+# --- links planted in the node's directory ---------------------------------------------------
+
+
+def test_a_lock_file_linked_out_of_the_node_is_refused_not_created(
+    node: Platform, tmp_path: Path
+) -> None:
+    """The node's ``.lock`` was opened with ``O_CREAT`` through a symbolic link: one planted
+    there made the RoT create (and hold open for writing) a file wherever the link pointed."""
+    outside = tmp_path / "elsewhere" / "created-by-the-rot"
+    outside.parent.mkdir()
+    lock = node.directory / ".lock"
+    lock.unlink(missing_ok=True)
+    lock.symlink_to(outside)
+    raises_exactly(StorageError, "storage", node.state)
+    assert not outside.exists()
+
+
+def test_an_evidence_folder_linked_out_of_the_node_is_refused_before_staging(
+    node: Platform, world: World, tmp_path: Path
+) -> None:
+    """The RoT kept an update's statements (bytes the sender chose) in ``evidence/`` through a
+    symbolic link planted in its place, writing them into whatever folder it named, and
+    removed files there when it dropped a refused update's evidence."""
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    evidence = node.directory / "evidence"
+    for item in evidence.iterdir():
+        (outside / item.name).write_bytes(item.read_bytes())
+    shutil.rmtree(evidence)
+    evidence.symlink_to(outside)
+    before = sorted(p.name for p in outside.iterdir())
+    v2 = world.release("nic", "2.0")
+    shown = node.show()
+    raises_exactly(
+        StorageError, "evidence", lambda: node.update("nic", v2.bundle, v2.statements, now=NOW)
+    )
+    assert sorted(p.name for p in outside.iterdir()) == before
+    assert node.show() == shown
