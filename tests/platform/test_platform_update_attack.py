@@ -13,9 +13,20 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.platform.node_world import NOW, SLOT, Release, World, make_world, raises_exactly
+from tests.platform.node_world import (
+    NOW,
+    SLOT,
+    VENDOR,
+    Release,
+    World,
+    make_world,
+    raises_exactly,
+)
 
-from ironroot.errors import StorageError
+from ironroot.corim import CORIM_CONTENT_TYPE
+from ironroot.cose import create_statement
+from ironroot.errors import StorageError, UnknownIssuer, VerificationFailed
+from ironroot.firmware import reference_corim, reference_statement
 from ironroot.platform import COMPONENTS, Platform, chip_layout
 from ironroot.rot import Fuses
 
@@ -120,3 +131,89 @@ def test_an_evidence_folder_linked_out_of_the_node_is_refused_before_staging(
     )
     assert sorted(p.name for p in outside.iterdir()) == before
     assert node.show() == shown
+
+
+# --- device updates ---------------------------------------------------------------------------
+
+
+def test_a_device_update_whose_logged_corim_names_another_model_is_refused_before_it_is_written(
+    node: Platform, world: World
+) -> None:
+    """A NIC release shipped with a logged CoRIM of the GPU's model (the vendor's, signed and
+    logged): before, it was written and activated, the NIC held in reset at its trial boot
+    (no reference values it may use) and the update rolled back. The reference values an
+    update ships are checked before anything is written."""
+    v2 = world.release("nic", "2.0")
+    corim = world.trusted.register(
+        reference_statement(
+            v2.bundle,
+            world.statement_key,
+            iss=VENDOR,
+            sub=world.model("gpu"),
+            vendor=VENDOR,
+            model=world.model("gpu"),
+        )
+    ).transparent_statement
+    before = node.show()
+    statements = (v2.statements[0], corim)
+    error = raises_exactly(
+        UnknownIssuer,
+        "publisher-not-allowed",
+        lambda: node.update("nic", v2.bundle, statements, now=NOW),
+    )
+    assert error.check == "reference-values"
+    after = node.show()
+    assert after["components"] == before["components"]
+    assert after["pending"] is None
+    assert not [e for e in node.events() if e.message_id == "UpdateActivated"]
+    refused = [e for e in node.events() if e.message_id == "UpdateRefused"]
+    assert refused[-1].args == ("nic", "reference-values")
+    preflight = node.preflight(now=NOW)
+    error = raises_exactly(
+        UnknownIssuer,
+        "publisher-not-allowed",
+        lambda: preflight.check("nic", v2.bundle, statements),
+    )
+    assert error.check == "reference-values"
+
+
+def test_a_device_update_with_an_expired_corim_is_refused_before_it_is_written(
+    node: Platform, world: World
+) -> None:
+    """docs/platform.md: "An update whose CoRIM is outside its dates is refused either way".
+    A NIC release shipped with its vendor's logged CoRIM whose own ``exp`` has passed (the
+    vendor withdrew those reference values by letting them expire) was written, activated,
+    measured against the expired values under ``expired_manifest = "report"`` and
+    committed."""
+    # The log refuses a statement already expired: this one expires a day from now, and the
+    # update happens a day after that (a bundle and PFM that outlive it).
+    expires = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(days=1)
+    at = expires + dt.timedelta(days=1)
+    bundle = world.bundle("nic", svn=5, tag="3.0", not_after=at + dt.timedelta(days=365))
+    manifest = world.publish("nic", bundle, corim=False)[0]
+    corim = world.trusted.register(
+        create_statement(
+            world.statement_key,
+            reference_corim(bundle, vendor=VENDOR, model=world.model("nic")).encode(),
+            iss=VENDOR,
+            sub=world.model("nic"),
+            content_type=CORIM_CONTENT_TYPE,
+            exp=int(expires.timestamp()),
+        )
+    ).transparent_statement
+    versions = {c: [world.release(c, "1.0"), world.release(c, "2.0")] for c in COMPONENTS}
+    versions["nic"].append(Release("nic", "3.0", 5, bundle, (manifest, corim)))
+    pfm = world.make_pfm(2, versions)
+    pfm_ts = world.log_pfm(pfm)
+    before = node.show()
+    error = raises_exactly(
+        VerificationFailed,
+        "rim-expired",
+        lambda: node.update(
+            "nic", bundle, (manifest, corim), now=at, pfm=pfm, pfm_statement=pfm_ts
+        ),
+    )
+    assert error.check == "reference-values"
+    after = node.show()
+    assert after["components"] == before["components"]
+    assert after["pending"] is None
