@@ -30,6 +30,7 @@ from ironroot.platform._node import (
     BootReport,
     ComponentBoot,
     Rot,
+    _min_svn,
 )
 from ironroot.platform._pfm import Pfm
 from ironroot.platform._state import ComponentState, Image
@@ -69,17 +70,23 @@ def _check_slot(
 def _flash_check(
     rot: Rot, name: str, pfm: Pfm, now: dt.datetime
 ) -> tuple[ComponentState, bytes | None, bool, str]:
-    """(state, image bytes or None, recovered, problem) for one component."""
+    """(state, image bytes or None, recovered, problem) for one component.
+
+    Every slot is held to the component's SVN floor and, for the BMC, to the RoT's SVN fuse
+    (:func:`~ironroot.platform._node._min_svn`), which the RoT's boot of the BMC enforces: a
+    recovery image below the fuse (an operator's ``rot fuse svn``) is not restored over the
+    active slot, and the known-good other slot is taken instead when it is at the fuse."""
     assert rot.state is not None
     cs = rot.state.component(name)
     chip = rot.flash.chip(name)
-    data, problem = _check_slot(chip, f"slot{cs.active}", cs.image, pfm, name, cs.min_svn)
+    floor = _min_svn(rot.device.fuses, name, cs.min_svn)
+    data, problem = _check_slot(chip, f"slot{cs.active}", cs.image, pfm, name, floor)
     if data is not None:
         return cs, data, False, ""
     rot.event(
         "Critical", "FlashCheckFailed", f"{name}: {problem}", name, f"slot{cs.active}", now=now
     )
-    recovery, _ = _check_slot(chip, "recovery", cs.recovery, pfm, name, cs.min_svn)
+    recovery, _ = _check_slot(chip, "recovery", cs.recovery, pfm, name, floor)
     if recovery is not None and cs.recovery is not None:
         rot.writer.write_image(name, f"slot{cs.active}", recovery, what="recover")
         if chip.image_digest(f"slot{cs.active}") == cs.recovery.sha384:
@@ -94,9 +101,7 @@ def _flash_check(
             )
             return new, recovery, True, problem
     if cs.fallback:
-        other, _ = _check_slot(
-            chip, f"slot{cs.inactive}", cs.slots[cs.inactive], pfm, name, cs.min_svn
-        )
+        other, _ = _check_slot(chip, f"slot{cs.inactive}", cs.slots[cs.inactive], pfm, name, floor)
         if other is not None:
             new = dataclasses.replace(cs, active=cs.inactive, fallback=False, healthy=0)
             rot.commit("fell-back", rot.state.with_component(name, new), now)

@@ -432,10 +432,22 @@ class Rot:
 
     # --- evidence -------------------------------------------------------------------------
 
+    def _evidence_folder(self) -> Path:
+        """The node's ``evidence`` folder, which the RoT writes and removes files in:
+        ``StorageError`` ``evidence`` when it is a symbolic link (planted by whoever can write
+        the node's directory, it would have the RoT write an update's statements — bytes the
+        sender chose — into the folder it names, and remove files there)."""
+        folder = self.platform.directory / "evidence"
+        if folder.is_symlink():
+            raise StorageError(
+                f"the node's evidence folder {folder} is a symbolic link", code="evidence"
+            )
+        return folder
+
     def store_evidence(self, statements: Sequence[bytes], pfm_statement: bytes | None) -> str:
         blob = evidence_blob(statements, pfm_statement)
         ident = _evidence_id(blob)
-        path = self.platform.directory / "evidence" / f"{ident}.cbor"
+        path = self._evidence_folder() / f"{ident}.cbor"
         try:
             # Kept as it is only when it holds these very bytes: a file of that name with other
             # bytes (damaged, or planted ahead of the update by whoever can write the node's
@@ -456,8 +468,8 @@ class Rot:
         assert self.state is not None
         if ident not in self.state.evidence():
             # Left behind when it cannot be removed: nothing the journal names refers to it.
-            with contextlib.suppress(OSError):
-                (self.platform.directory / "evidence" / f"{ident}.cbor").unlink(missing_ok=True)
+            with contextlib.suppress(OSError, StorageError):
+                (self._evidence_folder() / f"{ident}.cbor").unlink(missing_ok=True)
 
     # --- the PFM ----------------------------------------------------------------------------
 
@@ -577,7 +589,9 @@ class Platform:
     def _locked(self) -> Iterator[None]:
         path = self.directory / ".lock"
         try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+            # Never through a link (``ELOOP``): a ``.lock`` planted as one would have the RoT
+            # create and open for writing a file wherever it points.
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
         except OSError as exc:
             raise StorageError(f"the node's lock {path} cannot be opened: {exc.strerror}") from exc
         try:

@@ -6,8 +6,10 @@ Steps (each journaled before the next begins; each a fault-injection point):
 ``stage``    the RoT writes the bundle to the component's ``staging`` region and keeps its
              statements (content-addressed evidence); journal: *staged*;
 ``verify``   the staged bytes — not the received ones — pass every check of
-             :mod:`ironroot.platform._checks`; a refusal is journaled (*refused*), logged with the
-             failing check, and raised, and the statements kept at ``stage`` are removed
+             :mod:`ironroot.platform._checks` and, for an SPDM device, the reference values it
+             ships pass ``reference-values`` (:func:`_check_references`); a refusal is
+             journaled (*refused*), logged with the failing check, and raised, and the
+             statements kept at ``stage`` are removed
              unless an image the RoT holds was accepted with the same ones;
 ``write``    journal: *writing* (the inactive slot is no longer a fallback), then the RoT
              programs the inactive slot (and the PFM's inactive slot when the update carries a
@@ -48,8 +50,13 @@ from ironroot.errors import (
     VerificationFailed,
 )
 from ironroot.platform._boot import boot, svn_floor_after_boots
-from ironroot.platform._checks import VerifiedUpdate, check_update, verify_update
-from ironroot.platform._devices import PlatformDevice
+from ironroot.platform._checks import (
+    VerifiedUpdate,
+    check_update,
+    unwrap_witnessed,
+    verify_update,
+)
+from ironroot.platform._devices import PlatformDevice, device_references
 from ironroot.platform._flash import IMAGE_HEADER_SIZE, Flash, RotFlashWriter
 from ironroot.platform._journal import Journal
 from ironroot.platform._node import (
@@ -166,6 +173,39 @@ def _check_inputs(
     }
 
 
+def _check_references(
+    trust: PlatformTrust,
+    devices: Mapping[str, DeviceInfo],
+    component: str,
+    statements: Sequence[bytes],
+    now: dt.datetime,
+) -> None:
+    """The check ``reference-values``, after every check of :func:`verify_update`, for an
+    SPDM device: the CoRIM statements the update ships are the reference values boot measures
+    the device against, so each is held to an update's rules, not an installed image's — on
+    a trusted log, published by an issuer the trust allows for the device's product (its
+    CoRIM class vendor and model, not another's), and within its dates whatever
+    ``expired_manifest`` says (``"report"`` keeps an *installed* device running on expired
+    values, it never installs new firmware on them). Its refusal is raised with ``exc.check``
+    ``reference-values``, before anything is written (:func:`device_references`' errors:
+    ``UnknownIssuer`` ``publisher-not-allowed``, ``VerificationFailed`` ``rim-expired``, …)."""
+    if component not in DEVICES:
+        return
+    info = devices[component]
+    try:
+        device_references(
+            [unwrap_witnessed(s) for s in statements],
+            trust_service_keys=trust.service_keys,
+            issuers=trust.issuers_of(component),
+            vendor=info.vendor,
+            model=info.model,
+            now=now,
+        )
+    except IronrootError as exc:
+        exc.check = "reference-values"
+        raise
+
+
 class UpdatePreflight:
     """The checks of :func:`run_update` before it writes anything, run over updates of one
     node one after another as the node would run them, **changing nothing**: no staging, no
@@ -242,6 +282,8 @@ class UpdatePreflight:
             allow_recovery_removal,
         )
         verified = verify_update(component, bundle, checked, **inputs)
+        config = rot.platform.config
+        _check_references(config.trust, config.devices, component, checked, self._now)
         self._checked.append(component)
         self._pfm = verified.pfm
         self._images[component] = verified.sha384
@@ -309,6 +351,8 @@ def run_update(
                 "the update checks disagree", code="checks-disagree", check="verify"
             )
         verified = checked.verified
+        config = rot.platform.config
+        _check_references(config.trust, config.devices, component, statements, now)
     except IronrootError as exc:
         _refuse(rot, state, now, exc.detail, exc.check or exc.code)
         raise
@@ -512,6 +556,8 @@ def create_platform(
         )
         if verified is not None:
             verified[key] = (trust, checked[name])
+    for name in DEVICES:
+        _check_references(trust, devices, name, statements[name], now)
     base.mkdir(parents=True, exist_ok=True)
     if (base / "flash").exists() or (base / "devices").exists():
         raise Conflict(f"{base} already holds flash or devices")
