@@ -126,7 +126,8 @@ class TransparencyConfig:
     x509_roots: tuple[x509.Certificate, ...]
     policy: str
     issuers: tuple[IssuerKey, ...]
-    write_tokens: tuple[str, ...]
+    write_tokens: tuple[str, ...] = field(repr=False)
+    """``[auth] write_tokens``: credentials, so never in the configuration's ``repr``."""
     origin: str
     checkpoint_algorithm: Algorithm
     registration_wait: float
