@@ -824,3 +824,41 @@ def test_a_replica_whose_clock_is_off_says_when_to_retry_a_cts_registration(
         waits.close()
         service.close()
         replica.close()
+
+
+def test_a_replica_refuses_a_registration_past_max_pending(tmp_path: Path, schema: str) -> None:
+    """With no sequencer integrating (none elected, or one that signs nothing for its clock),
+    a replica took every registration as one more pending row: ``max_pending`` (``POST
+    /entries`` answers 503 past it, in one process and with workers) held nowhere, and CTS
+    clients (answered at durability) could pile up pending rows without bound. Past it a
+    new entry is now ``Overloaded`` (503, ``Retry-After``); an entry already pending is
+    still answered, and nothing is stored for the refused one."""
+    import asyncio
+
+    from ironroot.errors import Overloaded
+    from ironroot.transparency._replica import ReplicaRegistrar
+
+    cluster = Cluster(tmp_path, test_dsn(), schema, count=1)
+    data = cluster.replicas[0].data
+    toml = data / "ironroot.toml"
+    toml.write_text(
+        toml.read_text().replace("[transparency]\n", "[transparency]\nmax_pending = 2\n")
+    )
+    with TransparencyService.open(data) as seeded:  # the log's first checkpoint
+        keys, vkeys = seeded.receipt_keys, seeded.checkpoint_vkeys
+    service = TransparencyService.open_follower(data, keys, vkeys, {})
+    store = service.log.store
+    assert isinstance(store, PostgresLogStore)
+    waits = _Waits(store, service.config.max_pending)
+    registrar = ReplicaRegistrar(service, store, waits)
+    first, second, third = make_statements(cluster.vendor, 3, "backlog")
+    try:
+        for statement in (first, second):
+            assert asyncio.run(registrar.register(statement, 0.0)).integrated is None
+        with pytest.raises(Overloaded) as refused:
+            asyncio.run(registrar.register(third, 0.0))
+        assert refused.value.http_status == 503
+        assert store.count_pending() == 2
+        assert asyncio.run(registrar.register(first, 0.0)).integrated is None  # known: answered
+    finally:
+        service.close()

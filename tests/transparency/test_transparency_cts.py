@@ -472,3 +472,53 @@ def test_a_prefix_with_a_dot_segment_past_the_first_is_refused(
         load_config(data)
     assert "cts_prefix" in info.value.detail
     assert "'.' or '..'" in info.value.detail
+
+
+def test_an_entry_not_yet_durable_is_no_running_operation(
+    tmp_path: Path, vendor: PrivateKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An operation is ``running`` only once its entry is durable (what ``202`` promises): an
+    entry whose store write has not returned is ``NotFound``, as it is after that write fails
+    (the ``POST`` then answers ``503`` and nothing was registered). It was ``running`` until
+    the write failed, then ``NotFound``: a client that polled the id saw its registration
+    accepted, then lost."""
+    from ironroot.errors import StoreUnavailable
+
+    data = _config(tmp_path / "data", vendor, registration_wait=0.0)
+    service = TransparencyService.open(data)
+    store = service.log.store
+    entered, release = threading.Event(), threading.Event()
+    write = store.write
+
+    def away(batch: object) -> None:
+        entered.set()
+        release.wait(30)
+        raise StoreUnavailable("the database is away", retry_after=2)
+
+    with _client(service) as client:
+        monkeypatch.setattr(store, "write", away)
+        statement = _stmt(vendor)
+        entry_id = _entry_id(statement)
+        answers: list[httpx.Response] = []
+
+        def post() -> None:  # a client of its own: an httpx.Client is for one thread
+            with httpx.Client(base_url=client.base_url, verify=system_trust(), timeout=60) as own:
+                answers.append(_post(own, statement))
+
+        poster = threading.Thread(target=post)
+        poster.start()
+        try:
+            assert entered.wait(30)
+            for path in (f"/cts/operations/{entry_id}", f"/entries/{entry_id}"):
+                r = client.get(path)
+                assert r.status_code == 404, (path, r.status_code)
+            r = client.get(f"/cts/operations/{entry_id}")
+            assert (_problem(r).title, _problem(r).extra["code"]) == ("NotFound", "not-found")
+        finally:
+            release.set()
+        poster.join(30)
+        assert answers[0].status_code == 503
+        assert client.get(f"/cts/operations/{entry_id}").status_code == 404
+        monkeypatch.setattr(store, "write", write)
+        assert _post(client, statement).status_code == 202
+        assert client.get(f"/cts/operations/{entry_id}").status_code in (200, 202)

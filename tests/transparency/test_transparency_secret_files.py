@@ -87,3 +87,14 @@ def test_a_readable_private_key_warns_when_loaded(
     with caplog.at_level(logging.WARNING, logger="ironroot.files"):
         load_signer(path)
     assert f"{path} holds a private key" in caplog.text
+
+
+def test_the_configuration_s_repr_never_shows_the_write_tokens(tmp_path: Path) -> None:
+    """A configuration in a log line, an error or a traceback's locals (``%r``) names no
+    write token: each is a credential that registers statements."""
+    data = write_config(tmp_path / "data", tokens=["s3cret-one", "s3cret-two"])
+    (data / "ironroot.toml").chmod(0o600)
+    config = load_config(data)
+    assert config.write_tokens == ("s3cret-one", "s3cret-two")
+    assert "s3cret" not in repr(config)
+    assert "s3cret" not in str(config)

@@ -259,6 +259,39 @@ def _wait_until_gone(pids: list[int]) -> None:
         time.sleep(0.1)
 
 
+def test_a_worker_started_again_after_the_configuration_changed_does_not_apply_it(
+    running: Running,
+) -> None:
+    """A worker started again (the one before was killed) reads ``ironroot.toml`` afresh: had
+    the file changed since the service started (a policy being prepared for the next restart),
+    it checked statements under another policy than its siblings, and one statement was
+    registered or refused by whichever worker the connection landed on. It stays down instead,
+    said once by the sequencer, and the workers that run go on with the service's policy."""
+    config = running.data / "ironroot.toml"
+    text = config.read_text()
+    assert 'policy = ""' in text
+    config.write_text(text.replace('policy = ""', "policy = 'sub == \"pkg:none\"'"))
+    victim = _workers(running.process.pid)[0]
+    os.kill(victim, signal.SIGKILL)
+    stderr = running.data.parent / "stderr"
+    said = "ironroot.toml or a file it names changed since the service started"
+    deadline = time.monotonic() + 30
+    while said not in stderr.read_text():
+        assert time.monotonic() < deadline, "a worker started again with another configuration"
+        time.sleep(0.1)
+    assert victim not in _workers(running.process.pid)
+    statuses = [
+        _register(running.url, _statement(running.vendor, n)).status_code for n in range(16)
+    ]
+    assert statuses == [201] * 16
+    assert stderr.read_text().count(said) == 1  # said once, not at every retry
+    config.write_text(text)  # the file as the service read it: the worker is started again
+    deadline = time.monotonic() + 30
+    while len(_workers(running.process.pid)) < 2 or not _healthy(running.url):
+        assert time.monotonic() < deadline, "the worker was not started again"
+        time.sleep(0.2)
+
+
 def test_workers_no_client_reached_stop_with_their_sequencer(running: Running) -> None:
     """A worker opens its link to the sequencer when it starts, not at its first
     registration: one that has served nothing still stops when the sequencer dies."""

@@ -491,14 +491,21 @@ class Log(LogView):
         return tickets
 
     def _queued(self, entry_id: bytes) -> bool:
+        """Whether ``entry_id`` waits here for integration and is durable: an entry whose
+        store write has not returned is not pending yet (that write may fail, and the entry
+        was never registered), so :meth:`status` does not call it pending."""
         with self._cond:
-            return entry_id in self._inflight
+            ticket = self._inflight.get(entry_id)
+        if ticket is None or not ticket.durable.done():
+            return False
+        return ticket.durable.exception() is None
 
     def status(self, entry_id: bytes) -> Integrated | None:
-        """Where ``entry_id`` landed; ``None`` while pending — also in the moment between the
-        commit that integrated it and the writer taking that tree up as its head, when no
-        proof of it can be made here yet (a reader asking then was told "no tree of that
-        size"); :class:`NotFound` if unknown."""
+        """Where ``entry_id`` landed; ``None`` while pending (durable: stored, not yet
+        integrated) — also in the moment between the commit that integrated it and the writer
+        taking that tree up as its head, when no proof of it can be made here yet (a reader
+        asking then was told "no tree of that size"); :class:`NotFound` if unknown, or
+        submitted and not durable yet."""
         found = super().status(entry_id)
         if found is not None and found.tree_size > self._head[0]:
             return None

@@ -11,15 +11,19 @@ trusted is not trusted).
 
 from __future__ import annotations
 
+import enum
+import hashlib
+import json
 import logging
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit
 
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from ironroot._fileio import (
     load_each,
@@ -50,6 +54,7 @@ __all__ = [
     "IssuerKey",
     "TransparencyConfig",
     "WitnessEndpoint",
+    "config_fingerprint",
     "init_data_dir",
     "load_config",
     "receipt_key_path",
@@ -126,7 +131,8 @@ class TransparencyConfig:
     x509_roots: tuple[x509.Certificate, ...]
     policy: str
     issuers: tuple[IssuerKey, ...]
-    write_tokens: tuple[str, ...]
+    write_tokens: tuple[str, ...] = field(repr=False)
+    """``[auth] write_tokens``: credentials, so never in the configuration's ``repr``."""
     origin: str
     checkpoint_algorithm: Algorithm
     registration_wait: float
@@ -440,6 +446,39 @@ def _load_issuers(data_dir: Path, tables: object, rejected: list[str]) -> tuple[
         rejected.extend(bad)
         out.extend(IssuerKey(iss, key) for key in keys)
     return tuple(out)
+
+
+def _canonical(value: object) -> Any:
+    """``value`` as JSON data that tells any two different configurations apart."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _canonical(getattr(value, f.name)) for f in fields(value) if f.compare}
+    if isinstance(value, PublicKey):
+        return value.to_der().hex()
+    if isinstance(value, x509.Certificate):
+        return value.public_bytes(serialization.Encoding.DER).hex()
+    if isinstance(value, enum.Enum):
+        return f"{type(value).__name__}.{value.name}"
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, Path):
+        return str(value)
+    if value is None or isinstance(value, (str, int, float)):
+        return value
+    if isinstance(value, Mapping):
+        return {str(k): _canonical(v) for k, v in value.items()}
+    if isinstance(value, (set, frozenset)):
+        return sorted(json.dumps(_canonical(v), sort_keys=True) for v in value)
+    if isinstance(value, (list, tuple)):
+        return [_canonical(v) for v in value]
+    return repr(value)
+
+
+def config_fingerprint(config: TransparencyConfig) -> str:
+    """SHA-256 (hex) over everything ``config`` says, the contents of the files it read
+    (issuer keys, trust anchors) included: two loads of ``ironroot.toml`` give the same
+    fingerprint exactly when they configure the service alike."""
+    text = json.dumps(_canonical(config), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def load_config(data_dir: Path) -> TransparencyConfig:

@@ -173,8 +173,9 @@ class _Waits:
 class ReplicaRegistrar:
     """Registration on a replica: check here, make the entry durable as a pending row of the
     shared store, wait (up to ``wait``) for whichever replica sequences to integrate it.
-    Refused (:class:`ClockSkew`) while ``clock_off()`` says this host's clock is off: the
-    policy would check the statement's certificates at a wrong time."""
+    A new entry is refused (:class:`Overloaded`) while ``max_pending`` entries are pending in
+    the store already; any (:class:`ClockSkew`) while ``clock_off()`` says this host's clock
+    is off: the policy would check the statement's certificates at a wrong time."""
 
     def __init__(
         self,
@@ -200,6 +201,14 @@ class ReplicaRegistrar:
             where = await asyncio.to_thread(self._service.status, entry_id)
         else:
             if entry_id not in known:
+                # max_pending holds here as in one process: with no sequencer integrating (none
+                # elected, or its clock refused), pending rows would grow without bound
+                # (shared by the replicas, so the bound is approximate under concurrency)
+                backlog = await asyncio.to_thread(self._store.count_pending)
+                if backlog >= self._service.config.max_pending:
+                    raise Overloaded(
+                        "too many registrations are waiting for integration; retry shortly"
+                    )
                 await asyncio.to_thread(self._store.add_pending, [(entry_id, entry)])
             if wait > 0:
                 future = self._waits.wait(entry_id)

@@ -68,6 +68,7 @@ from ironroot.errors import (
 from ironroot.http import ServerTls, configure_logging, run_server, server_config
 from ironroot.log import Integrated, Ticket
 from ironroot.transparency._app import create_app
+from ironroot.transparency._config import config_fingerprint, load_config
 from ironroot.transparency._registrar import DURABLE_TIMEOUT, Registration
 from ironroot.transparency._service import TransparencyService
 
@@ -89,6 +90,9 @@ stops reading (paused, or stuck) would otherwise have every other worker's recei
 for it in the sequencer's memory without end. A skipped notice costs that worker one read of
 the store when it is asked for that receipt; its own answers are never skipped."""
 _SWEEP: Final = 0.25
+_CONFIG_CHANGED: Final = 78  # EX_CONFIG: a worker whose configuration is not the service's
+_CONFIG_RETRY: Final = 5.0
+"""Seconds between two looks at a changed configuration before a worker is started again."""
 
 
 def _take_frames(buffer: bytearray, data: bytes, smallest: int) -> tuple[list[bytes], bool]:
@@ -525,6 +529,7 @@ class _WorkerSpec:
     tls: ServerTls | None
     log_level: str
     log_format: str
+    config: str  # config_fingerprint of the configuration the sequencer started with
 
 
 def _worker_main(spec: _WorkerSpec, listener: socket.socket, link: socket.socket) -> None:
@@ -532,7 +537,12 @@ def _worker_main(spec: _WorkerSpec, listener: socket.socket, link: socket.socket
 
     The link to the sequencer opens before the worker listens, not at its first
     registration: a worker that no client has reached yet must still stop when the
-    sequencer dies, and take the receipt notices of other workers' entries."""
+    sequencer dies, and take the receipt notices of other workers' entries.
+
+    A worker reads ``ironroot.toml`` itself: if it does not configure the service as the
+    sequencer's did when it started (the file, or a key or trust anchor it names, was changed
+    since), the worker serves nothing and exits with ``_CONFIG_CHANGED``: it would check
+    statements under another policy, trust anchors or write tokens than its siblings."""
     configure_logging(spec.log_level, spec.log_format)
     service = TransparencyService.open_follower(
         Path(spec.data_dir),
@@ -541,6 +551,12 @@ def _worker_main(spec: _WorkerSpec, listener: socket.socket, link: socket.socket
         dict(decode_key_set(spec.known_keys)),
     )
     try:
+        if config_fingerprint(service.config) != spec.config:
+            _log.error(
+                "this worker read another configuration than the service started with: it "
+                "does not serve"
+            )
+            raise SystemExit(_CONFIG_CHANGED)
         registrar = SequencerLink(service, link)
         service.sequencer_clock = lambda: registrar.clock_refusal
         app = create_app(service, registrar)
@@ -568,9 +584,21 @@ class _Worker:
         self.link = parent
 
 
+def _configured_as_started(spec: _WorkerSpec) -> bool:
+    """Whether ``ironroot.toml`` (and what it names) still configures the service as when it
+    started, so that a worker started now applies what its siblings apply."""
+    try:
+        return config_fingerprint(load_config(Path(spec.data_dir))) == spec.config
+    except IronrootError:  # unreadable, or no longer valid: not what the service runs
+        return False
+
+
 async def _supervise(
     service: TransparencyService, spec: _WorkerSpec, listener: socket.socket, count: int
 ) -> None:
+    """Run ``count`` workers until SIGINT/SIGTERM; start again each one that dies, unless
+    the configuration changed since the service started: then it stays down (said once, at
+    error level) until the configuration is the service's again, or the service restarts."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -589,6 +617,8 @@ async def _supervise(
     workers = [start(n) for n in range(count)]
     _log.info("%d HTTP workers started: pids %s", count, [w.process.pid for w in workers])
     told: str | None = None  # the clock refusal the workers were last told of
+    retry_at = [0.0] * count  # by worker: when a look at a changed configuration is due
+    changed_told = False  # the changed configuration was said
     while not stop.is_set():
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), _RESTART_DELAY)
@@ -600,14 +630,30 @@ async def _supervise(
                 peer._out.append(notice)
                 peer._flush_own()
         for i, worker in enumerate(workers):
-            if not stop.is_set() and not worker.process.is_alive():
-                _log.error(
-                    "worker %d (pid %d) exited with %s: started again",
-                    worker.number,
-                    worker.process.pid,
-                    worker.process.exitcode,
-                )
-                workers[i] = start(worker.number)
+            if stop.is_set() or worker.process.is_alive() or time.monotonic() < retry_at[i]:
+                continue
+            if not _configured_as_started(spec):
+                retry_at[i] = time.monotonic() + _CONFIG_RETRY
+                if not changed_told:
+                    changed_told = True
+                    _log.error(
+                        "worker %d (pid %d) exited with %s and is not started again: "
+                        "ironroot.toml or a file it names changed since the service started, "
+                        "and a worker started now would not apply what the others apply; "
+                        "restart the service to apply the change (or restore the file)",
+                        worker.number,
+                        worker.process.pid,
+                        worker.process.exitcode,
+                    )
+                continue
+            changed_told = False
+            _log.error(
+                "worker %d (pid %d) exited with %s: started again",
+                worker.number,
+                worker.process.pid,
+                worker.process.exitcode,
+            )
+            workers[i] = start(worker.number)
     for worker in workers:  # workers finish their requests; their links stay served meanwhile
         if worker.process.is_alive():
             worker.process.terminate()
@@ -660,6 +706,7 @@ def serve_workers(
             tls=tls,
             log_level=log_level,
             log_format=log_format,
+            config=config_fingerprint(service.config),
         )
         _log.info(
             "%s, %d workers and one sequencer",
