@@ -270,10 +270,19 @@ def test_a_worker_started_again_after_the_configuration_changed_does_not_apply_i
     config = running.data / "ironroot.toml"
     text = config.read_text()
     assert 'policy = ""' in text
+    stderr = running.data.parent / "stderr"
+    # both workers past their own reading of the configuration first: one still starting
+    # (the fixture waits for one answer) would read the edited file and stay down too
+    deadline = time.monotonic() + 60
+    while not all(
+        f"worker pid {pid}: its configuration is the service's" in stderr.read_text()
+        for pid in _workers(running.process.pid)
+    ):
+        assert time.monotonic() < deadline, "the workers did not come up"
+        time.sleep(0.1)
     config.write_text(text.replace('policy = ""', "policy = 'sub == \"pkg:none\"'"))
     victim = _workers(running.process.pid)[0]
     os.kill(victim, signal.SIGKILL)
-    stderr = running.data.parent / "stderr"
     said = "ironroot.toml or a file it names changed since the service started"
     deadline = time.monotonic() + 30
     while said not in stderr.read_text():

@@ -557,6 +557,7 @@ def _worker_main(spec: _WorkerSpec, listener: socket.socket, link: socket.socket
                 "does not serve"
             )
             raise SystemExit(_CONFIG_CHANGED)
+        _log.info("worker pid %d: its configuration is the service's; serving", os.getpid())
         registrar = SequencerLink(service, link)
         service.sequencer_clock = lambda: registrar.clock_refusal
         app = create_app(service, registrar)
