@@ -198,6 +198,27 @@ def _force_crl(crl: x509.CertificateRevocationList) -> None:
             _ = extension.value
 
 
+def _tlv(data: bytes, pos: int, what: str) -> tuple[int, int]:
+    """Where the content of the DER element at ``pos`` starts and where the element ends, by
+    its definite length header (``MalformedCertificate`` for a length header that is invalid
+    or an element that runs past ``data``)."""
+    if pos + 2 > len(data):
+        raise MalformedCertificate(f"{what} is truncated at byte {pos}")
+    first = data[pos + 1]
+    start = pos + 2
+    if first < 0x80:
+        length = first
+    else:
+        count = first & 0x7F
+        if count == 0 or count > 4 or start + count > len(data):
+            raise MalformedCertificate(f"{what} has an invalid DER length at byte {pos}")
+        length = int.from_bytes(data[start : start + count], "big")
+        start += count
+    if start + length > len(data):
+        raise MalformedCertificate(f"{what} is truncated at byte {pos}")
+    return start, start + length
+
+
 def _der_elements(data: bytes, what: str, max_count: int) -> list[bytes]:
     """Split back-to-back DER SEQUENCEs by their definite length headers."""
     out: list[bytes] = []
@@ -207,33 +228,10 @@ def _der_elements(data: bytes, what: str, max_count: int) -> list[bytes]:
             raise MalformedCertificate(f"{what} holds more than {max_count} certificates")
         if data[pos] != 0x30 or pos + 2 > len(data):
             raise MalformedCertificate(f"{what} is not DER or PEM (no SEQUENCE at byte {pos})")
-        first = data[pos + 1]
-        header = 2
-        if first < 0x80:
-            length = first
-        else:
-            count = first & 0x7F
-            if count == 0 or count > 4 or pos + 2 + count > len(data):
-                raise MalformedCertificate(f"{what} has an invalid DER length at byte {pos}")
-            length = int.from_bytes(data[pos + 2 : pos + 2 + count], "big")
-            header += count
-        end = pos + header + length
-        if end > len(data):
-            raise MalformedCertificate(f"{what} is truncated at byte {pos}")
+        _, end = _tlv(data, pos, what)
         out.append(data[pos:end])
         pos = end
     return out
-
-
-def _tlv(der: bytes, pos: int) -> tuple[int, int]:
-    """Where the content of the DER element at ``pos`` starts and where the element ends
-    (the bytes were parsed already: their lengths are definite and in bounds)."""
-    first = der[pos + 1]
-    if first < 0x80:
-        return pos + 2, pos + 2 + first
-    count = first & 0x7F
-    start = pos + 2 + count
-    return start, start + int.from_bytes(der[pos + 2 : start], "big")
 
 
 def _check_signature_bits(der: bytes, what: str) -> None:
@@ -243,12 +241,12 @@ def _check_signature_bits(der: bytes, what: str) -> None:
     names are zero: the same certificate in other bytes, so another fingerprint, file digest
     or sealed member for one signed certificate. Every signature algorithm encodes whole
     octets (RFC 5480 §2.2, RFC 8410 §6, FIPS 204's encodings)."""
-    inner, end = _tlv(der, 0)
-    _, tbs_end = _tlv(der, inner)
-    _, alg_end = _tlv(der, tbs_end)
+    inner, end = _tlv(der, 0, what)
+    _, tbs_end = _tlv(der, inner, what)
+    _, alg_end = _tlv(der, tbs_end, what)
     if alg_end + 2 > end or der[alg_end] != 0x03:
         raise MalformedCertificate(f"{what}: a certificate's signature is not a BIT STRING")
-    content, bits_end = _tlv(der, alg_end)
+    content, bits_end = _tlv(der, alg_end, what)
     if content >= bits_end or der[content] != 0:
         raise MalformedCertificate(
             f"{what}: a certificate's signature claims unused bits (DER signatures are whole "
