@@ -96,9 +96,9 @@ from ironroot.attestation.evidence import (
     TdxCollateral,
     decode_evidence,
     load_certificates,
-    load_crls,
     verify_nvidia_gpu,
 )
+from ironroot.attestation.evidence._formats import loaded_crls
 from ironroot.ear import (
     AR4SI,
     COMPOSITE_NONCE_CONTEXT,
@@ -314,13 +314,7 @@ def _appraise_gpu(
             cache=caches.get(NVIDIA_GPU_FORMAT) if caches is not None else None,
             root=gpu_root,
             checks=CheckLog(),
-            crls=[  # bytes are read here, so a bad one fails this GPU's appraisal, not the call
-                crl
-                for item in crls
-                for crl in (
-                    (item,) if isinstance(item, x509.CertificateRevocationList) else load_crls(item)
-                )
-            ],
+            crls=loaded_crls(crls),  # read here: a bad one fails this GPU's appraisal
             allow_stale_collateral=allow_stale_collateral,
         )
         _check_distinct(index, gpu, seen)

@@ -46,7 +46,7 @@ import json
 import string
 import struct
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
@@ -392,14 +392,21 @@ def _verify_nvidia_gpu(data: bytes, options: VerifyOptions, log: CheckLog) -> Ev
     )
 
 
-def _crls(options: VerifyOptions) -> list[x509.CertificateRevocationList]:
+def loaded_crls(
+    items: Iterable[bytes | x509.CertificateRevocationList],
+) -> list[x509.CertificateRevocationList]:
+    """CRLs given loaded or as DER or PEM bytes (each may hold several), loaded."""
     out: list[x509.CertificateRevocationList] = []
-    for item in options.crls:
+    for item in items:
         if isinstance(item, x509.CertificateRevocationList):
             out.append(item)
         else:
             out.extend(load_crls(item))
     return out
+
+
+def _crls(options: VerifyOptions) -> list[x509.CertificateRevocationList]:
+    return loaded_crls(options.crls)
 
 
 def _verify_snp(data: bytes, options: VerifyOptions, log: CheckLog) -> EvidenceClaims:
