@@ -32,7 +32,15 @@ from ironroot.hsm._attest import sign_key_attestation
 from ironroot.hsm._audit_buffer import NO_IDENTITY
 from ironroot.hsm._document import KeyRecord
 from ironroot.hsm._material import KeyObject, generate_material, load_material
-from ironroot.hsm._model import KeyAttributes, KeyInfo, KeyType, Role, Session, Usage
+from ironroot.hsm._model import (
+    KeyAttributes,
+    KeyInfo,
+    KeyType,
+    Role,
+    Session,
+    Usage,
+    key_users,
+)
 from ironroot.hsm._permissions import Permissions
 from ironroot.hsm._selftest import SelfTestFailure
 
@@ -175,10 +183,7 @@ class KeyOperations(Permissions):
         with self._lock:
             with self._operation(session, "key-users", handle):
                 key = self._key(handle)
-                if isinstance(users, str | bytes):
-                    raise MalformedInput("key users are a list of identity names, not one string")
-                named = None if users is None else frozenset(users)
-                attrs = dataclasses.replace(key.attributes, users=named)
+                attrs = dataclasses.replace(key.attributes, users=key_users(users))
                 self._check_users(attrs.users)
                 key.attributes = attrs
             self._persist()

@@ -150,6 +150,14 @@ def check_name(name: object, what: str = "identity") -> str:
     return name
 
 
+def key_users(users: Iterable[str] | None) -> frozenset[str] | None:
+    """A key's users as :class:`KeyAttributes` holds them, from any iterable of names
+    (``None``: every crypto user); a single string is refused, not read as its letters."""
+    if isinstance(users, str | bytes):
+        raise MalformedInput("key users are a list of identity names, not one string")
+    return None if users is None else frozenset(users)
+
+
 def _is_unicode(text: str) -> bool:
     """Whether ``text`` encodes as UTF-8 (no lone surrogates, which JSON's ``\\ud800`` and
     Python's ``surrogateescape`` can produce)."""
@@ -232,9 +240,7 @@ class KeyAttributes:
         """Build from usage names or ``Usage`` values (``users`` from any iterable of names;
         a single string is refused, not read as its letters)."""
         parsed = frozenset(u if isinstance(u, Usage) else Usage.parse(u) for u in usages)
-        if isinstance(users, str | bytes):
-            raise MalformedInput("key users are a list of identity names, not one string")
-        named = None if users is None else frozenset(users)
+        named = key_users(users)
         return cls(parsed, exportable, label, release_policy, release_on_warning, named)
 
     def check_for(self, key_type: KeyType) -> None:
