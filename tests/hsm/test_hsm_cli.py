@@ -673,3 +673,37 @@ def test_a_release_policy_file_that_is_not_utf8_is_malformed(
     assert "not UTF-8" in err
     assert _run(cli, "co", "hsm", "key", "list", "--json") == 0
     assert json.loads(capsys.readouterr().out)["result"] == []
+
+
+def test_dual_control_from_the_command_line(
+    cli: tuple[Path, dict[str, Path]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    directory, files = cli
+    second = tmp_path / "co2.cred"
+    second.write_bytes(b"second-officer-credential")
+    second.chmod(0o600)
+    assert _run(cli, "co", "hsm", "identity", "add", "co2", "--role", "officer",
+                "--new-credential-file", str(second)) == 0  # fmt: skip
+    assert _run(cli, "co", "hsm", "quorum", "2") == 0
+    assert capsys.readouterr().out.endswith("officer quorum: 2\n")
+    add_user = ("hsm", "identity", "add", "svc", "--role", "user",
+                "--new-credential-file", str(files["user"]))  # fmt: skip
+    assert _run(cli, "co", *add_user) == 1
+    err = capsys.readouterr().err
+    assert "identity-add is under dual control: it needs 2 crypto officers" in err
+    assert _run(cli, "co", *add_user, "--approver", f"co2={second}") == 0
+    capsys.readouterr()
+    # an approver's wrong credential, or an approver given with no file and no terminal
+    wrong = tmp_path / "wrong.cred"
+    wrong.write_bytes(b"not-the-credential")
+    wrong.chmod(0o600)
+    assert _run(cli, "co", "hsm", "quorum", "1", "--approver", f"co2={wrong}") == 1
+    assert "unknown identity or wrong credential" in capsys.readouterr().err
+    assert _run(cli, "co", "hsm", "quorum", "1", "--approver", "co2") == 2
+    assert "--approver co2: give NAME=FILE (no terminal to ask on)" in capsys.readouterr().err
+    assert _run(cli, "co", "hsm", "quorum", "1", "--approver", "co2=") == 2
+    capsys.readouterr()
+    assert _main.main(["hsm", "info", "--dir", str(directory), "--sealing-secret-file",
+                       str(files["secret"]), "--json"]) == 0  # fmt: skip
+    assert json.loads(capsys.readouterr().out)["officer_quorum"] == 2
+    assert _run(cli, "co", "hsm", "quorum", "1", "--approver", f"co2={second}") == 0

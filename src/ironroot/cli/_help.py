@@ -81,6 +81,7 @@ EXAMPLES: Final[dict[str, str]] = {
     "hsm identity lock": f"ironroot hsm identity lock svc {_HSM}",
     "hsm identity unlock": f"ironroot hsm identity unlock svc {_HSM}",
     "hsm identity list": f"ironroot hsm identity list {_HSM} --json",
+    "hsm quorum": f"ironroot hsm quorum 2 {_HSM} --approver officer2=officer2.cred",
     "hsm key generate": f"ironroot hsm key generate --type EC-P384 --usage sign --usage verify "
     f"--label receipts {_HSM}",
     "hsm key list": f"ironroot hsm key list {_HSM}",

@@ -5,7 +5,9 @@ sealing secret (``--sealing-secret-file``, or the file that ``IRONROOT_HSM_SEALI
 names; on a real device the root of trust provides it), logs in as ``--identity`` (or
 ``IRONROOT_HSM_IDENTITY``) and performs one operation. Credentials are never command-line
 arguments: they come from ``--credential-file``, from ``IRONROOT_HSM_CREDENTIAL``, or from a
-prompt. ``audit verify`` works offline on the log file and needs no credential. Binary outputs
+prompt. Under dual control (``hsm quorum N``), the other officers approve a login with
+``--approver NAME=FILE`` (the file holding that officer's credential) or ``--approver NAME``
+(asked for on a terminal). ``audit verify`` works offline on the log file and needs no credential. Binary outputs
 (signatures, ciphertexts, wrapped keys, statements) go to ``--out`` files; ``--json`` prints
 machine-readable results.
 """
@@ -21,7 +23,7 @@ import os
 import stat
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -113,17 +115,36 @@ def _open(args: argparse.Namespace) -> tuple[hsmlib.DirectoryStorage, hsmlib.Hsm
     return storage, hsm
 
 
+def _approvers(given: Sequence[str]) -> list[tuple[str, bytes]]:
+    """``--approver NAME=FILE`` (the file holds that officer's credential) or ``NAME`` (asked
+    for on a terminal) as ``(name, credential)`` pairs for a dual-control login."""
+    pairs = []
+    for value in given:
+        name, sep, path = value.partition("=")
+        if sep and not path:
+            raise ConfigError(f"--approver {value}: give NAME=FILE, or NAME alone for a prompt")
+        if sep:
+            warn_if_exposed(Path(path), "an HSM credential")
+            pairs.append((name, read_secret(path, _MAX_SMALL).rstrip(b"\r\n")))
+        elif not sys.stdin.isatty():
+            raise ConfigError(f"--approver {name}: give NAME=FILE (no terminal to ask on)")
+        else:
+            pairs.append((name, getpass.getpass(f"credential for approver {name}: ").encode()))
+    return pairs
+
+
 def _session_command(
     action: Callable[[hsmlib.Hsm, hsmlib.Session, argparse.Namespace], int],
 ) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
         identity = _identity(args)  # configuration first: nothing is opened on a usage error
         credential = hsm_credential(args.credential_file, "HSM credential: ")
+        approvers = _approvers(args.approver or ())
         storage, hsm = _open(args)
         try:
             if getattr(args, "out", None) is not None:  # before the operation is done
                 check_output(args.out)
-            session = hsm.login(identity, credential)
+            session = hsm.login(identity, credential, approvers)
             return action(hsm, session, args)
         finally:
             hsm.close()
@@ -207,6 +228,13 @@ def _common(parser: argparse.ArgumentParser, *, login: bool = True) -> None:
             help=f"a file holding the credential (or ${_ENV_CREDENTIAL} holding the credential "
             f"itself, or ${_ENV_CREDENTIAL}_FILE naming a file; else a prompt)",
         )
+        parser.add_argument(
+            "--approver",
+            action="append",
+            metavar="NAME[=FILE]",
+            help="another crypto officer approving this login (dual control: the HSM's officer "
+            "quorum); FILE holds its credential, else it is asked for; repeat for each",
+        )
     parser.add_argument("--json", action="store_true", help="machine-readable output")
 
 
@@ -284,6 +312,13 @@ def register(sub: Any) -> None:
     listing = idverbs.add_parser("list", help="list identities")
     _common(listing)
     listing.set_defaults(func=_session_command(_identity_list))
+
+    quorum = verbs.add_parser(
+        "quorum", help="set how many crypto officers a dual-control operation needs"
+    )
+    _common(quorum)
+    quorum.add_argument("officers", type=int, help="1 (each officer alone) to 16")
+    quorum.set_defaults(func=_session_command(_quorum))
 
     key = verbs.add_parser("key", help="key lifecycle")
     keyverbs = key.add_subparsers(dest="key_verb", metavar="<verb>", required=True)
@@ -523,6 +558,7 @@ def _info(args: argparse.Namespace) -> int:
             "attestation_alg": hsm.attestation_public_key.algorithm.label,
             "chain": [c.subject.rfc4514_string() for c in chain],
             "audit_segment_records": hsm.audit_segment_records,
+            "officer_quorum": hsm.officer_quorum,
         }
         _print(args, value, "\n".join(f"{k}: {v}" for k, v in value.items()))
     finally:
@@ -542,6 +578,12 @@ def _identity_add(hsm: hsmlib.Hsm, session: hsmlib.Session, args: argparse.Names
         new = read_secret(path, _MAX_SMALL).rstrip(b"\r\n")
     hsm.add_identity(session, args.name, hsmlib.Role.parse(args.role), new)
     _print(args, {"identity": args.name, "role": args.role}, args.name)
+    return 0
+
+
+def _quorum(hsm: hsmlib.Hsm, session: hsmlib.Session, args: argparse.Namespace) -> int:
+    hsm.set_officer_quorum(session, args.officers)
+    _print(args, {"officer_quorum": args.officers}, f"officer quorum: {args.officers}")
     return 0
 
 

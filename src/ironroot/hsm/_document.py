@@ -7,7 +7,7 @@ deterministic CBOR map::
      "attestation": key, "chain": [bstr DER],
      "audit": {"size": uint, "head": bstr, "key": bstr (32), "from": uint,
                ? "base": {"size": uint, "head": bstr}, ? "segment": uint},
-     "verifiers": [verifier], "recipients": [recipient]}
+     "verifiers": [verifier], "recipients": [recipient], ? "quorum": uint}
     identity = {"name", "role", "salt", "hash", "n", "r", "p", "failures", "locked",
                 ? "locked_until": uint, ? "lockouts": uint}
     key      = {"handle", "type", "attributes", "local", "created", "material"}
@@ -24,6 +24,9 @@ records the live log holds before it is archived), absent in a store written bef
 sealed. A version 1 store
 (before verifiers, generations and keyed audit records) is refused with a clear error; a
 version 2 store written before wrap recipients existed has no ``recipients`` and holds none.
+``quorum`` is how many crypto officers a dual-control operation needs (``Hsm.set_officer_quorum``),
+from 2 to ``MAX_QUORUM``; absent, it is 1 (one officer acts alone), as in every store written
+before dual control, so that their bytes are unchanged.
 An identity written before timed lockouts has neither ``locked_until`` nor ``lockouts`` (one
 without the other is refused: no version wrote that), and its ``locked`` is both locks of that
 version: an officer's, and the permanent one that ``max_failed_logins`` wrong credentials set
@@ -44,7 +47,14 @@ from typing import Any, Final
 from ironroot.cose import Limits, decode_cbor, encode_cbor
 from ironroot.errors import MalformedInput
 from ironroot.hsm._material import KeyObject, load_material, public_der, signing_public
-from ironroot.hsm._model import MAX_AUDIT_SEGMENT, KeyAttributes, KeyInfo, KeyType, Role
+from ironroot.hsm._model import (
+    MAX_AUDIT_SEGMENT,
+    MAX_QUORUM,
+    KeyAttributes,
+    KeyInfo,
+    KeyType,
+    Role,
+)
 
 __all__ = [
     "STORE_VERSION",
@@ -178,6 +188,8 @@ class StoreDocument:
     audit_segment: int | None = None
     """``HsmConfig.audit_segment_records`` as the HSM sealed it; ``None`` in a store written
     before it was sealed."""
+    officer_quorum: int = 1
+    """The crypto officers a dual-control operation needs (1: each acts alone)."""
     untimed: frozenset[str] = frozenset()
     """The identities written before timed lockouts (no ``locked_until``/``lockouts``): not
     stored, read from the entries' members."""
@@ -263,6 +275,13 @@ def _segment(value: object) -> int:
     return size
 
 
+def _quorum(value: object) -> int:
+    quorum = _uint(value)
+    if not 2 <= quorum <= MAX_QUORUM:  # 1 is written as no "quorum" at all
+        raise MalformedInput(f"the officer quorum is from 2 to {MAX_QUORUM}")
+    return quorum
+
+
 def _load_verifier(entry: object) -> tuple[str, bytes]:
     if not isinstance(entry, dict) or set(entry) != {"name", "key"}:
         raise MalformedInput("a stored verifier is a map of name and key")
@@ -308,6 +327,7 @@ def encode_store(document: StoreDocument) -> bytes:
             },
             "verifiers": [{"name": n, "key": k} for n, k in document.verifiers],
             "recipients": [{"name": n, "key": k} for n, k in document.recipients],
+            **({"quorum": document.officer_quorum} if document.officer_quorum > 1 else {}),
         }
     )
 
@@ -341,6 +361,7 @@ def decode_store(plaintext: bytes) -> StoreDocument:
             generation=_uint(doc["generation"]),
             verifiers=tuple(_load_verifier(v) for v in doc["verifiers"]),
             recipients=tuple(_load_verifier(v) for v in doc.get("recipients", [])),
+            officer_quorum=_quorum(doc["quorum"]) if "quorum" in doc else 1,
             untimed=frozenset(e["name"] for e in doc["identities"] if _untimed(e)),
         )
     except (KeyError, TypeError, ValueError, OverflowError) as exc:  # int(inf): OverflowError

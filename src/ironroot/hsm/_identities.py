@@ -21,15 +21,23 @@ converts again; one after, a store that power-up rolls forward).
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from typing import Final
 
 from cryptography.exceptions import InvalidKey
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
-from ironroot.errors import Conflict, IdentityLocked, MalformedInput, NotFound, Unauthorized
+from ironroot.errors import (
+    Conflict,
+    IdentityLocked,
+    MalformedInput,
+    NotFound,
+    RoleNotPermitted,
+    Unauthorized,
+)
 from ironroot.hsm._audit_buffer import NO_IDENTITY
 from ironroot.hsm._document import IdentityRecord, zero
-from ironroot.hsm._model import HsmConfig, Role, Session, check_name
+from ironroot.hsm._model import MAX_QUORUM, HsmConfig, Role, Session, check_name
 from ironroot.hsm._permissions import Permissions
 from ironroot.hsm._state import PendingRecord
 
@@ -41,6 +49,24 @@ _DUMMY_SALT: Final = bytes(16)
 LOCKOUT_TIMED: Final = "lockout-timed"
 """The audit operation of a lock from failed logins, in a store written before timed
 lockouts, made a timed lockout on load (the record's identity is the one locked out)."""
+
+
+def _approvals(identity: object, approvers: object) -> tuple[tuple[str, bytes], ...]:
+    """``approvers`` as ``(name, credential)`` pairs, checked for shape: at most
+    ``MAX_QUORUM - 1``, each name once and not the identity logging in."""
+    if isinstance(approvers, str | bytes) or not isinstance(approvers, Sequence):
+        raise MalformedInput("approvers are a list of (name, credential) pairs")
+    pairs: list[tuple[str, bytes]] = []
+    for pair in approvers:
+        if not isinstance(pair, tuple) or len(pair) != 2 or not isinstance(pair[0], str):
+            raise MalformedInput("an approver is a (name, credential) pair")
+        pairs.append(pair)
+    if len(pairs) > MAX_QUORUM - 1:
+        raise MalformedInput(f"at most {MAX_QUORUM - 1} approvers")
+    names = [name for name, _ in pairs]
+    if len(set(names)) != len(names) or identity in names:
+        raise MalformedInput("each crypto officer approves a login once, and not its own")
+    return tuple(pairs)
 
 
 def lockout_end(config: HsmConfig, lockouts: int, now: int) -> int:
@@ -90,7 +116,12 @@ class Identities(Permissions):
             name, role, salt, bytearray(digest), c.scrypt_n, c.scrypt_r, c.scrypt_p
         )
 
-    def login(self, identity: str, credential: bytes) -> Session:
+    def login(
+        self,
+        identity: str,
+        credential: bytes,
+        approvers: Sequence[tuple[str, bytes]] = (),
+    ) -> Session:
         """Authenticate ``identity``; ``Unauthorized`` for a wrong credential or an unknown
         identity — locked or not, so the answer says nothing about an identity to someone who
         does not hold its credential — and for any credential while the identity is locked out
@@ -98,54 +129,76 @@ class Identities(Permissions):
         with its right credential (not while it is locked out: an officer's lock does not stop
         failed logins from counting, else guesses against a locked identity would go on
         without end until that answer named the right one). Every attempt is audited
-        durably."""
+        durably.
+
+        ``approvers`` — ``(name, credential)`` of other crypto officers — make a crypto
+        officer's session meet a quorum of ``1 + len(approvers)`` officers, which the
+        dual-control operations need once the HSM's :attr:`officer_quorum` is above 1. Each
+        approver is authenticated as a login is (audited ``approve``; a wrong credential counts
+        towards its lockout, with the same answers); an approver that is not a crypto officer
+        is ``RoleNotPermitted``; a repeated name, or approvers on a session that is not a
+        crypto officer's, ``MalformedInput``. No session is made unless every one passes."""
         self._check_state()
-        if not isinstance(credential, bytes | bytearray) or len(credential) > MAX_CREDENTIAL:
-            raise MalformedInput(f"a credential is at most {MAX_CREDENTIAL} bytes")
+        pairs = _approvals(identity, approvers)
+        for _name, secret in ((identity, credential), *pairs):
+            if not isinstance(secret, bytes | bytearray) or len(secret) > MAX_CREDENTIAL:
+                raise MalformedInput(f"a credential is at most {MAX_CREDENTIAL} bytes")
         with self._lock:
-            ident = self._identities.get(identity) if isinstance(identity, str) else None
-            if ident is None:
-                c = self._config
-                self._hash_credential(bytes(credential), _DUMMY_SALT, c.scrypt_n, c.scrypt_r, 1)
-                self._record(NO_IDENTITY, "login", None, Unauthorized.code)
-                raise Unauthorized("unknown identity or wrong credential")
-            now = self._now()
-            locked_out = now < ident.locked_until
-            try:
-                Scrypt(salt=ident.salt, length=32, n=ident.n, r=ident.r, p=ident.p).verify(
-                    bytes(credential), bytes(ident.hash)
-                )
-            except InvalidKey:
-                if locked_out:
-                    self._record(ident.name, "login", None, Unauthorized.code)
-                    raise Unauthorized("unknown identity or wrong credential") from None
-                # An identity an officer locked counts its failures too: its right credential
-                # answers IdentityLocked, so uncounted guesses would find it, unhindered.
-                ident.failures += 1
-                if ident.failures >= self._config.max_failed_logins:
-                    self._lock_out(ident, now)
-                self._pending.append(
-                    PendingRecord(now, ident.name, "login", None, Unauthorized.code)
-                )
-                self._persist()
-                raise Unauthorized("unknown identity or wrong credential") from None
-            if locked_out:  # the auditor learns it; the caller gets a wrong credential's answer
-                self._record(ident.name, "login", None, IdentityLocked.code)
-                raise Unauthorized("unknown identity or wrong credential")
-            if ident.locked:
-                self._record(ident.name, "login", None, IdentityLocked.code)
-                raise IdentityLocked(
-                    f"identity {ident.name!r} is locked: a crypto officer must unlock it"
-                )
-            if ident.failures or ident.locked_until or ident.lockouts:
-                ident.failures = ident.locked_until = ident.lockouts = 0
-                self._pending.append(PendingRecord(self._now(), ident.name, "login", None, "ok"))
-                self._persist()
-            else:
-                self._record(ident.name, "login", None, "ok")
+            ident = self._authenticate(identity, credential, "login")
+            if pairs and ident.role is not Role.OFFICER:
+                raise MalformedInput("only a crypto officer's login takes approvers")
+            for name, secret in pairs:
+                approver = self._authenticate(name, secret, "approve")
+                if approver.role is not Role.OFFICER:
+                    self._record(approver.name, "approve", None, RoleNotPermitted.code)
+                    raise RoleNotPermitted(f"approver {name!r} is not a crypto officer")
+            names = tuple(name for name, _ in pairs)
             token = secrets.token_bytes(32)
-            self._sessions[token] = (ident.name, ident.role)
-            return Session(ident.name, ident.role, token)
+            self._sessions[token] = (ident.name, ident.role, names)
+            return Session(ident.name, ident.role, token, names)
+
+    def _authenticate(self, identity: str, credential: bytes, operation: str) -> IdentityRecord:
+        """The identity ``credential`` authenticates (:meth:`login`'s answers), audited as
+        ``operation``; failures counted, a success resets them."""
+        ident = self._identities.get(identity) if isinstance(identity, str) else None
+        if ident is None:
+            c = self._config
+            self._hash_credential(bytes(credential), _DUMMY_SALT, c.scrypt_n, c.scrypt_r, 1)
+            self._record(NO_IDENTITY, operation, None, Unauthorized.code)
+            raise Unauthorized("unknown identity or wrong credential")
+        now = self._now()
+        locked_out = now < ident.locked_until
+        try:
+            Scrypt(salt=ident.salt, length=32, n=ident.n, r=ident.r, p=ident.p).verify(
+                bytes(credential), bytes(ident.hash)
+            )
+        except InvalidKey:
+            if locked_out:
+                self._record(ident.name, operation, None, Unauthorized.code)
+                raise Unauthorized("unknown identity or wrong credential") from None
+            # An identity an officer locked counts its failures too: its right credential
+            # answers IdentityLocked, so uncounted guesses would find it, unhindered.
+            ident.failures += 1
+            if ident.failures >= self._config.max_failed_logins:
+                self._lock_out(ident, now)
+            self._pending.append(PendingRecord(now, ident.name, operation, None, Unauthorized.code))
+            self._persist()
+            raise Unauthorized("unknown identity or wrong credential") from None
+        if locked_out:  # the auditor learns it; the caller gets a wrong credential's answer
+            self._record(ident.name, operation, None, IdentityLocked.code)
+            raise Unauthorized("unknown identity or wrong credential")
+        if ident.locked:
+            self._record(ident.name, operation, None, IdentityLocked.code)
+            raise IdentityLocked(
+                f"identity {ident.name!r} is locked: a crypto officer must unlock it"
+            )
+        if ident.failures or ident.locked_until or ident.lockouts:
+            ident.failures = ident.locked_until = ident.lockouts = 0
+            self._pending.append(PendingRecord(self._now(), ident.name, operation, None, "ok"))
+            self._persist()
+        else:
+            self._record(ident.name, operation, None, "ok")
+        return ident
 
     def _lock_out(self, ident: IdentityRecord, now: int) -> None:
         """Lock ``ident`` out from ``now`` (its failures start again from 0 when it ends)."""
@@ -170,9 +223,44 @@ class Identities(Permissions):
             self._sessions.pop(session.token, None)
 
     def _end_sessions(self, name: str) -> None:
-        for token, (who, _role) in list(self._sessions.items()):
-            if who == name:
+        """End ``name``'s sessions, and those it approved (the approval was its)."""
+        for token, (who, _role, approvers) in list(self._sessions.items()):
+            if who == name or name in approvers:
                 del self._sessions[token]
+
+    def set_officer_quorum(self, session: Session, quorum: int) -> None:
+        """Require ``quorum`` crypto officers — a login with ``quorum - 1`` approvers — for
+        every dual-control operation (``DUAL_CONTROL``), this change included (crypto officer,
+        under the quorum in force). ``MalformedInput`` outside 1 to ``MAX_QUORUM``;
+        ``Conflict`` above the number of unlocked crypto officers, who could then never meet
+        it. Sealed in the store; audited ``officer-quorum``, key ``quorum-<n>``."""
+        if isinstance(quorum, bool) or not isinstance(quorum, int) or not 1 <= quorum <= MAX_QUORUM:
+            raise MalformedInput(f"the officer quorum is an integer from 1 to {MAX_QUORUM}")
+        with self._lock, self._operation(session, "officer-quorum") as op:
+            op.key = f"quorum-{quorum}"
+            officers = len(self._unlocked_officers())
+            if quorum > officers:
+                raise Conflict(
+                    f"a quorum of {quorum} needs as many unlocked crypto officers: there are "
+                    f"{officers}"
+                )
+            self._quorum = quorum
+        self._persist_locked()
+
+    def _unlocked_officers(self) -> list[IdentityRecord]:
+        return [i for i in self._identities.values() if i.role is Role.OFFICER and not i.locked]
+
+    def _check_quorum_kept(self, ident: IdentityRecord, change: str) -> None:
+        """``Conflict`` if taking ``ident`` away (locked or removed) leaves fewer unlocked
+        crypto officers than the quorum (then no one could ever meet it again)."""
+        if ident.role is not Role.OFFICER or ident.locked:
+            return
+        left = len(self._unlocked_officers()) - 1
+        if self._quorum > 1 and left < self._quorum:
+            raise Conflict(
+                f"{change} {ident.name!r} would leave {left} unlocked crypto officer(s), fewer "
+                f"than the quorum of {self._quorum}: add an officer or lower the quorum first"
+            )
 
     def _identity(self, name: str) -> IdentityRecord:
         ident = self._identities.get(name)
@@ -197,6 +285,7 @@ class Identities(Permissions):
             ident = self._identity(name)
             if ident.name == session.identity:
                 raise Conflict("an officer cannot lock itself")
+            self._check_quorum_kept(ident, "locking")
             ident.locked = True
             self._end_sessions(name)
         self._persist_locked()
@@ -214,11 +303,9 @@ class Identities(Permissions):
         """Remove an identity (crypto officer); the last unlocked officer cannot go."""
         with self._lock, self._operation(session, "identity-remove"):
             ident = self._identity(name)
-            officers = [
-                i for i in self._identities.values() if i.role is Role.OFFICER and not i.locked
-            ]
-            if ident.role is Role.OFFICER and officers == [ident]:
+            if ident.role is Role.OFFICER and self._unlocked_officers() == [ident]:
                 raise Conflict("the last unlocked crypto officer cannot be removed")
+            self._check_quorum_kept(ident, "removing")
             named = sorted(
                 k.handle for k in self._keys.values() if name in (k.attributes.users or ())
             )

@@ -323,11 +323,14 @@ class KeyInfo:
 @dataclass(frozen=True, slots=True)
 class Session:
     """An authenticated session of one identity in one role. The token is the session's
-    secret: it is never shown in ``repr``."""
+    secret: it is never shown in ``repr``. ``approvers`` are the other crypto officers who
+    authenticated with an officer's login (``Hsm.login(..., approvers=...)``): with them the
+    session meets a quorum of ``1 + len(approvers)`` officers (dual control)."""
 
     identity: str
     role: Role
     token: bytes = field(repr=False)
+    approvers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -343,6 +346,10 @@ class DeviceIdentity:
         if not self.chain or not all(isinstance(c, bytes) and c for c in self.chain):
             raise ConfigError("a device identity needs its certificate chain (DER, leaf first)")
 
+
+MAX_QUORUM: Final = 16
+"""The largest officer quorum (``Hsm.set_officer_quorum``): a login takes at most
+``MAX_QUORUM - 1`` approvers."""
 
 DEFAULT_AUDIT_SEGMENT: Final = 100_000
 """The ``audit_segment_records`` of a new HSM when its configuration names none."""

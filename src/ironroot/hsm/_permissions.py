@@ -1,5 +1,14 @@
 """Permissions: which role may run which operation, and the session check and audit around
 every operation (``_operation``).
+
+**Dual control.** With an officer quorum above 1 (``Hsm.set_officer_quorum``), the operations
+of :data:`DUAL_CONTROL` — those that change who may do what, which keys exist, which verifiers
+and recipients the HSM trusts, or remove records — need a session of that many crypto officers:
+a login with approvers. One officer alone is refused (``RoleNotPermitted``, code
+``quorum-required``), and the refusal audited. Their records name every officer, the session's
+identity first, joined by ``+`` (which no identity name holds). Left to one officer: locking an
+identity and zeroizing (they only take away, and may be urgent), generating a key (it cannot
+leave without a recipient, itself under dual control), and every read.
 """
 
 from __future__ import annotations
@@ -13,11 +22,12 @@ from ironroot.hsm._audit import ReleaseBinding
 from ironroot.hsm._audit_buffer import NO_IDENTITY, AuditBuffer
 from ironroot.hsm._model import Role, Session
 
-__all__ = ["Permissions"]
+__all__ = ["DUAL_CONTROL", "Permissions"]
 
 INTERNAL_ERROR: Final = "internal-error"
 """The result recorded for an operation that failed with an exception that is not an
 :class:`~ironroot.errors.IronrootError` (the CLI's and the HTTP layer's name for it too)."""
+_QUORUM_REQUIRED: Final = "quorum-required"
 _ANY: Final = frozenset(Role)
 _OFFICER: Final = frozenset({Role.OFFICER})
 _USER: Final = frozenset({Role.USER})
@@ -57,9 +67,30 @@ _PERMISSIONS: Final[dict[str, frozenset[Role]]] = {
     "audit-read": _AUDITOR,
     "audit-checkpoint": _AUDITOR,
     "audit-prune": _OFFICER,
+    "officer-quorum": _OFFICER,
     "self-test": _ANY,
     "logout": _ANY,
 }
+
+DUAL_CONTROL: Final = frozenset(
+    {
+        "identity-add",
+        "identity-unlock",
+        "identity-remove",
+        "key-users",
+        "delete",
+        "migrate",
+        "backup",
+        "restore",
+        "verifier-add",
+        "verifier-remove",
+        "recipient-add",
+        "recipient-remove",
+        "audit-prune",
+        "officer-quorum",
+    }
+)
+"""The operations that need the officer quorum (module docs)."""
 
 
 class _Op:
@@ -67,10 +98,11 @@ class _Op:
     ``recipient`` and ``ear`` (SHA-256 digests) as it learns them, for its record's
     binding."""
 
-    __slots__ = ("ear", "identity", "key", "recipient", "statement")
+    __slots__ = ("actor", "ear", "identity", "key", "recipient", "statement")
 
-    def __init__(self, identity: str, key: str | None) -> None:
+    def __init__(self, identity: str, key: str | None, approvers: tuple[str, ...] = ()) -> None:
         self.identity = identity
+        self.actor = "+".join((identity, *approvers))  # who the record names
         self.key = key
         self.statement: bytes | None = None
         self.recipient: bytes | None = None
@@ -98,36 +130,49 @@ class Permissions(AuditBuffer):
         """Authenticate and authorize ``session`` for ``operation``; audit the outcome (an
         operation that creates a key sets ``op.key`` so its record names the new handle)."""
         self._check_state()
-        op = _Op(self._authorize(session, operation, key), key)
+        identity, approvers = self._authorize(session, operation, key)
+        op = _Op(identity, key, approvers)
         try:
             yield op
         except IronrootError as exc:
             if self._state == "operational":
-                self._record(op.identity, operation, op.key, exc.code, op.binding(operation, False))
+                self._record(op.actor, operation, op.key, exc.code, op.binding(operation, False))
             raise
         except Exception:
             # not one of ours (a library's bug, an unexpected input type): still a refusal,
             # and a release's nonce may be spent by now, so the log says so
             if self._state == "operational":
                 self._record(
-                    op.identity, operation, op.key, INTERNAL_ERROR, op.binding(operation, False)
+                    op.actor, operation, op.key, INTERNAL_ERROR, op.binding(operation, False)
                 )
             raise
-        self._record(op.identity, operation, op.key, "ok", op.binding(operation, True))
+        self._record(op.actor, operation, op.key, "ok", op.binding(operation, True))
 
-    def _authorize(self, session: Session, operation: str, key: str | None) -> str:
+    def _authorize(
+        self, session: Session, operation: str, key: str | None
+    ) -> tuple[str, tuple[str, ...]]:
+        """The session's identity and approvers, once it may run ``operation``."""
         entry = (
             self._sessions.get(session.token)
             if isinstance(session, Session) and isinstance(session.token, bytes)
             else None
         )
-        if entry is None or entry != (session.identity, session.role):
+        if entry is None or entry != (session.identity, session.role, session.approvers):
             with self._lock:
                 self._record(NO_IDENTITY, operation, key, Unauthorized.code)
             raise Unauthorized("no valid session: log in first")
-        identity, role = entry
+        identity, role, approvers = entry
         if role not in _PERMISSIONS[operation]:
             with self._lock:
                 self._record(identity, operation, key, RoleNotPermitted.code)
             raise RoleNotPermitted(f"the {role.value} role may not {operation}")
-        return identity
+        officers = 1 + len(approvers)
+        if operation in DUAL_CONTROL and officers < self._quorum:
+            with self._lock:
+                self._record("+".join((identity, *approvers)), operation, key, _QUORUM_REQUIRED)
+            raise RoleNotPermitted(
+                f"{operation} is under dual control: it needs {self._quorum} crypto officers "
+                f"(a login with {self._quorum - 1} approver(s)); this session has {officers}",
+                code=_QUORUM_REQUIRED,
+            )
+        return identity, approvers

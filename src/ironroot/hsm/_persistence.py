@@ -94,6 +94,7 @@ class Persistence(HsmState):
             audit_base=self._audit_base,
             audit_base_head=self._audit_base_head,
             audit_segment=self._audit_segment,
+            officer_quorum=self._quorum,
             generation=generation,
             verifiers=tuple((name, der) for name, (_v, der) in sorted(self._verifiers.items())),
             recipients=tuple(sorted(self._recipients.items())),
@@ -112,6 +113,7 @@ class Persistence(HsmState):
         if self._config.audit_segment_records is None and doc.audit_segment is not None:
             self._audit_segment = doc.audit_segment  # the HSM's own setting (HsmConfig)
         self._store_generation = doc.generation
+        self._quorum = doc.officer_quorum
         self._verifiers = {
             name: (TrustedVerifier(name, PublicKey.from_der(der)), der)
             for name, der in doc.verifiers

@@ -88,7 +88,9 @@ class HsmState:
         self._hsm_id = b""
         self._identities: dict[str, IdentityRecord] = {}
         self._keys: dict[str, KeyRecord] = {}
-        self._sessions: dict[bytes, tuple[str, Role]] = {}
+        # token -> (identity, role, approvers): the approving officers of a dual-control login
+        self._sessions: dict[bytes, tuple[str, Role, tuple[str, ...]]] = {}
+        self._quorum = 1  # crypto officers a dual-control operation needs (sealed in the store)
         self._attestation: KeyRecord | None = None
         self._chain: tuple[bytes, ...] = ()
         self._pending: list[PendingRecord] = []
@@ -166,6 +168,13 @@ class HsmState:
         whenever keys, identities or installed verifiers change, and only then — what a
         reader outside the boundary may key a cache of such facts by."""
         return self._store_generation
+
+    @property
+    def officer_quorum(self) -> int:
+        """The crypto officers a dual-control operation needs, sealed in the store (1: each
+        acts alone; ``Hsm.set_officer_quorum``)."""
+        self._check_state()
+        return self._quorum
 
     @property
     def audit_segment_records(self) -> int:
