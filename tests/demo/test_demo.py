@@ -53,6 +53,7 @@ EXPECTED = {
     "wrong-plane": ("RoleNotPermitted", "wrong-plane"),
     "hsm-export": ("KeyNotExportable", "key-not-exportable"),
     "hsm-other-user": ("RoleNotPermitted", "key-access-denied"),
+    "hsm-lone-officer": ("RoleNotPermitted", "quorum-required"),
     "unattested-vm": ("UnknownIssuer", "unknown-issuer"),
     "stolen-ear": ("KeyBindingMismatch", "key-binding-mismatch"),
     "swapped-release": ("KeyBindingMismatch", "release-statement"),

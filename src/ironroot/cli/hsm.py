@@ -7,9 +7,9 @@ names; on a real device the root of trust provides it), logs in as ``--identity`
 arguments: they come from ``--credential-file``, from ``IRONROOT_HSM_CREDENTIAL``, or from a
 prompt. Under dual control (``hsm quorum N``), the other officers approve a login with
 ``--approver NAME=FILE`` (the file holding that officer's credential) or ``--approver NAME``
-(asked for on a terminal). ``audit verify`` works offline on the log file and needs no credential. Binary outputs
-(signatures, ciphertexts, wrapped keys, statements) go to ``--out`` files; ``--json`` prints
-machine-readable results.
+(asked for on a terminal). ``audit verify`` works offline on the log file and needs no
+credential. Binary outputs (signatures, ciphertexts, wrapped keys, statements) go to ``--out``
+files; ``--json`` prints machine-readable results.
 """
 
 from __future__ import annotations

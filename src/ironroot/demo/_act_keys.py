@@ -167,7 +167,7 @@ def key_release(story: Story) -> None:
     storage = DirectoryStorage(story.path("hsm"), counter=kms.counter("hsm"))
     story.stack.callback(storage.close)
     officer_pass, user_pass = os.urandom(16).hex().encode(), os.urandom(16).hex().encode()
-    backup_pass = os.urandom(16).hex().encode()
+    backup_pass, second_pass = os.urandom(16).hex().encode(), os.urandom(16).hex().encode()
     hsm = Hsm.initialize(
         storage,
         kms.sealing_secret("hsm"),
@@ -182,12 +182,17 @@ def key_release(story: Story) -> None:
     officer = story.hsm_officer = hsm.login("officer", officer_pass)
     hsm.add_identity(officer, "keyrelease", Role.USER, user_pass)
     hsm.add_identity(officer, "backup-agent", Role.USER, backup_pass)  # another crypto user
+    # dual control: from here on, who may do what and whom the HSM trusts take two officers
+    hsm.add_identity(officer, "officer-2", Role.OFFICER, second_pass)
+    hsm.set_officer_quorum(officer, 2)
+    officers = hsm.login("officer", officer_pass, approvers=[("officer-2", second_pass)])
     story.verifier = AttestationService(
         endorsements=Endorsements.build(service_keys={}, vendor_roots=ca.trust_anchors),
         signing_key=PrivateKey.generate(Algorithm.ES384),
         policy=vm_appraisal_policy(),
     )
-    hsm.add_release_verifier(officer, VERIFIER, story.verifier.public_keys[0].to_pem())
+    hsm.add_release_verifier(officers, VERIFIER, story.verifier.public_keys[0].to_pem())
+    hsm.logout(officers)
     bmc2 = FirmwareBundle.parse(story.release("bmc", "2.0").bundle).manifest_digest().hex()
     conditions = release_conditions(4, bmc2)
     policy = json.dumps(release_policy(conditions), indent=2)
@@ -216,7 +221,8 @@ def key_release(story: Story) -> None:
     story.keyservice_url = server.url
     story.keys = story.stack.enter_context(KeyReleaseClient(server.url))
     ui.say(
-        "The key service's HSM is sealed to its own RoT; it holds the payments database key "
+        "The key service's HSM is sealed to its own RoT, under dual control (two crypto "
+        "officers installed the verifier it trusts); it holds the payments database key "
         "(AES-256), releasable only under this policy (Azure Key Vault grammar):"
     )
     for condition in conditions:

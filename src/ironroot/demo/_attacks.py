@@ -35,6 +35,7 @@ from ironroot.demo._attacks_gpu import (
 )
 from ironroot.demo._attacks_keys import (
     hsm_export,
+    lone_hsm_officer,
     other_hsm_user,
     quarantined_vm,
     stolen_ear,
@@ -309,6 +310,14 @@ ATTACKS: tuple[Attack, ...] = (
         errors.RoleNotPermitted,
         "key-access-denied",
         other_hsm_user,
+    ),
+    Attack(
+        "hsm-lone-officer",
+        "One HSM officer alone installs a verifier of their own",
+        "HSM dual control (officer quorum)",
+        errors.RoleNotPermitted,
+        "quorum-required",
+        lone_hsm_officer,
     ),
     Attack(
         "unattested-vm",

@@ -1,4 +1,5 @@
-"""Attacks on keys and evidence: an HSM export, key release without attestation, with a stolen
+"""Attacks on keys and evidence: an HSM export, another crypto user or a lone officer of the
+HSM, key release without attestation, with a stolen
 EAR or to a quarantined node, a released key swapped on its way to the VM, and a tampered audit
 bundle."""
 
@@ -31,6 +32,19 @@ def other_hsm_user(story: Story, attempt: Attempt) -> None:
         "the HSM's backup agent, a crypto user too, decrypts the payments ledger with db-key"
     )
     hsm.decrypt(other, story.db_key, story.sealed_ledger)
+
+
+def lone_hsm_officer(story: Story, attempt: Attempt) -> None:
+    from ironroot.crypto import Algorithm, PrivateKey
+
+    hsm = story.need(story.hsm, "HSM")
+    officer = story.need(story.hsm_officer, "HSM officer session")
+    rogue = PrivateKey.generate(Algorithm.ES384)
+    attempt.note(
+        "an insider with one crypto officer's credential installs a verifier key of their own, "
+        "to release db-key on EARs they sign"
+    )
+    hsm.add_release_verifier(officer, "https://rogue-verifier.example", rogue.public_key.to_pem())
 
 
 def unattested_vm(story: Story, attempt: Attempt) -> None:
