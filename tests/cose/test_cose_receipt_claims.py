@@ -5,6 +5,7 @@ now. The claims are judged only on a receipt whose signature verifies."""
 
 from __future__ import annotations
 
+import cbor2
 import pytest
 
 from ironroot.cose import (
@@ -154,3 +155,36 @@ def test_a_transparent_statement_passes_the_issuer_and_clock_to_each_receipt() -
     with pytest.raises(VerificationFailed) as caught:
         verify_transparent_statement(future, KEYS, issuer=TS, now=NOW, require_all=False)
     assert caught.value.code == "receipt-from-the-future"
+
+
+def _with_unprotected(unprotected: dict[object, object]) -> bytes:
+    protected = encode_cbor({1: SERVICE.algorithm.cose_id, 4: SERVICE.kid, 395: 1})
+    signature = SERVICE.sign(receipt_to_be_signed(protected, leaf_hash(ENTRY)))
+    return encode_cbor(cbor2.CBORTag(18, [protected, unprotected, None, signature]))
+
+
+@pytest.mark.parametrize("label", [1.0, True])
+def test_a_claim_label_that_only_python_equates_with_iss_is_not_iss(label: object) -> None:
+    # 1.0 and true are other CBOR values than 1: another verifier reads no iss there, so this
+    # one must not read the service's issuer from it either
+    with pytest.raises(MalformedReceipt) as caught:
+        Receipt.parse(receipt_with({label: TS}))  # type: ignore[dict-item]
+    assert type(caught.value) is MalformedReceipt
+    assert caught.value.detail == "CWT claim labels must be integers or text"
+
+
+@pytest.mark.parametrize("label", [-1.0, cbor2.CBORSimpleValue(0)])
+def test_a_vdp_label_that_only_python_equates_with_a_proof_label_is_refused(label: object) -> None:
+    proof = InclusionProof(1, 0, ()).encode()
+    receipt = _with_unprotected({396: {label: [proof]}})
+    with pytest.raises(MalformedReceipt) as caught:
+        verify_receipt(receipt, ENTRY, KEYS)
+    assert type(caught.value) is MalformedReceipt
+    assert caught.value.detail == "vdp (396) labels must be integers or text"
+    verify_receipt(_with_unprotected({396: {-1: [proof]}}), ENTRY, KEYS)
+
+
+def test_a_tree_of_size_zero_proves_nothing() -> None:
+    receipt = _with_unprotected({396: {-1: [encode_cbor([0, 0, []])]}})
+    with pytest.raises(MalformedReceipt, match="leaf index 0 is not below tree size 0"):
+        verify_receipt(receipt, ENTRY, KEYS)
