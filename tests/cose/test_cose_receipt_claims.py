@@ -170,7 +170,7 @@ def test_a_claim_label_that_only_python_equates_with_iss_is_not_iss(label: objec
     with pytest.raises(MalformedReceipt) as caught:
         Receipt.parse(receipt_with({label: TS}))  # type: ignore[dict-item]
     assert type(caught.value) is MalformedReceipt
-    assert caught.value.detail == "CWT claim labels must be integers or text"
+    assert caught.value.detail == "CWT claim keys must be integers or text"
 
 
 @pytest.mark.parametrize("label", [-1.0, cbor2.CBORSimpleValue(0)])

@@ -166,7 +166,7 @@ def _claims(
         raise MalformedReceipt("CWT claims (15) must be a map")
     if not all(_is_label(label) for label in claims):
         # 1.0 or true would be found as iss (1) by a Python lookup: not by another verifier
-        raise MalformedReceipt("CWT claim labels must be integers or text")
+        raise MalformedReceipt("CWT claim keys must be integers or text")
     iss, iat = claims.get(CWT_ISS), claims.get(CWT_IAT)
     nbf, exp = claims.get(CWT_NBF), claims.get(CWT_EXP)
     if CWT_ISS in claims and not (isinstance(iss, str) and iss):
