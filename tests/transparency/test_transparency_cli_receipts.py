@@ -77,6 +77,7 @@ class FakeService:
     keys: bytes = field(default_factory=lambda: encode_key_set([SERVICE.public_key]))
     issuer: str | None = TS
     has_configuration: bool = True
+    posts: int = 0
     receipts: Callable[[FakeService], list[bytes]] = lambda svc: [receipt()]
     url: str = ""
 
@@ -87,6 +88,7 @@ def fake() -> Iterator[FakeService]:
     entry_id = hashlib.sha256(_entry(STATEMENT)).hexdigest()
 
     async def post(request: Request) -> Response:
+        svc.posts += 1
         headers = {"Location": f"/entries/{entry_id}"}
         return Response(b"", 201, media_type="application/cose", headers=headers)
 
@@ -326,3 +328,13 @@ def test_register_errors_are_typed(fake: FakeService) -> None:
     with TransparencyClient(fake.url) as client, pytest.raises(VerificationFailed) as caught:
         client.register(STATEMENT)
     assert caught.value.code == "receipt-from-the-future"
+
+
+def test_register_refuses_service_keys_over_plain_http_before_registering(
+    fake: FakeService, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    capsys.readouterr()
+    assert _register(fake, tmp_path, "--service-keys", "http://transparency.example") == 2
+    assert capsys.readouterr().err.startswith("ironroot: config: --service-keys: keys fetched ")
+    assert fake.posts == 0
+    assert not (tmp_path / "release.cose.ts").exists()
