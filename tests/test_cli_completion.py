@@ -47,6 +47,10 @@ def test_bash_completes_groups_verbs_and_options(
     assert _complete_bash(script, "ironroot", "ke")[:2] == ["key", "keyrelease"]
     assert "remove" in _complete_bash(script, "ironroot", "hsm", "verifier", "''")
     assert _complete_bash(script, "ironroot", "statement", "verify", "x.ts", "--serv") == [
+        "--service-issuer",
+        "--service-keys",
+    ]
+    assert _complete_bash(script, "ironroot", "statement", "verify", "x.ts", "--service-k") == [
         "--service-keys"
     ]
 

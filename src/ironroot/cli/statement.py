@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import hashlib
+import ipaddress
 import json
 import sys
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -22,7 +24,16 @@ from ironroot.cli._serving import add_client_options, add_url_options, client_tl
 from ironroot.cli._text import shown
 from ironroot.cli._time import instant
 from ironroot.crypto import PublicKey, Verifier, load_signer, load_verifier
-from ironroot.errors import IronrootError, MalformedInput
+from ironroot.errors import ConfigError, IronrootError, MalformedInput
+
+_SERVICE_KEYS_HELP = (
+    "the transparency service's keys: a COSE Key Set file, a PEM public key, or the service's "
+    "https:// URL (http:// for a loopback address only)"
+)
+_SERVICE_ISSUER_HELP = (
+    "the transparency service's issuer: every receipt's iss claim must be it (default: what "
+    "the service's configuration names, when --service-keys is its URL; else not compared)"
+)
 
 
 def register(sub: Any) -> None:
@@ -62,6 +73,12 @@ def register(sub: Any) -> None:
     reg.add_argument(
         "--witness-quorum", type=int, help="how many of the --witness-key witnesses (all)"
     )
+    reg.add_argument(
+        "--service-keys",
+        help=_SERVICE_KEYS_HELP + "; the receipts are verified before the file is written "
+        "(default: the keys the service publishes)",
+    )
+    reg.add_argument("--service-issuer", help=_SERVICE_ISSUER_HELP)
     reg.add_argument("--json", action="store_true")
     add_client_options(reg)
     reg.set_defaults(func=_register)
@@ -108,9 +125,8 @@ def register(sub: Any) -> None:
 
     ver = verbs.add_parser("verify", help="verify a transparent statement offline")
     ver.add_argument("statement", type=Path)
-    ver.add_argument(
-        "--service-keys", required=True, help="COSE Key Set file, PEM public key, or service URL"
-    )
+    ver.add_argument("--service-keys", required=True, help=_SERVICE_KEYS_HELP)
+    ver.add_argument("--service-issuer", help=_SERVICE_ISSUER_HELP)
     ver.add_argument("--issuer-key", type=Path, help="also verify the issuer's signature")
     ver.add_argument(
         "--at",
@@ -178,10 +194,19 @@ def _register(args: argparse.Namespace) -> int:
         policy = WitnessPolicy.from_vkeys(args.witness_key, args.witness_quorum)
     elif args.witness_quorum is not None:
         raise MalformedInput("--witness-quorum needs --witness-key")
+    keys, issuer = None, args.service_issuer
+    if args.service_keys:
+        keys, named = _service_keys(args.service_keys, args)
+        issuer = issuer or named
     with transparency.TransparencyClient(
-        url(args), token=token(args), verify=client_tls(args), witnesses=policy
+        url(args),
+        token=token(args),
+        verify=client_tls(args),
+        witnesses=policy,
+        service_keys=keys,
+        service_issuer=issuer,
     ) as client:
-        registration = client.register(statement)
+        registration = client.register(statement)  # its receipts verified
     write_output(out, registration.transparent_statement)
     witnessed = registration.witnessed
     if args.json:
@@ -249,22 +274,55 @@ def _witness(args: argparse.Namespace) -> int:
     return 0
 
 
-def _service_keys(source: str, args: argparse.Namespace) -> dict[bytes, Verifier]:
-    if source.startswith(("http://", "https://")):
+def _service_keys(
+    source: str, args: argparse.Namespace
+) -> tuple[dict[bytes, Verifier], str | None]:
+    """The keys ``--service-keys`` names and, fetched from a service, the issuer its
+    configuration names. Plain HTTP is refused but for a loopback address: keys fetched
+    without TLS can be swapped by anyone on the path (``ConfigError``)."""
+    scheme, _, rest = source.partition("://")
+    if rest and scheme.lower() in ("http", "https"):
+        if scheme.lower() == "http" and not _loopback(source):
+            raise ConfigError(
+                "--service-keys: keys fetched over plain HTTP could be swapped by anyone on "
+                "the path: give an https:// URL, or a key file (http:// is accepted for a "
+                "loopback address only)"
+            )
         with transparency.TransparencyClient(source, verify=client_tls(args)) as client:
-            return dict(client.service_keys())
+            return dict(client.service_keys()), client.service_issuer()
     data = read_input(source)
     if data.lstrip().startswith(b"-----BEGIN"):
         key = PublicKey.from_pem(data)
-        return {key.kid: key}
-    return dict(cose.decode_key_set(data))
+        return {key.kid: key}, None
+    return dict(cose.decode_key_set(data)), None
+
+
+def _loopback(source: str) -> bool:
+    """Whether the URL's host, as the HTTP client reads it, is ``localhost`` or a loopback
+    address (``127.0.0.0/8``, ``::1``)."""
+    import httpx
+
+    try:
+        host = httpx.URL(source).host
+    except (httpx.InvalidURL, UnicodeError):
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _verify(args: argparse.Namespace) -> int:
-    keys = _service_keys(args.service_keys, args)
+    keys, named = _service_keys(args.service_keys, args)
+    issuer = args.service_issuer or named
     data = read_input(args.statement)
     try:
-        ts: cose.TransparentStatement = cose.verify_transparent_statement(data, keys)
+        # the receipts' iat against this clock: --at judges the statement, not when it was logged
+        ts: cose.TransparentStatement = cose.verify_transparent_statement(
+            data, keys, issuer=issuer, now=time.time()
+        )
         if args.issuer_key:
             ts.statement.sign1.verify(load_verifier(args.issuer_key))
         # what its issuer said of its validity holds too: an expired statement does not verify
@@ -283,6 +341,7 @@ def _verify(args: argparse.Namespace) -> int:
                     "sub": claims.sub,
                     "alg": ts.statement.algorithm.label,
                     "receipts": len(ts.receipts),
+                    "service_issuer": issuer,
                     "issuer_signature_checked": bool(args.issuer_key),
                 }
             )

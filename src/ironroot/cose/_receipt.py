@@ -12,6 +12,15 @@ path length that the size and index imply. Consistency proofs (``-2``) are parse
 (``Receipt.parse``, for inspection); verifying one needs the old tree's root, which an
 inclusion receipt does not carry, so :func:`verify_receipt` refuses a receipt that holds any:
 nothing it returns as verified carries a proof nobody checked.
+
+The protected CWT claims (15) are the service's word about the receipt, and a verifier holds
+the service to them once the signature verifies: with ``issuer`` (the transparency service the
+keys belong to, RFC 9943: a receipt's ``iss`` names the service that issued it), ``iss`` must
+be exactly that service; with ``now``, the receipt time ``iat`` may be at most ``leeway``
+seconds ahead of it (another clock's skew; a receipt dated later was not issued yet, or by a
+clock nobody should trust), and an ``nbf`` or ``exp`` the service put there must hold. Claims
+are parsed on every receipt (``iss`` non-empty text, ``iat`` an unsigned integer, ``nbf`` and
+``exp`` integers); other claims are carried, not judged.
 """
 
 from __future__ import annotations
@@ -28,8 +37,10 @@ from ironroot.cose._headers import (
     ALG,
     CRIT,
     CWT_CLAIMS,
+    CWT_EXP,
     CWT_IAT,
     CWT_ISS,
+    CWT_NBF,
     KID,
     VDP,
     VDP_CONSISTENCY,
@@ -47,6 +58,7 @@ from ironroot.errors import (
     MalformedReceipt,
     UnknownIssuer,
     UnsupportedAlgorithm,
+    VerificationFailed,
 )
 from ironroot.merkle import HASH_SIZE, leaf_hash, root_from_inclusion_proof
 
@@ -64,10 +76,23 @@ _EMPTY_AAD: Final = b""
 # The protected header parameters a receipt verifier acts on; a receipt whose crit (2) names
 # any other must be rejected (RFC 9052 §3.1).
 _UNDERSTOOD: Final = frozenset((ALG, CRIT, KID, CWT_CLAIMS, VDS))
+_RECEIPT_LEEWAY: Final = 300
+"""Seconds a receipt's ``iat`` (or ``nbf``) may be ahead of a verifier's ``now``: the service's
+own default ``max_clock_skew``."""
 
 
 def _is_uint(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_label(value: object) -> bool:
+    """An integer or text: the labels CWT claims and vdp maps use (a float or a boolean equal
+    to an integer in Python is another CBOR value)."""
+    return _is_int(value) or isinstance(value, str)
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +155,31 @@ def _proof_list(vdp: Mapping[object, object], label: int, limits: Limits) -> tup
     return tuple(proofs)
 
 
+def _claims(
+    protected: Mapping[object, object],
+) -> tuple[str | None, int | None, int | None, int | None]:
+    """``(iss, iat, nbf, exp)`` of the protected CWT claims (15), each ``None`` when absent."""
+    if CWT_CLAIMS not in protected:
+        return None, None, None, None
+    claims = protected[CWT_CLAIMS]  # present, whatever its value: null is not absent
+    if not isinstance(claims, Mapping):
+        raise MalformedReceipt("CWT claims (15) must be a map")
+    if not all(_is_label(label) for label in claims):
+        # 1.0 or true would be found as iss (1) by a Python lookup: not by another verifier
+        raise MalformedReceipt("CWT claim keys must be integers or text")
+    iss, iat = claims.get(CWT_ISS), claims.get(CWT_IAT)
+    nbf, exp = claims.get(CWT_NBF), claims.get(CWT_EXP)
+    if CWT_ISS in claims and not (isinstance(iss, str) and iss):
+        raise MalformedReceipt("CWT claim iss (1) must be non-empty text")
+    if CWT_IAT in claims and not _is_uint(iat):
+        raise MalformedReceipt("CWT claim iat (6) must be an unsigned integer")
+    if CWT_NBF in claims and not _is_int(nbf):
+        raise MalformedReceipt("CWT claim nbf (5) must be an integer")
+    if CWT_EXP in claims and not _is_int(exp):
+        raise MalformedReceipt("CWT claim exp (4) must be an integer")
+    return iss, iat, nbf, exp
+
+
 @dataclass(frozen=True, slots=True)
 class Receipt:
     """A parsed RFC 9942 receipt (RFC9162_SHA256), not yet verified."""
@@ -141,6 +191,8 @@ class Receipt:
     iat: int | None
     inclusion_proofs: tuple[InclusionProof, ...]
     consistency_proofs: tuple[ConsistencyProof, ...] = ()
+    nbf: int | None = None
+    exp: int | None = None
 
     @classmethod
     def parse(cls, data: bytes, limits: Limits = DEFAULT_LIMITS) -> Receipt:
@@ -164,21 +216,12 @@ class Receipt:
         kid = protected.get(KID)
         if not isinstance(kid, bytes) or not kid:
             raise MalformedReceipt("receipt protected header needs a non-empty kid (4)")
-        issuer: str | None = None
-        iat: int | None = None
-        if CWT_CLAIMS in protected:  # present, whatever its value: null is not absent
-            claims = protected[CWT_CLAIMS]
-            if not isinstance(claims, Mapping):
-                raise MalformedReceipt("CWT claims (15) must be a map")
-            iss_value, iat_value = claims.get(CWT_ISS), claims.get(CWT_IAT)
-            if CWT_ISS in claims and not isinstance(iss_value, str):
-                raise MalformedReceipt("CWT claim iss (1) must be text")
-            if CWT_IAT in claims and not _is_uint(iat_value):
-                raise MalformedReceipt("CWT claim iat (6) must be an unsigned integer")
-            issuer, iat = iss_value, iat_value
+        issuer, iat, nbf, exp = _claims(protected)
         vdp = msg.unprotected.get(VDP)
         if not isinstance(vdp, Mapping):
             raise MalformedReceipt("receipt unprotected header lacks the vdp (396) map")
+        if not all(_is_label(label) for label in vdp):
+            raise MalformedReceipt("vdp (396) labels must be integers or text")
         inclusion = []
         for raw in _proof_list(vdp, VDP_INCLUSION, limits):
             size, index, path = _proof_items(raw, limits, "inclusion proof")
@@ -201,6 +244,8 @@ class Receipt:
             iat=iat,
             inclusion_proofs=tuple(inclusion),
             consistency_proofs=tuple(consistency),
+            nbf=nbf,
+            exp=exp,
         )
 
 
@@ -240,16 +285,26 @@ def build_receipt(protected_bytes: bytes, signature: bytes, proof: InclusionProo
 
 
 def verify_receipt(
-    receipt: bytes | Receipt, entry: bytes, keys: Mapping[bytes, Verifier]
+    receipt: bytes | Receipt,
+    entry: bytes,
+    keys: Mapping[bytes, Verifier],
+    *,
+    issuer: str | None = None,
+    now: float | None = None,
+    leeway: float = _RECEIPT_LEEWAY,
 ) -> Receipt:
     """Verify that ``receipt`` proves ``entry`` (a log entry) is in a tree the service signed.
 
-    Raises ``MalformedReceipt`` (structure, vds, consistency proofs beside the inclusion
-    ones), ``UnknownIssuer`` (kid not in ``keys``),
+    Raises ``MalformedReceipt`` (structure, vds, claims of the wrong type, consistency proofs
+    beside the inclusion ones), ``UnknownIssuer`` (kid not in ``keys``; with ``issuer``, a
+    receipt whose ``iss`` is absent or another),
     ``InvalidProof`` (a proof that does not fit its tree, or proofs leading to different
-    roots), ``AlgorithmNotAccepted`` (key and receipt algorithms differ) and ``BadSignature``
+    roots), ``AlgorithmNotAccepted`` (key and receipt algorithms differ), ``BadSignature``
     (the signature does not cover the root the proofs imply: another entry, another tree,
-    a tampered proof or signature).
+    a tampered proof or signature) and, with ``now`` (POSIX seconds), ``VerificationFailed``
+    code ``receipt-from-the-future`` (``iat`` more than ``leeway`` seconds after ``now``),
+    ``receipt-not-yet-valid`` or ``receipt-expired`` (its ``nbf`` or ``exp``). The claims are
+    judged after the signature: they are the service's word only once it verifies.
     """
     parsed = receipt if isinstance(receipt, Receipt) else Receipt.parse(receipt)
     if not parsed.inclusion_proofs:
@@ -270,4 +325,38 @@ def verify_receipt(
     if len(roots) != 1:
         raise InvalidProof("the receipt's inclusion proofs lead to different roots")
     parsed.sign1.verify(verifier, detached_payload=roots.pop())
+    _check_claims(parsed, issuer, now, leeway)
     return parsed
+
+
+def _check_claims(receipt: Receipt, issuer: str | None, now: float | None, leeway: float) -> None:
+    """The verified receipt's claims against the expected ``issuer`` and the clock."""
+    if issuer is not None:
+        if receipt.issuer is None:
+            raise UnknownIssuer(
+                f"the receipt names no issuer (CWT claim iss), and the transparency service "
+                f"{issuer[:200]!r} is expected"
+            )
+        if receipt.issuer != issuer:
+            raise UnknownIssuer(
+                f"the receipt is issued by {receipt.issuer[:200]!r}, not by the transparency "
+                f"service {issuer[:200]!r}"
+            )
+    if now is None:
+        return
+    t = int(now)
+    if receipt.iat is not None and receipt.iat - now > leeway:
+        raise VerificationFailed(
+            f"the receipt is issued at {receipt.iat} (CWT iat), {receipt.iat - t} s after now "
+            f"({t}): more than the {leeway:g} s a clock may be ahead",
+            code="receipt-from-the-future",
+        )
+    if receipt.nbf is not None and receipt.nbf - now > leeway:
+        raise VerificationFailed(
+            f"the receipt is not valid before {receipt.nbf} (CWT nbf; now {t})",
+            code="receipt-not-yet-valid",
+        )
+    if receipt.exp is not None and now >= receipt.exp:
+        raise VerificationFailed(
+            f"the receipt expired at {receipt.exp} (CWT exp; now {t})", code="receipt-expired"
+        )

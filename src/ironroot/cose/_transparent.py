@@ -98,18 +98,22 @@ def verify_transparent_statement(
     *,
     require_all: bool = True,
     limits: Limits = DEFAULT_LIMITS,
+    issuer: str | None = None,
+    now: float | None = None,
 ) -> TransparentStatement:
     """Verify the receipts of a Transparent Statement against its log entry.
 
     With ``require_all`` every receipt must verify (the first failure is raised); without it,
-    one verifying receipt suffices and, if none does, the first failure is raised.
+    one verifying receipt suffices and, if none does, the first failure is raised. ``issuer``
+    and ``now`` are :func:`verify_receipt`'s, for every receipt: the transparency service
+    ``keys`` belong to, and the time (POSIX seconds) no receipt may be issued after.
     """
     parsed = TransparentStatement.parse(data, limits)
     entry = parsed.statement.log_entry()
     failures: list[IronrootError] = []
     for receipt in parsed.receipts:
         try:
-            verify_receipt(Receipt.parse(receipt, limits), entry, keys)
+            verify_receipt(Receipt.parse(receipt, limits), entry, keys, issuer=issuer, now=now)
         except IronrootError as exc:
             if require_all:
                 raise

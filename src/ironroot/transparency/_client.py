@@ -4,8 +4,14 @@
 (302 while running) until the receipt is there. A problem answer becomes :class:`RemoteProblem`
 with the service's status, title and detail. An answer for another statement (an entry id or a
 transparent statement of another log entry) is ``VerificationFailed`` (code
-``entry-mismatch``): the receipts themselves are checked with the service keys later
-(``ironroot statement verify``), and they must be receipts of this statement. A caller's
+``entry-mismatch``). Every receipt it returns — in the transparent statement and in the receipt
+list — is verified before ``register`` returns (:func:`~ironroot.cose.verify_receipt`): over
+this statement's log entry, under the service keys the client was given (``service_keys=``) or,
+without them, the keys the service publishes (fetched once per client, and once more for a kid
+they lack: a key rotated in), issued by ``service_issuer=`` or else the issuer the service's
+configuration names, and dated no later than this clock allows. A service's own keys show only
+that its answer is consistent and of this statement; the keys a relying party trusts, given,
+show it is that service's. A caller's
 entry id goes into ``/entries/{id}/...`` as one percent-encoded segment
 (:func:`ironroot._httpclient.path_segment`): the service answers for exactly that id.
 
@@ -36,6 +42,8 @@ from ironroot.cose import (
     TransparentStatement,
     decode_cbor,
     decode_key_set,
+    verify_receipt,
+    verify_transparent_statement,
 )
 from ironroot.crypto import PublicKey, Verifier
 from ironroot.errors import (
@@ -43,6 +51,7 @@ from ironroot.errors import (
     MalformedInput,
     PayloadTooLarge,
     StorageError,
+    UnknownIssuer,
     Unreachable,
     VerificationFailed,
 )
@@ -99,15 +108,23 @@ class TransparencyClient:
         verify: ssl.SSLContext | bool = True,
         witnesses: WitnessPolicy | None = None,
         log_verifiers: tuple[NoteVerifier, ...] | None = None,
+        service_keys: Mapping[bytes, Verifier] | None = None,
+        service_issuer: str | None = None,
     ) -> None:
         """``verify``: ``True`` trusts the system's CAs; an ``ssl.SSLContext`` (from
         :func:`ironroot.http.client_context`) trusts a private CA and may present a client
         certificate (mutual TLS). ``witnesses``: require that many witness cosignatures on
         the checkpoint a registration lands in; ``log_verifiers``: the log's checkpoint keys
-        (default: the service's published configuration)."""
+        (default: the service's published configuration). ``service_keys`` and
+        ``service_issuer``: what the receipts ``register`` returns must verify under and name
+        as their issuer (default: the service's published keys and configured issuer)."""
         self._url = checked_url(url.rstrip("/"), "the transparency service")
         self.witnesses = witnesses
         self._log_verifiers = log_verifiers
+        self._given_keys = None if service_keys is None else dict(service_keys)
+        self._given_issuer = service_issuer
+        self._fetched_keys: dict[bytes, Verifier] | None = None
+        self._fetched_issuer: tuple[str | None] | None = None  # fetched once, None or not
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._total = TOTAL_TIMEOUTS * timeout  # the whole answer's deadline
         self._http = httpx.Client(
@@ -203,11 +220,41 @@ class TransparencyClient:
                 "the service's transparent statement is of another statement",
                 code="entry-mismatch",
             )
+        try:
+            keys = self._check_receipts(entry, receipts, statement_bytes, refresh=False)
+        except UnknownIssuer:
+            if self._given_keys is not None:
+                raise
+            keys = self._check_receipts(entry, receipts, statement_bytes, refresh=True)
         witnessed = None
         if self.witnesses is not None:
             remaining = max(1.0, deadline - time.monotonic())
-            witnessed = self.witness(statement_bytes, wait=remaining, poll_interval=poll_interval)
+            witnessed = self.witness(
+                statement_bytes, service_keys=keys, wait=remaining, poll_interval=poll_interval
+            )
         return Registration(entry_id, receipts, statement_bytes, witnessed)
+
+    def _check_receipts(
+        self, entry: bytes, receipts: tuple[bytes, ...], transparent: bytes, *, refresh: bool
+    ) -> dict[bytes, Verifier]:
+        """Verify every receipt of a registration's answer (module docs); return the keys
+        they verified under. ``refresh``: fetch the service's keys again."""
+        if self._given_keys is not None:
+            keys = self._given_keys
+        else:
+            if refresh or self._fetched_keys is None:
+                self._fetched_keys = dict(self.service_keys())
+            keys = self._fetched_keys
+        issuer = self._given_issuer
+        if issuer is None:
+            if self._fetched_issuer is None:
+                self._fetched_issuer = (self.service_issuer(),)
+            issuer = self._fetched_issuer[0]
+        now = time.time()
+        verify_transparent_statement(transparent, keys, issuer=issuer, now=now)
+        for receipt in receipts:
+            verify_receipt(receipt, entry, keys, issuer=issuer, now=now)
+        return keys
 
     def receipts(self, entry_id: str) -> tuple[bytes, ...]:
         response = self._get(f"/entries/{path_segment(entry_id)}/receipts", "application/cbor")
@@ -235,6 +282,22 @@ class TransparencyClient:
         if response.status_code != 200:
             self._raise_problem(response)
         return response.content
+
+    def service_issuer(self) -> str | None:
+        """The issuer the service's configuration names (``issuer``: what its receipts' ``iss``
+        claim says), or ``None`` when it names none or publishes no configuration (404);
+        ``MalformedInput`` for one not text."""
+        try:
+            issuer = self.configuration().get("issuer")
+        except RemoteProblem as exc:
+            if exc.status != 404:
+                raise
+            return None
+        if issuer is None:
+            return None
+        if not isinstance(issuer, str) or not issuer:
+            raise MalformedInput("the transparency configuration's issuer is not text")
+        return issuer
 
     def configuration(self) -> Mapping[str, Any]:
         response = self._get("/.well-known/transparency-configuration", "application/json")
