@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import os
 
+import pytest
 from _ar_helpers import NOW, PRODUCT, SAFE_ISS, VENDOR_ISS, World
 
 from ironroot.attestation import (
@@ -33,6 +34,7 @@ from ironroot.corim import (
 from ironroot.cose import create_statement
 from ironroot.crypto import PrivateKey
 from ironroot.ear import AR4SI, TrustTier
+from ironroot.errors import MalformedCorim
 from ironroot.firmware import reference_corim
 from ironroot.rot import Device
 
@@ -200,3 +202,27 @@ def test_reference_values_carry_their_tag_identity_and_what_it_replaces() -> Non
     new = dataclasses.replace(value, issuer="a", tag_id="t-new", replaces=("t-old",))
     other_issuer = dataclasses.replace(value, issuer="b", tag_id="t-old")
     assert set(ReferenceValues([old, new, other_issuer])) == {new, other_issuer}
+
+
+def test_a_replacing_tag_without_reference_values_is_refused(world: World) -> None:
+    # Its values carry what it replaces: a CoMID naming a tag it replaces but stating no
+    # reference value Ironroot reads (here, endorsed values only) withdrew nothing, silently,
+    # and the replaced tag's values went on matching.
+    _, good = _good_comid(world)
+    corim, comid = _other_release(world, "endorsing")
+    endorsing = dataclasses.replace(
+        comid,
+        triples=dataclasses.replace(comid.triples, reference=(), endorsed=comid.triples.reference),
+        linked_tags=(LinkedTag(good.tag_identity.tag_id, _REPLACES),),
+    )
+    data = _logged(world, dataclasses.replace(corim, tags=(endorsing,)))
+    with pytest.raises(MalformedCorim) as info:
+        reference_values_from_statement(
+            data, service_keys=world.service_keys, publishers=world.publishers, now=NOW
+        )
+    assert info.value.code == "corim-replaces-nothing-read"
+    assert info.value.detail == (
+        f"the CoMID {comid.tag_identity.tag_id!r} replaces {good.tag_identity.tag_id!r} but "
+        "states no reference value Ironroot reads (a measurement with an mkey and a digest): "
+        "the replaced tag's values cannot be withdrawn without it"
+    )

@@ -312,6 +312,8 @@ def _values(
     for tag in corim.tags:
         if not isinstance(tag, Comid):
             continue
+        before = len(out)
+        replaced = tuple(link.tag_id for link in tag.linked_tags if link.rel == _TAG_REPLACES)
         for triple in tag.triples.reference:
             cls = triple.environment.class_map
             for measurement in triple.measurements:
@@ -339,11 +341,17 @@ def _values(
                         unchecked=_unchecked(measurement),
                         tag_id=tag.tag_identity.tag_id,
                         tag_version=tag.tag_identity.version or 0,
-                        replaces=tuple(
-                            link.tag_id for link in tag.linked_tags if link.rel == _TAG_REPLACES
-                        ),
+                        replaces=replaced,
                     )
                 )
+        if replaced and len(out) == before:
+            # What a tag replaces is carried by its values: without one, it withdraws nothing.
+            raise MalformedCorim(
+                f"the CoMID {tag.tag_identity.tag_id!r} replaces {replaced[0]!r} but states "
+                "no reference value Ironroot reads (a measurement with an mkey and a digest): "
+                "the replaced tag's values cannot be withdrawn without it",
+                code="corim-replaces-nothing-read",
+            )
     return tuple(out)
 
 
