@@ -226,3 +226,23 @@ def test_a_replacing_tag_without_reference_values_is_refused(world: World) -> No
         "states no reference value Ironroot reads (a measurement with an mkey and a digest): "
         "the replaced tag's values cannot be withdrawn without it"
     )
+
+
+@pytest.mark.parametrize("rel", [2, 7, -1])
+def test_a_tag_relation_ironroot_does_not_know_is_refused(world: World, rel: int) -> None:
+    # Base CoRIM defines supplements (0) and replaces (1) only; another relation comes from an
+    # extension Ironroot does not implement (it may withdraw its target as replaces does).
+    # It was ignored: the linked tag's values counted whatever the relation said.
+    _, good = _good_comid(world)
+    corim, comid = _other_release(world, "related")
+    data = _logged(world, _linking(corim, comid, LinkedTag(good.tag_identity.tag_id, rel)))
+    with pytest.raises(MalformedCorim) as info:
+        reference_values_from_statement(
+            data, service_keys=world.service_keys, publishers=world.publishers, now=NOW
+        )
+    assert info.value.code == "corim-tag-rel-unknown"
+    assert info.value.detail == (
+        f"the CoMID {comid.tag_identity.tag_id!r} links {good.tag_identity.tag_id!r} by "
+        f"tag-rel {rel}, which base CoRIM does not define (0 supplements, 1 replaces): what "
+        "it does to that tag's values is unknown"
+    )

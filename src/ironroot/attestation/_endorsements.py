@@ -108,6 +108,7 @@ __all__ = [
 
 _COSE_SIGN1: Final = 0xD2
 _TAG_UEID: Final = 550
+_TAG_SUPPLEMENTS: Final = 0  # linked-tag-map tag-rel: supplements
 _TAG_REPLACES: Final = 1  # linked-tag-map tag-rel: replaces
 _log = logging.getLogger("ironroot.attestation")
 
@@ -313,6 +314,14 @@ def _values(
         if not isinstance(tag, Comid):
             continue
         before = len(out)
+        for link in tag.linked_tags:
+            if link.rel not in (_TAG_SUPPLEMENTS, _TAG_REPLACES):
+                raise MalformedCorim(
+                    f"the CoMID {tag.tag_identity.tag_id!r} links {link.tag_id!r} by tag-rel "
+                    f"{link.rel}, which base CoRIM does not define (0 supplements, 1 replaces): "
+                    "what it does to that tag's values is unknown",
+                    code="corim-tag-rel-unknown",
+                )
         replaced = tuple(link.tag_id for link in tag.linked_tags if link.rel == _TAG_REPLACES)
         for triple in tag.triples.reference:
             cls = triple.environment.class_map
