@@ -380,3 +380,29 @@ def test_a_float_window_that_rounds_to_nothing_is_refused() -> None:
     window = {0: cbor2.CBORTag(1, 10.2), 1: cbor2.CBORTag(1, 10.7)}
     with pytest.raises(MalformedCorim, match=exactly("validity not-after is before not-before")):
         Validity.parse(window)
+
+
+# --- critical headers (RFC 9052 §3.1) -----------------------------------------------------------
+
+
+def test_a_signed_corim_with_a_critical_header_it_does_not_process_is_refused_at_parse() -> None:
+    # The signer marks header 99 critical: a recipient that does not process it must fail. The
+    # CoRIM parsed, and its values and dates were used wherever its signature is not checked
+    # (a logged statement without vendor keys); verify() then raised a bare MalformedInput.
+    key = PrivateKey.generate(Algorithm.ES256)
+    data = sign1(key, _corim().encode(), {3: CORIM_CONTENT_TYPE, 15: {1: "v"}, 99: 1, 2: [99]})
+    with pytest.raises(
+        MalformedCorim, match=exactly("signed CoRIM: critical header 99 is not understood")
+    ):
+        SignedCorim.parse(data.encode())
+
+
+@pytest.mark.parametrize("critical", [[8], [15], [3, 4, 8, 15]])
+def test_a_signed_corim_may_mark_the_headers_it_carries_critical(critical: list[int]) -> None:
+    # corim-meta (8), CWT claims (15), content type (3) and kid (4) are what a signed CoRIM's
+    # reader processes: marked critical, they were refused at verify ("not understood").
+    key = PrivateKey.generate(Algorithm.ES256)
+    meta = CorimMeta("vendor").encode()
+    protected = {3: CORIM_CONTENT_TYPE, 4: key.kid, 8: meta, 15: {1: "v"}, 2: critical}
+    signed = SignedCorim.parse(sign1(key, _corim().encode(), protected).encode())
+    signed.verify(key.public_key)

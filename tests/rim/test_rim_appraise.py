@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import hashlib
 
 import pytest
 from _rim_helpers import (
@@ -48,25 +49,32 @@ LOGGED = {**H100, "vbios_version": "96.00.5E.00.01", "driver_version": "545.00"}
 
 
 @pytest.fixture(scope="module")
-def rims(rim_log: RimLog, logged: dict[str, bytes]) -> LoggedRims:
+def both_vbios(rim_log: RimLog, logged: dict[str, bytes]) -> LoggedRims:
+    """The driver RIM and both VBIOS RIMs of one id: NVIDIA's production one and its test one,
+    which carries the same tagId and tagVersion, signed by the same chain, other values."""
     return LoggedRims(
         logged_rim_from_statement(data, service_keys=rim_log.service_keys, now=NOW)
         for data in logged.values()
     )
 
 
-def _by(rims: LoggedRims, rim_id: str, digest_of: str) -> LoggedRim:
-    import hashlib
+@pytest.fixture(scope="module")
+def rims(both_vbios: LoggedRims) -> LoggedRims:
+    """The driver RIM and the production VBIOS RIM."""
+    test = hashlib.sha384(vector_rim(VBIOS_TEST_FILE)).digest()
+    return LoggedRims(r for r in both_vbios if r.rim.digest != test)
 
+
+def _by(rims: LoggedRims, rim_id: str, digest_of: str) -> LoggedRim:
     digest = hashlib.sha384(vector_rim(digest_of)).digest()
     return next(r for r in rims.find(rim_id) if r.rim.digest == digest)
 
 
-def test_the_log_holds_both_vbios_rims_of_one_id(rims: LoggedRims) -> None:
-    assert len(rims) == 3
-    assert len(rims.find(VBIOS_ID)) == 2
-    assert [str(r) for r in rims.find(DRIVER_ID)] == [DRIVER_ID]
-    assert rims.find("NV_GPU_DRIVER_GH100_550.90.07") == ()
+def test_the_log_holds_both_vbios_rims_of_one_id(both_vbios: LoggedRims) -> None:
+    assert len(both_vbios) == 3
+    assert len(both_vbios.find(VBIOS_ID)) == 2
+    assert [str(r) for r in both_vbios.find(DRIVER_ID)] == [DRIVER_ID]
+    assert both_vbios.find("NV_GPU_DRIVER_GH100_550.90.07") == ()
 
 
 def test_blocks_that_the_rims_allow_are_affirmed(rims: LoggedRims) -> None:
@@ -105,12 +113,66 @@ def test_every_alternative_is_allowed(rims: LoggedRims) -> None:
         rims.appraise(blocks, **LOGGED)
 
 
-def test_any_logged_rim_of_the_id_may_allow_the_blocks(rims: LoggedRims) -> None:
-    """NVIDIA's test VBIOS RIM has the same id and other values: evidence matching it is
-    appraised against it."""
-    blocks = golden_blocks(vector_rim(DRIVER_FILE), vector_rim(VBIOS_TEST_FILE))
-    result = rims.appraise(blocks, **LOGGED)
-    assert result.vbios.rim.digest == _by(rims, VBIOS_ID, VBIOS_TEST_FILE).rim.digest
+def test_two_rims_of_one_tag_id_and_version_with_other_values_are_ambiguous(
+    both_vbios: LoggedRims,
+) -> None:
+    """NVIDIA's test VBIOS RIM (``…_test_no_gpu``) carries the production RIM's tagId and
+    tagVersion, is signed by the same production chain and lists other values for four
+    blocks: only the file name tells them apart, and it is not signed. Evidence matching the
+    test values was affirmed as the production VBIOS; now neither is chosen."""
+    (tag_id,) = {r.rim.tag_id for r in both_vbios.find(VBIOS_ID)}
+    for values in (VBIOS_TEST_FILE, VBIOS_FILE):
+        blocks = golden_blocks(vector_rim(DRIVER_FILE), vector_rim(values))
+        with pytest.raises(VerificationFailed) as caught:
+            both_vbios.appraise(blocks, **LOGGED)
+        assert caught.value.code == "rim-ambiguous"
+        assert caught.value.detail == (
+            f"the log holds 2 VBIOS RIMs {VBIOS_ID} that are one tag (tagId {tag_id[:16]}…, "
+            "tagVersion 0) with different golden measurements (a test RIM signed like the "
+            "production one?): which of them holds is unknown, so neither does"
+        )
+
+
+def _tagged_rim(pki: RimPki, rim_id: str, tag_version: str, value: str) -> LoggedRim:
+    """A VBIOS RIM under ``pki`` of tagId ``test-tag`` and ``tag_version``, block 1 ``value``."""
+    resources = (
+        f'<Resource type="Measurement" index="0" active="True" alternatives="1" '
+        f'ns2:Hash0="{value * 48}" name="m" size="48"/>'
+    )
+    unsigned = swid(resources=resources).replace(
+        b'tagVersion="0"', f'tagVersion="{tag_version}"'.encode()
+    )
+    rim = verify_rim(pki.sign(unsigned), now=NOW, roots=[pki.root])
+    return LoggedRim(rim=rim, rim_id=RimId.parse(rim_id), issuer="https://rims.example")
+
+
+def test_a_newer_tag_version_supersedes_the_older(pki: RimPki) -> None:
+    """A SWID tag is revised by a greater tagVersion of its tagId: the older one's values
+    no longer count, whatever order the log holds them in."""
+    driver = _tagged_rim(pki, DRIVER_ID, "0", "55").rim
+    driver = dataclasses.replace(
+        driver, colloquial_version="545.00", tag_id="driver", measurements=()
+    )
+    drivers = LoggedRim(rim=driver, rim_id=RimId.parse(DRIVER_ID), issuer="https://rims.example")
+    old = _tagged_rim(pki, VBIOS_ID, "0", "11")
+    new = _tagged_rim(pki, VBIOS_ID, "1", "22")
+    for order in ((old, new), (new, old)):
+        rims = LoggedRims([drivers, *order])
+        assert rims.appraise({1: bytes.fromhex("22" * 48)}, **LOGGED).vbios is new
+        with pytest.raises(MeasurementMismatch):
+            rims.appraise({1: bytes.fromhex("11" * 48)}, **LOGGED)
+
+
+def test_a_re_signed_copy_of_one_tag_is_not_ambiguous(pki: RimPki) -> None:
+    """The same tag signed twice (two signatures, two digests, the same values) is one tag."""
+    first = _tagged_rim(pki, VBIOS_ID, "0", "11")
+    second = _tagged_rim(pki, VBIOS_ID, "0", "11")
+    assert first.rim.digest != second.rim.digest
+    driver = dataclasses.replace(
+        first.rim, colloquial_version="545.00", tag_id="driver", measurements=()
+    )
+    drivers = LoggedRim(rim=driver, rim_id=RimId.parse(DRIVER_ID), issuer="https://rims.example")
+    LoggedRims([drivers, first, second]).appraise({1: bytes.fromhex("11" * 48)}, **LOGGED)
 
 
 def test_versions_and_names_are_matched_as_the_evidence_writes_them(rims: LoggedRims) -> None:

@@ -149,7 +149,8 @@ def test_a_corim_sfr_conditioned_on_other_firmware_than_it_reviews_is_refused() 
     # inside names firmware B: a CoRIM verifier and Ironroot would apply the review to
     # different images, so the report is ambiguous and refused.
     corim = build_sfr_corim(parse_report_json(report_bytes()))
-    assert parse_sfr_corim(_with_condition_digests(corim, [[-43, bytes.fromhex(SHA384)]]))
+    same = [[-43, bytes.fromhex(SHA384)], [-44, bytes.fromhex(SHA512)]]
+    assert parse_sfr_corim(_with_condition_digests(corim, same))
     other = bytes.fromhex(SHA384[:-2] + "a2")
     with pytest.raises(MalformedReport, match="condition"):
         parse_sfr_corim(_with_condition_digests(corim, [[-43, other]]))

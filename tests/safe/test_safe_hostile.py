@@ -423,3 +423,86 @@ def test_a_provider_key_that_never_ends_or_never_answers_is_refused(tmp_path: Pa
         assert run.returncode == 1, (key, run.stderr)
         assert run.stderr.startswith(expected), (key, run.stderr)
         assert "Traceback" not in run.stderr
+
+
+def _condition_names_sha384_only(comid: dict[Any, Any]) -> None:
+    mval = comid[4][10][0][0][0][1][0][1]
+    mval[2] = [d for d in mval[2] if d[0] == -43]
+
+
+def _condition_names_sha512_only(comid: dict[Any, Any]) -> None:
+    mval = comid[4][10][0][0][0][1][0][1]
+    mval[2] = [d for d in mval[2] if d[0] == -44]
+
+
+@pytest.mark.parametrize(
+    ("change", "alg"),
+    [(_condition_names_sha384_only, -44), (_condition_names_sha512_only, -43)],
+)
+def test_an_sfr_digest_its_condition_does_not_name_is_refused(
+    change: Callable[[dict[Any, Any]], None], alg: int
+) -> None:
+    # The condition names the firmware the review holds for by one hash; the SFR names
+    # another hash besides. A CoRIM verifier applies the review to the condition's firmware
+    # only; Ironroot found it under the other hash too, which may be another image's.
+    with pytest.raises(MalformedReport) as info:
+        parse_sfr_corim(_corim_with(change))
+    assert info.value.code == "malformed-report"
+    assert info.value.detail == (
+        f"the SFR's hash alg {alg} firmware digest is not in the condition: a CoRIM verifier "
+        "would not apply the review to that firmware"
+    )
+
+
+def _triples_keyed_by_a_float(comid: dict[Any, Any]) -> None:
+    comid[4] = {10.0: comid[4].pop(10)}
+
+
+def _fw_digests_keyed_by_a_float(comid: dict[Any, Any]) -> None:
+    fw = _sfr(comid)[4][0]
+    fw[1.0] = fw.pop(1)
+
+
+def _measurement_keyed_by_true(comid: dict[Any, Any]) -> None:
+    measurement = comid[4][10][0][1][0][1][0]
+    measurement[True] = measurement.pop(1)
+
+
+def _class_keyed_by_true(comid: dict[Any, Any]) -> None:
+    for env in (comid[4][10][0][0][0][0], comid[4][10][0][1][0][0]):
+        env[0][True] = env[0].pop(1)
+
+
+@pytest.mark.parametrize(
+    ("change", "what"),
+    [
+        (_triples_keyed_by_a_float, "CoMID triples (4) key 10.0"),
+        (_fw_digests_keyed_by_a_float, "SFR fw-identifier key 1.0"),
+        (_measurement_keyed_by_true, "endorsement measurement key True"),
+        (_class_keyed_by_true, "endorsement class key True"),
+    ],
+)
+def test_a_corim_sfr_map_key_that_equals_an_integer_but_is_not_one_is_refused(
+    change: Callable[[dict[Any, Any]], None], what: str
+) -> None:
+    # A decoded map is a dict, where 10.0 == 10 and True == 1: a map keyed by them was read
+    # as if keyed by the integer, though every other CoRIM reader sees another key (and
+    # none of what this parser read there).
+    with pytest.raises(MalformedReport) as info:
+        parse_sfr_corim(_corim_with(change))
+    assert info.value.code == "malformed-report"
+    assert info.value.detail == f"{what} is not an integer or text"
+
+
+@pytest.mark.parametrize("roles", [[True], [1.0], [-1, 1.0]])
+def test_a_corim_sfr_provider_role_that_is_no_integer_is_refused(
+    review_key: tuple[PrivateKey, ProviderKeys], roles: list[object]
+) -> None:
+    # ``1 in [True]`` holds in Python: an entity whose role is the boolean true (or 1.0) was
+    # taken for the manifest creator, the review provider, which no other reader sees.
+    key, providers = review_key
+    entities = [{0: KID, 2: roles}]
+    with pytest.raises(MalformedReport) as info:
+        verify_report(_signed_corim_valid(key, None, extra={5: entities}), providers)
+    assert info.value.code == "malformed-report"
+    assert info.value.detail == "CoRIM entity 0 roles must be an array of unsigned integers"

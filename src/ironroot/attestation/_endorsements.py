@@ -33,7 +33,10 @@ span they count in (steps 2 and 3: the appraisal checks it again, at its own ``n
 :class:`ReferenceValues` answers the appraisal's two questions: which logged values does this
 digest match, and what is the logged minimum SVN of that environment — the highest minimum any
 logged triple for the same environment and ``mkey`` states, so a vendor raises the floor by
-publishing a newer release.
+publishing a newer release. A logged CoMID stops counting when a later one of the same issuer
+supersedes it (draft-ietf-rats-corim §5.1.3: its ``linked-tags`` say it ``replaces`` it, or it
+is a greater ``tag-version`` of the same tag-id): a withdrawn tag stays on the log, and its
+values would otherwise match evidence for ever.
 
 A GPU's reference values are NVIDIA's SWID-tag RIMs, taken the same way: a Transparent
 Statement of content type ``application/swid+xml`` among the reference statements is a RIM
@@ -105,6 +108,8 @@ __all__ = [
 
 _COSE_SIGN1: Final = 0xD2
 _TAG_UEID: Final = 550
+_TAG_SUPPLEMENTS: Final = 0  # linked-tag-map tag-rel: supplements
+_TAG_REPLACES: Final = 1  # linked-tag-map tag-rel: replaces
 _log = logging.getLogger("ironroot.attestation")
 
 
@@ -138,6 +143,13 @@ class ReferenceValue:
     (``raw-value``, flags other than ``is-debug``, ``authorized-by``, …): a value stating any
     of it never matches (:meth:`matches`): the verifier cannot tell whether evidence meets it.
     Its SVN still counts towards its environment's minimum."""
+    tag_id: str | bytes | None = None
+    """The ``tag-id`` of the CoMID that states the value (``None``: not read from a CoMID)."""
+    tag_version: int = 0
+    """That CoMID's ``tag-version`` (absent: 0, the initial version)."""
+    replaces: tuple[str | bytes, ...] = ()
+    """The tag ids that CoMID ``replaces`` (``linked-tags`` with ``tag-rel`` 1): their values
+    from the same issuer are disregarded (:class:`ReferenceValues`)."""
 
     def refusal(self, *, svn: int, debug: bool) -> str | None:
         """Why this value, whose digest matched, does not match evidence with SVN claim
@@ -301,6 +313,16 @@ def _values(
     for tag in corim.tags:
         if not isinstance(tag, Comid):
             continue
+        before = len(out)
+        for link in tag.linked_tags:
+            if link.rel not in (_TAG_SUPPLEMENTS, _TAG_REPLACES):
+                raise MalformedCorim(
+                    f"the CoMID {tag.tag_identity.tag_id!r} links {link.tag_id!r} by tag-rel "
+                    f"{link.rel}, which base CoRIM does not define (0 supplements, 1 replaces): "
+                    "what it does to that tag's values is unknown",
+                    code="corim-tag-rel-unknown",
+                )
+        replaced = tuple(link.tag_id for link in tag.linked_tags if link.rel == _TAG_REPLACES)
         for triple in tag.triples.reference:
             cls = triple.environment.class_map
             for measurement in triple.measurements:
@@ -326,8 +348,19 @@ def _values(
                         not_after=window[1],
                         debug=mval.flags.is_debug if mval.flags is not None else None,
                         unchecked=_unchecked(measurement),
+                        tag_id=tag.tag_identity.tag_id,
+                        tag_version=tag.tag_identity.version or 0,
+                        replaces=replaced,
                     )
                 )
+        if replaced and len(out) == before:
+            # What a tag replaces is carried by its values: without one, it withdraws nothing.
+            raise MalformedCorim(
+                f"the CoMID {tag.tag_identity.tag_id!r} replaces {replaced[0]!r} but states "
+                "no reference value Ironroot reads (a measurement with an mkey and a digest): "
+                "the replaced tag's values cannot be withdrawn without it",
+                code="corim-replaces-nothing-read",
+            )
     return tuple(out)
 
 
@@ -555,13 +588,36 @@ def rim_from_statement(
     return logged
 
 
+def _in_force(values: Sequence[ReferenceValue]) -> tuple[ReferenceValue, ...]:
+    """``values`` without those of superseded CoMIDs (draft-ietf-rats-corim §5.1.1.2,
+    §5.1.3): a tag another tag of the same issuer ``replaces`` ("the information in the
+    target MUST be disregarded"), and a tag-id's versions older than the issuer's newest.
+    A tag naming itself replaces nothing; tags that replace each other are both gone."""
+    replaced = {(v.issuer, t) for v in values for t in v.replaces if t != v.tag_id}
+    newest: dict[tuple[str, str | bytes], int] = {}
+    for v in values:
+        if v.tag_id is not None:
+            key = (v.issuer, v.tag_id)
+            newest[key] = max(newest.get(key, v.tag_version), v.tag_version)
+    return tuple(
+        v
+        for v in values
+        if v.tag_id is None
+        or ((v.issuer, v.tag_id) not in replaced and v.tag_version >= newest[(v.issuer, v.tag_id)])
+    )
+
+
 class ReferenceValues:
-    """An immutable store of logged reference values, indexed by digest."""
+    """An immutable store of logged reference values, indexed by digest.
+
+    Only values in force are kept: those of a CoMID that another logged CoMID of the same
+    issuer replaces, or of which that issuer logged a newer ``tag-version``, are left out
+    (:attr:`ReferenceValue.replaces`, :attr:`ReferenceValue.tag_version`)."""
 
     __slots__ = ("_by_digest", "_floors", "_values")
 
     def __init__(self, values: Iterable[ReferenceValue] = ()) -> None:
-        self._values: tuple[ReferenceValue, ...] = tuple(values)
+        self._values: tuple[ReferenceValue, ...] = _in_force(tuple(values))
         self._by_digest: dict[bytes, list[ReferenceValue]] = {}
         self._floors: dict[tuple[object, ...], int] = {}
         for value in self._values:

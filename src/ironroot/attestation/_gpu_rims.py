@@ -6,8 +6,8 @@ index, and the opaque-data fields that select the RIMs — project (type 17), pr
 chip SKU (15), VBIOS version (6), driver version (3) — and NVDEC0's status (11: ``0x55``
 disabled, so block 36 is not compared, as NVIDIA's verifier does). A report without one of
 the selecting fields is ``MalformedEvidence``; the appraisal's own errors are
-``rim-not-found`` (``NotFound``), ``rim-index-conflict``, ``rim-nothing-compared`` and
-``MeasurementMismatch``.
+``rim-not-found`` (``NotFound``), ``rim-ambiguous``, ``rim-index-conflict``,
+``rim-nothing-compared`` and ``MeasurementMismatch``.
 """
 
 from __future__ import annotations

@@ -6,12 +6,15 @@ CoTL tags (kept as their bytes). A signed CoRIM is a COSE_Sign1 whose protected 
 ``alg``, content type ``application/rim+cbor`` and the corim-meta map (``8``, a byte string
 holding ``{0: {0: signer-name, ? 1: signer-uri}, ? 1: {? 0: not-before, 1: not-after}}``)
 and/or CWT claims (``15``: ``iss`` text, the signer; ``sub`` text; ``exp`` and ``nbf`` numbers);
-its payload is the tagged unsigned CoRIM. Signing and verifying go
-through :mod:`ironroot.cose`.
+its payload is the tagged unsigned CoRIM. A protected ``crit`` (2) may name those headers
+(content type, kid, corim-meta, CWT claims); any other critical header is refused when the
+signed CoRIM is parsed (RFC 9052 §3.1), since its values and dates are read even where its
+signature is not checked. Signing and verifying go through :mod:`ironroot.cose`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -42,7 +45,7 @@ from ironroot.corim._comid import (
     _extensions,
     _uri,
 )
-from ironroot.cose import CONTENT_TYPE, CWT_CLAIMS, KID, Sign1, encode_cbor, sign1
+from ironroot.cose import ALG, CONTENT_TYPE, CRIT, CWT_CLAIMS, KID, Sign1, encode_cbor, sign1
 from ironroot.crypto import Algorithm, Signer, Verifier
 from ironroot.errors import LimitExceeded, MalformedCorim, MalformedInput, UnsupportedAlgorithm
 
@@ -154,6 +157,9 @@ class OpaqueTag:
         return cbor2.CBORTag(self.tag, self.data)
 
 
+# The protected headers a signed CoRIM's reader processes (beside alg and crit): those its
+# crit (RFC 9052 §3.1) may name.
+_UNDERSTOOD: Final = frozenset({CONTENT_TYPE, KID, CORIM_META, CWT_CLAIMS})
 _CWT_ISS: Final = 1
 _CWT_SUB: Final = 2
 _CWT_TIMES: Final = ((4, "exp"), (5, "nbf"))
@@ -323,6 +329,15 @@ class SignedCorim:
                 raise
             raise MalformedCorim(f"signed CoRIM: {exc.detail}") from exc
         protected = msg.protected
+        # A header the signer marked critical and this reader does not process: fail now,
+        # not at verify(), since a CoRIM's values and dates are read where its signature is
+        # not checked (RFC 9052 §3.1). Those it processes may be critical.
+        critical = protected.get(CRIT, ())
+        assert isinstance(critical, list | tuple)  # Sign1.decode checked its shape
+        for label in critical:
+            if label != ALG and label not in _UNDERSTOOD:
+                raise MalformedCorim(f"signed CoRIM: critical header {label!r} is not understood")
+        msg = dataclasses.replace(msg, understood=_UNDERSTOOD)
         if protected.get(CONTENT_TYPE) != CORIM_CONTENT_TYPE:
             raise MalformedCorim(f"signed CoRIM content type must be {CORIM_CONTENT_TYPE}")
         if CORIM_META not in protected and CWT_CLAIMS not in protected:

@@ -8,7 +8,12 @@ VBIOS version and driver version (the opaque-data claims), and:
    logged VBIOS RIM ``NV_GPU_VBIOS_<project>_<sku>_<chip>_<vbios version>``; either missing
    is ``NotFound`` (code ``rim-not-found``), either logged but with a signing chain not
    valid at the appraisal's ``now`` ``NotFound`` (code ``rim-expired``). The RIM's own
-   signed version was already checked against its id when it was taken from the log;
+   signed version was already checked against its id when it was taken from the log. A RIM
+   whose ``tagId`` the log also holds with a greater ``tagVersion`` is revised and left out;
+   two RIMs that are one tag (one ``tagId`` and ``tagVersion``) with different golden
+   measurements are ``VerificationFailed`` (code ``rim-ambiguous``): NVIDIA signs its test
+   RIMs with the production chain under the production tag's identity, and only their
+   (unsigned) file names tell them apart;
 2. **merges** their active measurements: a RIM index active in both is refused
    (``VerificationFailed`` code ``rim-index-conflict``), as NVIDIA's verifier does;
 3. **compares** every active golden measurement at RIM index ``i`` with block ``i + 1``: the
@@ -177,6 +182,54 @@ def compare_measurements(
     )
 
 
+def _tag_version(rim: LoggedRim) -> int | None:
+    """The SWID ``tagVersion`` (an integer; absent: 0), ``None`` when it is no integer."""
+    text = rim.rim.tag_version or "0"
+    return int(text) if text.isascii() and text.isdecimal() else None
+
+
+def _newest_versions(rims: tuple[LoggedRim, ...]) -> tuple[LoggedRim, ...]:
+    """``rims`` without those a greater ``tagVersion`` of their ``tagId`` revises (ISO/IEC
+    19770-2: a revised tag keeps its tagId and increments its tagVersion). A tag whose
+    tagVersion is no integer is kept: :func:`_unambiguous` judges it."""
+    newest: dict[str, int] = {}
+    for rim in rims:
+        version = _tag_version(rim)
+        if version is not None:
+            newest[rim.rim.tag_id] = max(newest.get(rim.rim.tag_id, version), version)
+    return tuple(
+        r for r in rims if (version := _tag_version(r)) is None or version >= newest[r.rim.tag_id]
+    )
+
+
+def _compared(rim: LoggedRim) -> tuple[tuple[object, ...], ...]:
+    """What an appraisal compares of ``rim``'s measurements (their names left out)."""
+    return tuple(
+        (m.index, m.active, m.size, m.alternatives, m.hash_alg) for m in rim.rim.measurements
+    )
+
+
+def _unambiguous(rims: tuple[LoggedRim, ...], what: str) -> tuple[LoggedRim, ...]:
+    """``rims``, unless two of them are one tag (one tagId and tagVersion) with different
+    golden measurements: ``VerificationFailed`` code ``rim-ambiguous``. NVIDIA signs its test
+    RIMs (``…_test_no_gpu``) with the production chain under the production RIM's tagId and
+    tagVersion, with other values: nothing signed tells which one is the production RIM, so
+    neither is taken. The same tag signed twice (the same values) is one tag."""
+    tags: dict[tuple[str, str], list[LoggedRim]] = {}
+    for rim in rims:
+        tags.setdefault((rim.rim.tag_id, rim.rim.tag_version or "0"), []).append(rim)
+    for (tag_id, version), same in tags.items():
+        if len({_compared(r) for r in same}) > 1:
+            raise VerificationFailed(
+                f"the log holds {len(same)} {what} RIMs {same[0].rim_id} that are one tag "
+                f"(tagId {tag_id[:16]}…, tagVersion {version}) with different golden "
+                "measurements (a test RIM signed like the production one?): which of them "
+                "holds is unknown, so neither does",
+                code="rim-ambiguous",
+            )
+    return rims
+
+
 class LoggedRims:
     """An immutable set of RIMs taken from the log, looked up by RIM id."""
 
@@ -210,8 +263,9 @@ class LoggedRims:
                 f"no {what} RIM {rim_id} is on the log: its reference values are unknown",
                 code="rim-not-found",
             )
+        found = _newest_versions(found)
         if now is None:
-            return found
+            return _unambiguous(found, what)
         valid = tuple(r for r in found if r.valid_at(now))
         if not valid:
             ended = max(r.rim.not_after for r in found)
@@ -221,7 +275,7 @@ class LoggedRims:
                 "CWT nbf/exp): its reference values no longer count",
                 code="rim-expired",
             )
-        return valid
+        return _unambiguous(valid, what)
 
     def appraise(
         self,

@@ -91,8 +91,14 @@ def _is_int(value: object) -> TypeGuard[int]:
 
 
 def _map(value: object, what: str) -> Mapping[object, object]:
+    """A map keyed by integers or text, as every CoRIM map is. A decoded map is a dict, where
+    ``True == 1`` and ``10.0 == 10``: a map keyed by them would be read here as if keyed by
+    the integer, though every other CoRIM reader sees another key."""
     if not isinstance(value, Mapping):
         raise MalformedReport(f"{what} must be a map")
+    for key in value:
+        if not (_is_int(key) or isinstance(key, str)):
+            raise MalformedReport(f"{what} key {key!r} is not an integer or text")
     return value
 
 
@@ -239,7 +245,11 @@ def parse_sfr_corim(data: bytes, limits: SafeLimits = DEFAULT_SAFE_LIMITS) -> Sh
     for i, item in enumerate(_array(body.get(5), "CoRIM entities (5)")):
         entity = _map(item, f"CoRIM entity {i}")
         roles = entity.get(2)
-        if isinstance(roles, list | tuple) and _ROLE_MANIFEST_CREATOR in roles:
+        if not isinstance(roles, list | tuple) or not all(_is_int(r) and r >= 0 for r in roles):
+            # ``1 in [True]`` and ``1 in [1.0]`` hold: such a role is no manifest creator
+            # to any other reader.
+            raise MalformedReport(f"CoRIM entity {i} roles must be an array of unsigned integers")
+        if _ROLE_MANIFEST_CREATOR in roles:
             creators.append(_text(entity.get(0), f"CoRIM entity {i} name", limits))
     if not creators:
         raise MalformedReport("CoRIM names no manifest-creator entity (the review provider)")
@@ -305,6 +315,13 @@ def parse_sfr_corim(data: bytes, limits: SafeLimits = DEFAULT_SAFE_LIMITS) -> Sh
             raise MalformedReport(
                 f"the condition's hash alg {alg} digest is not the SFR's firmware digest"
             )
+    for alg in sorted(set(digests) - set(cond_digests) if cond_digests else ()):
+        # And the other way: a digest the condition does not name is firmware a CoRIM
+        # verifier never applies the review to, though it would be found here under it.
+        raise MalformedReport(
+            f"the SFR's hash alg {alg} firmware digest is not in the condition: a CoRIM "
+            "verifier would not apply the review to that firmware"
+        )
     version = _map(fw[0], "SFR fw-version") if 0 in fw else {}
     raw_issues = _array(sfr[5], "SFR issues (5)") if 5 in sfr else ()
     if len(raw_issues) > limits.max_issues:
