@@ -45,6 +45,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import RSAKey
 
 from ironroot._json import unique_members
+from ironroot.crypto import check_wrapping_key
 from ironroot.ear import answers_composite, gpu_nonce
 from ironroot.errors import (
     KeyBindingMismatch,
@@ -76,13 +77,14 @@ PublicWrappingKey = mlkem.MLKEM768PublicKey | mlkem.MLKEM1024PublicKey | rsa.RSA
 
 
 def _kind(key: PublicWrappingKey) -> str:
-    if isinstance(key, mlkem.MLKEM768PublicKey):
-        return "ML-KEM-768"
-    if isinstance(key, mlkem.MLKEM1024PublicKey):
-        return "ML-KEM-1024"
+    """The key's kind, once it is known not to be degenerate (``check_wrapping_key``)."""
+    if isinstance(key, mlkem.MLKEM768PublicKey | mlkem.MLKEM1024PublicKey):
+        check_wrapping_key(key)
+        return "ML-KEM-768" if isinstance(key, mlkem.MLKEM768PublicKey) else "ML-KEM-1024"
     numbers = key.public_numbers()
     if key.key_size not in _RSA_BITS or numbers.e != 65537:
         raise UnsupportedAlgorithm("an RSA wrapping key is 3072 or 4096 bits with e = 65537")
+    check_wrapping_key(key)
     return f"RSA-{key.key_size}"
 
 
