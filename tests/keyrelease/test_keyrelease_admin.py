@@ -98,8 +98,8 @@ def test_admin_answers_requests_for_a_loopback_host_only(caplog: pytest.LogCaptu
         warned = [r for r in caplog.records if "not the loopback: refused" in r.getMessage()]
         assert len(warned) == 3  # the operator's log shows each attempt
         assert _officer_logins(harness) == before + 3  # the loopback hosts' logins only
-        remote = create_keyrelease_app(harness.service, admin="any")  # any host then
-        assert _admin_get(remote, "10.0.0.5", "http://keys.example").status_code == 200
+        remote = create_keyrelease_app(harness.service, admin="any")  # any host (over TLS)
+        assert _admin_get(remote, "10.0.0.5", "https://keys.example").status_code == 200
 
 
 @pytest.mark.parametrize(
@@ -146,8 +146,8 @@ def test_admin_answers_on_the_loopback_interface_unless_configured() -> None:
             refused = _admin_get(loopback, client)
             assert_problem(refused, RoleNotPermitted, "admin-loopback-only")
         assert _officer_logins(harness) == before + 2  # the loopback requests' logins only
-        remote = create_keyrelease_app(harness.service, admin="any")
-        assert _admin_get(remote, "10.0.0.5").status_code == 200
+        remote = create_keyrelease_app(harness.service, admin="any")  # over TLS
+        assert _admin_get(remote, "10.0.0.5", "https://keys.example").status_code == 200
         off = create_keyrelease_app(harness.service, admin="off")
         assert _admin_get(off, "127.0.0.1").status_code == 404
 

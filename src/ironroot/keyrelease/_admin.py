@@ -48,7 +48,11 @@ loopback name or address (``localhost``, ``127.0.0.1``, ``[::1]``) is ``RoleNotP
 ``admin-host-not-loopback`` (403): a page whose name an attacker re-points at 127.0.0.1 (DNS
 rebinding) reaches the loopback interface from the operator's own browser, and its guesses
 would count toward an officer's lockout, or, with credentials the browser keeps, act. Both
-are refused before any HSM login.
+are refused before any HSM login. With ``admin = "any"``, a request that did not come over
+HTTPS (TLS here, or at a trusted proxy that says so) is ``Unauthorized``
+``admin-needs-https`` (401), before any HSM login: HTTP Basic sends the credential as it is.
+The client (:class:`~ironroot.keyrelease.KeyReleaseClient`, ``ironroot keyrelease``) sends an
+officer's credential only over HTTPS or to a loopback address.
 """
 
 from __future__ import annotations
@@ -259,6 +263,13 @@ def admin_routes(service: KeyReleaseService, *, reach: str = "loopback") -> list
                     code="admin-loopback-only",
                 )
             _refuse_web_pages(request, reach)
+            if reach == "any" and request.url.scheme != "https":
+                _log.warning("an admin request over plain HTTP with admin = any: refused")
+                raise Unauthorized(
+                    'the admin API open to any client (admin = "any") takes an HSM officer\'s '
+                    "credential over HTTPS only: serve with TLS",
+                    code="admin-needs-https",
+                )
             identity, credential = _officer(request)
             if identity == vault.identity:
                 # Never a login: wrong credentials would count toward the lockout of the
