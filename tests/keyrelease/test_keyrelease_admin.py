@@ -228,7 +228,12 @@ def test_an_offer_that_loses_its_name_to_another_leaves_no_key_behind(
     monkeypatch.setattr(harness.service, "add_key", taken_meanwhile)
     with _client(url, OFFICER) as officer:
         before = {k["handle"] for k in officer.get("/admin/keys").json()["keys"]}
-        body = {"type": "AES-256", "release_policy": "true", "offer_as": "raced-key"}
+        body = {
+            "type": "AES-256",
+            "exportable": True,
+            "release_policy": "true",
+            "offer_as": "raced-key",
+        }
         lost = officer.post("/admin/keys", json=body)
         assert lost.status_code == 409, lost.text
         after = {k["handle"] for k in officer.get("/admin/keys").json()["keys"]}
@@ -553,3 +558,28 @@ def test_the_cli_removes_a_verifier_from_the_running_service(
     error = json.loads(capsys.readouterr().out)["error"]
     assert error["code"] == "not-found"
     assert VERIFIER in error["message"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"type": "AES-256", "exportable": True, "offer_as": "unreleasable"},  # no policy
+        {"type": "AES-256", "release_policy": "true", "offer_as": "unreleasable"},  # kept in
+    ],
+    ids=["no release policy", "not exportable"],
+)
+def test_offer_as_is_refused_for_a_key_no_release_could_take(
+    admin: tuple[Harness, str], body: dict[str, Any]
+) -> None:
+    """A key without a release policy, or not exportable, is one every release refuses
+    (``key-not-exportable``): offering it would list a name no TEE can ever get."""
+    harness, url = admin
+    before = harness.hsm.keys(harness.officer)
+    with _client(url, OFFICER) as officer:
+        refused = officer.post("/admin/keys", json=body)
+    assert_problem(refused, MalformedInput)
+    assert refused.json()["detail"] == (
+        "offer_as needs a key a release can take: exportable, with a release_policy"
+    )
+    assert harness.hsm.keys(harness.officer) == before  # no key made
+    assert "unreleasable" not in harness.service.keys

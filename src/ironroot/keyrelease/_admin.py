@@ -19,7 +19,9 @@ lockout ends the service's own session.
 ``POST /admin/keys`` JSON ``{"type", "usages"?, "exportable"?, "label"?, "release_policy"?,
 "release_on_warning"?, "offer_as"?}``
     generate a key inside; with ``offer_as``, the service offers it for release under that
-    name at once (until the process stops: add it to ``keyrelease.toml`` to keep it).
+    name at once (until the process stops: add it to ``keyrelease.toml`` to keep it); only a
+    key a release can take (``exportable``, with a ``release_policy``: else
+    ``MalformedInput``, and no key is made).
 ``POST /admin/keys/import`` JSON ``{"wrapped": b64url, "unwrapping_key": handle, "type",
 "usages"?, "label"?}``
     unwrap a wrapped key into the HSM (imported keys are never exportable).
@@ -299,12 +301,18 @@ def admin_routes(service: KeyReleaseService, *, reach: str = "loopback") -> list
         _members(body, _GENERATE)
         key_type = KeyType.parse(_text(body, "type"))
         offer = body.get("offer_as")
+        attributes = _attributes(body, key_type, exportable=True)
         entry = None
         if offer is not None:
             if not isinstance(offer, str) or offer in service.keys:
                 raise MalformedInput("offer_as is a name the service does not offer yet")
+            if not attributes.exportable or attributes.release_policy is None:
+                # every release of it would be key-not-exportable: a name no TEE ever gets
+                raise MalformedInput(
+                    "offer_as needs a key a release can take: exportable, with a release_policy"
+                )
             entry = ReleasableKey(offer, "pending")  # checks the name before the key exists
-        handle = hsm.generate(session, key_type, _attributes(body, key_type, exportable=True))
+        handle = hsm.generate(session, key_type, attributes)
         if entry is not None:
             try:
                 service.add_key(ReleasableKey(entry.name, handle))
