@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, mlkem, rsa
 from ironroot.errors import MalformedInput, UnsupportedAlgorithm
 from ironroot.hsm import Role, WrappingKey, bind_report_data
 from ironroot.hsm._wrap import load_recipient
-from ironroot.keyrelease import KeyReleaseServerThread, create_keyrelease_app
+from ironroot.keyrelease import KeyReleaseServerThread, ReleaseRequest, create_keyrelease_app
 
 Q = 3329
 _K = {768: 3, 1024: 4}
@@ -260,3 +260,22 @@ def test_a_release_to_a_degenerate_key_spends_no_nonce_and_asks_no_hsm(
     assert bind_report_data(nonce, harness.tee.public) == harness.tee.report_data(nonce)
     released = harness.post("cel-key", good, nonce, as_json=as_json)
     assert released.status_code == 200, released.content
+
+
+def test_a_wrapping_key_built_without_parse_is_checked_before_the_nonce_is_spent() -> None:
+    """A library caller may build the ``WrappingKey`` itself (its constructor checks
+    nothing): the service checks its SPKI before the HSM redeems the nonce."""
+    harness = build_harness()
+    zero = _spki(768, bytes(384 * 3 + 32))
+    loaded = serialization.load_der_public_key(zero)
+    assert isinstance(loaded, mlkem.MLKEM768PublicKey)
+    built = WrappingKey(spki=zero, kind="ML-KEM-768", key=loaded)
+    nonce = harness.nonce()
+    ear = make_ear(harness.verifier_key, nonce + built.digest)
+    request = ReleaseRequest(ear=ear, wrapping_key=built, nonce=nonce)
+    with harness.http, pytest.raises(MalformedInput) as caught:
+        harness.service.release("cel-key", request)
+    assert caught.value.code == _CODE
+    assert str(caught.value) == ML_KEM_DEGENERATE
+    released = harness.service.release("cel-key", harness.request(harness.ear(nonce), nonce))
+    assert harness.holds("cel-key", harness.unwrap(released, nonce))
