@@ -583,3 +583,46 @@ def test_offer_as_is_refused_for_a_key_no_release_could_take(
     )
     assert harness.hsm.keys(harness.officer) == before  # no key made
     assert "unreleasable" not in harness.service.keys
+
+
+_ROUTES: list[tuple[str, str, dict[str, Any] | None]] = [
+    ("GET", "/admin/keys", None),
+    ("POST", "/admin/keys", {"type": "AES-256"}),
+    ("POST", "/admin/keys/import", {"wrapped": "AAAA", "unwrapping_key": "h", "type": "AES-256"}),
+    ("GET", "/admin/verifiers", None),
+    ("POST", "/admin/verifiers", {"name": "v", "public_key": "-----BEGIN"}),
+    ("DELETE", "/admin/verifiers/nobody", None),
+    ("POST", "/admin/audit/prune", {"before": 1}),
+]
+# what each identity gets on each route, in _ROUTES's order: the HSM's roles decide
+_ANSWERS: dict[str, list[int]] = {
+    "anonymous": [401] * 7,
+    "wrong credential": [401] * 7,
+    "the service itself": [401] * 7,
+    "auditor": [403] * 7,
+    "crypto user": [200, 403, 404, 200, 403, 403, 403],  # unwraps; h is no key: 404
+    "officer": [200, 201, 403, 200, 400, 404, 400],  # never unwraps; 1 starts no segment
+}
+
+
+def test_every_admin_route_answers_each_identity_as_its_hsm_role_allows(
+    admin: tuple[Harness, str],
+) -> None:
+    harness, url = admin
+    harness.hsm.add_identity(harness.officer, "auditor", Role.AUDITOR, b"auditor-credential")
+    harness.hsm.add_identity(harness.officer, "victim", Role.OFFICER, b"victim-credential")
+    identities: dict[str, tuple[str, str] | None] = {
+        "anonymous": None,
+        "wrong credential": ("victim", "a wrong guess"),  # seven guesses lock it out
+        "the service itself": SERVICE,
+        "auditor": ("auditor", "auditor-credential"),
+        "crypto user": USER,
+        "officer": OFFICER,
+    }
+    for who, auth in identities.items():
+        with _client(url, auth) as client:
+            got = [
+                client.request(method, path, json=body).status_code
+                for method, path, body in _ROUTES
+            ]
+        assert got == _ANSWERS[who], who
