@@ -26,6 +26,7 @@ authentication.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Final
 
@@ -85,6 +86,10 @@ def _looks_uniform(coefficients: list[int]) -> bool:
     return zeros <= _MAX_ZEROS and 4 * short <= 3 * len(coefficients)
 
 
+# Remembers good keys only (a refusal raises, and is not kept): one release checks its key
+# some five times (the HTTP API, the service, the HSM), 1-2 ms each, three of them under the
+# HSM's lock.
+@functools.lru_cache(maxsize=64)
 def _check_mlkem(raw: bytes) -> None:
     t_hat_bytes, rho = raw[:-32], raw[-32:]
     if len(t_hat_bytes) % 384 or not t_hat_bytes:
