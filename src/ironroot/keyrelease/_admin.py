@@ -243,9 +243,10 @@ def _refuse_web_pages(request: Request, reach: str) -> None:
 def admin_routes(service: KeyReleaseService, *, reach: str = "loopback") -> list[Route]:
     """The ``/admin`` routes (module docs); none when the service's vault is not an HSM or
     ``reach`` is ``off``. With ``loopback`` (the default), a request from any other address
-    is refused (``RoleNotPermitted`` ``admin-loopback-only``) before any HSM login: an
-    officer's lockout in the HSM lasts until another officer lifts it, so wrong credentials
-    from anyone who reaches the service port (the TEEs it releases keys to) must not count."""
+    is refused (``RoleNotPermitted`` ``admin-loopback-only``) before any HSM login: wrong
+    credentials lock an officer out of the HSM for a while, longer each time
+    (``HsmConfig.lockout_duration``), so wrong credentials from anyone who reaches the service
+    port (the TEEs it releases keys to) must not count."""
     if reach not in ADMIN_REACH:
         raise ConfigError(f"the admin API's reach is one of {', '.join(ADMIN_REACH)}")
     vault = service.vault
