@@ -31,6 +31,7 @@ def test_all() -> None:
             "b64url_decode",
             "b64url_encode",
             "check_crl",
+            "check_wrapping_key",
             "cose_key_thumbprint",
             "crl_covers",
             "ecdsa_from_der",

@@ -119,10 +119,12 @@ def make_ear(
     eat_nonce: bytes | str | None = "report-data",
     evidence_claims: Mapping[str, Any] | None = None,
     cwt: bool = False,
+    policy_id: str = "test",
 ) -> bytes:
-    """An EAR as the verifier signs it, for evidence with ``report_data``."""
+    """An EAR as the verifier signs it, for evidence with ``report_data``, appraised under
+    the verifier's policy ``policy_id``."""
     claims = dict(evidence_claims) if evidence_claims is not None else evidence(report_data)
-    appraisal = Appraisal(status, VECTORS[status], policy_id="test", evidence=claims)
+    appraisal = Appraisal(status, VECTORS[status], policy_id=policy_id, evidence=claims)
     t = int(iat.timestamp())
     result = AttestationResult(
         iat=t,

@@ -98,8 +98,8 @@ def test_admin_answers_requests_for_a_loopback_host_only(caplog: pytest.LogCaptu
         warned = [r for r in caplog.records if "not the loopback: refused" in r.getMessage()]
         assert len(warned) == 3  # the operator's log shows each attempt
         assert _officer_logins(harness) == before + 3  # the loopback hosts' logins only
-        remote = create_keyrelease_app(harness.service, admin="any")  # any host then
-        assert _admin_get(remote, "10.0.0.5", "http://keys.example").status_code == 200
+        remote = create_keyrelease_app(harness.service, admin="any")  # any host (over TLS)
+        assert _admin_get(remote, "10.0.0.5", "https://keys.example").status_code == 200
 
 
 @pytest.mark.parametrize(
@@ -146,8 +146,8 @@ def test_admin_answers_on_the_loopback_interface_unless_configured() -> None:
             refused = _admin_get(loopback, client)
             assert_problem(refused, RoleNotPermitted, "admin-loopback-only")
         assert _officer_logins(harness) == before + 2  # the loopback requests' logins only
-        remote = create_keyrelease_app(harness.service, admin="any")
-        assert _admin_get(remote, "10.0.0.5").status_code == 200
+        remote = create_keyrelease_app(harness.service, admin="any")  # over TLS
+        assert _admin_get(remote, "10.0.0.5", "https://keys.example").status_code == 200
         off = create_keyrelease_app(harness.service, admin="off")
         assert _admin_get(off, "127.0.0.1").status_code == 404
 
@@ -228,7 +228,12 @@ def test_an_offer_that_loses_its_name_to_another_leaves_no_key_behind(
     monkeypatch.setattr(harness.service, "add_key", taken_meanwhile)
     with _client(url, OFFICER) as officer:
         before = {k["handle"] for k in officer.get("/admin/keys").json()["keys"]}
-        body = {"type": "AES-256", "release_policy": "true", "offer_as": "raced-key"}
+        body = {
+            "type": "AES-256",
+            "exportable": True,
+            "release_policy": "true",
+            "offer_as": "raced-key",
+        }
         lost = officer.post("/admin/keys", json=body)
         assert lost.status_code == 409, lost.text
         after = {k["handle"] for k in officer.get("/admin/keys").json()["keys"]}
@@ -553,3 +558,71 @@ def test_the_cli_removes_a_verifier_from_the_running_service(
     error = json.loads(capsys.readouterr().out)["error"]
     assert error["code"] == "not-found"
     assert VERIFIER in error["message"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"type": "AES-256", "exportable": True, "offer_as": "unreleasable"},  # no policy
+        {"type": "AES-256", "release_policy": "true", "offer_as": "unreleasable"},  # kept in
+    ],
+    ids=["no release policy", "not exportable"],
+)
+def test_offer_as_is_refused_for_a_key_no_release_could_take(
+    admin: tuple[Harness, str], body: dict[str, Any]
+) -> None:
+    """A key without a release policy, or not exportable, is one every release refuses
+    (``key-not-exportable``): offering it would list a name no TEE can ever get."""
+    harness, url = admin
+    before = harness.hsm.keys(harness.officer)
+    with _client(url, OFFICER) as officer:
+        refused = officer.post("/admin/keys", json=body)
+    assert_problem(refused, MalformedInput)
+    assert refused.json()["detail"] == (
+        "offer_as needs a key a release can take: exportable, with a release_policy"
+    )
+    assert harness.hsm.keys(harness.officer) == before  # no key made
+    assert "unreleasable" not in harness.service.keys
+
+
+_ROUTES: list[tuple[str, str, dict[str, Any] | None]] = [
+    ("GET", "/admin/keys", None),
+    ("POST", "/admin/keys", {"type": "AES-256"}),
+    ("POST", "/admin/keys/import", {"wrapped": "AAAA", "unwrapping_key": "h", "type": "AES-256"}),
+    ("GET", "/admin/verifiers", None),
+    ("POST", "/admin/verifiers", {"name": "v", "public_key": "-----BEGIN"}),
+    ("DELETE", "/admin/verifiers/nobody", None),
+    ("POST", "/admin/audit/prune", {"before": 1}),
+]
+# what each identity gets on each route, in _ROUTES's order: the HSM's roles decide
+_ANSWERS: dict[str, list[int]] = {
+    "anonymous": [401] * 7,
+    "wrong credential": [401] * 7,
+    "the service itself": [401] * 7,
+    "auditor": [403] * 7,
+    "crypto user": [200, 403, 404, 200, 403, 403, 403],  # unwraps; h is no key: 404
+    "officer": [200, 201, 403, 200, 400, 404, 400],  # never unwraps; 1 starts no segment
+}
+
+
+def test_every_admin_route_answers_each_identity_as_its_hsm_role_allows(
+    admin: tuple[Harness, str],
+) -> None:
+    harness, url = admin
+    harness.hsm.add_identity(harness.officer, "auditor", Role.AUDITOR, b"auditor-credential")
+    harness.hsm.add_identity(harness.officer, "victim", Role.OFFICER, b"victim-credential")
+    identities: dict[str, tuple[str, str] | None] = {
+        "anonymous": None,
+        "wrong credential": ("victim", "a wrong guess"),  # seven guesses lock it out
+        "the service itself": SERVICE,
+        "auditor": ("auditor", "auditor-credential"),
+        "crypto user": USER,
+        "officer": OFFICER,
+    }
+    for who, auth in identities.items():
+        with _client(url, auth) as client:
+            got = [
+                client.request(method, path, json=body).status_code
+                for method, path, body in _ROUTES
+            ]
+        assert got == _ANSWERS[who], who

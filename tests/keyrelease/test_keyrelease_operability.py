@@ -292,3 +292,36 @@ def test_a_failing_readiness_check_names_no_path(monkeypatch: pytest.MonkeyPatch
     assert ready.status_code == 503
     assert ready.json()["checks"]["keys"] == "storage: Storage Error"
     assert secret not in ready.text
+
+
+def test_every_refused_release_is_counted_and_logged(caplog: pytest.LogCaptureFixture) -> None:
+    """A release refused before the HSM is asked (no such key, a malformed request, a
+    degenerate wrapping key) is a refusal too: counted by its code and logged as a warning,
+    like the HSM's refusals (which its audit log also records)."""
+    harness = build_harness()
+    zero_key = bytes.fromhex("308204b2300b0609608648016503040402038204a100") + bytes(
+        1184
+    )  # the all-zero ML-KEM-768 key
+    with (
+        harness.http,
+        KeyReleaseServerThread(create_keyrelease_app(harness.service)) as server,
+        httpx.Client(base_url=server.url, timeout=30) as http,
+        caplog.at_level("WARNING", logger="ironroot.keyrelease"),
+    ):
+        harness.url = server.url
+        nonce = harness.nonce()
+        assert harness.post("no-such-key", harness.ear(nonce), nonce).status_code == 404
+        malformed = http.post("/keys/cel-key/release", json={"ear": "x"})
+        assert malformed.status_code == 400
+        degenerate = harness.post("cel-key", harness.ear(nonce), nonce, wrapping_key=zero_key)
+        assert degenerate.status_code == 400
+        metrics = http.get("/metrics").text
+    assert 'ironroot_releases_total{decision="not-found"} 1.0' in metrics
+    assert 'ironroot_releases_total{decision="malformed"} 1.0' in metrics
+    assert 'ironroot_releases_total{decision="degenerate-wrapping-key"} 1.0' in metrics
+    refusals = [r.getMessage() for r in caplog.records if r.name == "ironroot.keyrelease"]
+    assert refusals == [
+        "release of 'no-such-key' refused: not-found",
+        "release of 'cel-key' refused: malformed",
+        "release of 'cel-key' refused: degenerate-wrapping-key",
+    ]

@@ -164,7 +164,7 @@ def test_the_client_sends_a_key_name_percent_encoded(name: str, path: str) -> No
 
     transport = httpx.MockTransport(answer)
     with (
-        KeyReleaseClient("http://keys.test", transport=transport) as client,
+        KeyReleaseClient("https://keys.test", transport=transport) as client,
         pytest.raises(NotFound),
     ):
         client.release(name, ear=b"ear", wrapping_key=b"spki", nonce=bytes(32))
@@ -649,7 +649,7 @@ def test_the_client_sends_a_verifier_name_as_one_segment(name: str, path: str) -
 
     transport = httpx.MockTransport(answer)
     with (
-        KeyReleaseClient("http://keys.test", transport=transport) as client,
+        KeyReleaseClient("https://keys.test", transport=transport) as client,
         pytest.raises(NotFound),
     ):
         client.remove_verifier(name, identity="officer", credential=b"secret")

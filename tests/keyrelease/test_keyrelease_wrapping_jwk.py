@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from ironroot.crypto import b64url_encode
-from ironroot.errors import MalformedInput
+from ironroot.errors import LimitExceeded, MalformedInput
 from ironroot.hsm import WrappingKey
 
 _PRIVATE = rsa.generate_private_key(65537, 3072)
@@ -94,3 +94,18 @@ def test_a_jwk_declared_for_another_use_is_refused(members: dict[str, object], d
 def test_a_jwk_declared_for_encryption_is_the_key(members: dict[str, object]) -> None:
     der = _PRIVATE.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
     assert WrappingKey.parse({**_public_jwk(), **members}).digest == WrappingKey.parse(der).digest
+
+
+@pytest.mark.parametrize("member", ["n", "e"])
+def test_a_jwk_number_larger_than_any_wrapping_key_is_refused_before_it_is_read(
+    member: str,
+) -> None:
+    """An SPKI is at most 16 KiB; a JWK given as a map (a request's ``wrapping_key``) had no
+    bound but the request's 512 KiB, and a 300 KB ``n`` kept the event loop for a quarter
+    of a second before its size was refused."""
+    jwk = _public_jwk()
+    jwk[member] = b64url_encode(b"\xc3" * 300_000)
+    with pytest.raises(LimitExceeded) as caught:
+        WrappingKey.parse(jwk)
+    assert str(caught.value) == "a wrapping key JWK's n and e are at most 1024 characters each"
+    assert WrappingKey.parse(_public_jwk()).kind == "RSA-3072"  # a real one still parses

@@ -1,4 +1,5 @@
-"""The algorithm suite: signers, verifiers, keys, key ids, hybrid signatures and key files.
+"""The algorithm suite: signers, verifiers, keys, key ids, hybrid signatures and key files;
+``check_wrapping_key`` refuses a degenerate ML-KEM or RSA key before anything is wrapped to it.
 
 Every signature in Ironroot is made and checked through this package, and every X.509
 certificate, CSR and CRL from outside bytes is read through its loaders (``load_certificate``,
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
         LmsPublicKey,
     )
     from ironroot.crypto._messages import library_error_text
+    from ironroot.crypto._wrapping import check_wrapping_key
     from ironroot.crypto._x509 import (
         CRL_ENTRY_EXTENSIONS,
         CRL_EXTENSIONS,
@@ -74,6 +76,7 @@ __all__ = [
     "b64url_decode",
     "b64url_encode",
     "check_crl",
+    "check_wrapping_key",
     "cose_key_thumbprint",
     "crl_covers",
     "ecdsa_from_der",

@@ -45,6 +45,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import RSAKey
 
 from ironroot._json import unique_members
+from ironroot.crypto import check_wrapping_key
 from ironroot.ear import answers_composite, gpu_nonce
 from ironroot.errors import (
     KeyBindingMismatch,
@@ -68,6 +69,7 @@ NONCE_SIZE: Final = 32
 REPORT_DATA_SIZE: Final = 64
 WRAPPING_KEY_KINDS: Final = ("ML-KEM-768", "ML-KEM-1024", "RSA-3072", "RSA-4096")
 _MAX_KEY: Final = 16 * 1024
+_MAX_JWK_NUMBER: Final = 1024  # base64url characters: a 4096-bit n is 683
 _RSA_BITS: Final = frozenset((3072, 4096))
 _JWK_PRIVATE: Final = frozenset(("d", "p", "q", "dp", "dq", "qi", "oth"))  # RFC 7518 §6.3.2
 _JWK_WRAP_OPS: Final = frozenset(("wrapKey", "encrypt"))  # RFC 7517 §4.3
@@ -76,13 +78,14 @@ PublicWrappingKey = mlkem.MLKEM768PublicKey | mlkem.MLKEM1024PublicKey | rsa.RSA
 
 
 def _kind(key: PublicWrappingKey) -> str:
-    if isinstance(key, mlkem.MLKEM768PublicKey):
-        return "ML-KEM-768"
-    if isinstance(key, mlkem.MLKEM1024PublicKey):
-        return "ML-KEM-1024"
+    """The key's kind, once it is known not to be degenerate (``check_wrapping_key``)."""
+    if isinstance(key, mlkem.MLKEM768PublicKey | mlkem.MLKEM1024PublicKey):
+        check_wrapping_key(key)
+        return "ML-KEM-768" if isinstance(key, mlkem.MLKEM768PublicKey) else "ML-KEM-1024"
     numbers = key.public_numbers()
     if key.key_size not in _RSA_BITS or numbers.e != 65537:
         raise UnsupportedAlgorithm("an RSA wrapping key is 3072 or 4096 bits with e = 65537")
+    check_wrapping_key(key)
     return f"RSA-{key.key_size}"
 
 
@@ -91,6 +94,12 @@ def _from_jwk(jwk: Mapping[str, Any]) -> PublicWrappingKey:
         raise UnsupportedAlgorithm("a JWK wrapping key is an RSA key (kty RSA)")
     if not _JWK_PRIVATE.isdisjoint(jwk):  # any one of them gives the private key away
         raise MalformedInput("the wrapping key JWK holds private parameters")
+    # bounded before they are read: a JWK map (a request's wrapping_key) had no bound but
+    # the request's, and reading a 300 KB n took a quarter of a second
+    if any(isinstance(jwk.get(m), str) and len(jwk[m]) > _MAX_JWK_NUMBER for m in ("n", "e")):
+        raise LimitExceeded(
+            f"a wrapping key JWK's n and e are at most {_MAX_JWK_NUMBER} characters each"
+        )
     # RFC 7517 4.2/4.3: a key its owner declared for other uses (signatures) is not one to
     # encrypt a released key to; a TEE's encryption key says "enc" or "encrypt"/"wrapKey".
     if "use" in jwk and jwk["use"] != "enc":

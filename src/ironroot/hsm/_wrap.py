@@ -42,6 +42,7 @@ from cryptography.hazmat.primitives import hashes, keywrap, serialization
 from cryptography.hazmat.primitives.asymmetric import mlkem, padding, rsa
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from ironroot.crypto import check_wrapping_key
 from ironroot.errors import LimitExceeded, MalformedInput, UnsupportedAlgorithm, VerificationFailed
 from ironroot.hsm._material import KemPrivate, KemPublic
 from ironroot.hsm._model import KeyType
@@ -215,5 +216,6 @@ def load_recipient(der: bytes) -> KemPublic | rsa.RSAPublicKey:
     except _LibraryUnsupported as exc:
         raise UnsupportedAlgorithm("unsupported recipient public key") from exc
     if isinstance(key, mlkem.MLKEM768PublicKey | mlkem.MLKEM1024PublicKey | rsa.RSAPublicKey):
+        check_wrapping_key(key)  # MalformedInput degenerate-wrapping-key
         return key
     raise UnsupportedAlgorithm("a recipient (wrapping) key is ML-KEM or RSA")

@@ -19,7 +19,9 @@ lockout ends the service's own session.
 ``POST /admin/keys`` JSON ``{"type", "usages"?, "exportable"?, "label"?, "release_policy"?,
 "release_on_warning"?, "offer_as"?}``
     generate a key inside; with ``offer_as``, the service offers it for release under that
-    name at once (until the process stops: add it to ``keyrelease.toml`` to keep it).
+    name at once (until the process stops: add it to ``keyrelease.toml`` to keep it); only a
+    key a release can take (``exportable``, with a ``release_policy``: else
+    ``MalformedInput``, and no key is made).
 ``POST /admin/keys/import`` JSON ``{"wrapped": b64url, "unwrapping_key": handle, "type",
 "usages"?, "label"?}``
     unwrap a wrapped key into the HSM (imported keys are never exportable).
@@ -48,7 +50,11 @@ loopback name or address (``localhost``, ``127.0.0.1``, ``[::1]``) is ``RoleNotP
 ``admin-host-not-loopback`` (403): a page whose name an attacker re-points at 127.0.0.1 (DNS
 rebinding) reaches the loopback interface from the operator's own browser, and its guesses
 would count toward an officer's lockout, or, with credentials the browser keeps, act. Both
-are refused before any HSM login.
+are refused before any HSM login. With ``admin = "any"``, a request that did not come over
+HTTPS (TLS here, or at a trusted proxy that says so) is ``Unauthorized``
+``admin-needs-https`` (401), before any HSM login: HTTP Basic sends the credential as it is.
+The client (:class:`~ironroot.keyrelease.KeyReleaseClient`, ``ironroot keyrelease``) sends an
+officer's credential only over HTTPS or to a loopback address.
 """
 
 from __future__ import annotations
@@ -237,9 +243,10 @@ def _refuse_web_pages(request: Request, reach: str) -> None:
 def admin_routes(service: KeyReleaseService, *, reach: str = "loopback") -> list[Route]:
     """The ``/admin`` routes (module docs); none when the service's vault is not an HSM or
     ``reach`` is ``off``. With ``loopback`` (the default), a request from any other address
-    is refused (``RoleNotPermitted`` ``admin-loopback-only``) before any HSM login: an
-    officer's lockout in the HSM lasts until another officer lifts it, so wrong credentials
-    from anyone who reaches the service port (the TEEs it releases keys to) must not count."""
+    is refused (``RoleNotPermitted`` ``admin-loopback-only``) before any HSM login: wrong
+    credentials lock an officer out of the HSM for a while, longer each time
+    (``HsmConfig.lockout_duration``), so wrong credentials from anyone who reaches the service
+    port (the TEEs it releases keys to) must not count."""
     if reach not in ADMIN_REACH:
         raise ConfigError(f"the admin API's reach is one of {', '.join(ADMIN_REACH)}")
     vault = service.vault
@@ -259,6 +266,13 @@ def admin_routes(service: KeyReleaseService, *, reach: str = "loopback") -> list
                     code="admin-loopback-only",
                 )
             _refuse_web_pages(request, reach)
+            if reach == "any" and request.url.scheme != "https":
+                _log.warning("an admin request over plain HTTP with admin = any: refused")
+                raise Unauthorized(
+                    'the admin API open to any client (admin = "any") takes an HSM officer\'s '
+                    "credential over HTTPS only: serve with TLS",
+                    code="admin-needs-https",
+                )
             identity, credential = _officer(request)
             if identity == vault.identity:
                 # Never a login: wrong credentials would count toward the lockout of the
@@ -288,12 +302,18 @@ def admin_routes(service: KeyReleaseService, *, reach: str = "loopback") -> list
         _members(body, _GENERATE)
         key_type = KeyType.parse(_text(body, "type"))
         offer = body.get("offer_as")
+        attributes = _attributes(body, key_type, exportable=True)
         entry = None
         if offer is not None:
             if not isinstance(offer, str) or offer in service.keys:
                 raise MalformedInput("offer_as is a name the service does not offer yet")
+            if not attributes.exportable or attributes.release_policy is None:
+                # every release of it would be key-not-exportable: a name no TEE ever gets
+                raise MalformedInput(
+                    "offer_as needs a key a release can take: exportable, with a release_policy"
+                )
             entry = ReleasableKey(offer, "pending")  # checks the name before the key exists
-        handle = hsm.generate(session, key_type, _attributes(body, key_type, exportable=True))
+        handle = hsm.generate(session, key_type, attributes)
         if entry is not None:
             try:
                 service.add_key(ReleasableKey(entry.name, handle))

@@ -8,6 +8,7 @@ can tell an expired EAR from a denied policy without parsing text.
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import json
 import ssl
 from typing import Any, Final
@@ -18,6 +19,7 @@ from ironroot._httpclient import TOTAL_TIMEOUTS, bounded_response, checked_url, 
 from ironroot._trust import client_verify
 from ironroot.cose import Problem, encode_cbor
 from ironroot.errors import (
+    ConfigError,
     IronrootError,
     KeyBindingMismatch,
     MalformedInput,
@@ -32,6 +34,17 @@ __all__ = ["KeyReleaseClient"]
 
 _CBOR: Final = "application/cbor"
 _MAX_RESPONSE: Final = 256 * 1024
+
+
+def _loopback(host: str) -> bool:
+    """Whether ``host`` (a URL's, IPv6 without brackets) names the loopback interface."""
+    name = host.lower().rstrip(".")
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
 
 
 def _raise(response: httpx.Response) -> None:
@@ -156,7 +169,15 @@ class KeyReleaseClient:
         body: object = None,
     ) -> object:
         """The JSON answer of one ``/admin`` request made as ``identity`` (its credential
-        sent for this request only), or the service's refusal raised."""
+        sent for this request only), or the service's refusal raised. The credential goes
+        over HTTPS, or to a loopback address, only: HTTP Basic sends it as it is, and anyone
+        on the path would read an HSM officer's credential (``ConfigError``, nothing sent)."""
+        base = self._http.base_url
+        if base.scheme != "https" and not _loopback(base.host):
+            raise ConfigError(
+                "the key service's URL is plain http:// to a host other than the loopback: an "
+                "HSM officer's credential is sent only over https://, or to localhost"
+            )
         response = self._send(
             method,
             path,

@@ -19,6 +19,11 @@ Every refusal is an RFC 9290 concise problem (CBOR), or RFC 9457 JSON when the c
 JSON, with the error's machine code as the ``code`` member: 400 (malformed, expired, unknown
 verifier, stale or mismatching nonce), 403 (``release-denied``, ``key-binding-mismatch``,
 ``invalid-release-policy``, ``key-not-exportable``), 404 (no such key), 413 (too large).
+A degenerate wrapping key (an all-zero or short ML-KEM key, an RSA modulus with a small
+factor: ``ironroot.crypto.check_wrapping_key``) is a 400 ``degenerate-wrapping-key``, before
+the nonce is spent or the HSM asked. Every refusal of a release is counted by its code
+(``ironroot_releases``) and logged as a warning with the key's name; the HSM's own refusals
+are in its audit log too.
 """
 
 from __future__ import annotations
@@ -67,6 +72,7 @@ _log = logging.getLogger("ironroot.keyrelease")
 MAX_REQUEST_BYTES: Final = 512 * 1024
 _BODY_LIMITS: Final = Limits(max_bytes=MAX_REQUEST_BYTES, max_depth=4, max_items=32)
 _MEMBERS: Final = frozenset(("ear", "wrapping_key", "nonce"))
+_MAX_LOGGED_NAME: Final = 128  # a key name, or as much of an unknown one as is logged
 
 
 async def _body(request: Request) -> bytes:
@@ -183,17 +189,20 @@ def keyrelease_routes(service: KeyReleaseService, info: ServiceInfo | None = Non
 
     async def release(request: Request) -> Response:
         name = request.path_params["name"]
-        service.key(name)
-        # JSON or CBOR (untyped: JSON); any other type is a 415, not a guess
-        media_type = require_media_type(
-            request, "application/json", CBOR, untyped="application/json"
-        )
-        parsed = parse_release_request(await _body(request), media_type)
         try:
+            service.key(name)
+            # JSON or CBOR (untyped: JSON); any other type is a 415, not a guess
+            media_type = require_media_type(
+                request, "application/json", CBOR, untyped="application/json"
+            )
+            parsed = parse_release_request(await _body(request), media_type)
             released = await run_in_threadpool(service.release, name, parsed)
         except IronrootError as exc:
+            # every refusal, the HSM's or one before it was asked (no such key, a malformed
+            # request, a degenerate wrapping key): counted and logged by its code
             if decisions is not None:
                 decisions.labels(exc.code).inc()
+            _log.warning("release of %r refused: %s", name[:_MAX_LOGGED_NAME], exc.code)
             raise
         if decisions is not None:
             decisions.labels("released").inc()

@@ -189,13 +189,16 @@ class KeyReleaseService:
         """Release key ``name`` to the TEE of ``request``, or raise why not; the HSM's
         statement is kept first, when the service keeps them (module docs)."""
         entry = self.key(name)
+        # the SPKI the HSM gets, checked as the HTTP API checks it, before the HSM redeems the
+        # nonce: a caller may have built the WrappingKey itself (an all-zero ML-KEM key...)
+        wrapping_key = WrappingKey.parse(request.wrapping_key.spki)
         if self.gate is not None:
             self.gate(name, request)
         released = self.vault.release(
             entry.handle,
             ear=request.ear,
             nonce=request.nonce,
-            recipient=request.wrapping_key.spki,
+            recipient=wrapping_key.spki,
         )
         if self.gate is not None:  # again: the deployment may have changed its mind meanwhile
             self.gate(name, request)
@@ -204,8 +207,8 @@ class KeyReleaseService:
         return ReleasedKey(
             kid=entry.name,
             key_type=self.vault.key_type(entry.handle),
-            alg=wrap_algorithm(request.wrapping_key.kind),
-            recipient=request.wrapping_key.digest,
+            alg=wrap_algorithm(wrapping_key.kind),
+            recipient=wrapping_key.digest,
             nonce=request.nonce,
             wrapped=released.wrapped,
             statement=released.statement,
