@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
@@ -262,6 +263,39 @@ def hsm_credential(path: Path | None, prompt: str = "HSM credential: ") -> bytes
     import getpass
 
     return getpass.getpass(prompt).encode()
+
+
+def add_approver_option(parser: argparse.ArgumentParser) -> None:
+    """``--approver NAME[=FILE]``, repeatable: the other crypto officers of a dual-control
+    login (the HSM's officer quorum)."""
+    parser.add_argument(
+        "--approver",
+        action="append",
+        metavar="NAME[=FILE]",
+        help="another crypto officer approving this login (dual control: the HSM's officer "
+        "quorum); FILE holds its credential, else it is asked for; repeat for each",
+    )
+
+
+def hsm_approvers(given: Sequence[str] | None) -> list[tuple[str, bytes]]:
+    """``--approver NAME=FILE`` (the file holds that officer's credential, read as
+    ``--credential-file`` is) or ``NAME`` (asked for on a terminal) as ``(name, credential)``
+    pairs for a dual-control login; ``ConfigError`` for ``NAME=`` or, with no terminal, a
+    bare ``NAME``."""
+    pairs = []
+    for value in given or ():
+        name, sep, path = value.partition("=")
+        if sep and not path:
+            raise ConfigError(f"--approver {value}: give NAME=FILE, or NAME alone for a prompt")
+        if sep:
+            pairs.append((name, hsm_credential(Path(path))))
+        elif not sys.stdin.isatty():
+            raise ConfigError(f"--approver {name}: give NAME=FILE (no terminal to ask on)")
+        else:
+            import getpass
+
+            pairs.append((name, getpass.getpass(f"credential for approver {name}: ").encode()))
+    return pairs
 
 
 def add_url_options(parser: argparse.ArgumentParser, *, what: str, token: bool = False) -> None:

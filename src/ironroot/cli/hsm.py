@@ -23,7 +23,7 @@ import os
 import stat
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
 
@@ -33,7 +33,13 @@ from ironroot._fileio import read_limited_fd, warn_if_exposed
 from ironroot.cli._hex import parse_hex
 from ironroot.cli._input import note_folder, read_input, read_secret
 from ironroot.cli._output import check_output, write_output
-from ironroot.cli._serving import add_client_options, client_tls, hsm_credential
+from ironroot.cli._serving import (
+    add_approver_option,
+    add_client_options,
+    client_tls,
+    hsm_approvers,
+    hsm_credential,
+)
 from ironroot.cli._text import shown
 from ironroot.crypto import (
     Algorithm,
@@ -115,31 +121,13 @@ def _open(args: argparse.Namespace) -> tuple[hsmlib.DirectoryStorage, hsmlib.Hsm
     return storage, hsm
 
 
-def _approvers(given: Sequence[str]) -> list[tuple[str, bytes]]:
-    """``--approver NAME=FILE`` (the file holds that officer's credential) or ``NAME`` (asked
-    for on a terminal) as ``(name, credential)`` pairs for a dual-control login."""
-    pairs = []
-    for value in given:
-        name, sep, path = value.partition("=")
-        if sep and not path:
-            raise ConfigError(f"--approver {value}: give NAME=FILE, or NAME alone for a prompt")
-        if sep:
-            warn_if_exposed(Path(path), "an HSM credential")
-            pairs.append((name, read_secret(path, _MAX_SMALL).rstrip(b"\r\n")))
-        elif not sys.stdin.isatty():
-            raise ConfigError(f"--approver {name}: give NAME=FILE (no terminal to ask on)")
-        else:
-            pairs.append((name, getpass.getpass(f"credential for approver {name}: ").encode()))
-    return pairs
-
-
 def _session_command(
     action: Callable[[hsmlib.Hsm, hsmlib.Session, argparse.Namespace], int],
 ) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
         identity = _identity(args)  # configuration first: nothing is opened on a usage error
         credential = hsm_credential(args.credential_file, "HSM credential: ")
-        approvers = _approvers(args.approver or ())
+        approvers = hsm_approvers(args.approver)
         storage, hsm = _open(args)
         try:
             if getattr(args, "out", None) is not None:  # before the operation is done
@@ -228,13 +216,7 @@ def _common(parser: argparse.ArgumentParser, *, login: bool = True) -> None:
             help=f"a file holding the credential (or ${_ENV_CREDENTIAL} holding the credential "
             f"itself, or ${_ENV_CREDENTIAL}_FILE naming a file; else a prompt)",
         )
-        parser.add_argument(
-            "--approver",
-            action="append",
-            metavar="NAME[=FILE]",
-            help="another crypto officer approving this login (dual control: the HSM's officer "
-            "quorum); FILE holds its credential, else it is asked for; repeat for each",
-        )
+        add_approver_option(parser)
     parser.add_argument("--json", action="store_true", help="machine-readable output")
 
 

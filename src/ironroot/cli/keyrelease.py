@@ -22,7 +22,8 @@
 ``verifier remove`` and ``audit prune`` log in to the running service's HSM (its ``/admin``
 API) as an HSM crypto officer; the credential comes from ``--credential-file``,
 ``IRONROOT_HSM_CREDENTIAL`` (the credential itself), ``IRONROOT_HSM_CREDENTIAL_FILE`` (a file
-holding it) or a prompt, never from the command line, as for ``ironroot hsm``.
+holding it) or a prompt, never from the command line, as for ``ironroot hsm``. Under the
+HSM's dual control, ``--approver NAME=FILE`` (repeatable) adds the other officers.
 """
 
 from __future__ import annotations
@@ -40,11 +41,13 @@ from ironroot import keyrelease
 from ironroot.cli._input import read_input
 from ironroot.cli._output import check_output, write_output
 from ironroot.cli._serving import (
+    add_approver_option,
     add_client_options,
     add_server_options,
     add_url_options,
     client_tls,
     data_dir,
+    hsm_approvers,
     hsm_credential,
     listen,
     url,
@@ -226,18 +229,19 @@ def _add_officer_options(parser: argparse.ArgumentParser) -> None:
         help=f"a file holding its credential (or ${_ENV_CREDENTIAL} holding the credential "
         f"itself, or ${_ENV_CREDENTIAL}_FILE naming a file; else a prompt)",
     )
+    add_approver_option(parser)
     parser.add_argument("--json", action="store_true")
     add_client_options(parser)
 
 
-def _officer(args: argparse.Namespace) -> tuple[str, str, bytes]:
-    """The service's URL, the officer's identity and credential, in that order: no
-    credential is read on a usage error."""
+def _officer(args: argparse.Namespace) -> tuple[str, str, bytes, list[tuple[str, bytes]]]:
+    """The service's URL, the officer's identity and credential and the approving officers
+    (dual control), in that order: no credential is read on a usage error."""
     base = url(args)
     identity = args.identity or os.environ.get(_ENV_IDENTITY)
     if not identity:
         raise ConfigError(f"give --identity or set {_ENV_IDENTITY}")
-    return base, identity, hsm_credential(args.credential_file)
+    return base, identity, hsm_credential(args.credential_file), hsm_approvers(args.approver)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -351,9 +355,11 @@ def _unwrap(args: argparse.Namespace) -> int:
 
 
 def _verifier_remove(args: argparse.Namespace) -> int:
-    base, identity, credential = _officer(args)
+    base, identity, credential, approvers = _officer(args)
     with keyrelease.KeyReleaseClient(base, verify=client_tls(args)) as client:
-        client.remove_verifier(args.name, identity=identity, credential=credential)
+        client.remove_verifier(
+            args.name, identity=identity, credential=credential, approvers=approvers
+        )
     if args.json:
         print(json.dumps({"name": args.name, "removed": True}))
     else:
@@ -362,9 +368,11 @@ def _verifier_remove(args: argparse.Namespace) -> int:
 
 
 def _audit_prune(args: argparse.Namespace) -> int:
-    base, identity, credential = _officer(args)
+    base, identity, credential, approvers = _officer(args)
     with keyrelease.KeyReleaseClient(base, verify=client_tls(args)) as client:
-        removed = client.prune_audit(args.before, identity=identity, credential=credential)
+        removed = client.prune_audit(
+            args.before, identity=identity, credential=credential, approvers=approvers
+        )
     if args.json:  # as ironroot hsm audit prune --json
         print(json.dumps({"removed": list(removed), "first_kept": args.before}))
     else:

@@ -55,6 +55,13 @@ HTTPS (TLS here, or at a trusted proxy that says so) is ``Unauthorized``
 ``admin-needs-https`` (401), before any HSM login: HTTP Basic sends the credential as it is.
 The client (:class:`~ironroot.keyrelease.KeyReleaseClient`, ``ironroot keyrelease``) sends an
 officer's credential only over HTTPS or to a loopback address.
+
+Under the HSM's dual control (an officer quorum above 1: ``Hsm.set_officer_quorum``),
+installing or removing a verifier and pruning need several crypto officers: each of the others
+sends an ``Ironroot-Approver`` header, ``base64(identity:credential)`` as Basic carries the
+first (at most 15), and the service logs in with them as approvers; one officer alone is the
+HSM's ``RoleNotPermitted`` ``quorum-required`` (403). Approvers are subject to every check the
+first officer's credential is (HTTPS, loopback, never the service's own identity).
 """
 
 from __future__ import annotations
@@ -81,8 +88,9 @@ from ironroot.errors import (
     Unauthorized,
 )
 from ironroot.hsm import Hsm, KeyAttributes, KeyInfo, KeyType, Session
+from ironroot.hsm._model import MAX_QUORUM
 from ironroot.http import decode_request_map, guarded, read_body, require_media_type
-from ironroot.keyrelease._format import b64url, unb64url
+from ironroot.keyrelease._format import APPROVER_HEADER, b64url, unb64url
 from ironroot.keyrelease._service import HsmVault, KeyReleaseService, ReleasableKey
 
 __all__ = ["admin_routes"]
@@ -96,22 +104,43 @@ def _officer(request: Request) -> tuple[str, bytes]:
     scheme, _, value = header.partition(" ")
     if scheme.lower() != "basic" or not value:
         raise Unauthorized("the admin API needs an HSM officer's identity and credential (Basic)")
+    return _identity_credential(value, "the Basic credentials")
+
+
+def _identity_credential(value: str, what: str) -> tuple[str, bytes]:
+    """``base64(identity:credential)``, as HTTP Basic carries it."""
     try:
         decoded = base64.b64decode(value.strip(), validate=True)
     except (binascii.Error, ValueError) as exc:
-        raise Unauthorized("the Basic credentials are not base64") from exc
+        raise Unauthorized(f"{what} are not base64") from exc
     identity, sep, credential = decoded.partition(b":")
     if not sep or not identity:
-        raise Unauthorized("Basic credentials are identity:credential")
+        raise Unauthorized(f"{what} are identity:credential")
     try:
         return identity.decode("utf-8"), credential
     except UnicodeDecodeError as exc:
         raise Unauthorized("the identity is not UTF-8") from exc
 
 
+def _approvers(request: Request) -> list[tuple[str, bytes]]:
+    """The other crypto officers approving this request (the HSM's dual control): one
+    ``Ironroot-Approver`` header each (or several in one, comma-separated), as Basic."""
+    values = [
+        part
+        for header in request.headers.getlist(APPROVER_HEADER)
+        for part in header.split(",")
+        if part.strip()
+    ]
+    if len(values) > MAX_QUORUM - 1:
+        raise MalformedInput(f"at most {MAX_QUORUM - 1} approvers")
+    return [_identity_credential(value, "an approver's credentials") for value in values]
+
+
 @contextmanager
-def _session(hsm: Hsm, identity: str, credential: bytes) -> Iterator[Session]:
-    session = hsm.login(identity, credential)
+def _session(
+    hsm: Hsm, identity: str, credential: bytes, approvers: list[tuple[str, bytes]]
+) -> Iterator[Session]:
+    session = hsm.login(identity, credential, approvers)
     try:
         yield session
     finally:
@@ -274,7 +303,8 @@ def admin_routes(service: KeyReleaseService, *, reach: str = "loopback") -> list
                     code="admin-needs-https",
                 )
             identity, credential = _officer(request)
-            if identity == vault.identity:
+            approvers = _approvers(request)
+            if vault.identity in (identity, *(name for name, _ in approvers)):
                 # Never a login: wrong credentials would count toward the lockout of the
                 # identity the service runs as, and its lockout ends the service's session.
                 _log.warning("an admin request named the key service's own identity: refused")
@@ -286,7 +316,7 @@ def admin_routes(service: KeyReleaseService, *, reach: str = "loopback") -> list
             body = await _json_body(request) if request.method == "POST" else request.path_params
 
             def run() -> Any:
-                with _session(hsm, identity, credential) as session:
+                with _session(hsm, identity, credential, approvers) as session:
                     return action(session, body)
 
             result = await run_in_threadpool(run)

@@ -7,10 +7,12 @@ can tell an expired EAR from a denied policy without parsing text.
 
 from __future__ import annotations
 
+import base64
 import hmac
 import ipaddress
 import json
 import ssl
+from collections.abc import Sequence
 from typing import Any, Final
 
 import httpx
@@ -28,7 +30,13 @@ from ironroot.errors import (
     Unreachable,
 )
 from ironroot.hsm import WrappingKey
-from ironroot.keyrelease._format import RELEASED_KEY_CBOR, ReleasedKey, b64url, unb64url
+from ironroot.keyrelease._format import (
+    APPROVER_HEADER,
+    RELEASED_KEY_CBOR,
+    ReleasedKey,
+    b64url,
+    unb64url,
+)
 
 __all__ = ["KeyReleaseClient"]
 
@@ -167,11 +175,15 @@ class KeyReleaseClient:
         *,
         what: str,
         body: object = None,
+        approvers: Sequence[tuple[str, bytes]] = (),
     ) -> object:
         """The JSON answer of one ``/admin`` request made as ``identity`` (its credential
         sent for this request only), or the service's refusal raised. The credential goes
         over HTTPS, or to a loopback address, only: HTTP Basic sends it as it is, and anyone
-        on the path would read an HSM officer's credential (``ConfigError``, nothing sent)."""
+        on the path would read an HSM officer's credential (``ConfigError``, nothing sent).
+        ``approvers`` — other crypto officers' ``(identity, credential)`` — go as one
+        ``Ironroot-Approver`` header each, ``base64(identity:credential)`` as in Basic, for
+        the HSM's dual control."""
         base = self._http.base_url
         if base.scheme != "https" and not _loopback(base.host):
             raise ConfigError(
@@ -182,7 +194,13 @@ class KeyReleaseClient:
             method,
             path,
             **({} if body is None else {"json": body}),
-            headers={"Accept": "application/json"},
+            headers=[
+                ("Accept", "application/json"),
+                *(
+                    (APPROVER_HEADER, base64.b64encode(name.encode() + b":" + secret).decode())
+                    for name, secret in approvers
+                ),
+            ],
             auth=httpx.BasicAuth(identity.encode(), credential),
         )
         try:
@@ -190,17 +208,33 @@ class KeyReleaseClient:
         except (ValueError, RecursionError) as exc:
             raise MalformedInput(f"the {what}'s answer is not JSON") from exc
 
-    def remove_verifier(self, name: str, *, identity: str, credential: bytes) -> None:
+    def remove_verifier(
+        self,
+        name: str,
+        *,
+        identity: str,
+        credential: bytes,
+        approvers: Sequence[tuple[str, bytes]] = (),
+    ) -> None:
         """Uninstall EAR verifier ``name`` from the service's HSM, logged in as ``identity``
         (a crypto officer) for the one request (``DELETE /admin/verifiers/{name}``); raise
         the service's refusal (``NotFound`` for a name not installed). Once this returns, the
         HSM refuses every release with that verifier's EARs."""
         path = f"/admin/verifiers/{path_segment(name)}"
-        value = self._admin("DELETE", path, identity, credential, what="removal")
+        value = self._admin(
+            "DELETE", path, identity, credential, what="removal", approvers=approvers
+        )
         if value != {"name": name, "removed": True}:  # an answer to another request
             raise MalformedInput(f"the key service did not answer the removal of {name!r}")
 
-    def prune_audit(self, before: int, *, identity: str, credential: bytes) -> tuple[str, ...]:
+    def prune_audit(
+        self,
+        before: int,
+        *,
+        identity: str,
+        credential: bytes,
+        approvers: Sequence[tuple[str, bytes]] = (),
+    ) -> tuple[str, ...]:
         """Remove the archived audit segments of the service's HSM holding the records before
         ``before``, logged in as ``identity`` (a crypto officer) for the one request (``POST
         /admin/audit/prune``); return their names, or raise the service's refusal
@@ -208,7 +242,13 @@ class KeyReleaseClient:
         log)."""
         body = {"before": before}
         value = self._admin(
-            "POST", "/admin/audit/prune", identity, credential, what="prune", body=body
+            "POST",
+            "/admin/audit/prune",
+            identity,
+            credential,
+            what="prune",
+            body=body,
+            approvers=approvers,
         )
         if (
             not isinstance(value, dict)

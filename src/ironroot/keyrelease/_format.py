@@ -47,6 +47,7 @@ from ironroot.errors import MalformedInput
 from ironroot.hsm import NONCE_SIZE, KeyType
 
 __all__ = [
+    "APPROVER_HEADER",
     "RELEASED_KEY_CBOR",
     "RELEASED_KEY_JSON",
     "WRAP_ALGORITHMS",
@@ -55,6 +56,10 @@ __all__ = [
 ]
 
 b64url = b64url_encode  # unpadded base64url (RFC 7515 §2)
+
+APPROVER_HEADER: Final = "Ironroot-Approver"
+"""The admin API's header carrying one approving crypto officer's ``base64(identity:
+credential)``, as HTTP Basic carries the first (the HSM's dual control)."""
 
 
 def unb64url(text: object, what: str) -> bytes:

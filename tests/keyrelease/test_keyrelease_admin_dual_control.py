@@ -1,0 +1,120 @@
+"""The admin API under the HSM's dual control: approving officers in ``Ironroot-Approver``.
+
+With an officer quorum of two, one officer alone cannot remove the verifier the HSM trusts
+or prune its audit log through the running service; with a second officer's
+``Ironroot-Approver`` header (``base64(identity:credential)``) it can, and the HSM's record
+names both.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import quote
+
+import httpx
+import pytest
+from _kr_helpers import VERIFIER, Harness, assert_problem, build_harness, problem_of
+
+from ironroot.cli import main
+from ironroot.errors import MalformedInput, RoleNotPermitted, Unauthorized
+from ironroot.hsm import Role
+from ironroot.keyrelease import KeyReleaseClient, KeyReleaseServerThread, create_keyrelease_app
+
+OFFICER = ("officer", "officer-credential")
+SECOND = ("second-officer", "second-credential")
+SERVICE = ("keyrelease", "user-credential")
+
+
+@pytest.fixture
+def dual() -> Iterator[tuple[Harness, str]]:
+    harness = build_harness()
+    harness.hsm.add_identity(harness.officer, SECOND[0], Role.OFFICER, SECOND[1].encode())
+    harness.hsm.add_identity(harness.officer, "auditor", Role.AUDITOR, b"auditor-credential")
+    harness.hsm.set_officer_quorum(harness.officer, 2)
+    with (
+        harness.http,
+        KeyReleaseServerThread(create_keyrelease_app(harness.service)) as server,
+    ):
+        harness.url = server.url
+        yield harness, server.url
+
+
+def _approver(identity: str, credential: str) -> str:
+    return base64.b64encode(f"{identity}:{credential}".encode()).decode()
+
+
+def _remove(url: str, *approvers: str) -> httpx.Response:
+    headers = [("Accept", "application/json")] + [("Ironroot-Approver", a) for a in approvers]
+    with httpx.Client(base_url=url, auth=OFFICER, timeout=30) as http:
+        return http.delete(f"/admin/verifiers/{quote(VERIFIER, safe='')}", headers=headers)
+
+
+def _last(harness: Harness, operation: str) -> tuple[str, str]:
+    auditor = harness.hsm.login("auditor", b"auditor-credential")
+    record = [r for r in harness.hsm.audit_records(auditor) if r.operation == operation][-1]
+    return record.identity, record.result
+
+
+def test_one_officer_alone_is_refused_and_an_approver_meets_the_quorum(
+    dual: tuple[Harness, str],
+) -> None:
+    harness, url = dual
+    alone = _remove(url)
+    assert_problem(alone, RoleNotPermitted, "quorum-required")
+    assert "under dual control" in problem_of(alone).detail
+    assert harness.hsm.release_verifiers(harness.officer)[0][0] == VERIFIER
+    wrong = _remove(url, _approver(SECOND[0], "not-the-credential"))
+    assert_problem(wrong, Unauthorized)
+    assert _last(harness, "approve") == (SECOND[0], "unauthorized")
+    both = _remove(url, _approver(*SECOND))
+    assert both.status_code == 200, both.content
+    assert json.loads(both.content) == {"name": VERIFIER, "removed": True}
+    assert _last(harness, "verifier-remove") == (f"{OFFICER[0]}+{SECOND[0]}", "ok")
+
+
+def test_approvers_are_checked_before_any_login(dual: tuple[Harness, str]) -> None:
+    harness, url = dual
+    own = _remove(url, _approver(*SERVICE))  # the service's own identity never logs in
+    assert_problem(own, Unauthorized)
+    assert problem_of(own).detail == (
+        "the key service's own identity does not administer it: use another HSM identity"
+    )
+    assert ("keyrelease", "approve") not in {
+        (r.identity, r.operation)
+        for r in harness.hsm.audit_records(harness.hsm.login("auditor", b"auditor-credential"))
+    }
+    assert_problem(_remove(url, "not base64!"), Unauthorized)
+    assert_problem(_remove(url, base64.b64encode(b"no-colon").decode()), Unauthorized)
+    many = ",".join([_approver(*SECOND)] * 16)
+    assert_problem(_remove(url, many), MalformedInput)
+    assert problem_of(_remove(url, many)).detail == "at most 15 approvers"
+
+
+def test_the_client_and_the_cli_send_approvers(
+    dual: tuple[Harness, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    harness, url = dual
+    with KeyReleaseClient(url) as client, pytest.raises(RoleNotPermitted) as info:
+        client.remove_verifier(VERIFIER, identity=OFFICER[0], credential=OFFICER[1].encode())
+    assert info.value.code == "quorum-required"
+    files = {}
+    for name, secret in (OFFICER, SECOND):
+        files[name] = tmp_path / f"{name}.cred"
+        files[name].write_text(secret + "\n")
+        files[name].chmod(0o600)
+    argv = ["keyrelease", "verifier", "remove", VERIFIER, "--url", url, "--json",
+            "--identity", OFFICER[0], "--credential-file", str(files[OFFICER[0]])]  # fmt: skip
+    assert main([*argv, "--approver", f"{SECOND[0]}={files[SECOND[0]]}"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"ok": True, "name": VERIFIER, "removed": True}
+    assert _last(harness, "verifier-remove") == (f"{OFFICER[0]}+{SECOND[0]}", "ok")
+    monkeypatch.setattr("sys.stdin.isatty", lambda: False)
+    assert main([*argv, "--approver", SECOND[0]]) == 2
+    assert "--approver second-officer: give NAME=FILE" in json.dumps(
+        json.loads(capsys.readouterr().out)
+    )
