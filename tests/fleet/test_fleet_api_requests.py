@@ -116,6 +116,15 @@ _NOT_PERMITTED: dict[str, tuple[dict[str, Any], tuple[int, str, str]]] = {
         {"nodes": ["node-0002", "node-0001", "node-0003"]},
         (403, "rollout-not-own-node", _NOT_OWN + "node-0002, node-0003"),
     ),
+    # a request's names are echoed in the refusal, the first five of them: not 64 KiB of them
+    "many others": (
+        {"nodes": [f"node-{n:04}" for n in range(2, 5000)]},
+        (
+            403,
+            "rollout-not-own-node",
+            _NOT_OWN + "node-0002, node-0003, node-0004, node-0005, node-0006 and 4993 more",
+        ),
+    ),
     "a node of another class": (
         {"nodes": [_OTHER]},
         (403, "rollout-not-own-node", _NOT_OWN + _OTHER),

@@ -178,8 +178,9 @@ def _own_rollout(caller: Credential, body: Mapping[str, Any]) -> dict[str, Any]:
         raise RoleNotPermitted(refused + f"class {name}", code="rollout-not-own-node")
     if isinstance(nodes, list) and all(isinstance(n, str) for n in nodes):
         others = [n for n in dict.fromkeys(nodes) if n != caller.node]
-        if others:
-            raise RoleNotPermitted(refused + ", ".join(others), code="rollout-not-own-node")
+        if others:  # the first few named: a refusal does not echo 64 KiB of the request
+            named = ", ".join(others[:5]) + (f" and {len(others) - 5} more" * (len(others) > 5))
+            raise RoleNotPermitted(refused + named, code="rollout-not-own-node")
     if isinstance(allowed, list) and allowed and all(isinstance(n, str) for n in allowed):
         raise RoleNotPermitted(
             "allow_recovery_removal is the operator's (ironroot fleet rollout "
