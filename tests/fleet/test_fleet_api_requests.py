@@ -8,6 +8,7 @@ named."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -218,6 +219,42 @@ def test_an_accepted_rollout_request_is_the_callers_own_recorded_then_run(site: 
         assert (last.node, last.kind, last.detail) == ("node-0003", "rollout-requested", scoped)
         named = control.post(url, json={"dry_run": True, "class": "node-7", "nodes": ["node-0003"]})
     assert [n["node"] for n in named.json()["nodes"]] == ["node-0003"]
+
+
+def test_a_node_asking_for_rollouts_too_often_is_refused_until_its_bucket_refills(
+    site: Site,
+) -> None:
+    """Every rollout, a dry run too, holds its class's rollout lock while it plans, and the
+    operator's ``fleet rollout`` of the class meanwhile is refused ``in-use``: a node asking
+    for its own rollout in a loop kept a third of the operator's attempts out. A node may ask
+    five times at once, then once a minute; a request over that is 503 ``rollout-rate`` with
+    ``Retry-After``, recorded nowhere; a refused request (400, 403) costs nothing."""
+    url = f"{site.servers.control_url}/v1/rollouts"
+    try:
+        with site.client("node-0002", "control") as control:
+            for _ in range(3):  # refused by the checks: free
+                refused = control.post(url, json={"dry_run": True, "nodes": ["node-0001"]})
+                assert problem(refused)[:2] == (403, "rollout-not-own-node")
+            for _ in range(5):
+                assert control.post(url, json={"dry_run": True}).status_code == 200
+            events = site.fleet.events(limit=100_000)
+            over = control.post(url, json={"dry_run": True}, headers={"Accept": "application/json"})
+            assert (over.status_code, over.json()["code"], over.json()["detail"]) == (
+                503,
+                "rollout-rate",
+                "node-0002 asks for rollouts more often than once a minute (5 at once): retry "
+                "in 60 s",
+            )
+            assert over.headers["Retry-After"] == "60"
+            assert site.fleet.events(limit=100_000) == events
+            site.clock.now = NOW + dt.timedelta(seconds=59)
+            assert problem(control.post(url, json={"dry_run": True}))[:2] == (503, "rollout-rate")
+            site.clock.now = NOW + dt.timedelta(seconds=60)
+            assert control.post(url, json={"dry_run": True}).status_code == 200
+        with site.client("node-0003", "control") as other:  # each node its own
+            assert other.post(url, json={"dry_run": True}).status_code == 200
+    finally:
+        site.clock.now = NOW
 
 
 @pytest.mark.parametrize(

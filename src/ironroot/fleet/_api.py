@@ -45,7 +45,11 @@ class or node is 403 ``rollout-not-own-node`` (``RoleNotPermitted``), and any co
 leaves a component nothing to recover to is the operator's, with the fleet's directory in hand
 (``ironroot fleet rollout --allow-recovery-removal``), as are rollouts of a class in waves.
 These are refused before the fleet is asked what the request names (an unknown class or node is
-the same 403); a member of the wrong type is 400 as before. The request is then checked (the
+the same 403); a member of the wrong type is 400 as before. Every rollout, a dry run too,
+holds its class's rollout lock while it plans, and the operator's rollout of the class is
+refused ``in-use`` meanwhile, so a node may ask five times at once, then once a minute (a
+token bucket per node, at the plane's clock): over that, 503 ``rollout-rate`` (``Overloaded``)
+with ``Retry-After``; a request refused otherwise costs nothing. The request is then checked (the
 :data:`RolloutTrigger`'s first step: its members and types, the class, the nodes); only a
 request it accepts is recorded (``rollout-requested``, with the caller's node and the request
 as run: its ``class`` and ``nodes`` filled in) and run, so a refused one (a 400, 403 or 404
@@ -83,6 +87,7 @@ import base64
 import binascii
 import datetime as dt
 import logging
+import math
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -103,6 +108,7 @@ from ironroot.errors import (
     IronrootError,
     MalformedInput,
     NotFound,
+    Overloaded,
     RoleNotPermitted,
 )
 from ironroot.fleet._admission import AdmissionAuthority, AdmissionRequest
@@ -139,6 +145,8 @@ _MAX_ADMISSION: Final = 2 * 1024 * 1024
 _TLS_DAYS: Final = 7  # the servers' TLS certificate's validity
 _TLS_RENEW: Final = dt.timedelta(days=_TLS_DAYS / 2)  # renewed once this much has passed
 _TLS_CHECK: Final = 600.0  # seconds between two looks at whether it is due
+_ROLLOUT_BURST: Final = 5  # rollout requests a node may make at once
+_ROLLOUT_EVERY: Final = 60.0  # seconds for each one more
 _CBOR: Final = "application/cbor"
 _JSON: Final = "application/json"
 Clock = Callable[[], dt.datetime]
@@ -188,6 +196,32 @@ def _own_rollout(caller: Credential, body: Mapping[str, Any]) -> dict[str, Any]:
             code="recovery-removal-not-permitted",
         )
     return scoped
+
+
+class _RolloutRate:
+    """How often each node may ask for a rollout: a token bucket per node (``_ROLLOUT_BURST``
+    at once, one more each ``_ROLLOUT_EVERY`` seconds of the plane's clock). Its callers are
+    admitted nodes, so it holds one bucket per node of the fleet at most."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._buckets: dict[str, tuple[float, float]] = {}  # node -> (tokens, at)
+
+    def take(self, node: str, now: dt.datetime) -> None:
+        """One token of ``node``'s, or ``Overloaded`` ``rollout-rate`` (nothing taken)."""
+        t = now.timestamp()
+        with self._lock:
+            tokens, at = self._buckets.get(node, (float(_ROLLOUT_BURST), t))
+            tokens = min(float(_ROLLOUT_BURST), tokens + max(0.0, t - at) / _ROLLOUT_EVERY)
+            if tokens < 1.0:
+                wait = max(1, math.ceil((1.0 - tokens) * _ROLLOUT_EVERY))
+                raise Overloaded(
+                    f"{node} asks for rollouts more often than once a minute "
+                    f"({_ROLLOUT_BURST} at once): retry in {wait} s",
+                    code="rollout-rate",
+                    retry_after=wait,
+                )
+            self._buckets[node] = (tokens - 1.0, t)
 
 
 # --- admission ------------------------------------------------------------------------------
@@ -268,6 +302,7 @@ def plane_app(
     if plane not in ("control", "data"):
         raise ConfigError("a plane is control or data")
     fleet = authority.fleet
+    rate = _RolloutRate()
 
     async def caller(request: Request) -> Credential:
         presented = _presented(request)
@@ -329,6 +364,7 @@ def plane_app(
             raise NotFound("this control plane runs no rollouts")
         scoped = _own_rollout(credential, body)  # the caller's own node, or 403
         start = await run_in_threadpool(rollout, scoped)  # a refused request records nothing
+        rate.take(credential.node, clock())  # what would run, and hold the class's lock
         # in a worker, as every registry write: waiting for the write lock here on the event
         # loop would hold up every other request of the plane until the writer commits
         await run_in_threadpool(
