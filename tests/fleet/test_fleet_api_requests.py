@@ -134,6 +134,11 @@ _NOT_PERMITTED: dict[str, tuple[dict[str, Any], tuple[int, str, str]]] = {
         {"nodes": ["node-0001", "node-9999"]},
         (403, "rollout-not-own-node", _NOT_OWN + "node-9999"),
     ),
+    # null is "every node of the class" to the trigger (the CLI's default): not over the plane
+    "nodes null": (
+        {"nodes": None},
+        (403, "rollout-not-own-node", _NOT_OWN + "every node of class node-7"),
+    ),
     "another class": (
         {"class": "node-8"},
         (403, "rollout-not-own-node", _NOT_OWN + "class node-8"),
@@ -191,7 +196,7 @@ def test_a_rollout_of_other_nodes_is_refused_before_anything_runs(site: Site) ->
     refused whole, nothing recorded or installed, not even on the caller."""
     before = site.fleet.events(limit=100_000)
     with site.client("node-0001", "control") as control:
-        for body in ({"nodes": ["node-0002", "node-0003"]}, {"class": "node-8"}):
+        for body in ({"nodes": ["node-0002", "node-0003"]}, {"class": "node-8"}, {"nodes": None}):
             response = control.post(f"{site.servers.control_url}/v1/rollouts", json=body)
             assert problem(response) == (403, "rollout-not-own-node", "Role Not Permitted")
         recovery = control.post(

@@ -40,7 +40,8 @@ its right to act for others, so a node's credential starts no rollout of other n
 class or of the fleet (an update reboots what it updates: a compromised node must not take its
 peers down at a time of its choosing), and never accepts the loss of a recovery image. Without
 ``class`` and ``nodes`` the request is the caller's class and ``[caller]``; naming any other
-class or node is 403 ``rollout-not-own-node`` (``RoleNotPermitted``), and any component in
+class or node, or ``"nodes": null`` (every node of the class, to the trigger), is 403
+``rollout-not-own-node`` (``RoleNotPermitted``), and any component in
 ``allow_recovery_removal`` 403 ``recovery-removal-not-permitted`` — accepting that an update
 leaves a component nothing to recover to is the operator's, with the fleet's directory in hand
 (``ironroot fleet rollout --allow-recovery-removal``), as are rollouts of a class in waves.
@@ -178,12 +179,14 @@ def _own_rollout(caller: Credential, body: Mapping[str, Any]) -> dict[str, Any]:
     wrong type is left to the trigger's check (400)."""
     scoped = {**body}
     name = scoped.setdefault("class", caller.node_class)
-    nodes = scoped.setdefault("nodes", [caller.node])
+    nodes = scoped.setdefault("nodes", [caller.node])  # absent; an explicit null stays null
     allowed = scoped.get("allow_recovery_removal")
     refused = f"a node's credential rolls out that node only: {caller.node} (class "
     refused += f"{caller.node_class}) may not roll out "
     if isinstance(name, str) and name != caller.node_class:
         raise RoleNotPermitted(refused + f"class {name}", code="rollout-not-own-node")
+    if nodes is None and isinstance(name, str):  # the trigger's "every node of the class"
+        raise RoleNotPermitted(refused + f"every node of class {name}", code="rollout-not-own-node")
     if isinstance(nodes, list) and all(isinstance(n, str) for n in nodes):
         others = [n for n in dict.fromkeys(nodes) if n != caller.node]
         if others:  # the first few named: a refusal does not echo 64 KiB of the request
