@@ -46,15 +46,15 @@ class or node, or ``"nodes": null`` (every node of the class, to the trigger), i
 leaves a component nothing to recover to is the operator's, with the fleet's directory in hand
 (``ironroot fleet rollout --allow-recovery-removal``), as are rollouts of a class in waves.
 These are refused before the fleet is asked what the request names (an unknown class or node is
-the same 403); a member of the wrong type is 400 as before. Every rollout, a dry run too,
-holds its class's rollout lock while it plans, and the operator's rollout of the class is
-refused ``in-use`` meanwhile, so a node may ask five times at once, then once a minute (a
-token bucket per node, at the plane's clock): over that, 503 ``rollout-rate`` (``Overloaded``)
-with ``Retry-After``; a request refused otherwise costs nothing. The request is then checked (the
-:data:`RolloutTrigger`'s first step: its members and types, the class, the nodes); only a
-request it accepts is recorded (``rollout-requested``, with the caller's node and the request
-as run: its ``class`` and ``nodes`` filled in) and run, so a refused one (a 400, 403 or 404
-problem) leaves no event.
+the same 403); a member of the wrong type is 400 as before. The request is then checked (the
+:data:`RolloutTrigger`'s first step: its members and types, the class, the nodes). One it
+accepts counts against its node's rate: every rollout, a dry run too, holds its class's
+rollout lock while it plans, and the operator's rollout of the class is refused ``in-use``
+meanwhile, so a node may ask five times at once, then once a minute (a token bucket per node,
+at the plane's clock); over that, 503 ``rollout-rate`` (``Overloaded``) with ``Retry-After``.
+Only then is it recorded (``rollout-requested``, with the caller's node and the request as run:
+its ``class`` and ``nodes`` filled in) and run, so a refused one (a 400, 403, 404 or 503
+problem) leaves no event and a request refused by the checks costs no token.
 
 **Data plane** (mutual TLS; a current ``data``-plane credential): ``GET /v1/whoami`` and
 ``GET /v1/placements`` (the VMs placed on the caller's node).
