@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -206,6 +207,34 @@ def test_a_rollout_of_other_nodes_is_refused_before_anything_runs(site: Site) ->
     assert problem(recovery) == (403, "recovery-removal-not-permitted", "Role Not Permitted")
     assert site.fleet.events(limit=100_000) == before
     assert _hosts(site) == ["1.0"] * 4
+
+
+def test_a_node_asking_to_act_for_others_is_logged_as_a_warning(
+    site: Site, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A refused rollout leaves no event, but an attested node asking to roll out its peers, or
+    to drop a recovery image, is what a compromised node does: the plane warns, naming the
+    node (from its credential) and the refusal's code, never what the request named."""
+    url = f"{site.servers.control_url}/v1/rollouts"
+    with (
+        caplog.at_level(logging.WARNING, logger="ironroot.fleet"),
+        site.client("node-0002", "control") as control,
+    ):
+        control.post(url, json={"dry_run": True, "nodes": ["node-0003\nforged line"]})
+        control.post(url, json={"dry_run": True, "allow_recovery_removal": ["host"]})
+        control.post(url, json={"dry_run": True, "wave_size": 0})  # a mistake: no warning
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+        (
+            "WARNING",
+            "node-0002 asked the control plane for a rollout it may not start "
+            "(rollout-not-own-node)",
+        ),
+        (
+            "WARNING",
+            "node-0002 asked the control plane for a rollout it may not start "
+            "(recovery-removal-not-permitted)",
+        ),
+    ]
 
 
 def test_an_accepted_rollout_request_is_the_callers_own_recorded_then_run(site: Site) -> None:

@@ -45,6 +45,8 @@ class or node, or ``"nodes": null`` (every node of the class, to the trigger), i
 ``allow_recovery_removal`` 403 ``recovery-removal-not-permitted`` — accepting that an update
 leaves a component nothing to recover to is the operator's, with the fleet's directory in hand
 (``ironroot fleet rollout --allow-recovery-removal``), as are rollouts of a class in waves.
+Each such refusal is also a warning in the log (logger ``ironroot.fleet``: the node, from its
+credential, and the code), since asking is what a compromised node does.
 These are refused before the fleet is asked what the request names (an unknown class or node is
 the same 403); a member of the wrong type is 400 as before. The request is then checked (the
 :data:`RolloutTrigger`'s first step: its members and types, the class, the nodes). One it
@@ -365,7 +367,15 @@ def plane_app(
         credential, body = await caller_and_body(request)
         if rollout is None:
             raise NotFound("this control plane runs no rollouts")
-        scoped = _own_rollout(credential, body)  # the caller's own node, or 403
+        try:
+            scoped = _own_rollout(credential, body)  # the caller's own node, or 403
+        except RoleNotPermitted as exc:  # what a compromised node does: say so, not at debug
+            _log.warning(
+                "%s asked the control plane for a rollout it may not start (%s)",
+                credential.node,
+                exc.code,
+            )
+            raise
         start = await run_in_threadpool(rollout, scoped)  # a refused request records nothing
         rate.take(credential.node, clock())  # what would run, and hold the class's lock
         # in a worker, as every registry write: waiting for the write lock here on the event
