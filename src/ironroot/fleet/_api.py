@@ -45,10 +45,10 @@ class or node, or ``"nodes": null`` (every node of the class, to the trigger), i
 ``allow_recovery_removal`` 403 ``recovery-removal-not-permitted`` — accepting that an update
 leaves a component nothing to recover to is the operator's, with the fleet's directory in hand
 (``ironroot fleet rollout --allow-recovery-removal``), as are rollouts of a class in waves.
-Each such refusal is also a warning in the log (logger ``ironroot.fleet``: the node, from its
-credential, and the code), since asking is what a compromised node does.
 These are refused before the fleet is asked what the request names (an unknown class or node is
-the same 403); a member of the wrong type is 400 as before. The request is then checked (the
+the same 403), each also a warning in the log (logger ``ironroot.fleet``: the node, from its
+credential, and the code), since asking is what a compromised node does; a member of the wrong
+type is 400 as before. The request is then checked (the
 :data:`RolloutTrigger`'s first step: its members and types, the class, the nodes). One it
 accepts counts against its node's rate: every rollout, a dry run too, holds its class's
 rollout lock while it plans, and the operator's rollout of the class is refused ``in-use``
