@@ -144,13 +144,93 @@ def test_a_hostile_node_path_is_404(site: Site, path: str) -> None:
 
 @pytest.mark.parametrize("name", ["../class/node-7", "node-7/../node-7", "/etc", "node-7\0"])
 def test_a_class_name_with_path_characters_names_no_class(site: Site, name: str) -> None:
+    """Never a path; over the control plane, never a class the caller may roll out (403,
+    before the fleet is asked)."""
     with pytest.raises(NotFound):
         site.fleet.node_class(name)
     with site.client("node-0001", "control") as control:
         response = control.post(
             f"{site.servers.control_url}/v1/rollouts", json={"class": name, "dry_run": True}
         )
-    assert problem(response) == (404, "not-found", "Not Found")
+    assert problem(response) == (403, "rollout-not-own-node", "Role Not Permitted")
+
+
+# --- rollouts asked by a caller that may not ---------------------------------------------
+
+
+def test_a_rollout_body_naming_its_nodes_twice_is_400_not_read_one_way_then_the_other(
+    site: Site,
+) -> None:
+    """A duplicate member is where a check and the action could read different values (the
+    first ``nodes``, the caller's own, checked; the last, another node, run): refused whole."""
+    events = site.fleet.events(limit=100_000)
+    with site.client("node-0001", "control") as control:
+        response = control.post(
+            f"{site.servers.control_url}/v1/rollouts",
+            content=b'{"dry_run": true, "nodes": ["node-0001"], "nodes": ["node-0002"]}',
+            headers={"content-type": "application/json"},
+        )
+    assert problem(response) == (400, "malformed", "Malformed Input")
+    assert site.fleet.events(limit=100_000) == events
+
+
+def _raw(site: Site, plane: str, data: bytes) -> bytes:
+    """``data`` sent to the control plane on one TLS connection presenting node-0001's
+    ``plane`` credential, and every byte the server answers until it closes or idles."""
+    folder = site.files / "node-0001"
+    context = client_context(
+        site.servers.ca_file, folder / f"{plane}.cert.pem", folder / f"{plane}.key.pem"
+    )
+    host, port = site.servers.control_url.removeprefix("https://").split(":")
+    answer = b""
+    with (
+        socket.create_connection((host, int(port)), timeout=10) as raw,
+        context.wrap_socket(raw, server_hostname=host) as tls,
+    ):
+        tls.sendall(data)
+        tls.settimeout(2)
+        try:
+            while chunk := tls.recv(65536):
+                answer += chunk
+        except TimeoutError:
+            pass
+    return answer
+
+
+def test_a_request_smuggled_in_the_body_of_a_refused_one_is_never_served(site: Site) -> None:
+    """The data-plane credential is refused on the control plane when the head arrives,
+    before the body is read; the body — a rollout request of its own — is read and dropped,
+    never served as the next request on the connection."""
+    events = site.fleet.events(limit=100_000)
+    inner = b'{"dry_run": true}'
+    smuggled = (
+        b"POST /v1/rollouts HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\n\r\n%s" % (len(inner), inner)
+    )
+    head = (
+        b"POST /v1/rollouts HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\n\r\n" % len(smuggled)
+    )
+    answer = _raw(site, "data", head + smuggled)
+    assert answer.startswith(b"HTTP/1.1 403 ")
+    assert answer.count(b"HTTP/1.1 ") == 1
+    assert b"wrong-plane" in answer
+    assert site.fleet.events(limit=100_000) == events
+
+
+def test_a_rollout_framed_by_both_length_and_chunks_is_refused_at_the_parser(site: Site) -> None:
+    events = site.fleet.events(limit=100_000)
+    body = b'{"dry_run": true}'
+    answer = _raw(
+        site,
+        "control",
+        b"POST /v1/rollouts HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body),
+    )
+    assert answer.startswith(b"HTTP/1.1 400 ")
+    assert answer.count(b"HTTP/1.1 ") == 1
+    assert site.fleet.events(limit=100_000) == events
 
 
 # --- methods ---------------------------------------------------------------------------------
@@ -434,7 +514,7 @@ def test_rollouts_started_at_once_run_one_at_a_time(site: Site, tmp_path: Path) 
         with site.client("node-0001", "control") as control:
             return control.post(url, json={"wave_size": 3})
 
-    answers = _at_once(3, start)
+    answers = _at_once(3, start)  # the node's own rollout, three times at once
     assert {a.status_code for a in answers} <= {200, 409}
     assert {problem(a)[1] for a in answers if a.status_code == 409} <= {"in-use"}
     updated = [
@@ -444,7 +524,7 @@ def test_rollouts_started_at_once_run_one_at_a_time(site: Site, tmp_path: Path) 
         for n in a.json()["nodes"]
         if n["outcome"] == "updated"
     ]
-    assert sorted(updated) == site.fleet.node_ids()  # each node once, by one of them
+    assert updated == ["node-0001"]  # once, by one of them
     _still_serving(site)
 
 

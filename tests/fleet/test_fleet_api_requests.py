@@ -8,7 +8,9 @@ named."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,7 +20,14 @@ from tests.fleet.fleet_site import Site, problem, running_site
 from tests.fleet.fleet_world import add_class, node_class
 from tests.platform.node_world import NOW, World, make_world
 
-from ironroot.fleet import AdmissionRequest, DesiredState, DesiredStore, make_csr
+from ironroot.errors import StorageError
+from ironroot.fleet import (
+    AdmissionRequest,
+    DesiredState,
+    DesiredStore,
+    desired_rollout,
+    make_csr,
+)
 
 _OTHER = "node-0004"  # the one node of class node-8
 
@@ -76,42 +85,95 @@ _REFUSED: dict[str, tuple[dict[str, Any], tuple[int, str, str]]] = {
         {"allow_recovery_removal": "host"},
         (400, "malformed", _MALFORMED),
     ),
-    "allow_recovery_removal of no component": (
-        {"allow_recovery_removal": ["host", "bios"]},
-        (
-            400,
-            "config",
-            "allow_recovery_removal names a component: 'bios' is not one of "
-            "bmc, host, nic, gpu, nvme",
-        ),
+    "allow_recovery_removal as a list of numbers": (
+        {"allow_recovery_removal": [1]},
+        (400, "malformed", _MALFORMED),
     ),
     "wave size 0": ({"wave_size": 0}, (400, "config", "the wave size is 1 or more")),
-    "unknown class": ({"class": "node-9"}, (404, "not-found", "no node class 'node-9'")),
-    # an empty name is no class, not the fleet's first one
-    "empty class": ({"class": ""}, (404, "not-found", "no node class ''")),
-    "unknown node": (
-        {"nodes": ["node-0001", "node-9999"]},
-        (404, "not-found", "no node 'node-9999' in the fleet"),
-    ),
     # an empty list is a caller's mistake (a query that found nothing), not a rollout of
     # nothing that reports success
     "no node": (
         {"nodes": []},
         (400, "config", "give at least one node (no list: every node of the class)"),
     ),
-    "a node twice": (
-        {"nodes": ["node-0001", "node-0002", "node-0001"]},
-        (400, "config", "a node is given once: node-0001 given more than once"),
-    ),
-    "a node of another class": (
-        {"nodes": ["node-0001", _OTHER]},
-        (400, "config", f"every node given must be of class node-7: {_OTHER} is not"),
-    ),
-    "a node of another class and a node twice": (
-        {"nodes": ["node-0001", "node-0001", _OTHER]},
+    "the caller twice": (
+        {"nodes": ["node-0001", "node-0001"]},
         (400, "config", "a node is given once: node-0001 given more than once"),
     ),
 }
+
+# A node's credential rolls out that node only (least privilege: a node admitted by
+# attestation starts no rollout of other nodes, of its class or of the fleet) and never
+# accepts the loss of a recovery image (the operator's, on the command line). Each is refused
+# before anything is checked against the fleet: an unknown class or node is 403 as a known one.
+_NOT_OWN = (
+    "a node's credential rolls out that node only: node-0001 (class node-7) may not roll out "
+)
+_NOT_PERMITTED: dict[str, tuple[dict[str, Any], tuple[int, str, str]]] = {
+    "another node": (
+        {"nodes": ["node-0002"]},
+        (403, "rollout-not-own-node", _NOT_OWN + "node-0002"),
+    ),
+    "itself and others": (
+        {"nodes": ["node-0002", "node-0001", "node-0003"]},
+        (403, "rollout-not-own-node", _NOT_OWN + "node-0002, node-0003"),
+    ),
+    # a request's names are echoed in the refusal, the first five of them: not 64 KiB of them
+    "many others": (
+        {"nodes": [f"node-{n:04}" for n in range(2, 5000)]},
+        (
+            403,
+            "rollout-not-own-node",
+            _NOT_OWN + "node-0002, node-0003, node-0004, node-0005, node-0006 and 4993 more",
+        ),
+    ),
+    "a node of another class": (
+        {"nodes": [_OTHER]},
+        (403, "rollout-not-own-node", _NOT_OWN + _OTHER),
+    ),
+    "an unknown node": (
+        {"nodes": ["node-0001", "node-9999"]},
+        (403, "rollout-not-own-node", _NOT_OWN + "node-9999"),
+    ),
+    # null is "every node of the class" to the trigger (the CLI's default): not over the plane
+    "nodes null": (
+        {"nodes": None},
+        (403, "rollout-not-own-node", _NOT_OWN + "every node of class node-7"),
+    ),
+    "another class": (
+        {"class": "node-8"},
+        (403, "rollout-not-own-node", _NOT_OWN + "class node-8"),
+    ),
+    "an unknown class": (
+        {"class": "node-9"},
+        (403, "rollout-not-own-node", _NOT_OWN + "class node-9"),
+    ),
+    # an empty name is no class, not the fleet's first one nor the caller's
+    "an empty class": ({"class": ""}, (403, "rollout-not-own-node", _NOT_OWN + "class ")),
+    "its own node, with another class": (
+        {"class": "node-8", "nodes": ["node-0001"]},
+        (403, "rollout-not-own-node", _NOT_OWN + "class node-8"),
+    ),
+    "allow_recovery_removal": (
+        {"allow_recovery_removal": ["host"]},
+        (
+            403,
+            "recovery-removal-not-permitted",
+            "allow_recovery_removal is the operator's (ironroot fleet rollout "
+            "--allow-recovery-removal), never a node's request",
+        ),
+    ),
+    "allow_recovery_removal of no component": (
+        {"allow_recovery_removal": ["host", "bios"]},
+        (
+            403,
+            "recovery-removal-not-permitted",
+            "allow_recovery_removal is the operator's (ironroot fleet rollout "
+            "--allow-recovery-removal), never a node's request",
+        ),
+    ),
+}
+_REFUSED.update(_NOT_PERMITTED)
 
 
 @pytest.mark.parametrize("body", [b for b, _ in _REFUSED.values()], ids=list(_REFUSED))
@@ -130,44 +192,127 @@ def test_a_refused_rollout_request_leaves_no_event(site: Site, body: dict[str, A
     assert _hosts(site) == ["1.0"] * 4
 
 
-def test_an_accepted_rollout_request_is_recorded_then_run(site: Site) -> None:
-    body = {"dry_run": True, "nodes": ["node-0002", "node-0001"], "wave_size": 2}
+def test_a_rollout_of_other_nodes_is_refused_before_anything_runs(site: Site) -> None:
+    """Not a dry run: a node asking to update its peers now (an unplanned reboot of each) is
+    refused whole, nothing recorded or installed, not even on the caller."""
+    before = site.fleet.events(limit=100_000)
+    with site.client("node-0001", "control") as control:
+        for body in ({"nodes": ["node-0002", "node-0003"]}, {"class": "node-8"}, {"nodes": None}):
+            response = control.post(f"{site.servers.control_url}/v1/rollouts", json=body)
+            assert problem(response) == (403, "rollout-not-own-node", "Role Not Permitted")
+        recovery = control.post(
+            f"{site.servers.control_url}/v1/rollouts",
+            json={"nodes": ["node-0001"], "allow_recovery_removal": ["host"]},
+        )
+    assert problem(recovery) == (403, "recovery-removal-not-permitted", "Role Not Permitted")
+    assert site.fleet.events(limit=100_000) == before
+    assert _hosts(site) == ["1.0"] * 4
+
+
+def test_a_node_asking_to_act_for_others_is_logged_as_a_warning(
+    site: Site, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A refused rollout leaves no event, but an attested node asking to roll out its peers, or
+    to drop a recovery image, is what a compromised node does: the plane warns, naming the
+    node (from its credential) and the refusal's code, never what the request named."""
+    url = f"{site.servers.control_url}/v1/rollouts"
+    with (
+        caplog.at_level(logging.WARNING, logger="ironroot.fleet"),
+        site.client("node-0002", "control") as control,
+    ):
+        control.post(url, json={"dry_run": True, "nodes": ["node-0003\nforged line"]})
+        control.post(url, json={"dry_run": True, "allow_recovery_removal": ["host"]})
+        control.post(url, json={"dry_run": True, "wave_size": 0})  # a mistake: no warning
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+        (
+            "WARNING",
+            "node-0002 asked the control plane for a rollout it may not start "
+            "(rollout-not-own-node)",
+        ),
+        (
+            "WARNING",
+            "node-0002 asked the control plane for a rollout it may not start "
+            "(recovery-removal-not-permitted)",
+        ),
+    ]
+
+
+def test_an_accepted_rollout_request_is_the_callers_own_recorded_then_run(site: Site) -> None:
+    """Without ``class`` and ``nodes`` a request rolls out the caller's node (of its class);
+    naming them is accepted when they are the caller's own. The event records what ran."""
+    url = f"{site.servers.control_url}/v1/rollouts"
     with site.client("node-0003", "control") as control:
-        response = control.post(f"{site.servers.control_url}/v1/rollouts", json=body)
+        response = control.post(url, json={"dry_run": True, "wave_size": 2})
         assert response.status_code == 200, response.text
         report = response.json()
         assert [(n["node"], n["outcome"], n["wave"]) for n in report["nodes"]] == [
-            ("node-0002", "planned", 1),
-            ("node-0001", "planned", 1),
+            ("node-0003", "planned", 1)
         ]
         last = site.fleet.events()[-1]
-        assert (last.node, last.kind, last.detail) == ("node-0003", "rollout-requested", body)
-        # no desired state in force for class node-8: checked, recorded, then refused by the run
-        missing = control.post(
-            f"{site.servers.control_url}/v1/rollouts", json={"class": "node-8", "dry_run": True}
-        )
-    assert problem(missing)[:2] == (404, "not-found")
-    assert site.fleet.events()[-1].kind == "rollout-requested"
+        scoped = {"dry_run": True, "wave_size": 2, "class": "node-7", "nodes": ["node-0003"]}
+        assert (last.node, last.kind, last.detail) == ("node-0003", "rollout-requested", scoped)
+        named = control.post(url, json={"dry_run": True, "class": "node-7", "nodes": ["node-0003"]})
+    assert [n["node"] for n in named.json()["nodes"]] == ["node-0003"]
+
+
+def test_a_node_asking_for_rollouts_too_often_is_refused_until_its_bucket_refills(
+    site: Site,
+) -> None:
+    """Every rollout, a dry run too, holds its class's rollout lock while it plans, and the
+    operator's ``fleet rollout`` of the class meanwhile is refused ``in-use``: a node asking
+    for its own rollout in a loop kept a third of the operator's attempts out. A node may ask
+    five times at once, then once a minute; a request over that is 503 ``rollout-rate`` with
+    ``Retry-After``, recorded nowhere; a refused request (400, 403) costs nothing."""
+    url = f"{site.servers.control_url}/v1/rollouts"
+    try:
+        with site.client("node-0002", "control") as control:
+            for _ in range(3):  # refused by the checks: free
+                refused = control.post(url, json={"dry_run": True, "nodes": ["node-0001"]})
+                assert problem(refused)[:2] == (403, "rollout-not-own-node")
+            for _ in range(5):
+                assert control.post(url, json={"dry_run": True}).status_code == 200
+            events = site.fleet.events(limit=100_000)
+            over = control.post(url, json={"dry_run": True}, headers={"Accept": "application/json"})
+            assert (over.status_code, over.json()["code"], over.json()["detail"]) == (
+                503,
+                "rollout-rate",
+                "node-0002 asks for rollouts more often than once a minute (5 at once): retry "
+                "in 60 s",
+            )
+            assert over.headers["Retry-After"] == "60"
+            assert site.fleet.events(limit=100_000) == events
+            site.clock.now = NOW + dt.timedelta(seconds=59)
+            assert problem(control.post(url, json={"dry_run": True}))[:2] == (503, "rollout-rate")
+            site.clock.now = NOW + dt.timedelta(seconds=60)
+            assert control.post(url, json={"dry_run": True}).status_code == 200
+        with site.client("node-0003", "control") as other:  # each node its own
+            assert other.post(url, json={"dry_run": True}).status_code == 200
+    finally:
+        site.clock.now = NOW
 
 
 @pytest.mark.parametrize(
     "damaged", [b'{"format": 1, "classes": ', b"[]", b'{"format": 1, "classes": [7]}'], ids=str
 )
 def test_a_damaged_fleet_file_is_a_typed_refusal_not_a_500(site: Site, damaged: bytes) -> None:
-    """``fleet.json`` names the classes (the default one first): damaged, a rollout request
-    for the default class is a 503 ``storage`` problem naming the cause, not a 500."""
+    """``fleet.json`` names the classes (the default one first): damaged, a rollout of the
+    default class is a ``StorageError`` naming the cause. Over the control plane a request
+    names no default (its class is the caller's, from its credential): it is answered."""
     path = site.fleet.directory / "fleet.json"
     kept = path.read_bytes()
     events = site.fleet.events(limit=100_000)
     try:
         path.write_bytes(damaged)
+        with pytest.raises(StorageError, match="the fleet's file is damaged"):
+            desired_rollout(site.fleet)({"dry_run": True})
+        assert site.fleet.events(limit=100_000) == events
         with site.client("node-0001", "control") as control:
             url = f"{site.servers.control_url}/v1/rollouts"
             response = control.post(url, json={"dry_run": True})
-        assert problem(response)[:2] == (503, "storage")
+        assert response.status_code == 200, response.text
+        assert [n["node"] for n in response.json()["nodes"]] == ["node-0001"]
     finally:
         path.write_bytes(kept)
-    assert site.fleet.events(limit=100_000) == events
 
 
 # --- media types -----------------------------------------------------------------------------

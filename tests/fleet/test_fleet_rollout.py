@@ -694,6 +694,27 @@ def test_a_rollout_cut_short_mid_node_is_reported_by_the_next(
     assert rollout(fleet, releases(world, fleet), now=NOW).interrupted == ()
 
 
+def test_a_rollout_of_other_nodes_leaves_a_cut_short_nodes_marker_for_the_rollout_that_covers_it(
+    world: World, ops: Ops, tmp_path: Path
+) -> None:
+    """A rollout of some nodes reads, records and clears the markers of those nodes only: a
+    node's own rollout over the control plane (``nodes=[itself]``) used to read every cut-short
+    node's state, record its ``rollout-interrupted`` event, clear its marker and hand the list
+    to that node, where the operator's next rollout of the class is what must report it."""
+    fleet, _ = make_fleet(world, tmp_path / "fleet", 2)
+    publish(world, ops, fleet, {"nvme": "2.0"})
+    with pytest.raises(PowerLost):
+        rollout(fleet, releases(world, fleet), now=NOW, inject={"node-0001": "reboot"})
+    marker = tmp_path / "fleet" / "desired" / "node-7" / "rollout-inflight" / "node-0001.json"
+    assert marker.is_file()
+    other = rollout(fleet, releases(world, fleet), now=NOW, nodes=["node-0002"])
+    assert other.interrupted == ()
+    assert marker.is_file()
+    assert not [e for e in fleet.events() if e.kind == "rollout-interrupted"]
+    assert rollout(fleet, releases(world, fleet), now=NOW).interrupted == ("node-0001",)
+    assert not marker.exists()
+
+
 def test_an_empty_list_of_nodes_is_refused_not_a_successful_rollout_of_nothing(
     world: World, ops: Ops, tmp_path: Path
 ) -> None:

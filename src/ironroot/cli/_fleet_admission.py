@@ -17,9 +17,10 @@
 [--dashboard DIR]``
     the admission service (HTTPS), the control plane and the data plane (mutual TLS with the
     fleet's credentials), until interrupted; ``--scan`` re-attests the fleet continuously;
-    ``POST /v1/rollouts`` rolls a class out to its desired state with the class's releases and
-    those in ``--releases``; ``--dashboard DIR`` also serves the dashboard at ``/dashboard``
-    on the admission port (HTTPS).
+    ``POST /v1/rollouts`` rolls the calling node out to its class's desired state with the
+    class's releases and those in ``--releases`` (a node's credential, that node only);
+    ``--dashboard DIR`` also serves the dashboard at ``/dashboard`` on the admission port
+    (HTTPS).
 """
 
 from __future__ import annotations

@@ -26,17 +26,37 @@ servers (uvicorn through :mod:`ironroot.http`), the planes requiring mutual TLS.
                                            member) → 201 the placement, on an admitted
                                            node only
 ``POST /v1/rollouts``                      JSON ``{"class"?, "wave_size"?, "nodes"?,
-                                           "dry_run"?}`` → the rollout's report (when the
-                                           server runs rollouts: :func:`desired_rollout`)
+                                           "dry_run"?}`` → the rollout's report of the
+                                           caller's own node (when the server runs
+                                           rollouts: :func:`desired_rollout`)
 =========================================  ==================================================
 
-A rollout started on the control plane brings a class to its desired state *in force* — a
-document approved by the class's signers on the log (two-person rule,
-:mod:`ironroot.fleet._desired`) — through the platform's receipt-gated updates: a control-plane
-client can start convergence, never choose firmware. The request is checked first (the
-:data:`RolloutTrigger`'s first step: its members and types, the class, the nodes); only a
-request it accepts is recorded (``rollout-requested``, with the caller's node) and run, so a
-refused one (a 400 or 404 problem) leaves no event.
+A rollout started on the control plane brings the **caller's own node** to its class's
+desired state *in force* — a document approved by the class's signers on the log (two-person
+rule, :mod:`ironroot.fleet._desired`) — through the platform's receipt-gated updates: a
+control-plane client can start convergence, never choose firmware. Least privilege: every
+control-plane client is a node, admitted by its own attestation, and that proves nothing about
+its right to act for others, so a node's credential starts no rollout of other nodes, of its
+class or of the fleet (an update reboots what it updates: a compromised node must not take its
+peers down at a time of its choosing), and never accepts the loss of a recovery image. Without
+``class`` and ``nodes`` the request is the caller's class and ``[caller]``; naming any other
+class or node, or ``"nodes": null`` (every node of the class, to the trigger), is 403
+``rollout-not-own-node`` (``RoleNotPermitted``), and any component in
+``allow_recovery_removal`` 403 ``recovery-removal-not-permitted`` — accepting that an update
+leaves a component nothing to recover to is the operator's, with the fleet's directory in hand
+(``ironroot fleet rollout --allow-recovery-removal``), as are rollouts of a class in waves.
+These are refused before the fleet is asked what the request names (an unknown class or node is
+the same 403), each also a warning in the log (logger ``ironroot.fleet``: the node, from its
+credential, and the code), since asking is what a compromised node does; a member of the wrong
+type is 400 as before. The request is then checked (the
+:data:`RolloutTrigger`'s first step: its members and types, the class, the nodes). One it
+accepts counts against its node's rate: every rollout, a dry run too, holds its class's
+rollout lock while it plans, and the operator's rollout of the class is refused ``in-use``
+meanwhile, so a node may ask five times at once, then once a minute (a token bucket per node,
+at the plane's clock); over that, 503 ``rollout-rate`` (``Overloaded``) with ``Retry-After``.
+Only then is it recorded (``rollout-requested``, with the caller's node and the request as run:
+its ``class`` and ``nodes`` filled in) and run, so a refused one (a 400, 403, 404 or 503
+problem) leaves no event and a request refused by the checks costs no token.
 
 **Data plane** (mutual TLS; a current ``data``-plane credential): ``GET /v1/whoami`` and
 ``GET /v1/placements`` (the VMs placed on the caller's node).
@@ -70,6 +90,7 @@ import base64
 import binascii
 import datetime as dt
 import logging
+import math
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -85,7 +106,14 @@ from starlette.types import ASGIApp
 
 from ironroot._fileio import write_atomic
 from ironroot.crypto import Algorithm, PrivateKey, load_certificate, save_signer
-from ironroot.errors import ConfigError, IronrootError, MalformedInput, NotFound
+from ironroot.errors import (
+    ConfigError,
+    IronrootError,
+    MalformedInput,
+    NotFound,
+    Overloaded,
+    RoleNotPermitted,
+)
 from ironroot.fleet._admission import AdmissionAuthority, AdmissionRequest
 from ironroot.fleet._credentials import Credential, check_credential
 from ironroot.fleet._fleet import Fleet
@@ -120,6 +148,8 @@ _MAX_ADMISSION: Final = 2 * 1024 * 1024
 _TLS_DAYS: Final = 7  # the servers' TLS certificate's validity
 _TLS_RENEW: Final = dt.timedelta(days=_TLS_DAYS / 2)  # renewed once this much has passed
 _TLS_CHECK: Final = 600.0  # seconds between two looks at whether it is due
+_ROLLOUT_BURST: Final = 5  # rollout requests a node may make at once
+_ROLLOUT_EVERY: Final = 60.0  # seconds for each one more
 _CBOR: Final = "application/cbor"
 _JSON: Final = "application/json"
 Clock = Callable[[], dt.datetime]
@@ -141,6 +171,62 @@ async def _json_body(request: Request) -> Mapping[str, Any]:
     JSON."""
     require_media_type(request, _JSON, untyped=_JSON)
     return decode_request_map(await read_body(request, _MAX_JSON))
+
+
+def _own_rollout(caller: Credential, body: Mapping[str, Any]) -> dict[str, Any]:
+    """The rollout request ``body`` as ``caller`` may make it: of its own node, of its own
+    class (module docs), with ``class`` and ``nodes`` filled in when absent. A ``class`` or
+    ``nodes`` naming anything else, or an ``allow_recovery_removal`` naming any component, is
+    ``RoleNotPermitted`` (403) before the fleet is asked whether it exists; a member of the
+    wrong type is left to the trigger's check (400)."""
+    scoped = {**body}
+    name = scoped.setdefault("class", caller.node_class)
+    nodes = scoped.setdefault("nodes", [caller.node])  # absent; an explicit null stays null
+    allowed = scoped.get("allow_recovery_removal")
+    refused = f"a node's credential rolls out that node only: {caller.node} (class "
+    refused += f"{caller.node_class}) may not roll out "
+    if isinstance(name, str) and name != caller.node_class:
+        raise RoleNotPermitted(refused + f"class {name}", code="rollout-not-own-node")
+    if nodes is None and isinstance(name, str):  # the trigger's "every node of the class"
+        raise RoleNotPermitted(refused + f"every node of class {name}", code="rollout-not-own-node")
+    if isinstance(nodes, list) and all(isinstance(n, str) for n in nodes):
+        others = [n for n in dict.fromkeys(nodes) if n != caller.node]
+        if others:  # the first few named: a refusal does not echo 64 KiB of the request
+            named = ", ".join(others[:5]) + (f" and {len(others) - 5} more" * (len(others) > 5))
+            raise RoleNotPermitted(refused + named, code="rollout-not-own-node")
+    if isinstance(allowed, list) and allowed and all(isinstance(n, str) for n in allowed):
+        raise RoleNotPermitted(
+            "allow_recovery_removal is the operator's (ironroot fleet rollout "
+            "--allow-recovery-removal), never a node's request",
+            code="recovery-removal-not-permitted",
+        )
+    return scoped
+
+
+class _RolloutRate:
+    """How often each node may ask for a rollout: a token bucket per node (``_ROLLOUT_BURST``
+    at once, one more each ``_ROLLOUT_EVERY`` seconds of the plane's clock). Its callers are
+    admitted nodes, so it holds one bucket per node of the fleet at most."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._buckets: dict[str, tuple[float, float]] = {}  # node -> (tokens, at)
+
+    def take(self, node: str, now: dt.datetime) -> None:
+        """One token of ``node``'s, or ``Overloaded`` ``rollout-rate`` (nothing taken)."""
+        t = now.timestamp()
+        with self._lock:
+            tokens, at = self._buckets.get(node, (float(_ROLLOUT_BURST), t))
+            tokens = min(float(_ROLLOUT_BURST), tokens + max(0.0, t - at) / _ROLLOUT_EVERY)
+            if tokens < 1.0:
+                wait = max(1, math.ceil((1.0 - tokens) * _ROLLOUT_EVERY))
+                raise Overloaded(
+                    f"{node} asks for rollouts more often than once a minute "
+                    f"({_ROLLOUT_BURST} at once): retry in {wait} s",
+                    code="rollout-rate",
+                    retry_after=wait,
+                )
+            self._buckets[node] = (tokens - 1.0, t)
 
 
 # --- admission ------------------------------------------------------------------------------
@@ -221,6 +307,7 @@ def plane_app(
     if plane not in ("control", "data"):
         raise ConfigError("a plane is control or data")
     fleet = authority.fleet
+    rate = _RolloutRate()
 
     async def caller(request: Request) -> Credential:
         presented = _presented(request)
@@ -280,11 +367,21 @@ def plane_app(
         credential, body = await caller_and_body(request)
         if rollout is None:
             raise NotFound("this control plane runs no rollouts")
-        start = await run_in_threadpool(rollout, body)  # a refused request records nothing
+        try:
+            scoped = _own_rollout(credential, body)  # the caller's own node, or 403
+        except RoleNotPermitted as exc:  # what a compromised node does: say so, not at debug
+            _log.warning(
+                "%s asked the control plane for a rollout it may not start (%s)",
+                credential.node,
+                exc.code,
+            )
+            raise
+        start = await run_in_threadpool(rollout, scoped)  # a refused request records nothing
+        rate.take(credential.node, clock())  # what would run, and hold the class's lock
         # in a worker, as every registry write: waiting for the write lock here on the event
         # loop would hold up every other request of the plane until the writer commits
         await run_in_threadpool(
-            fleet.record, credential.node, "rollout-requested", body, now=clock()
+            fleet.record, credential.node, "rollout-requested", scoped, now=clock()
         )
         report = await run_in_threadpool(start, clock())
         return JSONResponse(dict(report))
@@ -315,9 +412,10 @@ def desired_rollout(fleet: Fleet, releases: Sequence[Path] = ()) -> RolloutTrigg
     body's ``class``, default the fleet's first) to its desired state in force, with the
     class's own releases and those in the ``releases`` directories
     (:meth:`ironroot.fleet.ReleaseSet.load`); ``wave_size`` (default 1), ``nodes``,
-    ``dry_run`` and ``allow_recovery_removal`` (component names, default none) from the body.
-    The trigger's check (:data:`RolloutTrigger`) refuses a body
-    with other members or of other types (``MalformedInput``), and whatever
+    ``dry_run`` and ``allow_recovery_removal`` (component names, default none) from the body
+    (the control plane gives it the caller's own node and class, and refuses a node's
+    ``allow_recovery_removal``: module docs). The trigger's check (:data:`RolloutTrigger`)
+    refuses a body with other members or of other types (``MalformedInput``), and whatever
     :func:`~ironroot.fleet.rollout` refuses in its arguments: an unknown class or node
     (``NotFound``), a wave size under 1, a node given twice or of another class, an
     ``allow_recovery_removal`` name that is not a component (``ConfigError``)."""

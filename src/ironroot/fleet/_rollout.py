@@ -43,7 +43,8 @@ raises out of the rollout; the node's next boot decides the update from its jour
 rollout resumed before that boot stops at the node (``update-in-progress``).
 A rollout killed between starting a node's updates and recording their outcome leaves a
 marker (``rollout-inflight/<node>.json`` in the class's desired-state folder); the next rollout
-records a ``rollout-interrupted`` event for it before it plans and reports the node in
+that covers the node (every node of the class, or ``nodes`` naming it) records a
+``rollout-interrupted`` event for it before it plans and reports the node in
 :attr:`RolloutReport.interrupted`, so no node is left part-updated without a record.
 
 :class:`ReleaseSet` holds the bundles and PFMs by digest: from a node class
@@ -444,7 +445,10 @@ def rollout(
     desired = store.current(name, now=now).state
     faults = dict(inject or {})
     with DirectoryLock(store.directory / name, ".rollout.lock", what=f"rollout of class {name}"):
-        interrupted = () if dry_run else _report_interrupted(fleet, store, name, desired, now)
+        covered = None if nodes is None else {r.id for r in records}
+        interrupted = (
+            () if dry_run else _report_interrupted(fleet, store, name, desired, now, covered)
+        )
         plans = [_plan(fleet, r.id, desired) for r in records]
         # Every release the plan needs is found before anything changes.
         for plan in plans:
@@ -545,19 +549,28 @@ def _inflight(store: DesiredStore, node_class: str) -> Path:
 
 
 def _report_interrupted(
-    fleet: Fleet, store: DesiredStore, node_class: str, desired: DesiredState, now: dt.datetime
+    fleet: Fleet,
+    store: DesiredStore,
+    node_class: str,
+    desired: DesiredState,
+    now: dt.datetime,
+    covered: set[str] | None = None,
 ) -> tuple[str, ...]:
     """The nodes an earlier rollout of ``node_class`` was cut short on (killed, or a power
     loss raised out of it) between starting their updates and recording their outcome: each
     gets a ``rollout-interrupted`` event — what it was to install, and what it still lacks of
     ``desired`` as its RoT journaled it — before anything is planned, so no node is left
-    part-updated without a record."""
+    part-updated without a record. With ``covered`` (a rollout of the nodes given), only
+    those nodes' markers: the others wait for a rollout that covers them (a node's own
+    rollout neither reads its peers' state nor takes their report from the operator)."""
     folder = _inflight(store, node_class)
     if not folder.is_dir():
         return ()
     found: list[str] = []
     for marker in sorted(folder.glob("*.json")):
         node = marker.name[: -len(".json")]
+        if covered is not None and node not in covered:
+            continue
         detail: dict[str, Any] = {"class": node_class}
         try:
             started = json.loads(read_limited(marker, 64 * 1024))
