@@ -26,6 +26,10 @@ cut before its stream's end or followed by other bytes.
 
 :func:`path_segment` is how every client puts a caller's value (a key name, an entry id) into
 a request's path: as exactly one segment, which the server decodes back to the value.
+
+:func:`in_clear_elsewhere` is the rule before a client sends a secret (a bearer token, an
+officer's credential) or trusts keys it fetches: plain ``http://`` to a host that is not the
+loopback (``ironroot._netaddr.is_loopback_host``) is refused by the caller.
 """
 
 from __future__ import annotations
@@ -41,9 +45,17 @@ from urllib.parse import quote
 
 import httpx
 
+from ironroot._netaddr import is_loopback_host
 from ironroot.errors import IronrootError, MalformedInput
 
-__all__ = ["TOTAL_TIMEOUTS", "Cutoff", "bounded_response", "checked_url", "path_segment"]
+__all__ = [
+    "TOTAL_TIMEOUTS",
+    "Cutoff",
+    "bounded_response",
+    "checked_url",
+    "in_clear_elsewhere",
+    "path_segment",
+]
 
 _BODY_FRAMING: Final = frozenset(("content-encoding", "content-length", "transfer-encoding"))
 TOTAL_TIMEOUTS: Final = 4
@@ -61,6 +73,16 @@ def checked_url(url: str, what: str) -> str:
     except UnicodeError:  # a surrogate for a byte that is not UTF-8 (os.fsdecode)
         raise MalformedInput(f"the URL of {what} is not valid: it is not UTF-8 text") from None
     return url
+
+
+def in_clear_elsewhere(url: str | httpx.URL) -> bool:
+    """Whether ``url`` is plain HTTP (any other scheme but ``https``) to a host that is not the
+    loopback, as the HTTP client reads it; a URL httpx cannot read counts as such."""
+    try:
+        parsed = url if isinstance(url, httpx.URL) else httpx.URL(url)
+    except (httpx.InvalidURL, UnicodeError):
+        return True
+    return parsed.scheme != "https" and not is_loopback_host(parsed.host)
 
 
 def path_segment(text: str) -> str:

@@ -14,7 +14,9 @@ address (a name a caller gives, such as a node id) is its own key.
 
 :func:`embedded_ipv4` is the other address rule a guard needs: the IPv4 address an IPv6
 address carries for a translator or relay to reach (a fetch guard refusing loopback must
-refuse ``64:ff9b::7f00:1`` too).
+refuse ``64:ff9b::7f00:1`` too). :func:`is_loopback_host` is the rule for sending a secret
+(a bearer token, an officer's credential) or trusting keys over plain HTTP: only to the
+loopback interface.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Final
 
-__all__ = ["IPV6_PREFIX", "client_key", "embedded_ipv4"]
+__all__ = ["IPV6_PREFIX", "client_key", "embedded_ipv4", "is_loopback_host"]
 
 IPV6_PREFIX: Final = 64
 """The prefix length one IPv6 client is taken to hold."""
@@ -59,3 +61,20 @@ def embedded_ipv4(
     if int(ip) >> 32 == 0 or ip in _NAT64:
         return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
     return None
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether ``host`` — a URL's host as the HTTP client reads it (IPv6 without brackets),
+    or a ``Host`` name — is ``localhost`` (one trailing dot allowed) or a loopback address
+    (``127.0.0.0/8``, ``::1``). A name under ``.localhost`` is not: whether it resolves to
+    the loopback depends on the resolver, and a secret sent on that guess could leave the
+    machine."""
+    name = host.lower()
+    if name.endswith("."):
+        name = name[:-1]
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False

@@ -21,6 +21,7 @@ from _tx_helpers import VENDOR_ISS, write_config
 from http_calls import RecordingTransport
 from ironroot.cose import TransparentStatement, create_statement
 from ironroot.crypto import Algorithm, PrivateKey
+from ironroot.errors import ConfigError
 from ironroot.transparency import (
     RemoteProblem,
     ServiceThread,
@@ -116,3 +117,40 @@ def test_the_entry_itself_is_still_read(served: _Served) -> None:
     assert paths == [f"/entries/{served.entry_id}/receipts".encode()]
     assert isinstance(receipts, tuple)
     assert len(receipts) == 1
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://transparency.example",
+        "HTTP://transparency.example:8080",
+        "http://10.0.0.7",
+        "http://localhost.attacker.example",  # a name that only starts like the loopback
+        "http://foo.localhost",  # resolved by whatever resolver is asked: not taken as it
+        "http://[::ffff:8.8.8.8]",
+    ],
+)
+def test_a_bearer_token_is_never_sent_in_the_clear_to_another_host(url: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        TransparencyClient(url, token="write-token-0123456789")
+    assert info.value.detail == (
+        "a bearer token is sent over https://, or to the loopback, only: the transparency "
+        "service's URL is plain http:// to another host"
+    )
+    assert "example" not in info.value.detail  # the URL may carry a password
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://transparency.example",
+        "http://127.0.0.1:8000",
+        "http://127.9.9.9",
+        "http://localhost:8000",
+        "http://LOCALHOST.",
+        "http://[::1]:8000",
+    ],
+)
+def test_a_bearer_token_goes_over_https_or_to_the_loopback(url: str) -> None:
+    TransparencyClient(url, token="write-token-0123456789").close()
+    TransparencyClient("http://transparency.example").close()  # no token: nothing to guard

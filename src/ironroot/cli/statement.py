@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import hashlib
-import ipaddress
 import json
 import sys
 import time
@@ -18,6 +17,7 @@ from ironroot import (
     crypto,  # a lazy namespace: X.509 loads when used
     transparency,
 )
+from ironroot._httpclient import in_clear_elsewhere
 from ironroot.cli._input import read_input
 from ironroot.cli._output import check_output, write_output
 from ironroot.cli._serving import add_client_options, add_url_options, client_tls, token, url
@@ -282,7 +282,7 @@ def _service_keys(
     without TLS can be swapped by anyone on the path (``ConfigError``)."""
     scheme, _, rest = source.partition("://")
     if rest and scheme.lower() in ("http", "https"):
-        if scheme.lower() == "http" and not _loopback(source):
+        if scheme.lower() == "http" and in_clear_elsewhere(source):
             raise ConfigError(
                 "--service-keys: keys fetched over plain HTTP could be swapped by anyone on "
                 "the path: give an https:// URL, or a key file (http:// is accepted for a "
@@ -295,23 +295,6 @@ def _service_keys(
         key = PublicKey.from_pem(data)
         return {key.kid: key}, None
     return dict(cose.decode_key_set(data)), None
-
-
-def _loopback(source: str) -> bool:
-    """Whether the URL's host, as the HTTP client reads it, is ``localhost`` or a loopback
-    address (``127.0.0.0/8``, ``::1``)."""
-    import httpx
-
-    try:
-        host = httpx.URL(source).host
-    except (httpx.InvalidURL, UnicodeError):
-        return False
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _verify(args: argparse.Namespace) -> int:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import hmac
-import ipaddress
 import json
 import ssl
 from collections.abc import Sequence
@@ -17,7 +16,13 @@ from typing import Any, Final
 
 import httpx
 
-from ironroot._httpclient import TOTAL_TIMEOUTS, bounded_response, checked_url, path_segment
+from ironroot._httpclient import (
+    TOTAL_TIMEOUTS,
+    bounded_response,
+    checked_url,
+    in_clear_elsewhere,
+    path_segment,
+)
 from ironroot._trust import client_verify
 from ironroot.cose import Problem, encode_cbor
 from ironroot.errors import (
@@ -42,17 +47,6 @@ __all__ = ["KeyReleaseClient"]
 
 _CBOR: Final = "application/cbor"
 _MAX_RESPONSE: Final = 256 * 1024
-
-
-def _loopback(host: str) -> bool:
-    """Whether ``host`` (a URL's, IPv6 without brackets) names the loopback interface."""
-    name = host.lower().rstrip(".")
-    if name == "localhost" or name.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
 
 
 def _raise(response: httpx.Response) -> None:
@@ -185,7 +179,7 @@ class KeyReleaseClient:
         ``Ironroot-Approver`` header each, ``base64(identity:credential)`` as in Basic, for
         the HSM's dual control."""
         base = self._http.base_url
-        if base.scheme != "https" and not _loopback(base.host):
+        if in_clear_elsewhere(base):
             raise ConfigError(
                 "the key service's URL is plain http:// to a host other than the loopback: an "
                 "HSM officer's credential is sent only over https://, or to localhost"

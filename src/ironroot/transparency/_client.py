@@ -34,7 +34,13 @@ from typing import Any, Final
 
 import httpx
 
-from ironroot._httpclient import TOTAL_TIMEOUTS, bounded_response, checked_url, path_segment
+from ironroot._httpclient import (
+    TOTAL_TIMEOUTS,
+    bounded_response,
+    checked_url,
+    in_clear_elsewhere,
+    path_segment,
+)
 from ironroot._trust import client_verify
 from ironroot.cose import (
     Problem,
@@ -47,6 +53,7 @@ from ironroot.cose import (
 )
 from ironroot.crypto import PublicKey, Verifier
 from ironroot.errors import (
+    ConfigError,
     IronrootError,
     MalformedInput,
     PayloadTooLarge,
@@ -96,7 +103,9 @@ class Registration:
 
 
 class TransparencyClient:
-    """Talks to one service. ``transport`` lets tests pass an in-process ASGI transport."""
+    """Talks to one service. ``transport`` lets tests pass an in-process ASGI transport.
+    A ``token`` (the service's write credential) is sent over HTTPS, or to the loopback,
+    only: plain ``http://`` to another host is ``ConfigError``, and nothing is sent."""
 
     def __init__(
         self,
@@ -125,6 +134,12 @@ class TransparencyClient:
         self._given_issuer = service_issuer
         self._fetched_keys: dict[bytes, Verifier] | None = None
         self._fetched_issuer: tuple[str | None] | None = None  # fetched once, None or not
+        if token and in_clear_elsewhere(self._url):
+            # the token is the service's write credential: anyone on the path would read it
+            raise ConfigError(
+                "a bearer token is sent over https://, or to the loopback, only: the "
+                "transparency service's URL is plain http:// to another host"
+            )
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._total = TOTAL_TIMEOUTS * timeout  # the whole answer's deadline
         self._http = httpx.Client(
