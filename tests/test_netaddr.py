@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import ironroot
-from ironroot._netaddr import client_key
+from ironroot._netaddr import client_key, is_loopback_host
 
 SRC = Path(ironroot.__file__).parent
 
@@ -50,3 +50,23 @@ def test_every_per_client_limit_counts_clients_through_the_one_helper() -> None:
         if path.name != "_netaddr.py":
             assert "IPv6Network(" not in text, f"{path}: a copy of the /64 rule"
     assert callers >= {"ear/_nonce.py", "web/_auth.py"}
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("localhost", True),
+        ("LocalHost.", True),
+        ("127.0.0.1", True),
+        ("127.255.0.9", True),
+        ("::1", True),
+        ("foo.localhost", False),  # the resolver's choice, not a rule
+        ("localhost.example", False),
+        ("10.0.0.1", False),
+        ("::ffff:127.0.0.1", False),  # not the loopback interface as the kernel reads it
+        ("", False),
+        ("localhost..", False),
+    ],
+)
+def test_the_loopback_a_secret_may_go_to_in_the_clear(host: str, loopback: bool) -> None:
+    assert is_loopback_host(host) is loopback
