@@ -590,3 +590,32 @@ def test_the_servers_renew_their_tls_certificate_before_it_expires(site: Site) -
         with httpx.Client(verify=context) as control:
             me = control.get(f"{servers.control_url}/v1/whoami")
         assert me.status_code == 200
+
+
+def test_the_crl_is_rfc5280_conformant_and_signed_once_per_change(site: Site) -> None:
+    """RFC 5280 §5.2: a conforming CRL issuer includes the authority key identifier and a CRL
+    number that grows. The anonymous route answers the CRL signed last until a credential is
+    revoked or it is CRL_REUSE seconds old: signing one per request spent the CA's key at
+    anyone's will."""
+    from ironroot.fleet._admission import CRL_REUSE
+
+    authority = site.authority
+    first = authority.crl(now=NOW)
+    assert authority.crl(now=NOW + dt.timedelta(seconds=CRL_REUSE - 1)) == first
+    crl = x509.load_der_x509_crl(first)
+    aki = crl.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value
+    ca_key = authority.ca.certificate.public_key()
+    assert aki.key_identifier == x509.SubjectKeyIdentifier.from_public_key(ca_key).digest  # type: ignore[arg-type]
+    number = crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+    serial = site.fleet.record_of("node-0001").credential_serial
+    assert serial is not None
+    quarantine(site.fleet, "node-0001", "for the CRL", now=NOW)
+    revoked = x509.load_der_x509_crl(authority.crl(now=NOW + dt.timedelta(seconds=1)))
+    assert revoked.get_revoked_certificate_by_serial_number(int(serial, 16)) is not None
+    later = revoked.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+    assert later > number
+    stale = NOW + dt.timedelta(seconds=1 + CRL_REUSE)
+    renewed = x509.load_der_x509_crl(authority.crl(now=stale))
+    assert renewed.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number > later
+    assert renewed.last_update_utc == stale
+    assert authority.crl(now=NOW) != renewed.public_bytes(serialization.Encoding.DER)  # clock back

@@ -17,7 +17,6 @@ from ironroot import (
     crypto,  # a lazy namespace: X.509 loads when used
     transparency,
 )
-from ironroot._httpclient import in_clear_elsewhere
 from ironroot.cli._input import read_input
 from ironroot.cli._output import check_output, write_output
 from ironroot.cli._serving import add_client_options, add_url_options, client_tls, token, url
@@ -282,6 +281,8 @@ def _service_keys(
     without TLS can be swapped by anyone on the path (``ConfigError``)."""
     scheme, _, rest = source.partition("://")
     if rest and scheme.lower() in ("http", "https"):
+        from ironroot._httpclient import in_clear_elsewhere  # httpx: only when fetching
+
         if scheme.lower() == "http" and in_clear_elsewhere(source):
             raise ConfigError(
                 "--service-keys: keys fetched over plain HTTP could be swapped by anyone on "

@@ -612,6 +612,11 @@ def _roots_pem(roots: Sequence[bytes]) -> bytes:
     return b"".join(pems)
 
 
+CRL_REUSE: Final = 300
+"""Seconds the fleet CA's last CRL is answered again while no credential was revoked since
+(:meth:`AdmissionAuthority.crl`)."""
+
+
 class AdmissionAuthority:
     """The fleet's admission service (module docs)."""
 
@@ -634,6 +639,8 @@ class AdmissionAuthority:
             raise NotFound(f"admission is not set up in {fleet.directory}")
         self.state, self.credentials = stores
         self.nonces = NonceStore(lifetime=NONCE_LIFETIME, service="fleet admission")
+        self._crl: tuple[tuple[tuple[str, dt.datetime], ...], dt.datetime, bytes] | None = None
+        self._crl_lock = threading.Lock()
         self.verifier = FleetVerifier(
             fleet,
             vendor_roots=vendor_roots,
@@ -1004,8 +1011,23 @@ class AdmissionAuthority:
         return self.state.placements(node)
 
     def crl(self, *, now: dt.datetime) -> bytes:
-        """The fleet CA's CRL of revoked, unexpired credentials (DER)."""
-        return self.ca.crl(self.credentials.revoked(now=now), now=now)
+        """The fleet CA's CRL of revoked, unexpired credentials (DER; ``GET /fleet/crl``).
+
+        The CRL signed last is answered again while it lists exactly the revoked credentials
+        there are and is under :data:`CRL_REUSE` seconds old (it is valid for an hour), as a
+        CA publishes one CRL for every relying party: the route is anonymous, and signing a
+        CRL for each request let anyone spend the CA's key at will. A revocation changes the
+        list, so the next request gets a CRL that names it."""
+        revoked = tuple(self.credentials.revoked(now=now))
+        with self._crl_lock:
+            last = self._crl
+            if last is not None and last[0] == revoked:
+                age = (now - last[1]).total_seconds()
+                if 0 <= age < CRL_REUSE:  # a clock set back signs afresh
+                    return last[2]
+            der = self.ca.crl(revoked, now=now)
+            self._crl = (revoked, now, der)
+            return der
 
 
 # --- the node's side, in process ------------------------------------------------------------

@@ -637,13 +637,21 @@ class FleetCA:
     def crl(
         self, revoked: Sequence[tuple[str, dt.datetime]], *, now: dt.datetime, hours: int = 1
     ) -> bytes:
-        """A CRL (DER) listing ``revoked`` (serial hex, when), valid ``hours`` from ``now``."""
+        """A CRL (DER) listing ``revoked`` (serial hex, when), valid ``hours`` from ``now``,
+        with the two extensions RFC 5280 §5.2 requires of a conforming CRL issuer: the
+        authority key identifier (this CA's key) and a CRL number that grows with each CRL,
+        here ``now`` in milliseconds since the epoch (a CRL signed later has a larger one)."""
         start = _utc(now)
         builder = (
             x509.CertificateRevocationListBuilder()
             .issuer_name(self._cert.subject)
             .last_update(start)
             .next_update(start + dt.timedelta(hours=hours))
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(self._key.public_key.raw),
+                critical=False,
+            )
+            .add_extension(x509.CRLNumber(int(start.timestamp() * 1000)), critical=False)
         )
         for serial, when in revoked:
             builder = builder.add_revoked_certificate(
