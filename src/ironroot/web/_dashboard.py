@@ -19,7 +19,7 @@ from ironroot.errors import IronrootError, NotFound
 from ironroot.web._auth import EndedSessions, LoginThrottle, Operators, SessionKeys
 from ironroot.web._config import DashboardConfig, load_dashboard_config
 from ironroot.web._fleet import FleetSource, parse_time, repeats
-from ironroot.web._keys import HsmSource, keyrelease_names
+from ironroot.web._keys import HsmSource, apart, keyrelease_names
 from ironroot.web._logs import EntryRow, LogSource, failure
 from ironroot.web._svg import ChainBox, bar_chart, bucket_times, chain_svg
 from ironroot.web._text import utc
@@ -329,7 +329,8 @@ class Dashboard:
                     except IronrootError:
                         continue
                     logged.append((f"{source.name} #{row.index}", entry))
-        return {"hsms": [hsm.view(logged) for hsm in self.hsms], "releases_shown": RELEASES_SHOWN}
+        views = apart([hsm.view(logged) for hsm in self.hsms])
+        return {"hsms": views, "releases_shown": RELEASES_SHOWN}
 
     # --- alerts -----------------------------------------------------------------------------
 
