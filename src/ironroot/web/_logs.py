@@ -278,20 +278,23 @@ def _receipt_time(batch: Mapping[str, bytes]) -> int | None:
 
 
 _KEPT_CHECKS: Final = 8192
-"""Checkpoint verdicts a :class:`LogSource` keeps (then it starts again): the pages check the
-latest 1,001 at most, so this is room for a log's growth between restarts, and a bound."""
+"""Checkpoint verdicts and batch times a :class:`LogSource` keeps of each kind (then it starts
+again): the pages read the latest 2,048 at most, so this is room for a log's growth, and a
+bound."""
 
 
 class _Read:
     """What a :class:`LogSource` read and verified of one store, kept for it: the rows of the
     entries up to its latest checkpoint, the root of each checkpoint note whose signature
-    opened (by the note's SHA-256), and each pair of signed roots proved consistent."""
+    opened (by the note's SHA-256), each pair of signed roots proved consistent, and when
+    each batch's receipts were signed (by its tree size)."""
 
     def __init__(self, store: SqliteLogStore) -> None:
         self.store = store
         self.rows: list[EntryRow] = []
         self.opened: dict[bytes, bytes] = {}
         self.proved: set[tuple[int, bytes, int, bytes]] = set()
+        self.signed_at: dict[int, int] = {}
 
 
 def _identity(path: Path) -> tuple[int, int] | None:
@@ -720,16 +723,25 @@ class LogSource:
         """``(time, entries)`` per integrated batch of the latest ``limit``: when its receipts
         were signed (their ``iat``) and how many entries it added. Bounded: each batch is a
         read of its receipt data, and the page that draws them is public, so its cost must
-        not grow with the log (a log of 10^7 entries has some 300,000 batches)."""
+        not grow with the log (a log of 10^7 entries has some 300,000 batches). Each batch's
+        time is read once and kept: a read and a decode of 2,048 batches' receipts was some
+        0.1 s of the server's time for every anonymous view."""
         out: list[tuple[int, int]] = []
-        with self.store() as store:
+        with self.store() as store, self._read_lock:
+            kept = self._kept(store)
             sizes = store.checkpoint_sizes()
             previous = 0 if len(sizes) <= limit else sizes[-limit - 1]
             for size in sizes[-limit:]:
                 added, previous = size - previous, size
                 if added <= 0:
                     continue
-                iat = _receipt_time(store.batch_data(size) or {})
+                iat = kept.signed_at.get(size)
+                if iat is None:
+                    iat = _receipt_time(store.batch_data(size) or {})
+                    if iat is not None:  # a batch's receipts, once stored, stay as they are
+                        if len(kept.signed_at) >= _KEPT_CHECKS:
+                            kept.signed_at.clear()
+                        kept.signed_at[size] = iat
                 if iat is not None:
                     out.append((iat, added))
         return out
