@@ -8,9 +8,12 @@ was added since. Each test fails if its defence goes."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import shutil
 import sqlite3
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +37,7 @@ from ironroot.log import (
 from ironroot.log import open_checkpoint as open_note
 from ironroot.transparency import ServiceThread, TransparencyClient, TransparencyService
 from ironroot.web import Dashboard, LogSource, create_dashboard_app
+from ironroot.web._logs import EntryRow
 
 pytestmark = pytest.mark.integration
 
@@ -246,4 +250,33 @@ def test_the_public_registrations_chart_reads_each_batch_once(
     assert later[:-1] == first
     assert later[-1][1] == 1
     assert len(reads) == 1
+    source.close()
+
+
+def test_a_long_first_reading_of_the_entries_holds_back_no_public_page(
+    public_log: tuple[Path, PrivateKey], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the first reading of a long log's entries takes minutes at 10^6: the public pages'
+    # checkpoints and chart, which keep what they verified too, do not wait for it
+    log, _issuer = public_log
+    source = LogSource(log)
+    parsing, release = threading.Event(), threading.Event()
+    row = LogSource._row
+
+    def slow(index: int, entry: bytes, registered: int | None = None) -> EntryRow:
+        parsing.set()
+        release.wait(10)
+        return row(index, entry, registered)
+
+    monkeypatch.setattr(LogSource, "_row", staticmethod(slow))
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        reading = pool.submit(source.all_entries)
+        assert parsing.wait(10)
+        started = time.monotonic()
+        assert source.checkpoints()
+        assert source.registrations()
+        waited = time.monotonic() - started
+        release.set()
+        assert len(reading.result(10)) == 6
+    assert waited < 5
     source.close()

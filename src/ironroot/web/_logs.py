@@ -295,6 +295,10 @@ class _Read:
         self.opened: dict[bytes, bytes] = {}
         self.proved: set[tuple[int, bytes, int, bytes]] = set()
         self.signed_at: dict[int, int] = {}
+        # one lock each: a first reading of a long log's entries (minutes at 10^6) must not
+        # hold back the public pages' checkpoints and chart
+        self.rows_lock = threading.Lock()
+        self.checks_lock = threading.Lock()
 
 
 def _identity(path: Path) -> tuple[int, int] | None:
@@ -398,12 +402,12 @@ class LogSource:
             self._read = None
 
     def _kept(self, store: SqliteLogStore) -> _Read:
-        """What was read and checked of ``store`` (call with ``_read_lock`` held): kept for
-        the store it was read from, so a store opened again (its file replaced, restored) is
-        read from its start."""
-        if self._read is None or self._read.store is not store:
-            self._read = _Read(store)
-        return self._read
+        """What was read and checked of ``store``: kept for the store it was read from, so a
+        store opened again (its file replaced, restored) is read from its start."""
+        with self._read_lock:
+            if self._read is None or self._read.store is not store:
+                self._read = _Read(store)
+            return self._read
 
     # --- overview ---------------------------------------------------------------------------
 
@@ -478,16 +482,17 @@ class LogSource:
         entries, which anyone an issuer policy admits may write, was minutes a view). The
         entries of batches not yet checkpointed are read each time. The rows kept cost the
         memory of one view's reading, once rather than per view."""
-        with self.store() as store, self._read_lock:
+        with self.store() as store:
             kept = self._kept(store)
-            size = store.state().size
-            if len(kept.rows) > size:  # never in an append-only log: read it all again
-                kept.rows = []
-            rows = kept.rows + self._entries(store, len(kept.rows), size)
-            sizes = store.checkpoint_sizes()
-            settled = min(sizes[-1] if sizes else 0, len(rows))
-            if settled > len(kept.rows):
-                kept.rows = rows[:settled]
+            with kept.rows_lock:
+                size = store.state().size
+                if len(kept.rows) > size:  # never in an append-only log: read it all again
+                    kept.rows = []
+                rows = kept.rows + self._entries(store, len(kept.rows), size)
+                sizes = store.checkpoint_sizes()
+                settled = min(sizes[-1] if sizes else 0, len(rows))
+                if settled > len(kept.rows):
+                    kept.rows = rows[:settled]
         return rows
 
     def size(self) -> int:
@@ -635,49 +640,54 @@ class LogSource:
         the two roots, whatever the tiles hold later); the overview's alerts check the
         latest 1,000 of each log on every view. A failure is checked again every time."""
         rows: list[CheckpointRow] = []
-        with self.store() as store, self._read_lock:
+        with self.store() as store:
             kept = self._kept(store)
-            if len(kept.opened) > _KEPT_CHECKS or len(kept.proved) > _KEPT_CHECKS:
-                kept.opened.clear()
-                kept.proved.clear()
-            sizes = store.checkpoint_sizes()
-            shown = sizes[-(limit + 1) :]
-            tree = TileTree(StoreLogFetcher(store), store.state().size)
-            previous: tuple[int, bytes] | None = None
-            for number, size in enumerate(shown):
-                note = store.checkpoint(size) or b""
-                digest = hashlib.sha256(note).digest()
-                root = kept.opened.get(digest)
-                if root is None:
-                    try:
-                        root = open_checkpoint(note, self.verifiers, origin=self.origin).root
-                    except IronrootError as exc:
-                        if number or len(sizes) <= limit:
-                            rows.append(CheckpointRow(size, "", False, None, None, failure(exc)))
-                        previous = None
-                        continue
-                    kept.opened[digest] = root
-                consistent: bool | None = None
-                against: int | None = None
-                error = None
-                if previous is not None and previous[0] == 0:
-                    against = 0  # every tree extends the empty one: there is nothing to prove
-                elif previous is not None:
-                    against = previous[0]
-                    pair = (*previous, size, root)
-                    if pair in kept.proved:
-                        consistent = True
-                    else:
+            with kept.checks_lock:
+                if len(kept.opened) > _KEPT_CHECKS or len(kept.proved) > _KEPT_CHECKS:
+                    kept.opened.clear()
+                    kept.proved.clear()
+                sizes = store.checkpoint_sizes()
+                shown = sizes[-(limit + 1) :]
+                tree = TileTree(StoreLogFetcher(store), store.state().size)
+                previous: tuple[int, bytes] | None = None
+                for number, size in enumerate(shown):
+                    note = store.checkpoint(size) or b""
+                    digest = hashlib.sha256(note).digest()
+                    root = kept.opened.get(digest)
+                    if root is None:
                         try:
-                            proof = tree.consistency_proof(previous[0], size)
-                            verify_consistency(previous[0], size, proof, previous[1], root)
-                            consistent = True
-                            kept.proved.add(pair)
+                            root = open_checkpoint(note, self.verifiers, origin=self.origin).root
                         except IronrootError as exc:
-                            consistent, error = False, failure(exc)
-                previous = (size, root)
-                if number or len(sizes) <= limit:
-                    rows.append(CheckpointRow(size, root.hex(), True, against, consistent, error))
+                            if number or len(sizes) <= limit:
+                                rows.append(
+                                    CheckpointRow(size, "", False, None, None, failure(exc))
+                                )
+                            previous = None
+                            continue
+                        kept.opened[digest] = root
+                    consistent: bool | None = None
+                    against: int | None = None
+                    error = None
+                    if previous is not None and previous[0] == 0:
+                        against = 0  # every tree extends the empty one: there is nothing to prove
+                    elif previous is not None:
+                        against = previous[0]
+                        pair = (*previous, size, root)
+                        if pair in kept.proved:
+                            consistent = True
+                        else:
+                            try:
+                                proof = tree.consistency_proof(previous[0], size)
+                                verify_consistency(previous[0], size, proof, previous[1], root)
+                                consistent = True
+                                kept.proved.add(pair)
+                            except IronrootError as exc:
+                                consistent, error = False, failure(exc)
+                    previous = (size, root)
+                    if number or len(sizes) <= limit:
+                        rows.append(
+                            CheckpointRow(size, root.hex(), True, against, consistent, error)
+                        )
         return list(reversed(rows))
 
     def witnessed(self) -> WitnessedView | None:
@@ -727,21 +737,22 @@ class LogSource:
         time is read once and kept: a read and a decode of 2,048 batches' receipts was some
         0.1 s of the server's time for every anonymous view."""
         out: list[tuple[int, int]] = []
-        with self.store() as store, self._read_lock:
+        with self.store() as store:
             kept = self._kept(store)
-            sizes = store.checkpoint_sizes()
-            previous = 0 if len(sizes) <= limit else sizes[-limit - 1]
-            for size in sizes[-limit:]:
-                added, previous = size - previous, size
-                if added <= 0:
-                    continue
-                iat = kept.signed_at.get(size)
-                if iat is None:
-                    iat = _receipt_time(store.batch_data(size) or {})
-                    if iat is not None:  # a batch's receipts, once stored, stay as they are
-                        if len(kept.signed_at) >= _KEPT_CHECKS:
-                            kept.signed_at.clear()
-                        kept.signed_at[size] = iat
-                if iat is not None:
-                    out.append((iat, added))
+            with kept.checks_lock:
+                sizes = store.checkpoint_sizes()
+                previous = 0 if len(sizes) <= limit else sizes[-limit - 1]
+                for size in sizes[-limit:]:
+                    added, previous = size - previous, size
+                    if added <= 0:
+                        continue
+                    iat = kept.signed_at.get(size)
+                    if iat is None:
+                        iat = _receipt_time(store.batch_data(size) or {})
+                        if iat is not None:  # a batch's receipts, once stored, stay as they are
+                            if len(kept.signed_at) >= _KEPT_CHECKS:
+                                kept.signed_at.clear()
+                            kept.signed_at[size] = iat
+                    if iat is not None:
+                        out.append((iat, added))
         return out
