@@ -68,3 +68,16 @@ def test_a_fleet_page_that_is_not_a_number_is_a_400(client: httpx.Client) -> Non
     answer = client.get("/fleet", params={"page": "x"})
     assert answer.status_code == 400
     assert "page is a number" in answer.text
+
+
+def test_the_alerts_and_the_overview_read_no_node_s_firmware(
+    client: httpx.Client, read: list[str]
+) -> None:
+    # the alerts' quarantine table shows no firmware: every quarantined node's firmware
+    # state was read for it, on every view of the alerts and of the overview
+    alerts = client.get("/alerts")
+    assert alerts.status_code == 200
+    listed = re.findall(r'<tr class="row-bad"><td><a href="/fleet/nodes/([^"]+)"', alerts.text)
+    assert sorted(listed) == sorted([ROGUE_FIRMWARE, HELD])
+    assert client.get("/").status_code == 200
+    assert read == []

@@ -359,7 +359,7 @@ class Dashboard:
         quarantined: list[Any] = []
         if self.fleet is not None:
             alerts.extend(self._fleet_alerts())
-            quarantined = self.fleet.rows(status="quarantined")
+            quarantined = self.fleet.records(status="quarantined")  # no firmware shown
         rank = {"critical": 0, "warning": 1, "info": 2}
         alerts.sort(key=lambda a: (rank.get(a.severity, 3), a.at), reverse=False)
         return {"alerts": alerts, "quarantined": quarantined}
