@@ -4,8 +4,9 @@
 page                                    who        shows
 =====================================  =========  ===========================================
 ``/``                                   operator   the overview: counts, logs, latest alerts
-``/fleet``                              operator   every node (filters ``status``, ``class``,
-                                                   ``q``), counts by state, attestation plot
+``/fleet``                              operator   the nodes (filters ``status``, ``class``,
+                                                   ``q``; 100 a ``page``), counts by state,
+                                                   attestation plot
 ``/fleet/nodes/{node}``                 operator   the node's chain of trust (SVG) and events
 ``/log``                                anyone     the logs, registrations plot
 ``/log/{log}``                          anyone     its entries, newest first (``page``)
@@ -365,6 +366,12 @@ def create_dashboard_app(
 
     # --- pages ------------------------------------------------------------------------------
 
+    def page_number(request: Request) -> int:
+        try:
+            return int(request.query_params.get("page", "1"))
+        except ValueError as exc:
+            raise MalformedInput("page is a number") from exc
+
     async def fleet(request: Request, session: Session | None) -> Response:
         q = request.query_params
         context = await run_in_threadpool(
@@ -372,14 +379,12 @@ def create_dashboard_app(
             status=q.get("status", "")[:32],
             node_class=q.get("class", "")[:64],
             query=q.get("q", "")[:128],
+            page=page_number(request),
         )
         return render(request, "fleet.html", context, session=session)
 
     async def entries(request: Request, session: Session | None) -> Response:
-        try:
-            number = int(request.query_params.get("page", "1"))
-        except ValueError as exc:
-            raise MalformedInput("page is a number") from exc
+        number = page_number(request)
         context = await run_in_threadpool(dashboard.log_entries, request.path_params["log"], number)
         return render(request, "log_entries.html", context, session=session)
 

@@ -13,13 +13,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from ironroot.errors import IronrootError, NotFound
 from ironroot.web._auth import EndedSessions, LoginThrottle, Operators, SessionKeys
 from ironroot.web._config import DashboardConfig, load_dashboard_config
 from ironroot.web._fleet import FleetSource, parse_time, repeats
-from ironroot.web._keys import HsmSource, keyrelease_names
+from ironroot.web._keys import HsmSource, apart, keyrelease_names
 from ironroot.web._logs import EntryRow, LogSource, failure
 from ironroot.web._svg import ChainBox, bar_chart, bucket_times, chain_svg
 from ironroot.web._text import utc
@@ -28,6 +28,9 @@ __all__ = ["Alert", "Dashboard"]
 
 _log = logging.getLogger("ironroot.web")
 PAGE_SIZE: Final = 50
+FLEET_PAGE_SIZE: Final = 100
+"""Nodes a page of the fleet table shows: each row reads its node's firmware state (some 1 ms
+a node), so a fleet of 10,000 in one page was 10 s and megabytes a view."""
 REVIEWS_SHOWN: Final = 100
 """OCP SAFE reports the reviews page verifies and shows (the latest on the logs): an issuer a
 log admits may register any number, each up to a statement's size in findings."""
@@ -207,8 +210,10 @@ class Dashboard:
         }
 
     def fleet_page(
-        self, *, status: str = "", node_class: str = "", query: str = ""
+        self, *, status: str = "", node_class: str = "", query: str = "", page: int = 1
     ) -> dict[str, Any]:
+        """The fleet page: counts, the attestation chart, and the nodes the filters match,
+        :data:`FLEET_PAGE_SIZE` a page (``page`` from 1; past the last, the last)."""
         fleet = self._fleet()
         points = []
         for at, affirmed, count in fleet.attestations():
@@ -222,11 +227,21 @@ class Dashboard:
             _STATUS_COLOURS,
             title="Attestation results over time",
         )
+        matched = fleet.records(status=status, node_class=node_class, query=query)
+        size = FLEET_PAGE_SIZE
+        pages = max(1, -(-len(matched) // size))
+        page = min(max(page, 1), pages)
+        filters = {"status": status, "class": node_class, "q": query}
+        given = [(k, v) for k, v in filters.items() if v]
         return {
             "counts": fleet.counts(),
             "classes": fleet.classes(),
-            "rows": fleet.rows(status=status, node_class=node_class, query=query),
-            "filters": {"status": status, "class": node_class, "q": query},
+            "rows": [fleet.row(r) for r in matched[(page - 1) * size : page * size]],
+            "matched": len(matched),
+            "page": page,
+            "pages": pages,
+            "page_query": lambda number: "?" + urlencode([*given, ("page", number)]),
+            "filters": filters,
             "plot": plot,
         }
 
@@ -329,7 +344,8 @@ class Dashboard:
                     except IronrootError:
                         continue
                     logged.append((f"{source.name} #{row.index}", entry))
-        return {"hsms": [hsm.view(logged) for hsm in self.hsms], "releases_shown": RELEASES_SHOWN}
+        views = apart([hsm.view(logged) for hsm in self.hsms])
+        return {"hsms": views, "releases_shown": RELEASES_SHOWN}
 
     # --- alerts -----------------------------------------------------------------------------
 
@@ -343,7 +359,7 @@ class Dashboard:
         quarantined: list[Any] = []
         if self.fleet is not None:
             alerts.extend(self._fleet_alerts())
-            quarantined = self.fleet.rows(status="quarantined")
+            quarantined = self.fleet.records(status="quarantined")  # no firmware shown
         rank = {"critical": 0, "warning": 1, "info": 2}
         alerts.sort(key=lambda a: (rank.get(a.severity, 3), a.at), reverse=False)
         return {"alerts": alerts, "quarantined": quarantined}

@@ -213,22 +213,30 @@ class FleetSource:
             out[name] = f"{image.version} (SVN {image.svn})" if image is not None else "—"
         return out
 
-    def rows(self, *, status: str = "", node_class: str = "", query: str = "") -> list[NodeRow]:
-        """The fleet table, filtered (status, class, a substring of the id or reason)."""
-        rows = []
+    def records(
+        self, *, status: str = "", node_class: str = "", query: str = ""
+    ) -> list[NodeRecord]:
+        """The registry's rows, filtered (status, class, a substring of the id or reason)."""
         needle = query.strip().lower()
-        for record in self.fleet.records():
-            if status and record.status != status:
-                continue
-            if node_class and record.node_class != node_class:
-                continue
-            if needle and needle not in record.id.lower() and needle not in record.reason.lower():
-                continue
-            try:
-                rows.append(NodeRow(record, self.firmware(record.id)))
-            except IronrootError as exc:
-                rows.append(NodeRow(record, {}, failure(exc)))
-        return rows
+        return [
+            record
+            for record in self.fleet.records()
+            if (not status or record.status == status)
+            and (not node_class or record.node_class == node_class)
+            and (not needle or needle in record.id.lower() or needle in record.reason.lower())
+        ]
+
+    def row(self, record: NodeRecord) -> NodeRow:
+        """A row of the fleet table: the record and its node's firmware (read here)."""
+        try:
+            return NodeRow(record, self.firmware(record.id))
+        except IronrootError as exc:
+            return NodeRow(record, {}, failure(exc))
+
+    def rows(self, *, status: str = "", node_class: str = "", query: str = "") -> list[NodeRow]:
+        """The fleet table, filtered (:meth:`records`)."""
+        records = self.records(status=status, node_class=node_class, query=query)
+        return [self.row(record) for record in records]
 
     def events(self, *, node: str | None = None, limit: int = 200) -> list[FleetEvent]:
         """The latest ``limit`` events (newest first), of one node or the whole fleet."""

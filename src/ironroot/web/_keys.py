@@ -10,7 +10,9 @@ its hash chain with :func:`ironroot.hsm.verify_audit`, and reads the key release
   it, must follow an archived segment of that name; the segments are not read here); and each
   HSM audit checkpoint registered on a shown log (``iss`` ``urn:ironroot:hsm:<id>``) or kept
   in ``<hsm>/checkpoints/*.cose``, checked against the chain (the log holds the records the
-  checkpoint covers, unchanged);
+  checkpoint covers, unchanged): each HSM's own (those naming the id of a checkpoint its
+  chain matches or its directory keeps; another HSM's checkpoint is not one of its failures,
+  :func:`apart`);
 * **keys** (metadata only: there is no key material in an audit log): each handle, when and
   by whom it was made, what it was used for and how often, whether it was deleted, and the
   name a key release service offers it under;
@@ -25,7 +27,7 @@ sealing secret (``ironroot hsm audit verify --sealing-secret-file``); the page s
 from __future__ import annotations
 
 import collections
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Final
 
@@ -44,7 +46,7 @@ from ironroot.hsm import (
 from ironroot.web._logs import failure
 from ironroot.web._text import utc
 
-__all__ = ["HsmSource", "HsmView", "KeyRow", "ReleaseRow"]
+__all__ = ["HsmSource", "HsmView", "KeyRow", "ReleaseRow", "apart"]
 
 _MAX_AUDIT: Final = 256 * 1024 * 1024
 """The most the keys page reads of the live audit log: a quarter of ``MAX_AUDIT_FILE``, on
@@ -102,6 +104,8 @@ class CheckpointCheck:
     time: int
     ok: bool
     error: str | None = None
+    hsm: str = ""
+    """The id of the HSM the checkpoint names (hex)."""
 
     @property
     def when(self) -> str:
@@ -123,6 +127,32 @@ class HsmView:
     first: int = 0
     """The seq of the live log's first record: the records before it are in archived
     segments (``audit-<first>-<last>.jsonl``), which the page does not read."""
+    own: frozenset[str] = frozenset()
+    """The ids (hex) of the checkpoints that are this HSM's (:func:`apart`)."""
+
+
+def apart(views: list[HsmView]) -> list[HsmView]:
+    """``views`` of the HSMs one page shows, each keeping the checkpoints that are its own.
+
+    The logs hold the checkpoints of every HSM, and each names its HSM (``urn:ironroot:hsm:
+    <id>``, the id in its payload), an id the HSM's directory does not say (it is sealed).
+    An HSM's own ids are those of its kept checkpoints (``<hsm>/checkpoints``) and of every
+    checkpoint its chain holds unchanged (the head is a hash over records MACed with its
+    own audit key: another HSM's cannot match). An HSM with an own id checks the
+    checkpoints naming it, and no other; one without (none matches: every checkpoint of it
+    is of records no longer there, or the logs hold none) checks every checkpoint no other
+    HSM shown owns, as it cannot tell which are its own: failing there says its trail may
+    have been rewritten, or that a checkpoint is of an HSM this dashboard does not show."""
+    owned = {i for view in views for i in view.own}
+    kept = []
+    for view in views:
+        if view.own:
+            checkpoints = tuple(c for c in view.checkpoints if c.hsm in view.own)
+        else:
+            checkpoints = tuple(c for c in view.checkpoints if c.hsm not in owned)
+        hsm_id = next(iter(view.own)) if len(view.own) == 1 else None
+        kept.append(replace(view, checkpoints=checkpoints, hsm_id=hsm_id))
+    return kept
 
 
 class HsmSource:
@@ -163,7 +193,7 @@ class HsmSource:
         except IronrootError as exc:
             error = failure(exc)
         head = records[-1].digest().hex() if records else "0" * 64
-        checkpoints, hsm_id = self._checkpoints(records, logged)
+        checkpoints, own = self._checkpoints(records, logged)
         return HsmView(
             first=first,
             name=self.name,
@@ -171,7 +201,7 @@ class HsmSource:
             head=head,
             intact=error is None,
             error=error,
-            hsm_id=hsm_id,
+            hsm_id=next(iter(own)) if len(own) == 1 else None,
             keys=tuple(self._keys(records)),
             releases=tuple(
                 ReleaseRow(r.seq, r.time, r.identity, r.key, r.result)
@@ -180,6 +210,7 @@ class HsmSource:
             ),
             checkpoints=tuple(checkpoints),
             refusals=sum(1 for r in records if r.result != "ok"),
+            own=own,
         )
 
     def _archived_end(self) -> int:
@@ -248,18 +279,21 @@ class HsmSource:
 
     def _checkpoints(
         self, records: tuple[AuditRecord, ...], logged: list[tuple[str, bytes]]
-    ) -> tuple[list[CheckpointCheck], str | None]:
-        found: list[tuple[str, bytes]] = list(logged)
+    ) -> tuple[list[CheckpointCheck], frozenset[str]]:
+        """Every checkpoint on the logs and in ``<hsm>/checkpoints`` checked against the
+        chain, and the ids of those that are this HSM's (:func:`apart`)."""
+        found: list[tuple[str, bytes, bool]] = [(where, data, False) for where, data in logged]
         folder = self.directory / "checkpoints"
         if folder.is_dir():
             for path in sorted(folder.glob("*.cose")):
                 try:
-                    found.append((f"checkpoints/{path.name}", read_limited(path, _MAX_CHECKPOINT)))
+                    data = read_limited(path, _MAX_CHECKPOINT)
                 except (IronrootError, OSError):
                     continue
+                found.append((f"checkpoints/{path.name}", data, True))
         out: list[CheckpointCheck] = []
-        hsm_id: str | None = None
-        for where, statement in found:
+        own: set[str] = set()
+        for where, statement, kept in found:
             try:
                 parsed = SignedStatement.parse(statement)
                 if parsed.content_type != CHECKPOINT_CONTENT_TYPE:
@@ -267,9 +301,11 @@ class HsmSource:
                 checkpoint = AuditCheckpoint.from_payload(parsed.payload)
             except IronrootError:
                 continue
-            if parsed.claims.iss != f"urn:ironroot:hsm:{checkpoint.hsm.hex()}":
+            hsm = checkpoint.hsm.hex()
+            if parsed.claims.iss != f"urn:ironroot:hsm:{hsm}":
                 continue
-            hsm_id = hsm_id or checkpoint.hsm.hex()
+            if kept:
+                own.add(hsm)
             first = records[0].seq if records else 0
             try:
                 if 0 < checkpoint.size <= first:
@@ -283,12 +319,17 @@ class HsmSource:
                     start=first,
                     prev=records[0].prev if records else _ZERO,
                 )
-                out.append(CheckpointCheck(where, checkpoint.size, checkpoint.time, True))
+                out.append(CheckpointCheck(where, checkpoint.size, checkpoint.time, True, hsm=hsm))
+                own.add(hsm)
             except IronrootError as exc:
                 out.append(
-                    CheckpointCheck(where, checkpoint.size, checkpoint.time, False, failure(exc))
+                    CheckpointCheck(
+                        where, checkpoint.size, checkpoint.time, False, failure(exc), hsm=hsm
+                    )
                 )
-        return out, hsm_id
+        if own:
+            out = [c for c in out if c.hsm in own]
+        return out, frozenset(own)
 
 
 def keyrelease_names(
