@@ -940,8 +940,11 @@ def _apply(conn: sqlite3.Connection, batch: StoreBatch) -> None:
         conn.executemany(
             "INSERT OR IGNORE INTO pending (entry_id, entry) VALUES (?, ?)", batch.pending
         )
-    if batch.cleared:
-        conn.executemany("DELETE FROM pending WHERE entry_id = ?", [(i,) for i in batch.cleared])
+    if batch.cleared or batch.refused:
+        conn.executemany(
+            "DELETE FROM pending WHERE entry_id = ?",
+            [(i,) for i in (*batch.cleared, *batch.refused)],
+        )
     if batch.integrated:
         first = batch.first_index
         conn.executemany(
