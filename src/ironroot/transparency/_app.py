@@ -83,10 +83,17 @@ def _service_info(service: TransparencyService) -> ServiceInfo:
         if refusal is not None:
             raise ClockSkew(refusal.detail, retry_after=refusal.retry_after)
 
+    def integration() -> None:
+        # The sequencer's last integration failed (a store or signer down, a pending page it
+        # cannot read): registrations are acknowledged but none gets its receipt
+        stalled = service.integration_stalled
+        if stalled is not None:
+            raise stalled
+
     info = ServiceInfo(
         name="transparency",
         description="Ironroot Code Transparency Service (SCITT, RFC 9943; C2SP tlog-tiles)",
-        checks={"store": store, "keys": keys, "clock": clock},
+        checks={"store": store, "keys": keys, "clock": clock, "integration": integration},
         links={
             "openapi": "/openapi.json",
             "checkpoint": "/checkpoint",

@@ -532,6 +532,21 @@ class TransparencyService:
         return None if self.sequencer_clock is None else self.sequencer_clock()
 
     @property
+    def integration_stalled(self) -> StorageError | None:
+        """Why this sequencer integrates nothing now, other than its clock
+        (:attr:`clock_refusal`): its last integration failed (a signer or the store down, a
+        pending page it cannot read) and it retries; ``None`` once one succeeds, and in a
+        follower."""
+        stalled = None if self._writer is None else self._writer.stalled
+        if stalled is None or isinstance(stalled, ClockSkew):
+            return None
+        return StorageError(
+            f"the log integrates nothing: {stalled.detail}; registered entries stay pending "
+            "(durable) while the sequencer retries",
+            code="integration-stalled",
+        )
+
+    @property
     def in_flight(self) -> int:
         """Entries submitted here and not yet integrated (none in a follower)."""
         return 0 if self._writer is None else self._writer.in_flight
