@@ -122,6 +122,19 @@ def _blob(value: object) -> bytes:
     )
 
 
+def _file_id(path: Path) -> tuple[int, int] | None:
+    """The device and inode of the file at ``path`` (``None``: none there, or unreadable).
+
+    The writer's connection keeps the file it opened: one moved, deleted or replaced under a
+    running log would take writes that no later open sees (deleted: lost, and the next open
+    began a new empty log). One ``stat`` per batch tells."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
+
+
 def _check_regular(path: Path) -> None:
     """``StorageError`` unless ``path`` is absent or a regular file (a link to one too):
     SQLite's read-only open of a named pipe waits for a writer forever, and a device or a
@@ -260,6 +273,8 @@ class SqliteLogStore:
             raise StorageError(f"no log database at {self._path}")
         try:
             self._writer = self._connect(write=not read_only)
+            # The file the writer opened: a write refuses once another is at the path.
+            self._file = _file_id(self._path)
             if read_only:
                 self._check_schema()
             else:
@@ -511,6 +526,12 @@ class SqliteLogStore:
             raise StorageError("the log store is read-only")
         if self._closed:
             raise StorageError("the log store is closed")
+        if _file_id(self._path) != self._file:
+            raise StorageError(
+                f"the log database {self._path} is no longer the file this store opened "
+                "(moved, deleted or replaced since): nothing more is written to it; restart "
+                "the service"
+            )
         conn = self._writer
         try:
             with self._writing(), immediate(conn):
