@@ -1,10 +1,10 @@
 """What a disk can do under the SQLite log.
 
-A full disk (SQLite's ``max_page_count`` on the writer's connection (SQLite's ``max_page_count`` on the writer's connection:
-its writes then fail with ``SQLITE_FULL`` as on a full file system, with no root needed for a
-tmpfs). SQLite rolls a transaction back by itself on ``SQLITE_FULL``; the store's own
-``ROLLBACK`` then failed ("cannot rollback - no transaction is active") and that error, not
-the full disk, was what every registration and the log said.
+A full disk (SQLite's ``max_page_count`` on the writer's connection: its writes then fail
+with ``SQLITE_FULL`` as on a full file system, with no root needed for a tmpfs). SQLite rolls
+a transaction back by itself on ``SQLITE_FULL``; the store's own ``ROLLBACK`` then failed
+("cannot rollback - no transaction is active") and that error, not the full disk, was what
+every registration and the log said.
 
 A database file moved, deleted or replaced under the running log: the writer's connection
 still had the old file open, so registrations were acknowledged (201) into a file no longer
