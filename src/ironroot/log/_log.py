@@ -514,9 +514,16 @@ class Log(LogView):
     def stalled(self) -> IronrootError | None:
         """Why the writer integrates nothing now: the failure of its last integration, while
         entries wait for it (a signer or the store down, a pending page that cannot be read,
-        a refused batch); ``None`` once an integration succeeds. The writer retries with
-        backoff meanwhile."""
-        return self._stalled
+        a refused batch); ``None`` once an integration succeeds, and while nothing waits (the
+        entries of a failed cycle whose pending write failed too were answered with the
+        error: a readiness check that stayed failed would keep away the registration whose
+        integration clears it). The writer retries with backoff meanwhile."""
+        stalled = self._stalled
+        if stalled is not None and not self._store_pending:
+            with self._cond:
+                if not self._inflight:
+                    return None
+        return stalled
 
     @property
     def in_flight(self) -> int:
