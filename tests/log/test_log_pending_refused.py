@@ -189,7 +189,7 @@ def test_an_unreadable_pending_page_is_named_not_silent(tmp_path: Any) -> None:
             threading.Event().wait(0.025)
         assert log.stalled is not None
         assert log.stalled.detail == (
-            "the log database holds a str where bytes belong: it is damaged"
+            "the log database's pending row 1 holds a str where bytes belong: it is damaged"
         )
         conn.execute("DELETE FROM pending WHERE entry = 'text'")
         conn.close()

@@ -100,7 +100,8 @@ def test_a_pending_page_that_cannot_be_read_makes_the_service_not_ready(
         said = [r.getMessage() for r in caplog.records]
         assert (
             "transparency: readiness check integration fails: integration-stalled: the log "
-            "integrates nothing: the log database holds a str where bytes belong: it is "
+            "integrates nothing: the log database's pending row 1 holds a str where bytes belong: "
+            "it is "
             "damaged; registered entries stay pending (durable) while the sequencer retries"
         ) in said
         raw_sql(data, "DELETE FROM pending WHERE entry = 'text'")

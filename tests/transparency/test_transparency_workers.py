@@ -522,7 +522,8 @@ def test_a_worker_linked_while_the_sequencer_integrates_nothing_is_told_at_once(
         assert told is not None
         assert told.code == "integration-stalled"
         assert told.detail == (
-            "the log integrates nothing: the log database holds a str where bytes belong: it "
+            "the log integrates nothing: the log database's pending row 1 holds a str where bytes "
+            "belong: it "
             "is damaged; registered entries stay pending (durable) while the sequencer retries"
         )
     finally:

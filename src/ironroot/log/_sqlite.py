@@ -424,12 +424,24 @@ class SqliteLogStore:
 
     def pending(self, limit: int | None = None) -> list[tuple[bytes, bytes]]:
         if limit is None:
-            rows = self._all("SELECT entry_id, entry FROM pending ORDER BY seq")
+            rows = self._all("SELECT seq, entry_id, entry FROM pending ORDER BY seq")
         else:
             rows = self._all(
-                "SELECT entry_id, entry FROM pending ORDER BY seq LIMIT ?", (max(limit, 0),)
+                "SELECT seq, entry_id, entry FROM pending ORDER BY seq LIMIT ?", (max(limit, 0),)
             )
-        return [(_blob(i), _blob(e)) for i, e in rows]
+        out = []
+        for seq, entry_id, entry in rows:
+            if not isinstance(entry_id, bytes | memoryview) or not isinstance(
+                entry, bytes | memoryview
+            ):
+                # Named, so that an operator can find the row: the writer cannot read past it
+                wrong = entry_id if not isinstance(entry_id, bytes | memoryview) else entry
+                raise StorageError(
+                    f"the log database's pending row {seq} holds a {type(wrong).__name__} "
+                    "where bytes belong: it is damaged"
+                )
+            out.append((_blob(entry_id), _blob(entry)))
+        return out
 
     def count_pending(self) -> int:
         row = self._one("SELECT COUNT(*) FROM pending")
