@@ -88,7 +88,7 @@ from ironroot.log._view import (
 )
 from ironroot.merkle import EMPTY_ROOT, CompactRange, leaf_hash
 
-__all__ = ["BatchSigner", "Log", "Ticket"]
+__all__ = ["BatchSigner", "Log", "Ticket", "unfit_pending"]
 
 _log = logging.getLogger("ironroot.log")
 # A batch up to this many entries puts the nodes it creates into the node cache (about two
@@ -130,8 +130,9 @@ class _Refusal:
     recorded: bool
 
 
-def _unfit(entry_id: bytes, entry: bytes) -> str | None:
-    """Why the store's rules would refuse ``entry`` under ``entry_id`` in any batch."""
+def unfit_pending(entry_id: bytes, entry: bytes) -> str | None:
+    """Why the store's rules would refuse a pending row (``entry`` under ``entry_id``) in any
+    batch: the sequencer refuses such a row (``None``: none)."""
     if not isinstance(entry_id, bytes) or not isinstance(entry, bytes):
         return "its id or entry is not bytes"
     if len(entry) > MAX_ENTRY_SIZE:
@@ -229,6 +230,7 @@ class Log(LogView):
         # is prepared from it, until the state is read back (writer thread).
         self._head_unknown = False
         self._stalled: IronrootError | None = None
+        self._pending_asked = False  # integrate_pending() was called (under self._cond)
         # The view checks the origin, initializes the store (_attach) and reads the head,
         # loading the writer's edge (_open_head).
         super().__init__(store, origin=origin, note_verifiers=[s.verifier() for s in note_signers])
@@ -496,6 +498,15 @@ class Log(LogView):
                 self._enqueue((entry_id, entry, ticket))
             return ticket
 
+    def integrate_pending(self) -> None:
+        """Have the writer integrate the store's pending rows, those another process wrote
+        included (a replica's sequencer: its queue knows nothing of them), and refuse those
+        no batch can hold. Submitting a pending row's entry does that too, but submits the
+        entry: an altered row's bytes would go into the log as a new entry of their own."""
+        with self._cond:
+            self._pending_asked = True
+            self._cond.notify_all()
+
     def _enqueue(self, item: tuple[bytes, bytes, Ticket]) -> None:
         """Queue one item (``self._cond`` held); wake the writer only when it waits for one:
         for a first item, or for a full batch while it lingers (a wake-up per submission
@@ -592,7 +603,7 @@ class Log(LogView):
         retry_at = time.monotonic() if self._store_pending else None
         while True:
             with self._cond:
-                while not self._queue and not self._closing:
+                while not self._queue and not self._closing and not self._pending_asked:
                     timeout = None if retry_at is None else retry_at - time.monotonic()
                     if timeout is not None and timeout <= 0:
                         break
@@ -608,6 +619,11 @@ class Log(LogView):
                         if left <= 0:
                             break
                         self._cond.wait(left)
+                if self._pending_asked:
+                    self._pending_asked = False
+                    self._store_pending = True
+                    if retry_at is None:  # at once, unless a backoff runs
+                        retry_at = time.monotonic()
                 items = [self._queue.popleft() for _ in range(self._take(len(self._queue)))]
                 if items:
                     self._enough = min(self._fill, len(items))
@@ -764,7 +780,7 @@ class Log(LogView):
         self, page: list[tuple[bytes, bytes]]
     ) -> tuple[list[tuple[bytes, bytes]], list[_Refusal]]:
         """Split a page of pending rows into those a batch can integrate and those it must
-        refuse (:func:`_unfit`, or integrated already)."""
+        refuse (:func:`unfit_pending`, or integrated already)."""
         if not page:
             return page, []
         found = self._store.lookup([entry_id for entry_id, _ in page])
@@ -772,7 +788,7 @@ class Log(LogView):
         refusals: list[_Refusal] = []
         for entry_id, entry in page:
             index = found.get(entry_id)
-            reason = _unfit(entry_id, entry)
+            reason = unfit_pending(entry_id, entry)
             if reason is None and index is not None:
                 reason = f"its entry is integrated already, at index {index}"
             if reason is None:
