@@ -83,13 +83,16 @@ def open_state_db(
 def immediate(conn: sqlite3.Connection) -> Iterator[None]:
     """One ``BEGIN IMMEDIATE … COMMIT`` transaction on an autocommit connection: the write
     lock is taken first, so what the body reads stays what it writes against (a
-    compare-and-set); rolled back when the body raises."""
+    compare-and-set); rolled back when the body raises. SQLite may have rolled it back
+    itself already (``SQLITE_FULL``, ``SQLITE_IOERR``, ``SQLITE_NOMEM``): a ``ROLLBACK``
+    then fails, and its error would hide the one that says what happened (a full disk)."""
     conn.execute("BEGIN IMMEDIATE")
     try:
         yield
         conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
         raise
 
 

@@ -78,6 +78,7 @@ EXPECTED = {
     "partial_tile_width",
     "sign_checkpoint",
     "sign_note",
+    "unfit_pending",
     "subtree_v1_message",
     "tile_path",
     "tiles_for_size",

@@ -233,6 +233,46 @@ def test_bearer_token_required(tmp_path: Path, vendor: PrivateKey) -> None:
 
 
 @pytest.mark.parametrize(
+    "given",
+    ["s3cret-toke", "s3cret-tokenn", "s3cret-tokeN", "other-token", "x" * 4096, "s3cret-token2"],
+    ids=["prefix", "longer", "same-length", "the-other-s-prefix", "long", "extended-other"],
+)
+def test_a_token_of_another_length_or_value_is_refused(
+    tmp_path: Path, vendor: PrivateKey, given: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The token check compared the given bytes with each token by ``hmac.compare_digest``,
+    whose time tells whether the lengths differ: a client learned each token's length. It
+    now compares SHA-256 digests, 32 bytes on both sides, whatever was sent; right tokens
+    still pass and every other value, of any length, is refused."""
+    import hmac
+
+    from ironroot.transparency import _app
+
+    lengths: list[tuple[int, int]] = []
+    compare = hmac.compare_digest
+
+    def recording(a: bytes, b: bytes) -> bool:
+        lengths.append((len(a), len(b)))
+        return compare(a, b)
+
+    monkeypatch.setattr(_app.hmac, "compare_digest", recording)
+    service = _service(tmp_path, vendor, tokens=["s3cret-token", "other-token-2"])
+    with _client(service) as client:
+        wrong = _post(client, _stmt(vendor, 1), Authorization=f"Bearer {given}")
+        assert wrong.status_code == 401
+        problem = Problem.from_cbor(wrong.content)
+        assert (problem.extra["code"], problem.detail) == (
+            "unauthorized",
+            "the bearer token is not valid",
+        )
+        for n, right in enumerate(["s3cret-token", "other-token-2"], start=2):
+            ok = _post(client, _stmt(vendor, n), Authorization=f"Bearer {right}")
+            assert ok.status_code == 201
+    assert lengths
+    assert set(lengths) == {(32, 32)}
+
+
+@pytest.mark.parametrize(
     "fields",
     [
         ("Bearer s3cret-token", "Bearer nope"),

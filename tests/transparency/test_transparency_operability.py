@@ -36,7 +36,12 @@ def test_operational_endpoints(tmp_path: Path, caplog: pytest.LogCaptureFixture)
         }
         ready = client.get("/ready")
         assert ready.status_code == 200
-        assert ready.json()["checks"] == {"store": "ok", "keys": "ok", "clock": "ok"}
+        assert ready.json()["checks"] == {
+            "store": "ok",
+            "keys": "ok",
+            "clock": "ok",
+            "integration": "ok",
+        }
         posted = client.post(
             "/entries", content=statement, headers={"Content-Type": "application/cose"}
         )

@@ -6,8 +6,10 @@ tree; the tests kill its members with signals and check that no acknowledged ent
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import contextlib
+import hashlib
 import os
 import signal
 import socket
@@ -50,6 +52,7 @@ from ironroot.log import (
     MemoryLogStore,
     Note,
     NoteSigner,
+    StoreBatch,
     open_store,
 )
 from ironroot.transparency import TransparencyService
@@ -58,7 +61,10 @@ from ironroot.transparency._workers import (
     _clock_frame,
     _decode_error,
     _encode_error,
+    _serve_link,
+    _stall_frame,
 )
+from ironroot_pg import raw_sql
 from processes import process_running
 from serving import start_server
 
@@ -436,6 +442,95 @@ def test_a_worker_takes_the_clock_notices_of_its_sequencer(tmp_path: Path) -> No
         follower.close()
         left.close()
         right.close()
+
+
+def test_a_worker_takes_the_integration_notices_of_its_sequencer(tmp_path: Path) -> None:
+    """Under ``--workers`` every ``/ready`` is a worker's, which knew nothing of a sequencer
+    that integrates nothing (its store refusing the pending page, a signer down): it said
+    ``ready`` while every registration only went pending. The sequencer now tells its
+    workers, as it does of its clock, and a worker's ``integration`` check fails with it."""
+    vendor = PrivateKey.generate(Algorithm.ES256)
+    data = write_config(tmp_path / "ts", issuers=[(VENDOR_ISS, vendor)])
+    with TransparencyService.open(data) as sequencer:
+        keys, vkeys = sequencer.receipt_keys, sequencer.checkpoint_vkeys
+    follower = TransparencyService.open_follower(data, keys, vkeys, {})
+    left, right = socket.socketpair()
+    try:
+        link = SequencerLink(follower, left)
+        follower.sequencer_integration = lambda: link.integration_stalled
+        assert follower.integration_stalled is None
+        stalled = StorageError(
+            "the log integrates nothing: signer down; registered entries stay pending "
+            "(durable) while the sequencer retries",
+            code="integration-stalled",
+        )
+        link.data_received(_stall_frame(stalled))
+        told = follower.integration_stalled
+        assert type(told) is StorageError
+        assert (told.detail, told.code) == (stalled.detail, "integration-stalled")
+        link.data_received(_stall_frame(None))
+        assert follower.integration_stalled is None
+    finally:
+        follower.close()
+        left.close()
+        right.close()
+
+
+def test_a_worker_linked_while_the_sequencer_integrates_nothing_is_told_at_once(
+    tmp_path: Path, store_kind: str
+) -> None:
+    """The sequencer's end of a new link says why it integrates nothing before anything
+    else (as it does of its clock): a worker started meanwhile is not ready from the start."""
+    if store_kind != "sqlite":
+        pytest.skip("SQLite only: a PostgreSQL bytea column holds bytes whatever is stored")
+    vendor = PrivateKey.generate(Algorithm.ES256)
+    data = write_config(tmp_path / "ts", issuers=[(VENDOR_ISS, vendor)])
+    with TransparencyService.open(data) as seeded:
+        entry = seeded.check(_statement(vendor, 0))
+        keys, vkeys = seeded.receipt_keys, seeded.checkpoint_vkeys
+    store = open_store(data)
+    try:
+        store.write(StoreBatch(first_index=0, pending=[(hashlib.sha256(entry).digest(), entry)]))
+    finally:
+        store.close()
+    raw_sql(data, "UPDATE pending SET entry = 'damaged'")  # a page no read gets through
+    follower = TransparencyService.open_follower(data, keys, vkeys, {})
+    left, right = socket.socketpair()
+    unused = socket.socket()
+    try:
+        with TransparencyService.open(data) as sequencer:
+            deadline = time.monotonic() + 5
+            while sequencer.integration_stalled is None:
+                assert time.monotonic() < deadline
+                time.sleep(0.02)
+
+            async def first_notice() -> bytes:
+                task = asyncio.create_task(_serve_link(sequencer, left, []))
+                right.setblocking(False)
+                received = await asyncio.wait_for(
+                    asyncio.get_running_loop().sock_recv(right, 65536), 5
+                )
+                right.close()
+                await asyncio.wait_for(task, 5)
+                return received
+
+            received = asyncio.run(first_notice())
+        link = SequencerLink(follower, unused)
+        follower.sequencer_integration = lambda: link.integration_stalled
+        link.data_received(received)
+        told = follower.integration_stalled
+        assert told is not None
+        assert told.code == "integration-stalled"
+        assert told.detail == (
+            "the log integrates nothing: the log database's pending row 1 holds a str where bytes "
+            "belong: it "
+            "is damaged; registered entries stay pending (durable) while the sequencer retries"
+        )
+    finally:
+        follower.close()
+        left.close()
+        right.close()
+        unused.close()
 
 
 def test_after_kill_9_a_sequencer_whose_clock_is_behind_signs_no_earlier_receipt_time(

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from ironroot.log._checkpoint import Checkpoint
     from ironroot.log._export import ExportReport, export_tiles
     from ironroot.log._http import HttpLogFetcher
-    from ironroot.log._log import BatchSigner, Log, Ticket
+    from ironroot.log._log import BatchSigner, Log, Ticket, unfit_pending
     from ironroot.log._memory import MemoryLogStore
     from ironroot.log._note import (
         SIGNATURE_TYPE_ED25519,
@@ -172,6 +172,7 @@ __all__ = [
     "subtree_v1_message",
     "tile_path",
     "tiles_for_size",
+    "unfit_pending",
     "verify_log",
     "verify_log_dir",
     "verify_remote_log",

@@ -22,6 +22,17 @@ resolve from it. While the state cannot be read back the head may be behind the 
 registrations of that cycle fail with :class:`~ironroot.errors.StoreUnavailable` (retry), and
 nothing is answered from, nor prepared from, that head until a later cycle reads it back.
 
+A pending row that no batch could hold (its entry altered in the database so that it no
+longer hashes to its id, longer than an entry can be, or left beside its own integrated entry
+by an older version) is refused, not retried: the store's rules would refuse every batch that
+held it, and every registration after it would wait forever. The batch that integrates the
+rest of its page drops that row and records why (the metadata key
+:func:`~ironroot.log._store.refusal_key`; logged at error level); the registration waiting on
+it fails with :class:`~ironroot.errors.StorageError` ``entry-refused``, and so does a later
+look-up of its id, until the statement is registered again. A failure that no row explains
+(a pending page that cannot be read, a signer or a store down) is retried with backoff, and
+:attr:`Log.stalled` names it meanwhile.
+
 Durability contract: a ``durable`` future resolves only after the commit that holds the
 entry returned (SQLite: WAL, ``synchronous=FULL``; PostgreSQL: ``synchronous_commit=on``).
 After a crash at any moment, every entry whose ``durable`` resolved is in the log (pending
@@ -65,7 +76,7 @@ from ironroot.log._checkpoint import Checkpoint
 from ironroot.log._memory import MemoryLogStore
 from ironroot.log._note import NoteSigner, open_checkpoint, sign_checkpoint
 from ironroot.log._open import open_store
-from ironroot.log._store import LogStore, StoreBatch, TreeState
+from ironroot.log._store import LogStore, StoreBatch, TreeState, refusal_key, refused_entry
 from ironroot.log._tiles import HASH_SIZE, MAX_ENTRY_SIZE, TILE_HEIGHT, TILE_WIDTH
 from ironroot.log._view import (
     FULL_TILE_BYTES,
@@ -77,7 +88,7 @@ from ironroot.log._view import (
 )
 from ironroot.merkle import EMPTY_ROOT, CompactRange, leaf_hash
 
-__all__ = ["BatchSigner", "Log", "Ticket"]
+__all__ = ["BatchSigner", "Log", "Ticket", "unfit_pending"]
 
 _log = logging.getLogger("ironroot.log")
 # A batch up to this many entries puts the nodes it creates into the node cache (about two
@@ -106,6 +117,34 @@ class BatchSigner(Protocol):
 _CommitListener = Callable[[int, bytes, Mapping[str, bytes]], None]
 """``listener(tree_size, root, batch_data)``: the integration batch ending at ``tree_size``, with
 that root and the batch signer's data, has just committed (:meth:`Log.add_commit_listener`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Refusal:
+    """A pending row no batch can hold: its id, why, where its entry is when it is integrated
+    already, and whether the store holds a record of an earlier refusal of the same id."""
+
+    entry_id: bytes
+    reason: str
+    index: int | None
+    recorded: bool
+
+
+def unfit_pending(entry_id: bytes, entry: bytes) -> str | None:
+    """Why the store's rules would refuse a pending row (``entry`` under ``entry_id``) in any
+    batch: the sequencer refuses such a row (``None``: none)."""
+    if not isinstance(entry_id, bytes) or not isinstance(entry, bytes):
+        return "its id or entry is not bytes"
+    if len(entry) > MAX_ENTRY_SIZE:
+        return f"its entry is {len(entry)} bytes, more than a log entry's {MAX_ENTRY_SIZE}"
+    if hashlib.sha256(entry).digest() != entry_id:
+        return "its entry does not hash to its id (SHA-256): the row was altered"
+    return None
+
+
+def _records(refusals: Sequence[_Refusal]) -> dict[str, str]:
+    """The refusal records a batch sets (an id refused before keeps its first record)."""
+    return {refusal_key(r.entry_id): r.reason for r in refusals if not r.recorded}
 
 
 def _head_unknown() -> StoreUnavailable:
@@ -190,6 +229,8 @@ class Log(LogView):
         # the store (the write may have committed). Nothing is answered from it, and no batch
         # is prepared from it, until the state is read back (writer thread).
         self._head_unknown = False
+        self._stalled: IronrootError | None = None
+        self._pending_asked = False  # integrate_pending() was called (under self._cond)
         # The view checks the origin, initializes the store (_attach) and reads the head,
         # loading the writer's edge (_open_head).
         super().__init__(store, origin=origin, note_verifiers=[s.verifier() for s in note_signers])
@@ -257,7 +298,7 @@ class Log(LogView):
 
     def _open_head(self, state: TreeState) -> tuple[int, bytes, bytes]:
         self._edge = self._load_edge(state)
-        self._store_pending = bool(self._store.pending(1))
+        self._store_pending = self._any_pending()
         return (
             state.size,
             self._edge.compact.root(),
@@ -306,13 +347,26 @@ class Log(LogView):
                 f"({exc.detail}): the store holds another log of origin {self._origin!r}"
             ) from exc
 
+    def _any_pending(self) -> bool:
+        """Whether the store holds pending rows. A pending row that cannot be read (damaged)
+        counts as one: the log opens, and its writer says why it integrates nothing
+        (:attr:`stalled`), rather than the service refusing to start, or taking its head
+        for unknown, over one row. A store that does not answer raises."""
+        try:
+            return bool(self._store.pending(1))
+        except StoreUnavailable:
+            raise
+        except StorageError as exc:
+            _log.error("the log's pending entries cannot be read: %s", exc.detail)
+            return True
+
     def _resync(self) -> bool:
         """After a failed write: take the stored state as the writer's, and resolve the
         tickets of the entries it holds (writer thread). ``False`` when the state could not be
         read back: the head is then unknown until a later call succeeds."""
         try:
             state = self._store.state()
-            pending = bool(self._store.pending(1))
+            pending = self._any_pending()
             moved = state.size != self._head[0] or state.hashes != self._edge.compact.hashes
             if moved:
                 edge = self._load_edge(state)
@@ -444,6 +498,15 @@ class Log(LogView):
                 self._enqueue((entry_id, entry, ticket))
             return ticket
 
+    def integrate_pending(self) -> None:
+        """Have the writer integrate the store's pending rows, those another process wrote
+        included (a replica's sequencer: its queue knows nothing of them), and refuse those
+        no batch can hold. Submitting a pending row's entry does that too, but submits the
+        entry: an altered row's bytes would go into the log as a new entry of their own."""
+        with self._cond:
+            self._pending_asked = True
+            self._cond.notify_all()
+
     def _enqueue(self, item: tuple[bytes, bytes, Ticket]) -> None:
         """Queue one item (``self._cond`` held); wake the writer only when it waits for one:
         for a first item, or for a full batch while it lingers (a wake-up per submission
@@ -457,6 +520,21 @@ class Log(LogView):
             self._cond.notify_all()
         elif len(queue) == self._enough:
             self._cond.notify_all()
+
+    @property
+    def stalled(self) -> IronrootError | None:
+        """Why the writer integrates nothing now: the failure of its last integration, while
+        entries wait for it (a signer or the store down, a pending page that cannot be read,
+        a refused batch); ``None`` once an integration succeeds, and while nothing waits (the
+        entries of a failed cycle whose pending write failed too were answered with the
+        error: a readiness check that stayed failed would keep away the registration whose
+        integration clears it). The writer retries with backoff meanwhile."""
+        stalled = self._stalled
+        if stalled is not None and not self._store_pending:
+            with self._cond:
+                if not self._inflight:
+                    return None
+        return stalled
 
     @property
     def in_flight(self) -> int:
@@ -525,7 +603,7 @@ class Log(LogView):
         retry_at = time.monotonic() if self._store_pending else None
         while True:
             with self._cond:
-                while not self._queue and not self._closing:
+                while not self._queue and not self._closing and not self._pending_asked:
                     timeout = None if retry_at is None else retry_at - time.monotonic()
                     if timeout is not None and timeout <= 0:
                         break
@@ -541,6 +619,11 @@ class Log(LogView):
                         if left <= 0:
                             break
                         self._cond.wait(left)
+                if self._pending_asked:
+                    self._pending_asked = False
+                    self._store_pending = True
+                    if retry_at is None:  # at once, unless a backoff runs
+                        retry_at = time.monotonic()
                 items = [self._queue.popleft() for _ in range(self._take(len(self._queue)))]
                 if items:
                     self._enough = min(self._fill, len(items))
@@ -616,11 +699,26 @@ class Log(LogView):
             try:
                 # The oldest page of pending rows: after a long outage there may be more than
                 # fit one batch (or memory); the writer goes on with the next page at once.
-                leftovers = self._store.pending(self._max_batch) if self._store_pending else []
-                batch, edge, nodes = self._prepare(leftovers, new)
+                page = self._store.pending(self._max_batch) if self._store_pending else []
+                leftovers, refusals = self._screen(page)
+                edge: _Edge | None = None
+                nodes: list[tuple[tuple[int, int], bytes]] = []
+                if leftovers or new or not refusals:
+                    batch, edge, nodes = self._prepare(leftovers, new, refusals)
+                else:  # the page held only refused rows: drop them, integrate nothing
+                    batch = StoreBatch(
+                        first_index=self._head[0],
+                        refused=[r.entry_id for r in refusals],
+                        meta=_records(refusals),
+                    )
                 self._store.write(batch)
             except Exception as exc:  # a signer or the store failed: keep the entries durable
                 _log.warning("log integration failed, will retry: %s", exc)
+                self._stalled = (
+                    exc
+                    if isinstance(exc, IronrootError)
+                    else StorageError(f"log integration failed: {exc}")
+                )
                 if isinstance(exc, StorageError):
                     self._store_failed = True
                     if not self._resync():
@@ -629,8 +727,11 @@ class Log(LogView):
                         return False
                     new = self._still_new(new, items)
             else:
-                self._commit_edge(batch, edge, nodes)
-                self._store_pending = len(leftovers) >= self._max_batch  # more pages, maybe
+                if edge is not None:
+                    self._commit_edge(batch, edge, nodes)
+                self._answer_refused(refusals)
+                self._store_pending = len(page) >= self._max_batch  # more pages, maybe
+                self._stalled = None
                 return True
         if new:
             new_ids = {entry_id for entry_id, _ in new}
@@ -675,8 +776,56 @@ class Log(LogView):
                 self._finish_stored(tickets[entry_id], index)
         return [(entry_id, entry) for entry_id, entry in new if entry_id not in known]
 
+    def _screen(
+        self, page: list[tuple[bytes, bytes]]
+    ) -> tuple[list[tuple[bytes, bytes]], list[_Refusal]]:
+        """Split a page of pending rows into those a batch can integrate and those it must
+        refuse (:func:`unfit_pending`, or integrated already)."""
+        if not page:
+            return page, []
+        found = self._store.lookup([entry_id for entry_id, _ in page])
+        keep: list[tuple[bytes, bytes]] = []
+        refusals: list[_Refusal] = []
+        for entry_id, entry in page:
+            index = found.get(entry_id)
+            reason = unfit_pending(entry_id, entry)
+            if reason is None and index is not None:
+                reason = f"its entry is integrated already, at index {index}"
+            if reason is None:
+                keep.append((entry_id, entry))
+                continue
+            recorded = self._store.meta(refusal_key(entry_id)) is not None
+            refusals.append(_Refusal(entry_id, reason, index, recorded))
+        return keep, refusals
+
+    def _answer_refused(self, refusals: list[_Refusal]) -> None:
+        """After the write that dropped them: log each refused row, and answer the
+        registrations waiting on them (integrated already: from its index; else failed)."""
+        for refusal in refusals:
+            _log.error(
+                "the pending row of entry %s was refused and dropped (%s): it is not in the log",
+                refusal.entry_id.hex(),
+                refusal.reason,
+            )
+            with self._cond:
+                ticket = self._inflight.get(refusal.entry_id)
+            if ticket is None:
+                continue
+            if refusal.index is not None:
+                self._finish_stored(ticket, refusal.index)
+                continue
+            with self._cond:
+                if self._inflight.get(refusal.entry_id) is ticket:
+                    del self._inflight[refusal.entry_id]
+            error = refused_entry(refusal.reason)
+            _fail(ticket.durable, error)
+            _fail(ticket.integrated, error)
+
     def _prepare(
-        self, leftovers: list[tuple[bytes, bytes]], new: list[tuple[bytes, bytes]]
+        self,
+        leftovers: list[tuple[bytes, bytes]],
+        new: list[tuple[bytes, bytes]],
+        refusals: Sequence[_Refusal] = (),
     ) -> tuple[StoreBatch, _Edge, list[tuple[tuple[int, int], bytes]]]:
         edge = self._edge.copy()
         touched: dict[tuple[int, int], bytearray] = {}
@@ -726,6 +875,8 @@ class Log(LogView):
             state=TreeState(size, edge.compact.hashes),
             checkpoint=self._sign(size, root),
             batch_data=data,
+            refused=[r.entry_id for r in refusals],
+            meta=_records(refusals),
         )
         return batch, edge, nodes
 

@@ -156,7 +156,7 @@ class MemoryLogStore:
                 self._meta[key] = value
             for entry_id, entry in batch.pending:
                 self._pending.setdefault(entry_id, entry)
-            for entry_id in batch.cleared:
+            for entry_id in (*batch.cleared, *batch.refused):
                 del self._pending[entry_id]
             for entry_id, entry in batch.integrated:
                 self._ids[entry_id] = len(self._entries)

@@ -94,7 +94,13 @@ from psycopg.conninfo import conninfo_to_dict
 
 from ironroot.errors import ConfigError, StaleBatch, StorageError, StoreUnavailable
 from ironroot.log._open import check_schema_name
-from ironroot.log._store import StoreBatch, TreeState, check_batch, check_batch_types
+from ironroot.log._store import (
+    StoreBatch,
+    TreeState,
+    check_batch,
+    check_batch_types,
+    refusal_key,
+)
 from ironroot.log._tiles import MAX_ENTRY_SIZE
 
 __all__ = [
@@ -903,8 +909,12 @@ class _View:
     @classmethod
     def read(cls, conn: psycopg.Connection[Any], batch: StoreBatch) -> _View:
         ids = list(
-            {i for i, _ in batch.integrated} | {i for i, _ in batch.pending} | set(batch.cleared)
+            {i for i, _ in batch.integrated}
+            | {i for i, _ in batch.pending}
+            | set(batch.cleared)
+            | set(batch.refused)
         )
+        meta_keys = list({*batch.meta, *(refusal_key(i) for i in batch.refused)})
         keys = list(batch.tiles)
         size = batch.state.size if batch.state is not None else -1
         queries: list[tuple[str, Sequence[Any]]] = [
@@ -920,7 +930,7 @@ class _View:
                 ([level for level, _ in keys], [index for _, index in keys]),
             ),
             ("SELECT size FROM checkpoints WHERE size = %b", (size,)),
-            ("SELECT key, value FROM meta WHERE key = ANY(%s)", (list(batch.meta),)),
+            ("SELECT key, value FROM meta WHERE key = ANY(%s)", (meta_keys,)),
             ("SELECT coalesce(max(version), 0) FROM schema_version", ()),
         ]
         cursors = [conn.cursor(binary=True) for _ in queries]
@@ -976,8 +986,11 @@ def _apply(cur: psycopg.Cursor[Any], batch: StoreBatch) -> None:
             "ON CONFLICT (entry_id) DO NOTHING",
             list(batch.pending),
         )
-    if batch.cleared:
-        cur.execute("DELETE FROM pending WHERE entry_id = ANY(%b)", (list(batch.cleared),))
+    if batch.cleared or batch.refused:
+        cur.execute(
+            "DELETE FROM pending WHERE entry_id = ANY(%b)",
+            ([*batch.cleared, *batch.refused],),
+        )
     # The entries and the tiles go as arrays, one statement each: a statement per row costs
     # the client a round of result processing per row, on the log's writer thread.
     if batch.integrated:

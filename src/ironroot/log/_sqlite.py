@@ -122,6 +122,19 @@ def _blob(value: object) -> bytes:
     )
 
 
+def _file_id(path: Path) -> tuple[int, int] | None:
+    """The device and inode of the file at ``path`` (``None``: none there, or unreadable).
+
+    The writer's connection keeps the file it opened: one moved, deleted or replaced under a
+    running log would take writes that no later open sees (deleted: lost, and the next open
+    began a new empty log). One ``stat`` per batch tells."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
+
+
 def _check_regular(path: Path) -> None:
     """``StorageError`` unless ``path`` is absent or a regular file (a link to one too):
     SQLite's read-only open of a named pipe waits for a writer forever, and a device or a
@@ -260,6 +273,8 @@ class SqliteLogStore:
             raise StorageError(f"no log database at {self._path}")
         try:
             self._writer = self._connect(write=not read_only)
+            # The file the writer opened: a write refuses once another is at the path.
+            self._file = _file_id(self._path)
             if read_only:
                 self._check_schema()
             else:
@@ -409,12 +424,24 @@ class SqliteLogStore:
 
     def pending(self, limit: int | None = None) -> list[tuple[bytes, bytes]]:
         if limit is None:
-            rows = self._all("SELECT entry_id, entry FROM pending ORDER BY seq")
+            rows = self._all("SELECT seq, entry_id, entry FROM pending ORDER BY seq")
         else:
             rows = self._all(
-                "SELECT entry_id, entry FROM pending ORDER BY seq LIMIT ?", (max(limit, 0),)
+                "SELECT seq, entry_id, entry FROM pending ORDER BY seq LIMIT ?", (max(limit, 0),)
             )
-        return [(_blob(i), _blob(e)) for i, e in rows]
+        out = []
+        for seq, entry_id, entry in rows:
+            if not isinstance(entry_id, bytes | memoryview) or not isinstance(
+                entry, bytes | memoryview
+            ):
+                # Named, so that an operator can find the row: the writer cannot read past it
+                wrong = entry_id if not isinstance(entry_id, bytes | memoryview) else entry
+                raise StorageError(
+                    f"the log database's pending row {seq} holds a {type(wrong).__name__} "
+                    "where bytes belong: it is damaged"
+                )
+            out.append((_blob(entry_id), _blob(entry)))
+        return out
 
     def count_pending(self) -> int:
         row = self._one("SELECT COUNT(*) FROM pending")
@@ -511,6 +538,12 @@ class SqliteLogStore:
             raise StorageError("the log store is read-only")
         if self._closed:
             raise StorageError("the log store is closed")
+        if _file_id(self._path) != self._file:
+            raise StorageError(
+                f"the log database {self._path} is no longer the file this store opened "
+                "(moved, deleted or replaced since): nothing more is written to it; restart "
+                "the service"
+            )
         conn = self._writer
         try:
             with self._writing(), immediate(conn):
@@ -940,8 +973,11 @@ def _apply(conn: sqlite3.Connection, batch: StoreBatch) -> None:
         conn.executemany(
             "INSERT OR IGNORE INTO pending (entry_id, entry) VALUES (?, ?)", batch.pending
         )
-    if batch.cleared:
-        conn.executemany("DELETE FROM pending WHERE entry_id = ?", [(i,) for i in batch.cleared])
+    if batch.cleared or batch.refused:
+        conn.executemany(
+            "DELETE FROM pending WHERE entry_id = ?",
+            [(i,) for i in (*batch.cleared, *batch.refused)],
+        )
     if batch.integrated:
         first = batch.first_index
         conn.executemany(

@@ -50,6 +50,8 @@ __all__ = [
     "TreeState",
     "check_batch",
     "check_batch_types",
+    "refusal_key",
+    "refused_entry",
 ]
 
 _FULL_TILE = TILE_WIDTH * HASH_SIZE
@@ -74,7 +76,11 @@ class StoreBatch:
     among them, whose pending rows go. ``state`` (when integrating) is the new tree state,
     ``checkpoint`` the signed note at ``state.size``, ``batch_data`` the batch signer's
     result for that size, ``tiles`` the new bytes of every tile the batch changed, and
-    ``meta`` set-once values (a key already stored must keep its value).
+    ``meta`` set-once values (a key already stored must keep its value). ``refused`` are
+    pending ids whose rows go without their entries being integrated (rows the sequencer
+    cannot integrate: altered, too long, or beside their own integrated entry); each leaves
+    its record, the reason under the metadata key :func:`refusal_key`, set by this batch's
+    ``meta`` or already stored.
     """
 
     first_index: int
@@ -86,6 +92,21 @@ class StoreBatch:
     checkpoint: bytes | None = None
     batch_data: Mapping[str, bytes] | None = None
     meta: Mapping[str, str] = field(default_factory=dict)
+    refused: Sequence[bytes] = ()
+
+
+def refusal_key(entry_id: bytes) -> str:
+    """The metadata key that records why the sequencer refused ``entry_id``'s pending row."""
+    return "refused:" + entry_id.hex()
+
+
+def refused_entry(reason: str) -> StorageError:
+    """What a registration, or a look-up, of an entry whose pending row was refused gets."""
+    return StorageError(
+        f"the sequencer refused this entry's stored row, so it is not in the log ({reason}): "
+        "register the statement again",
+        code="entry-refused",
+    )
 
 
 class StoreView(Protocol):
@@ -221,6 +242,8 @@ def check_batch_types(batch: StoreBatch) -> None:
         raise _refuse("a pending or integrated row is not a pair of an id and an entry (bytes)")
     if not all(isinstance(entry_id, bytes) for entry_id in batch.cleared):
         raise _refuse("a cleared pending id is not bytes")
+    if not all(isinstance(entry_id, bytes) for entry_id in batch.refused):
+        raise _refuse("a refused pending id is not bytes")
     if not isinstance(batch.tiles, Mapping) or not all(
         _is_pair(key, int, int)
         and _is_int(key[0])
@@ -260,6 +283,11 @@ def _check_shape(batch: StoreBatch) -> None:
         raise _refuse("a cleared pending id is not one of the batch's integrated entries")
     if {entry_id for entry_id, _ in batch.pending} & set(integrated):
         raise _refuse("an entry is both pending and integrated in one batch")
+    refused = set(batch.refused)
+    if len(refused) != len(batch.refused) or refused & (
+        set(integrated) | {entry_id for entry_id, _ in batch.pending}
+    ):
+        raise _refuse("a refused pending id is refused twice, or also written by the batch")
     for key, value in batch.meta.items():
         if not isinstance(key, str) or not isinstance(value, str) or not key:
             raise _refuse("metadata maps non-empty strings to strings")
@@ -316,7 +344,9 @@ def check_batch(batch: StoreBatch, view: StoreView) -> None:
     * no checkpoint is stored at the new size yet;
     * a tile has the width the new size gives it; an existing tile is only extended (its
       stored hashes are a prefix of the new bytes) and a full tile is never rewritten;
-    * a metadata key already set keeps its value.
+    * a metadata key already set keeps its value;
+    * a refused id is pending, and its record (:func:`refusal_key`) is set by the batch or
+      stored already.
 
     Every other refusal is a :class:`StorageError` with code ``batch-refused``.
     """
@@ -335,6 +365,12 @@ def check_batch(batch: StoreBatch, view: StoreView) -> None:
             raise _refuse("an entry to integrate is integrated already")
         if already & pending:
             raise _refuse("a pending entry is integrated already")
+    if batch.refused:
+        if view.pending_among(batch.refused) != set(batch.refused):
+            raise _refuse("an entry to refuse is not pending")
+        unrecorded = [refusal_key(i) for i in batch.refused if refusal_key(i) not in batch.meta]
+        if unrecorded and len(view.meta_values(unrecorded)) != len(unrecorded):
+            raise _refuse("a refused pending row has no record of why")
     if integrated:
         waiting = view.pending_among(integrated)
         if waiting != set(batch.cleared):

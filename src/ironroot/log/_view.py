@@ -34,7 +34,7 @@ from ironroot.errors import ConfigError, MalformedInput, NotFound, StorageError
 from ironroot.log._checkpoint import Checkpoint
 from ironroot.log._note import Note, NoteVerifier
 from ironroot.log._open import StoreConfig, is_store_url, open_store
-from ironroot.log._store import LogStore, TreeState
+from ironroot.log._store import LogStore, TreeState, refusal_key, refused_entry
 from ironroot.log._tiles import (
     HASH_SIZE,
     TILE_HEIGHT,
@@ -243,7 +243,9 @@ class LogView:
         return self._store
 
     def status(self, entry_id: bytes) -> Integrated | None:
-        """Where ``entry_id`` landed; ``None`` while pending; :class:`NotFound` if unknown."""
+        """Where ``entry_id`` landed; ``None`` while pending; :class:`NotFound` if unknown;
+        :class:`StorageError` ``entry-refused`` if the sequencer refused its pending row (and
+        it was not registered again since), saying why."""
         if not isinstance(entry_id, bytes) or len(entry_id) != HASH_SIZE:
             raise MalformedInput("an entry id is 32 bytes")
         # The sequencer's queue first, then the store: the writer commits before it drops a
@@ -255,6 +257,9 @@ class LogView:
             return self._integrated_at(index)
         if queued or entry_id in found:
             return None
+        reason = self._store.meta(refusal_key(entry_id))
+        if reason is not None:
+            raise refused_entry(reason)
         raise NotFound("no entry has this id")
 
     def _queued(self, entry_id: bytes) -> bool:

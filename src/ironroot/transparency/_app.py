@@ -7,6 +7,7 @@ only JSON; the SCRAPI titles are used where SCRAPI defines one. Unexpected excep
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import logging
 import re
@@ -83,10 +84,17 @@ def _service_info(service: TransparencyService) -> ServiceInfo:
         if refusal is not None:
             raise ClockSkew(refusal.detail, retry_after=refusal.retry_after)
 
+    def integration() -> None:
+        # The sequencer's last integration failed (a store or signer down, a pending page it
+        # cannot read): registrations are acknowledged but none gets its receipt
+        stalled = service.integration_stalled
+        if stalled is not None:
+            raise stalled
+
     info = ServiceInfo(
         name="transparency",
         description="Ironroot Code Transparency Service (SCITT, RFC 9943; C2SP tlog-tiles)",
-        checks={"store": store, "keys": keys, "clock": clock},
+        checks={"store": store, "keys": keys, "clock": clock, "integration": integration},
         links={
             "openapi": "/openapi.json",
             "checkpoint": "/checkpoint",
@@ -129,7 +137,9 @@ def create_app(service: TransparencyService, registrar: Registrar | None = None)
     config = service.config
     if registrar is None:
         registrar = LocalRegistrar(service)
-    tokens = tuple(t.encode() for t in config.write_tokens)
+    # Compared as SHA-256 digests: hmac.compare_digest on the tokens themselves takes a
+    # different time when the lengths differ, which told a client each token's length.
+    tokens = tuple(hashlib.sha256(t.encode()).digest() for t in config.write_tokens)
     key_set = encode_key_set(list(service.receipt_keys))
     keys_by_kid = {k.kid: k for k in service.receipt_keys}
     info = _service_info(service)
@@ -153,10 +163,10 @@ def create_app(service: TransparencyService, registrar: Registrar | None = None)
         scheme, _, given = (fields[0] if fields else "").partition(" ")
         if scheme.lower() != "bearer" or not given:
             raise Unauthorized("a bearer token is required to register statements")
-        given_b = given.strip().encode()
+        given_digest = hashlib.sha256(given.strip().encode()).digest()
         ok = False
         for token in tokens:  # compare with every token: no early exit on a match
-            ok |= hmac.compare_digest(given_b, token)
+            ok |= hmac.compare_digest(given_digest, token)
         if not ok:
             raise Unauthorized("the bearer token is not valid")
 

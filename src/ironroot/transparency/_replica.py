@@ -87,6 +87,7 @@ from ironroot.log import (
     PostgresLogStore,
     SequencerLease,
     open_checkpoint,
+    unfit_pending,
 )
 from ironroot.log.layout import load_checkpoint_signer
 from ironroot.transparency._app import create_app
@@ -360,7 +361,16 @@ class Replica:
                 if not rows:
                     self._stop.wait(POLL)
                     continue
-                tickets = log.submit_many([entry for _, entry in rows])
+                # A row no batch can hold (altered: its entry no longer hashes to its id) is
+                # never submitted, which would put its bytes in the log as an entry of their
+                # own: the log refuses it from its pending rows.
+                fit = [entry for entry_id, entry in rows if unfit_pending(entry_id, entry) is None]
+                if len(fit) < len(rows):
+                    log.integrate_pending()
+                if not fit:
+                    self._stop.wait(POLL)
+                    continue
+                tickets = log.submit_many(fit)
                 concurrent.futures.wait(
                     [t.integrated for t in tickets], timeout=max(lease / 3 - POLL, POLL)
                 )

@@ -285,6 +285,9 @@ class TransparencyService:
         """In a follower, what says why the log's sequencer signs nothing now (an HTTP
         worker: its sequencer's notices; a replica: its clock checks), for
         :attr:`clock_refusal`."""
+        self.sequencer_integration: Callable[[], StorageError | None] | None = None
+        """In an HTTP worker, what says why the log's sequencer integrates nothing now (its
+        notices), for :attr:`integration_stalled`."""
         if config.witness_quorum:
             verify: ssl.SSLContext | bool = True
             if config.witness_ca is not None:
@@ -530,6 +533,23 @@ class TransparencyService:
         if self._batch_signer is not None:
             return self._batch_signer.refusal
         return None if self.sequencer_clock is None else self.sequencer_clock()
+
+    @property
+    def integration_stalled(self) -> StorageError | None:
+        """Why this sequencer integrates nothing now, other than its clock
+        (:attr:`clock_refusal`): its last integration failed (a signer or the store down, a
+        pending page it cannot read) and it retries; ``None`` once one succeeds. In a
+        follower, what :attr:`sequencer_integration` says (``None`` without one)."""
+        if self._writer is None:
+            return None if self.sequencer_integration is None else self.sequencer_integration()
+        stalled = self._writer.stalled
+        if stalled is None or isinstance(stalled, ClockSkew):
+            return None
+        return StorageError(
+            f"the log integrates nothing: {stalled.detail}; registered entries stay pending "
+            "(durable) while the sequencer retries",
+            code="integration-stalled",
+        )
 
     @property
     def in_flight(self) -> int:

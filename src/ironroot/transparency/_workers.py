@@ -19,7 +19,11 @@ kind 3 (id 0), a notice sent to every *other* worker when an entry is answered i
 ``entry id (32) | receipts``, and kind 4 (id 0), the sequencer's clock, sent to every worker
 when it changes and to a worker when its link opens: empty while the sequencer signs, else
 why it signs nothing (:class:`~ironroot.errors.ClockSkew`, as an error): a worker's ``GET
-/ready`` fails its ``clock`` check with it, as the sequencer's own would. ``receipts`` are
+/ready`` fails its ``clock`` check with it, as the sequencer's own would; and kind 5 (id 0),
+the sequencer's integration, likewise: empty while it integrates, else why it integrates
+nothing (:attr:`TransparencyService.integration_stalled`, a
+:class:`~ironroot.errors.StorageError` ``integration-stalled``), which a worker's ``/ready``
+fails its ``integration`` check with. ``receipts`` are
 the entry's receipts, one per receipt algorithm, primary first, each length-prefixed (4
 bytes). A worker keeps the receipts it receives in the service's receipt cache, so ``GET
 /entries/{id}`` right after a registration, on whichever worker the client's connection
@@ -80,7 +84,7 @@ _LEN: Final = struct.Struct(">I")
 _REQUEST: Final = struct.Struct(">Id")
 _ANSWER: Final = struct.Struct(">IB")
 _WHERE: Final = struct.Struct(">QQ")
-_INTEGRATED, _WAITING, _ERROR, _KNOWN, _CLOCK = 0, 1, 2, 3, 4
+_INTEGRATED, _WAITING, _ERROR, _KNOWN, _CLOCK, _STALLED = 0, 1, 2, 3, 4, 5
 _ENTRY_ID: Final = 32
 _MAX_FRAME: Final = 1 << 24
 _RESTART_DELAY: Final = 0.5
@@ -183,6 +187,20 @@ def _decode_clock(payload: bytes) -> ClockSkew | None:
     return ClockSkew(refusal.detail)
 
 
+def _stall_frame(stalled: StorageError | None) -> bytes:
+    """The notice of the sequencer's integration: why it integrates nothing, or empty."""
+    return _frame(_ANSWER.pack(0, _STALLED), b"" if stalled is None else _encode_error(stalled))
+
+
+def _decode_stall(payload: bytes) -> StorageError | None:
+    if not payload:
+        return None
+    stalled = _decode_error(payload)
+    if isinstance(stalled, StorageError):
+        return stalled
+    return StorageError(stalled.detail, code="integration-stalled")
+
+
 # --- the sequencer's side -----------------------------------------------------------------
 
 
@@ -220,6 +238,9 @@ class _SequencerLink(asyncio.Protocol):
         refusal = self._service.clock_refusal
         if refusal is not None:  # a worker started while the sequencer refuses: say so now
             self._transport.write(_clock_frame(refusal))
+        stalled = self._service.integration_stalled
+        if stalled is not None:  # likewise while it integrates nothing
+            self._transport.write(_stall_frame(stalled))
 
     def connection_lost(self, exc: Exception | None) -> None:
         with contextlib.suppress(ValueError):
@@ -402,6 +423,9 @@ class SequencerLink(asyncio.Protocol):
         self._gone = False
         self.clock_refusal: ClockSkew | None = None
         """Why the sequencer signs nothing now (its last clock notice), ``None`` while it signs."""
+        self.integration_stalled: StorageError | None = None
+        """Why the sequencer integrates nothing now (its last integration notice), ``None``
+        while it integrates."""
 
     # --- the protocol ---------------------------------------------------------------------
 
@@ -419,6 +443,9 @@ class SequencerLink(asyncio.Protocol):
                 continue
             if kind == _CLOCK:
                 self.clock_refusal = _decode_clock(payload)
+                continue
+            if kind == _STALLED:
+                self.integration_stalled = _decode_stall(payload)
                 continue
             waiting = self._waiting.pop(req_id, None)
             if waiting is not None and not waiting[0].done():
@@ -560,6 +587,7 @@ def _worker_main(spec: _WorkerSpec, listener: socket.socket, link: socket.socket
         _log.info("worker pid %d: its configuration is the service's; serving", os.getpid())
         registrar = SequencerLink(service, link)
         service.sequencer_clock = lambda: registrar.clock_refusal
+        service.sequencer_integration = lambda: registrar.integration_stalled
         app = create_app(service, registrar)
         config = server_config(app, spec.host, spec.port, service.config.server, tls=spec.tls)
         run_server(config, sockets=[listener], before=registrar.open)
@@ -618,6 +646,7 @@ async def _supervise(
     workers = [start(n) for n in range(count)]
     _log.info("%d HTTP workers started: pids %s", count, [w.process.pid for w in workers])
     told: str | None = None  # the clock refusal the workers were last told of
+    told_stall: str | None = None  # why the sequencer integrates nothing, as last told
     retry_at = [0.0] * count  # by worker: when a look at a changed configuration is due
     changed_told = False  # the changed configuration was said
     while not stop.is_set():
@@ -627,6 +656,13 @@ async def _supervise(
         if (None if refusal is None else refusal.detail) != told:
             told = None if refusal is None else refusal.detail
             notice = _clock_frame(refusal)
+            for peer in peers:
+                peer._out.append(notice)
+                peer._flush_own()
+        stalled = service.integration_stalled
+        if (None if stalled is None else stalled.detail) != told_stall:
+            told_stall = None if stalled is None else stalled.detail
+            notice = _stall_frame(stalled)
             for peer in peers:
                 peer._out.append(notice)
                 peer._flush_own()
