@@ -15,6 +15,7 @@ from ironroot.crypto import Algorithm
 from ironroot.errors import BadSignature, MalformedSpdm, SpdmErrorResponse, SpdmProtocolError
 from ironroot.spdm import (
     CHALLENGE_AUTH_SIGNING_CONTEXT,
+    AnyMeasurementBlock,
     BaseHashAlgo,
     Challenge,
     ChallengeAuth,
@@ -397,3 +398,40 @@ def test_error_answer_to_challenge(device: Device) -> None:
         requester.get_measurements()
     result = requester.attest(challenge=False)
     assert {b.index for b in result.blocks} == {b.index for b in BLOCKS}
+
+
+class _HidesABlock(Responder):
+    """A device whose CHALLENGE_AUTH summary covers all its measurements, but whose signed
+    MEASUREMENTS leave the last one out (what it would do to hide a component)."""
+
+    hiding = False
+
+    def _visible(self, version: SpdmVersion) -> tuple[AnyMeasurementBlock, ...]:
+        blocks = super()._visible(version)
+        return blocks[:-1] if self.hiding else blocks
+
+    def _get_measurements(self, request: bytes) -> bytes:
+        self.hiding = True
+        try:
+            return super()._get_measurements(request)
+        finally:
+            self.hiding = False
+
+
+@pytest.mark.parametrize("version", [V12, V13])
+def test_measurements_that_disagree_with_the_challenge_summary_are_refused(
+    device: Device, version: SpdmVersion
+) -> None:
+    """Everything signed and every signature good, but the blocks measured are not the ones
+    the CHALLENGE_AUTH summary covers: refused, and the connection closed."""
+    responder = _HidesABlock(device.leaf_key, device.chain, BLOCKS, versions=(version,))
+    requester = make_requester(responder, device, (version,))
+    with pytest.raises(
+        SpdmProtocolError,
+        match=r"^the CHALLENGE_AUTH measurement summary does not match the signed measurements$",
+    ) as caught:
+        requester.attest()
+    assert caught.value.code == "spdm-protocol"
+    assert requester.connection is None
+    with pytest.raises(SpdmProtocolError, match="unusable after a failed exchange"):
+        requester.last_evidence()

@@ -24,16 +24,20 @@ from _spdm_emu import ASYM_DIRS, emu_dir, emu_responder, run_emu_requester, samp
 from _spdm_helpers import BLOCKS, make_cert
 
 from ironroot.crypto import Algorithm, PrivateKey
+from ironroot.errors import SpdmProtocolError
 from ironroot.spdm import (
     AttestationResult,
     BaseAsymAlgo,
     BaseHashAlgo,
     DeviceIdentity,
+    GetMeasurements,
+    MeasurementSummaryHashType,
     MeasurementValueType,
     Requester,
     Responder,
     SocketTransportType,
     SpdmEmuClient,
+    SpdmEvidence,
     SpdmVersion,
     UnknownMeasurementBlock,
     load_certificates,
@@ -147,6 +151,74 @@ def test_ironroot_requester_with_emulated_responder(
     claims = verify_spdm(evidence, nonce=nonce, roots=[root], now=_now())
     assert claims.measurements["spdm.17"] == hem.value
     assert claims.svns == {"spdm.16": 7}
+
+
+# Steps an honest requester may take in any order once connected; each sequence below is one
+# that resets B or L1/L2 differently (CHALLENGE before or after measurements, unsigned
+# exchanges before a signed one, a new VCA mid-way, DIGESTS after authentication, ...).
+_ORDERS = (
+    "digests certificate signed certificate challenge signed digests certificate challenge",
+    "unsigned count digests unsigned certificate index signed challenge unsigned signed",
+    "digests certificate challenge digests certificate unsigned challenge vca digests"
+    " certificate index count signed",
+    "digests digests certificate certificate signed signed challenge challenge unsigned",
+)
+
+
+@pytest.mark.parametrize("version", ["1.2", "1.3"])
+def test_any_order_of_requests_agrees_with_libspdm_transcripts(emu: Path, version: str) -> None:
+    """Ironroot's requester against libspdm's responder, steps in orders that reset M1/M2's
+    B and L1/L2 differently: every CHALLENGE_AUTH and MEASUREMENTS signature libspdm makes
+    verifies over the transcripts Ironroot keeps (DSP0274's reset rules, as libspdm has
+    them), and each record last_evidence gives verifies offline."""
+    args = ["--trans", "MCTP", "--ver", version, "--asym", "ECDSA_P384", "--hash", "SHA_384"]
+    root = (emu / "ecp384" / "ca.cert.der").read_bytes()
+    summaries = iter(MeasurementSummaryHashType)
+    with emu_responder(emu, args) as (port, process):
+        with SpdmEmuClient.connect("127.0.0.1", port, SocketTransportType.MCTP, wait=20) as client:
+            client.hello()
+            requester = Requester(
+                client,
+                root_certificate=root,
+                now=_now(),
+                versions=(VERSIONS[version],),
+                base_asym_algo=BaseAsymAlgo.ECDSA_P384,
+                base_hash_algo=BaseHashAlgo.SHA_384,
+            )
+            recorded = 0
+            for order in _ORDERS:
+                requester.init_connection()
+                chain = False
+                for step in order.split():
+                    if step == "vca":
+                        requester.init_connection()
+                        chain = False
+                    elif step == "digests":
+                        requester.get_digests()
+                        chain = False
+                    elif step == "certificate":
+                        requester.get_certificate_chain()
+                        chain = True
+                    elif step == "challenge":
+                        kind = next(summaries, MeasurementSummaryHashType.ALL)
+                        requester.challenge(summary=kind)
+                    elif step == "signed":
+                        requester.get_measurements()
+                    elif step == "unsigned":
+                        requester.get_measurements(signed=False)
+                    else:  # a count or one index, signed once the chain is verified
+                        requester.get_measurements(0 if step == "count" else 0x11, signed=chain)
+                    try:
+                        record = requester.last_evidence()
+                    except SpdmProtocolError:
+                        continue  # the last signed exchange is not right after the VCA
+                    nonce = GetMeasurements.decode(SpdmEvidence.decode(record).request).nonce
+                    assert nonce is not None
+                    verify_spdm_evidence(record, nonce=nonce, root_certificate=root, now=_now())
+                    recorded += 1
+            assert recorded  # some orders measure right after the VCA
+            client.shutdown()
+        assert process.wait(timeout=20) == 0
 
 
 def test_ironroot_requester_p521_and_raw_bit_streams(emu: Path) -> None:

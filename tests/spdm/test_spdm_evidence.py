@@ -7,9 +7,10 @@ import os
 from pathlib import Path
 
 import pytest
-from _spdm_helpers import BLOCKS, NOW, Device, make_pair
+from _spdm_helpers import BLOCKS, NOW, Device, make_cert, make_pair, make_requester, make_responder
+from cryptography.hazmat.primitives.serialization import Encoding
 
-from ironroot.crypto import Algorithm
+from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.errors import (
     BadSignature,
     ChainNotTrusted,
@@ -20,6 +21,7 @@ from ironroot.errors import (
 from ironroot.spdm import (
     BaseHashAlgo,
     Measurements,
+    Responder,
     SpdmEvidence,
     SpdmVersion,
     verify_spdm_evidence,
@@ -371,3 +373,40 @@ def test_all_measurements_signed_with_no_block_is_refused(device: Device) -> Non
     with pytest.raises(SpdmProtocolError) as caught:
         verify_spdm_evidence(forged, nonce=nonce, root_certificate=device.root, now=NOW)
     assert caught.value.detail == "MEASUREMENTS answers all measurements with no block"
+
+
+def test_last_evidence_keeps_the_chain_that_verified_the_measurements(device: Device) -> None:
+    """Slot 0 re-provisioned after the signed measurements (or another device's DIGESTS and
+    CERTIFICATE swapped in, under the same root): the record keeps the chain whose key
+    signed them, not the one fetched later, so it verifies and names the device measured."""
+    other_key = PrivateKey.generate(Algorithm.ES384)
+    other_leaf = make_cert(
+        "Another Device", other_key, "Ironroot Test Device CA", device.ca_key, ca=False
+    )
+    other = Responder(other_key, [device.root, device.intermediate, other_leaf], BLOCKS)
+    first = make_responder(device)
+    vca: list[bytes] = []
+    switched = [False]
+
+    def transport(request: bytes) -> bytes:
+        if not switched[0]:
+            if len(vca) < 3:
+                vca.append(request)
+            return first(request)
+        return other(request)
+
+    requester = make_requester(transport, device, (SpdmVersion.V1_2,))
+    requester.init_connection()
+    requester.get_digests()
+    requester.get_certificate_chain()
+    nonce = os.urandom(32)
+    requester.get_measurements(nonce=nonce)
+    for request in vca:  # the other device answers the same VCA with the same bytes
+        other(request)
+    switched[0] = True
+    requester.get_digests()
+    assert requester.get_certificate_chain().leaf == other_leaf
+    verified = verify_spdm_evidence(
+        requester.last_evidence(), nonce=nonce, root_certificate=device.root, now=NOW
+    )
+    assert verified.leaf.public_bytes(Encoding.DER) == device.leaf

@@ -8,6 +8,7 @@ nobody on this team built.
 from __future__ import annotations
 
 import hashlib
+import re
 from pathlib import Path
 
 import pytest
@@ -189,12 +190,44 @@ def test_answer_must_match_the_request() -> None:
     mixed = _report(key, SpdmVersion.V1_1, response_version=SpdmVersion.V1_0, response_slot=0)
     with pytest.raises(SpdmProtocolError, match=r"SPDM 1\.0"):
         verify_measurement_report(mixed, key.public_key)
-    with pytest.raises(SpdmProtocolError, match="block 2 alone"):
+    with pytest.raises(SpdmProtocolError, match="does not answer index 2"):
         verify_measurement_report(_report(key, operation=2), key.public_key)
     one = _report(key, operation=2, blocks=_blocks(2)[1:])
     assert [b.index for b in verify_measurement_report(one, key.public_key).blocks] == [2]
-    with pytest.raises(SpdmProtocolError, match="count request"):
+    with pytest.raises(SpdmProtocolError, match="for operation 0 carries blocks"):
         verify_measurement_report(_report(key, operation=0), key.public_key)
+
+
+@pytest.mark.parametrize("version", [SpdmVersion.V1_0, SpdmVersion.V1_1])
+@pytest.mark.parametrize(
+    ("operation", "blocks", "total", "match"),
+    [
+        (0xFF, (), 0, "MEASUREMENTS answers all measurements with no block"),
+        (0, (), 0, "MEASUREMENTS counts no measurement"),
+        (0, (), 0xFF, "MEASUREMENTS counts 255 measurements: indices are 1 to 254"),
+        (0xFF, _blocks(), 3, "MEASUREMENTS: Param1 is reserved for this operation"),
+        (2, _blocks(2)[1:], 1, "MEASUREMENTS: Param1 is reserved for this operation"),
+    ],
+    ids=["all-no-block", "count-0", "count-255", "all-with-count", "index-with-count"],
+)
+def test_a_signed_answer_that_cannot_be_is_refused_as_live(
+    version: SpdmVersion,
+    operation: int,
+    blocks: tuple[MeasurementBlock, ...],
+    total: int,
+    match: str,
+) -> None:
+    """The rules the requester and the SPDM 1.2+ evidence verifier apply (libspdm's, at every
+    version): all measurements answered with no block, a count of none or of 255, a count
+    in the reserved Param1 of another operation. Signed by the device, still refused."""
+    key = PrivateKey.generate(Algorithm.ES384)
+    request = GetMeasurements(version, operation, True, NONCE, 0).encode()
+    response = Measurements(
+        version, blocks, RESPONDER_NONCE, total_measurements=total
+    ).encode_unsigned()
+    data = request + response + key.sign(request + response)
+    with pytest.raises(SpdmProtocolError, match=f"^{re.escape(match)}$"):
+        verify_measurement_report(data, key.public_key)
 
 
 def test_unsigned_request_and_short_inputs() -> None:

@@ -36,12 +36,8 @@ from ironroot.spdm._constants import (
     version_from_byte,
 )
 from ironroot.spdm._measurements import AnyMeasurementBlock
-from ironroot.spdm._messages import (
-    OPERATION_ALL,
-    OPERATION_TOTAL_NUMBER,
-    GetMeasurements,
-    Measurements,
-)
+from ironroot.spdm._messages import GetMeasurements, Measurements
+from ironroot.spdm._requester import check_measurement_operation
 from ironroot.spdm._signing import measurement_signing_message
 
 __all__ = [
@@ -131,8 +127,9 @@ class MeasurementReport:
         """Split and decode ``data`` (request ‖ response), NOT verifying the signature.
 
         The request must ask for a signature and the response answer it (same version, slot,
-        and the blocks the operation asked for). ``measurement_hash_algo``, when given, fixes
-        the size of every digest block.
+        and what the operation asked for, by the requester's rules: a count of 1 to 254, the
+        one block asked, at least one block for all; Param1 zero but for a count).
+        ``measurement_hash_algo``, when given, fixes the size of every digest block.
         """
         if not isinstance(data, bytes) or len(data) > _MAX_REPORT:
             raise MalformedSpdm(f"a measurement report is bytes of at most {_MAX_REPORT}")
@@ -163,17 +160,8 @@ class MeasurementReport:
             )
         if response.slot_id != request.slot_id:
             raise SpdmProtocolError("the MEASUREMENTS answers another certificate slot")
-        _check_operation(request.operation, response)
+        check_measurement_operation(response, request.operation)  # the requester's rules
         return cls(request, response, request_bytes, response_bytes)
-
-
-def _check_operation(operation: int, response: Measurements) -> None:
-    if operation == OPERATION_TOTAL_NUMBER and response.blocks:
-        raise SpdmProtocolError("a count request was answered with measurement blocks")
-    if operation not in (OPERATION_TOTAL_NUMBER, OPERATION_ALL) and (
-        len(response.blocks) != 1 or response.blocks[0].index != operation
-    ):
-        raise SpdmProtocolError(f"the MEASUREMENTS does not carry block {operation} alone")
 
 
 def verify_measurement_report(

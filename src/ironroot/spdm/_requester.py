@@ -374,7 +374,9 @@ class Requester:
         # What a verifier needs to check this session later (see evidence()).
         self._vca_messages: list[bytes] = []
         self._chains: dict[int, bytes] = {}
-        self._last_measurement: tuple[int, bytes, bytes] | None = None
+        # The last signed exchange right after the VCA: its slot, the chain whose leaf key
+        # verified it (a later GET_CERTIFICATE may replace the slot's chain), request, response.
+        self._last_measurement: tuple[int, bytes, bytes, bytes] | None = None
 
     @property
     def connection(self) -> Connection | None:
@@ -721,7 +723,11 @@ class Requester:
             after_vca = not self._transcript.has_measurements  # L1/L2 = VCA and this exchange
             self._transcript.add_measurement(request)
             self._transcript.add_measurement(response[: len(response) - signature_size])
-            self._last_measurement = (slot_id, request, response) if signed and after_vca else None
+            self._last_measurement = (
+                (slot_id, self._chains[slot_id], request, response)
+                if signed and after_vca
+                else None
+            )
             if signed:
                 message = measurement_signing_message(
                     version, connection.base_hash_algo, self._transcript.l1l2()
@@ -784,14 +790,15 @@ class Requester:
     def last_evidence(self, slot_id: int = 0) -> bytes:
         """The last signed GET_MEASUREMENTS exchange as SPDM evidence, when it came right after
         the VCA (nothing but DIGESTS, CERTIFICATE or CHALLENGE between, each of which resets
-        L1/L2), so L1/L2 is the VCA and that one exchange."""
+        L1/L2), so L1/L2 is the VCA and that one exchange; beside it, the chain whose leaf key
+        verified it (even if the slot's chain was fetched again since)."""
         self._require_connection()
-        if self._last_measurement is None or slot_id not in self._chains:
+        if self._last_measurement is None:
             raise SpdmProtocolError(
                 "no signed measurements to record: the last GET_MEASUREMENTS was not signed,"
                 " or not right after the VCA"
             )
-        measured, request, response = self._last_measurement
+        measured, chain, request, response = self._last_measurement
         if measured != slot_id:
             raise SpdmProtocolError(
                 f"the last signed measurements were signed with slot {measured},"
@@ -799,7 +806,7 @@ class Requester:
             )
         return SpdmEvidence(
             vca=tuple(self._vca_messages),
-            certificate_chain=self._chains[slot_id],
+            certificate_chain=chain,
             request=request,
             response=response,
         ).encode()
