@@ -30,11 +30,26 @@ class _Switch:
 
     def __init__(self) -> None:
         self.on = threading.Event()
+        self._refused = 0
+        self._cond = threading.Condition()
 
     def sign_batch(self, tree_size: int, root: bytes) -> Mapping[str, bytes]:
         if not self.on.is_set():
+            with self._cond:
+                self._refused += 1
+                self._cond.notify_all()
             raise RuntimeError("signer down")
         return {"receipt": root}
+
+    def turn_on_after_the_next_refusal(self) -> None:
+        """Turn on once the writer was refused again: a cycle that read the pending rows
+        before the caller changed them ends refused, so the first cycle the signer takes
+        reads them as changed (else, read before and signed after, it integrates them as
+        they were — under load, a race the test would lose)."""
+        with self._cond:
+            seen = self._refused
+            assert self._cond.wait_for(lambda: self._refused > seen, timeout=60)
+        self.on.set()
 
 
 def _sql(place: LogPlace, statement: str, *args: Any) -> None:
@@ -135,7 +150,7 @@ def test_the_registration_waiting_on_a_refused_row_fails(place: LogPlace) -> Non
         first.durable.result(10)
         second.durable.result(10)
         _sql(place, "UPDATE pending SET entry = ? WHERE entry_id = ?", b"altered", first.entry_id)
-        switch.on.set()
+        switch.turn_on_after_the_next_refusal()
         (third,) = log.submit_many([b"after the damage"])
         # At the writer's next retry (its backoff grew while the signer was down)
         assert third.integrated.result(30) == Integrated(1, 2)
@@ -181,12 +196,12 @@ def test_an_unreadable_pending_page_is_named_not_silent(tmp_path: Any) -> None:
         assert "signer down" in log.stalled.detail
         conn = sqlite3.connect(path, isolation_level=None)
         conn.execute("UPDATE pending SET entry = 'text'")
-        switch.on.set()
-        log.submit_many([b"later"])
-        for _ in range(800):
+        for _ in range(800):  # the writer read the page as changed (it cannot read it)
             if log.stalled is not None and "where bytes belong" in log.stalled.detail:
                 break
             threading.Event().wait(0.025)
+        switch.on.set()  # only now: a cycle that read the page before the change is over
+        log.submit_many([b"later"])
         assert log.stalled is not None
         assert log.stalled.detail == (
             "the log database's pending row 1 holds a str where bytes belong: it is damaged"
