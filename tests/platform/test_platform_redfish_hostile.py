@@ -26,8 +26,10 @@ from tests.platform.test_platform_redfish import (
     VIEWER,
     Bmc,
     _error,
+    _gpu_2_0,
     _login,
     bmc,
+    files,
     world,
 )
 
@@ -35,7 +37,7 @@ from ironroot.errors import PolicyRejected
 from ironroot.http import ServerThread
 from ironroot.platform._redfish_update import check_fetch_address
 
-__all__ = ["bmc", "world"]  # the fixtures, imported for pytest
+__all__ = ["bmc", "files", "world"]  # the fixtures, imported for pytest
 
 
 @pytest.fixture
@@ -528,3 +530,33 @@ def test_a_sessions_context_is_a_string_kept_with_the_session(bmc: Bmc) -> None:
         token = opened.headers["x-auth-token"]
         shown = client.get(opened.headers["location"], headers={"X-Auth-Token": token})
     assert shown.json()["Context"] == "nightly inventory"
+
+
+@pytest.mark.parametrize("where", ["missing", "refused"])
+def test_a_failed_simple_update_fetch_keeps_no_query_of_its_uri_in_the_task(
+    bmc: Bmc, files: tuple[str, dict[str, bytes]], where: str
+) -> None:
+    """A presigned image URL carries its secret in its query, which the task keeps out of
+    its ``Payload`` and messages (every account reads tasks). A fetch that failed (a
+    ``404``, a refused connection) put the whole URI, query and all, in the task's
+    ``TransferFailed`` / ``CouldNotEstablishConnection`` message and the task monitor's
+    answer, where a ReadOnly account read it."""
+    body = _gpu_2_0(bmc, files)
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    base = files[0] if where == "missing" else f"http://127.0.0.1:{port}"
+    body["ImageURI"] = f"{base}/missing.bin?X-Amz-Signature=SECRET0123#frag"
+    expected = "TransferFailed" if where == "missing" else "CouldNotEstablishConnection"
+    with bmc.client(OPERATOR) as operator, bmc.client(VIEWER) as viewer:
+        refused = operator.post(SIMPLE, json=body)
+        error = _error(refused, 400, expected)
+        (task,) = viewer.get(f"{ROOT}/TaskService/Tasks").json()["Members"]
+        shown = viewer.get(task["@odata.id"])
+        monitor = viewer.get(shown.json()["TaskMonitor"])
+    assert error["@Message.ExtendedInfo"][0]["MessageArgs"][0] == f"{base}/missing.bin?(hidden)"
+    assert shown.json()["TaskState"] == "Exception"
+    _error(monitor, 400, expected)
+    for answer in (refused, shown, monitor):
+        assert "SECRET0123" not in answer.text
+        assert "frag" not in answer.text
