@@ -560,3 +560,33 @@ def test_a_failed_simple_update_fetch_keeps_no_query_of_its_uri_in_the_task(
     for answer in (refused, shown, monitor):
         assert "SECRET0123" not in answer.text
         assert "frag" not in answer.text
+
+
+def test_a_lockout_duration_of_zero_is_refused_not_a_lockout_for_ever(bmc: Bmc) -> None:
+    """DSP0266 (AccountService): ``AccountLockoutDuration`` ``0`` means *no lockout*. The
+    account store reads a duration of ``0`` as locked until an administrator unlocks: a
+    client that PATCHed ``0`` to stop lockouts instead let anyone on the network lock every
+    account, the Administrator's too, for ever with five wrong guesses. ``0`` is out of this
+    service's range (``AccountLockoutThreshold: 0`` is how lockouts stop), and a lockout
+    that no timer ends shows ``AccountLockoutCounterResetEnabled: false``, as the schema
+    defines an indefinite lockout."""
+    uri = f"{ROOT}/AccountService"
+    with bmc.client(ADMIN) as admin:
+        before = admin.get(uri).json()
+        refused = admin.patch(uri, json={"AccountLockoutDuration": 0})
+        error = _error(refused, 400, "PropertyValueOutOfRange")
+        assert admin.get(uri).json() == before
+        assert bmc.service.accounts.settings.lockout_duration == 300
+        stopped = admin.patch(uri, json={"AccountLockoutThreshold": 0})
+        assert stopped.status_code == 200, stopped.text
+        bmc.service.accounts.configure(lockout_threshold=5, lockout_duration=0)
+        shown = admin.get(uri).json()
+    info = error["@Message.ExtendedInfo"][0]
+    assert info["MessageArgs"] == ["0", "AccountLockoutDuration"]
+    assert info["RelatedProperties"] == ["/AccountLockoutDuration"]
+    assert shown["AccountLockoutCounterResetEnabled"] is False
+    with bmc.client() as client:
+        for _ in range(5):
+            wrong = {"UserName": VIEWER[0], "Password": "a wrong guess"}
+            client.post(f"{ROOT}/SessionService/Sessions", json=wrong)
+    assert bmc.service.accounts.by_name(VIEWER[0]).locked_until == 0.0  # type: ignore[union-attr]

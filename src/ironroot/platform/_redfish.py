@@ -729,7 +729,11 @@ def _resources(service: RedfishService) -> list[_Resource]:
             "AccountLockoutThreshold": s.lockout_threshold,
             "AccountLockoutDuration": s.lockout_duration,
             "AccountLockoutCounterResetAfter": s.lockout_reset_after,
-            "AccountLockoutCounterResetEnabled": s.lockout_reset_after > 0,
+            # false: a lockout no timer ends (the schema's indefinite lockout), which a
+            # duration of 0 is to the store; never shown as "AccountLockoutDuration: 0",
+            # which a Redfish client reads as no lockout at all
+            "AccountLockoutCounterResetEnabled": s.lockout_reset_after > 0
+            and s.lockout_duration > 0,
             "Accounts": link(ACCOUNTS),
             "Roles": link(ROLES_URI),
         }
@@ -760,6 +764,15 @@ def _resources(service: RedfishService) -> list[_Resource]:
             if name in doc:
                 value = prop(doc, name, int)
                 low, high = SETTING_LIMITS[setting]
+                if name == "AccountLockoutDuration" and value == 0:
+                    # DSP0266: 0 is "no lockout"; to the store it is a lockout only an
+                    # administrator ends, which anyone could then cause with a few guesses
+                    raise Refusal(
+                        400,
+                        message("PropertyValueOutOfRange", value, name, related=(f"/{name}",)),
+                        text="AccountLockoutDuration is 1 to "
+                        f"{high} seconds: AccountLockoutThreshold 0 stops lockouts",
+                    )
                 if not low <= value <= high:
                     raise refuse("PropertyValueOutOfRange", value, name, related=f"/{name}")
                 changes[setting] = value
