@@ -4,10 +4,12 @@ error (status and registry message) and no change to the node."""
 
 from __future__ import annotations
 
+import base64
 import gzip
 import ipaddress
 import json
 import socket
+import time
 import zlib
 from collections.abc import Iterator
 
@@ -590,3 +592,30 @@ def test_a_lockout_duration_of_zero_is_refused_not_a_lockout_for_ever(bmc: Bmc) 
             wrong = {"UserName": VIEWER[0], "Password": "a wrong guess"}
             client.post(f"{ROOT}/SessionService/Sessions", json=wrong)
     assert bmc.service.accounts.by_name(VIEWER[0]).locked_until == 0.0  # type: ignore[union-attr]
+
+
+def test_a_patch_body_sent_slowly_holds_up_no_other_change(bmc: Bmc) -> None:
+    """``PATCH`` and ``DELETE`` take the service's one write lock from their ``If-Match`` check
+    to their change. The body was read inside it: a ReadOnly account PATCHing its own account
+    (``ConfigureSelf``) and sending the body a byte at a time held every other change up,
+    an Administrator disabling that very account and every logout included, for as long as
+    the server waits for a body, and again with the next such request. The body is read
+    before the lock is taken."""
+    host, port = bmc.url.removeprefix("http://").split(":")
+    credentials = base64.b64encode(f"{VIEWER[0]}:{VIEWER[1]}".encode()).decode()
+    head = (
+        f"PATCH {ROOT}/AccountService/Accounts/3 HTTP/1.1\r\nHost: {host}:{port}\r\n"
+        f"Authorization: Basic {credentials}\r\nContent-Type: application/json\r\n"
+        "Content-Length: 40\r\n\r\n{"
+    )
+    with socket.create_connection((host, int(port)), timeout=10) as slow:
+        slow.sendall(head.encode())
+        deadline = time.monotonic() + 1  # until the slow PATCH would hold the lock
+        while not bmc.service.writes.locked() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        with bmc.client(ADMIN) as admin:
+            disabled = admin.patch(
+                f"{ROOT}/AccountService/Accounts/3", json={"Enabled": False}, timeout=5
+            )
+    assert disabled.status_code == 200, disabled.text
+    assert bmc.service.accounts.by_name(VIEWER[0]).enabled is False  # type: ignore[union-attr]

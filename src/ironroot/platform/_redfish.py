@@ -118,7 +118,7 @@ from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Match, Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from ironroot.errors import (
     Conflict,
@@ -130,7 +130,7 @@ from ironroot.errors import (
     RoleNotPermitted,
     Unauthorized,
 )
-from ironroot.http import Observed, ServiceInfo, operational_routes
+from ironroot.http import Observed, ServiceInfo, operational_routes, read_body
 from ironroot.platform._node import InventoryItem, Platform
 from ironroot.platform._redfish_accounts import (
     PRIVILEGES,
@@ -147,6 +147,7 @@ from ironroot.platform._redfish_http import (
     ACCOUNTS,
     INVENTORY,
     JSON,
+    JSON_LIMIT,
     LOG,
     MANAGER,
     MONITORS,
@@ -357,6 +358,9 @@ def _route(service: RedfishService, resource: _Resource) -> Route:
                 except (Unauthorized, Overloaded):
                     principal = None
             if method in ("PATCH", "DELETE"):  # If-Match and the change, one writer at a time
+                # The body is read first: a client sending it slowly (any account may PATCH
+                # its own password) must not hold the lock every other change waits for.
+                request = _replayed(request, await read_body(request, JSON_LIMIT))
                 async with service.writes:
                     return await handler(request, principal)
             return await handler(request, principal)
@@ -385,6 +389,20 @@ def _route(service: RedfishService, resource: _Resource) -> Route:
 
     methods = [m for m in resource.methods if m != "HEAD"]
     return Route(resource.path, endpoint, methods=methods)
+
+
+def _replayed(request: Request, body: bytes) -> Request:
+    """``request`` with its ``body``, already read, to be read again."""
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return Request(request.scope, receive)
 
 
 def _answer(request: Request, refusal: Refusal, allow: str) -> Response:
