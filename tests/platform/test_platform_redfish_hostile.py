@@ -619,3 +619,24 @@ def test_a_patch_body_sent_slowly_holds_up_no_other_change(bmc: Bmc) -> None:
             )
     assert disabled.status_code == 200, disabled.text
     assert bmc.service.accounts.by_name(VIEWER[0]).enabled is False  # type: ignore[union-attr]
+
+
+def test_a_session_shows_the_user_name_its_account_has_now(bmc: Bmc) -> None:
+    """A session showed the user name its account had at login. Renamed, and its old name
+    given to a new account, the session still read ``UserName: viewer``: an administrator
+    ending "viewer"'s access removed the new account and left the session's holder in."""
+    accounts = f"{ROOT}/AccountService/Accounts"
+    with bmc.client() as client, bmc.client(ADMIN) as admin:
+        token = _login(client, VIEWER)
+        renamed = admin.patch(f"{accounts}/3", json={"UserName": "renamed"})
+        assert renamed.status_code == 200, renamed.text
+        again = {"UserName": VIEWER[0], "Password": "another password", "RoleId": "ReadOnly"}
+        created = admin.post(accounts, json=again)
+        assert created.status_code == 201, created.text
+        (session,) = client.get(
+            f"{ROOT}/SessionService/Sessions", headers={"X-Auth-Token": token}
+        ).json()["Members"]
+        own = client.get(session["@odata.id"], headers={"X-Auth-Token": token})
+        listed = admin.get(session["@odata.id"])
+    assert own.json()["UserName"] == "renamed"
+    assert listed.json()["UserName"] == "renamed"

@@ -620,11 +620,15 @@ def _resources(service: RedfishService) -> list[_Resource]:
     # --- sessions ---------------------------------------------------------------------------
 
     def session_body(session: Session) -> dict[str, Any]:
+        try:  # the account's name now: renamed, its old name may be another account's
+            username = accounts.get(session.account_id).username
+        except NotFound:  # removed: its sessions are ending
+            username = session.username
         body: dict[str, Any] = {
             **odata(f"{SESSIONS}/{session.id}", "Session"),
             "Id": session.id,
             "Name": f"Session {session.id}",
-            "UserName": session.username,
+            "UserName": username,
             "Password": None,
             "SessionType": "Redfish",
             "CreatedTime": utc(dt.datetime.fromtimestamp(session.created, dt.UTC)),
