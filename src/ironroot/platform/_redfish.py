@@ -701,7 +701,7 @@ def _resources(service: RedfishService) -> list[_Resource]:
         try:
             session, token = sessions.create(account, client, context)
         except LimitExceeded as exc:
-            raise Refusal(400, message("CreateLimitReachedForResource"), text=exc.detail) from None
+            raise Refusal(400, message("SessionLimitExceeded"), text=exc.detail) from None
         _log.info(
             "redfish session %s opened for %s from %s", session.id, account.username, client or "-"
         )
