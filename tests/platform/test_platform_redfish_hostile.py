@@ -640,3 +640,54 @@ def test_a_session_shows_the_user_name_its_account_has_now(bmc: Bmc) -> None:
         listed = admin.get(session["@odata.id"])
     assert own.json()["UserName"] == "renamed"
     assert listed.json()["UserName"] == "renamed"
+
+
+@pytest.mark.parametrize("method", ["POST", "PATCH"])
+def test_a_request_whose_account_is_disabled_while_its_body_arrives_changes_nothing(
+    bmc: Bmc, method: str
+) -> None:
+    """A request is authenticated when its head arrives; its body may take the server's
+    whole body timeout. An Administrator whose account was disabled (its sessions ended)
+    in that time still created an Administrator, or promoted an account, once its body was
+    in: revoking a stolen account did not stop the requests it had already begun. The
+    session and account are checked again once the body is read, before the change."""
+    host, port = bmc.url.removeprefix("http://").split(":")
+    with bmc.client(ADMIN) as admin:
+        second = {"UserName": "admin2", "Password": "second admin pw", "RoleId": "Administrator"}
+        assert admin.post(f"{ROOT}/AccountService/Accounts", json=second).status_code == 201
+        with bmc.client() as client:
+            token = _login(client, ("admin2", "second admin pw"))
+        if method == "POST":
+            target = f"{ROOT}/AccountService/Accounts"
+            body = {
+                "UserName": "mallory",
+                "Password": "mallory's password",
+                "RoleId": "Administrator",
+            }
+        else:
+            target = f"{ROOT}/AccountService/Accounts/3"
+            body = {"RoleId": "Administrator"}
+        data = json.dumps(body).encode()
+        head = (
+            f"{method} {target} HTTP/1.1\r\nHost: {host}:{port}\r\nX-Auth-Token: {token}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n"
+        )
+        with socket.create_connection((host, int(port)), timeout=10) as slow:
+            slow.sendall(head.encode() + data[:1])
+            time.sleep(0.3)  # authenticated, waiting for the rest of its body
+            disabled = admin.patch(f"{ROOT}/AccountService/Accounts/4", json={"Enabled": False})
+            assert disabled.status_code == 200, disabled.text
+            slow.sendall(data[1:])
+            answer = b""
+            while b"\r\n\r\n" not in answer:
+                answer += slow.recv(65536)
+            head_part, _, content = answer.partition(b"\r\n\r\n")
+            length = int(head_part.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+            while len(content) < length:
+                content += slow.recv(65536)
+        roles = {a.username: a.role for a in bmc.service.accounts.accounts()}
+    assert head_part.startswith(b"HTTP/1.1 401 "), answer[:300]
+    info = json.loads(content)["error"]["@Message.ExtendedInfo"][0]
+    assert info["MessageId"] == "Base.1.22.NoValidSession"
+    assert "mallory" not in roles
+    assert roles[VIEWER[0]] == "ReadOnly"

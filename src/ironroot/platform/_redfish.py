@@ -25,7 +25,10 @@ credentials (Basic only over HTTPS, unless ``basic_over_http``). No or a wrong c
 privilege the operation needs (Redfish's privilege registry: reads need ``Login``, updates
 ``ConfigureComponents``, accounts ``ConfigureUsers``, other sessions and the session service
 ``ConfigureManager``; changing one's own password ``ConfigureSelf``): ``403``
-``Base.1.22.InsufficientPrivilege``.
+``Base.1.22.InsufficientPrivilege``. A request that changes something is held to its
+session and account again once its body is in, before the change: one whose session ended,
+or whose account was removed, disabled, locked or given a new password or role while the
+body arrived, is ``401`` (:meth:`RedfishService.confirm`).
 
 **Updates.** ``POST /redfish/v1/UpdateService/update-multipart`` (``multipart/form-data``):
 
@@ -302,6 +305,29 @@ class RedfishService:
             return _Principal(account, None)
         raise Unauthorized("no session token or credentials", code="login")
 
+    def confirm(self, who: _Principal) -> None:
+        """Hold ``who``, authenticated when its request's head arrived, to the service as it
+        is now, just before its request changes anything: ``Unauthorized`` when its session
+        ended or its account was removed, disabled, locked or given a new password or role
+        since. A body may take the server's whole body timeout to arrive, and revoking an
+        account must stop the requests it has begun too."""
+        if who.session is not None:
+            try:
+                self.sessions.get(who.session.id)
+            except NotFound:
+                raise Unauthorized("the session ended", code="session") from None
+        try:
+            account = self.accounts.get(who.account.id)
+        except NotFound:
+            raise Unauthorized("the account was removed", code="session") from None
+        if (
+            not account.enabled
+            or account.locked(self.accounts.now())
+            or (account.role, account.salt, account.digest)
+            != (who.account.role, who.account.salt, who.account.digest)
+        ):
+            raise Unauthorized("the account changed during the request", code="session")
+
     async def _login(self, user: str, password: str, request: Request) -> Account:
         """The account ``user`` whose password is ``password``. Unauthenticated clients send
         these, each a worker thread and a memory-hard hash: at most
@@ -362,6 +388,8 @@ def _route(service: RedfishService, resource: _Resource) -> Route:
                 # its own password) must not hold the lock every other change waits for.
                 request = _replayed(request, await read_body(request, JSON_LIMIT))
                 async with service.writes:
+                    if principal is not None:
+                        service.confirm(principal)
                     return await handler(request, principal)
             return await handler(request, principal)
         except Refusal as refused:
@@ -900,7 +928,9 @@ def _resources(service: RedfishService) -> list[_Resource]:
         return refusal_of(exc, ACCOUNTS)
 
     async def account_create(request: Request, who: _Principal | None) -> Response:
+        assert who is not None  # the route needs ConfigureUsers
         doc = await json_body(request)
+        service.confirm(who)
         for name in ("UserName", "Password", "RoleId"):
             if name not in doc:
                 raise refuse("PropertyMissing", name, related=f"/{name}")
@@ -1180,6 +1210,7 @@ def _resources(service: RedfishService) -> list[_Resource]:
     async def push(request: Request, who: _Principal | None) -> Response:
         assert who is not None  # the route needs ConfigureComponents
         update, payload = await multipart_update(request, service)
+        service.confirm(who)
         return await start_update(
             request, service, update, payload, lambda: update, owner=who.account.id
         )
@@ -1187,6 +1218,7 @@ def _resources(service: RedfishService) -> list[_Resource]:
     async def simple_update(request: Request, who: _Principal | None) -> Response:
         assert who is not None  # the route needs ConfigureComponents
         doc = await json_body(request)
+        service.confirm(who)
         plan = simple_update_plan(doc, service)
         payload = {
             "HttpOperation": "POST",
