@@ -1365,4 +1365,5 @@ def serve_redfish(
         )
         run_server(server_config(create_redfish_app(service), host, port, limits, tls=tls))
     finally:
+        accounts.flush()  # a lockout written after its answer is on disk before the lock goes
         lock.close()
