@@ -610,7 +610,7 @@ def test_a_patch_body_sent_slowly_holds_up_no_other_change(bmc: Bmc) -> None:
     )
     with socket.create_connection((host, int(port)), timeout=10) as slow:
         slow.sendall(head.encode())
-        deadline = time.monotonic() + 1  # until the slow PATCH would hold the lock
+        deadline = time.monotonic() + 0.5  # until the slow PATCH would hold the lock
         while not bmc.service.writes.locked() and time.monotonic() < deadline:
             time.sleep(0.01)
         with bmc.client(ADMIN) as admin:
