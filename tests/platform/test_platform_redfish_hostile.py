@@ -4,10 +4,12 @@ error (status and registry message) and no change to the node."""
 
 from __future__ import annotations
 
+import base64
 import gzip
 import ipaddress
 import json
 import socket
+import time
 import zlib
 from collections.abc import Iterator
 
@@ -26,8 +28,10 @@ from tests.platform.test_platform_redfish import (
     VIEWER,
     Bmc,
     _error,
+    _gpu_2_0,
     _login,
     bmc,
+    files,
     world,
 )
 
@@ -35,7 +39,7 @@ from ironroot.errors import PolicyRejected
 from ironroot.http import ServerThread
 from ironroot.platform._redfish_update import check_fetch_address
 
-__all__ = ["bmc", "world"]  # the fixtures, imported for pytest
+__all__ = ["bmc", "files", "world"]  # the fixtures, imported for pytest
 
 
 @pytest.fixture
@@ -528,3 +532,162 @@ def test_a_sessions_context_is_a_string_kept_with_the_session(bmc: Bmc) -> None:
         token = opened.headers["x-auth-token"]
         shown = client.get(opened.headers["location"], headers={"X-Auth-Token": token})
     assert shown.json()["Context"] == "nightly inventory"
+
+
+@pytest.mark.parametrize("where", ["missing", "refused"])
+def test_a_failed_simple_update_fetch_keeps_no_query_of_its_uri_in_the_task(
+    bmc: Bmc, files: tuple[str, dict[str, bytes]], where: str
+) -> None:
+    """A presigned image URL carries its secret in its query, which the task keeps out of
+    its ``Payload`` and messages (every account reads tasks). A fetch that failed (a
+    ``404``, a refused connection) put the whole URI, query and all, in the task's
+    ``TransferFailed`` / ``CouldNotEstablishConnection`` message and the task monitor's
+    answer, where a ReadOnly account read it."""
+    body = _gpu_2_0(bmc, files)
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    base = files[0] if where == "missing" else f"http://127.0.0.1:{port}"
+    body["ImageURI"] = f"{base}/missing.bin?X-Amz-Signature=SECRET0123#frag"
+    expected = "TransferFailed" if where == "missing" else "CouldNotEstablishConnection"
+    with bmc.client(OPERATOR) as operator, bmc.client(VIEWER) as viewer:
+        refused = operator.post(SIMPLE, json=body)
+        error = _error(refused, 400, expected)
+        (task,) = viewer.get(f"{ROOT}/TaskService/Tasks").json()["Members"]
+        shown = viewer.get(task["@odata.id"])
+        monitor = viewer.get(shown.json()["TaskMonitor"])
+    assert error["@Message.ExtendedInfo"][0]["MessageArgs"][0] == f"{base}/missing.bin?(hidden)"
+    assert shown.json()["TaskState"] == "Exception"
+    _error(monitor, 400, expected)
+    for answer in (refused, shown, monitor):
+        assert "SECRET0123" not in answer.text
+        assert "frag" not in answer.text
+
+
+def test_a_lockout_duration_of_zero_is_refused_not_a_lockout_for_ever(bmc: Bmc) -> None:
+    """DSP0266 (AccountService): ``AccountLockoutDuration`` ``0`` means *no lockout*. The
+    account store reads a duration of ``0`` as locked until an administrator unlocks: a
+    client that PATCHed ``0`` to stop lockouts instead let anyone on the network lock every
+    account, the Administrator's too, for ever with five wrong guesses. ``0`` is out of this
+    service's range (``AccountLockoutThreshold: 0`` is how lockouts stop), and a lockout
+    that no timer ends shows ``AccountLockoutCounterResetEnabled: false``, as the schema
+    defines an indefinite lockout."""
+    uri = f"{ROOT}/AccountService"
+    with bmc.client(ADMIN) as admin:
+        before = admin.get(uri).json()
+        refused = admin.patch(uri, json={"AccountLockoutDuration": 0})
+        error = _error(refused, 400, "PropertyValueOutOfRange")
+        assert admin.get(uri).json() == before
+        assert bmc.service.accounts.settings.lockout_duration == 300
+        stopped = admin.patch(uri, json={"AccountLockoutThreshold": 0})
+        assert stopped.status_code == 200, stopped.text
+        bmc.service.accounts.configure(lockout_threshold=5, lockout_duration=0)
+        shown = admin.get(uri).json()
+    info = error["@Message.ExtendedInfo"][0]
+    assert info["MessageArgs"] == ["0", "AccountLockoutDuration"]
+    assert info["RelatedProperties"] == ["/AccountLockoutDuration"]
+    assert shown["AccountLockoutCounterResetEnabled"] is False
+    with bmc.client() as client:
+        for _ in range(5):
+            wrong = {"UserName": VIEWER[0], "Password": "a wrong guess"}
+            client.post(f"{ROOT}/SessionService/Sessions", json=wrong)
+    assert bmc.service.accounts.by_name(VIEWER[0]).locked_until == 0.0  # type: ignore[union-attr]
+
+
+def test_a_patch_body_sent_slowly_holds_up_no_other_change(bmc: Bmc) -> None:
+    """``PATCH`` and ``DELETE`` take the service's one write lock from their ``If-Match`` check
+    to their change. The body was read inside it: a ReadOnly account PATCHing its own account
+    (``ConfigureSelf``) and sending the body a byte at a time held every other change up,
+    an Administrator disabling that very account and every logout included, for as long as
+    the server waits for a body, and again with the next such request. The body is read
+    before the lock is taken."""
+    host, port = bmc.url.removeprefix("http://").split(":")
+    credentials = base64.b64encode(f"{VIEWER[0]}:{VIEWER[1]}".encode()).decode()
+    head = (
+        f"PATCH {ROOT}/AccountService/Accounts/3 HTTP/1.1\r\nHost: {host}:{port}\r\n"
+        f"Authorization: Basic {credentials}\r\nContent-Type: application/json\r\n"
+        "Content-Length: 40\r\n\r\n{"
+    )
+    with socket.create_connection((host, int(port)), timeout=10) as slow:
+        slow.sendall(head.encode())
+        deadline = time.monotonic() + 0.5  # until the slow PATCH would hold the lock
+        while not bmc.service.writes.locked() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        with bmc.client(ADMIN) as admin:
+            disabled = admin.patch(
+                f"{ROOT}/AccountService/Accounts/3", json={"Enabled": False}, timeout=5
+            )
+    assert disabled.status_code == 200, disabled.text
+    assert bmc.service.accounts.by_name(VIEWER[0]).enabled is False  # type: ignore[union-attr]
+
+
+def test_a_session_shows_the_user_name_its_account_has_now(bmc: Bmc) -> None:
+    """A session showed the user name its account had at login. Renamed, and its old name
+    given to a new account, the session still read ``UserName: viewer``: an administrator
+    ending "viewer"'s access removed the new account and left the session's holder in."""
+    accounts = f"{ROOT}/AccountService/Accounts"
+    with bmc.client() as client, bmc.client(ADMIN) as admin:
+        token = _login(client, VIEWER)
+        renamed = admin.patch(f"{accounts}/3", json={"UserName": "renamed"})
+        assert renamed.status_code == 200, renamed.text
+        again = {"UserName": VIEWER[0], "Password": "another password", "RoleId": "ReadOnly"}
+        created = admin.post(accounts, json=again)
+        assert created.status_code == 201, created.text
+        (session,) = client.get(
+            f"{ROOT}/SessionService/Sessions", headers={"X-Auth-Token": token}
+        ).json()["Members"]
+        own = client.get(session["@odata.id"], headers={"X-Auth-Token": token})
+        listed = admin.get(session["@odata.id"])
+    assert own.json()["UserName"] == "renamed"
+    assert listed.json()["UserName"] == "renamed"
+
+
+@pytest.mark.parametrize("method", ["POST", "PATCH"])
+def test_a_request_whose_account_is_disabled_while_its_body_arrives_changes_nothing(
+    bmc: Bmc, method: str
+) -> None:
+    """A request is authenticated when its head arrives; its body may take the server's
+    whole body timeout. An Administrator whose account was disabled (its sessions ended)
+    in that time still created an Administrator, or promoted an account, once its body was
+    in: revoking a stolen account did not stop the requests it had already begun. The
+    session and account are checked again once the body is read, before the change."""
+    host, port = bmc.url.removeprefix("http://").split(":")
+    with bmc.client(ADMIN) as admin:
+        second = {"UserName": "admin2", "Password": "second admin pw", "RoleId": "Administrator"}
+        assert admin.post(f"{ROOT}/AccountService/Accounts", json=second).status_code == 201
+        with bmc.client() as client:
+            token = _login(client, ("admin2", "second admin pw"))
+        if method == "POST":
+            target = f"{ROOT}/AccountService/Accounts"
+            body = {
+                "UserName": "mallory",
+                "Password": "mallory's password",
+                "RoleId": "Administrator",
+            }
+        else:
+            target = f"{ROOT}/AccountService/Accounts/3"
+            body = {"RoleId": "Administrator"}
+        data = json.dumps(body).encode()
+        head = (
+            f"{method} {target} HTTP/1.1\r\nHost: {host}:{port}\r\nX-Auth-Token: {token}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n"
+        )
+        with socket.create_connection((host, int(port)), timeout=10) as slow:
+            slow.sendall(head.encode() + data[:1])
+            time.sleep(0.3)  # authenticated, waiting for the rest of its body
+            disabled = admin.patch(f"{ROOT}/AccountService/Accounts/4", json={"Enabled": False})
+            assert disabled.status_code == 200, disabled.text
+            slow.sendall(data[1:])
+            answer = b""
+            while b"\r\n\r\n" not in answer:
+                answer += slow.recv(65536)
+            head_part, _, content = answer.partition(b"\r\n\r\n")
+            length = int(head_part.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+            while len(content) < length:
+                content += slow.recv(65536)
+        roles = {a.username: a.role for a in bmc.service.accounts.accounts()}
+    assert head_part.startswith(b"HTTP/1.1 401 "), answer[:300]
+    info = json.loads(content)["error"]["@Message.ExtendedInfo"][0]
+    assert info["MessageId"] == "Base.1.22.NoValidSession"
+    assert "mallory" not in roles
+    assert roles[VIEWER[0]] == "ReadOnly"

@@ -25,7 +25,10 @@ credentials (Basic only over HTTPS, unless ``basic_over_http``). No or a wrong c
 privilege the operation needs (Redfish's privilege registry: reads need ``Login``, updates
 ``ConfigureComponents``, accounts ``ConfigureUsers``, other sessions and the session service
 ``ConfigureManager``; changing one's own password ``ConfigureSelf``): ``403``
-``Base.1.22.InsufficientPrivilege``.
+``Base.1.22.InsufficientPrivilege``. A request that changes something is held to its
+session and account again once its body is in, before the change: one whose session ended,
+or whose account was removed, disabled, locked or given a new password or role while the
+body arrived, is ``401`` (:meth:`RedfishService.confirm`).
 
 **Updates.** ``POST /redfish/v1/UpdateService/update-multipart`` (``multipart/form-data``):
 
@@ -118,7 +121,7 @@ from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Match, Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from ironroot.errors import (
     Conflict,
@@ -130,7 +133,7 @@ from ironroot.errors import (
     RoleNotPermitted,
     Unauthorized,
 )
-from ironroot.http import Observed, ServiceInfo, operational_routes
+from ironroot.http import Observed, ServiceInfo, operational_routes, read_body
 from ironroot.platform._node import InventoryItem, Platform
 from ironroot.platform._redfish_accounts import (
     PRIVILEGES,
@@ -147,6 +150,7 @@ from ironroot.platform._redfish_http import (
     ACCOUNTS,
     INVENTORY,
     JSON,
+    JSON_LIMIT,
     LOG,
     MANAGER,
     MONITORS,
@@ -301,6 +305,29 @@ class RedfishService:
             return _Principal(account, None)
         raise Unauthorized("no session token or credentials", code="login")
 
+    def confirm(self, who: _Principal) -> None:
+        """Hold ``who``, authenticated when its request's head arrived, to the service as it
+        is now, just before its request changes anything: ``Unauthorized`` when its session
+        ended or its account was removed, disabled, locked or given a new password or role
+        since. A body may take the server's whole body timeout to arrive, and revoking an
+        account must stop the requests it has begun too."""
+        if who.session is not None:
+            try:
+                self.sessions.get(who.session.id)
+            except NotFound:
+                raise Unauthorized("the session ended", code="session") from None
+        try:
+            account = self.accounts.get(who.account.id)
+        except NotFound:
+            raise Unauthorized("the account was removed", code="session") from None
+        if (
+            not account.enabled
+            or account.locked(self.accounts.now())
+            or (account.role, account.salt, account.digest)
+            != (who.account.role, who.account.salt, who.account.digest)
+        ):
+            raise Unauthorized("the account changed during the request", code="session")
+
     async def _login(self, user: str, password: str, request: Request) -> Account:
         """The account ``user`` whose password is ``password``. Unauthenticated clients send
         these, each a worker thread and a memory-hard hash: at most
@@ -357,7 +384,12 @@ def _route(service: RedfishService, resource: _Resource) -> Route:
                 except (Unauthorized, Overloaded):
                     principal = None
             if method in ("PATCH", "DELETE"):  # If-Match and the change, one writer at a time
+                # The body is read first: a client sending it slowly (any account may PATCH
+                # its own password) must not hold the lock every other change waits for.
+                request = _replayed(request, await read_body(request, JSON_LIMIT))
                 async with service.writes:
+                    if principal is not None:
+                        service.confirm(principal)
                     return await handler(request, principal)
             return await handler(request, principal)
         except Refusal as refused:
@@ -385,6 +417,20 @@ def _route(service: RedfishService, resource: _Resource) -> Route:
 
     methods = [m for m in resource.methods if m != "HEAD"]
     return Route(resource.path, endpoint, methods=methods)
+
+
+def _replayed(request: Request, body: bytes) -> Request:
+    """``request`` with its ``body``, already read, to be read again."""
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return Request(request.scope, receive)
 
 
 def _answer(request: Request, refusal: Refusal, allow: str) -> Response:
@@ -602,11 +648,15 @@ def _resources(service: RedfishService) -> list[_Resource]:
     # --- sessions ---------------------------------------------------------------------------
 
     def session_body(session: Session) -> dict[str, Any]:
+        try:  # the account's name now: renamed, its old name may be another account's
+            username = accounts.get(session.account_id).username
+        except NotFound:  # removed: its sessions are ending
+            username = session.username
         body: dict[str, Any] = {
             **odata(f"{SESSIONS}/{session.id}", "Session"),
             "Id": session.id,
             "Name": f"Session {session.id}",
-            "UserName": session.username,
+            "UserName": username,
             "Password": None,
             "SessionType": "Redfish",
             "CreatedTime": utc(dt.datetime.fromtimestamp(session.created, dt.UTC)),
@@ -679,7 +729,7 @@ def _resources(service: RedfishService) -> list[_Resource]:
         try:
             session, token = sessions.create(account, client, context)
         except LimitExceeded as exc:
-            raise Refusal(400, message("CreateLimitReachedForResource"), text=exc.detail) from None
+            raise Refusal(400, message("SessionLimitExceeded"), text=exc.detail) from None
         _log.info(
             "redfish session %s opened for %s from %s", session.id, account.username, client or "-"
         )
@@ -729,7 +779,11 @@ def _resources(service: RedfishService) -> list[_Resource]:
             "AccountLockoutThreshold": s.lockout_threshold,
             "AccountLockoutDuration": s.lockout_duration,
             "AccountLockoutCounterResetAfter": s.lockout_reset_after,
-            "AccountLockoutCounterResetEnabled": s.lockout_reset_after > 0,
+            # false: a lockout no timer ends (the schema's indefinite lockout), which a
+            # duration of 0 is to the store; never shown as "AccountLockoutDuration: 0",
+            # which a Redfish client reads as no lockout at all
+            "AccountLockoutCounterResetEnabled": s.lockout_reset_after > 0
+            and s.lockout_duration > 0,
             "Accounts": link(ACCOUNTS),
             "Roles": link(ROLES_URI),
         }
@@ -760,6 +814,15 @@ def _resources(service: RedfishService) -> list[_Resource]:
             if name in doc:
                 value = prop(doc, name, int)
                 low, high = SETTING_LIMITS[setting]
+                if name == "AccountLockoutDuration" and value == 0:
+                    # DSP0266: 0 is "no lockout"; to the store it is a lockout only an
+                    # administrator ends, which anyone could then cause with a few guesses
+                    raise Refusal(
+                        400,
+                        message("PropertyValueOutOfRange", value, name, related=(f"/{name}",)),
+                        text="AccountLockoutDuration is 1 to "
+                        f"{high} seconds: AccountLockoutThreshold 0 stops lockouts",
+                    )
                 if not low <= value <= high:
                     raise refuse("PropertyValueOutOfRange", value, name, related=f"/{name}")
                 changes[setting] = value
@@ -865,7 +928,9 @@ def _resources(service: RedfishService) -> list[_Resource]:
         return refusal_of(exc, ACCOUNTS)
 
     async def account_create(request: Request, who: _Principal | None) -> Response:
+        assert who is not None  # the route needs ConfigureUsers
         doc = await json_body(request)
+        service.confirm(who)
         for name in ("UserName", "Password", "RoleId"):
             if name not in doc:
                 raise refuse("PropertyMissing", name, related=f"/{name}")
@@ -1145,6 +1210,7 @@ def _resources(service: RedfishService) -> list[_Resource]:
     async def push(request: Request, who: _Principal | None) -> Response:
         assert who is not None  # the route needs ConfigureComponents
         update, payload = await multipart_update(request, service)
+        service.confirm(who)
         return await start_update(
             request, service, update, payload, lambda: update, owner=who.account.id
         )
@@ -1152,6 +1218,7 @@ def _resources(service: RedfishService) -> list[_Resource]:
     async def simple_update(request: Request, who: _Principal | None) -> Response:
         assert who is not None  # the route needs ConfigureComponents
         doc = await json_body(request)
+        service.confirm(who)
         plan = simple_update_plan(doc, service)
         payload = {
             "HttpOperation": "POST",
@@ -1298,4 +1365,5 @@ def serve_redfish(
         )
         run_server(server_config(create_redfish_app(service), host, port, limits, tls=tls))
     finally:
+        accounts.flush()  # a lockout written after its answer is on disk before the lock goes
         lock.close()

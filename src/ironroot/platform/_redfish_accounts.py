@@ -21,8 +21,11 @@ costs the same scrypt work as a wrong password, and both answer the same ``Unaut
 ``lockout_threshold`` wrong passwords in a row (none older than ``lockout_reset_after``
 seconds) lock the account for ``lockout_duration`` seconds (0: until an administrator
 unlocks it), and a locked account refuses even its right password; its wrong ones are not
-counted and write nothing (no flash wear from guesses at a locked name). The last enabled
-Administrator cannot be removed, disabled or given another role.
+counted. Failures are counted in memory, and no refused login writes before it is answered:
+the lockout they lead to is written by a worker thread afterwards, so no refusal comes an
+fsync later than another (a guess at an existing name from one at an unknown name), and
+guesses wear the flash at most once per lockout (a restart forgets failures short of one).
+The last enabled Administrator cannot be removed, disabled or given another role.
 
 **Sessions** (:class:`SessionStore`) are held in memory, at most :data:`MAX_SESSIONS` (64), of
 which at most :data:`MAX_SESSIONS_PER_ACCOUNT` (8) per account: a session is a 256-bit random
@@ -41,6 +44,7 @@ import binascii
 import hashlib
 import hmac
 import json
+import logging
 import re
 import secrets
 import threading
@@ -56,6 +60,7 @@ from ironroot.errors import (
     Conflict,
     IdentityLocked,
     InputUnavailable,
+    IronrootError,
     LimitExceeded,
     MalformedInput,
     NotFound,
@@ -93,6 +98,7 @@ MAX_SESSIONS_PER_ACCOUNT: Final = 8
 role, can take every session and lock the others out of logging in."""
 USERNAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,31}")
 _FILE_LIMIT: Final = 1024 * 1024
+_log = logging.getLogger("ironroot.platform.redfish")
 _SCRYPT_N: Final = 2**15
 _SCRYPT_R: Final = 8
 _SCRYPT_P: Final = 1
@@ -260,6 +266,14 @@ class AccountStore:
         self.settings = AccountSettings()
         self._accounts: dict[str, Account] = {}
         self._next_id = 1
+        self._write_lock = threading.Lock()
+        self._version = 0
+        """The accounts' version: one more with each change to write (``self._lock``)."""
+        self._written = 0
+        """The version the file holds (``self._write_lock``): an older one is not written."""
+        self._pending = False
+        """A write :meth:`_save_soon` started has not taken the document yet."""
+        self._writer: threading.Thread | None = None
         self._load()
 
     # --- opening ------------------------------------------------------------------------------
@@ -346,18 +360,48 @@ class AccountStore:
         return json.dumps(doc, indent=1).encode()
 
     def _save(self) -> None:
-        write_atomic(self.path, self._document(), mode=0o600)
+        """Write the accounts as they are now (with ``self._lock`` held)."""
+        self._version += 1
+        self._write(self._document(), self._version)
 
-    def _spend_a_save(self) -> None:
-        """What :meth:`_save` costs (the document written and synced, beside the file),
-        without its effect: a login that changes nothing takes as long as one that counts a
-        failure, and never writes the accounts back from this copy over a change another
-        process (``passwd``) made meanwhile."""
-        scratch = self.path.with_name(f".{self.path.name}.{secrets.token_hex(8)}.timing")
+    def _write(self, document: bytes, version: int) -> None:
+        """Write ``document``, the accounts at ``version``, unless a later one was written."""
+        with self._write_lock:
+            if version > self._written:
+                write_atomic(self.path, document, mode=0o600)
+                self._written = version
+
+    def _save_soon(self) -> None:
+        """Write the accounts from a worker thread, after the answer (with ``self._lock``
+        held): the lockout a wrong password led to. A refused login never waits for a write,
+        so none comes an fsync later than another (which tells a locked account, whose
+        guesses write nothing, from an unknown name), and guesses at names that do not exist
+        wear no flash. One write is pending at a time; it writes what the accounts are when
+        it runs. :meth:`flush` waits for it."""
+        self._version += 1
+        if self._pending:
+            return  # the pending write has not taken the document yet: it has this change
+        self._pending = True
+        self._writer = threading.Thread(
+            target=self._write_pending, name="ironroot-redfish-accounts", daemon=True
+        )
+        self._writer.start()
+
+    def _write_pending(self) -> None:
+        with self._lock:
+            document, version = self._document(), self._version
+            self._pending = False
         try:
-            write_atomic(scratch, self._document(), mode=0o600)
-        finally:
-            scratch.unlink(missing_ok=True)
+            self._write(document, version)
+        except (OSError, IronrootError):
+            _log.exception("the Redfish account store could not write %s", self.path)
+
+    def flush(self) -> None:
+        """Wait until the last write :meth:`_save_soon` started has ended."""
+        with self._lock:
+            writer = self._writer
+        if writer is not None:
+            writer.join()
 
     def on_change(self, listener: Callable[[str], None]) -> None:
         """Call ``listener(account_id)`` when an account's sessions must end (removed,
@@ -403,13 +447,9 @@ class AccountStore:
         secret = secret[:_MAX_SECRET]
         account = self.by_name(username) if isinstance(username, str) else None
         if account is None:
-            # The same work as a wrong password: the KDF, and the write that counts a failure
-            # (an fsync: milliseconds an unknown name would otherwise save, telling who
-            # exists). With no account at all there is nobody to tell apart, and no file.
+            # The same work as a wrong password: the KDF (a wrong password's failure is
+            # counted in memory, and no refusal waits for a write: _save_soon).
             _hash(secret, _DUMMY_SALT, self._kdf)
-            with self._lock:
-                if self._accounts:
-                    self._spend_a_save()
             raise Unauthorized("unknown user or wrong password", code="login")
         digest = _hash(secret, account.salt, account.kdf)
         # scrypt keys HMAC-SHA-256 with the password, and HMAC pads a key with zero bytes:
@@ -438,10 +478,7 @@ class AccountStore:
                 if right:
                     raise IdentityLocked(f"the account {account.username} is locked", code="locked")
                 raise Unauthorized("unknown user or wrong password", code="login")
-            if right:
-                # A disabled account's right password: the write a wrong password costs, so
-                # that answering sooner does not tell a guesser this guess was the one.
-                self._spend_a_save()
+            if right:  # a disabled account's: answered as a wrong one, neither writes
                 raise Unauthorized("unknown user or wrong password", code="login")
             locked_now = self._failed(account, now)
         if locked_now:  # its sessions end outside this lock (they take the session store's)
@@ -462,8 +499,10 @@ class AccountStore:
             failures = 0
         updated = replace(account, failures=failures, last_failure=now, locked_until=locked_until)
         self._accounts[account.id] = updated
-        self._save()
-        return updated.locked(now) and not account.locked(now)
+        locked_now = updated.locked(now) and not account.locked(now)
+        if locked_now:  # the count stays in memory; a lockout outlives a restart
+            self._save_soon()
+        return locked_now
 
     # --- administration -----------------------------------------------------------------------
 

@@ -520,9 +520,12 @@ class SimpleUpdatePlan:
         ):
 
             def get(uri: str, limit: int, auth: tuple[str, str] | None = None) -> bytes:
+                # What a refusal says of the URI: it ends in the task's messages and its
+                # monitor's answer, which every account reads (never its query).
+                shown = shown_uri(uri)
                 if time.monotonic() > deadline:
-                    raise too_slow(uri)
-                trace = cutoff.trace if service.fetch_internal else _PeerGuard(uri, cutoff.trace)
+                    raise too_slow(shown)
+                trace = cutoff.trace if service.fetch_internal else _PeerGuard(shown, cutoff.trace)
                 try:
                     with client.stream(
                         "GET",
@@ -535,14 +538,14 @@ class SimpleUpdatePlan:
                             raise Refusal(
                                 400,
                                 message(
-                                    "ResourceAtUriUnauthorized", uri, str(response.status_code)
+                                    "ResourceAtUriUnauthorized", shown, str(response.status_code)
                                 ),
                             )
                         if response.status_code != 200:
                             raise Refusal(
                                 400,
-                                message("TransferFailed", uri, self.component),
-                                text=f"GET {uri} answered {response.status_code}",
+                                message("TransferFailed", shown, self.component),
+                                text=f"GET {shown} answered {response.status_code}",
                             )
                         coding = response.headers.get("content-encoding", "identity")
                         if coding.strip().lower() not in ("", "identity"):
@@ -551,8 +554,8 @@ class SimpleUpdatePlan:
                             # run. Images are taken as they are, never decompressed.
                             raise Refusal(
                                 400,
-                                message("ResourceAtUriInUnknownFormat", uri),
-                                text=f"GET {uri} answered with Content-Encoding "
+                                message("ResourceAtUriInUnknownFormat", shown),
+                                text=f"GET {shown} answered with Content-Encoding "
                                 f"{coding[:64]!r}: the image server must send the bytes "
                                 "as they are (identity)",
                             )
@@ -561,22 +564,22 @@ class SimpleUpdatePlan:
                         for chunk in response.iter_raw():
                             size += len(chunk)
                             if size > limit:
-                                raise PayloadTooLarge(f"{uri} is over {limit} bytes")
+                                raise PayloadTooLarge(f"{shown} is over {limit} bytes")
                             if time.monotonic() > deadline:
-                                raise too_slow(uri)
+                                raise too_slow(shown)
                             chunks.append(chunk)
                         return b"".join(chunks)
                 except PolicyRejected as exc:
                     raise Refusal(
-                        400, message("CouldNotEstablishConnection", uri), text=exc.detail
+                        400, message("CouldNotEstablishConnection", shown), text=exc.detail
                     ) from None
                 except httpx.HTTPError as exc:
                     if time.monotonic() > deadline:
-                        raise too_slow(uri) from None
+                        raise too_slow(shown) from None
                     raise Refusal(
                         400,
-                        message("CouldNotEstablishConnection", uri),
-                        text=f"cannot fetch {uri}: {exc}",
+                        message("CouldNotEstablishConnection", shown),
+                        text=f"cannot fetch {shown}: {exc}",
                     ) from None
 
             bundle = get(self.image_uri, limits.max_image_bytes, self.auth)
@@ -590,12 +593,12 @@ class SimpleUpdatePlan:
         if not bundle:
             raise Refusal(
                 400,
-                message("ResourceAtUriInUnknownFormat", self.image_uri),
+                message("ResourceAtUriInUnknownFormat", shown_uri(self.image_uri)),
                 text="the image is empty",
             )
         return UpdateRequest(
             self.component,
-            self.image_uri,
+            shown_uri(self.image_uri),
             bundle,
             statements,
             pfm,
