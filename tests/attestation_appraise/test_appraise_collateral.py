@@ -96,6 +96,31 @@ def test_an_out_of_date_tcb_is_a_hardware_warning(
     assert names[-5:] == ["revocation", "collateral", "qe-identity", "tcb-status", "nonce"]
 
 
+@pytest.mark.parametrize(("qe_status", "flagged"), [("OutOfDate", True), ("UpToDate", False)])
+def test_an_out_of_date_qe_is_a_hardware_warning_without_tcb_info(
+    intel: FakeIntel, qe_status: str, flagged: bool
+) -> None:
+    # With a TCB Info, a QE out of date makes the TCB status OutOfDate (Intel's convergence);
+    # with the QE Identity alone it was dropped: less collateral gave the better result.
+    collateral = load_tdx_collateral(
+        qe_identity=intel.qe_identity([identity_level(qe_status, 4)]),
+        signing_chain=intel.signing_chain(),
+    )
+    appraisal = _appraise(intel, collateral).submods["tdx"]  # type: ignore[attr-defined]
+    assert appraisal.evidence["identity"]["qe_tcb_status"] == qe_status
+    assert "tcb_status" not in appraisal.evidence["identity"]
+    reasons = [r for r in appraisal.reasons if r.startswith("tcb-status:")]
+    if flagged:
+        assert appraisal.trust_vector["hardware"] == AR4SI.UNSAFE_HARDWARE
+        assert reasons == [
+            "tcb-status: the platform's Intel TCB status is OutOfDate: it lacks security "
+            "fixes Intel has released"
+        ]
+    else:
+        assert appraisal.trust_vector["hardware"] == AR4SI.GENUINE_HARDWARE
+        assert reasons == []
+
+
 def test_a_policy_can_require_up_to_date(intel: FakeIntel) -> None:
     from ironroot.attestation import AppraisalPolicy
 

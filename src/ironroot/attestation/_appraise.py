@@ -34,7 +34,8 @@ none), ``min_svn`` (the logged minimum, 0 if none), ``root`` and ``root_trusted`
 ``nonce_ok`` (``report_data`` equals the nonce, or the nonce zero-padded to its length),
 ``firmware_hash`` (``sha384:<hex>``), ``reviews`` (``[{provider, issuer, max_cvss, issues}]``),
 ``worst_cvss``, ``cvss_threshold``, ``tcb_status`` (a TDX quote's Intel TCB status when
-collateral was given, else ``"none"``), ``vmpl`` (an SEV-SNP report's VMPL, -1 for other
+a TCB Info was given; with a QE Identity alone ``OutOfDate`` when the QE's TCB is, else
+``"none"``), ``vmpl`` (an SEV-SNP report's VMPL, -1 for other
 formats), ``snp_vmpls`` (the VMPLs the policy accepts: 0 by default) and ``migration_agent``
 (an SEV-SNP guest policy allows a migration agent: MIGRATE_MA, bit 18).
 
@@ -222,13 +223,29 @@ def _context(
         "reviews": review_values,
         "worst_cvss": max(cvss, default=0.0),
         "cvss_threshold": policy.cvss_threshold,
-        "tcb_status": evidence.identity.get("tcb_status", "none"),
+        "tcb_status": _tcb_status(evidence),
         # Formats whose evidence says whether anti-rollback is on; unknown counts as off.
         "anti_rollback_disabled": evidence.identity.get("anti_rollback") in ("disabled", "unknown"),
         "vmpl": _vmpl(evidence),
         "snp_vmpls": list(policy.snp_vmpls),
         "migration_agent": _migration_agent(evidence),
     }
+
+
+_QE_OUT_OF_DATE: Final = "OutOfDate"
+
+
+def _tcb_status(evidence: EvidenceClaims) -> str:
+    """The Intel TCB status a policy reads: the TCB Info's (which already converges the QE's
+    status into it), else ``OutOfDate`` when a QE Identity alone was given and says the QE's
+    TCB is out of date (Intel's convergence of an unknown platform status with an out-of-date
+    QE), else ``"none"``. Giving less collateral must not give a better result."""
+    status = evidence.identity.get("tcb_status")
+    if isinstance(status, str):
+        return status
+    if evidence.identity.get("qe_tcb_status") == _QE_OUT_OF_DATE:
+        return _QE_OUT_OF_DATE
+    return "none"
 
 
 def _vmpl(evidence: EvidenceClaims) -> int:
