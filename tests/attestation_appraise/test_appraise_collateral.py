@@ -161,6 +161,27 @@ def test_stale_collateral_fails_then_is_noted_when_allowed(intel: FakeIntel) -> 
     assert "TCB Info 50806f000000" in stale[0]
 
 
+def test_an_ear_expires_when_the_collateral_it_relied_on_does(intel: FakeIntel) -> None:
+    # The CRLs, TCB Info and QE Identity are fresh until NEXT_UPDATE (12 days after TDX_NOW):
+    # an EAR of a 30-day lifetime affirmed "not revoked, TCB UpToDate" 18 days past them.
+    from ironroot.crypto import Algorithm, PrivateKey
+    from ironroot.ear import key_map, sign_ear_jwt, verify_ear
+    from ironroot.errors import ResultExpired
+
+    month = 30 * 24 * 3600
+    result = _appraise(intel, _collateral(intel), lifetime=month)
+    assert result.exp == int(NEXT_UPDATE.timestamp())  # type: ignore[attr-defined]
+    signer = PrivateKey.generate(Algorithm.ES384)
+    token = sign_ear_jwt(result, signer)  # type: ignore[arg-type]
+    keys = key_map([signer.public_key])
+    verify_ear(token, keys, now=NEXT_UPDATE - timedelta(seconds=1))
+    with pytest.raises(ResultExpired, match="the EAR expired at"):
+        verify_ear(token, keys, now=NEXT_UPDATE + timedelta(days=1))
+    # A lifetime shorter than the collateral's is kept.
+    short = _appraise(intel, _collateral(intel), lifetime=3600)
+    assert short.exp == int(TDX_NOW.timestamp()) + 3600  # type: ignore[attr-defined]
+
+
 def test_collateral_problems_are_in_the_reasons_of_the_formats_they_concern(
     intel: FakeIntel, world: World, good_device: Device
 ) -> None:

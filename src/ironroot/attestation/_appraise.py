@@ -48,6 +48,7 @@ verification could not rely on.
 from __future__ import annotations
 
 import hmac
+import math
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final
@@ -94,6 +95,7 @@ __all__ = [
     "appraise",
     "appraise_evidence",
     "appraise_failure",
+    "expiry",
 ]
 
 DEFAULT_VERIFIER_ID: Final = VerifierId(developer="Ironroot", build=f"ironroot {__version__}")
@@ -291,6 +293,19 @@ def _annotated(evidence: EvidenceClaims) -> dict[str, Any]:
     }
 
 
+def expiry(iat: int, lifetime: int | None, valid_until: datetime | None) -> int | None:
+    """An EAR's ``exp``: ``lifetime`` seconds after ``iat``, and no later than when what its
+    verification relied on stops holding (``valid_until``: a certificate's ``notAfter``, a
+    CRL's or Intel collateral's ``nextUpdate``), so an EAR never affirms past its collateral;
+    ``None`` without a lifetime."""
+    if lifetime is None:
+        return None
+    exp = iat + lifetime
+    if valid_until is not None:
+        exp = min(exp, math.floor(valid_until.timestamp()))
+    return exp
+
+
 def _result(
     label: str,
     appraisal: Appraisal,
@@ -299,13 +314,14 @@ def _result(
     now: datetime,
     lifetime: int | None,
     verifier_id: VerifierId,
+    valid_until: datetime | None = None,
 ) -> AttestationResult:
     if now.tzinfo is None:
         raise MalformedInput("now must be timezone-aware")
     iat = int(now.timestamp())
     return AttestationResult(
         iat=iat,
-        exp=iat + lifetime if lifetime is not None else None,
+        exp=expiry(iat, lifetime, valid_until),
         verifier_id=verifier_id,
         submods={label: appraisal},
         nonce=nonce if nonce is not None and 8 <= len(nonce) <= 64 else None,
@@ -351,6 +367,7 @@ def appraise(
         now=now,
         lifetime=lifetime,
         verifier_id=verifier_id,
+        valid_until=evidence.valid_until,
     )
 
 
