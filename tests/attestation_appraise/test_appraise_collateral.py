@@ -182,6 +182,22 @@ def test_an_ear_expires_when_the_collateral_it_relied_on_does(intel: FakeIntel) 
     assert short.exp == int(TDX_NOW.timestamp()) + 3600  # type: ignore[attr-defined]
 
 
+@pytest.mark.parametrize("size", [1, 2, 7, 65])
+def test_a_nonce_an_ear_cannot_carry_is_refused(intel: FakeIntel, size: int) -> None:
+    # A 2-byte nonce zero-padded into the report data passed the "fresh" gate (one stored
+    # report in 65,536 answers it) while the EAR silently left eat_nonce out (8..64 bytes).
+    from ironroot.attestation import appraise_composite
+    from ironroot.errors import MalformedInput
+
+    nonce = b"\x42" * size
+    quote = intel.quote(report_data=nonce[:64] + bytes(max(0, 64 - size)))
+    message = f"a nonce is 8 to 64 bytes \\(an EAR's eat_nonce\\), not {size}"
+    with pytest.raises(MalformedInput, match=message):
+        appraise_evidence(quote, _endorsements(intel), nonce=nonce, now=TDX_NOW)
+    with pytest.raises(MalformedInput, match=message):
+        appraise_composite(quote, [], _endorsements(intel), nonce=nonce, now=TDX_NOW)
+
+
 def test_collateral_problems_are_in_the_reasons_of_the_formats_they_concern(
     intel: FakeIntel, world: World, good_device: Device
 ) -> None:
@@ -372,3 +388,19 @@ def test_attest_serve_reports_bad_and_stale_collateral_at_start(
         "WARNING ironroot.attestation: stale collateral (refused until renewed): QE Identity" in err
     )
     assert "INFO ironroot.attestation: attestation verifier on http://127.0.0.1:8100" in err
+
+
+def test_appraised_claims_answer_no_nonce_an_ear_cannot_carry(intel: FakeIntel) -> None:
+    from ironroot.attestation import appraise
+    from ironroot.attestation.evidence import verify_tdx_quote
+
+    claims = verify_tdx_quote(
+        intel.quote(report_data=b"\x42\x42" + bytes(62)), now=TDX_NOW, root=intel.root
+    )
+    result = appraise(claims, _endorsements(intel), nonce=b"\x42\x42", now=TDX_NOW)
+    appraisal = result.submods["tdx"]
+    assert result.nonce is None
+    assert appraisal.trust_vector["instance-identity"] == AR4SI.UNTRUSTWORTHY_INSTANCE
+    assert appraisal.reasons[0] == (
+        "fresh: the evidence does not answer this verifier's nonce (stale or replayed)"
+    )

@@ -95,10 +95,12 @@ __all__ = [
     "appraise",
     "appraise_evidence",
     "appraise_failure",
+    "check_nonce",
     "expiry",
 ]
 
 DEFAULT_VERIFIER_ID: Final = VerifierId(developer="Ironroot", build=f"ironroot {__version__}")
+_NONCE_SIZES: Final = range(8, 65)  # an EAR's eat_nonce (RFC 9711): 8 to 64 bytes
 
 VERIFICATION_FAILURES: Final[tuple[tuple[type[IronrootError], str, int], ...]] = (
     (CertificateRevoked, "instance-identity", AR4SI.UNTRUSTWORTHY_INSTANCE),
@@ -123,9 +125,10 @@ def _worse(a: int | None, b: int) -> int:
 
 
 def _fresh(evidence: EvidenceClaims, nonce: bytes | None) -> bool:
-    """The evidence answers ``nonce`` by its format's binding rule."""
+    """The evidence answers ``nonce`` by its format's binding rule, and ``nonce`` is one an
+    EAR can carry (8 to 64 bytes: a shorter one is guessed, :func:`check_nonce`)."""
     row = EVIDENCE_FORMATS.get(evidence.format)
-    if not nonce or row is None or row.binding is None:
+    if nonce is None or len(nonce) not in _NONCE_SIZES or row is None or row.binding is None:
         return False
     try:
         row.binding.check(evidence.report_data, nonce, None)
@@ -293,6 +296,14 @@ def _annotated(evidence: EvidenceClaims) -> dict[str, Any]:
     }
 
 
+def check_nonce(nonce: bytes | None) -> None:
+    """``MalformedInput`` unless ``nonce`` is ``None`` or 8 to 64 bytes: what an EAR's
+    ``eat_nonce`` carries. A shorter nonce is guessed (a stored report answers a 2-byte one
+    once in 65,536), and an EAR whose "fresh" gate passed must carry what it answered."""
+    if nonce is not None and len(nonce) not in _NONCE_SIZES:
+        raise MalformedInput(f"a nonce is 8 to 64 bytes (an EAR's eat_nonce), not {len(nonce)}")
+
+
 def expiry(iat: int, lifetime: int | None, valid_until: datetime | None) -> int | None:
     """An EAR's ``exp``: ``lifetime`` seconds after ``iat``, and no later than when what its
     verification relied on stops holding (``valid_until``: a certificate's ``notAfter``, a
@@ -324,7 +335,7 @@ def _result(
         exp=expiry(iat, lifetime, valid_until),
         verifier_id=verifier_id,
         submods={label: appraisal},
-        nonce=nonce if nonce is not None and 8 <= len(nonce) <= 64 else None,
+        nonce=nonce if nonce is not None and len(nonce) in _NONCE_SIZES else None,
     )
 
 
@@ -341,7 +352,8 @@ def appraise(
 ) -> AttestationResult:
     """Appraise verified ``evidence``; the submodule is labelled with its format. ``notes``
     are reason lines added after the failed rules' (what the verification could not rely
-    on)."""
+    on). A ``nonce`` that is not 8 to 64 bytes answers nothing (the ``fresh`` gate fails):
+    the EAR could not carry it."""
     annotated = _annotated(evidence)  # once: the policy's variables and the EAR's evidence
     context = _context(evidence, endorsements, policy, nonce, annotated, now=now)
     failures = policy.evaluate(context)
@@ -433,7 +445,9 @@ def appraise_evidence(
     ``crls`` and ``collateral`` (Intel TDX TCB Info, QE Identity) go to the formats whose row
     takes them; stale ones are refused unless ``allow_stale_collateral``.
     ``collateral_problems`` (configured collateral that did not load) are reported in the
-    reasons of the EARs of formats that take collateral."""
+    reasons of the EARs of formats that take collateral. A ``nonce`` that is not 8 to 64
+    bytes is ``MalformedInput`` (:func:`check_nonce`)."""
+    check_nonce(nonce)
     fmt = format
     takes = False
     claims: EvidenceClaims | None = None

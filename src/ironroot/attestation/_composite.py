@@ -83,6 +83,7 @@ from ironroot.attestation._appraise import (
     appraise,
     appraise_evidence,
     appraise_failure,
+    check_nonce,
     expiry,
 )
 from ironroot.attestation._endorsements import Endorsements
@@ -399,6 +400,7 @@ def appraise_composite(
     the built-in NVIDIA Device Identity CA (tests and private CAs); ``checks`` records the
     CVM evidence's checks; ``rim_cache`` remembers GPU appraisals apart from their nonces
     (:class:`GpuRimCache`)."""
+    check_nonce(nonce)  # the EAR carries the challenge: 8 to 64 bytes
     cvm_nonce = composite_nonce(nonce, len(gpus))  # checks the challenge and the count
     if now.tzinfo is None:
         raise MalformedInput("now must be timezone-aware")
@@ -459,5 +461,5 @@ def appraise_composite(
         exp=exp,
         verifier_id=verifier_id,
         submods=submods,
-        nonce=nonce if 8 <= len(nonce) <= 64 else None,
+        nonce=nonce,
     )
