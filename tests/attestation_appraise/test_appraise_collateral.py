@@ -96,6 +96,31 @@ def test_an_out_of_date_tcb_is_a_hardware_warning(
     assert names[-5:] == ["revocation", "collateral", "qe-identity", "tcb-status", "nonce"]
 
 
+@pytest.mark.parametrize(("qe_status", "flagged"), [("OutOfDate", True), ("UpToDate", False)])
+def test_an_out_of_date_qe_is_a_hardware_warning_without_tcb_info(
+    intel: FakeIntel, qe_status: str, flagged: bool
+) -> None:
+    # With a TCB Info, a QE out of date makes the TCB status OutOfDate (Intel's convergence);
+    # with the QE Identity alone it was dropped: less collateral gave the better result.
+    collateral = load_tdx_collateral(
+        qe_identity=intel.qe_identity([identity_level(qe_status, 4)]),
+        signing_chain=intel.signing_chain(),
+    )
+    appraisal = _appraise(intel, collateral).submods["tdx"]  # type: ignore[attr-defined]
+    assert appraisal.evidence["identity"]["qe_tcb_status"] == qe_status
+    assert "tcb_status" not in appraisal.evidence["identity"]
+    reasons = [r for r in appraisal.reasons if r.startswith("tcb-status:")]
+    if flagged:
+        assert appraisal.trust_vector["hardware"] == AR4SI.UNSAFE_HARDWARE
+        assert reasons == [
+            "tcb-status: the platform's Intel TCB status is OutOfDate: it lacks security "
+            "fixes Intel has released"
+        ]
+    else:
+        assert appraisal.trust_vector["hardware"] == AR4SI.GENUINE_HARDWARE
+        assert reasons == []
+
+
 def test_a_policy_can_require_up_to_date(intel: FakeIntel) -> None:
     from ironroot.attestation import AppraisalPolicy
 
@@ -134,6 +159,43 @@ def test_stale_collateral_fails_then_is_noted_when_allowed(intel: FakeIntel) -> 
     assert len(stale) == 1
     assert "CRL of Intel SGX PCK Platform CA" in stale[0]
     assert "TCB Info 50806f000000" in stale[0]
+
+
+def test_an_ear_expires_when_the_collateral_it_relied_on_does(intel: FakeIntel) -> None:
+    # The CRLs, TCB Info and QE Identity are fresh until NEXT_UPDATE (12 days after TDX_NOW):
+    # an EAR of a 30-day lifetime affirmed "not revoked, TCB UpToDate" 18 days past them.
+    from ironroot.crypto import Algorithm, PrivateKey
+    from ironroot.ear import key_map, sign_ear_jwt, verify_ear
+    from ironroot.errors import ResultExpired
+
+    month = 30 * 24 * 3600
+    result = _appraise(intel, _collateral(intel), lifetime=month)
+    assert result.exp == int(NEXT_UPDATE.timestamp())  # type: ignore[attr-defined]
+    signer = PrivateKey.generate(Algorithm.ES384)
+    token = sign_ear_jwt(result, signer)  # type: ignore[arg-type]
+    keys = key_map([signer.public_key])
+    verify_ear(token, keys, now=NEXT_UPDATE - timedelta(seconds=1))
+    with pytest.raises(ResultExpired, match="the EAR expired at"):
+        verify_ear(token, keys, now=NEXT_UPDATE + timedelta(days=1))
+    # A lifetime shorter than the collateral's is kept.
+    short = _appraise(intel, _collateral(intel), lifetime=3600)
+    assert short.exp == int(TDX_NOW.timestamp()) + 3600  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("size", [1, 2, 7, 65])
+def test_a_nonce_an_ear_cannot_carry_is_refused(intel: FakeIntel, size: int) -> None:
+    # A 2-byte nonce zero-padded into the report data passed the "fresh" gate (one stored
+    # report in 65,536 answers it) while the EAR silently left eat_nonce out (8..64 bytes).
+    from ironroot.attestation import appraise_composite
+    from ironroot.errors import MalformedInput
+
+    nonce = b"\x42" * size
+    quote = intel.quote(report_data=nonce[:64] + bytes(max(0, 64 - size)))
+    message = f"a nonce is 8 to 64 bytes \\(an EAR's eat_nonce\\), not {size}"
+    with pytest.raises(MalformedInput, match=message):
+        appraise_evidence(quote, _endorsements(intel), nonce=nonce, now=TDX_NOW)
+    with pytest.raises(MalformedInput, match=message):
+        appraise_composite(quote, [], _endorsements(intel), nonce=nonce, now=TDX_NOW)
 
 
 def test_collateral_problems_are_in_the_reasons_of_the_formats_they_concern(
@@ -326,3 +388,19 @@ def test_attest_serve_reports_bad_and_stale_collateral_at_start(
         "WARNING ironroot.attestation: stale collateral (refused until renewed): QE Identity" in err
     )
     assert "INFO ironroot.attestation: attestation verifier on http://127.0.0.1:8100" in err
+
+
+def test_appraised_claims_answer_no_nonce_an_ear_cannot_carry(intel: FakeIntel) -> None:
+    from ironroot.attestation import appraise
+    from ironroot.attestation.evidence import verify_tdx_quote
+
+    claims = verify_tdx_quote(
+        intel.quote(report_data=b"\x42\x42" + bytes(62)), now=TDX_NOW, root=intel.root
+    )
+    result = appraise(claims, _endorsements(intel), nonce=b"\x42\x42", now=TDX_NOW)
+    appraisal = result.submods["tdx"]
+    assert result.nonce is None
+    assert appraisal.trust_vector["instance-identity"] == AR4SI.UNTRUSTWORTHY_INSTANCE
+    assert appraisal.reasons[0] == (
+        "fresh: the evidence does not answer this verifier's nonce (stale or replayed)"
+    )

@@ -772,3 +772,31 @@ def test_one_gpu_under_two_attestation_keys_is_not_two_gpus(
     reports = [first.report(gpu_nonce(nonce, 0)), other.report(gpu_nonce(nonce, 1))]
     result = _appraise(cvm.quote(composite_nonce(nonce, 2)), reports, endorsements, nonce, gpus)
     assert result.status is TrustTier.AFFIRMING
+
+
+def test_a_composite_ear_expires_with_a_gpus_crl(
+    cvm: Device, endorsements: Endorsements, gpus: GpuWorld
+) -> None:
+    # A day-long EAR may not outlive the GPU CRL it was checked against (next update in 2 h).
+    nonce = os.urandom(32)
+    gpu = gpus.gpu()
+    soon = NOW + dt.timedelta(hours=2)
+    crl = make_crl(
+        gpus.ica.subject,
+        gpus.ica_key.raw,  # type: ignore[arg-type]
+        [],
+        last_update=NOW - dt.timedelta(days=1),
+        next_update=soon,
+    )
+    day = 24 * 3600
+    result = appraise_composite(
+        cvm.quote(composite_nonce(nonce, 1)), [gpu.report(gpu_nonce(nonce, 0))], endorsements,
+        nonce=nonce, now=NOW, format="ironroot", gpu_root=gpus.root, crls=[crl], lifetime=day,
+    )  # fmt: skip
+    assert result.submods["gpu0"].status is TrustTier.AFFIRMING
+    assert result.exp == int(soon.timestamp())
+    plain = appraise_composite(
+        cvm.quote(composite_nonce(nonce, 1)), [gpu.report(gpu_nonce(nonce, 0))], endorsements,
+        nonce=nonce, now=NOW, format="ironroot", gpu_root=gpus.root, lifetime=day,
+    )  # fmt: skip
+    assert plain.exp == int(NOW.timestamp()) + day

@@ -227,3 +227,10 @@ def test_the_real_h100_chain_names_nvidias_crls_and_a_forged_one_is_refused(
             format=NVIDIA_GPU_FORMAT,
         )
     assert through_table.value.check == "revocation"
+
+
+def test_the_claims_hold_until_the_first_certificate_or_fresh_crl_ends(gpu: Gpu) -> None:
+    chain_end = min(c.not_valid_after_utc for c in (gpu.root, gpu.ica, gpu.leaf))
+    assert _verify(gpu, []).valid_until == chain_end
+    soon = NOW + dt.timedelta(days=2)
+    assert _verify(gpu, [gpu.crl([], next_update=soon)]).valid_until == min(soon, chain_end)

@@ -227,3 +227,17 @@ def test_hcl_report_takes_crls_too(snp_dir: Path, amd: FakeAmd) -> None:
     )
     assert {n.name for n in log.not_checked} == {"revocation"}  # the fake ARK's CRL: not this chain
     assert [item["field"] for item in claims.raw["endorsement"]][:2] == ["signing_key", "product"]
+
+
+def test_the_claims_hold_until_the_first_certificate_or_fresh_crl_ends(amd: FakeAmd) -> None:
+    # What an EAR's exp is capped by: the chain's first notAfter, then the fresh CRLs'.
+    ends = min(c.not_valid_after_utc for c in (amd.ark, amd.ask))
+    without = _verify(amd, [])
+    assert without.valid_until is not None
+    assert without.valid_until <= ends
+    soon = NOW + timedelta(days=2)
+    claims = _verify(amd, [amd.crl([], last_update=NOW - timedelta(days=1), next_update=soon)])
+    assert claims.valid_until == soon
+    # a stale CRL that was allowed speaks for no time: the chain's end stands
+    stale = amd.crl([], last_update=NOW - timedelta(days=9), next_update=NOW - timedelta(days=1))
+    assert _verify(amd, [stale], allow_stale=True).valid_until == without.valid_until

@@ -1008,3 +1008,16 @@ def test_mutated_documents_raise_only_malformed_collateral(data: st.DataObject) 
 
 
 _PROPERTY_INTEL = FakeIntel()
+
+
+def test_the_claims_hold_until_the_first_certificate_or_fresh_collateral_ends(
+    intel: FakeIntel,
+) -> None:
+    bare = verify_tdx_quote(intel.quote(), now=TDX_NOW, root=intel.root)
+    assert bare.valid_until == min(c.not_valid_after_utc for c in (intel.ca, intel.root))
+    assert bare.valid_until > NEXT_UPDATE
+    claims = verify(intel, crls=[intel.crl("root"), intel.crl("pck")])
+    assert claims.valid_until == NEXT_UPDATE  # the CRLs', the TCB Info's, the QE Identity's
+    # collateral allowed though stale speaks for no time: the certificates' end stands
+    late = verify(intel, now=NEXT_UPDATE + timedelta(days=1), allow_stale=True)
+    assert late.valid_until == bare.valid_until

@@ -34,7 +34,8 @@ none), ``min_svn`` (the logged minimum, 0 if none), ``root`` and ``root_trusted`
 ``nonce_ok`` (``report_data`` equals the nonce, or the nonce zero-padded to its length),
 ``firmware_hash`` (``sha384:<hex>``), ``reviews`` (``[{provider, issuer, max_cvss, issues}]``),
 ``worst_cvss``, ``cvss_threshold``, ``tcb_status`` (a TDX quote's Intel TCB status when
-collateral was given, else ``"none"``), ``vmpl`` (an SEV-SNP report's VMPL, -1 for other
+a TCB Info was given; with a QE Identity alone ``OutOfDate`` when the QE's TCB is, else
+``"none"``), ``vmpl`` (an SEV-SNP report's VMPL, -1 for other
 formats), ``snp_vmpls`` (the VMPLs the policy accepts: 0 by default) and ``migration_agent``
 (an SEV-SNP guest policy allows a migration agent: MIGRATE_MA, bit 18).
 
@@ -47,6 +48,7 @@ verification could not rely on.
 from __future__ import annotations
 
 import hmac
+import math
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final
@@ -93,9 +95,12 @@ __all__ = [
     "appraise",
     "appraise_evidence",
     "appraise_failure",
+    "check_nonce",
+    "expiry",
 ]
 
 DEFAULT_VERIFIER_ID: Final = VerifierId(developer="Ironroot", build=f"ironroot {__version__}")
+_NONCE_SIZES: Final = range(8, 65)  # an EAR's eat_nonce (RFC 9711): 8 to 64 bytes
 
 VERIFICATION_FAILURES: Final[tuple[tuple[type[IronrootError], str, int], ...]] = (
     (CertificateRevoked, "instance-identity", AR4SI.UNTRUSTWORTHY_INSTANCE),
@@ -120,9 +125,10 @@ def _worse(a: int | None, b: int) -> int:
 
 
 def _fresh(evidence: EvidenceClaims, nonce: bytes | None) -> bool:
-    """The evidence answers ``nonce`` by its format's binding rule."""
+    """The evidence answers ``nonce`` by its format's binding rule, and ``nonce`` is one an
+    EAR can carry (8 to 64 bytes: a shorter one is guessed, :func:`check_nonce`)."""
     row = EVIDENCE_FORMATS.get(evidence.format)
-    if not nonce or row is None or row.binding is None:
+    if nonce is None or len(nonce) not in _NONCE_SIZES or row is None or row.binding is None:
         return False
     try:
         row.binding.check(evidence.report_data, nonce, None)
@@ -222,13 +228,29 @@ def _context(
         "reviews": review_values,
         "worst_cvss": max(cvss, default=0.0),
         "cvss_threshold": policy.cvss_threshold,
-        "tcb_status": evidence.identity.get("tcb_status", "none"),
+        "tcb_status": _tcb_status(evidence),
         # Formats whose evidence says whether anti-rollback is on; unknown counts as off.
         "anti_rollback_disabled": evidence.identity.get("anti_rollback") in ("disabled", "unknown"),
         "vmpl": _vmpl(evidence),
         "snp_vmpls": list(policy.snp_vmpls),
         "migration_agent": _migration_agent(evidence),
     }
+
+
+_QE_OUT_OF_DATE: Final = "OutOfDate"
+
+
+def _tcb_status(evidence: EvidenceClaims) -> str:
+    """The Intel TCB status a policy reads: the TCB Info's (which already converges the QE's
+    status into it), else ``OutOfDate`` when a QE Identity alone was given and says the QE's
+    TCB is out of date (Intel's convergence of an unknown platform status with an out-of-date
+    QE), else ``"none"``. Giving less collateral must not give a better result."""
+    status = evidence.identity.get("tcb_status")
+    if isinstance(status, str):
+        return status
+    if evidence.identity.get("qe_tcb_status") == _QE_OUT_OF_DATE:
+        return _QE_OUT_OF_DATE
+    return "none"
 
 
 def _vmpl(evidence: EvidenceClaims) -> int:
@@ -274,6 +296,27 @@ def _annotated(evidence: EvidenceClaims) -> dict[str, Any]:
     }
 
 
+def check_nonce(nonce: bytes | None) -> None:
+    """``MalformedInput`` unless ``nonce`` is ``None`` or 8 to 64 bytes: what an EAR's
+    ``eat_nonce`` carries. A shorter nonce is guessed (a stored report answers a 2-byte one
+    once in 65,536), and an EAR whose "fresh" gate passed must carry what it answered."""
+    if nonce is not None and len(nonce) not in _NONCE_SIZES:
+        raise MalformedInput(f"a nonce is 8 to 64 bytes (an EAR's eat_nonce), not {len(nonce)}")
+
+
+def expiry(iat: int, lifetime: int | None, valid_until: datetime | None) -> int | None:
+    """An EAR's ``exp``: ``lifetime`` seconds after ``iat``, and no later than when what its
+    verification relied on stops holding (``valid_until``: a certificate's ``notAfter``, a
+    CRL's or Intel collateral's ``nextUpdate``), so an EAR never affirms past its collateral;
+    ``None`` without a lifetime."""
+    if lifetime is None:
+        return None
+    exp = iat + lifetime
+    if valid_until is not None:
+        exp = min(exp, math.floor(valid_until.timestamp()))
+    return exp
+
+
 def _result(
     label: str,
     appraisal: Appraisal,
@@ -282,16 +325,17 @@ def _result(
     now: datetime,
     lifetime: int | None,
     verifier_id: VerifierId,
+    valid_until: datetime | None = None,
 ) -> AttestationResult:
     if now.tzinfo is None:
         raise MalformedInput("now must be timezone-aware")
     iat = int(now.timestamp())
     return AttestationResult(
         iat=iat,
-        exp=iat + lifetime if lifetime is not None else None,
+        exp=expiry(iat, lifetime, valid_until),
         verifier_id=verifier_id,
         submods={label: appraisal},
-        nonce=nonce if nonce is not None and 8 <= len(nonce) <= 64 else None,
+        nonce=nonce if nonce is not None and len(nonce) in _NONCE_SIZES else None,
     )
 
 
@@ -308,7 +352,8 @@ def appraise(
 ) -> AttestationResult:
     """Appraise verified ``evidence``; the submodule is labelled with its format. ``notes``
     are reason lines added after the failed rules' (what the verification could not rely
-    on)."""
+    on). A ``nonce`` that is not 8 to 64 bytes answers nothing (the ``fresh`` gate fails):
+    the EAR could not carry it."""
     annotated = _annotated(evidence)  # once: the policy's variables and the EAR's evidence
     context = _context(evidence, endorsements, policy, nonce, annotated, now=now)
     failures = policy.evaluate(context)
@@ -334,6 +379,7 @@ def appraise(
         now=now,
         lifetime=lifetime,
         verifier_id=verifier_id,
+        valid_until=evidence.valid_until,
     )
 
 
@@ -399,7 +445,9 @@ def appraise_evidence(
     ``crls`` and ``collateral`` (Intel TDX TCB Info, QE Identity) go to the formats whose row
     takes them; stale ones are refused unless ``allow_stale_collateral``.
     ``collateral_problems`` (configured collateral that did not load) are reported in the
-    reasons of the EARs of formats that take collateral."""
+    reasons of the EARs of formats that take collateral. A ``nonce`` that is not 8 to 64
+    bytes is ``MalformedInput`` (:func:`check_nonce`)."""
+    check_nonce(nonce)
     fmt = format
     takes = False
     claims: EvidenceClaims | None = None

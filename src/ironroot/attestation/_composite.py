@@ -83,6 +83,8 @@ from ironroot.attestation._appraise import (
     appraise,
     appraise_evidence,
     appraise_failure,
+    check_nonce,
+    expiry,
 )
 from ironroot.attestation._endorsements import Endorsements
 from ironroot.attestation._gpu_rims import appraise_gpu_rims
@@ -303,7 +305,10 @@ def _appraise_gpu(
     seen: dict[bytes, int],
     crls: Sequence[bytes | x509.CertificateRevocationList],
     allow_stale_collateral: bool,
+    until: list[datetime],
 ) -> Appraisal:
+    """GPU ``index``'s submodule; when its chain and CRLs stop holding is added to
+    ``until``."""
     expected = gpu_nonce(challenge, index)
     claims = None
     try:
@@ -317,6 +322,8 @@ def _appraise_gpu(
             crls=loaded_crls(crls),  # read here: a bad one fails this GPU's appraisal
             allow_stale_collateral=allow_stale_collateral,
         )
+        if claims.valid_until is not None:
+            until.append(claims.valid_until)
         _check_distinct(index, gpu, seen)
         binding = EVIDENCE_FORMATS[NVIDIA_GPU_FORMAT].binding
         assert binding is not None  # the row binds the nonce exactly
@@ -393,6 +400,7 @@ def appraise_composite(
     the built-in NVIDIA Device Identity CA (tests and private CAs); ``checks`` records the
     CVM evidence's checks; ``rim_cache`` remembers GPU appraisals apart from their nonces
     (:class:`GpuRimCache`)."""
+    check_nonce(nonce)  # the EAR carries the challenge: 8 to 64 bytes
     cvm_nonce = composite_nonce(nonce, len(gpus))  # checks the challenge and the count
     if now.tzinfo is None:
         raise MalformedInput("now must be timezone-aware")
@@ -408,6 +416,7 @@ def appraise_composite(
         collateral=collateral,
         allow_stale_collateral=allow_stale_collateral,
         collateral_problems=collateral_problems,
+        lifetime=lifetime,
         caches=caches,
         verifier_id=verifier_id,
         checks=checks,
@@ -426,6 +435,7 @@ def appraise_composite(
         endorsements = _with_root(endorsements, gpu_root)
     submods: dict[str, Appraisal] = {"cvm": cvm_appraisal}
     seen: dict[bytes, int] = {}  # the GPUs' attestation keys: each device once
+    until: list[datetime] = []  # when each GPU's chain and CRLs stop holding
     for index, gpu in enumerate(gpus):
         submods[f"gpu{index}"] = _appraise_gpu(
             index,
@@ -440,12 +450,16 @@ def appraise_composite(
             seen=seen,
             crls=crls,
             allow_stale_collateral=allow_stale_collateral,
+            until=until,
         )
     iat = int(now.timestamp())
+    exp = expiry(iat, lifetime, min(until, default=None))
+    if exp is not None and cvm_result.exp is not None:  # the CVM's, capped by its collateral
+        exp = min(exp, cvm_result.exp)
     return AttestationResult(
         iat=iat,
-        exp=iat + lifetime if lifetime is not None else None,
+        exp=exp,
         verifier_id=verifier_id,
         submods=submods,
-        nonce=nonce if 8 <= len(nonce) <= 64 else None,
+        nonce=nonce,
     )

@@ -38,6 +38,7 @@ __all__ = [
     "CertificateInput",
     "aware",
     "check_validity",
+    "earliest",
     "fingerprint",
     "load_certificates",
     "optional_extension",
@@ -101,6 +102,14 @@ def check_validity(certs: Iterable[x509.Certificate], now: datetime) -> None:
                 f"certificate {_common_name(cert)!r} expired at "
                 f"{cert.not_valid_after_utc.isoformat()}"
             )
+
+
+def earliest(certs: Iterable[x509.Certificate], *times: datetime | None) -> datetime | None:
+    """The first of the certificates' ``notAfter`` and the ``times`` given (``None`` ones
+    left out): when what a verification relied on stops holding (``None``: nothing given)."""
+    found = [cert.not_valid_after_utc for cert in certs]
+    found += [aware(t) for t in times if t is not None]
+    return min(found, default=None)
 
 
 def verify_issued_by(

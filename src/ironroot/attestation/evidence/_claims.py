@@ -29,6 +29,11 @@ project's RoT quote or an SPDM measurement transcript), a verifier turns it into
     the named checks the verification ran, in order, each passed (a failed check raises);
     and ``not_checked``: the checks that could not run and why (no nonce given, no CRL, no
     collateral), so that nothing can pass by omission.
+``valid_until``
+    when what the verification relied on stops holding: the first ``notAfter`` of the
+    certificates it chained and the first ``nextUpdate`` of the fresh collateral it used (CRLs,
+    Intel's TCB Info and QE Identity); ``None`` when the verifier does not say. An EAR
+    appraising these claims expires then at the latest.
 
 The mappings are read-only views; :meth:`EvidenceClaims.to_dict` gives a JSON-ready copy.
 
@@ -42,6 +47,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from types import MappingProxyType
 from typing import Any
 
@@ -170,6 +176,7 @@ class EvidenceClaims:
     raw: Mapping[str, Any] = field(default_factory=dict)
     checks: tuple[Check, ...] = ()
     not_checked: tuple[NotChecked, ...] = ()
+    valid_until: datetime | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "measurements", MappingProxyType(dict(self.measurements)))
@@ -191,6 +198,7 @@ class EvidenceClaims:
             raw=JsonReady(self.raw),
             checks=log.checks,
             not_checked=log.not_checked,
+            valid_until=self.valid_until,
         )
 
     def to_dict(self) -> dict[str, Any]:

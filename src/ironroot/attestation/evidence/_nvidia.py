@@ -694,6 +694,7 @@ def _claims(
     signer: str,
     root: str,
     stale: Sequence[StaleCollateral] = (),
+    valid_until: datetime | None = None,
 ) -> EvidenceClaims:
     raw = JsonReady(body.scalars)
     raw["value_types"] = {name: list(indices) for name, indices in body.value_types}
@@ -711,6 +712,7 @@ def _claims(
         identity={**body.identity, "subject": signer, "root": root},
         signer=signer,
         raw=raw,
+        valid_until=valid_until,
     )
 
 
@@ -807,6 +809,7 @@ def verify_nvidia_gpu(
         step.detail = body.detail
     _check_fwid(body.fwid, chain, log)
     stale: tuple[StaleCollateral, ...] = ()
+    until = [not_after for _, _, not_after in chain.validity]
     if not crls:
         log.skip("revocation", "no CRL given (NVIDIA's OCSP service is not consulted offline)")
     elif not chain_has_crl(chain.path, crls):
@@ -819,9 +822,12 @@ def verify_nvidia_gpu(
             assert result is not None  # a CRL of the chain's CAs was given
             step.detail = result.detail
             stale = result.stale
+            if result.valid_until is not None:
+                until.append(result.valid_until)
     return _claims(
-        body, nonce, responder_nonce, data[-size:], chain.subject, chain.root_sha256, stale
-    )
+        body, nonce, responder_nonce, data[-size:], chain.subject, chain.root_sha256, stale,
+        valid_until=min(until, default=None),
+    )  # fmt: skip
 
 
 def parse_nvidia_gpu(data: bytes) -> dict[str, Any]:

@@ -113,10 +113,13 @@ def refuse_stale(stale: Sequence[StaleCollateral], *, allow: bool) -> str:
 
 @dataclass(frozen=True, slots=True)
 class RevocationResult:
-    """What a revocation check covered: a detail line and the stale CRLs it allowed."""
+    """What a revocation check covered: a detail line, the stale CRLs it allowed, and until
+    when the fresh CRLs it relied on speak (per issuer the last ``nextUpdate`` of its fresh
+    CRLs, the first over the issuers; ``None`` when none was fresh)."""
 
     detail: str
     stale: tuple[StaleCollateral, ...]
+    valid_until: datetime | None = None
 
 
 _MAX_REMEMBERED: Final = 1024
@@ -222,25 +225,31 @@ def check_chain_revocation(
         (checked if covered else uncovered).append(common_name(cert.subject))
     if not named:
         return None
-    by_issuer: dict[str, list[StaleCollateral | None]] = {}
+    by_issuer: dict[str, list[tuple[StaleCollateral | None, datetime | None]]] = {}
     seen: set[bytes] = set()
     for i, issuer_name in applied.items():
         if prints[i] in seen:  # the same CRL given twice
             continue
         seen.add(prints[i])
         label = f"CRL of {common_name(issuer_name)}"
+        next_update = crls[i].next_update_utc
         by_issuer.setdefault(label, []).append(
-            freshness(label, crls[i].last_update_utc, crls[i].next_update_utc, now)
+            (freshness(label, crls[i].last_update_utc, next_update, now), next_update)
         )
     stale = tuple(
-        next(s for s in results if s is not None)
+        next(s for s, _ in results if s is not None)
         for results in by_issuer.values()
-        if all(s is not None for s in results)
+        if all(s is not None for s, _ in results)
     )
+    fresh_until = [
+        max(n for s, n in results if s is None and n is not None)
+        for results in by_issuer.values()
+        if any(s is None for s, _ in results)
+    ]
     parts = [f"not revoked: {', '.join(checked)}"] if checked else []
     if uncovered:
         parts.append(f"no CRL given for: {', '.join(uncovered)}")
     allowed = refuse_stale(stale, allow=allow_stale)
     if allowed:
         parts.append(allowed)
-    return RevocationResult("; ".join(parts), stale)
+    return RevocationResult("; ".join(parts), stale, min(fresh_until, default=None))

@@ -58,6 +58,7 @@ from ironroot._json import DECODER as STRICT_JSON
 from ironroot.attestation.evidence._certs import (
     CertificateInput,
     check_validity,
+    earliest,
     fingerprint,
     load_certificates,
     subject_text,
@@ -417,10 +418,12 @@ def snp_claims(
     root: str = "",
     endorsement: Sequence[dict[str, Any]] = (),
     stale: Sequence[StaleCollateral] = (),
+    valid_until: datetime | None = None,
 ) -> EvidenceClaims:
     """The claims of a verified report (``report`` decoded in ``product``'s TCB layout;
     ``root``: the SHA-256 of the ARK the chain reached, hex; ``endorsement``: the fields the
-    endorsement check compared; ``stale``: the stale CRLs that were allowed)."""
+    endorsement check compared; ``stale``: the stale CRLs that were allowed; ``valid_until``:
+    when the chain or the fresh CRLs stop holding)."""
     report = report.with_tcb_layout(product)
     kind = _leaf_kind(cert)
     identity = {
@@ -454,6 +457,7 @@ def snp_claims(
         identity=identity,
         signer=subject_text(cert),
         raw=raw,
+        valid_until=valid_until,
     )
 
 
@@ -465,6 +469,7 @@ class _Verified:
     intermediate: x509.Certificate
     endorsement: list[dict[str, Any]]
     stale: tuple[StaleCollateral, ...]
+    valid_until: datetime | None = None
 
     def claims(self, fmt: str = "snp") -> EvidenceClaims:
         return snp_claims(
@@ -475,6 +480,7 @@ class _Verified:
             root=fingerprint(self.anchor.ark).hex(),
             endorsement=self.endorsement,
             stale=self.stale,
+            valid_until=self.valid_until,
         )
 
 
@@ -519,6 +525,7 @@ def _verify_report(
         compared = compare_snp_endorsement(report, signer, anchor.product)
         step.detail = _endorsement_detail(compared)
     stale: tuple[StaleCollateral, ...] = ()
+    crls_until: datetime | None = None
     chain = (signer, inter, anchor.ark)
     if not crls:
         log.skip("revocation", "no CRL given")
@@ -530,7 +537,9 @@ def _verify_report(
             assert result is not None
             step.detail = result.detail
             stale = result.stale
-    return _Verified(report, signer, anchor, inter, compared, stale)
+            crls_until = result.valid_until
+    until = earliest(chain, crls_until)
+    return _Verified(report, signer, anchor, inter, compared, stale, until)
 
 
 def verify_snp_report(
@@ -704,6 +713,7 @@ def verify_azure_hcl_report(
         identity=claims.identity,
         signer=claims.signer,
         raw=raw,
+        valid_until=claims.valid_until,
     )
 
 

@@ -66,6 +66,7 @@ from cryptography import x509
 
 from ironroot.attestation.evidence._certs import (
     check_validity,
+    earliest,
     fingerprint,
     load_certificates,
     verify_issued_by,
@@ -612,10 +613,13 @@ class TdxCollateral:
 
 @dataclass(frozen=True, slots=True)
 class CollateralCheck:
-    """What :func:`verify_collateral` established: the signer, the stale items it allowed."""
+    """What :func:`verify_collateral` established: the signer, the stale items it allowed,
+    and until when what it relied on holds (the signing certificates' ``notAfter``, the fresh
+    documents' and CRLs' ``nextUpdate``)."""
 
     detail: str
     stale: tuple[StaleCollateral, ...]
+    valid_until: datetime | None = None
 
 
 def _signers(
@@ -694,12 +698,15 @@ def verify_collateral(
         documents.append(("QE Identity", collateral.qe_identity))
     used: dict[bytes, x509.Certificate] = {}
     stale: list[StaleCollateral] = []
+    until: list[datetime | None] = []
     for name, doc in documents:
         signer = _verify_document(name, doc.signed_body, doc.signature, signers, root_print, cache)
         used[fingerprint(signer)] = signer
         item = freshness(name, doc.issue_date, doc.next_update, now)
         if item is not None:
             stale.append(item)
+        else:
+            until.append(doc.next_update)
     parts = [f"{', '.join(n for n, _ in documents)} signed by {_TCB_SIGNING_CN} → root"]
     if not stale and documents:
         parts.append(f"fresh until {_iso(min(d.next_update for _, d in documents))}")
@@ -710,11 +717,13 @@ def verify_collateral(
             result = check_chain_revocation((signer, root), all_crls, now=now, allow_stale=True)
             if result is not None:
                 stale.extend(result.stale)
+                until.append(result.valid_until)
                 parts.append("signer not revoked")
     allowed = refuse_stale(stale, allow=allow_stale)
     if allowed:
         parts.append(allowed)
-    return CollateralCheck("; ".join(parts), tuple(stale))
+    valid_until = earliest((*used.values(), root), *until)
+    return CollateralCheck("; ".join(parts), tuple(stale), valid_until)
 
 
 # --- QE identity and TCB status -----------------------------------------------------------

@@ -58,6 +58,7 @@ from pyasn1.error import PyAsn1Error
 
 from ironroot.attestation.evidence._certs import (
     check_validity,
+    earliest,
     fingerprint,
     load_certificates,
     subject_text,
@@ -309,10 +310,12 @@ def tdx_claims(
     qe: QeTcb | None = None,
     stale: Sequence[StaleCollateral] = (),
     ext: PckExtensions | None = None,
+    valid_until: datetime | None = None,
 ) -> EvidenceClaims:
     """The claims of a verified quote whose QE report ``pck`` signed (``root``: the SHA-256
     of the root certificate the chain reached, hex; ``tcb``/``qe``: the TCB and QE TCB status
-    when collateral was given; ``stale``: the stale collateral that was allowed)."""
+    when collateral was given; ``stale``: the stale collateral that was allowed;
+    ``valid_until``: when the chain or the fresh collateral stop holding)."""
     body = quote.body
     ext = parse_pck_extensions(pck) if ext is None else ext
     measurements = {
@@ -364,6 +367,7 @@ def tdx_claims(
         identity=identity,
         signer=subject_text(pck),
         raw=raw,
+        valid_until=valid_until,
     )
 
 
@@ -418,6 +422,7 @@ def verify_tdx_quote(
         with log.step("tdx-module") as step:
             step.detail = check_intel_tdx_module(quote.body)
     stale: list[StaleCollateral] = []
+    until: list[datetime | None] = []
     given = (*crls, *(collateral.crls if collateral is not None else ()))
     all_crls = list({id(crl): crl for crl in given}.values())  # the same CRL given twice
     chain = (leaf, inter, anchor)
@@ -433,10 +438,20 @@ def verify_tdx_quote(
             assert result is not None
             step.detail = result.detail
             stale.extend(result.stale)
+            until.append(result.valid_until)
     tcb, qe = _appraise_collateral(
-        quote, leaf, anchor, collateral, now, allow_stale_collateral, cache, log, stale, all_crls
+        quote, leaf, anchor, collateral, now, allow_stale_collateral, cache, log, stale, all_crls,
+        until,
+    )  # fmt: skip
+    return tdx_claims(
+        quote,
+        pck,
+        root=fingerprint(anchor).hex(),
+        tcb=tcb,
+        qe=qe,
+        stale=stale,
+        valid_until=earliest(chain, *until),
     )
-    return tdx_claims(quote, pck, root=fingerprint(anchor).hex(), tcb=tcb, qe=qe, stale=stale)
 
 
 def _appraise_collateral(
@@ -450,10 +465,11 @@ def _appraise_collateral(
     log: CheckLog,
     stale: list[StaleCollateral],
     crls: Sequence[x509.CertificateRevocationList],
+    until: list[datetime | None],
 ) -> tuple[TdxTcbStatus | None, QeTcb | None]:
     """Steps 8–10: the collateral's signatures and freshness (the TCB signing certificate
     against every CRL given: ``crls`` holds those of the call and of ``collateral``), the QE
-    identity, the TCB status."""
+    identity, the TCB status; when what was relied on stops holding is added to ``until``."""
     if collateral is None or (not collateral.tcb_infos and collateral.qe_identity is None):
         for name in ("collateral", "qe-identity", "tcb-status"):
             log.skip(name, "no collateral given (TCB Info, QE Identity)")
@@ -472,6 +488,7 @@ def _appraise_collateral(
         )
         step.detail = checked.detail
         stale.extend(checked.stale)
+        until.append(checked.valid_until)
     qe: QeTcb | None = None
     if collateral.qe_identity is None:
         log.skip("qe-identity", "no QE Identity given")
