@@ -27,6 +27,7 @@ RUNTIME_NAMES = {
     "ProvisionResult",
     "QuoteClaims",
     "VendorCA",
+    "check_quote_log",
     "cold_boot",
     "create_quote",
     "derive_child_identity",

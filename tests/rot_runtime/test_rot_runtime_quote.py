@@ -539,6 +539,47 @@ def test_a_warm_chain_cache_refuses_a_forged_device_status(
         verify_rot_quote(forged, nonce=NONCE, trust_anchors=anchors, now=NOW, cache=cache)
 
 
+def test_a_warm_chain_cache_refuses_a_pcr_log_of_another_shape(
+    booted: Device, vendor_ca: VendorCA
+) -> None:
+    """The appraisal's fast path (a chain already verified) holds a log to the shape the full
+    check does: a dpe:<label> event planted in PCR 1, or another name in PCR 2, re-signed by
+    the device's own runtime, was accepted once the chain was cached."""
+    cache = RotChainCache()
+    anchors = vendor_ca.trust_anchors
+    booted.derive_child(hashlib.sha384(b"bmc image").digest(), label="bmc")
+    state = booted.boot_state
+    assert state is not None
+    quote = booted.quote(NONCE)
+    verify_rot_quote(quote, nonce=NONCE, trust_anchors=anchors, now=NOW, cache=cache)
+    assert len(cache) == 1
+    planted = PcrEvent(1, "dpe:host", hashlib.sha384(b"other").digest())
+    with pytest.raises(VerificationFailed) as in_pcr1:
+        verify_rot_quote(
+            _relogged(booted, quote, [*state.log, planted]),
+            nonce=NONCE,
+            trust_anchors=anchors,
+            now=NOW,
+            cache=cache,
+        )
+    assert in_pcr1.value.detail.startswith(
+        "the PCR log's events in PCRs 0 and 1 are not the ROM's and the FMC's, in order: "
+    )
+    extra = PcrEvent(2, "runtime-digest", hashlib.sha384(b"other").digest())
+    with pytest.raises(VerificationFailed) as in_pcr2:
+        verify_rot_quote(
+            _relogged(booted, quote, [*state.log, extra]),
+            nonce=NONCE,
+            trust_anchors=anchors,
+            now=NOW,
+            cache=cache,
+        )
+    assert in_pcr2.value.detail == (
+        "PCR 2 holds only DPE measurements (dpe:<label>), not 'runtime-digest'"
+    )
+    verify_rot_quote(quote, nonce=NONCE, trust_anchors=anchors, now=NOW, cache=cache)
+
+
 def test_a_quote_verifies_under_the_right_one_of_two_roots_with_one_name(
     booted: Device, vendor_ca: VendorCA
 ) -> None:

@@ -94,6 +94,7 @@ __all__ = [
     "QUOTE_CONTENT_TYPE",
     "QUOTE_FORMAT",
     "QuoteClaims",
+    "check_quote_log",
     "create_quote",
     "verify_quote",
 ]
@@ -426,11 +427,14 @@ _BOOT_EVENTS: Final = (
 _DPE_PREFIX: Final = "dpe:"
 
 
-def _check_log_shape(log: Sequence[PcrEvent]) -> None:
+def check_quote_log(log: Sequence[PcrEvent]) -> None:
     """PCR 0 and 1 hold exactly the ROM's and the FMC's events, in their order, and PCR 2 only
     DPE measurements (``VerificationFailed``): readers take a component's image from its
     ``dpe:<label>`` event and the boot's facts from theirs, so a name in the wrong PCR, or an
-    extra event beside the ROM's, would be read as something the RoT did not measure there."""
+    extra event beside the ROM's, would be read as something the RoT did not measure there.
+
+    :func:`verify_quote` runs it; so does any shorter path that accepts a quote's log (the
+    appraisal's chain cache), so that both hold a log to one rule."""
     boot = tuple((e.pcr, e.name) for e in log if e.pcr != PCR_DPE)
     if boot != _BOOT_EVENTS:
         raise VerificationFailed(
@@ -531,7 +535,7 @@ def verify_quote(
             lifecycle=_LIFECYCLES[lifecycle],
             debug_locked=debug_locked,
         )
-    _check_log_shape(log)
+    check_quote_log(log)
     return QuoteClaims(
         nonce=signed_nonce,
         ueid=ueid,
