@@ -28,6 +28,7 @@ RUNTIME_NAMES = {
     "QuoteClaims",
     "VendorCA",
     "check_quote_log",
+    "check_quote_nonce",
     "cold_boot",
     "create_quote",
     "derive_child_identity",

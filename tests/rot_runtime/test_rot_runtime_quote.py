@@ -580,6 +580,33 @@ def test_a_warm_chain_cache_refuses_a_pcr_log_of_another_shape(
     verify_rot_quote(quote, nonce=NONCE, trust_anchors=anchors, now=NOW, cache=cache)
 
 
+@pytest.mark.parametrize(
+    ("signed", "nonce"), [(bytes(65), bytes(65)), (bytes(7), bytes(7)), (NONCE, NONCE.hex())]
+)
+def test_a_warm_chain_cache_refuses_a_nonce_the_full_check_refuses(
+    booted: Device, vendor_ca: VendorCA, signed: bytes, nonce: object
+) -> None:
+    """A nonce outside 8-64 bytes, or not bytes, is MalformedInput with or without a warm
+    cache: a runtime that signed a 65-byte nonce was accepted once its chain was cached, and a
+    text nonce escaped as a TypeError."""
+    cache = RotChainCache()
+    anchors = vendor_ca.trust_anchors
+    quote = booted.quote(NONCE)
+    verify_rot_quote(quote, nonce=NONCE, trust_anchors=anchors, now=NOW, cache=cache)
+    assert len(cache) == 1
+    answered = _resign(booted, quote, {"nonce": signed})
+    for with_cache in (None, cache):
+        with pytest.raises(MalformedInput) as refused:
+            verify_rot_quote(
+                answered,
+                nonce=nonce,  # type: ignore[arg-type]
+                trust_anchors=anchors,
+                now=NOW,
+                cache=with_cache,
+            )
+        assert refused.value.detail == "a nonce is 8–64 bytes"
+
+
 def test_a_quote_verifies_under_the_right_one_of_two_roots_with_one_name(
     booted: Device, vendor_ca: VendorCA
 ) -> None:

@@ -95,6 +95,7 @@ __all__ = [
     "QUOTE_FORMAT",
     "QuoteClaims",
     "check_quote_log",
+    "check_quote_nonce",
     "create_quote",
     "verify_quote",
 ]
@@ -174,7 +175,10 @@ class QuoteClaims:
         }
 
 
-def _check_nonce(nonce: object) -> bytes:
+def check_quote_nonce(nonce: object) -> bytes:
+    """``nonce`` if it is a quote's nonce, 8–64 bytes; else ``MalformedInput``. What
+    :func:`create_quote` and :func:`verify_quote` check first (and any shorter path that
+    accepts a quote, the appraisal's chain cache)."""
     if not isinstance(nonce, bytes) or not MIN_NONCE <= len(nonce) <= MAX_NONCE:
         raise MalformedInput(f"a nonce is {MIN_NONCE}–{MAX_NONCE} bytes")
     return nonce
@@ -192,7 +196,7 @@ def create_quote(
 ) -> bytes:
     """Sign the claims of ``state`` with both RT alias keys; return the quote bytes."""
     claims = {
-        "nonce": _check_nonce(nonce),
+        "nonce": check_quote_nonce(nonce),
         "ueid": ueid,
         "pcrs": list(state.pcrs),
         "pcr-log": [[e.pcr, e.name, e.data] for e in state.log],
@@ -458,7 +462,7 @@ def verify_quote(
     now: dt.datetime,
 ) -> QuoteClaims:
     """Verify a quote against the nonce sent and the trusted vendor roots (PEM or DER)."""
-    _check_nonce(nonce)
+    check_quote_nonce(nonce)
     if not isinstance(quote, bytes):
         raise MalformedInput("a quote is bytes")
     if len(quote) > MAX_QUOTE_BYTES:

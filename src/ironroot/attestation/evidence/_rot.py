@@ -53,6 +53,7 @@ from ironroot.rot import (
     PcrEvent,
     QuoteClaims,
     check_quote_log,
+    check_quote_nonce,
     parse_certificate,
     verify_quote,
     verify_signature,
@@ -382,6 +383,7 @@ def verify_rot_quote(
     ``CertificateExpired``, ``BadSignature``, ``StaleNonce``, ``VerificationFailed``,
     ``MalformedInput``).
     """
+    check_quote_nonce(nonce)  # first, as the full check does: the cache takes no other nonce
     if not isinstance(quote, bytes):
         raise MalformedInput("a quote is bytes")
     if len(quote) > _MAX_QUOTE:
