@@ -607,6 +607,78 @@ def test_a_warm_chain_cache_refuses_a_nonce_the_full_check_refuses(
         assert refused.value.detail == "a nonce is 8–64 bytes"
 
 
+@pytest.fixture(scope="module")
+def warm(tmp_path_factory: pytest.TempPathFactory) -> tuple[Device, VendorCA, RotChainCache]:
+    """A booted device with one DPE child, and a chain cache warmed by its genuine quote."""
+    product = Product.generate()
+    ca = VendorCA.generate(now=NOW - dt.timedelta(days=10))
+    device = new_device(tmp_path_factory.mktemp("warm") / "d", product, ca)
+    device.boot(product.bundle(), now=NOW)
+    device.derive_child(hashlib.sha384(b"bmc image").digest(), label="bmc")
+    cache = RotChainCache()
+    verify_rot_quote(
+        device.quote(NONCE), nonce=NONCE, trust_anchors=ca.trust_anchors, now=NOW, cache=cache
+    )
+    return device, ca, cache
+
+
+_NAMES = st.sampled_from(
+    ["dpe:bmc", "dpe:host", "dpe:", "host", "device-status", "fmc-digest", "runtime-digest"]
+)
+_EDITS = st.lists(
+    st.tuples(
+        st.sampled_from(["drop", "add", "swap", "move", "rename"]),
+        st.integers(min_value=0, max_value=15),
+        st.integers(min_value=0, max_value=2),
+        _NAMES,
+    ),
+    min_size=1,
+    max_size=3,
+)
+
+
+def _outcome(verify: object) -> str:
+    try:
+        verify()  # type: ignore[operator]
+    except (MalformedInput, VerificationFailed, StaleNonce) as exc:
+        return type(exc).__name__
+    return "accepted"
+
+
+@settings(max_examples=examples(30), deadline=None)
+@given(edits=_EDITS)
+def test_a_warm_chain_cache_decides_a_pcr_log_as_the_full_check_does(
+    warm: tuple[Device, VendorCA, RotChainCache], edits: list[tuple[str, int, int, str]]
+) -> None:
+    """Differential: a log re-signed by the device's own runtime with events dropped, added,
+    swapped, moved to another PCR or renamed (PCRs recomputed so that it replays) is accepted
+    or refused by the cache's fast path exactly as by ``verify_quote``. Before the fast path
+    ran ``check_quote_log``, it accepted logs the full check refused."""
+    device, ca, cache = warm
+    state = device.boot_state
+    assert state is not None
+    log = list(state.log)
+    for op, index, pcr, name in edits:
+        at = index % len(log) if log else 0
+        if op == "drop" and log:
+            del log[at]
+        elif op == "add":
+            log.insert(at, PcrEvent(pcr, name, hashlib.sha384(name.encode()).digest()))
+        elif op == "swap" and log:
+            log[at], log[-1] = log[-1], log[at]
+        elif op == "move" and log:
+            log[at] = PcrEvent(pcr, log[at].name, log[at].data)
+        elif op == "rename" and log:
+            log[at] = PcrEvent(log[at].pcr, name, log[at].data)
+    quote = _relogged(device, device.quote(NONCE), log)
+    anchors = ca.trust_anchors
+    full = _outcome(lambda: verify_quote(quote, nonce=NONCE, trust_anchors=anchors, now=NOW))
+    cached = _outcome(
+        lambda: verify_rot_quote(quote, nonce=NONCE, trust_anchors=anchors, now=NOW, cache=cache)
+    )
+    assert cached == full
+
+
 def test_a_quote_verifies_under_the_right_one_of_two_roots_with_one_name(
     booted: Device, vendor_ca: VendorCA
 ) -> None:
