@@ -24,6 +24,7 @@ from ironroot.errors import (
     BadSignature,
     CertificateExpired,
     ChainNotTrusted,
+    MalformedCertificate,
     MalformedInput,
     StaleNonce,
     VerificationFailed,
@@ -605,6 +606,32 @@ def test_a_warm_chain_cache_refuses_a_nonce_the_full_check_refuses(
                 cache=with_cache,
             )
         assert refused.value.detail == "a nonce is 8–64 bytes"
+
+
+def test_a_warm_chain_cache_refuses_text_anchors_as_the_full_check_does(
+    booted: Device, vendor_ca: VendorCA
+) -> None:
+    """Trust anchors given as text (PEM read into ``str``) are ``MalformedCertificate`` with
+    or without a cache; with one, ``bytes(str)`` raised a bare ``TypeError``."""
+    cache = RotChainCache()
+    quote = booted.quote(NONCE)
+    verify_rot_quote(
+        quote, nonce=NONCE, trust_anchors=vendor_ca.trust_anchors, now=NOW, cache=cache
+    )
+    text = [
+        x509.load_der_x509_certificate(der).public_bytes(Encoding.PEM).decode()
+        for der in vendor_ca.trust_anchors
+    ]
+    for with_cache in (None, cache):
+        with pytest.raises(MalformedCertificate) as refused:
+            verify_rot_quote(
+                quote,
+                nonce=NONCE,
+                trust_anchors=text,  # type: ignore[arg-type]
+                now=NOW,
+                cache=with_cache,
+            )
+        assert refused.value.detail == "certificate input must be bytes"
 
 
 @pytest.fixture(scope="module")

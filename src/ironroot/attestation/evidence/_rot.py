@@ -320,6 +320,8 @@ def _cached(
     ecc_chain = chains[0]
     if not isinstance(ecc_chain, tuple) or not ecc_chain:
         raise _Miss
+    if not all(isinstance(a, bytes | bytearray | memoryview) for a in trust_anchors):
+        raise _Miss  # the full check names what is wrong with them
     anchors = tuple(a if type(a) is bytes else bytes(a) for a in trust_anchors)
     key = (ecc_chain[0], anchors)
     entry = cache._get(key)
