@@ -351,6 +351,23 @@ def test_builder_rejects_bad_arguments(
     assert info.type is error
 
 
+@pytest.mark.parametrize("year", [1, 999])
+def test_a_validity_date_before_year_1000_is_written_as_four_digits(year: int) -> None:
+    """GeneralizedTime's year has four digits. ``strftime("%Y")`` gives ``999`` for year 999,
+    so a not-before in years 1-999 (a "since ever" date, ``datetime.min``) was written one to
+    three bytes short, NUL-padded, and the builder's own output was refused as
+    ``MalformedFirmware`` ("not a GeneralizedTime") though the range check admitted it."""
+    early = dt.datetime(year, 1, 1, tzinfo=dt.UTC)
+    vendor = mldsa_vendor(1, 1)
+    signed = vendor.sign(vendor.build(not_before=early))
+    offset, size = field_offsets(3)["header.vendor_not_before"]
+    assert signed[offset : offset + size] == f"{year:04d}0101000000Z".encode()
+    verified = verify_bundle(
+        signed, BundlePolicy(now=NOW, vendor_key_descriptor_hash=vendor.descriptor_hash)
+    )
+    assert verified.manifest.header.not_before == early
+
+
 def test_builder_rejects_wrong_key_types_and_duplicates() -> None:
     vendor = mldsa_vendor()
     p256 = PrivateKey.generate(Algorithm.ES256).public_key

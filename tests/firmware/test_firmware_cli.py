@@ -180,9 +180,14 @@ def test_verify_tampered_bundle_fails_with_reason(
     captured = capsys.readouterr()
     assert "FAIL vendor-ecc-signature" in captured.out
     assert "bad-signature" in captured.err
-    other = "00" * 48
+    other = "11" * 48
     assert main(["firmware", "verify", str(signed), "--vendor-key-hash", other, "--at", AT]) == 1
     assert "key-descriptor-mismatch" in capsys.readouterr().err
+    unfused = "00" * 48  # a fuse never programmed is no hash: bad input, not a mismatch
+    assert main(["firmware", "verify", str(signed), "--vendor-key-hash", unfused, "--at", AT]) == 2
+    assert capsys.readouterr().err == (
+        "ironroot: config: an all-zero vendor key hash is no vendor key hash (unfused)\n"
+    )
 
 
 def test_verify_usage_errors(signed: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -774,6 +774,35 @@ def test_policy_values_are_not_coerced(
         _verify(vendor, bundle, min_svn=6, **kw)
 
 
+@pytest.mark.parametrize(
+    ("kw", "message"),
+    [
+        (
+            {"owner_key_hash": bytes(48)},
+            "an all-zero owner key hash is no owner key hash (unfused): leave it out",
+        ),
+        (
+            {"vendor_key_descriptor_hash": bytes(48)},
+            "an all-zero vendor key hash is no vendor key hash (unfused)",
+        ),
+        (
+            {"vendor_key_descriptor_hash": None, "allowed_vendor_key_hashes": [bytes(48)]},
+            "an all-zero vendor key hash is no vendor key hash (unfused)",
+        ),
+    ],
+)
+def test_an_all_zero_fused_hash_is_a_config_error(
+    vendor: Vendor, bundle: bytes, kw: dict[str, object], message: str
+) -> None:
+    """A fuse reads all zeros until it is programmed (Caliptra: an owner key hash of zeros
+    means no owner). A policy given 48 zero bytes for the owner key hash, as a fuse dump of an
+    unowned device reads, refused every bundle with an ``OwnerKeyMismatch`` (the bundle "does
+    not match the fused owner key hash") that blamed the bundle for the policy."""
+    with pytest.raises(ConfigError) as refused:
+        _verify(vendor, bundle, **kw)
+    assert refused.value.detail == message
+
+
 # --- the report --------------------------------------------------------------------------------
 
 

@@ -27,6 +27,8 @@ RUNTIME_NAMES = {
     "ProvisionResult",
     "QuoteClaims",
     "VendorCA",
+    "check_quote_log",
+    "check_quote_nonce",
     "cold_boot",
     "create_quote",
     "derive_child_identity",

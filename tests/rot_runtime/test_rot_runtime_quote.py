@@ -24,6 +24,7 @@ from ironroot.errors import (
     BadSignature,
     CertificateExpired,
     ChainNotTrusted,
+    MalformedCertificate,
     MalformedInput,
     StaleNonce,
     VerificationFailed,
@@ -537,6 +538,172 @@ def test_a_warm_chain_cache_refuses_a_forged_device_status(
     forged = _with_device_status(booted, quote, {2: 1, 5: 0})
     with pytest.raises(VerificationFailed, match="device-status"):
         verify_rot_quote(forged, nonce=NONCE, trust_anchors=anchors, now=NOW, cache=cache)
+
+
+def test_a_warm_chain_cache_refuses_a_pcr_log_of_another_shape(
+    booted: Device, vendor_ca: VendorCA
+) -> None:
+    """The appraisal's fast path (a chain already verified) holds a log to the shape the full
+    check does: a dpe:<label> event planted in PCR 1, or another name in PCR 2, re-signed by
+    the device's own runtime, was accepted once the chain was cached."""
+    cache = RotChainCache()
+    anchors = vendor_ca.trust_anchors
+    booted.derive_child(hashlib.sha384(b"bmc image").digest(), label="bmc")
+    state = booted.boot_state
+    assert state is not None
+    quote = booted.quote(NONCE)
+    verify_rot_quote(quote, nonce=NONCE, trust_anchors=anchors, now=NOW, cache=cache)
+    assert len(cache) == 1
+    planted = PcrEvent(1, "dpe:host", hashlib.sha384(b"other").digest())
+    with pytest.raises(VerificationFailed) as in_pcr1:
+        verify_rot_quote(
+            _relogged(booted, quote, [*state.log, planted]),
+            nonce=NONCE,
+            trust_anchors=anchors,
+            now=NOW,
+            cache=cache,
+        )
+    assert in_pcr1.value.detail.startswith(
+        "the PCR log's events in PCRs 0 and 1 are not the ROM's and the FMC's, in order: "
+    )
+    extra = PcrEvent(2, "runtime-digest", hashlib.sha384(b"other").digest())
+    with pytest.raises(VerificationFailed) as in_pcr2:
+        verify_rot_quote(
+            _relogged(booted, quote, [*state.log, extra]),
+            nonce=NONCE,
+            trust_anchors=anchors,
+            now=NOW,
+            cache=cache,
+        )
+    assert in_pcr2.value.detail == (
+        "PCR 2 holds only DPE measurements (dpe:<label>), not 'runtime-digest'"
+    )
+    verify_rot_quote(quote, nonce=NONCE, trust_anchors=anchors, now=NOW, cache=cache)
+
+
+@pytest.mark.parametrize(
+    ("signed", "nonce"), [(bytes(65), bytes(65)), (bytes(7), bytes(7)), (NONCE, NONCE.hex())]
+)
+def test_a_warm_chain_cache_refuses_a_nonce_the_full_check_refuses(
+    booted: Device, vendor_ca: VendorCA, signed: bytes, nonce: object
+) -> None:
+    """A nonce outside 8-64 bytes, or not bytes, is MalformedInput with or without a warm
+    cache: a runtime that signed a 65-byte nonce was accepted once its chain was cached, and a
+    text nonce escaped as a TypeError."""
+    cache = RotChainCache()
+    anchors = vendor_ca.trust_anchors
+    quote = booted.quote(NONCE)
+    verify_rot_quote(quote, nonce=NONCE, trust_anchors=anchors, now=NOW, cache=cache)
+    assert len(cache) == 1
+    answered = _resign(booted, quote, {"nonce": signed})
+    for with_cache in (None, cache):
+        with pytest.raises(MalformedInput) as refused:
+            verify_rot_quote(
+                answered,
+                nonce=nonce,  # type: ignore[arg-type]
+                trust_anchors=anchors,
+                now=NOW,
+                cache=with_cache,
+            )
+        assert refused.value.detail == "a nonce is 8–64 bytes"
+
+
+def test_a_warm_chain_cache_refuses_text_anchors_as_the_full_check_does(
+    booted: Device, vendor_ca: VendorCA
+) -> None:
+    """Trust anchors given as text (PEM read into ``str``) are ``MalformedCertificate`` with
+    or without a cache; with one, ``bytes(str)`` raised a bare ``TypeError``."""
+    cache = RotChainCache()
+    quote = booted.quote(NONCE)
+    verify_rot_quote(
+        quote, nonce=NONCE, trust_anchors=vendor_ca.trust_anchors, now=NOW, cache=cache
+    )
+    text = [
+        x509.load_der_x509_certificate(der).public_bytes(Encoding.PEM).decode()
+        for der in vendor_ca.trust_anchors
+    ]
+    for with_cache in (None, cache):
+        with pytest.raises(MalformedCertificate) as refused:
+            verify_rot_quote(
+                quote,
+                nonce=NONCE,
+                trust_anchors=text,  # type: ignore[arg-type]
+                now=NOW,
+                cache=with_cache,
+            )
+        assert refused.value.detail == "certificate input must be bytes"
+
+
+@pytest.fixture(scope="module")
+def warm(tmp_path_factory: pytest.TempPathFactory) -> tuple[Device, VendorCA, RotChainCache]:
+    """A booted device with one DPE child, and a chain cache warmed by its genuine quote."""
+    product = Product.generate()
+    ca = VendorCA.generate(now=NOW - dt.timedelta(days=10))
+    device = new_device(tmp_path_factory.mktemp("warm") / "d", product, ca)
+    device.boot(product.bundle(), now=NOW)
+    device.derive_child(hashlib.sha384(b"bmc image").digest(), label="bmc")
+    cache = RotChainCache()
+    verify_rot_quote(
+        device.quote(NONCE), nonce=NONCE, trust_anchors=ca.trust_anchors, now=NOW, cache=cache
+    )
+    return device, ca, cache
+
+
+_NAMES = st.sampled_from(
+    ["dpe:bmc", "dpe:host", "dpe:", "host", "device-status", "fmc-digest", "runtime-digest"]
+)
+_EDITS = st.lists(
+    st.tuples(
+        st.sampled_from(["drop", "add", "swap", "move", "rename"]),
+        st.integers(min_value=0, max_value=15),
+        st.integers(min_value=0, max_value=2),
+        _NAMES,
+    ),
+    min_size=1,
+    max_size=3,
+)
+
+
+def _outcome(verify: object) -> str:
+    try:
+        verify()  # type: ignore[operator]
+    except (MalformedInput, VerificationFailed, StaleNonce) as exc:
+        return type(exc).__name__
+    return "accepted"
+
+
+@settings(max_examples=examples(30), deadline=None)
+@given(edits=_EDITS)
+def test_a_warm_chain_cache_decides_a_pcr_log_as_the_full_check_does(
+    warm: tuple[Device, VendorCA, RotChainCache], edits: list[tuple[str, int, int, str]]
+) -> None:
+    """Differential: a log re-signed by the device's own runtime with events dropped, added,
+    swapped, moved to another PCR or renamed (PCRs recomputed so that it replays) is accepted
+    or refused by the cache's fast path exactly as by ``verify_quote``. Before the fast path
+    ran ``check_quote_log``, it accepted logs the full check refused."""
+    device, ca, cache = warm
+    state = device.boot_state
+    assert state is not None
+    log = list(state.log)
+    for op, index, pcr, name in edits:
+        at = index % len(log) if log else 0
+        if op == "drop" and log:
+            del log[at]
+        elif op == "add":
+            log.insert(at, PcrEvent(pcr, name, hashlib.sha384(name.encode()).digest()))
+        elif op == "swap" and log:
+            log[at], log[-1] = log[-1], log[at]
+        elif op == "move" and log:
+            log[at] = PcrEvent(pcr, log[at].name, log[at].data)
+        elif op == "rename" and log:
+            log[at] = PcrEvent(log[at].pcr, name, log[at].data)
+    quote = _relogged(device, device.quote(NONCE), log)
+    anchors = ca.trust_anchors
+    full = _outcome(lambda: verify_quote(quote, nonce=NONCE, trust_anchors=anchors, now=NOW))
+    cached = _outcome(
+        lambda: verify_rot_quote(quote, nonce=NONCE, trust_anchors=anchors, now=NOW, cache=cache)
+    )
+    assert cached == full
 
 
 def test_a_quote_verifies_under_the_right_one_of_two_roots_with_one_name(

@@ -290,7 +290,8 @@ def encode_time(value: dt.datetime) -> bytes:
         raise ConfigError("validity year out of range") from None
     if not 1 <= utc.year <= 9999:
         raise ConfigError("validity year out of range")
-    return utc.strftime("%Y%m%d%H%M%SZ").encode("ascii")
+    # four year digits always: strftime's %Y writes year 999 as "999" (glibc), one byte short
+    return f"{utc.year:04d}{utc.strftime('%m%d%H%M%S')}Z".encode("ascii")
 
 
 def _decode_time(data: bytes, what: str) -> dt.datetime:

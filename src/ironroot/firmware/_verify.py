@@ -210,6 +210,15 @@ def _hash_arg(value: object, what: str) -> bytes:
     return value
 
 
+def _fused_hash(value: object, what: str, hint: str = "") -> bytes:
+    """A fused key hash: all zeros is a fuse never programmed, not a hash (Caliptra reads an
+    owner key hash of zeros as "no owner"), so it is refused rather than compared."""
+    value = _hash_arg(value, f"the {what} hash")
+    if not any(value):
+        raise ConfigError(f"an all-zero {what} hash is no {what} hash (unfused){hint}")
+    return value
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class BundlePolicy:
     """What a bundle is verified against: the fused values, the update policy and the time.
@@ -243,14 +252,17 @@ class BundlePolicy:
                 "give exactly one of vendor_key_descriptor_hash and allowed_vendor_key_hashes"
             )
         if self.vendor_key_descriptor_hash is not None:
-            hashes = frozenset({_hash_arg(self.vendor_key_descriptor_hash, "the vendor key hash")})
+            hashes = frozenset({_fused_hash(self.vendor_key_descriptor_hash, "vendor key")})
         else:
             allowed = self.allowed_vendor_key_hashes
             if isinstance(allowed, bytes | str) or not isinstance(allowed, Collection):
                 raise ConfigError(
                     "allowed_vendor_key_hashes must be a collection of 48-byte SHA-384 hashes"
                 )
-            hashes = frozenset(_hash_arg(h, "an allowed vendor key hash") for h in allowed)
+            hashes = frozenset(
+                _fused_hash(_hash_arg(h, "an allowed vendor key hash"), "vendor key")
+                for h in allowed
+            )
             if not hashes:
                 raise ConfigError("an empty list of allowed vendor key hashes accepts nothing")
             object.__setattr__(self, "allowed_vendor_key_hashes", hashes)
@@ -266,7 +278,7 @@ class BundlePolicy:
         if not isinstance(self.now, dt.datetime) or self.now.tzinfo is None:
             raise ConfigError("now must be a timezone-aware datetime")
         if self.owner_key_hash is not None:
-            _hash_arg(self.owner_key_hash, "the owner key hash")
+            _fused_hash(self.owner_key_hash, "owner key", ": leave it out")
         if self.expired_manifest not in EXPIRED_MANIFEST_MODES:
             raise ConfigError('expired_manifest is "refuse" or "report"')
         if not isinstance(self.anti_rollback_disabled, bool):  # "false" is true to bool()

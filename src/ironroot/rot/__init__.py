@@ -24,7 +24,13 @@ if TYPE_CHECKING:
     from ironroot.rot._kdf import derive_ecc_p384, derive_mldsa87, kdf
     from ironroot.rot._layers import DiceLayer
     from ironroot.rot._open_dice_cbor import OpenDiceCertificate, parse_open_dice_cbor
-    from ironroot.rot._quote import QuoteClaims, create_quote, verify_quote
+    from ironroot.rot._quote import (
+        QuoteClaims,
+        check_quote_log,
+        check_quote_nonce,
+        create_quote,
+        verify_quote,
+    )
     from ironroot.rot.dice import (
         KEY_PURPOSE_OIDS,
         ML_DSA_87_OID,
@@ -102,6 +108,8 @@ __all__ = [
     "build_multi_tcb_info_extension",
     "build_tcb_info_extension",
     "build_ueid_extension",
+    "check_quote_log",
+    "check_quote_nonce",
     "cold_boot",
     "create_quote",
     "derive_child_identity",

@@ -94,6 +94,8 @@ __all__ = [
     "QUOTE_CONTENT_TYPE",
     "QUOTE_FORMAT",
     "QuoteClaims",
+    "check_quote_log",
+    "check_quote_nonce",
     "create_quote",
     "verify_quote",
 ]
@@ -173,7 +175,10 @@ class QuoteClaims:
         }
 
 
-def _check_nonce(nonce: object) -> bytes:
+def check_quote_nonce(nonce: object) -> bytes:
+    """``nonce`` if it is a quote's nonce, 8–64 bytes; else ``MalformedInput``. What
+    :func:`create_quote` and :func:`verify_quote` check first (and any shorter path that
+    accepts a quote, the appraisal's chain cache)."""
     if not isinstance(nonce, bytes) or not MIN_NONCE <= len(nonce) <= MAX_NONCE:
         raise MalformedInput(f"a nonce is {MIN_NONCE}–{MAX_NONCE} bytes")
     return nonce
@@ -191,7 +196,7 @@ def create_quote(
 ) -> bytes:
     """Sign the claims of ``state`` with both RT alias keys; return the quote bytes."""
     claims = {
-        "nonce": _check_nonce(nonce),
+        "nonce": check_quote_nonce(nonce),
         "ueid": ueid,
         "pcrs": list(state.pcrs),
         "pcr-log": [[e.pcr, e.name, e.data] for e in state.log],
@@ -426,11 +431,14 @@ _BOOT_EVENTS: Final = (
 _DPE_PREFIX: Final = "dpe:"
 
 
-def _check_log_shape(log: Sequence[PcrEvent]) -> None:
+def check_quote_log(log: Sequence[PcrEvent]) -> None:
     """PCR 0 and 1 hold exactly the ROM's and the FMC's events, in their order, and PCR 2 only
     DPE measurements (``VerificationFailed``): readers take a component's image from its
     ``dpe:<label>`` event and the boot's facts from theirs, so a name in the wrong PCR, or an
-    extra event beside the ROM's, would be read as something the RoT did not measure there."""
+    extra event beside the ROM's, would be read as something the RoT did not measure there.
+
+    :func:`verify_quote` runs it; so does any shorter path that accepts a quote's log (the
+    appraisal's chain cache), so that both hold a log to one rule."""
     boot = tuple((e.pcr, e.name) for e in log if e.pcr != PCR_DPE)
     if boot != _BOOT_EVENTS:
         raise VerificationFailed(
@@ -454,7 +462,7 @@ def verify_quote(
     now: dt.datetime,
 ) -> QuoteClaims:
     """Verify a quote against the nonce sent and the trusted vendor roots (PEM or DER)."""
-    _check_nonce(nonce)
+    check_quote_nonce(nonce)
     if not isinstance(quote, bytes):
         raise MalformedInput("a quote is bytes")
     if len(quote) > MAX_QUOTE_BYTES:
@@ -531,7 +539,7 @@ def verify_quote(
             lifecycle=_LIFECYCLES[lifecycle],
             debug_locked=debug_locked,
         )
-    _check_log_shape(log)
+    check_quote_log(log)
     return QuoteClaims(
         nonce=signed_nonce,
         ueid=ueid,

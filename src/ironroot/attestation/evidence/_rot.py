@@ -25,8 +25,10 @@ the same two certificate chains already proved: the certificate parsing and the 
 certificate signatures. What depends on the quote itself is still checked every time: both
 quote signatures under the cached RT alias keys, validity at ``now`` of every certificate and
 of the vendor roots the chains reached, the nonce, identical payloads, the PCR log replaying
-to the signed PCRs, FWIDs matching the log and the certificates, the Ueid, the SVN, the debug
-state and the device-status event the certificates certify. Any difference from the cached
+to the signed PCRs, the log's shape (``ironroot.rot.check_quote_log``: the ROM's and the FMC's
+events in PCRs 0 and 1, only ``dpe:<label>`` in PCR 2), FWIDs matching the log and the
+certificates, the Ueid, the SVN, the debug state and the device-status event the certificates
+certify. Any difference from the cached
 facts, or any failure, falls back to the full ``verify_quote``, which raises the exact error:
 the cache can only make a quote that the full verifier accepts cheaper, never accept one it
 would refuse.
@@ -50,6 +52,8 @@ from ironroot.rot import (
     DiceCertificate,
     PcrEvent,
     QuoteClaims,
+    check_quote_log,
+    check_quote_nonce,
     parse_certificate,
     verify_quote,
     verify_signature,
@@ -316,6 +320,8 @@ def _cached(
     ecc_chain = chains[0]
     if not isinstance(ecc_chain, tuple) or not ecc_chain:
         raise _Miss
+    if not all(isinstance(a, bytes | bytearray | memoryview) for a in trust_anchors):
+        raise _Miss  # the full check names what is wrong with them
     anchors = tuple(a if type(a) is bytes else bytes(a) for a in trust_anchors)
     key = (ecc_chain[0], anchors)
     entry = cache._get(key)
@@ -342,11 +348,16 @@ def _cached(
     payload = messages[0].payload
     assert payload is not None  # _messages refuses detached payloads
     claims = _check_claims(payload, nonce, known)
+    log = tuple(PcrEvent(e[0], e[1], e[2]) for e in claims["pcr-log"])
+    try:
+        check_quote_log(log)  # the full check's rule for the log's shape, not a copy of it
+    except IronrootError as exc:
+        raise _Miss from exc  # the full check refuses it, with its own error
     fresh = QuoteClaims(
         nonce=claims["nonce"],
         ueid=known.ueid,
         pcrs=tuple(claims["pcrs"]),
-        log=tuple(PcrEvent(e[0], e[1], e[2]) for e in claims["pcr-log"]),
+        log=log,
         fmc_digest=claims["fwids"]["fmc"],
         runtime_digest=claims["fwids"]["runtime"],
         header_digest=claims["fwids"]["header"],
@@ -374,6 +385,7 @@ def verify_rot_quote(
     ``CertificateExpired``, ``BadSignature``, ``StaleNonce``, ``VerificationFailed``,
     ``MalformedInput``).
     """
+    check_quote_nonce(nonce)  # first, as the full check does: the cache takes no other nonce
     if not isinstance(quote, bytes):
         raise MalformedInput("a quote is bytes")
     if len(quote) > _MAX_QUOTE:
