@@ -130,7 +130,7 @@ def read_limited(path: Path, limit: int) -> bytes:
     return _read_opened(os.open(path, os.O_RDONLY | os.O_NONBLOCK), path, limit)
 
 
-def read_beneath(root: Path, relative: str, limit: int) -> bytes:
+def read_beneath(root: Path, relative: str, limit: int, *, regular: bool = False) -> bytes:
     """:func:`read_limited` of ``root/relative``, never through a symbolic link beneath
     ``root``: each name of ``relative`` (``/``-separated) is opened in the folder opened
     before it, with ``O_NOFOLLOW``, so no link there — to ``/etc/passwd``, to a folder
@@ -138,7 +138,10 @@ def read_beneath(root: Path, relative: str, limit: int) -> bytes:
     either. ``root`` itself may be a link (the operator's choice of where it lives). A link
     is an ``OSError`` ``ELOOP`` (or ``ENOTDIR`` where a folder is expected); a name that is
     empty, ``.`` or ``..``, or holds a NUL byte or a backslash, is ``FileNotFoundError``:
-    nothing outside ``root`` is ever named."""
+    nothing outside ``root`` is ever named. With ``regular``, what is opened must be a
+    regular file (checked on the descriptor read): a named pipe, a device or a socket is
+    ``InputUnavailable`` (a pipe whose writer holds it open and never writes would keep
+    :func:`read_limited` waiting)."""
     names = relative.split("/")
     if any(n in ("", ".", "..") or "\0" in n or "\\" in n for n in names):
         raise FileNotFoundError(errno.ENOENT, "not a name beneath the folder", relative)
@@ -151,6 +154,15 @@ def read_beneath(root: Path, relative: str, limit: int) -> bytes:
         fd = os.open(names[-1], os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW, dir_fd=folder)
     finally:
         os.close(folder)
+    if regular:
+        try:
+            mode = os.fstat(fd).st_mode
+        except BaseException:
+            os.close(fd)
+            raise
+        if not stat.S_ISREG(mode):
+            os.close(fd)
+            raise InputUnavailable(f"{root / relative}: is not a regular file")
     return _read_opened(fd, root / relative, limit)
 
 

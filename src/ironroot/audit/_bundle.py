@@ -45,7 +45,7 @@ from types import MappingProxyType
 from typing import Final
 
 from ironroot.cose import Limits, decode_cbor, encode_cbor
-from ironroot.errors import AuditBundleRejected, IronrootError
+from ironroot.errors import AuditBundleRejected, IronrootError, LimitExceeded
 
 __all__ = [
     "BUNDLE_FORMAT",
@@ -54,6 +54,7 @@ __all__ = [
     "AuditBundle",
     "AuditIndex",
     "MemberEntry",
+    "check_limits",
     "seal_nonce",
 ]
 
@@ -120,6 +121,33 @@ def items_within(data: bytes, budget: int) -> bool:
 def _within_items(data: bytes, budget: int, what: str) -> None:
     if not items_within(data, budget):
         raise _rejected("bundle-malformed", f"{what} holds more than {budget} CBOR items")
+
+
+def check_limits(index: bytes, members: Mapping[str, bytes]) -> None:
+    """``LimitExceeded`` when a bundle of ``index`` and ``members`` is one :meth:`AuditBundle.parse`
+    and :meth:`AuditIndex.decode` would refuse for its size: more than ``MAX_MEMBERS``
+    members, an index over its bytes or CBOR items, more than ``MAX_BUNDLE_BYTES`` of
+    members (an exporter checks before it has the node's RoT seal what no one could read)."""
+    if len(members) > MAX_MEMBERS:
+        raise LimitExceeded(
+            f"the bundle would hold {len(members)} members: audit verify reads at most "
+            f"{MAX_MEMBERS}"
+        )
+    if len(index) > _INDEX.max_bytes or not items_within(index, _INDEX_ITEMS):
+        raise LimitExceeded(
+            f"the bundle's index would be {len(index)} bytes: audit verify reads at most "
+            f"{_INDEX.max_bytes} bytes and {_INDEX_ITEMS} CBOR items (too many absent members?)"
+        )
+    size = sum(len(data) for data in members.values()) + len(index)
+    if size > MAX_BUNDLE_BYTES:
+        raise LimitExceeded(
+            f"the bundle's members would be {size} bytes: audit verify reads at most "
+            f"{MAX_BUNDLE_BYTES}"
+        )
+    try:
+        AuditIndex.decode(index)
+    except AuditBundleRejected as exc:  # within the sizes, a limit of one of its maps
+        raise LimitExceeded(f"audit verify could not read the index back: {exc.detail}") from exc
 
 
 def seal_nonce(index: bytes) -> bytes:
