@@ -1314,14 +1314,15 @@ def _hsm(ctx: _Context) -> list[str]:
                 continue
         if checkpoint is None:
             raise UnknownIssuer(f"no trusted HSM attestation key signed {name}")
-        ctx.hsm_ids.add(checkpoint.hsm)
         if 0 < checkpoint.size <= first:
+            # not compared with the chain: the HSM it names is not shown to be this one's
             lines.append(
                 f"{name} covers {checkpoint.size} record(s), all before record {first}: "
                 "archived and not in the bundle, not checked"
             )
             continue
         _reaches(records, checkpoint, first)
+        ctx.hsm_ids.add(checkpoint.hsm)
         signed = max(signed, checkpoint.size)
         lines.append(f"reaches {name}: {checkpoint.size} record(s) the HSM signed")
     end = first + len(records)
