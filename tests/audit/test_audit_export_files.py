@@ -17,7 +17,7 @@ import pytest
 from tests.audit.audit_world import EXPORTED, NODE, AuditWorld, audit_world, install_node_hsm
 from tests.platform.node_world import NOW
 
-from ironroot.audit import AuditExport, collect_export
+from ironroot.audit import AuditExport, AuditIndex, collect_export
 from ironroot.crypto import PublicKey
 from ironroot.errors import LimitExceeded
 from ironroot.fleet import ADMISSION_DIR
@@ -202,3 +202,12 @@ def test_an_export_verify_could_not_read_back_is_refused_before_it_is_sealed(
     assert info.value.detail == (
         f"the bundle would hold {len(padded.members)} members: audit verify reads at most 1024"
     )
+
+
+def test_an_absent_reason_longer_than_verify_reads_is_shortened(aw: AuditWorld) -> None:
+    """A reason quotes an error's detail, which may be long (a path, a parser's message):
+    one over the 1,024 characters verify reads made the whole bundle unreadable."""
+    export = aw.collect().replace(absent={"spdm/nic.cbor": "x" * 5000})
+    assert len(export.absent["spdm/nic.cbor"]) == 1024
+    assert export.absent["spdm/nic.cbor"].endswith("x…")
+    AuditIndex.decode(export.index().encode())

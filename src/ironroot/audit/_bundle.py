@@ -51,6 +51,7 @@ __all__ = [
     "BUNDLE_FORMAT",
     "INDEX_FORMAT",
     "MAX_BUNDLE_BYTES",
+    "MAX_REASON",
     "AuditBundle",
     "AuditIndex",
     "MemberEntry",
@@ -63,6 +64,8 @@ INDEX_FORMAT: Final = "ironroot-audit-index/1"
 MAX_BUNDLE_BYTES: Final = 1024 * 1024 * 1024
 """A bundle holds each component's active firmware (up to 32 MiB each): 1 GiB is ample."""
 MAX_MEMBERS: Final = 1024
+MAX_REASON: Final = 1024
+"""The longest reason an ``absent`` entry gives (characters)."""
 NONCE_SIZE: Final = 32
 _SEAL_DOMAIN: Final = b"ironroot-audit-bundle/1 seal\x00"
 _NAME: Final = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}(/[a-z0-9][a-z0-9._-]{0,63}){0,3}")
@@ -267,7 +270,7 @@ class AuditIndex:
             exported_at=when,
             nonce=nonce,
             members=entries,
-            absent={check_name(k): _text(v, "reason", 1024) for k, v in absent.items()},
+            absent={check_name(k): _text(v, "reason", MAX_REASON) for k, v in absent.items()},
         )
         if index.encode() != data:
             raise _rejected("bundle-malformed", "the index is not in its deterministic encoding")

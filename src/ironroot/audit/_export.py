@@ -59,6 +59,7 @@ from typing import Final
 from ironroot._fileio import read_beneath, read_limited
 from ironroot.audit._bundle import (
     MAX_BUNDLE_BYTES,
+    MAX_REASON,
     AuditBundle,
     AuditIndex,
     MemberEntry,
@@ -155,8 +156,13 @@ class AuditExport:
     def __post_init__(self) -> None:
         for name in (*self.members, *self.absent):
             check_name(name)
+        # a reason quotes an error's detail, of any length: verify reads 1 to MAX_REASON
+        absent = {
+            name: reason[: MAX_REASON - 1] + "…" if len(reason) > MAX_REASON else reason
+            for name, reason in self.absent.items()
+        }
         object.__setattr__(self, "members", MappingProxyType(dict(self.members)))
-        object.__setattr__(self, "absent", MappingProxyType(dict(self.absent)))
+        object.__setattr__(self, "absent", MappingProxyType(absent))
 
     def index(self) -> AuditIndex:
         return AuditIndex(
