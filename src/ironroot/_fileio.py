@@ -116,7 +116,7 @@ def write_atomic(
             tmp.unlink()
 
 
-def read_limited(path: Path, limit: int) -> bytes:
+def read_limited(path: Path, limit: int, *, regular: bool = False) -> bytes:
     """Read a whole file of at most ``limit`` bytes; larger files raise ``LimitExceeded``.
 
     Whatever ``path`` names is read within the limit: a device that never ends
@@ -124,10 +124,28 @@ def read_limited(path: Path, limit: int) -> bytes:
     waiting for a writer (it is opened without blocking), and a directory is
     ``InputUnavailable``. A name holding a NUL byte (a TOML string may) names no file: it is
     ``FileNotFoundError``, as for any missing file, not the ``ValueError`` ``open`` raises.
+    With ``regular`` it must be a regular file, as for :func:`read_beneath` (a named pipe
+    whose writer holds it open and never writes would keep the read waiting).
     """
     if "\0" in os.fspath(path):
         raise FileNotFoundError(errno.ENOENT, "a file name cannot hold a NUL byte", str(path))
-    return _read_opened(os.open(path, os.O_RDONLY | os.O_NONBLOCK), path, limit)
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    if regular:
+        _regular_only(fd, Path(path))
+    return _read_opened(fd, path, limit)
+
+
+def _regular_only(fd: int, path: Path) -> None:
+    """``InputUnavailable`` (``fd`` closed) unless ``fd`` is a regular file or a directory
+    (which :func:`_read_opened` names as one)."""
+    try:
+        mode = os.fstat(fd).st_mode
+    except BaseException:
+        os.close(fd)
+        raise
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        os.close(fd)
+        raise InputUnavailable(f"{path}: is not a regular file (a named pipe or a device)")
 
 
 def read_beneath(root: Path, relative: str, limit: int, *, regular: bool = False) -> bytes:
@@ -155,14 +173,7 @@ def read_beneath(root: Path, relative: str, limit: int, *, regular: bool = False
     finally:
         os.close(folder)
     if regular:
-        try:
-            mode = os.fstat(fd).st_mode
-        except BaseException:
-            os.close(fd)
-            raise
-        if not stat.S_ISREG(mode):
-            os.close(fd)
-            raise InputUnavailable(f"{root / relative}: is not a regular file")
+        _regular_only(fd, root / relative)
     return _read_opened(fd, root / relative, limit)
 
 

@@ -211,3 +211,48 @@ def test_an_absent_reason_longer_than_verify_reads_is_shortened(aw: AuditWorld) 
     assert len(export.absent["spdm/nic.cbor"]) == 1024
     assert export.absent["spdm/nic.cbor"].endswith("x…")
     AuditIndex.decode(export.index().encode())
+
+
+def _bmc_evidence(aw: AuditWorld) -> str:
+    image = aw.fleet.node(NODE).state().component("bmc").image
+    assert image is not None
+    return f"evidence/{image.evidence}.cbor"
+
+
+@pytest.mark.parametrize(
+    ("planted", "member", "reason"),
+    [
+        (
+            "devices/nic.chain.pem",
+            "spdm/nic.cbor",
+            "nic could not be measured: input-unavailable: ",
+        ),
+        (
+            None,  # the BMC image's evidence
+            "firmware/bmc/bundle.bin",
+            "bmc's active image cannot be read: evidence: the evidence ",
+        ),
+    ],
+)
+def test_a_named_pipe_held_open_among_the_platform_s_files_does_not_hang_the_export(
+    aw: AuditWorld, planted: str | None, member: str, reason: str
+) -> None:
+    """The platform layer's readers of the node's files, which export calls (a device's
+    identity, an image's evidence), read a pipe a writer held open and waited forever."""
+    relative = planted or _bmc_evidence(aw)
+    path = _node(aw) / relative
+    found: list[AuditExport] = []
+    with _planted(path, os.mkfifo):
+        writer = os.open(path, os.O_RDWR | os.O_NONBLOCK)
+        try:
+            reader = threading.Thread(target=lambda: found.append(aw.collect()), daemon=True)
+            reader.start()
+            reader.join(timeout=30)
+            hung = reader.is_alive()
+        finally:
+            os.close(writer)
+            reader.join()
+    assert not hung
+    (export,) = found
+    assert member not in export.members
+    assert export.absent[member].startswith(reason)
