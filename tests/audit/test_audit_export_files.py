@@ -19,7 +19,7 @@ from tests.platform.node_world import NOW
 
 from ironroot.audit import AuditExport, AuditIndex, collect_export
 from ironroot.crypto import PublicKey
-from ironroot.errors import LimitExceeded
+from ironroot.errors import DeviceStateTampered, InputUnavailable, IronrootError, LimitExceeded
 from ironroot.fleet import ADMISSION_DIR
 from ironroot.keyrelease import ReleaseStatements
 from ironroot.log import HttpLogFetcher
@@ -256,3 +256,58 @@ def test_a_named_pipe_held_open_among_the_platform_s_files_does_not_hang_the_exp
     (export,) = found
     assert member not in export.members
     assert export.absent[member].startswith(reason)
+
+
+def _collect_beside_a_held_pipe(aw: AuditWorld, relative: str) -> AuditExport | IronrootError:
+    """Export with a named pipe at ``relative`` in the node's directory, a writer holding it
+    open and never writing: what export returned or raised (``AssertionError`` if it hung)."""
+    path = _node(aw) / relative
+    found: list[AuditExport | IronrootError] = []
+
+    def collect() -> None:
+        try:
+            found.append(aw.collect())
+        except IronrootError as exc:
+            found.append(exc)
+
+    with _planted(path, os.mkfifo):
+        writer = os.open(path, os.O_RDWR | os.O_NONBLOCK)
+        try:
+            reader = threading.Thread(target=collect, daemon=True)
+            reader.start()
+            reader.join(timeout=30)
+            hung = reader.is_alive()
+        finally:
+            os.close(writer)
+            reader.join()
+    assert not hung, f"a pipe at {relative} hung the export"
+    (result,) = found
+    return result
+
+
+def test_a_named_pipe_held_open_as_a_flash_chip_does_not_hang_the_export(
+    aw: AuditWorld,
+) -> None:
+    export = _collect_beside_a_held_pipe(aw, "flash/nic.bin")
+    assert isinstance(export, AuditExport)
+    assert export.absent["firmware/nic/bundle.bin"] == (
+        "nic's active image cannot be read: flash-not-a-file: flash chip nic.bin is not a "
+        "regular file"
+    )
+
+
+@pytest.mark.parametrize(
+    ("relative", "error", "detail"),
+    [
+        ("rot/fuses.json", DeviceStateTampered, "fuses.json is not a regular file, not a state"),
+        ("rot/idevid-ecc.cert.der", InputUnavailable, "idevid-ecc.cert.der: is not a regular"),
+        ("rot.obfuscation-key", InputUnavailable, "rot.obfuscation-key: is not a regular file"),
+    ],
+)
+def test_a_named_pipe_held_open_among_the_rot_s_files_does_not_hang_the_export(
+    aw: AuditWorld, relative: str, error: type[IronrootError], detail: str
+) -> None:
+    """The RoT's readers of its own files read a pipe a writer held open and waited."""
+    raised = _collect_beside_a_held_pipe(aw, relative)
+    assert type(raised) is error
+    assert detail in raised.detail
