@@ -30,14 +30,17 @@ it absent, and verify refuses the EAR as bound to nothing. An HSM belongs to a n
 ``HSM_AUDIT_BUDGET`` (512 MiB) and 256 segments, the older ones stated absent as
 ``hsm/audit-archived`` (the records they hold, and why); its signed audit
 checkpoints are the ``*.cose`` files of ``<node>/hsm/checkpoints/`` (``ironroot hsm audit
-checkpoint --out``). Those files are read only as regular files beneath the node's
-directory: the HSM and its key service write ``<node>/hsm``, and a symbolic link planted there
-is stated absent, never followed (the HSM reads only regular files there too). The release
+checkpoint --out``), the last ``HSM_CHECKPOINTS`` (256) by name. Every file export copies
+from the node's directory (``platform.json``, ``credentials/``, ``hsm/``) is read only as a
+regular file beneath it: the node's own software writes there (its HSM and key service
+``<node>/hsm``), and a symbolic link, named pipe or device planted there is stated absent,
+never followed nor read (the HSM reads only regular files there too); ``platform.json`` only
+when its bytes are those the platform was opened with. The release
 statements the HSM signed are those its key service kept (``ironroot.keyrelease``, ADR
 0015): the ``releases`` argument (a key service's
 ``releases.db``), else ``<node>/releases.db`` — a key service whose data directory is the
-node's, serving the node's HSM ``<node>/hsm``; the newest 10,000 of them go in
-``hsm/releases.cbor``, a CBOR array of the statements' bytes.
+node's, serving the node's HSM ``<node>/hsm`` (not opened when it is a symbolic link); the
+newest 10,000 of them go in ``hsm/releases.cbor``, a CBOR array of the statements' bytes.
 """
 
 from __future__ import annotations
