@@ -74,6 +74,26 @@ def test_read_beneath_follows_no_link_and_names_nothing_outside(tmp_path: Path) 
     assert read_beneath(tmp_path / "current", "a/f", 100) == b"inside"
 
 
+def test_read_beneath_regular_reads_no_pipe_a_writer_holds_open(tmp_path: Path) -> None:
+    """With ``regular``, a named pipe (one whose writer holds it open and never writes kept
+    a read waiting) is ``InputUnavailable`` before any read, a folder as ever; a file reads."""
+    os.mkfifo(tmp_path / "pipe")
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "file").write_bytes(b"bytes")
+    writer = os.open(tmp_path / "pipe", os.O_RDWR | os.O_NONBLOCK)
+    try:
+        with pytest.raises(InputUnavailable, match="is not a regular file"):
+            read_beneath(tmp_path, "pipe", 100, regular=True)
+        with pytest.raises(InputUnavailable, match="is not a regular file"):
+            read_limited(tmp_path / "pipe", 100, regular=True)
+        with pytest.raises(InputUnavailable, match="is a directory"):
+            read_beneath(tmp_path, "folder", 100, regular=True)
+    finally:
+        os.close(writer)
+    assert read_beneath(tmp_path, "file", 100, regular=True) == b"bytes"
+    assert read_limited(tmp_path / "file", 100, regular=True) == b"bytes"
+
+
 def test_a_sparse_file_over_the_limit_is_refused_from_its_size(tmp_path: Path) -> None:
     """A regular file says how large it is: one over the limit is refused without a read (a
     sparse terabyte costs nothing); the descriptor form reads what the caller opened."""

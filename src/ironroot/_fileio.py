@@ -116,7 +116,7 @@ def write_atomic(
             tmp.unlink()
 
 
-def read_limited(path: Path, limit: int) -> bytes:
+def read_limited(path: Path, limit: int, *, regular: bool = False) -> bytes:
     """Read a whole file of at most ``limit`` bytes; larger files raise ``LimitExceeded``.
 
     Whatever ``path`` names is read within the limit: a device that never ends
@@ -124,13 +124,31 @@ def read_limited(path: Path, limit: int) -> bytes:
     waiting for a writer (it is opened without blocking), and a directory is
     ``InputUnavailable``. A name holding a NUL byte (a TOML string may) names no file: it is
     ``FileNotFoundError``, as for any missing file, not the ``ValueError`` ``open`` raises.
+    With ``regular`` it must be a regular file, as for :func:`read_beneath` (a named pipe
+    whose writer holds it open and never writes would keep the read waiting).
     """
     if "\0" in os.fspath(path):
         raise FileNotFoundError(errno.ENOENT, "a file name cannot hold a NUL byte", str(path))
-    return _read_opened(os.open(path, os.O_RDONLY | os.O_NONBLOCK), path, limit)
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    if regular:
+        _regular_only(fd, Path(path))
+    return _read_opened(fd, path, limit)
 
 
-def read_beneath(root: Path, relative: str, limit: int) -> bytes:
+def _regular_only(fd: int, path: Path) -> None:
+    """``InputUnavailable`` (``fd`` closed) unless ``fd`` is a regular file or a directory
+    (which :func:`_read_opened` names as one)."""
+    try:
+        mode = os.fstat(fd).st_mode
+    except BaseException:
+        os.close(fd)
+        raise
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        os.close(fd)
+        raise InputUnavailable(f"{path}: is not a regular file (a named pipe or a device)")
+
+
+def read_beneath(root: Path, relative: str, limit: int, *, regular: bool = False) -> bytes:
     """:func:`read_limited` of ``root/relative``, never through a symbolic link beneath
     ``root``: each name of ``relative`` (``/``-separated) is opened in the folder opened
     before it, with ``O_NOFOLLOW``, so no link there — to ``/etc/passwd``, to a folder
@@ -138,7 +156,10 @@ def read_beneath(root: Path, relative: str, limit: int) -> bytes:
     either. ``root`` itself may be a link (the operator's choice of where it lives). A link
     is an ``OSError`` ``ELOOP`` (or ``ENOTDIR`` where a folder is expected); a name that is
     empty, ``.`` or ``..``, or holds a NUL byte or a backslash, is ``FileNotFoundError``:
-    nothing outside ``root`` is ever named."""
+    nothing outside ``root`` is ever named. With ``regular``, what is opened must be a
+    regular file (checked on the descriptor read): a named pipe, a device or a socket is
+    ``InputUnavailable`` (a pipe whose writer holds it open and never writes would keep
+    :func:`read_limited` waiting)."""
     names = relative.split("/")
     if any(n in ("", ".", "..") or "\0" in n or "\\" in n for n in names):
         raise FileNotFoundError(errno.ENOENT, "not a name beneath the folder", relative)
@@ -151,6 +172,8 @@ def read_beneath(root: Path, relative: str, limit: int) -> bytes:
         fd = os.open(names[-1], os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW, dir_fd=folder)
     finally:
         os.close(folder)
+    if regular:
+        _regular_only(fd, root / relative)
     return _read_opened(fd, root / relative, limit)
 
 

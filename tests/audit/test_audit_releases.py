@@ -388,3 +388,44 @@ def test_export_and_verify_from_the_command_line(
     printed = capsys.readouterr().out
     assert "bad-signature: release statement 0:" in printed
     assert "broken at releases" in printed
+
+
+def test_a_checkpoint_of_another_hsm_that_covers_no_record_here_names_no_hsm(
+    aw: AuditWorld, node_hsm: NodeHsm, export: AuditExport
+) -> None:
+    """A checkpoint whose records are all before the bundle's chain starts is not checked
+    against it: the HSM it names must not count as the node's. One of a sibling HSM (its key
+    trusted too, as an auditor of several nodes holds them), sealed beside a chain cut after
+    its size, let that sibling's release statements pass as the node HSM's
+    (``release-not-audited`` rather than ``release-other-hsm``)."""
+    sibling = _open(MemoryStorage(), bytes(range(48)), node_hsm.device)
+    officer = sibling.login("officer", b"officer-credential")
+    sibling.add_identity(officer, "auditor", Role.AUDITOR, b"auditor-credential")
+    foreign = sibling.audit_checkpoint(sibling.login("auditor", b"auditor-credential"))
+    statement = _grant(sibling, None)
+    records = parse_audit_log(export.members["hsm/audit.jsonl"][0])
+    cut = 6  # past the sibling's checkpoint, before the node's
+    changed: dict[str, tuple[bytes, str] | None] = {
+        "hsm/audit.jsonl": (format_audit_log(records[cut:]), JSONL),
+        "hsm/checkpoint-1.cose": (foreign, "application/cose"),
+        "hsm/releases.cbor": (cbor2.dumps([*_statements(export), statement]), CBOR),
+    }
+    archived = {"hsm/audit-archived": f"records 0 to {cut - 1} are archived (so it says)"}
+    data = export.replace(members=changed, absent=archived).seal(aw.fleet.rot(NODE))
+    trust = _trust(
+        aw, node_hsm, hsm_attestation_keys=(node_hsm.attestation, sibling.attestation_public_key)
+    )
+    report = check_bundle(data, trust)
+    hsm = report.step("hsm")
+    assert hsm.status == "ok", hsm
+    assert any(line.startswith("reaches hsm/checkpoint-0.cose") for line in hsm.lines)
+    assert (
+        f"hsm/checkpoint-1.cose covers 5 record(s), all before record {cut}: archived and not "
+        "in the bundle, not checked"
+    ) in hsm.lines
+    error = report.failure.error  # type: ignore[union-attr]
+    assert (type(error), error.code, error.check) == (  # type: ignore[union-attr]
+        VerificationFailed,
+        "release-other-hsm",
+        "releases:statement-2",
+    )

@@ -313,7 +313,7 @@ def _replace_with_link_to_its_own_copy(path: Path) -> None:
     ("replace", "match"),
     [
         (_replace_with_directory, "is a directory, not a state file the device writes"),
-        (_replace_with_fifo, "is not a well-formed state file"),
+        (_replace_with_fifo, "is not a regular file, not a state file the device writes"),
         (_replace_with_large_file, "is larger than any state file the device writes"),
         (_replace_with_link_to_an_endless_device, "is a link, not a state file the device writes"),
         (_replace_with_link_loop, "is a link, not a state file the device writes"),
@@ -323,7 +323,8 @@ def _replace_with_link_to_its_own_copy(path: Path) -> None:
 def test_a_state_file_replaced_by_another_kind_of_file_is_refused(
     booted: Device, product: Product, file: str, replace: Callable[[Path], None], match: str
 ) -> None:
-    """A state file replaced by a directory, a named pipe nobody writes, a file larger than
+    """A state file replaced by a directory, a named pipe (read, one whose writer held it open
+    and never wrote kept the device waiting), a file larger than
     any the device writes or a link: tampering, refused at once (no wait, no memory blow-up).
     A directory was ``InputUnavailable`` (exit 2, an operator's mistake), not
     ``DeviceStateTampered``; a link was followed (a loop escaped as a bare ``OSError``

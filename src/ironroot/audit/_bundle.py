@@ -45,15 +45,17 @@ from types import MappingProxyType
 from typing import Final
 
 from ironroot.cose import Limits, decode_cbor, encode_cbor
-from ironroot.errors import AuditBundleRejected, IronrootError
+from ironroot.errors import AuditBundleRejected, IronrootError, LimitExceeded
 
 __all__ = [
     "BUNDLE_FORMAT",
     "INDEX_FORMAT",
     "MAX_BUNDLE_BYTES",
+    "MAX_REASON",
     "AuditBundle",
     "AuditIndex",
     "MemberEntry",
+    "check_limits",
     "seal_nonce",
 ]
 
@@ -62,6 +64,8 @@ INDEX_FORMAT: Final = "ironroot-audit-index/1"
 MAX_BUNDLE_BYTES: Final = 1024 * 1024 * 1024
 """A bundle holds each component's active firmware (up to 32 MiB each): 1 GiB is ample."""
 MAX_MEMBERS: Final = 1024
+MAX_REASON: Final = 1024
+"""The longest reason an ``absent`` entry gives (characters)."""
 NONCE_SIZE: Final = 32
 _SEAL_DOMAIN: Final = b"ironroot-audit-bundle/1 seal\x00"
 _NAME: Final = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}(/[a-z0-9][a-z0-9._-]{0,63}){0,3}")
@@ -120,6 +124,33 @@ def items_within(data: bytes, budget: int) -> bool:
 def _within_items(data: bytes, budget: int, what: str) -> None:
     if not items_within(data, budget):
         raise _rejected("bundle-malformed", f"{what} holds more than {budget} CBOR items")
+
+
+def check_limits(index: bytes, members: Mapping[str, bytes]) -> None:
+    """``LimitExceeded`` when a bundle of ``index`` and ``members`` is one :meth:`AuditBundle.parse`
+    and :meth:`AuditIndex.decode` would refuse for its size: more than ``MAX_MEMBERS``
+    members, an index over its bytes or CBOR items, more than ``MAX_BUNDLE_BYTES`` of
+    members (an exporter checks before it has the node's RoT seal what no one could read)."""
+    if len(members) > MAX_MEMBERS:
+        raise LimitExceeded(
+            f"the bundle would hold {len(members)} members: audit verify reads at most "
+            f"{MAX_MEMBERS}"
+        )
+    if len(index) > _INDEX.max_bytes or not items_within(index, _INDEX_ITEMS):
+        raise LimitExceeded(
+            f"the bundle's index would be {len(index)} bytes: audit verify reads at most "
+            f"{_INDEX.max_bytes} bytes and {_INDEX_ITEMS} CBOR items (too many absent members?)"
+        )
+    size = sum(len(data) for data in members.values()) + len(index)
+    if size > MAX_BUNDLE_BYTES:
+        raise LimitExceeded(
+            f"the bundle's members would be {size} bytes: audit verify reads at most "
+            f"{MAX_BUNDLE_BYTES}"
+        )
+    try:
+        AuditIndex.decode(index)
+    except AuditBundleRejected as exc:  # within the sizes, a limit of one of its maps
+        raise LimitExceeded(f"audit verify could not read the index back: {exc.detail}") from exc
 
 
 def seal_nonce(index: bytes) -> bytes:
@@ -239,7 +270,7 @@ class AuditIndex:
             exported_at=when,
             nonce=nonce,
             members=entries,
-            absent={check_name(k): _text(v, "reason", 1024) for k, v in absent.items()},
+            absent={check_name(k): _text(v, "reason", MAX_REASON) for k, v in absent.items()},
         )
         if index.encode() != data:
             raise _rejected("bundle-malformed", "the index is not in its deterministic encoding")

@@ -30,14 +30,17 @@ it absent, and verify refuses the EAR as bound to nothing. An HSM belongs to a n
 ``HSM_AUDIT_BUDGET`` (512 MiB) and 256 segments, the older ones stated absent as
 ``hsm/audit-archived`` (the records they hold, and why); its signed audit
 checkpoints are the ``*.cose`` files of ``<node>/hsm/checkpoints/`` (``ironroot hsm audit
-checkpoint --out``). Those files are read only as regular files beneath the node's
-directory: the HSM and its key service write ``<node>/hsm``, and a symbolic link planted there
-is stated absent, never followed (the HSM reads only regular files there too). The release
+checkpoint --out``), the last ``HSM_CHECKPOINTS`` (256) by name. Every file export copies
+from the node's directory (``platform.json``, ``credentials/``, ``hsm/``) is read only as a
+regular file beneath it: the node's own software writes there (its HSM and key service
+``<node>/hsm``), and a symbolic link, named pipe or device planted there is stated absent,
+never followed nor read (the HSM reads only regular files there too); ``platform.json`` only
+when its bytes are those the platform was opened with. The release
 statements the HSM signed are those its key service kept (``ironroot.keyrelease``, ADR
 0015): the ``releases`` argument (a key service's
 ``releases.db``), else ``<node>/releases.db`` — a key service whose data directory is the
-node's, serving the node's HSM ``<node>/hsm``; the newest 10,000 of them go in
-``hsm/releases.cbor``, a CBOR array of the statements' bytes.
+node's, serving the node's HSM ``<node>/hsm`` (not opened when it is a symbolic link); the
+newest 10,000 of them go in ``hsm/releases.cbor``, a CBOR array of the statements' bytes.
 """
 
 from __future__ import annotations
@@ -46,8 +49,10 @@ import dataclasses
 import datetime as dt
 import hashlib
 import json
+import os
 import re
 import secrets
+import stat
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,11 +60,20 @@ from types import MappingProxyType
 from typing import Final
 
 from ironroot._fileio import read_beneath, read_limited
-from ironroot.audit._bundle import AuditBundle, AuditIndex, MemberEntry, check_name, seal_nonce
+from ironroot.audit._bundle import (
+    MAX_BUNDLE_BYTES,
+    MAX_REASON,
+    AuditBundle,
+    AuditIndex,
+    MemberEntry,
+    check_limits,
+    check_name,
+    seal_nonce,
+)
 from ironroot.audit._proofs import fetch_log
 from ironroot.cose import Receipt, TransparentStatement, encode_cbor
 from ironroot.crypto import Algorithm
-from ironroot.errors import ConfigError, IronrootError
+from ironroot.errors import ConfigError, InputUnavailable, IronrootError, LimitExceeded
 from ironroot.fleet import (
     ADMISSION_DIR,
     PLANES,
@@ -114,6 +128,10 @@ HSM_AUDIT_BUDGET: Final = 512 * 1024 * 1024
 segments while they fit (the records before them are stated absent: ``HSM_ARCHIVED``)."""
 HSM_AUDIT_SEGMENTS: Final = 256
 HSM_ARCHIVED: Final = "hsm/audit-archived"
+HSM_CHECKPOINTS: Final = 256
+"""The most signed audit checkpoints a bundle holds: the last ones by file name (the rest are
+stated absent as ``hsm/checkpoints``); a bundle holds at most 1,024 members."""
+_PLATFORM_CONFIG: Final = "platform.json"
 
 
 def spdm_nonce(export_nonce: bytes, device: str) -> bytes:
@@ -141,8 +159,13 @@ class AuditExport:
     def __post_init__(self) -> None:
         for name in (*self.members, *self.absent):
             check_name(name)
+        # a reason quotes an error's detail, of any length: verify reads 1 to MAX_REASON
+        absent = {
+            name: reason[: MAX_REASON - 1] + "…" if len(reason) > MAX_REASON else reason
+            for name, reason in self.absent.items()
+        }
         object.__setattr__(self, "members", MappingProxyType(dict(self.members)))
-        object.__setattr__(self, "absent", MappingProxyType(dict(self.absent)))
+        object.__setattr__(self, "absent", MappingProxyType(absent))
 
     def index(self) -> AuditIndex:
         return AuditIndex(
@@ -176,10 +199,20 @@ class AuditExport:
         return dataclasses.replace(self, members=new_members, absent=new_absent)
 
     def seal(self, rot: Device) -> bytes:
-        """The bundle file: the index sealed by ``rot`` (the node's root of trust)."""
+        """The bundle file: the index sealed by ``rot`` (the node's root of trust).
+        ``LimitExceeded`` before anything is signed when ``audit verify`` could not read the
+        bundle back (over 1,024 members, an index over its limits, over 1 GiB)."""
+        members = {n: d for n, (d, _t) in self.members.items()}
         index = self.index().encode()
+        check_limits(index, members)
         quote = rot.quote(seal_nonce(index))
-        return AuditBundle(index, {n: d for n, (d, _t) in self.members.items()}, quote).encode()
+        data = AuditBundle(index, members, quote).encode()
+        if len(data) > MAX_BUNDLE_BYTES:
+            raise LimitExceeded(
+                f"the bundle would be {len(data)} bytes: audit verify reads at most "
+                f"{MAX_BUNDLE_BYTES}"
+            )
+        return data
 
 
 def _ear(
@@ -226,9 +259,10 @@ def _evidence_of(fleet: Fleet, node_id: str, ear: bytes) -> bytes | None:
 
 
 def _credentials(
-    fleet: Fleet, node_id: str, now: dt.datetime
+    fleet: Fleet, node_id: str, node_dir: Path, now: dt.datetime
 ) -> tuple[dict[str, tuple[bytes, str]], dict[str, str]]:
-    """The node's current fleet credentials (what it keeps in ``nodes/<id>/credentials/``),
+    """The node's current fleet credentials (what it keeps in ``nodes/<id>/credentials/``,
+    ``node_dir`` the node's directory: read as regular files only, :func:`_beneath`),
     the fleet CA certificate (for reference: verify trusts only its own copy) and a CRL the
     fleet CA signs at the export time — the fleet's (revoked, unexpired) and every revoked
     credential of the node, expired or not; or why each is absent."""
@@ -240,11 +274,15 @@ def _credentials(
         absent[CREDENTIAL_ABSENT] = "the fleet has no admission set up: no node has credentials"
         return members, absent
     members["fleet/ca.pem"] = (read_limited(ca, 64 * 1024), PEM)
-    folder = fleet.directory / "nodes" / node_id / "credentials"
     for plane in PLANES:
-        path = folder / f"{plane}.cert.pem"
-        if path.is_file():
-            members[f"fleet/credential-{plane}.pem"] = (read_limited(path, 64 * 1024), PEM)
+        relative = f"credentials/{plane}.cert.pem"
+        if not os.path.lexists(node_dir / relative):
+            continue
+        pem = _beneath(node_dir, relative, 64 * 1024)
+        if isinstance(pem, str):
+            absent[f"fleet/credential-{plane}.pem"] = pem
+        else:
+            members[f"fleet/credential-{plane}.pem"] = (pem, PEM)
     if not any(n.startswith("fleet/credential-") for n in members):
         absent[CREDENTIAL_ABSENT] = (
             "the node holds no fleet credential: it was never admitted (or its credential "
@@ -308,19 +346,40 @@ def _credential_ears(
 
 def _beneath(node_dir: Path, relative: str, limit: int) -> bytes | str:
     """The bytes of the regular file ``relative`` beneath the node's directory, or why not.
-    ``<node>/hsm`` is written by the HSM and its key service, not the operator: a symbolic
-    link planted there (to the fleet CA's key) is not followed, as the HSM reads only regular
-    files there too (:func:`ironroot._fileio.read_beneath`), so nothing from outside it is
-    sealed into a bundle that leaves the fleet."""
+    The node's directory is written by the node's own software, not the operator (its HSM and
+    key service write ``hsm/``, the admission ``credentials/``): a symbolic link planted
+    there (to the fleet CA's key) is not followed, as the HSM reads only regular files there
+    too (:func:`ironroot._fileio.read_beneath`), so nothing from outside it is sealed into a
+    bundle that leaves the fleet; nor is a named pipe or a device read (a pipe whose writer
+    never writes kept the export waiting)."""
     try:
-        return read_beneath(node_dir, relative, limit)
+        return read_beneath(node_dir, relative, limit, regular=True)
+    except InputUnavailable:
+        return (
+            f"{relative} is not a regular file of the node's directory (a named pipe, a "
+            "device or a folder is not read)"
+        )
     except OSError as exc:
         return (
-            f"{relative} is not a regular file of the node's HSM directory (a symbolic link "
+            f"{relative} is not a regular file of the node's directory (a symbolic link "
             f"is not followed): {(exc.strerror or str(exc)).lower()}"
         )
     except IronrootError as exc:
         return f"{relative} cannot be read: {exc.code}: {exc.detail}"
+
+
+def _platform_config(platform: Platform) -> bytes | str:
+    """The bytes of the node's ``platform.json`` as the platform opened them, or why not: read
+    as a regular file beneath the node's directory (:func:`_beneath`), and only when they are
+    the bytes the platform was opened with (its ``config_digest``), not a file put there
+    since."""
+    data = _beneath(platform.directory, _PLATFORM_CONFIG, 1024 * 1024)
+    if isinstance(data, bytes) and hashlib.sha256(data).digest() != platform.config_digest:
+        return (
+            f"{_PLATFORM_CONFIG} changed after the node was opened: it is not the "
+            "configuration the platform runs on"
+        )
+    return data
 
 
 def _hsm(node_dir: Path) -> tuple[dict[str, tuple[bytes, str]], dict[str, str]] | str:
@@ -356,8 +415,16 @@ def _hsm(node_dir: Path) -> tuple[dict[str, tuple[bytes, str]], dict[str, str]] 
         members[f"hsm/{path.name}"] = (segment, JSONL)
         budget, kept = budget - len(segment), kept + 1
     checkpoints = directory / "checkpoints"
-    if checkpoints.is_dir():
-        for number, path in enumerate(sorted(checkpoints.glob("*.cose"))):
+    if checkpoints.is_dir() and not checkpoints.is_symlink():
+        found = sorted(checkpoints.glob("*.cose"))
+        if len(found) > HSM_CHECKPOINTS:
+            absent["hsm/checkpoints"] = (
+                f"{len(found) - HSM_CHECKPOINTS} of the {len(found)} signed audit checkpoints "
+                f"in the node's hsm/checkpoints are left out (a bundle holds the last "
+                f"{HSM_CHECKPOINTS} by name)"
+            )
+            found = found[-HSM_CHECKPOINTS:]
+        for number, path in enumerate(found):
             checkpoint = _beneath(node_dir, f"hsm/checkpoints/{path.name}", 1024 * 1024)
             if isinstance(checkpoint, str):
                 absent[f"hsm/checkpoint-{number}.cose"] = checkpoint
@@ -366,8 +433,16 @@ def _hsm(node_dir: Path) -> tuple[dict[str, tuple[bytes, str]], dict[str, str]] 
     return members, absent
 
 
-def _releases(path: Path) -> tuple[bytes, str] | str:
-    """The release statements kept in the key service database ``path``, or why none."""
+def _releases(path: Path, *, node_file: bool) -> tuple[bytes, str] | str:
+    """The release statements kept in the key service database ``path``, or why none.
+    ``node_file``: ``path`` is the node's own ``releases.db``, which is not read through a
+    symbolic link (planted to another key service's database, it sealed that service's
+    statements into the bundle) nor when it is not a regular file."""
+    if node_file and os.path.lexists(path) and not stat.S_ISREG(os.lstat(path).st_mode):
+        return (
+            f"{path.name} is not a regular file of the node's directory (a symbolic link is "
+            "not followed)"
+        )
     if not path.is_file():
         return f"no key service keeps the HSM's release statements here ({path.name} is absent)"
     try:
@@ -459,10 +534,11 @@ def collect_export(
     members["node/record.json"] = (_json(record.to_json()), JSON)
     events = fleet.events(node=node_id, limit=100_000)
     members["node/events.json"] = (_json([e.to_json() for e in events]), JSON)
-    members["platform/config.json"] = (
-        read_limited(platform.directory / "platform.json", 1024 * 1024),
-        JSON,
-    )
+    config = _platform_config(platform)
+    if isinstance(config, str):
+        absent["platform/config.json"] = config
+    else:
+        members["platform/config.json"] = (config, JSON)
     members["platform/state.json"] = (_json(platform.show()), JSON)
     members["platform/journal.json"] = (_json(platform.journal()), JSON)
     members["platform/events.json"] = (_json([e.to_json() for e in platform.events()]), JSON)
@@ -532,7 +608,7 @@ def collect_export(
             absent["attestation/evidence.cbor"] = (
                 "the evidence the EAR was issued for is not stored beside it"
             )
-    credentials, credentials_absent = _credentials(fleet, node_id, now)
+    credentials, credentials_absent = _credentials(fleet, node_id, platform.directory, now)
     members.update(credentials)
     absent.update(credentials_absent)
     latest = None if isinstance(found, str) else ear_id_of(found[0][0])
@@ -547,7 +623,11 @@ def collect_export(
         members.update(hsm)
         absent.update(hsm_absent)
         logged.update({n: d for n, (d, _t) in hsm.items() if n.startswith("hsm/checkpoint-")})
-        kept = _releases(releases or platform.directory / RELEASES_DB)
+        kept = (
+            _releases(releases, node_file=False)
+            if releases is not None
+            else _releases(platform.directory / RELEASES_DB, node_file=True)
+        )
         if isinstance(kept, str):
             absent[RELEASES_MEMBER] = kept
         else:

@@ -17,7 +17,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import html
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Final
 
 from ironroot._text import shown as _shown
@@ -79,8 +81,17 @@ class AuditReport:
     platform: str | None = None
     exported_at: str | None = None
     judged_at: str | None = None
+    hsm_records: Mapping[str, Any] | None = None
+    """How far the signed HSM audit checkpoints reach: ``in_bundle`` (whether the bundle holds
+    the HSM's audit chain) and ``require_signed`` (the trust's
+    ``require_signed_hsm_records``), and once the chain verified ``records`` (in the bundle),
+    ``first`` (the first one's seq), ``signed`` (those a verified signed checkpoint covers),
+    ``unsigned`` (those after the last one: nothing signed vouches for them) and
+    ``all_signed``; ``None`` when the ``hsm`` step did not get that far."""
 
     def __post_init__(self) -> None:
+        if self.hsm_records is not None:
+            object.__setattr__(self, "hsm_records", MappingProxyType(dict(self.hsm_records)))
         for name in ("node", "node_class", "platform"):  # the sealed index's text
             value = getattr(self, name)
             if value is not None:
@@ -110,6 +121,7 @@ class AuditReport:
             "judged_at": self.judged_at,
             "steps": [s.to_json() for s in self.steps],
             "error": None if failure is None else failure.to_json()["error"],
+            "hsm_records": None if self.hsm_records is None else dict(self.hsm_records),
         }
 
 

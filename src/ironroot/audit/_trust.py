@@ -33,6 +33,8 @@ relative to the file::
     [hsm]                                   # optional: HSM attestation keys (audit checkpoints)
     attestation_keys = ["hsm-attestation.pub.pem"]
     roots = ["hsm-vendor-root.pem"]         # the HSM vendor's roots (release statements)
+    require_signed_records = true           # optional: every HSM audit record in a bundle
+                                            # must be covered by a signed audit checkpoint
 
     [fleet]                                 # optional: the fleet CA whose credentials prove
     ca = "fleet-ca.pem"                     # which fleet node a bundle is about (one PEM
@@ -103,7 +105,10 @@ class AuditTrust:
     ``witness_quorum``: the witnesses' cosignature keys and how many distinct witnesses (by
     name) must have cosigned every checkpoint (no witnesses and quorum 0: none required);
     ``fleet_ca``: the DER certificate of the fleet CA whose credentials name the node (``None``:
-    the node id a bundle claims is not checked against anything trusted).
+    the node id a bundle claims is not checked against anything trusted);
+    ``require_signed_hsm_records``: every HSM audit record a bundle holds must be covered by
+    a signed audit checkpoint, and a bundle must hold the HSM's audit chain (otherwise the
+    records after the last checkpoint are only reported as what nothing signed vouches for).
     """
 
     platform: PlatformTrust
@@ -116,6 +121,7 @@ class AuditTrust:
     witness_quorum: int = 0
     hsm_roots: tuple[bytes, ...] = ()
     fleet_ca: bytes | None = None
+    require_signed_hsm_records: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.platform, PlatformTrust):
@@ -166,6 +172,8 @@ class AuditTrust:
             raise ConfigError(
                 f"the witness quorum is between 1 and {named} (the distinct witnesses named)"
             )
+        if not isinstance(self.require_signed_hsm_records, bool):
+            raise ConfigError("require_signed_hsm_records is true or false")
         object.__setattr__(self, "verifier_keys", MappingProxyType(dict(self.verifier_keys)))
 
     @property
@@ -192,7 +200,12 @@ class AuditTrust:
         vendor = _table(rest.get("vendor"), "vendor")
         transparency = _table(rest.get("transparency"), "transparency")
         verifier = _table(rest.pop("verifier", {}), "verifier", {"keys"})
-        hsm = _table(rest.pop("hsm", {}), "hsm", {"attestation_keys", "roots"})
+        hsm = _table(
+            rest.pop("hsm", {}), "hsm", {"attestation_keys", "roots", "require_signed_records"}
+        )
+        require_signed = hsm.get("require_signed_records", False)
+        if not isinstance(require_signed, bool):
+            raise ConfigError(f"{file}: [hsm] require_signed_records is true or false")
         witnessing = _table(rest.pop("witnesses", {}), "witnesses", {"keys", "quorum", "log_keys"})
         # A platform.toml whose updates require witnesses names the log's checkpoint keys
         # there: they sign the checkpoints an audit checks too.
@@ -264,6 +277,7 @@ class AuditTrust:
             witness_quorum=quorum,
             hsm_roots=hsm_roots,
             fleet_ca=fleet_ca,
+            require_signed_hsm_records=require_signed,
         )
 
 

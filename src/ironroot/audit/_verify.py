@@ -383,6 +383,8 @@ class _Context:
     step verified and bound to the sealing RoT as well (other than the latest), each with
     the status it states."""
     ear_absent: bool = False
+    hsm_records: dict[str, Any] | None = None
+    """What :attr:`~ironroot.audit.AuditReport.hsm_records` says (the ``hsm`` step)."""
 
     def member(self, name: str) -> bytes:
         data = self.bundle.members.get(name)
@@ -1251,9 +1253,24 @@ def _device_binding(
     return f"{device}: its session answers the EAR's nonce, with the measurements it records"
 
 
+def _unsigned(detail: str) -> VerificationFailed:
+    """The trust requires every HSM audit record signed (``require_signed_hsm_records``)."""
+    error = VerificationFailed(detail, code="hsm-records-unsigned")
+    error.check = "signed-records"
+    return error
+
+
 def _hsm(ctx: _Context) -> list[str]:
+    required = ctx.trust.require_signed_hsm_records
     if "hsm/audit.jsonl" not in ctx.bundle.members:
-        raise _Skipped(ctx.index.absent.get("hsm", "the bundle holds no HSM audit chain"))
+        ctx.hsm_records = {"in_bundle": False, "require_signed": required}
+        reason = ctx.index.absent.get("hsm")
+        if required:
+            raise _unsigned(
+                f"the bundle holds no HSM audit chain ({reason or 'no reason stated'}): the "
+                "trust requires every HSM audit record signed"
+            )
+        raise _Skipped(reason or "the bundle holds no HSM audit chain")
     segments = [
         n.removeprefix("hsm/")
         for n in ctx.bundle.members
@@ -1297,23 +1314,42 @@ def _hsm(ctx: _Context) -> list[str]:
                 continue
         if checkpoint is None:
             raise UnknownIssuer(f"no trusted HSM attestation key signed {name}")
-        ctx.hsm_ids.add(checkpoint.hsm)
         if 0 < checkpoint.size <= first:
+            # not compared with the chain: the HSM it names is not shown to be this one's
             lines.append(
                 f"{name} covers {checkpoint.size} record(s), all before record {first}: "
                 "archived and not in the bundle, not checked"
             )
             continue
         _reaches(records, checkpoint, first)
+        ctx.hsm_ids.add(checkpoint.hsm)
         signed = max(signed, checkpoint.size)
         lines.append(f"reaches {name}: {checkpoint.size} record(s) the HSM signed")
     end = first + len(records)
-    if end > max(signed, first):
+    covered = max(signed, first)
+    ctx.hsm_records = {
+        "in_bundle": True,
+        "require_signed": required,
+        "records": len(records),
+        "first": first,
+        "signed": covered - first,
+        "unsigned": end - covered,
+        "all_signed": end <= covered,
+    }
+    unvouched = None
+    if end > covered:
         # the chain's hashes are public: whoever holds the records can rewrite, add or cut
         # them after the last checkpoint and hash again (only the HSM can check their MACs)
+        unvouched = (
+            f"records {covered} to {end - 1} of the HSM's audit chain follow the last signed "
+            "audit checkpoint"
+            if signed > first
+            else f"no signed audit checkpoint covers the records {first} to {end - 1} of the "
+            "HSM's audit chain"
+        )
         lines.append(
             (
-                f"records {max(signed, first)} to {end - 1} follow the last signed checkpoint"
+                f"records {covered} to {end - 1} follow the last signed checkpoint"
                 if signed > first
                 else "no signed audit checkpoint covers the records in the bundle"
             )
@@ -1335,6 +1371,11 @@ def _hsm(ctx: _Context) -> list[str]:
             "and EAR (the others were written before release binding)"
         )
     ctx.hsm_releases = bound
+    if required and unvouched is not None:  # the releases step still runs on the chain
+        raise _unsigned(
+            f"{unvouched}: nothing signed vouches for them, and the trust requires every "
+            "record signed"
+        )
     return lines
 
 
@@ -1555,6 +1596,7 @@ def check_bundle(data: bytes, trust: AuditTrust, *, at: dt.datetime | None = Non
         platform=index.platform,
         exported_at=_text_time(index.exported_at),
         judged_at=_text_time(ctx.at),
+        hsm_records=ctx.hsm_records,
     )
 
 

@@ -6,15 +6,18 @@
     HTTPS), and have the node's RoT seal it into one file. ``--releases``: the key service's
     ``releases.db`` holding the node HSM's release statements (default
     ``<node>/releases.db``).
-``verify BUNDLE [--trust FILE] [--html OUT] [--at TIME]``
+``verify BUNDLE [--trust FILE] [--html OUT] [--at TIME] [--require-signed-hsm-records]``
     re-check all of it offline against the trust file (``--trust`` or
     ``$IRONROOT_AUDIT_TRUST``), printing the chain of trust step by step; exit 1 naming the
     first break. ``--html`` writes the same report as a page for people.
+    ``--require-signed-hsm-records`` fails the ``hsm`` step unless a signed audit checkpoint
+    covers every HSM audit record the bundle holds (``hsm-records-unsigned``).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -83,6 +86,12 @@ def register(sub: Any) -> None:
     verify.add_argument(
         "--at", type=instant, help="judge the evidence as of this time (default: the export's)"
     )
+    verify.add_argument(
+        "--require-signed-hsm-records",
+        action="store_true",
+        help="fail unless a signed HSM audit checkpoint covers every HSM audit record in the "
+        "bundle (as [hsm] require_signed_records = true in the trust file)",
+    )
     verify.set_defaults(func=_verify)
 
 
@@ -149,6 +158,8 @@ def _verify(args: argparse.Namespace) -> int:
     from ironroot.audit import AuditTrust, check_bundle, render_console, render_html
 
     trust = AuditTrust.load_toml(_trust_file(args))
+    if args.require_signed_hsm_records:
+        trust = dataclasses.replace(trust, require_signed_hsm_records=True)
     report = check_bundle(read_limited(args.bundle, _MAX_BUNDLE), trust, at=args.at)
     if args.html:
         write_output(args.html, render_html(report).encode("utf-8"))

@@ -227,8 +227,8 @@ def _paths(directory: Path, name: str) -> tuple[Path, Path, Path]:
 
 
 def _read(path: Path, what: str) -> bytes:
-    try:
-        return read_limited(path, _MAX_FILE)
+    try:  # a regular file: a named pipe held open by a writer would keep the read waiting
+        return read_limited(path, _MAX_FILE, regular=True)
     except FileNotFoundError as exc:
         raise NotFound(f"{what} {path} does not exist") from exc
     except OSError as exc:

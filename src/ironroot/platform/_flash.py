@@ -51,6 +51,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import stat
 import struct
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -168,9 +169,11 @@ def _decode_header(data: bytes, path: Path) -> tuple[str, tuple[Region, ...], in
 
 
 def _fd(path: Path, flags: int) -> int:
-    """Open a chip file, never through a symbolic link (``O_NOFOLLOW``)."""
+    """Open a chip file, never through a symbolic link (``O_NOFOLLOW``), and only a regular
+    file (``flash-not-a-file``: a named pipe held open by a writer kept every reader waiting;
+    opened without blocking, so one with no writer is refused too)."""
     try:
-        return os.open(path, flags | getattr(os, "O_NOFOLLOW", 0))
+        fd = os.open(path, flags | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
     except FileNotFoundError as exc:
         raise StorageError(f"flash chip {path.name} is missing", code="flash-missing") from exc
     except OSError as exc:
@@ -179,6 +182,19 @@ def _fd(path: Path, flags: int) -> int:
                 f"flash chip {path.name} is a symbolic link", code="flash-symlink"
             ) from exc
         raise StorageError(f"flash chip {path.name}: {exc.strerror}") from exc
+    try:
+        regular = stat.S_ISREG(os.fstat(fd).st_mode)
+        if regular:
+            os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    if not regular:
+        os.close(fd)
+        raise DeviceStateTampered(
+            f"flash chip {path.name} is not a regular file", code="flash-not-a-file"
+        )
+    return fd
 
 
 def _open_read(path: Path) -> io.BufferedReader:

@@ -847,7 +847,8 @@ class Platform:
             raise NotFound("no such evidence")
         path = self.directory / "evidence" / f"{ident}.cbor"
         try:
-            blob = read_limited(path, _EVIDENCE_LIMIT)
+            # a regular file: a named pipe held open by a writer would keep the read waiting
+            blob = read_limited(path, _EVIDENCE_LIMIT, regular=True)
         except (FileNotFoundError, NotFound) as exc:
             raise NotFound(f"the evidence {ident[:16]} is missing") from exc
         except (OSError, InputUnavailable) as exc:  # a directory in its place, unreadable

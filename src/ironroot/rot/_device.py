@@ -114,9 +114,11 @@ _ALG_FILES: Final = {Algorithm.ES384: "ecc", Algorithm.ML_DSA_87: "mldsa"}
 
 
 def _read(path: Path, limit: int = _MAX_FILE) -> bytes:
-    """A file the device writes in its directory, never through a link (it writes none)."""
+    """A file the device writes in its directory, never through a link (it writes none), and
+    only a regular file (a named pipe held open by a writer would keep the read waiting:
+    ``InputUnavailable``)."""
     try:
-        return read_beneath(path.parent, path.name, limit)
+        return read_beneath(path.parent, path.name, limit, regular=True)
     except FileNotFoundError as exc:
         raise NotFound(f"{path.name} is missing from the device directory") from exc
     except LimitExceeded:
@@ -165,7 +167,7 @@ def _open_lock(directory: Path) -> int:
 
 def _load_key(path: Path) -> bytes:
     try:
-        data = read_limited(path, 4 * OBFUSCATION_KEY_SIZE)
+        data = read_limited(path, 4 * OBFUSCATION_KEY_SIZE, regular=True)
     except FileNotFoundError as exc:
         raise InputUnavailable(
             f"the obfuscation key {path} is missing: the device cannot read its fuses"

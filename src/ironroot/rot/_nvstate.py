@@ -390,7 +390,7 @@ class NvStore:
         none (each write replaces the file whole), so a link there is an edit, refused before
         it is followed (a loop escaped as a bare ``OSError``)."""
         try:
-            return read_beneath(self.directory, name, _MAX_FILE)
+            return read_beneath(self.directory, name, _MAX_FILE, regular=True)
         except FileNotFoundError:
             return None
         except OSError as exc:
@@ -405,9 +405,10 @@ class NvStore:
             raise DeviceStateTampered(
                 f"{name} is larger than any state file the device writes"
             ) from None
-        except InputUnavailable:  # a directory where the device writes a file
+        except InputUnavailable:  # a directory, a named pipe or a device where it writes a file
+            kind = "a directory" if (self.directory / name).is_dir() else "not a regular file"
             raise DeviceStateTampered(
-                f"{name} is a directory, not a state file the device writes"
+                f"{name} is {kind}, not a state file the device writes"
             ) from None
 
     def _root(self) -> dict[str, list[bytes | None]]:
