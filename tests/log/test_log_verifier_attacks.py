@@ -320,3 +320,18 @@ def test_a_served_body_that_does_not_decode_fails_verification(
     assert info.value.code == "verification-failed"
     assert info.value.detail.startswith(f"https://log.example/{path} ")
     assert why in info.value.detail
+
+
+@pytest.mark.parametrize("nesting", [b"[" * 100_000, b'{"a":' * 100_000])
+def test_a_transparency_configuration_nested_too_deep_is_malformed(nesting: bytes) -> None:
+    """A server's configuration document nested deeper than Python's recursion limit made
+    ``json.loads`` raise ``RecursionError``, which escaped ``log verify URL`` untyped."""
+
+    class Deep:
+        def fetch(self, path: str, *, accept: str | None = None) -> bytes:
+            return nesting
+
+    with pytest.raises(MalformedInput) as info:
+        verify_remote_log(Deep())
+    assert type(info.value) is MalformedInput
+    assert info.value.detail == "the transparency configuration is not JSON"

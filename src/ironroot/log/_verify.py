@@ -406,7 +406,7 @@ def fetch_log_identity(fetcher: LogFetcher) -> layout.LogIdentity:
     raw = fetcher.fetch(CONFIG_PATH, accept="application/json")
     try:
         config = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
         raise MalformedInput("the transparency configuration is not JSON") from exc
     if not isinstance(config, dict):
         raise MalformedInput("the transparency configuration is not a JSON object")
