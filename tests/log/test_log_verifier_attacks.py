@@ -335,3 +335,38 @@ def test_a_transparency_configuration_nested_too_deep_is_malformed(nesting: byte
         verify_remote_log(Deep())
     assert type(info.value) is MalformedInput
     assert info.value.detail == "the transparency configuration is not JSON"
+
+
+def test_a_log_is_asked_only_for_the_codings_its_reader_decodes(logs: tuple[Log, Log]) -> None:
+    """httpx's default ``Accept-Encoding`` names ``br`` and ``zstd`` wherever the brotli or
+    zstandard package happens to be installed, but the bounded reader decodes only gzip and
+    deflate: a CDN honouring the header made every read fail (``VerificationFailed``, a
+    Content-Encoding this client does not read). The reader asks for what it reads, as
+    c2sp.org/tlog-tiles recommends (gzip and identity)."""
+    big, _ = logs
+    served = LogBackedFetcher(big)
+    asked: set[str] = set()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        accept = request.headers.get("accept-encoding", "")
+        asked.add(accept)
+        data = served.fetch(request.url.path.lstrip("/"))
+        offered = [c.strip() for c in accept.split(",")]
+        for coding in ("zstd", "br"):  # what such a CDN prefers, when it is asked for
+            if coding in offered:
+                return httpx.Response(
+                    200, content=iter([b"\x28\xb5\x2f\xfd"]), headers={"Content-Encoding": coding}
+                )
+        return httpx.Response(
+            200, content=iter([gzip.compress(data)]), headers={"Content-Encoding": "gzip"}
+        )
+
+    # a client whose defaults are httpx's where brotli and zstandard are installed
+    client = httpx.Client(
+        transport=httpx.MockTransport(handler),
+        headers={"Accept-Encoding": "gzip, deflate, br, zstd"},
+    )
+    with client, HttpLogFetcher("https://log.example", client=client) as f:
+        report = verify_remote_log(f, identity=LogIdentity(ORIGIN, (signer(KEY).verifier(),)))
+    assert report.root == big.root()
+    assert asked == {"gzip, identity"}
