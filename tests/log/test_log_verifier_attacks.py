@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import json
 import time
 from collections.abc import Iterator
 
@@ -370,3 +371,20 @@ def test_a_log_is_asked_only_for_the_codings_its_reader_decodes(logs: tuple[Log,
         report = verify_remote_log(f, identity=LogIdentity(ORIGIN, (signer(KEY).verifier(),)))
     assert report.root == big.root()
     assert asked == {"gzip, identity"}
+
+
+def test_a_transparency_configuration_listing_too_many_keys_is_a_limit() -> None:
+    """A hostile server's configuration may fill its 16 MiB with ~280,000 verifier keys, each
+    parsed (some 8 s of CPU) before any is used: no note carries more than 100 signatures,
+    so no log has more keys than that to list."""
+    vkey = signer(KEY).verifier().vkey
+    body = json.dumps({"checkpoint_origin": ORIGIN, "checkpoint_keys": [vkey] * 101}).encode()
+
+    class Many:
+        def fetch(self, path: str, *, accept: str | None = None) -> bytes:
+            return body
+
+    with pytest.raises(LimitExceeded) as info:
+        verify_remote_log(Many())
+    assert type(info.value) is LimitExceeded
+    assert info.value.detail == "the transparency configuration lists more than 100 checkpoint keys"
