@@ -388,3 +388,33 @@ def test_a_transparency_configuration_listing_too_many_keys_is_a_limit() -> None
         verify_remote_log(Many())
     assert type(info.value) is LimitExceeded
     assert info.value.detail == "the transparency configuration lists more than 100 checkpoint keys"
+
+
+@pytest.mark.parametrize("coding", ["gzip", "gzip, gzip"])
+def test_a_compressed_body_that_expands_past_any_resource_is_cut_off(coding: str) -> None:
+    """A few KiB of gzip (or gzip inside gzip) that expand to 64 MiB: stopped at the largest
+    resource's size, a stage at a time, with nothing like the whole ever in memory."""
+    inner = gzip.compress(bytes(64 << 20), 9)
+    body = inner if coding == "gzip" else gzip.compress(inner, 9)
+    assert len(body) < 100_000
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=iter([body]), headers={"Content-Encoding": coding})
+
+    client = _client(handler)
+    with (
+        client,
+        HttpLogFetcher("https://log.example", client=client) as f,
+        pytest.raises(PayloadTooLarge) as info,
+    ):
+        f.fetch("tile/entries/000")
+    assert (
+        info.value.detail == "https://log.example/tile/entries/000 is larger than any log resource"
+    )
+    again = _client(handler)
+    with (
+        again,
+        HttpLogFetcher("https://log.example", client=again) as f,
+        pytest.raises(VerificationFailed, match="checkpoint is larger than any log resource"),
+    ):
+        verify_remote_log(f, identity=LogIdentity(ORIGIN, (signer(KEY).verifier(),)))
