@@ -290,6 +290,27 @@ def test_ironroot_mirrors_a_growing_go_log_and_refuses_a_changed_one(
     assert verify_remote_log(DirectoryLogFetcher(other), identity=identity).size == 1_200
 
 
+def test_ironroot_verifies_a_go_log_whose_origin_holds_a_delete(
+    tlogcheck: Path, tmp_path: Path
+) -> None:
+    """c2sp.org/signed-note forbids the ASCII control characters below U+0020 but newline;
+    DEL (U+007F) is not one of them, and Go's note package signs and opens such a note.
+    Ironroot refused it (``MalformedInput``: the signed note contains a control character),
+    so a conformant log or witness whose origin, key name or extension line held one could
+    not be verified or mirrored."""
+    origin = "log.example/\x7fdel"
+    go_dir = tmp_path / "go"
+    code, written, err = _go(tlogcheck, "write", str(go_dir), origin, str(tmp_path / "k"), "300")
+    assert code == 0, err
+    identity = LogIdentity(origin, (NoteVerifier.from_vkey(written["vkey"]),))
+    report = verify_remote_log(DirectoryLogFetcher(go_dir), identity=identity)
+    assert (report.origin, report.size, _b64(report.root)) == (origin, 300, written["root"])
+    mirror = tmp_path / "mirror"
+    assert export_tiles(DirectoryLogFetcher(go_dir), mirror, identity=identity).size == 300
+    code, _, err = _go(tlogcheck, "verify", str(mirror), origin, written["vkey"])
+    assert code == 0, err
+
+
 def _flip(path: Path, offset: int) -> None:
     data = bytearray(path.read_bytes())
     data[offset] ^= 0x01
