@@ -253,3 +253,30 @@ def test_export_from_a_url_with_another_origin_writes_nothing(
     argv = ["log", "export-tiles", str(out), "--url", url, "--origin", "another.example/log"]
     assert main(argv) == 1
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["log", "verify", "http://log.example/prefix/", "--json"],
+        ["log", "export-tiles", "OUT", "--url", "http://log.example/prefix/", "--json"],
+        ["log", "export-tiles", "OUT", "--url", "http://192.0.2.7:8080/", "--json"],
+    ],
+)
+def test_keys_are_never_fetched_over_plain_http_from_another_host(
+    argv: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without ``--key``, the checkpoint keys come from the log's transparency configuration:
+    over plain HTTP to a host other than the loopback, anyone on the path could serve their
+    own keys, checkpoint and tiles, and the log was reported verified (exit 0). Keys fetched
+    so are refused before anything is asked of the host (as ``--service-keys`` does)."""
+    argv = [str(tmp_path / "out") if a == "OUT" else a for a in argv]
+    assert main(argv) == 2
+    error = json.loads(capsys.readouterr().out.splitlines()[-1])["error"]
+    assert error["code"] == "config"
+    assert error["message"] == (
+        "keys fetched over plain HTTP could be swapped by anyone on the path: give the log's "
+        "--origin and --key, or an https:// URL (http:// is read for keys from a loopback "
+        "address only)"
+    )
+    assert not (tmp_path / "out").exists()

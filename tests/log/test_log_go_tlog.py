@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import random
 import shutil
 import subprocess
 from pathlib import Path
@@ -39,14 +40,17 @@ from log_testkit import (
 
 from ironroot.cli import main
 from ironroot.crypto import PrivateKey
-from ironroot.errors import InconsistentCheckpoint, VerificationFailed
+from ironroot.errors import InconsistentCheckpoint, MalformedInput, VerificationFailed
 from ironroot.log import (
     DirectoryLogFetcher,
     Log,
     LogIdentity,
     NoteVerifier,
     TileTree,
+    entry_bundle_path,
     export_tiles,
+    parse_tile_path,
+    tile_path,
     tiles_for_size,
     verify_remote_log,
 )
@@ -286,6 +290,27 @@ def test_ironroot_mirrors_a_growing_go_log_and_refuses_a_changed_one(
     assert verify_remote_log(DirectoryLogFetcher(other), identity=identity).size == 1_200
 
 
+def test_ironroot_verifies_a_go_log_whose_origin_holds_a_delete(
+    tlogcheck: Path, tmp_path: Path
+) -> None:
+    """c2sp.org/signed-note forbids the ASCII control characters below U+0020 but newline;
+    DEL (U+007F) is not one of them, and Go's note package signs and opens such a note.
+    Ironroot refused it (``MalformedInput``: the signed note contains a control character),
+    so a conformant log or witness whose origin, key name or extension line held one could
+    not be verified or mirrored."""
+    origin = "log.example/\x7fdel"
+    go_dir = tmp_path / "go"
+    code, written, err = _go(tlogcheck, "write", str(go_dir), origin, str(tmp_path / "k"), "300")
+    assert code == 0, err
+    identity = LogIdentity(origin, (NoteVerifier.from_vkey(written["vkey"]),))
+    report = verify_remote_log(DirectoryLogFetcher(go_dir), identity=identity)
+    assert (report.origin, report.size, _b64(report.root)) == (origin, 300, written["root"])
+    mirror = tmp_path / "mirror"
+    assert export_tiles(DirectoryLogFetcher(go_dir), mirror, identity=identity).size == 300
+    code, _, err = _go(tlogcheck, "verify", str(mirror), origin, written["vkey"])
+    assert code == 0, err
+
+
 def _flip(path: Path, offset: int) -> None:
     data = bytearray(path.read_bytes())
     data[offset] ^= 0x01
@@ -294,3 +319,106 @@ def _flip(path: Path, offset: int) -> None:
 
 def _b64(digest: bytes) -> str:
     return base64.b64encode(digest).decode()
+
+
+# --- tile paths, both ways ---------------------------------------------------------------------
+
+
+def _go_paths(tool: Path, requests: list[str]) -> list[str]:
+    done = subprocess.run(
+        [str(tool), "paths"],
+        input="".join(r + "\n" for r in requests),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.splitlines()
+
+
+_MAX_INDEX = ((1 << 63) - 1) >> 8  # the last level-0 tile of the largest tree
+
+
+def test_tile_paths_are_written_as_go_writes_them(tlogcheck: Path) -> None:
+    """``tile_path`` and ``entry_bundle_path`` against ``tlog.Tile.Path``: every width, every
+    number of three-digit groups, indices around 2^40 and up to the largest tree's."""
+    rng = random.Random(7)
+    indices = [0, 1, 999, 1_000, 1_001, 999_999, 1_000_000, 1_234_067, _MAX_INDEX]
+    indices += [(1 << 40) + d for d in (-1, 0, 1)] + [10**k - 1 for k in range(1, 17)]
+    indices += [rng.randrange(_MAX_INDEX) for _ in range(200)]
+    cases = [(level, n, w) for n in indices for level in (0, 5) for w in (None, 1, 17)]
+    cases += [(rng.randrange(64), rng.randrange(1 << 40), w) for w in range(1, 256)]
+    cases += [(-1, n, w) for n in indices for w in (None, 1, 255)]  # entry bundles
+    theirs = _go_paths(
+        tlogcheck, [f"path {lvl} {n} {256 if w is None else w}" for lvl, n, w in cases]
+    )
+    ours = [entry_bundle_path(n, w) if lvl < 0 else tile_path(lvl, n, w) for lvl, n, w in cases]
+    assert ours == theirs
+
+
+# Paths C2SP allows and Go reads (with its own limits), or that neither reads.
+_PATHS = [
+    "tile/0/000",
+    "tile/0/999",
+    "tile/63/000",
+    "tile/0/x001/000",
+    "tile/0/x001/x234/067",
+    "tile/0/x036/x028/x797/x018/x963/967",  # 2^55 - 1
+    "tile/0/000.p/1",
+    "tile/0/000.p/255",
+    "tile/entries/000",
+    "tile/entries/x999/999.p/128",
+    "tile/0/1",
+    "tile/0/0000",
+    "tile/00/000",
+    "tile/01/000",
+    "tile/-1/000",
+    "tile/+1/000",
+    "tile/0/+01",
+    "tile/0/-01",
+    "tile/0/ 01",
+    "tile/0/x000/001",
+    "tile/0/001/x002",
+    "tile/0/x1/000",
+    "tile/0/X001/000",
+    "tile/0/x001/234/067",
+    "tile/0/000.p/0",
+    "tile/0/000.p/256",
+    "tile/0/000.p/01",
+    "tile/0/000.p/+1",
+    "tile/0/000.p",
+    "tile/0/000.p/",
+    "tile/0/000.p/5/6",
+    "tile/0/000/",
+    "tile/0/000.P/5",
+    "tile/data/000",
+    "tile/entries/000.p/256",
+    "tile/entries/x000/000",
+    "tile/0/00a",
+    "tile/0/０００",  # fullwidth digits
+]
+# What C2SP forbids that Go's sumdb paths allow: a level above 63, and indices no tree of at
+# most 2^63 - 1 leaves has.
+_GO_ONLY = [
+    "tile/64/000",
+    "tile/0/x036/x028/x797/x018/x963/968",
+    "tile/0/x999/x999/x999/x999/x999/999",
+]
+
+
+def test_tile_paths_are_read_as_go_reads_them(tlogcheck: Path) -> None:
+    theirs = _go_paths(tlogcheck, [f"parse {p}" for p in _PATHS + _GO_ONLY])
+    ours = []
+    for path in _PATHS + _GO_ONLY:
+        try:
+            address = parse_tile_path(path)
+        except MalformedInput:
+            ours.append("bad")
+            continue
+        level = -1 if address.entries else address.level
+        ours.append(f"{level} {address.index} {address.count}")
+    assert ours[: len(_PATHS)] == theirs[: len(_PATHS)]
+    assert "bad" not in theirs[: len(_PATHS)][:10]  # the canonical ones are read by both
+    assert ours[len(_PATHS) :] == ["bad"] * len(_GO_ONLY)
+    assert "bad" not in theirs[len(_PATHS) :]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import json
 import time
 from collections.abc import Iterator
 
@@ -320,3 +321,100 @@ def test_a_served_body_that_does_not_decode_fails_verification(
     assert info.value.code == "verification-failed"
     assert info.value.detail.startswith(f"https://log.example/{path} ")
     assert why in info.value.detail
+
+
+@pytest.mark.parametrize("nesting", [b"[" * 100_000, b'{"a":' * 100_000])
+def test_a_transparency_configuration_nested_too_deep_is_malformed(nesting: bytes) -> None:
+    """A server's configuration document nested deeper than Python's recursion limit made
+    ``json.loads`` raise ``RecursionError``, which escaped ``log verify URL`` untyped."""
+
+    class Deep:
+        def fetch(self, path: str, *, accept: str | None = None) -> bytes:
+            return nesting
+
+    with pytest.raises(MalformedInput) as info:
+        verify_remote_log(Deep())
+    assert type(info.value) is MalformedInput
+    assert info.value.detail == "the transparency configuration is not JSON"
+
+
+def test_a_log_is_asked_only_for_the_codings_its_reader_decodes(logs: tuple[Log, Log]) -> None:
+    """httpx's default ``Accept-Encoding`` names ``br`` and ``zstd`` wherever the brotli or
+    zstandard package happens to be installed, but the bounded reader decodes only gzip and
+    deflate: a CDN honouring the header made every read fail (``VerificationFailed``, a
+    Content-Encoding this client does not read). The reader asks for what it reads, as
+    c2sp.org/tlog-tiles recommends (gzip and identity)."""
+    big, _ = logs
+    served = LogBackedFetcher(big)
+    asked: set[str] = set()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        accept = request.headers.get("accept-encoding", "")
+        asked.add(accept)
+        data = served.fetch(request.url.path.lstrip("/"))
+        offered = [c.strip() for c in accept.split(",")]
+        for coding in ("zstd", "br"):  # what such a CDN prefers, when it is asked for
+            if coding in offered:
+                return httpx.Response(
+                    200, content=iter([b"\x28\xb5\x2f\xfd"]), headers={"Content-Encoding": coding}
+                )
+        return httpx.Response(
+            200, content=iter([gzip.compress(data)]), headers={"Content-Encoding": "gzip"}
+        )
+
+    # a client whose defaults are httpx's where brotli and zstandard are installed
+    client = httpx.Client(
+        transport=httpx.MockTransport(handler),
+        headers={"Accept-Encoding": "gzip, deflate, br, zstd"},
+    )
+    with client, HttpLogFetcher("https://log.example", client=client) as f:
+        report = verify_remote_log(f, identity=LogIdentity(ORIGIN, (signer(KEY).verifier(),)))
+    assert report.root == big.root()
+    assert asked == {"gzip, identity"}
+
+
+def test_a_transparency_configuration_listing_too_many_keys_is_a_limit() -> None:
+    """A hostile server's configuration may fill its 16 MiB with ~280,000 verifier keys, each
+    parsed (some 8 s of CPU) before any is used: no note carries more than 100 signatures,
+    so no log has more keys than that to list."""
+    vkey = signer(KEY).verifier().vkey
+    body = json.dumps({"checkpoint_origin": ORIGIN, "checkpoint_keys": [vkey] * 101}).encode()
+
+    class Many:
+        def fetch(self, path: str, *, accept: str | None = None) -> bytes:
+            return body
+
+    with pytest.raises(LimitExceeded) as info:
+        verify_remote_log(Many())
+    assert type(info.value) is LimitExceeded
+    assert info.value.detail == "the transparency configuration lists more than 100 checkpoint keys"
+
+
+@pytest.mark.parametrize("coding", ["gzip", "gzip, gzip"])
+def test_a_compressed_body_that_expands_past_any_resource_is_cut_off(coding: str) -> None:
+    """A few KiB of gzip (or gzip inside gzip) that expand to 64 MiB: stopped at the largest
+    resource's size, a stage at a time, with nothing like the whole ever in memory."""
+    inner = gzip.compress(bytes(64 << 20), 9)
+    body = inner if coding == "gzip" else gzip.compress(inner, 9)
+    assert len(body) < 100_000
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=iter([body]), headers={"Content-Encoding": coding})
+
+    client = _client(handler)
+    with (
+        client,
+        HttpLogFetcher("https://log.example", client=client) as f,
+        pytest.raises(PayloadTooLarge) as info,
+    ):
+        f.fetch("tile/entries/000")
+    assert (
+        info.value.detail == "https://log.example/tile/entries/000 is larger than any log resource"
+    )
+    again = _client(handler)
+    with (
+        again,
+        HttpLogFetcher("https://log.example", client=again) as f,
+        pytest.raises(VerificationFailed, match="checkpoint is larger than any log resource"),
+    ):
+        verify_remote_log(f, identity=LogIdentity(ORIGIN, (signer(KEY).verifier(),)))

@@ -9,7 +9,8 @@ verified before it is written, full tiles are never rewritten, the checkpoint co
 The source is the service's data directory (``--data``: its store read as served, the
 witnessed checkpoint when witnesses are configured) or a running service or another mirror
 (``--url``). Keys: the data directory's public checkpoint key, the service's
-``/.well-known/transparency-configuration``, or ``--origin`` with ``--key``. ``--follow``
+``/.well-known/transparency-configuration`` (over ``https://``, or ``http://`` from a loopback
+address only), or ``--origin`` with ``--key``. ``--follow``
 keeps the directory current, polling every ``--interval`` seconds until SIGINT/SIGTERM; a
 source that is down is retried, anything that does not verify stops it with exit 1.
 
@@ -101,11 +102,16 @@ def register(verbs: Any) -> None:
 
 
 def identity_of(
-    args: argparse.Namespace, fetch: Callable[[], log.LogIdentity] | None
+    args: argparse.Namespace,
+    fetch: Callable[[], log.LogIdentity] | None,
+    *,
+    url: str | None = None,
 ) -> log.LogIdentity:
     """``--origin`` with ``--key``, else what ``fetch`` finds (``ConfigError`` advising the
     options when there is nothing to fetch keys from), whose origin must be ``--origin``
-    when that is given (:class:`VerificationFailed`: another log than the one asked for)."""
+    when that is given (:class:`VerificationFailed`: another log than the one asked for).
+    Keys are never fetched from ``url`` (the log fetched from) over plain HTTP to a host
+    other than the loopback (``ConfigError``): anyone on the path could swap them."""
     verifiers = tuple(log.NoteVerifier.from_vkey(k) for k in args.key)
     if verifiers:
         if args.origin is None:
@@ -113,6 +119,15 @@ def identity_of(
         return log.LogIdentity(origin=args.origin, verifiers=verifiers)
     if fetch is None:
         raise ConfigError("static tiles carry no keys: give --origin and --key")
+    if url is not None:
+        from ironroot._httpclient import in_clear_elsewhere  # httpx: only for a URL
+
+        if in_clear_elsewhere(url):
+            raise ConfigError(
+                "keys fetched over plain HTTP could be swapped by anyone on the path: give "
+                "the log's --origin and --key, or an https:// URL (http:// is read for keys "
+                "from a loopback address only)"
+            )
     try:
         identity = fetch()
     except NotFound as exc:
@@ -210,7 +225,7 @@ def _identity(args: argparse.Namespace) -> log.LogIdentity:
             return identity_of(args, None)
         return log.layout.load_log_identity(args.data, origin=args.origin)
     with _source(args) as fetcher:
-        return identity_of(args, lambda: log.fetch_log_identity(fetcher))
+        return identity_of(args, lambda: log.fetch_log_identity(fetcher), url=args.url)
 
 
 def _print(report: log.ExportReport, identity: log.LogIdentity, out: Path, as_json: bool) -> None:

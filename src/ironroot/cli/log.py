@@ -15,7 +15,9 @@ export and serve it as static tiles.
   public key file). A log holding receipt signatures with no receipt keys to check them fails.
 * ``URL`` — a log's C2SP read API (``http://`` or ``https://`` prefix): the checkpoint, entry
   bundles and tiles are fetched, recomputed and compared; keys and origin come from
-  ``/.well-known/transparency-configuration`` unless both ``--key`` and ``--origin`` are given.
+  ``/.well-known/transparency-configuration`` unless both ``--key`` and ``--origin`` are given
+  (fetched over ``https://``, or plain ``http://`` from a loopback address only: keys anyone
+  on the path could swap are refused, exit 2).
 
 * ``DIR`` holding static tiles (a ``checkpoint`` file and ``tile/``, as ``ironroot log
   export-tiles`` writes them) — checked like a URL, from the files; give ``--origin`` and
@@ -144,7 +146,7 @@ def _run(
         if verifiers and args.origin is None:
             raise ConfigError("--key needs --origin when checking a URL")
         with log.HttpLogFetcher(target, verify=client_tls(args), deadline=deadline) as fetcher:
-            identity = identity_of(args, lambda: log.fetch_log_identity(fetcher))
+            identity = identity_of(args, lambda: log.fetch_log_identity(fetcher), url=target)
             report = log.verify_remote_log(fetcher, identity=identity, earlier_checkpoint=earlier)
             return report, None
     if deadline is not None:

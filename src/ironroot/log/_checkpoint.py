@@ -8,7 +8,8 @@ The body (c2sp.org/tlog-checkpoint) is at least three non-empty newline-terminat
     [<extension line>...]
 
 Parsing is strict: canonical base64 (RFC 4648 §3.5, padded), a 32-byte SHA-256 root, no
-leading zeros, no empty lines, no control characters. Every failure is ``MalformedInput``.
+leading zeros, no empty lines, no ASCII control characters (below U+0020). Every failure is
+``MalformedInput``.
 Hand-written because the format is three text lines; no library models it.
 """
 
@@ -53,8 +54,9 @@ def parse_decimal(text: str, what: str, maximum: int = _MAX_SIZE) -> int:
     return value
 
 
-# A control character (C0 or DEL): never in a checkpoint line.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# An ASCII control character (below U+0020, as c2sp.org/signed-note says): never in a
+# checkpoint line. DEL (U+007F) is not one.
+_CONTROL = re.compile(r"[\x00-\x1f]")
 
 
 def _check_line(line: str, what: str) -> None:

@@ -7,7 +7,10 @@ its query, which may carry a token), so an operator whose log moved gives its ne
 log (or a proxy before it) that sends its readers elsewhere is not read from that other host
 under the first one's name. A body whose ``Content-Encoding`` does not decode (cut short, or a
 coding no client reads) is :class:`~ironroot.errors.VerificationFailed` naming the resource,
-as a resource of the wrong length is to its verifier.
+as a resource of the wrong length is to its verifier. Every request asks for
+``Accept-Encoding: gzip, identity`` (what c2sp.org/tlog-tiles recommends, and all the reader
+decodes), whatever the client's defaults, so a log or CDN that honours the header sends no
+other coding.
 
 A log URL has no query or fragment (:class:`~ironroot.errors.MalformedInput`): the resources
 are paths beneath it, which would otherwise all be one request. A user and password in it
@@ -39,6 +42,10 @@ __all__ = ["HttpLogFetcher"]
 
 # The largest resource of the read API: a full entry bundle of 256 maximal entries.
 _MAX_BODY = 256 * (2 + 0xFFFF) + 4096
+# What is asked for: the codings the bounded reader decodes, as c2sp.org/tlog-tiles
+# recommends ("gzip and identity"); never httpx's default, which names br and zstd wherever
+# those packages happen to be installed, codings the reader refuses.
+_ACCEPT_ENCODING = "gzip, identity"
 
 
 class HttpLogFetcher:
@@ -87,7 +94,9 @@ class HttpLogFetcher:
     def fetch(self, path: str, *, accept: str | None = None) -> bytes:
         url = self._base + path.lstrip("/")
         shown = self._shown + path.lstrip("/")
-        headers = {"Accept": accept} if accept else {}
+        headers = {"Accept-Encoding": _ACCEPT_ENCODING}
+        if accept:
+            headers["Accept"] = accept
         total = self._total
         if self._ends is not None:
             left = self._ends - self._clock()

@@ -71,8 +71,9 @@ __all__ = [
     "sign_note",
 ]
 
-# A control character other than newline (C0 or DEL): never in a note.
-_CONTROL: Final = re.compile(r"[\x00-\x09\x0b-\x1f\x7f]")
+# An ASCII control character other than newline: never in a note (c2sp.org/signed-note: "those
+# below U+0020"; DEL, U+007F, is not one of them, and Go's note package accepts it too).
+_CONTROL: Final = re.compile(r"[\x00-\x09\x0b-\x1f]")
 
 SIGNATURE_TYPE_ED25519: Final = 0x01
 """C2SP signed-note signature type of Ed25519 note signatures."""

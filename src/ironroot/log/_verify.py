@@ -46,6 +46,7 @@ from ironroot.errors import (
     ConfigError,
     InconsistentCheckpoint,
     IronrootError,
+    LimitExceeded,
     MalformedInput,
     NotFound,
     PayloadTooLarge,
@@ -55,7 +56,7 @@ from ironroot.errors import (
 )
 from ironroot.log import layout
 from ironroot.log._checkpoint import Checkpoint
-from ironroot.log._note import NoteVerifier, open_checkpoint
+from ironroot.log._note import MAX_SIGNATURES, NoteVerifier, open_checkpoint
 from ironroot.log._open import StoreConfig
 from ironroot.log._store import AuditReader
 from ironroot.log._tiles import (
@@ -402,11 +403,15 @@ class LogFetcher(Protocol):
 
 
 def fetch_log_identity(fetcher: LogFetcher) -> layout.LogIdentity:
-    """Origin and checkpoint keys from ``/.well-known/transparency-configuration`` (JSON)."""
+    """Origin and checkpoint keys from ``/.well-known/transparency-configuration`` (JSON).
+
+    :class:`MalformedInput` when it is not such a document (:class:`LimitExceeded` when it
+    lists more keys than a note carries signatures, 100).
+    """
     raw = fetcher.fetch(CONFIG_PATH, accept="application/json")
     try:
         config = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
         raise MalformedInput("the transparency configuration is not JSON") from exc
     if not isinstance(config, dict):
         raise MalformedInput("the transparency configuration is not a JSON object")
@@ -416,6 +421,10 @@ def fetch_log_identity(fetcher: LogFetcher) -> layout.LogIdentity:
         raise MalformedInput("the transparency configuration has no checkpoint_origin")
     if not isinstance(keys, list) or not keys or not all(isinstance(k, str) for k in keys):
         raise MalformedInput("the transparency configuration has no checkpoint_keys list")
+    if len(keys) > MAX_SIGNATURES:  # no note carries more signatures: parse none of them
+        raise LimitExceeded(
+            f"the transparency configuration lists more than {MAX_SIGNATURES} checkpoint keys"
+        )
     verifiers = tuple(NoteVerifier.from_vkey(k) for k in keys)
     return layout.LogIdentity(origin=origin, verifiers=verifiers)
 

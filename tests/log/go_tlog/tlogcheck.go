@@ -15,9 +15,15 @@
 //	    the verifier key, size and root as JSON. Running it again with a larger COUNT extends the
 //	    same log (full tiles are written again with the same bytes, partial tiles added). With
 //	    "fork INDEX", entry INDEX is "go fork <i>\n" instead: another log under the same key.
+//	tlogcheck paths
+//	    reads lines from stdin and answers each with one line: "parse PATH" (a C2SP tile or
+//	    entry-bundle path) with "L N W" as tlog.ParseTilePath reads it (L -1 for an entry
+//	    bundle, W 256 for a full tile) or "bad"; "path L N W" with the C2SP path of that tile
+//	    as tlog.Tile.Path writes it.
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/rand"
 	"encoding/base64"
@@ -359,6 +365,49 @@ func write(dir, origin, skeyFile string, count, fork int64) (map[string]interfac
 	return map[string]interface{}{"vkey": keys[1], "size": count, "root": root.String()}, nil
 }
 
+// goPath maps a C2SP tile path to the sumdb path tlog parses (the height first, "data" for
+// the entry bundles); "" when it is no C2SP tile path at all.
+func goPath(c2sp string) string {
+	if strings.HasPrefix(c2sp, "tile/entries/") {
+		return fmt.Sprintf("tile/%d/data/", height) + strings.TrimPrefix(c2sp, "tile/entries/")
+	}
+	if strings.HasPrefix(c2sp, "tile/data/") { // sumdb's name for entry bundles, not C2SP's
+		return ""
+	}
+	if strings.HasPrefix(c2sp, "tile/") {
+		return fmt.Sprintf("tile/%d/", height) + strings.TrimPrefix(c2sp, "tile/")
+	}
+	return ""
+}
+
+func paths() error {
+	in := bufio.NewScanner(os.Stdin)
+	out := bufio.NewWriter(os.Stdout)
+	defer out.Flush()
+	for in.Scan() {
+		f := strings.SplitN(in.Text(), " ", 2)
+		switch {
+		case len(f) == 2 && f[0] == "parse":
+			t, err := tlog.ParseTilePath(goPath(f[1]))
+			if err != nil || t.H != height {
+				fmt.Fprintln(out, "bad")
+			} else {
+				fmt.Fprintf(out, "%d %d %d\n", t.L, t.N, t.W)
+			}
+		case len(f) == 2 && f[0] == "path":
+			var t tlog.Tile
+			if _, err := fmt.Sscanf(f[1], "%d %d %d", &t.L, &t.N, &t.W); err != nil {
+				return err
+			}
+			t.H = height
+			fmt.Fprintln(out, c2spPath(t))
+		default:
+			return fmt.Errorf("bad request %q", in.Text())
+		}
+	}
+	return in.Err()
+}
+
 func main() {
 	var report map[string]interface{}
 	var err error
@@ -380,6 +429,12 @@ func main() {
 		if err == nil {
 			report, err = write(args[1], args[2], args[3], count, fork)
 		}
+	case len(args) == 1 && args[0] == "paths":
+		if err := paths(); err != nil {
+			fmt.Fprintln(os.Stderr, "tlogcheck:", err)
+			os.Exit(1)
+		}
+		return
 	default:
 		fmt.Fprintln(os.Stderr, "usage: tlogcheck verify DIR ORIGIN VKEY [OLD_CHECKPOINT] | write DIR ORIGIN SKEY_FILE COUNT [fork INDEX]")
 		os.Exit(2)
