@@ -245,3 +245,42 @@ def test_the_dual_control_operations_are_the_ones_documented() -> None:
         "audit-prune",
         "officer-quorum",
     } == DUAL_CONTROL
+
+
+def test_a_restore_whose_officers_cannot_meet_the_quorum_is_refused(
+    hsm: Hsm, roles: tuple[Session, Session, Session]
+) -> None:
+    """A backup taken when fewer officers existed than today's quorum: restored, no
+    dual-control operation — not even another restore, nor lowering the quorum — could ever
+    be done again. The quorum in force stays (a restore by a pair does not lower it to the
+    backup's), so such a restore is refused, and nothing is replaced."""
+    officer = roles[0]
+    old = hsm.backup(officer)  # one officer, quorum 1
+    hsm.add_identity(officer, SECOND, Role.OFFICER, SECOND_PASS)
+    hsm.set_officer_quorum(officer, 2)
+    with pytest.raises(Conflict) as info:
+        hsm.restore(_pair(hsm), old)
+    assert info.value.detail == (
+        "the backup holds 1 unlocked crypto officer(s), fewer than the quorum of 2 in force: "
+        "no dual-control operation could be done after it; lower the quorum first"
+    )
+    assert _last(hsm, roles[2], "restore") == (f"{OFFICER}+{SECOND}", "conflict", None)
+    pair = _pair(hsm)  # nothing was replaced: both officers are still there
+    assert {name for name, _role, _locked in hsm.identities(pair)} >= {OFFICER, SECOND}
+    hsm.set_officer_quorum(pair, 1)
+    hsm.restore(hsm.login(OFFICER, OFFICER_PASS), old)
+    assert hsm.officer_quorum == 1
+
+
+def test_a_restore_keeps_the_quorum_in_force(
+    hsm: Hsm, roles: tuple[Session, Session, Session]
+) -> None:
+    """A backup made at quorum 1 restored by a pair leaves the quorum at 2: else a pair's
+    restore would hand every later operation to each officer alone."""
+    officer = roles[0]
+    hsm.add_identity(officer, SECOND, Role.OFFICER, SECOND_PASS)
+    old = hsm.backup(officer)  # two officers, quorum 1
+    hsm.set_officer_quorum(officer, 2)
+    hsm.restore(_pair(hsm), old)
+    assert hsm.officer_quorum == 2
+    _quorum_refused(hsm.add_identity, hsm.login(OFFICER, OFFICER_PASS), "x", Role.USER, b"x-pass-1")
