@@ -284,3 +284,16 @@ def test_a_restore_keeps_the_quorum_in_force(
     hsm.restore(_pair(hsm), old)
     assert hsm.officer_quorum == 2
     _quorum_refused(hsm.add_identity, hsm.login(OFFICER, OFFICER_PASS), "x", Role.USER, b"x-pass-1")
+
+
+def test_a_pair_sessions_refusals_name_both_officers(
+    officers: Hsm, roles: tuple[Session, Session, Session]
+) -> None:
+    """A pair's session refused an operation its role may not do is recorded under both
+    officers, as every other record of that session is: not under the first alone."""
+    hsm = officers
+    key = hsm.generate(roles[0], KeyType.EC_P384)
+    with pytest.raises(RoleNotPermitted) as info:
+        hsm.sign(_pair(hsm), key, b"data")
+    assert info.value.code == "role-not-permitted"
+    assert _last(hsm, roles[2], "sign") == (f"{OFFICER}+{SECOND}", "role-not-permitted", key)

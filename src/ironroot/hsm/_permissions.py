@@ -162,14 +162,15 @@ class Permissions(AuditBuffer):
                 self._record(NO_IDENTITY, operation, key, Unauthorized.code)
             raise Unauthorized("no valid session: log in first")
         identity, role, approvers = entry
+        actor = "+".join((identity, *approvers))  # a refusal names whom the session's records do
         if role not in _PERMISSIONS[operation]:
             with self._lock:
-                self._record(identity, operation, key, RoleNotPermitted.code)
+                self._record(actor, operation, key, RoleNotPermitted.code)
             raise RoleNotPermitted(f"the {role.value} role may not {operation}")
         officers = 1 + len(approvers)
         if operation in DUAL_CONTROL and officers < self._quorum:
             with self._lock:
-                self._record("+".join((identity, *approvers)), operation, key, _QUORUM_REQUIRED)
+                self._record(actor, operation, key, _QUORUM_REQUIRED)
             raise RoleNotPermitted(
                 f"{operation} is under dual control: it needs {self._quorum} crypto officers "
                 f"(a login with {self._quorum - 1} approver(s)); this session has {officers}",
