@@ -518,3 +518,30 @@ def test_what_the_builtin_backend_refuses_the_token_refuses_too(
     hmac_key = backend.generate(KeyType.HMAC_SHA384, KeyAttributes.of(["sign", "verify"]))
     with pytest.raises(MalformedInput):
         backend.sign(hmac_key, "m")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("attributes", "what"),
+    [
+        (KeyAttributes.of(["sign"], users=["svc"]), "key users"),
+        (
+            KeyAttributes.of(["encrypt"], exportable=True, release_policy="true"),
+            "a release policy",
+        ),
+    ],
+)
+def test_attributes_the_token_cannot_enforce_are_refused(
+    backend: Pkcs11Backend, attributes: KeyAttributes, what: str
+) -> None:
+    """The built-in HSM enforces a key's users and its release policy (a key with one leaves
+    only through a release); the token knows neither, and kept the key without them: a key
+    meant for one service usable by every PIN holder, a key meant to leave only to an
+    attested TEE extractable under any trusted wrapping key. Refused, and no key is made."""
+    key_type = KeyType.EC_P384 if "sign" in {u.value for u in attributes.usages} else None
+    with pytest.raises(PolicyRejected) as info:
+        backend.generate(key_type or KeyType.AES_256, attributes)
+    assert info.value.code == "attribute-not-enforced"
+    assert info.value.detail == (
+        f"the PKCS#11 backend cannot enforce {what}: the token would make the key without "
+        "that restriction; use the built-in HSM for such a key"
+    )

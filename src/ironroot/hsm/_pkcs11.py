@@ -302,10 +302,23 @@ class Pkcs11Backend:
     # --- KeyBackend --------------------------------------------------------------------------
 
     def generate(self, key_type: KeyType, attributes: KeyAttributes) -> str:
-        """Generate a key on the token; ``UnsupportedAlgorithm`` for types SoftHSM2 lacks."""
+        """Generate a key on the token; ``UnsupportedAlgorithm`` for types SoftHSM2 lacks,
+        ``PolicyRejected`` code ``attribute-not-enforced`` for key users or a release policy,
+        which the built-in HSM enforces and a token does not know (it would make the key
+        without them)."""
         if key_type not in _SUPPORTED:
             raise UnsupportedAlgorithm(f"this PKCS#11 backend does not generate {key_type.value}")
         attributes.check_for(key_type)
+        for what, given in (
+            ("key users", attributes.users is not None),
+            ("a release policy", attributes.release_policy is not None),
+        ):
+            if given:
+                raise PolicyRejected(
+                    f"the PKCS#11 backend cannot enforce {what}: the token would make the key "
+                    "without that restriction; use the built-in HSM for such a key",
+                    code="attribute-not-enforced",
+                )
         key_id = secrets.token_bytes(16)
         private: dict[Attribute, Any] = {
             Attribute.SENSITIVE: True,
