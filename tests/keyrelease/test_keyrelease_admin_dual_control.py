@@ -19,9 +19,14 @@ import pytest
 from _kr_helpers import VERIFIER, Harness, assert_problem, build_harness, problem_of
 
 from ironroot.cli import main
-from ironroot.errors import MalformedInput, RoleNotPermitted, Unauthorized
+from ironroot.errors import Conflict, MalformedInput, RoleNotPermitted, Unauthorized
 from ironroot.hsm import Role
-from ironroot.keyrelease import KeyReleaseClient, KeyReleaseServerThread, create_keyrelease_app
+from ironroot.keyrelease import (
+    KeyReleaseClient,
+    KeyReleaseServerThread,
+    ReleasableKey,
+    create_keyrelease_app,
+)
 
 OFFICER = ("officer", "officer-credential")
 SECOND = ("second-officer", "second-credential")
@@ -118,3 +123,37 @@ def test_the_client_and_the_cli_send_approvers(
     assert "--approver second-officer: give NAME=FILE" in json.dumps(
         json.loads(capsys.readouterr().out)
     )
+
+
+def test_an_offer_that_loses_its_name_makes_no_key_one_officer_could_not_delete(
+    dual: tuple[Harness, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An ``offer_as`` whose name another offer takes after the request's own check: it was
+    refused only after its key was made, and the key then deleted — a delete one officer
+    alone may not do under dual control, so the key stayed behind and the answer was the
+    delete's ``quorum-required`` (403). The name is now taken and checked before the key is
+    made: 409, and no key."""
+    harness, url = dual
+    other = harness.handles["cel-key"]
+    harness.service.add_key(ReleasableKey("raced-key", other))
+    offered = harness.service.keys
+    # the request's own check saw the name free: the other offer landed just after it
+    monkeypatch.setattr(type(harness.service), "keys", property(lambda _self: {}))
+    before = {k.handle for k in harness.hsm.keys(harness.officer)}
+    body = {
+        "type": "AES-256",
+        "exportable": True,
+        "release_policy": "true",
+        "offer_as": "raced-key",
+    }
+    with httpx.Client(base_url=url, auth=OFFICER, timeout=30) as http:
+        lost = http.post("/admin/keys", json=body)
+    monkeypatch.undo()
+    assert_problem(lost, Conflict)
+    assert problem_of(lost).detail == "a key is offered as 'raced-key' already"
+    assert {k.handle for k in harness.hsm.keys(harness.officer)} == before
+    assert harness.service.keys == offered
+    assert ("delete", "quorum-required") not in {
+        (r.operation, r.result)
+        for r in harness.hsm.audit_records(harness.hsm.login("auditor", b"auditor-credential"))
+    }
