@@ -297,3 +297,70 @@ def test_a_pair_sessions_refusals_name_both_officers(
         hsm.sign(_pair(hsm), key, b"data")
     assert info.value.code == "role-not-permitted"
     assert _last(hsm, roles[2], "sign") == (f"{OFFICER}+{SECOND}", "role-not-permitted", key)
+
+
+def test_a_successor_does_not_prune_a_predecessors_records_kept_under_dual_control(
+    device: object,
+) -> None:
+    """Zeroizing stays one officer's, and so does initializing the zeroized device again; a
+    successor's first officer acts alone (and may add officers of its own). Its prune of the
+    archived segments was then one person's removal of the records the predecessor's quorum
+    kept from any one officer. The quorum in force at the zeroize is in its record (key
+    ``quorum-<n>``), the successor seals it, and refuses to prune those records
+    (``PolicyRejected`` ``predecessor-dual-control``); its own records it prunes as ever."""
+    from ironroot.errors import PolicyRejected
+    from ironroot.hsm import HsmConfig
+
+    config = HsmConfig(scrypt_n=2**10, audit_group_commit=1, audit_segment_records=10)
+    storage = MemoryStorage()
+    hsm = new_hsm(device.identity, storage, config=config)  # type: ignore[attr-defined]
+    officer, user, auditor = sessions(hsm)
+    hsm.add_identity(officer, SECOND, Role.OFFICER, SECOND_PASS)
+    hsm.set_officer_quorum(officer, 2)
+    key = hsm.generate(officer, KeyType.EC_P256)
+    for _ in range(12):
+        hsm.sign(user, key, b"m")
+    hsm.zeroize(hsm.login(OFFICER, OFFICER_PASS))  # one officer may
+    successor = new_hsm(device.identity, storage, config=config)  # type: ignore[attr-defined]
+    alone, user, auditor = sessions(successor)
+    zeroized = [r for r in successor.audit_records(auditor) if r.operation == "zeroize"]
+    assert [(r.identity, r.key, r.result) for r in zeroized] == [(OFFICER, "quorum-2", "ok")]
+    key = successor.generate(alone, KeyType.EC_P256)
+    for _ in range(30):
+        successor.sign(user, key, b"m")
+    starts = sorted(int(name.split("-")[1]) for name in storage.audit_segments())
+    with pytest.raises(PolicyRejected) as info:
+        successor.prune_audit(alone, starts[1])
+    assert info.value.code == "predecessor-dual-control"
+    assert info.value.detail == (
+        "the archived segments before record "
+        f"{starts[1]} hold records of a zeroized predecessor that was under dual control "
+        "(a quorum of 2): no officer of this HSM prunes them"
+    )
+    assert len(storage.audit_segments()) == len(starts)
+    successor.close()
+    reopened = Hsm.open(storage, SECRET, config=config, clock=lambda: NOW_TS)
+    with pytest.raises(PolicyRejected):  # sealed: a restart does not forget it
+        reopened.prune_audit(reopened.login(OFFICER, OFFICER_PASS), starts[1])
+
+
+def test_a_successor_prunes_a_predecessors_records_kept_without_dual_control(
+    device: object,
+) -> None:
+    from ironroot.hsm import HsmConfig
+
+    config = HsmConfig(scrypt_n=2**10, audit_group_commit=1, audit_segment_records=10)
+    storage = MemoryStorage()
+    hsm = new_hsm(device.identity, storage, config=config)  # type: ignore[attr-defined]
+    officer, user, _auditor = sessions(hsm)
+    key = hsm.generate(officer, KeyType.EC_P256)
+    for _ in range(12):
+        hsm.sign(user, key, b"m")
+    hsm.tamper()
+    successor = new_hsm(device.identity, storage, config=config)  # type: ignore[attr-defined]
+    alone, user, _auditor = sessions(successor)
+    key = successor.generate(alone, KeyType.EC_P256)
+    for _ in range(30):
+        successor.sign(user, key, b"m")
+    starts = sorted(int(name.split("-")[1]) for name in storage.audit_segments())
+    assert successor.prune_audit(alone, starts[1]) == (f"audit-0-{starts[1] - 1}.jsonl",)

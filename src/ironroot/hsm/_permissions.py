@@ -6,7 +6,8 @@ of :data:`DUAL_CONTROL` — those that change who may do what, which keys exist,
 and recipients the HSM trusts, or remove records — need a session of that many crypto officers:
 a login with approvers. One officer alone is refused (``RoleNotPermitted``, code
 ``quorum-required``), and the refusal audited. Their records name every officer, the session's
-identity first, joined by ``+`` (which no identity name holds). Left to one officer: locking an
+identity first, joined by ``+`` (which no identity name holds), as are all the records of such
+a session, its refusals included. Left to one officer: locking an
 identity and zeroizing (they only take away, and may be urgent), generating a key (it cannot
 leave without a recipient, itself under dual control), and every read.
 """
