@@ -8,8 +8,9 @@ a login with approvers. One officer alone is refused (``RoleNotPermitted``, code
 ``quorum-required``), and the refusal audited. Their records name every officer, the session's
 identity first, joined by ``+`` (which no identity name holds), as are all the records of such
 a session, its refusals included. Left to one officer: locking an
-identity and zeroizing (they only take away, and may be urgent), generating a key (it cannot
-leave without a recipient, itself under dual control), and every read.
+identity and zeroizing (they only take away, and may be urgent), generating a key (a new key:
+it leaves only to a recipient or on an EAR of a verifier, both under dual control), and every
+read.
 """
 
 from __future__ import annotations
