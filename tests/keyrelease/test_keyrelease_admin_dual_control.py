@@ -157,3 +157,26 @@ def test_an_offer_that_loses_its_name_makes_no_key_one_officer_could_not_delete(
         (r.operation, r.result)
         for r in harness.hsm.audit_records(harness.hsm.login("auditor", b"auditor-credential"))
     }
+
+
+def test_an_operation_done_before_its_session_ended_is_answered_as_done(
+    dual: tuple[Harness, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another officer locks the approver while the request runs, after the HSM removed the
+    verifier: the lock ends the session it approved, so the request's logout was refused —
+    and the answer was that refusal (401) for a removal that was done."""
+    harness, url = dual
+    hsm = harness.hsm
+    pair = hsm.login(OFFICER[0], OFFICER[1].encode(), approvers=[(SECOND[0], SECOND[1].encode())])
+    hsm.add_identity(pair, "third-officer", Role.OFFICER, b"third-credential")
+    remove = hsm.remove_release_verifier
+
+    def then_locked(session: object, name: str) -> None:
+        remove(session, name)  # type: ignore[arg-type]
+        hsm.lock_identity(hsm.login("third-officer", b"third-credential"), SECOND[0])
+
+    monkeypatch.setattr(hsm, "remove_release_verifier", then_locked)
+    done = _remove(url, _approver(*SECOND))
+    assert done.status_code == 200, done.content
+    assert json.loads(done.content) == {"name": VERIFIER, "removed": True}
+    assert hsm.release_verifiers(harness.officer) == ()

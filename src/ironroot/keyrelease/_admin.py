@@ -68,6 +68,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import ipaddress
 import json
 import logging
@@ -143,7 +144,10 @@ def _session(
     try:
         yield session
     finally:
-        hsm.logout(session)
+        # ended meanwhile (an approver locked, locked out or removed by another officer):
+        # nothing left to end, and the request's own answer stands
+        with contextlib.suppress(Unauthorized):
+            hsm.logout(session)
 
 
 def _key_json(info: KeyInfo) -> dict[str, Any]:
