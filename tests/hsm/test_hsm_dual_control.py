@@ -299,8 +299,9 @@ def test_a_pair_sessions_refusals_name_both_officers(
     assert _last(hsm, roles[2], "sign") == (f"{OFFICER}+{SECOND}", "role-not-permitted", key)
 
 
+@pytest.mark.parametrize("event", ["zeroize", "tamper"])
 def test_a_successor_does_not_prune_a_predecessors_records_kept_under_dual_control(
-    device: object,
+    device: object, event: str
 ) -> None:
     """Zeroizing stays one officer's, and so does initializing the zeroized device again; a
     successor's first officer acts alone (and may add officers of its own). Its prune of the
@@ -320,11 +321,15 @@ def test_a_successor_does_not_prune_a_predecessors_records_kept_under_dual_contr
     key = hsm.generate(officer, KeyType.EC_P256)
     for _ in range(12):
         hsm.sign(user, key, b"m")
-    hsm.zeroize(hsm.login(OFFICER, OFFICER_PASS))  # one officer may
+    if event == "zeroize":
+        hsm.zeroize(hsm.login(OFFICER, OFFICER_PASS))  # one officer may
+    else:
+        hsm.tamper()  # no session at all (`ironroot hsm tamper`)
     successor = new_hsm(device.identity, storage, config=config)  # type: ignore[attr-defined]
     alone, user, auditor = sessions(successor)
-    zeroized = [r for r in successor.audit_records(auditor) if r.operation == "zeroize"]
-    assert [(r.identity, r.key, r.result) for r in zeroized] == [(OFFICER, "quorum-2", "ok")]
+    zeroized = [r for r in successor.audit_records(auditor) if r.operation == event]
+    who = OFFICER if event == "zeroize" else "-"
+    assert [(r.identity, r.key, r.result) for r in zeroized] == [(who, "quorum-2", "ok")]
     key = successor.generate(alone, KeyType.EC_P256)
     for _ in range(30):
         successor.sign(user, key, b"m")
