@@ -245,3 +245,127 @@ def test_the_dual_control_operations_are_the_ones_documented() -> None:
         "audit-prune",
         "officer-quorum",
     } == DUAL_CONTROL
+
+
+def test_a_restore_whose_officers_cannot_meet_the_quorum_is_refused(
+    hsm: Hsm, roles: tuple[Session, Session, Session]
+) -> None:
+    """A backup taken when fewer officers existed than today's quorum: restored, no
+    dual-control operation — not even another restore, nor lowering the quorum — could ever
+    be done again. The quorum in force stays (a restore by a pair does not lower it to the
+    backup's), so such a restore is refused, and nothing is replaced."""
+    officer = roles[0]
+    old = hsm.backup(officer)  # one officer, quorum 1
+    hsm.add_identity(officer, SECOND, Role.OFFICER, SECOND_PASS)
+    hsm.set_officer_quorum(officer, 2)
+    with pytest.raises(Conflict) as info:
+        hsm.restore(_pair(hsm), old)
+    assert info.value.detail == (
+        "the backup holds 1 unlocked crypto officer(s), fewer than the quorum of 2 in force: "
+        "no dual-control operation could be done after it; lower the quorum first"
+    )
+    assert _last(hsm, roles[2], "restore") == (f"{OFFICER}+{SECOND}", "conflict", None)
+    pair = _pair(hsm)  # nothing was replaced: both officers are still there
+    assert {name for name, _role, _locked in hsm.identities(pair)} >= {OFFICER, SECOND}
+    hsm.set_officer_quorum(pair, 1)
+    hsm.restore(hsm.login(OFFICER, OFFICER_PASS), old)
+    assert hsm.officer_quorum == 1
+
+
+def test_a_restore_keeps_the_quorum_in_force(
+    hsm: Hsm, roles: tuple[Session, Session, Session]
+) -> None:
+    """A backup made at quorum 1 restored by a pair leaves the quorum at 2: else a pair's
+    restore would hand every later operation to each officer alone."""
+    officer = roles[0]
+    hsm.add_identity(officer, SECOND, Role.OFFICER, SECOND_PASS)
+    old = hsm.backup(officer)  # two officers, quorum 1
+    hsm.set_officer_quorum(officer, 2)
+    hsm.restore(_pair(hsm), old)
+    assert hsm.officer_quorum == 2
+    _quorum_refused(hsm.add_identity, hsm.login(OFFICER, OFFICER_PASS), "x", Role.USER, b"x-pass-1")
+
+
+def test_a_pair_sessions_refusals_name_both_officers(
+    officers: Hsm, roles: tuple[Session, Session, Session]
+) -> None:
+    """A pair's session refused an operation its role may not do is recorded under both
+    officers, as every other record of that session is: not under the first alone."""
+    hsm = officers
+    key = hsm.generate(roles[0], KeyType.EC_P384)
+    with pytest.raises(RoleNotPermitted) as info:
+        hsm.sign(_pair(hsm), key, b"data")
+    assert info.value.code == "role-not-permitted"
+    assert _last(hsm, roles[2], "sign") == (f"{OFFICER}+{SECOND}", "role-not-permitted", key)
+
+
+@pytest.mark.parametrize("event", ["zeroize", "tamper"])
+def test_a_successor_does_not_prune_a_predecessors_records_kept_under_dual_control(
+    device: object, event: str
+) -> None:
+    """Zeroizing stays one officer's, and so does initializing the zeroized device again; a
+    successor's first officer acts alone (and may add officers of its own). Its prune of the
+    archived segments was then one person's removal of the records the predecessor's quorum
+    kept from any one officer. The quorum in force at the zeroize is in its record (key
+    ``quorum-<n>``), the successor seals it, and refuses to prune those records
+    (``PolicyRejected`` ``predecessor-dual-control``); its own records it prunes as ever."""
+    from ironroot.errors import PolicyRejected
+    from ironroot.hsm import HsmConfig
+
+    config = HsmConfig(scrypt_n=2**10, audit_group_commit=1, audit_segment_records=10)
+    storage = MemoryStorage()
+    hsm = new_hsm(device.identity, storage, config=config)  # type: ignore[attr-defined]
+    officer, user, auditor = sessions(hsm)
+    hsm.add_identity(officer, SECOND, Role.OFFICER, SECOND_PASS)
+    hsm.set_officer_quorum(officer, 2)
+    key = hsm.generate(officer, KeyType.EC_P256)
+    for _ in range(12):
+        hsm.sign(user, key, b"m")
+    if event == "zeroize":
+        hsm.zeroize(hsm.login(OFFICER, OFFICER_PASS))  # one officer may
+    else:
+        hsm.tamper()  # no session at all (`ironroot hsm tamper`)
+    successor = new_hsm(device.identity, storage, config=config)  # type: ignore[attr-defined]
+    alone, user, auditor = sessions(successor)
+    zeroized = [r for r in successor.audit_records(auditor) if r.operation == event]
+    who = OFFICER if event == "zeroize" else "-"
+    assert [(r.identity, r.key, r.result) for r in zeroized] == [(who, "quorum-2", "ok")]
+    key = successor.generate(alone, KeyType.EC_P256)
+    for _ in range(30):
+        successor.sign(user, key, b"m")
+    starts = sorted(int(name.split("-")[1]) for name in storage.audit_segments())
+    with pytest.raises(PolicyRejected) as info:
+        successor.prune_audit(alone, starts[1])
+    assert info.value.code == "predecessor-dual-control"
+    assert info.value.detail == (
+        "the archived segments before record "
+        f"{starts[1]} hold records of a zeroized predecessor that was under dual control "
+        "(a quorum of 2): no officer of this HSM prunes them"
+    )
+    assert len(storage.audit_segments()) == len(starts)
+    successor.close()
+    reopened = Hsm.open(storage, SECRET, config=config, clock=lambda: NOW_TS)
+    with pytest.raises(PolicyRejected):  # sealed: a restart does not forget it
+        reopened.prune_audit(reopened.login(OFFICER, OFFICER_PASS), starts[1])
+
+
+def test_a_successor_prunes_a_predecessors_records_kept_without_dual_control(
+    device: object,
+) -> None:
+    from ironroot.hsm import HsmConfig
+
+    config = HsmConfig(scrypt_n=2**10, audit_group_commit=1, audit_segment_records=10)
+    storage = MemoryStorage()
+    hsm = new_hsm(device.identity, storage, config=config)  # type: ignore[attr-defined]
+    officer, user, _auditor = sessions(hsm)
+    key = hsm.generate(officer, KeyType.EC_P256)
+    for _ in range(12):
+        hsm.sign(user, key, b"m")
+    hsm.tamper()
+    successor = new_hsm(device.identity, storage, config=config)  # type: ignore[attr-defined]
+    alone, user, _auditor = sessions(successor)
+    key = successor.generate(alone, KeyType.EC_P256)
+    for _ in range(30):
+        successor.sign(user, key, b"m")
+    starts = sorted(int(name.split("-")[1]) for name in storage.audit_segments())
+    assert successor.prune_audit(alone, starts[1]) == (f"audit-0-{starts[1] - 1}.jsonl",)

@@ -481,3 +481,67 @@ def test_a_public_key_put_in_place_of_the_pairs_is_refused(
             fresh.verify(handle, forged, b"receipt")
         with pytest.raises(BadSignature):  # what the published key would have accepted
             real.verify(forged, b"receipt")
+
+
+def test_what_the_builtin_backend_refuses_the_token_refuses_too(
+    backend: Pkcs11Backend, device: object
+) -> None:
+    """Parity of the two backends' "must reject": a key without usage ``verify`` does not
+    verify (the builtin's ``KeyUsageNotPermitted``: the public object's ``CKA_VERIFY`` is
+    false, yet the backend verified with the public key it read), and data that is not bytes
+    is ``MalformedInput`` (a ``str`` was UTF-8 encoded and signed by python-pkcs11, or a
+    ``TypeError`` escaped from hashing it)."""
+    hsm = new_hsm(device.identity)  # type: ignore[attr-defined]
+    officer, user, _auditor = sessions(hsm)
+    builtin = hsm.generate(officer, KeyType.EC_P384, KeyAttributes.of(["sign"]))
+    signature = hsm.sign(user, builtin, b"m")
+    with pytest.raises(KeyUsageNotPermitted) as refused:
+        hsm.verify(user, builtin, signature, b"m")
+    with pytest.raises(MalformedInput) as not_bytes:
+        hsm.sign(user, builtin, "m")  # type: ignore[arg-type]
+    for key_type in (KeyType.EC_P384, KeyType.ED25519):
+        handle = backend.generate(key_type, KeyAttributes.of(["sign"]))
+        signature = backend.sign(handle, b"m")
+        with pytest.raises(KeyUsageNotPermitted) as info:
+            backend.verify(handle, signature, b"m")
+        assert info.value.detail == f"key {handle} does not have usage verify"
+        assert type(info.value) is type(refused.value)
+        for bad in ("m", None, 7):
+            with pytest.raises(MalformedInput) as data:
+                backend.sign(handle, bad)  # type: ignore[arg-type]
+            assert data.value.detail == not_bytes.value.detail == "data must be bytes"
+            with pytest.raises(MalformedInput):
+                backend.verify(handle, signature, bad)  # type: ignore[arg-type]
+            with pytest.raises(MalformedInput) as sig:
+                backend.verify(handle, bad, b"m")  # type: ignore[arg-type]
+            assert sig.value.detail == "signature must be bytes"
+    hmac_key = backend.generate(KeyType.HMAC_SHA384, KeyAttributes.of(["sign", "verify"]))
+    with pytest.raises(MalformedInput):
+        backend.sign(hmac_key, "m")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("attributes", "what"),
+    [
+        (KeyAttributes.of(["sign"], users=["svc"]), "key users"),
+        (
+            KeyAttributes.of(["encrypt"], exportable=True, release_policy="true"),
+            "a release policy",
+        ),
+    ],
+)
+def test_attributes_the_token_cannot_enforce_are_refused(
+    backend: Pkcs11Backend, attributes: KeyAttributes, what: str
+) -> None:
+    """The built-in HSM enforces a key's users and its release policy (a key with one leaves
+    only through a release); the token knows neither, and kept the key without them: a key
+    meant for one service usable by every PIN holder, a key meant to leave only to an
+    attested TEE extractable under any trusted wrapping key. Refused, and no key is made."""
+    key_type = KeyType.EC_P384 if "sign" in {u.value for u in attributes.usages} else None
+    with pytest.raises(PolicyRejected) as info:
+        backend.generate(key_type or KeyType.AES_256, attributes)
+    assert info.value.code == "attribute-not-enforced"
+    assert info.value.detail == (
+        f"the PKCS#11 backend cannot enforce {what}: the token would make the key without "
+        "that restriction; use the built-in HSM for such a key"
+    )

@@ -216,16 +216,12 @@ def test_generate_offer_and_release_while_running(admin: tuple[Harness, str]) ->
 def test_an_offer_that_loses_its_name_to_another_leaves_no_key_behind(
     admin: tuple[Harness, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Two offers of one name at once: the one that loses gets 409, and the key it generated
-    is deleted, not left in the HSM under no name."""
+    """Two offers of one name at once: the one that loses gets 409, and no key is made for
+    it (the name is taken before the key is made), none left in the HSM under no name."""
     harness, url = admin
-    offer = harness.service.add_key
-
-    def taken_meanwhile(key: ReleasableKey) -> None:
-        offer(ReleasableKey(key.name, harness.handles["cel-key"]))  # the other offer wins
-        offer(key)
-
-    monkeypatch.setattr(harness.service, "add_key", taken_meanwhile)
+    harness.service.add_key(ReleasableKey("raced-key", harness.handles["cel-key"]))
+    # the request's own check saw the name free: the other offer landed just after it
+    monkeypatch.setattr(type(harness.service), "keys", property(lambda _self: {}))
     with _client(url, OFFICER) as officer:
         before = {k["handle"] for k in officer.get("/admin/keys").json()["keys"]}
         body = {
@@ -238,6 +234,40 @@ def test_an_offer_that_loses_its_name_to_another_leaves_no_key_behind(
         assert lost.status_code == 409, lost.text
         after = {k["handle"] for k in officer.get("/admin/keys").json()["keys"]}
     assert after == before
+
+
+def test_offers_of_one_name_at_once_make_one_key() -> None:
+    """Two offers of one name from two threads: the second waits for the first to make its
+    key and offer it, then is ``Conflict`` without making one."""
+    service = KeyReleaseService(keys=[], vault=_OfferingVault())
+    made: list[str] = []
+    entered, release = threading.Event(), threading.Event()
+
+    def slow() -> str:
+        entered.set()
+        release.wait(10)
+        made.append("first")
+        return "first-handle"
+
+    first = threading.Thread(target=service.add_new_key, args=("one", slow))
+    first.start()
+    assert entered.wait(10)
+    errors: list[Exception] = []
+
+    def second() -> None:
+        try:
+            service.add_new_key("one", lambda: made.append("second") or "second-handle")
+        except Conflict as exc:
+            errors.append(exc)
+
+    other = threading.Thread(target=second)
+    other.start()
+    release.set()
+    first.join(10)
+    other.join(10)
+    assert made == ["first"]
+    assert [e.detail for e in errors] == ["a key is offered as 'one' already"]
+    assert service.keys["one"].handle == "first-handle"
 
 
 def test_verifiers_and_imported_keys(admin: tuple[Harness, str]) -> None:

@@ -19,9 +19,14 @@ import pytest
 from _kr_helpers import VERIFIER, Harness, assert_problem, build_harness, problem_of
 
 from ironroot.cli import main
-from ironroot.errors import MalformedInput, RoleNotPermitted, Unauthorized
+from ironroot.errors import Conflict, MalformedInput, RoleNotPermitted, Unauthorized
 from ironroot.hsm import Role
-from ironroot.keyrelease import KeyReleaseClient, KeyReleaseServerThread, create_keyrelease_app
+from ironroot.keyrelease import (
+    KeyReleaseClient,
+    KeyReleaseServerThread,
+    ReleasableKey,
+    create_keyrelease_app,
+)
 
 OFFICER = ("officer", "officer-credential")
 SECOND = ("second-officer", "second-credential")
@@ -118,3 +123,60 @@ def test_the_client_and_the_cli_send_approvers(
     assert "--approver second-officer: give NAME=FILE" in json.dumps(
         json.loads(capsys.readouterr().out)
     )
+
+
+def test_an_offer_that_loses_its_name_makes_no_key_one_officer_could_not_delete(
+    dual: tuple[Harness, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An ``offer_as`` whose name another offer takes after the request's own check: it was
+    refused only after its key was made, and the key then deleted — a delete one officer
+    alone may not do under dual control, so the key stayed behind and the answer was the
+    delete's ``quorum-required`` (403). The name is now taken and checked before the key is
+    made: 409, and no key."""
+    harness, url = dual
+    other = harness.handles["cel-key"]
+    harness.service.add_key(ReleasableKey("raced-key", other))
+    offered = harness.service.keys
+    # the request's own check saw the name free: the other offer landed just after it
+    monkeypatch.setattr(type(harness.service), "keys", property(lambda _self: {}))
+    before = {k.handle for k in harness.hsm.keys(harness.officer)}
+    body = {
+        "type": "AES-256",
+        "exportable": True,
+        "release_policy": "true",
+        "offer_as": "raced-key",
+    }
+    with httpx.Client(base_url=url, auth=OFFICER, timeout=30) as http:
+        lost = http.post("/admin/keys", json=body)
+    monkeypatch.undo()
+    assert_problem(lost, Conflict)
+    assert problem_of(lost).detail == "a key is offered as 'raced-key' already"
+    assert {k.handle for k in harness.hsm.keys(harness.officer)} == before
+    assert harness.service.keys == offered
+    assert ("delete", "quorum-required") not in {
+        (r.operation, r.result)
+        for r in harness.hsm.audit_records(harness.hsm.login("auditor", b"auditor-credential"))
+    }
+
+
+def test_an_operation_done_before_its_session_ended_is_answered_as_done(
+    dual: tuple[Harness, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another officer locks the approver while the request runs, after the HSM removed the
+    verifier: the lock ends the session it approved, so the request's logout was refused —
+    and the answer was that refusal (401) for a removal that was done."""
+    harness, url = dual
+    hsm = harness.hsm
+    pair = hsm.login(OFFICER[0], OFFICER[1].encode(), approvers=[(SECOND[0], SECOND[1].encode())])
+    hsm.add_identity(pair, "third-officer", Role.OFFICER, b"third-credential")
+    remove = hsm.remove_release_verifier
+
+    def then_locked(session: object, name: str) -> None:
+        remove(session, name)  # type: ignore[arg-type]
+        hsm.lock_identity(hsm.login("third-officer", b"third-credential"), SECOND[0])
+
+    monkeypatch.setattr(hsm, "remove_release_verifier", then_locked)
+    done = _remove(url, _approver(*SECOND))
+    assert done.status_code == 200, done.content
+    assert json.loads(done.content) == {"name": VERIFIER, "removed": True}
+    assert hsm.release_verifiers(harness.officer) == ()

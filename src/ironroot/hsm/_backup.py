@@ -10,7 +10,7 @@ from ironroot.crypto import PublicKey
 from ironroot.errors import Conflict, MalformedInput, SealedStoreError
 from ironroot.hsm._document import decode_store, zero
 from ironroot.hsm._identities import LOCKOUT_TIMED, time_untimed_lockouts
-from ironroot.hsm._model import Session
+from ironroot.hsm._model import Role, Session
 from ironroot.hsm._permissions import Permissions
 from ironroot.hsm._release import TrustedVerifier
 from ironroot.hsm._state import PendingRecord
@@ -50,8 +50,12 @@ class MigrationAndBackup(Permissions):
         """Restore a :meth:`backup` of this HSM (crypto officer), saying so: its identities,
         keys and installed verifiers replace the current ones, as a new store generation; the
         audit log, its key and the root of trust's counter go on (``restore`` is audited, and
-        nothing of the log is rolled back). ``SealedStoreError`` for a backup that does not
-        open with this device's sealing secret, ``Conflict`` for another HSM's. Every session
+        nothing of the log is rolled back). The officer quorum in force stays (the backup's
+        is not restored: a pair's restore of a backup made at quorum 1 does not leave every
+        officer to act alone); a backup with fewer unlocked crypto officers than it is
+        ``Conflict`` (after it no dual-control operation could ever be done).
+        ``SealedStoreError`` for a backup that does not open with this device's sealing
+        secret, ``Conflict`` for another HSM's. Every session
         ends, the caller's included. A backup written before timed lockouts has each lock that
         failed logins set made a timed lockout from now (``_identities``), audited."""
         with self._lock:
@@ -63,22 +67,40 @@ class MigrationAndBackup(Permissions):
                     raise SealedStoreError(
                         "the backup opened but is not a key store of this version"
                     ) from exc
-                if not hmac.compare_digest(doc.hsm_id, self._hsm_id):
-                    raise Conflict("the backup belongs to another HSM")
+                zero(doc.audit_key)
+                identities = {i.name: i for i in doc.identities}
+                now = self._now()
+                timed = time_untimed_lockouts(identities, doc.untimed, self._config, now)
+                try:
+                    if not hmac.compare_digest(doc.hsm_id, self._hsm_id):
+                        raise Conflict("the backup belongs to another HSM")
+                    officers = sum(
+                        1 for i in identities.values() if i.role is Role.OFFICER and not i.locked
+                    )
+                    if officers < self._quorum:
+                        raise Conflict(
+                            f"the backup holds {officers} unlocked crypto officer(s), fewer "
+                            f"than the quorum of {self._quorum} in force: no dual-control "
+                            "operation could be done after it; lower the quorum first"
+                        )
+                except Conflict:
+                    for key in doc.keys:
+                        key.wipe()
+                    for ident in doc.identities:
+                        zero(ident.hash)
+                    raise
                 for key in self._keys.values():
                     key.wipe()
                 for ident in self._identities.values():
                     zero(ident.hash)
-                zero(doc.audit_key)
-                self._identities = {i.name: i for i in doc.identities}
+                self._identities = identities
                 self._keys = {k.handle: k for k in doc.keys}
                 self._verifiers = {
                     name: (TrustedVerifier(name, PublicKey.from_der(der)), der)
                     for name, der in doc.verifiers
                 }
                 self._recipients = dict(doc.recipients)
-            now = self._now()
-            for name in time_untimed_lockouts(self._identities, doc.untimed, self._config, now):
+            for name in timed:
                 self._pending.append(PendingRecord(now, name, LOCKOUT_TIMED, None, "ok"))
             self._sessions.clear()
             self._persist()

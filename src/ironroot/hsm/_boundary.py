@@ -66,6 +66,7 @@ from ironroot.errors import (
     HsmZeroized,
     MalformedInput,
     NotFound,
+    PolicyRejected,
     SealedStoreError,
     StoreRolledBack,
     UnsupportedAlgorithm,
@@ -90,6 +91,7 @@ from ironroot.hsm._identities import Identities
 from ironroot.hsm._material import KeyObject, generate_material
 from ironroot.hsm._model import (
     KEY_TYPE_FOR_ALGORITHM,
+    MAX_QUORUM,
     DeviceIdentity,
     HsmConfig,
     KeyAttributes,
@@ -113,13 +115,28 @@ from ironroot.hsm._zeroization import Zeroization
 __all__ = ["Hsm"]
 
 
-def _predecessor_log(storage: HsmStorage) -> tuple[int, bytes, tuple[AuditRecord, ...]]:
+def _prior_quorum(records: tuple[AuditRecord, ...]) -> int:
+    """The officer quorum the last ``zeroize`` or ``tamper`` record of ``records`` says the
+    log was kept under (its key ``quorum-<n>``, ``Zeroization._dual_control_key``); 1 for
+    none."""
+    for record in reversed(records):
+        if record.operation in ("zeroize", "tamper") and record.result == "ok":
+            number = (record.key or "").removeprefix("quorum-")
+            if record.key != number and number.isdigit() and 2 <= int(number) <= MAX_QUORUM:
+                return int(number)
+            return 1
+    return 1
+
+
+def _predecessor_log(storage: HsmStorage) -> tuple[int, bytes, tuple[AuditRecord, ...], int]:
     """Where a log a zeroized predecessor left goes on: ``(seq, prev)`` of the live log's
     first record (of the record after the last archived one when the live log is empty;
-    ``(0, zero hash)`` when there is no log) and the live records, their chain verified. A
+    ``(0, zero hash)`` when there is no log), the live records, their chain verified, and the
+    officer quorum the predecessor's records were kept under (:func:`_prior_quorum`). A
     segment of records the live log still holds (a rotation the predecessor's crash cut short
     before its commit, then a tamper response) is removed, as power-up would have."""
     records = parse_audit_log(storage.read_audit())
+    last = records
     if records:
         start, prev = records[0].seq, records[0].prev
         for name in segments_from(storage.audit_segments(), start):  # a rotation cut short
@@ -129,10 +146,11 @@ def _predecessor_log(storage: HsmStorage) -> tuple[int, bytes, tuple[AuditRecord
         spans = [s for n in storage.audit_segments() if (s := parse_segment_name(n))]
         if spans:
             archived = parse_audit_log(storage.read_audit_segment(segment_name(*max(spans))))
+            last = archived
             if archived:
                 start, prev = archived[-1].seq + 1, archived[-1].digest()
     verify_audit(records, start=start, prev=prev)
-    return start, prev, records
+    return start, prev, records, _prior_quorum(last)
 
 
 class Hsm(Identities, WrapAndRelease, MigrationAndBackup, Zeroization):
@@ -176,8 +194,9 @@ class Hsm(Identities, WrapAndRelease, MigrationAndBackup, Zeroization):
         check_name(officer)
         # A log left by a zeroized predecessor is continued (its chain verified): this HSM's
         # records are keyed from the next index on.
-        start, prev, records = _predecessor_log(storage)
+        start, prev, records, prior_quorum = _predecessor_log(storage)
         with hsm._lock:
+            hsm._prior_quorum = prior_quorum
             hsm._audit_base, hsm._audit_base_head = start, prev
             hsm._audit_size = hsm._audit_from = start + len(records)
             hsm._audit_head = records[-1].digest() if records else prev
@@ -357,6 +376,17 @@ class Hsm(Identities, WrapAndRelease, MigrationAndBackup, Zeroization):
                 doomed = tuple(
                     name for (_first, last), name in sorted(spans.items()) if last < before
                 )
+                if self._prior_quorum > 1 and any(
+                    first < self._audit_from
+                    for (first, last), _name in spans.items()
+                    if last < before
+                ):
+                    raise PolicyRejected(
+                        f"the archived segments before record {before} hold records of a "
+                        "zeroized predecessor that was under dual control (a quorum of "
+                        f"{self._prior_quorum}): no officer of this HSM prunes them",
+                        code="predecessor-dual-control",
+                    )
             self._sync()  # the record is durable and anchored before any file goes
             for name in doomed:
                 self._written(functools.partial(self._storage.remove_audit_segment, name))

@@ -7,7 +7,8 @@ deterministic CBOR map::
      "attestation": key, "chain": [bstr DER],
      "audit": {"size": uint, "head": bstr, "key": bstr (32), "from": uint,
                ? "base": {"size": uint, "head": bstr}, ? "segment": uint},
-     "verifiers": [verifier], "recipients": [recipient], ? "quorum": uint}
+     "verifiers": [verifier], "recipients": [recipient], ? "quorum": uint,
+     ? "prior_quorum": uint}
     identity = {"name", "role", "salt", "hash", "n", "r", "p", "failures", "locked",
                 ? "locked_until": uint, ? "lockouts": uint}
     key      = {"handle", "type", "attributes", "local", "created", "material"}
@@ -26,7 +27,10 @@ sealed. A version 1 store
 version 2 store written before wrap recipients existed has no ``recipients`` and holds none.
 ``quorum`` is how many crypto officers a dual-control operation needs (``Hsm.set_officer_quorum``),
 from 2 to ``MAX_QUORUM``; absent, it is 1 (one officer acts alone), as in every store written
-before dual control, so that their bytes are unchanged.
+before dual control, so that their bytes are unchanged. ``prior_quorum`` is the officer
+quorum a zeroized predecessor was under (its ``zeroize`` or ``tamper`` record says so), from 2
+to ``MAX_QUORUM`` (absent: none, or one without dual control); with it, the predecessor's
+records (those before ``audit.from``) are never pruned (``Hsm.prune_audit``).
 An identity written before timed lockouts has neither ``locked_until`` nor ``lockouts`` (one
 without the other is refused: no version wrote that), and its ``locked`` is both locks of that
 version: an officer's, and the permanent one that ``max_failed_logins`` wrong credentials set
@@ -190,6 +194,9 @@ class StoreDocument:
     before it was sealed."""
     officer_quorum: int = 1
     """The crypto officers a dual-control operation needs (1: each acts alone)."""
+    prior_quorum: int = 1
+    """The officer quorum of the zeroized predecessor whose records this HSM's log continues
+    (1: none, or it had no dual control)."""
     untimed: frozenset[str] = frozenset()
     """The identities written before timed lockouts (no ``locked_until``/``lockouts``): not
     stored, read from the entries' members."""
@@ -328,6 +335,7 @@ def encode_store(document: StoreDocument) -> bytes:
             "verifiers": [{"name": n, "key": k} for n, k in document.verifiers],
             "recipients": [{"name": n, "key": k} for n, k in document.recipients],
             **({"quorum": document.officer_quorum} if document.officer_quorum > 1 else {}),
+            **({"prior_quorum": document.prior_quorum} if document.prior_quorum > 1 else {}),
         }
     )
 
@@ -362,6 +370,7 @@ def decode_store(plaintext: bytes) -> StoreDocument:
             verifiers=tuple(_load_verifier(v) for v in doc["verifiers"]),
             recipients=tuple(_load_verifier(v) for v in doc.get("recipients", [])),
             officer_quorum=_quorum(doc["quorum"]) if "quorum" in doc else 1,
+            prior_quorum=_quorum(doc["prior_quorum"]) if "prior_quorum" in doc else 1,
             untimed=frozenset(e["name"] for e in doc["identities"] if _untimed(e)),
         )
     except (KeyError, TypeError, ValueError, OverflowError) as exc:  # int(inf): OverflowError

@@ -6,9 +6,11 @@ of :data:`DUAL_CONTROL` — those that change who may do what, which keys exist,
 and recipients the HSM trusts, or remove records — need a session of that many crypto officers:
 a login with approvers. One officer alone is refused (``RoleNotPermitted``, code
 ``quorum-required``), and the refusal audited. Their records name every officer, the session's
-identity first, joined by ``+`` (which no identity name holds). Left to one officer: locking an
-identity and zeroizing (they only take away, and may be urgent), generating a key (it cannot
-leave without a recipient, itself under dual control), and every read.
+identity first, joined by ``+`` (which no identity name holds), as are all the records of such
+a session, its refusals included. Left to one officer: locking an
+identity and zeroizing (they only take away, and may be urgent), generating a key (a new key:
+it leaves only to a recipient or on an EAR of a verifier, both under dual control), and every
+read.
 """
 
 from __future__ import annotations
@@ -162,14 +164,15 @@ class Permissions(AuditBuffer):
                 self._record(NO_IDENTITY, operation, key, Unauthorized.code)
             raise Unauthorized("no valid session: log in first")
         identity, role, approvers = entry
+        actor = "+".join((identity, *approvers))  # a refusal names whom the session's records do
         if role not in _PERMISSIONS[operation]:
             with self._lock:
-                self._record(identity, operation, key, RoleNotPermitted.code)
+                self._record(actor, operation, key, RoleNotPermitted.code)
             raise RoleNotPermitted(f"the {role.value} role may not {operation}")
         officers = 1 + len(approvers)
         if operation in DUAL_CONTROL and officers < self._quorum:
             with self._lock:
-                self._record("+".join((identity, *approvers)), operation, key, _QUORUM_REQUIRED)
+                self._record(actor, operation, key, _QUORUM_REQUIRED)
             raise RoleNotPermitted(
                 f"{operation} is under dual control: it needs {self._quorum} crypto officers "
                 f"(a login with {self._quorum - 1} approver(s)); this session has {officers}",

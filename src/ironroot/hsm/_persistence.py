@@ -95,6 +95,7 @@ class Persistence(HsmState):
             audit_base_head=self._audit_base_head,
             audit_segment=self._audit_segment,
             officer_quorum=self._quorum,
+            prior_quorum=self._prior_quorum,
             generation=generation,
             verifiers=tuple((name, der) for name, (_v, der) in sorted(self._verifiers.items())),
             recipients=tuple(sorted(self._recipients.items())),
@@ -114,6 +115,7 @@ class Persistence(HsmState):
             self._audit_segment = doc.audit_segment  # the HSM's own setting (HsmConfig)
         self._store_generation = doc.generation
         self._quorum = doc.officer_quorum
+        self._prior_quorum = doc.prior_quorum
         self._verifiers = {
             name: (TrustedVerifier(name, PublicKey.from_der(der)), der)
             for name, der in doc.verifiers

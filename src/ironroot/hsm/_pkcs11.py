@@ -93,6 +93,14 @@ _PIN_KEY: Final = secrets.token_bytes(32)
 _LOGINS: dict[tuple[str, str], bytes] = {}
 
 
+def _bytes(value: object, what: str) -> bytes:
+    """``value`` as bytes, as the built-in HSM takes it (``_check_data``): a ``str`` is not
+    UTF-8 encoded and signed, as python-pkcs11 would."""
+    if not isinstance(value, bytes | bytearray | memoryview):
+        raise MalformedInput(f"{what} must be bytes")
+    return bytes(value)
+
+
 def _pin_digest(pin: str) -> bytes:
     return hmac.new(_PIN_KEY, str(pin).encode(), hashlib.sha256).digest()
 
@@ -294,10 +302,23 @@ class Pkcs11Backend:
     # --- KeyBackend --------------------------------------------------------------------------
 
     def generate(self, key_type: KeyType, attributes: KeyAttributes) -> str:
-        """Generate a key on the token; ``UnsupportedAlgorithm`` for types SoftHSM2 lacks."""
+        """Generate a key on the token; ``UnsupportedAlgorithm`` for types SoftHSM2 lacks,
+        ``PolicyRejected`` code ``attribute-not-enforced`` for key users or a release policy,
+        which the built-in HSM enforces and a token does not know (it would make the key
+        without them)."""
         if key_type not in _SUPPORTED:
             raise UnsupportedAlgorithm(f"this PKCS#11 backend does not generate {key_type.value}")
         attributes.check_for(key_type)
+        for what, given in (
+            ("key users", attributes.users is not None),
+            ("a release policy", attributes.release_policy is not None),
+        ):
+            if given:
+                raise PolicyRejected(
+                    f"the PKCS#11 backend cannot enforce {what}: the token would make the key "
+                    "without that restriction; use the built-in HSM for such a key",
+                    code="attribute-not-enforced",
+                )
         key_id = secrets.token_bytes(16)
         private: dict[Attribute, Any] = {
             Attribute.SENSITIVE: True,
@@ -429,6 +450,7 @@ class Pkcs11Backend:
             raise MalformedInput("the token's public key does not parse") from exc
 
     def sign(self, handle: str, data: bytes) -> bytes:
+        data = _bytes(data, "data")
         key_type = self._key_type(handle)
         with self._lock:
             if key_type.is_secret:
@@ -449,8 +471,18 @@ class Pkcs11Backend:
                 raise StorageError(f"the token could not sign: {exc!r}") from exc
 
     def verify(self, handle: str, signature: bytes, data: bytes) -> None:
+        """As the built-in HSM's ``verify``: ``KeyUsageNotPermitted`` for a key without
+        usage ``verify`` (an EC or Ed25519 key's public object without ``CKA_VERIFY``, though
+        the backend verifies with the public key it read), ``MalformedInput`` for a
+        signature or data that is not bytes, else ``None`` or ``BadSignature``."""
+        signature = _bytes(signature, "signature")
+        data = _bytes(data, "data")
         key_type = self._key_type(handle)
         if not key_type.is_secret:
+            with self._lock:
+                public = self._object(handle, ObjectClass.PUBLIC_KEY)
+            if not isinstance(public, pkcs11.VerifyMixin):  # omitted without CKA_VERIFY
+                raise KeyUsageNotPermitted(f"key {handle} does not have usage verify")
             self.public_key(handle).verify(signature, data)
             return
         with self._lock:

@@ -91,6 +91,7 @@ class HsmState:
         # token -> (identity, role, approvers): the approving officers of a dual-control login
         self._sessions: dict[bytes, tuple[str, Role, tuple[str, ...]]] = {}
         self._quorum = 1  # crypto officers a dual-control operation needs (sealed in the store)
+        self._prior_quorum = 1  # a zeroized predecessor's quorum: its records are not pruned
         self._attestation: KeyRecord | None = None
         self._chain: tuple[bytes, ...] = ()
         self._pending: list[PendingRecord] = []

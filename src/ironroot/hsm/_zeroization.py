@@ -19,11 +19,21 @@ class Zeroization(Permissions):
     """``zeroize`` and ``tamper``."""
 
     def zeroize(self, session: Session) -> None:
-        """Zeroize on an officer's command (same effect as :meth:`tamper`)."""
+        """Zeroize on an officer's command (same effect as :meth:`tamper`). Under dual
+        control its record's key is ``quorum-<n>`` (:meth:`_dual_control_key`)."""
         with self._lock:
-            with self._operation(session, "zeroize"):
-                pass
+            with self._operation(session, "zeroize") as op:
+                op.key = self._dual_control_key()
             self._zeroize(None)
+
+    def _dual_control_key(self) -> str | None:
+        """The key of a zeroize or tamper record: ``quorum-<n>`` with the officer quorum the
+        log's records were kept under (this HSM's, or a zeroized predecessor's it continues,
+        the larger), ``None`` without dual control. A successor initialized on the device
+        reads it and never prunes these records (``Hsm.prune_audit``): else the one officer
+        who zeroized and initialized it again would remove what the quorum kept."""
+        floor = max(self._quorum, self._prior_quorum)
+        return f"quorum-{floor}" if floor > 1 else None
 
     def tamper(self) -> None:
         """A tamper event: zeroize everything, irrecoverably. No session is needed."""
@@ -39,7 +49,11 @@ class Zeroization(Permissions):
         try:
             if self._state == "operational":
                 if event is not None:
-                    self._pending.append(PendingRecord(self._now(), NO_IDENTITY, event, None, "ok"))
+                    self._pending.append(
+                        PendingRecord(
+                            self._now(), NO_IDENTITY, event, self._dual_control_key(), "ok"
+                        )
+                    )
                 self._flush_audit()
                 self._commit(store=False, zeroized=True)
         finally:

@@ -68,6 +68,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import ipaddress
 import json
 import logging
@@ -82,7 +83,6 @@ from starlette.routing import Route
 
 from ironroot.errors import (
     ConfigError,
-    Conflict,
     MalformedInput,
     RoleNotPermitted,
     Unauthorized,
@@ -91,7 +91,7 @@ from ironroot.hsm import Hsm, KeyAttributes, KeyInfo, KeyType, Session
 from ironroot.hsm._model import MAX_QUORUM
 from ironroot.http import decode_request_map, guarded, read_body, require_media_type
 from ironroot.keyrelease._format import APPROVER_HEADER, b64url, unb64url
-from ironroot.keyrelease._service import HsmVault, KeyReleaseService, ReleasableKey
+from ironroot.keyrelease._service import HsmVault, KeyReleaseService
 
 __all__ = ["admin_routes"]
 
@@ -144,7 +144,10 @@ def _session(
     try:
         yield session
     finally:
-        hsm.logout(session)
+        # ended meanwhile (an approver locked, locked out or removed by another officer):
+        # nothing left to end, and the request's own answer stands
+        with contextlib.suppress(Unauthorized):
+            hsm.logout(session)
 
 
 def _key_json(info: KeyInfo) -> dict[str, Any]:
@@ -333,25 +336,21 @@ def admin_routes(service: KeyReleaseService, *, reach: str = "loopback") -> list
         key_type = KeyType.parse(_text(body, "type"))
         offer = body.get("offer_as")
         attributes = _attributes(body, key_type, exportable=True)
-        entry = None
-        if offer is not None:
-            if not isinstance(offer, str) or offer in service.keys:
-                raise MalformedInput("offer_as is a name the service does not offer yet")
-            if not attributes.exportable or attributes.release_policy is None:
-                # every release of it would be key-not-exportable: a name no TEE ever gets
-                raise MalformedInput(
-                    "offer_as needs a key a release can take: exportable, with a release_policy"
-                )
-            entry = ReleasableKey(offer, "pending")  # checks the name before the key exists
-        handle = hsm.generate(session, key_type, attributes)
-        if entry is not None:
-            try:
-                service.add_key(ReleasableKey(entry.name, handle))
-            except Conflict:  # another offer took the name meanwhile: no key left behind
-                hsm.delete(session, handle)
-                raise
-            _log.info("key %s offered for release as %s (until restart)", handle, entry.name)
-        return _key_json(hsm.key_info(session, handle))
+        if offer is None:
+            handle = hsm.generate(session, key_type, attributes)
+            return _key_json(hsm.key_info(session, handle))
+        if not isinstance(offer, str) or offer in service.keys:
+            raise MalformedInput("offer_as is a name the service does not offer yet")
+        if not attributes.exportable or attributes.release_policy is None:
+            # every release of it would be key-not-exportable: a name no TEE ever gets
+            raise MalformedInput(
+                "offer_as needs a key a release can take: exportable, with a release_policy"
+            )
+        # the name is taken before the key is made: another offer that took it meanwhile is
+        # Conflict with no key made (none to delete, which dual control keeps from one officer)
+        entry = service.add_new_key(offer, lambda: hsm.generate(session, key_type, attributes))
+        _log.info("key %s offered for release as %s (until restart)", entry.handle, entry.name)
+        return _key_json(hsm.key_info(session, entry.handle))
 
     def import_key(session: Session, body: dict[str, Any]) -> Any:
         _members(body, _IMPORT)

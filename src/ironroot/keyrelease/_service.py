@@ -26,7 +26,7 @@ it cannot): the audit bundle carries them, matched to the HSM's audit records (A
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Final, Protocol
@@ -174,6 +174,20 @@ class KeyReleaseService:
             if key.name in self._keys:
                 raise Conflict(f"a key is offered as {key.name!r} already")
             self._keys = {**self._keys, key.name: key}
+
+    def add_new_key(self, name: str, make: Callable[[], str]) -> ReleasableKey:
+        """Offer a key made now under ``name`` (the admin API's ``offer_as``): ``make`` makes
+        it and returns its handle. ``Conflict`` for a taken name, before ``make`` runs, under
+        :meth:`add_key`'s one writer, so no key is made for a name another offer holds (a key
+        made and then refused would have to be deleted, which under the HSM's dual control one
+        officer may not do)."""
+        ReleasableKey(name, "pending")  # the name is checked before anything is made
+        with self._adding:
+            if name in self._keys:
+                raise Conflict(f"a key is offered as {name!r} already")
+            key = ReleasableKey(name, make())
+            self._keys = {**self._keys, name: key}
+        return key
 
     def challenge(self, client: str | None = None) -> tuple[bytes, int]:
         """A new single-use release nonce for ``client`` and when it expires (epoch seconds)."""
