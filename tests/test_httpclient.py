@@ -13,7 +13,7 @@ from urllib.parse import unquote
 import httpx
 import pytest
 
-from ironroot._httpclient import bounded_response, path_segment
+from ironroot._httpclient import READABLE_CODINGS, bounded_response, path_segment
 from ironroot.errors import MalformedInput, PayloadTooLarge, Unreachable
 from ironroot.transparency import TransparencyClient
 from ironroot.witness import WitnessClient
@@ -209,3 +209,31 @@ def test_a_value_is_one_path_segment_that_decodes_back_to_it(value: str, segment
     assert unquote(segment) == value
     resolved = httpx.URL("http://h/a/").join(f"{segment}/b")
     assert resolved.raw_path == f"/a/{segment}/b".encode()
+
+
+def test_every_bounded_read_asks_only_for_the_codings_it_reads() -> None:
+    """httpx's default ``Accept-Encoding`` names br and zstd whenever those packages are
+    installed; a server or CDN honouring it would make every answer fail. A read asks for what
+    it decodes, unless its caller names codings of its own."""
+    seen: list[str | None] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers.get("accept-encoding"))
+        return httpx.Response(200, content=b"ok")
+
+    with httpx.Client(transport=httpx.MockTransport(handler), base_url="http://t") as client:
+        for headers in ({}, {"Accept-Encoding": "identity"}):
+            answer = bounded_response(
+                client,
+                "GET",
+                "/x",
+                limit=16,
+                too_large=lambda: PayloadTooLarge("too large"),
+                headers=headers,
+            )
+            assert answer.content == b"ok"
+        bounded_response(
+            client, "GET", "/x", limit=16, too_large=lambda: PayloadTooLarge("too large")
+        )
+    assert seen == [READABLE_CODINGS, "identity", READABLE_CODINGS]
+    assert READABLE_CODINGS == "gzip, deflate, identity"

@@ -49,6 +49,7 @@ from ironroot._netaddr import is_loopback_host
 from ironroot.errors import IronrootError, MalformedInput
 
 __all__ = [
+    "READABLE_CODINGS",
     "TOTAL_TIMEOUTS",
     "Cutoff",
     "bounded_response",
@@ -58,6 +59,9 @@ __all__ = [
 ]
 
 _BODY_FRAMING: Final = frozenset(("content-encoding", "content-length", "transfer-encoding"))
+READABLE_CODINGS: Final = "gzip, deflate, identity"
+"""The ``Accept-Encoding`` every bounded read sends unless its caller names one: the codings
+:class:`_Decoding` undoes."""
 TOTAL_TIMEOUTS: Final = 4
 
 
@@ -137,6 +141,12 @@ def _read(
     request: dict[str, Any],
 ) -> httpx.Response:
     deadline = None if total is None else time.monotonic() + total
+    headers = httpx.Headers(request.get("headers"))
+    if "accept-encoding" not in headers:
+        # httpx's default names br and zstd whenever those packages are installed, codings
+        # this reader refuses: a server or CDN that honoured it would fail every answer
+        headers["Accept-Encoding"] = READABLE_CODINGS
+    request = {**request, "headers": headers}
     with client.stream(method, url, **request) as streamed:
         if streamed.is_stream_consumed:  # an answer made in memory (a mock transport): read
             decoding, body = _Decoding([]), iter((streamed.content,))
