@@ -493,6 +493,9 @@ def test_placements_go_to_admitted_nodes_only(site: Site) -> None:
         assert placed.status_code == 201
         node = placed.json()["node"]
         assert site.fleet.record_of(node).status == "admitted"
+        # the node's record says who put the VM there (any admitted node may place)
+        event = [e for e in site.fleet.events(node=node) if e.kind == "placed"][-1]
+        assert event.detail == {"vm": "cvm-1", "by": "node-0001"}
         site.fleet.set_status("node-0003", "quarantined", "drift", now=NOW)
         try:
             refused = control.post(

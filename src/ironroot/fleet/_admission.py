@@ -978,10 +978,19 @@ class AdmissionAuthority:
 
     # --- placements -------------------------------------------------------------------------
 
-    def place(self, vm: str, *, now: dt.datetime, node: str | None = None) -> Placement:
+    def place(
+        self,
+        vm: str,
+        *,
+        now: dt.datetime,
+        node: str | None = None,
+        requested_by: str | None = None,
+    ) -> Placement:
         """Place confidential VM ``vm`` on ``node`` (which must be admitted: ``Conflict``
         ``node-not-admitted``), or on the admitted node running the fewest VMs (``Conflict``
-        ``no-admitted-node`` when there is none)."""
+        ``no-admitted-node`` when there is none). ``requested_by`` (the node whose credential
+        asked, on the control plane) is in the ``placed`` event, so that the node's record
+        says who put each VM there."""
         if not isinstance(vm, str) or not _VM.fullmatch(vm):
             raise MalformedInput("a VM name is 1-64 of a-z 0-9 -, starting alphanumeric")
         # One transaction from the node's status to the placement and its event: a quarantine
@@ -1004,7 +1013,8 @@ class AdmissionAuthority:
                 load = self.state.running()
                 chosen = min(admitted, key=lambda n: (load.get(n, 0), n))
             placement = self.state.place(vm, chosen, now)
-            self.fleet.record(chosen, "placed", {"vm": vm}, now=now)
+            detail = {"vm": vm} if requested_by is None else {"vm": vm, "by": requested_by}
+            self.fleet.record(chosen, "placed", detail, now=now)
         return placement
 
     def placements(self, node: str | None = None) -> list[Placement]:

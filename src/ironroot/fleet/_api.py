@@ -352,7 +352,7 @@ def plane_app(
         return JSONResponse({"placements": [p.to_json() for p in found]})
 
     async def place(request: Request) -> Response:
-        _, body = await caller_and_body(request)
+        credential, body = await caller_and_body(request)
         vm, target = body.get("vm"), body.get("node")
         if (
             not isinstance(vm, str)
@@ -360,7 +360,9 @@ def plane_app(
             or not set(body) <= {"vm", "node"}  # a misspelt "node" is not "anywhere"
         ):
             raise MalformedInput('a placement is {"vm": name, "node"?: id}, no other member')
-        placement = await run_in_threadpool(authority.place, vm, now=clock(), node=target)
+        placement = await run_in_threadpool(
+            authority.place, vm, now=clock(), node=target, requested_by=credential.node
+        )
         return JSONResponse(placement.to_json(), status_code=201)
 
     async def start_rollout(request: Request) -> Response:
