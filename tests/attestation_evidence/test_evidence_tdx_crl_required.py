@@ -1,8 +1,8 @@
-"""Intel collateral needs the CRLs of the PCK chain, as Intel's QVL requires: with TCB Info, QE
-Identity or CRLs given as collateral, the PCK must be covered by the PCK CRL of its issuer (the
-PCK Platform or Processor CA) and that CA by the Intel SGX Root CA CRL; otherwise the quote is
-refused (``MalformedCollateral`` code ``crl-missing``, check ``revocation``), never passed with a
-note."""
+"""Intel collateral needs the CRLs of the PCK chain, as Intel's QVL requires: with a TCB Info or
+QE Identity given, the PCK must be covered by the PCK CRL of its issuer (the PCK Platform or
+Processor CA) and that CA by the Intel SGX Root CA CRL; otherwise the quote is refused
+(``MalformedCollateral`` code ``crl-missing``, check ``revocation``), never passed with a note.
+CRLs alone are not Intel collateral and stay optional."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from ironroot.attestation.evidence import (
     load_tdx_collateral,
     verify_tdx_quote,
 )
-from ironroot.errors import MalformedCollateral
+from ironroot.errors import ChainNotTrusted, MalformedCollateral
 from tee_fakes import TDX_NOW, FakeIntel, _intel_name, make_crl
 
 QUOTE4 = "deps_verifier_test_data_tdx_quote_4.dat"
@@ -136,10 +136,24 @@ def test_without_collateral_crls_stay_optional(intel: FakeIntel) -> None:
     )
 
 
+def test_crls_alone_are_not_intel_collateral(intel: FakeIntel) -> None:
+    # a verifier's configured CRLs (AMD's, NVIDIA's, a root CA CRL) reach the verifier as a
+    # CRL-only collateral: they stay optional for a TDX quote, as without collateral
+    log = CheckLog()
+    verify_tdx_quote(
+        intel.quote(), now=TDX_NOW, root=intel.root,
+        collateral=load_tdx_collateral(crls=[intel.crl("root").public_bytes(Encoding.DER)]),
+        checks=log,
+    )  # fmt: skip
+    detail = next(c.detail for c in log.checks if c.name == "revocation")
+    assert detail.endswith("no CRL given for: Intel SGX PCK Certificate")
+
+
 @pytest.mark.vectors
 @pytest.mark.parametrize("name", [QUOTE4, SPR])
-def test_real_pcs_crls_cover_real_quotes(tdx_dir: Path, name: str) -> None:
-    # PCS's PCK CRL (issuer "Intel SGX PCK Platform CA") and root CA CRL, as the collateral
+def test_real_pcs_crls_cover_real_quotes(tdx_dir: Path, intel: FakeIntel, name: str) -> None:
+    # PCS's PCK CRL (issuer "Intel SGX PCK Platform CA") and root CA CRL, beside PCS's real
+    # TCB Info (whose signing chain the vectors lack: a self-made one stops at "collateral")
     pck_crl = (tdx_dir / "testing_testdata_pckcrl").read_bytes()
     root_crl = (tdx_dir / "testing_testdata_rootcrl.der").read_bytes()
     assert [c.issuer for c in load_crls(pck_crl)] == [
@@ -147,16 +161,23 @@ def test_real_pcs_crls_cover_real_quotes(tdx_dir: Path, name: str) -> None:
             "C=US,ST=CA,L=Santa Clara,O=Intel Corporation,CN=Intel SGX PCK Platform CA"
         )
     ]
+    tcb_info = (tdx_dir / "testing_testdata_sample_tcbInfo_response").read_bytes()
+
+    def real(*crls: bytes) -> TdxCollateral:
+        return load_tdx_collateral(
+            tcb_info=tcb_info, signing_chain=intel.signing_chain(), crls=list(crls)
+        )
+
     quote = (tdx_dir / name).read_bytes()
     log = CheckLog()
-    verify_tdx_quote(
-        quote, now=REAL_NOW, collateral=load_tdx_collateral(crls=[pck_crl, root_crl]), checks=log
-    )
+    with pytest.raises(ChainNotTrusted) as caught:
+        verify_tdx_quote(quote, now=REAL_NOW, collateral=real(pck_crl, root_crl), checks=log)
+    assert caught.value.check == "collateral"
     detail = next(c.detail for c in log.checks if c.name == "revocation")
     assert detail == (
         "not revoked: Intel SGX PCK Certificate, Intel SGX PCK Platform CA, Intel SGX Root CA"
     )
-    error = _missing(
-        verify_tdx_quote, quote, now=REAL_NOW, collateral=load_tdx_collateral(crls=[root_crl])
-    )
+    error = _missing(verify_tdx_quote, quote, now=REAL_NOW, collateral=real(root_crl))
     assert "'Intel SGX PCK Platform CA'" in str(error)
+    error = _missing(verify_tdx_quote, quote, now=REAL_NOW, collateral=real(pck_crl))
+    assert "'Intel SGX Root CA'" in str(error)

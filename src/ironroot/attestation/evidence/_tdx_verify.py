@@ -27,9 +27,10 @@ The steps, in order (each failure is one typed error):
 7. Revocation (``CertificateRevoked``, ``CollateralExpired``), when CRLs are given (DER or PEM:
    the PCS PCK CRL and root CA CRL, see :mod:`._revocation`): each certificate against the CRL
    of its issuer; a CRL past its ``nextUpdate`` is refused unless stale collateral is allowed.
-   With Intel collateral (a non-empty ``collateral``) both CRLs are required, as Intel's QVL
-   requires them (``MalformedCollateral`` code ``crl-missing``): the PCK covered by a CRL of its
-   issuer (the PCK Platform or Processor CA) and that CA by a root CA CRL. No knob relaxes this.
+   With Intel collateral (a TCB Info or QE Identity in ``collateral``) both CRLs are required,
+   as Intel's QVL requires them (``MalformedCollateral`` code ``crl-missing``): the PCK covered
+   by a CRL of its issuer (the PCK Platform or Processor CA) and that CA by a root CA CRL. No
+   knob relaxes this.
 8. Collateral (``BadSignature``, ``ChainNotTrusted``, ``CollateralExpired``), when Intel's TCB
    Info / QE Identity are given (:mod:`._tdx_collateral`): their signatures by the Intel SGX
    TCB Signing certificate, its chain to the same root, their freshness.
@@ -432,7 +433,11 @@ def verify_tdx_quote(
     given = (*crls, *(collateral.crls if collateral is not None else ()))
     all_crls = list({id(crl): crl for crl in given}.values())  # the same CRL given twice
     chain = (leaf, inter, anchor)
-    required = collateral is not None and not collateral.empty
+    # Intel collateral (TCB Info, QE Identity) needs the CRLs of the chain; CRLs alone (a
+    # verifier's configured CRLs of any vendor land in a CRL-only collateral) stay optional
+    required = collateral is not None and (
+        bool(collateral.tcb_infos) or collateral.qe_identity is not None
+    )
     if not all_crls and not required:
         log.skip("revocation", "no CRL given")
     elif not required and not chain_has_crl(chain, all_crls):
