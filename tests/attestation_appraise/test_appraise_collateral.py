@@ -41,7 +41,7 @@ def _collateral(intel: FakeIntel, status: str = "UpToDate") -> TdxCollateral:
         tcb_info=intel.tcb_info([platform_level(status, advisories=["INTEL-SA-00828"])]),
         qe_identity=intel.qe_identity(),
         signing_chain=intel.signing_chain(),
-        crls=[intel.crl("pck").public_bytes(Encoding.DER)],
+        crls=[intel.crl(ca).public_bytes(Encoding.DER) for ca in ("pck", "root")],
     )
 
 
@@ -105,6 +105,7 @@ def test_an_out_of_date_qe_is_a_hardware_warning_without_tcb_info(
     collateral = load_tdx_collateral(
         qe_identity=intel.qe_identity([identity_level(qe_status, 4)]),
         signing_chain=intel.signing_chain(),
+        crls=[intel.crl(ca).public_bytes(Encoding.DER) for ca in ("pck", "root")],
     )
     appraisal = _appraise(intel, collateral).submods["tdx"]  # type: ignore[attr-defined]
     assert appraisal.evidence["identity"]["qe_tcb_status"] == qe_status
@@ -404,3 +405,18 @@ def test_appraised_claims_answer_no_nonce_an_ear_cannot_carry(intel: FakeIntel) 
     assert appraisal.reasons[0] == (
         "fresh: the evidence does not answer this verifier's nonce (stale or replayed)"
     )
+
+
+def test_collateral_without_the_pck_crl_is_never_affirmed_not_revoked(intel: FakeIntel) -> None:
+    # Intel's QVL needs the PCK CRL of the PCK's issuer: the root CA CRL alone left the PCK
+    # unchecked, and the EAR affirmed the instance with a note buried in the evidence
+    incomplete = load_tdx_collateral(
+        tcb_info=intel.tcb_info(),
+        qe_identity=intel.qe_identity(),
+        signing_chain=intel.signing_chain(),
+        crls=[intel.crl("root").public_bytes(Encoding.DER)],
+    )
+    appraisal = _appraise(intel, incomplete).submods["tdx"]  # type: ignore[attr-defined]
+    assert appraisal.trust_vector["instance-identity"] == AR4SI.UNEXPECTED_EVIDENCE
+    assert appraisal.status.value == "none"
+    assert any("crl-missing" in r for r in appraisal.reasons), appraisal.reasons

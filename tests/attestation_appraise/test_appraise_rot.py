@@ -995,3 +995,30 @@ def test_a_review_stating_a_low_score_for_a_critical_vector_is_an_open_critical_
     assert appraisal.trust_vector["executables"] == AR4SI.UNSAFE_RUNTIME
     assert [line.split(":")[0] for line in appraisal.reasons] == ["safe-issues"]
     assert "CVSS 9.8 (threshold 7)" in appraisal.reasons[0]
+
+
+def test_rot_claims_hold_until_the_first_chain_certificate_ends(
+    world: World, good_device: Device
+) -> None:
+    # The EAR's exp was capped for SNP/TDX/GPU only: a RoT quote whose vendor root expired
+    # in 20 days got an EAR affirming it for the whole result lifetime.
+    ecc_end = NOW + dt.timedelta(days=30)
+    mldsa_end = NOW + dt.timedelta(days=20)
+    anchors = [_short_lived(world.ca, ecc_end)[0], _short_lived(world.ca, mldsa_end)[1]]
+    nonce = _nonce()
+    quote = good_device.quote(nonce)
+    plain = verify_rot_quote(quote, nonce=nonce, trust_anchors=anchors, now=NOW)
+    assert plain.valid_until == mldsa_end.replace(microsecond=0)
+    cache = RotChainCache()
+    for _ in range(2):  # filling the cache, then from it
+        cached = verify_rot_quote(quote, nonce=nonce, trust_anchors=anchors, now=NOW, cache=cache)
+        assert cached.valid_until == plain.valid_until
+    result = appraise_evidence(
+        quote, world.endorsements(roots=tuple(anchors)), nonce=nonce, now=NOW,
+        lifetime=90 * 86400,
+    )  # fmt: skip
+    assert result.status is TrustTier.AFFIRMING
+    assert result.exp == int(mldsa_end.timestamp())
+    # the device's own DICE certificates never expire: with the usual roots, the roots' end
+    usual = verify_rot_quote(quote, nonce=nonce, trust_anchors=world.ca.trust_anchors, now=NOW)
+    assert usual.valid_until == dt.datetime(9999, 12, 31, 23, 59, 59, tzinfo=dt.UTC)

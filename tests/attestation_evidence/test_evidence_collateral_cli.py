@@ -90,14 +90,22 @@ def test_single_files_instead_of_a_directory(
     tcb_info.write_bytes(intel.tcb_info([platform_level("SWHardeningNeeded")]))
     chain = tmp_path / "chain.pem"
     chain.write_bytes(intel.signing_chain())
-    code = run("evidence", "verify", _quote(tmp_path, intel), "--tcb-info", str(tcb_info),
-               "--tcb-signing-chain", str(chain), *AT, "--json")  # fmt: skip
-    assert code == 0
+    argv = ("evidence", "verify", _quote(tmp_path, intel), "--tcb-info", str(tcb_info),
+            "--tcb-signing-chain", str(chain), *AT, "--json")  # fmt: skip
+    # Intel collateral without the CRLs of the PCK chain is incomplete (a usage error)
+    assert run(*argv) == 2
+    assert _json(capsys)["error"]["code"] == "crl-missing"
+    crls = []
+    for name in ("pck", "root"):
+        path = tmp_path / f"{name}_crl.der"
+        path.write_bytes(intel.crl(name).public_bytes(Encoding.DER))
+        crls += ["--crl", str(path)]
+    assert run(*argv, *crls) == 0
     out = _json(capsys)
     assert out["claims"]["identity"]["tcb_status"] == "SWHardeningNeeded"
     skipped = {n["name"]: n["reason"] for n in out["not_checked"]}
+    assert "revocation" not in skipped
     assert skipped["qe-identity"] == "no QE Identity given"
-    assert skipped["revocation"] == "no CRL given"
 
 
 def test_stale_collateral_refused_then_allowed(

@@ -9,6 +9,7 @@ import dataclasses
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding
 from evidence_fakes import AMD, NOW, gpu_cert, make_cert, make_fake_amd
 
 from ironroot.attestation.evidence import (
@@ -99,6 +100,7 @@ def test_tdx_tcb_signing_certificate_with_an_unknown_extension(critical: bool) -
         tcb_info=intel.tcb_info(),
         qe_identity=intel.qe_identity(),
         signing_chain=intel.signing_chain(signing, intel.root),
+        crls=[intel.crl(ca).public_bytes(Encoding.DER) for ca in ("pck", "root")],
     )
     quote = intel.quote()
     if not critical:

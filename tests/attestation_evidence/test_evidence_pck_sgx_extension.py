@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.serialization import Encoding
 from pyasn1.codec.der import decoder as der_decoder
 from pyasn1.codec.der import encoder as der_encoder
 from pyasn1.type import univ
@@ -59,6 +60,7 @@ def _refused(intel: FakeIntel, extension: bytes, match: str) -> None:
         tcb_info=[intel.tcb_info(), intel.tcb_info(fmspc=OTHER_FMSPC)],
         qe_identity=intel.qe_identity(),
         signing_chain=intel.signing_chain(),
+        crls=[intel.crl(ca).public_bytes(Encoding.DER) for ca in ("pck", "root")],
     )
     with pytest.raises(MalformedCertificate, match=match):
         verify_tdx_quote(intel.quote(pck), now=TDX_NOW, root=intel.root, collateral=collateral)

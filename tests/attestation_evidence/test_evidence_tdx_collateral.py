@@ -82,9 +82,12 @@ def collateral(
     *,
     tcb_info: bytes | Sequence[bytes] | None = None,
     qe_identity: bytes | bool | None = True,
-    crls: Sequence[x509.CertificateRevocationList] = (),
+    crls: Sequence[x509.CertificateRevocationList] | None = None,
     chain: bytes | None = None,
 ) -> TdxCollateral:
+    """Intel collateral; ``crls`` by default the PCK CRL and root CA CRL it needs."""
+    if crls is None:
+        crls = [intel.crl("pck"), intel.crl("root")]
     return load_tdx_collateral(
         tcb_info=intel.tcb_info() if tcb_info is None else tcb_info,
         qe_identity=(
@@ -211,8 +214,14 @@ def test_real_collateral_without_its_signing_chain(tdx_dir: Path, intel: FakeInt
         load_tdx_collateral(tcb_info=tcb_info)
     # a self-made chain cannot vouch for Intel's documents: it does not reach Intel's root
     quote = (tdx_dir / QUOTE4).read_bytes()
+    # with PCS's CRLs of the chain (the PCK Platform CA's and the root CA's), as Intel's
+    # collateral needs
+    crls = [
+        (tdx_dir / n).read_bytes()
+        for n in ("testing_testdata_pckcrl", "testing_testdata_rootcrl.der")
+    ]
     for chain in (intel.signing_chain(), intel.signing_chain(intel.tcb_signing)):
-        real = load_tdx_collateral(tcb_info=tcb_info, signing_chain=chain)
+        real = load_tdx_collateral(tcb_info=tcb_info, signing_chain=chain, crls=crls)
         fails(
             ChainNotTrusted, "collateral", verify_tdx_quote, quote,
             now=datetime(2023, 6, 20, tzinfo=UTC), collateral=real,
@@ -255,10 +264,7 @@ def test_without_collateral_nothing_passes_by_omission(intel: FakeIntel) -> None
 def test_tcb_info_without_qe_identity(intel: FakeIntel) -> None:
     log = CheckLog()
     claims = verify(intel, qe_identity=None, log=log)
-    assert {n.name: n.reason for n in log.not_checked} == {
-        "revocation": "no CRL given",
-        "qe-identity": "no QE Identity given",
-    }
+    assert {n.name: n.reason for n in log.not_checked} == {"qe-identity": "no QE Identity given"}
     assert claims.identity["tcb_status"] == "UpToDate"
     assert "qe_tcb_status" not in claims.identity
     only_qe = verify_tdx_quote(
@@ -269,10 +275,7 @@ def test_tcb_info_without_qe_identity(intel: FakeIntel) -> None:
         checks=(log := CheckLog()),
     )
     assert only_qe.identity["qe_tcb_status"] == "UpToDate"
-    assert {n.name: n.reason for n in log.not_checked} == {
-        "revocation": "no CRL given",
-        "tcb-status": "no TCB Info given",
-    }
+    assert {n.name: n.reason for n in log.not_checked} == {"tcb-status": "no TCB Info given"}
 
 
 def test_the_tcb_info_of_the_pck_fmspc_is_chosen(intel: FakeIntel) -> None:
@@ -298,13 +301,13 @@ def test_verify_evidence_passes_collateral_through_the_table(
     assert claims.identity["tcb_status"] == "UpToDate"
     assert [c.name for c in claims.checks][-3:] == ["collateral", "qe-identity", "tcb-status"]
     late = VerifyOptions(now=NEXT_UPDATE + timedelta(days=1), collateral=collateral(intel))
-    fails(CollateralExpired, "collateral", verify_evidence, intel.quote(), late)
+    fails(CollateralExpired, "revocation", verify_evidence, intel.quote(), late)
     allowed = VerifyOptions(
         now=NEXT_UPDATE + timedelta(days=1),
         collateral=collateral(intel),
         allow_stale_collateral=True,
     )
-    assert len(verify_evidence(intel.quote(), allowed).raw["stale_collateral"]) == 2
+    assert len(verify_evidence(intel.quote(), allowed).raw["stale_collateral"]) == 4
 
 
 # --- every TCB status ----------------------------------------------------------------------------
@@ -629,7 +632,8 @@ def test_a_revoked_tcb_signing_certificate(intel: FakeIntel) -> None:
     serial = intel.tcb_signing.serial_number
     fails(
         CertificateRevoked, "collateral", verify_tdx_quote, intel.quote(), now=TDX_NOW,
-        root=intel.root, collateral=collateral(intel, crls=[intel.crl("root", [serial])]),
+        root=intel.root,
+        collateral=collateral(intel, crls=[intel.crl("root", [serial]), intel.crl("pck")]),
     )  # fmt: skip
 
 
@@ -641,13 +645,13 @@ def test_a_revoked_tcb_signing_certificate_by_a_crl_given_beside_the_collateral(
     revoking = intel.crl("root", [intel.tcb_signing.serial_number])
     error = fails(
         CertificateRevoked, "collateral", verify_tdx_quote, intel.quote(), now=TDX_NOW,
-        root=intel.root, collateral=collateral(intel), crls=[revoking],
+        root=intel.root, collateral=collateral(intel, crls=[intel.crl("pck")]), crls=[revoking],
     )  # fmt: skip
     assert "'Intel SGX TCB Signing'" in str(error)
     fails(
         CertificateRevoked, "collateral", _tdx_verify.verify_tdx_quote, intel.quote(),
-        now=TDX_NOW, root=intel.root, collateral=collateral(intel, crls=[revoking]),
-        crls=[revoking],
+        now=TDX_NOW, root=intel.root,
+        collateral=collateral(intel, crls=[revoking, intel.crl("pck")]), crls=[revoking],
     )  # fmt: skip
     # a root CRL that does not list it still passes, and is not counted twice
     log = CheckLog()
@@ -783,18 +787,20 @@ def test_expired_documents_are_refused_unless_allowed(intel: FakeIntel, what: st
 
 def test_documents_issued_after_the_verification_time(intel: FakeIntel) -> None:
     early = ISSUED - timedelta(days=1)
-    fails(CollateralExpired, "collateral", verify, intel, now=early)
+    crls = [intel.crl(ca, last_update=early - timedelta(days=1)) for ca in ("pck", "root")]
+    fails(CollateralExpired, "collateral", verify, intel, now=early, crls=crls)
 
 
 def test_expired_crls_are_refused_unless_allowed(intel: FakeIntel) -> None:
     stale = intel.crl("pck", last_update=ISSUED - timedelta(days=60), next_update=ISSUED)
-    fails(CollateralExpired, "revocation", verify, intel, crls=[stale])
-    claims = verify(intel, crls=[stale], allow_stale=True)
+    root = intel.crl("root")
+    fails(CollateralExpired, "revocation", verify, intel, crls=[stale, root])
+    claims = verify(intel, crls=[stale, root], allow_stale=True)
     assert [s["name"] for s in claims.raw["stale_collateral"]] == [
         "CRL of Intel SGX PCK Platform CA"
     ]
     # a newer CRL of the same CA covers it
-    claims = verify(intel, crls=[stale, intel.crl("pck")])
+    claims = verify(intel, crls=[stale, intel.crl("pck"), root])
     assert claims.raw["stale_collateral"] == []
 
 
@@ -802,9 +808,9 @@ def test_a_crl_without_next_update_counts_as_stale(intel: FakeIntel) -> None:
     bare = crl_without_next_update(intel.crl("pck"), intel.ca_key)
     assert bare.next_update_utc is None
     assert bare.is_signature_valid(intel.ca.public_key())
-    error = fails(CollateralExpired, "revocation", verify, intel, crls=[bare])
+    error = fails(CollateralExpired, "revocation", verify, intel, crls=[bare, intel.crl("root")])
     assert "no nextUpdate" in str(error)
-    claims = verify(intel, crls=[bare], allow_stale=True)
+    claims = verify(intel, crls=[bare, intel.crl("root")], allow_stale=True)
     assert claims.raw["stale_collateral"][0]["next_update"] is None
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import os
 from pathlib import Path
 
@@ -410,3 +411,26 @@ def test_last_evidence_keeps_the_chain_that_verified_the_measurements(device: De
         requester.last_evidence(), nonce=nonce, root_certificate=device.root, now=NOW
     )
     assert verified.leaf.public_bytes(Encoding.DER) == device.leaf
+
+
+@pytest.mark.parametrize("leaf_days", [10, 365])
+def test_claims_hold_until_the_first_device_certificate_ends(leaf_days: int) -> None:
+    """SPDM claims set no valid_until: an EAR affirmed a device for the whole result lifetime
+    after its certificate had expired."""
+    from ironroot.attestation import Endorsements, appraise, verify_spdm
+    from ironroot.spdm import SpdmChainCache
+
+    device = Device(leaf_days=leaf_days)
+    nonce = bytes(32)
+    _, requester = make_pair(device)
+    data = requester.evidence(nonce)
+    end = NOW + dt.timedelta(days=leaf_days)  # the leaf's; the root's and CA's are a year on
+    claims = verify_spdm(data, nonce=nonce, roots=[Device().root, device.root], now=NOW)
+    assert claims.valid_until == end
+    cache = SpdmChainCache()
+    for _ in range(2):  # filling the cache, then from it
+        cached = verify_spdm(data, nonce=nonce, roots=[device.root], now=NOW, cache=cache)
+        assert cached.valid_until == end
+    trusted = Endorsements.build(service_keys={}, vendor_roots=[device.root], now=NOW)
+    result = appraise(claims, trusted, nonce=nonce, now=NOW, lifetime=90 * 86400)
+    assert result.exp == min(int(end.timestamp()), result.iat + 90 * 86400)

@@ -57,7 +57,13 @@ from ironroot.errors import (
 from ironroot.spdm._codec import Reader, u16
 from ironroot.spdm._constants import MAX_CERT_CHAIN_SIZE, BaseHashAlgo, base_hash
 
-__all__ = ["CertificateChain", "SpdmChainCache", "load_certificates", "verify_certificate_chain"]
+__all__ = [
+    "CertificateChain",
+    "SpdmChainCache",
+    "load_certificates",
+    "verify_certificate_chain",
+    "verify_certificate_chain_until",
+]
 
 _SEQUENCE = 0x30
 # DSP0274 id-DMTF-eku-responder-auth / id-DMTF-eku-requester-auth ({ id-DMTF-spdm 3 / 4 }).
@@ -239,19 +245,35 @@ def verify_certificate_chain(
     :class:`CertificateExpired` (a certificate outside its validity at ``now``), or
     :class:`MalformedCertificate`. ``cache``: see the module docs (the same answer, cheaper).
     """
+    return verify_certificate_chain_until(
+        chain, root=root, hash_algo=hash_algo, now=now, cache=cache
+    )[0]
+
+
+def verify_certificate_chain_until(
+    chain: CertificateChain,
+    *,
+    root: bytes,
+    hash_algo: BaseHashAlgo,
+    now: datetime,
+    cache: SpdmChainCache | None = None,
+) -> tuple[x509.Certificate, datetime]:
+    """:func:`verify_certificate_chain`, returning the leaf and the first ``notAfter`` of the
+    path it verified (the trusted root included): when what the chain proves stops holding."""
     if now.tzinfo is None:
         raise ConfigError("now must be a timezone-aware datetime")
     if cache is None:
-        return _verified_path(chain, root=root, hash_algo=hash_algo, now=now)[-1]
+        path = _verified_path(chain, root=root, hash_algo=hash_algo, now=now)
+        return path[-1], min(c.not_valid_after_utc for c in path)
     key = (hash_algo, bytes(root), chain.root_hash, chain.certificates)
     known = cache._get(key)
     if known is not None:
         _check_validity(known.windows, now)
-        return known.leaf
+        return known.leaf, min(not_after for _, not_after, _ in known.windows)
     path = _verified_path(chain, root=root, hash_algo=hash_algo, now=now)
     if len(path) > 1:
         cache._put(key, path)
-    return path[-1]
+    return path[-1], min(c.not_valid_after_utc for c in path)
 
 
 def _verified_path(

@@ -28,7 +28,11 @@ from ironroot.errors import (
     StaleNonce,
     UnsupportedAlgorithm,
 )
-from ironroot.spdm._certchain import CertificateChain, SpdmChainCache, verify_certificate_chain
+from ironroot.spdm._certchain import (
+    CertificateChain,
+    SpdmChainCache,
+    verify_certificate_chain_until,
+)
 from ironroot.spdm._constants import SIGNING_SUITES
 from ironroot.spdm._evidence import SpdmEvidence
 from ironroot.spdm._measurements import AnyMeasurementBlock
@@ -63,6 +67,8 @@ class VerifiedSpdm:
     leaf: x509.Certificate
     nonce: bytes
     blocks: tuple[AnyMeasurementBlock, ...]
+    valid_until: datetime | None = None
+    """The first ``notAfter`` of the certificate path that verified (root to leaf)."""
 
 
 @functools.lru_cache(maxsize=256)
@@ -107,7 +113,7 @@ def verify_spdm_evidence(
     record = evidence if isinstance(evidence, SpdmEvidence) else SpdmEvidence.decode(evidence)
     connection = _connection(record.vca)
     chain = CertificateChain.decode(record.certificate_chain, hash_size=connection.hash_size)
-    leaf = verify_certificate_chain(
+    leaf, valid_until = verify_certificate_chain_until(
         chain, root=root_certificate, hash_algo=connection.base_hash_algo, now=now, cache=cache
     )
     request = GetMeasurements.decode(record.request)
@@ -138,4 +144,4 @@ def verify_spdm_evidence(
     transcript = b"".join(record.vca) + record.request + record.response[:-signature_size]
     message = measurement_signing_message(connection.version, connection.base_hash_algo, transcript)
     check_transcript_signature(key, answer.signature, message, "MEASUREMENTS", "L1/L2")
-    return VerifiedSpdm(connection, leaf, nonce, answer.blocks)
+    return VerifiedSpdm(connection, leaf, nonce, answer.blocks, valid_until)

@@ -31,8 +31,10 @@ project's RoT quote or an SPDM measurement transcript), a verifier turns it into
     collateral), so that nothing can pass by omission.
 ``valid_until``
     when what the verification relied on stops holding: the first ``notAfter`` of the
-    certificates it chained and the first ``nextUpdate`` of the fresh collateral it used (CRLs,
-    Intel's TCB Info and QE Identity); ``None`` when the verifier does not say. An EAR
+    certificates it chained (for a RoT quote its two DICE chains and the vendor roots they
+    reached; for SPDM evidence the device's path up to its trusted root) and the first
+    ``nextUpdate`` of the fresh collateral it used (CRLs, Intel's TCB Info and QE Identity);
+    ``None`` when the verifier does not say. An EAR
     appraising these claims expires then at the latest.
 
 The mappings are read-only views; :meth:`EvidenceClaims.to_dict` gives a JSON-ready copy.

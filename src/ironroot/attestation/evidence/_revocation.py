@@ -113,13 +113,15 @@ def refuse_stale(stale: Sequence[StaleCollateral], *, allow: bool) -> str:
 
 @dataclass(frozen=True, slots=True)
 class RevocationResult:
-    """What a revocation check covered: a detail line, the stale CRLs it allowed, and until
+    """What a revocation check covered: a detail line, the stale CRLs it allowed, until
     when the fresh CRLs it relied on speak (per issuer the last ``nextUpdate`` of its fresh
-    CRLs, the first over the issuers; ``None`` when none was fresh)."""
+    CRLs, the first over the issuers; ``None`` when none was fresh), and the positions in the
+    chain of the certificates an applicable CRL covered (``covered``)."""
 
     detail: str
     stale: tuple[StaleCollateral, ...]
     valid_until: datetime | None = None
+    covered: frozenset[int] = frozenset()
 
 
 _MAX_REMEMBERED: Final = 1024
@@ -156,10 +158,10 @@ def _covers(crl: x509.CertificateRevocationList, cert: x509.Certificate) -> bool
 
 def _links(
     chain: Sequence[x509.Certificate], crl_issuers: Sequence[x509.Name]
-) -> list[tuple[x509.Certificate, x509.Certificate, x509.Name, list[int]]]:
-    """(certificate, its issuer in the chain, the issuer's name, indices of the CRLs naming
-    it) for each certificate whose issuer the chain holds (names read once: each read builds
-    a new ``Name``)."""
+) -> list[tuple[int, x509.Certificate, x509.Certificate, x509.Name, list[int]]]:
+    """(position, certificate, its issuer in the chain, the issuer's name, indices of the CRLs
+    naming it) for each certificate whose issuer the chain holds (names read once: each read
+    builds a new ``Name``)."""
     subjects = [cert.subject for cert in chain]
     out = []
     for index, cert in enumerate(chain):
@@ -168,7 +170,7 @@ def _links(
         if subjects[upper] != name:
             continue
         matching = [i for i, crl_issuer in enumerate(crl_issuers) if crl_issuer == name]
-        out.append((cert, chain[upper], name, matching))
+        out.append((index, cert, chain[upper], name, matching))
     return out
 
 
@@ -200,8 +202,9 @@ def check_chain_revocation(
     prints: dict[int, bytes] = {}
     checked: list[str] = []
     uncovered: list[str] = []
+    covered_at: set[int] = set()
     named = False
-    for cert, issuer, issuer_name, matching in _links(chain, [crl.issuer for crl in crls]):
+    for index, cert, issuer, issuer_name, matching in _links(chain, [crl.issuer for crl in crls]):
         covered = False
         for i in matching:
             named = True
@@ -222,6 +225,7 @@ def check_chain_revocation(
                 )
             applied[i] = issuer_name
             covered = True
+            covered_at.add(index)
         (checked if covered else uncovered).append(common_name(cert.subject))
     if not named:
         return None
@@ -252,4 +256,6 @@ def check_chain_revocation(
     allowed = refuse_stale(stale, allow=allow_stale)
     if allowed:
         parts.append(allowed)
-    return RevocationResult("; ".join(parts), stale, min(fresh_until, default=None))
+    return RevocationResult(
+        "; ".join(parts), stale, min(fresh_until, default=None), frozenset(covered_at)
+    )

@@ -127,14 +127,28 @@ def _reached(
     return tuple(reached)
 
 
+def _valid_until(claims: QuoteClaims, anchors: Sequence[DiceCertificate]) -> dt.datetime | None:
+    """The first ``notAfter`` of the two verified chains and the vendor roots they reached
+    (every one was checked valid at the verification time); RoT quotes take no CRLs."""
+    ends = [
+        cert.not_after
+        for cert in (*claims.ecc_chain, *claims.mldsa_chain, *anchors)
+        if cert.not_after is not None
+    ]
+    return min(ends, default=None)
+
+
 def _anti_rollback(claims: QuoteClaims) -> str:
     """``enabled``/``disabled`` from the ROM's device-status event, else ``unknown``."""
     disabled = claims.anti_rollback_disabled
     return "unknown" if disabled is None else "disabled" if disabled else "enabled"
 
 
-def quote_claims(claims: QuoteClaims, *, root: str = "") -> EvidenceClaims:
-    """The :class:`EvidenceClaims` of a verified quote (``root``: the vendor CA fingerprint)."""
+def quote_claims(
+    claims: QuoteClaims, *, root: str = "", valid_until: dt.datetime | None = None
+) -> EvidenceClaims:
+    """The :class:`EvidenceClaims` of a verified quote (``root``: the vendor CA fingerprint;
+    ``valid_until``: when its certificates stop holding)."""
     idevid = claims.ecc_chain[0]
     measurements = {
         "fmc": claims.fmc_digest,
@@ -158,6 +172,7 @@ def quote_claims(claims: QuoteClaims, *, root: str = "") -> EvidenceClaims:
         },
         signer=claims.ecc_chain[-1].subject,
         raw=JsonReady(claims.to_json()),  # QuoteClaims.to_json is JSON-ready by contract
+        valid_until=valid_until,
     )
 
 
@@ -368,7 +383,7 @@ def _cached(
         ecc_chain=known.ecc_chain,
         mldsa_chain=known.mldsa_chain,
     )
-    return quote_claims(fresh, root=entry.root)
+    return quote_claims(fresh, root=entry.root, valid_until=_valid_until(known, entry.anchors))
 
 
 def verify_rot_quote(
@@ -397,13 +412,17 @@ def verify_rot_quote(
         except _Miss as miss:
             remember = miss.args[0] if miss.args and isinstance(miss.args[0], tuple) else None
     verified = verify_quote(quote, nonce=nonce, trust_anchors=trust_anchors, now=now)
-    root = _root_fingerprint(verified.ecc_chain[0], trust_anchors)
-    if cache is not None and remember is not None:
+    reached = _reached(verified, trust_anchors)
+    root = (
+        hashlib.sha256(reached[0].der).hexdigest()
+        if reached is not None
+        else _root_fingerprint(verified.ecc_chain[0], trust_anchors)
+    )
+    if cache is not None and remember is not None and reached is not None:
         key, chains = remember
-        reached = _reached(verified, trust_anchors)
-        if reached is not None:
-            cache._put(key, _Verified(verified, root, chains, reached))
-    return quote_claims(verified, root=root)
+        cache._put(key, _Verified(verified, root, chains, reached))
+    until = _valid_until(verified, () if reached is None else reached)
+    return quote_claims(verified, root=root, valid_until=until)
 
 
 def signed_nonce(quote: bytes) -> bytes | None:

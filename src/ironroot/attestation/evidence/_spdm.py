@@ -82,6 +82,7 @@ def spdm_claims(verified: VerifiedSpdm, *, root: str) -> EvidenceClaims:
                 "blocks": blocks,
             }
         ),
+        valid_until=verified.valid_until,  # SPDM evidence takes no CRLs
     )
 
 

@@ -27,6 +27,10 @@ The steps, in order (each failure is one typed error):
 7. Revocation (``CertificateRevoked``, ``CollateralExpired``), when CRLs are given (DER or PEM:
    the PCS PCK CRL and root CA CRL, see :mod:`._revocation`): each certificate against the CRL
    of its issuer; a CRL past its ``nextUpdate`` is refused unless stale collateral is allowed.
+   With Intel collateral (a TCB Info or QE Identity in ``collateral``) both CRLs are required,
+   as Intel's QVL requires them (``MalformedCollateral`` code ``crl-missing``): the PCK covered
+   by a CRL of its issuer (the PCK Platform or Processor CA) and that CA by a root CA CRL. No
+   knob relaxes this.
 8. Collateral (``BadSignature``, ``ChainNotTrusted``, ``CollateralExpired``), when Intel's TCB
    Info / QE Identity are given (:mod:`._tdx_collateral`): their signatures by the Intel SGX
    TCB Signing certificate, its chain to the same root, their freshness.
@@ -66,9 +70,11 @@ from ironroot.attestation.evidence._certs import (
 )
 from ironroot.attestation.evidence._claims import CheckLog, EvidenceClaims
 from ironroot.attestation.evidence._revocation import (
+    RevocationResult,
     StaleCollateral,
     chain_has_crl,
     check_chain_revocation,
+    common_name,
 )
 from ironroot.attestation.evidence._roots import builtin_intel_root
 from ironroot.attestation.evidence._tdx import TdxQuote, _check_header, _parse
@@ -94,6 +100,7 @@ from ironroot.errors import (
     ChainNotTrusted,
     EndorsementMismatch,
     MalformedCertificate,
+    MalformedCollateral,
     MalformedInput,
     UnsupportedAlgorithm,
 )
@@ -426,15 +433,22 @@ def verify_tdx_quote(
     given = (*crls, *(collateral.crls if collateral is not None else ()))
     all_crls = list({id(crl): crl for crl in given}.values())  # the same CRL given twice
     chain = (leaf, inter, anchor)
-    if not all_crls:
+    # Intel collateral (TCB Info, QE Identity) needs the CRLs of the chain; CRLs alone (a
+    # verifier's configured CRLs of any vendor land in a CRL-only collateral) stay optional
+    required = collateral is not None and (
+        bool(collateral.tcb_infos) or collateral.qe_identity is not None
+    )
+    if not all_crls and not required:
         log.skip("revocation", "no CRL given")
-    elif not chain_has_crl(chain, all_crls):
+    elif not required and not chain_has_crl(chain, all_crls):
         log.skip("revocation", f"none of the {len(all_crls)} CRL(s) given is of this chain's CAs")
     else:
         with log.step("revocation") as step:
             result = check_chain_revocation(
                 chain, all_crls, now=now, allow_stale=allow_stale_collateral
             )
+            if required:
+                _require_chain_crls(chain, result)
             assert result is not None
             step.detail = result.detail
             stale.extend(result.stale)
@@ -452,6 +466,32 @@ def verify_tdx_quote(
         stale=stale,
         valid_until=earliest(chain, *until),
     )
+
+
+def _require_chain_crls(
+    chain: tuple[x509.Certificate, x509.Certificate, x509.Certificate],
+    result: RevocationResult | None,
+) -> None:
+    """Step 7 with Intel collateral: ``MalformedCollateral`` ``crl-missing`` unless a CRL of
+    the PCK's issuer covered the PCK and a root CA CRL covered that issuer (Intel's QVL takes
+    both as part of the collateral; without them "not revoked" would rest on nothing)."""
+    covered: frozenset[int] = frozenset() if result is None else result.covered
+    ca = chain[1]
+    ca_name = common_name(ca.subject)
+    if 0 not in covered:
+        kind = ca_name.removeprefix("Intel SGX PCK ").removesuffix(" CA").lower()
+        where = f" (PCS pckcrl?ca={kind})" if kind in ("platform", "processor") else ""
+        raise MalformedCollateral(
+            f"no CRL of {ca_name!r} covers the PCK certificate: Intel collateral needs the "
+            f"PCK CRL of the PCK's issuer{where}",
+            code="crl-missing",
+        )
+    if 1 not in covered:
+        raise MalformedCollateral(
+            f"no CRL of {common_name(ca.issuer)!r} covers {ca_name!r}: Intel collateral needs "
+            "the Intel SGX Root CA CRL",
+            code="crl-missing",
+        )
 
 
 def _appraise_collateral(
