@@ -95,7 +95,7 @@ from typing import Any, Final
 
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from ironroot._fileio import read_limited, write_atomic
+from ironroot._fileio import make_dirs, read_limited, write_atomic
 from ironroot.cose import (
     Limits,
     TransparentStatement,
@@ -673,8 +673,7 @@ class AdmissionAuthority:
             raise ConfigError("admission needs the vendor CA roots RoT quotes chain to")
         check_lifetime(credential_lifetime)
         pem = _roots_pem(vendor_roots)
-        directory.mkdir(parents=True, exist_ok=True)
-        (directory / "endorsements").mkdir(exist_ok=True)
+        make_dirs(directory / "endorsements")
         ca = FleetCA.create(directory, now=now)
         key = PrivateKey.generate(Algorithm.ES384)
         save_signer(key, directory / "verifier.key.pem")

@@ -119,7 +119,7 @@ from pyasn1.codec.der import encoder as der_encoder
 from pyasn1.error import PyAsn1Error
 from pyasn1.type import char, constraint, namedtype, namedval, univ
 
-from ironroot._fileio import read_limited, write_atomic
+from ironroot._fileio import make_dirs, read_limited, write_atomic
 from ironroot.crypto import (
     Algorithm,
     ExtensionProfile,
@@ -523,7 +523,7 @@ class FleetCA:
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
             .sign(key.raw, hashes.SHA384())
         )
-        directory.mkdir(parents=True, exist_ok=True)
+        make_dirs(directory)
         if (directory / _KEY_FILE).exists():
             raise Conflict(f"{directory} holds a fleet CA already")
         save_signer(key, directory / _KEY_FILE)
@@ -1009,7 +1009,10 @@ def store_node_credentials(
     file that cannot be written is ``StorageError`` ``node-credentials-unwritable``."""
     folder = _node_folder(fleet, node)
     try:
-        folder.mkdir(mode=0o700, exist_ok=True)
+        if durable:
+            make_dirs(folder, mode=0o700)
+        else:
+            folder.mkdir(mode=0o700, exist_ok=True)
     except OSError as exc:
         raise _unwritable(node, exc) from exc
     secret = (rot if rot is not None else fleet.rot(node)).sealing_secret(SEALING_LABEL)

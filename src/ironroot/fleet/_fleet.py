@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from ironroot._fileio import read_limited, write_atomic
+from ironroot._fileio import make_dirs, read_limited, write_atomic
 from ironroot.crypto import Algorithm
 from ironroot.errors import (
     ConfigError,
@@ -248,7 +248,7 @@ class NodeClass:
 
     def save(self, directory: Path) -> None:
         """Store the class in ``directory`` (class.json + its files), for :meth:`load`."""
-        directory.mkdir(parents=True, exist_ok=True)
+        make_dirs(directory)
         files: dict[str, Any] = {"images": {}, "statements": {}}
         write_atomic(directory / "pfm", self.pfm, mode=0o644)
         write_atomic(directory / "pfm.ts", self.pfm_statement, mode=0o644)
@@ -364,7 +364,7 @@ class Fleet:
                 f"{base} holds the identity of a fleet (fleet-id) but no fleet.json: a new "
                 "fleet would take it over; remove it, or restore that fleet"
             )
-        base.mkdir(parents=True, exist_ok=True)
+        make_dirs(base)
         node_class.save(base / "class" / node_class.name)
         fleet = cls(base)
         write_atomic(
@@ -468,9 +468,8 @@ class Fleet:
 
         def make(node_id: str) -> str:
             base = self.directory / "nodes" / node_id
-            base.parent.mkdir(parents=True, exist_ok=True)
             try:
-                base.mkdir()
+                make_dirs(base, exist_ok=False)
             except FileExistsError as exc:
                 raise Conflict(f"{base} exists but is not in the registry") from exc
             try:

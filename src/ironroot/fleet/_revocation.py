@@ -68,7 +68,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.exceptions import UnsupportedAlgorithm as _Unsupported
 from cryptography.hazmat.primitives import hashes
 
-from ironroot._fileio import read_limited, write_atomic
+from ironroot._fileio import make_dirs, read_limited, write_atomic
 from ironroot.attestation import AR4SI, Appraisal
 from ironroot.cose import (
     X5CHAIN,
@@ -120,7 +120,7 @@ def add_crl(fleet: Fleet, data: bytes, *, now: dt.datetime) -> str:
     file name. Whose CRL it is, and what it revokes, is decided at each appraisal."""
     crls = load_crls(data, what="CRL")
     folder = _crl_dir(fleet)
-    folder.mkdir(parents=True, exist_ok=True)
+    make_dirs(folder)
     name = hashlib.sha256(data).hexdigest() + ".crl"
     path = folder / name
     if not path.exists():

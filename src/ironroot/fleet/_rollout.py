@@ -79,7 +79,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from ironroot._fileio import DirectoryLock, read_limited, write_atomic
+from ironroot._fileio import DirectoryLock, make_dirs, read_limited, write_atomic
 from ironroot.errors import ConfigError, IronrootError, NotFound
 from ironroot.fleet._desired import DesiredState, DesiredStore
 from ironroot.platform import COMPONENTS, Faults
@@ -489,7 +489,7 @@ def rollout(
                 outcome[plan.node] = NodeRollout(plan.node, wave, state, updates)
                 continue
             marker = _inflight(store, name) / f"{plan.node}.json"
-            marker.parent.mkdir(parents=True, exist_ok=True)
+            make_dirs(marker.parent)
             write_atomic(
                 marker,
                 json.dumps(

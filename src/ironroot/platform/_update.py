@@ -38,7 +38,7 @@ from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
-from ironroot._fileio import write_atomic
+from ironroot._fileio import make_dirs, write_atomic
 from ironroot.errors import (
     ConfigError,
     Conflict,
@@ -558,7 +558,7 @@ def create_platform(
             verified[key] = (trust, checked[name])
     for name in DEVICES:
         _check_references(trust, devices, name, statements[name], now)
-    base.mkdir(parents=True, exist_ok=True)
+    make_dirs(base)
     if (base / "flash").exists() or (base / "devices").exists():
         raise Conflict(f"{base} already holds flash or devices")
     created: list[Path] = [base / "flash", base / "evidence", base / "devices"]
