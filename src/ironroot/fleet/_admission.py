@@ -665,7 +665,9 @@ class AdmissionAuthority:
         credential_lifetime: int = DEFAULT_LIFETIME,
     ) -> AdmissionAuthority:
         """Set up admission for ``fleet``: the fleet CA, the verifier key, the trusted vendor
-        roots (PEM or DER certificates); ``Conflict`` when it is set up already."""
+        roots (PEM or DER certificates); ``Conflict`` when it is set up already. A set-up cut
+        short (its ``config.json``, written last, missing) is finished: the keys it wrote are
+        kept."""
         directory = _directory(fleet)
         if (directory / "config.json").exists():
             raise Conflict(f"admission is set up in {directory} already")
@@ -674,9 +676,18 @@ class AdmissionAuthority:
         check_lifetime(credential_lifetime)
         pem = _roots_pem(vendor_roots)
         make_dirs(directory / "endorsements")
-        ca = FleetCA.create(directory, now=now)
-        key = PrivateKey.generate(Algorithm.ES384)
-        save_signer(key, directory / "verifier.key.pem")
+        # config.json is written last, and nothing opens admission without it: the keys of a
+        # set-up cut short before it (a crash) were never used, and are kept and used now.
+        ca = FleetCA.create(directory, now=now, resume=True)
+        verifier = directory / "verifier.key.pem"
+        if verifier.exists():
+            kept = load_signer(verifier)
+            if not isinstance(kept, PrivateKey):
+                raise StorageError("the verifier key is not an ECDSA key")
+            key = kept
+        else:
+            key = PrivateKey.generate(Algorithm.ES384)
+            save_signer(key, verifier)
         write_atomic(directory / "verifier.pub.pem", key.public_key.to_pem(), mode=0o644)
         write_atomic(directory / "vendor-roots.pem", pem, mode=0o644)
         config = {"format": _FORMAT, "credential_lifetime": credential_lifetime}
