@@ -1,9 +1,11 @@
-"""An admission set-up cut short (a crash before any of its files lands, or between two of them)
-is finished by the next set-up: ``AdmissionAuthority.open`` says it is not set up
-(``NotFound``) until ``config.json``, written last, is there, and ``init`` run again completes
-it, keeping the keys the first run wrote (never replaced, never reused for anything before).
-The cut is a fault injected at each rename or link that lands a file (``write_atomic``'s last
-step): what the disk holds then is what a ``kill -9`` there leaves."""
+"""Crashes in the admission directory. An admission set-up cut short (a crash before any of
+its files lands, or between two of them) is finished by the next set-up:
+``AdmissionAuthority.open`` says it is not set up (``NotFound``) until ``config.json``, written
+last, is there, and ``init`` run again completes it, keeping the keys the first run wrote
+(never replaced, never used for anything before). A CRL added and cut short before its event
+gets its event from the next add. The cut is a fault injected at each rename or link that
+lands a file (``write_atomic``'s last step), or at the event's commit: what the disk holds
+then is what a ``kill -9`` there leaves."""
 
 from __future__ import annotations
 
@@ -15,10 +17,11 @@ from typing import Any
 import pytest
 from tests.fleet.admission_world import AdmissionWorld, admission_world
 from tests.fleet.fleet_world import node_class
+from tests.fleet.test_fleet_revocation import _crl
 from tests.platform.node_world import NOW, World, make_world
 
 from ironroot.errors import NotFound
-from ironroot.fleet import AdmissionAuthority, Fleet
+from ironroot.fleet import AdmissionAuthority, Fleet, add_crl
 
 
 @pytest.fixture(scope="module")
@@ -90,3 +93,51 @@ def test_an_admission_set_up_cut_short_anywhere_is_finished_by_the_next(
             assert (folder / name).read_bytes() == data, (at, name)
             assert (folder / name).stat().st_mode & 0o777 == 0o600
         assert {n for n in os.listdir(folder) if n.endswith(".tmp")} == set()
+        # one event says admission was set up, whichever run recorded it
+        assert len(fleet.events(kind="admission-initialized")) == 1, at
+
+
+def test_a_crl_added_and_cut_short_before_its_event_gets_it_when_added_again(
+    world: World, aw: AdmissionWorld, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CRL's file lands, then the ``crl-added`` event: a crash between the two left a CRL
+    in force that no event recorded, and adding it again recorded nothing (the file was
+    there). Now the event is recorded by the next add, once."""
+    fleet = Fleet.create(tmp_path / "fleet", node_class=node_class(world))
+    crl = _crl(aw.vendor_ca.ecc_certificate, aw.vendor_ca.ecc_key, 7)
+
+    def cut(*args: object, **kwargs: object) -> None:
+        raise _Cut
+
+    with monkeypatch.context() as m:
+        m.setattr(Fleet, "record", cut)
+        with pytest.raises(_Cut):
+            add_crl(fleet, crl, now=NOW)
+    name = add_crl(fleet, crl, now=NOW)
+    assert (fleet.directory / "admission" / "crls" / name).is_file()
+    assert add_crl(fleet, crl, now=NOW) == name  # and once only
+    events = fleet.events(kind="crl-added")
+    assert [e.detail["file"] for e in events] == [name]
+
+
+def test_an_admission_set_up_cut_short_at_its_event_is_never_in_force_without_it(
+    world: World, aw: AdmissionWorld, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ``admission-initialized`` event was recorded after ``config.json``: a crash between
+    the two left admission in force (it opened, issued credentials) with no event saying it
+    was set up, and nothing recorded it later (``init`` was ``Conflict``)."""
+    fleet = Fleet.create(tmp_path / "fleet", node_class=node_class(world))
+
+    def cut(*args: object, **kwargs: object) -> None:
+        raise _Cut
+
+    with monkeypatch.context() as m:
+        m.setattr(Fleet, "record", cut)
+        with pytest.raises(_Cut):
+            _init(aw, fleet)
+    try:
+        AdmissionAuthority.open(fleet)
+    except NotFound:
+        _init(aw, fleet)
+    AdmissionAuthority.open(fleet)
+    assert len(fleet.events(kind="admission-initialized")) == 1

@@ -95,7 +95,7 @@ from typing import Any, Final
 
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from ironroot._fileio import make_dirs, read_limited, write_atomic
+from ironroot._fileio import fsync_dir, make_dirs, read_limited, write_atomic
 from ironroot.cose import (
     Limits,
     TransparentStatement,
@@ -449,8 +449,9 @@ class _State:
 
 def _migrate(state: _State, directory: Path) -> None:
     """Import the rows of the stores that had files of their own (``_LEGACY``) into
-    ``fleet.db``, once: the old file is renamed ``<name>.migrated`` after the import commits
-    (an import cut short is repeated whole; rows there already are kept)."""
+    ``fleet.db``, once: the old file is renamed ``<name>.migrated`` after the import commits,
+    and the rename synced (an import cut short is repeated whole; rows there already are
+    kept)."""
     for name, tables in _LEGACY:
         old = directory / name
         if not old.is_file():
@@ -478,6 +479,9 @@ def _migrate(state: _State, directory: Path) -> None:
         for suffix in ("-wal", "-shm"):
             with contextlib.suppress(FileNotFoundError):
                 old.with_name(name + suffix).unlink()
+        # The rename made durable: one a power cut undid would import the old rows again,
+        # over what changed since (a hold released would hold the node again).
+        fsync_dir(directory)
 
 
 _STATES: dict[Path, tuple[_State, CredentialStore]] = {}
@@ -690,11 +694,15 @@ class AdmissionAuthority:
             save_signer(key, verifier)
         write_atomic(directory / "verifier.pub.pem", key.public_key.to_pem(), mode=0o644)
         write_atomic(directory / "vendor-roots.pem", pem, mode=0o644)
+        # The event before config.json, which puts admission in force: never in force without
+        # it. A set-up cut short after the event records it once (its CA is the one kept).
+        subject = ca.certificate.subject.rfc4514_string()
+        if not any(
+            e.detail.get("ca") == subject for e in fleet.events(kind="admission-initialized")
+        ):
+            fleet.record(None, "admission-initialized", {"ca": subject}, now=now)
         config = {"format": _FORMAT, "credential_lifetime": credential_lifetime}
         write_atomic(directory / "config.json", json.dumps(config).encode(), mode=0o644)
-        fleet.record(
-            None, "admission-initialized", {"ca": ca.certificate.subject.rfc4514_string()}, now=now
-        )
         return cls(
             fleet,
             ca=ca,
