@@ -331,3 +331,36 @@ def test_the_first_open_of_an_older_state_cut_short_is_not_refused_for_ever(
             witness.add_checkpoint(AddCheckpoint(0, (), forked.checkpoint()).encode())
     finally:
         witness.close()
+
+
+def test_a_binding_cut_short_beside_a_database_not_at_its_marks_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, log_key: PrivateKey, honest: Log
+) -> None:
+    """The file of a binding cut short is taken only by the database it was written for, at
+    the trees it recorded: one rolled back meanwhile (its trees removed) is refused."""
+    key = PrivateKey.generate(Algorithm.ED25519)
+    path = tmp_path / "witness.sqlite3"
+    _cosign(path, log_key, key, AddCheckpoint(0, (), honest.checkpoint_at(5)).encode())
+    db = sqlite3.connect(path)
+    db.execute("DELETE FROM meta WHERE key = 'instance'")
+    db.commit()
+    db.close()
+    Path(f"{path}.cosigned").unlink()
+
+    class Cut(BaseException):
+        pass
+
+    def cut(*args: object, **kwargs: object) -> None:
+        raise Cut
+
+    with monkeypatch.context() as patch:
+        patch.setattr("ironroot.witness._store.immediate", cut)
+        with pytest.raises(Cut):
+            SqliteWitnessStore(path)
+    db = sqlite3.connect(path)
+    db.execute("DELETE FROM checkpoints")
+    db.commit()
+    db.close()
+    with pytest.raises(StorageError, match="has no instance but a high-water file") as info:
+        SqliteWitnessStore(path)
+    assert type(info.value) is StorageError
