@@ -9,7 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from ironroot._fileio import DirectoryLock, read_beneath, read_limited, read_limited_fd
+from durability import SyncLog, unsynced_names
+from ironroot._fileio import (
+    DirectoryLock,
+    make_dirs,
+    read_beneath,
+    read_limited,
+    read_limited_fd,
+)
 from ironroot.errors import InputUnavailable, LimitExceeded
 
 
@@ -109,3 +116,22 @@ def test_a_sparse_file_over_the_limit_is_refused_from_its_size(tmp_path: Path) -
         os.fstat(fd)
     path.write_bytes(b"y" * 4096)
     assert read_limited_fd(os.open(path, os.O_RDONLY), path, 4096) == b"y" * 4096
+
+
+def test_make_dirs_syncs_the_name_of_each_folder_it_makes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``Path.mkdir(parents=True)`` syncs nothing: a power cut could take the new folders, and
+    every file later written durably into them, with it."""
+    (tmp_path / "there").mkdir()
+    log = SyncLog(monkeypatch)
+    make_dirs(tmp_path / "there" / "a" / "b" / "c", mode=0o700)
+    assert unsynced_names(tmp_path / "there" / "a", log) == []
+    assert not log.synced(tmp_path)  # what was there already is not synced again
+    assert (tmp_path / "there" / "a" / "b" / "c").stat().st_mode & 0o777 == 0o700
+    make_dirs(tmp_path / "there" / "a")  # there already: nothing to do
+    with pytest.raises(FileExistsError):
+        make_dirs(tmp_path / "there" / "a", exist_ok=False)
+    (tmp_path / "file").write_bytes(b"")
+    with pytest.raises(FileExistsError):
+        make_dirs(tmp_path / "file" / "x")

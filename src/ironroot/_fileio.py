@@ -40,6 +40,7 @@ __all__ = [
     "failure_reason",
     "fsync_dir",
     "load_each",
+    "make_dirs",
     "naming_file",
     "read_beneath",
     "read_config",
@@ -68,6 +69,37 @@ def _fsync_dir(directory: Path) -> None:
 def fsync_dir(directory: Path) -> None:
     """Make what was renamed or linked into ``directory`` durable."""
     _fsync_dir(Path(directory))
+
+
+def make_dirs(path: Path, *, mode: int = 0o777, exist_ok: bool = True) -> None:
+    """``path`` and its missing parents made, durably: each folder made here has its name
+    synced into its parent (``fsync`` of the parent), as a power cut keeps a new name only
+    then. ``Path.mkdir(parents=True)`` syncs nothing, and a file written durably into a new
+    folder (:func:`write_atomic`) is lost with the folder's name. ``mode`` is that of the
+    last folder (its parents get the default); without ``exist_ok`` an existing ``path`` is
+    ``FileExistsError``. A folder another process made meanwhile is synced too: its maker
+    may not have got to it yet."""
+    path = Path(path)
+    missing: list[Path] = []
+    ancestor = path
+    while not ancestor.is_dir():
+        missing.append(ancestor)
+        if ancestor.parent == ancestor:
+            break
+        ancestor = ancestor.parent
+    if not missing:
+        if not exist_ok:
+            raise FileExistsError(errno.EEXIST, "the folder exists", str(path))
+        return
+    for folder in reversed(missing):
+        try:
+            folder.mkdir(mode=mode if folder == path else 0o777)
+        except FileExistsError:
+            if folder == path and not exist_ok:
+                raise
+            if not folder.is_dir():
+                raise
+        _fsync_dir(folder.parent if str(folder.parent) else Path())
 
 
 def write_atomic(

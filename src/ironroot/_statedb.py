@@ -25,6 +25,7 @@ import contextlib
 import fcntl
 import json
 import os
+import secrets
 import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -154,6 +155,12 @@ class HighWater:
     def read(self) -> tuple[str, dict[str, Mark]] | None:
         """(instance, {origin: mark}); ``None`` if there is no file; :class:`StorageError` if
         it is not one the service wrote."""
+        found = self._read()
+        return None if found is None else (found[0], found[1])
+
+    def _read(self) -> tuple[str, dict[str, Mark], bool] | None:
+        """:meth:`read`, and whether the file is one a first binding wrote before it stored
+        its instance in the database (``binding``)."""
         where = self._shown
         try:
             with open(self.path, "rb") as file:
@@ -168,7 +175,13 @@ class HighWater:
             value = json.loads(data)
             instance = value["instance"]
             logs = value["logs"]
-            if not (isinstance(instance, str) and instance and isinstance(logs, dict)):
+            binding = value.get("binding", False)
+            if not (
+                isinstance(instance, str)
+                and instance
+                and isinstance(logs, dict)
+                and isinstance(binding, bool)
+            ):
                 raise TypeError("not a high-water file")
             marks: dict[str, Mark] = {}
             for origin, mark in logs.items():
@@ -185,9 +198,9 @@ class HighWater:
         if self._check is not None:
             for origin, found in marks.items():
                 self._check(origin, found)
-        return instance, marks
+        return instance, marks, binding
 
-    def write(self, instance: str, marks: dict[str, Mark]) -> None:
+    def write(self, instance: str, marks: dict[str, Mark], *, binding: bool = False) -> None:
         logs: dict[str, dict[str, object]] = {}
         for origin, mark in sorted(marks.items()):
             entry: dict[str, object] = {
@@ -197,7 +210,10 @@ class HighWater:
             if self._notes:
                 entry["note"] = base64.b64encode(mark.note or b"").decode("ascii")
             logs[origin] = entry
-        data = json.dumps({"instance": instance, "logs": logs}, indent=1).encode()
+        doc: dict[str, object] = {"instance": instance, "logs": logs}
+        if binding:
+            doc["binding"] = True
+        data = json.dumps(doc, indent=1).encode()
         try:
             write_atomic(self.path, data)
         except OSError as exc:
@@ -209,30 +225,44 @@ class HighWater:
         self,
         *,
         stored: Callable[[], str],
-        create: Callable[[], str],
+        create: Callable[[str], str],
         empty: Callable[[], bool],
         caught_up: Callable[[dict[str, Mark]], dict[str, Mark]],
     ) -> str:
         """The database's instance, once it and this file are known to belong together.
 
-        ``stored`` reads the database's instance ("" without one); ``create`` stores a new
-        one and returns the instance stored (another process's, if it got there first);
-        ``empty`` says whether the database has acted on nothing yet; ``caught_up`` raises
-        marks to the database's rows ahead of them (a service killed between its commit and
-        its mark). A database with neither instance nor file (new, or older than them) gets
-        both; one with nothing acted on gets its file (a first open cut short before it)."""
+        ``stored`` reads the database's instance ("" without one); ``create`` stores the
+        instance given unless it has one, and returns the one stored; ``empty`` says whether
+        the database has acted on nothing yet; ``caught_up`` raises marks to the database's
+        rows ahead of them (a service killed between its commit and its mark). A database
+        with neither instance nor file (new, or older than them) gets both: the file first,
+        marked ``binding``, then the instance, then the file without the mark; one with
+        nothing acted on gets its file (a first open cut short before it). A database without
+        an instance beside a ``binding`` file is one whose first open was cut short between
+        the file and the commit: it takes the file's instance when it is exactly at the
+        file's marks. Any other file beside a database without an instance is refused
+        (another database's file, or the database rolled back)."""
         with self.lock():
             instance = stored()
-            found = self.read()
+            found = self._read()
             if not instance:
-                if found is not None:
+                if found is None:
+                    instance = secrets.token_hex(16)
+                    self.write(instance, caught_up({}), binding=True)
+                elif found[2] and found[1] == caught_up({}):
+                    instance = found[0]  # its binding was cut short before the commit
+                else:
                     raise StorageError(
                         f"the {self._what} database {self._database} has no instance but a "
                         f"high-water file {self._shown} is beside it: it is not the file the "
                         f"{self._what} wrote (deleted, or another restored); its state was "
                         f"{_ROLLED_BACK}"
                     )
-                instance = create()
+                if create(instance) != instance:  # every binding holds the lock: never
+                    raise StorageError(
+                        f"the {self._what} database {self._database} took another instance "
+                        "while it was bound"
+                    )
                 self.write(instance, caught_up({}))
                 return instance
             if found is None:
@@ -250,7 +280,7 @@ class HighWater:
                     f"swapped): its state was {_ROLLED_BACK}"
                 )
             marks = caught_up(found[1])
-            if marks != found[1]:
+            if marks != found[1] or found[2]:  # behind, or a binding cut short after its commit
                 self.write(instance, marks)
             return instance
 

@@ -8,6 +8,7 @@ import dataclasses
 import hashlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from tests.fleet.desired_world import ALICE, BOB, Ops, make_ops
@@ -725,3 +726,37 @@ def test_an_empty_list_of_nodes_is_refused_not_a_successful_rollout_of_nothing(
         rollout(fleet, releases(world, fleet), now=NOW, nodes=[])
     assert info.value.detail == "give at least one node (no list: every node of the class)"
     assert len(fleet.events()) == before
+
+
+def test_a_rollout_killed_after_recording_an_interruption_does_not_record_it_twice(
+    world: World, ops: Ops, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ``rollout-interrupted`` event is committed, then the marker removed: a rollout
+    killed between the two (or a power cut that brought the removed marker back) left the
+    marker, and the next rollout recorded the same interruption again."""
+    fleet, _ = make_fleet(world, tmp_path / "fleet", 2)
+    publish(world, ops, fleet, {"nvme": "2.0"})
+    with pytest.raises(PowerLost):
+        rollout(fleet, releases(world, fleet), now=NOW, inject={"node-0001": "reboot"})
+    marker = tmp_path / "fleet" / "desired" / "node-7" / "rollout-inflight" / "node-0001.json"
+
+    class Cut(BaseException):
+        pass
+
+    real = Fleet.record
+
+    def record_then_die(self: Fleet, node: str | None, kind: str, *args: Any, **kw: Any) -> None:
+        real(self, node, kind, *args, **kw)
+        if kind == "rollout-interrupted":
+            raise Cut
+
+    with monkeypatch.context() as m:
+        m.setattr(Fleet, "record", record_then_die)
+        with pytest.raises(Cut):
+            rollout(fleet, releases(world, fleet), now=NOW)
+    assert marker.is_file()
+    report = rollout(fleet, releases(world, fleet), now=NOW)
+    assert report.interrupted == ("node-0001",)  # reported, as no report of it was made
+    assert not marker.exists()
+    events = [e for e in fleet.events(node="node-0001") if e.kind == "rollout-interrupted"]
+    assert len(events) == 1

@@ -15,6 +15,7 @@ import pytest
 from tests.fleet.admission_world import AdmissionWorld, admission_world, prepare
 from tests.platform.node_world import NOW, World, make_world
 
+from durability import SyncLog
 from ironroot.errors import AdmissionDenied, NotFound, StaleNonce, StorageError
 from ironroot.fleet import (
     ADMISSION_DIR,
@@ -405,3 +406,18 @@ def test_an_admission_syncs_no_file_and_a_quarantine_commits_durably(
     quarantine(fleet, "node-0001", "suspected tampering", now=NOW)
     assert _synchronous(SqliteFile(fleet.database, "the fleet registry")) == 2
     assert fleet.record_of("node-0001").status == "quarantined"
+
+
+def test_the_import_of_an_older_fleets_stores_is_kept_through_a_power_cut(
+    aw: AdmissionWorld, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The old files are renamed ``.migrated`` once imported: a rename a power cut undid (the
+    folder not synced) imports them again, bringing back rows removed since (a hold released
+    held the node again)."""
+    fleet = Fleet.create(tmp_path / "fleet", node_class=aw.node_class())
+    _legacy(fleet.directory / "admission")
+    log = SyncLog(monkeypatch)
+    AdmissionAuthority.init(fleet, vendor_roots=list(aw.vendor_ca.trust_anchors), now=NOW)
+    folder = fleet.directory / "admission"
+    assert log.kept(folder / "credentials.db.migrated")
+    assert log.kept(folder / "admission.db.migrated")

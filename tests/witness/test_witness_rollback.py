@@ -273,3 +273,94 @@ def test_a_first_open_cut_short_before_its_high_water_file_is_not_refused_for_ev
     Path(f"{path}.cosigned").unlink()
     with pytest.raises(StorageError, match=ROLLED_BACK):
         SqliteWitnessStore(path)
+
+
+@pytest.mark.parametrize("at", ["file", "commit"])
+def test_the_first_open_of_an_older_state_cut_short_is_not_refused_for_ever(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    log_key: PrivateKey,
+    honest: Log,
+    forked: Log,
+    at: str,
+) -> None:
+    """A database written before high-water files holds cosigned trees but no instance: its
+    first open gave it one, committed, then wrote the high-water file. A crash (or a full
+    disk) between the two left a database with an instance, trees and no file: refused at
+    every open after ("missing"), for ever, though nothing was rolled back. The file is now
+    written first, and a database without an instance that is exactly at the marks of the
+    file beside it takes that file's instance. The crash is a fault at the file's write or
+    at the instance's commit."""
+    key = PrivateKey.generate(Algorithm.ED25519)
+    path = tmp_path / "witness.sqlite3"
+    _cosign(path, log_key, key, AddCheckpoint(0, (), honest.checkpoint_at(5)).encode())
+    db = sqlite3.connect(path)
+    db.execute("DELETE FROM meta WHERE key = 'instance'")
+    db.commit()
+    db.close()
+    Path(f"{path}.cosigned").unlink()
+
+    class Cut(BaseException):
+        pass
+
+    def cut(*args: object, **kwargs: object) -> None:
+        raise Cut
+
+    with monkeypatch.context() as patch:
+        if at == "file":
+            patch.setattr("ironroot._statedb.write_atomic", cut)
+        else:
+            patch.setattr("ironroot.witness._store.immediate", cut)
+        with pytest.raises(Cut):
+            SqliteWitnessStore(path)
+    witness = _open(path, log_key, key)
+    try:
+        latest = witness.latest(ORIGIN)
+        assert latest is not None
+        assert latest.size == 5
+    finally:
+        witness.close()
+    # and from then on it is protected
+    db = sqlite3.connect(path)
+    db.execute("DELETE FROM checkpoints")
+    db.commit()
+    db.close()
+    witness = _open(path, log_key, key)
+    try:
+        with pytest.raises(StorageError, match=ROLLED_BACK):
+            witness.add_checkpoint(AddCheckpoint(0, (), forked.checkpoint()).encode())
+    finally:
+        witness.close()
+
+
+def test_a_binding_cut_short_beside_a_database_not_at_its_marks_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, log_key: PrivateKey, honest: Log
+) -> None:
+    """The file of a binding cut short is taken only by the database it was written for, at
+    the trees it recorded: one rolled back meanwhile (its trees removed) is refused."""
+    key = PrivateKey.generate(Algorithm.ED25519)
+    path = tmp_path / "witness.sqlite3"
+    _cosign(path, log_key, key, AddCheckpoint(0, (), honest.checkpoint_at(5)).encode())
+    db = sqlite3.connect(path)
+    db.execute("DELETE FROM meta WHERE key = 'instance'")
+    db.commit()
+    db.close()
+    Path(f"{path}.cosigned").unlink()
+
+    class Cut(BaseException):
+        pass
+
+    def cut(*args: object, **kwargs: object) -> None:
+        raise Cut
+
+    with monkeypatch.context() as patch:
+        patch.setattr("ironroot.witness._store.immediate", cut)
+        with pytest.raises(Cut):
+            SqliteWitnessStore(path)
+    db = sqlite3.connect(path)
+    db.execute("DELETE FROM checkpoints")
+    db.commit()
+    db.close()
+    with pytest.raises(StorageError, match="has no instance but a high-water file") as info:
+        SqliteWitnessStore(path)
+    assert type(info.value) is StorageError

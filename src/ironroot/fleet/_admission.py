@@ -95,7 +95,7 @@ from typing import Any, Final
 
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from ironroot._fileio import read_limited, write_atomic
+from ironroot._fileio import fsync_dir, make_dirs, read_limited, write_atomic
 from ironroot.cose import (
     Limits,
     TransparentStatement,
@@ -449,8 +449,9 @@ class _State:
 
 def _migrate(state: _State, directory: Path) -> None:
     """Import the rows of the stores that had files of their own (``_LEGACY``) into
-    ``fleet.db``, once: the old file is renamed ``<name>.migrated`` after the import commits
-    (an import cut short is repeated whole; rows there already are kept)."""
+    ``fleet.db``, once: the old file is renamed ``<name>.migrated`` after the import commits,
+    and the rename synced (an import cut short is repeated whole; rows there already are
+    kept)."""
     for name, tables in _LEGACY:
         old = directory / name
         if not old.is_file():
@@ -478,6 +479,9 @@ def _migrate(state: _State, directory: Path) -> None:
         for suffix in ("-wal", "-shm"):
             with contextlib.suppress(FileNotFoundError):
                 old.with_name(name + suffix).unlink()
+        # The rename made durable: one a power cut undid would import the old rows again,
+        # over what changed since (a hold released would hold the node again).
+        fsync_dir(directory)
 
 
 _STATES: dict[Path, tuple[_State, CredentialStore]] = {}
@@ -665,7 +669,9 @@ class AdmissionAuthority:
         credential_lifetime: int = DEFAULT_LIFETIME,
     ) -> AdmissionAuthority:
         """Set up admission for ``fleet``: the fleet CA, the verifier key, the trusted vendor
-        roots (PEM or DER certificates); ``Conflict`` when it is set up already."""
+        roots (PEM or DER certificates); ``Conflict`` when it is set up already. A set-up cut
+        short (its ``config.json``, written last, missing) is finished: the keys it wrote are
+        kept."""
         directory = _directory(fleet)
         if (directory / "config.json").exists():
             raise Conflict(f"admission is set up in {directory} already")
@@ -673,18 +679,30 @@ class AdmissionAuthority:
             raise ConfigError("admission needs the vendor CA roots RoT quotes chain to")
         check_lifetime(credential_lifetime)
         pem = _roots_pem(vendor_roots)
-        directory.mkdir(parents=True, exist_ok=True)
-        (directory / "endorsements").mkdir(exist_ok=True)
-        ca = FleetCA.create(directory, now=now)
-        key = PrivateKey.generate(Algorithm.ES384)
-        save_signer(key, directory / "verifier.key.pem")
+        make_dirs(directory / "endorsements")
+        # config.json is written last, and nothing opens admission without it: the keys of a
+        # set-up cut short before it (a crash) were never used, and are kept and used now.
+        ca = FleetCA.create(directory, now=now, resume=True)
+        verifier = directory / "verifier.key.pem"
+        if verifier.exists():
+            kept = load_signer(verifier)
+            if not isinstance(kept, PrivateKey):
+                raise StorageError("the verifier key is not an ECDSA key")
+            key = kept
+        else:
+            key = PrivateKey.generate(Algorithm.ES384)
+            save_signer(key, verifier)
         write_atomic(directory / "verifier.pub.pem", key.public_key.to_pem(), mode=0o644)
         write_atomic(directory / "vendor-roots.pem", pem, mode=0o644)
+        # The event before config.json, which puts admission in force: never in force without
+        # it. A set-up cut short after the event records it once (its CA is the one kept).
+        subject = ca.certificate.subject.rfc4514_string()
+        if not any(
+            e.detail.get("ca") == subject for e in fleet.events(kind="admission-initialized")
+        ):
+            fleet.record(None, "admission-initialized", {"ca": subject}, now=now)
         config = {"format": _FORMAT, "credential_lifetime": credential_lifetime}
         write_atomic(directory / "config.json", json.dumps(config).encode(), mode=0o644)
-        fleet.record(
-            None, "admission-initialized", {"ca": ca.certificate.subject.rfc4514_string()}, now=now
-        )
         return cls(
             fleet,
             ca=ca,

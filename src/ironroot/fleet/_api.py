@@ -104,7 +104,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp
 
-from ironroot._fileio import write_atomic
+from ironroot._fileio import make_dirs, write_atomic
 from ironroot.crypto import Algorithm, PrivateKey, load_certificate, save_signer
 from ironroot.errors import (
     ConfigError,
@@ -487,7 +487,7 @@ def server_tls(
     TLS, and the planes' (mutual TLS: client certificates from the fleet CA, their validity
     checked per request)."""
     folder = authority.directory / "tls"
-    folder.mkdir(exist_ok=True)
+    make_dirs(folder)
     key = PrivateKey.generate(Algorithm.ES384)
     names = tuple(dict.fromkeys((*hosts, "localhost", "127.0.0.1")))
     der = authority.ca.issue_server(

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
-from ironroot._fileio import read_limited, write_atomic
+from ironroot._fileio import make_dirs, read_limited, write_atomic
 from ironroot.errors import IronrootError
 from ironroot.fleet._credentials import ear_id_of
 from ironroot.fleet._sqlite import SqliteFile
@@ -44,7 +44,7 @@ def _paths(admission_dir: Path, node: str) -> tuple[Path, Path]:
 def store_attestation(admission_dir: Path, node: str, ear: bytes, evidence: bytes) -> None:
     """Keep ``ear`` and the ``evidence`` it appraised as ``node``'s latest (module docs)."""
     ear_path, evidence_path = _paths(admission_dir, node)
-    ear_path.parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(ear_path.parent)
     write_atomic(evidence_path, evidence, mode=0o644)
     write_atomic(ear_path, ear, mode=0o644)
 

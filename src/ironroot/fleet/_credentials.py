@@ -94,6 +94,7 @@ that does not open, a certificate that does not parse, a key that is not the cer
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import ipaddress
@@ -119,7 +120,7 @@ from pyasn1.codec.der import encoder as der_encoder
 from pyasn1.error import PyAsn1Error
 from pyasn1.type import char, constraint, namedtype, namedval, univ
 
-from ironroot._fileio import read_limited, write_atomic
+from ironroot._fileio import make_dirs, read_limited, write_atomic
 from ironroot.crypto import (
     Algorithm,
     ExtensionProfile,
@@ -474,6 +475,33 @@ _KEY_FILE: Final = "ca.key.pem"
 _CERT_FILE: Final = "ca.cert.pem"
 
 
+def _ca_certificate(key: PrivateKey, start: dt.datetime) -> x509.Certificate:
+    """The fleet CA's self-signed certificate for ``key`` (module docs), valid from ``start``."""
+    name = x509.Name(
+        [
+            x509.NameAttribute(NameOID.COMMON_NAME, "Ironroot fleet CA"),
+            x509.NameAttribute(NameOID.SERIAL_NUMBER, key.kid.hex()),
+        ]
+    )
+    public = key.public_key.raw
+    return (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(public)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(start + dt.timedelta(days=365 * _CA_YEARS))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(False, False, False, False, False, True, True, False, False),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
+        .sign(key.raw, hashes.SHA384())
+    )
+
+
 class FleetCA:
     """The fleet CA (module docs)."""
 
@@ -496,40 +524,31 @@ class FleetCA:
         return self._cert
 
     @classmethod
-    def create(cls, directory: Path, *, now: dt.datetime) -> FleetCA:
-        """A new CA in ``directory`` (``Conflict`` when one is there)."""
+    def create(cls, directory: Path, *, now: dt.datetime, resume: bool = False) -> FleetCA:
+        """A new CA in ``directory`` (``Conflict`` when one is there).
+
+        With ``resume`` (an admission set-up cut short, whose CA nothing has used: admission
+        opens only once its set-up is complete) a CA key there already is kept, and its
+        certificate too when it is the key's; a certificate missing (the crash came between
+        the two files) or not the key's is made again."""
         start = _utc(now)
+        make_dirs(directory)
+        key_path, cert_path = directory / _KEY_FILE, directory / _CERT_FILE
+        if key_path.exists():
+            if not resume:
+                raise Conflict(f"{directory} holds a fleet CA already")
+            kept = load_signer(key_path)
+            if not isinstance(kept, PrivateKey):
+                raise ConfigError(f"{key_path} is not an ECDSA key")
+            with contextlib.suppress(OSError, IronrootError):
+                return cls(kept, read_limited(cert_path, 64 * 1024))
+            cert = _ca_certificate(kept, start)
+            write_atomic(cert_path, cert.public_bytes(Encoding.PEM), mode=0o644)
+            return cls(kept, cert.public_bytes(Encoding.DER))
         key = PrivateKey.generate(Algorithm.ES384)
-        name = x509.Name(
-            [
-                x509.NameAttribute(NameOID.COMMON_NAME, "Ironroot fleet CA"),
-                x509.NameAttribute(NameOID.SERIAL_NUMBER, key.kid.hex()),
-            ]
-        )
-        public = key.public_key.raw
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(name)
-            .issuer_name(name)
-            .public_key(public)
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(start)
-            .not_valid_after(start + dt.timedelta(days=365 * _CA_YEARS))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(
-                x509.KeyUsage(False, False, False, False, False, True, True, False, False),
-                critical=True,
-            )
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
-            .sign(key.raw, hashes.SHA384())
-        )
-        directory.mkdir(parents=True, exist_ok=True)
-        if (directory / _KEY_FILE).exists():
-            raise Conflict(f"{directory} holds a fleet CA already")
-        save_signer(key, directory / _KEY_FILE)
-        write_atomic(
-            directory / _CERT_FILE, cert.public_bytes(Encoding.PEM), mode=0o644, exclusive=True
-        )
+        cert = _ca_certificate(key, start)
+        save_signer(key, key_path)
+        write_atomic(cert_path, cert.public_bytes(Encoding.PEM), mode=0o644, exclusive=True)
         return cls(key, cert.public_bytes(Encoding.DER))
 
     @classmethod
@@ -1009,7 +1028,10 @@ def store_node_credentials(
     file that cannot be written is ``StorageError`` ``node-credentials-unwritable``."""
     folder = _node_folder(fleet, node)
     try:
-        folder.mkdir(mode=0o700, exist_ok=True)
+        if durable:
+            make_dirs(folder, mode=0o700)
+        else:
+            folder.mkdir(mode=0o700, exist_ok=True)
     except OSError as exc:
         raise _unwritable(node, exc) from exc
     secret = (rot if rot is not None else fleet.rot(node)).sealing_secret(SEALING_LABEL)

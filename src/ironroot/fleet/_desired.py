@@ -112,7 +112,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
-from ironroot._fileio import DirectoryLock, read_limited, write_atomic
+from ironroot._fileio import DirectoryLock, make_dirs, read_limited, write_atomic
 from ironroot.cose import (
     Limits,
     SignedStatement,
@@ -972,7 +972,7 @@ class DesiredStore:
     def init(self, governance: Governance) -> None:
         """Set a class's governance, once (``Conflict`` when it has one)."""
         base = self._dir(governance.node_class)
-        base.mkdir(parents=True, exist_ok=True)
+        make_dirs(base)
         write_atomic(
             base / "governance.json",
             json.dumps(governance.to_json(), indent=2).encode(),
@@ -1175,7 +1175,7 @@ class DesiredStore:
         (``"recovered": true``, at the time ``current.json`` was written). After a kill at any
         point, what anyone reads is the old state without the event or the new one with it."""
         base = self._dir(node_class)
-        base.mkdir(parents=True, exist_ok=True)
+        make_dirs(base)
         governance = self.governance(node_class)
         fleet = self.fleet.identity()
         with DirectoryLock(base, ".publish.lock", what="desired state of class " + node_class):

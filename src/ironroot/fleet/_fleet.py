@@ -19,7 +19,12 @@ State is lazy: the fleet object holds no per-node object; :meth:`Fleet.node` ope
 platform when asked, and every per-node fact lives on disk (the platform's journal, the
 registry row). Nodes are manufactured by :meth:`Fleet.add_nodes`: a RoT device provisioned by
 the given vendor CA (fused vendor key hash = the class trust's), a platform created with the
-class's images and statements (verified as an update would be), booted once.
+class's images and statements (verified as an update would be), booted once. A node's folder
+holds ``.manufacturing`` from its first moment until the registry names it, and one
+manufacture runs at a time (``.manufacture.lock`` in the fleet's folder): a node's folder
+that holds ``.manufacturing`` (or nothing) and that the registry does not name is what a
+crash during manufacturing left, which the next :meth:`Fleet.add_nodes` removes and makes
+again.
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import logging
+import os
 import re
 import shutil
 import sqlite3
@@ -38,7 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from ironroot._fileio import read_limited, write_atomic
+from ironroot._fileio import DirectoryLock, fsync_dir, make_dirs, read_limited, write_atomic
 from ironroot.crypto import Algorithm
 from ironroot.errors import (
     ConfigError,
@@ -59,7 +66,11 @@ STATUSES: Final = ("pending", "admitted", "quarantined")
 _FORMAT: Final = 1
 _MAX_FILE: Final = 512 * 1024 * 1024
 _ID_WIDTH: Final = 4
+_log = logging.getLogger("ironroot.fleet")
+
 _MAKERS: Final = 4
+_MAKING: Final = ".manufacturing"
+"""In a node's folder from its first moment until the registry names the node."""
 _NODE_ID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # a name, never a path
 _CLASS_NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 _IDENTITY: Final = re.compile(
@@ -248,7 +259,7 @@ class NodeClass:
 
     def save(self, directory: Path) -> None:
         """Store the class in ``directory`` (class.json + its files), for :meth:`load`."""
-        directory.mkdir(parents=True, exist_ok=True)
+        make_dirs(directory)
         files: dict[str, Any] = {"images": {}, "statements": {}}
         write_atomic(directory / "pfm", self.pfm, mode=0o644)
         write_atomic(directory / "pfm.ts", self.pfm_statement, mode=0o644)
@@ -364,7 +375,7 @@ class Fleet:
                 f"{base} holds the identity of a fleet (fleet-id) but no fleet.json: a new "
                 "fleet would take it over; remove it, or restore that fleet"
             )
-        base.mkdir(parents=True, exist_ok=True)
+        make_dirs(base)
         node_class.save(base / "class" / node_class.name)
         fleet = cls(base)
         write_atomic(
@@ -448,19 +459,42 @@ class Fleet:
         """Manufacture ``count`` nodes of ``node_class`` (default: the first class): a RoT
         provisioned by ``vendor_ca``, a platform from the class, booted once; registered
         ``pending`` until admitted. A node refused (the class's images and statements are
-        verified as an update would be) raises that error and leaves no folder behind."""
+        verified as an update would be) raises that error and leaves no folder behind; a
+        node's folder a crash left half-made is removed and the node made again (module
+        docs); any other folder of a node the registry does not name is ``Conflict``. One
+        manufacture at a time: another one running is ``InUse``."""
         if not 1 <= count <= 100_000:
             raise ConfigError("add 1 to 100,000 nodes at a time")
         name = self.classes()[0] if node_class is None else node_class
         klass = self.node_class(name)
+        folder = self.directory / "nodes"
+        make_dirs(folder)
+        with DirectoryLock(
+            self.directory, ".manufacture.lock", what="manufacture of nodes for the fleet"
+        ):
+            return self._add_nodes(count, vendor_ca, now, name, klass, progress)
+
+    def _add_nodes(
+        self,
+        count: int,
+        vendor_ca: VendorCA,
+        now: dt.datetime,
+        name: str,
+        klass: NodeClass,
+        progress: Any,
+    ) -> list[str]:
         with self._db() as db:
             first = int(db.execute("SELECT COUNT(*) FROM nodes").fetchone()[0]) + 1
         ids = [f"node-{number:0{_ID_WIDTH}d}" for number in range(first, first + count)]
         for node_id in ids:
-            if (self.directory / "nodes" / node_id).exists():
-                raise Conflict(
-                    f"{self.directory / 'nodes' / node_id} exists but is not in the registry"
-                )
+            base = self.directory / "nodes" / node_id
+            if not base.exists():
+                continue
+            if not _cut_short(base):
+                raise Conflict(f"{base} exists but is not in the registry")
+            _log.warning("%s: a manufacture cut short left it half-made: made again", base)
+            shutil.rmtree(base)
+            fsync_dir(base.parent)
 
         # The class's images are verified for the first node; the others with the same fuse
         # values and inputs reuse that answer (Platform.create's ``verified``).
@@ -468,12 +502,12 @@ class Fleet:
 
         def make(node_id: str) -> str:
             base = self.directory / "nodes" / node_id
-            base.parent.mkdir(parents=True, exist_ok=True)
             try:
-                base.mkdir()
+                make_dirs(base, exist_ok=False)
             except FileExistsError as exc:
                 raise Conflict(f"{base} exists but is not in the registry") from exc
             try:
+                write_atomic(base / _MAKING, b"", mode=0o644)
                 rot = Device.create(base / "rot")
                 rot.provision(vendor_ca, vendor_key_hash=klass.trust.vendor_key_hash, now=now)
                 platform = Platform.create(
@@ -503,10 +537,13 @@ class Fleet:
             except Exception:
                 # Refused (the class's images or statements, as an update would refuse them)
                 # or failed: the node is not registered, and what this call made of it goes,
-                # so the class can be fixed and the node made again. (A kill leaves it: the
-                # next call names it, Conflict above.)
+                # so the class can be fixed and the node made again. (A kill leaves it, with
+                # its .manufacturing: the next call removes it, above.)
                 shutil.rmtree(base, ignore_errors=True)
                 raise
+            # Registered: the folder is the node's (a power cut that brings the file back
+            # leaves it harmless, as only folders the registry does not name are looked at).
+            (base / _MAKING).unlink()
             return node_id
 
         # Nodes are independent (each its own directory; the registry serializes its writes):
@@ -781,3 +818,13 @@ class Fleet:
         counts = dict.fromkeys(STATUSES, 0)
         counts.update({str(s): int(n) for s, n in rows})
         return counts
+
+
+def _cut_short(base: Path) -> bool:
+    """Whether ``base``, a node's folder the registry does not name, is what a crash during
+    its manufacture left: empty (the crash came right after it was made), or holding
+    ``.manufacturing`` (module docs), and no link (never followed out of the fleet)."""
+    if base.is_symlink() or not base.is_dir():
+        return False
+    names = os.listdir(base)
+    return not names or _MAKING in names

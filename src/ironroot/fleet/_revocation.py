@@ -68,7 +68,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.exceptions import UnsupportedAlgorithm as _Unsupported
 from cryptography.hazmat.primitives import hashes
 
-from ironroot._fileio import read_limited, write_atomic
+from ironroot._fileio import make_dirs, read_limited, write_atomic
 from ironroot.attestation import AR4SI, Appraisal
 from ironroot.cose import (
     X5CHAIN,
@@ -116,18 +116,34 @@ def _crl_dir(fleet: Fleet) -> Path:
 
 def add_crl(fleet: Fleet, data: bytes, *, now: dt.datetime) -> str:
     """Add a CRL (DER or PEM, ``MalformedCertificate`` if it is not one) to the fleet's
-    trust configuration: ``admission/crls/<sha256>.crl``; a ``crl-added`` event. Returns the
+    trust configuration: ``admission/crls/<sha256>.crl``; a ``crl-added`` event (recorded
+    by the next add of the same CRL when a crash came between the file and it). Returns the
     file name. Whose CRL it is, and what it revokes, is decided at each appraisal."""
     crls = load_crls(data, what="CRL")
     folder = _crl_dir(fleet)
-    folder.mkdir(parents=True, exist_ok=True)
+    make_dirs(folder)
     name = hashlib.sha256(data).hexdigest() + ".crl"
     path = folder / name
-    if not path.exists():
-        write_atomic(path, data, mode=0o644)
-        issuers = sorted({c.issuer.rfc4514_string() for c in crls})
-        fleet.record(None, "crl-added", {"file": name, "issuers": issuers}, now=now)
+    # The file lands, then its event: a CRL there with no event is an add a crash cut short
+    # between the two, which this one finishes.
+    if path.exists() and _crl_recorded(fleet, name):
+        return name
+    write_atomic(path, data, mode=0o644)
+    issuers = sorted({c.issuer.rfc4514_string() for c in crls})
+    fleet.record(None, "crl-added", {"file": name, "issuers": issuers}, now=now)
     return name
+
+
+def _crl_recorded(fleet: Fleet, name: str) -> bool:
+    """Whether a ``crl-added`` event names the file ``name``."""
+    since = 0
+    while True:
+        events = fleet.events(kind="crl-added", since=since, limit=1000)
+        if any(e.detail.get("file") == name for e in events):
+            return True
+        if len(events) < 1000:
+            return False
+        since = events[-1].seq
 
 
 def _crl_files(fleet: Fleet) -> list[Path]:

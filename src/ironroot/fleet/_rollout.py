@@ -45,7 +45,9 @@ A rollout killed between starting a node's updates and recording their outcome l
 marker (``rollout-inflight/<node>.json`` in the class's desired-state folder); the next rollout
 that covers the node (every node of the class, or ``nodes`` naming it) records a
 ``rollout-interrupted`` event for it before it plans and reports the node in
-:attr:`RolloutReport.interrupted`, so no node is left part-updated without a record.
+:attr:`RolloutReport.interrupted`, so no node is left part-updated without a record. Each
+marker carries a random id, recorded in its event: a marker whose event was committed before
+a kill or a power cut kept the marker is reported, never recorded twice.
 
 :class:`ReleaseSet` holds the bundles and PFMs by digest: from a node class
 (:meth:`ReleaseSet.of_class`), from directories (:meth:`ReleaseSet.load`: each ``NAME.bin``
@@ -73,13 +75,14 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import secrets
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from ironroot._fileio import DirectoryLock, read_limited, write_atomic
+from ironroot._fileio import DirectoryLock, make_dirs, read_limited, write_atomic
 from ironroot.errors import ConfigError, IronrootError, NotFound
 from ironroot.fleet._desired import DesiredState, DesiredStore
 from ironroot.platform import COMPONENTS, Faults
@@ -489,7 +492,7 @@ def rollout(
                 outcome[plan.node] = NodeRollout(plan.node, wave, state, updates)
                 continue
             marker = _inflight(store, name) / f"{plan.node}.json"
-            marker.parent.mkdir(parents=True, exist_ok=True)
+            make_dirs(marker.parent)
             write_atomic(
                 marker,
                 json.dumps(
@@ -497,6 +500,7 @@ def rollout(
                         "desired_version": desired.version,
                         "wave": wave,
                         "components": [c for c, _ in plan.components],
+                        "id": secrets.token_hex(16),  # this marker, in its event
                     }
                 ).encode(),
                 mode=0o644,
@@ -593,10 +597,25 @@ def _report_interrupted(
             detail["unknown_node"] = True
             fleet.record(None, "rollout-interrupted", {"node": node, **detail}, now=now)
         else:
-            fleet.record(node, "rollout-interrupted", detail, now=now)
+            # Recorded already when a rollout was killed between its event and the marker's
+            # removal (or a power cut brought the removed marker back): the latest event of
+            # the node carries this marker's id.
+            if not _recorded(fleet, node, detail["started"]):
+                fleet.record(node, "rollout-interrupted", detail, now=now)
         marker.unlink()
         found.append(node)
     return tuple(found)
+
+
+def _recorded(fleet: Fleet, node: str, started: object) -> bool:
+    """Whether ``node``'s latest ``rollout-interrupted`` event is that of the marker
+    ``started`` (by its id; a marker without one, from an earlier version, never is)."""
+    marker = started.get("id") if isinstance(started, dict) else None
+    if not isinstance(marker, str) or not marker:
+        return False
+    latest = fleet.events(node=node, kind="rollout-interrupted", latest=True, limit=1)
+    recorded = latest[0].detail.get("started") if latest else None
+    return isinstance(recorded, dict) and recorded.get("id") == marker
 
 
 def _update_node(

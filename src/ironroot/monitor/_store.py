@@ -56,7 +56,6 @@ second monitor, sees that).
 from __future__ import annotations
 
 import json
-import secrets
 import sqlite3
 import threading
 from dataclasses import dataclass
@@ -212,8 +211,8 @@ class MonitorStore:
         rows = self._query("SELECT value FROM meta WHERE key = 'instance'")
         return str(rows[0][0]) if rows else ""
 
-    def _create_instance(self) -> str:
-        self._query("INSERT OR IGNORE INTO meta VALUES ('instance', ?)", (secrets.token_hex(16),))
+    def _create_instance(self, instance: str) -> str:
+        self._query("INSERT OR IGNORE INTO meta VALUES ('instance', ?)", (instance,))
         return self._stored_instance()  # another monitor's, if it got there first
 
     def _caught_up(self, marks: dict[str, Mark]) -> dict[str, Mark]:

@@ -85,7 +85,7 @@ from typing import Any, Final
 
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from ironroot._fileio import read_limited, write_atomic
+from ironroot._fileio import make_dirs, read_limited, write_atomic
 from ironroot.attestation import (
     ReferencePublisher,
     ReferenceValue,
@@ -293,7 +293,7 @@ class PlatformDevice:
         device = cls(name, vendor, model, identity)
         key_path, chain_path, description_path = _paths(directory, name)
         try:
-            Path(directory).mkdir(parents=True, exist_ok=True)
+            make_dirs(Path(directory))
             if any(p.exists() for p in (key_path, chain_path, description_path)):
                 raise Conflict(f"device {name!r} already exists in {directory}")
             save_signer(identity.key, key_path)

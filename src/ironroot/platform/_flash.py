@@ -58,6 +58,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from ironroot._fileio import fsync_dir, make_dirs
 from ironroot.errors import ConfigError, DeviceStateTampered, LimitExceeded, StorageError
 
 __all__ = [
@@ -360,8 +361,10 @@ class Flash:
 
     @staticmethod
     def format(directory: Path, chips: Mapping[str, int]) -> None:
-        """Create erased chip files: ``chips`` maps a chip name to its slot size (rot: 0)."""
-        directory.mkdir(parents=True, exist_ok=True)
+        """Create erased chip files: ``chips`` maps a chip name to its slot size (rot: 0).
+        Each is synced and so are their names in ``directory`` (a power cut after the RoT
+        journals the node's creation keeps its chips)."""
+        make_dirs(directory)
         for name, slot_size in chips.items():
             regions = chip_layout(name, slot_size)
             path = directory / f"{name}.bin"
@@ -370,6 +373,7 @@ class Flash:
                 handle.truncate(regions[-1].end)
                 handle.flush()
                 os.fsync(handle.fileno())
+        fsync_dir(directory)
 
 
 class PowerLost(BaseException):

@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from ironroot._fileio import read_limited, write_atomic
+from ironroot._fileio import make_dirs, read_limited, write_atomic
 from ironroot.cose import encode_cbor
 from ironroot.errors import (
     ConfigError,
@@ -454,7 +454,7 @@ class Rot:
             # directory) would fail every later read (DeviceStateTampered) and roll back every
             # delivery of this update, so it is written again.
             if not _holds(path, blob):
-                path.parent.mkdir(exist_ok=True)
+                make_dirs(path.parent)
                 write_atomic(path, blob, mode=0o644)
         except OSError as exc:
             raise StorageError(

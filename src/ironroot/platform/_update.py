@@ -33,12 +33,13 @@ import dataclasses
 import datetime as dt
 import hashlib
 import json
+import logging
 import shutil
 from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
-from ironroot._fileio import write_atomic
+from ironroot._fileio import make_dirs, read_limited, write_atomic
 from ironroot.errors import (
     ConfigError,
     Conflict,
@@ -61,6 +62,7 @@ from ironroot.platform._flash import IMAGE_HEADER_SIZE, Flash, RotFlashWriter
 from ironroot.platform._journal import Journal
 from ironroot.platform._node import (
     _CONFIG,
+    _CONFIG_LIMIT,
     _COUNTER,
     _JOURNAL_KEY,
     COMPONENTS,
@@ -85,6 +87,8 @@ __all__ = ["UpdatePreflight", "UpdateResult", "create_platform", "run_update"]
 
 Progress = Callable[[str, int], None]
 _MAX_STATEMENTS: Final = 16
+
+_log = logging.getLogger("ironroot.platform")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -511,7 +515,8 @@ def create_platform(
     """Create a node in ``directory`` (see :meth:`Platform.create`)."""
     base = Path(directory)
     rot_dir = Path(rot).absolute()
-    if (base / _CONFIG).exists():
+    cut_short = (base / _CONFIG).exists()
+    if cut_short and not _creation_cut_short(base, rot_dir):
         raise Conflict(f"{base} already holds a platform")
     if set(images) != set(COMPONENTS) or set(statements) != set(COMPONENTS):
         raise ConfigError(
@@ -558,10 +563,13 @@ def create_platform(
             verified[key] = (trust, checked[name])
     for name in DEVICES:
         _check_references(trust, devices, name, statements[name], now)
-    base.mkdir(parents=True, exist_ok=True)
+    make_dirs(base)
+    created: list[Path] = [base / "flash", base / "evidence", base / "devices"]
+    if cut_short:  # what a creation a crash cut short made goes: it is made again
+        _log.warning("%s: a creation cut short before the RoT journaled it: made again", base)
+        _remove(created, base / _CONFIG)
     if (base / "flash").exists() or (base / "devices").exists():
         raise Conflict(f"{base} already holds flash or devices")
-    created: list[Path] = [base / "flash", base / "evidence", base / "devices"]
     try:
         pinned: dict[str, DeviceInfo] = {}
         for name in DEVICES:
@@ -612,10 +620,32 @@ def create_platform(
         node.event("OK", "NodeCreated", f"node {trust.platform} created", trust.platform, now=now)
     except BaseException:
         if Device(rot_dir).counter(_COUNTER).value() == 0:
-            for path in created:
-                if path.is_dir():
-                    shutil.rmtree(path, ignore_errors=True)
-                else:
-                    path.unlink(missing_ok=True)
+            _remove(created)
         raise
     return platform
+
+
+def _remove(paths: Sequence[Path], *more: Path) -> None:
+    """Remove what a creation made (folders and files), its configuration last: until it
+    goes, the next creation knows to remove the rest."""
+    for path in (*paths, *more):
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+
+
+def _creation_cut_short(base: Path, rot_dir: Path) -> bool:
+    """Whether the platform in ``base`` is one whose creation a crash cut short: its
+    configuration names the RoT in ``rot_dir``, whose platform counter is still 0 (the RoT
+    journals a node's creation last, and counts it). Such a node was never in force: no call
+    that made it returned, no boot ran on it."""
+    try:
+        config = NodeConfig.from_json(
+            json.loads(read_limited(base / _CONFIG, _CONFIG_LIMIT)), base.absolute()
+        )
+        if config.rot.resolve() != rot_dir.resolve():
+            return False
+        return Device(rot_dir).counter(_COUNTER).value() == 0
+    except (OSError, ValueError, RecursionError, IronrootError):
+        return False

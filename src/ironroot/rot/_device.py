@@ -61,7 +61,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from ironroot._fileio import read_beneath, read_limited, warn_if_exposed, write_atomic
+from ironroot._fileio import (
+    make_dirs,
+    read_beneath,
+    read_limited,
+    warn_if_exposed,
+    write_atomic,
+)
 from ironroot.crypto import Algorithm, PublicKey
 from ironroot.errors import (
     ConfigError,
@@ -192,7 +198,7 @@ def _create_key(path: Path) -> None:
     """A new random obfuscation key in ``path`` (0600); an existing key is kept."""
     if path.exists():
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(path.parent)
     key = secrets.token_bytes(OBFUSCATION_KEY_SIZE)
     with contextlib.suppress(Conflict):  # made meanwhile by another process: that one counts
         write_atomic(path, key.hex().encode() + b"\n", mode=0o600, exclusive=True)
@@ -251,7 +257,7 @@ class Device:
         the obfuscation key file (0600) when it does not exist yet. The check and the write
         hold the directory lock: of two creations at once, the later raises ``Conflict``."""
         path = Path(directory)
-        path.mkdir(parents=True, exist_ok=True)
+        make_dirs(path)
         if os.path.lexists(path / FUSES):  # again under the lock, below
             raise Conflict(f"{path} already holds a device")
         key_path = _key_path(path, obfuscation_key)

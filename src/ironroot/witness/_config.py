@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from ironroot._fileio import (
+    make_dirs,
     naming_file,
     read_limited,
     to_create,
@@ -226,7 +227,7 @@ def init_witness_dir(
 ) -> WitnessConfig:
     """Create ``data_dir`` with a configuration and keys; existing files are kept as they are."""
     data_dir = Path(data_dir)
-    data_dir.mkdir(parents=True, exist_ok=True)
+    make_dirs(data_dir)
     path = data_dir / CONFIG_FILE
     if to_create(path):
         text = (
@@ -241,7 +242,7 @@ def init_witness_dir(
     for label in config.algorithms:
         key_path = witness_key_path(data_dir, label)
         if to_create(key_path):
-            key_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            make_dirs(key_path.parent, mode=0o700)
             write_atomic(key_path, PrivateKey.generate(_ALGORITHMS[label]).to_pem(), mode=0o600)
     return config
 

@@ -46,7 +46,6 @@ together is not seen, and the file is bound to the path the database is opened b
 
 from __future__ import annotations
 
-import secrets
 import sqlite3
 import threading
 from dataclasses import dataclass
@@ -253,12 +252,10 @@ class SqliteWitnessStore:
         rows = self._query("SELECT value FROM meta WHERE key = 'instance'")
         return str(rows[0][0]) if rows else ""
 
-    def _create_instance(self) -> str:
+    def _create_instance(self, instance: str) -> str:
         try:
             with self._lock, immediate(self._db):
-                self._db.execute(
-                    "INSERT OR IGNORE INTO meta VALUES ('instance', ?)", (secrets.token_hex(16),)
-                )
+                self._db.execute("INSERT OR IGNORE INTO meta VALUES ('instance', ?)", (instance,))
         except sqlite3.Error as exc:
             raise StorageError(f"cannot write the witness database: {exc}") from exc
         return self._stored_instance()  # another process's, if it got there first
