@@ -878,7 +878,7 @@ def test_an_update_that_fails_its_health_check_ends_its_task_in_exception(bmc: B
     logged reference value, so the update verifies, boots, and rolls back."""
     v1, v2 = bmc.world.release("nic", "1.0"), bmc.world.release("nic", "2.0")
     parts = _parts(
-        v2.bundle, (v2.statements[0], v1.statements[1]), targets=[f"{INVENTORY}/nic-recovery"]
+        v2.bundle, (v2.statements[0], v1.statements[1]), targets=[f"{INVENTORY}/nic-active"]
     )
     with bmc.client(ADMIN) as client:
         response = client.post(PUSH, files=parts)
@@ -1322,6 +1322,40 @@ def test_local_files_and_odd_targets_are_never_an_update(
         _error(twice, 400, "ArraySizeTooLong")
     assert bmc.service.tasks.tasks() == []
     assert bmc.active("bmc") == "1.0"
+
+
+@pytest.mark.parametrize("role", ["recovery", "previous", "staged"])
+def test_an_update_naming_an_image_other_than_the_active_one_is_refused(
+    bmc: Bmc, files: tuple[str, dict[str, bytes]], role: str
+) -> None:
+    """A target means what it names. ``…/gpu-recovery`` updated the active image (any role
+    was taken as "the component"), while an operator naming the recovery image expects the
+    recovery image written, or nothing. No update writes a recovery image: the RoT replaces
+    it with the active image once that has booted healthy ``healthy_boots`` times, so it is
+    always firmware that ran (the previous and staged images are the update's own). Such a
+    target is refused before any task or fetch, as the inventory shows it: ``Updateable``
+    is false."""
+    target = f"{INVENTORY}/gpu-{role}"
+    body = {**_gpu_2_0(bmc, files), "Targets": [target]}
+    v2 = bmc.world.release("gpu", "2.0")
+    before = {i.id: i.sha384 for i in bmc.platform.inventory()}
+    with bmc.client(ADMIN) as client:
+        shown = client.get(f"{INVENTORY}/gpu-recovery").json()
+        simple = client.post(SIMPLE, json=body)
+        push = client.post(PUSH, files=_parts(v2.bundle, v2.statements, targets=[target]))
+    assert shown["Updateable"] is False
+    error = _error(simple, 400, "ActionParameterValueConflict")
+    info = error["@Message.ExtendedInfo"][0]
+    assert info["MessageArgs"] == ["Targets", target]
+    assert info["RelatedProperties"] == ["/Targets"]
+    assert f"{INVENTORY}/gpu-active" in error["message"]
+    error = _error(push, 400, "PropertyValueResourceConflict")
+    info = error["@Message.ExtendedInfo"][0]
+    assert info["MessageArgs"] == ["Targets", target, target]
+    assert info["RelatedProperties"] == ["/UpdateParameters/Targets"]
+    assert bmc.service.tasks.tasks() == []
+    assert {i.id: i.sha384 for i in bmc.platform.inventory()} == before
+    assert bmc.active("gpu") == "1.0"
 
 
 def test_a_slow_image_server_holds_the_update_slot_at_most_the_fetch_timeout(

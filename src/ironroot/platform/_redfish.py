@@ -32,10 +32,12 @@ body arrived, is ``401`` (:meth:`RedfishService.confirm`).
 
 **Updates.** ``POST /redfish/v1/UpdateService/update-multipart`` (``multipart/form-data``):
 
-* ``UpdateParameters`` (JSON, required): ``{"Targets": [URI]}`` with exactly one target, a
-  ``FirmwareInventory`` member of the component (``…/FirmwareInventory/bmc-active``) or
-  ``/redfish/v1/Managers/bmc``; optionally ``"@Redfish.OperationApplyTime": "Immediate"`` and
-  ``"ForceUpdate": false`` (the checks are never bypassed), and
+* ``UpdateParameters`` (JSON, required): ``{"Targets": [URI]}`` with exactly one target, the
+  component's active ``FirmwareInventory`` member (``…/FirmwareInventory/bmc-active``) or
+  ``/redfish/v1/Managers/bmc`` (a member for its recovery, previous or staged image is ``400``
+  ``…ValueConflict``: no update writes those); optionally
+  ``"@Redfish.OperationApplyTime": "Immediate"`` and ``"ForceUpdate": false`` (the checks are
+  never bypassed), and
   ``"Oem": {"Ironroot": {"AllowRecoveryRemoval": [component, …]}}`` (below);
 * ``UpdateFile`` (required): the firmware bundle;
 * ``OemIronrootStatement`` (repeat, up to 16): the bundle's transparent statements (the
