@@ -439,7 +439,9 @@ def test_a_token_dies_with_its_accounts_password_role_or_removal(bmc: Bmc) -> No
     accounts = f"{ROOT}/AccountService/Accounts"
     with bmc.client() as client, bmc.client(ADMIN) as admin:
         viewer, operator = _login(client, VIEWER), _login(client, OPERATOR)
-        assert admin.patch(f"{accounts}/3", json={"Password": "reset by the admin"}).is_success
+        reset = {"NewPassword": "reset by the admin", "SessionAccountPassword": ADMIN[1]}
+        change = f"{accounts}/3/Actions/ManagerAccount.ChangePassword"
+        assert admin.post(change, json=reset).is_success
         assert admin.patch(f"{accounts}/2", json={"RoleId": "ReadOnly"}).is_success
         for token in (viewer, operator):
             _error(client.get(INVENTORY, headers={"X-Auth-Token": token}), 401, "NoValidSession")
@@ -646,11 +648,19 @@ def test_read_only_changes_its_own_password_and_nothing_else(bmc: Bmc) -> None:
             403,
             "InsufficientPrivilege",
         )
-        changed = client.patch(f"{accounts}/3", json={"Password": "a new long password"})
-        assert changed.status_code == 200
-        assert changed.json()["Password"] is None
+        _error(
+            client.patch(f"{accounts}/3", json={"Password": "a new long password"}),
+            400,
+            "PropertyNotWritable",  # RequireChangePasswordAction: with the current password
+        )
+        changed = client.post(
+            f"{accounts}/3/Actions/ManagerAccount.ChangePassword",
+            json={"NewPassword": "a new long password", "SessionAccountPassword": VIEWER[1]},
+        )
+        assert changed.status_code == 200, changed.text
     with bmc.client(("viewer", "a new long password")) as client:
         assert client.get(INVENTORY).status_code == 200
+        assert client.get(f"{accounts}/3").json()["Password"] is None
 
 
 def test_the_account_and_session_services_are_configured_with_if_match(bmc: Bmc) -> None:
