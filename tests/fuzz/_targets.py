@@ -1116,11 +1116,11 @@ def redfish_answers(data: bytes) -> list[tuple[int, bytes]]:
     """A request body as the node's Redfish app (ASGI, in this process) takes it, and its
     answers (status, body): a multipart push (the input starts with its boundary) runs the
     update on a fresh copy of the template node, to its end; any other body goes to every
-    JSON action (log in, create an account, change one, the account and session services,
-    SimpleUpdate). SimpleUpdate would fetch the URIs it names, so its service is kept busy
-    (it stops at ``409`` once the body is checked). The service answers every failure; one
-    it logs as unexpected (a ``500 InternalError``, a task that failed unexpectedly) is the
-    defect, raised here as it was raised there."""
+    JSON action (log in, create an account, change one, change its password, the account
+    and session services, SimpleUpdate). SimpleUpdate would fetch the URIs it names, so its
+    service is kept busy (it stops at ``409`` once the body is checked). The service answers
+    every failure; one it logs as unexpected (a ``500 InternalError``, a task that failed
+    unexpectedly) is the defect, raised here as it was raised there."""
     from tests.platform.node_world import NOW
 
     from ironroot.platform._redfish import RedfishService, create_redfish_app
@@ -1161,6 +1161,7 @@ def redfish_answers(data: bytes) -> list[tuple[int, bytes]]:
                     ("POST", SESSIONS),
                     ("POST", ACCOUNTS),
                     ("PATCH", f"{ACCOUNTS}/2"),
+                    ("POST", f"{ACCOUNTS}/2/Actions/ManagerAccount.ChangePassword"),
                     ("PATCH", f"{ROOT}/AccountService"),
                     ("PATCH", f"{ROOT}/SessionService"),
                     ("POST", SIMPLE_UPDATE),

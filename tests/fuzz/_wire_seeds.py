@@ -458,6 +458,8 @@ def _json_bodies() -> tuple[bytes, ...]:
             "Enabled": True,
         },
         {"Password": "another password 2", "RoleId": "ReadOnly", "Enabled": True, "Locked": False},
+        {"NewPassword": "a fuzzer's new password", "SessionAccountPassword": REDFISH_ADMIN[1]},
+        {"RequireChangePasswordAction": False, "MinPasswordLength": 12},
         {
             "MinPasswordLength": 10,
             "MaxPasswordLength": 64,

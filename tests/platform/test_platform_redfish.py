@@ -439,7 +439,9 @@ def test_a_token_dies_with_its_accounts_password_role_or_removal(bmc: Bmc) -> No
     accounts = f"{ROOT}/AccountService/Accounts"
     with bmc.client() as client, bmc.client(ADMIN) as admin:
         viewer, operator = _login(client, VIEWER), _login(client, OPERATOR)
-        assert admin.patch(f"{accounts}/3", json={"Password": "reset by the admin"}).is_success
+        reset = {"NewPassword": "reset by the admin", "SessionAccountPassword": ADMIN[1]}
+        change = f"{accounts}/3/Actions/ManagerAccount.ChangePassword"
+        assert admin.post(change, json=reset).is_success
         assert admin.patch(f"{accounts}/2", json={"RoleId": "ReadOnly"}).is_success
         for token in (viewer, operator):
             _error(client.get(INVENTORY, headers={"X-Auth-Token": token}), 401, "NoValidSession")
@@ -646,11 +648,19 @@ def test_read_only_changes_its_own_password_and_nothing_else(bmc: Bmc) -> None:
             403,
             "InsufficientPrivilege",
         )
-        changed = client.patch(f"{accounts}/3", json={"Password": "a new long password"})
-        assert changed.status_code == 200
-        assert changed.json()["Password"] is None
+        _error(
+            client.patch(f"{accounts}/3", json={"Password": "a new long password"}),
+            400,
+            "PropertyNotWritable",  # RequireChangePasswordAction: with the current password
+        )
+        changed = client.post(
+            f"{accounts}/3/Actions/ManagerAccount.ChangePassword",
+            json={"NewPassword": "a new long password", "SessionAccountPassword": VIEWER[1]},
+        )
+        assert changed.status_code == 200, changed.text
     with bmc.client(("viewer", "a new long password")) as client:
         assert client.get(INVENTORY).status_code == 200
+        assert client.get(f"{accounts}/3").json()["Password"] is None
 
 
 def test_the_account_and_session_services_are_configured_with_if_match(bmc: Bmc) -> None:
@@ -878,7 +888,7 @@ def test_an_update_that_fails_its_health_check_ends_its_task_in_exception(bmc: B
     logged reference value, so the update verifies, boots, and rolls back."""
     v1, v2 = bmc.world.release("nic", "1.0"), bmc.world.release("nic", "2.0")
     parts = _parts(
-        v2.bundle, (v2.statements[0], v1.statements[1]), targets=[f"{INVENTORY}/nic-recovery"]
+        v2.bundle, (v2.statements[0], v1.statements[1]), targets=[f"{INVENTORY}/nic-active"]
     )
     with bmc.client(ADMIN) as client:
         response = client.post(PUSH, files=parts)
@@ -1322,6 +1332,40 @@ def test_local_files_and_odd_targets_are_never_an_update(
         _error(twice, 400, "ArraySizeTooLong")
     assert bmc.service.tasks.tasks() == []
     assert bmc.active("bmc") == "1.0"
+
+
+@pytest.mark.parametrize("role", ["recovery", "previous", "staged"])
+def test_an_update_naming_an_image_other_than_the_active_one_is_refused(
+    bmc: Bmc, files: tuple[str, dict[str, bytes]], role: str
+) -> None:
+    """A target means what it names. ``…/gpu-recovery`` updated the active image (any role
+    was taken as "the component"), while an operator naming the recovery image expects the
+    recovery image written, or nothing. No update writes a recovery image: the RoT replaces
+    it with the active image once that has booted healthy ``healthy_boots`` times, so it is
+    always firmware that ran (the previous and staged images are the update's own). Such a
+    target is refused before any task or fetch, as the inventory shows it: ``Updateable``
+    is false."""
+    target = f"{INVENTORY}/gpu-{role}"
+    body = {**_gpu_2_0(bmc, files), "Targets": [target]}
+    v2 = bmc.world.release("gpu", "2.0")
+    before = {i.id: i.sha384 for i in bmc.platform.inventory()}
+    with bmc.client(ADMIN) as client:
+        shown = client.get(f"{INVENTORY}/gpu-recovery").json()
+        simple = client.post(SIMPLE, json=body)
+        push = client.post(PUSH, files=_parts(v2.bundle, v2.statements, targets=[target]))
+    assert shown["Updateable"] is False
+    error = _error(simple, 400, "ActionParameterValueConflict")
+    info = error["@Message.ExtendedInfo"][0]
+    assert info["MessageArgs"] == ["Targets", target]
+    assert info["RelatedProperties"] == ["/Targets"]
+    assert f"{INVENTORY}/gpu-active" in error["message"]
+    error = _error(push, 400, "PropertyValueResourceConflict")
+    info = error["@Message.ExtendedInfo"][0]
+    assert info["MessageArgs"] == ["Targets", target, target]
+    assert info["RelatedProperties"] == ["/UpdateParameters/Targets"]
+    assert bmc.service.tasks.tasks() == []
+    assert {i.id: i.sha384 for i in bmc.platform.inventory()} == before
+    assert bmc.active("gpu") == "1.0"
 
 
 def test_a_slow_image_server_holds_the_update_slot_at_most_the_fetch_timeout(

@@ -249,6 +249,98 @@ def test_settings_are_checked(store: AccountStore) -> None:
     )
 
 
+def test_a_password_change_needs_the_password_of_the_account_that_asks(
+    store: AccountStore,
+) -> None:
+    """``change_password`` is the ChangePassword action's core: the account that asks (the
+    session's) gives its own password, for its own account or, an Administrator, for
+    another. A wrong one changes nothing and counts as a wrong login; the new password is
+    checked before any password is hashed."""
+    viewer = store.add("viewer", "viewer password", "ReadOnly")
+    _raises(
+        Unauthorized,
+        "session-account-password",
+        lambda: store.change_password(viewer.id, "taken over!!", by=viewer.id, by_password="x"),
+    )
+    assert store.get(viewer.id).failures == 1
+    _raises(
+        MalformedInput,
+        "password-length",
+        lambda: store.change_password(viewer.id, "short", by=viewer.id, by_password="x"),
+    )
+    assert store.get(viewer.id).failures == 1  # not checked: the new password was refused first
+    _raises(
+        Unauthorized,
+        "session-account-password",
+        lambda: store.change_password(
+            viewer.id, "reset by admin", by="1", by_password="viewer password"
+        ),
+    )
+    store.change_password(
+        viewer.id, "changed by itself", by=viewer.id, by_password="viewer password"
+    )
+    assert store.get(viewer.id).failures == 0
+    store.change_password(viewer.id, "reset by admin", by="1", by_password=PASSWORD)
+    assert store.authenticate("viewer", "reset by admin").id == viewer.id
+    _raises(
+        Unauthorized,
+        "session-account-password",
+        lambda: store.change_password(viewer.id, "x" * 12, by="9", by_password=PASSWORD),
+    )
+    _raises(
+        NotFound,
+        "account",
+        lambda: store.change_password("9", "x" * 12, by="1", by_password=PASSWORD),
+    )
+
+
+def test_wrong_passwords_given_to_a_password_change_lock_the_account(
+    store: AccountStore, clock: Clock
+) -> None:
+    viewer = store.add("viewer", "viewer password", "ReadOnly")
+    store.configure(lockout_threshold=3)
+    for _ in range(3):
+        _raises(
+            Unauthorized,
+            "session-account-password",
+            lambda: store.change_password(viewer.id, "x" * 12, by=viewer.id, by_password="no"),
+        )
+    assert store.get(viewer.id).locked(clock.now)
+    _raises(
+        IdentityLocked,
+        "locked",
+        lambda: store.change_password(
+            viewer.id, "x" * 12, by=viewer.id, by_password="viewer password"
+        ),
+    )
+    _raises(IdentityLocked, "locked", lambda: store.authenticate("viewer", "viewer password"))
+
+
+def test_require_change_password_action_is_on_by_default_and_kept(
+    store: AccountStore, tmp_path: Path, clock: Clock
+) -> None:
+    """On unless an Administrator turns it off; kept in the account file beside the settings
+    an older build reads (which refuses settings it does not know: after a rollback of the
+    BMC's firmware, it still opens the file), and a file without it is on."""
+    assert store.settings.require_change_password_action is True
+    _raises(
+        ConfigError,
+        "require_change_password_action",
+        lambda: store.configure(require_change_password_action=1),
+    )
+    store.configure(require_change_password_action=False)
+    path = tmp_path / ACCOUNTS_FILE
+    doc = json.loads(path.read_text())
+    assert doc["require_change_password_action"] is False
+    assert "require_change_password_action" not in doc["settings"]
+    assert AccountStore.open(tmp_path, clock=clock, kdf=KDF).settings == store.settings
+    del doc["require_change_password_action"]
+    path.write_text(json.dumps(doc))
+    assert AccountStore.open(tmp_path).settings.require_change_password_action is True
+    path.write_text(json.dumps({**doc, "require_change_password_action": "no"}))
+    _raises(StorageError, "accounts", lambda: AccountStore.open(tmp_path))
+
+
 def test_the_first_administrator_comes_from_a_password_file(tmp_path: Path) -> None:
     password_file = tmp_path / "admin.pw"
     password_file.write_text(f"{PASSWORD}\nignored second line\n")

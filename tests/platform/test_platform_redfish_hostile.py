@@ -220,8 +220,12 @@ def test_a_flood_of_password_guesses_is_503_and_sessions_keep_working(bmc: Bmc) 
 def test_read_only_changes_its_own_password_with_the_resources_annotations(bmc: Bmc) -> None:
     """A client that PATCHes back what it read carries ``@odata.id`` and ``@odata.etag``,
     which the service ignores; they were counted as properties to change, so a ReadOnly
-    account could not change its own password (403). Its role stays out of reach."""
+    account could not change its own password (403). Its role stays out of reach. (A PATCH
+    sets a password once an Administrator turns ``RequireChangePasswordAction`` off.)"""
     uri = f"{ROOT}/AccountService/Accounts/3"
+    with bmc.client(ADMIN) as admin:
+        off = admin.patch(f"{ROOT}/AccountService", json={"RequireChangePasswordAction": False})
+        assert off.status_code == 200, off.text
     with bmc.client(VIEWER) as client:
         read = client.get(uri).json()
         annotations = {"@odata.id": uri, "@odata.etag": read["@odata.etag"]}
@@ -257,7 +261,8 @@ def test_a_session_id_is_no_oracle_for_an_account_without_configure_manager(bmc:
 def test_the_password_followed_by_nul_bytes_is_a_wrong_password(bmc: Bmc) -> None:
     """scrypt's HMAC pads the password with zero bytes, so ``password\\0`` hashed as the
     password: it logged in over HTTP Basic and as a session. Now it is a wrong password, and
-    no account is given a password holding a NUL."""
+    no account is given a password holding a NUL, by the ChangePassword action or (when
+    ``RequireChangePasswordAction`` is off) a PATCH."""
     user, password = ADMIN
     sessions = f"{ROOT}/SessionService/Sessions"
     with bmc.client() as client:
@@ -270,12 +275,20 @@ def test_the_password_followed_by_nul_bytes_is_a_wrong_password(bmc: Bmc) -> Non
             f"{ROOT}/AccountService/Accounts",
             json={"UserName": "nul", "Password": "long enough\0pass", "RoleId": "ReadOnly"},
         )
-        changed = client.patch(
+        changed = client.post(
+            f"{ROOT}/AccountService/Accounts/3/Actions/ManagerAccount.ChangePassword",
+            json={"NewPassword": "viewer password!\0", "SessionAccountPassword": password},
+        )
+        off = client.patch(f"{ROOT}/AccountService", json={"RequireChangePasswordAction": False})
+        assert off.status_code == 200, off.text
+        patched = client.patch(
             f"{ROOT}/AccountService/Accounts/3", json={"Password": "viewer password!\0"}
         )
     error = _error(created, 400, "PropertyValueFormatError")
     assert "pass" not in json.dumps(error)  # a refused password is never echoed
-    _error(changed, 400, "PropertyValueFormatError")
+    error = _error(changed, 400, "ActionParameterValueFormatError")
+    assert "viewer" not in json.dumps(error)
+    _error(patched, 400, "PropertyValueFormatError")
     assert [a.username for a in bmc.service.accounts.accounts()] == ["admin", "operator", "viewer"]
 
 
@@ -495,9 +508,13 @@ def test_an_uploaded_file_name_is_shown_printable_and_bounded(bmc: Bmc) -> None:
 def test_an_accounts_etag_changes_with_its_password(bmc: Bmc) -> None:
     """An ETag changes when the resource changes (DSP0266): an account's did not when only
     its password did (not shown), so a password set with an ETag read before another
-    administrator's reset overwrote that reset instead of being ``412``."""
+    administrator's reset overwrote that reset instead of being ``412``. (A PATCH sets a
+    password once ``RequireChangePasswordAction`` is off; the action's change is
+    ``test_a_password_changed_by_the_action_changes_the_accounts_etag``.)"""
     uri = f"{ROOT}/AccountService/Accounts/3"
     with bmc.client(ADMIN) as client:
+        off = client.patch(f"{ROOT}/AccountService", json={"RequireChangePasswordAction": False})
+        assert off.status_code == 200, off.text
         read = client.get(uri).headers["etag"]
         first = client.patch(uri, json={"Password": "reset by one"}, headers={"If-Match": read})
         assert first.status_code == 200, first.text

@@ -10,8 +10,9 @@ URI (under ``/redfish/v1``)                       what
 ``$metadata``, ``odata``                          CSDL; OData service document
 ``Schemas/Ironroot_v1.xml``                       the CSDL of the ``Oem.Ironroot`` objects
 ``SessionService``, ``…/Sessions[/{id}]``         sessions: ``POST`` logs in, ``DELETE`` out
-``AccountService``, ``…/Accounts[/{id}]``         accounts, and ``…/Roles[/{role}]``: the three
-                                                  predefined roles
+``AccountService``, ``…/Accounts[/{id}]``         accounts (``…/Actions/ManagerAccount.
+                                                  ChangePassword``), and ``…/Roles[/{role}]``:
+                                                  the three predefined roles
 ``UpdateService``                                 ``MultipartHttpPushUri``, ``SimpleUpdate``
 ``UpdateService/FirmwareInventory[/{c}-{role}]``  every image the RoT holds
 ``TaskService``, ``…/Tasks[/{id}]``               update tasks, and ``…/TaskMonitors/{id}``
@@ -30,12 +31,22 @@ session and account again once its body is in, before the change: one whose sess
 or whose account was removed, disabled, locked or given a new password or role while the
 body arrived, is ``401`` (:meth:`RedfishService.confirm`).
 
+**Passwords** are changed with ``#ManagerAccount.ChangePassword``
+(``…/Accounts/{id}/Actions/ManagerAccount.ChangePassword``, shown in each account's
+``Actions``): ``NewPassword`` and ``SessionAccountPassword``, the password of the account the
+request authenticates as (one's own current password, or an Administrator's own for another
+account). A wrong one is ``403`` ``ActionParameterValueError`` and counts towards that
+account's lockout. ``AccountService.RequireChangePasswordAction`` (default true) refuses a
+``PATCH`` of ``Password`` (``400`` ``PropertyNotWritable``); an Administrator may turn it off.
+
 **Updates.** ``POST /redfish/v1/UpdateService/update-multipart`` (``multipart/form-data``):
 
-* ``UpdateParameters`` (JSON, required): ``{"Targets": [URI]}`` with exactly one target, a
-  ``FirmwareInventory`` member of the component (``…/FirmwareInventory/bmc-active``) or
-  ``/redfish/v1/Managers/bmc``; optionally ``"@Redfish.OperationApplyTime": "Immediate"`` and
-  ``"ForceUpdate": false`` (the checks are never bypassed), and
+* ``UpdateParameters`` (JSON, required): ``{"Targets": [URI]}`` with exactly one target, the
+  component's active ``FirmwareInventory`` member (``…/FirmwareInventory/bmc-active``) or
+  ``/redfish/v1/Managers/bmc`` (a member for its recovery, previous or staged image is ``400``
+  ``…ValueConflict``: no update writes those); optionally
+  ``"@Redfish.OperationApplyTime": "Immediate"`` and ``"ForceUpdate": false`` (the checks are
+  never bypassed), and
   ``"Oem": {"Ironroot": {"AllowRecoveryRemoval": [component, …]}}`` (below);
 * ``UpdateFile`` (required): the firmware bundle;
 * ``OemIronrootStatement`` (repeat, up to 16): the bundle's transparent statements (the
@@ -112,7 +123,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -208,6 +219,9 @@ __all__ = [
 ]
 
 _log = logging.getLogger("ironroot.platform.redfish")
+
+CHANGE_PASSWORD: Final = "ManagerAccount.ChangePassword"  # noqa: S105 (an action's name)
+"""The action that changes an account's password (ManagerAccount v1_11_0 on)."""
 
 # --- the service ----------------------------------------------------------------------------
 
@@ -784,6 +798,7 @@ def _resources(service: RedfishService) -> list[_Resource]:
             # which a Redfish client reads as no lockout at all
             "AccountLockoutCounterResetEnabled": s.lockout_reset_after > 0
             and s.lockout_duration > 0,
+            "RequireChangePasswordAction": s.require_change_password_action,
             "Accounts": link(ACCOUNTS),
             "Roles": link(ROLES_URI),
         }
@@ -808,8 +823,11 @@ def _resources(service: RedfishService) -> list[_Resource]:
         doc = await json_body(request)
         current = account_service_body()
         precondition(request, current)
-        only(doc, list(settings_of), read_only=current)
-        changes: dict[str, int] = {}
+        only(doc, [*settings_of, "RequireChangePasswordAction"], read_only=current)
+        changes: dict[str, int | bool] = {}
+        if "RequireChangePasswordAction" in doc:
+            required = prop(doc, "RequireChangePasswordAction", bool)
+            changes["require_change_password_action"] = required
         for name, setting in settings_of.items():
             if name in doc:
                 value = prop(doc, name, int)
@@ -849,7 +867,11 @@ def _resources(service: RedfishService) -> list[_Resource]:
             "Locked": account.locked(accounts.now()),
             "AccountTypes": ["Redfish"],
             "Links": {"Role": link(f"{ROLES_URI}/{account.role}")},
+            "Actions": {f"#{CHANGE_PASSWORD}": {"target": change_password_uri(account.id)}},
         }
+
+    def change_password_uri(account_id: str) -> str:
+        return f"{ACCOUNTS}/{account_id}/Actions/{CHANGE_PASSWORD}"
 
     def account_version(account: Account) -> str:
         """What an account's ETag covers besides its body: its password's salt, new with each
@@ -979,6 +1001,14 @@ def _resources(service: RedfishService) -> list[_Resource]:
         asked = {name for name in doc if not name.startswith("@odata.")}  # as only() reads it
         if not who.can("ConfigureUsers") and asked - {"Password"}:
             who.require("ConfigureUsers")  # one's own password only, with ConfigureSelf
+        if "Password" in doc and accounts.settings.require_change_password_action:
+            raise Refusal(
+                400,
+                message("PropertyNotWritable", "Password", related=("/Password",)),
+                text="RequireChangePasswordAction is true: a password is changed with the "
+                f"ChangePassword action, {change_password_uri(account.id)}, which asks for "
+                "the password of the session's account (SessionAccountPassword)",
+            )
         changes: dict[str, Any] = {}
         if "UserName" in doc:
             changes["username"] = checked_username(doc)
@@ -998,6 +1028,107 @@ def _resources(service: RedfishService) -> list[_Resource]:
             raise account_refusal(exc, doc) from None
         _log.info("redfish account %s changed: %s", account.username, ", ".join(sorted(doc)))
         return json_response(request, account_body(account), version=account_version(account))
+
+    def password_parameter(doc: Mapping[str, Any], name: str) -> str:
+        """A password parameter of ``ChangePassword``: a string, never shown in an error."""
+        if name not in doc:
+            raise refuse("ActionParameterMissing", CHANGE_PASSWORD, name, related=f"/{name}")
+        value = doc[name]
+        if not isinstance(value, str):
+            raise refuse(
+                "ActionParameterValueTypeError",
+                "(hidden)",
+                name,
+                CHANGE_PASSWORD,
+                related=f"/{name}",
+            )
+        return value
+
+    async def change_password(request: Request, who: _Principal | None) -> Response:
+        """``#ManagerAccount.ChangePassword``: ``NewPassword`` for the account, given with
+        ``SessionAccountPassword``, the password of the session's account (one's own, or an
+        Administrator's for another account). A wrong one is ``403``
+        ``ActionParameterValueError`` and counts towards the lockout of the session's
+        account."""
+        assert who is not None  # the route needs ConfigureSelf
+        doc = await json_body(request)
+        account = own_account(who, request.path_params["account_id"])
+        service.confirm(who)
+        for name in doc:
+            if not name.startswith("@odata.") and name not in (
+                "NewPassword",
+                "SessionAccountPassword",
+            ):
+                raise refuse(
+                    "ActionParameterUnknown", CHANGE_PASSWORD, name[:64], related=f"/{name[:64]}"
+                )
+        new = password_parameter(doc, "NewPassword")
+        given = password_parameter(doc, "SessionAccountPassword")
+        try:
+            accounts.check_password(new)
+        except MalformedInput as exc:
+            if exc.code == "password-nul":
+                raise refuse(
+                    "ActionParameterValueFormatError",
+                    "(hidden)",
+                    "NewPassword",
+                    CHANGE_PASSWORD,
+                    related="/NewPassword",
+                ) from None
+            raise Refusal(
+                400,
+                message("PasswordIncorrectLength", related=("/NewPassword",)),
+                text="the new password's length is outside the account service's limits",
+            ) from None
+        client = request.client.host if request.client else "-"
+        if not service.password_checks.acquire(blocking=False):
+            raise Overloaded(
+                f"{service.limits.max_password_checks} passwords are being checked: retry",
+                code="password-checks",
+                retry_after=1,
+            )
+        try:
+            changed = await run_in_threadpool(
+                lambda: accounts.change_password(
+                    account.id, new, by=who.account.id, by_password=given
+                )
+            )
+        except Unauthorized as exc:
+            if exc.code != "session-account-password":
+                raise
+            _log.warning(
+                "redfish password change of account %s by %s from %s refused: wrong "
+                "SessionAccountPassword",
+                account.username,
+                who.account.username,
+                client,
+            )
+            raise Refusal(
+                403,
+                message(
+                    "ActionParameterValueError",
+                    "SessionAccountPassword",
+                    CHANGE_PASSWORD,
+                    related=("/SessionAccountPassword",),
+                ),
+                text="SessionAccountPassword is not the password of the session's account "
+                "(a wrong one counts towards its lockout)",
+            ) from None
+        finally:
+            service.password_checks.release()
+        _log.info(
+            "redfish account %s: password changed by %s from %s",
+            changed.username,
+            who.account.username,
+            client,
+        )
+        body = {"@Message.ExtendedInfo": [message("AccountModified")]}
+        return Response(
+            json.dumps(body).encode(),
+            200,
+            media_type=JSON,
+            headers={"OData-Version": "4.0", "Cache-Control": "no-store"},
+        )
 
     async def account_delete(request: Request, who: _Principal | None) -> Response:
         account = accounts.get(request.path_params["account_id"])
@@ -1307,6 +1438,10 @@ def _resources(service: RedfishService) -> list[_Resource]:
             GET=(account_get, login_),
             PATCH=(account_patch, "ConfigureSelf"),
             DELETE=(account_delete, "ConfigureUsers"),
+        ),
+        _Resource(
+            ACCOUNTS + "/{account_id}/Actions/" + CHANGE_PASSWORD,
+            POST=(change_password, "ConfigureSelf"),
         ),
         _Resource(ROLES_URI, GET=(role_list, login_)),
         _Resource(ROLES_URI + "/{role_id}", GET=(role_get, login_)),

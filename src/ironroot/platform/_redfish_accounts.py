@@ -26,6 +26,10 @@ the lockout they lead to is written by a worker thread afterwards, so no refusal
 fsync later than another (a guess at an existing name from one at an unknown name), and
 guesses wear the flash at most once per lockout (a restart forgets failures short of one).
 The last enabled Administrator cannot be removed, disabled or given another role.
+:meth:`AccountStore.change_password` (the Redfish ``ChangePassword`` action) sets a password
+only given the password of the account that asks, a wrong one counted like a wrong login; the
+settings' ``require_change_password_action`` (default on) has the Redfish service refuse a
+``PATCH`` of a password.
 
 **Sessions** (:class:`SessionStore`) are held in memory, at most :data:`MAX_SESSIONS` (64), of
 which at most :data:`MAX_SESSIONS_PER_ACCOUNT` (8) per account: a session is a 256-bit random
@@ -127,12 +131,21 @@ class AccountSettings:
     lockout_duration: int = 300
     lockout_reset_after: int = 300
     session_timeout: int = 1800
+    require_change_password_action: bool = True
+    """A password is changed only with the ``ChangePassword`` action, which asks for the
+    password of the account that asks (Redfish ``RequireChangePasswordAction``): a ``PATCH``
+    of ``Password`` is refused. On unless an Administrator turns it off."""
 
     def __post_init__(self) -> None:
         for name, (low, high) in SETTING_LIMITS.items():
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
                 raise ConfigError(f"{name} is an integer from {low} to {high}", code=name)
+        if not isinstance(self.require_change_password_action, bool):
+            raise ConfigError(
+                "require_change_password_action is true or false",
+                code="require_change_password_action",
+            )
         if self.min_password_length > self.max_password_length:
             raise ConfigError(
                 "the minimum password length is over the maximum", code="min_password_length"
@@ -144,13 +157,18 @@ class AccountSettings:
             )
 
     def to_json(self) -> dict[str, int]:
+        """The numeric settings, as the account file's ``settings`` (which builds before
+        ``require_change_password_action`` read, and refuse with a member they do not know:
+        that one is kept beside it, :meth:`AccountStore._document`)."""
         return {name: getattr(self, name) for name in SETTING_LIMITS}
 
     @classmethod
-    def from_json(cls, doc: object) -> AccountSettings:
+    def from_json(
+        cls, doc: object, *, require_change_password_action: bool = True
+    ) -> AccountSettings:
         if not isinstance(doc, dict) or set(doc) - set(SETTING_LIMITS):
             raise ConfigError("the account settings are malformed")
-        return cls(**doc)
+        return cls(**doc, require_change_password_action=require_change_password_action)
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,6 +252,15 @@ class Account:
 def _hash(password: bytes, salt: bytes, kdf: tuple[int, int, int]) -> bytes:
     n, r, p = kdf
     return hashlib.scrypt(password, salt=salt, n=n, r=r, p=p, maxmem=256 * n * r + 2**20, dklen=32)
+
+
+def _secret(password: object) -> tuple[bytes, bool]:
+    """A password given to be checked, as UTF-8 (at most the longest a password can be), and
+    whether it was longer: longer than any password can be (whatever the maximum was when it
+    was set), it is wrong, at the cost of the longest. Never cut to the current maximum, which
+    may have been lowered since a longer password was set."""
+    secret = password.encode("utf-8", "surrogatepass") if isinstance(password, str) else b""
+    return secret[:_MAX_SECRET], len(secret) > _MAX_SECRET
 
 
 def check_username(username: object) -> str:
@@ -341,7 +368,11 @@ class AccountStore:
         if not isinstance(doc, dict) or doc.get("format") != 1:
             raise bad
         try:
-            settings = AccountSettings.from_json(doc["settings"])
+            settings = AccountSettings.from_json(
+                doc["settings"],
+                # absent from a file an older build wrote: on, the default
+                require_change_password_action=doc.get("require_change_password_action", True),
+            )
             accounts = [Account.from_json(a) for a in doc["accounts"]]
             next_id = int(doc["next_id"])
         except (KeyError, TypeError, ValueError, ConfigError) as exc:
@@ -354,6 +385,9 @@ class AccountStore:
         doc = {
             "format": 1,
             "settings": self.settings.to_json(),
+            # beside "settings", which an older build (a BMC whose firmware was rolled back)
+            # refuses with a member it does not know; it ignores this one
+            "require_change_password_action": self.settings.require_change_password_action,
             "next_id": self._next_id,
             "accounts": [a.to_json() for a in self._accounts.values()],
         }
@@ -439,18 +473,30 @@ class AccountStore:
         ``Unauthorized`` otherwise (the same answer for an unknown user, a wrong password and
         a disabled account), ``IdentityLocked`` for a locked account given its right password.
         A wrong password counts towards the lockout."""
-        secret = password.encode("utf-8", "surrogatepass") if isinstance(password, str) else b""
-        # Longer than any password can be (whatever the maximum was when it was set): wrong,
-        # at the cost of the longest. Never cut to the current maximum, which may have been
-        # lowered since a longer password was set.
-        too_long = len(secret) > _MAX_SECRET
-        secret = secret[:_MAX_SECRET]
+        secret, too_long = _secret(password)
         account = self.by_name(username) if isinstance(username, str) else None
         if account is None:
             # The same work as a wrong password: the KDF (a wrong password's failure is
             # counted in memory, and no refusal waits for a write: _save_soon).
             _hash(secret, _DUMMY_SALT, self._kdf)
             raise Unauthorized("unknown user or wrong password", code="login")
+        return self._check(
+            account,
+            secret,
+            too_long,
+            lambda: Unauthorized("unknown user or wrong password", code="login"),
+        )
+
+    def _check(
+        self,
+        account: Account,
+        secret: bytes,
+        too_long: bool,
+        wrong: Callable[[], Unauthorized],
+    ) -> Account:
+        """``account`` as it is now when ``secret`` is its password and it is enabled and
+        unlocked; ``wrong()`` otherwise (a wrong password counted towards the lockout),
+        ``IdentityLocked`` for a locked account's right password."""
         digest = _hash(secret, account.salt, account.kdf)
         # scrypt keys HMAC-SHA-256 with the password, and HMAC pads a key with zero bytes:
         # "pw" and "pw\0" hash alike. No password holds a NUL (``check_password``), so one
@@ -458,11 +504,12 @@ class AccountStore:
         right = hmac.compare_digest(digest, account.digest) and not too_long and b"\0" not in secret
         hashed = account
         with self._lock:
-            account = self._accounts.get(account.id)
-            if account is None or (account.salt, account.digest) != (hashed.salt, hashed.digest):
+            current = self._accounts.get(account.id)
+            if current is None or (current.salt, current.digest) != (hashed.salt, hashed.digest):
                 # removed, or given a new password while this one was hashed: the old one,
                 # right a moment ago, must not open a session that outlives the change
-                raise Unauthorized("unknown user or wrong password", code="login")
+                raise wrong()
+            account = current
             now = self._clock()
             locked = account.locked(now)
             if right and account.enabled and not locked:
@@ -477,13 +524,13 @@ class AccountStore:
                 # of guesses at a locked name wore the BMC's flash for ever.
                 if right:
                     raise IdentityLocked(f"the account {account.username} is locked", code="locked")
-                raise Unauthorized("unknown user or wrong password", code="login")
+                raise wrong()
             if right:  # a disabled account's: answered as a wrong one, neither writes
-                raise Unauthorized("unknown user or wrong password", code="login")
+                raise wrong()
             locked_now = self._failed(account, now)
         if locked_now:  # its sessions end outside this lock (they take the session store's)
             self._ended(account.id)
-        raise Unauthorized("unknown user or wrong password", code="login")
+        raise wrong()
 
     def _failed(self, account: Account, now: float) -> bool:
         """Count a wrong password (with ``self._lock`` held); whether it locked the account
@@ -615,6 +662,54 @@ class AccountStore:
             self._ended(account.id)
         return account
 
+    def change_password(
+        self, account_id: str, password: str, *, by: str, by_password: str
+    ) -> Account:
+        """Give ``account_id`` the password ``password``, asked by the account ``by`` (the
+        Redfish session's), whose own password is ``by_password``: ``by`` is ``account_id``
+        for one's own password, an Administrator's for another's (the caller checks the
+        privilege). The Redfish ``ChangePassword`` action: a session token alone changes no
+        password.
+
+        ``MalformedInput`` for a new password out of the settings' limits (before any
+        password is checked), ``NotFound`` for no account ``account_id``; a wrong
+        ``by_password`` (or no account ``by``, or a disabled one) is ``Unauthorized`` (code
+        ``session-account-password``), counted towards ``by``'s lockout as a wrong login is,
+        so a stolen token is no guessing oracle; ``IdentityLocked`` when ``by`` is locked.
+        ``Unauthorized`` (code ``session``) when ``by`` changed (removed, disabled, locked, a
+        new password) while its password was checked. The sessions of ``account_id`` end."""
+        secret = self.check_password(password)
+        self.get(account_id)
+
+        def wrong() -> Unauthorized:
+            return Unauthorized(
+                "the password of the account that asks is wrong", code="session-account-password"
+            )
+
+        given, too_long = _secret(by_password)
+        try:
+            asker = self.get(by)
+        except NotFound:
+            _hash(given, _DUMMY_SALT, self._kdf)  # the work of a wrong password
+            raise wrong() from None
+        confirmed = self._check(asker, given, too_long, wrong)
+        salt = secrets.token_bytes(16)
+        digest = _hash(secret, salt, self._kdf)
+        with self._lock:
+            current = self._accounts.get(by)
+            if (
+                current is None
+                or (current.salt, current.digest) != (confirmed.salt, confirmed.digest)
+                or not current.enabled
+                or current.locked(self._clock())
+            ):
+                raise Unauthorized("the account that asks changed", code="session")
+            account = replace(self.get(account_id), salt=salt, digest=digest, kdf=self._kdf)
+            self._accounts[account.id] = account
+            self._save()
+        self._ended(account.id)
+        return account
+
     def remove(self, account_id: str) -> None:
         """Remove an account and end its sessions (``Conflict`` for the last enabled
         Administrator)."""
@@ -628,9 +723,9 @@ class AccountStore:
             self._save()
         self._ended(account_id)
 
-    def configure(self, **changes: int) -> AccountSettings:
-        """Change settings (``ConfigError`` with the setting's name as code when a value is out
-        of range)."""
+    def configure(self, **changes: Any) -> AccountSettings:
+        """Change settings, :class:`AccountSettings`' fields (``ConfigError`` with the
+        setting's name as code when a value is out of range or of another type)."""
         with self._lock:
             self.settings = replace(self.settings, **changes)
             self._save()

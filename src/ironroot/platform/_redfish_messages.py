@@ -153,6 +153,21 @@ MESSAGES: Final[Mapping[str, MessageDef]] = {
                 "acceptable values.",
                 _W,
             ),
+            "ActionParameterValueConflict": (
+                "The parameter '%1' with the requested value of '%2' does not meet the "
+                "constraints of the implementation.",
+                _W,
+            ),
+            "ActionParameterValueError": (
+                "The value for the parameter %1 in the action %2 is invalid.",
+                _W,
+            ),
+            "PropertyValueResourceConflict": (
+                "The property '%1' with the requested value of '%2' could not be written "
+                "because the value conflicts with the state or configuration of the resource "
+                "at '%3'.",
+                _W,
+            ),
             "ActionParameterNotSupported": (
                 "The parameter %1 for the action %2 is not supported on the target resource.",
                 _W,

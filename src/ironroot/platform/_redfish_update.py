@@ -106,7 +106,10 @@ class UpdateRequest:
 
 
 def _target_component(targets: object, where: str, action: str | None) -> str:
-    """The one component ``Targets`` names (a FirmwareInventory member or the BMC manager)."""
+    """The one component ``Targets`` names: its active ``FirmwareInventory`` member or, for
+    the BMC, its manager. A target means what it names: another member of the component (its
+    ``recovery``, ``previous`` or ``staged`` image, ``Updateable: false`` in the inventory) is
+    refused, as no update writes it (``…ValueConflict``, naming the active member)."""
     if not isinstance(targets, list) or not all(isinstance(t, str) for t in targets):
         shown = json.dumps(targets)[:100]
         if action:
@@ -135,8 +138,10 @@ def _target_component(targets: object, where: str, action: str | None) -> str:
         component = "bmc"
     elif target.startswith(f"{INVENTORY}/"):
         name, sep, role = target.removeprefix(f"{INVENTORY}/").rpartition("-")
-        if sep and name in COMPONENTS and role in ("active", "previous", "staged", "recovery"):
+        if sep and name in COMPONENTS and role == "active":
             component = name
+        elif sep and name in COMPONENTS and role in _NOT_UPDATED:
+            raise _not_updated(target, name, role, where, action)
     if component is None:
         if action:
             raise refuse(
@@ -148,6 +153,41 @@ def _target_component(targets: object, where: str, action: str | None) -> str:
             )
         raise refuse("PropertyValueNotInList", target[:200], "Targets", related=f"{where}/Targets")
     return component
+
+
+_NOT_UPDATED: Final = {
+    "recovery": "its recovery image, which no update writes: the root of trust replaces it with "
+    "the active image once that has booted healthy (the platform's healthy_boots), so it is "
+    "always firmware that ran",
+    "previous": "the image it ran before its last update, which an update does not write",
+    "staged": "the image an update is taking to it, which another update does not write",
+}
+"""What a ``FirmwareInventory`` member other than ``active`` is, as a refused target says."""
+
+
+def _not_updated(target: str, component: str, role: str, where: str, action: str | None) -> Refusal:
+    """The refusal of a target naming ``component``'s ``role`` image (not the active one): an
+    update writes the active image, so a target naming another one would be taken to mean
+    what it does not."""
+    text = (
+        f"{target} is {component}'s {_NOT_UPDATED[role]}; an update replaces the active "
+        f"image: target {INVENTORY}/{component}-active"
+        + (f" or {MANAGER}" if component == "bmc" else "")
+        + (
+            f" (`ironroot platform recover {component}` restores the active image from recovery)"
+            if role == "recovery"
+            else ""
+        )
+    )
+    related = (f"{where}/Targets",)
+    if action:
+        conflict = message("ActionParameterValueConflict", "Targets", target, related=related)
+        return Refusal(400, conflict, text=text)
+    return Refusal(
+        400,
+        message("PropertyValueResourceConflict", "Targets", target, target, related=related),
+        text=text,
+    )
 
 
 def _recovery_removal(value: object, where: str, action: str | None) -> tuple[str, ...]:
