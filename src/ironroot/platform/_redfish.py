@@ -132,7 +132,7 @@ from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Match, Route
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from ironroot.errors import (
     Conflict,
@@ -198,6 +198,7 @@ from ironroot.platform._redfish_tasks import Task, TaskStore
 from ironroot.platform._redfish_update import (
     UpdateRequest,
     multipart_update,
+    replayed,
     shown_update_request,
     shown_uri,
     simple_update_plan,
@@ -400,7 +401,7 @@ def _route(service: RedfishService, resource: _Resource) -> Route:
             if method in ("PATCH", "DELETE"):  # If-Match and the change, one writer at a time
                 # The body is read first: a client sending it slowly (any account may PATCH
                 # its own password) must not hold the lock every other change waits for.
-                request = _replayed(request, await read_body(request, JSON_LIMIT))
+                request = replayed(request, await read_body(request, JSON_LIMIT))
                 async with service.writes:
                     if principal is not None:
                         service.confirm(principal)
@@ -431,20 +432,6 @@ def _route(service: RedfishService, resource: _Resource) -> Route:
 
     methods = [m for m in resource.methods if m != "HEAD"]
     return Route(resource.path, endpoint, methods=methods)
-
-
-def _replayed(request: Request, body: bytes) -> Request:
-    """``request`` with its ``body``, already read, to be read again."""
-    sent = False
-
-    async def receive() -> Message:
-        nonlocal sent
-        if sent:
-            return {"type": "http.disconnect"}
-        sent = True
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    return Request(request.scope, receive)
 
 
 def _answer(request: Request, refusal: Refusal, allow: str) -> Response:

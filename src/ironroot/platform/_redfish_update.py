@@ -74,6 +74,7 @@ __all__ = [
     "SimpleUpdatePlan",
     "UpdateRequest",
     "multipart_update",
+    "replayed",
     "simple_update_plan",
     "start_update",
 ]
@@ -253,6 +254,21 @@ def _multipart_oem(params: Mapping[str, Any]) -> tuple[str, ...]:
     return _recovery_removal(ours.get("AllowRecoveryRemoval", []), "/UpdateParameters", None)
 
 
+def replayed(request: Request, body: bytes) -> Request:
+    """``request`` with its ``body``, already read (bounded), to be read again: by the form
+    parser, or by a handler once the service checked the caller again."""
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return Request(request.scope, receive)
+
+
 def _closed(body: bytes, content_type: str) -> bool:
     """Whether ``body`` ends as a multipart body must (RFC 2046 §5.1.1): with its close
     delimiter, ``--`` boundary ``--`` after a CRLF (or at the start: no parts). Without it the
@@ -299,16 +315,7 @@ async def multipart_update(
             message("MissingOrMalformedPart"),
             text="the multipart body ends before its closing boundary (a truncated upload)",
         )
-    sent = False
-
-    async def replay() -> Message:
-        nonlocal sent
-        if sent:
-            return {"type": "http.disconnect"}
-        sent = True
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    parsed = Request(request.scope, replay)
+    parsed = replayed(request, body)
     try:
         form = await parsed.form(
             max_files=limits.max_statements + 4,
