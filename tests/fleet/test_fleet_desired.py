@@ -664,13 +664,15 @@ def test_an_approval_not_yet_valid_does_not_become_the_desired_state(
 ) -> None:
     s = store(fleet, ops)
     state = desired(world, fleet, 1)
-    approvals = [*ops.sign(state, ALICE), *_dated(ops, state, BOB, nbf=NOW + dt.timedelta(1))]
+    # the log, its clock at NOW, takes an nbf up to its max_clock_skew (300 s) ahead
+    nbf = NOW + dt.timedelta(seconds=300)
+    approvals = [*ops.sign(state, ALICE), *_dated(ops, state, BOB, nbf=nbf)]
     with pytest.raises(VerificationFailed) as info:
         s.publish("node-7", approvals, now=NOW, registrar=ops.log)
     assert info.value.code == "statement-not-yet-valid"
     assert s.version("node-7") == 0
     # At its nbf it counts.
-    later = NOW + dt.timedelta(1)
+    later = nbf
     assert s.publish("node-7", approvals, now=later, registrar=ops.log).state == state
 
 
