@@ -155,12 +155,23 @@ def test_a_review_counts_only_inside_its_statement_s_own_dates(
     data, keys = _review(world, tmp_path, exp=T + DAY, nbf=T - DAY)
     review = review_from_statement(data, world.providers, service_keys=keys, now=NOW)
     assert (review.not_before, review.expires_at) == (T - DAY, T + DAY)
-    for now, code in ((T + DAY, "report-expired"), (T - DAY - 1, "report-not-yet-valid")):
-        with pytest.raises(VerificationFailed) as caught:
-            review_from_statement(data, world.providers, service_keys=keys, now=_at(now))
-        assert type(caught.value) is VerificationFailed
-        assert caught.value.code == code
-        assert "(the statement's CWT" in caught.value.detail
+    with pytest.raises(VerificationFailed) as caught:
+        review_from_statement(data, world.providers, service_keys=keys, now=_at(T + DAY))
+    assert type(caught.value) is VerificationFailed
+    assert caught.value.code == "report-expired"
+    assert "(the statement's CWT" in caught.value.detail
+    # Before its nbf: the log (its clock at NOW) takes an nbf up to 300 s ahead, and a
+    # verifier's clock may be up to 300 s behind the receipt's iat.
+    soon, soon_keys = _review(world, tmp_path / "soon", nbf=T + 200)
+    with pytest.raises(VerificationFailed) as caught:
+        review_from_statement(soon, world.providers, service_keys=soon_keys, now=_at(T + 100))
+    assert type(caught.value) is VerificationFailed
+    assert caught.value.code == "report-not-yet-valid"
+    assert "(the statement's CWT" in caught.value.detail
+    # A day before it was logged, its receipt is from the verifier's future: refused first.
+    with pytest.raises(VerificationFailed) as caught:
+        review_from_statement(data, world.providers, service_keys=keys, now=_at(T - DAY - 1))
+    assert caught.value.code == "receipt-from-the-future"
     # Read once when the verifier starts, a review stops counting at its statement's exp.
     endorsements = Endorsements(reviews=(review,))
     digest = review.report.firmware_hashes()["sha384"]
