@@ -75,8 +75,10 @@ def _reference(
         ({"exp": T + DAY}, T + DAY - 1, False),  # the last second before exp
         ({"exp": T + DAY}, T + DAY, True),  # exp is now: valid before it, not at it
         ({"exp": T + DAY}, T + 2 * DAY, True),
-        ({"nbf": T - DAY}, T - DAY, False),  # nbf is now: reached
-        ({"nbf": T - DAY}, T - DAY - 1, True),
+        # the log (its clock at T) takes an nbf up to 300 s ahead; a verifier's clock may be
+        # up to 300 s behind the receipt's iat (before that, the receipt is from its future)
+        ({"nbf": T + 200}, T + 200, False),  # nbf is now: reached
+        ({"nbf": T + 200}, T + 199, True),
     ],
     ids=["in-force", "last-second", "exp-is-now", "expired", "nbf-is-now", "before-nbf"],
 )
@@ -114,6 +116,24 @@ def test_reference_values_count_only_inside_their_statement_s_own_dates(
         assert all(v.not_after == dates["exp"] - 1 for v in taken)  # type: ignore[attr-defined]
     if "nbf" in dates:
         assert all(v.not_before == dates["nbf"] for v in taken)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("mode", ["refuse", "report"])
+def test_reference_values_whose_receipt_is_from_the_future_are_refused(
+    world: World, tmp_path: Path, mode: str
+) -> None:
+    # logged at T: to a verifier whose clock reads a day earlier the receipt is from the future
+    data, keys = _reference(world, tmp_path)
+    with pytest.raises(VerificationFailed) as caught:
+        reference_values_from_statement(
+            data,
+            service_keys=keys,
+            publishers=world.publishers,
+            now=_at(T - DAY),
+            outside_validity=mode,
+        )
+    assert type(caught.value) is VerificationFailed
+    assert caught.value.code == "receipt-from-the-future"
 
 
 @pytest.mark.parametrize("mode", ["refuse", "report"])
