@@ -32,7 +32,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         + f'\n[[transparency.issuers]]\niss = "{VENDOR_ISS}"\nkey = "vendor.pub.pem"\n'
         + f'\n[[transparency.issuers]]\niss = "{SAFE_ISS}"\nkey = "safe.pub.pem"\n'
     )
-    service = TransparencyService.open(data)
+    # receipts signed at the tests' NOW: each appraisal holds them to its own now
+    service = TransparencyService.open(data, clock=lambda: NOW)
     with service, ServiceThread(service) as server, TransparencyClient(server.url) as client:
         world = World(
             ca=VendorCA.generate(now=NOW - dt.timedelta(days=365)),

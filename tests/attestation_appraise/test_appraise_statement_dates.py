@@ -75,8 +75,10 @@ def _reference(
         ({"exp": T + DAY}, T + DAY - 1, False),  # the last second before exp
         ({"exp": T + DAY}, T + DAY, True),  # exp is now: valid before it, not at it
         ({"exp": T + DAY}, T + 2 * DAY, True),
-        ({"nbf": T - DAY}, T - DAY, False),  # nbf is now: reached
-        ({"nbf": T - DAY}, T - DAY - 1, True),
+        # the log (its clock at T) takes an nbf up to 300 s ahead; a verifier's clock may be
+        # up to 300 s behind the receipt's iat (before that, the receipt is from its future)
+        ({"nbf": T + 200}, T + 200, False),  # nbf is now: reached
+        ({"nbf": T + 200}, T + 199, True),
     ],
     ids=["in-force", "last-second", "exp-is-now", "expired", "nbf-is-now", "before-nbf"],
 )
@@ -114,6 +116,24 @@ def test_reference_values_count_only_inside_their_statement_s_own_dates(
         assert all(v.not_after == dates["exp"] - 1 for v in taken)  # type: ignore[attr-defined]
     if "nbf" in dates:
         assert all(v.not_before == dates["nbf"] for v in taken)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("mode", ["refuse", "report"])
+def test_reference_values_whose_receipt_is_from_the_future_are_refused(
+    world: World, tmp_path: Path, mode: str
+) -> None:
+    # logged at T: to a verifier whose clock reads a day earlier the receipt is from the future
+    data, keys = _reference(world, tmp_path)
+    with pytest.raises(VerificationFailed) as caught:
+        reference_values_from_statement(
+            data,
+            service_keys=keys,
+            publishers=world.publishers,
+            now=_at(T - DAY),
+            outside_validity=mode,
+        )
+    assert type(caught.value) is VerificationFailed
+    assert caught.value.code == "receipt-from-the-future"
 
 
 @pytest.mark.parametrize("mode", ["refuse", "report"])
@@ -155,12 +175,23 @@ def test_a_review_counts_only_inside_its_statement_s_own_dates(
     data, keys = _review(world, tmp_path, exp=T + DAY, nbf=T - DAY)
     review = review_from_statement(data, world.providers, service_keys=keys, now=NOW)
     assert (review.not_before, review.expires_at) == (T - DAY, T + DAY)
-    for now, code in ((T + DAY, "report-expired"), (T - DAY - 1, "report-not-yet-valid")):
-        with pytest.raises(VerificationFailed) as caught:
-            review_from_statement(data, world.providers, service_keys=keys, now=_at(now))
-        assert type(caught.value) is VerificationFailed
-        assert caught.value.code == code
-        assert "(the statement's CWT" in caught.value.detail
+    with pytest.raises(VerificationFailed) as caught:
+        review_from_statement(data, world.providers, service_keys=keys, now=_at(T + DAY))
+    assert type(caught.value) is VerificationFailed
+    assert caught.value.code == "report-expired"
+    assert "(the statement's CWT" in caught.value.detail
+    # Before its nbf: the log (its clock at NOW) takes an nbf up to 300 s ahead, and a
+    # verifier's clock may be up to 300 s behind the receipt's iat.
+    soon, soon_keys = _review(world, tmp_path / "soon", nbf=T + 200)
+    with pytest.raises(VerificationFailed) as caught:
+        review_from_statement(soon, world.providers, service_keys=soon_keys, now=_at(T + 100))
+    assert type(caught.value) is VerificationFailed
+    assert caught.value.code == "report-not-yet-valid"
+    assert "(the statement's CWT" in caught.value.detail
+    # A day before it was logged, its receipt is from the verifier's future: refused first.
+    with pytest.raises(VerificationFailed) as caught:
+        review_from_statement(data, world.providers, service_keys=keys, now=_at(T - DAY - 1))
+    assert caught.value.code == "receipt-from-the-future"
     # Read once when the verifier starts, a review stops counting at its statement's exp.
     endorsements = Endorsements(reviews=(review,))
     digest = review.report.firmware_hashes()["sha384"]

@@ -12,11 +12,12 @@ import dataclasses
 import datetime as dt
 import hashlib
 import random
+import re
 from collections.abc import Iterator
 
 import pytest
 from tests.audit.audit_world import EXPORTED, NODE, AuditWorld, audit_world
-from tests.platform.node_world import SLOT
+from tests.platform.node_world import NOW, SLOT
 
 from ironroot.audit import (
     AuditBundle,
@@ -27,6 +28,7 @@ from ironroot.audit import (
     check_bundle,
     verify_bundle,
 )
+from ironroot.audit._proofs import verify_log_proofs
 from ironroot.cose import encode_cbor
 from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.errors import (
@@ -791,3 +793,22 @@ def test_a_node_whose_pfm_dropped_a_recovery_image_is_reported(aw: AuditWorld) -
         "recovery image SHA-384" in line and "still allowed by the PFM" in line
         for line in report.step("firmware:nic").lines
     )
+
+
+def test_receipts_from_after_the_time_judged_at_are_refused(aw: AuditWorld, bundle: bytes) -> None:
+    # the statements were logged at NOW: a log-proof check judged a day before that is shown
+    # receipts from its future (an audit's own seal stops earlier, its certificates not valid)
+    members = AuditBundle.parse(bundle).members
+    statements = {
+        name: data
+        for name, data in members.items()
+        if re.fullmatch(r"(firmware/[a-z]+/statement-\d+|pfm/statement(-\d+)?)\.cose", name)
+    }
+    logs = [(members["transparency/0/checkpoint"], members["transparency/0/proofs.cbor"])]
+    trust = aw.trust()
+    args = {"service_keys": trust.platform.service_keys, "checkpoint_keys": trust.checkpoint_keys}
+    assert verify_log_proofs(statements, logs, now=int(EXPORTED.timestamp()), **args)
+    with pytest.raises(VerificationFailed) as caught:
+        verify_log_proofs(statements, logs, now=int(NOW.timestamp()) - 86_400, **args)
+    assert type(caught.value) is VerificationFailed
+    assert caught.value.code == "receipt-from-the-future"

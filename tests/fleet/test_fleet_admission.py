@@ -748,3 +748,18 @@ def test_a_node_whose_device_reference_values_expired_sends_its_evidence_and_is_
     ok = authority.verifier.appraise("node-0001", fresh, nonce=nonce, keys=spkis, now=NOW)
     for device in ("gpu", "nic", "nvme"):
         assert ok.result.submods[device].status is TrustTier.AFFIRMING
+
+
+def test_an_endorsement_whose_receipt_is_from_the_future_is_refused(
+    aw: AdmissionWorld, fleet3: tuple[Fleet, AdmissionAuthority]
+) -> None:
+    # logged at NOW: to a fleet whose clock reads a day earlier its receipt is from the future
+    _fleet, authority = fleet3
+    with pytest.raises(UnknownIssuer) as caught:
+        authority.add_endorsement(aw.bmc_rim("1.0"), now=NOW - dt.timedelta(days=1))
+    assert type(caught.value) is UnknownIssuer
+    assert caught.value.detail.startswith(
+        "the statement's receipts verify under no node class's transparency services (the "
+        "receipt is issued at "
+    )
+    assert "(CWT iat), 86400 s after now" in caught.value.detail

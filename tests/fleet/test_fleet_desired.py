@@ -664,13 +664,15 @@ def test_an_approval_not_yet_valid_does_not_become_the_desired_state(
 ) -> None:
     s = store(fleet, ops)
     state = desired(world, fleet, 1)
-    approvals = [*ops.sign(state, ALICE), *_dated(ops, state, BOB, nbf=NOW + dt.timedelta(1))]
+    # the log, its clock at NOW, takes an nbf up to its max_clock_skew (300 s) ahead
+    nbf = NOW + dt.timedelta(seconds=300)
+    approvals = [*ops.sign(state, ALICE), *_dated(ops, state, BOB, nbf=nbf)]
     with pytest.raises(VerificationFailed) as info:
         s.publish("node-7", approvals, now=NOW, registrar=ops.log)
     assert info.value.code == "statement-not-yet-valid"
     assert s.version("node-7") == 0
     # At its nbf it counts.
-    later = NOW + dt.timedelta(1)
+    later = nbf
     assert s.publish("node-7", approvals, now=later, registrar=ops.log).state == state
 
 
@@ -801,3 +803,18 @@ def test_a_governance_signer_without_a_text_iss_is_refused(ops: Ops) -> None:
     doc["signers"][0]["iss"] = None  # was read as the issuer "None"
     with pytest.raises(ConfigError, match="a signer's iss is text"):
         Governance.from_json(doc)
+
+
+def test_approvals_whose_receipts_are_from_the_future_do_not_become_the_desired_state(
+    world: World, ops: Ops, fleet: Fleet
+) -> None:
+    # logged at NOW: to a fleet whose clock reads a day earlier the receipts are from its future
+    s = store(fleet, ops)
+    state = desired(world, fleet, 1)
+    approvals = [*ops.sign(state, ALICE), *ops.sign(state, BOB)]
+    with pytest.raises(VerificationFailed) as info:
+        s.publish("node-7", approvals, now=NOW - dt.timedelta(days=1), registrar=ops.log)
+    assert type(info.value) is VerificationFailed
+    assert info.value.code == "receipt-from-the-future"
+    assert s.version("node-7") == 0
+    assert s.publish("node-7", approvals, now=NOW, registrar=ops.log).state == state

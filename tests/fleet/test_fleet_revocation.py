@@ -341,13 +341,15 @@ def _logged_crl(aw: AdmissionWorld, fleet_: Fleet, node: str, **when: int) -> by
 def test_a_revocation_statement_before_its_nbf_already_revokes(
     aw: AdmissionWorld, fleet: tuple[Fleet, AdmissionAuthority]
 ) -> None:
-    """Its nbf is after the appraisal (the log, on the wall clock, took it): a revocation
-    is never postponed by its statement's claims — counting it early fails closed."""
+    """Its nbf is after the appraisal (the log, its clock at NOW, takes an nbf up to its
+    max_clock_skew ahead): a revocation is never postponed by its statement's claims —
+    counting it early fails closed."""
     fleet_, authority = fleet
-    nbf = int(dt.datetime.now(dt.UTC).timestamp()) - 3600
-    assert nbf > LATER.timestamp()
+    nbf = int(NOW.timestamp()) + 300
+    at = NOW + dt.timedelta(seconds=60)
+    assert nbf > at.timestamp()
     authority.add_endorsement(_logged_crl(aw, fleet_, "node-0002", nbf=nbf), now=NOW)
-    reasons = _refused(fleet_, authority, "node-0002", "rot")
+    reasons = _refused(fleet_, authority, "node-0002", "rot", at=at)
     assert any(r.startswith("revoked: certificate ") for r in reasons)
 
 

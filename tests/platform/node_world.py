@@ -127,7 +127,8 @@ def transparency_service(directory: Path, issuers: Mapping[str, PrivateKey]) -> 
         (directory / f"issuer{number}.pub.pem").write_bytes(key.public_key.to_pem())
         text += f'\n[[transparency.issuers]]\niss = "{iss}"\nkey = "issuer{number}.pub.pem"\n'
     config.write_text(text)
-    return TransparencyService.open(directory)
+    # receipts are signed at the tests' NOW: each decision holds them to its own clock
+    return TransparencyService.open(directory, clock=lambda: NOW)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -9,6 +9,7 @@ exact error class, code and failing check asserted; then the report of ``check_u
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import hashlib
 import json
 from collections.abc import Iterator
@@ -568,3 +569,30 @@ def test_a_logged_statement_outside_its_own_dates_is_refused(
         pfm=signed,
         pfm_statement=pfm_logged,
     )
+
+
+def test_a_receipt_issued_after_the_decisions_now_is_refused(world: World) -> None:
+    # the service signed bmc-2's receipt at NOW: an RoT whose clock reads a day earlier is
+    # shown a receipt from its future (a log's clock far ahead, or a forged iat), not one to trust
+    bundle = world.bundles["bmc-2"]
+    earlier = NOW - dt.timedelta(days=1)
+    with pytest.raises(VerificationFailed) as info:
+        verify_update("bmc", bundle, [world.logged["bmc-2"]], **_args(world, now=earlier))
+    assert type(info.value) is VerificationFailed
+    assert (info.value.code, info.value.check) == ("receipt-from-the-future", "receipt")
+    # within the leeway (300 s) of clock skew it still passes
+    soon = NOW - dt.timedelta(seconds=300)
+    verify_update("bmc", bundle, [world.logged["bmc-2"]], **_args(world, now=soon))
+
+
+def test_a_receipt_from_another_service_than_the_configured_issuer_is_refused(
+    world: World,
+) -> None:
+    bundle = world.bundles["bmc-2"]
+    logged = [world.logged["bmc-2"]]
+    issuer = world.service.config.service_issuer
+    assert issuer
+    verify_update("bmc", bundle, logged, **_args(world, trust=world.trust(service_issuer=issuer)))
+    # the trusted key signed it, but the trust names the service by another issuer
+    other = world.trust(service_issuer="https://another-ts.example")
+    _refused(world, bundle, logged, UnknownIssuer, "untrusted-service", "receipt", trust=other)

@@ -175,3 +175,22 @@ def test_load_toml_refuses_a_service_key_that_is_not_a_key(tmp_path: Path, keys:
     (tmp_path / "service-keys.cbor").write_bytes(b"\x81\xa1\x01\x02")
     with pytest.raises(ConfigError, match=r"service-keys\.cbor"):
         PlatformTrust.load_toml(config)
+
+
+def test_the_service_issuer_is_optional_and_persisted(tmp_path: Path, keys: Keys) -> None:
+    # absent (existing trust files): no issuer check, and none written back
+    config = _write_operator_dir(tmp_path, keys)
+    assert PlatformTrust.load_toml(config).service_issuer is None
+    assert "service_issuer" not in keys.trust().to_json()
+    config.write_text(
+        config.read_text().replace(
+            'service_keys = ["service-keys.cbor"]',
+            'service_keys = ["service-keys.cbor"]\nservice_issuer = "https://ts.example"',
+        )
+    )
+    trust = PlatformTrust.load_toml(config)
+    assert trust.service_issuer == "https://ts.example"
+    assert PlatformTrust.from_json(json.loads(json.dumps(trust.to_json()))) == trust
+    for bad in ("", 7, "x" * 257):
+        with pytest.raises(ConfigError, match="the transparency service's issuer is text"):
+            keys.trust(service_issuer=bad)

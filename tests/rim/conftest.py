@@ -8,6 +8,7 @@ import pytest
 from _rim_helpers import (
     DRIVER_FILE,
     DRIVER_ID,
+    NOW,
     REGISTRANT,
     VBIOS_FILE,
     VBIOS_ID,
@@ -42,7 +43,8 @@ def rim_log(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RimLog]:
         config.read_text()
         + f'\n[[transparency.issuers]]\niss = "{REGISTRANT}"\nkey = "registrant.pub.pem"\n'
     )
-    service = TransparencyService.open(data)
+    # receipts signed at the tests' NOW: logged_rim_from_statement holds them to its own now
+    service = TransparencyService.open(data, clock=lambda: NOW)
     with service, ServiceThread(service) as server, TransparencyClient(server.url) as client:
         yield RimLog(client, client.service_keys(), key, server.url)
 

@@ -96,6 +96,17 @@ def test_a_logged_rim_that_has_expired_is_refused(
         logged_rim_from_statement(logged["vbios"], service_keys=rim_log.service_keys, now=AFTER)
 
 
+def test_a_logged_rim_whose_receipt_is_from_the_future_is_refused(
+    rim_log: RimLog, logged: dict[str, bytes]
+) -> None:
+    # logged at NOW: to a verifier whose clock reads a day earlier its receipt is from the future
+    earlier = NOW - dt.timedelta(days=1)
+    with pytest.raises(VerificationFailed) as caught:
+        logged_rim_from_statement(logged["vbios"], service_keys=rim_log.service_keys, now=earlier)
+    assert type(caught.value) is VerificationFailed
+    assert caught.value.code == "receipt-from-the-future"
+
+
 def test_a_logged_rim_with_a_bad_signature_is_refused(rim_log: RimLog) -> None:
     """The log accepts any statement its policy admits; the verifier still checks the RIM."""
     data = vector_rim(VBIOS_FILE).replace(b'index="9" active="True"', b'index="9" active="False"')

@@ -3,6 +3,7 @@ commands end to end against an in-process service."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -424,3 +425,24 @@ def test_provider_keys_from_folders(tmp_path: Path) -> None:
     )
     assert keys.lookup("NCC Group") == a.public_key
     assert store().names() == []
+
+
+def test_a_review_whose_receipt_is_from_the_future_is_refused(
+    server: ServiceThread, publisher: PrivateKey, review_key: tuple[PrivateKey, ProviderKeys]
+) -> None:
+    key, keys = review_key
+    with TransparencyClient(server.url) as client:
+        service_keys = client.service_keys()
+    sfr = sign_report(report_bytes(audit__issues=[]), key, KID)
+    logged = _publish(server, sfr_statement(sfr, publisher, iss=STATEMENT_ISS))
+    now = dt.datetime.now(dt.UTC)
+    review_from_statement(logged, keys, service_keys=service_keys, now=now)
+    # logged now: to a verifier whose clock reads a day earlier its receipt is from the future
+    earlier = now - dt.timedelta(days=1)
+    with pytest.raises(VerificationFailed) as caught:
+        review_from_statement(logged, keys, service_keys=service_keys, now=earlier)
+    assert type(caught.value) is VerificationFailed
+    assert caught.value.code == "receipt-from-the-future"
+    assert (
+        reviews_for(SUB384, [logged], providers=keys, service_keys=service_keys, now=earlier) == []
+    )

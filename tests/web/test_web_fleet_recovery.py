@@ -4,6 +4,7 @@ the component's recovery image: a node whose PFM in force no longer allows a rec
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -81,3 +82,17 @@ def test_the_firmware_link_of_a_class_that_requires_witnesses_reads_the_kept_evi
     assert source.fleet.node_class(record.node_class).trust.witnesses == witnesses
     links = {link.key: link for link in source.chain("node-0001", now=NOW).links}
     assert links["firmware"].status == "ok", links["firmware"].summary
+
+
+def test_a_pfm_whose_receipt_is_from_the_dashboards_future_breaks_the_pfm_link(
+    world: World, tmp_path: Path
+) -> None:
+    # the PFM was logged at NOW: a dashboard whose clock reads a day earlier is shown a
+    # receipt from its future, and the PFM link says so rather than "on the log"
+    fleet, _ = make_fleet(world, tmp_path / "fleet", 1)
+    source = FleetSource(fleet.directory)
+    assert {link.key: link for link in source.chain("node-0001", now=NOW).links}["pfm"].ok
+    earlier = NOW - dt.timedelta(days=1)
+    pfm = {link.key: link for link in source.chain("node-0001", now=earlier).links}["pfm"]
+    assert (pfm.status, pfm.check) == ("fail", "receipt-from-the-future")
+    assert pfm.summary.startswith("the receipt is issued at ")

@@ -663,7 +663,8 @@ def test_checkpoints_are_consistent_and_the_witness_cosignature_verifies(
 
 def test_a_review_dated_after_the_dashboard_s_now_is_not_verified(world: WebWorld) -> None:
     """The reviews page judges each review at the dashboard's clock, as every verifier does:
-    one completed after now (plus the clock skew) is refused, not shown as verified."""
+    one logged after now (plus the clock skew) is refused, not shown as verified — its
+    receipt from the dashboard's future is the first refusal (before its report's date)."""
 
     def judged(dashboard: Dashboard) -> dict[tuple[str, int], dict[str, object]]:
         try:
@@ -678,7 +679,7 @@ def test_a_review_dated_after_the_dashboard_s_now_is_not_verified(world: WebWorl
     assert verified
     for key in verified:
         assert not early[key]["verified"]
-        assert str(early[key]["error"]).startswith("report-future-dated: "), early[key]
+        assert str(early[key]["error"]).startswith("receipt-from-the-future: "), early[key]
 
 
 def test_reviews_keys_and_alerts(client: httpx.Client) -> None:
@@ -947,3 +948,21 @@ def test_the_registrations_chart_reads_only_the_latest_batches(log_copy: Path) -
             del store.batch_data
     assert reads == sizes[-2:]
     assert latest == every[-2:]
+
+
+def test_a_receipt_naming_another_issuer_than_the_service_s_is_shown_unverified(
+    log_copy: Path, world: WebWorld
+) -> None:
+    assert LogSource(log_copy).statement(world.review_entry).all_verified
+    # the receipt key signed it, but the service's configuration names another issuer
+    config = log_copy / "ironroot.toml"
+    text = config.read_text()
+    assert 'service_issuer = "https://transparency.example"' in text
+    config.write_text(text.replace("https://transparency.example", "https://other-ts.example"))
+    view = LogSource(log_copy).statement(world.review_entry)
+    assert view.receipts
+    assert not view.all_verified
+    assert view.receipts[0].error == (
+        "unknown-issuer: the receipt is issued by 'https://transparency.example', not by the "
+        "transparency service 'https://other-ts.example'"
+    )

@@ -32,6 +32,7 @@ from ironroot.errors import (
     ConfigError,
     InconsistentCheckpoint,
     InsufficientCosignatures,
+    VerificationFailed,
 )
 from ironroot.log import Note, NoteSignature, NoteVerifier
 from ironroot.merkle import leaf_hash
@@ -234,9 +235,9 @@ def test_offline_checks_of_a_witnessed_statement(
             early.transparent_statement, note, proof, policy=three.policy(3), **kwargs
         )
         assert ok.checkpoint.checkpoint.size == current
-        # a client whose clock is a day behind the witnesses': their cosignatures are dated
-        # in its future and do not count
-        with pytest.raises(InsufficientCosignatures, match="0 of the trusted witnesses"):
+        # a client whose clock is a day behind the log's: the receipt is dated in its future
+        # (as the witnesses' cosignatures are), and is refused before they are counted
+        with pytest.raises(VerificationFailed) as future:
             verify_witnessed_statement(
                 early.transparent_statement,
                 note,
@@ -244,6 +245,8 @@ def test_offline_checks_of_a_witnessed_statement(
                 policy=three.policy(1),
                 **{**kwargs, "now": now - 24 * 3600},
             )
+        assert type(future.value) is VerificationFailed
+        assert future.value.code == "receipt-from-the-future"
         # a wrong proof
         bad = [bytes(32)] * len(proof)
         with pytest.raises(InconsistentCheckpoint):

@@ -6,7 +6,9 @@ only when all of this holds (:func:`reference_values_from_statement`):
 
 1. every receipt verifies against the configured transparency-service keys
    (``verify_transparent_statement``: ``InvalidProof``, ``BadSignature``, ``UnknownIssuer``,
-   ``MalformedReceipt``); an empty key set trusts nothing (``UnknownIssuer``);
+   ``MalformedReceipt``), and, given ``now``, none is issued more than 300 s after it
+   (``VerificationFailed`` ``receipt-from-the-future``, whatever ``outside_validity``); an
+   empty key set trusts nothing (``UnknownIssuer``);
 2. where vendor keys are configured for the statement's ``iss``, the statement's signature
    verifies under one of them (``UnknownIssuer`` when none is configured for that issuer,
    ``BadSignature``), and a payload that is itself a signed CoRIM (COSE_Sign1) verifies too;
@@ -489,7 +491,8 @@ def reference_values_from_statement(
     dated = now if outside_validity == "refuse" else None  # "report": the values carry them
     if not service_keys:
         raise UnknownIssuer("no transparency service keys are configured: nothing is logged")
-    statement = verify_transparent_statement(data, service_keys).statement
+    at = None if now is None else now.timestamp()  # a receipt not from the future, either mode
+    statement = verify_transparent_statement(data, service_keys, now=at).statement
     iss, sub = statement.claims.iss, statement.claims.sub
     _check_corim_type(statement)
     keys: Sequence[Verifier] | None = None

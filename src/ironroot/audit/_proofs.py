@@ -292,7 +292,9 @@ def verify_log_proofs(
     (``untrusted-log``: no trusted key signed a checkpoint), ``InconsistentCheckpoint``,
     ``InvalidProof`` (an inclusion proof, a proof for another receipt, or a second proof of
     one receipt) or
-    ``VerificationFailed`` ``no-checkpoint`` (a trusted receipt no checkpoint covers).
+    ``VerificationFailed`` ``no-checkpoint`` (a trusted receipt no checkpoint covers), and,
+    with ``now``, ``receipt-from-the-future`` (a proven receipt issued more than 300 s after
+    it: :func:`ironroot.cose.verify_receipt`).
 
     With ``witness_quorum`` > 0 every checkpoint must also carry valid cosignatures
     (c2sp.org/tlog-cosignature) from that many distinct ``witnesses`` — distinct by name, so
@@ -326,7 +328,7 @@ def verify_log_proofs(
             entry, receipts = _receipts(data)
             if proof.receipt >= len(receipts):
                 raise InvalidProof(f"{proof.member} has no receipt {proof.receipt}")
-            receipt = verify_receipt(receipts[proof.receipt], entry, service_keys)
+            receipt = verify_receipt(receipts[proof.receipt], entry, service_keys, now=now)
             index, size, root = _receipt_root(receipt, entry)
             if (index, size) != (proof.leaf_index, proof.receipt_tree_size):
                 raise InvalidProof(f"the proof for {proof.member} is for another receipt")

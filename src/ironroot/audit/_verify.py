@@ -615,14 +615,21 @@ def _dice(ctx: _Context) -> list[str]:
     ]
 
 
-def _logged(statement: bytes, trust: AuditTrust, what: str) -> SignedStatement:
+def _logged(statement: bytes, trust: AuditTrust, what: str, at: dt.datetime) -> SignedStatement:
     try:
         TransparentStatement.parse(statement)
     except MalformedInput as exc:
         raise PolicyRejected(
             f"{what} is not on a transparency log: no receipt", code="no-receipt"
         ) from exc
-    return on_trusted_log(statement, trust.platform.service_keys, what).statement
+    platform = trust.platform
+    return on_trusted_log(
+        statement,
+        platform.service_keys,
+        what,
+        issuer=platform.service_issuer,
+        now=at.timestamp(),
+    ).statement
 
 
 def _pfm(ctx: _Context) -> list[str]:
@@ -646,7 +653,7 @@ def _pfm(ctx: _Context) -> list[str]:
             f"the PFM is for platform {pfm.platform!r}, not {trust.platform!r}",
             code="pfm-platform-mismatch",
         )
-    statement = _logged(ctx.member("pfm/statement.cose"), ctx.trust, "the PFM")
+    statement = _logged(ctx.member("pfm/statement.cose"), ctx.trust, "the PFM", ctx.at)
     if statement.content_type != PFM_CONTENT_TYPE or not hmac.compare_digest(
         statement.payload, data
     ):

@@ -768,11 +768,12 @@ class AdmissionAuthority:
     def add_endorsement(self, data: bytes, *, now: dt.datetime) -> str:
         """Add a transparent statement (a reference-value CoRIM, a SAFE review) to what every
         class is appraised against. It must be a transparent statement (``MalformedStatement``)
-        whose receipts verify under the transparency-service keys of some node class
-        (``UnknownIssuer`` otherwise); whether it counts for a class is decided at appraisal,
-        under that class's trust. Of a witnessed statement (what a class whose platform
-        requires witnesses is given) the Transparent Statement in it is added, as the fleet's
-        verifier reads a class's own. Returns its file name."""
+        whose receipts verify under the transparency-service keys of some node class, name
+        its ``service_issuer`` when the class's trust gives one, and are not issued after
+        ``now`` (``UnknownIssuer`` otherwise, naming the last refusal); whether it counts for
+        a class is decided at appraisal, under that class's trust. Of a witnessed statement
+        (what a class whose platform requires witnesses is given) the Transparent Statement in
+        it is added, as the fleet's verifier reads a class's own. Returns its file name."""
         if not isinstance(data, bytes) or len(data) > _MAX_ENDORSEMENT:
             raise MalformedInput(f"an endorsement is at most {_MAX_ENDORSEMENT} bytes")
         data = unwrap_witnessed(data)
@@ -780,7 +781,10 @@ class AdmissionAuthority:
         last: IronrootError | None = None
         for name in self.fleet.classes():
             try:
-                verify_transparent_statement(data, self.fleet.node_class(name).trust.service_keys)
+                trust = self.fleet.node_class(name).trust
+                verify_transparent_statement(
+                    data, trust.service_keys, issuer=trust.service_issuer, now=now.timestamp()
+                )
                 break
             except IronrootError as exc:
                 last = exc

@@ -827,15 +827,20 @@ def _approval(
                 code=exc.code,
             ) from exc
     if receipts:
-        _logged(data, has_receipts, governance, signer.iss)
+        _logged(data, has_receipts, governance, signer.iss, now)
     return statement, signer
 
 
-def _logged(data: bytes, has_receipts: bool, governance: Governance, iss: str) -> None:
+def _logged(
+    data: bytes, has_receipts: bool, governance: Governance, iss: str, now: dt.datetime | None
+) -> None:
+    """On a trusted log, by a receipt not issued after ``now`` (when given: else
+    ``VerificationFailed`` ``receipt-from-the-future``)."""
     what = f"the approval by {iss}"
     if not has_receipts:
         raise PolicyRejected(f"{what} is not on a transparency log: no receipt", code="no-receipt")
-    on_trusted_log(data, governance.service_keys, what, limits=_STATEMENT_LIMITS)
+    at = None if now is None else now.timestamp()
+    on_trusted_log(data, governance.service_keys, what, limits=_STATEMENT_LIMITS, now=at)
 
 
 def _check(

@@ -245,7 +245,7 @@ def _logged(
     failures: list[IronrootError] = []
     for data in logged:
         try:
-            statement = _receipted(unwrap_witnessed(data), trust, what)
+            statement = _receipted(unwrap_witnessed(data), trust, what, now)
             _witnessed(data, trust, what, now)
         except IronrootError as exc:
             failures.append(exc)
@@ -254,8 +254,10 @@ def _logged(
     raise failures[0]
 
 
-def _receipted(data: bytes, trust: PlatformTrust, what: str) -> SignedStatement:
-    return on_trusted_log(data, trust.service_keys, what).statement
+def _receipted(data: bytes, trust: PlatformTrust, what: str, now: dt.datetime) -> SignedStatement:
+    return on_trusted_log(
+        data, trust.service_keys, what, issuer=trust.service_issuer, now=now.timestamp()
+    ).statement
 
 
 def on_trusted_log(
@@ -264,13 +266,20 @@ def on_trusted_log(
     what: str,
     *,
     limits: Limits = DEFAULT_LIMITS,
+    issuer: str | None = None,
+    now: float | None = None,
 ) -> TransparentStatement:
     """The Transparent Statement ``data`` once one of its receipts verifies under a trusted
     service key, over exactly its entry; else ``UnknownIssuer`` ``untrusted-service`` or
     ``InvalidProof`` ``receipt-not-for-statement``, naming ``what`` (the update checks, the
-    audit's and a fleet's approvals of desired state decide with it alike)."""
+    audit's and a fleet's approvals of desired state decide with it alike). With ``issuer``
+    the receipt's CWT ``iss`` must name that service (``UnknownIssuer`` ``untrusted-service``);
+    with ``now`` (POSIX seconds) it may not be issued after it (``VerificationFailed``
+    ``receipt-from-the-future``, ``receipt-expired``: :func:`ironroot.cose.verify_receipt`)."""
     try:
-        return verify_transparent_statement(data, service_keys, require_all=False, limits=limits)
+        return verify_transparent_statement(
+            data, service_keys, require_all=False, limits=limits, issuer=issuer, now=now
+        )
     except UnknownIssuer as exc:
         raise UnknownIssuer(
             f"no receipt of {what} is by a trusted transparency service ({exc.detail})",
@@ -296,7 +305,7 @@ def _witnessed(data: bytes, trust: PlatformTrust, what: str, now: dt.datetime) -
             code="not-witnessed",
         )
     statement, checkpoint, proof = decode_witnessed_statement(data)
-    _receipted(statement, trust, what)  # its receipts' refusals named as the receipt check's
+    _receipted(statement, trust, what, now)  # its receipts' refusals named as the receipt check's
     when = int(now.timestamp())
     try:  # the checkpoint first: its log signature's refusal is named as such
         open_checkpoint(checkpoint, witnesses.log_keys, origin=witnesses.origin)
@@ -314,6 +323,7 @@ def _witnessed(data: bytes, trust: PlatformTrust, what: str, now: dt.datetime) -
         policy=witnesses.policy,
         now=when,
         origin=witnesses.origin,
+        service_issuer=trust.service_issuer,
     )
 
 

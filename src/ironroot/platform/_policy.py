@@ -10,6 +10,12 @@ The RoT holds the values the update checks (:mod:`ironroot.platform._checks`) de
 * ``service_keys`` — the transparency services whose receipts count (``kid`` → key; each
   ``kid`` is the key's RFC 9679 thumbprint, as receipts name it). At least one: a platform
   that trusts no log could never be updated;
+* ``service_issuer`` — optional: the transparency service's issuer (its configuration's
+  ``issuer``, what its receipts' protected CWT ``iss`` says). Given, a receipt that names no
+  issuer or another one is refused even when a trusted key signed it (``UnknownIssuer``
+  ``untrusted-service``); absent (the default), the service keys alone decide. Every receipt
+  is also held to the decision's clock: one issued (``iat``) more than 300 s after the
+  decision's ``now`` is refused (``VerificationFailed`` ``receipt-from-the-future``);
 * ``issuers`` — per component (``bmc``, ``host``, ``nic``, …, and ``pfm`` for Platform
   Firmware Manifests) the Signed Statement issuers (``iss``) allowed to publish its firmware.
   A component without an entry accepts no issuer;
@@ -49,6 +55,7 @@ keys are given by file path, relative to the file::
     [transparency]
     service_keys = ["service-keys.cbor"]    # COSE Key Sets (/.well-known/scitt-keys) or PEM;
                                             # files or folders (*.cbor, *.pem)
+    service_issuer = "https://ts.example"   # optional: the receipts' iss must be this
 
     [issuers]                               # component -> statement issuers allowed
     bmc = ["https://vendor.example"]
@@ -398,6 +405,7 @@ class PlatformTrust:
     healthy_boots: int = 3
     expired_manifest: str = "report"
     witnesses: PlatformWitnesses | None = None
+    service_issuer: str | None = None
     _ecc: tuple[PublicKey, ...] = field(init=False, repr=False, compare=False)
     _pqc: tuple[PublicKey, ...] = field(init=False, repr=False, compare=False)
 
@@ -437,6 +445,8 @@ class PlatformTrust:
             raise ConfigError('expired_manifest is "report" or "refuse"')
         if self.witnesses is not None and not isinstance(self.witnesses, PlatformWitnesses):
             raise ConfigError("witnesses is a PlatformWitnesses, or None")
+        if self.service_issuer is not None:
+            _name(self.service_issuer, "the transparency service's issuer")
 
     # --- what the checks use ----------------------------------------------------------------
 
@@ -483,6 +493,7 @@ class PlatformTrust:
             "healthy_boots": self.healthy_boots,
             "expired_manifest": self.expired_manifest,
             **({"witnesses": self.witnesses.to_json()} if self.witnesses is not None else {}),
+            **({"service_issuer": self.service_issuer} if self.service_issuer is not None else {}),
         }
 
     @classmethod
@@ -492,7 +503,7 @@ class PlatformTrust:
         value = _members(
             doc,
             keys | {"safe", "healthy_boots"},
-            {"expired_manifest", "witnesses"},
+            {"expired_manifest", "witnesses", "service_issuer"},
             "the platform trust",
         )
         if value["format"] != _FORMAT:
@@ -528,6 +539,7 @@ class PlatformTrust:
             witnesses=(
                 PlatformWitnesses.from_json(value["witnesses"]) if "witnesses" in value else None
             ),
+            service_issuer=value.get("service_issuer"),
         )
 
     # --- the operator's file ----------------------------------------------------------------
@@ -555,7 +567,9 @@ class PlatformTrust:
             where,
         )
         vendor = _members(top["vendor"], {"ecc", "pqc"}, set(), "[vendor]")
-        transparency = _members(top["transparency"], {"service_keys"}, set(), "[transparency]")
+        transparency = _members(
+            top["transparency"], {"service_keys"}, {"service_issuer"}, "[transparency]"
+        )
         service: dict[bytes, Verifier] = {}
         for key_file in _files(
             base, transparency["service_keys"], _SERVICE_KEY_SUFFIXES, "[transparency] service_keys"
@@ -597,6 +611,7 @@ class PlatformTrust:
             healthy_boots=top.get("healthy_boots", 3),
             expired_manifest=top.get("expired_manifest", "report"),
             witnesses=witnesses,
+            service_issuer=transparency.get("service_issuer"),
         )
 
 

@@ -11,7 +11,9 @@ RIM and its id first: a registrant never logs a RIM no verifier would accept.
 1. it is a Transparent Statement: a bare SWID tag, or a Signed Statement without receipts, is
    not on the log (``VerificationFailed`` code ``no-receipt``);
 2. every receipt verifies under the transparency service's keys (``InvalidProof``,
-   ``BadSignature``, ``UnknownIssuer``, ``MalformedReceipt``); no keys trust nothing;
+   ``BadSignature``, ``UnknownIssuer``, ``MalformedReceipt``), none issued more than 300 s
+   after ``now`` (``VerificationFailed`` code ``receipt-from-the-future``); no keys trust
+   nothing;
 3. the content type is ``application/swid+xml`` with the RIM attached, not hashed
    (``MalformedRim``), and ``sub`` is a RIM id (``MalformedRim``);
 4. at ``now``, the statement's own CWT ``exp`` has not passed and its ``nbf`` is reached
@@ -166,7 +168,9 @@ def logged_rim_from_statement(
     _require_receipt(bytes(data))
     if not service_keys:
         raise UnknownIssuer("no transparency service keys are configured: nothing is logged")
-    statement = verify_transparent_statement(bytes(data), service_keys).statement
+    statement = verify_transparent_statement(
+        bytes(data), service_keys, now=now.timestamp()
+    ).statement
     if statement.hash_envelope is not None or statement.content_type != RIM_CONTENT_TYPE:
         raise MalformedRim(
             f"statement {statement.claims.sub!r} does not carry a RIM: its content type is "

@@ -190,15 +190,18 @@ def review_from_statement(
 ) -> Review:
     """Verify one Transparent (or plain Signed) Statement carrying an SFR; raise if it fails.
 
-    With ``service_keys`` the statement must carry receipts and every receipt must verify;
-    without, receipts are not checked (``receipts_verified`` is then ``False``). Given ``now``,
+    With ``service_keys`` the statement must carry receipts and every receipt must verify
+    (given ``now``, none issued more than 300 s after it: ``VerificationFailed``
+    ``receipt-from-the-future``); without, receipts are not checked (``receipts_verified``
+    is then ``False``). Given ``now``,
     the statement's own CWT ``exp``/``nbf`` hold as the report's do (``VerificationFailed``
     ``report-expired`` / ``report-not-yet-valid``); either one not an integer is
     ``MalformedStatement``, whatever ``now``.
     """
     check_now(now)
     if service_keys is not None:
-        statement = verify_transparent_statement(data, service_keys).statement
+        at = None if now is None else now.timestamp()
+        statement = verify_transparent_statement(data, service_keys, now=at).statement
     else:
         try:
             statement = TransparentStatement.parse(data).statement

@@ -139,7 +139,11 @@ def receipt_tree(
 
 
 def _receipt_trees(
-    transparent_statement: bytes, service_keys: Mapping[bytes, Verifier] | None
+    transparent_statement: bytes,
+    service_keys: Mapping[bytes, Verifier] | None,
+    *,
+    issuer: str | None = None,
+    now: float | None = None,
 ) -> list[tuple[int, bytes]]:
     """The (tree size, root) of every receipt ``service_keys`` verify, in order (of the first
     receipt, unverified, without keys); the first receipt's error when there is none."""
@@ -151,7 +155,7 @@ def _receipt_trees(
         try:
             receipt = Receipt.parse(data)
             if service_keys is not None:
-                verify_receipt(receipt, entry, service_keys)
+                verify_receipt(receipt, entry, service_keys, issuer=issuer, now=now)
             if not receipt.inclusion_proofs:
                 raise MalformedReceipt("the receipt carries no inclusion proof")
             proof = receipt.inclusion_proofs[0]
@@ -177,14 +181,24 @@ def verify_witnessed_statement(
     policy: WitnessPolicy,
     now: int,
     origin: str | None = None,
+    service_issuer: str | None = None,
 ) -> WitnessedStatement:
     """Verify the statement's receipts, the checkpoint's quorum at ``now`` (POSIX seconds),
     and that a receipt's tree is a prefix of the checkpoint's (see the module docs). Of a
     statement logged on several services, the receipts ``service_keys`` verify are tried in
     order (others are passed over, as :func:`verify_transparent_statement` does without
-    ``require_all``); the first one's refusal is raised when none connects."""
-    statement = verify_transparent_statement(transparent_statement, service_keys, require_all=False)
-    trees = _receipt_trees(transparent_statement, service_keys)
+    ``require_all``); the first one's refusal is raised when none connects. The receipts are
+    held to ``now`` too (none issued after it: ``VerificationFailed``
+    ``receipt-from-the-future``) and, with ``service_issuer``, must name that service
+    (``UnknownIssuer``): :func:`~ironroot.cose.verify_receipt`."""
+    statement = verify_transparent_statement(
+        transparent_statement,
+        service_keys,
+        require_all=False,
+        issuer=service_issuer,
+        now=now,
+    )
+    trees = _receipt_trees(transparent_statement, service_keys, issuer=service_issuer, now=now)
     cosigned = policy.check(cosigned_checkpoint, log_verifiers, origin=origin, now=now)
     failures: list[InconsistentCheckpoint] = []
     for size, root in trees:

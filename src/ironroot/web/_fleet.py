@@ -409,12 +409,21 @@ class _Checker:
 
     def _logged(self, statement: bytes, what: str) -> str | None:
         """Verify ``statement``'s receipts under the class's transparency services; its entry
-        id. ``PolicyRejected`` ``no-receipt`` without receipts, the receipt's error else."""
+        id. ``PolicyRejected`` ``no-receipt`` without receipts, the receipt's error else (one
+        issued after the chain's ``now``: ``VerificationFailed`` ``receipt-from-the-future``;
+        with the trust's ``service_issuer``, one naming another service: ``UnknownIssuer``)."""
         try:
             TransparentStatement.parse(statement)
         except IronrootError as exc:
             raise PolicyRejected(f"{what} is not on a log: no receipt", code="no-receipt") from exc
-        verify_transparent_statement(statement, self.klass.trust.service_keys, require_all=False)
+        trust = self.klass.trust
+        verify_transparent_statement(
+            statement,
+            trust.service_keys,
+            require_all=False,
+            issuer=trust.service_issuer,
+            now=self.now.timestamp(),
+        )
         return entry_id_of(statement)
 
     def _pfm(self) -> Link:

@@ -9,8 +9,9 @@ publishes (``keys/checkpoint.pub.pem``, ``keys/receipt-keys.cbor``; never a priv
 * a **statement's receipts** are assembled from what the service stored for the statement's
   batch — the ``[protected header, signature]`` pair under ``receipt:<alg>`` (see
   :mod:`ironroot.transparency`) — and the inclusion proof computed from the tiles, then
-  verified with :func:`ironroot.cose.verify_receipt` against the receipt keys; the root the
-  proof leads to is compared with the signed checkpoint of that size;
+  verified with :func:`ironroot.cose.verify_receipt` against the receipt keys and the
+  configuration's ``service_issuer`` (a receipt naming another service is unverified); the
+  root the proof leads to is compared with the signed checkpoint of that size;
 * **witness cosignatures** on the checkpoint the service published
   (``witnessed-checkpoint``) are verified with the witness keys of its configuration.
 
@@ -546,7 +547,8 @@ class LogSource:
         )
         verified, error = True, None
         try:
-            verify_receipt(parsed, entry, self.receipt_keys)
+            # the service's own receipts name it (its configuration's issuer, when it loads)
+            verify_receipt(parsed, entry, self.receipt_keys, issuer=self.service_issuer or None)
         except IronrootError as exc:
             verified, error = False, failure(exc)
         return ReceiptView(
