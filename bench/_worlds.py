@@ -167,5 +167,7 @@ def make_world(directory: Path) -> Iterator[World]:
         (log / f"issuer{number}.pub.pem").write_bytes(key.public_key.to_pem())
         text += f'\n[[transparency.issuers]]\niss = "{iss}"\nkey = "issuer{number}.pub.pem"\n'
     (log / "ironroot.toml").write_text(text)
-    with TransparencyService.open(log) as service:
+    # the log signs receipts at NOW, the time every decision in the bench is made at: a
+    # receipt issued after the decision's now is refused (receipt-from-the-future)
+    with TransparencyService.open(log, clock=lambda: NOW) as service:
         yield World(directory, service, vendor=keys[VENDOR], lab=keys[LAB])
