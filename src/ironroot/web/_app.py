@@ -79,6 +79,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from ironroot._netaddr import is_loopback_host
 from ironroot.errors import (
     IronrootError,
     MalformedInput,
@@ -197,15 +198,6 @@ def _safe_next(value: str | None) -> str:
     return value
 
 
-def _is_loopback(host: str) -> bool:
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def dashboard_hosts(bound: str, port: int, names: Iterable[str]) -> frozenset[str]:
     """The ``Host`` values a dashboard listening on ``bound:port`` answers: ``names`` (the
     operator's, e.g. a reverse proxy's ``dash.example``; one without a port matches any port),
@@ -213,7 +205,7 @@ def dashboard_hosts(bound: str, port: int, names: Iterable[str]) -> frozenset[st
     address, or else ``bound`` with the port (not an unspecified ``0.0.0.0`` or ``::``, which
     no client names)."""
     hosts = {name.lower() for name in names}
-    if _is_loopback(bound):
+    if is_loopback_host(bound):
         hosts |= {f"localhost:{port}", f"127.0.0.1:{port}", f"[::1]:{port}"}
     else:
         try:

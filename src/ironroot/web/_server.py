@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 
+from ironroot._netaddr import is_loopback_host
 from ironroot.http import ServerLimits, ServerTls, run_server, server_config
-from ironroot.web._app import _is_loopback, create_dashboard_app, dashboard_hosts
+from ironroot.web._app import create_dashboard_app, dashboard_hosts
 from ironroot.web._config import host_names
 from ironroot.web._dashboard import Dashboard
 
@@ -37,7 +38,7 @@ def serve_dashboard(
             "clients use with --allowed-host (or allowed_hosts in dashboard.toml)",
             host,
         )
-    if tls is None and not _is_loopback(host):
+    if tls is None and not is_loopback_host(host):
         _log.warning(
             "the dashboard on %s is plain HTTP on an address other hosts reach: operators' "
             "passwords and session cookies (not Secure) cross the network in clear; serve it "
