@@ -126,6 +126,15 @@ class Site:
         )
         return httpx.Client(verify=context)
 
+    def operator(self, name: str = "alice", *, at: dt.datetime = NOW) -> httpx.Client:
+        """A client presenting operator ``name``'s control-plane credential (issued now)."""
+        key, credential = self.authority.issue_operator(name, now=at)
+        folder = self.files / f"operator-{name}"
+        folder.mkdir(exist_ok=True)
+        (folder / "control.key.pem").write_bytes(key.to_pem())
+        (folder / "control.cert.pem").write_bytes(credential.pem)
+        return self.client(f"operator-{name}", "control")
+
 
 def problem(response: httpx.Response) -> tuple[int, str, str]:
     """(status, code, title) of a problem response (concise problem details, RFC 9290)."""

@@ -77,10 +77,10 @@ def test_a_node_admitted_over_https_reaches_both_planes_with_their_credentials(
         assert me.json()["node"] == "node-0001"
         assert me.json()["plane"] == "control"
         assert me.json()["ear_id"] == site.fleet.record_of("node-0001").ear_id
-        nodes = control.get(f"{site.servers.control_url}/v1/nodes").json()
-        assert nodes["counts"]["admitted"] >= 1
-        one = control.get(f"{site.servers.control_url}/v1/nodes/node-0002").json()
-        assert one["id"] == "node-0002"
+        assert me.json()["role"] == "node"
+        own = control.get(f"{site.servers.control_url}/v1/nodes/node-0001").json()
+        assert own["id"] == "node-0001"
+        assert own["status"] == "admitted"
     with site.client("node-0001", "data") as data:
         assert data.get(f"{site.servers.data_url}/v1/whoami").json()["plane"] == "data"
     with site.anonymous() as client:
@@ -488,14 +488,14 @@ def test_one_key_for_both_planes_is_refused(site: Site) -> None:
 
 def test_placements_go_to_admitted_nodes_only(site: Site) -> None:
     control_url, data_url = site.servers.control_url, site.servers.data_url
-    with site.client("node-0001", "control") as control:
+    with site.operator("placer") as control:
         placed = control.post(f"{control_url}/v1/placements", json={"vm": "cvm-1"})
         assert placed.status_code == 201
         node = placed.json()["node"]
         assert site.fleet.record_of(node).status == "admitted"
-        # the node's record says who put the VM there (any admitted node may place)
+        # the node's record says who put the VM there: the operator
         event = [e for e in site.fleet.events(node=node) if e.kind == "placed"][-1]
-        assert event.detail == {"vm": "cvm-1", "by": "node-0001"}
+        assert event.detail == {"vm": "cvm-1", "by": "operator:placer"}
         site.fleet.set_status("node-0003", "quarantined", "drift", now=NOW)
         try:
             refused = control.post(

@@ -84,7 +84,7 @@ def test_a_challenge_body_that_is_not_a_plain_json_object_is_400(site: Site, bod
     ids=["lone surrogate", "duplicate key"],
 )
 def test_a_placement_body_that_is_not_a_plain_json_object_is_400(site: Site, body: bytes) -> None:
-    with site.client("node-0001", "control") as control:
+    with site.operator() as control:
         response = control.post(f"{site.servers.control_url}/v1/placements", content=body)
     assert problem(response) == (400, "malformed", "Malformed Input")
     assert not [p for p in site.authority.placements() if p.vm in ("cvm-x", "cvm-y")]
@@ -94,7 +94,7 @@ def test_a_body_with_a_member_the_endpoint_does_not_name_is_400_and_changes_noth
     site: Site,
 ) -> None:
     """A misspelt ``node`` is refused, not read as "any node": the VM is placed nowhere."""
-    with site.client("node-0001", "control") as control:
+    with site.operator() as control:
         response = control.post(
             f"{site.servers.control_url}/v1/placements",
             json={"vm": "cvm-typo", "nod": "node-0003"},
@@ -137,9 +137,15 @@ def test_an_unknown_node_name_with_path_characters_is_404(site: Site, node: str)
     "path", ["..%2f..%2fetc", "%2e%2e", "node-0001%2f..", "%00", "%ed%a0%80", "x" * 8000]
 )
 def test_a_hostile_node_path_is_404(site: Site, path: str) -> None:
-    with site.client("node-0001", "control") as control:
+    with site.operator() as control:
         response = control.get(f"{site.servers.control_url}/v1/nodes/{path}")
     assert problem(response) == (404, "not-found", "Not Found")
+    with site.client("node-0001", "control") as node:  # not its own: refused unread
+        response = node.get(f"{site.servers.control_url}/v1/nodes/{path}")
+    if "%2f" in path:  # a slash: no route
+        assert problem(response) == (404, "not-found", "Not Found")
+    else:
+        assert problem(response) == (403, "not-own-node", "Role Not Permitted")
 
 
 @pytest.mark.parametrize("name", ["../class/node-7", "node-7/../node-7", "/etc", "node-7\0"])
@@ -311,8 +317,10 @@ def _at_once(count: int, request: Callable[[], httpx.Response]) -> list[httpx.Re
 def test_one_vm_placed_by_many_clients_at_once_is_placed_once(site: Site) -> None:
     url = f"{site.servers.control_url}/v1/placements"
 
+    site.operator("racer").close()
+
     def place() -> httpx.Response:
-        with site.client("node-0001", "control") as control:
+        with site.client("operator-racer", "control") as control:
             return control.post(url, json={"vm": "cvm-once"})
 
     answers = _at_once(6, place)
@@ -531,25 +539,12 @@ def test_rollouts_started_at_once_run_one_at_a_time(site: Site, tmp_path: Path) 
 # --- a caller quarantined while it sends its request --------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("path", "first", "rest"),
-    [
-        ("/v1/placements", b'{"vm": ', b'"cvm-slow-body"}'),
-        ("/v1/rollouts", b'{"dry_run": ', b"true}"),
-    ],
-)
-def test_a_caller_quarantined_while_it_sends_its_body_is_refused(
-    site: Site, monkeypatch: pytest.MonkeyPatch, path: str, first: bytes, rest: bytes
-) -> None:
-    """A node's credential is checked when its request's head arrives; the node is then
-    quarantined (its credentials revoked) while it still sends the body, which it may
-    stretch to the server's body timeout. The request must be judged by the credential's
-    standing when it acts, not when it began: refused (401 ``credential-revoked``), nothing
-    placed or recorded."""
+def _signal_checks(monkeypatch: pytest.MonkeyPatch) -> threading.Event:
+    """An event set once the control plane has checked a caller's credential."""
     from ironroot.fleet import _api
 
     checked = threading.Event()
-    check = _api.check_credential
+    check = _api.check_caller
 
     def check_then_signal(*args: Any, **kwargs: Any) -> Any:
         try:
@@ -557,30 +552,64 @@ def test_a_caller_quarantined_while_it_sends_its_body_is_refused(
         finally:
             checked.set()
 
-    monkeypatch.setattr(_api, "check_credential", check_then_signal)
+    monkeypatch.setattr(_api, "check_caller", check_then_signal)
+    return checked
+
+
+def test_a_caller_quarantined_while_it_sends_its_body_is_refused(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A node's credential is checked when its request's head arrives; the node is then
+    quarantined (its credentials revoked) while it still sends the body, which it may
+    stretch to the server's body timeout. The request must be judged by the credential's
+    standing when it acts, not when it began: refused (401 ``credential-revoked``), nothing
+    recorded."""
+    checked = _signal_checks(monkeypatch)
 
     def body() -> Iterator[bytes]:
-        yield first
+        yield b'{"dry_run": '
         assert checked.wait(10)  # the server checked the caller on the head
         quarantine(site.fleet, "node-0002", "quarantined mid-request", now=NOW)
-        yield rest
+        yield b"true}"
 
     before = len(site.fleet.events(node="node-0002"))
     try:
         with site.client("node-0002", "control") as control:
             response = control.post(
-                f"{site.servers.control_url}{path}",
+                f"{site.servers.control_url}/v1/rollouts",
                 content=body(),
                 headers={"content-type": "application/json"},
             )
         assert problem(response) == (401, "credential-revoked", "Credential Rejected")
-        assert all(p.vm != "cvm-slow-body" for p in site.authority.placements())
         kinds = [e.kind for e in site.fleet.events(node="node-0002")[before:]]
         assert "rollout-requested" not in kinds
     finally:
         monkeypatch.undo()
         readmit(site.fleet, "node-0002", now=NOW, authority=site.authority)
         assert site.admit("node-0002").status_code == 200
+
+
+def test_an_operator_revoked_while_it_sends_its_body_places_nothing(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same for an operator's placement: revoked between the head and the end of the
+    body, the request is refused when it acts (401 ``credential-revoked``)."""
+    with site.operator("slow") as control:
+        checked = _signal_checks(monkeypatch)
+
+        def body() -> Iterator[bytes]:
+            yield b'{"vm": '
+            assert checked.wait(10)
+            assert site.authority.revoke_operator("slow", "left mid-request", now=NOW)
+            yield b'"cvm-slow-body"}'
+
+        response = control.post(
+            f"{site.servers.control_url}/v1/placements",
+            content=body(),
+            headers={"content-type": "application/json"},
+        )
+    assert problem(response) == (401, "credential-revoked", "Credential Rejected")
+    assert all(p.vm != "cvm-slow-body" for p in site.authority.placements())
 
 
 def test_a_rollout_request_waiting_for_the_registry_holds_up_no_other_request(

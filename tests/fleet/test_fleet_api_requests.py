@@ -332,12 +332,13 @@ def test_a_json_body_of_another_media_type_is_415_and_changes_nothing(
             content=b'{"node": "node-0001"}',
             headers=headers,
         )
-    with site.client("node-0001", "control") as control:
-        place = control.post(
+    with site.operator() as operator:
+        place = operator.post(
             f"{site.servers.control_url}/v1/placements",
             content=b'{"vm": "cvm-typed"}',
             headers=headers,
         )
+    with site.client("node-0001", "control") as control:
         roll = control.post(
             f"{site.servers.control_url}/v1/rollouts", content=b'{"dry_run": true}', headers=headers
         )
@@ -365,7 +366,7 @@ def test_a_json_body_typed_as_json_or_untyped_is_read(
             headers=headers,
         )
     assert challenge.status_code == 200, challenge.text
-    with site.client("node-0001", "control") as control:
+    with site.operator() as control:
         place = control.post(
             f"{site.servers.control_url}/v1/placements",
             content=json.dumps({"vm": vm}).encode(),

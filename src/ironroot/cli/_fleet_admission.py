@@ -13,6 +13,10 @@
     its VM placements stopped, key release refused.
 ``readmit NODE``
     lift the hold and attest the node afresh: admitted on an affirming EAR, else exit 1.
+``operator issue NAME --out DIR [--lifetime S]``, ``operator revoke NAME --reason TEXT``
+    an operator's control-plane credential (a new ECDSA P-384 key, certified by the fleet CA,
+    recorded so that it can be revoked): the whole registry, every placement, placing VMs —
+    what a node's credential may not do.
 ``serve [--host H] [--port P] [--control-port P] [--data-port P] [--scan S] [--releases DIR]
 [--dashboard DIR]``
     the admission service (HTTPS), the control plane and the data plane (mutual TLS with the
@@ -101,6 +105,40 @@ def register_admission(verbs: Any) -> None:
     readmit.add_argument("node", help="the node")
     readmit.add_argument("--at", type=instant, help="the time to act at (default: now)")
     readmit.set_defaults(func=_readmit)
+
+    operator = verbs.add_parser(
+        "operator", help="operators' control-plane credentials: the whole registry, placements"
+    )
+    ops = operator.add_subparsers(dest="operator_verb", metavar="<verb>", required=True)
+    issue = ops.add_parser(
+        "issue",
+        help="issue an operator a key and a control-plane credential",
+        epilog="example: ironroot fleet operator issue alice --fleet fleet --out alice",
+    )
+    _fleet_option(issue)
+    issue.add_argument("operator", help="the operator's name (1-64 of A-Z a-z 0-9 _ -)")
+    issue.add_argument(
+        "--out",
+        required=True,
+        type=Path,
+        help="the directory to write operator.key.pem (0600), operator.cert.pem and "
+        "ca.cert.pem into (created; files there already are never replaced)",
+    )
+    issue.add_argument(
+        "--lifetime", type=int, help="credential lifetime in seconds (default: the admission's)"
+    )
+    issue.add_argument("--at", type=instant, help="the time to act at (default: now)")
+    issue.set_defaults(func=_operator_issue)
+    revoke = ops.add_parser(
+        "revoke",
+        help="revoke every current credential of an operator",
+        epilog='example: ironroot fleet operator revoke alice --fleet fleet --reason "left"',
+    )
+    _fleet_option(revoke)
+    revoke.add_argument("operator", help="the operator's name")
+    revoke.add_argument("--reason", required=True, help="why (kept with the revocation)")
+    revoke.add_argument("--at", type=instant, help="the time to act at (default: now)")
+    revoke.set_defaults(func=_operator_revoke)
 
     serve = verbs.add_parser(
         "serve",
@@ -337,6 +375,55 @@ def _readmit(args: argparse.Namespace) -> int:
     else:
         until = result.credentials["control"].not_after.isoformat().replace("+00:00", "Z")
         print(f"{args.node} readmitted on {result.ear_id}; credentials until {until}")
+    return 0
+
+
+def _operator_issue(args: argparse.Namespace) -> int:
+    from ironroot._fileio import make_dirs, write_atomic
+    from ironroot.errors import StorageError
+    from ironroot.fleet import AdmissionAuthority
+
+    fleet = _fleet(args)
+    authority = AdmissionAuthority.open(fleet)
+    out = Path(args.out)
+    names = ("operator.key.pem", "operator.cert.pem", "ca.cert.pem")
+    try:  # checked before anything is issued: a credential nobody holds is not recorded
+        make_dirs(out)
+        there = [n for n in names if (out / n).exists()]
+    except OSError as exc:
+        raise StorageError(f"{out}: {exc.strerror or exc}") from exc
+    if there:
+        raise ConfigError(f"{out} holds {', '.join(there)} already: give a new directory")
+    key, credential = authority.issue_operator(
+        args.operator, now=now_or(args.at), lifetime=args.lifetime
+    )
+    try:
+        write_atomic(out / names[0], key.to_pem(), mode=0o600, exclusive=True)
+        write_atomic(out / names[1], credential.pem, mode=0o644, exclusive=True)
+        write_atomic(out / names[2], authority.ca.pem, mode=0o644, exclusive=True)
+    except OSError as exc:
+        raise StorageError(f"{out}: {exc.strerror or exc}") from exc
+    if args.json:
+        print(json.dumps({**credential.to_json(), "directory": str(out)}))
+    else:
+        until = credential.not_after.isoformat().replace("+00:00", "Z")
+        print(
+            f"operator {args.operator}: credential {credential.serial} for the control plane "
+            f"until {until}, in {out}"
+        )
+    return 0
+
+
+def _operator_revoke(args: argparse.Namespace) -> int:
+    from ironroot.fleet import AdmissionAuthority
+
+    fleet = _fleet(args)
+    authority = AdmissionAuthority.open(fleet)
+    serials = authority.revoke_operator(args.operator, args.reason, now=now_or(args.at))
+    if args.json:
+        print(json.dumps({"operator": args.operator, "revoked": serials}))
+    else:
+        print(f"operator {args.operator}: {len(serials)} credential(s) revoked ({args.reason})")
     return 0
 
 

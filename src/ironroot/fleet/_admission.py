@@ -129,10 +129,12 @@ from ironroot.errors import (
 )
 from ironroot.fleet._credentials import (
     DEFAULT_LIFETIME,
+    OPERATOR_PREFIX,
     PLANES,
     Credential,
     CredentialStore,
     FleetCA,
+    OperatorCredential,
     check_lifetime,
     csr_public_key,
     make_csr,
@@ -1041,6 +1043,34 @@ class AdmissionAuthority:
 
     def placements(self, node: str | None = None) -> list[Placement]:
         return self.state.placements(node)
+
+    # --- operators --------------------------------------------------------------------------
+
+    def issue_operator(
+        self, operator: str, *, now: dt.datetime, lifetime: int | None = None
+    ) -> tuple[PrivateKey, OperatorCredential]:
+        """A new ECDSA P-384 key and an operator's control-plane credential for it (the
+        admission's credential lifetime unless ``lifetime``), recorded in the credential store
+        so that it can be revoked (:meth:`revoke_operator`) and is refused once revoked
+        (``docs/fleet.md``, "Operators"). Whoever holds the fleet CA's key issues one: an
+        operator credential is no new root of trust."""
+        key = PrivateKey.generate(Algorithm.ES384)
+        credential = self.ca.issue_operator(
+            key.public_key.to_der(),
+            operator=operator,
+            now=now,
+            lifetime=self.credential_lifetime if lifetime is None else lifetime,
+        )
+        self.credentials.add(credential)
+        return key, credential
+
+    def revoke_operator(self, operator: str, reason: str, *, now: dt.datetime) -> list[str]:
+        """Revoke every current credential of ``operator``; their serials (none: ``NotFound``
+        when the operator never had one)."""
+        holder = OPERATOR_PREFIX + operator
+        if not self.credentials.of_node(holder):
+            raise NotFound(f"no credential was ever issued to operator {operator!r}")
+        return self.credentials.revoke_node(holder, reason, now=now)
 
     def crl(self, *, now: dt.datetime) -> bytes:
         """The fleet CA's CRL of revoked, unexpired credentials (DER; ``GET /fleet/crl``).

@@ -16,20 +16,31 @@ servers (uvicorn through :mod:`ironroot.http`), the planes requiring mutual TLS.
 ``/health``, ``/ready``, ``/metrics``      as every Ironroot service
 =========================================  ==================================================
 
-**Control plane** (mutual TLS; a current ``control``-plane credential):
+**Control plane** (mutual TLS; a current ``control``-plane credential of a node, or of an
+operator: :func:`ironroot.fleet.check_caller`):
 
 =========================================  ==================================================
 ``GET /v1/whoami``                         the caller's credential
-``GET /v1/nodes``, ``GET /v1/nodes/{id}``  the node registry
-``GET /v1/placements``                     every VM placement
-``POST /v1/placements``                    JSON ``{"vm": name, "node"?: id}`` (no other
-                                           member) → 201 the placement, on an admitted
-                                           node only
-``POST /v1/rollouts``                      JSON ``{"class"?, "wave_size"?, "nodes"?,
+``GET /v1/nodes``                          the node registry (an operator only: a node is
+                                           403 ``operator-required``)
+``GET /v1/nodes/{id}``                     a node's record (a node: its own only, else 403
+                                           ``not-own-node`` before the registry is asked)
+``GET /v1/placements``                     every VM placement (a node: those on it)
+``POST /v1/placements``                    (an operator only, ``operator-required`` before
+                                           the body is read) JSON ``{"vm": name,
+                                           "node"?: id}`` (no other member) → 201 the
+                                           placement, on an admitted node only
+``POST /v1/rollouts``                      (a node only: ``node-required``) JSON
+                                           ``{"class"?, "wave_size"?, "nodes"?,
                                            "dry_run"?}`` → the rollout's report of the
                                            caller's own node (when the server runs
                                            rollouts: :func:`desired_rollout`)
 =========================================  ==================================================
+
+An operator's credential (``ironroot fleet operator issue``: the scheduler's, a person's)
+reads the whole registry and places VMs; a node's reads its own record and placements, since
+its attestation says what it runs, not that it may see or steer its peers (where every VM
+runs is what a co-residency attack starts from; a node placing VMs could squat their names).
 
 A rollout started on the control plane brings the **caller's own node** to its class's
 desired state *in force* — a document approved by the class's signers on the log (two-person
@@ -115,7 +126,12 @@ from ironroot.errors import (
     RoleNotPermitted,
 )
 from ironroot.fleet._admission import AdmissionAuthority, AdmissionRequest
-from ironroot.fleet._credentials import Credential, check_credential
+from ironroot.fleet._credentials import (
+    Credential,
+    OperatorCredential,
+    check_caller,
+    check_credential,
+)
 from ironroot.fleet._fleet import Fleet
 from ironroot.http import (
     Handler,
@@ -296,6 +312,27 @@ def _presented(request: Request) -> bytes | None:
     return chain[0].encode("ascii") if chain else None
 
 
+Caller = Credential | OperatorCredential
+
+
+def _refused(credential: Credential, code: str) -> None:
+    """A node asking for what is not its own is what a compromised node does: a warning."""
+    _log.warning("%s asked the control plane for what is not its own (%s)", credential.node, code)
+
+
+def _operator(credential: Caller, what: str) -> OperatorCredential:
+    """``credential`` when it is an operator's; a node's is ``RoleNotPermitted``
+    ``operator-required`` (403)."""
+    if isinstance(credential, OperatorCredential):
+        return credential
+    _refused(credential, "operator-required")
+    raise RoleNotPermitted(
+        f"{what} is an operator's (ironroot fleet operator issue), not a node's: "
+        f"{credential.node} may read its own record and placements",
+        code="operator-required",
+    )
+
+
 def plane_app(
     authority: AdmissionAuthority,
     plane: str,
@@ -309,10 +346,10 @@ def plane_app(
     fleet = authority.fleet
     rate = _RolloutRate()
 
-    async def caller(request: Request) -> Credential:
+    async def caller(request: Request) -> Caller:
         presented = _presented(request)
         return await run_in_threadpool(
-            check_credential,
+            check_caller if plane == "control" else check_credential,
             presented,
             plane=plane,
             ca=authority.ca,
@@ -321,7 +358,7 @@ def plane_app(
             now=clock(),
         )
 
-    async def caller_and_body(request: Request) -> tuple[Credential, Mapping[str, Any]]:
+    async def caller_and_body(request: Request) -> tuple[Caller, Mapping[str, Any]]:
         """The caller and its request's JSON body: the caller checked before the body is read
         (a refused caller sends none) and again once it is, when the request acts — a client
         may take the body timeout to send it, and a node quarantined (or a credential revoked
@@ -335,24 +372,33 @@ def plane_app(
         return JSONResponse(credential.to_json())
 
     async def nodes(request: Request) -> Response:
-        await caller(request)
+        _operator(await caller(request), "reading the whole registry")
         records = await run_in_threadpool(fleet.records)
         counts = await run_in_threadpool(fleet.status_counts)
         return JSONResponse({"counts": counts, "nodes": [r.to_json() for r in records]})
 
     async def node(request: Request) -> Response:
-        await caller(request)
-        record = await run_in_threadpool(fleet.record_of, request.path_params["node"])
+        credential = await caller(request)
+        wanted = request.path_params["node"]
+        if isinstance(credential, Credential) and wanted != credential.node:
+            _refused(credential, "not-own-node")  # before the registry is asked: no oracle
+            raise RoleNotPermitted(
+                f"a node's credential reads that node's record only ({credential.node})",
+                code="not-own-node",
+            )
+        record = await run_in_threadpool(fleet.record_of, wanted)
         return JSONResponse(record.to_json())
 
     async def placements(request: Request) -> Response:
         credential = await caller(request)
-        scope = None if plane == "control" else credential.node
+        scope = None if isinstance(credential, OperatorCredential) else credential.node
         found = await run_in_threadpool(authority.placements, scope)
         return JSONResponse({"placements": [p.to_json() for p in found]})
 
     async def place(request: Request) -> Response:
+        _operator(await caller(request), "placing a VM")  # a node sends no body
         credential, body = await caller_and_body(request)
+        operator = _operator(credential, "placing a VM")
         vm, target = body.get("vm"), body.get("node")
         if (
             not isinstance(vm, str)
@@ -361,14 +407,21 @@ def plane_app(
         ):
             raise MalformedInput('a placement is {"vm": name, "node"?: id}, no other member')
         placement = await run_in_threadpool(
-            authority.place, vm, now=clock(), node=target, requested_by=credential.node
+            authority.place, vm, now=clock(), node=target, requested_by=operator.holder
         )
         return JSONResponse(placement.to_json(), status_code=201)
 
     async def start_rollout(request: Request) -> Response:
-        credential, body = await caller_and_body(request)
+        caller_credential, body = await caller_and_body(request)
         if rollout is None:
             raise NotFound("this control plane runs no rollouts")
+        if isinstance(caller_credential, OperatorCredential):
+            raise RoleNotPermitted(
+                "POST /v1/rollouts rolls out the calling node: an operator's rollouts run "
+                "with the fleet's directory (ironroot fleet rollout)",
+                code="node-required",
+            )
+        credential = caller_credential
         try:
             scoped = _own_rollout(credential, body)  # the caller's own node, or 403
         except RoleNotPermitted as exc:  # what a compromised node does: say so, not at debug

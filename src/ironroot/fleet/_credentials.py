@@ -41,6 +41,21 @@ fleet credential        OID ``2.25.82416172744894855359577933019049330644`` (a U
                         (its JWT bytes), so whoever holds the EAR can check the link
 ======================  ===================================================================
 
+Operators. An operator's credential (:meth:`FleetCA.issue_operator`,
+``ironroot fleet operator issue``) is the same profile but for the subject,
+``CN=<operator>, OU=operator``, and, in place of the fleet credential extension, the fleet
+operator extension (:data:`FLEET_OPERATOR_OID`, not critical)::
+
+    FleetOperator ::= SEQUENCE {
+        version   INTEGER (1),
+        operator  UTF8String (SIZE (1..64))
+    }
+
+It is for the control plane only, carries no EAR and names no node; the store records it
+under ``operator:<name>`` (:data:`OPERATOR_PREFIX`). :func:`check_caller` (the control
+plane's check) takes either credential; :func:`check_credential`, :func:`parse_credential`
+and :func:`verify_credential` a node's only.
+
 :func:`parse_credential` reads a certificate under this profile (``MalformedCertificate`` for
 anything else: no extension, a second one, a value that is not the one DER encoding, a subject
 that does not name the extension's node). The decoder is strict: the value must re-encode to
@@ -105,7 +120,7 @@ import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -162,11 +177,15 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_LIFETIME",
     "FLEET_CREDENTIAL_OID",
+    "FLEET_OPERATOR_OID",
+    "OPERATOR_PREFIX",
     "PLANES",
     "Credential",
     "CredentialStatus",
     "CredentialStore",
     "FleetCA",
+    "OperatorCredential",
+    "check_caller",
     "check_credential",
     "crl_revocations",
     "csr_public_key",
@@ -188,6 +207,12 @@ _OID: Final = x509.ObjectIdentifier(FLEET_CREDENTIAL_OID)
 # What a relying party on a credential processes (RFC 5280 §4.2): the standard extensions and
 # the fleet credential extension; a credential carrying any other critical one is refused.
 _CREDENTIAL_EXTENSIONS: Final = ExtensionProfile.of("fleet credential", _OID)
+FLEET_OPERATOR_OID: Final = "2.25.6544525941375609869603044232047540733"
+_OPERATOR_OID: Final = x509.ObjectIdentifier(FLEET_OPERATOR_OID)
+_OPERATOR_EXTENSIONS: Final = ExtensionProfile.of("fleet operator credential", _OPERATOR_OID)
+OPERATOR_PREFIX: Final = "operator:"
+"""How the credential store names an operator's credentials (``operator:<name>``; a node id
+cannot hold a colon, so an operator never shares a node's rows)."""
 _EAR_ID: Final = re.compile(r"urn:ironroot:ear:sha256:[0-9a-f]{64}")
 _NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 _CA_YEARS: Final = 10
@@ -231,6 +256,13 @@ class _FleetCredential(univ.Sequence):
     )
 
 
+class _FleetOperator(univ.Sequence):
+    componentType = namedtype.NamedTypes(
+        namedtype.NamedType("version", _Version()),
+        namedtype.NamedType("operator", _Name()),
+    )
+
+
 def _encode_extension(node: str, node_class: str, plane: str, ear_id: str) -> bytes:
     value = _FleetCredential()
     value["version"] = 1
@@ -256,6 +288,25 @@ def _decode_extension(data: bytes) -> tuple[str, str, str, str]:
         )
     except (PyAsn1Error, IndexError, ValueError, UnicodeError) as exc:
         raise MalformedCertificate(f"the fleet credential extension does not parse: {exc}") from exc
+
+
+def _encode_operator(operator: str) -> bytes:
+    value = _FleetOperator()
+    value["version"] = 1
+    value["operator"] = operator
+    return bytes(der_encoder.encode(value))
+
+
+def _decode_operator(data: bytes) -> str:
+    if len(data) > _MAX_EXTENSION:
+        raise MalformedCertificate("the fleet operator extension is too large")
+    try:
+        value, rest = der_decoder.decode(data, asn1Spec=_FleetOperator())
+        if rest or bytes(der_encoder.encode(value)) != data:
+            raise MalformedCertificate("the fleet operator extension is not canonical DER")
+        return str(value["operator"])
+    except (PyAsn1Error, ValueError, UnicodeError) as exc:
+        raise MalformedCertificate(f"the fleet operator extension does not parse: {exc}") from exc
 
 
 def ear_id_of(ear: bytes) -> str:
@@ -327,9 +378,15 @@ class Credential:
     def pem(self) -> bytes:
         return load_certificate(self.der, der_only=True).public_bytes(Encoding.PEM)
 
+    @property
+    def holder(self) -> str:
+        """Whose credential it is, as the credential store names it: the node."""
+        return self.node
+
     def to_json(self) -> dict[str, Any]:
         return {
             "serial": self.serial,
+            "role": "node",
             "node": self.node,
             "class": self.node_class,
             "plane": self.plane,
@@ -339,14 +396,60 @@ class Credential:
         }
 
 
-def _credential_of(cert: x509.Certificate) -> Credential:
-    found = [e for e in cert.extensions if e.oid == _OID]
+@dataclass(frozen=True, slots=True)
+class OperatorCredential:
+    """An operator's control-plane credential (module docs, "Operators"): no node, no EAR;
+    ``serial`` as lower-case hex."""
+
+    serial: str
+    operator: str
+    not_before: dt.datetime
+    not_after: dt.datetime
+    der: bytes = field(repr=False)
+
+    plane: ClassVar[str] = "control"
+    ear_id: ClassVar[str] = ""
+
+    @property
+    def holder(self) -> str:
+        """Whose credential it is, as the credential store names it: ``operator:<name>``."""
+        return OPERATOR_PREFIX + self.operator
+
+    @property
+    def pem(self) -> bytes:
+        return load_certificate(self.der, der_only=True).public_bytes(Encoding.PEM)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "serial": self.serial,
+            "role": "operator",
+            "operator": self.operator,
+            "plane": self.plane,
+            "not_before": self.not_before.isoformat().replace("+00:00", "Z"),
+            "not_after": self.not_after.isoformat().replace("+00:00", "Z"),
+        }
+
+
+def _opaque(cert: x509.Certificate, oid: x509.ObjectIdentifier, what: str) -> bytes | None:
+    """The value of ``cert``'s one extension ``oid`` (None when it has none)."""
+    found = [e for e in cert.extensions if e.oid == oid]
+    if not found:
+        return None
     if len(found) != 1:
-        raise MalformedCertificate("the certificate carries no single fleet credential extension")
+        raise MalformedCertificate(f"the certificate carries the {what} extension twice")
     value = found[0].value
     if not isinstance(value, x509.UnrecognizedExtension):
-        raise MalformedCertificate("the fleet credential extension is not an opaque value")
-    node, node_class, plane, ear_id = _decode_extension(value.value)
+        raise MalformedCertificate(f"the {what} extension is not an opaque value")
+    return value.value
+
+
+def _credential_of(cert: x509.Certificate) -> Credential:
+    data = _opaque(cert, _OID, "fleet credential")
+    if data is None:
+        raise MalformedCertificate("the certificate carries no single fleet credential extension")
+    if _opaque(cert, _OPERATOR_OID, "fleet operator") is not None:
+        raise MalformedCertificate("a credential is a node's or an operator's, not both")
+    node, node_class, plane, ear_id = _decode_extension(data)
     if (
         not _NAME.fullmatch(node)
         or not _NAME.fullmatch(node_class)
@@ -357,6 +460,30 @@ def _credential_of(cert: x509.Certificate) -> Credential:
     if len(names) != 1 or names[0].value != node:
         raise MalformedCertificate("the credential's subject does not name its node")
     return Credential.of(cert, node, node_class, plane, ear_id)
+
+
+def _operator_of(cert: x509.Certificate) -> OperatorCredential:
+    data = _opaque(cert, _OPERATOR_OID, "fleet operator")
+    if data is None:
+        raise MalformedCertificate("the certificate carries no fleet operator extension")
+    if _opaque(cert, _OID, "fleet credential") is not None:
+        raise MalformedCertificate("a credential is a node's or an operator's, not both")
+    operator = _decode_operator(data)
+    if not _NAME.fullmatch(operator):
+        raise MalformedCertificate("the fleet operator extension names a malformed operator")
+    names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    units = cert.subject.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME)
+    if len(names) != 1 or names[0].value != operator:
+        raise MalformedCertificate("the credential's subject does not name its operator")
+    if len(units) != 1 or units[0].value != "operator":
+        raise MalformedCertificate("an operator credential's subject has OU=operator")
+    return OperatorCredential(
+        format(cert.serial_number, "x"),
+        operator,
+        cert.not_valid_before_utc,
+        cert.not_valid_after_utc,
+        cert.public_bytes(Encoding.DER),
+    )
 
 
 def parse_credential(data: bytes) -> Credential:
@@ -623,6 +750,41 @@ class FleetCA:
         # The values just put in: not read back through the profile's parser.
         return Credential.of(cert, node, node_class, plane, ear_id)
 
+    def issue_operator(
+        self, spki: bytes, *, operator: str, now: dt.datetime, lifetime: int = DEFAULT_LIFETIME
+    ) -> OperatorCredential:
+        """An operator's control-plane credential for the key ``spki`` (DER
+        SubjectPublicKeyInfo, ECDSA P-384): ``CN=<operator>, OU=operator``, the fleet operator
+        extension (module docs, "Operators")."""
+        _check_name(operator, "operator")
+        start = _utc(now)
+        key = PublicKey.from_der(spki)
+        if key.algorithm is not Algorithm.ES384:
+            raise UnsupportedAlgorithm("a fleet credential key is ECDSA P-384")
+        subject = x509.Name(
+            [
+                x509.NameAttribute(NameOID.COMMON_NAME, operator),
+                x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "operator"),
+            ]
+        )
+        end = start + dt.timedelta(seconds=check_lifetime(lifetime))
+        cert = (
+            self._builder(subject, key.raw, start, end)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+            .add_extension(
+                x509.UnrecognizedExtension(_OPERATOR_OID, _encode_operator(operator)),
+                critical=False,
+            )
+            .sign(self._key.raw, hashes.SHA384())
+        )
+        return OperatorCredential(
+            format(cert.serial_number, "x"),
+            operator,
+            cert.not_valid_before_utc,
+            cert.not_valid_after_utc,
+            cert.public_bytes(Encoding.DER),
+        )
+
     def issue_server(
         self, public_key: PublicKey, *, hosts: Sequence[str], now: dt.datetime, days: int = 7
     ) -> bytes:
@@ -783,8 +945,9 @@ class CredentialStore:
         self._tx = self._file.tx
         self._read = self._file.read  # no write lock: a plane request never waits for a writer
 
-    def add(self, *credentials: Credential) -> None:
-        """Record issued credentials and the key each certifies (one transaction)."""
+    def add(self, *credentials: Credential | OperatorCredential) -> None:
+        """Record issued credentials and the key each certifies (one transaction); an
+        operator's under ``operator:<name>``, with no EAR."""
         with self._tx() as db:
             db.executemany(
                 "INSERT INTO credentials (serial, node, plane, ear_id, not_before, not_after) "
@@ -792,7 +955,7 @@ class CredentialStore:
                 [
                     (
                         c.serial,
-                        c.node,
+                        c.holder,
                         c.plane,
                         c.ear_id,
                         _text(c.not_before),
@@ -919,15 +1082,42 @@ def check_credential(
     fleet: Fleet,
     now: dt.datetime,
 ) -> Credential:
-    """The checks of every control- and data-plane request (module docs, in order)."""
+    """The checks of every data-plane request (module docs, in order): a node's credential
+    only (an operator's is ``RoleNotPermitted`` ``operator-not-permitted``)."""
+    caller = check_caller(presented, plane=plane, ca=ca, store=store, fleet=fleet, now=now)
+    if isinstance(caller, OperatorCredential):
+        raise RoleNotPermitted(
+            f"operator {caller.operator}'s credential is refused here: a node's is required",
+            code="operator-not-permitted",
+        )
+    return caller
+
+
+def check_caller(
+    presented: bytes | None,
+    *,
+    plane: str,
+    ca: FleetCA,
+    store: CredentialStore,
+    fleet: Fleet,
+    now: dt.datetime,
+) -> Credential | OperatorCredential:
+    """The checks of every control-plane request (module docs, in order): a node's
+    credential, or an operator's (which is for the control plane only, and names no node
+    whose status could be checked)."""
     if not presented:
         raise CredentialRejected(
             "no client certificate: present a fleet credential", code="credential-missing"
         )
+    credential: Credential | OperatorCredential
     try:
         cert = load_certificate(presented, what="client certificate")
-        credential = _credential_of(cert)
-        _CREDENTIAL_EXTENSIONS.check(cert)
+        if _opaque(cert, _OPERATOR_OID, "fleet operator") is not None:
+            credential = _operator_of(cert)
+            _OPERATOR_EXTENSIONS.check(cert)
+        else:
+            credential = _credential_of(cert)
+            _CREDENTIAL_EXTENSIONS.check(cert)
     except (MalformedCertificate, ChainNotTrusted) as exc:
         raise CredentialRejected(
             f"the client certificate is not a fleet credential: {exc.detail}",
@@ -955,12 +1145,13 @@ def check_credential(
             code="credential-not-yet-valid",
         )
     if when >= credential.not_after:
+        again = "attest again" if isinstance(credential, Credential) else "get a new one"
         raise CredentialRejected(
-            f"the credential expired at {credential.not_after.isoformat()}: attest again",
+            f"the credential expired at {credential.not_after.isoformat()}: {again}",
             code="credential-expired",
         )
     status = store.status(credential.serial)
-    if status is None or status.node != credential.node:
+    if status is None or status.node != credential.holder:
         raise CredentialRejected(
             "the fleet has no record of this credential", code="credential-unknown"
         )
@@ -968,6 +1159,8 @@ def check_credential(
         raise CredentialRejected(
             f"the credential was revoked ({status.reason})", code="credential-revoked"
         )
+    if isinstance(credential, OperatorCredential):
+        return credential
     try:
         record = fleet.record_of(credential.node)
     except NotFound as exc:

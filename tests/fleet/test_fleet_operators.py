@@ -1,0 +1,321 @@
+"""Operators on the control plane: what a node's credential may no longer do (the whole
+registry, other nodes' records and placements, placing VMs), what an operator's credential may
+(and may not: the data plane, rollouts over HTTP), its revocation and expiry, forged and
+unrecorded operator credentials, and ``ironroot fleet operator issue | revoke``."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from tests.fleet.fleet_site import Clock, Site, problem, running_site
+from tests.platform.node_world import NOW, World, make_world
+
+from ironroot.cli import main
+from ironroot.crypto import Algorithm, PrivateKey, load_signer
+from ironroot.errors import (
+    CredentialRejected,
+    MalformedCertificate,
+    NotFound,
+    RoleNotPermitted,
+)
+from ironroot.fleet import (
+    FLEET_CREDENTIAL_OID,
+    FLEET_OPERATOR_OID,
+    OperatorCredential,
+    check_caller,
+    check_credential,
+    parse_credential,
+    verify_credential,
+)
+from ironroot.http import client_context
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    with make_world(tmp_path_factory.mktemp("operators-world")) as w:
+        yield w
+
+
+@pytest.fixture(scope="module")
+def site(world: World, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    with running_site(world, tmp_path_factory.mktemp("operators")) as made:
+        made.authority.place("cvm-on-2", node="node-0002", now=NOW)
+        made.authority.place("cvm-on-3", node="node-0003", now=NOW)
+        yield made
+
+
+@pytest.fixture
+def clock(site: Site) -> Iterator[Clock]:
+    yield site.clock
+    site.clock.now = NOW
+
+
+def _vms(response: httpx.Response) -> list[str]:
+    assert response.status_code == 200, response.text
+    return sorted(p["vm"] for p in response.json()["placements"])
+
+
+# --- a node's credential: its own node only -----------------------------------------------
+
+
+def test_a_node_reads_its_own_record_and_placements_only(site: Site) -> None:
+    url = site.servers.control_url
+    with site.client("node-0002", "control") as node:
+        assert problem(node.get(f"{url}/v1/nodes")) == (
+            403,
+            "operator-required",
+            "Role Not Permitted",
+        )
+        assert problem(node.get(f"{url}/v1/nodes/node-0003")) == (
+            403,
+            "not-own-node",
+            "Role Not Permitted",
+        )
+        # refused before the registry is asked: an unknown node is the same answer
+        assert problem(node.get(f"{url}/v1/nodes/node-9999"))[1] == "not-own-node"
+        assert node.get(f"{url}/v1/nodes/node-0002").json()["id"] == "node-0002"
+        assert _vms(node.get(f"{url}/v1/placements")) == ["cvm-on-2"]
+
+
+def test_a_node_places_no_vm_and_its_body_is_not_read(site: Site) -> None:
+    url = f"{site.servers.control_url}/v1/placements"
+    events = site.fleet.events(limit=100_000)
+    with site.client("node-0001", "control") as node:
+        for body in ({"vm": "cvm-squat"}, {"vm": "cvm-squat", "node": "node-0001"}):
+            assert problem(node.post(url, json=body)) == (
+                403,
+                "operator-required",
+                "Role Not Permitted",
+            )
+        # a body that is not even JSON: the refusal comes first
+        refused = node.post(url, content=b"\xff" * 100, headers={"content-type": "text/plain"})
+        assert problem(refused)[1] == "operator-required"
+    assert "cvm-squat" not in [p.vm for p in site.authority.placements()]
+    assert site.fleet.events(limit=100_000) == events
+
+
+def test_a_node_asking_for_what_is_not_its_own_is_a_warning(
+    site: Site, caplog: pytest.LogCaptureFixture
+) -> None:
+    with site.client("node-0003", "control") as node, caplog.at_level("WARNING"):
+        node.get(f"{site.servers.control_url}/v1/nodes")
+    assert any(
+        r.name == "ironroot.fleet"
+        and "node-0003" in r.getMessage()
+        and "operator-required" in r.getMessage()
+        for r in caplog.records
+    )
+
+
+# --- an operator's credential ----------------------------------------------------------------
+
+
+def test_an_operator_reads_the_registry_and_places_anywhere(site: Site) -> None:
+    url = site.servers.control_url
+    with site.operator("olivia") as operator:
+        me = operator.get(f"{url}/v1/whoami").json()
+        assert me["role"] == "operator"
+        assert me["operator"] == "olivia"
+        assert me["plane"] == "control"
+        assert "node" not in me
+        nodes = operator.get(f"{url}/v1/nodes").json()
+        assert [n["id"] for n in nodes["nodes"]] == ["node-0001", "node-0002", "node-0003"]
+        assert operator.get(f"{url}/v1/nodes/node-0003").json()["id"] == "node-0003"
+        assert problem(operator.get(f"{url}/v1/nodes/node-9999"))[0] == 404
+        assert {"cvm-on-2", "cvm-on-3"} <= set(_vms(operator.get(f"{url}/v1/placements")))
+        placed = operator.post(f"{url}/v1/placements", json={"vm": "cvm-ops", "node": "node-0001"})
+        assert placed.status_code == 201, placed.text
+    event = [e for e in site.fleet.events(node="node-0001") if e.kind == "placed"][-1]
+    assert event.detail == {"vm": "cvm-ops", "by": "operator:olivia"}
+
+
+def test_an_operator_starts_no_rollout_over_http_and_is_refused_on_the_data_plane(
+    site: Site,
+) -> None:
+    events = site.fleet.events(limit=100_000)
+    with site.operator("oscar") as operator:
+        rollout = operator.post(f"{site.servers.control_url}/v1/rollouts", json={"dry_run": True})
+        assert problem(rollout) == (403, "node-required", "Role Not Permitted")
+        data = operator.get(f"{site.servers.data_url}/v1/whoami")
+        assert problem(data) == (403, "wrong-plane", "Role Not Permitted")
+    assert site.fleet.events(limit=100_000) == events
+
+
+def test_a_revoked_operator_is_refused_and_listed_on_the_crl(site: Site) -> None:
+    url = site.servers.control_url
+    with site.operator("rita") as operator:
+        assert operator.get(f"{url}/v1/nodes").status_code == 200
+        (serial,) = site.authority.revoke_operator("rita", "left the team", now=NOW)
+        assert problem(operator.get(f"{url}/v1/nodes")) == (
+            401,
+            "credential-revoked",
+            "Credential Rejected",
+        )
+    crl = x509.load_der_x509_crl(site.authority.crl(now=NOW))
+    assert int(serial, 16) in {r.serial_number for r in crl}
+    assert site.authority.revoke_operator("rita", "again", now=NOW) == []  # nothing current
+    with pytest.raises(NotFound):
+        site.authority.revoke_operator("nobody", "never issued", now=NOW)
+
+
+def test_an_operator_credential_expires(site: Site, clock: Clock) -> None:
+    url = f"{site.servers.control_url}/v1/whoami"
+    with site.operator("eve") as operator:
+        clock.now = NOW + dt.timedelta(minutes=59)
+        assert operator.get(url).status_code == 200
+        clock.now = NOW + dt.timedelta(hours=1)
+        assert problem(operator.get(url)) == (401, "credential-expired", "Credential Rejected")
+
+
+def test_an_operator_credential_the_fleet_never_recorded_is_refused(site: Site) -> None:
+    """Signed by the fleet CA but not in the credential store (a copy of the CA key used
+    behind the fleet's back): ``credential-unknown``."""
+    key = PrivateKey.generate(Algorithm.ES384)
+    unrecorded = site.authority.ca.issue_operator(
+        key.public_key.to_der(), operator="mallory", now=NOW
+    )
+    with pytest.raises(CredentialRejected) as caught:
+        _check(site, unrecorded.pem)
+    assert caught.value.code == "credential-unknown"
+
+
+def _forged(site: Site, *, oids: tuple[str, ...], ou: str = "operator") -> bytes:
+    """A certificate signed by the fleet CA's own key with the given extensions (each an
+    operator extension value for ``forger``)."""
+    ca_key = load_signer(site.authority.directory / "ca.key.pem")
+    key = PrivateKey.generate(Algorithm.ES384)
+    value = bytes.fromhex("300b020101") + b"\x0c\x06forger"  # SEQUENCE {1, "forger"}
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(
+            x509.Name(
+                [
+                    x509.NameAttribute(NameOID.COMMON_NAME, "forger"),
+                    x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, ou),
+                ]
+            )
+        )
+        .issuer_name(site.authority.ca.certificate.subject)
+        .public_key(key.public_key.raw)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(NOW)
+        .not_valid_after(NOW + dt.timedelta(hours=1))
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+    )
+    for oid in oids:
+        builder = builder.add_extension(
+            x509.UnrecognizedExtension(x509.ObjectIdentifier(oid), value), critical=False
+        )
+    cert = builder.sign(ca_key.raw, hashes.SHA384())  # type: ignore[arg-type]
+    return cert.public_bytes(Encoding.PEM)
+
+
+def _check(site: Site, pem: bytes, plane: str = "control") -> object:
+    return check_caller(
+        pem,
+        plane=plane,
+        ca=site.authority.ca,
+        store=site.authority.credentials,
+        fleet=site.fleet,
+        now=NOW,
+    )
+
+
+def test_a_certificate_claiming_to_be_a_node_and_an_operator_is_malformed(site: Site) -> None:
+    with pytest.raises(CredentialRejected) as alone:
+        _check(site, _forged(site, oids=(FLEET_OPERATOR_OID,)))
+    assert alone.value.code == "credential-unknown"  # well-formed, never recorded
+    both = _forged(site, oids=(FLEET_OPERATOR_OID, FLEET_CREDENTIAL_OID))
+    with pytest.raises(CredentialRejected) as caught:
+        _check(site, both)
+    assert caught.value.code == "credential-malformed"
+    assert "not both" in caught.value.detail
+    with pytest.raises(CredentialRejected) as unit:
+        _check(site, _forged(site, oids=(FLEET_OPERATOR_OID,), ou="control-plane"))
+    assert unit.value.code == "credential-malformed"
+    assert "OU=operator" in unit.value.detail
+
+
+def test_the_node_only_check_and_the_offline_readers_refuse_an_operator(site: Site) -> None:
+    _, credential = site.authority.issue_operator("ada", now=NOW)
+    assert isinstance(_check(site, credential.pem), OperatorCredential)
+    kwargs = {
+        "ca": site.authority.ca,
+        "store": site.authority.credentials,
+        "fleet": site.fleet,
+        "now": NOW,
+    }
+    with pytest.raises(RoleNotPermitted) as data:
+        check_credential(credential.pem, plane="data", **kwargs)  # type: ignore[arg-type]
+    assert data.value.code == "wrong-plane"
+    with pytest.raises(RoleNotPermitted) as control:
+        check_credential(credential.pem, plane="control", **kwargs)  # type: ignore[arg-type]
+    assert control.value.code == "operator-not-permitted"
+    with pytest.raises(MalformedCertificate):
+        parse_credential(credential.pem)
+    with pytest.raises(MalformedCertificate):
+        verify_credential(credential.pem, site.authority.ca.der, at=NOW)
+
+
+# --- the CLI ---------------------------------------------------------------------------------
+
+
+def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict[str, object]]:
+    code = main([*argv, "--json"])
+    return code, json.loads(capsys.readouterr().out)
+
+
+def test_operator_issue_and_revoke_from_the_cli(
+    site: Site, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fleet = ("--fleet", str(site.fleet.directory))
+    at = ("--at", NOW.isoformat().replace("+00:00", "Z"))
+    out = tmp_path / "grace"
+    code, issued = _run(
+        capsys, "fleet", "operator", "issue", "grace", *fleet, "--out", str(out), *at
+    )
+    assert code == 0, issued
+    assert issued["role"] == "operator"
+    assert issued["operator"] == "grace"
+    assert stat.S_IMODE((out / "operator.key.pem").stat().st_mode) == 0o600
+    assert (out / "ca.cert.pem").read_bytes() == site.authority.ca.pem
+    context = client_context(
+        out / "ca.cert.pem", out / "operator.cert.pem", out / "operator.key.pem"
+    )
+    with httpx.Client(verify=context) as operator:
+        assert operator.get(f"{site.servers.control_url}/v1/nodes").status_code == 200
+    # the directory holds a credential already: refused, nothing issued or replaced
+    key = (out / "operator.key.pem").read_bytes()
+    before = len(site.authority.credentials.of_node("operator:grace"))
+    code, again = _run(
+        capsys, "fleet", "operator", "issue", "grace", *fleet, "--out", str(out), *at
+    )
+    assert (code, again["error"]["code"]) == (2, "config")  # type: ignore[index]
+    assert (out / "operator.key.pem").read_bytes() == key
+    assert len(site.authority.credentials.of_node("operator:grace")) == before
+    code, bad = _run(
+        capsys, "fleet", "operator", "issue", "../x", *fleet, "--out", str(tmp_path / "x"), *at
+    )
+    assert (code, bad["error"]["code"]) == (2, "config")  # type: ignore[index]
+    code, revoked = _run(
+        capsys, "fleet", "operator", "revoke", "grace", *fleet, "--reason", "rotated", *at
+    )
+    assert code == 0, revoked
+    assert revoked["revoked"] == [issued["serial"]]
+    with httpx.Client(verify=context) as operator:
+        response = operator.get(f"{site.servers.control_url}/v1/nodes")
+    assert problem(response) == (401, "credential-revoked", "Credential Rejected")
+    code, unknown = _run(
+        capsys, "fleet", "operator", "revoke", "nobody", *fleet, "--reason", "x", *at
+    )
+    assert (code, unknown["error"]["code"]) == (1, "not-found")  # type: ignore[index]
