@@ -17,7 +17,7 @@ from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.ear import Appraisal, AttestationResult, VerifierId, sign_ear_jwt
 from ironroot.errors import ReleaseDenied, ResultExpired, UnknownIssuer
 from ironroot.fleet import Fleet, FleetReleaseGate, attest_node, quarantine, readmit
-from ironroot.hsm import HsmRelease, KeyType
+from ironroot.hsm import HsmRelease, KeyType, WrappingKey
 from ironroot.keyrelease import (
     HsmVault,
     KeyReleaseService,
@@ -139,7 +139,9 @@ class _QuarantinedWhileTheHsmDecides:
     def challenge(self, client: str | None = None) -> tuple[bytes, int]:
         return self.vault.challenge(client)
 
-    def release(self, handle: str, *, ear: bytes, nonce: bytes, recipient: bytes) -> HsmRelease:
+    def release(
+        self, handle: str, *, ear: bytes, nonce: bytes, recipient: WrappingKey
+    ) -> HsmRelease:
         quarantine(self.fleet, self.node, "drift found by a scan", now=NOW)
         return self.vault.release(handle, ear=ear, nonce=nonce, recipient=recipient)
 

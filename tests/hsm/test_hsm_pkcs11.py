@@ -23,6 +23,7 @@ from ironroot.errors import (
     ConfigError,
     KeyNotExportable,
     KeyUsageNotPermitted,
+    LimitExceeded,
     MalformedInput,
     NotFound,
     PolicyRejected,
@@ -32,6 +33,7 @@ from ironroot.errors import (
 )
 from ironroot.hsm import (
     BuiltinBackend,
+    HsmConfig,
     HsmSigner,
     KeyAttributes,
     KeyBackend,
@@ -545,3 +547,98 @@ def test_attributes_the_token_cannot_enforce_are_refused(
         f"the PKCS#11 backend cannot enforce {what}: the token would make the key without "
         "that restriction; use the built-in HSM for such a key"
     )
+
+
+# --- caps on what the backend takes (docs/hsm.md#backends) -----------------------------------
+
+
+@pytest.mark.parametrize("key_type", [KeyType.EC_P384, KeyType.ED25519, KeyType.HMAC_SHA384])
+def test_data_and_signatures_over_the_cap_are_refused_as_the_builtin_refuses_them(
+    token: str, device: object, key_type: KeyType
+) -> None:
+    """``max_data`` bounds data to sign or verify and a signature, as ``HsmConfig.max_data``
+    bounds the built-in HSM's (same default, same ``LimitExceeded`` and message), before the
+    token is asked: python-pkcs11 hands EdDSA and HMAC data to ``C_Sign`` whole (a real token
+    answers CKR_DATA_LEN_RANGE past its own limit, which was a ``StorageError`` that dropped
+    the key's checks)."""
+    assert HsmConfig().max_data == Pkcs11Backend.DEFAULT_MAX_DATA
+    identity = device.identity  # type: ignore[attr-defined]
+    hsm = new_hsm(identity, config=HsmConfig(scrypt_n=2**10, max_data=128))
+    officer, user, _auditor = sessions(hsm)
+    builtin = hsm.generate(officer, key_type, KeyAttributes.of(["sign", "verify"]))
+    with pytest.raises(LimitExceeded) as refused:
+        hsm.sign(user, builtin, bytes(129))
+    with Pkcs11Backend(token, token_label=LABEL, pin=PIN, max_data=128) as capped:
+        handle = capped.generate(key_type, KeyAttributes.of(["sign", "verify"]))
+        signature = capped.sign(handle, bytes(128))  # at the cap: taken
+        capped.verify(handle, signature, bytes(128))
+        with pytest.raises(LimitExceeded) as data:
+            capped.sign(handle, bytes(129))
+        assert type(data.value) is type(refused.value)
+        assert data.value.detail == refused.value.detail == "data is over 128 bytes"
+        with pytest.raises(LimitExceeded) as verified:
+            capped.verify(handle, signature, bytearray(129))
+        assert verified.value.detail == "data is over 128 bytes"
+        with pytest.raises(LimitExceeded) as sig:
+            capped.verify(handle, signature + bytes(129), bytes(128))
+        assert sig.value.detail == "signature is over 128 bytes"
+        capped.verify(handle, signature, bytes(128))  # the key's checks were kept
+    for bad in (0, -1, True, 1.5):
+        with pytest.raises(ConfigError) as config:
+            Pkcs11Backend(token, token_label=LABEL, pin=PIN, max_data=bad)  # type: ignore[arg-type]
+        assert config.value.detail == "a PKCS#11 backend's max_data is a positive integer"
+
+
+@pytest.mark.parametrize("pin", ["1" * 256, "é" * 128, "1" * 100_000, "12\ud80034"])
+def test_a_pin_over_255_bytes_or_not_unicode_is_refused_before_it_is_sent(
+    token: str, backend: Pkcs11Backend, pin: str
+) -> None:
+    """A PIN is at most 255 bytes of UTF-8 (SoftHSM2's and most tokens' ulMaxPinLen; a
+    longer one is CKR_PIN_LEN_RANGE from a token that checks): ``ConfigError``, as that
+    answer was, before the library is loaded. A lone surrogate let a ``UnicodeEncodeError``
+    out of python-pkcs11."""
+    with pytest.raises(ConfigError) as caught:
+        Pkcs11Backend(token, token_label=LABEL, pin=pin)
+    assert caught.value.detail == "a PKCS#11 PIN is Unicode text of at most 255 bytes (UTF-8)"
+    with pytest.raises(Unauthorized):  # 255 bytes: the token's to judge
+        Pkcs11Backend(token, token_label=LABEL, pin="1" * 255)
+
+
+def test_a_token_label_over_32_bytes_or_a_serial_over_16_names_no_token(token: str) -> None:
+    """CK_TOKEN_INFO's label is 32 bytes and its serial number 16 characters: a longer one
+    names no token. The label is ``NotFound`` (as a label no token has; its message no longer
+    repeats it whole), the serial ``ConfigError`` (as an empty one; it was
+    ``PolicyRejected`` token-serial-mismatch once the token was opened)."""
+    with pytest.raises(NotFound) as label:
+        Pkcs11Backend(token, token_label="x" * 33 + "y" * 100_000, pin=PIN)
+    assert label.value.detail == (
+        f"no PKCS#11 token labelled {'x' * 32!r}…: a token label is at most 32 bytes (UTF-8)"
+    )
+    with pytest.raises(ConfigError) as serial:
+        Pkcs11Backend(token, token_label=LABEL, pin=PIN, token_serial="0" * 17)
+    assert serial.value.detail == "a PKCS#11 token serial is 1 to 16 characters"
+
+
+def test_a_handle_over_128_hex_characters_is_not_found_and_not_repeated(
+    backend: Pkcs11Backend,
+) -> None:
+    """A handle is the hex of a CKA_ID, at most 64 bytes here (the backend's are 16): a longer
+    one is ``NotFound`` (as a handle that is not hex), without its bytes searched for on the
+    token or repeated whole in the error, for every use by handle."""
+    handle = backend.generate(KeyType.EC_P384, KeyAttributes.of(["sign", "verify"]))
+    signature = backend.sign(handle, b"m")
+    for long in ("ab" * 65, handle * 1_000_000):
+        uses = (
+            lambda h: backend.sign(h, b"m"),
+            lambda h: backend.verify(h, signature, b"m"),
+            backend.public_key,
+            lambda h: backend.attribute(h, Attribute.SENSITIVE),
+            backend.delete,
+        )
+        for use in uses:
+            with pytest.raises(NotFound) as caught:
+                use(long)
+            assert caught.value.detail == (
+                f"no key {long[:16]}…: a key handle is at most 128 hex characters"
+            )
+    backend.verify(handle, signature, b"m")

@@ -12,6 +12,7 @@ EXPECTED = [
     "CHECKPOINT_CONTENT_TYPE",
     "DEFAULT_KATS",
     "MAX_AUDIT_FILE",  # the most any reader takes of one audit log file (live or segment)
+    "MAX_QUORUM",  # the largest officer quorum: a login takes at most MAX_QUORUM - 1 approvers
     "AuditCheckpoint",
     "AuditRecord",
     "AuditReport",
@@ -114,6 +115,29 @@ def test_imports_stay_below_the_layer() -> None:
             ):
                 root = ".".join(node.module.split(".")[:2])
                 assert root in allowed, f"{path.name} imports {node.module}"
+
+
+def test_no_other_layer_imports_the_hsms_privates() -> None:
+    """Other layers use ``ironroot.hsm``'s public names, never its ``_`` modules."""
+    source = Path(ironroot.hsm.__file__).parent.parent
+    package = Path(ironroot.hsm.__file__).parent
+    found = []
+    for path in source.rglob("*.py"):
+        if package in path.parents:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                modules = [node.module or ""]
+            elif isinstance(node, ast.Import):
+                modules = [alias.name for alias in node.names]
+            else:
+                continue
+            found += [
+                f"{path.relative_to(source)}: {m}"
+                for m in modules
+                if m.startswith("ironroot.hsm._")
+            ]
+    assert found == []
 
 
 def test_no_secret_in_the_public_model_reprs() -> None:

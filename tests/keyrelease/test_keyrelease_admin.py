@@ -39,6 +39,7 @@ from ironroot.keyrelease import (
     KeyReleaseServerThread,
     KeyReleaseService,
     ReleasableKey,
+    WrappingKey,
     create_keyrelease_app,
     keyrelease_info,
 )
@@ -386,7 +387,7 @@ class _OfferingVault:
     def challenge(self, client: str | None = None) -> tuple[bytes, int]:
         raise NotImplementedError
 
-    def release(self, handle: str, *, ear: bytes, nonce: bytes, recipient: bytes) -> bytes:
+    def release(self, handle: str, *, ear: bytes, nonce: bytes, recipient: WrappingKey) -> bytes:
         raise NotImplementedError
 
     def key_type(self, handle: str) -> KeyType:

@@ -9,16 +9,20 @@ refuse such keys as ``MalformedInput`` code ``degenerate-wrapping-key``.
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
 import os
 import secrets
 from collections.abc import Callable
 
 import pytest
-from _kr_helpers import Harness, assert_problem, build_harness, make_ear
+from _kr_helpers import Harness, assert_problem, build_harness, make_ear, problem_of
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, mlkem, rsa
 
+from ironroot.cose import encode_cbor
+from ironroot.crypto import check_wrapping_key
 from ironroot.errors import MalformedInput, UnsupportedAlgorithm
 from ironroot.hsm import Role, WrappingKey, bind_report_data
 from ironroot.hsm._wrap import load_recipient
@@ -262,20 +266,163 @@ def test_a_release_to_a_degenerate_key_spends_no_nonce_and_asks_no_hsm(
     assert released.status_code == 200, released.content
 
 
-def test_a_wrapping_key_built_without_parse_is_checked_before_the_nonce_is_spent() -> None:
-    """A library caller may build the ``WrappingKey`` itself (its constructor checks
-    nothing): the service checks its SPKI before the HSM redeems the nonce."""
-    harness = build_harness()
-    zero = _spki(768, bytes(384 * 3 + 32))
-    loaded = serialization.load_der_public_key(zero)
-    assert isinstance(loaded, mlkem.MLKEM768PublicKey)
-    built = WrappingKey(spki=zero, kind="ML-KEM-768", key=loaded)
-    nonce = harness.nonce()
-    ear = make_ear(harness.verifier_key, nonce + built.digest)
-    request = ReleaseRequest(ear=ear, wrapping_key=built, nonce=nonce)
-    with harness.http, pytest.raises(MalformedInput) as caught:
-        harness.service.release("cel-key", request)
+def _degenerate_rsa() -> bytes:
+    return _rsa_spki(_odd_multiple(3, 3072))
+
+
+ZERO_MLKEM_768 = _spki(768, bytes(384 * 3 + 32))
+# each degenerate key the entry points are asked about, with the refusal's exact message
+DEGENERATE_KEYS: dict[str, tuple[Callable[[], bytes], str]] = {
+    "all-zero ML-KEM-768": (lambda: ZERO_MLKEM_768, ML_KEM_DEGENERATE),
+    "all-zero ML-KEM-1024": (lambda: _spki(1024, bytes(384 * 4 + 32)), ML_KEM_DEGENERATE),
+    "RSA-3072 with factor 3": (_degenerate_rsa, RSA_SMALL_FACTOR),
+}
+
+
+def _assert_degenerate(caught: pytest.ExceptionInfo[MalformedInput], message: str) -> None:
+    assert caught.type is MalformedInput
     assert caught.value.code == _CODE
-    assert str(caught.value) == ML_KEM_DEGENERATE
+    assert str(caught.value) == message
+
+
+@pytest.mark.parametrize("case", sorted(DEGENERATE_KEYS))
+def test_each_library_entry_point_refuses_a_degenerate_key(case: str) -> None:
+    make, message = DEGENERATE_KEYS[case]
+    der = make()
+    loaded = serialization.load_der_public_key(der)
+    assert isinstance(loaded, mlkem.MLKEM768PublicKey | mlkem.MLKEM1024PublicKey | rsa.RSAPublicKey)
+    for check in (lambda: check_wrapping_key(loaded), lambda: WrappingKey.parse(der)):
+        with pytest.raises(MalformedInput) as caught:
+            check()
+        _assert_degenerate(caught, message)
+    with pytest.raises(MalformedInput) as recipient:
+        load_recipient(der)
+    _assert_degenerate(recipient, message)
+
+
+@pytest.mark.parametrize("case", sorted(DEGENERATE_KEYS))
+def test_a_wrapping_key_built_without_parse_is_refused_when_it_is_made(case: str) -> None:
+    """A library caller may build the ``WrappingKey`` itself: its constructor makes the one
+    check, so no ``WrappingKey`` of a degenerate key exists for the service or the HSM to be
+    given (they do not check it again), and the nonce is not spent."""
+    make, message = DEGENERATE_KEYS[case]
+    der = make()
+    loaded = serialization.load_der_public_key(der)
+    assert isinstance(loaded, mlkem.MLKEM768PublicKey | mlkem.MLKEM1024PublicKey | rsa.RSAPublicKey)
+    kind = {1184: "ML-KEM-768", 1568: "ML-KEM-1024"}.get(len(der) - 22, "RSA-3072")
+    with pytest.raises(MalformedInput) as caught:
+        WrappingKey(spki=der, kind=kind, key=loaded)
+    _assert_degenerate(caught, message)
+    harness = build_harness()
+    nonce = harness.nonce()
     released = harness.service.release("cel-key", harness.request(harness.ear(nonce), nonce))
     assert harness.holds("cel-key", harness.unwrap(released, nonce))
+
+
+def test_a_wrapping_key_whose_spki_or_kind_is_not_its_keys_is_refused() -> None:
+    """The service and the HSM bind the SPKI's digest and wrap to the key: a ``WrappingKey``
+    naming one key and holding another would bind one and wrap to the other."""
+    mine = WrappingKey.parse(_spki_of(mlkem.MLKEM768PrivateKey.generate().public_key()))
+    other = mlkem.MLKEM768PrivateKey.generate().public_key()
+    with pytest.raises(MalformedInput) as caught:
+        WrappingKey(spki=mine.spki, kind="ML-KEM-768", key=other)
+    assert str(caught.value) == (
+        "the wrapping key's spki is not the canonical SubjectPublicKeyInfo of its key"
+    )
+    with pytest.raises(MalformedInput) as kind:
+        WrappingKey(spki=mine.spki, kind="ML-KEM-1024", key=mine.key)
+    assert str(kind.value) == "the wrapping key is ML-KEM-768, not 'ML-KEM-1024'"
+    with pytest.raises(UnsupportedAlgorithm):
+        WrappingKey(spki=mine.spki, kind="ML-KEM-768", key=b"not a key")  # type: ignore[arg-type]
+
+
+def test_a_release_request_holds_a_checked_wrapping_key_not_bytes() -> None:
+    with pytest.raises(MalformedInput) as caught:
+        ReleaseRequest(ear=b"e", wrapping_key=ZERO_MLKEM_768, nonce=bytes(32))  # type: ignore[arg-type]
+    assert str(caught.value) == "a release request's wrapping key is a WrappingKey"
+
+
+def _spki_of(key: mlkem.MLKEM768PublicKey | rsa.RSAPublicKey) -> bytes:
+    return key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+@pytest.mark.parametrize("case", sorted(DEGENERATE_KEYS))
+def test_the_hsm_refuses_a_release_to_a_degenerate_key(case: str) -> None:
+    """Asked directly (the key's SPKI as bytes), the HSM parses and checks the key itself,
+    after it redeemed the nonce (``Hsm.release``'s documented order), and audits the code."""
+    make, message = DEGENERATE_KEYS[case]
+    der = make()
+    harness = build_harness()
+    harness.hsm.add_identity(harness.officer, "auditor", Role.AUDITOR, b"auditor-credential")
+    nonce = harness.nonce()
+    ear = make_ear(harness.verifier_key, nonce + hashlib.sha256(der).digest())
+    with pytest.raises(MalformedInput) as caught:
+        harness.hsm.release(
+            harness.user, harness.handles["cel-key"], ear=ear, nonce=nonce, recipient=der
+        )
+    _assert_degenerate(caught, message)
+    auditor = harness.hsm.login("auditor", b"auditor-credential")
+    last = [r for r in harness.hsm.audit_records(auditor) if r.operation == "release"][-1]
+    assert last.result == _CODE
+
+
+@pytest.mark.parametrize("case", sorted(DEGENERATE_KEYS))
+def test_the_hsm_refuses_to_approve_or_wrap_to_a_degenerate_recipient(case: str) -> None:
+    make, message = DEGENERATE_KEYS[case]
+    der = make()
+    harness = build_harness()
+    with pytest.raises(MalformedInput) as approve:
+        harness.hsm.add_wrap_recipient(harness.officer, "escrow", der)
+    _assert_degenerate(approve, message)
+    with pytest.raises(MalformedInput) as wrap:
+        harness.hsm.wrap(harness.user, harness.handles["no-policy"], recipient=der)
+    _assert_degenerate(wrap, message)
+
+
+def _rsa_jwk(der: bytes) -> dict[str, str]:
+    loaded = serialization.load_der_public_key(der)
+    assert isinstance(loaded, rsa.RSAPublicKey)
+    numbers = loaded.public_numbers()
+
+    def b64(n: int) -> str:
+        raw = n.to_bytes((n.bit_length() + 7) // 8, "big")
+        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+    return {"kty": "RSA", "n": b64(numbers.n), "e": b64(numbers.e)}
+
+
+@pytest.mark.parametrize("form", ["cbor", "json", "json-jwk", "cbor-jwk"])
+def test_a_release_over_http_to_a_degenerate_rsa_key_spends_no_nonce(
+    served: Harness, form: str
+) -> None:
+    harness = served
+    der = _degenerate_rsa()
+    nonce = harness.nonce()
+    ear = make_ear(harness.verifier_key, nonce + hashlib.sha256(der).digest())
+    before = _release_records(harness)
+    if form in ("cbor", "json"):
+        refused = harness.post("cel-key", ear, nonce, wrapping_key=der, as_json=form == "json")
+    elif form == "json-jwk":
+        body = {
+            "ear": ear.decode(),
+            "wrapping_key": _rsa_jwk(der),
+            "nonce": base64.urlsafe_b64encode(nonce).rstrip(b"=").decode(),
+        }
+        refused = harness.http.post(
+            f"{harness.url}/keys/cel-key/release",
+            content=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json", "Accept": "application/json"},
+        )
+    else:
+        refused = harness.http.post(
+            f"{harness.url}/keys/cel-key/release",
+            content=encode_cbor({"ear": ear, "wrapping_key": _rsa_jwk(der), "nonce": nonce}),
+            headers={"Content-Type": "application/cbor"},
+        )
+    assert_problem(refused, MalformedInput, _CODE)
+    assert problem_of(refused).detail == RSA_SMALL_FACTOR
+    assert _release_records(harness) == before  # the HSM was not asked
+    released = harness.post("cel-key", harness.ear(nonce), nonce)
+    assert released.status_code == 200, released.content

@@ -22,11 +22,15 @@ prime factor below 1,000 and is not a perfect square; the exponent is checked by
 (65537). Whether the modulus is a prime (or a prime power) is not asked: that takes a
 full-size modular exponentiation (50 ms for RSA-3072 in Python) on every request, before any
 authentication.
+
+**Once per key.** The ML-KEM check takes 1-2 ms (an inverse NTT in Python), so a key is
+checked once, where it enters: ``ironroot.hsm.WrappingKey`` checks its key when it is made,
+and a key release (the HTTP API, the key service, the HSM) trusts the ``WrappingKey`` it is
+given; nothing here remembers a key.
 """
 
 from __future__ import annotations
 
-import functools
 import math
 from typing import Final
 
@@ -86,10 +90,6 @@ def _looks_uniform(coefficients: list[int]) -> bool:
     return zeros <= _MAX_ZEROS and 4 * short <= 3 * len(coefficients)
 
 
-# Remembers good keys only (a refusal raises, and is not kept): one release checks its key
-# some five times (the HTTP API, the service, the HSM), 1-2 ms each, three of them under the
-# HSM's lock.
-@functools.lru_cache(maxsize=64)
 def _check_mlkem(raw: bytes) -> None:
     t_hat_bytes, rho = raw[:-32], raw[-32:]
     if len(t_hat_bytes) % 384 or not t_hat_bytes:

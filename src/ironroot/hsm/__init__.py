@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from ironroot.hsm._boundary import Hsm
     from ironroot.hsm._material import check_wrapped_material
     from ironroot.hsm._model import (
+        MAX_QUORUM,
         DeviceIdentity,
         HsmConfig,
         KeyAttributes,
@@ -93,6 +94,7 @@ __all__ = [
     "CHECKPOINT_CONTENT_TYPE",
     "DEFAULT_KATS",
     "MAX_AUDIT_FILE",
+    "MAX_QUORUM",
     "NONCE_SIZE",
     "RELEASE_STATEMENT_CONTENT_TYPE",
     "RELEASE_STATUSES",

@@ -77,16 +77,24 @@ _JWK_WRAP_OPS: Final = frozenset(("wrapKey", "encrypt"))  # RFC 7517 §4.3
 PublicWrappingKey = mlkem.MLKEM768PublicKey | mlkem.MLKEM1024PublicKey | rsa.RSAPublicKey
 
 
-def _kind(key: PublicWrappingKey) -> str:
-    """The key's kind, once it is known not to be degenerate (``check_wrapping_key``)."""
-    if isinstance(key, mlkem.MLKEM768PublicKey | mlkem.MLKEM1024PublicKey):
-        check_wrapping_key(key)
-        return "ML-KEM-768" if isinstance(key, mlkem.MLKEM768PublicKey) else "ML-KEM-1024"
-    numbers = key.public_numbers()
-    if key.key_size not in _RSA_BITS or numbers.e != 65537:
+def _kind(key: object) -> str:
+    """The kind of a wrapping key (``UnsupportedAlgorithm`` for any other key, or an RSA key
+    of another size or exponent); whether it is degenerate is asked apart, once."""
+    if isinstance(key, mlkem.MLKEM768PublicKey):
+        return "ML-KEM-768"
+    if isinstance(key, mlkem.MLKEM1024PublicKey):
+        return "ML-KEM-1024"
+    if not isinstance(key, rsa.RSAPublicKey):
+        raise UnsupportedAlgorithm("a wrapping key is ML-KEM-768, ML-KEM-1024 or RSA")
+    if key.key_size not in _RSA_BITS or key.public_numbers().e != 65537:
         raise UnsupportedAlgorithm("an RSA wrapping key is 3072 or 4096 bits with e = 65537")
-    check_wrapping_key(key)
     return f"RSA-{key.key_size}"
+
+
+def _spki(key: PublicWrappingKey) -> bytes:
+    return key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
 
 
 def _from_jwk(jwk: Mapping[str, Any]) -> PublicWrappingKey:
@@ -152,21 +160,33 @@ def _load(value: bytes | str | Mapping[str, Any]) -> PublicWrappingKey:
 
 @dataclass(frozen=True, slots=True)
 class WrappingKey:
-    """A TEE's public wrapping key in its canonical form (``spki``: DER SubjectPublicKeyInfo)."""
+    """A TEE's public wrapping key in its canonical form (``spki``: DER SubjectPublicKeyInfo),
+    checked when it is made, however it is made (:meth:`parse`, or the constructor):
+    ``UnsupportedAlgorithm`` for a key of another kind, ``MalformedInput`` code
+    ``degenerate-wrapping-key`` for a degenerate one (``ironroot.crypto.check_wrapping_key``),
+    ``MalformedInput`` for an ``spki`` or ``kind`` that is not ``key``'s. So a release
+    checks its key once, where the key enters, and every later step (the key service, the
+    HSM, the wrap) trusts a ``WrappingKey`` it is given."""
 
     spki: bytes = field(repr=False)
     kind: str
     key: PublicWrappingKey = field(repr=False, compare=False)
 
+    def __post_init__(self) -> None:
+        kind = _kind(self.key)
+        check_wrapping_key(self.key)  # the one check of this key (class docs)
+        if self.kind != kind:
+            raise MalformedInput(f"the wrapping key is {kind}, not {str(self.kind)[:40]!r}")
+        if not isinstance(self.spki, bytes) or self.spki != _spki(self.key):
+            raise MalformedInput(
+                "the wrapping key's spki is not the canonical SubjectPublicKeyInfo of its key"
+            )
+
     @classmethod
     def parse(cls, value: bytes | str | Mapping[str, Any]) -> WrappingKey:
         """From SPKI DER or PEM, or an RSA JWK (mapping or JSON text)."""
         key = _load(value)
-        kind = _kind(key)
-        spki = key.public_bytes(
-            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-        return cls(spki=spki, kind=kind, key=key)
+        return cls(spki=_spki(key), kind=_kind(key), key=key)
 
     @property
     def digest(self) -> bytes:

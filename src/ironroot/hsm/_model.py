@@ -347,6 +347,9 @@ class DeviceIdentity:
             raise ConfigError("a device identity needs its certificate chain (DER, leaf first)")
 
 
+MAX_DATA: Final = 64 * 1024 * 1024
+"""The default bound on any one input buffer (``HsmConfig.max_data``, ``Pkcs11Backend``)."""
+
 MAX_QUORUM: Final = 16
 """The largest officer quorum (``Hsm.set_officer_quorum``): a login takes at most
 ``MAX_QUORUM - 1`` approvers."""
@@ -390,7 +393,7 @@ class HsmConfig:
     scrypt_p: int = 1
     audit_group_commit: int = 256
     attestation_algorithm: Algorithm = Algorithm.ES384
-    max_data: int = 64 * 1024 * 1024
+    max_data: int = MAX_DATA
     release_nonce_lifetime: int = 300
     release_challenges: ChallengeLimits = field(default_factory=ChallengeLimits)
     audit_segment_records: int | None = None

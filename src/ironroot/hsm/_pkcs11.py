@@ -18,6 +18,15 @@ hex of the key's random 16-byte ``CKA_ID``. Reading a sensitive attribute (``CKA
 refused by the token and reported as ``KeyNotExportable``.
 
 One PKCS#11 session is used under a lock (python-pkcs11 sessions are not thread-safe).
+
+**Caps**, checked before the token is asked (``docs/hsm.md#backends``): data to sign or verify
+and a signature are at most ``max_data`` bytes (``LimitExceeded``, the built-in HSM's
+``HsmConfig.max_data`` refusal, same default: a token past its own limit answers
+CKR_DATA_LEN_RANGE); a handle at most :data:`_MAX_HANDLE` hex characters (``NotFound``, as a
+handle that is not hex); the PIN at most :data:`_MAX_PIN` bytes of UTF-8 (``ConfigError``, as
+CKR_PIN_LEN_RANGE is); a token label at most 32 bytes and a serial at most 16 characters, the
+sizes of CK_TOKEN_INFO's fields (``NotFound``, ``ConfigError``). A key's label (CKA_LABEL) is
+bounded by ``KeyAttributes`` (``MAX_LABEL``); the backend builds every template itself.
 """
 
 from __future__ import annotations
@@ -40,6 +49,7 @@ from ironroot.errors import (
     ConfigError,
     KeyNotExportable,
     KeyUsageNotPermitted,
+    LimitExceeded,
     MalformedInput,
     NotFound,
     PolicyRejected,
@@ -47,7 +57,7 @@ from ironroot.errors import (
     Unauthorized,
     UnsupportedAlgorithm,
 )
-from ironroot.hsm._model import KeyAttributes, KeyType, Usage
+from ironroot.hsm._model import MAX_DATA, KeyAttributes, KeyType, Usage
 
 __all__ = ["Pkcs11Backend"]
 
@@ -73,6 +83,10 @@ _PUBLIC_USAGES: Final = frozenset({Usage.VERIFY, Usage.ENCRYPT, Usage.WRAP})
 _SUPPORTED: Final = frozenset(
     {KeyType.EC_P256, KeyType.EC_P384, KeyType.ED25519, KeyType.AES_256, KeyType.HMAC_SHA384}
 )
+_MAX_HANDLE: Final = 128  # hex characters: a CKA_ID of up to 64 bytes (the backend's are 16)
+_MAX_PIN: Final = 255  # bytes of UTF-8: SoftHSM2's ulMaxPinLen, and most tokens'
+_MAX_TOKEN_LABEL: Final = 32  # bytes: CK_TOKEN_INFO.label
+_MAX_TOKEN_SERIAL: Final = 16  # characters: CK_TOKEN_INFO.serialNumber
 
 
 def _octet_string(data: bytes) -> bytes:
@@ -93,12 +107,25 @@ _PIN_KEY: Final = secrets.token_bytes(32)
 _LOGINS: dict[tuple[str, str], bytes] = {}
 
 
-def _bytes(value: object, what: str) -> bytes:
+def _bytes(value: object, what: str, limit: int) -> bytes:
     """``value`` as bytes, as the built-in HSM takes it (``_check_data``): a ``str`` is not
-    UTF-8 encoded and signed, as python-pkcs11 would."""
+    UTF-8 encoded and signed, as python-pkcs11 would; over ``limit`` bytes, ``LimitExceeded``
+    (the built-in HSM's refusal, word for word)."""
     if not isinstance(value, bytes | bytearray | memoryview):
         raise MalformedInput(f"{what} must be bytes")
+    if len(value) > limit:
+        raise LimitExceeded(f"{what} is over {limit} bytes")
     return bytes(value)
+
+
+def _check_pin(pin: object) -> None:
+    """``ConfigError`` unless ``pin`` is text of at most :data:`_MAX_PIN` bytes of UTF-8."""
+    try:
+        fits = isinstance(pin, str) and len(pin.encode("utf-8")) <= _MAX_PIN
+    except UnicodeEncodeError:  # a lone surrogate: python-pkcs11 let this out
+        fits = False
+    if not fits:
+        raise ConfigError(f"a PKCS#11 PIN is Unicode text of at most {_MAX_PIN} bytes (UTF-8)")
 
 
 def _pin_digest(pin: str) -> bytes:
@@ -121,17 +148,41 @@ def _check_serial(token: Any, label: str, expected: str) -> None:
 class Pkcs11Backend:
     """Keys on a PKCS#11 token (SoftHSM2 in tests, a hardware HSM in production)."""
 
+    DEFAULT_MAX_DATA: Final = MAX_DATA
+    """The default ``max_data``: the built-in HSM's (``HsmConfig.max_data``)."""
+
     def __init__(
-        self, library: str, *, token_label: str, pin: str, token_serial: str | None = None
+        self,
+        library: str,
+        *,
+        token_label: str,
+        pin: str,
+        token_serial: str | None = None,
+        max_data: int = MAX_DATA,
     ) -> None:
         """Open the token labelled ``token_label``; with ``token_serial``, only if it is the
         token of that serial number (``PolicyRejected`` code ``token-serial-mismatch``,
         before the PIN is sent to it): a label is a name anyone able to create a token
-        may give theirs, and that token's keys would pass every check made here."""
+        may give theirs, and that token's keys would pass every check made here.
+        ``max_data`` bounds data to sign or verify and a signature (module docs: caps)."""
+        if isinstance(max_data, bool) or not isinstance(max_data, int) or max_data < 1:
+            raise ConfigError("a PKCS#11 backend's max_data is a positive integer")
         if token_serial is not None and (
             not isinstance(token_serial, str) or not token_serial.strip()
         ):
             raise ConfigError("a PKCS#11 token serial is a non-empty string")
+        if token_serial is not None and len(token_serial.strip()) > _MAX_TOKEN_SERIAL:
+            raise ConfigError(f"a PKCS#11 token serial is 1 to {_MAX_TOKEN_SERIAL} characters")
+        _check_pin(pin)
+        if isinstance(token_label, str) and (
+            len(token_label) > _MAX_TOKEN_LABEL
+            or len(token_label.encode("utf-8", "surrogatepass")) > _MAX_TOKEN_LABEL
+        ):
+            raise NotFound(
+                f"no PKCS#11 token labelled {token_label[:_MAX_TOKEN_LABEL]!r}…: a token label "
+                f"is at most {_MAX_TOKEN_LABEL} bytes (UTF-8)"
+            )
+        self._max_data = max_data
         login = (library, token_label)
         try:
             self._lib = pkcs11.lib(library)
@@ -187,6 +238,10 @@ class Pkcs11Backend:
     def _object(self, handle: str, object_class: ObjectClass) -> Any:
         if self._closed:
             raise StorageError("the PKCS#11 session is closed")
+        if isinstance(handle, str) and len(handle) > _MAX_HANDLE:
+            raise NotFound(
+                f"no key {handle[:16]}…: a key handle is at most {_MAX_HANDLE} hex characters"
+            )
         cached = self._objects.get((handle, object_class))
         if cached is not None:
             return cached
@@ -450,7 +505,7 @@ class Pkcs11Backend:
             raise MalformedInput("the token's public key does not parse") from exc
 
     def sign(self, handle: str, data: bytes) -> bytes:
-        data = _bytes(data, "data")
+        data = _bytes(data, "data", self._max_data)
         key_type = self._key_type(handle)
         with self._lock:
             if key_type.is_secret:
@@ -475,8 +530,8 @@ class Pkcs11Backend:
         usage ``verify`` (an EC or Ed25519 key's public object without ``CKA_VERIFY``, though
         the backend verifies with the public key it read), ``MalformedInput`` for a
         signature or data that is not bytes, else ``None`` or ``BadSignature``."""
-        signature = _bytes(signature, "signature")
-        data = _bytes(data, "data")
+        signature = _bytes(signature, "signature", self._max_data)
+        data = _bytes(data, "data", self._max_data)
         key_type = self._key_type(handle)
         if not key_type.is_secret:
             with self._lock:

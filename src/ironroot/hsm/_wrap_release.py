@@ -240,10 +240,19 @@ class WrapAndRelease(KeyOperations):
             return self._nonces.issue(now, client, bound=now.timestamp())
 
     def release(
-        self, session: Session, handle: str, *, ear: bytes, nonce: bytes, recipient: bytes
+        self,
+        session: Session,
+        handle: str,
+        *,
+        ear: bytes,
+        nonce: bytes,
+        recipient: bytes | WrappingKey,
     ) -> HsmRelease:
         """Release a key that has a release policy, wrapped to a TEE's key ``recipient``
-        (ML-KEM or RSA SubjectPublicKeyInfo), when the HSM itself has verified the EAR; with
+        (ML-KEM or RSA SubjectPublicKeyInfo, or a :class:`~ironroot.hsm.WrappingKey`, which
+        was checked when it was made and is not checked again: ``MalformedInput`` code
+        ``degenerate-wrapping-key`` for a degenerate key either way, the bytes' refusal in
+        the turn documented below), when the HSM itself has verified the EAR; with
         the wrapped key, the release statement the HSM signs with its attestation key
         (``ironroot.hsm._release_statement``: what it released, to whom, for which nonce and
         EAR), which the TEE verifies before it takes the key.
@@ -269,8 +278,11 @@ class WrapAndRelease(KeyOperations):
             with contextlib.suppress(IronrootError):  # refused below, in its turn
                 # any bytes-like EAR, as it is checked below: a bytearray is bound too
                 op.ear = hashlib.sha256(self._check_data(ear, "ear")).digest()
-            with contextlib.suppress(IronrootError):
-                op.recipient = WrappingKey.parse(self._check_data(recipient, "recipient")).digest
+            # the recipient is parsed (and checked) once, here; a refusal is raised in its
+            # turn, below
+            parsed = self._wrapping_key(recipient)
+            if isinstance(parsed, WrappingKey):
+                op.recipient = parsed.digest
             key = self._key(handle, user=op.identity)
             self._exportable(key, release=True)
             policy = key.attributes.release_policy
@@ -280,7 +292,9 @@ class WrapAndRelease(KeyOperations):
             issued = self._nonces.redeem(nonce, now)
             if not isinstance(issued, float):  # every release nonce carries its issue time
                 raise HsmErrorState("the release nonce carries no issue time")
-            wrapping_key = WrappingKey.parse(self._check_data(recipient, "recipient"))
+            if not isinstance(parsed, WrappingKey):
+                raise parsed
+            wrapping_key = parsed
             token = self._check_data(ear, "ear")
             context = authorize_release(
                 token,
@@ -297,7 +311,7 @@ class WrapAndRelease(KeyOperations):
             self._policies.get(policy).evaluate(context)
             if self._attestation is None or not isinstance(self._attestation.obj, PrivateKey):
                 raise HsmErrorState("the HSM has no attestation key to sign the release with")
-            wrapped = self._wrap_to(key, None, load_recipient(wrapping_key.spki))
+            wrapped = self._wrap_to(key, None, wrapping_key.key)
             statement = sign_release_statement(
                 self._attestation.obj,
                 self._chain,
@@ -312,6 +326,15 @@ class WrapAndRelease(KeyOperations):
             )
             op.statement = hashlib.sha256(statement).digest()
             return HsmRelease(wrapped, statement)
+
+    def _wrapping_key(self, recipient: object) -> WrappingKey | IronrootError:
+        """``recipient`` as a checked wrapping key, or why it is none (to raise in turn)."""
+        if isinstance(recipient, WrappingKey):  # checked when it was made
+            return recipient
+        try:
+            return WrappingKey.parse(self._check_data(recipient, "recipient"))
+        except IronrootError as exc:
+            return exc
 
     def _held_kids(self) -> frozenset[bytes]:
         """The key ids of the signing keys this HSM holds (any crypto user signs with them)."""

@@ -87,8 +87,7 @@ from ironroot.errors import (
     RoleNotPermitted,
     Unauthorized,
 )
-from ironroot.hsm import Hsm, KeyAttributes, KeyInfo, KeyType, Session
-from ironroot.hsm._model import MAX_QUORUM
+from ironroot.hsm import MAX_QUORUM, Hsm, KeyAttributes, KeyInfo, KeyType, Session
 from ironroot.http import decode_request_map, guarded, read_body, require_media_type
 from ironroot.keyrelease._format import APPROVER_HEADER, b64url, unb64url
 from ironroot.keyrelease._service import HsmVault, KeyReleaseService

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Final, Protocol
 
-from ironroot.errors import ConfigError, Conflict, NotFound
+from ironroot.errors import ConfigError, Conflict, MalformedInput, NotFound
 from ironroot.hsm import Hsm, HsmRelease, KeyType, Session, WrappingKey
 from ironroot.keyrelease._format import ReleasedKey, wrap_algorithm
 from ironroot.keyrelease._statements import ReleaseStatements
@@ -72,6 +72,10 @@ class ReleaseRequest:
     wrapping_key: WrappingKey
     nonce: bytes
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.wrapping_key, WrappingKey):  # the checked key, not its bytes
+            raise MalformedInput("a release request's wrapping key is a WrappingKey")
+
 
 class ReleaseGate(Protocol):
     """A condition of the deployment on every release, checked before the HSM's decision and
@@ -86,7 +90,12 @@ class KeyVault(Protocol):
 
     def challenge(self, client: str | None = None) -> tuple[bytes, int]: ...
 
-    def release(self, handle: str, *, ear: bytes, nonce: bytes, recipient: bytes) -> HsmRelease: ...
+    def release(
+        self, handle: str, *, ear: bytes, nonce: bytes, recipient: WrappingKey
+    ) -> HsmRelease:
+        """Release ``handle`` wrapped to ``recipient``, the TEE's wrapping key (checked when
+        it was made: the vault need not check it again), or raise why not."""
+        ...
 
     def key_type(self, handle: str) -> KeyType: ...
 
@@ -114,7 +123,9 @@ class HsmVault:
     def challenge(self, client: str | None = None) -> tuple[bytes, int]:
         return self._hsm.release_challenge(self._session, client)
 
-    def release(self, handle: str, *, ear: bytes, nonce: bytes, recipient: bytes) -> HsmRelease:
+    def release(
+        self, handle: str, *, ear: bytes, nonce: bytes, recipient: WrappingKey
+    ) -> HsmRelease:
         return self._hsm.release(self._session, handle, ear=ear, nonce=nonce, recipient=recipient)
 
     def key_type(self, handle: str) -> KeyType:
@@ -203,16 +214,16 @@ class KeyReleaseService:
         """Release key ``name`` to the TEE of ``request``, or raise why not; the HSM's
         statement is kept first, when the service keeps them (module docs)."""
         entry = self.key(name)
-        # the SPKI the HSM gets, checked as the HTTP API checks it, before the HSM redeems the
-        # nonce: a caller may have built the WrappingKey itself (an all-zero ML-KEM key...)
-        wrapping_key = WrappingKey.parse(request.wrapping_key.spki)
+        # checked when it was made (WrappingKey.__post_init__), before the HSM redeems the
+        # nonce; the HSM takes it as it is, without checking it again
+        wrapping_key = request.wrapping_key
         if self.gate is not None:
             self.gate(name, request)
         released = self.vault.release(
             entry.handle,
             ear=request.ear,
             nonce=request.nonce,
-            recipient=wrapping_key.spki,
+            recipient=wrapping_key,
         )
         if self.gate is not None:  # again: the deployment may have changed its mind meanwhile
             self.gate(name, request)
