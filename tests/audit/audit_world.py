@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -163,23 +164,52 @@ def audit_world(root: Path) -> Iterator[AuditWorld]:
         yield build(root, world)
 
 
-def install_node_hsm(aw: AuditWorld, now: dt.datetime) -> PublicKey:
+def install_node_hsm(
+    aw: AuditWorld,
+    now: dt.datetime,
+    *,
+    node_id: str = NODE,
+    bound: bool = False,
+    chain_file: bool = False,
+    label: str = "hsm",
+) -> PublicKey:
     """An HSM in the node (keyed to its RoT) with one refused key release and a signed audit
-    checkpoint in ``hsm/checkpoints/0.cose``; its attestation key (what the auditor trusts)."""
+    checkpoint in ``hsm/checkpoints/0.cose``; its attestation key (what the auditor trusts).
+    ``bound``: its device identity is a DPE child of the node's RoT (as the demo's HSM is of
+    its machine's), and its attestation chain is in ``hsm/attestation-chain.pem``; otherwise
+    a self-signed device nothing ties to the node (its chain written there too with
+    ``chain_file``). ``label``: the DPE label of the child (``hsm``: the RoT's HSM layer)."""
+    from cryptography.hazmat.primitives.serialization import Encoding as _Encoding
     from tests.hsm_devices import self_signed_device
 
     from ironroot.errors import StaleNonce
-    from ironroot.hsm import DirectoryStorage, Hsm, HsmConfig, KeyAttributes, KeyType, Role
+    from ironroot.hsm import (
+        DeviceIdentity,
+        DirectoryStorage,
+        Hsm,
+        HsmConfig,
+        KeyAttributes,
+        KeyType,
+        Role,
+    )
     from ironroot.keyrelease.tee import TeeKeyPair
 
-    node = aw.fleet.directory / "nodes" / NODE
+    node = aw.fleet.directory / "nodes" / node_id
+    rot = aw.fleet.rot(node_id)
+    if bound:
+        child = rot.derive_child(hashlib.sha384(b"ironroot hsm firmware").digest(), label=label)
+        device = DeviceIdentity(
+            child.ecc_key, (child.ecc_certificate, *reversed(rot.chain(Algorithm.ES384)))
+        )
+    else:
+        device = self_signed_device(now)
     storage = DirectoryStorage.on_device(node / "hsm", node / "rot")
     hsm = Hsm.initialize(
         storage,
-        aw.fleet.rot(NODE).sealing_secret("hsm"),
+        rot.sealing_secret("hsm"),
         officer="officer",
         credential=b"officer-credential",
-        device=self_signed_device(now),
+        device=device,
         config=HsmConfig(scrypt_n=2**10),
         clock=lambda: now.timestamp(),
     )
@@ -202,9 +232,15 @@ def install_node_hsm(aw: AuditWorld, now: dt.datetime) -> PublicKey:
             raise AssertionError("the HSM released a key for a nonce it never issued")
         checkpoint = hsm.audit_checkpoint(hsm.login("auditor", b"auditor-credential"))
         attestation = hsm.attestation_public_key
+        chain = b"".join(
+            load_certificate(der, der_only=True).public_bytes(_Encoding.PEM)
+            for der in hsm.attestation_chain
+        )
     finally:
         hsm.close()
         storage.close()
     (node / "hsm" / "checkpoints").mkdir()
     (node / "hsm" / "checkpoints" / "0.cose").write_bytes(checkpoint)
+    if bound or chain_file:  # what ironroot hsm info --chain-out writes
+        (node / "hsm" / "attestation-chain.pem").write_bytes(chain)
     return attestation

@@ -38,8 +38,13 @@ def test_the_hsm_audit_chain_and_key_releases_are_verified(
     assert step.status == "ok"
     assert step.lines[0].startswith("audit chain of ")
     assert "reaches hsm/checkpoint-0.cose" in step.lines[1]
-    assert step.lines[2] == "1 key release record(s)"
-    when, who, what = step.lines[3].split(" ", 2)
+    assert step.lines[2] == (  # a self-signed HSM device, and no attestation chain exported
+        "nothing signed binds the HSM to the node's RoT (the node's hsm/attestation-chain.pem "
+        "does not exist; ironroot hsm info --chain-out writes it): its records could be "
+        "another node's HSM's"
+    )
+    assert step.lines[3] == "1 key release record(s)"
+    when, who, what = step.lines[4].split(" ", 2)
     assert (when, who) == ("2026-06-01T12:00:00Z", "service")
     assert what.startswith("release of ")
     assert what.endswith(": nonce-unknown")  # the refusal's code, as the HSM audited it

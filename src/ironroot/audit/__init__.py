@@ -31,7 +31,7 @@ if TYPE_CHECKING:
         render_console,
         render_html,
     )
-    from ironroot.audit._trust import AuditTrust
+    from ironroot.audit._trust import AuditTrust, TrustedLog
     from ironroot.audit._verify import check_bundle, verify_bundle
 
 __all__ = [
@@ -47,6 +47,7 @@ __all__ = [
     "AuditTrust",
     "LogProofs",
     "MemberEntry",
+    "TrustedLog",
     "check_bundle",
     "collect_export",
     "export_bundle",

@@ -30,7 +30,9 @@ it absent, and verify refuses the EAR as bound to nothing. An HSM belongs to a n
 ``HSM_AUDIT_BUDGET`` (512 MiB) and 256 segments, the older ones stated absent as
 ``hsm/audit-archived`` (the records they hold, and why); its signed audit
 checkpoints are the ``*.cose`` files of ``<node>/hsm/checkpoints/`` (``ironroot hsm audit
-checkpoint --out``), the last ``HSM_CHECKPOINTS`` (256) by name. Every file export copies
+checkpoint --out``), the last ``HSM_CHECKPOINTS`` (256) by name, and its attestation chain
+``<node>/hsm/attestation-chain.pem`` (``ironroot hsm info --chain-out``) goes in
+``hsm/attestation-chain.pem`` (stated absent without it). Every file export copies
 from the node's directory (``platform.json``, ``credentials/``, ``hsm/``) is read only as a
 regular file beneath it: the node's own software writes there (its HSM and key service
 ``<node>/hsm``), and a symbolic link, named pipe or device planted there is stated absent,
@@ -127,6 +129,12 @@ HSM_AUDIT_BUDGET: Final = 512 * 1024 * 1024
 """The most of an HSM's audit log a bundle holds: the live log, then its newest archived
 segments while they fit (the records before them are stated absent: ``HSM_ARCHIVED``)."""
 HSM_AUDIT_SEGMENTS: Final = 256
+HSM_CHAIN: Final = "hsm/attestation-chain.pem"
+"""The HSM's attestation chain (attestation certificate, device chain), from
+``<node>/hsm/attestation-chain.pem`` (``ironroot hsm info --chain-out``): public and
+self-authenticating, it ties the HSM to the node when its device is a DPE child of the
+node's RoT (docs/fleet.md, "External audit")."""
+HSM_CHAIN_FILE: Final = "attestation-chain.pem"
 HSM_ARCHIVED: Final = "hsm/audit-archived"
 HSM_CHECKPOINTS: Final = 256
 """The most signed audit checkpoints a bundle holds: the last ones by file name (the rest are
@@ -430,6 +438,18 @@ def _hsm(node_dir: Path) -> tuple[dict[str, tuple[bytes, str]], dict[str, str]] 
                 absent[f"hsm/checkpoint-{number}.cose"] = checkpoint
             else:
                 members[f"hsm/checkpoint-{number}.cose"] = (checkpoint, COSE)
+    chain = directory / HSM_CHAIN_FILE
+    if not chain.exists() and not chain.is_symlink():
+        absent[HSM_CHAIN] = (
+            f"the node's hsm/{HSM_CHAIN_FILE} does not exist; ironroot hsm info --chain-out "
+            "writes it"
+        )
+    else:
+        found_chain = _beneath(node_dir, f"hsm/{HSM_CHAIN_FILE}", 64 * 1024)
+        if isinstance(found_chain, str):
+            absent[HSM_CHAIN] = found_chain
+        else:
+            members[HSM_CHAIN] = (found_chain, PEM)
     return members, absent
 
 

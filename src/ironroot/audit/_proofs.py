@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from ironroot.audit._bundle import items_within
+from ironroot.audit._trust import TrustedLog
 from ironroot.cose import (
     Limits,
     Receipt,
@@ -270,10 +271,29 @@ def _cosigned(
 
 @dataclass(frozen=True, slots=True)
 class CheckedLog:
-    """A verified checkpoint and how many receipts its proofs covered."""
+    """A verified checkpoint, how many receipts its proofs covered, and the newest issue
+    time (``iat``, POSIX seconds) among those receipts (``None``: none states one)."""
 
     checkpoint: Checkpoint
     covered: int
+    newest_receipt: int | None = None
+
+
+def _open_paired(text: bytes, logs: Sequence[TrustedLog]) -> tuple[Checkpoint, TrustedLog]:
+    """The checkpoint note ``text`` opened as one of ``logs``: signed by one of its
+    checkpoint keys and naming its origin (``UnknownIssuer`` ``untrusted-log`` otherwise)."""
+    reasons = []
+    for log in logs:
+        try:
+            return open_checkpoint(text, log.checkpoint_keys, origin=log.origin), log
+        except UnknownIssuer as exc:
+            reasons.append(f"{log.origin}: {exc.detail}")
+    raise UnknownIssuer(
+        "no trusted log signed a checkpoint of its own origin in the bundle ("
+        + "; ".join(reasons)[:400]
+        + ")",
+        code="untrusted-log",
+    )
 
 
 def verify_log_proofs(
@@ -286,6 +306,7 @@ def verify_log_proofs(
     witness_quorum: int = 0,
     now: int | None = None,
     note: Callable[[str], None] = lambda _line: None,
+    paired: Sequence[TrustedLog] = (),
 ) -> list[CheckedLog]:
     """Verify every log's ``(checkpoint note, proofs)`` and that they cover every receipt by
     a trusted service key among ``statements`` (module docs). Raises ``UnknownIssuer``
@@ -300,20 +321,30 @@ def verify_log_proofs(
     (c2sp.org/tlog-cosignature) from that many distinct ``witnesses`` — distinct by name, so
     one witness's two keys count once, and with ``now`` (POSIX seconds) a cosignature dated
     more than ``FUTURE_SKEW`` after it does not count: ``InsufficientCosignatures`` when it
-    has fewer, ``BadSignature`` when a line by a trusted witness key does not verify."""
+    has fewer, ``BadSignature`` when a line by a trusted witness key does not verify.
+
+    With ``paired`` (the trust's :class:`~ironroot.audit.TrustedLog` entries) a checkpoint
+    counts only as one of those logs (signed by its checkpoint keys, of its origin), and a
+    receipt is proven only under a checkpoint of the log its key is paired with:
+    ``UnknownIssuer`` ``receipt-log-mismatch`` for a receipt of another service."""
     verifiers = tuple(checkpoint_keys)
     covered: set[tuple[str, int]] = set()
     checked: list[CheckedLog] = []
     for text, proofs_bytes in logs:
-        try:
-            checkpoint = open_checkpoint(text, verifiers)
-        except UnknownIssuer as exc:
-            raise UnknownIssuer(
-                f"no trusted checkpoint key signed a checkpoint in the bundle ({exc.detail})",
-                code="untrusted-log",
-            ) from exc
+        log: TrustedLog | None = None
+        if paired:
+            checkpoint, log = _open_paired(text, paired)
+        else:
+            try:
+                checkpoint = open_checkpoint(text, verifiers)
+            except UnknownIssuer as exc:
+                raise UnknownIssuer(
+                    f"no trusted checkpoint key signed a checkpoint in the bundle ({exc.detail})",
+                    code="untrusted-log",
+                ) from exc
         cosigners = _cosigned(text, checkpoint, witnesses, witness_quorum, now)
         proofs = LogProofs.decode(proofs_bytes)
+        newest: int | None = None
         if proofs.origin != checkpoint.origin or proofs.tree_size != checkpoint.size:
             raise InvalidProof(
                 f"the proofs are for {proofs.origin} at {proofs.tree_size}, the checkpoint is "
@@ -328,7 +359,17 @@ def verify_log_proofs(
             entry, receipts = _receipts(data)
             if proof.receipt >= len(receipts):
                 raise InvalidProof(f"{proof.member} has no receipt {proof.receipt}")
+            kid = receipts[proof.receipt].kid
+            if log is not None and kid not in log.receipt_kids:
+                raise UnknownIssuer(
+                    f"receipt {proof.receipt} of {proof.member} is signed by service key "
+                    f"{kid.hex()[:16]}…, not a key of log {log.origin}: the trust pairs it with "
+                    "another log, under whose checkpoint alone it is proven",
+                    code="receipt-log-mismatch",
+                )
             receipt = verify_receipt(receipts[proof.receipt], entry, service_keys, now=now)
+            if receipt.iat is not None:
+                newest = receipt.iat if newest is None else max(newest, receipt.iat)
             index, size, root = _receipt_root(receipt, entry)
             if (index, size) != (proof.leaf_index, proof.receipt_tree_size):
                 raise InvalidProof(f"the proof for {proof.member} is for another receipt")
@@ -344,7 +385,7 @@ def verify_log_proofs(
                 index, checkpoint.size, leaf_hash(entry), proof.inclusion, checkpoint.root
             )
             covered.add((proof.member, proof.receipt))
-        checked.append(CheckedLog(checkpoint, len(proofs.entries)))
+        checked.append(CheckedLog(checkpoint, len(proofs.entries), newest))
         note(
             f"checkpoint {checkpoint.origin} at size {checkpoint.size}: "
             f"{len(proofs.entries)} receipt(s) consistent with it and included"

@@ -88,8 +88,17 @@ class AuditReport:
     ``first`` (the first one's seq), ``signed`` (those a verified signed checkpoint covers),
     ``unsigned`` (those after the last one: nothing signed vouches for them) and
     ``all_signed``; ``None`` when the ``hsm`` step did not get that far."""
+    exported_no_earlier_than: str | None = None
+    """The newest time (RFC 3339) a party the trust names signed in what the steps verified:
+    the export cannot be earlier. ``exported_at`` is only the exporter's word; ``None`` when
+    nothing signed bounds it."""
+    caveats: tuple[str, ...] = ()
+    """What the verification cannot tell, whatever the steps say: that the export time is
+    the exporter's word (and what signed data bounds it), that the trust does not pair
+    receipt keys with their logs."""
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "caveats", tuple(_shown(c) for c in self.caveats))
         if self.hsm_records is not None:
             object.__setattr__(self, "hsm_records", MappingProxyType(dict(self.hsm_records)))
         for name in ("node", "node_class", "platform"):  # the sealed index's text
@@ -122,6 +131,8 @@ class AuditReport:
             "steps": [s.to_json() for s in self.steps],
             "error": None if failure is None else failure.to_json()["error"],
             "hsm_records": None if self.hsm_records is None else dict(self.hsm_records),
+            "exported_no_earlier_than": self.exported_no_earlier_than,
+            "caveats": list(self.caveats),
         }
 
 
@@ -143,6 +154,8 @@ def render_console(report: AuditReport, console: Any) -> None:
         f"exported {escape(report.exported_at or '?')}, judged as of "
         f"{escape(report.judged_at or '?')}; bundle SHA-384 {report.bundle_sha384[:32]}…"
     )
+    for caveat in report.caveats:
+        show(f"[yellow]note:[/yellow] {escape(caveat)}")
     for number, step in enumerate(report.steps, start=1):
         style = _STYLES[step.status]
         show(
@@ -220,13 +233,15 @@ def render_html(report: AuditReport) -> str:
         ("node", report.node),
         ("class", report.node_class),
         ("platform", report.platform),
-        ("exported at", report.exported_at),
+        ("exported at (the exporter's word)", report.exported_at),
+        ("exported no earlier than (signed)", report.exported_no_earlier_than),
         ("judged as of", report.judged_at),
         ("bundle SHA-384", report.bundle_sha384),
     ]
     header = "".join(
         f"<tr><th>{e(k)}</th><td><code>{e(v or '?')}</code></td></tr>" for k, v in facts
     )
+    notes = "".join(f'<p class="skipped">Note: {e(c)}</p>' for c in report.caveats)
     return (
         "<!DOCTYPE html>\n"
         '<html lang="en"><head><meta charset="utf-8">'
@@ -234,7 +249,7 @@ def render_html(report: AuditReport) -> str:
         f"<title>Ironroot audit of {e(report.node or '?')}</title>"
         f"<style>{_CSS}</style></head><body>"
         f"<h1>Ironroot audit of {e(report.node or '?')}</h1>"
-        f"<table>{header}</table>{verdict}"
+        f"<table>{header}</table>{verdict}{notes}"
         "<h2>Chain of trust, step by step</h2>"
         "<table><tr><th>#</th><th>step</th><th>result</th><th>what it established</th></tr>"
         + "".join(rows)

@@ -19,6 +19,11 @@ relative to the file::
     service_keys = ["service-keys.cbor"]    # receipt keys (COSE Key Sets or PEM)
     checkpoint_keys = ["transparency.example+1f2e3d4c+AU…"]   # C2SP note verifier keys
 
+    [[transparency.logs]]                   # optional, one per service: pairs its receipt
+    origin = "transparency.example"         # keys with its log (origin, checkpoint keys)
+    checkpoint_keys = ["transparency.example+1f2e3d4c+AU…"]
+    service_keys = ["service-keys.cbor"]
+
     [issuers]
     bmc = ["https://vendor.example"]
     pfm = ["https://vendor.example"]
@@ -35,6 +40,8 @@ relative to the file::
     roots = ["hsm-vendor-root.pem"]         # the HSM vendor's roots (release statements)
     require_signed_records = true           # optional: every HSM audit record in a bundle
                                             # must be covered by a signed audit checkpoint
+    require_node_binding = true             # optional: the HSM's attestation chain must tie
+                                            # it to the node's RoT (a DPE child of it)
 
     [fleet]                                 # optional: the fleet CA whose credentials prove
     ca = "fleet-ca.pem"                     # which fleet node a bundle is about (one PEM
@@ -55,6 +62,19 @@ it). ``[witnesses]`` names C2SP tlog-cosignature verifier keys (vkeys, Ed25519 o
 a witness is its name, so two keys of one name are one witness (either key's cosignature
 counts for it, once). With ``[witnesses]`` every checkpoint in a bundle needs valid
 cosignatures from ``quorum`` distinct witnesses (1 ≤ quorum ≤ the witnesses named).
+
+Pairing (``[[transparency.logs]]``, :class:`TrustedLog`): without it a trust file lists the
+receipt keys and the checkpoint keys apart, and a receipt signed by service A's key is
+accepted as proven under a checkpoint of log B (whose operator could keep a tree of the same
+entries, and show it to this auditor alone): A's own log is never asked. With it, a receipt
+is proven only under a checkpoint of its own service's log (the entry's ``origin``, signed by
+one of its ``checkpoint_keys``; ``UnknownIssuer`` ``receipt-log-mismatch`` otherwise). Once
+any entry is written every receipt key and every checkpoint key the file trusts must be
+paired: ``service_keys`` and ``checkpoint_keys`` directly under ``[transparency]`` may then
+be left out (the entries' keys are the platform's), and a key given there that no entry
+pairs is a ``ConfigError``, as are two entries of one origin or an entry without its three
+settings. A file without entries keeps working, unpaired, and ``audit verify`` says so in
+its report (:attr:`~ironroot.audit.AuditReport.caveats`).
 """
 
 from __future__ import annotations
@@ -68,6 +88,7 @@ from types import MappingProxyType
 from typing import Any, Final
 
 from ironroot._fileio import read_config, warn_if_trust_writable
+from ironroot.cose import decode_key_set
 from ironroot.crypto import PublicKey, Verifier
 from ironroot.errors import ConfigError, IronrootError
 from ironroot.log import NoteVerifier
@@ -76,7 +97,7 @@ from ironroot.rot import parse_certificates
 from ironroot.safe import ProviderKeys
 from ironroot.witness import CosignatureVerifier
 
-__all__ = ["AuditTrust"]
+__all__ = ["AuditTrust", "TrustedLog"]
 
 _MAX_FILE: Final = 1024 * 1024
 _PEM_SUFFIXES: Final = frozenset((".pem", ".crt", ".cer", ".pub"))
@@ -89,6 +110,70 @@ def _check_roots(roots: tuple[bytes, ...], what: str) -> None:
             parse_certificates(root)
         except IronrootError as exc:
             raise ConfigError(f"{what} does not parse: {exc.detail}") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class TrustedLog:
+    """One transparency service as an audit trusts it: its log's ``origin``, the
+    ``checkpoint_keys`` that sign that log's checkpoints, and the ``receipt_kids`` (RFC 9679
+    thumbprints) of the keys that sign its receipts. A receipt by one of these keys is
+    proven only under a checkpoint of this origin signed by one of these checkpoint keys."""
+
+    origin: str
+    checkpoint_keys: tuple[NoteVerifier, ...]
+    receipt_kids: frozenset[bytes]
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.origin, str) or not 0 < len(self.origin) <= 256:
+            raise ConfigError("a trusted log's origin is text")
+        if (
+            not isinstance(self.checkpoint_keys, tuple)
+            or not self.checkpoint_keys
+            or not all(isinstance(k, NoteVerifier) for k in self.checkpoint_keys)
+        ):
+            raise ConfigError(f"log {self.origin} names its checkpoint keys (note verifiers)")
+        if (
+            not isinstance(self.receipt_kids, frozenset)
+            or not self.receipt_kids
+            or not all(isinstance(k, bytes) and k for k in self.receipt_kids)
+        ):
+            raise ConfigError(f"log {self.origin} names its service's receipt keys (kids)")
+
+
+def _pair(trust: AuditTrust) -> None:
+    """Check the logs' pairing against the rest of ``trust`` (module docs) and complete its
+    checkpoint keys with the logs' own."""
+    logs = trust.logs
+    if not isinstance(logs, tuple) or not all(isinstance(log, TrustedLog) for log in logs):
+        raise ConfigError("the trusted logs are a tuple of TrustedLog")
+    if not logs:
+        return
+    origins = [log.origin for log in logs]
+    for origin in origins:
+        if origins.count(origin) > 1:
+            raise ConfigError(f"two [[transparency.logs]] entries are for origin {origin}")
+    paired = {key for log in logs for key in log.checkpoint_keys}
+    for key in trust.checkpoint_keys:
+        if key not in paired:
+            raise ConfigError(
+                f"checkpoint key {key.vkey[:64]} is paired with no log ([[transparency.logs]])"
+            )
+    service = trust.platform.service_keys
+    for log in logs:
+        for kid in sorted(log.receipt_kids):
+            if kid not in service:
+                raise ConfigError(
+                    f"log {log.origin} names key {kid.hex()[:16]}…, not a receipt key the "
+                    "trust holds"
+                )
+    kids = {kid for log in logs for kid in log.receipt_kids}
+    for kid in sorted(service):
+        if kid not in kids:
+            raise ConfigError(
+                f"receipt key {kid.hex()[:16]}… is paired with no log ([[transparency.logs]])"
+            )
+    keys = (*trust.checkpoint_keys, *(k for log in logs for k in log.checkpoint_keys))
+    object.__setattr__(trust, "checkpoint_keys", tuple(dict.fromkeys(keys)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +193,12 @@ class AuditTrust:
     the node id a bundle claims is not checked against anything trusted);
     ``require_signed_hsm_records``: every HSM audit record a bundle holds must be covered by
     a signed audit checkpoint, and a bundle must hold the HSM's audit chain (otherwise the
-    records after the last checkpoint are only reported as what nothing signed vouches for).
+    records after the last checkpoint are only reported as what nothing signed vouches for);
+    ``logs``: each service's receipt keys paired with its log (:class:`TrustedLog`; empty:
+    unpaired, a receipt is accepted under any trusted log's checkpoint, and reports say so);
+    ``require_hsm_node_binding``: a bundle's HSM audit chain must be tied to the node by the
+    HSM's attestation chain (``ironroot.audit._verify``, step ``hsm``; otherwise an unbound
+    HSM is only reported as such).
     """
 
     platform: PlatformTrust
@@ -122,6 +212,8 @@ class AuditTrust:
     hsm_roots: tuple[bytes, ...] = ()
     fleet_ca: bytes | None = None
     require_signed_hsm_records: bool = False
+    logs: tuple[TrustedLog, ...] = ()
+    require_hsm_node_binding: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.platform, PlatformTrust):
@@ -144,6 +236,7 @@ class AuditTrust:
             object.__setattr__(self, "fleet_ca", ca.der)
         if not all(isinstance(k, NoteVerifier) for k in self.checkpoint_keys):
             raise ConfigError("checkpoint keys are C2SP note verifiers")
+        _pair(self)
         fused = self.fused_vendor_key_hash or self.platform.vendor_key_hash
         if len(fused) != 48:
             raise ConfigError("the fused vendor key hash is 48 bytes (SHA-384)")
@@ -174,6 +267,8 @@ class AuditTrust:
             )
         if not isinstance(self.require_signed_hsm_records, bool):
             raise ConfigError("require_signed_hsm_records is true or false")
+        if not isinstance(self.require_hsm_node_binding, bool):
+            raise ConfigError("require_hsm_node_binding is true or false")
         object.__setattr__(self, "verifier_keys", MappingProxyType(dict(self.verifier_keys)))
 
     @property
@@ -201,11 +296,16 @@ class AuditTrust:
         transparency = _table(rest.get("transparency"), "transparency")
         verifier = _table(rest.pop("verifier", {}), "verifier", {"keys"})
         hsm = _table(
-            rest.pop("hsm", {}), "hsm", {"attestation_keys", "roots", "require_signed_records"}
+            rest.pop("hsm", {}),
+            "hsm",
+            {"attestation_keys", "roots", "require_signed_records", "require_node_binding"},
         )
         require_signed = hsm.get("require_signed_records", False)
+        require_bound = hsm.get("require_node_binding", False)
         if not isinstance(require_signed, bool):
             raise ConfigError(f"{file}: [hsm] require_signed_records is true or false")
+        if not isinstance(require_bound, bool):
+            raise ConfigError(f"{file}: [hsm] require_node_binding is true or false")
         witnessing = _table(rest.pop("witnesses", {}), "witnesses", {"keys", "quorum", "log_keys"})
         # A platform.toml whose updates require witnesses names the log's checkpoint keys
         # there: they sign the checkpoints an audit checks too.
@@ -214,6 +314,12 @@ class AuditTrust:
         roots_value = vendor.pop("roots", None)
         fused_value = vendor.pop("fused_hash", None)
         checkpoint_value = transparency.pop("checkpoint_keys", [])
+        logs_value = transparency.pop("logs", [])
+        if not isinstance(logs_value, list) or not all(isinstance(e, dict) for e in logs_value):
+            raise ConfigError(f"{file}: [[transparency.logs]] is an array of tables")
+        entries = [_log_entry(e, file) for e in logs_value]
+        if entries and "service_keys" not in transparency:  # the entries' keys are the platform's
+            transparency["service_keys"] = list(dict.fromkeys(p for e in entries for p in e[2]))
         rest["vendor"], rest["transparency"] = vendor, transparency
         platform = PlatformTrust.from_toml(rest, base, str(file))
         if roots_value is None:
@@ -256,6 +362,18 @@ class AuditTrust:
             for cert in _certificates(p)
         )
         witnesses, quorum = _witnesses(witnessing, file)
+        logs = tuple(
+            TrustedLog(
+                origin,
+                keys,
+                frozenset(
+                    kid
+                    for p in _files(base, paths, f"[[transparency.logs]] {origin}: service_keys")
+                    for kid in _service_key_file(p)
+                ),
+            )
+            for origin, keys, paths in entries
+        )
         fleet_ca = None
         if "ca" in fleet:
             if not isinstance(fleet["ca"], str):
@@ -278,6 +396,8 @@ class AuditTrust:
             hsm_roots=hsm_roots,
             fleet_ca=fleet_ca,
             require_signed_hsm_records=require_signed,
+            logs=logs,
+            require_hsm_node_binding=require_bound,
         )
 
 
@@ -300,6 +420,45 @@ def _witnesses(table: dict[str, Any], file: Path) -> tuple[tuple[CosignatureVeri
             "witnesses named)"
         )
     return witnesses, quorum
+
+
+def _log_entry(
+    value: dict[str, Any], file: Path
+) -> tuple[str, tuple[NoteVerifier, ...], list[str]]:
+    """One ``[[transparency.logs]]`` entry: its origin, checkpoint keys and key file paths."""
+    entry = _table(value, "[transparency.logs]", {"origin", "checkpoint_keys", "service_keys"})
+    origin, vkeys, paths = (entry.get(k) for k in ("origin", "checkpoint_keys", "service_keys"))
+    if (
+        not isinstance(origin, str)
+        or not origin
+        or not isinstance(vkeys, list)
+        or not vkeys
+        or not all(isinstance(v, str) for v in vkeys)
+        or not isinstance(paths, list)
+        or not paths
+        or not all(isinstance(p, str) for p in paths)
+    ):
+        raise ConfigError(
+            f"{file}: a [[transparency.logs]] entry names origin, checkpoint_keys and "
+            "service_keys (text, a list of vkeys, a list of key files)"
+        )
+    try:
+        keys = tuple(dict.fromkeys(NoteVerifier.from_vkey(v) for v in vkeys))
+    except IronrootError as exc:
+        raise ConfigError(f"{file}: a checkpoint key of log {origin}: {exc.detail}") from exc
+    return origin, keys, paths
+
+
+def _service_key_file(path: Path) -> Sequence[bytes]:
+    """The kids of a receipt key file: a COSE Key Set (``*.cbor``) or one PEM public key, as
+    :meth:`ironroot.platform.PlatformTrust.load_toml` reads them."""
+    data = read_config(path, _MAX_FILE)
+    try:
+        if data[:1] and 0x80 <= data[0] <= 0x9F:  # a CBOR array: a COSE Key Set
+            return tuple(decode_key_set(data))
+        return (PublicKey.from_pem(data).kid,)
+    except IronrootError as exc:
+        raise ConfigError(f"{path}: {exc.detail}") from exc
 
 
 def _table(value: object, name: str, allowed: set[str] | None = None) -> dict[str, Any]:

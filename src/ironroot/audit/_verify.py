@@ -2,6 +2,10 @@
 
 Pure: the bundle's bytes, an :class:`~ironroot.audit.AuditTrust` and (optionally) the instant
 to judge at in; an :class:`~ironroot.audit.AuditReport` out. No network, no clock, no file.
+The report's caveats state what no step can check: the sealed export time is the exporter's
+word, bounded from below only by the newest signed time the steps verified
+(:attr:`~ironroot.audit.AuditReport.exported_no_earlier_than`); an unpaired trust; an HSM
+nothing signed binds to the node.
 
 The steps (``name``: what must hold; the error when it does not):
 
@@ -56,7 +60,10 @@ export time unless ``at`` is given:
     trusted witnesses (``InsufficientCosignatures``; ``BadSignature`` for a trusted witness's
     line that does not verify); every receipt by a trusted service is covered by one, its tree
     consistent with the checkpoint's (``InconsistentCheckpoint``) and its entry included
-    (``InvalidProof``) (see :mod:`ironroot.audit._proofs`).
+    (``InvalidProof``) (see :mod:`ironroot.audit._proofs`). With the trust's receipt keys
+    paired with their logs (:class:`~ironroot.audit.TrustedLog`), a receipt is proven only
+    under a checkpoint of its own service's log (``UnknownIssuer`` ``receipt-log-mismatch``);
+    unpaired, the step and the report say so.
 13. ``attestation``: the EAR verifies under a trusted verifier key, was issued before the
     export, is the one the registry names (``ear-not-registered``), was issued for exactly
     the evidence in the bundle (``attestation/evidence.cbor``: its ``eat_nonce`` is the nonce
@@ -91,7 +98,11 @@ export time unless ``at`` is given:
 15. ``hsm``: the HSM's audit chain is intact and reaches each signed checkpoint
     (``AuditChainBroken``), binds no release statement twice and, once it binds its releases,
     binds every one (:func:`ironroot.hsm.release_records`); its key releases are listed;
-    skipped when the node has no HSM.
+    skipped when the node has no HSM. The HSM's attestation chain (``hsm/attestation-chain.pem``)
+    ties it to the node: it names the HSM the checkpoints name and certifies the key that
+    signed them (``VerificationFailed`` ``hsm-chain-mismatch``), and its device is a DPE child
+    of the sealing RoT (``hsm-other-node`` for another RoT's); without that tie the step says
+    nothing signed binds the HSM to the node (``hsm-not-bound`` when the trust requires it).
 16. ``releases``: each release statement the key service kept (``hsm/releases.cbor``, ADR
     0015) verifies to one of the trusted HSM vendor roots (``UnknownIssuer`` when the trust
     names none; ``ChainNotTrusted``, ``BadSignature``, ``MalformedInput``), is of the HSM whose
@@ -114,12 +125,15 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from cryptography.hazmat.primitives.serialization import Encoding
+
 from ironroot._json import DECODER as STRICT_JSON
 from ironroot.attestation import ReferenceValues
 from ironroot.audit._bundle import AuditBundle, AuditIndex, items_within, seal_nonce
 from ironroot.audit._export import (
     CREDENTIAL_ABSENT,
     HSM_ARCHIVED,
+    HSM_CHAIN,
     credential_ear_members,
     spdm_nonce,
 )
@@ -135,11 +149,19 @@ from ironroot.cose import (
     decode_cbor,
     encode_cbor,
 )
-from ironroot.crypto import Algorithm, ecdsa_low_s, load_certificate, load_crl
+from ironroot.crypto import (
+    Algorithm,
+    PublicKey,
+    ecdsa_low_s,
+    load_certificate,
+    load_certificates,
+    load_crl,
+)
 from ironroot.ear import Appraisal, AttestationResult, TrustTier, decode_ear
 from ironroot.errors import (
     AuditBundleRejected,
     AuditChainBroken,
+    CertificateExpired,
     ChainNotTrusted,
     ConfigError,
     DigestMismatch,
@@ -170,6 +192,7 @@ from ironroot.hsm import (
     open_release_statement,
     parse_segment_name,
     release_records,
+    verify_attestation_chain,
     verify_audit,
     verify_audit_checkpoint,
     verify_audit_segments,
@@ -207,6 +230,15 @@ _SHARED_JSON: Final = frozenset(
 _MAX_SHARED_JSON: Final = 1024 * 1024
 """Their size: export writes a few KiB of each (it reads ``platform.json`` up to 1 MiB)."""
 _EAR_URN: Final = "urn:ironroot:ear:sha256:"
+HSM_DPE_LABEL: Final = "hsm"
+"""The DPE label (``Device.derive_child(…, label=…)``, the child certificate's TCB type) of the
+child identity a node's HSM is certified by."""
+UNPAIRED: Final = (
+    "the trust file pairs no receipt key with its log ([[transparency.logs]]): a receipt is "
+    "accepted under any trusted log's checkpoint"
+)
+"""What a report says when the trust does not pair receipt keys with logs (a caveat, and a
+line of the ``transparency`` step)."""
 _MKEYS: Final = {1: "fmc", 2: "runtime"}
 _FUSE_VIEW: Final = frozenset(
     {
@@ -385,6 +417,14 @@ class _Context:
     ear_absent: bool = False
     hsm_records: dict[str, Any] | None = None
     """What :attr:`~ironroot.audit.AuditReport.hsm_records` says (the ``hsm`` step)."""
+    hsm_unbound: str | None = None
+    """Why the ``hsm`` step found nothing signed tying the HSM to the node (a caveat)."""
+    signed_times: list[tuple[int, str]] = field(default_factory=list)
+    """Times (POSIX seconds) a party the trust names signed, each with what signed it:
+    only what a step verified (:func:`_signed_bound`)."""
+
+    def signed(self, seconds: int, what: str) -> None:
+        self.signed_times.append((seconds, what))
 
     def member(self, name: str) -> bytes:
         data = self.bundle.members.get(name)
@@ -889,7 +929,7 @@ def _transparency(ctx: _Context) -> list[str]:
         )
         number += 1
     lines: list[str] = []
-    verify_log_proofs(
+    checked = verify_log_proofs(
         statements,
         logs,
         service_keys=ctx.trust.platform.service_keys,
@@ -898,8 +938,19 @@ def _transparency(ctx: _Context) -> list[str]:
         witness_quorum=ctx.trust.witness_quorum,
         now=int(ctx.at.timestamp()),
         note=lines.append,
+        paired=ctx.trust.logs,
     )
     lines.append(f"every trusted receipt of {len(statements)} logged statement(s) is covered")
+    if ctx.trust.logs:
+        lines.append(
+            "each receipt is proven under its own service's log "
+            f"({len(ctx.trust.logs)} paired logs)"
+        )
+    else:
+        lines.append(UNPAIRED)
+    for log in checked:
+        if log.newest_receipt is not None:
+            ctx.signed(log.newest_receipt, f"a receipt of {log.checkpoint.origin} (iat)")
     return lines
 
 
@@ -962,6 +1013,7 @@ def _attestation(ctx: _Context) -> list[str]:
         + ", ".join(f"{n} {a.status.value}" for n, a in sorted(result.submods.items())),
         *bound,
     ]
+    times = [(result.iat, "the latest EAR (iat)")]
     for plane in PLANES:
         ear_name, evidence_name = credential_ear_members(plane)
         issued = ctx.bundle.members.get(ear_name)
@@ -981,12 +1033,15 @@ def _attestation(ctx: _Context) -> list[str]:
             raise
         earlier_id = ear_id_of(issued)
         ctx.issued_on[earlier_id] = earlier.status.value
+        times.append((earlier.iat, f"the {plane}-plane credential's EAR (iat)"))
         lines += [
             f"{plane}-plane credential's EAR {earlier_id} (what the node was admitted on): "
             f"by verifier {earlier.verifier_id.developer}, status {earlier.status.value}, "
             f"issued {_posix_time(earlier.iat)}",
             *(f"  {line}" for line in earlier_bound),
         ]
+    for seconds, what in times:
+        ctx.signed(seconds, what)
     return lines
 
 
@@ -1109,6 +1164,8 @@ def _identity(ctx: _Context) -> list[str]:
         )
     if not listed:
         lines.append(f"the fleet CA's CRL ({len(revoked)} revoked) lists none of them")
+    ctx.signed(int(signed.timestamp()), "the fleet CA's CRL (thisUpdate)")
+    ctx.signed(int(max(issued).timestamp()), "a fleet credential (notBefore)")
     return lines
 
 
@@ -1306,6 +1363,8 @@ def _hsm(ctx: _Context) -> list[str]:
         lines.append(f"records 0 to {first - 1} absent: {ctx.index.absent[HSM_ARCHIVED]}")
     checkpoints = sorted(n for n in ctx.bundle.members if n.startswith("hsm/checkpoint-"))
     signed = 0  # the records a verified checkpoint covers: nothing signed vouches for the rest
+    hsm_times: list[tuple[int, str]] = []
+    signers: list[PublicKey] = []
     for name in checkpoints:
         data = ctx.member(name)
         try:
@@ -1316,6 +1375,7 @@ def _hsm(ctx: _Context) -> list[str]:
         for key in ctx.trust.hsm_attestation_keys:
             try:
                 checkpoint = verify_audit_checkpoint(statement.log_entry(), key)
+                signers.append(key)
                 break
             except IronrootError:
                 continue
@@ -1330,8 +1390,13 @@ def _hsm(ctx: _Context) -> list[str]:
             continue
         _reaches(records, checkpoint, first)
         ctx.hsm_ids.add(checkpoint.hsm)
+        hsm_times.append((checkpoint.time, f"an HSM audit checkpoint ({name})"))
         signed = max(signed, checkpoint.size)
         lines.append(f"reaches {name}: {checkpoint.size} record(s) the HSM signed")
+    node_bound, binding = _hsm_binding(ctx, signers)
+    lines.append(binding)
+    if not node_bound:
+        ctx.hsm_unbound = binding
     end = first + len(records)
     covered = max(signed, first)
     ctx.hsm_records = {
@@ -1383,7 +1448,87 @@ def _hsm(ctx: _Context) -> list[str]:
             f"{unvouched}: nothing signed vouches for them, and the trust requires every "
             "record signed"
         )
+    if not node_bound and ctx.trust.require_hsm_node_binding:
+        error = VerificationFailed(
+            f"{binding}, and the trust requires the HSM bound to the node",
+            code="hsm-not-bound",
+        )
+        error.check = "node-binding"
+        raise error
+    for seconds, what in hsm_times:
+        ctx.signed(seconds, what)
     return lines
+
+
+def _hsm_binding(ctx: _Context, signers: Sequence[PublicKey]) -> tuple[bool, str]:
+    """Whether signed data ties the HSM whose audit chain the bundle holds to the node's RoT,
+    and the line that says so. The HSM and the node share no identifier in what either signs
+    (the HSM's id is random; its checkpoints name only it; the RoT's quote names nothing of
+    the HSM), so the tie is the HSM's attestation chain (``hsm/attestation-chain.pem``): its
+    attestation certificate names the HSM the signed checkpoints name and certifies the key
+    that signed them, and its device certificate is the sealing RoT's DPE child for its HSM
+    layer (label ``hsm``: any child, a VM's identity too, could certify a key) — the chain
+    reaches a trusted vendor CA through the very IDevID certificate the seal was signed
+    under. A chain that reaches another RoT's IDevID is refused (``VerificationFailed``
+    ``hsm-other-node``), as is a chain of another HSM (``hsm-chain-mismatch``); no chain, or
+    one that reaches no trusted vendor CA (a device CA of the HSM vendor's), leaves the HSM
+    unbound: ``(False, why)``."""
+    data = ctx.bundle.members.get(HSM_CHAIN)
+    unbound = "nothing signed binds the HSM to the node's RoT"
+    if data is None:
+        reason = ctx.index.absent.get(HSM_CHAIN, "the bundle holds no HSM attestation chain")
+        return False, f"{unbound} ({reason}): its records could be another node's HSM's"
+    if not ctx.hsm_ids:
+        return False, (
+            f"{unbound}: no signed audit checkpoint of the chain names the HSM its attestation "
+            "chain is about"
+        )
+    try:
+        certificates = load_certificates(data, what=HSM_CHAIN, max_count=8)
+    except IronrootError as exc:
+        raise MalformedInput(f"{HSM_CHAIN} is not a certificate chain: {exc.detail}") from exc
+    chain = tuple(c.public_bytes(Encoding.DER) for c in certificates)
+    roots = [load_certificate(der, der_only=True) for der in ctx.trust.vendor_roots]
+    ids = sorted(h.hex() for h in ctx.hsm_ids)
+    try:
+        verified = verify_attestation_chain(chain, roots=roots, now=ctx.at)
+    except (ChainNotTrusted, CertificateExpired) as exc:
+        return False, (
+            f"{unbound}: the HSM's attestation chain reaches no trusted vendor CA (its device "
+            f"is not a DPE child of a root of trust: {exc.code})"
+        )
+    if [verified.hsm_id.hex()] != ids or verified.attestation_key not in signers:
+        raise VerificationFailed(
+            f"{HSM_CHAIN} is the chain of HSM {verified.hsm_id.hex()}, whose attestation key "
+            f"signed no audit checkpoint of the bundle (of HSM {', '.join(ids)})",
+            code="hsm-chain-mismatch",
+        )
+    idevid = ctx.claims.ecc_chain[0]
+    if idevid.der not in chain:
+        raise VerificationFailed(
+            f"the HSM {ids[0]} is certified by the root of trust "
+            f"{_cn(certificates[-1].subject.rfc4514_string())!r}, not by the RoT that sealed "
+            f"the bundle (Ueid {ctx.claims.ueid.hex()}): its records are another node's",
+            code="hsm-other-node",
+        )
+    device = _cn(certificates[1].subject.rfc4514_string())
+    try:
+        (device_cert,) = parse_certificates(chain[1])
+    except (IronrootError, ValueError) as exc:
+        raise MalformedInput(f"the HSM's device certificate does not parse: {exc}") from exc
+    layers = [t.type for t in device_cert.dice.tcb_infos if t.type is not None]
+    if layers != [HSM_DPE_LABEL.encode()]:
+        # any DPE child of the RoT (a VM's identity) could certify a key: only its HSM layer
+        named = ", ".join(repr(t.decode("utf-8", "replace")) for t in layers) or "no layer"
+        return False, (
+            f"{unbound}: the HSM's device certificate {device!r} is certified by the sealing "
+            f"RoT for {named}, not for its HSM layer ({HSM_DPE_LABEL!r})"
+        )
+    return True, (
+        f"the HSM {ids[0]} is the node's: its attestation key, which signed the audit "
+        f"checkpoints, is certified by {device!r}, a DPE child of the sealing RoT (Ueid "
+        f"{ctx.claims.ueid.hex()})"
+    )
 
 
 def _reaches(records: Sequence[AuditRecord], checkpoint: AuditCheckpoint, first: int) -> None:
@@ -1595,6 +1740,7 @@ def check_bundle(data: bytes, trust: AuditTrust, *, at: dt.datetime | None = Non
     ]
     for name, title, step in plan:
         _run(name, title, step, steps)
+    bound, caveat = _signed_bound(ctx)
     return AuditReport(
         digest,
         tuple(steps),
@@ -1604,7 +1750,34 @@ def check_bundle(data: bytes, trust: AuditTrust, *, at: dt.datetime | None = Non
         exported_at=_text_time(index.exported_at),
         judged_at=_text_time(ctx.at),
         hsm_records=ctx.hsm_records,
+        exported_no_earlier_than=bound,
+        caveats=(
+            caveat,
+            *(() if trust.logs else (UNPAIRED,)),
+            *(() if ctx.hsm_unbound is None else (f"HSM records: {ctx.hsm_unbound}",)),
+        ),
     )
+
+
+def _signed_bound(ctx: _Context) -> tuple[str | None, str]:
+    """What signed data says of the sealed export time: the newest time a party the trust
+    names signed (a receipt's ``iat``, an EAR's, the fleet CA's CRL, a credential, an HSM
+    audit checkpoint), as text, and the caveat the report states. The export time itself is
+    the exporter's word: the RoT that seals signs the index it is given and keeps no
+    trusted clock, so only signed data bounds it, and only from below."""
+    exported = _text_time(ctx.index.exported_at)
+    word = (
+        f"exported_at {exported} is the exporter's word (the RoT that sealed the bundle keeps "
+        "no trusted clock)"
+    )
+    if not ctx.signed_times:
+        return None, f"{word}; nothing signed in the bundle bounds it"
+    seconds, what = max(ctx.signed_times)
+    when = _posix_time(seconds)
+    caveat = f"{word}; signed data bounds it: exported no earlier than {when} ({what})"
+    if seconds > ctx.index.exported_at.timestamp():
+        caveat += ": the sealed export time is before it, and is false"
+    return when, caveat
 
 
 def verify_bundle(data: bytes, trust: AuditTrust, *, at: dt.datetime | None = None) -> AuditReport:

@@ -16,7 +16,9 @@ from ironroot._lazy import lazy_package
 if TYPE_CHECKING:
     from ironroot.hsm._attest import (
         ATTESTATION_CONTENT_TYPE,
+        AttestationChain,
         KeyAttestation,
+        verify_attestation_chain,
         verify_key_attestation,
     )
     from ironroot.hsm._audit import (
@@ -100,6 +102,7 @@ __all__ = [
     "RELEASE_STATUSES",
     "REPORT_DATA_SIZE",
     "WRAPPING_KEY_KINDS",
+    "AttestationChain",
     "AuditCheckpoint",
     "AuditRecord",
     "AuditReport",
@@ -150,6 +153,7 @@ __all__ = [
     "release_records",
     "unwrap_key_kem",
     "unwrap_key_rsa_aes",
+    "verify_attestation_chain",
     "verify_audit",
     "verify_audit_checkpoint",
     "verify_audit_segments",

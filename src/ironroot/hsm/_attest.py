@@ -50,8 +50,10 @@ from ironroot.hsm._model import KeyAttributes, KeyInfo, KeyType
 
 __all__ = [
     "ATTESTATION_CONTENT_TYPE",
+    "AttestationChain",
     "KeyAttestation",
     "sign_key_attestation",
+    "verify_attestation_chain",
     "verify_key_attestation",
 ]
 
@@ -163,6 +165,46 @@ def open_hsm_statement(
     attestation_key = _public_of(attestation_cert)
     msg.verify(attestation_key)
     return SignedByHsm(msg.payload, attestation_key, device_key, attestation_cert)
+
+
+@dataclass(frozen=True, slots=True)
+class AttestationChain:
+    """A verified attestation chain: the HSM it names, its attestation key, the device key
+    that certified it, and the chain's certificates (DER, the attestation certificate
+    first)."""
+
+    hsm_id: bytes
+    attestation_key: PublicKey
+    device_key: PublicKey
+    certificates: tuple[bytes, ...]
+
+
+def verify_attestation_chain(
+    chain: Sequence[bytes], *, roots: Sequence[x509.Certificate], now: dt.datetime
+) -> AttestationChain:
+    """Verify an HSM's attestation chain (DER, as :attr:`Hsm.attestation_chain` gives it and
+    a statement's ``x5chain`` carries it: the attestation certificate, then the device chain)
+    against device trust anchors ``roots`` at ``now``, as :func:`verify_key_attestation`
+    verifies a statement's: the device chain validates to a root (its leaf may be a device
+    key that is no CA), the device key issued the attestation certificate, which names the
+    HSM. ``MalformedInput``, ``ChainNotTrusted``, ``CertificateExpired``."""
+    if (
+        not isinstance(chain, Sequence)
+        or len(chain) < 2
+        or not all(isinstance(c, bytes) for c in chain)
+    ):
+        raise MalformedInput("an HSM attestation chain is [attestation cert, device chain …]")
+    device_key = verify_x5chain(chain[1:], roots, now, ATTESTATION_LIMITS, leaf_signs=False)
+    attestation_cert = load_certificate(chain[0])
+    check_issued_by(attestation_cert, load_certificate(chain[1]), now)
+    serials = attestation_cert.subject.get_attributes_for_oid(NameOID.SERIAL_NUMBER)
+    try:
+        hsm_id = bytes.fromhex(str(serials[0].value)) if len(serials) == 1 else b""
+    except ValueError:
+        hsm_id = b""
+    if not hsm_id:
+        raise ChainNotTrusted("the attestation certificate names no HSM (serialNumber)")
+    return AttestationChain(hsm_id, _public_of(attestation_cert), device_key, tuple(chain))
 
 
 def _public_of(cert: x509.Certificate) -> PublicKey:
