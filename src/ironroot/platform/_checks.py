@@ -544,6 +544,7 @@ class _Update:
             providers=requirement.providers,
             service_keys=self.trust.service_keys,
             now=self.now,
+            service_issuer=self.trust.service_issuer,
         )
 
     def result(self, firmware: VerifiedManifest) -> VerifiedUpdate:
