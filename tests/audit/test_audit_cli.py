@@ -13,10 +13,17 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from tests.audit.audit_world import EXPORTED, NODE, AuditWorld, audit_world
 from tests.hsm_devices import self_signed_device
 
-from ironroot.audit import AuditReport, AuditStep, AuditTrust, render_html, verify_bundle
+from ironroot.audit import (
+    AuditReport,
+    AuditStep,
+    AuditTrust,
+    check_bundle,
+    render_html,
+    verify_bundle,
+)
 from ironroot.cli import main
 from ironroot.crypto import Algorithm, PrivateKey, load_certificate
-from ironroot.errors import ConfigError, MalformedInput
+from ironroot.errors import ConfigError, MalformedInput, UnknownIssuer
 from ironroot.witness import Cosigner
 
 AT = EXPORTED.isoformat().replace("+00:00", "Z")
@@ -262,3 +269,44 @@ def test_the_documented_trust_file_loads(aw: AuditWorld, trust_file: Path) -> No
     assert len(witnesses) == 3
     assert {w.vkey for w in trust.witnesses} == set(witnesses.values())
     assert trust.witness_quorum == 2
+
+
+def test_the_trust_file_s_service_issuer_pins_every_receipt_the_audit_relies_on(
+    aw: AuditWorld, trust_file: Path, exported: Path
+) -> None:
+    bundle = exported.read_bytes()
+    assert AuditTrust.load_toml(trust_file).platform.service_issuer is None  # as before
+    text = trust_file.read_text()
+    service = "https://transparency.example"  # what the trusted log's receipts name
+    other = "https://another-ts.example"
+
+    def pinned(issuer: str) -> AuditTrust:
+        path = trust_file.parent / "pinned-trust.toml"
+        path.write_text(
+            text.replace(
+                'service_keys = ["service-keys.cbor"]\n',
+                f'service_keys = ["service-keys.cbor"]\nservice_issuer = "{issuer}"\n',
+            )
+        )
+        trust = AuditTrust.load_toml(path)
+        assert trust.platform.service_issuer == issuer
+        return trust
+
+    assert check_bundle(bundle, pinned(service)).ok
+    # the trusted key signed every receipt, but the auditor knows the log by another iss:
+    # the PFM, each device's reference values and the SAFE review are refused alike
+    report = check_bundle(bundle, pinned(other))
+    refused = {
+        s.name: s.error for s in report.steps if s.status == "failed" and s.error is not None
+    }
+    assert set(refused) == {"pfm", "spdm:nic", "spdm:gpu", "spdm:nvme", "reviews"}
+    for name, error in refused.items():
+        assert type(error) is UnknownIssuer, name
+        assert error.code == "untrusted-service", name
+        assert error.detail.endswith(
+            f"is by a trusted transparency service (the receipt is issued by {service!r}, "
+            f"not by the transparency service {other!r})"
+        ), name
+    assert report.step("reviews").error.detail.startswith(  # type: ignore[union-attr]
+        "no receipt of the review of 'sha384:"
+    )

@@ -257,8 +257,8 @@ def test_public_surface() -> None:
             "HashEnvelope", "InclusionProof", "Limits", "Problem", "Receipt", "Sign1",
             "SignedStatement", "TransparentStatement", "build_receipt", "create_statement",
             "decode_cbor", "decode_key_set", "encode_cbor", "encode_key_set", "make_transparent",
-            "receipt_protected_header", "receipt_to_be_signed", "sign1", "verify_did_x509",
-            "verify_receipt", "verify_transparent_statement", "verify_x5chain",
+            "on_trusted_log", "receipt_protected_header", "receipt_to_be_signed", "sign1",
+            "verify_did_x509", "verify_receipt", "verify_transparent_statement", "verify_x5chain",
         ]
     )  # fmt: skip
     for name in ironroot.cose.__all__:

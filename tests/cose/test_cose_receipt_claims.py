@@ -8,6 +8,7 @@ from __future__ import annotations
 import cbor2
 import pytest
 
+import ironroot.platform
 from ironroot.cose import (
     InclusionProof,
     Receipt,
@@ -16,6 +17,7 @@ from ironroot.cose import (
     create_statement,
     encode_cbor,
     make_transparent,
+    on_trusted_log,
     receipt_to_be_signed,
     verify_receipt,
     verify_transparent_statement,
@@ -155,6 +157,25 @@ def test_a_transparent_statement_passes_the_issuer_and_clock_to_each_receipt() -
     with pytest.raises(VerificationFailed) as caught:
         verify_transparent_statement(future, KEYS, issuer=TS, now=NOW, require_all=False)
     assert caught.value.code == "receipt-from-the-future"
+
+
+def test_on_trusted_log_names_a_receipt_of_another_service_untrusted_service() -> None:
+    # the relying parties' shared check (the platform's, the RIM, SAFE, attestation, fleet
+    # and audit trusts): the cose refusal, named for what was checked, with one code
+    good = receipt_with({1: TS, 6: NOW})
+    foreign = receipt_with({1: "https://other.example", 6: NOW + 1})
+    both = make_transparent(STATEMENT, [good, foreign])
+    on_trusted_log(both, KEYS, "the thing", issuer=TS, now=NOW)  # one receipt suffices
+    on_trusted_log(both, KEYS, "the thing", now=NOW, require_all=True)  # no issuer: keys decide
+    with pytest.raises(UnknownIssuer) as caught:
+        on_trusted_log(both, KEYS, "the thing", issuer=TS, now=NOW, require_all=True)
+    assert type(caught.value) is UnknownIssuer
+    assert caught.value.code == "untrusted-service"
+    assert caught.value.detail == (
+        "no receipt of the thing is by a trusted transparency service (the receipt is issued "
+        "by 'https://other.example', not by the transparency service 'https://ts.example')"
+    )
+    assert ironroot.platform.on_trusted_log is on_trusted_log  # the platform's, not a copy
 
 
 def _with_unprotected(unprotected: dict[object, object]) -> bytes:

@@ -344,6 +344,39 @@ def test_approvals_must_be_logged_by_a_trusted_service(
     assert s.version("node-7") == 0
 
 
+def test_a_pinned_service_issuer_refuses_approvals_whose_receipt_names_another_service(
+    world: World, ops: Ops, fleet: Fleet
+) -> None:
+    state = desired(world, fleet, 1)
+    approvals = ops.approve(state, ALICE, BOB)
+    service = "https://transparency.example"  # the operator log's issuer (init_data_dir's)
+    base = ops.governance()
+    assert base.service_issuer is None
+    assert "service_issuer" not in base.to_json()  # governance.json as before, when left out
+    assert verify_desired(approvals, base, fleet=fleet.identity(), now=NOW).state == state
+    right = dataclasses.replace(base, service_issuer=service)
+    assert Governance.from_json(right.to_json()) == right
+    assert verify_desired(approvals, right, fleet=fleet.identity(), now=NOW).state == state
+    # the trusted key signed the receipts, but the class knows its log by another iss
+    other = "https://another-ts.example"
+    wrong = dataclasses.replace(base, service_issuer=other)
+    s = DesiredStore(fleet)
+    s.init(wrong)
+    assert s.governance("node-7") == wrong
+    with pytest.raises(UnknownIssuer) as info:
+        s.publish("node-7", approvals, now=NOW)
+    assert type(info.value) is UnknownIssuer
+    assert info.value.code == "untrusted-service"
+    assert info.value.detail == (
+        f"no receipt of the approval by {ALICE} is by a trusted transparency service (the "
+        f"receipt is issued by {service!r}, not by the transparency service {other!r})"
+    )
+    assert s.version("node-7") == 0
+    for bad in ("", 7, "x" * 257):
+        with pytest.raises(ConfigError, match="the transparency service's issuer is text"):
+            dataclasses.replace(base, service_issuer=bad)
+
+
 def test_approvals_must_be_of_one_document_and_this_class(
     world: World, ops: Ops, fleet: Fleet
 ) -> None:

@@ -222,3 +222,28 @@ def test_desired_show_at_a_time_judges_the_approvals_then(
         main(["fleet", "desired", "show", *f, "--at", "yesterday"])
     assert info.value.code == 2
     assert "is not a time" in capsys.readouterr().err
+
+
+def test_desired_init_service_issuer_pins_the_operator_log(
+    world: World, ops: Ops, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fleet, _ = make_fleet(world, tmp_path / "fleet", 1)
+    f = ["--fleet", str(fleet.directory)]
+    (tmp_path / "alice.pub.pem").write_bytes(ops.keys[ALICE].public_key.to_pem())
+    (tmp_path / "alice.key").write_bytes(ops.keys[ALICE].to_pem())
+    (tmp_path / "ops-keys.cbor").write_bytes(ops.log.service_keys_bytes())
+    other = "https://another-ts.example"  # not the operator log's issuer
+    code, out = run(
+        capsys, "fleet", "desired", "init", *f, "--signer", f"{ALICE}={tmp_path / 'alice.pub.pem'}",
+        "--required", "1", "--service-keys", str(tmp_path / "ops-keys.cbor"),
+        "--service-issuer", other,
+    )  # fmt: skip
+    assert code == 0
+    assert out["governance"]["service_issuer"] == other  # type: ignore[index]
+    (tmp_path / "desired.toml").write_text("version = 1\n[fuses]\nmin_svn = 3\n")
+    code, out = run(
+        capsys, "fleet", "desired", "publish", str(tmp_path / "desired.toml"), *f,
+        "--sign", f"{ALICE}={tmp_path / 'alice.key'}", "--url", ops.url, *AT,
+    )  # fmt: skip
+    assert (code, out["error"]["code"]) == (1, "untrusted-service")  # type: ignore[index]
+    assert DesiredStore(fleet).version("node-7") == 0

@@ -18,6 +18,7 @@ import shutil
 import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from tests.platform.node_world import transparency_service
@@ -819,4 +820,33 @@ def test_bad_arguments_are_config_errors(
             model=NIC_MODEL,
             now=NOW,
         ),
+    )
+
+
+def test_a_pinned_service_issuer_refuses_reference_values_of_another_service(
+    world: World, v1: Release
+) -> None:
+    # the trust's service_issuer holds a device's reference values as it holds the update's
+    # manifest: the cache of verified statements never serves them to a trust pinned otherwise
+    service = world.trusted.service_issuer()
+    args: dict[str, Any] = {
+        "trust_service_keys": world.service_keys,
+        "issuers": ISSUERS,
+        "vendor": VENDOR_ISS,
+        "model": NIC_MODEL,
+        "now": NOW,
+    }
+    unpinned = list(device_references([v1.statement], **args))
+    assert unpinned
+    assert list(device_references([v1.statement], **args, service_issuer=service)) == unpinned
+    other = "https://another-ts.example"
+    error = _raises(
+        UnknownIssuer,
+        "untrusted-service",
+        lambda: device_references([v1.statement], **args, service_issuer=other),
+    )
+    assert error.detail == (
+        f"no receipt of the reference values of {NIC_MODEL!r} is by a trusted transparency "
+        f"service (the receipt is issued by {service!r}, not by the transparency service "
+        f"{other!r})"
     )

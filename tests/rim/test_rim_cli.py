@@ -115,6 +115,14 @@ def test_register_then_appraise(
     assert (doc["driver_rim"], doc["vbios_rim"]) == (DRIVER_ID, VBIOS_ID)
     assert len(doc["matched"]) == 33  # type: ignore[arg-type]
 
+    # the transparency service pinned by its issuer: its own passes, another is refused
+    assert main([*argv, "--service-issuer", "https://transparency.example"]) == 0
+    capsys.readouterr()
+    caplog.clear()
+    assert main([*argv, "--service-issuer", "https://another-ts.example", "--json"]) == 1
+    assert _json(capsys)["error"]["code"] == "rim-not-found"  # type: ignore[index]
+    assert "untrusted-service: no receipt of RIM statement" in caplog.text
+
     blocks[10] = bytes(48)
     measurements.write_text(json.dumps({str(b): v.hex() for b, v in blocks.items()}))
     assert main([*argv, "--json"]) == 1

@@ -254,3 +254,30 @@ def test_a_rim_counts_only_inside_its_statement_s_own_dates() -> None:
     with pytest.raises(MalformedStatement) as malformed:
         logged_rim_from_statement(bad, service_keys=bad_keys, now=NOW)
     assert malformed.value.detail == "CWT claim 5 of the statement is not an integer"
+
+
+SERVICE = "https://transparency.example"  # init_data_dir's issuer: what the log's receipts name
+
+
+def test_a_pinned_service_issuer_refuses_a_receipt_naming_another_service(
+    rim_log: RimLog, logged: dict[str, bytes]
+) -> None:
+    keys = rim_log.service_keys
+    # the right issuer passes, and no issuer pinned is the key alone deciding, as before
+    pinned = logged_rim_from_statement(
+        logged["vbios"], service_keys=keys, now=NOW, service_issuer=SERVICE
+    )
+    assert (
+        pinned.rim_id
+        == logged_rim_from_statement(logged["vbios"], service_keys=keys, now=NOW).rim_id
+    )
+    # a receipt signed by the trusted key, but the verifier knows its service by another iss
+    other = "https://another-ts.example"
+    with pytest.raises(UnknownIssuer) as caught:
+        logged_rim_from_statement(logged["vbios"], service_keys=keys, now=NOW, service_issuer=other)
+    assert type(caught.value) is UnknownIssuer
+    assert caught.value.code == "untrusted-service"
+    assert caught.value.detail == (
+        f"no receipt of RIM statement {VBIOS_ID!r} is by a trusted transparency service (the "
+        f"receipt is issued by {SERVICE!r}, not by the transparency service {other!r})"
+    )

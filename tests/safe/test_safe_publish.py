@@ -21,7 +21,7 @@ from _safe_helpers import (
 )
 
 from ironroot.cli import main
-from ironroot.cose import SignedStatement, create_statement
+from ironroot.cose import SignedStatement, create_statement, encode_key_set
 from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.errors import (
     BadSignature,
@@ -446,3 +446,52 @@ def test_a_review_whose_receipt_is_from_the_future_is_refused(
     assert (
         reviews_for(SUB384, [logged], providers=keys, service_keys=service_keys, now=earlier) == []
     )
+
+
+@pytest.mark.integration
+def test_a_pinned_service_issuer_refuses_a_receipt_naming_another_service(
+    server: ServiceThread,
+    publisher: PrivateKey,
+    review_key: tuple[PrivateKey, ProviderKeys],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    key, keys = review_key
+    with TransparencyClient(server.url) as client:
+        service_keys = client.service_keys()
+    sfr = sign_report(report_bytes(audit__issues=[]), key, KID)
+    logged = _publish(server, sfr_statement(sfr, publisher, iss=STATEMENT_ISS))
+    service = "https://transparency.example"  # the service's issuer (write_service_config)
+    # no issuer pinned: the keys alone decide, as before; the right issuer passes too
+    review_from_statement(logged, keys, service_keys=service_keys)
+    review_from_statement(logged, keys, service_keys=service_keys, service_issuer=service)
+    # the trusted key signed the receipt, but the verifier knows its service by another iss
+    other = "https://another-ts.example"
+    with pytest.raises(UnknownIssuer) as caught:
+        review_from_statement(logged, keys, service_keys=service_keys, service_issuer=other)
+    assert type(caught.value) is UnknownIssuer
+    assert caught.value.code == "untrusted-service"
+    assert caught.value.detail == (
+        f"no receipt of the review of {SUB384!r} is by a trusted transparency service (the "
+        f"receipt is issued by {service!r}, not by the transparency service {other!r})"
+    )
+    assert reviews_for(SUB384, [logged], providers=keys, service_keys=service_keys)
+    assert not reviews_for(
+        SUB384, [logged], providers=keys, service_keys=service_keys, service_issuer=other
+    )
+    # an issuer without keys checks nothing: refused, not ignored
+    with pytest.raises(ConfigError, match="give the service keys too"):
+        review_from_statement(logged, keys, service_issuer=service)
+    # the command line: --service-issuer beside --service-keys
+    folder = tmp_path / "reviews"
+    folder.mkdir()
+    (folder / "review.ts").write_bytes(logged)
+    (tmp_path / "provider.pem").write_bytes(key.public_key.to_pem())
+    (tmp_path / "keys.cbor").write_bytes(encode_key_set(list(service_keys.values())))
+    query = ["safe", "query", "--hash", SUB384, "--dir", str(folder)]
+    query += ["--provider-key", f"{KID}={tmp_path / 'provider.pem'}"]
+    query += ["--service-keys", str(tmp_path / "keys.cbor"), "--json"]
+    code, out = _run(capsys, *query, "--service-issuer", service)
+    assert (code, len(json.loads(out)["reviews"])) == (0, 1)
+    code, out = _run(capsys, *query, "--service-issuer", other)
+    assert (code, json.loads(out)["reviews"]) == (1, [])

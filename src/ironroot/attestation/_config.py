@@ -9,6 +9,9 @@
     vendor_roots = ["vendor-ca"]              # RoT vendor CA certificates (files or folders)
     service_keys = ["scitt-keys.cbor"]        # transparency service keys: COSE Key Sets
                                               # (as /.well-known/scitt-keys serves) or PEM
+    service_issuer = "https://ts.example"     # optional: the receipts' CWT iss must name
+                                              # this service (else UnknownIssuer
+                                              # untrusted-service); omitted: keys decide
     reference_values = ["reference-values"]   # Transparent Statements of CoRIMs and of GPU
                                               # RIMs (application/swid+xml) (*.ts, *.cbor)
     rim_roots = []                            # RIM root CAs trusted besides NVIDIA's pinned
@@ -181,6 +184,7 @@ class AttestationConfig:
     allow_stale_collateral: bool = False
     products: tuple[ReferencePublisher, ...] = ()
     rim_roots: tuple[Path, ...] = ()
+    service_issuer: str | None = None
 
     def load_collateral(self) -> CollateralFiles:
         """The configured collateral and CRLs, read leniently (problems listed, never raised)."""
@@ -272,6 +276,7 @@ class AttestationConfig:
             vendor_roots=roots,
             now=now,
             rim_roots=(*builtin_rim_roots(), *extra_rim_roots) if extra_rim_roots else None,
+            service_issuer=self.service_issuer,
         )
         for product in built.unselected():
             _log.warning(
@@ -432,6 +437,7 @@ def _load(data_dir: Path, path: Path) -> AttestationConfig:
         "allow_stale_collateral",
         "products",
         "rim_roots",
+        "service_issuer",
     }
     unknown = set(table) - known
     if unknown:
@@ -456,6 +462,14 @@ def _load(data_dir: Path, path: Path) -> AttestationConfig:
     allow_stale = table.get("allow_stale_collateral", False)
     if not isinstance(allow_stale, bool):
         raise ConfigError("attestation.allow_stale_collateral must be true or false")
+    service_issuer = table.get("service_issuer")
+    if service_issuer is not None and (
+        not isinstance(service_issuer, str) or not 1 <= len(service_issuer) <= 256
+    ):
+        raise ConfigError(
+            "attestation.service_issuer must be text of 1 to 256 characters (the transparency "
+            "service's issuer)"
+        )
     port = table.get("port", 8100)
     if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
         raise ConfigError("attestation.port must be a TCP port (1-65535)")
@@ -479,6 +493,7 @@ def _load(data_dir: Path, path: Path) -> AttestationConfig:
         allow_stale_collateral=allow_stale,
         products=_products(table.get("products", [])),
         rim_roots=_paths(data_dir, table, "rim_roots"),
+        service_issuer=service_issuer,
         server=ServerLimits.from_table(document.get("server"), "[server]"),
         challenges=ChallengeLimits.from_table(document.get("challenges")),
     )

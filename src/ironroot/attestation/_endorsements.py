@@ -8,7 +8,9 @@ only when all of this holds (:func:`reference_values_from_statement`):
    (``verify_transparent_statement``: ``InvalidProof``, ``BadSignature``, ``UnknownIssuer``,
    ``MalformedReceipt``), and, given ``now``, none is issued more than 300 s after it
    (``VerificationFailed`` ``receipt-from-the-future``, whatever ``outside_validity``); an
-   empty key set trusts nothing (``UnknownIssuer``);
+   empty key set trusts nothing (``UnknownIssuer``); with ``service_issuer`` every receipt
+   also names that transparency service in its CWT ``iss`` (``UnknownIssuer``
+   ``untrusted-service``, the platform's check: :func:`ironroot.cose.on_trusted_log`);
 2. where vendor keys are configured for the statement's ``iss``, the statement's signature
    verifies under one of them (``UnknownIssuer`` when none is configured for that issuer,
    ``BadSignature``), and a payload that is itself a signed CoRIM (COSE_Sign1) verifies too;
@@ -51,7 +53,8 @@ publisher for the RIM's manufacturer and model (``PlatformManufacturerStr``,
 rule as for CoRIM. They land in :attr:`Endorsements.rims` (:class:`ironroot.rim.LoggedRims`).
 
 SAFE reviews come the same way (:func:`ironroot.safe.review_from_statement` with the service
-keys): only a review whose receipts and SFR signature verify is kept.
+keys): only a review whose receipts and SFR signature verify is kept. RIMs and reviews are held
+to ``service_issuer`` too, when it is given.
 
 :meth:`Endorsements.build` collects both from statement bytes and records every statement (and
 vendor root) it refused, with its file name and the reason, in ``rejected`` and as a logged
@@ -81,7 +84,7 @@ from ironroot.corim import (
     Validity,
     is_full_digest,
 )
-from ironroot.cose import SignedStatement, verify_transparent_statement
+from ironroot.cose import SignedStatement, on_trusted_log, verify_transparent_statement
 from ironroot.crypto import Verifier
 from ironroot.errors import (
     ConfigError,
@@ -475,6 +478,7 @@ def reference_values_from_statement(
     publishers: Sequence[ReferencePublisher] = (),
     now: dt.datetime | None = None,
     outside_validity: str = "refuse",
+    service_issuer: str | None = None,
 ) -> tuple[ReferenceValue, ...]:
     """The reference values of one Transparent Statement, or the error that refuses it.
 
@@ -486,7 +490,8 @@ def reference_values_from_statement(
     so :meth:`ReferenceValue.valid_at` says at ``now`` what was not refused — the platform's
     boot and measurement under ``expired_manifest = "report"``, and a verifier that names the
     expiry in its appraisal instead of dropping the values unseen. A ``now`` without a
-    timezone is ``ConfigError``."""
+    timezone is ``ConfigError``. ``service_issuer``: the transparency service every receipt
+    must name (module docs, 1; ``None``: the keys alone decide)."""
     _check_dating(outside_validity, now)
     dated = now if outside_validity == "refuse" else None  # "report": the values carry them
     if not service_keys:
@@ -494,6 +499,9 @@ def reference_values_from_statement(
     at = None if now is None else now.timestamp()  # a receipt not from the future, either mode
     statement = verify_transparent_statement(data, service_keys, now=at).statement
     iss, sub = statement.claims.iss, statement.claims.sub
+    if service_issuer is not None:
+        what = f"the reference values of {sub!r}"
+        on_trusted_log(data, service_keys, what, issuer=service_issuer, now=at, require_all=True)
     _check_corim_type(statement)
     keys: Sequence[Verifier] | None = None
     if vendor_keys is not None:
@@ -571,13 +579,17 @@ def rim_from_statement(
     publishers: Sequence[ReferencePublisher] = (),
     now: dt.datetime,
     rim_roots: Sequence[x509.Certificate] | None = None,
+    service_issuer: str | None = None,
 ) -> LoggedRim:
     """The RIM of one Transparent Statement (:func:`ironroot.rim.logged_rim_from_statement`,
-    under ``rim_roots``: by default NVIDIA's pinned RIM root), its issuer a publisher of the
-    RIM's manufacturer and model (module docs); or the error that refuses it."""
+    under ``rim_roots``: by default NVIDIA's pinned RIM root, its receipts naming
+    ``service_issuer`` when given), its issuer a publisher of the RIM's manufacturer and model
+    (module docs); or the error that refuses it."""
     if not service_keys:
         raise UnknownIssuer("no transparency service keys are configured: nothing is logged")
-    logged = logged_rim_from_statement(data, service_keys=service_keys, now=now, roots=rim_roots)
+    logged = logged_rim_from_statement(
+        data, service_keys=service_keys, now=now, roots=rim_roots, service_issuer=service_issuer
+    )
     vendor, model = logged.rim.manufacturer, logged.rim.model
     if not any(
         p.vendor == vendor and p.model in (None, model) and logged.issuer in p.issuers
@@ -681,14 +693,21 @@ def reviews_from_statements(
     providers: ProviderKeys,
     service_keys: Mapping[bytes, Verifier],
     now: dt.datetime | None = None,
+    service_issuer: str | None = None,
 ) -> tuple[tuple[Review, ...], tuple[str, ...]]:
-    """The SAFE reviews among ``statements`` whose receipts and SFRs verify; and one line per
-    statement refused (also logged as a warning)."""
+    """The SAFE reviews among ``statements`` whose receipts (naming ``service_issuer``, when
+    given) and SFRs verify; and one line per statement refused (also logged as a warning)."""
 
     def review(item: _Item) -> Review:
         if not service_keys:
             raise UnknownIssuer("no transparency service keys")
-        return review_from_statement(item.data, providers, service_keys=service_keys, now=now)
+        return review_from_statement(
+            item.data,
+            providers,
+            service_keys=service_keys,
+            now=now,
+            service_issuer=service_issuer,
+        )
 
     reviews, rejected = load_each(
         _labelled(statements, "review statement"), review, log=_log, what="review"
@@ -792,6 +811,7 @@ class Endorsements:
         now: dt.datetime | None = None,
         rim_roots: Sequence[x509.Certificate] | None = None,
         outside_validity: str = "refuse",
+        service_issuer: str | None = None,
     ) -> Endorsements:
         """Collect endorsements from statement bytes; a statement or vendor root that does not
         load or verify, whatever the error, is left out, logged as a warning and listed in
@@ -806,7 +826,9 @@ class Endorsements:
         appraisal judges each value's span at its own ``now`` and names the expiry
         (``… (its logged values have expired)``) where the values would otherwise be unseen.
         Any other value is ``ConfigError``, raised here (not one statement's fault), and so
-        is a ``now`` without a timezone.
+        is a ``now`` without a timezone. ``service_issuer``: the transparency service whose
+        receipts count (the CWT ``iss`` they name); a statement whose receipt names another is
+        rejected (``UnknownIssuer`` ``untrusted-service``). ``None``: the keys alone decide.
         """
         _check_dating(outside_validity, now)
 
@@ -820,6 +842,7 @@ class Endorsements:
                     publishers=publishers,
                     now=now,
                     rim_roots=rim_roots,
+                    service_issuer=service_issuer,
                 )
             return reference_values_from_statement(
                 item.data,
@@ -828,6 +851,7 @@ class Endorsements:
                 publishers=publishers,
                 now=now,
                 outside_validity=outside_validity,
+                service_issuer=service_issuer,
             )
 
         found, rejected = load_each(
@@ -848,7 +872,11 @@ class Endorsements:
         reviews: tuple[Review, ...] = ()
         if providers is not None:
             reviews, refused = reviews_from_statements(
-                review_statements, providers=providers, service_keys=service_keys, now=now
+                review_statements,
+                providers=providers,
+                service_keys=service_keys,
+                now=now,
+                service_issuer=service_issuer,
             )
             rejected.extend(refused)
         return cls(

@@ -495,6 +495,7 @@ def _devices(
             references = device_references(
                 statements[name],
                 trust_service_keys=trust.service_keys,
+                service_issuer=trust.service_issuer,
                 issuers=trust.issuers_of(name),
                 vendor=info.vendor,
                 model=info.model,

@@ -858,6 +858,7 @@ def _spdm(ctx: _Context, device: str) -> list[str]:
     references = device_references(
         ctx.statements(device),
         trust_service_keys=ctx.trust.platform.service_keys,
+        service_issuer=ctx.trust.platform.service_issuer,
         issuers=ctx.trust.platform.issuers_of(device),
         vendor=vendor,
         model=model,
@@ -893,7 +894,11 @@ def _reviews(ctx: _Context) -> list[str]:
     lines = []
     for component, name, data in found:
         review = review_from_statement(
-            data, providers, service_keys=ctx.trust.platform.service_keys, now=ctx.at
+            data,
+            providers,
+            service_keys=ctx.trust.platform.service_keys,
+            now=ctx.at,
+            service_issuer=ctx.trust.platform.service_issuer,
         )
         verified = ctx.verified.get(component)
         if verified is not None and review.subject.lower() != (

@@ -1,10 +1,12 @@
 """``ironroot fleet desired|reconcile|rollout``: a class's desired state on the log, drift, and
 rollouts in waves (``--fleet DIR`` or ``$IRONROOT_FLEET``).
 
-``desired init --signer ISS=KEY.pub.pem ... --required N [--service-keys FILE]``
+``desired init --signer ISS=KEY.pub.pem ... --required N [--service-keys FILE]
+[--service-issuer ISS]``
     who may change the class's desired state: the authorized signers and how many distinct
     ones a change needs (2: the two-person rule); the transparency services whose receipts
-    count (default: the class trust's).
+    count (default: the class trust's keys and its ``service_issuer``), and the issuer their
+    receipts must name (a receipt naming another: ``UnknownIssuer`` ``untrusted-service``).
 ``desired sign DESIRED.toml --key KEY --iss ISS --out FILE``
     one approver's Signed Statement over the document (offline; nothing is registered).
 ``desired publish [DESIRED.toml --sign ISS=KEY ...] [--statement FILE ...] [--url LOG]``
@@ -85,6 +87,12 @@ def register_desired(verbs: Any) -> None:
         type=Path,
         help="the transparency services whose receipts count: a COSE Key Set or PEM "
         "(default: the class trust's)",
+    )
+    init.add_argument(
+        "--service-issuer",
+        help="the issuer (CWT iss) the receipts must name: a receipt naming another service "
+        "is refused (default: the class trust's service_issuer without --service-keys, else "
+        "none)",
     )
     init.set_defaults(func=_init)
 
@@ -229,6 +237,7 @@ def _init(args: argparse.Namespace) -> int:
         AuthorizedSigner(iss, PublicKey.from_pem(read_input(path)))
         for iss, path in _pairs(args.signer, "--signer")
     )
+    issuer = args.service_issuer
     if args.service_keys is not None:
         data = read_input(args.service_keys)
         if data.lstrip().startswith(b"-----BEGIN"):
@@ -237,12 +246,13 @@ def _init(args: argparse.Namespace) -> int:
         else:
             services = decode_key_set(data)
     else:
+        trust = fleet.node_class(name).trust
         services = {
-            kid: key
-            for kid, key in fleet.node_class(name).trust.service_keys.items()
-            if isinstance(key, PublicKey)
+            kid: key for kid, key in trust.service_keys.items() if isinstance(key, PublicKey)
         }
-    governance = Governance(name, signers, args.required, services)
+        if issuer is None:
+            issuer = trust.service_issuer
+    governance = Governance(name, signers, args.required, services, issuer)
     DesiredStore(fleet).init(governance)
     if args.json:
         print(json.dumps({"class": name, "governance": governance.to_json()}))
@@ -250,6 +260,7 @@ def _init(args: argparse.Namespace) -> int:
         print(
             f"class {name}: {len(signers)} authorized signer(s), {args.required} required per "
             f"change, {len(services)} trusted transparency service key(s)"
+            + (f" issuing as {issuer}" if issuer is not None else "")
         )
     return 0
 

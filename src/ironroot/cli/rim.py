@@ -13,9 +13,11 @@
     ``<project>_<sku>_<chip>_<version>_….swidtag``), or ``--id``.
 ``appraise (--evidence FILE --cert CHAIN [--nonce HEX] | --measurements FILE --project P
 --sku S --chip C --vbios-version V --driver-version D [--nvdec0-disabled]) --rims PATH...
---service-keys FILE --issuer ISS... [--product GH100] [--at TIME] [--root PEM]... [--json]``
+--service-keys FILE [--service-issuer ISS] --issuer ISS... [--product GH100] [--at TIME]
+[--root PEM]... [--json]``
     appraises a GPU against the RIM Transparent Statements in ``--rims`` (files or folders)
-    whose receipts verify under ``--service-keys`` and whose issuer is an ``--issuer``, exactly
+    whose receipts verify under ``--service-keys`` (and name the transparency service
+    ``--service-issuer``, when given) and whose issuer is an ``--issuer``, exactly
     as the verifier's endorsements do: an NVIDIA GPU report (``--evidence``, verified as the
     ``nvidia-gpu`` format; its opaque data names the board, the versions and NVDEC0's status),
     or bare measurement blocks (JSON ``{"<SPDM block index>": "<hex>", …}``) with the values
@@ -122,6 +124,10 @@ def register(sub: Any) -> None:
     )
     app.add_argument(
         "--service-keys", required=True, type=Path, help="COSE Key Set or PEM: verify receipts"
+    )
+    app.add_argument(
+        "--service-issuer",
+        help="the transparency service's issuer: a receipt naming another (CWT iss) is refused",
     )
     app.add_argument(
         "--issuer",
@@ -358,6 +364,7 @@ def _appraise(args: argparse.Namespace) -> int:
         publishers=(ReferencePublisher(args.vendor, None, frozenset(args.issuer)),),
         now=now,
         rim_roots=_roots(args.root),
+        service_issuer=args.service_issuer,
     )
     if args.evidence is not None:
         result = _from_evidence(args, now, endorsements.rims)

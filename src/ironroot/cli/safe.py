@@ -69,6 +69,11 @@ def register(sub: Any) -> None:
     query.add_argument("--provider-key", action="append", required=True, help=key_help)
     query.add_argument("--service-keys", type=Path, help="COSE Key Set or PEM: verify receipts")
     query.add_argument(
+        "--service-issuer",
+        help="the transparency service's issuer: with --service-keys, a receipt naming "
+        "another (CWT iss) is refused",
+    )
+    query.add_argument(
         "--threshold", type=_cvss, default=7.0, help="CVSS threshold, 0.0 to 10.0 (7.0)"
     )
     query.add_argument("--json", action="store_true")
@@ -234,6 +239,7 @@ def _query(args: argparse.Namespace) -> int:
         providers=providers,
         service_keys=service_keys,
         now=dt.datetime.now(dt.UTC),
+        service_issuer=args.service_issuer,
     )
     # Every verified review of the same firmware counts: one clean review does not close an
     # issue another lists (the attestation verifier's rule).

@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from ironroot.cose._transparent import (
         TransparentStatement,
         make_transparent,
+        on_trusted_log,
         verify_transparent_statement,
     )
     from ironroot.cose._x509 import verify_did_x509, verify_x5chain
@@ -92,6 +93,7 @@ __all__ = [
     "encode_cbor",
     "encode_key_set",
     "make_transparent",
+    "on_trusted_log",
     "receipt_protected_header",
     "receipt_to_be_signed",
     "sign1",

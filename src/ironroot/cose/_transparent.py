@@ -21,9 +21,22 @@ from ironroot.cose._receipt import Receipt, verify_receipt
 from ironroot.cose._sign1 import decode_sign1
 from ironroot.cose._statement import SignedStatement
 from ironroot.crypto import Verifier
-from ironroot.errors import IronrootError, LimitExceeded, MalformedReceipt, MalformedStatement
+from ironroot.errors import (
+    BadSignature,
+    InvalidProof,
+    IronrootError,
+    LimitExceeded,
+    MalformedReceipt,
+    MalformedStatement,
+    UnknownIssuer,
+)
 
-__all__ = ["TransparentStatement", "make_transparent", "verify_transparent_statement"]
+__all__ = [
+    "TransparentStatement",
+    "make_transparent",
+    "on_trusted_log",
+    "verify_transparent_statement",
+]
 
 # Room for the receipts on top of the statement's own size limit: an ML-DSA-87 receipt is
 # under 5 kB, so 16 kB per receipt is generous.
@@ -124,3 +137,39 @@ def verify_transparent_statement(
     if failures:
         raise failures[0]
     return parsed
+
+
+def on_trusted_log(
+    data: bytes,
+    service_keys: Mapping[bytes, Verifier],
+    what: str,
+    *,
+    limits: Limits = DEFAULT_LIMITS,
+    issuer: str | None = None,
+    now: float | None = None,
+    require_all: bool = False,
+) -> TransparentStatement:
+    """The Transparent Statement ``data`` once one of its receipts (with ``require_all``:
+    every one) verifies under a trusted service key, over exactly its entry; else
+    ``UnknownIssuer`` ``untrusted-service`` or ``InvalidProof`` ``receipt-not-for-statement``,
+    naming ``what``. With ``issuer`` the receipt's CWT ``iss`` must name that service
+    (``UnknownIssuer`` ``untrusted-service``); with ``now`` (POSIX seconds) it may not be
+    issued after it (``VerificationFailed`` ``receipt-from-the-future``, ``receipt-expired``:
+    :func:`verify_receipt`). Every relying party that pins its transparency service's issuer
+    (``service_issuer``: the platform's update checks, the audit, a fleet's desired state and
+    endorsements, RIMs, SAFE reviews, reference values) refuses a receipt of another service
+    with this one check."""
+    try:
+        return verify_transparent_statement(
+            data, service_keys, require_all=require_all, limits=limits, issuer=issuer, now=now
+        )
+    except UnknownIssuer as exc:
+        raise UnknownIssuer(
+            f"no receipt of {what} is by a trusted transparency service ({exc.detail})",
+            code="untrusted-service",
+        ) from exc
+    except (BadSignature, InvalidProof) as exc:
+        raise InvalidProof(
+            f"no receipt proves {what} is on the log: {exc.detail}",
+            code="receipt-not-for-statement",
+        ) from exc

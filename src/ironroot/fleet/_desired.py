@@ -63,8 +63,10 @@ order, each refusal a typed error:
    and it is valid at ``now``: before its CWT ``exp`` (``VerificationFailed``
    ``statement-expired``), at or after its ``nbf`` (``statement-not-yet-valid``);
 3. it carries a receipt (``PolicyRejected`` ``no-receipt``) by a trusted service
-   (``UnknownIssuer`` ``untrusted-service``) that proves this statement
-   (``InvalidProof`` ``receipt-not-for-statement``);
+   (``UnknownIssuer`` ``untrusted-service``; with the governance's ``service_issuer``, a
+   receipt whose CWT ``iss`` names another service too) that proves this statement
+   (``InvalidProof`` ``receipt-not-for-statement``): :func:`ironroot.cose.on_trusted_log`,
+   the platform's check;
 4. all statements carry the same document (``PolicyRejected`` ``documents-differ``), no person
    approved twice (``PolicyRejected`` ``duplicate-signer``), and at least ``required`` did
    (``PolicyRejected`` ``too-few-signers``);
@@ -668,12 +670,14 @@ class Governance:
     """Who may change a class's desired state (module docs): the authorized signers, how many
     distinct ones a change needs (``required``; 2 is the two-person rule; at most 16, the
     most approvals a change carries), and the
-    transparency services whose receipts count (``kid`` -> key)."""
+    transparency services whose receipts count (``kid`` -> key), optionally pinned by the
+    issuer their receipts name (``service_issuer``; ``None``: the keys alone decide)."""
 
     node_class: str
     signers: tuple[AuthorizedSigner, ...]
     required: int
     service_keys: Mapping[bytes, PublicKey]
+    service_issuer: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.node_class, str) or not _NAME.fullmatch(self.node_class):
@@ -702,6 +706,9 @@ class Governance:
         for kid, key in self.service_keys.items():
             if not isinstance(key, PublicKey) or key.kid != kid:
                 raise ConfigError("a service key's kid is its RFC 9679 thumbprint")
+        issuer = self.service_issuer
+        if issuer is not None and (not isinstance(issuer, str) or not 1 <= len(issuer) <= 256):
+            raise ConfigError("the transparency service's issuer is text of 1 to 256 characters")
         object.__setattr__(self, "signers", signers)
         object.__setattr__(self, "service_keys", MappingProxyType(dict(self.service_keys)))
 
@@ -728,13 +735,21 @@ class Governance:
             "required": self.required,
             "signers": [{"iss": s.iss, "key": _b64(s.key.to_der())} for s in self.signers],
             "service_keys": [_b64(k.to_der()) for k in self.service_keys.values()],
+            # written only when set: a governance.json without it is read as before
+            **({"service_issuer": self.service_issuer} if self.service_issuer is not None else {}),
         }
 
     @classmethod
     def from_json(cls, doc: object) -> Governance:
         if not isinstance(doc, dict) or doc.get("format") != _GOVERNANCE_FORMAT:
             raise ConfigError(f"not a governance document of format {_GOVERNANCE_FORMAT}")
-        if set(doc) != {"format", "class", "required", "signers", "service_keys"}:
+        if set(doc) - {"service_issuer"} != {
+            "format",
+            "class",
+            "required",
+            "signers",
+            "service_keys",
+        }:
             raise ConfigError("the governance document has missing or unknown members")
         signers, services = doc["signers"], doc["service_keys"]
         if not isinstance(signers, list) or not isinstance(services, list):
@@ -748,7 +763,13 @@ class Governance:
                 raise ConfigError("a signer's iss is text")
             parsed.append(AuthorizedSigner(entry["iss"], key))
         keys = [_public_key(_unb64(k, "a service key"), "a service key") for k in services]
-        return cls(str(doc["class"]), tuple(parsed), doc["required"], {k.kid: k for k in keys})
+        return cls(
+            str(doc["class"]),
+            tuple(parsed),
+            doc["required"],
+            {k.kid: k for k in keys},
+            doc.get("service_issuer"),
+        )
 
 
 # --- approvals ------------------------------------------------------------------------------
@@ -840,7 +861,14 @@ def _logged(
     if not has_receipts:
         raise PolicyRejected(f"{what} is not on a transparency log: no receipt", code="no-receipt")
     at = None if now is None else now.timestamp()
-    on_trusted_log(data, governance.service_keys, what, limits=_STATEMENT_LIMITS, now=at)
+    on_trusted_log(
+        data,
+        governance.service_keys,
+        what,
+        limits=_STATEMENT_LIMITS,
+        issuer=governance.service_issuer,
+        now=at,
+    )
 
 
 def _check(

@@ -18,11 +18,11 @@ node actually booted:
 3. **reviewed.** The reviews that count are the SAFE review statements among the class's
    statements (of a witnessed statement, the Transparent Statement in it) and the fleet's
    added endorsements whose receipts verify under the class trust's transparency services
-   and whose SFR is signed by one of the requirement's providers
-   (:func:`ironroot.attestation.reviews_from_statements`; built once per class,
-   again when the endorsements change and hourly; each asked again at every appraisal
-   whether it still counts, :meth:`ironroot.safe.Review.counts_at`). At least one must name
-   the manifest digest, and none of them may list an open finding at or above the
+   (naming its ``service_issuer``, when it has one) and whose SFR is signed by one of the
+   requirement's providers (:func:`ironroot.attestation.reviews_from_statements`; built once
+   per class, again when the endorsements change and hourly; each asked again at every
+   appraisal whether it still counts, :meth:`ironroot.safe.Review.counts_at`). At least one
+   must name the manifest digest, and none of them may list an open finding at or above the
    requirement's severity threshold — a later review with a new high finding refuses
    firmware an earlier clean one admitted, as for the BMC.
 
@@ -148,6 +148,7 @@ class ComponentReviews:
                 providers=requirement.providers,
                 service_keys=klass.trust.service_keys,
                 now=now,
+                service_issuer=klass.trust.service_issuer,
             )[0]
             for component, requirement in required.items()
         }

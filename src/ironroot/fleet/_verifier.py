@@ -7,7 +7,8 @@ its images (``NodeClass.statements``) and the fleet's added endorsements
 made) are sorted by content type: CoRIMs (``application/rim+cbor``) are reference values,
 OCP SAFE reports are reviews, anything else (manifest statements) is passed over. Each counts
 only as :class:`ironroot.attestation.Endorsements` admits it: receipts verifying under the
-class trust's transparency-service keys, and a publisher allowed for the product —
+class trust's transparency-service keys (and naming its ``service_issuer``, when it has one:
+``UnknownIssuer`` ``untrusted-service`` otherwise), and a publisher allowed for the product —
 
 * the BMC, whose firmware the RoT measures and quotes: the products the class's own BMC
   reference statements name (CoRIM class vendor and model), with the class trust's issuers
@@ -248,6 +249,7 @@ def class_endorsements(
     requirement = trust.safe.get("bmc")
     built = Endorsements.build(
         service_keys=trust.service_keys,
+        service_issuer=trust.service_issuer,
         reference_statements=corims,
         review_statements=reviews,
         providers=requirement.providers if requirement is not None else None,

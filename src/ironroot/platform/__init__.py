@@ -14,13 +14,13 @@ from typing import TYPE_CHECKING
 from ironroot._lazy import lazy_package
 
 if TYPE_CHECKING:
+    from ironroot.cose import on_trusted_log  # the receipt check, shared with the other layers
     from ironroot.platform._checks import (
         UPDATE_CHECKS,
         UpdateReport,
         VerifiedUpdate,
         check_recovery_images,
         check_update,
-        on_trusted_log,
         unwrap_witnessed,
         verify_update,
     )

@@ -158,6 +158,7 @@ def _run_component(
             references = device_references(
                 statements,
                 trust_service_keys=rot.platform.config.trust.service_keys,
+                service_issuer=rot.platform.config.trust.service_issuer,
                 issuers=rot.platform.config.trust.issuers_of(name),
                 vendor=info.vendor,
                 model=info.model,
@@ -483,6 +484,7 @@ def measure_devices(
             references = device_references(
                 statements,
                 trust_service_keys=rot.platform.config.trust.service_keys,
+                service_issuer=rot.platform.config.trust.service_issuer,
                 issuers=rot.platform.config.trust.issuers_of(name),
                 vendor=info.vendor,
                 model=info.model,

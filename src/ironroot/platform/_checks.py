@@ -82,20 +82,15 @@ from typing import Any, Final
 
 from ironroot.corim import CORIM_CONTENT_TYPE
 from ironroot.cose import (
-    DEFAULT_LIMITS,
     HASH_SHA384,
-    Limits,
     SignedStatement,
     TransparentStatement,
-    verify_transparent_statement,
+    on_trusted_log,
 )
-from ironroot.crypto import Verifier
 from ironroot.errors import (
-    BadSignature,
     ConfigError,
     DigestMismatch,
     FirmwareRejected,
-    InvalidProof,
     IronrootError,
     MalformedInput,
     PolicyRejected,
@@ -123,7 +118,6 @@ __all__ = [
     "VerifiedUpdate",
     "check_recovery_images",
     "check_update",
-    "on_trusted_log",
     "verify_update",
 ]
 
@@ -258,38 +252,6 @@ def _receipted(data: bytes, trust: PlatformTrust, what: str, now: dt.datetime) -
     return on_trusted_log(
         data, trust.service_keys, what, issuer=trust.service_issuer, now=now.timestamp()
     ).statement
-
-
-def on_trusted_log(
-    data: bytes,
-    service_keys: Mapping[bytes, Verifier],
-    what: str,
-    *,
-    limits: Limits = DEFAULT_LIMITS,
-    issuer: str | None = None,
-    now: float | None = None,
-) -> TransparentStatement:
-    """The Transparent Statement ``data`` once one of its receipts verifies under a trusted
-    service key, over exactly its entry; else ``UnknownIssuer`` ``untrusted-service`` or
-    ``InvalidProof`` ``receipt-not-for-statement``, naming ``what`` (the update checks, the
-    audit's and a fleet's approvals of desired state decide with it alike). With ``issuer``
-    the receipt's CWT ``iss`` must name that service (``UnknownIssuer`` ``untrusted-service``);
-    with ``now`` (POSIX seconds) it may not be issued after it (``VerificationFailed``
-    ``receipt-from-the-future``, ``receipt-expired``: :func:`ironroot.cose.verify_receipt`)."""
-    try:
-        return verify_transparent_statement(
-            data, service_keys, require_all=False, limits=limits, issuer=issuer, now=now
-        )
-    except UnknownIssuer as exc:
-        raise UnknownIssuer(
-            f"no receipt of {what} is by a trusted transparency service ({exc.detail})",
-            code="untrusted-service",
-        ) from exc
-    except (BadSignature, InvalidProof) as exc:
-        raise InvalidProof(
-            f"no receipt proves {what} is on the log: {exc.detail}",
-            code="receipt-not-for-statement",
-        ) from exc
 
 
 def _witnessed(data: bytes, trust: PlatformTrust, what: str, now: dt.datetime) -> None:
@@ -582,6 +544,7 @@ class _Update:
             providers=requirement.providers,
             service_keys=self.trust.service_keys,
             now=self.now,
+            service_issuer=self.trust.service_issuer,
         )
 
     def result(self, firmware: VerifiedManifest) -> VerifiedUpdate:

@@ -386,7 +386,10 @@ def _remember(table: dict[bytes, Any], key: bytes, value: object) -> None:
 
 
 def _references_key(
-    digest: bytes, service_keys: Mapping[bytes, Verifier], publisher: ReferencePublisher
+    digest: bytes,
+    service_keys: Mapping[bytes, Verifier],
+    publisher: ReferencePublisher,
+    service_issuer: str | None,
 ) -> bytes | None:
     keys: list[list[bytes]] = []
     for kid, key in sorted(service_keys.items(), key=lambda item: bytes(item[0])):
@@ -401,6 +404,7 @@ def _references_key(
             publisher.vendor,
             publisher.model,
             sorted(publisher.issuers),
+            service_issuer,
         ]
     )
     return hashlib.sha256(framed).digest()
@@ -416,6 +420,7 @@ def device_references(
     now: datetime,
     vendor_keys: Mapping[str, Sequence[Verifier]] | None = None,
     outside_validity: str = "refuse",
+    service_issuer: str | None = None,
 ) -> ReferenceValues:
     """The reference values of a device's product (CoRIM class ``vendor`` and ``model``) from
     its vendor's CoRIM Transparent Statements; the first statement refused raises its error
@@ -424,7 +429,9 @@ def device_references(
     keys of each issuer. ``outside_validity="report"`` (the platform's boot of installed
     devices with ``expired_manifest = "report"``) takes a statement refused only for its dates
     (``rim-expired``) anyway, every other check made as before; its values keep their span,
-    so :func:`_outside_validity` names the finding and an appraisal refuses them."""
+    so :func:`_outside_validity` names the finding and an appraisal refuses them.
+    ``service_issuer``: the transparency service the receipts must name (the trust's
+    ``service_issuer``; another: ``UnknownIssuer`` ``untrusted-service``)."""
     if now.tzinfo is None:
         raise ConfigError("now must be a timezone-aware datetime")
     if outside_validity not in ("refuse", "report"):
@@ -443,7 +450,9 @@ def device_references(
         if digest in _NOT_CORIM:
             continue
         key = (
-            _references_key(digest, trust_service_keys, publisher) if vendor_keys is None else None
+            _references_key(digest, trust_service_keys, publisher, service_issuer)
+            if vendor_keys is None
+            else None
         )
         found = _REFERENCES.get(key) if key is not None else None
         if found is not None and (report or all(v.valid_at(now) for v in found)):
@@ -459,6 +468,7 @@ def device_references(
             publishers=(publisher,),
             now=now,
             outside_validity=outside_validity,
+            service_issuer=service_issuer,
         )
         if key is not None and fresh:
             # Each value carries every date of its statement (rim-validity, signature

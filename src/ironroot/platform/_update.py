@@ -200,6 +200,7 @@ def _check_references(
         device_references(
             [unwrap_witnessed(s) for s in statements],
             trust_service_keys=trust.service_keys,
+            service_issuer=trust.service_issuer,
             issuers=trust.issuers_of(component),
             vendor=info.vendor,
             model=info.model,

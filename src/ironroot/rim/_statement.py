@@ -13,7 +13,10 @@ RIM and its id first: a registrant never logs a RIM no verifier would accept.
 2. every receipt verifies under the transparency service's keys (``InvalidProof``,
    ``BadSignature``, ``UnknownIssuer``, ``MalformedReceipt``), none issued more than 300 s
    after ``now`` (``VerificationFailed`` code ``receipt-from-the-future``); no keys trust
-   nothing;
+   nothing; with ``service_issuer`` every receipt must also name that transparency service
+   in its CWT ``iss`` (``UnknownIssuer`` code ``untrusted-service``: a key the verifier
+   trusts, signing as another service; the platform's check,
+   :func:`ironroot.cose.on_trusted_log`);
 3. the content type is ``application/swid+xml`` with the RIM attached, not hashed
    (``MalformedRim``), and ``sub`` is a RIM id (``MalformedRim``);
 4. at ``now``, the statement's own CWT ``exp`` has not passed and its ``nbf`` is reached
@@ -39,6 +42,7 @@ from ironroot.cose import (
     SignedStatement,
     TransparentStatement,
     create_statement,
+    on_trusted_log,
     verify_transparent_statement,
 )
 from ironroot.crypto import Signer, Verifier
@@ -157,8 +161,11 @@ def logged_rim_from_statement(
     now: dt.datetime,
     roots: Sequence[x509.Certificate] | None = None,
     limits: RimLimits | None = None,
+    service_issuer: str | None = None,
 ) -> LoggedRim:
-    """The RIM of one Transparent Statement, or the error that refuses it (module docs)."""
+    """The RIM of one Transparent Statement, or the error that refuses it (module docs).
+    ``service_issuer``: the transparency service the receipts must name (``None``: the keys
+    alone decide)."""
     from ironroot.rim._model import DEFAULT_RIM_LIMITS
     from ironroot.rim._verify import verify_rim
 
@@ -171,6 +178,16 @@ def logged_rim_from_statement(
     statement = verify_transparent_statement(
         bytes(data), service_keys, now=now.timestamp()
     ).statement
+    if service_issuer is not None:
+        what = f"RIM statement {statement.claims.sub!r}"
+        on_trusted_log(
+            bytes(data),
+            service_keys,
+            what,
+            issuer=service_issuer,
+            now=now.timestamp(),
+            require_all=True,
+        )
     if statement.hash_envelope is not None or statement.content_type != RIM_CONTENT_TYPE:
         raise MalformedRim(
             f"statement {statement.claims.sub!r} does not carry a RIM: its content type is "

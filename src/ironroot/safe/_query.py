@@ -8,7 +8,10 @@ is a log entry of at most 65,535 bytes, so an SFR too large for that (one with a
 source manifest) cannot be published this way and raises ``PayloadTooLarge``.
 
 A review found on the log counts only when all of this holds: the statement is an SFR statement,
-its receipts verify against the service's keys (when they are given), the SFR inside verifies
+its receipts verify against the service's keys (when they are given) and, with
+``service_issuer``, name that transparency service in their CWT ``iss`` (``UnknownIssuer``
+``untrusted-service``, the platform's check: :func:`ironroot.cose.on_trusted_log`), the SFR
+inside verifies
 against the review-provider keys, and the statement's ``sub`` is one of the SFR's own firmware
 hashes. The SFR's signature is what makes a review trustworthy; the receipts make it public.
 """
@@ -26,6 +29,7 @@ from ironroot.cose import (
     SignedStatement,
     TransparentStatement,
     create_statement,
+    on_trusted_log,
     verify_transparent_statement,
 )
 from ironroot.crypto import Signer, Verifier
@@ -187,21 +191,31 @@ def review_from_statement(
     service_keys: Mapping[bytes, Verifier] | None = None,
     now: dt.datetime | None = None,
     limits: SafeLimits = DEFAULT_SAFE_LIMITS,
+    service_issuer: str | None = None,
 ) -> Review:
     """Verify one Transparent (or plain Signed) Statement carrying an SFR; raise if it fails.
 
     With ``service_keys`` the statement must carry receipts and every receipt must verify
     (given ``now``, none issued more than 300 s after it: ``VerificationFailed``
     ``receipt-from-the-future``); without, receipts are not checked (``receipts_verified``
-    is then ``False``). Given ``now``,
+    is then ``False``); with ``service_issuer`` too, every receipt must name that
+    transparency service (``UnknownIssuer`` ``untrusted-service``; without keys it is
+    ``ConfigError``: nothing would check it). Given ``now``,
     the statement's own CWT ``exp``/``nbf`` hold as the report's do (``VerificationFailed``
     ``report-expired`` / ``report-not-yet-valid``); either one not an integer is
     ``MalformedStatement``, whatever ``now``.
     """
     check_now(now)
+    if service_issuer is not None and service_keys is None:
+        raise ConfigError("a service issuer is checked in receipts: give the service keys too")
     if service_keys is not None:
         at = None if now is None else now.timestamp()
         statement = verify_transparent_statement(data, service_keys, now=at).statement
+        if service_issuer is not None:
+            what = f"the review of {statement.claims.sub!r}"
+            on_trusted_log(
+                data, service_keys, what, issuer=service_issuer, now=at, require_all=True
+            )
     else:
         try:
             statement = TransparentStatement.parse(data).statement
@@ -259,19 +273,29 @@ def reviews_for(
     service_keys: Mapping[bytes, Verifier] | None = None,
     now: dt.datetime | None = None,
     limits: SafeLimits = DEFAULT_SAFE_LIMITS,
+    service_issuer: str | None = None,
 ) -> list[Review]:
     """The verified reviews of ``firmware_hash`` among ``statements``, newest first.
 
     Statements that are not SFRs, or that fail any check of :func:`review_from_statement`, are
     skipped: they are not reviews. An empty ``providers`` store therefore finds nothing.
+    ``service_issuer``: :func:`review_from_statement`'s (a receipt naming another service
+    is not a review's).
     """
     alg, digest = parse_firmware_hash(firmware_hash)
     check_now(now)  # a fault of the caller, not of a statement: raised, not skipped
+    if service_issuer is not None and service_keys is None:
+        raise ConfigError("a service issuer is checked in receipts: give the service keys too")
     found: list[Review] = []
     for data in statements:
         try:
             review = review_from_statement(
-                data, providers, service_keys=service_keys, now=now, limits=limits
+                data,
+                providers,
+                service_keys=service_keys,
+                now=now,
+                limits=limits,
+                service_issuer=service_issuer,
             )
         except IronrootError:
             continue
