@@ -94,12 +94,15 @@ def run_killer(
     return done
 
 
-def some_points(points: int, count: int) -> list[int]:
-    """``count`` of the operations ``1..points`` to kill at, in order: the first and the last,
-    and others drawn afresh each run, so that runs cover them all in turn where a sweep of every
-    one (two processes each: the killed run and the one that resumes) would take too long. An
-    assertion that fails names its point (``IRONROOT_TEST_KILL_AT``) to run again."""
-    if points <= count:
-        return list(range(1, points + 1))
-    drawn = random.sample(range(2, points), count - 2)
-    return [1, *sorted(drawn), points]
+def some_points(first: int, last: int, count: int) -> list[int]:
+    """``count`` of the operations ``first..last`` to kill at, in order: the first and the
+    last, and others drawn afresh each run, so that runs cover them all in turn where a sweep
+    of every one (two processes each: the killed run and the one that resumes) would take too
+    long. An assertion that fails names its point (``IRONROOT_TEST_KILL_AT``) to run again.
+
+    A tally (``IRONROOT_TEST_KILL_TALLY``) counts its own write last: a run's operations are
+    ``1..tally - 1``."""
+    if last - first + 1 <= count:
+        return list(range(first, last + 1))
+    drawn = random.sample(range(first + 1, last), count - 2)
+    return [first, *sorted(drawn), last]
