@@ -46,9 +46,22 @@ def step(hsm: Hsm, name: str, files: Path) -> None:
         raise SystemExit(f"no step {name}")
 
 
+def initialize(storage: DirectoryStorage) -> None:
+    sys.path.insert(0, str(Path(__file__).parent))
+    from _hsm_helpers import make_device
+
+    device = make_device().identity
+    Hsm.initialize(
+        storage, SECRET, officer=OFFICER, credential=OFFICER_PASS, device=device, config=CONFIG
+    ).close()
+
+
 def main() -> None:
     directory = Path(sys.argv[1])
     with DirectoryStorage.on_device(directory, sys.argv[2]) as storage:
+        if sys.argv[3] == "init":
+            initialize(storage)
+            return
         hsm = Hsm.open(storage, SECRET, config=CONFIG)
         try:
             step(hsm, sys.argv[3], directory.parent)

@@ -25,6 +25,7 @@ from hsm_kill_step import (
     USER_PASS,
 )
 
+from ironroot.errors import HsmZeroized, NotFound, StoreRolledBack
 from ironroot.hsm import (
     AuditRecord,
     DirectoryStorage,
@@ -80,14 +81,15 @@ def _template(root: Path) -> None:
             hsm.close()
 
 
-def _state(root: Path) -> State:
+def _state(root: Path, *, second: bool = True) -> State:
     """What a step may change, read by powering the HSM up (which must succeed): the keys'
-    labels, the identities, the officer quorum and the signatures the audit log records."""
+    labels, the identities, the officer quorum and the signatures the audit log records
+    (logged in with the second officer's approval unless not ``second``)."""
     with DirectoryStorage.on_device(root / "hsm", root / "rot") as storage:
         hsm = Hsm.open(storage, SECRET, config=CONFIG)
         try:
             assert hsm.state == "operational", hsm.error
-            co = hsm.login(OFFICER, OFFICER_PASS, [(SECOND, SECOND_PASS)])
+            co = hsm.login(OFFICER, OFFICER_PASS, [(SECOND, SECOND_PASS)] if second else [])
             labels = tuple(sorted(k.attributes.label for k in hsm.keys(co)))
             names = tuple(name for name, _role, _locked in hsm.identities(co))
             signed = sum(r.operation == "sign" for r in _records(hsm, storage))
@@ -137,4 +139,40 @@ def test_a_kill_at_file_operations_of_a_step_leaves_the_state_before_or_after(
         again = step if found == before else "generate"
         assert _step(run, killer, again) == 0, kill_at
         assert _state(run)[1:3] == after[1:3], kill_at
+        shutil.rmtree(run)
+
+
+@pytest.mark.parametrize("before", ["new", "zeroized"])
+def test_a_kill_during_initialization_leaves_an_hsm_to_open_or_to_initialize_again(
+    tmp_path: Path, before: str
+) -> None:
+    """A new HSM (on a new counter, or after a zeroized one) whose ``initialize`` was killed
+    either powers up (its first commit landed, or power-up finishes it) or has no HSM yet, and
+    ``initialize`` run again then makes it. Was: killed once its first store had landed and
+    before its anchor, it did neither (``StoreRolledBack``: the anchor is missing, and
+    ``Conflict``: the storage holds a key store) until someone deleted the store by hand."""
+    killer = tmp_path / "killer.py"
+    killer.write_text(KILLER)
+    template = tmp_path / "template"
+    provisioned_device(template / "rot")
+    if before == "zeroized":
+        assert _step(template, killer, "init") == 0
+        with DirectoryStorage.on_device(template / "hsm", template / "rot") as storage:
+            hsm = Hsm.open(storage, SECRET, config=CONFIG)
+            hsm.tamper()
+            hsm.close()
+    tally = tmp_path / "tally"
+    shutil.copytree(template, tmp_path / "counted")
+    assert _step(tmp_path / "counted", killer, "init", IRONROOT_TEST_KILL_TALLY=str(tally)) == 0
+    points = int(tally.read_text()) - 1  # the tally's own write is the last
+    assert points >= 6  # the store's temporary file and rename, the anchor's, the counter's
+    for kill_at in some_points(1, points, 5):
+        run = tmp_path / f"kill-{kill_at}"
+        shutil.copytree(template, run)
+        assert _step(run, killer, "init", IRONROOT_TEST_KILL_AT=str(kill_at)) == -9, kill_at
+        try:
+            _state(run, second=False)
+        except (NotFound, HsmZeroized, StoreRolledBack):  # no HSM yet: initialize again
+            assert _step(run, killer, "init") == 0, kill_at
+        assert _state(run, second=False)[1] == (OFFICER,), kill_at
         shutil.rmtree(run)
