@@ -51,7 +51,7 @@ def test_a_kill_at_file_operations_of_an_export_leaves_only_whole_files(tmp_path
     with Log.open(data, origin=ORIGIN, note_signers=[signer(key)]) as log:
         _assert_served_exactly(tmp_path / "counted" / "out", log)
         served = LogBackedFetcher(log)
-        for kill_at in some_points(1, points, 6):
+        for kill_at in some_points(1, points, 5):
             run = tmp_path / f"kill-{kill_at}"
             shutil.copytree(template, run)
             assert _export(tmp_path, run, IRONROOT_TEST_KILL_AT=str(kill_at)) == -9, kill_at
