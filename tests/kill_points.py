@@ -1,6 +1,8 @@
-"""The child process of the ``kill -9`` tests: ``python -c KILLER ironroot ARGS…`` runs the CLI
-with an audit hook that kills the process (SIGKILL) at the *k*-th file operation that can change
-state (an ``open`` for writing, a rename, a remove, a truncate, a chmod):
+"""The child process of the ``kill -9`` tests: ``python KILLER ARGS…`` runs the CLI (``ironroot
+ARGS…``), or a script of the test's (``IRONROOT_TEST_KILL_SCRIPT=path``: ``path ARGS…``, for a
+library call no verb makes), with an audit hook that kills the process (SIGKILL) at the *k*-th
+file operation that can change state (an ``open`` for writing, a rename, a remove, a truncate,
+a chmod):
 
 * ``IRONROOT_TEST_KILL_AT=k`` — the operation to die at (0: never);
 * ``IRONROOT_TEST_KILL_AFTER_REPLACING=name`` — instead, die right after a rename or replace
@@ -12,6 +14,7 @@ state (an ``open`` for writing, a rename, a remove, a truncate, a chmod):
 from __future__ import annotations
 
 import os
+import random
 import subprocess
 import sys
 import textwrap
@@ -20,7 +23,7 @@ from pathlib import Path
 
 import ironroot
 
-__all__ = ["KILLER", "run_killer"]
+__all__ = ["KILLER", "run_killer", "some_points"]
 
 KILLER = textwrap.dedent(
     """
@@ -58,16 +61,26 @@ KILLER = textwrap.dedent(
 
     if tally:
         atexit.register(lambda: open(tally, "w").write(str(seen)))
+    script = os.environ.get("IRONROOT_TEST_KILL_SCRIPT")
     sys.addaudithook(hook)
-    sys.argv = ["ironroot", *sys.argv[1:]]
-    runpy.run_module("ironroot", run_name="__main__", alter_sys=True)
+    if script:
+        sys.argv = [script, *sys.argv[1:]]
+        runpy.run_path(script, run_name="__main__")
+    else:
+        sys.argv = ["ironroot", *sys.argv[1:]]
+        runpy.run_module("ironroot", run_name="__main__", alter_sys=True)
     """
 )
 
 
-def run_killer(killer: Path, argv: Sequence[str], **env: str) -> subprocess.CompletedProcess[bytes]:
+def run_killer(
+    killer: Path, argv: Sequence[str], *, script: Path | None = None, **env: str
+) -> subprocess.CompletedProcess[bytes]:
     """Run ``killer`` (a file holding :data:`KILLER`) with ``argv`` and ``env`` added, on this
-    checkout's ``ironroot``; its output must hold no ``internal-error`` (a traceback's code)."""
+    checkout's ``ironroot`` (``script`` instead of the CLI when given); its output must hold no
+    ``internal-error`` (a traceback's code), nor a traceback from ``script``."""
+    if script is not None:
+        env = {**env, "IRONROOT_TEST_KILL_SCRIPT": str(script)}
     src = str(Path(ironroot.__file__).resolve().parent.parent)
     path = os.pathsep.join(p for p in (src, os.environ.get("PYTHONPATH", "")) if p)
     done = subprocess.run(
@@ -77,4 +90,19 @@ def run_killer(killer: Path, argv: Sequence[str], **env: str) -> subprocess.Comp
         timeout=120,
     )
     assert b"internal-error" not in done.stdout + done.stderr, done
+    assert script is None or b"Traceback" not in done.stderr, done
     return done
+
+
+def some_points(first: int, last: int, count: int) -> list[int]:
+    """``count`` of the operations ``first..last`` to kill at, in order: the first and the
+    last, and others drawn afresh each run, so that runs cover them all in turn where a sweep
+    of every one (two processes each: the killed run and the one that resumes) would take too
+    long. An assertion that fails names its point (``IRONROOT_TEST_KILL_AT``) to run again.
+
+    A tally (``IRONROOT_TEST_KILL_TALLY``) counts its own write last: a run's operations are
+    ``1..tally - 1``."""
+    if last - first + 1 <= count:
+        return list(range(first, last + 1))
+    drawn = random.sample(range(first + 1, last), count - 2)
+    return [first, *sorted(drawn), last]

@@ -208,6 +208,46 @@ def test_a_commit_cut_short_powers_up(device: DeviceChain, step: str) -> None:
     _open(storage).close()  # and it stays consistent
 
 
+@pytest.mark.parametrize("before", ["new", "zeroized"])
+def test_an_initialize_cut_short_before_its_anchor_is_initialized_again(
+    device: DeviceChain, before: str
+) -> None:
+    """Was: an ``initialize`` cut short once its first store had landed, before its anchor
+    (``tests/hsm/test_hsm_kill.py`` found it with a real ``kill -9``), left storage that
+    neither opened (``StoreRolledBack``) nor initialized (``Conflict``: it holds a key store).
+    No anchor vouches for that store, so a new initialize writes over it."""
+    storage = CrashingStorage()
+    if before == "zeroized":
+        zeroized = new_hsm(device.identity, storage)
+        zeroized.tamper()
+        zeroized.close()
+    storage.crash_at = "after-store"
+    with pytest.raises(StorageError):
+        new_hsm(device.identity, storage)
+    assert storage.read_store() is not None
+    with pytest.raises(StoreRolledBack) as refused:  # never vouched for: it does not open
+        _open(storage)
+    if before == "new":
+        assert "initialize the HSM again" in refused.value.detail
+    hsm = new_hsm(device.identity, storage)
+    officer = hsm.login(OFFICER, OFFICER_PASS)
+    handle = hsm.generate(officer, KeyType.AES_256)
+    hsm.close()
+    again = _open(storage)
+    assert [k.handle for k in again.keys(again.login(OFFICER, OFFICER_PASS))] == [handle]
+
+
+def test_a_store_an_anchor_vouches_for_is_never_initialized_over(device: DeviceChain) -> None:
+    storage = MemoryStorage()
+    new_hsm(device.identity, storage).close()
+    with pytest.raises(Conflict, match="already holds an HSM key store"):
+        new_hsm(device.identity, storage)
+    bare = MemoryStorage(counter=storage.counter)  # its anchor gone: the counter still says
+    bare.write_store(storage.read_store() or b"")
+    with pytest.raises(Conflict, match="already holds an HSM key store"):
+        new_hsm(device.identity, bare)
+
+
 def test_the_counter_moving_under_the_hsm_is_an_error(device: DeviceChain) -> None:
     storage = MemoryStorage()
     hsm = new_hsm(device.identity, storage)

@@ -1,8 +1,10 @@
 """Crash-test helper (run as a script): append to a log until killed.
 
-``python log_crash_writer.py DATA_DIR RUN MAX_BATCH`` opens the log of DATA_DIR (key, origin
-and store from the data directory: SQLite in it, or its PostgreSQL schema), submits entries
-in a loop, and writes to stdout one line per event, flushed at once:
+``python log_crash_writer.py DATA_DIR RUN MAX_BATCH [WINDOW]`` opens the log of DATA_DIR (key,
+origin and store from the data directory: SQLite in it, or its PostgreSQL schema; with WINDOW,
+the SQLite store with an id window of that many entries, so that its merger thread merges the
+window into the key index again and again), submits entries in a loop, and writes to stdout
+one line per event, flushed at once:
 
 * ``D <entry id hex>`` — right after the entry's ``durable`` future resolved;
 * ``C <base64 of the signed checkpoint>`` — each time a new checkpoint is published.
@@ -20,14 +22,17 @@ import time
 from concurrent.futures import Future
 from pathlib import Path
 
-from ironroot.log import Log, StoreConfig, layout
+from ironroot.log import Log, SqliteLogStore, StoreConfig, layout
 
 
 def main() -> None:
     data_dir, run, max_batch = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
     origin = layout.read_log_origin(data_dir)
     signer = layout.load_checkpoint_signer(data_dir, origin)
-    store = StoreConfig.of_data_dir(data_dir).open(data_dir)
+    if len(sys.argv) > 4:
+        store = SqliteLogStore(layout.log_db_path(data_dir), index_window=int(sys.argv[4]))
+    else:
+        store = StoreConfig.of_data_dir(data_dir).open(data_dir)
     log = Log(store, origin=origin, note_signers=[signer], max_batch=max_batch)
     lock = threading.Lock()
 

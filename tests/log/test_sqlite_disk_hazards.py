@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from log_testkit import ORIGIN, ed25519_key, entries, signer
 
+from durability import SyncLog, unsynced_names
 from ironroot.errors import StorageError
 from ironroot.log import Integrated, Log, SqliteLogStore, verify_log
 
@@ -77,3 +78,17 @@ def test_a_database_file_gone_from_its_path_is_never_written(tmp_path: Path, how
             "or replaced since): nothing more is written to it; restart the service"
         )
         assert log.stalled is None
+
+
+def test_a_new_data_directory_is_kept_through_a_power_cut(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The data directory ``Log.open`` makes for a new SQLite log has its name synced into its
+    folder (``make_dirs``): a power cut would lose the log's file with the folder's name,
+    every acknowledged entry with it. (The database's own files are SQLite's to sync.)"""
+    sync = SyncLog(monkeypatch)
+    data = tmp_path / "new" / "data"
+    with Log.open(data, origin=ORIGIN, note_signers=SIGNERS) as log:
+        log.submit_many(entries(1))[0].integrated.result(20)
+    lost = [p for p in unsynced_names(tmp_path / "new", sync) if p.parent != data]
+    assert [str(p.relative_to(tmp_path)) for p in lost] == []

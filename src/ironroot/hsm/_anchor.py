@@ -179,9 +179,15 @@ def check_anchor(
     if anchor is None:
         if store is None and counter == 0:
             return False
+        cut_short = (
+            " (an initialize cut short before its first commit leaves this: initialize the HSM "
+            "again)"
+            if counter == 0
+            else ""
+        )
         raise StoreRolledBack(
             "the key store's anchor is missing: this is not the store the root of trust's "
-            f"counter ({counter}) vouches for"
+            f"counter ({counter}) vouches for{cut_short}"
         )
     if hsm is not None and anchor.hsm != hsm:
         raise StoreRolledBack(

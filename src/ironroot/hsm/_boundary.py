@@ -188,7 +188,7 @@ class Hsm(Identities, WrapAndRelease, MigrationAndBackup, Zeroization):
         self, storage: HsmStorage, officer: str, credential: bytes, device: DeviceIdentity
     ) -> None:
         hsm, config = self, self._config
-        if storage.read_store() is not None:
+        if storage.read_store() is not None and not hsm._initialize_cut_short(storage):
             raise Conflict("this storage already holds an HSM key store")
         hsm._check_counter_is_free(storage)
         check_name(officer)
@@ -230,6 +230,23 @@ class Hsm(Identities, WrapAndRelease, MigrationAndBackup, Zeroization):
             hsm._identities[officer] = hsm._new_identity(officer, Role.OFFICER, credential)
             hsm._pending.append(PendingRecord(now, officer, "initialize", None, "ok"))
             hsm._persist()  # the first commit: store, anchor and the record together
+
+    def _initialize_cut_short(self, storage: HsmStorage) -> bool:
+        """Whether the key store in ``storage`` is the first store of an ``initialize`` that
+        was cut short (a ``kill -9``, a power cut) before its anchor: no anchor vouches for it,
+        on a new counter, or the anchor there is a zeroized predecessor's at the counter's
+        value. No HSM ever powered up from it (power-up refuses it: ``StoreRolledBack``), so
+        ``initialize`` writes its own over it rather than leave the storage stuck, neither
+        opening nor initializing, until someone deletes the store by hand. A store any anchor
+        vouches for is never written over."""
+        sealed = storage.read_anchor()
+        if sealed is None:
+            return storage.counter.value() == 0
+        try:
+            anchor = open_anchor(bytes(self._secret), sealed)
+        except SealedStoreError:
+            return False
+        return anchor.zeroized and anchor.counter == storage.counter.value()
 
     def _check_counter_is_free(self, storage: HsmStorage) -> None:
         """``Conflict`` unless the counter is new (0), or was last moved by the zeroized HSM

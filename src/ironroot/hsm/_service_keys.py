@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from ironroot._fileio import read_limited, warn_if_exposed, write_atomic
+from ironroot._fileio import make_dirs, read_limited, warn_if_exposed, write_atomic
 from ironroot.crypto import Algorithm
 from ironroot.errors import ConfigError, InputUnavailable, IronrootError, LimitExceeded, NotFound
 from ironroot.hsm._backend import BuiltinBackend, HsmSigner, KeyBackend
@@ -225,7 +225,7 @@ class ServiceKeys:
     def _store_handle(self, purpose: str, handle: str) -> None:
         handles = self._stored_handles()
         handles[purpose] = handle
-        self._handles_path.parent.mkdir(parents=True, exist_ok=True)
+        make_dirs(self._handles_path.parent)
         text = json.dumps(handles, indent=2, sort_keys=True)
         write_atomic(self._handles_path, text.encode("utf-8"), mode=0o600)
 

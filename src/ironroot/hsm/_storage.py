@@ -39,7 +39,13 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from ironroot._fileio import DirectoryLock, read_limited_fd, warn_if_exposed, write_atomic
+from ironroot._fileio import (
+    DirectoryLock,
+    make_dirs,
+    read_limited_fd,
+    warn_if_exposed,
+    write_atomic,
+)
 from ironroot.errors import (
     ConfigError,
     Conflict,
@@ -238,7 +244,7 @@ class DirectoryStorage:
         self.counter = counter
         self._dir = Path(directory)
         try:
-            self._dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            make_dirs(self._dir, mode=0o700)
             self._lock: DirectoryLock | None = DirectoryLock(
                 self._dir, LOCK_FILE, what="HSM directory", error=Conflict
             )
@@ -328,7 +334,7 @@ class DirectoryStorage:
         # planted in the directory once made this write truncate and fill the file it named,
         # anywhere, and left ``keystore.sealed`` a link to it.
         try:
-            self._dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            make_dirs(self._dir, mode=0o700)
             write_atomic(self._dir / STORE_FILE, data)
         except OSError as exc:
             raise self._fail("write the key store", exc) from exc
@@ -375,7 +381,7 @@ class DirectoryStorage:
 
     def append_audit(self, data: bytes) -> None:
         try:
-            self._dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            make_dirs(self._dir, mode=0o700)
             # Never through a link: the log is appended where the HSM wrote it, not to a file
             # a link planted in the directory names.
             flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW

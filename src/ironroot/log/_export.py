@@ -54,7 +54,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from ironroot._fileio import fsync_dir, read_beneath, write_atomic
+from ironroot._fileio import fsync_dir, make_dirs, read_beneath, write_atomic
 from ironroot.errors import (
     ConfigError,
     Conflict,
@@ -305,7 +305,7 @@ def export_tiles(source: LogFetcher, directory: Path, *, identity: LogIdentity) 
     new = _open(note, verifiers, origin)
     root = Path(directory)
     try:
-        root.mkdir(parents=True, exist_ok=True)
+        make_dirs(root)
     except OSError as exc:
         raise StorageError(f"cannot create {root}: {exc.strerror}") from exc
     with _locked(root):

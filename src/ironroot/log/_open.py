@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Final, Literal
 from urllib.parse import urlsplit
 
+from ironroot._fileio import make_dirs
 from ironroot.errors import ConfigError, StorageError
 from ironroot.log import layout
 from ironroot.log._sqlite import SqliteLogStore
@@ -107,7 +108,7 @@ def _open_sqlite(data_dir: Path, *, read_only: bool) -> SqliteLogStore:
     path = layout.log_db_path(data_dir)
     if not read_only:
         try:
-            data_dir.mkdir(parents=True, exist_ok=True)
+            make_dirs(data_dir)
         except OSError as exc:
             raise StorageError(f"cannot create the data directory {data_dir}") from exc
     return SqliteLogStore(path, read_only=read_only)

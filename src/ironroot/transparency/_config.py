@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives import serialization
 
 from ironroot._fileio import (
     load_each,
+    make_dirs,
     naming_file,
     read_limited,
     to_create,
@@ -239,7 +240,7 @@ write_tokens = []   # bearer tokens required on POST /entries; none = open
 
 
 def _write_private(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    make_dirs(path.parent, mode=0o700)
     write_atomic(path, data, mode=0o600)
 
 
@@ -248,7 +249,7 @@ def init_data_dir(data_dir: Path, *, service_issuer: str = "https://transparency
 
     Existing files are never overwritten, so this is safe on every start.
     """
-    data_dir.mkdir(parents=True, exist_ok=True)
+    make_dirs(data_dir)
     config_path = data_dir / CONFIG_FILE
     if to_create(config_path):
         origin = urlsplit(service_issuer).hostname or service_issuer

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from ironroot._fileio import read_limited, write_atomic
+from ironroot._fileio import make_dirs, read_limited, write_atomic
 from ironroot.cose import (
     CWT_CLAIMS,
     decode_cbor,
@@ -76,7 +76,7 @@ def publish_receipt_keys(data_dir: Path, keys: Sequence[PublicKey]) -> dict[byte
     for key in keys:
         merged.setdefault(key.kid, key)
     if damaged or merged.keys() != known.keys():
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_dirs(path.parent)
         write_atomic(path, encode_key_set(list(merged.values())), mode=0o644)
     return merged
 

@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
 
-from ironroot._fileio import DirectoryLock, write_atomic
+from ironroot._fileio import DirectoryLock, make_dirs, write_atomic
 from ironroot.cose import (
     InclusionProof,
     build_receipt,
@@ -237,7 +237,7 @@ def _publish_checkpoint_key(data_dir: Path, signer: NoteSigner) -> None:
         if path.read_bytes() == pem:
             return
         _log.warning("%s did not hold the checkpoint key's public half: rewritten", path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(path.parent)
     write_atomic(path, pem, mode=0o644)
 
 
