@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import shutil
 import sys
 import tempfile
@@ -69,7 +70,10 @@ def _parser() -> argparse.ArgumentParser:
         "--quick", action="store_true", help="a small fleet (3 nodes, waves of 2): the test size"
     )
     parser.add_argument(
-        "--json", type=Path, metavar="FILE", help="write the report as JSON (docs/demo.md)"
+        "--json",
+        type=Path,
+        metavar="FILE",
+        help="write the report as JSON (docs/demo.md); '-': to stdout, the story on stderr",
     )
     parser.add_argument(
         "--serve",
@@ -175,6 +179,68 @@ def run_story(story: Story) -> tuple[list[dict[str, Any]], list[AttackResult]]:
     return acts, _run_attacks(story, ATTACKS)
 
 
+def _replace_unencodable() -> None:
+    """A console that cannot show a character (an ASCII ``PYTHONIOENCODING``, a C locale
+    without UTF-8 mode) shows ``?`` for it: the story's dashes and check marks never stop the
+    demo with a ``UnicodeEncodeError``."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="replace")
+
+
+def _make_workdir(workdir: Path) -> Path:
+    """``--workdir``, made (with its parents) when missing, or a usage error: it must be an
+    empty directory this process can write in. A directory an earlier run used (finished,
+    failed or interrupted) is refused as it is, never resumed or overwritten."""
+    if workdir.exists() and not workdir.is_dir():
+        _parser().error(f"--workdir {workdir} is not a directory")
+    if workdir.is_dir() and any(workdir.iterdir()):
+        _parser().error(
+            f"--workdir {workdir} is not empty (an earlier run's files?): give a new or an "
+            "empty directory, or remove that one"
+        )
+    try:
+        workdir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        _parser().error(f"--workdir {workdir} cannot be created: {exc.strerror}")
+    if not os.access(workdir, os.W_OK | os.X_OK):
+        _parser().error(f"--workdir {workdir} is not writable")
+    return workdir.resolve()
+
+
+def _check_report_path(path: Path) -> None:
+    """``--json FILE`` checked before the story runs: not a directory, its folder made."""
+    if path.is_dir():
+        _parser().error(f"--json {path} is a directory: give a file name")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        _parser().error(f"--json {path}: its folder cannot be created: {exc.strerror}")
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        _parser().error(f"--json {path}: its folder is not writable")
+
+
+def _write_report(ui: Narrator, path: Path, report: dict[str, Any]) -> bool:
+    """Write the report (whole or not at all); a failure is told, and fails the demo."""
+    from ironroot.cli._output import write_output  # whole or not at all, never a key
+
+    text = json.dumps(report, indent=2) + "\n"
+    try:
+        if str(path) == "-":
+            sys.stdout.write(text)
+            sys.stdout.flush()
+        else:
+            write_output(path, text.encode("utf-8"))
+    except (IronrootError, OSError) as exc:
+        why = exc.detail if isinstance(exc, IronrootError) else (exc.strerror or str(exc))
+        ui.refused(f"[bold red]report not written[/bold red] to {escape(str(path))}: {escape(why)}")
+        return False
+    if str(path) != "-":
+        ui.say(f"report written to {escape(str(path))}")
+    return True
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(list(argv) if argv is not None else sys.argv[1:])
     nodes, wave = (3, 2) if args.quick else (args.nodes, args.wave_size)
@@ -182,17 +248,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         _parser().error(f"--nodes is {_MIN_NODES} to 1000")
     if wave < 1:
         _parser().error("--wave-size is 1 or more")
-    ui = Narrator(width=args.width)
+    _replace_unencodable()
+    to_stdout = args.json is not None and str(args.json) == "-"
+    if args.json is not None and not to_stdout:
+        _check_report_path(args.json)
+    # with --json -, standard output carries the report alone: the story is told on stderr
+    ui = Narrator(sys.stderr if to_stdout else None, width=args.width)
     if args.workdir is not None:
-        if args.workdir.exists() and any(args.workdir.iterdir()):
-            _parser().error(f"--workdir {args.workdir} is not empty")
-        args.workdir.mkdir(parents=True, exist_ok=True)
-        work = args.workdir.resolve()
+        work = _make_workdir(args.workdir)
     else:
-        work = Path(tempfile.mkdtemp(prefix="ironroot-demo-"))
+        try:
+            work = Path(tempfile.mkdtemp(prefix="ironroot-demo-"))
+        except OSError as exc:
+            _parser().error(f"cannot make a temporary directory ({exc.strerror}): use --workdir")
     started = utc_now()
     story = Story(work, ui, nodes=nodes, wave_size=wave)
-    _log_to(story, work / "demo.log")
+    try:
+        _log_to(story, work / "demo.log")
+    except OSError as exc:
+        _parser().error(f"cannot write {work / 'demo.log'}: {exc.strerror}")
     ui.title(
         "Ironroot — defense in depth, silicon to systems",
         f"The datacenter story: {nodes} nodes on the embedded store, in {work}",
@@ -215,12 +289,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             attacks=results,
             services=services,
         )
-        if args.json is not None:
-            from ironroot.cli._output import write_output  # whole or not at all, never a key
-
-            args.json.parent.mkdir(parents=True, exist_ok=True)
-            write_output(args.json, (json.dumps(report, indent=2) + "\n").encode("utf-8"))
-            ui.say(f"report written to {escape(str(args.json))}")
+        if args.json is not None and not _write_report(ui, args.json, report):
+            ok = False
         refused = sum(r.refused for r in results)
         if ok:
             ui.console.print(
