@@ -28,6 +28,7 @@ HARMLESS = {
     "stolen-ear": {"same_key": True},
     "swapped-release": {"swap": False},
     "tampered-audit": {"flip": False},
+    "debug-unlocked": {"debug_locked": True},  # its code, verification-failed, is generic
 }
 
 
@@ -46,8 +47,10 @@ def test_an_attack_without_its_change_goes_through_and_is_reported_not_refused(
             )
             result = run_attack(story, benign)
             assert result.refused is False, (name, result)
-            assert (result.error_class, result.error_code) == (None, None), (name, result)
-            assert result.message == "the attempt went through: nothing refused it", name
+            # nothing raised, or a service answered 2xx (the attempt's NotRefused)
+            assert result.error_class in (None, "NotRefused"), (name, result)
+            assert result.error_code is None, (name, result)
+            assert "went through" in result.message, (name, result)
             assert result.to_json()["outcome"] == "not-refused"
             real = run_attack(story, attack)
             assert real.refused is True, (name, real)

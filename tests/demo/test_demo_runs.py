@@ -233,9 +233,13 @@ def test_a_console_that_cannot_show_unicode_gets_the_story_with_replacements(
 
 
 @pytest.mark.integration
-def test_ctrl_c_in_the_first_act_stops_cleanly_and_a_rerun_is_refused(tmp_path: Path) -> None:
-    """SIGINT while act 1 runs: exit 130, "interrupted", no traceback; the directory it left
-    is refused by the next run (exit 2), as after kill -9."""
+@pytest.mark.parametrize(("stop", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_ctrl_c_in_the_first_act_stops_cleanly_and_a_rerun_is_refused(
+    stop: signal.Signals, status: int, tmp_path: Path
+) -> None:
+    """SIGINT (or SIGTERM: ``kill``) while act 1 runs: the services stopped, exit 130 (143),
+    "interrupted", no traceback; the directory it left is refused by the next run (exit 2),
+    as after kill -9."""
     work = tmp_path / WEIRD
     command = [sys.executable, "-m", "ironroot.demo", "--quick", "--workdir", str(work)]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -255,7 +259,7 @@ def test_ctrl_c_in_the_first_act_stops_cleanly_and_a_rerun_is_refused(tmp_path: 
         for line in process.stdout:
             lines.append(line)
             if "vendor firmware keys" in line:  # act 1 is under way
-                process.send_signal(signal.SIGINT)
+                process.send_signal(stop)
                 break
         out = "".join(lines) + process.stdout.read()
         code = process.wait(timeout=60)
@@ -264,7 +268,7 @@ def test_ctrl_c_in_the_first_act_stops_cleanly_and_a_rerun_is_refused(tmp_path: 
             process.kill()
             process.wait()
         process.stdout.close()
-    assert code == 130, out[-2000:]
+    assert code == status, out[-2000:]
     assert "interrupted" in out
     assert "Traceback" not in out
     assert (work / "demo.log").is_file()

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
 import shutil
+import signal
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -179,6 +182,29 @@ def run_story(story: Story) -> tuple[list[dict[str, Any]], list[AttackResult]]:
     return acts, _run_attacks(story, ATTACKS)
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, handled as Ctrl-C is: the story stops, its services stop, exit 128 + 15."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _terminated(signum: int, _frame: object) -> None:
+    raise _Terminated(signum)
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """SIGINT and SIGTERM ignored for the duration (the services' shutdown)."""
+    held = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for number, handler in held.items():
+            signal.signal(number, handler)
+
+
 def _replace_unencodable() -> None:
     """A console that cannot show a character (an ASCII ``PYTHONIOENCODING``, a C locale
     without UTF-8 mode) shows ``?`` for it: the story's dashes and check marks never stop the
@@ -273,6 +299,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     services: dict[str, str] = {}
     ok = False
+    main_thread = threading.current_thread() is threading.main_thread()
+    if main_thread:  # `kill` stops it as Ctrl-C does (signals reach the main thread only)
+        previous = signal.signal(signal.SIGTERM, _terminated)
     try:
         acts, results = run_story(story)
         ok = all(a["ok"] for a in acts) and bool(results) and all(r.refused for r in results)
@@ -309,11 +338,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             serve(story, services)
         return 0 if ok else 1
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         ui.console.print("\ninterrupted")
-        return 130
+        return 128 + (exc.signum if isinstance(exc, _Terminated) else signal.SIGINT)
     finally:
-        story.close()
+        if main_thread:
+            with _signals_held():  # a second Ctrl-C must not cut the services' shutdown short
+                story.close()
+            signal.signal(signal.SIGTERM, previous)
+        else:
+            story.close()
         if args.workdir is None and ok and not args.keep and not args.serve:
             shutil.rmtree(work, ignore_errors=True)
         elif args.workdir is None:
