@@ -276,3 +276,17 @@ def test_ctrl_c_in_the_first_act_stops_cleanly_and_a_rerun_is_refused(
     assert again.returncode == 2
     assert "is not empty" in again.stderr
     assert "Traceback" not in again.stderr
+
+
+def test_two_runs_started_at_once_into_one_workdir_one_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Both saw the directory empty; the first to claim it (demo.log, created exclusively)
+    # runs, the other is refused instead of writing into the same files.
+    work = tmp_path / "w"
+    work.mkdir()
+    demo_main._claim_workdir(work)
+    with pytest.raises(SystemExit) as info:
+        demo_main._claim_workdir(work)
+    assert info.value.code == 2
+    assert "in use by another run" in capsys.readouterr().err

@@ -235,6 +235,18 @@ def _make_workdir(workdir: Path) -> Path:
     return workdir.resolve()
 
 
+def _claim_workdir(work: Path) -> None:
+    """Claim the (empty) work directory by creating ``demo.log`` exclusively: of two runs
+    started at once into one directory, both of which found it empty, one runs and the other
+    is refused, rather than both writing the same files."""
+    try:
+        (work / "demo.log").open("x", encoding="utf-8").close()
+    except FileExistsError:
+        _parser().error(f"--workdir {work} is in use by another run (its demo.log exists)")
+    except OSError as exc:
+        _parser().error(f"cannot write {work / 'demo.log'}: {exc.strerror}")
+
+
 def _check_report_path(path: Path) -> None:
     """``--json FILE`` checked before the story runs: not a directory, its folder made."""
     if path.is_dir():
@@ -282,6 +294,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ui = Narrator(sys.stderr if to_stdout else None, width=args.width)
     if args.workdir is not None:
         work = _make_workdir(args.workdir)
+        _claim_workdir(work)
     else:
         try:
             work = Path(tempfile.mkdtemp(prefix="ironroot-demo-"))
