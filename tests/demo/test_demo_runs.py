@@ -290,3 +290,29 @@ def test_two_runs_started_at_once_into_one_workdir_one_is_refused(
         demo_main._claim_workdir(work)
     assert info.value.code == 2
     assert "in use by another run" in capsys.readouterr().err
+
+
+@pytest.mark.integration
+def test_a_full_disk_fails_the_act_it_stops_without_a_traceback(tmp_path: Path) -> None:
+    """Files limited to 4 kB (RLIMIT_FSIZE: each write past it fails, as on a full disk):
+    act 1 fails with the storage error, exit 1, no traceback on the console."""
+    import resource
+
+    def small_files() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails (EFBIG)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+
+    work = tmp_path / "w"
+    done = subprocess.run(
+        [sys.executable, "-m", "ironroot.demo", "--quick", "--workdir", str(work)],
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        preexec_fn=small_files,
+        timeout=120,
+    )
+    assert done.returncode == 1, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "act vendor-release failed: StorageError" in done.stdout
+    assert "demo FAILED" in done.stdout
+    assert "Traceback" not in done.stdout + done.stderr
