@@ -316,3 +316,13 @@ def test_a_full_disk_fails_the_act_it_stops_without_a_traceback(tmp_path: Path) 
     assert "act vendor-release failed: StorageError" in done.stdout
     assert "demo FAILED" in done.stdout
     assert "Traceback" not in done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("width", ["0", "-3", "19"])
+def test_a_console_width_too_small_to_tell_the_story_is_a_usage_error(
+    width: str, tmp_path: Path, stories: list[Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # was: --width 0 printed nothing at all, the whole story and the table silently lost
+    err = _usage_error(capsys, ["--quick", "--workdir", str(tmp_path / "w"), "--width", width])
+    assert "--width" in err
+    assert stories == []

@@ -42,7 +42,9 @@ def register(sub: Any) -> None:
     )
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     parser.add_argument(
-        "--width", type=int, help="console width when there is no terminal (default: detect)"
+        "--width",
+        type=int,
+        help="console width when there is no terminal (40 to 1000; default: detect)",
     )
     parser.set_defaults(func=_demo)
 

@@ -34,6 +34,10 @@ _MIN_NODES = 3
 """The attacks each use a node of their own among the first and last three."""
 
 
+_MIN_WIDTH = 40
+"""A console narrower than this cannot show the story (at 0, nothing at all is printed)."""
+
+
 def _log_to(story: Story, path: Path) -> None:
     """The services' log lines (a fork found, a refused request) go to ``path``, not the
     console: the story tells what they mean."""
@@ -88,7 +92,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     parser.add_argument(
-        "--width", type=int, default=None, help="console width when there is no terminal"
+        "--width",
+        type=int,
+        default=None,
+        help="console width when there is no terminal (40 to 1000)",
     )
     return parser
 
@@ -286,6 +293,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         _parser().error(f"--nodes is {_MIN_NODES} to 1000")
     if wave < 1:
         _parser().error("--wave-size is 1 or more")
+    if args.width is not None and not _MIN_WIDTH <= args.width <= 1000:
+        _parser().error(f"--width is {_MIN_WIDTH} to 1000 columns")
     _replace_unencodable()
     to_stdout = args.json is not None and str(args.json) == "-"
     if args.json is not None and not to_stdout:
