@@ -14,6 +14,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -99,13 +100,56 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
     services stay up, a few requests to them, then Ctrl-C (SIGINT). Run once for the whole
     test run (``once_per_run``): the tests only read what it left."""
     base, found = once_per_run(tmp_path_factory, "demo", _run_demo)
-    report_file = base / "report.json"
+    report_file = base / WORKDIR / "report.json"
     report = json.loads(report_file.read_text()) if report_file.is_file() else {}
-    return Run(found["code"], found["out"], report, base / "work", found["probes"])
+    return Run(found["code"], found["out"], report, base / WORKDIR / "work", found["probes"])
+
+
+WORKDIR = "demo run #1 ü?x=%41"
+"""The run's work directory: spaces, a letter outside ASCII and the characters of a ``file:``
+URI (``#``, ``?``, ``%``) — a user's directory name, which once cut the log's snapshot short
+and made ``tampered-log-row`` "refused" for the wrong reason and ``split-view`` not refused."""
+
+HOSTILE_ENV = {
+    # what a user's shell may carry in: none of it may change the demo's story or its table
+    "IRONROOT_FLEET": "/nonexistent/fleet",
+    "IRONROOT_PG_DSN": "postgresql://nobody:secret@127.0.0.1:1/none",
+    "IRONROOT_DATA": "/nonexistent/data",
+    "IRONROOT_HOST": "0.0.0.0",
+    "IRONROOT_PORT": "8000",
+    "IRONROOT_URL": "http://127.0.0.1:1",
+    "IRONROOT_TOKEN": "not-a-token",
+    "IRONROOT_CA": "/nonexistent/ca.pem",
+    "IRONROOT_LOG_LEVEL": "debug",
+    "IRONROOT_LOG_FORMAT": "json",
+    "IRONROOT_ACCESS_LOG": "1",
+    "IRONROOT_ROT_OBFUSCATION_KEY": "zz",
+    "IRONROOT_ROT_OBFUSCATION_KEY_FILE": "/nonexistent/key",
+    "TZ": "XYZ+13:45",
+    "LC_ALL": "C",
+    "LANG": "C",
+}
+
+SERVE_PORT = 8000
+"""``ironroot serve``'s default port: held by this test while the demo runs, as a user's
+running service would hold it (the demo's services take ports the system chooses)."""
+
+
+def _hold_port(port: int) -> socket.socket | None:
+    """A socket listening on ``127.0.0.1:port``; ``None`` when another program holds it
+    already (it is taken either way)."""
+    holder = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        holder.bind(("127.0.0.1", port))
+        holder.listen(1)
+    except OSError:
+        holder.close()
+        return None
+    return holder
 
 
 def _run_demo(base: Path) -> dict[str, Any]:
-    report_file, work = base / "report.json", base / "work"
+    report_file, work = base / WORKDIR / "report.json", base / WORKDIR / "work"
     command = [
         sys.executable,
         "-m",
@@ -119,9 +163,15 @@ def _run_demo(base: Path) -> dict[str, Any]:
         "--width",
         "200",
     ]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, **HOSTILE_ENV, "PYTHONUNBUFFERED": "1"}
+    holder = _hold_port(SERVE_PORT)
     process = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        encoding="utf-8",
+        env=env,
     )
     lines: list[str] = []
     up = threading.Event()
@@ -146,6 +196,8 @@ def _run_demo(base: Path) -> dict[str, Any]:
             process.send_signal(signal.SIGINT)
         code = process.wait(timeout=120)
     finally:
+        if holder is not None:
+            holder.close()
         if process.poll() is None:
             process.kill()
             process.wait()
@@ -168,6 +220,22 @@ def test_serve_leaves_the_services_up_until_ctrl_c(run: Run) -> None:
     else:
         assert "dashboard" not in services
     assert "stopping" in run.out
+
+
+def test_the_story_runs_in_a_user_s_directory_and_shell(run: Run) -> None:
+    """The run above works in :data:`WORKDIR` with :data:`HOSTILE_ENV` set and port 8000
+    held: the story, the table and the services are the same."""
+    assert run.code == 0, run.out[-3000:]
+    assert WORKDIR in str(run.work)
+    for name, url in run.report["services"].items():
+        host, _, port = url.split("://", 1)[1].split("/", 1)[0].rpartition(":")
+        assert host in ("127.0.0.1", "localhost"), (name, url)
+        assert int(port) != SERVE_PORT, (name, url)
+    # the SQLite log in the work directory, not the PostgreSQL the environment names
+    assert (run.work / "ts" / "log.sqlite3").is_file()
+    assert "Traceback" not in run.out
+    tampered = next(a for a in run.report["attacks"] if a["name"] == "tampered-log-row")
+    assert "flipped" in tampered["evidence"]  # refused after the edit, not before it
 
 
 def test_the_story_runs_and_exits_0(run: Run) -> None:

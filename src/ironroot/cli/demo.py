@@ -27,7 +27,10 @@ def register(sub: Any) -> None:
     parser.add_argument("--wave-size", type=int, default=4, help="nodes per rollout wave")
     parser.add_argument("--quick", action="store_true", help="a small fleet (3 nodes, waves of 2)")
     parser.add_argument(
-        "--json", dest="report", metavar="FILE", help="write the report as JSON (docs/demo.md)"
+        "--json",
+        dest="report",
+        metavar="FILE",
+        help="write the report as JSON (docs/demo.md); '-': to stdout, the story on stderr",
     )
     parser.add_argument(
         "--serve",
@@ -39,7 +42,9 @@ def register(sub: Any) -> None:
     )
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     parser.add_argument(
-        "--width", type=int, help="console width when there is no terminal (default: detect)"
+        "--width",
+        type=int,
+        help="console width when there is no terminal (40 to 1000; default: detect)",
     )
     parser.set_defaults(func=_demo)
 

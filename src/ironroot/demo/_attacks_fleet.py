@@ -33,7 +33,9 @@ def stolen_identity(story: Story, attempt: Attempt) -> None:
     raise refusal_of(response)
 
 
-def debug_unlocked(story: Story, attempt: Attempt) -> None:
+def debug_unlocked(story: Story, attempt: Attempt, *, debug_locked: bool = False) -> None:
+    """``debug_locked=True``: the same hand-made quote says what the part is (debug locked);
+    the honesty test's input: it must be admitted."""
     from ironroot.crypto import Algorithm
     from ironroot.fleet import report_data
     from ironroot.rot import create_quote, derive_layers
@@ -56,14 +58,15 @@ def debug_unlocked(story: Story, attempt: Attempt) -> None:
             a: device.idevid_certificate(a) for a in (Algorithm.ES384, Algorithm.ML_DSA_87)
         },
         lifecycle=device.fuses.lifecycle,
-        debug_locked=False,
+        debug_locked=debug_locked,
     )
     response = post_admission(
         story, answer.request(dataclasses.replace(answer.evidence, quote=quote))
     )
     record = fleet.record_of(node)
     attempt.note(
-        f"{node}'s RoT quotes debug unlocked; HTTP {response.status_code}; its registry "
+        f"{node}'s RoT quotes debug {'locked' if debug_locked else 'unlocked'}; "
+        f"HTTP {response.status_code}; its registry "
         f"entry stays {record.status} (a refused request changes nothing)"
     )
     raise refusal_of(response)

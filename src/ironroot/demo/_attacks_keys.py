@@ -25,13 +25,19 @@ def hsm_export(story: Story, attempt: Attempt) -> None:
     hsm.wrap(user, story.db_key, recipient=thief.public_spki)
 
 
-def other_hsm_user(story: Story, attempt: Attempt) -> None:
+def other_hsm_user(story: Story, attempt: Attempt, *, as_key_user: bool = False) -> None:
+    """``as_key_user``: the key service itself decrypts instead, which db-key allows (what
+    ``tests/demo/test_demo_honesty.py`` runs to show the refusal is the HSM's user check)."""
     hsm = story.need(story.hsm, "HSM")
-    other = story.need(story.hsm_other_user, "HSM session")
-    attempt.note(
-        "the HSM's backup agent, a crypto user too, decrypts the payments ledger with db-key"
-    )
-    hsm.decrypt(other, story.db_key, story.sealed_ledger)
+    if as_key_user:
+        session = story.need(story.hsm_user, "HSM session")
+        attempt.note("the key service, db-key's user, decrypts the payments ledger")
+    else:
+        session = story.need(story.hsm_other_user, "HSM session")
+        attempt.note(
+            "the HSM's backup agent, a crypto user too, decrypts the payments ledger with db-key"
+        )
+    hsm.decrypt(session, story.db_key, story.sealed_ledger)
 
 
 def lone_hsm_officer(story: Story, attempt: Attempt) -> None:
@@ -71,14 +77,16 @@ def unattested_vm(story: Story, attempt: Attempt) -> None:
     release_to_vm(story, node, self_made)
 
 
-def stolen_ear(story: Story, attempt: Attempt) -> None:
+def stolen_ear(story: Story, attempt: Attempt, *, same_key: bool = False) -> None:
+    """``same_key``: the EAR is made for the wrapping key sent with it (no theft: the honest
+    release, for the honesty test)."""
     from ironroot.keyrelease import TeeKeyPair
 
     node = story.need(story.cvm_node, "confidential VM")
     honest = TeeKeyPair.generate("ML-KEM-768")
 
     def stolen(nonce: bytes, report_data: bytes) -> bytes:
-        return vm_ear(story, node, honest.report_data(nonce))
+        return vm_ear(story, node, report_data if same_key else honest.report_data(nonce))
 
     attempt.note(
         f"payments-db's fresh EAR from {node}, intercepted, sent with the attacker's wrapping key"
@@ -86,7 +94,8 @@ def stolen_ear(story: Story, attempt: Attempt) -> None:
     release_to_vm(story, node, stolen)
 
 
-def swapped_release(story: Story, attempt: Attempt) -> None:
+def swapped_release(story: Story, attempt: Attempt, *, swap: bool = True) -> None:
+    """``swap=False``: the released key reaches the VM as the HSM wrapped it."""
     import dataclasses
     import os
 
@@ -99,7 +108,7 @@ def swapped_release(story: Story, attempt: Attempt) -> None:
         f"a real release of db-key to a VM on {node}; a party on the way swaps the wrapped key "
         "for one of its own (wrapped to the VM's public key), keeping the HSM's statement"
     )
-    forged = dataclasses.replace(released, wrapped=own)
+    forged = dataclasses.replace(released, wrapped=own) if swap else released
     tee.unwrap(forged, nonce=nonce, hsm_roots=hsm_roots(story), now=story.now())
 
 
@@ -113,7 +122,8 @@ def quarantined_vm(story: Story, attempt: Attempt) -> None:
     release_to_vm(story, node)
 
 
-def tampered_audit(story: Story, attempt: Attempt) -> None:
+def tampered_audit(story: Story, attempt: Attempt, *, flip: bool = True) -> None:
+    """``flip=False``: the sealed bundle is decoded and encoded again, unchanged."""
     from ironroot.audit import verify_bundle
     from ironroot.cose import Limits, decode_cbor, encode_cbor
 
@@ -124,8 +134,10 @@ def tampered_audit(story: Story, attempt: Attempt) -> None:
     if not isinstance(doc, dict) or member not in doc.get("members", {}):
         raise NotRefused(f"the bundle has no {member} to alter")
     blob = bytearray(doc["members"][member])
-    blob[len(blob) // 2] ^= 0x01
+    blob[len(blob) // 2] ^= 0x01 if flip else 0x00
     doc["members"][member] = bytes(blob)
     forged = encode_cbor(doc)
-    attempt.note(f"{node}'s sealed audit bundle: one bit of {member} flipped")
+    attempt.note(
+        f"{node}'s sealed audit bundle: one bit of {member} {'flipped' if flip else 'kept'}"
+    )
     verify_bundle(forged, audit_trust(story))

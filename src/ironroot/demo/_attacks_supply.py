@@ -238,28 +238,35 @@ def split_view(story: Story, attempt: Attempt) -> None:
     Monitor.raise_for(events)
 
 
-def tampered_log_row(story: Story, attempt: Attempt) -> None:
+def tampered_log_row(story: Story, attempt: Attempt, *, flip: bool = True) -> None:
+    """``flip=False``: the row is written back unchanged (the honesty test's input). The
+    snapshot must verify before the edit: a refusal then (an unreadable copy) is the demo's
+    own failure, never counted as the log's refusal of the edit."""
     from ironroot.log import verify_log_dir
 
     live = story.need(story.log_dir, "transparency log")
-    copy = story.path("attacks", "ts-snapshot")
+    copy = story.path("attacks", "ts-snapshot" if flip else "ts-snapshot-unchanged")
     copy.mkdir(parents=True)
     shutil.copytree(live / "keys", copy / "keys")
     shutil.copy(live / "ironroot.toml", copy / "ironroot.toml")
     snapshot_sqlite(live / "log.sqlite3", copy / "log.sqlite3")
-    verify_log_dir(copy)  # the snapshot verifies before the edit
+    try:
+        verify_log_dir(copy)  # the snapshot verifies before the edit
+    except IronrootError as exc:
+        raise NotRefused(f"the snapshot does not verify before the edit: {exc}") from exc
     db = sqlite3.connect(str(copy / "log.sqlite3"))
     try:
         index, entry = db.execute(
             "SELECT idx, entry FROM entries ORDER BY idx LIMIT 1 OFFSET 3"
         ).fetchone()
-        changed = bytes(entry[:-1]) + bytes([entry[-1] ^ 0x01])
+        changed = bytes(entry[:-1]) + bytes([entry[-1] ^ (0x01 if flip else 0x00)])
         db.execute("UPDATE entries SET entry = ? WHERE idx = ?", (changed, index))
         db.commit()
     finally:
         db.close()
     attempt.note(
-        f"one bit of entry {index} flipped in a snapshot of log.sqlite3 (`ironroot log verify`)"
+        f"one bit of entry {index} {'flipped' if flip else 'kept'} in a snapshot of "
+        "log.sqlite3 (`ironroot log verify`)"
     )
     verify_log_dir(copy)
 

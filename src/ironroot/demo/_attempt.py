@@ -4,6 +4,7 @@ attack at a node and read a refused request's typed error."""
 from __future__ import annotations
 
 import sqlite3
+from pathlib import Path
 from typing import Any
 
 from ironroot.demo._world import (
@@ -58,8 +59,10 @@ class NotRefused(Exception):
 
 
 def snapshot_sqlite(source: Any, target: Any) -> None:
-    """A consistent copy of a live SQLite database (the online backup API)."""
-    src = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
+    """A consistent copy of a live SQLite database (the online backup API). The source is
+    named by its ``file:`` URI, so a directory holding ``#``, ``?`` or ``%`` is read as it is
+    (not cut at the ``#`` into another, empty, database)."""
+    src = sqlite3.connect(f"{Path(source).resolve().as_uri()}?mode=ro", uri=True)
     dst = sqlite3.connect(str(target))
     try:
         src.backup(dst)

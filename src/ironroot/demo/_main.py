@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
+import os
 import shutil
+import signal
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +32,10 @@ _log = logging.getLogger("ironroot.demo")
 
 _MIN_NODES = 3
 """The attacks each use a node of their own among the first and last three."""
+
+
+_MIN_WIDTH = 40
+"""A console narrower than this cannot show the story (at 0, nothing at all is printed)."""
 
 
 def _log_to(story: Story, path: Path) -> None:
@@ -69,7 +77,10 @@ def _parser() -> argparse.ArgumentParser:
         "--quick", action="store_true", help="a small fleet (3 nodes, waves of 2): the test size"
     )
     parser.add_argument(
-        "--json", type=Path, metavar="FILE", help="write the report as JSON (docs/demo.md)"
+        "--json",
+        type=Path,
+        metavar="FILE",
+        help="write the report as JSON (docs/demo.md); '-': to stdout, the story on stderr",
     )
     parser.add_argument(
         "--serve",
@@ -81,7 +92,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     parser.add_argument(
-        "--width", type=int, default=None, help="console width when there is no terminal"
+        "--width",
+        type=int,
+        default=None,
+        help="console width when there is no terminal (40 to 1000)",
     )
     return parser
 
@@ -175,6 +189,103 @@ def run_story(story: Story) -> tuple[list[dict[str, Any]], list[AttackResult]]:
     return acts, _run_attacks(story, ATTACKS)
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, handled as Ctrl-C is: the story stops, its services stop, exit 128 + 15."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _terminated(signum: int, _frame: object) -> None:
+    raise _Terminated(signum)
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """SIGINT and SIGTERM ignored for the duration (the services' shutdown)."""
+    held = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for number, handler in held.items():
+            signal.signal(number, handler)
+
+
+def _replace_unencodable() -> None:
+    """A console that cannot show a character (an ASCII ``PYTHONIOENCODING``, a C locale
+    without UTF-8 mode) shows ``?`` for it: the story's dashes and check marks never stop the
+    demo with a ``UnicodeEncodeError``."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="replace")
+
+
+def _make_workdir(workdir: Path) -> Path:
+    """``--workdir``, made (with its parents) when missing, or a usage error: it must be an
+    empty directory this process can write in. A directory an earlier run used (finished,
+    failed or interrupted) is refused as it is, never resumed or overwritten."""
+    if workdir.exists() and not workdir.is_dir():
+        _parser().error(f"--workdir {workdir} is not a directory")
+    if workdir.is_dir() and any(workdir.iterdir()):
+        _parser().error(
+            f"--workdir {workdir} is not empty (an earlier run's files?): give a new or an "
+            "empty directory, or remove that one"
+        )
+    try:
+        workdir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        _parser().error(f"--workdir {workdir} cannot be created: {exc.strerror}")
+    if not os.access(workdir, os.W_OK | os.X_OK):
+        _parser().error(f"--workdir {workdir} is not writable")
+    return workdir.resolve()
+
+
+def _claim_workdir(work: Path) -> None:
+    """Claim the (empty) work directory by creating ``demo.log`` exclusively: of two runs
+    started at once into one directory, both of which found it empty, one runs and the other
+    is refused, rather than both writing the same files."""
+    try:
+        (work / "demo.log").open("x", encoding="utf-8").close()
+    except FileExistsError:
+        _parser().error(f"--workdir {work} is in use by another run (its demo.log exists)")
+    except OSError as exc:
+        _parser().error(f"cannot write {work / 'demo.log'}: {exc.strerror}")
+
+
+def _check_report_path(path: Path) -> None:
+    """``--json FILE`` checked before the story runs: not a directory, its folder made."""
+    if path.is_dir():
+        _parser().error(f"--json {path} is a directory: give a file name")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        _parser().error(f"--json {path}: its folder cannot be created: {exc.strerror}")
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        _parser().error(f"--json {path}: its folder is not writable")
+
+
+def _write_report(ui: Narrator, path: Path, report: dict[str, Any]) -> bool:
+    """Write the report (whole or not at all); a failure is told, and fails the demo."""
+    from ironroot.cli._output import write_output  # whole or not at all, never a key
+
+    text = json.dumps(report, indent=2) + "\n"
+    try:
+        if str(path) == "-":
+            sys.stdout.write(text)
+            sys.stdout.flush()
+        else:
+            write_output(path, text.encode("utf-8"))
+    except (IronrootError, OSError) as exc:
+        why = exc.detail if isinstance(exc, IronrootError) else (exc.strerror or str(exc))
+        ui.refused(f"[bold red]report not written[/bold red] to {escape(str(path))}: {escape(why)}")
+        return False
+    if str(path) != "-":
+        ui.say(f"report written to {escape(str(path))}")
+    return True
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(list(argv) if argv is not None else sys.argv[1:])
     nodes, wave = (3, 2) if args.quick else (args.nodes, args.wave_size)
@@ -182,23 +293,37 @@ def main(argv: Sequence[str] | None = None) -> int:
         _parser().error(f"--nodes is {_MIN_NODES} to 1000")
     if wave < 1:
         _parser().error("--wave-size is 1 or more")
-    ui = Narrator(width=args.width)
+    if args.width is not None and not _MIN_WIDTH <= args.width <= 1000:
+        _parser().error(f"--width is {_MIN_WIDTH} to 1000 columns")
+    _replace_unencodable()
+    to_stdout = args.json is not None and str(args.json) == "-"
+    if args.json is not None and not to_stdout:
+        _check_report_path(args.json)
+    # with --json -, standard output carries the report alone: the story is told on stderr
+    ui = Narrator(sys.stderr if to_stdout else None, width=args.width)
     if args.workdir is not None:
-        if args.workdir.exists() and any(args.workdir.iterdir()):
-            _parser().error(f"--workdir {args.workdir} is not empty")
-        args.workdir.mkdir(parents=True, exist_ok=True)
-        work = args.workdir.resolve()
+        work = _make_workdir(args.workdir)
+        _claim_workdir(work)
     else:
-        work = Path(tempfile.mkdtemp(prefix="ironroot-demo-"))
+        try:
+            work = Path(tempfile.mkdtemp(prefix="ironroot-demo-"))
+        except OSError as exc:
+            _parser().error(f"cannot make a temporary directory ({exc.strerror}): use --workdir")
     started = utc_now()
     story = Story(work, ui, nodes=nodes, wave_size=wave)
-    _log_to(story, work / "demo.log")
+    try:
+        _log_to(story, work / "demo.log")
+    except OSError as exc:
+        _parser().error(f"cannot write {work / 'demo.log'}: {exc.strerror}")
     ui.title(
         "Ironroot — defense in depth, silicon to systems",
         f"The datacenter story: {nodes} nodes on the embedded store, in {work}",
     )
     services: dict[str, str] = {}
     ok = False
+    main_thread = threading.current_thread() is threading.main_thread()
+    if main_thread:  # `kill` stops it as Ctrl-C does (signals reach the main thread only)
+        previous = signal.signal(signal.SIGTERM, _terminated)
     try:
         acts, results = run_story(story)
         ok = all(a["ok"] for a in acts) and bool(results) and all(r.refused for r in results)
@@ -215,12 +340,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             attacks=results,
             services=services,
         )
-        if args.json is not None:
-            from ironroot.cli._output import write_output  # whole or not at all, never a key
-
-            args.json.parent.mkdir(parents=True, exist_ok=True)
-            write_output(args.json, (json.dumps(report, indent=2) + "\n").encode("utf-8"))
-            ui.say(f"report written to {escape(str(args.json))}")
+        if args.json is not None and not _write_report(ui, args.json, report):
+            ok = False
         refused = sum(r.refused for r in results)
         if ok:
             ui.console.print(
@@ -239,11 +360,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             serve(story, services)
         return 0 if ok else 1
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         ui.console.print("\ninterrupted")
-        return 130
+        return 128 + (exc.signum if isinstance(exc, _Terminated) else signal.SIGINT)
     finally:
-        story.close()
+        if main_thread:
+            with _signals_held():  # a second Ctrl-C must not cut the services' shutdown short
+                story.close()
+            signal.signal(signal.SIGTERM, previous)
+        else:
+            story.close()
         if args.workdir is None and ok and not args.keep and not args.serve:
             shutil.rmtree(work, ignore_errors=True)
         elif args.workdir is None:
