@@ -10,6 +10,7 @@ import json
 import stat
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Final
 
 import httpx
 import pytest
@@ -189,12 +190,22 @@ def test_an_operator_credential_the_fleet_never_recorded_is_refused(site: Site) 
     assert caught.value.code == "credential-unknown"
 
 
-def _forged(site: Site, *, oids: tuple[str, ...], ou: str = "operator") -> bytes:
-    """A certificate signed by the fleet CA's own key with the given extensions (each an
-    operator extension value for ``forger``)."""
+_FORGER: Final = bytes.fromhex("300b020101") + b"\x0c\x06forger"  # SEQUENCE {1, "forger"}
+
+
+def _forged(
+    site: Site,
+    *,
+    oids: tuple[str, ...],
+    ou: str = "operator",
+    value: bytes = _FORGER,
+    key: PrivateKey | None = None,
+) -> bytes:
+    """A certificate signed by the fleet CA's own key with the given extensions (each with
+    ``value``, by default an operator extension value for ``forger``) for ``key`` (a new one
+    by default)."""
     ca_key = load_signer(site.authority.directory / "ca.key.pem")
-    key = PrivateKey.generate(Algorithm.ES384)
-    value = bytes.fromhex("300b020101") + b"\x0c\x06forger"  # SEQUENCE {1, "forger"}
+    key = key or PrivateKey.generate(Algorithm.ES384)
     builder = (
         x509.CertificateBuilder()
         .subject_name(
@@ -244,6 +255,39 @@ def test_a_certificate_claiming_to_be_a_node_and_an_operator_is_malformed(site: 
         _check(site, _forged(site, oids=(FLEET_OPERATOR_OID,), ou="control-plane"))
     assert unit.value.code == "credential-malformed"
     assert "OU=operator" in unit.value.detail
+
+
+# An INTEGER whose long-form length (8 bytes, 0xa30c05616c696365) is past any index: pyasn1
+# raises OverflowError, not its own error, from deep in its decoder.
+_OVERLONG: Final = bytes.fromhex("300a0288a30c05616c696365")
+
+
+@pytest.mark.parametrize("oid", [FLEET_OPERATOR_OID, FLEET_CREDENTIAL_OID])
+def test_an_extension_with_an_overlong_length_is_malformed_not_a_crash(
+    site: Site, oid: str
+) -> None:
+    """The decoder's plain Python errors are ``MalformedCertificate`` too: an auditor's
+    ``verify_credential`` of a tampered bundle reads the extension before the signature."""
+    pem = _forged(site, oids=(oid,), value=_OVERLONG)
+    with pytest.raises(CredentialRejected) as caught:
+        _check(site, pem)
+    assert caught.value.code == "credential-malformed"
+    assert "does not parse" in caught.value.detail
+    if oid == FLEET_CREDENTIAL_OID:  # the offline readers read a node's only
+        with pytest.raises(MalformedCertificate) as offline:
+            verify_credential(pem, site.authority.ca.der, at=NOW)
+        assert "does not parse" in offline.value.detail
+
+
+def test_an_overlong_operator_extension_over_tls_is_401_not_500(site: Site, tmp_path: Path) -> None:
+    key = PrivateKey.generate(Algorithm.ES384)
+    (tmp_path / "key.pem").write_bytes(key.to_pem())
+    pem = _forged(site, oids=(FLEET_OPERATOR_OID,), value=_OVERLONG, key=key)
+    (tmp_path / "cert.pem").write_bytes(pem)
+    context = client_context(site.servers.ca_file, tmp_path / "cert.pem", tmp_path / "key.pem")
+    with httpx.Client(verify=context) as forger:
+        answer = forger.get(f"{site.servers.control_url}/v1/whoami")
+    assert problem(answer) == (401, "credential-malformed", "Credential Rejected")
 
 
 def test_the_node_only_check_and_the_offline_readers_refuse_an_operator(site: Site) -> None:
