@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -363,3 +364,58 @@ def test_operator_issue_and_revoke_from_the_cli(
         capsys, "fleet", "operator", "revoke", "nobody", *fleet, "--reason", "x", *at
     )
     assert (code, unknown["error"]["code"]) == (1, "not-found")  # type: ignore[index]
+
+
+def _issue_into(
+    site: Site, capsys: pytest.CaptureFixture[str], name: str, out: Path
+) -> tuple[int, dict[str, object]]:
+    fleet = ("--fleet", str(site.fleet.directory))
+    at = ("--at", NOW.isoformat().replace("+00:00", "Z"))
+    return _run(capsys, "fleet", "operator", "issue", name, *fleet, "--out", str(out), *at)
+
+
+def test_operator_issue_refuses_a_dangling_symlink_before_issuing(
+    site: Site, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A link to nowhere is a file there already (``exists()`` says no): refused before a
+    credential is issued, so none is recorded that nobody holds, and nothing is written."""
+    out = tmp_path / "out"
+    out.mkdir(mode=0o700)
+    target = tmp_path / "elsewhere" / "cert.pem"
+    (out / "operator.cert.pem").symlink_to(target)
+    code, refused = _issue_into(site, capsys, "dana", out)
+    assert (code, refused["error"]["code"]) == (2, "config")  # type: ignore[index]
+    assert "operator.cert.pem" in refused["error"]["message"]  # type: ignore[index]
+    assert site.authority.credentials.of_node("operator:dana") == []
+    assert sorted(p.name for p in out.iterdir()) == ["operator.cert.pem"]
+    assert not target.parent.exists()
+
+
+def test_operator_issue_refuses_an_out_directory_others_control(
+    site: Site, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The key goes where ``--out`` says: never through a symbolic link (what another user
+    may plant where the operator will write), nor into a folder another user owns or may
+    write (who could swap ``ca.cert.pem`` for a CA of their own, or the key for theirs)."""
+    mine = tmp_path / "mine"
+    mine.mkdir(mode=0o700)
+    link = tmp_path / "link"
+    link.symlink_to(mine)
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    foreign = tmp_path / "foreign"
+    foreign.mkdir(mode=0o700)
+    os.chown(foreign, 65534, 65534)  # another user's (the tests run as root)
+    for out, why in ((link, "symbolic link"), (shared, "others"), (foreign, "owned by")):
+        code, refused = _issue_into(site, capsys, "vera", out)
+        assert (code, refused["error"]["code"]) == (2, "config"), out  # type: ignore[index]
+        assert why in refused["error"]["message"]  # type: ignore[index]
+    assert site.authority.credentials.of_node("operator:vera") == []
+    assert list(mine.iterdir()) == []
+    assert list(shared.iterdir()) == []
+    # a new folder is made the operator's own: 0700
+    made = tmp_path / "new" / "vera"
+    code, issued = _issue_into(site, capsys, "vera", made)
+    assert code == 0, issued
+    assert stat.S_IMODE(made.stat().st_mode) == 0o700

@@ -388,8 +388,12 @@ def _operator_issue(args: argparse.Namespace) -> int:
     out = Path(args.out)
     names = ("operator.key.pem", "operator.cert.pem", "ca.cert.pem")
     try:  # checked before anything is issued: a credential nobody holds is not recorded
-        make_dirs(out)
-        there = [n for n in names if (out / n).exists()]
+        if out.is_symlink():
+            raise ConfigError(f"{out} is a symbolic link: give the directory itself")
+        make_dirs(out, mode=0o700)
+        _own_folder(out)
+        # a link, even one to nowhere, is a file there already (exists() follows it)
+        there = [n for n in names if os.path.lexists(out / n)]
     except OSError as exc:
         raise StorageError(f"{out}: {exc.strerror or exc}") from exc
     if there:
@@ -412,6 +416,26 @@ def _operator_issue(args: argparse.Namespace) -> int:
             f"until {until}, in {out}"
         )
     return 0
+
+
+def _own_folder(out: Path) -> None:
+    """``ConfigError`` unless ``out`` is a directory (not a link to one) of this user that
+    no other may write: whoever may write there could swap ``ca.cert.pem`` for a CA of their
+    own, or the key and certificate for theirs, before the operator uses them."""
+    import stat
+
+    found = os.lstat(out)
+    if stat.S_ISLNK(found.st_mode):
+        raise ConfigError(f"{out} is a symbolic link: give the directory itself")
+    if not stat.S_ISDIR(found.st_mode):
+        raise ConfigError(f"{out} is not a directory")
+    if found.st_uid != os.geteuid():
+        raise ConfigError(f"{out} is owned by user {found.st_uid}, not by this user")
+    if found.st_mode & 0o022:
+        raise ConfigError(
+            f"{out} may be written by others (mode {stat.S_IMODE(found.st_mode):o}): give a "
+            "directory only its owner may write"
+        )
 
 
 def _operator_revoke(args: argparse.Namespace) -> int:
