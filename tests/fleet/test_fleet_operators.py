@@ -19,7 +19,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-from tests.fleet.fleet_site import Clock, Site, problem, running_site
+from tests.fleet.fleet_site import REFUSED_AT_HANDSHAKE, Clock, Site, problem, running_site
 from tests.platform.node_world import NOW, World, make_world
 
 from ironroot.cli import main
@@ -33,6 +33,7 @@ from ironroot.errors import (
 from ironroot.fleet import (
     FLEET_CREDENTIAL_OID,
     FLEET_OPERATOR_OID,
+    FleetCA,
     OperatorCredential,
     check_caller,
     check_credential,
@@ -201,22 +202,19 @@ def _forged(
     ou: str = "operator",
     value: bytes = _FORGER,
     key: PrivateKey | None = None,
+    names: tuple[tuple[x509.ObjectIdentifier, str], ...] | None = None,
+    critical: bool = False,
 ) -> bytes:
     """A certificate signed by the fleet CA's own key with the given extensions (each with
-    ``value``, by default an operator extension value for ``forger``) for ``key`` (a new one
-    by default)."""
+    ``value``, by default an operator extension value for ``forger``, ``critical`` or not)
+    for ``key`` (a new one by default), its subject ``names`` (by default ``CN=forger``,
+    ``OU=<ou>``)."""
     ca_key = load_signer(site.authority.directory / "ca.key.pem")
     key = key or PrivateKey.generate(Algorithm.ES384)
+    subject = names or ((NameOID.COMMON_NAME, "forger"), (NameOID.ORGANIZATIONAL_UNIT_NAME, ou))
     builder = (
         x509.CertificateBuilder()
-        .subject_name(
-            x509.Name(
-                [
-                    x509.NameAttribute(NameOID.COMMON_NAME, "forger"),
-                    x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, ou),
-                ]
-            )
-        )
+        .subject_name(x509.Name([x509.NameAttribute(oid, text) for oid, text in subject]))
         .issuer_name(site.authority.ca.certificate.subject)
         .public_key(key.public_key.raw)
         .serial_number(x509.random_serial_number())
@@ -226,7 +224,7 @@ def _forged(
     )
     for oid in oids:
         builder = builder.add_extension(
-            x509.UnrecognizedExtension(x509.ObjectIdentifier(oid), value), critical=False
+            x509.UnrecognizedExtension(x509.ObjectIdentifier(oid), value), critical=critical
         )
     cert = builder.sign(ca_key.raw, hashes.SHA384())  # type: ignore[arg-type]
     return cert.public_bytes(Encoding.PEM)
@@ -289,6 +287,73 @@ def test_an_overlong_operator_extension_over_tls_is_401_not_500(site: Site, tmp_
     with httpx.Client(verify=context) as forger:
         answer = forger.get(f"{site.servers.control_url}/v1/whoami")
     assert problem(answer) == (401, "credential-malformed", "Credential Rejected")
+
+
+def _operator_value(name: str) -> bytes:
+    """The fleet operator extension's DER for ``name``, whatever it is."""
+    text = name.encode()
+    return bytes([0x30, 5 + len(text)]) + bytes.fromhex("020101") + bytes([0x0C, len(text)]) + text
+
+
+_CN, _OU = NameOID.COMMON_NAME, NameOID.ORGANIZATIONAL_UNIT_NAME
+_LOOKALIKE: Final = "\u0430lice"  # CYRILLIC SMALL LETTER A, then "lice"
+_MALFORMED: Final = {
+    "two CNs": {"names": ((_CN, "forger"), (_CN, "forger"), (_OU, "operator"))},
+    "two OUs": {"names": ((_CN, "forger"), (_OU, "operator"), (_OU, "operator"))},
+    "a look-alike CN": {"names": ((_CN, "forg\u0435r"), (_OU, "operator"))},
+    "a look-alike name": {
+        "names": ((_CN, _LOOKALIKE), (_OU, "operator")),
+        "value": _operator_value(_LOOKALIKE),
+    },
+    "an empty name": {"value": _operator_value("")},
+    "a 65-character name": {
+        "names": ((_CN, "a" * 64), (_OU, "operator")),  # a CN is at most 64
+        "value": _operator_value("a" * 65),
+    },
+    "trailing bytes": {"value": _FORGER + b"\x00"},
+    "a long-form length": {"value": b"\x30\x81\x0b" + _FORGER[2:]},
+    "an over-long length": {"value": _OVERLONG},
+}
+
+
+def _present(site: Site, folder: Path, pem: bytes, key: PrivateKey) -> httpx.Response:
+    (folder / "key.pem").write_bytes(key.to_pem())
+    (folder / "cert.pem").write_bytes(pem)
+    context = client_context(site.servers.ca_file, folder / "cert.pem", folder / "key.pem")
+    with httpx.Client(verify=context) as client:
+        return client.get(f"{site.servers.control_url}/v1/nodes")
+
+
+@pytest.mark.parametrize("case", list(_MALFORMED))
+def test_a_malformed_operator_certificate_over_tls_is_401(
+    site: Site, tmp_path: Path, case: str
+) -> None:
+    """Signed by the fleet CA's key, so the handshake passes: refused as malformed by the
+    control plane before the store is asked."""
+    key = PrivateKey.generate(Algorithm.ES384)
+    pem = _forged(site, oids=(FLEET_OPERATOR_OID,), key=key, **_MALFORMED[case])  # type: ignore[arg-type]
+    assert problem(_present(site, tmp_path, pem, key)) == (
+        401,
+        "credential-malformed",
+        "Credential Rejected",
+    )
+
+
+def test_a_critical_operator_extension_or_another_fleet_s_operator_fails_the_handshake(
+    site: Site, tmp_path: Path
+) -> None:
+    key = PrivateKey.generate(Algorithm.ES384)
+    critical = _forged(site, oids=(FLEET_OPERATOR_OID,), key=key, critical=True)
+    with pytest.raises(REFUSED_AT_HANDSHAKE):
+        _present(site, tmp_path, critical, key)
+    other = FleetCA.create(tmp_path / "other-fleet", now=NOW)
+    theirs = other.issue_operator(key.public_key.to_der(), operator="alice", now=NOW)
+    site.authority.credentials.add(theirs)  # even recorded by this fleet
+    with pytest.raises(REFUSED_AT_HANDSHAKE):
+        _present(site, tmp_path, theirs.pem, key)
+    with pytest.raises(CredentialRejected) as caught:
+        _check(site, theirs.pem)
+    assert caught.value.code == "credential-unknown-issuer"
 
 
 def test_the_node_only_check_and_the_offline_readers_refuse_an_operator(site: Site) -> None:
