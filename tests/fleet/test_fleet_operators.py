@@ -25,6 +25,7 @@ from tests.platform.node_world import NOW, World, make_world
 from ironroot.cli import main
 from ironroot.crypto import Algorithm, PrivateKey, load_signer
 from ironroot.errors import (
+    ConfigError,
     CredentialRejected,
     MalformedCertificate,
     NotFound,
@@ -169,6 +170,21 @@ def test_a_revoked_operator_is_refused_and_listed_on_the_crl(site: Site) -> None
     assert site.authority.revoke_operator("rita", "again", now=NOW) == []  # nothing current
     with pytest.raises(NotFound):
         site.authority.revoke_operator("nobody", "never issued", now=NOW)
+
+
+def test_an_operator_revocation_keeps_a_bounded_reason_and_checks_the_name(site: Site) -> None:
+    """The reason is echoed in every 401 the revoked credential gets: bounded as a
+    quarantine's (2,000 characters); a name no operator can have is ConfigError."""
+    with site.operator("rhea") as operator:
+        site.authority.revoke_operator("rhea", "x" * 100_000, now=NOW)
+        refused = operator.get(f"{site.servers.control_url}/v1/whoami")
+    assert problem(refused)[:2] == (401, "credential-revoked")
+    (status,) = site.authority.credentials.of_node("operator:rhea")
+    assert status.reason == "x" * 2000
+    assert len(refused.content) < 3000
+    with pytest.raises(ConfigError) as caught:
+        site.authority.revoke_operator("../rhea", "x", now=NOW)
+    assert caught.value.code == "config"
 
 
 def test_an_operator_credential_expires(site: Site, clock: Clock) -> None:

@@ -332,6 +332,12 @@ def _check_name(value: str, what: str) -> str:
     return value
 
 
+def operator_holder(operator: str) -> str:
+    """How the credential store names ``operator``'s credentials (``operator:<name>``);
+    ``ConfigError`` for a name no operator credential can carry."""
+    return OPERATOR_PREFIX + _check_name(operator, "operator")
+
+
 def _check_plane(plane: str) -> str:
     if plane not in PLANES:
         raise ConfigError(f"a plane is one of {', '.join(PLANES)}, not {plane!r}")
