@@ -5,10 +5,14 @@ unrecorded operator credentials, and ``ironroot fleet operator issue | revoke``.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
+import socket
+import ssl
 import stat
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Final
@@ -370,6 +374,40 @@ def test_a_critical_operator_extension_or_another_fleet_s_operator_fails_the_han
     with pytest.raises(CredentialRejected) as caught:
         _check(site, theirs.pem)
     assert caught.value.code == "credential-unknown-issuer"
+
+
+def test_an_operator_named_localhost_cannot_pose_as_the_control_plane(
+    site: Site, tmp_path: Path
+) -> None:
+    """An operator's credential is the fleet CA's and ``CN=localhost`` when the operator is
+    named so: a node's client (trusting only the fleet CA, and checking the host against the
+    CN when there is no SAN) still refuses it as a server, its purpose being clientAuth only."""
+    key, credential = site.authority.issue_operator("localhost", now=NOW)
+    (tmp_path / "key.pem").write_bytes(key.to_pem())
+    (tmp_path / "cert.pem").write_bytes(credential.pem)
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+    node = site.files / "node-0001"
+    client = client_context(
+        site.servers.ca_file, node / "control.cert.pem", node / "control.key.pem"
+    )
+    with socket.create_server(("127.0.0.1", 0)) as listening:
+        port = listening.getsockname()[1]
+
+        def serve() -> None:
+            accepted, _ = listening.accept()
+            with accepted, contextlib.suppress(ssl.SSLError, OSError):
+                server.wrap_socket(accepted, server_side=True).recv(1)
+
+        thread = threading.Thread(target=serve, daemon=True)
+        thread.start()
+        with (
+            socket.create_connection(("127.0.0.1", port)) as raw,
+            pytest.raises(ssl.SSLCertVerificationError) as caught,
+        ):
+            client.wrap_socket(raw, server_hostname="localhost")
+        thread.join(timeout=10)
+    assert "unsuitable certificate purpose" in str(caught.value)
 
 
 def test_the_node_only_check_and_the_offline_readers_refuse_an_operator(site: Site) -> None:
