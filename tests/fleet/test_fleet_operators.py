@@ -38,6 +38,7 @@ from ironroot.errors import (
 from ironroot.fleet import (
     FLEET_CREDENTIAL_OID,
     FLEET_OPERATOR_OID,
+    CredentialStore,
     FleetCA,
     OperatorCredential,
     check_caller,
@@ -429,6 +430,52 @@ def test_the_node_only_check_and_the_offline_readers_refuse_an_operator(site: Si
         parse_credential(credential.pem)
     with pytest.raises(MalformedCertificate):
         verify_credential(credential.pem, site.authority.ca.der, at=NOW)
+
+
+def test_pruning_keeps_an_operator_s_current_and_revoked_credentials(
+    site: Site, tmp_path: Path
+) -> None:
+    """``CredentialStore.prune`` forgets an operator's expired, unrevoked credentials but its
+    newest — never a current one (an operator may hold several at once, unlike a node's one
+    a plane), nor a revoked one (the CRL) — and a node named like the operator is not
+    touched by the operator's revocation, nor the operator by the node's."""
+    store = CredentialStore(tmp_path / "credentials.db")
+    ca = site.authority.ca
+    week = 7 * 86400
+
+    def issued(name: str, minutes: int, lifetime: int) -> OperatorCredential:
+        key = PrivateKey.generate(Algorithm.ES384)
+        at = NOW + dt.timedelta(minutes=minutes)
+        made = ca.issue_operator(key.public_key.to_der(), operator=name, now=at, lifetime=lifetime)
+        store.add(made)
+        return made
+
+    current = issued("paula", 0, week)  # issued first, current for a week
+    expired = issued("paula", 1, 60)
+    newest = issued("paula", 2, 60)
+    revoked = issued("rhys", 0, 60)
+    assert store.revoke_node("operator:rhys", "left", now=NOW) == [revoked.serial]
+    issued("rhys", 1, 60)  # a newer one: the revoked one is not the newest
+    key = PrivateKey.generate(Algorithm.ES384)
+    node = ca.issue(
+        key.public_key.to_der(),
+        node="paula",
+        node_class="c",
+        plane="control",
+        ear_id="urn:ironroot:ear:sha256:" + "0" * 64,
+        now=NOW,
+        lifetime=week,
+    )
+    store.add(node)
+    assert store.revoke_node("paula", "the node", now=NOW) == [node.serial]
+    assert not any(s.revoked for s in store.of_node("operator:paula"))
+    later = NOW + dt.timedelta(days=2)
+    assert store.prune(now=later) == 1
+    assert {s.serial for s in store.of_node("operator:paula")} == {current.serial, newest.serial}
+    assert expired.serial not in {s.serial for s in store.of_node("operator:paula")}
+    assert revoked.serial in {s.serial for s in store.of_node("operator:rhys")}
+    assert store.revoke_node("operator:paula", "rotated", now=later) == [current.serial]
+    assert [s.serial for s in store.of_node("paula")] == [node.serial]
 
 
 # --- the CLI ---------------------------------------------------------------------------------
