@@ -585,3 +585,23 @@ def test_operator_issue_refuses_an_out_directory_others_control(
     code, issued = _issue_into(site, capsys, "vera", made)
     assert code == 0, issued
     assert stat.S_IMODE(made.stat().st_mode) == 0o700
+
+
+def test_an_operator_credential_lives_at_most_seven_days(
+    site: Site, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for lifetime in (7 * 86400 + 1, 59, 0, -60):
+        with pytest.raises(ConfigError) as caught:
+            site.authority.issue_operator("lena", now=NOW, lifetime=lifetime)
+        assert "60 to 604800 seconds" in caught.value.detail
+        fleet = ("--fleet", str(site.fleet.directory))
+        out = tmp_path / f"lena{lifetime}"
+        code, refused = _run(
+            capsys, "fleet", "operator", "issue", "lena", *fleet, "--out", str(out),
+            "--lifetime", str(lifetime),
+        )  # fmt: skip
+        assert (code, refused["error"]["code"]) == (2, "config")  # type: ignore[index]
+        assert not (out / "operator.key.pem").exists()
+    assert site.authority.credentials.of_node("operator:lena") == []
+    _, longest = site.authority.issue_operator("lena", now=NOW, lifetime=7 * 86400)
+    assert longest.not_after - longest.not_before == dt.timedelta(days=7)
