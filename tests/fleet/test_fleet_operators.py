@@ -21,7 +21,7 @@ import httpx
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from tests.fleet.fleet_site import REFUSED_AT_HANDSHAKE, Clock, Site, problem, running_site
 from tests.platform.node_world import NOW, World, make_world
@@ -622,3 +622,34 @@ def test_the_served_crl_names_an_operator_revoked_after_it_was_fetched(site: Sit
     serial = int(credential.serial, 16)
     assert serial not in {r.serial_number for r in before}
     assert serial in {r.serial_number for r in after}
+
+
+def test_concurrent_issues_into_one_directory_record_one_credential(
+    site: Site, tmp_path: Path
+) -> None:
+    """Six ``operator issue`` into one new directory at once: one writes its key and
+    certificate; the others are refused before issuing, so no credential is recorded that
+    nobody holds."""
+    out = tmp_path / "zed"
+    argv = ["fleet", "operator", "issue", "zed", "--fleet", str(site.fleet.directory)]
+    argv += ["--out", str(out), "--at", NOW.isoformat().replace("+00:00", "Z"), "--json"]
+    start = threading.Barrier(6)
+    codes: list[int] = []
+
+    def issue() -> None:
+        start.wait()
+        codes.append(main(argv))
+
+    threads = [threading.Thread(target=issue) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(codes) == [0, 2, 2, 2, 2, 2]
+    (recorded,) = site.authority.credentials.of_node("operator:zed")
+    held = x509.load_pem_x509_certificate((out / "operator.cert.pem").read_bytes())
+    assert format(held.serial_number, "x") == recorded.serial
+    key = load_signer(out / "operator.key.pem")
+    assert key.public_key.to_der() == held.public_key().public_bytes(
+        Encoding.DER, PublicFormat.SubjectPublicKeyInfo
+    )

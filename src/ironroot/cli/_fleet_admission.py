@@ -398,11 +398,33 @@ def _operator_issue(args: argparse.Namespace) -> int:
         raise StorageError(f"{out}: {exc.strerror or exc}") from exc
     if there:
         raise ConfigError(f"{out} holds {', '.join(there)} already: give a new directory")
-    key, credential = authority.issue_operator(
-        args.operator, now=now_or(args.at), lifetime=args.lifetime
-    )
+    # The key file is taken (created 0600, never replacing) before the credential is issued:
+    # of issues into one folder at once, one goes on, the others issue nothing.
+    key_path = out / names[0]
     try:
-        write_atomic(out / names[0], key.to_pem(), mode=0o600, exclusive=True)
+        reserved = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except FileExistsError as exc:
+        raise ConfigError(f"{out} holds {names[0]} already: give a new directory") from exc
+    except OSError as exc:
+        raise StorageError(f"{out}: {exc.strerror or exc}") from exc
+    try:
+        try:
+            os.fchmod(reserved, 0o600)
+            key, credential = authority.issue_operator(
+                args.operator, now=now_or(args.at), lifetime=args.lifetime
+            )
+        except BaseException:  # nothing issued: the folder is left as it was
+            key_path.unlink(missing_ok=True)
+            raise
+        pem = memoryview(key.to_pem())
+        while pem:
+            pem = pem[os.write(reserved, pem) :]
+        os.fsync(reserved)
+    except OSError as exc:
+        raise StorageError(f"{out}: {exc.strerror or exc}") from exc
+    finally:
+        os.close(reserved)
+    try:
         write_atomic(out / names[1], credential.pem, mode=0o644, exclusive=True)
         write_atomic(out / names[2], authority.ca.pem, mode=0o644, exclusive=True)
     except OSError as exc:
