@@ -122,7 +122,8 @@ def register_admission(verbs: Any) -> None:
         required=True,
         type=Path,
         help="the directory to write operator.key.pem (0600), operator.cert.pem and "
-        "ca.cert.pem into (created; files there already are never replaced)",
+        "ca.cert.pem into (created 0700; not a symbolic link, yours, writable by you only; "
+        "files there already are never replaced)",
     )
     issue.add_argument(
         "--lifetime", type=int, help="credential lifetime in seconds (default: the admission's)"
