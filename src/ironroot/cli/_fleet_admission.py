@@ -122,7 +122,8 @@ def register_admission(verbs: Any) -> None:
         required=True,
         type=Path,
         help="the directory to write operator.key.pem (0600), operator.cert.pem and "
-        "ca.cert.pem into (created; files there already are never replaced)",
+        "ca.cert.pem into (created 0700; not a symbolic link, yours, writable by you only; "
+        "files there already are never replaced)",
     )
     issue.add_argument(
         "--lifetime", type=int, help="credential lifetime in seconds (default: the admission's)"
@@ -388,17 +389,43 @@ def _operator_issue(args: argparse.Namespace) -> int:
     out = Path(args.out)
     names = ("operator.key.pem", "operator.cert.pem", "ca.cert.pem")
     try:  # checked before anything is issued: a credential nobody holds is not recorded
-        make_dirs(out)
-        there = [n for n in names if (out / n).exists()]
+        if out.is_symlink():
+            raise ConfigError(f"{out} is a symbolic link: give the directory itself")
+        make_dirs(out, mode=0o700)
+        _own_folder(out)
+        # a link, even one to nowhere, is a file there already (exists() follows it)
+        there = [n for n in names if os.path.lexists(out / n)]
     except OSError as exc:
         raise StorageError(f"{out}: {exc.strerror or exc}") from exc
     if there:
         raise ConfigError(f"{out} holds {', '.join(there)} already: give a new directory")
-    key, credential = authority.issue_operator(
-        args.operator, now=now_or(args.at), lifetime=args.lifetime
-    )
+    # The key file is taken (created 0600, never replacing) before the credential is issued:
+    # of issues into one folder at once, one goes on, the others issue nothing.
+    key_path = out / names[0]
     try:
-        write_atomic(out / names[0], key.to_pem(), mode=0o600, exclusive=True)
+        reserved = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except FileExistsError as exc:
+        raise ConfigError(f"{out} holds {names[0]} already: give a new directory") from exc
+    except OSError as exc:
+        raise StorageError(f"{out}: {exc.strerror or exc}") from exc
+    try:
+        try:
+            os.fchmod(reserved, 0o600)
+            key, credential = authority.issue_operator(
+                args.operator, now=now_or(args.at), lifetime=args.lifetime
+            )
+        except BaseException:  # nothing issued: the folder is left as it was
+            key_path.unlink(missing_ok=True)
+            raise
+        pem = memoryview(key.to_pem())
+        while pem:
+            pem = pem[os.write(reserved, pem) :]
+        os.fsync(reserved)
+    except OSError as exc:
+        raise StorageError(f"{out}: {exc.strerror or exc}") from exc
+    finally:
+        os.close(reserved)
+    try:
         write_atomic(out / names[1], credential.pem, mode=0o644, exclusive=True)
         write_atomic(out / names[2], authority.ca.pem, mode=0o644, exclusive=True)
     except OSError as exc:
@@ -412,6 +439,26 @@ def _operator_issue(args: argparse.Namespace) -> int:
             f"until {until}, in {out}"
         )
     return 0
+
+
+def _own_folder(out: Path) -> None:
+    """``ConfigError`` unless ``out`` is a directory (not a link to one) of this user that
+    no other may write: whoever may write there could swap ``ca.cert.pem`` for a CA of their
+    own, or the key and certificate for theirs, before the operator uses them."""
+    import stat
+
+    found = os.lstat(out)
+    if stat.S_ISLNK(found.st_mode):
+        raise ConfigError(f"{out} is a symbolic link: give the directory itself")
+    if not stat.S_ISDIR(found.st_mode):
+        raise ConfigError(f"{out} is not a directory")
+    if found.st_uid != os.geteuid():
+        raise ConfigError(f"{out} is owned by user {found.st_uid}, not by this user")
+    if found.st_mode & 0o022:
+        raise ConfigError(
+            f"{out} may be written by others (mode {stat.S_IMODE(found.st_mode):o}): give a "
+            "directory only its owner may write"
+        )
 
 
 def _operator_revoke(args: argparse.Namespace) -> int:

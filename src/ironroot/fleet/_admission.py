@@ -129,7 +129,6 @@ from ironroot.errors import (
 )
 from ironroot.fleet._credentials import (
     DEFAULT_LIFETIME,
-    OPERATOR_PREFIX,
     PLANES,
     Credential,
     CredentialStore,
@@ -138,6 +137,7 @@ from ironroot.fleet._credentials import (
     check_lifetime,
     csr_public_key,
     make_csr,
+    operator_holder,
     store_node_credentials,
 )
 from ironroot.fleet._evidence import NodeEvidence, collect_evidence
@@ -1066,11 +1066,13 @@ class AdmissionAuthority:
 
     def revoke_operator(self, operator: str, reason: str, *, now: dt.datetime) -> list[str]:
         """Revoke every current credential of ``operator``; their serials (none: ``NotFound``
-        when the operator never had one)."""
-        holder = OPERATOR_PREFIX + operator
+        when the operator never had one; ``ConfigError`` for a name no operator can have).
+        ``reason`` is kept to its first 2,000 characters, as a quarantine's: it is echoed in
+        every refusal of the revoked credentials."""
+        holder = operator_holder(operator)
         if not self.credentials.of_node(holder):
             raise NotFound(f"no credential was ever issued to operator {operator!r}")
-        return self.credentials.revoke_node(holder, reason, now=now)
+        return self.credentials.revoke_node(holder, reason[:_MAX_REASON], now=now)
 
     def crl(self, *, now: dt.datetime) -> bytes:
         """The fleet CA's CRL of revoked, unexpired credentials (DER; ``GET /fleet/crl``).

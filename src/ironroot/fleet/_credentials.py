@@ -224,6 +224,18 @@ _KEY_INFO: Final = b"ironroot-fleet-credential-key/1\x00"
 _MAX_SEALED: Final = 64 * 1024
 _MAX_CREDENTIAL: Final = 64 * 1024
 _MAX_CRL: Final = 16 * 1024 * 1024
+# What pyasn1 raises on hostile input: its own error and, from deep in its decoder, plain
+# Python ones (an over-long length is an OverflowError, a truncated header an IndexError).
+_DECODE_ERRORS: Final = (
+    PyAsn1Error,
+    IndexError,
+    KeyError,
+    OverflowError,
+    ValueError,
+    TypeError,
+    UnicodeError,
+    RecursionError,
+)
 
 
 # --- the extension ------------------------------------------------------------------------------
@@ -286,7 +298,7 @@ def _decode_extension(data: bytes) -> tuple[str, str, str, str]:
             PLANES[int(value["plane"])],
             str(value["earId"]),
         )
-    except (PyAsn1Error, IndexError, ValueError, UnicodeError) as exc:
+    except _DECODE_ERRORS as exc:
         raise MalformedCertificate(f"the fleet credential extension does not parse: {exc}") from exc
 
 
@@ -305,7 +317,7 @@ def _decode_operator(data: bytes) -> str:
         if rest or bytes(der_encoder.encode(value)) != data:
             raise MalformedCertificate("the fleet operator extension is not canonical DER")
         return str(value["operator"])
-    except (PyAsn1Error, ValueError, UnicodeError) as exc:
+    except _DECODE_ERRORS as exc:
         raise MalformedCertificate(f"the fleet operator extension does not parse: {exc}") from exc
 
 
@@ -318,6 +330,12 @@ def _check_name(value: str, what: str) -> str:
     if not isinstance(value, str) or not _NAME.fullmatch(value):
         raise ConfigError(f"{what} {value!r}: 1-64 of A-Z a-z 0-9 - _, starting alphanumeric")
     return value
+
+
+def operator_holder(operator: str) -> str:
+    """How the credential store names ``operator``'s credentials (``operator:<name>``);
+    ``ConfigError`` for a name no operator credential can carry."""
+    return OPERATOR_PREFIX + _check_name(operator, "operator")
 
 
 def _check_plane(plane: str) -> str:
