@@ -320,6 +320,7 @@ def _cert(
     *,
     ca: bool,
     fwid: bytes | None = None,
+    device_id: bytes | None = None,
 ) -> x509.Certificate:
     signing, public = issuer_key.raw, key.public_key.raw
     assert isinstance(signing, ec.EllipticCurvePrivateKey)
@@ -334,11 +335,10 @@ def _cert(
         .not_valid_after(NOW + dt.timedelta(days=30))
         .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
     )
-    if fwid is not None:
+    if fwid is not None or device_id is not None:
+        value = device_id if device_id is not None else _composite_device_id(public, fwid or b"")
         builder = builder.add_extension(
-            x509.UnrecognizedExtension(
-                x509.ObjectIdentifier("2.23.133.5.4.1"), _composite_device_id(public, fwid)
-            ),
+            x509.UnrecognizedExtension(x509.ObjectIdentifier("2.23.133.5.4.1"), value),
             critical=False,
         )
     return builder.sign(signing, hashes.SHA384())
@@ -376,11 +376,19 @@ def _tlv(kind: int, value: bytes) -> bytes:
     return kind.to_bytes(2, "little") + len(value).to_bytes(2, "little") + value
 
 
-def _fake_gpu(fwid: bytes | None = FWID) -> FakeGpu:
+def _fake_gpu(fwid: bytes | None = FWID, device_id: bytes | None = None) -> FakeGpu:
     root_key, ica_key, leaf_key = (PrivateKey.generate(Algorithm.ES384) for _ in range(3))
     root = _cert("Fake Device Identity CA", root_key, "Fake Device Identity CA", root_key, ca=True)
     ica = _cert("Fake GH100 Identity", ica_key, "Fake Device Identity CA", root_key, ca=True)
-    leaf = _cert("Fake FMC LF", leaf_key, "Fake GH100 Identity", ica_key, ca=False, fwid=fwid)
+    leaf = _cert(
+        "Fake FMC LF",
+        leaf_key,
+        "Fake GH100 Identity",
+        ica_key,
+        ca=False,
+        fwid=fwid,
+        device_id=device_id,
+    )
     pem = b"".join(c.public_bytes(serialization.Encoding.PEM) for c in (leaf, ica, root))
     return FakeGpu(root, pem, leaf_key)
 
@@ -410,6 +418,25 @@ def test_own_root_verifies_and_checks_the_fwid() -> None:
     with pytest.raises(EndorsementMismatch) as info:
         verify_nvidia_gpu(other.report(), [other.chain_pem], now=NOW, root=other.root)
     assert info.value.check == "fwid"
+
+
+@pytest.mark.parametrize(
+    "device_id",
+    [
+        b"\x04\x88" + b"\xff" * 8 + b"a",  # a length over what the host can index
+        b"\x30\x84\x7f\xff\xff\xff",  # a length past the value
+        b"\x30\x03\x02\x01",  # truncated
+        b"\x31\x00",  # a SET
+    ],
+    ids=["overflowing length", "long length", "truncated", "set"],
+)
+def test_a_gpu_certificate_whose_device_id_does_not_parse_is_refused(device_id: bytes) -> None:
+    """A leaf whose CompositeDeviceID does not parse is refused with the chain, never an
+    uncaught error (an over-long DER length used to escape pyasn1 as ``OverflowError``)."""
+    bad = _fake_gpu(device_id=device_id)
+    with pytest.raises(EndorsementMismatch, match="CompositeDeviceID does not parse") as info:
+        verify_nvidia_gpu(bad.report(), [bad.chain_pem], now=NOW, root=bad.root)
+    assert info.value.check == "chain"
 
 
 def test_a_gpu_whose_firmware_identity_is_not_named_is_refused() -> None:

@@ -565,7 +565,8 @@ def _leaf_fwid(leaf: x509.Certificate) -> bytes | None:
             and isinstance(alg, univ.ObjectIdentifier)
             and isinstance(digest, univ.OctetString)
         )
-    except (PyAsn1Error, TypeError, IndexError, KeyError) as exc:
+    except (PyAsn1Error, TypeError, IndexError, KeyError, OverflowError, ValueError) as exc:
+        # OverflowError: a DER length over what the host can index (pyasn1 lets it through)
         raise EndorsementMismatch("the GPU certificate's CompositeDeviceID does not parse") from exc
     if not ok:
         raise EndorsementMismatch("the GPU certificate's CompositeDeviceID does not parse")
