@@ -130,7 +130,7 @@ def test_a_kill_at_file_operations_of_a_step_leaves_the_state_before_or_after(
     assert after != before or step == "backup"
     first, points = tallies
     assert points - first >= 4  # a commit: the store or anchor's temporary file, its rename…
-    for kill_at in some_points(first, points - 1, 4):
+    for kill_at in some_points(first, points - 1, 3):
         run = tmp_path / f"kill-{kill_at}"
         shutil.copytree(template, run)
         assert _step(run, killer, step, IRONROOT_TEST_KILL_AT=str(kill_at)) == -9, kill_at
@@ -166,7 +166,7 @@ def test_a_kill_during_initialization_leaves_an_hsm_to_open_or_to_initialize_aga
     assert _step(tmp_path / "counted", killer, "init", IRONROOT_TEST_KILL_TALLY=str(tally)) == 0
     points = int(tally.read_text()) - 1  # the tally's own write is the last
     assert points >= 6  # the store's temporary file and rename, the anchor's, the counter's
-    for kill_at in some_points(1, points, 5):
+    for kill_at in some_points(1, points, 3):
         run = tmp_path / f"kill-{kill_at}"
         shutil.copytree(template, run)
         assert _step(run, killer, "init", IRONROOT_TEST_KILL_AT=str(kill_at)) == -9, kill_at
