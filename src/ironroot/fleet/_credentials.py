@@ -428,6 +428,17 @@ class OperatorCredential:
     plane: ClassVar[str] = "control"
     ear_id: ClassVar[str] = ""
 
+    @classmethod
+    def of(cls, cert: x509.Certificate, operator: str) -> OperatorCredential:
+        """The operator credential ``cert`` is, its operator already known."""
+        return cls(
+            format(cert.serial_number, "x"),
+            operator,
+            cert.not_valid_before_utc,
+            cert.not_valid_after_utc,
+            cert.public_bytes(Encoding.DER),
+        )
+
     @property
     def holder(self) -> str:
         """Whose credential it is, as the credential store names it: ``operator:<name>``."""
@@ -495,13 +506,7 @@ def _operator_of(cert: x509.Certificate) -> OperatorCredential:
         raise MalformedCertificate("the credential's subject does not name its operator")
     if len(units) != 1 or units[0].value != "operator":
         raise MalformedCertificate("an operator credential's subject has OU=operator")
-    return OperatorCredential(
-        format(cert.serial_number, "x"),
-        operator,
-        cert.not_valid_before_utc,
-        cert.not_valid_after_utc,
-        cert.public_bytes(Encoding.DER),
-    )
+    return OperatorCredential.of(cert, operator)
 
 
 def parse_credential(data: bytes) -> Credential:
@@ -725,6 +730,29 @@ class FleetCA:
             .add_extension(self._aki, critical=False)
         )
 
+    def _client(
+        self,
+        spki: bytes,
+        subject: list[x509.NameAttribute[str]],
+        extension: x509.UnrecognizedExtension,
+        now: dt.datetime,
+        lifetime: int,
+    ) -> x509.Certificate:
+        """A client credential (node's or operator's) for the key ``spki`` (DER
+        SubjectPublicKeyInfo, ECDSA P-384 only), valid from ``now`` for ``lifetime`` seconds,
+        carrying the profile's ``extension``, not critical."""
+        start = _utc(now)
+        key = PublicKey.from_der(spki)
+        if key.algorithm is not Algorithm.ES384:
+            raise UnsupportedAlgorithm("a fleet credential key is ECDSA P-384")
+        end = start + dt.timedelta(seconds=check_lifetime(lifetime))
+        return (
+            self._builder(x509.Name(subject), key.raw, start, end)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+            .add_extension(extension, critical=False)
+            .sign(self._key.raw, hashes.SHA384())
+        )
+
     def issue(
         self,
         spki: bytes,
@@ -742,28 +770,16 @@ class FleetCA:
         _check_plane(plane)
         if not _EAR_ID.fullmatch(ear_id):
             raise ConfigError("an EAR id is urn:ironroot:ear:sha256:<64 hex>")
-        start = _utc(now)
-        key = PublicKey.from_der(spki)
-        if key.algorithm is not Algorithm.ES384:
-            raise UnsupportedAlgorithm("a fleet credential key is ECDSA P-384")
-        subject = x509.Name(
+        cert = self._client(
+            spki,
             [
                 x509.NameAttribute(NameOID.COMMON_NAME, node),
                 x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, f"{plane}-plane"),
                 x509.NameAttribute(NameOID.ORGANIZATION_NAME, node_class),
-            ]
-        )
-        end = start + dt.timedelta(seconds=check_lifetime(lifetime))
-        cert = (
-            self._builder(subject, key.raw, start, end)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
-            .add_extension(
-                x509.UnrecognizedExtension(
-                    _OID, _encode_extension(node, node_class, plane, ear_id)
-                ),
-                critical=False,
-            )
-            .sign(self._key.raw, hashes.SHA384())
+            ],
+            x509.UnrecognizedExtension(_OID, _encode_extension(node, node_class, plane, ear_id)),
+            now,
+            lifetime,
         )
         # The values just put in: not read back through the profile's parser.
         return Credential.of(cert, node, node_class, plane, ear_id)
@@ -775,33 +791,17 @@ class FleetCA:
         SubjectPublicKeyInfo, ECDSA P-384): ``CN=<operator>, OU=operator``, the fleet operator
         extension (module docs, "Operators")."""
         _check_name(operator, "operator")
-        start = _utc(now)
-        key = PublicKey.from_der(spki)
-        if key.algorithm is not Algorithm.ES384:
-            raise UnsupportedAlgorithm("a fleet credential key is ECDSA P-384")
-        subject = x509.Name(
+        cert = self._client(
+            spki,
             [
                 x509.NameAttribute(NameOID.COMMON_NAME, operator),
                 x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "operator"),
-            ]
+            ],
+            x509.UnrecognizedExtension(_OPERATOR_OID, _encode_operator(operator)),
+            now,
+            lifetime,
         )
-        end = start + dt.timedelta(seconds=check_lifetime(lifetime))
-        cert = (
-            self._builder(subject, key.raw, start, end)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
-            .add_extension(
-                x509.UnrecognizedExtension(_OPERATOR_OID, _encode_operator(operator)),
-                critical=False,
-            )
-            .sign(self._key.raw, hashes.SHA384())
-        )
-        return OperatorCredential(
-            format(cert.serial_number, "x"),
-            operator,
-            cert.not_valid_before_utc,
-            cert.not_valid_after_utc,
-            cert.public_bytes(Encoding.DER),
-        )
+        return OperatorCredential.of(cert, operator)
 
     def issue_server(
         self, public_key: PublicKey, *, hosts: Sequence[str], now: dt.datetime, days: int = 7
