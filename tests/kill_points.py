@@ -88,6 +88,9 @@ _SERVER = textwrap.dedent(
         KILLER = compile(f.read(), sys.argv[1], "exec")
     for name in sys.argv[2:]:
         importlib.import_module(name)
+    # A module a child imports writes no bytecode cache: written by the first run only, it
+    # would be an operation counted in that run and in no later one.
+    sys.dont_write_bytecode = True
     requests, replies = sys.stdin.buffer, sys.stdout
 
     def child(ask):
