@@ -13,9 +13,11 @@ from _fw_helpers import FMC, RUNTIME
 from ironroot.cli import main
 from ironroot.crypto import Algorithm, LmsPrivateKey, PrivateKey
 from ironroot.firmware import field_offsets
-from kill_points import KILLER, run_killer
+from kill_points import KillServer
 
 LMS = ["--lms-params", "SHA256-N24-H5-W4"]
+# What the signing and key generation commands import, once for a sweep (kill_points.KillServer).
+PRELOAD = ("ironroot.cli", "ironroot.cli.firmware", "ironroot.cli.keys", "ironroot.firmware")
 
 
 def _leaf(bundle: bytes) -> int:
@@ -40,34 +42,33 @@ def test_a_killed_signer_never_signs_two_bundles_with_one_leaf(tmp_path: Path) -
         "--out", str(unsigned), *LMS,
     ]  # fmt: skip
     assert main(build) == 0
-    killer = tmp_path / "killer.py"
-    killer.write_text(KILLER)
+    with KillServer(tmp_path, PRELOAD) as killer:
 
-    def sign(out: Path, **env: str) -> None:
-        argv = [
-            "firmware", "sign", str(unsigned), "--ecc-key", str(tmp_path / "ecc.key"),
-            "--pqc-key", str(lms.path), "--out", str(out), *LMS,
-        ]  # fmt: skip
-        run_killer(killer, argv, **env)
+        def sign(out: Path, **env: str) -> None:
+            argv = [
+                "firmware", "sign", str(unsigned), "--ecc-key", str(tmp_path / "ecc.key"),
+                "--pqc-key", str(lms.path), "--out", str(out), *LMS,
+            ]  # fmt: skip
+            killer.run(argv, **env)
 
-    tally = tmp_path / "tally"
-    sign(tmp_path / "first.bin", IRONROOT_TEST_KILL_TALLY=str(tally))
-    operations = int(tally.read_text())
-    assert operations >= 3  # the state's temp file, its rename, the bundle's temp file, ...
-    bundles = [tmp_path / "first.bin"]
-    for point in range(1, operations + 1):
-        cut, after = tmp_path / f"cut{point}.bin", tmp_path / f"after{point}.bin"
-        sign(cut, IRONROOT_TEST_KILL_AT=str(point))
-        LmsPrivateKey.load(lms.path)  # never torn
-        sign(after)
-        bundles += [cut, after]
-        # A signer killed inside its state write left a temp file: a whole copy of the key
-        # (seed and leaf index). The next signature removes it rather than leave a clone.
-        assert sorted(p.name for p in tmp_path.glob(".lms.state.*")) == []
-    leaves = [_leaf(b.read_bytes()) for b in bundles if b.exists()]
-    assert len(leaves) == len(set(leaves)), leaves
-    assert len(leaves) >= operations + 1
-    assert lms.remaining() <= 32 - len(leaves)
+        tally = tmp_path / "tally"
+        sign(tmp_path / "first.bin", IRONROOT_TEST_KILL_TALLY=str(tally))
+        operations = int(tally.read_text())
+        assert operations >= 3  # the state's temp file, its rename, the bundle's temp file, ...
+        bundles = [tmp_path / "first.bin"]
+        for point in range(1, operations + 1):
+            cut, after = tmp_path / f"cut{point}.bin", tmp_path / f"after{point}.bin"
+            sign(cut, IRONROOT_TEST_KILL_AT=str(point))
+            LmsPrivateKey.load(lms.path)  # never torn
+            sign(after)
+            bundles += [cut, after]
+            # A signer killed inside its state write left a temp file: a whole copy of the key
+            # (seed and leaf index). The next signature removes it rather than leave a clone.
+            assert sorted(p.name for p in tmp_path.glob(".lms.state.*")) == []
+        leaves = [_leaf(b.read_bytes()) for b in bundles if b.exists()]
+        assert len(leaves) == len(set(leaves)), leaves
+        assert len(leaves) >= operations + 1
+        assert lms.remaining() <= 32 - len(leaves)
 
 
 def test_a_key_whose_generation_was_killed_signs_once_it_exists(tmp_path: Path) -> None:
@@ -75,23 +76,22 @@ def test_a_key_whose_generation_was_killed_signs_once_it_exists(tmp_path: Path) 
     the state file came to exist, it signs (a kill between linking it into place and removing
     the temp name left a second name of the key beside it, which the signer removes: it is
     the state file's own leftover, not a copy someone made)."""
-    killer = tmp_path / "killer.py"
-    killer.write_text(KILLER)
+    with KillServer(tmp_path, PRELOAD) as killer:
 
-    def generate(prefix: Path, **env: str) -> None:
-        argv = ["key", "generate", "--alg", "HSS-LMS", "--out", str(prefix), *LMS]
-        run_killer(killer, argv, **env)
+        def generate(prefix: Path, **env: str) -> None:
+            argv = ["key", "generate", "--alg", "HSS-LMS", "--out", str(prefix), *LMS]
+            killer.run(argv, **env)
 
-    tally = tmp_path / "tally"
-    generate(tmp_path / "whole", IRONROOT_TEST_KILL_TALLY=str(tally))
-    operations = int(tally.read_text())
-    assert operations >= 3
-    for point in range(1, operations + 1):
-        folder = tmp_path / f"cut{point}"
-        folder.mkdir()
-        generate(folder / "vendor", IRONROOT_TEST_KILL_AT=str(point))
-        state = folder / "vendor.key"
-        if state.exists():
-            signature = LmsPrivateKey.load(state).sign(b"first release")
-            assert int.from_bytes(signature[4:8], "big") == 0
-            assert sorted(p.name for p in folder.glob(".vendor.key.*")) == []
+        tally = tmp_path / "tally"
+        generate(tmp_path / "whole", IRONROOT_TEST_KILL_TALLY=str(tally))
+        operations = int(tally.read_text())
+        assert operations >= 3
+        for point in range(1, operations + 1):
+            folder = tmp_path / f"cut{point}"
+            folder.mkdir()
+            generate(folder / "vendor", IRONROOT_TEST_KILL_AT=str(point))
+            state = folder / "vendor.key"
+            if state.exists():
+                signature = LmsPrivateKey.load(state).sign(b"first release")
+                assert int.from_bytes(signature[4:8], "big") == 0
+                assert sorted(p.name for p in folder.glob(".vendor.key.*")) == []

@@ -20,10 +20,12 @@ from tests.platform.node_world import NOW, World, make_world
 
 from ironroot.errors import StorageError
 from ironroot.fleet import DesiredState, DesiredStore, Fleet
-from kill_points import KILLER, run_killer
+from kill_points import KillServer
 from scratch import in_memory
 
 AT = NOW.isoformat().replace("+00:00", "Z")
+# What ``fleet desired publish`` imports, once for a sweep's runs (kill_points.KillServer).
+PRELOAD = ("ironroot.cli", "ironroot.cli.fleet", "ironroot.fleet._desired", "ironroot.fleet._fleet")
 
 
 @pytest.fixture(scope="module")
@@ -64,12 +66,11 @@ def _setup(world: World, ops: Ops, root: Path) -> tuple[Path, DesiredState, list
     for i, statement in enumerate(ops.approve(v2, ALICE, BOB)):
         (root / f"v2.{i}.ts").write_bytes(statement)
         argv += ["--statement", str(root / f"v2.{i}.ts")]
-    (root / "killer.py").write_text(KILLER)
     return fleet.directory, v2, argv
 
 
-def _run(root: Path, argv: list[str], directory: Path, **env: str) -> int:
-    return run_killer(root / "killer.py", [*argv, "--fleet", str(directory)], **env).returncode
+def _run(killer: KillServer, argv: list[str], directory: Path, **env: str) -> int:
+    return killer.run([*argv, "--fleet", str(directory)], **env).returncode
 
 
 def _events(fleet: Fleet, version: int) -> int:
@@ -103,21 +104,22 @@ def test_a_kill_just_after_current_json_keeps_the_event(
     template, v2, argv = _setup(world, ops, tmp_path)
     directory = tmp_path / "fleet"
     shutil.copytree(template, directory)
-    code = _run(tmp_path, argv, directory, IRONROOT_TEST_KILL_AFTER_REPLACING="current.json")
-    assert code == -9
-    fleet = Fleet.open(directory)
-    # The dangerous point was reached: v2 is named in force, and its event was never written.
-    assert DesiredStore(fleet).version("node-7") == 2
-    assert _events(fleet, 2) == 0
-    # The next reader sees v2 with its event (once, however often it reads).
-    _check_after_kill(fleet, v2)
-    _check_after_kill(Fleet.open(directory), v2)
-    recovered = [e for e in fleet.events(kind="desired-state") if e.detail["version"] == 2]
-    assert recovered[0].detail["recovered"] is True
-    assert recovered[0].detail["previous"] == 1
-    # The operator's retry is the no-op of publishing the version in force.
-    assert _run(tmp_path, argv, directory) == 0
-    assert _events(fleet, 2) == 1
+    with KillServer(tmp_path, PRELOAD) as killer:
+        code = _run(killer, argv, directory, IRONROOT_TEST_KILL_AFTER_REPLACING="current.json")
+        assert code == -9
+        fleet = Fleet.open(directory)
+        # The dangerous point was reached: v2 is named in force, and its event was never written.
+        assert DesiredStore(fleet).version("node-7") == 2
+        assert _events(fleet, 2) == 0
+        # The next reader sees v2 with its event (once, however often it reads).
+        _check_after_kill(fleet, v2)
+        _check_after_kill(Fleet.open(directory), v2)
+        recovered = [e for e in fleet.events(kind="desired-state") if e.detail["version"] == 2]
+        assert recovered[0].detail["recovered"] is True
+        assert recovered[0].detail["previous"] == 1
+        # The operator's retry is the no-op of publishing the version in force.
+        assert _run(killer, argv, directory) == 0
+        assert _events(fleet, 2) == 1
 
 
 def test_a_kill_at_every_file_operation_of_a_publish(
@@ -127,16 +129,17 @@ def test_a_kill_at_every_file_operation_of_a_publish(
     counted = tmp_path / "counted"
     shutil.copytree(template, counted)
     tally = tmp_path / "tally"
-    assert _run(tmp_path, argv, counted, IRONROOT_TEST_KILL_TALLY=str(tally)) == 0
-    operations = int(tally.read_text())
-    assert operations >= 4  # v2.cbor and current.json: each a temporary file and a rename
-    for kill_at in range(1, operations):  # the last operation counted is the tally's own file
-        directory = tmp_path / f"kill-{kill_at}"
-        shutil.copytree(template, directory)
-        assert _run(tmp_path, argv, directory, IRONROOT_TEST_KILL_AT=str(kill_at)) == -9
-        fleet = Fleet.open(directory)
-        _check_after_kill(fleet, v2)
-        assert _run(tmp_path, argv, directory) == 0, kill_at
-        assert DesiredStore(fleet).current("node-7").state == v2
-        assert _events(fleet, 2) == 1, kill_at
-        shutil.rmtree(directory)
+    with KillServer(tmp_path, PRELOAD) as killer:
+        assert _run(killer, argv, counted, IRONROOT_TEST_KILL_TALLY=str(tally)) == 0
+        operations = int(tally.read_text())
+        assert operations >= 4  # v2.cbor and current.json: each a temporary file and a rename
+        for kill_at in range(1, operations):  # the last operation counted is the tally's own file
+            directory = tmp_path / f"kill-{kill_at}"
+            shutil.copytree(template, directory)
+            assert _run(killer, argv, directory, IRONROOT_TEST_KILL_AT=str(kill_at)) == -9
+            fleet = Fleet.open(directory)
+            _check_after_kill(fleet, v2)
+            assert _run(killer, argv, directory) == 0, kill_at
+            assert DesiredStore(fleet).current("node-7").state == v2
+            assert _events(fleet, 2) == 1, kill_at
+            shutil.rmtree(directory)

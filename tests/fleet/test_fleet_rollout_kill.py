@@ -19,7 +19,7 @@ from tests.platform.node_world import NOW, World, make_world
 
 from ironroot.errors import IronrootError
 from ironroot.fleet import Fleet, rollout
-from kill_points import KILLER, run_killer
+from kill_points import KillServer
 from scratch import in_memory
 
 AT = NOW.isoformat().replace("+00:00", "Z")
@@ -45,8 +45,12 @@ def tmp_path() -> Iterator[Path]:
         yield directory
 
 
-def _run(root: Path, argv: list[str], **env: str) -> int:
-    return run_killer(root / "killer.py", argv, **env).returncode
+# What ``fleet rollout`` imports, once for the sweep's hundred-odd runs (kill_points.KillServer).
+_PRELOAD = (
+    *("ironroot.cli", "ironroot.cli.fleet", "ironroot.cli._platform_node", "ironroot.fleet._fleet"),
+    *("ironroot.fleet._rollout", "ironroot.platform._update", "ironroot.platform._boot"),
+    *("ironroot.spdm._requester", "ironroot.spdm._responder", "ironroot.rim", "sqlite3"),
+)
 
 
 def _firmware(fleet: Fleet) -> tuple[object, ...]:
@@ -67,7 +71,6 @@ def test_a_kill_at_every_file_operation_of_a_rollout_leaves_a_record(
         release = world.release(c, "2.0")
         (found / f"{c}-2.0.bin").write_bytes(release.bundle)
         (found / f"{c}-2.0.ts").write_bytes(release.statements[0])
-    (tmp_path / "killer.py").write_text(KILLER)
 
     def argv(directory: Path) -> list[str]:
         return [
@@ -78,24 +81,26 @@ def test_a_kill_at_every_file_operation_of_a_rollout_leaves_a_record(
     counted = tmp_path / "counted"
     shutil.copytree(fleet.directory, counted)
     tally = tmp_path / "tally"
-    assert _run(tmp_path, argv(counted), IRONROOT_TEST_KILL_TALLY=str(tally)) == 0
-    operations = int(tally.read_text())
-    assert operations >= 4
-    changed_once = False
-    for kill_at in range(1, operations):
-        directory = tmp_path / f"kill-{kill_at}"
-        shutil.copytree(fleet.directory, directory)
-        assert _run(tmp_path, argv(directory), IRONROOT_TEST_KILL_AT=str(kill_at)) == -9
-        killed = Fleet.open(directory)
-        try:
-            changed = _firmware(killed) != before
-        except IronrootError:
-            changed = True  # a state the node's next boot must decide
-        with contextlib.suppress(IronrootError):  # e.g. an update undecided until it boots
-            rollout(killed, releases(world, killed), now=NOW)
-        kinds = {e.kind for e in killed.events(node=NODE)}
-        if changed:
-            changed_once = True
-            assert kinds & {"rollout-update", "rollout-interrupted"}, kill_at
-        shutil.rmtree(directory)
-    assert changed_once
+    with KillServer(tmp_path, _PRELOAD) as killer:
+        assert killer.run(argv(counted), IRONROOT_TEST_KILL_TALLY=str(tally)).returncode == 0
+        operations = int(tally.read_text())
+        assert operations >= 4
+        changed_once = False
+        for kill_at in range(1, operations):
+            directory = tmp_path / f"kill-{kill_at}"
+            shutil.copytree(fleet.directory, directory)
+            done = killer.run(argv(directory), IRONROOT_TEST_KILL_AT=str(kill_at))
+            assert done.returncode == -9
+            killed = Fleet.open(directory)
+            try:
+                changed = _firmware(killed) != before
+            except IronrootError:
+                changed = True  # a state the node's next boot must decide
+            with contextlib.suppress(IronrootError):  # e.g. an update undecided until it boots
+                rollout(killed, releases(world, killed), now=NOW)
+            kinds = {e.kind for e in killed.events(node=NODE)}
+            if changed:
+                changed_once = True
+                assert kinds & {"rollout-update", "rollout-interrupted"}, kill_at
+            shutil.rmtree(directory)
+        assert changed_once

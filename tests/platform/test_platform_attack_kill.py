@@ -37,7 +37,7 @@ import ironroot
 from ironroot.cli import main
 from ironroot.platform import COMPONENTS, Platform
 from ironroot.platform._flash import Flash
-from kill_points import KILLER
+from kill_points import KillServer
 from scratch import in_memory
 
 AT = NOW.isoformat().replace("+00:00", "Z")
@@ -60,10 +60,9 @@ def tmp_path() -> Iterator[Path]:
 
 @pytest.fixture(scope="module")
 def files(world: World, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The killer script, v2 of the BMC and the host with their statements, and a PFM (SVN 2)
-    that the host update carries."""
+    """v2 of the BMC and the host with their statements, and a PFM (SVN 2) that the host
+    update carries."""
     root = tmp_path_factory.mktemp("platform-kill-files")
-    (root / "killer.py").write_text(KILLER)
     for name in ("bmc", "host", "nic", "gpu"):
         release = world.release(name, "2.0")
         (root / f"{name}.bin").write_bytes(release.bundle)
@@ -75,6 +74,15 @@ def files(world: World, tmp_path_factory: pytest.TempPathFactory) -> Path:
     (root / "pfm2.bin").write_bytes(pfm)
     (root / "pfm2.ts").write_bytes(world.log_pfm(pfm))
     return root
+
+
+@pytest.fixture(scope="module")
+def killer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KillServer]:
+    """The killed runs' CLI processes, forked from one that imported the platform commands
+    once (kill_points.KillServer); each run is a child of its own."""
+    preload = ("ironroot.cli", "ironroot.cli.platform", "ironroot.platform._update")
+    with KillServer(tmp_path_factory.mktemp("platform-kill-server"), preload) as server:
+        yield server
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -96,24 +104,19 @@ def _boot_argv(node: Path) -> list[str]:
     return ["platform", "boot", "--node", str(node), "--at", AT]
 
 
-def _run_killed(files: Path, argv: list[str], kill_at: int, tally: Path | None = None) -> int:
-    env = _env(IRONROOT_TEST_KILL_AT=str(kill_at))
+def _run_killed(
+    killer: KillServer, argv: list[str], kill_at: int, tally: Path | None = None
+) -> int:
+    env = {"IRONROOT_TEST_KILL_AT": str(kill_at)}
     if tally is not None:
         env["IRONROOT_TEST_KILL_TALLY"] = str(tally)
-    done = subprocess.run(
-        [sys.executable, str(files / "killer.py"), *argv, "--json"],
-        env=env,
-        capture_output=True,
-        timeout=120,
-    )
-    assert b"internal-error" not in done.stdout + done.stderr, done
-    return done.returncode
+    return killer.run([*argv, "--json"], **env).returncode  # never an internal-error
 
 
-def _operations(files: Path, argv: list[str], tmp: Path) -> int:
+def _operations(killer: KillServer, argv: list[str], tmp: Path) -> int:
     """How many state-changing file operations ``argv`` makes when nothing cuts it."""
     tally = tmp / "tally"
-    assert _run_killed(files, argv, 0, tally) == 0
+    assert _run_killed(killer, argv, 0, tally) == 0
     return int(tally.read_text())
 
 
@@ -165,24 +168,30 @@ def _digests(world: World, component: str) -> tuple[bytes, bytes]:
     ids=["bmc", "host-with-pfm"],
 )
 def test_sigkill_at_any_file_operation_of_an_update_ends_on_old_or_new(
-    world: World, files: Path, tmp_path: Path, component: str, pfm: bool, trials: int
+    world: World,
+    files: Path,
+    killer: KillServer,
+    tmp_path: Path,
+    component: str,
+    pfm: bool,
+    trials: int,
 ) -> None:
     old, new = _digests(world, component)
     counted = world.node(tmp_path / "count").directory
-    total = _operations(files, _update_argv(files, counted, component, pfm=pfm), tmp_path)
+    total = _operations(killer, _update_argv(files, counted, component, pfm=pfm), tmp_path)
     assert total > 50
     rng = random.Random(f"{SEED}-{component}")
     seen = set()
     for trial, kill_at in enumerate(sorted(rng.sample(range(1, total + 1), trials))):
         directory = world.node(tmp_path / f"trial{trial}").directory
         argv = _update_argv(files, directory, component, pfm=pfm)
-        assert _run_killed(files, argv, kill_at) == -signal.SIGKILL, kill_at
+        assert _run_killed(killer, argv, kill_at) == -signal.SIGKILL, kill_at
         seen.add(_after_power_cut(directory, component, old, new))
     assert seen <= {old, new}
 
 
 def test_sigkill_while_boot_replaces_the_recovery_image(
-    world: World, files: Path, tmp_path: Path
+    world: World, killer: KillServer, tmp_path: Path
 ) -> None:
     """The boot that copies new BMC firmware to recovery also raises the RoT's SVN fuse: a
     cut anywhere in it leaves the BMC running 2.0, and a later boot finishes the job."""
@@ -195,7 +204,7 @@ def test_sigkill_while_boot_replaces_the_recovery_image(
     # template, they booted a node whose replacement was done, with fewer operations to cut).
     counted = tmp_path / "count" / "node"
     shutil.copytree(template.directory, counted)
-    total = _operations(files, _boot_argv(counted), tmp_path)
+    total = _operations(killer, _boot_argv(counted), tmp_path)
     replaced = Platform.open(counted).state().component("bmc").recovery
     before = Platform.open(template.directory).state().component("bmc").recovery
     assert replaced is not None
@@ -205,7 +214,7 @@ def test_sigkill_while_boot_replaces_the_recovery_image(
     for trial, kill_at in enumerate(sorted(rng.sample(range(1, total + 1), 2))):
         directory = tmp_path / f"trial{trial}" / "node"
         shutil.copytree(template.directory, directory)  # the RoT (and its key) is inside
-        assert _run_killed(files, _boot_argv(directory), kill_at) == -signal.SIGKILL
+        assert _run_killed(killer, _boot_argv(directory), kill_at) == -signal.SIGKILL
         assert _after_power_cut(directory, "bmc", old, new) == new
         recovery = Platform.open(directory).state().component("bmc").recovery
         assert recovery is not None

@@ -19,11 +19,18 @@ from tests.platform.node_world import NOW, SLOT, Release, World, make_world
 
 from ironroot.platform import COMPONENTS, Platform, chip_layout
 from ironroot.platform._flash import Flash
-from kill_points import KILLER, run_killer
+from kill_points import KillServer
 from scratch import in_memory
 
 AT = NOW.isoformat().replace("+00:00", "Z")
 SEED = 20261207
+# What the platform commands import, once for a test's runs (kill_points.KillServer).
+PRELOAD = (
+    "ironroot.cli",
+    "ironroot.cli.platform",
+    "ironroot.platform._update",
+    "ironroot.platform._boot",
+)
 
 
 @pytest.fixture(scope="module")
@@ -38,15 +45,9 @@ def scratch() -> Iterator[Path]:
         yield directory
 
 
-def _killer(scratch: Path) -> Path:
-    path = scratch / "killer.py"
-    path.write_text(KILLER)
-    return path
-
-
-def _count(killer: Path, argv: list[str], scratch: Path) -> int:
+def _count(killer: KillServer, argv: list[str], scratch: Path) -> int:
     tally = scratch / "tally"
-    done = run_killer(killer, argv, IRONROOT_TEST_KILL_AT="0", IRONROOT_TEST_KILL_TALLY=str(tally))
+    done = killer.run(argv, IRONROOT_TEST_KILL_AT="0", IRONROOT_TEST_KILL_TALLY=str(tally))
     assert done.returncode in (0, 1), done  # 1: an update rolled back
     return int(tally.read_text())
 
@@ -99,8 +100,6 @@ def test_sigkill_at_any_file_operation_of_a_recovery_boots_an_image(
     world: World, scratch: Path, what: str
 ) -> None:
     v1, v2 = world.release("bmc", "1.0").sha384, world.release("bmc", "2.0").sha384
-    killer = _killer(scratch)
-
     v3, pfm, pfm_ts = _v3(world, "bmc")
     files = {"bmc-3.bin": v3.bundle, "pfm.bin": pfm, "pfm.ts": pfm_ts}
     files |= {f"bmc-3.{i}.ts": s for i, s in enumerate(v3.statements)}
@@ -123,18 +122,19 @@ def test_sigkill_at_any_file_operation_of_a_recovery_boots_an_image(
             argv = ["platform", "boot"]
         return node.directory, [*argv, "--node", str(node.directory), "--at", AT, "--json"]
 
-    directory, argv = prepared("count")
-    total = _count(killer, argv, scratch)
-    assert total > 5
-    rng = random.Random(f"{SEED}-{what}")
-    for trial, kill_at in enumerate(
-        sorted(rng.sample(range(1, total + 1), min(total, int(os.environ.get("SWEEP", "3")))))
-    ):
-        directory, argv = prepared(f"trial{trial}")
-        done = run_killer(killer, argv, IRONROOT_TEST_KILL_AT=str(kill_at))
-        # not killed: the run made fewer operations than the counting one (a bytecode cache)
-        assert done.returncode in (0, 1, -signal.SIGKILL), (kill_at, done)
-        # recover: 2.0, or 1.0 once restored; rollback: 2.0, or 3.0 when the cut came after
-        # its activation and before the rollback (the next boot finds it healthy)
-        allowed = {"recover": {v1, v2}, "boot-restores": {v1}, "rollback": {v2, v3.sha384}}
-        _boots_on(directory, allowed[what])
+    with KillServer(scratch, PRELOAD) as killer:
+        directory, argv = prepared("count")
+        total = _count(killer, argv, scratch)
+        assert total > 5
+        rng = random.Random(f"{SEED}-{what}")
+        for trial, kill_at in enumerate(
+            sorted(rng.sample(range(1, total + 1), min(total, int(os.environ.get("SWEEP", "3")))))
+        ):
+            directory, argv = prepared(f"trial{trial}")
+            done = killer.run(argv, IRONROOT_TEST_KILL_AT=str(kill_at))
+            # not killed: the run made fewer operations than the counting one (a bytecode cache)
+            assert done.returncode in (0, 1, -signal.SIGKILL), (kill_at, done)
+            # recover: 2.0, or 1.0 once restored; rollback: 2.0, or 3.0 when the cut came after
+            # its activation and before the rollback (the next boot finds it healthy)
+            allowed = {"recover": {v1, v2}, "boot-restores": {v1}, "rollback": {v2, v3.sha384}}
+            _boots_on(directory, allowed[what])

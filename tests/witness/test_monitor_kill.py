@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from witness_testkit import service_dir, statement
 
 from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.transparency import ServiceThread, TransparencyService
-from kill_points import KILLER, run_killer
+from kill_points import KillServer
 from scratch import in_memory
 
 
@@ -29,8 +28,8 @@ def tmp_path() -> Iterator[Path]:
         yield directory
 
 
-def _run(root: Path, argv: list[str], **env: str) -> subprocess.CompletedProcess[bytes]:
-    return run_killer(root / "killer.py", argv, **env)
+# What ``monitor once`` imports, once for the sweep's runs (kill_points.KillServer).
+_PRELOAD = ("ironroot.cli", "ironroot.cli.monitor", "ironroot.monitor", "httpx")
 
 
 def _size(state: Path) -> int:
@@ -47,9 +46,14 @@ def _size(state: Path) -> int:
 def test_a_kill_at_every_file_operation_of_a_round_loses_nothing(tmp_path: Path) -> None:
     vendor = PrivateKey.generate(Algorithm.ES256)
     data = service_dir(tmp_path / "ts", vendor)
-    (tmp_path / "killer.py").write_text(KILLER)
     service = TransparencyService.open(data)
-    with service, ServiceThread(service) as server, httpx.Client(base_url=server.url) as c:
+    with (
+        service,
+        ServiceThread(service) as server,
+        httpx.Client(base_url=server.url) as c,
+        KillServer(tmp_path, _PRELOAD) as killer,
+    ):
+        _run = killer.run
 
         def register(n: int) -> None:
             body = statement(vendor, f"pkg:fw/{n}")
@@ -60,15 +64,13 @@ def test_a_kill_at_every_file_operation_of_a_round_loses_nothing(tmp_path: Path)
         template = tmp_path / "template"
         template.mkdir()
         once = ["monitor", "once", "--url", server.url]
-        first = _run(tmp_path, [*once, "--state", str(template / "m.db")])
+        first = _run([*once, "--state", str(template / "m.db")])
         assert first.returncode == 0, first
         register(1)
         tally = tmp_path / "tally"
         counted = tmp_path / "counted"
         shutil.copytree(template, counted)
-        done = _run(
-            tmp_path, [*once, "--state", str(counted / "m.db")], IRONROOT_TEST_KILL_TALLY=str(tally)
-        )
+        done = _run([*once, "--state", str(counted / "m.db")], IRONROOT_TEST_KILL_TALLY=str(tally))
         assert done.returncode == 0, done
         assert _size(counted / "m.db") == 2
         points = int(tally.read_text())
@@ -80,10 +82,10 @@ def test_a_kill_at_every_file_operation_of_a_round_loses_nothing(tmp_path: Path)
             state = tmp_path / "run"
             shutil.rmtree(state, ignore_errors=True)
             shutil.copytree(template, state)
-            killed = _run(tmp_path, [*once, "--state", str(state / "m.db")], **env)
+            killed = _run([*once, "--state", str(state / "m.db")], **env)
             assert killed.returncode in (-9, 0), (env, killed)  # the tally's own write: 0
             dead += killed.returncode == -9
-            again = _run(tmp_path, [*once, "--state", str(state / "m.db")])
+            again = _run([*once, "--state", str(state / "m.db")])
             assert again.returncode == 0, (env, again)
             assert _size(state / "m.db") == 2
             marks = json.loads((state / "m.db.verified").read_text())
