@@ -22,12 +22,9 @@ from ironroot.platform import Platform
 from kill_points import KILLER
 from scratch import in_memory
 
-_RUN_CLI = (
-    'sys.argv = ["ironroot", *sys.argv[1:]]\n'
-    'runpy.run_module("ironroot", run_name="__main__", alter_sys=True)\n'
-)
 _CREATE = """
 import datetime as dt
+import sys
 from pathlib import Path
 from ironroot.fleet import NodeClass
 from ironroot.platform import Platform
@@ -72,9 +69,9 @@ def _create(klass: NodeClass, node: Path) -> Platform:
 def test_a_creation_killed_before_the_rot_journaled_it_is_made_again(
     world: World, tmp_path: Path
 ) -> None:
-    assert _RUN_CLI in KILLER
-    child = tmp_path / "child.py"
-    child.write_text(KILLER.replace(_RUN_CLI, _CREATE))
+    killer, child = tmp_path / "killer.py", tmp_path / "child.py"
+    killer.write_text(KILLER)
+    child.write_text(_CREATE)  # run under the kill hook (IRONROOT_TEST_KILL_SCRIPT)
     klass = node_class(world)
     klass.save(tmp_path / "class")
     src = str(Path(ironroot.__file__).resolve().parent.parent)
@@ -83,8 +80,12 @@ def test_a_creation_killed_before_the_rot_journaled_it_is_made_again(
     # killed once the first update statements landed in evidence/: after platform.json and the
     # flash, before the RoT journaled anything
     done = subprocess.run(
-        [sys.executable, str(child), str(tmp_path / "class"), str(node), NOW.isoformat()],
-        env={"PYTHONPATH": src, "IRONROOT_TEST_KILL_AFTER_REPLACING": ".cbor"},
+        [sys.executable, str(killer), str(tmp_path / "class"), str(node), NOW.isoformat()],
+        env={
+            "PYTHONPATH": src,
+            "IRONROOT_TEST_KILL_SCRIPT": str(child),
+            "IRONROOT_TEST_KILL_AFTER_REPLACING": ".cbor",
+        },
         capture_output=True,
         timeout=60,
     )
