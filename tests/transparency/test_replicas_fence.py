@@ -16,6 +16,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -706,7 +707,7 @@ def test_a_clock_that_leaps_right_after_the_clock_check_signs_no_time_far_off(
         config,
         receipt_signers=load_receipt_signers(config),
         checkpoint_signers=None,
-        lease=30.0,  # no renewal (and its clock check) before the batch
+        lease=300.0,  # no renewal (and its clock check) before the batch
         clock=lambda: datetime.now(UTC) + offset[0],
     )
     entry = SignedStatement.parse(statements[1]).log_entry()
@@ -733,6 +734,12 @@ def test_a_clock_that_leaps_right_after_the_clock_check_signs_no_time_far_off(
         assert type(refusal) is ClockSkew
         assert refusal.detail.startswith("this sequencer's clock is 10")  # 1000 s, or so
         assert " s ahead of the database server's (as last read, carried" in refusal.detail
+        # the batch the log holds back does not keep the replica from closing (it waited a
+        # third of the lease, here 100 s)
+        closing = threading.Thread(target=replica.close)
+        closing.start()
+        closing.join(timeout=30)
+        assert not closing.is_alive(), "close() waited on a batch the log holds back"
     finally:
         replica.close()
         store.close()

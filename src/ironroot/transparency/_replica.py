@@ -371,9 +371,17 @@ class Replica:
                     self._stop.wait(POLL)
                     continue
                 tickets = log.submit_many(fit)
-                concurrent.futures.wait(
-                    [t.integrated for t in tickets], timeout=max(lease / 3 - POLL, POLL)
-                )
+                # Until the batch is integrated or a renewal is due, in steps that see a
+                # close(): a batch the log holds back (its clock refused) kept a replica
+                # told to stop for a third of the lease.
+                waiting = [t.integrated for t in tickets]
+                until = time.monotonic() + max(lease / 3 - POLL, POLL)
+                while waiting and not self._stop.is_set():
+                    left = until - time.monotonic()
+                    if left <= 0:
+                        break
+                    _, undone = concurrent.futures.wait(waiting, timeout=min(left, POLL))
+                    waiting = list(undone)
         finally:
             self._service, self.epoch = None, None
             self._lease.release()
