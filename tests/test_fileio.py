@@ -16,8 +16,10 @@ from ironroot._fileio import (
     read_beneath,
     read_limited,
     read_limited_fd,
+    write_atomic,
 )
-from ironroot.errors import InputUnavailable, LimitExceeded
+from ironroot.errors import Conflict, InputUnavailable, InUse, LimitExceeded
+from stale_files import plant_look_alikes, stale_temporary
 
 
 def test_read_limited_reads_a_file_within_its_limit(tmp_path: Path) -> None:
@@ -56,6 +58,48 @@ def test_a_directory_lock_is_never_taken_through_a_link(tmp_path: Path) -> None:
         DirectoryLock(data)
     assert info.value.errno == errno.ELOOP
     assert victim.read_bytes() == b"keep me\n"
+
+
+# --- stale temporaries of write_atomic, removed under the directory's lock --------------------
+
+
+def test_the_lock_holder_removes_what_write_atomic_left_and_nothing_else(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    (data / "keys").mkdir(parents=True)
+    stale = [stale_temporary(data), stale_temporary(data / "keys", "receipt-keys.cbor")]
+    kept = plant_look_alikes(data) + plant_look_alikes(data / "keys")
+    with DirectoryLock(data) as lock:
+        write_atomic(data / "keystore.sealed", b"current")
+        removed = lock.remove_stale_temporaries(data / "keys")
+        assert removed == [stale[0], stale[1]]
+    assert not any(p.exists() for p in stale)
+    assert all(p.is_symlink() or p.exists() for p in kept)
+    assert (data / "keystore.sealed").read_bytes() == b"current"
+    assert (data / "keys" / ".dir.abcd1234.tmp").is_dir()
+
+
+def test_nothing_is_removed_without_the_lock(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    stale = stale_temporary(data)
+    with DirectoryLock(data), pytest.raises(InUse):
+        DirectoryLock(data).remove_stale_temporaries()  # never reached: not taken
+    lock = DirectoryLock(data)
+    lock.close()
+    with pytest.raises(Conflict) as refused:  # closed: another process may hold it now
+        lock.remove_stale_temporaries()
+    assert type(refused.value) is Conflict
+    assert refused.value.code == "lock-not-held"
+    assert stale.exists()
+
+
+def test_only_the_locked_directory_and_its_own_folders_are_cleaned(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    outside = stale_temporary(tmp_path)
+    with DirectoryLock(data) as lock, pytest.raises(ValueError, match="not beneath"):
+        lock.remove_stale_temporaries(tmp_path)  # not beneath the locked directory
+    assert outside.exists()
 
 
 # --- read_beneath: nothing outside the folder, never through a link --------------------------

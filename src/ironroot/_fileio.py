@@ -8,6 +8,10 @@ such call (``pathlib.Path.write_bytes`` neither syncs nor renames), so it is wri
 folder of files (reference values, trust anchors, keys) skips a file that does not load,
 logs a warning naming it and the error, and lists it; one bad file never stops a service.
 
+:meth:`DirectoryLock.remove_stale_temporaries` is the rule for what a write killed midway left
+behind: the temporary files of :func:`write_atomic` (``.<name>.XXXXXXXX.tmp``) are deleted by
+a component that holds its directory's lock, at its start, and by nothing else.
+
 :func:`warn_if_exposed` is the rule for files that hold secrets (bearer tokens, sealing
 secrets, credentials, private keys): Ironroot writes them 0600, and when it reads one that
 its group or others may read it logs a warning naming the file, its mode and the fix.
@@ -20,11 +24,12 @@ import errno
 import fcntl
 import logging
 import os
+import re
 import stat
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import TypeVar
+from typing import Final, TypeVar
 
 from ironroot.errors import (
     ConfigError,
@@ -33,12 +38,14 @@ from ironroot.errors import (
     InUse,
     IronrootError,
     LimitExceeded,
+    StorageError,
 )
 
 __all__ = [
     "DirectoryLock",
     "failure_reason",
     "fsync_dir",
+    "is_write_temporary",
     "load_each",
     "make_dirs",
     "naming_file",
@@ -54,8 +61,18 @@ __all__ = [
 
 _log = logging.getLogger("ironroot.files")
 
+_TEMPORARY: Final = re.compile(r"\.[^/]+\.[a-z0-9_]{8}\.tmp")
+"""A temporary file of :func:`write_atomic`: ``tempfile.mkstemp(prefix=".<name>.",
+suffix=".tmp")`` draws 8 characters of ``[a-z0-9_]``."""
+
 _K = TypeVar("_K")
 _T = TypeVar("_T")
+
+
+def is_write_temporary(name: str) -> bool:
+    """Whether the file name ``name`` is one :func:`write_atomic` gives its temporary files
+    (``.<name>.XXXXXXXX.tmp``): what a write killed before its rename leaves behind."""
+    return _TEMPORARY.fullmatch(name) is not None
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -384,6 +401,50 @@ class DirectoryLock:
         if fd is not None:
             fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
+
+    def remove_stale_temporaries(self, *folders: Path) -> list[Path]:
+        """Delete the temporary files a :func:`write_atomic` killed before its rename left in
+        the locked directory and in ``folders`` (each the directory or a folder beneath it
+        that only the lock's holder writes: ``ValueError`` otherwise), and return them.
+
+        Only regular files named exactly as ``write_atomic`` names them
+        (``.<name>.XXXXXXXX.tmp``) go; links, folders and every other name stay. Called by a
+        component right after it took the lock at its start, when no write of its own is
+        under way and no other holder can be writing: a closed lock (which another process
+        may hold by now) deletes nothing (``Conflict`` ``lock-not-held``). A folder that does
+        not exist holds nothing to delete; one that cannot be read or cleaned is
+        ``StorageError``."""
+        if self._fd is None:
+            raise Conflict(
+                f"{self.path} is not held: the temporary files beside it may be another "
+                "process's writes under way",
+                code="lock-not-held",
+            )
+        directory = self.path.parent
+        removed: list[Path] = []
+        for folder in (directory, *folders):
+            folder = Path(folder)
+            if not folder.is_relative_to(directory) or ".." in folder.parts:
+                raise ValueError(f"{folder} is not beneath the locked directory {directory}")
+            try:
+                with os.scandir(folder) as found:
+                    stale = [
+                        Path(e.path)
+                        for e in found
+                        if is_write_temporary(e.name) and e.is_file(follow_symlinks=False)
+                    ]
+                for path in sorted(stale):
+                    with contextlib.suppress(FileNotFoundError):
+                        path.unlink()
+                        _log.info("removed %s, left by a write that did not finish", path)
+                        removed.append(path)
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                raise StorageError(
+                    f"cannot remove the stale temporary files in {folder}: {exc.strerror or exc}"
+                ) from exc
+        return removed
 
     def __enter__(self) -> DirectoryLock:
         return self

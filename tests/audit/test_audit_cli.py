@@ -292,14 +292,28 @@ def test_the_trust_file_s_service_issuer_pins_every_receipt_the_audit_relies_on(
         assert trust.platform.service_issuer == issuer
         return trust
 
-    assert check_bundle(bundle, pinned(service)).ok
+    unpinned = check_bundle(bundle, AuditTrust.load_toml(trust_file))
+    assert unpinned.ok
+    assert unpinned.step("transparency").status == "ok"
+    right = check_bundle(bundle, pinned(service))
+    assert right.ok
+    assert right.step("transparency").status == "ok"
     # the trusted key signed every receipt, but the auditor knows the log by another iss:
-    # the PFM, each device's reference values and the SAFE review are refused alike
+    # the PFM, each device's reference values, the SAFE review and the log proofs of the
+    # transparency step are refused alike
     report = check_bundle(bundle, pinned(other))
     refused = {
         s.name: s.error for s in report.steps if s.status == "failed" and s.error is not None
     }
-    assert set(refused) == {"pfm", "spdm:nic", "spdm:gpu", "spdm:nvme", "reviews"}
+    assert set(refused) == {"pfm", "spdm:nic", "spdm:gpu", "spdm:nvme", "reviews", "transparency"}
+    proofs = refused.pop("transparency")
+    assert type(proofs) is UnknownIssuer
+    assert proofs.code == "untrusted-service"
+    assert re.fullmatch(
+        r"receipt \d+ of \S+ is not by the trusted transparency service \(the receipt is "
+        + re.escape(f"issued by {service!r}, not by the transparency service {other!r})"),
+        proofs.detail,
+    ), proofs.detail
     for name, error in refused.items():
         assert type(error) is UnknownIssuer, name
         assert error.code == "untrusted-service", name

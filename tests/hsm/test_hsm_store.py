@@ -29,6 +29,7 @@ from ironroot.errors import (
 from ironroot.hsm import DirectoryStorage, Hsm, KeyAttributes, KeyType, MemoryStorage
 from ironroot.hsm._storage import seal, unseal
 from ironroot.rot import MemoryCounter
+from stale_files import plant_look_alikes, stale_temporary
 
 
 def test_seal_format() -> None:
@@ -106,6 +107,23 @@ def test_directory_storage_round_trip_and_lock(device: object, tmp_path: Path) -
     with DirectoryStorage(directory, counter=counter) as storage:
         again = Hsm.open(storage, SECRET, config=FAST)
         assert again.decrypt(again.login(USER, USER_PASS), handle, sealed) == b"persisted"
+
+
+def test_an_hsm_start_removes_the_temporaries_a_killed_write_left_under_its_lock(
+    tmp_path: Path,
+) -> None:
+    directory = tmp_path / "hsm"
+    counter = MemoryCounter()
+    DirectoryStorage(directory, counter=counter).close()
+    stale = [stale_temporary(directory, name) for name in ("keystore.sealed", "audit.jsonl")]
+    kept = plant_look_alikes(directory)
+    with DirectoryStorage(directory, counter=counter):
+        late = stale_temporary(directory, "anchor.sealed")
+        with pytest.raises(Conflict):  # refused the lock: removes nothing
+            DirectoryStorage(directory, counter=counter)
+        assert late.exists()
+    assert not any(p.exists() for p in stale)
+    assert all(p.is_symlink() or p.exists() for p in kept)
 
 
 def test_a_new_hsm_directory_is_kept_through_a_power_cut(

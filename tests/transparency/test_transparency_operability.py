@@ -15,6 +15,7 @@ from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.errors import InUse
 from ironroot.transparency import ServiceThread, TransparencyService
 from serving import free_port
+from stale_files import plant_look_alikes, stale_temporary
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 
@@ -71,6 +72,24 @@ def test_one_process_serves_a_data_directory(tmp_path: Path) -> None:
         assert caught.value.exit_code == 2
     # released on close: the directory opens again
     TransparencyService.open(data, clock=lambda: NOW).close()
+
+
+def test_a_start_removes_the_temporaries_a_killed_write_left_under_its_lock(
+    tmp_path: Path,
+) -> None:
+    data = write_config(tmp_path / "data")
+    TransparencyService.open(data, clock=lambda: NOW).close()  # made keys/
+    stale = [stale_temporary(data / "keys", "receipt-keys.cbor"), stale_temporary(data)]
+    kept = plant_look_alikes(data / "keys")
+    with TransparencyService.open(data, clock=lambda: NOW):
+        # another start, refused the lock, removes nothing: a write may be under way
+        late = stale_temporary(data / "keys", "checkpoint.pub.pem")
+        with pytest.raises(InUse):
+            TransparencyService.open(data, clock=lambda: NOW)
+        assert late.exists()
+    assert not any(p.exists() for p in stale)
+    assert all(p.is_symlink() or p.exists() for p in kept)
+    assert late.exists()  # until the next start
 
 
 @pytest.mark.parametrize("port", ["0", "99999", "-1"])

@@ -12,6 +12,7 @@ import datetime as dt
 import html
 import logging
 import re
+import shutil
 import socket
 import sqlite3
 from pathlib import Path
@@ -724,6 +725,72 @@ def log_copy(world: WebWorld, tmp_path: Path) -> Path:
     ):
         src.backup(dst)
     return copy
+
+
+def _reviews_page(world: WebWorld, root: Path, log: Path) -> str:
+    """The reviews page, over HTTP, of a dashboard showing ``log`` and the world's fleet (its
+    review providers), judged at the world's clock."""
+    state = root / "dashboard"
+    root.mkdir()
+    state.mkdir(mode=0o700)
+    for name in ("operators.json", "session.key"):
+        shutil.copy2(world.data / "dashboard" / name, state / name)
+    (root / "dashboard.toml").write_text(
+        f'[sources]\nlogs = ["{log}"]\nfleet = "{world.data / "fleet"}"\n'
+    )
+    dashboard = Dashboard.open(root, clock=lambda: SEEN)
+    try:
+        with (
+            ServerThread(create_dashboard_app(dashboard)) as server,
+            httpx.Client(base_url=server.url, timeout=60) as client,
+        ):
+            assert log_in(client).status_code == 303
+            answer = client.get("/reviews")
+    finally:
+        dashboard.close()
+    assert answer.status_code == 200
+    return html.unescape(answer.text)
+
+
+def _judged(page: str) -> dict[str, str | None]:
+    """Each review on the reviews page by entry id: ``None`` when verified, else the error
+    it shows."""
+    judged: dict[str, str | None] = {}
+    for item in page.split("<h3>")[1:]:
+        entry = re.search(r"/entries/([0-9a-f]{64})", item)
+        assert entry is not None, item
+        if '<span class="badge ok">verified</span>' in item.split("</h3>")[0]:
+            judged[entry.group(1)] = None
+        else:
+            banner = re.search(r'<div class="banner bad">([^<]*)</div>', item)
+            assert banner is not None, item
+            judged[entry.group(1)] = banner.group(1)
+    return judged
+
+
+def test_the_reviews_page_pins_the_log_s_service_issuer(
+    log_copy: Path, world: WebWorld, tmp_path: Path
+) -> None:
+    # was: the reviews page verified a review's receipts with the log's receipt keys alone,
+    # while the log's configuration names its service: a receipt naming another passed
+    before = _judged(_reviews_page(world, tmp_path / "as-configured", log_copy))
+    assert before[world.review_entry] is None
+    verified = [entry for entry, error in before.items() if error is None]
+    config = log_copy / "ironroot.toml"
+    text = config.read_text()
+    assert 'service_issuer = "https://transparency.example"' in text
+    config.write_text(text.replace("https://transparency.example", "https://other-ts.example"))
+    after = _judged(_reviews_page(world, tmp_path / "another-issuer", log_copy))
+    assert set(after) == set(before)
+    for entry in verified:
+        error = after[entry]
+        assert error is not None, entry
+        assert error.startswith("untrusted-service: no receipt of the review of 'sha384:"), error
+        assert error.endswith(
+            "is by a trusted transparency service (the receipt is issued by "
+            "'https://transparency.example', not by the transparency service "
+            "'https://other-ts.example')"
+        ), error
 
 
 def test_a_tampered_receipt_signature_is_shown_unverified(log_copy: Path, world: WebWorld) -> None:

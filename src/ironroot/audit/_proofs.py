@@ -307,6 +307,7 @@ def verify_log_proofs(
     now: int | None = None,
     note: Callable[[str], None] = lambda _line: None,
     paired: Sequence[TrustedLog] = (),
+    issuer: str | None = None,
 ) -> list[CheckedLog]:
     """Verify every log's ``(checkpoint note, proofs)`` and that they cover every receipt by
     a trusted service key among ``statements`` (module docs). Raises ``UnknownIssuer``
@@ -326,7 +327,11 @@ def verify_log_proofs(
     With ``paired`` (the trust's :class:`~ironroot.audit.TrustedLog` entries) a checkpoint
     counts only as one of those logs (signed by its checkpoint keys, of its origin), and a
     receipt is proven only under a checkpoint of the log its key is paired with:
-    ``UnknownIssuer`` ``receipt-log-mismatch`` for a receipt of another service."""
+    ``UnknownIssuer`` ``receipt-log-mismatch`` for a receipt of another service.
+
+    With ``issuer`` (the trust's ``service_issuer``) every proven receipt must name that
+    transparency service in its CWT ``iss``: ``UnknownIssuer`` ``untrusted-service``
+    otherwise, as :func:`ironroot.cose.on_trusted_log` refuses it for the other steps."""
     verifiers = tuple(checkpoint_keys)
     covered: set[tuple[str, int]] = set()
     checked: list[CheckedLog] = []
@@ -367,7 +372,18 @@ def verify_log_proofs(
                     "another log, under whose checkpoint alone it is proven",
                     code="receipt-log-mismatch",
                 )
-            receipt = verify_receipt(receipts[proof.receipt], entry, service_keys, now=now)
+            try:
+                receipt = verify_receipt(
+                    receipts[proof.receipt], entry, service_keys, issuer=issuer, now=now
+                )
+            except UnknownIssuer as exc:
+                if issuer is None or kid not in service_keys:
+                    raise
+                raise UnknownIssuer(
+                    f"receipt {proof.receipt} of {proof.member} is not by the trusted "
+                    f"transparency service ({exc.detail})",
+                    code="untrusted-service",
+                ) from exc
             if receipt.iat is not None:
                 newest = receipt.iat if newest is None else max(newest, receipt.iat)
             index, size, root = _receipt_root(receipt, entry)

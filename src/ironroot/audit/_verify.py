@@ -63,7 +63,8 @@ export time unless ``at`` is given:
     (``InvalidProof``) (see :mod:`ironroot.audit._proofs`). With the trust's receipt keys
     paired with their logs (:class:`~ironroot.audit.TrustedLog`), a receipt is proven only
     under a checkpoint of its own service's log (``UnknownIssuer`` ``receipt-log-mismatch``);
-    unpaired, the step and the report say so.
+    unpaired, the step and the report say so. With the trust's ``service_issuer`` every
+    proven receipt must name that service (``UnknownIssuer`` ``untrusted-service``).
 13. ``attestation``: the EAR verifies under a trusted verifier key, was issued before the
     export, is the one the registry names (``ear-not-registered``), was issued for exactly
     the evidence in the bundle (``attestation/evidence.cbor``: its ``eat_nonce`` is the nonce
@@ -944,6 +945,7 @@ def _transparency(ctx: _Context) -> list[str]:
         now=int(ctx.at.timestamp()),
         note=lines.append,
         paired=ctx.trust.logs,
+        issuer=ctx.trust.platform.service_issuer,
     )
     lines.append(f"every trusted receipt of {len(statements)} logged statement(s) is covered")
     if ctx.trust.logs:

@@ -233,7 +233,9 @@ class DirectoryStorage:
 
     One HSM at a time: the constructor takes an exclusive ``flock`` on ``lock`` in the
     directory (``Conflict`` if another holder has it), released by :meth:`close`; two HSM
-    objects appending to one audit log would fork its chain.
+    objects appending to one audit log would fork its chain. Once it holds the lock it
+    deletes the temporary files a write killed midway left there (a half-written copy of the
+    sealed store: :meth:`~ironroot._fileio.DirectoryLock.remove_stale_temporaries`).
     """
 
     __slots__ = ("_dir", "_lock", "counter")
@@ -250,6 +252,11 @@ class DirectoryStorage:
             )
         except OSError as exc:
             raise self._fail("create or lock the HSM directory", exc) from exc
+        try:  # held: no write of the store, anchor or audit log is under way
+            self._lock.remove_stale_temporaries()
+        except BaseException:
+            self.close()
+            raise
         warn_if_exposed(self._dir, "an HSM's sealed store and audit log", writable=True, fix=0o700)
 
     @classmethod

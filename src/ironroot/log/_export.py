@@ -47,14 +47,13 @@ import contextlib
 import fcntl
 import logging
 import os
-import re
 import shutil
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from ironroot._fileio import fsync_dir, make_dirs, read_beneath, write_atomic
+from ironroot._fileio import fsync_dir, is_write_temporary, make_dirs, read_beneath, write_atomic
 from ironroot.errors import (
     ConfigError,
     Conflict,
@@ -92,8 +91,6 @@ __all__ = ["ExportReport", "export_tiles"]
 _log = logging.getLogger("ironroot.log")
 _FULL_TILE_BYTES = TILE_WIDTH * HASH_SIZE
 _FILE_MODE = 0o644
-# The temporary files of ``write_atomic`` (``tempfile.mkstemp``: ``.<name>.<8 chars>.tmp``).
-_TEMPORARY = re.compile(r"\.[^/]+\.[a-z0-9_]{8}\.tmp")
 # Where an export records, before it replaces the checkpoint, the tree size whose partial
 # tiles and bundles it then deletes up to the new size (removed once they are deleted).
 _REMOVING = ".removing-partials"
@@ -194,7 +191,7 @@ class _Directory:
                 stale = [
                     e.path
                     for e in found
-                    if _TEMPORARY.fullmatch(e.name) and e.is_file(follow_symlinks=False)
+                    if is_write_temporary(e.name) and e.is_file(follow_symlinks=False)
                 ]
             for name in stale:
                 os.unlink(name)

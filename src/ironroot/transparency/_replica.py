@@ -69,7 +69,6 @@ from typing import Final
 
 from starlette.applications import Starlette
 
-from ironroot._fileio import DirectoryLock
 from ironroot.crypto import PublicKey, Signer
 from ironroot.errors import (
     ClockSkew,
@@ -99,7 +98,11 @@ from ironroot.transparency._config import (
 )
 from ironroot.transparency._receipt_keys import publish_receipt_keys
 from ironroot.transparency._registrar import Registration
-from ironroot.transparency._service import TransparencyService, _publish_checkpoint_key
+from ironroot.transparency._service import (
+    TransparencyService,
+    _publish_checkpoint_key,
+    lock_data_dir,
+)
 
 __all__ = ["POLL", "Replica", "ReplicaRegistrar", "serve_replica"]
 
@@ -573,7 +576,7 @@ def serve_replica(
         receipt_signers = load_receipt_signers(config)
     vkeys = _vkeys(data_dir, config, checkpoint_signers)
     publics = [_public(s.verifier()) for s in receipt_signers]
-    lock = DirectoryLock(data_dir)
+    lock = lock_data_dir(data_dir)
     try:
         known = publish_receipt_keys(data_dir, publics)
         replica = Replica(

@@ -228,6 +228,21 @@ def _public(verifier: object) -> PublicKey:
     return verifier
 
 
+def lock_data_dir(data_dir: Path) -> DirectoryLock:
+    """The data directory's lock (``<data>/.lock``: ``InUse`` if another process holds it),
+    and, once held, the temporary files a service or replica killed inside a write left in
+    the directory and its ``keys/`` deleted (:meth:`DirectoryLock.remove_stale_temporaries`):
+    a half-written copy of a key file is never left lying there."""
+    data_dir = Path(data_dir)
+    lock = DirectoryLock(data_dir)
+    try:
+        lock.remove_stale_temporaries(checkpoint_public_key_path(data_dir).parent)
+    except BaseException:
+        lock.close()
+        raise
+    return lock
+
+
 def _publish_checkpoint_key(data_dir: Path, signer: NoteSigner) -> None:
     """Keep ``keys/checkpoint.pub.pem`` current, so `ironroot log verify DIR` works even when
     the private key lives in an HSM."""
@@ -321,6 +336,8 @@ class TransparencyService:
         One service at a time holds a data directory (``<data>/.lock``, released by
         :meth:`close` or the process's end): opening it again, from this process or another,
         raises :class:`~ironroot.errors.InUse` rather than let two writers fork one log.
+        Once it holds the lock, the temporary files a write killed midway left in the
+        directory and its ``keys/`` are deleted (:func:`lock_data_dir`).
 
         With ``watch_steps`` (the default with the real clock, ``clock`` None), a batch is
         signed only while the clock is within ``max_clock_skew`` of its time at open carried
@@ -332,7 +349,7 @@ class TransparencyService:
             init_data_dir(data_dir)
         elif not Path(data_dir).is_dir():
             raise ConfigError(f"{data_dir} is not a data directory")
-        lock = DirectoryLock(Path(data_dir))
+        lock = lock_data_dir(Path(data_dir))
         try:
             service = cls._open_locked(
                 data_dir,

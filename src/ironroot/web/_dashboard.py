@@ -302,7 +302,12 @@ class Dashboard:
             try:
                 statement = source.transparent_statement(row.entry_id)
                 review = review_from_statement(  # at now: expired or future-dated is red
-                    statement, keys, service_keys=source.receipt_keys, now=self.now()
+                    statement,
+                    keys,
+                    service_keys=source.receipt_keys,
+                    now=self.now(),
+                    # the service the log's configuration names: a receipt of another is red
+                    service_issuer=source.service_issuer or None,
                 )
                 item.update(report=review.report, provider=review.provider_kid, verified=True)
             except IronrootError as exc:
