@@ -384,13 +384,38 @@ def _load_x509(
                 quirks.append("ecdsa-null-params")
             if original_tbs is None:
                 original_tbs = (
-                    obj.tbs_certificate_bytes
+                    (_first_element(der) or obj.tbs_certificate_bytes)
                     if isinstance(obj, x509.Certificate)
                     else obj.tbs_certrequest_bytes
                 )
             return obj, original_tbs, serial, quirks
     reason = first_error.detail if isinstance(first_error, IronrootError) else "unknown format"
     raise MalformedCertificate(f"not an X.509 certificate or CSR: {reason}") from first_error
+
+
+def _element_end(data: bytes, pos: int) -> int | None:
+    """Where the DER element at ``pos`` ends, by its definite length header (``None`` for a
+    header that runs past ``data`` or is not a definite length of at most four octets)."""
+    if pos + 2 > len(data):
+        return None
+    first, start = data[pos + 1], pos + 2
+    if first < 0x80:
+        return start + first
+    count = first & 0x7F
+    if not 1 <= count <= 4 or start + count > len(data):
+        return None
+    return start + count + int.from_bytes(data[start : start + count], "big")
+
+
+def _first_element(der: bytes) -> bytes | None:
+    """The first element of the SEQUENCE ``der`` (a certificate's TBSCertificate), exactly as
+    encoded: what the signature covers, read from the DER headers of a certificate that
+    parsed (``cryptography`` encodes it afresh at every read of ``tbs_certificate_bytes``)."""
+    if _element_end(der, 0) != len(der):
+        return None
+    outer = 2 + (der[1] & 0x7F if der[1] >= 0x80 else 0)
+    end = _element_end(der, outer)
+    return der[outer:end] if end is not None and end <= len(der) else None
 
 
 def _candidates(der: bytes, kind: str) -> Iterable[tuple[bytes, bytes | None]]:
