@@ -324,3 +324,24 @@ def test_a_signature_claiming_unused_bits_is_malformed(bits: int) -> None:
     pem = x509.load_der_x509_certificate(padded).public_bytes(Encoding.PEM)
     with pytest.raises(MalformedCertificate):
         load_certificates(pem, what="test certificate")
+
+
+def test_a_certificate_whose_signed_part_is_over_the_limit_is_malformed() -> None:
+    """The TBSCertificate's size is read from the DER headers (its bytes are not encoded
+    afresh): one over 64 KiB, in an input the bundle limit admits, is still refused."""
+    big = x509.UnrecognizedExtension(x509.ObjectIdentifier("1.3.6.1.4.1.55555.1"), b"\0" * 70_000)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(_NAME)
+        .issuer_name(_NAME)
+        .public_key(_KEY.public_key())
+        .serial_number(9)
+        .not_valid_before(NOW)
+        .not_valid_after(NOW + dt.timedelta(days=1))
+        .add_extension(big, critical=False)
+        .sign(_KEY, hashes.SHA256())
+    )
+    der = cert.public_bytes(Encoding.DER)
+    with pytest.raises(MalformedCertificate) as caught:
+        load_certificate(der, what="test certificate", der_only=True)
+    assert caught.value.detail == "test certificate holds a certificate over the size limit"

@@ -72,6 +72,8 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
+from cryptography.hazmat.primitives.serialization import Encoding
+
 from ironroot._fileio import load_each
 from ironroot.attestation.evidence import EvidenceClaims
 from ironroot.corim import (
@@ -85,10 +87,11 @@ from ironroot.corim import (
     is_full_digest,
 )
 from ironroot.cose import SignedStatement, on_trusted_log, verify_transparent_statement
-from ironroot.crypto import Verifier
+from ironroot.crypto import Verifier, load_certificate
 from ironroot.errors import (
     ConfigError,
     IronrootError,
+    MalformedCertificate,
     MalformedCorim,
     UnknownIssuer,
     VerificationFailed,
@@ -665,6 +668,18 @@ class ReferenceValues:
         return self._floors.get(value.environment)
 
 
+def _root_der(root: bytes) -> bytes:
+    """A trusted root's DER (``root`` is PEM or DER): read by the X.509 loader, which keeps
+    what it read by its bytes (a device's pinned root, which the SPDM verifier has just used,
+    is not parsed again); one it refuses, a RIoT root with ECDSA NULL parameters, by the DICE
+    parser (``MalformedCertificate`` for what neither reads). A root's DICE extensions are
+    decoded where a quote's chain is checked against it (:func:`ironroot.rot.verify_quote`)."""
+    try:
+        return load_certificate(root, allow_unsupported=True).public_bytes(Encoding.DER)
+    except MalformedCertificate:
+        return parse_certificate(root).der
+
+
 Labelled = bytes | tuple[str, bytes]
 """Statement or certificate bytes, or ``(label, bytes)`` where the label (a file name) names
 the item in ``rejected`` and in the logged warning."""
@@ -734,7 +749,7 @@ class Endorsements:
     )
 
     def __post_init__(self) -> None:
-        ders = tuple(parse_certificate(root).der for root in self.vendor_roots)
+        ders = tuple(_root_der(root) for root in self.vendor_roots)
         object.__setattr__(self, "vendor_roots", ders)
         object.__setattr__(
             self, "trusted_roots", frozenset(hashlib.sha256(d).hexdigest() for d in ders)

@@ -164,8 +164,8 @@ _ALGORITHM_PARTS: Final = (
 
 
 def _force_certificate(cert: x509.Certificate, what: str, allow_unsupported: bool) -> None:
-    # The to-be-signed bytes are read (and their size checked) by the caller: cryptography
-    # encodes them afresh at every read.
+    # The to-be-signed bytes' size is checked by the caller from the DER (_check_encoding):
+    # cryptography encodes them afresh at every read.
     _ = cert.version, cert.serial_number, cert.signature
     # Reading a name decodes every attribute (and warns for an out-of-bounds length);
     # formatting it as an RFC 4514 string adds nothing that can fail.
@@ -234,15 +234,19 @@ def _der_elements(data: bytes, what: str, max_count: int) -> list[bytes]:
     return out
 
 
-def _check_signature_bits(der: bytes, what: str) -> None:
-    """A certificate's signatureValue BIT STRING has no unused bits (``MalformedCertificate``).
+def _check_encoding(der: bytes, what: str) -> None:
+    """A certificate's TBSCertificate is within the size limit, and its signatureValue BIT
+    STRING has no unused bits (``MalformedCertificate``), both read from its DER headers
+    (``cryptography`` encodes the TBSCertificate afresh at every read of its bytes).
 
-    The signature does not cover that count, and the parser accepts 1–7 when the bits it
-    names are zero: the same certificate in other bytes, so another fingerprint, file digest
-    or sealed member for one signed certificate. Every signature algorithm encodes whole
-    octets (RFC 5480 §2.2, RFC 8410 §6, FIPS 204's encodings)."""
+    The signature does not cover the unused-bits count, and the parser accepts 1–7 when the
+    bits it names are zero: the same certificate in other bytes, so another fingerprint, file
+    digest or sealed member for one signed certificate. Every signature algorithm encodes
+    whole octets (RFC 5480 §2.2, RFC 8410 §6, FIPS 204's encodings)."""
     inner, end = _tlv(der, 0, what)
     _, tbs_end = _tlv(der, inner, what)
+    if tbs_end - inner > MAX_CERTIFICATE_BYTES:
+        raise MalformedCertificate(f"{what} holds a certificate over the size limit")
     _, alg_end = _tlv(der, tbs_end, what)
     if alg_end + 2 > end or der[alg_end] != 0x03:
         raise MalformedCertificate(f"{what}: a certificate's signature is not a BIT STRING")
@@ -367,9 +371,7 @@ def _load_certificates(
                 certs[i] = checked
                 continue
             with _parsing(what):
-                if len(cert.tbs_certificate_bytes) > MAX_CERTIFICATE_BYTES:
-                    raise MalformedCertificate(f"{what} holds a certificate over the size limit")
-                _check_signature_bits(ders[i], what)
+                _check_encoding(ders[i], what)
                 _force_certificate(cert, what, allow_unsupported)
     return certs, ders
 

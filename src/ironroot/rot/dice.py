@@ -384,13 +384,38 @@ def _load_x509(
                 quirks.append("ecdsa-null-params")
             if original_tbs is None:
                 original_tbs = (
-                    obj.tbs_certificate_bytes
+                    (_first_element(der) or obj.tbs_certificate_bytes)
                     if isinstance(obj, x509.Certificate)
                     else obj.tbs_certrequest_bytes
                 )
             return obj, original_tbs, serial, quirks
     reason = first_error.detail if isinstance(first_error, IronrootError) else "unknown format"
     raise MalformedCertificate(f"not an X.509 certificate or CSR: {reason}") from first_error
+
+
+def _element_end(data: bytes, pos: int) -> int | None:
+    """Where the DER element at ``pos`` ends, by its definite length header (``None`` for a
+    header that runs past ``data`` or is not a definite length of at most four octets)."""
+    if pos + 2 > len(data):
+        return None
+    first, start = data[pos + 1], pos + 2
+    if first < 0x80:
+        return start + first
+    count = first & 0x7F
+    if not 1 <= count <= 4 or start + count > len(data):
+        return None
+    return start + count + int.from_bytes(data[start : start + count], "big")
+
+
+def _first_element(der: bytes) -> bytes | None:
+    """The first element of the SEQUENCE ``der`` (a certificate's TBSCertificate), exactly as
+    encoded: what the signature covers, read from the DER headers of a certificate that
+    parsed (``cryptography`` encodes it afresh at every read of ``tbs_certificate_bytes``)."""
+    if _element_end(der, 0) != len(der):
+        return None
+    outer = 2 + (der[1] & 0x7F if der[1] >= 0x80 else 0)
+    end = _element_end(der, outer)
+    return der[outer:end] if end is not None and end <= len(der) else None
 
 
 def _candidates(der: bytes, kind: str) -> Iterable[tuple[bytes, bytes | None]]:
@@ -674,15 +699,22 @@ def verify_signature(cert: DiceCertificate, issuer_key: PublicKey) -> None:
     For a CSR pass its own key (``csr.public_key``) to check proof of possession. Returns
     ``None`` or raises ``BadSignature`` (also when the key cannot make this kind of signature).
     """
+    _verify_signature(
+        cert, issuer_key, issuer_key.algorithm.label.encode() + b"\0" + issuer_key.raw_bytes()
+    )
+
+
+def _verify_signature(cert: DiceCertificate, issuer_key: PublicKey, issuer_id: bytes) -> None:
+    """:func:`verify_signature`, remembered by ``issuer_id``: the key's algorithm and raw
+    bytes, or (from :func:`verify_chain`) ``certificate\\0`` and the issuer certificate's
+    DER, which holds the key (and spares encoding its point, ~45 us for P-384)."""
     entry = _SIG_ALGORITHMS.get(cert.signature_algorithm_oid)
     if entry is None:
         raise BadSignature(f"unsupported signature algorithm {cert.signature_algorithm_oid}")
     name, algorithms = entry
     if issuer_key.algorithm not in algorithms:
         raise BadSignature(f"{name} signature cannot be made by a {issuer_key.algorithm.label} key")
-    verified = hashlib.sha256(
-        issuer_key.algorithm.label.encode() + b"\0" + issuer_key.raw_bytes() + b"\0" + cert.der
-    ).digest()
+    verified = hashlib.sha256(issuer_id + b"\0" + cert.der).digest()
     if verified in _VERIFIED:
         return
     signature = cert.signature
@@ -702,10 +734,11 @@ def verify_signature(cert: DiceCertificate, issuer_key: PublicKey) -> None:
             del _VERIFIED[next(iter(_VERIFIED))]
 
 
-# Signatures verified already: SHA-256 of the issuer key's algorithm and bytes and the
-# certificate's DER. The same certificate under the same key verifies the same way every time
-# (a vendor CA's self-signature, a node's IDevID at each re-attestation); only successes are
-# remembered.
+# Signatures verified already: SHA-256 of the issuer key's algorithm and bytes, or of the
+# issuer certificate's DER (the parser reads a certificate's key from it; the two forms never
+# collide: no algorithm label is "certificate"), and the certificate's DER. The same
+# certificate under the same key verifies the same way every time (a vendor CA's
+# self-signature, a node's IDevID at each re-attestation); only successes are remembered.
 _VERIFIED: dict[bytes, None] = {}
 _VERIFIED_LOCK = threading.Lock()
 _VERIFIED_MAX = 4096
@@ -748,7 +781,7 @@ def verify_chain(chain: Sequence[DiceCertificate]) -> None:
                 f"chain element {position}: the authority key identifier {aki.hex()} is not "
                 f"the issuer's subject key identifier {ski.hex()}"
             )
-        verify_signature(cert, issuer.public_key)
+        _verify_signature(cert, issuer.public_key, b"certificate\0" + issuer.der)
         previous = cert
     _check_path_lengths(chain)
 
