@@ -1,14 +1,17 @@
 """Every ``ironroot …`` command shown in README.md and docs/*.md parses with the real CLI.
 
-Users copy commands from the docs. Each command line in a fenced code block or an inline code
-span is checked, without running it, against the parser ``ironroot.cli._main.build_parser``
-builds: its group and verb exist, every option it uses is one that verb accepts, and an option
-that takes no value is given none. Doc conventions are understood: ``$ `` prompts, ``\\``
-continuations, ``<placeholders>``, ``[optional]`` brackets, ``a|b`` alternatives, ``…``/``...``
-elisions (an elided verb path means "some verb under here"), pipes, redirections, ``$(...)``,
-``<(...)``, here-documents and ``# comments`` (a comment or a non-shell block is read as prose:
-there ``ironroot`` starts a command only before a known group). In a block that uses ``$ ``
-prompts, the lines without one are output and are skipped.
+Users copy commands from the docs. Each command line in a code block (fenced or indented) or an
+inline code span is checked, without running it, against the parser
+``ironroot.cli._main.build_parser`` builds: its group and verb exist, every option it uses is
+one that verb accepts, an option that takes no value is given none, a value shown for an
+argument with choices is one of them, and no more positional arguments are given than the verb
+takes. Doc conventions are understood: ``$ `` prompts, ``\\`` continuations,
+``<placeholders>``, ``[optional]`` brackets, ``a|b`` alternatives, ``…``/``...`` elisions (an
+elided verb path means "some verb under here"), pipes, redirections, ``$(...)``, ``<(...)``,
+here-documents and ``# comments`` (a comment or a non-shell block is read as prose: there
+``ironroot`` starts a command only before a known group). In a block that uses ``$ `` prompts,
+the lines without one are output and are skipped. All problems are reported at once, each as
+``file:line: problem``.
 """
 
 from __future__ import annotations
@@ -286,6 +289,21 @@ def _options(parsers: list[argparse.ArgumentParser]) -> dict[str, argparse.Actio
     return {s: a for p in parsers for a in p._actions for s in a.option_strings}
 
 
+def _not_chosen(action: argparse.Action, values: list[str], what: str) -> list[str]:
+    """A value shown that is none of ``action``'s choices (``a|b``: each; placeholders and
+    ``$VARIABLES`` are any value)."""
+    if action.choices is None:
+        return []
+    choices = {str(c) for c in action.choices}
+    shown = [
+        alt
+        for value in values
+        if not _PATH_PLACEHOLDER.match(value) and "$" not in value and value not in _ELISIONS
+        for alt in value.split("|")
+    ]
+    return [f"{what} does not take {alt!r}" for alt in shown if alt not in choices]
+
+
 def _positional_slots(parser: argparse.ArgumentParser) -> list[argparse.Action]:
     """The positional arguments of ``parser``, one per word, up to the first of many words."""
     slots: list[argparse.Action] = []
@@ -361,12 +379,16 @@ def _check_from(node: argparse.ArgumentParser, words: list[str], where: str) -> 
                 if valued and not all(f"-{ch}" in accepted for ch in bundled or "?"):
                     problems.append(f"{where}: {name} of {_prog(node)} takes no value ({word})")
                 continue
+            values = [word.partition("=")[2]] if eq else []
             if not eq and k < len(words):
                 if action.nargs in ("*", "+"):
                     while k < len(words) and not words[k].startswith("-"):
+                        values.append(words[k])
                         k += 1
                 elif action.nargs != "?" or not words[k].startswith("-"):
+                    values.append(words[k])
                     k += 1
+            problems += _not_chosen(action, values, f"{where}: {name} of {_prog(node)}")
             continue
         children = _subparsers(node)
         if children and candidates == [node]:
@@ -383,11 +405,7 @@ def _check_from(node: argparse.ArgumentParser, words: list[str], where: str) -> 
                         problems += _check_from(children[alt], words[k:], where)
                 return problems
         if not elided and positionals < len(slots := _positional_slots(node)):
-            choices = slots[positionals].choices
-            if choices is not None and not _PATH_PLACEHOLDER.match(word):
-                for alt in word.split("|"):
-                    if alt not in choices:
-                        problems.append(f"{where}: {_prog(node)} does not take {alt!r}")
+            problems += _not_chosen(slots[positionals], [word], f"{where}: {_prog(node)}")
         positionals += 1
     if not elided and len(candidates) == 1 and positionals > _max_positionals(node):
         problems.append(
@@ -440,7 +458,8 @@ dir = "hsm"   # ironroot hsm init --dri …
 ```
 
 Or `ironroot hsm ... --no-such-flag FILE` and `ironroot hsm verifier add|remve|list`;
-`ironroot completion bash|tcsh` and `ironroot dashboard passwrd --data dc`.
+`ironroot completion bash|tcsh` and `ironroot dashboard passwrd --data dc`;
+`ironroot hsm key generate --type EC-P385 --label k`.
 
 ### Indented
 
@@ -462,5 +481,6 @@ def test_a_misspelt_option_in_a_sample_is_named_with_its_line() -> None:
         "sample.md:16: `ironroot hsm verifier` has no verb 'remve'",
         "sample.md:17: `ironroot completion` does not take 'tcsh'",
         "sample.md:17: `ironroot dashboard` has no verb 'passwrd'",
-        "sample.md:21: `ironroot serve` has no option --replicaa",
+        "sample.md:18: --type of `ironroot hsm key generate` does not take 'EC-P385'",
+        "sample.md:22: `ironroot serve` has no option --replicaa",
     ]
