@@ -699,22 +699,15 @@ def verify_signature(cert: DiceCertificate, issuer_key: PublicKey) -> None:
     For a CSR pass its own key (``csr.public_key``) to check proof of possession. Returns
     ``None`` or raises ``BadSignature`` (also when the key cannot make this kind of signature).
     """
-    _verify_signature(
-        cert, issuer_key, issuer_key.algorithm.label.encode() + b"\0" + issuer_key.raw_bytes()
-    )
-
-
-def _verify_signature(cert: DiceCertificate, issuer_key: PublicKey, issuer_id: bytes) -> None:
-    """:func:`verify_signature`, remembered by ``issuer_id``: the key's algorithm and raw
-    bytes, or (from :func:`verify_chain`) ``certificate\\0`` and the issuer certificate's
-    DER, which holds the key (and spares encoding its point, ~45 us for P-384)."""
     entry = _SIG_ALGORITHMS.get(cert.signature_algorithm_oid)
     if entry is None:
         raise BadSignature(f"unsupported signature algorithm {cert.signature_algorithm_oid}")
     name, algorithms = entry
     if issuer_key.algorithm not in algorithms:
         raise BadSignature(f"{name} signature cannot be made by a {issuer_key.algorithm.label} key")
-    verified = hashlib.sha256(issuer_id + b"\0" + cert.der).digest()
+    verified = hashlib.sha256(
+        issuer_key.algorithm.label.encode() + b"\0" + issuer_key.raw_bytes() + b"\0" + cert.der
+    ).digest()
     if verified in _VERIFIED:
         return
     signature = cert.signature
@@ -734,11 +727,10 @@ def _verify_signature(cert: DiceCertificate, issuer_key: PublicKey, issuer_id: b
             del _VERIFIED[next(iter(_VERIFIED))]
 
 
-# Signatures verified already: SHA-256 of the issuer key's algorithm and bytes, or of the
-# issuer certificate's DER (the parser reads a certificate's key from it; the two forms never
-# collide: no algorithm label is "certificate"), and the certificate's DER. The same
-# certificate under the same key verifies the same way every time (a vendor CA's
-# self-signature, a node's IDevID at each re-attestation); only successes are remembered.
+# Signatures verified already: SHA-256 of the issuer key's algorithm and bytes and the
+# certificate's DER. The same certificate under the same key verifies the same way every time
+# (a vendor CA's self-signature, a node's IDevID at each re-attestation); only successes are
+# remembered.
 _VERIFIED: dict[bytes, None] = {}
 _VERIFIED_LOCK = threading.Lock()
 _VERIFIED_MAX = 4096
@@ -781,7 +773,7 @@ def verify_chain(chain: Sequence[DiceCertificate]) -> None:
                 f"chain element {position}: the authority key identifier {aki.hex()} is not "
                 f"the issuer's subject key identifier {ski.hex()}"
             )
-        _verify_signature(cert, issuer.public_key, b"certificate\0" + issuer.der)
+        verify_signature(cert, issuer.public_key)
         previous = cert
     _check_path_lengths(chain)
 
