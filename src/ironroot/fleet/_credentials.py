@@ -132,7 +132,6 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from pyasn1.codec.der import decoder as der_decoder
 from pyasn1.codec.der import encoder as der_encoder
-from pyasn1.error import PyAsn1Error
 from pyasn1.type import char, constraint, namedtype, namedval, univ
 
 from ironroot._fileio import make_dirs, read_limited, write_atomic
@@ -169,6 +168,7 @@ from ironroot.errors import (
 from ironroot.fleet._files import write_files
 from ironroot.fleet._sqlite import SqliteFile
 from ironroot.hsm import seal, unseal
+from ironroot.rot import ASN1_DECODE_ERRORS
 
 if TYPE_CHECKING:
     from ironroot.fleet._fleet import Fleet
@@ -224,18 +224,6 @@ _KEY_INFO: Final = b"ironroot-fleet-credential-key/1\x00"
 _MAX_SEALED: Final = 64 * 1024
 _MAX_CREDENTIAL: Final = 64 * 1024
 _MAX_CRL: Final = 16 * 1024 * 1024
-# What pyasn1 raises on hostile input: its own error and, from deep in its decoder, plain
-# Python ones (an over-long length is an OverflowError, a truncated header an IndexError).
-_DECODE_ERRORS: Final = (
-    PyAsn1Error,
-    IndexError,
-    KeyError,
-    OverflowError,
-    ValueError,
-    TypeError,
-    UnicodeError,
-    RecursionError,
-)
 
 
 # --- the extension ------------------------------------------------------------------------------
@@ -298,7 +286,7 @@ def _decode_extension(data: bytes) -> tuple[str, str, str, str]:
             PLANES[int(value["plane"])],
             str(value["earId"]),
         )
-    except _DECODE_ERRORS as exc:
+    except ASN1_DECODE_ERRORS as exc:
         raise MalformedCertificate(f"the fleet credential extension does not parse: {exc}") from exc
 
 
@@ -317,7 +305,7 @@ def _decode_operator(data: bytes) -> str:
         if rest or bytes(der_encoder.encode(value)) != data:
             raise MalformedCertificate("the fleet operator extension is not canonical DER")
         return str(value["operator"])
-    except _DECODE_ERRORS as exc:
+    except ASN1_DECODE_ERRORS as exc:
         raise MalformedCertificate(f"the fleet operator extension does not parse: {exc}") from exc
 
 

@@ -75,7 +75,6 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from pyasn1.codec.der import decoder as der_decoder
-from pyasn1.error import PyAsn1Error
 from pyasn1.type import univ
 
 from ironroot.attestation.evidence._certs import (
@@ -103,6 +102,7 @@ from ironroot.errors import (
     MalformedInput,
     UnsupportedAlgorithm,
 )
+from ironroot.rot import ASN1_DECODE_ERRORS
 from ironroot.spdm import MeasurementHashAlgo, MeasurementReport, check_report_signature
 
 __all__ = [
@@ -565,8 +565,7 @@ def _leaf_fwid(leaf: x509.Certificate) -> bytes | None:
             and isinstance(alg, univ.ObjectIdentifier)
             and isinstance(digest, univ.OctetString)
         )
-    except (PyAsn1Error, TypeError, IndexError, KeyError, OverflowError, ValueError) as exc:
-        # OverflowError: a DER length over what the host can index (pyasn1 lets it through)
+    except ASN1_DECODE_ERRORS as exc:  # an over-long DER length is an OverflowError
         raise EndorsementMismatch("the GPU certificate's CompositeDeviceID does not parse") from exc
     if not ok:
         raise EndorsementMismatch("the GPU certificate's CompositeDeviceID does not parse")
