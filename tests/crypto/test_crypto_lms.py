@@ -30,6 +30,7 @@ from ironroot.errors import (
     StorageError,
     UnsupportedAlgorithm,
 )
+from stale_files import stale_temporary
 
 H5 = "SHA256-N24-H5-W4"
 
@@ -370,6 +371,39 @@ def test_a_hard_linked_state_file_is_refused(tmp_path: Path, key: LmsPrivateKey)
     assert LmsPrivateKey.load(key.path).remaining() == 32
     twin.unlink()
     assert _leaf(LmsPrivateKey.load(key.path).sign(b"y")) == 0
+
+
+def test_signing_removes_the_key_s_own_stale_temporaries_and_nothing_else(
+    tmp_path: Path, key: LmsPrivateKey
+) -> None:
+    """A ``write_atomic`` of the state file killed before its rename leaves a whole copy of
+    the key (``.lms.key.XXXXXXXX.tmp``): the next signature deletes it. Another file's
+    temporary beside it (which may be a write under way) and every look-alike that
+    ``write_atomic`` never makes (capitals, a dash, 7 or 9 characters, a folder, a link)
+    stay."""
+    stale = [stale_temporary(tmp_path, "lms.key") for _ in range(2)]
+    others = [
+        stale_temporary(tmp_path, "other.key"),
+        stale_temporary(tmp_path, "lms.key.x"),  # .lms.key.x.XXXXXXXX.tmp: not this key's
+        stale_temporary(tmp_path, "lms"),  # .lms.XXXXXXXX.tmp
+    ]
+    for name in (
+        ".lms.key.ABCD1234.tmp",
+        ".lms.key.abcd-234.tmp",
+        ".lms.key.abcd123.tmp",
+        ".lms.key.abcd12345.tmp",
+        "lms.key.abcd1234.tmp",
+        ".lms.key.abcd1234.tmp.bak",
+    ):
+        (tmp_path / name).write_bytes(b"keep me")
+        others.append(tmp_path / name)
+    (tmp_path / ".lms.key.dir12345.tmp").mkdir()
+    (tmp_path / ".lms.key.link1234.tmp").symlink_to(tmp_path / "elsewhere")
+    assert _leaf(key.sign(b"x")) == 0
+    assert not any(p.exists() for p in stale)
+    assert all(p.read_bytes() in (b"keep me", b"half a key") for p in others)
+    assert (tmp_path / ".lms.key.dir12345.tmp").is_dir()
+    assert (tmp_path / ".lms.key.link1234.tmp").is_symlink()
 
 
 @pytest.mark.parametrize(

@@ -54,7 +54,7 @@ from typing import Any, Final
 import cbor2
 from pyhsslms import pyhsslms as _hss
 
-from ironroot._fileio import write_atomic
+from ironroot._fileio import is_write_temporary, write_atomic
 from ironroot.crypto._algorithms import Algorithm
 from ironroot.crypto._keys import ALG, KID, KTY, KTY_HSS_LMS, PUB, cose_int, cose_key_thumbprint
 from ironroot.errors import (
@@ -417,26 +417,23 @@ def _locked(path: Path) -> Iterator[int]:
         os.close(fd)
 
 
-_TEMP_RANDOM: Final = 8  # the random part of a tempfile.mkstemp name (write_atomic's temp files)
-
-
 def _remove_stale_copies(path: Path) -> None:
     """Delete the temp files a signer killed inside :func:`write_atomic` left beside ``path``.
 
-    Each is ``.<name>.<8 random characters>.tmp`` and a whole copy of the key, seed and all:
-    a clone that would sign with leaves the real file goes on to use. Called with the state
-    file locked, when no write of it is under way (a writer holds the lock until its temp file
-    has been renamed into place)."""
-    prefix = f".{path.name}."
-    size = len(prefix) + _TEMP_RANDOM + len(".tmp")
+    Each is ``.<name>.<8 random characters>.tmp`` (:func:`is_write_temporary`) and a whole
+    copy of the key, seed and all: a clone that would sign with leaves the real file goes on
+    to use. Only this file's: another file's beside it may be a write under way. Called with
+    the state file locked, when no write of it is under way (a writer holds the lock until
+    its temp file has been renamed into place)."""
+    own = f".{path.name}"
     try:
         with os.scandir(path.parent) as entries:
             stale = [
                 entry.path
                 for entry in entries
-                if len(entry.name) == size
-                and entry.name.startswith(prefix)
-                and entry.name.endswith(".tmp")
+                if is_write_temporary(entry.name)
+                # less ".XXXXXXXX.tmp" (whose 8 characters hold no dot): ".<name>"
+                and entry.name.rpartition(".")[0].rpartition(".")[0] == own
                 and entry.is_file(follow_symlinks=False)
             ]
     except PermissionError:  # a folder its owner may write but not list: nothing to find
