@@ -653,3 +653,42 @@ def test_concurrent_issues_into_one_directory_record_one_credential(
     assert key.public_key.to_der() == held.public_key().public_bytes(
         Encoding.DER, PublicFormat.SubjectPublicKeyInfo
     )
+
+
+def _out_of_length(parent: Path, length: int) -> Path:
+    """A folder path beneath ``parent`` exactly ``length`` characters long (names of at most
+    200 characters; the folders are not made)."""
+    out = parent
+    while len(str(out)) < length:
+        out /= "d" * min(200, length - len(str(out)) - 1)
+    assert len(str(out)) == length
+    return out
+
+
+def test_an_issue_whose_certificate_cannot_be_written_revokes_it_and_leaves_no_key(
+    site: Site, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The key is written, then the certificate cannot be: its temporary file's path
+    (``.operator.cert.pem.XXXXXXXX.tmp``) is past the system's 4,095 characters where the key's
+    is not. The credential just recorded is revoked (nobody holds it: listed on the CRL) and
+    the key file removed, and the error is the write's. The operator's other credential
+    stays good: only the one just issued is revoked."""
+    _, held = site.authority.issue_operator("ursula", now=NOW)
+    out = _out_of_length(tmp_path, 4095 - len("/operator.key.pem"))
+    code, failed = _issue_into(site, capsys, "ursula", out)
+    assert (code, failed["error"]["code"]) == (1, "storage")  # type: ignore[index]
+    assert "File name too long" in failed["error"]["message"]  # type: ignore[index]
+    recorded = {c.serial: c for c in site.authority.credentials.of_node("operator:ursula")}
+    assert not recorded.pop(held.serial).revoked
+    ((serial, dropped),) = recorded.items()
+    assert dropped.reason == "not delivered: its files could not be written"
+    crl = x509.load_der_x509_crl(site.authority.crl(now=NOW))
+    assert {int(serial, 16)} == {r.serial_number for r in crl} & {
+        int(serial, 16),
+        int(held.serial, 16),
+    }
+    assert list(out.iterdir()) == []
+    # revoked once: a second revocation of the serial (or of one never issued) does nothing
+    assert not site.authority.credentials.revoke(serial, "again", now=NOW)
+    assert not site.authority.credentials.revoke("00", "never issued", now=NOW)
+    assert site.authority.credentials.status(serial).reason == dropped.reason  # type: ignore[union-attr]

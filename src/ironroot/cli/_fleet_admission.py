@@ -30,7 +30,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import datetime as dt
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -42,6 +45,8 @@ from ironroot.errors import ConfigError
 __all__ = ["register_admission"]
 
 _ROOT_SUFFIXES = (".pem", ".crt", ".cer", ".der")
+_NOT_DELIVERED = "not delivered: its files could not be written"
+_log = logging.getLogger("ironroot.fleet")
 
 
 def _fleet_option(parser: argparse.ArgumentParser) -> None:
@@ -402,6 +407,7 @@ def _operator_issue(args: argparse.Namespace) -> int:
     # The key file is taken (created 0600, never replacing) before the credential is issued:
     # of issues into one folder at once, one goes on, the others issue nothing.
     key_path = out / names[0]
+    now = now_or(args.at)
     try:
         reserved = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     except FileExistsError as exc:
@@ -412,22 +418,29 @@ def _operator_issue(args: argparse.Namespace) -> int:
         try:
             os.fchmod(reserved, 0o600)
             key, credential = authority.issue_operator(
-                args.operator, now=now_or(args.at), lifetime=args.lifetime
+                args.operator, now=now, lifetime=args.lifetime
             )
         except BaseException:  # nothing issued: the folder is left as it was
+            os.close(reserved)
             key_path.unlink(missing_ok=True)
             raise
-        pem = memoryview(key.to_pem())
-        while pem:
-            pem = pem[os.write(reserved, pem) :]
-        os.fsync(reserved)
-    except OSError as exc:
-        raise StorageError(f"{out}: {exc.strerror or exc}") from exc
-    finally:
-        os.close(reserved)
-    try:
-        write_atomic(out / names[1], credential.pem, mode=0o644, exclusive=True)
-        write_atomic(out / names[2], authority.ca.pem, mode=0o644, exclusive=True)
+        # Issued and recorded: from here a failure takes the credential back (revoked, so
+        # that none stays recorded that nobody holds) and removes the files written for it.
+        made = [key_path]
+        try:
+            try:
+                pem = memoryview(key.to_pem())
+                while pem:
+                    pem = pem[os.write(reserved, pem) :]
+                os.fsync(reserved)
+            finally:
+                os.close(reserved)
+            for name, data in ((names[1], credential.pem), (names[2], authority.ca.pem)):
+                write_atomic(out / name, data, mode=0o644, exclusive=True)
+                made.append(out / name)
+        except BaseException:
+            _undo_operator_issue(authority, credential.serial, made, now=now)
+            raise
     except OSError as exc:
         raise StorageError(f"{out}: {exc.strerror or exc}") from exc
     if args.json:
@@ -439,6 +452,22 @@ def _operator_issue(args: argparse.Namespace) -> int:
             f"until {until}, in {out}"
         )
     return 0
+
+
+def _undo_operator_issue(
+    authority: Any, serial: str, made: list[Path], *, now: dt.datetime
+) -> None:
+    """Take back an operator credential whose files could not all be written: revoke
+    ``serial`` (only it: the operator's other credentials stay good) and remove the files
+    ``made`` for it. Best effort, under the error that brought it here: a failure of its own
+    is logged, not raised over that error."""
+    try:
+        authority.credentials.revoke(serial, _NOT_DELIVERED, now=now)
+    except Exception:  # the store failed too: the operator must revoke it by hand
+        _log.exception("credential %s could not be revoked: revoke the operator", serial)
+    for path in made:
+        with contextlib.suppress(OSError):
+            path.unlink(missing_ok=True)
 
 
 def _own_folder(out: Path) -> None:

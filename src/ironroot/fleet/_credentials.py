@@ -1045,6 +1045,19 @@ class CredentialStore:
             )
         return serials
 
+    def revoke(self, serial: str, reason: str, *, now: dt.datetime) -> bool:
+        """Revoke the one credential ``serial``; whether it was revoked here (not: it is
+        unknown or was revoked already, its first revocation kept). Where
+        :meth:`revoke_node` revokes all a holder has, this takes back one issue that went
+        wrong, leaving the holder's others be."""
+        with self._tx() as db:
+            done = db.execute(
+                "UPDATE credentials SET revoked_at = ?, reason = ? "
+                "WHERE serial = ? AND revoked_at IS NULL",
+                (_text(now), reason, serial),
+            ).rowcount
+        return done == 1
+
     def status(self, serial: str) -> CredentialStatus | None:
         with self._read() as db:
             row = db.execute(
