@@ -178,6 +178,7 @@ def test_extension_builders_carry_the_tcg_oids() -> None:
 def test_public_surface() -> None:
     assert sorted(ironroot.rot.dice.__all__) == sorted(
         [
+            "ASN1_DECODE_ERRORS",
             "KEY_PURPOSE_OIDS",
             "ML_DSA_87_OID",
             "MULTI_TCB_INFO_OID",

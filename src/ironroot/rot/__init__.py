@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING
 from ironroot._lazy import lazy_package
 
 if TYPE_CHECKING:
-    from ironroot.rot._asn1 import DECODE_ERRORS as ASN1_DECODE_ERRORS
     from ironroot.rot._boot import (
         PCR_COUNT,
         BootResult,
@@ -33,6 +32,7 @@ if TYPE_CHECKING:
         verify_quote,
     )
     from ironroot.rot.dice import (
+        ASN1_DECODE_ERRORS,
         KEY_PURPOSE_OIDS,
         ML_DSA_87_OID,
         MULTI_TCB_INFO_OID,

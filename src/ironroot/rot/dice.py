@@ -77,6 +77,7 @@ from ironroot.errors import (
     MalformedInput,
 )
 from ironroot.rot import _asn1
+from ironroot.rot._asn1 import DECODE_ERRORS as ASN1_DECODE_ERRORS
 from ironroot.rot._dice_ext import (
     build_key_purpose_extension,
     build_multi_tcb_info_extension,
@@ -110,6 +111,7 @@ from ironroot.rot._dice_values import (
 )
 
 __all__ = [
+    "ASN1_DECODE_ERRORS",
     "KEY_PURPOSE_OIDS",
     "ML_DSA_87_OID",
     "MULTI_TCB_INFO_OID",
