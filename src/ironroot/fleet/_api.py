@@ -397,8 +397,8 @@ def plane_app(
 
     async def place(request: Request) -> Response:
         _operator(await caller(request), "placing a VM")  # a node sends no body
-        credential, body = await caller_and_body(request)
-        operator = _operator(credential, "placing a VM")
+        body = await _json_body(request)
+        operator = _operator(await caller(request), "placing a VM")  # as it acts (below)
         vm, target = body.get("vm"), body.get("node")
         if (
             not isinstance(vm, str)

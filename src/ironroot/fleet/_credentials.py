@@ -460,12 +460,24 @@ def _opaque(cert: x509.Certificate, oid: x509.ObjectIdentifier, what: str) -> by
     return value.value
 
 
+def _extension_values(cert: x509.Certificate) -> tuple[bytes | None, bytes | None]:
+    """The values of ``cert``'s fleet credential and fleet operator extensions (``None`` for
+    the one it lacks); a certificate carrying both is malformed."""
+    node = _opaque(cert, _OID, "fleet credential")
+    operator = _opaque(cert, _OPERATOR_OID, "fleet operator")
+    if node is not None and operator is not None:
+        raise MalformedCertificate("a credential is a node's or an operator's, not both")
+    return node, operator
+
+
 def _credential_of(cert: x509.Certificate) -> Credential:
-    data = _opaque(cert, _OID, "fleet credential")
+    return _node_credential(cert, _extension_values(cert)[0])
+
+
+def _node_credential(cert: x509.Certificate, data: bytes | None) -> Credential:
+    """The node credential ``cert`` is, ``data`` its fleet credential extension's value."""
     if data is None:
         raise MalformedCertificate("the certificate carries no single fleet credential extension")
-    if _opaque(cert, _OPERATOR_OID, "fleet operator") is not None:
-        raise MalformedCertificate("a credential is a node's or an operator's, not both")
     node, node_class, plane, ear_id = _decode_extension(data)
     if (
         not _NAME.fullmatch(node)
@@ -479,12 +491,8 @@ def _credential_of(cert: x509.Certificate) -> Credential:
     return Credential.of(cert, node, node_class, plane, ear_id)
 
 
-def _operator_of(cert: x509.Certificate) -> OperatorCredential:
-    data = _opaque(cert, _OPERATOR_OID, "fleet operator")
-    if data is None:
-        raise MalformedCertificate("the certificate carries no fleet operator extension")
-    if _opaque(cert, _OID, "fleet credential") is not None:
-        raise MalformedCertificate("a credential is a node's or an operator's, not both")
+def _operator_credential(cert: x509.Certificate, data: bytes) -> OperatorCredential:
+    """The operator credential ``cert`` is, ``data`` its fleet operator extension's value."""
     operator = _decode_operator(data)
     if not _NAME.fullmatch(operator):
         raise MalformedCertificate("the fleet operator extension names a malformed operator")
@@ -1131,11 +1139,12 @@ def check_caller(
     credential: Credential | OperatorCredential
     try:
         cert = load_certificate(presented, what="client certificate")
-        if _opaque(cert, _OPERATOR_OID, "fleet operator") is not None:
-            credential = _operator_of(cert)
+        node, operator = _extension_values(cert)
+        if operator is not None:
+            credential = _operator_credential(cert, operator)
             _OPERATOR_EXTENSIONS.check(cert)
         else:
-            credential = _credential_of(cert)
+            credential = _node_credential(cert, node)
             _CREDENTIAL_EXTENSIONS.check(cert)
     except (MalformedCertificate, ChainNotTrusted) as exc:
         raise CredentialRejected(
