@@ -22,7 +22,14 @@ if TYPE_CHECKING:
         MemberEntry,
         seal_nonce,
     )
-    from ironroot.audit._export import AuditExport, collect_export, export_bundle, spdm_nonce
+    from ironroot.audit._export import (
+        NODE_CHANGED,
+        AuditExport,
+        collect_export,
+        export_bundle,
+        export_sealed,
+        spdm_nonce,
+    )
     from ironroot.audit._proofs import PROOFS_FORMAT, LogProofs
     from ironroot.audit._report import (
         STEP_STATUSES,
@@ -37,6 +44,7 @@ if TYPE_CHECKING:
 __all__ = [
     "BUNDLE_FORMAT",
     "INDEX_FORMAT",
+    "NODE_CHANGED",
     "PROOFS_FORMAT",
     "STEP_STATUSES",
     "AuditBundle",
@@ -51,6 +59,7 @@ __all__ = [
     "check_bundle",
     "collect_export",
     "export_bundle",
+    "export_sealed",
     "render_console",
     "render_html",
     "seal_nonce",

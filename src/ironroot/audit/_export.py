@@ -75,7 +75,13 @@ from ironroot.audit._bundle import (
 from ironroot.audit._proofs import fetch_log
 from ironroot.cose import Receipt, TransparentStatement, encode_cbor
 from ironroot.crypto import Algorithm
-from ironroot.errors import ConfigError, InputUnavailable, IronrootError, LimitExceeded
+from ironroot.errors import (
+    ConfigError,
+    Conflict,
+    InputUnavailable,
+    IronrootError,
+    LimitExceeded,
+)
 from ironroot.fleet import (
     ADMISSION_DIR,
     PLANES,
@@ -101,10 +107,13 @@ from ironroot.platform import (
 from ironroot.rot import Device
 
 __all__ = [
+    "EXPORT_ATTEMPTS",
+    "NODE_CHANGED",
     "AuditExport",
     "collect_export",
     "credential_ear_members",
     "export_bundle",
+    "export_sealed",
     "spdm_nonce",
 ]
 
@@ -163,6 +172,10 @@ class AuditExport:
     nonce: bytes
     members: Mapping[str, tuple[bytes, str]]
     absent: Mapping[str, str] = field(default_factory=dict)
+    journaled: int | None = None
+    """The node's journal counter when the collection began (:func:`collect_export`): every
+    boot, update step and recovery moves it, so :meth:`seal` given the node can tell that
+    nothing the members show changed before the seal."""
 
     def __post_init__(self) -> None:
         for name in (*self.members, *self.absent):
@@ -206,14 +219,32 @@ class AuditExport:
                 new_absent[name] = reason
         return dataclasses.replace(self, members=new_members, absent=new_absent)
 
-    def seal(self, rot: Device) -> bytes:
+    def seal(self, rot: Device, *, node: Platform | None = None) -> bytes:
         """The bundle file: the index sealed by ``rot`` (the node's root of trust).
         ``LimitExceeded`` before anything is signed when ``audit verify`` could not read the
-        bundle back (over 1,024 members, an index over its limits, over 1 GiB)."""
+        bundle back (over 1,024 members, an index over its limits, over 1 GiB).
+
+        ``node``: the node's platform. The seal then holds the node (no boot, update or
+        recovery runs while the RoT quotes) and is made only when the node's journal is where
+        it was when the collection began; else ``Conflict`` ``node-changed-during-export``
+        and nothing is signed (the members may show two states of the node: collect again)."""
         members = {n: d for n, (d, _t) in self.members.items()}
         index = self.index().encode()
         check_limits(index, members)
-        quote = rot.quote(seal_nonce(index))
+        if node is None:
+            quote = rot.quote(seal_nonce(index))
+        else:
+            with node.rot(device=rot) as held:
+                history = held.journal.history
+                now = history[-1].ctr if history else 0
+                if self.journaled is None or now != self.journaled:
+                    raise Conflict(
+                        f"{self.node} changed while it was exported (journal at "
+                        f"{self.journaled}, now {now}: a boot, update or recovery ran): "
+                        "export again",
+                        code=NODE_CHANGED,
+                    )
+                quote = rot.quote(seal_nonce(index))
         data = AuditBundle(index, members, quote).encode()
         if len(data) > MAX_BUNDLE_BYTES:
             raise LimitExceeded(
@@ -221,6 +252,30 @@ class AuditExport:
                 f"{MAX_BUNDLE_BYTES}"
             )
         return data
+
+
+NODE_CHANGED: Final = "node-changed-during-export"
+"""The ``Conflict`` code of a seal whose node changed after the collection began."""
+
+EXPORT_ATTEMPTS: Final = 3
+"""How many times :func:`export_sealed` collects a node that keeps changing."""
+
+
+def export_sealed(
+    fleet: Fleet, node_id: str, collect: Callable[[], AuditExport]
+) -> tuple[AuditExport, bytes]:
+    """``collect()`` (a :func:`collect_export` of ``node_id``) sealed by the node's RoT while
+    the node is held and unchanged since the collection began (:meth:`AuditExport.seal`);
+    collected again when a boot, update or recovery ran meanwhile, at most
+    :data:`EXPORT_ATTEMPTS` times (then the ``Conflict``)."""
+    for attempt in range(1, EXPORT_ATTEMPTS + 1):
+        export = collect()
+        try:
+            return export, export.seal(fleet.rot(node_id), node=fleet.node(node_id))
+        except Conflict as exc:
+            if exc.code != NODE_CHANGED or attempt == EXPORT_ATTEMPTS:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _ear(
@@ -547,6 +602,9 @@ def collect_export(
     record = fleet.record_of(node_id)
     platform = fleet.node(node_id)
     rot = fleet.rot(node_id)
+    # read first: whatever changes the node after this moves the journal, and the seal sees it
+    journal = platform.journal()
+    journaled = journal[-1]["ctr"] if journal else 0
     nonce = secrets.token_bytes(32)
     members: dict[str, tuple[bytes, str]] = {}
     absent: dict[str, str] = {}
@@ -561,7 +619,7 @@ def collect_export(
     else:
         members["platform/config.json"] = (config, JSON)
     members["platform/state.json"] = (_json(platform.show()), JSON)
-    members["platform/journal.json"] = (_json(platform.journal()), JSON)
+    members["platform/journal.json"] = (_json(journal), JSON)
     members["platform/events.json"] = (_json([e.to_json() for e in platform.events()]), JSON)
 
     step("fuses and DICE chain")
@@ -679,6 +737,7 @@ def collect_export(
         nonce=nonce,
         members=members,
         absent=absent,
+        journaled=journaled,
     )
 
 
@@ -709,17 +768,22 @@ def export_bundle(
     releases: Path | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> bytes:
-    """The node's audit bundle: :func:`collect_export`, sealed by the node's RoT."""
-    export = collect_export(
-        fleet,
-        node_id,
-        logs=logs,
-        now=now,
-        ear=ear,
-        evidence=evidence,
-        releases=releases,
-        progress=progress,
-    )
-    if progress is not None:
-        progress("seal")
-    return export.seal(fleet.rot(node_id))
+    """The node's audit bundle: :func:`collect_export`, sealed by the node's RoT while the
+    node is unchanged since the collection began (:func:`export_sealed`)."""
+
+    def collect() -> AuditExport:
+        export = collect_export(
+            fleet,
+            node_id,
+            logs=logs,
+            now=now,
+            ear=ear,
+            evidence=evidence,
+            releases=releases,
+            progress=progress,
+        )
+        if progress is not None:
+            progress("seal")
+        return export
+
+    return export_sealed(fleet, node_id, collect)[1]

@@ -96,7 +96,7 @@ def register(sub: Any) -> None:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from ironroot.audit import collect_export
+    from ironroot.audit import AuditExport, collect_export, export_sealed
     from ironroot.fleet import Fleet
     from ironroot.log import HttpLogFetcher
 
@@ -104,29 +104,33 @@ def _export(args: argparse.Namespace) -> int:
     ear = read_limited(args.ear, 1024 * 1024) if args.ear else None
     now = now_or(args.at)
     fetchers = [HttpLogFetcher(url, verify=client_tls(args)) for url in args.log_url]
-    try:
+
+    def collect() -> AuditExport:
         if args.json:
-            export = collect_export(
+            return collect_export(
                 fleet, args.node, logs=fetchers, now=now, ear=ear, releases=args.releases
             )
-        else:
-            from ironroot.cli._text import rich_console
+        from ironroot.cli._text import rich_console
 
-            node = markup(args.node)  # as given: text, not markup
-            with rich_console(stderr=True).status(f"{node}: exporting") as status:
-                export = collect_export(
-                    fleet,
-                    args.node,
-                    logs=fetchers,
-                    now=now,
-                    ear=ear,
-                    releases=args.releases,
-                    progress=lambda what: status.update(f"{node}: {markup(what)}"),
-                )
+        node = markup(args.node)  # as given: text, not markup
+        with rich_console(stderr=True).status(f"{node}: exporting") as status:
+            return collect_export(
+                fleet,
+                args.node,
+                logs=fetchers,
+                now=now,
+                ear=ear,
+                releases=args.releases,
+                progress=lambda what: status.update(f"{node}: {markup(what)}"),
+            )
+
+    try:
+        # sealed while the node is held, and only if no boot or update ran since the
+        # collection began (else collected again)
+        export, data = export_sealed(fleet, args.node, collect)
     finally:
         for fetcher in fetchers:
             fetcher.close()
-    data = export.seal(fleet.rot(args.node))
     write_output(args.out, data)
     if args.json:
         summary = {
