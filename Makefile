@@ -43,14 +43,15 @@ test-deps:
 # (servers starting and stopping, subprocesses, leases, timeouts), and a third worker on two
 # cores fills that wait. Work stealing hands the tests out: integration tests come first (they
 # take seconds each), and a worker that runs dry takes half of the busiest one's queue, so
-# none idles at the end while another still has a long test ahead.
+# none idles at the end while another still has a long test ahead. The run ends with its 20
+# slowest tests (`--durations`): the suite must stay under 10 minutes on 2 cores.
 TEST_WORKERS   ?= $(shell n=$$(nproc 2>/dev/null || echo 2); echo $$(( n + n / 2 )))
 TEST_DIST      ?= worksteal
 FAST_WORKERS   ?= auto
 COVERAGE_FLOOR ?= 86
 
 test: test-deps lint typecheck
-	PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist $(TEST_DIST) \
+	PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist $(TEST_DIST) --durations=20 \
 		--cov=ironroot --cov-branch --cov-report=
 	$(BIN)/python -m coverage report --skip-covered --fail-under=$(COVERAGE_FLOOR)
 
