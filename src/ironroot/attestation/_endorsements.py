@@ -656,6 +656,10 @@ class ReferenceValues:
         (:meth:`ReferenceValue.matches`)."""
         return tuple(v for v in self.naming(mkey, digest) if not v.unchecked)
 
+    def listing(self, digest: bytes) -> tuple[ReferenceValue, ...]:
+        """The logged values, of any measurement, that list ``digest``."""
+        return tuple(self._by_digest.get(digest, ()))
+
     def naming(self, mkey: str, digest: bytes) -> tuple[ReferenceValue, ...]:
         """The logged values for measurement ``mkey`` that list ``digest`` under an algorithm
         :meth:`ReferenceValue.matches` compares, those stating what appraisal does not

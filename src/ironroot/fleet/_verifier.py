@@ -37,8 +37,12 @@ requirement's severity threshold refuses it (``max_severity = "critical"``: a re
 required, any finding passes); without one, reviews are not asked for. Each device's SPDM
 evidence is appraised with the same rules minus the SAFE ones (``fleet-device``): its
 measurement blocks are named by the platform's device layout (index 1 ``fmc``, 2
-``runtime``, 3… ``component-<n>``, the 0xEF SVN block ``firmware``), so they are compared
-with the reference values its vendor logged, and its SVN with their minimum.
+``runtime``, the 0xEF SVN block ``firmware``; from index 3, each further component in TOC
+order, named by the ``component-<id>`` whose logged value lists its digest, as the platform's
+own check matches them, else ``component-<index>``), and every block the device reports is
+compared with the reference values its vendor logged — FMC and runtime always, each further
+block when it is there (a changed third component, or a block nobody logged, is
+``executables`` 33) — and its SVN with their minimum.
 
 Appraisal (:meth:`FleetVerifier.appraise`):
 
@@ -134,6 +138,10 @@ _CACHE_SECONDS: Final = 3600
 # the parsed leaf, so ~32 MB when full): a fleet of a thousand nodes with three SPDM devices
 # each fits, so a scan re-attesting all of them finds every chain (it starts over when full).
 _SPDM_CHAINS: Final = 4096
+# A device's blocks by index (the platform's layout, docs/platform.md "Measurement blocks")
+_LAYOUT: Final = {1: "fmc", 2: "runtime"}
+_LAYOUT_NAMES: Final = frozenset(_LAYOUT.values())
+_COMPONENT: Final = "component-"
 
 Labelled = tuple[str, bytes]
 
@@ -141,7 +149,9 @@ Labelled = tuple[str, bytes]
 # --- policies -------------------------------------------------------------------------------
 
 
-def _policy(name: str, *, safe: bool, threshold: float | None) -> AppraisalPolicy:
+def _policy(
+    name: str, *, safe: bool, threshold: float | None, further: tuple[str, ...] = ()
+) -> AppraisalPolicy:
     base = DEFAULT_POLICY.to_mapping()
     drop = set() if safe else set(_SAFE_RULES)
     if safe and threshold is None:
@@ -150,7 +160,7 @@ def _policy(name: str, *, safe: bool, threshold: float | None) -> AppraisalPolic
         {
             "name": name,
             "rules": [r for r in base["rules"] if r["name"] not in drop],
-            "components": {"ironroot": ["fmc", "runtime"], "spdm": ["fmc", "runtime"]},
+            "components": {"ironroot": ["fmc", "runtime"], "spdm": ["fmc", "runtime", *further]},
             "svn_claim": {"ironroot": "firmware", "spdm": "firmware"},
             "firmware_hash": {"ironroot": "manifest"},
             "cvss_threshold": threshold if threshold is not None else 10.0,
@@ -171,10 +181,12 @@ def node_policy(klass: NodeClass) -> AppraisalPolicy:
     return _node_policy(True, requirement.refused_at)
 
 
-@lru_cache(maxsize=1)
-def device_policy() -> AppraisalPolicy:
-    """The policy each SPDM device's evidence is appraised with (module docs)."""
-    return _policy("fleet-device", safe=False, threshold=None)
+@lru_cache(maxsize=64)
+def device_policy(further: tuple[str, ...] = ()) -> AppraisalPolicy:
+    """The policy each SPDM device's evidence is appraised with (module docs): its FMC and
+    runtime, and ``further``, the names of the further components it reports, must each
+    match a logged value."""
+    return _policy("fleet-device", safe=False, threshold=None, further=further)
 
 
 # --- endorsements ---------------------------------------------------------------------------
@@ -336,14 +348,24 @@ class NodeAppraisal:
         }
 
 
-def _device_claims(claims: EvidenceClaims) -> EvidenceClaims:
-    """SPDM claims with their blocks named by the platform's device layout (module docs)."""
+def _device_claims(claims: EvidenceClaims, references: ReferenceValues) -> EvidenceClaims:
+    """SPDM claims with their blocks named by the platform's device layout (module docs): a
+    block from index 3 takes the ``component-<id>`` of a logged value that lists its digest
+    (a block's index is its place in the TOC, not the component's id), else
+    ``component-<index>``, which no logged value names."""
     measurements: dict[str, bytes] = {}
     for name, value in claims.measurements.items():
         index = int(name.rpartition(".")[2])
         if index == DEVICE_SVN_INDEX:
             continue
-        measurements[{1: "fmc", 2: "runtime"}.get(index, f"component-{index}")] = value
+        named = _LAYOUT.get(index)
+        if named is None:
+            logged = sorted(
+                {v.mkey for v in references.listing(value) if v.mkey.startswith(_COMPONENT)}
+                - measurements.keys()
+            )
+            named = logged[0] if logged else f"{_COMPONENT}{index}"
+        measurements[named] = value
     svn = claims.svns.get(f"spdm.{DEVICE_SVN_INDEX}")
     return dataclasses.replace(
         claims, measurements=measurements, svns={} if svn is None else {"firmware": svn}
@@ -487,10 +509,12 @@ class FleetVerifier:
             return appraise_failure(
                 exc, format="spdm", policy=policy, nonce=nonce, now=now
             ).submods["spdm"]
+        measured = _device_claims(claims, references)
+        further = tuple(sorted(m for m in measured.measurements if m not in _LAYOUT_NAMES))
         result = appraise(
-            _device_claims(claims),
+            measured,
             self._device_endorsements(name, root, references),
-            policy,
+            device_policy(further),
             nonce=nonce,
             now=now,
         )

@@ -1,0 +1,115 @@
+"""A device's measurement blocks beyond its FMC and runtime (index 3 and up: each further
+component of its firmware, in TOC order) are appraised like the first two: each must be a
+digest the device's logged reference values list for a ``component-<id>`` (as the platform's
+own check, :func:`ironroot.platform.measure_device`, matches them). A device whose third
+component was changed, or which reports a block nobody logged, is refused at admission; a
+device whose every component is logged is admitted."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from tests.fleet.admission_world import AdmissionWorld, admission_world, device_evidence, prepare
+from tests.platform.node_world import NOW, VENDOR, World, make_world
+
+from ironroot.attestation import AR4SI, TrustTier, verify_ear
+from ironroot.errors import AdmissionDenied
+from ironroot.firmware import Component, build_bundle, reference_statement, sign_bundle
+from ironroot.fleet import AdmissionAuthority, Fleet
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    with make_world(tmp_path_factory.mktemp("device-components")) as w:
+        yield w
+
+
+@pytest.fixture(scope="module")
+def aw(world: World) -> AdmissionWorld:
+    return admission_world(world)
+
+
+def _nic(world: World, third: bytes, *, ids: tuple[int, int, int] = (1, 2, 3)) -> bytes:
+    """NIC firmware of three components (FMC, runtime, a third), at the release's SVN."""
+    unsigned = build_bundle(
+        [
+            Component(ids[0], b"nic fmc three" * 64, version=1),
+            Component(ids[1], b"nic runtime three" * 64, version=2),
+            Component(ids[2], third, version=3),
+        ],
+        svn=3,
+        not_before=NOW - dt.timedelta(days=30),
+        not_after=NOW + dt.timedelta(days=365),
+        vendor_ecc_keys=[world.ecc.public_key],
+        vendor_pqc_keys=[world.pqc.public_key],
+        pqc_type="mldsa",
+    )
+    return sign_bundle(unsigned, world.ecc, world.pqc)
+
+
+def _logged(world: World, bundle: bytes) -> bytes:
+    model = world.model("nic")
+    statement = reference_statement(
+        bundle, world.statement_key, iss=VENDOR, sub=model, vendor=VENDOR, model=model
+    )
+    return world.trusted.register(statement).transparent_statement
+
+
+def _request(fleet: Fleet, authority: AdmissionAuthority, node: str, firmware: bytes) -> object:
+    prepared = prepare(fleet, authority, node)
+    nic = device_evidence(fleet, node, "nic", firmware, prepared.nonce)
+    devices = {**prepared.evidence.devices, "nic": nic}
+    return prepared.request(
+        evidence=dataclasses.replace(prepared.evidence, devices=devices).encode()
+    )
+
+
+def _nic_submod(authority: AdmissionAuthority, node: str) -> tuple[TrustTier, int]:
+    result = verify_ear(authority.ear(node), [authority.verifier_key], now=NOW)
+    submod = result.submods["nic"]
+    return submod.status, submod.trust_vector["executables"]
+
+
+def test_a_device_whose_every_component_is_logged_is_admitted(
+    aw: AdmissionWorld, tmp_path: Path
+) -> None:
+    fleet, authority = aw.fleet(tmp_path / "fleet", 1)
+    good = _nic(aw.world, b"nic option rom" * 64)
+    authority.add_endorsement(_logged(aw.world, good), now=NOW)
+    result = authority.admit(_request(fleet, authority, "node-0001", good), now=NOW)  # type: ignore[arg-type]
+    assert result.status == "admitted"
+    assert _nic_submod(authority, "node-0001") == (TrustTier.AFFIRMING, AR4SI.APPROVED_RUNTIME)
+
+
+def test_a_device_whose_third_component_changed_is_refused(
+    aw: AdmissionWorld, tmp_path: Path
+) -> None:
+    fleet, authority = aw.fleet(tmp_path / "fleet", 1)
+    authority.add_endorsement(_logged(aw.world, _nic(aw.world, b"nic option rom" * 64)), now=NOW)
+    # FMC and runtime are the logged ones; the third component is not
+    changed = _nic(aw.world, b"nic option rom, patched" * 64)
+    with pytest.raises(AdmissionDenied) as caught:
+        authority.admit(_request(fleet, authority, "node-0001", changed), now=NOW)  # type: ignore[arg-type]
+    assert caught.value.code == "admission-denied"
+    assert fleet.record_of("node-0001").status == "quarantined"
+    status, executables = _nic_submod(authority, "node-0001")
+    assert status is not TrustTier.AFFIRMING
+    assert executables == AR4SI.UNRECOGNIZED_RUNTIME
+    assert "component-3" in fleet.record_of("node-0001").reason
+
+
+def test_a_component_logged_under_another_id_is_matched_by_its_digest(
+    aw: AdmissionWorld, tmp_path: Path
+) -> None:
+    """A block's index is the component's place in the TOC, not its id: the platform matches
+    a block from index 3 against any ``component-<id>`` the device's values list, and so does
+    the fleet's appraisal."""
+    fleet, authority = aw.fleet(tmp_path / "fleet", 1)
+    good = _nic(aw.world, b"nic microcode" * 64, ids=(1, 2, 7))
+    authority.add_endorsement(_logged(aw.world, good), now=NOW)
+    result = authority.admit(_request(fleet, authority, "node-0001", good), now=NOW)  # type: ignore[arg-type]
+    assert result.status == "admitted"
