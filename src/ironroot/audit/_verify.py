@@ -129,7 +129,6 @@ from typing import Any, Final
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from ironroot._json import DECODER as STRICT_JSON
-from ironroot.attestation import ReferenceValues
 from ironroot.audit._bundle import AuditBundle, AuditIndex, items_within, seal_nonce
 from ironroot.audit._export import (
     CREDENTIAL_ABSENT,
@@ -174,7 +173,6 @@ from ironroot.errors import (
     PolicyRejected,
     StaleNonce,
     StorageError,
-    SvnRollback,
     UnknownIssuer,
     VerificationFailed,
 )
@@ -206,6 +204,7 @@ from ironroot.platform import (
     Pfm,
     VerifiedUpdate,
     check_recovery_images,
+    compare_device_references,
     device_measurement_blocks,
     device_references,
     on_trusted_log,
@@ -240,7 +239,6 @@ UNPAIRED: Final = (
 )
 """What a report says when the trust does not pair receipt keys with logs (a caveat, and a
 line of the ``transparency`` step)."""
-_MKEYS: Final = {1: "fmc", 2: "runtime"}
 _FUSE_VIEW: Final = frozenset(
     {
         "lifecycle",
@@ -794,37 +792,6 @@ def _measured_boot(ctx: _Context) -> list[str]:
     return lines
 
 
-def _compare_references(
-    blocks: Mapping[int, bytes], svn: int, references: ReferenceValues, vendor: str, model: str
-) -> None:
-    product = [v for v in references if v.vendor == vendor and v.model == model]
-    if not product:
-        raise EndorsementMismatch(
-            f"no reference values are logged for {model!r}", code="no-reference-values"
-        )
-    for index, digest in sorted(blocks.items()):
-        mkey = _MKEYS.get(index)
-        found = [
-            v
-            for v in product
-            if (v.mkey == mkey if mkey else v.mkey.startswith("component-")) and v.matches(digest)
-        ]
-        if not found:
-            raise EndorsementMismatch(
-                f"measurement {index} matches no logged reference value of {model!r}",
-                code="measurement-mismatch",
-            )
-        if not any(v.svn == svn for v in found):
-            raise EndorsementMismatch(
-                f"the device reports SVN {svn}, the logged release of measurement {index} "
-                "states another",
-                code="svn-mismatch",
-            )
-        floor = max((f for f in map(references.minimum_svn, found) if f), default=0)
-        if svn < floor:
-            raise SvnRollback(f"the device runs SVN {svn}, below the logged minimum {floor}")
-
-
 def _pinned(ctx: _Context, device: str) -> tuple[bytes, str, str]:
     """The SPDM root the platform pinned for ``device``, and the device's vendor and model."""
     config = ctx.json("platform/config.json")
@@ -865,7 +832,7 @@ def _spdm(ctx: _Context, device: str) -> list[str]:
         model=model,
         now=ctx.at,
     )
-    _compare_references(digests, svn, references, vendor, model)
+    compare_device_references(digests, svn, references, vendor=vendor, model=model)
     return [
         f"SPDM {verified.connection.version.label} session signed by "
         f"{verified.leaf.subject.rfc4514_string()}, chained to the root the platform pinned",

@@ -137,6 +137,7 @@ __all__ = [
     "DEVICE_SVN_INDEX",
     "DeviceMeasurement",
     "PlatformDevice",
+    "compare_device_references",
     "device_measurement_blocks",
     "device_references",
     "measure_device",
@@ -637,7 +638,7 @@ def _matching(
     )
 
 
-def _compare(
+def compare_device_references(
     components: Mapping[int, bytes],
     svn: int,
     references: ReferenceValues,
@@ -645,6 +646,10 @@ def _compare(
     vendor: str,
     model: str,
 ) -> None:
+    """Compare a device's firmware measurements (block index -> SHA-384, the SVN block
+    apart) and its reported ``svn`` with the ``references`` logged for ``vendor`` / ``model``
+    (module docs, steps 2-5): the first refusal raises its error. Shared by measuring and by
+    the offline audit of a device's session."""
     product = [v for v in references if v.vendor == vendor and v.model == model]
     if not product:
         raise EndorsementMismatch(
@@ -709,7 +714,7 @@ def measure_responder(
     try:
         blocks = _session(send, root, now, nonce, seen)
         components, svn = _layout(blocks, seen)
-        _compare(components, svn, references, vendor=vendor, model=model)
+        compare_device_references(components, svn, references, vendor=vendor, model=model)
     except IronrootError as exc:
         error = exc
     return DeviceMeasurement(
