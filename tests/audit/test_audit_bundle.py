@@ -812,3 +812,32 @@ def test_receipts_from_after_the_time_judged_at_are_refused(aw: AuditWorld, bund
         verify_log_proofs(statements, logs, now=int(NOW.timestamp()) - 86_400, **args)
     assert type(caught.value) is VerificationFailed
     assert caught.value.code == "receipt-from-the-future"
+
+
+def test_a_proven_receipt_of_a_service_the_auditor_does_not_trust_is_untrusted_service(
+    aw: AuditWorld, bundle: bytes
+) -> None:
+    # no service_issuer pinned: the keys alone decide, and a receipt signed by a key of no
+    # trusted service is named as the other steps name it, by cose, not re-coded here
+    members = AuditBundle.parse(bundle).members
+    statements = {
+        name: data
+        for name, data in members.items()
+        if re.fullmatch(r"(firmware/[a-z]+/statement-\d+|pfm/statement(-\d+)?)\.cose", name)
+    }
+    logs = [(members["transparency/0/checkpoint"], members["transparency/0/proofs.cbor"])]
+    with pytest.raises(UnknownIssuer) as caught:
+        verify_log_proofs(
+            statements,
+            logs,
+            service_keys=aw.world.untrusted.service_keys(),
+            checkpoint_keys=aw.trust().checkpoint_keys,
+            now=int(EXPORTED.timestamp()),
+        )
+    assert type(caught.value) is UnknownIssuer
+    assert caught.value.code == "untrusted-service"
+    assert re.fullmatch(
+        r"receipt \d+ of \S+ is not by the trusted transparency service \(the receipt's kid "
+        r"is not a trusted service key\)",
+        caught.value.detail,
+    ), caught.value.detail

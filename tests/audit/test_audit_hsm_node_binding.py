@@ -10,6 +10,7 @@ reaches the vendor CA through the IDevID the seal was signed under."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from tests.audit.audit_world import NODE, AuditWorld, audit_world, install_node_
 from tests.platform.node_world import NOW
 
 from ironroot.audit import AuditExport, AuditReport, check_bundle
+from ironroot.cli import main
 from ironroot.crypto import PublicKey
 from ironroot.errors import VerificationFailed
 
@@ -169,3 +171,46 @@ def test_an_hsm_certified_by_another_dpe_child_of_the_rot_is_unbound(tmp_path: P
             for line in report.step("hsm").lines
         )
         assert any(c.startswith("HSM records: nothing signed binds") for c in report.caveats)
+
+
+def test_the_requirement_on_the_command_line(
+    aw: AuditWorld,
+    collected: AuditExport,
+    keys: tuple[PublicKey, PublicKey],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``audit verify --require-hsm-node-binding`` is ``[hsm] require_node_binding = true``:
+    a bundle whose HSM nothing binds to the node exits 1 naming ``hsm-not-bound``; the
+    node's own HSM passes, and without the flag the unbound one is only reported."""
+    trust_file = aw.write_trust(tmp_path / "auditor")
+    for number, key in enumerate(keys):
+        (trust_file.parent / f"hsm-{number}.pub.pem").write_bytes(key.to_pem())
+    trust_file.write_text(
+        trust_file.read_text() + '\n[hsm]\nattestation_keys = ["hsm-0.pub.pem", "hsm-1.pub.pem"]\n'
+    )
+    bound = tmp_path / "bound.audit"
+    bound.write_bytes(collected.seal(aw.fleet.rot(NODE)))
+    spliced = collected.replace(members={**_other_hsm(aw), CHAIN: None}, absent={CHAIN: "left out"})
+    unbound = tmp_path / "unbound.audit"
+    unbound.write_bytes(spliced.seal(aw.fleet.rot(NODE)))
+    argv = ["audit", "verify", "--trust", str(trust_file), "--json"]
+    flag = "--require-hsm-node-binding"
+    capsys.readouterr()
+    assert main([*argv, str(bound), flag]) == 0
+    assert main([*argv, str(unbound)]) == 0
+    capsys.readouterr()
+    assert main([*argv, str(unbound), flag]) == 1
+    captured = capsys.readouterr()
+    error = json.loads(captured.out)["error"]
+    detail = (
+        "nothing signed binds the HSM to the node's RoT (left out): its records could be "
+        "another node's HSM's, and the trust requires the HSM bound to the node"
+    )
+    assert error == {
+        "code": "hsm-not-bound",
+        "class": "VerificationFailed",
+        "message": detail,
+        "check": "hsm:node-binding",
+    }
+    assert captured.err == f"ironroot: hsm-not-bound: hsm: {detail}\n"

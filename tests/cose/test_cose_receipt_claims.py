@@ -56,7 +56,7 @@ def test_a_receipt_naming_another_issuer_is_refused() -> None:
     with pytest.raises(UnknownIssuer) as caught:
         verify_receipt(receipt, ENTRY, KEYS, issuer=TS, now=NOW)
     assert type(caught.value) is UnknownIssuer
-    assert caught.value.code == "unknown-issuer"
+    assert caught.value.code == "untrusted-service"
     assert caught.value.detail == (
         "the receipt is issued by 'https://other.example', not by the transparency service "
         "'https://ts.example'"
@@ -69,6 +69,8 @@ def test_a_receipt_naming_no_issuer_is_refused_when_one_is_expected(
 ) -> None:
     with pytest.raises(UnknownIssuer) as caught:
         verify_receipt(receipt_with(claims), ENTRY, KEYS, issuer=TS)
+    assert type(caught.value) is UnknownIssuer
+    assert caught.value.code == "untrusted-service"
     assert caught.value.detail == (
         "the receipt names no issuer (CWT claim iss), and the transparency service "
         "'https://ts.example' is expected"

@@ -194,10 +194,15 @@ def test_an_unchecked_consistency_proof_beside_a_valid_inclusion_proof_is_refuse
 
 
 def test_unknown_kid(batch: Batch) -> None:
-    with pytest.raises(UnknownIssuer):
-        verify_receipt(batch.receipt(0), batch.entries[0], {SERVICE_PQ.kid: SERVICE_PQ.verifier()})
-    with pytest.raises(UnknownIssuer):
-        verify_receipt(batch.receipt(0), batch.entries[0], {})
+    # signed by a service the verifier does not trust: untrusted-service, as every relying
+    # party names it (unknown-issuer is a signed statement's issuer)
+    other = {SERVICE_PQ.kid: SERVICE_PQ.verifier()}
+    for keys in (other, {}):
+        with pytest.raises(UnknownIssuer) as caught:
+            verify_receipt(batch.receipt(0), batch.entries[0], keys)
+        assert type(caught.value) is UnknownIssuer
+        assert caught.value.code == "untrusted-service"
+        assert caught.value.detail == "the receipt's kid is not a trusted service key"
 
 
 def test_key_for_another_algorithm_under_the_kid(batch: Batch) -> None:
@@ -352,8 +357,9 @@ def test_transparent_with_a_bad_receipt(batch: Batch) -> None:
     with pytest.raises(BadSignature):
         verify_transparent_statement(only_wrong, KEYS, require_all=False)
     unknown = make_transparent(batch.statements[1], [batch.receipt(1)])
-    with pytest.raises(UnknownIssuer):
+    with pytest.raises(UnknownIssuer) as caught:
         verify_transparent_statement(unknown, {})
+    assert caught.value.code == "untrusted-service"
 
 
 def test_transparent_statement_errors(batch: Batch) -> None:

@@ -267,8 +267,14 @@ def test_admission_set_up_once_and_endorsements_from_a_trusted_log_only(
         authority.add_endorsement(b"not a statement", now=NOW)
     world = aw.world
     rogue = world.publish("nic", world.release("nic", "2.0").bundle, client=world.untrusted)
-    with pytest.raises(UnknownIssuer):
+    with pytest.raises(UnknownIssuer) as untrusted:
         authority.add_endorsement(rogue[-1], now=NOW)
+    assert type(untrusted.value) is UnknownIssuer
+    assert untrusted.value.code == "untrusted-service"  # no longer unknown-issuer
+    assert untrusted.value.detail == (
+        "the statement's receipts verify under no node class's transparency services (the "
+        "receipt's kid is not a trusted service key)"
+    )
     name = authority.add_endorsement(aw.bmc_rim("1.0"), now=NOW)
     assert authority.add_endorsement(aw.bmc_rim("1.0"), now=NOW) == name  # idempotent
 
@@ -758,6 +764,7 @@ def test_an_endorsement_whose_receipt_is_from_the_future_is_refused(
     with pytest.raises(UnknownIssuer) as caught:
         authority.add_endorsement(aw.bmc_rim("1.0"), now=NOW - dt.timedelta(days=1))
     assert type(caught.value) is UnknownIssuer
+    assert caught.value.code == "untrusted-service"
     assert caught.value.detail.startswith(
         "the statement's receipts verify under no node class's transparency services (the "
         "receipt is issued at "

@@ -233,8 +233,9 @@ def test_a_revocation_statement_not_from_the_log_counts_for_nothing(
         aw.world.statement_key, crl, iss=VENDOR, sub="pkg:ca/acme", content_type=CRL_CONTENT_TYPE
     )
     rogue = aw.world.untrusted.register(statement).transparent_statement
-    with pytest.raises(UnknownIssuer):
+    with pytest.raises(UnknownIssuer) as caught:
         authority.add_endorsement(rogue, now=NOW)
+    assert caught.value.code == "untrusted-service"
     assert attest_node(fleet_, "node-0001", now=LATER, authority=authority).status == "admitted"
 
 

@@ -529,7 +529,7 @@ def test_a_corim_that_is_not_on_the_log_is_refused(world: World, v1: Release) ->
 
 def test_a_corim_logged_by_an_untrusted_service_is_refused(world: World, v1: Release) -> None:
     elsewhere = world.publish(v1.bundle, service=world.untrusted)
-    _raises(UnknownIssuer, "unknown-issuer", lambda: world.references(v1.statement, elsewhere))
+    _raises(UnknownIssuer, "untrusted-service", lambda: world.references(v1.statement, elsewhere))
 
 
 def test_a_corim_published_by_an_issuer_not_allowed_is_refused(world: World, v1: Release) -> None:
@@ -630,7 +630,7 @@ def test_report_mode_passes_over_the_dates_alone(world: World, v1: Release) -> N
     for that, not taken because report mode passes over its dates."""
     untrusted = world.publish(v1.bundle, service=world.untrusted)
     _raises(
-        UnknownIssuer, "unknown-issuer", lambda: _report_references(world, untrusted, at=_LATER)
+        UnknownIssuer, "untrusted-service", lambda: _report_references(world, untrusted, at=_LATER)
     )
     other = world.publish(v1.bundle, iss=OTHER_ISS)
     _raises(
@@ -655,7 +655,7 @@ def test_report_mode_passes_over_the_dates_alone(world: World, v1: Release) -> N
 def test_no_trusted_service_trusts_nothing(world: World, v1: Release) -> None:
     _raises(
         UnknownIssuer,
-        "unknown-issuer",
+        "untrusted-service",
         lambda: device_references(
             [v1.statement],
             trust_service_keys={},
@@ -702,7 +702,7 @@ def test_remembered_reference_values_serve_exactly_the_same_inputs(
     later = NOW + dt.timedelta(days=400)
     _raises(VerificationFailed, "rim-expired", lambda: refs(now=later))
     untrusted = world.untrusted.service_keys()
-    _raises(UnknownIssuer, "unknown-issuer", lambda: refs(trust_service_keys=untrusted))
+    _raises(UnknownIssuer, "untrusted-service", lambda: refs(trust_service_keys=untrusted))
     _raises(UnknownIssuer, "publisher-not-allowed", lambda: refs(issuers=frozenset({OTHER_ISS})))
     _raises(UnknownIssuer, "publisher-not-allowed", lambda: refs(model=GPU_MODEL))
     changed = bytearray(v1.statement)

@@ -139,7 +139,7 @@ def test_verify_holds_receipts_to_the_service_issuer_given(
     capsys.readouterr()
     assert _run("statement", "verify", ts, "--service-keys", keys, "--service-issuer", TS) == 1
     assert capsys.readouterr().err == (
-        "ironroot: NOT VERIFIED: unknown-issuer: the receipt is issued by "
+        "ironroot: NOT VERIFIED: untrusted-service: the receipt is issued by "
         "'https://other.example', not by the transparency service 'https://ts.example'\n"
     )
     ts.write_bytes(make_transparent(STATEMENT, [receipt()]))
@@ -156,7 +156,7 @@ def test_verify_from_a_service_url_takes_its_issuer_from_the_configuration(
     capsys.readouterr()
     assert _run("statement", "verify", ts, "--service-keys", fake.url) == 1
     assert capsys.readouterr().err == (
-        "ironroot: NOT VERIFIED: unknown-issuer: the receipt is issued by "
+        "ironroot: NOT VERIFIED: untrusted-service: the receipt is issued by "
         "'https://other.example', not by the transparency service 'https://ts.example'\n"
     )
     # a --service-issuer given wins over the configuration's
@@ -245,11 +245,11 @@ def test_register_writes_a_receipt_that_verifies(fake: FakeService, tmp_path: Pa
     ("lie", "code", "exit_code"),
     [
         # a receipt signed by a key the service does not publish
-        ("unknown key", "unknown-issuer", 1),
+        ("unknown key", "untrusted-service", 1),
         # a receipt of another statement, put in this statement's transparent form
         ("other statement", "bad-signature", 1),
         # a receipt naming another issuer than the service's configuration
-        ("other issuer", "unknown-issuer", 1),
+        ("other issuer", "untrusted-service", 1),
         # a receipt dated an hour ahead
         ("future", "receipt-from-the-future", 1),
         # bytes that are no transparent statement
@@ -304,20 +304,22 @@ def test_register_with_service_keys_given_uses_them_not_the_service_s(
     capsys.readouterr()
     assert _register(fake, tmp_path, "--service-keys", trusted) == 1
     assert capsys.readouterr().err == (
-        "ironroot: unknown-issuer: the receipt's kid is not a trusted service key\n"
+        "ironroot: untrusted-service: the receipt's kid is not a trusted service key\n"
     )
     assert not (tmp_path / "release.cose.ts").exists()
     # and the library: keys given to the client are the ones it checks with
     with (
         TransparencyClient(fake.url, service_keys={SERVICE.kid: SERVICE.verifier()}) as client,
-        pytest.raises(UnknownIssuer),
+        pytest.raises(UnknownIssuer) as untrusted,
     ):
         client.register(STATEMENT)
+    assert untrusted.value.code == "untrusted-service"
     with (
         TransparencyClient(fake.url, service_issuer="https://other.example") as client,
-        pytest.raises(UnknownIssuer, match="not by the transparency service"),
+        pytest.raises(UnknownIssuer, match="not by the transparency service") as other,
     ):
         client.register(STATEMENT)
+    assert other.value.code == "untrusted-service"
 
 
 def test_register_errors_are_typed(fake: FakeService) -> None:

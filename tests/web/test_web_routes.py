@@ -1030,6 +1030,6 @@ def test_a_receipt_naming_another_issuer_than_the_service_s_is_shown_unverified(
     assert view.receipts
     assert not view.all_verified
     assert view.receipts[0].error == (
-        "unknown-issuer: the receipt is issued by 'https://transparency.example', not by the "
+        "untrusted-service: the receipt is issued by 'https://transparency.example', not by the "
         "transparency service 'https://other-ts.example'"
     )

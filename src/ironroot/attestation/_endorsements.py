@@ -498,7 +498,10 @@ def reference_values_from_statement(
     _check_dating(outside_validity, now)
     dated = now if outside_validity == "refuse" else None  # "report": the values carry them
     if not service_keys:
-        raise UnknownIssuer("no transparency service keys are configured: nothing is logged")
+        raise UnknownIssuer(
+            "no transparency service keys are configured: nothing is logged",
+            code="untrusted-service",
+        )
     at = None if now is None else now.timestamp()  # a receipt not from the future, either mode
     statement = verify_transparent_statement(data, service_keys, now=at).statement
     iss, sub = statement.claims.iss, statement.claims.sub
@@ -589,7 +592,10 @@ def rim_from_statement(
     ``service_issuer`` when given), its issuer a publisher of the RIM's manufacturer and model
     (module docs); or the error that refuses it."""
     if not service_keys:
-        raise UnknownIssuer("no transparency service keys are configured: nothing is logged")
+        raise UnknownIssuer(
+            "no transparency service keys are configured: nothing is logged",
+            code="untrusted-service",
+        )
     logged = logged_rim_from_statement(
         data, service_keys=service_keys, now=now, roots=rim_roots, service_issuer=service_issuer
     )
@@ -719,7 +725,7 @@ def reviews_from_statements(
 
     def review(item: _Item) -> Review:
         if not service_keys:
-            raise UnknownIssuer("no transparency service keys")
+            raise UnknownIssuer("no transparency service keys", code="untrusted-service")
         return review_from_statement(
             item.data,
             providers,

@@ -329,9 +329,10 @@ def verify_log_proofs(
     receipt is proven only under a checkpoint of the log its key is paired with:
     ``UnknownIssuer`` ``receipt-log-mismatch`` for a receipt of another service.
 
-    With ``issuer`` (the trust's ``service_issuer``) every proven receipt must name that
-    transparency service in its CWT ``iss``: ``UnknownIssuer`` ``untrusted-service``
-    otherwise, as :func:`ironroot.cose.on_trusted_log` refuses it for the other steps."""
+    A proven receipt signed by no key of ``service_keys`` or, with ``issuer`` (the trust's
+    ``service_issuer``), not naming that transparency service in its CWT ``iss`` is
+    ``UnknownIssuer`` ``untrusted-service``: :func:`ironroot.cose.verify_receipt`'s code, as
+    :func:`ironroot.cose.on_trusted_log` gives it to the other steps."""
     verifiers = tuple(checkpoint_keys)
     covered: set[tuple[str, int]] = set()
     checked: list[CheckedLog] = []
@@ -376,13 +377,11 @@ def verify_log_proofs(
                 receipt = verify_receipt(
                     receipts[proof.receipt], entry, service_keys, issuer=issuer, now=now
                 )
-            except UnknownIssuer as exc:
-                if issuer is None or kid not in service_keys:
-                    raise
+            except UnknownIssuer as exc:  # cose's untrusted-service, named for the receipt
                 raise UnknownIssuer(
                     f"receipt {proof.receipt} of {proof.member} is not by the trusted "
                     f"transparency service ({exc.detail})",
-                    code="untrusted-service",
+                    code=exc.code,
                 ) from exc
             if receipt.iat is not None:
                 newest = receipt.iat if newest is None else max(newest, receipt.iat)

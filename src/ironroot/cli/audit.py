@@ -6,12 +6,16 @@
     HTTPS), and have the node's RoT seal it into one file. ``--releases``: the key service's
     ``releases.db`` holding the node HSM's release statements (default
     ``<node>/releases.db``).
-``verify BUNDLE [--trust FILE] [--html OUT] [--at TIME] [--require-signed-hsm-records]``
+``verify BUNDLE [--trust FILE] [--html OUT] [--at TIME] [--require-signed-hsm-records]
+[--require-hsm-node-binding]``
     re-check all of it offline against the trust file (``--trust`` or
     ``$IRONROOT_AUDIT_TRUST``), printing the chain of trust step by step; exit 1 naming the
     first break. ``--html`` writes the same report as a page for people.
     ``--require-signed-hsm-records`` fails the ``hsm`` step unless a signed audit checkpoint
-    covers every HSM audit record the bundle holds (``hsm-records-unsigned``).
+    covers every HSM audit record the bundle holds (``hsm-records-unsigned``);
+    ``--require-hsm-node-binding`` fails it unless the HSM's attestation chain ties the HSM
+    to the node's RoT (``hsm-not-bound``). Each is the trust file's ``[hsm]`` setting of the
+    same meaning, for this run: a flag can only add a requirement, never lift one.
 """
 
 from __future__ import annotations
@@ -92,6 +96,12 @@ def register(sub: Any) -> None:
         help="fail unless a signed HSM audit checkpoint covers every HSM audit record in the "
         "bundle (as [hsm] require_signed_records = true in the trust file)",
     )
+    verify.add_argument(
+        "--require-hsm-node-binding",
+        action="store_true",
+        help="fail unless the HSM's attestation chain binds its audit chain to the node's RoT "
+        "(as [hsm] require_node_binding = true in the trust file)",
+    )
     verify.set_defaults(func=_verify)
 
 
@@ -164,6 +174,8 @@ def _verify(args: argparse.Namespace) -> int:
     trust = AuditTrust.load_toml(_trust_file(args))
     if args.require_signed_hsm_records:
         trust = dataclasses.replace(trust, require_signed_hsm_records=True)
+    if args.require_hsm_node_binding:
+        trust = dataclasses.replace(trust, require_hsm_node_binding=True)
     report = check_bundle(read_limited(args.bundle, _MAX_BUNDLE), trust, at=args.at)
     if args.html:
         write_output(args.html, render_html(report).encode("utf-8"))

@@ -296,8 +296,10 @@ def verify_receipt(
     """Verify that ``receipt`` proves ``entry`` (a log entry) is in a tree the service signed.
 
     Raises ``MalformedReceipt`` (structure, vds, claims of the wrong type, consistency proofs
-    beside the inclusion ones), ``UnknownIssuer`` (kid not in ``keys``; with ``issuer``, a
-    receipt whose ``iss`` is absent or another),
+    beside the inclusion ones), ``UnknownIssuer`` ``untrusted-service`` (kid not in ``keys``;
+    with ``issuer``, a receipt whose ``iss`` is absent or another: a receipt of a service the
+    verifier does not trust, named so here once for every relying party; ``unknown-issuer``
+    is a Signed Statement's issuer),
     ``InvalidProof`` (a proof that does not fit its tree, or proofs leading to different
     roots), ``AlgorithmNotAccepted`` (key and receipt algorithms differ), ``BadSignature``
     (the signature does not cover the root the proofs imply: another entry, another tree,
@@ -316,7 +318,9 @@ def verify_receipt(
         )
     verifier = keys.get(parsed.kid)
     if verifier is None:
-        raise UnknownIssuer("the receipt's kid is not a trusted service key")
+        raise UnknownIssuer(
+            "the receipt's kid is not a trusted service key", code="untrusted-service"
+        )
     leaf = leaf_hash(entry)
     roots = {
         root_from_inclusion_proof(p.leaf_index, p.tree_size, leaf, p.path)
@@ -335,12 +339,14 @@ def _check_claims(receipt: Receipt, issuer: str | None, now: float | None, leewa
         if receipt.issuer is None:
             raise UnknownIssuer(
                 f"the receipt names no issuer (CWT claim iss), and the transparency service "
-                f"{issuer[:200]!r} is expected"
+                f"{issuer[:200]!r} is expected",
+                code="untrusted-service",
             )
         if receipt.issuer != issuer:
             raise UnknownIssuer(
                 f"the receipt is issued by {receipt.issuer[:200]!r}, not by the transparency "
-                f"service {issuer[:200]!r}"
+                f"service {issuer[:200]!r}",
+                code="untrusted-service",
             )
     if now is None:
         return

@@ -163,10 +163,10 @@ def on_trusted_log(
         return verify_transparent_statement(
             data, service_keys, require_all=require_all, limits=limits, issuer=issuer, now=now
         )
-    except UnknownIssuer as exc:
+    except UnknownIssuer as exc:  # verify_receipt's untrusted-service, named for ``what``
         raise UnknownIssuer(
             f"no receipt of {what} is by a trusted transparency service ({exc.detail})",
-            code="untrusted-service",
+            code=exc.code,
         ) from exc
     except (BadSignature, InvalidProof) as exc:
         raise InvalidProof(

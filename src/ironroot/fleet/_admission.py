@@ -772,10 +772,11 @@ class AdmissionAuthority:
         class is appraised against. It must be a transparent statement (``MalformedStatement``)
         whose receipts verify under the transparency-service keys of some node class, name
         its ``service_issuer`` when the class's trust gives one, and are not issued after
-        ``now`` (``UnknownIssuer`` otherwise, naming the last refusal); whether it counts for
-        a class is decided at appraisal, under that class's trust. Of a witnessed statement
-        (what a class whose platform requires witnesses is given) the Transparent Statement in
-        it is added, as the fleet's verifier reads a class's own. Returns its file name."""
+        ``now`` (``UnknownIssuer`` ``untrusted-service`` otherwise, naming the last refusal);
+        whether it counts for a class is decided at appraisal, under that class's trust. Of a
+        witnessed statement (what a class whose platform requires witnesses is given) the
+        Transparent Statement in it is added, as the fleet's verifier reads a class's own.
+        Returns its file name."""
         if not isinstance(data, bytes) or len(data) > _MAX_ENDORSEMENT:
             raise MalformedInput(f"an endorsement is at most {_MAX_ENDORSEMENT} bytes")
         data = unwrap_witnessed(data)
@@ -793,7 +794,8 @@ class AdmissionAuthority:
         else:
             raise UnknownIssuer(
                 "the statement's receipts verify under no node class's transparency services"
-                + (f" ({last.detail})" if last is not None else "")
+                + (f" ({last.detail})" if last is not None else ""),
+                code="untrusted-service",
             )
         name = hashlib.sha256(data).hexdigest() + ".ts"
         path = self.directory / "endorsements" / name

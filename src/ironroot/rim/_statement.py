@@ -174,7 +174,10 @@ def logged_rim_from_statement(
         raise MalformedRim("a RIM statement must be non-empty bytes")
     _require_receipt(bytes(data))
     if not service_keys:
-        raise UnknownIssuer("no transparency service keys are configured: nothing is logged")
+        raise UnknownIssuer(
+            "no transparency service keys are configured: nothing is logged",
+            code="untrusted-service",
+        )
     statement = verify_transparent_statement(
         bytes(data), service_keys, now=now.timestamp()
     ).statement

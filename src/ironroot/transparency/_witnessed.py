@@ -190,7 +190,7 @@ def verify_witnessed_statement(
     ``require_all``); the first one's refusal is raised when none connects. The receipts are
     held to ``now`` too (none issued after it: ``VerificationFailed``
     ``receipt-from-the-future``) and, with ``service_issuer``, must name that service
-    (``UnknownIssuer``): :func:`~ironroot.cose.verify_receipt`."""
+    (``UnknownIssuer`` ``untrusted-service``): :func:`~ironroot.cose.verify_receipt`."""
     statement = verify_transparent_statement(
         transparent_statement,
         service_keys,
