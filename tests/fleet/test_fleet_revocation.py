@@ -15,7 +15,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding
 from tests.fleet.admission_world import AdmissionWorld, admission_world
-from tests.platform.node_world import NOW, VENDOR, World, make_world
+from tests.platform.node_world import NOW, OTHER, VENDOR, World, make_world
 
 from ironroot.attestation import AR4SI, TrustTier, verify_ear
 from ironroot.cose import create_statement
@@ -33,6 +33,7 @@ from ironroot.fleet import (
     scan_attest,
 )
 from ironroot.platform import PlatformDevice
+from ironroot.rot import parse_certificate
 from ironroot.spdm import DeviceIdentity
 
 LATER = NOW + dt.timedelta(minutes=5)
@@ -365,3 +366,80 @@ def test_an_expired_revocation_statement_still_revokes(
     after = exp + dt.timedelta(days=1)
     reasons = _refused(fleet_, authority, "node-0002", "rot", at=after)
     assert any(r.startswith("revoked: certificate ") for r in reasons)
+
+
+# --- where a CRL comes from does not decide whether it revokes: its issuer's signature does ----
+
+
+def _reason(
+    cert_der: bytes,
+    signer_der: bytes,
+    label: str,
+    when: dt.datetime = NOW - dt.timedelta(minutes=30),
+) -> str:
+    """The exact reason of a revocation of ``cert_der`` by a CRL ``signer_der`` signed."""
+    cert, signer = parse_certificate(cert_der), parse_certificate(signer_der)
+    assert cert.serial is not None
+    return (
+        f"revoked: certificate {cert.subject} (serial {cert.serial:#x}) is revoked by the CRL "
+        f"of {signer.subject} ({label}), since {when.isoformat()}"
+    )
+
+
+def _revoked_exactly(
+    fleet_: Fleet, authority: AdmissionAuthority, node: str, reason: str, at: dt.datetime = LATER
+) -> None:
+    """``node`` refused (``AdmissionDenied`` ``admission-denied``), quarantined for ``reason``
+    alone: its ``rot`` instance-identity 96 with exactly that reason."""
+    reasons = _refused(fleet_, authority, node, "rot", at)
+    assert [r for r in reasons if r.startswith(("revoked", "revocation"))] == [reason]
+    assert fleet_.record_of(node).reason == f"attestation contraindicated: rot: {reason}"
+
+
+def _idevid(fleet_: Fleet, node: str) -> bytes:
+    return fleet_.rot(node).idevid_certificate(Algorithm.ES384)
+
+
+def test_a_crl_statement_by_an_issuer_the_class_does_not_allow_still_revokes(
+    aw: AdmissionWorld, fleet: tuple[Fleet, AdmissionAuthority]
+) -> None:
+    """Old behaviour: a logged CRL statement counted only when its CWT issuer was one the
+    class trust allows; the vendor CA's own CRL, logged by someone else (OTHER), was passed
+    over and the revoked DeviceID admitted — a revocation dropped for who carried it."""
+    fleet_, authority = fleet
+    ca = aw.vendor_ca
+    crl = _crl(ca.ecc_certificate, ca.ecc_key, _idevid_serial(fleet_, "node-0001"))
+    statement = create_statement(
+        aw.world.other_key,
+        crl,
+        iss=OTHER,
+        sub="pkg:ca/acme/vendor-ca",
+        content_type=CRL_CONTENT_TYPE,
+    )
+    assert OTHER not in {
+        i for names in fleet_.node_class("node-7").trust.issuers.values() for i in names
+    }
+    logged = aw.world.trusted.register(statement).transparent_statement
+    name = authority.add_endorsement(logged, now=NOW)
+    reason = _reason(_idevid(fleet_, "node-0001"), ca.ecc_certificate, f"endorsement {name}")
+    _revoked_exactly(fleet_, authority, "node-0001", reason)
+    assert attest_node(fleet_, "node-0002", now=LATER, authority=authority).status == "admitted"
+
+
+def test_a_crl_statement_whose_receipts_do_not_verify_still_revokes_and_says_so(
+    aw: AdmissionWorld, fleet: tuple[Fleet, AdmissionAuthority]
+) -> None:
+    """Old behaviour: a CRL statement among the fleet's endorsements whose receipts the class's
+    transparency services did not sign was passed over. The vendor CA signed the CRL: it
+    revokes, and the reason names it as not logged for the class (the audit trail)."""
+    fleet_, authority = fleet
+    ca = aw.vendor_ca
+    crl = _crl(ca.ecc_certificate, ca.ecc_key, _idevid_serial(fleet_, "node-0001"))
+    statement = create_statement(
+        aw.world.statement_key, crl, iss=VENDOR, sub="pkg:ca/acme", content_type=CRL_CONTENT_TYPE
+    )
+    rogue = aw.world.untrusted.register(statement).transparent_statement
+    (authority.directory / "endorsements" / "rogue.ts").write_bytes(rogue)
+    label = "endorsement rogue.ts; its receipts do not verify for the class"
+    reason = _reason(_idevid(fleet_, "node-0001"), ca.ecc_certificate, label)
+    _revoked_exactly(fleet_, authority, "node-0001", reason)

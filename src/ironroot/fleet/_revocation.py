@@ -9,9 +9,12 @@ Where revocations come from (:class:`CrlSet`): X.509 CRLs (RFC 5280), DER or PEM
 * or published on the log: a transparent statement whose content type is
   ``application/pkix-crl`` and whose payload is the DER CRL, among the class's statements (of a
   witnessed statement, the Transparent Statement in it) and the fleet's added endorsements
-  (``fleet attest --endorse``), counted for a class only when its receipts verify under the
-  class trust's transparency services and its issuer is one the class trust allows for some
-  component.
+  (``fleet attest --endorse``). Who carried it does not decide whether it revokes — its
+  signer does (below): its CWT issuer need not be one the class trust allows, and one whose
+  receipts do not verify under the class trust's transparency services counts too, its label
+  (in the reason of what it revokes) saying ``its receipts do not verify for the class``. A
+  revocation passed over for its carrier would fail open; the receipts are the audit trail
+  of a CRL, not its authority (the CA's signature is), and a CRL can only take trust away.
 
 What a CRL revokes (:meth:`CrlSet.revoked`): a CRL *applies* to a certificate of a chain when
 its issuer name is the certificate's issuer and its signature verifies under that issuer's
@@ -314,10 +317,6 @@ def _revoke(appraisal: Appraisal, reason: str) -> Appraisal:
     )
 
 
-def _issuers(klass: NodeClass) -> frozenset[str]:
-    return frozenset(i for names in klass.trust.issuers.values() for i in names)
-
-
 class Revocations:
     """The revocation check of a fleet's verifier (module docs)."""
 
@@ -356,7 +355,9 @@ class Revocations:
             for c, found in sorted(klass.statements.items())
             for n, data in enumerate(map(unwrap_witnessed, found))
         ]
-        allowed = _issuers(klass)
+        # Who logged a CRL statement, and where, does not decide whether it revokes: the CRL
+        # applies only where its issuer's key signed it. Receipts that do not verify for the
+        # class are said in its label (the audit trail), never a reason to pass it over.
         for label, data in (*statements, *added()):
             parsed = _statement_crl(data)
             if parsed is None:
@@ -364,11 +365,8 @@ class Revocations:
             try:
                 verify_transparent_statement(data, klass.trust.service_keys)
             except IronrootError as exc:
-                _log.warning("CRL statement %s left out: %s", label, exc.detail)
-                continue
-            if parsed.statement.claims.iss not in allowed:
-                _log.warning("CRL statement %s left out: its issuer publishes nothing", label)
-                continue
+                _log.warning("CRL statement %s is not logged for the class: %s", label, exc.detail)
+                label = f"{label}; its receipts do not verify for the class"
             items.append((label, parsed.statement.payload or b""))
         built = CrlSet.build(items)
         with self._lock:
