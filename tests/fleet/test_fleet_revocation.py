@@ -7,14 +7,16 @@ scan. CRLs are built with ``cryptography`` and signed by the real issuing CA's k
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509.name import _ASN1Type
 from tests.fleet.admission_world import AdmissionWorld, admission_world
+from tests.fleet.witnessed_world import witness
 from tests.platform.node_world import NOW, OTHER, VENDOR, World, make_world
 
 from ironroot.attestation import AR4SI, TrustTier, verify_ear
@@ -64,14 +66,16 @@ def _crl(
     *serials: int,
     days: int = 7,
     extension: x509.ExtensionType | None = None,
+    name: x509.Name | None = None,
+    this_update: dt.datetime = NOW - dt.timedelta(hours=1),
 ) -> bytes:
-    """A CRL (DER) of ``issuer`` (its DER certificate) signed with ``key``, with a critical
-    ``extension`` when one is given."""
-    name = load_certificate(issuer, der_only=True).subject
+    """A CRL (DER) of ``issuer`` (its DER certificate; or named ``name``) signed with ``key``,
+    with a critical ``extension`` when one is given."""
+    name = name or load_certificate(issuer, der_only=True).subject
     builder = (
         x509.CertificateRevocationListBuilder()
         .issuer_name(name)
-        .last_update(NOW - dt.timedelta(hours=1))
+        .last_update(this_update)
         .next_update(NOW + dt.timedelta(days=days))
     )
     if extension is not None:
@@ -442,4 +446,179 @@ def test_a_crl_statement_whose_receipts_do_not_verify_still_revokes_and_says_so(
     (authority.directory / "endorsements" / "rogue.ts").write_bytes(rogue)
     label = "endorsement rogue.ts; its receipts do not verify for the class"
     reason = _reason(_idevid(fleet_, "node-0001"), ca.ecc_certificate, label)
+    _revoked_exactly(fleet_, authority, "node-0001", reason)
+
+
+def _renamed(
+    issuer: bytes, change: Callable[[x509.NameAttribute], x509.NameAttribute]
+) -> x509.Name:
+    """The subject of ``issuer`` (DER certificate) with each attribute ``change``d."""
+    name = load_certificate(issuer, der_only=True).subject
+    return x509.Name([change(a) for a in name])
+
+
+def _printable(attribute: x509.NameAttribute) -> x509.NameAttribute:
+    return x509.NameAttribute(attribute.oid, attribute.value, _type=_ASN1Type.PrintableString)
+
+
+def _shouted(attribute: x509.NameAttribute) -> x509.NameAttribute:
+    value = str(attribute.value)
+    return x509.NameAttribute(attribute.oid, f" {value.upper().replace(' ', '  ')} ")
+
+
+@pytest.mark.parametrize("change", [_printable, _shouted], ids=["printable-string", "case-spaces"])
+def test_a_crl_naming_its_issuer_in_another_encoding_still_revokes(
+    aw: AdmissionWorld,
+    fleet: tuple[Fleet, AdmissionAuthority],
+    change: Callable[[x509.NameAttribute], x509.NameAttribute],
+) -> None:
+    """Old behaviour: a CRL applied only when its issuer name was byte for byte the DeviceID's
+    issuer; the vendor CA's own CRL naming it with another string type (PrintableString for
+    UTF8String) or in another case and spacing (RFC 5280 7.1: the same name) was passed over."""
+    fleet_, authority = fleet
+    ca = aw.vendor_ca
+    name = _renamed(ca.ecc_certificate, change)
+    crl = _crl(ca.ecc_certificate, ca.ecc_key, _idevid_serial(fleet_, "node-0001"), name=name)
+    assert (
+        name.public_bytes()
+        != load_certificate(ca.ecc_certificate, der_only=True).subject.public_bytes()
+    )
+    added = add_crl(fleet_, crl, now=NOW)
+    reason = _reason(_idevid(fleet_, "node-0001"), ca.ecc_certificate, f"admission/crls/{added}")
+    _revoked_exactly(fleet_, authority, "node-0001", reason)
+
+
+def test_a_crl_of_another_name_under_the_issuers_key_revokes_nothing(
+    aw: AdmissionWorld, fleet: tuple[Fleet, AdmissionAuthority]
+) -> None:
+    """Serials are an issuer name's: the CA's key signing a CRL of another name lists that
+    name's certificates, not the DeviceID (RFC 5280 5.1.2.3)."""
+    fleet_, authority = fleet
+    ca = aw.vendor_ca
+    other = _renamed(
+        ca.ecc_certificate,
+        lambda a: (
+            x509.NameAttribute(a.oid, f"{a.value} Other")
+            if a.oid == x509.NameOID.COMMON_NAME
+            else a
+        ),
+    )
+    serial = _idevid_serial(fleet_, "node-0001")
+    add_crl(fleet_, _crl(ca.ecc_certificate, ca.ecc_key, serial, name=other), now=NOW)
+    assert attest_node(fleet_, "node-0001", now=LATER, authority=authority).status == "admitted"
+
+
+def test_a_crl_listing_the_vendor_root_itself_revokes_every_chain_it_issued(
+    aw: AdmissionWorld, fleet: tuple[Fleet, AdmissionAuthority]
+) -> None:
+    """Old behaviour: the vendor CA root was not looked up at all (an SPDM chain's pinned root
+    was): its own CRL listing its serial — the CA saying its key is not to be trusted — was
+    passed over and every node it issued a DeviceID stayed admitted."""
+    fleet_, authority = fleet
+    ca = aw.vendor_ca
+    root = load_certificate(ca.ecc_certificate, der_only=True).serial_number
+    added = add_crl(fleet_, _crl(ca.ecc_certificate, ca.ecc_key, root), now=NOW)
+    reason = _reason(ca.ecc_certificate, ca.ecc_certificate, f"admission/crls/{added}")
+    for node in ("node-0001", "node-0002"):
+        _revoked_exactly(fleet_, authority, node, reason)
+
+
+def test_a_crl_file_replaced_in_place_is_read_again(
+    aw: AdmissionWorld, fleet: tuple[Fleet, AdmissionAuthority]
+) -> None:
+    """Old behaviour: the CRLs were read again when a file name came or went, or hourly: the
+    CA's next CRL copied over the last one (``cp vendor-ca.crl admission/crls/``) went
+    unseen for up to an hour, and ``RevocationWatch`` reported nothing."""
+    fleet_, authority = fleet
+    ca = aw.vendor_ca
+    serial = _idevid_serial(fleet_, "node-0001")
+    path = fleet_.directory / "admission" / "crls" / "vendor-ca.crl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(_crl(ca.ecc_certificate, ca.ecc_key, serial + 1))
+    assert attest_node(fleet_, "node-0001", now=LATER, authority=authority).status == "admitted"
+    watch = RevocationWatch(fleet_, authority.endorsements)
+    path.write_bytes(_crl(ca.ecc_certificate, ca.ecc_key, serial + 1, serial))
+    assert [e.crl for e in watch.poll()] == ["admission/crls/vendor-ca.crl"]
+    reason = _reason(
+        _idevid(fleet_, "node-0001"), ca.ecc_certificate, "admission/crls/vendor-ca.crl"
+    )
+    _revoked_exactly(fleet_, authority, "node-0001", reason, LATER + dt.timedelta(minutes=1))
+
+
+def test_a_witnessed_crl_statement_among_the_endorsements_revokes(
+    aw: AdmissionWorld, fleet: tuple[Fleet, AdmissionAuthority]
+) -> None:
+    """Old behaviour: a witnessed CRL statement copied into ``admission/endorsements/`` (not
+    through ``add_endorsement``, which unwraps it) was no transparent statement to the
+    revocation check and passed over."""
+    fleet_, authority = fleet
+    ca = aw.vendor_ca
+    logged = _logged_crl(aw, fleet_, "node-0001")
+    (authority.directory / "endorsements" / "witnessed.ts").write_bytes(witness(aw.world, logged))
+    reason = _reason(_idevid(fleet_, "node-0001"), ca.ecc_certificate, "endorsement witnessed.ts")
+    _revoked_exactly(fleet_, authority, "node-0001", reason)
+
+
+def test_a_pem_crl_in_a_statement_revokes(
+    aw: AdmissionWorld, fleet: tuple[Fleet, AdmissionAuthority]
+) -> None:
+    fleet_, authority = fleet
+    ca = aw.vendor_ca
+    der = _crl(ca.ecc_certificate, ca.ecc_key, _idevid_serial(fleet_, "node-0001"))
+    pem = x509.load_der_x509_crl(der).public_bytes(Encoding.PEM)
+    statement = create_statement(
+        aw.world.statement_key, pem, iss=VENDOR, sub="pkg:ca/acme", content_type=CRL_CONTENT_TYPE
+    )
+    name = authority.add_endorsement(
+        aw.world.trusted.register(statement).transparent_statement, now=NOW
+    )
+    reason = _reason(_idevid(fleet_, "node-0001"), ca.ecc_certificate, f"endorsement {name}")
+    _revoked_exactly(fleet_, authority, "node-0001", reason)
+
+
+def test_a_crl_issued_in_the_future_already_revokes(
+    aw: AdmissionWorld, fleet: tuple[Fleet, AdmissionAuthority]
+) -> None:
+    """A CRL's thisUpdate after the appraisal is not read, as its nextUpdate is not: a
+    revocation is never postponed (fails closed)."""
+    fleet_, authority = fleet
+    ca = aw.vendor_ca
+    serial = _idevid_serial(fleet_, "node-0001")
+    crl = _crl(
+        ca.ecc_certificate, ca.ecc_key, serial, days=60, this_update=NOW + dt.timedelta(days=30)
+    )
+    added = add_crl(fleet_, crl, now=NOW)
+    reason = _reason(_idevid(fleet_, "node-0001"), ca.ecc_certificate, f"admission/crls/{added}")
+    _revoked_exactly(fleet_, authority, "node-0001", reason)
+
+
+def test_a_serial_listed_again_as_removed_from_the_crl_stays_revoked(
+    aw: AdmissionWorld, fleet: tuple[Fleet, AdmissionAuthority]
+) -> None:
+    """The DeviceID listed twice, once with the reason removeFromCRL (a delta CRL's, to
+    un-revoke): the CRL cannot decide, and the node is refused for it."""
+    fleet_, authority = fleet
+    ca = aw.vendor_ca
+    serial = _idevid_serial(fleet_, "node-0001")
+    name = load_certificate(ca.ecc_certificate, der_only=True).subject
+    entry = x509.RevokedCertificateBuilder().serial_number(serial)
+    entry = entry.revocation_date(NOW - dt.timedelta(minutes=30))
+    removed = entry.add_extension(x509.CRLReason(x509.ReasonFlags.remove_from_crl), critical=False)
+    crl = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(name)
+        .last_update(NOW - dt.timedelta(hours=1))
+        .next_update(NOW + dt.timedelta(days=7))
+        .add_revoked_certificate(entry.build())
+        .add_revoked_certificate(removed.build())
+        .sign(ca.ecc_key.raw, hashes.SHA384())  # type: ignore[arg-type]
+        .public_bytes(Encoding.DER)
+    )
+    added = add_crl(fleet_, crl, now=NOW)
+    cert = parse_certificate(_idevid(fleet_, "node-0001"))
+    reason = (
+        f"revocation undecided: certificate {cert.subject} (serial {serial:#x}): CRL "
+        f"admission/crls/{added} of {name.rfc4514_string()!r} cannot decide revocation: the "
+        f"entry of serial {serial:#x} has the reason removeFromCRL (a delta CRL's)"
+    )
     _revoked_exactly(fleet_, authority, "node-0001", reason)

@@ -7,8 +7,9 @@ Where revocations come from (:class:`CrlSet`): X.509 CRLs (RFC 5280), DER or PEM
 * named by the fleet's trust configuration: the files of ``admission/crls/``
   (:func:`add_crl` stores one as ``<sha256>.crl`` after it parses);
 * or published on the log: a transparent statement whose content type is
-  ``application/pkix-crl`` and whose payload is the DER CRL, among the class's statements (of a
-  witnessed statement, the Transparent Statement in it) and the fleet's added endorsements
+  ``application/pkix-crl`` and whose payload is the CRL (DER or PEM), among the class's
+  statements and the fleet's added endorsements (of a witnessed statement, the Transparent
+  Statement in it, wherever it is)
   (``fleet attest --endorse``). Who carried it does not decide whether it revokes — its
   signer does (below): its CWT issuer need not be one the class trust allows, and one whose
   receipts do not verify under the class trust's transparency services counts too, its label
@@ -19,11 +20,18 @@ Where revocations come from (:class:`CrlSet`): X.509 CRLs (RFC 5280), DER or PEM
 What a CRL revokes (:meth:`CrlSet.revoked`): a CRL *applies* to a certificate of a chain when
 its issuer name is the certificate's issuer and its signature verifies under that issuer's
 key — the previous certificate of the chain, or for the IDevID the trusted vendor CA root
-that issued it, for a device's root the pinned root itself. A CRL that applies to nothing, or
-whose signature does not verify under the issuer it names (not the CA's: anyone can write a
-file or log a statement), is passed over. A certificate whose serial an applying CRL lists is
-revoked, whatever the CRL's ``nextUpdate`` (a revocation is permanent; keeping CRLs current is
-the operator's, as for any relying party), whatever the reason (``certificateHold`` too).
+that issued it, for a device's root the pinned root itself. Names are compared as RFC 5280
+(7.1) does, attribute by attribute whatever their string type (a CA's CRL naming it in
+PrintableString where its certificates say UTF8String), strings without case or
+insignificant spaces; a CRL of another name, even under the issuer's key, lists that name's
+serials, not these. The vendor root that issued the IDevID is looked up too, as a device's
+pinned root is: its own CRL listing its own serial revokes every chain it issued. A CRL that
+applies to nothing, or whose signature does not verify under the issuer it names (not the
+CA's: anyone can write a file or log a statement), is passed over. A certificate whose serial
+an applying CRL lists is revoked, whatever the CRL's ``thisUpdate`` (one dated after the
+appraisal revokes already) and ``nextUpdate`` (a revocation is permanent; keeping CRLs
+current is the operator's, as for any relying party), whatever the reason (``certificateHold``
+too; an entry ``removeFromCRL`` is a delta CRL's: the CRL cannot decide, below).
 
 An applying CRL that cannot decide revocation as a complete CRL of its issuer
 (:func:`ironroot.crypto.check_crl`: a critical extension the verifier does not process, a delta
@@ -49,7 +57,8 @@ trusted, so the node is quarantined (``AdmissionDenied`` ``admission-denied``). 
 anywhere nothing is parsed: the check costs nothing.
 
 :class:`RevocationWatch` is a scanner trigger: its ``poll`` reports each CRL added since it
-last looked (a file in ``admission/crls/`` or a CRL statement among the added endorsements) as
+last looked (a file in ``admission/crls/``, new or written again in place — the CRLs are read
+again then too —, or a CRL statement among the added endorsements) as
 an event concerning every class, so the scanner re-attests their nodes in its next round — as
 a new statement on the log does through :class:`~ironroot.fleet.LogTriggers` (a CRL statement
 by a class's issuer is such a statement).
@@ -107,6 +116,7 @@ _MAX_CRL: Final = 4 * 1024 * 1024
 _QUOTE_LIMITS: Final = Limits(max_bytes=256 * 1024, max_depth=8, max_items=512)
 _HASH_SIZES: Final = (48, 32, 64)
 _CACHE_SECONDS: Final = 3600
+_NAMES: Final = 65536
 _ROT: Final = "rot"
 _log = logging.getLogger("ironroot.fleet")
 
@@ -156,12 +166,36 @@ def _crl_files(fleet: Fleet) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in _CRL_SUFFIXES)
 
 
-def _statement_crl(data: bytes) -> TransparentStatement | None:
+def _stamp(path: Path) -> tuple[int, int]:
+    """What changes when a CRL file is written again in place: its size and mtime."""
     try:
-        parsed = TransparentStatement.parse(data)
+        stat = path.stat()
+    except OSError:
+        return (-1, -1)
+    return (stat.st_size, stat.st_mtime_ns)
+
+
+def _statement_crl(data: bytes) -> TransparentStatement | None:
+    """The CRL statement ``data`` is, or the Transparent Statement in it when it is witnessed;
+    ``None`` when it is no CRL statement."""
+    try:
+        parsed = TransparentStatement.parse(unwrap_witnessed(data))
     except IronrootError:
         return None
     return parsed if parsed.statement.content_type == CRL_CONTENT_TYPE else None
+
+
+NameKey = tuple[frozenset[tuple[str, str | bytes]], ...]
+
+
+def _fold(value: str | bytes) -> str | bytes:
+    return " ".join(value.casefold().split()) if isinstance(value, str) else value
+
+
+def _name_key(name: x509.Name) -> NameKey:
+    """``name`` as RFC 5280 (7.1) compares names: attribute by attribute whatever their string
+    type, strings without case or insignificant spaces (RFC 4518's caseIgnoreMatch)."""
+    return tuple(frozenset((a.oid.dotted_string, _fold(a.value)) for a in rdn) for rdn in name.rdns)
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +203,7 @@ class _Crl:
     label: str
     crl: x509.CertificateRevocationList
     issuer: bytes  # the issuer name, DER
+    name: NameKey  # the issuer name, compared as names are
     fingerprint: bytes
 
 
@@ -178,14 +213,37 @@ class CrlSet:
 
     def __init__(self, crls: Iterable[_Crl]) -> None:
         self._by_issuer: dict[bytes, list[_Crl]] = {}
+        self._by_name: dict[NameKey, list[_Crl]] = {}
         for item in crls:
             self._by_issuer.setdefault(item.issuer, []).append(item)
+            self._by_name.setdefault(item.name, []).append(item)
         self._verified: dict[tuple[bytes, bytes], bool] = {}
+        self._names: dict[bytes, NameKey | None] = {}  # a certificate's issuer DER → its key
         self._warned: set[bytes] = set()
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
         return sum(len(v) for v in self._by_issuer.values())
+
+    def _candidates(self, cert: DiceCertificate) -> list[_Crl]:
+        """The CRLs named after ``cert``'s issuer: the same name in any encoding (module docs),
+        byte for byte when ``cryptography`` cannot read the certificate."""
+        with self._lock:
+            seen = cert.issuer_der in self._names
+            key = self._names.get(cert.issuer_der)
+        if not seen:
+            try:
+                parsed = load_certificate(cert.der, allow_unsupported=True, der_only=True)
+                key = _name_key(parsed.issuer)
+            except MalformedCertificate:
+                key = None
+            with self._lock:
+                if len(self._names) >= _NAMES:
+                    self._names.clear()
+                self._names[cert.issuer_der] = key
+        if key is None:
+            return self._by_issuer.get(cert.issuer_der, [])
+        return self._by_name.get(key, [])
 
     @classmethod
     def build(cls, items: Iterable[Labelled]) -> CrlSet:
@@ -198,8 +256,8 @@ class CrlSet:
                 _log.warning("CRL %s left out: %s", label, exc.detail)
                 continue
             for crl in crls:
-                issuer = crl.issuer.public_bytes()
-                out.append(_Crl(label, crl, issuer, crl.fingerprint(hashes.SHA256())))
+                issuer, key = crl.issuer.public_bytes(), _name_key(crl.issuer)
+                out.append(_Crl(label, crl, issuer, key, crl.fingerprint(hashes.SHA256())))
         return cls(out)
 
     def _signed_by(self, item: _Crl, issuer: DiceCertificate) -> bool:
@@ -219,12 +277,20 @@ class CrlSet:
     def revoked(self, chain: Sequence[DiceCertificate], anchors: Sequence[DiceCertificate]) -> str:
         """Why a certificate of ``chain`` (root-most first, each issued by the one before;
         the first issued by one of ``anchors``, or self-signed) is revoked; ``""`` when none
-        is."""
-        if not self._by_issuer:
+        is. The self-signed anchor that issued the first is looked up too (module docs)."""
+        if not self._by_issuer or not chain:
             return ""
+        reason = self._revoked(chain, anchors)
+        for root in (a for a in anchors if _issued(a, chain[0])):
+            reason = reason or self._revoked([root], anchors)
+        return reason
+
+    def _revoked(self, chain: Sequence[DiceCertificate], anchors: Sequence[DiceCertificate]) -> str:
         for index, cert in enumerate(chain):
-            candidates = self._by_issuer.get(cert.issuer_der)
-            if not candidates or cert.serial is None:
+            if cert.serial is None:
+                continue
+            candidates = self._candidates(cert)
+            if not candidates:
                 continue
             if index:
                 issuers = [chain[index - 1]]
@@ -262,6 +328,17 @@ class CrlSet:
                         f"{entry.revocation_date_utc.isoformat()}"
                     )
         return ""
+
+
+def _issued(root: DiceCertificate, cert: DiceCertificate) -> bool:
+    """Whether ``root``, a self-signed anchor, may be the one that issued ``cert``: its name
+    and (when both give one) its key identifier, as the quote's chain is matched to a vendor
+    root (:mod:`ironroot.rot`; two of one name without key identifiers are both looked up)."""
+    return root.subject_der == root.issuer_der == cert.issuer_der and (
+        cert.authority_key_id is None
+        or root.subject_key_id is None
+        or root.subject_key_id == cert.authority_key_id
+    )
 
 
 def _points(cert: DiceCertificate) -> x509.CRLDistributionPoints | None:
@@ -333,10 +410,10 @@ class Revocations:
         token: object,
         now: dt.datetime,
     ) -> CrlSet:
-        """The CRLs that count for ``klass`` (cached until the files or endorsements change,
-        and hourly)."""
+        """The CRLs that count for ``klass`` (cached until the files — one written again in
+        place too — or endorsements change, and hourly)."""
         files = _crl_files(self.fleet)
-        key = (token, tuple(p.name for p in files))
+        key = (token, tuple((p.name, _stamp(p)) for p in files))
         hour = int(now.timestamp()) // _CACHE_SECONDS
         with self._lock:
             cached = self._sets.get(klass.name)
@@ -363,7 +440,7 @@ class Revocations:
             if parsed is None:
                 continue
             try:
-                verify_transparent_statement(data, klass.trust.service_keys)
+                verify_transparent_statement(unwrap_witnessed(data), klass.trust.service_keys)
             except IronrootError as exc:
                 _log.warning("CRL statement %s is not logged for the class: %s", label, exc.detail)
                 label = f"{label}; its receipts do not verify for the class"
@@ -437,17 +514,18 @@ class RevocationWatch:
         self._then = then
         self._seen = self._current()
 
-    def _current(self) -> set[str]:
-        names = {f"admission/crls/{p.name}" for p in _crl_files(self.fleet)}
-        names |= {label for label, data in self._added() if _statement_crl(data) is not None}
+    def _current(self) -> set[tuple[str, tuple[int, int]]]:
+        names = {(f"admission/crls/{p.name}", _stamp(p)) for p in _crl_files(self.fleet)}
+        added = self._added()
+        names |= {(label, (0, 0)) for label, data in added if _statement_crl(data) is not None}
         return names
 
     def poll(self) -> list[Any]:
-        """The other poll's events, then one event per class for each CRL added since the
-        last poll."""
+        """The other poll's events, then one event per class for each CRL added (or a file
+        written again in place) since the last poll."""
         before = list(self._then()) if self._then is not None else []
         current = self._current()
-        new = sorted(current - self._seen)
+        new = sorted({label for label, _ in current - self._seen})
         self._seen = current
         platforms = sorted({self.fleet.node_class(c).trust.platform for c in self.fleet.classes()})
         return [*before, *(RevocationEvent(crl, platform) for crl in new for platform in platforms)]
