@@ -622,3 +622,80 @@ def test_a_serial_listed_again_as_removed_from_the_crl_stays_revoked(
         f"entry of serial {serial:#x} has the reason removeFromCRL (a delta CRL's)"
     )
     _revoked_exactly(fleet_, authority, "node-0001", reason)
+
+
+def _undecided_unread(fleet_: Fleet, node: str, label: str, why: str) -> str:
+    cert = parse_certificate(_idevid(fleet_, node))
+    assert cert.serial is not None
+    return (
+        f"revocation undecided: certificate {cert.subject} (serial {cert.serial:#x}): CRL "
+        f"{label} of its issuer cannot be read: {why}"
+    )
+
+
+def test_a_crl_over_the_size_limit_leaves_its_issuers_certificates_undecided(
+    aw: AdmissionWorld, fleet: tuple[Fleet, AdmissionAuthority], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Old behaviour: a CRL file over the limit (4 MiB: a vendor CA's CRL of some 100,000
+    DeviceIDs) was left out with a warning, and the DeviceIDs it lists admitted. The limit is
+    lowered here to 1 KiB (a real CRL that large takes minutes to build)."""
+    fleet_, authority = fleet
+    monkeypatch.setattr("ironroot.fleet._revocation._MAX_CRL", 1024)
+    ca = aw.vendor_ca
+    serial = _idevid_serial(fleet_, "node-0001")
+    crl = _crl(ca.ecc_certificate, ca.ecc_key, *range(serial, serial + 40))
+    assert len(crl) > 1024
+    folder = fleet_.directory / "admission" / "crls"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "vendor-ca.crl").write_bytes(crl)
+    for node in ("node-0001", "node-0002"):
+        why = "it is larger than 1024 bytes"
+        reason = _undecided_unread(fleet_, node, "admission/crls/vendor-ca.crl", why)
+        _revoked_exactly(fleet_, authority, node, reason)
+
+
+def test_a_crl_cut_short_leaves_its_issuers_certificates_undecided(
+    aw: AdmissionWorld, fleet: tuple[Fleet, AdmissionAuthority]
+) -> None:
+    """Old behaviour: a CRL that does not parse (cut short, as while ``cp`` writes it) was
+    left out with a warning. Whose it is can be read from its first bytes: that issuer's
+    certificates are undecided. A file that is no CRL at all names no issuer: left out."""
+    fleet_, authority = fleet
+    ca = aw.vendor_ca
+    crl = _crl(ca.ecc_certificate, ca.ecc_key, _idevid_serial(fleet_, "node-0001"))
+    folder = fleet_.directory / "admission" / "crls"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "notes.pem").write_bytes(b"-----BEGIN X509 CRL-----\nnot base64\n")
+    assert attest_node(fleet_, "node-0001", now=LATER, authority=authority).status == "admitted"
+    pem = x509.load_der_x509_crl(crl).public_bytes(Encoding.PEM)
+    (folder / "vendor-ca.pem").write_bytes(pem[: len(pem) // 2])
+    at = LATER + dt.timedelta(minutes=1)
+    with pytest.raises(MalformedCertificate):
+        add_crl(fleet_, pem[: len(pem) // 2], now=NOW)
+    why = "it does not parse: not a well-formed PEM file"
+    reason = _undecided_unread(fleet_, "node-0001", "admission/crls/vendor-ca.pem", why)
+    _revoked_exactly(fleet_, authority, "node-0001", reason, at)
+
+
+def test_a_crl_statement_whose_crl_does_not_parse_is_refused_as_an_endorsement(
+    aw: AdmissionWorld, fleet: tuple[Fleet, AdmissionAuthority]
+) -> None:
+    """Old behaviour: it was added, and its CRL left out at every appraisal with a warning in
+    the log only. Refused, the operator learns it at once (as ``add_crl`` tells)."""
+    fleet_, authority = fleet
+    ca = aw.vendor_ca
+    crl = _crl(ca.ecc_certificate, ca.ecc_key, _idevid_serial(fleet_, "node-0001"))
+    statement = create_statement(
+        aw.world.statement_key,
+        crl[:-8],
+        iss=VENDOR,
+        sub="pkg:ca/acme",
+        content_type=CRL_CONTENT_TYPE,
+    )
+    logged = aw.world.trusted.register(statement).transparent_statement
+    with pytest.raises(MalformedCertificate) as caught:
+        authority.add_endorsement(logged, now=NOW)
+    assert caught.value.code == "malformed-certificate"
+    assert caught.value.detail.startswith("the CRL of the revocation statement does not parse: ")
+    assert authority.endorsements() == []
+    assert fleet_.events(kind="endorsement-added") == []

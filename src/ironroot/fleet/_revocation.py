@@ -38,6 +38,14 @@ An applying CRL that cannot decide revocation as a complete CRL of its issuer
 CRL, an indirect CRL or one partitioned by reasons, an entry with an unprocessed critical
 extension) is not read as "not revoked": the certificate whose issuer signed it counts as
 revoked, with the reason ``revocation undecided: …`` (only the issuer can make such a CRL).
+A CRL that cannot be read — a file over the size limit (4 MiB), one cut short (read while
+``cp`` writes it), a damaged one, a revocation statement's that does not parse — is not read as
+"not revoked" either: the issuer it names in its first bytes (:func:`_crl_issuer`) has every
+certificate undecided, ``revocation undecided: … CRL <label> of its issuer cannot be read: …``
+(its signature cannot be checked, but only the operator puts files and endorsements there;
+copy a CRL under another suffix and rename it, or :func:`add_crl`, which refuses one that does
+not parse, as ``add_endorsement`` refuses such a revocation statement). Bytes that do not
+start as a CRL name no issuer: left out with a warning.
 A CRL whose issuing distribution point leaves the certificate out of its scope
 (:func:`ironroot.crypto.crl_covers`: only end entities, only CAs, another distribution point)
 does not apply to it.
@@ -66,6 +74,8 @@ by a class's issuer is such a statement).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime as dt
 import hashlib
 import logging
@@ -92,7 +102,7 @@ from ironroot.cose import (
 )
 from ironroot.crypto import check_crl, crl_covers, load_certificate, load_crls
 from ironroot.ear import tier_of
-from ironroot.errors import ChainNotTrusted, IronrootError, MalformedCertificate
+from ironroot.errors import ChainNotTrusted, IronrootError, LimitExceeded, MalformedCertificate
 from ironroot.platform import unwrap_witnessed
 from ironroot.rot import DiceCertificate, parse_certificate
 from ironroot.spdm import CertificateChain, SpdmEvidence
@@ -117,6 +127,8 @@ _QUOTE_LIMITS: Final = Limits(max_bytes=256 * 1024, max_depth=8, max_items=512)
 _HASH_SIZES: Final = (48, 32, 64)
 _CACHE_SECONDS: Final = 3600
 _NAMES: Final = 65536
+_HEAD: Final = 64 * 1024  # where an unreadable CRL's issuer name is looked for
+_PEM_CRL: Final = b"-----BEGIN X509 CRL-----"
 _ROT: Final = "rot"
 _log = logging.getLogger("ironroot.fleet")
 
@@ -185,6 +197,58 @@ def _statement_crl(data: bytes) -> TransparentStatement | None:
     return parsed if parsed.statement.content_type == CRL_CONTENT_TYPE else None
 
 
+def _head(path: Path) -> bytes:
+    """The first bytes of a CRL file too large to read whole (where its issuer is)."""
+    try:
+        with path.open("rb") as handle:
+            return handle.read(_HEAD)
+    except OSError:
+        return b""
+
+
+def _header(der: bytes, pos: int) -> tuple[int, int, int] | None:
+    """The tag of the DER element at ``pos``, where its content starts and where it ends (by
+    its length header, maybe past ``der``); ``None`` when the header itself is not there."""
+    if pos + 2 > len(der):
+        return None
+    first, start = der[pos + 1], pos + 2
+    if first < 0x80:
+        return der[pos], start, start + first
+    count = first & 0x7F
+    if not 1 <= count <= 4 or start + count > len(der):
+        return None
+    length = int.from_bytes(der[start : start + count], "big")
+    return der[pos], start + count, start + count + length
+
+
+def _crl_issuer(data: bytes) -> bytes | None:
+    """The issuer name (DER) a CRL that cannot be read starts with — cut short, over the size
+    limit, damaged further on: ``CertificateList``, ``TBSCertList``, an optional version, the
+    signature algorithm, then the issuer (RFC 5280 5.1). DER, or the first PEM CRL block
+    decoded as far as it goes. ``None`` when ``data`` does not start as a CRL does."""
+    der = data[:_HEAD]
+    begin = der.find(_PEM_CRL)
+    if not der.startswith(b"\x30") and begin >= 0:
+        text = b"".join(der[begin + len(_PEM_CRL) :].split(b"-----", 1)[0].split())
+        try:
+            der = base64.b64decode(text[: len(text) - len(text) % 4], validate=True)
+        except (binascii.Error, ValueError):
+            return None
+    outer = _header(der, 0)
+    tbs = _header(der, outer[1]) if outer is not None and outer[0] == 0x30 else None
+    if tbs is None or tbs[0] != 0x30:
+        return None
+    item = _header(der, tbs[1])
+    if item is not None and item[0] == 0x02:  # the version
+        item = _header(der, item[2])
+    if item is None or item[0] != 0x30:  # the signature algorithm
+        return None
+    name = _header(der, item[2])
+    if name is None or name[0] != 0x30 or name[2] > len(der):
+        return None
+    return der[item[2] : name[2]]
+
+
 NameKey = tuple[frozenset[tuple[str, str | bytes]], ...]
 
 
@@ -211,8 +275,12 @@ class CrlSet:
     """The CRLs that count for one class (module docs), with the issuers they were checked
     against remembered."""
 
-    def __init__(self, crls: Iterable[_Crl]) -> None:
+    def __init__(self, crls: Iterable[_Crl], unread: Iterable[tuple[bytes, str, str]] = ()) -> None:
         self._by_issuer: dict[bytes, list[_Crl]] = {}
+        # An issuer (name DER) whose CRL cannot be read: its label and why, the first.
+        self._unread: dict[bytes, tuple[str, str]] = {}
+        for issuer, label, why in unread:
+            self._unread.setdefault(issuer, (label, why))
         self._by_name: dict[NameKey, list[_Crl]] = {}
         for item in crls:
             self._by_issuer.setdefault(item.issuer, []).append(item)
@@ -223,7 +291,7 @@ class CrlSet:
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
-        return sum(len(v) for v in self._by_issuer.values())
+        return sum(len(v) for v in self._by_issuer.values()) + len(self._unread)
 
     def _candidates(self, cert: DiceCertificate) -> list[_Crl]:
         """The CRLs named after ``cert``'s issuer: the same name in any encoding (module docs),
@@ -246,19 +314,34 @@ class CrlSet:
         return self._by_name.get(key, [])
 
     @classmethod
-    def build(cls, items: Iterable[Labelled]) -> CrlSet:
-        """From labelled CRL bytes (DER or PEM; one that does not parse is left out)."""
+    def build(
+        cls, items: Iterable[Labelled], unreadable: Iterable[tuple[str, bytes, str]] = ()
+    ) -> CrlSet:
+        """From labelled CRL bytes (DER or PEM) and the ``unreadable`` ones (label, first
+        bytes, why). One that does not parse leaves the certificates of the issuer it names
+        undecided (module docs); one that names none is left out."""
         out: list[_Crl] = []
+        failed = list(unreadable)
         for label, data in items:
             try:
-                crls = load_crls(data, what=label)
+                crls = load_crls(data, what="it")
             except MalformedCertificate as exc:
-                _log.warning("CRL %s left out: %s", label, exc.detail)
+                failed.append((label, data, exc.detail))
                 continue
             for crl in crls:
                 issuer, key = crl.issuer.public_bytes(), _name_key(crl.issuer)
                 out.append(_Crl(label, crl, issuer, key, crl.fingerprint(hashes.SHA256())))
-        return cls(out)
+        unread: list[tuple[bytes, str, str]] = []
+        for label, head, why in failed:
+            named = _crl_issuer(head)
+            if named is None:
+                _log.warning("CRL %s left out: %s (it names no issuer)", label, why)
+                continue
+            _log.warning(
+                "CRL %s cannot be read: %s: its issuer's certificates undecided", label, why
+            )
+            unread.append((named, label, why))
+        return cls(out, unread)
 
     def _signed_by(self, item: _Crl, issuer: DiceCertificate) -> bool:
         key = (item.fingerprint, issuer.der)
@@ -278,7 +361,7 @@ class CrlSet:
         """Why a certificate of ``chain`` (root-most first, each issued by the one before;
         the first issued by one of ``anchors``, or self-signed) is revoked; ``""`` when none
         is. The self-signed anchor that issued the first is looked up too (module docs)."""
-        if not self._by_issuer or not chain:
+        if not (self._by_issuer or self._unread) or not chain:
             return ""
         reason = self._revoked(chain, anchors)
         for root in (a for a in anchors if _issued(a, chain[0])):
@@ -290,7 +373,8 @@ class CrlSet:
             if cert.serial is None:
                 continue
             candidates = self._candidates(cert)
-            if not candidates:
+            unread = self._unread.get(cert.issuer_der)
+            if not candidates and unread is None:
                 continue
             if index:
                 issuers = [chain[index - 1]]
@@ -327,6 +411,11 @@ class CrlSet:
                         f"revoked by the CRL of {signer.subject} ({item.label}), since "
                         f"{entry.revocation_date_utc.isoformat()}"
                     )
+            if unread is not None:
+                return (
+                    f"revocation undecided: certificate {cert.subject} (serial "
+                    f"{cert.serial:#x}): CRL {unread[0]} of its issuer cannot be read: {unread[1]}"
+                )
         return ""
 
 
@@ -420,9 +509,13 @@ class Revocations:
             if cached is not None and cached[0] == key and cached[1] == hour:
                 return cached[2]
         items: list[Labelled] = []
+        unreadable: list[tuple[str, bytes, str]] = []
         for path in files:
+            label = f"admission/crls/{path.name}"
             try:
-                items.append((f"admission/crls/{path.name}", read_limited(path, _MAX_CRL)))
+                items.append((label, read_limited(path, _MAX_CRL)))
+            except LimitExceeded:
+                unreadable.append((label, _head(path), f"it is larger than {_MAX_CRL} bytes"))
             except (OSError, IronrootError) as exc:
                 _log.warning("CRL %s cannot be read: %s", path, exc)
         # A class whose platform requires witnesses ships witnessed statements: a CRL
@@ -445,7 +538,7 @@ class Revocations:
                 _log.warning("CRL statement %s is not logged for the class: %s", label, exc.detail)
                 label = f"{label}; its receipts do not verify for the class"
             items.append((label, parsed.statement.payload or b""))
-        built = CrlSet.build(items)
+        built = CrlSet.build(items, unreadable)
         with self._lock:
             self._sets[klass.name] = (key, hour, built)
         return built
