@@ -699,3 +699,18 @@ def test_a_crl_statement_whose_crl_does_not_parse_is_refused_as_an_endorsement(
     assert caught.value.detail.startswith("the CRL of the revocation statement does not parse: ")
     assert authority.endorsements() == []
     assert fleet_.events(kind="endorsement-added") == []
+
+
+def test_an_older_crl_of_the_ca_beside_a_newer_one_takes_nothing_back(
+    aw: AdmissionWorld, fleet: tuple[Fleet, AdmissionAuthority]
+) -> None:
+    """The CRLs are a union: the CA's CRL from before the revocation, added after the one
+    listing the DeviceID, un-revokes nothing."""
+    fleet_, authority = fleet
+    ca = aw.vendor_ca
+    serial = _idevid_serial(fleet_, "node-0001")
+    newer = add_crl(fleet_, _crl(ca.ecc_certificate, ca.ecc_key, serial), now=NOW)
+    older = _crl(ca.ecc_certificate, ca.ecc_key, this_update=NOW - dt.timedelta(days=3))
+    add_crl(fleet_, older, now=NOW)
+    reason = _reason(_idevid(fleet_, "node-0001"), ca.ecc_certificate, f"admission/crls/{newer}")
+    _revoked_exactly(fleet_, authority, "node-0001", reason)

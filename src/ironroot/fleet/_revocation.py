@@ -8,14 +8,14 @@ Where revocations come from (:class:`CrlSet`): X.509 CRLs (RFC 5280), DER or PEM
   (:func:`add_crl` stores one as ``<sha256>.crl`` after it parses);
 * or published on the log: a transparent statement whose content type is
   ``application/pkix-crl`` and whose payload is the CRL (DER or PEM), among the class's
-  statements and the fleet's added endorsements (of a witnessed statement, the Transparent
-  Statement in it, wherever it is)
-  (``fleet attest --endorse``). Who carried it does not decide whether it revokes — its
-  signer does (below): its CWT issuer need not be one the class trust allows, and one whose
-  receipts do not verify under the class trust's transparency services counts too, its label
-  (in the reason of what it revokes) saying ``its receipts do not verify for the class``. A
-  revocation passed over for its carrier would fail open; the receipts are the audit trail
-  of a CRL, not its authority (the CA's signature is), and a CRL can only take trust away.
+  statements and the fleet's added endorsements (``fleet attest --endorse``); of a witnessed
+  statement, the Transparent Statement in it. Who carried it does not decide whether it
+  revokes — its signer does (below): its CWT issuer need not be one the class trust allows,
+  and one whose receipts do not verify under the class trust's transparency services counts
+  too, its label (in the reason of what it revokes) saying ``its receipts do not verify for
+  the class``. A revocation passed over for its carrier would fail open; the receipts are the
+  audit trail of a CRL, not its authority (the CA's signature is), and a CRL can only take
+  trust away.
 
 What a CRL revokes (:meth:`CrlSet.revoked`): a CRL *applies* to a certificate of a chain when
 its issuer name is the certificate's issuer and its signature verifies under that issuer's
@@ -27,7 +27,9 @@ insignificant spaces; a CRL of another name, even under the issuer's key, lists 
 serials, not these. The vendor root that issued the IDevID is looked up too, as a device's
 pinned root is: its own CRL listing its own serial revokes every chain it issued. A CRL that
 applies to nothing, or whose signature does not verify under the issuer it names (not the
-CA's: anyone can write a file or log a statement), is passed over. A certificate whose serial
+CA's: a file or a statement proves nothing by being there), is passed over. Nothing
+un-revokes: the CRLs are a union, so an older CRL of the CA beside a newer one, or another
+that does not list a serial, takes nothing back. A certificate whose serial
 an applying CRL lists is revoked, whatever the CRL's ``thisUpdate`` (one dated after the
 appraisal revokes already) and ``nextUpdate`` (a revocation is permanent; keeping CRLs
 current is the operator's, as for any relying party), whatever the reason (``certificateHold``
