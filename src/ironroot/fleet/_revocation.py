@@ -289,6 +289,7 @@ class CrlSet:
             self._by_name.setdefault(item.name, []).append(item)
         self._verified: dict[tuple[bytes, bytes], bool] = {}
         self._names: dict[bytes, NameKey | None] = {}  # a certificate's issuer DER → its key
+        self._roots: dict[bytes, str] = {}  # a vendor root (DER) → why it is revoked, or ""
         self._warned: set[bytes] = set()
         self._lock = threading.Lock()
 
@@ -367,8 +368,18 @@ class CrlSet:
             return ""
         reason = self._revoked(chain, anchors)
         for root in (a for a in anchors if _issued(a, chain[0])):
-            reason = reason or self._revoked([root], anchors)
+            reason = reason or self._root(root, anchors)
         return reason
+
+    def _root(self, root: DiceCertificate, anchors: Sequence[DiceCertificate]) -> str:
+        """Why the vendor root ``root`` is revoked (the same for every chain it issued: once)."""
+        with self._lock:
+            known = self._roots.get(root.der)
+        if known is None:
+            known = self._revoked([root], anchors)
+            with self._lock:
+                self._roots[root.der] = known
+        return known
 
     def _revoked(self, chain: Sequence[DiceCertificate], anchors: Sequence[DiceCertificate]) -> str:
         for index, cert in enumerate(chain):
