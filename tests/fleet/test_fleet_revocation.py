@@ -1,7 +1,9 @@
 """Revoked DICE and SPDM certificates: a node whose RoT's DeviceID (IDevID) or one of whose
 devices' certificates a CRL revokes is refused and quarantined; the CRL may be in the fleet's
 trust configuration (``admission/crls/``) or a statement on the log; a new one triggers the
-scan. CRLs are built with ``cryptography`` and signed by the real issuing CA's key.
+scan. CRLs are built with ``cryptography`` and signed by the real issuing CA's key. Revocation
+fails closed: who carried a CRL, how it names its issuer, its dates and a CRL that cannot be
+read never let a listed certificate through.
 """
 
 from __future__ import annotations
