@@ -1,21 +1,25 @@
 """Revoked DICE and SPDM certificates: a node whose RoT's DeviceID (IDevID) or one of whose
 devices' certificates a CRL revokes is refused and quarantined; the CRL may be in the fleet's
 trust configuration (``admission/crls/``) or a statement on the log; a new one triggers the
-scan. CRLs are built with ``cryptography`` and signed by the real issuing CA's key.
+scan. CRLs are built with ``cryptography`` and signed by the real issuing CA's key. Revocation
+fails closed: who carried a CRL, how it names its issuer, its dates and a CRL that cannot be
+read never let a listed certificate through.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509.name import _ASN1Type
 from tests.fleet.admission_world import AdmissionWorld, admission_world
-from tests.platform.node_world import NOW, VENDOR, World, make_world
+from tests.fleet.witnessed_world import witness
+from tests.platform.node_world import NOW, OTHER, VENDOR, World, make_world
 
 from ironroot.attestation import AR4SI, TrustTier, verify_ear
 from ironroot.cose import create_statement
@@ -33,6 +37,7 @@ from ironroot.fleet import (
     scan_attest,
 )
 from ironroot.platform import PlatformDevice
+from ironroot.rot import parse_certificate
 from ironroot.spdm import DeviceIdentity
 
 LATER = NOW + dt.timedelta(minutes=5)
@@ -63,14 +68,16 @@ def _crl(
     *serials: int,
     days: int = 7,
     extension: x509.ExtensionType | None = None,
+    name: x509.Name | None = None,
+    this_update: dt.datetime = NOW - dt.timedelta(hours=1),
 ) -> bytes:
-    """A CRL (DER) of ``issuer`` (its DER certificate) signed with ``key``, with a critical
-    ``extension`` when one is given."""
-    name = load_certificate(issuer, der_only=True).subject
+    """A CRL (DER) of ``issuer`` (its DER certificate; or named ``name``) signed with ``key``,
+    with a critical ``extension`` when one is given."""
+    name = name or load_certificate(issuer, der_only=True).subject
     builder = (
         x509.CertificateRevocationListBuilder()
         .issuer_name(name)
-        .last_update(NOW - dt.timedelta(hours=1))
+        .last_update(this_update)
         .next_update(NOW + dt.timedelta(days=days))
     )
     if extension is not None:
@@ -366,3 +373,347 @@ def test_an_expired_revocation_statement_still_revokes(
     after = exp + dt.timedelta(days=1)
     reasons = _refused(fleet_, authority, "node-0002", "rot", at=after)
     assert any(r.startswith("revoked: certificate ") for r in reasons)
+
+
+# --- where a CRL comes from does not decide whether it revokes: its issuer's signature does ----
+
+
+def _reason(
+    cert_der: bytes,
+    signer_der: bytes,
+    label: str,
+    when: dt.datetime = NOW - dt.timedelta(minutes=30),
+) -> str:
+    """The exact reason of a revocation of ``cert_der`` by a CRL ``signer_der`` signed."""
+    cert, signer = parse_certificate(cert_der), parse_certificate(signer_der)
+    assert cert.serial is not None
+    return (
+        f"revoked: certificate {cert.subject} (serial {cert.serial:#x}) is revoked by the CRL "
+        f"of {signer.subject} ({label}), since {when.isoformat()}"
+    )
+
+
+def _revoked_exactly(
+    fleet_: Fleet, authority: AdmissionAuthority, node: str, reason: str, at: dt.datetime = LATER
+) -> None:
+    """``node`` refused (``AdmissionDenied`` ``admission-denied``), quarantined for ``reason``
+    alone: its ``rot`` instance-identity 96 with exactly that reason."""
+    reasons = _refused(fleet_, authority, node, "rot", at)
+    assert [r for r in reasons if r.startswith(("revoked", "revocation"))] == [reason]
+    assert fleet_.record_of(node).reason == f"attestation contraindicated: rot: {reason}"
+
+
+def _idevid(fleet_: Fleet, node: str) -> bytes:
+    return fleet_.rot(node).idevid_certificate(Algorithm.ES384)
+
+
+def test_a_crl_statement_by_an_issuer_the_class_does_not_allow_still_revokes(
+    aw: AdmissionWorld, fleet: tuple[Fleet, AdmissionAuthority]
+) -> None:
+    """Old behaviour: a logged CRL statement counted only when its CWT issuer was one the
+    class trust allows; the vendor CA's own CRL, logged by someone else (OTHER), was passed
+    over and the revoked DeviceID admitted — a revocation dropped for who carried it."""
+    fleet_, authority = fleet
+    ca = aw.vendor_ca
+    crl = _crl(ca.ecc_certificate, ca.ecc_key, _idevid_serial(fleet_, "node-0001"))
+    statement = create_statement(
+        aw.world.other_key,
+        crl,
+        iss=OTHER,
+        sub="pkg:ca/acme/vendor-ca",
+        content_type=CRL_CONTENT_TYPE,
+    )
+    assert OTHER not in {
+        i for names in fleet_.node_class("node-7").trust.issuers.values() for i in names
+    }
+    logged = aw.world.trusted.register(statement).transparent_statement
+    name = authority.add_endorsement(logged, now=NOW)
+    reason = _reason(_idevid(fleet_, "node-0001"), ca.ecc_certificate, f"endorsement {name}")
+    _revoked_exactly(fleet_, authority, "node-0001", reason)
+    assert attest_node(fleet_, "node-0002", now=LATER, authority=authority).status == "admitted"
+
+
+def test_a_crl_statement_whose_receipts_do_not_verify_still_revokes_and_says_so(
+    aw: AdmissionWorld, fleet: tuple[Fleet, AdmissionAuthority]
+) -> None:
+    """Old behaviour: a CRL statement among the fleet's endorsements whose receipts the class's
+    transparency services did not sign was passed over. The vendor CA signed the CRL: it
+    revokes, and the reason names it as not logged for the class (the audit trail)."""
+    fleet_, authority = fleet
+    ca = aw.vendor_ca
+    crl = _crl(ca.ecc_certificate, ca.ecc_key, _idevid_serial(fleet_, "node-0001"))
+    statement = create_statement(
+        aw.world.statement_key, crl, iss=VENDOR, sub="pkg:ca/acme", content_type=CRL_CONTENT_TYPE
+    )
+    rogue = aw.world.untrusted.register(statement).transparent_statement
+    (authority.directory / "endorsements" / "rogue.ts").write_bytes(rogue)
+    label = "endorsement rogue.ts; its receipts do not verify for the class"
+    reason = _reason(_idevid(fleet_, "node-0001"), ca.ecc_certificate, label)
+    _revoked_exactly(fleet_, authority, "node-0001", reason)
+
+
+def _renamed(
+    issuer: bytes, change: Callable[[x509.NameAttribute], x509.NameAttribute]
+) -> x509.Name:
+    """The subject of ``issuer`` (DER certificate) with each attribute ``change``d."""
+    name = load_certificate(issuer, der_only=True).subject
+    return x509.Name([change(a) for a in name])
+
+
+def _printable(attribute: x509.NameAttribute) -> x509.NameAttribute:
+    return x509.NameAttribute(attribute.oid, attribute.value, _type=_ASN1Type.PrintableString)
+
+
+def _shouted(attribute: x509.NameAttribute) -> x509.NameAttribute:
+    value = str(attribute.value)
+    return x509.NameAttribute(attribute.oid, f" {value.upper().replace(' ', '  ')} ")
+
+
+@pytest.mark.parametrize("change", [_printable, _shouted], ids=["printable-string", "case-spaces"])
+def test_a_crl_naming_its_issuer_in_another_encoding_still_revokes(
+    aw: AdmissionWorld,
+    fleet: tuple[Fleet, AdmissionAuthority],
+    change: Callable[[x509.NameAttribute], x509.NameAttribute],
+) -> None:
+    """Old behaviour: a CRL applied only when its issuer name was byte for byte the DeviceID's
+    issuer; the vendor CA's own CRL naming it with another string type (PrintableString for
+    UTF8String) or in another case and spacing (RFC 5280 7.1: the same name) was passed over."""
+    fleet_, authority = fleet
+    ca = aw.vendor_ca
+    name = _renamed(ca.ecc_certificate, change)
+    crl = _crl(ca.ecc_certificate, ca.ecc_key, _idevid_serial(fleet_, "node-0001"), name=name)
+    assert (
+        name.public_bytes()
+        != load_certificate(ca.ecc_certificate, der_only=True).subject.public_bytes()
+    )
+    added = add_crl(fleet_, crl, now=NOW)
+    reason = _reason(_idevid(fleet_, "node-0001"), ca.ecc_certificate, f"admission/crls/{added}")
+    _revoked_exactly(fleet_, authority, "node-0001", reason)
+
+
+def test_a_crl_of_another_name_under_the_issuers_key_revokes_nothing(
+    aw: AdmissionWorld, fleet: tuple[Fleet, AdmissionAuthority]
+) -> None:
+    """Serials are an issuer name's: the CA's key signing a CRL of another name lists that
+    name's certificates, not the DeviceID (RFC 5280 5.1.2.3)."""
+    fleet_, authority = fleet
+    ca = aw.vendor_ca
+    other = _renamed(
+        ca.ecc_certificate,
+        lambda a: (
+            x509.NameAttribute(a.oid, f"{a.value} Other")
+            if a.oid == x509.NameOID.COMMON_NAME
+            else a
+        ),
+    )
+    serial = _idevid_serial(fleet_, "node-0001")
+    add_crl(fleet_, _crl(ca.ecc_certificate, ca.ecc_key, serial, name=other), now=NOW)
+    assert attest_node(fleet_, "node-0001", now=LATER, authority=authority).status == "admitted"
+
+
+def test_a_crl_listing_the_vendor_root_itself_revokes_every_chain_it_issued(
+    aw: AdmissionWorld, fleet: tuple[Fleet, AdmissionAuthority]
+) -> None:
+    """Old behaviour: the vendor CA root was not looked up at all (an SPDM chain's pinned root
+    was): its own CRL listing its serial — the CA saying its key is not to be trusted — was
+    passed over and every node it issued a DeviceID stayed admitted."""
+    fleet_, authority = fleet
+    ca = aw.vendor_ca
+    root = load_certificate(ca.ecc_certificate, der_only=True).serial_number
+    added = add_crl(fleet_, _crl(ca.ecc_certificate, ca.ecc_key, root), now=NOW)
+    reason = _reason(ca.ecc_certificate, ca.ecc_certificate, f"admission/crls/{added}")
+    for node in ("node-0001", "node-0002"):
+        _revoked_exactly(fleet_, authority, node, reason)
+
+
+def test_a_crl_file_replaced_in_place_is_read_again(
+    aw: AdmissionWorld, fleet: tuple[Fleet, AdmissionAuthority]
+) -> None:
+    """Old behaviour: the CRLs were read again when a file name came or went, or hourly: the
+    CA's next CRL copied over the last one (``cp vendor-ca.crl admission/crls/``) went
+    unseen for up to an hour, and ``RevocationWatch`` reported nothing."""
+    fleet_, authority = fleet
+    ca = aw.vendor_ca
+    serial = _idevid_serial(fleet_, "node-0001")
+    path = fleet_.directory / "admission" / "crls" / "vendor-ca.crl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(_crl(ca.ecc_certificate, ca.ecc_key, serial + 1))
+    assert attest_node(fleet_, "node-0001", now=LATER, authority=authority).status == "admitted"
+    watch = RevocationWatch(fleet_, authority.endorsements)
+    path.write_bytes(_crl(ca.ecc_certificate, ca.ecc_key, serial + 1, serial))
+    assert [e.crl for e in watch.poll()] == ["admission/crls/vendor-ca.crl"]
+    reason = _reason(
+        _idevid(fleet_, "node-0001"), ca.ecc_certificate, "admission/crls/vendor-ca.crl"
+    )
+    _revoked_exactly(fleet_, authority, "node-0001", reason, LATER + dt.timedelta(minutes=1))
+
+
+def test_a_witnessed_crl_statement_among_the_endorsements_revokes(
+    aw: AdmissionWorld, fleet: tuple[Fleet, AdmissionAuthority]
+) -> None:
+    """Old behaviour: a witnessed CRL statement copied into ``admission/endorsements/`` (not
+    through ``add_endorsement``, which unwraps it) was no transparent statement to the
+    revocation check and passed over."""
+    fleet_, authority = fleet
+    ca = aw.vendor_ca
+    logged = _logged_crl(aw, fleet_, "node-0001")
+    (authority.directory / "endorsements" / "witnessed.ts").write_bytes(witness(aw.world, logged))
+    reason = _reason(_idevid(fleet_, "node-0001"), ca.ecc_certificate, "endorsement witnessed.ts")
+    _revoked_exactly(fleet_, authority, "node-0001", reason)
+
+
+def test_a_pem_crl_in_a_statement_revokes(
+    aw: AdmissionWorld, fleet: tuple[Fleet, AdmissionAuthority]
+) -> None:
+    fleet_, authority = fleet
+    ca = aw.vendor_ca
+    der = _crl(ca.ecc_certificate, ca.ecc_key, _idevid_serial(fleet_, "node-0001"))
+    pem = x509.load_der_x509_crl(der).public_bytes(Encoding.PEM)
+    statement = create_statement(
+        aw.world.statement_key, pem, iss=VENDOR, sub="pkg:ca/acme", content_type=CRL_CONTENT_TYPE
+    )
+    name = authority.add_endorsement(
+        aw.world.trusted.register(statement).transparent_statement, now=NOW
+    )
+    reason = _reason(_idevid(fleet_, "node-0001"), ca.ecc_certificate, f"endorsement {name}")
+    _revoked_exactly(fleet_, authority, "node-0001", reason)
+
+
+def test_a_crl_issued_in_the_future_already_revokes(
+    aw: AdmissionWorld, fleet: tuple[Fleet, AdmissionAuthority]
+) -> None:
+    """A CRL's thisUpdate after the appraisal is not read, as its nextUpdate is not: a
+    revocation is never postponed (fails closed)."""
+    fleet_, authority = fleet
+    ca = aw.vendor_ca
+    serial = _idevid_serial(fleet_, "node-0001")
+    crl = _crl(
+        ca.ecc_certificate, ca.ecc_key, serial, days=60, this_update=NOW + dt.timedelta(days=30)
+    )
+    added = add_crl(fleet_, crl, now=NOW)
+    reason = _reason(_idevid(fleet_, "node-0001"), ca.ecc_certificate, f"admission/crls/{added}")
+    _revoked_exactly(fleet_, authority, "node-0001", reason)
+
+
+def test_a_serial_listed_again_as_removed_from_the_crl_stays_revoked(
+    aw: AdmissionWorld, fleet: tuple[Fleet, AdmissionAuthority]
+) -> None:
+    """The DeviceID listed twice, once with the reason removeFromCRL (a delta CRL's, to
+    un-revoke): the CRL cannot decide, and the node is refused for it."""
+    fleet_, authority = fleet
+    ca = aw.vendor_ca
+    serial = _idevid_serial(fleet_, "node-0001")
+    name = load_certificate(ca.ecc_certificate, der_only=True).subject
+    entry = x509.RevokedCertificateBuilder().serial_number(serial)
+    entry = entry.revocation_date(NOW - dt.timedelta(minutes=30))
+    removed = entry.add_extension(x509.CRLReason(x509.ReasonFlags.remove_from_crl), critical=False)
+    crl = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(name)
+        .last_update(NOW - dt.timedelta(hours=1))
+        .next_update(NOW + dt.timedelta(days=7))
+        .add_revoked_certificate(entry.build())
+        .add_revoked_certificate(removed.build())
+        .sign(ca.ecc_key.raw, hashes.SHA384())  # type: ignore[arg-type]
+        .public_bytes(Encoding.DER)
+    )
+    added = add_crl(fleet_, crl, now=NOW)
+    cert = parse_certificate(_idevid(fleet_, "node-0001"))
+    reason = (
+        f"revocation undecided: certificate {cert.subject} (serial {serial:#x}): CRL "
+        f"admission/crls/{added} of {name.rfc4514_string()!r} cannot decide revocation: the "
+        f"entry of serial {serial:#x} has the reason removeFromCRL (a delta CRL's)"
+    )
+    _revoked_exactly(fleet_, authority, "node-0001", reason)
+
+
+def _undecided_unread(fleet_: Fleet, node: str, label: str, why: str) -> str:
+    cert = parse_certificate(_idevid(fleet_, node))
+    assert cert.serial is not None
+    return (
+        f"revocation undecided: certificate {cert.subject} (serial {cert.serial:#x}): CRL "
+        f"{label} of its issuer cannot be read: {why}"
+    )
+
+
+def test_a_crl_over_the_size_limit_leaves_its_issuers_certificates_undecided(
+    aw: AdmissionWorld, fleet: tuple[Fleet, AdmissionAuthority], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Old behaviour: a CRL file over the limit (4 MiB: a vendor CA's CRL of some 100,000
+    DeviceIDs) was left out with a warning, and the DeviceIDs it lists admitted. The limit is
+    lowered here to 1 KiB (a real CRL that large takes minutes to build)."""
+    fleet_, authority = fleet
+    monkeypatch.setattr("ironroot.fleet._revocation._MAX_CRL", 1024)
+    ca = aw.vendor_ca
+    serial = _idevid_serial(fleet_, "node-0001")
+    crl = _crl(ca.ecc_certificate, ca.ecc_key, *range(serial, serial + 40))
+    assert len(crl) > 1024
+    folder = fleet_.directory / "admission" / "crls"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "vendor-ca.crl").write_bytes(crl)
+    for node in ("node-0001", "node-0002"):
+        why = "it is larger than 1024 bytes"
+        reason = _undecided_unread(fleet_, node, "admission/crls/vendor-ca.crl", why)
+        _revoked_exactly(fleet_, authority, node, reason)
+
+
+def test_a_crl_cut_short_leaves_its_issuers_certificates_undecided(
+    aw: AdmissionWorld, fleet: tuple[Fleet, AdmissionAuthority]
+) -> None:
+    """Old behaviour: a CRL that does not parse (cut short, as while ``cp`` writes it) was
+    left out with a warning. Whose it is can be read from its first bytes: that issuer's
+    certificates are undecided. A file that is no CRL at all names no issuer: left out."""
+    fleet_, authority = fleet
+    ca = aw.vendor_ca
+    crl = _crl(ca.ecc_certificate, ca.ecc_key, _idevid_serial(fleet_, "node-0001"))
+    folder = fleet_.directory / "admission" / "crls"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "notes.pem").write_bytes(b"-----BEGIN X509 CRL-----\nnot base64\n")
+    assert attest_node(fleet_, "node-0001", now=LATER, authority=authority).status == "admitted"
+    pem = x509.load_der_x509_crl(crl).public_bytes(Encoding.PEM)
+    (folder / "vendor-ca.pem").write_bytes(pem[: len(pem) // 2])
+    at = LATER + dt.timedelta(minutes=1)
+    with pytest.raises(MalformedCertificate):
+        add_crl(fleet_, pem[: len(pem) // 2], now=NOW)
+    why = "it does not parse: not a well-formed PEM file"
+    reason = _undecided_unread(fleet_, "node-0001", "admission/crls/vendor-ca.pem", why)
+    _revoked_exactly(fleet_, authority, "node-0001", reason, at)
+
+
+def test_a_crl_statement_whose_crl_does_not_parse_is_refused_as_an_endorsement(
+    aw: AdmissionWorld, fleet: tuple[Fleet, AdmissionAuthority]
+) -> None:
+    """Old behaviour: it was added, and its CRL left out at every appraisal with a warning in
+    the log only. Refused, the operator learns it at once (as ``add_crl`` tells)."""
+    fleet_, authority = fleet
+    ca = aw.vendor_ca
+    crl = _crl(ca.ecc_certificate, ca.ecc_key, _idevid_serial(fleet_, "node-0001"))
+    statement = create_statement(
+        aw.world.statement_key,
+        crl[:-8],
+        iss=VENDOR,
+        sub="pkg:ca/acme",
+        content_type=CRL_CONTENT_TYPE,
+    )
+    logged = aw.world.trusted.register(statement).transparent_statement
+    with pytest.raises(MalformedCertificate) as caught:
+        authority.add_endorsement(logged, now=NOW)
+    assert caught.value.code == "malformed-certificate"
+    assert caught.value.detail.startswith("the CRL of the revocation statement does not parse: ")
+    assert authority.endorsements() == []
+    assert fleet_.events(kind="endorsement-added") == []
+
+
+def test_an_older_crl_of_the_ca_beside_a_newer_one_takes_nothing_back(
+    aw: AdmissionWorld, fleet: tuple[Fleet, AdmissionAuthority]
+) -> None:
+    """The CRLs are a union: the CA's CRL from before the revocation, added after the one
+    listing the DeviceID, un-revokes nothing."""
+    fleet_, authority = fleet
+    ca = aw.vendor_ca
+    serial = _idevid_serial(fleet_, "node-0001")
+    newer = add_crl(fleet_, _crl(ca.ecc_certificate, ca.ecc_key, serial), now=NOW)
+    older = _crl(ca.ecc_certificate, ca.ecc_key, this_update=NOW - dt.timedelta(days=3))
+    add_crl(fleet_, older, now=NOW)
+    reason = _reason(_idevid(fleet_, "node-0001"), ca.ecc_certificate, f"admission/crls/{newer}")
+    _revoked_exactly(fleet_, authority, "node-0001", reason)

@@ -108,6 +108,7 @@ from ironroot.crypto import (
     PrivateKey,
     load_certificate,
     load_certificates,
+    load_crls,
     load_signer,
     save_signer,
 )
@@ -142,6 +143,7 @@ from ironroot.fleet._credentials import (
 )
 from ironroot.fleet._evidence import NodeEvidence, collect_evidence
 from ironroot.fleet._fleet import Fleet, NodeRecord
+from ironroot.fleet._revocation import CRL_CONTENT_TYPE
 from ironroot.fleet._sqlite import SqliteFile
 from ironroot.fleet._verifier import FleetVerifier, NodeAppraisal
 from ironroot.platform import unwrap_witnessed
@@ -775,12 +777,15 @@ class AdmissionAuthority:
         ``now`` (``UnknownIssuer`` ``untrusted-service`` otherwise, naming the last refusal);
         whether it counts for a class is decided at appraisal, under that class's trust. Of a
         witnessed statement (what a class whose platform requires witnesses is given) the
-        Transparent Statement in it is added, as the fleet's verifier reads a class's own.
-        Returns its file name."""
+        Transparent Statement in it is added, as the fleet's verifier reads a class's own. A
+        revocation statement's CRL must parse (``MalformedCertificate``). Returns its file
+        name."""
         if not isinstance(data, bytes) or len(data) > _MAX_ENDORSEMENT:
             raise MalformedInput(f"an endorsement is at most {_MAX_ENDORSEMENT} bytes")
         data = unwrap_witnessed(data)
-        TransparentStatement.parse(data)  # MalformedStatement: not a transparent statement
+        parsed = TransparentStatement.parse(data)  # MalformedStatement: not one
+        if parsed.statement.content_type == CRL_CONTENT_TYPE:  # its CRL must be one
+            load_crls(parsed.statement.payload or b"", what="the CRL of the revocation statement")
         last: IronrootError | None = None
         for name in self.fleet.classes():
             try:

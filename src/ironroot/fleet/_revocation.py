@@ -7,26 +7,47 @@ Where revocations come from (:class:`CrlSet`): X.509 CRLs (RFC 5280), DER or PEM
 * named by the fleet's trust configuration: the files of ``admission/crls/``
   (:func:`add_crl` stores one as ``<sha256>.crl`` after it parses);
 * or published on the log: a transparent statement whose content type is
-  ``application/pkix-crl`` and whose payload is the DER CRL, among the class's statements (of a
-  witnessed statement, the Transparent Statement in it) and the fleet's added endorsements
-  (``fleet attest --endorse``), counted for a class only when its receipts verify under the
-  class trust's transparency services and its issuer is one the class trust allows for some
-  component.
+  ``application/pkix-crl`` and whose payload is the CRL (DER or PEM), among the class's
+  statements and the fleet's added endorsements (``fleet attest --endorse``); of a witnessed
+  statement, the Transparent Statement in it. Who carried it does not decide whether it
+  revokes — its signer does (below): its CWT issuer need not be one the class trust allows,
+  and one whose receipts do not verify under the class trust's transparency services counts
+  too, its label (in the reason of what it revokes) saying ``its receipts do not verify for
+  the class``. A revocation passed over for its carrier would fail open; the receipts are the
+  audit trail of a CRL, not its authority (the CA's signature is), and a CRL can only take
+  trust away.
 
 What a CRL revokes (:meth:`CrlSet.revoked`): a CRL *applies* to a certificate of a chain when
 its issuer name is the certificate's issuer and its signature verifies under that issuer's
 key — the previous certificate of the chain, or for the IDevID the trusted vendor CA root
-that issued it, for a device's root the pinned root itself. A CRL that applies to nothing, or
-whose signature does not verify under the issuer it names (not the CA's: anyone can write a
-file or log a statement), is passed over. A certificate whose serial an applying CRL lists is
-revoked, whatever the CRL's ``nextUpdate`` (a revocation is permanent; keeping CRLs current is
-the operator's, as for any relying party), whatever the reason (``certificateHold`` too).
+that issued it, for a device's root the pinned root itself. Names are compared as RFC 5280
+(7.1) does, attribute by attribute whatever their string type (a CA's CRL naming it in
+PrintableString where its certificates say UTF8String), strings without case or
+insignificant spaces; a CRL of another name, even under the issuer's key, lists that name's
+serials, not these. The vendor root that issued the IDevID is looked up too, as a device's
+pinned root is: its own CRL listing its own serial revokes every chain it issued. A CRL that
+applies to nothing, or whose signature does not verify under the issuer it names (not the
+CA's: a file or a statement proves nothing by being there), is passed over. Nothing
+un-revokes: the CRLs are a union, so an older CRL of the CA beside a newer one, or another
+that does not list a serial, takes nothing back. A certificate whose serial
+an applying CRL lists is revoked, whatever the CRL's ``thisUpdate`` (one dated after the
+appraisal revokes already) and ``nextUpdate`` (a revocation is permanent; keeping CRLs
+current is the operator's, as for any relying party), whatever the reason (``certificateHold``
+too; an entry ``removeFromCRL`` is a delta CRL's: the CRL cannot decide, below).
 
 An applying CRL that cannot decide revocation as a complete CRL of its issuer
 (:func:`ironroot.crypto.check_crl`: a critical extension the verifier does not process, a delta
 CRL, an indirect CRL or one partitioned by reasons, an entry with an unprocessed critical
 extension) is not read as "not revoked": the certificate whose issuer signed it counts as
 revoked, with the reason ``revocation undecided: …`` (only the issuer can make such a CRL).
+A CRL that cannot be read — a file over the size limit (4 MiB), one cut short (read while
+``cp`` writes it), a damaged one, a revocation statement's that does not parse — is not read as
+"not revoked" either: the issuer it names in its first bytes (:func:`_crl_issuer`) has every
+certificate undecided, ``revocation undecided: … CRL <label> of its issuer cannot be read: …``
+(its signature cannot be checked, but only the operator puts files and endorsements there;
+copy a CRL under another suffix and rename it, or :func:`add_crl`, which refuses one that does
+not parse, as ``add_endorsement`` refuses such a revocation statement). Bytes that do not
+start as a CRL name no issuer: left out with a warning.
 A CRL whose issuing distribution point leaves the certificate out of its scope
 (:func:`ironroot.crypto.crl_covers`: only end entities, only CAs, another distribution point)
 does not apply to it.
@@ -46,7 +67,8 @@ trusted, so the node is quarantined (``AdmissionDenied`` ``admission-denied``). 
 anywhere nothing is parsed: the check costs nothing.
 
 :class:`RevocationWatch` is a scanner trigger: its ``poll`` reports each CRL added since it
-last looked (a file in ``admission/crls/`` or a CRL statement among the added endorsements) as
+last looked (a file in ``admission/crls/``, new or written again in place — the CRLs are read
+again then too —, or a CRL statement among the added endorsements) as
 an event concerning every class, so the scanner re-attests their nodes in its next round — as
 a new statement on the log does through :class:`~ironroot.fleet.LogTriggers` (a CRL statement
 by a class's issuer is such a statement).
@@ -54,6 +76,8 @@ by a class's issuer is such a statement).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime as dt
 import hashlib
 import logging
@@ -80,7 +104,7 @@ from ironroot.cose import (
 )
 from ironroot.crypto import check_crl, crl_covers, load_certificate, load_crls
 from ironroot.ear import tier_of
-from ironroot.errors import ChainNotTrusted, IronrootError, MalformedCertificate
+from ironroot.errors import ChainNotTrusted, IronrootError, LimitExceeded, MalformedCertificate
 from ironroot.platform import unwrap_witnessed
 from ironroot.rot import DiceCertificate, parse_certificate
 from ironroot.spdm import CertificateChain, SpdmEvidence
@@ -104,6 +128,9 @@ _MAX_CRL: Final = 4 * 1024 * 1024
 _QUOTE_LIMITS: Final = Limits(max_bytes=256 * 1024, max_depth=8, max_items=512)
 _HASH_SIZES: Final = (48, 32, 64)
 _CACHE_SECONDS: Final = 3600
+_NAMES: Final = 65536
+_HEAD: Final = 64 * 1024  # where an unreadable CRL's issuer name is looked for
+_PEM_CRL: Final = b"-----BEGIN X509 CRL-----"
 _ROT: Final = "rot"
 _log = logging.getLogger("ironroot.fleet")
 
@@ -153,12 +180,88 @@ def _crl_files(fleet: Fleet) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in _CRL_SUFFIXES)
 
 
-def _statement_crl(data: bytes) -> TransparentStatement | None:
+def _stamp(path: Path) -> tuple[int, int]:
+    """What changes when a CRL file is written again in place: its size and mtime."""
     try:
-        parsed = TransparentStatement.parse(data)
+        stat = path.stat()
+    except OSError:
+        return (-1, -1)
+    return (stat.st_size, stat.st_mtime_ns)
+
+
+def _statement_crl(data: bytes) -> TransparentStatement | None:
+    """The CRL statement ``data`` is, or the Transparent Statement in it when it is witnessed;
+    ``None`` when it is no CRL statement."""
+    try:
+        parsed = TransparentStatement.parse(unwrap_witnessed(data))
     except IronrootError:
         return None
     return parsed if parsed.statement.content_type == CRL_CONTENT_TYPE else None
+
+
+def _head(path: Path) -> bytes:
+    """The first bytes of a CRL file too large to read whole (where its issuer is)."""
+    try:
+        with path.open("rb") as handle:
+            return handle.read(_HEAD)
+    except OSError:
+        return b""
+
+
+def _header(der: bytes, pos: int) -> tuple[int, int, int] | None:
+    """The tag of the DER element at ``pos``, where its content starts and where it ends (by
+    its length header, maybe past ``der``); ``None`` when the header itself is not there."""
+    if pos + 2 > len(der):
+        return None
+    first, start = der[pos + 1], pos + 2
+    if first < 0x80:
+        return der[pos], start, start + first
+    count = first & 0x7F
+    if not 1 <= count <= 4 or start + count > len(der):
+        return None
+    length = int.from_bytes(der[start : start + count], "big")
+    return der[pos], start + count, start + count + length
+
+
+def _crl_issuer(data: bytes) -> bytes | None:
+    """The issuer name (DER) a CRL that cannot be read starts with — cut short, over the size
+    limit, damaged further on: ``CertificateList``, ``TBSCertList``, an optional version, the
+    signature algorithm, then the issuer (RFC 5280 5.1). DER, or the first PEM CRL block
+    decoded as far as it goes. ``None`` when ``data`` does not start as a CRL does."""
+    der = data[:_HEAD]
+    begin = der.find(_PEM_CRL)
+    if not der.startswith(b"\x30") and begin >= 0:
+        text = b"".join(der[begin + len(_PEM_CRL) :].split(b"-----", 1)[0].split())
+        try:
+            der = base64.b64decode(text[: len(text) - len(text) % 4], validate=True)
+        except (binascii.Error, ValueError):
+            return None
+    outer = _header(der, 0)
+    tbs = _header(der, outer[1]) if outer is not None and outer[0] == 0x30 else None
+    if tbs is None or tbs[0] != 0x30:
+        return None
+    item = _header(der, tbs[1])
+    if item is not None and item[0] == 0x02:  # the version
+        item = _header(der, item[2])
+    if item is None or item[0] != 0x30:  # the signature algorithm
+        return None
+    name = _header(der, item[2])
+    if name is None or name[0] != 0x30 or name[2] > len(der):
+        return None
+    return der[item[2] : name[2]]
+
+
+NameKey = tuple[frozenset[tuple[str, str | bytes]], ...]
+
+
+def _fold(value: str | bytes) -> str | bytes:
+    return " ".join(value.casefold().split()) if isinstance(value, str) else value
+
+
+def _name_key(name: x509.Name) -> NameKey:
+    """``name`` as RFC 5280 (7.1) compares names: attribute by attribute whatever their string
+    type, strings without case or insignificant spaces (RFC 4518's caseIgnoreMatch)."""
+    return tuple(frozenset((a.oid.dotted_string, _fold(a.value)) for a in rdn) for rdn in name.rdns)
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +269,7 @@ class _Crl:
     label: str
     crl: x509.CertificateRevocationList
     issuer: bytes  # the issuer name, DER
+    name: NameKey  # the issuer name, compared as names are
     fingerprint: bytes
 
 
@@ -173,31 +277,74 @@ class CrlSet:
     """The CRLs that count for one class (module docs), with the issuers they were checked
     against remembered."""
 
-    def __init__(self, crls: Iterable[_Crl]) -> None:
+    def __init__(self, crls: Iterable[_Crl], unread: Iterable[tuple[bytes, str, str]] = ()) -> None:
         self._by_issuer: dict[bytes, list[_Crl]] = {}
+        # An issuer (name DER) whose CRL cannot be read: its label and why, the first.
+        self._unread: dict[bytes, tuple[str, str]] = {}
+        for issuer, label, why in unread:
+            self._unread.setdefault(issuer, (label, why))
+        self._by_name: dict[NameKey, list[_Crl]] = {}
         for item in crls:
             self._by_issuer.setdefault(item.issuer, []).append(item)
+            self._by_name.setdefault(item.name, []).append(item)
         self._verified: dict[tuple[bytes, bytes], bool] = {}
+        self._names: dict[bytes, NameKey | None] = {}  # a certificate's issuer DER → its key
+        self._roots: dict[bytes, str] = {}  # a vendor root (DER) → why it is revoked, or ""
         self._warned: set[bytes] = set()
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
-        return sum(len(v) for v in self._by_issuer.values())
+        return sum(len(v) for v in self._by_issuer.values()) + len(self._unread)
+
+    def _candidates(self, cert: DiceCertificate) -> list[_Crl]:
+        """The CRLs named after ``cert``'s issuer: the same name in any encoding (module docs),
+        byte for byte when ``cryptography`` cannot read the certificate."""
+        with self._lock:
+            seen = cert.issuer_der in self._names
+            key = self._names.get(cert.issuer_der)
+        if not seen:
+            try:
+                parsed = load_certificate(cert.der, allow_unsupported=True, der_only=True)
+                key = _name_key(parsed.issuer)
+            except MalformedCertificate:
+                key = None
+            with self._lock:
+                if len(self._names) >= _NAMES:
+                    self._names.clear()
+                self._names[cert.issuer_der] = key
+        if key is None:
+            return self._by_issuer.get(cert.issuer_der, [])
+        return self._by_name.get(key, [])
 
     @classmethod
-    def build(cls, items: Iterable[Labelled]) -> CrlSet:
-        """From labelled CRL bytes (DER or PEM; one that does not parse is left out)."""
+    def build(
+        cls, items: Iterable[Labelled], unreadable: Iterable[tuple[str, bytes, str]] = ()
+    ) -> CrlSet:
+        """From labelled CRL bytes (DER or PEM) and the ``unreadable`` ones (label, first
+        bytes, why). One that does not parse leaves the certificates of the issuer it names
+        undecided (module docs); one that names none is left out."""
         out: list[_Crl] = []
+        failed = list(unreadable)
         for label, data in items:
             try:
-                crls = load_crls(data, what=label)
+                crls = load_crls(data, what="it")
             except MalformedCertificate as exc:
-                _log.warning("CRL %s left out: %s", label, exc.detail)
+                failed.append((label, data, exc.detail))
                 continue
             for crl in crls:
-                issuer = crl.issuer.public_bytes()
-                out.append(_Crl(label, crl, issuer, crl.fingerprint(hashes.SHA256())))
-        return cls(out)
+                issuer, key = crl.issuer.public_bytes(), _name_key(crl.issuer)
+                out.append(_Crl(label, crl, issuer, key, crl.fingerprint(hashes.SHA256())))
+        unread: list[tuple[bytes, str, str]] = []
+        for label, head, why in failed:
+            named = _crl_issuer(head)
+            if named is None:
+                _log.warning("CRL %s left out: %s (it names no issuer)", label, why)
+                continue
+            _log.warning(
+                "CRL %s cannot be read: %s: its issuer's certificates undecided", label, why
+            )
+            unread.append((named, label, why))
+        return cls(out, unread)
 
     def _signed_by(self, item: _Crl, issuer: DiceCertificate) -> bool:
         key = (item.fingerprint, issuer.der)
@@ -216,12 +363,31 @@ class CrlSet:
     def revoked(self, chain: Sequence[DiceCertificate], anchors: Sequence[DiceCertificate]) -> str:
         """Why a certificate of ``chain`` (root-most first, each issued by the one before;
         the first issued by one of ``anchors``, or self-signed) is revoked; ``""`` when none
-        is."""
-        if not self._by_issuer:
+        is. The self-signed anchor that issued the first is looked up too (module docs)."""
+        if not (self._by_issuer or self._unread) or not chain:
             return ""
+        reason = self._revoked(chain, anchors)
+        for root in (a for a in anchors if _issued(a, chain[0])):
+            reason = reason or self._root(root, anchors)
+        return reason
+
+    def _root(self, root: DiceCertificate, anchors: Sequence[DiceCertificate]) -> str:
+        """Why the vendor root ``root`` is revoked (the same for every chain it issued: once)."""
+        with self._lock:
+            known = self._roots.get(root.der)
+        if known is None:
+            known = self._revoked([root], anchors)
+            with self._lock:
+                self._roots[root.der] = known
+        return known
+
+    def _revoked(self, chain: Sequence[DiceCertificate], anchors: Sequence[DiceCertificate]) -> str:
         for index, cert in enumerate(chain):
-            candidates = self._by_issuer.get(cert.issuer_der)
-            if not candidates or cert.serial is None:
+            if cert.serial is None:
+                continue
+            candidates = self._candidates(cert)
+            unread = self._unread.get(cert.issuer_der)
+            if not candidates and unread is None:
                 continue
             if index:
                 issuers = [chain[index - 1]]
@@ -258,7 +424,23 @@ class CrlSet:
                         f"revoked by the CRL of {signer.subject} ({item.label}), since "
                         f"{entry.revocation_date_utc.isoformat()}"
                     )
+            if unread is not None:
+                return (
+                    f"revocation undecided: certificate {cert.subject} (serial "
+                    f"{cert.serial:#x}): CRL {unread[0]} of its issuer cannot be read: {unread[1]}"
+                )
         return ""
+
+
+def _issued(root: DiceCertificate, cert: DiceCertificate) -> bool:
+    """Whether ``root``, a self-signed anchor, may be the one that issued ``cert``: its name
+    and (when both give one) its key identifier, as the quote's chain is matched to a vendor
+    root (:mod:`ironroot.rot`; two of one name without key identifiers are both looked up)."""
+    return root.subject_der == root.issuer_der == cert.issuer_der and (
+        cert.authority_key_id is None
+        or root.subject_key_id is None
+        or root.subject_key_id == cert.authority_key_id
+    )
 
 
 def _points(cert: DiceCertificate) -> x509.CRLDistributionPoints | None:
@@ -314,10 +496,6 @@ def _revoke(appraisal: Appraisal, reason: str) -> Appraisal:
     )
 
 
-def _issuers(klass: NodeClass) -> frozenset[str]:
-    return frozenset(i for names in klass.trust.issuers.values() for i in names)
-
-
 class Revocations:
     """The revocation check of a fleet's verifier (module docs)."""
 
@@ -334,19 +512,23 @@ class Revocations:
         token: object,
         now: dt.datetime,
     ) -> CrlSet:
-        """The CRLs that count for ``klass`` (cached until the files or endorsements change,
-        and hourly)."""
+        """The CRLs that count for ``klass`` (cached until the files — one written again in
+        place too — or endorsements change, and hourly)."""
         files = _crl_files(self.fleet)
-        key = (token, tuple(p.name for p in files))
+        key = (token, tuple((p.name, _stamp(p)) for p in files))
         hour = int(now.timestamp()) // _CACHE_SECONDS
         with self._lock:
             cached = self._sets.get(klass.name)
             if cached is not None and cached[0] == key and cached[1] == hour:
                 return cached[2]
         items: list[Labelled] = []
+        unreadable: list[tuple[str, bytes, str]] = []
         for path in files:
+            label = f"admission/crls/{path.name}"
             try:
-                items.append((f"admission/crls/{path.name}", read_limited(path, _MAX_CRL)))
+                items.append((label, read_limited(path, _MAX_CRL)))
+            except LimitExceeded:
+                unreadable.append((label, _head(path), f"it is larger than {_MAX_CRL} bytes"))
             except (OSError, IronrootError) as exc:
                 _log.warning("CRL %s cannot be read: %s", path, exc)
         # A class whose platform requires witnesses ships witnessed statements: a CRL
@@ -356,21 +538,20 @@ class Revocations:
             for c, found in sorted(klass.statements.items())
             for n, data in enumerate(map(unwrap_witnessed, found))
         ]
-        allowed = _issuers(klass)
+        # Who logged a CRL statement, and where, does not decide whether it revokes: the CRL
+        # applies only where its issuer's key signed it. Receipts that do not verify for the
+        # class are said in its label (the audit trail), never a reason to pass it over.
         for label, data in (*statements, *added()):
             parsed = _statement_crl(data)
             if parsed is None:
                 continue
             try:
-                verify_transparent_statement(data, klass.trust.service_keys)
+                verify_transparent_statement(unwrap_witnessed(data), klass.trust.service_keys)
             except IronrootError as exc:
-                _log.warning("CRL statement %s left out: %s", label, exc.detail)
-                continue
-            if parsed.statement.claims.iss not in allowed:
-                _log.warning("CRL statement %s left out: its issuer publishes nothing", label)
-                continue
+                _log.warning("CRL statement %s is not logged for the class: %s", label, exc.detail)
+                label = f"{label}; its receipts do not verify for the class"
             items.append((label, parsed.statement.payload or b""))
-        built = CrlSet.build(items)
+        built = CrlSet.build(items, unreadable)
         with self._lock:
             self._sets[klass.name] = (key, hour, built)
         return built
@@ -439,17 +620,18 @@ class RevocationWatch:
         self._then = then
         self._seen = self._current()
 
-    def _current(self) -> set[str]:
-        names = {f"admission/crls/{p.name}" for p in _crl_files(self.fleet)}
-        names |= {label for label, data in self._added() if _statement_crl(data) is not None}
+    def _current(self) -> set[tuple[str, tuple[int, int]]]:
+        names = {(f"admission/crls/{p.name}", _stamp(p)) for p in _crl_files(self.fleet)}
+        added = self._added()
+        names |= {(label, (0, 0)) for label, data in added if _statement_crl(data) is not None}
         return names
 
     def poll(self) -> list[Any]:
-        """The other poll's events, then one event per class for each CRL added since the
-        last poll."""
+        """The other poll's events, then one event per class for each CRL added (or a file
+        written again in place) since the last poll."""
         before = list(self._then()) if self._then is not None else []
         current = self._current()
-        new = sorted(current - self._seen)
+        new = sorted({label for label, _ in current - self._seen})
         self._seen = current
         platforms = sorted({self.fleet.node_class(c).trust.platform for c in self.fleet.classes()})
         return [*before, *(RevocationEvent(crl, platform) for crl in new for platform in platforms)]
