@@ -8,7 +8,7 @@ import dataclasses
 import hashlib
 import hmac
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Final
 
 from cryptography.exceptions import InvalidTag
@@ -180,7 +180,7 @@ class KeyOperations(Permissions):
     def delete(self, session: Session, handle: str) -> None:
         """Destroy a key (crypto officer): its material is overwritten."""
         with self._lock:
-            with self._operation(session, "delete", handle):
+            with self._operation(session, "delete", handle, (handle,)):
                 key = self._key(handle)
                 key.wipe()
                 del self._keys[handle]
@@ -190,8 +190,10 @@ class KeyOperations(Permissions):
         """Name the crypto users that may use a key, or ``None`` for every crypto user (crypto
         officer); return the key's information. Every name must be a crypto user's now
         (``NotFound``, ``MalformedInput``). Audited as ``key-users``."""
+        if isinstance(users, Iterator):  # read once: for the approval's digest, then here
+            users = tuple(users)
         with self._lock:
-            with self._operation(session, "key-users", handle):
+            with self._operation(session, "key-users", handle, (handle, users)):
                 key = self._key(handle)
                 attrs = dataclasses.replace(key.attributes, users=key_users(users))
                 self._check_users(attrs.users)
