@@ -102,12 +102,15 @@ def test_a_login_with_an_approver_meets_the_quorum_and_its_records_name_both(
     hsm.add_identity(pair, "new-service", Role.USER, b"new-service-pass")
     assert _last(hsm, roles[2], "identity-add") == (f"{OFFICER}+{SECOND}", "ok", None)
     assert _last(hsm, roles[2], "approve") == (SECOND, "ok", None)
-    hsm.set_officer_quorum(pair, 3)
+    # a login's approval runs the session's first dual-control operation only
+    # (test_hsm_approvals.py::test_a_logins_approval_runs_one_dual_control_operation)
+    hsm.set_officer_quorum(_pair(hsm), 3)
     assert _last(hsm, roles[2], "officer-quorum") == (f"{OFFICER}+{SECOND}", "ok", "quorum-3")
-    _quorum_refused(hsm.remove_identity, pair, "new-service")  # two of three now
-    trio = hsm.login(OFFICER, OFFICER_PASS, approvers=[(SECOND, SECOND_PASS), (THIRD, THIRD_PASS)])
-    hsm.remove_identity(trio, "new-service")
-    hsm.set_officer_quorum(trio, 1)  # back to one: each officer acts alone again
+    _quorum_refused(hsm.remove_identity, _pair(hsm), "new-service")  # two of three now
+    trio = [(SECOND, SECOND_PASS), (THIRD, THIRD_PASS)]
+    hsm.remove_identity(hsm.login(OFFICER, OFFICER_PASS, approvers=trio), "new-service")
+    # back to one: each officer acts alone again
+    hsm.set_officer_quorum(hsm.login(OFFICER, OFFICER_PASS, approvers=trio), 1)
     hsm.add_identity(hsm.login(OFFICER, OFFICER_PASS), "later", Role.USER, b"later-pass")
 
 
@@ -167,11 +170,10 @@ def test_the_quorum_can_never_exceed_the_unlocked_officers(
     officers: Hsm, roles: tuple[Session, Session, Session]
 ) -> None:
     hsm = officers
-    pair = _pair(hsm)
     with pytest.raises(Conflict) as above:
-        hsm.set_officer_quorum(pair, 4)
+        hsm.set_officer_quorum(_pair(hsm), 4)
     assert above.value.detail == "a quorum of 4 needs as many unlocked crypto officers: there are 3"
-    hsm.set_officer_quorum(pair, 3)
+    hsm.set_officer_quorum(_pair(hsm), 3)
     trio = hsm.login(OFFICER, OFFICER_PASS, approvers=[(SECOND, SECOND_PASS), (THIRD, THIRD_PASS)])
     with pytest.raises(Conflict) as removing:
         hsm.remove_identity(trio, THIRD)

@@ -194,6 +194,46 @@ def test_handles_are_opaque_and_unknown_ones_not_found(
         hsm.sign(user, "0" * 32, b"m")
 
 
+def test_an_oversized_handle_is_refused_before_any_lookup_and_never_echoed(
+    hsm: Hsm, roles: tuple[Session, ...], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A handle longer than any the HSM makes (32 hex digits; at most 128 characters, as the
+    PKCS#11 backend caps its own) is ``NotFound`` before the key table is searched, and the
+    error repeats only its first 16 characters; a handle that is not text is not repeated at
+    all. Before, ``NotFound`` echoed the whole handle, a megabyte of it too."""
+    officer, user, _ = roles
+    handle = hsm.generate(officer, KeyType.EC_P384)
+    looked_up: list[object] = []
+    keys = hsm._keys
+
+    class Watched(dict[str, object]):
+        def get(self, key: object, default: object = None) -> object:
+            looked_up.append(key)
+            return keys.get(key, default)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(hsm, "_keys", Watched(keys))
+    for long in ("ab" * 65, handle * 100_000):
+        for use in (
+            lambda h: hsm.sign(user, h, b"m"),
+            lambda h: hsm.key_info(user, h),
+            lambda h: hsm.delete(officer, h),
+        ):
+            with pytest.raises(NotFound) as caught:
+                use(long)
+            assert caught.value.detail == (
+                f"no key {long[:16]}…: a key handle is at most 128 hex characters"
+            )
+    for other in (b"x" * 1_000_000, 7):
+        with pytest.raises(NotFound) as not_text:
+            hsm.sign(user, other, b"m")  # type: ignore[arg-type]
+        assert not_text.value.detail == "no key: a key handle is a string"
+    assert looked_up == []
+    with pytest.raises(NotFound) as at_the_cap:  # 128 characters: looked up, and unknown
+        hsm.sign(user, "ab" * 64, b"m")
+    assert at_the_cap.value.detail == f"no key {'ab' * 64!r}"
+    assert looked_up == ["ab" * 64]
+
+
 def test_delete_destroys_the_key(hsm: Hsm, roles: tuple[Session, ...]) -> None:
     officer, user, _ = roles
     handle = hsm.generate(officer, KeyType.EC_P256)

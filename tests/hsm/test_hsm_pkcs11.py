@@ -21,6 +21,7 @@ from ironroot.crypto import Algorithm, PrivateKey, Signer
 from ironroot.errors import (
     BadSignature,
     ConfigError,
+    Conflict,
     KeyNotExportable,
     KeyUsageNotPermitted,
     LimitExceeded,
@@ -642,3 +643,37 @@ def test_a_handle_over_128_hex_characters_is_not_found_and_not_repeated(
                 f"no key {long[:16]}…: a key handle is at most 128 hex characters"
             )
     backend.verify(handle, signature, b"m")
+
+
+def test_a_key_made_under_a_chosen_handle_and_purged_whatever_is_left_of_it(
+    backend: Pkcs11Backend,
+) -> None:
+    """A caller that records a new key's handle as pending before the key is made
+    (``ServiceKeys``) picks it with ``new_handle``, makes the key under it, and after a crash
+    purges whatever the token holds under it: a whole pair, or a public object alone. A handle
+    already on the token is ``Conflict`` (the key is not made twice under one handle); one
+    ``new_handle`` would not make is ``MalformedInput``."""
+    attributes = KeyAttributes.of(["sign", "verify"])
+    handle = Pkcs11Backend.new_handle()
+    assert backend.generate(KeyType.EC_P256, attributes, handle=handle) == handle
+    with pytest.raises(Conflict) as taken:
+        backend.generate(KeyType.EC_P256, attributes, handle=handle)
+    assert taken.value.detail == f"the token holds an object under handle {handle} already"
+    for bad in ("ab" * 15, "zz" * 16, "ab" * 17):
+        with pytest.raises(MalformedInput) as caught:
+            backend.generate(KeyType.EC_P256, attributes, handle=bad)
+        assert caught.value.detail == "a new key's handle is 32 hex digits"
+    backend.sign(handle, b"m")
+    assert backend.purge(handle) == 2
+    with pytest.raises(NotFound):
+        backend.sign(handle, b"m")
+    assert backend.purge(handle) == 0
+    half = Pkcs11Backend.new_handle()
+    backend.generate(KeyType.EC_P256, attributes, handle=half)
+    private = backend._session.get_key(object_class=ObjectClass.PRIVATE_KEY, id=bytes.fromhex(half))
+    private.destroy()  # a pair's making cut short: its public object alone
+    with pytest.raises(NotFound):
+        backend.delete(half)  # delete finds no key there …
+    assert backend.purge(half) == 1  # … purge destroys what is
+    with pytest.raises(NotFound):
+        backend.public_key(half)

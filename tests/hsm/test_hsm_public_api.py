@@ -13,6 +13,7 @@ EXPECTED = [
     "DEFAULT_KATS",
     "MAX_AUDIT_FILE",  # the most any reader takes of one audit log file (live or segment)
     "MAX_QUORUM",  # the largest officer quorum: a login takes at most MAX_QUORUM - 1 approvers
+    "Approval",  # what Hsm.approve returns: one dual-control operation approved, used once
     "AuditCheckpoint",
     "AuditRecord",
     "AuditReport",

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from ironroot._lazy import lazy_package
 
 if TYPE_CHECKING:
+    from ironroot.hsm._approvals import Approval
     from ironroot.hsm._attest import (
         ATTESTATION_CONTENT_TYPE,
         AttestationChain,
@@ -102,6 +103,7 @@ __all__ = [
     "RELEASE_STATUSES",
     "REPORT_DATA_SIZE",
     "WRAPPING_KEY_KINDS",
+    "Approval",
     "AttestationChain",
     "AuditCheckpoint",
     "AuditRecord",

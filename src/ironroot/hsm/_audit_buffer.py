@@ -62,7 +62,16 @@ MAX_AUDITED_KEY: Final = 128
 """The longest handle a record names as given (a handle the HSM makes is 32 hex digits)."""
 
 _SECURITY_EVENTS: Final = frozenset(
-    {"login", "release", "self-test", "pairwise-test", "power-up", "initialize", "tamper"}
+    {
+        "login",
+        "approval",
+        "release",
+        "self-test",
+        "pairwise-test",
+        "power-up",
+        "initialize",
+        "tamper",
+    }
 )
 """Operations whose every record is durable and anchored before the call returns (any
 refusal is too)."""
@@ -89,6 +98,13 @@ def audited_key(key: object) -> str | None:
         if len(key) <= MAX_AUDITED_KEY:
             return key
     return "sha256:" + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def approval_subject(operation: str, target: str | None) -> str:
+    """The subject of an approval's records (``approval``, ``approve``): ``<operation>
+    <target>``, the target as a handle is recorded (:func:`audited_key`), ``-`` for none."""
+    shown = audited_key(target)
+    return _Named(f"{operation} {shown if shown is not None else '-'}")
 
 
 class _Named(str):

@@ -26,7 +26,7 @@ class MigrationAndBackup(Permissions):
         """Re-seal the key store to ``new_sealing_secret`` (crypto officer): after this only
         that secret (another device, or new firmware) opens it."""
         with self._lock:
-            with self._operation(session, "migrate"):
+            with self._operation(session, "migrate", arguments=(new_sealing_secret,)):
                 new = bytearray(check_secret(new_sealing_secret))
             old, self._secret = self._secret, new
             zero(old)
@@ -59,7 +59,7 @@ class MigrationAndBackup(Permissions):
         ends, the caller's included. A backup written before timed lockouts has each lock that
         failed logins set made a timed lockout from now (``_identities``), audited."""
         with self._lock:
-            with self._operation(session, "restore"):
+            with self._operation(session, "restore", arguments=(backup,)):
                 data = self._check_data(backup, "backup")
                 try:
                     doc = decode_store(unseal(bytes(self._secret), data))

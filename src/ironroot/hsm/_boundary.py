@@ -373,7 +373,7 @@ class Hsm(Identities, WrapAndRelease, MigrationAndBackup, Zeroization):
         if isinstance(before, bool) or not isinstance(before, int) or before < 1:
             raise MalformedInput("the first record kept is a positive record number")
         with self._lock:
-            with self._operation(session, "audit-prune", f"before-{before}"):
+            with self._operation(session, "audit-prune", f"before-{before}", (before,)):
                 spans = {
                     span: name
                     for name in self._storage.audit_segments()

@@ -30,12 +30,14 @@ from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 from ironroot.errors import (
     Conflict,
     IdentityLocked,
+    LimitExceeded,
     MalformedInput,
     NotFound,
     RoleNotPermitted,
     Unauthorized,
 )
-from ironroot.hsm._audit_buffer import NO_IDENTITY
+from ironroot.hsm._approvals import MAX_GRANTS, Approval, Grant, request
+from ironroot.hsm._audit_buffer import NO_IDENTITY, approval_subject
 from ironroot.hsm._document import IdentityRecord, zero
 from ironroot.hsm._model import MAX_QUORUM, HsmConfig, Role, Session, check_name
 from ironroot.hsm._permissions import Permissions
@@ -133,7 +135,9 @@ class Identities(Permissions):
 
         ``approvers`` — ``(name, credential)`` of other crypto officers — make a crypto
         officer's session meet a quorum of ``1 + len(approvers)`` officers, which the
-        dual-control operations need once the HSM's :attr:`officer_quorum` is above 1. Each
+        dual-control operations need once the HSM's :attr:`officer_quorum` is above 1, for its
+        first dual-control operation only (a second is ``approval-consumed``; :meth:`approve`
+        approves one operation with its arguments). Each
         approver is authenticated as a login is (audited ``approve``; a wrong credential counts
         towards its lockout, with the same answers); an approver that is not a crypto officer
         is ``RoleNotPermitted``; a repeated name, or approvers on a session that is not a
@@ -157,14 +161,17 @@ class Identities(Permissions):
             self._sessions[token] = (ident.name, ident.role, names)
             return Session(ident.name, ident.role, token, names)
 
-    def _authenticate(self, identity: str, credential: bytes, operation: str) -> IdentityRecord:
+    def _authenticate(
+        self, identity: str, credential: bytes, operation: str, subject: str | None = None
+    ) -> IdentityRecord:
         """The identity ``credential`` authenticates (:meth:`login`'s answers), audited as
-        ``operation``; failures counted, a success resets them."""
+        ``operation`` (its records' key ``subject``: what an approver approves); failures
+        counted, a success resets them."""
         ident = self._identities.get(identity) if isinstance(identity, str) else None
         if ident is None:
             c = self._config
             self._hash_credential(bytes(credential), _DUMMY_SALT, c.scrypt_n, c.scrypt_r, 1)
-            self._record(NO_IDENTITY, operation, None, Unauthorized.code)
+            self._record(NO_IDENTITY, operation, subject, Unauthorized.code)
             raise Unauthorized("unknown identity or wrong credential")
         now = self._now()
         locked_out = now < ident.locked_until
@@ -174,30 +181,32 @@ class Identities(Permissions):
             )
         except InvalidKey:
             if locked_out:
-                self._record(ident.name, operation, None, Unauthorized.code)
+                self._record(ident.name, operation, subject, Unauthorized.code)
                 raise Unauthorized("unknown identity or wrong credential") from None
             # An identity an officer locked counts its failures too: its right credential
             # answers IdentityLocked, so uncounted guesses would find it, unhindered.
             ident.failures += 1
             if ident.failures >= self._config.max_failed_logins:
                 self._lock_out(ident, now)
-            self._pending.append(PendingRecord(now, ident.name, operation, None, Unauthorized.code))
+            self._pending.append(
+                PendingRecord(now, ident.name, operation, subject, Unauthorized.code)
+            )
             self._persist()
             raise Unauthorized("unknown identity or wrong credential") from None
         if locked_out:  # the auditor learns it; the caller gets a wrong credential's answer
-            self._record(ident.name, operation, None, IdentityLocked.code)
+            self._record(ident.name, operation, subject, IdentityLocked.code)
             raise Unauthorized("unknown identity or wrong credential")
         if ident.locked:
-            self._record(ident.name, operation, None, IdentityLocked.code)
+            self._record(ident.name, operation, subject, IdentityLocked.code)
             raise IdentityLocked(
                 f"identity {ident.name!r} is locked: a crypto officer must unlock it"
             )
         if ident.failures or ident.locked_until or ident.lockouts:
             ident.failures = ident.locked_until = ident.lockouts = 0
-            self._pending.append(PendingRecord(self._now(), ident.name, operation, None, "ok"))
+            self._pending.append(PendingRecord(self._now(), ident.name, operation, subject, "ok"))
             self._persist()
         else:
-            self._record(ident.name, operation, None, "ok")
+            self._record(ident.name, operation, subject, "ok")
         return ident
 
     def _lock_out(self, ident: IdentityRecord, now: int) -> None:
@@ -221,12 +230,66 @@ class Identities(Permissions):
     def logout(self, session: Session) -> None:
         with self._lock, self._operation(session, "logout"):
             self._sessions.pop(session.token, None)
+            self._prune_approvals()
 
     def _end_sessions(self, name: str) -> None:
         """End ``name``'s sessions, and those it approved (the approval was its)."""
         for token, (who, _role, approvers) in list(self._sessions.items()):
             if who == name or name in approvers:
                 del self._sessions[token]
+        for grants in self._grants.values():
+            grants[:] = [g for g in grants if name not in g.approval.approvers]
+        self._prune_approvals()
+
+    def _prune_approvals(self) -> None:
+        """Forget the approvals of sessions that ended (they end with their session)."""
+        for held in (self._grants, self._consumed):
+            for token in [t for t in held if t not in self._sessions]:
+                del held[token]
+        self._spent_logins.intersection_update(self._sessions)
+
+    def approve(
+        self,
+        session: Session,
+        operation: str,
+        *arguments: object,
+        approvers: Sequence[tuple[str, bytes]],
+    ) -> Approval:
+        """Approve one run of the dual-control ``operation`` with ``arguments`` (those its
+        method takes after the session, in order: ``approve(s, "delete", handle, …)`` for
+        ``delete(s, handle)``) for ``session``, a crypto officer's, by ``approvers``: the
+        ``(name, credential)`` of other crypto officers, each authenticated as a login's
+        approvers are (audited ``approve``, its key the operation and its target). The HSM
+        keeps the approval with the session until :attr:`HsmConfig.approval_lifetime` passes
+        or the session ends; that one run of the operation consumes it (``_approvals``).
+        ``MalformedInput`` for an operation not under dual control, the wrong number of
+        arguments, or no approver, before anyone authenticates; ``LimitExceeded`` past
+        ``MAX_GRANTS`` unused approvals. Audited ``approval`` under the session's identity."""
+        self._check_state()
+        asking = session.identity if isinstance(session, Session) else None
+        pairs = _approvals(asking, approvers)
+        for _name, secret in pairs:
+            if not isinstance(secret, bytes | bytearray) or len(secret) > MAX_CREDENTIAL:
+                raise MalformedInput(f"a credential is at most {MAX_CREDENTIAL} bytes")
+        target, digest = request(operation, arguments)
+        if not pairs:
+            raise MalformedInput("an approval names at least one approving crypto officer")
+        subject = approval_subject(operation, target)
+        with self._lock, self._operation(session, "approval", subject):
+            self._prune_approvals()
+            now = self._now()
+            grants = [g for g in self._grants.get(session.token, []) if now < g.approval.expires]
+            if len(grants) >= MAX_GRANTS:
+                raise LimitExceeded(f"a session holds at most {MAX_GRANTS} unused approvals")
+            for name, secret in pairs:
+                approver = self._authenticate(name, secret, "approve", subject)
+                if approver.role is not Role.OFFICER:
+                    self._record(approver.name, "approve", subject, RoleNotPermitted.code)
+                    raise RoleNotPermitted(f"approver {name!r} is not a crypto officer")
+            names = tuple(name for name, _ in pairs)
+            approval = Approval(operation, target, names, now + self._config.approval_lifetime)
+            self._grants[session.token] = [*grants, Grant(approval, digest)]
+            return approval
 
     def set_officer_quorum(self, session: Session, quorum: int) -> None:
         """Require ``quorum`` crypto officers — a login with ``quorum - 1`` approvers — for
@@ -236,7 +299,7 @@ class Identities(Permissions):
         it. Sealed in the store; audited ``officer-quorum``, key ``quorum-<n>``."""
         if isinstance(quorum, bool) or not isinstance(quorum, int) or not 1 <= quorum <= MAX_QUORUM:
             raise MalformedInput(f"the officer quorum is an integer from 1 to {MAX_QUORUM}")
-        with self._lock, self._operation(session, "officer-quorum") as op:
+        with self._lock, self._operation(session, "officer-quorum", arguments=(quorum,)) as op:
             op.key = f"quorum-{quorum}"
             officers = len(self._unlocked_officers())
             if quorum > officers:
@@ -270,7 +333,10 @@ class Identities(Permissions):
 
     def add_identity(self, session: Session, name: str, role: Role, credential: bytes) -> None:
         """Add an identity (crypto officer); ``Conflict`` if the name is taken."""
-        with self._lock, self._operation(session, "identity-add"):
+        with (
+            self._lock,
+            self._operation(session, "identity-add", arguments=(name, role, credential)),
+        ):
             check_name(name)
             if not isinstance(role, Role):
                 raise MalformedInput("role must be a Role")
@@ -293,7 +359,7 @@ class Identities(Permissions):
     def unlock_identity(self, session: Session, name: str) -> None:
         """Unlock an identity, end a lockout from failed logins and reset its failure count
         (crypto officer)."""
-        with self._lock, self._operation(session, "identity-unlock"):
+        with self._lock, self._operation(session, "identity-unlock", arguments=(name,)):
             ident = self._identity(name)
             ident.locked = False
             ident.failures = ident.locked_until = ident.lockouts = 0
@@ -301,7 +367,7 @@ class Identities(Permissions):
 
     def remove_identity(self, session: Session, name: str) -> None:
         """Remove an identity (crypto officer); the last unlocked officer cannot go."""
-        with self._lock, self._operation(session, "identity-remove"):
+        with self._lock, self._operation(session, "identity-remove", arguments=(name,)):
             ident = self._identity(name)
             if ident.role is Role.OFFICER and self._unlocked_officers() == [ident]:
                 raise Conflict("the last unlocked crypto officer cannot be removed")

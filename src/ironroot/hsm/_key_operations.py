@@ -8,7 +8,7 @@ import dataclasses
 import hashlib
 import hmac
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Final
 
 from cryptography.exceptions import InvalidTag
@@ -29,7 +29,7 @@ from ironroot.errors import (
     VerificationFailed,
 )
 from ironroot.hsm._attest import sign_key_attestation
-from ironroot.hsm._audit_buffer import NO_IDENTITY
+from ironroot.hsm._audit_buffer import MAX_AUDITED_KEY, NO_IDENTITY
 from ironroot.hsm._document import KeyRecord
 from ironroot.hsm._material import KeyObject, generate_material, load_material
 from ironroot.hsm._model import (
@@ -47,6 +47,9 @@ from ironroot.hsm._selftest import SelfTestFailure
 __all__ = ["KeyOperations"]
 
 _GCM_NONCE: Final = 12
+MAX_HANDLE: Final = MAX_AUDITED_KEY
+"""The longest handle looked up (the HSM makes 32 hex digits; the PKCS#11 backend caps its
+own at 128 too): a longer one is ``NotFound`` unsearched."""
 _DERIVED_SIZES: Final = {KeyType.AES_256: 32, KeyType.HMAC_SHA384: 48}
 
 
@@ -70,8 +73,15 @@ class KeyOperations(Permissions):
     ) -> KeyRecord:
         """The key ``handle``; with ``usage``, one that has it; with ``user``, one that crypto
         user may use (``RoleNotPermitted`` code ``key-access-denied``: the key names its
-        users and this identity is not one of them)."""
-        key = self._keys.get(handle) if isinstance(handle, str) else None
+        users and this identity is not one of them). A handle that is not text, or longer than
+        :data:`MAX_HANDLE`, is ``NotFound`` before any lookup, repeated at most in part."""
+        if not isinstance(handle, str):
+            raise NotFound("no key: a key handle is a string")
+        if len(handle) > MAX_HANDLE:  # refused unsearched, and repeated only in part
+            raise NotFound(
+                f"no key {handle[:16]}…: a key handle is at most {MAX_HANDLE} hex characters"
+            )
+        key = self._keys.get(handle)
         if key is None:
             raise NotFound(f"no key {handle!r}")
         if user is not None and not key.attributes.permits(user):
@@ -170,7 +180,7 @@ class KeyOperations(Permissions):
     def delete(self, session: Session, handle: str) -> None:
         """Destroy a key (crypto officer): its material is overwritten."""
         with self._lock:
-            with self._operation(session, "delete", handle):
+            with self._operation(session, "delete", handle, (handle,)):
                 key = self._key(handle)
                 key.wipe()
                 del self._keys[handle]
@@ -180,8 +190,10 @@ class KeyOperations(Permissions):
         """Name the crypto users that may use a key, or ``None`` for every crypto user (crypto
         officer); return the key's information. Every name must be a crypto user's now
         (``NotFound``, ``MalformedInput``). Audited as ``key-users``."""
+        if isinstance(users, Iterator):  # read once: for the approval's digest, then here
+            users = tuple(users)
         with self._lock:
-            with self._operation(session, "key-users", handle):
+            with self._operation(session, "key-users", handle, (handle, users)):
                 key = self._key(handle)
                 attrs = dataclasses.replace(key.attributes, users=key_users(users))
                 self._check_users(attrs.users)

@@ -325,7 +325,8 @@ class Session:
     """An authenticated session of one identity in one role. The token is the session's
     secret: it is never shown in ``repr``. ``approvers`` are the other crypto officers who
     authenticated with an officer's login (``Hsm.login(..., approvers=...)``): with them the
-    session meets a quorum of ``1 + len(approvers)`` officers (dual control)."""
+    session meets a quorum of ``1 + len(approvers)`` officers (dual control) for its first
+    dual-control operation."""
 
     identity: str
     role: Role
@@ -383,6 +384,8 @@ class HsmConfig:
     a new HSM, or one whose store predates the setting); a number is sealed at power-up (an
     ``audit-segment`` record, key ``records-<N>``, says so when it changes), so every later
     opener that names none — the CLI, another service — rotates at the same size.
+    ``approval_lifetime`` (seconds, default 300) is how long a quorum approval of one
+    operation (``Hsm.approve``) may wait for it, by the HSM's clock.
     """
 
     max_failed_logins: int = 5
@@ -397,6 +400,7 @@ class HsmConfig:
     release_nonce_lifetime: int = 300
     release_challenges: ChallengeLimits = field(default_factory=ChallengeLimits)
     audit_segment_records: int | None = None
+    approval_lifetime: int = 300
 
     def __post_init__(self) -> None:
         segment = self.audit_segment_records
@@ -415,6 +419,7 @@ class HsmConfig:
             "scrypt_r",
             "scrypt_p",
             "audit_group_commit",
+            "approval_lifetime",
         ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:

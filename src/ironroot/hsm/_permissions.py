@@ -4,8 +4,12 @@ every operation (``_operation``).
 **Dual control.** With an officer quorum above 1 (``Hsm.set_officer_quorum``), the operations
 of :data:`DUAL_CONTROL` — those that change who may do what, which keys exist, which verifiers
 and recipients the HSM trusts, or remove records — need a session of that many crypto officers:
-a login with approvers. One officer alone is refused (``RoleNotPermitted``, code
-``quorum-required``), and the refusal audited. Their records name every officer, the session's
+an approval of that one operation (``Hsm.approve``: its kind, its target and a digest of its
+arguments, consumed by the one run that matches it, expiring after
+``HsmConfig.approval_lifetime``), or a login with approvers, which approves the session's first
+dual-control operation only. One officer alone is refused (``RoleNotPermitted``, code
+``quorum-required``; a misused approval has a code of its own, ``_approvals``), and the refusal
+audited. Their records name every officer, the session's
 identity first, joined by ``+`` (which no identity name holds), as are all the records of such
 a session, its refusals included. Left to one officer: locking an
 identity and zeroizing (they only take away, and may be urgent), generating a key (a new key:
@@ -20,6 +24,16 @@ from contextlib import contextmanager
 from typing import Final
 
 from ironroot.errors import IronrootError, MalformedInput, RoleNotPermitted, Unauthorized
+from ironroot.hsm._approvals import (
+    APPROVAL_CONSUMED,
+    APPROVAL_EXPIRED,
+    KEY_MISMATCH,
+    MAX_GRANTS,
+    OPERATION_MISMATCH,
+    PARAMETERS_MISMATCH,
+    request,
+    shown_target,
+)
 from ironroot.hsm._audit import ReleaseBinding
 from ironroot.hsm._audit_buffer import NO_IDENTITY, AuditBuffer
 from ironroot.hsm._model import Role, Session
@@ -70,6 +84,7 @@ _PERMISSIONS: Final[dict[str, frozenset[Role]]] = {
     "audit-checkpoint": _AUDITOR,
     "audit-prune": _OFFICER,
     "officer-quorum": _OFFICER,
+    "approval": _OFFICER,
     "self-test": _ANY,
     "logout": _ANY,
 }
@@ -128,11 +143,19 @@ class Permissions(AuditBuffer):
     """Authenticate and authorize a session for an operation; audit the outcome."""
 
     @contextmanager
-    def _operation(self, session: Session, operation: str, key: str | None = None) -> Iterator[_Op]:
+    def _operation(
+        self,
+        session: Session,
+        operation: str,
+        key: str | None = None,
+        arguments: tuple[object, ...] = (),
+    ) -> Iterator[_Op]:
         """Authenticate and authorize ``session`` for ``operation``; audit the outcome (an
-        operation that creates a key sets ``op.key`` so its record names the new handle)."""
+        operation that creates a key sets ``op.key`` so its record names the new handle).
+        ``arguments``: a dual-control operation's, after the session, in its method's order
+        (what an approval of it is bound to)."""
         self._check_state()
-        identity, approvers = self._authorize(session, operation, key)
+        identity, approvers = self._authorize(session, operation, key, arguments)
         op = _Op(identity, key, approvers)
         try:
             yield op
@@ -151,9 +174,14 @@ class Permissions(AuditBuffer):
         self._record(op.actor, operation, op.key, "ok", op.binding(operation, True))
 
     def _authorize(
-        self, session: Session, operation: str, key: str | None
+        self,
+        session: Session,
+        operation: str,
+        key: str | None,
+        arguments: tuple[object, ...] = (),
     ) -> tuple[str, tuple[str, ...]]:
-        """The session's identity and approvers, once it may run ``operation``."""
+        """The session's identity and the officers who approved this run, once it may run
+        ``operation``."""
         entry = (
             self._sessions.get(session.token)
             if isinstance(session, Session) and isinstance(session.token, bytes)
@@ -169,13 +197,92 @@ class Permissions(AuditBuffer):
             with self._lock:
                 self._record(actor, operation, key, RoleNotPermitted.code)
             raise RoleNotPermitted(f"the {role.value} role may not {operation}")
+        if operation not in DUAL_CONTROL or self._quorum <= 1:
+            return identity, approvers
+        with self._lock:
+            try:
+                return identity, self._quorum_approval(
+                    session.token, approvers, operation, arguments
+                )
+            except IronrootError as exc:
+                self._record(actor, operation, key, exc.code)
+                raise
+
+    def _quorum_approval(
+        self,
+        token: bytes,
+        approvers: tuple[str, ...],
+        operation: str,
+        arguments: tuple[object, ...],
+    ) -> tuple[str, ...]:
+        """The officers approving this one run of a dual-control operation, their approval
+        consumed: an approval of the session's that matches it (``_approvals``), else the
+        login's, once. Else the refusal that says what was wrong (under the lock)."""
+        target, digest = request(operation, arguments)
+        shown = shown_target(target)
+        what = f"{operation} on {shown}" if target is not None else operation
+        now = self._now()
+        grants = self._grants.get(token, [])
+        live = [g for g in grants if now < g.approval.expires]
+        for grant in live:
+            if grant.matches(operation, target, digest) and (
+                1 + len(grant.approval.approvers) >= self._quorum
+            ):
+                grants.remove(grant)
+                spent = self._consumed.setdefault(token, [])
+                spent.append((operation, target, digest))
+                del spent[:-MAX_GRANTS]
+                return grant.approval.approvers
         officers = 1 + len(approvers)
-        if operation in DUAL_CONTROL and officers < self._quorum:
-            with self._lock:
-                self._record(actor, operation, key, _QUORUM_REQUIRED)
+        if approvers and officers >= self._quorum and token not in self._spent_logins:
+            self._spent_logins.add(token)
+            return approvers
+        if any(g.matches(operation, target, digest) for g in live):
             raise RoleNotPermitted(
-                f"{operation} is under dual control: it needs {self._quorum} crypto officers "
-                f"(a login with {self._quorum - 1} approver(s)); this session has {officers}",
+                f"the approval of {what} has fewer officers than the quorum of "
+                f"{self._quorum} now in force",
                 code=_QUORUM_REQUIRED,
             )
-        return identity, approvers
+        expired = [g for g in grants if g not in live]
+        self._grants[token] = live
+        if (operation, target, digest) in self._consumed.get(token, ()):
+            raise RoleNotPermitted(
+                f"this approval of {operation} was consumed by the operation it approved: each "
+                "approval runs one operation",
+                code=APPROVAL_CONSUMED,
+            )
+        if any(g.matches(operation, target, digest) for g in expired):
+            raise RoleNotPermitted(
+                f"the approval of {what} expired (it lasts {self._config.approval_lifetime} s)",
+                code=APPROVAL_EXPIRED,
+            )
+        same = [g.approval for g in live if g.approval.operation == operation]
+        if any(a.target == target for a in same):
+            raise RoleNotPermitted(
+                f"the approval of {what} was for other arguments than these",
+                code=PARAMETERS_MISMATCH,
+            )
+        if same:
+            raise RoleNotPermitted(
+                f"the approvals this session holds for {operation} are for other targets, "
+                f"not {shown}",
+                code=KEY_MISMATCH,
+            )
+        if live:
+            held = ", ".join(sorted({g.approval.operation for g in live}))
+            raise RoleNotPermitted(
+                f"this session holds no approval of {operation} (only of {held})",
+                code=OPERATION_MISMATCH,
+            )
+        if approvers and token in self._spent_logins and officers >= self._quorum:
+            raise RoleNotPermitted(
+                "the approval this session's login carried was consumed by its first "
+                "dual-control operation: log in with approvers again, or ask for an approval "
+                "(Hsm.approve)",
+                code=APPROVAL_CONSUMED,
+            )
+        raise RoleNotPermitted(
+            f"{operation} is under dual control: it needs {self._quorum} crypto officers "
+            f"(a login with {self._quorum - 1} approver(s)); this session has {officers}",
+            code=_QUORUM_REQUIRED,
+        )

@@ -47,6 +47,7 @@ from ironroot.crypto import Algorithm, PublicKey
 from ironroot.errors import (
     BadSignature,
     ConfigError,
+    Conflict,
     KeyNotExportable,
     KeyUsageNotPermitted,
     LimitExceeded,
@@ -83,6 +84,7 @@ _PUBLIC_USAGES: Final = frozenset({Usage.VERIFY, Usage.ENCRYPT, Usage.WRAP})
 _SUPPORTED: Final = frozenset(
     {KeyType.EC_P256, KeyType.EC_P384, KeyType.ED25519, KeyType.AES_256, KeyType.HMAC_SHA384}
 )
+_ID_SIZE: Final = 16  # bytes of a CKA_ID the backend makes (a handle: its hex)
 _MAX_HANDLE: Final = 128  # hex characters: a CKA_ID of up to 64 bytes (the backend's are 16)
 _MAX_PIN: Final = 255  # bytes of UTF-8: SoftHSM2's ulMaxPinLen, and most tokens'
 _MAX_TOKEN_LABEL: Final = 32  # bytes: CK_TOKEN_INFO.label
@@ -356,11 +358,31 @@ class Pkcs11Backend:
 
     # --- KeyBackend --------------------------------------------------------------------------
 
-    def generate(self, key_type: KeyType, attributes: KeyAttributes) -> str:
+    @staticmethod
+    def new_handle() -> str:
+        """A fresh handle for :meth:`generate` (the hex of a random 16-byte ``CKA_ID``): a
+        caller that records a key's handle records it as pending *before* the key is made,
+        so a crash in between leaves a record of what to :meth:`purge`, never an orphan."""
+        return secrets.token_bytes(_ID_SIZE).hex()
+
+    def _key_id(self, handle: str) -> bytes:
+        """The ``CKA_ID`` of a handle :meth:`new_handle` made (``MalformedInput`` else)."""
+        try:
+            key_id = bytes.fromhex(handle) if isinstance(handle, str) else b""
+        except ValueError:
+            key_id = b""
+        if len(key_id) != _ID_SIZE:
+            raise MalformedInput(f"a new key's handle is {2 * _ID_SIZE} hex digits")
+        return key_id
+
+    def generate(
+        self, key_type: KeyType, attributes: KeyAttributes, *, handle: str | None = None
+    ) -> str:
         """Generate a key on the token; ``UnsupportedAlgorithm`` for types SoftHSM2 lacks,
         ``PolicyRejected`` code ``attribute-not-enforced`` for key users or a release policy,
         which the built-in HSM enforces and a token does not know (it would make the key
-        without them)."""
+        without them). ``handle``: the key's handle, from :meth:`new_handle` (else a new
+        one); ``Conflict`` when the token holds an object under it already."""
         if key_type not in _SUPPORTED:
             raise UnsupportedAlgorithm(f"this PKCS#11 backend does not generate {key_type.value}")
         attributes.check_for(key_type)
@@ -374,7 +396,9 @@ class Pkcs11Backend:
                     "without that restriction; use the built-in HSM for such a key",
                     code="attribute-not-enforced",
                 )
-        key_id = secrets.token_bytes(16)
+        key_id = secrets.token_bytes(_ID_SIZE) if handle is None else self._key_id(handle)
+        if handle is not None and self._objects_under(key_id):
+            raise Conflict(f"the token holds an object under handle {handle} already")
         private: dict[Attribute, Any] = {
             Attribute.SENSITIVE: True,
             Attribute.EXTRACTABLE: attributes.exportable,
@@ -574,6 +598,32 @@ class Pkcs11Backend:
                 raise StorageError(f"the token failed: {exc!r}") from exc
             except (ValueError, NotImplementedError) as exc:  # python-pkcs11 cannot decode it
                 raise MalformedInput(f"the token's {attribute.name} does not decode") from exc
+
+    def _objects_under(self, key_id: bytes) -> list[Any]:
+        """Every object on the token whose ``CKA_ID`` is ``key_id``, of any class."""
+        with self._lock:
+            if self._closed:
+                raise StorageError("the PKCS#11 session is closed")
+            try:
+                return list(self._session.get_objects({Attribute.ID: key_id}))
+            except pkcs11.PKCS11Error as exc:
+                raise StorageError(f"the token failed: {exc!r}") from exc
+
+    def purge(self, handle: str) -> int:
+        """Destroy every object under a handle :meth:`new_handle` made, whatever its class
+        and however far its making got (a key pair's public object alone, say): what a caller
+        does with a key whose making it never recorded as done. Returns how many objects
+        were destroyed (0: none was made)."""
+        key_id = self._key_id(handle)
+        found = self._objects_under(key_id)
+        with self._lock:
+            for obj in found:
+                try:
+                    obj.destroy()
+                except pkcs11.PKCS11Error as exc:
+                    raise StorageError(f"the token could not delete the key: {exc!r}") from exc
+            self._forget(handle)
+        return len(found)
 
     def delete(self, handle: str) -> None:
         """Destroy every object of the key on the token (one refused for use too)."""

@@ -22,7 +22,13 @@ keys stay in the chosen backend::
     "receipt-ES384" = "5f0c…"
 
 Handles not given in the table are read from ``keys/handles.json`` in the data directory; with
-PKCS#11 a missing key is generated inside the token when the service is initialized. The
+PKCS#11 a missing key is generated inside the token when the service is initialized. That
+creation is crash-safe: the new key's handle is first recorded as pending
+(``keys/pending-handles.json``, written durably), then the key is made on the token under it,
+then the handle is recorded in ``handles.json`` and the pending record removed. A process killed
+in between leaves a pending handle, and the next open destroys every object under a pending
+handle that ``handles.json`` does not hold (a key no record names, never used) before it clears
+the record: the token never keeps an orphan key. The
 built-in boundary separates roles — a crypto officer generates keys (``ironroot hsm key
 generate``), the service's crypto-user identity only signs — so its handles are named in
 ``[keys.handles]``. Relative
@@ -32,13 +38,21 @@ not handled here.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from ironroot._fileio import make_dirs, read_limited, warn_if_exposed, write_atomic
+from ironroot._fileio import (
+    is_write_temporary,
+    make_dirs,
+    read_limited,
+    warn_if_exposed,
+    write_atomic,
+)
 from ironroot.crypto import Algorithm
 from ironroot.errors import ConfigError, InputUnavailable, IronrootError, LimitExceeded, NotFound
 from ironroot.hsm._backend import BuiltinBackend, HsmSigner, KeyBackend
@@ -60,6 +74,7 @@ _KEY_TYPES: Final = {
     Algorithm.ML_DSA_87: KeyType.ML_DSA_87,
 }
 HANDLES_FILE: Final = "keys/handles.json"
+PENDING_FILE: Final = "keys/pending-handles.json"
 _MAX_SECRET: Final = 64 * 1024  # a PIN, a sealing secret, a credential
 _SETTINGS: Final = {
     "pkcs11": ("pkcs11_library", "pkcs11_token", "pkcs11_token_serial", "pkcs11_pin_file"),
@@ -177,9 +192,15 @@ class ServiceKeys:
             raise ConfigError("keys.backend = 'files' keeps the keys in PEM files, not an HSM")
         self._config = config
         self._handles_path = config.base / HANDLES_FILE
+        self._pending_path = config.base / PENDING_FILE
         self._storage: DirectoryStorage | None = None
         self._hsm: Hsm | None = None
         self._backend: KeyBackend = self._open()
+        try:
+            self._reconcile()
+        except BaseException:
+            self.close()
+            raise
 
     def _path(self, name: str) -> Path:
         return self._config.base / self._config.settings[name]
@@ -209,25 +230,97 @@ class ServiceKeys:
             raise
         return BuiltinBackend(self._hsm, session)
 
-    def _stored_handles(self) -> dict[str, str]:
+    def _stored_handles(self, path: Path | None = None) -> dict[str, str]:
+        path = self._handles_path if path is None else path
         try:
-            value = json.loads(self._handles_path.read_text(encoding="utf-8"))
+            value = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             return {}
         except (OSError, ValueError) as exc:
-            raise ConfigError(f"{self._handles_path} is not a JSON object of handles") from exc
+            raise ConfigError(f"{path} is not a JSON object of handles") from exc
         if not isinstance(value, dict) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in value.items()
         ):
-            raise ConfigError(f"{self._handles_path} is not a JSON object of handles")
+            raise ConfigError(f"{path} is not a JSON object of handles")
         return value
+
+    def _write_handles(self, path: Path, handles: Mapping[str, str]) -> None:
+        make_dirs(path.parent)
+        text = json.dumps(dict(handles), indent=2, sort_keys=True)
+        write_atomic(path, text.encode("utf-8"), mode=0o600)
 
     def _store_handle(self, purpose: str, handle: str) -> None:
         handles = self._stored_handles()
         handles[purpose] = handle
-        make_dirs(self._handles_path.parent)
-        text = json.dumps(handles, indent=2, sort_keys=True)
-        write_atomic(self._handles_path, text.encode("utf-8"), mode=0o600)
+        self._write_handles(self._handles_path, handles)
+
+    def _reconcile(self) -> None:
+        """Finish what a process killed while making a key left (module docs): destroy the
+        token's objects under each pending handle that ``handles.json`` (or ``keys.handles``)
+        does not hold, then remove the pending record. Run again after a crash here, it
+        destroys what is left and removes the record."""
+        self._remove_temporaries()
+        pending = self._stored_handles(self._pending_path)
+        if not pending:
+            self._pending_path.unlink(missing_ok=True)
+            return
+        backend = self._backend
+        if not isinstance(backend, Pkcs11Backend):
+            raise ConfigError(
+                f"{self._pending_path} names keys being made on a PKCS#11 token, and "
+                f"keys.backend is {self._config.backend!r}: remove it once those are checked"
+            )
+        committed = {**self._stored_handles(), **self._config.handles}
+        for purpose, handle in sorted(pending.items()):
+            if committed.get(purpose) != handle:
+                backend.purge(handle)
+        self._pending_path.unlink()
+
+    def _remove_temporaries(self) -> None:
+        """Remove the temporary files a write of ``handles.json`` or the pending record
+        killed before its rename left (only theirs: ``.<name>.XXXXXXXX.tmp``)."""
+        folder = self._handles_path.parent
+        names = (self._handles_path.name, self._pending_path.name)
+        try:
+            entries = list(os.scandir(folder))
+        except FileNotFoundError:
+            return
+        for entry in entries:
+            if (
+                is_write_temporary(entry.name)
+                and entry.name.startswith(tuple(f".{name}." for name in names))
+                and entry.is_file(follow_symlinks=False)
+            ):
+                Path(entry.path).unlink(missing_ok=True)
+
+    def _generate(self, purpose: str, key_type: KeyType) -> str:
+        """Make ``purpose``'s key on the token, crash-safe (module docs)."""
+        backend = self._backend
+        assert isinstance(backend, Pkcs11Backend)  # the built-in HSM's keys are an officer's
+        handle = backend.new_handle()
+        self._write_handles(
+            self._pending_path, {**self._stored_handles(self._pending_path), purpose: handle}
+        )
+        try:
+            backend.generate(
+                key_type, KeyAttributes(usages=frozenset({Usage.SIGN, Usage.VERIFY})), handle=handle
+            )
+        except BaseException:
+            with contextlib.suppress(IronrootError):  # else the next open purges it
+                backend.purge(handle)
+                self._clear_pending(purpose)
+            raise
+        self._store_handle(purpose, handle)
+        self._clear_pending(purpose)
+        return handle
+
+    def _clear_pending(self, purpose: str) -> None:
+        pending = self._stored_handles(self._pending_path)
+        pending.pop(purpose, None)
+        if pending:
+            self._write_handles(self._pending_path, pending)
+        else:
+            self._pending_path.unlink(missing_ok=True)
 
     def signer(self, purpose: str, algorithm: Algorithm, *, create: bool = False) -> HsmSigner:
         """The signer for ``purpose``; with ``create``, generate its key if it has none yet."""
@@ -248,10 +341,7 @@ class ServiceKeys:
             key_type = _KEY_TYPES.get(algorithm)
             if key_type is None:
                 raise ConfigError(f"{algorithm.label} keys cannot be held in an HSM here")
-            handle = self._backend.generate(
-                key_type, KeyAttributes(usages=frozenset({Usage.SIGN, Usage.VERIFY}))
-            )
-            self._store_handle(purpose, handle)
+            handle = self._generate(purpose, key_type)
         try:
             signer = HsmSigner(self._backend, handle)
         except IronrootError as exc:

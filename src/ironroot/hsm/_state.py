@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from ironroot.crypto import PublicKey
 from ironroot.ear import NonceStore
 from ironroot.errors import Conflict, HsmErrorState, HsmZeroized, LimitExceeded, MalformedInput
+from ironroot.hsm._approvals import Grant
 from ironroot.hsm._audit import ZERO_HASH, ReleaseBinding
 from ironroot.hsm._document import IdentityRecord, KeyRecord
 from ironroot.hsm._material import KeyObject
@@ -90,6 +91,11 @@ class HsmState:
         self._keys: dict[str, KeyRecord] = {}
         # token -> (identity, role, approvers): the approving officers of a dual-control login
         self._sessions: dict[bytes, tuple[str, Role, tuple[str, ...]]] = {}
+        # token -> the approvals of one operation each that session holds, unused (_approvals)
+        self._grants: dict[bytes, list[Grant]] = {}
+        # token -> what its approvals ran (operation, target, digest): a reuse is named so
+        self._consumed: dict[bytes, list[tuple[str, str | None, bytes]]] = {}
+        self._spent_logins: set[bytes] = set()  # sessions whose login's approval ran its one
         self._quorum = 1  # crypto officers a dual-control operation needs (sealed in the store)
         self._prior_quorum = 1  # a zeroized predecessor's quorum: its records are not pruned
         self._attestation: KeyRecord | None = None

@@ -146,7 +146,9 @@ class WrapAndRelease(KeyOperations):
         recipient of wrapped exportable keys (crypto officer); returns the SHA-256 of its
         canonical DER (hex). ``Conflict`` when the name or the key is approved already."""
         with self._lock:
-            with self._operation(session, "recipient-add", named_subject(name)) as op:
+            with self._operation(
+                session, "recipient-add", named_subject(name), (name, public_key)
+            ) as op:
                 if not isinstance(name, str) or not name.strip() or len(name) > 256:
                     raise MalformedInput("a recipient name is 1..256 characters of text")
                 key = load_recipient(self._check_data(public_key, "public key"))
@@ -164,7 +166,7 @@ class WrapAndRelease(KeyOperations):
     def remove_wrap_recipient(self, session: Session, name: str) -> None:
         """Withdraw an approval (crypto officer): nothing is wrapped to that key from now on."""
         with self._lock:
-            with self._operation(session, "recipient-remove", named_subject(name)) as op:
+            with self._operation(session, "recipient-remove", named_subject(name), (name,)) as op:
                 if not isinstance(name, str) or name not in self._recipients:
                     raise NotFound(f"no recipient {name!r} is approved")
                 op.key = named_subject(name, hashlib.sha256(self._recipients[name]).hexdigest())
@@ -348,7 +350,9 @@ class WrapAndRelease(KeyOperations):
         name or the key is installed already; ``PolicyRejected`` code ``verifier-key-in-hsm``
         for the public key of a key this HSM holds (any crypto user signs with it)."""
         with self._lock:
-            with self._operation(session, "verifier-add", named_subject(name)) as op:
+            with self._operation(
+                session, "verifier-add", named_subject(name), (name, public_key)
+            ) as op:
                 if not isinstance(name, str) or not name.strip() or len(name) > 256:
                     raise MalformedInput("a verifier name is 1..256 characters of text")
                 if looks_like_key_id(name):
@@ -380,7 +384,7 @@ class WrapAndRelease(KeyOperations):
     def remove_release_verifier(self, session: Session, name: str) -> None:
         """Uninstall a verifier (crypto officer): its EARs release nothing from now on."""
         with self._lock:
-            with self._operation(session, "verifier-remove", named_subject(name)) as op:
+            with self._operation(session, "verifier-remove", named_subject(name), (name,)) as op:
                 if not isinstance(name, str) or name not in self._verifiers:
                     raise NotFound(f"no verifier {name!r} is installed")
                 op.key = named_subject(name, self._verifiers[name][0].kid)
