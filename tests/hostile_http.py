@@ -164,7 +164,7 @@ def _bomb(expanded: int, layers: int) -> bytes:
     return data
 
 
-def gzip_bomb(expanded: int = 256 << 20, layers: int = 1) -> Answer:
+def gzip_bomb(expanded: int = 64 << 20, layers: int = 1) -> Answer:
     """``expanded`` zeros gzipped (``layers`` times: ``Content-Encoding: gzip, gzip``),
     honestly framed: a few hundred KiB on the wire."""
 
