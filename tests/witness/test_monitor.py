@@ -987,6 +987,37 @@ def test_the_cli_refuses_a_limit_on_new_entries_below_one(
     assert (error["code"], error["message"]) == ("config", "--max-new-entries is at least 1")
 
 
+def test_a_log_grown_past_the_limit_is_the_logs_failure_exit_1(
+    tmp_path: Path, vendor: PrivateKey, log_key: PrivateKey, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The limit on new entries is about what the log served, not what the caller typed: one
+    ``--url`` grown past ``--max-new-entries`` exits 1 (``limit-exceeded``), as docs/witness.md
+    says, not 2 (usage); the verified state stays where it was."""
+    from witness_testkit import TS_ORIGIN, service_dir
+
+    from ironroot.transparency import ServiceThread, TransparencyClient, TransparencyService
+
+    log_vkey = NoteVerifier(TS_ORIGIN, log_key.public_key).vkey
+    directory = service_dir(tmp_path / "ts", vendor, checkpoint_key=log_key)
+    state = str(tmp_path / "monitor.sqlite3")
+    with TransparencyService.open(directory) as service, ServiceThread(service) as server:
+        base = ["monitor", "once", "--state", state, "--key", log_vkey, "--url", server.url]
+        with TransparencyClient(server.url) as client:
+            for sub in ("a", "b"):
+                client.register(statement(vendor, f"pkg:fw/{sub}"))
+        assert main([*base, "--max-new-entries", "2"]) == 0
+        with TransparencyClient(server.url) as client:
+            for sub in ("c", "d", "e"):
+                client.register(statement(vendor, f"pkg:fw/{sub}"))
+        capsys.readouterr()
+        assert main([*base, "--max-new-entries", "2", "--json"]) == 1
+        error = json.loads(capsys.readouterr().out)["error"]
+        assert error["code"] == "limit-exceeded"
+        assert "3 entries beyond the size 2 verified" in error["message"]
+        assert main(["monitor", "status", "--state", state, "--json"]) == 0
+        assert [log["size"] for log in json.loads(capsys.readouterr().out)["logs"]] == [2]
+
+
 @pytest.mark.parametrize("value", [0, -1, True, 2.5])
 def test_a_monitor_refuses_a_limit_on_new_entries_that_is_no_count(
     store: MonitorStore, value: object

@@ -236,6 +236,14 @@ def _signers(note: bytes, verifiers: Sequence[NoteVerifier]) -> set[tuple[str, b
     return found
 
 
+def _log_limit(detail: str, *, code: str | None = None) -> LimitExceeded:
+    """A limit the log's size met (what it served, not what the caller typed): exit 1 like
+    the log's other failures, not 2 (usage), as docs/witness.md says."""
+    error = LimitExceeded(detail, code=code)
+    error.exit_code = 1  # type: ignore[misc]  # instance-level refinement of the class's
+    return error
+
+
 class Monitor:
     """Follows logs, keeping what it verified in ``store``."""
 
@@ -375,7 +383,7 @@ class Monitor:
                 why = f"the tree at size {checkpoint.size} does not extend size {state.size}"
                 return [self._fork(url, state, note, checkpoint, tuple(proof), why)]
         if checkpoint.size - state.size > self.max_new_entries:
-            raise LimitExceeded(
+            raise _log_limit(
                 f"{url} serves {checkpoint.origin} at size {checkpoint.size}, "
                 f"{checkpoint.size - state.size} entries beyond the size {state.size} verified: "
                 f"more than the {self.max_new_entries} one check reads (--max-new-entries)"
@@ -396,7 +404,7 @@ class Monitor:
     ) -> LimitExceeded:
         """The refusal to read the verified tree again (module docs, 4)."""
         watched = ", ".join(sorted(f"{w} {v}" for w, v in unread))
-        return LimitExceeded(
+        return _log_limit(
             f"{url}: newly watched {watched}: the {state.size} entries of {state.origin} "
             f"verified before are more than the {self.max_new_entries} one check reads again "
             "(--max-new-entries: raise it for the round that reads them)",
