@@ -383,6 +383,12 @@ _HOSTILE: dict[str, tuple[object, str, bytes, str]] = {
         _riot() + b"\x00",
         "has 1 trailing bytes",
     ),
+    "riot: end-of-contents as the key's parameters": (
+        rot.parse_riot_extension,
+        "RIoT extension",
+        _riot(spki=bytes.fromhex("3019301306072a8648ce3d020100082a8648ce3d030107030200ff")),
+        _NOT_DER,
+    ),
     "riot: key not a SubjectPublicKeyInfo": (
         rot.parse_riot_extension,
         "RIoT extension",
