@@ -161,6 +161,90 @@ def test_certificates_outside_the_profile_are_refused(ca: FleetCA, key: PrivateK
         parse_credential(b"not a certificate")
 
 
+def _value(*fields: bytes, tag: int = 0x30) -> bytes:
+    body = b"".join(fields)
+    return bytes([tag, len(body)]) + body
+
+
+_NODE = b"\x0c\x09node-0001"
+_CLASS = b"\x0c\x03gpu"
+_EAR = b"\x16\x58urn:ironroot:ear:sha256:" + b"0" * 64
+_CANONICAL = "the fleet credential extension is not canonical DER"
+_NOT_PARSED = "the fleet credential extension does not parse: "
+_HOSTILE: dict[str, tuple[bytes, str]] = {
+    "long-form length": (
+        b"\x30\x81" + _value(b"\x02\x01\x01", _NODE, _CLASS, b"\x0a\x01\x00", _EAR)[1:],
+        _CANONICAL,
+    ),
+    "trailing byte": (
+        _value(b"\x02\x01\x01", _NODE, _CLASS, b"\x0a\x01\x00", _EAR) + b"\x00",
+        _CANONICAL,
+    ),
+    "non-minimal version": (
+        _value(b"\x02\x02\x00\x01", _NODE, _CLASS, b"\x0a\x01\x00", _EAR),
+        "the fleet credential extension ",
+    ),
+    "non-minimal plane": (
+        _value(b"\x02\x01\x01", _NODE, _CLASS, b"\x0a\x02\x00\x01", _EAR),
+        "the fleet credential extension ",
+    ),
+    "indefinite length": (
+        b"\x30\x80" + _value(b"\x02\x01\x01", _NODE, _CLASS, b"\x0a\x01\x00", _EAR)[2:] + b"\0\0",
+        "the fleet credential extension ",
+    ),
+    "over-long length": (
+        b"\x30\x88\xff\xff\xff\xff\xff\xff\xff\xff\x02\x01\x01",
+        "the fleet credential extension ",
+    ),
+    "version 2": (_value(b"\x02\x01\x02", _NODE, _CLASS, b"\x0a\x01\x00", _EAR), _NOT_PARSED),
+    "plane an INTEGER": (
+        _value(b"\x02\x01\x01", _NODE, _CLASS, b"\x02\x01\x00", _EAR),
+        _NOT_PARSED,
+    ),
+    "plane 2": (_value(b"\x02\x01\x01", _NODE, _CLASS, b"\x0a\x01\x02", _EAR), _NOT_PARSED),
+    "an empty node": (
+        _value(b"\x02\x01\x01", b"\x0c\x00", _CLASS, b"\x0a\x01\x00", _EAR),
+        _NOT_PARSED,
+    ),
+    "a 65-character class": (
+        _value(b"\x02\x01\x01", _NODE, b"\x0c\x41" + b"c" * 65, b"\x0a\x01\x00", _EAR),
+        _NOT_PARSED,
+    ),
+    "a node not UTF-8": (
+        _value(b"\x02\x01\x01", b"\x0c\x01\xff", _CLASS, b"\x0a\x01\x00", _EAR),
+        _NOT_PARSED,
+    ),
+    "an EAR id not IA5": (
+        _value(b"\x02\x01\x01", _NODE, _CLASS, b"\x0a\x01\x00", b"\x16\x01\xff"),
+        _NOT_PARSED,
+    ),
+    "a SET": (
+        _value(b"\x02\x01\x01", _NODE, _CLASS, b"\x0a\x01\x00", _EAR, tag=0x31),
+        _NOT_PARSED,
+    ),
+    "no EAR id": (_value(b"\x02\x01\x01", _NODE, _CLASS, b"\x0a\x01\x00"), _NOT_PARSED),
+    "an extra field": (
+        _value(b"\x02\x01\x01", _NODE, _CLASS, b"\x0a\x01\x00", _EAR, b"\x05\x00"),
+        _NOT_PARSED,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(_HOSTILE))
+def test_non_der_fleet_credential_extensions_are_malformed(case: str) -> None:
+    value, says = _HOSTILE[case]
+    with pytest.raises(MalformedCertificate) as info:
+        parse_credential(_certificate(value))
+    assert type(info.value) is MalformedCertificate
+    assert info.value.detail.startswith(says)
+
+
+def test_the_hostile_fleet_values_are_built_around_a_valid_one() -> None:
+    good = _value(b"\x02\x01\x01", _NODE, _CLASS, b"\x0a\x01\x01", _EAR)
+    read = parse_credential(_certificate(good))
+    assert (read.node, read.node_class, read.plane) == ("node-0001", "gpu", "data")
+
+
 def test_csrs_and_issuing_refusals(ca: FleetCA, key: PrivateKey, tmp_path: Path) -> None:
     csr = make_csr(key, node="node-0001", plane="data")
     assert csr_public_key(csr) == key.public_key.to_der()

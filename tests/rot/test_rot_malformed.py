@@ -152,3 +152,271 @@ def test_a_refused_input_over_one_certificate_is_not_kept() -> None:
     del info
     gc.collect()  # what the traceback held
     assert sys.getrefcount(data) == before
+
+
+# --- DER strictness of each DICE extension value --------------------------------------------
+
+
+def _tlv(tag: int, body: bytes) -> bytes:
+    """One DER TLV (minimal length), to assemble hostile values around valid parts."""
+    if len(body) < 0x80:
+        return bytes([tag, len(body)]) + body
+    size = len(body).to_bytes((len(body).bit_length() + 7) // 8, "big")
+    return bytes([tag, 0x80 | len(size)]) + size + body
+
+
+_FWID = _tlv(0x30, bytes.fromhex("0609608648016503040201") + _tlv(0x04, bytes(32)))
+_SPKI = bytes.fromhex("3019301306072a8648ce3d020106082a8648ce3d030107030200ff")
+_RIOT_OID = bytes.fromhex("0606678105050401")
+
+
+def _riot(version: bytes = b"\x02\x01\x01", spki: bytes = _SPKI) -> bytes:
+    return _tlv(0x30, _tlv(0xA0, _RIOT_OID + _tlv(0x30, version + spki + _FWID)))
+
+
+# (parser, structure named in the message, hostile value, what the message says after it)
+_CANONICAL = "is not in canonical DER form"
+_NOT_DER = "is not "  # "is not valid DER: ..." or "is not in canonical DER form"
+_HOSTILE: dict[str, tuple[object, str, bytes, str]] = {
+    "tcb: long-form outer length": (
+        rot.parse_tcb_info,
+        "DiceTcbInfo",
+        b"\x30\x81\x03\x83\x01\x05",
+        _CANONICAL,
+    ),
+    "tcb: long-form inner length": (
+        rot.parse_tcb_info,
+        "DiceTcbInfo",
+        b"\x30\x04\x83\x81\x01\x05",
+        _CANONICAL,
+    ),
+    "tcb: four-byte length of 3": (
+        rot.parse_tcb_info,
+        "DiceTcbInfo",
+        b"\x30\x84\x00\x00\x00\x03\x83\x01\x05",
+        _CANONICAL,
+    ),
+    "tcb: non-minimal integer": (
+        rot.parse_tcb_info,
+        "DiceTcbInfo",
+        b"\x30\x04\x83\x02\x00\x05",
+        _CANONICAL,
+    ),
+    "tcb: non-minimal negative integer": (
+        rot.parse_tcb_info,
+        "DiceTcbInfo",
+        b"\x30\x04\x83\x02\xff\x85",
+        _CANONICAL,
+    ),
+    "tcb: empty integer": (rot.parse_tcb_info, "DiceTcbInfo", b"\x30\x02\x83\x00", _CANONICAL),
+    "tcb: constructed string": (
+        rot.parse_tcb_info,
+        "DiceTcbInfo",
+        b"\x30\x05\xa0\x03\x0c\x01A",
+        _NOT_DER,
+    ),
+    "tcb: SET for SEQUENCE": (rot.parse_tcb_info, "DiceTcbInfo", b"\x31\x03\x83\x01\x05", _NOT_DER),
+    "tcb: unknown field tag": (
+        rot.parse_tcb_info,
+        "DiceTcbInfo",
+        b"\x30\x03\x8c\x01\x05",
+        _NOT_DER,
+    ),
+    "tcb: a field twice": (
+        rot.parse_tcb_info,
+        "DiceTcbInfo",
+        b"\x30\x06\x83\x01\x05\x83\x01\x05",
+        _NOT_DER,
+    ),
+    "tcb: primitive FWIDLIST": (rot.parse_tcb_info, "DiceTcbInfo", b"\x30\x02\x86\x00", _NOT_DER),
+    "tcb: indefinite length": (
+        rot.parse_tcb_info,
+        "DiceTcbInfo",
+        b"\x30\x80\x83\x01\x05\x00\x00",
+        _NOT_DER,
+    ),
+    "tcb: over-long length": (
+        rot.parse_tcb_info,
+        "DiceTcbInfo",
+        b"\x30\x88\xff\xff\xff\xff\xff\xff\xff\xff\x83\x01\x05",
+        _NOT_DER,
+    ),
+    "tcb: integer longer than the value": (
+        rot.parse_tcb_info,
+        "DiceTcbInfo",
+        b"\x30\x04\x83\x88\xff\xff\xff\xff\xff\xff\xff\xff",
+        _NOT_DER,
+    ),
+    "tcb: length past the end": (
+        rot.parse_tcb_info,
+        "DiceTcbInfo",
+        b"\x30\x7f\x83\x01\x05",
+        _NOT_DER,
+    ),
+    "tcb: trailing byte": (
+        rot.parse_tcb_info,
+        "DiceTcbInfo",
+        b"\x30\x03\x83\x01\x05\x00",
+        "has 1 trailing bytes",
+    ),
+    "tcb: 8 unused bits": (
+        rot.parse_tcb_info,
+        "DiceTcbInfo",
+        b"\x30\x04\x87\x02\x08\x00",
+        _NOT_DER,
+    ),
+    "tcb: bad OID": (
+        rot.parse_tcb_info,
+        "DiceTcbInfo",
+        _tlv(0x30, _tlv(0xA6, _tlv(0x30, b"\x06\x02\x80\x01\x04\x00"))),
+        _NOT_DER,
+    ),
+    "tcb: 65 FWIDs": (
+        rot.parse_tcb_info,
+        "DiceTcbInfo",
+        _tlv(0x30, _tlv(0xA6, _FWID * 65)),
+        "",  # MalformedCertificate, not LimitExceeded: a lenient read records it as invalid
+    ),
+    "multi: long-form inner length": (
+        rot.parse_multi_tcb_info,
+        "DiceTcbInfoSeq",
+        b"\x30\x06\x30\x81\x03\x83\x01\x01",
+        _CANONICAL,
+    ),
+    "multi: trailing byte": (
+        rot.parse_multi_tcb_info,
+        "DiceTcbInfoSeq",
+        b"\x30\x05\x30\x03\x83\x01\x01\x00",
+        "has 1 trailing bytes",
+    ),
+    "multi: 65 entries": (
+        rot.parse_multi_tcb_info,
+        "DiceTcbInfoSeq",
+        _tlv(0x30, b"\x30\x03\x83\x01\x01" * 65),
+        "",
+    ),
+    "ueid: long-form length": (rot.parse_ueid, "TcgUeid", b"\x30\x05\x04\x81\x02ab", _CANONICAL),
+    "ueid: constructed OCTET STRING": (
+        rot.parse_ueid,
+        "TcgUeid",
+        b"\x30\x06\x24\x04\x04\x02ab",
+        _NOT_DER,
+    ),
+    "ueid: trailing byte": (
+        rot.parse_ueid,
+        "TcgUeid",
+        b"\x30\x04\x04\x02ab\x00",
+        "has 1 trailing bytes",
+    ),
+    "ueid: indefinite length": (rot.parse_ueid, "TcgUeid", b"\x30\x80\x04\x02ab\x00\x00", _NOT_DER),
+    "ueid: wrong tag": (rot.parse_ueid, "TcgUeid", b"\x30\x04\x0c\x02ab", _NOT_DER),
+    "ueid: an extra field": (
+        rot.parse_ueid,
+        "TcgUeid",
+        b"\x30\x07\x04\x02ab\x02\x01\x01",
+        _NOT_DER,
+    ),
+    "ueid: no field": (rot.parse_ueid, "TcgUeid", b"\x30\x00", _NOT_DER),
+    "open dice: non-minimal ENUMERATED": (
+        rot.parse_open_dice_input,
+        "OpenDiceInput",
+        b"\x30\x06\xa6\x04\x0a\x02\x00\x01",
+        _CANONICAL,
+    ),
+    "open dice: empty ENUMERATED": (
+        rot.parse_open_dice_input,
+        "OpenDiceInput",
+        b"\x30\x04\xa6\x02\x0a\x00",
+        _CANONICAL,
+    ),
+    "open dice: BOOLEAN mode": (
+        rot.parse_open_dice_input,
+        "OpenDiceInput",
+        b"\x30\x05\xa6\x03\x01\x01\xff",
+        _NOT_DER,
+    ),
+    "open dice: two values in one EXPLICIT tag": (
+        rot.parse_open_dice_input,
+        "OpenDiceInput",
+        b"\x30\x08\xa6\x06\x0a\x01\x01\x0a\x01\x01",
+        _NOT_DER,
+    ),
+    "open dice: long-form length": (
+        rot.parse_open_dice_input,
+        "OpenDiceInput",
+        b"\x30\x06\xa0\x04\x04\x81\x01a",
+        _CANONICAL,
+    ),
+    "open dice: IMPLICIT for EXPLICIT": (
+        rot.parse_open_dice_input,
+        "OpenDiceInput",
+        b"\x30\x03\x80\x01a",
+        _NOT_DER,
+    ),
+    "open dice: empty EXPLICIT tag": (
+        rot.parse_open_dice_input,
+        "OpenDiceInput",
+        b"\x30\x02\xa0\x00",
+        _NOT_DER,
+    ),
+    "open dice: not UTF-8": (
+        rot.parse_open_dice_input,
+        "OpenDiceInput",
+        b"\x30\x05\xa7\x03\x0c\x01\xff",
+        _NOT_DER,
+    ),
+    "riot: long-form length": (
+        rot.parse_riot_extension,
+        "RIoT extension",
+        b"\x30\x81" + _riot()[1:],
+        _CANONICAL,
+    ),
+    "riot: non-minimal version": (
+        rot.parse_riot_extension,
+        "RIoT extension",
+        _riot(version=b"\x02\x02\x00\x01"),
+        _CANONICAL,
+    ),
+    "riot: trailing byte": (
+        rot.parse_riot_extension,
+        "RIoT extension",
+        _riot() + b"\x00",
+        "has 1 trailing bytes",
+    ),
+    "riot: end-of-contents as the key's parameters": (
+        rot.parse_riot_extension,
+        "RIoT extension",
+        _riot(spki=bytes.fromhex("3019301306072a8648ce3d020100082a8648ce3d030107030200ff")),
+        _NOT_DER,
+    ),
+    "riot: key not a SubjectPublicKeyInfo": (
+        rot.parse_riot_extension,
+        "RIoT extension",
+        _riot(spki=_tlv(0x30, _tlv(0x04, b"k"))),
+        _NOT_DER,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(_HOSTILE))
+def test_non_der_extension_values_are_malformed_certificate(case: str) -> None:
+    parse, what, der, says = _HOSTILE[case]
+    with pytest.raises(MalformedCertificate) as info:
+        parse(der)  # type: ignore[operator]
+    assert type(info.value) is MalformedCertificate
+    assert info.value.detail.startswith(f"{what} {says}")
+
+
+def test_the_hostile_riot_values_are_built_around_a_valid_one() -> None:
+    riot = rot.parse_riot_extension(_riot())
+    assert (riot.version, riot.device_id_public_key) == (1, _SPKI)
+    # an AlgorithmIdentifier with parameters (an ECDSA key's named curve) and without both read
+    assert rot.parse_riot_extension(_riot(spki=_SPKI)).fwid.digest == bytes(32)
+    no_params = bytes.fromhex("3010300b06092a864886f70d01010b030100")
+    assert rot.parse_riot_extension(_riot(spki=no_params)).device_id_public_key == no_params
+
+
+def test_a_huge_integer_is_read_as_encoded() -> None:
+    # INTEGERs are unbounded in the schema: only the 64 KiB limit on the value bounds them.
+    big = _tlv(0x30, _tlv(0x83, b"\x01" + bytes(2000)))
+    assert rot.parse_tcb_info(big).svn_raw == 1 << 16000

@@ -191,6 +191,15 @@ def test_rejects_overlong_length_and_non_minimal_integer() -> None:
         parse_tcb_info(non_minimal)
 
 
+def test_negative_integers_are_written_and_read_in_minimal_form() -> None:
+    # -128 is one content octet, 80, in DER; pyasn1 wrote it ff 80, and its re-encoding check
+    # then refused the DER form (and any value it had itself written this way).
+    for value, content in ((-128, b"\x80"), (-32768, b"\x80\x00"), (-129, b"\xff\x7f")):
+        der = _tcb_der(b"\x84" + bytes([len(content)]) + content)
+        assert encode_tcb_info(TcbInfo(layer=value)) == der
+        assert parse_tcb_info(der).layer == value
+
+
 def test_rejects_non_zero_padding_bits() -> None:
     der = _tcb_der(b"\x87\x02\x04\x11")  # 4 unused bits, but the last one is set
     with pytest.raises(MalformedCertificate):

@@ -1,19 +1,16 @@
-"""DER decode and encode of the TCG DICE extension values (pyasn1 with a strict DER check, see
-:mod:`ironroot.rot._asn1`), and the ``x509`` extensions built from them."""
+"""DER decode and encode of the TCG DICE extension values (``cryptography.hazmat.asn1``, strict
+DER, see :mod:`ironroot.rot._asn1`), and the ``x509`` extensions built from them."""
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Iterator, Sequence, Sized
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence, Sized
 from typing import Final, Literal
 
 from cryptography import x509
-from pyasn1.error import PyAsn1Error
-from pyasn1.type import base, univ
+from cryptography.hazmat import asn1
 
 from ironroot.errors import (
-    IronrootError,
     LimitExceeded,
     MalformedCertificate,
 )
@@ -30,7 +27,6 @@ from ironroot.rot._dice_values import (
     RiotCompositeDeviceId,
     SvnEncoding,
     TcbInfo,
-    short_error,
 )
 
 __all__ = [
@@ -52,59 +48,34 @@ __all__ = [
 # --- DICE extension values: decode ----------------------------------------------------------
 
 
-@contextmanager
-def _decoding(what: str) -> Iterator[None]:
-    """Decoded pyasn1 values are read lazily too: whatever reading them raises (an
-    ``IndexError`` or ``OverflowError`` from a hostile length, a ``ValueError`` from a negative
-    one) becomes ``MalformedCertificate``; Ironroot's own errors pass unchanged."""
-    try:
-        yield
-    except IronrootError:
-        raise
-    except _asn1.DECODE_ERRORS as exc:
-        raise MalformedCertificate(f"{what} does not decode: {short_error(exc)}") from exc
-
-
 def _bytes(der: object) -> bytes:
     if not isinstance(der, bytes | bytearray | memoryview):
         raise MalformedCertificate("a DICE extension value must be bytes")
     return bytes(der)
 
 
-def _opt_int(value: univ.Integer) -> int | None:
-    return int(value) if value.isValue else None
-
-
-def _opt_bytes(value: univ.OctetString) -> bytes | None:
-    return bytes(value) if value.isValue else None
-
-
-def _opt_str(value: univ.OctetString) -> str | None:
-    if not value.isValue:
-        return None
-    try:
-        return str(value)
-    except (UnicodeDecodeError, PyAsn1Error) as exc:
-        raise MalformedCertificate("DICE string field is not valid text") from exc
-
-
-def _count(items: Sized, what: str) -> None:
+def _count(items: Sized, what: str, over: type[MalformedCertificate | LimitExceeded]) -> None:
+    """SIZE (1..MAX) with :data:`~ironroot.rot._asn1.MAX_LIST_ITEMS`: ``over`` is raised past
+    it (``MalformedCertificate`` when reading, so that a lenient read records the extension
+    as invalid; ``LimitExceeded`` when building)."""
     if len(items) > _asn1.MAX_LIST_ITEMS:
-        raise LimitExceeded(f"{what} has {len(items)} entries, over {_asn1.MAX_LIST_ITEMS}")
+        raise over(f"{what} has {len(items)} entries, over {_asn1.MAX_LIST_ITEMS}")
     if len(items) == 0:
         raise MalformedCertificate(f"{what} is empty (SIZE (1..MAX))")
 
 
-def _fwids(value: _asn1.FwidList) -> tuple[Fwid, ...]:
-    _count(value, "FWIDLIST")
-    return tuple(Fwid(str(f["hashAlg"]), bytes(f["digest"])) for f in value)
+def _fwids(value: list[_asn1.Fwid], what: str) -> tuple[Fwid, ...]:
+    _count(value, what, MalformedCertificate)
+    return tuple(Fwid(f.hash_alg.dotted_string, f.digest) for f in value)
 
 
-def _flags(value: univ.BitString) -> OperationalFlags | None:
-    if not value.isValue:
+def _flags(value: asn1.BitString | None) -> OperationalFlags | None:
+    if value is None:
         return None
-    bits = tuple(value)
-    return OperationalFlags(frozenset(i for i, b in enumerate(bits) if b), len(bits))
+    data = value.as_bytes()
+    width = len(data) * 8 - value.padding_bits()
+    bits = frozenset(i for i in range(width) if data[i >> 3] & (0x80 >> (i & 7)))
+    return OperationalFlags(bits, width)
 
 
 def _svn_encoding(raw: int | None, svn_encoding: SvnEncoding) -> Literal["caliptra", "plain"]:
@@ -119,33 +90,31 @@ def _svn_encoding(raw: int | None, svn_encoding: SvnEncoding) -> Literal["calipt
 
 
 def _tcb_info(value: _asn1.DiceTcbInfo, svn_encoding: SvnEncoding) -> TcbInfo:
-    svn_raw = _opt_int(value["svn"])
     registers: tuple[IntegrityRegister, ...] = ()
-    if value["integrityRegisters"].isValue:
-        irs = value["integrityRegisters"]
-        _count(irs, "IrList")
+    if value.integrity_registers is not None:
+        _count(value.integrity_registers, "DiceTcbInfo IrList", MalformedCertificate)
         registers = tuple(
             IntegrityRegister(
-                _opt_str(ir["registerName"]),
-                _opt_int(ir["registerNum"]),
-                _fwids(ir["registerDigests"]),
+                None if ir.register_name is None else ir.register_name.as_str(),
+                ir.register_num,
+                _fwids(ir.register_digests, "DiceTcbInfo registerDigests"),
             )
-            for ir in irs
+            for ir in value.integrity_registers
         )
     return TcbInfo(
-        vendor=_opt_str(value["vendor"]),
-        model=_opt_str(value["model"]),
-        version=_opt_str(value["version"]),
-        svn_raw=svn_raw,
-        layer=_opt_int(value["layer"]),
-        index=_opt_int(value["index"]),
-        fwids=_fwids(value["fwids"]) if value["fwids"].isValue else (),
-        flags=_flags(value["flags"]),
-        vendor_info=_opt_bytes(value["vendorInfo"]),
-        type=_opt_bytes(value["type"]),
-        flags_mask=_flags(value["flagsMask"]),
+        vendor=value.vendor,
+        model=value.model,
+        version=value.version,
+        svn_raw=value.svn,
+        layer=value.layer,
+        index=value.index,
+        fwids=_fwids(value.fwids, "DiceTcbInfo FWIDLIST") if value.fwids is not None else (),
+        flags=_flags(value.flags),
+        vendor_info=value.vendor_info,
+        type=value.type,
+        flags_mask=_flags(value.flags_mask),
         integrity_registers=registers,
-        svn_encoding=_svn_encoding(svn_raw, svn_encoding),
+        svn_encoding=_svn_encoding(value.svn, svn_encoding),
     )
 
 
@@ -157,33 +126,30 @@ _CACHED: Final = 1024
 
 @functools.lru_cache(maxsize=_CACHED)
 def _parse_tcb_info(der: bytes, svn_encoding: SvnEncoding) -> TcbInfo:
-    with _decoding("DiceTcbInfo"):
-        return _tcb_info(_asn1.decode_der(der, _asn1.DiceTcbInfo(), "DiceTcbInfo"), svn_encoding)
+    return _tcb_info(_asn1.decode_der(der, _asn1.DiceTcbInfo, "DiceTcbInfo"), svn_encoding)
 
 
 @functools.lru_cache(maxsize=_CACHED)
 def _parse_multi_tcb_info(der: bytes, svn_encoding: SvnEncoding) -> tuple[TcbInfo, ...]:
-    with _decoding("DiceTcbInfoSeq"):
-        seq = _asn1.decode_der(der, _asn1.DiceTcbInfoSeq(), "DiceTcbInfoSeq")
-        _count(seq, "DiceTcbInfoSeq")
-        return tuple(_tcb_info(item, svn_encoding) for item in seq)
+    items = _asn1.decode_der(der, _asn1.DiceTcbInfoSeq, "DiceTcbInfoSeq").items
+    _count(items, "DiceTcbInfoSeq", MalformedCertificate)
+    return tuple(_tcb_info(item, svn_encoding) for item in items)
 
 
 @functools.lru_cache(maxsize=_CACHED)
 def _parse_ueid(der: bytes) -> bytes:
-    with _decoding("TcgUeid"):
-        return bytes(_asn1.decode_der(der, _asn1.TcgUeid(), "TcgUeid")["ueid"])
+    return _asn1.decode_der(der, _asn1.TcgUeid, "TcgUeid").ueid
 
 
 def parse_tcb_info(der: bytes, *, svn_encoding: SvnEncoding = "auto") -> TcbInfo:
     """Decode a tcg-dice-TcbInfo extension value (strict DER); raise ``MalformedCertificate``
-    (``LimitExceeded`` over the size and count limits)."""
+    (``LimitExceeded`` over the size limit)."""
     return _parse_tcb_info(_bytes(der), svn_encoding)
 
 
 def parse_multi_tcb_info(der: bytes, *, svn_encoding: SvnEncoding = "auto") -> tuple[TcbInfo, ...]:
     """Decode a tcg-dice-MultiTcbInfo extension value (strict DER); raise
-    ``MalformedCertificate`` (``LimitExceeded`` over the size and count limits)."""
+    ``MalformedCertificate`` (``LimitExceeded`` over the size limit)."""
     return _parse_multi_tcb_info(_bytes(der), svn_encoding)
 
 
@@ -195,122 +161,115 @@ def parse_ueid(der: bytes) -> bytes:
 def parse_open_dice_input(der: bytes) -> OpenDiceInput:
     """Decode the Open Profile for DICE extension value (1.3.6.1.4.1.11129.2.1.24); raise
     ``MalformedCertificate``."""
-    with _decoding("OpenDiceInput"):
-        return _open_dice(_asn1.decode_der(_bytes(der), _asn1.OpenDiceInput(), "OpenDiceInput"))
-
-
-def _open_dice(value: _asn1.OpenDiceInput) -> OpenDiceInput:
-    mode = value["mode"]
+    value = _asn1.decode_der(_bytes(der), _asn1.OpenDiceInput, "OpenDiceInput")
+    mode = value.mode
     return OpenDiceInput(
-        code_hash=_opt_bytes(value["codeHash"]),
-        code_descriptor=_opt_bytes(value["codeDescriptor"]),
-        configuration_hash=_opt_bytes(value["configurationHash"]),
-        configuration_descriptor=_opt_bytes(value["configurationDescriptor"]),
-        authority_hash=_opt_bytes(value["authorityHash"]),
-        authority_descriptor=_opt_bytes(value["authorityDescriptor"]),
-        mode=int(mode.getComponent()) if mode.isValue else None,
-        profile_name=_opt_str(value["profileName"]),
+        code_hash=value.code_hash,
+        code_descriptor=value.code_descriptor,
+        configuration_hash=value.configuration_hash,
+        configuration_descriptor=value.configuration_descriptor,
+        authority_hash=value.authority_hash,
+        authority_descriptor=value.authority_descriptor,
+        mode=mode
+        if mode is None or isinstance(mode, int)
+        else _asn1.enumerated(mode, "OpenDiceInput"),
+        profile_name=value.profile_name,
     )
 
 
 def parse_riot_extension(der: bytes) -> RiotCompositeDeviceId:
     """Decode the pre-TCG RIoT extension value (``[0] { 2.23.133.5.4.1, CompositeDeviceID }``);
     raise ``MalformedCertificate``."""
-    with _decoding("RIoT extension"):
-        return _riot(_asn1.decode_der(_bytes(der), _asn1.RiotExtension(), "RIoT extension"))
-
-
-def _riot(value: _asn1.RiotExtension) -> RiotCompositeDeviceId:
-    data = value["diceData"]
-    if str(data["oid"]) != TCB_INFO_OID.dotted_string:
+    what = "RIoT extension"
+    data = _asn1.decode_der(_bytes(der), _asn1.RiotExtension, what).dice_data
+    if data.oid != TCB_INFO_OID:
         raise MalformedCertificate("RIoT extension does not carry the DICE OID")
-    cdi = data["compositeDeviceId"]
-    spki = _asn1.encode_der(cdi["deviceId"])
-    fwid = cdi["fwid"]
+    cdi = data.composite_device_id
     return RiotCompositeDeviceId(
-        int(cdi["version"]), spki, Fwid(str(fwid["hashAlg"]), bytes(fwid["digest"]))
+        cdi.version,
+        _asn1.check_spki(cdi.device_id, what),
+        Fwid(cdi.fwid.hash_alg.dotted_string, cdi.fwid.digest),
     )
 
 
 # --- DICE extension values: encode and build ------------------------------------------------
 
 
-def _set_fwids(target: univ.SequenceOf, fwids: Sequence[Fwid]) -> None:
-    for i, fwid in enumerate(fwids):
-        target[i]["hashAlg"] = univ.ObjectIdentifier(fwid.hash_alg_oid)
-        target[i]["digest"] = fwid.digest
+def _fwid_list(fwids: Sequence[Fwid]) -> list[_asn1.Fwid]:
+    return [_asn1.Fwid(hash_alg=_oid(f.hash_alg_oid), digest=f.digest) for f in fwids]
 
 
-def _set_flags(target: univ.BitString, flags: OperationalFlags) -> univ.BitString:
-    bits = tuple(1 if i in flags.bits else 0 for i in range(flags.width))
-    clone: univ.BitString = target.clone(bits)  # type: ignore[no-untyped-call]
-    return clone
+def _oid(dotted: str) -> x509.ObjectIdentifier:
+    try:
+        return x509.ObjectIdentifier(dotted)
+    except ValueError as exc:
+        raise MalformedCertificate(f"TcbInfo cannot be encoded: {exc}") from exc
+
+
+def _bit_string(flags: OperationalFlags | None) -> asn1.BitString | None:
+    if flags is None:
+        return None
+    data = bytearray((flags.width + 7) // 8)
+    for bit in flags.bits:
+        data[bit >> 3] |= 0x80 >> (bit & 7)
+    return asn1.BitString(bytes(data), len(data) * 8 - flags.width)
+
+
+def _ia5(text: str | None) -> asn1.IA5String | None:
+    if text is None:
+        return None
+    try:
+        return asn1.IA5String(text)
+    except ValueError as exc:
+        raise MalformedCertificate(f"TcbInfo cannot be encoded: {exc}") from exc
 
 
 def _tcb_info_asn1(tcb: TcbInfo) -> _asn1.DiceTcbInfo:
-    value = _asn1.DiceTcbInfo()
-    comp = value.componentType
-    try:
-        if tcb.vendor is not None:
-            value["vendor"] = tcb.vendor
-        if tcb.model is not None:
-            value["model"] = tcb.model
-        if tcb.version is not None:
-            value["version"] = tcb.version
-        if tcb.svn_raw is not None:
-            value["svn"] = tcb.svn_raw
-        if tcb.layer is not None:
-            value["layer"] = tcb.layer
-        if tcb.index is not None:
-            value["index"] = tcb.index
-        if tcb.fwids:
-            _set_fwids(value["fwids"], tcb.fwids)
-        if tcb.flags is not None:
-            value["flags"] = _set_flags(comp["flags"].asn1Object, tcb.flags)
-        if tcb.vendor_info is not None:
-            value["vendorInfo"] = tcb.vendor_info
-        if tcb.type is not None:
-            value["type"] = tcb.type
-        if tcb.flags_mask is not None:
-            value["flagsMask"] = _set_flags(comp["flagsMask"].asn1Object, tcb.flags_mask)
-        for i, reg in enumerate(tcb.integrity_registers):
-            target = value["integrityRegisters"][i]
-            if reg.name is not None:
-                target["registerName"] = reg.name
-            if reg.number is not None:
-                target["registerNum"] = reg.number
-            _set_fwids(target["registerDigests"], reg.digests)
-    except (PyAsn1Error, ValueError) as exc:
-        raise MalformedCertificate(f"TcbInfo cannot be encoded: {short_error(exc)}") from exc
-    return value
+    if len(tcb.fwids) > _asn1.MAX_LIST_ITEMS:
+        _count(tcb.fwids, "TcbInfo FWIDLIST", MalformedCertificate)
+    if tcb.integrity_registers:
+        _count(tcb.integrity_registers, "TcbInfo IrList", MalformedCertificate)
+    for reg in tcb.integrity_registers:
+        _count(reg.digests, "TcbInfo registerDigests", MalformedCertificate)
+    registers = [
+        _asn1.IntegrityRegister(
+            register_name=_ia5(reg.name),
+            register_num=reg.number,
+            register_digests=_fwid_list(reg.digests),
+        )
+        for reg in tcb.integrity_registers
+    ]
+    return _asn1.DiceTcbInfo(
+        vendor=tcb.vendor,
+        model=tcb.model,
+        version=tcb.version,
+        svn=tcb.svn_raw,
+        layer=tcb.layer,
+        index=tcb.index,
+        fwids=_fwid_list(tcb.fwids) or None,
+        flags=_bit_string(tcb.flags),
+        vendor_info=tcb.vendor_info,
+        type=tcb.type,
+        flags_mask=_bit_string(tcb.flags_mask),
+        integrity_registers=registers or None,
+    )
 
 
 def encode_tcb_info(tcb: TcbInfo) -> bytes:
     """DER of one ``DiceTcbInfo``."""
-    return _encode(_tcb_info_asn1(tcb))
+    return _asn1.encode_der(_tcb_info_asn1(tcb), "TcbInfo")
 
 
 def encode_multi_tcb_info(tcbs: Sequence[TcbInfo]) -> bytes:
     """DER of a ``DiceTcbInfoSeq``."""
-    _count(tcbs, "DiceTcbInfoSeq")
-    seq = _asn1.DiceTcbInfoSeq()
-    for tcb in tcbs:
-        seq.append(_tcb_info_asn1(tcb))
-    return _encode(seq)
+    _count(tcbs, "DiceTcbInfoSeq", LimitExceeded)
+    value = _asn1.DiceTcbInfoSeq(items=[_tcb_info_asn1(tcb) for tcb in tcbs])
+    return _asn1.encode_der(value, "DiceTcbInfoSeq")
 
 
 def encode_ueid(ueid: bytes) -> bytes:
     """DER of a ``TcgUeid``."""
-    value = _asn1.TcgUeid()
-    value["ueid"] = ueid
-    return _encode(value)
-
-
-def _encode(value: base.Asn1Item) -> bytes:
-    try:
-        return _asn1.encode_der(value)
-    except PyAsn1Error as exc:
-        raise MalformedCertificate(f"DICE value cannot be encoded: {short_error(exc)}") from exc
+    return _asn1.encode_der(_asn1.TcgUeid(ueid=ueid), "TcgUeid")
 
 
 def build_tcb_info_extension(tcb: TcbInfo) -> x509.UnrecognizedExtension:

@@ -12,8 +12,11 @@ TCG DICE Certificate Profiles):
 
 X.509 itself is parsed by ``cryptography.x509`` (names, validity, keys including ML-DSA-87,
 the standard extensions); only the DICE extension values, which it leaves unrecognized, are
-decoded, in :mod:`ironroot.rot._dice_ext`, with pyasn1 and a strict DER check
-(:mod:`ironroot.rot._asn1`); the values themselves are in :mod:`ironroot.rot._dice_values`.
+decoded, in :mod:`ironroot.rot._dice_ext`, with the same library's declarative ASN.1 module
+(``cryptography.hazmat.asn1``, strict DER; the definitions, and why, in
+:mod:`ironroot.rot._asn1`); the values themselves are in :mod:`ironroot.rot._dice_values`.
+Splitting a chain file into certificates and the Cerberus repair below read a SEQUENCE's
+fields as raw TLVs, which that module cannot say: pyasn1 does it.
 
 Two pieces are written by hand, because no library does them for us:
 

@@ -309,7 +309,7 @@ def _verified_path(
 @functools.cache
 def _dice_parsers() -> dict[str, Callable[[bytes], object]]:
     """The DICE extensions' parsers by OID, built at the first critical DICE extension met
-    (the parsers load pyasn1's schemas, which most SPDM chains never need)."""
+    (the parsers' module is loaded only then: most SPDM chains never need it)."""
     from ironroot.rot import dice
 
     return {
