@@ -416,7 +416,16 @@ def test_the_hostile_riot_values_are_built_around_a_valid_one() -> None:
     assert rot.parse_riot_extension(_riot(spki=no_params)).device_id_public_key == no_params
 
 
-def test_a_huge_integer_is_read_as_encoded() -> None:
-    # INTEGERs are unbounded in the schema: only the 64 KiB limit on the value bounds them.
-    big = _tlv(0x30, _tlv(0x83, b"\x01" + bytes(2000)))
-    assert rot.parse_tcb_info(big).svn_raw == 1 << 16000
+@pytest.mark.parametrize(("tag", "what"), [(0x83, "svn"), (0x84, "layer"), (0x85, "index")])
+def test_an_integer_over_64_bits_is_malformed(tag: int, what: str) -> None:
+    """INTEGERs are unbounded in the schema; a DiceTcbInfo's are at most 64 bits (a value of
+    thousands of digits could not even be printed as text)."""
+    big = _tlv(0x30, _tlv(tag, b"\x01" + bytes(2000)))
+    with pytest.raises(MalformedCertificate) as caught:
+        rot.parse_tcb_info(big)
+    assert caught.value.detail == f"DiceTcbInfo {what} is over 64 bits"
+    edge = _tlv(0x30, _tlv(tag, b"\x01" + bytes(8)))  # 2^64
+    with pytest.raises(MalformedCertificate):
+        rot.parse_tcb_info(edge)
+    most = _tlv(0x30, _tlv(tag, b"\x00" + b"\xff" * 8))  # 2^64 - 1
+    assert rot.parse_tcb_info(most)

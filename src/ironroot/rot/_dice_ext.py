@@ -89,14 +89,28 @@ def _svn_encoding(raw: int | None, svn_encoding: SvnEncoding) -> Literal["calipt
     return "plain"
 
 
+_MAX_INTEGER: Final = 1 << 64
+"""DiceTcbInfo's INTEGERs (svn, layer, index, a register's number) are at most 64 bits:
+no DICE layer uses more, and a value of thousands of digits could not even be printed
+(Python's int-to-text limit)."""
+
+
+def _bounded(value: int | None, what: str) -> int | None:
+    if value is not None and not -_MAX_INTEGER < value < _MAX_INTEGER:
+        raise MalformedCertificate(f"DiceTcbInfo {what} is over 64 bits")
+    return value
+
+
 def _tcb_info(value: _asn1.DiceTcbInfo, svn_encoding: SvnEncoding) -> TcbInfo:
     registers: tuple[IntegrityRegister, ...] = ()
+    for number, what in ((value.svn, "svn"), (value.layer, "layer"), (value.index, "index")):
+        _bounded(number, what)
     if value.integrity_registers is not None:
         _count(value.integrity_registers, "DiceTcbInfo IrList", MalformedCertificate)
         registers = tuple(
             IntegrityRegister(
                 None if ir.register_name is None else ir.register_name.as_str(),
-                ir.register_num,
+                _bounded(ir.register_num, "registerNum"),
                 _fwids(ir.register_digests, "DiceTcbInfo registerDigests"),
             )
             for ir in value.integrity_registers
