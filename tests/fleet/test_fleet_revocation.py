@@ -92,6 +92,11 @@ def _crl(
     return builder.sign(key.raw, hashes.SHA384()).public_bytes(Encoding.DER)  # type: ignore[arg-type]
 
 
+def _crl_statement(key: PrivateKey, crl: bytes, *, iss: str, sub: str) -> bytes:
+    """A revocation statement (content type ``application/pkix-crl``) of ``crl``."""
+    return create_statement(key, crl, iss=iss, sub=sub, content_type=CRL_CONTENT_TYPE)
+
+
 def _idevid_serial(fleet: Fleet, node: str) -> int:
     der = fleet.rot(node).idevid_certificate(Algorithm.ES384)
     return load_certificate(der, der_only=True).serial_number
@@ -209,13 +214,7 @@ def test_a_revocation_statement_on_the_log_is_refused_and_triggers_the_class(
     triggers.poll()  # what was logged before
     ca = aw.vendor_ca
     crl = _crl(ca.ecc_certificate, ca.ecc_key, _idevid_serial(fleet_, "node-0002"))
-    statement = create_statement(
-        aw.world.statement_key,
-        crl,
-        iss=VENDOR,
-        sub="pkg:ca/acme/vendor-ca",
-        content_type=CRL_CONTENT_TYPE,
-    )
+    statement = _crl_statement(aw.world.statement_key, crl, iss=VENDOR, sub="pkg:ca/acme/vendor-ca")
     logged = aw.world.trusted.register(statement).transparent_statement
     new = triggers.poll()
     assert [(e.iss, e.sub) for e in new] == [(VENDOR, "pkg:ca/acme/vendor-ca")]
@@ -236,9 +235,7 @@ def test_a_revocation_statement_not_from_the_log_counts_for_nothing(
     fleet_, authority = fleet
     ca = aw.vendor_ca
     crl = _crl(ca.ecc_certificate, ca.ecc_key, _idevid_serial(fleet_, "node-0001"))
-    statement = create_statement(
-        aw.world.statement_key, crl, iss=VENDOR, sub="pkg:ca/acme", content_type=CRL_CONTENT_TYPE
-    )
+    statement = _crl_statement(aw.world.statement_key, crl, iss=VENDOR, sub="pkg:ca/acme")
     rogue = aw.world.untrusted.register(statement).transparent_statement
     with pytest.raises(UnknownIssuer) as caught:
         authority.add_endorsement(rogue, now=NOW)
@@ -416,13 +413,7 @@ def test_a_crl_statement_by_an_issuer_the_class_does_not_allow_still_revokes(
     fleet_, authority = fleet
     ca = aw.vendor_ca
     crl = _crl(ca.ecc_certificate, ca.ecc_key, _idevid_serial(fleet_, "node-0001"))
-    statement = create_statement(
-        aw.world.other_key,
-        crl,
-        iss=OTHER,
-        sub="pkg:ca/acme/vendor-ca",
-        content_type=CRL_CONTENT_TYPE,
-    )
+    statement = _crl_statement(aw.world.other_key, crl, iss=OTHER, sub="pkg:ca/acme/vendor-ca")
     assert OTHER not in {
         i for names in fleet_.node_class("node-7").trust.issuers.values() for i in names
     }
@@ -442,9 +433,7 @@ def test_a_crl_statement_whose_receipts_do_not_verify_still_revokes_and_says_so(
     fleet_, authority = fleet
     ca = aw.vendor_ca
     crl = _crl(ca.ecc_certificate, ca.ecc_key, _idevid_serial(fleet_, "node-0001"))
-    statement = create_statement(
-        aw.world.statement_key, crl, iss=VENDOR, sub="pkg:ca/acme", content_type=CRL_CONTENT_TYPE
-    )
+    statement = _crl_statement(aw.world.statement_key, crl, iss=VENDOR, sub="pkg:ca/acme")
     rogue = aw.world.untrusted.register(statement).transparent_statement
     (authority.directory / "endorsements" / "rogue.ts").write_bytes(rogue)
     label = "endorsement rogue.ts; its receipts do not verify for the class"
@@ -569,9 +558,7 @@ def test_a_pem_crl_in_a_statement_revokes(
     ca = aw.vendor_ca
     der = _crl(ca.ecc_certificate, ca.ecc_key, _idevid_serial(fleet_, "node-0001"))
     pem = x509.load_der_x509_crl(der).public_bytes(Encoding.PEM)
-    statement = create_statement(
-        aw.world.statement_key, pem, iss=VENDOR, sub="pkg:ca/acme", content_type=CRL_CONTENT_TYPE
-    )
+    statement = _crl_statement(aw.world.statement_key, pem, iss=VENDOR, sub="pkg:ca/acme")
     name = authority.add_endorsement(
         aw.world.trusted.register(statement).transparent_statement, now=NOW
     )
@@ -688,13 +675,7 @@ def test_a_crl_statement_whose_crl_does_not_parse_is_refused_as_an_endorsement(
     fleet_, authority = fleet
     ca = aw.vendor_ca
     crl = _crl(ca.ecc_certificate, ca.ecc_key, _idevid_serial(fleet_, "node-0001"))
-    statement = create_statement(
-        aw.world.statement_key,
-        crl[:-8],
-        iss=VENDOR,
-        sub="pkg:ca/acme",
-        content_type=CRL_CONTENT_TYPE,
-    )
+    statement = _crl_statement(aw.world.statement_key, crl[:-8], iss=VENDOR, sub="pkg:ca/acme")
     logged = aw.world.trusted.register(statement).transparent_statement
     with pytest.raises(MalformedCertificate) as caught:
         authority.add_endorsement(logged, now=NOW)
