@@ -23,7 +23,7 @@ from ironroot.log.layout import (
 )
 from ironroot.transparency import TransparencyService, load_config
 from ironroot.transparency._config import receipt_key_path
-from kill_points import KILLER, run_killer, some_points
+from kill_points import KILLER, KillServer, run_killer, some_points
 from scratch import in_memory
 
 STORE_INDEPENDENT = True  # the default configuration's SQLite store
@@ -89,3 +89,48 @@ def test_every_name_the_first_start_makes_is_kept_through_a_power_cut(
     TransparencyService.open(data).close()
     lost = [p for p in unsynced_names(tmp_path / "new", log) if not p.name.startswith("log.sq")]
     assert [str(p.relative_to(tmp_path)) for p in lost] == []
+
+
+# What ``serve --init-only`` imports, once for the sweep's runs (kill_points.KillServer).
+_PRELOAD = (
+    "ironroot.cli",
+    "ironroot.cli.serve",
+    "ironroot.hsm._service_keys",
+    "ironroot.transparency._config",
+    "ironroot.transparency._service",
+)
+
+
+def _key_files(data: Path) -> dict[str, bytes]:
+    keys = data / "keys"
+    return {p.name: p.read_bytes() for p in keys.iterdir()} if keys.is_dir() else {}
+
+
+def test_a_key_a_killed_init_put_in_place_is_the_one_every_later_start_uses(
+    tmp_path: Path,
+) -> None:
+    """``ironroot serve --init-only`` killed at each of its file operations: every key file it
+    had put in place is kept as it is by the next ``--init-only`` and the next start, which
+    make only what is missing (and sign with exactly those keys)."""
+    tally = tmp_path / "tally"
+    with KillServer(tmp_path, _PRELOAD) as killer:
+        init = ["serve", "--init-only", "--data"]
+        counted = killer.run(
+            [*init, str(tmp_path / "counted")], IRONROOT_TEST_KILL_TALLY=str(tally)
+        )
+        assert counted.returncode == 0, counted
+        points = int(tally.read_text())
+        assert points >= 4  # the lock, the configuration, two keys
+        for kill_at in range(1, points):
+            data = tmp_path / f"kill-{kill_at}"
+            killed = killer.run([*init, str(data)], IRONROOT_TEST_KILL_AT=str(kill_at))
+            assert killed.returncode == -9, kill_at
+            _whole_or_absent(data)
+            landed = {k: v for k, v in _key_files(data).items() if not k.startswith(".")}
+            assert killer.run([*init, str(data)]).returncode == 0, kill_at
+            TransparencyService.open(data).close()
+            after = _key_files(data)
+            assert {k: after[k] for k in landed} == landed, kill_at
+            assert not [k for k in after if k.startswith(".")], kill_at  # no temporary left
+            _published_as_signed(data)
+            shutil.rmtree(data)

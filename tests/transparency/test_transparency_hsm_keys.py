@@ -19,6 +19,7 @@ from ironroot.hsm import ServiceKeys, ServiceKeysConfig
 from ironroot.log import verify_log_dir
 from ironroot.transparency import ServiceThread, TransparencyService, load_config
 from ironroot_softhsm import PIN, pkcs11_keys_table, shared_token
+from pause_points import PausedProcess
 from rot_counters import provisioned_device
 
 pytestmark = pytest.mark.integration
@@ -153,3 +154,35 @@ def test_service_keys_in_the_builtin_hsm(tmp_path: Path) -> None:
     config = load_config(data)
     with ServiceKeys(ServiceKeysConfig.parse(config.keys, data)) as keys, pytest.raises(NotFound):
         hsm_signers(config, keys)
+
+
+def test_a_start_while_a_first_start_stores_a_token_key_s_handle_is_in_use(
+    tmp_path: Path, softhsm: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two ``serve --init-only`` at once on a directory whose keys are in a token: the one
+    that makes the keys holds the data directory's lock while it does, so the other is
+    ``InUse`` (exit 2) rather than make a key of its own and write its handle over the
+    first's (which the first may be signing with by then)."""
+    data = tmp_path / "data"
+    _configure(data, softhsm, PrivateKey.generate(Algorithm.ES256))
+    init = ["serve", "--data", str(data), "--init-only"]
+    with PausedProcess(tmp_path / "pause", init, before="handles.json") as making:
+        # It has made its receipt key in the token and not yet stored the key's handle.
+        capsys.readouterr()
+        assert main(init) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"ironroot: in-use: the data directory {data} is in use")
+        assert "Traceback" not in err
+        done = making.resume()
+    assert done.returncode == 0, done.stderr
+    handles = (data / "keys" / "handles.json").read_bytes()
+    config = load_config(data)
+    keys_config = ServiceKeysConfig.parse(config.keys, data)
+    kids = []
+    for _ in range(2):  # the next starts: the same keys, and no new one made
+        assert main(init) == 0
+        with ServiceKeys(keys_config) as keys:
+            receipts, checkpoints = hsm_signers(config, keys)
+            kids.append([s.kid for s in (*receipts, *checkpoints)])
+    assert kids[0] == kids[1]
+    assert (data / "keys" / "handles.json").read_bytes() == handles

@@ -66,7 +66,9 @@ from pathlib import Path
 from typing import Any, Final, TypeVar
 
 from ironroot._fileio import (
+    DirectoryLock,
     load_each,
+    make_dirs,
     naming_file,
     read_config,
     to_create,
@@ -527,7 +529,9 @@ def init_attestation_dir(data_dir: Path, *, release: Path | None = None) -> Path
     with its issuer as the one allowed publisher, and it is copied into ``reference-values/``.
     Without it, no product is configured and no reference value is accepted until one is.
     Refuses to overwrite an existing configuration (``ConfigError``); a release that does not
-    parse raises before anything is written.
+    parse raises before anything is written. It writes holding the directory's lock (the one
+    ``attest serve`` takes): another init under way is ``InUse``. The signing key an init
+    killed before its configuration left is kept and used, never replaced.
     """
     config = data_dir / CONFIG_FILE
     if not to_create(config):
@@ -540,11 +544,18 @@ def init_attestation_dir(data_dir: Path, *, release: Path | None = None) -> Path
             products = publishers_of_release(release_data)
         except IronrootError as exc:
             raise ConfigError(f"{release} is not a release to trust: {exc.detail}") from exc
-    data_dir.mkdir(parents=True, exist_ok=True)
-    for folder in _FOLDERS:
-        (data_dir / folder).mkdir(exist_ok=True)
-    save_signer(PrivateKey.generate(Algorithm.ES384), data_dir / "verifier-es384.pem")
-    if release is not None:
-        write_atomic(data_dir / "reference-values" / release.name, release_data, mode=0o644)
-    write_atomic(config, (_TEMPLATE + products_toml(products)).encode("utf-8"), mode=0o644)
+    make_dirs(data_dir)
+    with DirectoryLock(data_dir, ".serve.lock", what="attestation data directory") as lock:
+        lock.remove_stale_temporaries()  # a killed init's
+        if not to_create(config):  # another init's, done meanwhile
+            raise ConfigError(f"{config} already exists")
+        for folder in _FOLDERS:
+            make_dirs(data_dir / folder)
+        key = data_dir / "verifier-es384.pem"
+        if to_create(key):  # else a killed init's, which signed nothing (no configuration)
+            save_signer(PrivateKey.generate(Algorithm.ES384), key)
+        if release is not None:
+            write_atomic(data_dir / "reference-values" / release.name, release_data, mode=0o644)
+        text = _TEMPLATE + products_toml(products)
+        write_atomic(config, text.encode("utf-8"), mode=0o644, exclusive=True)
     return config

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+from pathlib import Path
 from typing import Any, Final
 
 from ironroot import hsm, http, transparency
 from ironroot.cli._serving import add_server_options, data_dir, listen
 from ironroot.crypto import Algorithm, Signer
+from ironroot.errors import NotFound
 
 
 def register(sub: Any) -> None:
@@ -71,16 +73,32 @@ KEY_PURPOSES: Final = frozenset(
 
 
 def hsm_signers(
-    config: transparency.TransparencyConfig, keys: hsm.ServiceKeys
+    config: transparency.TransparencyConfig, keys: hsm.ServiceKeys, *, create: bool = True
 ) -> tuple[list[Signer], list[Signer]]:
-    """The receipt and checkpoint signers of ``config`` from an HSM (created if missing)."""
+    """The receipt and checkpoint signers of ``config`` from an HSM (with ``create``, made if
+    missing: by a caller that holds the data directory's lock, see :func:`_service_signers`)."""
     receipts: list[Signer] = [
-        keys.signer(f"receipt-{alg.label}", alg, create=True) for alg in config.receipt_algorithms
+        keys.signer(f"receipt-{alg.label}", alg, create=create) for alg in config.receipt_algorithms
     ]
-    checkpoints: list[Signer] = [keys.signer("checkpoint", Algorithm.EDDSA, create=True)]
+    checkpoints: list[Signer] = [keys.signer("checkpoint", Algorithm.EDDSA, create=create)]
     if config.checkpoint_algorithm is Algorithm.ML_DSA_44:
-        checkpoints.append(keys.signer("checkpoint-ML-DSA-44", Algorithm.ML_DSA_44, create=True))
+        checkpoints.append(keys.signer("checkpoint-ML-DSA-44", Algorithm.ML_DSA_44, create=create))
     return receipts, checkpoints
+
+
+def _service_signers(
+    data: Path, config: transparency.TransparencyConfig, keys: hsm.ServiceKeys
+) -> tuple[list[Signer], list[Signer]]:
+    """:func:`hsm_signers`, any missing key made while holding the data directory's lock
+    (``InUse`` if another process holds it): two first starts at once never both make a key
+    and write its handle over the other's, which may be signing by then. A directory whose
+    keys are all there needs no lock (a running service's)."""
+    try:
+        return hsm_signers(config, keys, create=False)
+    except NotFound:
+        pass
+    with transparency.lock_data_dir(data):
+        return hsm_signers(config, keys)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -98,7 +116,7 @@ def _serve(args: argparse.Namespace) -> int:
         where = "PEM files in keys/"
         if keys_config.in_hsm:
             keys = stack.enter_context(hsm.ServiceKeys(keys_config))
-            receipts, checkpoints = hsm_signers(config, keys)
+            receipts, checkpoints = _service_signers(data, config, keys)
             where = f"the {keys_config.backend} backend"
         if args.init_only:
             print(

@@ -366,8 +366,26 @@ class Fleet:
     def create(cls, directory: Path | str, *, node_class: NodeClass) -> Fleet:
         """An empty fleet with one node class (``Conflict`` when there is a fleet already, or
         the identity of one: a new fleet never takes over another's, and with it the
-        approvals given for that one)."""
+        approvals given for that one). One creation at a time (``<directory>/.create.lock``):
+        another one under way is ``InUse``, so no file of its class is written over this
+        one's (a class whose ``class.json`` names another's images)."""
         base = Path(directory)
+        cls._refuse_existing(base)
+        make_dirs(base)
+        with DirectoryLock(base, ".create.lock", what="creation of the fleet"):
+            cls._refuse_existing(base)  # made by a creation that ended meanwhile
+            node_class.save(base / "class" / node_class.name)
+            fleet = cls(base)
+            write_atomic(
+                base / "fleet.json",
+                json.dumps({"format": _FORMAT, "classes": [node_class.name]}).encode(),
+                mode=0o644,
+                exclusive=True,
+            )
+        return fleet
+
+    @staticmethod
+    def _refuse_existing(base: Path) -> None:
         if (base / "fleet.json").exists():
             raise Conflict(f"{base} already holds a fleet")
         if (base / "fleet-id").exists():
@@ -375,16 +393,6 @@ class Fleet:
                 f"{base} holds the identity of a fleet (fleet-id) but no fleet.json: a new "
                 "fleet would take it over; remove it, or restore that fleet"
             )
-        make_dirs(base)
-        node_class.save(base / "class" / node_class.name)
-        fleet = cls(base)
-        write_atomic(
-            base / "fleet.json",
-            json.dumps({"format": _FORMAT, "classes": [node_class.name]}).encode(),
-            mode=0o644,
-            exclusive=True,
-        )
-        return fleet
 
     @classmethod
     def open(cls, directory: Path | str) -> Fleet:

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
         WitnessEndpoint,
         init_data_dir,
         load_config,
+        lock_data_dir,
     )
     from ironroot.transparency._policy import RegistrationPolicy
     from ironroot.transparency._receipt_keys import (
@@ -55,6 +56,7 @@ __all__ = [
     "init_data_dir",
     "load_config",
     "load_receipt_keys",
+    "lock_data_dir",
     "publish_receipt_keys",
     "receipt_tree",
     "serve",

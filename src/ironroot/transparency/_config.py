@@ -26,6 +26,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from ironroot._fileio import (
+    DirectoryLock,
     load_each,
     make_dirs,
     naming_file,
@@ -39,6 +40,7 @@ from ironroot.crypto import Algorithm, PrivateKey, PublicKey, load_certificates
 from ironroot.errors import (
     ConfigError,
     InputUnavailable,
+    InUse,
     IronrootError,
     LimitExceeded,
     MalformedInput,
@@ -58,7 +60,9 @@ __all__ = [
     "config_fingerprint",
     "init_data_dir",
     "load_config",
+    "lock_data_dir",
     "receipt_key_path",
+    "write_missing",
 ]
 
 KEYS_DIR: Final = "keys"
@@ -239,38 +243,77 @@ write_tokens = []   # bearer tokens required on POST /entries; none = open
 """
 
 
-def _write_private(path: Path, data: bytes) -> None:
-    make_dirs(path.parent, mode=0o700)
-    write_atomic(path, data, mode=0o600)
+def lock_data_dir(data_dir: Path) -> DirectoryLock:
+    """The data directory's lock (``<data>/.lock``: ``InUse`` if another process holds it),
+    and, once held, the temporary files a service or replica killed inside a write left in
+    the directory and its ``keys/`` deleted (:meth:`DirectoryLock.remove_stale_temporaries`):
+    a half-written copy of a key file is never left lying there."""
+    data_dir = Path(data_dir)
+    lock = DirectoryLock(data_dir)
+    try:
+        lock.remove_stale_temporaries(data_dir / KEYS_DIR)
+    except BaseException:
+        lock.close()
+        raise
+    return lock
 
 
 def init_data_dir(data_dir: Path, *, service_issuer: str = "https://transparency.example") -> None:
     """Create the data directory, a default configuration and any missing service keys.
 
-    Existing files are never overwritten, so this is safe on every start.
+    Existing files are never overwritten, so this is safe on every start. What is missing is
+    written while holding the directory's lock (:func:`lock_data_dir`), as a service does:
+    of two first starts at once, one makes the keys and the other finds them made or is
+    ``InUse``, never both making a key (the later one would replace a key the other may have
+    signed with). A directory another process holds (a running service's) is left as it is
+    when nothing is missing; when a file is, that is ``InUse``.
     """
+    data_dir = Path(data_dir)
     make_dirs(data_dir)
+    try:
+        lock = lock_data_dir(data_dir)
+    except InUse:
+        if _nothing_missing(data_dir):
+            return
+        raise
+    with lock:
+        write_missing(data_dir, service_issuer=service_issuer)
+
+
+def _key_files(data_dir: Path, config: TransparencyConfig) -> list[tuple[Path, Algorithm]]:
+    """The service key files ``config`` needs, with the algorithm of each (none: an HSM
+    holds the keys, see ironroot.hsm.ServiceKeys)."""
+    if not config.keys_in_files:
+        return []
+    files = [(receipt_key_path(data_dir, alg), alg) for alg in config.receipt_algorithms]
+    # C2SP: a public log's checkpoint always carries an Ed25519 signature; ML-DSA-44 is added.
+    files.append((checkpoint_key_path(data_dir), Algorithm.EDDSA))
+    if config.checkpoint_algorithm is Algorithm.ML_DSA_44:
+        files.append((pq_checkpoint_key_path(data_dir), Algorithm.ML_DSA_44))
+    return files
+
+
+def _nothing_missing(data_dir: Path) -> bool:
+    if to_create(data_dir / CONFIG_FILE):
+        return False
+    return not any(to_create(path) for path, _ in _key_files(data_dir, load_config(data_dir)))
+
+
+def write_missing(data_dir: Path, *, service_issuer: str = "https://transparency.example") -> None:
+    """:func:`init_data_dir`'s writes, by a caller that holds the directory's lock
+    (:func:`lock_data_dir`). Each file is linked into place, never renamed over another
+    (``Conflict`` if one is there all the same: made by a process that did not hold the
+    lock), so no key is ever replaced."""
     config_path = data_dir / CONFIG_FILE
     if to_create(config_path):
         origin = urlsplit(service_issuer).hostname or service_issuer
         text = _DEFAULT_TOML.format(issuer=service_issuer, origin=origin)
         # 0600: [auth] write_tokens are secrets (warn_if_exposed checks it on every load).
-        write_atomic(config_path, text.encode("utf-8"), mode=0o600)
-    config = load_config(data_dir)
-    if not config.keys_in_files:
-        return  # an HSM holds the service keys (see ironroot.hsm.ServiceKeys)
-    for alg in config.receipt_algorithms:
-        path = receipt_key_path(data_dir, alg)
+        write_atomic(config_path, text.encode("utf-8"), mode=0o600, exclusive=True)
+    for path, algorithm in _key_files(data_dir, load_config(data_dir)):
         if to_create(path):
-            _write_private(path, PrivateKey.generate(alg).to_pem())
-    # C2SP: a public log's checkpoint always carries an Ed25519 signature; ML-DSA-44 is added.
-    cp = checkpoint_key_path(data_dir)
-    if to_create(cp):
-        _write_private(cp, PrivateKey.generate(Algorithm.EDDSA).to_pem())
-    if config.checkpoint_algorithm is Algorithm.ML_DSA_44:
-        pq = pq_checkpoint_key_path(data_dir)
-        if to_create(pq):
-            _write_private(pq, PrivateKey.generate(Algorithm.ML_DSA_44).to_pem())
+            make_dirs(path.parent, mode=0o700)
+            write_atomic(path, PrivateKey.generate(algorithm).to_pem(), mode=0o600, exclusive=True)
 
 
 def pq_checkpoint_key_path(data_dir: Path) -> Path:

@@ -95,13 +95,13 @@ from ironroot.transparency._config import (
     load_config,
     load_pq_checkpoint_signer,
     load_receipt_signers,
+    lock_data_dir,
 )
 from ironroot.transparency._receipt_keys import publish_receipt_keys
 from ironroot.transparency._registrar import Registration
 from ironroot.transparency._service import (
     TransparencyService,
     _publish_checkpoint_key,
-    lock_data_dir,
 )
 
 __all__ = ["POLL", "Replica", "ReplicaRegistrar", "serve_replica"]

@@ -54,10 +54,11 @@ from ironroot.log import Integrated, Log, LogStore, LogView, NoteSigner, Ticket
 from ironroot.log.layout import checkpoint_public_key_path, load_checkpoint_signer
 from ironroot.transparency._config import (
     TransparencyConfig,
-    init_data_dir,
     load_config,
     load_pq_checkpoint_signer,
     load_receipt_signers,
+    lock_data_dir,
+    write_missing,
 )
 from ironroot.transparency._policy import RegistrationPolicy
 from ironroot.transparency._receipt_keys import (
@@ -228,21 +229,6 @@ def _public(verifier: object) -> PublicKey:
     return verifier
 
 
-def lock_data_dir(data_dir: Path) -> DirectoryLock:
-    """The data directory's lock (``<data>/.lock``: ``InUse`` if another process holds it),
-    and, once held, the temporary files a service or replica killed inside a write left in
-    the directory and its ``keys/`` deleted (:meth:`DirectoryLock.remove_stale_temporaries`):
-    a half-written copy of a key file is never left lying there."""
-    data_dir = Path(data_dir)
-    lock = DirectoryLock(data_dir)
-    try:
-        lock.remove_stale_temporaries(checkpoint_public_key_path(data_dir).parent)
-    except BaseException:
-        lock.close()
-        raise
-    return lock
-
-
 def _publish_checkpoint_key(data_dir: Path, signer: NoteSigner) -> None:
     """Keep ``keys/checkpoint.pub.pem`` current, so `ironroot log verify DIR` works even when
     the private key lives in an HSM."""
@@ -337,7 +323,9 @@ class TransparencyService:
         :meth:`close` or the process's end): opening it again, from this process or another,
         raises :class:`~ironroot.errors.InUse` rather than let two writers fork one log.
         Once it holds the lock, the temporary files a write killed midway left in the
-        directory and its ``keys/`` are deleted (:func:`lock_data_dir`).
+        directory and its ``keys/`` are deleted (:func:`lock_data_dir`), and only then, with
+        ``init``, are the missing configuration and keys made (:func:`write_missing`): a start
+        racing another first start never replaces a key the other one signs with.
 
         With ``watch_steps`` (the default with the real clock, ``clock`` None), a batch is
         signed only while the clock is within ``max_clock_skew`` of its time at open carried
@@ -346,11 +334,13 @@ class TransparencyService:
         or the service restarts).
         """
         if init:
-            init_data_dir(data_dir)
+            make_dirs(Path(data_dir))
         elif not Path(data_dir).is_dir():
             raise ConfigError(f"{data_dir} is not a data directory")
         lock = lock_data_dir(Path(data_dir))
         try:
+            if init:
+                write_missing(Path(data_dir))
             service = cls._open_locked(
                 data_dir,
                 clock=clock,

@@ -30,6 +30,7 @@ missing key, and never overwrites a file; :func:`add_log` appends a ``[[witness.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import tomllib
 from collections.abc import Sequence
@@ -47,7 +48,13 @@ from ironroot._fileio import (
     write_atomic,
 )
 from ironroot.crypto import Algorithm, PrivateKey
-from ironroot.errors import ConfigError, InputUnavailable, IronrootError, LimitExceeded
+from ironroot.errors import (
+    ConfigError,
+    Conflict,
+    InputUnavailable,
+    IronrootError,
+    LimitExceeded,
+)
 from ironroot.http import ServerLimits
 from ironroot.witness._cosignature import CosignatureVerifier, Cosigner
 from ironroot.witness._protocol import MAX_REQUEST_BYTES
@@ -225,7 +232,12 @@ def init_witness_dir(
     algorithms: Sequence[str] = ("Ed25519",),
     logs: Sequence[WitnessedLog] = (),
 ) -> WitnessConfig:
-    """Create ``data_dir`` with a configuration and keys; existing files are kept as they are."""
+    """Create ``data_dir`` with a configuration and keys; existing files are kept as they are.
+
+    Each file is linked into place, never renamed over another (:func:`_create`): of two inits
+    at once, the configuration and each key that lands first is the witness's, and the other
+    init uses it (and prints that key), rather than replacing a key the first one printed for
+    logs to trust, or a witness already cosigns with."""
     data_dir = Path(data_dir)
     make_dirs(data_dir)
     path = data_dir / CONFIG_FILE
@@ -237,14 +249,21 @@ def init_witness_dir(
             f"algorithms = [{', '.join(_toml_string(a) for a in algorithms)}]\n"
         )
         text += "".join(_log_table(log.origin, [v.vkey for v in log.verifiers]) for log in logs)
-        write_atomic(path, text.encode("utf-8"), mode=0o644)
+        _create(path, text.encode("utf-8"), mode=0o644)
     config = load_witness_config(data_dir)
     for label in config.algorithms:
         key_path = witness_key_path(data_dir, label)
         if to_create(key_path):
             make_dirs(key_path.parent, mode=0o700)
-            write_atomic(key_path, PrivateKey.generate(_ALGORITHMS[label]).to_pem(), mode=0o600)
+            _create(key_path, PrivateKey.generate(_ALGORITHMS[label]).to_pem(), mode=0o600)
     return config
+
+
+def _create(path: Path, data: bytes, *, mode: int) -> None:
+    """``data`` written to ``path`` unless a file got there first (another init's): that one
+    is kept, whole, as :func:`write_atomic` links it into place."""
+    with contextlib.suppress(Conflict):
+        write_atomic(path, data, mode=mode, exclusive=True)
 
 
 def add_log(data_dir: Path, log: WitnessedLog) -> WitnessConfig:
