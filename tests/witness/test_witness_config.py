@@ -82,3 +82,31 @@ def test_a_configuration_naming_one_log_key_twice_is_refused(tmp_path: Path) -> 
     with pytest.raises(ConfigError, match="twice") as caught:
         load_witness_config(tmp_path)
     assert "witness.logs[0]" in caught.value.detail
+
+
+def _add_logs(directory: Path, prefix: str, count: int, start: object) -> None:
+    start.wait()  # type: ignore[attr-defined]
+    for number in range(count):
+        add_log(directory, _log(f"log.example/{prefix}{number}"))
+
+
+def test_logs_added_by_two_processes_at_once_are_all_kept(tmp_path: Path) -> None:
+    """``add_log`` reads, extends and writes the configuration: two at once used to keep one
+    writer's tables and lose the other's. Each now holds the configuration's lock."""
+    import multiprocessing
+
+    directory = tmp_path / "w"
+    init_witness_dir(directory, name="witness.example/w1")
+    context = multiprocessing.get_context("fork")
+    start = context.Barrier(2)
+    workers = [
+        context.Process(target=_add_logs, args=(directory, prefix, 30, start))
+        for prefix in ("a", "b")
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(120)
+    assert [w.exitcode for w in workers] == [0, 0]
+    origins = {log.origin for log in load_witness_config(directory).logs}
+    assert origins == {f"log.example/{p}{n}" for p in ("a", "b") for n in range(30)}

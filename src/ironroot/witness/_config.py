@@ -31,9 +31,11 @@ missing key, and never overwrites a file; :func:`add_log` appends a ``[[witness.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
+import os
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -54,6 +56,7 @@ from ironroot.errors import (
     InputUnavailable,
     IronrootError,
     LimitExceeded,
+    StorageError,
 )
 from ironroot.http import ServerLimits
 from ironroot.witness._cosignature import CosignatureVerifier, Cosigner
@@ -71,6 +74,7 @@ __all__ = [
 ]
 
 CONFIG_FILE: Final = "witness.toml"
+_CONFIG_LOCK: Final = ".config.lock"
 DATABASE_FILE: Final = "witness.sqlite3"
 _ALGORITHMS: Final = {"Ed25519": Algorithm.ED25519, "ML-DSA-44": Algorithm.ML_DSA_44}
 _WITNESS_KEYS: Final = {"name", "algorithms", "host", "port", "max_request_bytes", "logs"}
@@ -267,18 +271,41 @@ def _create(path: Path, data: bytes, *, mode: int) -> None:
 
 
 def add_log(data_dir: Path, log: WitnessedLog) -> WitnessConfig:
-    """Append a ``[[witness.logs]]`` table for ``log`` (refused if its origin is there)."""
-    config = load_witness_config(data_dir)
-    if any(existing.origin == log.origin for existing in config.logs):
-        raise ConfigError(f"the log {log.origin!r} is already configured")
-    path = Path(data_dir) / CONFIG_FILE
-    text = path.read_text(encoding="utf-8")
-    if not text.endswith("\n"):
-        text += "\n"
-    text += _log_table(log.origin, [v.vkey for v in log.verifiers])
+    """Append a ``[[witness.logs]]`` table for ``log`` (refused if its origin is there).
+
+    The configuration is read, extended and written while this process holds
+    ``<data>/.config.lock`` (waiting for another ``add_log`` to finish): two at once each
+    keep the other's table."""
+    with _config_locked(Path(data_dir)):
+        config = load_witness_config(data_dir)
+        if any(existing.origin == log.origin for existing in config.logs):
+            raise ConfigError(f"the log {log.origin!r} is already configured")
+        path = Path(data_dir) / CONFIG_FILE
+        text = path.read_text(encoding="utf-8")
+        if not text.endswith("\n"):
+            text += "\n"
+        text += _log_table(log.origin, [v.vkey for v in log.verifiers])
+        try:
+            tomllib.loads(text)
+        except (tomllib.TOMLDecodeError, RecursionError) as exc:
+            raise ConfigError(f"cannot append a [[witness.logs]] table to {path}: {exc}") from exc
+        write_atomic(path, text.encode("utf-8"), mode=0o644)
+        return load_witness_config(data_dir)
+
+
+@contextlib.contextmanager
+def _config_locked(data_dir: Path) -> Iterator[None]:
+    """The configuration's writers, one at a time (a blocking ``flock``)."""
+    path = data_dir / _CONFIG_LOCK
     try:
-        tomllib.loads(text)
-    except (tomllib.TOMLDecodeError, RecursionError) as exc:
-        raise ConfigError(f"cannot append a [[witness.logs]] table to {path}: {exc}") from exc
-    write_atomic(path, text.encode("utf-8"), mode=0o644)
-    return load_witness_config(data_dir)
+        # never through a link: a planted one would have this open a file elsewhere
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    except OSError as exc:
+        raise StorageError(
+            f"the configuration lock {path} cannot be opened: {exc.strerror}"
+        ) from exc
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
