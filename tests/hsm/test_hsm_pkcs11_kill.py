@@ -111,5 +111,6 @@ def test_a_kill_while_a_key_is_made_on_the_token_leaves_no_orphan_object(
         assert list(handles) == [PURPOSE], kill_at
         handle = handles[PURPOSE]
         assert objects == [f"PRIVATE_KEY:{handle}", f"PUBLIC_KEY:{handle}"], kill_at
-        assert sorted(p.name for p in (run / "data" / "keys").iterdir()) == ["handles.json"]
+        kept = sorted(p.name for p in (run / "data" / "keys").iterdir())
+        assert kept == [".handles.lock", "handles.json"], kill_at  # the lock file stays
         shutil.rmtree(run)

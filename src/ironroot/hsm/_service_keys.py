@@ -39,9 +39,10 @@ not handled here.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -54,7 +55,14 @@ from ironroot._fileio import (
     write_atomic,
 )
 from ironroot.crypto import Algorithm
-from ironroot.errors import ConfigError, InputUnavailable, IronrootError, LimitExceeded, NotFound
+from ironroot.errors import (
+    ConfigError,
+    InputUnavailable,
+    IronrootError,
+    LimitExceeded,
+    NotFound,
+    StorageError,
+)
 from ironroot.hsm._backend import BuiltinBackend, HsmSigner, KeyBackend
 from ironroot.hsm._boundary import Hsm
 from ironroot.hsm._model import KeyAttributes, KeyType, Usage
@@ -75,6 +83,9 @@ _KEY_TYPES: Final = {
 }
 HANDLES_FILE: Final = "keys/handles.json"
 PENDING_FILE: Final = "keys/pending-handles.json"
+_HANDLES_LOCK: Final = ".handles.lock"
+"""Held (``flock``, in ``keys/``) while a key is made and while a pending record is settled:
+the record of a key another live process is making is never taken for a killed one's."""
 _MAX_SECRET: Final = 64 * 1024  # a PIN, a sealing secret, a credential
 _SETTINGS: Final = {
     "pkcs11": ("pkcs11_library", "pkcs11_token", "pkcs11_token_serial", "pkcs11_pin_file"),
@@ -258,7 +269,16 @@ class ServiceKeys:
         """Finish what a process killed while making a key left (module docs): destroy the
         token's objects under each pending handle that ``handles.json`` (or ``keys.handles``)
         does not hold, then remove the pending record. Run again after a crash here, it
-        destroys what is left and removes the record."""
+        destroys what is left and removes the record. Only while no other process makes a
+        key here (:data:`_HANDLES_LOCK`): one that does is alive, and its pending record and
+        temporary files are its work under way, not a killed process's leftovers."""
+        if not self._handles_path.parent.is_dir():
+            return
+        with self._handles_locked(wait=False) as held:
+            if held:
+                self._settle()
+
+    def _settle(self) -> None:
         self._remove_temporaries()
         pending = self._stored_handles(self._pending_path)
         if not pending:
@@ -295,6 +315,34 @@ class ServiceKeys:
 
     def _generate(self, purpose: str, key_type: KeyType) -> str:
         """Make ``purpose``'s key on the token, crash-safe (module docs)."""
+        make_dirs(self._handles_path.parent)
+        with self._handles_locked(wait=True):
+            return self._make(purpose, key_type)
+
+    @contextlib.contextmanager
+    def _handles_locked(self, *, wait: bool) -> Iterator[bool]:
+        """Hold :data:`_HANDLES_LOCK`; without ``wait``, yield ``False`` at once when another
+        process holds it."""
+        path = self._handles_path.parent / _HANDLES_LOCK
+        try:
+            # never through a link: a planted one would have this open a file elsewhere
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        except OSError as exc:
+            raise StorageError(
+                f"the key handles' lock {path} cannot be opened: {exc.strerror}"
+            ) from exc
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                held = False
+            else:
+                held = True
+            yield held
+        finally:
+            os.close(fd)
+
+    def _make(self, purpose: str, key_type: KeyType) -> str:
         backend = self._backend
         assert isinstance(backend, Pkcs11Backend)  # the built-in HSM's keys are an officer's
         handle = backend.new_handle()
