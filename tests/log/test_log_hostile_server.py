@@ -287,3 +287,15 @@ def test_log_verify_of_a_hostile_url_exits_1_with_one_line(
     assert err.startswith("ironroot: ")
     assert err.count("\n") == 1
     assert "ironroot: internal-error" not in err
+
+
+def test_a_header_that_is_not_ascii_is_read_past(log: Log) -> None:
+    # latin-1 bytes in a header (a superscript two): the answer is read as any other, not a
+    # UnicodeEncodeError (an internal error in the CLI) while the reader rebuilds it
+    body = _tile(log, "checkpoint")
+    with (
+        HostileServer(attacks={"checkpoint": ok(body, {"X-Note": "\xb2 \xff"})}) as server,
+        HttpLogFetcher(server.url, timeout=1.0) as fetcher,
+        bounded(15),
+    ):
+        assert fetcher.fetch("checkpoint") == body
