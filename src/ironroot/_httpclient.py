@@ -161,10 +161,11 @@ def _read(
                     f"the answer took longer than {total:g} s", request=streamed.request
                 )
         data += decoding.end(limit - len(data), too_large)
+    # the header bytes as they came: decoded text (latin-1 beyond ASCII) would not encode again
     kept = [
         (name, value)
-        for name, value in streamed.headers.multi_items()
-        if name.lower() not in _BODY_FRAMING
+        for name, value in streamed.headers.raw
+        if name.decode("latin-1").lower() not in _BODY_FRAMING
     ]
     return httpx.Response(
         streamed.status_code, headers=kept, content=bytes(data), request=streamed.request

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import tracemalloc
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from log_testkit import ORIGIN, LogBackedFetcher, ed25519_key, entries, fill_before_start, signer
@@ -287,3 +288,55 @@ def test_log_verify_of_a_hostile_url_exits_1_with_one_line(
     assert err.startswith("ironroot: ")
     assert err.count("\n") == 1
     assert "ironroot: internal-error" not in err
+
+
+def test_a_header_that_is_not_ascii_is_read_past(log: Log) -> None:
+    # latin-1 bytes in a header (a superscript two): the answer is read as any other, not a
+    # UnicodeEncodeError (an internal error in the CLI) while the reader rebuilds it
+    body = _tile(log, "checkpoint")
+    with (
+        HostileServer(attacks={"checkpoint": ok(body, {"X-Note": "\xb2 \xff"})}) as server,
+        HttpLogFetcher(server.url, timeout=1.0) as fetcher,
+        bounded(15),
+    ):
+        assert fetcher.fetch("checkpoint") == body
+
+
+def test_log_verify_of_a_url_has_an_overall_deadline_by_default(
+    log: Log, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No --deadline: a bundle trickled one byte at a time (each wait short, the whole weeks)
+    # is cut by the default deadline; made 1 s here, the mechanism is --deadline's own.
+    import ironroot.cli.log as cli_log
+
+    monkeypatch.setattr(cli_log, "LOG_READ_DEADLINE", 1.0, raising=False)
+    with HostileServer(_source(log), {"tile/entries/000": trickle_body()}) as server, bounded(30):
+        code = main(["log", "verify", server.url])
+    err = capsys.readouterr().err
+    assert code == 1, err
+    assert err.startswith("ironroot: unreachable: cannot reach "), err
+    assert err.endswith("the log was not read within 1 s\n"), err
+    assert err.count("\n") == 1
+
+
+def test_the_default_deadline_of_log_verify_is_the_monitors_check_timeout(
+    log: Log, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ironroot.cli._main import build_parser
+
+    deadlines: list[float | None] = []
+
+    class Recorded(HttpLogFetcher):
+        def __init__(self, base_url: str, **kwargs: Any) -> None:
+            deadlines.append(kwargs.get("deadline"))
+            super().__init__(base_url, **kwargs)
+
+    monkeypatch.setattr("ironroot.log.HttpLogFetcher", Recorded)
+    with HostileServer(_source(log)) as server, bounded(30):
+        assert main(["log", "verify", server.url]) == 0
+        assert main(["log", "verify", server.url, "--deadline", "600"]) == 0
+    capsys.readouterr()
+    argv = ["monitor", "once", "--state", "s", "--url", "http://127.0.0.1"]
+    check_timeout = build_parser(argv).parse_args(argv).check_timeout
+    assert deadlines == [check_timeout, 600.0]
+    assert check_timeout == 3600.0

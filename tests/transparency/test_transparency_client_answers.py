@@ -24,7 +24,7 @@ from ironroot.cose import (
     receipt_to_be_signed,
 )
 from ironroot.crypto import Algorithm, PrivateKey
-from ironroot.errors import MalformedInput, PayloadTooLarge, VerificationFailed
+from ironroot.errors import MalformedInput, StorageError, VerificationFailed
 from ironroot.http import ServerThread, guarded, problem_app
 from ironroot.merkle import leaf_hash
 from ironroot.transparency import TransparencyClient
@@ -84,12 +84,13 @@ def test_an_endless_answer_is_refused_as_it_streams_in() -> None:
         client = TransparencyClient(server.url)
         tracemalloc.start()
         try:
-            with pytest.raises(PayloadTooLarge):
+            with pytest.raises(StorageError) as caught:
                 client.checkpoint()
             _, peak = tracemalloc.get_traced_memory()
         finally:
             tracemalloc.stop()
             client.close()
+    assert caught.value.code == "answer-too-large"  # the service's failure (exit 1)
     assert sent > 2 << 20  # the server did send more than the limit
     assert peak < 16 << 20, f"{peak} bytes held"  # the whole process, server thread included
 

@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ENVIRONMENT",
+    "LOG_READ_DEADLINE",
     "MAX_SECRET",
     "Listen",
     "add_client_options",
@@ -76,6 +77,10 @@ ENVIRONMENT: Final = {
     "node": "IRONROOT_NODE",
 }
 _LOG_FORMATS: Final = ("text", "json")  # ironroot.http.LOG_FORMATS, without loading it
+LOG_READ_DEADLINE: Final = 3600.0
+"""Seconds a command reads a log URL for at most, all its requests together, unless told
+otherwise (``log verify --deadline``, ``monitor --check-timeout``): a log that answers each
+request just within its own timeout cannot hold its reader for ever."""
 
 
 def _env(name: str) -> str | None:

@@ -17,7 +17,9 @@ export and serve it as static tiles.
   bundles and tiles are fetched, recomputed and compared; keys and origin come from
   ``/.well-known/transparency-configuration`` unless both ``--key`` and ``--origin`` are given
   (fetched over ``https://``, or plain ``http://`` from a loopback address only: keys anyone
-  on the path could swap are refused, exit 2).
+  on the path could swap are refused, exit 2). The whole read is bounded: ``--deadline
+  SECONDS``, by default an hour (``LOG_READ_DEADLINE``, the monitor's ``--check-timeout``),
+  past which it is exit 1 (``unreachable``).
 
 * ``DIR`` holding static tiles (a ``checkpoint`` file and ``tile/``, as ``ironroot log
   export-tiles`` writes them) — checked like a URL, from the files; give ``--origin`` and
@@ -58,7 +60,7 @@ from ironroot.cli import _log_tiles
 from ironroot.cli._input import read_input
 from ironroot.cli._log_tiles import identity_of
 from ironroot.cli._main import error_object
-from ironroot.cli._serving import add_client_options, client_tls
+from ironroot.cli._serving import LOG_READ_DEADLINE, add_client_options, client_tls
 from ironroot.errors import ConfigError, IronrootError, LimitExceeded
 
 __all__ = ["register"]
@@ -98,7 +100,8 @@ def register(sub: Any) -> None:
         type=float,
         metavar="SECONDS",
         help="with a URL: give up (exit 1, unreachable) when reading the whole log takes "
-        "longer; each request is bounded on its own either way (default: no overall bound)",
+        "longer; each request is bounded on its own either way (default "
+        f"{LOG_READ_DEADLINE:g}, as monitor --check-timeout)",
     )
     verify.add_argument("--json", action="store_true", help="print the result as JSON")
     add_client_options(verify)
@@ -141,6 +144,8 @@ def _run(
     target: str = args.target
     deadline: float | None = args.deadline  # its range is the fetcher's to check
     if target.startswith(("http://", "https://")):
+        if deadline is None:
+            deadline = LOG_READ_DEADLINE
         if args.receipt_keys:
             raise ConfigError("--receipt-keys checks a data directory's stored receipts, not a URL")
         if verifiers and args.origin is None:

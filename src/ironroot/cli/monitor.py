@@ -40,7 +40,7 @@ from ironroot import log, monitor, witness
 from ironroot.cli._input import read_input
 from ironroot.cli._main import error_object
 from ironroot.cli._output import write_output
-from ironroot.cli._serving import add_client_options, client_tls
+from ironroot.cli._serving import LOG_READ_DEADLINE, add_client_options, client_tls
 from ironroot.cli._text import shown
 from ironroot.errors import ConfigError, IronrootError, LimitExceeded
 
@@ -49,7 +49,7 @@ __all__ = ["register"]
 EXIT_WATCHED: Final = 3
 _MAX_PROOF_FILE: Final = 4 * 1024 * 1024
 _MAX_INTERVAL: Final = 86400  # a day: time.sleep overflows far above it
-_CHECK_TIMEOUT: Final = 3600.0
+_CHECK_TIMEOUT: Final = LOG_READ_DEADLINE
 _log = logging.getLogger("ironroot.monitor")
 _STATE_HELP: Final = (
     "the monitor's SQLite file; its high-water file FILE.verified beside it (keep them together)"

@@ -1,7 +1,11 @@
 """A client of the transparency service (SCRAPI over HTTP, with httpx).
 
 ``register`` follows the SCRAPI flow: 201 with the receipt, or 303 then polling the Location
-(302 while running) until the receipt is there. A problem answer becomes :class:`RemoteProblem`
+(302 while running) until the receipt is there, as often as each pending answer's
+``Retry-After`` says (a number of seconds, at most :data:`_MAX_RETRY_AFTER`), bounded below
+by the poll interval and above by what is left of the wait; a ``Retry-After`` of any other
+form (a date, a fraction, a negative or absurd number) is ignored, and the poll interval
+used. A problem answer becomes :class:`RemoteProblem`
 with the service's status, title and detail. An answer for another statement (an entry id or a
 transparent statement of another log entry) is ``VerificationFailed`` (code
 ``entry-mismatch``). Every receipt it returns — in the transparent statement and in the receipt
@@ -28,7 +32,7 @@ import hashlib
 import json
 import ssl
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -56,7 +60,6 @@ from ironroot.errors import (
     ConfigError,
     IronrootError,
     MalformedInput,
-    PayloadTooLarge,
     StorageError,
     UnknownIssuer,
     Unreachable,
@@ -76,6 +79,9 @@ _COSE: Final = "application/cose"
 # The largest answer of a service: a checkpoint note with its cosignatures (at most 1 MiB, as
 # every signed note), with room for framing; a transparent statement is under 200 kB.
 _MAX_ANSWER: Final = (1 << 20) + 4096
+# The longest Retry-After a pending registration's poll honours: a service that asks for more
+# asks for nothing sane (Ironroot's says 1 s), and is polled at the poll interval instead.
+_MAX_RETRY_AFTER: Final = 3600
 
 
 class RemoteProblem(IronrootError):
@@ -89,6 +95,16 @@ class RemoteProblem(IronrootError):
         super().__init__(f"{status} {title}: {detail}")
         self.status = status
         self.remote_title = title
+
+
+def _retry_after(response: httpx.Response) -> int | None:
+    """The answer's ``Retry-After`` in seconds when it is a number of them (ASCII digits) of
+    at most :data:`_MAX_RETRY_AFTER`; ``None`` for none, or one of any other form."""
+    value = response.headers.get("retry-after", "").strip()
+    if not (value.isascii() and value.isdigit()) or len(value) > 5:
+        return None
+    seconds = int(value)
+    return seconds if seconds <= _MAX_RETRY_AFTER else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +135,8 @@ class TransparencyClient:
         log_verifiers: tuple[NoteVerifier, ...] | None = None,
         service_keys: Mapping[bytes, Verifier] | None = None,
         service_issuer: str | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         """``verify``: ``True`` trusts the system's CAs; an ``ssl.SSLContext`` (from
         :func:`ironroot.http.client_context`) trusts a private CA and may present a client
@@ -126,12 +144,15 @@ class TransparencyClient:
         the checkpoint a registration lands in; ``log_verifiers``: the log's checkpoint keys
         (default: the service's published configuration). ``service_keys`` and
         ``service_issuer``: what the receipts ``register`` returns must verify under and name
-        as their issuer (default: the service's published keys and configured issuer)."""
+        as their issuer (default: the service's published keys and configured issuer).
+        ``clock`` and ``sleep``: what the polls of ``register`` and ``witness`` wait with."""
         self._url = checked_url(url.rstrip("/"), "the transparency service")
         self.witnesses = witnesses
         self._log_verifiers = log_verifiers
         self._given_keys = None if service_keys is None else dict(service_keys)
         self._given_issuer = service_issuer
+        self._clock = clock
+        self._sleep = sleep
         self._fetched_keys: dict[bytes, Verifier] | None = None
         self._fetched_issuer: tuple[str | None] | None = None  # fetched once, None or not
         if token and in_clear_elsewhere(self._url):
@@ -178,18 +199,22 @@ class TransparencyClient:
     def _send(
         self, method: str, path: str, *, headers: dict[str, str], content: bytes | None = None
     ) -> httpx.Response:
-        """The service's answer, read as it streams in and refused (:class:`PayloadTooLarge`)
-        once past :data:`_MAX_ANSWER`: no answer of a service is larger, and a client must not
-        hold whatever a hostile one sends."""
+        """The service's answer, read as it streams in and refused once past
+        :data:`_MAX_ANSWER`: no answer of a service is larger, and a client must not hold
+        whatever a hostile one sends. The refusal is the service's failure (``StorageError``
+        ``answer-too-large``, exit 1, as the witness client's), not ``payload-too-large``:
+        that code is the service's own word for a statement too large, and a ``MalformedInput``
+        (exit 2) says the user's input was wrong."""
         try:
             return bounded_response(
                 self._http,
                 method,
                 path,
                 limit=_MAX_ANSWER,
-                too_large=lambda: PayloadTooLarge(
-                    f"the transparency service answered {method} {path} with more than "
-                    f"{_MAX_ANSWER} bytes"
+                too_large=lambda: StorageError(
+                    f"the transparency service {self._url} answered {method} {path} with more "
+                    f"than {_MAX_ANSWER} bytes",
+                    code="answer-too-large",
                 ),
                 headers=headers,
                 content=content,
@@ -220,11 +245,12 @@ class TransparencyClient:
                 f"the service answered with entry {entry_id[:64]!r}, not this statement's",
                 code="entry-mismatch",
             )
-        deadline = time.monotonic() + wait
+        deadline = self._clock() + wait
         while response.status_code in (302, 303):
-            if time.monotonic() > deadline:
-                raise StorageError(f"entry {entry_id} was not integrated within {wait} s")
-            time.sleep(poll_interval)
+            left = deadline - self._clock()
+            if left <= 0:
+                raise StorageError(f"entry {entry_id} was not integrated within {wait:g} s")
+            self._sleep(min(max(_retry_after(response) or 0, poll_interval), left))
             response = self._get(f"/entries/{path_segment(entry_id)}", _COSE)
             if response.status_code not in (200, 302):
                 self._raise_problem(response)
@@ -243,7 +269,7 @@ class TransparencyClient:
             keys = self._check_receipts(entry, receipts, statement_bytes, refresh=True)
         witnessed = None
         if self.witnesses is not None:
-            remaining = max(1.0, deadline - time.monotonic())
+            remaining = max(1.0, deadline - self._clock())
             witnessed = self.witness(
                 statement_bytes, service_keys=keys, wait=remaining, poll_interval=poll_interval
             )
@@ -367,7 +393,7 @@ class TransparencyClient:
         )
         origin, verifiers = self.log_identity()
         size, _ = receipt_tree(transparent_statement, keys)  # the receipt this service signed
-        deadline = time.monotonic() + wait
+        deadline = self._clock() + wait
         while True:
             try:
                 note = self.checkpoint()
@@ -379,9 +405,9 @@ class TransparencyClient:
                 if exc.status != 503:
                     raise
                 why = exc.detail
-            if time.monotonic() > deadline:
+            if self._clock() > deadline:
                 raise StorageError(f"no witnessed checkpoint covers the receipt yet ({why})")
-            time.sleep(poll_interval)
+            self._sleep(poll_interval)
         proof: list[bytes] = []
         if current.size > size:
             fetcher = HttpLogFetcher(self._url, client=self._http)

@@ -1,0 +1,147 @@
+"""The transparency client (``TransparencyClient``, ``ironroot statement register|verify``)
+against a hostile server on a real socket (tests/hostile_http.py).
+
+An answer larger than any a service gives (endless, a petabyte, a gzip bomb) is the remote's
+failure: ``StorageError`` ``answer-too-large``, exit 1 with one line — not
+``payload-too-large`` (what the service says of a statement too large), and not exit 2
+(nothing the user typed was wrong). ``register`` polls a pending registration as the
+service's ``Retry-After`` says, bounded by its poll interval below and the time left of its
+wait above; one that is not a number of seconds, or beyond an hour, is ignored. The client's
+clock and sleep are the test's: what is counted is the server's requests, not time."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from hostile_http import Answer, HostileServer, bounded, endless_body, gzip_bomb, huge_length, ok
+from ironroot.cli import main
+from ironroot.cose import SignedStatement, create_statement
+from ironroot.crypto import Algorithm, PrivateKey
+from ironroot.errors import StorageError
+from ironroot.transparency import TransparencyClient
+
+STORE_INDEPENDENT = True  # a client and a server that is no transparency service
+
+STATEMENT = create_statement(
+    PrivateKey.generate(Algorithm.ES256), b"payload", iss="https://vendor", sub="pkg:a"
+)
+ENTRY_ID = hashlib.sha256(SignedStatement.parse(STATEMENT).log_entry()).hexdigest()
+
+BIG: dict[str, Callable[[], Answer]] = {
+    "endless": endless_body,
+    "endless chunked": lambda: endless_body(chunked=True),
+    "a petabyte": huge_length,
+    "gzip bomb": gzip_bomb,
+}
+
+
+@pytest.mark.parametrize("answer", list(BIG))
+@pytest.mark.parametrize(
+    ("path", "call"),
+    [
+        ("checkpoint", lambda c: c.checkpoint()),
+        (".well-known/scitt-keys", lambda c: c.service_keys()),
+        ("entries", lambda c: c.register(STATEMENT)),
+    ],
+    ids=["checkpoint", "keys", "register"],
+)
+def test_an_answer_too_large_is_the_remotes_failure(
+    answer: str, path: str, call: Callable[[TransparencyClient], object]
+) -> None:
+    with (
+        HostileServer(attacks={path: BIG[answer]()}) as server,
+        TransparencyClient(server.url, timeout=1.0) as client,
+        bounded(30),
+        pytest.raises(StorageError) as caught,
+    ):
+        call(client)
+    assert type(caught.value) is StorageError
+    assert caught.value.code == "answer-too-large"
+    assert caught.value.exit_code == 1
+    assert caught.value.detail.startswith(f"the transparency service {server.url} answered ")
+    assert server.requests == [path]  # asked once
+
+
+@pytest.mark.parametrize(
+    ("path", "argv"),
+    [
+        ("entries", ["statement", "register", "{statement}", "--url", "{url}"]),
+        (
+            ".well-known/scitt-keys",
+            ["statement", "verify", "{statement}", "--service-keys", "{url}"],
+        ),
+    ],
+    ids=["register", "verify"],
+)
+def test_statement_commands_exit_1_with_one_line_on_an_answer_too_large(
+    path: str, argv: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    statement = tmp_path / "s.cose"
+    statement.write_bytes(STATEMENT)
+    with HostileServer(attacks={path: endless_body()}) as server, bounded(60):
+        code = main([a.format(statement=statement, url=server.url) for a in argv])
+    err = capsys.readouterr().err
+    assert code == 1, err
+    assert err.startswith(f"ironroot: answer-too-large: the transparency service {server.url} ")
+    assert err.count("\n") == 1
+    assert not (tmp_path / "s.cose.ts").exists()
+
+
+class _Clock:
+    """The client's monotonic clock and sleep: a sleep moves the clock, and is recorded."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def _pending(retry_after: str | None) -> dict[str, Answer]:
+    """A registration that stays pending: 303 to its entry, then 302 at every poll."""
+    headers = {"Location": f"/entries/{ENTRY_ID}"}
+    if retry_after is not None:
+        headers["Retry-After"] = retry_after
+    return {"entries": ok(b"", headers, 303), f"entries/{ENTRY_ID}": ok(b"", headers, 302)}
+
+
+@pytest.mark.parametrize(
+    ("retry_after", "sleeps"),
+    [
+        pytest.param("3", [3, 3, 3, 1], id="3 s: then the last second of the wait"),
+        pytest.param("1", [1] * 10, id="1 s, as Ironroot's service says"),
+        pytest.param("30", [10], id="beyond the wait: the rest of the wait"),
+        pytest.param("3600", [10], id="an hour: the rest of the wait"),
+        pytest.param("0", [0.5] * 20, id="0: the poll interval"),
+        pytest.param(None, [0.5] * 20, id="none: the poll interval"),
+        pytest.param("3601", [0.5] * 20, id="beyond an hour: ignored"),
+        pytest.param("1000000000000", [0.5] * 20, id="10^12: ignored"),
+        pytest.param("-1", [0.5] * 20, id="negative: ignored"),
+        pytest.param("1.5", [0.5] * 20, id="a fraction: ignored"),
+        pytest.param("Mon, 01 Jan 1900 00:00:00 GMT", [0.5] * 20, id="a date: ignored"),
+        pytest.param("\x7fsoon", [0.5] * 20, id="garbage: ignored"),
+        pytest.param("\xb2", [0.5] * 20, id="a superscript digit: ignored"),
+    ],
+)
+def test_register_polls_as_retry_after_says_within_its_wait(
+    retry_after: str | None, sleeps: list[float]
+) -> None:
+    clock = _Clock()
+    with (
+        HostileServer(attacks=_pending(retry_after)) as server,
+        TransparencyClient(server.url, timeout=1.0, clock=clock.clock, sleep=clock.sleep) as c,
+        bounded(60),
+        pytest.raises(StorageError, match=f"entry {ENTRY_ID} was not integrated within 10"),
+    ):
+        c.register(STATEMENT, poll_interval=0.5, wait=10.0)
+    assert clock.sleeps == sleeps
+    assert server.requests == ["entries"] + [f"entries/{ENTRY_ID}"] * len(sleeps)
