@@ -226,7 +226,7 @@ def test_a_logins_approval_runs_one_dual_control_operation(
     error = _refused("approval-consumed", hsm.remove_identity, pair, "svc")
     assert error.detail == (
         "the approval this session's login carried was consumed by its first dual-control "
-        "operation: log in with approvers again, or ask for an approval (Hsm.approve)"
+        "operation: ask for an approval of this one (Hsm.approve)"
     )
     assert _records(hsm, auditor, "identity-remove")[-1] == (
         f"{OFFICER}+{SECOND}",

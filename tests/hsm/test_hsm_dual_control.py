@@ -79,8 +79,8 @@ def test_one_officer_alone_is_refused_every_dual_control_operation(
     verifier = PrivateKey.generate(Algorithm.ES384).public_key.to_der()
     error = _quorum_refused(hsm.add_identity, alone, "intruder", Role.USER, b"intruder-pass")
     assert error.detail == (
-        "identity-add is under dual control: it needs 2 crypto officers (a login with 1 "
-        "approver(s)); this session has 1"
+        "identity-add is under dual control: it needs 2 crypto officers (an approval of it "
+        "by 1 other officer(s): Hsm.approve); this session has 1"
     )
     assert error.http_status == 403
     assert _last(hsm, roles[2], "identity-add") == (OFFICER, "quorum-required", None)

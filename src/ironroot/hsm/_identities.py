@@ -301,7 +301,7 @@ class Identities(Permissions):
             return approval
 
     def set_officer_quorum(self, session: Session, quorum: int) -> None:
-        """Require ``quorum`` crypto officers — a login with ``quorum - 1`` approvers — for
+        """Require ``quorum`` crypto officers — an approval by ``quorum - 1`` others — for
         every dual-control operation (``DUAL_CONTROL``), this change included (crypto officer,
         under the quorum in force). ``MalformedInput`` outside 1 to ``MAX_QUORUM``;
         ``Conflict`` above the number of unlocked crypto officers, who could then never meet
