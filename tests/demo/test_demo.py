@@ -339,6 +339,27 @@ def _check(value: Any, schema: Mapping[str, Any], where: str = "$") -> None:
             _check(item, schema["items"], f"{where}[{number}]")
 
 
+def test_the_hsm_s_second_officer_approved_the_one_verifier_it_installs(run: Run) -> None:
+    """The demo logged the two officers in together: the second officer's record named no
+    operation. It now approves the one verifier install, by name and key (``Hsm.approve``)."""
+    from ironroot.demo._act_keys import VERIFIER
+    from ironroot.hsm import parse_audit_log
+
+    records = [
+        record
+        for path in sorted((run.work / "hsm").glob("audit*.jsonl"))
+        for record in parse_audit_log(path.read_bytes())
+    ]
+    subject = f"verifier-add {VERIFIER}"
+    approvals = [(r.identity, r.operation, r.key, r.result) for r in records if r.key == subject]
+    assert approvals == [
+        ("officer-2", "approve", subject, "ok"),
+        ("officer", "approval", subject, "ok"),
+    ]
+    added = [(r.identity, r.result) for r in records if r.operation == "verifier-add"]
+    assert ("officer+officer-2", "ok") in added
+
+
 def test_the_json_report_follows_its_schema(run: Run) -> None:
     assert run.report["format"] == REPORT_FORMAT
     _check(run.report, REPORT_SCHEMA)

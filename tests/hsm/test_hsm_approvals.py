@@ -209,16 +209,24 @@ def test_a_session_holds_a_bounded_number_of_approvals(
 def test_a_logins_approval_runs_one_dual_control_operation(
     officers: tuple[Hsm, Session, Session],
 ) -> None:
-    """The login form (``login(…, approvers=…)``, what the CLI and the key service's admin
-    API use, one operation per login) now approves the session's first dual-control
-    operation only, whichever it is: before, every later one too."""
+    """The login form (``login(…, approvers=…)``) now approves the session's first
+    dual-control operation only, whichever it is: before, every later one too. Nothing in
+    Ironroot uses it any more (the CLI, the admin API and the demo call ``approve``): it is
+    deprecated, and says so."""
     hsm, _alone, auditor = officers
-    pair = hsm.login(OFFICER, OFFICER_PASS, approvers=[(SECOND, SECOND_PASS)])
+    with pytest.warns(DeprecationWarning, match=r"^Hsm\.login\(\.\.\., approvers=") as warned:
+        pair = hsm.login(OFFICER, OFFICER_PASS, approvers=[(SECOND, SECOND_PASS)])
+    assert [str(w.message) for w in warned] == [
+        "Hsm.login(..., approvers=...) is deprecated and will be removed: the approvers "
+        "approve whichever dual-control operation the session runs first; have them approve "
+        "the operation with its arguments instead (Hsm.approve)"
+    ]
+    assert warned[0].filename == __file__  # the caller's line, not the HSM's
     hsm.add_identity(pair, "svc", Role.USER, b"svc-credential")
     error = _refused("approval-consumed", hsm.remove_identity, pair, "svc")
     assert error.detail == (
         "the approval this session's login carried was consumed by its first dual-control "
-        "operation: log in with approvers again, or ask for an approval (Hsm.approve)"
+        "operation: ask for an approval of this one (Hsm.approve)"
     )
     assert _records(hsm, auditor, "identity-remove")[-1] == (
         f"{OFFICER}+{SECOND}",

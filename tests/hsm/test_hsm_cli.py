@@ -707,3 +707,77 @@ def test_dual_control_from_the_command_line(
                        str(files["secret"]), "--json"]) == 0  # fmt: skip
     assert json.loads(capsys.readouterr().out)["officer_quorum"] == 2
     assert _run(cli, "co", "hsm", "quorum", "1", "--approver", f"co2={second}") == 0
+
+
+def _records(
+    cli: tuple[Path, dict[str, Path]], tmp_path: Path, operation: str
+) -> list[tuple[str, str | None, str]]:
+    """``(identity, key, result)`` of the HSM's records of ``operation``, read as ``aud``."""
+    from ironroot.hsm import DirectoryStorage, Hsm
+
+    directory, files = cli
+    with DirectoryStorage.on_device(directory, tmp_path / "rot") as storage:
+        hsm = Hsm.open(storage, files["secret"].read_bytes())
+        try:
+            auditor = hsm.login("aud", USER_PASS)
+            return [
+                (r.identity, r.key, r.result)
+                for r in hsm.audit_records(auditor)
+                if r.operation == operation
+            ]
+        finally:
+            hsm.close()
+
+
+def test_an_approver_approves_the_command_s_own_operation_and_arguments(
+    cli: tuple[Path, dict[str, Path]],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``--approver`` logged in with the approvers: their records named no operation, and
+    the session met the quorum for whichever dual-control operation the command ran. They
+    now approve the command's operation with its arguments (``Hsm.approve``): the records
+    say which, and the command runs nothing else with it."""
+    from ironroot.hsm import Hsm
+
+    _, files = cli
+    second = tmp_path / "co2.cred"
+    second.write_bytes(b"second-officer-credential")
+    second.chmod(0o600)
+    assert _run(cli, "co", "hsm", "identity", "add", "co2", "--role", "officer",
+                "--new-credential-file", str(second)) == 0  # fmt: skip
+    assert _run(cli, "co", "hsm", "identity", "add", "aud", "--role", "auditor",
+                "--new-credential-file", str(files["user"])) == 0  # fmt: skip
+    assert _run(cli, "co", "hsm", "identity", "add", "svc", "--role", "user",
+                "--new-credential-file", str(files["user"])) == 0  # fmt: skip
+    assert _run(cli, "co", "hsm", "quorum", "2") == 0
+    assert _run(cli, "co", "hsm", "key", "generate", "--type", "AES-256") == 0
+    handle = capsys.readouterr().out.strip().splitlines()[-1]
+    approver = ("--approver", f"co2={second}")
+    assert _run(cli, "co", "hsm", "key", "users", handle, "--user", "svc", *approver) == 0
+    subject = f"key-users {handle}"
+    assert _records(cli, tmp_path, "approve")[-1] == ("co2", subject, "ok")
+    assert _records(cli, tmp_path, "approval")[-1] == ("co", subject, "ok")
+    assert _records(cli, tmp_path, "key-users")[-1] == ("co+co2", handle, "ok")
+    # a command that ran its operation with other arguments than it read: not approved
+    set_users = Hsm.set_key_users
+    monkeypatch.setattr(
+        Hsm, "set_key_users", lambda self, s, h, users: set_users(self, s, h, ["co"])
+    )
+    capsys.readouterr()
+    assert _run(cli, "co", "hsm", "key", "users", handle, "--user", "svc", *approver) == 1
+    assert (
+        f"the approval of key-users on {handle} was for other arguments than these"
+        in capsys.readouterr().err
+    )
+    assert _records(cli, tmp_path, "key-users")[-1] == (
+        "co",
+        handle,
+        "approval-parameters-mismatch",
+    )
+    # a command under no dual control takes no approver
+    with pytest.raises(SystemExit) as usage:
+        _run(cli, "co", "hsm", "key", "list", *approver)
+    assert usage.value.code == 2
+    assert "unrecognized arguments: --approver" in capsys.readouterr().err

@@ -3,9 +3,11 @@
 Without it one crypto officer — or whoever holds one officer's credential — could add an
 identity and use every key, take the audit log's old records, trust a verifier of their own
 for key release, approve a recipient and wrap keys out to it, or restore an old key store.
-With ``set_officer_quorum(k)`` each of those needs a login with ``k - 1`` approvers (other
-crypto officers, each authenticated); one officer alone is ``RoleNotPermitted`` with code
-``quorum-required``, and the refusal is audited under the officers who tried.
+With ``set_officer_quorum(k)`` each of those needs ``k - 1`` approvers (other crypto officers,
+each authenticated): here through the login form, deprecated (``Hsm.approve`` binds an
+approval to one operation: ``test_hsm_approvals.py``); one officer alone is
+``RoleNotPermitted`` with code ``quorum-required``, and the refusal is audited under the
+officers who tried.
 """
 
 from __future__ import annotations
@@ -36,6 +38,11 @@ from ironroot.hsm._permissions import DUAL_CONTROL
 
 SECOND, SECOND_PASS = "second-officer", b"second-credential"
 THIRD, THIRD_PASS = "third-officer", b"third-credential"
+
+# the login form (``login(..., approvers=...)``), deprecated: still kept, so still tested
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:Hsm.login\\(\\.\\.\\., approvers=:DeprecationWarning"
+)
 
 
 @pytest.fixture
@@ -72,8 +79,8 @@ def test_one_officer_alone_is_refused_every_dual_control_operation(
     verifier = PrivateKey.generate(Algorithm.ES384).public_key.to_der()
     error = _quorum_refused(hsm.add_identity, alone, "intruder", Role.USER, b"intruder-pass")
     assert error.detail == (
-        "identity-add is under dual control: it needs 2 crypto officers (a login with 1 "
-        "approver(s)); this session has 1"
+        "identity-add is under dual control: it needs 2 crypto officers (an approval of it "
+        "by 1 other officer(s): Hsm.approve); this session has 1"
     )
     assert error.http_status == 403
     assert _last(hsm, roles[2], "identity-add") == (OFFICER, "quorum-required", None)

@@ -40,6 +40,10 @@ from kill_points import KILLER, run_killer, some_points
 from rot_counters import provisioned_device
 from scratch import in_memory
 
+# the login form (``login(..., approvers=...)``), deprecated: still kept, so still tested
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:Hsm.login\\(\\.\\.\\., approvers=:DeprecationWarning"
+)
 SCRIPT = Path(__file__).with_name("hsm_kill_step.py")
 SIGNING = frozenset({Usage.SIGN, Usage.VERIFY})
 State = tuple[tuple[str, ...], tuple[str, ...], int, int]

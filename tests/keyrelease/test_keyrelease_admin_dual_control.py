@@ -19,6 +19,7 @@ import pytest
 from _kr_helpers import VERIFIER, Harness, assert_problem, build_harness, problem_of
 
 from ironroot.cli import main
+from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.errors import Conflict, MalformedInput, RoleNotPermitted, Unauthorized
 from ironroot.hsm import Role
 from ironroot.keyrelease import (
@@ -162,21 +163,107 @@ def test_an_offer_that_loses_its_name_makes_no_key_one_officer_could_not_delete(
 def test_an_operation_done_before_its_session_ended_is_answered_as_done(
     dual: tuple[Harness, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Another officer locks the approver while the request runs, after the HSM removed the
-    verifier: the lock ends the session it approved, so the request's logout was refused —
+    """Another officer locks the requesting officer while the request runs, after the HSM
+    removed the verifier: the lock ends the request's session, so its logout was refused —
     and the answer was that refusal (401) for a removal that was done."""
     harness, url = dual
     hsm = harness.hsm
-    pair = hsm.login(OFFICER[0], OFFICER[1].encode(), approvers=[(SECOND[0], SECOND[1].encode())])
-    hsm.add_identity(pair, "third-officer", Role.OFFICER, b"third-credential")
+    third = ("third-officer", Role.OFFICER, b"third-credential")
+    hsm.approve(
+        harness.officer, "identity-add", *third, approvers=[(SECOND[0], SECOND[1].encode())]
+    )
+    hsm.add_identity(harness.officer, *third)
     remove = hsm.remove_release_verifier
 
     def then_locked(session: object, name: str) -> None:
         remove(session, name)  # type: ignore[arg-type]
-        hsm.lock_identity(hsm.login("third-officer", b"third-credential"), SECOND[0])
+        hsm.lock_identity(hsm.login("third-officer", b"third-credential"), OFFICER[0])
 
     monkeypatch.setattr(hsm, "remove_release_verifier", then_locked)
     done = _remove(url, _approver(*SECOND))
     assert done.status_code == 200, done.content
     assert json.loads(done.content) == {"name": VERIFIER, "removed": True}
-    assert hsm.release_verifiers(harness.officer) == ()
+    assert hsm.release_verifiers(hsm.login("third-officer", b"third-credential")) == ()
+
+
+def _records(harness: Harness, operation: str) -> list[tuple[str, str | None, str]]:
+    auditor = harness.hsm.login("auditor", b"auditor-credential")
+    return [
+        (r.identity, r.key, r.result)
+        for r in harness.hsm.audit_records(auditor)
+        if r.operation == operation
+    ]
+
+
+def test_an_approver_approves_the_request_s_own_operation_and_target(
+    dual: tuple[Harness, str],
+) -> None:
+    """The service logged in with the approvers: their records named no operation, and the
+    session met the quorum for whichever dual-control operation it ran. They now approve
+    the request's operation with its arguments (``Hsm.approve``), and their records say
+    which."""
+    harness, url = dual
+    both = _remove(url, _approver(*SECOND))
+    assert both.status_code == 200, both.content
+    subject = f"verifier-remove {VERIFIER}"
+    assert _records(harness, "approve")[-1] == (SECOND[0], subject, "ok")
+    assert _records(harness, "approval")[-1] == (OFFICER[0], subject, "ok")
+    assert _last(harness, "verifier-remove") == (f"{OFFICER[0]}+{SECOND[0]}", "ok")
+
+
+def test_an_approval_runs_only_the_arguments_the_request_named(
+    dual: tuple[Harness, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Were the service to run another operation than the request names (here: a bug that
+    removes another verifier), the approvers' approval does not cover it: bound to the
+    request's arguments, not to the session."""
+    harness, url = dual
+    hsm = harness.hsm
+    other = "https://other-verifier.example"
+    pem = PrivateKey.generate(Algorithm.ES384).public_key.to_pem()
+    hsm.approve(
+        harness.officer, "verifier-add", other, pem, approvers=[(SECOND[0], SECOND[1].encode())]
+    )
+    hsm.add_release_verifier(harness.officer, other, pem)
+    remove = hsm.remove_release_verifier
+
+    def another(session: object, name: str) -> None:
+        remove(session, other)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(hsm, "remove_release_verifier", another)
+    refused = _remove(url, _approver(*SECOND))
+    assert_problem(refused, RoleNotPermitted, "approval-key-mismatch")
+    assert problem_of(refused).detail == (
+        f"the approvals this session holds for verifier-remove are for other targets, not {other}"
+    )
+    assert {n for n, _ in hsm.release_verifiers(harness.officer)} == {VERIFIER, other}
+    assert _last(harness, "verifier-remove") == (OFFICER[0], "approval-key-mismatch")
+
+
+def test_approvers_on_a_request_under_no_dual_control_are_refused_before_any_login(
+    dual: tuple[Harness, str],
+) -> None:
+    """Listing keys is no dual-control operation: the approvers approved nothing, yet the
+    session ran under both names. Now refused, and no credential is tried."""
+    harness, url = dual
+    before = _records(harness, "approve")
+    headers = [("Accept", "application/json"), ("Ironroot-Approver", _approver(*SECOND))]
+    with httpx.Client(base_url=url, auth=OFFICER, timeout=30) as http:
+        listed = http.get("/admin/keys", headers=headers)
+    assert_problem(listed, MalformedInput)
+    assert problem_of(listed).detail == (
+        "this request runs no operation under dual control: send no Ironroot-Approver header"
+    )
+    assert _records(harness, "approve") == before
+
+
+def test_a_malformed_prune_is_refused_before_any_approver_s_credential_is_tried(
+    dual: tuple[Harness, str],
+) -> None:
+    harness, url = dual
+    headers = [("Ironroot-Approver", _approver(SECOND[0], "not-the-credential"))]
+    with httpx.Client(base_url=url, auth=OFFICER, timeout=30) as http:
+        pruned = http.post("/admin/audit/prune", json={"before": 1.5}, headers=headers)
+    assert_problem(pruned, MalformedInput)
+    assert problem_of(pruned).detail == "an approved operation's argument cannot be float"
+    assert SECOND[0] not in {who for who, _, _ in _records(harness, "approve")}

@@ -271,22 +271,23 @@ def hsm_credential(path: Path | None, prompt: str = "HSM credential: ") -> bytes
 
 
 def add_approver_option(parser: argparse.ArgumentParser) -> None:
-    """``--approver NAME[=FILE]``, repeatable: the other crypto officers of a dual-control
-    login (the HSM's officer quorum)."""
+    """``--approver NAME[=FILE]``, repeatable: the other crypto officers approving the
+    command's one dual-control operation with its arguments (the HSM's officer quorum)."""
     parser.add_argument(
         "--approver",
         action="append",
         metavar="NAME[=FILE]",
-        help="another crypto officer approving this login (dual control: the HSM's officer "
-        "quorum); FILE holds its credential, else it is asked for; repeat for each",
+        help="another crypto officer approving this command's operation with its arguments "
+        "(dual control: the HSM's officer quorum); FILE holds its credential, else it is "
+        "asked for; repeat for each",
     )
 
 
 def hsm_approvers(given: Sequence[str] | None) -> list[tuple[str, bytes]]:
     """``--approver NAME=FILE`` (the file holds that officer's credential, read as
     ``--credential-file`` is) or ``NAME`` (asked for on a terminal) as ``(name, credential)``
-    pairs for a dual-control login; ``ConfigError`` for ``NAME=`` or, with no terminal, a
-    bare ``NAME``."""
+    pairs for a dual-control operation's approval; ``ConfigError`` for ``NAME=`` or, with no
+    terminal, a bare ``NAME``."""
     pairs = []
     for value in given or ():
         name, sep, path = value.partition("=")

@@ -5,11 +5,12 @@ sealing secret (``--sealing-secret-file``, or the file that ``IRONROOT_HSM_SEALI
 names; on a real device the root of trust provides it), logs in as ``--identity`` (or
 ``IRONROOT_HSM_IDENTITY``) and performs one operation. Credentials are never command-line
 arguments: they come from ``--credential-file``, from ``IRONROOT_HSM_CREDENTIAL``, or from a
-prompt. Under dual control (``hsm quorum N``), the other officers approve a login with
+prompt. Under dual control (``hsm quorum N``), the other officers approve the one
+dual-control operation a verb runs, with its arguments (``Hsm.approve``), with
 ``--approver NAME=FILE`` (the file holding that officer's credential) or ``--approver NAME``
-(asked for on a terminal). ``audit verify`` works offline on the log file and needs no
-credential. Binary outputs (signatures, ciphertexts, wrapped keys, statements) go to ``--out``
-files; ``--json`` prints machine-readable results.
+(asked for on a terminal); only those verbs take it. ``audit verify`` works offline on the
+log file and needs no credential. Binary outputs (signatures, ciphertexts, wrapped keys,
+statements) go to ``--out`` files; ``--json`` prints machine-readable results.
 """
 
 from __future__ import annotations
@@ -127,18 +128,31 @@ def _session_command(
     def run(args: argparse.Namespace) -> int:
         identity = _identity(args)  # configuration first: nothing is opened on a usage error
         credential = hsm_credential(args.credential_file, "HSM credential: ")
-        approvers = hsm_approvers(args.approver)
+        args.approvers = hsm_approvers(getattr(args, "approver", None))
         storage, hsm = _open(args)
         try:
             if getattr(args, "out", None) is not None:  # before the operation is done
                 check_output(args.out)
-            session = hsm.login(identity, credential, approvers)
+            session = hsm.login(identity, credential)
             return action(hsm, session, args)
         finally:
             hsm.close()
             storage.close()
 
     return run
+
+
+def _approve(
+    hsm: hsmlib.Hsm,
+    session: hsmlib.Session,
+    args: argparse.Namespace,
+    operation: str,
+    *arguments: object,
+) -> None:
+    """Have the ``--approver`` officers approve the command's one dual-control
+    ``operation`` with the very ``arguments`` it then runs with (``Hsm.approve``)."""
+    if args.approvers:
+        hsm.approve(session, operation, *arguments, approvers=args.approvers)
 
 
 def _print(args: argparse.Namespace, value: object, text: str) -> None:
@@ -195,7 +209,11 @@ def _attributes(args: argparse.Namespace, key_type: hsmlib.KeyType) -> hsmlib.Ke
 # --- parser ------------------------------------------------------------------------------------
 
 
-def _common(parser: argparse.ArgumentParser, *, login: bool = True) -> None:
+def _common(
+    parser: argparse.ArgumentParser, *, login: bool = True, dual_control: bool = False
+) -> None:
+    """The options every verb takes; ``dual_control``: its operation is under the HSM's
+    dual control (``--approver``)."""
     parser.add_argument("--dir", required=True, type=Path, help="the HSM directory")
     parser.add_argument(
         "--rot-device",
@@ -216,7 +234,8 @@ def _common(parser: argparse.ArgumentParser, *, login: bool = True) -> None:
             help=f"a file holding the credential (or ${_ENV_CREDENTIAL} holding the credential "
             f"itself, or ${_ENV_CREDENTIAL}_FILE naming a file; else a prompt)",
         )
-        add_approver_option(parser)
+        if dual_control:
+            add_approver_option(parser)
     parser.add_argument("--json", action="store_true", help="machine-readable output")
 
 
@@ -281,14 +300,14 @@ def register(sub: Any) -> None:
     identity = verbs.add_parser("identity", help="manage identities (crypto officer)")
     idverbs = identity.add_subparsers(dest="identity_verb", metavar="<verb>", required=True)
     add = idverbs.add_parser("add", help="add an identity")
-    _common(add)
+    _common(add, dual_control=True)
     add.add_argument("name")
     add.add_argument("--role", required=True, choices=[r.value for r in hsmlib.Role])
     add.add_argument("--new-credential-file", type=Path, help="the new identity's credential")
     add.set_defaults(func=_session_command(_identity_add))
     for verb, action in (("lock", _identity_lock), ("unlock", _identity_unlock)):
         parser = idverbs.add_parser(verb, help=f"{verb} an identity")
-        _common(parser)
+        _common(parser, dual_control=verb == "unlock")
         parser.add_argument("name")
         parser.set_defaults(func=_session_command(action))
     listing = idverbs.add_parser("list", help="list identities")
@@ -298,7 +317,7 @@ def register(sub: Any) -> None:
     quorum = verbs.add_parser(
         "quorum", help="set how many crypto officers a dual-control operation needs"
     )
-    _common(quorum)
+    _common(quorum, dual_control=True)
     quorum.add_argument("officers", type=int, help="1 (each officer alone) to 16")
     quorum.set_defaults(func=_session_command(_quorum))
 
@@ -314,13 +333,13 @@ def register(sub: Any) -> None:
     klist.set_defaults(func=_session_command(_key_list))
     for verb, action in (("show", _key_show), ("delete", _key_delete)):
         parser = keyverbs.add_parser(verb, help=f"{verb} a key")
-        _common(parser)
+        _common(parser, dual_control=verb == "delete")
         parser.add_argument("handle")
         parser.set_defaults(func=_session_command(action))
     users = keyverbs.add_parser(
         "users", help="name the crypto users that may use a key (crypto officer)"
     )
-    _common(users)
+    _common(users, dual_control=True)
     users.add_argument("handle")
     named = users.add_mutually_exclusive_group(required=True)
     named.add_argument(
@@ -467,7 +486,7 @@ def register(sub: Any) -> None:
         help="remove the archived audit segments before a record (crypto officer; recorded "
         "in the chain, which then verifies from that record)",
     )
-    _common(prune)
+    _common(prune, dual_control=True)
     prune.add_argument(
         "--before",
         required=True,
@@ -558,12 +577,15 @@ def _identity_add(hsm: hsmlib.Hsm, session: hsmlib.Session, args: argparse.Names
     else:
         warn_if_exposed(path, "an HSM credential")  # as every other credential file
         new = read_secret(path, _MAX_SMALL).rstrip(b"\r\n")
-    hsm.add_identity(session, args.name, hsmlib.Role.parse(args.role), new)
+    role = hsmlib.Role.parse(args.role)
+    _approve(hsm, session, args, "identity-add", args.name, role, new)
+    hsm.add_identity(session, args.name, role, new)
     _print(args, {"identity": args.name, "role": args.role}, args.name)
     return 0
 
 
 def _quorum(hsm: hsmlib.Hsm, session: hsmlib.Session, args: argparse.Namespace) -> int:
+    _approve(hsm, session, args, "officer-quorum", args.officers)
     hsm.set_officer_quorum(session, args.officers)
     _print(args, {"officer_quorum": args.officers}, f"officer quorum: {args.officers}")
     return 0
@@ -575,6 +597,7 @@ def _identity_lock(hsm: hsmlib.Hsm, session: hsmlib.Session, args: argparse.Name
 
 
 def _identity_unlock(hsm: hsmlib.Hsm, session: hsmlib.Session, args: argparse.Namespace) -> int:
+    _approve(hsm, session, args, "identity-unlock", args.name)
     hsm.unlock_identity(session, args.name)
     return 0
 
@@ -622,16 +645,19 @@ def _register_named_keys(
     group = verbs.add_parser(noun, help=help_text)
     nouns = group.add_subparsers(dest=f"{noun}_verb", metavar="<verb>", required=True)
     adding = nouns.add_parser("add", help=add[0])
-    _common(adding)
+    _common(adding, dual_control=True)
     adding.add_argument("name", help=add[1])
     adding.add_argument("key", type=Path, help=add[2])
 
     def do_add(hsm: hsmlib.Hsm, session: hsmlib.Session, args: argparse.Namespace) -> int:
-        value = str(getattr(hsm, add_key)(session, args.name, _read(args.key, _MAX_SMALL)))
+        key = _read(args.key, _MAX_SMALL)
+        _approve(hsm, session, args, f"{noun}-add", args.name, key)
+        value = str(getattr(hsm, add_key)(session, args.name, key))
         _print(args, {"name": args.name, field: value}, value)
         return 0
 
     def do_remove(hsm: hsmlib.Hsm, session: hsmlib.Session, args: argparse.Namespace) -> int:
+        _approve(hsm, session, args, f"{noun}-remove", args.name)
         getattr(hsm, remove_key)(session, args.name)
         _print(args, {"name": args.name, "removed": True}, f"removed {args.name}")
         return 0
@@ -647,7 +673,7 @@ def _register_named_keys(
 
     adding.set_defaults(func=_session_command(do_add))
     removing = nouns.add_parser("remove", help=remove)
-    _common(removing)
+    _common(removing, dual_control=True)
     removing.add_argument("name")
     removing.set_defaults(func=_session_command(do_remove))
     listed = nouns.add_parser("list", help=listing)
@@ -680,7 +706,9 @@ def _key_show(hsm: hsmlib.Hsm, session: hsmlib.Session, args: argparse.Namespace
 
 
 def _key_users(hsm: hsmlib.Hsm, session: hsmlib.Session, args: argparse.Namespace) -> int:
-    info = hsm.set_key_users(session, args.handle, None if args.any else args.user)
+    named = None if args.any else args.user
+    _approve(hsm, session, args, "key-users", args.handle, named)
+    info = hsm.set_key_users(session, args.handle, named)
     users = info.attributes.users
     _print(
         args,
@@ -691,6 +719,7 @@ def _key_users(hsm: hsmlib.Hsm, session: hsmlib.Session, args: argparse.Namespac
 
 
 def _key_delete(hsm: hsmlib.Hsm, session: hsmlib.Session, args: argparse.Namespace) -> int:
+    _approve(hsm, session, args, "delete", args.handle)
     hsm.delete(session, args.handle)
     return 0
 
@@ -977,6 +1006,7 @@ def _audit_report(
 
 
 def _audit_prune(hsm: hsmlib.Hsm, session: hsmlib.Session, args: argparse.Namespace) -> int:
+    _approve(hsm, session, args, "audit-prune", args.before)
     removed = hsm.prune_audit(session, args.before)
     _print(
         args,

@@ -23,7 +23,8 @@
 API) as an HSM crypto officer; the credential comes from ``--credential-file``,
 ``IRONROOT_HSM_CREDENTIAL`` (the credential itself), ``IRONROOT_HSM_CREDENTIAL_FILE`` (a file
 holding it) or a prompt, never from the command line, as for ``ironroot hsm``. Under the
-HSM's dual control, ``--approver NAME=FILE`` (repeatable) adds the other officers.
+HSM's dual control, ``--approver NAME=FILE`` (repeatable) adds the other officers, who
+approve that one removal or prune with its arguments.
 """
 
 from __future__ import annotations

@@ -185,14 +185,15 @@ def key_release(story: Story) -> None:
     # dual control: from here on, who may do what and whom the HSM trusts take two officers
     hsm.add_identity(officer, "officer-2", Role.OFFICER, second_pass)
     hsm.set_officer_quorum(officer, 2)
-    officers = hsm.login("officer", officer_pass, approvers=[("officer-2", second_pass)])
     story.verifier = AttestationService(
         endorsements=Endorsements.build(service_keys={}, vendor_roots=ca.trust_anchors),
         signing_key=PrivateKey.generate(Algorithm.ES384),
         policy=vm_appraisal_policy(),
     )
-    hsm.add_release_verifier(officers, VERIFIER, story.verifier.public_keys[0].to_pem())
-    hsm.logout(officers)
+    # the second officer approves this one install: this verifier, this key
+    ear_key = story.verifier.public_keys[0].to_pem()
+    hsm.approve(officer, "verifier-add", VERIFIER, ear_key, approvers=[("officer-2", second_pass)])
+    hsm.add_release_verifier(officer, VERIFIER, ear_key)
     bmc2 = FirmwareBundle.parse(story.release("bmc", "2.0").bundle).manifest_digest().hex()
     conditions = release_conditions(4, bmc2)
     policy = json.dumps(release_policy(conditions), indent=2)

@@ -21,6 +21,7 @@ converts again; one after, a store that power-up rolls forward).
 from __future__ import annotations
 
 import secrets
+import warnings
 from collections.abc import Sequence
 from typing import Final
 
@@ -48,6 +49,11 @@ __all__ = ["LOCKOUT_TIMED", "Identities", "time_untimed_lockouts"]
 MIN_CREDENTIAL: Final = 8
 MAX_CREDENTIAL: Final = 1024
 _DUMMY_SALT: Final = bytes(16)
+_LOGIN_APPROVERS_DEPRECATED: Final = (
+    "Hsm.login(..., approvers=...) is deprecated and will be removed: the approvers approve "
+    "whichever dual-control operation the session runs first; have them approve the operation "
+    "with its arguments instead (Hsm.approve)"
+)
 LOCKOUT_TIMED: Final = "lockout-timed"
 """The audit operation of a lock from failed logins, in a store written before timed
 lockouts, made a timed lockout on load (the record's identity is the one locked out)."""
@@ -133,15 +139,18 @@ class Identities(Permissions):
         without end until that answer named the right one). Every attempt is audited
         durably.
 
-        ``approvers`` — ``(name, credential)`` of other crypto officers — make a crypto
-        officer's session meet a quorum of ``1 + len(approvers)`` officers, which the
-        dual-control operations need once the HSM's :attr:`officer_quorum` is above 1, for its
-        first dual-control operation only (a second is ``approval-consumed``; :meth:`approve`
-        approves one operation with its arguments). Each
+        ``approvers`` (deprecated, ``DeprecationWarning``: use :meth:`approve`, which binds
+        the approval to one operation and its arguments) — ``(name, credential)`` of other
+        crypto officers — make a crypto officer's session meet a quorum of
+        ``1 + len(approvers)`` officers, which the dual-control operations need once the HSM's
+        :attr:`officer_quorum` is above 1, for its first dual-control operation only, whichever
+        it is (a second is ``approval-consumed``). Each
         approver is authenticated as a login is (audited ``approve``; a wrong credential counts
         towards its lockout, with the same answers); an approver that is not a crypto officer
         is ``RoleNotPermitted``; a repeated name, or approvers on a session that is not a
         crypto officer's, ``MalformedInput``. No session is made unless every one passes."""
+        if approvers:
+            warnings.warn(_LOGIN_APPROVERS_DEPRECATED, DeprecationWarning, stacklevel=2)
         self._check_state()
         pairs = _approvals(identity, approvers)
         for _name, secret in ((identity, credential), *pairs):
@@ -292,7 +301,7 @@ class Identities(Permissions):
             return approval
 
     def set_officer_quorum(self, session: Session, quorum: int) -> None:
-        """Require ``quorum`` crypto officers — a login with ``quorum - 1`` approvers — for
+        """Require ``quorum`` crypto officers — an approval by ``quorum - 1`` others — for
         every dual-control operation (``DUAL_CONTROL``), this change included (crypto officer,
         under the quorum in force). ``MalformedInput`` outside 1 to ``MAX_QUORUM``;
         ``Conflict`` above the number of unlocked crypto officers, who could then never meet

@@ -324,7 +324,8 @@ class KeyInfo:
 class Session:
     """An authenticated session of one identity in one role. The token is the session's
     secret: it is never shown in ``repr``. ``approvers`` are the other crypto officers who
-    authenticated with an officer's login (``Hsm.login(..., approvers=...)``): with them the
+    authenticated with an officer's login (``Hsm.login(..., approvers=...)``, deprecated:
+    ``Hsm.approve`` binds an approval to one operation and its arguments): with them the
     session meets a quorum of ``1 + len(approvers)`` officers (dual control) for its first
     dual-control operation."""
 

@@ -6,10 +6,10 @@ of :data:`DUAL_CONTROL` — those that change who may do what, which keys exist,
 and recipients the HSM trusts, or remove records — need a session of that many crypto officers:
 an approval of that one operation (``Hsm.approve``: its kind, its target and a digest of its
 arguments, consumed by the one run that matches it, expiring after
-``HsmConfig.approval_lifetime``), or a login with approvers, which approves the session's first
-dual-control operation only. One officer alone is refused (``RoleNotPermitted``, code
-``quorum-required``; a misused approval has a code of its own, ``_approvals``), and the refusal
-audited. Their records name every officer, the session's
+``HsmConfig.approval_lifetime``), or a login with approvers (deprecated), which approves the
+session's first dual-control operation only. One officer alone is refused
+(``RoleNotPermitted``, code ``quorum-required``; a misused approval has a code of its own,
+``_approvals``), and the refusal audited. Their records name every officer, the session's
 identity first, joined by ``+`` (which no identity name holds), as are all the records of such
 a session, its refusals included. Left to one officer: locking an
 identity and zeroizing (they only take away, and may be urgent), generating a key (a new key:
@@ -277,12 +277,12 @@ class Permissions(AuditBuffer):
         if approvers and token in self._spent_logins and officers >= self._quorum:
             raise RoleNotPermitted(
                 "the approval this session's login carried was consumed by its first "
-                "dual-control operation: log in with approvers again, or ask for an approval "
-                "(Hsm.approve)",
+                "dual-control operation: ask for an approval of this one (Hsm.approve)",
                 code=APPROVAL_CONSUMED,
             )
         raise RoleNotPermitted(
             f"{operation} is under dual control: it needs {self._quorum} crypto officers "
-            f"(a login with {self._quorum - 1} approver(s)); this session has {officers}",
+            f"(an approval of it by {self._quorum - 1} other officer(s): Hsm.approve); "
+            f"this session has {officers}",
             code=_QUORUM_REQUIRED,
         )

@@ -59,9 +59,15 @@ officer's credential only over HTTPS or to a loopback address.
 Under the HSM's dual control (an officer quorum above 1: ``Hsm.set_officer_quorum``),
 installing or removing a verifier and pruning need several crypto officers: each of the others
 sends an ``Ironroot-Approver`` header, ``base64(identity:credential)`` as Basic carries the
-first (at most 15), and the service logs in with them as approvers; one officer alone is the
+first (at most 15), and they approve that one operation with the request's own arguments
+(``Hsm.approve``: the verifier's name and public key, the name, ``before``), audited
+``approve`` with the key ``<operation> <target>``; the request's session runs that operation
+once, under all their names, and nothing else with their approval. One officer alone is the
 HSM's ``RoleNotPermitted`` ``quorum-required`` (403). Approvers are subject to every check the
-first officer's credential is (HTTPS, loopback, never the service's own identity).
+first officer's credential is (HTTPS, loopback, never the service's own identity); on a request
+that runs no dual-control operation they are ``MalformedInput`` (400) before any login, and a
+request whose arguments an approval cannot hold is ``MalformedInput`` before any approver's
+credential is tried.
 """
 
 from __future__ import annotations
@@ -136,14 +142,12 @@ def _approvers(request: Request) -> list[tuple[str, bytes]]:
 
 
 @contextmanager
-def _session(
-    hsm: Hsm, identity: str, credential: bytes, approvers: list[tuple[str, bytes]]
-) -> Iterator[Session]:
-    session = hsm.login(identity, credential, approvers)
+def _session(hsm: Hsm, identity: str, credential: bytes) -> Iterator[Session]:
+    session = hsm.login(identity, credential)
     try:
         yield session
     finally:
-        # ended meanwhile (an approver locked, locked out or removed by another officer):
+        # ended meanwhile (the officer locked, locked out or removed by another officer):
         # nothing left to end, and the request's own answer stands
         with contextlib.suppress(Unauthorized):
             hsm.logout(session)
@@ -183,6 +187,24 @@ _GENERATE: Final = frozenset(
 _IMPORT: Final = frozenset(("wrapped", "unwrapping_key", "type", "usages", "label"))
 _VERIFIER: Final = frozenset(("name", "public_key"))
 _PRUNE: Final = frozenset(("before",))
+
+
+_Approves = tuple[str, Callable[[dict[str, Any]], tuple[Any, ...]]]
+"""A dual-control route's operation, and its arguments read from the request."""
+
+
+def _verifier_to_add(body: dict[str, Any]) -> tuple[str, bytes]:
+    _members(body, _VERIFIER)
+    return _text(body, "name"), _text(body, "public_key").encode()
+
+
+def _verifier_to_remove(body: dict[str, Any]) -> tuple[str]:
+    return (body["name"],)  # the route's path parameter
+
+
+def _prune_before(body: dict[str, Any]) -> tuple[Any]:
+    _members(body, _PRUNE)
+    return (body.get("before"),)  # the HSM checks it (MalformedInput), as for the CLI
 
 
 def _text(body: dict[str, Any], name: str, default: str | None = None) -> str:
@@ -286,8 +308,14 @@ def admin_routes(service: KeyReleaseService, *, reach: str = "loopback") -> list
     hsm = vault.hsm
 
     def as_officer(
-        action: Callable[[Session, dict[str, Any]], Any], *, creates: bool = True
+        action: Callable[[Session, dict[str, Any]], Any],
+        *,
+        creates: bool = True,
+        approves: _Approves | None = None,
     ) -> Callable[[Request], Any]:
+        """The route of ``action``; ``approves``: its dual-control operation and how its
+        arguments come from the request (what the ``Ironroot-Approver`` officers approve)."""
+
         async def handler(request: Request) -> Response:
             if reach == "loopback" and not _from_loopback(request):
                 raise RoleNotPermitted(
@@ -314,11 +342,21 @@ def admin_routes(service: KeyReleaseService, *, reach: str = "loopback") -> list
                     "the key service's own identity does not administer it: use another "
                     "HSM identity"
                 )
+            if approvers and approves is None:
+                raise MalformedInput(
+                    "this request runs no operation under dual control: send no "
+                    f"{APPROVER_HEADER} header"
+                )
             # a POST carries its body; a GET or DELETE names what it acts on in its path
             body = await _json_body(request) if request.method == "POST" else request.path_params
+            # the approval's arguments are the operation's: the action reads them the same way
+            approved = (approves[0], approves[1](body)) if approves and approvers else None
 
             def run() -> Any:
-                with _session(hsm, identity, credential, approvers) as session:
+                with _session(hsm, identity, credential) as session:
+                    if approved is not None:
+                        operation, arguments = approved  # MalformedInput before any approver
+                        hsm.approve(session, operation, *arguments, approvers=approvers)
                     return action(session, body)
 
             result = await run_in_threadpool(run)
@@ -368,20 +406,18 @@ def admin_routes(service: KeyReleaseService, *, reach: str = "loopback") -> list
         return {"verifiers": [{"name": n, "kid": k} for n, k in hsm.release_verifiers(session)]}
 
     def add_verifier(session: Session, body: dict[str, Any]) -> Any:
-        _members(body, _VERIFIER)
-        name = _text(body, "name")
-        kid = hsm.add_release_verifier(session, name, _text(body, "public_key").encode())
+        name, public_key = _verifier_to_add(body)
+        kid = hsm.add_release_verifier(session, name, public_key)
         return {"name": name, "kid": kid}
 
     def remove_verifier(session: Session, body: dict[str, Any]) -> Any:
-        name = body["name"]  # the route's path parameter
+        (name,) = _verifier_to_remove(body)
         hsm.remove_release_verifier(session, name)  # NotFound for a name not installed
         _log.warning("EAR verifier %r removed by %s", name, session.identity)
         return {"name": name, "removed": True}
 
     def prune_audit(session: Session, body: dict[str, Any]) -> Any:
-        _members(body, _PRUNE)
-        before: Any = body.get("before")  # the HSM checks it (MalformedInput), as for the CLI
+        (before,) = _prune_before(body)
         removed = hsm.prune_audit(session, before)
         _log.warning(
             "%d archived audit segment(s) before record %s pruned by %s",
@@ -396,7 +432,19 @@ def admin_routes(service: KeyReleaseService, *, reach: str = "loopback") -> list
         Route("/admin/keys", as_officer(generate), methods=["POST"]),
         Route("/admin/keys/import", as_officer(import_key), methods=["POST"]),
         Route("/admin/verifiers", as_officer(list_verifiers), methods=["GET"]),
-        Route("/admin/verifiers", as_officer(add_verifier), methods=["POST"]),
-        Route("/admin/verifiers/{name:path}", as_officer(remove_verifier), methods=["DELETE"]),
-        Route("/admin/audit/prune", as_officer(prune_audit, creates=False), methods=["POST"]),
+        Route(
+            "/admin/verifiers",
+            as_officer(add_verifier, approves=("verifier-add", _verifier_to_add)),
+            methods=["POST"],
+        ),
+        Route(
+            "/admin/verifiers/{name:path}",
+            as_officer(remove_verifier, approves=("verifier-remove", _verifier_to_remove)),
+            methods=["DELETE"],
+        ),
+        Route(
+            "/admin/audit/prune",
+            as_officer(prune_audit, creates=False, approves=("audit-prune", _prune_before)),
+            methods=["POST"],
+        ),
     ]
