@@ -107,3 +107,80 @@ def test_audit_export_of_a_hostile_log_exits_1_with_one_line(
     assert message in captured.err
     assert json.loads(captured.out)["error"]["code"] == "verification-failed"
     assert not out.exists()
+
+
+_KEYS = ".well-known/scitt-keys"
+
+# What the log serves as its transparency configuration or its receipt key set: a document
+# that does not parse, or is larger than any log resource, is the log's failure too.
+IDENTITY_ATTACKS: dict[str, tuple[str, Callable[[], Answer], str]] = {
+    "configuration not JSON": (
+        CONFIG_PATH,
+        lambda: ok(b"<html>a proxy's error page</html>"),
+        "{url}/" + CONFIG_PATH + " is served wrongly: the transparency configuration is not JSON",
+    ),
+    "configuration a list": (
+        CONFIG_PATH,
+        lambda: ok(b"[]"),
+        "{url}/" + CONFIG_PATH + " is served wrongly: the transparency configuration is not a "
+        "JSON object",
+    ),
+    "configuration endless": (
+        CONFIG_PATH,
+        endless_body,
+        "{url}/" + CONFIG_PATH + " is larger than any log resource",
+    ),
+    "key set not CBOR": (
+        _KEYS,
+        lambda: ok(b"<html>a proxy's error page</html>"),
+        "{url}/" + _KEYS + " is served wrongly: ",
+    ),
+    "key set a map": (
+        _KEYS,
+        lambda: ok(b"\xa0"),
+        "{url}/" + _KEYS + " is served wrongly: a COSE Key Set is an array of COSE_Key maps",
+    ),
+    "key set a gzip bomb": (
+        _KEYS,
+        gzip_bomb,
+        "{url}/" + _KEYS + " is larger than any log resource",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(IDENTITY_ATTACKS))
+def test_fetch_log_refuses_an_identity_that_is_none_as_the_logs_failure(case: str) -> None:
+    """A configuration or key set that does not parse was ``MalformedInput`` (exit 2) naming
+    no log; it is ``VerificationFailed`` naming the resource's URL."""
+    path, attack, message = IDENTITY_ATTACKS[case]
+    with (
+        HostileServer(_source, {path: attack()}) as server,
+        HttpLogFetcher(server.url, timeout=1.0) as fetcher,
+        bounded(30),
+        pytest.raises(VerificationFailed) as caught,
+    ):
+        fetch_log(fetcher, {})
+    assert type(caught.value) is VerificationFailed
+    assert caught.value.detail.startswith(message.format(url=server.url)), caught.value.detail
+    assert server.requests.count(path) == 1
+    assert "checkpoint" not in server.requests
+
+
+@pytest.mark.parametrize("case", ["configuration not JSON", "key set not CBOR"])
+def test_audit_export_of_a_log_serving_no_identity_exits_1_with_one_line(
+    aw: AuditWorld, case: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path, attack, message = IDENTITY_ATTACKS[case]
+    out = tmp_path / "node.audit"
+    at = EXPORTED.isoformat().replace("+00:00", "Z")
+    with HostileServer(_source, {path: attack()}) as server, bounded(60):
+        capsys.readouterr()
+        code = main(
+            ["audit", "export", NODE, "--fleet", str(aw.fleet.directory),
+             "--log-url", server.url, "--out", str(out), "--at", at]
+        )  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 1, err
+    assert err.startswith(f"ironroot: verification-failed: {message.format(url=server.url)}"), err
+    assert err.count("\n") == 1
+    assert not out.exists()

@@ -32,6 +32,7 @@ from ironroot.errors import (
     MalformedInput,
     ReleaseDenied,
     StaleNonce,
+    StorageError,
     StoreUnavailable,
     UnsupportedAlgorithm,
     VerificationFailed,
@@ -516,9 +517,10 @@ def test_an_endless_answer_is_refused_as_it_streams_in() -> None:
     transport = httpx.MockTransport(lambda request: httpx.Response(200, content=endless()))
     with (
         ironroot.keyrelease.KeyReleaseClient("http://keys.test", transport=transport) as client,
-        pytest.raises(MalformedInput, match="too large"),
+        pytest.raises(StorageError, match="with more than 262144 bytes") as caught,
     ):
         client.challenge()
+    assert caught.value.code == "answer-too-large"  # the service's failure, not the caller's
     assert pulled <= 512 * 1024
 
 

@@ -340,3 +340,62 @@ def test_the_default_deadline_of_log_verify_is_the_monitors_check_timeout(
     check_timeout = build_parser(argv).parse_args(argv).check_timeout
     assert deadlines == [check_timeout, 600.0]
     assert check_timeout == 3600.0
+
+
+_CONFIG = ".well-known/transparency-configuration"
+_WRONG = "is served wrongly: the transparency configuration "
+
+# What the log serves as its transparency configuration, and the end of the line the CLI
+# prints after the configuration's URL: the log's failure, never the user's input.
+CONFIG_ATTACKS: dict[str, tuple[Callable[[], Answer], str]] = {
+    "an error page": (lambda: ok(b"<html>a proxy's error page</html>"), _WRONG + "is not JSON"),
+    "not UTF-8": (lambda: ok(b"\xff\xfe{}"), _WRONG + "is not JSON"),
+    "nested too deep": (lambda: ok(b"[" * 100_000), _WRONG + "is not JSON"),
+    "a list": (lambda: ok(b"[]"), _WRONG + "is not a JSON object"),
+    "no keys": (
+        lambda: ok(b'{"checkpoint_origin": "o", "checkpoint_keys": []}'),
+        _WRONG + "has no checkpoint_keys list",
+    ),
+    "a key that is no vkey": (
+        lambda: ok(b'{"checkpoint_origin": "o", "checkpoint_keys": ["not a vkey"]}'),
+        "is served wrongly: ",
+    ),
+    "101 keys": (
+        lambda: ok(
+            b'{"checkpoint_origin": "o", "checkpoint_keys": [%s]}'
+            % b", ".join([b'"%s"' % signer(KEY).verifier().vkey.encode()] * 101)
+        ),
+        _WRONG + "lists more than 100 checkpoint keys",
+    ),
+    "endless": (endless_body, "is larger than any log resource"),
+    "gzip bomb": (gzip_bomb, "is larger than any log resource"),
+}
+
+
+@pytest.mark.parametrize("case", list(CONFIG_ATTACKS))
+def test_log_verify_of_a_url_serving_a_configuration_that_is_none_exits_1(
+    log: Log, case: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A configuration that does not parse was ``MalformedInput`` (exit 2: the user's input)
+    naming no log; it is the log's failure, naming the configuration's URL."""
+    attack, message = CONFIG_ATTACKS[case]
+    with HostileServer(_source(log), {_CONFIG: attack()}) as server, bounded(30):
+        code = main(["log", "verify", server.url, "--deadline", "2"])
+    err = capsys.readouterr().err
+    assert code == 1, err
+    assert err.startswith(f"ironroot: verification-failed: {server.url}/{_CONFIG} {message}"), err
+    assert err.count("\n") == 1
+    assert "checkpoint" not in server.requests  # nothing read with keys that were never given
+
+
+def test_a_configuration_redirect_is_still_the_users_to_fix(
+    log: Log, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with (
+        HostileServer(_source(log), {_CONFIG: redirect("https://evil.example/c")}) as server,
+        bounded(30),
+    ):
+        code = main(["log", "verify", server.url, "--deadline", "2"])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert err.startswith(f"ironroot: redirect: GET {server.url}/{_CONFIG} answered 302"), err

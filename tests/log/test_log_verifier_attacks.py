@@ -324,18 +324,24 @@ def test_a_served_body_that_does_not_decode_fails_verification(
 
 
 @pytest.mark.parametrize("nesting", [b"[" * 100_000, b'{"a":' * 100_000])
-def test_a_transparency_configuration_nested_too_deep_is_malformed(nesting: bytes) -> None:
+def test_a_transparency_configuration_nested_too_deep_is_the_logs_failure(nesting: bytes) -> None:
     """A server's configuration document nested deeper than Python's recursion limit made
-    ``json.loads`` raise ``RecursionError``, which escaped ``log verify URL`` untyped."""
+    ``json.loads`` raise ``RecursionError``, which escaped ``log verify URL`` untyped. It was
+    then pinned as ``MalformedInput``, the code of the caller's input (exit 2); but the
+    document is the log's, as a malformed checkpoint is: ``VerificationFailed`` (exit 1),
+    naming the resource."""
 
     class Deep:
         def fetch(self, path: str, *, accept: str | None = None) -> bytes:
             return nesting
 
-    with pytest.raises(MalformedInput) as info:
+    with pytest.raises(VerificationFailed) as info:
         verify_remote_log(Deep())
-    assert type(info.value) is MalformedInput
-    assert info.value.detail == "the transparency configuration is not JSON"
+    assert type(info.value) is VerificationFailed
+    assert info.value.detail == (
+        ".well-known/transparency-configuration is served wrongly: "
+        "the transparency configuration is not JSON"
+    )
 
 
 def test_a_log_is_asked_only_for_the_codings_its_reader_decodes(logs: tuple[Log, Log]) -> None:
@@ -373,10 +379,11 @@ def test_a_log_is_asked_only_for_the_codings_its_reader_decodes(logs: tuple[Log,
     assert asked == {"gzip, identity"}
 
 
-def test_a_transparency_configuration_listing_too_many_keys_is_a_limit() -> None:
+def test_a_transparency_configuration_listing_too_many_keys_is_refused() -> None:
     """A hostile server's configuration may fill its 16 MiB with ~280,000 verifier keys, each
     parsed (some 8 s of CPU) before any is used: no note carries more than 100 signatures,
-    so no log has more keys than that to list."""
+    so no log has more keys than that to list. The limit is the log's to keep: its reader
+    fails verification (exit 1), not ``LimitExceeded`` (exit 2, the caller's input)."""
     vkey = signer(KEY).verifier().vkey
     body = json.dumps({"checkpoint_origin": ORIGIN, "checkpoint_keys": [vkey] * 101}).encode()
 
@@ -384,10 +391,14 @@ def test_a_transparency_configuration_listing_too_many_keys_is_a_limit() -> None
         def fetch(self, path: str, *, accept: str | None = None) -> bytes:
             return body
 
-    with pytest.raises(LimitExceeded) as info:
+    with pytest.raises(VerificationFailed) as info:
         verify_remote_log(Many())
-    assert type(info.value) is LimitExceeded
-    assert info.value.detail == "the transparency configuration lists more than 100 checkpoint keys"
+    assert type(info.value) is VerificationFailed
+    assert isinstance(info.value.__cause__, LimitExceeded)  # refused before any key is parsed
+    assert info.value.detail == (
+        ".well-known/transparency-configuration is served wrongly: "
+        "the transparency configuration lists more than 100 checkpoint keys"
+    )
 
 
 @pytest.mark.parametrize("coding", ["gzip", "gzip, gzip"])

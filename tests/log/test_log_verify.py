@@ -453,8 +453,13 @@ def test_malformed_transparency_configuration(body: bytes) -> None:
             assert accept == "application/json"
             return body
 
-    with pytest.raises(MalformedInput):
+    with pytest.raises(VerificationFailed) as info:  # the log's failure, not the caller's
         fetch_log_identity(_Config())
+    assert type(info.value) is VerificationFailed
+    assert isinstance(info.value.__cause__, MalformedInput)
+    assert info.value.detail.startswith(
+        ".well-known/transparency-configuration is served wrongly: "
+    )
 
 
 def _transport(log: Log) -> httpx.MockTransport:

@@ -367,3 +367,50 @@ def test_a_served_note_that_is_no_checkpoint_is_the_log_s_failure(
         store.close()
     assert type(raised.value) is VerificationFailed
     assert raised.value.detail == f"{server.url} {detail}"
+
+
+_WRONG = "is served wrongly: the transparency configuration "
+
+# What the log serves as its transparency configuration when the monitor trusts it on first
+# use, and the end of the line after the configuration's URL.
+CONFIG_ATTACKS: dict[str, tuple[Callable[[], Answer], str]] = {
+    "an error page": (lambda: ok(b"<html>a proxy's error page</html>"), _WRONG + "is not JSON"),
+    "nested too deep": (lambda: ok(b'{"a":' * 100_000), _WRONG + "is not JSON"),
+    "a list": (lambda: ok(b"[]"), _WRONG + "is not a JSON object"),
+    "no origin": (
+        lambda: ok(json.dumps({"checkpoint_keys": [VKEY]}).encode()),
+        _WRONG + "has no checkpoint_origin",
+    ),
+    "101 keys": (
+        lambda: ok(
+            json.dumps({"checkpoint_origin": ORIGIN, "checkpoint_keys": [VKEY] * 101}).encode()
+        ),
+        _WRONG + "lists more than 100 checkpoint keys",
+    ),
+    "a petabyte": (huge_length, "is larger than any log resource"),
+}
+
+
+@pytest.mark.parametrize("case", list(CONFIG_ATTACKS))
+def test_trust_on_first_use_of_a_configuration_that_is_none_exits_1(
+    logs: dict[str, Log], case: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without ``--key`` the monitor trusts the keys the log's configuration names: one that
+    does not parse was ``MalformedInput`` (exit 2) naming no log; it is the log's failure,
+    naming the configuration's URL, and nothing is pinned."""
+    attack, message = CONFIG_ATTACKS[case]
+    state = tmp_path / "monitor.sqlite3"
+    with HostileServer(_source(logs["honest"]), {CONFIG_PATH: attack()}) as server, bounded(30):
+        code = main(["monitor", "once", "--state", str(state), "--url", server.url,
+                     "--check-timeout", "2"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 1, err
+    config = f"{server.url}/{CONFIG_PATH}"
+    assert err.startswith(f"ironroot: verification-failed: {config} {message}"), err
+    assert err.count("\n") == 1
+    assert "checkpoint" not in server.requests
+    store = MonitorStore(state, create=False)
+    try:
+        assert store.pin(server.url) is None
+    finally:
+        store.close()

@@ -66,6 +66,7 @@ from ironroot.log import (
     Note,
     NoteVerifier,
     TileTree,
+    fetch_document,
     fetch_log_identity,
     open_checkpoint,
 )
@@ -233,10 +234,11 @@ def fetch_log(fetcher: LogFetcher, statements: Mapping[str, bytes]) -> FetchedLo
     ``statements`` (member name → Transparent Statement) signed by one of its receipt keys,
     the proofs to it. The checkpoint is checked against the keys the service publishes and
     against its tiles, and each proof against it: a log that serves an inconsistent view is
-    refused here (``InconsistentCheckpoint``), before anything is written; so is a checkpoint
-    larger than any log resource or that is none (``VerificationFailed``)."""
+    refused here (``InconsistentCheckpoint``), before anything is written; so is a checkpoint,
+    a transparency configuration or a key set larger than any log resource or that is none
+    (``VerificationFailed`` naming it: the log's failure, not the exporter's input)."""
     identity = fetch_log_identity(fetcher)
-    kids = frozenset(decode_key_set(fetcher.fetch(_KEYS_PATH, accept="application/cbor")))
+    kids = frozenset(fetch_document(fetcher, _KEYS_PATH, decode_key_set, accept="application/cbor"))
     note, checkpoint = _served_checkpoint(fetcher, identity.origin, identity.verifiers)
     tree = TileTree(fetcher, checkpoint.size)
     if checkpoint.size == 0 or not hmac.compare_digest(tree.root(), checkpoint.root):

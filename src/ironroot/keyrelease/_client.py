@@ -75,8 +75,9 @@ class KeyReleaseClient:
         """``verify``: ``True`` trusts the system's CAs; an ``ssl.SSLContext`` (from
         :func:`ironroot.http.client_context`) a private CA, with a client certificate for
         mutual TLS."""
+        self._url = checked_url(url.rstrip("/"), "the key service")
         self._http = httpx.Client(
-            base_url=checked_url(url.rstrip("/"), "the key service"),
+            base_url=self._url,
             timeout=timeout,
             transport=transport,
             verify=client_verify(verify),
@@ -95,14 +96,20 @@ class KeyReleaseClient:
     def _send(self, method: str, path: str, **request: Any) -> httpx.Response:
         """The answer, read as it streams in: at most :data:`_MAX_RESPONSE` bytes and
         ``TOTAL_TIMEOUTS`` timeouts in all (a service, or whatever answers in its place,
-        cannot make the TEE hold more, or wait longer)."""
+        cannot make the TEE hold more, or wait longer). An answer past the bound is the
+        service's failure (``StorageError`` ``answer-too-large``, exit 1, as the transparency
+        client's), not ``MalformedInput``: nothing the caller gave was wrong."""
         try:
             response = bounded_response(
                 self._http,
                 method,
                 path,
                 limit=_MAX_RESPONSE,
-                too_large=lambda: MalformedInput("the key service's answer is too large"),
+                too_large=lambda: StorageError(
+                    f"the key service {self._url} answered {method} {path} with more than "
+                    f"{_MAX_RESPONSE} bytes",
+                    code="answer-too-large",
+                ),
                 total=self._total,
                 **request,
             )

@@ -91,6 +91,11 @@ class HttpLogFetcher:
             else httpx.Client(timeout=timeout, verify=client_verify(verify))
         )
 
+    @property
+    def url(self) -> str:
+        """The log's URL as messages name it: without user information (a password)."""
+        return self._shown.rstrip("/")
+
     def fetch(self, path: str, *, accept: str | None = None) -> bytes:
         url = self._base + path.lstrip("/")
         shown = self._shown + path.lstrip("/")

@@ -39,7 +39,7 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from ironroot.errors import (
     BadSignature,
@@ -76,6 +76,7 @@ __all__ = [
     "BatchVerifier",
     "LogFetcher",
     "LogReport",
+    "fetch_document",
     "fetch_log_identity",
     "fetch_resource",
     "verify_log",
@@ -84,6 +85,8 @@ __all__ = [
 ]
 
 CONFIG_PATH = ".well-known/transparency-configuration"
+
+_T = TypeVar("_T")
 _FULL_TILE_BYTES = TILE_WIDTH * HASH_SIZE
 
 
@@ -396,19 +399,48 @@ def verify_log_dir(
 class LogFetcher(Protocol):
     """Reads one resource of a log's read API, by path relative to the log's prefix.
 
-    Raises :class:`NotFound` when the resource does not exist.
+    Raises :class:`NotFound` when the resource does not exist. A fetcher of a served log may
+    also have a ``url`` (text, without user information): messages about what it serves name
+    the resource by it (:class:`~ironroot.log.HttpLogFetcher` has one).
     """
 
     def fetch(self, path: str, *, accept: str | None = None) -> bytes: ...
 
 
+def fetch_document(
+    fetcher: LogFetcher, path: str, parse: Callable[[bytes], _T], *, accept: str
+) -> _T:
+    """``parse`` of the log's resource ``path`` (a document the log publishes beside its
+    tiles: its transparency configuration, its service's key set). One larger than any log
+    resource, or that ``parse`` refuses (``MalformedInput``), is the log's failure:
+    :class:`VerificationFailed` (exit 1) naming the resource (by the fetcher's ``url`` when
+    it has one), never ``MalformedInput`` (exit 2: nothing its reader gave was wrong). What
+    the fetch itself raises otherwise passes through (a redirect stays ``ConfigError``)."""
+    url = getattr(fetcher, "url", None)
+    where = f"{url}/{path}" if isinstance(url, str) else path
+    try:
+        raw = fetcher.fetch(path, accept=accept)
+    except PayloadTooLarge as exc:
+        raise VerificationFailed(f"{where} is larger than any log resource") from exc
+    try:
+        return parse(raw)
+    except MalformedInput as exc:
+        raise VerificationFailed(f"{where} is served wrongly: {exc.detail}") from exc
+
+
 def fetch_log_identity(fetcher: LogFetcher) -> layout.LogIdentity:
     """Origin and checkpoint keys from ``/.well-known/transparency-configuration`` (JSON).
 
-    :class:`MalformedInput` when it is not such a document (:class:`LimitExceeded` when it
-    lists more keys than a note carries signatures, 100).
+    :class:`VerificationFailed` naming it when it is not such a document (or lists more
+    keys than a note carries signatures, 100), or is larger than any log resource
+    (:func:`fetch_document`).
     """
-    raw = fetcher.fetch(CONFIG_PATH, accept="application/json")
+    return fetch_document(fetcher, CONFIG_PATH, _log_identity, accept="application/json")
+
+
+def _log_identity(raw: bytes) -> layout.LogIdentity:
+    """A transparency configuration's origin and keys; ``MalformedInput`` (``LimitExceeded``
+    past 100 keys) for anything else."""
     try:
         config = json.loads(raw)
     except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
+from ironroot._fileio import DirectoryLock
 from ironroot.http import (
     ServerLimits,
     ServerThread,
@@ -15,7 +16,7 @@ from ironroot.http import (
     server_config,
 )
 from ironroot.witness._app import create_witness_app
-from ironroot.witness._config import load_witness_config
+from ironroot.witness._config import WitnessConfig, load_witness_config
 from ironroot.witness._store import SqliteWitnessStore
 from ironroot.witness._witness import Witness, _wall_clock
 
@@ -43,10 +44,21 @@ def serve_witness(
     *,
     tls: ServerTls | None = None,
 ) -> None:
-    """Serve the witness of ``data_dir`` until SIGINT/SIGTERM (HTTPS with ``tls``)."""
+    """Serve the witness of ``data_dir`` until SIGINT/SIGTERM (HTTPS with ``tls``).
+
+    The directory's lock (``<data>/.lock``) is held for as long as it serves: a second
+    process is ``InUse`` (exit 2) before it opens anything, instead of two witnesses
+    cosigning from one directory, each from its own view of the latest checkpoints."""
     if not logging.getLogger("ironroot").handlers:
         configure_logging("info", "text")
-    config = load_witness_config(data_dir)
+    config = load_witness_config(data_dir)  # a directory that holds no witness: its error
+    with DirectoryLock(Path(data_dir), what="witness data directory"):
+        _serve_locked(data_dir, config, host, port, tls)
+
+
+def _serve_locked(
+    data_dir: Path, config: WitnessConfig, host: str, port: int, tls: ServerTls | None
+) -> None:
     witness = open_witness(data_dir)
     _log.info(
         "witness %s on %s://%s:%d: keys %s; logs %s",
