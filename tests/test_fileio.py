@@ -179,3 +179,27 @@ def test_make_dirs_syncs_the_name_of_each_folder_it_makes(
     (tmp_path / "file").write_bytes(b"")
     with pytest.raises(FileExistsError):
         make_dirs(tmp_path / "file" / "x")
+
+
+def test_a_file_lock_held_elsewhere_is_not_taken_without_waiting(tmp_path: Path) -> None:
+    from ironroot._fileio import file_lock
+
+    path = tmp_path / ".lock"
+    with file_lock(path, "the lock") as first:
+        assert first is True
+        with file_lock(path, "the lock", wait=False) as second:  # another open file: refused
+            assert second is False
+    with file_lock(path, "the lock", wait=False) as again:
+        assert again is True
+
+
+def test_a_file_lock_is_never_taken_through_a_link(tmp_path: Path) -> None:
+    from ironroot._fileio import file_lock
+    from ironroot.errors import StorageError
+
+    target = tmp_path / "elsewhere"
+    (tmp_path / ".lock").symlink_to(target)
+    with pytest.raises(StorageError) as caught, file_lock(tmp_path / ".lock", "the lock"):
+        pass
+    assert caught.value.detail.startswith(f"the lock {tmp_path / '.lock'} cannot be opened: ")
+    assert not target.exists()

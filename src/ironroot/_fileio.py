@@ -44,6 +44,7 @@ from ironroot.errors import (
 __all__ = [
     "DirectoryLock",
     "failure_reason",
+    "file_lock",
     "fsync_dir",
     "is_write_temporary",
     "load_each",
@@ -357,6 +358,28 @@ def warn_if_trust_writable(path: Path) -> bool:
     roots, witnesses), may be written by its group or others: they could change that trust.
     Every service's configuration loader calls it (one rule); return whether it warned."""
     return warn_if_exposed(path, "what the service trusts", writable=True, fix=0o644)
+
+
+@contextlib.contextmanager
+def file_lock(path: Path, what: str, *, wait: bool = True) -> Iterator[bool]:
+    """Hold an exclusive ``flock`` on ``path`` (created mode 0600, never through a link: a
+    planted one would have this create and open a file elsewhere) until the block ends;
+    yield ``True``. With ``wait`` false, yield ``False`` at once when another holder has it.
+    ``StorageError`` naming ``what`` when the file cannot be opened."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    except OSError as exc:
+        raise StorageError(f"{what} {path} cannot be opened: {exc.strerror}") from exc
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            held = False
+        else:
+            held = True
+        yield held
+    finally:
+        os.close(fd)
 
 
 class DirectoryLock:

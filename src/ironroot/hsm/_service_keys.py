@@ -39,15 +39,15 @@ not handled here.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
 from ironroot._fileio import (
+    file_lock,
     is_write_temporary,
     make_dirs,
     read_limited,
@@ -61,7 +61,6 @@ from ironroot.errors import (
     IronrootError,
     LimitExceeded,
     NotFound,
-    StorageError,
 )
 from ironroot.hsm._backend import BuiltinBackend, HsmSigner, KeyBackend
 from ironroot.hsm._boundary import Hsm
@@ -319,28 +318,11 @@ class ServiceKeys:
         with self._handles_locked(wait=True):
             return self._make(purpose, key_type)
 
-    @contextlib.contextmanager
-    def _handles_locked(self, *, wait: bool) -> Iterator[bool]:
-        """Hold :data:`_HANDLES_LOCK`; without ``wait``, yield ``False`` at once when another
+    def _handles_locked(self, *, wait: bool) -> contextlib.AbstractContextManager[bool]:
+        """Hold :data:`_HANDLES_LOCK`; without ``wait``, ``False`` at once when another
         process holds it."""
         path = self._handles_path.parent / _HANDLES_LOCK
-        try:
-            # never through a link: a planted one would have this open a file elsewhere
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
-        except OSError as exc:
-            raise StorageError(
-                f"the key handles' lock {path} cannot be opened: {exc.strerror}"
-            ) from exc
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                held = False
-            else:
-                held = True
-            yield held
-        finally:
-            os.close(fd)
+        return file_lock(path, "the key handles' lock", wait=wait)
 
     def _make(self, purpose: str, key_type: KeyType) -> str:
         backend = self._backend

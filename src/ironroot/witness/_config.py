@@ -31,16 +31,15 @@ missing key, and never overwrites a file; :func:`add_log` appends a ``[[witness.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
-import os
 import tomllib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
 from ironroot._fileio import (
+    file_lock,
     make_dirs,
     naming_file,
     read_limited,
@@ -56,7 +55,6 @@ from ironroot.errors import (
     InputUnavailable,
     IronrootError,
     LimitExceeded,
-    StorageError,
 )
 from ironroot.http import ServerLimits
 from ironroot.witness._cosignature import CosignatureVerifier, Cosigner
@@ -293,19 +291,6 @@ def add_log(data_dir: Path, log: WitnessedLog) -> WitnessConfig:
         return load_witness_config(data_dir)
 
 
-@contextlib.contextmanager
-def _config_locked(data_dir: Path) -> Iterator[None]:
-    """The configuration's writers, one at a time (a blocking ``flock``)."""
-    path = data_dir / _CONFIG_LOCK
-    try:
-        # never through a link: a planted one would have this open a file elsewhere
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
-    except OSError as exc:
-        raise StorageError(
-            f"the configuration lock {path} cannot be opened: {exc.strerror}"
-        ) from exc
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
+def _config_locked(data_dir: Path) -> contextlib.AbstractContextManager[bool]:
+    """The configuration's writers, one at a time (waiting for the lock)."""
+    return file_lock(data_dir / _CONFIG_LOCK, "the configuration lock")
