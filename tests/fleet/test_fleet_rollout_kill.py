@@ -1,7 +1,10 @@
-"""A real ``kill -9`` of ``ironroot fleet rollout`` at every state-changing file operation in
-turn: after each kill, a node whose firmware changed (an image committed or left pending) has a
-record of it — its ``rollout-update`` events, or the ``rollout-interrupted`` event the next
-rollout writes before it plans. No node is left part-updated without a report.
+"""A real ``kill -9`` of ``ironroot fleet rollout`` at its state-changing file operations in
+turn — thirty of its ~190, the first and the last always and the others drawn afresh
+each run (``kill_points.some_points``: runs cover them all in turn; the whole sweep took about
+a minute of the suite's ten) — after each kill, a node whose firmware changed (an image
+committed or left pending) has a record of it — its ``rollout-update`` events, or the
+``rollout-interrupted`` event the next rollout writes before it plans. No node is left
+part-updated without a report.
 """
 
 from __future__ import annotations
@@ -19,10 +22,11 @@ from tests.platform.node_world import NOW, World, make_world
 
 from ironroot.errors import IronrootError
 from ironroot.fleet import Fleet, rollout
-from kill_points import KillServer
+from kill_points import KillServer, some_points
 from scratch import in_memory
 
 AT = NOW.isoformat().replace("+00:00", "Z")
+_POINTS = 30
 NODE = "node-0001"
 
 
@@ -59,7 +63,7 @@ def _firmware(fleet: Fleet) -> tuple[object, ...]:
     return (*(i.sha384 if i is not None else None for i in images), state.pending)
 
 
-def test_a_kill_at_every_file_operation_of_a_rollout_leaves_a_record(
+def test_a_kill_at_any_file_operation_of_a_rollout_leaves_a_record(
     world: World, ops: Ops, tmp_path: Path
 ) -> None:
     fleet, _ = make_fleet(world, tmp_path / "template", 1)
@@ -86,7 +90,7 @@ def test_a_kill_at_every_file_operation_of_a_rollout_leaves_a_record(
         operations = int(tally.read_text())
         assert operations >= 4
         changed_once = False
-        for kill_at in range(1, operations):
+        for kill_at in some_points(1, operations - 1, _POINTS):
             directory = tmp_path / f"kill-{kill_at}"
             shutil.copytree(fleet.directory, directory)
             done = killer.run(argv(directory), IRONROOT_TEST_KILL_AT=str(kill_at))
