@@ -4,7 +4,9 @@ against a hostile server on a real socket (tests/hostile_http.py).
 An answer larger than any a service gives (endless, a petabyte, a gzip bomb) is the remote's
 failure: ``StorageError`` ``answer-too-large``, exit 1 with one line — not
 ``payload-too-large`` (what the service says of a statement too large), and not exit 2
-(nothing the user typed was wrong). ``register`` polls a pending registration as the
+(nothing the user typed was wrong); so is a configuration that is not a JSON object, or an
+answer in a content coding the client cannot undo (``malformed-answer``). No message, and no
+line on stderr, shows the password of a URL's ``user:password@``. ``register`` polls a pending registration as the
 service's ``Retry-After`` says, bounded by its poll interval below and the time left of its
 wait above; one that is not a number of seconds, or beyond an hour, is ignored. The client's
 clock and sleep are the test's: what is counted is the server's requests, not time."""
@@ -145,3 +147,62 @@ def test_register_polls_as_retry_after_says_within_its_wait(
         c.register(STATEMENT, poll_interval=0.5, wait=10.0)
     assert clock.sleeps == sleeps
     assert server.requests == ["entries"] + [f"entries/{ENTRY_ID}"] * len(sleeps)
+
+
+@pytest.mark.parametrize(
+    ("answer", "why"),
+    [
+        pytest.param(ok(b"<html>"), "answered a configuration that is not JSON", id="not JSON"),
+        pytest.param(
+            ok(b"{}", {"Content-Encoding": "br"}),
+            "answered GET /.well-known/transparency-configuration in a form this client "
+            "cannot read: ",
+            id="unknown content coding",
+        ),
+        pytest.param(
+            ok(b"not gzip", {"Content-Encoding": "gzip"}),
+            "answered GET /.well-known/transparency-configuration in a form this client "
+            "cannot read: ",
+            id="gzip that does not decode",
+        ),
+    ],
+)
+def test_a_configuration_that_does_not_parse_is_the_remotes_failure(
+    answer: Answer, why: str
+) -> None:
+    path = ".well-known/transparency-configuration"
+    with (
+        HostileServer(attacks={path: answer}) as server,
+        TransparencyClient(server.url, timeout=1.0) as client,
+        bounded(30),
+        pytest.raises(StorageError) as caught,
+    ):
+        client.configuration()
+    assert type(caught.value) is StorageError
+    assert caught.value.code == "malformed-answer"
+    assert caught.value.exit_code == 1
+    assert caught.value.detail.startswith(f"the transparency service {server.url} {why}")
+    assert server.requests == [path]
+
+
+def test_no_message_shows_the_password_of_the_services_url(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    statement = tmp_path / "s.cose"
+    statement.write_bytes(STATEMENT)
+    attacks = {"entries": endless_body(), ".well-known/transparency-configuration": ok(b"<")}
+    with HostileServer(attacks=attacks) as server, bounded(60):
+        given = server.url.replace("http://", "http://alice:s3cr3t-pw@")
+        with TransparencyClient(given, timeout=1.0) as client:
+            with pytest.raises(StorageError) as not_json:
+                client.configuration()
+            with pytest.raises(StorageError) as too_large:
+                client.register(STATEMENT)
+        code = main(["statement", "register", str(statement), "--url", given])
+    err = capsys.readouterr().err
+    for caught in (not_json, too_large):
+        assert "s3cr3t-pw" not in caught.value.detail
+        assert caught.value.detail.startswith(f"the transparency service {server.url} ")
+    assert code == 1, err
+    assert "s3cr3t-pw" not in err
+    assert err.startswith(f"ironroot: answer-too-large: the transparency service {server.url} ")

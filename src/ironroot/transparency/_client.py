@@ -15,7 +15,10 @@ without them, the keys the service publishes (fetched once per client, and once 
 they lack: a key rotated in), issued by ``service_issuer=`` or else the issuer the service's
 configuration names, and dated no later than this clock allows. A service's own keys show only
 that its answer is consistent and of this statement; the keys a relying party trusts, given,
-show it is that service's. A caller's
+show it is that service's. An answer too large, a configuration that is not a JSON object or
+an answer in a content coding the client cannot undo is the service's failure
+(``StorageError`` ``answer-too-large`` / ``malformed-answer``, exit 1), not ``MalformedInput``;
+messages name the service by its URL without user information (never a password). A caller's
 entry id goes into ``/entries/{id}/...`` as one percent-encoded segment
 (:func:`ironroot._httpclient.path_segment`): the service answers for exactly that id.
 
@@ -44,6 +47,7 @@ from ironroot._httpclient import (
     checked_url,
     in_clear_elsewhere,
     path_segment,
+    shown_url,
 )
 from ironroot._trust import client_verify
 from ironroot.cose import (
@@ -147,6 +151,7 @@ class TransparencyClient:
         as their issuer (default: the service's published keys and configured issuer).
         ``clock`` and ``sleep``: what the polls of ``register`` and ``witness`` wait with."""
         self._url = checked_url(url.rstrip("/"), "the transparency service")
+        self._shown = shown_url(self._url)  # what messages name: never a password
         self.witnesses = witnesses
         self._log_verifiers = log_verifiers
         self._given_keys = None if service_keys is None else dict(service_keys)
@@ -212,7 +217,7 @@ class TransparencyClient:
                 path,
                 limit=_MAX_ANSWER,
                 too_large=lambda: StorageError(
-                    f"the transparency service {self._url} answered {method} {path} with more "
+                    f"the transparency service {self._shown} answered {method} {path} with more "
                     f"than {_MAX_ANSWER} bytes",
                     code="answer-too-large",
                 ),
@@ -222,6 +227,17 @@ class TransparencyClient:
             )
         except httpx.HTTPError as exc:
             raise Unreachable.of("the transparency service", exc) from exc
+        except MalformedInput as exc:  # a content coding the shared reader does not undo
+            raise self._malformed(
+                f"answered {method} {path} in a form this client cannot read: {exc.detail}"
+            ) from exc
+
+    def _malformed(self, why: str) -> StorageError:
+        """An answer that does not parse: the service's failure (exit 1, as one too large),
+        not the caller's."""
+        return StorageError(
+            f"the transparency service {self._shown} {why}", code="malformed-answer"
+        )
 
     def _get(self, path: str, accept: str) -> httpx.Response:
         return self._send("GET", path, headers={"Accept": accept})
@@ -341,15 +357,17 @@ class TransparencyClient:
         return issuer
 
     def configuration(self) -> Mapping[str, Any]:
+        """The service's transparency configuration (a JSON object); one that is not is the
+        service's failure (``StorageError`` ``malformed-answer``, exit 1)."""
         response = self._get("/.well-known/transparency-configuration", "application/json")
         if response.status_code != 200:
             self._raise_problem(response)
         try:
             value = json.loads(response.content)
         except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
-            raise MalformedInput(f"the transparency configuration is not JSON: {exc}") from exc
+            raise self._malformed(f"answered a configuration that is not JSON: {exc}") from exc
         if not isinstance(value, dict):
-            raise MalformedInput("the transparency configuration is not a JSON object")
+            raise self._malformed("answered a configuration that is not a JSON object")
         return value
 
     def checkpoint(self) -> bytes:
