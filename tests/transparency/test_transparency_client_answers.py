@@ -24,7 +24,7 @@ from ironroot.cose import (
     receipt_to_be_signed,
 )
 from ironroot.crypto import Algorithm, PrivateKey
-from ironroot.errors import MalformedInput, StorageError, VerificationFailed
+from ironroot.errors import StorageError, VerificationFailed
 from ironroot.http import ServerThread, guarded, problem_app
 from ironroot.merkle import leaf_hash
 from ironroot.transparency import TransparencyClient

@@ -6,9 +6,10 @@ failure: ``StorageError`` ``answer-too-large``, exit 1 with one line — not
 ``payload-too-large`` (what the service says of a statement too large), and not exit 2
 (nothing the user typed was wrong); so is a configuration that is not a JSON object, or an
 answer in a content coding the client cannot undo (``malformed-answer``). No message, and no
-line on stderr, shows the password of a URL's ``user:password@``. ``register`` polls a pending registration as the
-service's ``Retry-After`` says, bounded by its poll interval below and the time left of its
-wait above; one that is not a number of seconds, or beyond an hour, is ignored. The client's
+line on stderr, shows the password of a URL's ``user:password@``. ``register`` polls a
+pending registration as the service's ``Retry-After`` says, bounded by its poll interval below
+and the time left of its wait above; one that is not a number of seconds, or beyond an hour,
+is ignored. The client's
 clock and sleep are the test's: what is counted is the server's requests, not time."""
 
 from __future__ import annotations
