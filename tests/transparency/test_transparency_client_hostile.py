@@ -9,7 +9,8 @@ answer in a content coding the client cannot undo (``malformed-answer``). No mes
 line on stderr, shows the password of a URL's ``user:password@``. ``register`` polls a
 pending registration as the service's ``Retry-After`` says, bounded by its poll interval below
 and the time left of its wait above; one that is not a number of seconds, or beyond an hour,
-is ignored. The client's
+is ignored; so does ``witness`` while the service answers its checkpoint with 503 (the same
+reading of the header, the same bounds). The client's
 clock and sleep are the test's: what is counted is the server's requests, not time."""
 
 from __future__ import annotations
@@ -22,10 +23,21 @@ import pytest
 
 from hostile_http import Answer, HostileServer, bounded, endless_body, gzip_bomb, huge_length, ok
 from ironroot.cli import main
-from ironroot.cose import SignedStatement, create_statement
+from ironroot.cose import (
+    InclusionProof,
+    SignedStatement,
+    build_receipt,
+    create_statement,
+    make_transparent,
+    receipt_protected_header,
+    receipt_to_be_signed,
+)
 from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.errors import StorageError
+from ironroot.log import NoteVerifier
+from ironroot.merkle import leaf_hash
 from ironroot.transparency import TransparencyClient
+from ironroot.witness import CosignatureVerifier, WitnessPolicy
 
 STORE_INDEPENDENT = True  # a client and a server that is no transparency service
 
@@ -117,7 +129,8 @@ def _pending(retry_after: str | None) -> dict[str, Answer]:
     return {"entries": ok(b"", headers, 303), f"entries/{ENTRY_ID}": ok(b"", headers, 302)}
 
 
-@pytest.mark.parametrize(
+# What a poll waits for each Retry-After, with a poll interval of 0.5 s and a wait of 10 s
+RETRY_AFTER_POLLS = pytest.mark.parametrize(
     ("retry_after", "sleeps"),
     [
         pytest.param("3", [3, 3, 3, 1], id="3 s: then the last second of the wait"),
@@ -135,6 +148,9 @@ def _pending(retry_after: str | None) -> dict[str, Answer]:
         pytest.param("\xb2", [0.5] * 20, id="a superscript digit: ignored"),
     ],
 )
+
+
+@RETRY_AFTER_POLLS
 def test_register_polls_as_retry_after_says_within_its_wait(
     retry_after: str | None, sleeps: list[float]
 ) -> None:
@@ -207,3 +223,46 @@ def test_no_message_shows_the_password_of_the_services_url(
     assert code == 1, err
     assert "s3cr3t-pw" not in err
     assert err.startswith(f"ironroot: answer-too-large: the transparency service {server.url} ")
+
+
+@RETRY_AFTER_POLLS
+def test_witness_polls_a_busy_checkpoint_as_retry_after_says_within_its_wait(
+    retry_after: str | None, sleeps: list[float]
+) -> None:
+    service = PrivateKey.generate(Algorithm.ES256)
+    entry = SignedStatement.parse(STATEMENT).log_entry()
+    protected = receipt_protected_header(service.algorithm, service.kid, "https://ts", 1)
+    signature = service.sign(receipt_to_be_signed(protected, leaf_hash(entry)))
+    receipt = build_receipt(protected, signature, InclusionProof(1, 0, ()))
+    witness = PrivateKey.generate(Algorithm.ED25519).public_key
+    policy = WitnessPolicy((CosignatureVerifier("witness.example/w", witness),), 1)
+    log_key = NoteVerifier("log.example/log", PrivateKey.generate(Algorithm.ED25519).public_key)
+    headers = {} if retry_after is None else {"Retry-After": retry_after}
+    attacks = {
+        ".well-known/transparency-configuration": ok(b'{"checkpoint_origin": "log.example/log"}'),
+        "checkpoint": ok(b"busy", headers, 503),
+    }
+    clock = _Clock()
+    with (
+        HostileServer(attacks=attacks) as server,
+        TransparencyClient(
+            server.url,
+            timeout=1.0,
+            log_verifiers=(log_key,),
+            clock=clock.clock,
+            sleep=clock.sleep,
+        ) as c,
+        bounded(60),
+        pytest.raises(StorageError, match="no witnessed checkpoint covers the receipt yet"),
+    ):
+        c.witness(
+            make_transparent(STATEMENT, [receipt]),
+            policy=policy,
+            service_keys={service.kid: service.public_key},
+            poll_interval=0.5,
+            wait=10.0,
+        )
+    assert clock.sleeps == sleeps
+    assert server.requests == [".well-known/transparency-configuration"] + ["checkpoint"] * (
+        len(sleeps) + 1
+    )

@@ -5,7 +5,8 @@
 ``Retry-After`` says (a number of seconds, at most :data:`_MAX_RETRY_AFTER`), bounded below
 by the poll interval and above by what is left of the wait; a ``Retry-After`` of any other
 form (a date, a fraction, a negative or absurd number) is ignored, and the poll interval
-used. A problem answer becomes :class:`RemoteProblem`
+used; :meth:`TransparencyClient.witness` polls a checkpoint the service answers with 503 by
+the same rule (:func:`_pause`). A problem answer becomes :class:`RemoteProblem`
 with the service's status, title and detail. An answer for another statement (an entry id or a
 transparent statement of another log entry) is ``VerificationFailed`` (code
 ``entry-mismatch``). Every receipt it returns — in the transparent statement and in the receipt
@@ -95,10 +96,13 @@ class RemoteProblem(IronrootError):
     title = "Service Refused"
     exit_code = 1
 
-    def __init__(self, status: int, title: str, detail: str) -> None:
+    def __init__(
+        self, status: int, title: str, detail: str, *, retry_after: int | None = None
+    ) -> None:
         super().__init__(f"{status} {title}: {detail}")
         self.status = status
         self.remote_title = title
+        self.retry_after = retry_after  # its Retry-After in seconds, as _retry_after reads it
 
 
 def _retry_after(response: httpx.Response) -> int | None:
@@ -109,6 +113,12 @@ def _retry_after(response: httpx.Response) -> int | None:
         return None
     seconds = int(value)
     return seconds if seconds <= _MAX_RETRY_AFTER else None
+
+
+def _pause(retry_after: int | None, poll_interval: float, left: float) -> float:
+    """How long a poll waits before it asks again: what the service's ``Retry-After`` asked
+    (:func:`_retry_after`), at least the poll interval, at most ``left`` of the wait."""
+    return min(max(retry_after or 0, poll_interval), left)
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,7 +209,7 @@ class TransparencyClient:
                 title, detail = problem.title, problem.detail
         except IronrootError:
             pass
-        raise RemoteProblem(response.status_code, title, detail)
+        raise RemoteProblem(response.status_code, title, detail, retry_after=_retry_after(response))
 
     def _send(
         self, method: str, path: str, *, headers: dict[str, str], content: bytes | None = None
@@ -266,7 +276,7 @@ class TransparencyClient:
             left = deadline - self._clock()
             if left <= 0:
                 raise StorageError(f"entry {entry_id} was not integrated within {wait:g} s")
-            self._sleep(min(max(_retry_after(response) or 0, poll_interval), left))
+            self._sleep(_pause(_retry_after(response), poll_interval, left))
             response = self._get(f"/entries/{path_segment(entry_id)}", _COSE)
             if response.status_code not in (200, 302):
                 self._raise_problem(response)
@@ -402,7 +412,9 @@ class TransparencyClient:
         poll_interval: float = 0.1,
     ) -> WitnessedStatement:
         """Wait for a published checkpoint that covers the statement's receipt, then check
-        the receipt, the witness quorum and the consistency proof (from the tiles)."""
+        the receipt, the witness quorum and the consistency proof (from the tiles). While the
+        service answers the checkpoint with 503, each poll waits as its ``Retry-After`` says,
+        bounded as :meth:`register`'s polls are; the wait ends once ``wait`` has passed."""
         policy = policy or self.witnesses
         if policy is None:
             raise MalformedInput("give a witness policy (witnesses=) to require witnesses")
@@ -413,6 +425,7 @@ class TransparencyClient:
         size, _ = receipt_tree(transparent_statement, keys)  # the receipt this service signed
         deadline = self._clock() + wait
         while True:
+            retry_after = None
             try:
                 note = self.checkpoint()
                 current = Checkpoint.parse(Note.parse(note).body)
@@ -422,10 +435,11 @@ class TransparencyClient:
             except RemoteProblem as exc:
                 if exc.status != 503:
                     raise
-                why = exc.detail
-            if self._clock() > deadline:
+                why, retry_after = exc.detail, exc.retry_after
+            left = deadline - self._clock()
+            if left <= 0:
                 raise StorageError(f"no witnessed checkpoint covers the receipt yet ({why})")
-            self._sleep(poll_interval)
+            self._sleep(_pause(retry_after, poll_interval, left))
         proof: list[bytes] = []
         if current.size > size:
             fetcher = HttpLogFetcher(self._url, client=self._http)
