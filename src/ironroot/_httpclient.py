@@ -56,6 +56,7 @@ __all__ = [
     "checked_url",
     "in_clear_elsewhere",
     "path_segment",
+    "shown_url",
 ]
 
 _BODY_FRAMING: Final = frozenset(("content-encoding", "content-length", "transfer-encoding"))
@@ -77,6 +78,14 @@ def checked_url(url: str, what: str) -> str:
     except UnicodeError:  # a surrogate for a byte that is not UTF-8 (os.fsdecode)
         raise MalformedInput(f"the URL of {what} is not valid: it is not UTF-8 text") from None
     return url
+
+
+def shown_url(url: str | httpx.URL) -> str:
+    """``url`` as messages and log lines name it: without its user information
+    (``user:password@``, a credential for basic auth). Give it a URL :func:`checked_url`
+    has accepted."""
+    parsed = url if isinstance(url, httpx.URL) else httpx.URL(url)
+    return str(parsed.copy_with(username=None, password=None))
 
 
 def in_clear_elsewhere(url: str | httpx.URL) -> bool:

@@ -402,13 +402,19 @@ def test_fuzzed_bytes_raise_only_typed_errors(data: bytes) -> None:
 @pytest.mark.parametrize(
     "body", [b"<html>a proxy's page</html>", b"[" * 5000, b'["not an object"]', b"\xff\xfe"]
 )
-def test_a_challenge_answer_that_is_not_a_json_object_is_malformed_input(body: bytes) -> None:
+def test_a_challenge_answer_that_is_not_a_json_object_is_the_services_failure(
+    body: bytes,
+) -> None:
+    # Was MalformedInput (exit 2); nothing the caller gave is wrong: the service's answer is
+    # (StorageError malformed-answer, exit 1, as the transparency client's)
     transport = httpx.MockTransport(lambda request: httpx.Response(200, content=body))
     with (
         ironroot.keyrelease.KeyReleaseClient("http://keys.test", transport=transport) as client,
-        pytest.raises(MalformedInput),
+        pytest.raises(StorageError) as caught,
     ):
         client.challenge()
+    assert type(caught.value) is StorageError
+    assert caught.value.code == "malformed-answer"
 
 
 @pytest.mark.parametrize(

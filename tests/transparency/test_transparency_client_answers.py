@@ -24,7 +24,7 @@ from ironroot.cose import (
     receipt_to_be_signed,
 )
 from ironroot.crypto import Algorithm, PrivateKey
-from ironroot.errors import MalformedInput, StorageError, VerificationFailed
+from ironroot.errors import StorageError, VerificationFailed
 from ironroot.http import ServerThread, guarded, problem_app
 from ironroot.merkle import leaf_hash
 from ironroot.transparency import TransparencyClient
@@ -39,15 +39,18 @@ STORE_INDEPENDENT = True  # the client and a server that is not a transparency s
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        (b"<html>a proxy's error page</html>", "the transparency configuration is not JSON"),
-        (b"\xff\xfe not text", "the transparency configuration is not JSON"),
-        (b"[" * 100_000, "the transparency configuration is not JSON"),
-        (b'["a list"]', "the transparency configuration is not a JSON object"),
+        (b"<html>a proxy's error page</html>", "answered a configuration that is not JSON"),
+        (b"\xff\xfe not text", "answered a configuration that is not JSON"),
+        (b"[" * 100_000, "answered a configuration that is not JSON"),
+        (b'["a list"]', "answered a configuration that is not a JSON object"),
     ],
 )
-def test_a_configuration_that_is_not_a_json_object_is_malformed_input(
+def test_a_configuration_that_is_not_a_json_object_is_the_services_failure(
     body: bytes, message: str
 ) -> None:
+    # Was MalformedInput (exit 2), which says the user's input was wrong: it is the service's
+    # answer that is, as for an answer too large (StorageError, exit 1), and as the key release
+    # client and the log readers (fetch_document: VerificationFailed, exit 1) now say too.
     async def answer(request: Request) -> Response:
         return Response(body, media_type="application/json")
 
@@ -57,11 +60,14 @@ def test_a_configuration_that_is_not_a_json_object_is_malformed_input(
     with ServerThread(app, name="not-a-service") as server:
         client = TransparencyClient(server.url)
         try:
-            with pytest.raises(MalformedInput) as caught:
+            with pytest.raises(StorageError) as caught:
                 client.configuration()
         finally:
             client.close()
-    assert str(caught.value.detail).startswith(message)
+    assert type(caught.value) is StorageError
+    assert caught.value.code == "malformed-answer"
+    assert caught.value.exit_code == 1
+    assert caught.value.detail.startswith(f"the transparency service {server.url} {message}")
 
 
 def test_an_endless_answer_is_refused_as_it_streams_in() -> None:

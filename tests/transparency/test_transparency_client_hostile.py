@@ -4,9 +4,13 @@ against a hostile server on a real socket (tests/hostile_http.py).
 An answer larger than any a service gives (endless, a petabyte, a gzip bomb) is the remote's
 failure: ``StorageError`` ``answer-too-large``, exit 1 with one line — not
 ``payload-too-large`` (what the service says of a statement too large), and not exit 2
-(nothing the user typed was wrong). ``register`` polls a pending registration as the
-service's ``Retry-After`` says, bounded by its poll interval below and the time left of its
-wait above; one that is not a number of seconds, or beyond an hour, is ignored. The client's
+(nothing the user typed was wrong); so is a configuration that is not a JSON object, or an
+answer in a content coding the client cannot undo (``malformed-answer``). No message, and no
+line on stderr, shows the password of a URL's ``user:password@``. ``register`` polls a
+pending registration as the service's ``Retry-After`` says, bounded by its poll interval below
+and the time left of its wait above; one that is not a number of seconds, or beyond an hour,
+is ignored; so does ``witness`` while the service answers its checkpoint with 503 (the same
+reading of the header, the same bounds). The client's
 clock and sleep are the test's: what is counted is the server's requests, not time."""
 
 from __future__ import annotations
@@ -19,10 +23,21 @@ import pytest
 
 from hostile_http import Answer, HostileServer, bounded, endless_body, gzip_bomb, huge_length, ok
 from ironroot.cli import main
-from ironroot.cose import SignedStatement, create_statement
+from ironroot.cose import (
+    InclusionProof,
+    SignedStatement,
+    build_receipt,
+    create_statement,
+    make_transparent,
+    receipt_protected_header,
+    receipt_to_be_signed,
+)
 from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.errors import StorageError
+from ironroot.log import NoteVerifier
+from ironroot.merkle import leaf_hash
 from ironroot.transparency import TransparencyClient
+from ironroot.witness import CosignatureVerifier, WitnessPolicy
 
 STORE_INDEPENDENT = True  # a client and a server that is no transparency service
 
@@ -114,7 +129,8 @@ def _pending(retry_after: str | None) -> dict[str, Answer]:
     return {"entries": ok(b"", headers, 303), f"entries/{ENTRY_ID}": ok(b"", headers, 302)}
 
 
-@pytest.mark.parametrize(
+# What a poll waits for each Retry-After, with a poll interval of 0.5 s and a wait of 10 s
+RETRY_AFTER_POLLS = pytest.mark.parametrize(
     ("retry_after", "sleeps"),
     [
         pytest.param("3", [3, 3, 3, 1], id="3 s: then the last second of the wait"),
@@ -132,6 +148,9 @@ def _pending(retry_after: str | None) -> dict[str, Answer]:
         pytest.param("\xb2", [0.5] * 20, id="a superscript digit: ignored"),
     ],
 )
+
+
+@RETRY_AFTER_POLLS
 def test_register_polls_as_retry_after_says_within_its_wait(
     retry_after: str | None, sleeps: list[float]
 ) -> None:
@@ -145,3 +164,105 @@ def test_register_polls_as_retry_after_says_within_its_wait(
         c.register(STATEMENT, poll_interval=0.5, wait=10.0)
     assert clock.sleeps == sleeps
     assert server.requests == ["entries"] + [f"entries/{ENTRY_ID}"] * len(sleeps)
+
+
+@pytest.mark.parametrize(
+    ("answer", "why"),
+    [
+        pytest.param(ok(b"<html>"), "answered a configuration that is not JSON", id="not JSON"),
+        pytest.param(
+            ok(b"{}", {"Content-Encoding": "br"}),
+            "answered GET /.well-known/transparency-configuration in a form this client "
+            "cannot read: ",
+            id="unknown content coding",
+        ),
+        pytest.param(
+            ok(b"not gzip", {"Content-Encoding": "gzip"}),
+            "answered GET /.well-known/transparency-configuration in a form this client "
+            "cannot read: ",
+            id="gzip that does not decode",
+        ),
+    ],
+)
+def test_a_configuration_that_does_not_parse_is_the_remotes_failure(
+    answer: Answer, why: str
+) -> None:
+    path = ".well-known/transparency-configuration"
+    with (
+        HostileServer(attacks={path: answer}) as server,
+        TransparencyClient(server.url, timeout=1.0) as client,
+        bounded(30),
+        pytest.raises(StorageError) as caught,
+    ):
+        client.configuration()
+    assert type(caught.value) is StorageError
+    assert caught.value.code == "malformed-answer"
+    assert caught.value.exit_code == 1
+    assert caught.value.detail.startswith(f"the transparency service {server.url} {why}")
+    assert server.requests == [path]
+
+
+def test_no_message_shows_the_password_of_the_services_url(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    statement = tmp_path / "s.cose"
+    statement.write_bytes(STATEMENT)
+    attacks = {"entries": endless_body(), ".well-known/transparency-configuration": ok(b"<")}
+    with HostileServer(attacks=attacks) as server, bounded(60):
+        given = server.url.replace("http://", "http://alice:s3cr3t-pw@")
+        with TransparencyClient(given, timeout=1.0) as client:
+            with pytest.raises(StorageError) as not_json:
+                client.configuration()
+            with pytest.raises(StorageError) as too_large:
+                client.register(STATEMENT)
+        code = main(["statement", "register", str(statement), "--url", given])
+    err = capsys.readouterr().err
+    for caught in (not_json, too_large):
+        assert "s3cr3t-pw" not in caught.value.detail
+        assert caught.value.detail.startswith(f"the transparency service {server.url} ")
+    assert code == 1, err
+    assert "s3cr3t-pw" not in err
+    assert err.startswith(f"ironroot: answer-too-large: the transparency service {server.url} ")
+
+
+@RETRY_AFTER_POLLS
+def test_witness_polls_a_busy_checkpoint_as_retry_after_says_within_its_wait(
+    retry_after: str | None, sleeps: list[float]
+) -> None:
+    service = PrivateKey.generate(Algorithm.ES256)
+    entry = SignedStatement.parse(STATEMENT).log_entry()
+    protected = receipt_protected_header(service.algorithm, service.kid, "https://ts", 1)
+    signature = service.sign(receipt_to_be_signed(protected, leaf_hash(entry)))
+    receipt = build_receipt(protected, signature, InclusionProof(1, 0, ()))
+    witness = PrivateKey.generate(Algorithm.ED25519).public_key
+    policy = WitnessPolicy((CosignatureVerifier("witness.example/w", witness),), 1)
+    log_key = NoteVerifier("log.example/log", PrivateKey.generate(Algorithm.ED25519).public_key)
+    headers = {} if retry_after is None else {"Retry-After": retry_after}
+    attacks = {
+        ".well-known/transparency-configuration": ok(b'{"checkpoint_origin": "log.example/log"}'),
+        "checkpoint": ok(b"busy", headers, 503),
+    }
+    clock = _Clock()
+    with (
+        HostileServer(attacks=attacks) as server,
+        TransparencyClient(
+            server.url,
+            timeout=1.0,
+            log_verifiers=(log_key,),
+            clock=clock.clock,
+            sleep=clock.sleep,
+        ) as c,
+        bounded(60),
+        pytest.raises(StorageError, match="no witnessed checkpoint covers the receipt yet"),
+    ):
+        c.witness(
+            make_transparent(STATEMENT, [receipt]),
+            policy=policy,
+            service_keys={service.kid: service.public_key},
+            poll_interval=0.5,
+            wait=10.0,
+        )
+    assert clock.sleeps == sleeps
+    assert server.requests == [".well-known/transparency-configuration"] + ["checkpoint"] * (
+        len(sleeps) + 1
+    )

@@ -14,6 +14,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from witness_testkit import NOW, ORIGIN, WITNESS, entries, grown
 
+from hostile_http import HostileServer, bounded, endless_body, ok
 from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.errors import StorageError
 from ironroot.http import ServerThread
@@ -25,6 +26,7 @@ from ironroot.witness import (
     WitnessClient,
     WitnessedLog,
     WitnessThread,
+    monitoring_path,
 )
 
 
@@ -150,3 +152,23 @@ def test_a_cosignature_dated_zero_is_not_taken_for_one() -> None:
             c.add_checkpoint(log.checkpoint(), 0)
     finally:
         log.close()
+
+
+def test_no_message_or_log_line_shows_the_password_of_the_witness_url() -> None:
+    # The witness's URL is the operator's, and may carry user:password@ for a proxy's basic
+    # auth: the client's messages (and the log lines naming it, by its url) leave that out.
+    latest = monitoring_path(ORIGIN).lstrip("/")
+    attacks = {latest: ok(b"down", status=500), "witness": endless_body()}
+    with HostileServer(attacks=attacks) as server, bounded(60):
+        given = server.url.replace("http://", "http://op:s3cr3t-pw@")
+        with WitnessClient(given, timeout=1.0) as client:
+            with pytest.raises(StorageError) as refused:
+                client.latest(ORIGIN)
+            with pytest.raises(StorageError) as too_large:
+                client.about()
+    for caught in (refused, too_large):
+        assert type(caught.value) is StorageError
+        assert caught.value.detail.startswith(f"the witness {server.url} answered ")
+        assert "s3cr3t-pw" not in caught.value.detail
+    assert client.url == server.url  # what CheckpointWitnessing's log lines name it by
+    assert server.requests == [latest, "witness"]

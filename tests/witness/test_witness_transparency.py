@@ -467,3 +467,20 @@ def test_statement_witness_takes_the_services_receipt_among_others(
     finally:
         thread.__exit__(None, None, None)
         service.close()
+
+
+def test_the_published_configuration_names_no_witness_password(
+    tmp_path: Path, vendor: PrivateKey, log_key: PrivateKey, three: Witnesses
+) -> None:
+    # A witness's URL in the service's configuration may carry user:password@ (a proxy's
+    # basic auth): the service's public configuration names it without, as messages do.
+    pairs = [(url.replace("http://", "http://op:s3cr3t-pw@"), vkey) for url, vkey in three.pairs()]
+    data = service_dir(tmp_path / "ts", vendor, pairs, 2, checkpoint_key=log_key)
+    service, thread = _serve(data)
+    try:
+        with TransparencyClient(thread.url) as client:
+            config = client.configuration()
+    finally:
+        thread.__exit__(None, None, None)
+        service.close()
+    assert [w["url"] for w in config["witnesses"]] == [url for url, _ in three.pairs()]

@@ -2,7 +2,12 @@
 
 Refusals come back as the typed error the service raised: the problem's ``code`` member names
 the error class (or its title does, for errors that refine their code per instance), so a TEE
-can tell an expired EAR from a denied policy without parsing text.
+can tell an expired EAR from a denied policy without parsing text. An answer that does not
+parse (a challenge that is not a JSON object, a release that is no released key, an admin
+answer that is not the request's, a content coding the client cannot undo) is the service's
+failure: ``StorageError`` ``malformed-answer`` (exit 1), as the transparency client's, never
+``MalformedInput`` (exit 2: nothing the caller gave was wrong). Messages name the service by
+its URL without user information (:func:`ironroot._httpclient.shown_url`): never a password.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from ironroot._httpclient import (
     checked_url,
     in_clear_elsewhere,
     path_segment,
+    shown_url,
 )
 from ironroot._trust import client_verify
 from ironroot.cose import Problem, encode_cbor
@@ -76,6 +82,7 @@ class KeyReleaseClient:
         :func:`ironroot.http.client_context`) a private CA, with a client certificate for
         mutual TLS."""
         self._url = checked_url(url.rstrip("/"), "the key service")
+        self._shown = shown_url(self._url)  # what messages name: never a password
         self._http = httpx.Client(
             base_url=self._url,
             timeout=timeout,
@@ -106,7 +113,7 @@ class KeyReleaseClient:
                 path,
                 limit=_MAX_RESPONSE,
                 too_large=lambda: StorageError(
-                    f"the key service {self._url} answered {method} {path} with more than "
+                    f"the key service {self._shown} answered {method} {path} with more than "
                     f"{_MAX_RESPONSE} bytes",
                     code="answer-too-large",
                 ),
@@ -115,9 +122,17 @@ class KeyReleaseClient:
             )
         except httpx.HTTPError as exc:
             raise Unreachable.of("the key service", exc) from exc
+        except MalformedInput as exc:  # a content coding the shared reader does not undo
+            raise self._malformed(
+                f"answered {method} {path} in a form this client cannot read: {exc.detail}"
+            ) from exc
         if response.status_code >= 400:
             _raise(response)
         return response
+
+    def _malformed(self, why: str) -> StorageError:
+        """An answer that does not parse: the service's failure (exit 1), not the caller's."""
+        return StorageError(f"the key service {self._shown} {why}", code="malformed-answer")
 
     def challenge(self) -> bytes:
         """A fresh release nonce (32 bytes)."""
@@ -127,10 +142,13 @@ class KeyReleaseClient:
         try:
             value = json.loads(response.content)
         except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
-            raise MalformedInput("the challenge is not JSON") from exc
+            raise self._malformed("answered a challenge that is not JSON") from exc
         if not isinstance(value, dict):
-            raise MalformedInput("the challenge is not a JSON object")
-        return unb64url(value.get("nonce"), "nonce")
+            raise self._malformed("answered a challenge that is not a JSON object")
+        try:
+            return unb64url(value.get("nonce"), "nonce")
+        except MalformedInput as exc:
+            raise self._malformed(f"answered a challenge without a nonce: {exc.detail}") from exc
 
     def release(
         self, name: str, *, ear: bytes, wrapping_key: bytes, nonce: bytes, cbor: bool = True
@@ -156,7 +174,12 @@ class KeyReleaseClient:
             headers = {"Content-Type": "application/json", "Accept": "application/json"}
         path = f"/keys/{path_segment(name)}/release"
         response = self._send("POST", path, content=body, headers=headers)
-        released = ReleasedKey.parse(response.content)
+        try:
+            released = ReleasedKey.parse(response.content)
+        except MalformedInput as exc:
+            raise self._malformed(
+                f"answered a release that is not a released key: {exc.detail}"
+            ) from exc
         if released.kid != name:
             raise KeyBindingMismatch(
                 f"the service answered with key {released.kid!r}, not {name!r}", code="other-key"
@@ -207,7 +230,7 @@ class KeyReleaseClient:
         try:
             return json.loads(response.content)
         except (ValueError, RecursionError) as exc:
-            raise MalformedInput(f"the {what}'s answer is not JSON") from exc
+            raise self._malformed(f"answered the {what} with what is not JSON") from exc
 
     def remove_verifier(
         self,
@@ -226,7 +249,7 @@ class KeyReleaseClient:
             "DELETE", path, identity, credential, what="removal", approvers=approvers
         )
         if value != {"name": name, "removed": True}:  # an answer to another request
-            raise MalformedInput(f"the key service did not answer the removal of {name!r}")
+            raise self._malformed(f"did not answer the removal of {name!r}")
 
     def prune_audit(
         self,
@@ -257,5 +280,5 @@ class KeyReleaseClient:
             or not isinstance(removed := value.get("removed"), list)
             or not all(isinstance(name, str) for name in removed)
         ):
-            raise MalformedInput(f"the key service did not answer the prune before {before}")
+            raise self._malformed(f"did not answer the prune before {before}")
         return tuple(removed)

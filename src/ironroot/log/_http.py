@@ -26,7 +26,7 @@ from types import TracebackType
 
 import httpx
 
-from ironroot._httpclient import TOTAL_TIMEOUTS, bounded_response, checked_url
+from ironroot._httpclient import TOTAL_TIMEOUTS, bounded_response, checked_url, shown_url
 from ironroot._trust import client_verify
 from ironroot.errors import (
     ConfigError,
@@ -83,7 +83,7 @@ class HttpLogFetcher:
                 "a log URL has no query or fragment: the log's resources are paths beneath it"
             )
         # what messages name: never the user information (a password for basic auth)
-        self._shown = str(parsed.copy_with(username=None, password=None))
+        self._shown = shown_url(parsed)
         self._own = client is None
         self._client = (
             client

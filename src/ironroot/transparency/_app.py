@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from ironroot._httpclient import shown_url
 from ironroot.cose import encode_cbor, encode_key_set
 from ironroot.crypto import PublicKey, b64url_decode
 from ironroot.errors import (
@@ -249,7 +250,10 @@ def create_app(service: TransparencyService, registrar: Registrar | None = None)
             "checkpoint_origin": config.origin,
             "checkpoint_keys": list(service.checkpoint_vkeys),
             "write_requires_token": bool(tokens),
-            "witnesses": [{"url": w.url, "key": w.verifier.vkey} for w in config.witnesses],
+            # a witness's URL without its user information: never a password, published
+            "witnesses": [
+                {"url": shown_url(w.url), "key": w.verifier.vkey} for w in config.witnesses
+            ],
             "witness_quorum": config.witness_quorum,
         }
 

@@ -5,7 +5,8 @@
 ``Retry-After`` says (a number of seconds, at most :data:`_MAX_RETRY_AFTER`), bounded below
 by the poll interval and above by what is left of the wait; a ``Retry-After`` of any other
 form (a date, a fraction, a negative or absurd number) is ignored, and the poll interval
-used. A problem answer becomes :class:`RemoteProblem`
+used; :meth:`TransparencyClient.witness` polls a checkpoint the service answers with 503 by
+the same rule (:func:`_pause`). A problem answer becomes :class:`RemoteProblem`
 with the service's status, title and detail. An answer for another statement (an entry id or a
 transparent statement of another log entry) is ``VerificationFailed`` (code
 ``entry-mismatch``). Every receipt it returns — in the transparent statement and in the receipt
@@ -15,7 +16,10 @@ without them, the keys the service publishes (fetched once per client, and once 
 they lack: a key rotated in), issued by ``service_issuer=`` or else the issuer the service's
 configuration names, and dated no later than this clock allows. A service's own keys show only
 that its answer is consistent and of this statement; the keys a relying party trusts, given,
-show it is that service's. A caller's
+show it is that service's. An answer too large, a configuration that is not a JSON object or
+an answer in a content coding the client cannot undo is the service's failure
+(``StorageError`` ``answer-too-large`` / ``malformed-answer``, exit 1), not ``MalformedInput``;
+messages name the service by its URL without user information (never a password). A caller's
 entry id goes into ``/entries/{id}/...`` as one percent-encoded segment
 (:func:`ironroot._httpclient.path_segment`): the service answers for exactly that id.
 
@@ -44,6 +48,7 @@ from ironroot._httpclient import (
     checked_url,
     in_clear_elsewhere,
     path_segment,
+    shown_url,
 )
 from ironroot._trust import client_verify
 from ironroot.cose import (
@@ -91,10 +96,13 @@ class RemoteProblem(IronrootError):
     title = "Service Refused"
     exit_code = 1
 
-    def __init__(self, status: int, title: str, detail: str) -> None:
+    def __init__(
+        self, status: int, title: str, detail: str, *, retry_after: int | None = None
+    ) -> None:
         super().__init__(f"{status} {title}: {detail}")
         self.status = status
         self.remote_title = title
+        self.retry_after = retry_after  # its Retry-After in seconds, as _retry_after reads it
 
 
 def _retry_after(response: httpx.Response) -> int | None:
@@ -105,6 +113,12 @@ def _retry_after(response: httpx.Response) -> int | None:
         return None
     seconds = int(value)
     return seconds if seconds <= _MAX_RETRY_AFTER else None
+
+
+def _pause(retry_after: int | None, poll_interval: float, left: float) -> float:
+    """How long a poll waits before it asks again: what the service's ``Retry-After`` asked
+    (:func:`_retry_after`), at least the poll interval, at most ``left`` of the wait."""
+    return min(max(retry_after or 0, poll_interval), left)
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +161,7 @@ class TransparencyClient:
         as their issuer (default: the service's published keys and configured issuer).
         ``clock`` and ``sleep``: what the polls of ``register`` and ``witness`` wait with."""
         self._url = checked_url(url.rstrip("/"), "the transparency service")
+        self._shown = shown_url(self._url)  # what messages name: never a password
         self.witnesses = witnesses
         self._log_verifiers = log_verifiers
         self._given_keys = None if service_keys is None else dict(service_keys)
@@ -194,7 +209,7 @@ class TransparencyClient:
                 title, detail = problem.title, problem.detail
         except IronrootError:
             pass
-        raise RemoteProblem(response.status_code, title, detail)
+        raise RemoteProblem(response.status_code, title, detail, retry_after=_retry_after(response))
 
     def _send(
         self, method: str, path: str, *, headers: dict[str, str], content: bytes | None = None
@@ -212,7 +227,7 @@ class TransparencyClient:
                 path,
                 limit=_MAX_ANSWER,
                 too_large=lambda: StorageError(
-                    f"the transparency service {self._url} answered {method} {path} with more "
+                    f"the transparency service {self._shown} answered {method} {path} with more "
                     f"than {_MAX_ANSWER} bytes",
                     code="answer-too-large",
                 ),
@@ -222,6 +237,17 @@ class TransparencyClient:
             )
         except httpx.HTTPError as exc:
             raise Unreachable.of("the transparency service", exc) from exc
+        except MalformedInput as exc:  # a content coding the shared reader does not undo
+            raise self._malformed(
+                f"answered {method} {path} in a form this client cannot read: {exc.detail}"
+            ) from exc
+
+    def _malformed(self, why: str) -> StorageError:
+        """An answer that does not parse: the service's failure (exit 1, as one too large),
+        not the caller's."""
+        return StorageError(
+            f"the transparency service {self._shown} {why}", code="malformed-answer"
+        )
 
     def _get(self, path: str, accept: str) -> httpx.Response:
         return self._send("GET", path, headers={"Accept": accept})
@@ -250,7 +276,7 @@ class TransparencyClient:
             left = deadline - self._clock()
             if left <= 0:
                 raise StorageError(f"entry {entry_id} was not integrated within {wait:g} s")
-            self._sleep(min(max(_retry_after(response) or 0, poll_interval), left))
+            self._sleep(_pause(_retry_after(response), poll_interval, left))
             response = self._get(f"/entries/{path_segment(entry_id)}", _COSE)
             if response.status_code not in (200, 302):
                 self._raise_problem(response)
@@ -341,15 +367,17 @@ class TransparencyClient:
         return issuer
 
     def configuration(self) -> Mapping[str, Any]:
+        """The service's transparency configuration (a JSON object); one that is not is the
+        service's failure (``StorageError`` ``malformed-answer``, exit 1)."""
         response = self._get("/.well-known/transparency-configuration", "application/json")
         if response.status_code != 200:
             self._raise_problem(response)
         try:
             value = json.loads(response.content)
         except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
-            raise MalformedInput(f"the transparency configuration is not JSON: {exc}") from exc
+            raise self._malformed(f"answered a configuration that is not JSON: {exc}") from exc
         if not isinstance(value, dict):
-            raise MalformedInput("the transparency configuration is not a JSON object")
+            raise self._malformed("answered a configuration that is not a JSON object")
         return value
 
     def checkpoint(self) -> bytes:
@@ -384,7 +412,9 @@ class TransparencyClient:
         poll_interval: float = 0.1,
     ) -> WitnessedStatement:
         """Wait for a published checkpoint that covers the statement's receipt, then check
-        the receipt, the witness quorum and the consistency proof (from the tiles)."""
+        the receipt, the witness quorum and the consistency proof (from the tiles). While the
+        service answers the checkpoint with 503, each poll waits as its ``Retry-After`` says,
+        bounded as :meth:`register`'s polls are; the wait ends once ``wait`` has passed."""
         policy = policy or self.witnesses
         if policy is None:
             raise MalformedInput("give a witness policy (witnesses=) to require witnesses")
@@ -395,6 +425,7 @@ class TransparencyClient:
         size, _ = receipt_tree(transparent_statement, keys)  # the receipt this service signed
         deadline = self._clock() + wait
         while True:
+            retry_after = None
             try:
                 note = self.checkpoint()
                 current = Checkpoint.parse(Note.parse(note).body)
@@ -404,10 +435,11 @@ class TransparencyClient:
             except RemoteProblem as exc:
                 if exc.status != 503:
                     raise
-                why = exc.detail
-            if self._clock() > deadline:
+                why, retry_after = exc.detail, exc.retry_after
+            left = deadline - self._clock()
+            if left <= 0:
                 raise StorageError(f"no witnessed checkpoint covers the receipt yet ({why})")
-            self._sleep(poll_interval)
+            self._sleep(_pause(retry_after, poll_interval, left))
         proof: list[bytes] = []
         if current.size > size:
             fetcher = HttpLogFetcher(self._url, client=self._http)

@@ -26,7 +26,7 @@ from typing import Final
 
 import httpx
 
-from ironroot._httpclient import TOTAL_TIMEOUTS, bounded_response, checked_url
+from ironroot._httpclient import TOTAL_TIMEOUTS, bounded_response, checked_url, shown_url
 from ironroot._trust import client_verify
 from ironroot.cose import Problem
 from ironroot.errors import (
@@ -78,6 +78,8 @@ class WitnessClient:
     ``verifiers``: the witness's cosigning keys; without them, answers are parsed, not
     checked. ``transport`` lets tests pass an in-process ASGI transport; ``verify`` is
     ``True`` (system CAs) or an ``ssl.SSLContext`` (:func:`ironroot.http.client_context`).
+    :attr:`url` is the witness's URL as messages and log lines name it: without user
+    information (a password for a proxy's basic auth), which requests still carry.
     """
 
     def __init__(
@@ -91,7 +93,8 @@ class WitnessClient:
     ) -> None:
         if not url.startswith(("http://", "https://")):
             raise MalformedInput("a witness URL must start with http:// or https://")
-        self.url = checked_url(url.rstrip("/"), "the witness")
+        self._base = checked_url(url.rstrip("/"), "the witness")
+        self.url = shown_url(self._base)  # what messages name: never a password
         self.verifiers = tuple(verifiers)
         self._total = TOTAL_TIMEOUTS * timeout  # the whole answer's deadline
         self._http = httpx.Client(
@@ -115,7 +118,7 @@ class WitnessClient:
     def _request(self, method: str, path: str, body: bytes | None = None) -> httpx.Response:
         """The witness's answer, read as it streams in and refused (:class:`StorageError`) as
         soon as it passes :data:`_MAX_ANSWER` bytes: a witness cannot make its log hold more."""
-        url = f"{self.url}/{path}"
+        url = f"{self._base}/{path}"
         try:
             return bounded_response(
                 self._http,
