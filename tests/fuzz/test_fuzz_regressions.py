@@ -10,7 +10,7 @@ import pytest
 
 from ironroot.attestation import AttestationResult
 from ironroot.cose import decode_cbor
-from ironroot.errors import MalformedInput
+from ironroot.errors import MalformedInput, StorageError
 
 
 @pytest.mark.parametrize("claims", ["00", "80", "f6", "4100", "6161"])
@@ -171,8 +171,9 @@ def test_a_witness_that_answers_json_nested_too_deep() -> None:
         return httpx.Response(200, content=b"[" * 100_000)
 
     client = WitnessClient("https://w.example", transport=httpx.MockTransport(answer))
-    with client, pytest.raises(MalformedInput, match="did not answer JSON"):
+    with client, pytest.raises(StorageError, match="did not answer JSON") as caught:
         client.about()
+    assert caught.value.code == "malformed-answer"  # the witness's failure: exit 1
 
 
 # --- the audit report (targets audit-bundle, audit-members) ---------------------------------

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -266,3 +267,66 @@ def test_witness_polls_a_busy_checkpoint_as_retry_after_says_within_its_wait(
     assert server.requests == [".well-known/transparency-configuration"] + ["checkpoint"] * (
         len(sleeps) + 1
     )
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "call", "why"),
+    [
+        pytest.param(
+            ".well-known/transparency-configuration",
+            b'{"issuer": 7}',
+            lambda c: c.service_issuer(),
+            "answered a configuration whose issuer is not text",
+            id="issuer not text",
+        ),
+        pytest.param(
+            ".well-known/transparency-configuration",
+            b"{}",
+            lambda c: c.log_identity(),
+            "answered a configuration with no checkpoint_origin",
+            id="no origin",
+        ),
+        pytest.param(
+            ".well-known/transparency-configuration",
+            b'{"checkpoint_origin": "o.example/log", "checkpoint_keys": "k"}',
+            lambda c: c.log_identity(),
+            "answered a configuration with no checkpoint_keys list",
+            id="keys not a list",
+        ),
+        pytest.param(
+            ".well-known/transparency-configuration",
+            b'{"checkpoint_origin": "o.example/log", "checkpoint_keys": ["not a key"]}',
+            lambda c: c.log_identity(),
+            "answered a checkpoint key that does not parse: ",
+            id="a key that does not parse",
+        ),
+        pytest.param(
+            f"entries/{ENTRY_ID}/receipts",
+            b"\xa0",
+            lambda c: c.receipts(ENTRY_ID),
+            "answered a receipt list that is not an array of receipts",
+            id="receipts not an array",
+        ),
+        pytest.param(
+            f"entries/{ENTRY_ID}/receipts",
+            b"\xff\xff",
+            lambda c: c.receipts(ENTRY_ID),
+            "answered a receipt list that is not CBOR: ",
+            id="receipts not CBOR",
+        ),
+    ],
+)
+def test_every_answer_that_does_not_parse_is_the_remotes_failure(
+    path: str, body: bytes, call: Any, why: str
+) -> None:
+    """Every field of an answer the client reads: what the service sent wrong is its failure
+    (exit 1), not the caller's input (``MalformedInput``, exit 2)."""
+    with (
+        HostileServer(attacks={path: ok(body)}) as server,
+        TransparencyClient(server.url, timeout=1.0) as client,
+        bounded(30),
+        pytest.raises(StorageError) as caught,
+    ):
+        call(client)
+    assert (type(caught.value), caught.value.code) == (StorageError, "malformed-answer")
+    assert caught.value.detail.startswith(f"the transparency service {server.url} {why}")

@@ -264,7 +264,7 @@ class TransparencyClient:
         location = response.headers.get("location", "")
         entry_id = location.rstrip("/").rsplit("/", 1)[-1]
         if not entry_id:
-            raise MalformedInput("the service answered without a Location")
+            raise self._malformed(f"answered {response.status_code} without a Location")
         entry = SignedStatement.parse(statement).log_entry()
         if entry_id != hashlib.sha256(entry).hexdigest():
             raise VerificationFailed(
@@ -327,9 +327,14 @@ class TransparencyClient:
         response = self._get(f"/entries/{path_segment(entry_id)}/receipts", "application/cbor")
         if response.status_code != 200:
             self._raise_problem(response)
-        value = decode_cbor(response.content)
+        try:
+            value = decode_cbor(response.content)
+        except MalformedInput as exc:
+            raise self._malformed(
+                f"answered a receipt list that is not CBOR: {exc.detail}"
+            ) from exc
         if not isinstance(value, list) or not all(isinstance(r, bytes) for r in value):
-            raise MalformedInput("the service's receipt list is not an array of receipts")
+            raise self._malformed("answered a receipt list that is not an array of receipts")
         return tuple(value)
 
     def transparent_statement(self, entry_id: str) -> bytes:
@@ -353,7 +358,7 @@ class TransparencyClient:
     def service_issuer(self) -> str | None:
         """The issuer the service's configuration names (``issuer``: what its receipts' ``iss``
         claim says), or ``None`` when it names none or publishes no configuration (404);
-        ``MalformedInput`` for one not text."""
+        the service's failure (``StorageError`` ``malformed-answer``) for one not text."""
         try:
             issuer = self.configuration().get("issuer")
         except RemoteProblem as exc:
@@ -363,7 +368,7 @@ class TransparencyClient:
         if issuer is None:
             return None
         if not isinstance(issuer, str) or not issuer:
-            raise MalformedInput("the transparency configuration's issuer is not text")
+            raise self._malformed("answered a configuration whose issuer is not text")
         return issuer
 
     def configuration(self) -> Mapping[str, Any]:
@@ -394,13 +399,18 @@ class TransparencyClient:
         config = self.configuration()
         origin = config.get("checkpoint_origin")
         if not isinstance(origin, str) or not origin:
-            raise MalformedInput("the transparency configuration has no checkpoint_origin")
+            raise self._malformed("answered a configuration with no checkpoint_origin")
         if self._log_verifiers is not None:
             return origin, self._log_verifiers
         keys = config.get("checkpoint_keys")
         if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
-            raise MalformedInput("the transparency configuration has no checkpoint_keys list")
-        return origin, tuple(NoteVerifier.from_vkey(k) for k in keys)
+            raise self._malformed("answered a configuration with no checkpoint_keys list")
+        try:
+            return origin, tuple(NoteVerifier.from_vkey(k) for k in keys)
+        except MalformedInput as exc:
+            raise self._malformed(
+                f"answered a checkpoint key that does not parse: {exc.detail}"
+            ) from exc
 
     def witness(
         self,

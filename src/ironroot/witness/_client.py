@@ -231,7 +231,12 @@ class WitnessClient:
         try:
             value = response.json()
         except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
-            raise MalformedInput(f"the witness {self.url} did not answer JSON") from exc
+            # the witness's failure, not the caller's input (exit 1, as the other clients)
+            raise StorageError(
+                f"the witness {self.url} did not answer JSON", code="malformed-answer"
+            ) from exc
         if not isinstance(value, dict):
-            raise MalformedInput(f"the witness {self.url} did not answer a JSON object")
+            raise StorageError(
+                f"the witness {self.url} did not answer a JSON object", code="malformed-answer"
+            )
         return value
