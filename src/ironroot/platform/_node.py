@@ -31,7 +31,6 @@ import binascii
 import contextlib
 import dataclasses
 import datetime as dt
-import fcntl
 import hashlib
 import json
 import os
@@ -42,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from ironroot._fileio import make_dirs, read_limited, write_atomic
+from ironroot._fileio import file_lock, make_dirs, read_limited, write_atomic
 from ironroot.cose import encode_cbor
 from ironroot.errors import (
     ConfigError,
@@ -587,18 +586,10 @@ class Platform:
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
-        path = self.directory / ".lock"
-        try:
-            # Never through a link (``ELOOP``): a ``.lock`` planted as one would have the RoT
-            # create and open for writing a file wherever it points.
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
-        except OSError as exc:
-            raise StorageError(f"the node's lock {path} cannot be opened: {exc.strerror}") from exc
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        # never through a link: a ``.lock`` planted as one would have the RoT create and open
+        # for writing a file wherever it points (``file_lock``)
+        with file_lock(self.directory / ".lock", "the node's lock"):
             yield
-        finally:
-            os.close(fd)
 
     @contextlib.contextmanager
     def rot(self, faults: Faults | None = None, *, device: Device | None = None) -> Iterator[Rot]:
