@@ -46,7 +46,7 @@ from urllib.parse import quote
 import httpx
 
 from ironroot._netaddr import is_loopback_host
-from ironroot.errors import IronrootError, MalformedInput
+from ironroot.errors import IronrootError, MalformedInput, StorageError
 
 __all__ = [
     "READABLE_CODINGS",
@@ -55,7 +55,9 @@ __all__ = [
     "bounded_response",
     "checked_url",
     "in_clear_elsewhere",
+    "malformed_answer",
     "path_segment",
+    "service_answer",
     "shown_url",
 ]
 
@@ -106,6 +108,45 @@ def path_segment(text: str) -> str:
     never reach another route of the service, or another service behind the same host."""
     quoted = quote(text, safe="")
     return quoted.replace(".", "%2E") if quoted in (".", "..") else quoted
+
+
+def malformed_answer(service: str, why: str) -> StorageError:
+    """An answer of ``service`` (its name and shown URL) that does not parse: the service's
+    failure (``StorageError`` ``malformed-answer``, exit 1), not the caller's input."""
+    return StorageError(f"{service} {why}", code="malformed-answer")
+
+
+def service_answer(
+    client: httpx.Client,
+    method: str,
+    path: str,
+    *,
+    service: str,
+    limit: int,
+    total: float | None = None,
+    **request: Any,
+) -> httpx.Response:
+    """:func:`bounded_response` for the client of ``service`` (its name and shown URL): an
+    answer past ``limit`` bytes is ``StorageError`` ``answer-too-large`` and one in a content
+    coding the reader does not undo :func:`malformed_answer` — the service's failures (exit
+    1), never ``MalformedInput`` (exit 2: nothing the caller gave was wrong)."""
+    try:
+        return bounded_response(
+            client,
+            method,
+            path,
+            limit=limit,
+            too_large=lambda: StorageError(
+                f"{service} answered {method} {path} with more than {limit} bytes",
+                code="answer-too-large",
+            ),
+            total=total,
+            **request,
+        )
+    except MalformedInput as exc:
+        raise malformed_answer(
+            service, f"answered {method} {path} in a form this client cannot read: {exc.detail}"
+        ) from exc
 
 
 def bounded_response(

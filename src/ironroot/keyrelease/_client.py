@@ -23,10 +23,11 @@ import httpx
 
 from ironroot._httpclient import (
     TOTAL_TIMEOUTS,
-    bounded_response,
     checked_url,
     in_clear_elsewhere,
+    malformed_answer,
     path_segment,
+    service_answer,
     shown_url,
 )
 from ironroot._trust import client_verify
@@ -107,32 +108,28 @@ class KeyReleaseClient:
         service's failure (``StorageError`` ``answer-too-large``, exit 1, as the transparency
         client's), not ``MalformedInput``: nothing the caller gave was wrong."""
         try:
-            response = bounded_response(
+            response = service_answer(
                 self._http,
                 method,
                 path,
+                service=self._service,
                 limit=_MAX_RESPONSE,
-                too_large=lambda: StorageError(
-                    f"the key service {self._shown} answered {method} {path} with more than "
-                    f"{_MAX_RESPONSE} bytes",
-                    code="answer-too-large",
-                ),
                 total=self._total,
                 **request,
             )
         except httpx.HTTPError as exc:
             raise Unreachable.of("the key service", exc) from exc
-        except MalformedInput as exc:  # a content coding the shared reader does not undo
-            raise self._malformed(
-                f"answered {method} {path} in a form this client cannot read: {exc.detail}"
-            ) from exc
         if response.status_code >= 400:
             _raise(response)
         return response
 
+    @property
+    def _service(self) -> str:
+        return f"the key service {self._shown}"
+
     def _malformed(self, why: str) -> StorageError:
         """An answer that does not parse: the service's failure (exit 1), not the caller's."""
-        return StorageError(f"the key service {self._shown} {why}", code="malformed-answer")
+        return malformed_answer(self._service, why)
 
     def challenge(self) -> bytes:
         """A fresh release nonce (32 bytes)."""

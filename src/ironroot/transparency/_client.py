@@ -44,10 +44,11 @@ import httpx
 
 from ironroot._httpclient import (
     TOTAL_TIMEOUTS,
-    bounded_response,
     checked_url,
     in_clear_elsewhere,
+    malformed_answer,
     path_segment,
+    service_answer,
     shown_url,
 )
 from ironroot._trust import client_verify
@@ -221,33 +222,27 @@ class TransparencyClient:
         that code is the service's own word for a statement too large, and a ``MalformedInput``
         (exit 2) says the user's input was wrong."""
         try:
-            return bounded_response(
+            return service_answer(
                 self._http,
                 method,
                 path,
+                service=self._service,
                 limit=_MAX_ANSWER,
-                too_large=lambda: StorageError(
-                    f"the transparency service {self._shown} answered {method} {path} with more "
-                    f"than {_MAX_ANSWER} bytes",
-                    code="answer-too-large",
-                ),
                 headers=headers,
                 content=content,
                 total=self._total,
             )
         except httpx.HTTPError as exc:
             raise Unreachable.of("the transparency service", exc) from exc
-        except MalformedInput as exc:  # a content coding the shared reader does not undo
-            raise self._malformed(
-                f"answered {method} {path} in a form this client cannot read: {exc.detail}"
-            ) from exc
+
+    @property
+    def _service(self) -> str:
+        return f"the transparency service {self._shown}"
 
     def _malformed(self, why: str) -> StorageError:
         """An answer that does not parse: the service's failure (exit 1, as one too large),
         not the caller's."""
-        return StorageError(
-            f"the transparency service {self._shown} {why}", code="malformed-answer"
-        )
+        return malformed_answer(self._service, why)
 
     def _get(self, path: str, accept: str) -> httpx.Response:
         return self._send("GET", path, headers={"Accept": accept})
