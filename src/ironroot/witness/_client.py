@@ -26,7 +26,13 @@ from typing import Final
 
 import httpx
 
-from ironroot._httpclient import TOTAL_TIMEOUTS, bounded_response, checked_url, shown_url
+from ironroot._httpclient import (
+    TOTAL_TIMEOUTS,
+    bounded_response,
+    checked_url,
+    malformed_answer,
+    shown_url,
+)
 from ironroot._trust import client_verify
 from ironroot.cose import Problem
 from ironroot.errors import (
@@ -232,11 +238,7 @@ class WitnessClient:
             value = response.json()
         except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
             # the witness's failure, not the caller's input (exit 1, as the other clients)
-            raise StorageError(
-                f"the witness {self.url} did not answer JSON", code="malformed-answer"
-            ) from exc
+            raise malformed_answer(f"the witness {self.url}", "did not answer JSON") from exc
         if not isinstance(value, dict):
-            raise StorageError(
-                f"the witness {self.url} did not answer a JSON object", code="malformed-answer"
-            )
+            raise malformed_answer(f"the witness {self.url}", "did not answer a JSON object")
         return value
