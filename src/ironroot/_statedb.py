@@ -15,6 +15,12 @@ acted on (and, for the monitor, the signed note). It is raised after each commit
 the service answers, and every read of the database checks it first: a database behind its
 marks, another database's file, or either one without the other is a
 :class:`~ironroot.errors.StorageError`.
+
+:class:`LatestStore` is what such a service's store (the monitor's, the witness's) is built
+on: one table holding, per log origin, the latest tree it acted on, read only after its
+high-water marks and checked against them, and advanced by one compare-and-set transaction
+(``BEGIN IMMEDIATE``) that the marks are raised after. Each store says how a row is read and
+checked, what it compares the stored row against and how its errors are worded.
 """
 
 from __future__ import annotations
@@ -27,15 +33,16 @@ import json
 import os
 import secrets
 import sqlite3
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import ClassVar, Final, Generic, Protocol, TypeVar
 
 from ironroot._fileio import write_atomic
 from ironroot.errors import StorageError
 
-__all__ = ["HighWater", "Mark", "immediate", "open_state_db"]
+__all__ = ["HighWater", "LatestStore", "Mark", "immediate", "open_state_db"]
 
 _MAX_HIGH_WATER_BYTES: Final = 16 * 1024 * 1024
 _HASH: Final = 32
@@ -305,6 +312,10 @@ class HighWater:
                 marks[origin] = mark
                 self.write(instance, marks)
 
+    def mark(self, size: int, root: bytes, note: bytes) -> Mark:
+        """The mark of a tree acted on (with its note where this file keeps notes)."""
+        return Mark(size, root, note if self._notes else None)
+
     def check(self, origin: str, size: int, root: bytes | None, marks: dict[str, Mark]) -> None:
         """:class:`StorageError` if the database's tree of ``origin`` (``size`` 0 and ``root``
         ``None`` when it has none) is behind its mark."""
@@ -317,6 +328,173 @@ class HighWater:
                 f"but size {mark.size} was {self._verb} (its high-water file {self._shown}): "
                 f"the state was {_ROLLED_BACK}; {self._consequence}"
             )
+
+
+class _Latest(Protocol):
+    """A row of a :class:`LatestStore`: a log's latest tree, with its signed note."""
+
+    @property
+    def origin(self) -> str: ...
+    @property
+    def size(self) -> int: ...
+    @property
+    def root(self) -> bytes: ...
+    @property
+    def note(self) -> bytes: ...
+
+
+R = TypeVar("R", bound=_Latest)
+
+
+class LatestStore(Generic[R]):
+    """A state database whose table ``_TABLE`` holds, per log origin, the latest tree the
+    service acted on (module docs), guarded by a :class:`HighWater` file (none for a
+    ``:memory:`` database).
+
+    A store names that table and the ``_COLUMNS`` a row is read with (``origin`` first),
+    reads and checks a row (:meth:`_row`: :class:`StorageError` for one the service could not
+    have written) and words a failure of SQLite (:meth:`_read_failed`, :meth:`_write_failed`).
+    ``water`` makes the high-water file of the database at the path given."""
+
+    _TABLE: ClassVar[str]
+    _COLUMNS: ClassVar[str]
+
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        what: str,
+        schema: str,
+        version: str,
+        water: Callable[[str], HighWater],
+        create: bool = True,
+    ) -> None:
+        self._lock = threading.Lock()
+        self._db = open_state_db(path, what, schema, version, create=create)
+        self._water: HighWater | None = None
+        self._instance = ""
+        if str(path) not in ("", ":memory:"):
+            self._water = water(str(path))
+            try:
+                self._instance = self._water.bind(
+                    stored=self._stored_instance,
+                    create=self._create_instance,
+                    empty=lambda: not self._query(f"SELECT 1 FROM {self._TABLE} LIMIT 1"),  # noqa: S608
+                    caught_up=self._caught_up,
+                )
+            except BaseException:
+                self._db.close()
+                raise
+
+    @staticmethod
+    def _row(row: tuple[object, ...]) -> R:
+        """The stored tree of ``row`` (read with ``_COLUMNS``), checked."""
+        raise NotImplementedError
+
+    def _read_failed(self, exc: sqlite3.Error) -> StorageError:
+        raise NotImplementedError
+
+    def _write_failed(self, exc: sqlite3.Error) -> StorageError:
+        raise NotImplementedError
+
+    def _query(self, sql: str, args: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+        try:
+            with self._lock:
+                return list(self._db.execute(sql, args).fetchall())
+        except sqlite3.Error as exc:
+            raise self._read_failed(exc) from exc
+
+    def _stored_instance(self) -> str:
+        rows = self._query("SELECT value FROM meta WHERE key = 'instance'")
+        return str(rows[0][0]) if rows else ""
+
+    def _create_instance(self, instance: str) -> str:
+        """Store ``instance`` unless the database has one; the one it has then."""
+        self._query("INSERT OR IGNORE INTO meta VALUES ('instance', ?)", (instance,))
+        return self._stored_instance()  # another process's, if it got there first
+
+    def _caught_up(self, marks: dict[str, Mark]) -> dict[str, Mark]:
+        """``marks`` raised to each stored tree ahead of its mark (a row the service could not
+        have written is left to be refused as it is read)."""
+        assert self._water is not None
+        out = dict(marks)
+        for row in self._query(f"SELECT {self._COLUMNS} FROM {self._TABLE}"):  # noqa: S608
+            try:
+                stored = self._row(row)
+            except StorageError:
+                continue
+            kept = out.get(stored.origin)
+            if kept is None or kept.size < stored.size:
+                out[stored.origin] = self._water.mark(stored.size, stored.root, stored.note)
+        return out
+
+    def _marks(self) -> dict[str, Mark]:
+        """The high-water marks, read before the database (they are written after it)."""
+        return {} if self._water is None else self._water.marks(self._instance)
+
+    def _check_mark(self, origin: str, stored: R | None, marks: dict[str, Mark]) -> None:
+        """:class:`StorageError` if ``stored`` (``None``: no row) is behind its mark."""
+        if self._water is not None:
+            self._water.check(
+                origin,
+                0 if stored is None else stored.size,
+                None if stored is None else stored.root,
+                marks,
+            )
+
+    def _latest(self, origin: str) -> R | None:
+        """The stored tree of ``origin`` (``None``: none), once checked against its mark."""
+        marks = self._marks()
+        rows = self._query(
+            f"SELECT {self._COLUMNS} FROM {self._TABLE} WHERE origin = ?",  # noqa: S608
+            (origin,),
+        )
+        stored = self._row(rows[0]) if rows else None
+        self._check_mark(origin, stored, marks)
+        return stored
+
+    def _all_latest(self) -> list[R]:
+        """Every stored tree, by origin, once each mark is checked (an origin marked but
+        missing too)."""
+        marks = self._marks()
+        rows = self._query(f"SELECT {self._COLUMNS} FROM {self._TABLE} ORDER BY origin")  # noqa: S608
+        stored = [self._row(r) for r in rows]
+        found = {s.origin: s for s in stored}
+        for origin in marks:
+            self._check_mark(origin, found.get(origin), marks)
+        return stored
+
+    def _advance(
+        self,
+        new: R,
+        *,
+        expect: Callable[[R | None], None],
+        write: Callable[[sqlite3.Connection], None],
+    ) -> None:
+        """In one ``BEGIN IMMEDIATE`` transaction: read the stored tree of ``new.origin``,
+        check it against its mark, let ``expect`` raise if it is not the one the caller
+        started from, and ``write`` the new one; then raise the mark to ``new``."""
+        marks = self._marks()
+        try:
+            with self._lock, immediate(self._db):
+                row = self._db.execute(
+                    f"SELECT {self._COLUMNS} FROM {self._TABLE} WHERE origin = ?",  # noqa: S608
+                    (new.origin,),
+                ).fetchone()
+                current = None if row is None else self._row(row)
+                self._check_mark(new.origin, current, marks)
+                expect(current)
+                write(self._db)
+        except sqlite3.Error as exc:
+            raise self._write_failed(exc) from exc
+        if self._water is not None:
+            self._water.raise_to(
+                self._instance, new.origin, self._water.mark(new.size, new.root, new.note)
+            )
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
 
 
 def _reason(exc: OSError) -> str:

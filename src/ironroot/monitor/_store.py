@@ -57,12 +57,11 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from ironroot._statedb import HighWater, Mark, immediate, open_state_db
+from ironroot._statedb import HighWater, LatestStore, Mark, immediate
 from ironroot.errors import Conflict, IronrootError, StorageError
 from ironroot.log import Checkpoint, Note
 from ironroot.merkle import CompactRange
@@ -153,6 +152,21 @@ def _fork_notes(proof: bytes) -> tuple[object, object] | None:
     return (value.get("first"), value.get("second")) if isinstance(value, dict) else None
 
 
+def _high_water(path: str) -> HighWater:
+    """The high-water file of the monitor database at ``path`` (module docs)."""
+    water = path + _HIGH_WATER
+    return HighWater(
+        Path(water),
+        what="monitor",
+        verb="verified",
+        database=path,
+        shown=water,
+        consequence="a rolled-back state would accept a fork of what was verified",
+        notes=True,
+        check=_check_mark_note,
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Behind:
     """A signed checkpoint of ``origin`` smaller than the one verified, served at ``url``: to
@@ -166,93 +180,31 @@ class Behind:
     seen: int
 
 
-class MonitorStore:
+class MonitorStore(LatestStore[LogState]):
     """The monitor's SQLite file (``:memory:`` for a throwaway one)."""
+
+    _TABLE = "logs"
+    _COLUMNS = "origin, size, root, note, compact, updated"
 
     def __init__(self, path: Path | str, *, create: bool = True) -> None:
         """``create=False`` opens only an existing monitor database (for reading state)."""
         self._path = str(path)
-        self._lock = threading.Lock()
-        self._db = open_state_db(path, "monitor", _SCHEMA, _SCHEMA_VERSION, create=create)
-        self._water: HighWater | None = None
-        self._instance = ""
-        if self._path not in ("", ":memory:"):
-            water = Path(self._path + _HIGH_WATER)
-            self._water = HighWater(
-                water,
-                what="monitor",
-                verb="verified",
-                database=self._path,
-                shown=str(water),
-                consequence="a rolled-back state would accept a fork of what was verified",
-                notes=True,
-                check=_check_mark_note,
-            )
-            try:
-                self._bind()
-            except BaseException:
-                self._db.close()
-                raise
-
-    # --- the high-water file (module docs) ------------------------------------------------
-
-    def _bind(self) -> None:
-        """Check that the database and its high-water file belong together
-        (:meth:`HighWater.bind`)."""
-        assert self._water is not None
-        self._instance = self._water.bind(
-            stored=self._stored_instance,
-            create=self._create_instance,
-            empty=lambda: not self._query("SELECT 1 FROM logs LIMIT 1"),
-            caught_up=self._caught_up,
+        super().__init__(
+            path,
+            what="monitor",
+            schema=_SCHEMA,
+            version=_SCHEMA_VERSION,
+            water=_high_water,
+            create=create,
         )
 
-    def _stored_instance(self) -> str:
-        rows = self._query("SELECT value FROM meta WHERE key = 'instance'")
-        return str(rows[0][0]) if rows else ""
+    def _read_failed(self, exc: sqlite3.Error) -> StorageError:
+        return StorageError(f"the monitor database {self._path} failed: {exc}")
 
-    def _create_instance(self, instance: str) -> str:
-        self._query("INSERT OR IGNORE INTO meta VALUES ('instance', ?)", (instance,))
-        return self._stored_instance()  # another monitor's, if it got there first
-
-    def _caught_up(self, marks: dict[str, Mark]) -> dict[str, Mark]:
-        """``marks`` raised to each stored state ahead of its mark (a row that is not one the
-        monitor could have written is left to be refused as it is read)."""
-        out = dict(marks)
-        rows = self._query("SELECT origin, size, root, note, compact, updated FROM logs")
-        for row in rows:
-            try:
-                state = self._state(row)
-            except StorageError:
-                continue
-            kept = out.get(state.origin)
-            if kept is None or kept.size < state.size:
-                out[state.origin] = Mark(state.size, state.root, state.note)
-        return out
-
-    def _marks(self) -> dict[str, Mark]:
-        """The high-water marks, read before the database (they are written after it)."""
-        return {} if self._water is None else self._water.marks(self._instance)
-
-    def _check_mark(self, origin: str, state: LogState | None, marks: dict[str, Mark]) -> None:
-        """:class:`StorageError` if ``state`` (``None``: no row) is behind what was verified."""
-        if self._water is not None:
-            self._water.check(
-                origin,
-                0 if state is None else state.size,
-                None if state is None else state.root,
-                marks,
-            )
-
-    def _query(self, sql: str, args: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
-        try:
-            with self._lock:
-                return list(self._db.execute(sql, args).fetchall())
-        except sqlite3.Error as exc:
-            raise StorageError(f"the monitor database {self._path} failed: {exc}") from exc
+    _write_failed = _read_failed
 
     @staticmethod
-    def _state(row: tuple[object, ...]) -> LogState:
+    def _row(row: tuple[object, ...]) -> LogState:
         origin, size, root, note, compact, updated = row
         if not (
             isinstance(origin, str)
@@ -282,25 +234,10 @@ class MonitorStore:
         return LogState(origin, size, root, note, hashes, updated)
 
     def state(self, origin: str) -> LogState | None:
-        marks = self._marks()
-        rows = self._query(
-            "SELECT origin, size, root, note, compact, updated FROM logs WHERE origin = ?",
-            (origin,),
-        )
-        state = self._state(rows[0]) if rows else None
-        self._check_mark(origin, state, marks)
-        return state
+        return self._latest(origin)
 
     def states(self) -> list[LogState]:
-        marks = self._marks()
-        rows = self._query(
-            "SELECT origin, size, root, note, compact, updated FROM logs ORDER BY origin"
-        )
-        states = [self._state(r) for r in rows]
-        found = {s.origin: s for s in states}
-        for origin in marks:
-            self._check_mark(origin, found.get(origin), marks)
-        return states
+        return self._all_latest()
 
     def watched(self, origin: str) -> frozenset[tuple[str, str]]:
         """What the entries of the stored tree of ``origin`` were read for (module docs;
@@ -343,7 +280,7 @@ class MonitorStore:
                 had = known if ("", "") in known else set()
                 self._set_watched(state.origin, frozenset(had) | watched)
         except sqlite3.Error as exc:
-            raise StorageError(f"the monitor database {self._path} failed: {exc}") from exc
+            raise self._write_failed(exc) from exc
 
     def advance(
         self,
@@ -357,44 +294,35 @@ class MonitorStore:
         :class:`StorageError` if the stored one is behind its high-water mark. The mark is
         raised once the new state is committed. ``watched``: what every entry of the new
         tree was read for (the previous ones included)."""
-        marks = self._marks()
-        try:
-            with self._lock, immediate(self._db):
-                rows = self._db.execute(
-                    "SELECT origin, size, root, note, compact, updated FROM logs WHERE origin = ?",
-                    (state.origin,),
-                ).fetchall()
-                current = self._state(rows[0]) if rows else None
-                self._check_mark(state.origin, current, marks)
-                was = None if expected is None or not expected.note else expected
-                if (current is None) != (was is None) or (
-                    current is not None
-                    and was is not None
-                    and (current.size, current.root) != (was.size, was.root)
-                ):
-                    size = 0 if current is None else current.size
-                    raise Conflict(
-                        f"another monitor stored {state.origin} at size {size} meanwhile; "
-                        "the next round checks against it"
-                    )
-                self._db.execute(
-                    "INSERT OR REPLACE INTO logs VALUES (?, ?, ?, ?, ?, ?)",
-                    (
-                        state.origin,
-                        state.size,
-                        state.root,
-                        state.note,
-                        b"".join(state.compact),
-                        state.updated,
-                    ),
+
+        def expect(current: LogState | None) -> None:
+            was = None if expected is None or not expected.note else expected
+            if (current is None) != (was is None) or (
+                current is not None
+                and was is not None
+                and (current.size, current.root) != (was.size, was.root)
+            ):
+                size = 0 if current is None else current.size
+                raise Conflict(
+                    f"another monitor stored {state.origin} at size {size} meanwhile; "
+                    "the next round checks against it"
                 )
-                self._set_watched(state.origin, watched)
-        except sqlite3.Error as exc:
-            raise StorageError(f"the monitor database {self._path} failed: {exc}") from exc
-        if self._water is not None:
-            self._water.raise_to(
-                self._instance, state.origin, Mark(state.size, state.root, state.note)
+
+        def write(db: sqlite3.Connection) -> None:
+            db.execute(
+                "INSERT OR REPLACE INTO logs VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    state.origin,
+                    state.size,
+                    state.root,
+                    state.note,
+                    b"".join(state.compact),
+                    state.updated,
+                ),
             )
+            self._set_watched(state.origin, watched)
+
+        self._advance(state, expect=expect, write=write)
 
     def pin(self, url: str) -> tuple[str, tuple[str, ...]] | None:
         """(origin, vkeys) first seen at ``url``, if any."""
@@ -428,7 +356,7 @@ class MonitorStore:
                     "INSERT INTO forks (origin, proof, at) VALUES (?, ?, ?)", (origin, proof, at)
                 )
         except sqlite3.Error as exc:
-            raise StorageError(f"the monitor database {self._path} failed: {exc}") from exc
+            raise self._write_failed(exc) from exc
         return int(cursor.lastrowid or 0)
 
     def forks(self) -> list[tuple[int, str, bytes, int]]:
@@ -467,7 +395,7 @@ class MonitorStore:
                     (behind.origin, behind.origin, _MAX_BEHIND),
                 )
         except sqlite3.Error as exc:
-            raise StorageError(f"the monitor database {self._path} failed: {exc}") from exc
+            raise self._write_failed(exc) from exc
 
     def behind(self, origin: str) -> list[Behind]:
         """The smaller checkpoints of ``origin`` kept to be checked, by size."""
@@ -498,7 +426,3 @@ class MonitorStore:
             "DELETE FROM behind WHERE origin = ? AND size = ? AND root = ?",
             (behind.origin, behind.size, behind.root),
         )
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()

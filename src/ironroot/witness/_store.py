@@ -52,7 +52,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Protocol
 
-from ironroot._statedb import HighWater, Mark, immediate, open_state_db
+from ironroot._statedb import HighWater, LatestStore, immediate
 from ironroot.errors import MalformedInput, OldSizeMismatch, StorageError
 from ironroot.log import Checkpoint, Note
 
@@ -138,6 +138,21 @@ class WitnessStore(Protocol):
     def close(self) -> None: ...
 
 
+def _high_water(path: str) -> HighWater:
+    """The high-water file of the witness database at ``path`` (module docs)."""
+    water = Path(f"{path}{_HIGH_WATER}")
+    # an error of a read is the answer to an add-checkpoint or a monitoring read, which
+    # anyone may ask: messages name no directory
+    return HighWater(
+        water,
+        what="witness",
+        verb="cosigned",
+        database=Path(path).name,
+        shown=water.name,
+        consequence="a rolled-back witness would cosign a fork of what it cosigned",
+    )
+
+
 def _mismatch(current: StoredCheckpoint | None) -> OldSizeMismatch:
     size = 0 if current is None else current.size
     return OldSizeMismatch(
@@ -201,94 +216,32 @@ class MemoryWitnessStore:
         return None
 
 
-class SqliteWitnessStore:
+class SqliteWitnessStore(LatestStore[StoredCheckpoint]):
     """A :class:`WitnessStore` in one SQLite file."""
 
+    _TABLE = "checkpoints"
+    _COLUMNS = "origin, size, root, note, updated"
+
     def __init__(self, path: Path) -> None:
-        self._path = Path(path)
-        self._lock = threading.Lock()
-        self._db = open_state_db(path, "witness", _SCHEMA, _SCHEMA_VERSION)
-        self._water: HighWater | None = None
-        self._instance = ""
-        if str(path) not in ("", ":memory:"):
-            water = Path(f"{path}{_HIGH_WATER}")
-            # an error of a read is the answer to an add-checkpoint or a monitoring read,
-            # which anyone may ask: messages name no directory
-            self._water = HighWater(
-                water,
-                what="witness",
-                verb="cosigned",
-                database=self._path.name,
-                shown=water.name,
-                consequence="a rolled-back witness would cosign a fork of what it cosigned",
-            )
-            try:
-                self._bind()
-            except BaseException:
-                self._db.close()
-                raise
-
-    # --- the high-water file (module docs) ------------------------------------------------
-
-    def _query(self, sql: str, args: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
-        try:
-            with self._lock:
-                return list(self._db.execute(sql, args).fetchall())
-        except sqlite3.Error as exc:
-            raise StorageError(f"cannot read the witness database: {exc}") from exc
-
-    def _bind(self) -> None:
-        """Check that the database and its high-water file belong together
-        (:meth:`HighWater.bind`)."""
-        assert self._water is not None
-        self._instance = self._water.bind(
-            stored=self._stored_instance,
-            create=self._create_instance,
-            empty=lambda: not self._query("SELECT 1 FROM checkpoints LIMIT 1"),
-            caught_up=self._caught_up,
+        super().__init__(
+            path, what="witness", schema=_SCHEMA, version=_SCHEMA_VERSION, water=_high_water
         )
 
-    def _stored_instance(self) -> str:
-        rows = self._query("SELECT value FROM meta WHERE key = 'instance'")
-        return str(rows[0][0]) if rows else ""
+    def _read_failed(self, exc: sqlite3.Error) -> StorageError:
+        return StorageError(f"cannot read the witness database: {exc}")
+
+    def _write_failed(self, exc: sqlite3.Error) -> StorageError:
+        return StorageError(f"cannot write the witness database: {exc}")
 
     def _create_instance(self, instance: str) -> str:
+        """:meth:`LatestStore._create_instance` in a ``BEGIN IMMEDIATE`` transaction of its
+        own, a failure worded as a write's."""
         try:
             with self._lock, immediate(self._db):
                 self._db.execute("INSERT OR IGNORE INTO meta VALUES ('instance', ?)", (instance,))
         except sqlite3.Error as exc:
-            raise StorageError(f"cannot write the witness database: {exc}") from exc
+            raise self._write_failed(exc) from exc
         return self._stored_instance()  # another process's, if it got there first
-
-    def _caught_up(self, marks: dict[str, Mark]) -> dict[str, Mark]:
-        """``marks`` raised to each stored checkpoint ahead of its mark (a row the witness
-        could not have written is left to be refused as it is read)."""
-        out = dict(marks)
-        for row in self._query("SELECT origin, size, root, note, updated FROM checkpoints"):
-            try:
-                stored = self._row(row)
-            except StorageError:
-                continue
-            kept = out.get(stored.origin)
-            if kept is None or kept.size < stored.size:
-                out[stored.origin] = Mark(stored.size, stored.root)
-        return out
-
-    def _marks(self) -> dict[str, Mark]:
-        """The high-water marks, read before the database (they are written after it)."""
-        return {} if self._water is None else self._water.marks(self._instance)
-
-    def _check_mark(
-        self, origin: str, stored: StoredCheckpoint | None, marks: dict[str, Mark]
-    ) -> None:
-        """:class:`StorageError` if ``stored`` (``None``: no row) is behind what was cosigned."""
-        if self._water is not None:
-            self._water.check(
-                origin,
-                0 if stored is None else stored.size,
-                None if stored is None else stored.root,
-                marks,
-            )
 
     @staticmethod
     def _row(row: tuple[object, ...]) -> StoredCheckpoint:
@@ -332,48 +285,26 @@ class SqliteWitnessStore:
         return Evidence(number, origin, kind, detail, first, second, data, at)
 
     def latest(self, origin: str) -> StoredCheckpoint | None:
-        marks = self._marks()
-        rows = self._query(
-            "SELECT origin, size, root, note, updated FROM checkpoints WHERE origin = ?",
-            (origin,),
-        )
-        stored = self._row(rows[0]) if rows else None
-        self._check_mark(origin, stored, marks)
-        return stored
+        return self._latest(origin)
 
     def all_latest(self) -> list[StoredCheckpoint]:
-        marks = self._marks()
-        rows = self._query(
-            "SELECT origin, size, root, note, updated FROM checkpoints ORDER BY origin"
-        )
-        stored = [self._row(r) for r in rows]
-        found = {s.origin: s for s in stored}
-        for origin in marks:
-            self._check_mark(origin, found.get(origin), marks)
-        return stored
+        return self._all_latest()
 
     def advance(self, expected: StoredCheckpoint | None, new: StoredCheckpoint) -> None:
         """Replace ``expected`` by ``new`` atomically; :class:`OldSizeMismatch` (with the
         current size) if the stored checkpoint is no longer ``expected``."""
-        marks = self._marks()
-        try:
-            with self._lock, immediate(self._db):
-                row = self._db.execute(
-                    "SELECT origin, size, root, note, updated FROM checkpoints WHERE origin = ?",
-                    (new.origin,),
-                ).fetchone()
-                current = None if row is None else self._row(row)
-                self._check_mark(new.origin, current, marks)
-                if not _same(current, expected):
-                    raise _mismatch(current)
-                self._db.execute(
-                    "INSERT OR REPLACE INTO checkpoints VALUES (?, ?, ?, ?, ?)",
-                    (new.origin, new.size, new.root, new.note, new.updated),
-                )
-        except sqlite3.Error as exc:
-            raise StorageError(f"cannot write the witness database: {exc}") from exc
-        if self._water is not None:
-            self._water.raise_to(self._instance, new.origin, Mark(new.size, new.root))
+
+        def expect(current: StoredCheckpoint | None) -> None:
+            if not _same(current, expected):
+                raise _mismatch(current)
+
+        def write(db: sqlite3.Connection) -> None:
+            db.execute(
+                "INSERT OR REPLACE INTO checkpoints VALUES (?, ?, ?, ?, ?)",
+                (new.origin, new.size, new.root, new.note, new.updated),
+            )
+
+        self._advance(new, expect=expect, write=write)
 
     def add_evidence(
         self, origin: str, kind: str, detail: str, first: bytes, second: bytes, data: bytes, at: int
@@ -401,20 +332,11 @@ class SqliteWitnessStore:
                     )
                     row = (cursor.lastrowid,)
         except sqlite3.Error as exc:
-            raise StorageError(f"cannot write the witness database: {exc}") from exc
+            raise self._write_failed(exc) from exc
         return int(row[0]), added
 
     def evidence(self) -> list[Evidence]:
-        try:
-            with self._lock:
-                rows = self._db.execute(
-                    "SELECT id, origin, kind, detail, first, second, proof, at FROM evidence "
-                    "ORDER BY id"
-                ).fetchall()
-        except sqlite3.Error as exc:
-            raise StorageError(f"cannot read the witness database: {exc}") from exc
+        rows = self._query(
+            "SELECT id, origin, kind, detail, first, second, proof, at FROM evidence ORDER BY id"
+        )
         return [self._evidence(row) for row in rows]
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
