@@ -196,6 +196,24 @@ class VerifierKey:
             raise MalformedInput("the verifier key id does not match its name and key")
         return verifier
 
+    @classmethod
+    def of_signer(cls, name: str, signer: Signer, *, public_key: PublicKey | None = None) -> Self:
+        """The verifier of ``signer``'s key named ``name``: what a signer of this kind signs
+        with. ``public_key`` is needed only when ``signer.verifier()`` is not an in-memory
+        :class:`~ironroot.crypto.PublicKey` (an HSM handle, for instance); it must be the
+        signer's key (:class:`MalformedInput`) and of the signer's signature type
+        (:class:`UnsupportedAlgorithm`, as is a signer of a type this kind has none of)."""
+        if public_key is None:
+            candidate: Verifier = signer.verifier()
+            if not isinstance(candidate, PublicKey):
+                raise UnsupportedAlgorithm("pass public_key for a signer without a PublicKey")
+            public_key = candidate
+        if cls.type_for(signer.algorithm) != cls.type_for(public_key.algorithm):
+            raise UnsupportedAlgorithm("the public key does not match the signer's algorithm")
+        if public_key.kid != signer.kid:
+            raise MalformedInput("the public key is not the signer's key")
+        return cls(name, public_key)
+
     @property
     def name(self) -> str:
         return self._name
@@ -218,6 +236,31 @@ class VerifierKey:
         """The verifier key string ``<name>+<hex key id>+<base64(type || public key)>``."""
         material = base64.b64encode(bytes([self._type]) + self._public).decode("ascii")
         return f"{self._name}+{self._key_id.hex()}+{material}"
+
+    def _verify_timestamped(
+        self,
+        signature: bytes,
+        length: int,
+        message: Callable[[int], bytes],
+        *,
+        what: str,
+        uncovered: str,
+    ) -> int:
+        """Check a ``timestamped_signature`` (a u64 big-endian timestamp, then ``length``
+        bytes of signature) over ``message(timestamp)``; returns its timestamp. Raises
+        :class:`BadSignature` naming it ``what``, or saying ``uncovered`` (and why) when
+        ``message`` finds nothing such a signature covers."""
+        if len(signature) != 8 + length:
+            raise BadSignature(f"{what} has the wrong length")
+        (timestamp,) = struct.unpack(">Q", signature[:8])
+        if timestamp > _MAX_TIMESTAMP:
+            raise BadSignature(f"{what} has an invalid timestamp")
+        try:
+            signed = message(timestamp)
+        except MalformedInput as exc:
+            raise BadSignature(f"{uncovered}: {exc.detail}") from exc
+        self._key.verify(signature[8:], signed)
+        return int(timestamp)
 
     def __eq__(self, other: object) -> bool:
         return (
@@ -256,18 +299,13 @@ class NoteVerifier(VerifierKey):
                 raise BadSignature(f"note signature by {self._name} has the wrong length")
             self._key.verify(signature, body)
             return
-        if len(signature) != 8 + _MLDSA44_SIG:
-            raise BadSignature(f"note signature by {self._name} has the wrong length")
-        (timestamp,) = struct.unpack(">Q", signature[:8])
-        if timestamp > _MAX_TIMESTAMP:
-            raise BadSignature(f"note signature by {self._name} has an invalid timestamp")
-        try:
-            message = _cosigned_message(self._name, timestamp, body)
-        except MalformedInput as exc:
-            raise BadSignature(
-                f"the ML-DSA-44 signature by {self._name} does not cover this note: {exc.detail}"
-            ) from exc
-        self._key.verify(signature[8:], message)
+        self._verify_timestamped(
+            signature,
+            _MLDSA44_SIG,
+            lambda timestamp: _cosigned_message(self._name, timestamp, body),
+            what=f"note signature by {self._name}",
+            uncovered=f"the ML-DSA-44 signature by {self._name} does not cover this note",
+        )
 
 
 class NoteSigner:
@@ -280,17 +318,8 @@ class NoteSigner:
     __slots__ = ("_signer", "_verifier")
 
     def __init__(self, name: str, signer: Signer, *, public_key: PublicKey | None = None) -> None:
-        if public_key is None:
-            candidate: Verifier = signer.verifier()
-            if not isinstance(candidate, PublicKey):
-                raise UnsupportedAlgorithm("pass public_key for a signer without a PublicKey")
-            public_key = candidate
-        if NoteVerifier.type_for(signer.algorithm) != NoteVerifier.type_for(public_key.algorithm):
-            raise UnsupportedAlgorithm("the public key does not match the signer's algorithm")
-        if public_key.kid != signer.kid:
-            raise MalformedInput("the public key is not the signer's key")
+        self._verifier = NoteVerifier.of_signer(name, signer, public_key=public_key)
         self._signer = signer
-        self._verifier = NoteVerifier(name, public_key)
 
     @property
     def name(self) -> str:

@@ -36,13 +36,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import ClassVar, Final
 
-from ironroot.crypto import Algorithm, PublicKey, Signer, Verifier
+from ironroot.crypto import Algorithm, PublicKey, Signer
 from ironroot.errors import (
-    BadSignature,
     ConfigError,
     InsufficientCosignatures,
     MalformedInput,
-    UnsupportedAlgorithm,
 )
 from ironroot.log import (
     Checkpoint,
@@ -129,19 +127,13 @@ class CosignatureVerifier(VerifierKey):
 
         Raises :class:`BadSignature` when it does not verify.
         """
-        if len(signature) != 8 + _SIG_SIZES[self._type]:
-            raise BadSignature(f"the cosignature by {self._name} has the wrong length")
-        (timestamp,) = struct.unpack(">Q", signature[:8])
-        if timestamp > MAX_TIMESTAMP:
-            raise BadSignature(f"the cosignature by {self._name} has an invalid timestamp")
-        try:
-            message = _message(self._name, self._type, body, timestamp)
-        except MalformedInput as exc:
-            raise BadSignature(
-                f"the cosignature by {self._name} is not over a checkpoint: {exc.detail}"
-            ) from exc
-        self._key.verify(signature[8:], message)
-        return int(timestamp)
+        return self._verify_timestamped(
+            signature,
+            _SIG_SIZES[self._type],
+            lambda timestamp: _message(self._name, self._type, body, timestamp),
+            what=f"the cosignature by {self._name}",
+            uncovered=f"the cosignature by {self._name} is not over a checkpoint",
+        )
 
 
 class Cosigner:
@@ -154,18 +146,8 @@ class Cosigner:
     __slots__ = ("_signer", "_verifier")
 
     def __init__(self, name: str, signer: Signer, *, public_key: PublicKey | None = None) -> None:
-        if public_key is None:
-            candidate: Verifier = signer.verifier()
-            if not isinstance(candidate, PublicKey):
-                raise UnsupportedAlgorithm("pass public_key for a signer without a PublicKey")
-            public_key = candidate
-        expected = CosignatureVerifier.type_for(public_key.algorithm)
-        if CosignatureVerifier.type_for(signer.algorithm) != expected:
-            raise UnsupportedAlgorithm("the public key does not match the signer's algorithm")
-        if public_key.kid != signer.kid:
-            raise MalformedInput("the public key is not the signer's key")
+        self._verifier = CosignatureVerifier.of_signer(name, signer, public_key=public_key)
         self._signer = signer
-        self._verifier = CosignatureVerifier(name, public_key)
 
     @property
     def name(self) -> str:
