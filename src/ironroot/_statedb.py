@@ -343,10 +343,10 @@ class _Latest(Protocol):
     def note(self) -> bytes: ...
 
 
-R = TypeVar("R", bound=_Latest)
+_R = TypeVar("_R", bound=_Latest)
 
 
-class LatestStore(Generic[R]):
+class LatestStore(Generic[_R]):
     """A state database whose table ``_TABLE`` holds, per log origin, the latest tree the
     service acted on (module docs), guarded by a :class:`HighWater` file (none for a
     ``:memory:`` database).
@@ -387,7 +387,7 @@ class LatestStore(Generic[R]):
                 raise
 
     @staticmethod
-    def _row(row: tuple[object, ...]) -> R:
+    def _row(row: tuple[object, ...]) -> _R:
         """The stored tree of ``row`` (read with ``_COLUMNS``), checked."""
         raise NotImplementedError
 
@@ -432,7 +432,7 @@ class LatestStore(Generic[R]):
         """The high-water marks, read before the database (they are written after it)."""
         return {} if self._water is None else self._water.marks(self._instance)
 
-    def _check_mark(self, origin: str, stored: R | None, marks: dict[str, Mark]) -> None:
+    def _check_mark(self, origin: str, stored: _R | None, marks: dict[str, Mark]) -> None:
         """:class:`StorageError` if ``stored`` (``None``: no row) is behind its mark."""
         if self._water is not None:
             self._water.check(
@@ -442,7 +442,7 @@ class LatestStore(Generic[R]):
                 marks,
             )
 
-    def _latest(self, origin: str) -> R | None:
+    def _latest(self, origin: str) -> _R | None:
         """The stored tree of ``origin`` (``None``: none), once checked against its mark."""
         marks = self._marks()
         rows = self._query(
@@ -453,7 +453,7 @@ class LatestStore(Generic[R]):
         self._check_mark(origin, stored, marks)
         return stored
 
-    def _all_latest(self) -> list[R]:
+    def _all_latest(self) -> list[_R]:
         """Every stored tree, by origin, once each mark is checked (an origin marked but
         missing too)."""
         marks = self._marks()
@@ -466,9 +466,9 @@ class LatestStore(Generic[R]):
 
     def _advance(
         self,
-        new: R,
+        new: _R,
         *,
-        expect: Callable[[R | None], None],
+        expect: Callable[[_R | None], None],
         write: Callable[[sqlite3.Connection], None],
     ) -> None:
         """In one ``BEGIN IMMEDIATE`` transaction: read the stored tree of ``new.origin``,
