@@ -77,6 +77,7 @@ from ironroot.firmware import (  # noqa: E402
     sign_bundle,
     verify_bundle,
 )
+from ironroot.fleet import FLEET_CREDENTIAL_OID, FLEET_OPERATOR_OID, FleetCA, ear_id_of  # noqa: E402
 from ironroot.hsm import (  # noqa: E402
     DeviceIdentity,
     Hsm,
@@ -408,6 +409,7 @@ class _Keys:
         self.hsm_root = _ec_key("hsm-device-root-es384", Algorithm.ES384)
         self.hsm_device = _ec_key("hsm-device-es384", Algorithm.ES384)
         self.hsm_attestation = _ec_key("hsm-attestation-es384", Algorithm.ES384)
+        self.fleet_node = _ec_key("fleet-node-es384", Algorithm.ES384)
         self.tee = TeeKeyPair(mlkem.MLKEM768PrivateKey.from_seed_bytes(_seed("tee-mlkem768", 64)))
 
 
@@ -428,6 +430,7 @@ def generate(store: _SignatureStore, work: Path) -> _Out:
     _ear(out, keys, signer)
     _released_key(out, keys, signer)
     _hsm_audit(out, keys, signer)
+    _fleet_credential_extensions(out, keys, work)
     return out
 
 
@@ -1059,6 +1062,63 @@ def _hsm_audit(out: _Out, keys: _Keys, signer: _Sign) -> None:
             "head": records[-1].digest().hex(),
             "refused_login": refused,
         },
+    )
+
+
+# (node, node class, plane, what its EAR id hashes): the shortest names, 64-character ones,
+# both planes, and the two sizes either side of DER's long-form length (127 and 128 bytes).
+_FLEET_CREDENTIALS: Final = (
+    ("node-0001", "gpu", "control", b"ear 1"),
+    ("n", "c", "data", b"ear 2"),
+    ("rack7_node-12", "node-7", "data", b"ear 3"),
+    ("node-000000001", "class-0000001", "control", b"ear 4"),
+    ("node-000000001", "class-00000001", "control", b"ear 5"),
+    ("N" + "o_de-" * 12 + "123", "C" + "l4ss-" * 12 + "xyz", "data", b"ear 6"),
+)
+_FLEET_OPERATORS: Final = ("a", "alice", "Operator_" + "ab-" * 18 + "x")
+
+
+def _extension_value(der: bytes, oid: str) -> str:
+    cert = x509.load_der_x509_certificate(der)
+    value = cert.extensions.get_extension_for_oid(x509.ObjectIdentifier(oid)).value
+    assert isinstance(value, x509.UnrecognizedExtension)
+    return value.value.hex()
+
+
+def _fleet_credential_extensions(out: _Out, keys: _Keys, work: Path) -> None:
+    """The values of the fleet credential and fleet operator extensions of credentials the
+    fleet CA issues (the certificates themselves carry a random serial and signature)."""
+    ca = FleetCA.create(work / "fleet-ca", now=NOW)
+    spki = keys.fleet_node.public_key.to_der()
+    credentials, operators = [], []
+    expect: dict[str, list[dict[str, str]]] = {"fleet-credential": [], "fleet-operator": []}
+    for node, node_class, plane, ear in _FLEET_CREDENTIALS:
+        ear_id = ear_id_of(ear)
+        issued = ca.issue(
+            spki, node=node, node_class=node_class, plane=plane, ear_id=ear_id, now=NOW
+        )
+        credentials.append(_extension_value(issued.der, FLEET_CREDENTIAL_OID))
+        expect["fleet-credential"].append(
+            {"node": node, "class": node_class, "plane": plane, "ear_id": ear_id}
+        )
+    for operator in _FLEET_OPERATORS:
+        issued_operator = ca.issue_operator(spki, operator=operator, now=NOW)
+        operators.append(_extension_value(issued_operator.der, FLEET_OPERATOR_OID))
+        expect["fleet-operator"].append({"operator": operator})
+    document = {
+        "fleet-credential": {"oid": FLEET_CREDENTIAL_OID, "values": credentials},
+        "fleet-operator": {"oid": FLEET_OPERATOR_OID, "values": operators},
+    }
+    out.vector(
+        "fleet-credential-extensions.json",
+        (json.dumps(document, indent=1) + "\n").encode(),
+        format="the DER values (hex) of the fleet credential and fleet operator X.509 "
+        "extensions of credentials the fleet CA issued",
+        spec="docs/fleet.md (FleetCredential, FleetOperator), X.690 DER",
+        produced_by="ironroot.fleet.FleetCA.issue, FleetCA.issue_operator",
+        keys=[],
+        reproducible="exact",
+        expect=expect,
     )
 
 

@@ -1029,6 +1029,108 @@ def test_hsm_audit_chain() -> None:
         verify_audit(parse_audit_log(bad))
 
 
+# --- the fleet credential extensions -----------------------------------------------------------
+
+FLEET_CREDENTIAL_FIELDS = (0x02, 0x0C, 0x0C, 0x0A, 0x16)  # version, node, nodeClass, plane, earId
+FLEET_OPERATOR_FIELDS = (0x02, 0x0C)  # version, operator
+
+
+def der_sequence(data: bytes, tags: tuple[int, ...]) -> list[bytes]:
+    """The contents of the fields of ``data``, one DER SEQUENCE of primitive fields of these
+    tags, every length in its shortest form and nothing after the SEQUENCE (X.690 §10.1)."""
+    try:
+        ((tag, content),) = der_items(data)
+        fields = der_items(content)
+    except (IndexError, ValueError):
+        raise Rejected("not one TLV") from None
+    check(tag == 0x30, "a SEQUENCE")
+    check(tuple(t for t, _ in fields) == tags, "the fields' tags")
+    body = b"".join(bytes([t]) + der_length(c) + c for t, c in fields)
+    check(b"\x30" + der_length(body) + body == data, "DER: shortest lengths, no trailing bytes")
+    return [c for _, c in fields]
+
+
+def check_fleet_credential(data: bytes) -> dict[str, str]:
+    """docs/fleet.md: FleetCredential ::= SEQUENCE { version INTEGER (1), node UTF8String,
+    nodeClass UTF8String, plane ENUMERATED { control (0), data (1) }, earId IA5String }."""
+    version, node, node_class, plane, ear_id = der_sequence(data, FLEET_CREDENTIAL_FIELDS)
+    check(version == b"\x01", "version 1")
+    check(plane in (b"\x00", b"\x01"), "plane control (0) or data (1)")
+    check(all(0 < len(n) <= 64 for n in (node, node_class)) and 0 < len(ear_id) <= 128, "sizes")
+    check(ear_id.isascii(), "earId is IA5")
+    return {
+        "node": node.decode(),
+        "class": node_class.decode(),
+        "plane": ("control", "data")[plane[0]],
+        "ear_id": ear_id.decode(),
+    }
+
+
+def check_fleet_operator(data: bytes) -> dict[str, str]:
+    """docs/fleet.md: FleetOperator ::= SEQUENCE { version INTEGER (1), operator UTF8String }."""
+    version, operator = der_sequence(data, FLEET_OPERATOR_FIELDS)
+    check(version == b"\x01", "version 1")
+    check(0 < len(operator) <= 64, "size")
+    return {"operator": operator.decode()}
+
+
+def fleet_certificate(oid: str, value: bytes, common_name: str) -> bytes:
+    """A certificate under a throwaway key carrying ``value`` as the extension ``oid``."""
+    key = ec.generate_private_key(ec.SECP384R1())
+    name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, common_name)])
+    return (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(NOW)
+        .not_valid_after(NOW + dt.timedelta(hours=1))
+        .add_extension(
+            x509.UnrecognizedExtension(x509.ObjectIdentifier(oid), value), critical=False
+        )
+        .sign(key, hashes.SHA384())
+        .public_bytes(serialization.Encoding.DER)
+    )
+
+
+def test_fleet_credential_extensions() -> None:
+    from ironroot.errors import MalformedCertificate
+    from ironroot.fleet import FLEET_CREDENTIAL_OID, FLEET_OPERATOR_OID, parse_credential
+    from ironroot.fleet._credentials import _decode_operator
+
+    document = json.loads(vector("fleet-credential-extensions.json"))
+    want = expect("fleet-credential-extensions.json")
+    credentials = document["fleet-credential"]
+    operators = document["fleet-operator"]
+    assert (credentials["oid"], operators["oid"]) == (FLEET_CREDENTIAL_OID, FLEET_OPERATOR_OID)
+    values = [bytes.fromhex(v) for v in credentials["values"]]
+    assert [check_fleet_credential(v) for v in values] == want["fleet-credential"]
+    names = [bytes.fromhex(v) for v in operators["values"]]
+    assert [check_fleet_operator(v) for v in names] == want["fleet-operator"]
+
+    for value, found in zip(values, want["fleet-credential"], strict=True):
+        read = parse_credential(fleet_certificate(FLEET_CREDENTIAL_OID, value, found["node"]))
+        assert {
+            "node": read.node,
+            "class": read.node_class,
+            "plane": read.plane,
+            "ear_id": read.ear_id,
+        } == found
+        bad = flip(value, value.index(b"\x02\x01\x01") + 2)  # version 1 becomes 0
+        with pytest.raises(Rejected):
+            check_fleet_credential(bad)
+        with pytest.raises(MalformedCertificate):
+            parse_credential(fleet_certificate(FLEET_CREDENTIAL_OID, bad, found["node"]))
+    for value, found in zip(names, want["fleet-operator"], strict=True):
+        assert _decode_operator(value) == found["operator"]
+        bad = flip(value, 4)  # version 1 becomes 0
+        with pytest.raises(Rejected):
+            check_fleet_operator(bad)
+        with pytest.raises(MalformedCertificate):
+            _decode_operator(bad)
+
+
 # --- the set as a whole -----------------------------------------------------------------------
 
 

@@ -169,16 +169,17 @@ def _value(*fields: bytes, tag: int = 0x30) -> bytes:
 _NODE = b"\x0c\x09node-0001"
 _CLASS = b"\x0c\x03gpu"
 _EAR = b"\x16\x58urn:ironroot:ear:sha256:" + b"0" * 64
-_CANONICAL = "the fleet credential extension is not canonical DER"
 _NOT_PARSED = "the fleet credential extension does not parse: "
+# Each refused by the strict DER decoder itself (cryptography.hazmat.asn1), or after it by the
+# profile's version and plane; the message names the decoder's reason.
 _HOSTILE: dict[str, tuple[bytes, str]] = {
     "long-form length": (
         b"\x30\x81" + _value(b"\x02\x01\x01", _NODE, _CLASS, b"\x0a\x01\x00", _EAR)[1:],
-        _CANONICAL,
+        _NOT_PARSED,
     ),
     "trailing byte": (
         _value(b"\x02\x01\x01", _NODE, _CLASS, b"\x0a\x01\x00", _EAR) + b"\x00",
-        _CANONICAL,
+        _NOT_PARSED,
     ),
     "non-minimal version": (
         _value(b"\x02\x02\x00\x01", _NODE, _CLASS, b"\x0a\x01\x00", _EAR),

@@ -1,6 +1,11 @@
 """The process ``test_hsm_kill`` kills: one step on the HSM in ``argv[1]`` (its counter on the
 RoT device ``argv[2]``), named by ``argv[3]``, then a clean close. The files a step reads
-(a wrapped key, a backup) are in ``argv[1]``'s parent folder."""
+(a wrapped key, a backup) are in ``argv[1]``'s parent folder.
+
+A step is the crypto officer's, and a dual-control one runs with the second officer's approval
+of that one operation and its arguments (``Hsm.approve``), as a quorum of two requires.
+``ready:<step>`` runs only what comes before the step's own operations — the power-up, the
+officer's login and that approval — so the kills land on the step's operations alone."""
 
 from __future__ import annotations
 
@@ -14,13 +19,35 @@ CONFIG = HsmConfig(scrypt_n=2**10, audit_group_commit=1)
 OFFICER, OFFICER_PASS = "officer", b"officer-credential"
 SECOND, SECOND_PASS = "officer2", b"second-credential"
 USER, USER_PASS = "service", b"user-credential"
+READY = "ready:"
+AUDITOR = ("auditor", Role.AUDITOR, b"auditor-credential")
+
+
+def _approval(name: str, files: Path) -> tuple[object, ...]:
+    """The dual-control operation step ``name`` runs and its arguments (none: not one)."""
+    if name == "backup":
+        return ("backup",)
+    if name == "restore":
+        return ("restore", (files / "backup").read_bytes())
+    if name == "quorum":
+        return ("officer-quorum", 2)
+    if name == "identity":
+        return ("identity-add", *AUDITOR)
+    return ()
 
 
 def step(hsm: Hsm, name: str, files: Path) -> None:
-    officer = hsm.login(OFFICER, OFFICER_PASS, [(SECOND, SECOND_PASS)])
-    if name == "none":  # the power-up and login alone: where a step's own operations start
-        pass
-    elif name == "generate":
+    ready = name.startswith(READY)
+    name = name.removeprefix(READY)
+    officer = hsm.login(OFFICER, OFFICER_PASS)
+    approval = _approval(name, files)
+    if approval:
+        operation, *arguments = approval
+        assert isinstance(operation, str)
+        hsm.approve(officer, operation, *arguments, approvers=[(SECOND, SECOND_PASS)])
+    if ready:  # where the step's own operations start
+        return
+    if name == "generate":
         hsm.generate(officer, KeyType.ED25519)
     elif name == "import":
         (wrapping,) = [k.handle for k in hsm.keys(officer) if k.attributes.label == "wrapping"]
@@ -38,7 +65,7 @@ def step(hsm: Hsm, name: str, files: Path) -> None:
     elif name == "quorum":
         hsm.set_officer_quorum(officer, 2)
     elif name == "identity":
-        hsm.add_identity(officer, "auditor", Role.AUDITOR, b"auditor-credential")
+        hsm.add_identity(officer, *AUDITOR)
     elif name == "audit":
         (signing,) = [k.handle for k in hsm.keys(officer) if k.attributes.label == "signing"]
         hsm.sign(hsm.login(USER, USER_PASS), signing, b"a record of the audit log")

@@ -23,8 +23,8 @@ from typing import Any
 import pytest
 from tests.platform.node_world import transparency_service
 
-from ironroot.attestation import ReferenceValues
-from ironroot.corim import CORIM_CONTENT_TYPE, Validity, sign_corim
+from ironroot.attestation import ReferenceValue, ReferenceValues
+from ironroot.corim import CORIM_CONTENT_TYPE, HASH_ALG_SHA384, Validity, sign_corim
 from ironroot.cose import create_statement
 from ironroot.crypto import Algorithm, PrivateKey, PublicKey
 from ironroot.errors import (
@@ -51,9 +51,11 @@ from ironroot.firmware import (
     sign_bundle,
 )
 from ironroot.platform import (
+    DEVICE_LAYOUT,
     DEVICE_SVN_INDEX,
     DeviceMeasurement,
     PlatformDevice,
+    device_block_keys,
     device_measurement_blocks,
     device_references,
     measure_device,
@@ -427,6 +429,43 @@ def test_a_block_outside_the_device_layout_is_refused(
     )
     error = _expect(result, EndorsementMismatch, "unexpected-measurement")
     assert "measurement 254 (DEVICE_MODE)" in error.detail
+
+
+def test_a_devices_blocks_are_named_by_the_layout_then_by_the_logged_components() -> None:
+    """What a verifier names each block by (one place for the layout: ``ironroot.fleet``
+    appraises by these names): 1 ``fmc``, 2 ``runtime``; from 3, the first by name of the
+    logged ``component-<id>`` values listing its digest that no earlier block took, else
+    ``component-<index>``."""
+    assert dict(DEVICE_LAYOUT) == {1: "fmc", 2: "runtime"}
+    digest = {n: hashlib.sha384(bytes([n])).digest() for n in range(1, 7)}
+
+    def logged(mkey: str, n: int) -> ReferenceValue:
+        return ReferenceValue(mkey, ((HASH_ALG_SHA384, digest[n]),))
+
+    references = ReferenceValues(
+        [
+            logged("fmc", 1),
+            logged("runtime", 2),
+            logged("component-9", 3),
+            logged("component-7", 3),
+            logged("component-8", 4),
+            logged("component-7", 4),
+            logged("fmc", 6),  # not a component's key: block 6 takes none of it
+        ]
+    )
+    blocks = {n: digest[n] for n in (1, 2, 3, 4, 5, 6)}
+    assert device_block_keys(blocks, references) == {
+        1: "fmc",
+        2: "runtime",
+        3: "component-7",  # the first by name
+        4: "component-8",  # component-7 is block 3's
+        5: "component-5",  # nobody logged it
+        6: "component-6",
+    }
+    assert device_block_keys({1: digest[3], 3: digest[1]}, references) == {
+        1: "fmc",  # by its index, whatever it holds
+        3: "component-3",
+    }
 
 
 def test_a_device_without_logged_reference_values_is_refused(

@@ -58,8 +58,9 @@ and :func:`verify_credential` a node's only.
 
 :func:`parse_credential` reads a certificate under this profile (``MalformedCertificate`` for
 anything else: no extension, a second one, a value that is not the one DER encoding, a subject
-that does not name the extension's node). The decoder is strict: the value must re-encode to
-the same bytes.
+that does not name the extension's node). The decoder reads strict DER and nothing else
+(``cryptography.hazmat.asn1``: shortest lengths and integers, no constructed strings, no byte
+after the value).
 
 Status. :class:`CredentialStore` (``admission/credentials.db``, SQLite WAL) records every
 credential issued and its revocation (time, reason). :func:`check_credential` is what the
@@ -120,19 +121,17 @@ import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Final
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Final
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.exceptions import UnsupportedAlgorithm as _CryptoUnsupported
+from cryptography.hazmat import asn1
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-from pyasn1.codec.der import decoder as der_decoder
-from pyasn1.codec.der import encoder as der_encoder
-from pyasn1.type import char, constraint, namedtype, namedval, univ
 
 from ironroot._fileio import make_dirs, read_limited, write_atomic
 from ironroot.crypto import (
@@ -168,7 +167,6 @@ from ironroot.errors import (
 from ironroot.fleet._files import write_files
 from ironroot.fleet._sqlite import SqliteFile
 from ironroot.hsm import seal, unseal
-from ironroot.rot import ASN1_DECODE_ERRORS
 
 if TYPE_CHECKING:
     from ironroot.fleet._fleet import Fleet
@@ -229,84 +227,86 @@ _MAX_CRL: Final = 16 * 1024 * 1024
 # --- the extension ------------------------------------------------------------------------------
 
 
-class _Plane(univ.Enumerated):
-    namedValues = namedval.NamedValues(("control", 0), ("data", 1))
-    subtypeSpec = univ.Enumerated.subtypeSpec + constraint.SingleValueConstraint(0, 1)
+# The two values as DER, read with ``cryptography.hazmat.asn1`` (strict DER, in Rust). Its
+# declarative module has no ENUMERATED, so ``plane`` is a TLV: read, it must be a primitive
+# ENUMERATED (tag 0x0a) of one content octet, 0 or 1; written, it is one of ``_PLANE_TLVS``
+# (read once from their DER). Everything else is the module's: the DER rules (shortest lengths
+# and integers, no constructed strings, valid UTF-8 and IA5, no data left over), the tags, the
+# fields' order and the SIZE constraints (in characters, as pyasn1 counted them before). The
+# version is an INTEGER of any size, then compared with 1. Any failure is MalformedCertificate.
 
 
-class _Version(univ.Integer):
-    subtypeSpec = univ.Integer.subtypeSpec + constraint.SingleValueConstraint(1)
+@asn1.sequence
+class _FleetCredential:
+    version: int
+    node: Annotated[str, asn1.Size(1, 64)]
+    node_class: Annotated[str, asn1.Size(1, 64)]
+    plane: asn1.TLV
+    ear_id: Annotated[asn1.IA5String, asn1.Size(1, 128)]
 
 
-class _Name(char.UTF8String):
-    subtypeSpec = char.UTF8String.subtypeSpec + constraint.ValueSizeConstraint(1, 64)
+@asn1.sequence
+class _FleetOperator:
+    version: int
+    operator: Annotated[str, asn1.Size(1, 64)]
 
 
-class _EarId(char.IA5String):
-    subtypeSpec = char.IA5String.subtypeSpec + constraint.ValueSizeConstraint(1, 128)
+@asn1.sequence
+class _PlaneOnly:
+    plane: asn1.TLV
 
 
-class _FleetCredential(univ.Sequence):
-    componentType = namedtype.NamedTypes(
-        namedtype.NamedType("version", _Version()),
-        namedtype.NamedType("node", _Name()),
-        namedtype.NamedType("nodeClass", _Name()),
-        namedtype.NamedType("plane", _Plane()),
-        namedtype.NamedType("earId", _EarId()),
-    )
-
-
-class _FleetOperator(univ.Sequence):
-    componentType = namedtype.NamedTypes(
-        namedtype.NamedType("version", _Version()),
-        namedtype.NamedType("operator", _Name()),
-    )
+_ENUMERATED: Final = b"\x0a"
+_PLANE_NUMBERS: Final = tuple(bytes((number,)) for number in range(len(PLANES)))
+_PLANE_TLVS: Final = tuple(
+    asn1.decode_der(_PlaneOnly, b"\x30\x03" + _ENUMERATED + b"\x01" + number).plane
+    for number in _PLANE_NUMBERS
+)
+_VERSION: Final = 1
 
 
 def _encode_extension(node: str, node_class: str, plane: str, ear_id: str) -> bytes:
-    value = _FleetCredential()
-    value["version"] = 1
-    value["node"] = node
-    value["nodeClass"] = node_class
-    value["plane"] = PLANES.index(plane)
-    value["earId"] = ear_id
-    return bytes(der_encoder.encode(value))
+    value = _FleetCredential(
+        version=_VERSION,
+        node=node,
+        node_class=node_class,
+        plane=_PLANE_TLVS[PLANES.index(plane)],
+        ear_id=asn1.IA5String(ear_id),
+    )
+    return asn1.encode_der(value)
 
 
 def _decode_extension(data: bytes) -> tuple[str, str, str, str]:
     if len(data) > _MAX_EXTENSION:
         raise MalformedCertificate("the fleet credential extension is too large")
     try:
-        value, rest = der_decoder.decode(data, asn1Spec=_FleetCredential())
-        if rest or bytes(der_encoder.encode(value)) != data:
-            raise MalformedCertificate("the fleet credential extension is not canonical DER")
-        return (
-            str(value["node"]),
-            str(value["nodeClass"]),
-            PLANES[int(value["plane"])],
-            str(value["earId"]),
-        )
-    except ASN1_DECODE_ERRORS as exc:
+        value = asn1.decode_der(_FleetCredential, data)
+    except ValueError as exc:
         raise MalformedCertificate(f"the fleet credential extension does not parse: {exc}") from exc
+    plane = bytes(value.plane.data)
+    if value.plane.tag_bytes != _ENUMERATED or plane not in _PLANE_NUMBERS:
+        raise MalformedCertificate(
+            "the fleet credential extension does not parse: its plane is no ENUMERATED 0 or 1"
+        )
+    if value.version != _VERSION:
+        raise MalformedCertificate("the fleet credential extension does not parse: not version 1")
+    return value.node, value.node_class, PLANES[plane[0]], value.ear_id.as_str()
 
 
 def _encode_operator(operator: str) -> bytes:
-    value = _FleetOperator()
-    value["version"] = 1
-    value["operator"] = operator
-    return bytes(der_encoder.encode(value))
+    return asn1.encode_der(_FleetOperator(version=_VERSION, operator=operator))
 
 
 def _decode_operator(data: bytes) -> str:
     if len(data) > _MAX_EXTENSION:
         raise MalformedCertificate("the fleet operator extension is too large")
     try:
-        value, rest = der_decoder.decode(data, asn1Spec=_FleetOperator())
-        if rest or bytes(der_encoder.encode(value)) != data:
-            raise MalformedCertificate("the fleet operator extension is not canonical DER")
-        return str(value["operator"])
-    except ASN1_DECODE_ERRORS as exc:
+        value = asn1.decode_der(_FleetOperator, data)
+    except ValueError as exc:
         raise MalformedCertificate(f"the fleet operator extension does not parse: {exc}") from exc
+    if value.version != _VERSION:
+        raise MalformedCertificate("the fleet operator extension does not parse: not version 1")
+    return value.operator
 
 
 def ear_id_of(ear: bytes) -> str:

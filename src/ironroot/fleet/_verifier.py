@@ -116,7 +116,12 @@ from ironroot.fleet._evidence import NodeEvidence, binding_key
 from ironroot.fleet._fleet import Fleet, NodeClass
 from ironroot.fleet._reviews import ComponentReviews
 from ironroot.fleet._revocation import Revocations
-from ironroot.platform import DEVICE_SVN_INDEX, unwrap_witnessed
+from ironroot.platform import (
+    DEVICE_LAYOUT,
+    DEVICE_SVN_INDEX,
+    device_block_keys,
+    unwrap_witnessed,
+)
 from ironroot.safe import SFR_COSE_CONTENT_TYPE, SFR_JWS_CONTENT_TYPE
 from ironroot.spdm import SpdmChainCache
 
@@ -138,10 +143,6 @@ _CACHE_SECONDS: Final = 3600
 # the parsed leaf, so ~32 MB when full): a fleet of a thousand nodes with three SPDM devices
 # each fits, so a scan re-attesting all of them finds every chain (it starts over when full).
 _SPDM_CHAINS: Final = 4096
-# A device's blocks by index (the platform's layout, docs/platform.md "Measurement blocks")
-_LAYOUT: Final = {1: "fmc", 2: "runtime"}
-_LAYOUT_NAMES: Final = frozenset(_LAYOUT.values())
-_COMPONENT: Final = "component-"
 
 Labelled = tuple[str, bytes]
 
@@ -160,7 +161,10 @@ def _policy(
         {
             "name": name,
             "rules": [r for r in base["rules"] if r["name"] not in drop],
-            "components": {"ironroot": ["fmc", "runtime"], "spdm": ["fmc", "runtime", *further]},
+            "components": {
+                "ironroot": ["fmc", "runtime"],
+                "spdm": [*DEVICE_LAYOUT.values(), *further],
+            },
             "svn_claim": {"ironroot": "firmware", "spdm": "firmware"},
             "firmware_hash": {"ironroot": "manifest"},
             "cvss_threshold": threshold if threshold is not None else 10.0,
@@ -348,28 +352,25 @@ class NodeAppraisal:
         }
 
 
-def _device_claims(claims: EvidenceClaims, references: ReferenceValues) -> EvidenceClaims:
-    """SPDM claims with their blocks named by the platform's device layout (module docs): a
-    block from index 3 takes the ``component-<id>`` of a logged value that lists its digest
-    (a block's index is its place in the TOC, not the component's id), else
-    ``component-<index>``, which no logged value names."""
-    measurements: dict[str, bytes] = {}
+def _device_claims(
+    claims: EvidenceClaims, references: ReferenceValues
+) -> tuple[EvidenceClaims, tuple[str, ...]]:
+    """SPDM claims with their blocks named by the platform's device layout (module docs,
+    :func:`ironroot.platform.device_block_keys`) and the SVN block as the ``firmware`` SVN,
+    and the names of the blocks beyond the layout's fixed ones (sorted)."""
+    blocks: dict[int, bytes] = {}
     for name, value in claims.measurements.items():
         index = int(name.rpartition(".")[2])
-        if index == DEVICE_SVN_INDEX:
-            continue
-        named = _LAYOUT.get(index)
-        if named is None:
-            logged = sorted(
-                {v.mkey for v in references.listing(value) if v.mkey.startswith(_COMPONENT)}
-                - measurements.keys()
-            )
-            named = logged[0] if logged else f"{_COMPONENT}{index}"
-        measurements[named] = value
+        if index != DEVICE_SVN_INDEX:
+            blocks[index] = value
+    keys = device_block_keys(blocks, references)
     svn = claims.svns.get(f"spdm.{DEVICE_SVN_INDEX}")
-    return dataclasses.replace(
-        claims, measurements=measurements, svns={} if svn is None else {"firmware": svn}
+    named = dataclasses.replace(
+        claims,
+        measurements={keys[index]: value for index, value in blocks.items()},
+        svns={} if svn is None else {"firmware": svn},
     )
+    return named, tuple(sorted({keys[index] for index in blocks if index not in DEVICE_LAYOUT}))
 
 
 class FleetVerifier:
@@ -509,8 +510,7 @@ class FleetVerifier:
             return appraise_failure(
                 exc, format="spdm", policy=policy, nonce=nonce, now=now
             ).submods["spdm"]
-        measured = _device_claims(claims, references)
-        further = tuple(sorted(m for m in measured.measurements if m not in _LAYOUT_NAMES))
+        measured, further = _device_claims(claims, references)
         result = appraise(
             measured,
             self._device_endorsements(name, root, references),

@@ -25,10 +25,12 @@ if TYPE_CHECKING:
         verify_update,
     )
     from ironroot.platform._devices import (
+        DEVICE_LAYOUT,
         DEVICE_SVN_INDEX,
         DeviceMeasurement,
         PlatformDevice,
         compare_device_references,
+        device_block_keys,
         device_measurement_blocks,
         device_references,
         measure_device,
@@ -81,10 +83,12 @@ if TYPE_CHECKING:
     from ironroot.platform._update import UpdatePreflight, UpdateResult
 
 __all__ = [
+    "DEVICE_LAYOUT",
     "DEVICE_SVN_INDEX",
     "DeviceMeasurement",
     "PlatformDevice",
     "compare_device_references",
+    "device_block_keys",
     "device_measurement_blocks",
     "device_references",
     "measure_device",

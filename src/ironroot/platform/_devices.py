@@ -134,10 +134,12 @@ from ironroot.spdm import (
 )
 
 __all__ = [
+    "DEVICE_LAYOUT",
     "DEVICE_SVN_INDEX",
     "DeviceMeasurement",
     "PlatformDevice",
     "compare_device_references",
+    "device_block_keys",
     "device_measurement_blocks",
     "device_references",
     "measure_device",
@@ -153,7 +155,10 @@ _NAME: Final = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 _MAX_LABEL: Final = 256
 _MAX_FILE: Final = 256 * 1024
 _FORMAT: Final = 1
-_MKEYS: Final = {1: "fmc", 2: "runtime"}
+DEVICE_LAYOUT: Final[Mapping[int, str]] = MappingProxyType({1: "fmc", 2: "runtime"})
+"""The blocks every device reports, by index, and the measurement key (``mkey``) of the
+reference values each is compared with (module docs): 1 the FMC, 2 the runtime. Each further
+component, from index 3, is a ``component-<id>`` (:func:`device_block_keys`)."""
 _EXTRA_MKEY: Final = "component-"
 _SHA384_ALGS: Final = frozenset({HASH_ALG_SHA384, "sha-384"})
 
@@ -614,7 +619,7 @@ def _layout(blocks: Sequence[AnyMeasurementBlock], seen: _Seen) -> tuple[dict[in
             f"component measurements {sorted(components)} are not numbered 1, 2, 3 …",
             code="measurement-missing",
         )
-    missing = [what for index, what in _MKEYS.items() if index not in components]
+    missing = [what for index, what in DEVICE_LAYOUT.items() if index not in components]
     if svn is None:
         missing.append("SVN")
     if missing or svn is None:
@@ -625,10 +630,34 @@ def _layout(blocks: Sequence[AnyMeasurementBlock], seen: _Seen) -> tuple[dict[in
     return components, svn
 
 
+def device_block_keys(
+    components: Mapping[int, bytes], references: ReferenceValues
+) -> dict[int, str]:
+    """The measurement key each of a device's component blocks (index -> SHA-384, the SVN
+    block apart, in the order given) is named by: its :data:`DEVICE_LAYOUT` key; from index 3
+    (a block's index is its place in the TOC, not the component's id), the first by name of
+    the ``component-<id>`` keys of the logged values that list its digest and no earlier block
+    took (as :func:`compare_device_references` matches such a block to any of them), else
+    ``component-<index>``. For a verifier that appraises a device's blocks by name
+    (``ironroot.fleet``): the one place, with :data:`DEVICE_LAYOUT`, that says how the
+    layout's blocks map to reference values."""
+    keys: dict[int, str] = {}
+    for index, digest in components.items():
+        key = DEVICE_LAYOUT.get(index)
+        if key is None:
+            logged = sorted(
+                {v.mkey for v in references.listing(digest) if v.mkey.startswith(_EXTRA_MKEY)}
+                - set(keys.values())
+            )
+            key = logged[0] if logged else f"{_EXTRA_MKEY}{index}"
+        keys[index] = key
+    return keys
+
+
 def _matching(
     product: Sequence[ReferenceValue], index: int, digest: bytes
 ) -> tuple[ReferenceValue, ...]:
-    mkey = _MKEYS.get(index)
+    mkey = DEVICE_LAYOUT.get(index)
     return tuple(
         value
         for value in product
@@ -660,7 +689,7 @@ def compare_device_references(
     for index, digest in sorted(components.items()):
         found = _matching(product, index, digest)
         if not found:
-            what = _MKEYS.get(index, "component")
+            what = DEVICE_LAYOUT.get(index, "component")
             raise EndorsementMismatch(
                 f"measurement {index} ({what}) {digest.hex()[:16]}… matches no logged"
                 f" reference value of {model!r}",

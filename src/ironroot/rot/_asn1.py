@@ -87,7 +87,7 @@ DECODE_ERRORS: tuple[type[Exception], ...] = (
     UnicodeError,
     RecursionError,
 )
-"""What pyasn1 (still used by :func:`decode_outer` and the fleet credential extensions) raises
+"""What pyasn1 (still used by :func:`decode_outer` and the NVIDIA evidence reader) raises
 on hostile input: its own ``PyAsn1Error`` and, from deep inside its decoder and value objects,
 plain Python errors (an over-long length is an ``OverflowError``, a negative one a
 ``ValueError``, a truncated header an ``IndexError``)."""
