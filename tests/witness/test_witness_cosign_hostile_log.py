@@ -58,3 +58,29 @@ def test_a_hostile_checkpoint_is_the_log_s_failure(
     assert code == 1, err
     assert err == f"ironroot: verification-failed: {message.format(url=log.url)}\n"
     assert witness.requests == []
+
+
+def test_a_witness_refusing_the_request_exits_1_with_its_detail(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A witness answering 400 refuses the request it was sent: its refusal (exit 1,
+    ``remote-problem``, its problem detail), not a usage error of the command's user (exit 2,
+    ``malformed``) — nothing the user typed was wrong."""
+    problem = b'{"title": "Bad Request", "status": 400, "detail": "the request is malformed"}'
+    refusal = ok(problem, {"Content-Type": "application/problem+json"}, status=400)
+    with (
+        HostileServer(attacks={"checkpoint": ok(_note(3))}) as log,
+        HostileServer(attacks={"add-checkpoint": refusal}) as witness,
+        bounded(30),
+    ):
+        code = main(
+            ["witness", "cosign", "--url", witness.url, "--log-url", log.url,
+             "--key", SIGNER.verifier().vkey, "--witness-key", WITNESS.verifier().vkey]
+        )  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 1, err
+    assert err == (
+        f"ironroot: remote-problem: the witness {witness.url} refused the request (400): "
+        "the request is malformed\n"
+    )
+    assert witness.requests == ["add-checkpoint"]
