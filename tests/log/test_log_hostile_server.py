@@ -38,6 +38,7 @@ from ironroot.errors import (
     NotFound,
     PayloadTooLarge,
     StorageError,
+    UnknownIssuer,
     Unreachable,
     VerificationFailed,
 )
@@ -46,6 +47,7 @@ from ironroot.log import (
     HttpLogFetcher,
     Log,
     encode_entry_bundle,
+    fetch_checkpoint,
     parse_entry_bundle,
     sign_note,
     verify_remote_log,
@@ -147,6 +149,57 @@ def test_a_hostile_body_is_cut_off_in_bounded_memory(attack: Answer) -> None:
     assert peak < 64 << 20
 
 
+# --- fetch_checkpoint: how every reader of a served log fetches its checkpoint ----------------
+
+# What the server answers for ``checkpoint`` (``None``: a 404), and the exact detail of the
+# VerificationFailed (``{url}`` the server's): the log's failure to every reader alike.
+CHECKPOINT_FAILURES: dict[str, tuple[Callable[[], Answer] | None, str]] = {
+    "none served": (None, "the log does not serve {url}/checkpoint"),
+    "endless": (endless_body, "{url}/checkpoint is larger than any log resource"),
+    "gzip bomb": (gzip_bomb, "{url}/checkpoint is larger than any log resource"),
+    "size 2^63": (
+        lambda: ok(_signed(1 << 63, bytes(32))),
+        "{url}/checkpoint is served wrongly: the checkpoint size is too large",
+    ),
+    "not UTF-8": (
+        lambda: ok(_signed(3, bytes(32)).replace(ORIGIN.encode(), b"\xff", 1)),
+        "{url}/checkpoint is served wrongly: the signed note is not UTF-8",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(CHECKPOINT_FAILURES))
+def test_fetch_checkpoint_refuses_what_is_no_checkpoint_as_the_log_s_failure(case: str) -> None:
+    attack, detail = CHECKPOINT_FAILURES[case]
+    attacks = {} if attack is None else {"checkpoint": attack()}
+    with (
+        HostileServer(attacks=attacks) as server,
+        HttpLogFetcher(server.url, timeout=1.0) as fetcher,
+        bounded(30),
+        pytest.raises(VerificationFailed) as raised,
+    ):
+        fetch_checkpoint(fetcher, [signer(KEY).verifier()], origin=ORIGIN)
+    assert type(raised.value) is VerificationFailed
+    assert raised.value.exit_code == 1
+    assert raised.value.detail == detail.format(url=server.url)
+    assert server.requests == ["checkpoint"]
+
+
+def test_fetch_checkpoint_opens_the_served_note_and_lets_its_signature_errors_through(
+    log: Log,
+) -> None:
+    with HostileServer(_source(log)) as server, HttpLogFetcher(server.url) as fetcher, bounded(30):
+        note, checkpoint = fetch_checkpoint(fetcher, [signer(KEY).verifier()], origin=ORIGIN)
+        assert note == log.checkpoint()
+        assert (checkpoint.origin, checkpoint.size) == (ORIGIN, SIZE)
+        with pytest.raises(UnknownIssuer) as other_origin:
+            fetch_checkpoint(fetcher, [signer(KEY).verifier()], origin="other.example/log")
+        with pytest.raises(UnknownIssuer) as other_key:
+            fetch_checkpoint(fetcher, [signer(ed25519_key()).verifier()])
+    assert type(other_origin.value) is UnknownIssuer  # not wrapped as "served wrongly"
+    assert type(other_key.value) is UnknownIssuer
+
+
 # --- a log's resources served wrong -----------------------------------------------------------
 
 
@@ -169,21 +222,21 @@ def _content_attacks(log: Log) -> list[tuple[str, str, bytes, type[IronrootError
             "checkpoint",
             _signed(1 << 63, root),
             VerificationFailed,
-            "the served checkpoint is malformed",
+            "checkpoint is served wrongly: ",
         ),
         (
             "checkpoint of size 2^64",
             "checkpoint",
             _signed(1 << 64, root),
             VerificationFailed,
-            "the served checkpoint is malformed",
+            "checkpoint is served wrongly: ",
         ),
         (
             "checkpoint whose note is not UTF-8",
             "checkpoint",
             _tile(log, "checkpoint").replace(b"log.example", b"log.\xff\xfeexample", 1),
             VerificationFailed,
-            "the served checkpoint is malformed",
+            "checkpoint is served wrongly: ",
         ),
         (
             "checkpoint of a size whose tiles are not served",

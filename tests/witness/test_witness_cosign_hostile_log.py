@@ -24,7 +24,7 @@ def _note(size: int) -> bytes:
 
 
 _LARGE = "{url}/checkpoint is larger than any log resource"
-_MALFORMED = "the served checkpoint is malformed: "
+_MALFORMED = "{url}/checkpoint is served wrongly: "
 
 
 @pytest.mark.parametrize(
