@@ -8,8 +8,10 @@ with one line."""
 from __future__ import annotations
 
 import hashlib
+import json
 import tracemalloc
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -355,25 +357,68 @@ def test_a_header_that_is_not_ascii_is_read_past(log: Log) -> None:
         assert fetcher.fetch("checkpoint") == body
 
 
-def test_log_verify_of_a_url_has_an_overall_deadline_by_default(
-    log: Log, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+def _reading(verb: str, url: str, out: Path) -> list[str]:
+    """The command of ``verb`` reading the log at ``url`` (an export writes to ``out``)."""
+    if verb == "verify":
+        return ["log", "verify", url]
+    return ["log", "export-tiles", str(out), "--url", url]
+
+
+@pytest.mark.parametrize("verb", ["verify", "export-tiles"])
+def test_reading_a_url_has_an_overall_deadline_by_default(
+    log: Log,
+    verb: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # No --deadline: a bundle trickled one byte at a time (each wait short, the whole weeks)
     # is cut by the default deadline; made 1 s here, the mechanism is --deadline's own.
-    import ironroot.cli.log as cli_log
+    # export-tiles had none at all: the trickle kept it running for ever.
+    import ironroot.cli._log_tiles as log_tiles
 
-    monkeypatch.setattr(cli_log, "LOG_READ_DEADLINE", 1.0, raising=False)
+    monkeypatch.setattr(log_tiles, "LOG_READ_DEADLINE", 1.0)
+    out = tmp_path / "mirror"
     with HostileServer(_source(log), {"tile/entries/000": trickle_body()}) as server, bounded(30):
-        code = main(["log", "verify", server.url])
+        code = main(_reading(verb, server.url, out))
     err = capsys.readouterr().err
     assert code == 1, err
-    assert err.startswith("ironroot: unreachable: cannot reach "), err
-    assert err.endswith("the log was not read within 1 s\n"), err
-    assert err.count("\n") == 1
+    assert err == (
+        f"ironroot: unreachable: cannot reach {server.url}/tile/entries/000: "
+        "the log was not read within 1 s\n"
+    )
+    assert not (out / "checkpoint").exists()
 
 
-def test_the_default_deadline_of_log_verify_is_the_monitors_check_timeout(
-    log: Log, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+def test_export_tiles_of_a_url_gives_up_at_its_deadline(
+    log: Log, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``export-tiles --url`` has ``log verify``'s ``--deadline``: a server trickling a bundle
+    is the log unreachable (exit 1), and nothing is published."""
+    out = tmp_path / "mirror"
+    argv = ["log", "export-tiles", str(out), "--deadline", "1", "--json"]
+    with HostileServer(_source(log), {"tile/entries/000": trickle_body()}) as server, bounded(30):
+        code = main([*argv, "--url", server.url])
+    captured = capsys.readouterr()
+    assert code == 1, captured.err
+    detail = f"cannot reach {server.url}/tile/entries/000: the log was not read within 1 s"
+    assert captured.err == f"ironroot: unreachable: {detail}\n"
+    error = json.loads(captured.out)["error"]
+    assert (error["code"], error["message"]) == ("unreachable", detail)
+    assert not (out / "checkpoint").exists()
+    for bad in ("0", "-1", "nan", "inf"):  # the fetcher's range, as log verify's
+        assert main([*argv[:4], bad, "--url", server.url]) == 2
+    assert main([*argv, "--data", str(tmp_path)]) == 2  # a directory has no deadline
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["error"]["code"] == "config"
+
+
+@pytest.mark.parametrize("verb", ["verify", "export-tiles"])
+def test_the_default_deadline_of_reading_a_url_is_the_monitors_check_timeout(
+    log: Log,
+    verb: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     from ironroot.cli._main import build_parser
 
@@ -386,12 +431,12 @@ def test_the_default_deadline_of_log_verify_is_the_monitors_check_timeout(
 
     monkeypatch.setattr("ironroot.log.HttpLogFetcher", Recorded)
     with HostileServer(_source(log)) as server, bounded(30):
-        assert main(["log", "verify", server.url]) == 0
-        assert main(["log", "verify", server.url, "--deadline", "600"]) == 0
+        assert main(_reading(verb, server.url, tmp_path / "one")) == 0
+        assert main([*_reading(verb, server.url, tmp_path / "two"), "--deadline", "600"]) == 0
     capsys.readouterr()
     argv = ["monitor", "once", "--state", "s", "--url", "http://127.0.0.1"]
     check_timeout = build_parser(argv).parse_args(argv).check_timeout
-    assert deadlines == [check_timeout, 600.0]
+    assert deadlines == [check_timeout, 600.0]  # one reader each: its keys read within it too
     assert check_timeout == 3600.0
 
 
