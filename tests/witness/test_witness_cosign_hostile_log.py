@@ -23,6 +23,14 @@ def _note(size: int) -> bytes:
     return sign_note(f"{ORIGIN}\n{size}\n".encode() + line + b"\n", [SIGNER])
 
 
+def _cosign(witness: HostileServer, log: HostileServer) -> int:
+    """``ironroot witness cosign`` of ``log``'s checkpoint by ``witness``: its exit code."""
+    return main(
+        ["witness", "cosign", "--url", witness.url, "--log-url", log.url,
+         "--key", SIGNER.verifier().vkey, "--witness-key", WITNESS.verifier().vkey]
+    )  # fmt: skip
+
+
 _LARGE = "{url}/checkpoint is larger than any log resource"
 _MALFORMED = "{url}/checkpoint is served wrongly: "
 
@@ -50,10 +58,7 @@ def test_a_hostile_checkpoint_is_the_log_s_failure(
         HostileServer() as witness,
         bounded(30),
     ):
-        code = main(
-            ["witness", "cosign", "--url", witness.url, "--log-url", log.url,
-             "--key", SIGNER.verifier().vkey, "--witness-key", WITNESS.verifier().vkey]
-        )  # fmt: skip
+        code = _cosign(witness, log)
     err = capsys.readouterr().err
     assert code == 1, err
     assert err == f"ironroot: verification-failed: {message.format(url=log.url)}\n"
@@ -73,10 +78,7 @@ def test_a_witness_refusing_the_request_exits_1_with_its_detail(
         HostileServer(attacks={"add-checkpoint": refusal}) as witness,
         bounded(30),
     ):
-        code = main(
-            ["witness", "cosign", "--url", witness.url, "--log-url", log.url,
-             "--key", SIGNER.verifier().vkey, "--witness-key", WITNESS.verifier().vkey]
-        )  # fmt: skip
+        code = _cosign(witness, log)
     err = capsys.readouterr().err
     assert code == 1, err
     assert err == (
