@@ -44,7 +44,7 @@ def _source(path: str) -> bytes | None:
 
 
 _TOO_LARGE = "/checkpoint is larger than any log resource"
-_MALFORMED = f"the served checkpoint of {ORIGIN} is malformed: "
+_MALFORMED = "/checkpoint is served wrongly: "
 
 ATTACKS: dict[str, tuple[Callable[[], Answer], str]] = {
     "endless checkpoint": (endless_body, _TOO_LARGE),

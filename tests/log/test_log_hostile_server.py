@@ -8,8 +8,10 @@ with one line."""
 from __future__ import annotations
 
 import hashlib
+import json
 import tracemalloc
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -38,6 +40,7 @@ from ironroot.errors import (
     NotFound,
     PayloadTooLarge,
     StorageError,
+    UnknownIssuer,
     Unreachable,
     VerificationFailed,
 )
@@ -46,6 +49,7 @@ from ironroot.log import (
     HttpLogFetcher,
     Log,
     encode_entry_bundle,
+    fetch_checkpoint,
     parse_entry_bundle,
     sign_note,
     verify_remote_log,
@@ -147,6 +151,57 @@ def test_a_hostile_body_is_cut_off_in_bounded_memory(attack: Answer) -> None:
     assert peak < 64 << 20
 
 
+# --- fetch_checkpoint: how every reader of a served log fetches its checkpoint ----------------
+
+# What the server answers for ``checkpoint`` (``None``: a 404), and the exact detail of the
+# VerificationFailed (``{url}`` the server's): the log's failure to every reader alike.
+CHECKPOINT_FAILURES: dict[str, tuple[Callable[[], Answer] | None, str]] = {
+    "none served": (None, "the log does not serve {url}/checkpoint"),
+    "endless": (endless_body, "{url}/checkpoint is larger than any log resource"),
+    "gzip bomb": (gzip_bomb, "{url}/checkpoint is larger than any log resource"),
+    "size 2^63": (
+        lambda: ok(_signed(1 << 63, bytes(32))),
+        "{url}/checkpoint is served wrongly: the checkpoint size is too large",
+    ),
+    "not UTF-8": (
+        lambda: ok(_signed(3, bytes(32)).replace(ORIGIN.encode(), b"\xff", 1)),
+        "{url}/checkpoint is served wrongly: the signed note is not UTF-8",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(CHECKPOINT_FAILURES))
+def test_fetch_checkpoint_refuses_what_is_no_checkpoint_as_the_log_s_failure(case: str) -> None:
+    attack, detail = CHECKPOINT_FAILURES[case]
+    attacks = {} if attack is None else {"checkpoint": attack()}
+    with (
+        HostileServer(attacks=attacks) as server,
+        HttpLogFetcher(server.url, timeout=1.0) as fetcher,
+        bounded(30),
+        pytest.raises(VerificationFailed) as raised,
+    ):
+        fetch_checkpoint(fetcher, [signer(KEY).verifier()], origin=ORIGIN)
+    assert type(raised.value) is VerificationFailed
+    assert raised.value.exit_code == 1
+    assert raised.value.detail == detail.format(url=server.url)
+    assert server.requests == ["checkpoint"]
+
+
+def test_fetch_checkpoint_opens_the_served_note_and_lets_its_signature_errors_through(
+    log: Log,
+) -> None:
+    with HostileServer(_source(log)) as server, HttpLogFetcher(server.url) as fetcher, bounded(30):
+        note, checkpoint = fetch_checkpoint(fetcher, [signer(KEY).verifier()], origin=ORIGIN)
+        assert note == log.checkpoint()
+        assert (checkpoint.origin, checkpoint.size) == (ORIGIN, SIZE)
+        with pytest.raises(UnknownIssuer) as other_origin:
+            fetch_checkpoint(fetcher, [signer(KEY).verifier()], origin="other.example/log")
+        with pytest.raises(UnknownIssuer) as other_key:
+            fetch_checkpoint(fetcher, [signer(ed25519_key()).verifier()])
+    assert type(other_origin.value) is UnknownIssuer  # not wrapped as "served wrongly"
+    assert type(other_key.value) is UnknownIssuer
+
+
 # --- a log's resources served wrong -----------------------------------------------------------
 
 
@@ -169,21 +224,21 @@ def _content_attacks(log: Log) -> list[tuple[str, str, bytes, type[IronrootError
             "checkpoint",
             _signed(1 << 63, root),
             VerificationFailed,
-            "the served checkpoint is malformed",
+            "checkpoint is served wrongly: ",
         ),
         (
             "checkpoint of size 2^64",
             "checkpoint",
             _signed(1 << 64, root),
             VerificationFailed,
-            "the served checkpoint is malformed",
+            "checkpoint is served wrongly: ",
         ),
         (
             "checkpoint whose note is not UTF-8",
             "checkpoint",
             _tile(log, "checkpoint").replace(b"log.example", b"log.\xff\xfeexample", 1),
             VerificationFailed,
-            "the served checkpoint is malformed",
+            "checkpoint is served wrongly: ",
         ),
         (
             "checkpoint of a size whose tiles are not served",
@@ -302,25 +357,68 @@ def test_a_header_that_is_not_ascii_is_read_past(log: Log) -> None:
         assert fetcher.fetch("checkpoint") == body
 
 
-def test_log_verify_of_a_url_has_an_overall_deadline_by_default(
-    log: Log, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+def _reading(verb: str, url: str, out: Path) -> list[str]:
+    """The command of ``verb`` reading the log at ``url`` (an export writes to ``out``)."""
+    if verb == "verify":
+        return ["log", "verify", url]
+    return ["log", "export-tiles", str(out), "--url", url]
+
+
+@pytest.mark.parametrize("verb", ["verify", "export-tiles"])
+def test_reading_a_url_has_an_overall_deadline_by_default(
+    log: Log,
+    verb: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # No --deadline: a bundle trickled one byte at a time (each wait short, the whole weeks)
     # is cut by the default deadline; made 1 s here, the mechanism is --deadline's own.
-    import ironroot.cli.log as cli_log
+    # export-tiles had none at all: the trickle kept it running for ever.
+    import ironroot.cli._log_tiles as log_tiles
 
-    monkeypatch.setattr(cli_log, "LOG_READ_DEADLINE", 1.0, raising=False)
+    monkeypatch.setattr(log_tiles, "LOG_READ_DEADLINE", 1.0)
+    out = tmp_path / "mirror"
     with HostileServer(_source(log), {"tile/entries/000": trickle_body()}) as server, bounded(30):
-        code = main(["log", "verify", server.url])
+        code = main(_reading(verb, server.url, out))
     err = capsys.readouterr().err
     assert code == 1, err
-    assert err.startswith("ironroot: unreachable: cannot reach "), err
-    assert err.endswith("the log was not read within 1 s\n"), err
-    assert err.count("\n") == 1
+    assert err == (
+        f"ironroot: unreachable: cannot reach {server.url}/tile/entries/000: "
+        "the log was not read within 1 s\n"
+    )
+    assert not (out / "checkpoint").exists()
 
 
-def test_the_default_deadline_of_log_verify_is_the_monitors_check_timeout(
-    log: Log, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+def test_export_tiles_of_a_url_gives_up_at_its_deadline(
+    log: Log, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``export-tiles --url`` has ``log verify``'s ``--deadline``: a server trickling a bundle
+    is the log unreachable (exit 1), and nothing is published."""
+    out = tmp_path / "mirror"
+    argv = ["log", "export-tiles", str(out), "--deadline", "1", "--json"]
+    with HostileServer(_source(log), {"tile/entries/000": trickle_body()}) as server, bounded(30):
+        code = main([*argv, "--url", server.url])
+    captured = capsys.readouterr()
+    assert code == 1, captured.err
+    detail = f"cannot reach {server.url}/tile/entries/000: the log was not read within 1 s"
+    assert captured.err == f"ironroot: unreachable: {detail}\n"
+    error = json.loads(captured.out)["error"]
+    assert (error["code"], error["message"]) == ("unreachable", detail)
+    assert not (out / "checkpoint").exists()
+    for bad in ("0", "-1", "nan", "inf"):  # the fetcher's range, as log verify's
+        assert main([*argv[:4], bad, "--url", server.url]) == 2
+    assert main([*argv, "--data", str(tmp_path)]) == 2  # a directory has no deadline
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["error"]["code"] == "config"
+
+
+@pytest.mark.parametrize("verb", ["verify", "export-tiles"])
+def test_the_default_deadline_of_reading_a_url_is_the_monitors_check_timeout(
+    log: Log,
+    verb: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     from ironroot.cli._main import build_parser
 
@@ -333,12 +431,12 @@ def test_the_default_deadline_of_log_verify_is_the_monitors_check_timeout(
 
     monkeypatch.setattr("ironroot.log.HttpLogFetcher", Recorded)
     with HostileServer(_source(log)) as server, bounded(30):
-        assert main(["log", "verify", server.url]) == 0
-        assert main(["log", "verify", server.url, "--deadline", "600"]) == 0
+        assert main(_reading(verb, server.url, tmp_path / "one")) == 0
+        assert main([*_reading(verb, server.url, tmp_path / "two"), "--deadline", "600"]) == 0
     capsys.readouterr()
     argv = ["monitor", "once", "--state", "s", "--url", "http://127.0.0.1"]
     check_timeout = build_parser(argv).parse_args(argv).check_timeout
-    assert deadlines == [check_timeout, 600.0]
+    assert deadlines == [check_timeout, 600.0]  # one reader each: its keys read within it too
     assert check_timeout == 3600.0
 
 

@@ -63,6 +63,7 @@ EXPECTED = {
     "entry_bundle_path",
     "entry_bundles_for_size",
     "export_tiles",
+    "fetch_checkpoint",
     "fetch_document",
     "fetch_log_identity",
     "layout",

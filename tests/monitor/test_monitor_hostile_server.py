@@ -144,8 +144,8 @@ def _tile(logs: dict[str, Log], path: str) -> bytes:
     return data
 
 
-_TOO_LARGE = "verification-failed: {url} serves a checkpoint larger than any log resource\n"
-_MALFORMED = "verification-failed: {url} serves a malformed checkpoint: "
+_TOO_LARGE = "verification-failed: {url}/checkpoint is larger than any log resource\n"
+_MALFORMED = "verification-failed: {url}/checkpoint is served wrongly: "
 
 
 def _attacks(logs: dict[str, Log]) -> dict[str, tuple[str, Answer, str]]:
@@ -339,12 +339,12 @@ def test_a_fork_is_reported_with_both_signed_checkpoints_kept(
 @pytest.mark.parametrize(
     ("case", "detail"),
     [
-        ("endless checkpoint", "serves a checkpoint larger than any log resource"),
+        ("endless checkpoint", "/checkpoint is larger than any log resource"),
         (
             "checkpoint of size 2^63",
-            "serves a malformed checkpoint: the checkpoint size is too large",
+            "/checkpoint is served wrongly: the checkpoint size is too large",
         ),
-        ("checkpoint not UTF-8", "serves a malformed checkpoint: the signed note is not UTF-8"),
+        ("checkpoint not UTF-8", "/checkpoint is served wrongly: the signed note is not UTF-8"),
     ],
 )
 def test_a_served_note_that_is_no_checkpoint_is_the_log_s_failure(
@@ -366,7 +366,7 @@ def test_a_served_note_that_is_no_checkpoint_is_the_log_s_failure(
     finally:
         store.close()
     assert type(raised.value) is VerificationFailed
-    assert raised.value.detail == f"{server.url} {detail}"
+    assert raised.value.detail == f"{server.url}{detail}"
 
 
 _WRONG = "is served wrongly: the transparency configuration "

@@ -12,7 +12,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from witness_testkit import NOW, ORIGIN, WITNESS, entries, grown
+from witness_testkit import NOW, ORIGIN, WITNESS, entries, grown, make_witness
 
 from hostile_http import HostileServer, bounded, endless_body, ok
 from ironroot.crypto import Algorithm, PrivateKey
@@ -172,3 +172,38 @@ def test_no_message_or_log_line_shows_the_password_of_the_witness_url() -> None:
         assert "s3cr3t-pw" not in caught.value.detail
     assert client.url == server.url  # what CheckpointWitnessing's log lines name it by
     assert server.requests == [latest, "witness"]
+
+
+@pytest.mark.parametrize("status", [400, 413])
+def test_a_witness_refusing_the_request_is_its_refusal_not_the_callers_input(status: int) -> None:
+    """A real witness answering 400 or 413 refuses what the client sent: a remote refusal
+    (``StorageError`` ``remote-problem``, exit 1, as the transparency client's
+    ``RemoteProblem``) with the witness's problem detail. It was ``MalformedInput`` (exit 2),
+    as if the caller's own input had not parsed."""
+    log_key = PrivateKey.generate(Algorithm.ED25519)
+    log = grown(log_key, entries(3))
+    witness = make_witness(log_key)
+    note = log.checkpoint()
+    old, sent = (12, note) if status == 400 else (0, note + b"x" * (256 * 1024))
+    detail = (  # the witness's own problem detail
+        "the old size 12 is larger than the checkpoint's 3"
+        if status == 400
+        else f"the request is {len('old 0') + 2 + len(sent)} bytes; the limit is {256 * 1024}"
+    )
+    try:
+        with (
+            WitnessThread(witness) as server,
+            WitnessClient(server.url) as client,
+            bounded(30),
+            pytest.raises(StorageError) as refused,
+        ):
+            client.add_checkpoint(sent, old)
+    finally:
+        log.close()
+    assert type(refused.value) is StorageError
+    assert refused.value.code == "remote-problem"
+    assert refused.value.exit_code == 1
+    assert (
+        refused.value.detail == f"the witness {server.url} refused the request ({status}): {detail}"
+    )
+    assert witness.latest(ORIGIN) is None

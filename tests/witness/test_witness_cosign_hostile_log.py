@@ -23,8 +23,16 @@ def _note(size: int) -> bytes:
     return sign_note(f"{ORIGIN}\n{size}\n".encode() + line + b"\n", [SIGNER])
 
 
+def _cosign(witness: HostileServer, log: HostileServer) -> int:
+    """``ironroot witness cosign`` of ``log``'s checkpoint by ``witness``: its exit code."""
+    return main(
+        ["witness", "cosign", "--url", witness.url, "--log-url", log.url,
+         "--key", SIGNER.verifier().vkey, "--witness-key", WITNESS.verifier().vkey]
+    )  # fmt: skip
+
+
 _LARGE = "{url}/checkpoint is larger than any log resource"
-_MALFORMED = "the served checkpoint is malformed: "
+_MALFORMED = "{url}/checkpoint is served wrongly: "
 
 
 @pytest.mark.parametrize(
@@ -50,11 +58,31 @@ def test_a_hostile_checkpoint_is_the_log_s_failure(
         HostileServer() as witness,
         bounded(30),
     ):
-        code = main(
-            ["witness", "cosign", "--url", witness.url, "--log-url", log.url,
-             "--key", SIGNER.verifier().vkey, "--witness-key", WITNESS.verifier().vkey]
-        )  # fmt: skip
+        code = _cosign(witness, log)
     err = capsys.readouterr().err
     assert code == 1, err
     assert err == f"ironroot: verification-failed: {message.format(url=log.url)}\n"
     assert witness.requests == []
+
+
+def test_a_witness_refusing_the_request_exits_1_with_its_detail(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A witness answering 400 refuses the request it was sent: its refusal (exit 1,
+    ``remote-problem``, its problem detail), not a usage error of the command's user (exit 2,
+    ``malformed``) — nothing the user typed was wrong."""
+    problem = b'{"title": "Bad Request", "status": 400, "detail": "the request is malformed"}'
+    refusal = ok(problem, {"Content-Type": "application/problem+json"}, status=400)
+    with (
+        HostileServer(attacks={"checkpoint": ok(_note(3))}) as log,
+        HostileServer(attacks={"add-checkpoint": refusal}) as witness,
+        bounded(30),
+    ):
+        code = _cosign(witness, log)
+    err = capsys.readouterr().err
+    assert code == 1, err
+    assert err == (
+        f"ironroot: remote-problem: the witness {witness.url} refused the request (400): "
+        "the request is malformed\n"
+    )
+    assert witness.requests == ["add-checkpoint"]

@@ -28,8 +28,8 @@ from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.errors import (
     ForkDetected,
     InconsistentCheckpoint,
-    MalformedInput,
     OldSizeMismatch,
+    StorageError,
     UnknownLog,
     UntrustedCheckpoint,
 )
@@ -186,8 +186,11 @@ def test_no_signature_from_the_logs_key_is_403(served: str, log: Log) -> None:
 def test_old_larger_than_the_checkpoint_is_400(served: str, log: Log) -> None:
     response = _post(served, AddCheckpoint(12, (), log.checkpoint()).encode())
     assert response.status_code == 400
-    with WitnessClient(served) as client, pytest.raises(MalformedInput):
+    # to the client, the witness's refusal (exit 1), not its caller's input (MalformedInput)
+    with WitnessClient(served) as client, pytest.raises(StorageError) as refused:
         client.add_checkpoint(log.checkpoint(), 12)
+    assert type(refused.value) is StorageError
+    assert refused.value.code == "remote-problem"
 
 
 @pytest.mark.parametrize(

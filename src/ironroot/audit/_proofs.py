@@ -56,7 +56,6 @@ from ironroot.errors import (
     InvalidProof,
     LimitExceeded,
     MalformedInput,
-    PayloadTooLarge,
     UnknownIssuer,
     VerificationFailed,
 )
@@ -66,6 +65,7 @@ from ironroot.log import (
     Note,
     NoteVerifier,
     TileTree,
+    fetch_checkpoint,
     fetch_document,
     fetch_log_identity,
     open_checkpoint,
@@ -210,25 +210,6 @@ def _receipt_root(receipt: Receipt, entry: bytes) -> tuple[int, int, bytes]:
     return proof.leaf_index, proof.tree_size, root
 
 
-def _served_checkpoint(
-    fetcher: LogFetcher, origin: str, verifiers: Sequence[NoteVerifier]
-) -> tuple[bytes, Checkpoint]:
-    """The log's ``checkpoint``, opened with its keys. One larger than any log resource, or
-    that is no checkpoint (not UTF-8, a size beyond 2^63 - 1), is the log's failure
-    (:class:`VerificationFailed`, exit 1), as to ``log verify`` and the monitor: nothing the
-    exporter's user gave was wrong (``MalformedInput``, exit 2)."""
-    try:
-        note = fetcher.fetch("checkpoint")
-    except PayloadTooLarge as exc:
-        raise VerificationFailed(exc.detail) from exc
-    try:
-        return note, open_checkpoint(note, verifiers, origin=origin)
-    except MalformedInput as exc:
-        raise VerificationFailed(
-            f"the served checkpoint of {origin} is malformed: {exc.detail}"
-        ) from exc
-
-
 def fetch_log(fetcher: LogFetcher, statements: Mapping[str, bytes]) -> FetchedLog:
     """The checkpoint of the log behind ``fetcher`` and, for every receipt among
     ``statements`` (member name → Transparent Statement) signed by one of its receipt keys,
@@ -239,7 +220,7 @@ def fetch_log(fetcher: LogFetcher, statements: Mapping[str, bytes]) -> FetchedLo
     (``VerificationFailed`` naming it: the log's failure, not the exporter's input)."""
     identity = fetch_log_identity(fetcher)
     kids = frozenset(fetch_document(fetcher, _KEYS_PATH, decode_key_set, accept="application/cbor"))
-    note, checkpoint = _served_checkpoint(fetcher, identity.origin, identity.verifiers)
+    note, checkpoint = fetch_checkpoint(fetcher, identity.verifiers, origin=identity.origin)
     tree = TileTree(fetcher, checkpoint.size)
     if checkpoint.size == 0 or not hmac.compare_digest(tree.root(), checkpoint.root):
         raise InconsistentCheckpoint(f"the tiles of {identity.origin} are not its checkpoint")

@@ -1,7 +1,7 @@
 """``ironroot log export-tiles`` and ``ironroot log serve-tiles``: the log as static files.
 
-``ironroot log export-tiles OUT (--data DIR | --url URL) [--origin O --key VKEY ...]
-[--follow [--interval SECONDS]] [--json]``
+``ironroot log export-tiles OUT (--data DIR | --url URL [--deadline SECONDS]) [--origin O
+--key VKEY ...] [--follow [--interval SECONDS]] [--json]``
 
 Writes the log's checkpoint, tiles and entry bundles under ``OUT`` in the C2SP tlog-tiles
 layout, byte for byte what the service serves (``ironroot.log.export_tiles``: everything is
@@ -10,9 +10,13 @@ The source is the service's data directory (``--data``: its store read as served
 witnessed checkpoint when witnesses are configured) or a running service or another mirror
 (``--url``). Keys: the data directory's public checkpoint key, the service's
 ``/.well-known/transparency-configuration`` (over ``https://``, or ``http://`` from a loopback
-address only), or ``--origin`` with ``--key``. ``--follow``
-keeps the directory current, polling every ``--interval`` seconds until SIGINT/SIGTERM; a
-source that is down is retried, anything that does not verify stops it with exit 1.
+address only), or ``--origin`` with ``--key``. Reading a URL is bounded as ``log verify URL``
+reads it: each request on its own, and the whole read by ``--deadline SECONDS`` (by default an
+hour, ``LOG_READ_DEADLINE``, the monitor's ``--check-timeout``), past which it is exit 1
+(``unreachable``): a server trickling its answers cannot keep an export running for ever.
+``--follow`` keeps the directory current, polling every ``--interval`` seconds until
+SIGINT/SIGTERM; a source that is down is retried (one that took longer than ``--deadline``
+for a step too), anything that does not verify stops it with exit 1.
 
 ``ironroot log serve-tiles DIR [--host H] [--port P]`` serves such a directory over HTTP with
 the service's content types and cache headers (``ironroot.transparency.create_tiles_app``),
@@ -33,7 +37,13 @@ from typing import Any
 from ironroot import log
 from ironroot._fileio import read_limited
 from ironroot.cli._main import error_object
-from ironroot.cli._serving import add_client_options, add_server_options, client_tls, listen
+from ironroot.cli._serving import (
+    LOG_READ_DEADLINE,
+    add_client_options,
+    add_server_options,
+    client_tls,
+    listen,
+)
 from ironroot.errors import (
     ConfigError,
     InputUnavailable,
@@ -45,7 +55,7 @@ from ironroot.errors import (
 )
 from ironroot.http import stop_on_signals
 
-__all__ = ["identity_of", "register"]
+__all__ = ["add_deadline_option", "deadline_of", "identity_of", "register"]
 
 _WITNESSED_CHECKPOINT = "witnessed-checkpoint"  # ironroot.transparency.WITNESSED_CHECKPOINT
 _MAX_NOTE = 1 << 20
@@ -70,6 +80,7 @@ def register(verbs: Any) -> None:
         metavar="VKEY",
         help="a checkpoint verifier key <name>+<id>+<key> (repeatable)",
     )
+    add_deadline_option(export)
     export.add_argument(
         "--follow", action="store_true", help="keep exporting as the log grows, until stopped"
     )
@@ -99,6 +110,30 @@ def register(verbs: Any) -> None:
     add_server_options(serve, default_host="127.0.0.1", default_port=8080, data=False)
     serve.epilog = "example: ironroot log serve-tiles mirror --port 8080"
     serve.set_defaults(func=_serve)
+
+
+def add_deadline_option(parser: argparse.ArgumentParser) -> None:
+    """``--deadline SECONDS``: how long reading a log URL may take in all (:func:`deadline_of`)."""
+    parser.add_argument(
+        "--deadline",
+        type=float,
+        metavar="SECONDS",
+        help="with a URL: give up (exit 1, unreachable) when reading the whole log takes "
+        "longer; each request is bounded on its own either way (default "
+        f"{LOG_READ_DEADLINE:g}, as monitor --check-timeout)",
+    )
+
+
+def deadline_of(args: argparse.Namespace, *, url: bool) -> float | None:
+    """The seconds reading a log URL may take in all: ``--deadline``, else
+    ``LOG_READ_DEADLINE`` (its range is the fetcher's to check, exit 2); ``None`` for a
+    directory, where ``--deadline`` is ``ConfigError``: nothing is read over the network."""
+    deadline: float | None = args.deadline
+    if url:
+        return LOG_READ_DEADLINE if deadline is None else deadline
+    if deadline is not None:
+        raise ConfigError("--deadline bounds reading a log URL, not a data directory")
+    return None
 
 
 def identity_of(
@@ -208,24 +243,28 @@ def _data_source(data: Path) -> Iterator[log.LogFetcher]:
 
 @contextmanager
 def _source(args: argparse.Namespace) -> Iterator[log.LogFetcher]:
+    """The source, read (a URL) within ``--deadline`` from its opening."""
+    deadline = deadline_of(args, url=args.data is None)
     if args.data is not None:
         with _data_source(args.data) as fetcher:
             yield fetcher
         return
     if not args.url.startswith(("http://", "https://")):
         raise ConfigError("--url must start with http:// or https://")
-    with log.HttpLogFetcher(args.url, verify=client_tls(args)) as fetcher:
+    with log.HttpLogFetcher(args.url, verify=client_tls(args), deadline=deadline) as fetcher:
         yield fetcher
 
 
-def _identity(args: argparse.Namespace) -> log.LogIdentity:
+def _identity(args: argparse.Namespace, source: log.LogFetcher | None) -> log.LogIdentity:
+    """The log's origin and keys: ``--origin`` with ``--key``, the data directory's, or
+    what the URL ``source`` serves."""
     if args.data is not None:
         _check_holds_log(args.data)
         if args.key:
             return identity_of(args, None)
         return log.layout.load_log_identity(args.data, origin=args.origin)
-    with _source(args) as fetcher:
-        return identity_of(args, lambda: log.fetch_log_identity(fetcher), url=args.url)
+    assert source is not None
+    return identity_of(args, lambda: log.fetch_log_identity(source), url=args.url)
 
 
 def _print(report: log.ExportReport, identity: log.LogIdentity, out: Path, as_json: bool) -> None:
@@ -256,8 +295,8 @@ def _export(args: argparse.Namespace) -> int:
 
 def _run_export(args: argparse.Namespace) -> int:
     if not args.follow:
-        identity = _identity(args)
-        with _source(args) as source:
+        with _source(args) as source:  # one read of a URL, its keys too, within --deadline
+            identity = _identity(args, source)
             report = log.export_tiles(source, args.out, identity=identity)
         _print(report, identity, args.out, args.ndjson)
         if not args.ndjson:
@@ -267,7 +306,11 @@ def _run_export(args: argparse.Namespace) -> int:
         return 0
     if not 0.05 <= args.interval <= 3600:
         raise ConfigError("--interval must be between 0.05 and 3600 seconds")
-    identity = _identity(args)
+    if args.data is not None:  # its store is opened at each step (retried when it fails)
+        identity = _identity(args, None)
+    else:
+        with _source(args) as source:
+            identity = _identity(args, source)
     last = -1
     warned: str | None = None
     with stop_on_signals() as stop:

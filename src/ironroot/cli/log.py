@@ -58,9 +58,9 @@ from typing import Any
 from ironroot import log, transparency
 from ironroot.cli import _log_tiles
 from ironroot.cli._input import read_input
-from ironroot.cli._log_tiles import identity_of
+from ironroot.cli._log_tiles import add_deadline_option, deadline_of, identity_of
 from ironroot.cli._main import error_object
-from ironroot.cli._serving import LOG_READ_DEADLINE, add_client_options, client_tls
+from ironroot.cli._serving import add_client_options, client_tls
 from ironroot.errors import ConfigError, IronrootError, LimitExceeded
 
 __all__ = ["register"]
@@ -95,14 +95,7 @@ def register(sub: Any) -> None:
         help="receipt public keys: a COSE Key Set or a public key file (repeatable; default: "
         "DIR/keys/receipt-keys.cbor)",
     )
-    verify.add_argument(
-        "--deadline",
-        type=float,
-        metavar="SECONDS",
-        help="with a URL: give up (exit 1, unreachable) when reading the whole log takes "
-        "longer; each request is bounded on its own either way (default "
-        f"{LOG_READ_DEADLINE:g}, as monitor --check-timeout)",
-    )
+    add_deadline_option(verify)
     verify.add_argument("--json", action="store_true", help="print the result as JSON")
     add_client_options(verify)
     verify.set_defaults(func=_verify)
@@ -142,10 +135,9 @@ def _run(
     earlier = _read_checkpoint(args.checkpoint) if args.checkpoint is not None else None
     verifiers = tuple(log.NoteVerifier.from_vkey(k) for k in args.key)
     target: str = args.target
-    deadline: float | None = args.deadline  # its range is the fetcher's to check
-    if target.startswith(("http://", "https://")):
-        if deadline is None:
-            deadline = LOG_READ_DEADLINE
+    url = target.startswith(("http://", "https://"))
+    deadline = deadline_of(args, url=url)
+    if url:
         if args.receipt_keys:
             raise ConfigError("--receipt-keys checks a data directory's stored receipts, not a URL")
         if verifiers and args.origin is None:
@@ -154,8 +146,6 @@ def _run(
             identity = identity_of(args, lambda: log.fetch_log_identity(fetcher), url=target)
             report = log.verify_remote_log(fetcher, identity=identity, earlier_checkpoint=earlier)
             return report, None
-    if deadline is not None:
-        raise ConfigError("--deadline bounds reading a log URL, not a data directory")
     data_dir = Path(target)
     if not data_dir.is_dir():
         raise ConfigError(f"{data_dir} is not a directory (or an http(s) URL)")

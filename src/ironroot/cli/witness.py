@@ -32,7 +32,7 @@ from ironroot.cli._serving import (
     data_dir,
     listen,
 )
-from ironroot.errors import ConfigError, MalformedInput, PayloadTooLarge, VerificationFailed
+from ironroot.errors import ConfigError
 
 __all__ = ["register"]
 
@@ -260,29 +260,13 @@ def _evidence(args: argparse.Namespace) -> int:
     return 0
 
 
-def _served_checkpoint(
-    fetcher: log.HttpLogFetcher, url: str, keys: tuple[log.NoteVerifier, ...]
-) -> tuple[bytes, log.Checkpoint]:
-    """The log's signed checkpoint, opened with ``keys``. One larger than any log resource,
-    or that is no checkpoint (not UTF-8, a size beyond 2^63 - 1), is the log's failure
-    (``VerificationFailed``, exit 1), as to ``log verify``: nothing the user typed was wrong."""
-    try:
-        note = fetcher.fetch("checkpoint")
-    except PayloadTooLarge as exc:
-        raise VerificationFailed(exc.detail) from exc
-    try:
-        return note, log.open_checkpoint(note, keys)
-    except MalformedInput as exc:
-        raise VerificationFailed(f"the served checkpoint is malformed: {exc.detail}") from exc
-
-
 def _cosign(args: argparse.Namespace) -> int:
     verifiers = tuple(witness.CosignatureVerifier.from_vkey(k) for k in args.witness_key)
     with log.HttpLogFetcher(args.log_url, verify=client_tls(args)) as fetcher:
         keys = tuple(log.NoteVerifier.from_vkey(k) for k in args.key)
         if not keys:
             keys = log.fetch_log_identity(fetcher).verifiers
-        note, checkpoint = _served_checkpoint(fetcher, args.log_url, keys)
+        note, checkpoint = log.fetch_checkpoint(fetcher, keys)
         tree = log.TileTree(fetcher, checkpoint.size)
         with witness.WitnessClient(
             args.url, verify=client_tls(args), verifiers=verifiers

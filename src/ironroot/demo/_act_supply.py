@@ -211,12 +211,11 @@ def vendor_release(story: Story) -> None:
 def cosign_checkpoint(story: Story, fetcher: LogFetcher) -> int:
     """Have the witness cosign the current checkpoint of the log ``fetcher`` reads (over the
     witness's HTTP API, with the consistency proof from the tiles); the size it cosigned."""
-    from ironroot.log import TileTree, fetch_log_identity, open_checkpoint
+    from ironroot.log import TileTree, fetch_checkpoint, fetch_log_identity
     from ironroot.witness import WitnessClient
 
     identity = fetch_log_identity(fetcher)
-    note = fetcher.fetch("checkpoint")
-    checkpoint = open_checkpoint(note, identity.verifiers)
+    note, checkpoint = fetch_checkpoint(fetcher, identity.verifiers)
     tree = TileTree(fetcher, checkpoint.size)
     with WitnessClient(story.witness_url) as client:
         client.cosign(note, lambda old: tree.consistency_proof(old))

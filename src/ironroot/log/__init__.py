@@ -3,13 +3,15 @@
 Entries are opaque bytes (at most 65,535 each); an entry's id is SHA-256(entry). The log
 integrates entries in batches, signs a C2SP checkpoint per batch (Ed25519 and/or ML-DSA-44
 note signatures), keeps C2SP tiles, serves proofs from them, and can be checked end to end
-(:func:`verify_log`, :func:`verify_remote_log`). :class:`Log` is the sequencer (one writer
-thread, group commit); :class:`LogView` is its read side alone (proofs, tiles, checkpoints),
-which a read replica opens on a store another process writes (:func:`open_view`: SQLite
-read-only), with no writer and no signing key. :class:`TileTree` computes nodes, roots,
-proofs and entries of a served log from its tiles. :func:`export_tiles` writes the log as
-static tlog-tiles files (:class:`DirectoryLogFetcher` reads them back; :func:`cache_control`
-says how long each may be cached). The data-directory layout is in :mod:`ironroot.log.layout`.
+(:func:`verify_log`, :func:`verify_remote_log`); every reader of a served log fetches its
+checkpoint with :func:`fetch_checkpoint` and its documents with :func:`fetch_document`.
+:class:`Log` is the sequencer (one writer thread, group commit); :class:`LogView` is its read
+side alone (proofs, tiles, checkpoints), which a read replica opens on a store another process
+writes (:func:`open_view`: SQLite read-only), with no writer and no signing key.
+:class:`TileTree` computes nodes, roots, proofs and entries of a served log from its tiles.
+:func:`export_tiles` writes the log as static tlog-tiles files (:class:`DirectoryLogFetcher`
+reads them back; :func:`cache_control` says how long each may be cached). The data-directory
+layout is in :mod:`ironroot.log.layout`.
 
 Stores: :class:`SqliteLogStore` (the embedded default), :class:`PostgresLogStore` (shared by
 several processes and hosts) and :class:`MemoryLogStore`, all behind :class:`LogStore` and
@@ -91,6 +93,7 @@ if TYPE_CHECKING:
         BatchVerifier,
         LogFetcher,
         LogReport,
+        fetch_checkpoint,
         fetch_document,
         fetch_log_identity,
         verify_log,
@@ -155,6 +158,7 @@ __all__ = [
     "entry_bundle_path",
     "entry_bundles_for_size",
     "export_tiles",
+    "fetch_checkpoint",
     "fetch_document",
     "fetch_log_identity",
     "layout",

@@ -82,7 +82,7 @@ from ironroot.log._tiles import (
     tile_path,
 )
 from ironroot.log._tiletree import TileTree
-from ironroot.log._verify import LogFetcher, _served, fetch_resource
+from ironroot.log._verify import LogFetcher, _served, fetch_checkpoint, fetch_resource
 from ironroot.log.layout import LogIdentity
 from ironroot.merkle import leaf_hash
 
@@ -141,13 +141,6 @@ class _Recorder:
         data = self._source.fetch(path, accept=accept)
         self.fetched[path] = data
         return data
-
-
-def _open(note: bytes, verifiers: tuple[NoteVerifier, ...], origin: str) -> Checkpoint:
-    try:
-        return open_checkpoint(note, verifiers, origin=origin)
-    except MalformedInput as exc:
-        raise VerificationFailed(f"the source's checkpoint is malformed: {exc.detail}") from exc
 
 
 def _refuse_links(root: Path, path: str) -> None:
@@ -298,8 +291,7 @@ def export_tiles(source: LogFetcher, directory: Path, *, identity: LogIdentity) 
     written or its own export is damaged.
     """
     origin, verifiers = identity.origin, tuple(identity.verifiers)
-    note = _served(source, CHECKPOINT_PATH)
-    new = _open(note, verifiers, origin)
+    note, new = fetch_checkpoint(source, verifiers, origin=origin)
     root = Path(directory)
     try:
         make_dirs(root)

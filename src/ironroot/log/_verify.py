@@ -76,6 +76,7 @@ __all__ = [
     "BatchVerifier",
     "LogFetcher",
     "LogReport",
+    "fetch_checkpoint",
     "fetch_document",
     "fetch_log_identity",
     "fetch_resource",
@@ -85,6 +86,7 @@ __all__ = [
 ]
 
 CONFIG_PATH = ".well-known/transparency-configuration"
+_CHECKPOINT = "checkpoint"
 
 _T = TypeVar("_T")
 _FULL_TILE_BYTES = TILE_WIDTH * HASH_SIZE
@@ -407,17 +409,23 @@ class LogFetcher(Protocol):
     def fetch(self, path: str, *, accept: str | None = None) -> bytes: ...
 
 
+def _where(fetcher: LogFetcher, path: str) -> str:
+    """The resource ``path`` as messages name it: by the fetcher's ``url`` when it has one."""
+    url = getattr(fetcher, "url", None)
+    return f"{url}/{path}" if isinstance(url, str) else path
+
+
 def fetch_document(
-    fetcher: LogFetcher, path: str, parse: Callable[[bytes], _T], *, accept: str
+    fetcher: LogFetcher, path: str, parse: Callable[[bytes], _T], *, accept: str | None
 ) -> _T:
     """``parse`` of the log's resource ``path`` (a document the log publishes beside its
-    tiles: its transparency configuration, its service's key set). One larger than any log
-    resource, or that ``parse`` refuses (``MalformedInput``), is the log's failure:
-    :class:`VerificationFailed` (exit 1) naming the resource (by the fetcher's ``url`` when
-    it has one), never ``MalformedInput`` (exit 2: nothing its reader gave was wrong). What
-    the fetch itself raises otherwise passes through (a redirect stays ``ConfigError``)."""
-    url = getattr(fetcher, "url", None)
-    where = f"{url}/{path}" if isinstance(url, str) else path
+    tiles: its transparency configuration, its service's key set, its checkpoint). One larger
+    than any log resource, or that ``parse`` refuses (``MalformedInput``), is the log's
+    failure: :class:`VerificationFailed` (exit 1) naming the resource (by the fetcher's
+    ``url`` when it has one), never ``MalformedInput`` (exit 2: nothing its reader gave was
+    wrong). What the fetch itself raises otherwise passes through (a redirect stays
+    ``ConfigError``). ``accept``: the media type asked for (``None``: none named)."""
+    where = _where(fetcher, path)
     try:
         raw = fetcher.fetch(path, accept=accept)
     except PayloadTooLarge as exc:
@@ -426,6 +434,30 @@ def fetch_document(
         return parse(raw)
     except MalformedInput as exc:
         raise VerificationFailed(f"{where} is served wrongly: {exc.detail}") from exc
+
+
+def fetch_checkpoint(
+    fetcher: LogFetcher, verifiers: Sequence[NoteVerifier], *, origin: str | None = None
+) -> tuple[bytes, Checkpoint]:
+    """The log's ``checkpoint`` as served, and opened with ``verifiers`` (for ``origin``, when
+    given): the one way every reader of a served log (``log verify``, ``export-tiles``, the
+    monitor, ``audit export``, ``witness cosign``) fetches it.
+
+    A checkpoint larger than any log resource, or that is no checkpoint (not UTF-8, a size
+    beyond 2^63 - 1, a malformed line), is the log's failure: :class:`VerificationFailed`
+    naming it (:func:`fetch_document`), never ``MalformedInput`` (exit 2: nothing its reader
+    gave was wrong); so is a log that serves none (``NotFound``). The signature's own errors
+    propagate as they are (``BadSignature``, ``UnknownIssuer``), and so does what the fetch
+    raises otherwise (``Unreachable``, a redirect's ``ConfigError``).
+    """
+
+    def opened(note: bytes) -> tuple[bytes, Checkpoint]:
+        return note, open_checkpoint(note, verifiers, origin=origin)
+
+    try:
+        return fetch_document(fetcher, _CHECKPOINT, opened, accept=None)
+    except NotFound as exc:
+        raise VerificationFailed(f"the log does not serve {_where(fetcher, _CHECKPOINT)}") from exc
 
 
 def fetch_log_identity(fetcher: LogFetcher) -> layout.LogIdentity:
@@ -499,11 +531,7 @@ def verify_remote_log(
     if identity is None:
         identity = fetch_log_identity(fetcher)
     origin, verifiers = identity.origin, identity.verifiers
-    note = _served(fetcher, "checkpoint")
-    try:
-        checkpoint = open_checkpoint(note, verifiers, origin=origin)
-    except MalformedInput as exc:
-        raise VerificationFailed(f"the served checkpoint is malformed: {exc.detail}") from exc
+    _, checkpoint = fetch_checkpoint(fetcher, verifiers, origin=origin)
     earlier = (
         open_checkpoint(earlier_checkpoint, verifiers, origin=origin)
         if earlier_checkpoint is not None

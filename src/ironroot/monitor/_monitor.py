@@ -3,7 +3,8 @@
 :meth:`Monitor.check` takes one log (its C2SP read API behind a :class:`LogFetcher`) and, in
 this order:
 
-1. fetches ``checkpoint`` and opens it with the log's keys (given, or pinned the first time
+1. fetches ``checkpoint`` and opens it with the log's keys
+   (:func:`~ironroot.log.fetch_checkpoint`; given, or pinned the first time
    they were read from the log's ``/.well-known/transparency-configuration``, and then the
    checkpoint must name the origin pinned with them: :class:`UnknownIssuer` otherwise, as
    when a URL serves another log signed by the same key; a note that is no checkpoint at
@@ -83,8 +84,6 @@ from ironroot.errors import (
     InconsistentCheckpoint,
     IronrootError,
     LimitExceeded,
-    MalformedInput,
-    PayloadTooLarge,
     UnknownIssuer,
     VerificationFailed,
 )
@@ -96,8 +95,8 @@ from ironroot.log import (
     NoteSignature,
     NoteVerifier,
     TileTree,
+    fetch_checkpoint,
     fetch_log_identity,
-    open_checkpoint,
     open_note,
 )
 from ironroot.merkle import EMPTY_ROOT, CompactRange, leaf_hash
@@ -308,40 +307,24 @@ class Monitor:
         kept = tuple(dict.fromkeys(first[k] for k in keys if k in first))
         return Note(body=parsed.body, signatures=kept).encode()
 
-    @staticmethod
-    def _served_checkpoint(url: str, fetcher: LogFetcher) -> bytes:
-        """The log's ``checkpoint``; one larger than any log resource is the log's failure
-        (:class:`VerificationFailed`), as it is to a verifier of the whole log."""
-        try:
-            return fetcher.fetch("checkpoint")
-        except PayloadTooLarge as exc:
-            raise VerificationFailed(
-                f"{url} serves a checkpoint larger than any log resource"
-            ) from exc
-
-    def _opened(
-        self, url: str, note: bytes, verifiers: Sequence[NoteVerifier], origin: str | None
-    ) -> Checkpoint:
-        """The served ``note`` opened with the log's keys (and the witnesses' quorum). A note
-        that is no checkpoint (not UTF-8, a size beyond 2^63 - 1, a malformed line) is the
-        log's failure, :class:`VerificationFailed` naming why, not bad input of the
-        monitor's user (``MalformedInput``, exit 2)."""
-        try:
-            if self.witnesses is not None:
-                return self.witnesses.check(
-                    note, verifiers, origin=origin, now=self._clock()
-                ).checkpoint
-            return open_checkpoint(note, verifiers, origin=origin)
-        except MalformedInput as exc:
-            raise VerificationFailed(f"{url} serves a malformed checkpoint: {exc.detail}") from exc
+    def _served(
+        self, fetcher: LogFetcher, verifiers: Sequence[NoteVerifier], origin: str | None
+    ) -> tuple[bytes, Checkpoint]:
+        """The served checkpoint, opened with the log's keys by
+        :func:`~ironroot.log.fetch_checkpoint` (one that is no checkpoint, or larger than any
+        log resource, is the log's failure, :class:`VerificationFailed`, not bad input of the
+        monitor's user), then, with a witness policy, its quorum of cosignatures checked."""
+        note, checkpoint = fetch_checkpoint(fetcher, verifiers, origin=origin)
+        if self.witnesses is not None:
+            self.witnesses.check(note, verifiers, origin=origin, now=self._clock())
+        return note, checkpoint
 
     def check(
         self, url: str, fetcher: LogFetcher, keys: Sequence[NoteVerifier] = ()
     ) -> list[MonitorEvent]:
         """Check the log at ``url`` once (see the module docs); returns what happened."""
         verifiers, origin = self._identity(url, fetcher, keys)
-        note = self._served_checkpoint(url, fetcher)
-        checkpoint = self._opened(url, note, verifiers, origin)
+        note, checkpoint = self._served(fetcher, verifiers, origin)
         note = self._known_lines(note, verifiers)
         state = self.store.state(checkpoint.origin)
         if state is None:

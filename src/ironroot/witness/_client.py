@@ -3,9 +3,12 @@
 Each answer becomes a value or the typed error of its status: ``409`` is
 :class:`OldSizeMismatch` carrying the witness's size (from the ``text/x.tlog.size`` body),
 ``404`` :class:`UnknownLog`, ``403`` :class:`UntrustedCheckpoint`, ``422``
-:class:`InconsistentCheckpoint` (:class:`ForkDetected` when an Ironroot witness says so), ``400``
-:class:`MalformedInput`; anything else, or a witness that cannot be reached, is
-:class:`StorageError` / :class:`Unreachable`. The cosignatures of a ``200`` are checked
+:class:`InconsistentCheckpoint` (:class:`ForkDetected` when an Ironroot witness says so);
+``400`` and ``413`` are the witness refusing the request it was sent: :class:`StorageError`
+``remote-problem`` (exit 1, the code of the transparency client's ``RemoteProblem``) with the
+witness's problem detail, never ``MalformedInput`` (exit 2: the caller's own input did not
+parse); anything else, or a witness that cannot be reached, is :class:`StorageError` /
+:class:`Unreachable`. The cosignatures of a ``200`` are checked
 against the witness's keys when the client knows them: lines from other keys are ignored (the
 spec), a line from a known key that fails is :class:`BadSignature`, a key's repeated line is
 returned once, a line dated zero is ignored (tlog-witness: a witness never omits the
@@ -61,6 +64,7 @@ from ironroot.witness._protocol import (
 __all__ = ["WitnessClient"]
 
 _MAX_ANSWER: Final = 1 << 20
+_REFUSED: Final = "remote-problem"  # a peer's refusal, as ironroot.transparency.RemoteProblem
 
 
 def _problem(response: httpx.Response) -> tuple[str, str]:
@@ -165,8 +169,8 @@ class WitnessClient:
             if code == ForkDetected.code:
                 raise ForkDetected(f"{where} detected a fork: {detail}")
             raise InconsistentCheckpoint(f"{where} refused the checkpoint: {detail}")
-        if status in (400, 413):
-            raise MalformedInput(f"{where} refused the request as malformed: {detail}")
+        if status in (400, 413):  # the request refused: the witness's word, not the caller's
+            raise StorageError(f"{where} refused the request ({status}): {detail}", code=_REFUSED)
         raise StorageError(f"{where} answered {status}: {detail}")
 
     def _checked(
