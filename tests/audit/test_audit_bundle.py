@@ -19,6 +19,7 @@ import pytest
 from tests.audit.audit_world import EXPORTED, NODE, AuditWorld, audit_world
 from tests.platform.node_world import NOW, SLOT
 
+from ironroot.attestation import ReferenceValues
 from ironroot.audit import (
     AuditBundle,
     AuditExport,
@@ -26,6 +27,7 @@ from ironroot.audit import (
     AuditTrust,
     LogProofs,
     check_bundle,
+    spdm_nonce,
     verify_bundle,
 )
 from ironroot.audit._proofs import verify_log_proofs
@@ -34,6 +36,7 @@ from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.errors import (
     AuditBundleRejected,
     ChainNotTrusted,
+    EndorsementMismatch,
     InconsistentCheckpoint,
     InvalidProof,
     IronrootError,
@@ -41,6 +44,7 @@ from ironroot.errors import (
     UnknownIssuer,
     VerificationFailed,
 )
+from ironroot.firmware import Component, FirmwareBundle, build_bundle, sign_bundle
 from ironroot.log import (
     Checkpoint,
     HttpLogFetcher,
@@ -50,7 +54,7 @@ from ironroot.log import (
     sign_checkpoint,
 )
 from ironroot.log.layout import load_checkpoint_signer
-from ironroot.platform import IMAGE_HEADER_SIZE, chip_layout
+from ironroot.platform import IMAGE_HEADER_SIZE, PlatformDevice, chip_layout, measure_device
 from ironroot.rot import VendorCA
 
 STEPS = (
@@ -841,3 +845,65 @@ def test_a_proven_receipt_of_a_service_the_auditor_does_not_trust_is_untrusted_s
         r"is not a trusted service key\)",
         caught.value.detail,
     ), caught.value.detail
+
+
+def test_a_device_mixing_the_components_of_two_logged_releases_fails_its_spdm_step(
+    aw: AuditWorld, collected: AuditExport
+) -> None:
+    """The NIC's releases A and B are both logged, at one SVN, and exported as the statements
+    its image was accepted with; the NIC runs A's FMC with B's runtime and its session
+    answers the export's challenge with those measurements. Each block is on the log, the
+    SVN is both releases', but no one released that combination: the offline re-check of
+    the device refuses it, as the platform and the fleet do."""
+    world = aw.world
+    nic = PlatformDevice.open(aw.fleet.node(NODE).directory / "devices", "nic")
+    svn = FirmwareBundle.parse(collected.members["firmware/nic/bundle.bin"][0]).manifest.header.svn
+
+    def image(fmc: bytes, runtime: bytes) -> bytes:
+        unsigned = build_bundle(
+            [Component(1, fmc * 64, version=1), Component(2, runtime * 64, version=2)],
+            svn=svn,
+            not_before=NOW - dt.timedelta(days=30),
+            not_after=NOW + dt.timedelta(days=365),
+            vendor_ecc_keys=[world.ecc.public_key],
+            vendor_pqc_keys=[world.pqc.public_key],
+            pqc_type="mldsa",
+        )
+        return sign_bundle(unsigned, world.ecc, world.pqc)
+
+    statements = [
+        s
+        for release in (image(b"nic fmc a", b"nic rt a"), image(b"nic fmc b", b"nic rt b"))
+        for s in world.publish("nic", release)
+    ]
+    mixed = image(b"nic fmc a", b"nic rt b")
+    measured = measure_device(
+        nic,
+        mixed,
+        root=aw.fleet.node(NODE).config.devices["nic"].root,
+        references=ReferenceValues(),
+        now=EXPORTED,
+        nonce=spdm_nonce(collected.nonce, "nic"),
+    )
+    assert measured.evidence is not None
+    pattern = re.compile(r"firmware/nic/statement-\d+\.cose")
+    members: dict[str, object] = dict.fromkeys(filter(pattern.fullmatch, collected.members))
+    members.update(
+        {
+            f"firmware/nic/statement-{n}.cose": (s, "application/cose")
+            for n, s in enumerate(statements)
+        }
+    )
+    members["firmware/nic/bundle.bin"] = (mixed, collected.members["firmware/nic/bundle.bin"][1])
+    members["spdm/nic.cbor"] = (measured.evidence, collected.members["spdm/nic.cbor"][1])
+    data = _reseal(aw, collected, members=members)
+    report = check_bundle(data, aw.trust())
+    error = report.step("spdm:nic").error
+    assert (type(error), error.code, error.check) == (  # type: ignore[union-attr]
+        EndorsementMismatch,
+        "mixed-releases",
+        "spdm:nic",
+    )
+    assert not report.ok
+    with pytest.raises(IronrootError):
+        verify_bundle(data, aw.trust())

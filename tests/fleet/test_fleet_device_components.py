@@ -33,12 +33,19 @@ def aw(world: World) -> AdmissionWorld:
     return admission_world(world)
 
 
-def _nic(world: World, third: bytes, *, ids: tuple[int, int, int] = (1, 2, 3)) -> bytes:
+def _nic(
+    world: World,
+    third: bytes,
+    *,
+    ids: tuple[int, int, int] = (1, 2, 3),
+    fmc: bytes = b"nic fmc three" * 64,
+    runtime: bytes = b"nic runtime three" * 64,
+) -> bytes:
     """NIC firmware of three components (FMC, runtime, a third), at the release's SVN."""
     unsigned = build_bundle(
         [
-            Component(ids[0], b"nic fmc three" * 64, version=1),
-            Component(ids[1], b"nic runtime three" * 64, version=2),
+            Component(ids[0], fmc, version=1),
+            Component(ids[1], runtime, version=2),
             Component(ids[2], third, version=3),
         ],
         svn=3,
@@ -113,3 +120,32 @@ def test_a_component_logged_under_another_id_is_matched_by_its_digest(
     authority.add_endorsement(_logged(aw.world, good), now=NOW)
     result = authority.admit(_request(fleet, authority, "node-0001", good), now=NOW)  # type: ignore[arg-type]
     assert result.status == "admitted"
+
+
+def test_a_device_mixing_two_logged_releases_is_refused_and_quarantined_at_re_attestation(
+    aw: AdmissionWorld, tmp_path: Path
+) -> None:
+    """Releases A and B of the NIC are both logged, at one SVN. A device running A's FMC and
+    third component with B's runtime has every block on the log and the SVN of both, but
+    no one released that combination: admission refuses it (``mixed-releases``,
+    ``executables`` 33), and a node admitted on A that re-attests so is quarantined. A device
+    wholly on A, or wholly on B, is admitted."""
+    fleet, authority = aw.fleet(tmp_path / "fleet", 3)
+    rom = b"nic option rom" * 64
+    release_a = _nic(aw.world, rom)
+    release_b = _nic(aw.world, rom, fmc=b"nic fmc b" * 64, runtime=b"nic runtime b" * 64)
+    mixed = _nic(aw.world, rom, runtime=b"nic runtime b" * 64)
+    for release in (release_a, release_b):
+        authority.add_endorsement(_logged(aw.world, release), now=NOW)
+    for node, firmware in (("node-0001", release_a), ("node-0002", release_b)):
+        result = authority.admit(_request(fleet, authority, node, firmware), now=NOW)  # type: ignore[arg-type]
+        assert result.status == "admitted"
+        assert _nic_submod(authority, node) == (TrustTier.AFFIRMING, AR4SI.APPROVED_RUNTIME)
+    for node in ("node-0003", "node-0001"):  # never admitted; admitted on A, re-attesting
+        with pytest.raises(AdmissionDenied) as caught:
+            authority.admit(_request(fleet, authority, node, mixed), now=NOW)  # type: ignore[arg-type]
+        assert caught.value.code == "admission-denied"
+        record = fleet.record_of(node)
+        assert record.status == "quarantined"
+        assert "nic: mixed-releases: " in record.reason
+        assert _nic_submod(authority, node) == (TrustTier.WARNING, AR4SI.UNRECOGNIZED_RUNTIME)

@@ -55,6 +55,8 @@ from ironroot.platform import (
     DEVICE_SVN_INDEX,
     DeviceMeasurement,
     PlatformDevice,
+    check_device_release,
+    compare_device_references,
     device_block_keys,
     device_measurement_blocks,
     device_references,
@@ -103,10 +105,10 @@ class World:
     untrusted: TransparencyClient
     service_keys: dict[bytes, PublicKey]
 
-    def bundle(self, *, svn: int, runtime: bytes = RUNTIME_1) -> bytes:
+    def bundle(self, *, svn: int, runtime: bytes = RUNTIME_1, fmc: bytes = FMC) -> bytes:
         unsigned = build_bundle(
             [
-                Component(1, FMC, version=1),
+                Component(1, fmc, version=1),
                 Component(2, runtime, version=2),
                 Component(EXTRA_ID, EXTRA, version=3),
             ],
@@ -505,6 +507,123 @@ def test_an_svn_the_logged_release_does_not_state_is_refused(
         nic, bytes(forged), root=pinned, references=world.references(v1.statement), now=NOW
     )
     _expect(result, EndorsementMismatch, "svn-mismatch")
+
+
+# --- must reject: components of several releases ---------------------------------------------
+
+FMC_B = bytes(reversed(range(256))) * 8
+
+
+def test_a_device_mixing_the_components_of_two_logged_releases_is_refused(
+    world: World, nic: PlatformDevice, pinned: bytes, v1: Release
+) -> None:
+    """Release A (``v1``) and release B, both logged, both SVN 3: a device running A's FMC
+    and third component with B's runtime matches a logged value block by block and states
+    the SVN of both, but no one released that combination."""
+    b = world.bundle(svn=3, fmc=FMC_B, runtime=RUNTIME_2)
+    references = world.references(v1.statement, world.publish(b))
+    mixed = world.bundle(svn=3, runtime=RUNTIME_2)
+    result = measure_device(nic, mixed, root=pinned, references=references, now=NOW)
+    error = _expect(result, EndorsementMismatch, "mixed-releases")
+    assert "no one logged release (one CoMID of one issuer) lists them all" in error.detail
+    _raises(
+        EndorsementMismatch,
+        "mixed-releases",
+        lambda: verify_device(nic, mixed, root=pinned, references=references, now=NOW),
+    )
+    for whole in (v1.bundle, b):  # wholly on release A, wholly on release B
+        assert measure_device(nic, whole, root=pinned, references=references, now=NOW).ok
+
+
+def _value(mkey: str, digest: bytes, tag: str | None, **kw: Any) -> ReferenceValue:
+    return ReferenceValue(
+        mkey,
+        ((HASH_ALG_SHA384, digest),),
+        svn=3,
+        svn_minimum=True,
+        vendor=VENDOR_ISS,
+        model=NIC_MODEL,
+        issuer=kw.pop("issuer", VENDOR_ISS),
+        tag_id=tag,
+        **kw,
+    )
+
+
+_FMC_A, _FMC_B, _RT_A, _RT_B = (hashlib.sha384(bytes([n])).digest() for n in range(4))
+
+
+@pytest.mark.parametrize(
+    ("values", "device"),
+    [
+        # the FMC of tag a, the runtime of tag b, one issuer
+        (
+            [
+                _value("fmc", _FMC_A, "a"),
+                _value("runtime", _RT_A, "a"),
+                _value("fmc", _FMC_B, "b"),
+                _value("runtime", _RT_B, "b"),
+            ],
+            (_FMC_A, _RT_B),
+        ),
+        # one tag-id, two issuers: two releases
+        (
+            [_value("fmc", _FMC_A, "t"), _value("runtime", _RT_A, "t", issuer=OTHER_ISS)],
+            (_FMC_A, _RT_A),
+        ),
+        # values of no CoMID name no release: each is one of its own
+        ([_value("fmc", _FMC_A, None), _value("runtime", _RT_A, None)], (_FMC_A, _RT_A)),
+        # the runtime of version 0 of tag a, which version 1 withdrew, lives on in tag c only
+        (
+            [
+                _value("fmc", _FMC_A, "a"),
+                _value("runtime", _RT_A, "a"),
+                _value("fmc", _FMC_A, "a", tag_version=1),
+                _value("runtime", _RT_B, "a", tag_version=1),
+                _value("runtime", _RT_A, "c"),
+            ],
+            (_FMC_A, _RT_A),
+        ),
+    ],
+    ids=["two-tags", "two-issuers", "no-comid", "withdrawn-version"],
+)
+def test_blocks_not_all_listed_by_one_comid_of_one_issuer_are_mixed_releases(
+    values: list[ReferenceValue], device: tuple[bytes, bytes]
+) -> None:
+    references = ReferenceValues(values)
+    components = dict(enumerate(device, start=1))
+    for call in (
+        lambda: compare_device_references(
+            components, 3, references, vendor=VENDOR_ISS, model=NIC_MODEL
+        ),
+        lambda: check_device_release(components, references),
+    ):
+        _raises(EndorsementMismatch, "mixed-releases", call)
+
+
+def test_one_release_listing_every_block_passes_and_newer_versions_replace_older() -> None:
+    references = ReferenceValues(
+        [
+            _value("fmc", _FMC_A, "a"),
+            _value("runtime", _RT_A, "a"),
+            _value("fmc", _FMC_A, "a", tag_version=1),  # version 1 of tag a: a new runtime
+            _value("runtime", _RT_B, "a", tag_version=1),
+            _value("fmc", _FMC_B, "b"),  # tag b reuses a's runtime
+            _value("runtime", _RT_B, "b"),
+        ]
+    )
+    for device in ((_FMC_A, _RT_B), (_FMC_B, _RT_B)):
+        components = dict(enumerate(device, start=1))
+        compare_device_references(components, 3, references, vendor=VENDOR_ISS, model=NIC_MODEL)
+        check_device_release(components, references)
+    # A block no value matches is the digest check's refusal, not a mix
+    check_device_release({1: _FMC_A, 2: _RT_A}, references)
+    _raises(
+        EndorsementMismatch,
+        "measurement-mismatch",
+        lambda: compare_device_references(
+            {1: _FMC_A, 2: _RT_A}, 3, references, vendor=VENDOR_ISS, model=NIC_MODEL
+        ),
+    )
 
 
 # --- must reject: identity and signatures -----------------------------------------------------

@@ -88,6 +88,7 @@ from functools import lru_cache
 from typing import Final
 
 from ironroot.attestation import (
+    AR4SI,
     DEFAULT_POLICY,
     DEFAULT_VERIFIER_ID,
     Appraisal,
@@ -110,7 +111,8 @@ from ironroot.attestation import (
 from ironroot.corim import CORIM_CONTENT_TYPE
 from ironroot.cose import TransparentStatement
 from ironroot.crypto import Algorithm, PrivateKey
-from ironroot.errors import ChainNotTrusted, IronrootError, MalformedEvidence
+from ironroot.ear import tier_of
+from ironroot.errors import ChainNotTrusted, EndorsementMismatch, IronrootError, MalformedEvidence
 from ironroot.fleet._credentials import ear_id_of
 from ironroot.fleet._evidence import NodeEvidence, binding_key
 from ironroot.fleet._fleet import Fleet, NodeClass
@@ -119,6 +121,7 @@ from ironroot.fleet._revocation import Revocations
 from ironroot.platform import (
     DEVICE_LAYOUT,
     DEVICE_SVN_INDEX,
+    check_device_release,
     device_block_keys,
     unwrap_witnessed,
 )
@@ -352,17 +355,23 @@ class NodeAppraisal:
         }
 
 
+def _device_blocks(claims: EvidenceClaims) -> dict[int, bytes]:
+    """A device's component blocks from its SPDM claims: index -> digest, the SVN block apart."""
+    blocks: dict[int, bytes] = {}
+    for name, value in claims.measurements.items():
+        index = int(name.rpartition(".")[2])
+        if index != DEVICE_SVN_INDEX:
+            blocks[index] = value
+    return blocks
+
+
 def _device_claims(
     claims: EvidenceClaims, references: ReferenceValues
 ) -> tuple[EvidenceClaims, tuple[str, ...]]:
     """SPDM claims with their blocks named by the platform's device layout (module docs,
     :func:`ironroot.platform.device_block_keys`) and the SVN block as the ``firmware`` SVN,
     and the names of the blocks beyond the layout's fixed ones (sorted)."""
-    blocks: dict[int, bytes] = {}
-    for name, value in claims.measurements.items():
-        index = int(name.rpartition(".")[2])
-        if index != DEVICE_SVN_INDEX:
-            blocks[index] = value
+    blocks = _device_blocks(claims)
     keys = device_block_keys(blocks, references)
     svn = claims.svns.get(f"spdm.{DEVICE_SVN_INDEX}")
     named = dataclasses.replace(
@@ -371,6 +380,29 @@ def _device_claims(
         svns={} if svn is None else {"firmware": svn},
     )
     return named, tuple(sorted({keys[index] for index in blocks if index not in DEVICE_LAYOUT}))
+
+
+def _one_release(
+    appraisal: Appraisal, blocks: Mapping[int, bytes], references: ReferenceValues
+) -> Appraisal:
+    """``appraisal``, with ``executables`` at least 33 (unrecognized runtime) and the reason
+    ``mixed-releases: …`` when the device's blocks, each logged, are not all of one logged
+    release (:func:`ironroot.platform.check_device_release`, module docs)."""
+    try:
+        check_device_release(blocks, references)
+    except EndorsementMismatch as exc:
+        vector = dict(appraisal.trust_vector)
+        current = vector.get("executables")
+        code = AR4SI.UNRECOGNIZED_RUNTIME
+        if current is None or tier_of(current).severity < tier_of(code).severity:
+            vector["executables"] = code
+        return Appraisal.from_vector(
+            vector,
+            policy_id=appraisal.policy_id,
+            reasons=(*appraisal.reasons, f"{exc.code}: {exc.detail}"),
+            evidence=appraisal.evidence,
+        )
+    return appraisal
 
 
 class FleetVerifier:
@@ -518,7 +550,7 @@ class FleetVerifier:
             nonce=nonce,
             now=now,
         )
-        return result.submods["spdm"]
+        return _one_release(result.submods["spdm"], _device_blocks(claims), references)
 
     def _device_endorsements(
         self, name: str, root: bytes, references: ReferenceValues
