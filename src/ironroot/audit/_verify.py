@@ -51,8 +51,9 @@ export time unless ``at`` is given:
    (``VerificationFailed`` ``not-measured``).
 10. ``spdm:<device>``: the device's SPDM evidence verifies to the root the platform pinned,
     answers the nonce derived from the sealed export nonce, reports exactly the measurements
-    of its active image, and those are the logged reference values (``EndorsementMismatch``
-    ``measurement-mismatch``, ``svn-mismatch``, ``SvnRollback``; SPDM's own errors).
+    of its active image, and those are the logged reference values, all of one logged release
+    (``EndorsementMismatch`` ``measurement-mismatch``, ``mixed-releases``, ``svn-mismatch``,
+    ``SvnRollback``; SPDM's own errors).
 11. ``reviews``: each SAFE review shipped with the firmware verifies (provider signature,
     receipts) and names the firmware it is attached to.
 12. ``transparency``: every checkpoint is signed by a trusted log key (``UnknownIssuer``

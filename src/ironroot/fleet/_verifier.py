@@ -42,7 +42,10 @@ order, named by the ``component-<id>`` whose logged value lists its digest, as t
 own check matches them, else ``component-<index>``), and every block the device reports is
 compared with the reference values its vendor logged — FMC and runtime always, each further
 block when it is there (a changed third component, or a block nobody logged, is
-``executables`` 33) — and its SVN with their minimum.
+``executables`` 33) — and its SVN with their minimum. Its blocks must also all be of one
+logged release, one CoMID of one issuer (:func:`ironroot.platform.check_device_release`, the
+platform's own rule): a device mixing the components of two logged releases is
+``executables`` 33 too, reason ``mixed-releases: …``.
 
 Appraisal (:meth:`FleetVerifier.appraise`):
 

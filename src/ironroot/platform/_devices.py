@@ -55,18 +55,35 @@ reference values logged for the device's vendor and model, in this order:
 2. reference values exist for the product (``no-reference-values``);
 3. each component digest is a logged SHA-384 for its measurement key: index 1 ``fmc``,
    index 2 ``runtime``, index 3 and up a ``component-<id>`` (``measurement-mismatch``);
-4. the reported SVN is the SVN the logged values state for every one of those digests
+4. one logged release lists them all (``mixed-releases``, :func:`check_device_release`): a
+   release is one CoMID, named by its issuer and ``tag-id``, as :class:`ReferenceValues`
+   keeps it (a CoMID another of the same issuer ``replaces``, or an older ``tag-version``,
+   is gone). Matched one by one, a device running the FMC of release A with the runtime of
+   release B, both logged at one SVN, would pass although nobody released that
+   combination;
+5. the reported SVN is the SVN that release states for every one of those digests
    (``svn-mismatch``: component digests do not cover the header, so this binds the SVN to
    the release);
-5. the SVN is not below the logged minimum, the highest any logged release of that component
+6. the SVN is not below the logged minimum, the highest any logged release of that component
    states (``SvnRollback``, code ``svn-rollback``).
+
+Why step 4 is strict. Every flow that logs a device's reference values in this project logs a
+release's components in one CoMID: :func:`ironroot.firmware.reference_corim` writes one CoMID
+per bundle, every TOC entry in it (``tag-id`` from the model and the manifest digest), and the
+vendor tooling (``ironroot firmware publish``), the demo, the fleet's class statements and the
+platform's update statements all use it; a CoMID's ``tag-id`` is mandatory, so every value
+read from the log names its release. A CoRIM made with other tools and logged as it is
+(``ironroot statement sign --content-type application/rim+cbor``) must state each release in
+one CoMID too. A vendor that adds or changes a component of a release
+logs a new ``tag-version`` of the same ``tag-id`` (or a CoMID that ``replaces`` it) stating
+every component: the old version stops counting. A CoMID that only ``supplements`` another
+is a release of its own here, and a value not read from a CoMID (``tag_id`` ``None``, built by
+a caller) is a release of itself alone: neither widens what a device may combine.
 
 :func:`measure_device` reports a failing device in its :class:`DeviceMeasurement` (``ok``
 false, the error's ``code`` and ``detail``, and the typed ``error`` itself) instead of raising:
 the platform holds such a device in reset. :func:`verify_device` raises that error.
 
-Not done: components are matched one by one, so two releases with the same SVN could be mixed
-without notice (the logged reference values carry no release identity to group them by).
 """
 
 from __future__ import annotations
@@ -741,7 +758,7 @@ def compare_device_references(
 ) -> None:
     """Compare a device's firmware measurements (block index -> SHA-384, the SVN block
     apart) and its reported ``svn`` with the ``references`` logged for ``vendor`` / ``model``
-    (module docs, steps 2-5): the first refusal raises its error. Shared by measuring and by
+    (module docs, steps 2-6): the first refusal raises its error. Shared by measuring and by
     the offline audit of a device's session."""
     product = [v for v in references if v.vendor == vendor and v.model == model]
     if not product:
