@@ -201,6 +201,25 @@ def test_an_attestation_verifies_the_nodes_rot_state_once(
         fleet.idevid_certificate("node-0099", Algorithm.ES384)
 
 
+def test_an_appraisal_lists_the_added_endorsements_once(
+    fleet3: tuple[Fleet, AdmissionAuthority], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The class's endorsements, its SAFE reviews and its CRLs are judged on one listing of
+    the added endorsements, taken when the appraisal starts."""
+    fleet, authority = fleet3
+    listed: list[object] = []
+    token = authority.verifier._added_token
+
+    def counted() -> object:
+        listed.append(token())
+        return listed[-1]
+
+    monkeypatch.setattr(authority.verifier, "_added_token", counted)
+    result = attest_node(fleet, "node-0002", now=NOW, authority=authority)
+    assert result.status == "admitted"
+    assert listed == [authority._endorsement_token()]
+
+
 def test_the_credential_profile(fleet3: tuple[Fleet, AdmissionAuthority]) -> None:
     from cryptography import x509
     from cryptography.x509.oid import ExtendedKeyUsageOID
