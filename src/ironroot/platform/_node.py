@@ -581,19 +581,10 @@ class Rot:
 class Platform:
     """A node in a directory (see the module docstring)."""
 
-    def __init__(
-        self,
-        directory: Path,
-        config: NodeConfig,
-        config_bytes: bytes,
-        *,
-        config_digest: bytes | None = None,
-    ) -> None:
+    def __init__(self, directory: Path, config: NodeConfig, config_bytes: bytes) -> None:
         self.directory = directory
         self.config = config
-        self.config_digest = (
-            hashlib.sha256(config_bytes).digest() if config_digest is None else config_digest
-        )
+        self.config_digest = hashlib.sha256(config_bytes).digest()
 
     def __repr__(self) -> str:
         return f"Platform({str(self.directory)!r})"
@@ -608,8 +599,7 @@ class Platform:
         if not path.is_file():
             raise NotFound(f"no platform in {base} (run `ironroot platform init`)")
         data = read_limited(path, _CONFIG_LIMIT)
-        digest = hashlib.sha256(data).digest()
-        key = (str(base), digest)
+        key = (str(base), hashlib.sha256(data).digest())
         config = _CONFIGS.get(key)
         if config is None:
             try:
@@ -621,7 +611,7 @@ class Platform:
                 _CONFIGS[key] = config
                 while len(_CONFIGS) > _CONFIGS_MAX:
                     del _CONFIGS[next(iter(_CONFIGS))]
-        return cls(base, config, data, config_digest=digest)
+        return cls(base, config, data)
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
