@@ -422,12 +422,7 @@ class FleetVerifier:
 
     def endorsements(self, class_name: str, now: dt.datetime) -> ClassEndorsements:
         """The class's endorsements (cached: see the class docs)."""
-        return self._class_endorsements(class_name, now, self._added_token())
-
-    def _class_endorsements(
-        self, class_name: str, now: dt.datetime, token: object
-    ) -> ClassEndorsements:
-        """:meth:`endorsements` for the added endorsements as ``token`` names them."""
+        token = self._added_token()
         hour = int(now.timestamp()) // _CACHE_SECONDS
         with self._lock:
             cached = self._endorsements.get(class_name)
@@ -555,10 +550,7 @@ class FleetVerifier:
         → SPKI DER) and sign the EAR (module docs)."""
         record = self.fleet.record_of(node_id)
         klass = self.fleet.node_class(record.node_class)
-        # The added endorsements as they are now, read once: the class's, its reviews and its
-        # CRLs are judged on the same set.
-        token = self._added_token()
-        endorsements = self._class_endorsements(klass.name, now, token)
+        endorsements = self.endorsements(klass.name, now)
         rot, error = self._rot(
             node_id, klass, evidence, endorsements, nonce=nonce, key=binding_key(keys), now=now
         )
@@ -583,6 +575,7 @@ class FleetVerifier:
                 submods[name] = appraise_failure(
                     unknown, format="spdm", policy=device_policy(), nonce=nonce, now=now
                 ).submods["spdm"]
+            token = self._added_token()
             submods = self._reviews.apply(
                 node_id, klass, evidence.quote, submods, added=self._added, token=token, now=now
             )
