@@ -207,6 +207,21 @@ def test_csrs() -> None:
         load_csr(PEM)
 
 
+def test_a_name_attribute_outside_its_length_bounds_is_refused_in_a_csr() -> None:
+    """cryptography only warns when it decodes such an attribute; the loader refuses it when
+    it reads the subject, without formatting it as text."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        long_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "x" * 65, _validate=False)])
+        builder = x509.CertificateSigningRequestBuilder().subject_name(long_name)
+        csr = builder.sign(_KEY, hashes.SHA256())
+    for data in (csr.public_bytes(Encoding.DER), csr.public_bytes(Encoding.PEM)):
+        with pytest.raises(MalformedCertificate, match="Attribute's length") as info:
+            load_csr(data)
+        assert type(info.value) is MalformedCertificate
+        assert info.value.code == "malformed-certificate"
+
+
 @pytest.mark.vectors
 def test_real_certificates_load(vectors: Path) -> None:
     chain = load_certificates((vectors / "caliptra" / "test_owner_certchain.der").read_bytes())

@@ -201,6 +201,21 @@ def test_an_attestation_verifies_the_nodes_rot_state_once(
         fleet.idevid_certificate("node-0099", Algorithm.ES384)
 
 
+def test_the_endorsement_token_names_what_the_endorsements_are_read_from(
+    aw: AdmissionWorld, tmp_path: Path
+) -> None:
+    """The token that decides whether a class's endorsements are read again names exactly the
+    files ``endorsements()`` reads (``*.ts``, hidden ones too), not temp files beside them."""
+    _, authority = aw.fleet(tmp_path / "fleet", 1)
+    folder = authority.directory / "endorsements"
+    assert authority._endorsement_token() == ()
+    for name in ("b.ts", ".hidden.ts", "a.ts.1234.tmp", "c.TS", "d.ts"):
+        (folder / name).write_bytes(b"x")
+    (folder / "e.ts").mkdir()
+    listed = tuple(sorted(p.name for p in folder.glob("*.ts")))  # what endorsements() reads
+    assert authority._endorsement_token() == listed == (".hidden.ts", "b.ts", "d.ts", "e.ts")
+
+
 def test_the_credential_profile(fleet3: tuple[Fleet, AdmissionAuthority]) -> None:
     from cryptography import x509
     from cryptography.x509.oid import ExtendedKeyUsageOID

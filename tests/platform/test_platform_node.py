@@ -534,3 +534,30 @@ def test_a_remembered_trust_is_for_the_exact_configuration(world: World) -> None
         for _ in range(2):  # a failure is never remembered
             with pytest.raises(ConfigError):
                 _trust(bad)
+
+
+def test_a_reopened_node_shares_its_parsed_configuration_read_only(node: Platform) -> None:
+    first, again = Platform.open(node.directory), Platform.open(node.directory)
+    assert again.config is first.config  # the same bytes, parsed once
+    assert again.config_digest == first.config_digest == node.config_digest
+    for mapping in (again.config.devices, again.config.slot_sizes, again.config.extra):
+        with pytest.raises(TypeError):
+            mapping["planted"] = None  # type: ignore[index]
+
+
+def test_a_configuration_changed_on_disk_is_parsed_afresh(node: Platform) -> None:
+    from ironroot.errors import ConfigError
+
+    path = node.directory / "platform.json"
+    good = path.read_bytes()
+    before = Platform.open(node.directory)
+    path.write_text(path.read_text().replace('"healthy_boots": 2', '"healthy_boots": 5'))
+    changed = Platform.open(node.directory)
+    assert changed.config is not before.config
+    assert changed.config.trust.healthy_boots == 5
+    assert changed.config_digest == hashlib.sha256(path.read_bytes()).digest()
+    path.write_bytes(good.replace(b'"rot"', b'"rot_"'))
+    for _ in range(2):  # a configuration that does not parse is refused each time
+        raises_exactly(ConfigError, "config", lambda: Platform.open(node.directory))
+    path.write_bytes(good)
+    assert Platform.open(node.directory).config is before.config

@@ -758,8 +758,13 @@ class AdmissionAuthority:
     # --- endorsements -----------------------------------------------------------------------
 
     def _endorsement_token(self) -> object:
-        folder = self.directory / "endorsements"
-        return tuple(sorted(p.name for p in folder.glob("*.ts")))
+        """The names of the added endorsements (what :meth:`endorsements` reads), listed
+        once: every appraisal asks."""
+        try:
+            with os.scandir(self.directory / "endorsements") as entries:
+                return tuple(sorted(e.name for e in entries if e.name.endswith(".ts")))
+        except (FileNotFoundError, NotADirectoryError):
+            return ()
 
     def endorsements(self) -> list[tuple[str, bytes]]:
         """The added endorsement statements, labelled with their file names."""

@@ -39,6 +39,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final
 
 from ironroot._fileio import file_lock, make_dirs, read_limited, write_atomic
@@ -295,6 +296,26 @@ class NodeConfig:
         return cls(
             rot if rot.is_absolute() else base / rot, sizes, devices, _trust(doc.get("trust"))
         )
+
+
+# Configurations parsed, by the node's directory (as given: a relative RoT path is resolved
+# against it) and the SHA-256 of the file's exact bytes: a node is opened several times in one
+# attestation (its measurement, the verifier's look at its pinned device roots), and the file
+# is read and hashed at every opening, so a changed file is parsed afresh. A failure is not
+# remembered; what is kept is read-only (:func:`_shared`).
+_CONFIGS: dict[tuple[str, bytes], NodeConfig] = {}
+_CONFIGS_LOCK = threading.Lock()
+_CONFIGS_MAX = 256
+
+
+def _shared(config: NodeConfig) -> NodeConfig:
+    """``config`` with its mappings read-only, as one object every opening may share."""
+    return dataclasses.replace(
+        config,
+        slot_sizes=MappingProxyType(dict(config.slot_sizes)),
+        devices=MappingProxyType(dict(config.devices)),
+        extra=MappingProxyType(dict(config.extra)),
+    )
 
 
 # The trust of a configuration, remembered by the SHA-256 of its canonical JSON: every node of a
@@ -578,11 +599,19 @@ class Platform:
         if not path.is_file():
             raise NotFound(f"no platform in {base} (run `ironroot platform init`)")
         data = read_limited(path, _CONFIG_LIMIT)
-        try:
-            doc = json.loads(data)
-        except (ValueError, RecursionError) as exc:
-            raise ConfigError(f"{path} is not JSON (or is nested too deeply)") from exc
-        return cls(base, NodeConfig.from_json(doc, base), data)
+        key = (str(base), hashlib.sha256(data).digest())
+        config = _CONFIGS.get(key)
+        if config is None:
+            try:
+                doc = json.loads(data)
+            except (ValueError, RecursionError) as exc:
+                raise ConfigError(f"{path} is not JSON (or is nested too deeply)") from exc
+            config = _shared(NodeConfig.from_json(doc, base))
+            with _CONFIGS_LOCK:
+                _CONFIGS[key] = config
+                while len(_CONFIGS) > _CONFIGS_MAX:
+                    del _CONFIGS[next(iter(_CONFIGS))]
+        return cls(base, config, data)
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
