@@ -160,6 +160,43 @@ def test_malformed_measurements_are_refused(pki: RimPki, resources: str) -> None
         verify_rim(data, now=NOW, roots=[pki.root])
 
 
+_LONG = "9" * 4401  # past Python's 4,300-digit limit on int(text)
+_HASH0 = 'ns2:Hash0="{}" name="m"'.format("11" * 48)
+
+
+@pytest.mark.parametrize(
+    "numbers",
+    [
+        f'index="{_LONG}" alternatives="1" size="48"',
+        f'index="0" alternatives="{_LONG}" size="48"',
+        f'index="0" alternatives="1" size="{_LONG}"',
+    ],
+    ids=["index", "alternatives", "size"],
+)
+def test_a_number_of_thousands_of_digits_is_malformed(pki: RimPki, numbers: str) -> None:
+    """A signed ``index``, ``alternatives`` or ``size`` of 4,401 digits escaped as
+    ``ValueError`` (int() of text past 4,300 digits; target rim, fuzz campaign): it is a
+    number outside its range."""
+    resources = f'<Resource type="Measurement" active="True" {numbers} {_HASH0}/>'
+    with pytest.raises(MalformedRim) as caught:
+        verify_rim(pki.sign(swid(resources=resources)), now=NOW, roots=[pki.root])
+    assert type(caught.value) is MalformedRim
+    assert caught.value.code == "malformed-rim"
+    assert "is outside" in caught.value.detail
+
+
+def test_a_hash_attribute_of_thousands_of_digits_is_malformed(pki: RimPki) -> None:
+    """``ns2:Hash9999…`` (4,401 digits): ``ValueError`` from int() before the range check."""
+    resources = (
+        '<Resource type="Measurement" index="0" active="True" alternatives="1" ' + _GOOD + "/>"
+    ).replace("/>", f' ns2:Hash{_LONG}="{"11" * 48}"/>')
+    with pytest.raises(MalformedRim) as caught:
+        verify_rim(pki.sign(swid(resources=resources)), now=NOW, roots=[pki.root])
+    assert type(caught.value) is MalformedRim
+    assert caught.value.code == "malformed-rim"
+    assert "1 alternatives need exactly Hash0..Hash0" in caught.value.detail
+
+
 def test_a_rim_without_a_version_is_refused(pki: RimPki) -> None:
     unsigned = swid().replace(b'colloquialVersion="96.00.5E.00.01" ', b"")
     with pytest.raises(MalformedRim):

@@ -198,10 +198,12 @@ def _int(element: etree._Element, name: str, what: str, low: int, high: int) -> 
     text = _attr(element, name, what)
     if not text.isascii() or not text.isdigit():
         raise MalformedRim(f"{what}: {name} {text!r} is not a decimal number")
-    value = int(text)
-    if not low <= value <= high:
-        raise MalformedRim(f"{what}: {name} {value} is outside {low}..{high}")
-    return value
+    digits = text.lstrip("0") or "0"
+    # Compared as text first: int() refuses text past 4,300 digits with ValueError.
+    if len(digits) > len(str(high)) or not low <= int(digits) <= high:
+        shown = digits if len(digits) <= 20 else f"{digits[:20]}… ({len(digits)} digits)"
+        raise MalformedRim(f"{what}: {name} {shown} is outside {low}..{high}")
+    return int(digits)
 
 
 def _one(parent: etree._Element, tag: str) -> etree._Element:
@@ -229,7 +231,11 @@ def _measurement(element: etree._Element, limits: RimLimits) -> GoldenMeasuremen
         number = qname.localname[4:]
         if qname.namespace not in _HASH_NS or not number.isascii() or not number.isdigit():
             raise MalformedRim(f"{what}: unknown hash attribute {key!r}")
-        if number != str(int(number)) or int(number) in hashes:
+        if number != (number.lstrip("0") or "0"):
+            raise MalformedRim(f"{what}: hash attribute {key!r} repeats or pads an alternative")
+        if len(number) > len(str(count)):  # before int(): it refuses text past 4,300 digits
+            raise MalformedRim(f"{what}: {count} alternatives need exactly Hash0..Hash{count - 1}")
+        if int(number) in hashes:
             raise MalformedRim(f"{what}: hash attribute {key!r} repeats or pads an alternative")
         alg, length = _HASH_NS[qname.namespace]
         if length != size:
