@@ -261,6 +261,27 @@ def test_a_date_in_other_digits_than_ascii_is_refused() -> None:
     assert odd_scope.audit.scope_number is None
 
 
+@pytest.mark.parametrize(
+    "scope",
+    ["9" * 4301, str(2**64), 2**64, 10**4000],
+    ids=["4301-digit-text", "text-past-64-bits", "integer-past-64-bits", "4001-digit-integer"],
+)
+def test_a_scope_no_corim_can_hold_is_no_scope_number(scope: object) -> None:
+    # A scope of 4,301 digits escaped ``scope_number`` as ValueError (int() of text past
+    # 4,300 digits; target safe, fuzz campaign), and one past 64 bits was built into a CoRIM
+    # (a bignum) that parse_sfr_corim then refused: both are no scope number, so the CoRIM
+    # profile refuses the report up front.
+    parsed = parse_report_json(report_bytes(audit__scope_number=scope))
+    assert parsed.audit.scope_number is None
+    with pytest.raises(MalformedReport) as caught:
+        build_sfr_corim(parsed)
+    assert type(caught.value) is MalformedReport
+    assert caught.value.code == "malformed-report"
+    assert "integer scope number" in caught.value.detail
+    top = parse_report_json(report_bytes(audit__scope_number=str(2**64 - 1)))
+    assert parse_sfr_corim(build_sfr_corim(top)).audit.scope_number == 2**64 - 1
+
+
 def _endorse_a_digest_too(comid: dict[Any, Any]) -> None:
     comid[4][10][0][1][0][1][0][1][2] = [[-43, b"\x66" * 48]]
 
