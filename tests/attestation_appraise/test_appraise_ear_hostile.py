@@ -240,6 +240,19 @@ def test_cwt_claims_keyed_by_a_float_or_a_boolean_are_refused(
     assert "is not an integer or text" in caught.value.detail
 
 
+@pytest.mark.parametrize("status", [2.0, 96.0, 0.0])
+def test_cwt_status_code_written_as_a_float_is_refused(status: float) -> None:
+    """``2.0 == 2`` in Python: an ``ear.status`` of 2.0 was read as affirming, where every
+    other EAR reader finds no trust tier code (an integer) there."""
+    claims = _result().to_cbor_claims()
+    claims[266]["cvm"][1000] = status
+    with pytest.raises(MalformedInput) as caught:
+        verify_ear(_cwt(claims), [KEY.public_key], now=NOW)
+    assert type(caught.value) is MalformedInput
+    assert caught.value.code == "malformed"
+    assert caught.value.detail == f"ear.status {status!r} is not a trust tier code (0, 2, 32, 96)"
+
+
 def test_a_verifier_id_with_empty_text_is_never_made() -> None:
     with pytest.raises(MalformedInput, match=r"ear\.verifier-id build is empty"):
         VerifierId("Ironroot", "")
