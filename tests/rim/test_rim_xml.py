@@ -77,6 +77,50 @@ def test_a_huge_document_is_refused_before_parsing() -> None:
         verify_rim(data, now=NOW, limits=RimLimits(max_bytes=len(data) - 1))
 
 
+_MANY_NAMESPACES = "".join(f' xmlns:n{k}="urn:n{k}"' for k in range(8000))
+_MANY_ATTRIBUTES = "".join(f' a{k}="v"' for k in range(16000))
+
+
+@pytest.mark.parametrize(
+    ("where", "extra", "detail"),
+    [
+        ("root", _MANY_NAMESPACES, "namespaces in scope"),
+        ("payload", _MANY_NAMESPACES, "namespaces in scope"),
+        ("root", _MANY_ATTRIBUTES, "attributes"),
+        ("resource", _MANY_ATTRIBUTES, "attributes"),
+    ],
+    ids=["namespaces-on-the-tag", "namespaces-on-the-payload", "attributes", "resource-attrs"],
+)
+def test_an_element_with_thousands_of_namespaces_or_attributes_is_refused(
+    where: str, extra: str, detail: str
+) -> None:
+    """Canonical XML (libxml2's, through signxml) sorts an element's namespaces and
+    attributes by insertion, in the square of their number: 8,000 namespace declarations
+    (200 KB, under the size limit) beside NVIDIA's real signing chain took 22 s of CPU in
+    ``verify_rim`` before the digest failed, 16,000 attributes 3 s. NVIDIA's RIMs have at
+    most 4 namespaces in scope and 12 attributes on an element: refused when parsed."""
+    data = swid().decode()
+    anchor = {"root": "<SoftwareIdentity ", "payload": "<Payload", "resource": "<Resource "}[where]
+    at = data.index(anchor) + len(anchor.rstrip())
+    data = data[:at] + extra + data[at:]
+    with pytest.raises(LimitExceeded) as caught:
+        verify_rim(data.encode(), now=NOW)
+    assert type(caught.value) is LimitExceeded
+    assert caught.value.code == "limit-exceeded"
+    assert detail in caught.value.detail
+
+
+def test_namespaces_and_attributes_within_the_limits_are_read() -> None:
+    """NVIDIA's RIMs (4 namespaces in scope, 12 attributes at most) verify, and the limits
+    are the caller's to lower."""
+    data = vector_rim(VBIOS_FILE)
+    assert verify_rim(data, now=NOW).measurements
+    with pytest.raises(LimitExceeded, match="namespaces in scope"):
+        verify_rim(data, now=NOW, limits=RimLimits(max_namespaces=3))
+    with pytest.raises(LimitExceeded, match="attributes"):
+        verify_rim(data, now=NOW, limits=RimLimits(max_attributes=11))
+
+
 @pytest.mark.parametrize(
     "data",
     [
