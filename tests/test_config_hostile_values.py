@@ -279,6 +279,21 @@ def test_any_value_at_any_key_loads_or_is_a_typed_error(
         path.write_text(_document(original))
 
 
+@pytest.mark.parametrize("loader", sorted(_LOADERS))
+def test_an_integer_of_thousands_of_digits_is_a_config_error(
+    loader: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """tomllib turns an integer's text into an int with int(), which refuses more than 4,300
+    digits with a plain ``ValueError``, not a ``TOMLDecodeError``: it escaped every loader."""
+    path, load = _LOADERS[loader](tmp_path_factory.mktemp(loader))
+    path.write_text("zz_huge = 1" + "0" * 4400 + "\n" + path.read_text())
+    with pytest.raises(ConfigError) as caught:
+        load()
+    assert type(caught.value) is ConfigError
+    assert "TOML" in caught.value.detail
+    assert "4300 digits" in caught.value.detail
+
+
 # --- the appraisal policy file ---------------------------------------------------------------
 
 _RULE = (

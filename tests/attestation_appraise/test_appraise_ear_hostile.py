@@ -206,6 +206,53 @@ def test_cwt_verifier_id_with_empty_text_is_refused(label: int, member: str) -> 
         verify_ear(_cwt(claims), [KEY.public_key], now=NOW)
 
 
+def _rekey(claims: dict[Any, Any], path: tuple[object, ...], old: object, new: object) -> None:
+    """The map at ``path`` in ``claims`` with its key ``old`` written as ``new``."""
+    mapping = claims
+    for step in path:
+        mapping = mapping[step]
+    mapping[new] = mapping.pop(old)
+
+
+@pytest.mark.parametrize(
+    ("path", "old", "new"),
+    [
+        ((), 6, 6.0),  # iat
+        ((), 265, 265.0),  # eat_profile
+        ((1004,), 0, False),  # verifier-id developer
+        ((1004,), 1, True),  # verifier-id build
+        ((266, "cvm"), 1000, 1000.0),  # ear.status
+    ],
+    ids=["iat-as-float", "profile-as-float", "developer-as-false", "build-as-true", "status"],
+)
+def test_cwt_claims_keyed_by_a_float_or_a_boolean_are_refused(
+    path: tuple[object, ...], old: int, new: object
+) -> None:
+    """A decoded map is a Python dict, where ``6.0 == 6`` and ``True == 1``: claims keyed by
+    them were read as the integer labels (iat, the verifier's build, the status), though
+    every other EAR reader sees other keys, as CoRIM and COSE labels are already refused."""
+    claims = _result().to_cbor_claims()
+    _rekey(claims, path, old, new)
+    with pytest.raises(MalformedInput) as caught:
+        verify_ear(_cwt(claims), [KEY.public_key], now=NOW)
+    assert type(caught.value) is MalformedInput
+    assert caught.value.code == "malformed"
+    assert "is not an integer or text" in caught.value.detail
+
+
+@pytest.mark.parametrize("status", [2.0, 96.0, 0.0])
+def test_cwt_status_code_written_as_a_float_is_refused(status: float) -> None:
+    """``2.0 == 2`` in Python: an ``ear.status`` of 2.0 was read as affirming, where every
+    other EAR reader finds no trust tier code (an integer) there."""
+    claims = _result().to_cbor_claims()
+    claims[266]["cvm"][1000] = status
+    with pytest.raises(MalformedInput) as caught:
+        verify_ear(_cwt(claims), [KEY.public_key], now=NOW)
+    assert type(caught.value) is MalformedInput
+    assert caught.value.code == "malformed"
+    assert caught.value.detail == f"ear.status {status!r} is not a trust tier code (0, 2, 32, 96)"
+
+
 def test_a_verifier_id_with_empty_text_is_never_made() -> None:
     with pytest.raises(MalformedInput, match=r"ear\.verifier-id build is empty"):
         VerifierId("Ironroot", "")

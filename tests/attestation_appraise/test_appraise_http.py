@@ -357,6 +357,25 @@ def test_policy_round_trips_as_data(tmp_path: Path) -> None:
         AppraisalPolicy.from_mapping({"surprise": 1})
 
 
+@pytest.mark.parametrize(
+    ("text", "detail"),
+    [
+        ("cvss_threshold = 1" + "0" * 400, "cvss_threshold must be 0.0..10.0"),
+        ("cvss_threshold = 1" + "0" * 4400, "the policy is not TOML"),
+    ],
+    ids=["401-digit-threshold", "4401-digit-integer"],
+)
+def test_a_policy_with_a_huge_integer_is_a_config_error(text: str, detail: str) -> None:
+    """A threshold of 401 digits escaped as ``OverflowError`` (float() of the integer), and
+    an integer of 4,401 digits anywhere as ``ValueError`` (tomllib's int() of its text,
+    which is no ``TOMLDecodeError``)."""
+    with pytest.raises(ConfigError) as caught:
+        AppraisalPolicy.from_toml(text)
+    assert type(caught.value) is ConfigError
+    assert caught.value.code == "config"
+    assert caught.value.detail.startswith(detail)
+
+
 def test_runtime_data_chosen_by_a_relying_party(
     api: tuple[ApiClient, _Clock, AttestationService], good_device: Device
 ) -> None:

@@ -28,6 +28,24 @@ def test_a_rate_that_is_not_finite_is_refused(rate: float) -> None:
     assert caught.value.exit_code == 2
 
 
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ({"rate": 10**400}, "challenges.rate must be a positive number per second"),
+        ({"burst": 10**400}, "challenges.burst must be a positive integer of at most 2**53"),
+    ],
+    ids=["rate", "burst"],
+)
+def test_a_rate_or_burst_past_a_double_is_refused(table: dict[str, object], message: str) -> None:
+    """An integer past a double's range passed ``0 < rate < inf``, and the first challenge
+    asked for then failed with ``OverflowError`` (the bucket's float arithmetic), every one
+    after it too: the challenge endpoint down, from a valid-looking file."""
+    with pytest.raises(ConfigError) as caught:
+        ChallengeLimits.from_table(table)
+    assert type(caught.value) is ConfigError
+    assert caught.value.detail == message
+
+
 def test_the_key_service_refuses_a_nan_rate_in_its_file(tmp_path: Path) -> None:
     (tmp_path / "keyrelease.toml").write_text(f"[keyrelease]\n{_HSM}[challenges]\nrate = nan\n")
     with pytest.raises(ConfigError) as caught:

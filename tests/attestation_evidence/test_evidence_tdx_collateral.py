@@ -53,6 +53,7 @@ from tee_fakes import (
     FMSPC,
     ISSUED,
     NEXT_UPDATE,
+    QE_MRSIGNER,
     TDX_NOW,
     FakeIntel,
     _intel_cert,
@@ -919,6 +920,45 @@ def test_malformed_documents(data: bytes) -> None:
 def test_malformed_qe_identity(intel: FakeIntel, fields: dict[str, Any]) -> None:
     with pytest.raises(MalformedCollateral):
         parse_qe_identity(intel.qe_identity(**fields))
+
+
+@pytest.mark.parametrize(
+    ("document", "name", "spaced"),
+    [
+        ("qe", "mrsigner", QE_MRSIGNER.hex().upper()[:60] + "    "),
+        ("qe", "attributesMask", "FBFFFFFF FFFFFFFF  0000000000 00"),
+        ("tcb", "fmspc", "5080 6f00 00"),
+        ("tcb", "pceId", "00  "),
+    ],
+)
+def test_hex_with_spaces_is_not_a_shorter_value(
+    intel: FakeIntel, document: str, name: str, spaced: str
+) -> None:
+    """``bytes.fromhex`` skips spaces, so a 32-byte mrsigner written as 60 hex digits and
+    four spaces parsed as 30 bytes (a mask as 14 of its 16, an FMSPC as 5 of its 6): a field
+    of the wrong size, and a masked comparison over fewer bytes (zip stops at the shorter)."""
+    data = intel.qe_identity() if document == "qe" else intel.tcb_info()
+    parse = parse_qe_identity if document == "qe" else parse_tcb_info
+    body = json.loads(parse(data).signed_body)  # type: ignore[operator]
+    old = f'"{name}":"{body[name]}"'.encode()
+    assert data.count(old) == 1
+    with pytest.raises(MalformedCollateral) as caught:
+        parse(data.replace(old, f'"{name}":"{spaced}"'.encode()))  # type: ignore[operator]
+    assert type(caught.value) is MalformedCollateral
+    assert caught.value.code == "malformed-collateral"
+    assert "bytes of hex" in caught.value.detail
+
+
+def test_a_signature_with_spaces_is_malformed(intel: FakeIntel) -> None:
+    """The signature's 128 characters with spaces among them were read as fewer bytes."""
+    good = intel.qe_identity()
+    signature = parse_qe_identity(good).signature.hex()
+    spaced = good.replace(signature.encode(), signature[:-4].encode() + b"  00")
+    with pytest.raises(MalformedCollateral) as caught:
+        parse_qe_identity(spaced)
+    assert type(caught.value) is MalformedCollateral
+    assert caught.value.code == "malformed-collateral"
+    assert "the signature is not 64 bytes of hex" in caught.value.detail
 
 
 def test_signed_bytes_are_exactly_the_inner_object(intel: FakeIntel) -> None:

@@ -258,6 +258,42 @@ def test_cose_key_kty_and_crv_must_be_integers(
             cose_key_thumbprint(cose_key)
 
 
+@pytest.mark.parametrize(
+    ("alg", "label", "alias"),
+    [
+        (Algorithm.ES256, 1, 1.0),  # kty
+        (Algorithm.ES256, -2, -2.0),  # x
+        (Algorithm.ES256, 3, 3.0),  # alg
+        (Algorithm.EDDSA, -1, -1.0),  # crv
+        (Algorithm.ML_DSA_44, 1, True),  # kty: true == 1 in Python
+    ],
+    ids=str,
+)
+def test_cose_key_labels_must_be_integers_or_text(
+    keys: dict[Algorithm, PrivateKey], alg: Algorithm, label: int, alias: object
+) -> None:
+    # A label written as 1.0 or true was read as the integer label it equals in Python, so
+    # the key loaded (and a key set took it) where every other COSE reader sees no kty, x...
+    cose_key: dict[object, object] = dict(keys[alg].public_key.to_cose_key(include_kid=True))
+    cose_key[alias] = cose_key.pop(label)
+    for load in (PublicKey.from_cose_key, verifier_from_cose_key):
+        with pytest.raises(MalformedInput) as caught:
+            load(cose_key)  # type: ignore[arg-type]
+        assert type(caught.value) is MalformedInput
+        assert caught.value.code == "malformed"
+        assert caught.value.detail == f"COSE_Key label {alias!r} is not an integer or text"
+    with pytest.raises(MalformedInput, match="is not an integer or text"):
+        decode_key_set(cbor2.dumps([cose_key]))
+    with pytest.raises(MalformedInput, match="is not an integer or text"):
+        verifier_from_cose_key(cbor2.dumps(cose_key))
+
+
+def test_lms_cose_key_labels_must_be_integers_or_text() -> None:
+    pub = bytes.fromhex("000000010000000a00000007") + bytes(16 + 24)
+    with pytest.raises(MalformedInput, match=r"^COSE_Key label -1\.0 is not an integer"):
+        LmsPublicKey.from_cose_key({1: 5, -1.0: pub})  # type: ignore[dict-item]
+
+
 def test_lms_cose_key_kty_must_be_an_integer() -> None:
     # L = 1, LMS_SHA256_M24_H5, LMOTS_SHA256_N24_W4, I and T[1] zero
     pub = bytes.fromhex("000000010000000a00000007") + bytes(16 + 24)

@@ -205,6 +205,26 @@ def _dice_run(data: bytes) -> None:
     rot.parse_certificate(data)
 
 
+def _open_dice_seeds() -> list[bytes]:
+    return _vector_files("dice-open", pattern="_CBOR_*")
+
+
+@functools.cache
+def _open_dice_issuers() -> tuple[crypto.Verifier, ...]:
+    """The subject keys of the vector chain: every certificate's possible issuer."""
+    return tuple(rot.parse_open_dice_cbor(seed).public_key() for seed in _open_dice_seeds())
+
+
+def _open_dice_run(data: bytes) -> None:
+    """An Open DICE CBOR certificate as ``rot inspect`` reads it: parsed, shown as JSON,
+    its signature checked with each key of the chain (its issuer's among them)."""
+    certificate = rot.parse_open_dice_cbor(data)
+    json.dumps(certificate.to_json())
+    for issuer in _open_dice_issuers():
+        with contextlib.suppress(IronrootError):
+            certificate.verify(issuer)
+
+
 def _key_file_seeds() -> list[bytes]:
     key = _key().public_key
     return [
@@ -446,6 +466,72 @@ def _safe_run(data: bytes) -> None:
         safe.parse_compact_jws(data)
 
 
+_SFR_KID = "Fuzz Review Provider"
+
+
+@functools.cache
+def _sfr_report() -> bytes:
+    """A small SFR of the review provider ``_SFR_KID``, with one open issue."""
+    report = {
+        "review_framework_version": "1.1",
+        "device": {
+            "vendor": "ACME Inc",
+            "product": "Trap",
+            "fw_version": "1.2.3",
+            "fw_hash_sha2_384": "a1" * 48,
+            "fw_hash_sha2_512": "b2" * 64,
+        },
+        "audit": {
+            "srp": _SFR_KID,
+            "methodology": "whitebox",
+            "completion_date": "2023-06-25",
+            "report_version": "1.2",
+            "scope_number": 1,
+            "cvss_version": "3.1",
+            "issues": [
+                {
+                    "title": "Issue",
+                    "cvss_score": "7.9",
+                    "cvss_vector": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H",
+                    "cwe": "CWE-123",
+                    "description": "d",
+                }
+            ],
+        },
+        "exp": int(NOW.timestamp()) + 86400,
+    }
+    return json.dumps(report).encode()
+
+
+@functools.cache
+def _sfr_providers() -> safe.ProviderKeys:
+    key = _key(Algorithm.ES384).public_key
+    return safe.ProviderKeys([safe.ProviderKey(key, frozenset((_SFR_KID,)))])
+
+
+def _sfr_corim_seeds() -> list[bytes]:
+    key = _key(Algorithm.ES384)
+    return [
+        safe.sign_report(_sfr_report(), key, _SFR_KID, format="cose"),
+        safe.build_sfr_corim(safe.parse_report_json(_sfr_report())),
+        *_vector_files("ocp-safe", "Reports", pattern="*_signed.cbor"),
+    ]
+
+
+def _sfr_corim_run(data: bytes) -> None:
+    """An SFR in the CoRIM profile, signed (COSE_Sign) or not: read without its signature
+    (``safe inspect``), verified with the provider's key, its CoRIM parsed alone; what is
+    read is asked what a query asks (scope, scores)."""
+    with contextlib.suppress(IronrootError):
+        safe.parse_sfr_corim(data).audit.scope_number  # noqa: B018
+    with contextlib.suppress(IronrootError):
+        safe.inspect_report(data)
+    verified = safe.verify_report(data, _sfr_providers(), now=NOW)
+    for issue in verified.report.audit.issues:
+        _ = issue.effective_score
+    _ = verified.report.audit.scope_number
+
+
 # --- evidence --------------------------------------------------------------------------------
 
 
@@ -479,6 +565,52 @@ def _evidence_seeds() -> list[bytes]:
 def _evidence_run(data: bytes) -> None:
     ev.parse_evidence(data)
     ev.verify_evidence(data, ev.VerifyOptions(now=NOW, nonce=bytes(32)))
+
+
+_ROT_QUOTE_DIR = _TESTS / "vectors"
+
+
+@functools.cache
+def _rot_quote_parts() -> tuple[bytes, bytes, tuple[bytes, ...], dt.datetime]:
+    """Ironroot's own RoT quote vector, its nonce, its vendor CA roots and its time."""
+    index = json.loads((_ROT_QUOTE_DIR / "index.json").read_bytes())
+    expect = next(v["expect"] for v in index["vectors"] if v["file"] == "rot-quote.cbor")
+    roots = tuple(
+        x509.load_pem_x509_certificate(
+            (_ROT_QUOTE_DIR / "keys" / f"{name}.cert.pem").read_bytes()
+        ).public_bytes(serialization.Encoding.DER)
+        for name in ("vendor-ca-es384", "vendor-ca-mldsa87")
+    )
+    now = dt.datetime.fromisoformat(index["now"].replace("Z", "+00:00"))
+    quote = (_ROT_QUOTE_DIR / "rot-quote.cbor").read_bytes()
+    return quote, bytes.fromhex(expect["nonce"]), roots, now
+
+
+@functools.cache
+def _rot_quote_cache() -> ev.RotChainCache:
+    return ev.RotChainCache()
+
+
+def _rot_quote_seeds() -> list[bytes]:
+    return [_rot_quote_parts()[0]]
+
+
+def _rot_quote_run(data: bytes) -> None:
+    """A RoT quote parsed (``evidence show``) and verified against the vendor roots, with
+    and without the chain cache (one cache for the run, as a verifier keeps one: a mutated
+    quote must not be taken for the cached honest one)."""
+    _, nonce, roots, now = _rot_quote_parts()
+    with contextlib.suppress(IronrootError):
+        ev.parse_evidence(data, format=ev.ROT_QUOTE_FORMAT)
+    with contextlib.suppress(IronrootError):
+        ev.verify_rot_quote(data, nonce=nonce, trust_anchors=roots, now=now)
+    claims = ev.verify_rot_quote(
+        data, nonce=nonce, trust_anchors=roots, now=now, cache=_rot_quote_cache()
+    )
+    if data != _rot_quote_parts()[0]:
+        uncached = ev.verify_rot_quote(data, nonce=nonce, trust_anchors=roots, now=now)
+        if uncached != claims:
+            raise AssertionError("the chain cache gave other claims than a full check")
 
 
 def _collateral_seeds() -> list[bytes]:
@@ -1185,6 +1317,7 @@ TARGETS: dict[str, Target] = {
         Target("x509", _x509_seeds, _x509_run),
         Target("csr-crl", _csr_crl_seeds, _csr_crl_run),
         Target("dice", _dice_seeds, _dice_run),
+        Target("open-dice-cbor", _open_dice_seeds, _open_dice_run),
         Target("key-file", _key_file_seeds, _key_file_run),
         Target("cbor", _cbor_seeds, _cbor_run),
         Target("statement", _statement_seeds, _statement_run),
@@ -1196,9 +1329,11 @@ TARGETS: dict[str, Target] = {
         Target("corim", _corim_seeds, _corim_run),
         Target("firmware", _firmware_seeds, _firmware_run),
         Target("safe", _safe_seeds, _safe_run),
+        Target("sfr-corim", _sfr_corim_seeds, _sfr_corim_run),
         Target("tdx", _tdx_seeds, _tdx_run),
         Target("snp", _snp_seeds, _snp_run),
         Target("evidence", _evidence_seeds, _evidence_run),
+        Target("rot-quote", _rot_quote_seeds, _rot_quote_run),
         Target("tdx-collateral", _collateral_seeds, _collateral_run),
         Target("ear-claims", _ear_claims_seeds, _ear_claims_run),
         Target("ear-token", _ear_token_seeds, _ear_token_run),

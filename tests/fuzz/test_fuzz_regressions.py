@@ -10,7 +10,7 @@ import pytest
 
 from ironroot.attestation import AttestationResult
 from ironroot.cose import decode_cbor
-from ironroot.errors import MalformedInput, StorageError
+from ironroot.errors import ConfigError, MalformedInput, StorageError
 
 
 @pytest.mark.parametrize("claims", ["00", "80", "f6", "4100", "6161"])
@@ -327,6 +327,51 @@ def test_a_witness_config_nested_too_deep(tmp_path: Path) -> None:
     _deep_toml(tmp_path / "witness.toml")
     with pytest.raises(ConfigError, match="is not valid TOML"):
         load_witness_config(tmp_path)
+
+
+def _huge_toml(path: Path) -> Path:
+    # ValueError from tomllib (found fuzzing the appraisal policy): it turns an integer's text
+    # into an int with int(), which refuses more than 4,300 digits, and not as TOMLDecodeError.
+    path.write_text("platform = 1" + "0" * 4400 + "\n")
+    return path
+
+
+def _a_config_error_of_digits(caught: pytest.ExceptionInfo[ConfigError]) -> None:
+    assert type(caught.value) is ConfigError
+    assert "4300 digits" in caught.value.detail
+
+
+def test_an_audit_trust_file_with_a_huge_integer(tmp_path: Path) -> None:
+    from ironroot.audit import AuditTrust
+
+    with pytest.raises(ConfigError) as caught:
+        AuditTrust.load_toml(_huge_toml(tmp_path / "audit-trust.toml"))
+    _a_config_error_of_digits(caught)
+
+
+def test_a_node_class_file_with_a_huge_integer(tmp_path: Path) -> None:
+    from ironroot.fleet import NodeClass
+
+    with pytest.raises(ConfigError) as caught:
+        NodeClass.load_toml(_huge_toml(tmp_path / "class.toml"))
+    _a_config_error_of_digits(caught)
+
+
+def test_a_desired_toml_with_a_huge_integer(tmp_path: Path) -> None:
+    from ironroot.fleet import DesiredState
+
+    with pytest.raises(ConfigError) as caught:
+        DesiredState.load_toml(_huge_toml(tmp_path / "desired.toml"), None, fleet="f")  # type: ignore[arg-type]
+    _a_config_error_of_digits(caught)
+
+
+def test_a_log_layout_with_a_huge_integer(tmp_path: Path) -> None:
+    from ironroot.log import layout
+
+    _huge_toml(tmp_path / "ironroot.toml")
+    with pytest.raises(ConfigError) as caught:
+        layout.read_log_origin(tmp_path)
+    _a_config_error_of_digits(caught)
 
 
 # --- SPDM -------------------------------------------------------------------------------------

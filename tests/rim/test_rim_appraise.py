@@ -163,6 +163,24 @@ def test_a_newer_tag_version_supersedes_the_older(pki: RimPki) -> None:
             rims.appraise({1: bytes.fromhex("11" * 48)}, **LOGGED)
 
 
+def test_a_tag_version_of_thousands_of_digits_is_compared_as_a_number(pki: RimPki) -> None:
+    """A signed tagVersion of 4,401 digits escaped the appraisal as ``ValueError`` (int() of
+    text past 4,300 digits; target rim, fuzz campaign): it is a number like any other, the
+    greater one here, so its tag supersedes tagVersion 1 and 0001 is 1."""
+    driver = _tagged_rim(pki, DRIVER_ID, "0", "55").rim
+    driver = dataclasses.replace(
+        driver, colloquial_version="545.00", tag_id="driver", measurements=()
+    )
+    drivers = LoggedRim(rim=driver, rim_id=RimId.parse(DRIVER_ID), issuer="https://rims.example")
+    old = _tagged_rim(pki, VBIOS_ID, "0001", "11")
+    new = _tagged_rim(pki, VBIOS_ID, "9" * 4401, "22")
+    for order in ((old, new), (new, old)):
+        rims = LoggedRims([drivers, *order])
+        assert rims.appraise({1: bytes.fromhex("22" * 48)}, **LOGGED).vbios is new
+        with pytest.raises(MeasurementMismatch):
+            rims.appraise({1: bytes.fromhex("11" * 48)}, **LOGGED)
+
+
 def test_a_re_signed_copy_of_one_tag_is_not_ambiguous(pki: RimPki) -> None:
     """The same tag signed twice (two signatures, two digests, the same values) is one tag."""
     first = _tagged_rim(pki, VBIOS_ID, "0", "11")

@@ -77,6 +77,50 @@ def test_a_huge_document_is_refused_before_parsing() -> None:
         verify_rim(data, now=NOW, limits=RimLimits(max_bytes=len(data) - 1))
 
 
+_MANY_NAMESPACES = "".join(f' xmlns:n{k}="urn:n{k}"' for k in range(8000))
+_MANY_ATTRIBUTES = "".join(f' a{k}="v"' for k in range(16000))
+
+
+@pytest.mark.parametrize(
+    ("where", "extra", "detail"),
+    [
+        ("root", _MANY_NAMESPACES, "namespaces in scope"),
+        ("payload", _MANY_NAMESPACES, "namespaces in scope"),
+        ("root", _MANY_ATTRIBUTES, "attributes"),
+        ("resource", _MANY_ATTRIBUTES, "attributes"),
+    ],
+    ids=["namespaces-on-the-tag", "namespaces-on-the-payload", "attributes", "resource-attrs"],
+)
+def test_an_element_with_thousands_of_namespaces_or_attributes_is_refused(
+    where: str, extra: str, detail: str
+) -> None:
+    """Canonical XML (libxml2's, through signxml) sorts an element's namespaces and
+    attributes by insertion, in the square of their number: 8,000 namespace declarations
+    (200 KB, under the size limit) beside NVIDIA's real signing chain took 22 s of CPU in
+    ``verify_rim`` before the digest failed, 16,000 attributes 3 s. NVIDIA's RIMs have at
+    most 4 namespaces in scope and 12 attributes on an element: refused when parsed."""
+    data = swid().decode()
+    anchor = {"root": "<SoftwareIdentity ", "payload": "<Payload", "resource": "<Resource "}[where]
+    at = data.index(anchor) + len(anchor.rstrip())
+    data = data[:at] + extra + data[at:]
+    with pytest.raises(LimitExceeded) as caught:
+        verify_rim(data.encode(), now=NOW)
+    assert type(caught.value) is LimitExceeded
+    assert caught.value.code == "limit-exceeded"
+    assert detail in caught.value.detail
+
+
+def test_namespaces_and_attributes_within_the_limits_are_read() -> None:
+    """NVIDIA's RIMs (4 namespaces in scope, 12 attributes at most) verify, and the limits
+    are the caller's to lower."""
+    data = vector_rim(VBIOS_FILE)
+    assert verify_rim(data, now=NOW).measurements
+    with pytest.raises(LimitExceeded, match="namespaces in scope"):
+        verify_rim(data, now=NOW, limits=RimLimits(max_namespaces=3))
+    with pytest.raises(LimitExceeded, match="attributes"):
+        verify_rim(data, now=NOW, limits=RimLimits(max_attributes=11))
+
+
 @pytest.mark.parametrize(
     "data",
     [
@@ -158,6 +202,43 @@ def test_malformed_measurements_are_refused(pki: RimPki, resources: str) -> None
     data = pki.sign(swid(resources=resources))
     with pytest.raises(MalformedRim):
         verify_rim(data, now=NOW, roots=[pki.root])
+
+
+_LONG = "9" * 4401  # past Python's 4,300-digit limit on int(text)
+_HASH0 = 'ns2:Hash0="{}" name="m"'.format("11" * 48)
+
+
+@pytest.mark.parametrize(
+    "numbers",
+    [
+        f'index="{_LONG}" alternatives="1" size="48"',
+        f'index="0" alternatives="{_LONG}" size="48"',
+        f'index="0" alternatives="1" size="{_LONG}"',
+    ],
+    ids=["index", "alternatives", "size"],
+)
+def test_a_number_of_thousands_of_digits_is_malformed(pki: RimPki, numbers: str) -> None:
+    """A signed ``index``, ``alternatives`` or ``size`` of 4,401 digits escaped as
+    ``ValueError`` (int() of text past 4,300 digits; target rim, fuzz campaign): it is a
+    number outside its range."""
+    resources = f'<Resource type="Measurement" active="True" {numbers} {_HASH0}/>'
+    with pytest.raises(MalformedRim) as caught:
+        verify_rim(pki.sign(swid(resources=resources)), now=NOW, roots=[pki.root])
+    assert type(caught.value) is MalformedRim
+    assert caught.value.code == "malformed-rim"
+    assert "is outside" in caught.value.detail
+
+
+def test_a_hash_attribute_of_thousands_of_digits_is_malformed(pki: RimPki) -> None:
+    """``ns2:Hash9999…`` (4,401 digits): ``ValueError`` from int() before the range check."""
+    resources = (
+        '<Resource type="Measurement" index="0" active="True" alternatives="1" ' + _GOOD + "/>"
+    ).replace("/>", f' ns2:Hash{_LONG}="{"11" * 48}"/>')
+    with pytest.raises(MalformedRim) as caught:
+        verify_rim(pki.sign(swid(resources=resources)), now=NOW, roots=[pki.root])
+    assert type(caught.value) is MalformedRim
+    assert caught.value.code == "malformed-rim"
+    assert "1 alternatives need exactly Hash0..Hash0" in caught.value.detail
 
 
 def test_a_rim_without_a_version_is_refused(pki: RimPki) -> None:

@@ -429,3 +429,31 @@ def test_an_integer_over_64_bits_is_malformed(tag: int, what: str) -> None:
         rot.parse_tcb_info(edge)
     most = _tlv(0x30, _tlv(tag, b"\x00" + b"\xff" * 8))  # 2^64 - 1
     assert rot.parse_tcb_info(most)
+
+
+@pytest.mark.parametrize(("label", "alias"), [(2, 2.0), (1, True), (-4670552, -4670552.0)])
+def test_open_dice_cbor_claims_keyed_by_a_float_or_a_boolean_are_malformed(
+    label: int, alias: object
+) -> None:
+    # A decoded map is a Python dict, where 2.0 == 2 and True == 1: a certificate naming its
+    # subject under 2.0 (or its key under -4670552.0) was read as if under the integer label,
+    # though every other Open DICE reader sees no subject (or no key).
+    import cbor2
+
+    from ironroot.crypto import Algorithm, PrivateKey
+
+    key = PrivateKey.generate(Algorithm.EDDSA).public_key
+    claims: dict[object, object] = {
+        1: "issuer",
+        2: "subject",
+        -4670552: cbor2.dumps(key.to_cose_key()),
+    }
+    claims[alias] = claims.pop(label)
+    certificate = cbor2.dumps([cbor2.dumps({1: -8}), {}, cbor2.dumps(claims), bytes(64)])
+    with pytest.raises(MalformedCertificate) as caught:
+        rot.parse_open_dice_cbor(certificate)
+    assert type(caught.value) is MalformedCertificate
+    assert caught.value.code == "malformed-certificate"
+    assert (
+        caught.value.detail == f"the certificate's claim label {alias!r} is not an integer or text"
+    )

@@ -261,6 +261,55 @@ def test_a_date_in_other_digits_than_ascii_is_refused() -> None:
     assert odd_scope.audit.scope_number is None
 
 
+@pytest.mark.parametrize(
+    "scope",
+    ["9" * 4301, str(2**64), 2**64, 10**4000],
+    ids=["4301-digit-text", "text-past-64-bits", "integer-past-64-bits", "4001-digit-integer"],
+)
+def test_a_scope_no_corim_can_hold_is_no_scope_number(scope: object) -> None:
+    # A scope of 4,301 digits escaped ``scope_number`` as ValueError (int() of text past
+    # 4,300 digits; target safe, fuzz campaign), and one past 64 bits was built into a CoRIM
+    # (a bignum) that parse_sfr_corim then refused: both are no scope number, so the CoRIM
+    # profile refuses the report up front.
+    parsed = parse_report_json(report_bytes(audit__scope_number=scope))
+    assert parsed.audit.scope_number is None
+    with pytest.raises(MalformedReport) as caught:
+        build_sfr_corim(parsed)
+    assert type(caught.value) is MalformedReport
+    assert caught.value.code == "malformed-report"
+    assert "integer scope number" in caught.value.detail
+    top = parse_report_json(report_bytes(audit__scope_number=str(2**64 - 1)))
+    assert parse_sfr_corim(build_sfr_corim(top)).audit.scope_number == 2**64 - 1
+
+
+def _with_signatures(signed: bytes, count: int) -> bytes:
+    """``signed`` (a COSE_Sign SFR) with its one signature given ``count`` times."""
+    body = list(cbor2.loads(signed).value)
+    (signature,) = body[3]
+    body[3] = [signature] * count
+    return cbor2.dumps(cbor2.CBORTag(98, body))
+
+
+def test_a_cose_sfr_with_its_signature_copied_is_refused(
+    review_key: tuple[PrivateKey, ProviderKeys],
+) -> None:
+    # Every copy verified, as the one signature does: a published SFR with its signature
+    # copied 1,000 times (128 KB) cost 1.8 s of ECDSA in verify_report, and verified.
+    key, keys = review_key
+    signed = sign_report(report_bytes(), key, KID, format="cose")
+    assert verify_report(_with_signatures(signed, 1), keys).kid == KID
+    with pytest.raises(MalformedReport) as twice:
+        verify_report(_with_signatures(signed, 2), keys)
+    assert type(twice.value) is MalformedReport
+    assert twice.value.code == "malformed-report"
+    assert twice.value.detail == "the COSE SFR carries one signature twice"
+    with pytest.raises(LimitExceeded) as many:
+        verify_report(_with_signatures(signed, 1000), keys)
+    assert type(many.value) is LimitExceeded
+    assert many.value.code == "limit-exceeded"
+    assert many.value.detail == "the COSE SFR has 1000 signatures, more than 8"
+
+
 def _endorse_a_digest_too(comid: dict[Any, Any]) -> None:
     comid[4][10][0][1][0][1][0][1][2] = [[-43, b"\x66" * 48]]
 

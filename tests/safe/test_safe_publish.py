@@ -118,7 +118,8 @@ def test_statement_wraps_the_sfr(
 
 
 @pytest.mark.parametrize(
-    "threshold", [float("nan"), float("inf"), float("-inf"), -0.1, 10.1, True, "7.0", None]
+    "threshold",
+    [float("nan"), float("inf"), float("-inf"), -0.1, 10.1, 10**400, True, "7.0", None],
 )
 def test_a_threshold_that_is_not_a_cvss_score_is_refused(
     threshold: object, publisher: PrivateKey, review_key: tuple[PrivateKey, ProviderKeys]

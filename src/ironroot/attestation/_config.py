@@ -406,7 +406,7 @@ def load_attestation_config(data_dir: Path) -> AttestationConfig:
 def _load(data_dir: Path, path: Path) -> AttestationConfig:
     try:
         document = tomllib.loads(read_config(path, _MAX_FILE).decode("utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError) as exc:
+    except (ValueError, RecursionError) as exc:  # TOML, UTF-8, int() of 4,301+ digits
         raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
     warn_if_trust_writable(path)
     table = document.get("attestation")

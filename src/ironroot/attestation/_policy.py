@@ -210,7 +210,7 @@ class AppraisalPolicy:
         threshold = self.cvss_threshold
         if isinstance(threshold, bool) or not isinstance(threshold, int | float):
             raise ConfigError("cvss_threshold must be a number")
-        if not 0.0 <= float(threshold) <= 10.0:
+        if not 0.0 <= threshold <= 10.0:  # not float() first: an int past a double overflows
             raise ConfigError("cvss_threshold must be 0.0..10.0")
         vmpls = self.snp_vmpls
         if (
@@ -400,7 +400,9 @@ class AppraisalPolicy:
         the top level."""
         try:
             data = tomllib.loads(text)
-        except (tomllib.TOMLDecodeError, RecursionError) as exc:
+        # ValueError: TOMLDecodeError is one, and tomllib raises a plain one for an integer
+        # past Python's 4,300-digit int() limit.
+        except (ValueError, RecursionError) as exc:
             raise ConfigError(f"the policy is not TOML: {exc}") from exc
         table = data.get("policy", data)
         return cls.from_mapping(table)

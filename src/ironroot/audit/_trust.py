@@ -282,7 +282,7 @@ class AuditTrust:
         file = Path(path)
         try:
             document = tomllib.loads(read_config(file, _MAX_FILE).decode("utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        except (ValueError, RecursionError) as exc:  # TOML, UTF-8, int() of 4,301+ digits
             raise ConfigError(f"{file} is not valid TOML: {exc}") from exc
         warn_if_trust_writable(file)
         base = file.parent

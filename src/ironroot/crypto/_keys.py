@@ -226,6 +226,16 @@ def _algorithm_of_public(key: object, hint: Algorithm | None) -> Algorithm:
     raise UnsupportedAlgorithm(f"unsupported key type {type(key).__name__}")
 
 
+def check_cose_labels(cose_key: Mapping[int, object]) -> None:
+    """``MalformedInput`` unless every label of the COSE_Key is an integer or text (RFC 9052
+    §7): a decoded map is a Python dict, where the labels ``1.0`` and ``true`` are found
+    under ``1``, so a key written with them would load here while every other COSE reader
+    sees no ``kty`` (or ``x``, ``alg``...)."""
+    for label in cose_key:
+        if isinstance(label, bool) or not isinstance(label, int | str):
+            raise MalformedInput(f"COSE_Key label {label!r} is not an integer or text")
+
+
 def cose_int(cose_key: Mapping[int, object], label: int) -> int | None:
     """A COSE_Key member that must be an integer (``kty``, ``crv``), or ``None``: ``2.0`` and
     ``true`` compare equal to ``2`` and ``1`` in Python but are other CBOR values."""
@@ -433,6 +443,7 @@ class PublicKey:
         """Parse a COSE_Key map; raises ``MalformedInput`` or ``UnsupportedAlgorithm``."""
         if not isinstance(cose_key, Mapping):
             raise MalformedInput("COSE_Key must be a map")
+        check_cose_labels(cose_key)
         kty = cose_int(cose_key, KTY)
         alg_id = cose_key.get(ALG)
         hint = Algorithm.from_cose_id(alg_id) if alg_id is not None else None

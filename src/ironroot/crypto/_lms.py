@@ -56,7 +56,16 @@ from pyhsslms import pyhsslms as _hss
 
 from ironroot._fileio import is_write_temporary, write_atomic
 from ironroot.crypto._algorithms import Algorithm
-from ironroot.crypto._keys import ALG, KID, KTY, KTY_HSS_LMS, PUB, cose_int, cose_key_thumbprint
+from ironroot.crypto._keys import (
+    ALG,
+    KID,
+    KTY,
+    KTY_HSS_LMS,
+    PUB,
+    check_cose_labels,
+    cose_int,
+    cose_key_thumbprint,
+)
 from ironroot.errors import (
     BadSignature,
     MalformedInput,
@@ -224,6 +233,7 @@ class LmsPublicKey:
         """Parse ``{1: 5, 3: -46, -1: pub}`` (alg optional)."""
         if not isinstance(cose_key, Mapping):
             raise MalformedInput("COSE_Key must be a map")
+        check_cose_labels(cose_key)
         if cose_int(cose_key, KTY) != KTY_HSS_LMS:
             raise UnsupportedAlgorithm("not an HSS-LMS COSE_Key")
         alg = cose_key.get(ALG)

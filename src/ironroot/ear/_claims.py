@@ -116,8 +116,7 @@ def cbor_claims(result: AttestationResult) -> dict[int, Any]:
 
 def result_from_cbor(claims: Mapping[object, Any]) -> AttestationResult:
     """Parse a CBOR claims-set (unknown labels ignored)."""
-    if not isinstance(claims, Mapping):
-        raise MalformedInput("an EAR's claims are a CBOR map")
+    _labelled(claims, "an EAR's claims")
     profile = _profile(claims.get(_C_PROFILE))
     submods = claims.get(_C_SUBMODS)
     if not isinstance(submods, Mapping) or not all(isinstance(k, str) for k in submods):
@@ -140,6 +139,19 @@ def result_from_cbor(claims: Mapping[object, Any]) -> AttestationResult:
         raw_evidence=raw,
         profile=profile,
     )
+
+
+def _labelled(value: object, what: str) -> Mapping[object, Any]:
+    """``value`` if it is a CBOR map keyed by integers or text, as every EAR map is. A decoded
+    map is a Python dict, where ``6.0 == 6`` and ``True == 1``: a map keyed by them would be
+    read here as if keyed by the integer label, though every other EAR reader sees another
+    key (CoRIM and COSE labels are refused the same way)."""
+    if not isinstance(value, Mapping):
+        raise MalformedInput(f"{what} are a CBOR map")
+    for key in value:
+        if isinstance(key, bool) or not isinstance(key, int | str):
+            raise MalformedInput(f"{what}: the key {key!r} is not an integer or text")
+    return value
 
 
 def _profile(value: object) -> str:
@@ -182,6 +194,7 @@ def _b64(value: object, what: str) -> bytes:
 def _verifier_id(value: object, developer: object, build: object) -> VerifierId:
     if not isinstance(value, Mapping):
         raise MalformedInput("ear.verifier-id must be a map with developer and build")
+    _labelled(value, "ear.verifier-id's members")
     dev, bld = value.get(developer), value.get(build)
     if not isinstance(dev, str) or not isinstance(bld, str):
         raise MalformedInput("ear.verifier-id developer and build must be text")
@@ -260,6 +273,7 @@ def _appraisal_cbor(a: Appraisal) -> dict[int, Any]:
 def _appraisal_from_cbor(value: object) -> Appraisal:
     if not isinstance(value, Mapping):
         raise MalformedInput("an EAR appraisal must be a CBOR map")
+    _labelled(value, "an EAR appraisal's members")
     vector = value.get(_C_VECTOR, {})
     if not isinstance(vector, Mapping):
         raise MalformedInput("ear.trustworthiness-vector (1001) must be a map")

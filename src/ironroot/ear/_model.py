@@ -173,7 +173,7 @@ class TrustTier(enum.Enum):
     @classmethod
     def from_code(cls, code: object) -> TrustTier:
         for tier, value in _TIER_CODES.items():
-            if code == value and not isinstance(code, bool):
+            if type(code) is int and code == value:  # not 2.0 nor True: other CBOR values
                 return tier
         raise MalformedInput(f"ear.status {code!r} is not a trust tier code (0, 2, 32, 96)")
 

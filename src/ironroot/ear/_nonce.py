@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import math
 import secrets
+import sys
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -44,6 +45,7 @@ from ironroot.errors import ConfigError, MalformedInput, Overloaded, StaleNonce
 __all__ = ["NONCE_SIZE", "ChallengeLimits", "NonceStore"]
 
 NONCE_SIZE: Final = 32
+_MAX_BURST: Final = 2**53  # exactly a double
 _ANONYMOUS: Final = "-"
 
 
@@ -71,9 +73,14 @@ class ChallengeLimits:
     def __post_init__(self) -> None:
         _positive_int(self.max_outstanding, "challenges.max_outstanding")
         _positive_int(self.per_client, "challenges.per_client")
-        _positive_int(self.burst, "challenges.burst")
+        # The token bucket counts in floats: an integer past a double would pass here and
+        # then fail every challenge asked for with OverflowError.
+        if _positive_int(self.burst, "challenges.burst") > _MAX_BURST:
+            raise ConfigError("challenges.burst must be a positive integer of at most 2**53")
         rate = self.rate  # not nan (no comparison holds: the bucket would stay full) nor inf
         if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 < rate < math.inf:
+            raise ConfigError("challenges.rate must be a positive number per second")
+        if isinstance(rate, int) and rate > sys.float_info.max:
             raise ConfigError("challenges.rate must be a positive number per second")
 
     @classmethod

@@ -450,7 +450,7 @@ class DesiredState:
         file = Path(path)
         try:
             doc = tomllib.loads(read_limited(file, _MAX_FILE).decode("utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        except (ValueError, RecursionError) as exc:  # TOML, UTF-8, int() of 4,301+ digits
             raise ConfigError(f"{file}: {exc}") from exc
         allowed = {"class", "version", "note", "pfm", "firmware", "fuses", "policies"}
         if unknown := set(doc) - allowed:

@@ -183,7 +183,7 @@ class NodeClass:
         file = Path(path)
         try:
             doc = tomllib.loads(_read(file, 1024 * 1024, "the node class").decode("utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        except (ValueError, RecursionError) as exc:  # TOML, UTF-8, int() of 4,301+ digits
             raise ConfigError(f"{file}: {exc}") from exc
         base = file.parent
         allowed = {

@@ -210,7 +210,7 @@ def load_keyrelease_config(data_dir: Path | str) -> KeyReleaseConfig:
 def _load(base: Path) -> KeyReleaseConfig:
     try:
         document = tomllib.loads(read_config(base / CONFIG_FILE, _MAX_FILE).decode("utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError) as exc:
+    except (ValueError, RecursionError) as exc:  # TOML, UTF-8, int() of 4,301+ digits
         raise ConfigError(f"{base / CONFIG_FILE} is not TOML: {exc}") from exc
     warn_if_trust_writable(base / CONFIG_FILE)
     sections = set(document) - _SECTIONS

@@ -106,7 +106,7 @@ def _read_config(data_dir: Path) -> dict[str, object]:
     raw = _read(config_path(data_dir), "configuration file")
     try:
         return tomllib.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError, RecursionError) as exc:
+    except (ValueError, RecursionError) as exc:  # TOML, UTF-8, int() of 4,301+ digits
         raise ConfigError(f"{config_path(data_dir)} is not valid TOML: {exc}") from exc
 
 

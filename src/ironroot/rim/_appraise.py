@@ -182,17 +182,22 @@ def compare_measurements(
     )
 
 
-def _tag_version(rim: LoggedRim) -> int | None:
-    """The SWID ``tagVersion`` (an integer; absent: 0), ``None`` when it is no integer."""
+def _tag_version(rim: LoggedRim) -> tuple[int, str] | None:
+    """The SWID ``tagVersion`` (an integer; absent: 0) as a key that orders as the integer
+    does (its digit count, then its digits, leading zeros dropped), ``None`` when it is no
+    integer. Not int(): it refuses text past 4,300 digits with ``ValueError``."""
     text = rim.rim.tag_version or "0"
-    return int(text) if text.isascii() and text.isdecimal() else None
+    if not (text.isascii() and text.isdecimal()):
+        return None
+    digits = text.lstrip("0") or "0"
+    return len(digits), digits
 
 
 def _newest_versions(rims: tuple[LoggedRim, ...]) -> tuple[LoggedRim, ...]:
     """``rims`` without those a greater ``tagVersion`` of their ``tagId`` revises (ISO/IEC
     19770-2: a revised tag keeps its tagId and increments its tagVersion). A tag whose
     tagVersion is no integer is kept: :func:`_unambiguous` judges it."""
-    newest: dict[str, int] = {}
+    newest: dict[str, tuple[int, str]] = {}
     for rim in rims:
         version = _tag_version(rim)
         if version is not None:

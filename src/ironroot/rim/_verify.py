@@ -5,7 +5,8 @@ the validity dates of that chain at ``now``.
 until every step passed):
 
 1. **parse** with the hardened parser (:func:`._model.parse_xml`): ``MalformedRim``,
-   ``LimitExceeded`` (size, DTD, entities, not a SWID tag);
+   ``LimitExceeded`` (size, DTD, entities, not a SWID tag, an element with more attributes
+   or namespaces in scope than :class:`~ironroot.rim.RimLimits` allows);
 2. **the signature element**: exactly one ``ds:Signature`` in the document, a child of
    ``SoftwareIdentity``; one ``Reference`` with ``URI=""`` (the whole tag); signature method
    ``ecdsa-sha384``, SignedInfo canonicalized by Canonical XML 1.1, the reference's transforms

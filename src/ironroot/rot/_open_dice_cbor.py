@@ -102,6 +102,11 @@ def parse_open_dice_cbor(data: bytes) -> OpenDiceCertificate:
         raise MalformedCertificate(f"not an Open DICE CBOR certificate: {exc.detail}") from exc
     if not isinstance(claims, dict):
         raise MalformedCertificate("the certificate's claims are not a CBOR map")
+    for label in claims:  # a dict finds 2.0 and true under 2 and 1: no other reader does
+        if isinstance(label, bool) or not isinstance(label, int | str):
+            raise MalformedCertificate(
+                f"the certificate's claim label {label!r} is not an integer or text"
+            )
     key = claims.get(_SUBJECT_KEY)
     if not isinstance(key, bytes):
         raise MalformedCertificate("the certificate names no subject public key (-4670552)")

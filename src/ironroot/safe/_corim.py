@@ -396,7 +396,7 @@ def build_sfr_corim(report: ShortFormReport) -> bytes:
     if audit.completion_date is None:
         raise MalformedReport("the CoRIM profile needs a completion date")
     if audit.scope_number is None:
-        raise MalformedReport("the CoRIM profile needs an integer scope number")
+        raise MalformedReport("the CoRIM profile needs an integer scope number (0 to 2**64 - 1)")
     digests = _digest_list(device)
     if not digests:
         raise MalformedReport("the CoRIM profile needs a SHA-384 or SHA-512 firmware digest")

@@ -108,6 +108,7 @@ _SURROGATE: Final = re.compile("[\ud800-\udfff]")
 _NO_VALUE: Final = frozenset(("", "none", "n/a"))
 _MIN_NUMERIC_DATE: Final = -(2**64)
 _MAX_NUMERIC_DATE: Final = 2**64 - 1
+_MAX_SCOPE: Final = 2**64 - 1
 _JWT_CLAIMS: Final = frozenset(("iat", "exp", "nbf", "iss", "sub", "aud", "jti"))
 _TOP: Final = frozenset(("review_framework_version", "device", "audit")) | _JWT_CLAIMS
 _DEVICE: Final = frozenset(
@@ -301,10 +302,15 @@ class Audit:
 
     @property
     def scope_number(self) -> int | None:
-        """The OCP SAFE scope as an integer, when it is one."""
-        if self.scope is not None and self.scope.isascii() and self.scope.isdecimal():
-            return int(self.scope)
-        return None
+        """The OCP SAFE scope as an integer, when it is one that CBOR holds (the CoRIM
+        profile's ``scope-number``: 0 to 2**64 - 1). Compared as text first: int() refuses
+        text past 4,300 digits with ``ValueError``."""
+        if self.scope is None or not (self.scope.isascii() and self.scope.isdecimal()):
+            return None
+        digits = self.scope.lstrip("0") or "0"
+        if len(digits) > len(str(_MAX_SCOPE)) or int(digits) > _MAX_SCOPE:
+            return None
+        return int(digits)
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,6 @@ hashes. The SFR's signature is what makes a review trustworthy; the receipts mak
 from __future__ import annotations
 
 import datetime as dt
-import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -169,7 +168,7 @@ class Review:
 def _threshold(value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ConfigError("a CVSS threshold must be a number")
-    if not (math.isfinite(value) and 0.0 <= value <= 10.0):
+    if not 0.0 <= value <= 10.0:  # false for NaN; no math.isfinite(): an int overflows it
         raise ConfigError("a CVSS threshold must be 0.0 to 10.0")
     return float(value)
 

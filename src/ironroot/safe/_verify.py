@@ -163,6 +163,10 @@ def _verify_jws(
     return VerifiedReport(report, "jws", jws.kid, key.algorithm, key)
 
 
+_MAX_SIGNERS: Final = 8
+"""Signers of one COSE SFR: the review provider's, and room for countersignatures."""
+
+
 def _cose_limits(limits: SafeLimits) -> Limits:
     cap = limits.cose_cap
     return Limits(max_bytes=cap, max_depth=limits.max_depth, max_items=1024)
@@ -185,6 +189,15 @@ def _decode_cose(data: bytes, limits: SafeLimits) -> CoseSign | Sign1:
         raise MalformedReport(f"not a COSE SFR: {exc.detail}") from exc
     if msg.payload is None:
         raise MalformedReport("the COSE SFR payload must be attached")
+    if isinstance(msg, CoseSign):
+        # Each signer with a known kid is verified: copies of one published signature would
+        # each verify, at a millisecond of ECDSA apiece.
+        if len(msg.signatures) > _MAX_SIGNERS:
+            raise LimitExceeded(
+                f"the COSE SFR has {len(msg.signatures)} signatures, more than {_MAX_SIGNERS}"
+            )
+        if len({s.encode() for s in msg.signatures}) != len(msg.signatures):
+            raise MalformedReport("the COSE SFR carries one signature twice")
     return msg
 
 

@@ -541,7 +541,7 @@ def _load_config(data_dir: Path, path: Path) -> TransparencyConfig:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
     except (InputUnavailable, LimitExceeded) as exc:
         raise ConfigError(f"cannot read {exc.detail}") from exc
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError) as exc:
+    except (ValueError, RecursionError) as exc:  # TOML, UTF-8, int() of 4,301+ digits
         raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
     warn_if_trust_writable(path)
     for section, value in raw.items():

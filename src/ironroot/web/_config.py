@@ -231,7 +231,7 @@ def load_dashboard_config(data_dir: Path | str) -> DashboardConfig:
     if path.exists() or path.is_symlink():  # a link to nowhere is refused, not no file
         try:
             doc = tomllib.loads(read_limited(path, _MAX_CONFIG).decode("utf-8"))
-        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, RecursionError) as exc:
+        except (OSError, ValueError, RecursionError) as exc:  # TOML, UTF-8, int() of 4,301+ digits
             raise ConfigError(f"{path} is not readable TOML: {exc}") from exc
         except IronrootError as exc:
             raise ConfigError(f"{path}: {exc.detail}") from exc

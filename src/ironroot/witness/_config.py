@@ -170,7 +170,7 @@ def _load(data_dir: Path, path: Path) -> WitnessConfig:
         raise ConfigError(f"cannot read {exc.detail}") from exc
     try:
         raw = tomllib.loads(raw_bytes.decode("utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError) as exc:
+    except (ValueError, RecursionError) as exc:  # TOML, UTF-8, int() of 4,301+ digits
         raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
     warn_if_trust_writable(path)
     unknown = set(raw) - {"witness", "server"}
@@ -285,7 +285,7 @@ def add_log(data_dir: Path, log: WitnessedLog) -> WitnessConfig:
         text += _log_table(log.origin, [v.vkey for v in log.verifiers])
         try:
             tomllib.loads(text)
-        except (tomllib.TOMLDecodeError, RecursionError) as exc:
+        except (ValueError, RecursionError) as exc:  # TOML, UTF-8, int() of 4,301+ digits
             raise ConfigError(f"cannot append a [[witness.logs]] table to {path}: {exc}") from exc
         write_atomic(path, text.encode("utf-8"), mode=0o644)
         return load_witness_config(data_dir)
