@@ -7,8 +7,8 @@ Each group module exposes ``register(subparsers)`` which adds its parser and set
   input, or input that is missing or unreadable (a file, a directory where a file belongs).
   Every ``IronrootError`` becomes one line on stderr and its ``exit_code``; an ``OSError`` from
   reading input is exit 2 (``input-unavailable``), one from a peer that cannot be reached
-  exit 1 (``unreachable``); anything else unexpected is one ``internal-error`` line (exit 1),
-  never a traceback.
+  exit 1 (``unreachable``); Ctrl-C is one ``interrupted`` line (exit 130); anything else
+  unexpected is one ``internal-error`` line (exit 1), never a traceback.
 * **``--json``:** every verb that prints a result takes it (added here to any that does not
   declare it), and then stdout carries exactly one JSON object, whether the verb succeeded or
   not: ``{"ok": true, ...the verb's members}`` (a verb that prints JSON keeps its members, a
@@ -64,6 +64,11 @@ GROUPS: Final[Mapping[str, tuple[str, str]]] = {
     "completion": ("completion", "print a shell completion script"),
     "demo": ("demo", "the datacenter story, then staged attacks refused with their exact errors"),
 }
+
+
+INTERRUPTED: Final = "stopped by Ctrl-C (SIGINT)"
+"""The message of exit 130 (code ``interrupted``): a file the verb was writing is not left
+half-written (outputs are renamed into place whole), nor is one it had not yet written."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -208,6 +213,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser = build_parser(words)
         args = parser.parse_args(words)
     except KeyboardInterrupt:  # Ctrl-C while the verb's modules load
+        print(f"ironroot: interrupted: {INTERRUPTED}", file=sys.stderr)
+        if _Parser.json_errors:
+            print(_failure("interrupted", INTERRUPTED, None))
         return 130
     func = getattr(args, "func", None)
     if func is None:
@@ -234,8 +242,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _reader_went_away()
         typed = _os_error(exc)
         error, code = (typed.code, typed.detail, None), typed.exit_code
-    except KeyboardInterrupt:
-        return 130
+    except KeyboardInterrupt:  # Ctrl-C: one line (the --json object too), never a traceback
+        error, code = ("interrupted", INTERRUPTED, None), 130
     except RecursionError:
         error, code = ("malformed", "the input is nested too deeply", None), 2
     except Exception as exc:  # a bug: one line that says so, never a traceback
