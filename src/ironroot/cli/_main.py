@@ -30,6 +30,7 @@ import os
 import select
 import sys
 from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any, Final
 
 from ironroot import __version__
@@ -74,7 +75,8 @@ half-written (outputs are renamed into place whole), nor is one it had not yet w
 class _Parser(argparse.ArgumentParser):
     """argparse that exits with 2 on usage errors (its default) and prints one line; when the
     command line asks for ``--json``, the JSON failure object goes to stdout too (a script
-    reading stdout gets one object for a usage error as for any other failure)."""
+    reading stdout gets one object for a usage error as for any other failure). An empty
+    path (``--out ""``) is a usage error, not the current folder."""
 
     json_errors = False
 
@@ -84,6 +86,12 @@ class _Parser(argparse.ArgumentParser):
         self.print_usage(sys.stderr)
         print(f"ironroot: error: {message}", file=sys.stderr)
         raise SystemExit(2)
+
+    def _get_value(self, action: argparse.Action, arg_string: str) -> Any:
+        # An empty word (an unset shell variable) is no path: Path("") is the current folder.
+        if action.type is Path and not arg_string:
+            raise argparse.ArgumentError(action, "an empty path names no file")
+        return super()._get_value(action, arg_string)
 
 
 _VALUED: Final = frozenset({"--log-level", "--log-format"})
