@@ -59,6 +59,7 @@ if TYPE_CHECKING:
         Platform,
     )
     from ironroot.platform._pfm import (
+        MAX_PFM_BYTES,
         PFM_CONTENT_TYPE,
         Pfm,
         PfmComponent,
@@ -97,6 +98,7 @@ __all__ = [
     "verify_device",
 ]
 __all__ += [
+    "MAX_PFM_BYTES",
     "PFM_CONTENT_TYPE",
     "SEVERITIES",
     "UPDATE_CHECKS",
