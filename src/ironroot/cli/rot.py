@@ -395,9 +395,10 @@ def _provision(args: argparse.Namespace) -> int:
 
 def _boot(args: argparse.Namespace) -> int:
     device = _device(args)
-    state = device.boot(
-        read_input(args.bundle), now=now_or(args.at), expired_manifest=args.expired_manifest
-    )
+    from ironroot import firmware  # the bundle's own limit: refused from its size, unread
+
+    bundle = read_input(args.bundle, firmware.DEFAULT_LIMITS.max_bundle_bytes)
+    state = device.boot(bundle, now=now_or(args.at), expired_manifest=args.expired_manifest)
     _print(state.public_json(), args.json, "booted")
     return 0
 
