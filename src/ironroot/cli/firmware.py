@@ -196,8 +196,8 @@ def _build(args: argparse.Namespace) -> int:
     unsigned = firmware.build_bundle(
         components,
         svn=args.svn,
-        not_before=parse_instant(args.not_before, "--not-before"),
-        not_after=parse_instant(args.not_after, "--not-after"),
+        not_before=parse_instant(args.not_before, "--not-before", bounded=False),
+        not_after=parse_instant(args.not_after, "--not-after", bounded=False),
         vendor_ecc_keys=[load_verifier(p) for p in args.vendor_ecc_key],
         vendor_pqc_keys=[load_verifier(p) for p in args.vendor_pqc_key],
         ecc_index=args.ecc_index,
