@@ -178,3 +178,40 @@ def test_a_url_that_is_not_text_is_malformed_not_an_internal_error(
     assert capsys.readouterr().err == (
         "ironroot: malformed: the URL of the verifier keys is not valid: it is not UTF-8 text\n"
     )
+
+
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("ftp://127.0.0.1/", "its scheme is ftp, not http or https"),
+        ("file:///etc/passwd", "its scheme is file, not http or https"),
+        ("http://", "it names no host"),
+        ("http://:80/", "it names no host"),
+        ("http://127.0.0.1:65536/", "port 65536 is not 1-65535"),
+        ("http://[::1]:99999/", "port 99999 is not 1-65535"),
+        ("http://127.0.0.1:-5/", "port -5 is not 1-65535"),
+        ("http://127.0.0.1:0/", "port 0 is not 1-65535"),
+    ],
+)
+def test_a_url_no_request_can_be_sent_to_is_malformed_not_unreachable(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    url: str,
+    why: str,
+) -> None:
+    """A URL of another scheme, with no host, or with a port out of range is the command
+    line's mistake (``malformed``, exit 2), not a service that cannot be reached (exit 1:
+    httpx had taken 65536 and 99999 and connected elsewhere, to a port taken modulo 65536)."""
+    monkeypatch.delenv("IRONROOT_TOKEN", raising=False)
+    monkeypatch.delenv("IRONROOT_TOKEN_FILE", raising=False)
+    statement = tmp_path / "statement.cbor"
+    statement.write_bytes(b"not a statement")
+    assert main(["statement", "register", str(statement), "--url", url]) == 2
+    assert capsys.readouterr().err == (
+        f"ironroot: malformed: the URL of the transparency service is not valid: {why}\n"
+    )
+    assert main(["keyrelease", "challenge", "--url", url]) == 2
+    assert capsys.readouterr().err == (
+        f"ironroot: malformed: the URL of the key service is not valid: {why}\n"
+    )

@@ -215,3 +215,33 @@ def test_a_write_that_fails_part_way_leaves_no_half_written_output(tmp_path: Pat
         assert (out.read_bytes() if out.exists() else None) == expected, out.name
         assert not list(tmp_path.glob(".*.tmp")), "a temporary file was left behind"
     assert statement.exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "option"),
+    [
+        (["key", "generate", "--alg", "ES256", "--out", ""], "--out"),
+        (["keyrelease", "tee-key", "--out", ""], "--out"),
+        (["key", "show", ""], "file"),
+        (["witness", "show", "--data", ""], "--data"),
+    ],
+)
+def test_an_empty_path_is_a_usage_error_not_the_current_folder(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    argv: list[str],
+    option: str,
+) -> None:
+    """``--out ""`` (an unset shell variable) names no file: argparse's ``Path("")`` is the
+    current folder, which verbs took as a folder, or failed on as a bug (``internal-error``:
+    ``PosixPath('.') has an empty name``)."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_:
+        main([*argv, "--json"])
+    assert exit_.value.code == 2
+    captured = capsys.readouterr()
+    message = f"argument {option}: an empty path names no file"
+    assert captured.err.splitlines()[-1] == f"ironroot: error: {message}"
+    assert json.loads(captured.out)["error"] == {"code": "usage", "message": message, "check": None}
+    assert list(tmp_path.iterdir()) == []

@@ -312,3 +312,15 @@ def test_an_output_never_replaces_a_der_or_cose_private_key(
     public = tmp_path / "public.cose"  # a public COSE_Key is replaced as any file
     public.write_bytes(cbor2.dumps({1: 2, -1: 1, -2: b"x" * 32, -3: b"y" * 32}))
     assert main(_sign(tmp_path, public)) == 0
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="no /proc")
+def test_an_output_where_no_file_can_be_made_names_the_output(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--out /proc/x``: the folder exists but takes no new file. The one line names the
+    output given, not the temporary file the atomic write tried first."""
+    assert main(_sign(tmp_path, "/proc/ironroot-out")) == 2
+    assert capsys.readouterr().err == (
+        "ironroot: input-unavailable: /proc/ironroot-out: no such file or directory\n"
+    )

@@ -1,13 +1,15 @@
 """``ironroot`` when its standard streams are not what a terminal gives: a reader of stdout that
 went away (``| head``), stdout or stderr closed before it starts (``>&-``), Ctrl-C before the
-verb runs. Each is one quiet exit code or one line, never a traceback. Each test runs the
-command in a process of its own: the streams are the process's."""
+verb runs or while it runs. Each is one quiet exit code or one line, never a traceback. Each
+test runs the command in a process of its own: the streams are the process's."""
 
 from __future__ import annotations
 
 import json
 import os
 import runpy
+import signal
+import socket
 import subprocess
 import sys
 import types
@@ -66,6 +68,50 @@ def test_stderr_closed_keeps_the_failure_line_off_stdout(tmp_path: Path) -> None
     assert json.loads(run.stdout)["error"]["code"] == "input-unavailable"  # one object only
 
 
+@pytest.mark.parametrize("json_flag", [(), ("--json",)])
+def test_ctrl_c_while_the_verb_runs_is_one_line_exit_130_and_no_output_file(
+    tmp_path: Path, json_flag: tuple[str, ...]
+) -> None:
+    """Ctrl-C while ``statement register`` waits on a service that never answers: one line
+    (and under ``--json`` the one failure object), exit 130, and no ``--out`` file."""
+    assert main(["key", "generate", "--alg", "ES256", "--out", str(tmp_path / "k")]) == 0
+    (tmp_path / "p.json").write_text("{}")
+    statement = tmp_path / "s.cose"
+    argv = ["statement", "sign", str(tmp_path / "p.json"), "--key", str(tmp_path / "k.key"),
+            "--iss", "https://i.example", "--sub", "s", "--out", str(statement)]  # fmt: skip
+    assert main(argv) == 0
+    out = tmp_path / "receipt.cbor"
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        silent.settimeout(60)
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        process = subprocess.Popen(
+            [sys.executable, "-m", "ironroot", "statement", "register", str(statement),
+             "--url", url, "--out", str(out), *json_flag],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        connection, _ = silent.accept()  # the verb is waiting for the answer now
+        with connection:
+            process.send_signal(signal.SIGINT)
+            stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130
+    assert stderr == b"ironroot: interrupted: stopped by Ctrl-C (SIGINT)\n"
+    if json_flag:
+        assert json.loads(stdout) == {
+            "ok": False,
+            "error": {
+                "code": "interrupted",
+                "message": "stopped by Ctrl-C (SIGINT)",
+                "check": None,
+            },
+        }
+    else:
+        assert stdout == b""
+    assert not out.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["k.cose", "k.key", "k.pub.pem", "p.json", "s.cose"]
+    )
+
+
 def test_ctrl_c_while_the_command_loads_is_exit_130_not_a_traceback(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -80,11 +126,11 @@ def test_ctrl_c_while_the_command_loads_is_exit_130_not_a_traceback(
     except KeyboardInterrupt:  # escaping, it would stop the test session too
         pytest.fail("Ctrl-C escaped main() with a traceback")
     assert code == 130
-    assert capsys.readouterr().err == ""
+    assert capsys.readouterr().err == "ironroot: interrupted: stopped by Ctrl-C (SIGINT)\n"
 
 
 def test_ctrl_c_while_python_imports_the_command_is_exit_130(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     class Importing(types.ModuleType):
         def __getattr__(self, name: str) -> object:
@@ -102,6 +148,7 @@ def test_ctrl_c_while_python_imports_the_command_is_exit_130(
     except KeyboardInterrupt:
         pytest.fail("Ctrl-C escaped python -m ironroot with a traceback")
     assert code == 130
+    assert capsys.readouterr().err == "ironroot: interrupted: stopped by Ctrl-C (SIGINT)\n"
 
 
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full")

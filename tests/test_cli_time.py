@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import pytest
 
@@ -39,6 +40,10 @@ def test_accepted_forms(text: str, expected: dt.datetime) -> None:
         ("99999999999999", "is not a time"),
         ("0001-01-01T00:00:00+01:00", "out of range"),  # before year 1 in UTC
         ("9999-12-31T23:00:00-01:00", "out of range"),  # after year 9999 in UTC
+        ("1969-12-31T23:59:59Z", "out of range"),  # before POSIX time
+        ("0001-01-01", "out of range"),
+        ("9000-01-01", "out of range"),  # a lifetime from it would pass year 9999
+        ("9999-12-31T23:59:59Z", "out of range"),
         ("2026-W49-5", "is not a time"),  # ISO week date: Python reads it, RFC 3339 does not
         ("20261204T100000", "is not a time"),  # ISO basic format, likewise
     ],
@@ -62,3 +67,17 @@ def test_a_bad_at_is_a_usage_error(argv: list[str], capsys: pytest.CaptureFixtur
         main(argv)
     assert info.value.code == 2
     assert "Traceback" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("at", ["0001-01-01", "9999-12-31T23:59:59Z"])
+def test_an_at_no_certificate_can_start_at_is_refused_not_a_bug(
+    at: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``rot ca-init --at 0001-01-01`` reached the certificate builder (``internal-error``:
+    not valid before must be on or after 1950), ``fleet operator issue --at 9999-12-31``
+    an overflow adding the lifetime: an instant outside 1970-8999 is refused as it is read."""
+    assert main(["rot", "ca-init", "--out", str(tmp_path / "ca"), "--at", at]) == 2
+    assert capsys.readouterr().err == (
+        f"ironroot: config: --at {at!r} is out of range: give a time from 1970 to 8999 (UTC)\n"
+    )
+    assert not (tmp_path / "ca").exists()

@@ -45,6 +45,16 @@ def test_a_directory_is_input_unavailable_naming_its_path(tmp_path: Path) -> Non
         assert len(os.listdir("/proc/self/fd")) == before
 
 
+def test_write_atomic_names_the_file_asked_for_not_its_temporary(tmp_path: Path) -> None:
+    """A folder that takes no new file (gone, ``/proc``, read-only) fails on the temporary
+    file: the error names the file the caller asked for, not ``.f.x1y2z3w4.tmp``."""
+    target = tmp_path / "gone" / "f"
+    with pytest.raises(FileNotFoundError) as caught:
+        write_atomic(target, b"data")
+    assert caught.value.filename == str(target)
+    assert caught.value.errno == errno.ENOENT
+
+
 def test_a_directory_lock_is_never_taken_through_a_link(tmp_path: Path) -> None:
     """The lock file is truncated to record its holder's pid: opened through a link planted
     in the data directory, it emptied the file the link named (anywhere the process may

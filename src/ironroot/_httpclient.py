@@ -69,17 +69,27 @@ TOTAL_TIMEOUTS: Final = 4
 
 
 def checked_url(url: str, what: str) -> str:
-    """``url``, once httpx can parse it; otherwise ``MalformedInput`` naming ``what`` (a port
-    that is no number, a bracket left open, a control character, bytes that are not UTF-8
-    from a command line or the environment). The URL itself is left out of the message: it
-    may carry a user's password."""
+    """``url``, once httpx can parse it and a request can be sent to it; otherwise
+    ``MalformedInput`` naming ``what`` (a port that is no number or outside 1-65535, which
+    httpx takes and the socket layer wraps; a bracket left open, a control character, bytes
+    that are not UTF-8 from a command line or the environment; a scheme other than http and
+    https; no host). The URL itself is left out of the message: it may carry a user's
+    password."""
     try:
-        httpx.URL(url)
+        parsed = httpx.URL(url)
     except httpx.InvalidURL as exc:
         raise MalformedInput(f"the URL of {what} is not valid: {exc}") from None
     except UnicodeError:  # a surrogate for a byte that is not UTF-8 (os.fsdecode)
         raise MalformedInput(f"the URL of {what} is not valid: it is not UTF-8 text") from None
-    return url
+    if parsed.scheme not in ("http", "https"):
+        why = f"its scheme is {parsed.scheme or 'missing'}, not http or https"
+    elif not parsed.host:
+        why = "it names no host"
+    elif parsed.port is not None and not 1 <= parsed.port <= 65535:
+        why = f"port {parsed.port} is not 1-65535"
+    else:
+        return url
+    raise MalformedInput(f"the URL of {what} is not valid: {why}")
 
 
 def shown_url(url: str | httpx.URL) -> str:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from _ar_helpers import NOW, World, make_verifier_dir
 
+from hostile_http import HostileServer, bounded, endless_body
 from ironroot.attestation import (
     Appraisal,
     AttestationResult,
@@ -279,3 +280,36 @@ def test_explain_without_keys_reads_the_claims_as_strictly_as_with_them(
     err = capsys.readouterr().err
     assert message in err
     assert "Traceback" not in err
+
+
+def test_verifier_keys_fetched_from_a_url_are_read_within_a_limit(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--keys URL``: an answer that never ends is refused at the limit of a keys file
+    (``limit-exceeded``, exit 2), not read into memory for as long as it comes."""
+    ear = tmp_path / "ear.jwt"
+    ear.write_bytes(b"x.y.z")
+    with HostileServer(attacks={"jwks": endless_body()}) as server, bounded(60):
+        code = main(["attest", "verify-result", str(ear), "--keys", f"{server.url}/jwks"])
+    assert code == 2
+    assert capsys.readouterr().err == (
+        "ironroot: limit-exceeded: the verifier keys' answer is larger than 2097152 bytes\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("http://", "it names no host"),
+        ("http://127.0.0.1:65536/jwks", "port 65536 is not 1-65535"),
+    ],
+)
+def test_a_verifier_keys_url_no_request_can_be_sent_to_is_malformed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], url: str, why: str
+) -> None:
+    ear = tmp_path / "ear.jwt"
+    ear.write_bytes(b"x.y.z")
+    assert main(["attest", "verify-result", str(ear), "--keys", url]) == 2
+    assert capsys.readouterr().err == (
+        f"ironroot: malformed: the URL of the verifier keys is not valid: {why}\n"
+    )

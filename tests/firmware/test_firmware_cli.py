@@ -244,6 +244,33 @@ def test_inspect_malformed_is_a_usage_error(
     assert "malformed-firmware" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["firmware", "inspect", "{big}"],
+        ["firmware", "verify", "{big}", "--vendor-key-hash", "11" * 48],
+        ["firmware", "sign", "{big}", "--ecc-key", "k", "--pqc-key", "k", "--out", "o"],
+        ["firmware", "build", "--fmc", "{big}", "--runtime", "{big}", "--svn", "1",
+         "--vendor-ecc-key", "k", "--vendor-pqc-key", "k", "--pqc-type", "lms",
+         "--not-before", "2026-01-01", "--not-after", "2027-01-01", "--out", "o"],
+    ],
+)  # fmt: skip
+def test_a_file_over_the_bundle_limit_is_refused_by_its_size_unread(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    """A 200 MiB file (sparse: it costs no disk) where a bundle or a component belongs is
+    refused from its size, before a byte is read: a bundle is at most 128 MiB and a component
+    32 MiB. It was read whole (some 240 MB of memory) and then refused."""
+    big = tmp_path / "big.bin"
+    with big.open("wb") as handle:
+        handle.truncate(200 * 1024 * 1024)
+    limit = 32 * 1024 * 1024 if argv[1] == "build" else 128 * 1024 * 1024
+    assert main([word.replace("{big}", str(big)) for word in argv]) == 2
+    assert capsys.readouterr().err == (
+        f"ironroot: limit-exceeded: {big} is larger than {limit} bytes\n"
+    )
+
+
 def test_owner_signing(
     files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -277,6 +277,21 @@ def test_init_seals_the_segment_size_it_is_given(
     assert json.loads(capsys.readouterr().out)["audit_segment_records"] == 500
 
 
+def test_audit_verify_refuses_a_key_without_a_checkpoint(
+    cli: tuple[Path, dict[str, Path]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--key`` checks a ``--checkpoint`` only: given alone it was ignored (a missing or
+    empty file too) and the check passed, as if the log had been checked against the key."""
+    directory, _files = cli
+    capsys.readouterr()
+    argv = _hsm("audit", "verify", "--dir", str(directory), "--key", str(tmp_path / "missing"))
+    assert _main.main(argv) == 2
+    assert capsys.readouterr().err == (
+        "ironroot: config: --key is the key a --checkpoint is checked with, and no "
+        "--checkpoint was given\n"
+    )
+
+
 def test_another_device_and_tamper(
     cli: tuple[Path, dict[str, Path]], capsys: pytest.CaptureFixture[str]
 ) -> None:

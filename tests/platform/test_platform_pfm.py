@@ -381,3 +381,27 @@ def test_every_pfm_that_constructs_decodes_to_itself(
     except MalformedInput:
         return
     assert Pfm.decode(pfm.encode()) == pfm
+
+
+@pytest.mark.parametrize("verb", ["verify", "publish"])
+def test_cli_refuses_a_pfm_file_over_the_limit_by_its_size_unread(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], verb: str
+) -> None:
+    """A 200 MiB file (sparse) given as a PFM is refused from its size, beyond the largest
+    PFM (1 MiB): it was read whole (some 240 MB of memory) before the decoder refused it."""
+    from ironroot.cli import main
+
+    big = tmp_path / "big.pfm"
+    with big.open("wb") as handle:
+        handle.truncate(200 * 1024 * 1024)
+    key = tmp_path / "k.pem"
+    if verb == "verify":
+        argv = ["platform", "pfm", "verify", str(big), "--vendor-key-hash", "11" * 48,
+                "--ecc", str(key), "--pqc", str(key)]  # fmt: skip
+    else:
+        argv = ["platform", "pfm", "publish", str(big), "--url", "http://127.0.0.1:9",
+                "--key", str(key), "--iss", "i", "--sub", "s"]  # fmt: skip
+    assert main(argv) == 2
+    assert capsys.readouterr().err == (
+        f"ironroot: limit-exceeded: {big} is larger than 1048576 bytes\n"
+    )

@@ -108,3 +108,25 @@ def test_inspect_non_certificate_exits_2(
     junk = tmp_path / "junk.pem"
     junk.write_bytes(b"hello\n")
     assert main(["rot", "inspect-cert", str(junk)]) == 2
+
+
+@pytest.mark.parametrize("where", ["file", "--vendor-ca-cert"])
+def test_a_certificate_file_over_the_limit_is_refused_by_its_size_unread(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], where: str
+) -> None:
+    """A certificate file holds at most 16 certificates of 64 KiB: a 200 MiB one (sparse)
+    is refused from its size. It was read whole (some 240 MB of memory), then refused."""
+    big = tmp_path / "big.pem"
+    with big.open("wb") as handle:
+        handle.truncate(200 * 1024 * 1024)
+    if where == "file":
+        argv = ["rot", "inspect-cert", str(big)]
+    else:
+        quote = tmp_path / "quote.cbor"
+        quote.write_bytes(b"not a quote")
+        argv = ["rot", "verify-quote", str(quote), "--nonce", "00" * 32,
+                "--vendor-ca-cert", str(big)]  # fmt: skip
+    assert main(argv) == 2
+    assert capsys.readouterr().err == (
+        f"ironroot: limit-exceeded: {big} is larger than 1048576 bytes\n"
+    )

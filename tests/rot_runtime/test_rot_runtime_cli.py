@@ -132,6 +132,24 @@ def test_a_refused_boot_exits_1_and_keeps_the_state(
     assert main([*boot, str(bundle), "--at", "2026-06-01T12:00:00"]) == 2  # no UTC offset
 
 
+def test_a_bundle_over_the_limit_is_refused_by_its_size_unread(
+    setup: tuple[Path, Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``rot boot --bundle`` of a 200 MiB file (sparse): refused from its size, beyond the
+    largest bundle (128 MiB), and the device's state kept. It was read whole first."""
+    _ca, dev, _bundle = setup
+    big = tmp_path / "big.bin"
+    with big.open("wb") as handle:
+        handle.truncate(200 * 1024 * 1024)
+    before = snapshot(dev)
+    capsys.readouterr()
+    assert main(["rot", "boot", "--device", str(dev), "--at", AT, "--bundle", str(big)]) == 2
+    assert capsys.readouterr().err == (
+        f"ironroot: limit-exceeded: {big} is larger than 134217728 bytes\n"
+    )
+    assert snapshot(dev) == before
+
+
 def test_boot_takes_expired_manifest_report_or_refuse(
     setup: tuple[Path, Path, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:

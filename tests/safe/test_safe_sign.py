@@ -617,3 +617,24 @@ def test_cose_form_says_what_it_does_not_carry(
     captured = capsys.readouterr()
     assert json.loads(captured.out)["not_carried"] == []
     assert captured.err == ""
+
+
+def test_sign_refuses_a_report_file_over_the_limit_by_its_size_unread(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``safe sign`` of a 200 MiB file (sparse): refused from its size, beyond the largest
+    report (1 MiB). It was read whole (some 240 MB of memory), then refused."""
+    from ironroot.cli import main
+
+    key = PrivateKey.generate(Algorithm.ES384)
+    (tmp_path / "k.pem").write_bytes(key.to_pem())
+    big = tmp_path / "big.json"
+    with big.open("wb") as handle:
+        handle.truncate(200 * 1024 * 1024)
+    argv = ["safe", "sign", str(big), "--key", str(tmp_path / "k.pem"), "--kid", "lab",
+            "--out", str(tmp_path / "r.jws")]  # fmt: skip
+    assert main(argv) == 2
+    assert capsys.readouterr().err == (
+        f"ironroot: limit-exceeded: {big} is larger than 1048576 bytes\n"
+    )
+    assert not (tmp_path / "r.jws").exists()

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from _spdm_helpers import Device
 
+from ironroot._text import shown
 from ironroot.cli import main
 from ironroot.crypto import Algorithm
 
@@ -101,6 +102,26 @@ def test_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert info.value.code == 2
     assert main(["spdm", "requester", "--connect", "127.0.0.1:1", "--root", __file__]) == 2
     capsys.readouterr()
+
+
+@pytest.mark.parametrize("address", ["h\udcffh:9", "[::1", "::1]:9", "[::1]", "a..b:9"])
+@pytest.mark.parametrize("verb", ["requester", "responder"])
+def test_an_address_that_names_no_host_is_a_config_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], verb: str, address: str
+) -> None:
+    """A host that is no name (a byte that is not UTF-8, as ``os.fsdecode`` gives it; an
+    empty label) or an unbalanced IPv6 bracket is refused as the address it is (exit 2),
+    never looked up nor reported as a bug."""
+    device = tmp_path / "dev"
+    _init(capsys, device)
+    if verb == "requester":
+        argv = ["spdm", "requester", "--root", str(device / "root.pem"), "--connect", address]
+    else:
+        argv = ["spdm", "responder", "--device", str(device), "--listen", address]
+    assert main(argv) == 2
+    assert capsys.readouterr().err == (
+        f"ironroot: config: {shown(repr(address))} is not HOST:PORT\n"
+    )
 
 
 @pytest.mark.integration

@@ -191,6 +191,28 @@ def test_location_without_hash_envelope_is_a_usage_error(tmp_path: Path) -> None
     ) == 2  # fmt: skip
 
 
+def test_a_payload_too_large_for_a_statement_is_refused_by_its_size_unread(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without ``--hash-envelope`` a payload over a statement's limit (65535 bytes) is
+    refused from the file's size: a 200 MiB payload was read and copied into a statement
+    (some 650 MB of memory) before the statement's size was checked."""
+    big = tmp_path / "big.bin"
+    with big.open("wb") as handle:
+        handle.truncate(200 * 1024 * 1024)
+    assert _run("key", "generate", "--alg", "ES256", "--out", tmp_path / "k") == 0
+    out = tmp_path / "o"
+    assert _run(
+        "statement", "sign", big, "--key", tmp_path / "k.key", "--iss", "i", "--sub", "s",
+        "--out", out,
+    ) == 2  # fmt: skip
+    assert capsys.readouterr().err == (
+        f"ironroot: payload-too-large: {big} is larger than 65535 bytes, more than a "
+        "statement holds: use a hash envelope (--hash-envelope)\n"
+    )
+    assert not out.exists()
+
+
 def test_verify_refuses_a_statement_past_its_own_exp(
     service: tuple[str, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:

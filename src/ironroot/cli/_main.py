@@ -7,8 +7,8 @@ Each group module exposes ``register(subparsers)`` which adds its parser and set
   input, or input that is missing or unreadable (a file, a directory where a file belongs).
   Every ``IronrootError`` becomes one line on stderr and its ``exit_code``; an ``OSError`` from
   reading input is exit 2 (``input-unavailable``), one from a peer that cannot be reached
-  exit 1 (``unreachable``); anything else unexpected is one ``internal-error`` line (exit 1),
-  never a traceback.
+  exit 1 (``unreachable``); Ctrl-C is one ``interrupted`` line (exit 130); anything else
+  unexpected is one ``internal-error`` line (exit 1), never a traceback.
 * **``--json``:** every verb that prints a result takes it (added here to any that does not
   declare it), and then stdout carries exactly one JSON object, whether the verb succeeded or
   not: ``{"ok": true, ...the verb's members}`` (a verb that prints JSON keeps its members, a
@@ -30,6 +30,7 @@ import os
 import select
 import sys
 from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any, Final
 
 from ironroot import __version__
@@ -66,10 +67,16 @@ GROUPS: Final[Mapping[str, tuple[str, str]]] = {
 }
 
 
+INTERRUPTED: Final = "stopped by Ctrl-C (SIGINT)"
+"""The message of exit 130 (code ``interrupted``): a file the verb was writing is not left
+half-written (outputs are renamed into place whole), nor is one it had not yet written."""
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse that exits with 2 on usage errors (its default) and prints one line; when the
     command line asks for ``--json``, the JSON failure object goes to stdout too (a script
-    reading stdout gets one object for a usage error as for any other failure)."""
+    reading stdout gets one object for a usage error as for any other failure). An empty
+    path (``--out ""``) is a usage error, not the current folder."""
 
     json_errors = False
 
@@ -79,6 +86,12 @@ class _Parser(argparse.ArgumentParser):
         self.print_usage(sys.stderr)
         print(f"ironroot: error: {message}", file=sys.stderr)
         raise SystemExit(2)
+
+    def _get_value(self, action: argparse.Action, arg_string: str) -> Any:
+        # An empty word (an unset shell variable) is no path: Path("") is the current folder.
+        if action.type is Path and not arg_string:
+            raise argparse.ArgumentError(action, "an empty path names no file")
+        return super()._get_value(action, arg_string)
 
 
 _VALUED: Final = frozenset({"--log-level", "--log-format"})
@@ -208,6 +221,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser = build_parser(words)
         args = parser.parse_args(words)
     except KeyboardInterrupt:  # Ctrl-C while the verb's modules load
+        print(f"ironroot: interrupted: {INTERRUPTED}", file=sys.stderr)
+        if _Parser.json_errors:
+            print(_failure("interrupted", INTERRUPTED, None))
         return 130
     func = getattr(args, "func", None)
     if func is None:
@@ -234,8 +250,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _reader_went_away()
         typed = _os_error(exc)
         error, code = (typed.code, typed.detail, None), typed.exit_code
-    except KeyboardInterrupt:
-        return 130
+    except KeyboardInterrupt:  # Ctrl-C: one line (the --json object too), never a traceback
+        error, code = ("interrupted", INTERRUPTED, None), 130
     except RecursionError:
         error, code = ("malformed", "the input is nested too deeply", None), 2
     except Exception as exc:  # a bug: one line that says so, never a traceback

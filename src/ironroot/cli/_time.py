@@ -15,7 +15,12 @@ from typing import Final
 
 from ironroot.errors import ConfigError
 
-__all__ = ["instant", "now_or", "parse_instant"]
+__all__ = ["EARLIEST", "LATEST", "instant", "now_or", "parse_instant"]
+
+EARLIEST: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+"""The earliest instant a command takes."""
+LATEST: Final = dt.datetime(9000, 1, 1, tzinfo=dt.UTC)
+"""The first instant past those a command takes."""
 
 _EPOCH: Final = re.compile(r"@?\d{1,12}(\.\d{1,9})?")
 _DATE: Final = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -26,9 +31,18 @@ _RFC3339: Final = re.compile(
 )
 
 
-def parse_instant(text: str, what: str = "--at") -> dt.datetime:
-    """``text`` as an aware UTC datetime (module docs); ``ConfigError`` naming ``what``."""
+def parse_instant(text: str, what: str = "--at", *, bounded: bool = True) -> dt.datetime:
+    """``text`` as an aware UTC datetime (module docs); ``ConfigError`` naming ``what``.
+    ``bounded=False`` takes any year (a firmware manifest's validity, where 9999-12-31 is the
+    usual "no end"): for a time that is given, not one to compute from."""
     value = text.strip()
+    when = _parsed(text, value, what)
+    if bounded and not EARLIEST <= when < LATEST:
+        raise ConfigError(f"{what} {text!r} is out of range: give a time from 1970 to 8999 (UTC)")
+    return when
+
+
+def _parsed(text: str, value: str, what: str) -> dt.datetime:
     if _EPOCH.fullmatch(value):
         try:
             return dt.datetime.fromtimestamp(float(value.lstrip("@")), dt.UTC)

@@ -44,7 +44,7 @@ from ironroot.cli._serving import (
 from ironroot.cli._time import instant, now_or
 from ironroot.cli.evidence import add_collateral_arguments, collateral_from_args
 from ironroot.crypto import PublicKey, Verifier, load_verifier
-from ironroot.errors import ConfigError, MalformedInput, Unreachable
+from ironroot.errors import ConfigError, LimitExceeded, MalformedInput, Unreachable
 
 if TYPE_CHECKING:
     from cryptography import x509
@@ -367,23 +367,25 @@ def _keys(source: str, args: argparse.Namespace) -> dict[bytes, Verifier]:
     if source.startswith(("http://", "https://")):
         import httpx  # here: a network client costs a tenth of a second to import
 
-        try:
-            response = httpx.get(
-                source,
-                headers={"Accept": "application/jwk-set+json"},
-                timeout=30.0,
-                verify=client_tls(args),
-            )
-        except httpx.InvalidURL as exc:
-            raise MalformedInput(f"the URL of the verifier keys is not valid: {exc}") from None
-        except UnicodeError:  # a surrogate for a byte that is not UTF-8 (os.fsdecode)
-            raise MalformedInput(
-                "the URL of the verifier keys is not valid: it is not UTF-8 text"
-            ) from None
+        from ironroot._httpclient import bounded_response, checked_url, shown_url
+
+        url = checked_url(source, "the verifier keys")
+        too_large = f"the verifier keys' answer is larger than {_MAX_FILE} bytes"
+        try:  # read as a keys file is: within its limit, and within a deadline
+            with httpx.Client(timeout=10.0, verify=client_tls(args)) as client:
+                response = bounded_response(
+                    client,
+                    "GET",
+                    url,
+                    limit=_MAX_FILE,
+                    too_large=lambda: LimitExceeded(too_large),
+                    total=30.0,
+                    headers={"Accept": "application/jwk-set+json"},
+                )
         except httpx.HTTPError as exc:
             raise Unreachable.of("the verifier keys", exc) from exc
         if response.status_code != 200:
-            raise ConfigError(f"{source} answered {response.status_code}")
+            raise ConfigError(f"{shown_url(url)} answered {response.status_code}")
         return _jwks(response.content)
     data = _read(Path(source))
     stripped = data.lstrip()

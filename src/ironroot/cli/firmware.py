@@ -151,6 +151,16 @@ def _lms_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _read_bundle(path: Path | str) -> bytes:
+    """A bundle file, refused from its size beyond the largest bundle (never read whole)."""
+    return read_input(path, firmware.DEFAULT_LIMITS.max_bundle_bytes)
+
+
+def _read_component(path: Path | str) -> bytes:
+    """A component image, refused from its size beyond the largest component."""
+    return read_input(path, firmware.DEFAULT_LIMITS.max_component_bytes)
+
+
 def _limits(args: argparse.Namespace) -> firmware.FirmwareLimits:
     if not args.lms_params:
         return firmware.DEFAULT_LIMITS
@@ -174,20 +184,20 @@ def _component(spec: str) -> firmware.Component:
         component_id = int(ident, 0)
     except ValueError as exc:
         raise ConfigError(f"--component id {ident!r} is not a number") from exc
-    return firmware.Component(component_id, read_input(path))
+    return firmware.Component(component_id, _read_component(path))
 
 
 def _build(args: argparse.Namespace) -> int:
     components = [
-        firmware.Component(1, read_input(args.fmc), version=args.fmc_version),
-        firmware.Component(2, read_input(args.runtime), version=args.runtime_version),
+        firmware.Component(1, _read_component(args.fmc), version=args.fmc_version),
+        firmware.Component(2, _read_component(args.runtime), version=args.runtime_version),
         *(_component(spec) for spec in args.component),
     ]
     unsigned = firmware.build_bundle(
         components,
         svn=args.svn,
-        not_before=parse_instant(args.not_before, "--not-before"),
-        not_after=parse_instant(args.not_after, "--not-after"),
+        not_before=parse_instant(args.not_before, "--not-before", bounded=False),
+        not_after=parse_instant(args.not_after, "--not-after", bounded=False),
         vendor_ecc_keys=[load_verifier(p) for p in args.vendor_ecc_key],
         vendor_pqc_keys=[load_verifier(p) for p in args.vendor_pqc_key],
         ecc_index=args.ecc_index,
@@ -232,7 +242,7 @@ def _sign(args: argparse.Namespace) -> int:
     if args.owner_ecc_key is not None:
         owner = (load_signer(args.owner_ecc_key), load_signer(args.owner_pqc_key))
     bundle = firmware.sign_bundle(
-        read_input(args.unsigned),
+        _read_bundle(args.unsigned),
         load_signer(args.ecc_key),
         load_signer(args.pqc_key),
         owner,
@@ -258,7 +268,7 @@ def _verify(args: argparse.Namespace) -> int:
         else None,
         limits=_limits(args),
     )
-    report = firmware.check_bundle(read_input(args.bundle), policy)
+    report = firmware.check_bundle(_read_bundle(args.bundle), policy)
     if args.json:
         doc = report.to_json()
         if report.verified is not None:
@@ -329,7 +339,7 @@ def _describe(bundle: firmware.FirmwareBundle) -> dict[str, Any]:
 
 
 def _inspect(args: argparse.Namespace) -> int:
-    doc = _describe(firmware.FirmwareBundle.parse(read_input(args.bundle)))
+    doc = _describe(firmware.FirmwareBundle.parse(_read_bundle(args.bundle)))
     if args.json:
         print(json.dumps(doc, indent=2))
         return 0
@@ -394,7 +404,7 @@ def _publish(args: argparse.Namespace) -> int:
 
     now = now_or(args.at)
     vendor_key_hash = parse_hex(args.vendor_key_hash, "--vendor-key-hash")
-    bundle = read_input(args.bundle)
+    bundle = _read_bundle(args.bundle)
     signer = load_signer(args.key)
     name = args.bundle.name
     for suffix in _BUNDLE_SUFFIXES:

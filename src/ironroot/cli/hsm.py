@@ -888,6 +888,10 @@ def _rotating(audit: bytes, segments: list[str]) -> bool:
 
 
 def _audit_verify(args: argparse.Namespace) -> int:
+    if args.key and not args.checkpoint:  # ignored, it would pass as if the key had checked
+        raise ConfigError(
+            "--key is the key a --checkpoint is checked with, and no --checkpoint was given"
+        )
     secret_path = args.sealing_secret_file or os.environ.get(_ENV_SECRET)
     # The RoT device as every hsm command takes it: --rot-device or its environment variable
     # (ignored here before, so a whole HSM directory restored from a copy passed the check).

@@ -238,7 +238,7 @@ def _sign(args: argparse.Namespace) -> int:
 def _verify(args: argparse.Namespace) -> int:
     fused = parse_hex(args.vendor_key_hash, "--vendor-key-hash")
     pfm = platform.verify_pfm(
-        read_input(args.pfm),
+        read_input(args.pfm, platform.MAX_PFM_BYTES),
         ecc_keys=[load_verifier(args.ecc)],
         pqc_keys=[load_verifier(args.pqc)],
         vendor_key_hash=fused,
@@ -272,7 +272,10 @@ def _publish(args: argparse.Namespace) -> int:
     from ironroot.transparency import TransparencyClient
 
     statement = platform.pfm_statement(
-        read_input(args.pfm), load_signer(args.key), iss=args.iss, sub=args.sub
+        read_input(args.pfm, platform.MAX_PFM_BYTES),
+        load_signer(args.key),
+        iss=args.iss,
+        sub=args.sub,
     )
     out: Path = args.out or args.pfm.with_name(args.pfm.name + ".ts")
     with TransparencyClient(url(args), token=token(args), verify=client_tls(args)) as client:

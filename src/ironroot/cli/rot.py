@@ -52,6 +52,14 @@ if TYPE_CHECKING:
 __all__ = ["register"]
 
 
+def _read_certificates(path: Path) -> bytes:
+    """A certificate file, refused from its size beyond the largest the parsers take (a
+    chain of the most certificates, each of the largest size), unread."""
+    from ironroot.rot import dice  # here: X.509 loads when used
+
+    return read_input(path, dice.MAX_CERTIFICATE_BYTES * dice.MAX_CERTIFICATES)
+
+
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("rot", help="silicon root of trust: DICE identities")
     verbs = parser.add_subparsers(dest="verb", metavar="<verb>", required=True)
@@ -86,7 +94,8 @@ def _open_dice_cbor(data: bytes, issuer_file: Path | None) -> dict[str, Any]:
     certificate = rot.parse_open_dice_cbor(data)
     doc = certificate.to_json()
     if issuer_file is not None:
-        certificate.verify(rot.parse_open_dice_cbor(read_input(issuer_file)).public_key())
+        issuer = _read_certificates(issuer_file)
+        certificate.verify(rot.parse_open_dice_cbor(issuer).public_key())
         doc["signature"] = f"verified with the key of {issuer_file.name}"
     elif certificate.issuer == certificate.subject:
         certificate.verify(certificate.public_key())
@@ -97,7 +106,7 @@ def _open_dice_cbor(data: bytes, issuer_file: Path | None) -> dict[str, Any]:
 
 
 def _inspect(args: argparse.Namespace) -> int:
-    data = read_input(args.file)
+    data = _read_certificates(args.file)
     if data[:1] == b"\x84":  # a 4-item CBOR array: an untagged COSE_Sign1 (Open DICE CBOR)
         documents = [_open_dice_cbor(data, args.issuer)]
         if args.json:
@@ -359,7 +368,7 @@ def _write_private(path: Path, data: bytes, *, exclusive: bool) -> None:
 
 
 def _certificate_files(paths: list[Path]) -> list[bytes]:
-    return [cert.der for path in paths for cert in rot.parse_certificates(read_input(path))]
+    return [cert.der for path in paths for cert in rot.parse_certificates(_read_certificates(path))]
 
 
 def _provision(args: argparse.Namespace) -> int:
@@ -386,9 +395,10 @@ def _provision(args: argparse.Namespace) -> int:
 
 def _boot(args: argparse.Namespace) -> int:
     device = _device(args)
-    state = device.boot(
-        read_input(args.bundle), now=now_or(args.at), expired_manifest=args.expired_manifest
-    )
+    from ironroot import firmware  # the bundle's own limit: refused from its size, unread
+
+    bundle = read_input(args.bundle, firmware.DEFAULT_LIMITS.max_bundle_bytes)
+    state = device.boot(bundle, now=now_or(args.at), expired_manifest=args.expired_manifest)
     _print(state.public_json(), args.json, "booted")
     return 0
 

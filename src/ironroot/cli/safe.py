@@ -110,7 +110,7 @@ def _providers(values: Sequence[str]) -> safe.ProviderKeys:
 
 def _sign(args: argparse.Namespace) -> int:
     signer = load_signer(args.key)
-    data = read_input(args.report)
+    data = read_input(args.report, safe.SafeLimits().max_report_bytes)  # a JSON report
     signed = safe.sign_report(data, signer, args.kid, format=args.format)
     dropped: tuple[str, ...] = ()
     if args.format == "cose":  # the CoRIM profile has no place for some fields: say which

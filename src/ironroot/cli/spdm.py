@@ -131,18 +131,31 @@ def register(subparsers: Any) -> None:
 
 
 def _address(text: str, *, default_host: str | None) -> tuple[str, int]:
-    host, sep, port_text = text.rpartition(":")
-    if not sep:
-        if default_host is None:
+    """``HOST:PORT`` (``[IPv6]:PORT``; ``PORT`` alone on ``default_host``): a host that is no
+    name IDNA can encode (an empty label, a byte that is not UTF-8) or an unbalanced bracket
+    is ``ConfigError``, never a lookup that fails with another error."""
+    if text.startswith("["):
+        host, bracket, rest = text[1:].partition("]")
+        sep, port_text = rest[:1], rest[1:]
+        if not bracket or sep != ":":
             raise ConfigError(f"{text!r} is not HOST:PORT")
-        host = default_host
+    else:
+        host, sep, port_text = text.rpartition(":")
+        if not sep:
+            if default_host is None:
+                raise ConfigError(f"{text!r} is not HOST:PORT")
+            host = default_host
     try:
         port = int(port_text)
     except ValueError as exc:
         raise ConfigError(f"{text!r}: the port is not a number") from exc
-    if not 0 <= port <= 0xFFFF or not host:
+    if not 0 <= port <= 0xFFFF or not host or "[" in host or "]" in host:
         raise ConfigError(f"{text!r} is not HOST:PORT")
-    return host.strip("[]"), port
+    try:
+        host.encode("idna")
+    except UnicodeError as exc:
+        raise ConfigError(f"{text!r} is not HOST:PORT") from exc
+    return host, port
 
 
 def _read(path: Path) -> bytes:

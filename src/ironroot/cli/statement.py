@@ -23,7 +23,13 @@ from ironroot.cli._serving import add_client_options, add_url_options, client_tl
 from ironroot.cli._text import shown
 from ironroot.cli._time import instant
 from ironroot.crypto import PublicKey, Verifier, load_signer, load_verifier
-from ironroot.errors import ConfigError, IronrootError, MalformedInput
+from ironroot.errors import (
+    ConfigError,
+    IronrootError,
+    LimitExceeded,
+    MalformedInput,
+    PayloadTooLarge,
+)
 
 _SERVICE_KEYS_HELP = (
     "the transparency service's keys: a COSE Key Set file, a PEM public key, or the service's "
@@ -146,6 +152,21 @@ def register(sub: Any) -> None:
     ins.set_defaults(func=_inspect)
 
 
+def _payload(path: Path, *, hash_envelope: bool) -> bytes:
+    """The payload to sign; without a hash envelope, refused from its size beyond what a
+    statement holds (it is never read whole only to be refused)."""
+    if hash_envelope:
+        return read_input(path)
+    limit = cose.DEFAULT_LIMITS.max_bytes
+    try:
+        return read_input(path, limit)
+    except LimitExceeded as exc:
+        raise PayloadTooLarge(
+            f"{path} is larger than {limit} bytes, more than a statement holds: use a hash "
+            "envelope (--hash-envelope)"
+        ) from exc
+
+
 def _sign(args: argparse.Namespace) -> int:
     if args.location and not args.hash_envelope:
         raise MalformedInput("--location needs --hash-envelope")
@@ -167,7 +188,7 @@ def _sign(args: argparse.Namespace) -> int:
         raise MalformedInput("the --x5chain leaf certificate is not for the --key key")
     statement = cose.create_statement(
         signer,
-        read_input(args.payload),
+        _payload(args.payload, hash_envelope=args.hash_envelope),
         iss=args.iss,
         sub=args.sub,
         content_type=None if args.hash_envelope else content_type,

@@ -60,6 +60,7 @@ if TYPE_CHECKING:
         Platform,
     )
     from ironroot.platform._pfm import (
+        MAX_PFM_BYTES,
         PFM_CONTENT_TYPE,
         Pfm,
         PfmComponent,
@@ -99,6 +100,7 @@ __all__ = [
     "verify_device",
 ]
 __all__ += [
+    "MAX_PFM_BYTES",
     "PFM_CONTENT_TYPE",
     "SEVERITIES",
     "UPDATE_CHECKS",

@@ -70,6 +70,7 @@ from ironroot.errors import (
 from ironroot.firmware import key_descriptor_hash
 
 __all__ = [
+    "MAX_PFM_BYTES",
     "PFM_CONTENT_TYPE",
     "Pfm",
     "PfmComponent",
@@ -81,7 +82,9 @@ __all__ = [
 
 PFM_CONTENT_TYPE: Final = "application/vnd.ironroot.pfm+cbor"
 _FORMAT: Final = 1
-_LIMITS: Final = Limits(max_bytes=1024 * 1024, max_depth=8, max_items=65536)
+MAX_PFM_BYTES: Final = 1024 * 1024
+"""The largest PFM, signed or not: a file over it is refused from its size, unread."""
+_LIMITS: Final = Limits(max_bytes=MAX_PFM_BYTES, max_depth=8, max_items=65536)
 _MAX_OFFSET: Final = 2**32
 
 
