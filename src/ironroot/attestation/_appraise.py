@@ -56,8 +56,9 @@ from typing import Any, Final
 from cryptography import x509
 
 from ironroot import __version__
-from ironroot.attestation._endorsements import Endorsements
+from ironroot.attestation._endorsements import Endorsements, ReferenceValue, _product
 from ironroot.attestation._policy import DEFAULT_POLICY, AppraisalPolicy
+from ironroot.attestation._releases import common_releases
 from ironroot.attestation.evidence import (
     EVIDENCE_FORMATS,
     CheckLog,
@@ -172,6 +173,7 @@ def _context(
     store = endorsements.reference_values
     svn_name = policy.svn_claim.get(fmt)
     svn = evidence.svns.get(svn_name, 0) if svn_name is not None else 0
+    accepted: dict[str, list[ReferenceValue]] = {}
     for name in components:
         digest = evidence.measurements.get(name)
         if digest is None:
@@ -187,7 +189,8 @@ def _context(
         found = [r for r in named if not r.unchecked]
         current = [r for r in found if r.valid_at(now)]  # read at start-up, still valid now?
         refusals = [r.refusal(svn=svn, debug=evidence.debug) for r in current]
-        if not any(why is None for why in refusals):
+        accepted[name] = [r for r, why in zip(current, refusals, strict=True) if why is None]
+        if not accepted[name]:
             unchecked = sorted({u for r in named for u in r.unchecked})
             if current:
                 why = f" (its logged values are {'; '.join(sorted({w for w in refusals if w}))})"
@@ -198,6 +201,8 @@ def _context(
             else:
                 why = ""
             unmatched.append(f"{name} {digest.hex()[:16]}…{why}")
+    if not unmatched:
+        unmatched.extend(_mixed_releases(accepted))
     fw_name = policy.firmware_hash.get(fmt)
     fw = _firmware_hash(evidence.measurements.get(fw_name) if fw_name is not None else None)
     reviews = endorsements.reviews_for(*fw, now=now) if fw is not None else ()
@@ -235,6 +240,27 @@ def _context(
         "snp_vmpls": list(policy.snp_vmpls),
         "migration_agent": _migration_agent(evidence),
     }
+
+
+def _mixed_releases(accepted: Mapping[str, Sequence[ReferenceValue]]) -> list[str]:
+    """The ``unmatched`` line when the components, each matching logged values (``accepted``:
+    name -> the values it matches), are values of one product (class vendor and model: one
+    firmware target) but no one logged release of it lists them all
+    (:func:`ironroot.attestation.common_releases`, ``mixed-releases``); else none. Components
+    that only values of different products match are not held to one release."""
+    if len(accepted) < 2:
+        return []
+    shared = set.intersection(*({(v.vendor, v.model) for v in vs} for vs in accepted.values()))
+    if not shared:
+        return []
+    named = {(v.vendor, v.model): v for vs in accepted.values() for v in vs}
+    product = " or ".join(sorted(_product(named[kind]) for kind in shared))
+    try:
+        common_releases(accepted, product=product, measured="the evidence")
+    except EndorsementMismatch as exc:
+        *first, last = accepted
+        return [f"{', '.join(first)} and {last} as one release ({exc.code}: {exc.detail})"]
+    return []
 
 
 _QE_OUT_OF_DATE: Final = "OutOfDate"

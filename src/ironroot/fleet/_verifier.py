@@ -91,7 +91,6 @@ from functools import lru_cache
 from typing import Final
 
 from ironroot.attestation import (
-    AR4SI,
     DEFAULT_POLICY,
     DEFAULT_VERIFIER_ID,
     Appraisal,
@@ -114,8 +113,7 @@ from ironroot.attestation import (
 from ironroot.corim import CORIM_CONTENT_TYPE
 from ironroot.cose import TransparentStatement
 from ironroot.crypto import Algorithm, PrivateKey
-from ironroot.ear import tier_of
-from ironroot.errors import ChainNotTrusted, EndorsementMismatch, IronrootError, MalformedEvidence
+from ironroot.errors import ChainNotTrusted, IronrootError, MalformedEvidence
 from ironroot.fleet._credentials import ear_id_of
 from ironroot.fleet._evidence import NodeEvidence, binding_key
 from ironroot.fleet._fleet import Fleet, NodeClass
@@ -124,7 +122,6 @@ from ironroot.fleet._revocation import Revocations
 from ironroot.platform import (
     DEVICE_LAYOUT,
     DEVICE_SVN_INDEX,
-    check_device_release,
     device_block_keys,
     unwrap_witnessed,
 )
@@ -385,29 +382,6 @@ def _device_claims(
     return named, tuple(sorted({keys[index] for index in blocks if index not in DEVICE_LAYOUT}))
 
 
-def _one_release(
-    appraisal: Appraisal, blocks: Mapping[int, bytes], references: ReferenceValues
-) -> Appraisal:
-    """``appraisal``, with ``executables`` at least 33 (unrecognized runtime) and the reason
-    ``mixed-releases: …`` when the device's blocks, each logged, are not all of one logged
-    release (:func:`ironroot.platform.check_device_release`, module docs)."""
-    try:
-        check_device_release(blocks, references)
-    except EndorsementMismatch as exc:
-        vector = dict(appraisal.trust_vector)
-        current = vector.get("executables")
-        code = AR4SI.UNRECOGNIZED_RUNTIME
-        if current is None or tier_of(current).severity < tier_of(code).severity:
-            vector["executables"] = code
-        return Appraisal.from_vector(
-            vector,
-            policy_id=appraisal.policy_id,
-            reasons=(*appraisal.reasons, f"{exc.code}: {exc.detail}"),
-            evidence=appraisal.evidence,
-        )
-    return appraisal
-
-
 class FleetVerifier:
     """Appraises a fleet's nodes and signs their EARs (module docs).
 
@@ -553,7 +527,7 @@ class FleetVerifier:
             nonce=nonce,
             now=now,
         )
-        return _one_release(result.submods["spdm"], _device_blocks(claims), references)
+        return result.submods["spdm"]
 
     def _device_endorsements(
         self, name: str, root: bytes, references: ReferenceValues

@@ -107,6 +107,7 @@ from ironroot.attestation import (
     ReferencePublisher,
     ReferenceValue,
     ReferenceValues,
+    common_releases,
     reference_values_from_statement,
 )
 from ironroot.corim import CORIM_CONTENT_TYPE, HASH_ALG_SHA384
@@ -685,55 +686,6 @@ def _matching(
     )
 
 
-_Release = tuple[str, str | bytes] | ReferenceValue
-
-
-def _release(value: ReferenceValue) -> _Release:
-    """The release ``value`` belongs to: the CoMID that states it, named by its issuer and
-    ``tag-id`` (of a tag, only the version in force is there: :class:`ReferenceValues`). A
-    value not read from a CoMID (``tag_id`` ``None``: built by a caller) names no release
-    beyond itself."""
-    return value if value.tag_id is None else (value.issuer, value.tag_id)
-
-
-def _releases(
-    matched: Mapping[int, Sequence[ReferenceValue]], product: str
-) -> list[list[list[ReferenceValue]]]:
-    """For each release whose values match every block (``matched``: index -> the values
-    that match its digest, none empty), those values block by block; none raises
-    ``EndorsementMismatch`` ``mixed-releases``."""
-    per_block: list[dict[_Release, list[ReferenceValue]]] = []
-    for found in matched.values():
-        grouped: dict[_Release, list[ReferenceValue]] = {}
-        for value in found:
-            grouped.setdefault(_release(value), []).append(value)
-        per_block.append(grouped)
-    common = [r for r in per_block[0] if all(r in g for g in per_block[1:])] if per_block else []
-    if not common:
-        raise EndorsementMismatch(
-            f"each measurement of the device matches a logged reference value of {product},"
-            " but no one logged release (one CoMID of one issuer) lists them all: measurement "
-            + "; ".join(_release_names(matched)),
-            code="mixed-releases",
-        )
-    return [[g[release] for g in per_block] for release in common]
-
-
-def _release_names(matched: Mapping[int, Sequence[ReferenceValue]]) -> list[str]:
-    """Each block and the releases that list it, for a refusal."""
-
-    def name(value: ReferenceValue) -> str:
-        if value.tag_id is None:
-            return "a value of no CoMID"
-        tag = value.tag_id.hex() if isinstance(value.tag_id, bytes) else value.tag_id
-        return f"tag {tag[:32]!r} of {value.issuer!r}"
-
-    return [
-        f"{index} in {' or '.join(sorted({name(v) for v in found}))}"
-        for index, found in sorted(matched.items())
-    ]
-
-
 def check_device_release(components: Mapping[int, bytes], references: ReferenceValues) -> None:
     """Refuse a device whose component blocks (index -> SHA-384, the SVN block apart), each
     matching a logged value, are not all listed by one logged release: one CoMID
@@ -745,7 +697,7 @@ def check_device_release(components: Mapping[int, bytes], references: ReferenceV
     values = list(references)
     matched = {index: _matching(values, index, d) for index, d in sorted(components.items())}
     if all(matched.values()):
-        _releases(matched, "the device's product")
+        common_releases(matched, product="the device's product")
 
 
 def compare_device_references(
@@ -777,7 +729,7 @@ def compare_device_references(
                 code="measurement-mismatch",
             )
         matched[index] = found
-    releases = _releases(matched, repr(model))
+    releases = common_releases(matched, product=repr(model))
     if not any(all(any(v.svn == svn for v in b) for b in blocks) for blocks in releases):
         stated = sorted({v.svn for bs in releases for b in bs for v in b if v.svn is not None})
         raise EndorsementMismatch(
