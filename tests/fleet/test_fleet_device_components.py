@@ -128,8 +128,9 @@ def test_a_device_mixing_two_logged_releases_is_refused_and_quarantined_at_re_at
     """Releases A and B of the NIC are both logged, at one SVN. A device running A's FMC and
     third component with B's runtime has every block on the log and the SVN of both, but
     no one released that combination: admission refuses it (the generic appraisal's
-    ``reference-values`` rule, ``mixed-releases``, ``executables`` 33), and a node admitted on A that re-attests so is quarantined. A device
-    wholly on A, or wholly on B, is admitted."""
+    ``reference-values`` rule, ``mixed-releases``, ``executables`` 33), and a node admitted
+    on A that re-attests so is quarantined. A device wholly on A, or wholly on B, is
+    admitted."""
     fleet, authority = aw.fleet(tmp_path / "fleet", 3)
     rom = b"nic option rom" * 64
     release_a = _nic(aw.world, rom)
