@@ -29,8 +29,13 @@ what appraisal derived: ``components`` (the measurements that must be on the log
 ``unmatched`` (those that are not, "name digest…": values that expired since the
 endorsements were read do not count, nor do values whose exact SVN is not the evidence's
 ``svn`` or whose ``is-debug`` flag is not its ``debug``, nor values stating what appraisal
-does not compare: a raw value, other flags…), ``svn`` (the format's SVN claim, 0 if
-none), ``min_svn`` (the logged minimum, 0 if none), ``root`` and ``root_trusted``,
+does not compare: a raw value, other flags…; and, when every component matched values of
+one product, one line when no one logged release lists them all: ``"fmc and runtime as one
+release (mixed-releases: …)"``, :func:`ironroot.attestation.common_releases`, so a quote
+showing release A's FMC with release B's runtime is ``executables`` 33 like an unlogged
+component, under any policy keeping the ``reference-values`` rule), ``svn`` (the format's
+SVN claim, 0 if none), ``min_svn`` (the logged minimum, 0 if none), ``root`` and
+``root_trusted``,
 ``nonce_ok`` (``report_data`` equals the nonce, or the nonce zero-padded to its length),
 ``firmware_hash`` (``sha384:<hex>``), ``reviews`` (``[{provider, issuer, max_cvss, issues}]``),
 ``worst_cvss``, ``cvss_threshold``, ``tcb_status`` (a TDX quote's Intel TCB status when

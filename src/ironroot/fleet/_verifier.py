@@ -43,9 +43,11 @@ own check matches them, else ``component-<index>``), and every block the device 
 compared with the reference values its vendor logged — FMC and runtime always, each further
 block when it is there (a changed third component, or a block nobody logged, is
 ``executables`` 33) — and its SVN with their minimum. Its blocks must also all be of one
-logged release, one CoMID of one issuer (:func:`ironroot.platform.check_device_release`, the
-platform's own rule): a device mixing the components of two logged releases is
-``executables`` 33 too, reason ``mixed-releases: …``.
+logged release, one CoMID of one issuer, and so must the quote's FMC and runtime: the generic
+appraisal's rule (:func:`ironroot.attestation.common_releases`, the platform's own): a device
+or a BMC mixing the components of two logged releases is ``executables`` 33 too, reason
+``reference-values: no logged reference value for fmc and runtime as one release
+(mixed-releases: …)``.
 
 Appraisal (:meth:`FleetVerifier.appraise`):
 

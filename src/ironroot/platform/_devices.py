@@ -55,7 +55,8 @@ reference values logged for the device's vendor and model, in this order:
 2. reference values exist for the product (``no-reference-values``);
 3. each component digest is a logged SHA-384 for its measurement key: index 1 ``fmc``,
    index 2 ``runtime``, index 3 and up a ``component-<id>`` (``measurement-mismatch``);
-4. one logged release lists them all (``mixed-releases``, :func:`check_device_release`): a
+4. one logged release lists them all (``mixed-releases``, :func:`check_device_release`, the
+   rule :func:`ironroot.attestation.common_releases` the generic appraisal applies too): a
    release is one CoMID, named by its issuer and ``tag-id``, as :class:`ReferenceValues`
    keeps it (a CoMID another of the same issuer ``replaces``, or an older ``tag-version``,
    is gone). Matched one by one, a device running the FMC of release A with the runtime of
@@ -691,9 +692,9 @@ def check_device_release(components: Mapping[int, bytes], references: ReferenceV
     matching a logged value, are not all listed by one logged release: one CoMID
     (``tag-id``) of one issuer, in force (``EndorsementMismatch`` ``mixed-releases``: module
     docs, step 4). ``references`` are the values of the device's vendor and model; a block no
-    value matches is left to the digest check (``measurement-mismatch``). For a verifier that
-    appraises a device's blocks by name (``ironroot.fleet``): the rule
-    :func:`compare_device_references` applies, in one place."""
+    value matches is left to the digest check (``measurement-mismatch``). The rule
+    :func:`compare_device_references` applies (:func:`ironroot.attestation.common_releases`),
+    for a verifier that holds a device's blocks by index."""
     values = list(references)
     matched = {index: _matching(values, index, d) for index, d in sorted(components.items())}
     if all(matched.values()):
