@@ -15,11 +15,15 @@ from _ar_helpers import NOW, PRODUCT, VENDOR_ISS, World
 
 from ironroot.attestation import (
     AttestationResult,
+    Endorsements,
+    EvidenceClaims,
     ReferenceValue,
+    ReferenceValues,
+    appraise,
     appraise_evidence,
     common_releases,
 )
-from ironroot.corim import Comid
+from ironroot.corim import HASH_ALG_SHA384, Comid
 from ironroot.ear import AR4SI, TrustTier
 from ironroot.errors import EndorsementMismatch
 from ironroot.firmware import reference_corim
@@ -101,3 +105,53 @@ def test_common_releases_names_the_release_listing_every_measurement() -> None:
     with pytest.raises(EndorsementMismatch) as caught:
         common_releases({}, product="p")
     assert caught.value.code == "mixed-releases"
+
+
+def _claims() -> EvidenceClaims:
+    return EvidenceClaims(
+        format="ironroot",
+        measurements={"fmc": b"\x01" * 48, "runtime": b"\x02" * 48},
+        report_data=b"\x03" * 64,
+        debug=False,
+        svns={"firmware": 3},
+        identity={},
+        signer="CN=RT Alias",
+    )
+
+
+def _logged(mkey: str, digest: bytes, model: str, tag: bytes) -> ReferenceValue:
+    return ReferenceValue(
+        mkey=mkey,
+        digests=((HASH_ALG_SHA384, digest),),
+        vendor=VENDOR_ISS,
+        model=model,
+        issuer=VENDOR_ISS,
+        tag_id=tag,
+    )
+
+
+@pytest.mark.parametrize(("runtime_model", "mixed"), [(PRODUCT, True), ("another model", False)])
+def test_only_the_components_of_one_product_are_held_to_one_release(
+    runtime_model: str, mixed: bool
+) -> None:
+    """FMC and runtime matched by values of one product (one firmware target) in two CoMIDs
+    are mixed releases; matched by values of two products (a CoRIM stating each component as
+    its own product), they name no one target and are not held to one release."""
+    values = ReferenceValues(
+        [
+            _logged("fmc", b"\x01" * 48, PRODUCT, b"a"),
+            _logged("runtime", b"\x02" * 48, runtime_model, b"b"),
+        ]
+    )
+    result = appraise(_claims(), Endorsements(reference_values=values), nonce=None, now=NOW)
+    reasons = result.submods["ironroot"].reasons
+    mixing = [r for r in reasons if r.startswith("reference-values: ")]
+    if mixed:
+        (reason,) = mixing
+        assert reason.startswith(
+            "reference-values: no logged reference value for fmc and runtime as one release"
+            " (mixed-releases: each measurement of the evidence matches a logged reference value"
+            f" of vendor {VENDOR_ISS!r} model {PRODUCT!r}, but no one logged release"
+        )
+    else:
+        assert mixing == []
