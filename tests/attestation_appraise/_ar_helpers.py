@@ -114,9 +114,9 @@ class World:
     def providers(self) -> ProviderKeys:
         return ProviderKeys([ProviderKey(self.provider_key.public_key, frozenset((PROVIDER,)))])
 
-    def bundle(self, *, svn: int, runtime: bytes = RUNTIME) -> bytes:
+    def bundle(self, *, svn: int, runtime: bytes = RUNTIME, fmc: bytes = FMC) -> bytes:
         unsigned = build_bundle(
-            [Component(1, FMC, version=1), Component(2, runtime, version=2)],
+            [Component(1, fmc, version=1), Component(2, runtime, version=2)],
             svn=svn,
             not_before=NOT_BEFORE,
             not_after=NOT_AFTER,
@@ -132,11 +132,12 @@ class World:
         *,
         svn: int,
         runtime: bytes = RUNTIME,
+        fmc: bytes = FMC,
         publish: bool = True,
         review: tuple[float, ...] | None = (4.2,),
     ) -> bytes:
         """Build a release; publish its CoRIM and (unless ``review`` is None) a SAFE report."""
-        bundle = self.bundle(svn=svn, runtime=runtime)
+        bundle = self.bundle(svn=svn, runtime=runtime, fmc=fmc)
         self.bundles[name] = bundle
         if publish:
             statement = reference_statement(bundle, self.vendor_key, iss=VENDOR_ISS, sub=PRODUCT)

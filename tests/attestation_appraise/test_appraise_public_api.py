@@ -38,6 +38,7 @@ APPRAISAL_NAMES = {
     "appraise_evidence",
     "appraise_failure",
     "attestation_routes",
+    "common_releases",
     "create_attestation_app",
     "decode_ear",
     "detect_format",

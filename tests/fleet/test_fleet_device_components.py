@@ -127,9 +127,10 @@ def test_a_device_mixing_two_logged_releases_is_refused_and_quarantined_at_re_at
 ) -> None:
     """Releases A and B of the NIC are both logged, at one SVN. A device running A's FMC and
     third component with B's runtime has every block on the log and the SVN of both, but
-    no one released that combination: admission refuses it (``mixed-releases``,
-    ``executables`` 33), and a node admitted on A that re-attests so is quarantined. A device
-    wholly on A, or wholly on B, is admitted."""
+    no one released that combination: admission refuses it (the generic appraisal's
+    ``reference-values`` rule, ``mixed-releases``, ``executables`` 33), and a node admitted
+    on A that re-attests so is quarantined. A device wholly on A, or wholly on B, is
+    admitted."""
     fleet, authority = aw.fleet(tmp_path / "fleet", 3)
     rom = b"nic option rom" * 64
     release_a = _nic(aw.world, rom)
@@ -147,5 +148,8 @@ def test_a_device_mixing_two_logged_releases_is_refused_and_quarantined_at_re_at
         assert caught.value.code == "admission-denied"
         record = fleet.record_of(node)
         assert record.status == "quarantined"
-        assert "nic: mixed-releases: " in record.reason
+        assert (
+            "nic: reference-values: no logged reference value for fmc, runtime and component-3"
+            " as one release (mixed-releases: each measurement of the evidence matches "
+        ) in record.reason
         assert _nic_submod(authority, node) == (TrustTier.WARNING, AR4SI.UNRECOGNIZED_RUNTIME)

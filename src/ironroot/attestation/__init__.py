@@ -69,6 +69,7 @@ if TYPE_CHECKING:
         PolicyRule,
         RuleFailure,
     )
+    from ironroot.attestation._releases import common_releases
     from ironroot.attestation.evidence import (
         EVIDENCE_FORMATS,
         ROT_QUOTE_FORMAT,
@@ -163,6 +164,7 @@ __all__ += [
     "appraise_failure",
     "appraise_gpu_rims",
     "attestation_routes",
+    "common_releases",
     "composite_nonce",
     "create_attestation_app",
     "decode_ear",

@@ -29,8 +29,13 @@ what appraisal derived: ``components`` (the measurements that must be on the log
 ``unmatched`` (those that are not, "name digest…": values that expired since the
 endorsements were read do not count, nor do values whose exact SVN is not the evidence's
 ``svn`` or whose ``is-debug`` flag is not its ``debug``, nor values stating what appraisal
-does not compare: a raw value, other flags…), ``svn`` (the format's SVN claim, 0 if
-none), ``min_svn`` (the logged minimum, 0 if none), ``root`` and ``root_trusted``,
+does not compare: a raw value, other flags…; and, when every component matched values of
+one product, one line when no one logged release lists them all: ``"fmc and runtime as one
+release (mixed-releases: …)"``, :func:`ironroot.attestation.common_releases`, so a quote
+showing release A's FMC with release B's runtime is ``executables`` 33 like an unlogged
+component, under any policy keeping the ``reference-values`` rule), ``svn`` (the format's
+SVN claim, 0 if none), ``min_svn`` (the logged minimum, 0 if none), ``root`` and
+``root_trusted``,
 ``nonce_ok`` (``report_data`` equals the nonce, or the nonce zero-padded to its length),
 ``firmware_hash`` (``sha384:<hex>``), ``reviews`` (``[{provider, issuer, max_cvss, issues}]``),
 ``worst_cvss``, ``cvss_threshold``, ``tcb_status`` (a TDX quote's Intel TCB status when
@@ -56,8 +61,9 @@ from typing import Any, Final
 from cryptography import x509
 
 from ironroot import __version__
-from ironroot.attestation._endorsements import Endorsements
+from ironroot.attestation._endorsements import Endorsements, ReferenceValue, _product
 from ironroot.attestation._policy import DEFAULT_POLICY, AppraisalPolicy
+from ironroot.attestation._releases import common_releases
 from ironroot.attestation.evidence import (
     EVIDENCE_FORMATS,
     CheckLog,
@@ -172,6 +178,7 @@ def _context(
     store = endorsements.reference_values
     svn_name = policy.svn_claim.get(fmt)
     svn = evidence.svns.get(svn_name, 0) if svn_name is not None else 0
+    accepted: dict[str, list[ReferenceValue]] = {}
     for name in components:
         digest = evidence.measurements.get(name)
         if digest is None:
@@ -187,7 +194,8 @@ def _context(
         found = [r for r in named if not r.unchecked]
         current = [r for r in found if r.valid_at(now)]  # read at start-up, still valid now?
         refusals = [r.refusal(svn=svn, debug=evidence.debug) for r in current]
-        if not any(why is None for why in refusals):
+        accepted[name] = [r for r, why in zip(current, refusals, strict=True) if why is None]
+        if not accepted[name]:
             unchecked = sorted({u for r in named for u in r.unchecked})
             if current:
                 why = f" (its logged values are {'; '.join(sorted({w for w in refusals if w}))})"
@@ -198,6 +206,8 @@ def _context(
             else:
                 why = ""
             unmatched.append(f"{name} {digest.hex()[:16]}…{why}")
+    if not unmatched:
+        unmatched.extend(_mixed_releases(accepted))
     fw_name = policy.firmware_hash.get(fmt)
     fw = _firmware_hash(evidence.measurements.get(fw_name) if fw_name is not None else None)
     reviews = endorsements.reviews_for(*fw, now=now) if fw is not None else ()
@@ -235,6 +245,27 @@ def _context(
         "snp_vmpls": list(policy.snp_vmpls),
         "migration_agent": _migration_agent(evidence),
     }
+
+
+def _mixed_releases(accepted: Mapping[str, Sequence[ReferenceValue]]) -> list[str]:
+    """The ``unmatched`` line when the components, each matching logged values (``accepted``:
+    name -> the values it matches), are values of one product (class vendor and model: one
+    firmware target) but no one logged release of it lists them all
+    (:func:`ironroot.attestation.common_releases`, ``mixed-releases``); else none. Components
+    that only values of different products match are not held to one release."""
+    if len(accepted) < 2:
+        return []
+    shared = set.intersection(*({(v.vendor, v.model) for v in vs} for vs in accepted.values()))
+    if not shared:
+        return []
+    named = {(v.vendor, v.model): v for vs in accepted.values() for v in vs}
+    product = " or ".join(sorted(_product(named[kind]) for kind in shared))
+    try:
+        common_releases(accepted, product=product, measured="the evidence")
+    except EndorsementMismatch as exc:
+        *first, last = accepted
+        return [f"{', '.join(first)} and {last} as one release ({exc.code}: {exc.detail})"]
+    return []
 
 
 _QE_OUT_OF_DATE: Final = "OutOfDate"

@@ -43,9 +43,11 @@ own check matches them, else ``component-<index>``), and every block the device 
 compared with the reference values its vendor logged — FMC and runtime always, each further
 block when it is there (a changed third component, or a block nobody logged, is
 ``executables`` 33) — and its SVN with their minimum. Its blocks must also all be of one
-logged release, one CoMID of one issuer (:func:`ironroot.platform.check_device_release`, the
-platform's own rule): a device mixing the components of two logged releases is
-``executables`` 33 too, reason ``mixed-releases: …``.
+logged release, one CoMID of one issuer, and so must the quote's FMC and runtime: the generic
+appraisal's rule (:func:`ironroot.attestation.common_releases`, the platform's own): a device
+or a BMC mixing the components of two logged releases is ``executables`` 33 too, reason
+``reference-values: no logged reference value for fmc and runtime as one release
+(mixed-releases: …)``.
 
 Appraisal (:meth:`FleetVerifier.appraise`):
 
@@ -91,7 +93,6 @@ from functools import lru_cache
 from typing import Final
 
 from ironroot.attestation import (
-    AR4SI,
     DEFAULT_POLICY,
     DEFAULT_VERIFIER_ID,
     Appraisal,
@@ -114,8 +115,7 @@ from ironroot.attestation import (
 from ironroot.corim import CORIM_CONTENT_TYPE
 from ironroot.cose import TransparentStatement
 from ironroot.crypto import Algorithm, PrivateKey
-from ironroot.ear import tier_of
-from ironroot.errors import ChainNotTrusted, EndorsementMismatch, IronrootError, MalformedEvidence
+from ironroot.errors import ChainNotTrusted, IronrootError, MalformedEvidence
 from ironroot.fleet._credentials import ear_id_of
 from ironroot.fleet._evidence import NodeEvidence, binding_key
 from ironroot.fleet._fleet import Fleet, NodeClass
@@ -124,7 +124,6 @@ from ironroot.fleet._revocation import Revocations
 from ironroot.platform import (
     DEVICE_LAYOUT,
     DEVICE_SVN_INDEX,
-    check_device_release,
     device_block_keys,
     unwrap_witnessed,
 )
@@ -385,29 +384,6 @@ def _device_claims(
     return named, tuple(sorted({keys[index] for index in blocks if index not in DEVICE_LAYOUT}))
 
 
-def _one_release(
-    appraisal: Appraisal, blocks: Mapping[int, bytes], references: ReferenceValues
-) -> Appraisal:
-    """``appraisal``, with ``executables`` at least 33 (unrecognized runtime) and the reason
-    ``mixed-releases: …`` when the device's blocks, each logged, are not all of one logged
-    release (:func:`ironroot.platform.check_device_release`, module docs)."""
-    try:
-        check_device_release(blocks, references)
-    except EndorsementMismatch as exc:
-        vector = dict(appraisal.trust_vector)
-        current = vector.get("executables")
-        code = AR4SI.UNRECOGNIZED_RUNTIME
-        if current is None or tier_of(current).severity < tier_of(code).severity:
-            vector["executables"] = code
-        return Appraisal.from_vector(
-            vector,
-            policy_id=appraisal.policy_id,
-            reasons=(*appraisal.reasons, f"{exc.code}: {exc.detail}"),
-            evidence=appraisal.evidence,
-        )
-    return appraisal
-
-
 class FleetVerifier:
     """Appraises a fleet's nodes and signs their EARs (module docs).
 
@@ -553,7 +529,7 @@ class FleetVerifier:
             nonce=nonce,
             now=now,
         )
-        return _one_release(result.submods["spdm"], _device_blocks(claims), references)
+        return result.submods["spdm"]
 
     def _device_endorsements(
         self, name: str, root: bytes, references: ReferenceValues

@@ -55,7 +55,8 @@ reference values logged for the device's vendor and model, in this order:
 2. reference values exist for the product (``no-reference-values``);
 3. each component digest is a logged SHA-384 for its measurement key: index 1 ``fmc``,
    index 2 ``runtime``, index 3 and up a ``component-<id>`` (``measurement-mismatch``);
-4. one logged release lists them all (``mixed-releases``, :func:`check_device_release`): a
+4. one logged release lists them all (``mixed-releases``, :func:`check_device_release`, the
+   rule :func:`ironroot.attestation.common_releases` the generic appraisal applies too): a
    release is one CoMID, named by its issuer and ``tag-id``, as :class:`ReferenceValues`
    keeps it (a CoMID another of the same issuer ``replaces``, or an older ``tag-version``,
    is gone). Matched one by one, a device running the FMC of release A with the runtime of
@@ -107,6 +108,7 @@ from ironroot.attestation import (
     ReferencePublisher,
     ReferenceValue,
     ReferenceValues,
+    common_releases,
     reference_values_from_statement,
 )
 from ironroot.corim import CORIM_CONTENT_TYPE, HASH_ALG_SHA384
@@ -685,67 +687,18 @@ def _matching(
     )
 
 
-_Release = tuple[str, str | bytes] | ReferenceValue
-
-
-def _release(value: ReferenceValue) -> _Release:
-    """The release ``value`` belongs to: the CoMID that states it, named by its issuer and
-    ``tag-id`` (of a tag, only the version in force is there: :class:`ReferenceValues`). A
-    value not read from a CoMID (``tag_id`` ``None``: built by a caller) names no release
-    beyond itself."""
-    return value if value.tag_id is None else (value.issuer, value.tag_id)
-
-
-def _releases(
-    matched: Mapping[int, Sequence[ReferenceValue]], product: str
-) -> list[list[list[ReferenceValue]]]:
-    """For each release whose values match every block (``matched``: index -> the values
-    that match its digest, none empty), those values block by block; none raises
-    ``EndorsementMismatch`` ``mixed-releases``."""
-    per_block: list[dict[_Release, list[ReferenceValue]]] = []
-    for found in matched.values():
-        grouped: dict[_Release, list[ReferenceValue]] = {}
-        for value in found:
-            grouped.setdefault(_release(value), []).append(value)
-        per_block.append(grouped)
-    common = [r for r in per_block[0] if all(r in g for g in per_block[1:])] if per_block else []
-    if not common:
-        raise EndorsementMismatch(
-            f"each measurement of the device matches a logged reference value of {product},"
-            " but no one logged release (one CoMID of one issuer) lists them all: measurement "
-            + "; ".join(_release_names(matched)),
-            code="mixed-releases",
-        )
-    return [[g[release] for g in per_block] for release in common]
-
-
-def _release_names(matched: Mapping[int, Sequence[ReferenceValue]]) -> list[str]:
-    """Each block and the releases that list it, for a refusal."""
-
-    def name(value: ReferenceValue) -> str:
-        if value.tag_id is None:
-            return "a value of no CoMID"
-        tag = value.tag_id.hex() if isinstance(value.tag_id, bytes) else value.tag_id
-        return f"tag {tag[:32]!r} of {value.issuer!r}"
-
-    return [
-        f"{index} in {' or '.join(sorted({name(v) for v in found}))}"
-        for index, found in sorted(matched.items())
-    ]
-
-
 def check_device_release(components: Mapping[int, bytes], references: ReferenceValues) -> None:
     """Refuse a device whose component blocks (index -> SHA-384, the SVN block apart), each
     matching a logged value, are not all listed by one logged release: one CoMID
     (``tag-id``) of one issuer, in force (``EndorsementMismatch`` ``mixed-releases``: module
     docs, step 4). ``references`` are the values of the device's vendor and model; a block no
-    value matches is left to the digest check (``measurement-mismatch``). For a verifier that
-    appraises a device's blocks by name (``ironroot.fleet``): the rule
-    :func:`compare_device_references` applies, in one place."""
+    value matches is left to the digest check (``measurement-mismatch``). The rule
+    :func:`compare_device_references` applies (:func:`ironroot.attestation.common_releases`),
+    for a verifier that holds a device's blocks by index."""
     values = list(references)
     matched = {index: _matching(values, index, d) for index, d in sorted(components.items())}
     if all(matched.values()):
-        _releases(matched, "the device's product")
+        common_releases(matched, product="the device's product")
 
 
 def compare_device_references(
@@ -777,7 +730,7 @@ def compare_device_references(
                 code="measurement-mismatch",
             )
         matched[index] = found
-    releases = _releases(matched, repr(model))
+    releases = common_releases(matched, product=repr(model))
     if not any(all(any(v.svn == svn for v in b) for b in blocks) for blocks in releases):
         stated = sorted({v.svn for bs in releases for b in bs for v in b if v.svn is not None})
         raise EndorsementMismatch(
