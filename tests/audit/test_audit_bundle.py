@@ -44,7 +44,7 @@ from ironroot.errors import (
     UnknownIssuer,
     VerificationFailed,
 )
-from ironroot.firmware import Component, FirmwareBundle, build_bundle, sign_bundle
+from ironroot.firmware import Component, FirmwareBundle
 from ironroot.log import (
     Checkpoint,
     HttpLogFetcher,
@@ -860,16 +860,8 @@ def test_a_device_mixing_the_components_of_two_logged_releases_fails_its_spdm_st
     svn = FirmwareBundle.parse(collected.members["firmware/nic/bundle.bin"][0]).manifest.header.svn
 
     def image(fmc: bytes, runtime: bytes) -> bytes:
-        unsigned = build_bundle(
-            [Component(1, fmc * 64, version=1), Component(2, runtime * 64, version=2)],
-            svn=svn,
-            not_before=NOW - dt.timedelta(days=30),
-            not_after=NOW + dt.timedelta(days=365),
-            vendor_ecc_keys=[world.ecc.public_key],
-            vendor_pqc_keys=[world.pqc.public_key],
-            pqc_type="mldsa",
-        )
-        return sign_bundle(unsigned, world.ecc, world.pqc)
+        components = [Component(1, fmc * 64, version=1), Component(2, runtime * 64, version=2)]
+        return world.signed(components, svn=svn)
 
     statements = [
         s

@@ -8,17 +8,16 @@ device whose every component is logged is admitted."""
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from tests.fleet.admission_world import AdmissionWorld, admission_world, device_evidence, prepare
-from tests.platform.node_world import NOW, VENDOR, World, make_world
+from tests.platform.node_world import NOW, World, make_world
 
 from ironroot.attestation import AR4SI, TrustTier, verify_ear
 from ironroot.errors import AdmissionDenied
-from ironroot.firmware import Component, build_bundle, reference_statement, sign_bundle
+from ironroot.firmware import Component
 from ironroot.fleet import AdmissionAuthority, Fleet
 
 
@@ -42,28 +41,14 @@ def _nic(
     runtime: bytes = b"nic runtime three" * 64,
 ) -> bytes:
     """NIC firmware of three components (FMC, runtime, a third), at the release's SVN."""
-    unsigned = build_bundle(
+    return world.signed(
         [
             Component(ids[0], fmc, version=1),
             Component(ids[1], runtime, version=2),
             Component(ids[2], third, version=3),
         ],
         svn=3,
-        not_before=NOW - dt.timedelta(days=30),
-        not_after=NOW + dt.timedelta(days=365),
-        vendor_ecc_keys=[world.ecc.public_key],
-        vendor_pqc_keys=[world.pqc.public_key],
-        pqc_type="mldsa",
     )
-    return sign_bundle(unsigned, world.ecc, world.pqc)
-
-
-def _logged(world: World, bundle: bytes) -> bytes:
-    model = world.model("nic")
-    statement = reference_statement(
-        bundle, world.statement_key, iss=VENDOR, sub=model, vendor=VENDOR, model=model
-    )
-    return world.trusted.register(statement).transparent_statement
 
 
 def _request(fleet: Fleet, authority: AdmissionAuthority, node: str, firmware: bytes) -> object:
@@ -86,7 +71,7 @@ def test_a_device_whose_every_component_is_logged_is_admitted(
 ) -> None:
     fleet, authority = aw.fleet(tmp_path / "fleet", 1)
     good = _nic(aw.world, b"nic option rom" * 64)
-    authority.add_endorsement(_logged(aw.world, good), now=NOW)
+    authority.add_endorsement(aw.world.log_reference("nic", good), now=NOW)
     result = authority.admit(_request(fleet, authority, "node-0001", good), now=NOW)  # type: ignore[arg-type]
     assert result.status == "admitted"
     assert _nic_submod(authority, "node-0001") == (TrustTier.AFFIRMING, AR4SI.APPROVED_RUNTIME)
@@ -96,7 +81,9 @@ def test_a_device_whose_third_component_changed_is_refused(
     aw: AdmissionWorld, tmp_path: Path
 ) -> None:
     fleet, authority = aw.fleet(tmp_path / "fleet", 1)
-    authority.add_endorsement(_logged(aw.world, _nic(aw.world, b"nic option rom" * 64)), now=NOW)
+    authority.add_endorsement(
+        aw.world.log_reference("nic", _nic(aw.world, b"nic option rom" * 64)), now=NOW
+    )
     # FMC and runtime are the logged ones; the third component is not
     changed = _nic(aw.world, b"nic option rom, patched" * 64)
     with pytest.raises(AdmissionDenied) as caught:
@@ -117,7 +104,7 @@ def test_a_component_logged_under_another_id_is_matched_by_its_digest(
     the fleet's appraisal."""
     fleet, authority = aw.fleet(tmp_path / "fleet", 1)
     good = _nic(aw.world, b"nic microcode" * 64, ids=(1, 2, 7))
-    authority.add_endorsement(_logged(aw.world, good), now=NOW)
+    authority.add_endorsement(aw.world.log_reference("nic", good), now=NOW)
     result = authority.admit(_request(fleet, authority, "node-0001", good), now=NOW)  # type: ignore[arg-type]
     assert result.status == "admitted"
 
@@ -137,7 +124,7 @@ def test_a_device_mixing_two_logged_releases_is_refused_and_quarantined_at_re_at
     release_b = _nic(aw.world, rom, fmc=b"nic fmc b" * 64, runtime=b"nic runtime b" * 64)
     mixed = _nic(aw.world, rom, runtime=b"nic runtime b" * 64)
     for release in (release_a, release_b):
-        authority.add_endorsement(_logged(aw.world, release), now=NOW)
+        authority.add_endorsement(aw.world.log_reference("nic", release), now=NOW)
     for node, firmware in (("node-0001", release_a), ("node-0002", release_b)):
         result = authority.admit(_request(fleet, authority, node, firmware), now=NOW)  # type: ignore[arg-type]
         assert result.status == "admitted"

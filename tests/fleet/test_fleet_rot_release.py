@@ -6,17 +6,16 @@ although nobody released that combination. The generic appraisal now refuses it
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from tests.fleet.admission_world import AdmissionWorld, admission_world, prepare
-from tests.platform.node_world import NOW, VENDOR, World, make_world
+from tests.platform.node_world import NOW, World, make_world
 
 from ironroot.attestation import AR4SI, TrustTier, verify_ear
 from ironroot.errors import AdmissionDenied
-from ironroot.firmware import Component, build_bundle, reference_statement, sign_bundle
+from ironroot.firmware import Component
 from ironroot.fleet import AdmissionAuthority, Fleet
 
 _FMC_A = b"bmc fmc" * 64  # every BMC release of the world has this FMC (tests.platform)
@@ -37,24 +36,7 @@ def aw(world: World) -> AdmissionWorld:
 
 def _bmc(world: World, fmc: bytes, runtime: bytes) -> bytes:
     """BMC firmware signed by the vendor, at the SVN of release 1.0 (3)."""
-    unsigned = build_bundle(
-        [Component(1, fmc, version=1), Component(2, runtime, version=2)],
-        svn=3,
-        not_before=NOW - dt.timedelta(days=30),
-        not_after=NOW + dt.timedelta(days=365),
-        vendor_ecc_keys=[world.ecc.public_key],
-        vendor_pqc_keys=[world.pqc.public_key],
-        pqc_type="mldsa",
-    )
-    return sign_bundle(unsigned, world.ecc, world.pqc)
-
-
-def _logged(world: World, bundle: bytes) -> bytes:
-    model = world.model("bmc")
-    statement = reference_statement(
-        bundle, world.statement_key, iss=VENDOR, sub=model, vendor=VENDOR, model=model
-    )
-    return world.trusted.register(statement).transparent_statement
+    return world.signed([Component(1, fmc, version=1), Component(2, runtime, version=2)], svn=3)
 
 
 def _admit(fleet: Fleet, authority: AdmissionAuthority, node: str, bundle: bytes) -> object:
@@ -73,7 +55,7 @@ def test_a_node_whose_rot_quote_mixes_two_logged_releases_is_refused(
     fleet, authority = aw.fleet(tmp_path / "fleet", 3)  # its class logs BMC release 1.0 (A)
     release_a = aw.world.release("bmc", "1.0").bundle
     release_b = _bmc(aw.world, _FMC_B, _RUNTIME_B)
-    authority.add_endorsement(_logged(aw.world, release_b), now=NOW)
+    authority.add_endorsement(aw.world.log_reference("bmc", release_b), now=NOW)
     for node, bundle in (("node-0001", release_a), ("node-0002", release_b)):
         assert _admit(fleet, authority, node, bundle).status == "admitted"  # type: ignore[attr-defined]
         assert _rot(authority, node)[:2] == (TrustTier.AFFIRMING, AR4SI.APPROVED_RUNTIME)

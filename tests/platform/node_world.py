@@ -17,7 +17,7 @@ import datetime as dt
 import hashlib
 import json
 import shutil
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import pytest
@@ -169,11 +169,22 @@ class World:
         self, component: str, *, svn: int, tag: str, not_after: dt.datetime | None = None
     ) -> bytes:
         runtime = hashlib.sha384(f"{component} runtime {tag}".encode()).digest() * 64
-        unsigned = build_bundle(
+        return self.signed(
             [
                 Component(1, f"{component} fmc".encode() * 64, version=1),
                 Component(2, runtime, version=2),
             ],
+            svn=svn,
+            not_after=not_after,
+        )
+
+    def signed(
+        self, components: Sequence[Component], *, svn: int, not_after: dt.datetime | None = None
+    ) -> bytes:
+        """A bundle of ``components`` signed by the vendor, valid from 30 days ago for a year
+        (or until ``not_after``)."""
+        unsigned = build_bundle(
+            list(components),
             svn=svn,
             not_before=NOW - dt.timedelta(days=30),
             not_after=not_after or NOW + dt.timedelta(days=365),
@@ -217,6 +228,15 @@ class World:
                 ).transparent_statement
             )
         return tuple(out)
+
+    def log_reference(self, component: str, bundle: bytes) -> bytes:
+        """``bundle``'s reference CoRIM for ``component`` (whatever its kind), logged: its
+        transparent statement."""
+        model = self.model(component)
+        statement = reference_statement(
+            bundle, self.statement_key, iss=VENDOR, sub=model, vendor=VENDOR, model=model
+        )
+        return self.trusted.register(statement).transparent_statement
 
     def release(self, component: str, version: str) -> Release:
         return self.releases[(component, version)]
