@@ -89,6 +89,8 @@ def test_a_nonce_answered_before_a_kill_is_refused_after_the_restart(
         # the restarted verifier still answers its own challenges
         fresh = _challenge(url)
         body = {"evidence": b64url_encode(good_device.quote(fresh)), "nonce": b64url_encode(fresh)}
-        assert http_calls.post(f"{url}/attestation/verify", json=body, timeout=30).status_code == 200
+        assert (
+            http_calls.post(f"{url}/attestation/verify", json=body, timeout=30).status_code == 200
+        )
     finally:
         _kill(second)
