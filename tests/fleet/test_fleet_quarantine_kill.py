@@ -1,0 +1,202 @@
+"""A real ``kill -9`` of ``ironroot fleet quarantine`` and ``ironroot fleet readmit`` at each of
+their commits to ``fleet.db`` (right before it, and right after it landed), then the fleet
+opened again, as a restarted control plane opens it:
+
+* a quarantine is all or nothing: the node admitted with its credentials current, or
+  quarantined, held, every credential revoked and the effects recorded; once ``quarantine``
+  returned, the control plane refuses the node's credential (``CredentialRejected``
+  ``credential-revoked``);
+* a readmission cut short leaves no state without its record: no hold lifted without its
+  ``hold-lifted`` event, no credential current without the registry row that names it.
+
+SQLite writes its files from C, where :data:`kill_points.KILLER`'s audit hook sees nothing: a
+script of the test's gives each connection a class whose ``execute`` kills the process at the
+chosen ``COMMIT`` (``IRONROOT_TEST_KILL_COMMIT=k``; ``IRONROOT_TEST_KILL_COMMIT_AFTER=1``: once
+it returned), counting them in ``IRONROOT_TEST_KILL_COMMITS`` (a file), then runs the CLI.
+"""
+
+from __future__ import annotations
+
+import shutil
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from tests.fleet.admission_world import AdmissionWorld, admission_world
+from tests.platform.node_world import NOW, World, make_world
+
+from ironroot.errors import AdmissionDenied, CredentialRejected
+from ironroot.fleet import AdmissionAuthority, Fleet, attest_node, check_credential, quarantine
+from kill_points import KILLER, run_killer
+from scratch import in_memory
+
+AT = NOW.isoformat().replace("+00:00", "Z")
+NODE = "node-0001"
+
+_COMMIT_KILLER = textwrap.dedent(
+    """
+    import atexit, os, runpy, signal, sqlite3, sys
+
+    limit = int(os.environ.get("IRONROOT_TEST_KILL_COMMIT", "0"))
+    after = os.environ.get("IRONROOT_TEST_KILL_COMMIT_AFTER") == "1"
+    tally = os.environ.get("IRONROOT_TEST_KILL_COMMITS")
+    seen = 0
+
+    class Killing(sqlite3.Connection):
+        def execute(self, sql, *args):
+            global seen
+            if sql.strip().upper() != "COMMIT":
+                return super().execute(sql, *args)
+            seen += 1
+            if seen == limit and not after:
+                os.kill(os.getpid(), signal.SIGKILL)
+            done = super().execute(sql, *args)
+            if seen == limit:
+                os.kill(os.getpid(), signal.SIGKILL)
+            return done
+
+    real = sqlite3.connect
+
+    def connect(*args, **kwargs):
+        kwargs.setdefault("factory", Killing)
+        return real(*args, **kwargs)
+
+    sqlite3.connect = connect
+    if tally:
+        atexit.register(lambda: open(tally, "w").write(str(seen)))
+    sys.argv = ["ironroot", *sys.argv[1:]]
+    runpy.run_module("ironroot", run_name="__main__", alter_sys=True)
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    with make_world(tmp_path_factory.mktemp("quarantine-kill-world")) as w:
+        yield w
+
+
+@pytest.fixture(scope="module")
+def aw(world: World) -> AdmissionWorld:
+    return admission_world(world)
+
+
+@pytest.fixture
+def tmp_path() -> Iterator[Path]:
+    """On tmpfs (``scratch.in_memory``): a SIGKILL leaves the page cache as it was."""
+    with in_memory("quarantine-kill-") as directory:
+        yield directory
+
+
+def _scripts(directory: Path) -> tuple[Path, Path]:
+    killer, script = directory / "killer.py", directory / "commit-killer.py"
+    killer.write_text(KILLER)
+    script.write_text(_COMMIT_KILLER)
+    return killer, script
+
+
+def _commits(killer: Path, script: Path, template: Path, argv: list[str], scratch: Path) -> int:
+    """How many commits the command makes, run whole on a copy of ``template``."""
+    counted = scratch / "counted"
+    shutil.copytree(template, counted)
+    tally = scratch / "tally"
+    done = run_killer(
+        killer,
+        [*argv, "--fleet", str(counted)],
+        script=script,
+        IRONROOT_TEST_KILL_COMMITS=str(tally),
+    )
+    assert done.returncode == 0, done
+    shutil.rmtree(counted)
+    return int(tally.read_text())
+
+
+def _killed_copies(
+    killer: Path, script: Path, template: Path, argv: list[str], scratch: Path
+) -> Iterator[tuple[str, Fleet]]:
+    """The fleet after a kill right before, then right after, each commit of ``argv``."""
+    commits = _commits(killer, script, template, argv, scratch)
+    assert commits >= 1
+    for at in range(1, commits + 1):
+        for after in ("0", "1"):
+            directory = scratch / f"kill-{at}-{after}"
+            shutil.copytree(template, directory)
+            done = run_killer(
+                killer,
+                [*argv, "--fleet", str(directory)],
+                script=script,
+                IRONROOT_TEST_KILL_COMMIT=str(at),
+                IRONROOT_TEST_KILL_COMMIT_AFTER=after,
+            )
+            assert done.returncode == -9, (at, after, done)
+            yield f"commit {at} {'after' if after == '1' else 'before'}", Fleet.open(directory)
+            shutil.rmtree(directory)
+
+
+def test_a_quarantine_killed_at_any_commit_is_whole_or_absent_and_refused_once_returned(
+    aw: AdmissionWorld, tmp_path: Path
+) -> None:
+    fleet, authority = aw.fleet(tmp_path / "template", 1)
+    admitted = attest_node(fleet, NODE, now=NOW, authority=authority)
+    credential = admitted.credentials["control"]
+    killer, script = _scripts(tmp_path)
+    argv = ["fleet", "quarantine", NODE, "--reason", "BMC swapped", "--at", AT]
+    for point, killed in _killed_copies(killer, script, fleet.directory, argv, tmp_path):
+        reopened = AdmissionAuthority.open(killed)
+        revoked = {s.revoked for s in reopened.credentials.of_node(NODE)}
+        kinds = [e.kind for e in killed.events(node=NODE)]
+        if killed.record_of(NODE).status == "admitted":
+            assert revoked == {False}, point
+            assert reopened.state.held(NODE) is None, point
+            assert "quarantine-effects" not in kinds, point
+        else:
+            assert revoked == {True}, point
+            assert reopened.state.held(NODE) == "BMC swapped", point
+            assert "quarantine-effects" in kinds, point
+    # once quarantine returned, a kill of any process after it loses nothing: a control plane
+    # started afterwards refuses the node's credential
+    done = run_killer(killer, [*argv, "--fleet", str(fleet.directory)], script=script)
+    assert done.returncode == 0, done
+    restarted = Fleet.open(fleet.directory)
+    plane = AdmissionAuthority.open(restarted)
+    with pytest.raises(CredentialRejected) as refused:
+        check_credential(
+            credential.der,
+            plane="control",
+            ca=plane.ca,
+            store=plane.credentials,
+            fleet=restarted,
+            now=NOW,
+        )
+    assert refused.value.code == "credential-revoked"
+
+
+def test_a_readmission_killed_at_any_commit_leaves_nothing_without_its_record(
+    aw: AdmissionWorld, tmp_path: Path
+) -> None:
+    fleet, authority = aw.fleet(tmp_path / "template", 1)
+    attest_node(fleet, NODE, now=NOW, authority=authority)
+    quarantine(fleet, NODE, "BMC swapped", now=NOW)
+    killer, script = _scripts(tmp_path)
+    argv = ["fleet", "readmit", NODE, "--at", AT]
+    for point, killed in _killed_copies(killer, script, fleet.directory, argv, tmp_path):
+        reopened = AdmissionAuthority.open(killed)
+        kinds = [e.kind for e in killed.events(node=NODE)]
+        if "hold-lifted" not in kinds:
+            # the operator's hold stands until its lifting is recorded: an affirming
+            # attestation (the scanner's) does not readmit the node
+            try:
+                attest_node(killed, NODE, now=NOW, authority=reopened, store=False)
+                outcome = "admitted"
+            except AdmissionDenied as refused:
+                outcome = refused.code
+            assert outcome == "node-held", point
+            assert reopened.state.held(NODE) == "BMC swapped", point
+        record = killed.record_of(NODE)
+        current = [s for s in reopened.credentials.of_node(NODE) if not s.revoked]
+        for status in current:
+            assert record.status == "admitted", point
+            assert status.ear_id == record.ear_id, point
+        if record.status == "admitted":
+            assert record.credential_serial in {s.serial for s in current}, point
