@@ -1151,11 +1151,14 @@ def readmit(
 ) -> AdmissionResult:
     """Lift an operator's hold on ``node_id`` and attest it afresh: admitted on an affirming
     EAR; otherwise it stays quarantined (``AdmissionDenied``). There is no readmission
-    without a fresh attestation."""
+    without a fresh attestation. The hold is lifted and its ``hold-lifted`` event recorded in
+    one commit: a process killed between the two would leave the node unheld without a
+    record, and the next affirming attestation (the scanner's) would readmit it."""
     authority = authority or AdmissionAuthority.open(fleet)
     fleet.record_of(node_id)
-    if authority.state.release(node_id):
-        fleet.record(node_id, "hold-lifted", {}, now=now)
+    with fleet.transaction():
+        if authority.state.release(node_id):
+            fleet.record(node_id, "hold-lifted", {}, now=now)
     return attest_node(fleet, node_id, now=now, authority=authority)
 
 
