@@ -9,10 +9,8 @@ opened again, as a restarted control plane opens it:
 * a readmission cut short leaves no state without its record: no hold lifted without its
   ``hold-lifted`` event, no credential current without the registry row that names it.
 
-SQLite writes its files from C, where :data:`kill_points.KILLER`'s audit hook sees nothing: a
-script of the test's gives each connection a class whose ``execute`` kills the process at the
-chosen ``COMMIT`` (``IRONROOT_TEST_KILL_COMMIT=k``; ``IRONROOT_TEST_KILL_COMMIT_AFTER=1``: once
-it returned), counting them in ``IRONROOT_TEST_KILL_COMMITS`` (a file), then runs the CLI.
+SQLite writes its files from C, where :data:`kill_points.KILLER`'s audit hook sees nothing: the
+CLI runs under :data:`kill_points.SQLITE_COMMITS`, which kills it at a chosen ``COMMIT``.
 """
 
 from __future__ import annotations
@@ -28,43 +26,16 @@ from tests.platform.node_world import NOW, World, make_world
 
 from ironroot.errors import AdmissionDenied, CredentialRejected
 from ironroot.fleet import AdmissionAuthority, Fleet, attest_node, check_credential, quarantine
-from kill_points import KILLER, run_killer
+from kill_points import KILLER, SQLITE_COMMITS, run_killer
 from scratch import in_memory
 
 AT = NOW.isoformat().replace("+00:00", "Z")
 NODE = "node-0001"
 
-_COMMIT_KILLER = textwrap.dedent(
+_COMMIT_KILLER = SQLITE_COMMITS + textwrap.dedent(
     """
-    import atexit, os, runpy, signal, sqlite3, sys
+    import runpy, sys
 
-    limit = int(os.environ.get("IRONROOT_TEST_KILL_COMMIT", "0"))
-    after = os.environ.get("IRONROOT_TEST_KILL_COMMIT_AFTER") == "1"
-    tally = os.environ.get("IRONROOT_TEST_KILL_COMMITS")
-    seen = 0
-
-    class Killing(sqlite3.Connection):
-        def execute(self, sql, *args):
-            global seen
-            if sql.strip().upper() != "COMMIT":
-                return super().execute(sql, *args)
-            seen += 1
-            if seen == limit and not after:
-                os.kill(os.getpid(), signal.SIGKILL)
-            done = super().execute(sql, *args)
-            if seen == limit:
-                os.kill(os.getpid(), signal.SIGKILL)
-            return done
-
-    real = sqlite3.connect
-
-    def connect(*args, **kwargs):
-        kwargs.setdefault("factory", Killing)
-        return real(*args, **kwargs)
-
-    sqlite3.connect = connect
-    if tally:
-        atexit.register(lambda: open(tally, "w").write(str(seen)))
     sys.argv = ["ironroot", *sys.argv[1:]]
     runpy.run_module("ironroot", run_name="__main__", alter_sys=True)
     """
