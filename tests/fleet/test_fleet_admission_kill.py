@@ -1,6 +1,7 @@
 """A real ``kill -9`` of ``ironroot fleet quarantine`` and ``ironroot fleet readmit`` at each of
-their commits to ``fleet.db`` (right before it, and right after it landed), then the fleet
-opened again, as a restarted control plane opens it:
+their commits to ``fleet.db`` (right before it, and right after it landed), and of ``ironroot
+fleet attest --endorse`` right after the endorsement's file landed, then the fleet opened
+again, as a restarted control plane opens it:
 
 * a quarantine is all or nothing: the node admitted with its credentials current, or
   quarantined, held, every credential revoked and the effects recorded; once ``quarantine``
@@ -9,12 +10,16 @@ opened again, as a restarted control plane opens it:
 * a readmission cut short leaves no state without its record: no hold lifted without its
   ``hold-lifted`` event, no credential current without the registry row that names it.
 
+* an endorsement whose file landed before a kill gets its ``endorsement-added`` event from the
+  next add of it, once: none is in force without its record.
+
 SQLite writes its files from C, where :data:`kill_points.KILLER`'s audit hook sees nothing: the
 CLI runs under :data:`kill_points.SQLITE_COMMITS`, which kills it at a chosen ``COMMIT``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import textwrap
 from collections.abc import Iterator
@@ -171,3 +176,23 @@ def test_a_readmission_killed_at_any_commit_leaves_nothing_without_its_record(
             assert status.ear_id == record.ear_id, point
         if record.status == "admitted":
             assert record.credential_serial in {s.serial for s in current}, point
+
+
+def test_an_endorsement_killed_after_its_file_landed_gets_its_event_when_added_again(
+    aw: AdmissionWorld, tmp_path: Path
+) -> None:
+    fleet, _ = aw.fleet(tmp_path / "fleet", 1)
+    statement = aw.bmc_rim("2.0")
+    endorsed = tmp_path / "bmc-2.0.rim.ts"
+    endorsed.write_bytes(statement)
+    name = hashlib.sha256(statement).hexdigest() + ".ts"
+    killer, _script = _scripts(tmp_path)
+    argv = ["fleet", "attest", "--fleet", str(fleet.directory), "--endorse", str(endorsed)]
+    done = run_killer(killer, [*argv, "--at", AT], IRONROOT_TEST_KILL_AFTER_REPLACING=name)
+    assert done.returncode == -9, done
+    assert (fleet.directory / "admission" / "endorsements" / name).is_file()  # in force
+    authority = AdmissionAuthority.open(Fleet.open(fleet.directory))
+    assert authority.add_endorsement(statement, now=NOW) == name
+    assert authority.add_endorsement(statement, now=NOW) == name  # and recorded once only
+    events = authority.fleet.events(kind="endorsement-added")
+    assert [e.detail["file"] for e in events] == [name]
