@@ -1,5 +1,6 @@
-"""A real ``kill -9`` of ``ironroot fleet quarantine`` and ``ironroot fleet readmit`` at each of
-their commits to ``fleet.db`` (right before it, and right after it landed), and of ``ironroot
+"""A real ``kill -9`` of ``ironroot fleet quarantine`` and ``ironroot fleet readmit`` at their
+commits to ``fleet.db`` (right before one, and right after it landed; the first and the last
+always, another drawn afresh each run: ``kill_points.some_points``), and of ``ironroot
 fleet attest --endorse`` right after the endorsement's file landed, then the fleet opened
 again, as a restarted control plane opens it:
 
@@ -31,7 +32,7 @@ from tests.platform.node_world import NOW, World, make_world
 
 from ironroot.errors import AdmissionDenied, CredentialRejected
 from ironroot.fleet import AdmissionAuthority, Fleet, attest_node, check_credential, quarantine
-from kill_points import KILLER, SQLITE_COMMITS, run_killer
+from kill_points import KILLER, SQLITE_COMMITS, run_killer, some_points
 from scratch import in_memory
 
 AT = NOW.isoformat().replace("+00:00", "Z")
@@ -91,10 +92,10 @@ def _commits(killer: Path, script: Path, template: Path, argv: list[str], scratc
 def _killed_copies(
     killer: Path, script: Path, template: Path, argv: list[str], scratch: Path
 ) -> Iterator[tuple[str, Fleet]]:
-    """The fleet after a kill right before, then right after, each commit of ``argv``."""
+    """The fleet after a kill right before, then right after, commits of ``argv``."""
     commits = _commits(killer, script, template, argv, scratch)
     assert commits >= 1
-    for at in range(1, commits + 1):
+    for at in some_points(1, commits, 3):  # the first, the last, one drawn afresh each run
         for after in ("0", "1"):
             directory = scratch / f"kill-{at}-{after}"
             shutil.copytree(template, directory)
