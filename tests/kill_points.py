@@ -32,7 +32,7 @@ from typing import IO
 
 import ironroot
 
-__all__ = ["KILLER", "KillServer", "run_killer", "some_points"]
+__all__ = ["KILLER", "SQLITE_COMMITS", "KillServer", "run_killer", "some_points"]
 
 KILLER = textwrap.dedent(
     """
@@ -80,6 +80,47 @@ KILLER = textwrap.dedent(
         runpy.run_module("ironroot", run_name="__main__", alter_sys=True)
     """
 )
+
+
+SQLITE_COMMITS = textwrap.dedent(
+    """
+    import atexit, os, signal, sqlite3
+
+    _commit_limit = int(os.environ.get("IRONROOT_TEST_KILL_COMMIT", "0"))
+    _commit_after = os.environ.get("IRONROOT_TEST_KILL_COMMIT_AFTER") == "1"
+    _commit_tally = os.environ.get("IRONROOT_TEST_KILL_COMMITS")
+    _commits = 0
+
+    class _Killing(sqlite3.Connection):
+        def execute(self, sql, *args):
+            global _commits
+            if not isinstance(sql, str) or sql.strip().upper() != "COMMIT":
+                return super().execute(sql, *args)
+            _commits += 1
+            if _commits == _commit_limit and not _commit_after:
+                os.kill(os.getpid(), signal.SIGKILL)
+            done = super().execute(sql, *args)
+            if _commits == _commit_limit:
+                os.kill(os.getpid(), signal.SIGKILL)
+            return done
+
+    _connect = sqlite3.connect
+
+    def _connect_killing(*args, **kwargs):
+        kwargs.setdefault("factory", _Killing)
+        return _connect(*args, **kwargs)
+
+    sqlite3.connect = _connect_killing
+    if _commit_tally:
+        atexit.register(lambda: open(_commit_tally, "w").write(str(_commits)))
+    """
+)
+"""The start of a script of a test's (``IRONROOT_TEST_KILL_SCRIPT``) that kills its process
+(SIGKILL) at a SQLite commit, which :data:`KILLER`'s audit hook cannot see (SQLite writes its
+files from C): every connection opened afterwards counts its ``COMMIT`` statements, and the
+process dies right before the ``IRONROOT_TEST_KILL_COMMIT``-th (0: never), or right after it
+returned with ``IRONROOT_TEST_KILL_COMMIT_AFTER=1``; ``IRONROOT_TEST_KILL_COMMITS=file``: write
+how many the run made."""
 
 
 # The server: imports the modules named after the killer's path, then reads one JSON request a

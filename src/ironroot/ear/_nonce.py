@@ -24,6 +24,9 @@ its IPv4 address. Redeemed and
 expired nonces are remembered (bounded) until they would have expired, so that a replay is
 named as such; forgetting one early only changes the error code to ``nonce-unknown``.
 
+The store lives in memory only: a process that restarts (or is killed) forgets every nonce,
+and refuses each one issued before, redeemed or not, as ``nonce-unknown`` — never accepts it.
+
 The store holds no clock: callers pass ``now`` (the HTTP layer reads the clock). It is safe to
 share between threads.
 """

@@ -566,6 +566,18 @@ def _issued(bound: object) -> tuple[str, int]:
     return bound[0], bound[1]
 
 
+def _endorsement_recorded(fleet: Fleet, name: str) -> bool:
+    """Whether an ``endorsement-added`` event names the file ``name``."""
+    since = 0
+    while True:
+        events = fleet.events(kind="endorsement-added", since=since, limit=1000)
+        if any(e.detail.get("file") == name for e in events):
+            return True
+        if len(events) < 1000:
+            return False
+        since = events[-1].seq
+
+
 def _held(node_id: str, held: str) -> AdmissionDenied:
     return AdmissionDenied(
         f"{node_id} is held in quarantine by an operator ({held}): readmit it", code="node-held"
@@ -784,7 +796,8 @@ class AdmissionAuthority:
         witnessed statement (what a class whose platform requires witnesses is given) the
         Transparent Statement in it is added, as the fleet's verifier reads a class's own. A
         revocation statement's CRL must parse (``MalformedCertificate``). Returns its file
-        name."""
+        name. Its ``endorsement-added`` event follows the file, and is recorded by the next add
+        of the same statement when a crash came between the two."""
         if not isinstance(data, bytes) or len(data) > _MAX_ENDORSEMENT:
             raise MalformedInput(f"an endorsement is at most {_MAX_ENDORSEMENT} bytes")
         data = unwrap_witnessed(data)
@@ -809,9 +822,12 @@ class AdmissionAuthority:
             )
         name = hashlib.sha256(data).hexdigest() + ".ts"
         path = self.directory / "endorsements" / name
-        if not path.exists():
-            write_atomic(path, data, mode=0o644)
-            self.fleet.record(None, "endorsement-added", {"file": name}, now=now)
+        # The file lands, then its event: a file there with no event is an add a crash cut
+        # short between the two (in force, unrecorded), which this one finishes.
+        if path.exists() and _endorsement_recorded(self.fleet, name):
+            return name
+        write_atomic(path, data, mode=0o644)
+        self.fleet.record(None, "endorsement-added", {"file": name}, now=now)
         return name
 
     # --- admission --------------------------------------------------------------------------
@@ -1151,11 +1167,14 @@ def readmit(
 ) -> AdmissionResult:
     """Lift an operator's hold on ``node_id`` and attest it afresh: admitted on an affirming
     EAR; otherwise it stays quarantined (``AdmissionDenied``). There is no readmission
-    without a fresh attestation."""
+    without a fresh attestation. The hold is lifted and its ``hold-lifted`` event recorded in
+    one commit: a process killed between the two would leave the node unheld without a
+    record, and the next affirming attestation (the scanner's) would readmit it."""
     authority = authority or AdmissionAuthority.open(fleet)
     fleet.record_of(node_id)
-    if authority.state.release(node_id):
-        fleet.record(node_id, "hold-lifted", {}, now=now)
+    with fleet.transaction():
+        if authority.state.release(node_id):
+            fleet.record(node_id, "hold-lifted", {}, now=now)
     return attest_node(fleet, node_id, now=now, authority=authority)
 
 

@@ -1,0 +1,123 @@
+"""A real ``kill -9`` of a monitor at each of its SQLite commits (right before it, and right
+after it landed) and at some of its state-changing file operations, while it checks a log that
+forked from the one it verified and reports the fork (``ForkDetected``). After every kill the
+state opens (never taken for a rollback), the verified checkpoint is the honest one (never the
+fork's), a fork reported keeps its proof, and the fork checked again after the restart is
+reported again under that one proof."""
+
+from __future__ import annotations
+
+import shutil
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from witness_testkit import LogFetcher, entries, grown
+
+from ironroot.crypto import Algorithm, PrivateKey
+from ironroot.errors import ForkDetected
+from ironroot.monitor import Monitor, MonitorStore
+from kill_points import KILLER, SQLITE_COMMITS, run_killer, some_points
+from scratch import in_memory
+
+_POINTS = 4
+
+# argv: the state file, the folder of the log's key, and this folder; it checks the forked log
+# and writes the outcome (ForkDetected's code, or "no fork") once the monitor reported it
+_SCRIPT = SQLITE_COMMITS + textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, sys.argv[3])  # the tests' folder: witness_testkit
+    from witness_testkit import LogFetcher, entries, grown
+
+    from ironroot.crypto import PrivateKey
+    from ironroot.errors import ForkDetected
+    from ironroot.monitor import Monitor, MonitorStore
+
+    state, files = Path(sys.argv[1]), Path(sys.argv[2])
+    log_key = PrivateKey.from_pem((files / "log.pem").read_bytes())
+    forked = grown(log_key, entries(6, tag=b"evil"))
+    store = MonitorStore(state)
+    try:
+        events = Monitor(store).check("b", LogFetcher(forked), forked.note_verifiers)
+        try:
+            Monitor.raise_for(events)
+            outcome = "no fork"
+        except ForkDetected as exc:
+            outcome = exc.code
+    finally:
+        store.close()
+    (files / "outcome").write_text(outcome)
+    """
+)
+
+
+@pytest.fixture
+def tmp_path() -> Iterator[Path]:
+    """On tmpfs (``scratch.in_memory``): a SIGKILL leaves the page cache as it was."""
+    with in_memory("monitor-fork-kill-") as directory:
+        yield directory
+
+
+def _run(killer: Path, script: Path, folder: Path, **env: str) -> int:
+    argv = [str(folder / "m.db"), str(folder), str(Path(__file__).parent)]
+    # no bytecode cache written: a write of the first run only would shift every later point
+    return run_killer(killer, argv, script=script, PYTHONDONTWRITEBYTECODE="1", **env).returncode
+
+
+def test_a_fork_reported_before_a_kill_keeps_its_proof(tmp_path: Path) -> None:
+    log_key = PrivateKey.generate(Algorithm.ED25519)
+    honest = grown(log_key, entries(6))
+    forked = grown(log_key, entries(6, tag=b"evil"))
+    template = tmp_path / "template"
+    template.mkdir()
+    (template / "log.pem").write_bytes(log_key.to_pem())
+    store = MonitorStore(template / "m.db")
+    try:
+        Monitor(store).check("a", LogFetcher(honest), honest.note_verifiers)
+    finally:
+        store.close()
+    killer, script = tmp_path / "killer.py", tmp_path / "monitor-step.py"
+    killer.write_text(KILLER)
+    script.write_text(_SCRIPT)
+    commits, operations = tmp_path / "commits", tmp_path / "operations"
+    for name, tally in (
+        ("IRONROOT_TEST_KILL_COMMITS", commits),
+        ("IRONROOT_TEST_KILL_TALLY", operations),
+    ):
+        whole = tmp_path / "whole"  # counted apart: writing one tally is an operation
+        shutil.rmtree(whole, ignore_errors=True)
+        shutil.copytree(template, whole)
+        assert _run(killer, script, whole, **{name: str(tally)}) == 0
+    assert (whole / "outcome").read_text() == ForkDetected.code
+    kills = [
+        {"IRONROOT_TEST_KILL_COMMIT": str(k), "IRONROOT_TEST_KILL_COMMIT_AFTER": after}
+        for k in range(1, int(commits.read_text()) + 1)
+        for after in ("0", "1")
+    ]
+    assert kills  # the proof's commit
+    points = some_points(1, int(operations.read_text()) - 1, _POINTS)
+    kills += [{"IRONROOT_TEST_KILL_AT": str(k)} for k in points]
+    folders = []
+    for number, env in enumerate(kills):
+        folder = tmp_path / f"kill-{number}"
+        shutil.copytree(template, folder)
+        assert _run(killer, script, folder, **env) == -9, env
+        folders.append(folder)
+    for folder in [*folders, whole]:
+        store = MonitorStore(folder / "m.db")
+        try:
+            (state,) = store.states()
+            assert (state.size, state.root) == (6, honest.root(6)), folder.name
+            if (folder / "outcome").exists():  # the fork was reported: its proof is kept
+                assert len(store.forks()) == 1, folder.name
+            (event,) = Monitor(store).check("b", LogFetcher(forked), forked.note_verifiers)
+            assert event.kind == "fork", folder.name
+            with pytest.raises(ForkDetected):
+                Monitor.raise_for([event])
+            assert len(store.forks()) == 1, folder.name  # reported again under the one proof
+        finally:
+            store.close()
