@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from ironroot.log._checkpoint import Checkpoint
     from ironroot.log._export import ExportReport, export_tiles
     from ironroot.log._http import HttpLogFetcher
-    from ironroot.log._log import BatchSigner, Log, Ticket, unfit_pending
+    from ironroot.log._log import BatchSigner, Log, Outcome, Submission, Ticket, unfit_pending
     from ironroot.log._memory import MemoryLogStore
     from ironroot.log._note import (
         SIGNATURE_TYPE_ED25519,
@@ -138,6 +138,7 @@ __all__ = [
     "NoteSignature",
     "NoteSigner",
     "NoteVerifier",
+    "Outcome",
     "PostgresLogStore",
     "SchemaStatus",
     "SequencerLease",
@@ -146,6 +147,7 @@ __all__ = [
     "StoreConfig",
     "StoreLogFetcher",
     "StoreView",
+    "Submission",
     "Ticket",
     "TileAddress",
     "TileTree",

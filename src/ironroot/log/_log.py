@@ -8,7 +8,10 @@ the batch signer to sign the new root, signs the checkpoint, and writes it all i
 transaction. Only after that commit are the tickets' ``durable`` and ``integrated`` futures
 resolved. (New entries that are integrated in the same transaction that accepts them are
 written straight to ``entries``; a pending row that is deleted before the commit would
-change nothing that survives.)
+change nothing that survives.) :meth:`Log.submit_watched` gives a :class:`Submission`
+instead of a ticket: its two steps are :class:`Outcome` objects resolved at the same points,
+watched with callbacks, without a future and its condition variable per entry (for an event
+loop that answers thousands of submissions a second).
 
 If integration fails (a signer raises, or the write fails), the new entries alone are
 committed as pending rows, their ``durable`` futures resolve, and integration is retried
@@ -62,7 +65,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from os import PathLike
-from typing import Protocol, Self, TypeVar
+from typing import Generic, Protocol, Self, TypeVar, cast
 
 from ironroot.errors import (
     ConfigError,
@@ -88,7 +91,7 @@ from ironroot.log._view import (
 )
 from ironroot.merkle import EMPTY_ROOT, CompactRange, leaf_hash
 
-__all__ = ["BatchSigner", "Log", "Ticket", "unfit_pending"]
+__all__ = ["BatchSigner", "Log", "Outcome", "Submission", "Ticket", "unfit_pending"]
 
 _log = logging.getLogger("ironroot.log")
 # A batch up to this many entries puts the nodes it creates into the node cache (about two
@@ -97,6 +100,7 @@ _SEED_ENTRIES = 2048
 _BACKOFF_FIRST = 0.05
 _BACKOFF_MAX = 30.0
 _T = TypeVar("_T")
+_T_in = TypeVar("_T_in", contravariant=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +110,97 @@ class Ticket:
     entry_id: bytes
     durable: concurrent.futures.Future[None]
     integrated: concurrent.futures.Future[Integrated]
+
+
+_OUTCOME_LOCK = threading.Lock()
+
+
+class Outcome(Generic[_T]):
+    """One step of a :class:`Submission` (durable, or integrated): a future that nobody can
+    block on, so it needs no condition variable of its own (a
+    :class:`concurrent.futures.Future` makes one, with its lock, deque and bound methods, for
+    every entry). It resolves once, on the log's writer thread; :meth:`add_done_callback`
+    runs its callback there then (at once if it resolved already)."""
+
+    __slots__ = ("_callbacks", "_done", "_error", "_value")
+
+    def __init__(self) -> None:
+        self._done = False
+        self._value: _T | None = None
+        self._error: BaseException | None = None
+        self._callbacks: list[Callable[[Outcome[_T]], object]] | None = None
+
+    def done(self) -> bool:
+        return self._done
+
+    def result(self) -> _T:
+        """Its value, or its error raised; :class:`~concurrent.futures.InvalidStateError`
+        while it is not done (nothing waits here: watch it with :meth:`add_done_callback`)."""
+        if not self._done:
+            raise concurrent.futures.InvalidStateError("the submission is not there yet")
+        if self._error is not None:
+            raise self._error
+        return cast(_T, self._value)
+
+    def exception(self) -> BaseException | None:
+        if not self._done:
+            raise concurrent.futures.InvalidStateError("the submission is not there yet")
+        return self._error
+
+    def add_done_callback(self, fn: Callable[[Outcome[_T]], object]) -> None:
+        with _OUTCOME_LOCK:
+            if not self._done:
+                if self._callbacks is None:
+                    self._callbacks = [fn]
+                else:
+                    self._callbacks.append(fn)
+                return
+        _call(fn, self)
+
+    def set_result(self, value: _T) -> None:
+        self._settle(value, None)
+
+    def set_exception(self, exc: BaseException) -> None:
+        self._settle(None, exc)
+
+    def _settle(self, value: _T | None, exc: BaseException | None) -> None:
+        with _OUTCOME_LOCK:
+            if self._done:
+                raise concurrent.futures.InvalidStateError("the outcome is settled already")
+            self._value, self._error = value, exc
+            self._done = True
+            callbacks, self._callbacks = self._callbacks, None
+        for fn in callbacks or ():
+            _call(fn, self)
+
+
+def _call(fn: Callable[[Outcome[_T]], object], outcome: Outcome[_T]) -> None:
+    try:
+        fn(outcome)
+    except Exception:  # as a Future does: a callback's bug must not stop the writer
+        _log.exception("a submission's callback failed")
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """A submission watched by callbacks (:meth:`Log.submit_watched`): its id, then whether
+    it is durable, then where it was integrated, as a :class:`Ticket` says them, without a
+    :class:`~concurrent.futures.Future` per step."""
+
+    entry_id: bytes
+    durable: Outcome[None]
+    integrated: Outcome[Integrated]
+
+
+_InFlight = Ticket | Submission
+"""What waits on an entry the log holds in flight: the ticket, or the submission, that its
+first submitter got."""
+
+
+class _Settable(Protocol[_T_in]):
+    def done(self) -> bool: ...
+    def set_result(self, value: _T_in, /) -> None: ...
+    def set_exception(self, exc: BaseException, /) -> None: ...
 
 
 class BatchSigner(Protocol):
@@ -157,12 +252,34 @@ def _new_ticket(entry_id: bytes) -> Ticket:
     return Ticket(entry_id, concurrent.futures.Future(), concurrent.futures.Future())
 
 
-def _resolve(future: concurrent.futures.Future[_T], value: _T) -> None:
+def _new_submission(entry_id: bytes) -> Submission:
+    return Submission(entry_id, Outcome(), Outcome())
+
+
+def _as_ticket(waiting: _InFlight) -> Ticket:
+    """A ticket that resolves with ``waiting`` (``waiting`` itself if it is one)."""
+    if isinstance(waiting, Ticket):
+        return waiting
+    ticket = _new_ticket(waiting.entry_id)
+    waiting.durable.add_done_callback(lambda o: _copy(o, ticket.durable))
+    waiting.integrated.add_done_callback(lambda o: _copy(o, ticket.integrated))
+    return ticket
+
+
+def _copy(outcome: Outcome[_T], future: concurrent.futures.Future[_T]) -> None:
+    error = outcome.exception()
+    if error is not None:
+        _fail(future, error)
+    else:
+        _resolve(future, outcome.result())
+
+
+def _resolve(future: _Settable[_T], value: _T) -> None:
     if not future.done():
         future.set_result(value)
 
 
-def _fail(future: concurrent.futures.Future[_T], exc: BaseException) -> None:
+def _fail(future: _Settable[_T], exc: BaseException) -> None:
     if not future.done():
         future.set_exception(exc)
 
@@ -218,9 +335,9 @@ class Log(LogView):
         # clients it answered are back), at most ``fill`` (a full batch does too).
         self._fill = max_batch if fill is None else min(fill, max_batch)
         self._enough = self._fill
-        self._queue: collections.deque[tuple[bytes, bytes, Ticket]] = collections.deque()
+        self._queue: collections.deque[tuple[bytes, bytes, _InFlight]] = collections.deque()
         self._queued_at = 0.0  # when the queue last went from empty to non-empty (monotonic)
-        self._inflight: dict[bytes, Ticket] = {}
+        self._inflight: dict[bytes, _InFlight] = {}
         self._thread: threading.Thread | None = None
         self._commit_listeners: list[_CommitListener] = []
         self._store_failed = False  # the last integration failed in the store (writer thread)
@@ -491,12 +608,35 @@ class Log(LogView):
                 raise StorageError("the log is closed")
             # An entry already in the store is found by the writer's one batched look-up per
             # cycle (and its ticket resolved there): no query here, on the caller's thread.
-            ticket = self._inflight.get(entry_id)
-            if ticket is None:
+            waiting = self._inflight.get(entry_id)
+            if waiting is None:
                 ticket = _new_ticket(entry_id)
                 self._inflight[entry_id] = ticket
                 self._enqueue((entry_id, entry, ticket))
-            return ticket
+                return ticket
+        return _as_ticket(waiting)
+
+    def submit_watched(self, entry: bytes) -> Ticket | Submission:
+        """:meth:`submit` for a caller that watches the outcome with callbacks (an event loop
+        answering many submissions): the same checks, queue and answers, in a
+        :class:`Submission`, whose steps are :class:`Outcome` objects rather than futures
+        (cheaper per entry; nothing can block on them). An entry already in flight from
+        :meth:`submit` gives that :class:`Ticket`: both kinds have ``done``, ``result``,
+        ``exception`` and ``add_done_callback`` on ``durable`` and ``integrated``."""
+        if not isinstance(entry, bytes):
+            raise MalformedInput("a log entry must be bytes")
+        if len(entry) > MAX_ENTRY_SIZE:
+            raise PayloadTooLarge(f"a log entry is at most {MAX_ENTRY_SIZE} bytes")
+        entry_id = hashlib.sha256(entry).digest()
+        with self._cond:
+            if self._closing:
+                raise StorageError("the log is closed")
+            waiting = self._inflight.get(entry_id)
+            if waiting is None:
+                waiting = _new_submission(entry_id)
+                self._inflight[entry_id] = waiting
+                self._enqueue((entry_id, entry, waiting))
+            return waiting
 
     def integrate_pending(self) -> None:
         """Have the writer integrate the store's pending rows, those another process wrote
@@ -507,7 +647,7 @@ class Log(LogView):
             self._pending_asked = True
             self._cond.notify_all()
 
-    def _enqueue(self, item: tuple[bytes, bytes, Ticket]) -> None:
+    def _enqueue(self, item: tuple[bytes, bytes, _InFlight]) -> None:
         """Queue one item (``self._cond`` held); wake the writer only when it waits for one:
         for a first item, or for a full batch while it lingers (a wake-up per submission
         would hand it the GIL for nothing). ``notify_all``: other threads wait on the same
@@ -555,7 +695,7 @@ class Log(LogView):
             if len(entry) > MAX_ENTRY_SIZE:
                 raise PayloadTooLarge(f"a log entry is at most {MAX_ENTRY_SIZE} bytes")
             prepared.append((hashlib.sha256(entry).digest(), entry))
-        tickets = []
+        waiting: list[_InFlight] = []
         with self._cond:
             if self._closing:
                 raise StorageError("the log is closed")
@@ -565,8 +705,8 @@ class Log(LogView):
                     ticket = _new_ticket(entry_id)
                     self._inflight[entry_id] = ticket
                     self._enqueue((entry_id, entry, ticket))
-                tickets.append(ticket)
-        return tickets
+                waiting.append(ticket)
+        return [_as_ticket(w) for w in waiting]
 
     def _queued(self, entry_id: bytes) -> bool:
         """Whether ``entry_id`` waits here for integration and is durable: an entry whose
@@ -665,12 +805,12 @@ class Log(LogView):
             return min(queued, self._max_batch)
         return min(queued, self._fill)
 
-    def _cycle(self, items: list[tuple[bytes, bytes, Ticket]], *, integrate: bool) -> bool:
+    def _cycle(self, items: list[tuple[bytes, bytes, _InFlight]], *, integrate: bool) -> bool:
         """One writer cycle; returns True if integration ran and succeeded."""
         new: list[tuple[bytes, bytes]] = []
         seen: set[bytes] = set()
-        durable_now: list[Ticket] = []
-        done_now: list[tuple[Ticket, int]] = []
+        durable_now: list[_InFlight] = []
+        done_now: list[tuple[_InFlight, int]] = []
         if self._head_unknown and not self._resync():
             self._fail_items(items, _head_unknown())
             return False
@@ -752,7 +892,7 @@ class Log(LogView):
         return False
 
     def _still_new(
-        self, new: list[tuple[bytes, bytes]], items: list[tuple[bytes, bytes, Ticket]]
+        self, new: list[tuple[bytes, bytes]], items: list[tuple[bytes, bytes, _InFlight]]
     ) -> list[tuple[bytes, bytes]]:
         """Of ``new``, those the store still does not hold (after a write whose outcome is not
         known); the tickets of the others resolve from what is stored."""
@@ -917,14 +1057,14 @@ class Log(LogView):
         """
         self._commit_listeners.append(listener)
 
-    def _finish(self, ticket: Ticket, where: Integrated) -> None:
+    def _finish(self, ticket: _InFlight, where: Integrated) -> None:
         with self._cond:
             if self._inflight.get(ticket.entry_id) is ticket:
                 del self._inflight[ticket.entry_id]
         _resolve(ticket.durable, None)
         _resolve(ticket.integrated, where)
 
-    def _finish_stored(self, ticket: Ticket, index: int) -> None:
+    def _finish_stored(self, ticket: _InFlight, index: int) -> None:
         """Resolve ``ticket`` from the stored batch that holds ``index``; fail it if the store
         cannot say which (it went away since the look-up)."""
         try:
@@ -934,7 +1074,7 @@ class Log(LogView):
             return
         self._finish(ticket, where)
 
-    def _fail_items(self, items: list[tuple[bytes, bytes, Ticket]], exc: IronrootError) -> None:
+    def _fail_items(self, items: list[tuple[bytes, bytes, _InFlight]], exc: IronrootError) -> None:
         _log.error("log write failed: %s", exc)
         with self._cond:
             for entry_id, _, ticket in items:
@@ -952,7 +1092,7 @@ class Log(LogView):
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             with self._cond:
-                tickets = [t.integrated for t in self._inflight.values()]
+                tickets = [_as_ticket(t).integrated for t in self._inflight.values()]
             if not tickets:
                 return True
             remaining = None if deadline is None else deadline - time.monotonic()

