@@ -144,6 +144,7 @@ from ironroot.http import (
     problem_app,
     read_body,
     require_media_type,
+    settle_heap,
     stop_on_signals,
 )
 
@@ -701,6 +702,7 @@ def serve_fleet(
             daemon=True,
         )
 
+    settle_heap()  # this process serves until it stops, as run_server's do
     with (
         stop_on_signals() as stop,
         FleetServers(

@@ -66,6 +66,7 @@ if TYPE_CHECKING:
         check_listen,
         run_server,
         server_config,
+        settle_heap,
     )
     from ironroot.http._signals import stop_on_signals
     from ironroot.http._tls import ServerTls, client_context
@@ -97,6 +98,7 @@ __all__ = [
     "retry_after_seconds",
     "run_server",
     "server_config",
+    "settle_heap",
     "sorted_allow",
     "stop_on_signals",
     "wants_json",
