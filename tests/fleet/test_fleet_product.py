@@ -5,9 +5,10 @@ device's SVN against the exact SVN of its release.
   each SPDM device with those of its ``DeviceInfo`` vendor and model
   (:func:`ironroot.fleet.class_endorsements`): firmware the vendor logged for the NIC, running
   on the BMC or on the GPU, is ``executables`` 33 although its digests are on the log.
-* A device reporting an SVN other than the one its logged release states (the platform's
-  ``svn-mismatch``: its component digests do not cover the header that states it) is refused:
-  the fleet's appraisal compares a device's SVN with its release's exactly, like the platform.
+* A device, or a RoT quote, reporting an SVN other than the one its logged release states (the
+  platform's ``svn-mismatch``: component digests do not cover the header that states it) is
+  refused: the fleet's appraisal compares the SVN with the release's exactly, like the
+  platform.
 """
 
 from __future__ import annotations
@@ -122,3 +123,21 @@ def test_a_device_reporting_another_svn_than_its_release_is_refused(
     assert (status, executables) == expected
     assert reason.startswith("reference-values: no logged reference value for fmc ")
     assert f"(its logged values are for SVN 3 exactly, the evidence claims {svn})" in reason
+
+
+def test_a_bmc_reporting_another_svn_than_its_release_is_refused(
+    aw: AdmissionWorld, tmp_path: Path
+) -> None:
+    """The BMC release is logged at SVN 3; the RoT boots its components under a vendor-signed
+    header stating SVN 7, never logged."""
+    fleet, authority = aw.fleet(tmp_path / "fleet", 1)
+    release = _firmware(aw.world, b"bmc svn release")
+    authority.add_endorsement(aw.world.log_reference("bmc", release), now=NOW)
+    fleet.rot("node-0001").boot(_firmware(aw.world, b"bmc svn release", svn=7), now=NOW)
+    with pytest.raises(AdmissionDenied) as caught:
+        authority.admit(prepare(fleet, authority, "node-0001").request(), now=NOW)
+    assert caught.value.code == "admission-denied"
+    assert fleet.record_of("node-0001").status == "quarantined"
+    status, executables, reason = _submod(authority, "node-0001", "rot")
+    assert (status, executables) == (TrustTier.WARNING, AR4SI.UNRECOGNIZED_RUNTIME)
+    assert "(its logged values are for SVN 3 exactly, the evidence claims 7)" in reason

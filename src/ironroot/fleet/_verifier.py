@@ -42,11 +42,12 @@ order, named by the ``component-<id>`` whose logged value lists its digest, as t
 own check matches them, else ``component-<index>``), and every block the device reports is
 compared with the reference values its vendor logged — FMC and runtime always, each further
 block when it is there (a changed third component, or a block nobody logged, is
-``executables`` 33) — and its SVN with their minimum. The SVN a device's release states is
-its exact SVN, as in the platform's check (``svn-mismatch``: the component digests do not
-cover the header stating the SVN): a block matches only values of the SVN the device
-reports, so a device reporting another SVN over a release's components is ``executables``
-33, ``fmc <digest>… (its logged values are for SVN 3 exactly, the evidence claims 4)``.
+``executables`` 33) — and its SVN with their minimum. The SVN a device's (or the BMC's)
+release states is its exact SVN, as in the platform's check (``svn-mismatch``: the component
+digests do not cover the header stating the SVN): a component matches only values of the SVN
+the device or the quote reports, so another SVN over a release's components (a header never
+logged) is ``executables`` 33, ``fmc <digest>… (its logged values are for SVN 3 exactly, the
+evidence claims 4)``.
 Each part is compared only with the values of its own product: the RoT quote with those of
 the products the class's BMC statements name, each device with those of its ``DeviceInfo``
 vendor and model; firmware logged for another product (the NIC's release on the BMC or on
@@ -294,7 +295,7 @@ def class_endorsements(
     )
     values = list(built.reference_values)
     rot_values = ReferenceValues(
-        v for v in values if any((v.vendor, v.model) == p for p in bmc_products)
+        _release_svn(v) for v in values if any((v.vendor, v.model) == p for p in bmc_products)
     )
     devices = {
         name: ReferenceValues(
@@ -314,9 +315,9 @@ def class_endorsements(
 
 
 def _release_svn(value: ReferenceValue) -> ReferenceValue:
-    """A device's logged value with its SVN read as the release's exact SVN (module docs):
-    a device's component digests do not cover the header that states its SVN, so only the
-    SVN its release states binds that header to the release (the platform's
+    """A logged value of a device or of the BMC with its SVN read as the release's exact SVN
+    (module docs): component digests do not cover the header that states the SVN, so only
+    the SVN its release states binds that header to the release (the platform's
     ``svn-mismatch``). The floor of its environment is unchanged."""
     if value.svn is None or not value.svn_minimum:
         return value
