@@ -424,3 +424,114 @@ def test_reference_values_for_an_instance_or_group_no_evidence_names_match_nothi
     device = world.device(tmp_path / "device", name)
     scoped = _scoped_corim(world, name, **scope)
     assert _unrecognized(_appraise_scoped(world, name, device, scoped))
+
+
+# --- the values of one product only: the evidence's --------------------------------------
+
+
+OTHER_VENDOR = "https://other-vendor.example"
+OTHER_MODEL = "pkg:firmware/other/bmc"
+
+
+def _other_vendor_release(world: World, name: str) -> bytes:
+    """Another vendor (its own issuer, here the one the service knows beside the vendor)
+    publishes release ``name`` for its own product."""
+    if name not in world.bundles:
+        world.release(name, svn=3, runtime=RUNTIME + name.encode(), publish=False)
+    statement = reference_statement(
+        world.bundles[name],
+        world.safe_key,
+        iss=SAFE_ISS,
+        sub=OTHER_MODEL,
+        vendor=OTHER_VENDOR,
+        model=OTHER_MODEL,
+    )
+    return world.client.register(statement).transparent_statement
+
+
+def _selecting(vendor: str, model: str | None, issuer: str, root: str) -> ReferencePublisher:
+    return ReferencePublisher(
+        vendor, model, frozenset((issuer,)), (("format", "ironroot"), ("root", root))
+    )
+
+
+@pytest.mark.parametrize("config", ["vendor-wide", "same-vendor", "other-vendor"])
+def test_a_device_running_another_products_release_is_not_affirming(
+    world: World, tmp_path: Path, config: str
+) -> None:
+    """A device chaining to the vendor CA runs a release logged for another product (another
+    model of its vendor, or another vendor's): the products configured select its evidence
+    (a vendor-wide entry, or two entries whose selector is the same root), so the evidence
+    names no one product and no logged value of any product applies: ``executables`` 33,
+    whichever release it runs. One product selecting it is affirming, as before."""
+    corim = (
+        _other_vendor_release(world, "other-vendor")
+        if config == "other-vendor"
+        else _other_product_release(world, "other-product")
+    )
+    runs = "other-vendor" if config == "other-vendor" else "other-product"
+    device = world.device(tmp_path / "d", runs)
+    nonce = os.urandom(32)
+    quote = device.quote(nonce)
+    root = (
+        verify_evidence(quote, VerifyOptions(now=NOW, nonce=nonce, roots=world.ca.trust_anchors))
+    ).identity["root"]
+    assert isinstance(root, str)
+    if config == "vendor-wide":
+        products = (_selecting(VENDOR_ISS, None, VENDOR_ISS, root),)
+        other = (VENDOR_ISS, OTHER)
+    elif config == "same-vendor":
+        products = (
+            _selecting(VENDOR_ISS, PRODUCT, VENDOR_ISS, root),
+            _selecting(VENDOR_ISS, OTHER, VENDOR_ISS, root),
+        )
+        other = (VENDOR_ISS, OTHER)
+    else:
+        products = (
+            _selecting(VENDOR_ISS, PRODUCT, VENDOR_ISS, root),
+            _selecting(OTHER_VENDOR, OTHER_MODEL, SAFE_ISS, root),
+        )
+        other = (OTHER_VENDOR, OTHER_MODEL)
+    endorsements = Endorsements.build(
+        service_keys=world.service_keys,
+        reference_statements=[world.references["good"], corim],
+        review_statements=[world.reviews["good"], world.reviews[runs]],
+        providers=world.providers,
+        publishers=products,
+        vendor_roots=world.ca.trust_anchors,
+        now=NOW,
+    )
+    assert not endorsements.rejected
+    assert endorsements.ambiguous() == products  # what the verifier's configuration warns about
+    assert {(v.vendor, v.model) for v in endorsements.reference_values} == {
+        (VENDOR_ISS, PRODUCT),
+        other,
+    }
+    good = world.device(tmp_path / "g", "good")
+    for quoted in (device, good):
+        nonce = os.urandom(32)
+        result = appraise_evidence(
+            quoted.quote(nonce), endorsements, nonce=nonce, now=NOW, lifetime=600
+        )
+        appraisal = result.submods["ironroot"]
+        assert result.status is TrustTier.WARNING
+        assert appraisal.trust_vector["executables"] == AR4SI.UNRECOGNIZED_RUNTIME
+        (reason,) = [r for r in appraisal.reasons if r.startswith("reference-values: ")]
+        assert reason.startswith("reference-values: no logged reference value for fmc ")
+        assert "(the evidence is of no one product: values of vendor " in reason
+    # one product selecting it: its own release is affirming, the other's is not
+    one = (
+        _selecting(VENDOR_ISS, PRODUCT, VENDOR_ISS, root),
+        _selecting(*other, SAFE_ISS if config == "other-vendor" else VENDOR_ISS, "00" * 32),
+    )
+    selected = dataclasses.replace(endorsements, products=one)
+    assert selected.ambiguous() == ()
+    nonce = os.urandom(32)
+    result = appraise_evidence(good.quote(nonce), selected, nonce=nonce, now=NOW, lifetime=600)
+    assert result.submods["ironroot"].trust_vector["executables"] == AR4SI.APPROVED_RUNTIME
+    nonce = os.urandom(32)
+    result = appraise_evidence(device.quote(nonce), selected, nonce=nonce, now=NOW, lifetime=600)
+    appraisal = result.submods["ironroot"]
+    assert appraisal.trust_vector["executables"] == AR4SI.UNRECOGNIZED_RUNTIME
+    (reason,) = [r for r in appraisal.reasons if r.startswith("reference-values: ")]
+    assert "(its logged values are of another product than the evidence's)" in reason

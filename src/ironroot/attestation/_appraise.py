@@ -26,16 +26,17 @@ any other IronrootError                instance-identity    -1 verifier_malfunct
 CEL variables (see ``docs/attestation.md``): the claims (``format``, ``measurements`` and
 ``report_data`` as lower-case hex, ``svns``, ``identity``, ``debug``, ``signer``, ``raw``) and
 what appraisal derived: ``components`` (the measurements that must be on the log),
-``unmatched`` (those that are not, "name digest…": values that expired since the
-endorsements were read do not count, nor do values whose exact SVN is not the evidence's
-``svn`` or whose ``is-debug`` flag is not its ``debug``, nor values stating what appraisal
-does not compare: a raw value, other flags…; and, when every component matched values of
-one product, one line when no one logged release lists them all: ``"fmc and runtime as one
-release (mixed-releases: …)"``, :func:`ironroot.attestation.common_releases`, so a quote
-showing release A's FMC with release B's runtime is ``executables`` 33 like an unlogged
-component, under any policy keeping the ``reference-values`` rule), ``svn`` (the format's
-SVN claim, 0 if none), ``min_svn`` (the logged minimum, 0 if none), ``root`` and
-``root_trusted``,
+``unmatched`` (those that are not, "name digest…": only values of the one product the
+evidence is of count (:meth:`Endorsements.products_for`: when the products selecting it
+admit values of several, none does), values that expired since the endorsements were read
+do not, nor do values whose exact SVN is not the evidence's ``svn`` or whose ``is-debug``
+flag is not its ``debug``, nor values stating what appraisal does not compare: a raw value,
+other flags…; and, when every component matched values of one product, one line when no one
+logged release lists them all: ``"fmc and runtime as one release (mixed-releases: …)"``,
+:func:`ironroot.attestation.common_releases`, so a quote showing release A's FMC with
+release B's runtime is ``executables`` 33 like an unlogged component, under any policy
+keeping the ``reference-values`` rule), ``svn`` (the format's SVN claim, 0 if none),
+``min_svn`` (the logged minimum, 0 if none), ``root`` and ``root_trusted``,
 ``nonce_ok`` (``report_data`` equals the nonce, or the nonce zero-padded to its length),
 ``firmware_hash`` (``sha384:<hex>``), ``reviews`` (``[{provider, issuer, max_cvss, issues}]``),
 ``worst_cvss``, ``cvss_threshold``, ``tcb_status`` (a TDX quote's Intel TCB status when
@@ -179,12 +180,14 @@ def _context(
     svn_name = policy.svn_claim.get(fmt)
     svn = evidence.svns.get(svn_name, 0) if svn_name is not None else 0
     accepted: dict[str, list[ReferenceValue]] = {}
+    products = endorsements.products_for(evidence)
     for name in components:
         digest = evidence.measurements.get(name)
         if digest is None:
             unmatched.append(f"{name} (not measured)")
             continue
-        named = [r for r in store.naming(name, digest) if endorsements.applies(r, evidence)]
+        logged = store.naming(name, digest)
+        named = [r for r in logged if endorsements.applies(r, evidence)]
         # the floor of the release the digest names, even when what it states refuses the
         # match (an exact SVN, a raw value…): a device below it is rolled back, not merely
         # unrecognised
@@ -203,6 +206,10 @@ def _context(
                 why = " (its logged values have expired)"
             elif unchecked:
                 why = f" (its logged values also state {', '.join(unchecked)}: not compared)"
+            elif logged and len(products) > 1:
+                why = f" (the evidence is of no one product: values of {' and '.join(products)})"
+            elif any(r.instance is None and r.group is None for r in logged):
+                why = " (its logged values are of another product than the evidence's)"
             else:
                 why = ""
             unmatched.append(f"{name} {digest.hex()[:16]}…{why}")

@@ -287,6 +287,14 @@ class AttestationConfig:
                 product.vendor,
                 product.model,
             )
+        for product in built.ambiguous():
+            _log.warning(
+                "[[attestation.products]] vendor %r model %r: the evidence it selects is also "
+                "selected for other products' reference values, so it is of no one product "
+                "and matches no reference value; give each product a selector of its own",
+                product.vendor,
+                product.model,
+            )
         return dataclasses.replace(built, rejected=(*rejected, *built.rejected))
 
     @contextlib.contextmanager

@@ -754,6 +754,9 @@ class Endorsements:
     products: tuple[ReferencePublisher, ...] = ()
     trusted_roots: frozenset[str] = field(default=frozenset(), init=False)
     _one_product: bool = field(default=True, init=False, repr=False, compare=False)
+    _kinds: tuple[frozenset[tuple[str | None, str | None]], ...] = field(
+        default=(), init=False, repr=False, compare=False
+    )
     _changes: tuple[tuple[float, ...], tuple[float, ...]] = field(
         default=((), ()), init=False, repr=False, compare=False
     )
@@ -767,6 +770,15 @@ class Endorsements:
         object.__setattr__(self, "products", tuple(self.products))
         kinds = {(v.vendor, v.model) for v in self.reference_values}
         object.__setattr__(self, "_one_product", len(kinds) <= 1)
+        # the products (vendor, model) of the values each configured product admits
+        object.__setattr__(
+            self,
+            "_kinds",
+            tuple(
+                frozenset((v.vendor, v.model) for v in self.reference_values if p.allows(v))
+                for p in self.products
+            ),
+        )
         # When a logged value, RIM or review starts or stops counting: from the instant
         # itself (value starts and ends, which count whole seconds, RIM starts, review nbf and
         # exp), or from just after it (a RIM's chain is valid up to its notAfter, inclusive)
@@ -793,8 +805,10 @@ class Endorsements:
     def applies(self, value: ReferenceValue, evidence: EvidenceClaims) -> bool:
         """Whether logged ``value`` may be compared with ``evidence``: one of the products
         that admitted it (:attr:`products`) selects the evidence; a product without a selector
-        does so only while it is the only product with reference values here. Endorsements
-        made without products (a caller that chose the values for its device) apply all.
+        does so only while it is the only product with reference values here; and the
+        products selecting the evidence admit values of that one product (vendor and model)
+        only (:meth:`products_for`; else no value applies). Endorsements made without
+        products (a caller that chose the values for its device) apply all.
 
         Whatever the products, a value whose environment names an instance applies only to
         evidence of that instance: a UEID (tag 550) equal to the evidence's ``ueid`` identity
@@ -804,11 +818,28 @@ class Endorsements:
             return False
         if not self.products:
             return True
-        return any(
-            p.selects(evidence) or (not p.evidence and self._one_product)
-            for p in self.products
-            if p.allows(value)
-        )
+        selecting = self._selecting(evidence)
+        if len(frozenset().union(*(self._kinds[i] for i in selecting))) > 1:
+            return False  # the evidence is of no one product (:meth:`products_for`)
+        return any(self.products[i].allows(value) for i in selecting)
+
+    def _selecting(self, evidence: EvidenceClaims) -> list[int]:
+        """The indexes of the products that select ``evidence``."""
+        return [
+            i
+            for i, p in enumerate(self.products)
+            if p.selects(evidence) or (not p.evidence and self._one_product)
+        ]
+
+    def products_for(self, evidence: EvidenceClaims) -> tuple[str, ...]:
+        """The products (``vendor '…' model '…'``, sorted) whose logged values the configured
+        products that select ``evidence`` admit. More than one: the evidence, which names
+        no product of its own, is of no one product, and no value applies to it
+        (:meth:`applies`, fail closed): a device would otherwise be affirmed running the
+        release logged for another product of the selector (another model of a vendor-wide
+        entry, or another entry selecting the same root). Empty without products."""
+        kinds = frozenset().union(*(self._kinds[i] for i in self._selecting(evidence)))
+        return tuple(sorted(_product(ReferenceValue("", (), vendor=v, model=m)) for v, m in kinds))
 
     def reviews_for(
         self, alg: str, digest: bytes, *, now: dt.datetime | None = None
@@ -912,6 +943,23 @@ class Endorsements:
             rims=LoggedRims(rims),
             products=tuple(publishers),
         )
+
+    def ambiguous(self) -> tuple[ReferencePublisher, ...]:
+        """The products with a selector whose evidence would be of no one product
+        (:meth:`products_for`) whatever it carries: the entry admits values of several
+        products (a vendor-wide entry while two of its models have values), or another
+        entry with the same selector admits another product's. Evidence selected by
+        overlapping selectors of other claims is only found when appraised."""
+        found = []
+        for p in self.products:
+            if not p.evidence:
+                continue
+            kinds = frozenset().union(
+                *(self._kinds[j] for j, q in enumerate(self.products) if q.evidence == p.evidence)
+            )
+            if len(kinds) > 1:
+                found.append(p)
+        return tuple(found)
 
     def unselected(self) -> tuple[ReferencePublisher, ...]:
         """The products whose reference values match no evidence here: they name no evidence

@@ -42,7 +42,16 @@ order, named by the ``component-<id>`` whose logged value lists its digest, as t
 own check matches them, else ``component-<index>``), and every block the device reports is
 compared with the reference values its vendor logged — FMC and runtime always, each further
 block when it is there (a changed third component, or a block nobody logged, is
-``executables`` 33) — and its SVN with their minimum. Its blocks must also all be of one
+``executables`` 33) — and its SVN with their minimum. The SVN a device's (or the BMC's)
+release states is its exact SVN, as in the platform's check (``svn-mismatch``: the component
+digests do not cover the header stating the SVN): a component matches only values of the SVN
+the device or the quote reports, so another SVN over a release's components (a header never
+logged) is ``executables`` 33, ``fmc <digest>… (its logged values are for SVN 3 exactly, the
+evidence claims 4)``.
+Each part is compared only with the values of its own product: the RoT quote with those of
+the products the class's BMC statements name, each device with those of its ``DeviceInfo``
+vendor and model; firmware logged for another product (the NIC's release on the BMC or on
+the GPU) is ``executables`` 33 like unlogged firmware. Its blocks must also all be of one
 logged release, one CoMID of one issuer, and so must the quote's FMC and runtime: the generic
 appraisal's rule (:func:`ironroot.attestation.common_releases`, the platform's own): a device
 or a BMC mixing the components of two logged releases is ``executables`` 33 too, reason
@@ -102,6 +111,7 @@ from ironroot.attestation import (
     EvidenceCaches,
     EvidenceClaims,
     ReferencePublisher,
+    ReferenceValue,
     ReferenceValues,
     TrustTier,
     VerifierId,
@@ -285,11 +295,13 @@ def class_endorsements(
     )
     values = list(built.reference_values)
     rot_values = ReferenceValues(
-        v for v in values if any((v.vendor, v.model) == p for p in bmc_products)
+        _release_svn(v) for v in values if any((v.vendor, v.model) == p for p in bmc_products)
     )
     devices = {
         name: ReferenceValues(
-            v for v in values if v.vendor == publisher.vendor and v.model == publisher.model
+            _release_svn(v)
+            for v in values
+            if v.vendor == publisher.vendor and v.model == publisher.model
         )
         for name, publisher in device_publishers.items()
     }
@@ -300,6 +312,16 @@ def class_endorsements(
         rejected=built.rejected,
     )
     return ClassEndorsements(rot, devices, (*skipped, *built.rejected))
+
+
+def _release_svn(value: ReferenceValue) -> ReferenceValue:
+    """A logged value of a device or of the BMC with its SVN read as the release's exact SVN
+    (module docs): component digests do not cover the header that states the SVN, so only
+    the SVN its release states binds that header to the release (the platform's
+    ``svn-mismatch``). The floor of its environment is unchanged."""
+    if value.svn is None or not value.svn_minimum:
+        return value
+    return dataclasses.replace(value, svn_minimum=False)
 
 
 # --- appraisal ------------------------------------------------------------------------------
