@@ -30,6 +30,7 @@ from tests.platform.test_platform_redfish import (
     _error,
     _gpu_2_0,
     _login,
+    _parts,
     bmc,
     files,
     world,
@@ -708,3 +709,28 @@ def test_a_request_whose_account_is_disabled_while_its_body_arrives_changes_noth
     assert info["MessageId"] == "Base.1.22.NoValidSession"
     assert "mallory" not in roles
     assert roles[VIEWER[0]] == "ReadOnly"
+
+
+@pytest.mark.parametrize(
+    "part", ["OemIronrootStatement", "OemIronrootPfm", "OemIronrootPfmStatement"]
+)
+def test_a_pushed_statement_or_pfm_over_its_limit_is_413_as_a_fetched_one_is(
+    bmc: Bmc, part: str
+) -> None:
+    """``max_statement_bytes`` bounds each statement and PFM part of a push as it bounds each
+    one ``SimpleUpdate`` fetches: the form parser bounds only parts without a file name, so a
+    statement part of any size under the whole request's limit went on to verification."""
+    limit = bmc.service.limits.max_statement_bytes
+    v2 = bmc.world.release("bmc", "2.0")
+    with bmc.client(ADMIN) as client:
+        response = client.post(
+            PUSH,
+            files=[
+                *_parts(v2.bundle, v2.statements),
+                (part, ("big.cose", b"\x00" * (limit + 1), "application/cose")),
+            ],
+        )
+    error = _error(response, 413, "PayloadTooLarge")
+    assert part in error["message"]
+    assert bmc.service.tasks.tasks() == []
+    assert bmc.active("bmc") == "1.0"

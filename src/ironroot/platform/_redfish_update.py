@@ -362,6 +362,11 @@ async def multipart_update(
     for single in (PFM_PART, PFM_STATEMENT_PART):
         if len(parts.get(single, ())) > 1:
             raise Refusal(400, message("MissingOrMalformedPart"), text=f"at most one {single} part")
+    # The form parser bounds only parts without a file name: each statement and PFM is held
+    # here to the limit a fetched one is (SimpleUpdate), as the image is below.
+    for name in (STATEMENT_PART, PFM_PART, PFM_STATEMENT_PART):
+        if any(len(data) > limits.max_statement_bytes for data in parts.get(name, ())):
+            raise PayloadTooLarge(f"a {name} part is over {limits.max_statement_bytes} bytes")
     statements = parts.get(STATEMENT_PART, [])
     if len(statements) > limits.max_statements:
         raise Refusal(
