@@ -734,3 +734,32 @@ def test_a_pushed_statement_or_pfm_over_its_limit_is_413_as_a_fetched_one_is(
     assert part in error["message"]
     assert bmc.service.tasks.tasks() == []
     assert bmc.active("bmc") == "1.0"
+
+
+@pytest.mark.parametrize("name", ["X-Auth-Token", "Authorization"])
+def test_a_request_with_two_credentials_of_one_kind_is_400_naming_the_header(
+    bmc: Bmc, name: str
+) -> None:
+    """``X-Auth-Token`` and ``Authorization`` are single fields (RFC 9110 §5.3): the service
+    took the first of two, a proxy or log in front of it may take the last or join them, so
+    which account a request acted as depended on who read it. Two are ``400 HeaderInvalid``
+    naming the field, whichever comes first, for a read and a change alike; nothing changes."""
+    basic = "Basic " + base64.b64encode(f"{ADMIN[0]}:{ADMIN[1]}".encode()).decode()
+    with bmc.client() as client:
+        admin, viewer = _login(client, ADMIN), _login(client, VIEWER)
+        values = {"X-Auth-Token": (admin, viewer), "Authorization": (basic, "Basic eDp5")}[name]
+        account = f"{ROOT}/AccountService/Accounts/1"
+        answers = [
+            client.get(account, headers=[(name, values[0]), (name, values[1])]),
+            client.get(account, headers=[(name, values[1]), (name, values[0])]),
+            client.patch(
+                f"{ROOT}/SessionService",
+                json={"SessionTimeout": 60},
+                headers=[(name, values[0]), (name, values[1])],
+            ),
+        ]
+        timeout = client.get(f"{ROOT}/SessionService", headers={"X-Auth-Token": admin})
+    for answer in answers:
+        error = _error(answer, 400, "HeaderInvalid")
+        assert error["@Message.ExtendedInfo"][0]["MessageArgs"] == [name]
+    assert timeout.json()["SessionTimeout"] != 60

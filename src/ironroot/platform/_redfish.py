@@ -444,6 +444,16 @@ def _answer(request: Request, refusal: Refusal, allow: str) -> Response:
 
 
 def _check_request(request: Request) -> None:
+    # A credential field given twice: this service would take the first, a proxy or log in
+    # front of it the last (or both, joined), so who the request acts as would depend on
+    # who reads it (RFC 9110 §5.3: neither is a list).
+    for name in ("X-Auth-Token", "Authorization"):
+        if len(request.headers.getlist(name)) > 1:
+            raise Refusal(
+                400,
+                message("HeaderInvalid", name),
+                text=f"a request has at most one {name} field",
+            )
     if request.method not in ("GET", "HEAD"):
         _check_same_origin(request)
     version = request.headers.get("odata-version")
