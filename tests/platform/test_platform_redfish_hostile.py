@@ -763,3 +763,34 @@ def test_a_request_with_two_credentials_of_one_kind_is_400_naming_the_header(
         error = _error(answer, 400, "HeaderInvalid")
         assert error["@Message.ExtendedInfo"][0]["MessageArgs"] == [name]
     assert timeout.json()["SessionTimeout"] != 60
+
+
+def test_a_change_under_if_none_match_of_the_resource_is_412(bmc: Bmc) -> None:
+    """``If-None-Match: *`` or the resource's ETag on a ``PATCH`` or ``DELETE`` is a condition
+    that is false (the resource exists, with that ETag): RFC 9110 §13.1.2 has the change not
+    made and ``412``. The service ignored it and made the change a client asked to be made
+    only if the resource did not exist, or had changed."""
+    with bmc.client(ADMIN) as client:
+        service = client.get(f"{ROOT}/SessionService")
+        session = client.post(
+            f"{ROOT}/SessionService/Sessions",
+            json={"UserName": VIEWER[0], "Password": VIEWER[1]},
+        )
+        refused = [
+            client.patch(
+                f"{ROOT}/SessionService",
+                json={"SessionTimeout": 60},
+                headers={"If-None-Match": tag},
+            )
+            for tag in ("*", service.headers["etag"], f'"other", {service.headers["etag"]}')
+        ]
+        gone = client.delete(session.headers["location"], headers={"If-None-Match": "*"})
+        other = client.patch(
+            f"{ROOT}/SessionService", json={"SessionTimeout": 600}, headers={"If-None-Match": '"x"'}
+        )
+        still = client.get(session.headers["location"])
+    for answer in (*refused, gone):
+        _error(answer, 412, "PreconditionFailed")
+    assert still.status_code == 200
+    assert other.status_code == 200
+    assert bmc.service.accounts.settings.session_timeout == 600

@@ -95,7 +95,7 @@ a client may still be polling to another task.
 **Conventions.** Every resource has ``@odata.id``, ``@odata.type`` (the versions of
 :data:`~ironroot.platform._redfish_csdl.SCHEMA_VERSIONS`) and ``@odata.context``; answers carry
 ``OData-Version: 4.0``, an ``ETag`` (also ``@odata.etag``; ``If-None-Match`` gives ``304``)
-and ``Allow``; ``PATCH`` and ``DELETE`` honour ``If-Match`` (``412``
+and ``Allow``; ``PATCH`` and ``DELETE`` honour ``If-Match`` and ``If-None-Match`` (``412``
 ``Base.1.22.PreconditionFailed``). Errors are Redfish error bodies
 (``{"error": {"code", "message", "@Message.ExtendedInfo": [...]}}``, messages of the Base,
 Update and TaskEvent registries): ``400`` (``MalformedJSON``, ``PropertyValueFormatError``,
