@@ -4,20 +4,25 @@ error (status and registry message) and no change to the node."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import dataclasses
 import gzip
 import ipaddress
 import json
 import socket
+import threading
 import time
 import zlib
 from collections.abc import Iterator
 
+import httpx
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from tests.platform.node_world import NOW
 from tests.platform.test_platform_redfish import (
     ADMIN,
     INVENTORY,
@@ -38,6 +43,7 @@ from tests.platform.test_platform_redfish import (
 
 from ironroot.errors import PolicyRejected
 from ironroot.http import ServerThread
+from ironroot.platform._redfish import RedfishService, create_redfish_app
 from ironroot.platform._redfish_update import check_fetch_address
 
 __all__ = ["bmc", "files", "world"]  # the fixtures, imported for pytest
@@ -794,3 +800,40 @@ def test_a_change_under_if_none_match_of_the_resource_is_412(bmc: Bmc) -> None:
     assert still.status_code == 200
     assert other.status_code == 200
     assert bmc.service.accounts.settings.session_timeout == 600
+
+
+def test_an_update_the_service_stops_during_runs_to_its_end(bmc: Bmc) -> None:
+    """The service stops (its event loop closed) while an update it accepted is still being
+    fetched: the worker thread goes on, as the process waits for it, and the update ends as
+    it would have, its task ``Completed``. The worker told the closed loop that the image
+    had verified from inside the RoT's update, so the update failed halfway there, and the
+    task's end raised out of the thread."""
+    gate = threading.Event()
+    content: dict[str, bytes] = {}
+
+    async def serve(request: Request) -> Response:
+        await asyncio.to_thread(gate.wait, 60)
+        return Response(content[request.path_params["name"]], media_type="application/octet-stream")
+
+    service = RedfishService(
+        bmc.platform,
+        bmc.service.accounts,
+        clock=lambda: NOW,
+        limits=dataclasses.replace(bmc.service.limits, verify_wait=0),
+        basic_over_http=True,
+        fetch_internal=True,
+    )
+    with ServerThread(Starlette(routes=[Route("/{name}", serve)])) as images:
+        body = _gpu_2_0(bmc, (images.url, content))
+        with (
+            ServerThread(create_redfish_app(service)) as server,
+            httpx.Client(base_url=server.url, auth=ADMIN, timeout=30) as client,
+        ):
+            accepted = client.post(SIMPLE, json=body)
+        assert accepted.status_code == 202, accepted.text
+        gate.set()
+        assert service.updating.acquire(timeout=60)  # the worker ended
+        service.updating.release()
+    (task,) = service.tasks.tasks()
+    assert (task.state, task.status) == ("Completed", "OK")
+    assert bmc.active("gpu") == "2.0"

@@ -890,7 +890,10 @@ async def start_update(
             if not verified.done():
                 verified.set_result(outcome)
 
-        loop.call_soon_threadsafe(set_once)
+        # Called from the worker, inside the RoT's update too: once the service has stopped
+        # (its loop closed) no request waits for the answer, and the update goes on to its end.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(set_once)
 
     worker = threading.Thread(
         target=_run_update,
