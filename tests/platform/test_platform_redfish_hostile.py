@@ -837,3 +837,31 @@ def test_an_update_the_service_stops_during_runs_to_its_end(bmc: Bmc) -> None:
     (task,) = service.tasks.tasks()
     assert (task.state, task.status) == ("Completed", "OK")
     assert bmc.active("gpu") == "2.0"
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-be", "utf-32", "utf-8-sig"])
+def test_a_body_not_in_utf_8_is_malformed_json(bmc: Bmc, encoding: str) -> None:
+    """JSON between systems is UTF-8 without a byte order mark (RFC 8259 §8.1). The service
+    also read UTF-16 and UTF-32 (and a BOM), so a proxy that checked the request as UTF-8 saw
+    no JSON, or other JSON, where the service saw a change: ``400 MalformedJSON``, in a
+    request body and in a push's ``UpdateParameters``; nothing changes."""
+    with bmc.client(ADMIN) as client:
+        before = client.get(f"{ROOT}/SessionService").json()["SessionTimeout"]
+        patched = client.patch(
+            f"{ROOT}/SessionService",
+            content='{"SessionTimeout": 600}'.encode(encoding),
+            headers={"Content-Type": "application/json"},
+        )
+        after = client.get(f"{ROOT}/SessionService").json()["SessionTimeout"]
+        params = json.dumps({"Targets": [f"{INVENTORY}/bmc-active"]}).encode(encoding)
+        pushed = client.post(
+            PUSH,
+            files=[
+                ("UpdateParameters", ("p.json", params, "application/json")),
+                ("UpdateFile", ("image.bin", b"x", "application/octet-stream")),
+            ],
+        )
+    _error(patched, 400, "MalformedJSON")
+    assert after == before != 600
+    _error(pushed, 400, "MalformedJSON")
+    assert bmc.service.tasks.tasks() == []

@@ -289,10 +289,13 @@ async def json_body(request: Request) -> dict[str, Any]:
 def json_object(body: bytes | str) -> dict[str, Any]:
     """A JSON object read strictly (``ironroot._json``): a member given twice (kept last here,
     first by another reader, such as a proxy that checked the request), ``NaN``, ``Infinity``
-    or a number past a double is ``MalformedJSON``; another JSON value is
-    ``UnrecognizedRequestBody``."""
+    or a number past a double is ``MalformedJSON``, and so are bytes other than UTF-8 without
+    a byte order mark (RFC 8259 §8.1; a reader of UTF-8 sees other JSON, or none, in UTF-16
+    or UTF-32); another JSON value is ``UnrecognizedRequestBody``."""
     try:
-        text = body.decode(json.detect_encoding(body)) if isinstance(body, bytes) else body
+        text = body.decode("utf-8") if isinstance(body, bytes) else body
+        if text.startswith("\ufeff"):
+            raise ValueError("a byte order mark")
         value = DECODER.decode(text)
     except (ValueError, RecursionError):  # UnicodeError is a ValueError
         raise refuse("MalformedJSON") from None
