@@ -4,20 +4,25 @@ error (status and registry message) and no change to the node."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import dataclasses
 import gzip
 import ipaddress
 import json
 import socket
+import threading
 import time
 import zlib
 from collections.abc import Iterator
 
+import httpx
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from tests.platform.node_world import NOW
 from tests.platform.test_platform_redfish import (
     ADMIN,
     INVENTORY,
@@ -30,6 +35,7 @@ from tests.platform.test_platform_redfish import (
     _error,
     _gpu_2_0,
     _login,
+    _parts,
     bmc,
     files,
     world,
@@ -37,6 +43,7 @@ from tests.platform.test_platform_redfish import (
 
 from ironroot.errors import PolicyRejected
 from ironroot.http import ServerThread
+from ironroot.platform._redfish import RedfishService, create_redfish_app
 from ironroot.platform._redfish_update import check_fetch_address
 
 __all__ = ["bmc", "files", "world"]  # the fixtures, imported for pytest
@@ -708,3 +715,153 @@ def test_a_request_whose_account_is_disabled_while_its_body_arrives_changes_noth
     assert info["MessageId"] == "Base.1.22.NoValidSession"
     assert "mallory" not in roles
     assert roles[VIEWER[0]] == "ReadOnly"
+
+
+@pytest.mark.parametrize(
+    "part", ["OemIronrootStatement", "OemIronrootPfm", "OemIronrootPfmStatement"]
+)
+def test_a_pushed_statement_or_pfm_over_its_limit_is_413_as_a_fetched_one_is(
+    bmc: Bmc, part: str
+) -> None:
+    """``max_statement_bytes`` bounds each statement and PFM part of a push as it bounds each
+    one ``SimpleUpdate`` fetches: the form parser bounds only parts without a file name, so a
+    statement part of any size under the whole request's limit went on to verification."""
+    limit = bmc.service.limits.max_statement_bytes
+    v2 = bmc.world.release("bmc", "2.0")
+    with bmc.client(ADMIN) as client:
+        response = client.post(
+            PUSH,
+            files=[
+                *_parts(v2.bundle, v2.statements),
+                (part, ("big.cose", b"\x00" * (limit + 1), "application/cose")),
+            ],
+        )
+    error = _error(response, 413, "PayloadTooLarge")
+    assert part in error["message"]
+    assert bmc.service.tasks.tasks() == []
+    assert bmc.active("bmc") == "1.0"
+
+
+@pytest.mark.parametrize("name", ["X-Auth-Token", "Authorization"])
+def test_a_request_with_two_credentials_of_one_kind_is_400_naming_the_header(
+    bmc: Bmc, name: str
+) -> None:
+    """``X-Auth-Token`` and ``Authorization`` are single fields (RFC 9110 §5.3): the service
+    took the first of two, a proxy or log in front of it may take the last or join them, so
+    which account a request acted as depended on who read it. Two are ``400 HeaderInvalid``
+    naming the field, whichever comes first, for a read and a change alike; nothing changes."""
+    basic = "Basic " + base64.b64encode(f"{ADMIN[0]}:{ADMIN[1]}".encode()).decode()
+    with bmc.client() as client:
+        admin, viewer = _login(client, ADMIN), _login(client, VIEWER)
+        values = {"X-Auth-Token": (admin, viewer), "Authorization": (basic, "Basic eDp5")}[name]
+        account = f"{ROOT}/AccountService/Accounts/1"
+        answers = [
+            client.get(account, headers=[(name, values[0]), (name, values[1])]),
+            client.get(account, headers=[(name, values[1]), (name, values[0])]),
+            client.patch(
+                f"{ROOT}/SessionService",
+                json={"SessionTimeout": 60},
+                headers=[(name, values[0]), (name, values[1])],
+            ),
+        ]
+        timeout = client.get(f"{ROOT}/SessionService", headers={"X-Auth-Token": admin})
+    for answer in answers:
+        error = _error(answer, 400, "HeaderInvalid")
+        assert error["@Message.ExtendedInfo"][0]["MessageArgs"] == [name]
+    assert timeout.json()["SessionTimeout"] != 60
+
+
+def test_a_change_under_if_none_match_of_the_resource_is_412(bmc: Bmc) -> None:
+    """``If-None-Match: *`` or the resource's ETag on a ``PATCH`` or ``DELETE`` is a condition
+    that is false (the resource exists, with that ETag): RFC 9110 §13.1.2 has the change not
+    made and ``412``. The service ignored it and made the change a client asked to be made
+    only if the resource did not exist, or had changed."""
+    with bmc.client(ADMIN) as client:
+        service = client.get(f"{ROOT}/SessionService")
+        session = client.post(
+            f"{ROOT}/SessionService/Sessions",
+            json={"UserName": VIEWER[0], "Password": VIEWER[1]},
+        )
+        refused = [
+            client.patch(
+                f"{ROOT}/SessionService",
+                json={"SessionTimeout": 60},
+                headers={"If-None-Match": tag},
+            )
+            for tag in ("*", service.headers["etag"], f'"other", {service.headers["etag"]}')
+        ]
+        gone = client.delete(session.headers["location"], headers={"If-None-Match": "*"})
+        other = client.patch(
+            f"{ROOT}/SessionService", json={"SessionTimeout": 600}, headers={"If-None-Match": '"x"'}
+        )
+        still = client.get(session.headers["location"])
+    for answer in (*refused, gone):
+        _error(answer, 412, "PreconditionFailed")
+    assert still.status_code == 200
+    assert other.status_code == 200
+    assert bmc.service.accounts.settings.session_timeout == 600
+
+
+def test_an_update_the_service_stops_during_runs_to_its_end(bmc: Bmc) -> None:
+    """The service stops (its event loop closed) while an update it accepted is still being
+    fetched: the worker thread goes on, as the process waits for it, and the update ends as
+    it would have, its task ``Completed``. The worker told the closed loop that the image
+    had verified from inside the RoT's update, so the update failed halfway there, and the
+    task's end raised out of the thread."""
+    gate = threading.Event()
+    content: dict[str, bytes] = {}
+
+    async def serve(request: Request) -> Response:
+        await asyncio.to_thread(gate.wait, 60)
+        return Response(content[request.path_params["name"]], media_type="application/octet-stream")
+
+    service = RedfishService(
+        bmc.platform,
+        bmc.service.accounts,
+        clock=lambda: NOW,
+        limits=dataclasses.replace(bmc.service.limits, verify_wait=0),
+        basic_over_http=True,
+        fetch_internal=True,
+    )
+    with ServerThread(Starlette(routes=[Route("/{name}", serve)])) as images:
+        body = _gpu_2_0(bmc, (images.url, content))
+        with (
+            ServerThread(create_redfish_app(service)) as server,
+            httpx.Client(base_url=server.url, auth=ADMIN, timeout=30) as client,
+        ):
+            accepted = client.post(SIMPLE, json=body)
+        assert accepted.status_code == 202, accepted.text
+        gate.set()
+        assert service.updating.acquire(timeout=60)  # the worker ended
+        service.updating.release()
+    (task,) = service.tasks.tasks()
+    assert (task.state, task.status) == ("Completed", "OK")
+    assert bmc.active("gpu") == "2.0"
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-be", "utf-32", "utf-8-sig"])
+def test_a_body_not_in_utf_8_is_malformed_json(bmc: Bmc, encoding: str) -> None:
+    """JSON between systems is UTF-8 without a byte order mark (RFC 8259 §8.1). The service
+    also read UTF-16 and UTF-32 (and a BOM), so a proxy that checked the request as UTF-8 saw
+    no JSON, or other JSON, where the service saw a change: ``400 MalformedJSON``, in a
+    request body and in a push's ``UpdateParameters``; nothing changes."""
+    with bmc.client(ADMIN) as client:
+        before = client.get(f"{ROOT}/SessionService").json()["SessionTimeout"]
+        patched = client.patch(
+            f"{ROOT}/SessionService",
+            content='{"SessionTimeout": 600}'.encode(encoding),
+            headers={"Content-Type": "application/json"},
+        )
+        after = client.get(f"{ROOT}/SessionService").json()["SessionTimeout"]
+        params = json.dumps({"Targets": [f"{INVENTORY}/bmc-active"]}).encode(encoding)
+        pushed = client.post(
+            PUSH,
+            files=[
+                ("UpdateParameters", ("p.json", params, "application/json")),
+                ("UpdateFile", ("image.bin", b"x", "application/octet-stream")),
+            ],
+        )
+    _error(patched, 400, "MalformedJSON")
+    assert after == before != 600
+    _error(pushed, 400, "MalformedJSON")
+    assert bmc.service.tasks.tasks() == []

@@ -95,7 +95,7 @@ a client may still be polling to another task.
 **Conventions.** Every resource has ``@odata.id``, ``@odata.type`` (the versions of
 :data:`~ironroot.platform._redfish_csdl.SCHEMA_VERSIONS`) and ``@odata.context``; answers carry
 ``OData-Version: 4.0``, an ``ETag`` (also ``@odata.etag``; ``If-None-Match`` gives ``304``)
-and ``Allow``; ``PATCH`` and ``DELETE`` honour ``If-Match`` (``412``
+and ``Allow``; ``PATCH`` and ``DELETE`` honour ``If-Match`` and ``If-None-Match`` (``412``
 ``Base.1.22.PreconditionFailed``). Errors are Redfish error bodies
 (``{"error": {"code", "message", "@Message.ExtendedInfo": [...]}}``, messages of the Base,
 Update and TaskEvent registries): ``400`` (``MalformedJSON``, ``PropertyValueFormatError``,
@@ -444,6 +444,16 @@ def _answer(request: Request, refusal: Refusal, allow: str) -> Response:
 
 
 def _check_request(request: Request) -> None:
+    # A credential field given twice: this service would take the first, a proxy or log in
+    # front of it the last (or both, joined), so who the request acts as would depend on
+    # who reads it (RFC 9110 §5.3: neither is a list).
+    for name in ("X-Auth-Token", "Authorization"):
+        if len(request.headers.getlist(name)) > 1:
+            raise Refusal(
+                400,
+                message("HeaderInvalid", name),
+                text=f"a request has at most one {name} field",
+            )
     if request.method not in ("GET", "HEAD"):
         _check_same_origin(request)
     version = request.headers.get("odata-version")

@@ -4,9 +4,9 @@
 handler; :func:`refusal_of` turns a typed error from below the HTTP layer into one. The JSON
 helpers give every resource its ``@odata.id``, ``@odata.type`` and ``@odata.context``
 (:func:`odata`), answer with ``OData-Version``, ``ETag`` and ``Allow`` (:func:`json_response`,
-``304`` for a matching ``If-None-Match``), hold ``PATCH``/``DELETE`` to ``If-Match``
-(:func:`precondition`), and read request bodies and properties with the Base registry's
-messages for what is wrong (:func:`json_body`, :func:`prop`, :func:`only`).
+``304`` for a matching ``If-None-Match``), hold ``PATCH``/``DELETE`` to ``If-Match`` and
+``If-None-Match`` (:func:`precondition`), and read request bodies and properties with the Base
+registry's messages for what is wrong (:func:`json_body`, :func:`prop`, :func:`only`).
 """
 
 from __future__ import annotations
@@ -263,9 +263,15 @@ def json_response(
 
 
 def precondition(request: Request, current: Mapping[str, Any], *, version: str = "") -> None:
-    """``If-Match`` against the resource's current ETag (``412`` when it does not match)."""
+    """``If-Match`` against the resource's current ETag (``412`` when it does not match),
+    and ``If-None-Match`` (``412`` when it does: ``*`` or the current ETag; RFC 9110
+    §13.1.2, a condition for a change, not only for a ``304``)."""
+    etag = etag_of(current, version)
     wanted = request.headers.get("if-match")
-    if wanted is not None and not etag_matches(wanted, etag_of(current, version)):
+    if wanted is not None and not etag_matches(wanted, etag):
+        raise refuse("PreconditionFailed", status=412)
+    unwanted = request.headers.get("if-none-match")
+    if unwanted is not None and etag_matches(unwanted, etag):
         raise refuse("PreconditionFailed", status=412)
 
 
@@ -283,10 +289,13 @@ async def json_body(request: Request) -> dict[str, Any]:
 def json_object(body: bytes | str) -> dict[str, Any]:
     """A JSON object read strictly (``ironroot._json``): a member given twice (kept last here,
     first by another reader, such as a proxy that checked the request), ``NaN``, ``Infinity``
-    or a number past a double is ``MalformedJSON``; another JSON value is
-    ``UnrecognizedRequestBody``."""
+    or a number past a double is ``MalformedJSON``, and so are bytes other than UTF-8 without
+    a byte order mark (RFC 8259 §8.1; a reader of UTF-8 sees other JSON, or none, in UTF-16
+    or UTF-32); another JSON value is ``UnrecognizedRequestBody``."""
     try:
-        text = body.decode(json.detect_encoding(body)) if isinstance(body, bytes) else body
+        text = body.decode("utf-8") if isinstance(body, bytes) else body
+        if text.startswith("\ufeff"):
+            raise ValueError("a byte order mark")
         value = DECODER.decode(text)
     except (ValueError, RecursionError):  # UnicodeError is a ValueError
         raise refuse("MalformedJSON") from None

@@ -362,6 +362,11 @@ async def multipart_update(
     for single in (PFM_PART, PFM_STATEMENT_PART):
         if len(parts.get(single, ())) > 1:
             raise Refusal(400, message("MissingOrMalformedPart"), text=f"at most one {single} part")
+    # The form parser bounds only parts without a file name: each statement and PFM is held
+    # here to the limit a fetched one is (SimpleUpdate), as the image is below.
+    for name in (STATEMENT_PART, PFM_PART, PFM_STATEMENT_PART):
+        if any(len(data) > limits.max_statement_bytes for data in parts.get(name, ())):
+            raise PayloadTooLarge(f"a {name} part is over {limits.max_statement_bytes} bytes")
     statements = parts.get(STATEMENT_PART, [])
     if len(statements) > limits.max_statements:
         raise Refusal(
@@ -885,7 +890,10 @@ async def start_update(
             if not verified.done():
                 verified.set_result(outcome)
 
-        loop.call_soon_threadsafe(set_once)
+        # Called from the worker, inside the RoT's update too: once the service has stopped
+        # (its loop closed) no request waits for the answer, and the update goes on to its end.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(set_once)
 
     worker = threading.Thread(
         target=_run_update,
