@@ -248,6 +248,15 @@ def _head_unknown() -> StoreUnavailable:
     )
 
 
+def _entry_id(entry: bytes) -> bytes:
+    """A submitted entry's id (SHA-256), once it is known to be bytes within the size."""
+    if not isinstance(entry, bytes):
+        raise MalformedInput("a log entry must be bytes")
+    if len(entry) > MAX_ENTRY_SIZE:
+        raise PayloadTooLarge(f"a log entry is at most {MAX_ENTRY_SIZE} bytes")
+    return hashlib.sha256(entry).digest()
+
+
 def _new_ticket(entry_id: bytes) -> Ticket:
     return Ticket(entry_id, concurrent.futures.Future(), concurrent.futures.Future())
 
@@ -598,11 +607,7 @@ class Log(LogView):
 
     def submit(self, entry: bytes) -> Ticket:
         """Queue ``entry``; its id is SHA-256(entry), so resubmitting is idempotent."""
-        if not isinstance(entry, bytes):
-            raise MalformedInput("a log entry must be bytes")
-        if len(entry) > MAX_ENTRY_SIZE:
-            raise PayloadTooLarge(f"a log entry is at most {MAX_ENTRY_SIZE} bytes")
-        entry_id = hashlib.sha256(entry).digest()
+        entry_id = _entry_id(entry)
         with self._cond:
             if self._closing:
                 raise StorageError("the log is closed")
@@ -623,11 +628,7 @@ class Log(LogView):
         (cheaper per entry; nothing can block on them). An entry already in flight from
         :meth:`submit` gives that :class:`Ticket`: both kinds have ``done``, ``result``,
         ``exception`` and ``add_done_callback`` on ``durable`` and ``integrated``."""
-        if not isinstance(entry, bytes):
-            raise MalformedInput("a log entry must be bytes")
-        if len(entry) > MAX_ENTRY_SIZE:
-            raise PayloadTooLarge(f"a log entry is at most {MAX_ENTRY_SIZE} bytes")
-        entry_id = hashlib.sha256(entry).digest()
+        entry_id = _entry_id(entry)
         with self._cond:
             if self._closing:
                 raise StorageError("the log is closed")
@@ -688,13 +689,7 @@ class Log(LogView):
         Same results as :meth:`submit` for each; an entry already in the log is answered by
         the writer rather than here.
         """
-        prepared = []
-        for entry in entries:
-            if not isinstance(entry, bytes):
-                raise MalformedInput("a log entry must be bytes")
-            if len(entry) > MAX_ENTRY_SIZE:
-                raise PayloadTooLarge(f"a log entry is at most {MAX_ENTRY_SIZE} bytes")
-            prepared.append((hashlib.sha256(entry).digest(), entry))
+        prepared = [(_entry_id(entry), entry) for entry in entries]
         waiting: list[_InFlight] = []
         with self._cond:
             if self._closing:
