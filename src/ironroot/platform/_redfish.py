@@ -95,8 +95,10 @@ a client may still be polling to another task.
 **Conventions.** Every resource has ``@odata.id``, ``@odata.type`` (the versions of
 :data:`~ironroot.platform._redfish_csdl.SCHEMA_VERSIONS`) and ``@odata.context``; answers carry
 ``OData-Version: 4.0``, an ``ETag`` (also ``@odata.etag``; ``If-None-Match`` gives ``304``)
-and ``Allow``; ``PATCH`` and ``DELETE`` honour ``If-Match`` and ``If-None-Match`` (``412``
-``Base.1.22.PreconditionFailed``). Errors are Redfish error bodies
+and ``Allow``; ``PATCH``, ``DELETE`` and ``POST`` honour ``If-Match`` and ``If-None-Match``
+(``412`` ``Base.1.22.PreconditionFailed``; a ``POST`` against its collection, or the resource
+its action is bound to; any ``If-Match`` on the push URI, which has no representation); one
+that does not parse is ``412`` ``HeaderInvalid``. Errors are Redfish error bodies
 (``{"error": {"code", "message", "@Message.ExtendedInfo": [...]}}``, messages of the Base,
 Update and TaskEvent registries): ``400`` (``MalformedJSON``, ``PropertyValueFormatError``,
 ``PropertyUnknown``, ``ActionParameterMissing``, …), ``401``, ``403``, ``404``
@@ -180,6 +182,7 @@ from ironroot.platform._redfish_http import (
     RedfishLimits,
     Refusal,
     collection,
+    entity_tags,
     error_response,
     json_body,
     json_response,
@@ -375,9 +378,13 @@ _Handler = Callable[[Request, "_Principal | None"], Awaitable[Response]]
 class _Resource:
     """One URI: a handler per method and the privilege each needs (``None``: no login)."""
 
-    def __init__(self, path: str, **methods: tuple[_Handler, str | None]) -> None:
+    def __init__(
+        self, path: str, *, serialized: bool = False, **methods: tuple[_Handler, str | None]
+    ) -> None:
         self.path = path
         self.methods = methods
+        self.serialized = serialized
+        """A ``POST`` here changes what a ``PATCH`` or ``DELETE`` does: it takes their lock."""
         allowed = set(methods) | ({"HEAD"} if "GET" in methods else set())
         self.allow = ", ".join(sorted(allowed))
 
@@ -398,7 +405,8 @@ def _route(service: RedfishService, resource: _Resource) -> Route:
                     principal = await service.principal(request)
                 except (Unauthorized, Overloaded):
                     principal = None
-            if method in ("PATCH", "DELETE"):  # If-Match and the change, one writer at a time
+            if method in ("PATCH", "DELETE") or (method == "POST" and resource.serialized):
+                # If-Match and the change, one writer at a time
                 # The body is read first: a client sending it slowly (any account may PATCH
                 # its own password) must not hold the lock every other change waits for.
                 request = replayed(request, await read_body(request, JSON_LIMIT))
@@ -456,6 +464,8 @@ def _check_request(request: Request) -> None:
             )
     if request.method not in ("GET", "HEAD"):
         _check_same_origin(request)
+    for name in ("If-Match", "If-None-Match"):  # 412 HeaderInvalid when one does not parse
+        entity_tags(request, name)
     version = request.headers.get("odata-version")
     if version is not None and version.strip() != "4.0":
         raise Refusal(
@@ -713,16 +723,17 @@ def _resources(service: RedfishService) -> list[_Resource]:
         await run_in_threadpool(accounts.configure, **changes)
         return json_response(request, session_service_body())
 
-    async def session_list(request: Request, who: _Principal | None) -> Response:
-        assert who is not None
+    def session_list_body(who: _Principal) -> dict[str, Any]:
         members = [
             f"{SESSIONS}/{s.id}"
             for s in sessions.sessions()
             if who.can("ConfigureManager") or s.account_id == who.account.id
         ]
-        return json_response(
-            request, collection(SESSIONS, "SessionCollection", "Sessions", members)
-        )
+        return collection(SESSIONS, "SessionCollection", "Sessions", members)
+
+    async def session_list(request: Request, who: _Principal | None) -> Response:
+        assert who is not None
+        return json_response(request, session_list_body(who))
 
     async def login(request: Request, who: _Principal | None) -> Response:
         doc = await json_body(request)
@@ -736,6 +747,9 @@ def _resources(service: RedfishService) -> list[_Resource]:
         if context is not None and len(context) > 256:
             raise refuse("PropertyValueFormatError", context[:64], "Context", related="/Context")
         account = await service._login(user, password, request)
+        # The collection as the account reads it (an anonymous client reads none), and no
+        # await from the check to the new session: nothing changes the sessions between.
+        precondition(request, session_list_body(_Principal(account, None)))
         client = request.client.host if request.client else None
         try:
             session, token = sessions.create(account, client, context)
@@ -881,16 +895,17 @@ def _resources(service: RedfishService) -> list[_Resource]:
             who.require("ConfigureUsers")
         return accounts.get(ident)
 
-    async def account_list(request: Request, who: _Principal | None) -> Response:
-        assert who is not None
+    def account_list_body(who: _Principal) -> dict[str, Any]:
         members = [
             f"{ACCOUNTS}/{a.id}"
             for a in accounts.accounts()
             if who.can("ConfigureUsers") or a.id == who.account.id
         ]
-        return json_response(
-            request, collection(ACCOUNTS, "ManagerAccountCollection", "Accounts", members)
-        )
+        return collection(ACCOUNTS, "ManagerAccountCollection", "Accounts", members)
+
+    async def account_list(request: Request, who: _Principal | None) -> Response:
+        assert who is not None
+        return json_response(request, account_list_body(who))
 
     def checked_username(doc: Mapping[str, Any]) -> str:
         value = prop(doc, "UserName", str)
@@ -948,6 +963,7 @@ def _resources(service: RedfishService) -> list[_Resource]:
 
     async def account_create(request: Request, who: _Principal | None) -> Response:
         assert who is not None  # the route needs ConfigureUsers
+        precondition(request, account_list_body(who))  # under the write lock, to the change
         doc = await json_body(request)
         service.confirm(who)
         for name in ("UserName", "Password", "RoleId"):
@@ -1048,8 +1064,10 @@ def _resources(service: RedfishService) -> list[_Resource]:
         ``ActionParameterValueError`` and counts towards the lockout of the session's
         account."""
         assert who is not None  # the route needs ConfigureSelf
-        doc = await json_body(request)
         account = own_account(who, request.path_params["account_id"])
+        # The action is bound to the account: its ETag, under the write lock, to the change.
+        precondition(request, account_body(account), version=account_version(account))
+        doc = await json_body(request)
         service.confirm(who)
         for name in doc:
             if not name.startswith("@odata.") and name not in (
@@ -1337,6 +1355,7 @@ def _resources(service: RedfishService) -> list[_Resource]:
 
     async def push(request: Request, who: _Principal | None) -> Response:
         assert who is not None  # the route needs ConfigureComponents
+        precondition(request, None)  # the push URI has no representation: If-Match is 412
         update, payload = await multipart_update(request, service)
         service.confirm(who)
         return await start_update(
@@ -1345,6 +1364,7 @@ def _resources(service: RedfishService) -> list[_Resource]:
 
     async def simple_update(request: Request, who: _Principal | None) -> Response:
         assert who is not None  # the route needs ConfigureComponents
+        precondition(request, update_service_body())  # bound to the UpdateService
         doc = await json_body(request)
         service.confirm(who)
         plan = simple_update_plan(doc, service)
@@ -1428,8 +1448,13 @@ def _resources(service: RedfishService) -> list[_Resource]:
             GET=(account_service, login_),
             PATCH=(patch_account_service, "ConfigureUsers"),
         ),
-        _Resource(ACCOUNTS, GET=(account_list, login_), POST=(account_create, "ConfigureUsers")),
-        _Resource(f"{ACCOUNTS}/Members", POST=(account_create, "ConfigureUsers")),
+        _Resource(
+            ACCOUNTS,
+            serialized=True,
+            GET=(account_list, login_),
+            POST=(account_create, "ConfigureUsers"),
+        ),
+        _Resource(f"{ACCOUNTS}/Members", serialized=True, POST=(account_create, "ConfigureUsers")),
         _Resource(
             ACCOUNTS + "/{account_id}",
             GET=(account_get, login_),
@@ -1438,6 +1463,7 @@ def _resources(service: RedfishService) -> list[_Resource]:
         ),
         _Resource(
             ACCOUNTS + "/{account_id}/Actions/" + CHANGE_PASSWORD,
+            serialized=True,
             POST=(change_password, "ConfigureSelf"),
         ),
         _Resource(ROLES_URI, GET=(role_list, login_)),

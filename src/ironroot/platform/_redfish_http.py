@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -61,6 +62,7 @@ __all__ = [
     "RedfishLimits",
     "Refusal",
     "collection",
+    "entity_tags",
     "error_response",
     "etag_matches",
     "etag_of",
@@ -228,10 +230,55 @@ def etag_of(body: Mapping[str, Any], version: str = "") -> str:
     return f'W/"{digest.hexdigest()[:32]}"'
 
 
-def etag_matches(header: str, etag: str) -> bool:
-    tags = [t.strip() for t in header.split(",")]
-    bare = etag.removeprefix("W/")
-    return "*" in tags or any(t.removeprefix("W/") == bare for t in tags)
+_TAG: Final = re.compile(r'(?:W/)?"[\x21\x23-\x7e\x80-\xff]*"')
+
+
+def entity_tags(request: Request, name: str) -> tuple[str, ...] | None:
+    """The condition in the request's ``name`` field (``If-Match``, ``If-None-Match``), all
+    its fields read as one list (RFC 9110 §5.3): ``None`` without one, ``("*",)`` for ``*``,
+    otherwise its entity tags without ``W/`` (compared weakly, as every ETag here is weak);
+    empty list members are ignored (§5.6.1.2). A field that is neither ``"*"`` nor a list of
+    quoted entity tags (§13.1.1: ``*, "a"``, an unquoted tag, ``W/`` apart from its tag) is
+    a condition that cannot hold, never a match: ``412`` (what DMTF's protocol validator
+    asks of an ``If-Match`` it spoils, ``W/"…"foobar``) with ``HeaderInvalid`` naming it,
+    as for an ``OData-Version`` this service does not speak."""
+    values = request.headers.getlist(name)
+    if not values:
+        return None
+    joined = ",".join(values)
+    if joined.strip(" \t") == "*":
+        return ("*",)
+    tags: list[str] = []
+    at = _past_spaces(joined, 0)
+    while at < len(joined):
+        if joined[at] == ",":  # an empty member, or the end of one
+            at = _past_spaces(joined, at + 1)
+            continue
+        tag = _TAG.match(joined, at)
+        at = _past_spaces(joined, tag.end()) if tag else at
+        if tag is None or joined[at : at + 1] not in ("", ","):
+            raise Refusal(
+                412,
+                message("HeaderInvalid", name),
+                text=f'{name} is "*" or a list of quoted entity tags (RFC 9110 §13.1)',
+            )
+        tags.append(tag.group().removeprefix("W/"))
+    return tuple(tags)
+
+
+def _past_spaces(text: str, at: int) -> int:
+    while at < len(text) and text[at] in " \t":
+        at += 1
+    return at
+
+
+def etag_matches(tags: tuple[str, ...] | None, etag: str | None) -> bool:
+    """Whether a condition read by :func:`entity_tags` holds for a resource whose current
+    ETag is ``etag`` (``None``: the target has no representation, which nothing matches,
+    ``*`` included; RFC 9110 §13.1.1)."""
+    if tags is None or etag is None:
+        return False
+    return tags == ("*",) or etag.removeprefix("W/") in tags
 
 
 def json_response(
@@ -256,22 +303,22 @@ def json_response(
     if (
         request.method in ("GET", "HEAD")
         and status == 200
-        and etag_matches(request.headers.get("if-none-match", "") or "-", etag)
+        and etag_matches(entity_tags(request, "If-None-Match"), etag)
     ):
         return Response(status_code=304, headers=out)
     return Response(json.dumps(body).encode(), status, headers=out, media_type=JSON)
 
 
-def precondition(request: Request, current: Mapping[str, Any], *, version: str = "") -> None:
-    """``If-Match`` against the resource's current ETag (``412`` when it does not match),
-    and ``If-None-Match`` (``412`` when it does: ``*`` or the current ETag; RFC 9110
-    §13.1.2, a condition for a change, not only for a ``304``)."""
-    etag = etag_of(current, version)
-    wanted = request.headers.get("if-match")
+def precondition(request: Request, current: Mapping[str, Any] | None, *, version: str = "") -> None:
+    """``If-Match`` against the target resource's current ETag (``412`` when it does not
+    match), and ``If-None-Match`` (``412`` when it does: ``*`` or the current ETag; RFC 9110
+    §13.1.2, a condition for a change, not only for a ``304``). ``current`` is the target's
+    representation, ``None`` when it has none (a push URI): any ``If-Match`` is ``412``."""
+    etag = None if current is None else etag_of(current, version)
+    wanted = entity_tags(request, "If-Match")
     if wanted is not None and not etag_matches(wanted, etag):
         raise refuse("PreconditionFailed", status=412)
-    unwanted = request.headers.get("if-none-match")
-    if unwanted is not None and etag_matches(unwanted, etag):
+    if etag_matches(entity_tags(request, "If-None-Match"), etag):
         raise refuse("PreconditionFailed", status=412)
 
 
