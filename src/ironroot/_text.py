@@ -30,6 +30,11 @@ script's own text puts more than four on a letter.
 Text of printable ASCII only, most of what is shown, is returned as it is after one check.
 (Markup of a terminal library, such as rich's ``[...]``, is that library's to escape:
 ``rich.markup.escape``; ``[U+202E]`` is not rich markup.)
+
+Text read, not shown: :func:`strict_hex` reads the bytes that a signed document
+gives as hex (a digest, a signature). ``bytes.fromhex`` skips whitespace between bytes, so 96
+digits with spaces among them decode to the 48 bytes a field declares and pass its length
+check, as text no issuer writes; the reader takes hex digits and nothing else.
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ import re
 import unicodedata
 from typing import Final
 
-__all__ = ["MAX_MARKS", "shown", "visible"]
+__all__ = ["MAX_MARKS", "shown", "strict_hex", "visible"]
 
 MAX_MARKS: Final = 4
 """Combining marks in a row shown as they are (module docs)."""
@@ -106,3 +111,14 @@ def visible(text: str) -> str:
     if _HIDDEN_BUT_LAYOUT.search(text) is not None:
         text = _HIDDEN_BUT_LAYOUT.sub(_code_point, text)
     return text if text.isascii() else _tower_cut(text)
+
+
+def strict_hex(text: str) -> bytes | None:
+    """``text`` as bytes when it is hex digits only (an even number of them, no whitespace,
+    sign or prefix), else ``None`` (module docs)."""
+    if not text.isascii() or not text.isalnum():
+        return None
+    try:
+        return bytes.fromhex(text)
+    except ValueError:
+        return None

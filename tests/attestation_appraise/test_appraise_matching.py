@@ -144,6 +144,16 @@ def test_a_digest_under_a_known_algorithm_of_another_size_matches_nothing() -> N
     assert ReferenceValues([listed]).matching("fmc", digest) == (listed,)
 
 
+def test_a_value_stating_no_svn_matches_any_svn_unless_one_is_required() -> None:
+    value = ReferenceValue(mkey="fmc", digests=((HASH_ALG_SHA384, bytes(48)),))
+    assert value.refusal(svn=7, debug=False) is None
+    required = dataclasses.replace(value, svn_required=True)
+    assert required.refusal(svn=7, debug=False) == "for no stated SVN, the evidence claims 7"
+    exact = dataclasses.replace(required, svn=7)
+    assert exact.refusal(svn=7, debug=False) is None
+    assert exact.refusal(svn=8, debug=False) == "for SVN 7 exactly, the evidence claims 8"
+
+
 def _svn(value: int, *, minimum: bool) -> Change:
     def change(mval: MeasurementValues) -> MeasurementValues:
         return dataclasses.replace(mval, svn=Svn(value, minimum=minimum))

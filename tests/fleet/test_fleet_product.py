@@ -19,11 +19,13 @@ from pathlib import Path
 
 import pytest
 from tests.fleet.admission_world import AdmissionWorld, admission_world, device_evidence, prepare
-from tests.platform.node_world import NOW, World, make_world
+from tests.platform.node_world import NOW, VENDOR, World, make_world
 
 from ironroot.attestation import AR4SI, TrustTier, verify_ear
+from ironroot.corim import CORIM_CONTENT_TYPE, Comid
+from ironroot.cose import create_statement
 from ironroot.errors import AdmissionDenied
-from ironroot.firmware import Component
+from ironroot.firmware import Component, reference_corim
 from ironroot.fleet import AdmissionAuthority, Fleet
 
 
@@ -141,3 +143,69 @@ def test_a_bmc_reporting_another_svn_than_its_release_is_refused(
     status, executables, reason = _submod(authority, "node-0001", "rot")
     assert (status, executables) == (TrustTier.WARNING, AR4SI.UNRECOGNIZED_RUNTIME)
     assert "(its logged values are for SVN 3 exactly, the evidence claims 7)" in reason
+
+
+def _logged_without_svn(world: World, component: str, bundle: bytes) -> bytes:
+    """``bundle``'s reference CoRIM for ``component`` with no SVN in any measurement (a
+    vendor's CoRIM may leave it out), signed by the vendor and logged."""
+    model = world.model(component)
+    corim = reference_corim(bundle, vendor=VENDOR, model=model)
+    (comid,) = corim.tags
+    assert isinstance(comid, Comid)
+    triples = tuple(
+        dataclasses.replace(
+            t,
+            measurements=tuple(
+                dataclasses.replace(m, mval=dataclasses.replace(m.mval, svn=None))
+                for m in t.measurements
+            ),
+        )
+        for t in comid.triples.reference
+    )
+    comid = dataclasses.replace(
+        comid, triples=dataclasses.replace(comid.triples, reference=triples)
+    )
+    statement = create_statement(
+        world.statement_key,
+        dataclasses.replace(corim, tags=(comid,)).encode(),
+        iss=VENDOR,
+        sub=model,
+        content_type=CORIM_CONTENT_TYPE,
+    )
+    return world.trusted.register(statement).transparent_statement
+
+
+def test_a_device_whose_logged_release_states_no_svn_is_refused(
+    aw: AdmissionWorld, tmp_path: Path
+) -> None:
+    """The platform refuses a device whose logged release states no SVN (``svn-mismatch``:
+    nothing binds the header stating the SVN to the release); the fleet took such a value for
+    any SVN and admitted the node. It now refuses it the same way."""
+    fleet, authority = aw.fleet(tmp_path / "fleet", 1)
+    release = _firmware(aw.world, b"nic release without svn")
+    authority.add_endorsement(_logged_without_svn(aw.world, "nic", release), now=NOW)
+    with pytest.raises(AdmissionDenied) as caught:
+        authority.admit(_with_device(fleet, authority, "node-0001", "nic", release), now=NOW)  # type: ignore[arg-type]
+    assert caught.value.code == "admission-denied"
+    assert fleet.record_of("node-0001").status == "quarantined"
+    status, executables, reason = _submod(authority, "node-0001", "nic")
+    assert (status, executables) == (TrustTier.WARNING, AR4SI.UNRECOGNIZED_RUNTIME)
+    assert reason.startswith("reference-values: no logged reference value for fmc ")
+    assert "(its logged values are for no stated SVN, the evidence claims 3)" in reason
+
+
+def test_a_bmc_whose_logged_release_states_no_svn_is_refused(
+    aw: AdmissionWorld, tmp_path: Path
+) -> None:
+    """The same for the RoT quote: a BMC release logged with no SVN matches no quoted SVN."""
+    fleet, authority = aw.fleet(tmp_path / "fleet", 1)
+    release = _firmware(aw.world, b"bmc release without svn")
+    authority.add_endorsement(_logged_without_svn(aw.world, "bmc", release), now=NOW)
+    fleet.rot("node-0001").boot(release, now=NOW)
+    with pytest.raises(AdmissionDenied) as caught:
+        authority.admit(prepare(fleet, authority, "node-0001").request(), now=NOW)
+    assert caught.value.code == "admission-denied"
+    assert fleet.record_of("node-0001").status == "quarantined"
+    status, executables, reason = _submod(authority, "node-0001", "rot")
+    assert (status, executables) == (TrustTier.WARNING, AR4SI.UNRECOGNIZED_RUNTIME)
+    assert "(its logged values are for no stated SVN, the evidence claims 3)" in reason

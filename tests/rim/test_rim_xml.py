@@ -276,3 +276,29 @@ def test_random_damage_is_refused_or_harmless() -> None:
         assert rim.measurements == good.measurements
         assert rim.tag_id == good.tag_id
     assert refused >= 100
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        " ".join(["11"] * 48),  # 48 bytes, with a space between each
+        "11" * 24 + " " + "11" * 24,  # one space inside
+        " " + "11" * 48,  # before the digits
+        "11" * 48 + " ",  # after them
+        "11" * 47 + "&#10;11",  # a line feed (an attribute's &#10; is kept as one)
+    ],
+    ids=["between-every-byte", "one-inside", "leading", "trailing", "line-feed"],
+)
+def test_hash_hex_with_whitespace_is_malformed(pki: RimPki, value: str) -> None:
+    """``bytes.fromhex`` skips whitespace, so ``Hash0`` written with spaces decoded to the
+    declared 48 bytes and was taken: a signed value is hex digits only, as NVIDIA writes
+    them (every vector's are), or it is malformed."""
+    resources = (
+        '<Resource type="Measurement" index="0" active="True" alternatives="1" '
+        f'ns2:Hash0="{value}" name="m" size="48"/>'
+    )
+    with pytest.raises(MalformedRim) as caught:
+        verify_rim(pki.sign(swid(resources=resources)), now=NOW, roots=[pki.root])
+    assert type(caught.value) is MalformedRim
+    assert caught.value.code == "malformed-rim"
+    assert "Hash0 is not 48 bytes of hex" in caught.value.detail

@@ -207,3 +207,37 @@ def test_a_witness_refusing_the_request_is_its_refusal_not_the_callers_input(sta
         refused.value.detail == f"the witness {server.url} refused the request ({status}): {detail}"
     )
     assert witness.latest(ORIGIN) is None
+
+
+def test_a_witness_answering_one_line_100_times_has_it_verified_once() -> None:
+    """A witness's answer of 100 copies of its valid cosignature line (as many as a note may
+    carry): the client keeps the line once, and verifies it once, not 100 times."""
+    from ironroot.crypto import PublicKey
+    from ironroot.log import Note
+    from ironroot.witness import CosignatureVerifier
+
+    class Counting(CosignatureVerifier):
+        def __init__(self, name: str, public_key: PublicKey) -> None:
+            super().__init__(name, public_key)
+            self.checked = 0
+
+        def verify(self, body: bytes, signature: bytes) -> int:
+            self.checked += 1
+            return super().verify(body, signature)
+
+    cosigner = Cosigner(WITNESS, PrivateKey.generate(Algorithm.ED25519))
+    verifier = Counting(WITNESS, cosigner.verifier().public_key)
+    log = grown(PrivateKey.generate(Algorithm.ED25519), entries(2))
+    line = cosigner.cosign(Note.parse(log.checkpoint()).body, NOW)
+    answer = line.encode().encode() * 100
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=answer)
+
+    transport = httpx.MockTransport(handler)
+    try:
+        with WitnessClient("https://w.example", verifiers=(verifier,), transport=transport) as c:
+            assert c.add_checkpoint(log.checkpoint(), 0) == (line,)
+    finally:
+        log.close()
+    assert verifier.checked == 1

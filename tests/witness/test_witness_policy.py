@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from witness_testkit import entries, grown
 
-from ironroot.crypto import Algorithm, PrivateKey
+from ironroot.crypto import Algorithm, PrivateKey, PublicKey
 from ironroot.errors import BadSignature, ConfigError, InsufficientCosignatures
 from ironroot.log import Checkpoint, Log, Note, NoteSignature, NoteSigner, sign_checkpoint
 from ironroot.transparency import init_data_dir, load_config
@@ -58,6 +58,43 @@ def test_a_witness_s_line_repeated_counts_once(log: Log) -> None:
     bad = NoteSignature(W2.name, W2.verifier().key_id, bytes(72))
     with pytest.raises(BadSignature):  # every line of a known witness key must verify
         verify_cosignatures(Note(note.body, (*note.signatures, bad)), (W2.verifier(),))
+
+
+class _Counting(CosignatureVerifier):
+    """A cosignature verifier that counts the lines it checks (each is checked for real)."""
+
+    def __init__(self, name: str, public_key: PublicKey) -> None:
+        super().__init__(name, public_key)
+        self.checked = 0
+
+    def verify(self, body: bytes, signature: bytes) -> int:
+        self.checked += 1
+        return super().verify(body, signature)
+
+
+@pytest.mark.parametrize("witness", [W2, W1_PQ], ids=["ed25519", "ml-dsa-44"])
+def test_a_hundred_copies_of_one_witness_s_line_are_one_witness_checked_once(
+    log: Log, witness: Cosigner
+) -> None:
+    """A note may carry 100 signature lines: one witness's cosignature copied to fill them
+    (beside the log's lines) counts as one witness towards any quorum, and is verified once."""
+    note = Note.parse(_cosigned(log, witness))
+    filler = (note.signatures[-1],) * (100 - len(note.signatures))
+    copies = Note(note.body, (*note.signatures, *filler)).encode()
+    assert len(Note.parse(copies).signatures) == 100
+    other = W2 if witness is W1_PQ else W1_ED
+    policy = WitnessPolicy((witness.verifier(), other.verifier()), 2)
+    with pytest.raises(InsufficientCosignatures) as caught:
+        policy.check(copies, log.note_verifiers, now=NOW)
+    assert caught.value.code == "insufficient-cosignatures"
+    assert "cosigned by 1 of the trusted witnesses" in caught.value.detail
+    trusted = witness.verifier()
+    counting = _Counting(trusted.name, trusted.public_key)
+    found = verify_cosignatures(Note.parse(copies), (counting,), now=NOW)
+    assert [c.name for c in found] == [witness.name]
+    assert counting.checked == 1
+    assert WitnessPolicy((counting,), 1).check(copies, log.note_verifiers, now=NOW)
+    assert counting.checked == 2
 
 
 def test_a_quorum_larger_than_the_witnesses_named_is_refused() -> None:

@@ -158,14 +158,23 @@ class ReferenceValue:
     replaces: tuple[str | bytes, ...] = ()
     """The tag ids that CoMID ``replaces`` (``linked-tags`` with ``tag-rel`` 1): their values
     from the same issuer are disregarded (:class:`ReferenceValues`)."""
+    svn_required: bool = False
+    """Whether the value matches only evidence of the SVN it states, so that a value stating
+    none matches nothing (:meth:`refusal`): how a verifier reads a release whose component
+    digests do not cover the header that states its SVN (a device's, a BMC's), where only
+    the SVN the release states binds that header to it. Off: a value stating no SVN matches
+    any."""
 
     def refusal(self, *, svn: int, debug: bool) -> str | None:
         """Why this value, whose digest matched, does not match evidence with SVN claim
         ``svn`` and ``debug``: an exact SVN (CoRIM tag 552 or a bare uint; a minimum, 553, is
-        the floor :meth:`ReferenceValues.minimum_svn` reports) other than ``svn``, or an
-        ``is-debug`` flag other than ``debug``; ``None`` when it matches."""
+        the floor :meth:`ReferenceValues.minimum_svn` reports) other than ``svn``, no SVN
+        where one is required (:attr:`svn_required`), or an ``is-debug`` flag other than
+        ``debug``; ``None`` when it matches."""
         if self.debug is not None and self.debug != debug:
             return f"for debug {'on' if self.debug else 'off'}"
+        if self.svn is None and self.svn_required:
+            return f"for no stated SVN, the evidence claims {svn}"
         if self.svn is not None and not self.svn_minimum and self.svn != svn:
             return f"for SVN {self.svn} exactly, the evidence claims {svn}"
         return None

@@ -47,7 +47,8 @@ release states is its exact SVN, as in the platform's check (``svn-mismatch``: t
 digests do not cover the header stating the SVN): a component matches only values of the SVN
 the device or the quote reports, so another SVN over a release's components (a header never
 logged) is ``executables`` 33, ``fmc <digest>… (its logged values are for SVN 3 exactly, the
-evidence claims 4)``.
+evidence claims 4)``, and so is a release that states no SVN: ``(its logged values are for no
+stated SVN, the evidence claims 3)``.
 Each part is compared only with the values of its own product: the RoT quote with those of
 the products the class's BMC statements name, each device with those of its ``DeviceInfo``
 vendor and model; firmware logged for another product (the NIC's release on the BMC or on
@@ -318,10 +319,9 @@ def _release_svn(value: ReferenceValue) -> ReferenceValue:
     """A logged value of a device or of the BMC with its SVN read as the release's exact SVN
     (module docs): component digests do not cover the header that states the SVN, so only
     the SVN its release states binds that header to the release (the platform's
-    ``svn-mismatch``). The floor of its environment is unchanged."""
-    if value.svn is None or not value.svn_minimum:
-        return value
-    return dataclasses.replace(value, svn_minimum=False)
+    ``svn-mismatch``), and a value stating none matches no SVN. The floor of its environment
+    is unchanged."""
+    return dataclasses.replace(value, svn_minimum=False, svn_required=True)
 
 
 # --- appraisal ------------------------------------------------------------------------------

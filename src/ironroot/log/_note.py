@@ -28,7 +28,9 @@ Opening follows the spec: signatures from unknown (name, key id) pairs are ignor
 many and however often one repeats (parsing checks the structure only and cannot know which
 keys are known); every signature from a known key is verified, and one that fails rejects
 the whole note (:class:`BadSignature`), so a second line by a known key cannot hide a bad
-one; a known key counts once however many of its lines verify; a note with no signature
+one; a line identical to one that verified (name, key id and signature) is not verified
+again, as it says nothing more (a note of 100 copies of one line costs one verification);
+a known key counts once however many of its lines verify; a note with no signature
 from a known key is rejected (:class:`UnknownIssuer`); an empty set of verifiers rejects
 everything. Malformed notes raise :class:`MalformedInput`.
 
@@ -455,8 +457,10 @@ def open_note(text: bytes, verifiers: Iterable[NoteVerifier]) -> bytes:
     known: dict[tuple[str, bytes], set[NoteVerifier]] = {}
     for v in verifiers:
         known.setdefault((v.name, v.key_id), set()).add(v)
-    verified = 0
+    verified: set[NoteSignature] = set()
     for sig in note.signatures:
+        if sig in verified:
+            continue  # a copy of a line that verified: it says nothing more (module docs)
         candidates = known.get((sig.name, sig.key_id))
         if not candidates:
             continue
@@ -470,7 +474,7 @@ def open_note(text: bytes, verifiers: Iterable[NoteVerifier]) -> bytes:
             )
         (verifier,) = candidates
         verifier.verify(note.body, sig.signature)
-        verified += 1
+        verified.add(sig)
     if not verified:
         raise UnknownIssuer("the note carries no signature from a trusted key")
     return note.body

@@ -10,9 +10,10 @@ measurement block, ``type="Measurement"``::
 
 ``index`` is the RIM index (0-based: measurement block ``index + 1`` of the SPDM response),
 ``active`` whether the value is compared at all, ``alternatives`` how many allowed values
-``Hash0``…``Hash<n-1>`` (hex, in the namespace of their hash algorithm) follow, ``size`` their
-length in bytes. Each number is written once, without leading zeros (``Hash01`` beside
-``Hash1`` would leave the allowed value to attribute order): ``MalformedRim`` otherwise.
+``Hash0``…``Hash<n-1>`` (hex digits only, in the namespace of their hash algorithm) follow,
+``size`` their length in bytes. Each number is written once, without leading zeros
+(``Hash01`` beside ``Hash1`` would leave the allowed value to attribute order):
+``MalformedRim`` otherwise.
 
 XML from outside is parsed by :func:`parse_xml` only: lxml with entity resolution, DTD loading
 and network access off and its default (non-huge) tree limits, after a size check; a document
@@ -31,6 +32,7 @@ from typing import Final
 
 from lxml import etree  # type: ignore[import-untyped]  # lxml ships no stubs
 
+from ironroot._text import strict_hex
 from ironroot.errors import LimitExceeded, MalformedRim
 
 __all__ = [
@@ -266,13 +268,9 @@ def _measurement(element: etree._Element, limits: RimLimits) -> GoldenMeasuremen
         raise MalformedRim(f"{what}: the alternatives mix hash algorithms")
     values = []
     for i in range(count):
-        text = hashes[i][1].strip()
-        try:
-            value = bytes.fromhex(text)
-        except ValueError as exc:
-            raise MalformedRim(f"{what}: Hash{i} is not hex") from exc
-        if len(value) != size:
-            raise MalformedRim(f"{what}: Hash{i} is {len(value)} bytes, not {size}")
+        value = strict_hex(hashes[i][1])  # hex digits only: fromhex skips whitespace
+        if value is None or len(value) != size:
+            raise MalformedRim(f"{what}: Hash{i} is not {size} bytes of hex")
         values.append(value)
     return GoldenMeasurement(
         index=index,

@@ -179,7 +179,11 @@ class WitnessClient:
         body = Note.parse(checkpoint).body
         good: dict[tuple[str, bytes], NoteSignature] = {}
         undated = False
+        checked: set[NoteSignature] = set()
         for line in lines:
+            if line in checked:
+                continue  # a copy of a line checked already: it says nothing more
+            checked.add(line)
             for verifier in self.verifiers:
                 if verifier.matches(line):
                     # BadSignature if it does not verify; a line dated zero is no witness's

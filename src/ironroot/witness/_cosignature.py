@@ -21,9 +21,10 @@ the signature. Two types:
 A witness never omits the timestamp (tlog-witness: it MUST NOT be zero): a line dated zero, as
 a log's own ML-DSA-44 checkpoint signature is, counts for no quorum. Verifiers ignore
 lines from keys they do not know; a line that names a known key and fails rejects the note
-(signed-note: "clients SHOULD reject the whole note"). :class:`WitnessPolicy` requires a
-quorum of distinct trusted witnesses; an empty set of witnesses, or a quorum of zero, trusts
-nothing (:class:`ConfigError`).
+(signed-note: "clients SHOULD reject the whole note"), and a line identical to one checked
+already (a note may carry 100 copies of one) is not verified again. :class:`WitnessPolicy`
+requires a quorum of distinct trusted witnesses; an empty set of witnesses, or a quorum of
+zero, trusts nothing (:class:`ConfigError`).
 
 Hand-written because no maintained Python library implements C2SP cosignatures; all signing
 and verifying goes through :mod:`ironroot.crypto`.
@@ -184,13 +185,18 @@ def verify_cosignatures(
     """Every valid cosignature on ``note`` by one of ``witnesses`` (unknown lines ignored).
 
     A line that names a known witness key and does not verify raises :class:`BadSignature`,
-    whichever line of that key it is; a key whose lines repeat is found once (its first).
+    whichever line of that key it is; a key whose lines repeat is found once (its first), and
+    a line identical to an earlier one is not verified again (module docs).
     With ``now``, a cosignature dated more than :data:`FUTURE_SKEW` seconds after it does
     not count. Nor does one dated zero: a witness never omits its timestamp, and a log's own
     ML-DSA-44 checkpoint signature is such a line (its vkey parses as a cosigner's too).
     """
     found: dict[tuple[str, bytes], Cosignature] = {}
+    checked: set[NoteSignature] = set()
     for line in note.signatures:
+        if line in checked:
+            continue  # a copy of a line checked already: it says nothing more
+        checked.add(line)
         for witness in witnesses:
             if not witness.matches(line):
                 continue

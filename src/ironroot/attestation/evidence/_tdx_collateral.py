@@ -64,6 +64,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 from cryptography import x509
 
+from ironroot._text import strict_hex
 from ironroot.attestation.evidence._certs import (
     check_validity,
     earliest,
@@ -233,21 +234,10 @@ def _signed_document(data: bytes, member: str, what: str) -> tuple[dict[str, Any
     signature = members["signature"][0]
     if not isinstance(signature, str) or len(signature) != 2 * _SIGNATURE:
         raise MalformedCollateral(f"{what}: the signature is not {_SIGNATURE} bytes of hex")
-    sig = _hex_bytes(signature)
+    sig = strict_hex(signature)
     if sig is None or len(sig) != _SIGNATURE:
         raise MalformedCollateral(f"{what}: the signature is not {_SIGNATURE} bytes of hex")
     return body, text[start:end].encode("utf-8"), sig
-
-
-def _hex_bytes(text: str) -> bytes | None:
-    """``text`` as hex digits only, else ``None``: ``bytes.fromhex`` also skips whitespace
-    between bytes, so 60 digits and 4 spaces would be 30 bytes where 32 are declared."""
-    if not text.isascii() or not text.isalnum():
-        return None
-    try:
-        return bytes.fromhex(text)
-    except ValueError:
-        return None
 
 
 class _Fields:
@@ -283,7 +273,7 @@ class _Fields:
 
     def hex(self, name: str, size: int) -> bytes:
         value = self._get(name)
-        raw = _hex_bytes(value) if isinstance(value, str) and len(value) == 2 * size else None
+        raw = strict_hex(value) if isinstance(value, str) and len(value) == 2 * size else None
         if raw is None or len(raw) != size:
             raise MalformedCollateral(f"{self.where}.{name} is not {size} bytes of hex")
         return raw
