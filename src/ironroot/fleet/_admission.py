@@ -143,7 +143,7 @@ from ironroot.fleet._credentials import (
 )
 from ironroot.fleet._evidence import NodeEvidence, collect_evidence
 from ironroot.fleet._fleet import Fleet, NodeRecord
-from ironroot.fleet._revocation import CRL_CONTENT_TYPE
+from ironroot.fleet._revocation import CRL_CONTENT_TYPE, file_recorded
 from ironroot.fleet._sqlite import SqliteFile
 from ironroot.fleet._verifier import FleetVerifier, NodeAppraisal
 from ironroot.platform import unwrap_witnessed
@@ -566,18 +566,6 @@ def _issued(bound: object) -> tuple[str, int]:
     return bound[0], bound[1]
 
 
-def _endorsement_recorded(fleet: Fleet, name: str) -> bool:
-    """Whether an ``endorsement-added`` event names the file ``name``."""
-    since = 0
-    while True:
-        events = fleet.events(kind="endorsement-added", since=since, limit=1000)
-        if any(e.detail.get("file") == name for e in events):
-            return True
-        if len(events) < 1000:
-            return False
-        since = events[-1].seq
-
-
 def _held(node_id: str, held: str) -> AdmissionDenied:
     return AdmissionDenied(
         f"{node_id} is held in quarantine by an operator ({held}): readmit it", code="node-held"
@@ -824,7 +812,7 @@ class AdmissionAuthority:
         path = self.directory / "endorsements" / name
         # The file lands, then its event: a file there with no event is an add a crash cut
         # short between the two (in force, unrecorded), which this one finishes.
-        if path.exists() and _endorsement_recorded(self.fleet, name):
+        if path.exists() and file_recorded(self.fleet, "endorsement-added", name):
             return name
         write_atomic(path, data, mode=0o644)
         self.fleet.record(None, "endorsement-added", {"file": name}, now=now)

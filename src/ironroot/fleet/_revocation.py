@@ -119,6 +119,7 @@ __all__ = [
     "RevocationWatch",
     "Revocations",
     "add_crl",
+    "file_recorded",
 ]
 
 CRL_CONTENT_TYPE: Final = "application/pkix-crl"
@@ -153,7 +154,7 @@ def add_crl(fleet: Fleet, data: bytes, *, now: dt.datetime) -> str:
     path = folder / name
     # The file lands, then its event: a CRL there with no event is an add a crash cut short
     # between the two, which this one finishes.
-    if path.exists() and _crl_recorded(fleet, name):
+    if path.exists() and file_recorded(fleet, "crl-added", name):
         return name
     write_atomic(path, data, mode=0o644)
     issuers = sorted({c.issuer.rfc4514_string() for c in crls})
@@ -161,11 +162,13 @@ def add_crl(fleet: Fleet, data: bytes, *, now: dt.datetime) -> str:
     return name
 
 
-def _crl_recorded(fleet: Fleet, name: str) -> bool:
-    """Whether a ``crl-added`` event names the file ``name``."""
+def file_recorded(fleet: Fleet, kind: str, name: str) -> bool:
+    """Whether an event of ``kind`` (``crl-added``, ``endorsement-added``) names the file
+    ``name``: a file found in place without it was written by an add that was killed before
+    its event (the next add records it)."""
     since = 0
     while True:
-        events = fleet.events(kind="crl-added", since=since, limit=1000)
+        events = fleet.events(kind=kind, since=since, limit=1000)
         if any(e.detail.get("file") == name for e in events):
             return True
         if len(events) < 1000:
