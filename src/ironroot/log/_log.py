@@ -611,14 +611,7 @@ class Log(LogView):
         with self._cond:
             if self._closing:
                 raise StorageError("the log is closed")
-            # An entry already in the store is found by the writer's one batched look-up per
-            # cycle (and its ticket resolved there): no query here, on the caller's thread.
-            waiting = self._inflight.get(entry_id)
-            if waiting is None:
-                ticket = _new_ticket(entry_id)
-                self._inflight[entry_id] = ticket
-                self._enqueue((entry_id, entry, ticket))
-                return ticket
+            waiting = self._hold(entry_id, entry, _new_ticket)
         return _as_ticket(waiting)
 
     def submit_watched(self, entry: bytes) -> Ticket | Submission:
@@ -632,12 +625,7 @@ class Log(LogView):
         with self._cond:
             if self._closing:
                 raise StorageError("the log is closed")
-            waiting = self._inflight.get(entry_id)
-            if waiting is None:
-                waiting = _new_submission(entry_id)
-                self._inflight[entry_id] = waiting
-                self._enqueue((entry_id, entry, waiting))
-            return waiting
+            return self._hold(entry_id, entry, _new_submission)
 
     def integrate_pending(self) -> None:
         """Have the writer integrate the store's pending rows, those another process wrote
@@ -690,18 +678,23 @@ class Log(LogView):
         the writer rather than here.
         """
         prepared = [(_entry_id(entry), entry) for entry in entries]
-        waiting: list[_InFlight] = []
         with self._cond:
             if self._closing:
                 raise StorageError("the log is closed")
-            for entry_id, entry in prepared:
-                ticket = self._inflight.get(entry_id)
-                if ticket is None:
-                    ticket = _new_ticket(entry_id)
-                    self._inflight[entry_id] = ticket
-                    self._enqueue((entry_id, entry, ticket))
-                waiting.append(ticket)
+            waiting = [self._hold(entry_id, entry, _new_ticket) for entry_id, entry in prepared]
         return [_as_ticket(w) for w in waiting]
+
+    def _hold(self, entry_id: bytes, entry: bytes, new: Callable[[bytes], _InFlight]) -> _InFlight:
+        """What waits on ``entry`` (``self._cond`` held): the ticket or submission of the
+        entry in flight, else ``new(entry_id)``, held and queued. An entry already in the
+        store is found by the writer's one batched look-up per cycle (and answered there): no
+        query here, on the caller's thread."""
+        waiting = self._inflight.get(entry_id)
+        if waiting is None:
+            waiting = new(entry_id)
+            self._inflight[entry_id] = waiting
+            self._enqueue((entry_id, entry, waiting))
+        return waiting
 
     def _queued(self, entry_id: bytes) -> bool:
         """Whether ``entry_id`` waits here for integration and is durable: an entry whose
