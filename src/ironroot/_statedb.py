@@ -34,6 +34,7 @@ import os
 import secrets
 import sqlite3
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -346,7 +347,7 @@ class _Latest(Protocol):
 _R = TypeVar("_R", bound=_Latest)
 
 
-class LatestStore(Generic[_R]):
+class LatestStore(ABC, Generic[_R]):
     """A state database whose table ``_TABLE`` holds, per log origin, the latest tree the
     service acted on (module docs), guarded by a :class:`HighWater` file (none for a
     ``:memory:`` database).
@@ -387,15 +388,17 @@ class LatestStore(Generic[_R]):
                 raise
 
     @staticmethod
+    @abstractmethod
     def _row(row: tuple[object, ...]) -> _R:
         """The stored tree of ``row`` (read with ``_COLUMNS``), checked."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _read_failed(self, exc: sqlite3.Error) -> StorageError:
-        raise NotImplementedError
+        """The error a failed read of the store is reported as."""
 
+    @abstractmethod
     def _write_failed(self, exc: sqlite3.Error) -> StorageError:
-        raise NotImplementedError
+        """The error a failed write of the store is reported as."""
 
     def _query(self, sql: str, args: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
         try:
