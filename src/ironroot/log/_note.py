@@ -457,10 +457,8 @@ def open_note(text: bytes, verifiers: Iterable[NoteVerifier]) -> bytes:
     known: dict[tuple[str, bytes], set[NoteVerifier]] = {}
     for v in verifiers:
         known.setdefault((v.name, v.key_id), set()).add(v)
-    verified: set[NoteSignature] = set()
-    for sig in note.signatures:
-        if sig in verified:
-            continue  # a copy of a line that verified: it says nothing more (module docs)
+    verified = False
+    for sig in dict.fromkeys(note.signatures):  # a repeated line says nothing more (module docs)
         candidates = known.get((sig.name, sig.key_id))
         if not candidates:
             continue
@@ -474,7 +472,7 @@ def open_note(text: bytes, verifiers: Iterable[NoteVerifier]) -> bytes:
             )
         (verifier,) = candidates
         verifier.verify(note.body, sig.signature)
-        verified.add(sig)
+        verified = True
     if not verified:
         raise UnknownIssuer("the note carries no signature from a trusted key")
     return note.body

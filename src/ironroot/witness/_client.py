@@ -179,11 +179,7 @@ class WitnessClient:
         body = Note.parse(checkpoint).body
         good: dict[tuple[str, bytes], NoteSignature] = {}
         undated = False
-        checked: set[NoteSignature] = set()
-        for line in lines:
-            if line in checked:
-                continue  # a copy of a line checked already: it says nothing more
-            checked.add(line)
+        for line in dict.fromkeys(lines):  # a repeated line says nothing more
             for verifier in self.verifiers:
                 if verifier.matches(line):
                     # BadSignature if it does not verify; a line dated zero is no witness's

@@ -192,11 +192,7 @@ def verify_cosignatures(
     ML-DSA-44 checkpoint signature is such a line (its vkey parses as a cosigner's too).
     """
     found: dict[tuple[str, bytes], Cosignature] = {}
-    checked: set[NoteSignature] = set()
-    for line in note.signatures:
-        if line in checked:
-            continue  # a copy of a line checked already: it says nothing more
-        checked.add(line)
+    for line in dict.fromkeys(note.signatures):  # a repeated line says nothing more
         for witness in witnesses:
             if not witness.matches(line):
                 continue
