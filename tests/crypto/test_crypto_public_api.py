@@ -30,6 +30,7 @@ def test_all() -> None:
             "Verifier",
             "b64url_decode",
             "b64url_encode",
+            "check_cbor_labels",
             "check_crl",
             "check_wrapping_key",
             "cose_key_thumbprint",

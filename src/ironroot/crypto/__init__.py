@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from ironroot.crypto._keys import (
         PrivateKey,
         PublicKey,
+        check_cbor_labels,
         cose_key_thumbprint,
         ecdsa_from_der,
         ecdsa_low_s,
@@ -75,6 +76,7 @@ __all__ = [
     "Verifier",
     "b64url_decode",
     "b64url_encode",
+    "check_cbor_labels",
     "check_crl",
     "check_wrapping_key",
     "cose_key_thumbprint",

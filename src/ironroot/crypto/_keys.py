@@ -24,7 +24,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from collections.abc import Callable, Mapping
-from typing import Final, NamedTuple, TypeAlias
+from typing import Any, Final, NamedTuple, TypeAlias
 
 import cbor2
 from cryptography.exceptions import InvalidSignature
@@ -226,14 +226,17 @@ def _algorithm_of_public(key: object, hint: Algorithm | None) -> Algorithm:
     raise UnsupportedAlgorithm(f"unsupported key type {type(key).__name__}")
 
 
-def check_cose_labels(cose_key: Mapping[int, object]) -> None:
-    """``MalformedInput`` unless every label of the COSE_Key is an integer or text (RFC 9052
-    §7): a decoded map is a Python dict, where the labels ``1.0`` and ``true`` are found
-    under ``1``, so a key written with them would load here while every other COSE reader
-    sees no ``kty`` (or ``x``, ``alg``...)."""
-    for label in cose_key:
+def check_cbor_labels(
+    value: Mapping[Any, object], what: str, error: type[MalformedInput] = MalformedInput
+) -> None:
+    """``error`` (``"<what> <label> is not an integer or text"``) unless every label of the
+    decoded CBOR map ``value`` is an integer or text, as COSE (RFC 9052 §7), CWT and EAR maps
+    are keyed: a decoded map is a Python dict, where the labels ``1.0`` and ``true`` are found
+    under ``1``, so a map written with them would be read here while every other reader sees
+    no such member."""
+    for label in value:
         if isinstance(label, bool) or not isinstance(label, int | str):
-            raise MalformedInput(f"COSE_Key label {label!r} is not an integer or text")
+            raise error(f"{what} {label!r} is not an integer or text")
 
 
 def cose_int(cose_key: Mapping[int, object], label: int) -> int | None:
@@ -443,7 +446,7 @@ class PublicKey:
         """Parse a COSE_Key map; raises ``MalformedInput`` or ``UnsupportedAlgorithm``."""
         if not isinstance(cose_key, Mapping):
             raise MalformedInput("COSE_Key must be a map")
-        check_cose_labels(cose_key)
+        check_cbor_labels(cose_key, "COSE_Key label")
         kty = cose_int(cose_key, KTY)
         alg_id = cose_key.get(ALG)
         hint = Algorithm.from_cose_id(alg_id) if alg_id is not None else None

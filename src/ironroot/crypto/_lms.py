@@ -62,7 +62,7 @@ from ironroot.crypto._keys import (
     KTY,
     KTY_HSS_LMS,
     PUB,
-    check_cose_labels,
+    check_cbor_labels,
     cose_int,
     cose_key_thumbprint,
 )
@@ -233,7 +233,7 @@ class LmsPublicKey:
         """Parse ``{1: 5, 3: -46, -1: pub}`` (alg optional)."""
         if not isinstance(cose_key, Mapping):
             raise MalformedInput("COSE_Key must be a map")
-        check_cose_labels(cose_key)
+        check_cbor_labels(cose_key, "COSE_Key label")
         if cose_int(cose_key, KTY) != KTY_HSS_LMS:
             raise UnsupportedAlgorithm("not an HSS-LMS COSE_Key")
         alg = cose_key.get(ALG)

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
-from ironroot.crypto import b64url_decode, b64url_encode
+from ironroot.crypto import b64url_decode, b64url_encode, check_cbor_labels
 from ironroot.ear._model import (
     EAR_PROFILE,
     TRUST_CATEGORIES,
@@ -148,9 +148,7 @@ def _labelled(value: object, what: str) -> Mapping[object, Any]:
     key (CoRIM and COSE labels are refused the same way)."""
     if not isinstance(value, Mapping):
         raise MalformedInput(f"{what} are a CBOR map")
-    for key in value:
-        if isinstance(key, bool) or not isinstance(key, int | str):
-            raise MalformedInput(f"{what}: the key {key!r} is not an integer or text")
+    check_cbor_labels(value, f"{what}: the key")
     return value
 
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from ironroot.cose import Limits, Sign1, decode_cbor
-from ironroot.crypto import Verifier, verifier_from_cose_key
+from ironroot.crypto import Verifier, check_cbor_labels, verifier_from_cose_key
 from ironroot.errors import IronrootError, MalformedCertificate
 
 __all__ = ["OpenDiceCertificate", "parse_open_dice_cbor"]
@@ -102,11 +102,7 @@ def parse_open_dice_cbor(data: bytes) -> OpenDiceCertificate:
         raise MalformedCertificate(f"not an Open DICE CBOR certificate: {exc.detail}") from exc
     if not isinstance(claims, dict):
         raise MalformedCertificate("the certificate's claims are not a CBOR map")
-    for label in claims:  # a dict finds 2.0 and true under 2 and 1: no other reader does
-        if isinstance(label, bool) or not isinstance(label, int | str):
-            raise MalformedCertificate(
-                f"the certificate's claim label {label!r} is not an integer or text"
-            )
+    check_cbor_labels(claims, "the certificate's claim label", MalformedCertificate)
     key = claims.get(_SUBJECT_KEY)
     if not isinstance(key, bytes):
         raise MalformedCertificate("the certificate names no subject public key (-4670552)")
