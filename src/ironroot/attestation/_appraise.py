@@ -265,8 +265,7 @@ def _mixed_releases(accepted: Mapping[str, Sequence[ReferenceValue]]) -> list[st
     shared = set.intersection(*({(v.vendor, v.model) for v in vs} for vs in accepted.values()))
     if not shared:
         return []
-    named = {(v.vendor, v.model): v for vs in accepted.values() for v in vs}
-    product = " or ".join(sorted(_product(named[kind]) for kind in shared))
+    product = " or ".join(sorted(_product(*kind) for kind in shared))
     try:
         common_releases(accepted, product=product, measured="the evidence")
     except EndorsementMismatch as exc:

@@ -252,18 +252,21 @@ def _same_instance(instance: Tagged | None, evidence: EvidenceClaims) -> bool:
     )
 
 
-def _product(value: ReferenceValue) -> str:
-    if value.vendor is None:
+def _product(vendor: str | None, model: str | None) -> str:
+    """A product (a class vendor and model) as refusals name it."""
+    if vendor is None:
         return "an environment without a class vendor"
-    if value.model is None:
-        return f"vendor {value.vendor!r}"
-    return f"vendor {value.vendor!r} model {value.model!r}"
+    if model is None:
+        return f"vendor {vendor!r}"
+    return f"vendor {vendor!r} model {model!r}"
 
 
 def _check_publisher(
     values: Sequence[ReferenceValue], iss: str, publishers: Sequence[ReferencePublisher]
 ) -> None:
-    refused = sorted({_product(v) for v in values if not any(p.allows(v) for p in publishers)})
+    refused = sorted(
+        {_product(v.vendor, v.model) for v in values if not any(p.allows(v) for p in publishers)}
+    )
     if refused:
         raise UnknownIssuer(
             f"issuer {iss!r} may not publish reference values for {', '.join(refused)}: "
@@ -848,7 +851,7 @@ class Endorsements:
         release logged for another product of the selector (another model of a vendor-wide
         entry, or another entry selecting the same root). Empty without products."""
         kinds = frozenset().union(*(self._kinds[i] for i in self._selecting(evidence)))
-        return tuple(sorted(_product(ReferenceValue("", (), vendor=v, model=m)) for v, m in kinds))
+        return tuple(sorted(_product(*kind) for kind in kinds))
 
     def reviews_for(
         self, alg: str, digest: bytes, *, now: dt.datetime | None = None

@@ -235,8 +235,8 @@ class AuditExport:
             quote = rot.quote(seal_nonce(index))
         else:
             with node.rot(device=rot) as held:
-                history = held.journal.history
-                now = history[-1].ctr if history else 0
+                last = held.journal.last
+                now = last.ctr if last is not None else 0
                 if self.journaled is None or now != self.journaled:
                     raise Conflict(
                         f"{self.node} changed while it was exported (journal at "

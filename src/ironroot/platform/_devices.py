@@ -55,8 +55,8 @@ reference values logged for the device's vendor and model, in this order:
 2. reference values exist for the product (``no-reference-values``);
 3. each component digest is a logged SHA-384 for its measurement key: index 1 ``fmc``,
    index 2 ``runtime``, index 3 and up a ``component-<id>`` (``measurement-mismatch``);
-4. one logged release lists them all (``mixed-releases``, :func:`check_device_release`, the
-   rule :func:`ironroot.attestation.common_releases` the generic appraisal applies too): a
+4. one logged release lists them all (``mixed-releases``, the rule
+   :func:`ironroot.attestation.common_releases` the generic appraisal applies too): a
    release is one CoMID, named by its issuer and ``tag-id``, as :class:`ReferenceValues`
    keeps it (a CoMID another of the same issuer ``replaces``, or an older ``tag-version``,
    is gone). Matched one by one, a device running the FMC of release A with the runtime of
@@ -157,7 +157,6 @@ __all__ = [
     "DEVICE_SVN_INDEX",
     "DeviceMeasurement",
     "PlatformDevice",
-    "check_device_release",
     "compare_device_references",
     "device_block_keys",
     "device_measurement_blocks",
@@ -685,20 +684,6 @@ def _matching(
         and any(alg in _SHA384_ALGS and known == digest for alg, known in value.digests)
         and not value.unchecked  # it states what a digest and an SVN do not show
     )
-
-
-def check_device_release(components: Mapping[int, bytes], references: ReferenceValues) -> None:
-    """Refuse a device whose component blocks (index -> SHA-384, the SVN block apart), each
-    matching a logged value, are not all listed by one logged release: one CoMID
-    (``tag-id``) of one issuer, in force (``EndorsementMismatch`` ``mixed-releases``: module
-    docs, step 4). ``references`` are the values of the device's vendor and model; a block no
-    value matches is left to the digest check (``measurement-mismatch``). The rule
-    :func:`compare_device_references` applies (:func:`ironroot.attestation.common_releases`),
-    for a verifier that holds a device's blocks by index."""
-    values = list(references)
-    matched = {index: _matching(values, index, d) for index, d in sorted(components.items())}
-    if all(matched.values()):
-        common_releases(matched, product="the device's product")
 
 
 def compare_device_references(
