@@ -168,3 +168,39 @@ def test_closing_fails_a_watched_submission_still_waiting_for_integration() -> N
     error = settled(submission.integrated).exception()
     assert isinstance(error, StorageError)
     assert "integrated when it reopens" in error.detail
+
+
+def test_a_cycle_listener_runs_on_the_writer_after_the_cycles_callbacks(new_log: Log) -> None:
+    events: list[tuple[str, bool]] = []
+    changed = threading.Condition()
+
+    def note(event: str) -> None:
+        with changed:
+            events.append((event, new_log.on_writer_thread()))
+            changed.notify_all()
+
+    new_log.add_cycle_listener(lambda: note("cycle"))
+    submissions = [new_log.submit_watched(entry) for entry in (b"one", b"two")]
+    for submission in submissions:
+        submission.integrated.add_done_callback(lambda _: note("settled"))
+
+    def answered() -> bool:  # both settled, and a cycle ended after the last of them
+        settled_at = [i for i, (event, _) in enumerate(events) if event == "settled"]
+        return len(settled_at) == 2 and ("cycle", True) in events[settled_at[-1] :]
+
+    with changed:
+        assert changed.wait_for(answered, 30), events
+    assert all(on_writer for event, on_writer in events if event == "cycle")
+    assert not new_log.on_writer_thread()  # the test's own thread is not the writer
+
+
+def test_a_failing_cycle_listener_is_logged_and_the_writer_goes_on(
+    new_log: Log, caplog: pytest.LogCaptureFixture
+) -> None:
+    def bug() -> None:
+        raise RuntimeError("a listener's bug")
+
+    new_log.add_cycle_listener(bug)
+    assert settled(new_log.submit_watched(b"first").integrated).result().index == 0
+    assert settled(new_log.submit_watched(b"second").integrated).result().index == 1
+    assert "a cycle listener failed" in caplog.text

@@ -349,6 +349,7 @@ class Log(LogView):
         self._inflight: dict[bytes, _InFlight] = {}
         self._thread: threading.Thread | None = None
         self._commit_listeners: list[_CommitListener] = []
+        self._cycle_listeners: tuple[Callable[[], None], ...] = ()
         self._store_failed = False  # the last integration failed in the store (writer thread)
         self._retry_now = False
         # A write failed and the stored state could not be read back: the head may be behind
@@ -758,7 +759,11 @@ class Log(LogView):
                 last = self._closing and not self._queue
             due = retry_at is None or time.monotonic() >= retry_at
             if items or (due and self._store_pending):
-                if self._cycle(items, integrate=due):
+                try:
+                    integrated = self._cycle(items, integrate=due)
+                finally:
+                    self._cycle_ended()
+                if integrated:
                     backoff = _BACKOFF_FIRST
                     # Pending rows left beyond the page just integrated: the next page now.
                     retry_at = time.monotonic() if self._store_pending else None
@@ -1035,6 +1040,27 @@ class Log(LogView):
         for ticket, where in finished:
             _resolve(ticket.durable, None)
             _resolve(ticket.integrated, where)
+
+    def add_cycle_listener(self, listener: Callable[[], None]) -> None:
+        """Call ``listener()`` on the writer thread at the end of each of its cycles, once the
+        callbacks of every outcome the cycle settled have run: a callback that only notes its
+        outcome (on the writer thread, :meth:`on_writer_thread`) can leave the hand-over to
+        another thread to the listener, one wake-up per cycle instead of one per callback.
+        An exception it raises is logged and ignored; it may be added while the log runs."""
+        self._cycle_listeners = (*self._cycle_listeners, listener)
+
+    def on_writer_thread(self) -> bool:
+        """Whether the caller runs on the log's writer thread (where outcomes settle, and
+        the cycle listeners run after them)."""
+        thread = self._thread
+        return thread is not None and thread.ident == threading.get_ident()
+
+    def _cycle_ended(self) -> None:
+        for listener in self._cycle_listeners:
+            try:
+                listener()
+            except Exception:  # a listener's bug must not stop the writer
+                _log.exception("a cycle listener failed")
 
     def add_commit_listener(self, listener: _CommitListener) -> None:
         """Call ``listener(tree_size, root, batch_data)`` after each integration commits.

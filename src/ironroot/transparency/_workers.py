@@ -51,7 +51,7 @@ import signal
 import socket
 import struct
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, cast
@@ -70,7 +70,7 @@ from ironroot.errors import (
     StoreUnavailable,
 )
 from ironroot.http import ServerTls, configure_logging, run_server, server_config, settle_heap
-from ironroot.log import Integrated, Submission, Ticket
+from ironroot.log import Integrated, Log, Submission, Ticket
 from ironroot.transparency._app import create_app
 from ironroot.transparency._config import config_fingerprint, load_config
 from ironroot.transparency._registrar import DURABLE_TIMEOUT, Registration
@@ -218,10 +218,12 @@ class _SequencerLink(asyncio.Protocol):
         service: TransparencyService,
         closed: asyncio.Future[None],
         peers: list[_SequencerLink],
+        handover: _Handover | None = None,
     ) -> None:
         self._service = service
         self._closed = closed
         self._peers = peers  # every worker's link, this one included (one loop: no lock)
+        self._handover = handover
         self._loop = asyncio.get_running_loop()
         self._transport: asyncio.Transport | None = None
         self._buffer = bytearray()
@@ -282,11 +284,17 @@ class _SequencerLink(asyncio.Protocol):
         self._ready.append((req_id, ticket))
         if not self._scheduled:
             self._scheduled = True
-            # The loop may have closed (shutting down): nobody is left to answer then.
-            with contextlib.suppress(RuntimeError):
-                self._loop.call_soon_threadsafe(self._answer_ready)
+            if self._handover is not None:
+                self._handover.schedule(self)
+            else:
+                _wake(self._loop, self._answer_ready)
 
     def _answer_ready(self) -> None:
+        self._take_ready()
+        self._flush()
+
+    def _take_ready(self) -> None:
+        """Answer what the log made ready, into the links' queues (loop thread)."""
         self._scheduled = False
         ready = self._ready
         while ready:
@@ -301,7 +309,6 @@ class _SequencerLink(asyncio.Protocol):
                 or (durable and pending[1] <= 0)
             ):
                 self._answer(req_id, ticket)
-        self._flush()
 
     def _answer(self, req_id: int, ticket: Ticket | Submission) -> None:
         """Answer ``req_id`` from its ticket as it stands (loop thread)."""
@@ -380,14 +387,57 @@ class _SequencerLink(asyncio.Protocol):
                 )
 
 
+def _wake(loop: asyncio.AbstractEventLoop, callback: Callable[..., object], *args: object) -> None:
+    """Have ``loop`` run ``callback(*args)`` (from any thread)."""
+    # The loop may have closed (shutting down): nobody is left to answer then.
+    with contextlib.suppress(RuntimeError):
+        loop.call_soon_threadsafe(callback, *args)
+
+
+class _Handover:
+    """The sequencer's links' answers made ready on the log's writer thread, handed to the
+    loop once per writer cycle (:meth:`~ironroot.log.Log.add_cycle_listener`), for every link
+    at once: a wake-up per link, or per callback when the loop ran between two of them,
+    was ~13 % of the sequencer's GIL-held samples. A callback on another thread (an entry
+    answered at once, the log closing) wakes the loop itself."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, log: Log) -> None:
+        self._loop = loop
+        self._log = log
+        self._due: list[_SequencerLink] = []  # touched by the writer thread only
+        log.add_cycle_listener(self._cycle_ended)
+
+    def schedule(self, link: _SequencerLink) -> None:
+        """``link`` has answers ready (any thread)."""
+        if self._log.on_writer_thread():
+            self._due.append(link)
+        else:
+            _wake(self._loop, link._answer_ready)
+
+    def _cycle_ended(self) -> None:
+        if self._due:
+            due, self._due = self._due, []
+            _wake(self._loop, _answer_links, due)
+
+
+def _answer_links(links: list[_SequencerLink]) -> None:
+    for link in links:
+        link._take_ready()
+    links[0]._flush()  # every peer's queue, one write each
+
+
 async def _serve_link(
-    service: TransparencyService, sock: socket.socket, peers: list[_SequencerLink]
+    service: TransparencyService,
+    sock: socket.socket,
+    peers: list[_SequencerLink],
+    handover: _Handover | None = None,
 ) -> None:
-    """Answer one worker's registrations until its link closes."""
+    """Answer one worker's registrations until its link closes (its answers handed to the
+    loop by ``handover``, else one wake-up per link when answers are ready)."""
     loop = asyncio.get_running_loop()
     closed: asyncio.Future[None] = loop.create_future()
     transport, _ = await loop.connect_accepted_socket(
-        lambda: _SequencerLink(service, closed, peers), sock
+        lambda: _SequencerLink(service, closed, peers, handover), sock
     )
     try:
         await closed
@@ -635,10 +685,11 @@ async def _supervise(
     workers: list[_Worker] = []
     links: set[asyncio.Task[None]] = set()
     peers: list[_SequencerLink] = []
+    handover = _Handover(loop, service.writer)
 
     def start(number: int) -> _Worker:
         worker = _Worker(spec, listener, number)
-        task = loop.create_task(_serve_link(service, worker.link, peers))
+        task = loop.create_task(_serve_link(service, worker.link, peers, handover))
         links.add(task)
         task.add_done_callback(links.discard)
         return worker
