@@ -252,6 +252,29 @@ def test_svn_below_the_logged_minimum(world: World, tmp_path: Path) -> None:
     assert _appraise(world, device.quote(nonce), nonce, alone)[0].status is TrustTier.AFFIRMING
 
 
+def test_a_release_s_digests_claiming_a_higher_svn_are_not_that_release(
+    world: World, tmp_path: Path
+) -> None:
+    # The good release (SVN 3) is logged; a bundle with its very FMC and runtime but a header
+    # stating SVN 7 was never logged (component digests do not cover the header). Its quote
+    # matched the good release's values, logged as a minimum SVN 3, and was affirmed.
+    world.release("good-as-svn-7", svn=7, publish=False)
+    device = world.device(tmp_path / "d", "good-as-svn-7")
+    nonce = _nonce()
+    endorsements = world.endorsements(["good"], ["good", "good-as-svn-7"])
+    result, appraisal = _appraise(world, device.quote(nonce), nonce, endorsements)
+    assert result.status is TrustTier.WARNING
+    assert appraisal.trust_vector["executables"] == AR4SI.UNRECOGNIZED_RUNTIME
+    (reason,) = appraisal.reasons
+    assert reason.startswith("reference-values: no logged reference value for ")
+    assert reason.count("(its logged values are for SVN 3 exactly, the evidence claims 7)") == 2
+    # the release itself, claiming the SVN its header states, is still affirmed
+    good = world.device(tmp_path / "good", "good")
+    assert _appraise(world, good.quote(nonce), nonce, endorsements)[0].status is (
+        TrustTier.AFFIRMING
+    )
+
+
 def test_measurement_without_logged_reference_value(world: World, tmp_path: Path) -> None:
     world.release("unlogged", svn=3, runtime=RUNTIME + b"unlogged", publish=False)
     device = world.device(tmp_path / "d", "unlogged")

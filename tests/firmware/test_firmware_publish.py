@@ -79,7 +79,12 @@ def test_reference_corim_lists_the_expected_measurements(bundle: bytes) -> None:
     assert by_key["runtime"].measurements[0].mval.digests == (
         Digest(7, hashlib.sha384(RUNTIME).digest()),
     )
-    assert fmc.measurements[0].mval.svn == Svn(9, minimum=True)
+    # the release's exact SVN (tag 552), not a minimum (553): evidence of these digests
+    # claiming another SVN is of a header nobody logged
+    for triple in comid.triples.reference:
+        assert triple.measurements[0].mval.svn == Svn(9)
+    assert corim.encode().count(bytes.fromhex("d9022809")) == 3  # 552(9) for each component
+    assert bytes.fromhex("d90229") not in corim.encode()
     assert comid.entities[0].name == ISS
     assert comid.entities[0].reg_id == ISS
     assert corim.rim_validity is not None

@@ -22,7 +22,7 @@ from tests.fleet.admission_world import AdmissionWorld, admission_world, device_
 from tests.platform.node_world import NOW, VENDOR, World, make_world
 
 from ironroot.attestation import AR4SI, TrustTier, verify_ear
-from ironroot.corim import CORIM_CONTENT_TYPE, Comid
+from ironroot.corim import CORIM_CONTENT_TYPE, Comid, Svn
 from ironroot.cose import create_statement
 from ironroot.errors import AdmissionDenied
 from ironroot.firmware import Component, reference_corim
@@ -145,9 +145,9 @@ def test_a_bmc_reporting_another_svn_than_its_release_is_refused(
     assert "(its logged values are for SVN 3 exactly, the evidence claims 7)" in reason
 
 
-def _logged_without_svn(world: World, component: str, bundle: bytes) -> bytes:
-    """``bundle``'s reference CoRIM for ``component`` with no SVN in any measurement (a
-    vendor's CoRIM may leave it out), signed by the vendor and logged."""
+def _logged_with_svn(world: World, component: str, bundle: bytes, svn: Svn | None) -> bytes:
+    """``bundle``'s reference CoRIM for ``component`` with ``svn`` in each measurement (a
+    vendor's CoRIM may leave it out, or state a minimum), signed by the vendor and logged."""
     model = world.model(component)
     corim = reference_corim(bundle, vendor=VENDOR, model=model)
     (comid,) = corim.tags
@@ -156,7 +156,7 @@ def _logged_without_svn(world: World, component: str, bundle: bytes) -> bytes:
         dataclasses.replace(
             t,
             measurements=tuple(
-                dataclasses.replace(m, mval=dataclasses.replace(m.mval, svn=None))
+                dataclasses.replace(m, mval=dataclasses.replace(m.mval, svn=svn))
                 for m in t.measurements
             ),
         )
@@ -183,7 +183,7 @@ def test_a_device_whose_logged_release_states_no_svn_is_refused(
     any SVN and admitted the node. It now refuses it the same way."""
     fleet, authority = aw.fleet(tmp_path / "fleet", 1)
     release = _firmware(aw.world, b"nic release without svn")
-    authority.add_endorsement(_logged_without_svn(aw.world, "nic", release), now=NOW)
+    authority.add_endorsement(_logged_with_svn(aw.world, "nic", release, None), now=NOW)
     with pytest.raises(AdmissionDenied) as caught:
         authority.admit(_with_device(fleet, authority, "node-0001", "nic", release), now=NOW)  # type: ignore[arg-type]
     assert caught.value.code == "admission-denied"
@@ -200,7 +200,7 @@ def test_a_bmc_whose_logged_release_states_no_svn_is_refused(
     """The same for the RoT quote: a BMC release logged with no SVN matches no quoted SVN."""
     fleet, authority = aw.fleet(tmp_path / "fleet", 1)
     release = _firmware(aw.world, b"bmc release without svn")
-    authority.add_endorsement(_logged_without_svn(aw.world, "bmc", release), now=NOW)
+    authority.add_endorsement(_logged_with_svn(aw.world, "bmc", release, None), now=NOW)
     fleet.rot("node-0001").boot(release, now=NOW)
     with pytest.raises(AdmissionDenied) as caught:
         authority.admit(prepare(fleet, authority, "node-0001").request(), now=NOW)
@@ -209,3 +209,34 @@ def test_a_bmc_whose_logged_release_states_no_svn_is_refused(
     status, executables, reason = _submod(authority, "node-0001", "rot")
     assert (status, executables) == (TrustTier.WARNING, AR4SI.UNRECOGNIZED_RUNTIME)
     assert "(its logged values are for no stated SVN, the evidence claims 3)" in reason
+
+
+@pytest.mark.parametrize("component", ["nic", "bmc"])
+def test_a_release_logged_with_a_minimum_svn_is_still_read_exactly(
+    aw: AdmissionWorld, tmp_path: Path, component: str
+) -> None:
+    """Ironroot's own release CoRIMs state the exact SVN (552); those it logged before did
+    state a minimum (553), and so may another vendor's. The fleet reads the SVN of a device's
+    or a BMC's release as exact whatever tag states it: the same components under a header
+    stating SVN 7 are not the release logged at SVN 3."""
+    fleet, authority = aw.fleet(tmp_path / "fleet", 1)
+    name = f"{component} release with a minimum svn".encode()
+    release = _firmware(aw.world, name)
+    logged = _logged_with_svn(aw.world, component, release, Svn(3, minimum=True))
+    authority.add_endorsement(logged, now=NOW)
+    higher = _firmware(aw.world, name, svn=7)
+    request: object
+    if component == "bmc":
+        fleet.rot("node-0001").boot(higher, now=NOW)
+        request = prepare(fleet, authority, "node-0001").request()
+    else:
+        request = _with_device(fleet, authority, "node-0001", "nic", higher)
+    with pytest.raises(AdmissionDenied) as caught:
+        authority.admit(request, now=NOW)  # type: ignore[arg-type]
+    assert caught.value.code == "admission-denied"
+    assert fleet.record_of("node-0001").status == "quarantined"
+    status, executables, reason = _submod(
+        authority, "node-0001", "rot" if component == "bmc" else "nic"
+    )
+    assert (status, executables) == (TrustTier.WARNING, AR4SI.UNRECOGNIZED_RUNTIME)
+    assert "(its logged values are for SVN 3 exactly, the evidence claims 7)" in reason

@@ -12,9 +12,13 @@ Pure: bundle bytes and a signer in, Signed Statement bytes out.
   expected measurements: for each component an environment ``{vendor, model, layer, index}``
   (FMC layer 0, runtime layer 1, any other component layer 2; index = component id) and a
   measurement ``{mkey: "fmc" | "runtime" | "component-<id>", mval: {version, svn:
-  553(SVN) (a minimum), digests: [[7 (SHA-384), digest]]}}``; the RIM validity is the
-  manifest's. The manifest carries no names, so vendor and model default to ``iss`` and
-  ``sub``.
+  552(SVN), digests: [[7 (SHA-384), digest]]}}``; the RIM validity is the manifest's. The SVN
+  is the header's, exact (``552``, not a ``553`` minimum): a release is one signed manifest
+  stating one SVN, and the component digests do not cover that header, so evidence of these
+  digests claiming another SVN is of a header nobody logged (``executables`` 33 in
+  appraisal). It still counts as the floor of its environment
+  (:meth:`ironroot.attestation.ReferenceValues.minimum_svn`). The manifest carries no names,
+  so vendor and model default to ``iss`` and ``sub``.
 * :func:`reference_statement` — that CoRIM as the payload of a Signed Statement with content
   type ``application/rim+cbor``.
 """
@@ -120,7 +124,7 @@ def reference_corim(
                 Measurement(
                     MeasurementValues(
                         version=Version(str(entry.version)),
-                        svn=Svn(header.svn, minimum=True),
+                        svn=Svn(header.svn),
                         digests=(Digest(HASH_ALG_SHA384, entry.digest),),
                     ),
                     mkey=_component_name(entry.component_id),

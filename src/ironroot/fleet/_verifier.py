@@ -319,7 +319,9 @@ def _release_svn(value: ReferenceValue) -> ReferenceValue:
     """A logged value of a device or of the BMC with its SVN read as the release's exact SVN
     (module docs): component digests do not cover the header that states the SVN, so only
     the SVN its release states binds that header to the release (the platform's
-    ``svn-mismatch``), and a value stating none matches no SVN. The floor of its environment
+    ``svn-mismatch``), and a value stating none matches no SVN. Ironroot's own release CoRIMs
+    state the exact SVN (552); this reads a minimum (553) as exact too: releases Ironroot
+    logged before it did, and another vendor's CoRIM, state one. The floor of its environment
     is unchanged."""
     return dataclasses.replace(value, svn_minimum=False, svn_required=True)
 
