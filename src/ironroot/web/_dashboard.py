@@ -65,6 +65,14 @@ class Alert:
     href: str | None = None
 
 
+def _shown(name: str) -> str:
+    """A name asked for (a link's), as a "not found" repeats it: cut to :data:`_SHOWN_NAME`
+    characters, enough to tell which was asked for (a node's id or a log's name is no
+    longer) and too few for a notice that anyone who writes the link writes in the page's
+    red banner, on the dashboard's own origin."""
+    return name if len(name) <= _SHOWN_NAME else name[:_SHOWN_NAME] + "…"
+
+
 def _unique(name: str, taken: Mapping[str, object]) -> str:
     if name not in taken:
         return name
@@ -133,8 +141,7 @@ class Dashboard:
         if found is None:
             # cut: the 404 page is public, and a whole name from a link is a notice in its
             # banner that anyone can write on the dashboard's own origin
-            shown = name if len(name) <= _SHOWN_NAME else name[:_SHOWN_NAME] + "…"
-            raise NotFound(f"no log {shown!r} on this dashboard")
+            raise NotFound(f"no log {_shown(name)!r} on this dashboard")
         return found
 
     def find_entry(self, entry_id: str) -> str | None:
@@ -247,6 +254,11 @@ class Dashboard:
 
     def node_page(self, node: str) -> dict[str, Any]:
         fleet = self._fleet()
+        if len(node) > _SHOWN_NAME:  # longer than a node's id: the registry's 404 says it all
+            try:
+                fleet.fleet.record_of(node)
+            except NotFound:
+                raise NotFound(f"no node {_shown(node)!r} in the fleet") from None
         chain = fleet.chain(node, now=self.now())
         boxes = [
             ChainBox(link.key, link.name, link.status, link.summary, link.check)
