@@ -408,12 +408,12 @@ def test_failed_logins_from_one_ipv6_64_are_counted_together(own_dir: Path) -> N
 
 
 def _guesser(anon: httpx.Client) -> Any:
-    def attempt(client: str, password: str = WRONG) -> int:
+    def attempt(client: str, password: str = WRONG, user: str = OPERATOR) -> int:
         anon.cookies.clear()  # each a client of its own, none signed in
         token = login_token(anon.get("/login").text)
         return anon.post(
             "/login",
-            data={"user": OPERATOR, "password": password, "csrf": token},
+            data={"user": user, "password": password, "csrf": token},
             headers={"x-forwarded-for": client},
         ).status_code
 
@@ -452,6 +452,29 @@ def test_a_guessing_attack_from_many_addresses_is_bounded_per_account(own_dir: P
         assert attempt("203.0.113.200", "another-wrong-guess") == 429
         ticks[0] = 301.0  # the window passed
         assert attempt("198.51.100.7", PASSWORD) == 303
+
+
+def test_failures_for_other_names_do_not_make_the_throttle_forget_a_held_account(
+    own_dir: Path,
+) -> None:
+    # was: the names counted were forgotten oldest first past a bound (10,000 each, as the
+    # addresses): an attacker with enough addresses (2,000 at 5 failures each; an IPv6 /48
+    # holds 65,536 /64s) typed that many other names after the account's 20 failures, and
+    # the account, forgotten, had 20 guesses again at once, as often as it liked
+    dashboard = Dashboard.open(own_dir, clock=lambda: SEEN)
+    dashboard.throttle = LoginThrottle(5, 300, clock=lambda: 0.0, keys=30)
+    limits = ServerLimits(trusted_proxies=("127.0.0.1",))
+    with (
+        ServerThread(create_dashboard_app(dashboard), limits=limits) as server,
+        httpx.Client(base_url=server.url) as anon,
+    ):
+        attempt = _guesser(anon)
+        answers = [attempt(f"203.0.113.{n // 5}") for n in range(21)]
+        assert answers == [401] * 20 + [429]
+        others = [attempt(f"198.51.100.{n // 5}", user=f"nobody-{n}") for n in range(35)]
+        assert others == [401] * 35  # more names than the throttle keeps
+        assert attempt("192.0.2.1", PASSWORD) == 429  # the account is still held back
+        assert attempt("192.0.2.1", "another-wrong-guess") == 429
 
 
 # --- what the server refuses before the dashboard sees it ----------------------------------------
