@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import re
 import shutil
 import sqlite3
 from pathlib import Path
@@ -236,6 +237,39 @@ def test_a_monitor_state_rolled_back_is_an_alert(own_dir: Path) -> None:
         assert "at size 1, but size 2 was verified" in page.text
 
 
+def test_the_overview_s_latest_alerts_are_the_newest(own_dir: Path) -> None:
+    # was: the alerts were sorted by severity, then by the text of their time, oldest first,
+    # and the overview shows the first eight: its "latest alerts" were the eight oldest, and
+    # a split view proved today was not among them once eight older ones were kept
+    from ironroot.log import Checkpoint, NoteSigner, sign_checkpoint
+    from ironroot.witness import ForkProof
+
+    start = int(SEEN.timestamp()) - 10 * 3600
+    store = MonitorStore(own_dir / "monitor.db")
+    try:
+        for n in range(10):
+            origin = f"split-{n}.example"
+            signer = NoteSigner(origin, PrivateKey.generate(Algorithm.ED25519))
+            first = sign_checkpoint(Checkpoint(origin, 7, bytes(32)), [signer])
+            second = sign_checkpoint(Checkpoint(origin, 7, bytes([1]) * 32), [signer])
+            at = start + n * 3600
+            store.add_fork(origin, ForkProof(origin, first, second, (), "m", at).encode(), at)
+    finally:
+        store.close()
+    dashboard = Dashboard.open(own_dir, clock=lambda: SEEN)
+    with (
+        ServerThread(create_dashboard_app(dashboard)) as server,
+        httpx.Client(base_url=server.url) as operator,
+    ):
+        assert log_in(operator).status_code == 303
+        overview = operator.get("/")
+        assert overview.status_code == 200
+        shown = re.findall(r"split view of (split-\d)\.example", overview.text)
+        assert shown == [f"split-{n}" for n in range(9, 1, -1)]
+        every = re.findall(r"split view of (split-\d)\.example", operator.get("/alerts").text)
+        assert every == [f"split-{n}" for n in range(9, -1, -1)]  # newest first there too
+
+
 def test_bars_over_a_span_of_centuries_stay_48_or_so() -> None:
     # was: 30-day buckets whatever the span: 2**62 seconds asked for ~10**12 of them
     bars = bucket_times([(0, "entries", 1), (2**62, "entries", 2)], ["entries"])
@@ -312,6 +346,32 @@ def test_a_fleet_event_whose_detail_is_not_an_object_is_a_503_page(
             page = operator.get(path)
             assert page.status_code == 503, path
             assert f"event #{seq} is damaged" in page.text
+
+
+@pytest.mark.parametrize("at", ["0001-01-01T00:00:00", "0001-01-01"])
+def test_a_fleet_event_at_a_time_without_an_offset_is_a_time_in_utc_not_a_500(
+    world: WebWorld, tmp_path: Path, at: str
+) -> None:
+    # was: read as the server's local time, and in the year 1 that has no POSIX time
+    # (ValueError: year 0 is out of range): a 500 on the fleet page's chart, and on the
+    # alerts that are ordered by time
+    database = _fleet_copy(world, tmp_path)
+    with contextlib.closing(sqlite3.connect(database)) as db, db:
+        for kind in ("admitted", "admission-refused"):
+            db.execute(
+                "INSERT INTO events (at, node, kind, detail) VALUES (?, 'node-0001', ?, ?)",
+                (at, kind, '{"error": "nonce-mismatch"}'),
+            )
+    dashboard = Dashboard.open(tmp_path, clock=lambda: SEEN)
+    with (
+        ServerThread(create_dashboard_app(dashboard)) as server,
+        httpx.Client(base_url=server.url) as operator,
+    ):
+        assert log_in(operator).status_code == 303
+        for path in ("/", "/fleet", "/fleet/nodes/node-0001", "/alerts"):
+            page = operator.get(path)
+            assert page.status_code == 200, path
+        assert f'evidence refused (nonce-mismatch)</a></td><td class="nowrap">{at}<' in page.text
 
 
 def test_the_registry_refuses_a_damaged_event_with_a_storage_error(
