@@ -692,6 +692,30 @@ def test_behind_a_reverse_proxy_the_dashboard_answers_the_names_given(own_dir: P
         _misdirected(proxied.get("/log", headers={"host": "dash.example.evil.example"}))
 
 
+def test_an_ipv6_literal_given_without_a_port_answers_on_any_port(own_dir: Path) -> None:
+    # was: a name given without a port answered on any port, but not an IPv6 literal
+    # (--allowed-host [2001:db8::5]): its clients, who send it with the port, all got 421
+    dashboard = Dashboard.open(own_dir, clock=lambda: SEEN)
+
+    def app(port: int) -> Starlette:
+        names = ("[2001:db8::5]", "[2001:db8::6]:443")
+        return create_dashboard_app(dashboard, allowed_hosts=dashboard_hosts("::", port, names))
+
+    with (
+        server_thread(app) as server,
+        httpx.Client(base_url=server.url, headers={"accept": "application/json"}) as anon,
+    ):
+        for host in (
+            "[2001:db8::5]",
+            "[2001:db8::5]:8480",
+            "[2001:DB8::5]:443",
+            "[2001:db8::6]:443",
+        ):
+            assert anon.get("/log", headers={"host": host}).status_code == 200, host
+        for host in ("[2001:db8::6]:8480", "[2001:db8::6]", "[2001:db8::5]:", "[2001:db8::5]x:1"):
+            _misdirected(anon.get("/log", headers={"host": host}))
+
+
 @pytest.mark.parametrize(
     ("bound", "names", "expected"),
     [

@@ -671,7 +671,9 @@ class _AllowedHosts:
     def __init__(self, app: Any, hosts: Collection[str]) -> None:
         self.app = app
         self._hosts = frozenset(h.lower() for h in hosts)
-        self._any_port = frozenset(h for h in self._hosts if not h.endswith("]") and ":" not in h)
+        # a name without a port: a DNS name or an IPv4 address (no ':'), or a bracketed IPv6
+        # literal (its ':'s are inside the brackets)
+        self._any_port = frozenset(h for h in self._hosts if h.endswith("]") or ":" not in h)
 
     def _allowed(self, host: str) -> bool:
         host = host.lower()
