@@ -114,11 +114,19 @@ def test_logging_out_from_another_site_or_by_get_is_refused(client: httpx.Client
     assert client.get("/fleet").status_code == 200  # still signed in
 
 
-def test_a_405_names_the_allowed_methods_sorted(client: httpx.Client) -> None:
-    for method in ("TRACE", "PATCH", "DELETE"):
-        answer = client.request(method, "/fleet")
+@pytest.mark.parametrize(
+    ("path", "allowed"),
+    [("/fleet", "GET, HEAD"), ("/login", "GET, HEAD, POST"), ("/logout", "POST")],
+)
+def test_a_405_names_the_allowed_methods_sorted(
+    client: httpx.Client, path: str, allowed: str
+) -> None:
+    # was: a 405 at /login said "Allow: GET, HEAD", though the login form is POSTed there
+    # (RFC 9110 §15.5.6: the methods the resource supports, all of them)
+    for method in ("TRACE", "PATCH", "DELETE", "OPTIONS"):
+        answer = client.request(method, path)
         assert answer.status_code == 405
-        assert answer.headers["allow"] == "GET, HEAD"  # Starlette's order is a set's
+        assert answer.headers["allow"] == allowed  # Starlette's order is a set's
         assert answer.headers["x-content-type-options"] == "nosniff"
 
 
@@ -267,6 +275,25 @@ def test_a_public_404_does_not_repeat_a_long_text_from_the_link(anon: httpx.Clie
     answer = anon.get("/log/" + notice + "https-phish.example-login")
     assert answer.status_code == 404
     assert f"no log &#39;{notice[:64]}…&#39; on this dashboard" in answer.text
+    assert "phish" not in answer.text
+
+
+def test_a_404_for_an_unknown_node_does_not_repeat_a_long_text_from_the_link(
+    anon: httpx.Client,
+) -> None:
+    """As for a log's name: a link to /fleet/nodes/<text> sends an operator to the login and,
+    once signed in, to that page, with the text in its red banner on the dashboard's origin.
+    A node's id is at most 64 characters, so 64 tell which node was asked for."""
+    notice = "Security notice from the operators: your account was locked, log in again at "
+    link = "/fleet/nodes/" + notice + "https-phish.example-login"
+    token = login_token(anon.get("/login").text)
+    signed_in = anon.post(
+        "/login", data={"user": OPERATOR, "password": PASSWORD, "csrf": token, "next": link}
+    )
+    assert signed_in.status_code == 303
+    answer = anon.get(signed_in.headers["location"])
+    assert answer.status_code == 404
+    assert f"no node &#39;{notice[:64]}…&#39; in the fleet" in answer.text
     assert "phish" not in answer.text
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import re
 import shutil
 import sqlite3
 from pathlib import Path
@@ -236,6 +237,39 @@ def test_a_monitor_state_rolled_back_is_an_alert(own_dir: Path) -> None:
         assert "at size 1, but size 2 was verified" in page.text
 
 
+def test_the_overview_s_latest_alerts_are_the_newest(own_dir: Path) -> None:
+    # was: the alerts were sorted by severity, then by the text of their time, oldest first,
+    # and the overview shows the first eight: its "latest alerts" were the eight oldest, and
+    # a split view proved today was not among them once eight older ones were kept
+    from ironroot.log import Checkpoint, NoteSigner, sign_checkpoint
+    from ironroot.witness import ForkProof
+
+    start = int(SEEN.timestamp()) - 10 * 3600
+    store = MonitorStore(own_dir / "monitor.db")
+    try:
+        for n in range(10):
+            origin = f"split-{n}.example"
+            signer = NoteSigner(origin, PrivateKey.generate(Algorithm.ED25519))
+            first = sign_checkpoint(Checkpoint(origin, 7, bytes(32)), [signer])
+            second = sign_checkpoint(Checkpoint(origin, 7, bytes([1]) * 32), [signer])
+            at = start + n * 3600
+            store.add_fork(origin, ForkProof(origin, first, second, (), "m", at).encode(), at)
+    finally:
+        store.close()
+    dashboard = Dashboard.open(own_dir, clock=lambda: SEEN)
+    with (
+        ServerThread(create_dashboard_app(dashboard)) as server,
+        httpx.Client(base_url=server.url) as operator,
+    ):
+        assert log_in(operator).status_code == 303
+        overview = operator.get("/")
+        assert overview.status_code == 200
+        shown = re.findall(r"split view of (split-\d)\.example", overview.text)
+        assert shown == [f"split-{n}" for n in range(9, 1, -1)]
+        every = re.findall(r"split view of (split-\d)\.example", operator.get("/alerts").text)
+        assert every == [f"split-{n}" for n in range(9, -1, -1)]  # newest first there too
+
+
 def test_bars_over_a_span_of_centuries_stay_48_or_so() -> None:
     # was: 30-day buckets whatever the span: 2**62 seconds asked for ~10**12 of them
     bars = bucket_times([(0, "entries", 1), (2**62, "entries", 2)], ["entries"])
@@ -312,6 +346,32 @@ def test_a_fleet_event_whose_detail_is_not_an_object_is_a_503_page(
             page = operator.get(path)
             assert page.status_code == 503, path
             assert f"event #{seq} is damaged" in page.text
+
+
+@pytest.mark.parametrize("at", ["0001-01-01T00:00:00", "0001-01-01"])
+def test_a_fleet_event_at_a_time_without_an_offset_is_a_time_in_utc_not_a_500(
+    world: WebWorld, tmp_path: Path, at: str
+) -> None:
+    # was: read as the server's local time, and in the year 1 that has no POSIX time
+    # (ValueError: year 0 is out of range): a 500 on the fleet page's chart, and on the
+    # alerts that are ordered by time
+    database = _fleet_copy(world, tmp_path)
+    with contextlib.closing(sqlite3.connect(database)) as db, db:
+        for kind in ("admitted", "admission-refused"):
+            db.execute(
+                "INSERT INTO events (at, node, kind, detail) VALUES (?, 'node-0001', ?, ?)",
+                (at, kind, '{"error": "nonce-mismatch"}'),
+            )
+    dashboard = Dashboard.open(tmp_path, clock=lambda: SEEN)
+    with (
+        ServerThread(create_dashboard_app(dashboard)) as server,
+        httpx.Client(base_url=server.url) as operator,
+    ):
+        assert log_in(operator).status_code == 303
+        for path in ("/", "/fleet", "/fleet/nodes/node-0001", "/alerts"):
+            page = operator.get(path)
+            assert page.status_code == 200, path
+        assert f'evidence refused (nonce-mismatch)</a></td><td class="nowrap">{at}<' in page.text
 
 
 def test_the_registry_refuses_a_damaged_event_with_a_storage_error(
@@ -408,12 +468,12 @@ def test_failed_logins_from_one_ipv6_64_are_counted_together(own_dir: Path) -> N
 
 
 def _guesser(anon: httpx.Client) -> Any:
-    def attempt(client: str, password: str = WRONG) -> int:
+    def attempt(client: str, password: str = WRONG, user: str = OPERATOR) -> int:
         anon.cookies.clear()  # each a client of its own, none signed in
         token = login_token(anon.get("/login").text)
         return anon.post(
             "/login",
-            data={"user": OPERATOR, "password": password, "csrf": token},
+            data={"user": user, "password": password, "csrf": token},
             headers={"x-forwarded-for": client},
         ).status_code
 
@@ -452,6 +512,29 @@ def test_a_guessing_attack_from_many_addresses_is_bounded_per_account(own_dir: P
         assert attempt("203.0.113.200", "another-wrong-guess") == 429
         ticks[0] = 301.0  # the window passed
         assert attempt("198.51.100.7", PASSWORD) == 303
+
+
+def test_failures_for_other_names_do_not_make_the_throttle_forget_a_held_account(
+    own_dir: Path,
+) -> None:
+    # was: the names counted were forgotten oldest first past a bound (10,000 each, as the
+    # addresses): an attacker with enough addresses (2,000 at 5 failures each; an IPv6 /48
+    # holds 65,536 /64s) typed that many other names after the account's 20 failures, and
+    # the account, forgotten, had 20 guesses again at once, as often as it liked
+    dashboard = Dashboard.open(own_dir, clock=lambda: SEEN)
+    dashboard.throttle = LoginThrottle(5, 300, clock=lambda: 0.0, keys=30)
+    limits = ServerLimits(trusted_proxies=("127.0.0.1",))
+    with (
+        ServerThread(create_dashboard_app(dashboard), limits=limits) as server,
+        httpx.Client(base_url=server.url) as anon,
+    ):
+        attempt = _guesser(anon)
+        answers = [attempt(f"203.0.113.{n // 5}") for n in range(21)]
+        assert answers == [401] * 20 + [429]
+        others = [attempt(f"198.51.100.{n // 5}", user=f"nobody-{n}") for n in range(35)]
+        assert others == [401] * 35  # more names than the throttle keeps
+        assert attempt("192.0.2.1", PASSWORD) == 429  # the account is still held back
+        assert attempt("192.0.2.1", "another-wrong-guess") == 429
 
 
 # --- what the server refuses before the dashboard sees it ----------------------------------------
@@ -607,6 +690,30 @@ def test_behind_a_reverse_proxy_the_dashboard_answers_the_names_given(own_dir: P
         )
         assert answer.status_code == 303
         _misdirected(proxied.get("/log", headers={"host": "dash.example.evil.example"}))
+
+
+def test_an_ipv6_literal_given_without_a_port_answers_on_any_port(own_dir: Path) -> None:
+    # was: a name given without a port answered on any port, but not an IPv6 literal
+    # (--allowed-host [2001:db8::5]): its clients, who send it with the port, all got 421
+    dashboard = Dashboard.open(own_dir, clock=lambda: SEEN)
+
+    def app(port: int) -> Starlette:
+        names = ("[2001:db8::5]", "[2001:db8::6]:443")
+        return create_dashboard_app(dashboard, allowed_hosts=dashboard_hosts("::", port, names))
+
+    with (
+        server_thread(app) as server,
+        httpx.Client(base_url=server.url, headers={"accept": "application/json"}) as anon,
+    ):
+        for host in (
+            "[2001:db8::5]",
+            "[2001:db8::5]:8480",
+            "[2001:DB8::5]:443",
+            "[2001:db8::6]:443",
+        ):
+            assert anon.get("/log", headers={"host": host}).status_code == 200, host
+        for host in ("[2001:db8::6]:8480", "[2001:db8::6]", "[2001:db8::5]:", "[2001:db8::5]x:1"):
+            _misdirected(anon.get("/log", headers={"host": host}))
 
 
 @pytest.mark.parametrize(

@@ -529,6 +529,13 @@ def create_dashboard_app(
         response.delete_cookie(LOGIN_COOKIE, **cookie_args(request))
         return response
 
+    post_login = posted(login)
+
+    async def login_route(request: Request) -> Response:
+        """The form (GET, HEAD) and the login (POST): one route, so that a 405 there names
+        all three (two routes for one path answer the first one's methods alone)."""
+        return await (post_login if request.method == "POST" else login_page)(request)
+
     async def logout(request: Request) -> Response:
         cookie = request.cookies.get(SESSION_COOKIE)
         try:
@@ -582,8 +589,7 @@ def create_dashboard_app(
         Route("/reviews", view("reviews.html", dashboard.reviews), methods=["GET"]),
         Route("/keys", view("keys.html", dashboard.keys_page), methods=["GET"]),
         Route("/alerts", view("alerts.html", dashboard.alerts), methods=["GET"]),
-        Route("/login", login_page, methods=["GET"]),
-        Route("/login", posted(login), methods=["POST"]),
+        Route("/login", login_route, methods=["GET", "POST"]),
         Route("/logout", posted(logout), methods=["POST"]),
         Route("/static/dashboard.css", stylesheet, methods=["GET"]),
         Route("/static/favicon.svg", favicon, methods=["GET"]),
@@ -665,7 +671,9 @@ class _AllowedHosts:
     def __init__(self, app: Any, hosts: Collection[str]) -> None:
         self.app = app
         self._hosts = frozenset(h.lower() for h in hosts)
-        self._any_port = frozenset(h for h in self._hosts if not h.endswith("]") and ":" not in h)
+        # a name without a port: a DNS name or an IPv4 address (no ':'), or a bracketed IPv6
+        # literal (its ':'s are inside the brackets)
+        self._any_port = frozenset(h for h in self._hosts if h.endswith("]") or ":" not in h)
 
     def _allowed(self, host: str) -> bool:
         host = host.lower()

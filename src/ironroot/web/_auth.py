@@ -35,7 +35,10 @@ whole). A login still being checked counts as a failure until it is over, so log
 once cannot make more guesses than ``max_failures``. An account name (any name typed, known or
 not) is refused from every address while ``4 * max_failures`` failures for it fall within the
 window: more than one address alone can make, so only a guessing attack from several
-addresses holds the operator back, and it gets at most that many guesses a window.
+addresses holds the operator back, and it gets at most that many guesses a window. Each count
+keeps 10,000 addresses and 10,000 names, forgetting those whose latest failure is oldest, but
+never one refused now: names typed by the thousand do not give an account held back its
+guesses again.
 
 Written here rather than taken from a library: Starlette's ``SessionMiddleware`` needs
 ``itsdangerous`` (not a dependency) and has no CSRF protection or login throttling; what is
@@ -387,10 +390,11 @@ class _Window:
     """Failures per key (a client address, or an account name) in a sliding window, and the
     logins in flight for each, refused at ``limit`` (``what``: whose, for the refusal)."""
 
-    def __init__(self, limit: int, window: int, what: str) -> None:
+    def __init__(self, limit: int, window: int, what: str, keys: int) -> None:
         self.limit = limit
         self._window = window
         self._what = what
+        self._keys = keys
         self._failures: collections.OrderedDict[str, collections.deque[float]] = (
             collections.OrderedDict()
         )
@@ -428,8 +432,20 @@ class _Window:
         times.append(now)
         self._failures[key] = times
         self._failures.move_to_end(key)
-        while len(self._failures) > _MAX_CLIENTS:
-            self._failures.popitem(last=False)
+        if len(self._failures) > self._keys:
+            self._forget(now)
+
+    def _forget(self, now: float) -> None:
+        """Past ``keys`` keys, forget those whose latest failure is oldest, but never one
+        refused now: failures typed for other names (as many as an attacker has addresses)
+        must not give an account held back its guesses again. The keys kept past the bound
+        each hold ``limit`` failures within the window, so they are bounded by the failures
+        the addresses' limit lets through, and leave with the window."""
+        for key in list(self._failures):
+            if len(self._failures) <= self._keys:
+                return
+            if len(self._recent(key, now)) < self.limit:  # gone already if none is recent
+                self._failures.pop(key, None)
 
 
 class LoginThrottle:
@@ -441,15 +457,20 @@ class LoginThrottle:
     pass the check before the first failure is counted."""
 
     def __init__(
-        self, max_failures: int, window: int, *, clock: Callable[[], float] = time.monotonic
+        self,
+        max_failures: int,
+        window: int,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        keys: int = _MAX_CLIENTS,
     ) -> None:
         self.max_failures = max_failures
         self.max_account_failures = 4 * max_failures
         self.window = window
         self._clock = clock
         self._lock = threading.Lock()
-        self._addresses = _Window(max_failures, window, "from this address")
-        self._accounts = _Window(self.max_account_failures, window, "for this account")
+        self._addresses = _Window(max_failures, window, "from this address", keys)
+        self._accounts = _Window(self.max_account_failures, window, "for this account", keys)
 
     def check(self, client: str) -> None:
         """``TooManyAttempts`` while ``client`` has ``max_failures`` recent failures (logins

@@ -63,6 +63,17 @@ class Alert:
     what: str
     at: str = ""
     href: str | None = None
+    moment: float | None = None
+    """When it happened (POSIX seconds), what the alerts are ordered by; ``None`` for a state
+    seen now (a source that cannot be read, a checkpoint that does not verify)."""
+
+
+def _shown(name: str) -> str:
+    """A name asked for (a link's), as a "not found" repeats it: cut to :data:`_SHOWN_NAME`
+    characters, enough to tell which was asked for (a node's id or a log's name is no
+    longer) and too few for a notice that anyone who writes the link writes in the page's
+    red banner, on the dashboard's own origin."""
+    return name if len(name) <= _SHOWN_NAME else name[:_SHOWN_NAME] + "…"
 
 
 def _unique(name: str, taken: Mapping[str, object]) -> str:
@@ -133,8 +144,7 @@ class Dashboard:
         if found is None:
             # cut: the 404 page is public, and a whole name from a link is a notice in its
             # banner that anyone can write on the dashboard's own origin
-            shown = name if len(name) <= _SHOWN_NAME else name[:_SHOWN_NAME] + "…"
-            raise NotFound(f"no log {shown!r} on this dashboard")
+            raise NotFound(f"no log {_shown(name)!r} on this dashboard")
         return found
 
     def find_entry(self, entry_id: str) -> str | None:
@@ -247,6 +257,11 @@ class Dashboard:
 
     def node_page(self, node: str) -> dict[str, Any]:
         fleet = self._fleet()
+        if len(node) > _SHOWN_NAME:  # longer than a node's id: the registry's 404 says it all
+            try:
+                fleet.fleet.record_of(node)
+            except NotFound:
+                raise NotFound(f"no node {_shown(node)!r} in the fleet") from None
         chain = fleet.chain(node, now=self.now())
         boxes = [
             ChainBox(link.key, link.name, link.status, link.summary, link.check)
@@ -366,7 +381,15 @@ class Dashboard:
             alerts.extend(self._fleet_alerts())
             quarantined = self.fleet.records(status="quarantined")  # no firmware shown
         rank = {"critical": 0, "warning": 1, "info": 2}
-        alerts.sort(key=lambda a: (rank.get(a.severity, 3), a.at), reverse=False)
+        # the most severe first, and in each severity what is so now, then the newest: the
+        # overview shows the first eight as the latest (the times' texts are of two formats)
+        alerts.sort(
+            key=lambda a: (
+                rank.get(a.severity, 3),
+                a.moment is not None,
+                -(a.moment or 0.0),
+            )
+        )
         return {"alerts": alerts, "quarantined": quarantined}
 
     def _monitor_alerts(self) -> list[Alert]:
@@ -395,7 +418,7 @@ class Dashboard:
                         )
                     except IronrootError:
                         what = f"split view of {origin} (fork #{ident})"
-                    out.append(Alert("critical", "split view", path.name, what, when))
+                    out.append(Alert("critical", "split view", path.name, what, when, moment=at))
             except IronrootError as exc:
                 out.append(Alert("warning", "monitor", path.name, failure(exc)))
             finally:
@@ -424,6 +447,7 @@ class Dashboard:
                             f"witness {config.name}",
                             f"{evidence.origin}: {evidence.detail}",
                             when,
+                            moment=evidence.at,
                         )
                     )
             except IronrootError as exc:
@@ -512,6 +536,7 @@ class Dashboard:
                             f"issuer the fleet trusts for it (entries {where})",
                             rows[-1].registered_at,
                             href,
+                            rows[-1].registered,
                         )
                     )
                 else:
@@ -524,6 +549,7 @@ class Dashboard:
                             f"does not run yet (entries {where})",
                             rows[-1].registered_at,
                             href,
+                            rows[-1].registered,
                         )
                     )
         return out
@@ -543,6 +569,7 @@ class Dashboard:
                 if count > 1:  # a run of refusals folded into one event (Fleet.record_repeated)
                     what += f", {count} times since {detail.get('first_at')}"
             href = f"/fleet/nodes/{quote(event.node, safe='')}" if event.node else None
+            moment = parse_time(event.at)
             out.append(
                 Alert(
                     severity,
@@ -551,6 +578,7 @@ class Dashboard:
                     what or event.kind,
                     event.at,
                     href,
+                    moment.timestamp() if moment is not None else None,
                 )
             )
         return out

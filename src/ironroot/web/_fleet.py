@@ -95,12 +95,16 @@ def repeats(detail: Mapping[str, Any]) -> int:
 
 
 def parse_time(text: str | None) -> dt.datetime | None:
+    """A registry's time (ISO 8601, written in UTC) as an aware time; ``None`` for none or
+    text that is not one. One without an offset is UTC too, not the server's local time (in
+    the year 1 that has no POSIX time, and ``timestamp()`` raised)."""
     if not text:
         return None
     try:
-        return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+        moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
 
 
 @dataclass(frozen=True, slots=True)
