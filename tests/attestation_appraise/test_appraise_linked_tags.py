@@ -143,12 +143,13 @@ def test_a_supplementing_tag_leaves_its_target_in_force(world: World, good_devic
 def test_a_newer_version_of_the_same_tag_supersedes_the_older(
     world: World, good_device: Device
 ) -> None:
-    # Version 1 of the good release's tag-id lists another runtime: version 0 (no version:
-    # the initial one) no longer counts.
+    # The next version of the good release's tag-id lists another runtime: the version
+    # logged first no longer counts.
     good_corim, good = _good_comid(world)
     _, other = _other_release(world, "revision")
+    assert good.tag_identity.version == 1  # reference_corim's
     revised = dataclasses.replace(
-        good, tag_identity=TagIdentity(good.tag_identity.tag_id, 1), triples=other.triples
+        good, tag_identity=TagIdentity(good.tag_identity.tag_id, 2), triples=other.triples
     )
     statements = [
         world.references["good"],

@@ -43,7 +43,16 @@ from ironroot.attestation import (
     reference_values_from_statement,
     verify_rot_quote,
 )
-from ironroot.corim import CORIM_CONTENT_TYPE, CorimMeta, Validity, sign_corim
+from ironroot.corim import (
+    CORIM_CONTENT_TYPE,
+    Comid,
+    Corim,
+    CorimMeta,
+    Measurement,
+    Svn,
+    Validity,
+    sign_corim,
+)
 from ironroot.cose import RECEIPTS, Sign1, create_statement, decode_cbor, encode_cbor
 from ironroot.crypto import Algorithm
 from ironroot.errors import (
@@ -273,6 +282,74 @@ def test_a_release_s_digests_claiming_a_higher_svn_are_not_that_release(
     assert _appraise(world, good.quote(nonce), nonce, endorsements)[0].status is (
         TrustTier.AFFIRMING
     )
+
+
+def _as_published_before_exact_svns(corim: Corim) -> Corim:
+    """``corim`` (a release's, from :func:`reference_corim`) as Ironroot published it before
+    release CoRIMs stated exact SVNs: each SVN a minimum (553), tag-version absent."""
+    (comid,) = corim.tags
+    assert isinstance(comid, Comid)
+
+    def floor(m: Measurement) -> Measurement:
+        assert m.mval.svn is not None
+        svn = Svn(m.mval.svn.value, minimum=True)
+        return dataclasses.replace(m, mval=dataclasses.replace(m.mval, svn=svn))
+
+    triples = tuple(
+        dataclasses.replace(t, measurements=tuple(floor(m) for m in t.measurements))
+        for t in comid.triples.reference
+    )
+    old = dataclasses.replace(
+        comid,
+        tag_identity=dataclasses.replace(comid.tag_identity, version=None),
+        triples=dataclasses.replace(comid.triples, reference=triples),
+    )
+    return dataclasses.replace(corim, tags=(old,))
+
+
+def test_publishing_a_release_again_replaces_its_corim_of_minimum_svns(
+    world: World, tmp_path: Path
+) -> None:
+    # A release logged before release CoRIMs stated exact SVNs states a minimum: its
+    # digests claiming a higher SVN still match it. Publishing the same bundle again (the
+    # same tag-id) must replace that CoMID, so the higher claim stops matching.
+    if "good-as-svn-7" not in world.bundles:
+        world.release("good-as-svn-7", svn=7, publish=False)
+    device = world.device(tmp_path / "d", "good-as-svn-7")
+    corim = reference_corim(world.bundles["good"], vendor=VENDOR_ISS, model=PRODUCT)
+    statement = create_statement(
+        world.vendor_key,
+        _as_published_before_exact_svns(corim).encode(),
+        iss=VENDOR_ISS,
+        sub=PRODUCT,
+        content_type=CORIM_CONTENT_TYPE,
+    )
+    old = world.client.register(statement).transparent_statement
+    nonce = _nonce()
+    alone = Endorsements.build(
+        service_keys=world.service_keys,
+        reference_statements=[old],
+        review_statements=[world.reviews["good"], world.reviews["good-as-svn-7"]],
+        providers=world.providers,
+        publishers=world.publishers,
+        vendor_roots=world.ca.trust_anchors,
+        now=NOW,
+    )
+    assert _appraise(world, device.quote(nonce), nonce, alone)[0].status is TrustTier.AFFIRMING
+    both = Endorsements.build(
+        service_keys=world.service_keys,
+        reference_statements=[old, world.references["good"]],
+        review_statements=[world.reviews["good"], world.reviews["good-as-svn-7"]],
+        providers=world.providers,
+        publishers=world.publishers,
+        vendor_roots=world.ca.trust_anchors,
+        now=NOW,
+    )
+    result, appraisal = _appraise(world, device.quote(nonce), nonce, both)
+    assert result.status is TrustTier.WARNING
+    assert appraisal.trust_vector["executables"] == AR4SI.UNRECOGNIZED_RUNTIME
+    (reason,) = appraisal.reasons
+    assert reason.count("(its logged values are for SVN 3 exactly, the evidence claims 7)") == 2
 
 
 def test_measurement_without_logged_reference_value(world: World, tmp_path: Path) -> None:

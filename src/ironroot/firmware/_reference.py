@@ -17,7 +17,9 @@ Pure: bundle bytes and a signer in, Signed Statement bytes out.
   stating one SVN, and the component digests do not cover that header, so evidence of these
   digests claiming another SVN is of a header nobody logged (``executables`` 33 in
   appraisal). It still counts as the floor of its environment
-  (:meth:`ironroot.attestation.ReferenceValues.minimum_svn`). The manifest carries no names,
+  (:meth:`ironroot.attestation.ReferenceValues.minimum_svn`). The CoMID's tag-version is 1:
+  publishing a bundle again replaces the CoMID of minimum SVNs (tag-version 0) that Ironroot
+  published for it before. The manifest carries no names,
   so vendor and model default to ``iss`` and ``sub``.
 * :func:`reference_statement` — that CoRIM as the payload of a Signed Statement with content
   type ``application/rim+cbor``.
@@ -98,6 +100,12 @@ def _layer(component_id: int) -> int:
     return {FMC_ID: 0, RUNTIME_ID: 1}.get(component_id, 2)
 
 
+_TAG_VERSION: Final = 1
+"""The CoMID's ``tag-version``: 1 since release CoRIMs state exact SVNs. The CoMID Ironroot
+published for the same bundle before (the same tag-id, no tag-version: 0) stated minimum
+SVNs; publishing the bundle again replaces it, as a greater tag-version of one tag-id does."""
+
+
 def reference_corim(
     bundle: bytes,
     *,
@@ -136,7 +144,8 @@ def reference_corim(
     reg_id = vendor if ":" in vendor else None
     comid = Comid(
         tag_identity=TagIdentity(
-            uuid.uuid5(uuid.NAMESPACE_URL, f"{model}#comid#{digest_hex}").bytes
+            uuid.uuid5(uuid.NAMESPACE_URL, f"{model}#comid#{digest_hex}").bytes,
+            version=_TAG_VERSION,
         ),
         triples=Triples(reference=triples),
         entities=(Entity(vendor, (_ROLE_TAG_CREATOR, _ROLE_CREATOR), reg_id),),
