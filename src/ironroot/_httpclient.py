@@ -49,9 +49,11 @@ from ironroot._netaddr import is_loopback_host
 from ironroot.errors import IronrootError, MalformedInput, StorageError
 
 __all__ = [
+    "MAX_RETRY_AFTER",
     "READABLE_CODINGS",
     "TOTAL_TIMEOUTS",
     "Cutoff",
+    "answer_retry_after",
     "bounded_response",
     "checked_url",
     "in_clear_elsewhere",
@@ -66,6 +68,9 @@ READABLE_CODINGS: Final = "gzip, deflate, identity"
 """The ``Accept-Encoding`` every bounded read sends unless its caller names one: the codings
 :class:`_Decoding` undoes."""
 TOTAL_TIMEOUTS: Final = 4
+MAX_RETRY_AFTER: Final = 3600
+"""The longest ``Retry-After`` a client honours: a service that asks for more asks for
+nothing sane (Ironroot's say 1 s)."""
 
 
 def checked_url(url: str, what: str) -> str:
@@ -124,6 +129,17 @@ def malformed_answer(service: str, why: str) -> StorageError:
     """An answer of ``service`` (its name and shown URL) that does not parse: the service's
     failure (``StorageError`` ``malformed-answer``, exit 1), not the caller's input."""
     return StorageError(f"{service} {why}", code="malformed-answer")
+
+
+def answer_retry_after(response: httpx.Response) -> int | None:
+    """The answer's ``Retry-After`` in seconds when it is a number of them (ASCII digits) of
+    at most :data:`MAX_RETRY_AFTER`; ``None`` for none, or one of any other form (a date, a
+    fraction, a negative or absurd number)."""
+    value = response.headers.get("retry-after", "").strip()
+    if not (value.isascii() and value.isdigit()) or len(value) > 5:
+        return None
+    seconds = int(value)
+    return seconds if seconds <= MAX_RETRY_AFTER else None
 
 
 def service_answer(

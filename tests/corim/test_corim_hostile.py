@@ -165,6 +165,18 @@ def test_a_map_key_that_equals_an_integer_but_is_not_one_is_refused(
             cbor2.CBORTag(501, {0: "fw-1", 1: [_comid().to_tag()], b"\x04": {1: 1}}),
             "corim-map key b'\\x04' is not an integer or text",
         ),
+        (
+            cbor2.CBORTag(501, {cbor2.CBORSimpleValue(0): "fw-1", 1: [_comid().to_tag()]}),
+            "corim-map key CBORSimpleValue(0) is not an integer or text",
+        ),
+        (
+            cbor2.CBORTag(501, {0: "fw-1", 1: [_comid().to_tag()], cbor2.CBORTag(2, b"\x01"): 1}),
+            "corim-map key CBORTag(2, b'\\x01') is not an integer or text",
+        ),
+        (
+            cbor2.CBORTag(501, {0: "fw-1", 1: [_comid().to_tag()], None: 1}),
+            "corim-map key None is not an integer or text",
+        ),
     ],
 )
 def test_corim_map_keys_of_another_type_are_refused(value: object, message: str) -> None:

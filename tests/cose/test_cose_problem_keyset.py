@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import cbor2
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -132,6 +133,19 @@ def test_malformed_cbor_problems(data: bytes) -> None:
     with pytest.raises(MalformedInput) as info:
         Problem.from_cbor(data)
     assert type(info.value) is MalformedInput
+
+
+@pytest.mark.parametrize(
+    "label", [-1.0, True, b"k", None, cbor2.CBORSimpleValue(1), cbor2.CBORTag(3, b"\x00")]
+)
+def test_a_problem_keyed_by_another_type_than_integer_or_text_is_refused(label: object) -> None:
+    """RFC 9290 keys a concise problem by integers and URIs (text); ``-1.0`` would be found as
+    the title (-1) by a Python lookup, a bignum ``-1`` (tag 3) by no lookup at all. Refused by
+    ``check_cbor_labels``, the label named."""
+    with pytest.raises(MalformedInput) as info:
+        Problem.from_cbor(encode_cbor({label: "a title", -2: "a detail"}))
+    assert type(info.value) is MalformedInput
+    assert info.value.detail == f"problem detail key {label!r} is not an integer or text"
 
 
 @pytest.mark.parametrize(

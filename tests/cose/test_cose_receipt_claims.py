@@ -193,7 +193,7 @@ def test_a_claim_label_that_only_python_equates_with_iss_is_not_iss(label: objec
     with pytest.raises(MalformedReceipt) as caught:
         Receipt.parse(receipt_with({label: TS}))  # type: ignore[dict-item]
     assert type(caught.value) is MalformedReceipt
-    assert caught.value.detail == "CWT claim keys must be integers or text"
+    assert caught.value.detail == f"CWT claim label {label!r} is not an integer or text"
 
 
 @pytest.mark.parametrize("label", [-1.0, cbor2.CBORSimpleValue(0)])
@@ -203,7 +203,7 @@ def test_a_vdp_label_that_only_python_equates_with_a_proof_label_is_refused(labe
     with pytest.raises(MalformedReceipt) as caught:
         verify_receipt(receipt, ENTRY, KEYS)
     assert type(caught.value) is MalformedReceipt
-    assert caught.value.detail == "vdp (396) labels must be integers or text"
+    assert caught.value.detail == f"vdp (396) label {label!r} is not an integer or text"
     verify_receipt(_with_unprotected({396: {-1: [proof]}}), ENTRY, KEYS)
 
 

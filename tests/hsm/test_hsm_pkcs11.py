@@ -677,3 +677,56 @@ def test_a_key_made_under_a_chosen_handle_and_purged_whatever_is_left_of_it(
     assert backend.purge(half) == 1  # … purge destroys what is
     with pytest.raises(NotFound):
         backend.public_key(half)
+
+
+def _spaced(handle: str) -> str:
+    """``handle`` with a space before each byte's two digits: ``bytes.fromhex`` reads it as the
+    same ``CKA_ID``."""
+    return "".join(f" {handle[i : i + 2]}" for i in range(0, len(handle), 2))
+
+
+def test_a_new_handle_with_whitespace_or_an_odd_digit_is_refused(backend: Pkcs11Backend) -> None:
+    """A handle is hex digits only (``ironroot._text.strict_hex``): ``bytes.fromhex`` skipped
+    whitespace, so ``" ab cd …"`` (or a tab, a line break among the digits) made the key of
+    the 32 digits under another spelling than the handle ``generate`` returns, and purged it
+    by that spelling too. Upper-case digits are hex, as ``strict_hex`` reads them (the handle
+    returned is the lower-case one of ``new_handle``)."""
+    attributes = KeyAttributes.of(["sign", "verify"])
+    handle = Pkcs11Backend.new_handle()
+    for bad in (_spaced(handle), f"{handle}\n", f"{handle[:16]}\t{handle[16:]}", handle[:31]):
+        with pytest.raises(MalformedInput) as caught:
+            backend.generate(KeyType.EC_P256, attributes, handle=bad)
+        assert type(caught.value) is MalformedInput
+        assert caught.value.detail == "a new key's handle is 32 hex digits"
+        with pytest.raises(MalformedInput) as purged:
+            backend.purge(bad)
+        assert purged.value.detail == "a new key's handle is 32 hex digits"
+    assert backend._objects_under(bytes.fromhex(handle)) == []  # nothing was made
+    upper = Pkcs11Backend.new_handle().upper()
+    assert backend.generate(KeyType.EC_P256, attributes, handle=upper) == upper.lower()
+    assert backend.purge(upper) == 2
+
+
+def test_a_handle_spelled_with_whitespace_names_no_key(backend: Pkcs11Backend) -> None:
+    """A key's handle spelled with spaces among its digits is no handle of it: every use by
+    handle is ``NotFound`` (as a handle that is not hex), and purging it is refused; the key
+    itself stays, under its own handle."""
+    handle = backend.generate(KeyType.EC_P256, KeyAttributes.of(["sign", "verify"]))
+    signature = backend.sign(handle, b"m")
+    spaced = _spaced(handle)
+    uses = (
+        lambda h: backend.sign(h, b"m"),
+        lambda h: backend.verify(h, signature, b"m"),
+        backend.public_key,
+        lambda h: backend.attribute(h, Attribute.SENSITIVE),
+        backend.delete,
+    )
+    for use in uses:
+        with pytest.raises(NotFound) as caught:
+            use(spaced)
+        assert type(caught.value) is NotFound
+        assert caught.value.detail == f"no key {spaced!r}"
+    with pytest.raises(MalformedInput):
+        backend.purge(spaced)
+    backend.verify(handle, signature, b"m")
+    backend.delete(handle)

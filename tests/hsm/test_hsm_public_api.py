@@ -94,12 +94,14 @@ def test_all_is_exact() -> None:
 def test_imports_stay_below_the_layer() -> None:
     """The HSM imports only crypto, cose, ear (to check attestation results itself), rot (its
     monotonic counter), the CEL result check (release policies), the strict JSON reader (its
-    audit log) and errors of Ironroot (no higher layer)."""
+    audit log), the strict hex reader (a PKCS#11 key handle) and errors of Ironroot (no
+    higher layer)."""
     allowed = {
         "ironroot._cel",
         "ironroot._fileio",
         "ironroot._json",
         "ironroot._lazy",
+        "ironroot._text",
         "ironroot.crypto",
         "ironroot.cose",
         "ironroot.ear",

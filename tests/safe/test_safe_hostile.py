@@ -512,6 +512,21 @@ def _fw_digests_keyed_by_a_float(comid: dict[Any, Any]) -> None:
     fw[1.0] = fw.pop(1)
 
 
+def _triples_keyed_by(label: object) -> Callable[[dict[Any, Any]], None]:
+    def change(comid: dict[Any, Any]) -> None:
+        comid[4] = {label: comid[4].pop(10)}
+
+    return change
+
+
+def _fw_digests_keyed_by(label: object) -> Callable[[dict[Any, Any]], None]:
+    def change(comid: dict[Any, Any]) -> None:
+        fw = _sfr(comid)[4][0]
+        fw[label] = fw.pop(1)
+
+    return change
+
+
 def _measurement_keyed_by_true(comid: dict[Any, Any]) -> None:
     measurement = comid[4][10][0][1][0][1][0]
     measurement[True] = measurement.pop(1)
@@ -529,6 +544,10 @@ def _class_keyed_by_true(comid: dict[Any, Any]) -> None:
         (_fw_digests_keyed_by_a_float, "SFR fw-identifier key 1.0"),
         (_measurement_keyed_by_true, "endorsement measurement key True"),
         (_class_keyed_by_true, "endorsement class key True"),
+        (_triples_keyed_by(cbor2.CBORSimpleValue(10)), "CoMID triples (4) key CBORSimpleValue(10)"),
+        (_triples_keyed_by(cbor2.CBORTag(2, b"\x0a")), "CoMID triples (4) key CBORTag(2, b'\\n')"),
+        (_fw_digests_keyed_by(b"\x01"), "SFR fw-identifier key b'\\x01'"),
+        (_fw_digests_keyed_by(None), "SFR fw-identifier key None"),
     ],
 )
 def test_a_corim_sfr_map_key_that_equals_an_integer_but_is_not_one_is_refused(

@@ -14,6 +14,7 @@ from ironroot.errors import (
     ConfigError,
     InputUnavailable,
     MalformedInput,
+    StorageError,
     TooManyAttempts,
     Unauthorized,
 )
@@ -341,6 +342,30 @@ def test_a_session_logged_out_stays_ended_and_the_list_forgets_it_once_expired(
     assert (tmp_path / "ended-sessions.json").stat().st_mode & 0o777 == 0o600
     ended.end(second, now=1060)  # the first has expired by now: forgotten
     assert json.loads((tmp_path / "ended-sessions.json").read_text()) == {second.id: 1060}
+
+
+def test_a_link_planted_at_the_ended_sessions_lock_is_never_followed(
+    tmp_path: Path, keys: SessionKeys, operators: Operators
+) -> None:
+    """The lock beside ``ended-sessions.json`` is taken as every other lock file is
+    (``ironroot._fileio.file_lock``): never through a link. A link planted there had a
+    logout create (mode 0600) and lock whatever file it named; now the logout is refused,
+    ``StorageError`` ``storage`` naming the lock, and nothing is made where it points."""
+    state = tmp_path / "state"
+    state.mkdir()
+    target = tmp_path / "elsewhere"
+    (state / "ended-sessions.json.lock").symlink_to(target)
+    tag = operators.tag("alice") or ""
+    session = keys.session(keys.issue("alice", tag, now=1000, lifetime=60), operators, now=1001)
+    with pytest.raises(StorageError) as caught:
+        EndedSessions(state).end(session, now=1001)
+    assert type(caught.value) is StorageError
+    assert caught.value.code == "storage"
+    assert caught.value.detail.startswith(
+        f"the ended sessions' lock {state / 'ended-sessions.json.lock'} cannot be opened: "
+    )
+    assert not target.exists()
+    assert not (state / "ended-sessions.json").exists()
 
 
 def test_an_unreadable_list_of_ended_sessions_is_refused(tmp_path: Path) -> None:

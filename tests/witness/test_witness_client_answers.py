@@ -15,8 +15,9 @@ from starlette.routing import Route
 from witness_testkit import NOW, ORIGIN, WITNESS, entries, grown, make_witness
 
 from hostile_http import HostileServer, bounded, endless_body, ok
+from ironroot.cose import Problem
 from ironroot.crypto import Algorithm, PrivateKey
-from ironroot.errors import StorageError
+from ironroot.errors import StorageError, StoreUnavailable
 from ironroot.http import ServerThread
 from ironroot.transparency import CheckpointWitnessing, WitnessEndpoint
 from ironroot.witness import (
@@ -241,3 +242,126 @@ def test_a_witness_answering_one_line_100_times_has_it_verified_once() -> None:
     finally:
         log.close()
     assert verifier.checked == 1
+
+
+def _answering(response: httpx.Response) -> httpx.MockTransport:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return response
+
+    return httpx.MockTransport(handler)
+
+
+def _endless(request: httpx.Request) -> httpx.Response:
+    def chunks() -> Iterator[bytes]:
+        for _ in range(4):
+            yield b"x" * (1 << 20)
+
+    return httpx.Response(200, content=chunks())
+
+
+def test_an_answer_too_large_is_the_witness_failure_answer_too_large() -> None:
+    """An answer past the client's bound is ``StorageError`` ``answer-too-large`` (exit 1),
+    the code every other client of a service gives it (``service_answer``); the witness
+    client's own message had the plain ``storage`` code, as if a store had failed."""
+    log = grown(PrivateKey.generate(Algorithm.ED25519), entries(2))
+    uses = (
+        lambda c: c.add_checkpoint(log.checkpoint(), 0),
+        lambda c: c.latest(log.origin),
+        lambda c: c.about(),
+    )
+    try:
+        with WitnessClient("https://w.example", transport=httpx.MockTransport(_endless)) as c:
+            for use in uses:
+                with pytest.raises(StorageError) as caught:
+                    use(c)
+                assert type(caught.value) is StorageError
+                assert caught.value.code == "answer-too-large"
+                assert caught.value.exit_code == 1
+                assert caught.value.detail.startswith("the witness https://w.example answered ")
+                assert caught.value.detail.endswith(" with more than 1048576 bytes")
+    finally:
+        log.close()
+
+
+def test_an_answer_in_a_coding_the_client_cannot_undo_is_the_witness_failure() -> None:
+    """A witness answering in a ``Content-Encoding`` the bounded reader does not undo (``br``)
+    failed (``StorageError`` ``malformed-answer``, exit 1, as every other client's): it was
+    ``MalformedInput`` (exit 2), as if the caller's own input had not parsed."""
+    latest = monitoring_path(ORIGIN)
+    attacks = {latest: ok(b"\x00\x01", {"Content-Encoding": "br"})}
+    with (
+        HostileServer(attacks=attacks) as server,
+        bounded(60),
+        WitnessClient(server.url, timeout=5.0) as client,
+        pytest.raises(StorageError) as caught,
+    ):
+        client.latest(ORIGIN)
+    assert type(caught.value) is StorageError
+    assert caught.value.code == "malformed-answer"
+    assert caught.value.exit_code == 1
+
+
+@pytest.mark.parametrize("status", [500, 502, 504])
+def test_a_witness_failing_is_a_remote_problem_not_a_store_of_ours(status: int) -> None:
+    """A witness answering 5xx failed on its side: ``StorageError`` ``remote-problem`` (the
+    code of the transparency client's ``RemoteProblem`` for a service's failing answer), with
+    the witness's problem detail; it was the plain ``storage`` code of a store of our own."""
+    problem = Problem(title="Storage Error", detail="the disk is full", extra={"code": "storage"})
+    answer = httpx.Response(
+        status,
+        content=problem.to_cbor(),
+        headers={"Content-Type": "application/concise-problem-details+cbor"},
+    )
+    log = grown(PrivateKey.generate(Algorithm.ED25519), entries(2))
+    uses = (
+        lambda c: c.add_checkpoint(log.checkpoint(), 0),
+        lambda c: c.latest(log.origin),
+        lambda c: c.about(),
+    )
+    try:
+        with WitnessClient("https://w.example", transport=_answering(answer)) as client:
+            for use in uses:
+                with pytest.raises(StorageError) as caught:
+                    use(client)
+                assert type(caught.value) is StorageError
+                assert caught.value.code == "remote-problem"
+                assert caught.value.exit_code == 1
+                assert caught.value.detail == (
+                    f"the witness https://w.example answered {status}: the disk is full"
+                )
+    finally:
+        log.close()
+
+
+@pytest.mark.parametrize(
+    ("retry_after", "expected"), [("7", 7), (None, 1), ("soon", 1), ("99999", 1)]
+)
+def test_a_witness_unavailable_says_when_to_ask_again(
+    retry_after: str | None, expected: int
+) -> None:
+    """A witness answering 503 cannot answer now: ``StoreUnavailable`` (a ``RetryLater``, code
+    ``store-unavailable``) with the witness's ``Retry-After`` when it is a number of seconds
+    (read as the transparency client reads it: at most an hour), else 1 s."""
+    headers = {"Content-Type": "text/plain"}
+    if retry_after is not None:
+        headers["Retry-After"] = retry_after
+    answer = httpx.Response(503, content=b"restarting", headers=headers)
+    log = grown(PrivateKey.generate(Algorithm.ED25519), entries(2))
+    uses = (
+        lambda c: c.add_checkpoint(log.checkpoint(), 0),
+        lambda c: c.latest(log.origin),
+        lambda c: c.about(),
+    )
+    try:
+        with WitnessClient("https://w.example", transport=_answering(answer)) as client:
+            for use in uses:
+                with pytest.raises(StoreUnavailable) as caught:
+                    use(client)
+                assert caught.value.code == "store-unavailable"
+                assert caught.value.retry_after == expected
+                assert caught.value.exit_code == 1
+                assert caught.value.detail == (
+                    "the witness https://w.example answered 503: restarting"
+                )
+    finally:
+        log.close()

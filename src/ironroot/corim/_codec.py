@@ -15,6 +15,7 @@ from typing import Final, TypeGuard
 import cbor2
 
 from ironroot.cose import Limits, decode_cbor
+from ironroot.crypto import check_cbor_labels
 from ironroot.errors import LimitExceeded, MalformedCorim, MalformedInput
 
 __all__ = [
@@ -57,9 +58,7 @@ def as_map(value: object, what: str) -> Mapping[object, object]:
     implementation sees another key."""
     if not isinstance(value, Mapping):
         raise MalformedCorim(f"{what} must be a map")
-    for key in value:
-        if not (is_int(key) or isinstance(key, str)):
-            raise MalformedCorim(f"{what} key {key!r} is not an integer or text")
+    check_cbor_labels(value, f"{what} key", MalformedCorim)
     return value
 
 

@@ -19,7 +19,7 @@ import cbor2
 
 from ironroot.cose._cbor import Limits, decode_cbor, encode_bstr, encode_cbor
 from ironroot.cose._headers import ALG, CRIT
-from ironroot.crypto import Algorithm, Signer
+from ironroot.crypto import Algorithm, Signer, check_cbor_labels
 from ironroot.errors import LimitExceeded, MalformedInput, UnsupportedAlgorithm
 
 __all__ = [
@@ -49,10 +49,6 @@ class Headers:
     protected_bytes: bytes
     protected: Mapping[object, object]
     unprotected: Mapping[object, object]
-
-
-def _is_label(value: object) -> bool:
-    return (isinstance(value, int) and not isinstance(value, bool)) or isinstance(value, str)
 
 
 def retyped(error: type[MalformedInput], exc: MalformedInput) -> MalformedInput:
@@ -136,12 +132,9 @@ def check_headers(
     error: type[MalformedInput],
 ) -> None:
     """The header rules of the module documentation, for one pair of buckets."""
-    for label in protected:
-        if not _is_label(label):
-            raise error("header labels must be integers or text")
+    check_cbor_labels(protected, "protected header label", error)
+    check_cbor_labels(unprotected, "unprotected header label", error)
     for label in unprotected:
-        if not _is_label(label):
-            raise error("header labels must be integers or text")
         if label in protected:
             raise error(f"header {label!r} appears in both the protected and unprotected header")
     if ALG in unprotected:
@@ -161,9 +154,8 @@ def check_crit(protected: Mapping[object, object], error: type[MalformedInput]) 
     crit = protected[CRIT]
     if not isinstance(crit, list | tuple) or not crit:
         raise error("crit (2) must be a non-empty array of header labels")
+    check_cbor_labels(crit, "crit (2) label", error)
     for label in crit:
-        if not _is_label(label):
-            raise error("crit (2) labels must be integers or text")
         if label not in protected:
             raise error(f"crit names {label!r}, which is not in the protected header")
     return list(crit)

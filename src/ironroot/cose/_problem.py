@@ -21,6 +21,7 @@ from typing import Final
 
 from ironroot import errors
 from ironroot.cose._cbor import DEFAULT_LIMITS, Limits, decode_cbor, encode_cbor
+from ironroot.crypto import check_cbor_labels
 from ironroot.errors import IronrootError, MalformedInput, PayloadTooLarge
 
 __all__ = ["Problem"]
@@ -94,12 +95,11 @@ class Problem:
         decoded = decode_cbor(data, limits)
         if not isinstance(decoded, Mapping):
             raise MalformedInput("concise problem details must be a map")
+        check_cbor_labels(decoded, "problem detail key")  # integers and URIs (RFC 9290)
         custom = [k for k in decoded if isinstance(k, str)]
         if len(custom) > 1:
             raise MalformedInput("more than one problem type entry")
         for key in decoded:
-            if isinstance(key, bool) or not isinstance(key, int | str):
-                raise MalformedInput("problem detail keys must be integers or URIs")
             if isinstance(key, int) and key < 0 and key not in _STANDARD:
                 raise MalformedInput(f"unknown standard problem detail {key}")
         type_: str | None = None

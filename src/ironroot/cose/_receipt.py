@@ -50,7 +50,7 @@ from ironroot.cose._headers import (
 )
 from ironroot.cose._message import check_understood
 from ironroot.cose._sign1 import Sign1, decode_sign1, sig_structure
-from ironroot.crypto import Algorithm, Verifier
+from ironroot.crypto import Algorithm, Verifier, check_cbor_labels
 from ironroot.errors import (
     InvalidProof,
     LimitExceeded,
@@ -87,12 +87,6 @@ def _is_uint(value: object) -> bool:
 
 def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_label(value: object) -> bool:
-    """An integer or text: the labels CWT claims and vdp maps use (a float or a boolean equal
-    to an integer in Python is another CBOR value)."""
-    return _is_int(value) or isinstance(value, str)
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,9 +158,8 @@ def _claims(
     claims = protected[CWT_CLAIMS]  # present, whatever its value: null is not absent
     if not isinstance(claims, Mapping):
         raise MalformedReceipt("CWT claims (15) must be a map")
-    if not all(_is_label(label) for label in claims):
-        # 1.0 or true would be found as iss (1) by a Python lookup: not by another verifier
-        raise MalformedReceipt("CWT claim keys must be integers or text")
+    # 1.0 or true would be found as iss (1) by a Python lookup: not by another verifier
+    check_cbor_labels(claims, "CWT claim label", MalformedReceipt)
     iss, iat = claims.get(CWT_ISS), claims.get(CWT_IAT)
     nbf, exp = claims.get(CWT_NBF), claims.get(CWT_EXP)
     if CWT_ISS in claims and not (isinstance(iss, str) and iss):
@@ -220,8 +213,7 @@ class Receipt:
         vdp = msg.unprotected.get(VDP)
         if not isinstance(vdp, Mapping):
             raise MalformedReceipt("receipt unprotected header lacks the vdp (396) map")
-        if not all(_is_label(label) for label in vdp):
-            raise MalformedReceipt("vdp (396) labels must be integers or text")
+        check_cbor_labels(vdp, "vdp (396) label", MalformedReceipt)
         inclusion = []
         for raw in _proof_list(vdp, VDP_INCLUSION, limits):
             size, index, path = _proof_items(raw, limits, "inclusion proof")

@@ -50,7 +50,7 @@ from ironroot.cose._headers import (
 )
 from ironroot.cose._message import check_understood
 from ironroot.cose._sign1 import Sign1, decode_sign1, sign1
-from ironroot.crypto import Algorithm, Signer, ecdsa_low_s
+from ironroot.crypto import Algorithm, Signer, check_cbor_labels, ecdsa_low_s
 from ironroot.errors import (
     LimitExceeded,
     MalformedStatement,
@@ -125,6 +125,8 @@ def _content_type(value: object, what: str) -> str | int:
 def _claims(value: object) -> CwtClaims:
     if not isinstance(value, Mapping):
         raise MalformedStatement("CWT claims (15) must be a map")
+    # before any look-up: 1.0 or true would be found as iss (1) here, by no other verifier
+    check_cbor_labels(value, "CWT claim label", MalformedStatement)
     iss, sub, iat = value.get(CWT_ISS), value.get(CWT_SUB), value.get(CWT_IAT)
     if not isinstance(iss, str) or not iss:
         raise MalformedStatement("CWT claim iss (1) must be a non-empty text string")
@@ -134,8 +136,6 @@ def _claims(value: object) -> CwtClaims:
         raise MalformedStatement("CWT claim iat (6) must be an integer")
     other: dict[object, object] = {}
     for key, claim in value.items():
-        if not (_is_int(key) or isinstance(key, str)):
-            raise MalformedStatement("CWT claim keys must be integers or text")
         if key not in (CWT_ISS, CWT_SUB, CWT_IAT):
             other[key] = claim
     return CwtClaims(iss=iss, sub=sub, iat=iat, other=MappingProxyType(other))

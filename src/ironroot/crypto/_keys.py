@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Callable, Mapping
-from typing import Any, Final, NamedTuple, TypeAlias
+from collections.abc import Callable, Iterable, Mapping
+from typing import Final, NamedTuple, TypeAlias
 
 import cbor2
 from cryptography.exceptions import InvalidSignature
@@ -226,17 +226,26 @@ def _algorithm_of_public(key: object, hint: Algorithm | None) -> Algorithm:
     raise UnsupportedAlgorithm(f"unsupported key type {type(key).__name__}")
 
 
+_MAX_SHOWN_LABEL: Final = 64
+
+
 def check_cbor_labels(
-    value: Mapping[Any, object], what: str, error: type[MalformedInput] = MalformedInput
+    value: Iterable[object], what: str, error: type[MalformedInput] = MalformedInput
 ) -> None:
     """``error`` (``"<what> <label> is not an integer or text"``) unless every label of the
-    decoded CBOR map ``value`` is an integer or text, as COSE (RFC 9052 §7), CWT and EAR maps
-    are keyed: a decoded map is a Python dict, where the labels ``1.0`` and ``true`` are found
-    under ``1``, so a map written with them would be read here while every other reader sees
-    no such member."""
+    decoded CBOR map ``value`` (or every item of a list of labels, such as COSE's ``crit``) is
+    an integer or text, as COSE (RFC 9052 §3, §7), CWT, EAR and CoRIM maps are keyed: a
+    decoded map is a Python dict, where the labels ``1.0``, ``true`` and the simple value 1
+    are found under ``1``, so a map written with them would be read here while every other
+    reader sees no such member. The label is shown in at most :data:`_MAX_SHOWN_LABEL`
+    characters of its ``repr``: a message (an HTTP problem's detail) does not echo a byte
+    string of 64 KB."""
     for label in value:
         if isinstance(label, bool) or not isinstance(label, int | str):
-            raise error(f"{what} {label!r} is not an integer or text")
+            shown = repr(label)
+            if len(shown) > _MAX_SHOWN_LABEL:
+                shown = shown[:_MAX_SHOWN_LABEL] + "…"
+            raise error(f"{what} {shown} is not an integer or text")
 
 
 def cose_int(cose_key: Mapping[int, object], label: int) -> int | None:

@@ -14,7 +14,9 @@ A use that fails on the token forgets what was kept of the key, so a key replace
 token meanwhile is looked up and checked again at its next use.
 Usages map to ``CKA_SIGN``, ``CKA_VERIFY``,
 ``CKA_ENCRYPT``, ``CKA_DECRYPT``, ``CKA_WRAP``, ``CKA_UNWRAP``, ``CKA_DERIVE``. A handle is the
-hex of the key's random 16-byte ``CKA_ID``. Reading a sensitive attribute (``CKA_VALUE``) is
+hex of the key's random 16-byte ``CKA_ID``, hex digits only (:func:`ironroot._text.strict_hex`:
+a handle with whitespace among its digits is ``NotFound``, or ``MalformedInput`` as a new
+key's). Reading a sensitive attribute (``CKA_VALUE``) is
 refused by the token and reported as ``KeyNotExportable``.
 
 One PKCS#11 session is used under a lock (python-pkcs11 sessions are not thread-safe).
@@ -43,6 +45,7 @@ from pkcs11 import Attribute, Mechanism, ObjectClass
 from pkcs11 import KeyType as P11KeyType
 from pkcs11.util.ec import encode_named_curve_parameters
 
+from ironroot._text import strict_hex
 from ironroot.crypto import Algorithm, PublicKey
 from ironroot.errors import (
     BadSignature,
@@ -247,10 +250,10 @@ class Pkcs11Backend:
         cached = self._objects.get((handle, object_class))
         if cached is not None:
             return cached
-        try:
-            key_id = bytes.fromhex(handle)
-        except (ValueError, TypeError) as exc:
-            raise NotFound(f"no key {handle!r}") from exc
+        # hex digits only: bytes.fromhex skips whitespace, a second spelling of one CKA_ID
+        key_id = strict_hex(handle) if isinstance(handle, str) else None
+        if key_id is None:
+            raise NotFound(f"no key {handle!r}")
         try:
             obj = self._session.get_key(object_class=object_class, id=key_id)
         except pkcs11.NoSuchKey as exc:
@@ -366,12 +369,11 @@ class Pkcs11Backend:
         return secrets.token_bytes(_ID_SIZE).hex()
 
     def _key_id(self, handle: str) -> bytes:
-        """The ``CKA_ID`` of a handle :meth:`new_handle` made (``MalformedInput`` else)."""
-        try:
-            key_id = bytes.fromhex(handle) if isinstance(handle, str) else b""
-        except ValueError:
-            key_id = b""
-        if len(key_id) != _ID_SIZE:
+        """The ``CKA_ID`` of a handle :meth:`new_handle` made (``MalformedInput`` else): hex
+        digits only (:func:`~ironroot._text.strict_hex`; ``bytes.fromhex`` read ``" ab cd …"``
+        as the same ``CKA_ID``, and that spelling was the key's handle)."""
+        key_id = strict_hex(handle) if isinstance(handle, str) else None
+        if key_id is None or len(key_id) != _ID_SIZE:
             raise MalformedInput(f"a new key's handle is {2 * _ID_SIZE} hex digits")
         return key_id
 

@@ -33,6 +33,7 @@ from typing import Final, TypeGuard
 import cbor2
 
 from ironroot.cose import Limits, decode_cbor, encode_cbor
+from ironroot.crypto import check_cbor_labels
 from ironroot.errors import LimitExceeded, MalformedInput, MalformedReport
 from ironroot.safe._model import (
     DEFAULT_SAFE_LIMITS,
@@ -96,9 +97,7 @@ def _map(value: object, what: str) -> Mapping[object, object]:
     the integer, though every other CoRIM reader sees another key."""
     if not isinstance(value, Mapping):
         raise MalformedReport(f"{what} must be a map")
-    for key in value:
-        if not (_is_int(key) or isinstance(key, str)):
-            raise MalformedReport(f"{what} key {key!r} is not an integer or text")
+    check_cbor_labels(value, f"{what} key", MalformedReport)
     return value
 
 

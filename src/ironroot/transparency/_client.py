@@ -2,7 +2,8 @@
 
 ``register`` follows the SCRAPI flow: 201 with the receipt, or 303 then polling the Location
 (302 while running) until the receipt is there, as often as each pending answer's
-``Retry-After`` says (a number of seconds, at most :data:`_MAX_RETRY_AFTER`), bounded below
+``Retry-After`` says (a number of seconds, at most
+:data:`ironroot._httpclient.MAX_RETRY_AFTER`), bounded below
 by the poll interval and above by what is left of the wait; a ``Retry-After`` of any other
 form (a date, a fraction, a negative or absurd number) is ignored, and the poll interval
 used; :meth:`TransparencyClient.witness` polls a checkpoint the service answers with 503 by
@@ -44,6 +45,7 @@ import httpx
 
 from ironroot._httpclient import (
     TOTAL_TIMEOUTS,
+    answer_retry_after,
     checked_url,
     in_clear_elsewhere,
     malformed_answer,
@@ -85,9 +87,6 @@ _COSE: Final = "application/cose"
 # The largest answer of a service: a checkpoint note with its cosignatures (at most 1 MiB, as
 # every signed note), with room for framing; a transparent statement is under 200 kB.
 _MAX_ANSWER: Final = (1 << 20) + 4096
-# The longest Retry-After a pending registration's poll honours: a service that asks for more
-# asks for nothing sane (Ironroot's says 1 s), and is polled at the poll interval instead.
-_MAX_RETRY_AFTER: Final = 3600
 
 
 class RemoteProblem(IronrootError):
@@ -103,22 +102,13 @@ class RemoteProblem(IronrootError):
         super().__init__(f"{status} {title}: {detail}")
         self.status = status
         self.remote_title = title
-        self.retry_after = retry_after  # its Retry-After in seconds, as _retry_after reads it
-
-
-def _retry_after(response: httpx.Response) -> int | None:
-    """The answer's ``Retry-After`` in seconds when it is a number of them (ASCII digits) of
-    at most :data:`_MAX_RETRY_AFTER`; ``None`` for none, or one of any other form."""
-    value = response.headers.get("retry-after", "").strip()
-    if not (value.isascii() and value.isdigit()) or len(value) > 5:
-        return None
-    seconds = int(value)
-    return seconds if seconds <= _MAX_RETRY_AFTER else None
+        self.retry_after = retry_after  # its Retry-After in seconds (answer_retry_after)
 
 
 def _pause(retry_after: int | None, poll_interval: float, left: float) -> float:
     """How long a poll waits before it asks again: what the service's ``Retry-After`` asked
-    (:func:`_retry_after`), at least the poll interval, at most ``left`` of the wait."""
+    (:func:`~ironroot._httpclient.answer_retry_after`), at least the poll interval, at most
+    ``left`` of the wait."""
     return min(max(retry_after or 0, poll_interval), left)
 
 
@@ -210,7 +200,9 @@ class TransparencyClient:
                 title, detail = problem.title, problem.detail
         except IronrootError:
             pass
-        raise RemoteProblem(response.status_code, title, detail, retry_after=_retry_after(response))
+        raise RemoteProblem(
+            response.status_code, title, detail, retry_after=answer_retry_after(response)
+        )
 
     def _send(
         self, method: str, path: str, *, headers: dict[str, str], content: bytes | None = None
@@ -271,7 +263,7 @@ class TransparencyClient:
             left = deadline - self._clock()
             if left <= 0:
                 raise StorageError(f"entry {entry_id} was not integrated within {wait:g} s")
-            self._sleep(_pause(_retry_after(response), poll_interval, left))
+            self._sleep(_pause(answer_retry_after(response), poll_interval, left))
             response = self._get(f"/entries/{path_segment(entry_id)}", _COSE)
             if response.status_code not in (200, 302):
                 self._raise_problem(response)

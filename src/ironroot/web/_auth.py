@@ -50,8 +50,6 @@ from __future__ import annotations
 import base64
 import binascii
 import collections
-import contextlib
-import fcntl
 import hashlib
 import hmac
 import json
@@ -59,12 +57,12 @@ import os
 import secrets
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
-from ironroot._fileio import read_limited, write_atomic
+from ironroot._fileio import file_lock, read_limited, write_atomic
 from ironroot._netaddr import client_key
 from ironroot.errors import (
     ConfigError,
@@ -309,18 +307,6 @@ class SessionKeys:
             )
 
 
-@contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    """An exclusive ``flock`` on ``path`` (made, mode 0600) for the block: one writer at a time
-    among the processes serving one dashboard directory."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # releases the lock
-
-
 class EndedSessions:
     """Sessions logged out before they expired (module docs): ``{session id: expiry}`` in
     ``<state>/ended-sessions.json``, pruned of the expired on every write."""
@@ -362,7 +348,10 @@ class EndedSessions:
     def end(self, session: Session, *, now: int) -> None:
         """Log ``session`` out: no cookie of it is a session any more."""
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        with self._lock, _file_lock(self.path.with_name(ENDED_FILE + ".lock")):
+        # one writer at a time among the processes serving one dashboard directory; the lock
+        # file is never opened through a link (file_lock)
+        lock = self.path.with_name(ENDED_FILE + ".lock")
+        with self._lock, file_lock(lock, "the ended sessions' lock"):
             ended = {k: v for k, v in self._current().items() if v > now}
             ended[session.id] = session.expires
             try:

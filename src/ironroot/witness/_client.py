@@ -7,8 +7,16 @@ Each answer becomes a value or the typed error of its status: ``409`` is
 ``400`` and ``413`` are the witness refusing the request it was sent: :class:`StorageError`
 ``remote-problem`` (exit 1, the code of the transparency client's ``RemoteProblem``) with the
 witness's problem detail, never ``MalformedInput`` (exit 2: the caller's own input did not
-parse); anything else, or a witness that cannot be reached, is :class:`StorageError` /
-:class:`Unreachable`. The cosignatures of a ``200`` are checked
+parse). A witness that failed on its side (any ``5xx``, to every request) is the same
+``remote-problem``, as the transparency client's ``RemoteProblem`` is for a failing service;
+``503`` is :class:`StoreUnavailable` (``store-unavailable``, a ``RetryLater``) whose
+``retry_after`` is the witness's ``Retry-After`` when that is a number of seconds
+(:func:`ironroot._httpclient.answer_retry_after`), else 1. An answer past
+:data:`_MAX_ANSWER` is ``StorageError`` ``answer-too-large`` and one in a content coding the
+client does not undo ``malformed-answer``, as every client of a service
+(:func:`ironroot._httpclient.service_answer`); anything else, or a witness that cannot be
+reached, is :class:`StorageError` / :class:`Unreachable`. The cosignatures of a ``200`` are
+checked
 against the witness's keys when the client knows them: lines from other keys are ignored (the
 spec), a line from a known key that fails is :class:`BadSignature`, a key's repeated line is
 returned once, a line dated zero is ignored (tlog-witness: a witness never omits the
@@ -31,9 +39,10 @@ import httpx
 
 from ironroot._httpclient import (
     TOTAL_TIMEOUTS,
-    bounded_response,
+    answer_retry_after,
     checked_url,
     malformed_answer,
+    service_answer,
     shown_url,
 )
 from ironroot._trust import client_verify
@@ -47,6 +56,7 @@ from ironroot.errors import (
     NotFound,
     OldSizeMismatch,
     StorageError,
+    StoreUnavailable,
     UnknownLog,
     Unreachable,
     UntrustedCheckpoint,
@@ -65,6 +75,18 @@ __all__ = ["WitnessClient"]
 
 _MAX_ANSWER: Final = 1 << 20
 _REFUSED: Final = "remote-problem"  # a peer's refusal, as ironroot.transparency.RemoteProblem
+
+
+def _failed(where: str, response: httpx.Response, detail: str) -> StorageError:
+    """The error of an answer with no meaning of its own for the request (module docs): a
+    ``5xx`` is the witness's failure, ``503`` with when to ask again."""
+    status = response.status_code
+    said = f"{where} answered {status}: {detail}" if detail else f"{where} answered {status}"
+    if status == 503:
+        return StoreUnavailable(said, retry_after=answer_retry_after(response))
+    if 500 <= status <= 599:
+        return StorageError(said, code=_REFUSED)
+    return StorageError(said)
 
 
 def _problem(response: httpx.Response) -> tuple[str, str]:
@@ -108,7 +130,7 @@ class WitnessClient:
         self.verifiers = tuple(verifiers)
         self._total = TOTAL_TIMEOUTS * timeout  # the whole answer's deadline
         self._http = httpx.Client(
-            timeout=timeout, transport=transport, verify=client_verify(verify)
+            base_url=self._base, timeout=timeout, transport=transport, verify=client_verify(verify)
         )
 
     def close(self) -> None:
@@ -126,18 +148,16 @@ class WitnessClient:
         self.close()
 
     def _request(self, method: str, path: str, body: bytes | None = None) -> httpx.Response:
-        """The witness's answer, read as it streams in and refused (:class:`StorageError`) as
-        soon as it passes :data:`_MAX_ANSWER` bytes: a witness cannot make its log hold more."""
-        url = f"{self._base}/{path}"
+        """The witness's answer, read as it streams in and refused (``StorageError``
+        ``answer-too-large``) as soon as it passes :data:`_MAX_ANSWER` bytes: a witness cannot
+        make its log hold more. ``path`` is relative to the witness's URL."""
         try:
-            return bounded_response(
+            return service_answer(
                 self._http,
                 method,
-                url,
+                f"/{path}",
+                service=f"the witness {self.url}",
                 limit=_MAX_ANSWER,
-                too_large=lambda: StorageError(
-                    f"the witness {self.url} answered more than {_MAX_ANSWER} bytes"
-                ),
                 content=body,
                 headers={"Accept": "application/concise-problem-details+cbor, text/plain"},
                 total=self._total,
@@ -171,7 +191,7 @@ class WitnessClient:
             raise InconsistentCheckpoint(f"{where} refused the checkpoint: {detail}")
         if status in (400, 413):  # the request refused: the witness's word, not the caller's
             raise StorageError(f"{where} refused the request ({status}): {detail}", code=_REFUSED)
-        raise StorageError(f"{where} answered {status}: {detail}")
+        raise _failed(where, response, detail)
 
     def _checked(
         self, checkpoint: bytes, lines: Sequence[NoteSignature]
@@ -228,7 +248,7 @@ class WitnessClient:
             return None
         if response.status_code != 200:
             _, detail = _problem(response)
-            raise StorageError(f"the witness {self.url} answered {response.status_code}: {detail}")
+            raise _failed(f"the witness {self.url}", response, detail)
         return response.content
 
     def about(self) -> dict[str, object]:
@@ -237,7 +257,8 @@ class WitnessClient:
         if response.status_code == 404:
             raise NotFound(f"{self.url} is not an Ironroot witness")
         if response.status_code != 200:
-            raise StorageError(f"the witness {self.url} answered {response.status_code}")
+            _, detail = _problem(response)
+            raise _failed(f"the witness {self.url}", response, detail)
         try:
             value = response.json()
         except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
