@@ -737,9 +737,7 @@ def test_the_per_source_throttle_settings_are_checked_and_kept(
     """Kept beside the settings an older build reads (it refuses a member it does not know)."""
     assert (store.settings.source_failure_limit, store.settings.source_failure_window) == (20, 300)
     _raises(ConfigError, "source_failure_window", lambda: store.configure(source_failure_window=0))
-    _raises(
-        ConfigError, "source_failure_limit", lambda: store.configure(source_failure_limit=-1)
-    )
+    _raises(ConfigError, "source_failure_limit", lambda: store.configure(source_failure_limit=-1))
     store.configure(source_failure_limit=8, source_failure_window=60)
     doc = json.loads((tmp_path / ACCOUNTS_FILE).read_text())
     assert doc["source_throttle"] == {"failure_limit": 8, "window": 60}

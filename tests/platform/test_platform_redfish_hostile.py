@@ -615,7 +615,13 @@ def test_a_lockout_duration_of_zero_is_refused_not_a_lockout_for_ever(bmc: Bmc) 
         for _ in range(5):
             wrong = {"UserName": VIEWER[0], "Password": "a wrong guess"}
             client.post(f"{ROOT}/SessionService/Sessions", json=wrong)
-    assert bmc.service.accounts.by_name(VIEWER[0]).locked_until == 0.0  # type: ignore[union-attr]
+    accounts = bmc.service.accounts
+    viewer = accounts.by_name(VIEWER[0])
+    assert viewer is not None
+    assert accounts.locked(viewer.id, "127.0.0.1")
+    accounts.flush()
+    saved = json.loads(accounts.path.read_text())["accounts"][int(viewer.id) - 1]["lockouts"]
+    assert saved == {"127.0.0.1": 0.0}  # from the guesser's address, until an administrator
 
 
 def test_a_patch_body_sent_slowly_holds_up_no_other_change(bmc: Bmc) -> None:

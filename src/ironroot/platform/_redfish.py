@@ -144,9 +144,10 @@ from ironroot.errors import (
     NotFound,
     Overloaded,
     RoleNotPermitted,
+    TooManyAttempts,
     Unauthorized,
 )
-from ironroot.http import Observed, ServiceInfo, operational_routes, read_body
+from ironroot.http import LoginThrottle, Observed, ServiceInfo, operational_routes, read_body
 from ironroot.platform._node import InventoryItem, Platform
 from ironroot.platform._redfish_accounts import (
     PRIVILEGES,
@@ -277,6 +278,11 @@ class RedfishService:
         """A multipart push's body is being read (set and read on the event loop only)."""
         self.password_checks = threading.BoundedSemaphore(self.limits.max_password_checks)
         """A slot per password being checked (:meth:`_login`): taken without waiting."""
+        s = accounts.settings
+        self.throttle = LoginThrottle(
+            s.source_failure_limit, s.source_failure_window, clock=accounts.now
+        )
+        """Failed password checks per source address (the account settings' budget)."""
         self.writes = asyncio.Lock()
         """Held by a ``PATCH`` or ``DELETE`` from its ``If-Match`` check to its change."""
         self.basic_over_http = basic_over_http
@@ -346,28 +352,65 @@ class RedfishService:
         ):
             raise Unauthorized("the account changed during the request", code="session")
 
-    async def _login(self, user: str, password: str, request: Request) -> Account:
-        """The account ``user`` whose password is ``password``. Unauthenticated clients send
-        these, each a worker thread and a memory-hard hash: at most
-        ``limits.max_password_checks`` run at once, and one more is ``Overloaded`` (``503``
-        with ``Retry-After``) at once, so a flood of guesses neither exhausts the BMC's memory
-        nor takes the worker threads every other request needs."""
+    def source_throttle(self) -> LoginThrottle:
+        """:attr:`throttle`, held to the account settings as they are now."""
+        s = self.accounts.settings
+        budget = (s.source_failure_limit, s.source_failure_window)
+        if budget != (self.throttle.max_failures, self.throttle.window):
+            self.throttle.reconfigure(*budget)
+        return self.throttle
+
+    async def check_password(
+        self, request: Request, check: Callable[[str], Account], what: str
+    ) -> Account:
+        """``check(source)`` (a password check of the client at ``source``) in a worker
+        thread, held to the client's failure budget and to the slots for password checks.
+        Unauthenticated clients send these, each a worker thread and a memory-hard hash.
+
+        A client address with ``source_failure_limit`` failed checks (logins in flight
+        counted) within ``source_failure_window`` seconds is ``TooManyAttempts`` (``429``
+        with ``Retry-After``) before any password is hashed: no CPU for a guesser and no
+        timing to read, while other addresses go on. At most ``limits.max_password_checks``
+        run at once, and one more is ``Overloaded`` (``503`` with ``Retry-After``) at once,
+        so a flood of guesses neither exhausts the BMC's memory nor takes the worker threads
+        every other request needs."""
         client = request.client.host if request.client else "-"
-        if not self.password_checks.acquire(blocking=False):
-            _log.warning("redfish login from %s refused: too many password checks", client)
-            raise Overloaded(
-                f"{self.limits.max_password_checks} passwords are being checked: retry",
-                code="password-checks",
-                retry_after=1,
-            )
         try:
-            account = await run_in_threadpool(self.accounts.authenticate, user, password)
+            attempt = self.source_throttle().begin(client)
+        except TooManyAttempts as exc:
+            _log.warning("redfish %s from %s throttled: %s", what, client, exc.detail)
+            raise
+        try:
+            if not self.password_checks.acquire(blocking=False):
+                _log.warning("redfish %s from %s refused: too many password checks", what, client)
+                raise Overloaded(
+                    f"{self.limits.max_password_checks} passwords are being checked: retry",
+                    code="password-checks",
+                    retry_after=1,
+                )
+            try:
+                return await run_in_threadpool(check, client)
+            except IronrootError:
+                attempt.failed = True
+                raise
+            finally:
+                self.password_checks.release()
+        finally:
+            self.throttle.end(attempt)
+
+    async def _login(self, user: str, password: str, request: Request) -> Account:
+        """The account ``user`` whose password is ``password``, for a client at an address
+        it is not locked out from (:meth:`check_password`)."""
+
+        def check(source: str) -> Account:
+            return self.accounts.authenticate(user, password, source=source)
+
+        try:
+            return await self.check_password(request, check, "login")
         except IronrootError as exc:
+            client = request.client.host if request.client else "-"
             _log.warning("redfish login refused for %r from %s: %s", user[:64], client, exc.code)
             raise
-        finally:
-            self.password_checks.release()
-        return account
 
 
 # --- the app --------------------------------------------------------------------------------
@@ -875,7 +918,8 @@ def _resources(service: RedfishService) -> list[_Resource]:
             "Password": None,
             "RoleId": account.role,
             "Enabled": account.enabled,
-            "Locked": account.locked(accounts.now()),
+            # locked out from some source (the lockout is per source address)
+            "Locked": accounts.locked(account.id),
             "AccountTypes": ["Redfish"],
             "Links": {"Role": link(f"{ROLES_URI}/{account.role}")},
             "Actions": {f"#{CHANGE_PASSWORD}": {"target": change_password_uri(account.id)}},
@@ -1096,18 +1140,14 @@ def _resources(service: RedfishService) -> list[_Resource]:
                 text="the new password's length is outside the account service's limits",
             ) from None
         client = request.client.host if request.client else "-"
-        if not service.password_checks.acquire(blocking=False):
-            raise Overloaded(
-                f"{service.limits.max_password_checks} passwords are being checked: retry",
-                code="password-checks",
-                retry_after=1,
+
+        def change(source: str) -> Account:
+            return accounts.change_password(
+                account.id, new, by=who.account.id, by_password=given, source=source
             )
+
         try:
-            changed = await run_in_threadpool(
-                lambda: accounts.change_password(
-                    account.id, new, by=who.account.id, by_password=given
-                )
-            )
+            changed = await service.check_password(request, change, "password change")
         except Unauthorized as exc:
             if exc.code != "session-account-password":
                 raise
@@ -1129,8 +1169,6 @@ def _resources(service: RedfishService) -> list[_Resource]:
                 text="SessionAccountPassword is not the password of the session's account "
                 "(a wrong one counts towards its lockout)",
             ) from None
-        finally:
-            service.password_checks.release()
         _log.info(
             "redfish account %s: password changed by %s from %s",
             changed.username,
