@@ -147,3 +147,52 @@ def test_others_failures_never_throttle_a_good_address(bmc: Bmc) -> None:
     finally:
         for guesser in guessers:
             guesser.close()
+
+
+def test_the_per_source_budget_is_an_account_service_setting(bmc: Bmc) -> None:
+    """``AccountService`` shows the budget beside the lockout properties, as
+    ``Oem.Ironroot.SourceFailureLimit`` and ``SourceFailureWindow`` (DMTF defines no such
+    property), and an Administrator PATCHes it; a value out of range or of another type is
+    refused naming the property, and it applies to the next login."""
+    uri = f"{ROOT}/AccountService"
+    with bmc.client(OPERATOR_DESK, ADMIN) as admin, bmc.client(ATTACKER) as attacker:
+        shown = admin.get(uri).json()
+        assert shown["Oem"]["Ironroot"] == {
+            "@odata.type": "#Ironroot.v1_0_0.AccountService",
+            "SourceFailureLimit": 20,
+            "SourceFailureWindow": 300,
+        }
+        for value, key in [
+            ({"SourceFailureLimit": 10_001}, "PropertyValueOutOfRange"),
+            ({"SourceFailureWindow": 0}, "PropertyValueOutOfRange"),
+            ({"SourceFailureLimit": "3"}, "PropertyValueTypeError"),
+            ({"SourceFailureWindow": True}, "PropertyValueTypeError"),
+            ({"Lockout": 3}, "PropertyUnknown"),
+        ]:
+            refused = _error(admin.patch(uri, json={"Oem": {"Ironroot": value}}), 400, key)
+            name = next(iter(value))
+            related = refused["@Message.ExtendedInfo"][0]["RelatedProperties"]
+            assert related == [f"/Oem/Ironroot/{name}"]
+        _error(admin.patch(uri, json={"Oem": {"Contoso": {}}}), 400, "PropertyUnknown")
+        assert admin.get(uri).json() == shown
+        changed = admin.patch(
+            uri,
+            json={"Oem": {"Ironroot": {"SourceFailureLimit": 3, "SourceFailureWindow": 60}}},
+        )
+        assert changed.status_code == 200, changed.text
+        assert changed.json()["Oem"]["Ironroot"]["SourceFailureLimit"] == 3
+        for _ in range(3):
+            _error(attacker.post(SESSIONS, json=WRONG), 401, "NoValidSession")
+        throttled = attacker.post(SESSIONS, json=WRONG)
+        _error(throttled, 429, "ServiceTemporarilyUnavailable")
+        assert throttled.headers["retry-after"] == "61"
+    settings = bmc.service.accounts.settings
+    assert (settings.source_failure_limit, settings.source_failure_window) == (3, 60)
+
+
+def test_only_an_administrator_changes_the_per_source_budget(bmc: Bmc) -> None:
+    bmc.service.accounts.add("operator", "operator password", "Operator")
+    with bmc.client(OPERATOR_DESK, ("operator", "operator password")) as operator:
+        body = {"Oem": {"Ironroot": {"SourceFailureLimit": 0}}}
+        _error(operator.patch(f"{ROOT}/AccountService", json=body), 403, "InsufficientPrivilege")
+    assert bmc.service.accounts.settings.source_failure_limit == 20
