@@ -153,6 +153,7 @@ from ironroot.platform._redfish_accounts import (
     PRIVILEGES,
     ROLES,
     SETTING_LIMITS,
+    SOURCE_SETTING_LIMITS,
     Account,
     AccountStore,
     Session,
@@ -201,6 +202,7 @@ from ironroot.platform._redfish_messages import message
 from ironroot.platform._redfish_tasks import Task, TaskStore
 from ironroot.platform._redfish_update import (
     UpdateRequest,
+    ironroot_oem,
     multipart_update,
     replayed,
     shown_update_request,
@@ -855,6 +857,15 @@ def _resources(service: RedfishService) -> list[_Resource]:
             "RequireChangePasswordAction": s.require_change_password_action,
             "Accounts": link(ACCOUNTS),
             "Roles": link(ROLES_URI),
+            "Oem": {
+                "Ironroot": {
+                    "@odata.type": "#Ironroot.v1_0_0.AccountService",
+                    # the failed logins one source address may make (any account names) in
+                    # SourceFailureWindow seconds before its logins are 429
+                    "SourceFailureLimit": s.source_failure_limit,
+                    "SourceFailureWindow": s.source_failure_window,
+                }
+            },
         }
 
     settings_of = {
@@ -863,6 +874,11 @@ def _resources(service: RedfishService) -> list[_Resource]:
         "AccountLockoutThreshold": "lockout_threshold",
         "AccountLockoutDuration": "lockout_duration",
         "AccountLockoutCounterResetAfter": "lockout_reset_after",
+    }
+
+    oem_settings_of = {
+        "SourceFailureLimit": "source_failure_limit",
+        "SourceFailureWindow": "source_failure_window",
     }
 
     conflicts = {
@@ -877,8 +893,19 @@ def _resources(service: RedfishService) -> list[_Resource]:
         doc = await json_body(request)
         current = account_service_body()
         precondition(request, current)
-        only(doc, [*settings_of, "RequireChangePasswordAction"], read_only=current)
+        only(doc, [*settings_of, "RequireChangePasswordAction", "Oem"], read_only=current)
         changes: dict[str, int | bool] = {}
+        ours = ironroot_oem(doc, (*oem_settings_of, "@odata.type"), "", None)
+        for name, setting in oem_settings_of.items():
+            if name in ours:
+                shown_name = f"Oem/Ironroot/{name}"
+                value = prop({shown_name: ours[name]}, shown_name, int)
+                low, high = SOURCE_SETTING_LIMITS[setting]
+                if not low <= value <= high:
+                    raise refuse(
+                        "PropertyValueOutOfRange", value, shown_name, related=f"/{shown_name}"
+                    )
+                changes[setting] = value
         if "RequireChangePasswordAction" in doc:
             required = prop(doc, "RequireChangePasswordAction", bool)
             changes["require_change_password_action"] = required
