@@ -47,7 +47,13 @@ def bmc(world: World, tmp_path: Path) -> Iterator[Bmc]:
     now = [1_800_000_000.0]
     platform = world.node(tmp_path)
     accounts = AccountStore.create_with(platform.directory, *ADMIN, kdf=KDF, clock=lambda: now[0])
-    service = RedfishService(platform, accounts, clock=lambda: NOW, basic_over_http=True)
+    service = RedfishService(
+        platform,
+        accounts,
+        clock=lambda: NOW,
+        basic_over_http=True,
+        throttle_clock=lambda: now[0],
+    )
     with ServerThread(create_redfish_app(service)) as server:
         yield Bmc(server.url, service, now)
 

@@ -31,6 +31,20 @@ session and account again once its body is in, before the change: one whose sess
 or whose account was removed, disabled, locked or given a new password or role while the
 body arrived, is ``401`` (:meth:`RedfishService.confirm`).
 
+**Password guessing.** An account's lockout (``AccountLockoutThreshold`` wrong passwords,
+``AccountLockoutDuration``, ``AccountLockoutCounterResetAfter``) holds for the source address
+that guessed, not for every client (:mod:`._redfish_accounts`): the right password from there
+is answered as a wrong one (``401`` ``NoValidSession``), while the Administrator at another
+address logs in and keeps its sessions; ``ManagerAccount.Locked`` is true while the account
+is locked out from some address, and ``PATCH Locked: false`` clears every one. Each address
+also has a failure budget (``AccountService`` ``Oem.Ironroot.SourceFailureLimit`` failed
+password checks, any names, within ``SourceFailureWindow`` seconds; 20 in 300 by default):
+past it, every login and Basic request from there is ``429``
+``Base.1.22.ServiceTemporarilyUnavailable`` with ``Retry-After`` (the seconds until its
+oldest failure leaves the window) before its password is hashed
+(:meth:`RedfishService.check_password`, :class:`ironroot.http.LoginThrottle`, bounded in
+memory).
+
 **Passwords** are changed with ``#ManagerAccount.ChangePassword``
 (``…/Accounts/{id}/Actions/ManagerAccount.ChangePassword``, shown in each account's
 ``Actions``): ``NewPassword`` and ``SessionAccountPassword``, the password of the account the
@@ -121,6 +135,7 @@ import json
 import logging
 import secrets
 import threading
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -265,6 +280,7 @@ class RedfishService:
         fetch_verify: ssl.SSLContext | bool = True,
         basic_over_http: bool = False,
         fetch_internal: bool = False,
+        throttle_clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.platform = platform
         self.accounts = accounts
@@ -282,9 +298,11 @@ class RedfishService:
         """A slot per password being checked (:meth:`_login`): taken without waiting."""
         s = accounts.settings
         self.throttle = LoginThrottle(
-            s.source_failure_limit, s.source_failure_window, clock=accounts.now
+            s.source_failure_limit, s.source_failure_window, clock=throttle_clock
         )
-        """Failed password checks per source address (the account settings' budget)."""
+        """Failed password checks per source address (the account settings' budget), timed
+        by ``throttle_clock`` (seconds; monotonic: a step of the wall clock neither forgives
+        a guesser nor holds a client back for the length of the step)."""
         self.writes = asyncio.Lock()
         """Held by a ``PATCH`` or ``DELETE`` from its ``If-Match`` check to its change."""
         self.basic_over_http = basic_over_http
