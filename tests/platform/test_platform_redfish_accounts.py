@@ -683,6 +683,9 @@ def test_a_source_lockout_outlives_a_restart_and_an_administrator_clears_every_o
             lambda s=source: reopened.authenticate("admin", PASSWORD, source=s),
         )
     assert reopened.authenticate("admin", PASSWORD, source=OPERATOR_DESK).id == "1"
+    clock.now += 601  # the lockouts have ended while the service was down
+    assert not AccountStore(store.path, clock=clock, kdf=KDF).locked("1")
+    clock.now -= 601
     reopened.update("1", locked=False)  # Redfish's PATCH Locked: false
     assert not reopened.locked("1")
     assert reopened.authenticate("admin", PASSWORD, source=ATTACKER).id == "1"
@@ -727,8 +730,13 @@ def test_a_file_with_malformed_source_lockouts_is_refused(
         path.write_text(json.dumps(doc))
         _raises(StorageError, "accounts", lambda: AccountStore.open(tmp_path))
     del doc["accounts"][0]["lockouts"]  # a file an older build wrote
+    for throttle in ([], {"failure_limit": "20", "window": 300}, {"failure_limit": 20}):
+        path.write_text(json.dumps({**doc, "source_throttle": throttle}))
+        _raises(StorageError, "accounts", lambda: AccountStore.open(tmp_path))
+    del doc["source_throttle"]
     path.write_text(json.dumps(doc))
     assert not AccountStore.open(tmp_path).locked("1")
+    assert AccountStore.open(tmp_path).settings.source_failure_limit == 20
 
 
 def test_the_per_source_throttle_settings_are_checked_and_kept(

@@ -42,8 +42,8 @@ password checks, any names, within ``SourceFailureWindow`` seconds; 20 in 300 by
 past it, every login and Basic request from there is ``429``
 ``Base.1.22.ServiceTemporarilyUnavailable`` with ``Retry-After`` (the seconds until its
 oldest failure leaves the window) before its password is hashed
-(:meth:`RedfishService.check_password`, :class:`ironroot.http.LoginThrottle`, bounded in
-memory).
+(:meth:`RedfishService.throttled_password_check`, :class:`ironroot.http.LoginThrottle`,
+bounded in memory).
 
 **Passwords** are changed with ``#ManagerAccount.ChangePassword``
 (``…/Accounts/{id}/Actions/ManagerAccount.ChangePassword``, shown in each account's
@@ -380,7 +380,7 @@ class RedfishService:
             self.throttle.reconfigure(*budget)
         return self.throttle
 
-    async def check_password(
+    async def throttled_password_check(
         self, request: Request, check: Callable[[str], Account], what: str
     ) -> Account:
         """``check(source)`` (a password check of the client at ``source``) in a worker
@@ -398,7 +398,7 @@ class RedfishService:
         try:
             attempt = self.source_throttle().begin(client)
         except TooManyAttempts as exc:
-            _log.warning("redfish %s from %s throttled: %s", what, client, exc.detail)
+            _log.debug("redfish %s from %s throttled: %s", what, client, exc.detail)
             raise
         try:
             if not self.password_checks.acquire(blocking=False):
@@ -420,13 +420,13 @@ class RedfishService:
 
     async def _login(self, user: str, password: str, request: Request) -> Account:
         """The account ``user`` whose password is ``password``, for a client at an address
-        it is not locked out from (:meth:`check_password`)."""
+        it is not locked out from (:meth:`throttled_password_check`)."""
 
         def check(source: str) -> Account:
             return self.accounts.authenticate(user, password, source=source)
 
         try:
-            return await self.check_password(request, check, "login")
+            return await self.throttled_password_check(request, check, "login")
         except IronrootError as exc:
             client = request.client.host if request.client else "-"
             _log.warning("redfish login refused for %r from %s: %s", user[:64], client, exc.code)
@@ -1192,7 +1192,7 @@ def _resources(service: RedfishService) -> list[_Resource]:
             )
 
         try:
-            changed = await service.check_password(request, change, "password change")
+            changed = await service.throttled_password_check(request, change, "password change")
         except Unauthorized as exc:
             if exc.code != "session-account-password":
                 raise

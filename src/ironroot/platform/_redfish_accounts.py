@@ -500,9 +500,12 @@ class AccountStore:
         self.settings = settings
         self._accounts = {a.id: a for a in accounts}
         self._next_id = next_id
+        now = self._clock()
         for account, locked in zip(accounts, lockouts, strict=True):
             for source, until in sorted(locked.items(), key=lambda item: _order(item[1])):
-                self._tallies[(account.id, source)] = _Tally(locked_until=until)
+                tally = _Tally(locked_until=until)
+                if tally.locked(now):  # one that ended while the service was down is gone
+                    self._tallies[(account.id, source)] = tally
         while len(self._tallies) > MAX_TALLIES:
             self._tallies.popitem(last=False)
 
@@ -564,12 +567,11 @@ class AccountStore:
         with self._lock:
             document, version = self._document(), self._version
             self._pending = False
+            self._last_soon_write = time.monotonic()  # the next waits from here
         try:
             self._write(document, version)
         except (OSError, IronrootError):
             _log.exception("the Redfish account store could not write %s", self.path)
-        finally:
-            self._last_soon_write = time.monotonic()
 
     def flush(self) -> None:
         """Write what :meth:`_save_soon` has pending now, and wait until it is written."""
