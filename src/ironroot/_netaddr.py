@@ -2,8 +2,8 @@
 
 The unauthenticated endpoints limit what one client may take — challenge nonces outstanding
 and their rate (:class:`ironroot.ear.NonceStore`: the verifier, key release, the HSM's
-release challenges, fleet admission), failed dashboard logins
-(:class:`ironroot.web.LoginThrottle`) — and a client is its network address. An IPv4
+release challenges, fleet admission), failed logins to the dashboard and the Redfish service
+(:class:`ironroot.http.LoginThrottle`) — and a client is its network address. An IPv4
 address is its own key. An IPv6 host is given a whole /64 (SLAAC with temporary addresses,
 RFC 8981; a /64 routed to one customer) and may send from any of its 2**64 addresses, so a
 limit keyed by the address would give it 2**64 quotas: an IPv6 address counts as its /64

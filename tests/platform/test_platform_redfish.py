@@ -181,7 +181,7 @@ def test_metadata_and_the_oem_schema_are_csdl(bmc: Bmc) -> None:
         for t in ET.fromstring(oem.content).iter()  # noqa: S314 - the service under test wrote it
         if t.tag.endswith("ComplexType")
     }
-    assert types == {"SoftwareInventory", "UpdateService", "Message"}
+    assert types == {"SoftwareInventory", "UpdateService", "AccountService", "Message"}
     assert service["@odata.context"] == f"{ROOT}/$metadata"
     assert {"name": "Service", "kind": "Singleton", "url": f"{ROOT}/"} in service["value"]
 

@@ -166,7 +166,7 @@ def test_wrong_passwords_lock_an_account_for_the_lockout_duration(
     _raises(Unauthorized, "login", lambda: store.authenticate("ops", "wrong password"))
     assert store.by_name("ops") is not None
     clock.now += 61
-    assert store.authenticate("ops", "operator password").failures == 0
+    assert store.authenticate("ops", "operator password").username == "ops"
 
 
 def test_failures_older_than_the_reset_time_do_not_count(store: AccountStore, clock: Clock) -> None:
@@ -225,7 +225,7 @@ def test_a_password_with_nul_bytes_is_never_the_password_without_them(
     assert store.authenticate("admin", PASSWORD).username == "admin"
     for suffix in ("\0", "\0\0\0"):
         _raises(Unauthorized, "login", lambda s=suffix: store.authenticate("admin", PASSWORD + s))
-    assert store.get("1").failures == 2  # each counted as a wrong guess
+    assert store.failures("1") == 2  # each counted as a wrong guess
     _raises(MalformedInput, "password-nul", lambda: store.add("x", "long enough\0pass", "ReadOnly"))
     _raises(MalformedInput, "password-nul", lambda: store.update("1", password=PASSWORD + "\0"))
 
@@ -262,13 +262,13 @@ def test_a_password_change_needs_the_password_of_the_account_that_asks(
         "session-account-password",
         lambda: store.change_password(viewer.id, "taken over!!", by=viewer.id, by_password="x"),
     )
-    assert store.get(viewer.id).failures == 1
+    assert store.failures(viewer.id) == 1
     _raises(
         MalformedInput,
         "password-length",
         lambda: store.change_password(viewer.id, "short", by=viewer.id, by_password="x"),
     )
-    assert store.get(viewer.id).failures == 1  # not checked: the new password was refused first
+    assert store.failures(viewer.id) == 1  # not checked: the new password was refused first
     _raises(
         Unauthorized,
         "session-account-password",
@@ -279,7 +279,7 @@ def test_a_password_change_needs_the_password_of_the_account_that_asks(
     store.change_password(
         viewer.id, "changed by itself", by=viewer.id, by_password="viewer password"
     )
-    assert store.get(viewer.id).failures == 0
+    assert store.failures(viewer.id) == 0
     store.change_password(viewer.id, "reset by admin", by="1", by_password=PASSWORD)
     assert store.authenticate("viewer", "reset by admin").id == viewer.id
     _raises(
@@ -305,7 +305,7 @@ def test_wrong_passwords_given_to_a_password_change_lock_the_account(
             "session-account-password",
             lambda: store.change_password(viewer.id, "x" * 12, by=viewer.id, by_password="no"),
         )
-    assert store.get(viewer.id).locked(clock.now)
+    assert store.locked(viewer.id)
     _raises(
         IdentityLocked,
         "locked",
@@ -419,7 +419,7 @@ def test_an_idle_session_times_out(store: AccountStore, clock: Clock) -> None:
 
 @pytest.mark.parametrize(
     "change",
-    ["remove", "password", "role", "disable", "lockout"],
+    ["remove", "password", "role", "disable", "password-change-lockout"],
 )
 def test_sessions_end_with_their_account(store: AccountStore, change: str) -> None:
     sessions = SessionStore(store)
@@ -434,9 +434,13 @@ def test_sessions_end_with_their_account(store: AccountStore, change: str) -> No
         store.update(account.id, role="ReadOnly")
     elif change == "disable":
         store.update(account.id, enabled=False)
-    else:
+    else:  # the session's holder guessed its own password (a stolen token): locked out
         store.configure(lockout_threshold=1)
-        _raises(Unauthorized, "login", lambda: store.authenticate("ops", "wrong password"))
+        _raises(
+            Unauthorized,
+            "session-account-password",
+            lambda: store.change_password(account.id, "x" * 12, by=account.id, by_password="no"),
+        )
     _raises(Unauthorized, "session", lambda: sessions.lookup(token))
     assert sessions.lookup(admin_token).username == "admin"
 
@@ -486,7 +490,7 @@ def test_a_lower_maximum_password_length_keeps_longer_passwords_working(
     store.configure(max_password_length=16, min_password_length=8)
     for _ in range(store.settings.lockout_threshold + 1):
         assert store.authenticate("ops", passphrase).id == account.id
-    assert store.get(account.id).failures == 0
+    assert store.failures(account.id) == 0
     _raises(Unauthorized, "login", lambda: store.authenticate("ops", passphrase[:64]))
     _raises(Unauthorized, "login", lambda: store.authenticate("ops", passphrase + "x"))
 
@@ -518,7 +522,8 @@ def test_guesses_at_a_locked_account_write_nothing(store: AccountStore, clock: C
     _raises(IdentityLocked, "locked", lambda: store.authenticate("ops", "operator password"))
     assert (path.read_bytes(), path.stat().st_ino) == before
     clock.now += 60
-    assert store.authenticate("ops", "operator password").failures == 0
+    assert store.authenticate("ops", "operator password").username == "ops"
+    assert store.failures(store.get("2").id) == 0
 
 
 class _ChangedWhileHashing(AccountStore):
@@ -580,4 +585,169 @@ def test_the_right_password_of_a_locked_or_disabled_account_costs_what_a_wrong_o
     assert writes.take() == []
     _raises(Unauthorized, "login", lambda: store.authenticate("off", "a disabled password"))
     assert writes.take() == []
-    assert store.get(account.id).failures == 1
+    assert store.failures(account.id) == 1
+
+
+# --- lockout per (account, source address) ------------------------------------------------
+
+ATTACKER = "192.0.2.66"
+OPERATOR_DESK = "198.51.100.7"
+
+
+def test_a_lockout_holds_for_the_address_that_guessed_not_for_the_others(
+    store: AccountStore, clock: Clock
+) -> None:
+    """The lockout was the account's, from everywhere: anyone who knew the Administrator's
+    name locked it out with a few wrong passwords, a denial of service at will. It is now
+    counted per (account, source address): the guesser's address is locked out, the
+    Administrator at its own desk logs in, and its sessions go on."""
+    sessions = SessionStore(store)
+    _, token = sessions.create(store.get("1"), OPERATOR_DESK)
+    store.configure(lockout_threshold=3, lockout_duration=60, lockout_reset_after=60)
+    for _ in range(3):
+        _raises(
+            Unauthorized,
+            "login",
+            lambda: store.authenticate("admin", "wrong password", source=ATTACKER),
+        )
+    _raises(
+        IdentityLocked, "locked", lambda: store.authenticate("admin", PASSWORD, source=ATTACKER)
+    )
+    assert store.failures("1", ATTACKER) == 0  # reset by the lockout
+    assert store.authenticate("admin", PASSWORD, source=OPERATOR_DESK).id == "1"
+    assert sessions.lookup(token).username == "admin"
+    assert store.locked("1")  # Redfish's ``Locked``: locked for some source
+    assert store.locked("1", ATTACKER)
+    assert not store.locked("1", OPERATOR_DESK)
+    clock.now += 61
+    assert not store.locked("1")
+    assert store.authenticate("admin", PASSWORD, source=ATTACKER).id == "1"
+
+
+def test_failures_from_different_addresses_are_counted_apart(
+    store: AccountStore, clock: Clock
+) -> None:
+    store.configure(lockout_threshold=3, lockout_duration=60, lockout_reset_after=60)
+    for source in (ATTACKER, OPERATOR_DESK, ATTACKER, OPERATOR_DESK):
+        _raises(
+            Unauthorized, "login", lambda s=source: store.authenticate("admin", "wrong", source=s)
+        )
+    assert (store.failures("1", ATTACKER), store.failures("1", OPERATOR_DESK)) == (2, 2)
+    assert store.authenticate("admin", PASSWORD, source=OPERATOR_DESK).id == "1"
+    assert (store.failures("1", ATTACKER), store.failures("1", OPERATOR_DESK)) == (2, 0)
+    assert not store.locked("1")
+
+
+def test_an_ipv6_client_is_one_source_for_its_whole_64(store: AccountStore) -> None:
+    """An IPv6 host may send from any address of its /64: counted per address, it would have
+    2**64 lockout counters. It counts as its /64, and an IPv4-mapped address as the IPv4 one."""
+    store.configure(lockout_threshold=3)
+    for source in ("2001:db8:1:2::1", "2001:db8:1:2::abcd", "2001:db8:1:2:ffff::9"):
+        _raises(
+            Unauthorized, "login", lambda s=source: store.authenticate("admin", "wrong", source=s)
+        )
+    _raises(
+        IdentityLocked,
+        "locked",
+        lambda: store.authenticate("admin", PASSWORD, source="2001:db8:1:2::77"),
+    )
+    assert store.authenticate("admin", PASSWORD, source="2001:db8:1:3::1").id == "1"
+    for _ in range(3):
+        _raises(
+            Unauthorized,
+            "login",
+            lambda: store.authenticate("admin", "wrong", source="::ffff:192.0.2.1"),
+        )
+    _raises(
+        IdentityLocked, "locked", lambda: store.authenticate("admin", PASSWORD, source="192.0.2.1")
+    )
+
+
+def test_a_source_lockout_outlives_a_restart_and_an_administrator_clears_every_one(
+    store: AccountStore, clock: Clock
+) -> None:
+    store.configure(lockout_threshold=2, lockout_duration=600, lockout_reset_after=600)
+    for source in (ATTACKER, "203.0.113.5"):
+        for _ in range(2):
+            _raises(
+                Unauthorized,
+                "login",
+                lambda s=source: store.authenticate("admin", "wrong", source=s),
+            )
+    store.flush()  # the lockouts, written after the answers
+    reopened = AccountStore(store.path, clock=clock, kdf=KDF)
+    for source in (ATTACKER, "203.0.113.5"):
+        _raises(
+            IdentityLocked,
+            "locked",
+            lambda s=source: reopened.authenticate("admin", PASSWORD, source=s),
+        )
+    assert reopened.authenticate("admin", PASSWORD, source=OPERATOR_DESK).id == "1"
+    clock.now += 601  # the lockouts have ended while the service was down
+    assert not AccountStore(store.path, clock=clock, kdf=KDF).locked("1")
+    clock.now -= 601
+    reopened.update("1", locked=False)  # Redfish's PATCH Locked: false
+    assert not reopened.locked("1")
+    assert reopened.authenticate("admin", PASSWORD, source=ATTACKER).id == "1"
+    assert not AccountStore(store.path, clock=clock, kdf=KDF).locked("1")
+
+
+def test_the_lockout_state_is_bounded_however_many_sources_or_names_guess(
+    store: AccountStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An attacker rotating source addresses (or account names) must not grow the BMC's
+    memory or account file without bound: at most ``MAX_TALLIES`` (account, source) counts
+    are held (the least recently failing forgotten first), guesses at names that do not
+    exist hold nothing, and at most ``MAX_SAVED_LOCKOUTS`` lockouts an account are written
+    (the most recent)."""
+    monkeypatch.setattr(_redfish_accounts, "MAX_TALLIES", 16)
+    monkeypatch.setattr(_redfish_accounts, "MAX_SAVED_LOCKOUTS", 4)
+    store.configure(lockout_threshold=1, lockout_duration=600, lockout_reset_after=600)
+    for n in range(200):
+        source = f"10.0.{n // 250}.{n % 250}"
+        _raises(Unauthorized, "login", lambda s=source: store.authenticate("admin", "x", source=s))
+        _raises(
+            Unauthorized,
+            "login",
+            lambda s=source, n=n: store.authenticate(f"nobody{n}", "x", source=s),
+        )
+        assert store.tracked <= 16
+    assert store.tracked == 16
+    assert store.locked("1", "10.0.0.199")  # the newest are held
+    store.flush()
+    saved = json.loads(store.path.read_text())["accounts"][0]["lockouts"]
+    assert len(saved) == 4
+    assert "10.0.0.199" in saved
+
+
+def test_a_file_with_malformed_source_lockouts_is_refused(
+    store: AccountStore, tmp_path: Path
+) -> None:
+    path = tmp_path / ACCOUNTS_FILE
+    doc = json.loads(path.read_text())
+    for bad in ([], {"192.0.2.1": "soon"}, {"192.0.2.1": -1}, {"": 5.0}):
+        doc["accounts"][0]["lockouts"] = bad
+        path.write_text(json.dumps(doc))
+        _raises(StorageError, "accounts", lambda: AccountStore.open(tmp_path))
+    del doc["accounts"][0]["lockouts"]  # a file an older build wrote
+    for throttle in ([], {"failure_limit": "20", "window": 300}, {"failure_limit": 20}):
+        path.write_text(json.dumps({**doc, "source_throttle": throttle}))
+        _raises(StorageError, "accounts", lambda: AccountStore.open(tmp_path))
+    del doc["source_throttle"]
+    path.write_text(json.dumps(doc))
+    assert not AccountStore.open(tmp_path).locked("1")
+    assert AccountStore.open(tmp_path).settings.source_failure_limit == 20
+
+
+def test_the_per_source_throttle_settings_are_checked_and_kept(
+    store: AccountStore, tmp_path: Path, clock: Clock
+) -> None:
+    """Kept beside the settings an older build reads (it refuses a member it does not know)."""
+    assert (store.settings.source_failure_limit, store.settings.source_failure_window) == (20, 300)
+    _raises(ConfigError, "source_failure_window", lambda: store.configure(source_failure_window=0))
+    _raises(ConfigError, "source_failure_limit", lambda: store.configure(source_failure_limit=-1))
+    store.configure(source_failure_limit=8, source_failure_window=60)
+    doc = json.loads((tmp_path / ACCOUNTS_FILE).read_text())
+    assert doc["source_throttle"] == {"failure_limit": 8, "window": 60}
+    assert "source_failure_limit" not in doc["settings"]
+    assert AccountStore.open(tmp_path, clock=clock, kdf=KDF).settings == store.settings

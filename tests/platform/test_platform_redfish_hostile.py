@@ -475,7 +475,7 @@ def test_a_patch_of_a_property_the_resource_shows_but_does_not_change_is_not_wri
 def test_a_patch_names_every_property_it_cannot_apply(bmc: Bmc) -> None:
     """DSP0266: when every property of a PATCH is read-only or unknown, the ``400`` shows
     the non-updatable properties: one message for each, not only the first."""
-    body = {"Id": "x", "Oem": {}, "ServiceEnabled": False, "Frobnicate": 1}
+    body = {"Id": "x", "LDAP": {}, "ServiceEnabled": False, "Frobnicate": 1}
     with bmc.client(ADMIN) as client:
         current = client.get(f"{ROOT}/AccountService").json()
         error = _error(
@@ -486,7 +486,7 @@ def test_a_patch_names_every_property_it_cannot_apply(bmc: Bmc) -> None:
     named = [(i["MessageId"], i["MessageArgs"]) for i in error["@Message.ExtendedInfo"]]
     assert named == [
         ("Base.1.22.PropertyNotWritable", ["Id"]),
-        ("Base.1.22.PropertyUnknown", ["Oem"]),
+        ("Base.1.22.PropertyUnknown", ["LDAP"]),  # not one this service has
         ("Base.1.22.PropertyNotWritable", ["ServiceEnabled"]),
         ("Base.1.22.PropertyUnknown", ["Frobnicate"]),
     ]
@@ -615,7 +615,13 @@ def test_a_lockout_duration_of_zero_is_refused_not_a_lockout_for_ever(bmc: Bmc) 
         for _ in range(5):
             wrong = {"UserName": VIEWER[0], "Password": "a wrong guess"}
             client.post(f"{ROOT}/SessionService/Sessions", json=wrong)
-    assert bmc.service.accounts.by_name(VIEWER[0]).locked_until == 0.0  # type: ignore[union-attr]
+    accounts = bmc.service.accounts
+    viewer = accounts.by_name(VIEWER[0])
+    assert viewer is not None
+    assert accounts.locked(viewer.id, "127.0.0.1")
+    accounts.flush()
+    saved = json.loads(accounts.path.read_text())["accounts"][int(viewer.id) - 1]["lockouts"]
+    assert saved == {"127.0.0.1": 0.0}  # from the guesser's address, until an administrator
 
 
 def test_a_patch_body_sent_slowly_holds_up_no_other_change(bmc: Bmc) -> None:

@@ -522,7 +522,7 @@ def test_failures_for_other_names_do_not_make_the_throttle_forget_a_held_account
     # holds 65,536 /64s) typed that many other names after the account's 20 failures, and
     # the account, forgotten, had 20 guesses again at once, as often as it liked
     dashboard = Dashboard.open(own_dir, clock=lambda: SEEN)
-    dashboard.throttle = LoginThrottle(5, 300, clock=lambda: 0.0, keys=30)
+    dashboard.throttle = LoginThrottle(5, 300, clock=lambda: 0.0, max_clients=30)
     limits = ServerLimits(trusted_proxies=("127.0.0.1",))
     with (
         ServerThread(create_dashboard_app(dashboard), limits=limits) as server,

@@ -118,14 +118,13 @@ def _list(args: argparse.Namespace) -> int:
     from ironroot.platform._redfish_accounts import AccountStore
 
     store = AccountStore.open(_node(args))
-    now = store.now()
     rows = [
         {
             "id": a.id,
             "name": a.username,
             "role": a.role,
             "enabled": a.enabled,
-            "locked": a.locked(now),
+            "locked": store.locked(a.id),  # from some source address
         }
         for a in store.accounts()
     ]

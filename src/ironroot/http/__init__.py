@@ -25,6 +25,8 @@
   ``IRONROOT_ACCESS_LOG=1``: a line costs 30-40 µs of CPU); :func:`retry_after_seconds`: the
   ``Retry-After`` of every 429/503 (problem, page or ``/ready``); :data:`REFUSAL_HEADERS`:
   the headers every problem carries, for a route that writes its own (the CTS API's);
+* :class:`LoginThrottle`: failed logins per client address in a sliding window, bounded in
+  memory, refused with ``429`` before any password is hashed (the dashboard's and Redfish's);
 * :func:`problem_app`'s ``hot`` routes: the few routes that carry a service's traffic,
   answered without Starlette's middleware stack (same handlers, problems and metrics).
 """
@@ -69,6 +71,7 @@ if TYPE_CHECKING:
         settle_heap,
     )
     from ironroot.http._signals import stop_on_signals
+    from ironroot.http._throttle import LoginAttempt, LoginThrottle
     from ironroot.http._tls import ServerTls, client_context
 
 __all__ = [
@@ -78,6 +81,8 @@ __all__ = [
     "PROBLEM_JSON",
     "REFUSAL_HEADERS",
     "Handler",
+    "LoginAttempt",
+    "LoginThrottle",
     "Observed",
     "ServerLimits",
     "ServerThread",

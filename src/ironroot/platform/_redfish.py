@@ -31,6 +31,20 @@ session and account again once its body is in, before the change: one whose sess
 or whose account was removed, disabled, locked or given a new password or role while the
 body arrived, is ``401`` (:meth:`RedfishService.confirm`).
 
+**Password guessing.** An account's lockout (``AccountLockoutThreshold`` wrong passwords,
+``AccountLockoutDuration``, ``AccountLockoutCounterResetAfter``) holds for the source address
+that guessed, not for every client (:mod:`._redfish_accounts`): the right password from there
+is answered as a wrong one (``401`` ``NoValidSession``), while the Administrator at another
+address logs in and keeps its sessions; ``ManagerAccount.Locked`` is true while the account
+is locked out from some address, and ``PATCH Locked: false`` clears every one. Each address
+also has a failure budget (``AccountService`` ``Oem.Ironroot.SourceFailureLimit`` failed
+password checks, any names, within ``SourceFailureWindow`` seconds; 20 in 300 by default):
+past it, every login and Basic request from there is ``429``
+``Base.1.22.ServiceTemporarilyUnavailable`` with ``Retry-After`` (the seconds until its
+oldest failure leaves the window) before its password is hashed
+(:meth:`RedfishService.throttled_password_check`, :class:`ironroot.http.LoginThrottle`,
+bounded in memory).
+
 **Passwords** are changed with ``#ManagerAccount.ChangePassword``
 (``…/Accounts/{id}/Actions/ManagerAccount.ChangePassword``, shown in each account's
 ``Actions``): ``NewPassword`` and ``SessionAccountPassword``, the password of the account the
@@ -121,6 +135,7 @@ import json
 import logging
 import secrets
 import threading
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -144,14 +159,16 @@ from ironroot.errors import (
     NotFound,
     Overloaded,
     RoleNotPermitted,
+    TooManyAttempts,
     Unauthorized,
 )
-from ironroot.http import Observed, ServiceInfo, operational_routes, read_body
+from ironroot.http import LoginThrottle, Observed, ServiceInfo, operational_routes, read_body
 from ironroot.platform._node import InventoryItem, Platform
 from ironroot.platform._redfish_accounts import (
     PRIVILEGES,
     ROLES,
     SETTING_LIMITS,
+    SOURCE_SETTING_LIMITS,
     Account,
     AccountStore,
     Session,
@@ -200,6 +217,7 @@ from ironroot.platform._redfish_messages import message
 from ironroot.platform._redfish_tasks import Task, TaskStore
 from ironroot.platform._redfish_update import (
     UpdateRequest,
+    ironroot_oem,
     multipart_update,
     replayed,
     shown_update_request,
@@ -262,6 +280,7 @@ class RedfishService:
         fetch_verify: ssl.SSLContext | bool = True,
         basic_over_http: bool = False,
         fetch_internal: bool = False,
+        throttle_clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.platform = platform
         self.accounts = accounts
@@ -277,6 +296,13 @@ class RedfishService:
         """A multipart push's body is being read (set and read on the event loop only)."""
         self.password_checks = threading.BoundedSemaphore(self.limits.max_password_checks)
         """A slot per password being checked (:meth:`_login`): taken without waiting."""
+        s = accounts.settings
+        self.throttle = LoginThrottle(
+            s.source_failure_limit, s.source_failure_window, clock=throttle_clock
+        )
+        """Failed password checks per source address (the account settings' budget), timed
+        by ``throttle_clock`` (seconds; monotonic: a step of the wall clock neither forgives
+        a guesser nor holds a client back for the length of the step)."""
         self.writes = asyncio.Lock()
         """Held by a ``PATCH`` or ``DELETE`` from its ``If-Match`` check to its change."""
         self.basic_over_http = basic_over_http
@@ -346,28 +372,65 @@ class RedfishService:
         ):
             raise Unauthorized("the account changed during the request", code="session")
 
-    async def _login(self, user: str, password: str, request: Request) -> Account:
-        """The account ``user`` whose password is ``password``. Unauthenticated clients send
-        these, each a worker thread and a memory-hard hash: at most
-        ``limits.max_password_checks`` run at once, and one more is ``Overloaded`` (``503``
-        with ``Retry-After``) at once, so a flood of guesses neither exhausts the BMC's memory
-        nor takes the worker threads every other request needs."""
+    def source_throttle(self) -> LoginThrottle:
+        """:attr:`throttle`, held to the account settings as they are now."""
+        s = self.accounts.settings
+        budget = (s.source_failure_limit, s.source_failure_window)
+        if budget != (self.throttle.max_failures, self.throttle.window):
+            self.throttle.reconfigure(*budget)
+        return self.throttle
+
+    async def throttled_password_check(
+        self, request: Request, check: Callable[[str], Account], what: str
+    ) -> Account:
+        """``check(source)`` (a password check of the client at ``source``) in a worker
+        thread, held to the client's failure budget and to the slots for password checks.
+        Unauthenticated clients send these, each a worker thread and a memory-hard hash.
+
+        A client address with ``source_failure_limit`` failed checks (logins in flight
+        counted) within ``source_failure_window`` seconds is ``TooManyAttempts`` (``429``
+        with ``Retry-After``) before any password is hashed: no CPU for a guesser and no
+        timing to read, while other addresses go on. At most ``limits.max_password_checks``
+        run at once, and one more is ``Overloaded`` (``503`` with ``Retry-After``) at once,
+        so a flood of guesses neither exhausts the BMC's memory nor takes the worker threads
+        every other request needs."""
         client = request.client.host if request.client else "-"
-        if not self.password_checks.acquire(blocking=False):
-            _log.warning("redfish login from %s refused: too many password checks", client)
-            raise Overloaded(
-                f"{self.limits.max_password_checks} passwords are being checked: retry",
-                code="password-checks",
-                retry_after=1,
-            )
         try:
-            account = await run_in_threadpool(self.accounts.authenticate, user, password)
+            attempt = self.source_throttle().begin(client)
+        except TooManyAttempts as exc:
+            _log.debug("redfish %s from %s throttled: %s", what, client, exc.detail)
+            raise
+        try:
+            if not self.password_checks.acquire(blocking=False):
+                _log.warning("redfish %s from %s refused: too many password checks", what, client)
+                raise Overloaded(
+                    f"{self.limits.max_password_checks} passwords are being checked: retry",
+                    code="password-checks",
+                    retry_after=1,
+                )
+            try:
+                return await run_in_threadpool(check, client)
+            except IronrootError:
+                attempt.failed = True
+                raise
+            finally:
+                self.password_checks.release()
+        finally:
+            self.throttle.end(attempt)
+
+    async def _login(self, user: str, password: str, request: Request) -> Account:
+        """The account ``user`` whose password is ``password``, for a client at an address
+        it is not locked out from (:meth:`throttled_password_check`)."""
+
+        def check(source: str) -> Account:
+            return self.accounts.authenticate(user, password, source=source)
+
+        try:
+            return await self.throttled_password_check(request, check, "login")
         except IronrootError as exc:
+            client = request.client.host if request.client else "-"
             _log.warning("redfish login refused for %r from %s: %s", user[:64], client, exc.code)
             raise
-        finally:
-            self.password_checks.release()
-        return account
 
 
 # --- the app --------------------------------------------------------------------------------
@@ -812,6 +875,15 @@ def _resources(service: RedfishService) -> list[_Resource]:
             "RequireChangePasswordAction": s.require_change_password_action,
             "Accounts": link(ACCOUNTS),
             "Roles": link(ROLES_URI),
+            "Oem": {
+                "Ironroot": {
+                    "@odata.type": "#Ironroot.v1_0_0.AccountService",
+                    # the failed logins one source address may make (any account names) in
+                    # SourceFailureWindow seconds before its logins are 429
+                    "SourceFailureLimit": s.source_failure_limit,
+                    "SourceFailureWindow": s.source_failure_window,
+                }
+            },
         }
 
     settings_of = {
@@ -820,6 +892,11 @@ def _resources(service: RedfishService) -> list[_Resource]:
         "AccountLockoutThreshold": "lockout_threshold",
         "AccountLockoutDuration": "lockout_duration",
         "AccountLockoutCounterResetAfter": "lockout_reset_after",
+    }
+
+    oem_settings_of = {
+        "SourceFailureLimit": "source_failure_limit",
+        "SourceFailureWindow": "source_failure_window",
     }
 
     conflicts = {
@@ -834,8 +911,19 @@ def _resources(service: RedfishService) -> list[_Resource]:
         doc = await json_body(request)
         current = account_service_body()
         precondition(request, current)
-        only(doc, [*settings_of, "RequireChangePasswordAction"], read_only=current)
+        only(doc, [*settings_of, "RequireChangePasswordAction", "Oem"], read_only=current)
         changes: dict[str, int | bool] = {}
+        ours = ironroot_oem(doc, (*oem_settings_of, "@odata.type"), "", None)
+        for name, setting in oem_settings_of.items():
+            if name in ours:
+                shown_name = f"Oem/Ironroot/{name}"
+                value = prop({shown_name: ours[name]}, shown_name, int)
+                low, high = SOURCE_SETTING_LIMITS[setting]
+                if not low <= value <= high:
+                    raise refuse(
+                        "PropertyValueOutOfRange", value, shown_name, related=f"/{shown_name}"
+                    )
+                changes[setting] = value
         if "RequireChangePasswordAction" in doc:
             required = prop(doc, "RequireChangePasswordAction", bool)
             changes["require_change_password_action"] = required
@@ -875,7 +963,8 @@ def _resources(service: RedfishService) -> list[_Resource]:
             "Password": None,
             "RoleId": account.role,
             "Enabled": account.enabled,
-            "Locked": account.locked(accounts.now()),
+            # locked out from some source (the lockout is per source address)
+            "Locked": accounts.locked(account.id),
             "AccountTypes": ["Redfish"],
             "Links": {"Role": link(f"{ROLES_URI}/{account.role}")},
             "Actions": {f"#{CHANGE_PASSWORD}": {"target": change_password_uri(account.id)}},
@@ -1096,18 +1185,14 @@ def _resources(service: RedfishService) -> list[_Resource]:
                 text="the new password's length is outside the account service's limits",
             ) from None
         client = request.client.host if request.client else "-"
-        if not service.password_checks.acquire(blocking=False):
-            raise Overloaded(
-                f"{service.limits.max_password_checks} passwords are being checked: retry",
-                code="password-checks",
-                retry_after=1,
+
+        def change(source: str) -> Account:
+            return accounts.change_password(
+                account.id, new, by=who.account.id, by_password=given, source=source
             )
+
         try:
-            changed = await run_in_threadpool(
-                lambda: accounts.change_password(
-                    account.id, new, by=who.account.id, by_password=given
-                )
-            )
+            changed = await service.throttled_password_check(request, change, "password change")
         except Unauthorized as exc:
             if exc.code != "session-account-password":
                 raise
@@ -1129,8 +1214,6 @@ def _resources(service: RedfishService) -> list[_Resource]:
                 text="SessionAccountPassword is not the password of the session's account "
                 "(a wrong one counts towards its lockout)",
             ) from None
-        finally:
-            service.password_checks.release()
         _log.info(
             "redfish account %s: password changed by %s from %s",
             changed.username,

@@ -12,29 +12,45 @@ role                assigned privileges
 
 **Accounts** (:class:`AccountStore`) live in the node directory, in ``redfish/accounts.json``
 (mode 0600, written atomically with ``ironroot._fileio.write_atomic``): each account's id, user
-name, role, whether it is enabled, its failed-login count and lockout, and its password as an
-scrypt hash (RFC 7914, ``hashlib.scrypt``: a 16-byte random salt, N=2^15, r=8, p=1 by default,
-the parameters stored with the hash), compared in constant time. The file also holds the
-account service's settings (:class:`AccountSettings`): password length limits, lockout
-threshold, lockout duration and counter reset, and the session timeout. An unknown user name
-costs the same scrypt work as a wrong password, and both answer the same ``Unauthorized``;
-``lockout_threshold`` wrong passwords in a row (none older than ``lockout_reset_after``
-seconds) lock the account for ``lockout_duration`` seconds (0: until an administrator
-unlocks it), and a locked account refuses even its right password; its wrong ones are not
-counted. Failures are counted in memory, and no refused login writes before it is answered:
-the lockout they lead to is written by a worker thread afterwards, so no refusal comes an
-fsync later than another (a guess at an existing name from one at an unknown name), and
-guesses wear the flash at most once per lockout (a restart forgets failures short of one).
+name, role, whether it is enabled, the source addresses it is locked out from, and its password
+as an scrypt hash (RFC 7914, ``hashlib.scrypt``: a 16-byte random salt, N=2^15, r=8, p=1 by
+default, the parameters stored with the hash), compared in constant time. The file also holds
+the account service's settings (:class:`AccountSettings`): password length limits, lockout
+threshold, lockout duration and counter reset, the per-source failure budget (which the
+Redfish service's :class:`ironroot.http.LoginThrottle` enforces), and the session timeout. An
+unknown user name costs the same scrypt work as a wrong password, and both answer the same
+``Unauthorized``.
+
+**Lockout, per (account, source address).** ``lockout_threshold`` wrong passwords in a row
+for one account *from one source* (none older than ``lockout_reset_after`` seconds) lock that
+account out *for that source* for ``lockout_duration`` seconds (0: until an administrator
+unlocks it): its right password from there is refused (``IdentityLocked``) and its wrong ones
+are not counted, while the account logs in from everywhere else and its sessions go on. A
+lockout of the account from everywhere was a denial of service anyone who knew the
+Administrator's name could cause. A source is an address as every per-client limit counts it
+(:func:`ironroot._netaddr.client_key`: an IPv6 address as its /64), ``"local"`` for a caller
+with none. A successful login from a source resets that source's counter only. At most
+:data:`MAX_TALLIES` (account, source) counters are held in memory (the least recently failing
+forgotten first) and at most :data:`MAX_SAVED_LOCKOUTS` lockouts an account are written (the
+latest), so an attacker rotating addresses never grows the BMC's memory or its file; names
+that do not exist hold nothing. A lockout an older build wrote (``locked_until``, from every
+source) is honoured until it ends or an administrator unlocks it. Failures are counted in
+memory, and no refused login writes before it is answered: the lockout they lead to is written
+by a worker thread afterwards (at most one such write every :data:`LOCKOUT_WRITE_SPACING`
+seconds, so a flood from rotating addresses does not wear the flash either), so no refusal
+comes an fsync later than another (a guess at an existing name from one at an unknown name);
+a restart forgets failures short of a lockout.
 The last enabled Administrator cannot be removed, disabled or given another role.
 :meth:`AccountStore.change_password` (the Redfish ``ChangePassword`` action) sets a password
-only given the password of the account that asks, a wrong one counted like a wrong login; the
+only given the password of the account that asks, a wrong one counted like a wrong login (and a
+lockout it leads to ends the account's sessions: the guesser holds one of them); the
 settings' ``require_change_password_action`` (default on) has the Redfish service refuse a
 ``PATCH`` of a password.
 
 **Sessions** (:class:`SessionStore`) are held in memory, at most :data:`MAX_SESSIONS` (64), of
 which at most :data:`MAX_SESSIONS_PER_ACCOUNT` (8) per account: a session is a 256-bit random
 token (``X-Auth-Token``), stored only as its SHA-256, that ends when it is deleted, when its account
-is removed, disabled, locked or given a new password or role, or after
+is removed, disabled, locked by an older build or given a new password or role, or after
 ``session_timeout`` seconds without a request. A restarted service has no sessions.
 
 The account store is a thin shell over one JSON file; the clock is a parameter
@@ -49,16 +65,19 @@ import hashlib
 import hmac
 import json
 import logging
+import math
 import re
 import secrets
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final
 
 from ironroot._fileio import read_limited, write_atomic
+from ironroot._netaddr import client_key
 from ironroot.errors import (
     ConfigError,
     Conflict,
@@ -73,6 +92,7 @@ from ironroot.errors import (
 )
 
 __all__ = [
+    "LOCAL_SOURCE",
     "PRIVILEGES",
     "ROLES",
     "Account",
@@ -107,6 +127,15 @@ _SCRYPT_N: Final = 2**15
 _SCRYPT_R: Final = 8
 _SCRYPT_P: Final = 1
 _DUMMY_SALT: Final = b"ironroot-redfish"
+LOCAL_SOURCE: Final = "local"
+"""The source of a login that comes from no network address (the command line, Python)."""
+MAX_TALLIES: Final = 4096
+"""The most (account, source) failure counters and lockouts held in memory."""
+MAX_SAVED_LOCKOUTS: Final = 32
+"""The most source lockouts of one account written to the account file (the latest)."""
+LOCKOUT_WRITE_SPACING: Final = 10.0
+"""The least time (seconds) between two writes of lockouts after an answer."""
+_MAX_SOURCE: Final = 64
 SETTING_LIMITS: Final[Mapping[str, tuple[int, int]]] = {
     "min_password_length": (8, 128),
     "max_password_length": (8, 1024),
@@ -116,6 +145,12 @@ SETTING_LIMITS: Final[Mapping[str, tuple[int, int]]] = {
     "session_timeout": (30, 86400),
 }
 """Each setting's range (inclusive)."""
+SOURCE_SETTING_LIMITS: Final[Mapping[str, tuple[int, int]]] = {
+    "source_failure_limit": (0, 10_000),
+    "source_failure_window": (1, 86400),
+}
+"""The per-source failure budget's ranges (inclusive): kept in the file apart from
+:data:`SETTING_LIMITS`' (``source_throttle``), which an older build reads and would refuse."""
 _MAX_SECRET: Final = SETTING_LIMITS["max_password_length"][1] * 4
 """The most UTF-8 bytes a password may have: the highest maximum length, 4 bytes a character."""
 
@@ -131,13 +166,18 @@ class AccountSettings:
     lockout_duration: int = 300
     lockout_reset_after: int = 300
     session_timeout: int = 1800
+    source_failure_limit: int = 20
+    """Failed logins (any account names) one source address may make within
+    ``source_failure_window`` seconds; past it every login from there is refused (Redfish:
+    ``429`` with ``Retry-After``) before its password is checked. 0: no limit."""
+    source_failure_window: int = 300
     require_change_password_action: bool = True
     """A password is changed only with the ``ChangePassword`` action, which asks for the
     password of the account that asks (Redfish ``RequireChangePasswordAction``): a ``PATCH``
     of ``Password`` is refused. On unless an Administrator turns it off."""
 
     def __post_init__(self) -> None:
-        for name, (low, high) in SETTING_LIMITS.items():
+        for name, (low, high) in {**SETTING_LIMITS, **SOURCE_SETTING_LIMITS}.items():
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
                 raise ConfigError(f"{name} is an integer from {low} to {high}", code=name)
@@ -162,13 +202,32 @@ class AccountSettings:
         that one is kept beside it, :meth:`AccountStore._document`)."""
         return {name: getattr(self, name) for name in SETTING_LIMITS}
 
+    def source_throttle_json(self) -> dict[str, int]:
+        """The per-source failure budget, as the account file's ``source_throttle``."""
+        return {"failure_limit": self.source_failure_limit, "window": self.source_failure_window}
+
     @classmethod
     def from_json(
-        cls, doc: object, *, require_change_password_action: bool = True
+        cls,
+        doc: object,
+        *,
+        require_change_password_action: bool = True,
+        source_throttle: object = None,
     ) -> AccountSettings:
         if not isinstance(doc, dict) or set(doc) - set(SETTING_LIMITS):
             raise ConfigError("the account settings are malformed")
-        return cls(**doc, require_change_password_action=require_change_password_action)
+        throttle: dict[str, Any] = {}
+        if source_throttle is not None:  # absent from a file an older build wrote
+            if not isinstance(source_throttle, dict) or set(source_throttle) != {
+                "failure_limit",
+                "window",
+            }:
+                raise ConfigError("the per-source failure budget is malformed")
+            throttle = {
+                "source_failure_limit": source_throttle["failure_limit"],
+                "source_failure_window": source_throttle["window"],
+            }
+        return cls(**doc, **throttle, require_change_password_action=require_change_password_action)
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,10 +238,9 @@ class Account:
     username: str
     role: str
     enabled: bool = True
-    failures: int = 0
-    last_failure: float = 0.0
     locked_until: float | None = None
-    """Epoch seconds the lockout ends; ``0`` locked until an administrator unlocks it."""
+    """A lockout from every source, which only an older build (before lockouts were per
+    source) set: epoch seconds it ends, ``0`` until an administrator unlocks it."""
     salt: bytes = field(default=b"", repr=False)
     digest: bytes = field(default=b"", repr=False)
     kdf: tuple[int, int, int] = (_SCRYPT_N, _SCRYPT_R, _SCRYPT_P)
@@ -192,6 +250,8 @@ class Account:
         return ROLES[self.role]
 
     def locked(self, now: float) -> bool:
+        """Locked from every source (an older build's lockout): see
+        :meth:`AccountStore.locked` for the lockouts from one source."""
         if self.locked_until is None:
             return False
         return self.locked_until == 0 or now < self.locked_until
@@ -203,8 +263,9 @@ class Account:
             "username": self.username,
             "role": self.role,
             "enabled": self.enabled,
-            "failures": self.failures,
-            "last_failure": self.last_failure,
+            # what an older build (a BMC whose firmware was rolled back) reads
+            "failures": 0,
+            "last_failure": 0.0,
             "locked_until": self.locked_until,
             "password": {
                 "kdf": "scrypt",
@@ -232,8 +293,6 @@ class Account:
                 username=str(doc["username"]),
                 role=str(doc["role"]),
                 enabled=bool(doc["enabled"]),
-                failures=int(doc["failures"]),
-                last_failure=float(doc["last_failure"]),
                 locked_until=None if locked is None else float(locked),
                 salt=base64.b64decode(password["salt"], validate=True),
                 digest=base64.b64decode(password["hash"], validate=True),
@@ -247,6 +306,59 @@ class Account:
         if n < 2 or n & (n - 1) or not 0 < r <= 64 or not 0 < p <= 16 or n * r > 2**24:
             raise bad
         return account
+
+
+@dataclass(slots=True)
+class _Tally:
+    """Wrong passwords for one account from one source, and its lockout there."""
+
+    failures: int = 0
+    last_failure: float = 0.0
+    locked_until: float | None = None
+    """Epoch seconds the lockout ends; ``0`` until an administrator unlocks it."""
+
+    def locked(self, now: float) -> bool:
+        if self.locked_until is None:
+            return False
+        return self.locked_until == 0 or now < self.locked_until
+
+
+def source_key(source: str) -> str:
+    """The source a login from ``source`` counts under (module docs)."""
+    return client_key(source)[:_MAX_SOURCE] or LOCAL_SOURCE
+
+
+def _lockouts_of(doc: object) -> dict[str, float]:
+    """An account record's ``lockouts`` (source: epoch seconds the lockout ends, 0 for
+    none); none in a record an older build wrote. ``ValueError`` when malformed."""
+    if doc is None:
+        return {}
+    if not isinstance(doc, dict):
+        raise ValueError("lockouts")
+    found: dict[str, float] = {}
+    for source, until in doc.items():
+        if (
+            not isinstance(source, str)
+            or not 0 < len(source) <= _MAX_SOURCE
+            or isinstance(until, bool)
+            or not isinstance(until, int | float)
+            or not math.isfinite(until)
+            or until < 0
+        ):
+            raise ValueError("lockouts")
+        found[source] = float(until)
+    return found
+
+
+def _order(until: float) -> float:
+    """When a lockout ends, for ordering: one without end (0) after every other."""
+    return math.inf if until == 0 else until
+
+
+def _latest(lockouts: Mapping[str, float]) -> dict[str, float]:
+    """The :data:`MAX_SAVED_LOCKOUTS` lockouts that end last, in the order they end."""
+    kept = sorted(lockouts.items(), key=lambda item: _order(item[1]))[-MAX_SAVED_LOCKOUTS:]
+    return dict(kept)
 
 
 def _hash(password: bytes, salt: bytes, kdf: tuple[int, int, int]) -> bytes:
@@ -292,6 +404,9 @@ class AccountStore:
         self._listeners: list[Callable[[str], None]] = []
         self.settings = AccountSettings()
         self._accounts: dict[str, Account] = {}
+        self._tallies: OrderedDict[tuple[str, str], _Tally] = OrderedDict()
+        """Wrong passwords and lockouts per (account id, source), least recently failing
+        first (``self._lock``; at most :data:`MAX_TALLIES`)."""
         self._next_id = 1
         self._write_lock = threading.Lock()
         self._version = 0
@@ -301,6 +416,9 @@ class AccountStore:
         self._pending = False
         """A write :meth:`_save_soon` started has not taken the document yet."""
         self._writer: threading.Thread | None = None
+        self._flush_now = threading.Event()
+        self._last_soon_write = -math.inf
+        """When (``time.monotonic``) :meth:`_write_pending` last wrote."""
         self._load()
 
     # --- opening ------------------------------------------------------------------------------
@@ -372,24 +490,43 @@ class AccountStore:
                 doc["settings"],
                 # absent from a file an older build wrote: on, the default
                 require_change_password_action=doc.get("require_change_password_action", True),
+                source_throttle=doc.get("source_throttle"),
             )
             accounts = [Account.from_json(a) for a in doc["accounts"]]
+            lockouts = [_lockouts_of(a.get("lockouts")) for a in doc["accounts"]]
             next_id = int(doc["next_id"])
-        except (KeyError, TypeError, ValueError, ConfigError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError, ConfigError) as exc:
             raise bad from exc
         self.settings = settings
         self._accounts = {a.id: a for a in accounts}
         self._next_id = next_id
+        now = self._clock()
+        for account, locked in zip(accounts, lockouts, strict=True):
+            for source, until in sorted(locked.items(), key=lambda item: _order(item[1])):
+                tally = _Tally(locked_until=until)
+                if tally.locked(now):  # one that ended while the service was down is gone
+                    self._tallies[(account.id, source)] = tally
+        while len(self._tallies) > MAX_TALLIES:
+            self._tallies.popitem(last=False)
 
     def _document(self) -> bytes:
+        now = self._clock()
+        locked: dict[str, dict[str, float]] = {}
+        for (account_id, source), tally in self._tallies.items():
+            if tally.locked(now) and tally.locked_until is not None:
+                locked.setdefault(account_id, {})[source] = tally.locked_until
         doc = {
             "format": 1,
             "settings": self.settings.to_json(),
             # beside "settings", which an older build (a BMC whose firmware was rolled back)
-            # refuses with a member it does not know; it ignores this one
+            # refuses with a member it does not know; it ignores these
             "require_change_password_action": self.settings.require_change_password_action,
+            "source_throttle": self.settings.source_throttle_json(),
             "next_id": self._next_id,
-            "accounts": [a.to_json() for a in self._accounts.values()],
+            "accounts": [
+                {**a.to_json(), "lockouts": _latest(locked.get(a.id, {}))}
+                for a in self._accounts.values()
+            ],
         }
         return json.dumps(doc, indent=1).encode()
 
@@ -422,20 +559,28 @@ class AccountStore:
         self._writer.start()
 
     def _write_pending(self) -> None:
+        # At most one such write every LOCKOUT_WRITE_SPACING seconds: lockouts from a flood
+        # of rotating addresses are written together (flush() writes at once).
+        wait = self._last_soon_write + LOCKOUT_WRITE_SPACING - time.monotonic()
+        if wait > 0:
+            self._flush_now.wait(wait)
         with self._lock:
             document, version = self._document(), self._version
             self._pending = False
+            self._last_soon_write = time.monotonic()  # the next waits from here
         try:
             self._write(document, version)
         except (OSError, IronrootError):
             _log.exception("the Redfish account store could not write %s", self.path)
 
     def flush(self) -> None:
-        """Wait until the last write :meth:`_save_soon` started has ended."""
+        """Write what :meth:`_save_soon` has pending now, and wait until it is written."""
         with self._lock:
             writer = self._writer
         if writer is not None:
+            self._flush_now.set()
             writer.join()
+            self._flush_now.clear()
 
     def on_change(self, listener: Callable[[str], None]) -> None:
         """Call ``listener(account_id)`` when an account's sessions must end (removed,
@@ -466,13 +611,50 @@ class AccountStore:
     def now(self) -> float:
         return self._clock()
 
+    def locked(self, account_id: str, source: str | None = None) -> bool:
+        """Whether ``account_id`` is locked out from ``source`` (an address, or
+        :data:`LOCAL_SOURCE`), or from any source when ``source`` is ``None`` (what Redfish's
+        ``ManagerAccount.Locked`` shows); an older build's lockout holds for every source."""
+        with self._lock:
+            account = self._accounts.get(account_id)
+            if account is None:
+                return False
+            now = self._clock()
+            if account.locked(now):
+                return True
+            if source is not None:
+                tally = self._tallies.get((account_id, source_key(source)))
+                return tally is not None and tally.locked(now)
+            return any(
+                key[0] == account_id and tally.locked(now) for key, tally in self._tallies.items()
+            )
+
+    def failures(self, account_id: str, source: str = LOCAL_SOURCE) -> int:
+        """The wrong passwords counted for ``account_id`` from ``source`` towards a lockout."""
+        with self._lock:
+            tally = self._tallies.get((account_id, source_key(source)))
+            if tally is None:
+                return 0
+            reset = self.settings.lockout_reset_after
+            if reset and self._clock() - tally.last_failure > reset:
+                return 0
+            return tally.failures
+
+    @property
+    def tracked(self) -> int:
+        """How many (account, source) counters are held (at most :data:`MAX_TALLIES`)."""
+        with self._lock:
+            return len(self._tallies)
+
     # --- authentication -----------------------------------------------------------------------
 
-    def authenticate(self, username: str, password: str) -> Account:
-        """The enabled, unlocked account ``username`` whose password is ``password``;
-        ``Unauthorized`` otherwise (the same answer for an unknown user, a wrong password and
-        a disabled account), ``IdentityLocked`` for a locked account given its right password.
-        A wrong password counts towards the lockout."""
+    def authenticate(self, username: str, password: str, *, source: str = LOCAL_SOURCE) -> Account:
+        """The enabled account ``username`` whose password is ``password``, not locked out
+        from ``source`` (the client's address); ``Unauthorized`` otherwise (the same answer
+        for an unknown user, a wrong password and a disabled account), ``IdentityLocked`` for
+        the right password of an account locked out from ``source``. A wrong password counts
+        towards the account's lockout from ``source``."""
+        source = source_key(source)
         secret, too_long = _secret(password)
         account = self.by_name(username) if isinstance(username, str) else None
         if account is None:
@@ -485,6 +667,7 @@ class AccountStore:
             secret,
             too_long,
             lambda: Unauthorized("unknown user or wrong password", code="login"),
+            source,
         )
 
     def _check(
@@ -493,10 +676,16 @@ class AccountStore:
         secret: bytes,
         too_long: bool,
         wrong: Callable[[], Unauthorized],
+        source: str,
+        *,
+        lockout_ends_sessions: bool = False,
     ) -> Account:
-        """``account`` as it is now when ``secret`` is its password and it is enabled and
-        unlocked; ``wrong()`` otherwise (a wrong password counted towards the lockout),
-        ``IdentityLocked`` for a locked account's right password."""
+        """``account`` as it is now when ``secret`` is its password and it is enabled and not
+        locked out from ``source`` (a :func:`source_key`); ``wrong()`` otherwise (a wrong
+        password counted towards the lockout from ``source``), ``IdentityLocked`` for the
+        right password of an account locked out from there. ``lockout_ends_sessions``: a
+        lockout this leads to ends the account's sessions (a password change's, whose guesser
+        holds one); a login's lockout ends none, or a guesser could end the owner's."""
         digest = _hash(secret, account.salt, account.kdf)
         # scrypt keys HMAC-SHA-256 with the password, and HMAC pads a key with zero bytes:
         # "pw" and "pw\0" hash alike. No password holds a NUL (``check_password``), so one
@@ -511,10 +700,14 @@ class AccountStore:
                 raise wrong()
             account = current
             now = self._clock()
-            locked = account.locked(now)
+            key = (account.id, source)
+            tally = self._tallies.get(key)
+            locked = account.locked(now) or (tally is not None and tally.locked(now))
             if right and account.enabled and not locked:
-                if account.failures or account.locked_until is not None:
-                    account = replace(account, failures=0, locked_until=None)
+                if tally is not None:  # a successful login resets this source's counter
+                    del self._tallies[key]
+                if account.locked_until is not None:  # an older build's lockout, ended
+                    account = replace(account, locked_until=None)
                     self._accounts[account.id] = account
                     self._save()
                 return account
@@ -523,30 +716,45 @@ class AccountStore:
                 # (the same cost for both): counted, each rewrote the account file, so a flood
                 # of guesses at a locked name wore the BMC's flash for ever.
                 if right:
-                    raise IdentityLocked(f"the account {account.username} is locked", code="locked")
+                    raise IdentityLocked(
+                        f"the account {account.username} is locked out from {source}",
+                        code="locked",
+                    )
                 raise wrong()
             if right:  # a disabled account's: answered as a wrong one, neither writes
                 raise wrong()
-            locked_now = self._failed(account, now)
-        if locked_now:  # its sessions end outside this lock (they take the session store's)
-            self._ended(account.id)
+            locked_now = self._failed(key, tally, now)
+        if locked_now:
+            _log.warning(
+                "redfish account %s locked out from %s after %d wrong passwords",
+                account.username,
+                source,
+                self.settings.lockout_threshold,
+            )
+            if lockout_ends_sessions:  # outside this lock (they take the session store's)
+                self._ended(account.id)
         raise wrong()
 
-    def _failed(self, account: Account, now: float) -> bool:
-        """Count a wrong password (with ``self._lock`` held); whether it locked the account
-        (the caller ends its sessions once it has released the lock)."""
+    def _failed(self, key: tuple[str, str], tally: _Tally | None, now: float) -> bool:
+        """Count a wrong password for ``key`` (account id, source), whose counter is
+        ``tally`` (with ``self._lock`` held); whether it locked the account out from there."""
         s = self.settings
-        failures = account.failures
-        if s.lockout_reset_after and now - account.last_failure > s.lockout_reset_after:
-            failures = 0
-        failures += 1
-        locked_until = account.locked_until
-        if s.lockout_threshold and failures >= s.lockout_threshold and not account.locked(now):
-            locked_until = now + s.lockout_duration if s.lockout_duration else 0.0
-            failures = 0
-        updated = replace(account, failures=failures, last_failure=now, locked_until=locked_until)
-        self._accounts[account.id] = updated
-        locked_now = updated.locked(now) and not account.locked(now)
+        if not s.lockout_threshold:
+            return False  # no lockout: nothing to count
+        if tally is None or (tally.locked_until is not None and not tally.locked(now)):
+            tally = _Tally()  # none, or its lockout is over: counted from 0 again
+        if s.lockout_reset_after and now - tally.last_failure > s.lockout_reset_after:
+            tally.failures = 0
+        tally.failures += 1
+        tally.last_failure = now
+        locked_now = tally.failures >= s.lockout_threshold
+        if locked_now:
+            tally.locked_until = now + s.lockout_duration if s.lockout_duration else 0.0
+            tally.failures = 0
+        self._tallies[key] = tally
+        self._tallies.move_to_end(key)
+        while len(self._tallies) > MAX_TALLIES:
+            self._tallies.popitem(last=False)
         if locked_now:  # the count stays in memory; a lockout outlives a restart
             self._save_soon()
         return locked_now
@@ -654,8 +862,9 @@ class AccountStore:
             if enabled is not None and enabled != account.enabled:
                 account = replace(account, enabled=enabled)
                 ends = ends or not enabled
-            if locked is False:
-                account = replace(account, locked_until=None, failures=0)
+            if locked is False:  # from every source
+                account = replace(account, locked_until=None)
+                self._forget(account.id)
             self._accounts[account.id] = account
             self._save()
         if ends:
@@ -663,7 +872,13 @@ class AccountStore:
         return account
 
     def change_password(
-        self, account_id: str, password: str, *, by: str, by_password: str
+        self,
+        account_id: str,
+        password: str,
+        *,
+        by: str,
+        by_password: str,
+        source: str = LOCAL_SOURCE,
     ) -> Account:
         """Give ``account_id`` the password ``password``, asked by the account ``by`` (the
         Redfish session's), whose own password is ``by_password``: ``by`` is ``account_id``
@@ -675,7 +890,9 @@ class AccountStore:
         password is checked), ``NotFound`` for no account ``account_id``; a wrong
         ``by_password`` (or no account ``by``, or a disabled one) is ``Unauthorized`` (code
         ``session-account-password``), counted towards ``by``'s lockout as a wrong login is,
-        so a stolen token is no guessing oracle; ``IdentityLocked`` when ``by`` is locked.
+        so a stolen token is no guessing oracle (counted from ``source``, the client's
+        address; a lockout ends ``by``'s sessions, the guesser's among them);
+        ``IdentityLocked`` when ``by`` is locked out from ``source``.
         ``Unauthorized`` (code ``session``) when ``by`` changed (removed, disabled, locked, a
         new password) while its password was checked. The sessions of ``account_id`` end."""
         secret = self.check_password(password)
@@ -692,7 +909,9 @@ class AccountStore:
         except NotFound:
             _hash(given, _DUMMY_SALT, self._kdf)  # the work of a wrong password
             raise wrong() from None
-        confirmed = self._check(asker, given, too_long, wrong)
+        confirmed = self._check(
+            asker, given, too_long, wrong, source_key(source), lockout_ends_sessions=True
+        )
         salt = secrets.token_bytes(16)
         digest = _hash(secret, salt, self._kdf)
         with self._lock:
@@ -720,8 +939,14 @@ class AccountStore:
                     "the last enabled Administrator cannot be removed", code="last-administrator"
                 )
             del self._accounts[account_id]
+            self._forget(account_id)
             self._save()
         self._ended(account_id)
+
+    def _forget(self, account_id: str) -> None:
+        """Drop the counters and lockouts of ``account_id`` (with ``self._lock`` held)."""
+        for key in [k for k in self._tallies if k[0] == account_id]:
+            del self._tallies[key]
 
     def configure(self, **changes: Any) -> AccountSettings:
         """Change settings, :class:`AccountSettings`' fields (``ConfigError`` with the

@@ -4,7 +4,8 @@
 service returns, the schema file on ``redfish.dmtf.org`` and the namespaces used, and declares
 the service's entity container. ``/redfish/v1/Schemas/Ironroot_v1.xml`` defines the ``Oem``
 objects under ``Oem.Ironroot``: a firmware image's component, role, SVN and SHA-384, the
-multipart part names of an update, and the failing check of a refused update.
+multipart part names of an update, the account service's per-source failure budget, and the
+failing check of a refused update.
 """
 
 from __future__ import annotations
@@ -76,7 +77,15 @@ def metadata_document() -> str:
     return "".join(parts)
 
 
-def _property(name: str, kind: str, description: str, *, pattern: str | None = None) -> str:
+def _property(
+    name: str,
+    kind: str,
+    description: str,
+    *,
+    pattern: str | None = None,
+    writable: bool = False,
+) -> str:
+    permission = "ReadWrite" if writable else "Read"
     extra = (
         f'\n          <Annotation Term="Validation.Pattern" String={quoteattr(pattern)}/>'
         if pattern
@@ -84,7 +93,8 @@ def _property(name: str, kind: str, description: str, *, pattern: str | None = N
     )
     return (
         f'        <Property Name="{name}" Type="{kind}" Nullable="false">\n'
-        '          <Annotation Term="OData.Permissions" EnumMember="OData.Permission/Read"/>\n'
+        '          <Annotation Term="OData.Permissions" '
+        f'EnumMember="OData.Permission/{permission}"/>\n'
         f'          <Annotation Term="OData.Description" String={quoteattr(description)}/>\n'
         f'          <Annotation Term="OData.LongDescription" String={quoteattr(description)}/>'
         f"{extra}\n"
@@ -145,6 +155,27 @@ def _oem_schema() -> str:
             _property("MaxStatements", "Edm.Int64", "The most statements an update may carry."),
         ],
     )
+    accounts = _type(
+        "AccountService",
+        "The failure budget of one client source address, besides the lockout of an account "
+        "from one source: past it, every login from that address is refused with HTTP 429 "
+        "and Retry-After before its password is checked.",
+        [
+            _property(
+                "SourceFailureLimit",
+                "Edm.Int64",
+                "The failed logins (any user names) one source address may make within "
+                "SourceFailureWindow seconds; 0 sets no limit.",
+                writable=True,
+            ),
+            _property(
+                "SourceFailureWindow",
+                "Edm.Int64",
+                "The seconds over which a source address's failed logins are counted.",
+                writable=True,
+            ),
+        ],
+    )
     failure = _type(
         "Message",
         "Why an update was refused: the failing check, its error code and detail.",
@@ -176,6 +207,7 @@ def _oem_schema() -> str:
         '      <Annotation Term="Redfish.Release" String="1.0"/>\n'
         + software
         + update
+        + accounts
         + failure
         + "    </Schema>\n"
         "  </edmx:DataServices>\n"

@@ -31,6 +31,7 @@ from ironroot.errors import (
     Overloaded,
     PayloadTooLarge,
     RoleNotPermitted,
+    TooManyAttempts,
     Unauthorized,
 )
 from ironroot.http import read_body
@@ -164,6 +165,14 @@ def refusal_of(exc: IronrootError, path: str) -> Refusal:
     oem = {"Check": exc.check or "", "Code": exc.code, "Detail": exc.detail}
     if isinstance(exc, RoleNotPermitted):
         return Refusal(403, message("InsufficientPrivilege"), text=exc.detail)
+    if isinstance(exc, TooManyAttempts):  # an Unauthorized too: before it
+        # RFC 6585 §4; the Base registry's message that says when to retry
+        return Refusal(
+            429,
+            message("ServiceTemporarilyUnavailable", exc.retry_after),
+            text=exc.detail,
+            headers={"Retry-After": str(exc.retry_after)},
+        )
     if isinstance(exc, Unauthorized | IdentityLocked):
         return Refusal(401, message("NoValidSession"), headers={"WWW-Authenticate": REALM})
     if isinstance(exc, NotFound):

@@ -73,6 +73,7 @@ if TYPE_CHECKING:
 __all__ = [
     "SimpleUpdatePlan",
     "UpdateRequest",
+    "ironroot_oem",
     "multipart_update",
     "replayed",
     "simple_update_plan",
@@ -215,13 +216,14 @@ def _recovery_removal(value: object, where: str, action: str | None) -> tuple[st
     return tuple(dict.fromkeys(value))
 
 
-def _ironroot_oem(
+def ironroot_oem(
     doc: Mapping[str, Any], known: Collection[str], where: str, action: str | None
 ) -> dict[str, Any]:
-    """``doc``'s ``Oem`` object (an update's ``UpdateParameters``, or an action's body, named
-    by ``action``): only ``Oem.Ironroot``, a JSON object whose members are among ``known``;
-    ``{}`` when absent. Anything else is refused as ``…Unknown`` or ``…ValueTypeError``, the
-    action's messages (``ActionParameter…``) or a property's (``Property…``)."""
+    """``doc``'s ``Oem`` object (an update's ``UpdateParameters``, an action's body, named
+    by ``action``, or a ``PATCH`` body, ``where`` ``""``): only ``Oem.Ironroot``, a JSON
+    object whose members are among ``known``; ``{}`` when absent. Anything else is refused
+    as ``…Unknown`` or ``…ValueTypeError``, the action's messages (``ActionParameter…``) or
+    a property's (``Property…``)."""
     if "Oem" not in doc:
         return {}
     oem = prop(doc, "Oem", dict, action=action)
@@ -250,7 +252,7 @@ def _ironroot_oem(
 
 def _multipart_oem(params: Mapping[str, Any]) -> tuple[str, ...]:
     """``UpdateParameters``' ``Oem``: only ``Oem.Ironroot.AllowRecoveryRemoval``."""
-    ours = _ironroot_oem(params, ("AllowRecoveryRemoval",), "/UpdateParameters", None)
+    ours = ironroot_oem(params, ("AllowRecoveryRemoval",), "/UpdateParameters", None)
     return _recovery_removal(ours.get("AllowRecoveryRemoval", []), "/UpdateParameters", None)
 
 
@@ -731,7 +733,7 @@ def simple_update_plan(doc: Mapping[str, Any], service: RedfishService) -> Simpl
     statements: tuple[str, ...] = ()
     pfm_uri = pfm_statement_uri = None
     allowed: tuple[str, ...] = ()
-    ours = _ironroot_oem(
+    ours = ironroot_oem(
         doc, ("StatementURIs", "PfmURI", "PfmStatementURI", "AllowRecoveryRemoval"), "", action
     )
     if ours:

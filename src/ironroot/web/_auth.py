@@ -35,10 +35,9 @@ whole). A login still being checked counts as a failure until it is over, so log
 once cannot make more guesses than ``max_failures``. An account name (any name typed, known or
 not) is refused from every address while ``4 * max_failures`` failures for it fall within the
 window: more than one address alone can make, so only a guessing attack from several
-addresses holds the operator back, and it gets at most that many guesses a window. Each count
-keeps 10,000 addresses and 10,000 names, forgetting those whose latest failure is oldest, but
-never one refused now: names typed by the thousand do not give an account held back its
-guesses again.
+addresses holds the operator back, and it gets at most that many guesses a window. The
+throttle is :class:`ironroot.http.LoginThrottle`, which the platform's Redfish service uses
+too (memory bounded however many addresses and names an attacker rotates through).
 
 Written here rather than taken from a library: Starlette's ``SessionMiddleware`` needs
 ``itsdangerous`` (not a dependency) and has no CSRF protection or login throttling; what is
@@ -49,7 +48,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import collections
 import hashlib
 import hmac
 import json
@@ -63,15 +61,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 from ironroot._fileio import file_lock, read_limited, write_atomic
-from ironroot._netaddr import client_key
 from ironroot.errors import (
     ConfigError,
     InputUnavailable,
     IronrootError,
     StorageError,
-    TooManyAttempts,
     Unauthorized,
 )
+from ironroot.http import LoginAttempt, LoginThrottle
 
 if TYPE_CHECKING:
     from ironroot.platform import AccountStore
@@ -98,7 +95,6 @@ _SESSION_LABEL: Final = b"ironroot-dashboard-session/1\x00"
 _CSRF_LABEL: Final = b"ironroot-dashboard-csrf/1\x00"
 _KEY_SIZE: Final = 32
 _MAX_COOKIE: Final = 1024
-_MAX_CLIENTS: Final = 10_000
 
 
 def _b64(data: bytes) -> str:
@@ -364,141 +360,3 @@ class EndedSessions:
 def new_login_nonce() -> str:
     """The value of a fresh pre-login cookie."""
     return _b64(os.urandom(18))
-
-
-@dataclass(slots=True)
-class LoginAttempt:
-    """One login in flight (:meth:`LoginThrottle.begin`): mark it ``failed`` when it was."""
-
-    client: str
-    failed: bool = False
-    account: str | None = None
-
-
-class _Window:
-    """Failures per key (a client address, or an account name) in a sliding window, and the
-    logins in flight for each, refused at ``limit`` (``what``: whose, for the refusal)."""
-
-    def __init__(self, limit: int, window: int, what: str, keys: int) -> None:
-        self.limit = limit
-        self._window = window
-        self._what = what
-        self._keys = keys
-        self._failures: collections.OrderedDict[str, collections.deque[float]] = (
-            collections.OrderedDict()
-        )
-        self._in_flight: collections.Counter[str] = collections.Counter()
-
-    def _recent(self, key: str, now: float) -> collections.deque[float]:
-        times = self._failures.get(key)
-        if times is None:
-            return collections.deque()
-        while times and now - times[0] >= self._window:
-            times.popleft()
-        if not times:
-            del self._failures[key]
-        return times
-
-    def refuse_if_full(self, key: str, now: float) -> None:
-        times = self._recent(key, now)
-        if len(times) + self._in_flight[key] >= self.limit:
-            # with only logins in flight, the next answer is a moment away
-            wait = int(self._window - (now - times[0])) + 1 if times else 1
-            raise TooManyAttempts(
-                f"too many failed logins {self._what}: try again in {wait} s", retry_after=wait
-            )
-
-    def begin(self, key: str) -> None:
-        self._in_flight[key] += 1
-
-    def end(self, key: str) -> None:
-        self._in_flight[key] -= 1
-        if self._in_flight[key] <= 0:
-            del self._in_flight[key]
-
-    def failed(self, key: str, now: float) -> None:
-        times = self._recent(key, now)
-        times.append(now)
-        self._failures[key] = times
-        self._failures.move_to_end(key)
-        if len(self._failures) > self._keys:
-            self._forget(now)
-
-    def _forget(self, now: float) -> None:
-        """Past ``keys`` keys, forget those whose latest failure is oldest, but never one
-        refused now: failures typed for other names (as many as an attacker has addresses)
-        must not give an account held back its guesses again. The keys kept past the bound
-        each hold ``limit`` failures within the window, so they are bounded by the failures
-        the addresses' limit lets through, and leave with the window."""
-        for key in list(self._failures):
-            if len(self._failures) <= self._keys:
-                return
-            if len(self._recent(key, now)) < self.limit:  # gone already if none is recent
-                self._failures.pop(key, None)
-
-
-class LoginThrottle:
-    """Failed logins per client address and per account name in a sliding window (module
-    docs).
-
-    A login counts against its address from :meth:`begin` to :meth:`end`, as if it had
-    failed: a burst of logins sent at once, each waiting for its scrypt check, cannot all
-    pass the check before the first failure is counted."""
-
-    def __init__(
-        self,
-        max_failures: int,
-        window: int,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-        keys: int = _MAX_CLIENTS,
-    ) -> None:
-        self.max_failures = max_failures
-        self.max_account_failures = 4 * max_failures
-        self.window = window
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._addresses = _Window(max_failures, window, "from this address", keys)
-        self._accounts = _Window(self.max_account_failures, window, "for this account", keys)
-
-    def check(self, client: str) -> None:
-        """``TooManyAttempts`` while ``client`` has ``max_failures`` recent failures (logins
-        in flight counted as failures)."""
-        client = client_key(client)
-        with self._lock:
-            self._addresses.refuse_if_full(client, self._clock())
-
-    def begin(self, client: str) -> LoginAttempt:
-        """A login from ``client``, counted until :meth:`end`; ``TooManyAttempts`` as
-        :meth:`check`."""
-        client = client_key(client)
-        with self._lock:
-            self._addresses.refuse_if_full(client, self._clock())
-            self._addresses.begin(client)
-        return LoginAttempt(client)
-
-    def begin_account(self, attempt: LoginAttempt, account: str) -> None:
-        """``attempt`` is for ``account``, counted against it until :meth:`end` too;
-        ``TooManyAttempts`` while the account has ``max_account_failures`` recent failures
-        (from any address) and logins in flight."""
-        with self._lock:
-            self._accounts.refuse_if_full(account, self._clock())
-            self._accounts.begin(account)
-            attempt.account = account
-
-    def end(self, attempt: LoginAttempt) -> None:
-        """The login is over: a failure when ``attempt.failed``, nothing otherwise."""
-        with self._lock:
-            now = self._clock()
-            self._addresses.end(attempt.client)
-            if attempt.failed:
-                self._addresses.failed(attempt.client, now)
-            if attempt.account is not None:
-                self._accounts.end(attempt.account)
-                if attempt.failed:
-                    self._accounts.failed(attempt.account, now)
-
-    def failed(self, client: str) -> None:
-        client = client_key(client)
-        with self._lock:
-            self._addresses.failed(client, self._clock())
