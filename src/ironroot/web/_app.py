@@ -114,6 +114,12 @@ __all__ = ["HSTS", "SECURITY_HEADERS", "create_dashboard_app", "dashboard_hosts"
 
 _log = logging.getLogger("ironroot.web")
 HSTS: Final = ("strict-transport-security", "max-age=31536000")
+_PUBLIC_DETAILS: Final = {  # what a 5xx page says to a visitor not signed in: no file names
+    "operators-unreadable": (
+        "the operators file of this dashboard cannot be read now, so nobody can log in: the "
+        "server's log says why; try again once it is repaired"
+    ),
+}
 SECURITY_HEADERS: Final = {
     "content-security-policy": "default-src 'none'; style-src 'self'; img-src 'self'; "
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
@@ -302,7 +308,9 @@ def create_dashboard_app(
         if exc.http_status >= 500:
             _log.warning("%s %s: %s", request.method, request.url.path, exc)
             if session is None:
-                detail = "a source of this page cannot be read now; try again shortly"
+                detail = _PUBLIC_DETAILS.get(
+                    exc.code, "a source of this page cannot be read now; try again shortly"
+                )
         else:
             _log.debug("%s %s: %s", request.method, request.url.path, exc)
         response = error_page(request, exc.http_status, exc.title, detail, session)

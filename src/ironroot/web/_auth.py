@@ -7,7 +7,9 @@ unknown name costing the same work as a wrong password and answering the same, p
 12 to 128 characters. The store's lockout of an account (5 wrong passwords in a row, 5
 minutes) is off here (``lockout_threshold = 0``): it held for every client, so one address
 guessing kept the operator out from everywhere; the throttling below bounds guessing
-instead. ``ironroot dashboard passwd`` adds an operator or sets a new password.
+instead. ``ironroot dashboard passwd`` adds an operator or sets a new password. No file is
+no operator yet; a file that cannot be read (damaged, a directory, a dangling link) is a
+``StorageError`` (code ``operators-unreadable``, 503), never taken for no operators.
 
 **Sessions** are a signed cookie, ``ironroot_session``: ``base64url(JSON payload) "."
 base64url(HMAC-SHA-256(key, "ironroot-dashboard-session/1" 0x00 payload))`` with the key in
@@ -157,16 +159,31 @@ class Operators:
     def _store(self) -> AccountStore:
         """The account store as the file is now: read again when another process (``ironroot
         dashboard passwd``) or this one changed it, so no write is made from a stale copy."""
-        from ironroot.platform import AccountStore
-
         with self._lock:
             version = self._version()
             if self._loaded is None or version != self._seen:
-                self._loaded = AccountStore(self.path, clock=self._clock)
+                self._loaded = self._open()
                 # no lock of the account for every client: LoginThrottle holds guessers back
                 self._loaded.settings = replace(self._loaded.settings, lockout_threshold=0)
                 self._seen = version
             return self._loaded
+
+    def _open(self) -> AccountStore:
+        """The account store of the file (none yet: an empty one); ``StorageError`` (code
+        ``operators-unreadable``) for a file that is there and cannot be read, a directory
+        or a dangling link among them: nobody can log in, and the page says why."""
+        from ironroot.platform import AccountStore
+
+        try:
+            if os.path.lexists(self.path) and not self.path.is_file():
+                raise StorageError(f"{self.path} is not a regular file")
+            return AccountStore(self.path, clock=self._clock)
+        except (IronrootError, OSError) as exc:
+            reason = exc.detail if isinstance(exc, IronrootError) else exc.strerror or str(exc)
+            raise StorageError(
+                f"the dashboard's operators file cannot be read: {reason}",
+                code="operators-unreadable",
+            ) from exc
 
     def _saved(self) -> None:
         with self._lock:
