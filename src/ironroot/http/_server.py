@@ -49,8 +49,8 @@ httptools protocol with them added:
 * a response sent before its request's body was read (a 413 on ``Content-Length``) keeps
   the connection: the rest of the body is read and dropped (within ``body_timeout``), then
   the keep-alive timeout applies;
-* a method the HTTP parser does not know (it knows a fixed set, the registered ones, and
-  refuses any other before the app sees the request: ``FOO``, ``get``, since methods are
+* a method the HTTP parser does not know (llhttp knows a fixed set, HTTP's, WebDAV's and a
+  few more, and refuses any other before the app sees the request: ``FOO``, ``get``, since methods are
   case-sensitive) → 501 and close (RFC 9110 §15.6.2: a method the server does not
   recognize); a method the parser knows but a route does not take stays the app's 405 with
   ``Allow``. A method that is no token (``G(T``, a leading space: a malformed request line)
@@ -446,7 +446,8 @@ class _RefusalLog:
 
 def _not_a_parser_refusal(record: logging.LogRecord) -> bool:
     """Drops uvicorn's warning about each request its parser refuses: the client's fault,
-    answered with a 400 problem (:meth:`_GuardedProtocol.send_400_response` logs it at debug);
+    answered with a 400 or 501 problem (:meth:`_GuardedProtocol.send_400_response` logs it
+    at debug);
     at warning, every malformed request a client cares to send would add a line to the log."""
     return record.msg != _PARSER_REFUSAL
 
