@@ -50,9 +50,9 @@ httptools protocol with them added:
   the connection: the rest of the body is read and dropped (within ``body_timeout``), then
   the keep-alive timeout applies;
 * a method the HTTP parser does not know (llhttp knows a fixed set, HTTP's, WebDAV's and a
-  few more, and refuses any other before the app sees the request: ``FOO``, ``get``, since methods are
-  case-sensitive) → 501 and close (RFC 9110 §15.6.2: a method the server does not
-  recognize); a method the parser knows but a route does not take stays the app's 405 with
+  few more, and refuses any other before the app sees the request: ``FOO``, ``get``, since
+  methods are case-sensitive) → 501 and close (RFC 9110 §15.6.2: a method the server does
+  not recognize); a method the parser knows but a route does not take stays the app's 405 with
   ``Allow``. A method that is no token (``G(T``, a leading space: a malformed request line)
   → 400. The method is read back from the request line when the refused request began the
   read it came in (every client that sends one request at a time); one that cannot be (it
