@@ -102,7 +102,8 @@ def test_a_head_just_under_the_limit_in_one_piece_is_served(server: ServerThread
 @pytest.mark.parametrize(
     "request_bytes",
     [
-        b"FOO /ok HTTP/1.1\r\nHost: x\r\n\r\n",  # a method the parser does not know
+        b"G(T /ok HTTP/1.1\r\nHost: x\r\n\r\n",  # a method that is no token (RFC 9110 §9.1)
+        b" GET /ok HTTP/1.1\r\nHost: x\r\n\r\n",  # nor is an empty one
         b"GET /ok\xff HTTP/1.1\r\nHost: x\r\n\r\n",  # a byte no request target holds
         b"POST /ok HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
         b"POST /ok HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
@@ -130,19 +131,76 @@ def test_a_malformed_request_gets_a_400_problem(
     assert "a request the HTTP parser refuses" in caplog.text
 
 
+_NOT_IMPLEMENTED = {
+    "title": "Not Implemented",
+    "status": 501,
+    "detail": "the request method is not recognized by this service",
+}
+
+
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        b"FOO /ok HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"get /ok HTTP/1.1\r\nHost: x\r\n\r\n",  # methods are case-sensitive (RFC 9110 §9.1)
+        b"GETX /ok HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"FAKEMETHODFORTEST /no/such/path HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"\r\nFOO /ok HTTP/1.1\r\nHost: x\r\n\r\n",  # after an empty line (RFC 9112 §2.2)
+        b"FOO",  # the method only, the rest still to come
+        b"FOO\r\n\r\n",  # the method only
+        # behind a whole request in the same read: its method cannot be read back
+        b"GET /ok HTTP/1.1\r\nHost: x\r\n\r\nFOO /ok HTTP/1.1\r\nHost: x\r\n\r\n",
+    ],
+    ids=[
+        "FOO",
+        "lowercase",
+        "GETX",
+        "no route",
+        "after CRLF",
+        "method so far",
+        "method only",
+        "pipelined",
+    ],
+)
+def test_a_method_the_service_does_not_recognize_gets_a_501_problem(
+    server: ServerThread, request_bytes: bytes
+) -> None:
+    # RFC 9110 §15.6.2: it was a 400, as if the request were malformed
+    with connect(server) as sock:
+        sock.sendall(request_bytes)
+        if request_bytes == b"FOO":
+            sock.shutdown(socket.SHUT_WR)
+        raw = read_all(sock)
+    # (a request before it in the same read is still in the app: its answer is dropped)
+    assert raw.startswith(b"HTTP/1.1 501 Not Implemented\r\n")
+    assert b"\r\nx-content-type-options: nosniff\r\n" in raw
+    status, problem = _problem(raw)
+    assert (status, problem) == (501, _NOT_IMPLEMENTED)
+
+
+def test_a_known_method_a_route_does_not_take_stays_405_with_allow(server: ServerThread) -> None:
+    with connect(server) as sock:
+        sock.sendall(b"PROPFIND /body HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        raw = read_all(sock)
+    head = raw.partition(b"\r\n\r\n")[0].lower()
+    assert head.startswith(b"http/1.1 405 method not allowed\r\n")
+    assert b"\r\nallow: post\r\n" in head
+
+
 def test_an_app_may_answer_a_method_the_parser_does_not_know(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """``app.state.unknown_method`` is handed the target read back from the request line (the
-    Redfish service answers its own 405 there); ``None`` when the refused request did not
-    begin its read; an answer that fails is logged and the client gets the usual 400."""
-    seen: list[str | None] = []
+    """``app.state.unknown_method`` answers an unrecognized method token in the app's own
+    format (the Redfish service's 501 is a Redfish error), wherever the request came in its
+    read; a method that is no token stays the layer's 400; an answer that fails is logged
+    and the client gets the layer's 501."""
+    calls: list[None] = []
 
-    def answer(target: str | None) -> tuple[int, dict[str, str], bytes]:
-        seen.append(target)
-        if target == "/fails":
+    def answer() -> tuple[int, dict[str, str], bytes]:
+        calls.append(None)
+        if len(calls) == 3:
             raise RuntimeError("a bug in the app's answer")
-        return 405, {"Content-Type": "text/plain", "Allow": "GET"}, b"not here"
+        return 501, {"Content-Type": "text/plain"}, b"not implemented here"
 
     app = _app()
     app.state.unknown_method = answer
@@ -152,20 +210,25 @@ def test_an_app_may_answer_a_method_the_parser_does_not_know(
             raw = read_all(sock)
         with connect(server) as sock:  # behind a whole request in the same read
             sock.sendall(b"GET /ok HTTP/1.1\r\nHost: x\r\n\r\nFOO /ok HTTP/1.1\r\n\r\n")
-            read_all(sock)
+            pipelined = read_all(sock)
         with caplog.at_level(logging.ERROR, logger="ironroot.http"), connect(server) as sock:
             sock.sendall(b"FOO /fails HTTP/1.1\r\nHost: x\r\n\r\n")
-            status, problem = _problem(read_all(sock))
+            failed = _problem(read_all(sock))
+        with connect(server) as sock:
+            sock.sendall(b"G(T /ok HTTP/1.1\r\nHost: x\r\n\r\n")
+            malformed = _problem(read_all(sock))
     head, _, body = raw.partition(b"\r\n\r\n")
-    assert head.startswith(b"HTTP/1.1 405 Method Not Allowed\r\n")
-    assert b"\r\nAllow: GET\r\n" in head
+    assert head.startswith(b"HTTP/1.1 501 Not Implemented\r\n")
+    assert b"\r\nContent-Type: text/plain\r\n" in head
     assert head.endswith(b"\r\nconnection: close")
     assert b"x-content-type-options: nosniff" in head
-    assert body == b"not here"
-    assert seen == ["/a b/c", None, "/fails"]
-    assert status == 400
-    assert problem["detail"] == "the request is not valid HTTP/1.1"
+    assert body == b"not implemented here"
+    assert pipelined.endswith(b"\r\n\r\nnot implemented here")
+    assert len(calls) == 3
+    assert failed == (501, _NOT_IMPLEMENTED)
     assert "a bug in the app's answer" in caplog.text
+    assert malformed[0] == 400
+    assert malformed[1]["detail"] == "the request is not valid HTTP/1.1"
 
 
 @pytest.mark.parametrize(

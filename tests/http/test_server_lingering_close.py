@@ -179,14 +179,15 @@ _MORE = 1 << 20  # past what the server reads at once: unread when it closes
     ("request_bytes", "status"),
     [
         (b"GET /ok HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * _MORE, 431),
-        (b"FOO /ok HTTP/1.1\r\nHost: x\r\n\r\n" + b"x" * _MORE, 400),
+        (b"FOO /ok HTTP/1.1\r\nHost: x\r\n\r\n" + b"x" * _MORE, 501),
+        (b"G(T /ok HTTP/1.1\r\nHost: x\r\n\r\n" + b"x" * _MORE, 400),
         (
             b"GET /ok HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
             + b"GET /ok HTTP/1.1\r\nHost: x\r\n\r\n" * (_MORE // 30),
             200,
         ),
     ],
-    ids=["431", "400", "close"],
+    ids=["431", "501", "400", "close"],
 )
 def test_the_answer_and_a_clean_end_reach_a_client_sending_all_at_once(
     server: ServerThread, request_bytes: bytes, status: int
@@ -281,7 +282,7 @@ def test_a_response_still_being_made_when_its_connection_is_refused_is_dropped_q
         for _ in range(3):
             with caplog.at_level(logging.DEBUG), connect(server) as sock:
                 sock.sendall(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\nFOO /ok HTTP/1.1\r\n\r\n")
-                assert _read_response(sock)[0] == 400
+                assert _read_response(sock)[0] == 501
                 time.sleep(0.1)  # still connected when the slow response is written
                 assert read_all(sock) == b""  # and dropped
     finally:

@@ -229,37 +229,38 @@ def test_unknown_resources_are_404_and_other_methods_405(bmc: Bmc) -> None:
         assert response.request.method not in response.headers["allow"]
 
 
-def test_a_method_no_http_parser_knows_gets_a_redfish_error_too(bmc: Bmc) -> None:
+def test_a_method_no_http_parser_knows_gets_a_redfish_501(bmc: Bmc) -> None:
     """The HTTP parser refuses a method it does not know before any route sees it: the server
-    hands it back to the Redfish app, which answers as for any method a resource does not
-    take (it was a 400 problem document, no Redfish body)."""
+    hands it back to the Redfish app, which answers RFC 9110's 501 as a Redfish error (it was
+    a 405 with the resource's ``Allow``, or a 404, as if the method were known); a known
+    method a resource does not take stays 405 with ``Allow``."""
     with bmc.client(ADMIN) as client:
         root = client.request("FAKEMETHODFORTEST", f"{ROOT}/")
         inventory = client.request("FAKEMETHODFORTEST", f"{INVENTORY}?x=1")
-        known = client.request("TRACE", f"{ROOT}/AccountService")
         missing = client.request("FAKEMETHODFORTEST", f"{ROOT}/Nothing%20Here")
-        allows = [
-            client.get(p).headers["allow"] for p in (ROOT, INVENTORY, f"{ROOT}/AccountService")
-        ]
-    for response, allow in zip((root, inventory, known), allows, strict=True):
-        _error(response, 405, "OperationNotAllowed")
-        assert set(response.headers["allow"].split(", ")) == set(allow.split(", "))
-    assert root.headers["connection"] == "close"
-    error = _error(missing, 404, "ResourceMissingAtURI")
-    assert error["@Message.ExtendedInfo"][0]["MessageArgs"] == [f"{ROOT}/Nothing Here"]
-    # no target to read back: 501, still a Redfish error
+        known = client.request("TRACE", f"{ROOT}/AccountService")
+        allow = client.get(f"{ROOT}/AccountService").headers["allow"]
+    for response in (root, inventory, missing):
+        error = _error(response, 501, "GeneralError")
+        assert "no such HTTP method" in json.dumps(error)
+        assert "allow" not in response.headers
+        assert response.headers["connection"] == "close"
+    _error(known, 405, "OperationNotAllowed")
+    assert set(known.headers["allow"].split(", ")) == set(allow.split(", "))
+    # a bare method, no target; a lowercase one (methods are case-sensitive): the same
     host, port = bmc.url.removeprefix("http://").split(":")
-    with socket.create_connection((host, int(port)), timeout=10) as sock:
-        sock.sendall(b"XYZZY\r\n\r\n")
-        raw = b""
-        while chunk := sock.recv(65536):
-            raw += chunk
-    head, _, body = raw.partition(b"\r\n\r\n")
-    assert head.startswith(b"HTTP/1.1 501 Not Implemented\r\n")
-    assert b"odata-version: 4.0" in head.lower()
-    assert json.loads(body)["error"]["@Message.ExtendedInfo"][0]["MessageId"].endswith(
-        ".GeneralError"
-    )
+    for request in (b"XYZZY\r\n\r\n", b"get /redfish/v1/ HTTP/1.1\r\nHost: x\r\n\r\n"):
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            sock.sendall(request)
+            raw = b""
+            while chunk := sock.recv(65536):
+                raw += chunk
+        head, _, body = raw.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 501 Not Implemented\r\n")
+        assert b"odata-version: 4.0" in head.lower()
+        assert json.loads(body)["error"]["@Message.ExtendedInfo"][0]["MessageId"].endswith(
+            ".GeneralError"
+        )
 
 
 # --- sessions and credentials ---------------------------------------------------------------

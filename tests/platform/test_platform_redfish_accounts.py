@@ -25,6 +25,7 @@ from ironroot.errors import (
 from ironroot.platform import _redfish_accounts
 from ironroot.platform._redfish_accounts import (
     ACCOUNTS_FILE,
+    LOCAL_SOURCE,
     MAX_SESSIONS,
     MAX_SESSIONS_PER_ACCOUNT,
     ROLES,
@@ -93,6 +94,95 @@ def test_a_wrong_password_and_an_unknown_user_are_the_same_refusal(store: Accoun
     _raises(Unauthorized, "login", lambda: store.authenticate("admin", "wrong password"))
     _raises(Unauthorized, "login", lambda: store.authenticate("nobody", PASSWORD))
     assert store.authenticate("admin", PASSWORD).username == "admin"
+
+
+OLD_KDF = (2**9, 8, 1)  # parameters an account was stored with before the store's changed
+
+
+def _kdf_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int, int]]:
+    """The scrypt parameters of every key derivation the account store makes, in order."""
+    calls: list[tuple[int, int, int]] = []
+    real = _redfish_accounts._hash
+
+    def counted(password: bytes, salt: bytes, kdf: tuple[int, int, int]) -> bytes:
+        calls.append(kdf)
+        return real(password, salt, kdf)
+
+    monkeypatch.setattr(_redfish_accounts, "_hash", counted)
+    return calls
+
+
+def test_an_account_of_other_parameters_is_rehashed_at_its_login_and_then_costs_as_unknown(
+    tmp_path: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An unknown name is derived with the store's parameters; an account stored with others
+    cost another time for a wrong password (a timing oracle for the name). Its next right
+    login rehashes it to the store's (same salt: its dashboard sessions go on), written, so
+    a wrong password and an unknown name make the same derivation."""
+    AccountStore.create_with(tmp_path, "admin", PASSWORD, clock=clock, kdf=KDF)
+    AccountStore.open(tmp_path, clock=clock, kdf=OLD_KDF).add("old", "old password!", "ReadOnly")
+    store = AccountStore.open(tmp_path, clock=clock, kdf=KDF)
+    salt = store.by_name("old").salt  # type: ignore[union-attr]
+    calls = _kdf_calls(monkeypatch)
+    _raises(Unauthorized, "login", lambda: store.authenticate("nobody", "old password!"))
+    assert calls == [KDF]
+    calls.clear()
+    assert store.authenticate("old", "old password!").kdf == KDF
+    assert calls == [OLD_KDF, KDF]  # the check, then the rehash
+    calls.clear()
+    _raises(Unauthorized, "login", lambda: store.authenticate("old", "wrong password"))
+    _raises(Unauthorized, "login", lambda: store.authenticate("nobody", "wrong password"))
+    assert calls == [KDF, KDF]
+    calls.clear()
+    assert store.authenticate("old", "old password!").username == "old"
+    assert calls == [KDF]  # rehashed once
+    again = AccountStore.open(tmp_path, clock=clock, kdf=KDF).by_name("old")
+    assert again is not None
+    assert (again.kdf, again.salt) == (KDF, salt)
+    doc = json.loads((tmp_path / ACCOUNTS_FILE).read_text())
+    assert {a["password"]["n"] for a in doc["accounts"]} == {KDF[0]}
+
+
+def test_a_store_s_parameters_are_kept_in_its_file(
+    tmp_path: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The parameters a store was made with are its own: opened without naming any (as
+    ``platform serve`` and the dashboard open theirs), it derives an unknown name with them
+    and rehashes nobody, instead of the default's."""
+    AccountStore.create_with(tmp_path, "admin", PASSWORD, clock=clock, kdf=KDF)
+    store = AccountStore.open(tmp_path, clock=clock)
+    calls = _kdf_calls(monkeypatch)
+    _raises(Unauthorized, "login", lambda: store.authenticate("nobody", PASSWORD))
+    assert store.authenticate("admin", PASSWORD).kdf == KDF
+    assert calls == [KDF, KDF]
+    assert json.loads((tmp_path / ACCOUNTS_FILE).read_text())["kdf"] == list(KDF)
+
+
+@pytest.mark.parametrize("stored", [[3, 8, 1], [1024, 8], "scrypt", [1024, 0, 1]])
+def test_a_file_whose_parameters_are_not_scrypt_s_is_refused(
+    tmp_path: Path, clock: Clock, stored: object
+) -> None:
+    AccountStore.create_with(tmp_path, "admin", PASSWORD, clock=clock, kdf=KDF)
+    path = tmp_path / ACCOUNTS_FILE
+    doc = json.loads(path.read_text())
+    doc["kdf"] = stored
+    path.write_text(json.dumps(doc))
+    error = _raises(StorageError, "accounts", lambda: AccountStore.open(tmp_path, clock=clock))
+    assert str(error.detail) == f"{path} is not a Redfish account file"
+
+
+def test_a_rehash_does_not_refuse_a_login_checked_against_the_old_hash(
+    tmp_path: Path, clock: Clock
+) -> None:
+    """Two logins of the account checked at once against its old hash: the first rehashes
+    it; the second, right too, is still a login (the salt, so the password, is the same)."""
+    AccountStore.create_with(tmp_path, "admin", PASSWORD, clock=clock, kdf=OLD_KDF)
+    store = AccountStore.open(tmp_path, clock=clock, kdf=KDF)
+    before = store.get("1")
+    assert store.authenticate("admin", PASSWORD).kdf == KDF
+    secret = PASSWORD.encode()
+    wrong = lambda: Unauthorized("unknown user or wrong password", code="login")  # noqa: E731
+    assert store._check(before, secret, False, wrong, LOCAL_SOURCE).kdf == KDF
 
 
 class _Writes:

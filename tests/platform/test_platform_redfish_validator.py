@@ -269,7 +269,7 @@ def _debug_log(logs: Path) -> list[str]:
 
 _PROTOCOL = Path(sys.executable).parent / "rf_protocol_validator"
 # An unknown method name (FAKEMETHODFORTEST) is refused by the HTTP parser below the app, but
-# ironroot.http hands it back to the Redfish app, which answers 405 OperationNotAllowed.
+# ironroot.http hands it back to the Redfish app, which answers 501 GeneralError.
 #
 # The validator's only PATCH whose success it records sets an account's Password. With
 # RequireChangePasswordAction true (the default) the AccountService schema has the service

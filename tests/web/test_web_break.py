@@ -89,6 +89,46 @@ def test_an_operators_file_damaged_between_form_and_login_is_a_503_not_a_failure
         assert log_in(anon).status_code == 303  # not throttled: no guess was made
 
 
+_OPERATORS_UNREADABLE = "the operators file of this dashboard cannot be read now"
+
+
+@pytest.mark.parametrize("kind", ["directory", "dangling link"])
+def test_an_operators_file_that_is_no_file_is_a_503_not_an_empty_set_of_operators(
+    own_dir: Path, kind: str
+) -> None:
+    # was: taken for no file at all, the login form said "No operator is set up yet" (200)
+    # and every login was a wrong password (401, counted against the client)
+    path = own_dir / "dashboard" / "operators.json"
+    path.unlink()
+    if kind == "directory":
+        path.mkdir()
+    else:
+        path.symlink_to(own_dir / "nowhere.json")
+    dashboard = Dashboard.open(own_dir, clock=lambda: SEEN)
+    dashboard.throttle = LoginThrottle(1, 60, clock=lambda: 0.0)  # one failure is the limit
+    with pytest.raises(StorageError) as caught:
+        dashboard.operators.names  # noqa: B018
+    assert caught.value.code == "operators-unreadable"
+    assert str(path) in caught.value.detail
+    with (
+        ServerThread(create_dashboard_app(dashboard)) as server,
+        httpx.Client(base_url=server.url) as anon,
+    ):
+        form = anon.get("/login")
+        _assert_unreadable_page(form, own_dir)
+        assert _OPERATORS_UNREADABLE in form.text
+        assert "No operator is set up yet" not in form.text
+        token = dashboard.session_keys.csrf("nonce", form="login")  # the form has none
+        for _ in range(2):  # not counted as failures: the second is no 429
+            answer = anon.post(
+                "/login",
+                data={"user": OPERATOR, "password": PASSWORD, "csrf": token},
+                headers={"cookie": "ironroot_login=nonce"},
+            )
+            _assert_unreadable_page(answer, own_dir)
+            assert _OPERATORS_UNREADABLE in answer.text
+
+
 # --- text that lies to the eye ----------------------------------------------------------------
 
 WRONG = "not the password at all"

@@ -227,8 +227,10 @@ def test_fleet_serve_mounts_the_dashboard(world: WebWorld) -> None:
         assert login.status_code == 200
         assert 'action="/dashboard/login"' in login.text
         cookie = login.headers["set-cookie"]
+        # over TLS a __Host- cookie, whose path is the whole host's (RFC 6265bis §4.1.3.2)
+        assert cookie.startswith("__Host-ironroot_login=")
         assert "Secure" in cookie
-        assert "Path=/dashboard" in cookie
+        assert "Path=/;" in cookie
         assert login.headers["strict-transport-security"] == "max-age=31536000"
         assert http_calls.get(base + "/dashboard/log/ops-log", verify=ca).status_code == 200
         fleet = http_calls.get(base + "/dashboard/fleet", verify=ca)

@@ -112,6 +112,7 @@ def test_logging_in_sets_a_strict_http_only_session_cookie(anon: httpx.Client) -
     assert answer.status_code == 303
     assert answer.headers["location"] == "/"
     cookie = next(h for h in answer.headers.get_list("set-cookie") if "ironroot_session=" in h)
+    assert cookie.startswith("ironroot_session=")  # plain HTTP: no __Host- prefix
     assert "HttpOnly" in cookie
     assert "SameSite=strict" in cookie
     assert "Path=/" in cookie
@@ -330,6 +331,34 @@ def test_logging_out_needs_the_session_s_form_token(client: httpx.Client) -> Non
     assert client.get("/fleet").status_code == 303
 
 
+def test_a_logout_token_is_no_login_token_nor_the_other_way_round(
+    client: httpx.Client, anon: httpx.Client
+) -> None:
+    """Both tokens were one HMAC of their cookie under one label: a logout token was the
+    login token of a pre-login cookie holding the session's value, and the other way round."""
+    page = client.get("/fleet").text
+    found = re.search(r'action="/logout">\s*<input type="hidden" name="csrf" value="([^"]+)"', page)
+    assert found is not None
+    session = client.cookies["ironroot_session"]
+    as_login = anon.post(
+        "/login",
+        data={"user": OPERATOR, "password": PASSWORD, "csrf": found.group(1)},
+        headers={"cookie": f"ironroot_login={session}"},
+    )
+    assert as_login.status_code == 403
+    assert "the form has expired or did not come from this dashboard" in as_login.text
+    form = anon.get("/login")
+    nonce = anon.cookies["ironroot_login"]
+    as_logout = anon.post(
+        "/logout",
+        data={"csrf": login_token(form.text)},
+        headers={"cookie": f"ironroot_session={nonce}"},
+    )
+    assert as_logout.status_code == 403
+    assert "the form has expired or did not come from this dashboard" in as_logout.text
+    assert client.get("/fleet").status_code == 200
+
+
 def test_a_session_logged_out_is_over_on_the_server_too(world: WebWorld) -> None:
     """A copy of the cookie taken before logging out (another tab, a proxy's log, a thief's
     copy) is no session afterwards, in this process and in the next one."""
@@ -385,7 +414,16 @@ def test_a_client_gone_in_the_middle_of_its_form_is_a_debug_line_not_an_error(
     ]
 
 
-def test_the_session_cookie_is_secure_over_tls(world: WebWorld, tmp_path: Path) -> None:
+def _set_cookies(answer: httpx.Response, name: str) -> list[str]:
+    return [h for h in answer.headers.get_list("set-cookie") if h.split("=", 1)[0] == name]
+
+
+def test_over_tls_the_cookies_are_host_prefixed_and_no_plain_named_one_is_taken(
+    world: WebWorld, tmp_path: Path
+) -> None:
+    """RFC 6265bis §4.1.3.2: over TLS the session and login cookies are ``__Host-`` ones
+    (``Secure``, ``Path=/``, no ``Domain``), which a sibling subdomain cannot plant; one sent
+    under the plain name (what a sibling could set) is no session and no login form's."""
     from tests.tls_pki import make_pki
 
     from ironroot.http import ServerTls, client_context
@@ -395,11 +433,50 @@ def test_the_session_cookie_is_secure_over_tls(world: WebWorld, tmp_path: Path) 
     with (
         ServerThread(create_dashboard_app(world.dashboard()), tls=tls) as server,
         httpx.Client(base_url=server.url, verify=client_context(pki.ca)) as client,
+        httpx.Client(base_url=server.url, verify=client_context(pki.ca)) as planted,
     ):
-        answer = log_in(client)
-        cookie = next(h for h in answer.headers.get_list("set-cookie") if "ironroot_session" in h)
-        assert "Secure" in cookie
-        assert "HttpOnly" in cookie
+        form = client.get("/login")
+        (nonce,) = _set_cookies(form, "__Host-ironroot_login")
+        answer = client.post(
+            "/login", data={"user": OPERATOR, "password": PASSWORD, "csrf": login_token(form.text)}
+        )
+        assert answer.status_code == 303, answer.text
+        (cookie,) = _set_cookies(answer, "__Host-ironroot_session")
+        for header in (nonce, cookie):
+            attributes = [a.strip().lower() for a in header.split(";")[1:]]
+            assert "secure" in attributes
+            assert "path=/" in attributes
+            assert "httponly" in attributes
+            assert not any(a.startswith("domain") for a in attributes)
+        assert _set_cookies(answer, "ironroot_session") == []
+        assert client.get("/fleet").status_code == 200
+        value = cookie.split(";", 1)[0].split("=", 1)[1]
+        # the same value under the plain name: not a session over TLS
+        plain = planted.get("/fleet", headers={"cookie": f"ironroot_session={value}"})
+        assert plain.status_code == 303
+        assert plain.headers["location"] == "/login?next=%2Ffleet"
+        hosted = planted.get("/fleet", headers={"cookie": f"__Host-ironroot_session={value}"})
+        assert hosted.status_code == 200
+        # a login nonce under the plain name: the form token is not the form's
+        form = planted.get("/login")
+        (fresh,) = _set_cookies(form, "__Host-ironroot_login")
+        refused = planted.post(
+            "/login",
+            data={"user": OPERATOR, "password": PASSWORD, "csrf": login_token(form.text)},
+            headers={"cookie": "ironroot_login=" + fresh.split(";", 1)[0].split("=", 1)[1]},
+        )
+        assert refused.status_code == 403
+        assert "the form has expired or did not come from this dashboard" in refused.text
+        # logging out ends the __Host- cookie
+        page = client.get("/fleet").text
+        token = re.search(
+            r'action="/logout">\s*<input type="hidden" name="csrf" value="([^"]+)"', page
+        )
+        assert token is not None
+        out = client.post("/logout", data={"csrf": token.group(1)})
+        assert out.status_code == 303
+        (ended,) = _set_cookies(out, "__Host-ironroot_session")
+        assert "max-age=0" in ended.lower()
 
 
 # --- hostile input ---------------------------------------------------------------------------

@@ -139,12 +139,26 @@ def test_a_cookie_of_another_key_an_expired_one_and_a_changed_password_are_refus
 
 
 def test_form_tokens_are_bound_to_their_cookie(keys: SessionKeys) -> None:
-    token = keys.csrf("nonce-1")
-    keys.check_csrf("nonce-1", token)
+    token = keys.csrf("nonce-1", form="login")
+    keys.check_csrf("nonce-1", token, form="login")
     for bound, given in (("nonce-2", token), ("nonce-1", None), (None, token), ("nonce-1", "")):
         with pytest.raises(Unauthorized) as caught:
-            keys.check_csrf(bound, given)
+            keys.check_csrf(bound, given, form="login")
         assert caught.value.code == "csrf"
+
+
+def test_a_login_token_is_no_logout_token_and_the_other_way_round(keys: SessionKeys) -> None:
+    # one HMAC label for both: a login form's token bound to a value was the logout token of
+    # a session cookie of that value (domain separation: each form its own label)
+    for made, checked in (("login", "logout"), ("logout", "login")):
+        token = keys.csrf("same-value", form=made)
+        keys.check_csrf("same-value", token, form=made)
+        with pytest.raises(Unauthorized) as caught:
+            keys.check_csrf("same-value", token, form=checked)
+        assert caught.value.code == "csrf"
+        assert caught.value.detail == (
+            "the form has expired or did not come from this dashboard: reload it"
+        )
 
 
 def test_the_session_key_is_made_once_with_mode_0600(tmp_path: Path) -> None:

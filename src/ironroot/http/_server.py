@@ -49,16 +49,22 @@ httptools protocol with them added:
 * a response sent before its request's body was read (a 413 on ``Content-Length``) keeps
   the connection: the rest of the body is read and dropped (within ``body_timeout``), then
   the keep-alive timeout applies;
-* what the HTTP parser refuses (an unknown method, a byte no request target holds, two
+* a method the HTTP parser does not know (llhttp knows a fixed set, HTTP's, WebDAV's and a
+  few more, and refuses any other before the app sees the request: ``FOO``, ``get``, since
+  methods are case-sensitive) → 501 and close (RFC 9110 §15.6.2: a method the server does
+  not recognize); a method the parser knows but a route does not take stays the app's 405 with
+  ``Allow``. A method that is no token (``G(T``, a leading space: a malformed request line)
+  → 400. The method is read back from the request line when the refused request began the
+  read it came in (every client that sends one request at a time); one that cannot be (it
+  came behind another request in the same read, or began in an earlier read) is taken as
+  not recognized: 501;
+* what else the HTTP parser refuses (a byte no request target holds, two
   ``Content-Length``, a malformed chunk) → 400.
 
 The refusals are RFC 9457 problem documents (JSON: no client has negotiated anything yet).
-One may be the app's own: the parser knows a fixed set of methods and refuses any other
-before the app sees the request, so an app whose ``state.unknown_method`` is set (a
-:data:`UnknownMethodAnswer`: the Redfish service, whose every error is a Redfish error) is
-handed the request's target and answers an unknown method itself. The target is read back
-from the request line when the refused request began the read it came in (every client
-that sends one request at a time); otherwise it is ``None``.
+The 501 for a method may be the app's own: an app whose ``state.unknown_method`` is set (a
+:data:`UnknownMethodAnswer`: the Redfish service, whose every error is a Redfish error)
+answers it in its own format.
 
 Over TLS, every request's scope carries the ASGI TLS extension (``scope["extensions"]["tls"]``,
 asgi.readthedocs.io/en/latest/specs/tls.html), which uvicorn does not fill: ``tls_version``,
@@ -89,7 +95,6 @@ import ssl
 import struct
 import sys
 import threading
-import urllib.parse
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -115,9 +120,9 @@ __all__ = [
     "settle_heap",
 ]
 
-UnknownMethodAnswer = Callable[[str | None], tuple[int, Mapping[str, str], bytes]]
-"""An app's answer to a method the HTTP parser does not know, given the request's target
-(its path, percent-decoded, without the query) when it can be read: status, headers, body."""
+UnknownMethodAnswer = Callable[[], tuple[int, Mapping[str, str], bytes]]
+"""An app's answer (a 501 in its own format) to a method token the HTTP parser does not
+know: status, headers, body."""
 
 _log = logging.getLogger("ironroot.http")
 _uvicorn_log = logging.getLogger("uvicorn.error")  # where uvicorn's own server logs
@@ -132,6 +137,11 @@ _REASONS: Final = {
     505: "HTTP Version Not Supported",
 }
 _VERSIONS: Final = frozenset({"1.0", "1.1"})
+# RFC 9110 §5.6.2: a method is a token, one or more of these
+_TCHAR: Final = frozenset(
+    b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+)
+_UNKNOWN_METHOD: Final = "the request method is not recognized by this service"
 _PARSER_REFUSAL: Final = "Invalid HTTP request received."  # uvicorn's warning, to debug
 _TLS_VERSIONS: Final = {"TLSv1.2": 0x0303, "TLSv1.3": 0x0304}
 _CUT_GRACE: Final = 0.5  # how long the tasks of connections cut at shutdown have to end
@@ -257,13 +267,13 @@ def _app_refusal(status: int, headers: Mapping[str, str], body: bytes) -> bytes:
     return b"".join(lines) + body
 
 
-def _request_target(line: bytes) -> str | None:
-    """The path of a request line's target (``None`` when it has none to read)."""
-    parts = line.split(b" ")
-    if len(parts) != 3 or not parts[1].startswith(b"/"):
-        return None
-    path = parts[1].split(b"?", 1)[0].split(b"#", 1)[0]
-    return urllib.parse.unquote(path.decode("latin-1"))
+def _is_method_token(head: bytes) -> bool:
+    """Whether the request line at the start of ``head`` (empty lines before it skipped, as
+    the parser does) begins with a method token: one or more ``tchar``, then a space, the
+    line's end, or the end of what came (the rest of the line still to come)."""
+    line = head.lstrip(b"\r\n")
+    size = next((i for i, byte in enumerate(line) if byte not in _TCHAR), len(line))
+    return size > 0 and line[size : size + 1] in (b" ", b"\r", b"\n", b"")
 
 
 def _refusal(status: int, detail: str, extra_headers: bytes = b"") -> bytes:
@@ -436,7 +446,8 @@ class _RefusalLog:
 
 def _not_a_parser_refusal(record: logging.LogRecord) -> bool:
     """Drops uvicorn's warning about each request its parser refuses: the client's fault,
-    answered with a 400 problem (:meth:`_GuardedProtocol.send_400_response` logs it at debug);
+    answered with a 400 or 501 problem (:meth:`_GuardedProtocol.send_400_response` logs it
+    at debug);
     at warning, every malformed request a client cares to send would add a line to the log."""
     return record.msg != _PARSER_REFUSAL
 
@@ -536,14 +547,21 @@ class _GuardedProtocol(HttpToolsProtocol):
         # uvicorn calls this while it handles the parser's error, so that error is at hand.
         error = sys.exc_info()[1]
         _log.debug("a request the HTTP parser refuses: %s (%s)", msg, error)
+        if isinstance(error, httptools.HttpParserInvalidMethodError) and (
+            # the method can be read back only when its request began the read (module docs)
+            self._begun != 1 or self._head_bytes != len(self._read) or _is_method_token(self._read)
+        ):
+            self._not_implemented()
+            return
+        self._refuse(400, "the request is not valid HTTP/1.1")
+
+    def _not_implemented(self) -> None:
+        """Answer a method the parser does not know: 501, the app's own when it has one."""
         answer = self.unknown_method
-        if isinstance(error, httptools.HttpParserInvalidMethodError) and answer is not None:
-            target = None
-            if self._begun == 1 and self._head_bytes == len(self._read):  # it began the read
-                target = _request_target(self._read.split(b"\n", 1)[0].rstrip(b"\r"))
+        if answer is not None:
             try:
-                refusal = _app_refusal(*answer(target))
-            except Exception:  # the app's bug: logged, and the usual answer
+                refusal = _app_refusal(*answer())
+            except Exception:  # the app's bug: logged, and the layer's answer
                 _log.exception("the app's answer to an unknown method failed")
             else:
                 self._cancel_timers()
@@ -551,7 +569,7 @@ class _GuardedProtocol(HttpToolsProtocol):
                     self.transport.write(refusal)
                     self.transport.close()
                 return
-        self._refuse(400, "the request is not valid HTTP/1.1")
+        self._refuse(501, _UNKNOWN_METHOD)
 
     def on_message_begin(self) -> None:
         self._begun += 1

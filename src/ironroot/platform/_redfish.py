@@ -148,7 +148,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Match, Route
+from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
 from ironroot.errors import (
@@ -631,30 +631,13 @@ def create_redfish_app(service: RedfishService) -> Starlette:
         exception_handlers={HTTPException: http_error},
     )
 
-    def unknown_method(target: str | None) -> tuple[int, Mapping[str, str], bytes]:
+    def unknown_method() -> tuple[int, Mapping[str, str], bytes]:
         """A method the HTTP parser does not know (``ironroot.http`` answers it before the app
-        sees it): 405 ``OperationNotAllowed`` with the resource's ``Allow``, as for a known
-        method the resource does not take; 404 for no resource; 501 when the target could
-        not be read back."""
-        if target is None:
-            refusal = Refusal(
-                501, message("GeneralError"), text="this service implements no such HTTP method"
-            )
-        else:
-            path = target.rstrip("/") or "/"  # as _Slashes reads it
-            scope = {"type": "http", "path": path, "root_path": "", "method": "GET"}
-            allow = next(
-                (
-                    ", ".join(sorted(route.methods or ()))
-                    for route in app.routes
-                    if isinstance(route, Route) and route.matches(scope)[0] != Match.NONE
-                ),
-                None,
-            )
-            if allow is None:
-                refusal = Refusal(404, message("ResourceMissingAtURI", path))
-            else:
-                refusal = Refusal(405, message("OperationNotAllowed"), headers={"Allow": allow})
+        sees it): RFC 9110's 501, as a Redfish error. A method the parser knows and a resource
+        does not take is the routes' 405 with ``Allow`` (``http_error``)."""
+        refusal = Refusal(
+            501, message("GeneralError"), text="this service implements no such HTTP method"
+        )
         response = error_response(refusal)
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in response.raw_headers}
         return refusal.status, headers, bytes(response.body)

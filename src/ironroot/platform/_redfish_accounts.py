@@ -18,8 +18,12 @@ default, the parameters stored with the hash), compared in constant time. The fi
 the account service's settings (:class:`AccountSettings`): password length limits, lockout
 threshold, lockout duration and counter reset, the per-source failure budget (which the
 Redfish service's :class:`ironroot.http.LoginThrottle` enforces), and the session timeout. An
-unknown user name costs the same scrypt work as a wrong password, and both answer the same
-``Unauthorized``.
+unknown user name costs the same scrypt work as a wrong password (a derivation with the store's
+parameters), and both answer the same ``Unauthorized``. The file also holds the store's scrypt
+parameters (``kdf``: those it was made with, or those it is opened with when named), which
+every new password is hashed with; an account whose hash has other parameters (stored before
+the store's changed) is rehashed with the store's, keeping its salt, at its next successful
+login, so from then on its wrong password costs what an unknown name costs.
 
 **Lockout, per (account, source address).** ``lockout_threshold`` wrong passwords in a row
 for one account *from one source* (none older than ``lockout_reset_after`` seconds) lock that
@@ -302,8 +306,7 @@ class Account:
             raise bad from exc
         if account.role not in ROLES or not USERNAME.fullmatch(account.username):
             raise bad
-        n, r, p = kdf
-        if n < 2 or n & (n - 1) or not 0 < r <= 64 or not 0 < p <= 16 or n * r > 2**24:
+        if not _kdf_ok(kdf):
             raise bad
         return account
 
@@ -361,6 +364,12 @@ def _latest(lockouts: Mapping[str, float]) -> dict[str, float]:
     return dict(kept)
 
 
+def _kdf_ok(kdf: tuple[int, int, int]) -> bool:
+    """Whether ``kdf`` is scrypt parameters (N, r, p) the store takes from its file."""
+    n, r, p = kdf
+    return not (n < 2 or n & (n - 1) or not 0 < r <= 64 or not 0 < p <= 16 or n * r > 2**24)
+
+
 def _hash(password: bytes, salt: bytes, kdf: tuple[int, int, int]) -> bytes:
     n, r, p = kdf
     return hashlib.scrypt(password, salt=salt, n=n, r=r, p=p, maxmem=256 * n * r + 2**20, dklen=32)
@@ -395,11 +404,14 @@ class AccountStore:
         path: Path,
         *,
         clock: Callable[[], float] = time.time,
-        kdf: tuple[int, int, int] = (_SCRYPT_N, _SCRYPT_R, _SCRYPT_P),
+        kdf: tuple[int, int, int] | None = None,
     ) -> None:
+        """``kdf``: the store's scrypt parameters (module docs); by default those its file
+        holds, or N=2^15, r=8, p=1 for a file without them (or no file yet)."""
         self.path = path
         self._clock = clock
-        self._kdf = kdf
+        self._kdf = kdf or (_SCRYPT_N, _SCRYPT_R, _SCRYPT_P)
+        self._kdf_given = kdf is not None
         self._lock = threading.RLock()
         self._listeners: list[Callable[[str], None]] = []
         self.settings = AccountSettings()
@@ -495,8 +507,18 @@ class AccountStore:
             accounts = [Account.from_json(a) for a in doc["accounts"]]
             lockouts = [_lockouts_of(a.get("lockouts")) for a in doc["accounts"]]
             next_id = int(doc["next_id"])
+            stored = doc.get("kdf")  # absent from a file an older build wrote
+            kdf = None
+            if stored is not None:
+                if not isinstance(stored, list) or len(stored) != 3:
+                    raise bad
+                kdf = (int(stored[0]), int(stored[1]), int(stored[2]))
         except (KeyError, TypeError, ValueError, AttributeError, ConfigError) as exc:
             raise bad from exc
+        if kdf is not None and not _kdf_ok(kdf):
+            raise bad
+        if kdf is not None and not self._kdf_given:
+            self._kdf = kdf
         self.settings = settings
         self._accounts = {a.id: a for a in accounts}
         self._next_id = next_id
@@ -522,6 +544,7 @@ class AccountStore:
             # refuses with a member it does not know; it ignores these
             "require_change_password_action": self.settings.require_change_password_action,
             "source_throttle": self.settings.source_throttle_json(),
+            "kdf": list(self._kdf),  # the same: an older build ignores it
             "next_id": self._next_id,
             "accounts": [
                 {**a.to_json(), "lockouts": _latest(locked.get(a.id, {}))}
@@ -662,13 +685,34 @@ class AccountStore:
             # counted in memory, and no refusal waits for a write: _save_soon).
             _hash(secret, _DUMMY_SALT, self._kdf)
             raise Unauthorized("unknown user or wrong password", code="login")
-        return self._check(
+        account = self._check(
             account,
             secret,
             too_long,
             lambda: Unauthorized("unknown user or wrong password", code="login"),
             source,
         )
+        if account.kdf != self._kdf:
+            account = self._rehash(account, secret)
+        return account
+
+    def _rehash(self, account: Account, secret: bytes) -> Account:
+        """``account``, whose password ``secret`` was just found right, hashed again with the
+        store's parameters (its salt kept: the password is the same) and written, unless it
+        changed meanwhile: a wrong password of it then costs what an unknown name costs."""
+        digest = _hash(secret, account.salt, self._kdf)
+        with self._lock:
+            current = self._accounts.get(account.id)
+            if current is None or (current.salt, current.digest, current.kdf) != (
+                account.salt,
+                account.digest,
+                account.kdf,
+            ):
+                return current or account  # rehashed by another login, or changed: as it is
+            account = replace(current, digest=digest, kdf=self._kdf)
+            self._accounts[account.id] = account
+            self._save()
+        return account
 
     def _check(
         self,
@@ -694,9 +738,15 @@ class AccountStore:
         hashed = account
         with self._lock:
             current = self._accounts.get(account.id)
-            if current is None or (current.salt, current.digest) != (hashed.salt, hashed.digest):
+            if (
+                current is None
+                or current.salt != hashed.salt
+                or (current.kdf == hashed.kdf and current.digest != hashed.digest)
+            ):
                 # removed, or given a new password while this one was hashed: the old one,
-                # right a moment ago, must not open a session that outlives the change
+                # right a moment ago, must not open a session that outlives the change. (A
+                # new password always has a new salt; the same salt under other parameters
+                # is the same password, rehashed by another login meanwhile: _rehash.)
                 raise wrong()
             account = current
             now = self._clock()

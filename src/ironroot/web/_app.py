@@ -51,7 +51,8 @@ happened, a request for an authority this server does not answer for, where 400 
 a well-formed request malformed.
 
 The app serves at the root or mounted under a prefix (``fleet serve`` mounts it at
-``/dashboard``): every link and the cookies' path follow the ASGI ``root_path``.
+``/dashboard``): every link, and over plain HTTP the cookies' path, follow the ASGI
+``root_path`` (over TLS the cookies are ``__Host-`` ones, for the path ``/``).
 """
 
 from __future__ import annotations
@@ -103,6 +104,7 @@ from ironroot.web._auth import (
     SESSION_COOKIE,
     LoginAttempt,
     Session,
+    cookie_name,
     new_login_nonce,
 )
 from ironroot.web._dashboard import Dashboard
@@ -112,6 +114,12 @@ __all__ = ["HSTS", "SECURITY_HEADERS", "create_dashboard_app", "dashboard_hosts"
 
 _log = logging.getLogger("ironroot.web")
 HSTS: Final = ("strict-transport-security", "max-age=31536000")
+_PUBLIC_DETAILS: Final = {  # what a 5xx page says to a visitor not signed in: no file names
+    "operators-unreadable": (
+        "the operators file of this dashboard cannot be read now, so nobody can log in: the "
+        "server's log says why; try again once it is repaired"
+    ),
+}
 SECURITY_HEADERS: Final = {
     "content-security-policy": "default-src 'none'; style-src 'self'; img-src 'self'; "
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
@@ -235,10 +243,14 @@ def create_dashboard_app(
     def root(request: Request) -> str:
         return str(request.scope.get("root_path", "")).rstrip("/")
 
+    def cookie(request: Request, name: str) -> str | None:
+        """The value of the cookie ``name`` (over TLS only its ``__Host-`` one: _auth docs)."""
+        return request.cookies.get(cookie_name(name, tls=request.url.scheme == "https"))
+
     def session_of(request: Request) -> Session | None:
         try:
             session = dashboard.session_keys.session(
-                request.cookies.get(SESSION_COOKIE),
+                cookie(request, SESSION_COOKIE),
                 dashboard.operators,
                 now=int(dashboard.now().timestamp()),
                 lifetime=dashboard.config.session_lifetime,
@@ -261,14 +273,17 @@ def create_dashboard_app(
         session: Session | None = None,
     ) -> HTMLResponse:
         prefix = root(request)
-        cookie = request.cookies.get(SESSION_COOKIE)
+        value = cookie(request, SESSION_COOKIE)
+        logout_token = ""
+        if session and value:
+            logout_token = dashboard.session_keys.csrf(value, form="logout")
         html = env.get_template(template).render(
             **context,
             title=dashboard.title,
             nav=_NAV,
             path=request.url.path[len(prefix) :] or "/",
             session=session,
-            logout_token=dashboard.session_keys.csrf(cookie) if session and cookie else "",
+            logout_token=logout_token,
             url=lambda path: prefix + path,
             now=dashboard.now(),
         )
@@ -293,7 +308,9 @@ def create_dashboard_app(
         if exc.http_status >= 500:
             _log.warning("%s %s: %s", request.method, request.url.path, exc)
             if session is None:
-                detail = "a source of this page cannot be read now; try again shortly"
+                detail = _PUBLIC_DETAILS.get(
+                    exc.code, "a source of this page cannot be read now; try again shortly"
+                )
         else:
             _log.debug("%s %s: %s", request.method, request.url.path, exc)
         response = error_page(request, exc.http_status, exc.title, detail, session)
@@ -393,12 +410,23 @@ def create_dashboard_app(
     # --- login ------------------------------------------------------------------------------
 
     def cookie_args(request: Request) -> dict[str, Any]:
+        """How the dashboard's cookies are set: over TLS as ``__Host-`` ones (``Secure``,
+        ``Path=/``, no ``Domain``: see :func:`cookie_name`), over plain HTTP for its path."""
+        tls = request.url.scheme == "https"
         return {
-            "path": root(request) or "/",
+            "path": "/" if tls else root(request) or "/",
             "httponly": True,
             "samesite": "strict",
-            "secure": request.url.scheme == "https",
+            "secure": tls,
         }
+
+    def set_cookie(request: Request, response: Response, name: str, value: str, age: int) -> None:
+        tls = request.url.scheme == "https"
+        response.set_cookie(cookie_name(name, tls=tls), value, max_age=age, **cookie_args(request))
+
+    def delete_cookie(request: Request, response: Response, name: str) -> None:
+        tls = request.url.scheme == "https"
+        response.delete_cookie(cookie_name(name, tls=tls), **cookie_args(request))
 
     def login_form(
         request: Request, *, status: int = 200, error: str | None = None, user: str = ""
@@ -408,7 +436,7 @@ def create_dashboard_app(
             request,
             "login.html",
             {
-                "csrf": dashboard.session_keys.csrf(nonce),
+                "csrf": dashboard.session_keys.csrf(nonce, form="login"),
                 "next": _safe_next(request.query_params.get("next")),
                 "error": error,
                 "user": user,
@@ -416,7 +444,7 @@ def create_dashboard_app(
             },
             status=status,
         )
-        response.set_cookie(LOGIN_COOKIE, nonce, max_age=3600, **cookie_args(request))
+        set_cookie(request, response, LOGIN_COOKIE, nonce, 3600)
         return response
 
     async def login_page(request: Request) -> Response:
@@ -490,7 +518,9 @@ def create_dashboard_app(
         try:
             fields = await form(request)
             check_origin(request)
-            dashboard.session_keys.check_csrf(request.cookies.get(LOGIN_COOKIE), fields.get("csrf"))
+            dashboard.session_keys.check_csrf(
+                cookie(request, LOGIN_COOKIE), fields.get("csrf"), form="login"
+            )
         except IronrootError as exc:
             return login_form(
                 request, status=exc.http_status if exc.http_status != 401 else 403, error=exc.detail
@@ -523,10 +553,8 @@ def create_dashboard_app(
         )
         _log.info("dashboard login of %s from %s", name, client)
         response = RedirectResponse(root(request) + _safe_next(fields.get("next")), status_code=303)
-        response.set_cookie(
-            SESSION_COOKIE, value, max_age=dashboard.config.session_lifetime, **cookie_args(request)
-        )
-        response.delete_cookie(LOGIN_COOKIE, **cookie_args(request))
+        set_cookie(request, response, SESSION_COOKIE, value, dashboard.config.session_lifetime)
+        delete_cookie(request, response, LOGIN_COOKIE)
         return response
 
     post_login = posted(login)
@@ -537,11 +565,11 @@ def create_dashboard_app(
         return await (post_login if request.method == "POST" else login_page)(request)
 
     async def logout(request: Request) -> Response:
-        cookie = request.cookies.get(SESSION_COOKIE)
+        value = cookie(request, SESSION_COOKIE)
         try:
             fields = await form(request)
             check_origin(request)
-            dashboard.session_keys.check_csrf(cookie, fields.get("csrf"))
+            dashboard.session_keys.check_csrf(value, fields.get("csrf"), form="logout")
         except Unauthorized as exc:
             return error_page(request, 403, "Forbidden", exc.detail, session_of(request))
         except IronrootError as exc:  # not a form, too large, not UTF-8: its own status
@@ -556,7 +584,7 @@ def create_dashboard_app(
                 _log.warning("logging %s out failed: %s", session.user, exc)
                 return error_page(request, exc.http_status, exc.title, exc.detail, session)
         response = RedirectResponse(f"{root(request)}/login", status_code=303)
-        response.delete_cookie(SESSION_COOKIE, **cookie_args(request))
+        delete_cookie(request, response, SESSION_COOKIE)
         return response
 
     async def stylesheet(request: Request) -> Response:

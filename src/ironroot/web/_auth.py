@@ -7,7 +7,9 @@ unknown name costing the same work as a wrong password and answering the same, p
 12 to 128 characters. The store's lockout of an account (5 wrong passwords in a row, 5
 minutes) is off here (``lockout_threshold = 0``): it held for every client, so one address
 guessing kept the operator out from everywhere; the throttling below bounds guessing
-instead. ``ironroot dashboard passwd`` adds an operator or sets a new password.
+instead. ``ironroot dashboard passwd`` adds an operator or sets a new password. No file is
+no operator yet; a file that cannot be read (damaged, a directory, a dangling link) is a
+``StorageError`` (code ``operators-unreadable``, 503), never taken for no operators.
 
 **Sessions** are a signed cookie, ``ironroot_session``: ``base64url(JSON payload) "."
 base64url(HMAC-SHA-256(key, "ironroot-dashboard-session/1" 0x00 payload))`` with the key in
@@ -17,15 +19,21 @@ of the account's password salt, so a new password (or a removed account) ends ev
 of it. Nothing secret is in the cookie. Logging out ends the session on the server too: its
 id is kept, until it would have expired, in ``<data>/dashboard/ended-sessions.json`` (mode
 0600, read again when another process changed it), and a copy of the cookie taken before is
-no session after (:class:`EndedSessions`). The cookie is ``HttpOnly``,
-``SameSite=Strict``, scoped to the dashboard's path, and ``Secure`` when the dashboard is
-served over TLS.
+no session after (:class:`EndedSessions`). The cookie is ``HttpOnly`` and
+``SameSite=Strict``. Over plain HTTP (loopback development) it is scoped to the dashboard's
+path. Over TLS it is ``__Host-ironroot_session``, ``Secure``, ``Path=/`` and without
+``Domain`` (:func:`cookie_name`; RFC 6265bis §4.1.3.2): a browser keeps such a cookie only
+as set by this very host over TLS, so a sibling subdomain (``evil.example.com`` next to
+``dash.example.com``) cannot plant a session or a login nonce; one sent under the plain name
+over TLS is not read.
 
 **CSRF.** The login form carries a token bound to a random pre-login cookie
-(``ironroot_login``, same flags) by the same key; a POST without both, or with an ``Origin``
-that is not the dashboard's own, is refused. Logging out is a POST whose token is bound to the
-session. Either is a URL-encoded form, any other body a 415. The dashboard has no other form
-and changes nothing.
+(``ironroot_login``, same flags and prefix) by the same key; a POST without both, or with an
+``Origin`` that is not the dashboard's own, is refused. Logging out is a POST whose token is
+bound to the session. Each form's token is the HMAC under its own label
+(``ironroot-dashboard-csrf-login/1``, ``ironroot-dashboard-csrf-logout/1``), so one is never
+the other's, whatever values the cookies hold. Either is a URL-encoded form, any other body
+a 415. The dashboard has no other form and changes nothing.
 
 **Throttling.** ``max_failures`` failed logins from one client address within ``window``
 seconds answer ``TooManyAttempts`` (429, ``Retry-After``) to every login from that address
@@ -58,7 +66,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, Literal
 
 from ironroot._fileio import file_lock, read_limited, write_atomic
 from ironroot.errors import (
@@ -76,6 +84,7 @@ if TYPE_CHECKING:
 __all__ = [
     "LOGIN_COOKIE",
     "SESSION_COOKIE",
+    "CsrfForm",
     "EndedSessions",
     "LoginAttempt",
     "LoginThrottle",
@@ -92,7 +101,12 @@ ENDED_FILE: Final = "ended-sessions.json"
 _MAX_ENDED_FILE: Final = 16 * 1024 * 1024
 _ROLE: Final = "ReadOnly"  # the dashboard only shows: every operator may see every page
 _SESSION_LABEL: Final = b"ironroot-dashboard-session/1\x00"
-_CSRF_LABEL: Final = b"ironroot-dashboard-csrf/1\x00"
+CsrfForm = Literal["login", "logout"]
+_CSRF_LABELS: Final[dict[str, bytes]] = {  # one each: a token of one form is none of the other's
+    "login": b"ironroot-dashboard-csrf-login/1\x00",
+    "logout": b"ironroot-dashboard-csrf-logout/1\x00",
+}
+_HOST_PREFIX: Final = "__Host-"
 _KEY_SIZE: Final = 32
 _MAX_COOKIE: Final = 1024
 
@@ -103,6 +117,13 @@ def _b64(data: bytes) -> str:
 
 def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def cookie_name(name: str, *, tls: bool) -> str:
+    """The name of the cookie ``name`` as set and read: ``__Host-<name>`` over TLS (it must
+    be set ``Secure``, ``Path=/``, without ``Domain``), ``name`` over plain HTTP, where a
+    browser would refuse a ``Secure`` cookie (module docs)."""
+    return _HOST_PREFIX + name if tls else name
 
 
 def _file_version(path: Path) -> tuple[int, int, int] | None:
@@ -132,16 +153,31 @@ class Operators:
     def _store(self) -> AccountStore:
         """The account store as the file is now: read again when another process (``ironroot
         dashboard passwd``) or this one changed it, so no write is made from a stale copy."""
-        from ironroot.platform import AccountStore
-
         with self._lock:
             version = self._version()
             if self._loaded is None or version != self._seen:
-                self._loaded = AccountStore(self.path, clock=self._clock)
+                self._loaded = self._open()
                 # no lock of the account for every client: LoginThrottle holds guessers back
                 self._loaded.settings = replace(self._loaded.settings, lockout_threshold=0)
                 self._seen = version
             return self._loaded
+
+    def _open(self) -> AccountStore:
+        """The account store of the file (none yet: an empty one); ``StorageError`` (code
+        ``operators-unreadable``) for a file that is there and cannot be read, a directory
+        or a dangling link among them: nobody can log in, and the page says why."""
+        from ironroot.platform import AccountStore
+
+        try:
+            if os.path.lexists(self.path) and not self.path.is_file():
+                raise StorageError(f"{self.path} is not a regular file")
+            return AccountStore(self.path, clock=self._clock)
+        except (IronrootError, OSError) as exc:
+            reason = exc.detail if isinstance(exc, IronrootError) else exc.strerror or str(exc)
+            raise StorageError(
+                f"the dashboard's operators file cannot be read: {reason}",
+                code="operators-unreadable",
+            ) from exc
 
     def _saved(self) -> None:
         with self._lock:
@@ -285,17 +321,19 @@ class SessionKeys:
 
     # --- CSRF -------------------------------------------------------------------------------
 
-    def csrf(self, bound_to: str) -> str:
-        """The form token for ``bound_to`` (a pre-login cookie, or a session cookie)."""
-        return _b64(self._mac(_CSRF_LABEL, bound_to.encode()))
+    def csrf(self, bound_to: str, *, form: CsrfForm) -> str:
+        """The token of ``form`` for ``bound_to`` (the login form's: a pre-login cookie; the
+        logout form's: a session cookie)."""
+        return _b64(self._mac(_CSRF_LABELS[form], bound_to.encode()))
 
-    def check_csrf(self, bound_to: str | None, token: object) -> None:
-        """``Unauthorized`` (``csrf``) unless ``token`` is the form token of ``bound_to``."""
+    def check_csrf(self, bound_to: str | None, token: object, *, form: CsrfForm) -> None:
+        """``Unauthorized`` (``csrf``) unless ``token`` is the token of ``form`` for
+        ``bound_to``."""
         if (
             not bound_to
             or not isinstance(token, str)
             or len(bound_to) > _MAX_COOKIE
-            or not hmac.compare_digest(token.encode(), self.csrf(bound_to).encode())
+            or not hmac.compare_digest(token.encode(), self.csrf(bound_to, form=form).encode())
         ):
             raise Unauthorized(
                 "the form has expired or did not come from this dashboard: reload it",
