@@ -316,8 +316,8 @@ def _status(args: argparse.Namespace) -> int:
         return 0
     if not rows:
         print("no log verified yet")
-    for row in rows:
-        print(f"{row['origin']}: size {row['size']} verified at {row['verified_at']}")
+    for row in rows:  # an origin is the log's text (any character but C0 controls): shown
+        print(f"{shown(str(row['origin']))}: size {row['size']} verified at {row['verified_at']}")
     if forks:
         print(f"FORKS: {len(forks)} (ironroot monitor forks)")
     return 0
@@ -345,7 +345,7 @@ def _forks(args: argparse.Namespace) -> int:
         print("no fork found")
     for row in rows:
         where = f" -> {row['file']}" if "file" in row else ""
-        print(f"#{row['id']} {row['origin']} at {row['at']}{where}")
+        print(f"#{row['id']} {shown(row['origin'])} at {row['at']}{where}")
     return 0
 
 
