@@ -300,23 +300,26 @@ def _open_paired(text: bytes, logs: Sequence[TrustedLog]) -> tuple[Checkpoint, T
 
 
 def _once_per_log(checkpoint: Checkpoint, seen: dict[str, Checkpoint]) -> None:
-    """One checkpoint per origin (an export fetches each log once): each is checked alone, so
-    a second one of an origin would let a receipt of another view of the log be proven under
-    the checkpoint of that view, the others under the log's. ``InconsistentCheckpoint`` when
-    both are of one size (two roots: the signed notes are a fork), ``InvalidProof``
-    ``checkpoint-twice`` otherwise (nothing in the bundle shows them consistent)."""
+    """One view per origin: each checkpoint is checked alone, so a second one of an origin
+    would let a receipt of another view of the log be proven under the checkpoint of that view,
+    the others under the log's. The same tree again (one log given twice at export, its keys
+    split between the two) is one view; ``InconsistentCheckpoint`` for another root at the
+    same size (the signed notes are a fork), ``InvalidProof`` ``checkpoint-twice`` for another
+    size (nothing in the bundle shows them consistent)."""
     first = seen.setdefault(checkpoint.origin, checkpoint)
-    if first is checkpoint:
+    if first is checkpoint or (
+        first.size == checkpoint.size and hmac.compare_digest(first.root, checkpoint.root)
+    ):
         return
-    if first.size == checkpoint.size and not hmac.compare_digest(first.root, checkpoint.root):
+    if first.size == checkpoint.size:
         raise InconsistentCheckpoint(
             f"the bundle holds two checkpoints of {checkpoint.origin} at size {checkpoint.size} "
             "with different roots: the log signed two views"
         )
     raise InvalidProof(
         f"the bundle holds two checkpoints of {checkpoint.origin} (at sizes {first.size} and "
-        f"{checkpoint.size}): an export holds one per log, and no proof in it shows them "
-        "consistent",
+        f"{checkpoint.size}): an export holds one view of each log, and no proof in it shows "
+        "them consistent",
         code="checkpoint-twice",
     )
 
@@ -338,7 +341,7 @@ def verify_log_proofs(
     a trusted service key among ``statements`` (module docs). Raises ``UnknownIssuer``
     (``untrusted-log``: no trusted key signed a checkpoint), ``InconsistentCheckpoint`` (also
     two checkpoints of one origin and size, other roots), ``InvalidProof`` ``checkpoint-twice``
-    (two of one origin at other sizes: one per log),
+    (two of one origin at other sizes: one view of each log),
     ``InvalidProof`` (an inclusion proof, a proof for another receipt, or a second proof of
     one receipt) or
     ``VerificationFailed`` ``no-checkpoint`` (a trusted receipt no checkpoint covers), and,
