@@ -659,7 +659,7 @@ def _replaced(value: object, path: tuple[object, ...], new: object) -> object:
     return copy
 
 
-@settings(max_examples=examples(40), deadline=None)
+@settings(max_examples=examples(20), deadline=None)
 @given(data=st.data(), new=_HOSTILE_VALUES)
 def test_any_value_of_a_structured_member_sealed_is_a_report_of_typed_steps(
     aw: AuditWorld, collected: AuditExport, data: st.DataObject, new: object
