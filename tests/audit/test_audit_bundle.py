@@ -48,6 +48,7 @@ from ironroot.firmware import Component, FirmwareBundle
 from ironroot.log import (
     Checkpoint,
     HttpLogFetcher,
+    Note,
     NoteSigner,
     TileTree,
     open_note,
@@ -899,3 +900,79 @@ def test_a_device_mixing_the_components_of_two_logged_releases_fails_its_spdm_st
     assert not report.ok
     with pytest.raises(IronrootError):
         verify_bundle(data, aw.trust())
+
+
+def _second_log(
+    aw: AuditWorld, collected: AuditExport, checkpoint: bytes, proofs: LogProofs
+) -> bytes:
+    """The bundle with ``checkpoint`` and ``proofs`` as a second transparency service."""
+    return _reseal(
+        aw,
+        collected,
+        members={
+            "transparency/1/checkpoint": (checkpoint, "text/plain"),
+            "transparency/1/proofs.cbor": (proofs.encode(), "application/cbor"),
+        },
+    )
+
+
+def test_two_views_of_one_log_in_one_bundle_are_inconsistent(
+    aw: AuditWorld, collected: AuditExport
+) -> None:
+    """Each checkpoint was checked alone: a bundle that held the log's checkpoint and a second
+    one of the same origin and size over another root (the log's key showing this node another
+    view) passed, each receipt proven under the view that holds it, though the two signed notes
+    are themselves a fork of the log."""
+    note = collected.members["transparency/0/checkpoint"][0]
+    forged = _forged_checkpoint(aw, note)
+    real = Checkpoint.parse(Note.parse(note).body)
+    data = _second_log(aw, collected, forged, LogProofs(real.origin, real.size, ()))
+    error = _refused(data, aw)
+    assert (type(error), error.code, error.check) == (
+        InconsistentCheckpoint,
+        "inconsistent-checkpoint",
+        "transparency",
+    )
+    assert error.detail == (
+        f"the bundle holds two checkpoints of {real.origin} at size {real.size} with different "
+        "roots: the log signed two views"
+    )
+
+
+def test_a_log_checkpointed_twice_in_one_bundle_is_refused(
+    aw: AuditWorld, collected: AuditExport
+) -> None:
+    """An export writes one checkpoint per log; two of one origin at different sizes are
+    two views no proof in the bundle shows consistent (a receipt of a split view proven under
+    the one that holds it, the others under the log's): refused, not taken one by one."""
+    note = collected.members["transparency/0/checkpoint"][0]
+    signer = load_checkpoint_signer(aw.world.root / "trusted-log", "transparency.example")
+    real = Checkpoint.parse(open_note(note, [signer.verifier()]))
+    with HttpLogFetcher(aw.world.urls["trusted"]) as fetcher:
+        older = sign_checkpoint(
+            Checkpoint(real.origin, real.size - 1, TileTree(fetcher, real.size - 1).root()),
+            [signer],
+        )
+    data = _second_log(aw, collected, older, LogProofs(real.origin, real.size - 1, ()))
+    error = _refused(data, aw)
+    assert (type(error), error.code, error.check) == (
+        InvalidProof,
+        "checkpoint-twice",
+        "transparency",
+    )
+    assert error.detail == (
+        f"the bundle holds two checkpoints of {real.origin} (at sizes {real.size} and "
+        f"{real.size - 1}): an export holds one view of each log, and no proof in it shows them "
+        "consistent"
+    )
+
+
+def test_one_log_checkpointed_twice_at_one_tree_is_one_view(
+    aw: AuditWorld, collected: AuditExport
+) -> None:
+    """The same checkpoint again (one log given twice at export, its receipt keys split
+    between the two answers) is one view of the log: not refused."""
+    note = collected.members["transparency/0/checkpoint"][0]
+    real = Checkpoint.parse(Note.parse(note).body)
+    data = _second_log(aw, collected, note, LogProofs(real.origin, real.size, ()))
+    assert verify_bundle(data, aw.trust()).ok

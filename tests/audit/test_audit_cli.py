@@ -176,6 +176,44 @@ def test_a_truncated_bundle_exits_1_naming_the_format(
         assert capsys.readouterr().err.startswith("ironroot: bundle-malformed: format: ")
 
 
+def test_a_file_larger_than_any_bundle_exits_1_naming_the_format(
+    trust_file: Path,
+    exported: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A file over the 1 GiB a bundle may be was ``limit-exceeded`` with exit 2 (a usage
+    error, though the auditor typed nothing wrong), no step named and no report written; it
+    is the format step's failure like any other file that is no bundle. (The limit is
+    lowered for the test: a file of 1 GiB would be read whole.)"""
+    import ironroot.cli.audit
+
+    monkeypatch.setattr(ironroot.cli.audit, "_MAX_BUNDLE", exported.stat().st_size - 1)
+    html = tmp_path / "oversized.html"
+    argv = ["audit", "verify", str(exported), "--trust", str(trust_file), "--html", str(html)]
+    capsys.readouterr()
+    assert main(argv) == 1
+    captured = capsys.readouterr()
+    detail = (
+        f"{exported} is larger than any audit bundle ({exported.stat().st_size - 1} bytes): "
+        "not read"
+    )
+    assert captured.err == f"ironroot: bundle-malformed: format: {detail}\n"
+    assert "broken at format" in captured.out
+    assert "Broken at step format: bundle-malformed" in html.read_text()
+    assert main([*argv, "--json"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert (doc["ok"], doc["bundle_sha384"]) == (False, "")
+    assert doc["error"] == {
+        "code": "bundle-malformed",
+        "class": "AuditBundleRejected",
+        "message": detail,
+        "check": "format",
+    }
+    assert [(s["name"], s["status"]) for s in doc["steps"]] == [("format", "failed")]
+
+
 def test_verify_without_a_trust_is_a_usage_error(
     exported: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

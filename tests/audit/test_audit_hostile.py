@@ -630,3 +630,56 @@ def test_release_statements_of_a_million_empty_arrays_are_refused_without_buildi
     assert isinstance(error, LimitExceeded)
     assert error.check == "releases"
     assert peak < 16 * len(bomb), peak
+
+
+# --- any value of a structured member, sealed --------------------------------------------------
+
+_HOSTILE_VALUES = st.sampled_from(
+    [None, True, -1, 0, 2**64, 10**30, 1.5, "", "x" * 300, "\x1b[2K", [], {}, [[]], {"a": 1},
+     "9999-12-31T23:59:59Z", "0001-01-01T00:00:00+01:00", "00" * 48]
+)  # fmt: skip
+
+
+def _places(value: object, path: tuple[object, ...] = ()) -> Iterator[tuple[object, ...]]:
+    """Every place in a JSON or CBOR value (the first six items of a list)."""
+    yield path
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _places(item, (*path, key))
+    elif isinstance(value, list):
+        for number, item in enumerate(value[:6]):
+            yield from _places(item, (*path, number))
+
+
+def _replaced(value: object, path: tuple[object, ...], new: object) -> object:
+    if not path:
+        return new
+    copy = (dict if isinstance(value, dict) else list)(value)  # type: ignore[call-overload]
+    copy[path[0]] = _replaced(copy[path[0]], path[1:], new)
+    return copy
+
+
+@settings(max_examples=examples(20), deadline=None)
+@given(data=st.data(), new=_HOSTILE_VALUES)
+def test_any_value_of_a_structured_member_sealed_is_a_report_of_typed_steps(
+    aw: AuditWorld, collected: AuditExport, data: st.DataObject, new: object
+) -> None:
+    """Whoever holds the node seals what it likes: one value anywhere in a JSON or CBOR
+    member replaced by another type or an out-of-range value gives a report (never an
+    exception: the CLI would print ``internal-error``), whose failed steps each hold a typed
+    error, and an HTML page."""
+    structured = sorted(
+        name
+        for name, (_, media) in collected.members.items()
+        if media in ("application/json", "application/cbor")
+    )
+    name = data.draw(st.sampled_from(structured), label="member")
+    raw, media = collected.members[name]
+    value = json.loads(raw) if media == "application/json" else cbor2.loads(raw)
+    path = data.draw(st.sampled_from(list(_places(value))), label="path")
+    changed = _replaced(value, path, new)
+    encoded = json.dumps(changed).encode() if media == "application/json" else cbor2.dumps(changed)
+    sealed = collected.replace(members={name: (encoded, media)}).seal(aw.fleet.rot(NODE))
+    report = check_bundle(sealed, aw.trust())
+    assert all(isinstance(s.error, IronrootError) for s in report.steps if s.status == "failed")
+    render_html(report)

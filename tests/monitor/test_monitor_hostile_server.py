@@ -27,6 +27,7 @@ from hostile_http import (
     gzip_bomb,
     huge_length,
     ok,
+    redirect,
     retry_after,
     trickle_body,
     trickle_head,
@@ -414,3 +415,60 @@ def test_trust_on_first_use_of_a_configuration_that_is_none_exits_1(
         assert store.pin(server.url) is None
     finally:
         store.close()
+
+
+# A Location whose path spells an escape sequence and a line break (httpx decodes the
+# percent-escapes of a path): what the redirect's error quotes is the server's text.
+_FORGED_LOCATION = "/%1b%5b2K%0dironroot:%20all%20logs%20verified%0a"
+_FORGED_SHOWN = "[U+001B][2K[U+000D]ironroot: all logs verified[U+000A]"
+
+
+def test_a_failure_quoting_a_servers_text_is_shown_when_several_logs_are_checked(
+    logs: dict[str, Log], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """With several URLs ``monitor once`` prints each failure on its own ``failed`` line: the
+    detail went out as the server wrote it, so a redirect's Location reached the operator's
+    terminal as an escape sequence and a forged line (with one URL, the CLI's one error line
+    was shown already)."""
+    state = tmp_path / "monitor.sqlite3"
+    attack = {"checkpoint": redirect(_FORGED_LOCATION)}
+    with (
+        HostileServer(_source(logs["honest"])) as honest,
+        HostileServer(_source(logs["honest"]), attack) as hostile,
+        bounded(30),
+    ):
+        code = main(
+            ["monitor", "once", "--state", str(state), "--url", honest.url, "--url",
+             hostile.url, "--key", VKEY, "--check-timeout", "2"]
+        )  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err == (
+        f"failed {hostile.url}: redirect: GET {hostile.url}/checkpoint answered 302, a "
+        f"redirect to {hostile.url}/{_FORGED_SHOWN}: a log is read only where its URL says, no "
+        "redirect is followed; if the log moved, give its new URL\n"
+    )
+
+
+def test_a_failure_quoting_a_servers_text_is_logged_shown_by_monitor_follow(
+    logs: dict[str, Log], caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    """``monitor follow`` logs a URL's failure as a warning; without ``--log-format``
+    Python's last-resort handler writes the message to stderr as it is, escapes and all."""
+    state = tmp_path / "monitor.sqlite3"
+    attack = {"checkpoint": redirect(_FORGED_LOCATION)}
+    with (
+        HostileServer(_source(logs["honest"])) as honest,
+        HostileServer(_source(logs["honest"]), attack) as hostile,
+        bounded(30),
+        caplog.at_level("WARNING", logger="ironroot.monitor"),
+    ):
+        code = main(
+            ["monitor", "follow", "--state", str(state), "--url", honest.url, "--url",
+             hostile.url, "--key", VKEY, "--check-timeout", "2", "--rounds", "1"]
+        )  # fmt: skip
+    assert code == 1
+    (record,) = [r for r in caplog.records if r.getMessage().startswith("round 1:")]
+    message = record.getMessage()
+    assert _FORGED_SHOWN in message
+    assert not any(c in message for c in "\x1b\r\n")

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
         render_html,
     )
     from ironroot.audit._trust import AuditTrust, TrustedLog
-    from ironroot.audit._verify import check_bundle, verify_bundle
+    from ironroot.audit._verify import check_bundle, report_unread, verify_bundle
 
 __all__ = [
     "BUNDLE_FORMAT",
@@ -62,6 +62,7 @@ __all__ = [
     "export_sealed",
     "render_console",
     "render_html",
+    "report_unread",
     "seal_nonce",
     "spdm_nonce",
     "verify_bundle",

@@ -299,6 +299,31 @@ def _open_paired(text: bytes, logs: Sequence[TrustedLog]) -> tuple[Checkpoint, T
     )
 
 
+def _once_per_log(checkpoint: Checkpoint, seen: dict[str, Checkpoint]) -> None:
+    """One view per origin: each checkpoint is checked alone, so a second one of an origin
+    would let a receipt of another view of the log be proven under the checkpoint of that view,
+    the others under the log's. The same tree again (one log given twice at export, its keys
+    split between the two) is one view; ``InconsistentCheckpoint`` for another root at the
+    same size (the signed notes are a fork), ``InvalidProof`` ``checkpoint-twice`` for another
+    size (nothing in the bundle shows them consistent)."""
+    first = seen.setdefault(checkpoint.origin, checkpoint)
+    if first is checkpoint or (
+        first.size == checkpoint.size and hmac.compare_digest(first.root, checkpoint.root)
+    ):
+        return
+    if first.size == checkpoint.size:
+        raise InconsistentCheckpoint(
+            f"the bundle holds two checkpoints of {checkpoint.origin} at size {checkpoint.size} "
+            "with different roots: the log signed two views"
+        )
+    raise InvalidProof(
+        f"the bundle holds two checkpoints of {checkpoint.origin} (at sizes {first.size} and "
+        f"{checkpoint.size}): an export holds one view of each log, and no proof in it shows "
+        "them consistent",
+        code="checkpoint-twice",
+    )
+
+
 def verify_log_proofs(
     statements: Mapping[str, bytes],
     logs: Sequence[tuple[bytes, bytes]],
@@ -314,7 +339,9 @@ def verify_log_proofs(
 ) -> list[CheckedLog]:
     """Verify every log's ``(checkpoint note, proofs)`` and that they cover every receipt by
     a trusted service key among ``statements`` (module docs). Raises ``UnknownIssuer``
-    (``untrusted-log``: no trusted key signed a checkpoint), ``InconsistentCheckpoint``,
+    (``untrusted-log``: no trusted key signed a checkpoint), ``InconsistentCheckpoint`` (also
+    two checkpoints of one origin and size, other roots), ``InvalidProof`` ``checkpoint-twice``
+    (two of one origin at other sizes: one view of each log),
     ``InvalidProof`` (an inclusion proof, a proof for another receipt, or a second proof of
     one receipt) or
     ``VerificationFailed`` ``no-checkpoint`` (a trusted receipt no checkpoint covers), and,
@@ -339,6 +366,7 @@ def verify_log_proofs(
     verifiers = tuple(checkpoint_keys)
     covered: set[tuple[str, int]] = set()
     checked: list[CheckedLog] = []
+    seen: dict[str, Checkpoint] = {}
     for text, proofs_bytes in logs:
         log: TrustedLog | None = None
         if paired:
@@ -351,6 +379,7 @@ def verify_log_proofs(
                     f"no trusted checkpoint key signed a checkpoint in the bundle ({exc.detail})",
                     code="untrusted-log",
                 ) from exc
+        _once_per_log(checkpoint, seen)
         cosigners = _cosigned(text, checkpoint, witnesses, witness_quorum, now)
         proofs = LogProofs.decode(proofs_bytes)
         newest: int | None = None

@@ -216,7 +216,7 @@ from ironroot.rot import Fuses, Lifecycle, QuoteClaims, parse_certificates, veri
 from ironroot.safe import SFR_COSE_CONTENT_TYPE, SFR_JWS_CONTENT_TYPE, review_from_statement
 from ironroot.spdm import MeasurementBlock, verify_spdm_evidence
 
-__all__ = ["check_bundle", "verify_bundle"]
+__all__ = ["check_bundle", "report_unread", "verify_bundle"]
 
 _SEAL_LIMITS: Final = Limits(max_bytes=256 * 1024, max_depth=8, max_items=512)
 _STATEMENT: Final = re.compile(r"(firmware/[a-z]+/statement-\d+|pfm/statement(-\d+)?)\.cose")
@@ -1654,6 +1654,18 @@ def _run(name: str, title: str, step: Callable[[], list[str]], steps: list[Audit
         steps.append(AuditStep(name, title, "ok", tuple(lines)))
 
 
+_FORMAT_STEP: Final = ("format", "The file is an audit bundle")
+
+
+def report_unread(detail: str) -> AuditReport:
+    """The report on a file that was not read, ``detail`` saying why (larger than any bundle):
+    its ``format`` step failed with ``AuditBundleRejected`` ``bundle-malformed``, as for any
+    other file that is no bundle, and no other step ran."""
+    error = _rejected("bundle-malformed", detail)
+    error.check = _FORMAT_STEP[0]
+    return AuditReport("", (AuditStep(*_FORMAT_STEP, "failed", (), error),))
+
+
 def check_bundle(data: bytes, trust: AuditTrust, *, at: dt.datetime | None = None) -> AuditReport:
     """Every step of the module docs, in order; never raises for a bad bundle (the report
     says where it broke). ``at``: the instant the evidence is judged at (default: the sealed
@@ -1681,7 +1693,7 @@ def check_bundle(data: bytes, trust: AuditTrust, *, at: dt.datetime | None = Non
         return [f"{len(index.members)} members, {size} bytes, each with its sealed SHA-384"]
 
     for name, title, step in (
-        ("format", "The file is an audit bundle", parse),
+        (*_FORMAT_STEP, parse),
         ("seal", "Sealed by the node's root of trust", seal),
         ("members", "Every member is the one sealed", members),
     ):

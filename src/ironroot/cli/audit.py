@@ -34,7 +34,7 @@ from ironroot.cli._serving import add_client_options, client_tls
 from ironroot.cli._text import markup
 from ironroot.cli._time import instant, now_or
 from ironroot.cli.fleet import fleet_dir
-from ironroot.errors import ConfigError
+from ironroot.errors import ConfigError, LimitExceeded
 
 __all__ = ["register"]
 
@@ -169,14 +169,27 @@ def _trust_file(args: argparse.Namespace) -> Path:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from ironroot.audit import AuditTrust, check_bundle, render_console, render_html
+    from ironroot.audit import (
+        AuditTrust,
+        check_bundle,
+        render_console,
+        render_html,
+        report_unread,
+    )
 
     trust = AuditTrust.load_toml(_trust_file(args))
     if args.require_signed_hsm_records:
         trust = dataclasses.replace(trust, require_signed_hsm_records=True)
     if args.require_hsm_node_binding:
         trust = dataclasses.replace(trust, require_hsm_node_binding=True)
-    report = check_bundle(read_limited(args.bundle, _MAX_BUNDLE), trust, at=args.at)
+    try:
+        data = read_limited(args.bundle, _MAX_BUNDLE)
+    except LimitExceeded:  # the format step's failure, as for any other file that is no bundle
+        report = report_unread(
+            f"{args.bundle} is larger than any audit bundle ({_MAX_BUNDLE} bytes): not read"
+        )
+    else:
+        report = check_bundle(data, trust, at=args.at)
     if args.html:
         write_output(args.html, render_html(report).encode("utf-8"))
     if args.json:

@@ -244,8 +244,8 @@ def _once(args: argparse.Namespace) -> int:
         return code
     for event in events:  # a statement's iss and sub are its signer's text: shown
         print(shown(event.line()))
-    for url, exc in failures:
-        print(f"failed {url}: {exc.code}: {exc.detail}", file=sys.stderr)
+    for url, exc in failures:  # a detail may quote the server (a redirect's Location): shown
+        print(f"failed {url}: {exc.code}: {shown(exc.detail)}", file=sys.stderr)
     return code
 
 
@@ -288,7 +288,8 @@ def _follow_rounds(args: argparse.Namespace) -> int:
             for url, exc in failures:
                 if args.ndjson:
                     print(json.dumps({"event": "error", "url": url, **error_object(exc)}))
-                _log.warning("round %d: %s: %s: %s", done + 1, url, exc.code, exc.detail)
+                # shown: with no --log-format, Python's last-resort handler writes it as it is
+                _log.warning("round %d: %s: %s: %s", done + 1, url, exc.code, shown(exc.detail))
             code = _exit_code(events, failures)
             worst = 1 if 1 in (code, worst) else max(worst, code)
             done += 1
@@ -315,8 +316,8 @@ def _status(args: argparse.Namespace) -> int:
         return 0
     if not rows:
         print("no log verified yet")
-    for row in rows:
-        print(f"{row['origin']}: size {row['size']} verified at {row['verified_at']}")
+    for row in rows:  # an origin is the log's text (any character but C0 controls): shown
+        print(f"{shown(str(row['origin']))}: size {row['size']} verified at {row['verified_at']}")
     if forks:
         print(f"FORKS: {len(forks)} (ironroot monitor forks)")
     return 0
@@ -344,7 +345,7 @@ def _forks(args: argparse.Namespace) -> int:
         print("no fork found")
     for row in rows:
         where = f" -> {row['file']}" if "file" in row else ""
-        print(f"#{row['id']} {row['origin']} at {row['at']}{where}")
+        print(f"#{row['id']} {shown(row['origin'])} at {row['at']}{where}")
     return 0
 
 

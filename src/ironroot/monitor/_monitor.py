@@ -76,6 +76,7 @@ from typing import Any, Final
 
 import cbor2
 
+from ironroot._text import shown
 from ironroot.cose import SignedStatement
 from ironroot.errors import (
     BadSignature,
@@ -279,9 +280,9 @@ class Monitor:
         vkeys = tuple(v.vkey for v in identity.verifiers)
         if pinned is None:
             self.store.set_pin(url, identity.origin, vkeys)
-            _log.warning(
+            _log.warning(  # the keys' names are the log's text: shown
                 "trusting the keys %s served by %s on first use (give --key to pin them)",
-                ", ".join(vkeys),
+                shown(", ".join(vkeys)),
                 url,
             )
             return identity.verifiers, identity.origin
@@ -642,7 +643,7 @@ class Monitor:
         )
         fork_id = self.store.add_fork(checkpoint.origin, evidence.encode(), self._clock())
         detail = f"{why} (verified at size {state.size}, served at size {checkpoint.size})"
-        _log.error("fork of %s at %s: %s", checkpoint.origin, url, detail)
+        _log.error("fork of %s at %s: %s", shown(checkpoint.origin), url, detail)
         return MonitorEvent(
             "fork", checkpoint.origin, url, checkpoint.size, detail, fork_id=fork_id
         )

@@ -108,7 +108,8 @@ CREATE TABLE IF NOT EXISTS watched (
 """
 _MAX_BEHIND: Final = 64
 """Smaller checkpoints kept per origin until checked (each is signed by the log's key, so
-only the log's key holder can make more; the oldest go first beyond this)."""
+only the log's key holder can make more; the ones last seen longest ago go first beyond
+this: one served again is seen again)."""
 _HASH: Final = 32
 _HIGH_WATER: Final = ".verified"
 
@@ -375,11 +376,15 @@ class MonitorStore(LatestStore[LogState]):
         return out
 
     def add_behind(self, behind: Behind) -> None:
-        """Keep ``behind`` (once per origin, size and root) until :meth:`drop_behind`."""
+        """Keep ``behind`` (once per origin, size and root) until :meth:`drop_behind`; one
+        kept already is seen again at ``behind.seen``: beyond 64 the oldest seen go first, so
+        one a URL still serves is not pushed out by others the log's key holder signs."""
         try:
             with self._lock, immediate(self._db):
+                # seen again: now (a URL that still serves it keeps it among the newest)
                 self._db.execute(
-                    "INSERT OR IGNORE INTO behind VALUES (?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO behind VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (origin, size, "
+                    "root) DO UPDATE SET seen = max(seen, excluded.seen)",
                     (
                         behind.origin,
                         behind.size,
