@@ -687,7 +687,7 @@ def test_a_successor_does_not_continue_a_predecessors_log_edited_after_the_zeroi
     expected = {
         "cut": f"the log ends at record {size - 2}",
         "rewritten": f"the log ends at record {size - 1} with another head",
-        "appended": f"record {size} after them was written by no HSM initialized here",
+        "appended": f"record {size} (zeroize) after them was written by no HSM initialized here",
     }[edit]
     assert info.value.detail == (
         f"the audit log of the zeroized HSM here is not the one its anchor sealed ({size} "
@@ -697,11 +697,46 @@ def test_a_successor_does_not_continue_a_predecessors_log_edited_after_the_zeroi
     assert storage.read_store() is None  # nothing initialized over it
 
 
+@pytest.mark.parametrize("counter", ["same", "new"])
 def test_a_successor_continues_a_predecessors_log_as_its_anchor_sealed_it(
-    device: DeviceChain,
+    device: DeviceChain, counter: str
 ) -> None:
     storage, records = _zeroized_under_dual_control(device)
+    if counter == "new":
+        moved = MemoryStorage()
+        moved.write_anchor(storage.read_anchor() or b"")
+        moved.append_audit(storage.read_audit())
+        storage = moved
     successor = new_hsm(device.identity, storage)
     _alone, _user, auditor = sessions(successor)
     continued = successor.audit_records(auditor)
     assert list(continued[: len(records)]) == records
+
+
+@pytest.mark.parametrize("anchor", ["kept", "removed"])
+def test_a_predecessors_edited_log_is_not_continued_on_a_new_counter(
+    device: DeviceChain, anchor: str
+) -> None:
+    """The same edit, the files then put on a new counter (a counter of its own for the
+    next HSM, ``--counter NAME``), with the zeroized anchor or without it: a new counter
+    vouches for no anchor, and no anchor at all let any log be continued. A log is continued
+    only as a zeroized anchor here sealed it; with none, only what a first ``initialize`` cut
+    short before its anchor wrote is."""
+    storage, records = _zeroized_under_dual_control(device)
+    size = len(records)
+    moved = MemoryStorage()  # a new counter, at 0
+    if anchor == "kept":
+        moved.write_anchor(storage.read_anchor() or b"")
+    moved.append_audit(format_audit_log(records[:-1]))
+    with pytest.raises(AuditChainBroken) as info:
+        new_hsm(device.identity, moved)
+    assert info.value.detail == (
+        f"the audit log of the zeroized HSM here is not the one its anchor sealed ({size} "
+        f"records): the log ends at record {size - 2}; it was edited after the zeroize, and a "
+        "new HSM does not continue it"
+        if anchor == "kept"
+        else "the audit log here holds records no zeroized HSM's anchor seals: record 1 "
+        f"({records[1].operation}) was written by no HSM initialized here; a new HSM does not "
+        "continue it"
+    )
+    assert moved.read_store() is None

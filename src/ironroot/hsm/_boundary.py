@@ -75,6 +75,7 @@ from ironroot.errors import (
     UnsupportedAlgorithm,
 )
 from ironroot.hsm._anchor import Anchor, check_anchor, counter_name, open_anchor
+from ironroot.hsm._approvals import shown_target
 from ironroot.hsm._audit import (
     ZERO_HASH,
     AuditCheckpoint,
@@ -133,38 +134,46 @@ def _prior_quorum(records: tuple[AuditRecord, ...]) -> int:
 
 
 _CUT_SHORT_INITIALIZE: Final = frozenset({"initialize", "audit-rotate"})
-"""The records an ``initialize`` cut short before its anchor leaves after a zeroized
-predecessor's log (its own record, and a rotation's)."""
+"""The records an ``initialize`` cut short before its anchor leaves after the log it
+continues (its own record, and a rotation's)."""
 
 
 def _check_sealed_log(
-    anchor: Anchor,
+    anchor: Anchor | None,
     start: int,
     prev: bytes,
     records: tuple[AuditRecord, ...],
     keyed: tuple[bytes, int] | None,
 ) -> tuple[AuditRecord, ...]:
-    """``AuditChainBroken`` unless the log a zeroized predecessor left (the live ``records``
-    from seq ``start``, ``prev`` the hash before them) is the one its zeroized ``anchor``
-    sealed: its first ``anchor.audit_size`` records, the last of which hashes to the sealed
-    head. Nothing holds the predecessor's audit key any more, so no MAC shows an edit made
-    after the zeroize: the anchor does. After those records only an ``initialize`` cut short
-    before its anchor wrote: its own records (``initialize``, ``audit-rotate``; their key
-    went with it), and, from where the store it left starts its records (``keyed``: that
-    store's audit key and ``audit.from``), records that verify under its key (a refused
-    power-up of it). Returns the sealed records among ``records``."""
-    size, end = anchor.audit_size, start + len(records)
-    what = (
-        f"the audit log of the zeroized HSM here is not the one its anchor sealed ({size} "
-        "records): "
-    )
-    tail = "; it was edited after the zeroize, and a new HSM does not continue it"
+    """``AuditChainBroken`` unless the log a new HSM would continue (the live ``records``
+    from seq ``start``, ``prev`` the hash before them) is the one a zeroized predecessor's
+    ``anchor`` sealed: its first ``anchor.audit_size`` records, the last of which hashes to
+    the sealed head. Nothing holds the predecessor's audit key any more, so no MAC shows an
+    edit made after the zeroize: the anchor does. With no such anchor, nothing is sealed: the
+    log may hold no record before what follows. After those records only an ``initialize``
+    cut short before its anchor wrote: its own records (``initialize``, ``audit-rotate``;
+    their key went with it), and, from where the store it left starts its records
+    (``keyed``: that store's audit key and ``audit.from``), records that verify under its key
+    (a refused power-up of it). Returns the sealed records among ``records``."""
+    if anchor is None:
+        size, sealed_head = 0, ZERO_HASH
+        what, after = "the audit log here holds records no zeroized HSM's anchor seals: ", ""
+        tail = "; a new HSM does not continue it"
+    else:
+        size, sealed_head = anchor.audit_size, anchor.audit_head
+        what = (
+            f"the audit log of the zeroized HSM here is not the one its anchor sealed "
+            f"({size} records): "
+        )
+        after = " after them"
+        tail = "; it was edited after the zeroize, and a new HSM does not continue it"
+    end = start + len(records)
     if end < size:
         raise AuditChainBroken(f"{what}the log ends at record {end - 1}{tail}")
     if size < start:
         raise AuditChainBroken(f"{what}the live log starts at record {start}{tail}")
     head = prev if size == start else records[size - start - 1].digest()
-    if not hmac.compare_digest(head, anchor.audit_head):
+    if not hmac.compare_digest(head, sealed_head):
         raise AuditChainBroken(f"{what}the log ends at record {size - 1} with another head{tail}")
     for record in records[size - start :]:
         if keyed is not None and record.seq >= keyed[1]:
@@ -173,7 +182,8 @@ def _check_sealed_log(
             written = record.operation in _CUT_SHORT_INITIALIZE and record.result == "ok"
         if not written:
             raise AuditChainBroken(
-                f"{what}record {record.seq} after them was written by no HSM initialized here{tail}"
+                f"{what}record {record.seq} ({shown_target(record.operation)}){after} was "
+                f"written by no HSM initialized here{tail}"
             )
     return records[: size - start]
 
@@ -184,17 +194,16 @@ def _predecessor_log(
     """Where a log a zeroized predecessor left goes on: ``(seq, prev)`` of the live log's
     first record (of the record after the last archived one when the live log is empty;
     ``(0, zero hash)`` when there is no log), the live records, their chain verified, and the
-    officer quorum the predecessor's records were kept under (:func:`_prior_quorum`). With
-    the predecessor's zeroized ``anchor``, the log must be the one it sealed
-    (:func:`_check_sealed_log`), and only its sealed records say that quorum. A
+    officer quorum the predecessor's records were kept under (:func:`_prior_quorum`). The
+    log must be the one the predecessor's zeroized ``anchor`` sealed, or with none hold only
+    what an ``initialize`` cut short wrote (:func:`_check_sealed_log`), and only its sealed
+    records say that quorum. A
     segment of records the live log still holds (a rotation the predecessor's crash cut short
     before its commit, then a tamper response) is removed, as power-up would have."""
     records = parse_audit_log(storage.read_audit())
     last = records
     if records:
         start, prev = records[0].seq, records[0].prev
-        for name in segments_from(storage.audit_segments(), start):  # a rotation cut short
-            storage.remove_audit_segment(name)  # after its step 2
     else:
         start, prev = 0, ZERO_HASH
         spans = [s for n in storage.audit_segments() if (s := parse_segment_name(n))]
@@ -204,9 +213,11 @@ def _predecessor_log(
             if archived:
                 start, prev = archived[-1].seq + 1, archived[-1].digest()
     verify_audit(records, start=start, prev=prev)
-    if anchor is not None:
-        sealed = _check_sealed_log(anchor, start, prev, records, keyed)
-        last = sealed if records else last
+    sealed = _check_sealed_log(anchor, start, prev, records, keyed)
+    if records:
+        for name in segments_from(storage.audit_segments(), start):  # a rotation cut short
+            storage.remove_audit_segment(name)  # after its step 2
+    last = sealed if records else last
     return start, prev, records, _prior_quorum(last)
 
 
@@ -252,9 +263,8 @@ class Hsm(Identities, WrapAndRelease, MigrationAndBackup, Zeroization):
         # A log left by a zeroized predecessor is continued (its chain verified, and against
         # the predecessor's zeroized anchor): this HSM's records are keyed from the next
         # index on.
-        anchor = hsm._zeroized_anchor(storage)
         start, prev, records, prior_quorum = _predecessor_log(
-            storage, anchor, None if anchor is None else hsm._cut_short_audit_key(storage)
+            storage, hsm._zeroized_anchor(storage), hsm._cut_short_audit_key(storage)
         )
         with hsm._lock:
             hsm._prior_quorum = prior_quorum
@@ -329,17 +339,20 @@ class Hsm(Identities, WrapAndRelease, MigrationAndBackup, Zeroization):
         return keyed
 
     def _zeroized_anchor(self, storage: HsmStorage) -> Anchor | None:
-        """The anchor a zeroized HSM whose files are here committed last (at the counter's
-        value, which is not 0), else ``None``."""
+        """The anchor a zeroized HSM whose files are here committed last, else ``None``: on
+        a counter in use, the one at its value; on a new counter (0: the files moved to a
+        counter of their own), whichever is here."""
         in_use = storage.counter.value()
         sealed = storage.read_anchor()
-        if not in_use or sealed is None:
+        if sealed is None:
             return None
         try:
             anchor = open_anchor(bytes(self._secret), sealed)
         except SealedStoreError:
             return None
-        return anchor if anchor.zeroized and anchor.counter == in_use else None
+        if not anchor.zeroized or (in_use and anchor.counter != in_use):
+            return None
+        return anchor
 
     def _check_counter_is_free(self, storage: HsmStorage) -> None:
         """``Conflict`` unless the counter is new (0), or was last moved by the zeroized HSM
