@@ -39,7 +39,9 @@ from ironroot.hsm import (
     verify_audit_checkpoint,
     verify_audit_segments,
 )
+from ironroot.hsm._anchor import Anchor, seal_anchor
 from ironroot.hsm._audit import audit_mac
+from ironroot.hsm._document import decode_store
 from ironroot.hsm._storage import seal, unseal
 from ironroot.rot import MemoryCounter
 
@@ -819,13 +821,33 @@ def test_a_successor_removes_the_segment_of_a_rotation_cut_short(device: DeviceC
     with pytest.raises(StorageError):
         hsm.sign(user, handle, b"m")
     assert storage.audit_segments() == (f"audit-0-{SEGMENT}.jsonl",)
-    # the log as it was left (no store, nobody powered it up again), given to a new HSM
+    # the log as it was left (no store, nobody powered it up again), given to a new HSM on a
+    # new counter: no zeroized anchor seals it, so it is not continued (anyone could have
+    # edited it: tests/hsm/test_hsm_rollback.py), and nothing of it is removed
     left = MemoryStorage()
     left.append_audit(storage.read_audit())
     left.archive_audit(f"audit-0-{SEGMENT}.jsonl")
-    successor = new_hsm(device.identity, left, config=SEG)
+    with pytest.raises(AuditChainBroken, match="no zeroized HSM's anchor seals"):
+        new_hsm(device.identity, left, config=SEG)
+    assert left.audit_segments() == (f"audit-0-{SEGMENT}.jsonl",)
+    # zeroized as it was left (its anchor sealing the live log; the segment the rotation
+    # archived still there): the successor continues it and removes that segment
+    zeroized = MemoryStorage(counter=MemoryCounter(storage.counter.value() + 1))
+    zeroized.append_audit(storage.read_audit())
+    zeroized.archive_audit(f"audit-0-{SEGMENT}.jsonl")
+    records = parse_audit_log(storage.read_audit())
+    sealed = Anchor(
+        storage.counter.value() + 1,
+        0,
+        len(records),
+        records[-1].digest(),
+        zeroized=True,
+        hsm=decode_store(unseal(SECRET, storage.read_store() or b"")).hsm_id,
+    )
+    zeroized.write_anchor(seal_anchor(SECRET, sealed))
+    successor = new_hsm(device.identity, zeroized, config=SEG)
     successor.close()
-    assert _verify(left) == len(_everything(left))
+    assert _verify(zeroized) == len(_everything(zeroized))
 
 
 def test_a_live_log_replaced_by_the_last_segment_is_a_cut_tail(device: DeviceChain) -> None:

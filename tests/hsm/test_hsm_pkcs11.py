@@ -153,6 +153,43 @@ def test_keys_the_backend_did_not_make_are_refused(token: str, backend: Pkcs11Ba
             backend.public_key(key_id.hex())
 
 
+@pytest.mark.parametrize("size", [1, 32])
+def test_a_generic_secret_not_of_hmac_sha384s_size_is_refused(
+    token: str, backend: Pkcs11Backend, size: int
+) -> None:
+    """A generic secret of another size than the 48 bytes the backend makes for HMAC-SHA-384,
+    generated on the token and kept sensitive (so ``key-not-local`` passes it), was taken for
+    an HMAC-SHA-384 key, as an AES-128 key is not: SoftHSM2 then refused to use a short one
+    (``CKR_KEY_SIZE_RANGE``, a ``StorageError``), while a token whose HMAC mechanism takes
+    short keys signs with a 1-byte one, found from one of its tags in 256 tries. It is
+    refused as the other keys the backend does not make are."""
+    session = pkcs11.lib(token).get_token(token_label=LABEL).open(rw=True)  # the backend's login
+    key_id = os.urandom(16)
+    try:
+        session.generate_key(
+            pkcs11.KeyType.GENERIC_SECRET,
+            size * 8,
+            id=key_id,
+            store=True,
+            template={
+                Attribute.SENSITIVE: True,
+                Attribute.EXTRACTABLE: False,
+                Attribute.WRAP_WITH_TRUSTED: True,
+                Attribute.SIGN: True,
+                Attribute.VERIFY: True,
+            },
+        )
+    finally:
+        session.close()
+    for call in (
+        lambda: backend.sign(key_id.hex(), b"m"),
+        lambda: backend.verify(key_id.hex(), bytes(48), b"m"),
+    ):
+        with pytest.raises(UnsupportedAlgorithm) as info:
+            call()
+        assert info.value.detail == f"key {key_id.hex()} is of a type this backend does not use"
+
+
 def test_a_public_key_of_another_type_under_the_handle(token: str, backend: Pkcs11Backend) -> None:
     """A P-384 private key whose public object under the same CKA_ID is an RSA key: typed."""
     session = pkcs11.lib(token).get_token(token_label=LABEL).open(rw=True)

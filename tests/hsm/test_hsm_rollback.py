@@ -42,10 +42,12 @@ from ironroot.errors import (
     Unauthorized,
 )
 from ironroot.hsm import (
+    AuditRecord,
     DirectoryStorage,
     Hsm,
     KeyType,
     MemoryStorage,
+    Role,
     check_sealed_audit,
     format_audit_log,
     parse_audit_log,
@@ -630,3 +632,111 @@ def test_a_second_hsm_on_a_counter_in_use_is_refused_at_initialize(
         first.close()
         again = _open(storage)
         assert handle in {k.handle for k in again.keys(again.login(OFFICER, OFFICER_PASS))}
+
+
+# --- a zeroized predecessor's log: what a successor continues ------------------------------
+
+
+def _zeroized_under_dual_control(device: DeviceChain) -> tuple[MemoryStorage, list[AuditRecord]]:
+    """A predecessor kept under a quorum of 2, zeroized by one officer: its files (the
+    zeroized anchor, the log) and its records."""
+    storage = MemoryStorage()
+    hsm = new_hsm(device.identity, storage)
+    officer, user, _auditor = sessions(hsm)
+    hsm.add_identity(officer, "second", Role.OFFICER, b"second-credential")
+    hsm.set_officer_quorum(officer, 2)
+    handle = hsm.generate(officer, KeyType.EC_P256)
+    hsm.sign(user, handle, b"m")
+    hsm.zeroize(hsm.login(OFFICER, OFFICER_PASS))
+    return storage, list(parse_audit_log(storage.read_audit()))
+
+
+def _rehashed(records: list[AuditRecord], start: int) -> list[AuditRecord]:
+    for i in range(max(start, 1), len(records)):
+        records[i] = dataclasses.replace(records[i], prev=records[i - 1].digest())
+    return records
+
+
+@pytest.mark.parametrize("edit", ["cut", "rewritten", "appended"])
+def test_a_successor_does_not_continue_a_predecessors_log_edited_after_the_zeroize(
+    device: DeviceChain, edit: str
+) -> None:
+    """After a zeroize nothing holds the predecessor's audit key, so its records can be cut,
+    rewritten and rehashed, or added to without a MAC failing; a successor initialized on the
+    device then continued that log and sealed its head, so the edit verified for good
+    (and a cut ``zeroize`` record, with its ``quorum-2``, let the successor's one officer
+    prune what the predecessor's quorum kept). The zeroized anchor seals the log's length
+    and head at the zeroize: the successor's initialize holds the log to it."""
+    storage, records = _zeroized_under_dual_control(device)
+    assert records[-1].operation == "zeroize"
+    assert records[-1].key == "quorum-2"
+    size = len(records)
+    if edit == "cut":
+        records = records[:-1]  # the zeroize record, and its quorum, gone
+    elif edit == "rewritten":
+        index = next(i for i, r in enumerate(records) if r.operation == "sign")
+        records[index] = dataclasses.replace(records[index], operation="verify")
+        records = _rehashed(records, index + 1)
+    else:
+        records.append(dataclasses.replace(records[-1], seq=size, prev=records[-1].digest()))
+    storage.reset_audit(format_audit_log(records))
+    verify_audit(records)  # publicly, the edited log chains
+    with pytest.raises(AuditChainBroken) as info:
+        new_hsm(device.identity, storage)
+    assert info.value.code == "audit-chain-broken"
+    expected = {
+        "cut": f"the log ends at record {size - 2}",
+        "rewritten": f"the log ends at record {size - 1} with another head",
+        "appended": f"record {size} (zeroize) after them was written by no HSM initialized here",
+    }[edit]
+    assert info.value.detail == (
+        f"the audit log of the zeroized HSM here is not the one its anchor sealed ({size} "
+        f"records): {expected}; it was edited after the zeroize, and a new HSM does not "
+        "continue it"
+    )
+    assert storage.read_store() is None  # nothing initialized over it
+
+
+@pytest.mark.parametrize("counter", ["same", "new"])
+def test_a_successor_continues_a_predecessors_log_as_its_anchor_sealed_it(
+    device: DeviceChain, counter: str
+) -> None:
+    storage, records = _zeroized_under_dual_control(device)
+    if counter == "new":
+        moved = MemoryStorage()
+        moved.write_anchor(storage.read_anchor() or b"")
+        moved.append_audit(storage.read_audit())
+        storage = moved
+    successor = new_hsm(device.identity, storage)
+    _alone, _user, auditor = sessions(successor)
+    continued = successor.audit_records(auditor)
+    assert list(continued[: len(records)]) == records
+
+
+@pytest.mark.parametrize("anchor", ["kept", "removed"])
+def test_a_predecessors_edited_log_is_not_continued_on_a_new_counter(
+    device: DeviceChain, anchor: str
+) -> None:
+    """The same edit, the files then put on a new counter (a counter of its own for the
+    next HSM, ``--counter NAME``), with the zeroized anchor or without it: a new counter
+    vouches for no anchor, and no anchor at all let any log be continued. A log is continued
+    only as a zeroized anchor here sealed it; with none, only what a first ``initialize`` cut
+    short before its anchor wrote is."""
+    storage, records = _zeroized_under_dual_control(device)
+    size = len(records)
+    moved = MemoryStorage()  # a new counter, at 0
+    if anchor == "kept":
+        moved.write_anchor(storage.read_anchor() or b"")
+    moved.append_audit(format_audit_log(records[:-1]))
+    with pytest.raises(AuditChainBroken) as info:
+        new_hsm(device.identity, moved)
+    assert info.value.detail == (
+        f"the audit log of the zeroized HSM here is not the one its anchor sealed ({size} "
+        f"records): the log ends at record {size - 2}; it was edited after the zeroize, and a "
+        "new HSM does not continue it"
+        if anchor == "kept"
+        else "the audit log here holds records no zeroized HSM's anchor seals: record 1 "
+        f"({records[1].operation}) was written by no HSM initialized here; a new HSM does not "
+        "continue it"
+    )
+    assert moved.read_store() is None

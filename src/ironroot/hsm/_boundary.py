@@ -55,12 +55,15 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import hmac
 import secrets
 import time
 from collections.abc import Callable
+from typing import Final
 
 from ironroot.crypto import PrivateKey
 from ironroot.errors import (
+    AuditChainBroken,
     Conflict,
     HsmErrorState,
     HsmZeroized,
@@ -71,11 +74,13 @@ from ironroot.errors import (
     StoreRolledBack,
     UnsupportedAlgorithm,
 )
-from ironroot.hsm._anchor import check_anchor, counter_name, open_anchor
+from ironroot.hsm._anchor import Anchor, check_anchor, counter_name, open_anchor
+from ironroot.hsm._approvals import shown_target
 from ironroot.hsm._audit import (
     ZERO_HASH,
     AuditCheckpoint,
     AuditRecord,
+    audit_mac,
     checkpoint_statement,
     parse_audit_log,
     parse_segment_name,
@@ -86,7 +91,7 @@ from ironroot.hsm._audit import (
 from ironroot.hsm._audit_buffer import NO_IDENTITY
 from ironroot.hsm._backup import MigrationAndBackup
 from ironroot.hsm._certs import issue_attestation_certificate
-from ironroot.hsm._document import KeyRecord, decode_store
+from ironroot.hsm._document import KeyRecord, decode_store, zero
 from ironroot.hsm._identities import Identities
 from ironroot.hsm._material import KeyObject, generate_material
 from ironroot.hsm._model import (
@@ -128,19 +133,77 @@ def _prior_quorum(records: tuple[AuditRecord, ...]) -> int:
     return 1
 
 
-def _predecessor_log(storage: HsmStorage) -> tuple[int, bytes, tuple[AuditRecord, ...], int]:
+_CUT_SHORT_INITIALIZE: Final = frozenset({"initialize", "audit-rotate"})
+"""The records an ``initialize`` cut short before its anchor leaves after the log it
+continues (its own record, and a rotation's)."""
+
+
+def _check_sealed_log(
+    anchor: Anchor | None,
+    start: int,
+    prev: bytes,
+    records: tuple[AuditRecord, ...],
+    keyed: tuple[bytes, int] | None,
+) -> tuple[AuditRecord, ...]:
+    """``AuditChainBroken`` unless the log a new HSM would continue (the live ``records``
+    from seq ``start``, ``prev`` the hash before them) is the one a zeroized predecessor's
+    ``anchor`` sealed: its first ``anchor.audit_size`` records, the last of which hashes to
+    the sealed head. Nothing holds the predecessor's audit key any more, so no MAC shows an
+    edit made after the zeroize: the anchor does. With no such anchor, nothing is sealed: the
+    log may hold no record before what follows. After those records only an ``initialize``
+    cut short before its anchor wrote: its own records (``initialize``, ``audit-rotate``;
+    their key went with it), and, from where the store it left starts its records
+    (``keyed``: that store's audit key and ``audit.from``), records that verify under its key
+    (a refused power-up of it). Returns the sealed records among ``records``."""
+    if anchor is None:
+        size, sealed_head = 0, ZERO_HASH
+        what, after = "the audit log here holds records no zeroized HSM's anchor seals: ", ""
+        tail = "; a new HSM does not continue it"
+    else:
+        size, sealed_head = anchor.audit_size, anchor.audit_head
+        what = (
+            f"the audit log of the zeroized HSM here is not the one its anchor sealed "
+            f"({size} records): "
+        )
+        after = " after them"
+        tail = "; it was edited after the zeroize, and a new HSM does not continue it"
+    end = start + len(records)
+    if end < size:
+        raise AuditChainBroken(f"{what}the log ends at record {end - 1}{tail}")
+    if size < start:
+        raise AuditChainBroken(f"{what}the live log starts at record {start}{tail}")
+    head = prev if size == start else records[size - start - 1].digest()
+    if not hmac.compare_digest(head, sealed_head):
+        raise AuditChainBroken(f"{what}the log ends at record {size - 1} with another head{tail}")
+    for record in records[size - start :]:
+        if keyed is not None and record.seq >= keyed[1]:
+            written = hmac.compare_digest(record.mac, audit_mac(keyed[0], record.digest()))
+        else:
+            written = record.operation in _CUT_SHORT_INITIALIZE and record.result == "ok"
+        if not written:
+            raise AuditChainBroken(
+                f"{what}record {record.seq} ({shown_target(record.operation)}){after} was "
+                f"written by no HSM initialized here{tail}"
+            )
+    return records[: size - start]
+
+
+def _predecessor_log(
+    storage: HsmStorage, anchor: Anchor | None, keyed: tuple[bytes, int] | None = None
+) -> tuple[int, bytes, tuple[AuditRecord, ...], int]:
     """Where a log a zeroized predecessor left goes on: ``(seq, prev)`` of the live log's
     first record (of the record after the last archived one when the live log is empty;
     ``(0, zero hash)`` when there is no log), the live records, their chain verified, and the
-    officer quorum the predecessor's records were kept under (:func:`_prior_quorum`). A
+    officer quorum the predecessor's records were kept under (:func:`_prior_quorum`). The
+    log must be the one the predecessor's zeroized ``anchor`` sealed, or with none hold only
+    what an ``initialize`` cut short wrote (:func:`_check_sealed_log`), and only its sealed
+    records say that quorum. A
     segment of records the live log still holds (a rotation the predecessor's crash cut short
     before its commit, then a tamper response) is removed, as power-up would have."""
     records = parse_audit_log(storage.read_audit())
     last = records
     if records:
         start, prev = records[0].seq, records[0].prev
-        for name in segments_from(storage.audit_segments(), start):  # a rotation cut short
-            storage.remove_audit_segment(name)  # after its step 2
     else:
         start, prev = 0, ZERO_HASH
         spans = [s for n in storage.audit_segments() if (s := parse_segment_name(n))]
@@ -150,6 +213,11 @@ def _predecessor_log(storage: HsmStorage) -> tuple[int, bytes, tuple[AuditRecord
             if archived:
                 start, prev = archived[-1].seq + 1, archived[-1].digest()
     verify_audit(records, start=start, prev=prev)
+    sealed = _check_sealed_log(anchor, start, prev, records, keyed)
+    if records:
+        for name in segments_from(storage.audit_segments(), start):  # a rotation cut short
+            storage.remove_audit_segment(name)  # after its step 2
+    last = sealed if records else last
     return start, prev, records, _prior_quorum(last)
 
 
@@ -192,9 +260,12 @@ class Hsm(Identities, WrapAndRelease, MigrationAndBackup, Zeroization):
             raise Conflict("this storage already holds an HSM key store")
         hsm._check_counter_is_free(storage)
         check_name(officer)
-        # A log left by a zeroized predecessor is continued (its chain verified): this HSM's
-        # records are keyed from the next index on.
-        start, prev, records, prior_quorum = _predecessor_log(storage)
+        # A log left by a zeroized predecessor is continued (its chain verified, and against
+        # the predecessor's zeroized anchor): this HSM's records are keyed from the next
+        # index on.
+        start, prev, records, prior_quorum = _predecessor_log(
+            storage, hsm._zeroized_anchor(storage), hsm._cut_short_audit_key(storage)
+        )
         with hsm._lock:
             hsm._prior_quorum = prior_quorum
             hsm._audit_base, hsm._audit_base_head = start, prev
@@ -248,6 +319,41 @@ class Hsm(Identities, WrapAndRelease, MigrationAndBackup, Zeroization):
             return False
         return anchor.zeroized and anchor.counter == storage.counter.value()
 
+    def _cut_short_audit_key(self, storage: HsmStorage) -> tuple[bytes, int] | None:
+        """The audit key and ``audit.from`` of the store an ``initialize`` cut short before
+        its anchor left in ``storage`` (``None`` when there is none, or it does not open)."""
+        sealed = storage.read_store()
+        if sealed is None:
+            return None
+        try:
+            doc = decode_store(unseal(bytes(self._secret), sealed))
+        except (SealedStoreError, MalformedInput, KeyError, TypeError, ValueError):
+            return None
+        for key in doc.keys:
+            key.wipe()
+        doc.attestation.wipe()
+        for ident in doc.identities:
+            zero(ident.hash)
+        keyed = bytes(doc.audit_key), doc.audit_from
+        zero(doc.audit_key)
+        return keyed
+
+    def _zeroized_anchor(self, storage: HsmStorage) -> Anchor | None:
+        """The anchor a zeroized HSM whose files are here committed last, else ``None``: on
+        a counter in use, the one at its value; on a new counter (0: the files moved to a
+        counter of their own), whichever is here."""
+        in_use = storage.counter.value()
+        sealed = storage.read_anchor()
+        if sealed is None:
+            return None
+        try:
+            anchor = open_anchor(bytes(self._secret), sealed)
+        except SealedStoreError:
+            return None
+        if not anchor.zeroized or (in_use and anchor.counter != in_use):
+            return None
+        return anchor
+
     def _check_counter_is_free(self, storage: HsmStorage) -> None:
         """``Conflict`` unless the counter is new (0), or was last moved by the zeroized HSM
         whose files are here (its zeroized anchor at the counter's value). Otherwise another
@@ -255,14 +361,7 @@ class Hsm(Identities, WrapAndRelease, MigrationAndBackup, Zeroization):
         to commit enters its error state and never powers up again (its anchor is then behind
         the counter: a rollback, for all it can tell)."""
         in_use = storage.counter.value()
-        if not in_use:
-            return
-        sealed = storage.read_anchor()
-        try:
-            anchor = None if sealed is None else open_anchor(bytes(self._secret), sealed)
-        except SealedStoreError:
-            anchor = None
-        if anchor is not None and anchor.zeroized and anchor.counter == in_use:
+        if not in_use or self._zeroized_anchor(storage) is not None:
             return
         raise Conflict(
             f"the root of trust's counter {counter_name(storage.counter) or '(unnamed)'} is at "

@@ -87,6 +87,11 @@ _PUBLIC_USAGES: Final = frozenset({Usage.VERIFY, Usage.ENCRYPT, Usage.WRAP})
 _SUPPORTED: Final = frozenset(
     {KeyType.EC_P256, KeyType.EC_P384, KeyType.ED25519, KeyType.AES_256, KeyType.HMAC_SHA384}
 )
+_SECRET_SIZES: Final = {  # a secret key's type on the token: ours, and its size in bytes
+    P11KeyType.AES: (KeyType.AES_256, 32),
+    # the 384 bits generate makes: a shorter generic secret is found from its tags
+    P11KeyType.GENERIC_SECRET: (KeyType.HMAC_SHA384, 48),
+}
 _ID_SIZE: Final = 16  # bytes of a CKA_ID the backend makes (a handle: its hex)
 _MAX_HANDLE: Final = 128  # hex characters: a CKA_ID of up to 64 bytes (the backend's are 16)
 _MAX_PIN: Final = 255  # bytes of UTF-8: SoftHSM2's ulMaxPinLen, and most tokens'
@@ -350,13 +355,12 @@ class Pkcs11Backend:
         """The type of a secret key found on the token (see :meth:`_private_type`)."""
         try:
             p11_type = secret.key_type
-            size = secret[Attribute.VALUE_LEN] if p11_type == P11KeyType.AES else None
+            size = secret[Attribute.VALUE_LEN] if p11_type in _SECRET_SIZES else None
         except pkcs11.PKCS11Error as exc:
             raise StorageError(f"the token failed: {exc!r}") from exc
-        if p11_type == P11KeyType.AES and size == 32:
-            return KeyType.AES_256
-        if p11_type == P11KeyType.GENERIC_SECRET:
-            return KeyType.HMAC_SHA384
+        found = _SECRET_SIZES.get(p11_type)
+        if found is not None and size == found[1]:
+            return found[0]
         raise UnsupportedAlgorithm(f"key {handle} is of a type this backend does not use")
 
     # --- KeyBackend --------------------------------------------------------------------------
