@@ -15,6 +15,7 @@ import random
 import re
 from collections.abc import Iterator
 
+import cbor2
 import pytest
 from tests.audit.audit_world import EXPORTED, NODE, AuditWorld, audit_world
 from tests.platform.node_world import NOW, SLOT
@@ -976,3 +977,15 @@ def test_one_log_checkpointed_twice_at_one_tree_is_one_view(
     real = Checkpoint.parse(Note.parse(note).body)
     data = _second_log(aw, collected, note, LogProofs(real.origin, real.size, ()))
     assert verify_bundle(data, aw.trust()).ok
+
+
+def test_a_malformed_index_entry_under_a_huge_name_is_refused_without_quoting_it(
+    aw: AuditWorld, bundle: bytes
+) -> None:
+    doc = cbor2.loads(AuditBundle.parse(bundle).index)
+    name = "x" * 100_000
+    doc["members"][name] = {"sha384": b"", "size": 0, "type": "text/plain"}
+    with pytest.raises(AuditBundleRejected) as caught:
+        AuditIndex.decode(cbor2.dumps(doc))
+    assert caught.value.code == "bundle-malformed"
+    assert caught.value.detail == f"{name[:80]!r} is not a member name"

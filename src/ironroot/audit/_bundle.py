@@ -247,6 +247,7 @@ class AuditIndex:
             raise _rejected("bundle-malformed", "the index lists no members")
         entries: dict[str, MemberEntry] = {}
         for name, entry in members.items():
+            name = check_name(name)  # a name the errors below may quote
             if (
                 not isinstance(entry, dict)
                 or set(entry) != {"sha384", "size", "type"}
@@ -259,7 +260,7 @@ class AuditIndex:
                 or not _TYPE.fullmatch(entry["type"])
             ):
                 raise _rejected("bundle-malformed", f"the index entry of {name!r} is malformed")
-            entries[check_name(name)] = MemberEntry(entry["sha384"], entry["size"], entry["type"])
+            entries[name] = MemberEntry(entry["sha384"], entry["size"], entry["type"])
         nonce = doc["nonce"]
         if not isinstance(nonce, bytes) or when.tzinfo is None:
             raise _rejected("bundle-malformed", "the index's nonce or time is malformed")
