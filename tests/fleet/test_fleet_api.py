@@ -33,6 +33,7 @@ from tests.platform.node_world import NOW, World, make_world
 from tests.raw_http import read_all
 from tests.tls_pki import make_pki
 
+from ironroot.cose import encode_cbor
 from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.fleet import (
     PLANES,
@@ -481,6 +482,31 @@ def test_one_key_for_both_planes_is_refused(site: Site) -> None:
     issued = len(site.authority.credentials.of_node("node-0002"))
     response = site.send(Answer("node-0002", nonce, keys, evidence))
     assert problem(response) == (400, "plane-key-shared", "Rejected")
+    assert site.fleet.record_of("node-0002") == before
+    assert len(site.authority.credentials.of_node("node-0002")) == issued
+
+
+@pytest.mark.parametrize("plane", PLANES)
+def test_an_admission_asking_for_one_plane_only_is_refused(site: Site, plane: str) -> None:
+    """One attestation yields both planes' credentials (a CSR per plane): a request for one,
+    its quote binding that key alone, is malformed and changes nothing. It used to admit the
+    node with one fresh credential, the registry keeping the control-plane credential of an
+    earlier admission, or none (after a quarantine: an admitted node key release refuses)."""
+    nonce = site.challenge("node-0002")
+    key = PrivateKey.generate(Algorithm.ES384)
+    spkis = {plane: key.public_key.to_der()}
+    evidence = collect_evidence(site.fleet, "node-0002", nonce=nonce, keys=spkis, now=NOW)
+    before = site.fleet.record_of("node-0002")
+    issued = len(site.authority.credentials.of_node("node-0002"))
+    request = {  # as the node sends it (AdmissionRequest refuses to make it)
+        "node": "node-0002",
+        "nonce": nonce,
+        "evidence": evidence.encode(),
+        "csrs": {plane: make_csr(key, node="node-0002", plane=plane)},
+    }
+    with site.anonymous() as client:
+        response = site.post_admission(client, encode_cbor(request))
+    assert problem(response) == (400, "malformed", "Malformed Input")
     assert site.fleet.record_of("node-0002") == before
     assert len(site.authority.credentials.of_node("node-0002")) == issued
 
