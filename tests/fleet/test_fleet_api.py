@@ -9,9 +9,11 @@ import datetime as dt
 import json
 import socket
 import ssl
+import threading
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -31,6 +33,7 @@ from tests.platform.node_world import NOW, World, make_world
 from tests.raw_http import read_all
 from tests.tls_pki import make_pki
 
+from ironroot.cose import encode_cbor
 from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.fleet import (
     PLANES,
@@ -483,6 +486,31 @@ def test_one_key_for_both_planes_is_refused(site: Site) -> None:
     assert len(site.authority.credentials.of_node("node-0002")) == issued
 
 
+@pytest.mark.parametrize("plane", PLANES)
+def test_an_admission_asking_for_one_plane_only_is_refused(site: Site, plane: str) -> None:
+    """One attestation yields both planes' credentials (a CSR per plane): a request for one,
+    its quote binding that key alone, is malformed and changes nothing. It used to admit the
+    node with one fresh credential, the registry keeping the control-plane credential of an
+    earlier admission, or none (after a quarantine: an admitted node key release refuses)."""
+    nonce = site.challenge("node-0002")
+    key = PrivateKey.generate(Algorithm.ES384)
+    spkis = {plane: key.public_key.to_der()}
+    evidence = collect_evidence(site.fleet, "node-0002", nonce=nonce, keys=spkis, now=NOW)
+    before = site.fleet.record_of("node-0002")
+    issued = len(site.authority.credentials.of_node("node-0002"))
+    request = {  # as the node sends it (AdmissionRequest refuses to make it)
+        "node": "node-0002",
+        "nonce": nonce,
+        "evidence": evidence.encode(),
+        "csrs": {plane: make_csr(key, node="node-0002", plane=plane)},
+    }
+    with site.anonymous() as client:
+        response = site.post_admission(client, encode_cbor(request))
+    assert problem(response) == (400, "malformed", "Malformed Input")
+    assert site.fleet.record_of("node-0002") == before
+    assert len(site.authority.credentials.of_node("node-0002")) == issued
+
+
 # --- placements and the CRL ------------------------------------------------------------------
 
 
@@ -622,3 +650,50 @@ def test_the_crl_is_rfc5280_conformant_and_signed_once_per_change(site: Site) ->
     assert renewed.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number > later
     assert renewed.last_update_utc == stale
     assert authority.crl(now=NOW) != renewed.public_bytes(serialization.Encoding.DER)  # clock back
+
+
+def test_a_request_pipelined_behind_one_in_flight_at_a_quarantine_is_refused(site: Site) -> None:
+    """HTTP/1.1 pipelining: a request whose head reached the server, on one connection, before
+    its node was quarantined is checked when it is served, not when it arrived — the
+    quarantine lands while the request ahead of it is in flight, and the one behind it is
+    refused."""
+    entered, release = threading.Event(), threading.Event()
+
+    def trigger(body: Mapping[str, Any]) -> Callable[[dt.datetime], Mapping[str, Any]]:
+        entered.set()  # the first request is in flight, the second queued behind it
+        assert release.wait(10)
+        return lambda now: {"started": True}
+
+    folder = site.files / "node-0002"
+    context = client_context(
+        site.servers.ca_file, folder / "control.cert.pem", folder / "control.key.pem"
+    )
+    with FleetServers(site.authority, clock=site.clock, rollout=trigger) as servers:
+        parsed = urllib.parse.urlsplit(servers.control_url)
+        address = (str(parsed.hostname), int(parsed.port or 0))
+        body = b"{}"
+        pipelined = (
+            b"POST /v1/rollouts HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/json\r\n"
+            b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+            b"GET /v1/whoami HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/json\r\n"
+            b"Connection: close\r\n\r\n" % (len(body), body)
+        )
+        with (
+            socket.create_connection(address, timeout=10) as raw,
+            context.wrap_socket(raw, server_hostname=address[0]) as sock,
+        ):
+            sock.sendall(pipelined)  # both heads in one write
+            try:
+                assert entered.wait(10)
+                quarantine(site.fleet, "node-0002", "pipelined", now=NOW)
+            finally:
+                release.set()
+            answers = read_all(sock)
+    readmit(site.fleet, "node-0002", now=NOW, authority=site.authority)
+    assert site.admit("node-0002").status_code == 200
+    first, _, rest = answers.partition(b"\r\n\r\n")
+    assert first.startswith(b"HTTP/1.1 200 "), answers
+    second = rest[rest.index(b"HTTP/1.1 ") :]
+    head, _, problem_body = second.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 401 "), answers
+    assert json.loads(problem_body)["code"] == "credential-revoked"

@@ -339,9 +339,11 @@ def test_node_evidence_and_requests_parse_strictly() -> None:
         report_data(b"short", {"control": b"k"})
     with pytest.raises(MalformedEvidence):
         report_data(bytes(32), {"admin": b"k"})
-    request = AdmissionRequest("node-0001", bytes(32), b"e", {"control": b"c"})
+    request = AdmissionRequest("node-0001", bytes(32), b"e", {"control": b"c", "data": b"d"})
     assert AdmissionRequest.decode(request.encode()) == request
     for bad in (
+        encode_cbor({"node": "n", "nonce": b"x", "evidence": b"e", "csrs": {"control": b"c"}}),
+        encode_cbor({"node": "n", "nonce": b"x", "evidence": b"e", "csrs": {"data": b"d"}}),
         encode_cbor({"node": "n", "nonce": b"x", "evidence": b"e"}),
         encode_cbor({"node": "n", "nonce": b"x", "evidence": b"e", "csrs": {}}),
         encode_cbor({"node": "n", "nonce": b"x", "evidence": b"e", "csrs": {"admin": b"c"}}),

@@ -94,6 +94,9 @@ def test_a_node_reads_its_own_record_and_placements_only(site: Site) -> None:
         assert problem(node.get(f"{url}/v1/nodes/node-9999"))[1] == "not-own-node"
         assert node.get(f"{url}/v1/nodes/node-0002").json()["id"] == "node-0002"
         assert _vms(node.get(f"{url}/v1/placements")) == ["cvm-on-2"]
+    # the data plane too: a node's data credential lists the VMs on that node, not its peers'
+    with site.client("node-0002", "data") as data:
+        assert _vms(data.get(f"{site.servers.data_url}/v1/placements")) == ["cvm-on-2"]
 
 
 def test_a_node_places_no_vm_and_its_body_is_not_read(site: Site) -> None:

@@ -193,7 +193,9 @@ def _directory(fleet: Fleet) -> Path:
 @dataclass(frozen=True, slots=True)
 class AdmissionRequest:
     """What a node sends: its id, the nonce it answers, its evidence
-    (:class:`ironroot.fleet.NodeEvidence` bytes) and a CSR (DER or PEM) per plane.
+    (:class:`ironroot.fleet.NodeEvidence` bytes) and a CSR (DER or PEM) for each plane —
+    both: one attestation issues both planes' credentials, and a request for one plane is
+    ``MalformedInput`` (the registry's credential fields are the control plane's).
 
     Over HTTP it is deterministic CBOR ``{"node": tstr, "nonce": bstr, "evidence": bstr,
     "csrs": {plane: bstr}}``."""
@@ -209,7 +211,7 @@ class AdmissionRequest:
         if not isinstance(self.nonce, bytes) or not isinstance(self.evidence, bytes):
             raise MalformedInput("an admission request's nonce and evidence are bytes")
         csrs = dict(self.csrs)
-        if not csrs or not set(csrs) <= set(PLANES):
+        if set(csrs) != set(PLANES):  # one attestation, both planes' credentials
             raise MalformedInput(f"an admission request has a CSR per plane ({', '.join(PLANES)})")
         if not all(isinstance(c, bytes) for c in csrs.values()):
             raise MalformedInput("a CSR is bytes")
