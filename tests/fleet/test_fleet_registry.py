@@ -63,6 +63,20 @@ def test_registry_refusals(world: World, tmp_path: Path) -> None:
         Fleet.open(tmp_path / "nowhere")
 
 
+def test_an_unknown_node_named_at_length_is_not_quoted_whole(world: World, tmp_path: Path) -> None:
+    # The name comes from a request (a control-plane path, an admission challenge): an
+    # error that quotes it whole echoes up to a request's size back, and into the logs.
+    fleet, _ = make_fleet(world, tmp_path / "fleet", 1)
+    name = "n" * 70_000
+    for ask in (fleet.node, fleet.record_of, lambda n: fleet.note_attested(n, now=NOW)):
+        with pytest.raises(NotFound) as caught:
+            ask(name)
+        assert caught.value.detail == f"no node {name[:64]!r}… in the fleet"
+    with pytest.raises(NotFound) as caught:
+        fleet.node("node-0009")
+    assert caught.value.detail == "no node 'node-0009' in the fleet"
+
+
 @pytest.mark.parametrize(
     "name",
     ["-gpu", "_gpu", "x" * 65, "Größe", "node\u0663"],

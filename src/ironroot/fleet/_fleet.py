@@ -72,6 +72,15 @@ _MAKERS: Final = 4
 _MAKING: Final = ".manufacturing"
 """In a node's folder from its first moment until the registry names the node."""
 _NODE_ID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # a name, never a path
+
+
+def _no_node(node_id: str) -> NotFound:
+    """The refusal of ``node_id``, named in at most 64 characters (a node id's most): the
+    name may come from a request, and an error quoting it whole echoes it back in full."""
+    shown = f"{node_id[:64]!r}…" if len(node_id) > 64 else repr(node_id)
+    return NotFound(f"no node {shown} in the fleet")
+
+
 _CLASS_NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 _IDENTITY: Final = re.compile(
     r"urn:uuid:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
@@ -603,7 +612,7 @@ class Fleet:
                 (node_id,),
             ).fetchone()
         if row is None:
-            raise NotFound(f"no node {node_id!r} in the fleet")
+            raise _no_node(node_id)
         return NodeRecord(*row)
 
     def records(self) -> list[NodeRecord]:
@@ -639,7 +648,7 @@ class Fleet:
                 sql + " WHERE id = ?", (status, _text(now), reason, *fields.values(), node_id)
             ).rowcount
             if not changed:
-                raise NotFound(f"no node {node_id!r} in the fleet")
+                raise _no_node(node_id)
             db.execute(
                 "INSERT INTO events (at, node, kind, detail) VALUES (?, ?, ?, ?)",
                 (_text(now), node_id, status, json.dumps({"reason": reason, **(evidence or {})})),
@@ -655,7 +664,7 @@ class Fleet:
                 "UPDATE nodes SET last_attested = ? WHERE id = ?", (_text(now), node_id)
             ).rowcount
         if not changed:
-            raise NotFound(f"no node {node_id!r} in the fleet")
+            raise _no_node(node_id)
 
     def record(
         self, node_id: str | None, kind: str, detail: Mapping[str, Any], *, now: dt.datetime
