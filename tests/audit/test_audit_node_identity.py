@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import hashlib
 import json
 import sqlite3
 from collections.abc import Iterator
@@ -266,7 +267,10 @@ def drifted(aw: AuditWorld) -> tuple[str, AuditExport]:
     was admitted on, no longer its latest (nor the registry's)."""
     (node,) = aw.fleet.add_nodes(1, vendor_ca=aw.ca, now=NOW)
     admitted = attest_node(aw.fleet, node, now=NOW, authority=aw.authority)
-    aw.fleet.rot(node).boot(aw.world.bundle("bmc", svn=3, tag="drift"), now=NOW)
+    rot = aw.fleet.rot(node)
+    rot.boot(aw.world.bundle("bmc", svn=3, tag="drift"), now=NOW)
+    # as the platform's boot does: the PFM in force measured first (it is not what drifted)
+    rot.measure_pfm(hashlib.sha384(aw.fleet.node(node).active_image("pfm")).digest())
     scan = scan_attest(aw.fleet, aw.authority)  # what the scanner runs, for this node only
     for minutes in (2, 4):  # a second scan stores a newer EAR still
         assert scan(node, NOW + dt.timedelta(minutes=minutes)) == "quarantined"

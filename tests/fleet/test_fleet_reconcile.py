@@ -16,7 +16,7 @@ from tests.platform.node_world import NOW, World, make_world
 from ironroot.cli import main
 from ironroot.errors import ConfigError, NotFound
 from ironroot.fleet import DesiredState, DesiredStore, Fleet, FuseTarget, reconcile
-from ironroot.platform import COMPONENTS
+from ironroot.platform import COMPONENTS, Faults, PowerLost
 
 
 @pytest.fixture(scope="module")
@@ -118,11 +118,66 @@ def test_pfm_drift_is_reported(world: World, ops: Ops, tmp_path: Path) -> None:
     newer = world.make_pfm(2, both)
     publish(world, ops, fleet, pfm=newer)
     node = reconcile(fleet, now=NOW).node("node-0001")
-    assert [i.item for i in node.drift] == ["pfm"]
+    assert [i.item for i in node.drift] == ["pfm", "measured:pfm"]
     item = node.item("pfm")
     assert item.code == "pfm"
     assert item.desired == f"(svn 2) {hashlib.sha384(newer).hexdigest()[:16]}"
     assert item.measured.startswith("(svn 1) ")
+    booted = node.item("measured:pfm")  # the RoT measured the old PFM at boot too
+    assert (booted.source, booted.code) == ("rot", "measurement")
+    assert booted.measured == hashlib.sha384(world.pfm).hexdigest()[:16]
+
+
+def test_a_pfm_the_journal_names_but_the_rot_did_not_boot_is_drift(
+    world: World, ops: Ops, tmp_path: Path
+) -> None:
+    """Power lost after a PFM update's activation record: the journal already names the
+    desired PFM (``pfm`` in sync), the RoT still enforces and measured the old one."""
+    fleet, _ = make_fleet(world, tmp_path / "fleet", 1)
+    both = {c: [world.release(c, "1.0"), world.release(c, "2.0")] for c in COMPONENTS}
+    newer = world.make_pfm(2, both)
+    publish(world, ops, fleet, pfm=newer, versions={"host": "2.0"})
+    host = world.release("host", "2.0")
+    with pytest.raises(PowerLost):
+        fleet.node("node-0001").update(
+            "host",
+            host.bundle,
+            host.statements,
+            now=NOW,
+            pfm=newer,
+            pfm_statement=world.log_pfm(newer),
+            faults=Faults("reboot"),
+        )
+    node = reconcile(fleet, now=NOW).node("node-0001")
+    assert node.item("pfm").ok
+    booted = node.item("measured:pfm")
+    assert (booted.ok, booted.code) == (False, "measurement")
+    assert booted.desired == hashlib.sha384(newer).hexdigest()[:16]
+    assert booted.measured == hashlib.sha384(world.pfm).hexdigest()[:16]
+    fleet.node("node-0001").boot(now=NOW)
+    assert reconcile(fleet, now=NOW).node("node-0001").item("measured:pfm").ok
+
+
+def test_a_node_booted_before_pfms_were_measured_is_told_to_boot_again(
+    world: World, ops: Ops, tmp_path: Path
+) -> None:
+    """The RoT's boot as an earlier Ironroot left it: the BMC and the DPE children measured,
+    no ``pfm-digest``. Drift with the reason, not in sync."""
+    fleet, _ = make_fleet(world, tmp_path / "fleet", 1)
+    publish(world, ops, fleet)
+    platform = fleet.node("node-0001")
+    rot = fleet.rot("node-0001")
+    rot.boot(platform.active_image("bmc"), now=NOW, advance_svn=False)
+    for component in COMPONENTS[1:]:
+        rot.derive_child(hashlib.sha384(platform.active_image(component)).digest(), label=component)
+    node = reconcile(fleet, now=NOW).node("node-0001")
+    assert [i.item for i in node.drift] == ["measured:pfm"]
+    item = node.item("measured:pfm")
+    assert (item.measured, item.code) == ("(not measured)", "pfm-not-measured")
+    assert item.detail == (
+        "the RoT's last boot measured no PFM (it predates PFM measurement): boot the node "
+        "again so that its RoT measures the PFM it enforces"
+    )
 
 
 def test_debug_unlocked_is_drift(world: World, ops: Ops, tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ import ironroot.rot.dice
 
 RUNTIME_NAMES = {
     "PCR_COUNT",
+    "PFM_EVENT",
     "BootResult",
     "BootState",
     "ChildIdentity",
@@ -36,6 +37,7 @@ RUNTIME_NAMES = {
     "derive_layers",
     "derive_mldsa87",
     "kdf",
+    "measured_pfm",
     "verify_quote",
 }
 # Lower layers only: the RoT may use crypto, cose and firmware, nothing above.

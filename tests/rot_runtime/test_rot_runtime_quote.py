@@ -24,6 +24,7 @@ from ironroot.errors import (
     BadSignature,
     CertificateExpired,
     ChainNotTrusted,
+    Conflict,
     MalformedCertificate,
     MalformedInput,
     StaleNonce,
@@ -37,6 +38,7 @@ from ironroot.rot import (
     VendorCA,
     derive_ecc_p384,
     derive_layers,
+    measured_pfm,
     parse_certificate,
     verify_quote,
 )
@@ -509,6 +511,55 @@ def test_a_dpe_measurement_outside_pcr_2_or_another_name_in_it_is_refused(
     reordered = [state.log[1], state.log[0], *state.log[2:]]  # ROM events out of order
     with pytest.raises(VerificationFailed, match="not the ROM's and the FMC's, in order"):
         _verify(_relogged(booted, quote, reordered), vendor_ca)
+
+
+def test_the_pfm_is_measured_first_in_pcr_2_once_per_boot(
+    booted: Device, vendor_ca: VendorCA, product: Product
+) -> None:
+    """The platform's active PFM (``pfm-digest``) is PCR 2's first event of a boot: verifiers
+    hold the PFM a node presents to it, so nothing measured later may stand in for it — the
+    device refuses a second measurement or one after a DPE child, and a quote whose log has
+    one anywhere else is refused."""
+    pfm = hashlib.sha384(b"signed pfm").digest()
+    with pytest.raises(MalformedInput) as short:
+        booted.measure_pfm(pfm[:47])
+    assert short.value.detail == "a PFM measurement is a 48-byte SHA-384"
+    booted.measure_pfm(pfm)
+    booted.derive_child(hashlib.sha384(b"host image").digest(), label="host")
+    quote = booted.quote(NONCE)
+    claims = verify_quote(quote, nonce=NONCE, trust_anchors=vendor_ca.trust_anchors, now=NOW)
+    assert [(e.pcr, e.name) for e in claims.log if e.pcr == 2] == [
+        (2, "pfm-digest"),
+        (2, "dpe:host"),
+    ]
+    assert measured_pfm(claims.log) == pfm
+    with pytest.raises(Conflict) as again:
+        booted.measure_pfm(hashlib.sha384(b"another pfm").digest())
+    assert again.value.detail == (
+        "the PFM is measured first in PCR 2, once per boot: boot again to measure it"
+    )
+    state = booted.boot_state
+    assert state is not None
+    rom = [e for e in state.log if e.pcr != 2]
+    host = state.log[-1]
+    other = hashlib.sha384(b"another pfm").digest()
+    refused = "PCR 2's pfm-digest event is its first, of 48 bytes, once per boot"
+    for log in (
+        [*rom, host, PcrEvent(2, "pfm-digest", other)],  # after a DPE child
+        [*rom, PcrEvent(2, "pfm-digest", pfm), PcrEvent(2, "pfm-digest", other)],  # twice
+        [*rom, PcrEvent(2, "pfm-digest", pfm[:32])],  # not a SHA-384
+    ):
+        with pytest.raises(VerificationFailed) as info:
+            _verify(_relogged(booted, quote, log), vendor_ca)
+        assert info.value.detail == refused
+    # A boot without it (a bare RoT, or a node booted before PFMs were measured) names none.
+    booted.boot(product.bundle(), now=NOW)
+    booted.derive_child(hashlib.sha384(b"host image").digest(), label="host")
+    fresh = booted.boot_state
+    assert fresh is not None
+    assert measured_pfm(fresh.log) is None
+    with pytest.raises(Conflict):
+        booted.measure_pfm(pfm)
 
 
 def test_a_quote_needs_exactly_one_device_status(booted: Device, vendor_ca: VendorCA) -> None:

@@ -34,7 +34,11 @@ export time unless ``at`` is given:
 7. ``pfm``: the active PFM is the one the journal names, verifies under the trusted vendor
    keys and the fused hash, names this platform, and is logged by an issuer allowed for PFMs
    (the platform's own PFM checks and codes: ``no-receipt``, ``untrusted-service``,
-   ``logged-pfm-mismatch``, ``issuer-not-allowed``, ``pfm-platform-mismatch``).
+   ``logged-pfm-mismatch``, ``issuer-not-allowed``, ``pfm-platform-mismatch``); and it is the
+   PFM the sealing RoT measured at its last boot (the seal's PCR 2 ``pfm-digest``): another
+   is ``VerificationFailed`` ``pfm-not-booted``, a boot that measured none (before PFMs were
+   measured) ``pfm-not-measured``, telling to boot the node again. The journal is the
+   sealer's word; the measurement is the RoT's.
 8. ``firmware:<component>``: the active image is the one the journal names
    (``not-active-image``) and passes every update check of
    :func:`ironroot.platform.verify_update` again, under the auditor's trust: signatures,
@@ -212,7 +216,14 @@ from ironroot.platform import (
     verify_pfm,
     verify_update,
 )
-from ironroot.rot import Fuses, Lifecycle, QuoteClaims, parse_certificates, verify_quote
+from ironroot.rot import (
+    Fuses,
+    Lifecycle,
+    QuoteClaims,
+    measured_pfm,
+    parse_certificates,
+    verify_quote,
+)
 from ironroot.safe import SFR_COSE_CONTENT_TYPE, SFR_JWS_CONTENT_TYPE, review_from_statement
 from ironroot.spdm import MeasurementBlock, verify_spdm_evidence
 
@@ -702,13 +713,37 @@ def _pfm(ctx: _Context) -> list[str]:
         raise UnknownIssuer(
             f"issuer {statement.claims.iss!r} may not publish PFMs", code="issuer-not-allowed"
         )
+    measured = _measured_pfm(ctx, data)
     ctx.pfm = pfm
     return [
         f"PFM svn {pfm.svn} for {pfm.platform}, signed by the vendor keys the fuses name",
+        f"measured at boot (PCR 2): {measured.hex()[:32]}… is the exported PFM",
         f"logged by {statement.claims.iss} on a trusted transparency service",
         "allows: "
         + "; ".join(f"{c.name} {', '.join(v.version for v in c.versions)}" for c in pfm.components),
     ]
+
+
+def _measured_pfm(ctx: _Context, data: bytes) -> bytes:
+    """The exported PFM is the one the sealing RoT measured at its last boot (the quote's
+    ``pfm-digest``, PCR 2): the journal that names it is the sealer's word, and any PFM the
+    vendor signed and logged for the platform would pass the other checks."""
+    measured = measured_pfm(ctx.claims.log)
+    if measured is None:
+        raise VerificationFailed(
+            "the RoT's last boot measured no PFM (it predates PFM measurement): boot the node "
+            "again (ironroot platform boot) so that its RoT measures the PFM it enforces, "
+            "then export again",
+            code="pfm-not-measured",
+        )
+    actual = hashlib.sha384(data).digest()
+    if not hmac.compare_digest(actual, measured):
+        raise VerificationFailed(
+            f"the exported PFM ({actual.hex()[:16]}…) is not the PFM the RoT measured at boot "
+            f"({measured.hex()[:16]}…)",
+            code="pfm-not-booted",
+        )
+    return measured
 
 
 def _firmware(ctx: _Context, component: str) -> list[str]:

@@ -17,6 +17,8 @@ item                   source      compared
 ``fuse:vendor-key``    fuses       the vendor key hash fused is the class's
 ``measured:bmc``       rot         the RoT's measured boot of the BMC: the FMC and runtime
                                    SHA-384 it extended into its PCRs and the SVN it booted
+``measured:pfm``       rot         the PFM the RoT measured at its last boot (PCR 2's
+                                   ``pfm-digest``): the SHA-384 of the PFM it enforces
 ``measured:<device>``  spdm        with ``measure=True``: a fresh SPDM session with each
                                    device (signed measurements against the logged reference
                                    values) whose FMC and runtime digests must be the desired
@@ -52,7 +54,7 @@ from typing import TYPE_CHECKING, Any
 from ironroot.errors import ConfigError, IronrootError, NotFound
 from ironroot.fleet._desired import DesiredState, DesiredStore
 from ironroot.platform import COMPONENTS, DEVICES
-from ironroot.rot import Fuses
+from ironroot.rot import Fuses, measured_pfm
 
 if TYPE_CHECKING:
     from ironroot.fleet._fleet import Fleet
@@ -113,6 +115,9 @@ class MeasuredState:
     fuses: Fuses
     bmc_boot: tuple[bytes, bytes, int] | None
     devices: Mapping[str, DeviceReading] | None = None
+    pfm_boot: bytes | None = None
+    """The SHA-384 of the PFM the RoT's last boot measured; ``None`` when it measured none
+    (a boot before PFMs were measured, or no boot)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -371,6 +376,33 @@ def compare(desired: DesiredState, measured: MeasuredState) -> tuple[DriftItem, 
             None if boot_ok else "measurement" if boot is not None else "not-booted",
         )
     )
+    booted_pfm = measured.pfm_boot
+    pfm_measured_ok = booted_pfm is not None and _same(booted_pfm, desired.pfm.sha384)
+    if boot is None:
+        pfm_code, pfm_detail = "not-booted", ""
+    elif booted_pfm is None:
+        pfm_code = "pfm-not-measured"
+        pfm_detail = (
+            "the RoT's last boot measured no PFM (it predates PFM measurement): boot the node "
+            "again so that its RoT measures the PFM it enforces"
+        )
+    else:
+        pfm_code, pfm_detail = "measurement", ""
+    items.append(
+        DriftItem(
+            "measured:pfm",
+            "rot",
+            desired.pfm.sha384.hex()[:16],
+            booted_pfm.hex()[:16]
+            if booted_pfm is not None
+            else "(not booted)"
+            if boot is None
+            else "(not measured)",
+            pfm_measured_ok,
+            None if pfm_measured_ok else pfm_code,
+            "" if pfm_measured_ok else pfm_detail,
+        )
+    )
     if measured.devices is not None:
         for name in DEVICES:
             want = desired.firmware[name]
@@ -477,6 +509,7 @@ def measure_node(fleet: Fleet, node_id: str, *, now: dt.datetime, measure: bool)
         fuses=fuses,
         bmc_boot=bmc_boot,
         devices=MappingProxyType(devices) if devices is not None else None,
+        pfm_boot=measured_pfm(boot_state.log) if boot_state is not None else None,
     )
 
 

@@ -135,6 +135,13 @@ def _run_component(
             if floor > rot.device.fuses.svn:
                 rot.device.program(functools.partial(Fuses.advance_svn, svn=floor))
             booted = rot.device.boot(data, now=now, advance_svn=False, expired_manifest=expired)
+            # The RoT measures the PFM it enforces (its SHA-384, PCR 2's first event) before
+            # anything runs: the quote then names it, and every verifier holds the PFM a node
+            # presents (an audit bundle's, the journal's) to the one it booted. A PFM update
+            # is measured by the boot that activates it.
+            active_pfm = rot.state.pfm.image
+            assert active_pfm is not None  # boot runs components only under a verified PFM
+            rot.device.measure_pfm(active_pfm.sha384)
             if booted.manifest_validity is not None:
                 # A date does not hold an installed, signed, unrevoked image in reset: it
                 # boots, and the finding is reported for an appraisal policy to act on.

@@ -9,12 +9,14 @@ from ironroot._lazy import lazy_package
 if TYPE_CHECKING:
     from ironroot.rot._boot import (
         PCR_COUNT,
+        PFM_EVENT,
         BootResult,
         BootState,
         DiceLayers,
         PcrEvent,
         cold_boot,
         derive_layers,
+        measured_pfm,
     )
     from ironroot.rot._ca import VendorCA
     from ironroot.rot._counter import MemoryCounter, MonotonicCounter
@@ -77,6 +79,7 @@ __all__ = [
     "MULTI_TCB_INFO_OID",
     "OPEN_DICE_OID",
     "PCR_COUNT",
+    "PFM_EVENT",
     "TCB_INFO_OID",
     "UEID_OID",
     "BootResult",
@@ -123,6 +126,7 @@ __all__ = [
     "encode_ueid",
     "kdf",
     "load_dice_objects",
+    "measured_pfm",
     "parse_certificate",
     "parse_certificates",
     "parse_csr",

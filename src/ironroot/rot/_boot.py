@@ -10,7 +10,10 @@ PCR    extended by                events, in order
 0      ROM (measures the FMC)     ``device-status``, ``vendor-ecc-key-hash``,
                                   ``vendor-pqc-key-hash``, ``owner-key-hash``, ``fmc-digest``
 1      FMC (measures the runtime) ``runtime-digest``, ``header-digest``
-2      runtime (DPE)              ``dpe:<label>``: each child measured by ``derive_child``
+2      runtime (DPE)              ``pfm-digest`` (at most one, first): the SHA-384 of the
+                                  platform's active PFM, measured by ``measure_pfm`` before
+                                  anything else after boot; then ``dpe:<label>``: each child
+                                  measured by ``derive_child``
 =====  =========================  ==========================================================
 
 PCR0 and PCR1 are final when boot ends: CDI_FMC is derived from PCR0 and CDI_RT from PCR1
@@ -73,6 +76,7 @@ __all__ = [
     "PCR_DPE",
     "PCR_FMC",
     "PCR_ROM",
+    "PFM_EVENT",
     "BootResult",
     "BootState",
     "DiceLayers",
@@ -80,6 +84,7 @@ __all__ = [
     "cold_boot",
     "derive_layers",
     "extend",
+    "measured_pfm",
     "replay",
 ]
 
@@ -91,6 +96,9 @@ PCR_SIZE: Final = 48
 MAX_LOG_EVENTS: Final = 256
 MAX_EVENT_DATA: Final = 256
 DEVICE_STATUS: Final = "device-status"
+PFM_EVENT: Final = "pfm-digest"
+"""The PCR 2 event of the platform's active PFM (SHA-384 of the signed PFM): the first PCR 2
+event of a boot, or absent (a bare RoT, or a node booted before PFMs were measured)."""
 DEVICE_STATUS_SIZE: Final = 9
 # byte offsets in the device-status event (module docs)
 STATUS_LIFECYCLE: Final = 0
@@ -135,6 +143,16 @@ def device_status(log: Iterable[PcrEvent]) -> bytes | None:
 def extend(pcr: bytes, data: bytes) -> bytes:
     """``SHA-384(pcr ‖ data)``."""
     return hashlib.sha384(pcr + data).digest()
+
+
+def measured_pfm(log: Iterable[PcrEvent]) -> bytes | None:
+    """The SHA-384 of the PFM the boot measured: the data of the :data:`PFM_EVENT`, which is
+    only ever the first PCR 2 event of a boot; ``None`` when the first PCR 2 event is another
+    (or there is none). Verifiers hold a presented PFM to it."""
+    first = next((e for e in log if e.pcr == PCR_DPE), None)
+    if first is None or first.name != PFM_EVENT or len(first.data) != PCR_SIZE:
+        return None
+    return first.data
 
 
 def replay(events: Iterable[PcrEvent], count: int = PCR_COUNT) -> tuple[bytes, ...]:

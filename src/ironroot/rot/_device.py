@@ -83,6 +83,8 @@ from ironroot.errors import (
 )
 from ironroot.rot._boot import (
     PCR_DPE,
+    PCR_SIZE,
+    PFM_EVENT,
     STATUS_DEBUG_LOCKED,
     STATUS_LIFECYCLE,
     BootState,
@@ -572,6 +574,25 @@ class Device:
             new_boot = boot.extended(PcrEvent(PCR_DPE, f"dpe:{label}", measurement))
             self._store.commit(state, boot=new_boot)
             return child
+
+    def measure_pfm(self, digest: bytes) -> None:
+        """Extend PCR 2 with the platform's active PFM (``pfm-digest``: its SHA-384), as a
+        Cerberus-style RoT measures the manifest it enforces. Only as the first PCR 2 event of
+        a boot — the platform measures it right after booting the BMC, before anything runs —
+        so nothing a component can ask for later stands in for it: ``Conflict`` once PCR 2
+        holds an event (boot again); ``MalformedInput`` unless ``digest`` is 48 bytes."""
+        if not isinstance(digest, bytes) or len(digest) != PCR_SIZE:
+            raise MalformedInput(f"a PFM measurement is a {PCR_SIZE}-byte SHA-384")
+        with self._locked():
+            state = self._store.load()
+            boot = state.boot
+            if boot is None:
+                raise Conflict("the device has not booted")
+            if any(e.pcr == PCR_DPE for e in boot.log):
+                raise Conflict(
+                    "the PFM is measured first in PCR 2, once per boot: boot again to measure it"
+                )
+            self._store.commit(state, boot=boot.extended(PcrEvent(PCR_DPE, PFM_EVENT, digest)))
 
     def sealing_secret(self, label: str) -> bytes:
         """A 32-byte secret for sealing data to this device *and* its booted firmware.

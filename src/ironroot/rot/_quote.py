@@ -73,6 +73,7 @@ from ironroot.rot._boot import (
     PCR_FMC,
     PCR_ROM,
     PCR_SIZE,
+    PFM_EVENT,
     STATUS_ANTI_ROLLBACK_DISABLED,
     STATUS_DEBUG_LOCKED,
     STATUS_FIRMWARE_SVN,
@@ -434,7 +435,8 @@ _DPE_PREFIX: Final = "dpe:"
 def check_quote_log(log: Sequence[PcrEvent]) -> None:
     """PCR 0 and 1 hold exactly the ROM's and the FMC's events, in their order, and PCR 2 only
     DPE measurements (``VerificationFailed``): readers take a component's image from its
-    ``dpe:<label>`` event and the boot's facts from theirs, so a name in the wrong PCR, or an
+    ``dpe:<label>`` event, the platform's PFM from the first (``pfm-digest``), and the boot's
+    facts from theirs, so a name in the wrong PCR, or an
     extra event beside the ROM's, would be read as something the RoT did not measure there.
 
     :func:`verify_quote` runs it; so does any shorter path that accepts a quote's log (the
@@ -445,10 +447,14 @@ def check_quote_log(log: Sequence[PcrEvent]) -> None:
             "the PCR log's events in PCRs 0 and 1 are not the ROM's and the FMC's, in order: "
             + ", ".join(f"{name} (PCR {pcr})" for pcr, name in boot)
         )
-    for event in log:
-        if event.pcr == PCR_DPE and (
-            not event.name.startswith(_DPE_PREFIX) or event.name == _DPE_PREFIX
-        ):
+    for position, event in enumerate(e for e in log if e.pcr == PCR_DPE):
+        if event.name == PFM_EVENT:
+            # The platform's PFM, measured by the RoT before anything runs: first, once.
+            if position != 0 or len(event.data) != PCR_SIZE:
+                raise VerificationFailed(
+                    f"PCR 2's {PFM_EVENT} event is its first, of {PCR_SIZE} bytes, once per boot"
+                )
+        elif not event.name.startswith(_DPE_PREFIX) or event.name == _DPE_PREFIX:
             raise VerificationFailed(
                 f"PCR 2 holds only DPE measurements (dpe:<label>), not {event.name!r}"
             )

@@ -26,7 +26,8 @@ certificate signatures. What depends on the quote itself is still checked every 
 quote signatures under the cached RT alias keys, validity at ``now`` of every certificate and
 of the vendor roots the chains reached, the nonce, identical payloads, the PCR log replaying
 to the signed PCRs, the log's shape (``ironroot.rot.check_quote_log``: the ROM's and the FMC's
-events in PCRs 0 and 1, only ``dpe:<label>`` in PCR 2), FWIDs matching the log and the
+events in PCRs 0 and 1, only ``dpe:<label>`` in PCR 2 after an optional first ``pfm-digest``),
+FWIDs matching the log and the
 certificates, the Ueid, the SVN, the debug state and the device-status event the certificates
 certify. Any difference from the cached
 facts, or any failure, falls back to the full ``verify_quote``, which raises the exact error:
