@@ -396,3 +396,38 @@ def test_a_costly_cel_policy_is_refused_when_parsed(text: str) -> None:
             "the release policy uses filter ",
         )
     )
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # measured: 35 ms a GPU, so 36 s over 1,024 of them, under the HSM's lock
+        r'gpus_affirming && gpus.all(g, g.driver_version.matches("^\\w{100}$"))',
+        r'evidence.signer.matches("\\w{1000}")',  # 127 ms in one call
+        r'evidence.measurements.all(m, m.matches("(a{100}){100}") || m == "fmc")',
+    ],
+)
+def test_a_cel_policy_whose_regular_expressions_cost_too_much_is_refused_when_parsed(
+    text: str,
+) -> None:
+    """The CEL runtime compiles a ``matches`` pattern at each call; the cost bound counted
+    none of it, so these policies were made, and each release evaluated them for seconds."""
+    with pytest.raises(InvalidReleasePolicy) as info:
+        parse_release_policy(text)
+    assert info.type is InvalidReleasePolicy
+    assert info.value.code == "invalid-release-policy"
+    assert info.value.detail.startswith("the release policy may take ")
+
+
+def test_a_cel_policy_whose_pattern_is_read_from_the_claims_is_refused_when_parsed() -> None:
+    with pytest.raises(InvalidReleasePolicy) as info:
+        parse_release_policy("evidence.format.matches(evidence.signer)")
+    assert info.value.detail == (
+        "the release policy uses syntax whose evaluation cost cannot be bounded: a matches "
+        "pattern that is not one string literal"
+    )
+
+
+def test_a_cel_policy_with_a_modest_regular_expression_is_made() -> None:
+    policy = parse_release_policy(r'gpus.all(g, g.driver_version.matches("^5[0-9]{2}\\."))')
+    assert policy.kind == "cel"
