@@ -40,7 +40,10 @@ that macro's passes, about as many items as the input: one per pass. A pass insi
 filter also copies half its list. ``map`` and ``filter`` may range only over a literal and
 read no variable but those of such macros (the values they keep are then the program's own,
 each of at most its tokens' square of items, the weight of one copy): over the input their
-cost grows with the square of the input's size, which no count of items bounds. A ``matches``
+cost grows with the square of the input's size, which no count of items bounds. A selection
+from a variable no macro binds, inside a macro's parentheses (``claims.gpus[0]`` in
+``gpus.all(g, …)``), copies what it selects at each pass: each of its steps (``.name``,
+``[…]``) counts :data:`MAX_RANGE` per pass (:func:`_selection_cost`). A ``matches``
 call compiles its pattern each time it runs (a Unicode class such as ``\\w`` to an automaton of
 hundreds of states: ``"\\w{1000}"`` took 127 ms a call), so each call counts the steps
 :func:`regex_steps` estimates from its pattern, once per pass of the macros around it; a
@@ -598,7 +601,52 @@ def _costs(program: Any) -> tuple[int, int]:
         if macro in ("filter", "map"):
             building.add(dot + 2)
             total += runs * size * (size + 1) // 2 * weight
+    total += _selection_cost(tokens, closing, macros, passes)
     return total, _regex_cost(tokens, closing, commas, passes)
+
+
+def _selection_cost(
+    tokens: list[tuple[str, str]],
+    closing: dict[int, int],
+    macros: list[tuple[int, str, str]],
+    passes: dict[int, int],
+) -> int:
+    """The copies the selections from the input inside macros make: the runtime copies what
+    ``b.c`` or ``b[0]`` yields each time it runs, a value of up to :data:`MAX_RANGE` items,
+    so each selection step from a variable no macro binds counts that many, once per pass of
+    the macros around it (a selection from an iteration variable is part of one element, and
+    a macro's receiver runs once)."""
+    total = 0
+    opens = {dot + 2: variable for dot, _, variable in macros}  # by "(": its variable
+    active: list[tuple[int, str]] = []  # the "(" and variable of each macro around the token
+    for at, (kind, value) in enumerate(tokens):
+        while active and closing[active[-1][0]] < at:
+            active.pop()
+        if at - 1 in opens:
+            active.append((at - 1, opens[at - 1]))
+        if kind != "name" or value in _KEYWORDS or at + 1 >= len(tokens) or not active:
+            continue  # not a name, or outside every macro's parentheses
+        if tokens[at + 1] == ("punct", "(") or (
+            at >= 2 and tokens[at - 1] == ("punct", ".") and _ends_operand(tokens[at - 2])
+        ):
+            continue  # a call, or a field of something else
+        if any(variable == value for _, variable in active):
+            continue  # a macro's own variable
+        steps, after = 0, at + 1
+        while after < len(tokens):
+            if (
+                tokens[after] == ("punct", ".")
+                and after + 1 < len(tokens)
+                and tokens[after + 1][0] == "name"
+                and (after + 2 >= len(tokens) or tokens[after + 2] != ("punct", "("))
+            ):
+                steps, after = steps + 1, after + 2
+            elif tokens[after] == ("punct", "["):
+                steps, after = steps + 1, closing[after] + 1
+            else:
+                break
+        total += passes[active[-1][0]] * steps * MAX_RANGE
+    return total
 
 
 def refuse_costly(program: Any, what: str, error: type[IronrootError]) -> None:
