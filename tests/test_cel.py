@@ -180,6 +180,105 @@ def test_syntax_whose_cost_it_cannot_read_is_refused() -> None:
     )
 
 
+# The CEL runtime compiles a ``matches`` pattern at each call, and its Unicode classes compile
+# to large automata: measured, x.matches("\\w{1000}") took 127 ms a call, and in all() over
+# 1,024 items 130 s (inside the HSM's lock, for a release policy), which the bound counted as
+# 4,096 steps; "(a{100}){100}" 3.4 ms a call, "\\w{100}" 35 ms, "[0-9a-f]{96}" 85 us.
+REGEX_BOMBS = [
+    r'a.all(x, x.matches("\\w{100}"))',
+    r'a.all(x, x.matches("(a{100}){100}"))',
+    r'a.all(x, matches(x, "[0-9a-f]{96}"))',  # the global form
+    r'a.all(x, x.matches(r"\w{100}"))',  # a raw string
+    r'a.all(x, x.matches("\x5cw{100}"))',  # the backslash escaped
+    r'a.matches("\\w{1000}")',  # 127 ms in one call
+    r'a.exists(x, x.matches(".{1000}"))',
+]
+
+
+@pytest.mark.parametrize("text", REGEX_BOMBS)
+def test_a_costly_regular_expression_is_refused(text: str) -> None:
+    import cel
+
+    program = cel.compile(text)
+    with pytest.raises(ConfigError) as caught:
+        refuse_costly(program, "the policy", ConfigError)
+    assert type(caught.value) is ConfigError
+    assert caught.value.detail.startswith(
+        f"the policy may take {cost(program):,} steps to evaluate, more than the limit of "
+        f"{MAX_COST:,}"
+    )
+    assert ", or its matches patterns compile to too much (" in caught.value.detail
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        r'gpus.all(g, g.driver_version.matches("^5[0-9]{2}\\."))',
+        r'a.matches("^[0-9a-f]{96}$")',
+        r'evidence.measurements.all(m, m.matches("^(pcr|rtmr)[0-9]+$"))',
+        r'a.matches("\\w{10}")',
+    ],
+)
+def test_a_regular_expression_of_modest_cost_is_within_the_bound(text: str) -> None:
+    import cel
+
+    refuse_costly(cel.compile(text), "the policy", ConfigError)
+
+
+@pytest.mark.parametrize("text", ["a.matches(b)", 'a.all(x, x.matches(b + "+"))', "matches(a, b)"])
+def test_a_pattern_that_is_not_written_out_is_refused(text: str) -> None:
+    """A pattern read from the claims is as costly as the claims make it (the verifier's
+    evidence annotations, up to 256 KiB): no bound can be read off the policy."""
+    import cel
+
+    with pytest.raises(ConfigError) as caught:
+        refuse_costly(cel.compile(text), "the policy", ConfigError)
+    assert caught.value.detail == (
+        "the policy uses syntax whose evaluation cost cannot be bounded: a matches pattern "
+        "that is not one string literal"
+    )
+
+
+# The CEL runtime copies what a selection from a variable yields (``claims.submods``, every
+# submodule in it) each time it runs: measured over 4,000 items, all(a, size(claims.submods.x.y)
+# > 0) took 2.5 s and all(a, claims.gpus[0].submod == "gpu0") 11 s, each counted 4 steps a pass.
+SELECTION_BOMBS = [
+    "a.all(x, size(b.c) > 0)",
+    'a.all(x, claims.gpus[0].submod == "gpu0")',
+    "a.all(x, x >= a[0])",
+    "a.exists(x, b.c.d != x)",
+]
+
+
+@pytest.mark.parametrize("text", SELECTION_BOMBS)
+def test_a_selection_from_the_input_in_each_pass_is_counted(text: str) -> None:
+    import cel
+
+    program = cel.compile(text)
+    with pytest.raises(ConfigError) as caught:
+        refuse_costly(program, "the policy", ConfigError)
+    assert caught.value.detail.startswith(
+        f"the policy may take {cost(program):,} steps to evaluate, more than the limit of "
+        f"{MAX_COST:,}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "steps"),
+    [
+        ("a.all(x, b.c > 0)", MAX_RANGE * (4 + MAX_RANGE)),  # one selection a pass
+        ("a.all(x, b.c.d[0] > 0)", MAX_RANGE * (4 + 3 * MAX_RANGE)),  # three
+        ("[1, 2].all(x, b.c > x)", 2 * (4 + MAX_RANGE)),
+        ("b.c.all(x, x.d > 0)", MAX_RANGE * 4),  # the receiver once; x is the element
+        ("a.all(x, b > 0)", MAX_RANGE * 4),  # a variable itself is not copied
+    ],
+)
+def test_the_cost_of_selections_in_a_pass(text: str, steps: int) -> None:
+    import cel
+
+    assert cost(cel.compile(text)) == steps
+
+
 @pytest.mark.parametrize(
     ("text", "deep"),
     [
@@ -233,3 +332,17 @@ def test_text_no_cel_compiles_is_refused_before_its_depth_is_read(text: str) -> 
 @pytest.mark.parametrize("text", REAL)
 def test_every_real_policy_form_is_within_the_depth(text: str) -> None:
     refuse_deep(text, "the policy", ConfigError)
+
+
+def test_a_pattern_whose_estimate_has_thousands_of_digits_is_refused_all_the_same() -> None:
+    """Counted repetitions multiply: 5,000 of them would make a number that "{:,}" refuses
+    to write (past 4,300 digits), a ValueError in place of the refusal."""
+    import cel
+
+    program = cel.compile('a.matches("a' + "{999999999}" * 5000 + '")')
+    with pytest.raises(ConfigError) as caught:
+        refuse_costly(program, "the policy", ConfigError)
+    assert caught.value.detail.startswith(
+        f"the policy may take 1,000,000,000,350 steps to evaluate, more than the limit of "
+        f"{MAX_COST:,}"
+    )

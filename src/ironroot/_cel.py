@@ -40,7 +40,14 @@ that macro's passes, about as many items as the input: one per pass. A pass insi
 filter also copies half its list. ``map`` and ``filter`` may range only over a literal and
 read no variable but those of such macros (the values they keep are then the program's own,
 each of at most its tokens' square of items, the weight of one copy): over the input their
-cost grows with the square of the input's size, which no count of items bounds.
+cost grows with the square of the input's size, which no count of items bounds. A selection
+from a variable no macro binds, inside a macro's parentheses (``claims.gpus[0]`` in
+``gpus.all(g, …)``), copies what it selects at each pass: each of its steps (``.name``,
+``[…]``) counts :data:`MAX_RANGE` per pass (:func:`_selection_cost`). A ``matches``
+call compiles its pattern each time it runs (a Unicode class such as ``\\w`` to an automaton of
+hundreds of states: ``"\\w{1000}"`` took 127 ms a call), so each call counts the steps
+:func:`regex_steps` estimates from its pattern, once per pass of the macros around it; a
+pattern that is not one string literal (read from the input) has no such bound and is refused.
 
 **The depth of an expression** (:func:`depth`, :func:`refuse_deep`). The library's parser
 refuses brackets nested past about a hundred, but not a long chain of operators at one level
@@ -73,6 +80,7 @@ __all__ = [
     "refuse_costly",
     "refuse_deep",
     "refuse_non_boolean",
+    "regex_steps",
 ]
 
 # CEL's names for the types the bindings return, with the article a sentence needs.
@@ -151,8 +159,8 @@ def _skip_string(text: str, start: int, *, raw: bool) -> int:
 
 
 def _tokens(text: str) -> list[tuple[str, str]]:
-    """``(kind, text)`` of each token: ``name``, ``literal`` (number, string, bytes) or
-    ``punct`` (one character: only brackets, ``.`` and ``,`` matter here)."""
+    """``(kind, text)`` of each token: ``name``, ``literal`` (number, string, bytes: its
+    source text) or ``punct`` (one character: only brackets, ``.`` and ``,`` matter here)."""
     out: list[tuple[str, str]] = []
     at = 0
     while at < len(text):
@@ -165,14 +173,14 @@ def _tokens(text: str) -> list[tuple[str, str]]:
         elif name := _NAME.match(text, at):
             end = name.end()
             if end < len(text) and text[end] in "\"'" and name.group().lower() in _STRING_PREFIXES:
-                at = _skip_string(text, end, raw="r" in name.group().lower())
-                out.append(("literal", ""))
+                start, at = at, _skip_string(text, end, raw="r" in name.group().lower())
+                out.append(("literal", text[start:at]))  # its source: a pattern's cost is read
             else:
                 out.append(("name", name.group()))
                 at = end
         elif char in "\"'":
-            at = _skip_string(text, at, raw=False)
-            out.append(("literal", ""))
+            start, at = at, _skip_string(text, at, raw=False)
+            out.append(("literal", text[start:at]))
         elif number := _NUMBER.match(text, at):
             out.append(("literal", number.group()))
             at = number.end()
@@ -362,10 +370,182 @@ def _receiver(tokens: list[tuple[str, str]], opening: dict[int, int], end: int) 
         return at
 
 
+# What the CEL runtime's ``matches`` costs (it compiles its pattern at every call), in steps:
+# a call, and each copy of an atom the compiled pattern holds once its counted repetitions are
+# expanded (measured: "^m" 25 us a call; "a{1000}" 120 us, "(a{100}){100}" 3.4 ms; "." and a
+# negated class, Unicode's every character, about 8 us a copy; a Unicode class such as \w,
+# \d or \pL 300 to 400 us a copy; case-insensitive matching some times a plain atom).
+_REGEX_CALL: Final = 350
+_REGEX_ATOM: Final = 8
+_REGEX_ATOM_NOCASE: Final = 40
+_REGEX_ANY: Final = 150
+_REGEX_UNICODE: Final = 7_000
+_REGEX_BRANCH: Final = 40
+_REGEX_MOST: Final = 10**12  # an estimate is held below this: "{:,}" writes at most 4,300 digits
+_UNICODE_CLASSES: Final = frozenset("wWdDsSpP")
+_REPEAT: Final = re.compile(r"\{([0-9]+)(,([0-9]*))?\}\??")
+
+
+def _class_end(pattern: str, at: int) -> int:
+    """The index past the bracketed class that opens at ``at`` (nested classes included)."""
+    level, i = 0, at
+    while i < len(pattern):
+        char = pattern[i]
+        if char == "\\":
+            i += 2
+            continue
+        if char == "[" and (i == at or pattern[i + 1 : i + 2] == ":" or level):
+            level += 1
+            if pattern[i + 1 : i + 2] == ":":  # [:alpha:]
+                close = pattern.find(":]", i + 2)
+                if close >= 0:
+                    level -= 1
+                    i = close + 2
+                    continue
+            i += 1
+            if pattern[i : i + 1] == "^":
+                i += 1
+            if pattern[i : i + 1] == "]":  # a "]" first is a member
+                i += 1
+            continue
+        if char == "]":
+            level -= 1
+            if not level:
+                return i + 1
+        i += 1
+    return len(pattern)
+
+
+def regex_steps(pattern: str) -> int:
+    """An upper estimate of the steps one ``matches`` call with ``pattern`` takes (the
+    constants above): each atom weighs as it compiles, times the counted repetitions around it
+    (``x{n,m}`` m copies, ``x+`` two, ``x*`` and ``x?`` one); alternatives add up."""
+    nocase = bool(re.search(r"\(\?[a-zA-Z]*i", pattern))
+    atom = _REGEX_ATOM_NOCASE if nocase else _REGEX_ATOM
+    frames: list[list[int]] = [[0, 0]]  # per open group: its total, the weight of its last atom
+    i = 0
+    while i < len(pattern):
+        char = pattern[i]
+        weight: int | None = None
+        if char == "\\":
+            kind = pattern[i + 1 : i + 2]
+            i += 2
+            if kind in ("p", "P", "x") and pattern[i : i + 1] == "{":
+                close = pattern.find("}", i)
+                i = len(pattern) if close < 0 else close + 1
+            elif kind in ("p", "P"):
+                i += 1
+            weight = _REGEX_UNICODE if kind in _UNICODE_CLASSES else atom
+        elif char == "[":
+            end = _class_end(pattern, i)
+            body = pattern[i:end]
+            if any(
+                body[j] == "\\" and body[j + 1 : j + 2] in _UNICODE_CLASSES
+                for j in range(len(body))
+            ):
+                weight = _REGEX_UNICODE
+            elif body[1:2] == "^":
+                weight = _REGEX_ANY
+            else:
+                weight = atom * max(1, len(body) - 2)
+            i = end
+        elif char == ".":
+            weight, i = _REGEX_ANY, i + 1
+        elif char == "(":
+            i += 1
+            if pattern[i : i + 1] == "?":  # (?:…), (?P<name>…), (?<name>…), (?flags) …
+                while i < len(pattern) and pattern[i] not in ":)>":
+                    i += 1
+                if pattern[i : i + 1] == ")":  # flags alone: no group
+                    i += 1
+                    continue
+                i += 1
+            frames.append([0, 0])
+            continue
+        elif char == ")" and len(frames) > 1:
+            total = frames.pop()[0]
+            weight, i = total, i + 1
+        elif char == "|":  # an alternative: a branch more to try
+            frames[-1][0] += _REGEX_BRANCH
+            frames[-1][1] = 0
+            i += 1
+            continue
+        elif char in "*?":
+            i += 1 + (pattern[i + 1 : i + 2] == "?")
+            continue
+        elif char == "+":
+            frames[-1][0] = min(frames[-1][0] + frames[-1][1], _REGEX_MOST)  # x+ is x x*
+            frames[-1][1] = min(frames[-1][1] * 2, _REGEX_MOST)
+            i += 1 + (pattern[i + 1 : i + 2] == "?")
+            continue
+        elif char == "{" and (repeat := _REPEAT.match(pattern, i)):
+            low, upper, high = repeat.group(1), repeat.group(2), repeat.group(3)
+            copies = int(high) if upper and high else int(low) + (1 if upper else 0)
+            copies = min(max(copies, 1), _REGEX_MOST)
+            frames[-1][0] = min(frames[-1][0] + frames[-1][1] * (copies - 1), _REGEX_MOST)
+            frames[-1][1] = min(frames[-1][1] * copies, _REGEX_MOST)
+            i = repeat.end()
+            continue
+        else:
+            weight, i = atom, i + 1
+        frames[-1][0] = min(frames[-1][0] + weight, _REGEX_MOST)
+        frames[-1][1] = weight
+    return _REGEX_CALL + min(sum(frame[0] for frame in frames), _REGEX_MOST)
+
+
+def _pattern(literal: tuple[str, str]) -> str:
+    """The text of a CEL string literal token (its escapes undone by CEL itself)."""
+    import cel
+
+    kind, text = literal
+    value = cel.evaluate(text) if kind == "literal" and text[-1:] in ('"', "'") else None
+    if not isinstance(value, str):
+        raise _Unread("a matches pattern that is not one string literal")
+    return value
+
+
+def _regex_cost(
+    tokens: list[tuple[str, str]],
+    closing: dict[int, int],
+    commas: dict[int, int],
+    passes: dict[int, int],
+) -> int:
+    """The steps of every ``matches`` call, each as often as the macros around it run."""
+    total = 0
+    for at, token in enumerate(tokens[:-1]):
+        if token != ("name", "matches") or tokens[at + 1] != ("punct", "("):
+            continue
+        paren = at + 1
+        method = at >= 2 and tokens[at - 1] == ("punct", ".") and _ends_operand(tokens[at - 2])
+        if commas[paren] != (0 if method else 1):
+            raise _Unread("a matches call of another arity")
+        first = paren + 1
+        if not method:  # matches(text, pattern): the pattern follows the top-level comma
+            level = 0
+            for first in range(paren + 1, closing[paren]):
+                kind, value = tokens[first]
+                level += kind == "punct" and value in _OPEN
+                level -= kind == "punct" and value in (")", "]", "}")
+                if not level and tokens[first] == ("punct", ","):
+                    first += 1
+                    break
+        if closing[paren] != first + 1:
+            raise _Unread("a matches pattern that is not one string literal")
+        steps = regex_steps(_pattern(tokens[first]))
+        around = [p for p in passes if p < at < closing[p]]
+        total += (passes[max(around)] if around else 1) * steps
+    return total
+
+
 def cost(program: Any) -> int:
-    """The most steps (element copies, :data:`MAX_COST`) the comprehension macros of the
-    compiled ``program`` may take when every list or map it reads holds at most
-    :data:`MAX_RANGE` items (module docs)."""
+    """The most steps (element copies, :data:`MAX_COST`) the comprehension macros and the
+    ``matches`` calls of the compiled ``program`` may take when every list or map it reads
+    holds at most :data:`MAX_RANGE` items (module docs)."""
+    return sum(_costs(program))
+
+
+def _costs(program: Any) -> tuple[int, int]:
+    """:func:`cost` as the steps of its macros and those of its ``matches`` calls."""
     tokens = _tokens(program.source)
     closing, commas, macros = _structure(tokens)
     opening = {last: first for first, last in closing.items()}
@@ -421,6 +601,51 @@ def cost(program: Any) -> int:
         if macro in ("filter", "map"):
             building.add(dot + 2)
             total += runs * size * (size + 1) // 2 * weight
+    total += _selection_cost(tokens, closing, macros, passes)
+    return total, _regex_cost(tokens, closing, commas, passes)
+
+
+def _selection_cost(
+    tokens: list[tuple[str, str]],
+    closing: dict[int, int],
+    macros: list[tuple[int, str, str]],
+    passes: dict[int, int],
+) -> int:
+    """The copies the selections from the input inside macros make: the runtime copies what
+    ``b.c`` or ``b[0]`` yields each time it runs, a value of up to :data:`MAX_RANGE` items,
+    so each selection step from a variable no macro binds counts that many, once per pass of
+    the macros around it (a selection from an iteration variable is part of one element, and
+    a macro's receiver runs once)."""
+    total = 0
+    opens = {dot + 2: variable for dot, _, variable in macros}  # by "(": its variable
+    active: list[tuple[int, str]] = []  # the "(" and variable of each macro around the token
+    for at, (kind, value) in enumerate(tokens):
+        while active and closing[active[-1][0]] < at:
+            active.pop()
+        if at - 1 in opens:
+            active.append((at - 1, opens[at - 1]))
+        if kind != "name" or value in _KEYWORDS or at + 1 >= len(tokens) or not active:
+            continue  # not a name, or outside every macro's parentheses
+        if tokens[at + 1] == ("punct", "(") or (
+            at >= 2 and tokens[at - 1] == ("punct", ".") and _ends_operand(tokens[at - 2])
+        ):
+            continue  # a call, or a field of something else
+        if any(variable == value for _, variable in active):
+            continue  # a macro's own variable
+        steps, after = 0, at + 1
+        while after < len(tokens):
+            if (
+                tokens[after] == ("punct", ".")
+                and after + 1 < len(tokens)
+                and tokens[after + 1][0] == "name"
+                and (after + 2 >= len(tokens) or tokens[after + 2] != ("punct", "("))
+            ):
+                steps, after = steps + 1, after + 2
+            elif tokens[after] == ("punct", "["):
+                steps, after = steps + 1, closing[after] + 1
+            else:
+                break
+        total += passes[active[-1][0]] * steps * MAX_RANGE
     return total
 
 
@@ -428,14 +653,21 @@ def refuse_costly(program: Any, what: str, error: type[IronrootError]) -> None:
     """Raise ``error`` when the compiled ``program`` may cost more than :data:`MAX_COST` to
     evaluate (:func:`cost`), or uses syntax whose cost this reading cannot bound."""
     try:
-        steps = cost(program)
+        macros, patterns = _costs(program)
     except _Unread as exc:
         raise error(f"{what} uses syntax whose evaluation cost cannot be bounded: {exc}") from exc
     except ValueError as exc:
         raise error(f"{what} uses {exc}") from exc
+    steps = macros + patterns
     if steps > MAX_COST:
+        regex = (
+            f", or its matches patterns compile to too much ({patterns:,} steps: a Unicode"
+            f" class such as \\w weighs {_REGEX_UNICODE:,} a copy)"
+            if patterns
+            else ""
+        )
         raise error(
             f"{what} may take {steps:,} steps to evaluate, more than the limit of {MAX_COST:,}:"
             f" its comprehension macros (all, exists, exists_one, filter, map) nest or copy too"
-            f" much over lists of up to {MAX_RANGE} items"
+            f" much over lists of up to {MAX_RANGE} items{regex}"
         )

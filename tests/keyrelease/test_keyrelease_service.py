@@ -108,6 +108,48 @@ def test_release_over_http_cbor_and_json(harness: Harness) -> None:
     assert harness.holds("cel-key", harness.unwrap(ReleasedKey.from_json(response.content), nonce))
 
 
+@pytest.mark.parametrize(
+    ("accept", "cbor", "expected"),
+    [
+        ("application/cbor;q=0, application/json", False, RELEASED_KEY_JSON),
+        ("application/cbor;q=0", True, RELEASED_KEY_JSON),
+        ("APPLICATION/CBOR", False, RELEASED_KEY_CBOR),
+        (RELEASED_KEY_JSON, True, RELEASED_KEY_JSON),
+    ],
+    ids=["cbor-refused-json-asked", "cbor-refused-alone", "cbor-upper-case", "json-of-cbor"],
+)
+def test_the_released_key_is_in_the_form_the_accept_field_takes(
+    harness: Harness, accept: str, cbor: bool, expected: str
+) -> None:
+    """RFC 9110 §12.5.1: a media range of quality 0 is "not acceptable", and media types are
+    matched without regard to case; the release answered CBOR to a client that had refused
+    it (its Accept held "cbor"), and JSON to one that asked for it in capitals."""
+    nonce = harness.nonce()
+    ear = harness.ear(nonce)
+    spki = harness.tee.public_spki
+    if cbor:
+        body = encode_cbor({"ear": ear, "wrapping_key": spki, "nonce": nonce})
+    else:
+        body = json.dumps(
+            {
+                "ear": ear.decode(),
+                "wrapping_key": b64url_encode(spki),
+                "nonce": b64url_encode(nonce),
+            }
+        ).encode()
+    response = harness.http.post(
+        f"{harness.url}/keys/cel-key/release",
+        content=body,
+        headers={
+            "Content-Type": "application/cbor" if cbor else "application/json",
+            "Accept": accept,
+        },
+    )
+    assert response.status_code == 200, response.content
+    assert response.headers["content-type"] == expected
+    assert harness.holds("cel-key", harness.unwrap(ReleasedKey.parse(response.content), nonce))
+
+
 def test_client_round_trip_and_typed_refusal(harness: Harness) -> None:
     with KeyReleaseClient(harness.url) as client:
         nonce = client.challenge()

@@ -109,3 +109,31 @@ def test_a_jwk_number_larger_than_any_wrapping_key_is_refused_before_it_is_read(
         WrappingKey.parse(jwk)
     assert str(caught.value) == "a wrapping key JWK's n and e are at most 1024 characters each"
     assert WrappingKey.parse(_public_jwk()).kind == "RSA-3072"  # a real one still parses
+
+
+@pytest.mark.parametrize("alg", ["RS256", "PS256", "ES256", "HS256", "none"])
+def test_a_jwk_whose_alg_is_a_signature_algorithm_is_refused(alg: str) -> None:
+    """RFC 7517 §4.4: ``alg`` names the algorithm the key is for; a key its owner declared
+    for RS256 or PS256 signatures is not one to encrypt a released key to, as one with
+    ``use: sig`` is not (it was taken, and the key wrapped to it)."""
+    with pytest.raises(MalformedInput) as caught:
+        WrappingKey.parse({**_public_jwk(), "alg": alg})
+    assert caught.value.code == "malformed"
+    assert str(caught.value) == (
+        f"the wrapping key JWK is for alg {alg!r}, not an RSA key-encryption algorithm"
+    )
+
+
+@pytest.mark.parametrize("alg", ["RSA-OAEP-256", "RSA-OAEP", "RSA1_5"])
+def test_a_jwk_whose_alg_is_rsa_key_encryption_is_the_key(alg: str) -> None:
+    der = _PRIVATE.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    assert WrappingKey.parse({**_public_jwk(), "alg": alg}).digest == WrappingKey.parse(der).digest
+
+
+def test_a_jwk_whose_alg_is_not_text_is_refused() -> None:
+    """An unhashable ``alg`` (a CBOR request's list) is a refusal, not a TypeError."""
+    with pytest.raises(MalformedInput) as caught:
+        WrappingKey.parse({**_public_jwk(), "alg": ["RSA-OAEP-256"]})
+    assert str(caught.value) == (
+        "the wrapping key JWK is for alg \"['RSA-OAEP-256']\", not an RSA key-encryption algorithm"
+    )

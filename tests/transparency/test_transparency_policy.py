@@ -453,7 +453,7 @@ def test_cel_policy_that_is_a_macro_constant_non_boolean_is_refused_at_start(
     [
         (
             'claims["-70001"].all(x, claims["-70001"].exists(y, x == y))',
-            "transparency.policy may take 4,198,400 steps to evaluate, more than the limit of "
+            "transparency.policy may take 5,246,976 steps to evaluate, more than the limit of "
             "750,000: its comprehension macros (all, exists, exists_one, filter, map) nest or "
             "copy too much over lists of up to 1024 items",
         ),

@@ -73,6 +73,10 @@ _MAX_JWK_NUMBER: Final = 1024  # base64url characters: a 4096-bit n is 683
 _RSA_BITS: Final = frozenset((3072, 4096))
 _JWK_PRIVATE: Final = frozenset(("d", "p", "q", "dp", "dq", "qi", "oth"))  # RFC 7518 §6.3.2
 _JWK_WRAP_OPS: Final = frozenset(("wrapKey", "encrypt"))  # RFC 7517 §4.3
+# RFC 7517 §4.4 / RFC 7518 §4.1: the RSA key-encryption algorithms a JWK's alg may name
+_JWK_WRAP_ALGS: Final = frozenset(
+    ("RSA-OAEP-256", "RSA-OAEP", "RSA1_5", "RSA-OAEP-384", "RSA-OAEP-512")
+)
 
 PublicWrappingKey = mlkem.MLKEM768PublicKey | mlkem.MLKEM1024PublicKey | rsa.RSAPublicKey
 
@@ -118,6 +122,14 @@ def _from_jwk(jwk: Mapping[str, Any]) -> PublicWrappingKey:
         or not _JWK_WRAP_OPS.intersection(o for o in ops if isinstance(o, str))
     ):
         raise MalformedInput("the wrapping key JWK's key_ops allow neither wrapKey nor encrypt")
+    # RFC 7517 4.4: alg names the one algorithm the key is for; RS256 or PS256 declares a
+    # signing key, no more one to wrap to than one of use "sig"
+    alg = jwk.get("alg", "RSA-OAEP-256")
+    if not isinstance(alg, str) or alg not in _JWK_WRAP_ALGS:
+        raise MalformedInput(
+            f"the wrapping key JWK is for alg {str(alg)[:40]!r}, not an RSA "
+            "key-encryption algorithm"
+        )
     try:
         key = RSAKey.import_key(dict(jwk)).raw_value
     except (JoseError, ValueError, TypeError) as exc:

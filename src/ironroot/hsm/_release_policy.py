@@ -380,22 +380,31 @@ class _Authority:
 _MISSING: Final = object()
 
 
-def _resolve(claims: Any, path: str) -> Any:
+def _resolve(claims: Any, path: str, longest: dict[int, int]) -> Any:
     """The claim at a dotted ``path``: each step takes the longest run of segments naming a
-    member (claim names such as ``ear.status`` contain dots)."""
+    member (claim names such as ``ear.status`` contain dots). The runs are built one segment
+    at a time, up to the longest member name of the map (``longest``: by map, for one
+    evaluation): a step costs what its map's names do, not the square of the path's length."""
     parts = path.split(".")
     node = claims
     i = 0
     while i < len(parts):
         if isinstance(node, Mapping):
-            for j in range(len(parts), i, -1):
-                key = ".".join(parts[i:j])
-                if key in node:
-                    node = node[key]
-                    i = j
+            most = longest.get(id(node))
+            if most is None:
+                most = max((len(k) for k in node if isinstance(k, str)), default=0)
+                longest[id(node)] = most
+            found, key = 0, ""
+            for j in range(i, len(parts)):
+                key = f"{key}.{parts[j]}" if j > i else parts[j]
+                if len(key) > most:
                     break
-            else:
+                if key in node:
+                    found = j + 1
+            if not found:
                 return _MISSING
+            node = node[".".join(parts[i:found])]
+            i = found
         elif isinstance(node, list) and parts[i].isdigit() and len(parts[i]) <= 6:
             index = int(parts[i])
             if index >= len(node):
@@ -429,8 +438,8 @@ def _equal(actual: Any, expected: str | int | float | bool) -> bool:
     return _is_number(actual) and actual == expected
 
 
-def _holds(claim: _Claim, claims: Mapping[str, Any]) -> bool:
-    actual = _resolve(claims, claim.path)
+def _holds(claim: _Claim, claims: Mapping[str, Any], longest: dict[int, int]) -> bool:
+    actual = _resolve(claims, claim.path, longest)
     op, expected = claim.operator, claim.value
     if op == "exists":
         return (actual is not _MISSING) is expected
@@ -452,13 +461,15 @@ def _holds(claim: _Claim, claims: Mapping[str, Any]) -> bool:
     return bool(actual >= expected)
 
 
-def _first_failure(node: _Claim | _Group, claims: Mapping[str, Any]) -> str | None:
+def _first_failure(
+    node: _Claim | _Group, claims: Mapping[str, Any], longest: dict[int, int]
+) -> str | None:
     """``None`` when ``node`` holds, else a description of (the first) condition that fails."""
     if isinstance(node, _Claim):
-        return None if _holds(node, claims) else node.describe()
+        return None if _holds(node, claims, longest) else node.describe()
     failures = []
     for child in node.conditions:
-        failure = _first_failure(child, claims)
+        failure = _first_failure(child, claims, longest)
         if node.all and failure is not None:
             return failure
         if not node.all and failure is None:
@@ -596,11 +607,12 @@ class AzureReleasePolicy:
 
     def evaluate(self, context: ReleaseContext) -> None:
         reasons = []
+        longest: dict[int, int] = {}  # the longest member name of each map, as it is read
         for block in self.authorities:
             if block.authority not in context.authorities:
                 reasons.append(f"{block.authority}: not the authority that signed the EAR")
                 continue
-            failure = _first_failure(block.condition, context.claims)
+            failure = _first_failure(block.condition, context.claims, longest)
             if failure is None:
                 return
             reasons.append(f"{block.authority}: {failure}")

@@ -37,6 +37,7 @@ __all__ = [
     "PROBLEM_JSON",
     "Handler",
     "ServerThread",
+    "acceptable_media",
     "error_response",
     "guarded",
     "problem_app",

@@ -48,6 +48,7 @@ from ironroot.http import (
     Handler,
     ServerThread,
     ServiceInfo,
+    acceptable_media,
     challenge_handler,
     decode_request_map,
     guarded,
@@ -125,12 +126,21 @@ def parse_release_request(body: bytes, media_type: str) -> ReleaseRequest:
     )
 
 
+def _is(media: str, kind: str) -> bool:
+    return media == f"application/{kind}" or media.endswith(f"+{kind}")
+
+
 def _wants_cbor(request: Request, default: bool) -> bool:
-    accept = request.headers.get("accept", "")
-    if "cbor" in accept:
+    """CBOR when the client takes it, JSON when it takes JSON and not CBOR, else the
+    request's form; every ``Accept`` field, without regard to case, and a range of quality
+    0 is one the client refuses (RFC 9110 §12.5.1): CBOR refused that way is JSON."""
+    ranges = acceptable_media(request)
+    if any(_is(m, "cbor") for m in ranges):
         return True
-    if "json" in accept:
+    if any(_is(m, "json") for m in ranges):
         return False
+    if any("cbor" in field.lower() for field in request.headers.getlist("accept")):
+        return False  # named, at quality 0
     return default
 
 
