@@ -52,6 +52,7 @@ __all__ = [
     "MAX_RETRY_AFTER",
     "READABLE_CODINGS",
     "TOTAL_TIMEOUTS",
+    "UNPARSED_URL",
     "Cutoff",
     "answer_retry_after",
     "bounded_response",
@@ -97,12 +98,20 @@ def checked_url(url: str, what: str) -> str:
     raise MalformedInput(f"the URL of {what} is not valid: {why}")
 
 
+UNPARSED_URL: Final = "(a URL that does not parse)"
+"""What :func:`shown_url` names a URL httpx cannot read by: never the text as given, which
+may hold a password where the parser gave up."""
+
+
 def shown_url(url: str | httpx.URL) -> str:
-    """``url`` as messages and log lines name it: without its user information
-    (``user:password@``, a credential for basic auth). Give it a URL :func:`checked_url`
-    has accepted."""
-    parsed = url if isinstance(url, httpx.URL) else httpx.URL(url)
-    return str(parsed.copy_with(username=None, password=None))
+    """``url`` as messages, log lines and output name it: without its user information
+    (``user:password@``, a credential for basic auth); :data:`UNPARSED_URL` for one httpx
+    cannot read (a bracket left open, a control character, text that is not UTF-8)."""
+    try:
+        parsed = url if isinstance(url, httpx.URL) else httpx.URL(url)
+        return str(parsed.copy_with(username=None, password=None))
+    except (httpx.InvalidURL, UnicodeError):
+        return UNPARSED_URL
 
 
 def in_clear_elsewhere(url: str | httpx.URL) -> bool:

@@ -220,6 +220,7 @@ from ironroot.rot import (
     Fuses,
     Lifecycle,
     QuoteClaims,
+    check_booted_pfm,
     measured_pfm,
     parse_certificates,
     verify_quote,
@@ -728,22 +729,13 @@ def _measured_pfm(ctx: _Context, data: bytes) -> bytes:
     """The exported PFM is the one the sealing RoT measured at its last boot (the quote's
     ``pfm-digest``, PCR 2): the journal that names it is the sealer's word, and any PFM the
     vendor signed and logged for the platform would pass the other checks."""
-    measured = measured_pfm(ctx.claims.log)
-    if measured is None:
-        raise VerificationFailed(
-            "the RoT's last boot measured no PFM (it predates PFM measurement): boot the node "
-            "again (ironroot platform boot) so that its RoT measures the PFM it enforces, "
-            "then export again",
-            code="pfm-not-measured",
-        )
-    actual = hashlib.sha384(data).digest()
-    if not hmac.compare_digest(actual, measured):
-        raise VerificationFailed(
-            f"the exported PFM ({actual.hex()[:16]}…) is not the PFM the RoT measured at boot "
-            f"({measured.hex()[:16]}…)",
-            code="pfm-not-booted",
-        )
-    return measured
+    return check_booted_pfm(
+        hashlib.sha384(data).digest(),
+        measured_pfm(ctx.claims.log),
+        what="the exported PFM",
+        advice="boot the node again (ironroot platform boot) so that its RoT measures the PFM "
+        "it enforces, then export again",
+    )
 
 
 def _firmware(ctx: _Context, component: str) -> list[str]:

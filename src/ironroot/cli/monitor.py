@@ -176,11 +176,22 @@ def register(sub: Any) -> None:
     verify.set_defaults(func=_verify_fork)
 
 
+def _shown_url(url: str) -> str:
+    """``url`` as the monitor prints, emits and logs it
+    (:func:`ironroot._httpclient.shown_url`: no ``user:password@``; a fixed placeholder for
+    one that does not parse). Imported here: ``monitor --help`` loads no HTTP client."""
+    from ironroot._httpclient import shown_url as without_userinfo
+
+    return without_userinfo(url)
+
+
 def _monitor(args: argparse.Namespace) -> tuple[monitor.Monitor, list[log.NoteVerifier]]:
     keys = [log.NoteVerifier.from_vkey(k) for k in args.key]
     for url in args.url:
         if not url.startswith(("http://", "https://")):
-            raise ConfigError(f"--url {url!r}: a log URL starts with http:// or https://")
+            raise ConfigError(
+                f"--url {_shown_url(url)!r}: a log URL starts with http:// or https://"
+            )
     policy = None
     if args.witness_key:
         policy = witness.WitnessPolicy.from_vkeys(args.witness_key, args.witness_quorum)
@@ -203,7 +214,8 @@ def _monitor(args: argparse.Namespace) -> tuple[monitor.Monitor, list[log.NoteVe
 def _round(
     mon: monitor.Monitor, args: argparse.Namespace, keys: list[log.NoteVerifier], strict: bool
 ) -> tuple[list[monitor.MonitorEvent], list[tuple[str, IronrootError]]]:
-    """One check of every log; failures are collected (raised at once when ``strict``)."""
+    """One check of every log; failures are collected (raised at once when ``strict``),
+    each with its URL as shown (:func:`ironroot._httpclient.shown_url`: never a password)."""
     events: list[monitor.MonitorEvent] = []
     failures: list[tuple[str, IronrootError]] = []
     for url in args.url:
@@ -214,7 +226,7 @@ def _round(
         except IronrootError as exc:
             if strict and len(args.url) == 1:
                 raise
-            failures.append((url, exc))
+            failures.append((_shown_url(url), exc))
     return events, failures
 
 

@@ -51,10 +51,10 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from ironroot.errors import ConfigError, IronrootError, NotFound
+from ironroot.errors import ConfigError, IronrootError, NotFound, VerificationFailed
 from ironroot.fleet._desired import DesiredState, DesiredStore
 from ironroot.platform import COMPONENTS, DEVICES
-from ironroot.rot import Fuses, measured_pfm
+from ironroot.rot import Fuses, check_booted_pfm, measured_pfm
 
 if TYPE_CHECKING:
     from ironroot.fleet._fleet import Fleet
@@ -377,17 +377,17 @@ def compare(desired: DesiredState, measured: MeasuredState) -> tuple[DriftItem, 
         )
     )
     booted_pfm = measured.pfm_boot
-    pfm_measured_ok = booted_pfm is not None and _same(booted_pfm, desired.pfm.sha384)
-    if boot is None:
-        pfm_code, pfm_detail = "not-booted", ""
-    elif booted_pfm is None:
-        pfm_code = "pfm-not-measured"
-        pfm_detail = (
-            "the RoT's last boot measured no PFM (it predates PFM measurement): boot the node "
-            "again so that its RoT measures the PFM it enforces"
-        )
-    else:
-        pfm_code, pfm_detail = "measurement", ""
+    pfm_measured_ok, pfm_code, pfm_detail = True, "", ""
+    try:
+        check_booted_pfm(desired.pfm.sha384, booted_pfm, what="the desired PFM")
+    except VerificationFailed as exc:
+        pfm_measured_ok = False
+        if boot is None:
+            pfm_code = "not-booted"
+        elif exc.code == "pfm-not-measured":
+            pfm_code, pfm_detail = "pfm-not-measured", exc.detail
+        else:
+            pfm_code = "measurement"
     items.append(
         DriftItem(
             "measured:pfm",

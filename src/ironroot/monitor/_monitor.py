@@ -108,6 +108,17 @@ __all__ = ["DEFAULT_MAX_NEW_ENTRIES", "Monitor", "MonitorEvent", "Watch"]
 
 _log = logging.getLogger("ironroot.monitor")
 
+
+def _shown_url(url: str) -> str:
+    """``url`` as the monitor names it in messages, log records and events
+    (:func:`ironroot._httpclient.shown_url`: no ``user:password@``, a fixed placeholder for
+    one that does not parse). Imported here: ``ironroot monitor --help`` loads no HTTP
+    client."""
+    from ironroot._httpclient import shown_url as without_userinfo
+
+    return without_userinfo(url)
+
+
 DEFAULT_MAX_NEW_ENTRIES: Final = 1 << 24
 """The most entries one check reads from a log (65,536 full entry bundles), in each of its
 two reads: the new entries, and the verified ones read again for a newly watched subject or
@@ -275,7 +286,7 @@ class Monitor:
         pinned one; ``None`` when the keys are given, which name no origin)."""
         if keys:
             return tuple(keys), None
-        pinned = self.store.pin(url)
+        pinned = self.store.pin(url)  # keyed by the URL as given: a password and all
         identity = fetch_log_identity(fetcher)
         vkeys = tuple(v.vkey for v in identity.verifiers)
         if pinned is None:
@@ -283,13 +294,13 @@ class Monitor:
             _log.warning(  # the keys' names are the log's text: shown
                 "trusting the keys %s served by %s on first use (give --key to pin them)",
                 shown(", ".join(vkeys)),
-                url,
+                _shown_url(url),
             )
             return identity.verifiers, identity.origin
         if pinned != (identity.origin, vkeys):
             raise ConfigError(
-                f"{url} now names other checkpoint keys or another origin than when first "
-                "seen: check them, and give the right ones with --key"
+                f"{_shown_url(url)} now names other checkpoint keys or another origin than when "
+                "first seen: check them, and give the right ones with --key"
             )
         return identity.verifiers, identity.origin
 
@@ -323,8 +334,11 @@ class Monitor:
     def check(
         self, url: str, fetcher: LogFetcher, keys: Sequence[NoteVerifier] = ()
     ) -> list[MonitorEvent]:
-        """Check the log at ``url`` once (see the module docs); returns what happened."""
+        """Check the log at ``url`` once (see the module docs); returns what happened.
+        ``url`` keys the keys pinned on first use; messages, log records and events name it
+        without its user information (:func:`ironroot._httpclient.shown_url`)."""
         verifiers, origin = self._identity(url, fetcher, keys)
+        url = _shown_url(url)  # from here on, what is named (and kept with a smaller checkpoint)
         note, checkpoint = self._served(fetcher, verifiers, origin)
         note = self._known_lines(note, verifiers)
         state = self.store.state(checkpoint.origin)
@@ -522,6 +536,8 @@ class Monitor:
         for kept in behind:
             if kept.size >= tree.size:
                 continue  # not below this tree: a later round settles it
+            # one kept by an earlier Ironroot holds the URL as given
+            kept = dataclasses.replace(kept, url=_shown_url(kept.url))
             old_root, proof = self._root_at(url, tree, checkpoint, kept.size)
             if hmac.compare_digest(old_root, kept.root):
                 events.append(

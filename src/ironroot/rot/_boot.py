@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import hmac
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -55,6 +56,7 @@ from ironroot.errors import (
     LimitExceeded,
     MalformedInput,
     StorageError,
+    VerificationFailed,
 )
 from ironroot.firmware import BundlePolicy, verify_bundle
 from ironroot.rot._fuses import Fuses, Lifecycle
@@ -81,6 +83,7 @@ __all__ = [
     "BootState",
     "DiceLayers",
     "PcrEvent",
+    "check_booted_pfm",
     "cold_boot",
     "derive_layers",
     "extend",
@@ -153,6 +156,40 @@ def measured_pfm(log: Iterable[PcrEvent]) -> bytes | None:
     if first is None or first.name != PFM_EVENT or len(first.data) != PCR_SIZE:
         return None
     return first.data
+
+
+BOOT_AGAIN: Final = "boot the node again so that its RoT measures the PFM it enforces"
+"""What :func:`check_booted_pfm` tells the operator of a node booted before PFMs were
+measured, unless the caller names the command."""
+
+
+def check_booted_pfm(
+    sha384: bytes,
+    measured: bytes | None,
+    *,
+    what: str = "the PFM",
+    advice: str = BOOT_AGAIN,
+) -> bytes:
+    """Hold a PFM a node presents (its SHA-384: the journal's, an export's) to the one its
+    RoT measured at its last boot (``measured``: :func:`measured_pfm` of the boot's log); the
+    measured digest when they are the same. The one comparison every verifier makes (audit
+    verify's ``pfm`` step, fleet reconcile's ``measured:pfm``, the dashboard's PFM link).
+
+    ``VerificationFailed`` ``pfm-not-measured`` when the boot measured none (a boot before
+    PFMs were measured: ``advice`` says what to do), ``pfm-not-booted`` when it measured
+    another (``what`` names the presented PFM in the message)."""
+    if measured is None:
+        raise VerificationFailed(
+            f"the RoT's last boot measured no PFM (it predates PFM measurement): {advice}",
+            code="pfm-not-measured",
+        )
+    if not hmac.compare_digest(sha384, measured):
+        raise VerificationFailed(
+            f"{what} ({sha384.hex()[:16]}…) is not the PFM the RoT measured at boot "
+            f"({measured.hex()[:16]}…)",
+            code="pfm-not-booted",
+        )
+    return measured
 
 
 def replay(events: Iterable[PcrEvent], count: int = PCR_COUNT) -> tuple[bytes, ...]:

@@ -11,7 +11,10 @@ fuses          the RoT's fuse view against the class trust: vendor key hash
                (``debug-unlocked``), anti-rollback on (``anti-rollback``)
 pfm            the active PFM verified (:func:`ironroot.platform.verify_pfm`) under the class's
                vendor keys and the fused hash, for this platform, and its statement's receipt
-               by a trusted transparency service (``no-receipt``, the receipt's error)
+               by a trusted transparency service (``no-receipt``, the receipt's error), and
+               the PFM the RoT measured at its last boot
+               (:func:`ironroot.rot.check_booted_pfm`: ``pfm-not-booted``; a boot before PFMs
+               were measured is ``unknown``, ``pfm-not-measured``: boot again)
 firmware       every component's active image through every update check again
                (:func:`ironroot.platform.verify_update`: signatures, revocation, SVN floor,
                PFM, receipt, issuer, SAFE review; ``check`` names the failing one), with its
@@ -50,7 +53,13 @@ from ironroot._fileio import read_limited
 from ironroot.cose import SignedStatement, TransparentStatement, verify_transparent_statement
 from ironroot.crypto import Algorithm, PublicKey, load_certificates
 from ironroot.ear import TrustTier, decode_ear
-from ironroot.errors import IronrootError, NotFound, PolicyRejected, StorageError
+from ironroot.errors import (
+    IronrootError,
+    NotFound,
+    PolicyRejected,
+    StorageError,
+    VerificationFailed,
+)
 from ironroot.fleet import (
     ADMISSION_DIR,
     CredentialStore,
@@ -69,7 +78,15 @@ from ironroot.platform import (
     verify_pfm,
     verify_update,
 )
-from ironroot.rot import DiceCertificate, Fuses, Lifecycle, parse_certificate, verify_chain
+from ironroot.rot import (
+    DiceCertificate,
+    Fuses,
+    Lifecycle,
+    check_booted_pfm,
+    measured_pfm,
+    parse_certificate,
+    verify_chain,
+)
 from ironroot.web._logs import failure
 from ironroot.web._text import utc
 
@@ -470,13 +487,34 @@ class _Checker:
                 f"{c.name} {', '.join(v.version for v in c.versions)}" for c in pfm.components
             ),
         )
+        boot = self.source.fleet.rot(self.node).boot_state
+        try:
+            measured = check_booted_pfm(
+                hashlib.sha384(data).digest(),
+                measured_pfm(boot.log) if boot is not None else None,
+                what="the journal's PFM",
+                advice="boot the node again (ironroot platform boot) so that its RoT measures "
+                "the PFM it enforces",
+            )
+        except VerificationFailed as exc:
+            if exc.code != "pfm-not-measured":
+                # another PFM than the one the node enforces: failed, and no PFM for the
+                # firmware link to hold the images to
+                self.pfm = None
+                raise
+            # booted before PFMs were measured: neither the journal's word (green) nor a
+            # failure of the PFM; the firmware is still checked against the journal's PFM
+            return Link(
+                "pfm", "PFM", UNKNOWN, f"not measured: boot again ({exc.detail})", exc.code, details
+            )
+        booted = f"measured at boot (PCR 2): {measured.hex()[:32]}… is the journal's PFM"
         return Link(
             "pfm",
             "PFM",
             OK,
             f"SVN {pfm.svn}, signed by the vendor, on the log",
             None,
-            details,
+            (details[0], booted, *details[1:]),
             (entry,) if entry else (),
         )
 
