@@ -191,6 +191,10 @@ def test_a_url_that_is_not_text_is_malformed_not_an_internal_error(
         ("http://[::1]:99999/", "port 99999 is not 1-65535"),
         ("http://127.0.0.1:-5/", "port -5 is not 1-65535"),
         ("http://127.0.0.1:0/", "port 0 is not 1-65535"),
+        # a password with a slash in it: httpx reads it as a port, and its error quoted it
+        ("http://op:SECRET/@127.0.0.1/", "Invalid port"),
+        ("http://[::1", "Invalid port"),
+        ("http://a\x00b/", "Invalid non-printable ASCII character in URL"),
     ],
 )
 def test_a_url_no_request_can_be_sent_to_is_malformed_not_unreachable(

@@ -35,6 +35,7 @@ loopback (``ironroot._netaddr.is_loopback_host``) is refused by the caller.
 from __future__ import annotations
 
 import contextlib
+import re
 import socket
 import threading
 import time
@@ -84,7 +85,10 @@ def checked_url(url: str, what: str) -> str:
     try:
         parsed = httpx.URL(url)
     except httpx.InvalidURL as exc:
-        raise MalformedInput(f"the URL of {what} is not valid: {exc}") from None
+        # httpx's reason, without the part of the URL it quotes after it (``Invalid port:
+        # 'SECRET'`` for a password with a ``/`` in it)
+        why = re.split(r"[:,]", str(exc), maxsplit=1)[0].strip() or "httpx cannot read it"
+        raise MalformedInput(f"the URL of {what} is not valid: {why}") from None
     except UnicodeError:  # a surrogate for a byte that is not UTF-8 (os.fsdecode)
         raise MalformedInput(f"the URL of {what} is not valid: it is not UTF-8 text") from None
     if parsed.scheme not in ("http", "https"):
