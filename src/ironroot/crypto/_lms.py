@@ -27,6 +27,16 @@ different key, or one that went backwards under a live signer raise
 State file: deterministic CBOR map ``{"kind": "ironroot-lms-state", "version": 1,
 "lms": lms typecode, "ots": lmots typecode, "seed": SEED, "I": I, "q": next leaf,
 "pub": HSS public key}``, mode 0600. Never copy it: two copies sign with the same leaves.
+
+Older copies (SP 800-208 §8.1, a backup or snapshot restored): a state file alone cannot say it
+is not the latest, so a key can be bound to a root-of-trust monotonic counter
+(``generate(..., counter=)``, ``load(..., counter=)``: ``Device(dir).counter(name)``, the
+mechanism the HSM binds its sealed store to, one counter per key). A bound state is version 2
+and adds ``"ctr"`` (the counter value it was written with) and ``"rot_counter"`` (the counter's
+name). Each reservation writes the state with ``ctr = c + 1`` and then increments the counter
+to ``c + 1``, before the signature is computed; a state behind the counter is an older copy and
+raises ``StateReuse``, one ahead (a crash between the write and the increment) is rolled
+forward, its reserved leaf lost (:func:`_bind`).
 A state file named through a symbolic link is advanced where it lives (the key resolves its
 path when it is loaded), and one with a second name (a hard link) is refused at signing. A
 signer or a ``generate`` killed inside its write leaves a temp file beside the state
@@ -593,11 +603,14 @@ class LmsPrivateKey:
     ) -> LmsPrivateKey:
         """Open an existing state file (the tree is rebuilt on first use). A state bound to a
         counter must be opened with it, and one behind it (an older copy) raises
-        ``StateReuse``; an unbound state given a counter that was never used binds to it."""
+        ``StateReuse``; an unbound state given a counter that was never used binds to it.
+        Without a counter a bound state opens for what needs no leaf (its public key,
+        :meth:`remaining`) and refuses to sign."""
         path = Path(path).resolve()
         with _locked(path) as fd:
             state = _decode_state(_read_fd(fd))
-            _bind(path, state, counter)
+            if counter is not None:
+                _bind(path, state, counter)
         return cls(path, state, counter=counter)
 
     @property
