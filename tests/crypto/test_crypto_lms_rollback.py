@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from ironroot.crypto import LmsPrivateKey
-from ironroot.errors import StateReuse
+from ironroot.errors import Conflict, StateReuse
 from rot_counters import provisioned_device
 
 H5 = "SHA256-N24-H5-W4"
@@ -88,6 +88,17 @@ def test_an_unbound_state_binds_only_to_an_unused_counter(tmp_path: Path) -> Non
     other = LmsPrivateKey.generate(tmp_path / "other.state", H5)
     with pytest.raises(StateReuse, match="counter 'lms' is at 1"):
         LmsPrivateKey.load(other.path, counter=rot.counter("lms"))
+
+
+def test_a_key_is_generated_on_an_unused_counter_only(tmp_path: Path) -> None:
+    """As an HSM initializes on a counter at 0 only: a second key on a counter in use would
+    put the first key's state behind it."""
+    rot = provisioned_device(tmp_path / "rot")
+    LmsPrivateKey.generate(tmp_path / "first.state", H5, counter=rot.counter("lms"))
+    with pytest.raises(Conflict, match="counter 'lms' is at 1: it is in use") as caught:
+        LmsPrivateKey.generate(tmp_path / "second.state", H5, counter=rot.counter("lms"))
+    assert type(caught.value) is Conflict
+    assert not (tmp_path / "second.state").exists()
 
 
 def test_the_counter_moved_by_someone_else_is_refused(tmp_path: Path) -> None:

@@ -78,6 +78,7 @@ from ironroot.crypto._keys import (
 )
 from ironroot.errors import (
     BadSignature,
+    Conflict,
     MalformedInput,
     StateReuse,
     StorageError,
@@ -579,6 +580,12 @@ class LmsPrivateKey:
         params = LMS_PARAMETER_SETS.get(parameter_set)
         if params is None:
             raise UnsupportedAlgorithm(f"unsupported LMS parameter set {parameter_set!r}")
+        if counter is not None and (current := counter.value()) != 0:
+            # Binding would put the counter's other user's state behind it (an "older copy").
+            raise Conflict(
+                f"counter {_counter_name(counter)!r} is at {current}: it is in use; give each "
+                "LMS key a counter of its own"
+            )
         seed = secrets.token_bytes(params.n)
         identifier = secrets.token_bytes(_LEN_I)
         tree = _hss.LmsPrivateKey(
