@@ -38,6 +38,7 @@ from ironroot.cli._input import read_input
 from ironroot.cli._output import check_output, write_output
 from ironroot.cli._serving import add_client_options, add_url_options, client_tls, token, url
 from ironroot.cli._time import now_or, parse_instant
+from ironroot.cli.keys import add_rot_device_option, lms_counter
 from ironroot.crypto import Algorithm, LmsPublicKey, Signer, Verifier, load_signer, load_verifier
 from ironroot.errors import ConfigError, InputUnavailable, MalformedInput
 
@@ -92,6 +93,15 @@ def register(sub: Any) -> None:
         help="the header digest build printed: any other header is refused, nothing signed",
     )
     sign.add_argument("--out", required=True, type=Path, help="signed bundle to write")
+    add_rot_device_option(sign)
+    sign.add_argument(
+        "--pqc-counter", metavar="NAME", help="the --rot-device counter the LMS state is bound to"
+    )
+    sign.add_argument(
+        "--owner-pqc-counter",
+        metavar="NAME",
+        help="the --rot-device counter the owner LMS state is bound to",
+    )
     _lms_option(sign)
     sign.set_defaults(func=_sign)
 
@@ -238,13 +248,18 @@ def _sign(args: argparse.Namespace) -> int:
     keys = [args.ecc_key, args.pqc_key, args.owner_ecc_key, args.owner_pqc_key]
     _refuse_output_over_keys(args.out, [k for k in keys if k is not None])
     check_output(args.out)  # before signing: a refused output spends no one-time key
+    counter = lms_counter(args.rot_device, args.pqc_counter, "--pqc-counter")
+    owner_counter = lms_counter(args.rot_device, args.owner_pqc_counter, "--owner-pqc-counter")
+    if args.owner_pqc_counter is not None and args.owner_pqc_key is None:
+        raise ConfigError("--owner-pqc-counter is for --owner-pqc-key")
     owner: tuple[Signer, Signer] | None = None
     if args.owner_ecc_key is not None:
-        owner = (load_signer(args.owner_ecc_key), load_signer(args.owner_pqc_key))
+        owner_pqc = load_signer(args.owner_pqc_key, lms_counter=owner_counter)
+        owner = (load_signer(args.owner_ecc_key), owner_pqc)
     bundle = firmware.sign_bundle(
         _read_bundle(args.unsigned),
         load_signer(args.ecc_key),
-        load_signer(args.pqc_key),
+        load_signer(args.pqc_key, lms_counter=counter),
         owner,
         limits=_limits(args),
         header_digest=header_digest,

@@ -35,7 +35,8 @@ from ironroot.crypto import (
     load_verifier,
     save_signer,
 )
-from ironroot.errors import Conflict, MalformedInput
+from ironroot.errors import ConfigError, Conflict, MalformedInput
+from ironroot.rot import Device, DeviceCounter
 
 __all__ = ["register"]
 
@@ -63,6 +64,12 @@ def register(sub: Any) -> None:
         help=f"HSS-LMS parameter set (default {DEFAULT_LMS_PARAMETER_SET}); one of: "
         + ", ".join(LMS_PARAMETER_SETS),
     )
+    add_rot_device_option(gen)
+    gen.add_argument(
+        "--counter",
+        metavar="NAME",
+        help="HSS-LMS: bind the state to this monotonic counter of --rot-device (one per key)",
+    )
     gen.add_argument("--json", action="store_true", help="print alg, kid and paths as JSON")
     gen.set_defaults(func=_generate)
 
@@ -70,6 +77,27 @@ def register(sub: Any) -> None:
     show.add_argument("file", type=Path, help="private or public key file (any format)")
     show.add_argument("--json", action="store_true")
     show.set_defaults(func=_show)
+
+
+def add_rot_device_option(parser: argparse.ArgumentParser) -> None:
+    """``--rot-device DIR``: the root of trust whose monotonic counters LMS states are bound to."""
+    parser.add_argument(
+        "--rot-device",
+        type=Path,
+        metavar="DIR",
+        help="root-of-trust device that keeps the LMS keys' counters (ironroot rot init)",
+    )
+
+
+def lms_counter(rot_device: Path | None, name: str | None, flag: str) -> DeviceCounter | None:
+    """The counter ``name`` of ``--rot-device`` an LMS state is bound to (``None``: unbound)."""
+    if name is None:
+        if rot_device is not None and flag == "--counter":
+            raise ConfigError("--rot-device binds an LMS key only with --counter NAME")
+        return None
+    if rot_device is None:
+        raise ConfigError(f"{flag} names a counter of the root of trust: give --rot-device DIR")
+    return Device(rot_device).counter(name)
 
 
 def _with_suffix(prefix: Path, suffix: str) -> Path:
@@ -91,6 +119,9 @@ def _generate(args: argparse.Namespace) -> int:
     private_path = _with_suffix(prefix, ".key")
     pem_path = None if alg is Algorithm.HSS_LMS else _with_suffix(prefix, ".pub.pem")
     cose_path = _with_suffix(prefix, ".cose")
+    counter = lms_counter(args.rot_device, args.counter, "--counter")
+    if counter is not None and alg is not Algorithm.HSS_LMS:
+        raise ConfigError("--counter binds HSS-LMS state files only")
     for path in (private_path, pem_path, cose_path):  # each checked before any is written
         if path is not None and os.path.lexists(path):  # a dangling link too: never followed
             raise Conflict(f"{path} already exists")
@@ -99,7 +130,9 @@ def _generate(args: argparse.Namespace) -> int:
 
     written: list[Path] = []
     try:
-        public = _write_keys(alg, args.lms_params, private_path, pem_path, cose_path, written)
+        public = _write_keys(
+            alg, args.lms_params, private_path, pem_path, cose_path, written, counter
+        )
     except BaseException:  # none of the files without the others: remove what this run wrote
         for path in written:
             with contextlib.suppress(FileNotFoundError):
@@ -123,6 +156,7 @@ def _write_keys(
     pem_path: Path | None,
     cose_path: Path,
     written: list[Path],
+    counter: DeviceCounter | None = None,
 ) -> PublicKey | LmsPublicKey:
     """Generate the key and write its files, each whole, listing in ``written`` what it wrote."""
     public: PublicKey | LmsPublicKey
@@ -136,7 +170,7 @@ def _write_keys(
                 "(pure Python: about 40 s for H15)",
                 file=sys.stderr,
             )
-        lms = LmsPrivateKey.generate(private_path, params.name)
+        lms = LmsPrivateKey.generate(private_path, params.name, counter=counter)
         written.append(private_path)
         public = lms.public_key
     else:

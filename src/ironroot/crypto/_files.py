@@ -27,8 +27,14 @@ from cryptography.hazmat.primitives import serialization
 from ironroot._fileio import read_limited, warn_if_exposed, write_atomic
 from ironroot.crypto._interface import Signer, Verifier
 from ironroot.crypto._keys import KTY, KTY_HSS_LMS, PrivateKey, PublicKey
-from ironroot.crypto._lms import LmsPrivateKey, LmsPublicKey, is_lms_state
-from ironroot.errors import LimitExceeded, MalformedInput, StateReuse, UnsupportedAlgorithm
+from ironroot.crypto._lms import LmsCounter, LmsPrivateKey, LmsPublicKey, is_lms_state
+from ironroot.errors import (
+    ConfigError,
+    LimitExceeded,
+    MalformedInput,
+    StateReuse,
+    UnsupportedAlgorithm,
+)
 
 __all__ = [
     "MAX_KEY_FILE_BYTES",
@@ -116,16 +122,24 @@ def load_verifier(source: str | os.PathLike[str] | bytes) -> Verifier:
     return _verifier_from_bytes(read_limited(Path(source), MAX_KEY_FILE_BYTES))
 
 
-def load_signer(path: str | os.PathLike[str], password: bytes | None = None) -> Signer:
-    """A signer from a PKCS#8 PEM file, a private JWK file, or an LMS state file."""
+def load_signer(
+    path: str | os.PathLike[str],
+    password: bytes | None = None,
+    *,
+    lms_counter: LmsCounter | None = None,
+) -> Signer:
+    """A signer from a PKCS#8 PEM file, a private JWK file, or an LMS state file (opened with
+    ``lms_counter``, the root-of-trust counter it is bound to: ``LmsPrivateKey.load``)."""
     data = read_limited(Path(path), MAX_KEY_FILE_BYTES)
+    if lms_counter is not None and not is_lms_state(data):
+        raise ConfigError(f"{path} is not an LMS state file: a counter binds LMS keys only")
     signer: Signer
     if data.lstrip().startswith(_PEM):
         signer = PrivateKey.from_pem(data, password=password)
     elif password is not None:
         raise UnsupportedAlgorithm("only PEM key files can be encrypted with a password")
     elif is_lms_state(data):
-        signer = LmsPrivateKey.load(path)
+        signer = LmsPrivateKey.load(path, counter=lms_counter)
     elif data.lstrip().startswith(b"{"):
         signer = PrivateKey.from_jwk(data)
     else:

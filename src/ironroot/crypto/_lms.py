@@ -27,6 +27,16 @@ different key, or one that went backwards under a live signer raise
 State file: deterministic CBOR map ``{"kind": "ironroot-lms-state", "version": 1,
 "lms": lms typecode, "ots": lmots typecode, "seed": SEED, "I": I, "q": next leaf,
 "pub": HSS public key}``, mode 0600. Never copy it: two copies sign with the same leaves.
+
+Older copies (SP 800-208 §8.1, a backup or snapshot restored): a state file alone cannot say it
+is not the latest, so a key can be bound to a root-of-trust monotonic counter
+(``generate(..., counter=)``, ``load(..., counter=)``: ``Device(dir).counter(name)``, the
+mechanism the HSM binds its sealed store to, one counter per key). A bound state is version 2
+and adds ``"ctr"`` (the counter value it was written with) and ``"rot_counter"`` (the counter's
+name). Each reservation writes the state with ``ctr = c + 1`` and then increments the counter
+to ``c + 1``, before the signature is computed; a state behind the counter is an older copy and
+raises ``StateReuse``, one ahead (a crash between the write and the increment) is rolled
+forward, its reserved leaf lost (:func:`_bind`).
 A state file named through a symbolic link is advanced where it lives (the key resolves its
 path when it is loaded), and one with a second name (a hard link) is refused at signing. A
 signer or a ``generate`` killed inside its write leaves a temp file beside the state
@@ -49,7 +59,7 @@ import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import cbor2
 from pyhsslms import pyhsslms as _hss
@@ -68,6 +78,7 @@ from ironroot.crypto._keys import (
 )
 from ironroot.errors import (
     BadSignature,
+    Conflict,
     MalformedInput,
     StateReuse,
     StorageError,
@@ -83,7 +94,9 @@ __all__ = [
 ]
 
 _STATE_KIND: Final = "ironroot-lms-state"
-_STATE_VERSION: Final = 1
+_STATE_VERSION: Final = 1  # an unbound state
+_BOUND_STATE_VERSION: Final = 2  # a state bound to a monotonic counter ("ctr", "rot_counter")
+_MAX_COUNTER_NAME: Final = 64
 _MAX_STATE_BYTES: Final = 4096
 _MAX_SIGNATURE_BYTES: Final = 256 * 1024
 _MAX_LEVELS: Final = 8
@@ -320,6 +333,22 @@ class LmsPublicKey:
 # --- the state file --------------------------------------------------------------------------
 
 
+class LmsCounter(Protocol):
+    """The monotonic counter an LMS state is bound to: :class:`ironroot.rot.MonotonicCounter`
+    (``Device(dir).counter(name)``, the counter the HSM binds its sealed store to). ``value()``
+    reads it; ``increment()`` adds one, durably, and returns the new value. A ``name``
+    attribute, when the counter has one, is recorded in the state and checked on opening."""
+
+    def value(self) -> int: ...
+
+    def increment(self) -> int: ...
+
+
+def _counter_name(counter: LmsCounter) -> str:
+    name = getattr(counter, "name", "")
+    return name if isinstance(name, str) else ""
+
+
 @dataclass(frozen=True, slots=True)
 class _State:
     params: LmsParameterSet
@@ -327,21 +356,25 @@ class _State:
     identifier: bytes
     next_leaf: int
     public_key: bytes
+    counter: int | None = None  # the counter value this state was written with (bound keys)
+    counter_name: str = ""
 
     def encode(self) -> bytes:
-        return cbor2.dumps(
-            {
-                "kind": _STATE_KIND,
-                "version": _STATE_VERSION,
-                "lms": self.params.lms_type,
-                "ots": self.params.lmots_type,
-                "seed": self.seed,
-                "I": self.identifier,
-                "q": self.next_leaf,
-                "pub": self.public_key,
-            },
-            canonical=True,
-        )
+        value: dict[str, object] = {
+            "kind": _STATE_KIND,
+            "version": _STATE_VERSION,
+            "lms": self.params.lms_type,
+            "ots": self.params.lmots_type,
+            "seed": self.seed,
+            "I": self.identifier,
+            "q": self.next_leaf,
+            "pub": self.public_key,
+        }
+        if self.counter is not None:
+            value.update(
+                version=_BOUND_STATE_VERSION, ctr=self.counter, rot_counter=self.counter_name
+            )
+        return cbor2.dumps(value, canonical=True)
 
     def same_key(self, other: _State) -> bool:
         return (
@@ -353,6 +386,7 @@ class _State:
 
 
 _STATE_FIELDS: Final = frozenset({"kind", "version", "lms", "ots", "seed", "I", "q", "pub"})
+_BOUND_STATE_FIELDS: Final = _STATE_FIELDS | {"ctr", "rot_counter"}
 
 
 def _field(state: Mapping[Any, Any], name: str, kind: type) -> Any:
@@ -382,8 +416,21 @@ def _decode_state(data: bytes) -> _State:
         raise MalformedInput(f"LMS state file is not CBOR: {exc}") from exc
     if not isinstance(value, dict) or value.get("kind") != _STATE_KIND:
         raise MalformedInput("not an Ironroot LMS state file")
-    if set(value) != _STATE_FIELDS or value.get("version") != _STATE_VERSION:
+    version = value.get("version")
+    fields = {_STATE_VERSION: _STATE_FIELDS, _BOUND_STATE_VERSION: _BOUND_STATE_FIELDS}
+    if (
+        not isinstance(version, int)
+        or isinstance(version, bool)
+        or frozenset(value) != fields.get(version)
+    ):
         raise MalformedInput("LMS state file has unknown fields or version")
+    counter: int | None = None
+    counter_name = ""
+    if version == _BOUND_STATE_VERSION:
+        counter = _field(value, "ctr", int)
+        counter_name = _field(value, "rot_counter", str)
+        if counter < 1 or len(counter_name) > _MAX_COUNTER_NAME:
+            raise MalformedInput("LMS state file has an invalid counter binding")
     params = _BY_TYPES.get((_field(value, "lms", int), _field(value, "ots", int)))
     if params is None:
         raise UnsupportedAlgorithm("LMS state file uses an unsupported parameter set")
@@ -398,7 +445,50 @@ def _decode_state(data: bytes) -> _State:
     prefix = _u32(1) + _u32(params.lms_type) + _u32(params.lmots_type) + identifier
     if len(public_key) != params.public_key_size or not public_key.startswith(prefix):
         raise MalformedInput("LMS state file public key does not match its parameters")
-    return _State(params, seed, identifier, next_leaf, public_key)
+    return _State(params, seed, identifier, next_leaf, public_key, counter, counter_name)
+
+
+def _bind(path: Path, state: _State, counter: LmsCounter | None) -> int | None:
+    """Check ``state`` against the counter it is bound to; return the value its next write
+    takes (``None`` for an unbound key opened without a counter).
+
+    The state is written with value ``c + 1`` *before* the counter is incremented to ``c + 1``
+    (as the HSM writes its anchor before incrementing), so a state found at the counter's value
+    ``v`` is the latest, one at ``v + 1`` is the latest after a writer died between its write
+    and its increment (rolled forward here: the counter is incremented now; the leaf that
+    writer reserved stays reserved, lost and never reused), and one below ``v`` is an older
+    copy: refused, since it would sign with one-time keys the latest state has spent."""
+    name = state.counter_name
+    if counter is None:
+        if state.counter is not None:
+            raise StateReuse(
+                f"LMS state file {path} is bound to the root-of-trust counter {name!r}: open "
+                "it with that counter, or an older copy of it could not be told apart"
+            )
+        return None
+    given = _counter_name(counter)
+    if state.counter is not None and name != given:
+        raise StateReuse(
+            f"LMS state file {path} is bound to the root-of-trust counter {name!r}, not {given!r}"
+        )
+    current = counter.value()
+    written = 0 if state.counter is None else state.counter
+    if state.counter is None and current != 0:
+        raise StateReuse(
+            f"LMS state file {path} is not bound to a counter and counter {given!r} is at "
+            f"{current}: an unbound state binds only to a counter never used (one per key)"
+        )
+    if written == current + 1:
+        current = counter.increment()  # the last writer died before its increment
+    if written != current:
+        raise StateReuse(
+            f"LMS state file {path} is an older copy (restored from a backup, snapshot or "
+            f"copied directory?): written at counter {written}, the counter is at {current} "
+            f"(root-of-trust counter {given!r}). Signing with it would reuse one-time keys "
+            "already spent. Put the latest state file back; if it is lost, retire this key "
+            "and sign with a new one"
+        )
+    return current + 1
 
 
 @contextlib.contextmanager
@@ -462,9 +552,11 @@ def _read_fd(fd: int) -> bytes:
 class LmsPrivateKey:
     """An LMS signing key (HSS, L = 1) kept in a state file: a :class:`~ironroot.crypto.Signer`."""
 
-    __slots__ = ("_floor", "_mutex", "_path", "_public", "_state", "_tree")
+    __slots__ = ("_counter", "_floor", "_mutex", "_path", "_public", "_state", "_tree")
 
-    def __init__(self, path: Path, state: _State, tree: Any = None) -> None:
+    def __init__(
+        self, path: Path, state: _State, tree: Any = None, counter: LmsCounter | None = None
+    ) -> None:
         # Where the state file lives, not a symbolic link to it: each signature replaces the
         # file at this path, and replacing a link would leave the real file behind, unadvanced.
         self._path = Path(path).resolve()
@@ -473,15 +565,27 @@ class LmsPrivateKey:
         self._tree = tree
         self._floor = state.next_leaf
         self._mutex = threading.Lock()
+        self._counter = counter
 
     @classmethod
     def generate(
-        cls, path: str | os.PathLike[str], parameter_set: str = DEFAULT_LMS_PARAMETER_SET
+        cls,
+        path: str | os.PathLike[str],
+        parameter_set: str = DEFAULT_LMS_PARAMETER_SET,
+        *,
+        counter: LmsCounter | None = None,
     ) -> LmsPrivateKey:
-        """Create a new key and its state file at ``path`` (which must not exist)."""
+        """Create a new key and its state file at ``path`` (which must not exist), bound to
+        ``counter`` when one is given (a root-of-trust counter of its own: one per key)."""
         params = LMS_PARAMETER_SETS.get(parameter_set)
         if params is None:
             raise UnsupportedAlgorithm(f"unsupported LMS parameter set {parameter_set!r}")
+        if counter is not None and (current := counter.value()) != 0:
+            # Binding would put the counter's other user's state behind it (an "older copy").
+            raise Conflict(
+                f"counter {_counter_name(counter)!r} is at {current}: it is in use; give each "
+                "LMS key a counter of its own"
+            )
         seed = secrets.token_bytes(params.n)
         identifier = secrets.token_bytes(_LEN_I)
         tree = _hss.LmsPrivateKey(
@@ -493,16 +597,28 @@ class LmsPrivateKey:
         )
         public_key = _u32(1) + tree.publicKey().serialize()
         state = _State(params, seed, identifier, 0, public_key)
+        if counter is not None:
+            state = replace(state, counter=counter.value() + 1, counter_name=_counter_name(counter))
         write_atomic(Path(path), state.encode(), exclusive=True)
-        return cls(Path(path), state, tree)
+        if counter is not None:
+            counter.increment()
+        return cls(Path(path), state, tree, counter)
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> LmsPrivateKey:
-        """Open an existing state file (the tree is rebuilt on first use)."""
+    def load(
+        cls, path: str | os.PathLike[str], *, counter: LmsCounter | None = None
+    ) -> LmsPrivateKey:
+        """Open an existing state file (the tree is rebuilt on first use). A state bound to a
+        counter must be opened with it, and one behind it (an older copy) raises
+        ``StateReuse``; an unbound state given a counter that was never used binds to it.
+        Without a counter a bound state opens for what needs no leaf (its public key,
+        :meth:`remaining`) and refuses to sign."""
         path = Path(path).resolve()
         with _locked(path) as fd:
             state = _decode_state(_read_fd(fd))
-        return cls(path, state)
+            if counter is not None:
+                _bind(path, state, counter)
+        return cls(path, state, counter=counter)
 
     @property
     def algorithm(self) -> Algorithm:
@@ -563,12 +679,24 @@ class LmsPrivateKey:
             state = _decode_state(_read_fd(fd))
             if not state.same_key(self._state):
                 raise StateReuse("LMS state file now holds a different key")
+            written = _bind(self._path, state, self._counter)
             leaf = state.next_leaf
             if leaf < self._floor:
                 raise StateReuse("LMS state file went backwards (restored copy?)")
             if leaf >= state.params.max_signatures:
                 raise StateReuse("LMS key is exhausted")
-            write_atomic(self._path, replace(state, next_leaf=leaf + 1).encode())
+            advanced = replace(state, next_leaf=leaf + 1)
+            if written is not None and self._counter is not None:
+                name = _counter_name(self._counter)
+                advanced = replace(advanced, counter=written, counter_name=name)
+            write_atomic(self._path, advanced.encode())
+            # Only now is an older copy behind the counter: the leaf is used after this. A
+            # crash before the increment leaves the state one ahead, which _bind rolls forward.
+            if self._counter is not None and self._counter.increment() != written:
+                raise StateReuse(
+                    "the LMS key's counter moved while the state was written: another "
+                    "user shares it (give each LMS key a counter of its own)"
+                )
             self._floor = leaf + 1
         return leaf
 
