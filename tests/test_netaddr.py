@@ -38,8 +38,9 @@ def test_the_key_a_client_counts_under(client: str, key: str) -> None:
 
 
 def test_every_per_client_limit_counts_clients_through_the_one_helper() -> None:
-    """The limiters that key by a client's address (the challenge nonce store, the
-    dashboard's login throttle) call client_key; no module keeps a copy of the rule."""
+    """The limiters that key by a client's address (the challenge nonce store, the login
+    throttle of the dashboard and Redfish, Redfish's per-source lockout) call client_key; no
+    module keeps a copy of the rule."""
     callers = set()
     for path in SRC.rglob("*.py"):
         tree = ast.parse(path.read_text(encoding="utf-8"))
@@ -49,7 +50,7 @@ def test_every_per_client_limit_counts_clients_through_the_one_helper() -> None:
         text = path.read_text(encoding="utf-8")
         if path.name != "_netaddr.py":
             assert "IPv6Network(" not in text, f"{path}: a copy of the /64 rule"
-    assert callers >= {"ear/_nonce.py", "web/_auth.py"}
+    assert callers >= {"ear/_nonce.py", "http/_throttle.py", "platform/_redfish_accounts.py"}
 
 
 @pytest.mark.parametrize(

@@ -38,6 +38,7 @@ RUNTIME_NAMES = {
     "derive_mldsa87",
     "kdf",
     "measured_pfm",
+    "check_booted_pfm",
     "verify_quote",
 }
 # Lower layers only: the RoT may use crypto, cose and firmware, nothing above.
