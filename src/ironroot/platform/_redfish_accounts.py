@@ -256,9 +256,7 @@ class Account:
     def locked(self, now: float) -> bool:
         """Locked from every source (an older build's lockout): see
         :meth:`AccountStore.locked` for the lockouts from one source."""
-        if self.locked_until is None:
-            return False
-        return self.locked_until == 0 or now < self.locked_until
+        return _in_force(self.locked_until, now)
 
     def to_json(self) -> dict[str, Any]:
         n, r, p = self.kdf
@@ -321,9 +319,13 @@ class _Tally:
     """Epoch seconds the lockout ends; ``0`` until an administrator unlocks it."""
 
     def locked(self, now: float) -> bool:
-        if self.locked_until is None:
-            return False
-        return self.locked_until == 0 or now < self.locked_until
+        return _in_force(self.locked_until, now)
+
+
+def _in_force(until: float | None, now: float) -> bool:
+    """Whether a lockout ending at ``until`` (epoch seconds; ``0`` until an administrator
+    unlocks it; ``None``: none) holds at ``now``."""
+    return until is not None and (until == 0 or now < until)
 
 
 def source_key(source: str) -> str:
