@@ -989,3 +989,44 @@ def test_a_malformed_index_entry_under_a_huge_name_is_refused_without_quoting_it
         AuditIndex.decode(cbor2.dumps(doc))
     assert caught.value.code == "bundle-malformed"
     assert caught.value.detail == f"{name[:80]!r} is not a member name"
+
+
+def test_a_review_is_named_by_its_own_member_not_by_its_place_in_the_list(
+    aw: AuditWorld, collected: AuditExport
+) -> None:
+    """The reviews step names the member it read: with statements 0, 1, 2 and 6 in the
+    bundle, the fourth is ``statement-6``, not ``statement-3`` (no member at all)."""
+    from tests.audit.audit_world import PROVIDER
+    from tests.platform.node_world import VENDOR, sfr_report
+
+    from ironroot.safe import sfr_statement, sign_report
+
+    other = aw.world.trusted.register(
+        sfr_statement(
+            sign_report(sfr_report(b"\x42" * 48, (3.1,)), aw.provider, PROVIDER),
+            aw.world.statement_key,
+            iss=VENDOR,
+        )
+    ).transparent_statement
+    data = _reseal(
+        aw,
+        collected,
+        members={"firmware/bmc/statement-6.cose": (other, "application/cose")},
+    )
+    step = check_bundle(data, aw.trust()).step("reviews")
+    assert step.status == "failed"
+    assert step.error is not None
+    assert step.error.code == "subject-mismatch"
+    assert step.error.detail.startswith(f"firmware/bmc/statement-6.cose reviews sha384:{'42' * 48}")
+
+
+def test_a_statement_number_with_a_leading_zero_is_no_statement(
+    aw: AuditWorld, collected: AuditExport
+) -> None:
+    """Export writes ``statement-1``, never ``statement-01``: a member under the second
+    spelling is not read as a second statement number 1 (both sorted on one number)."""
+    review = collected.members["firmware/bmc/statement-1.cose"]
+    data = _reseal(aw, collected, members={"firmware/bmc/statement-01.cose": review})
+    report = check_bundle(data, aw.trust())
+    assert report.step("reviews").status == "ok"
+    assert len([line for line in report.step("reviews").lines if "review by" in line]) == 1

@@ -231,7 +231,9 @@ from ironroot.spdm import MeasurementBlock, verify_spdm_evidence
 __all__ = ["check_bundle", "report_unread", "verify_bundle"]
 
 _SEAL_LIMITS: Final = Limits(max_bytes=256 * 1024, max_depth=8, max_items=512)
-_STATEMENT: Final = re.compile(r"(firmware/[a-z]+/statement-\d+|pfm/statement(-\d+)?)\.cose")
+_STATEMENT: Final = re.compile(
+    r"(firmware/[a-z]+/statement-(0|[1-9]\d*)|pfm/statement(-[1-9]\d*)?)\.cose"
+)
 _EAR_SKEW: Final = 60
 _MAX_JSON: Final = 64 * 1024 * 1024
 """An event list's or the journal's size (the largest, ``node/events.json``, holds up to
@@ -474,14 +476,20 @@ class _Context:
             raise MalformedInput("platform/state.json is not the platform's state")
         return value
 
-    def statements(self, component: str) -> tuple[bytes, ...]:
-        """The statements ``component``'s image was accepted with, in their export order."""
+    def statement_members(self, component: str) -> tuple[tuple[str, bytes], ...]:
+        """The statements ``component``'s image was accepted with, in their export order,
+        each with its member name (``firmware/<component>/statement-<n>.cose``, ``n`` written
+        as export writes it: no leading zero, so no two members share a number)."""
         found = []
-        pattern = re.compile(rf"firmware/{component}/statement-(\d{{1,4}})\.cose")
+        pattern = re.compile(rf"firmware/{component}/statement-(0|[1-9]\d{{0,3}})\.cose")
         for name, data in self.bundle.members.items():
             if match := pattern.fullmatch(name):
-                found.append((int(match.group(1)), data))
-        return tuple(data for _n, data in sorted(found))
+                found.append((int(match.group(1)), name, data))
+        return tuple((name, data) for _n, name, data in sorted(found))
+
+    def statements(self, component: str) -> tuple[bytes, ...]:
+        """The statements ``component``'s image was accepted with, in their export order."""
+        return tuple(data for _name, data in self.statement_members(component))
 
     def image(self, component: str) -> bytes:
         return self.member(f"firmware/{component}/bundle.bin")
@@ -874,13 +882,13 @@ def _reviews(ctx: _Context) -> list[str]:
     providers = ctx.trust.review_providers
     found: list[tuple[str, str, bytes]] = []
     for component in COMPONENTS:
-        for number, data in enumerate(ctx.statements(component)):
+        for name, data in ctx.statement_members(component):
             try:
                 statement = TransparentStatement.parse(data).statement
             except MalformedInput:
                 continue
             if statement.content_type in (SFR_JWS_CONTENT_TYPE, SFR_COSE_CONTENT_TYPE):
-                found.append((component, f"firmware/{component}/statement-{number}.cose", data))
+                found.append((component, name, data))
     if not found:
         raise _Skipped("no SAFE review was shipped with the node's firmware")
     if not len(providers):
