@@ -170,6 +170,23 @@ def test_measurements_too_large_for_requester_buffer(device: Device) -> None:
         requester.get_measurements()
 
 
+def test_digests_too_large_for_requester_buffer_is_refused_by_the_responder() -> None:
+    """A P-521 device's DIGESTS (4 + 64 bytes) does not fit a requester's DataTransferSize of
+    60. Old behaviour: the responder sent it anyway (DSP0274: it shall not send a response
+    larger than the requester's DataTransferSize) and the requester saw a malformed answer;
+    now the responder answers ERROR ResponseTooLarge, as it does for CHALLENGE_AUTH and
+    MEASUREMENTS, and keeps its state (a requester with room then gets the chain)."""
+    dev = Device(Algorithm.ES512)
+    responder = make_responder(dev)
+    requester = make_requester(responder, dev, data_transfer_size=60, max_spdm_msg_size=60)
+    requester.init_connection()
+    with pytest.raises(SpdmErrorResponse, match="RESPONSE_TOO_LARGE"):
+        requester.get_digests()
+    assert make_requester(responder, dev).attest().certificate_chain.certificates == tuple(
+        dev.chain
+    )
+
+
 def test_1_3_only_types_are_hidden_under_1_2() -> None:
     dev = Device()
     blocks = (

@@ -22,6 +22,8 @@ Behaviour worth knowing:
   requester asks for raw bit streams; DeviceMode, version, SVN and informational values are
   reported raw. Under SPDM 1.2, blocks of 1.3-only value types are not reported; blocks of a
   type this package does not know (:class:`UnknownMeasurementBlock`) are reported as given.
+- A response larger than the requester's DataTransferSize (DIGESTS of a long hash, CHALLENGE_AUTH,
+  MEASUREMENTS) gets ERROR ResponseTooLarge instead: this responder does not chunk.
 - CHALLENGE (slot 0) is answered with CHALLENGE_AUTH signed over M1/M2. Its measurement summary
   hash is the base hash of the measurement blocks as an unsigned, non-raw "all measurements"
   GET_MEASUREMENTS would report them; the TCB summary covers the ROM and mutable firmware
@@ -352,6 +354,8 @@ class Responder:
         GetDigests.decode(request)
         supported = 0x01 if version >= SpdmVersion.V1_3 else 0
         response = Digests(version, 0x01, (self._chain_digest,), supported).encode()
+        if len(response) > self._peer_dts:  # a P-521 device's digest, a 42-byte buffer
+            raise _Refusal(ErrorCode.RESPONSE_TOO_LARGE)
         self._transcript.reset_b()
         self._transcript.add_b(request + response)
         return response
