@@ -698,3 +698,37 @@ def test_an_older_crl_of_the_ca_beside_a_newer_one_takes_nothing_back(
     add_crl(fleet_, older, now=NOW)
     reason = _reason(_idevid(fleet_, "node-0001"), ca.ecc_certificate, f"admission/crls/{newer}")
     _revoked_exactly(fleet_, authority, "node-0001", reason)
+
+
+# --- an SPDM chain sent without its root --------------------------------------------------
+
+
+def test_an_spdm_chain_recorded_without_its_root_is_still_checked_for_revocation() -> None:
+    """DSP0274 lets a slot's chain start below the root (its first certificate signed by the
+    root), and the chain in SPDM evidence is not signed: whoever carries the evidence may
+    drop the root certificate. Old behaviour: such evidence verified, but the revocation
+    check found no chain starting at the pinned root and checked nothing, so a revoked
+    device CA or device certificate passed. Now the verified path (root first) is checked."""
+    from tests.spdm._spdm_helpers import NOW as SPDM_NOW
+    from tests.spdm._spdm_helpers import Device, make_requester, make_responder
+
+    from ironroot.fleet._revocation import CrlSet, _spdm_chain
+    from ironroot.spdm import CertificateChain, SpdmEvidence, verify_spdm_evidence
+
+    device = Device(Algorithm.ES384)
+    honest = make_requester(make_responder(device), device).evidence(bytes(32))
+    record = SpdmEvidence.decode(honest)
+    chain = CertificateChain.decode(record.certificate_chain, hash_size=48)
+    assert chain.certificates[0] == device.root
+    rootless = CertificateChain(chain.root_hash, chain.certificates[1:]).encode()
+    stripped = SpdmEvidence(record.vca, rootless, record.request, record.response).encode()
+    # the evidence without the root still verifies (DSP0274 allows such a chain) ...
+    verify_spdm_evidence(stripped, nonce=bytes(32), root_certificate=device.root, now=SPDM_NOW)
+    # ... so its revocation check sees the same path, root first
+    assert [c.der for c in _spdm_chain(stripped, device.root)] == device.chain
+    leaf = load_certificate(device.leaf, der_only=True)
+    crls = CrlSet.build([("ca.crl", _crl(device.intermediate, device.ca_key, leaf.serial_number))])
+    for evidence in (honest, stripped):
+        reason = crls.revoked(_spdm_chain(evidence, device.root), ())
+        assert reason.startswith("revoked: certificate ")
+        assert "Ironroot Test Device" in reason

@@ -170,6 +170,45 @@ def test_measurements_too_large_for_requester_buffer(device: Device) -> None:
         requester.get_measurements()
 
 
+def test_digests_too_large_for_requester_buffer_is_refused_by_the_responder() -> None:
+    """A P-521 device's DIGESTS (4 + 64 bytes) does not fit a requester's DataTransferSize of
+    60. Old behaviour: the responder sent it anyway (DSP0274: it shall not send a response
+    larger than the requester's DataTransferSize) and the requester saw a malformed answer;
+    now the responder answers ERROR ResponseTooLarge, as it does for CHALLENGE_AUTH and
+    MEASUREMENTS, and keeps its state (a requester with room then gets the chain)."""
+    dev = Device(Algorithm.ES512)
+    responder = make_responder(dev)
+    requester = make_requester(responder, dev, data_transfer_size=60, max_spdm_msg_size=60)
+    requester.init_connection()
+    with pytest.raises(SpdmErrorResponse, match="RESPONSE_TOO_LARGE"):
+        requester.get_digests()
+    assert make_requester(responder, dev).attest().certificate_chain.certificates == tuple(
+        dev.chain
+    )
+
+
+def test_algorithms_too_large_for_requester_buffer_is_refused_by_the_responder(
+    device: Device,
+) -> None:
+    """ALGORITHMS echoes one AlgStructure per table offered: four tables make it 52 bytes,
+    past a requester's DataTransferSize of 42 (the minimum). Old behaviour: sent anyway; now
+    ERROR ResponseTooLarge, the VCA not advanced (the same request with room succeeds)."""
+    from ironroot.spdm import AlgStructure
+
+    responder = make_responder(device)
+    responder(GetVersion().encode())
+    capabilities = GetCapabilities(V12, data_transfer_size=42, max_spdm_msg_size=42).encode()
+    assert responder(capabilities)[1] == 0x61
+    structs = tuple(AlgStructure(alg_type, 1) for alg_type in (2, 3, 4, 5))
+    offer = NegotiateAlgorithms(V12, 1, 2, 0x80, 0x02, alg_structs=structs).encode()
+    answer = ErrorResponse.decode(responder(offer))
+    assert answer.error_code == ErrorCode.RESPONSE_TOO_LARGE
+    assert responder(offer)[1] == 0x7F  # still waiting for NEGOTIATE_ALGORITHMS, still too large
+    responder(GetVersion().encode())
+    responder(GetCapabilities(V12).encode())
+    assert len(responder(offer)) == 52  # fits a 4096-byte buffer: ALGORITHMS
+
+
 def test_1_3_only_types_are_hidden_under_1_2() -> None:
     dev = Device()
     blocks = (

@@ -80,6 +80,7 @@ import base64
 import binascii
 import datetime as dt
 import hashlib
+import hmac
 import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -127,7 +128,8 @@ CRL_DIR: Final = ("admission", "crls")
 _CRL_SUFFIXES: Final = frozenset((".crl", ".pem", ".der"))
 _MAX_CRL: Final = 4 * 1024 * 1024
 _QUOTE_LIMITS: Final = Limits(max_bytes=256 * 1024, max_depth=8, max_items=512)
-_HASH_SIZES: Final = (48, 32, 64)
+# The RootHash of an SPDM chain by its size: the base hashes of the SPDM signing suites.
+_ROOT_HASHES: Final = {48: "sha384", 32: "sha256", 64: "sha512"}
 _CACHE_SECONDS: Final = 3600
 _NAMES: Final = 65536
 _HEAD: Final = 64 * 1024  # where an unreadable CRL's issuer name is looked for
@@ -473,15 +475,22 @@ def _quote_chains(quote: bytes) -> list[list[DiceCertificate]]:
 
 
 def _spdm_chain(evidence: bytes, root: bytes) -> list[DiceCertificate]:
-    """The certificate chain of SPDM evidence already verified to ``root`` (root first)."""
+    """The certificate path of SPDM evidence already verified to ``root``, root first: the
+    recorded chain whose RootHash is ``root``'s, with ``root`` in front when the chain starts
+    below it (DSP0274 allows that, and the recorded chain is not signed: a carrier may drop
+    the root), as :func:`ironroot.spdm.verify_certificate_chain` builds the path."""
     recorded = SpdmEvidence.decode(evidence).certificate_chain
-    for size in _HASH_SIZES:
+    for size, name in _ROOT_HASHES.items():
         try:
             chain = CertificateChain.decode(recorded, hash_size=size)
         except IronrootError:
             continue
-        if chain.certificates and chain.certificates[0] == root:
-            return [parse_certificate(c) for c in chain.certificates]
+        if not hmac.compare_digest(chain.root_hash, hashlib.new(name, root).digest()):
+            continue
+        certificates = chain.certificates
+        if certificates[0] != root:
+            certificates = (root, *certificates)
+        return [parse_certificate(c) for c in certificates]
     return []
 
 

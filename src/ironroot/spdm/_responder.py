@@ -22,6 +22,9 @@ Behaviour worth knowing:
   requester asks for raw bit streams; DeviceMode, version, SVN and informational values are
   reported raw. Under SPDM 1.2, blocks of 1.3-only value types are not reported; blocks of a
   type this package does not know (:class:`UnknownMeasurementBlock`) are reported as given.
+- A response larger than the requester's DataTransferSize (ALGORITHMS with many AlgStructure
+  tables, DIGESTS of a long hash, CHALLENGE_AUTH, MEASUREMENTS) gets ERROR ResponseTooLarge
+  instead, and changes no state: this responder does not chunk.
 - CHALLENGE (slot 0) is answered with CHALLENGE_AUTH signed over M1/M2. Its measurement summary
   hash is the base hash of the measurement blocks as an unsigned, non-raw "all measurements"
   GET_MEASUREMENTS would report them; the TCB summary covers the ROM and mutable firmware
@@ -326,7 +329,7 @@ class Responder:
             raise _Refusal(ErrorCode.INVALID_REQUEST)
         if not offer.base_asym_algo & self._asym or not offer.base_hash_algo & self._hash:
             raise _Refusal(ErrorCode.INVALID_REQUEST)
-        self._opaque_format = (
+        opaque_format = (
             OpaqueDataFormat.FORMAT_1
             if offer.other_params_support & OpaqueDataFormat.FORMAT_1
             else 0
@@ -334,12 +337,15 @@ class Responder:
         response = Algorithms(
             version,
             measurement_specification_sel=MEASUREMENT_SPECIFICATION_DMTF,
-            other_params_selection=self._opaque_format,
+            other_params_selection=opaque_format,
             measurement_hash_algo=self._measurement_hash,
             base_asym_sel=self._asym,
             base_hash_sel=self._hash,
             alg_structs=tuple(AlgStructure(s.alg_type, 0) for s in offer.alg_structs),
         ).encode()
+        if len(response) > self._peer_dts:  # four AlgStructure tables to a 42-byte buffer
+            raise _Refusal(ErrorCode.RESPONSE_TOO_LARGE)
+        self._opaque_format = opaque_format
         self._transcript.add_vca(request)
         self._transcript.add_vca(response)
         self._state = _NEGOTIATED
@@ -352,6 +358,8 @@ class Responder:
         GetDigests.decode(request)
         supported = 0x01 if version >= SpdmVersion.V1_3 else 0
         response = Digests(version, 0x01, (self._chain_digest,), supported).encode()
+        if len(response) > self._peer_dts:  # a P-521 device's digest, a 42-byte buffer
+            raise _Refusal(ErrorCode.RESPONSE_TOO_LARGE)
         self._transcript.reset_b()
         self._transcript.add_b(request + response)
         return response
