@@ -43,10 +43,10 @@ and read no variable but those of such macros (the values they keep are then the
 each of at most its tokens' square of items, the weight of one copy): over the input their cost
 grows with the square of the input's size, which no count of items bounds. A selection from a
 variable no macro binds, inside a macro's parentheses (``claims.gpus[0]`` in
-``gpus.all(g, …)``), copies what it selects at each pass: each of its steps (``.name``, ``[…]``) counts that
-many items per pass (:func:`_selection_cost`). A ``matches`` call compiles its pattern each
-time it runs (a Unicode class such as ``\\w`` to an automaton of hundreds of states:
-``"\\w{1000}"`` took 127 ms a call), so each call counts the steps :func:`regex_steps`
+``gpus.all(g, …)``), copies what it selects at each pass: each of its steps (``.name``,
+``[…]``) counts that many items per pass (:func:`_selection_cost`). A ``matches`` call compiles
+its pattern each time it runs (a Unicode class such as ``\\w`` to an automaton of hundreds of
+states: ``"\\w{1000}"`` took 127 ms a call), so each call counts the steps :func:`regex_steps`
 estimates from its pattern, once per pass of the macros around it; a pattern that is not one
 string literal (read from the input) has no such bound and is refused.
 
