@@ -220,9 +220,42 @@ def test_a_costly_regular_expression_is_refused(text: str) -> None:
     ],
 )
 def test_a_regular_expression_of_modest_cost_is_within_the_bound(text: str) -> None:
+    """Within the bound over lists of 1,024 items (a transparency policy's statement); a
+    ``matches`` call at each pass over a list of :data:`MAX_RANGE` is not (next test)."""
     import cel
 
-    refuse_costly(cel.compile(text), "the policy", ConfigError)
+    refuse_costly(cel.compile(text), "the policy", ConfigError, max_range=1024)
+
+
+def test_the_cost_bound_takes_lists_as_long_as_the_largest_policy_input_holds() -> None:
+    """Was: every range not written out was taken to hold 1,024 items, but a release policy
+    reads an EAR, whose containers hold up to 4,096 (and an appraisal rule reads evidence and
+    endorsements as large: a CoRIM's 4,096), so a policy within the bound at 1,024 items took
+    four times the budget on the largest input, sixteen nested. Now the bound is the largest
+    container any policy input holds, and a caller whose inputs hold fewer says so."""
+    import cel
+
+    from ironroot.corim._codec import CORIM_LIMITS
+    from ironroot.ear._token import _LIMITS as EAR_LIMITS
+    from ironroot.hsm._release import _TOKEN_LIMITS
+
+    assert MAX_RANGE == 4096
+    assert max(EAR_LIMITS.max_items, _TOKEN_LIMITS.max_items, CORIM_LIMITS.max_items) <= 4096
+    nested = f"{_list(40)}.all(i, claims.a.exists(x, x > i))"
+    program = cel.compile(nested)
+    assert cost(program, max_range=1024) <= MAX_COST  # what the old bound admitted
+    with pytest.raises(ConfigError) as caught:
+        refuse_costly(program, "the policy", ConfigError)
+    assert caught.value.detail == (
+        f"the policy may take {cost(program):,} steps to evaluate, more than the limit of "
+        "750,000: its comprehension macros (all, exists, exists_one, filter, map) nest or "
+        "copy too much over lists of up to 4096 items"
+    )
+    assert cost(program) == cost(program, max_range=4096) > MAX_COST
+    regex = cel.compile(r'evidence.measurements.all(m, m.matches("^(pcr|rtmr)[0-9]+$"))')
+    with pytest.raises(ConfigError) as caught:
+        refuse_costly(regex, "the policy", ConfigError)
+    assert caught.value.detail.startswith("the policy may take 2,105,344 steps to evaluate")
 
 
 @pytest.mark.parametrize("text", ["a.matches(b)", 'a.all(x, x.matches(b + "+"))', "matches(a, b)"])

@@ -33,21 +33,22 @@ limit, and its ``map`` and ``filter`` copy the list built so far, with every val
 each step. Each compiled policy is refused, before anything evaluates it, when its macros may
 take more than :data:`MAX_COST` steps (one step: copying one list item, about 70 ns here; one
 pass of a macro's body counts 4): a range the policy writes out (``[1, 2]``, ``{"a": 1}``)
-holds its items, any other holds :data:`MAX_RANGE`; a macro's body runs once per item for
-each pass of the macros around it, except that a range read from the element of an enclosing
-macro over the input (``g.svns`` in ``groups.all(g, g.svns.exists(s, …))``) holds, over all
-that macro's passes, about as many items as the input: one per pass. A pass inside a map or
-filter also copies half its list. ``map`` and ``filter`` may range only over a literal and
-read no variable but those of such macros (the values they keep are then the program's own,
-each of at most its tokens' square of items, the weight of one copy): over the input their
-cost grows with the square of the input's size, which no count of items bounds. A selection
-from a variable no macro binds, inside a macro's parentheses (``claims.gpus[0]`` in
+holds its items, any other holds :data:`MAX_RANGE` (4,096: an EAR's containers, a CoRIM's;
+fewer when the caller's inputs are bounded lower, ``max_range``); a macro's body runs once per
+item for each pass of the macros around it, except that a range read from the element of an
+enclosing macro over the input (``g.svns`` in ``groups.all(g, g.svns.exists(s, …))``) holds,
+over all that macro's passes, about as many items as the input: one per pass. A pass inside a
+map or filter also copies half its list. ``map`` and ``filter`` may range only over a literal
+and read no variable but those of such macros (the values they keep are then the program's own,
+each of at most its tokens' square of items, the weight of one copy): over the input their cost
+grows with the square of the input's size, which no count of items bounds. A selection from a
+variable no macro binds, inside a macro's parentheses (``claims.gpus[0]`` in
 ``gpus.all(g, …)``), copies what it selects at each pass: each of its steps (``.name``,
-``[…]``) counts :data:`MAX_RANGE` per pass (:func:`_selection_cost`). A ``matches``
-call compiles its pattern each time it runs (a Unicode class such as ``\\w`` to an automaton of
-hundreds of states: ``"\\w{1000}"`` took 127 ms a call), so each call counts the steps
-:func:`regex_steps` estimates from its pattern, once per pass of the macros around it; a
-pattern that is not one string literal (read from the input) has no such bound and is refused.
+``[…]``) counts that many items per pass (:func:`_selection_cost`). A ``matches`` call compiles
+its pattern each time it runs (a Unicode class such as ``\\w`` to an automaton of hundreds of
+states: ``"\\w{1000}"`` took 127 ms a call), so each call counts the steps :func:`regex_steps`
+estimates from its pattern, once per pass of the macros around it; a pattern that is not one
+string literal (read from the input) has no such bound and is refused.
 
 **The depth of an expression** (:func:`depth`, :func:`refuse_deep`). The library's parser
 refuses brackets nested past about a hundred, but not a long chain of operators at one level
@@ -343,11 +344,16 @@ def refuse_deep(text: str, what: str, error: type[IronrootError]) -> None:
 
 # --- the cost of evaluating a program ---------------------------------------------------------
 
-# The items of the largest list or map a policy's variables hold (``cose.Limits.max_items`` for
-# a statement's claims); any range that is not a literal is taken to be this long.
-MAX_RANGE: Final = 1024
+# The items of the largest list or map a policy's variables may hold: an EAR's claims, read by a
+# release policy (``ear._token``'s and ``hsm._release``'s token limits, 4,096 entries a
+# container), and the evidence and endorsements an appraisal rule reads (a CoRIM's 4,096).
+# Any range that is not a literal is taken to be this long, unless the caller knows a smaller
+# bound of its inputs (``max_range``: a transparency policy's statement, ``cose.Limits``'
+# 1,024). It was 1,024 for every policy: a policy over an EAR then passed the check and took
+# four times (nested, sixteen times) the budget on an input of 4,096 items.
+MAX_RANGE: Final = 4096
 # The most steps an evaluation may take, in copies of one list element (about 70 ns here):
-# about 50 ms, one ``map`` over a list of MAX_RANGE items.
+# about 50 ms, one ``map`` over a list of 1,024 items.
 MAX_COST: Final = 750_000
 _STEP: Final = 4  # one pass of a macro's body, in element copies (about 250 ns)
 
@@ -537,14 +543,15 @@ def _regex_cost(
     return total
 
 
-def cost(program: Any) -> int:
+def cost(program: Any, *, max_range: int = MAX_RANGE) -> int:
     """The most steps (element copies, :data:`MAX_COST`) the comprehension macros and the
     ``matches`` calls of the compiled ``program`` may take when every list or map it reads
-    holds at most :data:`MAX_RANGE` items (module docs)."""
-    return sum(_costs(program))
+    holds at most ``max_range`` items (:data:`MAX_RANGE` unless the caller's inputs are known
+    to hold fewer; module docs)."""
+    return sum(_costs(program, max_range))
 
 
-def _costs(program: Any) -> tuple[int, int]:
+def _costs(program: Any, max_range: int = MAX_RANGE) -> tuple[int, int]:
     """:func:`cost` as the steps of its macros and those of its ``matches`` calls."""
     tokens = _tokens(program.source)
     closing, commas, macros = _structure(tokens)
@@ -558,7 +565,7 @@ def _costs(program: Any) -> tuple[int, int]:
     for dot, macro, _ in macros:  # in order: enclosing macros and receivers come first
         around = [p for p in sizes if p < dot < closing[p]]  # outermost first
         start = _receiver(tokens, opening, dot - 1)
-        size, from_input, part_of = MAX_RANGE, True, None
+        size, from_input, part_of = max_range, True, None
         if tokens[start] in (("punct", "["), ("punct", "{")) and closing[start] == dot - 1:
             size, from_input = (commas[start] + 1 if dot - 1 > start + 1 else 0), False
         elif tokens[dot - 1] == ("punct", ")") and opening[dot - 1] in sizes:
@@ -601,7 +608,7 @@ def _costs(program: Any) -> tuple[int, int]:
         if macro in ("filter", "map"):
             building.add(dot + 2)
             total += runs * size * (size + 1) // 2 * weight
-    total += _selection_cost(tokens, closing, macros, passes)
+    total += _selection_cost(tokens, closing, macros, passes, max_range)
     return total, _regex_cost(tokens, closing, commas, passes)
 
 
@@ -610,9 +617,10 @@ def _selection_cost(
     closing: dict[int, int],
     macros: list[tuple[int, str, str]],
     passes: dict[int, int],
+    max_range: int = MAX_RANGE,
 ) -> int:
     """The copies the selections from the input inside macros make: the runtime copies what
-    ``b.c`` or ``b[0]`` yields each time it runs, a value of up to :data:`MAX_RANGE` items,
+    ``b.c`` or ``b[0]`` yields each time it runs, a value of up to ``max_range`` items,
     so each selection step from a variable no macro binds counts that many, once per pass of
     the macros around it (a selection from an iteration variable is part of one element, and
     a macro's receiver runs once)."""
@@ -645,15 +653,19 @@ def _selection_cost(
                 steps, after = steps + 1, closing[after] + 1
             else:
                 break
-        total += passes[active[-1][0]] * steps * MAX_RANGE
+        total += passes[active[-1][0]] * steps * max_range
     return total
 
 
-def refuse_costly(program: Any, what: str, error: type[IronrootError]) -> None:
+def refuse_costly(
+    program: Any, what: str, error: type[IronrootError], *, max_range: int = MAX_RANGE
+) -> None:
     """Raise ``error`` when the compiled ``program`` may cost more than :data:`MAX_COST` to
-    evaluate (:func:`cost`), or uses syntax whose cost this reading cannot bound."""
+    evaluate (:func:`cost`) over lists of up to ``max_range`` items (:data:`MAX_RANGE`, the
+    largest any policy input holds, unless the caller's inputs are known to hold fewer), or
+    uses syntax whose cost this reading cannot bound."""
     try:
-        macros, patterns = _costs(program)
+        macros, patterns = _costs(program, max_range)
     except _Unread as exc:
         raise error(f"{what} uses syntax whose evaluation cost cannot be bounded: {exc}") from exc
     except ValueError as exc:
@@ -669,5 +681,5 @@ def refuse_costly(program: Any, what: str, error: type[IronrootError]) -> None:
         raise error(
             f"{what} may take {steps:,} steps to evaluate, more than the limit of {MAX_COST:,}:"
             f" its comprehension macros (all, exists, exists_one, filter, map) nest or copy too"
-            f" much over lists of up to {MAX_RANGE} items{regex}"
+            f" much over lists of up to {max_range} items{regex}"
         )

@@ -1053,10 +1053,12 @@ def test_a_costly_rule_or_rules_together_are_refused() -> None:
             {"name": "lab", "rules": [{**rule, "name": "n", "expression": nested}]}
         )
     assert type(caught.value) is ConfigError
-    assert caught.value.detail.startswith("rule n may take 4,198,400 steps to evaluate")
-    # A hundred passes per review is within the bound; two rules of it are not.
-    hundred = "[" + ", ".join(str(i) for i in range(100)) + "]"
-    one = f"reviews.all(r, {hundred}.exists(i, r.max_cvss > i))"
+    assert caught.value.detail.startswith("rule n may take 67,125,248 steps to evaluate")
+    # Forty passes per review is within the bound (lists of up to 4,096 items, what evidence
+    # and endorsements hold); two rules of it are not, and nor is a hundred passes (within
+    # the bound when it took lists of 1,024).
+    forty = "[" + ", ".join(str(i) for i in range(40)) + "]"
+    one = f"reviews.all(r, {forty}.exists(i, r.max_cvss > i))"
     AppraisalPolicy.from_mapping(
         {"name": "lab", "rules": [{**rule, "name": "a", "expression": one}]}
     )
@@ -1065,8 +1067,23 @@ def test_a_costly_rule_or_rules_together_are_refused() -> None:
         AppraisalPolicy.from_mapping({"name": "lab", "rules": rules})
     assert type(caught.value) is ConfigError
     assert caught.value.detail.startswith(
-        "the policy's rules together may take 827,392 steps to evaluate, more than the limit"
+        "the policy's rules together may take 1,343,488 steps to evaluate, more than the limit"
     )
+    hundred = "[" + ", ".join(str(i) for i in range(100)) + "]"
+    with pytest.raises(ConfigError) as caught:
+        AppraisalPolicy.from_mapping(
+            {
+                "name": "lab",
+                "rules": [
+                    {
+                        **rule,
+                        "name": "h",
+                        "expression": f"reviews.all(r, {hundred}.exists(i, r.max_cvss > i))",
+                    }
+                ],
+            }
+        )
+    assert caught.value.detail.startswith("rule h may take 1,654,784 steps to evaluate")
 
 
 def test_a_review_stating_a_low_score_for_a_critical_vector_is_an_open_critical_issue(

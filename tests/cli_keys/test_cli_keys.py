@@ -21,6 +21,8 @@ from ironroot.crypto import (
     load_verifier,
     save_signer,
 )
+from ironroot.rot import Device
+from rot_counters import provisioned_device
 
 
 def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -255,3 +257,105 @@ def test_generate_that_fails_part_way_leaves_no_file_half_written(tmp_path: Path
     assert run.stderr.startswith("ironroot: input-unavailable: "), run.stderr
     assert "file too large" in run.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def _bound_lms(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[Device, Path, bytes]:
+    """An LMS key bound to the counter ``lms-fw`` of a root of trust, then one signature: the
+    state is written at 2, the counter reads 2. Returns the device, the state file and a copy
+    of the state as generated (written at 1)."""
+    rot = provisioned_device(tmp_path / "rot")
+    argv = ["key", "generate", "--alg", "HSS-LMS", "--lms-params", "SHA256-N24-H5-W4"]
+    argv += ["--out", str(tmp_path / "fw"), "--rot-device", str(tmp_path / "rot")]
+    assert _run(capsys, *argv, "--counter", "lms-fw")[0] == 0
+    state = tmp_path / "fw.key"
+    first = state.read_bytes()
+    LmsPrivateKey.load(state, counter=rot.counter("lms-fw")).sign(b"image")
+    assert rot.counter("lms-fw").value() == 2
+    return rot, state, first
+
+
+def test_show_an_lms_keys_counter_binding_as_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Was: ``key show`` said nothing of the root-of-trust counter a state is bound to, so an
+    operator could not tell a bound key from an unbound one (whose copies nothing detects),
+    nor which counter to give ``firmware sign``, nor whether a state file is the latest. Now
+    it shows the counter's name and the value the state was written with, and, with
+    ``--rot-device``, the counter's value and what the two say (nothing is incremented)."""
+    rot, state, first = _bound_lms(tmp_path, capsys)
+    device = ["--rot-device", str(tmp_path / "rot")]
+    code, out, _ = _run(capsys, "key", "show", str(state), "--json")
+    assert code == 0
+    assert json.loads(out)["rot_counter"] == {
+        "name": "lms-fw",
+        "state_value": 2,
+        "device": None,
+        "current_value": None,
+        "status": "unchecked",
+    }
+    code, out, _ = _run(capsys, "key", "show", str(state), "--json", *device)
+    assert code == 0
+    assert json.loads(out)["rot_counter"] == {
+        "name": "lms-fw",
+        "state_value": 2,
+        "device": str(tmp_path / "rot"),
+        "current_value": 2,
+        "status": "latest",
+    }
+    state.write_bytes(first)  # an older copy put back
+    code, out, _ = _run(capsys, "key", "show", str(state), "--json", *device)
+    assert code == 0
+    report = json.loads(out)["rot_counter"]
+    assert (report["state_value"], report["current_value"]) == (1, 2)
+    assert report["status"] == "older-copy"
+    assert rot.counter("lms-fw").value() == 2  # showing never moves the counter
+    LmsPrivateKey.generate(tmp_path / "free.key", "SHA256-N24-H5-W4")
+    code, out, _ = _run(capsys, "key", "show", str(tmp_path / "free.key"), "--json")
+    assert code == 0
+    assert json.loads(out)["rot_counter"] is None  # an LMS key bound to nothing
+
+
+def test_show_an_lms_keys_counter_binding_as_text(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _rot, state, first = _bound_lms(tmp_path, capsys)
+    device = ["--rot-device", str(tmp_path / "rot")]
+    code, out, _ = _run(capsys, "key", "show", str(state))
+    assert code == 0
+    assert (
+        "rot_counter: lms-fw (the state was written at 2; give --rot-device DIR to compare it "
+        "with the counter)\n"
+    ) in out
+    code, out, _ = _run(capsys, "key", "show", str(state), *device)
+    assert code == 0
+    assert (
+        f"rot_counter: lms-fw on {tmp_path / 'rot'} (the state was written at 2, the counter "
+        "is at 2: the latest state)\n"
+    ) in out
+    state.write_bytes(first)
+    code, out, _ = _run(capsys, "key", "show", str(state), *device)
+    assert code == 0
+    assert (
+        f"rot_counter: lms-fw on {tmp_path / 'rot'} (the state was written at 1, the counter "
+        "is at 2: an older copy, refused for signing)\n"
+    ) in out
+    LmsPrivateKey.generate(tmp_path / "free.key", "SHA256-N24-H5-W4")
+    code, out, _ = _run(capsys, "key", "show", str(tmp_path / "free.key"))
+    assert code == 0
+    assert "rot_counter: none (not bound: copies of the state are not detected)\n" in out
+
+
+def test_show_with_a_rot_device_is_for_lms_state_files_only(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    provisioned_device(tmp_path / "rot")
+    save_signer(PrivateKey.generate(Algorithm.ES256), tmp_path / "k.key")
+    code, out, err = _run(
+        capsys, "key", "show", str(tmp_path / "k.key"), "--rot-device", str(tmp_path / "rot")
+    )
+    assert code == 2
+    assert out == ""
+    assert "--rot-device shows the counter of an LMS state file only" in err
+    code, out, _ = _run(capsys, "key", "show", str(tmp_path / "k.key"), "--json")
+    assert code == 0
+    assert "rot_counter" not in json.loads(out)  # a key no counter binds

@@ -767,3 +767,77 @@ def test_a_handle_spelled_with_whitespace_names_no_key(backend: Pkcs11Backend) -
         backend.purge(spaced)
     backend.verify(handle, signature, b"m")
     backend.delete(handle)
+
+
+def _spellings(handle: str) -> tuple[str, str]:
+    """Two spellings of one handle, both hex digits only (``strict_hex`` reads either as the
+    same ``CKA_ID``): upper case, and lower case with upper-case letters in every other byte."""
+    mixed = "".join(
+        handle[i : i + 2].upper() if i % 4 else handle[i : i + 2] for i in range(0, len(handle), 2)
+    )
+    return handle.upper(), mixed
+
+
+def test_a_key_deleted_under_another_spelling_of_its_handle_is_gone_under_every_spelling(
+    backend: Pkcs11Backend,
+) -> None:
+    """The backend kept a key's objects, type and checked public key by the handle's
+    spelling. Upper-case hex is a spelling of the same ``CKA_ID``: a key deleted (or purged)
+    under one spelling stayed known under another, so ``public_key`` still published it and
+    ``verify`` still accepted its signatures, the token holding no key at all. Now every
+    spelling is kept under the one handle (the lower-case hex of the ``CKA_ID``)."""
+    handle = backend.generate(KeyType.EC_P256, KeyAttributes.of(["sign", "verify"]))
+    upper, mixed = _spellings(handle)
+    signature = backend.sign(handle, b"m")
+    for spelling in (handle, upper, mixed):
+        backend.verify(spelling, signature, b"m")
+        assert backend.public_key(spelling) == backend.public_key(handle)
+    assert set(backend._types) == {handle}  # one entry, whatever the spelling
+    assert set(backend._publics) == {handle}
+    backend.delete(upper)
+    for spelling in (handle, upper, mixed):
+        with pytest.raises(NotFound):
+            backend.public_key(spelling)
+        with pytest.raises(NotFound):
+            backend.verify(spelling, signature, b"m")
+    other = backend.generate(KeyType.EC_P256, KeyAttributes.of(["sign", "verify"]))
+    other_signature = backend.sign(other, b"m")
+    backend.public_key(other)
+    assert backend.purge(_spellings(other)[1]) == 2
+    with pytest.raises(NotFound):
+        backend.verify(other, other_signature, b"m")
+
+
+def test_a_key_replaced_on_the_token_is_checked_again_under_every_spelling(
+    token: str, backend: Pkcs11Backend
+) -> None:
+    """A key used under two spellings of its handle, then replaced on the token by one of
+    someone's own (C_CreateObject): a failed use forgot what was kept under its spelling
+    only, and the other went on with the stale object and the key's old checks. Now the
+    first failed use forgets the key under every spelling; the next use, by either, looks
+    it up again and refuses it."""
+    handle = backend.generate(KeyType.HMAC_SHA384, KeyAttributes.of(["sign", "verify"]))
+    upper, _mixed = _spellings(handle)
+    backend.sign(handle, b"m")
+    backend.sign(upper, b"m")
+    session = _session(token)
+    try:
+        session.get_key(object_class=ObjectClass.SECRET_KEY, id=bytes.fromhex(handle)).destroy()
+        session.create_object(
+            {
+                Attribute.CLASS: ObjectClass.SECRET_KEY,
+                Attribute.KEY_TYPE: pkcs11.KeyType.GENERIC_SECRET,
+                Attribute.VALUE: bytes(48),
+                Attribute.SIGN: True,
+                Attribute.TOKEN: True,
+                Attribute.SENSITIVE: True,
+                Attribute.ID: bytes.fromhex(handle),
+            }
+        )
+    finally:
+        session.close()
+    with pytest.raises(StorageError, match="could not sign"):
+        backend.sign(handle, b"m")  # the object it held is gone
+    with pytest.raises(PolicyRejected, match="was not generated on the token") as info:
+        backend.sign(upper, b"m")
+    assert info.value.code == "key-not-local"

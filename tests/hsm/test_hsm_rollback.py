@@ -53,9 +53,10 @@ from ironroot.hsm import (
     parse_audit_log,
     verify_audit,
 )
+from ironroot.hsm._anchor import open_anchor
 from ironroot.hsm._document import decode_store
 from ironroot.hsm._storage import unseal
-from ironroot.rot import MemoryCounter
+from ironroot.rot import Device, MemoryCounter
 from rot_counters import provisioned_device
 
 
@@ -740,3 +741,68 @@ def test_a_predecessors_edited_log_is_not_continued_on_a_new_counter(
         "continue it"
     )
     assert moved.read_store() is None
+
+
+def _zeroized_twice(device: DeviceChain, tmp_path: Path) -> tuple[Device, Path, Path]:
+    """Two HSMs in one directory on the root of trust's counter ``hsm``: the first zeroized
+    (a copy of its zeroized anchor and log kept aside), the second initialized after it (it
+    continues the first's log: a key generated and used), then zeroized. Returns the root of
+    trust, the directory and the copy of the first's files."""
+    rot = provisioned_device(tmp_path / "rot")
+    directory, older = tmp_path / "hsm", tmp_path / "older"
+    with DirectoryStorage(directory, counter=rot.counter("hsm")) as storage:
+        new_hsm(device.identity, storage).tamper()  # type: ignore[arg-type]
+    shutil.copytree(directory, older, ignore=shutil.ignore_patterns("lock"))
+    with DirectoryStorage(directory, counter=rot.counter("hsm")) as storage:
+        second = new_hsm(device.identity, storage)  # type: ignore[arg-type]
+        officer, user, _auditor = sessions(second)
+        second.sign(user, second.generate(officer, KeyType.EC_P256), b"m")
+        second.zeroize(second.login(OFFICER, OFFICER_PASS))
+    return rot, directory, older
+
+
+def test_an_older_zeroized_anchor_and_its_log_are_not_continued_on_a_new_counter(
+    device: DeviceChain, tmp_path: Path
+) -> None:
+    """The break: the files of a zeroized HSM (zeroized anchor, log) copied aside; a second
+    HSM initialized after it on the same counter continues the log (a key made and used),
+    then is zeroized. The older zeroized anchor and its shorter log, put back and initialized
+    on a new counter (which reads 0, so it vouches for no anchor), were continued: the second
+    HSM's records were gone, and the new HSM sealed the cut log as its own. The anchor names
+    the counter it was committed on, which reads past it: an earlier copy."""
+    rot, directory, older = _zeroized_twice(device, tmp_path)
+    latest = parse_audit_log((directory / "audit.jsonl").read_bytes())
+    assert any(r.operation == "sign" for r in latest)
+    older_anchor = open_anchor(SECRET, (older / "anchor.sealed").read_bytes())
+    assert older_anchor.zeroized
+    assert older_anchor.counter < rot.counter("hsm").value()
+    for name in ("anchor.sealed", "audit.jsonl"):
+        shutil.copyfile(older / name, directory / name)
+    with (
+        DirectoryStorage(directory, counter=rot.counter("hsm-new")) as storage,
+        pytest.raises(StoreRolledBack) as info,
+    ):
+        new_hsm(device.identity, storage)  # type: ignore[arg-type]
+    assert info.value.code == "store-rolled-back"
+    assert info.value.detail == (
+        f"the zeroized anchor here was committed at {older_anchor.counter} on the root of "
+        f"trust's counter 'hsm', which reads {rot.counter('hsm').value()}: an earlier copy of "
+        "a zeroized HSM's files was restored, and a new HSM does not continue its log"
+    )
+    assert not (directory / "keystore.sealed").exists()  # nothing initialized over it
+    assert rot.counter("hsm-new").value() == 0
+
+
+def test_the_latest_zeroized_anchor_and_its_log_are_continued_on_a_new_counter(
+    device: DeviceChain, tmp_path: Path
+) -> None:
+    """The files as the last zeroize left them (the counter they name reads the anchor's
+    value) move to a counter of their own: the successor continues the whole log."""
+    rot, directory, _older = _zeroized_twice(device, tmp_path)
+    records = parse_audit_log((directory / "audit.jsonl").read_bytes())
+    with DirectoryStorage(directory, counter=rot.counter("hsm-new")) as storage:
+        successor = new_hsm(device.identity, storage)  # type: ignore[arg-type]
+        _officer, _user, auditor = sessions(successor)
+        assert successor.audit_records(auditor)[: len(records)] == records
+        successor.close()
+    assert rot.counter("hsm-new").value() > 0

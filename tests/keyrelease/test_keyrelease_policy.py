@@ -429,8 +429,43 @@ def test_a_cel_policy_whose_pattern_is_read_from_the_claims_is_refused_when_pars
 
 
 def test_a_cel_policy_with_a_modest_regular_expression_is_made() -> None:
-    policy = parse_release_policy(r'gpus.all(g, g.driver_version.matches("^5[0-9]{2}\\."))')
+    policy = parse_release_policy(r'evidence.signer.matches("^[0-9a-f]{96}$")')
     assert policy.kind == "cel"
+
+
+_FORTY = "[" + ", ".join(str(i) for i in range(40)) + "]"
+
+
+@pytest.mark.parametrize(
+    ("text", "steps"),
+    [
+        # nested: 40 passes over each measurement of the EAR's evidence (in parentheses:
+        # text that opens with "[" is the Azure grammar)
+        (f"({_FORTY}.all(i, evidence.measurements.exists(m, size(m) > i)))", 819_360),
+        # a pattern compiled at each pass over the GPUs
+        (r'gpus.all(g, g.driver_version.matches("^5[0-9]{2}\\."))', 1_744_896),
+    ],
+)
+def test_a_cel_policy_within_the_bound_at_1024_items_but_not_over_an_ears_4096_is_refused(
+    text: str, steps: int
+) -> None:
+    """Was: the cost bound took every list a policy reads to hold 1,024 items, but an EAR's
+    containers hold up to 4,096 (``ear``'s token limits, and the HSM's), so these were made
+    and each release, under the HSM's lock, took up to four times the bound's 50 ms. Now the
+    bound takes the EAR's 4,096."""
+    import cel
+
+    from ironroot._cel import MAX_COST, cost
+
+    assert cost(cel.compile(text), max_range=1024) <= MAX_COST  # what was made before
+    with pytest.raises(InvalidReleasePolicy) as info:
+        parse_release_policy(text)
+    assert info.type is InvalidReleasePolicy
+    assert info.value.detail.startswith(
+        f"the release policy may take {steps:,} steps to evaluate, more than the limit of "
+        "750,000: its comprehension macros (all, exists, exists_one, filter, map) nest or copy "
+        "too much over lists of up to 4096 items"
+    )
 
 
 @pytest.mark.parametrize(

@@ -46,6 +46,17 @@ def test_a_counter_starts_at_zero_and_only_goes_up(device: Device) -> None:
     assert device.show()["counters"] == {"hsm": 3}
 
 
+def test_a_counter_reads_its_siblings_on_the_same_device(device: Device) -> None:
+    """``DeviceCounter.sibling``: a layer that recorded the counter it committed on (an HSM's
+    zeroized anchor) reads that counter back through the counter it holds now."""
+    device.counter("old").increment()
+    sibling = device.counter("new").sibling("old")
+    assert isinstance(sibling, DeviceCounter)
+    assert (sibling.name, sibling.value()) == ("old", 1)
+    with pytest.raises(ConfigError):
+        device.counter("new").sibling("Not A Name")
+
+
 def test_increments_survive_reopening(device: Device) -> None:
     for _ in range(5):
         device.counter("hsm").increment()

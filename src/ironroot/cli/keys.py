@@ -4,7 +4,10 @@
 0600), ``PREFIX.pub.pem`` (SubjectPublicKeyInfo; not for HSS-LMS, which has no PEM form here)
 and always ``PREFIX.cose`` (the public COSE_Key with ``alg`` and ``kid``), and prints the kid.
 ``show`` prints the algorithm, the RFC 9679 kid, the public COSE_Key and the public JWK of any
-private or public key file; it never prints private material.
+private or public key file; it never prints private material. For an LMS state file it also
+prints the root-of-trust counter the state is bound to (``rot_counter``: its name and the
+value the state was written with; with ``--rot-device``, the counter's value and whether the
+state is the latest), reading the counter only.
 """
 
 from __future__ import annotations
@@ -76,6 +79,12 @@ def register(sub: Any) -> None:
     show = verbs.add_parser("show", help="print the algorithm, kid, COSE_Key and JWK of a key")
     show.add_argument("file", type=Path, help="private or public key file (any format)")
     show.add_argument("--json", action="store_true")
+    show.add_argument(
+        "--rot-device",
+        type=Path,
+        metavar="DIR",
+        help="HSS-LMS: compare the state with its counter on this root-of-trust device",
+    )
     show.set_defaults(func=_show)
 
 
@@ -186,7 +195,65 @@ def _write_keys(
     return public
 
 
-def _open_key(path: Path) -> tuple[str, Verifier, dict[str, object]]:
+_STATUS_TEXT = {
+    "latest": "the latest state",
+    "roll-forward": "the latest state; its last signer stopped before the counter's "
+    "increment, which the next signature makes",
+    "older-copy": "an older copy, refused for signing",
+    "ahead": "ahead of the counter by more than one: another device's counter, or one "
+    "rolled back; refused for signing",
+    "unchecked": "",
+}
+
+
+def _binding(signer: LmsPrivateKey, rot_device: Path | None) -> dict[str, object] | None:
+    """The ``rot_counter`` of ``key show`` for an LMS state (``None``: not bound). With
+    ``rot_device`` the counter is read (never incremented) and compared as signing compares
+    it (``ironroot.crypto._lms._bind``): ``latest`` at its value, ``roll-forward`` one ahead,
+    ``older-copy`` behind, ``ahead`` further on; ``unchecked`` without a device, or for a
+    counter without a name (nothing says which to read)."""
+    binding = signer.counter_binding()
+    if binding is None:
+        return None
+    name, written = binding
+    current: int | None = None
+    status = "unchecked"
+    if rot_device is not None and name:
+        current = Device(rot_device).counter(name).value()
+        if written == current:
+            status = "latest"
+        elif written == current + 1:
+            status = "roll-forward"
+        else:
+            status = "older-copy" if written < current else "ahead"
+    return {
+        "name": name,
+        "state_value": written,
+        "device": None if current is None else str(rot_device),
+        "current_value": current,
+        "status": status,
+    }
+
+
+def _binding_text(binding: object) -> str:
+    if not isinstance(binding, dict):
+        return "none (not bound: copies of the state are not detected)"
+    name = binding["name"] or "(unnamed)"
+    written = binding["state_value"]
+    if binding["current_value"] is None:
+        return (
+            f"{name} (the state was written at {written}; give --rot-device DIR to compare it "
+            "with the counter)"
+        )
+    return (
+        f"{name} on {binding['device']} (the state was written at {written}, the counter is "
+        f"at {binding['current_value']}: {_STATUS_TEXT[binding['status']]})"
+    )
+
+
+def _open_key(
+    path: Path, rot_device: Path | None = None
+) -> tuple[str, Verifier, dict[str, object]]:
     """(kind, verifier, extra facts) for any key file."""
     data = read_input(path, _MAX_KEY_FILE)
     if b"ENCRYPTED PRIVATE KEY" in data:
@@ -194,18 +261,25 @@ def _open_key(path: Path) -> tuple[str, Verifier, dict[str, object]]:
     try:
         signer = load_signer(path)
     except MalformedInput:
+        signer = None
+    if rot_device is not None and not isinstance(signer, LmsPrivateKey):
+        raise ConfigError(
+            f"--rot-device shows the counter of an LMS state file only; {path} is not one"
+        )
+    if signer is None:
         return "public", load_verifier(data), {}
     extra: dict[str, object] = {}
     if isinstance(signer, LmsPrivateKey):
         extra = {
             "lms_parameter_set": signer.parameter_set.name,
             "remaining_signatures": signer.remaining(),
+            "rot_counter": _binding(signer, rot_device),
         }
     return "private", signer.verifier(), extra
 
 
 def _show(args: argparse.Namespace) -> int:
-    kind, verifier, extra = _open_key(args.file)
+    kind, verifier, extra = _open_key(args.file, args.rot_device)
     if not isinstance(verifier, PublicKey | LmsPublicKey):
         raise MalformedInput(f"{args.file} holds no key this command can show")
     if isinstance(verifier, LmsPublicKey):
@@ -228,5 +302,7 @@ def _show(args: argparse.Namespace) -> int:
     for name, value in report.items():
         if name == "jwk":
             value = json.dumps(value) if value is not None else "(none: no JWK form)"
+        elif name == "rot_counter":
+            value = _binding_text(value)
         print(f"{name}: {value}")
     return 0

@@ -649,6 +649,14 @@ class LmsPrivateKey:
             state = _decode_state(_read_fd(fd))
         return state.params.max_signatures - state.next_leaf
 
+    def counter_binding(self) -> tuple[str, int] | None:
+        """The root-of-trust counter the state file is bound to, as it says now: its name
+        (``""`` for a counter without one) and the counter value the state was written with;
+        ``None`` for an unbound key. Reads the file only (the counter is not read)."""
+        with _locked(self._path) as fd:
+            state = _decode_state(_read_fd(fd))
+        return None if state.counter is None else (state.counter_name, state.counter)
+
     def _ensure_tree(self) -> Any:
         if self._tree is None:
             params = self._state.params

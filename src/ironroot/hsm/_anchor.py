@@ -45,6 +45,12 @@ beside a store. A zeroized anchor refuses to open with ``HsmZeroized`` (the stor
 destroyed; a copy of it restored is still refused). The audit log must then reach the anchor's
 head (``AuditChainBroken`` otherwise: records were cut).
 
+A new HSM initialized beside a zeroized anchor continues its log (``Hsm.initialize``). On the
+counter the anchor was committed on, the anchor must be at the counter's value; on a new
+counter (the files moved to a counter of their own, which reads 0), the counter the anchor
+names (``rot_counter``, read through ``DeviceCounter.sibling``) must still read its value, or
+one less: an older zeroized anchor put back with its older log is ``StoreRolledBack``.
+
 Cost: a commit adds one anchor write (fsync of file and directory) and one counter increment
 to the audit fsync; docs/hsm.md has the figures.
 """

@@ -221,6 +221,34 @@ def _predecessor_log(
     return start, prev, records, _prior_quorum(last)
 
 
+def _check_latest_zeroized(anchor: Anchor, counter: object) -> None:
+    """``StoreRolledBack`` unless the zeroized ``anchor`` found beside a new ``counter`` (the
+    files moved to a counter of their own) is the latest the counter it names vouches for:
+    that counter reads the anchor's value, or one less (a zeroize cut short before its
+    increment). An older zeroized anchor with its older log, put back, would otherwise be
+    continued, every record a later HSM wrote after it gone. An anchor that names no counter
+    (written before anchors did, or on a counter without a name), or a counter that cannot
+    read a sibling (``DeviceCounter.sibling``; a ``MemoryCounter`` cannot), is not checked:
+    nothing says which counter to read."""
+    sibling = getattr(counter, "sibling", None)
+    if not anchor.rot_counter or not callable(sibling):
+        return
+    value: int = sibling(anchor.rot_counter).value()
+    if anchor.counter < value:
+        raise StoreRolledBack(
+            f"the zeroized anchor here was committed at {anchor.counter} on the root of "
+            f"trust's counter {anchor.rot_counter!r}, which reads {value}: an earlier copy of "
+            "a zeroized HSM's files was restored, and a new HSM does not continue its log"
+        )
+    if anchor.counter > value + 1:
+        raise StoreRolledBack(
+            f"the zeroized anchor here was committed at {anchor.counter} on the root of "
+            f"trust's counter {anchor.rot_counter!r}, which reads {value}: it is ahead of "
+            "that counter (another device's counter, or one rolled back), and a new HSM does "
+            "not continue its log"
+        )
+
+
 class Hsm(Identities, WrapAndRelease, MigrationAndBackup, Zeroization):
     """The built-in HSM. Create one with :meth:`initialize` or :meth:`open`."""
 
@@ -352,6 +380,8 @@ class Hsm(Identities, WrapAndRelease, MigrationAndBackup, Zeroization):
             return None
         if not anchor.zeroized or (in_use and anchor.counter != in_use):
             return None
+        if not in_use:
+            _check_latest_zeroized(anchor, storage.counter)
         return anchor
 
     def _check_counter_is_free(self, storage: HsmStorage) -> None:

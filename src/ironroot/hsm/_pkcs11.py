@@ -11,7 +11,10 @@ still sensitive and ``CKA_WRAP_WITH_TRUSTED``: it can leave only wrapped under a
 A key found under a handle is used only if it was made so (``_check_made_on_token``), and a
 key pair's public object is checked against its private key before it is first returned.
 A use that fails on the token forgets what was kept of the key, so a key replaced on the
-token meanwhile is looked up and checked again at its next use.
+token meanwhile is looked up and checked again at its next use. What is kept is keyed by the
+canonical handle (the lower-case hex of the ``CKA_ID``, ``_canonical``), whatever spelling a
+caller gave (upper-case digits name the same key), so forgetting or deleting a key under one
+spelling forgets it under all.
 Usages map to ``CKA_SIGN``, ``CKA_VERIFY``,
 ``CKA_ENCRYPT``, ``CKA_DECRYPT``, ``CKA_WRAP``, ``CKA_UNWRAP``, ``CKA_DERIVE``. A handle is the
 hex of the key's random 16-byte ``CKA_ID``, hex digits only (:func:`ironroot._text.strict_hex`:
@@ -245,20 +248,32 @@ class Pkcs11Backend:
 
     # --- lookups -----------------------------------------------------------------------------
 
-    def _object(self, handle: str, object_class: ObjectClass) -> Any:
+    def _canonical(self, handle: str) -> str:
+        """The one spelling of ``handle`` that what is kept of a key is keyed by: the
+        lower-case hex of its ``CKA_ID`` (``StorageError`` after :meth:`close`, ``NotFound``
+        for a handle over :data:`_MAX_HANDLE` characters or not hex digits only). Upper-case
+        digits are a spelling of the same ``CKA_ID``: kept by the spelling given, a key
+        deleted, purged or forgotten under one stayed known, unchecked, under another."""
         if self._closed:
             raise StorageError("the PKCS#11 session is closed")
         if isinstance(handle, str) and len(handle) > _MAX_HANDLE:
             raise NotFound(
                 f"no key {handle[:16]}…: a key handle is at most {_MAX_HANDLE} hex characters"
             )
-        cached = self._objects.get((handle, object_class))
-        if cached is not None:
-            return cached
         # hex digits only: bytes.fromhex skips whitespace, a second spelling of one CKA_ID
         key_id = strict_hex(handle) if isinstance(handle, str) else None
         if key_id is None:
             raise NotFound(f"no key {handle!r}")
+        return key_id.hex()
+
+    def _object(self, handle: str, object_class: ObjectClass) -> Any:
+        """The token's object of ``object_class`` under ``handle``, a canonical handle
+        (:meth:`_canonical`), kept after its first look-up."""
+        handle = self._canonical(handle)
+        cached = self._objects.get((handle, object_class))
+        if cached is not None:
+            return cached
+        key_id = bytes.fromhex(handle)
         try:
             obj = self._session.get_key(object_class=object_class, id=key_id)
         except pkcs11.NoSuchKey as exc:
@@ -271,7 +286,8 @@ class Pkcs11Backend:
     def _forget(self, handle: str) -> None:
         """Drop what was kept of ``handle`` (its objects, type and public key), under the
         lock, after a use of it failed on the token: the key may have been replaced there,
-        and the next use looks it up and checks it again (``_check_made_on_token``)."""
+        and the next use looks it up and checks it again (``_check_made_on_token``).
+        ``handle`` is canonical (:meth:`_canonical`): every spelling of it is forgotten."""
         for object_class in (
             ObjectClass.PRIVATE_KEY,
             ObjectClass.PUBLIC_KEY,
@@ -286,7 +302,8 @@ class Pkcs11Backend:
         every use of the session: PKCS#11 sessions are not for two threads at once, and a
         look-up racing a :meth:`delete` must not cache the type of a key that is gone.
         ``to_use``: the key must also have been made on the token (``_check_made_on_token``);
-        :meth:`delete` looks up without it, so a key refused for use can still be removed."""
+        :meth:`delete` looks up without it, so a key refused for use can still be removed.
+        ``handle`` is canonical (:meth:`_canonical`)."""
         with self._lock:
             known = self._types.get(handle)
             if known is not None:
@@ -487,6 +504,7 @@ class Pkcs11Backend:
         (``C_CreateObject``, or a pair generated with a private key left readable) would be
         published as the service's key while the service signs with its own; signatures made
         with the other private key would then verify as the service's."""
+        handle = self._canonical(handle)
         key_type = self._key_type(handle)
         if key_type.is_secret:
             raise UnsupportedAlgorithm(f"key {handle} is a secret key")
@@ -536,6 +554,7 @@ class Pkcs11Backend:
 
     def sign(self, handle: str, data: bytes) -> bytes:
         data = _bytes(data, "data", self._max_data)
+        handle = self._canonical(handle)
         key_type = self._key_type(handle)
         with self._lock:
             if key_type.is_secret:
@@ -562,6 +581,7 @@ class Pkcs11Backend:
         signature or data that is not bytes, else ``None`` or ``BadSignature``."""
         signature = _bytes(signature, "signature", self._max_data)
         data = _bytes(data, "data", self._max_data)
+        handle = self._canonical(handle)
         key_type = self._key_type(handle)
         if not key_type.is_secret:
             with self._lock:
@@ -589,6 +609,7 @@ class Pkcs11Backend:
     def attribute(self, handle: str, attribute: Attribute) -> Any:
         """Read one attribute of the key's private or secret object. The token refuses
         sensitive ones (``CKA_VALUE``, ...): ``KeyNotExportable``."""
+        handle = self._canonical(handle)
         key_type = self._key_type(handle)
         object_class = ObjectClass.SECRET_KEY if key_type.is_secret else ObjectClass.PRIVATE_KEY
         with self._lock:
@@ -628,11 +649,12 @@ class Pkcs11Backend:
                     obj.destroy()
                 except pkcs11.PKCS11Error as exc:
                     raise StorageError(f"the token could not delete the key: {exc!r}") from exc
-            self._forget(handle)
+            self._forget(key_id.hex())
         return len(found)
 
     def delete(self, handle: str) -> None:
         """Destroy every object of the key on the token (one refused for use too)."""
+        handle = self._canonical(handle)
         key_type = self._key_type(handle, to_use=False)
         classes = (
             (ObjectClass.SECRET_KEY,)

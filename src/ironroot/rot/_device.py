@@ -770,3 +770,9 @@ class DeviceCounter(MonotonicCounter):
         Raises ``Conflict`` at 2^64 − 1 or on an unprovisioned device, ``DeviceStateTampered``
         if the device state does not verify, and ``LimitExceeded`` for a 65th counter."""
         return self._device._increment(self.name)
+
+    def sibling(self, name: str) -> DeviceCounter:
+        """The counter ``name`` of the same device (``Device.counter``): a layer that recorded
+        the counter it committed on reads that one back (an HSM's zeroized anchor, its files
+        moved to a counter of their own)."""
+        return self._device.counter(name)

@@ -134,7 +134,13 @@ class RegistrationPolicy:
                     f"transparency.policy names unknown variables: {', '.join(sorted(unknown))} "
                     f"(known: {', '.join(sorted(_CEL_VARIABLES))})"
                 )
-            refuse_costly(self._program, "transparency.policy", ConfigError)
+            # A statement's containers hold at most its parse limits' items (1,024).
+            refuse_costly(
+                self._program,
+                "transparency.policy",
+                ConfigError,
+                max_range=self._limits.max_items,
+            )
             refuse_non_boolean(self._program, "transparency.policy", ConfigError)
 
     def check(self, data: bytes, now: datetime) -> SignedStatement:
