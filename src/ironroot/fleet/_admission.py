@@ -40,8 +40,10 @@ One admission (:meth:`AdmissionAuthority.admit`), in order:
    both checked again in the commit of step 7, against an admission of the node at once and
    a quarantine, of any node, that revoked a credential of the key meanwhile);
 3. the evidence parses and is for this node (``MalformedEvidence``);
-4. the verifier appraises it (:mod:`ironroot.fleet._verifier`) and signs an EAR, stored as the
-   node's latest; when the RoT quote itself does not verify — another nonce (``StaleNonce``),
+4. the verifier appraises it (:mod:`ironroot.fleet._verifier`: the class's desired PFM
+   included; ``StorageError`` ``pfm-policy-unavailable`` when the class's desired state in
+   force cannot be read, the node's status unchanged) and signs an EAR, stored as the node's
+   latest; when the RoT quote itself does not verify — another nonce (``StaleNonce``),
    keys other than the CSRs' (``KeyBindingMismatch``), another device, a bad signature — the
    request is refused with that error and the node's status does not change: evidence that is
    not the node's answer to this challenge says nothing about the node (and anyone can send
