@@ -86,6 +86,11 @@ Appraisal (:meth:`FleetVerifier.appraise`):
    verified is ``StorageError`` ``pfm-policy-unavailable`` from :meth:`FleetVerifier.appraise`:
    no EAR, no admission, and the node, not at fault, is not quarantined.
 
+:meth:`FleetVerifier.refuse_unregistered` is the refusal of evidence for a node id the
+registry does not hold: the error a registered node's admission gets for evidence that is not
+its RoT's (the quote's verification error, else ``ChainNotTrusted`` ``node-identity``), so that
+the anonymous admission does not tell which node ids exist.
+
 The EAR has one submodule per part — ``rot`` (the quote) and each device by name — the
 challenge nonce as ``eat_nonce``, ``exp`` = ``iat`` + the credential lifetime, and is signed
 ES384 as a JWT by the verifier's key (``admission/verifier.key.pem``). Its identifier is
@@ -156,7 +161,7 @@ from ironroot.platform import (
     device_block_keys,
     unwrap_witnessed,
 )
-from ironroot.rot import PcrEvent, check_booted_pfm, measured_pfm
+from ironroot.rot import PcrEvent, check_booted_pfm, measured_pfm, parse_certificate
 from ironroot.safe import SFR_COSE_CONTENT_TYPE, SFR_JWS_CONTENT_TYPE
 from ironroot.spdm import SpdmChainCache
 
@@ -485,6 +490,7 @@ class FleetVerifier:
         # (a class's endorsements rebuilt is another object); bounded like the SPDM chains.
         self._devices: dict[tuple[str, bytes], tuple[ReferenceValues, Endorsements]] = {}
         self._ueids: dict[str, bytes] = {}
+        self._roots: tuple[bytes, ...] | None = None  # the vendor roots as DER
         self._reviews = ComponentReviews(fleet)  # SAFE reviews beyond the BMC's
         self._revocations = Revocations(fleet, self.vendor_roots)  # CRLs of DICE and SPDM chains
 
@@ -574,6 +580,36 @@ class FleetVerifier:
         if not expected or claims.identity.get("ueid") != expected.hex():
             raise _not_its_rot(node_id)
         return claims
+
+    def refuse_unregistered(
+        self,
+        node_id: str,
+        evidence: NodeEvidence,
+        *,
+        nonce: bytes,
+        keys: Mapping[str, bytes],
+        now: dt.datetime,
+    ) -> IronrootError:
+        """The refusal of evidence for ``node_id``, which is not in the registry: the one a
+        registered node's admission gets when its evidence is not its own RoT's answer — the
+        quote's verification error (against the vendor roots, ``nonce`` and ``keys``, as for
+        any node), else ``ChainNotTrusted`` ``node-identity``, since no RoT is the node's.
+        So an anonymous client learns nothing of which node ids exist (``docs/fleet.md``)."""
+        if self._roots is None:
+            self._roots = tuple(parse_certificate(r).der for r in self.vendor_roots)
+        try:
+            self._verify_quote(
+                node_id,
+                evidence.quote,
+                b"",
+                roots=self._roots,
+                nonce=nonce,
+                key=binding_key(keys),
+                now=now,
+            )
+        except IronrootError as exc:
+            return exc
+        return _not_its_rot(node_id)  # not reached: no RoT is an unregistered node's
 
     def _device(
         self,
