@@ -366,14 +366,22 @@ def test_refusals_anyone_can_cause_leave_one_event_with_their_count(
     assert authority.ear_by_id(added[0].detail["ear_id"]) == authority.ear(node)
     assert added[0].detail["first_at"] == "2026-06-01T14:00:00Z"
     assert added[0].at == "2026-06-01T14:00:19Z"
-    # names of nodes the fleet does not hold: refused before anything is recorded
+    # names of nodes the fleet does not hold: challenged as any node is (no node-id
+    # oracle), refused at admission as evidence that is not the node's RoT's, and nothing
+    # recorded (the server's log names them)
     rows = _event_rows(fleet)
     for i in range(50):
-        with pytest.raises(NotFound):
-            authority.challenge(NOW, client="192.0.2.200", node=f"node-x{i}")
+        unknown_node = f"node-x{i}"
+        nonce, _ = authority.challenge(NOW, client=f"198.51.100.{i}", node=unknown_node)
         with pytest.raises(StaleNonce) as unknown:
-            authority.admit(answer.request(node=f"node-x{i}", nonce=os.urandom(32)), now=NOW)
+            authority.admit(answer.request(node=unknown_node, nonce=os.urandom(32)), now=NOW)
         assert unknown.value.code == "nonce-unknown"
+        relabelled = dataclasses.replace(answer.evidence, node=unknown_node).encode()
+        with pytest.raises(StaleNonce) as stale:  # the hostile client's replayed quote
+            authority.admit(
+                answer.request(node=unknown_node, nonce=nonce, evidence=relabelled), now=NOW
+            )
+        assert stale.value.code == "nonce-mismatch"
     assert _event_rows(fleet) == rows
 
 

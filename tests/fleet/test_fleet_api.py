@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import socket
 import ssl
 import threading
@@ -33,7 +34,7 @@ from tests.platform.node_world import NOW, World, make_world
 from tests.raw_http import read_all
 from tests.tls_pki import make_pki
 
-from ironroot.cose import encode_cbor
+from ironroot.cose import Problem, encode_cbor
 from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.fleet import (
     PLANES,
@@ -41,6 +42,7 @@ from ironroot.fleet import (
     DesiredState,
     DesiredStore,
     FleetServers,
+    NodeEvidence,
     collect_evidence,
     decode_nonce,
     make_csr,
@@ -412,10 +414,10 @@ def test_admission_refusals_over_https(site: Site, tmp_path: Path) -> None:
         assert problem(replayed) == (400, "nonce-reused", "Stale Or Mismatching Nonce")
         garbage = site.post_admission(client, b"\xa1\x01")
         assert problem(garbage)[0] == 400
-        unknown = client.post(
+        unknown = client.post(  # no node-id oracle: refused at admission, not here
             f"{site.servers.admission_url}/fleet/admission/challenge", json={"node": "node-9999"}
         )
-        assert problem(unknown) == (404, "not-found", "Not Found")
+        assert unknown.status_code == 200
     assert fleet.record_of("node-0001").status == "admitted"
     # a node whose RoT booted never-logged firmware: admission denied, node quarantined
     fleet.rot("node-0003").boot(site.world.world.bundle("bmc", svn=3, tag="x"), now=NOW)
@@ -426,6 +428,57 @@ def test_admission_refusals_over_https(site: Site, tmp_path: Path) -> None:
         fleet.node("node-0003").boot(now=NOW)
         assert site.admit("node-0003").status_code == 200
     del authority
+
+
+def _probe(site: Site, target: str) -> tuple[httpx.Response, httpx.Response]:
+    """What an anonymous client holding a genuine RoT (node-0002's) learns of ``target``: the
+    answer to a challenge for it, and to an admission for it with node-0002's own genuine
+    evidence for that challenge, relabelled as ``target``'s."""
+    with site.anonymous() as client:
+        challenge = client.post(
+            f"{site.servers.admission_url}/fleet/admission/challenge", json={"node": target}
+        )
+    assert challenge.status_code == 200, challenge.text
+    nonce = decode_nonce(challenge.json()["nonce"])
+    keys = {p: PrivateKey.generate(Algorithm.ES384) for p in PLANES}
+    spkis = {p: k.public_key.to_der() for p, k in keys.items()}
+    own = collect_evidence(site.fleet, "node-0002", nonce=nonce, keys=spkis, now=NOW)
+    relabelled = NodeEvidence(target, own.quote, own.devices)
+    return challenge, site.send(Answer(target, nonce, keys, relabelled))
+
+
+def test_admission_does_not_tell_an_anonymous_client_whether_a_node_id_exists(
+    site: Site, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The challenge is answered alike for a registered and an unknown node id, and the
+    admission that follows is refused alike: the unknown id is refused as a registered node
+    is when the evidence is not its RoT's (``node-identity``). The server still says what it
+    refused, in its log."""
+    before = site.fleet.record_of("node-0003")
+    with caplog.at_level(logging.INFO, logger="ironroot.fleet"):
+        known_challenge, known = _probe(site, "node-0003")
+        unknown_challenge, unknown = _probe(site, "node-9999")
+    assert known_challenge.headers["content-type"] == unknown_challenge.headers["content-type"]
+    assert sorted(known_challenge.json()) == sorted(unknown_challenge.json())
+    assert known_challenge.json()["expires"] == unknown_challenge.json()["expires"]
+    assert problem(known) == (400, "node-identity", "Untrusted Certificate Chain")
+    assert problem(unknown) == problem(known)
+    details = [Problem.from_cbor(r.content).detail for r in (known, unknown)]
+    assert details[1] == details[0].replace("node-0003", "node-9999")
+    assert site.fleet.record_of("node-0003") == before
+    logged = [r.getMessage() for r in caplog.records if "node-9999" in r.getMessage()]
+    assert any("not in the fleet" in m and "challenge" in m for m in logged), logged
+    assert any("not in the fleet" in m and "admission" in m for m in logged), logged
+
+
+def test_a_challenge_for_a_name_no_node_can_have_is_refused_alike(site: Site) -> None:
+    """A name outside the node-id syntax (what the registry can never hold) is 400 before
+    the registry is asked: its refusal says nothing about which ids exist."""
+    with site.anonymous() as client:
+        response = client.post(
+            f"{site.servers.admission_url}/fleet/admission/challenge", json={"node": "a/b"}
+        )
+    assert problem(response) == (400, "malformed", "Malformed Input")
 
 
 def test_a_challenge_issued_to_one_node_is_refused_for_another(site: Site) -> None:

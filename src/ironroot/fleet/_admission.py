@@ -30,7 +30,7 @@ One admission (:meth:`AdmissionAuthority.admit`), in order:
    node, and no other node's answer redeems it) after the node's latest quarantine
    (``nonce-superseded``: an answer collected before a quarantine does not undo it; checked
    again in the commit of step 7);
-2. the node is in the registry (``NotFound``); each CSR (one per plane asked: ``control``,
+2. each CSR (one per plane asked: ``control``,
    ``data``) parses and its self-signature verifies (``MalformedCertificate``,
    ``BadSignature``), its key ECDSA P-384 (``UnsupportedAlgorithm``) and no other plane's
    (``PolicyRejected`` ``plane-key-shared``: a control-plane credential must not hold the
@@ -39,9 +39,16 @@ One admission (:meth:`AdmissionAuthority.admit`), in order:
    nor one a credential issued before certified for another plane (``plane-key-shared``;
    both checked again in the commit of step 7, against an admission of the node at once and
    a quarantine, of any node, that revoked a credential of the key meanwhile);
-3. the evidence parses and is for this node (``MalformedEvidence``);
-4. the verifier appraises it (:mod:`ironroot.fleet._verifier`) and signs an EAR, stored as the
-   node's latest; when the RoT quote itself does not verify — another nonce (``StaleNonce``),
+3. the evidence parses and is for this node (``MalformedEvidence``). A node id the registry
+   does not hold is refused here, as evidence that is not the node's RoT's answer
+   (:meth:`ironroot.fleet.FleetVerifier.refuse_unregistered`: ``ChainNotTrusted``
+   ``node-identity``, or the quote's own verification error), nothing recorded but a warning
+   in the log: the challenge is issued for any node id (:meth:`AdmissionAuthority.challenge`),
+   so neither step tells an anonymous client which node ids exist;
+4. the verifier appraises it (:mod:`ironroot.fleet._verifier`: the class's desired PFM
+   included; ``StorageError`` ``pfm-policy-unavailable`` when the class's desired state in
+   force cannot be read, the node's status unchanged) and signs an EAR, stored as the node's
+   latest; when the RoT quote itself does not verify — another nonce (``StaleNonce``),
    keys other than the CSRs' (``KeyBindingMismatch``), another device, a bad signature — the
    request is refused with that error and the node's status does not change: evidence that is
    not the node's answer to this challenge says nothing about the node (and anyone can send
@@ -83,6 +90,7 @@ import contextlib
 import datetime as dt
 import hashlib
 import json
+import logging
 import os
 import re
 import sqlite3
@@ -142,7 +150,7 @@ from ironroot.fleet._credentials import (
     store_node_credentials,
 )
 from ironroot.fleet._evidence import NodeEvidence, collect_evidence
-from ironroot.fleet._fleet import Fleet, NodeRecord
+from ironroot.fleet._fleet import Fleet, NodeRecord, is_node_id
 from ironroot.fleet._revocation import CRL_CONTENT_TYPE, file_recorded
 from ironroot.fleet._sqlite import SqliteFile
 from ironroot.fleet._verifier import FleetVerifier, NodeAppraisal
@@ -161,6 +169,8 @@ __all__ = [
     "readmit",
     "scan_attest",
 ]
+
+_log = logging.getLogger("ironroot.fleet")
 
 ADMISSION_DIR: Final = "admission"
 NONCE_LIFETIME: Final = 120
@@ -825,13 +835,32 @@ class AdmissionAuthority:
     def challenge(
         self, now: dt.datetime, client: str | None = None, *, node: str
     ) -> tuple[bytes, int]:
-        """A fresh single-use nonce (32 bytes) for ``node`` (a registered node: ``NotFound``)
-        and when it expires (epoch seconds); only ``node``'s admission may redeem it."""
-        self.fleet.record_of(node)
+        """A fresh single-use nonce (32 bytes) for ``node`` and when it expires (epoch
+        seconds); only ``node``'s admission may redeem it. Any ``node`` of the node-id syntax
+        gets one, registered or not (``MalformedInput`` otherwise, for the syntax alone): the
+        route is anonymous, and a different answer for an unknown id would tell anyone which
+        node ids exist. An unknown node is refused at :meth:`admit`, as a registered node is
+        when its evidence is not its RoT's; the server's log names it."""
+        if not isinstance(node, str) or not is_node_id(node):
+            raise MalformedInput("a node id is 1-64 of A-Z a-z 0-9 . _ -, starting alphanumeric")
+        if self._registered(node) is None:
+            _log.info(
+                "a challenge was asked (client %s) for node %r, which is not in the fleet: "
+                "its admission will be refused",
+                client,
+                node,
+            )
         # What the answer must not predate: the node's latest quarantine when it was asked.
         return self.nonces.issue(
             now, client, bound=(node, self.fleet.last_event(node, _QUARANTINED))
         )
+
+    def _registered(self, node_id: str) -> NodeRecord | None:
+        """``node_id``'s registry record; ``None`` when the fleet has no such node."""
+        try:
+            return self.fleet.record_of(node_id)
+        except NotFound:
+            return None
 
     def _store_ear(self, appraisal: NodeAppraisal, evidence: bytes, now: dt.datetime) -> None:
         self.state.store_ear(appraisal.node, appraisal.ear_id, appraisal.token, now, evidence)
@@ -910,7 +939,9 @@ class AdmissionAuthority:
                 code="nonce-node",
             )
         self._check_current(request.node, quarantined)
-        record = self.fleet.record_of(request.node)
+        # An unknown node is refused only once its request is checked as a registered node's
+        # is, and then as one whose evidence is not its RoT's (no node-id oracle: challenge).
+        record = self._registered(request.node)
         keys = {plane: csr_public_key(csr) for plane, csr in request.csrs.items()}
         if len(set(keys.values())) != len(keys):
             raise PolicyRejected(
@@ -925,6 +956,17 @@ class AdmissionAuthority:
             raise MalformedEvidence(
                 f"the evidence is for {evidence.node}, not {request.node}", code="evidence-node"
             )
+        if record is None:
+            refused = self.verifier.refuse_unregistered(
+                request.node, evidence, nonce=request.nonce, keys=keys, now=now
+            )
+            _log.warning(
+                "admission refused: node %r is not in the fleet (answered as %s: %s)",
+                request.node,
+                refused.code,
+                refused.detail,
+            )
+            raise refused
         appraisal = self.verifier.appraise(
             request.node, evidence, nonce=request.nonce, keys=keys, now=now
         )

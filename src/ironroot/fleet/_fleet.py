@@ -74,6 +74,12 @@ _MAKING: Final = ".manufacturing"
 _NODE_ID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # a name, never a path
 
 
+def is_node_id(text: str) -> bool:
+    """Whether ``text`` has the syntax of a node id (a name, never a path): what a registry
+    can hold, judged without asking it."""
+    return _NODE_ID.fullmatch(text) is not None
+
+
 def _no_node(node_id: str) -> NotFound:
     """The refusal of ``node_id``, named in at most 64 characters (a node id's most): the
     name may come from a request, and an error quoting it whole echoes it back in full."""

@@ -56,7 +56,7 @@ from ironroot.safe import SFR_COSE_CONTENT_TYPE, SFR_JWS_CONTENT_TYPE, Review
 if TYPE_CHECKING:
     from ironroot.fleet._fleet import Fleet, NodeClass
 
-__all__ = ["ComponentReviews", "measured_components"]
+__all__ = ["ComponentReviews", "downgrade", "measured_components"]
 
 Labelled = tuple[str, bytes]
 
@@ -92,12 +92,15 @@ def _is_review(data: bytes) -> bool:
         return False
 
 
-def _downgrade(appraisal: Appraisal, code: int, reason: str) -> Appraisal:
-    """``appraisal`` with ``executables`` at least as bad as ``code`` and ``reason`` added."""
+def downgrade(
+    appraisal: Appraisal, code: int, reason: str, *, category: str = "executables"
+) -> Appraisal:
+    """``appraisal`` with its ``category`` claim at least as bad as ``code`` and ``reason``
+    added (never better than it had)."""
     vector = dict(appraisal.trust_vector)
-    current = vector.get("executables")
+    current = vector.get(category)
     if current is None or tier_of(current).severity < tier_of(code).severity:
-        vector["executables"] = code
+        vector[category] = code
     return Appraisal.from_vector(
         vector,
         policy_id=appraisal.policy_id,
@@ -258,5 +261,5 @@ class ComponentReviews:
             )
             label = component if component in DEVICES and component in out else _ROT
             if failure is not None and label in out:
-                out[label] = _downgrade(out[label], *failure)
+                out[label] = downgrade(out[label], *failure)
         return out

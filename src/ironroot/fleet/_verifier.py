@@ -75,7 +75,21 @@ Appraisal (:meth:`FleetVerifier.appraise`):
 4. the SAFE requirements the class trust names for components other than the BMC (host,
    devices) are applied to the firmware the RoT measured for them
    (:mod:`ironroot.fleet._reviews`), and the certificates of the verified DICE and SPDM
-   chains are checked against the fleet's CRLs (:mod:`ironroot.fleet._revocation`).
+   chains are checked against the fleet's CRLs (:mod:`ironroot.fleet._revocation`);
+5. the PFM policy: when the class has a desired state in force
+   (:class:`ironroot.fleet.DesiredStore`, read and verified again at each appraisal), the PFM
+   it names must be the one the verified quote's PCR log shows measured at boot
+   (:func:`ironroot.rot.measured_pfm`), held to it by :func:`ironroot.rot.check_booted_pfm`:
+   another is ``rot`` ``configuration`` 96 with the reason ``pfm-not-booted: …``, none
+   ``configuration`` 32 with ``pfm-not-measured: …`` (never better than the claim had). A
+   class that never had a desired state names no PFM. One in force that cannot be read or
+   verified is ``StorageError`` ``pfm-policy-unavailable`` from :meth:`FleetVerifier.appraise`:
+   no EAR, no admission, and the node, not at fault, is not quarantined.
+
+:meth:`FleetVerifier.refuse_unregistered` is the refusal of evidence for a node id the
+registry does not hold: the error a registered node's admission gets for evidence that is not
+its RoT's (the quote's verification error, else ``ChainNotTrusted`` ``node-identity``), so that
+the anonymous admission does not tell which node ids exist.
 
 The EAR has one submodule per part — ``rot`` (the quote) and each device by name — the
 challenge nonce as ``eat_nonce``, ``exp`` = ``iat`` + the credential lifetime, and is signed
@@ -126,11 +140,20 @@ from ironroot.attestation import (
 from ironroot.corim import CORIM_CONTENT_TYPE
 from ironroot.cose import TransparentStatement
 from ironroot.crypto import Algorithm, PrivateKey
-from ironroot.errors import ChainNotTrusted, IronrootError, MalformedEvidence
+from ironroot.ear import AR4SI
+from ironroot.errors import (
+    ChainNotTrusted,
+    IronrootError,
+    MalformedEvidence,
+    NotFound,
+    StorageError,
+    VerificationFailed,
+)
 from ironroot.fleet._credentials import ear_id_of
+from ironroot.fleet._desired import DesiredStore
 from ironroot.fleet._evidence import NodeEvidence, binding_key
 from ironroot.fleet._fleet import Fleet, NodeClass
-from ironroot.fleet._reviews import ComponentReviews
+from ironroot.fleet._reviews import ComponentReviews, downgrade
 from ironroot.fleet._revocation import Revocations
 from ironroot.platform import (
     DEVICE_LAYOUT,
@@ -138,6 +161,7 @@ from ironroot.platform import (
     device_block_keys,
     unwrap_witnessed,
 )
+from ironroot.rot import PcrEvent, check_booted_pfm, measured_pfm, parse_certificate
 from ironroot.safe import SFR_COSE_CONTENT_TYPE, SFR_JWS_CONTENT_TYPE
 from ironroot.spdm import SpdmChainCache
 
@@ -381,6 +405,26 @@ class NodeAppraisal:
         }
 
 
+def _not_its_rot(node_id: str) -> ChainNotTrusted:
+    return ChainNotTrusted(
+        f"the quote is signed by another device than {node_id}'s root of trust",
+        code="node-identity",
+    )
+
+
+def _booted_pfm(claims: EvidenceClaims) -> bytes | None:
+    """The SHA-384 of the PFM a **verified** RoT quote's PCR log shows measured at boot
+    (:func:`ironroot.rot.measured_pfm` of the log its claims carry); ``None``: none."""
+    log = claims.raw.get("pcr_log")
+    events = []
+    for entry in log if isinstance(log, Sequence) else ():
+        try:
+            events.append(PcrEvent(entry["pcr"], entry["name"], bytes.fromhex(entry["data"])))
+        except (KeyError, TypeError, ValueError, IronrootError):
+            return None
+    return measured_pfm(events)
+
+
 def _device_blocks(claims: EvidenceClaims) -> dict[int, bytes]:
     """A device's component blocks from its SPDM claims: index -> digest, the SVN block apart."""
     blocks: dict[int, bytes] = {}
@@ -446,6 +490,7 @@ class FleetVerifier:
         # (a class's endorsements rebuilt is another object); bounded like the SPDM chains.
         self._devices: dict[tuple[str, bytes], tuple[ReferenceValues, Endorsements]] = {}
         self._ueids: dict[str, bytes] = {}
+        self._roots: tuple[bytes, ...] | None = None  # the vendor roots as DER
         self._reviews = ComponentReviews(fleet)  # SAFE reviews beyond the BMC's
         self._revocations = Revocations(fleet, self.vendor_roots)  # CRLs of DICE and SPDM chains
 
@@ -492,31 +537,79 @@ class FleetVerifier:
         nonce: bytes,
         key: bytes,
         now: dt.datetime,
-    ) -> tuple[Appraisal, IronrootError | None]:
+    ) -> tuple[Appraisal, IronrootError | None, bytes | None]:
+        """The quote's appraisal, the error that kept it from verifying, and the SHA-384 of
+        the PFM its verified PCR log shows measured at boot (``None``: none)."""
         policy = node_policy(klass)
         try:
-            claims = verify_evidence(
+            claims = self._verify_quote(
+                node_id,
                 evidence.quote,
-                VerifyOptions(
-                    now=now,
-                    nonce=nonce,
-                    bound_key=key,
-                    roots=endorsements.rot.vendor_roots,
-                    caches=self._caches,
-                ),
-                format="ironroot",
+                self._ueid(node_id),
+                roots=endorsements.rot.vendor_roots,
+                nonce=nonce,
+                key=key,
+                now=now,
             )
-            expected = self._ueid(node_id)
-            if not expected or claims.identity.get("ueid") != expected.hex():
-                raise ChainNotTrusted(
-                    f"the quote is signed by another device than {node_id}'s root of trust",
-                    code="node-identity",
-                )
         except IronrootError as exc:
             failed = appraise_failure(exc, format="ironroot", policy=policy, nonce=nonce, now=now)
-            return failed.submods["ironroot"], exc
+            return failed.submods["ironroot"], exc, None
         result = appraise(claims, endorsements.rot, policy, nonce=claims.report_data, now=now)
-        return result.submods["ironroot"], None
+        return result.submods["ironroot"], None, _booted_pfm(claims)
+
+    def _verify_quote(
+        self,
+        node_id: str,
+        quote: bytes,
+        expected: bytes,
+        *,
+        roots: tuple[bytes, ...],
+        nonce: bytes,
+        key: bytes,
+        now: dt.datetime,
+    ) -> EvidenceClaims:
+        """The claims of ``quote``, verified against the vendor ``roots``, the ``nonce`` and
+        the binding ``key``, and signed by the RoT whose Ueid is ``expected``
+        (``ChainNotTrusted`` ``node-identity`` otherwise: any other device, or none when
+        ``expected`` is empty)."""
+        claims = verify_evidence(
+            quote,
+            VerifyOptions(now=now, nonce=nonce, bound_key=key, roots=roots, caches=self._caches),
+            format="ironroot",
+        )
+        if not expected or claims.identity.get("ueid") != expected.hex():
+            raise _not_its_rot(node_id)
+        return claims
+
+    def refuse_unregistered(
+        self,
+        node_id: str,
+        evidence: NodeEvidence,
+        *,
+        nonce: bytes,
+        keys: Mapping[str, bytes],
+        now: dt.datetime,
+    ) -> IronrootError:
+        """The refusal of evidence for ``node_id``, which is not in the registry: the one a
+        registered node's admission gets when its evidence is not its own RoT's answer — the
+        quote's verification error (against the vendor roots, ``nonce`` and ``keys``, as for
+        any node), else ``ChainNotTrusted`` ``node-identity``, since no RoT is the node's.
+        So an anonymous client learns nothing of which node ids exist (``docs/fleet.md``)."""
+        if self._roots is None:
+            self._roots = tuple(parse_certificate(r).der for r in self.vendor_roots)
+        try:
+            self._verify_quote(
+                node_id,
+                evidence.quote,
+                b"",
+                roots=self._roots,
+                nonce=nonce,
+                key=binding_key(keys),
+                now=now,
+            )
+        except IronrootError as exc:
+            return exc
+        return _not_its_rot(node_id)  # not reached: no RoT is an unregistered node's
 
     def _device(
         self,
@@ -572,6 +665,61 @@ class FleetVerifier:
             self._devices[key] = (references, built)
         return built
 
+    def desired_pfm(self, class_name: str, now: dt.datetime) -> bytes | None:
+        """The SHA-384 of the PFM the class's desired state in force names (verified again
+        now, :meth:`ironroot.fleet.DesiredStore.current`); ``None`` when the class never had
+        a desired state. One in force that cannot be read or verified (rolled back, its
+        approvals expired, its files damaged, a publish between its writes) is
+        ``StorageError`` ``pfm-policy-unavailable``: the PFM the class requires is then
+        unknown, and no node of it is admitted (fail closed) — nor quarantined, since the
+        fault is not the node's (module docs)."""
+        store = DesiredStore(self.fleet)
+        try:
+            try:
+                return store.current(class_name, now=now).state.pfm.sha384
+            except NotFound:
+                if store.version(class_name) == 0:  # and the fleet's log recorded none
+                    return None
+                raise
+        except IronrootError as exc:
+            _log.warning(
+                "class %s's desired state cannot be read, so no node of it is admitted: %s: %s",
+                class_name,
+                exc.code,
+                exc.detail,
+            )
+            raise StorageError(
+                f"the desired state of class {class_name} cannot be read ({exc.code}), so the "
+                "PFM it requires is unknown: no node of it is admitted until it can be",
+                code="pfm-policy-unavailable",
+            ) from exc
+
+    def _pfm_policy(
+        self, klass: NodeClass, rot: Appraisal, booted: bytes | None, now: dt.datetime
+    ) -> Appraisal:
+        """``rot`` with the PFM policy applied (module docs): when the class's desired state
+        names a PFM, the quote's measured one (``booted``) must be it, held to it by
+        :func:`ironroot.rot.check_booted_pfm`, the comparison every verifier makes."""
+        desired = self.desired_pfm(klass.name, now)
+        if desired is None:
+            return rot
+        try:
+            check_booted_pfm(
+                desired,
+                booted,
+                what="the desired PFM",
+                advice="boot the node again (ironroot platform boot) so that its RoT "
+                "measures the PFM it enforces",
+            )
+        except VerificationFailed as exc:
+            code = (
+                AR4SI.UNSAFE_CONFIG
+                if exc.code == "pfm-not-measured"
+                else AR4SI.UNSUPPORTABLE_CONFIG
+            )
+            return downgrade(rot, code, f"{exc.code}: {exc.detail}", category="configuration")
+        return rot
+
     def appraise(
         self,
         node_id: str,
@@ -586,11 +734,12 @@ class FleetVerifier:
         record = self.fleet.record_of(node_id)
         klass = self.fleet.node_class(record.node_class)
         endorsements = self.endorsements(klass.name, now)
-        rot, error = self._rot(
+        rot, error, booted = self._rot(
             node_id, klass, evidence, endorsements, nonce=nonce, key=binding_key(keys), now=now
         )
         submods: dict[str, Appraisal] = {_ROT: rot}
         if error is None:
+            submods[_ROT] = self._pfm_policy(klass, rot, booted, now)
             pinned = self.fleet.node(node_id).config.devices
             for name in sorted(klass.devices):
                 info = pinned.get(name)
