@@ -511,10 +511,6 @@ class _ClientSlots:
         else:
             self._open.pop(key, None)
 
-    def open_from(self, key: str) -> int:
-        """The connections ``key`` has open (for tests and diagnostics)."""
-        return self._open.get(key, 0)
-
 
 def _not_a_parser_refusal(record: logging.LogRecord) -> bool:
     """Drops uvicorn's warning about each request its parser refuses: the client's fault,
