@@ -68,6 +68,7 @@ from ironroot.cose import (
     verify_receipt,
 )
 from ironroot.crypto import Algorithm, PrivateKey
+from ironroot.http import ServerLimits
 
 ISS = "https://vendor.example"
 
@@ -416,6 +417,13 @@ def registration_bench(
         if store == "postgresql"
         else ""
     )
+    # every connection comes from 127.0.0.1: past the per-address default (128), allow them
+    per_client = ServerLimits().max_connections_per_client
+    server_lines = (
+        f"[server]\nmax_connections_per_client = {connections + 8}\n"
+        if connections + 8 > per_client
+        else ""
+    )
     linger = os.environ.get("IRONROOT_BENCH_LINGER")  # else the service's default
     fill = os.environ.get("IRONROOT_BENCH_FILL")  # else the service's default
     (data / "ironroot.toml").write_text(
@@ -426,7 +434,7 @@ def registration_bench(
         + (f"batch_fill = {fill}\n" if fill else "")
         + "[[transparency.issuers]]\n"
         f'iss = "{ISS}"\n'
-        'key = "vendor.pub.pem"\n' + store_lines
+        'key = "vendor.pub.pem"\n' + store_lines + server_lines
     )
     print(
         f"store: {store}; batch_linger: {linger or 'the default'}; "

@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
+import ssl
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +22,7 @@ from tests.platform.node_world import NOW, World, make_world
 from ironroot.cli import main
 from ironroot.crypto import load_certificate
 from ironroot.fleet import Fleet, node_tls_context
+from ironroot.http import client_context
 from serving import accepts_connections, free_port, start_server
 
 AT = NOW.isoformat().replace("+00:00", "Z")
@@ -210,6 +213,55 @@ def test_serve_answers_a_node_with_its_credential(
                 assert me.json()["node"] == "node-0001"
                 wrong = client.get(f"https://127.0.0.1:{ports[2]}/v1/whoami")
                 assert wrong.status_code == 403
+        finally:
+            child.send_signal(signal.SIGTERM)
+            child.wait(timeout=30)
+    assert child.returncode == 0
+
+
+def test_serve_on_every_address_names_its_server_names_in_the_certificate(
+    aw: AdmissionWorld, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # --host 0.0.0.0 issued a certificate for 0.0.0.0, localhost and 127.0.0.1 only: a node
+    # that reached the servers by any other name or address failed TLS verification
+    fleet_dir, roots = _fleet(aw, tmp_path, 1)
+    f = ("--fleet", str(fleet_dir))
+    assert _run(capsys, "fleet", "attest", *f, "--vendor-root", str(roots))[0] == 0
+    names = ("--server-name", "127.0.0.2", "--server-name", "fleet.example")
+
+    def command(port: int, control: int, data: int) -> list[str]:
+        serve = [sys.executable, "-m", "ironroot", "fleet", "serve", *f, "--host", "0.0.0.0"]
+        ports = ["--port", str(port), "--control-port", str(control), "--data-port", str(data)]
+        return [*serve, *names, *ports]
+
+    for bad in ("*.example.com", "0.0.0.0", "a..example"):
+        argv = command(free_port(), free_port(), free_port())[3:]
+        assert main([*argv, "--server-name", bad]) == 2, bad
+        err = capsys.readouterr().err
+        assert f"--server-name {bad!r}: " in err, err
+        assert "Traceback" not in err
+        assert len(err.strip().splitlines()) == 1, err
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    started = start_server(command, accepts_connections, ports=3, env=env, pipes=True)
+    port = started.ports[0]
+    ca = fleet_dir / "admission" / "ca.cert.pem"
+    with started.process as child:
+        try:
+            with httpx.Client(verify=client_context(ca)) as client:
+                assert client.get(f"https://127.0.0.2:{port}/health").status_code == 200
+                with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+                    client.get(f"https://127.0.0.3:{port}/health")  # not a name it carries
+            context = client_context(ca)
+            with (
+                socket.create_connection(("127.0.0.2", port), timeout=10) as raw,
+                context.wrap_socket(raw, server_hostname="fleet.example") as tls,
+            ):
+                assert tls.version() is not None
+            with (
+                socket.create_connection(("127.0.0.2", port), timeout=10) as raw,
+                pytest.raises(ssl.SSLCertVerificationError, match="mismatch"),
+            ):
+                context.wrap_socket(raw, server_hostname="other.example")
         finally:
             child.send_signal(signal.SIGTERM)
             child.wait(timeout=30)

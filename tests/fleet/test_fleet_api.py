@@ -36,6 +36,7 @@ from tests.tls_pki import make_pki
 
 from ironroot.cose import Problem, encode_cbor
 from ironroot.crypto import Algorithm, PrivateKey
+from ironroot.errors import ConfigError
 from ironroot.fleet import (
     PLANES,
     AdmissionRequest,
@@ -674,6 +675,79 @@ def test_the_servers_renew_their_tls_certificate_before_it_expires(site: Site) -
         with httpx.Client(verify=context) as control:
             me = control.get(f"{servers.control_url}/v1/whoami")
         assert me.status_code == 200
+
+
+def _handshake(url: str, name: str, ca: Path) -> x509.Certificate:
+    """A TLS handshake with the server at ``url``, verifying its certificate against the
+    fleet CA ``ca`` for ``name``, as a client that reached it by that name does."""
+    host, port = url.removeprefix("https://").split(":")
+    context = ssl.create_default_context(cafile=str(ca))
+    with (
+        socket.create_connection((host, int(port)), timeout=10) as raw,
+        context.wrap_socket(raw, server_hostname=name) as tls,
+    ):
+        der = tls.getpeercert(binary_form=True)
+    assert der is not None
+    return x509.load_der_x509_certificate(der)
+
+
+def test_the_servers_certificate_names_the_server_names_given(site: Site) -> None:
+    names = ["Fleet.Example.", "127.0.0.2", "2001:db8::0:1", "bücher.example"]
+    with FleetServers(site.authority, clock=site.clock, server_names=names) as servers:
+        for url in (servers.admission_url, servers.control_url, servers.data_url):
+            cert = _handshake(url, "fleet.example", servers.ca_file)
+            for name in ("127.0.0.2", "2001:db8::1", "xn--bcher-kva.example", "localhost"):
+                assert _handshake(url, name, servers.ca_file) == cert
+            for other in ("other.example", "127.0.0.3", "example", "fleet.example.org"):
+                with pytest.raises(ssl.SSLCertVerificationError, match="mismatch"):
+                    _handshake(url, other, servers.ca_file)
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert [str(n.value) for n in san] == [
+        "127.0.0.1",  # the host it listens on
+        "fleet.example",
+        "127.0.0.2",
+        "2001:db8::1",
+        "xn--bcher-kva.example",
+        "localhost",
+    ]
+
+
+def test_a_wildcard_listening_address_is_not_named_in_the_certificate(site: Site) -> None:
+    # 0.0.0.0 is no address a client connects to; --host 0.0.0.0 is where --server-name is for
+    with FleetServers(site.authority, host="0.0.0.0", server_names=["fleet.example"]) as servers:
+        url = servers.admission_url.replace("0.0.0.0", "127.0.0.1")
+        cert = _handshake(url, "fleet.example", servers.ca_file)
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert [str(n.value) for n in san] == ["fleet.example", "localhost", "127.0.0.1"]
+
+
+@pytest.mark.parametrize(
+    ("name", "why"),
+    [
+        ("*.example.com", "the fleet CA issues no wildcard name; name each host"),
+        ("0.0.0.0", "no client connects to this address"),
+        ("::", "no client connects to this address"),
+        ("ff02::1", "no client connects to this address"),
+        ("fe80::1%eth0", "a certificate names an address without a zone index"),
+        ("a..example", "not a DNS name or an IP address"),
+        ("ex ample.com", "not a DNS name or an IP address"),
+        ("-fleet.example", "not a DNS name or an IP address"),
+        ("10.1.1", "not a DNS name or an IP address"),
+        ("300.1.1.1", "not a DNS name or an IP address"),
+        ("a" * 64 + ".example", "not a DNS name or an IP address"),
+        ("https://fleet.example", "not a DNS name or an IP address"),
+        ("", "a server name is a DNS name or an IP address"),
+    ],
+)
+def test_a_server_name_that_is_no_dns_name_or_address_is_refused(
+    site: Site, name: str, why: str
+) -> None:
+    cert = site.authority.directory / "tls" / "server.cert.pem"
+    before = cert.read_bytes()
+    with pytest.raises(ConfigError) as refused:
+        FleetServers(site.authority, server_names=["fleet.example", name])
+    assert str(refused.value) == f"--server-name {name!r}: {why}"
+    assert cert.read_bytes() == before  # refused before any certificate was issued
 
 
 def test_the_crl_is_rfc5280_conformant_and_signed_once_per_change(site: Site) -> None:

@@ -17,10 +17,13 @@
     an operator's control-plane credential (a new ECDSA P-384 key, certified by the fleet CA,
     recorded so that it can be revoked): the whole registry, every placement, placing VMs —
     what a node's credential may not do.
-``serve [--host H] [--port P] [--control-port P] [--data-port P] [--scan S] [--releases DIR]
-[--dashboard DIR]``
+``serve [--host H] [--server-name NAME]... [--port P] [--control-port P] [--data-port P]
+[--scan S] [--releases DIR] [--dashboard DIR]``
     the admission service (HTTPS), the control plane and the data plane (mutual TLS with the
-    fleet's credentials), until interrupted; ``--scan`` re-attests the fleet continuously;
+    fleet's credentials), until interrupted; their TLS certificate (from the fleet CA) names
+    ``--host`` (unless ``0.0.0.0``/``::``), each ``--server-name`` (a DNS name or IP address
+    clients connect by; exit 2 for one that is neither), ``localhost`` and ``127.0.0.1``;
+    ``--scan`` re-attests the fleet continuously;
     ``POST /v1/rollouts`` rolls the calling node out to its class's desired state with the
     class's releases and those in ``--releases`` (a node's credential, that node only);
     ``--dashboard DIR`` also serves the dashboard at ``/dashboard`` on the admission port
@@ -153,6 +156,15 @@ def register_admission(verbs: Any) -> None:
     )
     _fleet_option(serve)
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    serve.add_argument(
+        "--server-name",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a DNS name or IP address clients reach the servers by, added to their TLS "
+        "certificate (repeatable; the certificate always names --host unless 0.0.0.0 or ::, "
+        "localhost and 127.0.0.1)",
+    )
     serve.add_argument("--port", type=int, default=8470, help="the admission service's port")
     serve.add_argument("--control-port", type=int, default=8471, help="the control plane's port")
     serve.add_argument("--data-port", type=int, default=8472, help="the data plane's port")
@@ -558,5 +570,6 @@ def _serve(args: argparse.Namespace) -> int:
         rollout=desired_rollout(fleet, args.releases),
         on_start=started,
         mounts=mounts,
+        server_names=args.server_name,
     )
     return 0

@@ -90,7 +90,10 @@ body without ``Content-Type`` is taken as JSON), ``POST /fleet/admission`` only
 :class:`FleetServers` runs the three on loopback in background threads (tests, embedding);
 :func:`serve_fleet` runs them until SIGINT/SIGTERM (``ironroot fleet serve``), optionally with
 the continuous scanner. The servers' TLS certificate is issued by the fleet CA for the host
-they listen on (and ``localhost``, ``127.0.0.1``), valid 7 days, at each start, and renewed
+they listen on (unless it is the wildcard ``0.0.0.0`` or ``::``, which no client connects
+to), the ``server_names`` given (DNS names or IP addresses: those clients reach the servers
+by, e.g. behind ``--host 0.0.0.0``; see :func:`_certificate_hosts`) and ``localhost``,
+``127.0.0.1``, valid 7 days, at each start, and renewed
 (a new key and certificate, served to every new connection) once half of that has passed:
 a fleet served for longer than a week stays reachable.
 """
@@ -100,8 +103,10 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import ipaddress
 import logging
 import math
+import re
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -165,6 +170,8 @@ _MAX_ADMISSION: Final = 2 * 1024 * 1024
 _TLS_DAYS: Final = 7  # the servers' TLS certificate's validity
 _TLS_RENEW: Final = dt.timedelta(days=_TLS_DAYS / 2)  # renewed once this much has passed
 _TLS_CHECK: Final = 600.0  # seconds between two looks at whether it is due
+_DNS_LABEL: Final = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")  # RFC 1123, A-labels
+_MAX_DNS_NAME: Final = 253
 _ROLLOUT_BURST: Final = 5  # rollout requests a node may make at once
 _ROLLOUT_EVERY: Final = 60.0  # seconds for each one more
 _CBOR: Final = "application/cbor"
@@ -533,11 +540,61 @@ def desired_rollout(fleet: Fleet, releases: Sequence[Path] = ()) -> RolloutTrigg
 # --- serving --------------------------------------------------------------------------------
 
 
+def _server_name(name: str) -> str:
+    """``name`` as a certificate names it: an IP address in its compressed form, or a DNS
+    name as lower-case A-labels without a final dot; ``ConfigError`` for anything else (a
+    wildcard, an address no client connects to, a zone index, an empty label)."""
+    what = f"--server-name {name!r}"
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"{what}: a server name is a DNS name or an IP address")
+    try:
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        address = None
+    if address is not None:
+        if address.is_unspecified or address.is_multicast:
+            raise ConfigError(f"{what}: no client connects to this address")
+        if isinstance(address, ipaddress.IPv6Address) and address.scope_id:
+            raise ConfigError(f"{what}: a certificate names an address without a zone index")
+        return str(address)
+    if "*" in name:
+        raise ConfigError(f"{what}: the fleet CA issues no wildcard name; name each host")
+    host = name[:-1] if name.endswith(".") else name
+    try:
+        ascii_name = host.encode("idna").decode("ascii").lower()
+    except UnicodeError:
+        raise ConfigError(f"{what}: not a DNS name or an IP address") from None
+    labels = ascii_name.split(".")
+    if (
+        len(ascii_name) > _MAX_DNS_NAME
+        or not all(_DNS_LABEL.fullmatch(label) for label in labels)
+        or labels[-1].isdigit()  # 10.1.1 or 300.1.1.1: no host name, and no address either
+    ):
+        raise ConfigError(f"{what}: not a DNS name or an IP address")
+    return ascii_name
+
+
+def _certificate_hosts(host: str, server_names: Sequence[str] = ()) -> tuple[str, ...]:
+    """The names the fleet servers' TLS certificate carries (module docs): ``host`` (unless
+    it is a wildcard address), each of ``server_names`` (checked: ``ConfigError`` for one
+    that is no DNS name or IP address), then ``localhost`` and ``127.0.0.1``; once each."""
+    if isinstance(server_names, str):
+        raise ConfigError("server_names is a list of DNS names or IP addresses")
+    names = [_server_name(name) for name in server_names]
+    try:
+        listening = ipaddress.ip_address(host)
+    except ValueError:
+        listening = None
+    own = [] if listening is not None and listening.is_unspecified else [host]
+    return tuple(dict.fromkeys((*own, *names, "localhost", "127.0.0.1")))
+
+
 def server_tls(
     authority: AdmissionAuthority, *, hosts: tuple[str, ...], now: dt.datetime | None = None
 ) -> tuple[ServerTls, ServerTls]:
     """A fresh server key and certificate from the fleet CA for ``hosts`` (with
-    ``localhost`` and ``127.0.0.1``), written to ``admission/tls/``: the admission server's
+    ``localhost`` and ``127.0.0.1``; :func:`_certificate_hosts` makes them of a listening
+    host and the server names), written to ``admission/tls/``: the admission server's
     TLS, and the planes' (mutual TLS: client certificates from the fleet CA, their validity
     checked per request)."""
     folder = authority.directory / "tls"
@@ -565,7 +622,9 @@ class FleetServers:
     prefixes of the admission server (:func:`admission_app`). ``tls_clock`` is the time the
     servers' TLS certificate is issued and renewed at (default: the wall clock, which TLS
     clients check it against): a background thread renews it once half its validity has
-    passed (:meth:`renew_tls`)."""
+    passed (:meth:`renew_tls`). The certificate names ``host`` (unless it is ``0.0.0.0`` or
+    ``::``), ``server_names`` (DNS names or IP addresses, checked: ``ConfigError``),
+    ``localhost`` and ``127.0.0.1``."""
 
     def __init__(
         self,
@@ -578,9 +637,10 @@ class FleetServers:
         rollout: RolloutTrigger | None = None,
         mounts: Mapping[str, ASGIApp] | None = None,
         tls_clock: Clock = _utc_now,
+        server_names: Sequence[str] = (),
     ) -> None:
         self.authority = authority
-        self._hosts = (host,)
+        self._hosts = _certificate_hosts(host, server_names)
         self._tls_clock = tls_clock
         self._tls_issued = tls_clock()
         plain, mutual = server_tls(authority, hosts=self._hosts, now=self._tls_issued)
@@ -671,6 +731,7 @@ def serve_fleet(
     rollout: RolloutTrigger | None = None,
     on_start: Callable[[str, str, str], None] | None = None,
     mounts: Mapping[str, ASGIApp] | None = None,
+    server_names: Sequence[str] = (),
 ) -> None:
     """Serve admission, the control plane and the data plane until SIGINT/SIGTERM
     (``on_start(admission_url, control_url, data_url)`` once all three listen); with
@@ -678,9 +739,13 @@ def serve_fleet(
     (:class:`ironroot.fleet.Scanner` with :func:`ironroot.fleet.scan_attest`); with
     ``poll`` (e.g. :meth:`ironroot.fleet.LogTriggers.poll`), every round also re-attests the
     nodes the logs' new statements concern; with ``rollout``, ``POST /v1/rollouts`` runs it;
-    ``mounts`` are apps the admission server serves under path prefixes (the dashboard)."""
+    ``mounts`` are apps the admission server serves under path prefixes (the dashboard);
+    ``server_names``: the names the servers' TLS certificate carries besides ``host``
+    (:class:`FleetServers`)."""
     from ironroot.fleet._admission import scan_attest
     from ironroot.fleet._scan import Scanner
+
+    _certificate_hosts(host, server_names)  # a bad name is refused before anything starts
 
     scanner: Scanner | None = None
     worker: threading.Thread | None = None
@@ -706,7 +771,13 @@ def serve_fleet(
     with (
         stop_on_signals() as stop,
         FleetServers(
-            authority, host=host, ports=ports, limits=limits, rollout=rollout, mounts=mounts
+            authority,
+            host=host,
+            ports=ports,
+            limits=limits,
+            rollout=rollout,
+            mounts=mounts,
+            server_names=server_names,
         ) as servers,
     ):
         if on_start is not None:

@@ -10,7 +10,8 @@
 * :func:`problem_app`: a Starlette app whose 404/405 answers are problems too (405 with
   ``Allow``);
 * :class:`ServerLimits` and :func:`server_config`: the connection limits every service runs
-  with (head size, header/body/idle timeouts, connection cap, HTTP version);
+  with (head size, header/body/idle timeouts, connection cap overall and per client address,
+  HTTP version);
 * :func:`read_body`: a request body read against a limit (``PayloadTooLarge``);
   :func:`decode_request_map`: a JSON or CBOR request map; :func:`require_media_type`: a
   body's ``Content-Type`` among those an endpoint takes (else a 415 problem);

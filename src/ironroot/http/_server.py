@@ -18,12 +18,20 @@ httptools protocol with them added:
   sees a client disconnect);
 * ``max_connections``: open connections; one more → 503 with ``Retry-After`` and close;
   logged at warning once per ten seconds at most (:class:`_RefusalLog`), the rest at debug;
+* ``max_connections_per_client``: open connections from one client address (the key of every
+  per-client limit, :func:`ironroot._netaddr.client_key`: an IPv6 address counts as its
+  /64), counted from the accept to the close, before any byte is read (:class:`_ClientSlots`,
+  a dict lookup per connection); one more → 429 with ``Retry-After`` and close (the client's
+  own excess, not the server's: a 503 would say the service is down for everyone), logged as
+  the cap's refusals are. A peer among ``trusted_proxies`` is not held to it: every client of
+  a reverse proxy arrives from the proxy's address;
 * over TLS, the handshake is the connection's (:class:`TlsHandshake`), not the listener's
   as in uvicorn, where a client could hold any number of sockets for 60 s each, unseen by
   the limits, by connecting and sending nothing, half a ClientHello, or one a byte at a time:
-  a connection counts against ``max_connections`` from its accept (one more is closed at
-  once: no handshake, so no 503), its handshake must be done within ``header_timeout``, and
-  a closing TLS connection waits at most 5 s for the client's ``close_notify`` (asyncio: 30);
+  a connection counts against ``max_connections`` and ``max_connections_per_client`` from its
+  accept (one more is closed at once: no handshake, so no 503 or 429), its handshake must be
+  done within ``header_timeout``, and a closing TLS connection waits at most 5 s for the
+  client's ``close_notify`` (asyncio: 30);
 * ``shutdown_timeout``: how long a stopping server waits for the requests in flight and the
   responses still unread; then their tasks are cancelled and their connections cut;
 * request lines other than HTTP/1.0 and HTTP/1.1 (HTTP/0.9, HTTP/2.0 sent as text) → 505;
@@ -105,6 +113,7 @@ import httptools
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from ironroot._netaddr import client_key
 from ironroot.errors import ConfigError
 from ironroot.http._tls import ServerTls
 from ironroot.http._tls_handshake import TlsHandshake
@@ -131,6 +140,7 @@ _SHUTDOWN_POLL: Final = 0.005  # how often a stopping server looks at its connec
 _REASONS: Final = {
     400: "Bad Request",
     408: "Request Timeout",
+    429: "Too Many Requests",
     431: "Request Header Fields Too Large",
     501: "Not Implemented",
     503: "Service Unavailable",
@@ -184,6 +194,12 @@ class ServerLimits:
     client. Empty (the default): those headers are ignored from everyone, and a request's
     client is the peer of its connection, as audit records, Redfish sessions and access logs
     must have it (uvicorn's own default believes any client on 127.0.0.1).
+
+    ``max_connections_per_client``: open connections from one peer address (an IPv6 one as
+    its /64); one more is answered 429 and closed (module docs). A peer among
+    ``trusted_proxies`` is held to ``max_connections`` only. The default, 128, is an eighth of
+    ``max_connections``: eight addresses are needed to fill the server, and a benchmark or a
+    NAT gateway's 64 connections from one address still pass.
     """
 
     max_head_bytes: int = 16 * 1024
@@ -191,6 +207,7 @@ class ServerLimits:
     body_timeout: float = 60.0
     keep_alive_timeout: float = 5.0
     max_connections: int = 1024
+    max_connections_per_client: int = 128
     shutdown_timeout: float = 30.0
     trusted_proxies: tuple[str, ...] = ()
 
@@ -208,7 +225,7 @@ class ServerLimits:
                     f"server.trusted_proxies: {proxy!r} is not an IP address or network"
                 ) from None
         object.__setattr__(self, "trusted_proxies", tuple(proxies))
-        for name in ("max_head_bytes", "max_connections"):
+        for name in ("max_head_bytes", "max_connections", "max_connections_per_client"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"server.{name} must be a positive integer")
@@ -417,31 +434,82 @@ class _LingeringTransport:
 
 
 class _RefusalLog:
-    """The log of one server's connections refused over ``max_connections``: a warning at
-    most every ``_REFUSALS_WARNED_EVERY`` seconds, the refusals in between at debug and
-    counted in the next warning. A client that opens connections past the cap must not
-    write a warning line for each (as the parser's refusals are not: see below)."""
+    """The log of one server's connections refused over ``max_connections`` (or over
+    ``max_connections_per_client``: one log of its own): a warning at most every
+    ``_REFUSALS_WARNED_EVERY`` seconds, the refusals in between at debug and counted in the
+    next warning. A client that opens connections past the cap must not write a warning line
+    for each (as the parser's refusals are not: see below)."""
 
     def __init__(self) -> None:
         self._next = float("-inf")  # the event loop's time of the next warning
         self._quiet = 0  # refusals logged at debug since the last warning
 
-    def refused(self, open_connections: int, now: float) -> None:
-        """A connection was refused with ``open_connections`` open, at loop time ``now``."""
+    def refused(self, open_connections: int, now: float, client: str | None = None) -> None:
+        """A connection was refused with ``open_connections`` open (from ``client``, when the
+        refusal is the per-client limit's), at loop time ``now``."""
+        what = "connection refused: %d connections open" + (" from %s" if client else "")
+        args: tuple[object, ...] = (open_connections, client) if client else (open_connections,)
         if now < self._next:
             self._quiet += 1
-            _log.debug("connection refused: %d connections open", open_connections)
+            _log.debug(what, *args)
             return
         self._next = now + _REFUSALS_WARNED_EVERY
         quiet, self._quiet = self._quiet, 0
         if quiet:
-            _log.warning(
-                "connection refused: %d connections open (and %d more since the last warning)",
-                open_connections,
-                quiet,
-            )
+            _log.warning(what + " (and %d more since the last warning)", *args, quiet)
         else:
-            _log.warning("connection refused: %d connections open", open_connections)
+            _log.warning(what, *args)
+
+
+_Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class _ClientSlots:
+    """One server's open connections per client address (``max_connections_per_client``):
+    a connection takes a place from its accept (:meth:`take`) and gives it back when it
+    closes (:meth:`give_back`), a dict lookup each. Only addresses with a connection open
+    are held, so memory is bounded by the server's open connections. One event loop uses
+    it (no lock): a server and its connections run on one."""
+
+    def __init__(self, limit: int, exempt: Sequence[_Network]) -> None:
+        self.limit = limit
+        self._exempt = tuple(exempt)
+        self._open: dict[str, int] = {}
+        self.refusals = _RefusalLog()
+
+    def key(self, transport: asyncio.BaseTransport) -> str | None:
+        """Whose places the connection on ``transport`` takes: its peer's key; ``None`` for a
+        peer held to no per-client limit (a trusted proxy; a Unix socket's peer)."""
+        peer = transport.get_extra_info("peername")
+        if not isinstance(peer, tuple) or not peer or not isinstance(peer[0], str):
+            return None
+        host = peer[0]
+        if self._exempt:
+            try:
+                address = ipaddress.ip_address(host.partition("%")[0])
+            except ValueError:
+                return client_key(host)
+            if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+                address = address.ipv4_mapped
+            if any(address in network for network in self._exempt):
+                return None
+        return client_key(host)
+
+    def take(self, key: str) -> int | None:
+        """A place for one more connection from ``key``; when it has ``limit`` open already,
+        none: how many it has open (the connection is refused)."""
+        held = self._open.get(key, 0)
+        if held >= self.limit:
+            return held
+        self._open[key] = held + 1
+        return None
+
+    def give_back(self, key: str) -> None:
+        held = self._open.get(key, 0) - 1
+        if held > 0:
+            self._open[key] = held
+        else:
+            self._open.pop(key, None)
 
 
 def _not_a_parser_refusal(record: logging.LogRecord) -> bool:
@@ -460,6 +528,7 @@ class _GuardedProtocol(HttpToolsProtocol):
 
     limits: ServerLimits = ServerLimits()
     refusals: _RefusalLog = _RefusalLog()
+    clients: _ClientSlots = _ClientSlots(ServerLimits().max_connections_per_client, ())
     unknown_method: UnknownMethodAnswer | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -477,6 +546,8 @@ class _GuardedProtocol(HttpToolsProtocol):
         self._trailer_size = 0  # the parsed trailer fields' bytes
         self._read = b""  # the read being parsed
         self._begun = 0  # the requests begun in it
+        self.client_slot: str | None = None  # whose place in ``clients`` the connection holds
+        self.slot_taken = False  # the place was taken (here, or by the TLS handshake)
 
     # --- connection ----------------------------------------------------------------------
 
@@ -492,6 +563,21 @@ class _GuardedProtocol(HttpToolsProtocol):
                 self.transport.direct = True  # one over the cap holds no socket for long
             self._refuse(503, "too many open connections; retry later", b"retry-after: 1\r\n")
             return
+        if not self.slot_taken:  # over TLS the handshake took it, at the accept
+            self.slot_taken = True
+            key = self.clients.key(transport)
+            held = None if key is None else self.clients.take(key)
+            if held is not None:
+                self.clients.refusals.refused(held, self.loop.time(), key)
+                if isinstance(self.transport, _LingeringTransport):
+                    self.transport.direct = True
+                self._refuse(
+                    429,
+                    f"too many open connections from this address ({held}); retry later",
+                    b"retry-after: 1\r\n",
+                )
+                return
+            self.client_slot = key
         # an idle fresh connection is closed like an idle keep-alive one
         self.timeout_keep_alive_task = self.loop.call_later(
             self.limits.keep_alive_timeout, self.timeout_keep_alive_handler
@@ -499,6 +585,9 @@ class _GuardedProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_timers()
+        if self.client_slot is not None:
+            self.clients.give_back(self.client_slot)
+            self.client_slot = None
         if isinstance(self.transport, _LingeringTransport):
             self.transport.end()
         super().connection_lost(exc)
@@ -771,9 +860,11 @@ def server_config(
     HTTPS (mutual TLS with a client CA) when ``tls`` is given: with ``tls.context()``, the
     handshake done by the protocol (:class:`TlsHandshake`), not by uvicorn's listener."""
     limits = limits or ServerLimits()
+    proxies = [ipaddress.ip_network(proxy, strict=False) for proxy in limits.trusted_proxies]
     members = {  # this server's
         "limits": limits,
         "refusals": _RefusalLog(),
+        "clients": _ClientSlots(limits.max_connections_per_client, proxies),
     }
     answer = getattr(getattr(app, "state", None), "unknown_method", None)
     if answer is not None:  # a plain function as a class member would be bound to the protocol

@@ -1,5 +1,6 @@
 """The TLS handshake as part of a connection (ADR 0012): counted against the server's
-``max_connections`` from the accept, bounded by its ``header_timeout``, then handed to the
+``max_connections`` and ``max_connections_per_client`` from the accept, bounded by its
+``header_timeout``, then handed to the
 HTTP protocol on its TLS transport. :func:`ironroot.http.server_config` serves TLS through it
 rather than through uvicorn's listener, whose handshake the limits never saw. Written here
 because neither asyncio nor uvicorn runs a server-side handshake under a protocol's limits.
@@ -25,7 +26,8 @@ _TLS_CLOSE_WAIT: Final = 5.0  # a closing TLS connection waits this long for clo
 
 class TlsHandshake(asyncio.Protocol):
     """A TLS connection until its handshake is done (module docs): among the server's
-    connections from its accept (refused over ``max_connections``), closed if the handshake
+    connections from its accept (refused over ``max_connections``, or over
+    ``max_connections_per_client``: closed, no handshake), closed if the handshake
     is not done within ``header_timeout``; then handed to the HTTP protocol (``http``) on its
     TLS transport, with whatever the client sent along with its last handshake message.
     ``tls`` is what it serves (the service's files), ``context`` the context made of them.
@@ -51,6 +53,7 @@ class TlsHandshake(asyncio.Protocol):
         self._raw = bytearray()  # read before that (uvloop): the TLS protocol's first bytes
         self._early = bytearray()  # decrypted before the HTTP protocol took over
         self._ended = False  # the client's end (or the transport's) came before that
+        self._slot: str | None = None  # the client's place, until the HTTP protocol has it
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
@@ -60,11 +63,27 @@ class TlsHandshake(asyncio.Protocol):
             self._connections.discard(self)
             transport.close()
             return
+        clients = self._http.clients
+        key = clients.key(transport)
+        held = None if key is None else clients.take(key)
+        if held is not None:
+            clients.refusals.refused(held, self._loop.time(), key)
+            self._connections.discard(self)
+            transport.close()
+            return
+        self._slot = key
+        self._http.slot_taken = True
         self.transport.pause_reading()
         self._timer = self._loop.call_later(self._limits.header_timeout, self._timed_out)
         self._task = self._loop.create_task(self._handshake(self.transport))
 
     async def _handshake(self, transport: asyncio.Transport) -> None:
+        try:
+            await self._handshake_and_hand_over(transport)
+        finally:
+            self._give_back_slot()  # not handed over: the connection never reached HTTP
+
+    async def _handshake_and_hand_over(self, transport: asyncio.Transport) -> None:
         try:
             if self._ended:
                 return
@@ -90,6 +109,7 @@ class TlsHandshake(asyncio.Protocol):
                 tls.close()
             return
         tls.set_protocol(self._http)
+        self._http.client_slot, self._slot = self._slot, None  # the HTTP protocol's now
         self._http.connection_made(tls)
         if self._early and not tls.is_closing():
             self._http.data_received(bytes(self._early))
@@ -110,6 +130,11 @@ class TlsHandshake(asyncio.Protocol):
             tls.buffer_updated(size)
             view = view[size:]
 
+    def _give_back_slot(self) -> None:
+        if self._slot is not None:
+            self._http.clients.give_back(self._slot)
+            self._slot = None
+
     def _release(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
@@ -122,12 +147,14 @@ class TlsHandshake(asyncio.Protocol):
             "closing a connection whose TLS handshake took over %s s", self._limits.header_timeout
         )
         self._release()  # first: the place is free before the client sees the close
+        self._give_back_slot()
         if self.transport is not None:
             self.transport.abort()
 
     def shutdown(self) -> None:
         """The server stops: a handshake in progress ends here."""
         self._release()
+        self._give_back_slot()
         if self.transport is not None:
             self.transport.abort()
 
@@ -147,3 +174,4 @@ class TlsHandshake(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._ended = True
         self._release()
+        self._give_back_slot()
