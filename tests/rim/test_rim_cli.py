@@ -183,3 +183,35 @@ def test_a_vbios_rim_needs_its_board(
     wrong = "NV_GPU_VBIOS_1010_0200_882_96005E0003"
     assert main(["rim", "register", str(renamed), *common, "--id", wrong]) == 1
     assert "rim-id-mismatch" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"\u00b2": "00"}',  # a digit to str.isdigit, not to int()
+        '{"1%s": "00"}' % ("0" * 5000),  # past int()'s 4,300 digits
+        '{"1": "00", "1": "11"}',  # one block twice: which value counts would be the reader's
+        '{"1": "00", "01": "11"}',  # the same block by another spelling
+        '{"1": 1%s}' % ("0" * 5000),  # a number past int()'s digits, in the JSON itself
+        '{"1": NaN}',
+    ],
+    ids=["superscript", "long-index", "duplicate", "padded-duplicate", "long-number", "nan"],
+)
+def test_appraise_refuses_a_malformed_measurements_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], body: str
+) -> None:
+    from ironroot.crypto import Algorithm, PrivateKey
+
+    keys = tmp_path / "scitt.pem"
+    keys.write_bytes(PrivateKey.generate(Algorithm.ES256).public_key.to_pem())
+    (tmp_path / "rims").mkdir()
+    measurements = tmp_path / "gpu.json"
+    measurements.write_text(body, encoding="utf-8")
+    argv = [
+        "rim", "appraise", "--measurements", str(measurements), "--rims", str(tmp_path / "rims"),
+        "--service-keys", str(keys), "--issuer", REGISTRANT, "--project", "1010", "--sku",
+        "0200", "--chip", "882", "--vbios-version", "96.00.5E.00.01", "--driver-version", "545.00",
+        "--at", AT, "--json",
+    ]  # fmt: skip
+    assert main(argv) == 2
+    assert _json(capsys)["error"]["code"] == "malformed"  # type: ignore[index]
