@@ -161,6 +161,15 @@ def test_cose_key_alg_mismatch(keys: dict[Algorithm, PrivateKey]) -> None:
         PublicKey.from_cose_key({**akp, 3: Algorithm.ES256.cose_id})
 
 
+@pytest.mark.parametrize("jwk", [5, None, 1.5, ["kty"], [], True], ids=repr)
+def test_a_jwk_that_is_no_object_is_malformed(jwk: object) -> None:
+    # a JWK Set's "keys" list may hold any JSON value: each one reaches from_jwk as it is
+    with pytest.raises(MalformedInput):
+        PublicKey.from_jwk(jwk)  # type: ignore[arg-type]
+    with pytest.raises(MalformedInput):
+        PrivateKey.from_jwk(jwk)  # type: ignore[arg-type]
+
+
 def test_jwk_alg_mismatch(keys: dict[Algorithm, PrivateKey]) -> None:
     jwk = keys[Algorithm.ES256].public_key.to_jwk()
     with pytest.raises(UnsupportedAlgorithm):
