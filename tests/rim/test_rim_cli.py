@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,10 @@ from _rim_helpers import (
     vector_rim,
 )
 from cryptography.hazmat.primitives.serialization import Encoding
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from hypothesis_budget import examples
 from ironroot.cli import main
 from ironroot.cose import encode_key_set
 
@@ -215,3 +219,39 @@ def test_appraise_refuses_a_malformed_measurements_file(
     ]  # fmt: skip
     assert main(argv) == 2
     assert _json(capsys)["error"]["code"] == "malformed"  # type: ignore[index]
+
+
+_INDEXES = st.sampled_from(
+    ["1", "01", "254", "255", "0", "\u00b2", "\u0661", "1" * 5000, " 1", "x"]
+)
+_VALUES = st.sampled_from(["00" * 48, "zz", "", "0"]) | st.integers() | st.none() | st.floats()
+
+
+@settings(max_examples=examples(25), deadline=None)
+@given(
+    body=st.dictionaries(_INDEXES | st.text(max_size=4), _VALUES, max_size=4).map(json.dumps)
+    | st.sampled_from(["[" * 5000, '{"1": 1' + "0" * 5000 + "}", "\ufeff{}", "{}"])
+)
+def test_appraise_any_measurements_file_is_refused_typed(body: str) -> None:
+    """Whatever the measurements file holds: malformed (2), or no RIM for it (1)."""
+    import contextlib
+    import io
+
+    from ironroot.crypto import Algorithm, PrivateKey
+
+    with tempfile.TemporaryDirectory() as folder:
+        tmp = Path(folder)
+        (tmp / "scitt.pem").write_bytes(PrivateKey.generate(Algorithm.ES256).public_key.to_pem())
+        (tmp / "rims").mkdir()
+        (tmp / "gpu.json").write_text(body, encoding="utf-8")
+        argv = [
+            "rim", "appraise", "--measurements", str(tmp / "gpu.json"), "--rims",
+            str(tmp / "rims"), "--service-keys", str(tmp / "scitt.pem"), "--issuer", REGISTRANT,
+            "--project", "1010", "--sku", "0200", "--chip", "882", "--vbios-version", "96",
+            "--driver-version", "545.00", "--at", AT, "--json",
+        ]  # fmt: skip
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+            code = main(argv)
+    error = json.loads(out.getvalue())["error"]
+    assert (code, error["code"]) in ((2, "malformed"), (1, "rim-not-found")), error
