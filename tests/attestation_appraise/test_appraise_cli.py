@@ -313,3 +313,15 @@ def test_a_verifier_keys_url_no_request_can_be_sent_to_is_malformed(
     assert capsys.readouterr().err == (
         f"ironroot: malformed: the URL of the verifier keys is not valid: {why}\n"
     )
+
+
+@pytest.mark.parametrize("keys", ['{"keys": [5]}', '{"keys": [["kty"]]}', '{"keys": [null]}'])
+def test_verify_result_refuses_a_key_set_holding_no_jwk(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], keys: str
+) -> None:
+    jwks = tmp_path / "keys.json"
+    jwks.write_text(keys)
+    ear = tmp_path / "ear.jwt"
+    ear.write_text("e30.e30.AA")
+    assert main(["attest", "verify-result", str(ear), "--keys", str(jwks), "--json"]) == 2
+    assert json.loads(capsys.readouterr().out)["error"]["code"] == "malformed"

@@ -197,3 +197,24 @@ def test_collateral_and_crls_for_formats_that_cannot_use_them(
         code = run("evidence", "verify", str(junk), "--format", fmt, "--crl", str(crl), "--json")
         assert code == 2
         assert "not checked against CRLs" in _json(capsys)["error"]["message"]
+
+
+@pytest.mark.parametrize("chain", [b"hello\n", b"-----BEGIN CERTIFICATE-----\nAAAA\n"])
+def test_a_bad_signing_chain_given_alone_is_a_usage_error(
+    tmp_path: Path, intel: FakeIntel, capsys: pytest.CaptureFixture[str], chain: bytes
+) -> None:
+    # the chain is read strictly even with nothing it would check: a file the command was
+    # given is never silently left out (it was, and the quote verified with exit 0)
+    path = tmp_path / "tcb_signing_chain.pem"
+    path.write_bytes(chain)
+    with pytest.raises(MalformedCertificate):
+        read_tdx_collateral(signing_chain=path)
+    code = run("evidence", "verify", _quote(tmp_path, intel), "--tcb-signing-chain", str(path),
+               *AT, "--json")  # fmt: skip
+    assert code == 2
+    assert _json(capsys)["error"]["code"] == "malformed-certificate"
+    folder = tmp_path / "collateral"
+    folder.mkdir()
+    (folder / "tcb_signing_chain.pem").write_bytes(chain)
+    assert run("evidence", "verify", _quote(tmp_path, intel), "--collateral", str(folder), *AT) == 2
+    assert len(read_tdx_collateral(folder, strict=False).problems) == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 import cbor2
@@ -159,6 +160,45 @@ def test_cose_key_alg_mismatch(keys: dict[Algorithm, PrivateKey]) -> None:
         PublicKey.from_cose_key({**akp, 3: Algorithm.ML_DSA_65.cose_id})
     with pytest.raises(UnsupportedAlgorithm):
         PublicKey.from_cose_key({**akp, 3: Algorithm.ES256.cose_id})
+
+
+@pytest.mark.parametrize("jwk", [5, None, 1.5, ["kty"], [], True], ids=repr)
+def test_a_jwk_that_is_no_object_is_malformed(jwk: object) -> None:
+    # a JWK Set's "keys" list may hold any JSON value: each one reaches from_jwk as it is
+    with pytest.raises(MalformedInput):
+        PublicKey.from_jwk(jwk)  # type: ignore[arg-type]
+    with pytest.raises(MalformedInput):
+        PrivateKey.from_jwk(jwk)  # type: ignore[arg-type]
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+_JWK_MEMBERS = st.fixed_dictionaries(
+    {},
+    optional={
+        "kty": st.sampled_from(["EC", "OKP", "AKP", "RSA", ""]) | _JSON,
+        "crv": st.sampled_from(["P-256", "P-384", "P-521", "Ed25519"]) | _JSON,
+        "alg": st.sampled_from(["ES256", "ES384", "EdDSA", "ML-DSA-87"]) | _JSON,
+        "x": st.sampled_from(["", "AA", "A" * 43]) | _JSON,
+        "y": st.sampled_from(["", "A" * 43, "A" * 64]) | _JSON,
+        "pub": _JSON,
+        "d": _JSON,
+    },
+)
+
+
+@settings(max_examples=examples(150), deadline=None)
+@given(jwk=_JSON | _JWK_MEMBERS | _JWK_MEMBERS.map(json.dumps))
+def test_any_json_value_as_a_jwk_raises_only_typed_errors(jwk: object) -> None:
+    """What a JWK Set's "keys" list may hold reaches from_jwk as it is."""
+    for load in (PublicKey.from_jwk, PrivateKey.from_jwk):
+        with contextlib.suppress(MalformedInput, UnsupportedAlgorithm, LimitExceeded):
+            load(jwk)  # type: ignore[arg-type]
 
 
 def test_jwk_alg_mismatch(keys: dict[Algorithm, PrivateKey]) -> None:

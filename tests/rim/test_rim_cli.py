@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,10 @@ from _rim_helpers import (
     vector_rim,
 )
 from cryptography.hazmat.primitives.serialization import Encoding
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from hypothesis_budget import examples
 from ironroot.cli import main
 from ironroot.cose import encode_key_set
 
@@ -183,3 +187,71 @@ def test_a_vbios_rim_needs_its_board(
     wrong = "NV_GPU_VBIOS_1010_0200_882_96005E0003"
     assert main(["rim", "register", str(renamed), *common, "--id", wrong]) == 1
     assert "rim-id-mismatch" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"\u00b2": "00"}',  # a digit to str.isdigit, not to int()
+        '{"1%s": "00"}' % ("0" * 5000),  # past int()'s 4,300 digits
+        '{"1": "00", "1": "11"}',  # one block twice: which value counts would be the reader's
+        '{"1": "00", "01": "11"}',  # the same block by another spelling
+        '{"1": 1%s}' % ("0" * 5000),  # a number past int()'s digits, in the JSON itself
+        '{"1": NaN}',
+    ],
+    ids=["superscript", "long-index", "duplicate", "padded-duplicate", "long-number", "nan"],
+)
+def test_appraise_refuses_a_malformed_measurements_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], body: str
+) -> None:
+    from ironroot.crypto import Algorithm, PrivateKey
+
+    keys = tmp_path / "scitt.pem"
+    keys.write_bytes(PrivateKey.generate(Algorithm.ES256).public_key.to_pem())
+    (tmp_path / "rims").mkdir()
+    measurements = tmp_path / "gpu.json"
+    measurements.write_text(body, encoding="utf-8")
+    argv = [
+        "rim", "appraise", "--measurements", str(measurements), "--rims", str(tmp_path / "rims"),
+        "--service-keys", str(keys), "--issuer", REGISTRANT, "--project", "1010", "--sku",
+        "0200", "--chip", "882", "--vbios-version", "96.00.5E.00.01", "--driver-version", "545.00",
+        "--at", AT, "--json",
+    ]  # fmt: skip
+    assert main(argv) == 2
+    assert _json(capsys)["error"]["code"] == "malformed"  # type: ignore[index]
+
+
+_INDEXES = st.sampled_from(
+    ["1", "01", "254", "255", "0", "\u00b2", "\u0661", "1" * 5000, " 1", "x"]
+)
+_VALUES = st.sampled_from(["00" * 48, "zz", "", "0"]) | st.integers() | st.none() | st.floats()
+
+
+@settings(max_examples=examples(25), deadline=None)
+@given(
+    body=st.dictionaries(_INDEXES | st.text(max_size=4), _VALUES, max_size=4).map(json.dumps)
+    | st.sampled_from(["[" * 5000, '{"1": 1' + "0" * 5000 + "}", "\ufeff{}", "{}"])
+)
+def test_appraise_any_measurements_file_is_refused_typed(body: str) -> None:
+    """Whatever the measurements file holds: malformed (2), or no RIM for it (1)."""
+    import contextlib
+    import io
+
+    from ironroot.crypto import Algorithm, PrivateKey
+
+    with tempfile.TemporaryDirectory() as folder:
+        tmp = Path(folder)
+        (tmp / "scitt.pem").write_bytes(PrivateKey.generate(Algorithm.ES256).public_key.to_pem())
+        (tmp / "rims").mkdir()
+        (tmp / "gpu.json").write_text(body, encoding="utf-8")
+        argv = [
+            "rim", "appraise", "--measurements", str(tmp / "gpu.json"), "--rims",
+            str(tmp / "rims"), "--service-keys", str(tmp / "scitt.pem"), "--issuer", REGISTRANT,
+            "--project", "1010", "--sku", "0200", "--chip", "882", "--vbios-version", "96",
+            "--driver-version", "545.00", "--at", AT, "--json",
+        ]  # fmt: skip
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+            code = main(argv)
+    error = json.loads(out.getvalue())["error"]
+    assert (code, error["code"]) in ((2, "malformed"), (1, "rim-not-found")), error

@@ -49,6 +49,7 @@ from ironroot.attestation.evidence import (
     parse_tcb_info,
 )
 from ironroot.attestation.evidence._revocation import common_name, freshness
+from ironroot.attestation.evidence._tdx_collateral import collateral_signing_chain
 from ironroot.errors import ConfigError, IronrootError, MalformedCollateral
 
 __all__ = [
@@ -162,20 +163,23 @@ def read_tdx_collateral(
         except IronrootError as exc:
             problems.report(path, exc)
     qe_data = _optional(qe_path, problems, check=parse_qe_identity)
-    chain_data = _optional(chain_path, problems)
+    # parsed as it is read, as the QE Identity is: a chain given with nothing to check would
+    # otherwise be left out unread, however malformed
+    chain_data = _optional(chain_path, problems, check=collateral_signing_chain)
     crls_found = _read_crl_files([*crl_paths, *crls], problems)
     all_crls = _bounded_crls(crls_found, problems)
     if not kept_infos and qe_data is None and not all_crls:
         return CollateralFiles(None, tuple(problems.lines))
     if (kept_infos or qe_data is not None) and chain_data is None:
-        where = chain_path or (directory / "tcb_signing_chain.pem" if directory else "collateral")
-        problems.report(
-            where,
-            ConfigError(
-                "TCB Info and QE Identity need tcb_signing_chain.pem (PCS header "
-                "TCB-Info-Issuer-Chain); they are left out"
-            ),
-        )
+        if chain_path is None:  # a chain that did not load is reported already
+            where = directory / "tcb_signing_chain.pem" if directory else "collateral"
+            problems.report(
+                where,
+                ConfigError(
+                    "TCB Info and QE Identity need tcb_signing_chain.pem (PCS header "
+                    "TCB-Info-Issuer-Chain); they are left out"
+                ),
+            )
         kept_infos, qe_data = [], None
     try:
         collateral = load_tdx_collateral(

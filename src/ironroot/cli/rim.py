@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from ironroot import rim
+from ironroot._json import DECODER as STRICT_JSON
 from ironroot.cli._input import read_input
 from ironroot.cli._output import write_output
 from ironroot.cli._serving import add_client_options, add_url_options, client_tls, token, url
@@ -268,18 +269,23 @@ def _register(args: argparse.Namespace) -> int:
     return 0
 
 
+_INDEX: Final = re.compile(r"[1-9][0-9]{0,2}")
+
+
 def _blocks(path: Path) -> dict[int, bytes]:
-    try:
-        document = json.loads(_read(path, "measurements"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise MalformedInput(f"{path}: the measurements are not JSON") from exc
+    try:  # strictly: a block given twice (or NaN, or a number past int()'s digits) is refused
+        document = STRICT_JSON.decode(_read(path, "measurements").decode("utf-8"))
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        raise MalformedInput(f"{path}: the measurements are not JSON: {exc}") from exc
     if isinstance(document, dict) and isinstance(document.get("measurements"), dict):
         document = document["measurements"]
     if not isinstance(document, dict):
         raise MalformedInput(f'{path}: measurements are a JSON object {{"<block>": "<hex>"}}')
     blocks: dict[int, bytes] = {}
     for key, value in document.items():
-        if not (isinstance(key, str) and key.isdigit() and 1 <= int(key) <= 254):
+        # ASCII digits without leading zeros: "²" is a digit to isdigit() but not to int(),
+        # and "01" would be block 1 a second time
+        if not (_INDEX.fullmatch(key) and 1 <= int(key) <= 254):
             raise MalformedInput(f"{path}: {key!r} is not an SPDM block index (1..254)")
         try:
             blocks[int(key)] = bytes.fromhex(value) if isinstance(value, str) else b""

@@ -46,6 +46,8 @@ def parse_jwk(jwk: Mapping[str, object] | str | bytes) -> Mapping[str, object]:
     """Accept a JWK as a mapping or as JSON text; return the mapping."""
     if isinstance(jwk, Mapping):
         return jwk
+    if not isinstance(jwk, str | bytes | bytearray):  # a JWK Set's "keys" may hold anything
+        raise MalformedInput(f"a JWK is a JSON object, not {type(jwk).__name__}")
     if len(jwk) > MAX_JWK_BYTES:
         raise LimitExceeded(f"JWK larger than {MAX_JWK_BYTES} bytes")
     try:
