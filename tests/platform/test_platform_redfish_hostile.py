@@ -10,6 +10,8 @@ import dataclasses
 import gzip
 import ipaddress
 import json
+import resource
+import signal
 import socket
 import threading
 import time
@@ -43,6 +45,7 @@ from tests.platform.test_platform_redfish import (
 
 from ironroot.errors import PolicyRejected
 from ironroot.http import ServerThread
+from ironroot.platform import chip_layout
 from ironroot.platform._redfish import RedfishService, create_redfish_app
 from ironroot.platform._redfish_update import check_fetch_address
 
@@ -871,3 +874,29 @@ def test_a_body_not_in_utf_8_is_malformed_json(bmc: Bmc, encoding: str) -> None:
     assert after == before != 600
     _error(pushed, 400, "MalformedJSON")
     assert bmc.service.tasks.tasks() == []
+
+
+def test_a_push_the_flash_cannot_take_is_503_with_retry_after_never_a_500(bmc: Bmc) -> None:
+    """A push whose image the RoT could not write to flash (a full disk; here a file size
+    limit, ``EFBIG``) ended as ``500 InternalError`` with a traceback in the log: the flash
+    write's ``OSError`` was not a typed error. It is ``StorageError`` ``flash-write`` now:
+    ``503`` (``Update.1.3.ApplyFailed``, then ``GeneralError`` naming the code) with
+    ``Retry-After``, the task in ``Exception``, and the node unchanged."""
+    staging = {r.name: r for r in chip_layout("bmc", 64 * 1024)}["staging"]
+    v2 = bmc.world.release("bmc", "2.0")
+    before = bmc.platform.show()
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (staging.offset + 100, limit[1]))
+    try:
+        with bmc.client(OPERATOR) as client:
+            response = client.post(PUSH, files=_parts(v2.bundle, v2.statements))
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, limit)
+        signal.signal(signal.SIGXFSZ, previous)
+    error = _error(response, 503, "ApplyFailed")
+    assert error["@Message.ExtendedInfo"][1]["Oem"]["Ironroot"]["Code"] == "flash-write"
+    assert int(response.headers["retry-after"]) >= 1
+    (task,) = bmc.service.tasks.tasks()
+    assert task.state == "Exception"
+    assert bmc.platform.show() == before

@@ -933,6 +933,7 @@ def _update_refusal(exc: IronrootError, image: str, component: str) -> Refusal:
             message("ApplyFailed", image, component),
             *refusal.messages,
             text=exc.detail,
+            headers=refusal.headers,  # a 503's Retry-After
         )
     oem = {"Check": check, "Code": exc.code, "Detail": exc.detail}
     return Refusal(
