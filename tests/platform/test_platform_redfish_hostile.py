@@ -900,3 +900,26 @@ def test_a_push_the_flash_cannot_take_is_503_with_retry_after_never_a_500(bmc: B
     (task,) = bmc.service.tasks.tasks()
     assert task.state == "Exception"
     assert bmc.platform.show() == before
+
+
+def test_a_push_is_parsed_in_memory_not_spooled_to_a_disk_that_may_be_full(bmc: Bmc) -> None:
+    """The body of a push is read into memory (bounded) before it is parsed; the form parser
+    then copied each file part over 1 MiB into a temporary file again, so a large part on a
+    BMC whose temporary directory was full (here a file size limit, ``EFBIG``) was a ``500
+    InternalError``, and every push wrote unverified bytes to that disk. The parts stay in
+    memory: an image over ``MaxImageSizeBytes`` is ``413 PayloadTooLarge`` however full the
+    disk is."""
+    image = b"\x00" * (1024 * 1024 + 200 * 1024)  # over 1 MiB, under the request's limit
+    assert len(image) > bmc.service.limits.max_image_bytes
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (512 * 1024, limit[1]))
+    try:
+        with bmc.client(OPERATOR) as client:
+            response = client.post(PUSH, files=_parts(image))
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, limit)
+        signal.signal(signal.SIGXFSZ, previous)
+    _error(response, 413, "PayloadTooLarge")
+    assert bmc.service.tasks.tasks() == []
+    assert bmc.active("bmc") == "1.0"
