@@ -923,3 +923,26 @@ def test_a_push_is_parsed_in_memory_not_spooled_to_a_disk_that_may_be_full(bmc: 
     _error(response, 413, "PayloadTooLarge")
     assert bmc.service.tasks.tasks() == []
     assert bmc.active("bmc") == "1.0"
+
+
+@pytest.mark.parametrize(
+    "part", ["OemIronrootStatement", "OemIronrootPfm", "OemIronrootPfmStatement"]
+)
+def test_a_binary_part_sent_without_a_file_name_is_refused_not_mangled(bmc: Bmc, part: str) -> None:
+    """A statement or PFM part sent as a form field (no file name, as ``curl -F
+    'part=<file'`` sends it) was decoded as text — UTF-8, else Latin-1 — and encoded back as
+    UTF-8: other bytes than were sent, so the update was refused by a check it would have
+    passed (``receipt``, "not on a transparency log"). Such a part is refused as the
+    ``UpdateFile`` part is, ``400 MissingOrMalformedPart`` naming it, before any task."""
+    v2 = bmc.world.release("bmc", "2.0")
+    statements = v2.statements if part != "OemIronrootStatement" else v2.statements[1:]
+    sent = v2.statements[0] if part != "OemIronrootPfm" else bmc.world.pfm
+    with bmc.client(OPERATOR) as client:
+        response = client.post(
+            PUSH,
+            files=[*_parts(v2.bundle, statements), (part, (None, sent, "application/cose"))],
+        )
+    error = _error(response, 400, "MissingOrMalformedPart")
+    assert part in error["message"]
+    assert bmc.service.tasks.tasks() == []
+    assert bmc.active("bmc") == "1.0"

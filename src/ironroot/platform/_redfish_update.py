@@ -360,11 +360,14 @@ async def multipart_update(
             if isinstance(value, UploadFile):
                 data = await value.read()
                 names[name] = shown_file_name(value.filename) or name
-            elif name == "UpdateFile":
+            elif name != "UpdateParameters":
+                # The image, statements and PFM are bytes: a part without a file name is
+                # text to the form parser, decoded (UTF-8, else Latin-1), and what would
+                # reach the RoT is other bytes than were sent.
                 raise Refusal(
                     400,
                     message("MissingOrMalformedPart"),
-                    text="UpdateFile is a file part (with a filename)",
+                    text=f"{name} is a file part (with a filename): its content is bytes",
                 )
             else:
                 data = value.encode("utf-8")
