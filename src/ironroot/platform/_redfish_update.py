@@ -347,6 +347,7 @@ async def multipart_update(
         raise Refusal(
             400, message("MissingOrMalformedPart"), text=f"the multipart body does not parse: {exc}"
         ) from None
+    del body  # its parts hold their bytes now: no third copy of an image while they are read
     try:
         parts: dict[str, list[bytes]] = {}
         names: dict[str, str] = {}
