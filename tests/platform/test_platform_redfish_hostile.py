@@ -10,6 +10,8 @@ import dataclasses
 import gzip
 import ipaddress
 import json
+import resource
+import signal
 import socket
 import threading
 import time
@@ -43,6 +45,7 @@ from tests.platform.test_platform_redfish import (
 
 from ironroot.errors import PolicyRejected
 from ironroot.http import ServerThread
+from ironroot.platform import chip_layout
 from ironroot.platform._redfish import RedfishService, create_redfish_app
 from ironroot.platform._redfish_update import check_fetch_address
 
@@ -871,3 +874,75 @@ def test_a_body_not_in_utf_8_is_malformed_json(bmc: Bmc, encoding: str) -> None:
     assert after == before != 600
     _error(pushed, 400, "MalformedJSON")
     assert bmc.service.tasks.tasks() == []
+
+
+def test_a_push_the_flash_cannot_take_is_503_with_retry_after_never_a_500(bmc: Bmc) -> None:
+    """A push whose image the RoT could not write to flash (a full disk; here a file size
+    limit, ``EFBIG``) ended as ``500 InternalError`` with a traceback in the log: the flash
+    write's ``OSError`` was not a typed error. It is ``StorageError`` ``flash-write`` now:
+    ``503`` (``Update.1.3.ApplyFailed``, then ``GeneralError`` naming the code) with
+    ``Retry-After``, the task in ``Exception``, and the node unchanged."""
+    staging = {r.name: r for r in chip_layout("bmc", 64 * 1024)}["staging"]
+    v2 = bmc.world.release("bmc", "2.0")
+    before = bmc.platform.show()
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (staging.offset + 100, limit[1]))
+    try:
+        with bmc.client(OPERATOR) as client:
+            response = client.post(PUSH, files=_parts(v2.bundle, v2.statements))
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, limit)
+        signal.signal(signal.SIGXFSZ, previous)
+    error = _error(response, 503, "ApplyFailed")
+    assert error["@Message.ExtendedInfo"][1]["Oem"]["Ironroot"]["Code"] == "flash-write"
+    assert int(response.headers["retry-after"]) >= 1
+    (task,) = bmc.service.tasks.tasks()
+    assert task.state == "Exception"
+    assert bmc.platform.show() == before
+
+
+def test_a_push_is_parsed_in_memory_not_spooled_to_a_disk_that_may_be_full(bmc: Bmc) -> None:
+    """The body of a push is read into memory (bounded) before it is parsed; the form parser
+    then copied each file part over 1 MiB into a temporary file again, so a large part on a
+    BMC whose temporary directory was full (here a file size limit, ``EFBIG``) was a ``500
+    InternalError``, and every push wrote unverified bytes to that disk. The parts stay in
+    memory: an image over ``MaxImageSizeBytes`` is ``413 PayloadTooLarge`` however full the
+    disk is."""
+    image = b"\x00" * (1024 * 1024 + 200 * 1024)  # over 1 MiB, under the request's limit
+    assert len(image) > bmc.service.limits.max_image_bytes
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (512 * 1024, limit[1]))
+    try:
+        with bmc.client(OPERATOR) as client:
+            response = client.post(PUSH, files=_parts(image))
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, limit)
+        signal.signal(signal.SIGXFSZ, previous)
+    _error(response, 413, "PayloadTooLarge")
+    assert bmc.service.tasks.tasks() == []
+    assert bmc.active("bmc") == "1.0"
+
+
+@pytest.mark.parametrize(
+    "part", ["OemIronrootStatement", "OemIronrootPfm", "OemIronrootPfmStatement"]
+)
+def test_a_binary_part_sent_without_a_file_name_is_refused_not_mangled(bmc: Bmc, part: str) -> None:
+    """A statement or PFM part sent as a form field (no file name, as ``curl -F
+    'part=<file'`` sends it) was decoded as text — UTF-8, else Latin-1 — and encoded back as
+    UTF-8: other bytes than were sent, so the update was refused by a check it would have
+    passed (``receipt``, "not on a transparency log"). Such a part is refused as the
+    ``UpdateFile`` part is, ``400 MissingOrMalformedPart`` naming it, before any task."""
+    v2 = bmc.world.release("bmc", "2.0")
+    statements = v2.statements if part != "OemIronrootStatement" else v2.statements[1:]
+    sent = v2.statements[0] if part != "OemIronrootPfm" else bmc.world.pfm
+    with bmc.client(OPERATOR) as client:
+        response = client.post(
+            PUSH,
+            files=[*_parts(v2.bundle, statements), (part, (None, sent, "application/cose"))],
+        )
+    error = _error(response, 400, "MissingOrMalformedPart")
+    assert part in error["message"]
+    assert bmc.service.tasks.tasks() == []
+    assert bmc.active("bmc") == "1.0"

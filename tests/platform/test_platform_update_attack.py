@@ -6,9 +6,12 @@ Every "must reject" asserts the exact error class and code (:func:`raises_exactl
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
+import resource
 import shutil
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -217,3 +220,48 @@ def test_a_device_update_with_an_expired_corim_is_refused_before_it_is_written(
     after = node.show()
     assert after["components"] == before["components"]
     assert after["pending"] is None
+
+
+# --- flash that cannot be written ---------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _files_limited_to(size: int) -> Iterator[None]:
+    """Every write of this process past ``size`` bytes of a file fails (``RLIMIT_FSIZE``:
+    ``EFBIG``, as a full disk fails a write into a sparse chip's unallocated blocks)."""
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (size, limit[1]))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, limit)
+        signal.signal(signal.SIGXFSZ, previous)
+
+
+@pytest.mark.parametrize("fails", ["staging", "journal"])
+def test_flash_that_cannot_be_written_refuses_the_update_typed_and_changes_nothing(
+    node: Platform, world: World, fails: str
+) -> None:
+    """A flash write that failed (a full disk, a file size limit) came out of the update as
+    the operating system's ``OSError`` ("File too large"): the CLI called it unavailable
+    input, the Redfish service an internal error with a traceback. And the statements kept as
+    evidence at ``stage`` stayed on the node for good (nothing journaled names them). The RoT
+    now raises ``StorageError`` ``flash-write`` and drops them; the node is as it was and
+    takes the update once its flash can be written."""
+    staging = {r.name: r for r in chip_layout("bmc", SLOT)}["staging"]
+    # within the staging region, or past it (the RoT's journal, far into its chip)
+    size = staging.offset + 100 if fails == "staging" else staging.end + 64 * 1024
+    v2 = world.release("bmc", "2.0")
+    before = node.show()
+    evidence = sorted(p.name for p in (node.directory / "evidence").iterdir())
+    with _files_limited_to(size):
+        raises_exactly(
+            StorageError,
+            "flash-write",
+            lambda: node.update("bmc", v2.bundle, v2.statements, now=NOW),
+        )
+    assert node.show() == before
+    assert sorted(p.name for p in (node.directory / "evidence").iterdir()) == evidence
+    result = node.update("bmc", v2.bundle, v2.statements, now=NOW)
+    assert result.outcome == "committed"

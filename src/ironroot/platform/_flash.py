@@ -407,20 +407,29 @@ class RotFlashWriter:
         c = self.flash.chip(chip)
         if offset < BLOCK or offset + len(data) > c.size:
             raise LimitExceeded(f"a write outside the regions of flash chip {chip}")
-        with _open_write(c.path) as handle:
-            done = 0
-            while done < len(data):
-                chunk = data[done : done + _CHUNK]
-                torn = self.cut(what, len(chunk)) if self.cut is not None else None
-                if torn is not None:
-                    chunk = chunk[:torn]
-                handle.seek(offset + done)
-                handle.write(chunk)
-                handle.flush()
-                os.fsync(handle.fileno())
-                if torn is not None:
-                    raise PowerLost(what)
-                done += len(chunk)
+        try:
+            with _open_write(c.path) as handle:
+                done = 0
+                while done < len(data):
+                    chunk = data[done : done + _CHUNK]
+                    torn = self.cut(what, len(chunk)) if self.cut is not None else None
+                    if torn is not None:
+                        chunk = chunk[:torn]
+                    handle.seek(offset + done)
+                    handle.write(chunk)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                    if torn is not None:
+                        raise PowerLost(what)
+                    done += len(chunk)
+        except OSError as exc:
+            # A full disk, a file size limit, an I/O error: the write did not happen (or
+            # only a prefix of it did, as a power loss leaves it), which the RoT reports
+            # as its own typed failure, never as the operating system's.
+            raise StorageError(
+                f"flash chip {c.path.name} cannot be written: {exc.strerror or exc}",
+                code="flash-write",
+            ) from exc
 
     def write_image(self, chip: str, region: str, image: bytes, *, what: str = "write") -> bytes:
         """Program ``image`` into an image region (header last, so a torn write reads empty);

@@ -68,6 +68,10 @@ account's lockout. ``AccountService.RequireChangePasswordAction`` (default true)
 * ``OemIronrootPfm`` and/or ``OemIronrootPfmStatement`` (optional): a new signed PFM to
   activate with the image, and its transparent statement.
 
+Every part but ``UpdateParameters`` is a file part (with a ``filename``): its bytes are taken as
+they are, not decoded as a field's text (``400 MissingOrMalformedPart`` otherwise). The body is
+parsed in memory, where it was read: no part is spooled to a temporary file.
+
 ``POST /redfish/v1/UpdateService/Actions/UpdateService.SimpleUpdate`` takes JSON
 ``{"ImageURI": "https://…/bmc-2.0.bin", "Targets": [URI], "TransferProtocol": "HTTPS",
 "Username": …, "Password": …, "Oem": {"Ironroot": {"StatementURIs": [URI, …], "PfmURI": URI,

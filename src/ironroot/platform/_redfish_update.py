@@ -20,13 +20,13 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import AsyncGenerator, Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from python_multipart.multipart import parse_options_header
-from starlette.datastructures import UploadFile
-from starlette.exceptions import HTTPException
+from starlette.datastructures import FormData, UploadFile
+from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Message
@@ -285,6 +285,28 @@ def _closed(body: bytes, content_type: str) -> bool:
     return body.startswith(close) or b"\r\n" + close in body
 
 
+async def _parse_form(request: Request, body: bytes, service: RedfishService) -> FormData:
+    """``body``, a ``multipart/form-data`` body already read into memory (bounded), parsed
+    there: its file parts are held in memory as the body is, never copied into a temporary
+    file (Starlette's parser spools each part over 1 MiB to disk: on a BMC whose temporary
+    directory is full, a large part failed with ``OSError``, a ``500``; and every push wrote
+    bytes nobody had verified to that disk)."""
+    limits = service.limits
+
+    async def stream() -> AsyncGenerator[bytes, None]:
+        yield body
+
+    parser = MultiPartParser(
+        request.headers,
+        stream(),
+        max_files=limits.max_statements + 4,
+        max_fields=8,
+        max_part_size=max(limits.max_statement_bytes, JSON_LIMIT),
+    )
+    parser.spool_max_size = len(body) + 1
+    return await parser.parse()
+
+
 async def multipart_update(
     request: Request, service: RedfishService
 ) -> tuple[UpdateRequest, dict[str, Any]]:
@@ -317,19 +339,15 @@ async def multipart_update(
             message("MissingOrMalformedPart"),
             text="the multipart body ends before its closing boundary (a truncated upload)",
         )
-    parsed = replayed(request, body)
     try:
-        form = await parsed.form(
-            max_files=limits.max_statements + 4,
-            max_fields=8,
-            max_part_size=max(limits.max_statement_bytes, JSON_LIMIT),
-        )
-    except HTTPException as exc:
-        raise Refusal(400, message("MissingOrMalformedPart"), text=str(exc.detail)) from None
+        form = await _parse_form(request, body, service)
+    except MultiPartException as exc:
+        raise Refusal(400, message("MissingOrMalformedPart"), text=exc.message) from None
     except (ValueError, KeyError) as exc:
         raise Refusal(
             400, message("MissingOrMalformedPart"), text=f"the multipart body does not parse: {exc}"
         ) from None
+    del body  # its parts hold their bytes now: no third copy of an image while they are read
     try:
         parts: dict[str, list[bytes]] = {}
         names: dict[str, str] = {}
@@ -343,11 +361,14 @@ async def multipart_update(
             if isinstance(value, UploadFile):
                 data = await value.read()
                 names[name] = shown_file_name(value.filename) or name
-            elif name == "UpdateFile":
+            elif name != "UpdateParameters":
+                # The image, statements and PFM are bytes: a part without a file name is
+                # text to the form parser, decoded (UTF-8, else Latin-1), and what would
+                # reach the RoT is other bytes than were sent.
                 raise Refusal(
                     400,
                     message("MissingOrMalformedPart"),
-                    text="UpdateFile is a file part (with a filename)",
+                    text=f"{name} is a file part (with a filename): its content is bytes",
                 )
             else:
                 data = value.encode("utf-8")
@@ -933,6 +954,7 @@ def _update_refusal(exc: IronrootError, image: str, component: str) -> Refusal:
             message("ApplyFailed", image, component),
             *refusal.messages,
             text=exc.detail,
+            headers=refusal.headers,  # a 503's Retry-After
         )
     oem = {"Check": check, "Code": exc.code, "Detail": exc.detail}
     return Refusal(

@@ -319,11 +319,17 @@ def run_update(
 
     faults.enter("stage")
     evidence = rot.store_evidence(statements, pfm_statement)
-    digest = rot.writer.write_image(component, "staging", bundle, what="stage")
     cs = state.component(component)
-    staged = Image(digest, "", 0, evidence)
-    state = dataclasses.replace(state, pending=Pending(component, "stage", staged, cs.inactive))
-    rot.commit("staged", state, now)
+    try:
+        digest = rot.writer.write_image(component, "staging", bundle, what="stage")
+        staged = Image(digest, "", 0, evidence)
+        state = dataclasses.replace(state, pending=Pending(component, "stage", staged, cs.inactive))
+        rot.commit("staged", state, now)
+    except IronrootError:
+        # Flash or journal that cannot be written (``StorageError``): nothing journaled
+        # names these statements, so they go, as a refused update's do.
+        rot.drop_evidence(evidence)
+        raise
     report("stage", 15)
 
     faults.enter("verify")
