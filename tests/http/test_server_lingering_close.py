@@ -270,6 +270,28 @@ def test_a_stopping_server_does_not_wait_for_lingering_connections(
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
 
 
+@pytest.mark.parametrize(
+    "behind",
+    [
+        b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        b"GET /ok HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n",
+    ],
+    ids=["malformed chunk", "two Host fields"],
+)
+def test_a_request_refused_behind_one_in_the_app_is_refused_after_its_answer(
+    server: ServerThread, behind: bytes
+) -> None:
+    """Refused in its body (queued behind the request in the app: it never runs) or in its
+    head: the answer owed goes out first, then the 400, then the close."""
+    with connect(server) as sock:
+        sock.sendall(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n" + behind)
+        raw = read_all(sock)
+    first, _, refusal = raw.partition(b"\r\n\r\nlate")
+    assert first.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert refusal.startswith(b"HTTP/1.1 400 Bad Request\r\n")
+    assert refusal.count(b"\r\n\r\n") == 1  # one answer, then the close
+
+
 def test_a_response_still_being_made_when_a_request_behind_it_is_refused_goes_out_first(
     server: ServerThread, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -554,16 +554,22 @@ class _GuardedProtocol(HttpToolsProtocol):
 
     def _owed(self) -> bool:
         """Whole requests read before the one being refused still wait for their answers
-        (running in the app, or queued behind the one that runs)."""
+        (in the app, or queued behind the one there). A refused request whose own body is
+        still coming is the newest: queued, it is taken out of the queue (never run); in
+        the app, it is refused at once, as before."""
         cycle = self.cycle
-        return bool(self.pipeline) or (
-            cycle is not None and not cycle.response_complete and not cycle.more_body
-        )
+        if cycle is None or cycle.response_complete:
+            return False
+        if not cycle.more_body:
+            return True
+        queued = [entry for entry in self.pipeline if entry[0] is cycle]
+        for entry in queued:
+            self.pipeline.remove(entry)
+        return bool(queued)
 
     def _send_refusal(self, refusal: bytes) -> None:
         """Answer ``refusal`` and close: at once, or, when requests read before the refused
-        one are still owed their answers, after the last of them (a request whose own body
-        is still coming is refused at once: it is the one refused)."""
+        one are still owed their answers, after the last of them (:meth:`_owed`)."""
         self._cancel_timers()
         if self.transport.is_closing() or self._held is not None:
             return
@@ -574,8 +580,10 @@ class _GuardedProtocol(HttpToolsProtocol):
         self.transport.close()
 
     def on_response_complete(self) -> None:
+        # the last answer owed: nothing queued behind it (the refused request never is)
+        last = self._held is not None and not self.pipeline
         super().on_response_complete()  # starts the next request queued, if any
-        if self._held is not None and not self._owed():
+        if last and self._held is not None:
             refusal, self._held = self._held, None
             self._unset_keepalive_if_required()
             if not self.transport.is_closing():  # a "Connection: close" answer closed it
