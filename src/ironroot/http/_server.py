@@ -575,6 +575,7 @@ class _GuardedProtocol(HttpToolsProtocol):
             return
         if self._owed():
             self._held = refusal
+            self.flow.pause_reading()  # nothing more is read as requests meanwhile
             return
         self.transport.write(refusal)
         self.transport.close()
