@@ -171,7 +171,9 @@ def test_a_method_the_service_does_not_recognize_gets_a_501_problem(
         if request_bytes == b"FOO":
             sock.shutdown(socket.SHUT_WR)
         raw = read_all(sock)
-    # (a request before it in the same read is still in the app: its answer is dropped)
+    if request_bytes.startswith(b"GET /ok "):  # a request before it is answered first
+        assert raw.startswith(b"HTTP/1.1 200 OK\r\n")
+        raw = raw[raw.index(b"HTTP/1.1 ", 1) :]
     assert raw.startswith(b"HTTP/1.1 501 Not Implemented\r\n")
     assert b"\r\nx-content-type-options: nosniff\r\n" in raw
     status, problem = _problem(raw)

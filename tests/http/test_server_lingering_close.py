@@ -270,21 +270,47 @@ def test_a_stopping_server_does_not_wait_for_lingering_connections(
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
 
 
-def test_a_response_still_being_made_when_its_connection_is_refused_is_dropped_quietly(
+@pytest.mark.parametrize(
+    "behind",
+    [
+        b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        b"GET /ok HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n",
+    ],
+    ids=["malformed chunk", "two Host fields"],
+)
+def test_a_request_refused_behind_one_in_the_app_is_refused_after_its_answer(
+    server: ServerThread, behind: bytes
+) -> None:
+    """Refused in its body (queued behind the request in the app: it never runs) or in its
+    head: the answer owed goes out first, then the 400, then the close."""
+    with connect(server) as sock:
+        sock.sendall(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n" + behind)
+        raw = read_all(sock)
+    first, _, refusal = raw.partition(b"\r\n\r\nlate")
+    assert first.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert refusal.startswith(b"HTTP/1.1 400 Bad Request\r\n")
+    assert refusal.count(b"\r\n\r\n") == 1  # one answer, then the close
+
+
+def test_a_response_still_being_made_when_a_request_behind_it_is_refused_goes_out_first(
     server: ServerThread, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A request in the app, then a malformed one behind it on the same connection: the
-    refusal closes the connection (lingering) and the first response, written later, has
-    nowhere to go. It is dropped as a closed connection drops it: no error in the log."""
+    request read first is answered first (RFC 9112 §9.3.2), then the refusal, then the
+    close (lingering), with no error in the log. The refusal used to close the connection
+    at once, and the first response, written later, was dropped: a pipelining client took
+    the refusal for the answer to its first request."""
     uvicorn_log = logging.getLogger("uvicorn")  # it does not propagate to the root logger
     uvicorn_log.addHandler(caplog.handler)
     try:
         for _ in range(3):
             with caplog.at_level(logging.DEBUG), connect(server) as sock:
                 sock.sendall(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\nFOO /ok HTTP/1.1\r\n\r\n")
-                assert _read_response(sock)[0] == 501
-                time.sleep(0.1)  # still connected when the slow response is written
-                assert read_all(sock) == b""  # and dropped
+                raw = read_all(sock)  # both answers, then the close
+                first, _, refusal = raw.partition(b"\r\n\r\nlate")
+                assert first.startswith(b"HTTP/1.1 200 OK\r\n")
+                assert refusal.startswith(b"HTTP/1.1 501 Not Implemented\r\n")
+                assert refusal.endswith(b'"the request method is not recognized by this service"}')
     finally:
         uvicorn_log.removeHandler(caplog.handler)
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []

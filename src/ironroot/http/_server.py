@@ -67,7 +67,13 @@ httptools protocol with them added:
   came behind another request in the same read, or began in an earlier read) is taken as
   not recognized: 501;
 * what else the HTTP parser refuses (a byte no request target holds, two
-  ``Content-Length``, a malformed chunk) → 400.
+  ``Content-Length``, a malformed chunk) → 400;
+* a refusal of a request pipelined behind whole requests still owed their answers (in the
+  app, or queued) waits for them: they are answered first, in order (RFC 9112 §9.3.2), then
+  the refusal, then the close. Written at once, it closed the connection under the earlier
+  requests, whose answers were lost, and a pipelining client took the refusal for the answer
+  to its first request (a ``POST`` that had registered, a ``Content-Length`` too short whose
+  leftover bytes were refused). A request whose own body is still coming is refused at once.
 
 The refusals are RFC 9457 problem documents (JSON: no client has negotiated anything yet).
 The 501 for a method may be the app's own: an app whose ``state.unknown_method`` is set (a
@@ -375,8 +381,8 @@ class _LingeringTransport:
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         """Dropped once closing, as a closed transport drops it: a response still being
-        written when the connection was refused (a pipelined request) has nowhere to go, and
-        the write side may be shut already."""
+        written when the connection closed (a stopping server) has nowhere to go, and the
+        write side may be shut already."""
         if not self.closing:
             self._transport.write(data)
 
@@ -548,6 +554,9 @@ class _GuardedProtocol(HttpToolsProtocol):
         self._begun = 0  # the requests begun in it
         self.client_slot: str | None = None  # whose place in ``clients`` the connection holds
         self.slot_taken = False  # the place was taken (here, or by the TLS handshake)
+        # A refusal of a request pipelined behind others still owed an answer: sent once
+        # they are answered (RFC 9112 §9.3.2: answers in the order of the requests)
+        self._held: bytes | None = None
 
     # --- connection ----------------------------------------------------------------------
 
@@ -610,6 +619,8 @@ class _GuardedProtocol(HttpToolsProtocol):
             self.transport.direct = True  # nothing more comes: a close need not wait for it
         if self._tls is not None or self.transport.is_closing():
             return None  # asyncio closes the transport (a lingering close ends here)
+        if self._held is not None:
+            return True  # the answers owed, then the refusal, then the close
         last = self.cycle  # the last request whose head was read (in flight or queued)
         if last is None or last.response_complete or last.more_body or not self._awaiting_head:
             return None
@@ -624,10 +635,50 @@ class _GuardedProtocol(HttpToolsProtocol):
         self._head_timer = self._body_timer = None
 
     def _refuse(self, status: int, detail: str, extra_headers: bytes = b"") -> None:
+        self._send_refusal(_refusal(status, detail, extra_headers))
+
+    def _refused(self) -> bool:
+        """Nothing more is read as requests: the connection closes, or a refusal waits."""
+        return self._held is not None or self.transport.is_closing()
+
+    def _owed(self) -> bool:
+        """Whole requests read before the one being refused still wait for their answers
+        (in the app, or queued behind the one there). A refused request whose own body is
+        still coming is the newest: queued, it is taken out of the queue (never run); in
+        the app, it is refused at once, as before."""
+        cycle = self.cycle
+        if cycle is None or cycle.response_complete:
+            return False
+        if not cycle.more_body:
+            return True
+        queued = [entry for entry in self.pipeline if entry[0] is cycle]
+        for entry in queued:
+            self.pipeline.remove(entry)
+        return bool(queued)
+
+    def _send_refusal(self, refusal: bytes) -> None:
+        """Answer ``refusal`` and close: at once, or, when requests read before the refused
+        one are still owed their answers, after the last of them (:meth:`_owed`)."""
         self._cancel_timers()
-        if not self.transport.is_closing():
-            self.transport.write(_refusal(status, detail, extra_headers))
-            self.transport.close()
+        if self.transport.is_closing() or self._held is not None:
+            return
+        if self._owed():
+            self._held = refusal
+            self.flow.pause_reading()  # nothing more is read as requests meanwhile
+            return
+        self.transport.write(refusal)
+        self.transport.close()
+
+    def on_response_complete(self) -> None:
+        # the last answer owed: nothing queued behind it (the refused request never is)
+        last = self._held is not None and not self.pipeline
+        super().on_response_complete()  # starts the next request queued, if any
+        if last and self._held is not None:
+            refusal, self._held = self._held, None
+            self._unset_keepalive_if_required()
+            if not self.transport.is_closing():  # a "Connection: close" answer closed it
+                self.transport.write(refusal)
+                self.transport.close()
 
     # --- head ----------------------------------------------------------------------------
 
@@ -653,10 +704,7 @@ class _GuardedProtocol(HttpToolsProtocol):
             except Exception:  # the app's bug: logged, and the layer's answer
                 _log.exception("the app's answer to an unknown method failed")
             else:
-                self._cancel_timers()
-                if not self.transport.is_closing():
-                    self.transport.write(refusal)
-                    self.transport.close()
+                self._send_refusal(refusal)
                 return
         self._refuse(501, _UNKNOWN_METHOD)
 
@@ -671,7 +719,7 @@ class _GuardedProtocol(HttpToolsProtocol):
             self.scope["extensions"] = extensions
 
     def data_received(self, data: bytes) -> None:
-        if self.transport.is_closing() or self._last:
+        if self._refused() or self._last:
             if isinstance(self.transport, _LingeringTransport):
                 self.transport.received(len(data))  # dropped; the client is still sending
             return
@@ -684,7 +732,7 @@ class _GuardedProtocol(HttpToolsProtocol):
         self._tail_read = self._chunk_open and not self._awaiting_head
         self._read, self._begun = data, 0
         super().data_received(data)
-        if self.transport.is_closing():
+        if self._refused():
             return
         if self._tail_read:
             self._trailer_bytes += len(data)
@@ -717,7 +765,7 @@ class _GuardedProtocol(HttpToolsProtocol):
         super().on_header(name, value)
 
     def _trailers_too_large(self) -> None:
-        if self.transport.is_closing():
+        if self._refused():
             return
         detail = f"the request trailers are over {self.limits.max_head_bytes} bytes"
         cycle = self.cycle
@@ -745,7 +793,7 @@ class _GuardedProtocol(HttpToolsProtocol):
         if self._head_timer is not None:
             self._head_timer.cancel()
             self._head_timer = None
-        if self.transport.is_closing():  # a request pipelined after a refused one
+        if self._refused():  # a request pipelined after a refused one
             return
         # A head that arrived in one read (data_received only counts what is unfinished)
         size = self._head_size + len(self.parser.get_method()) + _REQUEST_LINE_FRAME
@@ -812,7 +860,7 @@ class _GuardedProtocol(HttpToolsProtocol):
 
     def on_body(self, body: bytes) -> None:
         self._chunk_open = self._tail_read = False
-        if self.transport.is_closing():
+        if self._refused():
             return
         super().on_body(body)
 
@@ -822,7 +870,7 @@ class _GuardedProtocol(HttpToolsProtocol):
             self._body_timer.cancel()
             self._body_timer = None
         self._awaiting_head = True
-        if self.transport.is_closing():
+        if self._refused():
             return
         super().on_message_complete()
         cycle = self.cycle
