@@ -224,7 +224,7 @@ def test_snp_debug_policy_is_unsupportable(vectors: Path) -> None:
     appraisal = result.submods["snp"]
     assert result.status is TrustTier.CONTRAINDICATED
     assert appraisal.trust_vector["configuration"] == AR4SI.UNSUPPORTABLE_CONFIG
-    assert "debug: debug is enabled (unlocked)" in appraisal.reasons
+    assert "debug: debug is enabled (unlocked) or not proven off" in appraisal.reasons
 
 
 def test_snp_without_vcek_is_untrusted(snp: tuple[bytes, bytes]) -> None:
@@ -252,7 +252,7 @@ def test_tdx_quote_debug_td_with_logged_mrtd(world: World, vectors: Path) -> Non
         "hardware": AR4SI.GENUINE_HARDWARE,
         "runtime-opaque": AR4SI.ENCRYPTED_MEMORY,
     }
-    assert appraisal.reasons == ("debug: debug is enabled (unlocked)",)
+    assert appraisal.reasons == ("debug: debug is enabled (unlocked) or not proven off",)
 
 
 def test_tdx_flipped_bit_is_crypto_failure(vectors: Path) -> None:

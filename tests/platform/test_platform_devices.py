@@ -35,6 +35,7 @@ from ironroot.errors import (
     EndorsementMismatch,
     IronrootError,
     NotFound,
+    PolicyRejected,
     SvnRollback,
     UnknownIssuer,
     VerificationFailed,
@@ -52,6 +53,8 @@ from ironroot.firmware import (
 )
 from ironroot.platform import (
     DEVICE_LAYOUT,
+    DEVICE_MODE,
+    DEVICE_MODE_INDEX,
     DEVICE_SVN_INDEX,
     DeviceMeasurement,
     PlatformDevice,
@@ -265,16 +268,22 @@ def test_a_device_whose_key_its_chain_does_not_certify_does_not_open(
 
 def test_measurement_blocks_are_digests_of_the_components_held_and_the_svn(v1: Release) -> None:
     blocks = device_measurement_blocks(v1.bundle)
-    assert [b.index for b in blocks] == [1, 2, 3, DEVICE_SVN_INDEX]
+    assert [b.index for b in blocks] == [1, 2, 3, DEVICE_SVN_INDEX, DEVICE_MODE_INDEX]
     for block, data in zip(blocks, (FMC, RUNTIME_1, EXTRA), strict=False):
         assert block.value_type == MeasurementValueType.MUTABLE_FIRMWARE
         assert not block.raw
         assert block.value == hashlib.sha384(data).digest()
-    assert blocks[-1].value_type == MeasurementValueType.SECURE_VERSION_NUMBER
-    assert blocks[-1].secure_version_number() == 3
+    assert blocks[-2].value_type == MeasurementValueType.SECURE_VERSION_NUMBER
+    assert blocks[-2].secure_version_number() == 3
+    # the device's mode, raw: normal operation, no debug mode active or active since reset
+    assert (blocks[-1].index, blocks[-1].raw) == (0xFE, True)
+    assert blocks[-1].device_mode() == DEVICE_MODE
+    assert DEVICE_MODE.operational_mode_state == 0x04
+    assert DEVICE_MODE.device_mode_state & 0x0F == 0
     erased = b"\xff" * 4096
-    (whole,) = device_measurement_blocks(erased)
+    whole, mode = device_measurement_blocks(erased)
     assert (whole.index, whole.value) == (1, hashlib.sha384(erased).digest())
+    assert mode == blocks[-1]
 
 
 # --- a good device ----------------------------------------------------------------------------
@@ -299,7 +308,8 @@ def test_a_device_running_its_logged_firmware_passes(
     assert result.to_json()["measurements"]["2"] == hashlib.sha384(RUNTIME_1).hexdigest()
     assert result.evidence is not None
     verified = verify_spdm_evidence(result.evidence, nonce=nonce, root_certificate=pinned, now=NOW)
-    assert len(verified.blocks) == 4
+    assert len(verified.blocks) == 5
+    assert verified.blocks[-1].device_mode() == DEVICE_MODE  # raw, though not asked raw
     measured = measure_device(nic, v1.bundle, root=pinned, references=references, now=NOW)
     assert measured.ok
     assert measured.svn == 3
@@ -414,12 +424,24 @@ def test_an_erased_flash_reports_missing_measurements(
 def test_a_block_outside_the_device_layout_is_refused(
     world: World, nic: PlatformDevice, pinned: bytes, v1: Release
 ) -> None:
-    debug = DeviceMode(1, 1, 1, 1).encode()  # a device that also reports its debug mode
+    mode = DeviceMode(1, 1, 1, 0).encode()  # a second DeviceMode, elsewhere
     blocks = (
         *device_measurement_blocks(v1.bundle),
-        MeasurementBlock(0xFE, MeasurementValueType.DEVICE_MODE, debug, raw=True),
+        MeasurementBlock(0x10, MeasurementValueType.DEVICE_MODE, mode, raw=True),
     )
-    result = measure_responder(
+    result = _measure_blocks(world, nic, pinned, v1, blocks)
+    error = _expect(result, EndorsementMismatch, "unexpected-measurement")
+    assert "measurement 16 (DEVICE_MODE)" in error.detail
+
+
+def _measure_blocks(
+    world: World,
+    nic: PlatformDevice,
+    pinned: bytes,
+    v1: Release,
+    blocks: tuple[MeasurementBlock, ...],
+) -> DeviceMeasurement:
+    return measure_responder(
         Responder(nic.identity.key, nic.chain, blocks),
         name=nic.name,
         vendor=nic.vendor,
@@ -428,6 +450,42 @@ def test_a_block_outside_the_device_layout_is_refused(
         references=world.references(v1.statement),
         now=NOW,
     )
+
+
+def _with_mode(v1: Release, mode: MeasurementBlock | None) -> tuple[MeasurementBlock, ...]:
+    kept = tuple(b for b in device_measurement_blocks(v1.bundle) if b.index != DEVICE_MODE_INDEX)
+    return kept if mode is None else (*kept, mode)
+
+
+@pytest.mark.parametrize("state", [0x01, 0x02, 0x04, 0x08])
+def test_a_device_whose_device_mode_says_debug_is_refused(
+    world: World, nic: PlatformDevice, pinned: bytes, v1: Release, state: int
+) -> None:
+    debug = DeviceMode(0x04, 0x04, 0x1F, state).encode()
+    block = MeasurementBlock(DEVICE_MODE_INDEX, MeasurementValueType.DEVICE_MODE, debug, raw=True)
+    result = _measure_blocks(world, nic, pinned, v1, _with_mode(v1, block))
+    error = _expect(result, PolicyRejected, "debug-unlocked")
+    assert error.detail == (
+        "the device's DeviceMode says debug mode is or was active since reset"
+        f" (DeviceModeState {state:#x})"
+    )
+
+
+def test_a_device_reporting_no_device_mode_is_refused(
+    world: World, nic: PlatformDevice, pinned: bytes, v1: Release
+) -> None:
+    """Debug off is not assumed: a device must show it (a raw DeviceMode block)."""
+    result = _measure_blocks(world, nic, pinned, v1, _with_mode(v1, None))
+    error = _expect(result, EndorsementMismatch, "measurement-missing")
+    assert error.detail == "the device reports no raw DeviceMode measurement"
+
+
+def test_a_device_mode_sent_as_a_digest_is_refused(
+    world: World, nic: PlatformDevice, pinned: bytes, v1: Release
+) -> None:
+    digest = hashlib.sha384(DEVICE_MODE.encode()).digest()
+    block = MeasurementBlock(DEVICE_MODE_INDEX, MeasurementValueType.DEVICE_MODE, digest)
+    result = _measure_blocks(world, nic, pinned, v1, _with_mode(v1, block))
     error = _expect(result, EndorsementMismatch, "unexpected-measurement")
     assert "measurement 254 (DEVICE_MODE)" in error.detail
 
@@ -501,7 +559,7 @@ def test_an_svn_the_logged_release_does_not_state_is_refused(
     offset, size = field_offsets()["header.svn"]
     forged = bytearray(v1.bundle)
     forged[offset : offset + size] = (9).to_bytes(size, "little")
-    assert device_measurement_blocks(bytes(forged))[-1].secure_version_number() == 9
+    assert device_measurement_blocks(bytes(forged))[-2].secure_version_number() == 9
     result = measure_device(
         nic, bytes(forged), root=pinned, references=world.references(v1.statement), now=NOW
     )

@@ -165,7 +165,7 @@ def test_attestation_claims_and_cli(device: Device, tmp_path: Path) -> None:
     assert claims.format == "spdm"
     assert claims.report_data == nonce
     assert set(claims.measurements) == {f"spdm.{b.index}" for b in BLOCKS}
-    assert claims.debug is False  # DeviceMode digest only (no raw bit stream requested)
+    assert claims.debug is False  # DeviceMode reported raw although no raw bit stream was asked
     (tmp_path / "ev.cbor").write_bytes(data)
     (tmp_path / "root.der").write_bytes(device.root)
     args = ["evidence", "verify", str(tmp_path / "ev.cbor"), "--cert", str(tmp_path / "root.der")]
@@ -207,12 +207,20 @@ def test_spdm_nonce_through_the_format_table(device: Device) -> None:
     data = _evidence(device, nonce, (SpdmVersion.V1_2,))
     options = VerifyOptions(now=NOW, nonce=nonce, roots=(device.root,))
     claims = verify_evidence(data, options)
-    assert [(c.name, c.ok) for c in claims.checks] == [("session", True), ("nonce", True)]
+    assert [(c.name, c.ok) for c in claims.checks] == [
+        ("session", True),
+        ("device-mode", True),  # BLOCKS' raw DeviceMode shows debug off
+        ("nonce", True),
+    ]
     log = CheckLog()
     with pytest.raises(StaleNonce) as exc:
         verify_evidence(data, dataclasses.replace(options, nonce=os.urandom(32)), checks=log)
     assert exc.value.check == "nonce"
-    assert [(c.name, c.ok) for c in log.checks] == [("session", True), ("nonce", False)]
+    assert [(c.name, c.ok) for c in log.checks] == [
+        ("session", True),
+        ("device-mode", True),
+        ("nonce", False),
+    ]
     with pytest.raises(StaleNonce) as exc:
         verify_evidence(data, dataclasses.replace(options, nonce=None))
     assert exc.value.check == "nonce"

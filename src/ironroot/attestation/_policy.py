@@ -440,7 +440,7 @@ _DEFAULT_RULES: Final = (
         "!debug",
         "configuration",
         AR4SI.UNSUPPORTABLE_CONFIG,
-        "debug is enabled (unlocked)",
+        "debug is enabled (unlocked) or not proven off",
     ),
     PolicyRule(
         "migration-agent",

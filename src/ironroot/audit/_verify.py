@@ -203,6 +203,7 @@ from ironroot.hsm import (
 )
 from ironroot.platform import (
     COMPONENTS,
+    DEVICE_MODE_INDEX,
     DEVICE_SVN_INDEX,
     DEVICES,
     PFM_CONTENT_TYPE,
@@ -226,7 +227,7 @@ from ironroot.rot import (
     verify_quote,
 )
 from ironroot.safe import SFR_COSE_CONTENT_TYPE, SFR_JWS_CONTENT_TYPE, review_from_statement
-from ironroot.spdm import MeasurementBlock, verify_spdm_evidence
+from ironroot.spdm import MeasurementBlock, MeasurementValueType, verify_spdm_evidence
 
 __all__ = ["check_bundle", "report_unread", "verify_bundle"]
 
@@ -854,7 +855,8 @@ def _spdm(ctx: _Context, device: str) -> list[str]:
             f"{device} does not report the measurements of its active image",
             code="measurement-mismatch",
         )
-    digests = {i: v for i, v in expected if i != DEVICE_SVN_INDEX}
+    # the DeviceMode block is compared above with the platform's (debug off): not a component
+    digests = {i: v for i, v in expected if i not in (DEVICE_SVN_INDEX, DEVICE_MODE_INDEX)}
     svn_values = [v for i, v in expected if i == DEVICE_SVN_INDEX]
     if not svn_values:
         raise EndorsementMismatch(f"{device} reports no SVN", code="measurement-missing")
@@ -1320,7 +1322,9 @@ def _device_binding(
     signed = {
         b.value.hex()
         for b in verified.blocks
-        if isinstance(b, MeasurementBlock) and b.index != DEVICE_SVN_INDEX
+        if isinstance(b, MeasurementBlock)
+        and b.index != DEVICE_SVN_INDEX
+        and not (b.raw and b.value_type is MeasurementValueType.DEVICE_MODE)  # the EAR's debug
     }
     if {v.lower() for v in measurements.values()} != signed:
         raise _mismatch(f"submodule {device} records other measurements than its session's")

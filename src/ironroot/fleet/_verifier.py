@@ -426,11 +426,19 @@ def _booted_pfm(claims: EvidenceClaims) -> bytes | None:
 
 
 def _device_blocks(claims: EvidenceClaims) -> dict[int, bytes]:
-    """A device's component blocks from its SPDM claims: index -> digest, the SVN block apart."""
+    """A device's component blocks from its SPDM claims: index -> digest, the SVN block and
+    the raw DeviceMode blocks apart (what a DeviceMode says is the claims' ``debug``, which
+    the policy's ``debug`` rule judges; one sent as a digest stays a component, which no
+    logged value names)."""
+    modes = {
+        block.get("index")
+        for block in claims.raw.get("blocks", ())
+        if isinstance(block, Mapping) and block.get("type") == "DEVICE_MODE" and block.get("raw")
+    }
     blocks: dict[int, bytes] = {}
     for name, value in claims.measurements.items():
         index = int(name.rpartition(".")[2])
-        if index != DEVICE_SVN_INDEX:
+        if index != DEVICE_SVN_INDEX and index not in modes:
             blocks[index] = value
     return blocks
 

@@ -26,6 +26,8 @@ if TYPE_CHECKING:
     )
     from ironroot.platform._devices import (
         DEVICE_LAYOUT,
+        DEVICE_MODE,
+        DEVICE_MODE_INDEX,
         DEVICE_SVN_INDEX,
         DeviceMeasurement,
         PlatformDevice,
@@ -85,6 +87,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEVICE_LAYOUT",
+    "DEVICE_MODE",
+    "DEVICE_MODE_INDEX",
     "DEVICE_SVN_INDEX",
     "DeviceMeasurement",
     "PlatformDevice",

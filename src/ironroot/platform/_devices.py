@@ -21,12 +21,19 @@ index         value type                              value
 3 … N         MutableFirmware, digest                 SHA-384 of each further component, in TOC
                                                       order
 0xEF          SecureVersionNumber, raw (8 bytes LE)   the manifest header's SVN
+0xFE          DeviceMode, raw (16 bytes)              :data:`DEVICE_MODE`: normal operational
+                                                      mode, debug capable, no debug mode active
+                                                      or active since reset
 ============  ======================================  ===========================================
 
 The digests are computed from the component bytes, not copied from the TOC, so a tampered
 image shows in the signed measurements. Bytes that do not parse as a bundle (an erased or
 corrupted flash) are measured as one block, index 1, the SHA-384 of the whole image, and no
-SVN block: what a ROM does when it finds no manifest.
+SVN block: what a ROM does when it finds no manifest (the DeviceMode block, the hardware's
+state, is reported either way). The DeviceMode block is at the index DSP0274 gives it (0xFE),
+and reported raw whether or not the requester asks for raw bit streams (as
+:class:`ironroot.spdm.Responder` and libspdm do): a verifier reads debug as off only from a
+raw DeviceMode block (:mod:`ironroot.attestation.evidence`, ``spdm`` claims).
 
 Reference values. :func:`device_references` turns the vendor's CoRIM Transparent Statements
 (:func:`ironroot.firmware.reference_statement`, registered on a transparency service; other
@@ -51,7 +58,10 @@ over M1/M2 with a measurement summary of all blocks; signed GET_MEASUREMENTS ans
 reference values logged for the device's vendor and model, in this order:
 
 1. the blocks are the layout above (``EndorsementMismatch`` code ``unexpected-measurement`` for
-   any other block, ``measurement-missing`` when FMC, runtime or SVN is absent);
+   any other block, a DeviceMode block sent as a digest included, ``measurement-missing``
+   when FMC, runtime, SVN or DeviceMode is absent), and the DeviceMode says no debug mode
+   is or has been active since reset (DeviceModeState bits 0-3 clear; else
+   ``PolicyRejected`` code ``debug-unlocked``);
 2. reference values exist for the product (``no-reference-values``);
 3. each component digest is a logged SHA-384 for its measurement key: index 1 ``fmc``,
    index 2 ``runtime``, index 3 and up a ``component-<id>`` (``measurement-mismatch``);
@@ -130,6 +140,7 @@ from ironroot.errors import (
     MalformedInput,
     MalformedStatement,
     NotFound,
+    PolicyRejected,
     SpdmProtocolError,
     StorageError,
     SvnRollback,
@@ -142,6 +153,7 @@ from ironroot.spdm import (
     BaseAsymAlgo,
     BaseHashAlgo,
     DeviceIdentity,
+    DeviceMode,
     MeasurementBlock,
     MeasurementSummaryHashType,
     MeasurementValueType,
@@ -154,6 +166,8 @@ from ironroot.spdm import (
 
 __all__ = [
     "DEVICE_LAYOUT",
+    "DEVICE_MODE",
+    "DEVICE_MODE_INDEX",
     "DEVICE_SVN_INDEX",
     "DeviceMeasurement",
     "PlatformDevice",
@@ -168,6 +182,18 @@ __all__ = [
 
 DEVICE_SVN_INDEX: Final = 0xEF
 """The measurement index of the device's SVN block (the last implementation-defined index)."""
+DEVICE_MODE_INDEX: Final = 0xFE
+"""The measurement index of the device's DeviceMode block (DSP0274: the structured
+representation of debug and device mode is at index 0xFE)."""
+DEVICE_MODE: Final = DeviceMode(
+    operational_mode_capabilities=0x04,  # normal operational mode
+    operational_mode_state=0x04,  # in it
+    device_mode_capabilities=0x1F,  # debug capable; reports debug active / active since reset
+    device_mode_state=0x00,  # no debug mode active, none since reset
+)
+"""What a platform device's DeviceMode block says: a production part in normal operation,
+with no debug mode active or active since the last reset."""
+_DEBUG_STATE_BITS: Final = 0x0F  # DeviceModeState: (non-)invasive debug active, has been
 
 _SHA384_SIZE: Final = 48
 _NAME: Final = re.compile(r"[a-z][a-z0-9_-]{0,31}")
@@ -189,11 +215,14 @@ def device_measurement_blocks(firmware: bytes) -> tuple[MeasurementBlock, ...]:
     """The DMTF measurement blocks of a device holding ``firmware`` (see the module doc)."""
     if not isinstance(firmware, bytes):
         raise ConfigError("device firmware must be bytes")
+    mode = MeasurementBlock(
+        DEVICE_MODE_INDEX, MeasurementValueType.DEVICE_MODE, DEVICE_MODE.encode(), raw=True
+    )
     try:
         bundle = FirmwareBundle.parse(firmware)
     except MalformedInput:
         whole = hashlib.sha384(firmware).digest()
-        return (MeasurementBlock(1, MeasurementValueType.MUTABLE_FIRMWARE, whole),)
+        return (MeasurementBlock(1, MeasurementValueType.MUTABLE_FIRMWARE, whole), mode)
     blocks = [
         MeasurementBlock(
             index, MeasurementValueType.MUTABLE_FIRMWARE, hashlib.sha384(component).digest()
@@ -206,6 +235,7 @@ def device_measurement_blocks(firmware: bytes) -> tuple[MeasurementBlock, ...]:
             DEVICE_SVN_INDEX, MeasurementValueType.SECURE_VERSION_NUMBER, svn, raw=True
         )
     )
+    blocks.append(mode)
     return tuple(blocks)
 
 
@@ -609,6 +639,7 @@ def _layout(blocks: Sequence[AnyMeasurementBlock], seen: _Seen) -> tuple[dict[in
     """The component digests by index and the SVN, if the blocks are the device layout."""
     components: dict[int, bytes] = {}
     svn: int | None = None
+    mode: DeviceMode | None = None
     for block in blocks:
         if (
             isinstance(block, MeasurementBlock)
@@ -617,6 +648,13 @@ def _layout(blocks: Sequence[AnyMeasurementBlock], seen: _Seen) -> tuple[dict[in
             and block.raw
         ):
             svn = block.secure_version_number()
+        elif (
+            isinstance(block, MeasurementBlock)
+            and block.index == DEVICE_MODE_INDEX
+            and block.value_type == MeasurementValueType.DEVICE_MODE
+            and block.raw
+        ):
+            mode = block.device_mode()
         elif (
             isinstance(block, MeasurementBlock)
             and 1 <= block.index < DEVICE_SVN_INDEX
@@ -641,10 +679,18 @@ def _layout(blocks: Sequence[AnyMeasurementBlock], seen: _Seen) -> tuple[dict[in
     missing = [what for index, what in DEVICE_LAYOUT.items() if index not in components]
     if svn is None:
         missing.append("SVN")
-    if missing or svn is None:
+    if mode is None:
+        missing.append("raw DeviceMode")
+    if missing or svn is None or mode is None:
         raise EndorsementMismatch(
             f"the device reports no {' and no '.join(missing)} measurement",
             code="measurement-missing",
+        )
+    if mode.device_mode_state & _DEBUG_STATE_BITS:
+        raise PolicyRejected(
+            f"the device's DeviceMode says debug mode is or was active since reset"
+            f" (DeviceModeState {mode.device_mode_state:#x})",
+            code="debug-unlocked",
         )
     return components, svn
 

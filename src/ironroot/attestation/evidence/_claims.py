@@ -12,7 +12,9 @@ project's RoT quote or an SPDM measurement transcript), a verifier turns it into
 ``report_data``
     the caller-chosen bytes bound into the evidence (nonce, key hash), exactly as signed.
 ``debug``
-    ``True`` when the workload can be debugged (SNP policy DEBUG, TDX TDATTRIBUTES.DEBUG).
+    ``True`` when the workload can be debugged (SNP policy DEBUG, TDX TDATTRIBUTES.DEBUG),
+    or when the evidence does not prove it cannot be (SPDM evidence without a raw DeviceMode
+    block that shows debug off): ``False`` is a claim the evidence makes, never a default.
     A verifier reports it; appraisal rejects it.
 ``svns``
     name → security version number (SNP TCB components and ``guest_svn``; TDX ``tee_tcb_svn``

@@ -3,9 +3,19 @@
 Measurements are named ``spdm.<index>`` (the digest, or the raw value when the device sent a
 raw bit stream; a block of a value type the negotiated SPDM version does not define keeps its
 value too, and its raw entry says type ``UNKNOWN`` with its ``type_number``); ``svns`` carries
-each raw SecureVersionNumber block; ``debug`` is true when a raw DeviceMode block says debug
-mode is active or has been since the last reset (DSP0274 DeviceModeState bits 0-3);
-``report_data`` is the verifier's nonce the session answered.
+each raw SecureVersionNumber block; ``report_data`` is the verifier's nonce the session
+answered.
+
+``debug`` is false only when the evidence proves debug off: it carries at least one DeviceMode
+block, every DeviceMode block is a raw bit stream, and none says debug mode is active or has
+been since the last reset (DSP0274 DeviceModeState bits 0-3: non-invasive and invasive debug
+active, has been active). Otherwise it is true, "not proven off": a device that reports no
+DeviceMode block, a DeviceMode block sent as a digest (which hides the state), and a session
+that measured other indices only say nothing about debug, and a policy's ``!debug`` must not
+pass on nothing. ``raw["device_mode"]`` lists the raw DeviceMode blocks read (index and the
+four fields) and ``raw["device_mode_check"]`` whether they decided ``debug`` and why;
+the format table records that as the check ``device-mode``: passed (with the detail) when
+raw DeviceMode blocks decided it, else not run, with why (:func:`device_mode_check`).
 
 With a :class:`ironroot.spdm.SpdmChainCache` (the format's cache in ``EvidenceCaches``) a
 device chain that verified before to the same root is not verified again: only what its
@@ -15,8 +25,9 @@ nonce are checked every time (:func:`ironroot.spdm.verify_certificate_chain`).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final
 
@@ -26,6 +37,7 @@ from ironroot.attestation.evidence._claims import EvidenceClaims, JsonReady
 from ironroot.crypto import load_certificates
 from ironroot.errors import ChainNotTrusted, IronrootError
 from ironroot.spdm import (
+    AnyMeasurementBlock,
     GetMeasurements,
     MeasurementBlock,
     MeasurementValueType,
@@ -35,27 +47,79 @@ from ironroot.spdm import (
     verify_spdm_evidence,
 )
 
-__all__ = ["SPDM_FORMAT", "parse_spdm_record", "spdm_claims", "verify_spdm"]
+__all__ = [
+    "SPDM_FORMAT",
+    "device_mode_check",
+    "parse_spdm_record",
+    "spdm_claims",
+    "verify_spdm",
+]
 
 SPDM_FORMAT: Final = "spdm"
 _DEBUG_STATE_BITS: Final = 0x0F
+_NO_RAW_MODE: Final = "no raw DeviceMode measurement block"
+_NOT_PROVEN: Final = "debug mode is not proven off (claims say debug)"
+
+
+def _debug(blocks: Sequence[AnyMeasurementBlock]) -> tuple[bool, bool, str, list[dict[str, int]]]:
+    """(debug, whether raw DeviceMode blocks decided it, why, the raw DeviceMode blocks read):
+    debug is false only when at least one DeviceMode block is there, all are raw, and no
+    one's state has a debug bit (module docs)."""
+    modes: list[dict[str, int]] = []
+    digests: list[str] = []
+    active: list[str] = []
+    for block in blocks:
+        if not isinstance(block, MeasurementBlock):
+            continue  # an unknown value type is never read as a device mode
+        if block.value_type is not MeasurementValueType.DEVICE_MODE:
+            continue
+        if not block.raw:
+            digests.append(str(block.index))
+            continue
+        mode = block.device_mode()
+        modes.append({"index": block.index, **dataclasses.asdict(mode)})
+        if mode.device_mode_state & _DEBUG_STATE_BITS:
+            active.append(f"{block.index} (DeviceModeState {mode.device_mode_state:#x})")
+    if active:
+        return True, True, f"DeviceMode block {', '.join(active)}: debug is or was active", modes
+    if digests:
+        return (
+            True,
+            False,
+            f"DeviceMode block {', '.join(digests)} is a digest: {_NOT_PROVEN}",
+            modes,
+        )
+    if not modes:
+        return True, False, f"{_NO_RAW_MODE}: {_NOT_PROVEN}", modes
+    listed = ", ".join(str(m["index"]) for m in modes)
+    return False, True, f"raw DeviceMode block {listed}: DeviceModeState bits 0-3 clear", modes
+
+
+def device_mode_check(claims: EvidenceClaims) -> tuple[bool, str]:
+    """Whether raw DeviceMode blocks decided the SPDM ``claims``' ``debug`` (else it is true
+    as not proven off), and the detail: what the format table records as the check
+    ``device-mode`` (passed, or not run)."""
+    check = claims.raw.get("device_mode_check")
+    if not isinstance(check, Mapping):
+        return False, f"{_NO_RAW_MODE}: {_NOT_PROVEN}"
+    return check.get("read") is True, str(check.get("detail", ""))
 
 
 def spdm_claims(verified: VerifiedSpdm, *, root: str) -> EvidenceClaims:
     """The claims of verified SPDM evidence (``root``: SHA-256 of the trusted root, hex)."""
     measurements: dict[str, bytes] = {}
     svns: dict[str, int] = {}
-    debug = False
+    debug, read, why, modes = _debug(verified.blocks)
     blocks = []
     for block in verified.blocks:
         name = f"spdm.{block.index}"
         measurements[name] = block.value
-        if not isinstance(block, MeasurementBlock) or not block.raw:
-            pass  # an unknown value type is never read as an SVN or a device mode
-        elif block.value_type is MeasurementValueType.SECURE_VERSION_NUMBER:
+        if (
+            isinstance(block, MeasurementBlock)  # an unknown value type is never read as an SVN
+            and block.raw
+            and block.value_type is MeasurementValueType.SECURE_VERSION_NUMBER
+        ):
             svns[name] = block.secure_version_number()
-        elif block.value_type is MeasurementValueType.DEVICE_MODE:
-            debug = debug or bool(block.device_mode().device_mode_state & _DEBUG_STATE_BITS)
         blocks.append(
             {
                 "index": block.index,
@@ -80,6 +144,8 @@ def spdm_claims(verified: VerifiedSpdm, *, root: str) -> EvidenceClaims:
                 "base_asym_algo": verified.connection.base_asym_algo.name,
                 "base_hash_algo": verified.connection.base_hash_algo.name,
                 "blocks": blocks,
+                "device_mode": modes,
+                "device_mode_check": {"read": read, "detail": why},
             }
         ),
         valid_until=verified.valid_until,  # SPDM evidence takes no CRLs
