@@ -7,13 +7,17 @@ from collections.abc import Iterator
 
 import pytest
 from _kr_helpers import (
+    NOW,
+    VECTORS,
     VERIFIER,
     Harness,
     assert_problem,
     azure_policy,
     build_harness,
+    evidence,
 )
 
+from ironroot.ear import Appraisal, AttestationResult, TrustTier, VerifierId, sign_ear_jwt
 from ironroot.errors import IronrootError, ReleaseDenied
 from ironroot.hsm import KeyAttributes, KeyType, Role
 from ironroot.keyrelease import (
@@ -97,3 +101,40 @@ def test_a_release_under_an_azure_path_with_a_superscript_digit_is_denied_not_a_
     HSM, so the release answered 500 internal-error (audited as such) instead of a denial."""
     _offer(world, "superscript-key", azure_policy([{"claim": "gpus.\u00b2.status", "equals": "x"}]))
     _refused_everywhere(world, "superscript-key", ReleaseDenied, "policy-claims")
+
+
+# --- one submodule's status is the whole result's ------------------------------------------
+
+
+def _two_submodules(harness: Harness, nonce: bytes, other: TrustTier) -> bytes:
+    """An EAR whose submodule ``ironroot`` binds the release and is affirming, beside a
+    submodule ``other`` (evidence that binds nothing) appraised as ``other``."""
+    report_data = harness.tee.report_data(nonce)
+    iat = int(NOW.timestamp()) - 60
+    result = AttestationResult(
+        iat=iat,
+        exp=iat + 600,
+        verifier_id=VerifierId("Ironroot", "test"),
+        submods={
+            "ironroot": Appraisal(
+                TrustTier.AFFIRMING, VECTORS[TrustTier.AFFIRMING], evidence=evidence(report_data)
+            ),
+            "other": Appraisal(other, VECTORS[other], evidence={"format": "ironroot"}),
+        },
+        nonce=report_data,
+    )
+    return sign_ear_jwt(result, harness.verifier_key)
+
+
+@pytest.mark.parametrize("other", [TrustTier.CONTRAINDICATED, TrustTier.NONE, TrustTier.WARNING])
+def test_an_affirming_binding_submodule_beside_a_worse_one_releases_nothing(
+    world: Harness, other: TrustTier
+) -> None:
+    """Held: the binding submodule's own status does not decide; the worst one does (a
+    ``warning`` beside it is refused by a key that needs ``affirming``)."""
+    nonce = world.nonce()
+    ear = _two_submodules(world, nonce, other)
+    with pytest.raises(ReleaseDenied) as info:
+        world.service.release("cel-key", world.request(ear, nonce))
+    assert info.value.code == "not-affirming"
+    assert _last_release_result(world) == "not-affirming"
