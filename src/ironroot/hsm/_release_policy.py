@@ -63,7 +63,8 @@ shaped like a key id (43 base64url characters): one that is matches as no name, 
 installed under another key's id never passes a policy pinned to that id. Claim paths are
 dotted; because EAR claim names contain dots themselves (``ear.status``), each step takes the
 longest run of segments that names a member (``submods.ironroot.ear.status`` →
-``submods`` / ``ironroot`` / ``ear.status``); a decimal segment indexes an array. Comparison is
+``submods`` / ``ironroot`` / ``ear.status``); a segment of ASCII decimal digits indexes an
+array (no other segment does: ``gpus.²`` or ``gpus.١`` is an absent claim). Comparison is
 exact and typed: ``equals`` compares strings case-sensitively, numbers by value and booleans
 only with booleans; ordering operators take numbers only (a non-number claim fails them);
 ``notEquals`` of an absent claim fails (closed); ``exists`` takes ``true`` or ``false``.
@@ -405,7 +406,7 @@ def _resolve(claims: Any, path: str, longest: dict[int, int]) -> Any:
                 return _MISSING
             node = node[".".join(parts[i:found])]
             i = found
-        elif isinstance(node, list) and parts[i].isdigit() and len(parts[i]) <= 6:
+        elif isinstance(node, list) and _is_index(parts[i]):
             index = int(parts[i])
             if index >= len(node):
                 return _MISSING
@@ -414,6 +415,13 @@ def _resolve(claims: Any, path: str, longest: dict[int, int]) -> Any:
         else:
             return _MISSING
     return node
+
+
+def _is_index(segment: str) -> bool:
+    """Whether a path segment indexes an array: ASCII decimal digits only (``str.isdigit``
+    holds for ``²``, which ``int`` refuses, and for ``١`` and ``１``, which ``int`` reads as
+    1), at most six of them."""
+    return 0 < len(segment) <= 6 and segment.isascii() and segment.isdigit()
 
 
 def _is_number(value: object) -> bool:
