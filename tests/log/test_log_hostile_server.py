@@ -218,7 +218,14 @@ def _content_attacks(log: Log) -> list[tuple[str, str, bytes, type[IronrootError
     return [
         ("tile of the wrong size", "tile/0/000", full[:-1], VerificationFailed, "differs"),
         ("partial tile claimed full", "tile/0/000", full[: 44 * 32], VerificationFailed, "differs"),
-        ("tile larger than full", "tile/0/000", full + full[:32], VerificationFailed, "differs"),
+        # refused as it streams in, past the 8 KiB of a full tile
+        (
+            "tile larger than full",
+            "tile/0/000",
+            full + full[:32],
+            VerificationFailed,
+            "larger than a hash tile",
+        ),
         (
             "checkpoint of size 2^63",
             "checkpoint",

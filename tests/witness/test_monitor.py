@@ -521,6 +521,38 @@ def test_repeated_cosignature_lines_are_ignored_or_counted_once(
         log.close()
 
 
+@pytest.mark.parametrize("forked_batches", [(6,), (3, 6)], ids=["same size", "larger"])
+def test_a_fork_without_the_witness_quorum_is_still_kept_and_reported(
+    store: MonitorStore, log_key: PrivateKey, forked_batches: tuple[int, ...]
+) -> None:
+    """A monitor that requires witness cosignatures, shown a split view the log signed but
+    no witness cosigned: the two log-signed checkpoints prove the fork on their own, so it is
+    kept and reported, not taken for a checkpoint merely short of cosignatures (and dropped).
+    A consistent checkpoint short of the quorum is still refused, the state unchanged."""
+    honest = grown(log_key, entries(6))
+    forked = grown(log_key, *(entries(n, tag=b"evil") for n in forked_batches))
+    grown_on = grown(log_key, entries(6), entries(3, 6))
+    trusted = Cosigner("w.example/1", PrivateKey.generate(Algorithm.ED25519))
+    try:
+        monitor = Monitor(store, witnesses=WitnessPolicy((trusted.verifier(),), 1))
+        monitor.check("a", CosignedFetcher(honest, trusted), _keys(honest))
+        (event,) = monitor.check("b", LogFetcher(forked), _keys(forked))
+        assert event.kind == "fork"
+        ((_, origin, data, _),) = store.forks()
+        assert origin == ORIGIN
+        first, second = ForkProof.parse(data).verify(honest.note_verifiers)
+        assert (first.size, second.size) == (6, forked.tree_size)
+        with pytest.raises(InsufficientCosignatures):
+            monitor.check("c", LogFetcher(grown_on), _keys(grown_on))
+        state = store.state(ORIGIN)
+        assert state is not None
+        assert state.size == 6
+    finally:
+        honest.close()
+        forked.close()
+        grown_on.close()
+
+
 class ConfiguredFetcher(LogFetcher):
     """A log that also serves its transparency configuration, naming ``origin``."""
 

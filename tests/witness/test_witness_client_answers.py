@@ -365,3 +365,36 @@ def test_a_witness_unavailable_says_when_to_ask_again(
                 )
     finally:
         log.close()
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [
+        ("text/plain; charset=utf-8", b"roots do not match\n"),  # another witness's root mismatch
+        ("", b""),
+    ],
+)
+def test_a_409_that_is_no_size_is_the_witness_s_root_mismatch(
+    content_type: str, body: bytes
+) -> None:
+    """c2sp.org/tlog-witness answers a different root at the cosigned size with 409 and no
+    text/x.tlog.size body: the witness's refusal of the checkpoint, not the caller's
+    malformed input (exit 2) and not a size to retry from."""
+    from ironroot.errors import InconsistentCheckpoint
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        headers = {"Content-Type": content_type} if content_type else {}
+        return httpx.Response(409, content=body, headers=headers)
+
+    log = grown(PrivateKey.generate(Algorithm.ED25519), entries(2))
+    try:
+        transport = httpx.MockTransport(handler)
+        with (
+            WitnessClient("https://w.example", transport=transport) as client,
+            pytest.raises(InconsistentCheckpoint) as info,
+        ):
+            client.add_checkpoint(log.checkpoint(), 2)
+    finally:
+        log.close()
+    assert type(info.value) is InconsistentCheckpoint
+    assert "409" in info.value.detail

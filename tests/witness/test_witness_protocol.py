@@ -354,12 +354,45 @@ def test_a_different_root_at_the_cosigned_size_is_a_fork(
     forked = grown(log_key, entries(4, tag=b"evil"))
     try:
         _cosign(served, witness, honest)
+        cosigned = witness.latest(ORIGIN)
+        assert cosigned is not None
         response = _post(served, AddCheckpoint(4, (), forked.checkpoint()).encode())
-        assert response.status_code == 422
-        assert _code(response) == "fork-detected"
+        # c2sp.org/tlog-witness: same size, another root is 409 Conflict; a problem, not a
+        # text/x.tlog.size body (whose size, the client's own, would send it round again)
+        assert response.status_code == 409
+        assert response.headers["content-type"] == "application/concise-problem-details+cbor"
+        problem = Problem.from_cbor(response.content)
+        assert problem.extra["code"] == "fork-detected"
+        assert problem.extra["checkpoint"] == cosigned.note.decode()
         proof = ForkProof.parse(witness.evidence()[0].data)
         assert proof.proof == ()
         proof.verify(honest.note_verifiers)
+        with WitnessClient(served) as client, pytest.raises(ForkDetected) as info:
+            client.add_checkpoint(forked.checkpoint(), 4)
+        assert "another root" in info.value.detail or "different root" in info.value.detail
+        latest = witness.latest(ORIGIN)
+        assert latest is not None
+        assert (latest.size, latest.root) == (cosigned.size, cosigned.root)
+    finally:
+        honest.close()
+        forked.close()
+
+
+def test_a_different_root_at_the_cosigned_size_with_proof_lines_is_still_a_fork(
+    served: str, witness: Witness, log_key: PrivateKey
+) -> None:
+    """Proof lines (which equal sizes never need) do not turn a fork into a bad proof: the
+    two signed checkpoints are kept as the fork's proof, and the answer is the spec's 409."""
+    honest = grown(log_key, entries(4))
+    forked = grown(log_key, entries(4, tag=b"evil"))
+    try:
+        _cosign(served, witness, honest)
+        response = _post(served, AddCheckpoint(4, (bytes(32),), forked.checkpoint()).encode())
+        assert response.status_code == 409
+        assert _code(response) == "fork-detected"
+        (evidence,) = witness.evidence()
+        assert evidence.kind == "fork"
+        ForkProof.parse(evidence.data).verify(honest.note_verifiers)
     finally:
         honest.close()
         forked.close()

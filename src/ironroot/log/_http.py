@@ -7,7 +7,10 @@ its query, which may carry a token), so an operator whose log moved gives its ne
 log (or a proxy before it) that sends its readers elsewhere is not read from that other host
 under the first one's name. A body whose ``Content-Encoding`` does not decode (cut short, or a
 coding no client reads) is :class:`~ironroot.errors.VerificationFailed` naming the resource,
-as a resource of the wrong length is to its verifier. Every request asks for
+as a resource of the wrong length is to its verifier. A body is read as it streams in and
+refused (:class:`~ironroot.errors.PayloadTooLarge`) past the largest resource of its kind: a
+hash tile's 256 hashes (8 KiB), or a full entry bundle of 256 maximal entries (16 MiB) for
+anything else. Every request asks for
 ``Accept-Encoding: gzip, identity`` (what c2sp.org/tlog-tiles recommends, and all the reader
 decodes), whatever the client's defaults, so a log or CDN that honours the header sends no
 other coding.
@@ -37,11 +40,15 @@ from ironroot.errors import (
     Unreachable,
     VerificationFailed,
 )
+from ironroot.log._tiles import HASH_SIZE, TILE_WIDTH
 
 __all__ = ["HttpLogFetcher"]
 
 # The largest resource of the read API: a full entry bundle of 256 maximal entries.
 _MAX_BODY = 256 * (2 + 0xFFFF) + 4096
+# The largest hash tile (tile/<L>/<N>[.p/<W>]): 256 hashes. A log serving a longer one is
+# refused as it streams in, not read on to the bound of an entry bundle.
+_MAX_TILE = TILE_WIDTH * HASH_SIZE
 # What is asked for: the codings the bounded reader decodes, as c2sp.org/tlog-tiles
 # recommends ("gzip and identity"); never httpx's default, which names br and zstd wherever
 # those packages happen to be installed, codings the reader refuses.
@@ -102,6 +109,9 @@ class HttpLogFetcher:
         headers = {"Accept-Encoding": _ACCEPT_ENCODING}
         if accept:
             headers["Accept"] = accept
+        relative = path.lstrip("/")
+        tile = relative.startswith("tile/") and not relative.startswith("tile/entries/")
+        limit, largest = (_MAX_TILE, "a hash tile") if tile else (_MAX_BODY, "any log resource")
         total = self._total
         if self._ends is not None:
             left = self._ends - self._clock()
@@ -115,8 +125,8 @@ class HttpLogFetcher:
                 self._client,
                 "GET",
                 url,
-                limit=_MAX_BODY,
-                too_large=lambda: PayloadTooLarge(f"{shown} is larger than any log resource"),
+                limit=limit,
+                too_large=lambda: PayloadTooLarge(f"{shown} is larger than {largest}"),
                 total=total,
                 headers=headers,
                 follow_redirects=False,

@@ -499,7 +499,10 @@ def fetch_resource(fetcher: LogFetcher, path: str) -> bytes:
     try:
         return fetcher.fetch(path)
     except PayloadTooLarge as exc:
-        raise VerificationFailed(f"{path} is larger than any log resource") from exc
+        relative = path.lstrip("/")
+        tile = relative.startswith("tile/") and not relative.startswith("tile/entries/")
+        largest = "a hash tile" if tile else "any log resource"
+        raise VerificationFailed(f"{path} is larger than {largest}") from exc
 
 
 def _served(fetcher: LogFetcher, path: str) -> bytes:

@@ -11,7 +11,10 @@ this order:
    all — not UTF-8, a size beyond 2^63 - 1, larger than any log resource — is
    :class:`VerificationFailed`, the log's failure, not the monitor user's); with a
    :class:`~ironroot.witness.WitnessPolicy`, also requires its quorum of cosignatures; from
-   then on the note is the one with only those keys' lines (anyone can add others);
+   then on the note is the one with only those keys' lines (anyone can add others). A
+   checkpoint the log signed but short of the quorum is only compared with the verified one
+   (2, the same size or larger): a fork it proves is kept and reported like any other (the
+   log's signatures are the proof), else :class:`InsufficientCosignatures`;
 2. compares it with the last checkpoint verified for that origin (from any URL: two URLs
    that serve one origin are checked against one state, so a split view between mirrors is a
    fork like any other), if a key that signed that one signed this one too
@@ -83,6 +86,7 @@ from ironroot.errors import (
     ConfigError,
     ForkDetected,
     InconsistentCheckpoint,
+    InsufficientCosignatures,
     IronrootError,
     LimitExceeded,
     UnknownIssuer,
@@ -321,15 +325,43 @@ class Monitor:
 
     def _served(
         self, fetcher: LogFetcher, verifiers: Sequence[NoteVerifier], origin: str | None
-    ) -> tuple[bytes, Checkpoint]:
+    ) -> tuple[bytes, Checkpoint, InsufficientCosignatures | None]:
         """The served checkpoint, opened with the log's keys by
         :func:`~ironroot.log.fetch_checkpoint` (one that is no checkpoint, or larger than any
         log resource, is the log's failure, :class:`VerificationFailed`, not bad input of the
-        monitor's user), then, with a witness policy, its quorum of cosignatures checked."""
+        monitor's user), then, with a witness policy, its quorum of cosignatures checked: a
+        note short of it is returned with that refusal, which :meth:`check` raises once it
+        has looked for a fork (the log's signatures prove one on their own)."""
         note, checkpoint = fetch_checkpoint(fetcher, verifiers, origin=origin)
         if self.witnesses is not None:
-            self.witnesses.check(note, verifiers, origin=origin, now=self._clock())
-        return note, checkpoint
+            try:
+                self.witnesses.check(note, verifiers, origin=origin, now=self._clock())
+            except InsufficientCosignatures as exc:
+                return note, checkpoint, exc
+        return note, checkpoint, None
+
+    def _unwitnessed(
+        self,
+        url: str,
+        fetcher: LogFetcher,
+        state: LogState,
+        note: bytes,
+        checkpoint: Checkpoint,
+        short: InsufficientCosignatures,
+    ) -> list[MonitorEvent]:
+        """A checkpoint the log signed but short of the witness quorum: the fork it proves
+        with the verified one (the same size and another root, or a tree that does not extend
+        it), else ``short`` raised. Nothing else is done with it: no state, no entries."""
+        if state.note and checkpoint.size == state.size:
+            if not hmac.compare_digest(checkpoint.root, state.root):
+                return [self._fork(url, state, note, checkpoint, (), "another root at one size")]
+        elif state.note and checkpoint.size > state.size:
+            tree = self._tree(url, fetcher, checkpoint)
+            old_root, proof = self._root_at(url, tree, checkpoint, state.size)
+            if not hmac.compare_digest(old_root, state.root):
+                why = f"the tree at size {checkpoint.size} does not extend size {state.size}"
+                return [self._fork(url, state, note, checkpoint, tuple(proof), why)]
+        raise short
 
     def check(
         self, url: str, fetcher: LogFetcher, keys: Sequence[NoteVerifier] = ()
@@ -339,7 +371,7 @@ class Monitor:
         without its user information (:func:`ironroot._httpclient.shown_url`)."""
         verifiers, origin = self._identity(url, fetcher, keys)
         url = _shown_url(url)  # from here on, what is named (and kept with a smaller checkpoint)
-        note, checkpoint = self._served(fetcher, verifiers, origin)
+        note, checkpoint, short = self._served(fetcher, verifiers, origin)
         note = self._known_lines(note, verifiers)
         state = self.store.state(checkpoint.origin)
         if state is None:
@@ -352,6 +384,8 @@ class Monitor:
                 f"checkpoint verified for it at size {state.size}: another log names this "
                 "origin, or its keys changed (give the keys with --key)"
             )
+        if short is not None:
+            return self._unwitnessed(url, fetcher, state, note, checkpoint, short)
         if checkpoint.size < state.size:
             self._behind(url, note, checkpoint, state)
         if checkpoint.size == state.size:

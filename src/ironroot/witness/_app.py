@@ -1,7 +1,9 @@
 """The witness's HTTP face (c2sp.org/tlog-witness), an ASGI app.
 
 * ``POST /add-checkpoint``: ``200`` with the cosignature lines (``text/plain``); ``409`` with
-  ``Content-Type: text/x.tlog.size`` and the latest cosigned size; every other refusal is an
+  ``Content-Type: text/x.tlog.size`` and the latest cosigned size for a stale ``old``, and
+  ``409`` with a ``fork-detected`` problem (carrying the cosigned ``checkpoint``) for another
+  root at the cosigned size; every other refusal is an
   RFC 9290 problem (CBOR, or JSON when the client asks for it) with the status the spec names
   (400, 403, 404, 413, 422) and the Ironroot error code (``unknown-log``,
   ``untrusted-checkpoint``, ``inconsistent-checkpoint``, ``fork-detected``, …);
@@ -25,14 +27,22 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ironroot.errors import IronrootError, NotFound, OldSizeMismatch
-from ironroot.http import Handler, ServiceInfo, error_response, guarded, problem_app, read_body
+from ironroot.http import (
+    Handler,
+    ServiceInfo,
+    error_response,
+    guarded,
+    problem_app,
+    problem_response,
+    read_body,
+)
 from ironroot.witness._protocol import (
     TLOG_SIZE_MEDIA_TYPE,
     encode_cosignatures,
     encode_size,
     monitoring_path,
 )
-from ironroot.witness._witness import Witness
+from ironroot.witness._witness import RootMismatch, Witness
 
 __all__ = ["create_witness_app"]
 
@@ -82,6 +92,13 @@ def create_witness_app(witness: Witness, *, max_request_bytes: int = 256 * 1024)
             # exactly this media type: Starlette would add a charset to a text/ media_type
             headers = {"Content-Type": TLOG_SIZE_MEDIA_TYPE}
             return Response(encode_size(exc.size), 409, headers=headers)
+        except RootMismatch as exc:
+            # 409 as the spec says, but a problem: a text/x.tlog.size body would name the
+            # client's own old size, and a client would retry from it for ever
+            answered.labels("409").inc()
+            _log.info("add-checkpoint refused: %s: %s", exc.code, exc.detail)
+            extra: dict[str, object] = {"checkpoint": exc.cosigned.decode("utf-8", "replace")}
+            return problem_response(request, 409, exc.title, exc.detail, exc.code, extra)
         except IronrootError as exc:
             answered.labels(str(exc.http_status)).inc()
             _log.info("add-checkpoint refused: %s: %s", exc.code, exc.detail)

@@ -1,8 +1,11 @@
 """A client of a c2sp.org/tlog-witness witness (httpx): add-checkpoint and the monitoring read.
 
 Each answer becomes a value or the typed error of its status: ``409`` is
-:class:`OldSizeMismatch` carrying the witness's size (from the ``text/x.tlog.size`` body),
-``404`` :class:`UnknownLog`, ``403`` :class:`UntrustedCheckpoint`, ``422``
+:class:`OldSizeMismatch` carrying the witness's size (from the ``text/x.tlog.size`` body);
+a ``409`` without that body is the witness's other conflict, another root at the size it
+cosigned: :class:`ForkDetected` when an Ironroot witness says so, else
+:class:`InconsistentCheckpoint`; ``404`` :class:`UnknownLog`, ``403``
+:class:`UntrustedCheckpoint`, ``422``
 :class:`InconsistentCheckpoint` (:class:`ForkDetected` when an Ironroot witness says so);
 ``400`` and ``413`` are the witness refusing the request it was sent: :class:`StorageError`
 ``remote-problem`` (exit 1, the code of the transparency client's ``RemoteProblem``) with the
@@ -65,6 +68,7 @@ from ironroot.log import Checkpoint, Note, NoteSignature
 from ironroot.witness._cosignature import CosignatureVerifier
 from ironroot.witness._protocol import (
     ADD_CHECKPOINT_PATH,
+    TLOG_SIZE_MEDIA_TYPE,
     AddCheckpoint,
     monitoring_path,
     parse_cosignatures,
@@ -176,11 +180,19 @@ class WitnessClient:
         if status == 200:
             lines = parse_cosignatures(response.content)
             return self._checked(checkpoint, lines) if self.verifiers else lines
-        if status == 409:
-            size = parse_size(response.content)
-            raise OldSizeMismatch(f"the witness {self.url} has cosigned size {size}", size=size)
         code, detail = _problem(response)
         where = f"the witness {self.url}"
+        if status == 409:
+            ctype = response.headers.get("content-type", "").split(";")[0].strip().lower()
+            if ctype == TLOG_SIZE_MEDIA_TYPE:
+                size = parse_size(response.content)
+                raise OldSizeMismatch(f"{where} has cosigned size {size}", size=size)
+            # no size: the spec's answer to another root at the size it cosigned
+            if code == ForkDetected.code:
+                raise ForkDetected(f"{where} detected a fork: {detail}")
+            raise InconsistentCheckpoint(
+                f"{where} answered 409, another root at the size it cosigned: {detail}"
+            )
         if status == 404:
             raise UnknownLog(f"{where} does not witness this log: {detail}")
         if status == 403:

@@ -10,11 +10,12 @@ raises the error whose HTTP status the spec names, in the spec's order:
    parse under a checkpoint of a configured log: :class:`UntrustedCheckpoint` (403);
 4. ``old`` is not the size of the latest checkpoint cosigned for that origin (0 if none):
    :class:`OldSizeMismatch` carrying that size (409, body ``<size>\\n``);
-5. a size-0 checkpoint whose root is not the empty tree's, proof lines with ``old 0``, a
-   consistency proof that does not verify, or a different root at the same size:
-   :class:`InconsistentCheckpoint` (422); :class:`ForkDetected` (a subclass, also 422) when
-   the request itself proves a fork (same size and another root; or a proof that leads to the
-   new root but not to the old one). Either is kept as evidence with both signed notes, each
+5. a size-0 checkpoint whose root is not the empty tree's, proof lines with ``old 0`` or with
+   equal sizes, or a consistency proof that does not verify: :class:`InconsistentCheckpoint`
+   (422); :class:`ForkDetected` (a subclass, also 422) when the request's proof itself proves
+   a fork (it leads to the new root but not to the old one); a different root at the cosigned
+   size, checked before any proof line: :class:`RootMismatch` (a ``ForkDetected`` answered
+   ``409 Conflict``, as the spec says). Each is kept as evidence with both signed notes, each
    with only the log's signature lines (anyone can add others to the request's to make a
    variant, and each cosigning of the stored one dates its witness lines anew);
 6. otherwise the witness cosigns with each of its keys, stores the new checkpoint (the log's
@@ -95,6 +96,20 @@ class WitnessedLog:
     @classmethod
     def from_vkeys(cls, origin: str, vkeys: Iterable[str]) -> WitnessedLog:
         return cls(origin, tuple(NoteVerifier.from_vkey(v) for v in vkeys))
+
+
+class RootMismatch(ForkDetected):
+    """A checkpoint of the size the witness cosigned last with another root: a fork, which
+    c2sp.org/tlog-witness answers with ``409 Conflict`` (the problem still says
+    ``fork-detected``; its body is no ``text/x.tlog.size``, whose size would be the client's
+    own ``old`` and send it round again). ``cosigned`` is the note the witness serves for that
+    size, which the answer carries (a ``checkpoint`` member)."""
+
+    http_status = 409
+
+    def __init__(self, detail: str = "", *, code: str | None = None, cosigned: bytes) -> None:
+        super().__init__(detail, code=code)
+        self.cosigned = cosigned
 
 
 def _wall_clock() -> int:
@@ -305,12 +320,14 @@ class Witness:
         assert current is not None  # old_size == current size > 0
         try:
             if current.size == checkpoint.size:
-                if request.proof:
-                    raise InvalidProof("equal sizes need an empty consistency proof")
+                # the roots first: two signed trees of one size are a fork whatever proof
+                # lines come with the second (kept as a fork's proof, not as a bad proof)
                 if not hmac.compare_digest(current.root, checkpoint.root):
                     raise self._fork(
                         log, current, checkpoint, request, "a different root at the cosigned size"
                     )
+                if request.proof:
+                    raise InvalidProof("equal sizes need an empty consistency proof")
                 return
             verify_consistency(
                 current.size, checkpoint.size, request.proof, current.root, checkpoint.root
@@ -337,6 +354,8 @@ class Witness:
         detail = f"the log {log.origin} forked: {why} (size {current.size})"
         if self._keep("fork", log, current, request, detail, proof.encode()):
             _log.error("%s; both signed checkpoints are kept as the proof", detail)
+        if current.size == checkpoint.size:
+            return RootMismatch(detail, cosigned=current.note)
         return ForkDetected(detail)
 
     def _inconsistent(
