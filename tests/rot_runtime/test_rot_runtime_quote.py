@@ -880,3 +880,40 @@ def test_a_quote_after_a_lifecycle_or_debug_fuse_write_claims_what_the_boot_meas
     claims = _verify(device.quote(NONCE), vendor_ca)
     assert isinstance(claims, QuoteClaims)
     assert (claims.lifecycle, claims.debug_locked) == (lifecycle, debug_locked)
+
+
+def test_halves_from_two_boots_of_one_device_are_refused(
+    booted: Device, product: Product, vendor_ca: VendorCA
+) -> None:
+    """Each half of a quote must come from the boot the claims describe. Two boots of one
+    device with the same FMC, runtime, SVN and fuses but another vendor key index measure
+    another ``device-status`` into PCR0, so their FMC alias ``DEVICE_INFO`` FWIDs (and keys)
+    differ, while the Ueid, FWIDs, SVN and flags the verifier compared are the same. A quote
+    whose ML-DSA half was signed by the previous boot's RT alias key, over the claims of this
+    boot, was accepted: the ML-DSA chain certified a PCR0 that is not the one signed."""
+    first = _parts(booted.quote(NONCE))
+    state = booted.boot_state
+    assert state is not None
+    old_rt = derive_layers(booted.fuses, state.pcrs).rt_alias
+    booted.boot(product.bundle(ecc_index=1), now=NOW)
+    second = _parts(booted.quote(NONCE))
+    payload = second["es384"].payload
+    assert payload is not None
+    old = first["ml-dsa-87"]
+    mixed = sign1(
+        old_rt.key(Algorithm.ML_DSA_87),
+        payload,
+        {k: v for k, v in old.protected.items() if k != 1},
+        dict(old.unprotected),
+    )
+    quote = _join({"es384": second["es384"], "ml-dsa-87": mixed})
+    with pytest.raises(VerificationFailed, match="different measurements"):
+        _verify(quote, vendor_ca)
+    with pytest.raises(VerificationFailed, match="different measurements"):
+        verify_rot_quote(
+            quote,
+            nonce=NONCE,
+            trust_anchors=vendor_ca.trust_anchors,
+            now=NOW,
+            cache=RotChainCache(),
+        )

@@ -35,11 +35,12 @@ Claims::
 roots, with names, signatures, CA flags and validity at ``now`` (``ChainNotTrusted``,
 ``BadSignature``, ``CertificateExpired``) and the DICE shape IDevID → LDevID → FMC alias → RT
 alias; each signature under its RT alias key (``BadSignature``); the two payloads are
-identical; the nonce (``StaleNonce``); the PCR log replays to the signed PCRs; the Ueid and
-FWIDs match the certificates; the ``svn`` claim equals the SVN of the FMC alias ``FMC_INFO``
-and of the RT alias ``RT_INFO`` TcbInfo, and ``lifecycle`` and ``debug-locked`` agree with the
-FMC alias ``DEVICE_INFO`` flags (``notConfigured``: unprovisioned, ``notSecure``:
-manufacturing, ``debug``: unlocked) (``VerificationFailed``). The RT alias key is held by the
+identical; the nonce (``StaleNonce``); the PCR log replays to the signed PCRs; the two chains
+carry the same TcbInfos at each layer, so both halves come from one boot; the Ueid and FWIDs
+match the certificates; the ``svn`` claim equals the SVN of the FMC alias ``FMC_INFO`` and of
+the RT alias ``RT_INFO`` TcbInfo, and ``lifecycle`` and ``debug-locked`` agree with the FMC
+alias ``DEVICE_INFO`` flags (``notConfigured``: unprovisioned, ``notSecure``: manufacturing,
+``debug``: unlocked) (``VerificationFailed``). The RT alias key is held by the
 runtime, so the claims it could lie about are checked against what the ROM and FMC certified
 below it; the log's one ``device-status`` event (PCR0) agrees with those claims and with the
 DEVICE_INFO SVN, which is the fuse SVN, 0 when anti-rollback is disabled
@@ -460,6 +461,20 @@ def check_quote_log(log: Sequence[PcrEvent]) -> None:
             )
 
 
+def _check_same_boot(ecc: Sequence[DiceCertificate], mldsa: Sequence[DiceCertificate]) -> None:
+    """The two chains certify one boot of one device: each layer's TcbInfos (the FMC alias
+    ``DEVICE_INFO`` FWID, which stands for the whole PCR0, among them) are the same in both
+    (``VerificationFailed``). The claims are compared with each chain only on the fields
+    they name, so without this a half signed by another boot's RT alias key (another
+    ``device-status``, another vendor key) passed beside this boot's."""
+    for ecc_cert, mldsa_cert in zip(ecc, mldsa, strict=True):
+        if ecc_cert.dice.tcb_infos != mldsa_cert.dice.tcb_infos:
+            raise VerificationFailed(
+                "the ECDSA and ML-DSA chains certify different measurements: "
+                "the two halves of the quote are not from one boot"
+            )
+
+
 def verify_quote(
     quote: bytes,
     *,
@@ -524,6 +539,7 @@ def verify_quote(
     ):
         raise VerificationFailed("the FWIDs do not match the PCR log")
     ueid = _bytes(claims["ueid"], "ueid")
+    _check_same_boot(chains[Algorithm.ES384], chains[Algorithm.ML_DSA_87])
     for chain in chains.values():
         if any(cert.dice.ueid != ueid for cert in chain):
             raise VerificationFailed("the device Ueid differs from the certificates'")
