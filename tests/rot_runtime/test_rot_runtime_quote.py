@@ -3,6 +3,7 @@ PCR log replay, and every way a quote must be refused."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 from pathlib import Path
@@ -917,3 +918,50 @@ def test_halves_from_two_boots_of_one_device_are_refused(
             now=NOW,
             cache=RotChainCache(),
         )
+
+
+def test_a_device_info_whose_flags_mask_leaves_debug_unspecified_is_refused(
+    booted: Device, vendor_ca: VendorCA
+) -> None:
+    """A DiceTcbInfo ``flagsMask`` names the flags the attester asserts; a flag outside it is
+    unspecified. An FMC alias certificate (re-issued here with the LDevID keys, as another ROM
+    could) whose DEVICE_INFO mask leaves out ``debug`` says nothing of the debug port, yet its
+    clear ``debug`` bit was read as "locked" and the quote's ``debug-locked: true`` accepted."""
+    from ironroot.rot import MULTI_TCB_INFO_OID, build_multi_tcb_info_extension
+    from ironroot.rot._layers import signature_hash
+    from ironroot.rot.dice import OperationalFlag, OperationalFlags
+
+    state = booted.boot_state
+    assert state is not None
+    layers = derive_layers(booted.fuses, state.pcrs)
+    parts = _parts(booted.quote(NONCE))
+    for name, alg in (("es384", Algorithm.ES384), ("ml-dsa-87", Algorithm.ML_DSA_87)):
+        rt, fmc, ldevid, idevid = parts[name].unprotected[X5CHAIN]
+        genuine = x509.load_der_x509_certificate(fmc)
+        device_info, fmc_info = parse_certificate(fmc).dice.tcb_infos
+        assert device_info.flags_mask is not None
+        assert OperationalFlag.debug not in device_info.flags  # a production device
+        mask = OperationalFlags(
+            device_info.flags_mask.bits - {int(OperationalFlag.debug)},
+            device_info.flags_mask.width,
+        )
+        tcbs = (dataclasses.replace(device_info, flags_mask=mask), fmc_info)
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(genuine.subject)
+            .issuer_name(genuine.issuer)
+            .public_key(genuine.public_key())
+            .serial_number(genuine.serial_number)
+            .not_valid_before(genuine.not_valid_before_utc)
+            .not_valid_after(genuine.not_valid_after_utc)
+        )
+        for ext in genuine.extensions:
+            value = (
+                build_multi_tcb_info_extension(tcbs) if ext.oid == MULTI_TCB_INFO_OID else ext.value
+            )
+            builder = builder.add_extension(value, critical=ext.critical)
+        key = layers.ldevid.key(alg)
+        reissued = builder.sign(key.raw, signature_hash(key)).public_bytes(Encoding.DER)
+        parts = _parts(_rechain(parts, name, [rt, reissued, ldevid, idevid]))
+    with pytest.raises(VerificationFailed, match="flagsMask"):
+        _verify(_join(parts), vendor_ca)

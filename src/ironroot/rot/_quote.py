@@ -40,11 +40,11 @@ carry the same TcbInfos at each layer, so both halves come from one boot; the Ue
 match the certificates; the ``svn`` claim equals the SVN of the FMC alias ``FMC_INFO`` and of
 the RT alias ``RT_INFO`` TcbInfo, and ``lifecycle`` and ``debug-locked`` agree with the FMC
 alias ``DEVICE_INFO`` flags (``notConfigured``: unprovisioned, ``notSecure``: manufacturing,
-``debug``: unlocked) (``VerificationFailed``). The RT alias key is held by the
-runtime, so the claims it could lie about are checked against what the ROM and FMC certified
-below it; the log's one ``device-status`` event (PCR0) agrees with those claims and with the
-DEVICE_INFO SVN, which is the fuse SVN, 0 when anti-rollback is disabled
-(``VerificationFailed``); ``lifecycle`` is spelled exactly as issued (``MalformedInput``).
+``debug``: unlocked), all three inside its flagsMask when it has one (``VerificationFailed``).
+The RT alias key is held by the runtime, so the claims it could lie about are checked against
+what the ROM and FMC certified below it; the log's one ``device-status`` event (PCR0) agrees
+with those claims and with the DEVICE_INFO SVN, which is the fuse SVN, 0 when anti-rollback is
+disabled (``VerificationFailed``); ``lifecycle`` is spelled exactly as issued (``MalformedInput``).
 """
 
 from __future__ import annotations
@@ -356,6 +356,15 @@ def _certified_lifecycle(flags: OperationalFlags) -> Lifecycle:
     return Lifecycle.PRODUCTION
 
 
+_CERTIFIED_FLAGS: Final = (
+    OperationalFlag.notConfigured,
+    OperationalFlag.notSecure,
+    OperationalFlag.debug,
+)
+"""The DEVICE_INFO flags the lifecycle and debug claims are read from: a flagsMask, when the
+certificate has one, must name them all (TCG DICE: a flag outside the mask is unspecified)."""
+
+
 def _check_certified(
     chain: Sequence[DiceCertificate], *, svn: int, lifecycle: Lifecycle, debug_locked: bool
 ) -> None:
@@ -365,6 +374,13 @@ def _check_certified(
     claims with a key it holds, so a claim that the certificates do not back is refused."""
     fmc_tcbs, rt_tcbs = chain[2].dice.tcb_infos, chain[3].dice.tcb_infos
     device_flags = fmc_tcbs[0].flags if fmc_tcbs else None
+    mask = fmc_tcbs[0].flags_mask if fmc_tcbs else None
+    if mask is not None and not all(flag in mask for flag in _CERTIFIED_FLAGS):
+        # A flag outside the flagsMask is unspecified: a clear bit there is not "locked".
+        raise VerificationFailed(
+            "the FMC alias DEVICE_INFO flagsMask leaves the lifecycle or debug flags "
+            "unspecified: the certificate does not say what the claims say"
+        )
     if len(fmc_tcbs) < 2 or not rt_tcbs or fmc_tcbs[1].svn != svn or rt_tcbs[0].svn != svn:
         raise VerificationFailed("the SVN claim differs from the alias certificates' TcbInfo")
     if (
