@@ -910,13 +910,17 @@ def test_halves_from_two_boots_of_one_device_are_refused(
     quote = _join({"es384": second["es384"], "ml-dsa-87": mixed})
     with pytest.raises(VerificationFailed, match="different measurements"):
         _verify(quote, vendor_ca)
+    cache = RotChainCache()  # warmed by this boot's own quote: the mix is still refused
+    verify_rot_quote(
+        _join(second), nonce=NONCE, trust_anchors=vendor_ca.trust_anchors, now=NOW, cache=cache
+    )
     with pytest.raises(VerificationFailed, match="different measurements"):
         verify_rot_quote(
             quote,
             nonce=NONCE,
             trust_anchors=vendor_ca.trust_anchors,
             now=NOW,
-            cache=RotChainCache(),
+            cache=cache,
         )
 
 
