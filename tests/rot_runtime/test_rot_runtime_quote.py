@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
 
 import cbor2
@@ -32,17 +33,23 @@ from ironroot.errors import (
     VerificationFailed,
 )
 from ironroot.rot import (
+    MULTI_TCB_INFO_OID,
     Device,
     Lifecycle,
+    OperationalFlag,
+    OperationalFlags,
     PcrEvent,
     QuoteClaims,
+    TcbInfo,
     VendorCA,
+    build_multi_tcb_info_extension,
     derive_ecc_p384,
     derive_layers,
     measured_pfm,
     parse_certificate,
     verify_quote,
 )
+from ironroot.rot._layers import signature_hash
 
 NONCE = bytes(range(32))
 _BIG = Limits(max_bytes=256 * 1024)
@@ -924,17 +931,9 @@ def test_halves_from_two_boots_of_one_device_are_refused(
         )
 
 
-def test_a_device_info_whose_flags_mask_leaves_debug_unspecified_is_refused(
-    booted: Device, vendor_ca: VendorCA
-) -> None:
-    """A DiceTcbInfo ``flagsMask`` names the flags the attester asserts; a flag outside it is
-    unspecified. An FMC alias certificate (re-issued here with the LDevID keys, as another ROM
-    could) whose DEVICE_INFO mask leaves out ``debug`` says nothing of the debug port, yet its
-    clear ``debug`` bit was read as "locked" and the quote's ``debug-locked: true`` accepted."""
-    from ironroot.rot import MULTI_TCB_INFO_OID, build_multi_tcb_info_extension
-    from ironroot.rot._layers import signature_hash
-    from ironroot.rot.dice import OperationalFlag, OperationalFlags
-
+def _reissue_fmc_alias(booted: Device, edit: Callable[[tuple[TcbInfo, ...]], object]) -> bytes:
+    """A quote of ``booted`` whose FMC alias certificates (both chains) carry the TcbInfos
+    ``edit`` returns, re-issued with the LDevID keys (as another ROM could issue them)."""
     state = booted.boot_state
     assert state is not None
     layers = derive_layers(booted.fuses, state.pcrs)
@@ -942,14 +941,8 @@ def test_a_device_info_whose_flags_mask_leaves_debug_unspecified_is_refused(
     for name, alg in (("es384", Algorithm.ES384), ("ml-dsa-87", Algorithm.ML_DSA_87)):
         rt, fmc, ldevid, idevid = parts[name].unprotected[X5CHAIN]
         genuine = x509.load_der_x509_certificate(fmc)
-        device_info, fmc_info = parse_certificate(fmc).dice.tcb_infos
-        assert device_info.flags_mask is not None
-        assert OperationalFlag.debug not in device_info.flags  # a production device
-        mask = OperationalFlags(
-            device_info.flags_mask.bits - {int(OperationalFlag.debug)},
-            device_info.flags_mask.width,
-        )
-        tcbs = (dataclasses.replace(device_info, flags_mask=mask), fmc_info)
+        tcbs = edit(parse_certificate(fmc).dice.tcb_infos)
+        assert isinstance(tcbs, tuple)
         builder = (
             x509.CertificateBuilder()
             .subject_name(genuine.subject)
@@ -967,5 +960,51 @@ def test_a_device_info_whose_flags_mask_leaves_debug_unspecified_is_refused(
         key = layers.ldevid.key(alg)
         reissued = builder.sign(key.raw, signature_hash(key)).public_bytes(Encoding.DER)
         parts = _parts(_rechain(parts, name, [rt, reissued, ldevid, idevid]))
+    return _join(parts)
+
+
+def test_a_device_info_whose_flags_mask_leaves_debug_unspecified_is_refused(
+    booted: Device, vendor_ca: VendorCA
+) -> None:
+    """A DiceTcbInfo ``flagsMask`` names the flags the attester asserts; a flag outside it is
+    unspecified. An FMC alias certificate whose DEVICE_INFO mask leaves out ``debug`` says
+    nothing of the debug port, yet its clear ``debug`` bit was read as "locked" and the
+    quote's ``debug-locked: true`` accepted."""
+
+    def unmask_debug(tcbs: tuple[TcbInfo, ...]) -> tuple[TcbInfo, ...]:
+        device_info, fmc_info = tcbs
+        assert device_info.flags is not None
+        assert device_info.flags_mask is not None
+        assert OperationalFlag.debug not in device_info.flags  # a production device
+        mask = OperationalFlags(
+            device_info.flags_mask.bits - {int(OperationalFlag.debug)},
+            device_info.flags_mask.width,
+        )
+        return dataclasses.replace(device_info, flags_mask=mask), fmc_info
+
+    _verify(_reissue_fmc_alias(booted, lambda tcbs: tcbs), vendor_ca)  # the harness is sound
     with pytest.raises(VerificationFailed, match="flagsMask"):
-        _verify(_join(parts), vendor_ca)
+        _verify(_reissue_fmc_alias(booted, unmask_debug), vendor_ca)
+
+
+def test_an_fmc_alias_with_a_second_device_info_is_refused(
+    booted: Device, vendor_ca: VendorCA
+) -> None:
+    """The FMC alias MultiTcbInfo is DEVICE_INFO then FMC_INFO, and the RT alias one RT_INFO.
+    A second DEVICE_INFO that says "debug" after the first that does not was read by position
+    (the first one only) and the quote's ``debug-locked: true`` accepted; a reader taking
+    the last, or any, saw an unlocked port."""
+
+    def second_device_info(tcbs: tuple[TcbInfo, ...]) -> tuple[TcbInfo, ...]:
+        device_info, fmc_info = tcbs
+        assert device_info.flags is not None
+        debug = OperationalFlags(
+            device_info.flags.bits | {int(OperationalFlag.debug)}, device_info.flags.width
+        )
+        return device_info, fmc_info, dataclasses.replace(device_info, flags=debug)
+
+    with pytest.raises(VerificationFailed, match="DEVICE_INFO then FMC_INFO"):
+        _verify(_reissue_fmc_alias(booted, second_device_info), vendor_ca)
+    swapped = _reissue_fmc_alias(booted, lambda tcbs: (tcbs[1], tcbs[0]))
+    with pytest.raises(VerificationFailed, match="DEVICE_INFO then FMC_INFO"):
+        _verify(swapped, vendor_ca)

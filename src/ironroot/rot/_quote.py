@@ -38,7 +38,8 @@ alias; each signature under its RT alias key (``BadSignature``); the two payload
 identical; the nonce (``StaleNonce``); the PCR log replays to the signed PCRs; the two chains
 carry the same TcbInfos at each layer, so both halves come from one boot; the Ueid and FWIDs
 match the certificates; the ``svn`` claim equals the SVN of the FMC alias ``FMC_INFO`` and of
-the RT alias ``RT_INFO`` TcbInfo, and ``lifecycle`` and ``debug-locked`` agree with the FMC
+the RT alias ``RT_INFO`` TcbInfo (the FMC alias holds exactly DEVICE_INFO then FMC_INFO, the
+RT alias one RT_INFO), and ``lifecycle`` and ``debug-locked`` agree with the FMC
 alias ``DEVICE_INFO`` flags (``notConfigured``: unprovisioned, ``notSecure``: manufacturing,
 ``debug``: unlocked), all three inside its flagsMask when it has one (``VerificationFailed``).
 The RT alias key is held by the runtime, so the claims it could lie about are checked against
@@ -356,6 +357,8 @@ def _certified_lifecycle(flags: OperationalFlags) -> Lifecycle:
     return Lifecycle.PRODUCTION
 
 
+_FMC_TCB_TYPES: Final = (b"DEVICE_INFO", b"FMC_INFO")
+_RT_TCB_TYPE: Final = b"RT_INFO"
 _CERTIFIED_FLAGS: Final = (
     OperationalFlag.notConfigured,
     OperationalFlag.notSecure,
@@ -363,6 +366,19 @@ _CERTIFIED_FLAGS: Final = (
 )
 """The DEVICE_INFO flags the lifecycle and debug claims are read from: a flagsMask, when the
 certificate has one, must name them all (TCG DICE: a flag outside the mask is unspecified)."""
+
+
+def _check_tcb_layout(chain: Sequence[DiceCertificate]) -> None:
+    """The FMC alias TcbInfos are DEVICE_INFO then FMC_INFO and the RT alias's one RT_INFO
+    (``VerificationFailed``): they are read by position, so one left out, swapped or added (a
+    second DEVICE_INFO) would be another reading of the certificate than the one checked."""
+    fmc_types = tuple(t.type for t in chain[2].dice.tcb_infos)
+    rt_types = tuple(t.type for t in chain[3].dice.tcb_infos)
+    if fmc_types != _FMC_TCB_TYPES or rt_types != (_RT_TCB_TYPE,):
+        raise VerificationFailed(
+            "the FMC alias TcbInfos are not DEVICE_INFO then FMC_INFO, or the RT alias's "
+            "not one RT_INFO"
+        )
 
 
 def _check_certified(
@@ -373,15 +389,14 @@ def _check_certified(
     LDevID key) and the RT alias ``RT_INFO`` SVN (issued by the FMC). The runtime signs the
     claims with a key it holds, so a claim that the certificates do not back is refused."""
     fmc_tcbs, rt_tcbs = chain[2].dice.tcb_infos, chain[3].dice.tcb_infos
-    device_flags = fmc_tcbs[0].flags if fmc_tcbs else None
-    mask = fmc_tcbs[0].flags_mask if fmc_tcbs else None
+    device_flags, mask = fmc_tcbs[0].flags, fmc_tcbs[0].flags_mask
     if mask is not None and not all(flag in mask for flag in _CERTIFIED_FLAGS):
         # A flag outside the flagsMask is unspecified: a clear bit there is not "locked".
         raise VerificationFailed(
             "the FMC alias DEVICE_INFO flagsMask leaves the lifecycle or debug flags "
             "unspecified: the certificate does not say what the claims say"
         )
-    if len(fmc_tcbs) < 2 or not rt_tcbs or fmc_tcbs[1].svn != svn or rt_tcbs[0].svn != svn:
+    if fmc_tcbs[1].svn != svn or rt_tcbs[0].svn != svn:
         raise VerificationFailed("the SVN claim differs from the alias certificates' TcbInfo")
     if (
         device_flags is None
@@ -557,6 +572,7 @@ def verify_quote(
     ueid = _bytes(claims["ueid"], "ueid")
     _check_same_boot(chains[Algorithm.ES384], chains[Algorithm.ML_DSA_87])
     for chain in chains.values():
+        _check_tcb_layout(chain)
         if any(cert.dice.ueid != ueid for cert in chain):
             raise VerificationFailed("the device Ueid differs from the certificates'")
         if _fwid(chain[2], 1) != fmc or _fwid(chain[3], 0) != runtime:
