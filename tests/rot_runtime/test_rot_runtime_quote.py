@@ -3,8 +3,10 @@ PCR log replay, and every way a quote must be refused."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
 
 import cbor2
@@ -31,17 +33,23 @@ from ironroot.errors import (
     VerificationFailed,
 )
 from ironroot.rot import (
+    MULTI_TCB_INFO_OID,
     Device,
     Lifecycle,
+    OperationalFlag,
+    OperationalFlags,
     PcrEvent,
     QuoteClaims,
+    TcbInfo,
     VendorCA,
+    build_multi_tcb_info_extension,
     derive_ecc_p384,
     derive_layers,
     measured_pfm,
     parse_certificate,
     verify_quote,
 )
+from ironroot.rot._layers import signature_hash
 
 NONCE = bytes(range(32))
 _BIG = Limits(max_bytes=256 * 1024)
@@ -880,3 +888,123 @@ def test_a_quote_after_a_lifecycle_or_debug_fuse_write_claims_what_the_boot_meas
     claims = _verify(device.quote(NONCE), vendor_ca)
     assert isinstance(claims, QuoteClaims)
     assert (claims.lifecycle, claims.debug_locked) == (lifecycle, debug_locked)
+
+
+def test_halves_from_two_boots_of_one_device_are_refused(
+    booted: Device, product: Product, vendor_ca: VendorCA
+) -> None:
+    """Each half of a quote must come from the boot the claims describe. Two boots of one
+    device with the same FMC, runtime, SVN and fuses but another vendor key index measure
+    another ``device-status`` into PCR0, so their FMC alias ``DEVICE_INFO`` FWIDs (and keys)
+    differ, while the Ueid, FWIDs, SVN and flags the verifier compared are the same. A quote
+    whose ML-DSA half was signed by the previous boot's RT alias key, over the claims of this
+    boot, was accepted: the ML-DSA chain certified a PCR0 that is not the one signed."""
+    first = _parts(booted.quote(NONCE))
+    state = booted.boot_state
+    assert state is not None
+    old_rt = derive_layers(booted.fuses, state.pcrs).rt_alias
+    booted.boot(product.bundle(ecc_index=1), now=NOW)
+    second = _parts(booted.quote(NONCE))
+    payload = second["es384"].payload
+    assert payload is not None
+    old = first["ml-dsa-87"]
+    mixed = sign1(
+        old_rt.key(Algorithm.ML_DSA_87),
+        payload,
+        {k: v for k, v in old.protected.items() if k != 1},
+        dict(old.unprotected),
+    )
+    quote = _join({"es384": second["es384"], "ml-dsa-87": mixed})
+    with pytest.raises(VerificationFailed, match="different measurements"):
+        _verify(quote, vendor_ca)
+    cache = RotChainCache()  # warmed by this boot's own quote: the mix is still refused
+    verify_rot_quote(
+        _join(second), nonce=NONCE, trust_anchors=vendor_ca.trust_anchors, now=NOW, cache=cache
+    )
+    with pytest.raises(VerificationFailed, match="different measurements"):
+        verify_rot_quote(
+            quote,
+            nonce=NONCE,
+            trust_anchors=vendor_ca.trust_anchors,
+            now=NOW,
+            cache=cache,
+        )
+
+
+def _reissue_fmc_alias(booted: Device, edit: Callable[[tuple[TcbInfo, ...]], object]) -> bytes:
+    """A quote of ``booted`` whose FMC alias certificates (both chains) carry the TcbInfos
+    ``edit`` returns, re-issued with the LDevID keys (as another ROM could issue them)."""
+    state = booted.boot_state
+    assert state is not None
+    layers = derive_layers(booted.fuses, state.pcrs)
+    parts = _parts(booted.quote(NONCE))
+    for name, alg in (("es384", Algorithm.ES384), ("ml-dsa-87", Algorithm.ML_DSA_87)):
+        rt, fmc, ldevid, idevid = parts[name].unprotected[X5CHAIN]
+        genuine = x509.load_der_x509_certificate(fmc)
+        tcbs = edit(parse_certificate(fmc).dice.tcb_infos)
+        assert isinstance(tcbs, tuple)
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(genuine.subject)
+            .issuer_name(genuine.issuer)
+            .public_key(genuine.public_key())
+            .serial_number(genuine.serial_number)
+            .not_valid_before(genuine.not_valid_before_utc)
+            .not_valid_after(genuine.not_valid_after_utc)
+        )
+        for ext in genuine.extensions:
+            value = (
+                build_multi_tcb_info_extension(tcbs) if ext.oid == MULTI_TCB_INFO_OID else ext.value
+            )
+            builder = builder.add_extension(value, critical=ext.critical)
+        key = layers.ldevid.key(alg)
+        reissued = builder.sign(key.raw, signature_hash(key)).public_bytes(Encoding.DER)
+        parts = _parts(_rechain(parts, name, [rt, reissued, ldevid, idevid]))
+    return _join(parts)
+
+
+def test_a_device_info_whose_flags_mask_leaves_debug_unspecified_is_refused(
+    booted: Device, vendor_ca: VendorCA
+) -> None:
+    """A DiceTcbInfo ``flagsMask`` names the flags the attester asserts; a flag outside it is
+    unspecified. An FMC alias certificate whose DEVICE_INFO mask leaves out ``debug`` says
+    nothing of the debug port, yet its clear ``debug`` bit was read as "locked" and the
+    quote's ``debug-locked: true`` accepted."""
+
+    def unmask_debug(tcbs: tuple[TcbInfo, ...]) -> tuple[TcbInfo, ...]:
+        device_info, fmc_info = tcbs
+        assert device_info.flags is not None
+        assert device_info.flags_mask is not None
+        assert OperationalFlag.debug not in device_info.flags  # a production device
+        mask = OperationalFlags(
+            device_info.flags_mask.bits - {int(OperationalFlag.debug)},
+            device_info.flags_mask.width,
+        )
+        return dataclasses.replace(device_info, flags_mask=mask), fmc_info
+
+    _verify(_reissue_fmc_alias(booted, lambda tcbs: tcbs), vendor_ca)  # the harness is sound
+    with pytest.raises(VerificationFailed, match="flagsMask"):
+        _verify(_reissue_fmc_alias(booted, unmask_debug), vendor_ca)
+
+
+def test_an_fmc_alias_with_a_second_device_info_is_refused(
+    booted: Device, vendor_ca: VendorCA
+) -> None:
+    """The FMC alias MultiTcbInfo is DEVICE_INFO then FMC_INFO, and the RT alias one RT_INFO.
+    A second DEVICE_INFO that says "debug" after the first that does not was read by position
+    (the first one only) and the quote's ``debug-locked: true`` accepted; a reader taking
+    the last, or any, saw an unlocked port."""
+
+    def second_device_info(tcbs: tuple[TcbInfo, ...]) -> tuple[TcbInfo, ...]:
+        device_info, fmc_info = tcbs
+        assert device_info.flags is not None
+        debug = OperationalFlags(
+            device_info.flags.bits | {int(OperationalFlag.debug)}, device_info.flags.width
+        )
+        return device_info, fmc_info, dataclasses.replace(device_info, flags=debug)
+
+    with pytest.raises(VerificationFailed, match="DEVICE_INFO then FMC_INFO"):
+        _verify(_reissue_fmc_alias(booted, second_device_info), vendor_ca)
+    swapped = _reissue_fmc_alias(booted, lambda tcbs: (tcbs[1], tcbs[0]))
+    with pytest.raises(VerificationFailed, match="DEVICE_INFO then FMC_INFO"):
+        _verify(swapped, vendor_ca)

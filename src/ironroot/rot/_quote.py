@@ -35,15 +35,17 @@ Claims::
 roots, with names, signatures, CA flags and validity at ``now`` (``ChainNotTrusted``,
 ``BadSignature``, ``CertificateExpired``) and the DICE shape IDevID → LDevID → FMC alias → RT
 alias; each signature under its RT alias key (``BadSignature``); the two payloads are
-identical; the nonce (``StaleNonce``); the PCR log replays to the signed PCRs; the Ueid and
-FWIDs match the certificates; the ``svn`` claim equals the SVN of the FMC alias ``FMC_INFO``
-and of the RT alias ``RT_INFO`` TcbInfo, and ``lifecycle`` and ``debug-locked`` agree with the
-FMC alias ``DEVICE_INFO`` flags (``notConfigured``: unprovisioned, ``notSecure``:
-manufacturing, ``debug``: unlocked) (``VerificationFailed``). The RT alias key is held by the
-runtime, so the claims it could lie about are checked against what the ROM and FMC certified
-below it; the log's one ``device-status`` event (PCR0) agrees with those claims and with the
-DEVICE_INFO SVN, which is the fuse SVN, 0 when anti-rollback is disabled
-(``VerificationFailed``); ``lifecycle`` is spelled exactly as issued (``MalformedInput``).
+identical; the nonce (``StaleNonce``); the PCR log replays to the signed PCRs; the two chains
+carry the same TcbInfos at each layer, so both halves come from one boot; the Ueid and FWIDs
+match the certificates; the ``svn`` claim equals the SVN of the FMC alias ``FMC_INFO`` and of
+the RT alias ``RT_INFO`` TcbInfo (the FMC alias holds exactly DEVICE_INFO then FMC_INFO, the
+RT alias one RT_INFO), and ``lifecycle`` and ``debug-locked`` agree with the FMC
+alias ``DEVICE_INFO`` flags (``notConfigured``: unprovisioned, ``notSecure``: manufacturing,
+``debug``: unlocked), all three inside its flagsMask when it has one (``VerificationFailed``).
+The RT alias key is held by the runtime, so the claims it could lie about are checked against
+what the ROM and FMC certified below it; the log's one ``device-status`` event (PCR0) agrees
+with those claims and with the DEVICE_INFO SVN, which is the fuse SVN, 0 when anti-rollback is
+disabled (``VerificationFailed``); ``lifecycle`` is spelled exactly as issued (``MalformedInput``).
 """
 
 from __future__ import annotations
@@ -355,6 +357,30 @@ def _certified_lifecycle(flags: OperationalFlags) -> Lifecycle:
     return Lifecycle.PRODUCTION
 
 
+_FMC_TCB_TYPES: Final = (b"DEVICE_INFO", b"FMC_INFO")
+_RT_TCB_TYPE: Final = b"RT_INFO"
+_CERTIFIED_FLAGS: Final = (
+    OperationalFlag.notConfigured,
+    OperationalFlag.notSecure,
+    OperationalFlag.debug,
+)
+"""The DEVICE_INFO flags the lifecycle and debug claims are read from: a flagsMask, when the
+certificate has one, must name them all (TCG DICE: a flag outside the mask is unspecified)."""
+
+
+def _check_tcb_layout(chain: Sequence[DiceCertificate]) -> None:
+    """The FMC alias TcbInfos are DEVICE_INFO then FMC_INFO and the RT alias's one RT_INFO
+    (``VerificationFailed``): they are read by position, so one left out, swapped or added (a
+    second DEVICE_INFO) would be another reading of the certificate than the one checked."""
+    fmc_types = tuple(t.type for t in chain[2].dice.tcb_infos)
+    rt_types = tuple(t.type for t in chain[3].dice.tcb_infos)
+    if fmc_types != _FMC_TCB_TYPES or rt_types != (_RT_TCB_TYPE,):
+        raise VerificationFailed(
+            "the FMC alias TcbInfos are not DEVICE_INFO then FMC_INFO, or the RT alias's "
+            "not one RT_INFO"
+        )
+
+
 def _check_certified(
     chain: Sequence[DiceCertificate], *, svn: int, lifecycle: Lifecycle, debug_locked: bool
 ) -> None:
@@ -363,8 +389,14 @@ def _check_certified(
     LDevID key) and the RT alias ``RT_INFO`` SVN (issued by the FMC). The runtime signs the
     claims with a key it holds, so a claim that the certificates do not back is refused."""
     fmc_tcbs, rt_tcbs = chain[2].dice.tcb_infos, chain[3].dice.tcb_infos
-    device_flags = fmc_tcbs[0].flags if fmc_tcbs else None
-    if len(fmc_tcbs) < 2 or not rt_tcbs or fmc_tcbs[1].svn != svn or rt_tcbs[0].svn != svn:
+    device_flags, mask = fmc_tcbs[0].flags, fmc_tcbs[0].flags_mask
+    if mask is not None and not all(flag in mask for flag in _CERTIFIED_FLAGS):
+        # A flag outside the flagsMask is unspecified: a clear bit there is not "locked".
+        raise VerificationFailed(
+            "the FMC alias DEVICE_INFO flagsMask leaves the lifecycle or debug flags "
+            "unspecified: the certificate does not say what the claims say"
+        )
+    if fmc_tcbs[1].svn != svn or rt_tcbs[0].svn != svn:
         raise VerificationFailed("the SVN claim differs from the alias certificates' TcbInfo")
     if (
         device_flags is None
@@ -460,6 +492,20 @@ def check_quote_log(log: Sequence[PcrEvent]) -> None:
             )
 
 
+def _check_same_boot(ecc: Sequence[DiceCertificate], mldsa: Sequence[DiceCertificate]) -> None:
+    """The two chains certify one boot of one device: each layer's TcbInfos (the FMC alias
+    ``DEVICE_INFO`` FWID, which stands for the whole PCR0, among them) are the same in both
+    (``VerificationFailed``). The claims are compared with each chain only on the fields
+    they name, so without this a half signed by another boot's RT alias key (another
+    ``device-status``, another vendor key) passed beside this boot's."""
+    for ecc_cert, mldsa_cert in zip(ecc, mldsa, strict=True):
+        if ecc_cert.dice.tcb_infos != mldsa_cert.dice.tcb_infos:
+            raise VerificationFailed(
+                "the ECDSA and ML-DSA chains certify different measurements: "
+                "the two halves of the quote are not from one boot"
+            )
+
+
 def verify_quote(
     quote: bytes,
     *,
@@ -524,7 +570,9 @@ def verify_quote(
     ):
         raise VerificationFailed("the FWIDs do not match the PCR log")
     ueid = _bytes(claims["ueid"], "ueid")
+    _check_same_boot(chains[Algorithm.ES384], chains[Algorithm.ML_DSA_87])
     for chain in chains.values():
+        _check_tcb_layout(chain)
         if any(cert.dice.ueid != ueid for cert in chain):
             raise VerificationFailed("the device Ueid differs from the certificates'")
         if _fwid(chain[2], 1) != fmc or _fwid(chain[3], 0) != runtime:
