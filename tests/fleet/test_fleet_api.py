@@ -593,6 +593,32 @@ def test_placements_go_to_admitted_nodes_only(site: Site) -> None:
         assert [p["vm"] for p in mine] == ["cvm-1"]
 
 
+def test_no_vm_is_placed_on_a_node_whose_attestation_lapsed(site: Site, clock: Clock) -> None:
+    """A node whose credential expired un-renewed (its scans failing: it stays ``admitted``)
+    gets no key released to its VMs; it used to get new VMs all the same — named, or chosen
+    as the least loaded, which a node that runs nothing because it fails always is."""
+    lapsed = dt.datetime.fromisoformat(
+        str(site.fleet.record_of("node-0002").credential_not_after).replace("Z", "+00:00")
+    )
+    clock.now = lapsed - dt.timedelta(microseconds=1)  # still current: placed
+    with site.operator("lapse-edge", at=clock.now) as control:
+        placed = control.post(
+            f"{site.servers.control_url}/v1/placements", json={"vm": "lapse-0", "node": "node-0002"}
+        )
+        assert placed.status_code == 201, placed.text
+    clock.now = lapsed  # every node's credential has lapsed: each was admitted at NOW
+    with site.operator("lapse", at=lapsed) as control:
+        named = control.post(
+            f"{site.servers.control_url}/v1/placements", json={"vm": "lapse-1", "node": "node-0002"}
+        )
+        assert problem(named) == (409, "attestation-expired", "Conflict")
+        anywhere = control.post(f"{site.servers.control_url}/v1/placements", json={"vm": "lapse-2"})
+        assert problem(anywhere) == (409, "no-admitted-node", "Conflict")
+    placed_vms = {p.vm for p in site.authority.placements()}
+    assert "lapse-0" in placed_vms
+    assert not placed_vms & {"lapse-1", "lapse-2"}
+
+
 def test_the_crl_lists_revoked_credentials(site: Site) -> None:
     serial = site.fleet.record_of("node-0001").credential_serial
     assert serial is not None

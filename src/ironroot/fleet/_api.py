@@ -29,7 +29,8 @@ operator: :func:`ironroot.fleet.check_caller`):
 ``POST /v1/placements``                    (an operator only, ``operator-required`` before
                                            the body is read) JSON ``{"vm": name,
                                            "node"?: id}`` (no other member) → 201 the
-                                           placement, on an admitted node only
+                                           placement, on an admitted node with a current
+                                           attestation only (409 otherwise)
 ``POST /v1/rollouts``                      (a node only: ``node-required``) JSON
                                            ``{"class"?, "wave_size"?, "nodes"?,
                                            "dry_run"?}`` → the rollout's report of the
