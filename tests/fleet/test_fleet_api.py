@@ -50,7 +50,10 @@ from ironroot.fleet import (
     quarantine,
     readmit,
 )
+from ironroot.fleet._credentials import SERVER_BACKDATE
 from ironroot.http import PROBLEM_JSON, ServerTls, client_context
+
+FIVE_MINUTES = dt.timedelta(minutes=5)
 
 
 @pytest.fixture(scope="module")
@@ -689,18 +692,39 @@ def test_the_servers_renew_their_tls_certificate_before_it_expires(site: Site) -
     with FleetServers(site.authority, clock=site.clock, tls_clock=lambda: wall[0]) as servers:
         urls = (servers.admission_url, servers.control_url, servers.data_url)
         first = _served_certificate(servers.control_url, context)
-        assert first.not_valid_before_utc == wall[0]
+        assert first.not_valid_before_utc == wall[0] - SERVER_BACKDATE
         assert servers.renew_tls() is False  # not due when just issued
         wall[0] += dt.timedelta(days=4)  # the wall clock now: past half its validity
         assert servers.renew_tls() is True
         assert servers.renew_tls() is False  # not due again before 3.5 days
         for url in urls:
             renewed = _served_certificate(url, context)
-            assert renewed.not_valid_before_utc == wall[0]
+            assert renewed.not_valid_before_utc == wall[0] - SERVER_BACKDATE
             assert renewed.not_valid_after_utc == wall[0] + dt.timedelta(days=7)
         with httpx.Client(verify=context) as control:
             me = control.get(f"{servers.control_url}/v1/whoami")
         assert me.status_code == 200
+
+
+def test_a_node_whose_clock_runs_behind_the_servers_reaches_them_after_a_start(
+    site: Site,
+) -> None:
+    """The servers' certificate is issued at each start and renewal; dated from that very
+    instant, a node whose clock ran a minute behind the servers' refused it as not yet valid
+    until its own clock caught up. It is dated 5 minutes back (the end still 7 days on)."""
+    ahead = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(minutes=1)
+    context = client_context(
+        site.servers.ca_file,
+        site.files / "node-0001" / "control.cert.pem",
+        site.files / "node-0001" / "control.key.pem",
+    )
+    with FleetServers(site.authority, clock=site.clock, tls_clock=lambda: ahead) as servers:
+        with httpx.Client(verify=context) as control:
+            me = control.get(f"{servers.control_url}/v1/whoami")
+        assert me.status_code == 200, me.text
+        served = _served_certificate(servers.admission_url, context)
+    assert served.not_valid_before_utc == ahead - SERVER_BACKDATE == ahead - FIVE_MINUTES
+    assert served.not_valid_after_utc == ahead + dt.timedelta(days=7)
 
 
 def _handshake(url: str, name: str, ca: Path) -> x509.Certificate:

@@ -94,9 +94,9 @@ the continuous scanner. The servers' TLS certificate is issued by the fleet CA f
 they listen on (unless it is the wildcard ``0.0.0.0`` or ``::``, which no client connects
 to), the ``server_names`` given (DNS names or IP addresses: those clients reach the servers
 by, e.g. behind ``--host 0.0.0.0``; see :func:`_certificate_hosts`) and ``localhost``,
-``127.0.0.1``, valid 7 days, at each start, and renewed
-(a new key and certificate, served to every new connection) once half of that has passed:
-a fleet served for longer than a week stays reachable.
+``127.0.0.1``, valid 7 days (dated 5 minutes back, for clients whose clocks run behind), at
+each start, and renewed (a new key and certificate, served to every new connection) once half
+of that has passed: a fleet served for longer than a week stays reachable.
 """
 
 from __future__ import annotations

@@ -621,6 +621,13 @@ _KEY_FILE: Final = "ca.key.pem"
 _CERT_FILE: Final = "ca.cert.pem"
 
 
+SERVER_BACKDATE: Final = dt.timedelta(minutes=5)
+"""How far before its issue a fleet server's TLS certificate is dated
+(:meth:`FleetCA.issue_server`): the nodes' clocks are not the server's, and one running behind
+refused a certificate dated from the instant the servers started (or renewed it) as not yet
+valid."""
+
+
 def _ca_certificate(key: PrivateKey, start: dt.datetime) -> x509.Certificate:
     """The fleet CA's self-signed certificate for ``key`` (module docs), valid from ``start``."""
     name = x509.Name(
@@ -802,7 +809,9 @@ class FleetCA:
     def issue_server(
         self, public_key: PublicKey, *, hosts: Sequence[str], now: dt.datetime, days: int = 7
     ) -> bytes:
-        """A TLS server certificate (DER) for ``hosts`` (DNS names or IP addresses)."""
+        """A TLS server certificate (DER) for ``hosts`` (DNS names or IP addresses), valid
+        from :data:`SERVER_BACKDATE` before ``now`` (a client whose clock runs that much
+        behind the server's accepts it at once) to ``days`` after it."""
         start = _utc(now)
         names: list[x509.GeneralName] = []
         for host in hosts:
@@ -814,7 +823,9 @@ class FleetCA:
             raise ConfigError("a server certificate names at least one host")
         subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hosts[0])])
         cert = (
-            self._builder(subject, public_key.raw, start, start + dt.timedelta(days=days))
+            self._builder(
+                subject, public_key.raw, start - SERVER_BACKDATE, start + dt.timedelta(days=days)
+            )
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
             .add_extension(x509.SubjectAlternativeName(names), critical=False)
             .sign(self._key.raw, hashes.SHA384())
