@@ -12,6 +12,7 @@ import socket
 import ssl
 import threading
 import urllib.parse
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -221,6 +222,44 @@ def test_the_planes_refuse_tls_renegotiation(site: Site) -> None:
         check_client_time=False,
     )
     assert tls.context().options & ssl.OP_NO_RENEGOTIATION
+
+
+@pytest.mark.parametrize(
+    ("version", "ciphers", "accepted"),
+    [
+        (ssl.TLSVersion.TLSv1_1, "ALL:@SECLEVEL=0", False),
+        (ssl.TLSVersion.TLSv1_2, "ECDHE-ECDSA-AES256-SHA384:ECDHE-ECDSA-AES128-SHA256", False),
+        (ssl.TLSVersion.TLSv1_2, "ECDHE-ECDSA-AES128-SHA:AES128-SHA:AES256-SHA256", False),
+        (ssl.TLSVersion.TLSv1_2, "ECDHE-ECDSA-AES256-GCM-SHA384", True),
+        (ssl.TLSVersion.TLSv1_2, "ECDHE-ECDSA-CHACHA20-POLY1305", True),
+        (ssl.TLSVersion.TLSv1_3, None, True),
+    ],
+)
+def test_the_planes_speak_tls_1_2_with_forward_secret_aead_suites_or_tls_1_3(
+    site: Site, version: ssl.TLSVersion, ciphers: str | None, accepted: bool
+) -> None:
+    """No TLS 1.1 or older, and over TLS 1.2 an ECDHE key exchange with an AEAD cipher only:
+    the CBC suites with HMAC-SHA-256/384 (MAC-then-encrypt, Lucky13's kind) were accepted."""
+    parsed = urllib.parse.urlsplit(site.servers.control_url)
+    address = (str(parsed.hostname), int(parsed.port or 0))
+    folder = site.files / "node-0001"
+    context = client_context(
+        site.servers.ca_file, folder / "control.cert.pem", folder / "control.key.pem"
+    )
+    with warnings.catch_warnings():  # TLS 1.1 is deprecated: what this client is for
+        warnings.simplefilter("ignore", DeprecationWarning)
+        context.minimum_version = context.maximum_version = version
+    if ciphers is not None:
+        context.set_ciphers(ciphers)
+    with socket.create_connection(address, timeout=10) as raw:
+        try:
+            tls = context.wrap_socket(raw, server_hostname=address[0])
+        except (ssl.SSLError, OSError):
+            served = None
+        else:
+            with tls:
+                served = _whoami_on(tls)[0]
+    assert served == (200 if accepted else None)
 
 
 def test_a_nodes_credential_cannot_issue_a_credential_for_another_node(
