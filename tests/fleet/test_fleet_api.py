@@ -211,6 +211,66 @@ def test_a_tls_session_resumed_after_the_quarantine_does_not_carry_the_credentia
         assert site.admit("node-0002").status_code == 200
 
 
+@pytest.mark.parametrize("version", [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3])
+def test_a_data_plane_tls_session_offered_to_the_control_plane_is_the_data_credential(
+    site: Site, version: ssl.TLSVersion
+) -> None:
+    """A session (id or ticket) of the data plane offered to the control plane carries the
+    data-plane credential there, if the control plane resumes it at all: 403
+    ``wrong-plane``."""
+    folder = site.files / "node-0001"
+    context = client_context(
+        site.servers.ca_file, folder / "data.cert.pem", folder / "data.key.pem"
+    )
+    context.maximum_version = version
+    sessions = []
+    for url in (site.servers.data_url, site.servers.control_url):
+        parsed = urllib.parse.urlsplit(url)
+        address = (str(parsed.hostname), int(parsed.port or 0))
+        with (
+            socket.create_connection(address, timeout=10) as raw,
+            context.wrap_socket(
+                raw, server_hostname=address[0], session=sessions[0] if sessions else None
+            ) as tls,
+        ):
+            status, body = _whoami_on(tls)
+            sessions.append(tls.session)
+    assert (status, body["code"]) == (403, "wrong-plane")
+
+
+def test_a_client_certificate_chain_over_the_limit_is_refused_at_the_handshake(
+    site: Site, tmp_path: Path
+) -> None:
+    """A node's credential followed by 200 KB of certificates: the handshake ends (OpenSSL's
+    100 KiB bound on a peer's chain) and the plane serves the next client."""
+    folder = site.files / "node-0001"
+    key = ec.generate_private_key(ec.SECP384R1())
+    name = x509.Name(
+        [x509.NameAttribute(x509.NameOID.ORGANIZATION_NAME, "p" * 64)] * 4
+        + [x509.NameAttribute(x509.NameOID.COMMON_NAME, "padding")]
+    )
+    padding = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(NOW)
+        .not_valid_after(NOW + dt.timedelta(days=1))
+        .sign(key, hashes.SHA384())
+        .public_bytes(serialization.Encoding.PEM)
+    )
+    chain = tmp_path / "chain.pem"
+    chain.write_bytes(
+        (folder / "control.cert.pem").read_bytes() + padding * (200_000 // len(padding))
+    )
+    context = client_context(site.servers.ca_file, chain, folder / "control.key.pem")
+    with httpx.Client(verify=context) as client, pytest.raises(REFUSED_AT_HANDSHAKE):
+        client.get(f"{site.servers.control_url}/v1/whoami")
+    with site.client("node-0001", "control") as control:
+        assert control.get(f"{site.servers.control_url}/v1/whoami").status_code == 200
+
+
 def test_the_planes_refuse_tls_renegotiation(site: Site) -> None:
     """A renegotiation would let a client change the certificate of a connection whose first
     one the server already holds as the client's; the planes' TLS refuses it."""
