@@ -322,6 +322,47 @@ def test_the_planes_speak_tls_1_2_with_forward_secret_aead_suites_or_tls_1_3(
     assert served == (200 if accepted else None)
 
 
+def test_the_fleet_ca_key_alone_makes_no_credential_the_fleet_issued(
+    site: Site, tmp_path: Path
+) -> None:
+    """The store's record of a credential is the fleet's word that it issued it. With the CA's
+    key alone (a leaked copy of ``ca.key.pem``, not ``fleet.db``), a certificate copying
+    node-0002's credential — its public serial, subject and extensions — for a key of one's
+    own was that record's credential: 200. The record names the key it certified: 401
+    ``credential-unknown``."""
+    ca_key = serialization.load_pem_private_key(
+        (site.authority.directory / "ca.key.pem").read_bytes(), None
+    )
+    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+    for plane, url in (("control", site.servers.control_url), ("data", site.servers.data_url)):
+        victim = x509.load_pem_x509_certificate(
+            (site.files / "node-0002" / f"{plane}.cert.pem").read_bytes()
+        )
+        key = ec.generate_private_key(ec.SECP384R1())
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(victim.subject)
+            .issuer_name(victim.issuer)
+            .public_key(key.public_key())
+            .serial_number(victim.serial_number)
+            .not_valid_before(victim.not_valid_before_utc)
+            .not_valid_after(victim.not_valid_after_utc)
+        )
+        for extension in victim.extensions:
+            value = extension.value
+            if isinstance(value, x509.SubjectKeyIdentifier):
+                value = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
+            builder = builder.add_extension(value, extension.critical)
+        forged = tmp_path / f"{plane}.cert.pem"
+        forged.write_bytes(
+            builder.sign(ca_key, hashes.SHA384()).public_bytes(serialization.Encoding.PEM)
+        )
+        context = client_context(site.servers.ca_file, forged, _write_key(tmp_path / "k", key))
+        with httpx.Client(verify=context) as client:
+            response = client.get(f"{url}/v1/whoami")
+        assert problem(response) == (401, "credential-unknown", "Credential Rejected")
+
+
 def test_a_nodes_credential_cannot_issue_a_credential_for_another_node(
     site: Site, tmp_path: Path
 ) -> None:

@@ -74,7 +74,8 @@ control and data planes run on every request, in this order, each refusal a type
 2. it is for this plane (``RoleNotPermitted`` ``wrong-plane``, 403);
 3. it is inside its validity window at the server's clock (``credential-not-yet-valid``,
    ``credential-expired``);
-4. the store knows it (``credential-unknown``) and it is not revoked (``credential-revoked``);
+4. the store knows it, for the key it certifies (``credential-unknown``), and it is not
+   revoked (``credential-revoked``);
 5. the registry says its node is admitted now (``AdmissionDenied`` ``node-not-admitted``,
    403): a node quarantined by any path — even one that did not revoke — is refused at once.
 
@@ -927,6 +928,7 @@ class CredentialStatus:
     not_after: dt.datetime
     revoked_at: dt.datetime | None = None
     reason: str | None = None
+    key_sha256: str | None = None  # the key it certified (:func:`key_digest`), when recorded
 
     @property
     def revoked(self) -> bool:
@@ -1078,16 +1080,25 @@ class CredentialStore:
         return done == 1
 
     def status(self, serial: str) -> CredentialStatus | None:
+        """What the store knows of credential ``serial``, the key it certified included."""
         with self._read() as db:
             row = db.execute(
-                "SELECT serial, node, plane, ear_id, not_after, revoked_at, reason "
-                "FROM credentials WHERE serial = ?",
+                "SELECT c.serial, c.node, c.plane, c.ear_id, c.not_after, c.revoked_at, "
+                "c.reason, k.key_sha256 FROM credentials c "
+                "LEFT JOIN credential_keys k ON k.serial = c.serial WHERE c.serial = ?",
                 (serial,),
             ).fetchone()
         if row is None:
             return None
         return CredentialStatus(
-            row[0], row[1], row[2], row[3], _time(row[4]), _time(row[5]) if row[5] else None, row[6]
+            row[0],
+            row[1],
+            row[2],
+            row[3],
+            _time(row[4]),
+            _time(row[5]) if row[5] else None,
+            row[6],
+            row[7],
         )
 
     def revoked(self, *, now: dt.datetime) -> list[tuple[str, dt.datetime]]:
@@ -1190,7 +1201,15 @@ def check_caller(
             code="credential-expired",
         )
     status = store.status(credential.serial)
-    if status is None or status.node != credential.holder:
+    presented_key = cert.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    # The record is the fleet's word that it issued this credential: its serial, its holder
+    # and the key it certified. A certificate that only shares the serial — made with the
+    # CA's key alone, a leaked copy, without the fleet's database — is not that credential.
+    if (
+        status is None
+        or status.node != credential.holder
+        or status.key_sha256 != key_digest(presented_key)
+    ):
         raise CredentialRejected(
             "the fleet has no record of this credential", code="credential-unknown"
         )
