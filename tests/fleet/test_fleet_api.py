@@ -12,6 +12,7 @@ import socket
 import ssl
 import threading
 import urllib.parse
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -50,7 +51,10 @@ from ironroot.fleet import (
     quarantine,
     readmit,
 )
+from ironroot.fleet._credentials import SERVER_BACKDATE
 from ironroot.http import PROBLEM_JSON, ServerTls, client_context
+
+FIVE_MINUTES = dt.timedelta(minutes=5)
 
 
 @pytest.fixture(scope="module")
@@ -207,6 +211,66 @@ def test_a_tls_session_resumed_after_the_quarantine_does_not_carry_the_credentia
         assert site.admit("node-0002").status_code == 200
 
 
+@pytest.mark.parametrize("version", [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3])
+def test_a_data_plane_tls_session_offered_to_the_control_plane_is_the_data_credential(
+    site: Site, version: ssl.TLSVersion
+) -> None:
+    """A session (id or ticket) of the data plane offered to the control plane carries the
+    data-plane credential there, if the control plane resumes it at all: 403
+    ``wrong-plane``."""
+    folder = site.files / "node-0001"
+    context = client_context(
+        site.servers.ca_file, folder / "data.cert.pem", folder / "data.key.pem"
+    )
+    context.maximum_version = version
+    sessions = []
+    for url in (site.servers.data_url, site.servers.control_url):
+        parsed = urllib.parse.urlsplit(url)
+        address = (str(parsed.hostname), int(parsed.port or 0))
+        with (
+            socket.create_connection(address, timeout=10) as raw,
+            context.wrap_socket(
+                raw, server_hostname=address[0], session=sessions[0] if sessions else None
+            ) as tls,
+        ):
+            status, body = _whoami_on(tls)
+            sessions.append(tls.session)
+    assert (status, body["code"]) == (403, "wrong-plane")
+
+
+def test_a_client_certificate_chain_over_the_limit_is_refused_at_the_handshake(
+    site: Site, tmp_path: Path
+) -> None:
+    """A node's credential followed by 200 KB of certificates: the handshake ends (OpenSSL's
+    100 KiB bound on a peer's chain) and the plane serves the next client."""
+    folder = site.files / "node-0001"
+    key = ec.generate_private_key(ec.SECP384R1())
+    name = x509.Name(
+        [x509.NameAttribute(x509.NameOID.ORGANIZATION_NAME, "p" * 64)] * 4
+        + [x509.NameAttribute(x509.NameOID.COMMON_NAME, "padding")]
+    )
+    padding = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(NOW)
+        .not_valid_after(NOW + dt.timedelta(days=1))
+        .sign(key, hashes.SHA384())
+        .public_bytes(serialization.Encoding.PEM)
+    )
+    chain = tmp_path / "chain.pem"
+    chain.write_bytes(
+        (folder / "control.cert.pem").read_bytes() + padding * (200_000 // len(padding))
+    )
+    context = client_context(site.servers.ca_file, chain, folder / "control.key.pem")
+    with httpx.Client(verify=context) as client, pytest.raises(REFUSED_AT_HANDSHAKE):
+        client.get(f"{site.servers.control_url}/v1/whoami")
+    with site.client("node-0001", "control") as control:
+        assert control.get(f"{site.servers.control_url}/v1/whoami").status_code == 200
+
+
 def test_the_planes_refuse_tls_renegotiation(site: Site) -> None:
     """A renegotiation would let a client change the certificate of a connection whose first
     one the server already holds as the client's; the planes' TLS refuses it."""
@@ -218,6 +282,85 @@ def test_the_planes_refuse_tls_renegotiation(site: Site) -> None:
         check_client_time=False,
     )
     assert tls.context().options & ssl.OP_NO_RENEGOTIATION
+
+
+@pytest.mark.parametrize(
+    ("version", "ciphers", "accepted"),
+    [
+        (ssl.TLSVersion.TLSv1_1, "ALL:@SECLEVEL=0", False),
+        (ssl.TLSVersion.TLSv1_2, "ECDHE-ECDSA-AES256-SHA384:ECDHE-ECDSA-AES128-SHA256", False),
+        (ssl.TLSVersion.TLSv1_2, "ECDHE-ECDSA-AES128-SHA:AES128-SHA:AES256-SHA256", False),
+        (ssl.TLSVersion.TLSv1_2, "ECDHE-ECDSA-AES256-GCM-SHA384", True),
+        (ssl.TLSVersion.TLSv1_2, "ECDHE-ECDSA-CHACHA20-POLY1305", True),
+        (ssl.TLSVersion.TLSv1_3, None, True),
+    ],
+)
+def test_the_planes_speak_tls_1_2_with_forward_secret_aead_suites_or_tls_1_3(
+    site: Site, version: ssl.TLSVersion, ciphers: str | None, accepted: bool
+) -> None:
+    """No TLS 1.1 or older, and over TLS 1.2 an ECDHE key exchange with an AEAD cipher only:
+    the CBC suites with HMAC-SHA-256/384 (MAC-then-encrypt, Lucky13's kind) were accepted."""
+    parsed = urllib.parse.urlsplit(site.servers.control_url)
+    address = (str(parsed.hostname), int(parsed.port or 0))
+    folder = site.files / "node-0001"
+    context = client_context(
+        site.servers.ca_file, folder / "control.cert.pem", folder / "control.key.pem"
+    )
+    with warnings.catch_warnings():  # TLS 1.1 is deprecated: what this client is for
+        warnings.simplefilter("ignore", DeprecationWarning)
+        context.minimum_version = context.maximum_version = version
+    if ciphers is not None:
+        context.set_ciphers(ciphers)
+    with socket.create_connection(address, timeout=10) as raw:
+        try:
+            tls = context.wrap_socket(raw, server_hostname=address[0])
+        except (ssl.SSLError, OSError):
+            served = None
+        else:
+            with tls:
+                served = _whoami_on(tls)[0]
+    assert served == (200 if accepted else None)
+
+
+def test_the_fleet_ca_key_alone_makes_no_credential_the_fleet_issued(
+    site: Site, tmp_path: Path
+) -> None:
+    """The store's record of a credential is the fleet's word that it issued it. With the CA's
+    key alone (a leaked copy of ``ca.key.pem``, not ``fleet.db``), a certificate copying
+    node-0002's credential — its public serial, subject and extensions — for a key of one's
+    own was that record's credential: 200. The record names the key it certified: 401
+    ``credential-unknown``."""
+    ca_key = serialization.load_pem_private_key(
+        (site.authority.directory / "ca.key.pem").read_bytes(), None
+    )
+    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+    for plane, url in (("control", site.servers.control_url), ("data", site.servers.data_url)):
+        victim = x509.load_pem_x509_certificate(
+            (site.files / "node-0002" / f"{plane}.cert.pem").read_bytes()
+        )
+        key = ec.generate_private_key(ec.SECP384R1())
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(victim.subject)
+            .issuer_name(victim.issuer)
+            .public_key(key.public_key())
+            .serial_number(victim.serial_number)
+            .not_valid_before(victim.not_valid_before_utc)
+            .not_valid_after(victim.not_valid_after_utc)
+        )
+        for extension in victim.extensions:
+            value = extension.value
+            if isinstance(value, x509.SubjectKeyIdentifier):
+                value = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
+            builder = builder.add_extension(value, extension.critical)
+        forged = tmp_path / f"{plane}.cert.pem"
+        forged.write_bytes(
+            builder.sign(ca_key, hashes.SHA384()).public_bytes(serialization.Encoding.PEM)
+        )
+        context = client_context(site.servers.ca_file, forged, _write_key(tmp_path / "k", key))
+        with httpx.Client(verify=context) as client:
+            response = client.get(f"{url}/v1/whoami")
+        assert problem(response) == (401, "credential-unknown", "Credential Rejected")
 
 
 def test_a_nodes_credential_cannot_issue_a_credential_for_another_node(
@@ -593,6 +736,32 @@ def test_placements_go_to_admitted_nodes_only(site: Site) -> None:
         assert [p["vm"] for p in mine] == ["cvm-1"]
 
 
+def test_no_vm_is_placed_on_a_node_whose_attestation_lapsed(site: Site, clock: Clock) -> None:
+    """A node whose credential expired un-renewed (its scans failing: it stays ``admitted``)
+    gets no key released to its VMs; it used to get new VMs all the same — named, or chosen
+    as the least loaded, which a node that runs nothing because it fails always is."""
+    lapsed = dt.datetime.fromisoformat(
+        str(site.fleet.record_of("node-0002").credential_not_after).replace("Z", "+00:00")
+    )
+    clock.now = lapsed - dt.timedelta(microseconds=1)  # still current: placed
+    with site.operator("lapse-edge", at=clock.now) as control:
+        placed = control.post(
+            f"{site.servers.control_url}/v1/placements", json={"vm": "lapse-0", "node": "node-0002"}
+        )
+        assert placed.status_code == 201, placed.text
+    clock.now = lapsed  # every node's credential has lapsed: each was admitted at NOW
+    with site.operator("lapse", at=lapsed) as control:
+        named = control.post(
+            f"{site.servers.control_url}/v1/placements", json={"vm": "lapse-1", "node": "node-0002"}
+        )
+        assert problem(named) == (409, "attestation-expired", "Conflict")
+        anywhere = control.post(f"{site.servers.control_url}/v1/placements", json={"vm": "lapse-2"})
+        assert problem(anywhere) == (409, "no-admitted-node", "Conflict")
+    placed_vms = {p.vm for p in site.authority.placements()}
+    assert "lapse-0" in placed_vms
+    assert not placed_vms & {"lapse-1", "lapse-2"}
+
+
 def test_the_crl_lists_revoked_credentials(site: Site) -> None:
     serial = site.fleet.record_of("node-0001").credential_serial
     assert serial is not None
@@ -663,18 +832,39 @@ def test_the_servers_renew_their_tls_certificate_before_it_expires(site: Site) -
     with FleetServers(site.authority, clock=site.clock, tls_clock=lambda: wall[0]) as servers:
         urls = (servers.admission_url, servers.control_url, servers.data_url)
         first = _served_certificate(servers.control_url, context)
-        assert first.not_valid_before_utc == wall[0]
+        assert first.not_valid_before_utc == wall[0] - SERVER_BACKDATE
         assert servers.renew_tls() is False  # not due when just issued
         wall[0] += dt.timedelta(days=4)  # the wall clock now: past half its validity
         assert servers.renew_tls() is True
         assert servers.renew_tls() is False  # not due again before 3.5 days
         for url in urls:
             renewed = _served_certificate(url, context)
-            assert renewed.not_valid_before_utc == wall[0]
+            assert renewed.not_valid_before_utc == wall[0] - SERVER_BACKDATE
             assert renewed.not_valid_after_utc == wall[0] + dt.timedelta(days=7)
         with httpx.Client(verify=context) as control:
             me = control.get(f"{servers.control_url}/v1/whoami")
         assert me.status_code == 200
+
+
+def test_a_node_whose_clock_runs_behind_the_servers_reaches_them_after_a_start(
+    site: Site,
+) -> None:
+    """The servers' certificate is issued at each start and renewal; dated from that very
+    instant, a node whose clock ran a minute behind the servers' refused it as not yet valid
+    until its own clock caught up. It is dated 5 minutes back (the end still 7 days on)."""
+    ahead = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(minutes=1)
+    context = client_context(
+        site.servers.ca_file,
+        site.files / "node-0001" / "control.cert.pem",
+        site.files / "node-0001" / "control.key.pem",
+    )
+    with FleetServers(site.authority, clock=site.clock, tls_clock=lambda: ahead) as servers:
+        with httpx.Client(verify=context) as control:
+            me = control.get(f"{servers.control_url}/v1/whoami")
+        assert me.status_code == 200, me.text
+        served = _served_certificate(servers.admission_url, context)
+    assert served.not_valid_before_utc == ahead - SERVER_BACKDATE == ahead - FIVE_MINUTES
+    assert served.not_valid_after_utc == ahead + dt.timedelta(days=7)
 
 
 def _handshake(url: str, name: str, ca: Path) -> x509.Certificate:

@@ -612,12 +612,19 @@ def node_may_receive_keys(fleet: Fleet, node_id: str, *, now: dt.datetime) -> No
             f"{node_id} is {record.status} ({record.reason}): no key is released to its VMs",
             code="node-not-admitted",
         )
-    until = record.credential_not_after
-    if until is None or dt.datetime.fromisoformat(until.replace("Z", "+00:00")) <= now:
+    if not _attestation_current(record, now):
         raise ReleaseDenied(
-            f"{node_id}'s attestation is not current (credential until {until}): attest again",
+            f"{node_id}'s attestation is not current (credential until "
+            f"{record.credential_not_after}): attest again",
             code="attestation-expired",
         )
+
+
+def _attestation_current(record: NodeRecord, now: dt.datetime) -> bool:
+    """Whether ``record``'s attestation is current at ``now``: its control-plane credential
+    (issued on it, renewed by each attestation) has not expired."""
+    until = record.credential_not_after
+    return until is not None and now < dt.datetime.fromisoformat(until.replace("Z", "+00:00"))
 
 
 # --- the authority --------------------------------------------------------------------------
@@ -1071,10 +1078,11 @@ class AdmissionAuthority:
         requested_by: str | None = None,
     ) -> Placement:
         """Place confidential VM ``vm`` on ``node`` (which must be admitted: ``Conflict``
-        ``node-not-admitted``), or on the admitted node running the fewest VMs (``Conflict``
-        ``no-admitted-node`` when there is none). ``requested_by`` (the node whose credential
-        asked, on the control plane) is in the ``placed`` event, so that the node's record
-        says who put each VM there."""
+        ``node-not-admitted``, with a current attestation, as key release requires:
+        ``attestation-expired``), or on the admitted node with a current attestation running
+        the fewest VMs (``Conflict`` ``no-admitted-node`` when there is none).
+        ``requested_by`` (the node whose credential asked, on the control plane) is in the
+        ``placed`` event, so that the node's record says who put each VM there."""
         if not isinstance(vm, str) or not _VM.fullmatch(vm):
             raise MalformedInput("a VM name is 1-64 of a-z 0-9 -, starting alphanumeric")
         # One transaction from the node's status to the placement and its event: a quarantine
@@ -1087,12 +1095,23 @@ class AdmissionAuthority:
                         f"{node} is {record.status}: nothing is placed on it",
                         code="node-not-admitted",
                     )
+                if not _attestation_current(record, now):  # no key would reach the VM
+                    raise Conflict(
+                        f"{node}'s attestation is not current (credential until "
+                        f"{record.credential_not_after}): nothing is placed on it",
+                        code="attestation-expired",
+                    )
                 chosen = node
             else:
-                admitted = [r.id for r in self.fleet.records() if r.status == "admitted"]
+                admitted = [
+                    r.id
+                    for r in self.fleet.records()
+                    if r.status == "admitted" and _attestation_current(r, now)
+                ]
                 if not admitted:
                     raise Conflict(
-                        "no node is admitted: nothing can be placed", code="no-admitted-node"
+                        "no node is admitted with a current attestation: nothing can be placed",
+                        code="no-admitted-node",
                     )
                 load = self.state.running()
                 chosen = min(admitted, key=lambda n: (load.get(n, 0), n))

@@ -29,7 +29,8 @@ operator: :func:`ironroot.fleet.check_caller`):
 ``POST /v1/placements``                    (an operator only, ``operator-required`` before
                                            the body is read) JSON ``{"vm": name,
                                            "node"?: id}`` (no other member) → 201 the
-                                           placement, on an admitted node only
+                                           placement, on an admitted node with a current
+                                           attestation only (409 otherwise)
 ``POST /v1/rollouts``                      (a node only: ``node-required``) JSON
                                            ``{"class"?, "wave_size"?, "nodes"?,
                                            "dry_run"?}`` → the rollout's report of the
@@ -93,9 +94,9 @@ the continuous scanner. The servers' TLS certificate is issued by the fleet CA f
 they listen on (unless it is the wildcard ``0.0.0.0`` or ``::``, which no client connects
 to), the ``server_names`` given (DNS names or IP addresses: those clients reach the servers
 by, e.g. behind ``--host 0.0.0.0``; see :func:`_certificate_hosts`) and ``localhost``,
-``127.0.0.1``, valid 7 days, at each start, and renewed
-(a new key and certificate, served to every new connection) once half of that has passed:
-a fleet served for longer than a week stays reachable.
+``127.0.0.1``, valid 7 days (dated 5 minutes back, for clients whose clocks run behind), at
+each start, and renewed (a new key and certificate, served to every new connection) once half
+of that has passed: a fleet served for longer than a week stays reachable.
 """
 
 from __future__ import annotations

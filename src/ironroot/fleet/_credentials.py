@@ -74,7 +74,8 @@ control and data planes run on every request, in this order, each refusal a type
 2. it is for this plane (``RoleNotPermitted`` ``wrong-plane``, 403);
 3. it is inside its validity window at the server's clock (``credential-not-yet-valid``,
    ``credential-expired``);
-4. the store knows it (``credential-unknown``) and it is not revoked (``credential-revoked``);
+4. the store knows it, for the key it certifies (``credential-unknown``), and it is not
+   revoked (``credential-revoked``);
 5. the registry says its node is admitted now (``AdmissionDenied`` ``node-not-admitted``,
    403): a node quarantined by any path — even one that did not revoke — is refused at once.
 
@@ -621,6 +622,13 @@ _KEY_FILE: Final = "ca.key.pem"
 _CERT_FILE: Final = "ca.cert.pem"
 
 
+SERVER_BACKDATE: Final = dt.timedelta(minutes=5)
+"""How far before its issue a fleet server's TLS certificate is dated
+(:meth:`FleetCA.issue_server`): the nodes' clocks are not the server's, and one running behind
+refused a certificate dated from the instant the servers started (or renewed it) as not yet
+valid."""
+
+
 def _ca_certificate(key: PrivateKey, start: dt.datetime) -> x509.Certificate:
     """The fleet CA's self-signed certificate for ``key`` (module docs), valid from ``start``."""
     name = x509.Name(
@@ -802,7 +810,9 @@ class FleetCA:
     def issue_server(
         self, public_key: PublicKey, *, hosts: Sequence[str], now: dt.datetime, days: int = 7
     ) -> bytes:
-        """A TLS server certificate (DER) for ``hosts`` (DNS names or IP addresses)."""
+        """A TLS server certificate (DER) for ``hosts`` (DNS names or IP addresses), valid
+        from :data:`SERVER_BACKDATE` before ``now`` (a client whose clock runs that much
+        behind the server's accepts it at once) to ``days`` after it."""
         start = _utc(now)
         names: list[x509.GeneralName] = []
         for host in hosts:
@@ -814,7 +824,9 @@ class FleetCA:
             raise ConfigError("a server certificate names at least one host")
         subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hosts[0])])
         cert = (
-            self._builder(subject, public_key.raw, start, start + dt.timedelta(days=days))
+            self._builder(
+                subject, public_key.raw, start - SERVER_BACKDATE, start + dt.timedelta(days=days)
+            )
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
             .add_extension(x509.SubjectAlternativeName(names), critical=False)
             .sign(self._key.raw, hashes.SHA384())
@@ -916,6 +928,7 @@ class CredentialStatus:
     not_after: dt.datetime
     revoked_at: dt.datetime | None = None
     reason: str | None = None
+    key_sha256: str | None = None  # the key it certified (:func:`key_digest`), when recorded
 
     @property
     def revoked(self) -> bool:
@@ -1067,16 +1080,25 @@ class CredentialStore:
         return done == 1
 
     def status(self, serial: str) -> CredentialStatus | None:
+        """What the store knows of credential ``serial``, the key it certified included."""
         with self._read() as db:
             row = db.execute(
-                "SELECT serial, node, plane, ear_id, not_after, revoked_at, reason "
-                "FROM credentials WHERE serial = ?",
+                "SELECT c.serial, c.node, c.plane, c.ear_id, c.not_after, c.revoked_at, "
+                "c.reason, k.key_sha256 FROM credentials c "
+                "LEFT JOIN credential_keys k ON k.serial = c.serial WHERE c.serial = ?",
                 (serial,),
             ).fetchone()
         if row is None:
             return None
         return CredentialStatus(
-            row[0], row[1], row[2], row[3], _time(row[4]), _time(row[5]) if row[5] else None, row[6]
+            row[0],
+            row[1],
+            row[2],
+            row[3],
+            _time(row[4]),
+            _time(row[5]) if row[5] else None,
+            row[6],
+            row[7],
         )
 
     def revoked(self, *, now: dt.datetime) -> list[tuple[str, dt.datetime]]:
@@ -1179,7 +1201,15 @@ def check_caller(
             code="credential-expired",
         )
     status = store.status(credential.serial)
-    if status is None or status.node != credential.holder:
+    presented_key = cert.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    # The record is the fleet's word that it issued this credential: its serial, its holder
+    # and the key it certified. A certificate that only shares the serial — made with the
+    # CA's key alone, a leaked copy, without the fleet's database — is not that credential.
+    if (
+        status is None
+        or status.node != credential.holder
+        or status.key_sha256 != key_digest(presented_key)
+    ):
         raise CredentialRejected(
             "the fleet has no record of this credential", code="credential-unknown"
         )

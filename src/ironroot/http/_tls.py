@@ -6,7 +6,8 @@ trusts a private CA with :func:`client_context` (``ca``), and presents its own c
 mutual TLS (``cert``/``key``). Both are checked when they are made — files readable, the key
 matching the certificate — so a wrong path is a one-line ``ConfigError`` at start, not a
 handshake failure at the first request. Standard library ``ssl`` only: TLS 1.2 or newer, the
-library's default ciphers and hostname checking.
+library's default ciphers and hostname checking; a server takes a TLS 1.2 client's ECDHE
+suites with an AEAD cipher only (AES-GCM, ChaCha20-Poly1305: no CBC suite).
 
 A service that checks its clients' certificates itself on every request (the fleet's control
 and data planes: credential status, plane, validity at the service's clock) sets
@@ -32,6 +33,7 @@ from ironroot.errors import ConfigError
 __all__ = ["ServerTls", "client_context"]
 
 _NO_CHECK_TIME: Final = 0x200000  # OpenSSL X509_V_FLAG_NO_CHECK_TIME
+_SERVER_TLS12_CIPHERS: Final = "ECDHE+AESGCM:ECDHE+CHACHA20"
 
 
 def _file(path: Path | str, what: str) -> Path:
@@ -63,6 +65,10 @@ class ServerTls:
         """The server-side context these files make (``ConfigError`` when they do not)."""
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.minimum_version = ssl.TLSVersion.TLSv1_2
+        # Over TLS 1.2, an ECDHE key exchange and an AEAD cipher only (TLS 1.3's suites are
+        # all that): the default list also has the CBC suites with HMAC-SHA-256/384,
+        # MAC-then-encrypt, the construction padding oracles (Lucky13) attack.
+        context.set_ciphers(_SERVER_TLS12_CIPHERS)
         # No TLS 1.2 renegotiation, whatever the OpenSSL build's default (1.1.1 accepts a
         # client's): the client certificate the app authorizes is the handshake's, taken once
         # per connection, and a renegotiation could change it under a kept-alive connection.
