@@ -11,16 +11,24 @@ schema holds bytes that are not UTF-8: SQLite's error message quotes them, and P
 (the monitor's ``<state>.verified``, the witness's ``<state>.cosigned``): JSON, replaced
 atomically, never by anything but its service, under a lock file of its own, holding the
 database's random instance id and, per log origin, the largest tree size and root the service
-acted on (and, for the monitor, the signed note). It is raised after each commit and before
-the service answers, and every read of the database checks it first: a database behind its
-marks, another database's file, or either one without the other is a
-:class:`~ironroot.errors.StorageError`.
+acted on (and, for the monitor, the signed note) and the tally of the evidence it kept of the
+log (``kept``: the monitor's fork proofs, the witness's evidence rows; :class:`Kept`, a count
+and a running SHA-256 over the rows in the order they were kept). It is raised after each
+commit and before the service answers, and every read of the database's state checks it
+first: a database behind its marks, one that holds fewer evidence rows of a log than were
+tallied or others in their place, another database's file, or either one without the other
+is a :class:`~ironroot.errors.StorageError`. A database ahead of its file (a service killed
+between its commit and the file) raises the file as it is opened: its trees, and its evidence
+where the rows begin with the ones tallied. A file written before tallies were kept (no
+``kept``) is read as before and gains them as it is opened.
 
 :class:`LatestStore` is what such a service's store (the monitor's, the witness's) is built
 on: one table holding, per log origin, the latest tree it acted on, read only after its
 high-water marks and checked against them, and advanced by one compare-and-set transaction
-(``BEGIN IMMEDIATE``) that the marks are raised after. Each store says how a row is read and
-checked, what it compares the stored row against and how its errors are worded.
+(``BEGIN IMMEDIATE``) that the marks are raised after; and one table of evidence, only ever
+added to, by one transaction that checks the log's evidence against its tally first and
+raises the tally after. Each store says how a row is read and checked, what it compares the
+stored row against and how its errors are worded.
 """
 
 from __future__ import annotations
@@ -29,13 +37,14 @@ import base64
 import binascii
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 import secrets
 import sqlite3
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Final, Generic, Protocol, TypeVar
@@ -43,11 +52,12 @@ from typing import ClassVar, Final, Generic, Protocol, TypeVar
 from ironroot._fileio import write_atomic
 from ironroot.errors import StorageError
 
-__all__ = ["HighWater", "LatestStore", "Mark", "immediate", "open_state_db"]
+__all__ = ["HighWater", "Kept", "LatestStore", "Mark", "immediate", "open_state_db"]
 
 _MAX_HIGH_WATER_BYTES: Final = 16 * 1024 * 1024
 _HASH: Final = 32
 _ROLLED_BACK: Final = "rolled back or swapped, and cannot be trusted"
+_KEPT_LABEL: Final = b"ironroot kept evidence\x00"
 
 
 def open_state_db(
@@ -115,6 +125,59 @@ class Mark:
     note: bytes | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Kept:
+    """The evidence a service kept of a log (the monitor's fork proofs, the witness's evidence
+    rows): how many rows, and the running digest of them in the order they were kept
+    (:meth:`of`)."""
+
+    count: int
+    digest: bytes
+
+    @classmethod
+    def of(cls, rows: Iterable[bytes]) -> Kept:
+        """The tally of the rows whose :func:`row_digest` are ``rows``, first kept first: the
+        digest starts as 32 zero bytes and each row folds in as
+        ``SHA-256("ironroot kept evidence\\0" || digest || row digest)``."""
+        count, digest = 0, bytes(_HASH)
+        for row in rows:
+            count += 1
+            digest = hashlib.sha256(_KEPT_LABEL + digest + row).digest()
+        return cls(count, digest)
+
+
+def row_digest(row: Iterable[object]) -> bytes:
+    """The SHA-256 of a stored row's values (each tagged with its type and length): what a
+    :class:`Kept` tally folds in."""
+    out = hashlib.sha256()
+    for value in row:
+        if isinstance(value, bytes):
+            tag, data = b"b", value
+        elif isinstance(value, str):
+            tag, data = b"s", value.encode("utf-8", "surrogatepass")
+        elif isinstance(value, int):
+            tag, data = b"i", str(value).encode()
+        elif value is None:
+            tag, data = b"n", b""
+        else:
+            tag, data = b"f", repr(value).encode()
+        out.update(tag + len(data).to_bytes(8, "big") + data)
+    return out.digest()
+
+
+@dataclass(frozen=True, slots=True)
+class _File:
+    """A high-water file as read: whether a first binding wrote it before it stored its
+    instance in the database (``binding``), and whether it has the ``kept`` member (a file
+    written before it has none, and gains it)."""
+
+    instance: str
+    marks: dict[str, Mark]
+    kept: dict[str, Kept]
+    binding: bool
+    has_kept: bool
+
+
 class HighWater:
     """The high-water file of a state database (module docs).
 
@@ -122,7 +185,9 @@ class HighWater:
     ("verified", "cosigned"); ``database`` and ``shown`` are how messages name the database
     and this file (a witness names no directory: anyone may send what it answers);
     ``consequence`` ends the refusal of a state behind its mark; ``notes`` says whether marks
-    carry their note, which ``check`` (if given) verifies as each mark is read."""
+    carry their note, which ``check`` (if given) verifies as each mark is read. ``evidence``
+    names the rows of evidence the service keeps ("fork proofs"), whose tally per log is
+    kept here too, and ``lost`` ends the refusal of a database that lost some."""
 
     def __init__(
         self,
@@ -133,6 +198,8 @@ class HighWater:
         database: str,
         shown: str,
         consequence: str,
+        evidence: str,
+        lost: str,
         notes: bool = False,
         check: Callable[[str, Mark], None] | None = None,
     ) -> None:
@@ -142,6 +209,8 @@ class HighWater:
         self._database = database
         self._shown = shown
         self._consequence = consequence
+        self._evidence = evidence
+        self._lost = lost
         self._notes = notes
         self._check = check
 
@@ -164,11 +233,10 @@ class HighWater:
         """(instance, {origin: mark}); ``None`` if there is no file; :class:`StorageError` if
         it is not one the service wrote."""
         found = self._read()
-        return None if found is None else (found[0], found[1])
+        return None if found is None else (found.instance, found.marks)
 
-    def _read(self) -> tuple[str, dict[str, Mark], bool] | None:
-        """:meth:`read`, and whether the file is one a first binding wrote before it stored
-        its instance in the database (``binding``)."""
+    def _read(self) -> _File | None:
+        """The file as read (``None``: there is none)."""
         where = self._shown
         try:
             with open(self.path, "rb") as file:
@@ -184,31 +252,48 @@ class HighWater:
             instance = value["instance"]
             logs = value["logs"]
             binding = value.get("binding", False)
+            has_kept = "kept" in value
+            tallies = value.get("kept", {})
             if not (
                 isinstance(instance, str)
                 and instance
                 and isinstance(logs, dict)
                 and isinstance(binding, bool)
+                and isinstance(tallies, dict)
             ):
                 raise TypeError("not a high-water file")
             marks: dict[str, Mark] = {}
             for origin, mark in logs.items():
                 size = mark["size"]
-                if not (isinstance(size, int) and not isinstance(size, bool) and size >= 0):
+                if not _count(size):
                     raise TypeError("not a size")
                 root = base64.b64decode(mark["root"], validate=True)
                 if len(root) != _HASH:
                     raise TypeError("not a root")
                 note = base64.b64decode(mark["note"], validate=True) if self._notes else None
                 marks[origin] = Mark(size, root, note)
+            kept: dict[str, Kept] = {}
+            for origin, tally in tallies.items():
+                count = tally["count"]
+                digest = base64.b64decode(tally["digest"], validate=True)
+                if not (_count(count) and len(digest) == _HASH):
+                    raise TypeError("not a tally")
+                kept[origin] = Kept(count, digest)
         except (ValueError, KeyError, TypeError, RecursionError, binascii.Error) as exc:
             raise StorageError(f"the high-water file {where} is malformed") from exc
         if self._check is not None:
             for origin, found in marks.items():
                 self._check(origin, found)
-        return instance, marks, binding
+        return _File(instance, marks, kept, binding, has_kept)
 
-    def write(self, instance: str, marks: dict[str, Mark], *, binding: bool = False) -> None:
+    def write(
+        self,
+        instance: str,
+        marks: dict[str, Mark],
+        kept: dict[str, Kept] | None = None,
+        *,
+        binding: bool = False,
+    ) -> None:
         logs: dict[str, dict[str, object]] = {}
         for origin, mark in sorted(marks.items()):
             entry: dict[str, object] = {
@@ -218,7 +303,11 @@ class HighWater:
             if self._notes:
                 entry["note"] = base64.b64encode(mark.note or b"").decode("ascii")
             logs[origin] = entry
-        doc: dict[str, object] = {"instance": instance, "logs": logs}
+        tallies = {
+            origin: {"count": tally.count, "digest": base64.b64encode(tally.digest).decode("ascii")}
+            for origin, tally in sorted((kept or {}).items())
+        }
+        doc: dict[str, object] = {"instance": instance, "logs": logs, "kept": tallies}
         if binding:
             doc["binding"] = True
         data = json.dumps(doc, indent=1).encode()
@@ -236,29 +325,36 @@ class HighWater:
         create: Callable[[str], str],
         empty: Callable[[], bool],
         caught_up: Callable[[dict[str, Mark]], dict[str, Mark]],
+        kept_up: Callable[[dict[str, Kept]], dict[str, Kept]],
     ) -> str:
         """The database's instance, once it and this file are known to belong together.
 
         ``stored`` reads the database's instance ("" without one); ``create`` stores the
         instance given unless it has one, and returns the one stored; ``empty`` says whether
         the database has acted on nothing yet; ``caught_up`` raises marks to the database's
-        rows ahead of them (a service killed between its commit and its mark). A database
+        rows ahead of them (a service killed between its commit and its mark), and
+        ``kept_up`` the evidence tallies to the rows kept after them. A database
         with neither instance nor file (new, or older than them) gets both: the file first,
         marked ``binding``, then the instance, then the file without the mark; one with
         nothing acted on gets its file (a first open cut short before it). A database without
         an instance beside a ``binding`` file is one whose first open was cut short between
         the file and the commit: it takes the file's instance when it is exactly at the
-        file's marks. Any other file beside a database without an instance is refused
-        (another database's file, or the database rolled back)."""
+        file's marks and tallies. Any other file beside a database without an instance is
+        refused (another database's file, or the database rolled back). A file written
+        before evidence tallies gains them."""
         with self.lock():
             instance = stored()
             found = self._read()
             if not instance:
                 if found is None:
                     instance = secrets.token_hex(16)
-                    self.write(instance, caught_up({}), binding=True)
-                elif found[2] and found[1] == caught_up({}):
-                    instance = found[0]  # its binding was cut short before the commit
+                    self.write(instance, caught_up({}), kept_up({}), binding=True)
+                elif (
+                    found.binding
+                    and found.marks == caught_up({})
+                    and (not found.has_kept or found.kept == kept_up({}))
+                ):
+                    instance = found.instance  # its binding was cut short before the commit
                 else:
                     raise StorageError(
                         f"the {self._what} database {self._database} has no instance but a "
@@ -271,47 +367,67 @@ class HighWater:
                         f"the {self._what} database {self._database} took another instance "
                         "while it was bound"
                     )
-                self.write(instance, caught_up({}))
+                self.write(instance, caught_up({}), kept_up({}))
                 return instance
             if found is None:
                 if empty():
-                    self.write(instance, {})
+                    self.write(instance, {}, {})
                     return instance
                 raise StorageError(
                     f"the high-water file {self._shown} of the {self._what} database "
                     f"{self._database} is missing: its state may have been {_ROLLED_BACK}"
                 )
-            if found[0] != instance:
+            if found.instance != instance:
                 raise StorageError(
                     f"the {self._what} database {self._database} is not the one its high-water "
                     f"file {self._shown} was written for (another {self._what}'s file, or "
                     f"swapped): its state was {_ROLLED_BACK}"
                 )
-            marks = caught_up(found[1])
-            if marks != found[1] or found[2]:  # behind, or a binding cut short after its commit
-                self.write(instance, marks)
+            marks = caught_up(found.marks)
+            kept = kept_up(found.kept)
+            # behind, a binding cut short after its commit, or a file older than tallies
+            if marks != found.marks or kept != found.kept or found.binding or not found.has_kept:
+                self.write(instance, marks, kept)
             return instance
 
-    def marks(self, instance: str) -> dict[str, Mark]:
-        """The marks, read before the database (they are written after it): the file must be
-        there and be this database's."""
-        found = self.read()
-        if found is None or found[0] != instance:
+    def _mine(self, instance: str) -> _File:
+        """The file, read before the database (it is written after it): it must be there and
+        be this database's."""
+        found = self._read()
+        if found is None or found.instance != instance:
             raise StorageError(
                 f"the high-water file {self._shown} of the {self._what} database "
                 f"{self._database} went missing or was replaced: its state may have been "
                 f"{_ROLLED_BACK}"
             )
-        return found[1]
+        return found
+
+    def marks(self, instance: str) -> dict[str, Mark]:
+        """The marks, read before the database (they are written after it): the file must be
+        there and be this database's."""
+        return self._mine(instance).marks
+
+    def watermarks(self, instance: str) -> tuple[dict[str, Mark], dict[str, Kept]]:
+        """:meth:`marks` and the evidence tallies, read at once."""
+        found = self._mine(instance)
+        return found.marks, found.kept
 
     def raise_to(self, instance: str, origin: str, mark: Mark) -> None:
         """Record ``mark`` (just committed) as ``origin``'s if it is larger."""
         with self.lock():
-            marks = self.marks(instance)
-            kept = marks.get(origin)
+            found = self._mine(instance)
+            kept = found.marks.get(origin)
             if kept is None or kept.size < mark.size:
-                marks[origin] = mark
-                self.write(instance, marks)
+                self.write(instance, {**found.marks, origin: mark}, found.kept)
+
+    def raise_kept(self, instance: str, origin: str, tally: Kept) -> None:
+        """Record ``tally`` (of the evidence of ``origin`` just committed) if it counts more
+        rows than the one recorded."""
+        with self.lock():
+            found = self._mine(instance)
+            kept = found.kept.get(origin)
+            if kept is None or kept.count < tally.count:
+                self.write(instance, found.marks, {**found.kept, origin: tally})
 
     def mark(self, size: int, root: bytes, note: bytes) -> Mark:
         """The mark of a tree acted on (with its note where this file keeps notes)."""
@@ -330,6 +446,43 @@ class HighWater:
                 f"the state was {_ROLLED_BACK}; {self._consequence}"
             )
 
+    def check_kept(self, origin: str, rows: list[bytes], kept: dict[str, Kept]) -> None:
+        """:class:`StorageError` if the evidence of ``origin`` the database holds (``rows``:
+        each one's :func:`row_digest`, first kept first) is not the one tallied, or more:
+        fewer rows, or others in their place."""
+        tally = kept.get(origin)
+        if tally is None:
+            return
+        if len(rows) < tally.count:
+            lost = f"holds {len(rows)} {self._evidence} of {origin}, but {tally.count} were kept"
+        elif Kept.of(rows[: tally.count]) != tally:
+            lost = f"holds other {self._evidence} of {origin} than the {tally.count} kept"
+        else:
+            return
+        raise StorageError(
+            f"the {self._what} database {self._database} {lost} (its high-water file "
+            f"{self._shown}): the state was {_ROLLED_BACK}; {self._lost}"
+        )
+
+    @staticmethod
+    def kept_up(kept: dict[str, Kept], rows: dict[str, list[bytes]]) -> dict[str, Kept]:
+        """``kept`` raised to the evidence the database holds (``rows``: per origin, each
+        one's :func:`row_digest`, first kept first) where it holds more rows that begin with
+        the ones tallied (a service killed between its commit and its tally); a database
+        that lost some, or holds others, is left to be refused as it is read."""
+        out = dict(kept)
+        for origin, found in rows.items():
+            tally = out.get(origin)
+            if tally is None or (
+                len(found) > tally.count and Kept.of(found[: tally.count]) == tally
+            ):
+                out[origin] = Kept.of(found)
+        return out
+
+
+def _count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
 
 class _Latest(Protocol):
     """A row of a :class:`LatestStore`: a log's latest tree, with its signed note."""
@@ -345,6 +498,7 @@ class _Latest(Protocol):
 
 
 _R = TypeVar("_R", bound=_Latest)
+_T = TypeVar("_T")
 
 
 class LatestStore(ABC, Generic[_R]):
@@ -355,10 +509,15 @@ class LatestStore(ABC, Generic[_R]):
     A store names that table and the ``_COLUMNS`` a row is read with (``origin`` first),
     reads and checks a row (:meth:`_row`: :class:`StorageError` for one the service could not
     have written) and words a failure of SQLite (:meth:`_read_failed`, :meth:`_write_failed`).
-    ``water`` makes the high-water file of the database at the path given."""
+    ``water`` makes the high-water file of the database at the path given. It names too the
+    table ``_KEPT`` of the evidence it keeps (rows only ever added, by :meth:`_keep`) and the
+    ``_KEPT_COLUMNS`` a row's digest covers (``id, origin`` first): their tally per origin is
+    in the high-water file, checked wherever a mark is."""
 
     _TABLE: ClassVar[str]
     _COLUMNS: ClassVar[str]
+    _KEPT: ClassVar[str]
+    _KEPT_COLUMNS: ClassVar[str]
 
     def __init__(
         self,
@@ -380,8 +539,9 @@ class LatestStore(ABC, Generic[_R]):
                 self._instance = self._water.bind(
                     stored=self._stored_instance,
                     create=self._create_instance,
-                    empty=lambda: not self._query(f"SELECT 1 FROM {self._TABLE} LIMIT 1"),  # noqa: S608
+                    empty=self._empty,
                     caught_up=self._caught_up,
+                    kept_up=lambda kept: HighWater.kept_up(kept, self._kept_rows(self._query)),
                 )
             except BaseException:
                 self._db.close()
@@ -407,6 +567,35 @@ class LatestStore(ABC, Generic[_R]):
         except sqlite3.Error as exc:
             raise self._read_failed(exc) from exc
 
+    def _empty(self) -> bool:
+        """Whether the database has acted on nothing (no tree, no evidence)."""
+        return not any(
+            self._query(f"SELECT 1 FROM {table} LIMIT 1")  # noqa: S608
+            for table in (self._TABLE, self._KEPT)
+        )
+
+    def _kept_rows(
+        self,
+        query: Callable[[str, tuple[object, ...]], list[tuple[object, ...]]],
+        origin: str | None = None,
+    ) -> dict[str, list[bytes]]:
+        """The evidence kept (of ``origin``, or all), per origin: each row's
+        :func:`row_digest`, first kept first (a row whose origin is not text is left to be
+        refused as it is read)."""
+        where, args = ("", ()) if origin is None else (" WHERE origin = ?", (origin,))
+        out: dict[str, list[bytes]] = {}
+        for row in query(
+            f"SELECT {self._KEPT_COLUMNS} FROM {self._KEPT}{where} ORDER BY id",  # noqa: S608
+            args,
+        ):
+            if isinstance(row[1], str):
+                out.setdefault(row[1], []).append(row_digest(row))
+        return out
+
+    def _in_transaction(self, sql: str, args: tuple[object, ...]) -> list[tuple[object, ...]]:
+        """A query of the transaction under way (its lock held)."""
+        return list(self._db.execute(sql, args).fetchall())
+
     def _stored_instance(self) -> str:
         rows = self._query("SELECT value FROM meta WHERE key = 'instance'")
         return str(rows[0][0]) if rows else ""
@@ -431,9 +620,16 @@ class LatestStore(ABC, Generic[_R]):
                 out[stored.origin] = self._water.mark(stored.size, stored.root, stored.note)
         return out
 
-    def _marks(self) -> dict[str, Mark]:
-        """The high-water marks, read before the database (they are written after it)."""
-        return {} if self._water is None else self._water.marks(self._instance)
+    def _marks(self) -> tuple[dict[str, Mark], dict[str, Kept]]:
+        """The high-water marks and evidence tallies, read before the database (they are
+        written after it)."""
+        return ({}, {}) if self._water is None else self._water.watermarks(self._instance)
+
+    def _check_kept(self, origin: str, rows: dict[str, list[bytes]], kept: dict[str, Kept]) -> None:
+        """:class:`StorageError` if the evidence of ``origin`` in ``rows`` lost some of its
+        tally."""
+        if self._water is not None:
+            self._water.check_kept(origin, rows.get(origin, []), kept)
 
     def _check_mark(self, origin: str, stored: _R | None, marks: dict[str, Mark]) -> None:
         """:class:`StorageError` if ``stored`` (``None``: no row) is behind its mark."""
@@ -447,24 +643,30 @@ class LatestStore(ABC, Generic[_R]):
 
     def _latest(self, origin: str) -> _R | None:
         """The stored tree of ``origin`` (``None``: none), once checked against its mark."""
-        marks = self._marks()
+        marks, kept = self._marks()
         rows = self._query(
             f"SELECT {self._COLUMNS} FROM {self._TABLE} WHERE origin = ?",  # noqa: S608
             (origin,),
         )
         stored = self._row(rows[0]) if rows else None
         self._check_mark(origin, stored, marks)
+        if origin in kept:
+            self._check_kept(origin, self._kept_rows(self._query, origin), kept)
         return stored
 
     def _all_latest(self) -> list[_R]:
-        """Every stored tree, by origin, once each mark is checked (an origin marked but
-        missing too)."""
-        marks = self._marks()
+        """Every stored tree, by origin, once each mark and evidence tally is checked (an
+        origin marked but missing too)."""
+        marks, kept = self._marks()
         rows = self._query(f"SELECT {self._COLUMNS} FROM {self._TABLE} ORDER BY origin")  # noqa: S608
         stored = [self._row(r) for r in rows]
         found = {s.origin: s for s in stored}
         for origin in marks:
             self._check_mark(origin, found.get(origin), marks)
+        if kept:
+            evidence = self._kept_rows(self._query)
+            for origin in kept:
+                self._check_kept(origin, evidence, kept)
         return stored
 
     def _advance(
@@ -475,9 +677,10 @@ class LatestStore(ABC, Generic[_R]):
         write: Callable[[sqlite3.Connection], None],
     ) -> None:
         """In one ``BEGIN IMMEDIATE`` transaction: read the stored tree of ``new.origin``,
-        check it against its mark, let ``expect`` raise if it is not the one the caller
-        started from, and ``write`` the new one; then raise the mark to ``new``."""
-        marks = self._marks()
+        check it and the evidence of its log against their marks, let ``expect`` raise if it
+        is not the one the caller started from, and ``write`` the new one; then raise the mark
+        to ``new``."""
+        marks, kept = self._marks()
         try:
             with self._lock, immediate(self._db):
                 row = self._db.execute(
@@ -486,6 +689,9 @@ class LatestStore(ABC, Generic[_R]):
                 ).fetchone()
                 current = None if row is None else self._row(row)
                 self._check_mark(new.origin, current, marks)
+                if new.origin in kept:
+                    rows = self._kept_rows(self._in_transaction, new.origin)
+                    self._check_kept(new.origin, rows, kept)
                 expect(current)
                 write(self._db)
         except sqlite3.Error as exc:
@@ -494,6 +700,24 @@ class LatestStore(ABC, Generic[_R]):
             self._water.raise_to(
                 self._instance, new.origin, self._water.mark(new.size, new.root, new.note)
             )
+
+    def _keep(self, origin: str, write: Callable[[sqlite3.Connection], tuple[_T, bool]]) -> _T:
+        """In one ``BEGIN IMMEDIATE`` transaction: check the evidence of ``origin`` against
+        its tally, and let ``write`` keep a row of it in ``_KEPT`` (what it returns, and
+        whether it added one); then, if it did, raise the tally to the rows kept."""
+        _, kept = self._marks()
+        try:
+            with self._lock, immediate(self._db):
+                rows = self._kept_rows(self._in_transaction, origin)
+                self._check_kept(origin, rows, kept)
+                out, added = write(self._db)
+                if added:
+                    tally = Kept.of(self._kept_rows(self._in_transaction, origin).get(origin, []))
+        except sqlite3.Error as exc:
+            raise self._write_failed(exc) from exc
+        if added and self._water is not None:
+            self._water.raise_kept(self._instance, origin, tally)
+        return out
 
     def close(self) -> None:
         with self._lock:

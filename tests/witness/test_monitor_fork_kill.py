@@ -7,16 +7,18 @@ reported again under that one proof."""
 
 from __future__ import annotations
 
+import json
 import shutil
+import sqlite3
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from witness_testkit import LogFetcher, entries, grown
+from witness_testkit import ORIGIN, LogFetcher, entries, grown
 
 from ironroot.crypto import Algorithm, PrivateKey
-from ironroot.errors import ForkDetected
+from ironroot.errors import ForkDetected, StorageError
 from ironroot.monitor import Monitor, MonitorStore
 from kill_points import KILLER, SQLITE_COMMITS, run_killer, some_points
 from scratch import in_memory
@@ -121,3 +123,61 @@ def test_a_fork_reported_before_a_kill_keeps_its_proof(tmp_path: Path) -> None:
             assert len(store.forks()) == 1, folder.name  # reported again under the one proof
         finally:
             store.close()
+
+
+def test_a_kill_between_the_fork_s_commit_and_its_tally_raises_the_tally(tmp_path: Path) -> None:
+    """Killed right after each commit: the one after the fork proof's commit leaves a proof
+    the high-water file does not tally yet. The next open raises the tally (no alarm: nothing
+    was lost), and from then on the proof cannot be lost without a word."""
+    log_key = PrivateKey.generate(Algorithm.ED25519)
+    honest = grown(log_key, entries(6))
+    template = tmp_path / "template"
+    template.mkdir()
+    (template / "log.pem").write_bytes(log_key.to_pem())
+    store = MonitorStore(template / "m.db")
+    try:
+        Monitor(store).check("a", LogFetcher(honest), honest.note_verifiers)
+    finally:
+        store.close()
+    killer, script = tmp_path / "killer.py", tmp_path / "monitor-step.py"
+    killer.write_text(KILLER)
+    script.write_text(_SCRIPT)
+    commits, whole = tmp_path / "commits", tmp_path / "whole"
+    shutil.copytree(template, whole)
+    assert _run(killer, script, whole, IRONROOT_TEST_KILL_COMMITS=str(commits)) == 0
+    between = []
+    for k in range(1, int(commits.read_text()) + 1):
+        folder = tmp_path / f"kill-{k}"
+        shutil.copytree(template, folder)
+        env = {"IRONROOT_TEST_KILL_COMMIT": str(k), "IRONROOT_TEST_KILL_COMMIT_AFTER": "1"}
+        assert _run(killer, script, folder, **env) == -9, env
+        db = sqlite3.connect(folder / "m.db")
+        (forks,) = db.execute("SELECT count(*) FROM forks").fetchone()
+        db.close()
+        if forks and ORIGIN not in _tallies(folder / "m.db"):
+            between.append(folder)
+        store = MonitorStore(folder / "m.db")
+        try:
+            assert [s.size for s in store.states()] == [6], folder.name
+            assert len(store.forks()) == forks, folder.name
+        finally:
+            store.close()
+        assert _tallies(folder / "m.db").get(ORIGIN, {"count": 0})["count"] == forks
+    assert between  # the kill landed between the proof's commit and its tally
+    for folder in between:
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{folder / 'm.db'}{suffix}").unlink(missing_ok=True)
+        shutil.copy(template / "m.db", folder / "m.db")  # restored from before the fork
+        store = MonitorStore(folder / "m.db")
+        try:
+            with pytest.raises(StorageError, match="holds 0 fork proofs") as lost:
+                store.states()
+            assert lost.value.code == "storage"
+        finally:
+            store.close()
+
+
+def _tallies(path: Path) -> dict[str, dict[str, object]]:
+    kept = json.loads(Path(f"{path}.verified").read_text()).get("kept", {})
+    assert isinstance(kept, dict)
+    return kept

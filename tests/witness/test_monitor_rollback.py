@@ -137,6 +137,11 @@ def test_a_state_without_its_high_water_file_is_refused(
         '{"instance": "", "logs": {}}',
         '{"instance": "x", "logs": {"o": {"size": -1, "root": "", "note": ""}}}',
         '{"instance": "x", "logs": {"o": {"size": 1, "root": "!!", "note": ""}}}',
+        '{"instance": "x", "logs": {}, "kept": []}',
+        '{"instance": "x", "logs": {}, "kept": {"o": {"count": -1, "digest": ""}}}',
+        '{"instance": "x", "logs": {}, "kept": {"o": {"count": true, "digest": ""}}}',
+        '{"instance": "x", "logs": {}, "kept": {"o": {"count": 1, "digest": "AAAA"}}}',
+        '{"instance": "x", "logs": {}, "kept": {"o": {"count": 1}}}',
         "[" * 5000,
     ],
 )

@@ -7,7 +7,9 @@ the fork sent again after the restart is answered ``ForkDetected`` again."""
 
 from __future__ import annotations
 
+import json
 import shutil
+import sqlite3
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +18,7 @@ import pytest
 from witness_testkit import ORIGIN, entries, grown, make_witness
 
 from ironroot.crypto import Algorithm, PrivateKey
-from ironroot.errors import ForkDetected
+from ironroot.errors import ForkDetected, StorageError
 from ironroot.log import Log
 from ironroot.witness import AddCheckpoint, SqliteWitnessStore, Witness
 from kill_points import KILLER, SQLITE_COMMITS, run_killer, some_points
@@ -167,3 +169,61 @@ def test_a_fork_answered_before_a_kill_keeps_its_evidence(
             assert len([e for e in witness.store.evidence() if e.kind == "fork"]) == 1
         finally:
             witness.close()
+
+
+def test_a_kill_between_the_evidence_s_commit_and_its_tally_raises_the_tally(
+    tmp_path: Path, log_key: PrivateKey
+) -> None:
+    """Killed right after each commit: the one after the fork's evidence committed leaves
+    evidence the high-water file does not tally yet. The next open raises the tally (no
+    alarm: nothing was lost), and from then on the evidence cannot be lost without a word."""
+    honest = grown(log_key, entries(5), entries(6, 5))
+    forked = grown(log_key, entries(5), entries(6, 5, tag=b"evil"))
+    template = tmp_path / "template"
+    _template(template, log_key, honest, AddCheckpoint(11, (), forked.checkpoint()).encode())
+    killer, script = tmp_path / "killer.py", tmp_path / "witness-step.py"
+    killer.write_text(KILLER)
+    script.write_text(_SCRIPT)
+    commits, whole = tmp_path / "commits", tmp_path / "whole"
+    shutil.copytree(template, whole)
+    assert _run(killer, script, whole, IRONROOT_TEST_KILL_COMMITS=str(commits)) == 0
+    between = []
+    for k in range(1, int(commits.read_text()) + 1):
+        folder = tmp_path / f"kill-{k}"
+        shutil.copytree(template, folder)
+        env = {"IRONROOT_TEST_KILL_COMMIT": str(k), "IRONROOT_TEST_KILL_COMMIT_AFTER": "1"}
+        assert _run(killer, script, folder, **env) == -9, env
+        path = folder / "witness.sqlite3"
+        db = sqlite3.connect(path)
+        (kept,) = db.execute("SELECT count(*) FROM evidence").fetchone()
+        db.close()
+        if kept and ORIGIN not in _tallies(path):
+            between.append(folder)
+        store = SqliteWitnessStore(path)
+        try:
+            latest = store.latest(ORIGIN)
+            assert latest is not None
+            assert latest.size == 11, folder.name
+            assert len(store.evidence()) == kept, folder.name
+        finally:
+            store.close()
+        assert _tallies(path).get(ORIGIN, {"count": 0})["count"] == kept
+    assert between  # the kill landed between the evidence's commit and its tally
+    for folder in between:
+        path = folder / "witness.sqlite3"
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        shutil.copy(template / "witness.sqlite3", path)  # restored from before the fork
+        store = SqliteWitnessStore(path)
+        try:
+            with pytest.raises(StorageError, match="holds 0 evidence rows") as lost:
+                store.latest(ORIGIN)
+            assert lost.value.code == "storage"
+        finally:
+            store.close()
+
+
+def _tallies(path: Path) -> dict[str, dict[str, object]]:
+    kept = json.loads(Path(f"{path}.cosigned").read_text()).get("kept", {})
+    assert isinstance(kept, dict)
+    return kept

@@ -6,6 +6,7 @@ thing a witness must never do (c2sp.org/tlog-witness)."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import sqlite3
 from pathlib import Path
@@ -17,7 +18,7 @@ import http_calls
 from ironroot.cli import main
 from ironroot.cose import Problem
 from ironroot.crypto import Algorithm, PrivateKey
-from ironroot.errors import StorageError
+from ironroot.errors import ForkDetected, InconsistentCheckpoint, StorageError
 from ironroot.log import Checkpoint, Log, Note
 from ironroot.witness import (
     AddCheckpoint,
@@ -364,3 +365,95 @@ def test_a_binding_cut_short_beside_a_database_not_at_its_marks_is_refused(
     with pytest.raises(StorageError, match="has no instance but a high-water file") as info:
         SqliteWitnessStore(path)
     assert type(info.value) is StorageError
+
+
+def _refuse(path: Path, log_key: PrivateKey, key: PrivateKey, body: bytes, kind: str) -> None:
+    witness = _open(path, log_key, key)
+    try:
+        with pytest.raises(ForkDetected if kind == "fork" else InconsistentCheckpoint):
+            witness.add_checkpoint(body)
+    finally:
+        witness.close()
+
+
+def _kept(path: Path) -> object:
+    return json.loads(Path(f"{path}.cosigned").read_text()).get("kept")
+
+
+@pytest.mark.parametrize("kind", ["fork", "inconsistent"])
+@pytest.mark.parametrize("how", ["backup", "row deleted"])
+def test_a_state_that_lost_its_evidence_is_refused(
+    tmp_path: Path, log_key: PrivateKey, honest: Log, forked: Log, kind: str, how: str
+) -> None:
+    """Cosigned the honest 11 (a backup taken), then refused a fork (or a garbled proof) and
+    kept its evidence; the backup restored. The old witness went on without a word: the
+    evidence that the log forked was gone, and its state was the one cosigned still."""
+    key = PrivateKey.generate(Algorithm.ED25519)
+    path = tmp_path / "witness.sqlite3"
+    _cosign(path, log_key, key, AddCheckpoint(0, (), honest.checkpoint_at(5)).encode())
+    proof = tuple(honest.consistency_proof(5, 11))
+    _cosign(path, log_key, key, AddCheckpoint(5, proof, honest.checkpoint()).encode())
+    _copy(path, tmp_path / "backup")
+    if kind == "fork":
+        refused = AddCheckpoint(11, (), forked.checkpoint())
+    else:
+        grown_more = grown(log_key, entries(5), entries(6, 5), entries(2, 11))
+        refused = AddCheckpoint(11, (bytes(32),), grown_more.checkpoint())
+    _refuse(path, log_key, key, refused.encode(), kind)
+    kept = _kept(path)
+    if how == "backup":
+        _copy(tmp_path / "backup", path)
+    else:
+        db = sqlite3.connect(path)
+        db.execute("DELETE FROM evidence")
+        db.commit()
+        db.close()
+    witness = _open(path, log_key, key)
+    try:
+        with pytest.raises(
+            StorageError,
+            match=rf"the witness database witness.sqlite3 holds 0 evidence rows of {ORIGIN}, but "
+            r"1 were kept \(its high-water file witness.sqlite3.cosigned\): the state was "
+            r"rolled back or swapped, and cannot be trusted; the evidence that the log forked "
+            "would be gone without a word",
+        ) as lost:
+            witness.latest(ORIGIN)
+        assert lost.value.code == "storage"
+        with pytest.raises(StorageError, match="evidence rows"):
+            witness.add_checkpoint(refused.encode())  # nor kept again over the lost one
+        with pytest.raises(StorageError, match="evidence rows"):
+            witness.store.all_latest()
+    finally:
+        witness.close()
+    assert _kept(path) == kept
+
+
+def test_evidence_kept_is_tallied_and_an_older_high_water_file_gains_it(
+    tmp_path: Path, log_key: PrivateKey, honest: Log, forked: Log
+) -> None:
+    """The positive path: the tally is raised as the evidence is kept, a replay keeps nothing
+    and leaves it; a high-water file written before tallies (no ``kept``) is read as before
+    and gains it."""
+    key = PrivateKey.generate(Algorithm.ED25519)
+    path = tmp_path / "witness.sqlite3"
+    _cosign(path, log_key, key, AddCheckpoint(0, (), honest.checkpoint_at(11)).encode())
+    assert _kept(path) == {}
+    fork = AddCheckpoint(11, (), forked.checkpoint()).encode()
+    _refuse(path, log_key, key, fork, "fork")
+    kept = _kept(path)
+    assert isinstance(kept, dict)
+    assert kept[ORIGIN]["count"] == 1
+    _refuse(path, log_key, key, fork, "fork")  # replayed: evidence kept once
+    assert _kept(path) == kept
+    old = json.loads(Path(f"{path}.cosigned").read_text())
+    del old["kept"]
+    Path(f"{path}.cosigned").write_text(json.dumps(old))
+    store = SqliteWitnessStore(path)
+    try:
+        latest = store.latest(ORIGIN)
+        assert latest is not None
+        assert latest.size == 11
+        assert len(store.evidence()) == 1
+    finally:
+        store.close()
+    assert _kept(path) == kept

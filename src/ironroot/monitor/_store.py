@@ -40,14 +40,20 @@ in its place) holds only rows that could have been written here, so nothing in i
 What can is the **high-water file** beside it, ``<state>.verified`` (JSON, replaced atomically,
 never by SQLite): the random ``instance`` the database was created with (its
 ``meta('instance')``) and, per origin, the largest checkpoint verified (size, root, signed
-note). It is written after each advance commits (so it is never ahead of the database but for a
-rollback; a monitor killed in between leaves it behind, and the next open raises it), and every
-read of a log's state checks it first: a state smaller than the high-water mark of its origin,
-another root at its size, an origin it holds that the database lacks, another instance's file,
-or a database that verified a checkpoint and has an instance but no high-water file beside it
-is :class:`StorageError` (the monitor stops; ``monitor status`` fails too): a rolled-back state
-would otherwise accept a checkpoint that extends an older one but not the one verified last (a
-fork), and read again what it read before. Its limits: a state file is bound to the path it is
+note) and the tally of the fork proofs kept (``kept``: their count and a running SHA-256 of the
+rows, in the order kept). It is written after each advance or fork proof commits (so it is
+never ahead of the database but for a rollback; a monitor killed in between leaves it behind,
+and the next open raises it), and every read of a log's state checks it first: a state smaller
+than the high-water mark of its origin, another root at its size, an origin it holds that the
+database lacks, fewer fork proofs of a log than were kept or others in their place, another
+instance's file, or a database that verified a checkpoint and has an instance but no
+high-water file beside it is :class:`StorageError` (the monitor stops, and keeps no fork proof
+over a lost one; ``monitor status`` fails too): a rolled-back state would otherwise accept a
+checkpoint that extends an older one but not the one verified last (a fork), read again what
+it read before, or have lost the only proof that the log forked, all without a word.
+(``forks()`` still lists what a refused file holds, for the forensics.) A high-water file
+written before fork proofs were tallied gains the tally of the rows as it is opened. Its
+limits: a state file is bound to the path it is
 opened by (another path, a hard or symbolic link, has no high-water file beside it), and
 restoring both files together is not seen (only a record kept off the host, a witness or a
 second monitor, sees that).
@@ -163,6 +169,8 @@ def _high_water(path: str) -> HighWater:
         database=path,
         shown=water,
         consequence="a rolled-back state would accept a fork of what was verified",
+        evidence="fork proofs",
+        lost="the proof that the log forked would be gone without a word",
         notes=True,
         check=_check_mark_note,
     )
@@ -186,6 +194,8 @@ class MonitorStore(LatestStore[LogState]):
 
     _TABLE = "logs"
     _COLUMNS = "origin, size, root, note, compact, updated"
+    _KEPT = "forks"
+    _KEPT_COLUMNS = "id, origin, proof, at"
 
     def __init__(self, path: Path | str, *, create: bool = True) -> None:
         """``create=False`` opens only an existing monitor database (for reading state)."""
@@ -346,19 +356,19 @@ class MonitorStore(LatestStore[LogState]):
         """Keep a fork proof (its JSON); the id of the one kept already for the same two
         notes, if any: a fork found again at every round is kept once."""
         notes = _fork_notes(proof)
-        try:
-            with self._lock, immediate(self._db):
-                for ident, kept in self._db.execute(
-                    "SELECT id, proof FROM forks WHERE origin = ? ORDER BY id", (origin,)
-                ):
-                    if notes is not None and isinstance(kept, bytes) and _fork_notes(kept) == notes:
-                        return int(ident)
-                cursor = self._db.execute(
-                    "INSERT INTO forks (origin, proof, at) VALUES (?, ?, ?)", (origin, proof, at)
-                )
-        except sqlite3.Error as exc:
-            raise self._write_failed(exc) from exc
-        return int(cursor.lastrowid or 0)
+
+        def write(db: sqlite3.Connection) -> tuple[int, bool]:
+            for ident, kept in db.execute(
+                "SELECT id, proof FROM forks WHERE origin = ? ORDER BY id", (origin,)
+            ):
+                if notes is not None and isinstance(kept, bytes) and _fork_notes(kept) == notes:
+                    return int(ident), False
+            cursor = db.execute(
+                "INSERT INTO forks (origin, proof, at) VALUES (?, ?, ?)", (origin, proof, at)
+            )
+            return int(cursor.lastrowid or 0), True
+
+        return self._keep(origin, write)
 
     def forks(self) -> list[tuple[int, str, bytes, int]]:
         out = []

@@ -436,6 +436,10 @@ class Dashboard:
             except IronrootError as exc:
                 out.append(Alert("warning", "witness", directory.name, failure(exc)))
                 continue
+            try:  # a state rolled back or swapped, or evidence lost (its high-water file) warns
+                store.all_latest()
+            except IronrootError as exc:
+                out.append(Alert("warning", "witness", directory.name, failure(exc)))
             try:
                 for evidence in store.evidence():
                     when = utc(evidence.at)

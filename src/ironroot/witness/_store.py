@@ -33,15 +33,20 @@ nothing in it can tell. Such a witness would cosign a checkpoint that extends an
 not the one it cosigned last, so two inconsistent checkpoints of one log. What can tell is the
 **high-water file** beside it, ``<state>.cosigned`` (JSON, replaced atomically, never by
 SQLite): the random ``instance`` the database was created with (its ``meta('instance')``) and,
-per origin, the largest checkpoint cosigned (size, root). It is raised after each advance
-commits and before the witness answers (a witness killed in between never answered, and the
-next open raises it), and every read of the state checks it first: a state smaller than its
-origin's mark or another root at its size, another instance's database, a database that
-cosigned something with an instance but no high-water file beside it, or a high-water file
-beside a database without an instance, is :class:`StorageError` (the witness answers nothing,
-``witness serve`` does not start, ``witness show`` fails). A database older than high-water
-files (no instance, no file) gets both as it is opened. Its limits: restoring both files
-together is not seen, and the file is bound to the path the database is opened by.
+per origin, the largest checkpoint cosigned (size, root) and the tally of the evidence kept
+(``kept``: the count of ``evidence`` rows and a running SHA-256 of them, in the order kept).
+It is raised after each advance or evidence row commits and before the witness answers (a
+witness killed in between never answered, and the next open raises it), and every read of the
+state checks it first: a state smaller than its origin's mark or another root at its size,
+fewer evidence rows of a log than were kept or others in their place (the evidence that the
+log forked, lost), another instance's database, a database that cosigned something with an
+instance but no high-water file beside it, or a high-water file beside a database without an
+instance, is :class:`StorageError` (the witness answers nothing, keeps no evidence over the
+lost, ``witness serve`` does not start, ``witness show`` fails; :meth:`~SqliteWitnessStore.evidence`
+still lists what the file holds). A database older than high-water files (no instance, no
+file) gets both as it is opened, and a high-water file older than tallies gains them. Its
+limits: restoring both files together is not seen, and the file is bound to the path the
+database is opened by.
 """
 
 from __future__ import annotations
@@ -150,6 +155,8 @@ def _high_water(path: str) -> HighWater:
         database=Path(path).name,
         shown=water.name,
         consequence="a rolled-back witness would cosign a fork of what it cosigned",
+        evidence="evidence rows",
+        lost="the evidence that the log forked would be gone without a word",
     )
 
 
@@ -221,6 +228,8 @@ class SqliteWitnessStore(LatestStore[StoredCheckpoint]):
 
     _TABLE = "checkpoints"
     _COLUMNS = "origin, size, root, note, updated"
+    _KEPT = "evidence"
+    _KEPT_COLUMNS = "id, origin, kind, detail, first, second, proof, at"
 
     def __init__(self, path: Path) -> None:
         super().__init__(
@@ -309,31 +318,30 @@ class SqliteWitnessStore(LatestStore[StoredCheckpoint]):
     def add_evidence(
         self, origin: str, kind: str, detail: str, first: bytes, second: bytes, data: bytes, at: int
     ) -> tuple[int, bool]:
-        try:
-            with self._lock, immediate(self._db):
-                row = self._db.execute(
-                    "SELECT id FROM evidence "
-                    "WHERE origin = ? AND kind = ? AND first = ? AND second = ? LIMIT 1",
-                    (origin, kind, first, second),
+
+        def write(db: sqlite3.Connection) -> tuple[tuple[int, bool], bool]:
+            row = db.execute(
+                "SELECT id FROM evidence "
+                "WHERE origin = ? AND kind = ? AND first = ? AND second = ? LIMIT 1",
+                (origin, kind, first, second),
+            ).fetchone()
+            if row is not None:
+                return (int(row[0]), False), False
+            if kind == "inconsistent":
+                (count,) = db.execute(
+                    "SELECT count(*) FROM evidence WHERE origin = ? AND kind = ?",
+                    (origin, kind),
                 ).fetchone()
-                added = row is None
-                if row is None and kind == "inconsistent":
-                    (count,) = self._db.execute(
-                        "SELECT count(*) FROM evidence WHERE origin = ? AND kind = ?",
-                        (origin, kind),
-                    ).fetchone()
-                    if count >= MAX_INCONSISTENT_EVIDENCE:
-                        row, added = (0,), False
-                if added:
-                    cursor = self._db.execute(
-                        "INSERT INTO evidence (origin, kind, detail, first, second, proof, at)"
-                        " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        (origin, kind, detail, first, second, data, at),
-                    )
-                    row = (cursor.lastrowid,)
-        except sqlite3.Error as exc:
-            raise self._write_failed(exc) from exc
-        return int(row[0]), added
+                if count >= MAX_INCONSISTENT_EVIDENCE:
+                    return (0, False), False
+            cursor = db.execute(
+                "INSERT INTO evidence (origin, kind, detail, first, second, proof, at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (origin, kind, detail, first, second, data, at),
+            )
+            return (int(cursor.lastrowid or 0), True), True
+
+        return self._keep(origin, write)
 
     def evidence(self) -> list[Evidence]:
         rows = self._query(
