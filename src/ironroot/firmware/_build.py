@@ -14,11 +14,20 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Final
 
-from ironroot.crypto import Algorithm, LmsPublicKey, Signer, Verifier, ecdsa_low_s
+from ironroot.crypto import (
+    Algorithm,
+    LmsPrivateKey,
+    LmsPublicKey,
+    Signer,
+    Verifier,
+    ecdsa_low_s,
+)
 from ironroot.errors import (
     BadSignature,
     ConfigError,
@@ -26,6 +35,7 @@ from ironroot.errors import (
     KeyNotInDescriptor,
     LimitExceeded,
     MalformedFirmware,
+    StateReuse,
     UnsupportedAlgorithm,
 )
 from ironroot.firmware._keys import (
@@ -227,35 +237,36 @@ def _pqc_algorithm(key_type: PqcKeyType) -> Algorithm:
     return Algorithm.ML_DSA_87 if key_type is PqcKeyType.MLDSA else Algorithm.HSS_LMS
 
 
-def _sign_pair(
-    digest: bytes,
-    header_bytes: bytes,
-    signers: tuple[Signer, Signer],
-    public: tuple[bytes, bytes],
-    key_type: PqcKeyType,
-    who: str,
-) -> tuple[bytes, bytes]:
-    """The ECC and PQC signatures of the header, each verified under the stored public key
-    before it is kept: a signer that breaks its contract (DER, another key, a signature cut
-    short by the slot) is ``BadSignature``, the ECC one before any LMS one-time key is spent,
-    rather than a bundle no device accepts."""
-    ecc, pqc = signers
+def _sign_ecc(header_bytes: bytes, signer: Signer, public: bytes, who: str) -> bytes:
+    """The ECDSA P-384 signature of the header, verified under the stored public key before
+    it is kept: a signer that breaks its contract (DER, another key) is ``BadSignature``,
+    before any LMS one-time key is spent (every ECDSA signature is made before the first PQC
+    one)."""
     # ECDSA-with-SHA-384 over the header = over its digest; stored in the low-S form, the
     # only one a bundle accepts (a signer such as an HSM may give either)
-    ecc_sig = ecdsa_low_s(Algorithm.ES384, ecc.sign(header_bytes))
+    ecc_sig = ecdsa_low_s(Algorithm.ES384, signer.sign(header_bytes))
     try:
         if len(ecc_sig) != ECC_SIGNATURE_SIZE:
             raise BadSignature(f"{len(ecc_sig)} bytes, not {ECC_SIGNATURE_SIZE}")
-        ecc_verifier(public[0]).verify(ecc_sig, header_bytes)
+        ecc_verifier(public).verify(ecc_sig, header_bytes)
     except BadSignature as exc:
         raise BadSignature(
             f"the {who} ECDSA P-384 signer's signature does not verify ({exc.detail}):"
             " nothing more is signed"
         ) from exc
-    pqc_sig = pqc.sign(digest)
+    return ecc_sig
+
+
+def _sign_pqc(
+    digest: bytes, signer: Signer, public: bytes, key_type: PqcKeyType, who: str
+) -> bytes:
+    """The ML-DSA-87 or LMS signature of the header digest, verified under the stored public
+    key before it is kept (a signer with another key, a signature the slot would cut short:
+    ``BadSignature``)."""
+    pqc_sig = signer.sign(digest)
     label = "ML-DSA-87" if key_type is PqcKeyType.MLDSA else "LMS"
     try:
-        pqc_verifier(public[1], key_type).verify(pqc_sig, digest)
+        pqc_verifier(public, key_type).verify(pqc_sig, digest)
     except BadSignature as exc:
         raise BadSignature(
             f"the {who} {label} signer's signature does not verify ({exc.detail})"
@@ -267,7 +278,29 @@ def _sign_pair(
     expected = MLDSA87_SIGNATURE_SIZE if key_type is PqcKeyType.MLDSA else None
     if expected is not None and len(pqc_sig) != expected:
         raise BadSignature(f"the {who} {label} signature is {len(pqc_sig)} bytes, not {expected}")
-    return ecc_sig, pqc_sig
+    return pqc_sig
+
+
+def _check_lms_leaves(signers: Sequence[tuple[Signer, str]]) -> None:
+    """Every LMS state file among ``signers`` has a one-time key left for each signature it
+    is to make (one key may sign as vendor and as owner), checked before the first PQC
+    signature: otherwise the first signer's one-time key is spent and the second refuses, and
+    no bundle is made with it."""
+    needed: dict[Path, list[str]] = {}
+    keys: dict[Path, LmsPrivateKey] = {}
+    for signer, who in signers:
+        if isinstance(signer, LmsPrivateKey):
+            needed.setdefault(signer.path, []).append(who)
+            keys.setdefault(signer.path, signer)
+    for path, whos in needed.items():
+        left = keys[path].remaining()
+        if left == 0:
+            raise StateReuse(f"the {' and '.join(whos)} LMS key is exhausted: nothing signed")
+        if left < len(whos):
+            raise StateReuse(
+                f"the {' and '.join(whos)} LMS key {path} has {left} one-time key left;"
+                f" this signing needs {len(whos)}: nothing signed"
+            )
 
 
 def _check_signers(ecc: Signer, pqc: Signer, key_type: PqcKeyType, who: str) -> None:
@@ -329,10 +362,26 @@ def sign_bundle(
     nothing is signed (no LMS one-time key is spent). ``owner_signers`` is ``(ecc, pqc)``;
     their public keys are written into the preamble. An owner key the verifier would refuse
     (not P-384, not a single-tree N24 LMS key, an LMS set the limits do not admit) raises
-    ``UnsupportedAlgorithm`` before anything is signed, as a vendor key does. An LMS signer
-    spends one one-time key per call (its state file says which).
+    ``UnsupportedAlgorithm`` before anything is signed, as a vendor key does. Every ECDSA
+    signature is made (and verified) before the first PQC one, and each LMS state file must
+    hold a one-time key for every signature it is to make (``StateReuse`` otherwise), so a
+    refused signing spends none. An LMS signer spends one one-time key per call (its state
+    file says which). The bundle is parsed under ``limits`` (a ``FirmwareBundle`` value
+    through its encoding).
     """
-    bundle = unsigned if isinstance(unsigned, FirmwareBundle) else UnsignedBundle.parse(unsigned)
+    if not isinstance(limits, FirmwareLimits):
+        raise ConfigError("limits must be a FirmwareLimits")
+    # A bundle value made in Python is parsed from its encoding too: what is signed is what
+    # a verifier reads, under the limits it is verified with.
+    try:
+        data = unsigned.encode() if isinstance(unsigned, FirmwareBundle) else unsigned
+    except struct.error as exc:  # a field out of its range in a value made in Python
+        raise MalformedFirmware(f"the bundle does not encode: {exc}") from exc
+    bundle: FirmwareBundle = (
+        FirmwareBundle.parse(data, limits)
+        if isinstance(unsigned, FirmwareBundle)
+        else UnsignedBundle.parse(data, limits)
+    )
     if header_digest is not None:
         if not isinstance(header_digest, bytes) or len(header_digest) != HASH_SIZE:
             raise ConfigError("header_digest must be a 48-byte SHA-384 hash")
@@ -356,7 +405,8 @@ def sign_bundle(
     _check_lms_set(pqc_signer, pqc_public, key_type, limits, "")
     header_bytes = manifest.header_bytes()
     digest = hashlib.sha384(header_bytes).digest()
-    signed_preamble = pre
+    vendor_pair = (ecc_signer, pqc_signer, pre.vendor_ecc_key, pre.vendor_pqc_key, "vendor")
+    pairs = [vendor_pair]
     if owner_signers is not None:
         owner_ecc, owner_pqc = owner_signers
         _check_signers(owner_ecc, owner_pqc, key_type, "owner")
@@ -365,33 +415,24 @@ def sign_bundle(
         owner_ecc_public = ecc_key_bytes(owner_ecc.verifier())
         owner_pqc_public = pqc_key_bytes(owner_pqc.verifier(), key_type)
         _check_lms_set(owner_pqc, owner_pqc_public, key_type, limits, "owner ")
-        owner_ecc_sig, owner_pqc_sig = _sign_pair(
-            digest,
-            header_bytes,
-            (owner_ecc, owner_pqc),
-            (owner_ecc_public, owner_pqc_public),
-            key_type,
-            "owner",
-        )
-        signed_preamble = replace(
-            signed_preamble,
-            owner_ecc_key=owner_ecc_public,
-            owner_pqc_key=owner_pqc_public,
-            owner_ecc_signature=owner_ecc_sig,
-            owner_pqc_signature=owner_pqc_sig,
-        )
+        pairs.insert(0, (owner_ecc, owner_pqc, owner_ecc_public, owner_pqc_public, "owner"))
     elif pre.has_owner:
         raise MalformedFirmware("the bundle names owner keys: pass owner_signers")
-    ecc_sig, pqc_sig = _sign_pair(
-        digest,
-        header_bytes,
-        (ecc_signer, pqc_signer),
-        (pre.vendor_ecc_key, pre.vendor_pqc_key),
-        key_type,
-        "vendor",
-    )
+    # Both ECDSA signatures (each checked) before any PQC one, and a leaf for every LMS
+    # signature checked before the first: a refused signing spends no one-time key.
+    ecc_sigs = [_sign_ecc(header_bytes, ecc, ecc_key, who) for ecc, _, ecc_key, _, who in pairs]
+    _check_lms_leaves([(pqc, who) for _, pqc, _, _, who in pairs])
+    pqc_sigs = [_sign_pqc(digest, pqc, pqc_key, key_type, who) for _, pqc, _, pqc_key, who in pairs]
     signed_preamble = replace(
-        signed_preamble, vendor_ecc_signature=ecc_sig, vendor_pqc_signature=pqc_sig
+        pre, vendor_ecc_signature=ecc_sigs[-1], vendor_pqc_signature=pqc_sigs[-1]
     )
+    if owner_signers is not None:
+        signed_preamble = replace(
+            signed_preamble,
+            owner_ecc_key=pairs[0][2],
+            owner_pqc_key=pairs[0][3],
+            owner_ecc_signature=ecc_sigs[0],
+            owner_pqc_signature=pqc_sigs[0],
+        )
     signed = FirmwareBundle(replace(manifest, preamble=signed_preamble), bundle.components)
     return signed.encode()
