@@ -1,5 +1,5 @@
-"""Signing under attack: a refused signing spends no one-time key, and what is signed is what
-the verifier reads under the same limits."""
+"""Signing and verification under attack: a refused signing spends no one-time key, and every
+bad argument of the Python API is a typed error (not a ``TypeError`` from deep inside)."""
 
 from __future__ import annotations
 
@@ -10,12 +10,13 @@ import pytest
 from _fw_helpers import FMC, NOW, RUNTIME, lms_vendor, mldsa_vendor
 
 from ironroot.crypto import Algorithm, LmsPrivateKey, PrivateKey, PublicKey, ecdsa_to_der
-from ironroot.errors import BadSignature, LimitExceeded, MalformedFirmware, StateReuse
+from ironroot.errors import BadSignature, ConfigError, LimitExceeded, MalformedFirmware, StateReuse
 from ironroot.firmware import (
     BundlePolicy,
     Component,
     FirmwareBundle,
     FirmwareLimits,
+    check_bundle,
     sign_bundle,
     verify_bundle,
 )
@@ -118,3 +119,41 @@ def test_sign_bundle_parses_with_the_limits_it_is_given() -> None:
     narrow = FirmwareLimits(max_components=2)
     with pytest.raises(LimitExceeded):
         sign_bundle(vendor.build().encode(), vendor.ecc[0], vendor.pqc[0], limits=narrow)
+
+
+def test_verify_needs_a_bundle_policy() -> None:
+    vendor = mldsa_vendor(ecc_count=1, pqc_count=1)
+    signed = vendor.sign(vendor.build())
+    for call in (verify_bundle, check_bundle):
+        with pytest.raises(ConfigError, match="policy must be a BundlePolicy"):
+            call(signed, None)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"revision": "1"},
+        {"revision": 1.5},
+        {"revision": True},
+        {"flags": "1"},
+        {"ecc_index": "0"},
+        {"pqc_index": 0.0},
+        {"ecc_index": False},
+        {"not_before": "2026-01-01T00:00:00Z"},
+        {"owner_not_before": "2026-01-01", "owner_not_after": "2027-01-01"},
+        {"components": None},
+        {"components": [Component(1, b"fmc", revision="abc"), Component(2, b"rt")]},  # type: ignore[arg-type]
+        {"limits": None},
+    ],
+    ids=repr,
+)
+def test_build_arguments_of_the_wrong_type_are_config_errors(overrides: dict[str, object]) -> None:
+    vendor = mldsa_vendor(ecc_count=1, pqc_count=1)
+    with pytest.raises(ConfigError):
+        vendor.build(**overrides)
+
+
+def test_reversed_owner_dates_are_a_config_error_like_the_vendor_s() -> None:
+    vendor = mldsa_vendor(ecc_count=1, pqc_count=1)
+    with pytest.raises(ConfigError, match="owner not-after is before not-before"):
+        vendor.build(owner_not_before=NOW, owner_not_after=NOW.replace(year=2025))

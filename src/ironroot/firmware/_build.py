@@ -97,15 +97,33 @@ class Component:
     entry_point: int | None = None
 
 
-def _u32(value: int, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < _U32:
-        raise ConfigError(f"{what} must be an unsigned 32-bit integer")
+def _uint(value: object, bits: int, what: str) -> int:
+    """``value`` if it is an ``int`` (not a ``bool``) of ``bits`` unsigned bits, else
+    ``ConfigError``: a ``"1"`` or ``1.5`` is refused here, not a ``TypeError`` deep inside."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 1 << bits:
+        raise ConfigError(f"{what} must be an unsigned {bits}-bit integer")
+    return value
+
+
+def _u32(value: object, what: str) -> int:
+    return _uint(value, 32, what)
+
+
+def _date(value: object, what: str) -> dt.datetime:
+    """A validity date: a timezone-aware ``datetime`` of a year GeneralizedTime can hold."""
+    if not isinstance(value, dt.datetime):
+        raise ConfigError(f"{what} must be a timezone-aware datetime")
+    encode_time(value)  # timezone and range checks
     return value
 
 
 def _order(components: Sequence[Component]) -> list[Component]:
+    if isinstance(components, str | bytes) or not isinstance(components, Sequence):
+        raise ConfigError("components must be a sequence of Component")
     by_id: dict[int, Component] = {}
     for component in components:
+        if not isinstance(component, Component):
+            raise ConfigError("components must be a sequence of Component")
         cid = _u32(component.component_id, "component id")
         if cid == 0:
             raise ConfigError("component id 0 is reserved")
@@ -130,7 +148,7 @@ def _toc(components: Sequence[Component], limits: FirmwareLimits) -> tuple[TocEn
             raise ConfigError(f"component {component.component_id} must be non-empty bytes")
         if len(data) > limits.max_component_bytes:
             raise LimitExceeded(f"component {component.component_id} is too big")
-        if len(component.revision) > REVISION_SIZE:
+        if not isinstance(component.revision, bytes) or len(component.revision) > REVISION_SIZE:
             raise ConfigError(f"a component revision is at most {REVISION_SIZE} bytes")
         load = next_load if component.load_address is None else component.load_address
         load = _u32(load, "load address")
@@ -179,23 +197,27 @@ def build_bundle(
     arguments raise ``ConfigError``, ``UnsupportedAlgorithm`` or ``MalformedFirmware``.
     """
     key_type = PqcKeyType.parse(pqc_type)
+    if not isinstance(limits, FirmwareLimits):
+        raise ConfigError("limits must be a FirmwareLimits")
     if isinstance(svn, bool) or not isinstance(svn, int) or not 0 <= svn <= MAX_SVN:
         raise ConfigError(f"SVN must be an integer 0–{MAX_SVN}")
-    for value in (not_before, not_after, owner_not_before, owner_not_after):
-        if value is not None:
-            encode_time(value)  # timezone and range checks
+    _date(not_before, "not-before")
+    _date(not_after, "not-after")
     if not_after < not_before:
         raise ConfigError("not-after is before not-before")
     if (owner_not_before is None) != (owner_not_after is None):
         raise ConfigError("owner validity needs both dates")
-    if flags & ~_KNOWN_FLAGS:
+    if owner_not_before is not None and owner_not_after is not None:
+        owner_opens = _date(owner_not_before, "owner not-before")
+        if _date(owner_not_after, "owner not-after") < owner_opens:
+            raise ConfigError("owner not-after is before not-before")
+    if _u32(flags, "flags") & ~_KNOWN_FLAGS:
         raise ConfigError("only flag bit 0 (PL0 PAUSER valid) is defined")
-    if not 0 <= revision < 1 << 64:
-        raise ConfigError("revision must be an unsigned 64-bit integer")
+    _uint(revision, 64, "revision")
     ecc_desc, pqc_desc = make_descriptors(vendor_ecc_keys, vendor_pqc_keys, key_type)
-    if not 0 <= ecc_index < len(vendor_ecc_keys):
+    if not 0 <= _u32(ecc_index, "ECC key index") < len(vendor_ecc_keys):
         raise ConfigError(f"ECC key index {ecc_index} is not in the list of vendor keys")
-    if not 0 <= pqc_index < len(vendor_pqc_keys):
+    if not 0 <= _u32(pqc_index, "PQC key index") < len(vendor_pqc_keys):
         raise ConfigError(f"PQC key index {pqc_index} is not in the list of vendor keys")
     if key_type is PqcKeyType.LMS:
         active = vendor_pqc_keys[pqc_index]
