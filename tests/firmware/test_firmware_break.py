@@ -20,6 +20,7 @@ from ironroot.firmware import (
     sign_bundle,
     verify_bundle,
 )
+from rot_counters import provisioned_device
 
 
 class _DerSigner:
@@ -52,7 +53,7 @@ def test_an_exhausted_vendor_lms_key_spends_no_owner_one_time_key(tmp_path: Path
     for _ in range(key.remaining()):
         key.sign(b"spent")
     owner = _owner(tmp_path)
-    with pytest.raises(StateReuse, match="vendor LMS key is exhausted"):
+    with pytest.raises(StateReuse, match="vendor LMS key: LMS key is exhausted"):
         vendor.sign(vendor.build(), owner_signers=owner)
     assert owner[1].remaining() == 32
 
@@ -80,9 +81,26 @@ def test_one_lms_key_as_owner_and_vendor_needs_two_leaves(tmp_path: Path) -> Non
     for _ in range(key.remaining() - 1):
         key.sign(b"spent")
     owner = (PrivateKey.generate(Algorithm.ES384), LmsPrivateKey.load(key.path))
-    with pytest.raises(StateReuse, match="has 1 one-time key left; this signing needs 2"):
+    with pytest.raises(
+        StateReuse, match=r"vendor and owner LMS key: .*1 one-time key left, 2 needed"
+    ):
         vendor.sign(vendor.build(), owner_signers=owner)
     assert key.remaining() == 1
+
+
+def test_a_vendor_lms_key_that_cannot_sign_spends_no_owner_one_time_key(tmp_path: Path) -> None:
+    """A vendor state bound to a root-of-trust counter but opened without it refuses to sign
+    (StateReuse): found only at its signature, after the owner's one-time key was spent."""
+    device = provisioned_device(tmp_path / "rot")
+    vendor = lms_vendor(tmp_path, pqc_count=0)
+    bound = LmsPrivateKey.generate(
+        tmp_path / "bound.state", "SHA256-N24-H5-W4", counter=device.counter("fw")
+    )
+    vendor.pqc = [LmsPrivateKey.load(bound.path)]  # no counter: it may not sign
+    owner = _owner(tmp_path)
+    with pytest.raises(StateReuse, match=r"vendor LMS key: .*bound to the root-of-trust counter"):
+        vendor.sign(vendor.build(), owner_signers=owner)
+    assert owner[1].remaining() == 32
 
 
 def test_sign_bundle_refuses_a_bundle_value_that_is_not_a_bundle() -> None:

@@ -304,10 +304,10 @@ def _sign_pqc(
 
 
 def _check_lms_leaves(signers: Sequence[tuple[Signer, str]]) -> None:
-    """Every LMS state file among ``signers`` has a one-time key left for each signature it
-    is to make (one key may sign as vendor and as owner), checked before the first PQC
-    signature: otherwise the first signer's one-time key is spent and the second refuses, and
-    no bundle is made with it."""
+    """Every LMS key among ``signers`` can make each signature it is to make (one key may sign
+    as vendor and as owner): checked before the first PQC signature, since otherwise the first
+    signer's one-time key is spent, the second refuses (exhausted, an older copy, bound to a
+    counter it was opened without: ``StateReuse``), and no bundle is made with it."""
     needed: dict[Path, list[str]] = {}
     keys: dict[Path, LmsPrivateKey] = {}
     for signer, who in signers:
@@ -315,14 +315,12 @@ def _check_lms_leaves(signers: Sequence[tuple[Signer, str]]) -> None:
             needed.setdefault(signer.path, []).append(who)
             keys.setdefault(signer.path, signer)
     for path, whos in needed.items():
-        left = keys[path].remaining()
-        if left == 0:
-            raise StateReuse(f"the {' and '.join(whos)} LMS key is exhausted: nothing signed")
-        if left < len(whos):
+        try:
+            keys[path].check_ready(len(whos))
+        except StateReuse as exc:
             raise StateReuse(
-                f"the {' and '.join(whos)} LMS key {path} has {left} one-time key left;"
-                f" this signing needs {len(whos)}: nothing signed"
-            )
+                f"the {' and '.join(whos)} LMS key: {exc.detail}; nothing signed"
+            ) from exc
 
 
 def _check_signers(ecc: Signer, pqc: Signer, key_type: PqcKeyType, who: str) -> None:
@@ -443,7 +441,7 @@ def sign_bundle(
     # Both ECDSA signatures (each checked) before any PQC one, and a leaf for every LMS
     # signature checked before the first: a refused signing spends no one-time key.
     ecc_sigs = [_sign_ecc(header_bytes, ecc, ecc_key, who) for ecc, _, ecc_key, _, who in pairs]
-    _check_lms_leaves([(pqc, who) for _, pqc, _, _, who in pairs])
+    _check_lms_leaves([(pqc, who) for _, pqc, _, _, who in reversed(pairs)])
     pqc_sigs = [_sign_pqc(digest, pqc, pqc_key, key_type, who) for _, pqc, _, pqc_key, who in pairs]
     signed_preamble = replace(
         pre, vendor_ecc_signature=ecc_sigs[-1], vendor_pqc_signature=pqc_sigs[-1]
