@@ -103,6 +103,19 @@ def test_a_vendor_lms_key_that_cannot_sign_spends_no_owner_one_time_key(tmp_path
     assert owner[1].remaining() == 32
 
 
+def test_a_vendor_lms_state_with_a_second_name_spends_no_owner_one_time_key(
+    tmp_path: Path,
+) -> None:
+    vendor = lms_vendor(tmp_path, pqc_count=1)
+    key = vendor.pqc[0]
+    assert isinstance(key, LmsPrivateKey)
+    (tmp_path / "copy.state").hardlink_to(key.path)
+    owner = _owner(tmp_path)
+    with pytest.raises(StateReuse, match=r"vendor LMS key: .*has 2 names \(hard links\)"):
+        vendor.sign(vendor.build(), owner_signers=owner)
+    assert owner[1].remaining() == 32
+
+
 def test_sign_bundle_refuses_a_bundle_value_that_is_not_a_bundle() -> None:
     """A ``FirmwareBundle`` made in Python (not parsed) with fewer or more components than
     its TOC was a bare ``ValueError`` from ``zip``; one the encoding would not parse back was

@@ -658,11 +658,20 @@ class LmsPrivateKey:
         """``StateReuse`` unless this key can make ``signatures`` more signatures now: the
         checks :meth:`sign` makes before it reserves a leaf (the state file holds this key, is
         not behind the counter it is bound to nor opened without it, has not gone backwards,
-        and has the leaves), reserving none and writing nothing. For a caller about to make
-        several signatures, so that one refused after another was made spends no leaf."""
+        and has the leaves, it has one name), reserving none and writing nothing to it (the
+        leftover temp copies of a killed signer are deleted, as a signature deletes them first).
+        For a caller about to make several signatures, so that one refused after another was
+        made spends no leaf."""
         if isinstance(signatures, bool) or not isinstance(signatures, int) or signatures < 1:
             raise ConfigError("signatures must be a positive integer")
         with _locked(self._path) as fd:
+            _remove_stale_copies(self._path)
+            names = os.fstat(fd).st_nlink
+            if names != 1:
+                raise StateReuse(
+                    f"LMS state file {self._path} has {names} names (hard links); "
+                    "a second name is a copy that would sign with used leaves"
+                )
             state = _decode_state(_read_fd(fd))
             if not state.same_key(self._state):
                 raise StateReuse("LMS state file now holds a different key")
