@@ -78,6 +78,7 @@ from ironroot.crypto._keys import (
 )
 from ironroot.errors import (
     BadSignature,
+    ConfigError,
     Conflict,
     MalformedInput,
     StateReuse,
@@ -448,7 +449,9 @@ def _decode_state(data: bytes) -> _State:
     return _State(params, seed, identifier, next_leaf, public_key, counter, counter_name)
 
 
-def _bind(path: Path, state: _State, counter: LmsCounter | None) -> int | None:
+def _bind(
+    path: Path, state: _State, counter: LmsCounter | None, *, roll_forward: bool = True
+) -> int | None:
     """Check ``state`` against the counter it is bound to; return the value its next write
     takes (``None`` for an unbound key opened without a counter).
 
@@ -479,7 +482,9 @@ def _bind(path: Path, state: _State, counter: LmsCounter | None) -> int | None:
             f"{current}: an unbound state binds only to a counter never used (one per key)"
         )
     if written == current + 1:
-        current = counter.increment()  # the last writer died before its increment
+        # the last writer died before its increment (without ``roll_forward``: a check that
+        # writes nothing, of a state the next reservation rolls forward)
+        current = counter.increment() if roll_forward else written
     if written != current:
         raise StateReuse(
             f"LMS state file {path} is an older copy (restored from a backup, snapshot or "
@@ -648,6 +653,39 @@ class LmsPrivateKey:
         with _locked(self._path) as fd:
             state = _decode_state(_read_fd(fd))
         return state.params.max_signatures - state.next_leaf
+
+    def check_ready(self, signatures: int = 1) -> None:
+        """``StateReuse`` unless this key can make ``signatures`` more signatures now: the
+        checks :meth:`sign` makes before it reserves a leaf (the state file holds this key, is
+        not behind the counter it is bound to nor opened without it, has not gone backwards,
+        and has the leaves, it has one name), reserving none and writing nothing to it (the
+        leftover temp copies of a killed signer are deleted, as a signature deletes them first).
+        For a caller about to make several signatures, so that one refused after another was
+        made spends no leaf."""
+        if isinstance(signatures, bool) or not isinstance(signatures, int) or signatures < 1:
+            raise ConfigError("signatures must be a positive integer")
+        with _locked(self._path) as fd:
+            _remove_stale_copies(self._path)
+            names = os.fstat(fd).st_nlink
+            if names != 1:
+                raise StateReuse(
+                    f"LMS state file {self._path} has {names} names (hard links); "
+                    "a second name is a copy that would sign with used leaves"
+                )
+            state = _decode_state(_read_fd(fd))
+            if not state.same_key(self._state):
+                raise StateReuse("LMS state file now holds a different key")
+            _bind(self._path, state, self._counter, roll_forward=False)
+            if state.next_leaf < self._floor:
+                raise StateReuse("LMS state file went backwards (restored copy?)")
+            left = state.params.max_signatures - state.next_leaf
+        if left == 0:
+            raise StateReuse("LMS key is exhausted")
+        if left < signatures:
+            raise StateReuse(
+                f"LMS key has {left} one-time key{'s' if left > 1 else ''} left,"
+                f" {signatures} needed"
+            )
 
     def counter_binding(self) -> tuple[str, int] | None:
         """The root-of-trust counter the state file is bound to, as it says now: its name

@@ -14,11 +14,20 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Final
 
-from ironroot.crypto import Algorithm, LmsPublicKey, Signer, Verifier, ecdsa_low_s
+from ironroot.crypto import (
+    Algorithm,
+    LmsPrivateKey,
+    LmsPublicKey,
+    Signer,
+    Verifier,
+    ecdsa_low_s,
+)
 from ironroot.errors import (
     BadSignature,
     ConfigError,
@@ -26,6 +35,7 @@ from ironroot.errors import (
     KeyNotInDescriptor,
     LimitExceeded,
     MalformedFirmware,
+    StateReuse,
     UnsupportedAlgorithm,
 )
 from ironroot.firmware._keys import (
@@ -87,15 +97,33 @@ class Component:
     entry_point: int | None = None
 
 
-def _u32(value: int, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < _U32:
-        raise ConfigError(f"{what} must be an unsigned 32-bit integer")
+def _uint(value: object, bits: int, what: str) -> int:
+    """``value`` if it is an ``int`` (not a ``bool``) of ``bits`` unsigned bits, else
+    ``ConfigError``: a ``"1"`` or ``1.5`` is refused here, not a ``TypeError`` deep inside."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 1 << bits:
+        raise ConfigError(f"{what} must be an unsigned {bits}-bit integer")
+    return value
+
+
+def _u32(value: object, what: str) -> int:
+    return _uint(value, 32, what)
+
+
+def _date(value: object, what: str) -> dt.datetime:
+    """A validity date: a timezone-aware ``datetime`` of a year GeneralizedTime can hold."""
+    if not isinstance(value, dt.datetime):
+        raise ConfigError(f"{what} must be a timezone-aware datetime")
+    encode_time(value)  # timezone and range checks
     return value
 
 
 def _order(components: Sequence[Component]) -> list[Component]:
+    if isinstance(components, str | bytes) or not isinstance(components, Sequence):
+        raise ConfigError("components must be a sequence of Component")
     by_id: dict[int, Component] = {}
     for component in components:
+        if not isinstance(component, Component):
+            raise ConfigError("components must be a sequence of Component")
         cid = _u32(component.component_id, "component id")
         if cid == 0:
             raise ConfigError("component id 0 is reserved")
@@ -120,7 +148,7 @@ def _toc(components: Sequence[Component], limits: FirmwareLimits) -> tuple[TocEn
             raise ConfigError(f"component {component.component_id} must be non-empty bytes")
         if len(data) > limits.max_component_bytes:
             raise LimitExceeded(f"component {component.component_id} is too big")
-        if len(component.revision) > REVISION_SIZE:
+        if not isinstance(component.revision, bytes) or len(component.revision) > REVISION_SIZE:
             raise ConfigError(f"a component revision is at most {REVISION_SIZE} bytes")
         load = next_load if component.load_address is None else component.load_address
         load = _u32(load, "load address")
@@ -169,23 +197,27 @@ def build_bundle(
     arguments raise ``ConfigError``, ``UnsupportedAlgorithm`` or ``MalformedFirmware``.
     """
     key_type = PqcKeyType.parse(pqc_type)
+    if not isinstance(limits, FirmwareLimits):
+        raise ConfigError("limits must be a FirmwareLimits")
     if isinstance(svn, bool) or not isinstance(svn, int) or not 0 <= svn <= MAX_SVN:
         raise ConfigError(f"SVN must be an integer 0–{MAX_SVN}")
-    for value in (not_before, not_after, owner_not_before, owner_not_after):
-        if value is not None:
-            encode_time(value)  # timezone and range checks
+    _date(not_before, "not-before")
+    _date(not_after, "not-after")
     if not_after < not_before:
         raise ConfigError("not-after is before not-before")
     if (owner_not_before is None) != (owner_not_after is None):
         raise ConfigError("owner validity needs both dates")
-    if flags & ~_KNOWN_FLAGS:
+    if owner_not_before is not None and owner_not_after is not None:
+        owner_opens = _date(owner_not_before, "owner not-before")
+        if _date(owner_not_after, "owner not-after") < owner_opens:
+            raise ConfigError("owner not-after is before not-before")
+    if _u32(flags, "flags") & ~_KNOWN_FLAGS:
         raise ConfigError("only flag bit 0 (PL0 PAUSER valid) is defined")
-    if not 0 <= revision < 1 << 64:
-        raise ConfigError("revision must be an unsigned 64-bit integer")
+    _uint(revision, 64, "revision")
     ecc_desc, pqc_desc = make_descriptors(vendor_ecc_keys, vendor_pqc_keys, key_type)
-    if not 0 <= ecc_index < len(vendor_ecc_keys):
+    if not 0 <= _u32(ecc_index, "ECC key index") < len(vendor_ecc_keys):
         raise ConfigError(f"ECC key index {ecc_index} is not in the list of vendor keys")
-    if not 0 <= pqc_index < len(vendor_pqc_keys):
+    if not 0 <= _u32(pqc_index, "PQC key index") < len(vendor_pqc_keys):
         raise ConfigError(f"PQC key index {pqc_index} is not in the list of vendor keys")
     if key_type is PqcKeyType.LMS:
         active = vendor_pqc_keys[pqc_index]
@@ -227,35 +259,36 @@ def _pqc_algorithm(key_type: PqcKeyType) -> Algorithm:
     return Algorithm.ML_DSA_87 if key_type is PqcKeyType.MLDSA else Algorithm.HSS_LMS
 
 
-def _sign_pair(
-    digest: bytes,
-    header_bytes: bytes,
-    signers: tuple[Signer, Signer],
-    public: tuple[bytes, bytes],
-    key_type: PqcKeyType,
-    who: str,
-) -> tuple[bytes, bytes]:
-    """The ECC and PQC signatures of the header, each verified under the stored public key
-    before it is kept: a signer that breaks its contract (DER, another key, a signature cut
-    short by the slot) is ``BadSignature``, the ECC one before any LMS one-time key is spent,
-    rather than a bundle no device accepts."""
-    ecc, pqc = signers
+def _sign_ecc(header_bytes: bytes, signer: Signer, public: bytes, who: str) -> bytes:
+    """The ECDSA P-384 signature of the header, verified under the stored public key before
+    it is kept: a signer that breaks its contract (DER, another key) is ``BadSignature``,
+    before any LMS one-time key is spent (every ECDSA signature is made before the first PQC
+    one)."""
     # ECDSA-with-SHA-384 over the header = over its digest; stored in the low-S form, the
     # only one a bundle accepts (a signer such as an HSM may give either)
-    ecc_sig = ecdsa_low_s(Algorithm.ES384, ecc.sign(header_bytes))
+    ecc_sig = ecdsa_low_s(Algorithm.ES384, signer.sign(header_bytes))
     try:
         if len(ecc_sig) != ECC_SIGNATURE_SIZE:
             raise BadSignature(f"{len(ecc_sig)} bytes, not {ECC_SIGNATURE_SIZE}")
-        ecc_verifier(public[0]).verify(ecc_sig, header_bytes)
+        ecc_verifier(public).verify(ecc_sig, header_bytes)
     except BadSignature as exc:
         raise BadSignature(
             f"the {who} ECDSA P-384 signer's signature does not verify ({exc.detail}):"
             " nothing more is signed"
         ) from exc
-    pqc_sig = pqc.sign(digest)
+    return ecc_sig
+
+
+def _sign_pqc(
+    digest: bytes, signer: Signer, public: bytes, key_type: PqcKeyType, who: str
+) -> bytes:
+    """The ML-DSA-87 or LMS signature of the header digest, verified under the stored public
+    key before it is kept (a signer with another key, a signature the slot would cut short:
+    ``BadSignature``)."""
+    pqc_sig = signer.sign(digest)
     label = "ML-DSA-87" if key_type is PqcKeyType.MLDSA else "LMS"
     try:
-        pqc_verifier(public[1], key_type).verify(pqc_sig, digest)
+        pqc_verifier(public, key_type).verify(pqc_sig, digest)
     except BadSignature as exc:
         raise BadSignature(
             f"the {who} {label} signer's signature does not verify ({exc.detail})"
@@ -267,7 +300,27 @@ def _sign_pair(
     expected = MLDSA87_SIGNATURE_SIZE if key_type is PqcKeyType.MLDSA else None
     if expected is not None and len(pqc_sig) != expected:
         raise BadSignature(f"the {who} {label} signature is {len(pqc_sig)} bytes, not {expected}")
-    return ecc_sig, pqc_sig
+    return pqc_sig
+
+
+def _check_lms_leaves(signers: Sequence[tuple[Signer, str]]) -> None:
+    """Every LMS key among ``signers`` can make each signature it is to make (one key may sign
+    as vendor and as owner): checked before the first PQC signature, since otherwise the first
+    signer's one-time key is spent, the second refuses (exhausted, an older copy, bound to a
+    counter it was opened without: ``StateReuse``), and no bundle is made with it."""
+    needed: dict[Path, list[str]] = {}
+    keys: dict[Path, LmsPrivateKey] = {}
+    for signer, who in signers:
+        if isinstance(signer, LmsPrivateKey):
+            needed.setdefault(signer.path, []).append(who)
+            keys.setdefault(signer.path, signer)
+    for path, whos in needed.items():
+        try:
+            keys[path].check_ready(len(whos))
+        except StateReuse as exc:
+            raise StateReuse(
+                f"the {' and '.join(whos)} LMS key: {exc.detail}; nothing signed"
+            ) from exc
 
 
 def _check_signers(ecc: Signer, pqc: Signer, key_type: PqcKeyType, who: str) -> None:
@@ -329,10 +382,26 @@ def sign_bundle(
     nothing is signed (no LMS one-time key is spent). ``owner_signers`` is ``(ecc, pqc)``;
     their public keys are written into the preamble. An owner key the verifier would refuse
     (not P-384, not a single-tree N24 LMS key, an LMS set the limits do not admit) raises
-    ``UnsupportedAlgorithm`` before anything is signed, as a vendor key does. An LMS signer
-    spends one one-time key per call (its state file says which).
+    ``UnsupportedAlgorithm`` before anything is signed, as a vendor key does. Every ECDSA
+    signature is made (and verified) before the first PQC one, and each LMS state file must
+    hold a one-time key for every signature it is to make (``StateReuse`` otherwise), so a
+    refused signing spends none. An LMS signer spends one one-time key per call (its state
+    file says which). The bundle is parsed under ``limits`` (a ``FirmwareBundle`` value
+    through its encoding).
     """
-    bundle = unsigned if isinstance(unsigned, FirmwareBundle) else UnsignedBundle.parse(unsigned)
+    if not isinstance(limits, FirmwareLimits):
+        raise ConfigError("limits must be a FirmwareLimits")
+    # A bundle value made in Python is parsed from its encoding too: what is signed is what
+    # a verifier reads, under the limits it is verified with.
+    try:
+        data = unsigned.encode() if isinstance(unsigned, FirmwareBundle) else unsigned
+    except struct.error as exc:  # a field out of its range in a value made in Python
+        raise MalformedFirmware(f"the bundle does not encode: {exc}") from exc
+    bundle: FirmwareBundle = (
+        FirmwareBundle.parse(data, limits)
+        if isinstance(unsigned, FirmwareBundle)
+        else UnsignedBundle.parse(data, limits)
+    )
     if header_digest is not None:
         if not isinstance(header_digest, bytes) or len(header_digest) != HASH_SIZE:
             raise ConfigError("header_digest must be a 48-byte SHA-384 hash")
@@ -356,7 +425,8 @@ def sign_bundle(
     _check_lms_set(pqc_signer, pqc_public, key_type, limits, "")
     header_bytes = manifest.header_bytes()
     digest = hashlib.sha384(header_bytes).digest()
-    signed_preamble = pre
+    vendor_pair = (ecc_signer, pqc_signer, pre.vendor_ecc_key, pre.vendor_pqc_key, "vendor")
+    pairs = [vendor_pair]
     if owner_signers is not None:
         owner_ecc, owner_pqc = owner_signers
         _check_signers(owner_ecc, owner_pqc, key_type, "owner")
@@ -365,33 +435,24 @@ def sign_bundle(
         owner_ecc_public = ecc_key_bytes(owner_ecc.verifier())
         owner_pqc_public = pqc_key_bytes(owner_pqc.verifier(), key_type)
         _check_lms_set(owner_pqc, owner_pqc_public, key_type, limits, "owner ")
-        owner_ecc_sig, owner_pqc_sig = _sign_pair(
-            digest,
-            header_bytes,
-            (owner_ecc, owner_pqc),
-            (owner_ecc_public, owner_pqc_public),
-            key_type,
-            "owner",
-        )
-        signed_preamble = replace(
-            signed_preamble,
-            owner_ecc_key=owner_ecc_public,
-            owner_pqc_key=owner_pqc_public,
-            owner_ecc_signature=owner_ecc_sig,
-            owner_pqc_signature=owner_pqc_sig,
-        )
+        pairs.insert(0, (owner_ecc, owner_pqc, owner_ecc_public, owner_pqc_public, "owner"))
     elif pre.has_owner:
         raise MalformedFirmware("the bundle names owner keys: pass owner_signers")
-    ecc_sig, pqc_sig = _sign_pair(
-        digest,
-        header_bytes,
-        (ecc_signer, pqc_signer),
-        (pre.vendor_ecc_key, pre.vendor_pqc_key),
-        key_type,
-        "vendor",
-    )
+    # Both ECDSA signatures (each checked) before any PQC one, and a leaf for every LMS
+    # signature checked before the first: a refused signing spends no one-time key.
+    ecc_sigs = [_sign_ecc(header_bytes, ecc, ecc_key, who) for ecc, _, ecc_key, _, who in pairs]
+    _check_lms_leaves([(pqc, who) for _, pqc, _, _, who in reversed(pairs)])
+    pqc_sigs = [_sign_pqc(digest, pqc, pqc_key, key_type, who) for _, pqc, _, pqc_key, who in pairs]
     signed_preamble = replace(
-        signed_preamble, vendor_ecc_signature=ecc_sig, vendor_pqc_signature=pqc_sig
+        pre, vendor_ecc_signature=ecc_sigs[-1], vendor_pqc_signature=pqc_sigs[-1]
     )
+    if owner_signers is not None:
+        signed_preamble = replace(
+            signed_preamble,
+            owner_ecc_key=pairs[0][2],
+            owner_pqc_key=pairs[0][3],
+            owner_ecc_signature=ecc_sigs[0],
+            owner_pqc_signature=pqc_sigs[0],
+        )
     signed = FirmwareBundle(replace(manifest, preamble=signed_preamble), bundle.components)
     return signed.encode()

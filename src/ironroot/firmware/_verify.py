@@ -525,6 +525,11 @@ class _Run:
         )
 
 
+def _check_policy(policy: object) -> None:
+    if not isinstance(policy, BundlePolicy):  # the fused values: nothing else stands in
+        raise ConfigError("the policy must be a BundlePolicy")
+
+
 def verify_bundle(bundle: bytes, policy: BundlePolicy) -> VerifiedManifest:
     """Verify a signed bundle against ``policy`` (the fused values); return what to measure
     and load.
@@ -533,6 +538,7 @@ def verify_bundle(bundle: bytes, policy: BundlePolicy) -> VerifiedManifest:
     ``FirmwareRejected`` subclass, ``BadSignature``/``MissingSignature`` or
     ``AlgorithmNotAccepted`` for one that must not run.
     """
+    _check_policy(policy)
     run = _Run(bundle, FirmwareBundle.parse(bundle, policy.limits), policy)
     for _name, check in run.checks():
         check()
@@ -544,6 +550,7 @@ def check_bundle(bundle: bytes, policy: BundlePolicy) -> VerificationReport:
 
     ``verified`` is set only when every check passed.
     """
+    _check_policy(policy)
     try:
         parsed = FirmwareBundle.parse(bundle, policy.limits)
     except IronrootError as exc:
