@@ -1,6 +1,12 @@
 """Audit buffering: records of key use wait in memory and go out in groups; security events
 and refusals are written, synced and anchored before the call returns.
 
+``release`` and ``release_challenge`` — what anyone reaching the key release service can make
+the HSM refuse — group-commit those records instead (``_group_commit``, ``_make_durable``):
+still durable and anchored before the call returns or raises, but the records of the calls
+arriving together share one commit (one fsync, one counter increment), written outside the
+lock while the next group queues.
+
 A failure that puts the HSM in its error state is audited here first (``_fail``). The
 record format and its chain are ``_audit``'s; verification at power-up is ``_audit_check``'s.
 
