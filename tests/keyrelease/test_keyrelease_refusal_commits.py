@@ -13,11 +13,11 @@ import secrets
 import threading
 
 import httpx
-from _kr_helpers import NOW, VERIFIER, assert_problem
+import pytest
+from _kr_helpers import NOW, assert_problem
 
 from hsm_devices import self_signed_device
 from ironroot.cose import encode_cbor
-from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.ear import ChallengeLimits
 from ironroot.errors import Overloaded, StaleNonce, TooManyAttempts
 from ironroot.hsm import Hsm, HsmConfig, KeyAttributes, KeyType, MemoryStorage, Role
@@ -55,30 +55,13 @@ class HeldStorage(MemoryStorage):
         super().append_audit(data)
 
 
-def test_release_requests_refused_together_cost_two_commits_not_one_each() -> None:
+@pytest.mark.parametrize("route", ["release", "challenge"])
+def test_requests_refused_together_cost_two_commits_not_one_each(route: str) -> None:
+    """Releases on made-up nonces, or challenges past the client's burst (``503``
+    ``challenge-rate``, which the key service asks of the HSM from its thread pool, not from
+    the event loop, so that they too arrive together)."""
     storage = HeldStorage()
-    hsm = Hsm.initialize(
-        storage,
-        bytes(range(48)),
-        officer="officer",
-        credential=b"officer-credential",
-        device=self_signed_device(NOW),
-        config=HsmConfig(scrypt_n=2**10),
-        clock=lambda: NOW.timestamp(),
-    )
-    officer = hsm.login("officer", b"officer-credential")
-    hsm.add_identity(officer, "keyrelease", Role.USER, b"user-credential")
-    verifier = PrivateKey.generate(Algorithm.ES384)
-    hsm.add_release_verifier(officer, VERIFIER, verifier.public_key.to_pem())
-    handle = hsm.generate(
-        officer,
-        KeyType.AES_256,
-        KeyAttributes.of(["encrypt"], exportable=True, release_policy='status == "affirming"'),
-    )
-    service = KeyReleaseService(
-        keys=[ReleasableKey("k", handle)],
-        vault=HsmVault(hsm, hsm.login("keyrelease", b"user-credential")),
-    )
+    hsm, service = _service(storage)
     audited = threading.Semaphore(0)
     hsm.add_listener(lambda operation, result: audited.release() if result != "ok" else None)
     spki = TeeKeyPair.generate("ML-KEM-768").public_spki
@@ -86,18 +69,21 @@ def test_release_requests_refused_together_cost_two_commits_not_one_each() -> No
     with KeyReleaseServerThread(create_keyrelease_app(service)) as server:
 
         def post() -> None:
-            body = encode_cbor(
-                {"ear": b"not an EAR", "wrapping_key": spki, "nonce": secrets.token_bytes(32)}
-            )
             with httpx.Client(timeout=DEADLINE) as http:
-                answers.append(
-                    http.post(
+                if route == "release":
+                    answer = http.post(
                         f"{server.url}/keys/k/release",
-                        content=body,
+                        content=_release_body(spki),
                         headers={"Content-Type": "application/cbor"},
                     )
-                )
+                else:
+                    answer = http.post(f"{server.url}/keys/challenge")
+                answers.append(answer)
 
+        if route == "challenge":
+            for _ in range(2):  # the burst
+                with httpx.Client(timeout=DEADLINE) as http:
+                    assert http.post(f"{server.url}/keys/challenge").status_code == 201
         before = storage.counter.value()
         storage.hold = True
         first = threading.Thread(target=post)
@@ -114,8 +100,12 @@ def test_release_requests_refused_together_cost_two_commits_not_one_each() -> No
             thread.join(DEADLINE)
     assert len(answers) == N
     for response in answers:
-        assert_problem(response, StaleNonce, "nonce-unknown")
+        if route == "release":
+            assert_problem(response, StaleNonce, "nonce-unknown")
+        else:
+            assert_problem(response, Overloaded, "challenge-rate")
     assert storage.counter.value() - before <= 2
+    hsm.close()
 
 
 def _service(storage: MemoryStorage) -> tuple[Hsm, KeyReleaseService]:

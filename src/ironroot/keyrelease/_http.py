@@ -270,7 +270,9 @@ def keyrelease_routes(
             refusals.failed(who)
             raise
 
-    challenge = challenge_handler(issue)
+    # the HSM's refusal is durable before it is answered: it may wait for a commit, which
+    # the event loop must not (and the refusals arriving together then share one)
+    challenge = challenge_handler(issue, blocking=True)
     return [
         Route("/keys/challenge", _guard(challenge), methods=["POST"]),
         Route("/keys/{name}/release", _guard(release), methods=["POST"]),
