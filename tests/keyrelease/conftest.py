@@ -7,13 +7,17 @@ from collections.abc import Iterator
 import pytest
 from _kr_helpers import NOW, Harness, build_harness
 
+from ironroot.http import LoginThrottle
 from ironroot.keyrelease import KeyReleaseServerThread, create_keyrelease_app
 
 
 @pytest.fixture(scope="session")
 def harness() -> Iterator[Harness]:
     built = build_harness()
-    with KeyReleaseServerThread(create_keyrelease_app(built.service)) as server:
+    # the tests refuse on purpose, hundreds of times from one address: no per-client limit
+    # here (test_keyrelease_refusal_commits.py tests it)
+    app = create_keyrelease_app(built.service, refusals=LoginThrottle(0, 1))
+    with KeyReleaseServerThread(app) as server:
         built.url = server.url
         try:
             yield built

@@ -1,6 +1,12 @@
 """Audit buffering: records of key use wait in memory and go out in groups; security events
 and refusals are written, synced and anchored before the call returns.
 
+``release`` and ``release_challenge`` — what anyone reaching the key release service can make
+the HSM refuse — group-commit those records instead (``_group_commit``, ``_make_durable``):
+still durable and anchored before the call returns or raises, but the records of the calls
+arriving together share one commit (one fsync, one counter increment), written outside the
+lock while the next group queues.
+
 A failure that puts the HSM in its error state is audited here first (``_fail``). The
 record format and its chain are ``_audit``'s; verification at power-up is ``_audit_check``'s.
 
@@ -32,7 +38,7 @@ import contextlib
 import functools
 import hashlib
 import hmac
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Final
 
@@ -159,12 +165,86 @@ class AuditBuffer(Persistence):
                 or operation in _SECURITY_EVENTS
                 or len(self._pending) >= self._config.audit_group_commit
             ):
-                self._sync()
+                if getattr(self._owed, "ticket", None) is not None and self._state == (
+                    "operational"
+                ):  # in a group commit (``_group_commit``): made durable once unlocked
+                    self._owed.ticket = self._audit_size + len(self._pending)
+                else:
+                    self._sync()
 
-    def _flush_audit(self) -> None:
-        """Append the waiting records (keyed, chained) and fsync; no anchor."""
-        if not self._pending:
+    @contextlib.contextmanager
+    def _group_commit(self) -> Iterator[None]:
+        """Around a whole operation, outside its lock: the records it must make durable (a
+        refusal, a release, a full group) are written, synced and anchored by a group commit
+        once the lock is released, before the operation returns or raises
+        (``_make_durable``). Only the operations that anyone reaching the key release
+        service can make the HSM refuse (``release``, ``release_challenge``) take it."""
+        if getattr(self._owed, "ticket", None) is not None:  # nested: the outer one commits
+            yield
             return
+        self._owed.ticket = 0
+        try:
+            yield
+        finally:
+            ticket, self._owed.ticket = self._owed.ticket, None
+            if ticket:
+                self._make_durable(ticket)
+
+    def _make_durable(self, ticket: int) -> None:
+        """Return once the records before seq ``ticket`` are written, synced and anchored:
+        a group commit, called without the lock.
+
+        One commit at a time writes outside the lock (``_in_flight``): while its append,
+        fsync, anchor and counter increment are under way, the other operations run and
+        queue their records, then wait for it. The first of them to find no commit under
+        way commits every record queued by then: one append, one anchor and one counter
+        increment for all of them. So refusals arriving together cost two commits, not one
+        each. ``HsmErrorState`` (or ``HsmZeroized``) when the HSM left its operational state
+        before they were durable: a refusal not durable is never answered as one; the
+        storage's own error to the operation whose commit failed."""
+        while True:
+            with self._durable:
+                while self._in_flight and self._durable_to < ticket:
+                    self._durable.wait()
+                if self._durable_to >= ticket:
+                    return
+            with self._lock:
+                with self._durable:
+                    if self._durable_to >= ticket:  # another's commit carried them
+                        return
+                    if self._in_flight:  # another took the lead meanwhile: wait for it
+                        continue
+                self._check_state()
+                if self._audit_size + len(self._pending) - self._audit_base >= (
+                    self._audit_segment
+                ):  # a rotation: under the lock, as every other commit (rare)
+                    self._flush_and_commit(store=False)
+                    continue
+                data, size, head = self._format_pending()
+                self._pending.clear()
+                self._audit_size, self._audit_head = size, head
+                anchor = self._sealed_anchor()
+                with self._durable:
+                    self._in_flight = True
+            try:
+                self._write_group(data, anchor)
+            finally:
+                with self._durable:
+                    self._in_flight = False
+                    if self._state == "operational":
+                        self._durable_to = max(self._durable_to, size)
+                    self._durable.notify_all()
+
+    def _write_group(self, data: bytes, anchor: bytes) -> None:
+        """A group commit's writes, outside the lock: the records (append, fsync), the anchor,
+        the counter increment, in the order of every commit (``_anchor``)."""
+        self._written(functools.partial(self._storage.append_audit, data))
+        self._written(functools.partial(self._storage.write_anchor, anchor))
+        self._advance_counter()
+
+    def _format_pending(self) -> tuple[bytes, int, bytes]:
+        """The waiting records keyed and chained, as log lines; the log's size and head after
+        them."""
         records: list[AuditRecord] = []
         size, head = self._audit_size, self._audit_head
         for p in self._pending:
@@ -174,7 +254,15 @@ class AuditBuffer(Persistence):
             head = unkeyed.digest()
             records.append(replace(unkeyed, mac=audit_mac(self._audit_key, head)))
             size += 1
-        self._written(lambda: self._storage.append_audit(format_audit_log(records)))
+        return format_audit_log(records), size, head
+
+    def _flush_audit(self) -> None:
+        """Append the waiting records (keyed, chained) and fsync; no anchor."""
+        if not self._pending:
+            return
+        self._await_flight()
+        data, size, head = self._format_pending()
+        self._written(lambda: self._storage.append_audit(data))
         self._pending.clear()
         self._audit_size, self._audit_head = size, head
 
@@ -192,6 +280,8 @@ class AuditBuffer(Persistence):
             self._rotate()
         else:
             self._commit(store=store)
+        with self._durable:
+            self._durable_to = max(self._durable_to, self._audit_size)
 
     def _rotation_due(self) -> bool:
         return self._audit_size - self._audit_base >= self._audit_segment
@@ -228,6 +318,7 @@ class AuditBuffer(Persistence):
             try:
                 if self._pending:
                     self._sync()
+                self._await_flight()  # a group commit still writing: not released under it
             finally:
                 self._sessions.clear()
                 self._release_storage()
@@ -240,6 +331,9 @@ class AuditBuffer(Persistence):
         if record is not None and self._state == "operational" and self._audit_key:
             with contextlib.suppress(IronrootError):  # failing anyway: that is the news
                 self._record(*record, None, HsmErrorState.code)
+                with self._lock:  # a group commit deferred it: durable before the error
+                    if self._pending:
+                        self._sync()
         self._enter_error(reason)
 
     def _resume_audit(self, anchor: Anchor | None, doc: StoreDocument) -> None:

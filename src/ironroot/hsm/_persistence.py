@@ -26,14 +26,21 @@ class Persistence(HsmState):
     def _commit(self, *, store: bool, zeroized: bool = False) -> None:
         """One commit (``_anchor``): the store (when ``store``) takes generation ``c + 1``,
         then the anchor with counter ``c + 1``, then the counter is incremented."""
+        self._await_flight()
         secret = bytes(self._secret)
         following = self._generation + 1
         if store:
             sealed = seal(secret, encode_store(self._document(following)))
             self._written(lambda: self._storage.write_store(sealed))
             self._store_generation = following
+        anchor = self._sealed_anchor(zeroized=zeroized)
+        self._written(lambda: self._storage.write_anchor(anchor))
+        self._advance_counter()
+
+    def _sealed_anchor(self, *, zeroized: bool = False) -> bytes:
+        """The next commit's anchor (counter ``c + 1``), naming the audit head as it is."""
         anchor = Anchor(
-            following,
+            self._generation + 1,
             self._store_generation,
             self._audit_size,
             self._audit_head,
@@ -41,8 +48,14 @@ class Persistence(HsmState):
             self._hsm_id,
             counter_name(self._storage.counter),
         )
-        self._written(lambda: self._storage.write_anchor(seal_anchor(secret, anchor)))
-        self._advance_counter()
+        return seal_anchor(bytes(self._secret), anchor)
+
+    def _await_flight(self) -> None:
+        """Wait (under the lock) until no group commit is writing outside the lock
+        (``AuditBuffer._make_durable``): two commits never write at once."""
+        with self._durable:
+            while self._in_flight:
+                self._durable.wait()
 
     def _written(self, write: Callable[[], None]) -> None:
         """Run one write of a commit; if it fails, the HSM enters its error state. A commit

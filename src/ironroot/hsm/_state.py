@@ -101,6 +101,12 @@ class HsmState:
         self._attestation: KeyRecord | None = None
         self._chain: tuple[bytes, ...] = ()
         self._pending: list[PendingRecord] = []
+        # group commit (``_audit_buffer``): a commit whose writes run outside the lock, how
+        # many records are durable and anchored, and the records a thread's operation owes
+        self._durable = threading.Condition(threading.Lock())
+        self._in_flight = False
+        self._durable_to = 0
+        self._owed = threading.local()
         self._audit_size = 0
         self._audit_head = ZERO_HASH
         self._audit_key = bytearray()

@@ -237,7 +237,9 @@ class WrapAndRelease(KeyOperations):
         """A single-use release nonce (32 bytes) and when it expires (POSIX seconds), issued
         and remembered inside the HSM: :meth:`release` redeems it (crypto user). ``client``
         names who asked, for the per-client limits of ``HsmConfig.release_challenges``."""
-        with self._operation(session, "release-challenge"):
+        # a refusal (``challenge-rate``, anyone's to provoke) is group-committed with those
+        # arriving with it (``_group_commit``); under the lock, as every audited operation
+        with self._group_commit(), self._lock, self._operation(session, "release-challenge"):
             now = self._datetime()  # kept with the nonce: no EAR for it is older than this
             return self._nonces.issue(now, client, bound=now.timestamp())
 
@@ -274,8 +276,10 @@ class WrapAndRelease(KeyOperations):
         record binds the wrapping key's and the EAR's digests when they are known (never the
         nonce, never a key). It is written, synced and anchored before this returns.
         """
-        with self._lock, self._operation(session, "release", handle) as op:  # not while a
-            # delete wipes. The digests are taken first, so that a refusal's record names
+        # not while a delete wipes (the lock); the record, granted or refused, is durable
+        # and anchored before this returns, group-committed with those arriving with it
+        with self._group_commit(), self._lock, self._operation(session, "release", handle) as op:
+            # The digests are taken first, so that a refusal's record names
             # them too; each input is still checked where it always was.
             with contextlib.suppress(IronrootError):  # refused below, in its turn
                 # any bytes-like EAR, as it is checked below: a bytearray is bound too

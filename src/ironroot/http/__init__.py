@@ -27,7 +27,8 @@
   ``Retry-After`` of every 429/503 (problem, page or ``/ready``); :data:`REFUSAL_HEADERS`:
   the headers every problem carries, for a route that writes its own (the CTS API's);
 * :class:`LoginThrottle`: failed logins per client address in a sliding window, bounded in
-  memory, refused with ``429`` before any password is hashed (the dashboard's and Redfish's);
+  memory, refused with ``429`` before any password is hashed (the dashboard's and Redfish's;
+  the key release service counts refused requests with it);
 * :func:`problem_app`'s ``hot`` routes: the few routes that carry a service's traffic,
   answered without Starlette's middleware stack (same handlers, problems and metrics).
 """

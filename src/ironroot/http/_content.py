@@ -20,6 +20,7 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -70,15 +71,22 @@ def require_media_type(request: Request, *accepted: str, untyped: str | None = N
     return media
 
 
-def challenge_handler(issue: Callable[[str | None], tuple[bytes, int]]) -> Handler:
+def challenge_handler(
+    issue: Callable[[str | None], tuple[bytes, int]], *, blocking: bool = False
+) -> Handler:
     """A ``POST .../challenge`` handler: ``issue(client host)`` gives a fresh single-use nonce
     and when it expires (POSIX seconds); the answer is ``201``, never cached, JSON ``{"nonce":
     b64url, "expires": epoch}`` or, when the client accepts ``application/cbor`` (in any of its
     ``Accept`` fields, in any case, not with ``q=0``), CBOR ``{"nonce": bstr, "expires":
-    int}``."""
+    int}``. ``blocking``: ``issue`` may wait (an HSM's durable audit record of a refusal) and
+    runs in the thread pool, not on the event loop."""
 
     async def challenge(request: Request) -> Response:
-        nonce, expires = issue(request.client.host if request.client else None)
+        host = request.client.host if request.client else None
+        if blocking:
+            nonce, expires = await run_in_threadpool(issue, host)
+        else:
+            nonce, expires = issue(host)
         headers = {"Cache-Control": "no-store"}
         if CBOR in acceptable_media(request):
             body = encode_cbor({"nonce": nonce, "expires": expires})

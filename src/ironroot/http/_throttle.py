@@ -52,10 +52,13 @@ class _Window:
     """Failures per key (a client address, or an account name) in a sliding window, and the
     logins in flight for each, refused at ``limit`` (``what``: whose, for the refusal)."""
 
-    def __init__(self, limit: int, window: int, what: str, max_keys: int) -> None:
+    def __init__(
+        self, limit: int, window: int, what: str, max_keys: int, attempts: str = "failed logins"
+    ) -> None:
         self.limit = limit
         self.window = window
         self._what = what
+        self._attempts = attempts
         self._max_keys = max_keys
         self._failures: collections.OrderedDict[str, collections.deque[float]] = (
             collections.OrderedDict()
@@ -83,7 +86,8 @@ class _Window:
             # with only logins in flight, the next answer is a moment away
             wait = int(self.window - (now - times[0])) + 1 if times else 1
             raise TooManyAttempts(
-                f"too many failed logins {self._what}: try again in {wait} s", retry_after=wait
+                f"too many {self._attempts} {self._what}: try again in {wait} s",
+                retry_after=wait,
             )
 
     def begin(self, key: str) -> None:
@@ -134,11 +138,16 @@ class LoginThrottle:
         *,
         clock: Callable[[], float] = time.monotonic,
         max_clients: int = MAX_CLIENTS,
+        attempts: str = "failed logins",
     ) -> None:
+        """``attempts`` names what is counted in the refusal's detail (the key release
+        service counts refused requests with this class)."""
         self._clock = clock
         self._lock = threading.Lock()
-        self._addresses = _Window(max_failures, window, "from this address", max_clients)
-        self._accounts = _Window(4 * max_failures, window, "for this account", max_clients)
+        self._addresses = _Window(max_failures, window, "from this address", max_clients, attempts)
+        self._accounts = _Window(
+            4 * max_failures, window, "for this account", max_clients, attempts
+        )
 
     @property
     def max_failures(self) -> int:

@@ -24,6 +24,15 @@ factor: ``ironroot.crypto.check_wrapping_key``) is a 400 ``degenerate-wrapping-k
 the nonce is spent or the HSM asked. Every refusal of a release is counted by its code
 (``ironroot_releases``) and logged as a warning with the key's name; the HSM's own refusals
 are in its audit log too.
+
+Each client address (an IPv6 one as its /64) may have ``REFUSALS_PER_CLIENT`` (32) refused
+challenges and releases within ``REFUSAL_WINDOW`` (60) seconds; past them every challenge and
+release it sends is refused ``429`` ``too-many-attempts`` with ``Retry-After`` (the seconds
+until the oldest refusal leaves the window) before the HSM is asked, so it costs no HSM
+commit and leaves no HSM audit record (it is counted and logged here). The HSM's own refusals
+are durable before they are answered, each a commit of the root of trust's counter: this
+bounds how many one client can cause (``ironroot.http.LoginThrottle``, which counts failed
+logins the same way).
 """
 
 from __future__ import annotations
@@ -46,6 +55,7 @@ from ironroot.hsm import WrappingKey
 from ironroot.http import (
     CBOR,
     Handler,
+    LoginThrottle,
     ServerThread,
     ServiceInfo,
     acceptable_media,
@@ -74,6 +84,10 @@ MAX_REQUEST_BYTES: Final = 512 * 1024
 _BODY_LIMITS: Final = Limits(max_bytes=MAX_REQUEST_BYTES, max_depth=4, max_items=32)
 _MEMBERS: Final = frozenset(("ear", "wrapping_key", "nonce"))
 _MAX_LOGGED_NAME: Final = 128  # a key name, or as much of an unknown one as is logged
+REFUSALS_PER_CLIENT: Final = 32
+"""Refused challenges and releases one client address may have within ``REFUSAL_WINDOW``
+seconds; past them the service answers ``429`` before the HSM is asked (module docs)."""
+REFUSAL_WINDOW: Final = 60
 
 
 async def _body(request: Request) -> bytes:
@@ -144,6 +158,10 @@ def _wants_cbor(request: Request, default: bool) -> bool:
     return default
 
 
+def _client(request: Request) -> str:
+    return request.client.host if request.client is not None else "-"
+
+
 def keyrelease_info(service: KeyReleaseService) -> ServiceInfo:
     """The key service as its operator sees it: ready when its HSM is operational, an EAR
     verifier is installed there and every offered key is in it."""
@@ -174,10 +192,20 @@ def keyrelease_info(service: KeyReleaseService) -> ServiceInfo:
     )
 
 
-def keyrelease_routes(service: KeyReleaseService, info: ServiceInfo | None = None) -> list[Route]:
+def keyrelease_routes(
+    service: KeyReleaseService,
+    info: ServiceInfo | None = None,
+    *,
+    refusals: LoginThrottle | None = None,
+) -> list[Route]:
     """The key release routes, each answering errors with problem details; with ``info``,
     releases by decision (``released`` or the refusal's code) and, for an HSM vault, the HSM's
-    operations by result go to its registry."""
+    operations by result go to its registry. ``refusals`` counts each client address's
+    refused challenges and releases (default: ``REFUSALS_PER_CLIENT`` in ``REFUSAL_WINDOW``
+    seconds; ``LoginThrottle(0, 1)`` limits nothing): past them, ``429`` first (module
+    docs)."""
+    if refusals is None:
+        refusals = LoginThrottle(REFUSALS_PER_CLIENT, REFUSAL_WINDOW, attempts="refused requests")
     decisions: Counter | None = None
     if info is not None:
         decisions = Counter(
@@ -199,14 +227,20 @@ def keyrelease_routes(service: KeyReleaseService, info: ServiceInfo | None = Non
 
     async def release(request: Request) -> Response:
         name = request.path_params["name"]
+        client = _client(request)
         try:
+            refusals.check(client)  # 429 before anything: the HSM is not asked
             service.key(name)
             # JSON or CBOR (untyped: JSON); any other type is a 415, not a guess
             media_type = require_media_type(
                 request, "application/json", CBOR, untyped="application/json"
             )
             parsed = parse_release_request(await _body(request), media_type)
-            released = await run_in_threadpool(service.release, name, parsed)
+            try:
+                released = await run_in_threadpool(service.release, name, parsed)
+            except IronrootError:
+                refusals.failed(client)  # the HSM's (or the gate's) refusal: counted
+                raise
         except IronrootError as exc:
             # every refusal, the HSM's or one before it was asked (no such key, a malformed
             # request, a degenerate wrapping key): counted and logged by its code
@@ -227,7 +261,18 @@ def keyrelease_routes(service: KeyReleaseService, info: ServiceInfo | None = Non
     def _guard(handler: Handler) -> Handler:
         return guarded(handler, _log, what="the key service")
 
-    challenge = challenge_handler(service.challenge)
+    def issue(client: str | None) -> tuple[bytes, int]:
+        who = client or "-"
+        refusals.check(who)
+        try:
+            return service.challenge(client)
+        except IronrootError:
+            refusals.failed(who)
+            raise
+
+    # the HSM's refusal is durable before it is answered: it may wait for a commit, which
+    # the event loop must not (and the refusals arriving together then share one)
+    challenge = challenge_handler(issue, blocking=True)
     return [
         Route("/keys/challenge", _guard(challenge), methods=["POST"]),
         Route("/keys/{name}/release", _guard(release), methods=["POST"]),
@@ -235,12 +280,21 @@ def keyrelease_routes(service: KeyReleaseService, info: ServiceInfo | None = Non
     ]
 
 
-def create_keyrelease_app(service: KeyReleaseService, *, admin: str = "loopback") -> Starlette:
+def create_keyrelease_app(
+    service: KeyReleaseService,
+    *,
+    admin: str = "loopback",
+    refusals: LoginThrottle | None = None,
+) -> Starlette:
     """An ASGI app serving the key release routes, with ``/``, ``/health``, ``/ready``,
     ``/metrics``, the access log and the ``/admin`` routes for ``admin`` clients
-    (:data:`ironroot.keyrelease._admin.ADMIN_REACH`)."""
+    (:data:`ironroot.keyrelease._admin.ADMIN_REACH`); ``refusals`` as
+    :func:`keyrelease_routes`."""
     info = keyrelease_info(service)
-    routes = [*keyrelease_routes(service, info), *admin_routes(service, reach=admin)]
+    routes = [
+        *keyrelease_routes(service, info, refusals=refusals),
+        *admin_routes(service, reach=admin),
+    ]
     return problem_app(routes, info)
 
 
