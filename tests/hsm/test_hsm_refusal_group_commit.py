@@ -34,7 +34,7 @@ N = 32
 """Refused requests sent together."""
 DEADLINE = 120.0
 """How long a test waits for its threads at most (a hang is a failure, not a pass)."""
-GATHER = 10.0
+GATHER = 30.0
 """How long the first commit is held, at most, for the others to be audited (they are at
 once; an HSM that audits none of them while a commit is under way costs this wait)."""
 
