@@ -324,3 +324,80 @@ def test_an_output_where_no_file_can_be_made_names_the_output(
     assert capsys.readouterr().err == (
         "ironroot: input-unavailable: /proc/ironroot-out: no such file or directory\n"
     )
+
+
+def _shared_folder(tmp_path: Path) -> Path:
+    """A folder as ``/tmp`` is: sticky, and writable by every user."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    return shared
+
+
+_OTHER_UID = 4242
+"""A user that is neither this process nor the shared folder's owner (root)."""
+
+_as_root = pytest.mark.skipif(
+    not hasattr(os, "geteuid") or os.geteuid() != 0,
+    reason="planting a link owned by another user needs root",
+)
+
+
+@_as_root
+def test_an_output_is_not_written_through_a_link_another_user_planted(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--out /tmp/out.cose`` where another user planted ``/tmp/out.cose -> ~/.bashrc``:
+    the link was resolved by name (``realpath``) and the file it names replaced, which the
+    kernel's own rule for shared sticky folders (``fs.protected_symlinks``) refuses. A link
+    in the path's folders too (``/tmp/d -> ~/``)."""
+    shared = _shared_folder(tmp_path)
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"the victim's file")
+    planted = shared / "out.cose"
+    planted.symlink_to(victim)
+    os.lchown(planted, _OTHER_UID, _OTHER_UID)
+    folder = tmp_path / "victim-folder"
+    folder.mkdir()
+    (shared / "d").symlink_to(folder)
+    os.lchown(shared / "d", _OTHER_UID, _OTHER_UID)
+    for out, link in ((planted, planted), (shared / "d" / "new.cose", shared / "d")):
+        argv = _sign(tmp_path, out)
+        capsys.readouterr()
+        assert main(argv) == 2, out
+        assert capsys.readouterr().err == (
+            f"ironroot: input-unavailable: {out}: {link} is a symbolic link of user "
+            f"{_OTHER_UID} in {shared}, a folder every user may write: it is not followed "
+            "(another user may have planted it)\n"
+        )
+    assert victim.read_bytes() == b"the victim's file"
+    assert list(folder.iterdir()) == []
+    own = shared / "own.cose"  # the user's own link there is followed, as before
+    own.symlink_to(victim)
+    assert main(_sign(tmp_path, own)) == 0
+    assert victim.read_bytes()[:1] == b"\xd2"
+
+
+@_as_root
+def test_an_output_is_not_written_into_a_named_pipe_another_user_planted(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A named pipe another user made in a shared folder, read by its maker: an output (a
+    secret written 0600 too) was written into it, to whoever reads the other end."""
+    shared = _shared_folder(tmp_path)
+    fifo = shared / "out.cose"
+    os.mkfifo(fifo)
+    os.chown(fifo, _OTHER_UID, _OTHER_UID)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # the other user, reading
+    try:
+        argv = _sign(tmp_path, fifo)
+        capsys.readouterr()
+        assert main(argv) == 2
+        assert capsys.readouterr().err == (
+            f"ironroot: input-unavailable: {fifo}: belongs to user {_OTHER_UID} in {shared}, "
+            "a folder every user may write: nothing is written into it (another user may "
+            "have planted it)\n"
+        )
+        assert os.read(reader, 4096) == b""  # nothing came through
+    finally:
+        os.close(reader)

@@ -16,6 +16,7 @@ from ironroot._fileio import (
     read_beneath,
     read_limited,
     read_limited_fd,
+    resolve_unplanted,
     write_atomic,
 )
 from ironroot.errors import Conflict, InputUnavailable, InUse, LimitExceeded
@@ -213,3 +214,24 @@ def test_a_file_lock_is_never_taken_through_a_link(tmp_path: Path) -> None:
         pass
     assert caught.value.detail.startswith(f"the lock {tmp_path / '.lock'} cannot be opened: ")
     assert not target.exists()
+
+
+def test_resolve_unplanted_resolves_as_realpath_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Links relative and absolute, ``..`` after a link (the link's parent, not the name's),
+    names past a missing one, a relative path: what ``os.path.realpath`` gives; a loop is
+    ``ELOOP``."""
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    (tmp_path / "rel").symlink_to("a/b")
+    (tmp_path / "abs").symlink_to(tmp_path / "a" / "b")
+    (tmp_path / "a" / "b" / "up").symlink_to("..")
+    (tmp_path / "loop").symlink_to("loop")
+    monkeypatch.chdir(tmp_path / "a")
+    for name in ("rel/f", "abs/../f", "rel/up/b/x", "missing/../y/z", "a/./b//f", ".."):
+        given = tmp_path / name
+        assert resolve_unplanted(given) == Path(os.path.realpath(given)), name
+    assert resolve_unplanted(Path("b/up/f")) == Path(os.path.realpath("b/up/f"))
+    with pytest.raises(OSError, match="too many levels of symbolic links") as raised:
+        resolve_unplanted(tmp_path / "loop" / "f")
+    assert raised.value.errno == errno.ELOOP

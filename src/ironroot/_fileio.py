@@ -15,6 +15,11 @@ a component that holds its directory's lock, at its start, and by nothing else.
 :func:`warn_if_exposed` is the rule for files that hold secrets (bearer tokens, sealing
 secrets, credentials, private keys): Ironroot writes them 0600, and when it reads one that
 its group or others may read it logs a warning naming the file, its mode and the fix.
+
+:func:`resolve_unplanted` is the rule for following a name a user gave to write to: the
+kernel's own rule for folders every user may write (``/tmp``), whether or not the machine
+turns it on (``fs.protected_symlinks``, ``fs.protected_fifos``), so that no link or pipe
+another user planted there is written through.
 """
 
 from __future__ import annotations
@@ -54,6 +59,8 @@ __all__ = [
     "read_config",
     "read_limited",
     "read_limited_fd",
+    "refuse_planted",
+    "resolve_unplanted",
     "to_create",
     "warn_if_exposed",
     "warn_if_trust_writable",
@@ -167,6 +174,89 @@ def write_atomic(
             os.close(fd)
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+
+
+_MAX_LINKS: Final = 40
+"""The links one name may pass through (Linux's own limit): more is ``ELOOP``."""
+
+
+def _planted_in(found: os.stat_result, folder: str) -> os.stat_result | None:
+    """The folder's status when ``found`` (an entry of ``folder``) may be another user's
+    plant: the folder is sticky and every user may write it (``/tmp``), and the entry belongs
+    neither to this process's user nor to the folder's owner (the kernel's test for
+    ``fs.protected_symlinks``)."""
+    try:
+        shared = os.stat(folder)
+    except OSError:
+        return None
+    if not (shared.st_mode & stat.S_ISVTX and shared.st_mode & stat.S_IWOTH):
+        return None
+    if found.st_uid in (os.geteuid(), shared.st_uid):
+        return None
+    return shared
+
+
+def refuse_planted(path: Path, target: Path) -> None:
+    """``InputUnavailable`` when ``target`` (``path`` resolved: :func:`resolve_unplanted`)
+    is a file that is written into rather than replaced (a named pipe, a device) and that
+    another user may have planted in a folder every user may write (the kernel's
+    ``fs.protected_fifos``): what is written would go to whoever reads its other end."""
+    try:
+        found = os.lstat(target)
+    except OSError:
+        return
+    if _planted_in(found, os.path.dirname(target)) is not None:
+        raise InputUnavailable(
+            f"{path}: belongs to user {found.st_uid} in {target.parent}, a folder every user "
+            "may write: nothing is written into it (another user may have planted it)"
+        )
+
+
+def resolve_unplanted(path: Path) -> Path:
+    """``os.path.realpath(path)``, except that a symbolic link another user may have planted
+    (in a sticky folder every user may write, such as ``/tmp``, and belonging neither to
+    this process's user nor to the folder's owner) is ``InputUnavailable`` rather than
+    followed, wherever it is in the path: ``realpath`` reads links by name, so it followed
+    the links the kernel refuses to (``fs.protected_symlinks``), and a file written to what
+    it returned replaced the file the plant named. Names past a missing one are kept as
+    given; more than 40 links is ``OSError`` ``ELOOP``."""
+    given = os.fspath(path)
+    if "\0" in given:
+        raise FileNotFoundError(errno.ENOENT, "a file name cannot hold a NUL byte", given)
+    whole = given if given.startswith("/") else os.path.join(os.getcwd(), given)
+    pending = list(reversed(whole.split("/")))
+    current = "/"
+    links = 0
+    while pending:
+        name = pending.pop()
+        if name in ("", "."):
+            continue
+        if name == "..":
+            current = os.path.dirname(current)
+            continue
+        entry = os.path.join(current, name)
+        try:
+            found = os.lstat(entry)
+        except OSError:  # missing (or not a folder): the rest is taken as named
+            current = entry
+            continue
+        if not stat.S_ISLNK(found.st_mode):
+            current = entry
+            continue
+        if _planted_in(found, current) is not None:
+            raise InputUnavailable(
+                f"{given}: {entry} is a symbolic link of user {found.st_uid} in {current}, a "
+                "folder every user may write: it is not followed (another user may have "
+                "planted it)"
+            )
+        links += 1
+        if links > _MAX_LINKS:
+            raise OSError(errno.ELOOP, "too many levels of symbolic links", given)
+        target = os.readlink(entry)
+        if target.startswith("/"):
+            current = "/"
+        pending.extend(reversed(target.split("/")))
+    return Path(current)
 
 
 def read_limited(path: Path, limit: int, *, regular: bool = False) -> bytes:

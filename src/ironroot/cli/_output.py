@@ -4,7 +4,8 @@
 a write that fails part way (a full disk, a file-size limit) leaves no half-written output and
 an output named the same as an input leaves the input as it was. A symbolic link to a file is
 followed (the file it names is replaced); a link to nothing is refused rather than followed to
-create a file wherever it points.
+create a file wherever it points, and so is a link another user may have planted in a folder
+every user may write (``/tmp``: :func:`~ironroot._fileio.resolve_unplanted`).
 
 An output never replaces a private key or an LMS state file (``config``, exit 2), whatever name
 reaches it — the key's own path, a link, a hard link — and whichever verb writes it: the key
@@ -14,8 +15,9 @@ sealing secret, a credential), which has nothing else to recognise it by, nor a 
 folder of state it uses (:func:`~ironroot.cli._input.note_folder`: an HSM, a root of trust).
 
 ``-`` is stdout. A target that is no regular file (``/dev/stdout``, a terminal, a named pipe)
-is written in place: a named pipe nobody reads is refused rather than waited on, and a terminal
-is never sent binary output. An output written to the process's own stdout leaves stdout to
+is written in place: a named pipe nobody reads is refused rather than waited on, one another
+user may have planted in a folder every user may write is refused, and a terminal is never
+sent binary output. An output written to the process's own stdout leaves stdout to
 it: the verb's lines after it go to stderr, and under ``--json`` (whose object stdout carries)
 it is refused.
 """
@@ -29,7 +31,7 @@ import stat
 import sys
 from pathlib import Path
 
-from ironroot._fileio import read_limited, write_atomic
+from ironroot._fileio import read_limited, refuse_planted, resolve_unplanted, write_atomic
 from ironroot.cli._input import folder_used, secret_read
 from ironroot.crypto import holds_private_key
 from ironroot.errors import ConfigError, InputUnavailable, LimitExceeded
@@ -62,6 +64,7 @@ def _named(path: Path) -> Path:
 
 def _target(path: Path) -> tuple[Path, int | None]:
     """The file ``path`` names (a symbolic link followed) and its type, if it exists."""
+    target = resolve_unplanted(path)  # no link another user planted, anywhere in the path
     try:  # follows every link, /dev/stdout's /proc/self/fd/1 to a pipe too
         kind: int | None = os.stat(path).st_mode
     except FileNotFoundError:
@@ -69,13 +72,13 @@ def _target(path: Path) -> tuple[Path, int | None]:
     if kind is not None and stat.S_ISDIR(kind):
         raise InputUnavailable(f"{path}: is a directory, not a file")
     if kind is not None and not stat.S_ISREG(kind):
+        refuse_planted(path, target)  # written into: no pipe another user reads
         return Path(path), kind  # written in place, through the name given
     if kind is None and os.path.islink(path):
         raise InputUnavailable(
             f"{path}: is a symbolic link to {os.readlink(path)}, which does not exist: "
             "no file is created through a link"
         )
-    target = Path(os.path.realpath(path))
     if kind is None and not target.parent.is_dir():
         raise InputUnavailable(f"{path}: the folder {target.parent} does not exist")
     if kind is not None:
