@@ -401,3 +401,17 @@ def test_an_output_is_not_written_into_a_named_pipe_another_user_planted(
         assert os.read(reader, 4096) == b""  # nothing came through
     finally:
         os.close(reader)
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full")
+def test_an_output_written_in_place_that_fails_names_the_output(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--out /dev/full``: the one line said ``no space left on device`` and named no file,
+    as if stdout or an input were full."""
+    argv = _sign(tmp_path, "/dev/full")
+    capsys.readouterr()
+    assert main(argv) == 2
+    assert capsys.readouterr().err == (
+        "ironroot: input-unavailable: /dev/full: no space left on device\n"
+    )

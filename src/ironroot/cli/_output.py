@@ -121,6 +121,18 @@ def _write_in_place(path: Path, opened: Path, kind: int, data: bytes) -> None:
                 f"{path}: a named pipe nobody reads: nothing was written"
             ) from exc
         raise
+    try:
+        onto_stdout = _write_opened(path, fd, data)
+    except OSError as exc:  # a full device, a pipe closed: named for the output, not stdout's
+        if exc.filename is None:
+            raise OSError(exc.errno, exc.strerror, str(path)) from None
+        raise
+    if onto_stdout:  # stdout carries the output alone: the verb's own lines go to stderr
+        sys.stdout = sys.stderr
+
+
+def _write_opened(path: Path, fd: int, data: bytes) -> bool:
+    """``data`` written into ``fd`` (closed here); whether that is the process's stdout."""
     with open(fd, "wb") as handle:
         if os.isatty(fd) and _binary(data):
             raise ConfigError(
@@ -133,8 +145,7 @@ def _write_in_place(path: Path, opened: Path, kind: int, data: bytes) -> None:
             sys.stdout.flush()  # what the verb printed before comes first
         os.set_blocking(fd, True)
         handle.write(data)
-    if onto_stdout:  # stdout carries the output alone: the verb's own lines go to stderr
-        sys.stdout = sys.stderr
+    return onto_stdout
 
 
 def _is_stdout(fd: int) -> bool:
