@@ -415,3 +415,41 @@ def test_an_output_written_in_place_that_fails_names_the_output(
     assert capsys.readouterr().err == (
         "ironroot: input-unavailable: /dev/full: no space left on device\n"
     )
+
+
+def _mode(path: Path) -> int:
+    return path.stat().st_mode & 0o7777
+
+
+def test_an_output_keeps_to_the_umask_and_never_opens_up_the_file_it_replaces(
+    tmp_path: Path,
+) -> None:
+    """Outputs were made 0644 whatever the umask (``fchmod`` of the temporary file), so an
+    operator's ``umask 077`` left statements, bundles and public key files readable by every
+    user; and an output replacing a file its owner had made private (0600) made it readable
+    by all. An output's mode is now narrowed by the umask, as ``open(2)`` narrows it, and by
+    the mode of the file it replaces; a private key stays 0600."""
+    previous = os.umask(0o077)
+    try:
+        assert main(_sign(tmp_path, tmp_path / "new.cose")) == 0
+        assert main(["key", "generate", "--alg", "ES256", "--out", str(tmp_path / "u")]) == 0
+    finally:
+        os.umask(previous)
+    assert _mode(tmp_path / "new.cose") == 0o600
+    assert [_mode(tmp_path / f"u{suffix}") for suffix in (".key", ".pub.pem", ".cose")] == [
+        0o600,
+        0o600,
+        0o600,
+    ]
+    private = tmp_path / "private.cose"
+    private.write_bytes(b"an older statement")
+    private.chmod(0o640)
+    previous = os.umask(0o022)
+    try:
+        assert main(_sign(tmp_path, private)) == 0
+        assert main(_sign(tmp_path, tmp_path / "open.cose")) == 0
+    finally:
+        os.umask(previous)
+    assert private.read_bytes()[:1] == b"\xd2"
+    assert _mode(private) == 0o640
+    assert _mode(tmp_path / "open.cose") == 0o644

@@ -12,7 +12,9 @@ import pytest
 from durability import SyncLog, unsynced_names
 from ironroot._fileio import (
     DirectoryLock,
+    asked_mode,
     make_dirs,
+    process_umask,
     read_beneath,
     read_limited,
     read_limited_fd,
@@ -235,3 +237,23 @@ def test_resolve_unplanted_resolves_as_realpath_does(
     with pytest.raises(OSError, match="too many levels of symbolic links") as raised:
         resolve_unplanted(tmp_path / "loop" / "f")
     assert raised.value.errno == errno.ELOOP
+
+
+def test_an_asked_file_keeps_to_the_umask_and_to_the_file_it_replaces(tmp_path: Path) -> None:
+    """``write_atomic(asked=True)``: the umask narrows the mode (read, not set), and so does
+    the mode of the regular file replaced; without ``asked`` the mode is exact."""
+    previous = os.umask(0o027)
+    try:
+        assert process_umask() == 0o027
+        assert os.umask(0o027) == 0o027  # reading it left it as it was
+        write_atomic(tmp_path / "new", b"x", mode=0o644, asked=True)
+        write_atomic(tmp_path / "exact", b"x", mode=0o644)
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "new").stat().st_mode & 0o777 == 0o640
+    assert (tmp_path / "exact").stat().st_mode & 0o777 == 0o644
+    (tmp_path / "old").write_bytes(b"old")
+    (tmp_path / "old").chmod(0o600)
+    assert asked_mode(tmp_path / "old", 0o644) == 0o600 & ~process_umask()
+    write_atomic(tmp_path / "old", b"new", mode=0o644, asked=True)
+    assert (tmp_path / "old").stat().st_mode & 0o777 == 0o600

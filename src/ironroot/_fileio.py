@@ -48,6 +48,7 @@ from ironroot.errors import (
 
 __all__ = [
     "DirectoryLock",
+    "asked_mode",
     "failure_reason",
     "file_lock",
     "fsync_dir",
@@ -55,6 +56,7 @@ __all__ = [
     "load_each",
     "make_dirs",
     "naming_file",
+    "process_umask",
     "read_beneath",
     "read_config",
     "read_limited",
@@ -127,6 +129,32 @@ def make_dirs(path: Path, *, mode: int = 0o777, exist_ok: bool = True) -> None:
         _fsync_dir(folder.parent if str(folder.parent) else Path())
 
 
+def process_umask() -> int:
+    """The process's umask, read without changing it (``/proc/self/status``, Linux 4.7 on):
+    setting it to read it back would, for that instant, apply to the files every other
+    thread creates. Where it cannot be read so, it is set to 077 for that instant (a file
+    made meanwhile is then only more private)."""
+    with contextlib.suppress(OSError, ValueError), open("/proc/self/status", "rb") as status:
+        for line in status:
+            if line.startswith(b"Umask:"):
+                return int(line.split()[1], 8)
+    current = os.umask(0o077)
+    os.umask(current)
+    return current
+
+
+def asked_mode(path: Path, mode: int) -> int:
+    """The permissions of a file a user asked for at ``path``: ``mode`` narrowed by the
+    umask (an operator's ``umask 077`` keeps every output private) and, when it replaces a
+    file, by that file's mode (a file its owner made private is not opened up)."""
+    mode &= ~process_umask()
+    with contextlib.suppress(OSError):
+        replaced = os.stat(path)
+        if stat.S_ISREG(replaced.st_mode):
+            mode &= replaced.st_mode
+    return mode & 0o777
+
+
 def write_atomic(
     path: Path,
     data: bytes,
@@ -134,16 +162,22 @@ def write_atomic(
     mode: int = 0o600,
     exclusive: bool = False,
     sync_dir: bool = True,
+    asked: bool = False,
 ) -> None:
     """Write ``data`` to ``path`` durably and atomically, with permissions ``mode``.
 
     With ``exclusive`` the call fails with :class:`~ironroot.errors.Conflict` if ``path``
     exists (the new file is linked into place, which never replaces). ``sync_dir=False``
     leaves the folder's fsync to the caller (:func:`fsync_dir`): one writing many files into
-    few folders then syncs each folder once.
+    few folders then syncs each folder once. With ``asked`` (a file a user asked a command
+    for) ``mode`` is narrowed as ``open(2)`` narrows it, by the process's umask, and by the
+    mode of the file it replaces (:func:`asked_mode`); without it ``mode`` is exact (a
+    service's own files).
     """
     path = Path(path)
     directory = path.parent if str(path.parent) else Path()
+    if asked:
+        mode = asked_mode(path, mode)
     try:
         fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     except OSError as exc:  # named for the file asked for, not the temporary one

@@ -49,12 +49,14 @@ def check_output(path: Path) -> None:
 
 
 def write_output(path: Path, data: bytes, *, mode: int = 0o644) -> None:
-    """``data`` written to ``path`` atomically (module docs); permissions ``mode``."""
+    """``data`` written to ``path`` atomically (module docs); permissions ``mode``, narrowed
+    by the umask and by the mode of the file it replaces
+    (:func:`~ironroot._fileio.asked_mode`)."""
     target, kind = _target(_named(path))
     if kind is not None and not stat.S_ISREG(kind):
         _write_in_place(path, _named(path), kind, data)
         return
-    write_atomic(target, data, mode=mode)
+    write_atomic(target, data, mode=mode, asked=True)
 
 
 def _named(path: Path) -> Path:

@@ -115,7 +115,7 @@ def _with_suffix(prefix: Path, suffix: str) -> Path:
 
 def _write_new(path: Path, data: bytes) -> None:
     """A new public file, whole or not at all (never over an existing one: ``Conflict``)."""
-    write_atomic(path, data, mode=0o644, exclusive=True)
+    write_atomic(path, data, mode=0o644, exclusive=True, asked=True)
 
 
 def _cose_bytes(verifier: PublicKey | LmsPublicKey, *, include_kid: bool) -> bytes:

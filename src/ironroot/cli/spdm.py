@@ -274,12 +274,16 @@ def _device_init(args: argparse.Namespace) -> int:
     warnings = spdm.check_device_leaf(identity.leaf)
     args.dir.mkdir(parents=True, exist_ok=True)
     write_atomic(args.dir / _KEY, identity.key.to_pem(), mode=0o600, exclusive=True)
-    write_atomic(args.dir / _CHAIN, b"".join(_pem(c) for c in identity.chain), mode=0o644)
-    write_atomic(args.dir / _ROOT, _pem(identity.root), mode=0o644)
+    write_atomic(
+        args.dir / _CHAIN, b"".join(_pem(c) for c in identity.chain), mode=0o644, asked=True
+    )
+    write_atomic(args.dir / _ROOT, _pem(identity.root), mode=0o644, asked=True)
     document = {"measurements": [_block_json(b) for b in _default_blocks()]}
     blocks_path = args.dir / _MEASUREMENTS
     if not blocks_path.exists():
-        write_atomic(blocks_path, json.dumps(document, indent=2).encode() + b"\n", mode=0o644)
+        write_atomic(
+            blocks_path, json.dumps(document, indent=2).encode() + b"\n", mode=0o644, asked=True
+        )
     leaf = crypto.load_certificate(identity.leaf, what="device certificate", der_only=True)
     doc = {
         "device": str(args.dir),
