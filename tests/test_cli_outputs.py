@@ -453,3 +453,55 @@ def test_an_output_keeps_to_the_umask_and_never_opens_up_the_file_it_replaces(
     assert private.read_bytes()[:1] == b"\xd2"
     assert _mode(private) == 0o640
     assert _mode(tmp_path / "open.cose") == 0o644
+
+
+@_as_root
+def test_a_folder_output_is_checked_before_a_key_is_written_into_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``rot ca-init --out /tmp/ca`` where another user planted ``/tmp/ca -> ~/keys``: the CA
+    key was written through the link (with ``write_atomic``, unchecked) before the first
+    certificate (``write_output``) was refused, and stayed there; ``spdm device-init`` and
+    ``log export-tiles`` wrote into it unchecked. A folder of outputs is checked, and made,
+    before anything is written (``ironroot.cli._output.output_folder``)."""
+    shared = _shared_folder(tmp_path)
+    victim = tmp_path / "victim-folder"
+    victim.mkdir()
+    planted = shared / "out"
+    planted.symlink_to(victim)
+    os.lchown(planted, _OTHER_UID, _OTHER_UID)
+    message = (
+        f"{planted} is a symbolic link of user {_OTHER_UID} in {shared}, a folder every "
+        "user may write: it is not followed (another user may have planted it)\n"
+    )
+    for argv in (
+        ["rot", "ca-init", "--out", str(planted)],
+        ["spdm", "device-init", str(planted)],
+        ["log", "export-tiles", str(planted), "--data", str(tmp_path / "no-log")],
+    ):
+        capsys.readouterr()
+        assert main(argv) == 2, argv
+        assert capsys.readouterr().err == f"ironroot: input-unavailable: {planted}: {message}"
+        assert list(victim.iterdir()) == [], argv
+
+
+def test_a_folder_output_is_never_made_through_a_link_to_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """As for a file: ``mkdir`` of a link to nothing was ``file exists``; made through it,
+    the folder would be wherever the link points."""
+    link = tmp_path / "out"
+    link.symlink_to(tmp_path / "elsewhere")
+    capsys.readouterr()
+    assert main(["rot", "ca-init", "--out", str(link)]) == 2
+    assert capsys.readouterr().err == (
+        f"ironroot: input-unavailable: {link}: is a symbolic link to {tmp_path / 'elsewhere'}, "
+        "which does not exist: no folder is made through a link\n"
+    )
+    assert not (tmp_path / "elsewhere").exists()
+    afile = tmp_path / "a-file"
+    afile.write_bytes(b"")
+    assert main(["spdm", "device-init", str(afile)]) == 2
+    assert capsys.readouterr().err == (
+        f"ironroot: input-unavailable: {afile}: is not a folder (it is a file)\n"
+    )

@@ -31,12 +31,18 @@ import stat
 import sys
 from pathlib import Path
 
-from ironroot._fileio import read_limited, refuse_planted, resolve_unplanted, write_atomic
+from ironroot._fileio import (
+    make_dirs,
+    read_limited,
+    refuse_planted,
+    resolve_unplanted,
+    write_atomic,
+)
 from ironroot.cli._input import folder_used, secret_read
 from ironroot.crypto import holds_private_key
 from ironroot.errors import ConfigError, InputUnavailable, LimitExceeded
 
-__all__ = ["check_output", "write_output"]
+__all__ = ["check_output", "output_folder", "write_output"]
 
 _MAX_KEY_FILE = 1024 * 1024
 """A file larger than this is no key file (the key loaders' own limit)."""
@@ -46,6 +52,29 @@ def check_output(path: Path) -> None:
     """Raise what :func:`write_output` would for ``path`` before writing a byte: a verb that
     writes several files checks each of them first, so that none is left without the others."""
     _target(_named(path))
+
+
+def output_folder(path: Path, *, make: bool = True) -> Path:
+    """The folder ``path`` names, checked as an output and made (with its missing parents)
+    if it is not there, before a verb writes any file into it: a link another user planted
+    anywhere in it is refused (:func:`~ironroot._fileio.resolve_unplanted`), and so are a
+    link to nothing (never followed to make a folder where it points) and a file. Returns
+    the folder resolved. Without ``make`` it is only checked (for a writer that makes it)."""
+    folder = resolve_unplanted(path)
+    if os.path.islink(path) and not os.path.exists(path):
+        raise InputUnavailable(
+            f"{path}: is a symbolic link to {os.readlink(path)}, which does not exist: "
+            "no folder is made through a link"
+        )
+    if os.path.lexists(folder) and not folder.is_dir():
+        raise InputUnavailable(f"{path}: is not a folder (it is a file)")
+    if not make:
+        return folder
+    try:
+        make_dirs(folder)
+    except (FileExistsError, NotADirectoryError) as exc:  # a file among its parents
+        raise InputUnavailable(f"{path}: is not a folder ({exc.filename}: not a folder)") from exc
+    return folder
 
 
 def write_output(path: Path, data: bytes, *, mode: int = 0o644) -> None:
