@@ -505,3 +505,24 @@ def test_a_folder_output_is_never_made_through_a_link_to_nothing(
     assert capsys.readouterr().err == (
         f"ironroot: input-unavailable: {afile}: is not a folder (it is a file)\n"
     )
+
+
+def test_an_output_never_replaces_a_pkcs12_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A PKCS#12 (``.p12``, ``.pfx``) file holds a private key, password-protected or not,
+    and was replaced as any file: its DER is no PKCS#8 key. Encrypted, what it holds cannot
+    be told, so every PKCS#12 file is kept."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.serialization import pkcs12
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    for name, encryption in (
+        ("plain.p12", serialization.NoEncryption()),
+        ("locked.pfx", serialization.BestAvailableEncryption(b"pw")),
+    ):
+        victim = tmp_path / name
+        victim.write_bytes(pkcs12.serialize_key_and_certificates(b"k", key, None, None, encryption))
+        err = _refused(capsys, _sign(tmp_path, victim), victim)
+        assert f"{victim} holds a private key" in err
