@@ -526,3 +526,17 @@ def test_an_output_never_replaces_a_pkcs12_file(
         victim.write_bytes(pkcs12.serialize_key_and_certificates(b"k", key, None, None, encryption))
         err = _refused(capsys, _sign(tmp_path, victim), victim)
         assert f"{victim} holds a private key" in err
+
+
+def test_an_output_with_a_long_name_is_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A name of 242 to 255 bytes is a file's name, but the temporary file beside it
+    (``.<name>.XXXXXXXX.tmp``, 14 bytes more) was not: ``file name too long``. The
+    temporary file takes as much of the name as fits."""
+    for name in ("a" * 255, "é" * 127):  # 255 and 254 bytes
+        out = tmp_path / name
+        capsys.readouterr()
+        assert main(_sign(tmp_path, out)) == 0, capsys.readouterr().err
+        assert out.read_bytes()[:1] == b"\xd2"
+        assert not list(tmp_path.glob(".*.tmp"))

@@ -155,6 +155,20 @@ def asked_mode(path: Path, mode: int) -> int:
     return mode & 0o777
 
 
+_NAME_MAX: Final = 255
+"""The longest file name, in bytes, of Linux's file systems (``NAME_MAX``)."""
+_TEMPORARY_EXTRA: Final = len(".") + len(".XXXXXXXX.tmp")
+
+
+def _temporary_stem(name: str) -> str:
+    """As much of ``name`` as fits in a temporary file's name (``.<stem>.XXXXXXXX.tmp``)
+    within ``NAME_MAX`` bytes: a file may take a name of 255 bytes, and its temporary file
+    14 more."""
+    while len(os.fsencode(name)) > _NAME_MAX - _TEMPORARY_EXTRA:
+        name = name[:-1]
+    return name
+
+
 def write_atomic(
     path: Path,
     data: bytes,
@@ -179,7 +193,9 @@ def write_atomic(
     if asked:
         mode = asked_mode(path, mode)
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+        fd, tmp_name = tempfile.mkstemp(
+            prefix=f".{_temporary_stem(path.name)}.", suffix=".tmp", dir=directory
+        )
     except OSError as exc:  # named for the file asked for, not the temporary one
         raise type(exc)(exc.errno, exc.strerror, str(path)) from None
     tmp = Path(tmp_name)
