@@ -540,3 +540,23 @@ def test_an_output_with_a_long_name_is_written(
         assert main(_sign(tmp_path, out)) == 0, capsys.readouterr().err
         assert out.read_bytes()[:1] == b"\xd2"
         assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_an_output_named_with_a_trailing_slash_is_no_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--out new.cose/`` wrote a file ``new.cose`` (``Path`` drops the ``/``), and
+    ``--out old.cose/`` replaced the file ``old.cose``: a name ending in ``/`` names a
+    folder, and the system refuses a file there (``EISDIR``, ``ENOTDIR``)."""
+    old = tmp_path / "old.cose"
+    old.write_bytes(b"an older statement")
+    for out in (tmp_path / "new.cose", old):
+        argv = _sign(tmp_path, f"{out}/")
+        capsys.readouterr()
+        assert main(argv) == 2
+        assert capsys.readouterr().err == (
+            f"ironroot: input-unavailable: {out}/: ends in /, which names a folder: "
+            "name the file to write\n"
+        )
+    assert not (tmp_path / "new.cose").exists()
+    assert old.read_bytes() == b"an older statement"

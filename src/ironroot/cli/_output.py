@@ -38,7 +38,7 @@ from ironroot._fileio import (
     resolve_unplanted,
     write_atomic,
 )
-from ironroot.cli._input import folder_used, secret_read
+from ironroot.cli._input import folder_used, named_as_folder, secret_read
 from ironroot.crypto import holds_private_key
 from ironroot.errors import ConfigError, InputUnavailable, LimitExceeded
 
@@ -100,6 +100,8 @@ def _target(path: Path) -> tuple[Path, int | None]:
         kind: int | None = os.stat(path).st_mode
     except FileNotFoundError:
         kind = None
+    if named_as_folder(Path(path)) and not (kind is not None and stat.S_ISDIR(kind)):
+        raise InputUnavailable(f"{path}/: ends in /, which names a folder: name the file to write")
     if kind is not None and stat.S_ISDIR(kind):
         raise InputUnavailable(f"{path}: is a directory, not a file")
     if kind is not None and not stat.S_ISREG(kind):
