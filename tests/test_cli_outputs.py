@@ -462,7 +462,8 @@ def test_a_folder_output_is_checked_before_a_key_is_written_into_it(
     """``rot ca-init --out /tmp/ca`` where another user planted ``/tmp/ca -> ~/keys``: the CA
     key was written through the link (with ``write_atomic``, unchecked) before the first
     certificate (``write_output``) was refused, and stayed there; ``spdm device-init`` and
-    ``log export-tiles`` wrote into it unchecked. A folder of outputs is checked, and made,
+    ``log export-tiles`` wrote into it unchecked, ``fleet init`` made its fleet (its keys)
+    there. A folder of outputs is checked, and made,
     before anything is written (``ironroot.cli._output.output_folder``)."""
     shared = _shared_folder(tmp_path)
     victim = tmp_path / "victim-folder"
@@ -478,6 +479,16 @@ def test_a_folder_output_is_checked_before_a_key_is_written_into_it(
         ["rot", "ca-init", "--out", str(planted)],
         ["spdm", "device-init", str(planted)],
         ["log", "export-tiles", str(planted), "--data", str(tmp_path / "no-log")],
+        [
+            "fleet",
+            "init",
+            "--fleet",
+            str(planted),
+            "--class",
+            str(tmp_path / "no-class"),
+            "--vendor-ca",
+            str(tmp_path / "no-ca"),
+        ],
     ):
         capsys.readouterr()
         assert main(argv) == 2, argv
