@@ -571,3 +571,29 @@ def test_an_output_named_with_a_trailing_slash_is_no_file(
         )
     assert not (tmp_path / "new.cose").exists()
     assert old.read_bytes() == b"an older statement"
+
+
+def test_an_output_that_cannot_be_renamed_into_place_names_the_output(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A file the rename cannot replace (a mount point here: ``EBUSY``; a file of another
+    user in ``/tmp``: ``EPERM``): the one line named the temporary file, which is gone."""
+    out = tmp_path / "mounted.cose"
+    out.write_bytes(b"a file mounted over")
+    source = tmp_path / "source"
+    source.write_bytes(b"")
+    mount = subprocess.run(
+        ["mount", "--bind", str(source), str(out)], capture_output=True, check=False
+    )
+    if mount.returncode != 0:
+        pytest.skip("a bind mount needs root and the right to mount")
+    try:
+        argv = _sign(tmp_path, out)
+        capsys.readouterr()
+        assert main(argv) == 2
+        assert capsys.readouterr().err == (
+            f"ironroot: input-unavailable: {out}: device or resource busy\n"
+        )
+    finally:
+        subprocess.run(["umount", str(out)], check=True)
+    assert not list(tmp_path.glob(".*.tmp"))

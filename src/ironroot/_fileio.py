@@ -208,15 +208,20 @@ def write_atomic(
         os.fsync(fd)
         os.close(fd)
         fd = -1
-        if exclusive:
-            try:
+        try:
+            if exclusive:
                 os.link(tmp, path)
-            except FileExistsError as exc:
+            else:
+                os.replace(tmp, path)
+        except FileExistsError as exc:
+            if exclusive:  # a link never replaces
                 raise Conflict(f"{path} already exists") from exc
+            raise FileExistsError(exc.errno, exc.strerror, str(path)) from None
+        except OSError as exc:  # named for the file asked for, not the temporary one
+            raise type(exc)(exc.errno, exc.strerror, str(path)) from None
+        if exclusive:
             with contextlib.suppress(FileNotFoundError):  # already gone: what matters is done
                 tmp.unlink()
-        else:
-            os.replace(tmp, path)
         if sync_dir:
             _fsync_dir(directory)
     finally:
