@@ -5,6 +5,8 @@ from __future__ import annotations
 import errno
 import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -257,3 +259,32 @@ def test_an_asked_file_keeps_to_the_umask_and_to_the_file_it_replaces(tmp_path: 
     assert asked_mode(tmp_path / "old", 0o644) == 0o600 & ~process_umask()
     write_atomic(tmp_path / "old", b"new", mode=0o644, asked=True)
     assert (tmp_path / "old").stat().st_mode & 0o777 == 0o600
+
+
+def test_a_read_that_never_ends_costs_its_limit_not_twice_it(tmp_path: Path) -> None:
+    """``/dev/zero`` (or a pipe) read to the limit: the rest was read whole and added to what
+    came first, two copies of the limit at once (``statement inspect /dev/zero``: 550 MB
+    for a 256 MB limit). Measured as the peak resident size of a fresh process."""
+    if not os.path.exists("/dev/zero"):
+        pytest.skip("no /dev/zero")
+    limit = 64 * 1024 * 1024
+    script = (
+        "import resource\n"
+        "from ironroot._fileio import read_limited\n"
+        "from ironroot.errors import LimitExceeded\n"
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "try:\n"
+        f"    read_limited('/dev/zero', {limit})\n"
+        "except LimitExceeded:\n"
+        "    pass\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        check=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")},
+    )
+    grown = int(run.stdout) * 1024  # ru_maxrss is in KiB on Linux
+    assert grown < limit * 5 // 4, grown  # before: about 1.5 times the limit

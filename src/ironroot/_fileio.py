@@ -383,6 +383,10 @@ def read_limited_fd(fd: int, path: Path, limit: int) -> bytes:
     return _read_opened(fd, path, limit)
 
 
+_READ_PIECE: Final = 1 << 20
+"""What a read of a file of no stated size (a pipe, a device) asks for at a time."""
+
+
 def _read_opened(fd: int, path: Path, limit: int) -> bytes:
     """The rest of :func:`read_limited`, on the file it opened (``fd``, closed here)."""
     try:  # before open(): it refuses a directory's descriptor with an IsADirectoryError
@@ -401,8 +405,16 @@ def _read_opened(fd: int, path: Path, limit: int) -> bytes:
         if size > limit:  # a regular file says so without a read (a sparse one costs nothing)
             raise LimitExceeded(f"{path} is larger than {limit} bytes")
         data = handle.read(min(size, limit) + 1)
-        if len(data) > size:
-            data += handle.read(limit + 1 - len(data))
+        if len(data) > size:  # read on in pieces: one copy of the limit, never two
+            grown = bytearray(data)
+            while len(grown) <= limit:
+                piece = handle.read(min(_READ_PIECE, limit + 1 - len(grown)))
+                if not piece:
+                    break
+                grown += piece
+            if len(grown) > limit:
+                raise LimitExceeded(f"{path} is larger than {limit} bytes")
+            data = bytes(grown)
     if len(data) > limit:
         raise LimitExceeded(f"{path} is larger than {limit} bytes")
     return data
