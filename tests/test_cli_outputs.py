@@ -597,3 +597,19 @@ def test_an_output_that_cannot_be_renamed_into_place_names_the_output(
     finally:
         subprocess.run(["umount", str(out)], check=True)
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_a_key_prefix_ending_in_a_slash_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``key generate --out keys/`` wrote ``keys.key``, ``keys.pub.pem`` and ``keys.cose``
+    beside the folder the user named, not in it."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "keys").mkdir()
+    capsys.readouterr()
+    assert main(["key", "generate", "--alg", "ES256", "--out", "keys/"]) == 2
+    assert capsys.readouterr().err == (
+        "ironroot: input-unavailable: keys/: ends in /, which names a folder: give the "
+        "prefix of the key's files (keys/NAME)\n"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keys"]
