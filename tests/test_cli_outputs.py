@@ -613,3 +613,38 @@ def test_a_key_prefix_ending_in_a_slash_is_refused(
         "prefix of the key's files (keys/NAME)\n"
     )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keys"]
+
+
+def test_every_verb_that_signs_or_registers_checks_its_output_first(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Only ``statement sign``/``register`` and ``firmware sign`` checked ``--out`` before
+    they signed or registered: ``safe publish``, ``rim register``, ``platform pfm publish``
+    signed with the key (an LMS key spends a one-time leaf) and registered the statement on
+    the log (a second entry when the user runs it again), and ``safe sign``, ``platform pfm
+    sign``, ``fleet desired sign`` signed, all before the output was refused. Each is
+    refused here before it reads its input, signs or connects (the input is garbage and the
+    service unreachable: either would be reported first)."""
+    from ironroot.crypto import LmsPrivateKey
+
+    lms = _key(tmp_path, "lms", "HSS-LMS")
+    victim = _key(tmp_path, "victim")
+    left = LmsPrivateKey.load(lms).remaining()
+    garbage = tmp_path / "garbage"
+    garbage.write_bytes(b"garbage")
+    nowhere = "http://127.0.0.1:9"
+    out = ["--out", str(victim)]
+    for argv in (
+        ["safe", "publish", str(garbage), "--url", nowhere, "--key", str(lms), "--iss", "i", *out],
+        ["rim", "register", str(garbage), "--url", nowhere, "--key", str(lms), "--iss", "i", *out],
+        ["platform", "pfm", "publish", str(garbage), "--url", nowhere, "--key", str(lms),
+         "--iss", "i", "--sub", "s", *out],
+        ["safe", "sign", str(garbage), "--key", str(lms), "--kid", "k", *out],
+        ["platform", "pfm", "sign", str(garbage), "--ecc-key", str(victim), "--pqc-key", str(lms),
+         *out],
+        ["fleet", "desired", "sign", str(garbage), "--fleet", str(tmp_path / "no-fleet"),
+         "--key", str(lms), "--iss", "i", *out],
+    ):  # fmt: skip
+        err = _refused(capsys, argv, victim)
+        assert f"{victim} holds a private key" in err, argv
+    assert LmsPrivateKey.load(lms).remaining() == left
