@@ -341,8 +341,8 @@ def _device(args: argparse.Namespace) -> rot.Device:
 def _ca_init(args: argparse.Namespace) -> int:
     from cryptography.hazmat.primitives import serialization
 
-    output_folder(args.out)  # before a key is written into it
     ca = rot.VendorCA.generate(now=now_or(args.at), common_name=args.name)
+    output_folder(args.out)  # before a key is written into it
     for alg, stem in _CA_FILES.items():
         key_path = args.out / f"{stem}.key.pem"
         _write_private(key_path, ca.key(alg).to_pem(), exclusive=True)  # never overwrite a CA key
