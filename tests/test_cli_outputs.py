@@ -324,3 +324,327 @@ def test_an_output_where_no_file_can_be_made_names_the_output(
     assert capsys.readouterr().err == (
         "ironroot: input-unavailable: /proc/ironroot-out: no such file or directory\n"
     )
+
+
+def _shared_folder(tmp_path: Path) -> Path:
+    """A folder as ``/tmp`` is: sticky, and writable by every user."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    return shared
+
+
+_OTHER_UID = 4242
+"""A user that is neither this process nor the shared folder's owner (root)."""
+
+_as_root = pytest.mark.skipif(
+    not hasattr(os, "geteuid") or os.geteuid() != 0,
+    reason="planting a link owned by another user needs root",
+)
+
+
+@_as_root
+def test_an_output_is_not_written_through_a_link_another_user_planted(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--out /tmp/out.cose`` where another user planted ``/tmp/out.cose -> ~/.bashrc``:
+    the link was resolved by name (``realpath``) and the file it names replaced, which the
+    kernel's own rule for shared sticky folders (``fs.protected_symlinks``) refuses. A link
+    in the path's folders too (``/tmp/d -> ~/``)."""
+    shared = _shared_folder(tmp_path)
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"the victim's file")
+    planted = shared / "out.cose"
+    planted.symlink_to(victim)
+    os.lchown(planted, _OTHER_UID, _OTHER_UID)
+    folder = tmp_path / "victim-folder"
+    folder.mkdir()
+    (shared / "d").symlink_to(folder)
+    os.lchown(shared / "d", _OTHER_UID, _OTHER_UID)
+    for out, link in ((planted, planted), (shared / "d" / "new.cose", shared / "d")):
+        argv = _sign(tmp_path, out)
+        capsys.readouterr()
+        assert main(argv) == 2, out
+        assert capsys.readouterr().err == (
+            f"ironroot: input-unavailable: {out}: {link} is a symbolic link of user "
+            f"{_OTHER_UID} in {shared}, a folder every user may write: it is not followed "
+            "(another user may have planted it)\n"
+        )
+    assert victim.read_bytes() == b"the victim's file"
+    assert list(folder.iterdir()) == []
+    own = shared / "own.cose"  # the user's own link there is followed, as before
+    own.symlink_to(victim)
+    assert main(_sign(tmp_path, own)) == 0
+    assert victim.read_bytes()[:1] == b"\xd2"
+
+
+@_as_root
+def test_an_output_is_not_written_into_a_named_pipe_another_user_planted(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A named pipe another user made in a shared folder, read by its maker: an output (a
+    secret written 0600 too) was written into it, to whoever reads the other end."""
+    shared = _shared_folder(tmp_path)
+    fifo = shared / "out.cose"
+    os.mkfifo(fifo)
+    os.chown(fifo, _OTHER_UID, _OTHER_UID)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # the other user, reading
+    try:
+        argv = _sign(tmp_path, fifo)
+        capsys.readouterr()
+        assert main(argv) == 2
+        assert capsys.readouterr().err == (
+            f"ironroot: input-unavailable: {fifo}: belongs to user {_OTHER_UID} in {shared}, "
+            "a folder every user may write: nothing is written into it (another user may "
+            "have planted it)\n"
+        )
+        assert os.read(reader, 4096) == b""  # nothing came through
+    finally:
+        os.close(reader)
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full")
+def test_an_output_written_in_place_that_fails_names_the_output(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--out /dev/full``: the one line said ``no space left on device`` and named no file,
+    as if stdout or an input were full."""
+    argv = _sign(tmp_path, "/dev/full")
+    capsys.readouterr()
+    assert main(argv) == 2
+    assert capsys.readouterr().err == (
+        "ironroot: input-unavailable: /dev/full: no space left on device\n"
+    )
+
+
+def _mode(path: Path) -> int:
+    return path.stat().st_mode & 0o7777
+
+
+def test_an_output_keeps_to_the_umask_and_never_opens_up_the_file_it_replaces(
+    tmp_path: Path,
+) -> None:
+    """Outputs were made 0644 whatever the umask (``fchmod`` of the temporary file), so an
+    operator's ``umask 077`` left statements, bundles and public key files readable by every
+    user; and an output replacing a file its owner had made private (0600) made it readable
+    by all. An output's mode is now narrowed by the umask, as ``open(2)`` narrows it, and by
+    the mode of the file it replaces; a private key stays 0600."""
+    previous = os.umask(0o077)
+    try:
+        assert main(_sign(tmp_path, tmp_path / "new.cose")) == 0
+        assert main(["key", "generate", "--alg", "ES256", "--out", str(tmp_path / "u")]) == 0
+    finally:
+        os.umask(previous)
+    assert _mode(tmp_path / "new.cose") == 0o600
+    assert [_mode(tmp_path / f"u{suffix}") for suffix in (".key", ".pub.pem", ".cose")] == [
+        0o600,
+        0o600,
+        0o600,
+    ]
+    private = tmp_path / "private.cose"
+    private.write_bytes(b"an older statement")
+    private.chmod(0o640)
+    previous = os.umask(0o022)
+    try:
+        assert main(_sign(tmp_path, private)) == 0
+        assert main(_sign(tmp_path, tmp_path / "open.cose")) == 0
+    finally:
+        os.umask(previous)
+    assert private.read_bytes()[:1] == b"\xd2"
+    assert _mode(private) == 0o640
+    assert _mode(tmp_path / "open.cose") == 0o644
+
+
+@_as_root
+def test_a_folder_output_is_checked_before_a_key_is_written_into_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``rot ca-init --out /tmp/ca`` where another user planted ``/tmp/ca -> ~/keys``: the CA
+    key was written through the link (with ``write_atomic``, unchecked) before the first
+    certificate (``write_output``) was refused, and stayed there; ``spdm device-init`` and
+    ``log export-tiles`` wrote into it unchecked, ``fleet init`` made its fleet (its keys)
+    there. A folder of outputs is checked, and made,
+    before anything is written (``ironroot.cli._output.output_folder``)."""
+    shared = _shared_folder(tmp_path)
+    victim = tmp_path / "victim-folder"
+    victim.mkdir()
+    planted = shared / "out"
+    planted.symlink_to(victim)
+    os.lchown(planted, _OTHER_UID, _OTHER_UID)
+    message = (
+        f"{planted} is a symbolic link of user {_OTHER_UID} in {shared}, a folder every "
+        "user may write: it is not followed (another user may have planted it)\n"
+    )
+    for argv in (
+        ["rot", "ca-init", "--out", str(planted)],
+        ["spdm", "device-init", str(planted)],
+        ["log", "export-tiles", str(planted), "--data", str(tmp_path / "no-log")],
+        [
+            "fleet",
+            "init",
+            "--fleet",
+            str(planted),
+            "--class",
+            str(tmp_path / "no-class"),
+            "--vendor-ca",
+            str(tmp_path / "no-ca"),
+        ],
+    ):
+        capsys.readouterr()
+        assert main(argv) == 2, argv
+        assert capsys.readouterr().err == f"ironroot: input-unavailable: {planted}: {message}"
+        assert list(victim.iterdir()) == [], argv
+
+
+def test_a_folder_output_is_never_made_through_a_link_to_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """As for a file: ``mkdir`` of a link to nothing was ``file exists``; made through it,
+    the folder would be wherever the link points."""
+    link = tmp_path / "out"
+    link.symlink_to(tmp_path / "elsewhere")
+    capsys.readouterr()
+    assert main(["rot", "ca-init", "--out", str(link)]) == 2
+    assert capsys.readouterr().err == (
+        f"ironroot: input-unavailable: {link}: is a symbolic link to {tmp_path / 'elsewhere'}, "
+        "which does not exist: no folder is made through a link\n"
+    )
+    assert not (tmp_path / "elsewhere").exists()
+    afile = tmp_path / "a-file"
+    afile.write_bytes(b"")
+    assert main(["spdm", "device-init", str(afile)]) == 2
+    assert capsys.readouterr().err == (
+        f"ironroot: input-unavailable: {afile}: is not a folder (it is a file)\n"
+    )
+
+
+def test_an_output_never_replaces_a_pkcs12_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A PKCS#12 (``.p12``, ``.pfx``) file holds a private key, password-protected or not,
+    and was replaced as any file: its DER is no PKCS#8 key. Encrypted, what it holds cannot
+    be told, so every PKCS#12 file is kept."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.serialization import pkcs12
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    for name, encryption in (
+        ("plain.p12", serialization.NoEncryption()),
+        ("locked.pfx", serialization.BestAvailableEncryption(b"pw")),
+    ):
+        victim = tmp_path / name
+        victim.write_bytes(pkcs12.serialize_key_and_certificates(b"k", key, None, None, encryption))
+        err = _refused(capsys, _sign(tmp_path, victim), victim)
+        assert f"{victim} holds a private key" in err
+
+
+def test_an_output_with_a_long_name_is_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A name of 242 to 255 bytes is a file's name, but the temporary file beside it
+    (``.<name>.XXXXXXXX.tmp``, 14 bytes more) was not: ``file name too long``. The
+    temporary file takes as much of the name as fits."""
+    for name in ("a" * 255, "é" * 127):  # 255 and 254 bytes
+        out = tmp_path / name
+        capsys.readouterr()
+        assert main(_sign(tmp_path, out)) == 0, capsys.readouterr().err
+        assert out.read_bytes()[:1] == b"\xd2"
+        assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_an_output_named_with_a_trailing_slash_is_no_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--out new.cose/`` wrote a file ``new.cose`` (``Path`` drops the ``/``), and
+    ``--out old.cose/`` replaced the file ``old.cose``: a name ending in ``/`` names a
+    folder, and the system refuses a file there (``EISDIR``, ``ENOTDIR``)."""
+    old = tmp_path / "old.cose"
+    old.write_bytes(b"an older statement")
+    for out in (tmp_path / "new.cose", old):
+        argv = _sign(tmp_path, f"{out}/")
+        capsys.readouterr()
+        assert main(argv) == 2
+        assert capsys.readouterr().err == (
+            f"ironroot: input-unavailable: {out}/: ends in /, which names a folder: "
+            "name the file to write\n"
+        )
+    assert not (tmp_path / "new.cose").exists()
+    assert old.read_bytes() == b"an older statement"
+
+
+def test_an_output_that_cannot_be_renamed_into_place_names_the_output(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A file the rename cannot replace (a mount point here: ``EBUSY``; a file of another
+    user in ``/tmp``: ``EPERM``): the one line named the temporary file, which is gone."""
+    out = tmp_path / "mounted.cose"
+    out.write_bytes(b"a file mounted over")
+    source = tmp_path / "source"
+    source.write_bytes(b"")
+    mount = subprocess.run(
+        ["mount", "--bind", str(source), str(out)], capture_output=True, check=False
+    )
+    if mount.returncode != 0:
+        pytest.skip("a bind mount needs root and the right to mount")
+    try:
+        argv = _sign(tmp_path, out)
+        capsys.readouterr()
+        assert main(argv) == 2
+        assert capsys.readouterr().err == (
+            f"ironroot: input-unavailable: {out}: device or resource busy\n"
+        )
+    finally:
+        subprocess.run(["umount", str(out)], check=True)
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_a_key_prefix_ending_in_a_slash_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``key generate --out keys/`` wrote ``keys.key``, ``keys.pub.pem`` and ``keys.cose``
+    beside the folder the user named, not in it."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "keys").mkdir()
+    capsys.readouterr()
+    assert main(["key", "generate", "--alg", "ES256", "--out", "keys/"]) == 2
+    assert capsys.readouterr().err == (
+        "ironroot: input-unavailable: keys/: ends in /, which names a folder: give the "
+        "prefix of the key's files (keys/NAME)\n"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keys"]
+
+
+def test_every_verb_that_signs_or_registers_checks_its_output_first(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Only ``statement sign``/``register`` and ``firmware sign`` checked ``--out`` before
+    they signed or registered: ``safe publish``, ``rim register``, ``platform pfm publish``
+    signed with the key (an LMS key spends a one-time leaf) and registered the statement on
+    the log (a second entry when the user runs it again), and ``safe sign``, ``platform pfm
+    sign``, ``fleet desired sign`` signed, all before the output was refused. Each is
+    refused here before it reads its input, signs or connects (the input is garbage and the
+    service unreachable: either would be reported first)."""
+    from ironroot.crypto import LmsPrivateKey
+
+    lms = _key(tmp_path, "lms", "HSS-LMS")
+    victim = _key(tmp_path, "victim")
+    left = LmsPrivateKey.load(lms).remaining()
+    garbage = tmp_path / "garbage"
+    garbage.write_bytes(b"garbage")
+    nowhere = "http://127.0.0.1:9"
+    out = ["--out", str(victim)]
+    for argv in (
+        ["safe", "publish", str(garbage), "--url", nowhere, "--key", str(lms), "--iss", "i", *out],
+        ["rim", "register", str(garbage), "--url", nowhere, "--key", str(lms), "--iss", "i", *out],
+        ["platform", "pfm", "publish", str(garbage), "--url", nowhere, "--key", str(lms),
+         "--iss", "i", "--sub", "s", *out],
+        ["safe", "sign", str(garbage), "--key", str(lms), "--kid", "k", *out],
+        ["platform", "pfm", "sign", str(garbage), "--ecc-key", str(victim), "--pqc-key", str(lms),
+         *out],
+        ["fleet", "desired", "sign", str(garbage), "--fleet", str(tmp_path / "no-fleet"),
+         "--key", str(lms), "--iss", "i", *out],
+    ):  # fmt: skip
+        err = _refused(capsys, argv, victim)
+        assert f"{victim} holds a private key" in err, argv
+    assert LmsPrivateKey.load(lms).remaining() == left

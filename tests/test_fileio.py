@@ -5,6 +5,8 @@ from __future__ import annotations
 import errno
 import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,10 +14,13 @@ import pytest
 from durability import SyncLog, unsynced_names
 from ironroot._fileio import (
     DirectoryLock,
+    asked_mode,
     make_dirs,
+    process_umask,
     read_beneath,
     read_limited,
     read_limited_fd,
+    resolve_unplanted,
     write_atomic,
 )
 from ironroot.errors import Conflict, InputUnavailable, InUse, LimitExceeded
@@ -213,3 +218,73 @@ def test_a_file_lock_is_never_taken_through_a_link(tmp_path: Path) -> None:
         pass
     assert caught.value.detail.startswith(f"the lock {tmp_path / '.lock'} cannot be opened: ")
     assert not target.exists()
+
+
+def test_resolve_unplanted_resolves_as_realpath_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Links relative and absolute, ``..`` after a link (the link's parent, not the name's),
+    names past a missing one, a relative path: what ``os.path.realpath`` gives; a loop is
+    ``ELOOP``."""
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    (tmp_path / "rel").symlink_to("a/b")
+    (tmp_path / "abs").symlink_to(tmp_path / "a" / "b")
+    (tmp_path / "a" / "b" / "up").symlink_to("..")
+    (tmp_path / "loop").symlink_to("loop")
+    monkeypatch.chdir(tmp_path / "a")
+    for name in ("rel/f", "abs/../f", "rel/up/b/x", "missing/../y/z", "a/./b//f", ".."):
+        given = tmp_path / name
+        assert resolve_unplanted(given) == Path(os.path.realpath(given)), name
+    assert resolve_unplanted(Path("b/up/f")) == Path(os.path.realpath("b/up/f"))
+    with pytest.raises(OSError, match="too many levels of symbolic links") as raised:
+        resolve_unplanted(tmp_path / "loop" / "f")
+    assert raised.value.errno == errno.ELOOP
+
+
+def test_an_asked_file_keeps_to_the_umask_and_to_the_file_it_replaces(tmp_path: Path) -> None:
+    """``write_atomic(asked=True)``: the umask narrows the mode (read, not set), and so does
+    the mode of the regular file replaced; without ``asked`` the mode is exact."""
+    previous = os.umask(0o027)
+    try:
+        assert process_umask() == 0o027
+        assert os.umask(0o027) == 0o027  # reading it left it as it was
+        write_atomic(tmp_path / "new", b"x", mode=0o644, asked=True)
+        write_atomic(tmp_path / "exact", b"x", mode=0o644)
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "new").stat().st_mode & 0o777 == 0o640
+    assert (tmp_path / "exact").stat().st_mode & 0o777 == 0o644
+    (tmp_path / "old").write_bytes(b"old")
+    (tmp_path / "old").chmod(0o600)
+    assert asked_mode(tmp_path / "old", 0o644) == 0o600 & ~process_umask()
+    write_atomic(tmp_path / "old", b"new", mode=0o644, asked=True)
+    assert (tmp_path / "old").stat().st_mode & 0o777 == 0o600
+
+
+def test_a_read_that_never_ends_costs_its_limit_not_twice_it(tmp_path: Path) -> None:
+    """``/dev/zero`` (or a pipe) read to the limit: the rest was read whole and added to what
+    came first, two copies of the limit at once (``statement inspect /dev/zero``: 550 MB
+    for a 256 MB limit). Measured as the peak resident size of a fresh process."""
+    if not os.path.exists("/dev/zero"):
+        pytest.skip("no /dev/zero")
+    limit = 64 * 1024 * 1024
+    script = (
+        "import resource\n"
+        "from ironroot._fileio import read_limited\n"
+        "from ironroot.errors import LimitExceeded\n"
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "try:\n"
+        f"    read_limited('/dev/zero', {limit})\n"
+        "except LimitExceeded:\n"
+        "    pass\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        check=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")},
+    )
+    grown = int(run.stdout) * 1024  # ru_maxrss is in KiB on Linux
+    assert grown < limit * 5 // 4, grown  # before: about 1.5 times the limit

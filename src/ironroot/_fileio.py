@@ -15,6 +15,11 @@ a component that holds its directory's lock, at its start, and by nothing else.
 :func:`warn_if_exposed` is the rule for files that hold secrets (bearer tokens, sealing
 secrets, credentials, private keys): Ironroot writes them 0600, and when it reads one that
 its group or others may read it logs a warning naming the file, its mode and the fix.
+
+:func:`resolve_unplanted` is the rule for following a name a user gave to write to: the
+kernel's own rule for folders every user may write (``/tmp``), whether or not the machine
+turns it on (``fs.protected_symlinks``, ``fs.protected_fifos``), so that no link or pipe
+another user planted there is written through.
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ from ironroot.errors import (
 
 __all__ = [
     "DirectoryLock",
+    "asked_mode",
     "failure_reason",
     "file_lock",
     "fsync_dir",
@@ -50,10 +56,13 @@ __all__ = [
     "load_each",
     "make_dirs",
     "naming_file",
+    "process_umask",
     "read_beneath",
     "read_config",
     "read_limited",
     "read_limited_fd",
+    "refuse_planted",
+    "resolve_unplanted",
     "to_create",
     "warn_if_exposed",
     "warn_if_trust_writable",
@@ -120,6 +129,46 @@ def make_dirs(path: Path, *, mode: int = 0o777, exist_ok: bool = True) -> None:
         _fsync_dir(folder.parent if str(folder.parent) else Path())
 
 
+def process_umask() -> int:
+    """The process's umask, read without changing it (``/proc/self/status``, Linux 4.7 on):
+    setting it to read it back would, for that instant, apply to the files every other
+    thread creates. Where it cannot be read so, it is set to 077 for that instant (a file
+    made meanwhile is then only more private)."""
+    with contextlib.suppress(OSError, ValueError), open("/proc/self/status", "rb") as status:
+        for line in status:
+            if line.startswith(b"Umask:"):
+                return int(line.split()[1], 8)
+    current = os.umask(0o077)
+    os.umask(current)
+    return current
+
+
+def asked_mode(path: Path, mode: int) -> int:
+    """The permissions of a file a user asked for at ``path``: ``mode`` narrowed by the
+    umask (an operator's ``umask 077`` keeps every output private) and, when it replaces a
+    file, by that file's mode (a file its owner made private is not opened up)."""
+    mode &= ~process_umask()
+    with contextlib.suppress(OSError):
+        replaced = os.stat(path)
+        if stat.S_ISREG(replaced.st_mode):
+            mode &= replaced.st_mode
+    return mode & 0o777
+
+
+_NAME_MAX: Final = 255
+"""The longest file name, in bytes, of Linux's file systems (``NAME_MAX``)."""
+_TEMPORARY_EXTRA: Final = len(".") + len(".XXXXXXXX.tmp")
+
+
+def _temporary_stem(name: str) -> str:
+    """As much of ``name`` as fits in a temporary file's name (``.<stem>.XXXXXXXX.tmp``)
+    within ``NAME_MAX`` bytes: a file may take a name of 255 bytes, and its temporary file
+    14 more."""
+    while len(os.fsencode(name)) > _NAME_MAX - _TEMPORARY_EXTRA:
+        name = name[:-1]
+    return name
+
+
 def write_atomic(
     path: Path,
     data: bytes,
@@ -127,18 +176,26 @@ def write_atomic(
     mode: int = 0o600,
     exclusive: bool = False,
     sync_dir: bool = True,
+    asked: bool = False,
 ) -> None:
     """Write ``data`` to ``path`` durably and atomically, with permissions ``mode``.
 
     With ``exclusive`` the call fails with :class:`~ironroot.errors.Conflict` if ``path``
     exists (the new file is linked into place, which never replaces). ``sync_dir=False``
     leaves the folder's fsync to the caller (:func:`fsync_dir`): one writing many files into
-    few folders then syncs each folder once.
+    few folders then syncs each folder once. With ``asked`` (a file a user asked a command
+    for) ``mode`` is narrowed as ``open(2)`` narrows it, by the process's umask, and by the
+    mode of the file it replaces (:func:`asked_mode`); without it ``mode`` is exact (a
+    service's own files).
     """
     path = Path(path)
     directory = path.parent if str(path.parent) else Path()
+    if asked:
+        mode = asked_mode(path, mode)
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+        fd, tmp_name = tempfile.mkstemp(
+            prefix=f".{_temporary_stem(path.name)}.", suffix=".tmp", dir=directory
+        )
     except OSError as exc:  # named for the file asked for, not the temporary one
         raise type(exc)(exc.errno, exc.strerror, str(path)) from None
     tmp = Path(tmp_name)
@@ -151,15 +208,20 @@ def write_atomic(
         os.fsync(fd)
         os.close(fd)
         fd = -1
-        if exclusive:
-            try:
+        try:
+            if exclusive:
                 os.link(tmp, path)
-            except FileExistsError as exc:
+            else:
+                os.replace(tmp, path)
+        except FileExistsError as exc:
+            if exclusive:  # a link never replaces
                 raise Conflict(f"{path} already exists") from exc
+            raise FileExistsError(exc.errno, exc.strerror, str(path)) from None
+        except OSError as exc:  # named for the file asked for, not the temporary one
+            raise type(exc)(exc.errno, exc.strerror, str(path)) from None
+        if exclusive:
             with contextlib.suppress(FileNotFoundError):  # already gone: what matters is done
                 tmp.unlink()
-        else:
-            os.replace(tmp, path)
         if sync_dir:
             _fsync_dir(directory)
     finally:
@@ -167,6 +229,89 @@ def write_atomic(
             os.close(fd)
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+
+
+_MAX_LINKS: Final = 40
+"""The links one name may pass through (Linux's own limit): more is ``ELOOP``."""
+
+
+def _planted_in(found: os.stat_result, folder: str) -> os.stat_result | None:
+    """The folder's status when ``found`` (an entry of ``folder``) may be another user's
+    plant: the folder is sticky and every user may write it (``/tmp``), and the entry belongs
+    neither to this process's user nor to the folder's owner (the kernel's test for
+    ``fs.protected_symlinks``)."""
+    try:
+        shared = os.stat(folder)
+    except OSError:
+        return None
+    if not (shared.st_mode & stat.S_ISVTX and shared.st_mode & stat.S_IWOTH):
+        return None
+    if found.st_uid in (os.geteuid(), shared.st_uid):
+        return None
+    return shared
+
+
+def refuse_planted(path: Path, target: Path) -> None:
+    """``InputUnavailable`` when ``target`` (``path`` resolved: :func:`resolve_unplanted`)
+    is a file that is written into rather than replaced (a named pipe, a device) and that
+    another user may have planted in a folder every user may write (the kernel's
+    ``fs.protected_fifos``): what is written would go to whoever reads its other end."""
+    try:
+        found = os.lstat(target)
+    except OSError:
+        return
+    if _planted_in(found, os.path.dirname(target)) is not None:
+        raise InputUnavailable(
+            f"{path}: belongs to user {found.st_uid} in {target.parent}, a folder every user "
+            "may write: nothing is written into it (another user may have planted it)"
+        )
+
+
+def resolve_unplanted(path: Path) -> Path:
+    """``os.path.realpath(path)``, except that a symbolic link another user may have planted
+    (in a sticky folder every user may write, such as ``/tmp``, and belonging neither to
+    this process's user nor to the folder's owner) is ``InputUnavailable`` rather than
+    followed, wherever it is in the path: ``realpath`` reads links by name, so it followed
+    the links the kernel refuses to (``fs.protected_symlinks``), and a file written to what
+    it returned replaced the file the plant named. Names past a missing one are kept as
+    given; more than 40 links is ``OSError`` ``ELOOP``."""
+    given = os.fspath(path)
+    if "\0" in given:
+        raise FileNotFoundError(errno.ENOENT, "a file name cannot hold a NUL byte", given)
+    whole = given if given.startswith("/") else os.path.join(os.getcwd(), given)
+    pending = list(reversed(whole.split("/")))
+    current = "/"
+    links = 0
+    while pending:
+        name = pending.pop()
+        if name in ("", "."):
+            continue
+        if name == "..":
+            current = os.path.dirname(current)
+            continue
+        entry = os.path.join(current, name)
+        try:
+            found = os.lstat(entry)
+        except OSError:  # missing (or not a folder): the rest is taken as named
+            current = entry
+            continue
+        if not stat.S_ISLNK(found.st_mode):
+            current = entry
+            continue
+        if _planted_in(found, current) is not None:
+            raise InputUnavailable(
+                f"{given}: {entry} is a symbolic link of user {found.st_uid} in {current}, a "
+                "folder every user may write: it is not followed (another user may have "
+                "planted it)"
+            )
+        links += 1
+        if links > _MAX_LINKS:
+            raise OSError(errno.ELOOP, "too many levels of symbolic links", given)
+        target = os.readlink(entry)
+        if target.startswith("/"):
+            current = "/"
+        pending.extend(reversed(target.split("/")))
+    return Path(current)
 
 
 def read_limited(path: Path, limit: int, *, regular: bool = False) -> bytes:
@@ -238,6 +383,10 @@ def read_limited_fd(fd: int, path: Path, limit: int) -> bytes:
     return _read_opened(fd, path, limit)
 
 
+_READ_PIECE: Final = 1 << 20
+"""What a read of a file of no stated size (a pipe, a device) asks for at a time."""
+
+
 def _read_opened(fd: int, path: Path, limit: int) -> bytes:
     """The rest of :func:`read_limited`, on the file it opened (``fd``, closed here)."""
     try:  # before open(): it refuses a directory's descriptor with an IsADirectoryError
@@ -256,8 +405,16 @@ def _read_opened(fd: int, path: Path, limit: int) -> bytes:
         if size > limit:  # a regular file says so without a read (a sparse one costs nothing)
             raise LimitExceeded(f"{path} is larger than {limit} bytes")
         data = handle.read(min(size, limit) + 1)
-        if len(data) > size:
-            data += handle.read(limit + 1 - len(data))
+        if len(data) > size:  # read on in pieces: one copy of the limit, never two
+            grown = bytearray(data)
+            while len(grown) <= limit:
+                piece = handle.read(min(_READ_PIECE, limit + 1 - len(grown)))
+                if not piece:
+                    break
+                grown += piece
+            if len(grown) > limit:
+                raise LimitExceeded(f"{path} is larger than {limit} bytes")
+            data = bytes(grown)
     if len(data) > limit:
         raise LimitExceeded(f"{path} is larger than {limit} bytes")
     return data

@@ -448,7 +448,7 @@ def _operator_issue(args: argparse.Namespace) -> int:
             finally:
                 os.close(reserved)
             for name, data in ((names[1], credential.pem), (names[2], authority.ca.pem)):
-                write_atomic(out / name, data, mode=0o644, exclusive=True)
+                write_atomic(out / name, data, mode=0o644, exclusive=True, asked=True)
                 made.append(out / name)
         except BaseException:
             _undo_operator_issue(authority, credential.serial, made, now=now)

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from ironroot.cli._input import read_input
-from ironroot.cli._output import write_output
+from ironroot.cli._output import check_output, write_output
 from ironroot.cli._serving import add_client_options, add_url_options, client_tls, token
 from ironroot.cli._text import markup
 from ironroot.cli._time import instant, now_or
@@ -275,6 +275,7 @@ def _sign(args: argparse.Namespace) -> int:
     from ironroot.crypto import load_signer
     from ironroot.fleet import sign_desired
 
+    check_output(args.out)  # before the key signs
     fleet = _fleet(args)
     name = _class_name(args, fleet)
     state = _document(args, fleet, name)

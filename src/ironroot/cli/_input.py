@@ -25,7 +25,9 @@ __all__ = [
     "MAX_INPUT",
     "folder_used",
     "forget_secrets",
+    "named_as_folder",
     "note_folder",
+    "note_named_as_folder",
     "note_secret",
     "read_input",
     "read_secret",
@@ -88,7 +90,23 @@ def folder_used(target: Path) -> Path | None:
     return next((f for f in sorted(_folders) if target.is_relative_to(f)), None)
 
 
+_named_as_folders: set[Path] = set()
+"""The paths this command was given with a trailing ``/`` (which ``Path`` drops)."""
+
+
+def note_named_as_folder(path: Path) -> None:
+    """Remember that ``path`` was given ending in ``/``: it names a folder."""
+    _named_as_folders.add(path)
+
+
+def named_as_folder(path: Path) -> bool:
+    """Whether ``path`` was given ending in ``/`` (a name of a folder, not of a file)."""
+    return path in _named_as_folders
+
+
 def forget_secrets() -> None:
-    """Start a command with no secret files and no folders of state remembered."""
+    """Start a command with no secret files, no folders of state and no names of folders
+    remembered."""
     _secrets.clear()
     _folders.clear()
+    _named_as_folders.clear()

@@ -37,6 +37,7 @@ from typing import Any
 from ironroot import log
 from ironroot._fileio import read_limited
 from ironroot.cli._main import error_object
+from ironroot.cli._output import output_folder
 from ironroot.cli._serving import (
     LOG_READ_DEADLINE,
     add_client_options,
@@ -294,6 +295,7 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _run_export(args: argparse.Namespace) -> int:
+    output_folder(args.out, make=False)  # before the source is read (the export makes it)
     if not args.follow:
         with _source(args) as source:  # one read of a URL, its keys too, within --deadline
             identity = _identity(args, source)

@@ -36,7 +36,7 @@ from typing import Any, Final
 from ironroot import __version__
 from ironroot._text import shown
 from ironroot.cli._help import apply_help
-from ironroot.cli._input import forget_secrets
+from ironroot.cli._input import forget_secrets, note_named_as_folder
 from ironroot.errors import InputUnavailable, IronrootError, Unreachable
 
 # Command → (module under ironroot.cli, one-line help), in the order `--help` lists them. Only
@@ -91,6 +91,8 @@ class _Parser(argparse.ArgumentParser):
         # An empty word (an unset shell variable) is no path: Path("") is the current folder.
         if action.type is Path and not arg_string:
             raise argparse.ArgumentError(action, "an empty path names no file")
+        if action.type is Path and arg_string.endswith("/"):  # Path drops it: remembered
+            note_named_as_folder(Path(arg_string))
         return super()._get_value(action, arg_string)
 
 

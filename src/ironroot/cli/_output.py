@@ -4,7 +4,8 @@
 a write that fails part way (a full disk, a file-size limit) leaves no half-written output and
 an output named the same as an input leaves the input as it was. A symbolic link to a file is
 followed (the file it names is replaced); a link to nothing is refused rather than followed to
-create a file wherever it points.
+create a file wherever it points, and so is a link another user may have planted in a folder
+every user may write (``/tmp``: :func:`~ironroot._fileio.resolve_unplanted`).
 
 An output never replaces a private key or an LMS state file (``config``, exit 2), whatever name
 reaches it — the key's own path, a link, a hard link — and whichever verb writes it: the key
@@ -14,8 +15,9 @@ sealing secret, a credential), which has nothing else to recognise it by, nor a 
 folder of state it uses (:func:`~ironroot.cli._input.note_folder`: an HSM, a root of trust).
 
 ``-`` is stdout. A target that is no regular file (``/dev/stdout``, a terminal, a named pipe)
-is written in place: a named pipe nobody reads is refused rather than waited on, and a terminal
-is never sent binary output. An output written to the process's own stdout leaves stdout to
+is written in place: a named pipe nobody reads is refused rather than waited on, one another
+user may have planted in a folder every user may write is refused, and a terminal is never
+sent binary output. An output written to the process's own stdout leaves stdout to
 it: the verb's lines after it go to stderr, and under ``--json`` (whose object stdout carries)
 it is refused.
 """
@@ -29,12 +31,18 @@ import stat
 import sys
 from pathlib import Path
 
-from ironroot._fileio import read_limited, write_atomic
-from ironroot.cli._input import folder_used, secret_read
+from ironroot._fileio import (
+    make_dirs,
+    read_limited,
+    refuse_planted,
+    resolve_unplanted,
+    write_atomic,
+)
+from ironroot.cli._input import folder_used, named_as_folder, secret_read
 from ironroot.crypto import holds_private_key
 from ironroot.errors import ConfigError, InputUnavailable, LimitExceeded
 
-__all__ = ["check_output", "write_output"]
+__all__ = ["check_output", "output_folder", "write_output"]
 
 _MAX_KEY_FILE = 1024 * 1024
 """A file larger than this is no key file (the key loaders' own limit)."""
@@ -46,13 +54,38 @@ def check_output(path: Path) -> None:
     _target(_named(path))
 
 
+def output_folder(path: Path, *, make: bool = True) -> Path:
+    """The folder ``path`` names, checked as an output and made (with its missing parents)
+    if it is not there, before a verb writes any file into it: a link another user planted
+    anywhere in it is refused (:func:`~ironroot._fileio.resolve_unplanted`), and so are a
+    link to nothing (never followed to make a folder where it points) and a file. Returns
+    the folder resolved. Without ``make`` it is only checked (for a writer that makes it)."""
+    folder = resolve_unplanted(path)
+    if os.path.islink(path) and not os.path.exists(path):
+        raise InputUnavailable(
+            f"{path}: is a symbolic link to {os.readlink(path)}, which does not exist: "
+            "no folder is made through a link"
+        )
+    if os.path.lexists(folder) and not folder.is_dir():
+        raise InputUnavailable(f"{path}: is not a folder (it is a file)")
+    if not make:
+        return folder
+    try:
+        make_dirs(folder)
+    except (FileExistsError, NotADirectoryError) as exc:  # a file among its parents
+        raise InputUnavailable(f"{path}: is not a folder ({exc.filename}: not a folder)") from exc
+    return folder
+
+
 def write_output(path: Path, data: bytes, *, mode: int = 0o644) -> None:
-    """``data`` written to ``path`` atomically (module docs); permissions ``mode``."""
+    """``data`` written to ``path`` atomically (module docs); permissions ``mode``, narrowed
+    by the umask and by the mode of the file it replaces
+    (:func:`~ironroot._fileio.asked_mode`)."""
     target, kind = _target(_named(path))
     if kind is not None and not stat.S_ISREG(kind):
         _write_in_place(path, _named(path), kind, data)
         return
-    write_atomic(target, data, mode=mode)
+    write_atomic(target, data, mode=mode, asked=True)
 
 
 def _named(path: Path) -> Path:
@@ -62,20 +95,23 @@ def _named(path: Path) -> Path:
 
 def _target(path: Path) -> tuple[Path, int | None]:
     """The file ``path`` names (a symbolic link followed) and its type, if it exists."""
+    target = resolve_unplanted(path)  # no link another user planted, anywhere in the path
     try:  # follows every link, /dev/stdout's /proc/self/fd/1 to a pipe too
         kind: int | None = os.stat(path).st_mode
     except FileNotFoundError:
         kind = None
+    if named_as_folder(Path(path)) and not (kind is not None and stat.S_ISDIR(kind)):
+        raise InputUnavailable(f"{path}/: ends in /, which names a folder: name the file to write")
     if kind is not None and stat.S_ISDIR(kind):
         raise InputUnavailable(f"{path}: is a directory, not a file")
     if kind is not None and not stat.S_ISREG(kind):
+        refuse_planted(path, target)  # written into: no pipe another user reads
         return Path(path), kind  # written in place, through the name given
     if kind is None and os.path.islink(path):
         raise InputUnavailable(
             f"{path}: is a symbolic link to {os.readlink(path)}, which does not exist: "
             "no file is created through a link"
         )
-    target = Path(os.path.realpath(path))
     if kind is None and not target.parent.is_dir():
         raise InputUnavailable(f"{path}: the folder {target.parent} does not exist")
     if kind is not None:
@@ -118,6 +154,18 @@ def _write_in_place(path: Path, opened: Path, kind: int, data: bytes) -> None:
                 f"{path}: a named pipe nobody reads: nothing was written"
             ) from exc
         raise
+    try:
+        onto_stdout = _write_opened(path, fd, data)
+    except OSError as exc:  # a full device, a pipe closed: named for the output, not stdout's
+        if exc.filename is None:
+            raise OSError(exc.errno, exc.strerror, str(path)) from None
+        raise
+    if onto_stdout:  # stdout carries the output alone: the verb's own lines go to stderr
+        sys.stdout = sys.stderr
+
+
+def _write_opened(path: Path, fd: int, data: bytes) -> bool:
+    """``data`` written into ``fd`` (closed here); whether that is the process's stdout."""
     with open(fd, "wb") as handle:
         if os.isatty(fd) and _binary(data):
             raise ConfigError(
@@ -130,8 +178,7 @@ def _write_in_place(path: Path, opened: Path, kind: int, data: bytes) -> None:
             sys.stdout.flush()  # what the verb printed before comes first
         os.set_blocking(fd, True)
         handle.write(data)
-    if onto_stdout:  # stdout carries the output alone: the verb's own lines go to stderr
-        sys.stdout = sys.stderr
+    return onto_stdout
 
 
 def _is_stdout(fd: int) -> bool:

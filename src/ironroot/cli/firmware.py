@@ -35,12 +35,12 @@ from typing import Any
 from ironroot import firmware
 from ironroot.cli._hex import parse_hex
 from ironroot.cli._input import read_input
-from ironroot.cli._output import check_output, write_output
+from ironroot.cli._output import check_output, output_folder, write_output
 from ironroot.cli._serving import add_client_options, add_url_options, client_tls, token, url
 from ironroot.cli._time import now_or, parse_instant
 from ironroot.cli.keys import add_rot_device_option, lms_counter
 from ironroot.crypto import Algorithm, LmsPublicKey, Signer, Verifier, load_signer, load_verifier
-from ironroot.errors import ConfigError, InputUnavailable, MalformedInput
+from ironroot.errors import ConfigError, MalformedInput
 
 __all__ = ["register"]
 
@@ -404,10 +404,7 @@ def _key_descriptor(args: argparse.Namespace) -> int:
 def _out_dir(out_dir: Path, name: str) -> tuple[Path, Path]:
     """``<name>.manifest.ts`` and ``<name>.corim.ts`` in ``out_dir`` (made if missing), each
     checked as an output (:func:`check_output`)."""
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except (FileExistsError, NotADirectoryError) as exc:
-        raise InputUnavailable(f"--out-dir {out_dir}: is not a folder") from exc
+    output_folder(out_dir)
     paths = (out_dir / f"{name}.manifest.ts", out_dir / f"{name}.corim.ts")
     for path in paths:
         check_output(path)

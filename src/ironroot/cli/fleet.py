@@ -142,10 +142,12 @@ def _manufacture(args: argparse.Namespace, fleet: Any, count: int) -> list[str]:
 
 
 def _init(args: argparse.Namespace) -> int:
+    from ironroot.cli._output import output_folder
     from ironroot.fleet import Fleet, NodeClass
 
     if args.nodes < 0:
         raise ConfigError("--nodes is 0 or more")
+    output_folder(fleet_dir(args), make=False)  # no planted link: its keys go there
     fleet = Fleet.create(fleet_dir(args), node_class=NodeClass.load_toml(args.node_class))
     made = _manufacture(args, fleet, args.nodes) if args.nodes else []
     _print_status(args, fleet, f"created fleet {fleet.directory} with {len(made)} node(s)")

@@ -23,7 +23,7 @@ from typing import Any
 import cbor2
 
 from ironroot._fileio import write_atomic
-from ironroot.cli._input import read_input
+from ironroot.cli._input import named_as_folder, read_input
 from ironroot.cli._output import check_output
 from ironroot.crypto import (
     DEFAULT_LMS_PARAMETER_SET,
@@ -38,7 +38,7 @@ from ironroot.crypto import (
     load_verifier,
     save_signer,
 )
-from ironroot.errors import ConfigError, Conflict, MalformedInput
+from ironroot.errors import ConfigError, Conflict, InputUnavailable, MalformedInput
 from ironroot.rot import Device, DeviceCounter
 
 __all__ = ["register"]
@@ -115,7 +115,7 @@ def _with_suffix(prefix: Path, suffix: str) -> Path:
 
 def _write_new(path: Path, data: bytes) -> None:
     """A new public file, whole or not at all (never over an existing one: ``Conflict``)."""
-    write_atomic(path, data, mode=0o644, exclusive=True)
+    write_atomic(path, data, mode=0o644, exclusive=True, asked=True)
 
 
 def _cose_bytes(verifier: PublicKey | LmsPublicKey, *, include_kid: bool) -> bytes:
@@ -125,6 +125,11 @@ def _cose_bytes(verifier: PublicKey | LmsPublicKey, *, include_kid: bool) -> byt
 def _generate(args: argparse.Namespace) -> int:
     alg = Algorithm.from_label(args.alg)
     prefix: Path = args.out
+    if named_as_folder(prefix):  # Path dropped the /: the files would go beside the folder
+        raise InputUnavailable(
+            f"{prefix}/: ends in /, which names a folder: give the prefix of the key's files "
+            f"({prefix}/NAME)"
+        )
     private_path = _with_suffix(prefix, ".key")
     pem_path = None if alg is Algorithm.HSS_LMS else _with_suffix(prefix, ".pub.pem")
     cose_path = _with_suffix(prefix, ".cose")

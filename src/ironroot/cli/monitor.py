@@ -39,7 +39,7 @@ from typing import Any, Final
 from ironroot import log, monitor, witness
 from ironroot.cli._input import read_input
 from ironroot.cli._main import error_object
-from ironroot.cli._output import write_output
+from ironroot.cli._output import output_folder, write_output
 from ironroot.cli._serving import LOG_READ_DEADLINE, add_client_options, client_tls
 from ironroot.cli._text import shown
 from ironroot.errors import ConfigError, IronrootError, LimitExceeded
@@ -345,7 +345,7 @@ def _forks(args: argparse.Namespace) -> int:
     for ident, origin, proof, at in forks:
         row: dict[str, Any] = {"id": ident, "origin": origin, "at": at}
         if args.out_dir is not None:
-            args.out_dir.mkdir(parents=True, exist_ok=True)
+            output_folder(args.out_dir)
             path = args.out_dir / f"fork-{ident}.json"
             write_output(path, proof)
             row["file"] = str(path)

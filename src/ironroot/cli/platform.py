@@ -29,7 +29,7 @@ from typing import Any
 from ironroot import platform
 from ironroot.cli._hex import parse_hex
 from ironroot.cli._input import read_input
-from ironroot.cli._output import write_output
+from ironroot.cli._output import check_output, write_output
 from ironroot.cli._platform_accounts import register_account_verbs
 from ironroot.cli._platform_node import register_node_verbs
 from ironroot.cli._serving import (
@@ -170,6 +170,7 @@ def _number(text: str, what: str) -> int:
 
 
 def _build(args: argparse.Namespace) -> int:
+    check_output(args.out)  # before the keys sign
     versions: dict[str, list[platform.PfmVersion]] = {}
     for spec in args.image:
         name, rest = _split(spec, "--image")
@@ -227,6 +228,7 @@ def _build(args: argparse.Namespace) -> int:
 def _sign(args: argparse.Namespace) -> int:
     from ironroot._fileio import read_limited
 
+    check_output(args.out)  # before the keys sign
     pfm = platform.Pfm.decode(read_limited(args.unsigned, 1024 * 1024))
     signed = platform.sign_pfm(pfm, load_signer(args.ecc_key), load_signer(args.pqc_key))
     write_output(args.out, signed)
@@ -271,13 +273,14 @@ def _verify(args: argparse.Namespace) -> int:
 def _publish(args: argparse.Namespace) -> int:
     from ironroot.transparency import TransparencyClient
 
+    out: Path = args.out or args.pfm.with_name(args.pfm.name + ".ts")
+    check_output(out)  # before the key signs and the statement is registered
     statement = platform.pfm_statement(
         read_input(args.pfm, platform.MAX_PFM_BYTES),
         load_signer(args.key),
         iss=args.iss,
         sub=args.sub,
     )
-    out: Path = args.out or args.pfm.with_name(args.pfm.name + ".ts")
     with TransparencyClient(url(args), token=token(args), verify=client_tls(args)) as client:
         registration = client.register(statement)
     write_output(out, registration.transparent_statement)

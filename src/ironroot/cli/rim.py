@@ -40,7 +40,7 @@ from typing import Any, Final
 from ironroot import rim
 from ironroot._json import DECODER as STRICT_JSON
 from ironroot.cli._input import read_input
-from ironroot.cli._output import write_output
+from ironroot.cli._output import check_output, write_output
 from ironroot.cli._serving import add_client_options, add_url_options, client_tls, token, url
 from ironroot.cli._time import now_or
 from ironroot.errors import ConfigError, LimitExceeded, MalformedInput
@@ -238,13 +238,14 @@ def _register(args: argparse.Namespace) -> int:
     from ironroot import transparency
     from ironroot.crypto import load_signer
 
+    out: Path = args.out or args.rim.with_name(args.rim.name + ".ts")
+    check_output(out)  # before the key signs and the statement is registered
     data = _read(args.rim, "RIM")
     now, roots = now_or(args.at), _roots(args.root)
     rim_id = _rim_id(args, rim.verify_rim(data, now=now, roots=roots))
     statement = rim.rim_statement(
         data, load_signer(args.key), iss=args.iss, rim_id=rim_id, now=now, roots=roots
     )
-    out: Path = args.out or args.rim.with_name(args.rim.name + ".ts")
     with transparency.TransparencyClient(
         url(args), token=token(args), verify=client_tls(args)
     ) as client:

@@ -40,7 +40,7 @@ from ironroot import (
 from ironroot._fileio import write_atomic
 from ironroot.cli._hex import parse_hex
 from ironroot.cli._input import note_folder, note_secret, read_input
-from ironroot.cli._output import write_output
+from ironroot.cli._output import output_folder, write_output
 from ironroot.cli._text import markup
 from ironroot.cli._time import now_or
 from ironroot.crypto import Algorithm
@@ -342,7 +342,7 @@ def _ca_init(args: argparse.Namespace) -> int:
     from cryptography.hazmat.primitives import serialization
 
     ca = rot.VendorCA.generate(now=now_or(args.at), common_name=args.name)
-    args.out.mkdir(parents=True, exist_ok=True)
+    output_folder(args.out)  # before a key is written into it
     for alg, stem in _CA_FILES.items():
         key_path = args.out / f"{stem}.key.pem"
         _write_private(key_path, ca.key(alg).to_pem(), exclusive=True)  # never overwrite a CA key
@@ -432,7 +432,7 @@ def _derive_child(args: argparse.Namespace) -> int:
     device = _device(args)
     measurement = parse_hex(args.measurement, "--measurement")
     # The folder first: the derivation extends PCR2, which a failure after it cannot undo.
-    args.out.mkdir(parents=True, exist_ok=True)
+    output_folder(args.out)
     child = device.derive_child(measurement, label=args.label)
     stem = args.label.replace(" ", "_")
     for name, cert, key in (

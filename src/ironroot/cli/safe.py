@@ -13,7 +13,7 @@ from typing import Any
 from ironroot import cose, safe, transparency
 from ironroot.cli._input import read_input
 from ironroot.cli._main import error_object
-from ironroot.cli._output import write_output
+from ironroot.cli._output import check_output, write_output
 from ironroot.cli._serving import add_client_options, add_url_options, client_tls, token, url
 from ironroot.cli._text import shown
 from ironroot.cli._time import now_or
@@ -109,6 +109,7 @@ def _providers(values: Sequence[str]) -> safe.ProviderKeys:
 
 
 def _sign(args: argparse.Namespace) -> int:
+    check_output(args.out)  # before the key signs
     signer = load_signer(args.key)
     data = read_input(args.report, safe.SafeLimits().max_report_bytes)  # a JSON report
     signed = safe.sign_report(data, signer, args.kid, format=args.format)
@@ -178,6 +179,8 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _publish(args: argparse.Namespace) -> int:
+    out: Path = args.out or args.report.with_name(args.report.name + ".ts")
+    check_output(out)  # before the key signs and the statement is registered
     providers = _providers(args.provider_key) if args.provider_key else None
     signer = load_signer(args.key)
     statement = safe.sfr_statement(
@@ -187,7 +190,6 @@ def _publish(args: argparse.Namespace) -> int:
         providers=providers,
         now=dt.datetime.now(dt.UTC),
     )
-    out: Path = args.out or args.report.with_name(args.report.name + ".ts")
     with transparency.TransparencyClient(
         url(args), token=token(args), verify=client_tls(args)
     ) as client:

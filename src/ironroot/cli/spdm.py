@@ -46,7 +46,7 @@ from ironroot._fileio import write_atomic
 from ironroot.cli._hex import parse_hex
 from ironroot.cli._input import read_input
 from ironroot.cli._main import error_object
-from ironroot.cli._output import write_output
+from ironroot.cli._output import output_folder, write_output
 from ironroot.cli._time import now_or
 from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.errors import ConfigError, IronrootError, MalformedInput, VerificationFailed
@@ -272,14 +272,18 @@ def _device_init(args: argparse.Namespace) -> int:
             _ALGORITHMS[args.algorithm], now=now_or(args.at), common_name=args.name, days=args.days
         )
     warnings = spdm.check_device_leaf(identity.leaf)
-    args.dir.mkdir(parents=True, exist_ok=True)
+    output_folder(args.dir)  # before the key is written into it
     write_atomic(args.dir / _KEY, identity.key.to_pem(), mode=0o600, exclusive=True)
-    write_atomic(args.dir / _CHAIN, b"".join(_pem(c) for c in identity.chain), mode=0o644)
-    write_atomic(args.dir / _ROOT, _pem(identity.root), mode=0o644)
+    write_atomic(
+        args.dir / _CHAIN, b"".join(_pem(c) for c in identity.chain), mode=0o644, asked=True
+    )
+    write_atomic(args.dir / _ROOT, _pem(identity.root), mode=0o644, asked=True)
     document = {"measurements": [_block_json(b) for b in _default_blocks()]}
     blocks_path = args.dir / _MEASUREMENTS
     if not blocks_path.exists():
-        write_atomic(blocks_path, json.dumps(document, indent=2).encode() + b"\n", mode=0o644)
+        write_atomic(
+            blocks_path, json.dumps(document, indent=2).encode() + b"\n", mode=0o644, asked=True
+        )
     leaf = crypto.load_certificate(identity.leaf, what="device certificate", der_only=True)
     doc = {
         "device": str(args.dir),

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ironroot import log, witness
-from ironroot.cli._output import write_output
+from ironroot.cli._output import output_folder, write_output
 from ironroot.cli._serving import (
     add_client_options,
     add_server_options,
@@ -244,7 +244,7 @@ def _evidence(args: argparse.Namespace) -> int:
             "at": item.at,
         }
         if item.kind == "fork" and args.out_dir is not None:
-            args.out_dir.mkdir(parents=True, exist_ok=True)
+            output_folder(args.out_dir)
             path = args.out_dir / f"fork-{item.id}.json"
             write_output(path, item.data)
             row["file"] = str(path)

@@ -151,14 +151,15 @@ def load_signer(
 def holds_private_key(data: bytes) -> bool:
     """Whether ``data`` is (or holds) private key material: any PEM private key (PKCS#8,
     encrypted or not, SEC1, RSA, OpenSSH), a PKCS#8 DER private key (encrypted or not), a
-    private JWK or a JWK Set with one, a COSE_Key (or COSE_KeySet) with a private member, or
-    an LMS state file. A file of this kind is never replaced by another verb's output."""
+    private JWK or a JWK Set with one, a COSE_Key (or COSE_KeySet) with a private member, a
+    PKCS#12 file (whose keys, encrypted, cannot be told from its certificates), or an LMS
+    state file. A file of this kind is never replaced by another verb's output."""
     if len(data) > MAX_KEY_FILE_BYTES or not data:
         return False
     if _PEM_PRIVATE.search(data) or is_lms_state(data):
         return True
     if data[0] == 0x30:
-        return _der_private(data)
+        return _der_private(data) or _pkcs12(data)
     if 0x80 <= data[0] <= 0xBF:
         return _cose_private(data)
     if not data.lstrip().startswith(b"{"):
@@ -180,6 +181,40 @@ def _der_private(data: bytes) -> bool:
     except (ValueError, _LibraryUnsupported):
         return False
     return True
+
+
+_PKCS7_DATA: Final = bytes.fromhex("06092a864886f70d010701")
+"""DER of the OID 1.2.840.113549.1.7.1 (PKCS#7 data): a password-protected PFX's content."""
+_PKCS7_SIGNED: Final = bytes.fromhex("06092a864886f70d010702")
+"""DER of the OID 1.2.840.113549.1.7.2 (PKCS#7 signedData): a key-protected PFX's content."""
+
+
+def _der_header(data: bytes, at: int) -> tuple[int, int, int] | None:
+    """The tag, the offset of the content and its length of the DER element at ``at``."""
+    if at + 2 > len(data):
+        return None
+    tag, first = data[at], data[at + 1]
+    if first < 0x80:
+        return tag, at + 2, first
+    count = first & 0x7F
+    if not 1 <= count <= 4 or at + 2 + count > len(data):
+        return None
+    return tag, at + 2 + count, int.from_bytes(data[at + 2 : at + 2 + count], "big")
+
+
+def _pkcs12(data: bytes) -> bool:
+    """Whether ``data`` is a PKCS#12 PFX (RFC 7292): ``SEQUENCE { INTEGER 3, ContentInfo
+    (data or signedData) ... }``."""
+    outer = _der_header(data, 0)
+    if outer is None or outer[0] != 0x30:
+        return False
+    if data[outer[1] : outer[1] + 3] != b"\x02\x01\x03":  # version 3
+        return False
+    content = _der_header(data, outer[1] + 3)
+    if content is None or content[0] != 0x30:
+        return False
+    oid = data[content[1] : content[1] + len(_PKCS7_DATA)]
+    return oid in (_PKCS7_DATA, _PKCS7_SIGNED)
 
 
 _COSE_KTY_SYMMETRIC: Final = 4
