@@ -946,3 +946,27 @@ def test_a_binary_part_sent_without_a_file_name_is_refused_not_mangled(bmc: Bmc,
     assert part in error["message"]
     assert bmc.service.tasks.tasks() == []
     assert bmc.active("bmc") == "1.0"
+
+
+def test_a_user_name_differing_from_anothers_only_in_case_is_taken(bmc: Bmc) -> None:
+    """``Admin`` or ``ADMIN`` beside ``admin`` is a second "admin" to whoever reads a session
+    list, a log or an audit trail: a user name is taken whatever its case, created or
+    renamed to, and nothing changes. An account takes its own name in another case."""
+    accounts = f"{ROOT}/AccountService/Accounts"
+    with bmc.client(ADMIN) as client:
+        for name in ("Admin", "ADMIN", "aDmIn"):
+            created = client.post(
+                accounts,
+                json={"UserName": name, "Password": "a long password", "RoleId": "ReadOnly"},
+            )
+            _error(created, 400, "ResourceAlreadyExists")
+        renamed = client.patch(f"{accounts}/2", json={"UserName": "Viewer"})
+        _error(renamed, 400, "ResourceAlreadyExists")
+        assert [a.username for a in bmc.service.accounts.accounts()] == [
+            "admin",
+            "operator",
+            "viewer",
+        ]
+        own = client.patch(f"{accounts}/2", json={"UserName": "Operator"})
+        assert own.status_code == 200, own.text
+        assert own.json()["UserName"] == "Operator"
