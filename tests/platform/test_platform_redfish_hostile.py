@@ -970,3 +970,35 @@ def test_a_user_name_differing_from_anothers_only_in_case_is_taken(bmc: Bmc) -> 
         own = client.patch(f"{accounts}/2", json={"UserName": "Operator"})
         assert own.status_code == 200, own.text
         assert own.json()["UserName"] == "Operator"
+
+
+def test_a_password_of_the_wrong_type_is_refused_without_echoing_it(bmc: Bmc) -> None:
+    """A password sent as a list or a number (a client's bug, a mangled template) is still a
+    secret: the ``400`` names its property and shows ``(hidden)``, as every refused password
+    is shown, never the value itself (an error body ends up in client logs and tickets)."""
+    secret = "a secret password 7319"
+    sessions = f"{ROOT}/SessionService/Sessions"
+    accounts = f"{ROOT}/AccountService/Accounts"
+    target = {"Targets": [f"{INVENTORY}/bmc-active"], "ImageURI": "https://fw.example/bmc.bin"}
+    with bmc.client(ADMIN) as client:
+        refused = {
+            "PropertyValueTypeError": [
+                client.post(sessions, json={"UserName": "admin", "Password": [secret]}),
+                client.post(sessions, json={"UserName": "admin", "Password": 73197319731973}),
+                client.post(
+                    accounts,
+                    json={"UserName": "new", "Password": {"p": secret}, "RoleId": "ReadOnly"},
+                ),
+            ],
+            "ActionParameterValueTypeError": [
+                client.post(SIMPLE, json={**target, "Username": "fw", "Password": [secret]}),
+            ],
+        }
+        for message_id, responses in refused.items():
+            for response in responses:
+                error = _error(response, 400, message_id)
+                assert error["@Message.ExtendedInfo"][0]["MessageArgs"][0] == "(hidden)"
+                assert secret not in response.text
+                assert "73197319731973" not in response.text
+    assert [a.username for a in bmc.service.accounts.accounts()] == ["admin", "operator", "viewer"]
+    assert bmc.service.tasks.tasks() == []
