@@ -10,6 +10,7 @@ import dataclasses
 import gzip
 import ipaddress
 import json
+import logging
 import resource
 import signal
 import socket
@@ -1002,3 +1003,21 @@ def test_a_password_of_the_wrong_type_is_refused_without_echoing_it(bmc: Bmc) ->
                 assert "73197319731973" not in response.text
     assert [a.username for a in bmc.service.accounts.accounts()] == ["admin", "operator", "viewer"]
     assert bmc.service.tasks.tasks() == []
+
+
+def test_an_accounts_change_is_logged_by_the_properties_it_applies_only(
+    bmc: Bmc, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Every account may ``PATCH`` its own account, and ``@odata.`` annotations are ignored:
+    their names (anything, up to the body's 64 KiB) were written into the log line of the
+    change, a client's text in the BMC's log at every request. The line names the
+    properties the change applied."""
+    caplog.set_level(logging.INFO, logger="ironroot.platform.redfish")
+    planted = "@odata.x" + "y" * 30_000 + " a secret password 7319"
+    with bmc.client(ADMIN) as client:
+        response = client.patch(
+            f"{ROOT}/AccountService/Accounts/3", json={planted: 1, "Enabled": True}
+        )
+    assert response.status_code == 200, response.text
+    changed = [r.getMessage() for r in caplog.records if "changed" in r.getMessage()]
+    assert changed == ["redfish account viewer changed: Enabled"]
