@@ -841,3 +841,12 @@ def test_the_per_source_throttle_settings_are_checked_and_kept(
     assert doc["source_throttle"] == {"failure_limit": 8, "window": 60}
     assert "source_failure_limit" not in doc["settings"]
     assert AccountStore.open(tmp_path, clock=clock, kdf=KDF).settings == store.settings
+
+
+def test_a_user_name_is_taken_whatever_its_case(store: AccountStore) -> None:
+    viewer = store.add("viewer", "viewer password", "ReadOnly")
+    _raises(Conflict, "username-taken", lambda: store.add("ADMIN", "a long password", "ReadOnly"))
+    _raises(Conflict, "username-taken", lambda: store.update(viewer.id, username="Admin"))
+    assert [a.username for a in store.accounts()] == ["admin", "viewer"]
+    assert store.update(viewer.id, username="Viewer").username == "Viewer"
+    _raises(Unauthorized, "login", lambda: store.authenticate("ADMIN", PASSWORD))  # exact at login

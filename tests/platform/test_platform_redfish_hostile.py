@@ -10,6 +10,7 @@ import dataclasses
 import gzip
 import ipaddress
 import json
+import logging
 import resource
 import signal
 import socket
@@ -946,3 +947,77 @@ def test_a_binary_part_sent_without_a_file_name_is_refused_not_mangled(bmc: Bmc,
     assert part in error["message"]
     assert bmc.service.tasks.tasks() == []
     assert bmc.active("bmc") == "1.0"
+
+
+def test_a_user_name_differing_from_anothers_only_in_case_is_taken(bmc: Bmc) -> None:
+    """``Admin`` or ``ADMIN`` beside ``admin`` is a second "admin" to whoever reads a session
+    list, a log or an audit trail: a user name is taken whatever its case, created or
+    renamed to, and nothing changes. An account takes its own name in another case."""
+    accounts = f"{ROOT}/AccountService/Accounts"
+    with bmc.client(ADMIN) as client:
+        for name in ("Admin", "ADMIN", "aDmIn"):
+            created = client.post(
+                accounts,
+                json={"UserName": name, "Password": "a long password", "RoleId": "ReadOnly"},
+            )
+            _error(created, 400, "ResourceAlreadyExists")
+        renamed = client.patch(f"{accounts}/2", json={"UserName": "Viewer"})
+        _error(renamed, 400, "ResourceAlreadyExists")
+        assert [a.username for a in bmc.service.accounts.accounts()] == [
+            "admin",
+            "operator",
+            "viewer",
+        ]
+        own = client.patch(f"{accounts}/2", json={"UserName": "Operator"})
+        assert own.status_code == 200, own.text
+        assert own.json()["UserName"] == "Operator"
+
+
+def test_a_password_of_the_wrong_type_is_refused_without_echoing_it(bmc: Bmc) -> None:
+    """A password sent as a list or a number (a client's bug, a mangled template) is still a
+    secret: the ``400`` names its property and shows ``(hidden)``, as every refused password
+    is shown, never the value itself (an error body ends up in client logs and tickets)."""
+    secret = "a secret password 7319"
+    sessions = f"{ROOT}/SessionService/Sessions"
+    accounts = f"{ROOT}/AccountService/Accounts"
+    target = {"Targets": [f"{INVENTORY}/bmc-active"], "ImageURI": "https://fw.example/bmc.bin"}
+    with bmc.client(ADMIN) as client:
+        refused = {
+            "PropertyValueTypeError": [
+                client.post(sessions, json={"UserName": "admin", "Password": [secret]}),
+                client.post(sessions, json={"UserName": "admin", "Password": 73197319731973}),
+                client.post(
+                    accounts,
+                    json={"UserName": "new", "Password": {"p": secret}, "RoleId": "ReadOnly"},
+                ),
+            ],
+            "ActionParameterValueTypeError": [
+                client.post(SIMPLE, json={**target, "Username": "fw", "Password": [secret]}),
+            ],
+        }
+        for message_id, responses in refused.items():
+            for response in responses:
+                error = _error(response, 400, message_id)
+                assert error["@Message.ExtendedInfo"][0]["MessageArgs"][0] == "(hidden)"
+                assert secret not in response.text
+                assert "73197319731973" not in response.text
+    assert [a.username for a in bmc.service.accounts.accounts()] == ["admin", "operator", "viewer"]
+    assert bmc.service.tasks.tasks() == []
+
+
+def test_an_accounts_change_is_logged_by_the_properties_it_applies_only(
+    bmc: Bmc, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Every account may ``PATCH`` its own account, and ``@odata.`` annotations are ignored:
+    their names (anything, up to the body's 64 KiB) were written into the log line of the
+    change, a client's text in the BMC's log at every request. The line names the
+    properties the change applied."""
+    caplog.set_level(logging.INFO, logger="ironroot.platform.redfish")
+    planted = "@odata.x" + "y" * 30_000 + " a secret password 7319"
+    with bmc.client(ADMIN) as client:
+        response = client.patch(
+            f"{ROOT}/AccountService/Accounts/3", json={planted: 1, "Enabled": True}
+        )
+    assert response.status_code == 200, response.text
+    changed = [r.getMessage() for r in caplog.records if "changed" in r.getMessage()]
+    assert changed == ["redfish account viewer changed: Enabled"]

@@ -1115,7 +1115,9 @@ def _resources(service: RedfishService) -> list[_Resource]:
             account = await run_in_threadpool(lambda: accounts.update(account.id, **changes))
         except Conflict as exc:
             raise account_refusal(exc, doc) from None
-        _log.info("redfish account %s changed: %s", account.username, ", ".join(sorted(doc)))
+        # the properties applied, never the annotations' names: a client's text, up to 64 KiB
+        applied = ", ".join(sorted(asked)) or "nothing"
+        _log.info("redfish account %s changed: %s", account.username, applied)
         return json_response(request, account_body(account), version=account_version(account))
 
     def password_parameter(doc: Mapping[str, Any], name: str) -> str:

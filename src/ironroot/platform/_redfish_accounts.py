@@ -44,7 +44,8 @@ by a worker thread afterwards (at most one such write every :data:`LOCKOUT_WRITE
 seconds, so a flood from rotating addresses does not wear the flash either), so no refusal
 comes an fsync later than another (a guess at an existing name from one at an unknown name);
 a restart forgets failures short of a lockout.
-The last enabled Administrator cannot be removed, disabled or given another role.
+The last enabled Administrator cannot be removed, disabled or given another role. A user name
+is taken whatever its case (``Admin`` beside ``admin`` is refused), a login names it exactly.
 :meth:`AccountStore.change_password` (the Redfish ``ChangePassword`` action) sets a password
 only given the password of the account that asks, a wrong one counted like a wrong login (and a
 lockout it leads to ends the account's sessions: the guesser holds one of them); the
@@ -633,6 +634,15 @@ class AccountStore:
         with self._lock:
             return next((a for a in self._accounts.values() if a.username == username), None)
 
+    def _taken(self, username: str, without: str | None = None) -> bool:
+        """Whether an account other than ``without`` has ``username``, whatever its case
+        (``Admin`` beside ``admin`` is a second "admin" to whoever reads a log or a session
+        list); ``self._lock`` held. Logging in still names an account exactly."""
+        wanted = username.lower()
+        return any(
+            a.username.lower() == wanted and a.id != without for a in self._accounts.values()
+        )
+
     def now(self) -> float:
         return self._clock()
 
@@ -831,7 +841,8 @@ class AccountStore:
         return password.encode("utf-8", "surrogatepass")
 
     def add(self, username: str, password: str, role: str, *, enabled: bool = True) -> Account:
-        """A new account (``Conflict`` code ``username-taken`` when the name is in use)."""
+        """A new account (``Conflict`` code ``username-taken`` when the name is in use,
+        whatever its case)."""
         check_username(username)
         if role not in ROLES:
             raise MalformedInput(f"no role {role!r}: one of {', '.join(ROLES)}", code="role")
@@ -839,7 +850,7 @@ class AccountStore:
         salt = secrets.token_bytes(16)
         digest = _hash(secret, salt, self._kdf)
         with self._lock:
-            if self.by_name(username) is not None:
+            if self._taken(username):
                 raise Conflict(f"the user name {username} is taken", code="username-taken")
             if len(self._accounts) >= MAX_ACCOUNTS:
                 raise LimitExceeded(f"at most {MAX_ACCOUNTS} accounts", code="accounts-full")
@@ -901,7 +912,7 @@ class AccountStore:
                     code="last-administrator",
                 )
             if username is not None and username != account.username:
-                if self.by_name(username) is not None:
+                if self._taken(username, without=account.id):
                     raise Conflict(f"the user name {username} is taken", code="username-taken")
                 account = replace(account, username=username)
             ends = False

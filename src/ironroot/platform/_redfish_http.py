@@ -360,6 +360,10 @@ def json_object(body: bytes | str) -> dict[str, Any]:
     return value
 
 
+_SECRET_PROPERTIES: Final = frozenset({"Password", "NewPassword", "SessionAccountPassword"})
+"""Properties and action parameters whose values an error never shows."""
+
+
 def prop(
     doc: Mapping[str, Any],
     name: str,
@@ -368,11 +372,13 @@ def prop(
     action: str | None = None,
 ) -> Any:
     """``doc[name]`` when it is of ``kind``; ``PropertyValueTypeError`` (or the action
-    parameter message) otherwise. Booleans are not integers here."""
+    parameter message) otherwise. Booleans are not integers here. A refused value of a
+    property in :data:`_SECRET_PROPERTIES` is shown ``(hidden)``: a password sent as a list or
+    a number is a secret still."""
     value = doc[name]
     kinds = kind if isinstance(kind, tuple) else (kind,)
     if (isinstance(value, bool) and bool not in kinds) or not isinstance(value, kinds):
-        shown = json.dumps(value)[:100]
+        shown = "(hidden)" if name in _SECRET_PROPERTIES else json.dumps(value)[:100]
         if action:
             raise refuse("ActionParameterValueTypeError", shown, name, action, related=f"/{name}")
         raise refuse("PropertyValueTypeError", shown, name, related=f"/{name}")
