@@ -256,3 +256,49 @@ def test_a_server_s_problem_detail_is_shown_as_written(
     out, err = capsys.readouterr()
     assert out == ""
     _check(err, f"ironroot: remote-problem: 400 Refused{text}: no{text}\n")
+
+
+# --- attest explain and verify-result: an EAR's labels, policy ids and reasons --------------
+
+
+def _hostile_ear(text: str) -> object:
+    from ironroot.attestation import Appraisal, AttestationResult, TrustTier, VerifierId
+
+    appraisal = Appraisal(
+        status=TrustTier.AFFIRMING,
+        trust_vector={"instance-identity": 2},
+        policy_id=f"policy{text}",
+        reasons=(f"why{text}\u202e",),
+    )
+    return AttestationResult(
+        iat=1_700_000_000,
+        verifier_id=VerifierId("x", "y"),
+        submods={f"node{text}": appraisal},
+    )
+
+
+@pytest.mark.parametrize("verb", ["explain", "verify-result"])
+@pytest.mark.parametrize("text", [f"clear{ESC}", "title\x1b]0;owned\x07", "twin\u200b"])
+def test_attest_shows_an_ear_s_labels_policy_and_reasons_as_written(
+    tmp_path: Path, verb: str, text: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An EAR given to ``attest explain`` (signature not checked without ``--keys``) is
+    anyone's text: its submodule label, policy id and reasons reached the terminal raw."""
+    from ironroot.attestation import sign_ear_jwt
+
+    key = PrivateKey.generate(Algorithm.ES256)
+    (tmp_path / "key.pem").write_bytes(key.public_key.to_pem())
+    path = tmp_path / "ear.jwt"
+    path.write_bytes(sign_ear_jwt(_hostile_ear(text), key))  # type: ignore[arg-type]
+    args = ["attest", verb, str(path)]
+    if verb == "verify-result":
+        args += ["--keys", str(tmp_path / "key.pem"), "--at", "2023-11-14T22:13:30Z"]
+    main(args)
+    out, _ = capsys.readouterr()
+    spelt = (
+        text.replace("\x1b", "[U+001B]").replace("\x07", "[U+0007]").replace("\u200b", "[U+200B]")
+    )
+    for raw in ("\x1b", "\x07", "\u200b", "\u202e"):
+        assert raw not in out, out
+    assert f"node{spelt}: affirming (policy policy{spelt})\n" in out, out
+    assert f"  why: why{spelt}[U+202E]\n" in out, out

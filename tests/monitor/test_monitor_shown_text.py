@@ -102,3 +102,20 @@ def test_the_monitor_logs_the_origin_shown(
             store.close()
     (record,) = [r for r in caplog.records if r.levelname == "ERROR"]
     assert record.getMessage().startswith(f"fork of {SHOWN} at https://evil.example: ")
+
+
+def test_monitor_verify_fork_shows_the_origin(
+    state: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The proof of a fork is the forking log's own signed text: ``verify-fork`` printed its
+    origin as it is."""
+    out_dir = tmp_path / "forks"
+    assert main(["monitor", "forks", "--state", str(state), "--out-dir", str(out_dir)]) == 0
+    capsys.readouterr()
+    vkey = _SIGNER.verifier().vkey
+    assert main(["monitor", "verify-fork", str(out_dir / "fork-1.json"), "--key", vkey]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(
+        f"fork proven: {SHOWN} signed two trees that no append-only log can hold\n"
+    ), out
+    assert not any(c in out for c in "\u202e\u009b")

@@ -198,3 +198,44 @@ def test_node_verbs_without_a_node_are_usage_errors(
     code, failed = _run(capsys, "platform", "show", "--node", str(tmp_path / "none"))
     assert code == 1
     assert failed["error"]["code"] == "not-found"  # type: ignore[index]
+
+
+def test_the_node_s_printers_show_image_versions_and_details_as_written(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """An image's version is the text its signed PFM gives it (any 1 to 256 characters), and
+    a held component's detail may quote it: ``platform show``, ``init`` and ``boot`` printed
+    them raw, an escape sequence reaching the terminal."""
+    from types import SimpleNamespace
+
+    from ironroot.cli._platform_node import _print_boot, _print_components
+
+    version = "2.0\x1b[2J\u202e"
+    image = {"version": version, "svn": 2}
+    _print_components(
+        {
+            "components": {"bmc": {"active": image, "recovery": image, "healthy_boots": 1}},
+            "pending": {"component": "bmc", "step": "verify\x1b[31m"},
+        }
+    )
+    held = SimpleNamespace(
+        name="bmc",
+        running=False,
+        recovered=False,
+        code="not-in-pfm",
+        detail=f"version {version} is not allowed",
+        validity=None,
+        image=SimpleNamespace(version=version),
+    )
+    _print_boot(
+        SimpleNamespace(
+            components=[held], update="failed\x1b[2J", update_component="bmc", recovery_replaced=[]
+        )
+    )
+    spelt = "2.0[U+001B][2J[U+202E]"
+    assert capsys.readouterr().out == (
+        f"  bmc   active {spelt} svn 2   recovery {spelt} healthy boots 1\n"
+        "  update in progress: bmc at verify[U+001B][31m\n"
+        f"  bmc   {spelt} HELD IN RESET: not-in-pfm: version {spelt} is not allowed\n"
+        "  update of bmc: failed[U+001B][2J\n"
+    )

@@ -405,3 +405,35 @@ def test_cli_refuses_a_pfm_file_over_the_limit_by_its_size_unread(
     assert capsys.readouterr().err == (
         f"ironroot: limit-exceeded: {big} is larger than 1048576 bytes\n"
     )
+
+
+def test_cli_verify_shows_the_pfm_s_platform_and_versions_as_written(
+    vendor: Vendor, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A PFM's platform and image versions are text its builder chose (1 to 256 characters,
+    any): ``pfm verify`` printed them raw, an escape sequence reaching the terminal."""
+    from ironroot.cli import main
+
+    base = tmp_path
+    (base / "bmc.bin").write_bytes(BMC_2)
+    (base / "ecc.key").write_bytes(vendor.ecc.to_pem())
+    (base / "pqc.key").write_bytes(vendor.pqc.to_pem())
+    (base / "ecc.pub").write_bytes(vendor.ecc.public_key.to_pem())
+    (base / "pqc.pub").write_bytes(vendor.pqc.public_key.to_pem())
+    out = base / "node.pfm"
+    build = ["platform", "pfm", "build", "--platform", "node\x1b[2J\u202e", "--svn", "3",
+             "--image", f"bmc=2.0\x1b]0;x\x07:2:{base / 'bmc.bin'}",
+             "--ecc-key", str(base / "ecc.key"), "--pqc-key", str(base / "pqc.key"),
+             "--out", str(out)]  # fmt: skip
+    assert main(build) == 0
+    assert capsys.readouterr().out == (
+        f"wrote {out}: PFM svn 3 for node[U+001B][2J[U+202E], 1 image(s)\n"
+    )
+    verify = ["platform", "pfm", "verify", str(out), "--vendor-key-hash", vendor.fused.hex(),
+              "--ecc", str(base / "ecc.pub"), "--pqc", str(base / "pqc.pub"),
+              "--image", f"bmc={base / 'bmc.bin'}"]  # fmt: skip
+    assert main(verify) == 0
+    assert capsys.readouterr().out == (
+        "PFM verifies: node[U+001B][2J[U+202E], svn 3\n"
+        "  bmc: the image is version 2.0[U+001B]]0;x[U+0007], allowed\n"
+    )

@@ -255,3 +255,28 @@ def test_appraise_any_measurements_file_is_refused_typed(body: str) -> None:
             code = main(argv)
     error = json.loads(out.getvalue())["error"]
     assert (code, error["code"]) in ((2, "malformed"), (1, "rim-not-found")), error
+
+
+def test_verify_shows_the_rim_s_text_as_written(
+    capsys: pytest.CaptureFixture[str], pki: RimPki, tmp_path: Path
+) -> None:
+    """A RIM's product, version and measurement names are its signer's text: a right-to-left
+    override or a zero-width space in them reached the terminal as it is (XML holds no
+    escape character, but these it holds)."""
+    from _rim_helpers import swid
+
+    resources = (
+        '<Resource type="Measurement" index="0" active="True" alternatives="1" '
+        f'ns2:Hash0="{"11" * 48}" name="Measure\u200bment_0" size="48"/>'
+    )
+    unsigned = swid(product="GH\u202e100", version="1.0\u2066", resources=resources)
+    path = tmp_path / "hostile.swidtag"
+    path.write_bytes(pki.sign(unsigned))
+    root = tmp_path / "lab-root.pem"
+    root.write_bytes(pki.root.public_bytes(Encoding.PEM))
+    assert main(["rim", "verify", str(path), "--at", AT, "--root", str(root)]) == 0
+    out = capsys.readouterr().out
+    for raw in ("\u202e", "\u2066", "\u200b"):
+        assert raw not in out, out
+    assert out.startswith("OK: GH[U+202E]100 RIM version 1.0[U+2066] (tag test-tag…)"), out
+    assert "(index  0) Measure[U+200B]ment_0: 1111111111111111…\n" in out, out

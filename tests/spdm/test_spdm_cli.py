@@ -216,3 +216,44 @@ def test_requester_human_output(
     assert "UNKNOWN(51)" in out
     assert out.rstrip().endswith("verdict:   verified")
     assert process.wait(timeout=20) == 0
+
+
+@pytest.mark.integration
+def test_requester_shows_the_device_s_certificate_subject_as_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The device's leaf certificate (a DICE alias certificate the device makes itself)
+    names the device: its common name reached the terminal raw, escape sequences and all."""
+    device = tmp_path / "dev"
+    _init(capsys, device, "--name", "dev\x1b[2J\u202eice")
+    command = [sys.executable, "-m", "ironroot", "spdm", "responder", "--device", str(device)]
+    process = subprocess.Popen(
+        [*command, "--listen", "127.0.0.1:0", "--transport", "pci-doe"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        port = int(process.stdout.readline().rsplit(":", 1)[1])
+        args = ["spdm", "requester", "--connect", f"127.0.0.1:{port}", "--transport", "pci-doe"]
+        nonce, evidence = "11" * 32, tmp_path / "device.spdm"
+        args += ["--root", str(device / "root.pem"), "--nonce", nonce, "--out", str(evidence)]
+        assert main(args) == 0
+        assert process.wait(timeout=20) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+        if process.stdout is not None:
+            process.stdout.close()
+    out = capsys.readouterr().out
+    assert "\x1b" not in out, out
+    assert "\u202e" not in out, out
+    assert "device:    CN=dev[U+001B][2J[U+202E]ice\n" in out, out
+    verify = ["evidence", "verify", str(evidence), "--format", "spdm", "--nonce", nonce]
+    assert main([*verify, "--cert", str(device / "root.pem")]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out, out
+    assert "\u202e" not in out, out
+    assert "signer:      CN=dev[U+001B][2J[U+202E]ice\n" in out, out

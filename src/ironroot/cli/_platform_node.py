@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ironroot.cli._serving import ENVIRONMENT
+from ironroot.cli._text import shown
 from ironroot.cli._time import instant, now_or
 from ironroot.errors import ConfigError, IronrootError
 
@@ -281,39 +282,40 @@ def _init(args: argparse.Namespace) -> int:
         from ironroot.platform._redfish_accounts import AccountStore
 
         AccountStore.create(node, args.admin, args.admin_password_file)
-    shown = platform.show()
+    state = platform.show()
     if args.json:
-        print(json.dumps(shown))
+        print(json.dumps(state))
     else:
-        print(f"created node {shown['platform']} in {node}")
-        _print_components(shown)
+        print(f"created node {shown(state['platform'])} in {shown(str(node))}")
+        _print_components(state)
     return 0
 
 
-def _print_components(shown: dict[str, Any]) -> None:
-    for name, c in shown["components"].items():
+def _print_components(state: dict[str, Any]) -> None:
+    for name, c in state["components"].items():
         active, recovery = c["active"], c["recovery"]
-        line = f"  {name:5} active {active['version'] if active else '-':8}"
+        line = f"  {name:5} active {shown(active['version']) if active else '-':8}"
         line += f" svn {active['svn'] if active else '-':<3} recovery "
-        line += f"{recovery['version'] if recovery else '-':8} healthy boots {c['healthy_boots']}"
+        line += f"{shown(recovery['version']) if recovery else '-':8}"
+        line += f" healthy boots {c['healthy_boots']}"
         print(line)
-    if shown.get("pending"):
-        p = shown["pending"]
-        print(f"  update in progress: {p['component']} at {p['step']}")
+    if state.get("pending"):
+        p = state["pending"]
+        print(f"  update in progress: {p['component']} at {shown(str(p['step']))}")
 
 
 def _show(args: argparse.Namespace) -> int:
     from ironroot.platform import Platform
 
-    shown = Platform.open(_node_dir(args)).show()
+    state = Platform.open(_node_dir(args)).show()
     if args.json:
-        print(json.dumps(shown))
+        print(json.dumps(state))
     else:
         print(
-            f"node {shown['platform']}: {shown['boots']} boots, PFM svn "
-            f"{shown['pfm']['active']['svn'] if shown['pfm']['active'] else '-'}"
+            f"node {shown(state['platform'])}: {state['boots']} boots, PFM svn "
+            f"{state['pfm']['active']['svn'] if state['pfm']['active'] else '-'}"
         )
-        _print_components(shown)
+        _print_components(state)
     return 0
 
 
@@ -321,13 +323,13 @@ def _print_boot(report: Any) -> None:
     for c in report.components:
         state = "running" if c.running else "HELD IN RESET"
         extra = " (restored from recovery)" if c.recovered else ""
-        why = f": {c.code}: {c.detail}" if not c.running else ""
+        why = f": {c.code}: {shown(c.detail)}" if not c.running else ""
         if c.running and c.validity:
-            why = f" (reported: {c.validity})"
-        version = c.image.version if c.image else "-"
+            why = f" (reported: {shown(str(c.validity))})"
+        version = shown(c.image.version) if c.image else "-"
         print(f"  {c.name:5} {version:8} {state}{extra}{why}")
     if report.update:
-        print(f"  update of {report.update_component}: {report.update}")
+        print(f"  update of {report.update_component}: {shown(str(report.update))}")
     for name in report.recovery_replaced:
         print(f"  {name}: recovery image replaced")
 
@@ -426,7 +428,7 @@ def _events(args: argparse.Namespace) -> int:
         print(json.dumps({"events": [e.to_json() for e in events]}))
     else:
         for e in events:
-            print(f"{e.seq:5} {e.at} {e.severity:8} {e.message_id}: {e.message}")
+            print(f"{e.seq:5} {e.at} {e.severity:8} {shown(e.message_id)}: {shown(e.message)}")
     return 0
 
 
@@ -438,7 +440,7 @@ def _journal(args: argparse.Namespace) -> int:
         print(json.dumps({"records": records}))
     else:
         for r in records:
-            print(f"{r['ctr']:5} {r['at']} {r['step']}")
+            print(f"{r['ctr']:5} {r['at']} {shown(str(r['step']))}")
     return 0
 
 

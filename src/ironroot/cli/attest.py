@@ -41,6 +41,7 @@ from ironroot.cli._serving import (
     data_dir,
     listen,
 )
+from ironroot.cli._text import shown
 from ironroot.cli._time import instant, now_or
 from ironroot.cli.evidence import add_collateral_arguments, collateral_from_args
 from ironroot.crypto import PublicKey, Verifier, load_verifier
@@ -250,17 +251,17 @@ def _print(result: attestation.AttestationResult, log: attestation.CheckLog | No
         print("checks:")
         for check in log.checks:
             mark = "ok  " if check.ok else "FAIL"
-            print(f"  {mark} {check.name}" + (f": {check.detail}" if check.detail else ""))
+            print(f"  {mark} {check.name}" + (f": {shown(check.detail)}" if check.detail else ""))
         for skipped in log.not_checked:
-            print(f"  --   {skipped.name}: not checked ({skipped.reason})")
+            print(f"  --   {skipped.name}: not checked ({shown(skipped.reason)})")
     print(f"status: {result.status.value}")
     for name, appraisal in result.submods.items():
-        print(f"{name}: {appraisal.status.value} (policy {appraisal.policy_id})")
+        print(f"{shown(name)}: {appraisal.status.value} (policy {shown(str(appraisal.policy_id))})")
         for category, value in sorted(appraisal.trust_vector.items()):
             tag = attestation.TRUST_CLAIM_TAGS[category].get(value, str(value))
             print(f"  {category}: {value} {tag}")
         for reason in appraisal.reasons:
-            print(f"  why: {reason}")
+            print(f"  why: {shown(reason)}")
 
 
 def _appraise(args: argparse.Namespace) -> int:
@@ -492,12 +493,12 @@ def _explain(args: argparse.Namespace) -> int:
         return 0
     print(f"status: {result.status.value} (the worst of its submodules); signature {signature}")
     for label, sub in submods.items():
-        print(f"{label}: {sub['status']} (policy {sub['policy'] or '-'})")
+        print(f"{shown(label)}: {sub['status']} (policy {shown(sub['policy'] or '-')})")
         for category, item in sub["vector"].items():
             print(
                 f"  {category:<18} {item['code']:>4} {item['tag']:<22} [{item['tier']}] "
                 f"{item['meaning']}"
             )
         for reason in sub["reasons"]:
-            print(f"  why: {reason}")
+            print(f"  why: {shown(reason)}")
     return 0

@@ -166,25 +166,25 @@ def _print_checks(log: attestation.evidence.CheckLog) -> None:
     print("checks:")
     for check in log.checks:
         mark = "ok  " if check.ok else "FAIL"
-        print(f"  {mark} {check.name}" + (f": {check.detail}" if check.detail else ""))
+        print(f"  {mark} {check.name}" + (f": {shown(check.detail)}" if check.detail else ""))
     for skipped in log.not_checked:
-        print(f"  --   {skipped.name}: not checked ({skipped.reason})")
+        print(f"  --   {skipped.name}: not checked ({shown(skipped.reason)})")
 
 
 def _print_claims(claims: attestation.evidence.EvidenceClaims) -> None:
     print(f"format:      {claims.format}")
-    print(f"signer:      {claims.signer}")
+    print(f"signer:      {shown(str(claims.signer))}")
     print(f"debug:       {'yes' if claims.debug else 'no'}")
     print(f"report_data: {claims.report_data.hex()}")
     print("identity:")
     for name, value in claims.identity.items():
-        print(f"  {name}: {value}")
+        print(f"  {shown(name)}: {shown(str(value))}")
     print("measurements:")
     for name, digest in claims.measurements.items():
-        print(f"  {name}: {digest.hex()}")
+        print(f"  {shown(name)}: {digest.hex()}")
     print("svns:")
     for name, svn in claims.svns.items():
-        print(f"  {name}: {svn}")
+        print(f"  {shown(name)}: {svn}")
 
 
 def _checks_json(log: attestation.evidence.CheckLog) -> dict[str, Any]:
@@ -217,7 +217,7 @@ def _verify(args: argparse.Namespace) -> int:
             if log.checks:
                 _print_checks(log)
             where = f" [{exc.check}]" if exc.check else ""
-            print(f"verdict: FAILED{where} ({exc.code}): {exc.detail}")
+            print(f"verdict: FAILED{where} ({exc.code}): {shown(exc.detail)}")
         print(f"ironroot: {exc.code}: {shown(exc.detail)}", file=sys.stderr)  # as every verb
         return exc.exit_code
     if args.json:

@@ -380,7 +380,7 @@ def _verify_fork(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(doc))
         return 0
-    print(f"fork proven: {proof.origin} signed two trees that no append-only log can hold")
+    print(f"fork proven: {shown(proof.origin)} signed two trees that no append-only log can hold")
     print(f"first:  size {first.size} root {first.root.hex()}")
     print(f"second: size {second.size} root {second.root.hex()}")
     if first.size == second.size:

@@ -42,6 +42,7 @@ from ironroot.cli._serving import (
     token,
     url,
 )
+from ironroot.cli._text import shown
 from ironroot.crypto import load_signer, load_verifier
 from ironroot.errors import ConfigError, PolicyRejected
 
@@ -219,7 +220,7 @@ def _build(args: argparse.Namespace) -> int:
             }
         )
         if args.json
-        else f"wrote {args.out}: PFM svn {pfm.svn} for {pfm.platform}, "
+        else f"wrote {args.out}: PFM svn {pfm.svn} for {shown(pfm.platform)}, "
         f"{sum(len(c.versions) for c in pfm.components)} image(s)"
     )
     return 0
@@ -264,9 +265,9 @@ def _verify(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(value))
     else:
-        print(f"PFM verifies: {pfm.platform}, svn {pfm.svn}")
+        print(f"PFM verifies: {shown(pfm.platform)}, svn {pfm.svn}")
         for name, version in allowed.items():
-            print(f"  {name}: the image is version {version}, allowed")
+            print(f"  {shown(name)}: the image is version {shown(version)}, allowed")
     return 0
 
 

@@ -42,6 +42,7 @@ from ironroot._json import DECODER as STRICT_JSON
 from ironroot.cli._input import read_input
 from ironroot.cli._output import check_output, write_output
 from ironroot.cli._serving import add_client_options, add_url_options, client_tls, token, url
+from ironroot.cli._text import shown
 from ironroot.cli._time import now_or
 from ironroot.errors import ConfigError, LimitExceeded, MalformedInput
 
@@ -203,13 +204,13 @@ def _verify(args: argparse.Namespace) -> int:
         print(json.dumps({"verified": True, **summary}))
         return 0
     print(
-        f"OK: {verified.product} RIM version {verified.colloquial_version} "
-        f"(tag {verified.tag_id[:16]}…), signed by {verified.signer!r}, "
+        f"OK: {shown(verified.product)} RIM version {shown(verified.colloquial_version)} "
+        f"(tag {shown(verified.tag_id[:16])}…), signed by {verified.signer!r}, "
         f"valid until {verified.not_after.isoformat()}"
     )
     for m in verified.active:
         values = ", ".join(v.hex()[:16] + "…" for v in m.alternatives)
-        print(f"  block {m.block:>3} (index {m.index:>2}) {m.name}: {values}")
+        print(f"  block {m.block:>3} (index {m.index:>2}) {shown(m.name)}: {values}")
     return 0
 
 

@@ -47,6 +47,7 @@ from ironroot.cli._hex import parse_hex
 from ironroot.cli._input import read_input
 from ironroot.cli._main import error_object
 from ironroot.cli._output import output_folder, write_output
+from ironroot.cli._text import shown
 from ironroot.cli._time import now_or
 from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.errors import ConfigError, IronrootError, MalformedInput, VerificationFailed
@@ -295,10 +296,11 @@ def _device_init(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(doc, indent=2))
     else:
-        print(f"device {args.dir}: {doc['algorithm']} key, leaf {doc['subject']}")
-        print(f"trust anchor for requesters: {doc['root']}")
+        leaf_subject = shown(str(doc["subject"]))
+        print(f"device {shown(str(args.dir))}: {doc['algorithm']} key, leaf {leaf_subject}")
+        print(f"trust anchor for requesters: {shown(str(doc['root']))}")
     for warning in warnings:
-        print(f"ironroot: warning: the leaf certificate: {warning}", file=sys.stderr)
+        print(f"ironroot: warning: the leaf certificate: {shown(str(warning))}", file=sys.stderr)
     return 0
 
 
@@ -449,7 +451,7 @@ def _requester(args: argparse.Namespace) -> int:
         f"SPDM {doc['version']} over {args.transport}: {doc['base_asym_algo']}, "
         f"{doc['base_hash_algo']}, measurements {doc['measurement_hash_algo']}"
     )
-    print(f"device:    {doc['leaf']}")
+    print(f"device:    {shown(doc['leaf'])}")
     print(f"challenge: {'verified (M1/M2)' if challenged else 'not run'}")
     print(f"nonce:     {doc['nonce']}")
     for block in doc["blocks"]:
@@ -476,5 +478,5 @@ def _failed(exc: IronrootError, as_json: bool) -> int:
     if as_json:
         print(json.dumps({"ok": False, "verdict": "failed", "error": error_object(exc)}))
     else:
-        print(f"verdict: FAILED ({exc.code}): {exc.detail}")
+        print(f"verdict: FAILED ({exc.code}): {shown(exc.detail)}")
     return exc.exit_code
