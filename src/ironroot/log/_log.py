@@ -495,11 +495,28 @@ class Log(LogView):
             state = self._store.state()
             pending = self._any_pending()
             moved = state.size != self._head[0] or state.hashes != self._edge.compact.hashes
+            if moved and state.size <= self._head[0]:
+                # Behind (or beside) the tree this writer wrote and signed: the database was
+                # restored from an older copy or edited. Every write this writer made was
+                # acknowledged by a commit (synchronous), so no failure of ours explains it;
+                # continuing from there would give acknowledged entries' indexes to new ones
+                # and sign a second checkpoint of a size already signed: a fork.
+                raise StorageError(
+                    f"the stored log is at size {state.size}, "
+                    f"{'behind' if state.size < self._head[0] else 'beside'} the tree of size "
+                    f"{self._head[0]} this log wrote: its database was restored from an older "
+                    "copy or edited; refusing to write (it would fork the log)",
+                    code="store-rolled-back",
+                )
             if moved:
                 edge = self._load_edge(state)
                 latest = stored_checkpoint(self._store, state.size, latest=True)
         except IronrootError as exc:
-            _log.warning("cannot read the log's stored state back yet: %s", exc)
+            if exc.code == "store-rolled-back":
+                _log.error("%s", exc)
+                self._stalled = exc
+            else:
+                _log.warning("cannot read the log's stored state back yet: %s", exc)
             self._head_unknown = True
             self._store_pending = True  # the writer retries the read-back with its backoff
             return False
