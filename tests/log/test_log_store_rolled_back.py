@@ -49,8 +49,10 @@ def test_a_log_restored_to_an_older_copy_under_a_running_writer_is_not_forked() 
                     )
             for attempt in range(2):  # refused, and again: it does not pick up from there
                 ticket = log.submit(b"after the restore %d" % attempt)
-                with pytest.raises(StoreUnavailable):
+                with pytest.raises(StoreUnavailable, match="restored from an older copy") as err:
                     ticket.integrated.result(30)
+                assert err.value.code == "store-rolled-back"
+                assert err.value.retry_after >= 1
             with admin() as conn:
                 sizes = conn.execute(
                     sql.SQL("SELECT size FROM {} ORDER BY size").format(

@@ -242,7 +242,12 @@ def _records(refusals: Sequence[_Refusal]) -> dict[str, str]:
     return {refusal_key(r.entry_id): r.reason for r in refusals if not r.recorded}
 
 
-def _head_unknown() -> StoreUnavailable:
+def _head_unknown(why: IronrootError | None = None) -> StoreUnavailable:
+    """What a submission is answered while the writer cannot take the stored tree as its
+    own: the store did not answer, or (``why``, code ``store-rolled-back``) holds a tree
+    behind the one this writer signed."""
+    if why is not None and why.code == "store-rolled-back":
+        return StoreUnavailable(why.detail, code="store-rolled-back")
     return StoreUnavailable(
         "the log's store did not answer whether a write committed; retry shortly"
     )
@@ -822,7 +827,7 @@ class Log(LogView):
         durable_now: list[_InFlight] = []
         done_now: list[tuple[_InFlight, int]] = []
         if self._head_unknown and not self._resync():
-            self._fail_items(items, _head_unknown())
+            self._fail_items(items, _head_unknown(self._stalled))
             return False
         try:
             known = self._store.lookup([entry_id for entry_id, _, _ in items])
@@ -873,7 +878,9 @@ class Log(LogView):
                     self._store_failed = True
                     if not self._resync():
                         new_ids = {entry_id for entry_id, _ in new}
-                        self._fail_items([i for i in items if i[0] in new_ids], _head_unknown())
+                        self._fail_items(
+                            [i for i in items if i[0] in new_ids], _head_unknown(self._stalled)
+                        )
                         return False
                     new = self._still_new(new, items)
             else:
