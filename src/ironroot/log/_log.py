@@ -242,7 +242,12 @@ def _records(refusals: Sequence[_Refusal]) -> dict[str, str]:
     return {refusal_key(r.entry_id): r.reason for r in refusals if not r.recorded}
 
 
-def _head_unknown() -> StoreUnavailable:
+def _head_unknown(why: IronrootError | None = None) -> StoreUnavailable:
+    """What a submission is answered while the writer cannot take the stored tree as its
+    own: the store did not answer, or (``why``, code ``store-rolled-back``) holds a tree
+    behind the one this writer signed."""
+    if why is not None and why.code == "store-rolled-back":
+        return StoreUnavailable(why.detail, code="store-rolled-back")
     return StoreUnavailable(
         "the log's store did not answer whether a write committed; retry shortly"
     )
@@ -495,11 +500,28 @@ class Log(LogView):
             state = self._store.state()
             pending = self._any_pending()
             moved = state.size != self._head[0] or state.hashes != self._edge.compact.hashes
+            if moved and state.size <= self._head[0]:
+                # Behind (or beside) the tree this writer wrote and signed: the database was
+                # restored from an older copy or edited. Every write this writer made was
+                # acknowledged by a commit (synchronous), so no failure of ours explains it;
+                # continuing from there would give acknowledged entries' indexes to new ones
+                # and sign a second checkpoint of a size already signed: a fork.
+                raise StorageError(
+                    f"the stored log is at size {state.size}, "
+                    f"{'behind' if state.size < self._head[0] else 'beside'} the tree of size "
+                    f"{self._head[0]} this log wrote: its database was restored from an older "
+                    "copy or edited; refusing to write (it would fork the log)",
+                    code="store-rolled-back",
+                )
             if moved:
                 edge = self._load_edge(state)
                 latest = stored_checkpoint(self._store, state.size, latest=True)
         except IronrootError as exc:
-            _log.warning("cannot read the log's stored state back yet: %s", exc)
+            if exc.code == "store-rolled-back":
+                _log.error("%s", exc)
+                self._stalled = exc
+            else:
+                _log.warning("cannot read the log's stored state back yet: %s", exc)
             self._head_unknown = True
             self._store_pending = True  # the writer retries the read-back with its backoff
             return False
@@ -805,7 +827,7 @@ class Log(LogView):
         durable_now: list[_InFlight] = []
         done_now: list[tuple[_InFlight, int]] = []
         if self._head_unknown and not self._resync():
-            self._fail_items(items, _head_unknown())
+            self._fail_items(items, _head_unknown(self._stalled))
             return False
         try:
             known = self._store.lookup([entry_id for entry_id, _, _ in items])
@@ -856,7 +878,9 @@ class Log(LogView):
                     self._store_failed = True
                     if not self._resync():
                         new_ids = {entry_id for entry_id, _ in new}
-                        self._fail_items([i for i in items if i[0] in new_ids], _head_unknown())
+                        self._fail_items(
+                            [i for i in items if i[0] in new_ids], _head_unknown(self._stalled)
+                        )
                         return False
                     new = self._still_new(new, items)
             else:

@@ -534,8 +534,9 @@ class PostgresLogStore:
         )
         found: dict[bytes, int | None] = {}
         for entry_id, idx in rows:
-            if idx is not None or bytes(entry_id) not in found:
-                found[bytes(entry_id)] = None if idx is None else int(idx)
+            key = _blob(entry_id)
+            if idx is not None or key not in found:
+                found[key] = None if idx is None else _integer(idx)
         return found
 
     def pending(self, limit: int | None = None) -> list[tuple[bytes, bytes]]:
@@ -545,7 +546,7 @@ class PostgresLogStore:
             rows = self._all(
                 "SELECT entry_id, entry FROM pending ORDER BY seq LIMIT %b", (max(limit, 0),)
             )
-        return [(bytes(i), bytes(e)) for i, e in rows]
+        return [(_blob(i), _blob(e)) for i, e in rows]
 
     def count_pending(self) -> int:
         row = self._one("SELECT COUNT(*) FROM pending")
@@ -556,22 +557,22 @@ class PostgresLogStore:
             "SELECT entry FROM entries WHERE idx >= %b AND idx < %b ORDER BY idx",
             (max(start, 0), max(stop, 0)),
         )
-        return [bytes(r[0]) for r in rows]
+        return [_blob(r[0]) for r in rows]
 
     def tile(self, level: int, index: int) -> bytes | None:
         row = self._one("SELECT data FROM tiles WHERE level = %b AND idx = %b", (level, index))
-        return None if row is None else bytes(row[0])
+        return None if row is None else _blob(row[0])
 
     def checkpoint(self, size: int | None = None) -> bytes | None:
         if size is None:
             row = self._one("SELECT note FROM checkpoints ORDER BY size DESC LIMIT 1")
         else:
             row = self._one("SELECT note FROM checkpoints WHERE size = %b", (size,))
-        return None if row is None else bytes(row[0])
+        return None if row is None else _blob(row[0])
 
     def batch_size_of(self, index: int) -> int | None:
         row = self._one("SELECT min(size) FROM checkpoints WHERE size > %b", (index,))
-        return None if row is None or row[0] is None else int(row[0])
+        return None if row is None or row[0] is None else _integer(row[0])
 
     def batch_data(self, size: int) -> dict[str, bytes] | None:
         rows = self._all(
@@ -581,11 +582,11 @@ class PostgresLogStore:
         )
         if not rows:
             return None
-        return {str(name): bytes(value) for name, value in rows if name is not None}
+        return {_text(name): _blob(value) for name, value in rows if name is not None}
 
     def meta(self, key: str) -> str | None:
         row = self._one("SELECT value FROM meta WHERE key = %s", (key,))
-        return None if row is None else str(row[0])
+        return None if row is None else _text(row[0])
 
     # --- audit reads ------------------------------------------------------------------------
 
@@ -597,17 +598,17 @@ class PostgresLogStore:
                 (start, _PAGE),
             )
             for idx, entry in rows:
-                yield int(idx), bytes(entry)
+                yield _integer(idx), _blob(entry)
             if len(rows) < _PAGE:
                 return
-            start = int(rows[-1][0]) + 1
+            start = _integer(rows[-1][0]) + 1
 
     def checkpoint_sizes(self) -> list[int]:
-        return [int(r[0]) for r in self._all("SELECT size FROM checkpoints ORDER BY size")]
+        return [_integer(r[0]) for r in self._all("SELECT size FROM checkpoints ORDER BY size")]
 
     def batch_data_sizes(self) -> list[int]:
         rows = self._all("SELECT DISTINCT size FROM batch_data ORDER BY size")
-        return [int(r[0]) for r in rows]
+        return [_integer(r[0]) for r in rows]
 
     def count_tiles(self) -> int:
         return int(self._one("SELECT count(*) FROM tiles")[0])
@@ -714,7 +715,7 @@ def _check_lease(conn: psycopg.Connection[Any], epoch: int) -> None:
     row = conn.execute(
         "SELECT epoch, holder FROM sequencer_lease WHERE id = 1 FOR KEY SHARE"
     ).fetchone()
-    stored = None if row is None else int(row[0])
+    stored = None if row is None else _integer(row[0])
     if stored != epoch:
         raise StaleBatch(
             f"this sequencer's lease (epoch {epoch}) was taken over (the stored epoch is "
@@ -801,10 +802,42 @@ def _reason(exc: psycopg.Error) -> str:
     return text.strip().splitlines()[0]
 
 
+def _blob(value: Any) -> bytes:
+    """A ``bytea`` column's value; a :class:`StorageError` for anything else (a column retyped
+    underneath: ``bytes()`` of a ``str`` is a ``TypeError``, of an ``int`` that many zeros)."""
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, memoryview | bytearray):
+        return bytes(value)
+    raise StorageError(
+        f"the log schema holds a {type(value).__name__} where bytes belong: it is damaged"
+    )
+
+
+def _integer(value: Any) -> int:
+    """A ``bigint`` column's value; a :class:`StorageError` for anything else (a ``numeric``,
+    ``text`` or ``double precision`` column retyped underneath)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    raise StorageError(
+        f"the log schema holds a {type(value).__name__} where an integer belongs: it is damaged"
+    )
+
+
+def _text(value: Any) -> str:
+    """A ``text`` column's value; a :class:`StorageError` for anything else (``str()`` of a
+    ``bytea`` is its Python repr, never the text that was stored)."""
+    if isinstance(value, str):
+        return value
+    raise StorageError(
+        f"the log schema holds a {type(value).__name__} where text belongs: it is damaged"
+    )
+
+
 def _tree_state(row: Any) -> TreeState:
     size, blob = row
-    blob = bytes(blob)
-    if not isinstance(size, int) or len(blob) % _HASH:
+    blob = _blob(blob)
+    if not isinstance(size, int) or isinstance(size, bool) or len(blob) % _HASH:
         raise StorageError("the log state row is malformed")
     return TreeState(size, tuple(blob[i : i + _HASH] for i in range(0, len(blob), _HASH)))
 
@@ -945,13 +978,13 @@ class _View:
         if not state:
             raise StorageError("the log schema has no state row")
         return cls(
-            int(state[0][0]),
-            {bytes(r[0]) for r in integrated},
-            {bytes(r[0]) for r in pending},
-            {(int(level), int(idx)): bytes(data) for level, idx, data in tiles},
-            {int(r[0]) for r in checkpoints},
-            {str(k): str(v) for k, v in meta},
-            int(version[0][0]),
+            _integer(state[0][0]),
+            {_blob(r[0]) for r in integrated},
+            {_blob(r[0]) for r in pending},
+            {(_integer(level), _integer(idx)): _blob(data) for level, idx, data in tiles},
+            {_integer(r[0]) for r in checkpoints},
+            {_text(k): _text(v) for k, v in meta},
+            _integer(version[0][0]),
         )
 
     def stored_size(self) -> int:
