@@ -665,19 +665,7 @@ class LmsPrivateKey:
         if isinstance(signatures, bool) or not isinstance(signatures, int) or signatures < 1:
             raise ConfigError("signatures must be a positive integer")
         with _locked(self._path) as fd:
-            _remove_stale_copies(self._path)
-            names = os.fstat(fd).st_nlink
-            if names != 1:
-                raise StateReuse(
-                    f"LMS state file {self._path} has {names} names (hard links); "
-                    "a second name is a copy that would sign with used leaves"
-                )
-            state = _decode_state(_read_fd(fd))
-            if not state.same_key(self._state):
-                raise StateReuse("LMS state file now holds a different key")
-            _bind(self._path, state, self._counter, roll_forward=False)
-            if state.next_leaf < self._floor:
-                raise StateReuse("LMS state file went backwards (restored copy?)")
+            state, _ = self._checked_state(fd, roll_forward=False)
             left = state.params.max_signatures - state.next_leaf
         if left == 0:
             raise StateReuse("LMS key is exhausted")
@@ -710,25 +698,33 @@ class LmsPrivateKey:
             self._tree = tree
         return self._tree
 
+    def _checked_state(self, fd: int, *, roll_forward: bool) -> tuple[_State, int | None]:
+        """The state file open on ``fd`` (locked), once it is this key's and may sign: the
+        leftovers of killed writes deleted first (one may be a second name of this very file:
+        ``generate`` killed between linking it into place and unlinking), one name only (a
+        hard link would keep a leaf after the rename), the same key, not behind the counter
+        it is bound to (:func:`_bind`, which returns the value its next write takes), and not
+        behind what this object signed with (a restored copy); else ``StateReuse``."""
+        _remove_stale_copies(self._path)
+        names = os.fstat(fd).st_nlink
+        if names != 1:
+            raise StateReuse(
+                f"LMS state file {self._path} has {names} names (hard links); "
+                "a second name is a copy that would sign with used leaves"
+            )
+        state = _decode_state(_read_fd(fd))
+        if not state.same_key(self._state):
+            raise StateReuse("LMS state file now holds a different key")
+        written = _bind(self._path, state, self._counter, roll_forward=roll_forward)
+        if state.next_leaf < self._floor:
+            raise StateReuse("LMS state file went backwards (restored copy?)")
+        return state, written
+
     def _reserve(self) -> int:
         """Durably advance the state file past one leaf and return that leaf."""
         with _locked(self._path) as fd:
-            # First the leftovers of killed writes, one of which may be a second name of this
-            # very file (``generate`` killed between linking it into place and unlinking).
-            _remove_stale_copies(self._path)
-            names = os.fstat(fd).st_nlink
-            if names != 1:  # a hard link: the other name would keep this leaf after the rename
-                raise StateReuse(
-                    f"LMS state file {self._path} has {names} names (hard links); "
-                    "a second name is a copy that would sign with used leaves"
-                )
-            state = _decode_state(_read_fd(fd))
-            if not state.same_key(self._state):
-                raise StateReuse("LMS state file now holds a different key")
-            written = _bind(self._path, state, self._counter)
+            state, written = self._checked_state(fd, roll_forward=True)
             leaf = state.next_leaf
-            if leaf < self._floor:
-                raise StateReuse("LMS state file went backwards (restored copy?)")
             if leaf >= state.params.max_signatures:
                 raise StateReuse("LMS key is exhausted")
             advanced = replace(state, next_leaf=leaf + 1)
