@@ -302,3 +302,99 @@ def test_attest_shows_an_ear_s_labels_policy_and_reasons_as_written(
         assert raw not in out, out
     assert f"node{spelt}: affirming (policy policy{spelt})\n" in out, out
     assert f"  why: why{spelt}[U+202E]\n" in out, out
+
+
+# --- witness: a log's origin, as its published key names it ------------------------------------
+
+
+def test_witness_add_log_and_show_print_a_log_s_origin_as_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A log's vkey (given, or fetched from the log with ``--log-url``) names its origin; the
+    checkpoint parser refuses C0 controls there but not C1 (U+009B, a CSI) nor bidi controls,
+    which ``witness add-log`` and ``witness show`` printed raw."""
+    from ironroot.log import NoteSigner
+
+    origin = "log.example/o\u009b2J\u202e"
+    vkey = NoteSigner(origin, PrivateKey.generate(Algorithm.ED25519)).verifier().vkey
+    data = str(tmp_path / "witness")
+    assert main(["witness", "init", "--data", data, "--name", "witness.example/w"]) == 0
+    assert main(["witness", "add-log", "--data", data, vkey]) == 0
+    assert main(["witness", "show", "--data", data]) == 0
+    out, err = capsys.readouterr()
+    assert err == ""
+    assert "\u009b" not in out, out
+    assert "\u202e" not in out, out
+    spelt = "log.example/o[U+009B]2J[U+202E]"
+    assert f"witnessing {spelt} (1 logs) with the log key(s):\n{spelt}+" in out, out
+    assert f"log:      {spelt} (cosigned: none)\n" in out, out
+
+
+def test_witness_evidence_shows_a_log_s_origin_and_the_refusal_as_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The evidence a witness keeps names the log's origin, in its kind's line and in the
+    refusal's detail: both were printed raw by ``witness evidence``."""
+    from tests.witness.witness_testkit import entries, grown
+
+    from ironroot.errors import InconsistentCheckpoint
+    from ironroot.log import NoteSigner
+    from ironroot.witness import AddCheckpoint, open_witness
+
+    origin = "log.example/o\u009b2J\u202e"
+    key = PrivateKey.generate(Algorithm.ED25519)
+    data = str(tmp_path / "witness")
+    assert main(["witness", "init", "--data", data, "--name", "witness.example/w"]) == 0
+    assert (
+        main(["witness", "add-log", "--data", data, NoteSigner(origin, key).verifier().vkey]) == 0
+    )
+    log = grown(key, entries(5), entries(6, 5), origin=origin)
+    witness = open_witness(Path(data))
+    try:
+        witness.add_checkpoint(AddCheckpoint(0, (), log.checkpoint_at(5)).encode())
+        garbled = (bytes(32),) * len(log.consistency_proof(5, 11))
+        with pytest.raises(InconsistentCheckpoint):
+            witness.add_checkpoint(AddCheckpoint(5, garbled, log.checkpoint()).encode())
+    finally:
+        witness.close()
+        log.close()
+    capsys.readouterr()
+    assert main(["witness", "evidence", "--data", data]) == 0
+    out, err = capsys.readouterr()
+    assert err == ""
+    assert "\u009b" not in out, out
+    assert "\u202e" not in out, out
+    spelt = "log.example/o[U+009B]2J[U+202E]"
+    assert out.startswith(f"#1 inconsistent {spelt}: the checkpoint of {spelt} at size 11"), out
+
+
+# --- log verify and export-tiles: a log's origin -------------------------------------------------
+
+
+def test_log_verify_and_export_tiles_show_the_origin_as_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A checkpoint's origin line refuses C0 controls but not C1 (U+009B, a CSI) nor bidi
+    controls: ``log verify`` and ``log export-tiles`` printed it raw."""
+    from tests.log.log_testkit import make_data_dir
+
+    from ironroot.log import Log, NoteSigner
+
+    origin = "log.example/o\u009b2J\u202e"
+    key = PrivateKey.generate(Algorithm.ED25519)
+    data = make_data_dir(tmp_path / "data", key, origin)
+    with Log.open(data, origin=origin, note_signers=[NoteSigner(origin, key)]) as log:
+        log.start()
+        for ticket in log.submit_many([b"e %d" % i for i in range(3)]):
+            ticket.integrated.result(30)
+    out_dir = tmp_path / "tiles"
+    assert main(["log", "verify", str(data)]) == 0
+    assert main(["log", "export-tiles", str(out_dir), "--data", str(data)]) == 0
+    out, err = capsys.readouterr()
+    assert err == ""
+    assert "\u009b" not in out, out
+    assert "\u202e" not in out, out
+    spelt = "log.example/o[U+009B]2J[U+202E]"
+    assert f"ok: log {spelt} verified\n" in out, out
+    assert f"exported {spelt} at size 3 (was 0) to {out_dir}: " in out, out
+    assert f"origin: {spelt}\nkey:    {spelt}+" in out, out

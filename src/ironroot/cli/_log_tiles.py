@@ -45,6 +45,7 @@ from ironroot.cli._serving import (
     client_tls,
     listen,
 )
+from ironroot.cli._text import shown
 from ironroot.errors import (
     ConfigError,
     InputUnavailable,
@@ -278,7 +279,8 @@ def _print(report: log.ExportReport, identity: log.LogIdentity, out: Path, as_js
         print(f"the source is behind ({report.size} entries here); nothing written", flush=True)
         return
     print(
-        f"exported {report.origin} at size {report.size} (was {report.previous_size}) to {out}: "
+        f"exported {shown(report.origin)} at size {report.size} (was {report.previous_size}) "
+        f"to {shown(str(out))}: "
         f"{report.tiles} tiles, {report.entry_bundles} entry bundles written, "
         f"{report.removed} partial files removed",
         flush=True,
@@ -302,9 +304,9 @@ def _run_export(args: argparse.Namespace) -> int:
             report = log.export_tiles(source, args.out, identity=identity)
         _print(report, identity, args.out, args.ndjson)
         if not args.ndjson:
-            print(f"origin: {identity.origin}")
+            print(f"origin: {shown(identity.origin)}")
             for verifier in identity.verifiers:
-                print(f"key:    {verifier.vkey}")
+                print(f"key:    {shown(verifier.vkey)}")
         return 0
     if not 0.05 <= args.interval <= 3600:
         raise ConfigError("--interval must be between 0.05 and 3600 seconds")
@@ -328,7 +330,7 @@ def _run_export(args: argparse.Namespace) -> int:
                 if watched is not None and exc is not watched.failure:
                     raise
                 if exc.detail != warned:  # once per distinct failure, not once per poll
-                    print(f"warning: {exc.detail}; retrying", file=sys.stderr, flush=True)
+                    print(f"warning: {shown(exc.detail)}; retrying", file=sys.stderr, flush=True)
                     warned = exc.detail
             else:
                 warned = None

@@ -394,9 +394,9 @@ def _measure(args: argparse.Namespace) -> int:
                 f"  {r.name:5} "
                 + (
                     "matches its logged reference values"
-                    + (f" (reported: {r.validity})" if r.validity else "")
+                    + (f" (reported: {shown(str(r.validity))})" if r.validity else "")
                     if r.ok
-                    else f"MISMATCH: {r.code}: {r.detail}"
+                    else f"MISMATCH: {r.code}: {shown(r.detail)}"
                 )
             )
     return 0 if all(r.ok for r in results) else 1

@@ -31,7 +31,7 @@ from typing import Any, Final
 from ironroot._fileio import read_limited
 from ironroot.cli._output import write_output
 from ironroot.cli._serving import add_client_options, client_tls
-from ironroot.cli._text import markup
+from ironroot.cli._text import markup, shown
 from ironroot.cli._time import instant, now_or
 from ironroot.cli.fleet import fleet_dir
 from ironroot.errors import ConfigError, LimitExceeded
@@ -201,6 +201,6 @@ def _verify(args: argparse.Namespace) -> int:
     failure = report.failure
     if failure is not None and failure.error is not None:
         error = failure.error
-        print(f"ironroot: {error.code}: {failure.name}: {error.detail}", file=sys.stderr)
+        print(f"ironroot: {error.code}: {failure.name}: {shown(error.detail)}", file=sys.stderr)
         return 1
     return 0

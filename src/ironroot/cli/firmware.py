@@ -37,6 +37,7 @@ from ironroot.cli._hex import parse_hex
 from ironroot.cli._input import read_input
 from ironroot.cli._output import check_output, output_folder, write_output
 from ironroot.cli._serving import add_client_options, add_url_options, client_tls, token, url
+from ironroot.cli._text import shown
 from ironroot.cli._time import now_or, parse_instant
 from ironroot.cli.keys import add_rot_device_option, lms_counter
 from ironroot.crypto import Algorithm, LmsPublicKey, Signer, Verifier, load_signer, load_verifier
@@ -293,10 +294,10 @@ def _verify(args: argparse.Namespace) -> int:
     else:
         for check in report.checks:
             mark = {True: "ok  ", False: "FAIL", None: "skip"}[check.passed]
-            print(f"{mark} {check.name}: {check.detail}")
+            print(f"{mark} {check.name}: {shown(check.detail)}")
     failure = report.first_failure
     if failure is not None:
-        print(f"ironroot: {failure.code}: {failure.detail}", file=sys.stderr)
+        print(f"ironroot: {failure.code}: {shown(failure.detail)}", file=sys.stderr)
         return 1
     return 0
 

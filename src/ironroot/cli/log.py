@@ -61,6 +61,7 @@ from ironroot.cli._input import read_input
 from ironroot.cli._log_tiles import add_deadline_option, deadline_of, identity_of
 from ironroot.cli._main import error_object
 from ironroot.cli._serving import add_client_options, client_tls
+from ironroot.cli._text import shown
 from ironroot.errors import ConfigError, IronrootError, LimitExceeded
 
 __all__ = ["register"]
@@ -201,7 +202,7 @@ def _verify(args: argparse.Namespace) -> int:
         )
         print()
         return 0
-    print(f"ok: log {report.origin} verified")
+    print(f"ok: log {shown(report.origin)} verified")
     print(f"size:        {report.size}")
     print(f"root:        {base64.b64encode(report.root).decode('ascii')}")
     print(f"entries:     {report.entries} in {report.entry_bundles} entry bundles")
@@ -214,7 +215,7 @@ def _verify(args: argparse.Namespace) -> int:
     if report.earlier_checkpoint_size is not None:
         print(f"consistent with the earlier checkpoint at size {report.earlier_checkpoint_size}")
     for finding in findings:
-        print(f"finding: {finding}")
+        print(f"finding: {shown(str(finding))}")
     return 0
 
 

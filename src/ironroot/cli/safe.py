@@ -159,7 +159,7 @@ def _verify(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps({"ok": False, "verified": False, "error": error_object(exc)}))
         else:
-            print(f"FAILED: {exc.code}: {exc.detail}", file=sys.stderr)
+            print(f"FAILED: {exc.code}: {shown(exc.detail)}", file=sys.stderr)
         return 1
     if args.json:
         print(json.dumps(_summary(verified)))

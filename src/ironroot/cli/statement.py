@@ -334,7 +334,7 @@ def _verify(args: argparse.Namespace) -> int:
         ts.statement.check_validity(args.at or dt.datetime.now(dt.UTC))
     except IronrootError as exc:
         # Verification answers one question: a statement that does not parse does not verify.
-        print(f"ironroot: NOT VERIFIED: {exc.code}: {exc.detail}", file=sys.stderr)
+        print(f"ironroot: NOT VERIFIED: {exc.code}: {shown(exc.detail)}", file=sys.stderr)
         return 1
     claims = ts.statement.claims
     if args.json:

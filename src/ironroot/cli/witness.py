@@ -32,6 +32,7 @@ from ironroot.cli._serving import (
     data_dir,
     listen,
 )
+from ironroot.cli._text import shown
 from ironroot.errors import ConfigError
 
 __all__ = ["register"]
@@ -151,9 +152,9 @@ def _init(args: argparse.Namespace) -> int:
         data, name=args.name, algorithms=args.algorithm or ["Ed25519"], logs=logs
     )
     keys = [c.verifier().vkey for c in config.cosigners()]
-    print(f"witness {config.name} in {data}: give logs this key")
+    print(f"witness {shown(config.name)} in {shown(str(data))}: give logs this key")
     for key in keys:
-        print(key)
+        print(shown(key))
     return 0
 
 
@@ -169,9 +170,9 @@ def _add_log(args: argparse.Namespace) -> int:
             identity = log.fetch_log_identity(fetcher)
         entry = witness.WitnessedLog(args.origin or identity.origin, identity.verifiers)
     config = witness.add_log(data, entry)
-    print(f"witnessing {entry.origin} ({len(config.logs)} logs) with the log key(s):")
+    print(f"witnessing {shown(entry.origin)} ({len(config.logs)} logs) with the log key(s):")
     for verifier in entry.verifiers:
-        print(verifier.vkey)
+        print(shown(verifier.vkey))
     return 0
 
 
@@ -218,12 +219,12 @@ def _show(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(doc))
         return 0
-    print(f"witness {doc['name']}")
+    print(f"witness {shown(doc['name'])}")
     for key in doc["keys"]:
-        print(f"key:      {key}")
+        print(f"key:      {shown(key)}")
     for entry in logs:
         size = entry["cosigned_size"]
-        print(f"log:      {entry['origin']} (cosigned: {'none' if size is None else size})")
+        print(f"log:      {shown(entry['origin'])} (cosigned: {'none' if size is None else size})")
     print(f"evidence: {doc['evidence']}")
     return 0
 
@@ -256,7 +257,8 @@ def _evidence(args: argparse.Namespace) -> int:
         print("no evidence: every checkpoint submitted was consistent")
     for row in rows:
         where = f" -> {row['file']}" if "file" in row else ""
-        print(f"#{row['id']} {row['kind']} {row['origin']}: {row['detail']}{where}")
+        origin, detail = shown(row["origin"]), shown(row["detail"])
+        print(f"#{row['id']} {shown(row['kind'])} {origin}: {detail}{shown(where)}")
     return 0
 
 
@@ -293,5 +295,6 @@ def _cosign(args: argparse.Namespace) -> int:
     if args.out is None:
         print(cosigned.decode("utf-8"), end="")
     else:
-        print(f"{checkpoint.origin} at size {checkpoint.size}: cosigned; written to {args.out}")
+        where = shown(str(args.out))
+        print(f"{shown(checkpoint.origin)} at size {checkpoint.size}: cosigned; written to {where}")
     return 0
