@@ -20,6 +20,7 @@ from typing import Any
 
 from ironroot.cli._input import read_input
 from ironroot.cli._serving import ENVIRONMENT
+from ironroot.cli._text import shown
 from ironroot.errors import ConfigError, InputUnavailable, MalformedInput, NotFound
 
 __all__ = ["register_account_verbs"]
@@ -133,7 +134,7 @@ def _list(args: argparse.Namespace) -> int:
     else:
         for row in rows:
             flags = ("" if row["enabled"] else " disabled") + (" locked" if row["locked"] else "")
-            print(f"{row['id']:>3} {row['name']:32} {row['role']}{flags}")
+            print(f"{row['id']:>3} {shown(str(row['name'])):32} {shown(str(row['role']))}{flags}")
     return 0
 
 

@@ -154,10 +154,10 @@ def _export(args: argparse.Namespace) -> int:
         return 0
     print(
         f"wrote {args.out}: {len(export.members)} members, {len(data)} bytes, sealed by the "
-        f"RoT of {export.node}"
+        f"RoT of {shown(export.node)}"
     )
     for name, reason in sorted(export.absent.items()):
-        print(f"  absent {name}: {reason}")
+        print(f"  absent {shown(name)}: {shown(reason)}")
     return 0
 
 
