@@ -17,8 +17,14 @@ from tests.fleet.fleet_world import make_fleet
 from tests.platform.node_world import NOW, World, make_world
 
 from ironroot._fileio import DirectoryLock
-from ironroot.cose import TransparentStatement, create_statement, encode_cbor, make_transparent
-from ironroot.crypto import Algorithm, PrivateKey
+from ironroot.cose import (
+    TransparentStatement,
+    create_statement,
+    decode_cbor,
+    encode_cbor,
+    make_transparent,
+)
+from ironroot.crypto import Algorithm, PrivateKey, PublicKey
 from ironroot.errors import (
     BadSignature,
     ConfigError,
@@ -851,3 +857,96 @@ def test_approvals_whose_receipts_are_from_the_future_do_not_become_the_desired_
     assert info.value.code == "receipt-from-the-future"
     assert s.version("node-7") == 0
     assert s.publish("node-7", approvals, now=NOW, registrar=ops.log).state == state
+
+
+# --- the verification cache (module docs) ---------------------------------------------------
+
+
+def _counting(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Count every signature verification (statements and receipts)."""
+    calls = [0]
+    original = PublicKey.verify
+
+    def verify(self: PublicKey, *args: Any, **kwargs: Any) -> Any:
+        calls[0] += 1
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(PublicKey, "verify", verify)
+    return calls
+
+
+def test_a_second_read_of_unchanged_files_verifies_no_signature(
+    world: World, ops: Ops, fleet: Fleet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    s = store(fleet, ops)
+    s.publish("node-7", ops.approve(desired(world, fleet, 1), ALICE, BOB), now=NOW)
+    _desired._VERIFIED.clear()
+    calls = _counting(monkeypatch)
+    first = s.current("node-7", now=NOW)
+    assert calls[0] >= 4  # two approvals, each a signature and a receipt
+    calls[0] = 0
+    assert s.current("node-7", now=NOW) == first
+    assert calls[0] == 0
+
+
+def test_a_changed_byte_of_a_stored_statement_is_refused_after_a_cached_success(
+    world: World, ops: Ops, fleet: Fleet
+) -> None:
+    s = store(fleet, ops)
+    s.publish("node-7", ops.approve(desired(world, fleet, 1), ALICE, BOB), now=NOW)
+    assert s.current("node-7", now=NOW).signers == (ALICE, BOB)  # cached
+    path = fleet.directory / "desired" / "node-7" / "v1.cbor"
+    doc = decode_cbor(path.read_bytes())
+    statement = bytearray(doc["statements"][0])
+    parsed = TransparentStatement.parse(bytes(statement))
+    signature = parsed.statement.sign1.signature
+    at = bytes(statement).index(signature)
+    statement[at] ^= 1
+    doc["statements"][0] = bytes(statement)
+    path.write_bytes(encode_cbor(doc))
+    with pytest.raises(BadSignature):
+        s.current("node-7", now=NOW)
+    _desired._VERIFIED.clear()
+    with pytest.raises(BadSignature):  # exactly as without the cache
+        s.current("node-7", now=NOW)
+
+
+def test_an_approval_expiring_after_a_cached_success_fails_as_without_the_cache(
+    world: World, ops: Ops, fleet: Fleet
+) -> None:
+    s = store(fleet, ops)
+    state = desired(world, fleet, 1)
+    exp = NOW + dt.timedelta(days=3650)
+    approvals = [*_dated(ops, state, ALICE, exp=exp), *ops.sign(state, BOB)]
+    s.publish("node-7", approvals, now=NOW, registrar=ops.log)
+    assert s.current("node-7", now=NOW).state == state  # cached
+    just_before = exp - dt.timedelta(seconds=1)
+    assert s.current("node-7", now=just_before).state == state
+    with pytest.raises(VerificationFailed) as cached:
+        s.current("node-7", now=exp)
+    _desired._VERIFIED.clear()
+    with pytest.raises(VerificationFailed) as uncached:
+        s.current("node-7", now=exp)
+    assert cached.value.code == uncached.value.code == "statement-expired"
+    assert cached.value.detail == uncached.value.detail
+
+
+def test_the_rollback_checks_fire_after_a_cached_success(
+    world: World, ops: Ops, fleet: Fleet
+) -> None:
+    s = store(fleet, ops)
+    s.publish("node-7", ops.approve(desired(world, fleet, 1), ALICE, BOB), now=NOW)
+    assert s.current("node-7", now=NOW).state.version == 1  # v1 verified, so cached
+    pointer = fleet.directory / "desired" / "node-7" / "current.json"
+    v1_pointer = pointer.read_bytes()
+    s.publish("node-7", ops.approve(desired(world, fleet, 2, host="2.0"), ALICE, BOB), now=NOW)
+    assert s.current("node-7", now=NOW).state.version == 2
+    pointer.write_bytes(v1_pointer)  # rolled back to v1, its cached success
+    with pytest.raises(StorageError) as info:
+        s.current("node-7", now=NOW)
+    assert info.value.code == "desired-state-rolled-back"
+    # the later version's file removed too: the events still name it
+    (fleet.directory / "desired" / "node-7" / "v2.cbor").unlink()
+    with pytest.raises(StorageError) as info:
+        s.current("node-7", now=NOW)
+    assert info.value.code == "desired-state-rolled-back"

@@ -95,6 +95,18 @@ the next reader or publish, which writes the lost event (once, under the publish
 in force always has its event in the fleet's log. Those events are also the store's memory:
 a later version of the class recorded in force than the store holds (its files removed or
 put back) is ``StorageError`` ``desired-state-rolled-back`` for every reader and publish.
+
+The verification cache. :meth:`DesiredStore.current` runs at every admission of a class's
+nodes, and the costly part of it — each stored approval's COSE_Sign1 signature and its
+receipt's, and the check that the stored document is the one approved — is deterministic in
+the stored bytes. A success of it is remembered (at most 64 entries, least recently used
+dropped first; a failure never) under SHA-384 of exactly what decides it: the document's and
+every statement's bytes, the governance (its signers and keys, the service keys and their
+kids, the quorum, the service issuer) and the fleet identity. Every call still reads the
+files (a changed byte is another key: checked afresh), still runs the pointer, later-version
+and events rollback checks, and still judges each approval's validity (``exp``/``nbf``) and
+its verified receipts' time claims against ``now``; when any of those fails, the full check
+runs again and raises exactly what it raises without the cache. A publish verifies in full.
 """
 
 from __future__ import annotations
@@ -107,7 +119,9 @@ import hashlib
 import hmac
 import json
 import re
+import threading
 import tomllib
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -117,12 +131,15 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 from ironroot._fileio import DirectoryLock, make_dirs, read_limited, write_atomic
 from ironroot.cose import (
     Limits,
+    Receipt,
     SignedStatement,
     TransparentStatement,
     create_statement,
     decode_cbor,
     encode_cbor,
+    verify_receipt,
 )
+from ironroot.cose._receipt import _RECEIPT_LEEWAY, _check_claims
 from ironroot.crypto import PublicKey, Signer
 from ironroot.errors import (
     ConfigError,
@@ -971,6 +988,98 @@ def _at(now: dt.datetime | None) -> dt.datetime:
     return now if now is not None else dt.datetime.now(dt.UTC)
 
 
+# --- the verification cache ------------------------------------------------------------------
+
+_CACHED: Final = 64
+
+
+def _cache_key(
+    document: bytes, statements: Sequence[bytes], governance: Governance, fleet: str
+) -> bytes:
+    """SHA-384 over exactly what decides the signatures and receipts of a stored state: the
+    document's and every statement's bytes, the governance (its signers, keys, kids, quorum
+    and service issuer) and the fleet identity, each length-prefixed."""
+    gov = json.dumps(governance.to_json(), sort_keys=True).encode()
+    kids = b"".join(len(k).to_bytes(4, "big") + k for k in sorted(governance.service_keys))
+    h = hashlib.sha384()
+    for part in (document, *statements, gov, kids, fleet.encode()):
+        h.update(len(part).to_bytes(8, "big"))
+        h.update(part)
+    return h.digest()
+
+
+class _VerifiedCache:
+    """Stored desired states whose signatures and receipts verified (module docs, "The
+    verification cache"): bounded, keyed by exact bytes, successes only; a hit still judges
+    every time claim against ``now``, and any that fails sends the caller to the full check."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._lock = threading.Lock()
+        self._entries: OrderedDict[
+            bytes, tuple[VerifiedDesired, tuple[tuple[SignedStatement, tuple[Receipt, ...]], ...]]
+        ] = OrderedDict()
+
+    def remember(self, key: bytes, verified: VerifiedDesired, governance: Governance) -> None:
+        """After a full check passed: each statement with the receipts that verify (by
+        signature and issuer; their time claims are judged at each hit)."""
+        parts = []
+        for data in verified.statements:
+            parsed = TransparentStatement.parse(data, _STATEMENT_LIMITS)
+            entry = parsed.statement.log_entry()
+            good = []
+            for raw in parsed.receipts:
+                receipt = Receipt.parse(raw, _STATEMENT_LIMITS)
+                try:
+                    verify_receipt(
+                        receipt, entry, governance.service_keys, issuer=governance.service_issuer
+                    )
+                except IronrootError:
+                    continue
+                good.append(receipt)
+            parts.append((parsed.statement, tuple(good)))
+        with self._lock:
+            self._entries[key] = (verified, tuple(parts))
+            self._entries.move_to_end(key)
+            while len(self._entries) > self._size:
+                self._entries.popitem(last=False)
+
+    def fresh(self, key: bytes, now: dt.datetime) -> VerifiedDesired | None:
+        """The cached state if every approval is valid at ``now`` and each has a verified
+        receipt whose time claims hold at ``now``; else ``None`` (check in full)."""
+        with self._lock:
+            found = self._entries.get(key)
+            if found is not None:
+                self._entries.move_to_end(key)
+        if found is None:
+            return None
+        verified, parts = found
+        at = now.timestamp()
+        for statement, receipts in parts:
+            try:
+                statement.check_validity(now)
+            except IronrootError:
+                return None
+            if not any(_claims_hold(r, at) for r in receipts):
+                return None
+        return verified
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+def _claims_hold(receipt: Receipt, at: float) -> bool:
+    try:
+        _check_claims(receipt, None, at, _RECEIPT_LEEWAY)
+    except IronrootError:
+        return False
+    return True
+
+
+_VERIFIED: Final = _VerifiedCache(_CACHED)
+
+
 # --- the store ------------------------------------------------------------------------------
 
 
@@ -1166,6 +1275,12 @@ class DesiredStore:
         document (it names no fleet) is accepted here only: this store put it in force before
         fleets had identities (module docs); a publish never stores one now."""
         document, statements = self._stored(node_class, version)
+        fleet = self.fleet.identity()
+        key = _cache_key(document, statements, governance, fleet) if current is None else None
+        if key is not None and now is not None:
+            hit = _VERIFIED.fresh(key, now)
+            if hit is not None:
+                return hit
         verified = _check(
             statements,
             governance,
@@ -1179,6 +1294,8 @@ class DesiredStore:
             raise StorageError(
                 f"the stored desired state of class {node_class} is not version {version}"
             )
+        if key is not None:
+            _VERIFIED.remember(key, verified, governance)
         return verified
 
     def history(self, node_class: str) -> list[int]:
