@@ -187,6 +187,13 @@ class Receipt:
     nbf: int | None = None
     exp: int | None = None
 
+    def check_times(self, now: float, leeway: float = _RECEIPT_LEEWAY) -> None:
+        """The time claims of a receipt verified before, judged at ``now`` (POSIX seconds)
+        exactly as :func:`verify_receipt` judges them (``VerificationFailed``
+        ``receipt-from-the-future``, ``receipt-not-yet-valid``, ``receipt-expired``): for a
+        caller that remembers a verified receipt and must still judge it at each use."""
+        _check_claims(self, None, now, leeway)
+
     @classmethod
     def parse(cls, data: bytes, limits: Limits = DEFAULT_LIMITS) -> Receipt:
         """Parse a receipt; every structural fault raises ``MalformedReceipt``."""

@@ -139,7 +139,6 @@ from ironroot.cose import (
     encode_cbor,
     verify_receipt,
 )
-from ironroot.cose._receipt import _RECEIPT_LEEWAY, _check_claims
 from ironroot.crypto import PublicKey, Signer
 from ironroot.errors import (
     ConfigError,
@@ -1071,7 +1070,7 @@ class _VerifiedCache:
 
 def _claims_hold(receipt: Receipt, at: float) -> bool:
     try:
-        _check_claims(receipt, None, at, _RECEIPT_LEEWAY)
+        receipt.check_times(at)
     except IronrootError:
         return False
     return True
