@@ -330,7 +330,10 @@ def test_release_policy_requires_every_gpu_affirming(
     # One GPU whose RIM is not on the log: the composite is refused as a whole.
     unlogged = gpus.gpu(driver="560.35.03").report(gpu_nonce(nonce, 1))
     mixed = _appraise(cvm_quote, [good[0], unlogged], endorsements, nonce, gpus)
-    assert mixed.submods["gpu1"].status is TrustTier.WARNING
+    # no RIM compared: its runtime is unrecognized, and its debug state is not proven off
+    assert mixed.submods["gpu1"].trust_vector["executables"] == AR4SI.UNRECOGNIZED_RUNTIME
+    assert mixed.submods["gpu1"].trust_vector["configuration"] == AR4SI.UNSUPPORTABLE_CONFIG
+    assert mixed.submods["gpu1"].status is TrustTier.CONTRAINDICATED
     with pytest.raises(ReleaseDenied) as denied:
         _decide(mixed, policy)
     assert denied.value.code == "policy-claims"

@@ -25,7 +25,6 @@ from ironroot.attestation import (
     Appraisal,
     Endorsements,
     ReferenceValues,
-    TrustTier,
     appraise_evidence,
 )
 from ironroot.attestation.evidence import (
@@ -110,7 +109,7 @@ def test_h100_report_verifies(gpu: tuple[bytes, bytes, bytes]) -> None:
         assert claims.report_data == NONCE
         assert [c.name for c in claims.checks] == ["chain", "report", "fwid", "nonce"]
         assert all(c.ok for c in claims.checks)
-        assert [c.name for c in claims.not_checked] == ["revocation"]
+        assert [c.name for c in claims.not_checked] == ["revocation", "debug-mode"]
     assert dict(claims.identity) == {
         "driver_version": "550.90.07",
         "vbios_version": "96.00.9F.00.01",
@@ -589,8 +588,12 @@ def test_appraisal_of_the_h100_report(gpu: tuple[bytes, bytes, bytes]) -> None:
         return appraisal
 
     good = appraise(NONCE)
-    assert good.status is not TrustTier.CONTRAINDICATED
     assert good.trust_vector["instance-identity"] == 2  # trustworthy instance
+    # alone (no RIM compared) the report does not prove the GPU's debug state off
+    assert good.evidence is not None
+    assert good.evidence["debug"] is True
+    assert good.trust_vector["configuration"] == 96  # unsupportable configuration
+    assert any(r.startswith("debug: ") for r in good.reasons)
     assert good.evidence is not None
     assert good.evidence["identity"]["vbios_version"] == "96.00.9F.00.01"
     assert appraise(bytes(32)).trust_vector == {"instance-identity": 96}  # stale nonce

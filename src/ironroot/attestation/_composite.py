@@ -80,6 +80,7 @@ from cryptography.x509.oid import NameOID
 
 from ironroot.attestation._appraise import (
     DEFAULT_VERIFIER_ID,
+    _worse,
     appraise,
     appraise_evidence,
     appraise_failure,
@@ -88,7 +89,7 @@ from ironroot.attestation._appraise import (
 )
 from ironroot.attestation._endorsements import Endorsements
 from ironroot.attestation._gpu_rims import appraise_gpu_rims
-from ironroot.attestation._policy import DEFAULT_POLICY, AppraisalPolicy
+from ironroot.attestation._policy import DEFAULT_POLICY, AppraisalPolicy, PolicyRule
 from ironroot.attestation.evidence import (
     EVIDENCE_FORMATS,
     NVIDIA_GPU_FORMAT,
@@ -109,9 +110,11 @@ from ironroot.ear import (
     MAX_GPUS,
     Appraisal,
     AttestationResult,
+    TrustTier,
     VerifierId,
     composite_nonce,
     gpu_nonce,
+    tier_of,
 )
 from ironroot.errors import (
     EndorsementMismatch,
@@ -253,6 +256,42 @@ def _rim_claim(evidence: GpuEvidence, endorsements: Endorsements, now: datetime)
     return AR4SI.APPROVED_RUNTIME, "", ids
 
 
+_SAFE_REVIEW: Final = next(r for r in DEFAULT_POLICY.rules if r.name == "safe-review")
+
+
+def _with_rims(
+    appraisal: Appraisal, policy: AppraisalPolicy, rim_code: int
+) -> tuple[dict[str, int], list[str]]:
+    """A GPU's trust vector and reasons once its RIM appraisal (``rim_code``) is counted:
+    ``executables`` is the worse of the RIM's code and the policy's failed executables
+    rules, never better than a rule that failed; after a failed gate (no category is
+    affirmed) only a RIM code that is not affirming is added. The default policy's
+    ``safe-review`` rule is not counted (nor listed) when the policy names no firmware hash
+    for GPUs: their firmware is never looked up for SAFE reviews, the RIMs are their
+    reference."""
+    exempt = policy.firmware_hash.get(NVIDIA_GPU_FORMAT) is None
+    reasons: list[str] = []
+    failed: list[PolicyRule] = []
+    by_name = {rule.name: rule for rule in policy.rules}
+    for line in appraisal.reasons:
+        rule = by_name.get(line.split(": ", 1)[0])
+        if rule is not None and exempt and rule == _SAFE_REVIEW:
+            continue
+        reasons.append(line)
+        if rule is not None:
+            failed.append(rule)
+    vector = dict(appraisal.trust_vector)
+    code = rim_code
+    for rule in failed:
+        if rule.category == "executables":
+            code = _worse(code, rule.code)
+    if any(rule.gate for rule in failed) and tier_of(code) is TrustTier.AFFIRMING:
+        vector.pop("executables", None)
+    else:
+        vector["executables"] = code
+    return vector, reasons
+
+
 def _spki_digest(cert: x509.Certificate) -> bytes:
     spki = cert.public_key().public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
@@ -356,17 +395,22 @@ def _appraise_gpu(
             return dataclasses.replace(
                 cached, evidence=_fresh(cached.evidence or {}, claims.report_data)
             )
+    code, reason, ids = _rim_claim(GpuEvidence.from_claims(claims), endorsements, now)
+    if code == AR4SI.APPROVED_RUNTIME:
+        # Every active block is NVIDIA's golden measurement: the GPU runs in the mode its RIMs
+        # were measured in, and that is what proves its debug state off (NVIDIA's verifier
+        # states dbgstat "disabled" only beside a successful comparison). The report alone
+        # does not (``debug`` true, not proven off).
+        claims = dataclasses.replace(claims, debug=False)
     base = appraise(claims, endorsements, policy, nonce=expected, now=now)
     (appraisal,) = base.submods.values()
-    code, reason, ids = _rim_claim(GpuEvidence.from_claims(claims), endorsements, now)
-    vector = dict(appraisal.trust_vector)
-    vector["executables"] = code
+    vector, reasons = _with_rims(appraisal, policy, code)
     evidence = dict(appraisal.evidence or {})
     evidence["rims"] = ids
     result = Appraisal.from_vector(
         vector,
         policy_id=appraisal.policy_id,
-        reasons=[*appraisal.reasons, *([reason] if reason else [])],
+        reasons=[*reasons, *([reason] if reason else [])],
         evidence=evidence,
     )
     if key is not None and rim_cache is not None:

@@ -707,7 +707,7 @@ def _claims(
         format=NVIDIA_GPU_FORMAT,
         measurements=body.measurements,
         report_data=nonce,
-        debug=False,
+        debug=True,  # not proven off: a GPU report carries no debug or CC-mode state
         svns={},
         identity={**body.identity, "subject": signer, "root": root},
         signer=signer,
@@ -761,6 +761,12 @@ def _check_fwid(reported: bytes | None, chain: VerifiedGpuChain, log: CheckLog) 
                 "the report's FWID is not the one in the GPU certificate "
                 f"({reported.hex()[:16]}… ≠ {chain.fwid.hex()[:16]}…)"
             )
+
+
+_DEBUG_NOT_PROVEN: Final = (
+    "a GPU report carries no debug or CC-mode state: debug is not proven off (a composite "
+    "takes it as off only when every active block equals NVIDIA's golden measurements)"
+)
 
 
 def verify_nvidia_gpu(
@@ -824,6 +830,7 @@ def verify_nvidia_gpu(
             stale = result.stale
             if result.valid_until is not None:
                 until.append(result.valid_until)
+    log.skip("debug-mode", _DEBUG_NOT_PROVEN)
     return _claims(
         body, nonce, responder_nonce, data[-size:], chain.subject, chain.root_sha256, stale,
         valid_until=min(until, default=None),
