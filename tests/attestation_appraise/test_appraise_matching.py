@@ -129,6 +129,43 @@ def test_a_digest_under_an_unknown_algorithm_matches_nothing(
     assert "runtime " in reason
 
 
+def _also(alg: int | str, value: Callable[[bytes], bytes]) -> Change:
+    """Each measurement's digests and one more under ``alg``, its value ``value(digest)``."""
+
+    def change(mval: MeasurementValues) -> MeasurementValues:
+        first = mval.digests[0].value
+        return dataclasses.replace(mval, digests=(*mval.digests, Digest(alg, value(first))))
+
+    return change
+
+
+@pytest.mark.parametrize("alg", [HASH_ALG_SHA384, "SHA-384"], ids=["id", "name"])
+def test_digests_of_one_algorithm_that_differ_match_nothing(
+    world: World, good_device: Device, alg: int | str
+) -> None:
+    # The measured SHA-384 digest beside another SHA-384 digest in one measurement: which one
+    # the component is, is unknown, and CoRIM's digests comparison (draft-ietf-rats-corim
+    # §8.5.6.1.3, veraison/corim) matches nothing. The first one alone matched.
+    other = _also(alg, lambda d: bytes(x ^ 0xFF for x in d))
+    result, appraisal = _appraised(world, good_device, other)
+    assert result.status is TrustTier.WARNING
+    assert appraisal.trust_vector["executables"] == AR4SI.UNRECOGNIZED_RUNTIME
+    (reason,) = appraisal.reasons
+    stated = "(its logged values also state differing digests of one algorithm: not compared)"
+    assert reason.count(stated) == 2
+
+
+def test_digests_of_another_algorithm_or_repeated_still_match(
+    world: World, good_device: Device
+) -> None:
+    # A SHA-512 digest beside the SHA-384 one is of an algorithm the evidence does not
+    # carry; the same SHA-384 digest twice is one digest.
+    sha512 = _also(8, lambda d: bytes(64))
+    assert _appraised(world, good_device, sha512)[0].status is TrustTier.AFFIRMING
+    twice = _also("sha-384", lambda d: d)
+    assert _appraised(world, good_device, twice)[0].status is TrustTier.AFFIRMING
+
+
 def test_a_digest_under_a_known_algorithm_of_another_size_matches_nothing() -> None:
     # The parser refuses a known algorithm with a value of another size; a store built by
     # hand compares only digests whose algorithm has the measurement's size.

@@ -308,10 +308,34 @@ def _stated(value: object) -> bool:
     return value is not None
 
 
+# Named Information hash algorithm text names (any case) by their IANA ids: one algorithm
+# named either way.
+_HASH_NAME_IDS: Final = {
+    "sha-256": 1, "sha-256-128": 2, "sha-256-120": 3, "sha-256-96": 4, "sha-256-64": 5,
+    "sha-256-32": 6, "sha-384": 7, "sha-512": 8, "sha3-224": 9, "sha3-256": 10,
+    "sha3-384": 11, "sha3-512": 12,
+}  # fmt: skip
+
+
+def _conflicting_digests(digests: Sequence[tuple[int | str, bytes]]) -> bool:
+    """Whether two of ``digests`` are of one algorithm (by id or text name) with different
+    values: what the measurement's digest is, is then unknown, and draft-ietf-rats-corim's
+    digests comparison (§8.5.6.1.3, as veraison/corim implements it) matches nothing."""
+    seen: dict[int | str, bytes] = {}
+    for alg, value in digests:
+        key = _HASH_NAME_IDS.get(alg.lower(), alg.lower()) if isinstance(alg, str) else alg
+        if seen.setdefault(key, value) != value:
+            return True
+    return False
+
+
 def _unchecked(measurement: Measurement) -> tuple[str, ...]:
-    """What ``measurement`` states that appraisal does not compare with evidence."""
+    """What ``measurement`` states that appraisal does not compare with evidence, or that
+    no evidence can match (digests of one algorithm that differ)."""
     mval = measurement.mval
     out = [label for attr, label in _UNCHECKED_MVAL if _stated(getattr(mval, attr))]
+    if _conflicting_digests([(d.alg, d.value) for d in mval.digests]):
+        out.append("differing digests of one algorithm")
     flags = mval.flags
     if flags is not None:
         out.extend(
