@@ -166,6 +166,55 @@ def test_digests_of_another_algorithm_or_repeated_still_match(
     assert _appraised(world, good_device, twice)[0].status is TrustTier.AFFIRMING
 
 
+def test_a_value_for_a_class_id_matches_nothing(world: World, good_device: Device) -> None:
+    # A CoMID environment naming a class id (here a UUID, as a vendor names one of its
+    # device classes) is for that class; the evidence names none, so the class was never
+    # compared and the value matched a device of any class of the vendor's product.
+    corim = reference_corim(world.bundles["good"], vendor=VENDOR_ISS, model=PRODUCT)
+    tags = []
+    for tag in corim.tags:
+        assert isinstance(tag, Comid)
+        triples = tuple(
+            dataclasses.replace(
+                t,
+                environment=dataclasses.replace(
+                    t.environment,
+                    class_map=dataclasses.replace(
+                        t.environment.class_map, class_id=Tagged(37, bytes(range(16)))
+                    ),
+                ),
+            )
+            for t in tag.triples.reference
+        )
+        tags.append(
+            dataclasses.replace(tag, triples=dataclasses.replace(tag.triples, reference=triples))
+        )
+    statement = create_statement(
+        world.vendor_key,
+        dataclasses.replace(corim, tags=tuple(tags)).encode(),
+        iss=VENDOR_ISS,
+        sub=PRODUCT,
+        content_type=CORIM_CONTENT_TYPE,
+    )
+    endorsements = Endorsements.build(
+        service_keys=world.service_keys,
+        reference_statements=[world.client.register(statement).transparent_statement],
+        review_statements=[world.reviews["good"]],
+        providers=world.providers,
+        publishers=world.publishers,
+        vendor_roots=world.ca.trust_anchors,
+        now=NOW,
+    )
+    assert not endorsements.rejected
+    nonce = os.urandom(32)
+    result = appraise_evidence(good_device.quote(nonce), endorsements, nonce=nonce, now=NOW)
+    appraisal = result.submods["ironroot"]
+    assert result.status is TrustTier.WARNING
+    assert appraisal.trust_vector["executables"] == AR4SI.UNRECOGNIZED_RUNTIME
+    (reason,) = appraisal.reasons
+    assert reason.count("(its logged values also state class-id: not compared)") == 2
+
+
 def test_a_digest_under_a_known_algorithm_of_another_size_matches_nothing() -> None:
     # The parser refuses a known algorithm with a value of another size; a store built by
     # hand compares only digests whose algorithm has the measurement's size.

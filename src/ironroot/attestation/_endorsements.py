@@ -80,6 +80,7 @@ from ironroot.corim import (
     CORIM_CONTENT_TYPE,
     Comid,
     Corim,
+    Environment,
     Measurement,
     SignedCorim,
     Tagged,
@@ -148,8 +149,10 @@ class ReferenceValue:
     claim must equal it (:meth:`refusal`)."""
     unchecked: tuple[str, ...] = ()
     """What else the measurement states that no appraisal compares with evidence
-    (``raw-value``, flags other than ``is-debug``, ``authorized-by``, …): a value stating any
-    of it never matches (:meth:`matches`): the verifier cannot tell whether evidence meets it.
+    (``raw-value``, flags other than ``is-debug``, ``authorized-by``, its environment's
+    ``class-id``, …) or that no evidence can match (differing digests of one algorithm): a
+    value stating any of it never matches (:meth:`matches`): the verifier cannot tell whether
+    evidence meets it.
     Its SVN still counts towards its environment's minimum."""
     tag_id: str | bytes | None = None
     """The ``tag-id`` of the CoMID that states the value (``None``: not read from a CoMID)."""
@@ -329,11 +332,14 @@ def _conflicting_digests(digests: Sequence[tuple[int | str, bytes]]) -> bool:
     return False
 
 
-def _unchecked(measurement: Measurement) -> tuple[str, ...]:
-    """What ``measurement`` states that appraisal does not compare with evidence, or that
-    no evidence can match (digests of one algorithm that differ)."""
+def _unchecked(measurement: Measurement, environment: Environment) -> tuple[str, ...]:
+    """What ``measurement`` (of ``environment``) states that appraisal does not compare with
+    evidence, or that no evidence can match (digests of one algorithm that differ). An
+    environment's class id names a class no evidence names: the value is for that class."""
     mval = measurement.mval
     out = [label for attr, label in _UNCHECKED_MVAL if _stated(getattr(mval, attr))]
+    if environment.class_map is not None and environment.class_map.class_id is not None:
+        out.insert(0, "class-id")
     if _conflicting_digests([(d.alg, d.value) for d in mval.digests]):
         out.append("differing digests of one algorithm")
     flags = mval.flags
@@ -391,7 +397,7 @@ def _values(
                         not_before=window[0],
                         not_after=window[1],
                         debug=mval.flags.is_debug if mval.flags is not None else None,
-                        unchecked=_unchecked(measurement),
+                        unchecked=_unchecked(measurement, triple.environment),
                         tag_id=tag.tag_identity.tag_id,
                         tag_version=tag.tag_identity.version or 0,
                         replaces=replaced,
