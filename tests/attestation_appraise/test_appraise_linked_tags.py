@@ -175,6 +175,43 @@ def test_an_older_version_never_supersedes_the_newer(world: World, good_device: 
     assert result.status is TrustTier.AFFIRMING
 
 
+def test_two_different_tags_of_one_identity_are_neither_in_force(
+    world: World, good_device: Device
+) -> None:
+    # The issuer logged two CoMIDs under one tag-id and tag-version with other values (a
+    # re-issue that forgot to raise the version, or a stray copy): which one states the tag
+    # is unknown. Their union was in force, so the good release matched beside the other.
+    good_corim, good = _good_comid(world)
+    _, other = _other_release(world, "same-identity")
+    twin = dataclasses.replace(good, triples=other.triples)
+    statements = [
+        world.references["good"],
+        _logged(world, dataclasses.replace(good_corim, tags=(twin,))),
+    ]
+    result, appraisal = _appraise(world, good_device, statements)
+    assert result.status is TrustTier.WARNING
+    assert appraisal.trust_vector["executables"] == AR4SI.UNRECOGNIZED_RUNTIME
+    (reason,) = appraisal.reasons
+    stated = "(its logged values also state another CoMID of its tag-id and tag-version: "
+    assert reason.count(stated) == 2
+    found = [
+        reference_values_from_statement(
+            data, service_keys=world.service_keys, publishers=world.publishers, now=NOW
+        )
+        for data in statements
+    ]
+    store = ReferenceValues(v for group in found for v in group)
+    assert all(not v.matches(d) for v in store for _, d in v.digests)
+    assert store.minimum_svn(next(iter(store))) == 3  # both still set the floor
+    # the same tag logged twice is one tag
+    again = [world.references["good"], _logged(world, good_corim)]
+    assert _appraise(world, good_device, again)[0].status is TrustTier.AFFIRMING
+    # and a greater version of the tag-id still supersedes both
+    revised = dataclasses.replace(good, tag_identity=TagIdentity(good.tag_identity.tag_id, 2))
+    newest = _logged(world, dataclasses.replace(good_corim, tags=(revised,)))
+    assert _appraise(world, good_device, [*statements, newest])[0].status is TrustTier.AFFIRMING
+
+
 def test_another_issuer_cannot_replace_the_vendor_s_tag(world: World, good_device: Device) -> None:
     # The review lab may publish for the product too, but its tags never withdraw the
     # vendor's: supersession is judged per issuer.

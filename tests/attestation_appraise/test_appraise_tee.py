@@ -55,7 +55,8 @@ def _corim(model: str, mkey: str, digest: bytes, svn: int | None) -> bytes:
         digests=(Digest(HASH_ALG_SHA384, digest),),
     )
     comid = Comid(
-        tag_identity=TagIdentity(uuid.uuid5(uuid.NAMESPACE_URL, model + mkey).bytes),
+        # one tag per release: one tag-id stated two ways would match nothing
+        tag_identity=TagIdentity(uuid.uuid5(uuid.NAMESPACE_URL, f"{model}{mkey}{svn}").bytes),
         triples=Triples(
             reference=(
                 Triple(

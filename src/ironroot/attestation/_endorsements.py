@@ -161,6 +161,9 @@ class ReferenceValue:
     replaces: tuple[str | bytes, ...] = ()
     """The tag ids that CoMID ``replaces`` (``linked-tags`` with ``tag-rel`` 1): their values
     from the same issuer are disregarded (:class:`ReferenceValues`)."""
+    tag_digest: bytes | None = None
+    """SHA-256 of that CoMID's deterministic encoding: two CoMIDs of one issuer, tag-id and
+    tag-version that differ are neither in force (:class:`ReferenceValues`)."""
     svn_required: bool = False
     """Whether the value matches only evidence of the SVN it states, so that a value stating
     none matches nothing (:meth:`refusal`): how a verifier reads a release whose component
@@ -373,6 +376,7 @@ def _values(
                     code="corim-tag-rel-unknown",
                 )
         replaced = tuple(link.tag_id for link in tag.linked_tags if link.rel == _TAG_REPLACES)
+        tag_digest = hashlib.sha256(tag.encode()).digest()
         for triple in tag.triples.reference:
             cls = triple.environment.class_map
             for measurement in triple.measurements:
@@ -401,6 +405,7 @@ def _values(
                         tag_id=tag.tag_identity.tag_id,
                         tag_version=tag.tag_identity.version or 0,
                         replaces=replaced,
+                        tag_digest=tag_digest,
                     )
                 )
         if replaced and len(out) == before:
@@ -658,19 +663,33 @@ def _in_force(values: Sequence[ReferenceValue]) -> tuple[ReferenceValue, ...]:
     """``values`` without those of superseded CoMIDs (draft-ietf-rats-corim §5.1.1.2,
     §5.1.3): a tag another tag of the same issuer ``replaces`` ("the information in the
     target MUST be disregarded"), and a tag-id's versions older than the issuer's newest.
-    A tag naming itself replaces nothing; tags that replace each other are both gone."""
+    A tag naming itself replaces nothing; tags that replace each other are both gone.
+
+    Two different CoMIDs of one issuer, tag-id and tag-version
+    (:attr:`ReferenceValue.tag_digest`) are one tag stated two ways: which one holds is
+    unknown, so the values of neither match (:data:`_TWO_WAYS` among their
+    :attr:`~ReferenceValue.unchecked`), while the SVN floors of both still count. The same
+    CoMID logged twice is one tag; a greater tag-version supersedes both."""
     replaced = {(v.issuer, t) for v in values for t in v.replaces if t != v.tag_id}
     newest: dict[tuple[str, str | bytes], int] = {}
+    versions: dict[tuple[str, str | bytes, int], set[bytes | None]] = {}
     for v in values:
         if v.tag_id is not None:
             key = (v.issuer, v.tag_id)
             newest[key] = max(newest.get(key, v.tag_version), v.tag_version)
+            versions.setdefault((v.issuer, v.tag_id, v.tag_version), set()).add(v.tag_digest)
     return tuple(
-        v
+        dataclasses.replace(v, unchecked=(*v.unchecked, _TWO_WAYS))
+        if v.tag_id is not None and len(versions[(v.issuer, v.tag_id, v.tag_version)]) > 1
+        else v
         for v in values
         if v.tag_id is None
         or ((v.issuer, v.tag_id) not in replaced and v.tag_version >= newest[(v.issuer, v.tag_id)])
     )
+
+
+_TWO_WAYS: Final = "another CoMID of its tag-id and tag-version"
+"""What a value of a tag its issuer logged two ways states that no evidence can match."""
 
 
 class ReferenceValues:
