@@ -236,6 +236,9 @@ class KeyReleaseService:
         # checked when it was made (WrappingKey.__post_init__), before the HSM redeems the
         # nonce; the HSM takes it as it is, without checking it again
         wrapping_key = request.wrapping_key
+        # before the HSM is asked: once it granted, nothing may fail before the key is handed
+        # out (a key deleted meanwhile would leave a granted record and no key handed out)
+        key_type = self.vault.key_type(entry.handle)
         gate = self.gate
         if gate is None:
             released = self.vault.release(
@@ -257,7 +260,7 @@ class KeyReleaseService:
             self.statements.keep(entry.name, released.statement)
         return ReleasedKey(
             kid=entry.name,
-            key_type=self.vault.key_type(entry.handle),
+            key_type=key_type,
             alg=wrap_algorithm(wrapping_key.kind),
             recipient=wrapping_key.digest,
             nonce=request.nonce,
