@@ -21,7 +21,7 @@ import threading
 import time
 
 import pytest
-from _hsm_helpers import SECRET, DeviceChain, new_hsm, sessions
+from _hsm_helpers import SECRET, USER, USER_PASS, DeviceChain, new_hsm, sessions
 from test_hsm_release import World, ear
 
 from ironroot.ear import ChallengeLimits
@@ -148,3 +148,31 @@ def test_a_refusal_alone_within_the_burst_is_not_held(device: DeviceChain) -> No
 def test_the_budget_is_checked(budget: dict[str, object]) -> None:
     with pytest.raises(ConfigError):
         HsmConfig(**budget)  # type: ignore[arg-type]
+
+
+def test_a_refusal_waiting_for_the_budget_is_answered_by_any_commit_that_carries_it(
+    device: DeviceChain,
+) -> None:
+    """A login (a security event, committed at once under the lock) carries the refusal
+    that waits for the budget, and that refusal is answered then, not when the budget
+    would have let its own commit go (5 s)."""
+    storage = MemoryStorage()
+    world = _world(device, storage, refusal_commit_rate=0.2, refusal_commit_burst=1)
+    with pytest.raises(StaleNonce):  # the burst
+        world.release(b"not an EAR", secrets.token_bytes(32))
+    answered: list[float] = []
+
+    def refused() -> None:
+        with pytest.raises(StaleNonce):
+            world.release(b"not an EAR", secrets.token_bytes(32))
+        answered.append(time.monotonic())
+
+    waiting = threading.Thread(target=refused)
+    waiting.start()
+    time.sleep(0.3)
+    assert not answered  # waiting for the budget
+    world.hsm.login(USER, USER_PASS)
+    logged_in = time.monotonic()
+    waiting.join(DEADLINE)
+    assert answered
+    assert answered[0] - logged_in < 2.0

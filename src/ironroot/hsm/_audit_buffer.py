@@ -304,6 +304,7 @@ class AuditBuffer(Persistence):
             self._commit(store=store)
         with self._durable:
             self._durable_to = max(self._durable_to, self._audit_size)
+            self._durable.notify_all()  # refusals waiting for the budget: carried by this one
 
     def _rotation_due(self) -> bool:
         return self._audit_size - self._audit_base >= self._audit_segment
