@@ -4,8 +4,8 @@ The gap: the service asked the HSM for the key's type (to put in the released-ke
 only after the HSM had released it, and the first time it asked for a key's type, a key an
 officer deleted in between was ``NotFound``: the HSM's audit recorded the release as granted,
 its statement was kept, and the TEE got a ``404`` for a key that had left the boundary. The
-type is now read before the HSM is asked (remembered, as before), so nothing the service
-asks of the HSM after it granted can fail.
+HSM's release now says the type it released (``HsmRelease.key_type``), so the service asks
+the HSM nothing after it granted.
 """
 
 from __future__ import annotations

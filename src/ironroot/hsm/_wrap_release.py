@@ -340,7 +340,7 @@ class WrapAndRelease(KeyOperations):
                 now=self._now(),
             )
             op.statement = hashlib.sha256(statement).digest()
-            return HsmRelease(wrapped, statement)
+            return HsmRelease(wrapped, statement, key.key_type)
 
     def _wrapping_key(self, recipient: object) -> WrappingKey | IronrootError:
         """``recipient`` as a checked wrapping key, or why it is none (to raise in turn)."""

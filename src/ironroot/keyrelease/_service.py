@@ -236,9 +236,6 @@ class KeyReleaseService:
         # checked when it was made (WrappingKey.__post_init__), before the HSM redeems the
         # nonce; the HSM takes it as it is, without checking it again
         wrapping_key = request.wrapping_key
-        # before the HSM is asked: once it granted, nothing may fail before the key is handed
-        # out (a key deleted meanwhile would leave a granted record and no key handed out)
-        key_type = self.vault.key_type(entry.handle)
         gate = self.gate
         if gate is None:
             released = self.vault.release(
@@ -256,6 +253,10 @@ class KeyReleaseService:
                 recipient=wrapping_key,
                 gate=lambda: gate(name, request),
             )
+        # the type the HSM released, not asked of it again: once it granted, nothing asked of
+        # it may fail before the key is handed out (a key deleted meanwhile would leave a
+        # granted record and no key handed out)
+        key_type = released.key_type or self.vault.key_type(entry.handle)
         if self.statements is not None:
             self.statements.keep(entry.name, released.statement)
         return ReleasedKey(
