@@ -256,7 +256,9 @@ class KeyReleaseService:
         # the type the HSM released, not asked of it again: once it granted, nothing asked of
         # it may fail before the key is handed out (a key deleted meanwhile would leave a
         # granted record and no key handed out)
-        key_type = released.key_type or self.vault.key_type(entry.handle)
+        key_type = released.key_type
+        if key_type is None:  # a vault that does not say
+            key_type = self.vault.key_type(entry.handle)
         if self.statements is not None:
             self.statements.keep(entry.name, released.statement)
         return ReleasedKey(
