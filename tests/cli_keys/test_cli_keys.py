@@ -359,3 +359,48 @@ def test_show_with_a_rot_device_is_for_lms_state_files_only(
     code, out, _ = _run(capsys, "key", "show", str(tmp_path / "k.key"), "--json")
     assert code == 0
     assert "rot_counter" not in json.loads(out)  # a key no counter binds
+
+
+_KILLED_BEFORE_THE_COSE_KEY = """
+import os, signal, sys
+from ironroot.cli import keys, main
+written = keys._write_new
+def write_new(path, data):
+    if path.name.endswith(".cose"):
+        os.kill(os.getpid(), signal.SIGKILL)  # the power cut: after PREFIX.key, PREFIX.pub.pem
+    written(path, data)
+keys._write_new = write_new
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_generate_killed_part_way_is_refused_by_the_next_run_naming_what_is_missing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``kill -9`` between ``PREFIX.key`` and ``PREFIX.cose`` (the cleanup never runs): the
+    next run never takes the private key left behind for a new one, nor adds a ``.cose`` to
+    it; it is a ``Conflict`` (exit 1) that names the file there and the one missing."""
+    import subprocess
+    import sys
+
+    prefix = tmp_path / "k"
+    argv = ["key", "generate", "--alg", "ES256", "--out", str(prefix)]
+    run = subprocess.run(
+        [sys.executable, "-c", _KILLED_BEFORE_THE_COSE_KEY, *argv],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert run.returncode == -9, run.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["k.key", "k.pub.pem"]
+    left = (tmp_path / "k.key").read_bytes()
+    code, out, err = _run(capsys, "key", "generate", "--alg", "ES256", "--out", str(prefix))
+    assert (code, out) == (1, "")
+    assert err == (
+        f"ironroot: conflict: {tmp_path / 'k.key'} already exists, without "
+        f"{tmp_path / 'k.cose'}: the files of a key generate cut short; remove "
+        f"{tmp_path / 'k.key'} and {tmp_path / 'k.pub.pem'} to generate again\n"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["k.key", "k.pub.pem"]
+    assert (tmp_path / "k.key").read_bytes() == left

@@ -5,19 +5,19 @@ from what the requester says (the demo's ``quarantined-vm`` attack runs it over 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from tests.fleet.admission_world import AdmissionWorld, admission_world
-from tests.keyrelease._kr_helpers import build_harness, evidence, make_ear
+from tests.keyrelease._kr_helpers import Harness, build_harness, evidence, make_ear
 from tests.platform.node_world import NOW, World, make_world
 
 from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.ear import Appraisal, AttestationResult, VerifierId, sign_ear_jwt
 from ironroot.errors import ReleaseDenied, ResultExpired, UnknownIssuer
 from ironroot.fleet import Fleet, FleetReleaseGate, attest_node, quarantine, readmit
-from ironroot.hsm import HsmRelease, KeyType, WrappingKey
+from ironroot.hsm import HsmRelease, KeyType, Role, WrappingKey
 from ironroot.keyrelease import (
     HsmVault,
     KeyReleaseService,
@@ -140,10 +140,16 @@ class _QuarantinedWhileTheHsmDecides:
         return self.vault.challenge(client)
 
     def release(
-        self, handle: str, *, ear: bytes, nonce: bytes, recipient: WrappingKey
+        self,
+        handle: str,
+        *,
+        ear: bytes,
+        nonce: bytes,
+        recipient: WrappingKey,
+        gate: Callable[[], None] | None = None,
     ) -> HsmRelease:
         quarantine(self.fleet, self.node, "drift found by a scan", now=NOW)
-        return self.vault.release(handle, ear=ear, nonce=nonce, recipient=recipient)
+        return self.vault.release(handle, ear=ear, nonce=nonce, recipient=recipient, gate=gate)
 
     def key_type(self, handle: str) -> KeyType:
         return self.vault.key_type(handle)
@@ -175,3 +181,62 @@ def test_a_quarantine_committed_while_the_hsm_decides_refuses_the_release(
         service.release("cel-key", ReleaseRequest(ear, harness.tee.public, nonce))
     assert denied.value.code == "node-not-admitted"
     assert statements.statements() == ()
+
+
+def _release_records(harness: Harness) -> list[tuple[str, str, bool]]:
+    """``(key, result, binds a statement)`` of every ``release`` record in the HSM's log."""
+    if "auditor" not in {name for name, _, _ in harness.hsm.identities(harness.officer)}:
+        harness.hsm.add_identity(harness.officer, "auditor", Role.AUDITOR, b"auditor-credential")
+    auditor = harness.hsm.login("auditor", b"auditor-credential")
+    return [
+        (r.key or "", r.result, r.release is not None and r.release.statement is not None)
+        for r in harness.hsm.audit_records(auditor)
+        if r.operation == "release"
+    ]
+
+
+def test_the_hsm_audit_never_records_as_granted_a_release_the_gate_withheld(
+    aw: AdmissionWorld, tmp_path: Path
+) -> None:
+    """The gap: the HSM recorded the release as granted (``ok``, its statement bound), then
+    the gate's second check refused it and the key never left; an auditor reading the chain
+    believed it released. The gate's second check is now made inside the HSM's decision: the
+    one record of the release is the refusal, with the gate's code, and binds no statement."""
+    fleet, authority = aw.fleet(tmp_path / "fleet", 1)
+    attest_node(fleet, "node-0001", now=NOW, authority=authority)
+    harness = build_harness()
+    gate = FleetReleaseGate(fleet, [harness.verifier_key.public_key], clock=lambda: NOW)
+    ueid = _ueid(gate, "node-0001")
+    service = KeyReleaseService(
+        keys=harness.service.keys.values(),
+        vault=_QuarantinedWhileTheHsmDecides(
+            HsmVault(harness.hsm, harness.user), fleet, "node-0001"
+        ),
+        gate=gate,
+    )
+    nonce = service.challenge()[0]
+    claims = evidence(harness.tee.report_data(nonce), identity__ueid=ueid)
+    ear = make_ear(harness.verifier_key, harness.tee.report_data(nonce), evidence_claims=claims)
+    with pytest.raises(ReleaseDenied) as denied:
+        service.release("cel-key", ReleaseRequest(ear, harness.tee.public, nonce))
+    assert denied.value.code == "node-not-admitted"
+    handle = harness.handles["cel-key"]
+    assert _release_records(harness) == [(handle, "node-not-admitted", False)]
+
+
+def test_a_release_the_gate_lets_go_is_recorded_once_as_granted(
+    aw: AdmissionWorld, tmp_path: Path
+) -> None:
+    fleet, authority = aw.fleet(tmp_path / "fleet", 1)
+    attest_node(fleet, "node-0001", now=NOW, authority=authority)
+    harness = build_harness()
+    gate = FleetReleaseGate(fleet, [harness.verifier_key.public_key], clock=lambda: NOW)
+    ueid = _ueid(gate, "node-0001")
+    service = KeyReleaseService(
+        keys=harness.service.keys.values(), vault=HsmVault(harness.hsm, harness.user), gate=gate
+    )
+    nonce = service.challenge()[0]
+    claims = evidence(harness.tee.report_data(nonce), identity__ueid=ueid)
+    ear = make_ear(harness.verifier_key, harness.tee.report_data(nonce), evidence_claims=claims)
+    service.release("cel-key", ReleaseRequest(ear, harness.tee.public, nonce))
+    assert _release_records(harness) == [(harness.handles["cel-key"], "ok", True)]

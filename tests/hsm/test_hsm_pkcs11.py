@@ -841,3 +841,31 @@ def test_a_key_replaced_on_the_token_is_checked_again_under_every_spelling(
     with pytest.raises(PolicyRejected, match="was not generated on the token") as info:
         backend.sign(upper, b"m")
     assert info.value.code == "key-not-local"
+
+
+def test_a_backend_closed_does_not_log_out_another_that_shares_its_login(token: str) -> None:
+    """PKCS#11 login is the application's, not a session's: a second backend on the token
+    shares the first one's login, and python-pkcs11 logs out when the session that logged in
+    closes. Closing the first backend used to log the second out: its keys were then
+    ``NotFound`` (private objects are invisible without a login) though still on the token.
+    The session that logged in now stays open, idle, until the last backend sharing its
+    login closes; that one logs out."""
+    first = Pkcs11Backend(token, token_label=LABEL, pin=PIN)
+    handle = first.generate(KeyType.EC_P256, KeyAttributes.of(["sign", "verify"]))
+    second = Pkcs11Backend(token, token_label=LABEL, pin=PIN)
+    first.close()
+    signature = second.sign(handle, b"still logged in")
+    second.public_key(handle).verify(signature, b"still logged in")
+    with pytest.raises(Unauthorized):  # the login is shared only with its PIN, as before
+        Pkcs11Backend(token, token_label=LABEL, pin="0000")
+    third = Pkcs11Backend(token, token_label=LABEL, pin=PIN)
+    second.close()
+    assert third.sign(handle, b"and the third")
+    third.delete(handle)
+    third.close()
+    # the last one logged out: a new backend logs in again, and a wrong PIN is the token's
+    # refusal
+    with pytest.raises(Unauthorized):
+        Pkcs11Backend(token, token_label=LABEL, pin="0000")
+    with Pkcs11Backend(token, token_label=LABEL, pin=PIN) as again:
+        assert again.generate(KeyType.AES_256, KeyAttributes.of(["encrypt"]))

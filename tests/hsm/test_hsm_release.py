@@ -440,3 +440,61 @@ def test_a_policy_may_require_the_kind_of_wrapping_key(world: World, policy: str
         world.user, key, ear=ear(world.verifier, nonce, strong), nonce=nonce, recipient=strong.spki
     )
     assert unwrap_key_kem(strong.private, released.wrapped)[0] is KeyType.AES_256  # type: ignore[arg-type]
+
+
+def test_a_gate_that_refuses_last_is_the_record_and_nothing_is_released(world: World) -> None:
+    """``Hsm.release(..., gate=)``: the deployment's condition, asked once every check of the
+    HSM passed. Its refusal is the one record of the release (its code, no statement bound),
+    the nonce is spent, and an exception not of ours is recorded ``internal-error``."""
+    asked: list[str] = []
+
+    def quarantined() -> None:
+        asked.append("gate")
+        raise ReleaseDenied("the node was quarantined", code="node-not-admitted")
+
+    nonce, _ = world.hsm.release_challenge(world.user)
+    token = ear(world.verifier, nonce, world.tee)
+    with pytest.raises(ReleaseDenied) as denied:
+        world.hsm.release(
+            world.user,
+            world.key,
+            ear=token,
+            nonce=nonce,
+            recipient=world.tee.spki,
+            gate=quarantined,
+        )
+    assert denied.value.code == "node-not-admitted"
+    assert asked == ["gate"]
+    records = [r for r in world.hsm.audit_records(world.auditor) if r.operation == "release"]
+    assert [r.result for r in records] == ["node-not-admitted"]
+    assert records[0].release is not None
+    assert records[0].release.statement is None
+    with pytest.raises(StaleNonce):  # spent by the refusal
+        world.release(token, nonce)
+
+    def broken() -> None:
+        raise RuntimeError("the registry could not be read")
+
+    nonce, _ = world.hsm.release_challenge(world.user)
+    with pytest.raises(RuntimeError):
+        world.hsm.release(
+            world.user,
+            world.key,
+            ear=ear(world.verifier, nonce, world.tee),
+            nonce=nonce,
+            recipient=world.tee.spki,
+            gate=broken,
+        )
+    assert world.last_release_record() == ("service", "internal-error")
+    # a refused EAR never reaches the gate: the HSM's own refusal is the record
+    nonce, _ = world.hsm.release_challenge(world.user)
+    with pytest.raises(StaleNonce):
+        world.hsm.release(
+            world.user,
+            world.key,
+            ear=token,
+            nonce=nonce,
+            recipient=world.tee.spki,
+            gate=quarantined,
+        )
+    assert asked == ["gate"]

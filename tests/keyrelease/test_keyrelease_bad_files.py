@@ -130,3 +130,33 @@ def test_an_hsm_audit_segment_size_out_of_range_is_refused(tmp_path: Path, value
         r"from 2 to 250000$",
     ):
         load_keyrelease_config(tmp_path)
+
+
+def test_the_hsm_refusal_budget_is_the_hsms_default_unless_set(tmp_path: Path) -> None:
+    _write(tmp_path, ["[keyrelease]", *_HSM])
+    config = load_keyrelease_config(tmp_path)
+    assert (config.refusal_commit_rate, config.refusal_commit_burst) == (20.0, 64)
+    _write(
+        tmp_path, ["[keyrelease]", *_HSM, "refusal_commit_rate = 2.5", "refusal_commit_burst = 8"]
+    )
+    config = load_keyrelease_config(tmp_path)
+    assert (config.refusal_commit_rate, config.refusal_commit_burst) == (2.5, 8)
+
+
+@pytest.mark.parametrize(
+    ("setting", "detail"),
+    [
+        ("refusal_commit_rate = 0", "refusal_commit_rate must be a positive number"),
+        ("refusal_commit_rate = nan", "refusal_commit_rate must be a positive number"),
+        ("refusal_commit_rate = inf", "refusal_commit_rate must be a positive number"),
+        ('refusal_commit_rate = "5"', "refusal_commit_rate must be a positive number"),
+        ("refusal_commit_burst = 0", "refusal_commit_burst must be a positive integer"),
+        ("refusal_commit_burst = 2.0", "refusal_commit_burst must be a positive integer"),
+    ],
+)
+def test_an_hsm_refusal_budget_out_of_range_is_refused(
+    tmp_path: Path, setting: str, detail: str
+) -> None:
+    _write(tmp_path, ["[keyrelease]", *_HSM, setting])
+    with pytest.raises(ConfigError, match=rf"keyrelease\.toml: keyrelease\.hsm\.{detail}"):
+        load_keyrelease_config(tmp_path)

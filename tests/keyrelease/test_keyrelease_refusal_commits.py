@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import secrets
 import threading
+import time
 
 import httpx
 import pytest
@@ -20,7 +21,15 @@ from hsm_devices import self_signed_device
 from ironroot.cose import encode_cbor
 from ironroot.ear import ChallengeLimits
 from ironroot.errors import Overloaded, StaleNonce, TooManyAttempts
-from ironroot.hsm import Hsm, HsmConfig, KeyAttributes, KeyType, MemoryStorage, Role
+from ironroot.hsm import (
+    Hsm,
+    HsmConfig,
+    KeyAttributes,
+    KeyType,
+    MemoryStorage,
+    Role,
+    parse_audit_log,
+)
 from ironroot.http import LoginThrottle
 from ironroot.keyrelease import (
     HsmVault,
@@ -108,7 +117,9 @@ def test_requests_refused_together_cost_two_commits_not_one_each(route: str) -> 
     hsm.close()
 
 
-def _service(storage: MemoryStorage) -> tuple[Hsm, KeyReleaseService]:
+def _service(
+    storage: MemoryStorage, config: HsmConfig | None = None
+) -> tuple[Hsm, KeyReleaseService]:
     hsm = Hsm.initialize(
         storage,
         bytes(range(48)),
@@ -116,7 +127,7 @@ def _service(storage: MemoryStorage) -> tuple[Hsm, KeyReleaseService]:
         credential=b"officer-credential",
         device=self_signed_device(NOW),
         # the clock stands still: the challenge bucket (burst 2) never refills
-        config=HsmConfig(scrypt_n=2**10, release_challenges=ChallengeLimits(burst=2)),
+        config=config or HsmConfig(scrypt_n=2**10, release_challenges=ChallengeLimits(burst=2)),
         clock=lambda: NOW.timestamp(),
     )
     officer = hsm.login("officer", b"officer-credential")
@@ -217,4 +228,55 @@ def test_the_service_limits_refusals_by_default() -> None:
     # within one window (60 s) unless this machine took a minute for 33 requests
     assert answers.count(400) == REFUSALS_PER_CLIENT
     assert answers[-1] == 429
+    hsm.close()
+
+
+ADDRESSES = 16
+"""Client addresses of the distributed flood (127.0.0.2 …: all loopback on Linux)."""
+EACH = 12
+"""Refused releases each address sends, one after another: under its limit of 32."""
+
+
+def test_a_flood_from_many_addresses_each_under_its_limit_costs_the_hsm_s_budget() -> None:
+    """The gap the per-client limit leaves: ``ADDRESSES`` clients, none ever answered
+    ``429``, drove one commit after another. The HSM's refusal budget (here 5 commits a
+    second after a burst of 2) bounds them all together; every refusal is still the HSM's,
+    durable when answered."""
+    storage = MemoryStorage()
+    hsm, service = _service(
+        storage, HsmConfig(scrypt_n=2**10, refusal_commit_rate=5.0, refusal_commit_burst=2)
+    )
+    spki = TeeKeyPair.generate("ML-KEM-768").public_spki
+    answers: list[httpx.Response] = []
+    with KeyReleaseServerThread(create_keyrelease_app(service)) as server:
+
+        def client(address: str) -> None:
+            transport = httpx.HTTPTransport(local_address=address)
+            with httpx.Client(transport=transport, timeout=DEADLINE) as http:
+                for _ in range(EACH):
+                    answers.append(
+                        http.post(
+                            f"{server.url}/keys/k/release",
+                            content=_release_body(spki),
+                            headers={"Content-Type": "application/cbor"},
+                        )
+                    )
+
+        before = storage.counter.value()
+        started = time.monotonic()
+        threads = [
+            threading.Thread(target=client, args=(f"127.0.0.{2 + i}",)) for i in range(ADDRESSES)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(DEADLINE)
+        elapsed = time.monotonic() - started
+    assert len(answers) == ADDRESSES * EACH
+    for response in answers:
+        assert_problem(response, StaleNonce, "nonce-unknown")  # the HSM's, never a 429
+    increments = storage.counter.value() - before
+    assert increments <= 2 + 5.0 * elapsed + 1
+    records = [r for r in parse_audit_log(storage.read_audit()) if r.operation == "release"]
+    assert len(records) == ADDRESSES * EACH
     hsm.close()

@@ -3,6 +3,9 @@
 ``generate`` writes ``PREFIX.key`` (the private key: PKCS#8 PEM, or the LMS state file; mode
 0600), ``PREFIX.pub.pem`` (SubjectPublicKeyInfo; not for HSS-LMS, which has no PEM form here)
 and always ``PREFIX.cose`` (the public COSE_Key with ``alg`` and ``kid``), and prints the kid.
+It never writes over any of them: a run killed part way (``PREFIX.key`` there, ``PREFIX.cose``
+not) is refused by the next with a ``Conflict`` naming what is there and what is missing,
+never completed with a public file for the key left behind.
 ``show`` prints the algorithm, the RFC 9679 kid, the public COSE_Key and the public JWK of any
 private or public key file; it never prints private material. For an LMS state file it also
 prints the root-of-trust counter the state is bound to (``rot_counter``: its name and the
@@ -136,11 +139,17 @@ def _generate(args: argparse.Namespace) -> int:
     counter = lms_counter(args.rot_device, args.counter, "--counter")
     if counter is not None and alg is not Algorithm.HSS_LMS:
         raise ConfigError("--counter binds HSS-LMS state files only")
-    for path in (private_path, pem_path, cose_path):  # each checked before any is written
-        if path is not None and os.path.lexists(path):  # a dangling link too: never followed
+    paths = [path for path in (private_path, pem_path, cose_path) if path is not None]
+    there = [path for path in paths if os.path.lexists(path)]  # a dangling link too
+    if private_path in there and cose_path not in there:  # a run cut short (kill -9)
+        raise Conflict(
+            f"{private_path} already exists, without {cose_path}: the files of a key generate "
+            f"cut short; remove {' and '.join(map(str, there))} to generate again"
+        )
+    for path in paths:  # each checked before any is written
+        if path in there:  # never followed, never replaced, never completed
             raise Conflict(f"{path} already exists")
-        if path is not None:
-            check_output(path)
+        check_output(path)
 
     written: list[Path] = []
     try:

@@ -169,6 +169,8 @@ class AuditBuffer(Persistence):
                     "operational"
                 ):  # in a group commit (``_group_commit``): made durable once unlocked
                     self._owed.ticket = self._audit_size + len(self._pending)
+                    if result == "ok":  # a grant: its commit is never held by the budget
+                        self._urgent_to = max(self._urgent_to, self._owed.ticket)
                 else:
                     self._sync()
 
@@ -199,9 +201,12 @@ class AuditBuffer(Persistence):
         queue their records, then wait for it. The first of them to find no commit under
         way commits every record queued by then: one append, one anchor and one counter
         increment for all of them. So refusals arriving together cost two commits, not one
-        each. ``HsmErrorState`` (or ``HsmZeroized``) when the HSM left its operational state
-        before they were durable: a refusal not durable is never answered as one; the
-        storage's own error to the operation whose commit failed."""
+        each. A commit that would carry refusals only waits for the refusal budget
+        (``HsmConfig.refusal_commit_rate``, ``_budget_wait``), so that refusals from any
+        number of clients cost a bounded number of commits a second; one carrying a grant
+        goes at once. ``HsmErrorState`` (or ``HsmZeroized``) when the HSM left its
+        operational state before they were durable: a refusal not durable is never answered
+        as one; the storage's own error to the operation whose commit failed."""
         while True:
             with self._durable:
                 while self._in_flight and self._durable_to < ticket:
@@ -220,12 +225,19 @@ class AuditBuffer(Persistence):
                 ):  # a rotation: under the lock, as every other commit (rare)
                     self._flush_and_commit(store=False)
                     continue
-                data, size, head = self._format_pending()
-                self._pending.clear()
-                self._audit_size, self._audit_head = size, head
-                anchor = self._sealed_anchor()
+                wait = self._budget_wait()
+                if not wait:
+                    data, size, head = self._format_pending()
+                    self._pending.clear()
+                    self._audit_size, self._audit_head = size, head
+                    anchor = self._sealed_anchor()
+                    with self._durable:
+                        self._in_flight = True
+            if wait:  # refusals only, past the budget: wait (unlocked) for the next commit
                 with self._durable:
-                    self._in_flight = True
+                    if self._durable_to < ticket:
+                        self._durable.wait(wait)
+                continue
             try:
                 self._write_group(data, anchor)
             finally:
@@ -234,6 +246,16 @@ class AuditBuffer(Persistence):
                     if self._state == "operational":
                         self._durable_to = max(self._durable_to, size)
                     self._durable.notify_all()
+
+    def _budget_wait(self) -> float:
+        """0 when the commit about to be made may go (it carries a grant, or the refusal
+        budget allows one more commit: spent now); else the seconds until the budget allows
+        one. Under the lock."""
+        with self._durable:
+            urgent = self._urgent_to > self._durable_to
+        if urgent:
+            return 0.0
+        return self._refusal_budget.take()
 
     def _write_group(self, data: bytes, anchor: bytes) -> None:
         """A group commit's writes, outside the lock: the records (append, fsync), the anchor,
@@ -282,6 +304,7 @@ class AuditBuffer(Persistence):
             self._commit(store=store)
         with self._durable:
             self._durable_to = max(self._durable_to, self._audit_size)
+            self._durable.notify_all()  # refusals waiting for the budget: carried by this one
 
     def _rotation_due(self) -> bool:
         return self._audit_size - self._audit_base >= self._audit_segment

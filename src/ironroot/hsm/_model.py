@@ -363,6 +363,9 @@ MAX_AUDIT_SEGMENT: Final = 250_000
 the 1 GiB cap on the live audit log read at power-up (``_audit.MAX_AUDIT_FILE``)."""
 
 
+_MAX_REFUSAL_COMMIT_RATE: Final = 1_000_000
+
+
 @dataclass(frozen=True, slots=True)
 class HsmConfig:
     """Tunable settings of one HSM.
@@ -387,6 +390,13 @@ class HsmConfig:
     opener that names none — the CLI, another service — rotates at the same size.
     ``approval_lifetime`` (seconds, default 300) is how long a quorum approval of one
     operation (``Hsm.approve``) may wait for it, by the HSM's clock.
+    ``refusal_commit_rate`` (per second, default 20) and ``refusal_commit_burst`` (default
+    64) bound, for every client together, the commits that carry only refusals of
+    ``release`` and ``release_challenge`` (anyone reaching the key release service can
+    provoke them; each commit increments the root of trust's counter): past the burst a
+    refusal waits, unanswered, for the next commit the budget allows, which carries every
+    refusal queued by then. A commit carrying anything else (a granted release) is never
+    held, and carries the waiting refusals with it.
     """
 
     max_failed_logins: int = 5
@@ -402,6 +412,8 @@ class HsmConfig:
     release_challenges: ChallengeLimits = field(default_factory=ChallengeLimits)
     audit_segment_records: int | None = None
     approval_lifetime: int = 300
+    refusal_commit_rate: float = 20.0
+    refusal_commit_burst: int = 64
 
     def __post_init__(self) -> None:
         segment = self.audit_segment_records
@@ -421,6 +433,7 @@ class HsmConfig:
             "scrypt_p",
             "audit_group_commit",
             "approval_lifetime",
+            "refusal_commit_burst",
         ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -439,3 +452,15 @@ class HsmConfig:
             raise ConfigError("release_nonce_lifetime must be a positive number of seconds")
         if not isinstance(self.release_challenges, ChallengeLimits):
             raise ConfigError("release_challenges must be ChallengeLimits")
+        if self.refusal_commit_burst > 2**53:  # counted in floats
+            raise ConfigError("refusal_commit_burst must be at most 2**53")
+        rate = self.refusal_commit_rate  # not nan (no comparison holds), nor inf (no budget)
+        if (
+            isinstance(rate, bool)
+            or not isinstance(rate, int | float)
+            or not 0 < rate <= _MAX_REFUSAL_COMMIT_RATE
+        ):
+            raise ConfigError(
+                "refusal_commit_rate must be a positive number of commits per second, at most "
+                f"{_MAX_REFUSAL_COMMIT_RATE}"
+            )

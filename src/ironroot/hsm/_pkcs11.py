@@ -120,6 +120,23 @@ _PIN_KEY: Final = secrets.token_bytes(32)
 _LOGINS: dict[tuple[str, str], bytes] = {}
 
 
+class _SharedLogin:
+    """The one login to a token that the open backends of this process share: the session
+    that logged in (``holder``: python-pkcs11 logs out when it closes, which ends the login
+    for every session of the process) and how many open backends use the login. The holder
+    is closed by the last of them to close, whichever backend opened it."""
+
+    __slots__ = ("holder", "users")
+
+    def __init__(self, holder: Any) -> None:
+        self.holder = holder
+        self.users = 1
+
+
+_SHARED: dict[tuple[str, str], _SharedLogin] = {}
+_SHARED_LOCK = threading.Lock()
+
+
 def _bytes(value: object, what: str, limit: int) -> bytes:
     """``value`` as bytes, as the built-in HSM takes it (``_check_data``): a ``str`` is not
     UTF-8 encoded and signed, as python-pkcs11 would; over ``limit`` bytes, ``LimitExceeded``
@@ -202,43 +219,81 @@ class Pkcs11Backend:
             token = self._lib.get_token(token_label=token_label)
             if token_serial is not None:
                 _check_serial(token, token_label, token_serial.strip())
-            try:
-                self._session = token.open(rw=True, user_pin=pin)
-            except pkcs11.UserAlreadyLoggedIn:
-                # PKCS#11 login state belongs to the application, not the session: another
-                # backend in this process has logged in, and this session shares that login.
-                # The token does not check the PIN then, so it is checked here against the
-                # PIN of that login.
-                known = _LOGINS.get(login)
-                if known is None or not hmac.compare_digest(known, _pin_digest(pin)):
-                    raise Unauthorized("the token refused the PIN") from None
-                self._session = token.open(rw=True)
-            else:
-                _LOGINS[login] = _pin_digest(pin)
+            with _SHARED_LOCK:
+                self._session = self._open_session(token, login, pin)
         except pkcs11.PinIncorrect as exc:
             raise Unauthorized("the token refused the PIN") from exc
         except pkcs11.NoSuchToken as exc:
             raise NotFound(f"no PKCS#11 token labelled {token_label!r}") from exc
         except (pkcs11.PKCS11Error, RuntimeError, OSError) as exc:
             raise ConfigError(f"cannot open the PKCS#11 token: {exc!r}") from exc
+        self._login = login
         self._lock = threading.Lock()
         self._closed = False
         self._objects: dict[tuple[str, ObjectClass], Any] = {}
         self._types: dict[str, KeyType] = {}
         self._publics: dict[str, PublicKey] = {}
 
+    @staticmethod
+    def _open_session(token: Any, login: tuple[str, str], pin: str) -> Any:
+        """A session of ``token`` logged in with ``pin``: logging in, or sharing the login of
+        the backends of this process open on it (under ``_SHARED_LOCK``).
+
+        PKCS#11 login state belongs to the application, not the session: once logged in, a
+        second login answers "already logged in" without checking its PIN, so the PIN is
+        checked here against that login's. The session that logged in is the login's holder
+        (``_SharedLogin``)."""
+        shared = _SHARED.get(login)
+        if shared is not None:
+            known = _LOGINS.get(login)
+            if known is None or not hmac.compare_digest(known, _pin_digest(pin)):
+                raise Unauthorized("the token refused the PIN")
+            session = token.open(rw=True)
+            shared.users += 1
+            return session
+        try:
+            session = token.open(rw=True, user_pin=pin)
+        except pkcs11.UserAlreadyLoggedIn:
+            # logged in by another user of the library in this process, not by an open
+            # backend: its PIN is known only if a backend made that login
+            known = _LOGINS.get(login)
+            if known is None or not hmac.compare_digest(known, _pin_digest(pin)):
+                raise Unauthorized("the token refused the PIN") from None
+            session = token.open(rw=True)
+            _SHARED[login] = _SharedLogin(None)  # whoever logged in logs out
+            return session
+        _LOGINS[login] = _pin_digest(pin)
+        _SHARED[login] = _SharedLogin(session)
+        return session
+
     def close(self) -> None:
-        """Close the session; a second close does nothing."""
+        """Close the session; a second close does nothing. The session that logged in stays
+        open, idle, while another backend of this process shares its login (closing it logs
+        every session of the process out); the last of them to close closes it."""
         with self._lock:
             self._objects.clear()
             self._publics.clear()
             if self._closed:
                 return
             self._closed = True
-            try:
-                self._session.close()
-            except pkcs11.PKCS11Error as exc:
-                raise StorageError(f"the token failed: {exc!r}") from exc
+            to_close: list[Any] = []
+            with _SHARED_LOCK:
+                shared = _SHARED.get(self._login)
+                if shared is None:  # never so: every open backend is counted
+                    to_close.append(self._session)
+                else:
+                    shared.users -= 1
+                    if self._session is not shared.holder:
+                        to_close.append(self._session)
+                    if shared.users == 0:
+                        del _SHARED[self._login]
+                        if shared.holder is not None:
+                            to_close.append(shared.holder)  # last: it logs out
+                try:
+                    for session in to_close:
+                        session.close()
+                except pkcs11.PKCS11Error as exc:
+                    raise StorageError(f"the token failed: {exc!r}") from exc
 
     def __enter__(self) -> Pkcs11Backend:
         return self

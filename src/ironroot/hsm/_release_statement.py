@@ -60,11 +60,13 @@ _DIGESTS: Final = ("recipient", "nonce", "ear", "wrapped")
 
 @dataclass(frozen=True, slots=True)
 class HsmRelease:
-    """What :meth:`ironroot.hsm.Hsm.release` returns: the key wrapped to the TEE, and the
-    release statement the HSM signed over it."""
+    """What :meth:`ironroot.hsm.Hsm.release` returns: the key wrapped to the TEE, the
+    release statement the HSM signed over it, and the released key's type (what the
+    statement states; ``None`` from a vault that does not say, whose caller then asks)."""
 
     wrapped: bytes = field(repr=False)
     statement: bytes = field(repr=False)
+    key_type: KeyType | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,12 +42,41 @@ from ironroot.hsm._selftest import (
 )
 from ironroot.hsm._storage import HsmStorage, check_secret
 
-__all__ = ["HsmState", "PendingRecord"]
+__all__ = ["CommitBudget", "HsmState", "PendingRecord"]
 
 # id(storage) -> the HSM object that holds it (a holder keeps its storage alive, so the id is
 # not reused while the holder lives).
 _HOLDERS: dict[int, weakref.ref[HsmState]] = {}
 _HOLDERS_LOCK = threading.Lock()
+
+
+class CommitBudget:
+    """A token bucket of commits (``HsmConfig.refusal_commit_rate`` a second, up to
+    ``refusal_commit_burst``), on the monotonic clock of this process: the HSM's own clock
+    may stand still or jump, and the budget is real time waited. Used under the HSM's lock."""
+
+    __slots__ = ("_burst", "_clock", "_rate", "_tokens", "_when")
+
+    def __init__(
+        self, rate: float, burst: int, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._rate = float(rate)
+        self._burst = float(burst)
+        self._clock = clock
+        self._tokens = self._burst
+        self._when = clock()
+
+    def take(self) -> float:
+        """Spend one commit and return 0, or return the seconds until one is there (nothing
+        is spent)."""
+        now = self._clock()
+        if now > self._when:
+            self._tokens = min(self._burst, self._tokens + (now - self._when) * self._rate)
+        self._when = now
+        if self._tokens >= 1.0:
+            self._tokens -= 1.0
+            return 0.0
+        return (1.0 - self._tokens) / self._rate
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +136,10 @@ class HsmState:
         self._in_flight = False
         self._durable_to = 0
         self._owed = threading.local()
+        # the log size a record that must not wait for the refusal budget needs durable (a
+        # grant), and the budget of commits that carry only refusals (``_audit_buffer``)
+        self._urgent_to = 0
+        self._refusal_budget = CommitBudget(config.refusal_commit_rate, config.refusal_commit_burst)
         self._audit_size = 0
         self._audit_head = ZERO_HASH
         self._audit_key = bytearray()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import hmac
+from collections.abc import Callable
 
 from cryptography.hazmat.primitives.asymmetric import mlkem, rsa
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
@@ -251,6 +252,7 @@ class WrapAndRelease(KeyOperations):
         ear: bytes,
         nonce: bytes,
         recipient: bytes | WrappingKey,
+        gate: Callable[[], None] | None = None,
     ) -> HsmRelease:
         """Release a key that has a release policy, wrapped to a TEE's key ``recipient``
         (ML-KEM or RSA SubjectPublicKeyInfo, or a :class:`~ironroot.hsm.WrappingKey`, which
@@ -268,8 +270,13 @@ class WrapAndRelease(KeyOperations):
         issued no earlier than ``nonce`` was (``ResultExpired`` ``result-predates-nonce``),
         binds ``nonce`` and ``recipient`` and is affirming (or warning, where the key allows:
         ``ironroot.hsm._release``); the key's own release policy holds on its claims
-        (``InvalidReleasePolicy``, ``ReleaseDenied``). Every refusal is audited with its code
-        and is durable before this returns, as is the release.
+        (``InvalidReleasePolicy``, ``ReleaseDenied``); last, ``gate``, when given, is called
+        (under the HSM's lock: it must not wait on another thread's use of this HSM): the
+        deployment's own condition on the release (the key service's ``ReleaseGate``), which
+        can only refuse — what it raises is the refusal, recorded with its code
+        (``internal-error`` for an exception that is not an ``IronrootError``), so that no
+        record says granted of a release the deployment withheld. Every refusal is audited
+        with its code and is durable before this returns, as is the release.
 
         The audit record binds the release (``ironroot.hsm._audit``, ``ReleaseBinding``): the
         SHA-256 of the statement returned, of the wrapping key and of the EAR; a refusal's
@@ -315,6 +322,8 @@ class WrapAndRelease(KeyOperations):
                 held=self._held_kids(),
             )
             self._policies.get(policy).evaluate(context)
+            if gate is not None:  # the deployment's say, last: its refusal is the record
+                gate()
             if self._attestation is None or not isinstance(self._attestation.obj, PrivateKey):
                 raise HsmErrorState("the HSM has no attestation key to sign the release with")
             wrapped = self._wrap_to(key, None, wrapping_key.key)
@@ -331,7 +340,7 @@ class WrapAndRelease(KeyOperations):
                 now=self._now(),
             )
             op.statement = hashlib.sha256(statement).digest()
-            return HsmRelease(wrapped, statement)
+            return HsmRelease(wrapped, statement, key.key_type)
 
     def _wrapping_key(self, recipient: object) -> WrappingKey | IronrootError:
         """``recipient`` as a checked wrapping key, or why it is none (to raise in turn)."""

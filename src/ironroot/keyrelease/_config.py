@@ -18,6 +18,8 @@
     credential_file = "keyrelease.credential"
     audit_segment_records = 100000           # audit records per archived segment (2-250000;
                                              #   sealed in the HSM: omitted, the HSM's own)
+    refusal_commit_rate = 20                 # commits a second that carry only refusals, for
+    refusal_commit_burst = 64                #   all clients together, after this burst
 
     [keyrelease.keys.db-key]                 # one table per releasable key, by name
     handle = "…"                             # its HSM handle (ironroot hsm key generate …
@@ -95,6 +97,8 @@ _HSM_SETTINGS: Final = frozenset(
         "identity",
         "credential_file",
         "audit_segment_records",
+        "refusal_commit_rate",
+        "refusal_commit_burst",
     )
 )
 
@@ -129,6 +133,10 @@ class KeyReleaseConfig:
     """``[keyrelease.hsm] audit_segment_records``: how many records the HSM's live audit log
     holds before it is archived as a segment (:class:`~ironroot.hsm.HsmConfig`: sealed in the
     HSM's store at power-up, so the CLI rotates at it too); ``None``: the HSM's own."""
+    refusal_commit_rate: float = HsmConfig().refusal_commit_rate
+    refusal_commit_burst: int = HsmConfig().refusal_commit_burst
+    """``[keyrelease.hsm] refusal_commit_rate`` and ``refusal_commit_burst``: the HSM's
+    budget of commits that carry only refusals (:class:`~ironroot.hsm.HsmConfig`)."""
 
     @contextlib.contextmanager
     def open(self, gate: ReleaseGate | None = None) -> Iterator[KeyReleaseService]:
@@ -144,6 +152,8 @@ class KeyReleaseConfig:
                     release_nonce_lifetime=self.nonce_lifetime,
                     release_challenges=self.challenges,
                     audit_segment_records=self.audit_segment_records,
+                    refusal_commit_rate=self.refusal_commit_rate,
+                    refusal_commit_burst=self.refusal_commit_burst,
                 ),
             )
             try:
@@ -243,8 +253,15 @@ def _load(base: Path) -> KeyReleaseConfig:
     if isinstance(keep, bool) or not isinstance(keep, int) or not 1 <= keep <= MAX_KEEP:
         raise ConfigError(f"keyrelease.keep_statements is a number from 1 to {MAX_KEEP}")
     segment = hsm.get("audit_segment_records")
+    defaults = HsmConfig()
+    rate = hsm.get("refusal_commit_rate", defaults.refusal_commit_rate)
+    burst = hsm.get("refusal_commit_burst", defaults.refusal_commit_burst)
     try:  # HsmConfig checks the range; the error names the setting as the file spells it
-        HsmConfig(audit_segment_records=segment)
+        HsmConfig(
+            audit_segment_records=segment,
+            refusal_commit_rate=rate,
+            refusal_commit_burst=burst,
+        )
     except ConfigError as exc:
         raise ConfigError(f"keyrelease.hsm.{exc.detail}") from exc
     admin = table.get("admin", "loopback")
@@ -267,6 +284,8 @@ def _load(base: Path) -> KeyReleaseConfig:
         challenges=ChallengeLimits.from_table(document.get("challenges")),
         keep_statements=keep,
         audit_segment_records=segment,
+        refusal_commit_rate=rate,
+        refusal_commit_burst=burst,
     )
 
 

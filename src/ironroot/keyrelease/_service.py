@@ -13,10 +13,12 @@ A crypto user of the HSM has no way around the decision: there is no caller-supp
 A :class:`ReleaseGate` given to the service may refuse a request before the HSM sees it — the
 deployment's own conditions, which the HSM cannot know: a fleet refuses keys to the VMs of a
 node it quarantined (:class:`ironroot.fleet.FleetReleaseGate`). A gate can only refuse; the
-HSM still makes every check of the release. The gate is asked again once the HSM has released,
-before the key is handed out or its statement kept: a condition that changed while the HSM
-decided (a quarantine committed meanwhile) refuses the release too, and the wrapped key is
-dropped.
+HSM still makes every check of the release. The gate is asked again inside the HSM's decision
+(:meth:`~ironroot.hsm.Hsm.release`'s ``gate``), once every check of the HSM passed and
+before the release is recorded: a condition that changed while the HSM decided (a quarantine
+committed meanwhile) refuses the release too, no key is wrapped, and the HSM's audit record
+of the release is that refusal, with the gate's code — never a grant of a key that did not
+leave.
 
 Given a :class:`~ironroot.keyrelease.ReleaseStatements` store, the service keeps each release
 statement it hands out, durably, before it returns the key (``StorageError`` and no key when
@@ -91,10 +93,19 @@ class KeyVault(Protocol):
     def challenge(self, client: str | None = None) -> tuple[bytes, int]: ...
 
     def release(
-        self, handle: str, *, ear: bytes, nonce: bytes, recipient: WrappingKey
+        self,
+        handle: str,
+        *,
+        ear: bytes,
+        nonce: bytes,
+        recipient: WrappingKey,
+        gate: Callable[[], None] | None = None,
     ) -> HsmRelease:
         """Release ``handle`` wrapped to ``recipient``, the TEE's wrapping key (checked when
-        it was made: the vault need not check it again), or raise why not."""
+        it was made: the vault need not check it again), or raise why not. ``gate``, when
+        given (the service passes it only when it has a :class:`ReleaseGate`), is asked last,
+        once the vault decided to release and before its decision is recorded: what it
+        raises refuses the release and is what the vault's audit records."""
         ...
 
     def key_type(self, handle: str) -> KeyType: ...
@@ -124,9 +135,17 @@ class HsmVault:
         return self._hsm.release_challenge(self._session, client)
 
     def release(
-        self, handle: str, *, ear: bytes, nonce: bytes, recipient: WrappingKey
+        self,
+        handle: str,
+        *,
+        ear: bytes,
+        nonce: bytes,
+        recipient: WrappingKey,
+        gate: Callable[[], None] | None = None,
     ) -> HsmRelease:
-        return self._hsm.release(self._session, handle, ear=ear, nonce=nonce, recipient=recipient)
+        return self._hsm.release(
+            self._session, handle, ear=ear, nonce=nonce, recipient=recipient, gate=gate
+        )
 
     def key_type(self, handle: str) -> KeyType:
         found = self._types.get(handle)
@@ -217,21 +236,34 @@ class KeyReleaseService:
         # checked when it was made (WrappingKey.__post_init__), before the HSM redeems the
         # nonce; the HSM takes it as it is, without checking it again
         wrapping_key = request.wrapping_key
-        if self.gate is not None:
-            self.gate(name, request)
-        released = self.vault.release(
-            entry.handle,
-            ear=request.ear,
-            nonce=request.nonce,
-            recipient=wrapping_key,
-        )
-        if self.gate is not None:  # again: the deployment may have changed its mind meanwhile
-            self.gate(name, request)
+        gate = self.gate
+        if gate is None:
+            released = self.vault.release(
+                entry.handle, ear=request.ear, nonce=request.nonce, recipient=wrapping_key
+            )
+        else:
+            gate(name, request)
+            # asked again inside the vault's decision, last: a condition that changed while
+            # the HSM decided refuses the release, and the HSM's audit records that refusal,
+            # never a grant of a key that did not leave (module docs)
+            released = self.vault.release(
+                entry.handle,
+                ear=request.ear,
+                nonce=request.nonce,
+                recipient=wrapping_key,
+                gate=lambda: gate(name, request),
+            )
+        # the type the HSM released, not asked of it again: once it granted, nothing asked of
+        # it may fail before the key is handed out (a key deleted meanwhile would leave a
+        # granted record and no key handed out)
+        key_type = released.key_type
+        if key_type is None:  # a vault that does not say
+            key_type = self.vault.key_type(entry.handle)
         if self.statements is not None:
             self.statements.keep(entry.name, released.statement)
         return ReleasedKey(
             kid=entry.name,
-            key_type=self.vault.key_type(entry.handle),
+            key_type=key_type,
             alg=wrap_algorithm(wrapping_key.kind),
             recipient=wrapping_key.digest,
             nonce=request.nonce,
