@@ -105,7 +105,7 @@ def test_fuse_verbs_and_their_refusals(
     assert main([*fuse, "lifecycle", "manufacturing"]) == 1
     assert main([*fuse, "vendor-key-hash", "ab" * 48]) == 1  # already fused, other value
     assert snapshot(dev) == before
-    assert main([*fuse, "revoke-pqc", "1"]) == 0
+    assert main([*fuse, "revoke-pqc", "1", "--key-count", "2"]) == 0
     assert main([*fuse, "owner-key-hash", "cd" * 48]) == 0
     assert main([*fuse, "anti-rollback-disable"]) == 0
     assert main([*fuse, "lock-debug"]) == 0
@@ -114,6 +114,26 @@ def test_fuse_verbs_and_their_refusals(
     assert fuses.pqc_revocation == 0b10
     assert fuses.owner_key_hash == b"\xcd" * 48
     assert fuses.anti_rollback_disabled
+
+
+def test_revoke_without_key_count_is_a_usage_error(
+    setup: tuple[Path, Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``rot fuse revoke-*`` used to assume every slot (4 ECC, 32 PQC) holds a key: on a
+    product of 2 ECC keys, revoking key 1 after key 0 left no usable key (the device could
+    boot nothing) and was accepted. The count is now required: exit 2, no fuse written."""
+    _ca, dev, _bundle = setup
+    fuse = ["rot", "fuse", "--device", str(dev)]
+    before = snapshot(dev)
+    for which in ("revoke-ecc", "revoke-pqc"):
+        with pytest.raises(SystemExit) as exc:
+            main([*fuse, which, "1"])
+        assert exc.value.code == 2
+        assert "--key-count" in capsys.readouterr().err
+    assert snapshot(dev) == before
+    assert main([*fuse, "revoke-ecc", "0", "--key-count", "2"]) == 0
+    assert main([*fuse, "revoke-ecc", "1", "--key-count", "2"]) == 1  # the last usable key
+    assert Device(dev).fuses.ecc_revocation == 0b01
 
 
 def test_a_refused_boot_exits_1_and_keeps_the_state(

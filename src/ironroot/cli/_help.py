@@ -51,7 +51,7 @@ EXAMPLES: Final[dict[str, str]] = {
     "rot derive-child": "ironroot rot derive-child --device dev --measurement HEX --label cvm "
     "--out cvm",
     "rot show": "ironroot rot show --device dev --json",
-    "rot fuse": "ironroot rot fuse --device dev revoke-ecc 1",
+    "rot fuse": "ironroot rot fuse --device dev revoke-ecc 1 --key-count 2",
     "rot counter show": "ironroot rot counter show --device dev hsm",
     "rot counter increment": "ironroot rot counter increment --device dev hsm",
     "spdm device-init": "ironroot spdm device-init spdm-dev --algorithm p384",

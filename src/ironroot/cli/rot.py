@@ -285,7 +285,13 @@ def _register_device_verbs(verbs: Any) -> None:
     for which in ("ecc", "pqc"):
         revoke = writes.add_parser(f"revoke-{which}", help=f"revoke a vendor {which} key slot")
         revoke.add_argument("index", type=int)
-        revoke.add_argument("--key-count", type=int, help="keys the product uses (default: all)")
+        revoke.add_argument(
+            "--key-count",
+            type=int,
+            required=True,
+            help=f"{which.upper()} keys the product's descriptor lists (required: revoking the"
+            " last of them is refused, and slots beyond them hold no key)",
+        )
     for which in ("vendor-key-hash", "owner-key-hash"):
         value = writes.add_parser(which, help=f"fuse the {which.replace('-', ' ')}")
         value.add_argument("hex")
@@ -486,13 +492,9 @@ def _fuse(args: argparse.Namespace) -> int:
         if write == "svn":
             return fuses.advance_svn(args.value)
         if write == "revoke-ecc":
-            return fuses.revoke_ecc_key(
-                args.index, key_count=4 if args.key_count is None else args.key_count
-            )
+            return fuses.revoke_ecc_key(args.index, key_count=args.key_count)
         if write == "revoke-pqc":
-            return fuses.revoke_pqc_key(
-                args.index, key_count=32 if args.key_count is None else args.key_count
-            )
+            return fuses.revoke_pqc_key(args.index, key_count=args.key_count)
         if write == "vendor-key-hash":
             return fuses.program_vendor_key_hash(parse_hex(args.hex, "the vendor key hash"))
         if write == "owner-key-hash":
