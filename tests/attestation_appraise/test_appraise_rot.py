@@ -261,6 +261,36 @@ def test_svn_below_the_logged_minimum(world: World, tmp_path: Path) -> None:
     assert _appraise(world, device.quote(nonce), nonce, alone)[0].status is TrustTier.AFFIRMING
 
 
+def test_a_policy_without_the_svn_rule_still_refuses_a_rollback(
+    world: World, tmp_path: Path
+) -> None:
+    """A logged minimum SVN was enforced only by the ``svn`` rule: a custom policy without
+    it affirmed a device booted on firmware below the floor. Rollback protection is not a
+    policy option: evidence below the logged minimum is executables 96 under any policy."""
+    world.release("old", svn=2, runtime=RUNTIME + b"old")
+    world.release("new", svn=7, runtime=RUNTIME + b"new")
+    device = world.device(tmp_path / "d", "old")
+    mapping = DEFAULT_POLICY.to_mapping()
+    mapping["rules"] = [r for r in mapping["rules"] if r["name"] != "svn"]
+    policy = AppraisalPolicy.from_mapping({**mapping, "name": "no-svn-rule"})
+    endorsements = world.endorsements(["old", "new"], ["old", "new"])
+    nonce = _nonce()
+    result = appraise_evidence(
+        device.quote(nonce), endorsements, policy=policy, nonce=nonce, now=NOW
+    )
+    appraisal = result.submods["ironroot"]
+    assert result.status is TrustTier.CONTRAINDICATED
+    assert appraisal.trust_vector["executables"] == AR4SI.CONTRAINDICATED_RUNTIME
+    assert appraisal.reasons == (
+        "svn: SVN 2 is below the logged minimum 7 (refused under any policy)",
+    )
+    # the same policy affirms the device when no newer release is logged
+    alone = world.endorsements(["old"], ["old"])
+    nonce = _nonce()
+    result = appraise_evidence(device.quote(nonce), alone, policy=policy, nonce=nonce, now=NOW)
+    assert result.status is TrustTier.AFFIRMING
+
+
 def test_a_release_s_digests_claiming_a_higher_svn_are_not_that_release(
     world: World, tmp_path: Path
 ) -> None:

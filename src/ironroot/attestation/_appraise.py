@@ -63,7 +63,13 @@ from cryptography import x509
 
 from ironroot import __version__
 from ironroot.attestation._endorsements import Endorsements, ReferenceValue, _product
-from ironroot.attestation._policy import DEFAULT_POLICY, AppraisalPolicy
+from ironroot.attestation._policy import (
+    DEFAULT_POLICY,
+    SVN_RULE,
+    AppraisalPolicy,
+    RuleFailure,
+    fill_reason,
+)
 from ironroot.attestation._releases import common_releases
 from ironroot.attestation.evidence import (
     EVIDENCE_FORMATS,
@@ -394,6 +400,10 @@ def appraise(
     annotated = _annotated(evidence)  # once: the policy's variables and the EAR's evidence
     context = _context(evidence, endorsements, policy, nonce, annotated, now=now)
     failures = policy.evaluate(context)
+    if context["svn"] < context["min_svn"] and not any(f.rule == SVN_RULE for f in failures):
+        # rollback below a logged floor is not a policy option: the default's rule, mandatory
+        reason = f"{SVN_RULE.name}: {fill_reason(SVN_RULE.reason, context)}"
+        failures += (RuleFailure(SVN_RULE, f"{reason} (refused under any policy)"),)
     vector: dict[str, int] = {}
     for failure in failures:
         category = failure.rule.category

@@ -129,7 +129,8 @@ def _format_value(value: object) -> str:
     return str(value)
 
 
-def _fill(template: str, context: Mapping[str, Any]) -> str:
+def fill_reason(template: str, context: Mapping[str, Any]) -> str:
+    """``template`` with each ``{name}`` replaced by the context variable ``name``."""
     return _PLACEHOLDER.sub(
         lambda m: _format_value(context[m.group(1)]) if m.group(1) in context else m.group(0),
         template,
@@ -301,7 +302,7 @@ class AppraisalPolicy:
             outcome = results.get(rule.name)
             if outcome is True:
                 continue
-            reason = f"{rule.name}: {_fill(rule.reason, context)}"
+            reason = f"{rule.name}: {fill_reason(rule.reason, context)}"
             if isinstance(outcome, Exception):
                 reason += f" (the check could not be evaluated: {outcome})"
             failures.append(RuleFailure(rule, reason))
@@ -418,6 +419,16 @@ _OUT_OF_DATE_TCB: Final = (
     "Revoked",
 )
 
+SVN_RULE: Final = PolicyRule(
+    "svn",
+    "svn >= min_svn",
+    "executables",
+    AR4SI.CONTRAINDICATED_RUNTIME,
+    "SVN {svn} is below the logged minimum {min_svn}",
+)
+"""The default policy's ``svn`` rule. Appraisal applies it under every policy: evidence below
+a logged minimum SVN is a rollback whatever rules a policy keeps (``_appraise.appraise``)."""
+
 _DEFAULT_RULES: Final = (
     PolicyRule(
         "chain",
@@ -472,13 +483,7 @@ _DEFAULT_RULES: Final = (
         AR4SI.UNRECOGNIZED_RUNTIME,
         "no logged reference value for {unmatched}",
     ),
-    PolicyRule(
-        "svn",
-        "svn >= min_svn",
-        "executables",
-        AR4SI.CONTRAINDICATED_RUNTIME,
-        "SVN {svn} is below the logged minimum {min_svn}",
-    ),
+    SVN_RULE,
     PolicyRule(
         "tcb-status",
         f"!(tcb_status in {json.dumps(list(_OUT_OF_DATE_TCB))})",
