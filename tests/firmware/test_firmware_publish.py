@@ -3,24 +3,50 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
+import os
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
+import pyhsslms  # type: ignore[import-untyped]
 import pytest
-from _fw_helpers import FMC, NOT_AFTER, NOT_BEFORE, NOW, RUNTIME, Vendor, flip, mldsa_vendor
+from _fw_helpers import (
+    FMC,
+    LMS_TEST_LIMITS,
+    NOT_AFTER,
+    NOT_BEFORE,
+    NOW,
+    RUNTIME,
+    Vendor,
+    flip,
+    mldsa_vendor,
+)
 
 from ironroot.corim import Corim, Digest, Svn
 from ironroot.cose import SignedStatement, verify_transparent_statement
-from ironroot.crypto import Algorithm, PrivateKey
-from ironroot.errors import ConfigError, DigestMismatch, KeyDescriptorMismatch, ManifestExpired
+from ironroot.crypto import Algorithm, LmsPublicKey, PrivateKey
+from ironroot.errors import (
+    ConfigError,
+    DigestMismatch,
+    KeyDescriptorMismatch,
+    ManifestExpired,
+    StateReuse,
+)
 from ironroot.firmware import (
     MANIFEST_CONTENT_TYPE,
+    BundlePolicy,
     FirmwareBundle,
+    PqcKeyType,
+    check_lms_leaf_reuse,
+    lms_leaves,
     manifest_statement,
     publish_bundle,
     reference_corim,
     reference_statement,
+    verify_bundle,
     write_published,
 )
 from ironroot.transparency import (
@@ -254,3 +280,128 @@ def test_publish_takes_the_product_key_descriptor_hash(
         publish_bundle(
             bundle, _Refusing(), statement_key, iss=ISS, sub=SUB, vendor_key_descriptor_hash=b"x"
         )
+
+
+class _RestoredLms:
+    """An LMS signer whose state was restored from a copy (a VM snapshot, a backup made
+    without Ironroot's state file): every signature uses leaf 0 again. ``pyhsslms``'s own
+    key, so no Ironroot state file or counter is there to refuse it."""
+
+    algorithm = Algorithm.HSS_LMS
+
+    def __init__(self) -> None:
+        self._seed, self._ident = os.urandom(24), os.urandom(16)
+        self._public = LmsPublicKey(b"\0\0\0\1" + self._key().publicKey().serialize())
+
+    def _key(self) -> Any:
+        return pyhsslms.LmsPrivateKey(
+            pyhsslms.lms_sha256_m24_h5, pyhsslms.lmots_sha256_n24_w4, self._seed, self._ident
+        )
+
+    @property
+    def kid(self) -> bytes:
+        return self._public.kid
+
+    def sign(self, data: bytes) -> bytes:
+        return b"\0\0\0\0" + bytes(self._key().sign(data))
+
+    def verifier(self) -> LmsPublicKey:
+        return self._public
+
+
+class _Recording:
+    """A registrar that accepts every statement and records it."""
+
+    def __init__(self) -> None:
+        self.registered: list[bytes] = []
+
+    def register(self, statement: bytes) -> Any:
+        self.registered.append(statement)
+        return SimpleNamespace(entry_id=str(len(self.registered)), transparent_statement=statement)
+
+
+def test_publish_refuses_a_release_whose_lms_leaf_an_earlier_release_used(
+    statement_key: PrivateKey,
+) -> None:
+    """Two releases signed with one LMS one-time key (a restored signer state) both verify:
+    no device can tell. Publication, given the product's earlier release bundles, finds two
+    signatures by one LMS key with one leaf over different headers and refuses the second
+    (``StateReuse``) before anything is registered: the second signature, which with the
+    first lets anyone forge that leaf's signatures, is not made public by the vendor."""
+    vendor = Vendor(
+        ecc=[PrivateKey.generate(Algorithm.ES384)],
+        pqc=[_RestoredLms()],
+        pqc_type=PqcKeyType.LMS,
+        limits=LMS_TEST_LIMITS,
+    )
+    first, second = (vendor.sign(vendor.build(svn=svn)) for svn in (5, 6))
+    policy = BundlePolicy(
+        now=NOW, vendor_key_descriptor_hash=vendor.descriptor_hash, limits=LMS_TEST_LIMITS
+    )
+    assert verify_bundle(first, policy).svn == 5  # the verifier accepts both: the gap
+    assert verify_bundle(second, policy).svn == 6
+    ((leaf,),) = (lms_leaves(first, LMS_TEST_LIMITS),)
+    assert (leaf.role, leaf.leaf) == ("vendor", 0)
+    registrar = _Recording()
+    publish = functools.partial(
+        publish_bundle,
+        client=registrar,
+        signer=statement_key,
+        iss=ISS,
+        sub=SUB,
+        limits=LMS_TEST_LIMITS,
+    )
+    publish(first)
+    assert len(registrar.registered) == 2
+    with pytest.raises(StateReuse, match="leaf 0") as exc:
+        publish(second, published=[first])
+    assert exc.value.code == "state-reuse"
+    assert len(registrar.registered) == 2  # nothing more registered
+    publish(first, published=[first])  # the same release again: the same signature, no reuse
+    assert len(registrar.registered) == 4
+
+
+def test_one_lms_leaf_as_vendor_and_owner_signature_is_reuse() -> None:
+    """One LMS key may sign as vendor and owner, with two leaves: one leaf for both is reuse,
+    found within the one bundle."""
+    restored = _RestoredLms()
+    vendor = Vendor(
+        ecc=[PrivateKey.generate(Algorithm.ES384)],
+        pqc=[restored],
+        pqc_type=PqcKeyType.LMS,
+        limits=LMS_TEST_LIMITS,
+    )
+    owner = (PrivateKey.generate(Algorithm.ES384), restored)
+    bundle = vendor.sign(vendor.build(), owner_signers=owner)
+    assert [leaf.role for leaf in lms_leaves(bundle, LMS_TEST_LIMITS)] == ["vendor", "owner"]
+    with pytest.raises(StateReuse):
+        check_lms_leaf_reuse([bundle], limits=LMS_TEST_LIMITS)
+
+
+def test_cli_publish_refuses_a_release_reusing_an_earlier_release_s_lms_leaf(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``firmware publish --published EARLIER``: exit 1, ``state-reuse``, nothing written and
+    nothing registered (no service is listening: the refusal comes first)."""
+    from ironroot.cli import main
+
+    statement_key = PrivateKey.generate(Algorithm.ES384)
+    key_file = tmp_path / "statement.key"
+    key_file.write_bytes(statement_key.to_pem())
+    vendor = Vendor(
+        ecc=[PrivateKey.generate(Algorithm.ES384)],
+        pqc=[_RestoredLms()],
+        pqc_type=PqcKeyType.LMS,
+        limits=LMS_TEST_LIMITS,
+    )
+    first, second = tmp_path / "first.bin", tmp_path / "second.bin"
+    first.write_bytes(vendor.sign(vendor.build(svn=5)))
+    second.write_bytes(vendor.sign(vendor.build(svn=6)))
+    out = tmp_path / "release"
+    argv = ["firmware", "publish", str(second), "--url", "http://127.0.0.1:9"]
+    argv += ["--key", str(key_file), "--iss", ISS, "--sub", SUB, "--out-dir", str(out)]
+    argv += ["--at", NOW.isoformat(), "--vendor-key-hash", vendor.descriptor_hash.hex()]
+    argv += ["--lms-params", "SHA256-N24-H5-W4", "--published", str(first)]
+    assert main(argv) == 1
+    assert "state-reuse" in capsys.readouterr().err
+    assert not any(out.iterdir()) if out.exists() else True

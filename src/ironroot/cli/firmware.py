@@ -146,6 +146,15 @@ def register(sub: Any) -> None:
         required=True,
         help="the product's fused key descriptor hash (hex), which the bundle's must be",
     )
+    pub.add_argument(
+        "--published",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="BUNDLE",
+        help="an earlier release bundle of the product (repeatable): a bundle whose LMS"
+        " signature reuses a leaf one of them used is refused (state-reuse, exit 1)",
+    )
     pub.add_argument("--json", action="store_true")
     _lms_option(pub)
     add_client_options(pub)
@@ -418,6 +427,7 @@ def _publish(args: argparse.Namespace) -> int:
     now = now_or(args.at)
     vendor_key_hash = parse_hex(args.vendor_key_hash, "--vendor-key-hash")
     bundle = _read_bundle(args.bundle)
+    published = [_read_bundle(path) for path in args.published]
     signer = load_signer(args.key)
     name = args.bundle.name
     for suffix in _BUNDLE_SUFFIXES:
@@ -426,7 +436,7 @@ def _publish(args: argparse.Namespace) -> int:
     # and a retry after a failed write would register the statements a second time.
     manifest_path, corim_path = _out_dir(args.out_dir, name)
     with TransparencyClient(url(args), token=token(args), verify=client_tls(args)) as client:
-        published = firmware.publish_bundle(
+        release = firmware.publish_bundle(
             bundle,
             client,
             signer,
@@ -437,13 +447,14 @@ def _publish(args: argparse.Namespace) -> int:
             limits=_limits(args),
             now=now,
             vendor_key_descriptor_hash=vendor_key_hash,
+            published=published,
         )
-    write_output(manifest_path, published.manifest_statement)
-    write_output(corim_path, published.corim_statement)
+    write_output(manifest_path, release.manifest_statement)
+    write_output(corim_path, release.corim_statement)
     doc = {
-        "manifest_digest": published.manifest_digest.hex(),
-        "manifest_entry_id": published.manifest_entry_id,
-        "corim_entry_id": published.corim_entry_id,
+        "manifest_digest": release.manifest_digest.hex(),
+        "manifest_entry_id": release.manifest_entry_id,
+        "corim_entry_id": release.corim_entry_id,
         "manifest_statement": str(manifest_path),
         "corim_statement": str(corim_path),
     }

@@ -16,6 +16,7 @@ from ironroot._lazy import lazy_package
 if TYPE_CHECKING:
     from ironroot.firmware._build import Component, build_bundle, sign_bundle
     from ironroot.firmware._keys import key_descriptor_hash
+    from ironroot.firmware._leaves import LmsLeaf, check_lms_leaf_reuse, lms_leaves
     from ironroot.firmware._manifest import (
         DEFAULT_LIMITS,
         FMC_ID,
@@ -72,6 +73,7 @@ __all__ = [
     "FirmwareBundle",
     "FirmwareLimits",
     "KeyDescriptor",
+    "LmsLeaf",
     "Manifest",
     "ManifestHeader",
     "Measurement",
@@ -85,8 +87,10 @@ __all__ = [
     "VerifiedManifest",
     "build_bundle",
     "check_bundle",
+    "check_lms_leaf_reuse",
     "field_offsets",
     "key_descriptor_hash",
+    "lms_leaves",
     "manifest_statement",
     "publish_bundle",
     "reference_corim",

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -21,6 +22,7 @@ from typing import Protocol
 from ironroot._fileio import write_atomic
 from ironroot.crypto import Signer
 from ironroot.errors import ConfigError
+from ironroot.firmware._leaves import check_lms_leaf_reuse
 from ironroot.firmware._manifest import DEFAULT_LIMITS, FirmwareBundle, FirmwareLimits
 from ironroot.firmware._reference import manifest_statement, reference_statement
 from ironroot.firmware._verify import BundlePolicy, verify_bundle
@@ -63,6 +65,7 @@ def publish_bundle(
     limits: FirmwareLimits = DEFAULT_LIMITS,
     now: dt.datetime | None = None,
     vendor_key_descriptor_hash: bytes | None = None,
+    published: Iterable[bytes] = (),
 ) -> PublishedFirmware:
     """Self-check ``bundle``, then register its manifest and reference-value statements.
 
@@ -75,6 +78,11 @@ def publish_bundle(
     and owner not-before), or at ``now`` if that is later: a release may be published ahead
     of its dates, but not once its validity has ended at ``now``, nor when its vendor and
     owner windows never overlap (``ManifestExpired``; nothing is registered).
+
+    ``published``: the product's earlier release bundles. An LMS signature of ``bundle`` made
+    with a leaf one of them (or ``bundle`` itself) signed with already is ``StateReuse``
+    and nothing is registered (:func:`check_lms_leaf_reuse`): the log holds manifest digests,
+    not signatures, so only the bundles show a one-time key used twice.
     """
     if now is not None and (not isinstance(now, dt.datetime) or now.tzinfo is None):
         raise ConfigError("now must be a timezone-aware datetime")
@@ -93,6 +101,7 @@ def publish_bundle(
             limits=limits,
         ),
     )
+    check_lms_leaf_reuse([*published, bundle], limits=limits)
     manifest = client.register(manifest_statement(bundle, signer, iss=iss, sub=sub, limits=limits))
     corim = client.register(
         reference_statement(
