@@ -246,6 +246,21 @@ def test_anti_rollback_claim_of_a_good_device(world: World, good_device: Device)
     assert claims.identity["anti_rollback"] == "enabled"
 
 
+def test_owner_key_claim_says_whether_an_owner_key_hash_is_fused(
+    world: World, good_device: Device
+) -> None:
+    """Without a fused owner key hash the RoT boots a bundle whatever owner keys it carries
+    (as Caliptra does): the owner signatures prove only that whoever added those keys signed.
+    The ROM measures whether an owner hash is fused, but the claims did not say it, so an
+    appraiser could not tell an owner-bound device from one taking any owner key."""
+    nonce = _nonce()
+    claims = verify_rot_quote(
+        good_device.quote(nonce), trust_anchors=world.ca.trust_anchors, nonce=nonce, now=NOW
+    )
+    assert claims.identity["owner_key"] == "unfused"
+    assert claims.raw["owner_key_fused"] is False
+
+
 def test_svn_below_the_logged_minimum(world: World, tmp_path: Path) -> None:
     world.release("old", svn=2, runtime=RUNTIME + b"old")
     world.release("new", svn=7, runtime=RUNTIME + b"new")

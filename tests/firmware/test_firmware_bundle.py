@@ -39,6 +39,7 @@ from ironroot.firmware import (
     FirmwareBundle,
     PqcKeyType,
     UnsignedBundle,
+    check_bundle,
     field_offsets,
     verify_bundle,
 )
@@ -253,10 +254,16 @@ def test_owner_signed_bundle(tmp_path: Path) -> None:
     )
     assert verified.owner_key_hash == owner_hash
     assert dict((m.name, m.value) for m in verified.measurements())["owner-key-hash"] == owner_hash
-    # without a fused owner hash the owner signatures are still required and checked
-    assert verify_bundle(
-        bundle, BundlePolicy(now=NOW, vendor_key_descriptor_hash=vendor.descriptor_hash)
-    )
+    assert verified.owner_key_bound
+    # without a fused owner hash the owner signatures are still required and checked, but
+    # the keys are the bundle's own: bound to nothing, which the result and report say
+    policy = BundlePolicy(now=NOW, vendor_key_descriptor_hash=vendor.descriptor_hash)
+    unbound = verify_bundle(bundle, policy)
+    assert unbound.owner_key_hash == owner_hash
+    assert not unbound.owner_key_bound
+    (check,) = [c for c in check_bundle(bundle, policy).checks if c.name == "owner-key"]
+    assert check.passed
+    assert "bound to nothing" in check.detail
 
 
 def test_lms_owner_signed_bundle(tmp_path: Path) -> None:

@@ -15,7 +15,8 @@ stopping at the first failure:
    ``AlgorithmNotAccepted`` for an LMS parameter set the limits do not admit;
 5. ``owner-key`` / ``owner-ecc-signature`` / ``owner-pqc-signature``: when an owner key hash is
    fused the owner keys must match it (``OwnerKeyMismatch``); when owner keys are present both
-   owner signatures are required and must verify;
+   owner signatures are required and must verify. Without a fused owner key hash the bundle's
+   owner keys are bound to nothing (:attr:`VerifiedManifest.owner_key_bound` is ``False``);
 6. ``toc-digest``: SHA-384 of the TOC is the header's TOC digest — ``DigestMismatch``;
 7. ``component:<id>``: SHA-384 of every component is its TOC digest — ``DigestMismatch``
    (bounds and contiguity are parse checks: ``MalformedFirmware``);
@@ -125,6 +126,11 @@ class VerifiedManifest:
     validity_problem: str | None = None
     """Why the manifest is outside its validity dates at ``now`` (the ``ManifestExpired``
     detail), when the policy reported it instead of refusing; ``None`` when within them."""
+    owner_key_bound: bool = False
+    """Whether the owner keys matched a fused owner key hash. ``False`` with
+    :attr:`owner_key_hash` set: no owner key hash is fused and the bundle's owner keys, whose
+    signatures verified, are bound to nothing (any owner key is accepted, as in Caliptra; the
+    RoT measures the fact in its ``device-status`` event)."""
 
     @property
     def pqc_key_type(self) -> PqcKeyType:
@@ -423,8 +429,11 @@ class _Run:
     def owner_key(self) -> str:
         expected = self.policy.owner_key_hash
         if expected is None:
-            return "no owner key hash fused" + (
-                " (owner keys present)" if self.owner_key_hash else ""
+            if self.owner_key_hash is None:
+                return "no owner key hash fused, no owner keys"
+            return (
+                f"no owner key hash fused: the bundle's owner keys ({self.owner_key_hash.hex()})"
+                " are bound to nothing (any owner key is accepted)"
             )
         if self.owner_key_hash is None:
             raise OwnerKeyMismatch("an owner key hash is fused but the bundle has no owner keys")
@@ -522,6 +531,8 @@ class _Run:
             manifest_digest=hashlib.sha384(self.data[: manifest.size]).digest(),
             svn=manifest.header.svn,
             validity_problem=self.validity_problem,
+            owner_key_bound=self.owner_key_hash is not None
+            and self.policy.owner_key_hash == self.owner_key_hash,
         )
 
 

@@ -173,6 +173,7 @@ class QuoteClaims:
             "svn": self.svn,
             "lifecycle": self.lifecycle.label,
             "debug_locked": self.debug_locked,
+            "owner_key_fused": self.owner_key_fused,
             "ecc_chain": [c.subject for c in self.ecc_chain],
             "mldsa_chain": [c.subject for c in self.mldsa_chain],
         }

@@ -17,7 +17,10 @@ model every appraisal policy is written against:
     its trusted roots), and ``anti_rollback``: ``enabled`` or ``disabled`` from the
     ``device-status`` event the ROM extended into PCR0 (its third byte), ``unknown`` when the
     signed PCR log has no well-formed one. The default policy's ``anti-rollback`` rule refuses
-    to affirm a device that is not ``enabled``.
+    to affirm a device that is not ``enabled``. ``owner_key``: ``fused`` or ``unfused`` from
+    the same event (its last byte; ``unknown`` without one): ``unfused`` means the RoT took
+    whatever owner keys the bundle carried, so its ``owner-key-hash`` event names keys no
+    fuse vouches for.
 
 :func:`verify_rot_quote` verifies a quote (``ironroot.rot.verify_quote``, the reference
 verifier) and converts it. With a :class:`RotChainCache` it skips what a previous quote with
@@ -145,6 +148,13 @@ def _anti_rollback(claims: QuoteClaims) -> str:
     return "unknown" if disabled is None else "disabled" if disabled else "enabled"
 
 
+def _owner_key(claims: QuoteClaims) -> str:
+    """``fused``/``unfused`` (the bundle's owner keys, if any, bound to nothing) from the
+    ROM's device-status event, else ``unknown``."""
+    fused = claims.owner_key_fused
+    return "unknown" if fused is None else "fused" if fused else "unfused"
+
+
 def quote_claims(
     claims: QuoteClaims, *, root: str = "", valid_until: dt.datetime | None = None
 ) -> EvidenceClaims:
@@ -170,6 +180,7 @@ def quote_claims(
             "vendor_ca": idevid.issuer or "",
             "root": root,
             "anti_rollback": _anti_rollback(claims),
+            "owner_key": _owner_key(claims),
         },
         signer=claims.ecc_chain[-1].subject,
         raw=JsonReady(claims.to_json()),  # QuoteClaims.to_json is JSON-ready by contract
