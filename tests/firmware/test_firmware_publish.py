@@ -22,6 +22,7 @@ from _fw_helpers import (
     RUNTIME,
     Vendor,
     flip,
+    lms_vendor,
     mldsa_vendor,
 )
 
@@ -405,3 +406,18 @@ def test_cli_publish_refuses_a_release_reusing_an_earlier_release_s_lms_leaf(
     assert main(argv) == 1
     assert "state-reuse" in capsys.readouterr().err
     assert not any(out.iterdir()) if out.exists() else True
+
+
+def test_releases_of_one_lms_key_on_distinct_leaves_are_no_reuse(tmp_path: Path) -> None:
+    """The check is not a false alarm: a key whose state advanced signs each release with a
+    new leaf, vendor and owner included; an ML-DSA-87 bundle has no LMS leaves."""
+    vendor = lms_vendor(tmp_path, pqc_count=1)
+    owner = (PrivateKey.generate(Algorithm.ES384), vendor.pqc[0])
+    first = vendor.sign(vendor.build(svn=5))
+    second = vendor.sign(vendor.build(svn=6), owner_signers=owner)
+    leaves = [(x.role, x.leaf) for b in (first, second) for x in lms_leaves(b, LMS_TEST_LIMITS)]
+    assert [role for role, _ in leaves] == ["vendor", "vendor", "owner"]
+    assert sorted(leaf for _, leaf in leaves) == [0, 1, 2]
+    check_lms_leaf_reuse([first, second, first], limits=LMS_TEST_LIMITS)
+    plain = mldsa_vendor()
+    assert lms_leaves(plain.sign(plain.build())) == ()
