@@ -876,7 +876,6 @@ class AdmissionAuthority:
         self,
         appraisal: NodeAppraisal,
         evidence: bytes,
-        detail: Mapping[str, Any],
         held: str,
         now: dt.datetime,
     ) -> None:
@@ -885,7 +884,8 @@ class AdmissionAuthority:
         attests a held node once a period, not at every round."""
         self._store_ear(appraisal, evidence, now)
         self.fleet.note_attested(appraisal.node, now=now)
-        self.fleet.record(appraisal.node, "admission-held", {**detail, "hold": held}, now=now)
+        detail = {**appraisal.to_json(), "hold": held}
+        self.fleet.record(appraisal.node, "admission-held", detail, now=now)
 
     def _check_current(self, node_id: str, quarantined: int) -> None:
         """Refuse an answer to a challenge issued before the node's latest quarantine
@@ -974,11 +974,11 @@ class AdmissionAuthority:
                 refused.detail,
             )
             raise refused
-        appraisal = self.verifier.appraise(
-            request.node, evidence, nonce=request.nonce, keys=keys, now=now
+        appraisal = self.verifier._appraise(
+            record, evidence, nonce=request.nonce, keys=keys, now=now
         )
-        detail = appraisal.to_json()
         if appraisal.error is not None:
+            detail = appraisal.to_json()
             with self.fleet.transaction():
                 self._store_ear(appraisal, request.evidence, now)
                 # anyone can send such evidence, again and again: a run of refusals for one
@@ -1000,7 +1000,7 @@ class AdmissionAuthority:
                 self.fleet,
                 request.node,
                 f"attestation {appraisal.status.value}: {reasons}",
-                evidence=detail,
+                evidence=appraisal.to_json(),
                 now=now,
                 ear=appraisal,
                 submitted=request.evidence,
@@ -1015,7 +1015,7 @@ class AdmissionAuthority:
         held = self.state.held(request.node)
         if held is not None:  # refused before any credential is issued
             with self.fleet.transaction():
-                self._refuse_held(appraisal, request.evidence, detail, held, now)
+                self._refuse_held(appraisal, request.evidence, held, now)
             raise _held(request.node, held)
         credentials = {
             plane: self.ca.issue(
@@ -1048,7 +1048,7 @@ class AdmissionAuthority:
             self._check_not_revoked(keys)  # a quarantine of another node may have revoked one
             held = self.state.held(request.node)
             if held is not None:
-                self._refuse_held(appraisal, request.evidence, detail, held, now)
+                self._refuse_held(appraisal, request.evidence, held, now)
             else:
                 self._store_ear(appraisal, request.evidence, now)
                 self.credentials.add(*credentials.values())

@@ -940,14 +940,21 @@ _REVOKED_UNEXPIRED: Final = (
     "SELECT serial, revoked_at FROM credentials WHERE revoked_at IS NOT NULL "
     "AND not_after > ? ORDER BY revoked_at, serial"
 )
-# A credential that certified a key (its SHA-256, the first parameter): the lowest serial.
+# A credential that certified one of the keys asked (``wanted``: each key's SHA-256 with its
+# position, and for _OTHER_PLANE_WITH_KEY the plane it is asked for, which the credential must
+# not be of): the lowest serial of the first key, in the order asked, that has one. One
+# statement for every key asked (the ``{wanted}`` rows are filled in by _certifying).
 _REVOKED_WITH_KEY: Final = (
-    "SELECT c.serial FROM credential_keys k JOIN credentials c ON c.serial = k.serial "
-    "WHERE k.key_sha256 = ? AND c.revoked_at IS NOT NULL ORDER BY c.serial LIMIT 1"
+    "WITH wanted (pos, key) AS (VALUES {wanted}) "
+    "SELECT c.serial FROM wanted w JOIN credential_keys k ON k.key_sha256 = w.key "
+    "JOIN credentials c ON c.serial = k.serial "
+    "WHERE c.revoked_at IS NOT NULL ORDER BY w.pos, c.serial LIMIT 1"
 )
 _OTHER_PLANE_WITH_KEY: Final = (
-    "SELECT c.serial FROM credential_keys k JOIN credentials c ON c.serial = k.serial "
-    "WHERE k.key_sha256 = ? AND c.plane != ? ORDER BY c.serial LIMIT 1"
+    "WITH wanted (pos, key, plane) AS (VALUES {wanted}) "
+    "SELECT c.serial FROM wanted w JOIN credential_keys k ON k.key_sha256 = w.key "
+    "JOIN credentials c ON c.serial = k.serial "
+    "WHERE c.plane != w.plane ORDER BY w.pos, c.serial LIMIT 1"
 )
 
 
@@ -1035,13 +1042,16 @@ class CredentialStore:
 
     def _certifying(self, query: str, rows: list[tuple[object, ...]]) -> str | None:
         """The serial ``query`` (one of the ``_*_WITH_KEY`` queries) finds for the first of
-        ``rows`` (its parameters: a key's SHA-256, then the query's own) that has one."""
+        ``rows`` (its parameters: a key's SHA-256, then the query's own) that has one, asked
+        for every row in one statement."""
+        if not rows:
+            return None
+        width = len(rows[0]) + 1  # each row's position first
+        wanted = ", ".join(["(" + ", ".join("?" * width) + ")"] * len(rows))
+        params = [value for pos, row in enumerate(rows) for value in (pos, *row)]
         with self._read() as db:
-            for params in rows:
-                row = db.execute(query, params).fetchone()
-                if row is not None:
-                    return str(row[0])
-        return None
+            found = db.execute(query.format(wanted=wanted), params).fetchone()
+        return None if found is None else str(found[0])
 
     def revoke_node(self, node: str, reason: str, *, now: dt.datetime) -> list[str]:
         """Revoke every unexpired, unrevoked credential of ``node``; their serials.
