@@ -850,24 +850,16 @@ class AdmissionAuthority:
         when its evidence is not its RoT's; the server's log names it."""
         if not isinstance(node, str) or not is_node_id(node):
             raise MalformedInput("a node id is 1-64 of A-Z a-z 0-9 . _ -, starting alphanumeric")
-        if self._registered(node) is None:
+        # What the answer must not predate: the node's latest quarantine when it was asked.
+        record, quarantined = self.fleet._record_and_last_event(node, _QUARANTINED)
+        if record is None:
             _log.info(
                 "a challenge was asked (client %s) for node %r, which is not in the fleet: "
                 "its admission will be refused",
                 client,
                 node,
             )
-        # What the answer must not predate: the node's latest quarantine when it was asked.
-        return self.nonces.issue(
-            now, client, bound=(node, self.fleet.last_event(node, _QUARANTINED))
-        )
-
-    def _registered(self, node_id: str) -> NodeRecord | None:
-        """``node_id``'s registry record; ``None`` when the fleet has no such node."""
-        try:
-            return self.fleet.record_of(node_id)
-        except NotFound:
-            return None
+        return self.nonces.issue(now, client, bound=(node, quarantined))
 
     def _store_ear(self, appraisal: NodeAppraisal, evidence: bytes, now: dt.datetime) -> None:
         self.state.store_ear(appraisal.node, appraisal.ear_id, appraisal.token, now, evidence)
@@ -887,11 +879,14 @@ class AdmissionAuthority:
         detail = {**appraisal.to_json(), "hold": held}
         self.fleet.record(appraisal.node, "admission-held", detail, now=now)
 
-    def _check_current(self, node_id: str, quarantined: int) -> None:
+    def _check_current(self, node_id: str, quarantined: int, latest: int | None = None) -> None:
         """Refuse an answer to a challenge issued before the node's latest quarantine
-        (``quarantined``: the latest the node had when the challenge was issued): evidence
-        from before a quarantine says nothing of the node since, and must not undo it."""
-        if self.fleet.last_event(node_id, _QUARANTINED) > quarantined:
+        (``quarantined``: the latest the node had when the challenge was issued; ``latest``:
+        its latest now, when the caller has just read it): evidence from before a quarantine
+        says nothing of the node since, and must not undo it."""
+        if latest is None:
+            latest = self.fleet.last_event(node_id, _QUARANTINED)
+        if latest > quarantined:
             raise StaleNonce(
                 f"{node_id} was quarantined after this challenge was issued: an answer older "
                 "than the quarantine does not readmit it; ask for a new challenge",
@@ -945,10 +940,10 @@ class AdmissionAuthority:
                 f"this challenge was issued to {issued_to}, not {request.node}: ask for one",
                 code="nonce-node",
             )
-        self._check_current(request.node, quarantined)
         # An unknown node is refused only once its request is checked as a registered node's
         # is, and then as one whose evidence is not its RoT's (no node-id oracle: challenge).
-        record = self._registered(request.node)
+        record, latest = self.fleet._record_and_last_event(request.node, _QUARANTINED)
+        self._check_current(request.node, quarantined, latest)
         keys = {plane: csr_public_key(csr) for plane, csr in request.csrs.items()}
         if len(set(keys.values())) != len(keys):
             raise PolicyRejected(

@@ -621,6 +621,20 @@ class Fleet:
             raise _no_node(node_id)
         return NodeRecord(*row)
 
+    def _record_and_last_event(self, node_id: str, kind: str) -> tuple[NodeRecord | None, int]:
+        """``node_id``'s registry row (``None``: no such node) and the ``seq`` of its latest
+        event of ``kind`` (0: none), as one statement reads them (:meth:`record_of`,
+        :meth:`last_event`)."""
+        with self._file.read() as db:
+            row = db.execute(
+                "SELECT n.id, n.class, n.status, n.since, n.reason, n.credential_serial, "
+                "n.credential_not_after, n.ear_id, n.last_attested, "
+                "(SELECT MAX(seq) FROM events WHERE node = ? AND kind = ?) "
+                "FROM (SELECT 1) LEFT JOIN nodes n ON n.id = ?",
+                (node_id, kind, node_id),
+            ).fetchone()
+        return (None if row[0] is None else NodeRecord(*row[:9])), int(row[9] or 0)
+
     def records(self) -> list[NodeRecord]:
         with self._file.read() as db:
             rows = db.execute(
