@@ -46,7 +46,7 @@ from ironroot.fleet import (
     report_data,
     verify_credential,
 )
-from ironroot.fleet._credentials import check_lifetime
+from ironroot.fleet._credentials import check_lifetime, key_digest
 from tee_fakes import crl_without_next_update
 from x509_extensions import UNKNOWN_OID, refusal, with_extension
 
@@ -541,3 +541,33 @@ def test_expired_credentials_never_revoked_are_forgotten_after_the_retention(
         db.close()
     assert "USING INDEX credentials_expiry" in plan, plan  # never a scan of every credential
     assert "credentials_node_plane" in plan, plan
+
+
+def test_several_keys_are_asked_about_in_order(ca: FleetCA, tmp_path: Path) -> None:
+    """The store answers for several keys at once as it did key by key: the first key (by
+    its SHA-256) that a revoked credential certified, or that a credential certified for
+    another plane, named by that key's lowest such serial; a key certified for the plane it
+    is asked for again is no conflict."""
+    store = CredentialStore(tmp_path / "credentials.db")
+    spkis = [PrivateKey.generate(Algorithm.ES384).public_key.to_der() for _ in range(3)]
+    first, second, fresh = sorted(spkis, key=key_digest)
+
+    def issued(spki: bytes, node: str, plane: str) -> str:
+        credential = ca.issue(
+            spki, node=node, node_class="node-7", plane=plane, ear_id=EAR_ID, now=NOW
+        )
+        store.add(credential)
+        return credential.serial
+
+    of_second = [issued(second, "node-0002", "control") for _ in range(2)]
+    of_first = [issued(first, "node-0001", "data") for _ in range(2)]
+    assert store.revoked_with_key([second, first, fresh]) is None
+    assert store.certified_for_another_plane({"control": first}) == min(of_first)
+    assert store.certified_for_another_plane({"data": first, "control": second}) is None
+    assert store.certified_for_another_plane({"control": fresh, "data": second}) == min(of_second)
+    store.revoke_node("node-0002", "drift", now=NOW)
+    assert store.revoked_with_key([fresh, second]) == min(of_second)
+    store.revoke_node("node-0001", "drift", now=NOW)
+    assert store.revoked_with_key([second, fresh, first]) == min(of_first)
+    assert store.revoked_with_key([fresh]) is None
+    assert store.revoked_with_key([]) is None

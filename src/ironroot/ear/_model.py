@@ -25,7 +25,7 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from ironroot.errors import (
     MalformedInput,
@@ -230,6 +230,26 @@ def _json_ready(evidence: Mapping[str, Any]) -> None:
     pending: list[object] = [evidence]
     while pending:
         node = pending.pop()
+        # The exact built-in types the claims are made of first, by type alone (no ABC
+        # check for them); anything else goes through the checks below.
+        kind = type(node)
+        if kind is str or kind is bool or node is None:
+            continue
+        if kind is int:
+            if not -_CBOR_INT <= cast(int, node) < _CBOR_INT:
+                raise MalformedInput(
+                    "ear.ironroot.evidence holds an integer past 64 bits, which no CWT carries"
+                )
+            continue
+        if kind is dict:
+            mapping = cast(dict[object, object], node)
+            if not all(isinstance(key, str) for key in mapping):
+                raise MalformedInput("ear.ironroot.evidence holds a map key that is not JSON text")
+            pending.extend(mapping.values())
+            continue
+        if kind is list:
+            pending.extend(cast(list[object], node))
+            continue
         if isinstance(node, Mapping):
             if not all(isinstance(key, str) for key in node):
                 raise MalformedInput("ear.ironroot.evidence holds a map key that is not JSON text")

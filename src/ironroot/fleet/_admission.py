@@ -850,24 +850,16 @@ class AdmissionAuthority:
         when its evidence is not its RoT's; the server's log names it."""
         if not isinstance(node, str) or not is_node_id(node):
             raise MalformedInput("a node id is 1-64 of A-Z a-z 0-9 . _ -, starting alphanumeric")
-        if self._registered(node) is None:
+        # What the answer must not predate: the node's latest quarantine when it was asked.
+        record, quarantined = self.fleet._record_and_last_event(node, _QUARANTINED)
+        if record is None:
             _log.info(
                 "a challenge was asked (client %s) for node %r, which is not in the fleet: "
                 "its admission will be refused",
                 client,
                 node,
             )
-        # What the answer must not predate: the node's latest quarantine when it was asked.
-        return self.nonces.issue(
-            now, client, bound=(node, self.fleet.last_event(node, _QUARANTINED))
-        )
-
-    def _registered(self, node_id: str) -> NodeRecord | None:
-        """``node_id``'s registry record; ``None`` when the fleet has no such node."""
-        try:
-            return self.fleet.record_of(node_id)
-        except NotFound:
-            return None
+        return self.nonces.issue(now, client, bound=(node, quarantined))
 
     def _store_ear(self, appraisal: NodeAppraisal, evidence: bytes, now: dt.datetime) -> None:
         self.state.store_ear(appraisal.node, appraisal.ear_id, appraisal.token, now, evidence)
@@ -876,7 +868,6 @@ class AdmissionAuthority:
         self,
         appraisal: NodeAppraisal,
         evidence: bytes,
-        detail: Mapping[str, Any],
         held: str,
         now: dt.datetime,
     ) -> None:
@@ -885,13 +876,17 @@ class AdmissionAuthority:
         attests a held node once a period, not at every round."""
         self._store_ear(appraisal, evidence, now)
         self.fleet.note_attested(appraisal.node, now=now)
-        self.fleet.record(appraisal.node, "admission-held", {**detail, "hold": held}, now=now)
+        detail = {**appraisal.to_json(), "hold": held}
+        self.fleet.record(appraisal.node, "admission-held", detail, now=now)
 
-    def _check_current(self, node_id: str, quarantined: int) -> None:
+    def _check_current(self, node_id: str, quarantined: int, latest: int | None = None) -> None:
         """Refuse an answer to a challenge issued before the node's latest quarantine
-        (``quarantined``: the latest the node had when the challenge was issued): evidence
-        from before a quarantine says nothing of the node since, and must not undo it."""
-        if self.fleet.last_event(node_id, _QUARANTINED) > quarantined:
+        (``quarantined``: the latest the node had when the challenge was issued; ``latest``:
+        its latest now, when the caller has just read it): evidence from before a quarantine
+        says nothing of the node since, and must not undo it."""
+        if latest is None:
+            latest = self.fleet.last_event(node_id, _QUARANTINED)
+        if latest > quarantined:
             raise StaleNonce(
                 f"{node_id} was quarantined after this challenge was issued: an answer older "
                 "than the quarantine does not readmit it; ask for a new challenge",
@@ -945,10 +940,10 @@ class AdmissionAuthority:
                 f"this challenge was issued to {issued_to}, not {request.node}: ask for one",
                 code="nonce-node",
             )
-        self._check_current(request.node, quarantined)
         # An unknown node is refused only once its request is checked as a registered node's
         # is, and then as one whose evidence is not its RoT's (no node-id oracle: challenge).
-        record = self._registered(request.node)
+        record, latest = self.fleet._record_and_last_event(request.node, _QUARANTINED)
+        self._check_current(request.node, quarantined, latest)
         keys = {plane: csr_public_key(csr) for plane, csr in request.csrs.items()}
         if len(set(keys.values())) != len(keys):
             raise PolicyRejected(
@@ -974,11 +969,11 @@ class AdmissionAuthority:
                 refused.detail,
             )
             raise refused
-        appraisal = self.verifier.appraise(
-            request.node, evidence, nonce=request.nonce, keys=keys, now=now
+        appraisal = self.verifier._appraise(
+            record, evidence, nonce=request.nonce, keys=keys, now=now
         )
-        detail = appraisal.to_json()
         if appraisal.error is not None:
+            detail = appraisal.to_json()
             with self.fleet.transaction():
                 self._store_ear(appraisal, request.evidence, now)
                 # anyone can send such evidence, again and again: a run of refusals for one
@@ -1000,7 +995,7 @@ class AdmissionAuthority:
                 self.fleet,
                 request.node,
                 f"attestation {appraisal.status.value}: {reasons}",
-                evidence=detail,
+                evidence=appraisal.to_json(),
                 now=now,
                 ear=appraisal,
                 submitted=request.evidence,
@@ -1015,7 +1010,7 @@ class AdmissionAuthority:
         held = self.state.held(request.node)
         if held is not None:  # refused before any credential is issued
             with self.fleet.transaction():
-                self._refuse_held(appraisal, request.evidence, detail, held, now)
+                self._refuse_held(appraisal, request.evidence, held, now)
             raise _held(request.node, held)
         credentials = {
             plane: self.ca.issue(
@@ -1048,7 +1043,7 @@ class AdmissionAuthority:
             self._check_not_revoked(keys)  # a quarantine of another node may have revoked one
             held = self.state.held(request.node)
             if held is not None:
-                self._refuse_held(appraisal, request.evidence, detail, held, now)
+                self._refuse_held(appraisal, request.evidence, held, now)
             else:
                 self._store_ear(appraisal, request.evidence, now)
                 self.credentials.add(*credentials.values())

@@ -940,14 +940,15 @@ _REVOKED_UNEXPIRED: Final = (
     "SELECT serial, revoked_at FROM credentials WHERE revoked_at IS NOT NULL "
     "AND not_after > ? ORDER BY revoked_at, serial"
 )
-# A credential that certified a key (its SHA-256, the first parameter): the lowest serial.
+# The credentials that certified any of the keys asked (their SHA-256: ``{keys}``, filled in
+# by _certifying with one ``?`` each): every key asked in one statement.
 _REVOKED_WITH_KEY: Final = (
-    "SELECT c.serial FROM credential_keys k JOIN credentials c ON c.serial = k.serial "
-    "WHERE k.key_sha256 = ? AND c.revoked_at IS NOT NULL ORDER BY c.serial LIMIT 1"
+    "SELECT k.key_sha256, c.serial FROM credential_keys k JOIN credentials c "
+    "ON c.serial = k.serial WHERE k.key_sha256 IN ({keys}) AND c.revoked_at IS NOT NULL"
 )
-_OTHER_PLANE_WITH_KEY: Final = (
-    "SELECT c.serial FROM credential_keys k JOIN credentials c ON c.serial = k.serial "
-    "WHERE k.key_sha256 = ? AND c.plane != ? ORDER BY c.serial LIMIT 1"
+_PLANES_WITH_KEY: Final = (
+    "SELECT k.key_sha256, c.serial, c.plane FROM credential_keys k JOIN credentials c "
+    "ON c.serial = k.serial WHERE k.key_sha256 IN ({keys})"
 )
 
 
@@ -1021,7 +1022,7 @@ class CredentialStore:
         (SubjectPublicKeyInfo, DER), if any: a key whose credential was revoked is never
         certified again (credentials issued before keys were recorded have none)."""
         return self._certifying(
-            _REVOKED_WITH_KEY, [(d,) for d in sorted({key_digest(s) for s in spkis})]
+            _REVOKED_WITH_KEY, [(d, None) for d in sorted({key_digest(s) for s in spkis})]
         )
 
     def certified_for_another_plane(self, keys: Mapping[str, bytes]) -> str | None:
@@ -1029,18 +1030,27 @@ class CredentialStore:
         SubjectPublicKeyInfo, DER) for another plane, if any (revoked or not, expired or
         not): a key is certified for one plane only, across admissions as within one."""
         return self._certifying(
-            _OTHER_PLANE_WITH_KEY,
+            _PLANES_WITH_KEY,
             [(key_digest(spki), plane) for plane, spki in sorted(keys.items())],
         )
 
-    def _certifying(self, query: str, rows: list[tuple[object, ...]]) -> str | None:
-        """The serial ``query`` (one of the ``_*_WITH_KEY`` queries) finds for the first of
-        ``rows`` (its parameters: a key's SHA-256, then the query's own) that has one."""
+    def _certifying(self, query: str, asked: list[tuple[str, str | None]]) -> str | None:
+        """The lowest serial ``query`` (one of the ``_*_WITH_KEY`` queries) finds for the
+        first of ``asked`` (a key's SHA-256, and the plane a credential of it must not be of,
+        or ``None``) that has one; every key asked in one statement."""
+        if not asked:
+            return None
+        marks = ", ".join("?" * len(asked))
         with self._read() as db:
-            for params in rows:
-                row = db.execute(query, params).fetchone()
-                if row is not None:
-                    return str(row[0])
+            rows = db.execute(query.format(keys=marks), [d for d, _ in asked]).fetchall()
+        for digest, plane in asked:
+            serials = [
+                str(row[1])
+                for row in rows
+                if row[0] == digest and (plane is None or row[2] != plane)
+            ]
+            if serials:
+                return min(serials)
         return None
 
     def revoke_node(self, node: str, reason: str, *, now: dt.datetime) -> list[str]:

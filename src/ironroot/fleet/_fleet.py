@@ -621,6 +621,20 @@ class Fleet:
             raise _no_node(node_id)
         return NodeRecord(*row)
 
+    def _record_and_last_event(self, node_id: str, kind: str) -> tuple[NodeRecord | None, int]:
+        """``node_id``'s registry row (``None``: no such node) and the ``seq`` of its latest
+        event of ``kind`` (0: none), as one statement reads them (:meth:`record_of`,
+        :meth:`last_event`)."""
+        with self._file.read() as db:
+            row = db.execute(
+                "SELECT n.id, n.class, n.status, n.since, n.reason, n.credential_serial, "
+                "n.credential_not_after, n.ear_id, n.last_attested, "
+                "(SELECT MAX(seq) FROM events WHERE node = ? AND kind = ?) "
+                "FROM (SELECT 1) LEFT JOIN nodes n ON n.id = ?",
+                (node_id, kind, node_id),
+            ).fetchone()
+        return (None if row[0] is None else NodeRecord(*row[:9])), int(row[9] or 0)
+
     def records(self) -> list[NodeRecord]:
         with self._file.read() as db:
             rows = db.execute(
@@ -804,17 +818,25 @@ class Fleet:
         """The directory of a registered node (``NotFound`` for another id; ``StorageError``
         for a registered id that is not a name — ``..``, ``a/b`` in a damaged registry —
         which would lead out of ``nodes/``)."""
-        self.record_of(node_id)
-        if not _NODE_ID.fullmatch(node_id):
+        return self._registered_directory(self.record_of(node_id))
+
+    def _registered_directory(self, record: NodeRecord) -> Path:
+        """The directory of the node ``record`` (the registry's row, read by the caller)."""
+        if not _NODE_ID.fullmatch(record.id):
             raise StorageError(
-                f"{self._file.what} registers a node {node_id!r} that is not a node id: "
+                f"{self._file.what} registers a node {record.id!r} that is not a node id: "
                 "it is damaged"
             )
-        return self.directory / "nodes" / node_id
+        return self.directory / "nodes" / record.id
 
     def node(self, node_id: str) -> Platform:
         """The node's platform (opened now; nothing is kept)."""
         return Platform.open(self._node_directory(node_id))
+
+    def _platform_of(self, record: NodeRecord) -> Platform:
+        """The platform of the node whose registry row the caller has just read (``record``):
+        :meth:`node` without reading the row again."""
+        return Platform.open(self._registered_directory(record))
 
     def _rot_directory(self, node_id: str) -> Path:
         """The directory of a registered node's RoT device (``NotFound`` for another id)."""
@@ -832,7 +854,12 @@ class Fleet:
     def ueid(self, node_id: str) -> bytes:
         """The Ueid the node's RoT names in its IDevID certificate (``b""`` when it names
         none): what a verifier matches a quote's identity with."""
-        certificate = self.idevid_certificate(node_id, Algorithm.ES384)
+        return self._ueid_of(self.record_of(node_id))
+
+    def _ueid_of(self, record: NodeRecord) -> bytes:
+        """:meth:`ueid` of the node whose registry row the caller has just read."""
+        directory = self._registered_directory(record) / "rot"
+        certificate = Device.read_idevid_certificate(directory, Algorithm.ES384)
         return parse_certificate(certificate).dice.ueid or b""
 
     def status_counts(self) -> dict[str, int]:

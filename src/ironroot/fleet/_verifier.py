@@ -152,7 +152,7 @@ from ironroot.errors import (
 from ironroot.fleet._credentials import ear_id_of
 from ironroot.fleet._desired import DesiredStore
 from ironroot.fleet._evidence import NodeEvidence, binding_key
-from ironroot.fleet._fleet import Fleet, NodeClass
+from ironroot.fleet._fleet import Fleet, NodeClass, NodeRecord
 from ironroot.fleet._reviews import ComponentReviews, downgrade
 from ironroot.fleet._revocation import Revocations
 from ironroot.platform import (
@@ -511,7 +511,13 @@ class FleetVerifier:
 
     def endorsements(self, class_name: str, now: dt.datetime) -> ClassEndorsements:
         """The class's endorsements (cached: see the class docs)."""
-        token = self._added_token()
+        return self._class_endorsements(class_name, now, self._added_token())
+
+    def _class_endorsements(
+        self, class_name: str, now: dt.datetime, token: object
+    ) -> ClassEndorsements:
+        """The class's endorsements for the added endorsements ``token`` names (read by the
+        caller, once for all it does with them)."""
         hour = int(now.timestamp()) // _CACHE_SECONDS
         with self._lock:
             cached = self._endorsements.get(class_name)
@@ -529,15 +535,15 @@ class FleetVerifier:
             self._endorsements[class_name] = (token, hour, built)
         return built
 
-    def _ueid(self, node_id: str) -> bytes:
-        found = self._ueids.get(node_id)
+    def _ueid(self, record: NodeRecord) -> bytes:
+        found = self._ueids.get(record.id)
         if found is None:
-            found = self._ueids[node_id] = self.fleet.ueid(node_id)
+            found = self._ueids[record.id] = self.fleet._ueid_of(record)
         return found
 
     def _rot(
         self,
-        node_id: str,
+        record: NodeRecord,
         klass: NodeClass,
         evidence: NodeEvidence,
         endorsements: ClassEndorsements,
@@ -551,9 +557,9 @@ class FleetVerifier:
         policy = node_policy(klass)
         try:
             claims = self._verify_quote(
-                node_id,
+                record.id,
                 evidence.quote,
-                self._ueid(node_id),
+                self._ueid(record),
                 roots=endorsements.rot.vendor_roots,
                 nonce=nonce,
                 key=key,
@@ -739,16 +745,33 @@ class FleetVerifier:
     ) -> NodeAppraisal:
         """Appraise ``evidence`` for ``node_id``'s answer to ``nonce`` binding ``keys`` (plane
         → SPKI DER) and sign the EAR (module docs)."""
-        record = self.fleet.record_of(node_id)
+        return self._appraise(
+            self.fleet.record_of(node_id), evidence, nonce=nonce, keys=keys, now=now
+        )
+
+    def _appraise(
+        self,
+        record: NodeRecord,
+        evidence: NodeEvidence,
+        *,
+        nonce: bytes,
+        keys: Mapping[str, bytes],
+        now: dt.datetime,
+    ) -> NodeAppraisal:
+        """:meth:`appraise` of the node whose registry row the caller has just read
+        (``record``: admission reads it first), not reading it again."""
+        node_id = record.id
         klass = self.fleet.node_class(record.node_class)
-        endorsements = self.endorsements(klass.name, now)
+        # The added endorsements listed once: the class's, the reviews' and the CRLs' agree.
+        listed = self._added_token()
+        endorsements = self._class_endorsements(klass.name, now, listed)
         rot, error, booted = self._rot(
-            node_id, klass, evidence, endorsements, nonce=nonce, key=binding_key(keys), now=now
+            record, klass, evidence, endorsements, nonce=nonce, key=binding_key(keys), now=now
         )
         submods: dict[str, Appraisal] = {_ROT: rot}
         if error is None:
             submods[_ROT] = self._pfm_policy(klass, rot, booted, now)
-            pinned = self.fleet.node(node_id).config.devices
+            pinned = self.fleet._platform_of(record).config.devices
             for name in sorted(klass.devices):
                 info = pinned.get(name)
                 submods[name] = self._device(
@@ -767,9 +790,8 @@ class FleetVerifier:
                 submods[name] = appraise_failure(
                     unknown, format="spdm", policy=device_policy(), nonce=nonce, now=now
                 ).submods["spdm"]
-            token = self._added_token()
             submods = self._reviews.apply(
-                node_id, klass, evidence.quote, submods, added=self._added, token=token, now=now
+                node_id, klass, evidence.quote, submods, added=self._added, token=listed, now=now
             )
             submods = self._revocations.apply(
                 node_id,
@@ -778,7 +800,7 @@ class FleetVerifier:
                 evidence.devices,
                 submods,
                 added=self._added,
-                token=token,
+                token=listed,
                 now=now,
             )
         iat = int(now.timestamp())

@@ -43,6 +43,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -229,7 +230,26 @@ class _Miss(Exception):
     """The cached path cannot decide: verify in full."""
 
 
-def _messages(quote: bytes) -> tuple[list[Sign1], tuple[object, ...]]:
+# The last quote each thread decoded (_messages), by identity: the bytes object itself held,
+# so it is that quote until replaced. An appraisal reads the quote's signed nonce, then
+# looks its chains up in the cache, from one decoding.
+_LAST = threading.local()
+
+
+def _messages(quote: bytes) -> tuple[tuple[Sign1, ...], tuple[object, ...]]:
+    """The quote's two messages and their x5chains, decoded (``_Miss`` when the quote is not
+    one the cached path can take)."""
+    last = getattr(_LAST, "decoded", None)
+    if last is not None and last[0] is quote:
+        found: tuple[tuple[Sign1, ...], tuple[object, ...]] = last[1]
+        return found
+    found = _decode_messages(quote)
+    if type(quote) is bytes:  # immutable: a bytearray may change under the same identity
+        _LAST.decoded = (quote, found)
+    return found
+
+
+def _decode_messages(quote: bytes) -> tuple[tuple[Sign1, ...], tuple[object, ...]]:
     if len(quote) > _MAX_QUOTE:
         raise _Miss
     try:
@@ -262,7 +282,7 @@ def _messages(quote: bytes) -> tuple[list[Sign1], tuple[object, ...]]:
             raise _Miss
         messages.append(message)
         chains.append(tuple(x5chain))
-    return messages, tuple(chains)
+    return tuple(messages), tuple(chains)
 
 
 def _replay(log: list[Any]) -> list[bytes]:
