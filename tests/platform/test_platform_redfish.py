@@ -306,6 +306,47 @@ def test_basic_credentials_need_https_unless_told_otherwise(bmc: Bmc, tmp_path: 
         assert client.get(INVENTORY).status_code == 200
 
 
+def test_plain_http_offers_no_basic_and_refuses_basic_without_checking_it(
+    bmc: Bmc, tmp_path: Path
+) -> None:
+    """Over plain HTTP (no ``basic_over_http``) a 401 carries no ``Basic`` challenge (a
+    browser would prompt for a password and send it in clear; the AccountService's
+    ``HTTPBasicAuth`` says ``Disabled``), and Basic credentials are refused unchecked: the
+    right password gets the answer no credentials get, and wrong ones lock nothing. Over
+    HTTPS the 401 offers Basic (DSP0266 §13.3.4.1; ``HTTPBasicAuth: Enabled``)."""
+    from tls_pki import make_pki
+
+    service = RedfishService(bmc.platform, bmc.service.accounts, clock=lambda: NOW)
+    app = create_redfish_app(service)
+    with ServerThread(app) as plain, httpx.Client(base_url=plain.url) as client:
+        anonymous = client.get(INVENTORY)
+        right = client.get(INVENTORY, auth=ADMIN)
+        for _ in range(8):  # past AccountLockoutThreshold (5), were they checked
+            client.get(INVENTORY, auth=(ADMIN[0], "a wrong guess"))
+        token = _login(client, ADMIN)
+        shown = client.get(f"{ROOT}/AccountService", headers={"X-Auth-Token": token})
+    for refused in (anonymous, right):
+        _error(refused, 401, "NoValidSession")
+        assert "www-authenticate" not in refused.headers
+    assert right.content == anonymous.content
+    assert shown.json()["HTTPBasicAuth"] == "Disabled"
+    pki = make_pki(tmp_path)
+    tls = ServerTls(pki.server_cert, pki.server_key)
+    with (
+        ServerThread(app, tls=tls) as secure,
+        httpx.Client(base_url=secure.url, verify=client_context(pki.ca)) as client,
+    ):
+        challenged = client.get(INVENTORY)
+        shown = client.get(f"{ROOT}/AccountService", auth=ADMIN)
+    _error(challenged, 401, "NoValidSession")
+    assert (
+        challenged.headers["www-authenticate"] == 'Basic realm="Ironroot Redfish", charset="UTF-8"'
+    )
+    assert shown.json()["HTTPBasicAuth"] == "Enabled"
+    with bmc.client(ADMIN) as client:  # basic_over_http: Basic is offered on plain HTTP
+        assert client.get(f"{ROOT}/AccountService").json()["HTTPBasicAuth"] == "Enabled"
+
+
 def test_a_post_to_a_collections_members_is_a_post_to_the_collection(bmc: Bmc) -> None:
     with bmc.client() as client:
         created = client.post(

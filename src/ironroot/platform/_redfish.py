@@ -21,8 +21,11 @@ URI (under ``/redfish/v1``)                       what
 
 **Authentication.** Everything but ``/redfish``, the service root, ``$metadata``, ``odata``,
 the OEM schema and ``POST …/Sessions`` needs a session token (``X-Auth-Token``) or HTTP Basic
-credentials (Basic only over HTTPS, unless ``basic_over_http``). No or a wrong credential:
-``401`` ``Base.1.22.NoValidSession`` (with ``WWW-Authenticate: Basic``). A role without the
+credentials (Basic only over HTTPS, unless ``basic_over_http``: over plain HTTP Basic
+credentials are refused unchecked, and ``AccountService.HTTPBasicAuth`` is ``Disabled``). No
+or a wrong credential: ``401`` ``Base.1.22.NoValidSession``, with ``WWW-Authenticate: Basic``
+where Basic is taken and no challenge over plain HTTP (a browser would ask for a password to
+send in clear; :class:`_Challenge`). A role without the
 privilege the operation needs (Redfish's privilege registry: reads need ``Login``, updates
 ``ConfigureComponents``, accounts ``ConfigureUsers``, other sessions and the session service
 ``ConfigureManager``; changing one's own password ``ConfigureSelf``): ``403``
@@ -153,7 +156,7 @@ from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from ironroot.errors import (
     Conflict,
@@ -192,6 +195,7 @@ from ironroot.platform._redfish_http import (
     MULTIPART_URI,
     PFM_PART,
     PFM_STATEMENT_PART,
+    REALM,
     REDFISH_VERSION,
     ROLES_URI,
     ROOT,
@@ -337,7 +341,9 @@ class RedfishService:
         header = request.headers.get("authorization", "")
         scheme, _, value = header.partition(" ")
         if scheme.lower() == "basic" and value:
-            if request.url.scheme != "https" and not self.basic_over_http:
+            if not self.offers_basic(request.url.scheme):
+                # refused unchecked: no password is hashed, and no guess counts or answers
+                # otherwise than no credentials would
                 raise Unauthorized(
                     "HTTP Basic authentication needs HTTPS: log in for a session", code="login"
                 )
@@ -352,6 +358,14 @@ class RedfishService:
             account = await self._login(user, password, request)
             return _Principal(account, None)
         raise Unauthorized("no session token or credentials", code="login")
+
+    def offers_basic(self, scheme: str) -> bool:
+        """Whether HTTP Basic credentials are taken on a request of URL ``scheme``: over
+        HTTPS, or over plain HTTP with :attr:`basic_over_http`. Where they are not, a ``401``
+        offers no ``Basic`` challenge and ``AccountService.HTTPBasicAuth`` is ``Disabled``
+        (DSP0266 §13.3.4.1: Basic needs HTTPS; a browser told ``Basic`` over plain HTTP asks
+        for a password and sends it in clear)."""
+        return scheme == "https" or self.basic_over_http
 
     def confirm(self, who: _Principal) -> None:
         """Hold ``who``, authenticated when its request's head arrived, to the service as it
@@ -548,12 +562,13 @@ def _check_request(request: Request) -> None:
 def _check_same_origin(request: Request) -> None:
     """Refuse a change a web browser sends for another site (``403`` ``HeaderInvalid``).
 
-    The service answers ``401`` with ``WWW-Authenticate: Basic``, so a browser asks for and
-    keeps an operator's credentials and sends them with every request to the BMC, those a
-    page of any site makes included: a ``POST`` without a ``Content-Type`` (taken as JSON)
-    or with ``multipart/form-data`` needs no CORS preflight, so any page the operator opened
-    could create an Administrator or start an update. Browsers say where such a request comes
-    from (``Sec-Fetch-Site``, ``Origin``); Redfish clients send neither, and are unaffected."""
+    Where Basic is taken the service answers ``401`` with ``WWW-Authenticate: Basic``, so a
+    browser asks for and keeps an operator's credentials and sends them with every request
+    to the BMC, those a page of any site makes included: a ``POST`` without a
+    ``Content-Type`` (taken as JSON) or with ``multipart/form-data`` needs no CORS
+    preflight, so any page the operator opened could create an Administrator or start an
+    update. Browsers say where such a request comes from (``Sec-Fetch-Site``, ``Origin``);
+    Redfish clients send neither, and are unaffected."""
     site = request.headers.get("sec-fetch-site")
     if site is not None and site.strip().lower() not in ("same-origin", "none"):
         raise Refusal(
@@ -574,6 +589,34 @@ def _check_same_origin(request: Request) -> None:
             message("HeaderInvalid", "Origin"),
             text=f"a request from the web origin {origin[:100]!r} may not change this service",
         )
+
+
+class _Challenge:
+    """ASGI: every ``401`` the service answers carries ``WWW-Authenticate: Basic`` (RFC 9110
+    §11.6.1) where Basic credentials are taken (:meth:`RedfishService.offers_basic`), and no
+    challenge elsewhere: over plain HTTP the credential is a session's ``X-Auth-Token``,
+    which no HTTP authentication scheme names, and ``Basic`` would have a browser ask for a
+    password to send in clear. The Redfish schema allows it (``AccountService.HTTPBasicAuth``
+    is ``Disabled`` there; ``Unadvertised``: "may omit the header entirely")."""
+
+    def __init__(self, app: Any, service: RedfishService) -> None:
+        self.app = app
+        self.service = service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not self.service.offers_basic(scope.get("scheme", "")):
+            await self.app(scope, receive, send)
+            return
+
+        async def challenged(message: Message) -> None:
+            if message["type"] == "http.response.start" and message["status"] == 401:
+                headers = list(message.get("headers", []))
+                if not any(k.lower() == b"www-authenticate" for k, _ in headers):
+                    headers.append((b"www-authenticate", REALM.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, challenged)
 
 
 class _Slashes:
@@ -631,7 +674,11 @@ def create_redfish_app(service: RedfishService) -> Starlette:
 
     app = Starlette(
         routes=[*routes, *operational_routes(info, routes)],
-        middleware=[Middleware(Observed, info=info), Middleware(_Slashes)],
+        middleware=[
+            Middleware(Observed, info=info),
+            Middleware(_Challenge, service=service),
+            Middleware(_Slashes),
+        ],
         exception_handlers={HTTPException: http_error},
     )
 
@@ -840,7 +887,7 @@ def _resources(service: RedfishService) -> list[_Resource]:
 
     # --- accounts ---------------------------------------------------------------------------
 
-    def account_service_body() -> dict[str, Any]:
+    def account_service_body(request: Request) -> dict[str, Any]:
         s = accounts.settings
         return {
             **odata(f"{ROOT}/AccountService", "AccountService"),
@@ -849,6 +896,8 @@ def _resources(service: RedfishService) -> list[_Resource]:
             "ServiceEnabled": True,
             "Status": {"State": "Enabled", "Health": "OK"},
             "LocalAccountAuth": "Enabled",
+            # per transport: Basic is taken over HTTPS only, unless basic_over_http
+            "HTTPBasicAuth": "Enabled" if service.offers_basic(request.url.scheme) else "Disabled",
             "MinPasswordLength": s.min_password_length,
             "MaxPasswordLength": s.max_password_length,
             "AccountLockoutThreshold": s.lockout_threshold,
@@ -892,11 +941,11 @@ def _resources(service: RedfishService) -> list[_Resource]:
     }
 
     async def account_service(request: Request, who: _Principal | None) -> Response:
-        return json_response(request, account_service_body())
+        return json_response(request, account_service_body(request))
 
     async def patch_account_service(request: Request, who: _Principal | None) -> Response:
         doc = await json_body(request)
-        current = account_service_body()
+        current = account_service_body(request)
         precondition(request, current)
         only(doc, [*settings_of, "RequireChangePasswordAction", "Oem"], read_only=current)
         changes: dict[str, int | bool] = {}
@@ -939,7 +988,7 @@ def _resources(service: RedfishService) -> list[_Resource]:
                 message("PropertyValueConflict", name, other, related=(f"/{name}",)),
                 text=exc.detail,
             ) from None
-        return json_response(request, account_service_body())
+        return json_response(request, account_service_body(request))
 
     def account_body(account: Account) -> dict[str, Any]:
         return {
