@@ -603,3 +603,43 @@ def test_trailers_over_the_limit_after_an_early_answer_close_the_connection(
         assert answer.endswith(b"\r\n\r\nok")
         sock.sendall(b"X-Pad: " + b"v" * 5000 + b"\r\n")
         assert read_all(sock) == b""  # closed: no refusal after an answer, no second answer
+
+
+def _slow_reader_app():  # type: ignore[no-untyped-def]
+    return problem_app([Route("/big", _big), Route("/stream", _stream)])
+
+
+@pytest.mark.parametrize("path", ["/big", "/stream"])
+def test_a_client_that_stops_reading_its_answer_is_cut_after_the_send_timeout(path: str) -> None:
+    """Slow read: a client that asks for a large answer and takes none of it (a zero TCP
+    window) held its connection, its place among ``max_connections`` and the buffered
+    answer for ever: no head, body or keep-alive timer runs while a response is being
+    written, and asyncio's close waits for the buffer to drain. ``send_timeout`` cuts it."""
+    limits = ServerLimits(send_timeout=1.0, shutdown_timeout=0.2)
+    with ServerThread(_slow_reader_app(), limits=limits, name="slow-read") as server:
+        sock = connect(server)  # 16 MiB: more than the socket buffers at both ends hold
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        assert sock.recv(16).startswith(b"HTTP/1.1 200")
+        time.sleep(3)  # takes nothing more, well past the send timeout
+        with sock, pytest.raises(ConnectionResetError):  # cut: the rest was dropped
+            read_all(sock)
+
+
+def test_a_client_that_reads_slowly_but_steadily_gets_its_whole_answer() -> None:
+    """A pause shorter than ``send_timeout`` after every 2 MiB, longer than it in all: the
+    timeout is for a stall, not for the whole answer."""
+    limits = ServerLimits(send_timeout=1.0, shutdown_timeout=0.2)
+    with ServerThread(_slow_reader_app(), limits=limits, name="slow-read") as server:
+        sock = connect(server)
+        sock.sendall(b"GET /big HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        received = bytearray()
+        pauses = 0
+        with sock:
+            while chunk := sock.recv(1 << 20):
+                received += chunk
+                if len(received) >> 21 > pauses:
+                    pauses += 1
+                    time.sleep(0.3)
+    assert received.startswith(b"HTTP/1.1 200")
+    assert received.count(b"x") == 16 << 20
+    assert pauses >= 7
