@@ -7,6 +7,7 @@ import asyncio
 import base64
 import dataclasses
 import json
+import logging
 import socket
 import threading
 import time
@@ -132,6 +133,29 @@ def _login(client: httpx.Client, who: tuple[str, str]) -> str:
 
 
 # --- the service root, metadata and conventions ---------------------------------------------
+
+
+def test_every_kind_of_answer_is_never_sniffed_into_markup_nor_framed(bmc: Bmc) -> None:
+    """A Redfish error repeats what the client sent (the path of a 404, a header's name): a
+    page that links a browser to ``/redfish/v1/<script>…`` gets JSON that is never sniffed
+    as HTML nor framed, as every other Ironroot service's answers (``REFUSAL_HEADERS``)."""
+    from ironroot.http import REFUSAL_HEADERS
+
+    with bmc.client() as client, bmc.client(ADMIN) as admin:
+        answers = [
+            client.get(f"{ROOT}/<script>alert(1)</script>"),  # 404, the path repeated
+            client.get(f"{ROOT}/"),  # 200
+            client.get(f"{ROOT}/$metadata"),  # XML
+            client.get(INVENTORY),  # 401
+            client.delete(f"{ROOT}/"),  # 405
+            client.get("/health"),
+            admin.get(f"{ROOT}/AccountService"),
+            admin.get(INVENTORY, headers={"If-None-Match": "*"}),  # 304
+        ]
+    for answer in answers:
+        for name in ("x-content-type-options", "content-security-policy"):
+            assert answer.headers.get(name) == REFUSAL_HEADERS[name], (answer.url, name)
+    assert [a.status_code for a in answers] == [404, 200, 200, 401, 405, 200, 200, 304]
 
 
 def test_the_service_root_is_public_and_links_every_service(bmc: Bmc) -> None:
@@ -304,6 +328,21 @@ def test_basic_credentials_need_https_unless_told_otherwise(bmc: Bmc, tmp_path: 
         httpx.Client(base_url=secure.url, auth=ADMIN, verify=client_context(pki.ca)) as client,
     ):
         assert client.get(INVENTORY).status_code == 200
+
+
+@pytest.mark.parametrize("credentials", [b"Basic \xe9\xe9\xe9\xe9", b"Basic YWRt\xffaW4="])
+def test_basic_credentials_that_are_not_ascii_are_a_401_not_a_500(
+    bmc: Bmc, credentials: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A header field's bytes past ASCII reach the app as Latin-1 text, which base64 refuses
+    with a ``ValueError`` that is no ``binascii.Error``: it was a 500 with a traceback in the
+    log, for any client, at the public service root too."""
+    with bmc.client() as client:
+        protected = client.get(INVENTORY, headers={"Authorization": credentials})
+        public = client.get(f"{ROOT}/", headers={"Authorization": credentials})
+    _error(protected, 401, "NoValidSession")
+    assert public.status_code == 200
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
 def test_plain_http_offers_no_basic_and_refuses_basic_without_checking_it(

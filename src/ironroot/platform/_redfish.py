@@ -25,7 +25,7 @@ credentials (Basic only over HTTPS, unless ``basic_over_http``: over plain HTTP 
 credentials are refused unchecked, and ``AccountService.HTTPBasicAuth`` is ``Disabled``). No
 or a wrong credential: ``401`` ``Base.1.22.NoValidSession``, with ``WWW-Authenticate: Basic``
 where Basic is taken and no challenge over plain HTTP (a browser would ask for a password to
-send in clear; :class:`_Challenge`). A role without the
+send in clear; :class:`_AnswerHeaders`). A role without the
 privilege the operation needs (Redfish's privilege registry: reads need ``Login``, updates
 ``ConfigureComponents``, accounts ``ConfigureUsers``, other sessions and the session service
 ``ConfigureManager``; changing one's own password ``ConfigureSelf``): ``403``
@@ -116,7 +116,9 @@ a client may still be polling to another task.
 **Conventions.** Every resource has ``@odata.id``, ``@odata.type`` (the versions of
 :data:`~ironroot.platform._redfish_csdl.SCHEMA_VERSIONS`) and ``@odata.context``; answers carry
 ``OData-Version: 4.0``, an ``ETag`` (also ``@odata.etag``; ``If-None-Match`` gives ``304``)
-and ``Allow``; ``PATCH``, ``DELETE`` and ``POST`` honour ``If-Match`` and ``If-None-Match``
+and ``Allow``, and every answer ``X-Content-Type-Options: nosniff`` and
+``Content-Security-Policy: default-src 'none'; frame-ancestors 'none'``; ``PATCH``,
+``DELETE`` and ``POST`` honour ``If-Match`` and ``If-None-Match``
 (``412`` ``Base.1.22.PreconditionFailed``; a ``POST`` against its collection, or the resource
 its action is bound to; any ``If-Match`` on the push URI, which has no representation); one
 that does not parse is ``412`` ``HeaderInvalid``. Errors are Redfish error bodies
@@ -136,7 +138,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
 import datetime as dt
 import json
 import logging
@@ -169,7 +170,14 @@ from ironroot.errors import (
     TooManyAttempts,
     Unauthorized,
 )
-from ironroot.http import LoginThrottle, Observed, ServiceInfo, operational_routes, read_body
+from ironroot.http import (
+    REFUSAL_HEADERS,
+    LoginThrottle,
+    Observed,
+    ServiceInfo,
+    operational_routes,
+    read_body,
+)
 from ironroot.platform._node import InventoryItem, Platform
 from ironroot.platform._redfish_accounts import (
     PRIVILEGES,
@@ -351,7 +359,7 @@ class RedfishService:
                 user, sep, password = (
                     base64.b64decode(value.strip(), validate=True).decode("utf-8").partition(":")
                 )
-            except (binascii.Error, UnicodeDecodeError):
+            except ValueError:  # not base64 (binascii.Error), bytes past ASCII, not UTF-8
                 raise Unauthorized("malformed Basic credentials", code="login") from None
             if not sep:
                 raise Unauthorized("malformed Basic credentials", code="login")
@@ -591,32 +599,46 @@ def _check_same_origin(request: Request) -> None:
         )
 
 
-class _Challenge:
-    """ASGI: every ``401`` the service answers carries ``WWW-Authenticate: Basic`` (RFC 9110
-    §11.6.1) where Basic credentials are taken (:meth:`RedfishService.offers_basic`), and no
-    challenge elsewhere: over plain HTTP the credential is a session's ``X-Auth-Token``,
-    which no HTTP authentication scheme names, and ``Basic`` would have a browser ask for a
-    password to send in clear. The Redfish schema allows it (``AccountService.HTTPBasicAuth``
-    is ``Disabled`` there; ``Unadvertised``: "may omit the header entirely")."""
+class _AnswerHeaders:
+    """ASGI: the headers every answer of the service carries.
+
+    * ``X-Content-Type-Options: nosniff`` and ``Content-Security-Policy: default-src 'none';
+      frame-ancestors 'none'`` (:data:`ironroot.http.REFUSAL_HEADERS`, as every Ironroot
+      service's answers): an error repeats what the client sent (a 404's path), and a page
+      that links a browser to ``/redfish/v1/<script>…`` gets JSON never sniffed into
+      markup, run or framed;
+    * on a ``401``, ``WWW-Authenticate: Basic`` (RFC 9110 §11.6.1) where Basic credentials
+      are taken (:meth:`RedfishService.offers_basic`), and no challenge elsewhere: over plain
+      HTTP the credential is a session's ``X-Auth-Token``, which no HTTP authentication
+      scheme names, and ``Basic`` would have a browser ask for a password to send in clear.
+      The Redfish schema allows it (``AccountService.HTTPBasicAuth`` is ``Disabled`` there;
+      ``Unadvertised``: "may omit the header entirely")."""
 
     def __init__(self, app: Any, service: RedfishService) -> None:
         self.app = app
         self.service = service
+        self.headers = [
+            (name.encode(), REFUSAL_HEADERS[name].encode())
+            for name in ("x-content-type-options", "content-security-policy")
+        ]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not self.service.offers_basic(scope.get("scheme", "")):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        challenge = self.service.offers_basic(scope.get("scheme", ""))
 
-        async def challenged(message: Message) -> None:
-            if message["type"] == "http.response.start" and message["status"] == 401:
+        async def answered(message: Message) -> None:
+            if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
-                if not any(k.lower() == b"www-authenticate" for k, _ in headers):
+                present = {k.lower() for k, _ in headers}
+                headers += [(k, v) for k, v in self.headers if k not in present]
+                if challenge and message["status"] == 401 and b"www-authenticate" not in present:
                     headers.append((b"www-authenticate", REALM.encode()))
                 message = {**message, "headers": headers}
             await send(message)
 
-        await self.app(scope, receive, challenged)
+        await self.app(scope, receive, answered)
 
 
 class _Slashes:
@@ -676,7 +698,7 @@ def create_redfish_app(service: RedfishService) -> Starlette:
         routes=[*routes, *operational_routes(info, routes)],
         middleware=[
             Middleware(Observed, info=info),
-            Middleware(_Challenge, service=service),
+            Middleware(_AnswerHeaders, service=service),
             Middleware(_Slashes),
         ],
         exception_handlers={HTTPException: http_error},
