@@ -386,6 +386,41 @@ def test_plain_http_offers_no_basic_and_refuses_basic_without_checking_it(
         assert client.get(f"{ROOT}/AccountService").json()["HTTPBasicAuth"] == "Enabled"
 
 
+@pytest.mark.parametrize(("peer", "taken"), [("127.0.0.1", True), ("10.0.0.5", False)])
+def test_basic_over_plain_http_is_for_loopback_clients_only(
+    bmc: Bmc, peer: str, taken: bool
+) -> None:
+    """``basic_over_http`` (tests, a TLS proxy on the same host) takes Basic credentials on
+    plain HTTP from a loopback peer only: from another host they crossed a network in clear,
+    and are refused unchecked as without it (a proxy elsewhere: ``trusted_proxies``, whose
+    ``X-Forwarded-Proto: https`` makes the request an HTTPS one)."""
+    app = create_redfish_app(bmc.service)  # basic_over_http=True
+
+    async def run() -> tuple[httpx.Response, httpx.Response, httpx.Response]:
+        transport = httpx.ASGITransport(app=app, client=(peer, 40000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://bmc") as client:
+            anonymous = await client.get(INVENTORY)
+            basic = await client.get(INVENTORY, auth=ADMIN)
+            created = await client.post(
+                f"{ROOT}/SessionService/Sessions",
+                json={"UserName": ADMIN[0], "Password": ADMIN[1]},
+            )
+            shown = await client.get(
+                f"{ROOT}/AccountService", headers={"X-Auth-Token": created.headers["x-auth-token"]}
+            )
+            return anonymous, basic, shown
+
+    anonymous, basic, shown = asyncio.run(run())
+    assert shown.json()["HTTPBasicAuth"] == ("Enabled" if taken else "Disabled")
+    if taken:
+        assert basic.status_code == 200
+        assert anonymous.headers["www-authenticate"].startswith("Basic ")
+    else:
+        _error(basic, 401, "NoValidSession")
+        assert "www-authenticate" not in anonymous.headers
+        assert "www-authenticate" not in basic.headers
+
+
 def test_a_post_to_a_collections_members_is_a_post_to_the_collection(bmc: Bmc) -> None:
     with bmc.client() as client:
         created = client.post(

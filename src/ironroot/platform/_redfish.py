@@ -21,8 +21,9 @@ URI (under ``/redfish/v1``)                       what
 
 **Authentication.** Everything but ``/redfish``, the service root, ``$metadata``, ``odata``,
 the OEM schema and ``POST …/Sessions`` needs a session token (``X-Auth-Token``) or HTTP Basic
-credentials (Basic only over HTTPS, unless ``basic_over_http``: over plain HTTP Basic
-credentials are refused unchecked, and ``AccountService.HTTPBasicAuth`` is ``Disabled``). No
+credentials (Basic only over HTTPS, or with ``basic_over_http`` from a loopback peer: over
+plain HTTP Basic credentials are otherwise refused unchecked, and
+``AccountService.HTTPBasicAuth`` is ``Disabled``). No
 or a wrong credential: ``401`` ``Base.1.22.NoValidSession``, with ``WWW-Authenticate: Basic``
 where Basic is taken and no challenge over plain HTTP (a browser would ask for a password to
 send in clear; :class:`_AnswerHeaders`). A role without the
@@ -159,6 +160,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import Message, Receive, Scope, Send
 
+from ironroot._netaddr import is_loopback_host
 from ironroot.errors import (
     Conflict,
     IronrootError,
@@ -322,8 +324,10 @@ class RedfishService:
         self.writes = asyncio.Lock()
         """Held by a ``PATCH`` or ``DELETE`` from its ``If-Match`` check to its change."""
         self.basic_over_http = basic_over_http
-        """Accept HTTP Basic credentials on plain HTTP (behind a TLS-terminating proxy, or in
-        tests); otherwise Basic needs HTTPS, as DSP0266 requires."""
+        """Accept HTTP Basic credentials on plain HTTP from a loopback peer (tests, a
+        TLS-terminating proxy on the same host; a proxy elsewhere is named in the server's
+        ``trusted_proxies``, and its ``X-Forwarded-Proto: https`` makes a request an HTTPS
+        one); otherwise Basic needs HTTPS, as DSP0266 requires (:meth:`offers_basic`)."""
         self.fetch_internal = fetch_internal
         """Let ``SimpleUpdate`` fetch from loopback, link-local, unspecified and multicast
         addresses (an image server on the BMC itself, in tests); otherwise those are refused,
@@ -349,7 +353,7 @@ class RedfishService:
         header = request.headers.get("authorization", "")
         scheme, _, value = header.partition(" ")
         if scheme.lower() == "basic" and value:
-            if not self.offers_basic(request.url.scheme):
+            if not self.offers_basic(request.scope):
                 # refused unchecked: no password is hashed, and no guess counts or answers
                 # otherwise than no credentials would
                 raise Unauthorized(
@@ -367,13 +371,23 @@ class RedfishService:
             return _Principal(account, None)
         raise Unauthorized("no session token or credentials", code="login")
 
-    def offers_basic(self, scheme: str) -> bool:
-        """Whether HTTP Basic credentials are taken on a request of URL ``scheme``: over
-        HTTPS, or over plain HTTP with :attr:`basic_over_http`. Where they are not, a ``401``
-        offers no ``Basic`` challenge and ``AccountService.HTTPBasicAuth`` is ``Disabled``
-        (DSP0266 §13.3.4.1: Basic needs HTTPS; a browser told ``Basic`` over plain HTTP asks
-        for a password and sends it in clear)."""
-        return scheme == "https" or self.basic_over_http
+    def offers_basic(self, scope: Mapping[str, Any]) -> bool:
+        """Whether HTTP Basic credentials are taken on the request of ASGI ``scope``: over
+        HTTPS, or, with :attr:`basic_over_http`, over plain HTTP from a loopback peer. Where
+        they are not, a ``401`` offers no ``Basic`` challenge, Basic credentials are refused
+        unchecked and ``AccountService.HTTPBasicAuth`` is ``Disabled`` (DSP0266 §13.3.4.1:
+        Basic needs HTTPS; a browser told ``Basic`` over plain HTTP asks for a password and
+        sends it in clear)."""
+        if scope.get("scheme") == "https":
+            return True
+        client = scope.get("client")
+        return (
+            self.basic_over_http
+            and isinstance(client, tuple | list)
+            and bool(client)
+            and isinstance(client[0], str)
+            and is_loopback_host(client[0])
+        )
 
     def confirm(self, who: _Principal) -> None:
         """Hold ``who``, authenticated when its request's head arrived, to the service as it
@@ -626,7 +640,7 @@ class _AnswerHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        challenge = self.service.offers_basic(scope.get("scheme", ""))
+        challenge = self.service.offers_basic(scope)
 
         async def answered(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -919,7 +933,7 @@ def _resources(service: RedfishService) -> list[_Resource]:
             "Status": {"State": "Enabled", "Health": "OK"},
             "LocalAccountAuth": "Enabled",
             # per transport: Basic is taken over HTTPS only, unless basic_over_http
-            "HTTPBasicAuth": "Enabled" if service.offers_basic(request.url.scheme) else "Disabled",
+            "HTTPBasicAuth": "Enabled" if service.offers_basic(request.scope) else "Disabled",
             "MinPasswordLength": s.min_password_length,
             "MaxPasswordLength": s.max_password_length,
             "AccountLockoutThreshold": s.lockout_threshold,
