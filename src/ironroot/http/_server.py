@@ -20,7 +20,10 @@ httptools protocol with them added:
   transport's buffer over its high-water mark: a client that keeps its TCP window shut, a
   slow read); over it → the connection is aborted, the rest of the answer dropped (the app
   sees a client disconnect). A close would wait for the client to take what is buffered;
-  no other timer runs while an answer is being written;
+  no other timer runs while an answer is being written. Over TLS the TLS layer pauses the
+  protocol for what it holds (a streamed answer); an answer written in one piece goes whole
+  to the TCP transport, unseen here, and the TLS close's wait (5 s after the keep-alive
+  timeout) cuts it;
 * ``max_connections``: open connections; one more → 503 with ``Retry-After`` and close;
   logged at warning once per ten seconds at most (:class:`_RefusalLog`), the rest at debug;
 * ``max_connections_per_client``: open connections from one client address (the key of every
