@@ -5,14 +5,17 @@ client that never reads its response when the server stops. Outcomes only, never
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import json
 import logging
 import os
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from starlette.requests import Request
@@ -20,7 +23,15 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from ironroot.errors import ConfigError
-from ironroot.http import ServerLimits, ServerThread, guarded, problem_app, read_body
+from ironroot.http import (
+    ServerLimits,
+    ServerThread,
+    ServerTls,
+    client_context,
+    guarded,
+    problem_app,
+    read_body,
+)
 from raw_http import connect, read_all
 
 _log = logging.getLogger("ironroot.test-hostile")
@@ -603,3 +614,66 @@ def test_trailers_over_the_limit_after_an_early_answer_close_the_connection(
         assert answer.endswith(b"\r\n\r\nok")
         sock.sendall(b"X-Pad: " + b"v" * 5000 + b"\r\n")
         assert read_all(sock) == b""  # closed: no refusal after an answer, no second answer
+
+
+def _slow_reader_app():  # type: ignore[no-untyped-def]
+    return problem_app([Route("/big", _big), Route("/stream", _stream)])
+
+
+@pytest.mark.parametrize("path", ["/big", "/stream"])
+def test_a_client_that_stops_reading_its_answer_is_cut_after_the_send_timeout(path: str) -> None:
+    """Slow read: a client that asks for a large answer and takes none of it (a zero TCP
+    window) held its connection, its place among ``max_connections`` and the buffered
+    answer for ever: no head, body or keep-alive timer runs while a response is being
+    written, and asyncio's close waits for the buffer to drain. ``send_timeout`` cuts it."""
+    limits = ServerLimits(send_timeout=1.0, shutdown_timeout=0.2)
+    with ServerThread(_slow_reader_app(), limits=limits, name="slow-read") as server:
+        sock = connect(server)  # 16 MiB: more than the socket buffers at both ends hold
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        assert sock.recv(16).startswith(b"HTTP/1.1 200")
+        time.sleep(3)  # takes nothing more, well past the send timeout
+        with sock, pytest.raises(ConnectionResetError):  # cut: the rest was dropped
+            read_all(sock)
+
+
+def test_a_client_that_reads_slowly_but_steadily_gets_its_whole_answer() -> None:
+    """A pause shorter than ``send_timeout`` after every 2 MiB, longer than it in all: the
+    timeout is for a stall, not for the whole answer."""
+    limits = ServerLimits(send_timeout=1.0, shutdown_timeout=0.2)
+    with ServerThread(_slow_reader_app(), limits=limits, name="slow-read") as server:
+        sock = connect(server)
+        sock.sendall(b"GET /big HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        received = bytearray()
+        pauses = 0
+        with sock:
+            while chunk := sock.recv(1 << 20):
+                received += chunk
+                if len(received) >> 21 > pauses:
+                    pauses += 1
+                    time.sleep(0.3)
+    assert received.startswith(b"HTTP/1.1 200")
+    assert received.count(b"x") == 16 << 20
+    assert pauses >= 7
+
+
+def test_a_client_that_stops_reading_a_streamed_answer_over_tls_is_cut(tmp_path: Path) -> None:
+    """Over TLS the HTTP protocol is paused by the TLS layer once what it holds is over its
+    mark (a streamed answer: a one-piece one is handed whole to the TCP transport, and the
+    TLS close's wait bounds it); the same ``send_timeout`` cuts it."""
+    from tls_pki import make_pki
+
+    pki = make_pki(tmp_path)
+    limits = ServerLimits(send_timeout=1.0, shutdown_timeout=0.2)
+    tls = ServerTls(pki.server_cert, pki.server_key)
+    with ServerThread(_slow_reader_app(), limits=limits, tls=tls, name="slow-read") as server:
+        host, port = server.url.removeprefix("https://").split(":")
+        raw = socket.create_connection((host, int(port)), timeout=10)
+        with client_context(pki.ca).wrap_socket(raw, server_hostname=host) as sock:
+            sock.sendall(b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert sock.recv(16).startswith(b"HTTP/1.1 200")
+            time.sleep(3)  # takes nothing more, well past the send timeout
+            received = 0
+            with contextlib.suppress(ConnectionResetError, ssl.SSLError):
+                while chunk := sock.recv(1 << 20):
+                    received += len(chunk)
+    assert received < 256 * (64 << 10) // 2  # cut: most of the answer was never sent

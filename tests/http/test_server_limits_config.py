@@ -13,7 +13,13 @@ from ironroot.cli import main
 from ironroot.errors import ConfigError
 from ironroot.http import ServerLimits
 
-_TIMEOUTS = ("header_timeout", "body_timeout", "keep_alive_timeout", "shutdown_timeout")
+_TIMEOUTS = (
+    "header_timeout",
+    "body_timeout",
+    "keep_alive_timeout",
+    "send_timeout",
+    "shutdown_timeout",
+)
 
 
 @pytest.mark.parametrize("name", _TIMEOUTS)

@@ -7,6 +7,7 @@ import asyncio
 import base64
 import dataclasses
 import json
+import logging
 import socket
 import threading
 import time
@@ -132,6 +133,29 @@ def _login(client: httpx.Client, who: tuple[str, str]) -> str:
 
 
 # --- the service root, metadata and conventions ---------------------------------------------
+
+
+def test_every_kind_of_answer_is_never_sniffed_into_markup_nor_framed(bmc: Bmc) -> None:
+    """A Redfish error repeats what the client sent (the path of a 404, a header's name): a
+    page that links a browser to ``/redfish/v1/<script>…`` gets JSON that is never sniffed
+    as HTML nor framed, as every other Ironroot service's answers (``REFUSAL_HEADERS``)."""
+    from ironroot.http import REFUSAL_HEADERS
+
+    with bmc.client() as client, bmc.client(ADMIN) as admin:
+        answers = [
+            client.get(f"{ROOT}/<script>alert(1)</script>"),  # 404, the path repeated
+            client.get(f"{ROOT}/"),  # 200
+            client.get(f"{ROOT}/$metadata"),  # XML
+            client.get(INVENTORY),  # 401
+            client.delete(f"{ROOT}/"),  # 405
+            client.get("/health"),
+            admin.get(f"{ROOT}/AccountService"),
+            admin.get(INVENTORY, headers={"If-None-Match": "*"}),  # 304
+        ]
+    for answer in answers:
+        for name in ("x-content-type-options", "content-security-policy"):
+            assert answer.headers.get(name) == REFUSAL_HEADERS[name], (answer.url, name)
+    assert [a.status_code for a in answers] == [404, 200, 200, 401, 405, 200, 200, 304]
 
 
 def test_the_service_root_is_public_and_links_every_service(bmc: Bmc) -> None:
@@ -304,6 +328,97 @@ def test_basic_credentials_need_https_unless_told_otherwise(bmc: Bmc, tmp_path: 
         httpx.Client(base_url=secure.url, auth=ADMIN, verify=client_context(pki.ca)) as client,
     ):
         assert client.get(INVENTORY).status_code == 200
+
+
+@pytest.mark.parametrize("credentials", [b"Basic \xe9\xe9\xe9\xe9", b"Basic YWRt\xffaW4="])
+def test_basic_credentials_that_are_not_ascii_are_a_401_not_a_500(
+    bmc: Bmc, credentials: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A header field's bytes past ASCII reach the app as Latin-1 text, which base64 refuses
+    with a ``ValueError`` that is no ``binascii.Error``: it was a 500 with a traceback in the
+    log, for any client, at the public service root too."""
+    with bmc.client() as client:
+        protected = client.get(INVENTORY, headers={"Authorization": credentials})
+        public = client.get(f"{ROOT}/", headers={"Authorization": credentials})
+    _error(protected, 401, "NoValidSession")
+    assert public.status_code == 200
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def test_plain_http_offers_no_basic_and_refuses_basic_without_checking_it(
+    bmc: Bmc, tmp_path: Path
+) -> None:
+    """Over plain HTTP (no ``basic_over_http``) a 401 carries no ``Basic`` challenge (a
+    browser would prompt for a password and send it in clear; the AccountService's
+    ``HTTPBasicAuth`` says ``Disabled``), and Basic credentials are refused unchecked: the
+    right password gets the answer no credentials get, and wrong ones lock nothing. Over
+    HTTPS the 401 offers Basic (DSP0266 §13.3.4.1; ``HTTPBasicAuth: Enabled``)."""
+    from tls_pki import make_pki
+
+    service = RedfishService(bmc.platform, bmc.service.accounts, clock=lambda: NOW)
+    app = create_redfish_app(service)
+    with ServerThread(app) as plain, httpx.Client(base_url=plain.url) as client:
+        anonymous = client.get(INVENTORY)
+        right = client.get(INVENTORY, auth=ADMIN)
+        for _ in range(8):  # past AccountLockoutThreshold (5), were they checked
+            client.get(INVENTORY, auth=(ADMIN[0], "a wrong guess"))
+        token = _login(client, ADMIN)
+        shown = client.get(f"{ROOT}/AccountService", headers={"X-Auth-Token": token})
+    for refused in (anonymous, right):
+        _error(refused, 401, "NoValidSession")
+        assert "www-authenticate" not in refused.headers
+    assert right.content == anonymous.content
+    assert shown.json()["HTTPBasicAuth"] == "Disabled"
+    pki = make_pki(tmp_path)
+    tls = ServerTls(pki.server_cert, pki.server_key)
+    with (
+        ServerThread(app, tls=tls) as secure,
+        httpx.Client(base_url=secure.url, verify=client_context(pki.ca)) as client,
+    ):
+        challenged = client.get(INVENTORY)
+        shown = client.get(f"{ROOT}/AccountService", auth=ADMIN)
+    _error(challenged, 401, "NoValidSession")
+    assert (
+        challenged.headers["www-authenticate"] == 'Basic realm="Ironroot Redfish", charset="UTF-8"'
+    )
+    assert shown.json()["HTTPBasicAuth"] == "Enabled"
+    with bmc.client(ADMIN) as client:  # basic_over_http: Basic is offered on plain HTTP
+        assert client.get(f"{ROOT}/AccountService").json()["HTTPBasicAuth"] == "Enabled"
+
+
+@pytest.mark.parametrize(("peer", "taken"), [("127.0.0.1", True), ("10.0.0.5", False)])
+def test_basic_over_plain_http_is_for_loopback_clients_only(
+    bmc: Bmc, peer: str, taken: bool
+) -> None:
+    """``basic_over_http`` (tests, a TLS proxy on the same host) takes Basic credentials on
+    plain HTTP from a loopback peer only: from another host they crossed a network in clear,
+    and are refused unchecked as without it (a proxy elsewhere: ``trusted_proxies``, whose
+    ``X-Forwarded-Proto: https`` makes the request an HTTPS one)."""
+    app = create_redfish_app(bmc.service)  # basic_over_http=True
+
+    async def run() -> tuple[httpx.Response, httpx.Response, httpx.Response]:
+        transport = httpx.ASGITransport(app=app, client=(peer, 40000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://bmc") as client:
+            anonymous = await client.get(INVENTORY)
+            basic = await client.get(INVENTORY, auth=ADMIN)
+            created = await client.post(
+                f"{ROOT}/SessionService/Sessions",
+                json={"UserName": ADMIN[0], "Password": ADMIN[1]},
+            )
+            shown = await client.get(
+                f"{ROOT}/AccountService", headers={"X-Auth-Token": created.headers["x-auth-token"]}
+            )
+            return anonymous, basic, shown
+
+    anonymous, basic, shown = asyncio.run(run())
+    assert shown.json()["HTTPBasicAuth"] == ("Enabled" if taken else "Disabled")
+    if taken:
+        assert basic.status_code == 200
+        assert anonymous.headers["www-authenticate"].startswith("Basic ")
+    else:
+        _error(basic, 401, "NoValidSession")
+        assert "www-authenticate" not in anonymous.headers
+        assert "www-authenticate" not in basic.headers
 
 
 def test_a_post_to_a_collections_members_is_a_post_to_the_collection(bmc: Bmc) -> None:

@@ -215,3 +215,24 @@ def test_a_page_of_another_site_keeps_no_handle_on_the_dashboard_it_opens(
         assert page.evaluate("() => window.opened.closed") is True
     finally:
         context.close()
+
+
+def test_hostile_text_the_request_carries_stays_text(operator: Watched, served: str) -> None:
+    """What a link can make a page repeat, in a real browser: a fleet search (shown back in
+    its field), a page to go to after the login (kept in the form), a path no page has (the
+    404 page): attribute breakouts and markup stay text, nothing runs."""
+    hostile = '"><script>window.__pwned=1</script><img src=x onerror="window.__pwned=2">'
+    quoted = urllib.parse.quote(hostile, safe="")
+    page = operator.page
+    operator.goto(f"{served}/fleet?q={quoted}")
+    assert page.input_value("input[name=q]") == hostile
+    for path in (f"/login?next=/fleet%3Fq%3D{quoted}", f"/log/{quoted}"):
+        operator.goto(served + path)
+        assert page.evaluate("typeof window.__pwned") == "undefined", path
+        assert page.locator("main img, main script").count() == 0, path
+    expected = {  # the 404 page's own status, and the console's line for it
+        f"404: {served}/log/{quoted}",
+        "console error: Failed to load resource: the server responded with a status of 404 "
+        "(Not Found)",
+    }
+    assert set(operator.problems) <= expected

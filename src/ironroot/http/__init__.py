@@ -2,7 +2,9 @@
 
 * RFC 9290 concise problem details in CBOR, or RFC 9457 JSON when the client accepts only
   JSON; every :class:`~ironroot.errors.IronrootError` maps to its status, title and machine
-  ``code`` (an extension member), ``WWW-Authenticate: Bearer`` for ``Unauthorized``;
+  ``code`` (an extension member), ``WWW-Authenticate: Bearer`` on a ``401`` for a missing
+  or wrong token (none on a ``403`` or ``429``, nor for a client certificate a mutual-TLS
+  plane refuses, ``CredentialRejected``: no HTTP scheme carries one);
 * :func:`guarded`: a route handler whose typed errors become problems; an unexpected failure
   is a 500 problem carrying a correlation id that the log line (with the traceback) repeats,
   never disguised as a retryable error; a client that goes away mid-request is logged at

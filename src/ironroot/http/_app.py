@@ -21,11 +21,11 @@ from starlette.routing import BaseRoute, Match, Route
 from ironroot.cose import Problem
 from ironroot.errors import (
     ConfigError,
+    CredentialRejected,
     IronrootError,
     NotFound,
     PayloadTooLarge,
     StorageError,
-    Unauthorized,
 )
 from ironroot.http._ops import Observed, ServiceInfo, operational_routes, retry_after_seconds
 from ironroot.http._server import REFUSAL_HEADERS, PromptServer, ServerLimits, server_config
@@ -113,7 +113,12 @@ def problem_response(
 def error_response(request: Request, exc: IronrootError) -> Response:
     """The problem for a typed error (its status, title, detail and code)."""
     response = problem_response(request, exc.http_status, exc.title, exc.detail, exc.code)
-    if isinstance(exc, Unauthorized):
+    if exc.http_status == 401 and not isinstance(exc, CredentialRejected):
+        # A missing or wrong token. Not a 403 or a 429 (RoleNotPermitted, TooManyAttempts are
+        # Unauthorized too), which no other credential answers otherwise, and not a client
+        # certificate refused on a mutual-TLS plane: no HTTP authentication scheme carries
+        # one, and "Bearer" would send its client looking for a token (RFC 9110 §11.6.1
+        # asks for a challenge, and there is none to give).
         response.headers["WWW-Authenticate"] = "Bearer"
     if exc.http_status in (429, 503):
         # Every "not now" says when to come back (RFC 9110 §10.2.3), as /ready's 503 does.

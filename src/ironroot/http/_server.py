@@ -16,6 +16,14 @@ httptools protocol with them added:
   ``keep_alive_timeout``, like an idle keep-alive connection);
 * ``body_timeout``: from the end of the head to the end of the body; over it → close (the app
   sees a client disconnect);
+* ``send_timeout``: how long an answer may wait for its client to take more of it (the
+  transport's buffer over its high-water mark: a client that keeps its TCP window shut, a
+  slow read); over it → the connection is aborted, the rest of the answer dropped (the app
+  sees a client disconnect). A close would wait for the client to take what is buffered;
+  no other timer runs while an answer is being written. Over TLS the TLS layer pauses the
+  protocol for what it holds (a streamed answer); an answer written in one piece goes whole
+  to the TCP transport, unseen here, and the TLS close's wait (5 s after the keep-alive
+  timeout) cuts it;
 * ``max_connections``: open connections; one more → 503 with ``Retry-After`` and close;
   logged at warning once per ten seconds at most (:class:`_RefusalLog`), the rest at debug;
 * ``max_connections_per_client``: open connections from one client address (the key of every
@@ -212,6 +220,7 @@ class ServerLimits:
     header_timeout: float = 10.0
     body_timeout: float = 60.0
     keep_alive_timeout: float = 5.0
+    send_timeout: float = 60.0
     max_connections: int = 1024
     max_connections_per_client: int = 128
     shutdown_timeout: float = 30.0
@@ -235,7 +244,13 @@ class ServerLimits:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"server.{name} must be a positive integer")
-        for name in ("header_timeout", "body_timeout", "keep_alive_timeout", "shutdown_timeout"):
+        for name in (
+            "header_timeout",
+            "body_timeout",
+            "keep_alive_timeout",
+            "send_timeout",
+            "shutdown_timeout",
+        ):
             value = getattr(self, name)
             # not 0 < nan, and an infinite timeout is a guard switched off without saying so
             if (
@@ -439,6 +454,18 @@ class _LingeringTransport:
         return getattr(self._transport, name)
 
 
+def _reset(transport: asyncio.Transport) -> None:
+    """Cut a connection: an RST at once (SO_LINGER 0), not after what its client never
+    reads, and the transport aborted (its buffer dropped; the app sees the client gone)."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
+    if isinstance(transport, _LingeringTransport):
+        transport.direct = True
+    transport.abort()
+
+
 class _RefusalLog:
     """The log of one server's connections refused over ``max_connections`` (or over
     ``max_connections_per_client``: one log of its own): a warning at most every
@@ -544,6 +571,8 @@ class _GuardedProtocol(HttpToolsProtocol):
         self._head_size = 0  # the parsed head's bytes: request line and header lines
         self._head_timer: asyncio.TimerHandle | None = None
         self._body_timer: asyncio.TimerHandle | None = None
+        self._send_timer: asyncio.TimerHandle | None = None  # armed while writing is paused
+        self._send_left = 0  # what the transport held when the send timer was armed
         self._tls: dict[object, object] | None = None
         self._last = False  # an Upgrade request was read: nothing after it is parsed
         self._chunk_open = False  # a chunk's size line was read, none of its data yet
@@ -594,6 +623,9 @@ class _GuardedProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_timers()
+        if self._send_timer is not None:
+            self._send_timer.cancel()
+            self._send_timer = None
         if self.client_slot is not None:
             self.clients.give_back(self.client_slot)
             self.client_slot = None
@@ -627,6 +659,45 @@ class _GuardedProtocol(HttpToolsProtocol):
         self._cancel_timers()  # a head begun after it will never be whole: it is dropped
         last.keep_alive = False
         return True
+
+    # --- the answer's way out -------------------------------------------------------------
+
+    def pause_writing(self) -> None:
+        """The transport holds more than it may of what was written (the client is not
+        taking it as fast as it comes): the answer waits, and the client must take some of
+        it at least every ``send_timeout`` (:meth:`_send_timed_out`)."""
+        super().pause_writing()
+        if self._send_timer is None:
+            self._arm_send_timer()
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        if self._send_timer is not None:
+            self._send_timer.cancel()
+            self._send_timer = None
+
+    def _arm_send_timer(self) -> None:
+        self._send_left = self.transport.get_write_buffer_size()
+        self._send_timer = self.loop.call_later(self.limits.send_timeout, self._send_timed_out)
+
+    def _send_timed_out(self) -> None:
+        """``send_timeout`` passed with writing paused: a client that took some of its
+        answer meanwhile (what the transport holds shrank) has as long again; one that took
+        none (a slow read: a TCP window kept shut) is cut, the connection reset and what
+        was left unsent dropped. A close would wait for the client to take it (asyncio
+        flushes before it closes), and the socket, the buffered answer and the place among
+        ``max_connections`` would be held for as long as the client cares to wait."""
+        self._send_timer = None
+        # closing or not: asyncio's close waits for the buffer to drain as well
+        if self.transport.get_write_buffer_size() < self._send_left:
+            self._arm_send_timer()
+            return
+        _log.debug(
+            "a client took none of its answer for %.0f s: connection cut",
+            self.limits.send_timeout,
+        )
+        self._cancel_timers()
+        _reset(self.transport)
 
     def _cancel_timers(self) -> None:
         for timer in (self._head_timer, self._body_timer):
@@ -1135,12 +1206,7 @@ class PromptServer(uvicorn.Server):
         if connections:
             _log.warning("resetting %d connection(s) still open at shutdown", len(connections))
         for connection in list(connections):
-            transport = connection.transport
-            sock = transport.get_extra_info("socket")
-            if sock is not None:  # RST at once, not after what the client never reads
-                with contextlib.suppress(OSError):
-                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
-            transport.abort()
+            _reset(connection.transport)
 
     async def _until_empty(self, items: Collection[object], what: str) -> None:
         if not items or self.force_exit:

@@ -21,8 +21,12 @@ URI (under ``/redfish/v1``)                       what
 
 **Authentication.** Everything but ``/redfish``, the service root, ``$metadata``, ``odata``,
 the OEM schema and ``POST …/Sessions`` needs a session token (``X-Auth-Token``) or HTTP Basic
-credentials (Basic only over HTTPS, unless ``basic_over_http``). No or a wrong credential:
-``401`` ``Base.1.22.NoValidSession`` (with ``WWW-Authenticate: Basic``). A role without the
+credentials (Basic only over HTTPS, or with ``basic_over_http`` from a loopback peer: over
+plain HTTP Basic credentials are otherwise refused unchecked, and
+``AccountService.HTTPBasicAuth`` is ``Disabled``). No
+or a wrong credential: ``401`` ``Base.1.22.NoValidSession``, with ``WWW-Authenticate: Basic``
+where Basic is taken and no challenge over plain HTTP (a browser would ask for a password to
+send in clear; :class:`_AnswerHeaders`). A role without the
 privilege the operation needs (Redfish's privilege registry: reads need ``Login``, updates
 ``ConfigureComponents``, accounts ``ConfigureUsers``, other sessions and the session service
 ``ConfigureManager``; changing one's own password ``ConfigureSelf``): ``403``
@@ -113,7 +117,9 @@ a client may still be polling to another task.
 **Conventions.** Every resource has ``@odata.id``, ``@odata.type`` (the versions of
 :data:`~ironroot.platform._redfish_csdl.SCHEMA_VERSIONS`) and ``@odata.context``; answers carry
 ``OData-Version: 4.0``, an ``ETag`` (also ``@odata.etag``; ``If-None-Match`` gives ``304``)
-and ``Allow``; ``PATCH``, ``DELETE`` and ``POST`` honour ``If-Match`` and ``If-None-Match``
+and ``Allow``, and every answer ``X-Content-Type-Options: nosniff`` and
+``Content-Security-Policy: default-src 'none'; frame-ancestors 'none'``; ``PATCH``,
+``DELETE`` and ``POST`` honour ``If-Match`` and ``If-None-Match``
 (``412`` ``Base.1.22.PreconditionFailed``; a ``POST`` against its collection, or the resource
 its action is bound to; any ``If-Match`` on the push URI, which has no representation); one
 that does not parse is ``412`` ``HeaderInvalid``. Errors are Redfish error bodies
@@ -133,7 +139,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
 import datetime as dt
 import json
 import logging
@@ -153,8 +158,9 @@ from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
+from ironroot._netaddr import is_loopback_host
 from ironroot.errors import (
     Conflict,
     IronrootError,
@@ -166,7 +172,14 @@ from ironroot.errors import (
     TooManyAttempts,
     Unauthorized,
 )
-from ironroot.http import LoginThrottle, Observed, ServiceInfo, operational_routes, read_body
+from ironroot.http import (
+    REFUSAL_HEADERS,
+    LoginThrottle,
+    Observed,
+    ServiceInfo,
+    operational_routes,
+    read_body,
+)
 from ironroot.platform._node import InventoryItem, Platform
 from ironroot.platform._redfish_accounts import (
     PRIVILEGES,
@@ -192,6 +205,7 @@ from ironroot.platform._redfish_http import (
     MULTIPART_URI,
     PFM_PART,
     PFM_STATEMENT_PART,
+    REALM,
     REDFISH_VERSION,
     ROLES_URI,
     ROOT,
@@ -310,8 +324,10 @@ class RedfishService:
         self.writes = asyncio.Lock()
         """Held by a ``PATCH`` or ``DELETE`` from its ``If-Match`` check to its change."""
         self.basic_over_http = basic_over_http
-        """Accept HTTP Basic credentials on plain HTTP (behind a TLS-terminating proxy, or in
-        tests); otherwise Basic needs HTTPS, as DSP0266 requires."""
+        """Accept HTTP Basic credentials on plain HTTP from a loopback peer (tests, a
+        TLS-terminating proxy on the same host; a proxy elsewhere is named in the server's
+        ``trusted_proxies``, and its ``X-Forwarded-Proto: https`` makes a request an HTTPS
+        one); otherwise Basic needs HTTPS, as DSP0266 requires (:meth:`offers_basic`)."""
         self.fetch_internal = fetch_internal
         """Let ``SimpleUpdate`` fetch from loopback, link-local, unspecified and multicast
         addresses (an image server on the BMC itself, in tests); otherwise those are refused,
@@ -337,7 +353,9 @@ class RedfishService:
         header = request.headers.get("authorization", "")
         scheme, _, value = header.partition(" ")
         if scheme.lower() == "basic" and value:
-            if request.url.scheme != "https" and not self.basic_over_http:
+            if not self.offers_basic(request.scope):
+                # refused unchecked: no password is hashed, and no guess counts or answers
+                # otherwise than no credentials would
                 raise Unauthorized(
                     "HTTP Basic authentication needs HTTPS: log in for a session", code="login"
                 )
@@ -345,13 +363,31 @@ class RedfishService:
                 user, sep, password = (
                     base64.b64decode(value.strip(), validate=True).decode("utf-8").partition(":")
                 )
-            except (binascii.Error, UnicodeDecodeError):
+            except ValueError:  # not base64 (binascii.Error), bytes past ASCII, not UTF-8
                 raise Unauthorized("malformed Basic credentials", code="login") from None
             if not sep:
                 raise Unauthorized("malformed Basic credentials", code="login")
             account = await self._login(user, password, request)
             return _Principal(account, None)
         raise Unauthorized("no session token or credentials", code="login")
+
+    def offers_basic(self, scope: Mapping[str, Any]) -> bool:
+        """Whether HTTP Basic credentials are taken on the request of ASGI ``scope``: over
+        HTTPS, or, with :attr:`basic_over_http`, over plain HTTP from a loopback peer. Where
+        they are not, a ``401`` offers no ``Basic`` challenge, Basic credentials are refused
+        unchecked and ``AccountService.HTTPBasicAuth`` is ``Disabled`` (DSP0266 §13.3.4.1:
+        Basic needs HTTPS; a browser told ``Basic`` over plain HTTP asks for a password and
+        sends it in clear)."""
+        if scope.get("scheme") == "https":
+            return True
+        client = scope.get("client")
+        return (
+            self.basic_over_http
+            and isinstance(client, tuple | list)
+            and bool(client)
+            and isinstance(client[0], str)
+            and is_loopback_host(client[0])
+        )
 
     def confirm(self, who: _Principal) -> None:
         """Hold ``who``, authenticated when its request's head arrived, to the service as it
@@ -548,12 +584,13 @@ def _check_request(request: Request) -> None:
 def _check_same_origin(request: Request) -> None:
     """Refuse a change a web browser sends for another site (``403`` ``HeaderInvalid``).
 
-    The service answers ``401`` with ``WWW-Authenticate: Basic``, so a browser asks for and
-    keeps an operator's credentials and sends them with every request to the BMC, those a
-    page of any site makes included: a ``POST`` without a ``Content-Type`` (taken as JSON)
-    or with ``multipart/form-data`` needs no CORS preflight, so any page the operator opened
-    could create an Administrator or start an update. Browsers say where such a request comes
-    from (``Sec-Fetch-Site``, ``Origin``); Redfish clients send neither, and are unaffected."""
+    Where Basic is taken the service answers ``401`` with ``WWW-Authenticate: Basic``, so a
+    browser asks for and keeps an operator's credentials and sends them with every request
+    to the BMC, those a page of any site makes included: a ``POST`` without a
+    ``Content-Type`` (taken as JSON) or with ``multipart/form-data`` needs no CORS
+    preflight, so any page the operator opened could create an Administrator or start an
+    update. Browsers say where such a request comes from (``Sec-Fetch-Site``, ``Origin``);
+    Redfish clients send neither, and are unaffected."""
     site = request.headers.get("sec-fetch-site")
     if site is not None and site.strip().lower() not in ("same-origin", "none"):
         raise Refusal(
@@ -574,6 +611,48 @@ def _check_same_origin(request: Request) -> None:
             message("HeaderInvalid", "Origin"),
             text=f"a request from the web origin {origin[:100]!r} may not change this service",
         )
+
+
+class _AnswerHeaders:
+    """ASGI: the headers every answer of the service carries.
+
+    * ``X-Content-Type-Options: nosniff`` and ``Content-Security-Policy: default-src 'none';
+      frame-ancestors 'none'`` (:data:`ironroot.http.REFUSAL_HEADERS`, as every Ironroot
+      service's answers): an error repeats what the client sent (a 404's path), and a page
+      that links a browser to ``/redfish/v1/<script>…`` gets JSON never sniffed into
+      markup, run or framed;
+    * on a ``401``, ``WWW-Authenticate: Basic`` (RFC 9110 §11.6.1) where Basic credentials
+      are taken (:meth:`RedfishService.offers_basic`), and no challenge elsewhere: over plain
+      HTTP the credential is a session's ``X-Auth-Token``, which no HTTP authentication
+      scheme names, and ``Basic`` would have a browser ask for a password to send in clear.
+      The Redfish schema allows it (``AccountService.HTTPBasicAuth`` is ``Disabled`` there;
+      ``Unadvertised``: "may omit the header entirely")."""
+
+    def __init__(self, app: Any, service: RedfishService) -> None:
+        self.app = app
+        self.service = service
+        self.headers = [
+            (name.encode(), REFUSAL_HEADERS[name].encode())
+            for name in ("x-content-type-options", "content-security-policy")
+        ]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        challenge = self.service.offers_basic(scope)
+
+        async def answered(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                present = {k.lower() for k, _ in headers}
+                headers += [(k, v) for k, v in self.headers if k not in present]
+                if challenge and message["status"] == 401 and b"www-authenticate" not in present:
+                    headers.append((b"www-authenticate", REALM.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, answered)
 
 
 class _Slashes:
@@ -631,7 +710,11 @@ def create_redfish_app(service: RedfishService) -> Starlette:
 
     app = Starlette(
         routes=[*routes, *operational_routes(info, routes)],
-        middleware=[Middleware(Observed, info=info), Middleware(_Slashes)],
+        middleware=[
+            Middleware(Observed, info=info),
+            Middleware(_AnswerHeaders, service=service),
+            Middleware(_Slashes),
+        ],
         exception_handlers={HTTPException: http_error},
     )
 
@@ -840,7 +923,7 @@ def _resources(service: RedfishService) -> list[_Resource]:
 
     # --- accounts ---------------------------------------------------------------------------
 
-    def account_service_body() -> dict[str, Any]:
+    def account_service_body(request: Request) -> dict[str, Any]:
         s = accounts.settings
         return {
             **odata(f"{ROOT}/AccountService", "AccountService"),
@@ -849,6 +932,8 @@ def _resources(service: RedfishService) -> list[_Resource]:
             "ServiceEnabled": True,
             "Status": {"State": "Enabled", "Health": "OK"},
             "LocalAccountAuth": "Enabled",
+            # per transport: Basic is taken over HTTPS only, unless basic_over_http
+            "HTTPBasicAuth": "Enabled" if service.offers_basic(request.scope) else "Disabled",
             "MinPasswordLength": s.min_password_length,
             "MaxPasswordLength": s.max_password_length,
             "AccountLockoutThreshold": s.lockout_threshold,
@@ -892,11 +977,11 @@ def _resources(service: RedfishService) -> list[_Resource]:
     }
 
     async def account_service(request: Request, who: _Principal | None) -> Response:
-        return json_response(request, account_service_body())
+        return json_response(request, account_service_body(request))
 
     async def patch_account_service(request: Request, who: _Principal | None) -> Response:
         doc = await json_body(request)
-        current = account_service_body()
+        current = account_service_body(request)
         precondition(request, current)
         only(doc, [*settings_of, "RequireChangePasswordAction", "Oem"], read_only=current)
         changes: dict[str, int | bool] = {}
@@ -939,7 +1024,7 @@ def _resources(service: RedfishService) -> list[_Resource]:
                 message("PropertyValueConflict", name, other, related=(f"/{name}",)),
                 text=exc.detail,
             ) from None
-        return json_response(request, account_service_body())
+        return json_response(request, account_service_body(request))
 
     def account_body(account: Account) -> dict[str, Any]:
         return {

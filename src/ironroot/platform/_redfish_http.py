@@ -107,6 +107,8 @@ MULTIPART_PARTS: Final = (
 """The part names of a multipart update (the last three are Ironroot's OEM parts)."""
 JSON_LIMIT: Final = 64 * 1024
 REALM: Final = 'Basic realm="Ironroot Redfish", charset="UTF-8"'
+"""The challenge of a ``401`` where HTTP Basic is taken: over HTTPS, or with
+``basic_over_http`` (:meth:`~ironroot.platform._redfish.RedfishService.offers_basic`)."""
 SIMPLE_UPDATE_ACTION: Final = "UpdateService.SimpleUpdate"
 
 
@@ -174,7 +176,8 @@ def refusal_of(exc: IronrootError, path: str) -> Refusal:
             headers={"Retry-After": str(exc.retry_after)},
         )
     if isinstance(exc, Unauthorized | IdentityLocked):
-        return Refusal(401, message("NoValidSession"), headers={"WWW-Authenticate": REALM})
+        # its challenge (Basic where Basic is taken) is the app's, which knows the transport
+        return Refusal(401, message("NoValidSession"))
     if isinstance(exc, NotFound):
         return Refusal(404, message("ResourceMissingAtURI", path), text=exc.detail)
     if isinstance(exc, PayloadTooLarge):

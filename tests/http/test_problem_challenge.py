@@ -1,0 +1,69 @@
+"""The challenge of a problem (``ironroot.http.error_response``): ``WWW-Authenticate: Bearer``
+on a ``401`` for a missing or wrong token only. A client certificate refused on a mutual-TLS
+plane (``CredentialRejected``) is no bearer token a client could present instead: its ``401``
+names no scheme; and a ``403`` or a ``429`` (``RoleNotPermitted``, ``IdentityLocked``,
+``TooManyAttempts``, all ``Unauthorized`` by type) asks for no credentials at all."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import httpx
+import pytest
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from ironroot.errors import (
+    CredentialRejected,
+    IdentityLocked,
+    IronrootError,
+    RoleNotPermitted,
+    TooManyAttempts,
+    Unauthorized,
+)
+from ironroot.http import PROBLEM_JSON, guarded, problem_app
+
+_log = logging.getLogger("test")
+
+
+def _answer(exc: IronrootError) -> httpx.Response:
+    async def handler(request: Request) -> Response:
+        raise exc
+
+    app = problem_app([Route("/x", guarded(handler, _log), methods=["GET"])])
+
+    async def run() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://svc") as client:
+            return await client.get("/x", headers={"Accept": PROBLEM_JSON})
+
+    return asyncio.run(run())
+
+
+def test_a_missing_token_is_a_401_that_asks_for_a_bearer_token() -> None:
+    answer = _answer(Unauthorized("no token", code="token-missing"))
+    assert answer.status_code == 401
+    assert answer.headers.get_list("www-authenticate") == ["Bearer"]
+
+
+def test_a_refused_client_certificate_is_a_401_that_asks_for_no_bearer_token() -> None:
+    answer = _answer(CredentialRejected("no client certificate", code="credential-missing"))
+    assert answer.status_code == 401
+    assert answer.json()["code"] == "credential-missing"
+    assert "www-authenticate" not in answer.headers
+
+
+@pytest.mark.parametrize(
+    ("exc", "status"),
+    [
+        (RoleNotPermitted("a data-plane credential", code="wrong-plane"), 403),
+        (IdentityLocked("locked"), 403),
+        (TooManyAttempts("slow down", retry_after=7), 429),
+    ],
+)
+def test_a_403_or_429_asks_for_no_credentials(exc: IronrootError, status: int) -> None:
+    answer = _answer(exc)
+    assert answer.status_code == status
+    assert "www-authenticate" not in answer.headers
