@@ -67,3 +67,54 @@ def test_a_403_or_429_asks_for_no_credentials(exc: IronrootError, status: int) -
     answer = _answer(exc)
     assert answer.status_code == status
     assert "www-authenticate" not in answer.headers
+
+
+def test_a_service_that_takes_basic_asks_for_basic_on_a_401_only() -> None:
+    basic = 'Basic realm="admin", charset="UTF-8"'
+
+    def answer(exc: IronrootError) -> httpx.Response:
+        async def handler(request: Request) -> Response:
+            raise exc
+
+        route = Route("/x", guarded(handler, _log, challenge=basic), methods=["GET"])
+        app = problem_app([route])
+
+        async def run() -> httpx.Response:
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://svc") as client:
+                return await client.get("/x")
+
+        return asyncio.run(run())
+
+    assert answer(Unauthorized("no credential")).headers.get_list("www-authenticate") == [basic]
+    assert "www-authenticate" not in answer(RoleNotPermitted("not an officer")).headers
+    assert "www-authenticate" not in answer(CredentialRejected("no certificate")).headers
+
+
+@pytest.mark.parametrize(
+    ("exc", "challenge"),
+    [
+        (Unauthorized("no token", code="token-missing"), "Bearer"),
+        (RoleNotPermitted("a read-only token"), None),
+        (IdentityLocked("locked"), None),
+        (TooManyAttempts("slow down", retry_after=7), None),
+    ],
+)
+def test_the_cts_api_asks_for_a_bearer_token_on_a_401_only(
+    exc: IronrootError, challenge: str | None
+) -> None:
+    from ironroot.transparency._cts import _cts_errors
+
+    async def handler(request: Request) -> Response:
+        raise exc
+
+    app = problem_app([Route("/x", _cts_errors(handler), methods=["GET"])])
+
+    async def run() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://svc") as client:
+            return await client.get("/x")
+
+    answer = asyncio.run(run())
+    assert answer.status_code == exc.http_status
+    assert answer.headers.get("www-authenticate") == challenge

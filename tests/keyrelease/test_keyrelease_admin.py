@@ -158,7 +158,7 @@ def test_the_hsms_identities_and_roles_decide(admin: tuple[Harness, str]) -> Non
     with _client(url, None) as anonymous:
         response = anonymous.get("/admin/keys")
         assert_problem(response, Unauthorized)
-        assert response.headers["www-authenticate"].startswith("Bearer")
+        assert response.headers["www-authenticate"].startswith("Basic ")
     with _client(url, ("officer", "not-the-credential")) as wrong:
         assert_problem(wrong.get("/admin/keys"), Unauthorized)
     with _client(url, USER) as user:

@@ -83,6 +83,8 @@ def test_the_service_open_to_any_client_takes_basic_over_https_only() -> None:
         before = logins()
         refused = _admin_get(remote, "http://keys.example")
         assert_problem(refused, Unauthorized, "admin-needs-https")
+        # Basic is refused there unread: the 401 invites no credential in clear
+        assert "www-authenticate" not in refused.headers
         assert refused.json()["detail"] == (
             'the admin API open to any client (admin = "any") takes an HSM officer\'s '
             "credential over HTTPS only: serve with TLS"

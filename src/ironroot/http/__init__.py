@@ -4,7 +4,8 @@
   JSON; every :class:`~ironroot.errors.IronrootError` maps to its status, title and machine
   ``code`` (an extension member), ``WWW-Authenticate: Bearer`` on a ``401`` for a missing
   or wrong token (none on a ``403`` or ``429``, nor for a client certificate a mutual-TLS
-  plane refuses, ``CredentialRejected``: no HTTP scheme carries one);
+  plane refuses, ``CredentialRejected``: no HTTP scheme carries one; :func:`challenges` says
+  which errors get one, and :func:`guarded` takes another scheme's challenge, e.g. Basic);
 * :func:`guarded`: a route handler whose typed errors become problems; an unexpected failure
   is a 500 problem carrying a correlation id that the log line (with the traceback) repeats,
   never disguised as a retryable error; a client that goes away mid-request is logged at
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
         Handler,
         ServerThread,
         acceptable_media,
+        challenges,
         error_response,
         guarded,
         problem_app,
@@ -95,6 +97,7 @@ __all__ = [
     "ServiceInfo",
     "acceptable_media",
     "challenge_handler",
+    "challenges",
     "check_listen",
     "client_context",
     "configure_logging",

@@ -110,31 +110,46 @@ def problem_response(
     return Response(problem.to_cbor(), status, REFUSAL_HEADERS, media_type=PROBLEM_CBOR)
 
 
-def error_response(request: Request, exc: IronrootError) -> Response:
-    """The problem for a typed error (its status, title, detail and code)."""
+def challenges(exc: IronrootError) -> bool:
+    """Whether the answer to ``exc`` carries an authentication challenge (RFC 9110 §11.6.1):
+    a 401 for a missing or wrong credential. Not a 403 or a 429 (``RoleNotPermitted``,
+    ``TooManyAttempts`` are ``Unauthorized`` too), which no other credential answers otherwise,
+    and not a client certificate refused on a mutual-TLS plane (``CredentialRejected``): no
+    HTTP authentication scheme carries one, and a challenge would send its client looking for
+    a token."""
+    return exc.http_status == 401 and not isinstance(exc, CredentialRejected)
+
+
+def error_response(
+    request: Request, exc: IronrootError, *, challenge: str | None = "Bearer"
+) -> Response:
+    """The problem for a typed error (its status, title, detail and code); a 401 that
+    :func:`challenges` carries ``WWW-Authenticate: <challenge>`` (none with ``None``)."""
     response = problem_response(request, exc.http_status, exc.title, exc.detail, exc.code)
-    if exc.http_status == 401 and not isinstance(exc, CredentialRejected):
-        # A missing or wrong token. Not a 403 or a 429 (RoleNotPermitted, TooManyAttempts are
-        # Unauthorized too), which no other credential answers otherwise, and not a client
-        # certificate refused on a mutual-TLS plane: no HTTP authentication scheme carries
-        # one, and "Bearer" would send its client looking for a token (RFC 9110 §11.6.1
-        # asks for a challenge, and there is none to give).
-        response.headers["WWW-Authenticate"] = "Bearer"
+    if challenge is not None and challenges(exc):
+        response.headers["WWW-Authenticate"] = challenge
     if exc.http_status in (429, 503):
         # Every "not now" says when to come back (RFC 9110 §10.2.3), as /ready's 503 does.
         response.headers["Retry-After"] = str(retry_after_seconds(exc))
     return response
 
 
-def guarded(handler: Handler, log: logging.Logger, *, what: str = "the service") -> Handler:
-    """``handler`` with typed errors answered as problems and anything else as a 500 problem."""
+def guarded(
+    handler: Handler,
+    log: logging.Logger,
+    *,
+    what: str = "the service",
+    challenge: str | None = "Bearer",
+) -> Handler:
+    """``handler`` with typed errors answered as problems (a 401's challenge ``challenge``,
+    :func:`error_response`) and anything else as a 500 problem."""
 
     async def run(request: Request) -> Response:
         try:
             return await handler(request)
         except IronrootError as exc:
             log.debug("%s %s refused: %s: %s", request.method, request.url.path, exc.code, exc)
-            return error_response(request, exc)
+            return error_response(request, exc, challenge=challenge)
         except ClientDisconnect:  # the client's event: nobody is left to answer
             log.debug("%s %s: the client disconnected", request.method, request.url.path)
             return Response(status_code=400)

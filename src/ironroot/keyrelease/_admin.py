@@ -102,6 +102,8 @@ __all__ = ["admin_routes"]
 
 _MAX_ADMIN_REQUEST: Final = 1024 * 1024
 _log = logging.getLogger("ironroot.keyrelease.admin")
+# What a 401 asks for (RFC 7617): an HSM identity and its credential, as Basic carries them.
+_BASIC = 'Basic realm="ironroot key service admin", charset="UTF-8"'
 
 
 def _officer(request: Request) -> tuple[str, bytes]:
@@ -363,7 +365,17 @@ def admin_routes(service: KeyReleaseService, *, reach: str = "loopback") -> list
             status = 201 if request.method == "POST" and creates else 200
             return Response(json.dumps(result), status, media_type="application/json")
 
-        return guarded(handler, _log, what="the key service's admin API")
+        answered = guarded(handler, _log, what="the key service's admin API", challenge=_BASIC)
+
+        async def challenged(request: Request) -> Response:
+            response = await answered(request)
+            if reach == "any" and request.url.scheme != "https":
+                # Basic is refused here unread (admin-needs-https): never invite a client to
+                # send an officer's credential in clear.
+                del response.headers["WWW-Authenticate"]
+            return response
+
+        return challenged
 
     def list_keys(session: Session, body: dict[str, Any]) -> Any:
         return {"keys": [_key_json(k) for k in hsm.keys(session)]}

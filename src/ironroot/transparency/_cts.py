@@ -54,7 +54,6 @@ from ironroot.errors import (
     PayloadTooLarge,
     PolicyRejected,
     StorageError,
-    Unauthorized,
     UnsupportedMediaType,
     VerificationFailed,
 )
@@ -62,6 +61,7 @@ from ironroot.http import (
     PROBLEM_CBOR,
     REFUSAL_HEADERS,
     Handler,
+    challenges,
     read_body,
     require_media_type,
     retry_after_seconds,
@@ -152,7 +152,7 @@ def _cts_errors(handler: Handler) -> Handler:
             return await handler(request)
         except IronrootError as exc:
             headers: dict[str, str] = {}
-            if isinstance(exc, Unauthorized):
+            if challenges(exc):  # a missing or wrong token: not a 403 or a 429
                 headers["WWW-Authenticate"] = "Bearer"
             if exc.http_status in (429, 503):
                 headers["Retry-After"] = str(retry_after_seconds(exc))
