@@ -168,6 +168,7 @@ _DECODED_MAX = 256
 
 
 def _remembered(decode: Callable[[type[_M], bytes], _M]) -> Callable[[type[_M], bytes], _M]:
+    @functools.wraps(decode)
     def remembered(cls: type[_M], data: bytes) -> _M:
         if type(data) is not bytes:
             return decode(cls, data)
@@ -181,7 +182,6 @@ def _remembered(decode: Callable[[type[_M], bytes], _M]) -> Callable[[type[_M], 
                     del _DECODED[next(iter(_DECODED))]
         return found  # type: ignore[return-value]
 
-    remembered.__doc__ = decode.__doc__
     return remembered
 
 
