@@ -328,22 +328,20 @@ def read_limited(path: Path, limit: int, *, regular: bool = False) -> bytes:
     if "\0" in os.fspath(path):
         raise FileNotFoundError(errno.ENOENT, "a file name cannot hold a NUL byte", str(path))
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    if regular:
-        _regular_only(fd, Path(path))
-    return _read_opened(fd, path, limit)
+    return _read_opened(fd, path, limit, regular=regular)
 
 
-def _regular_only(fd: int, path: Path) -> None:
-    """``InputUnavailable`` (``fd`` closed) unless ``fd`` is a regular file or a directory
-    (which :func:`_read_opened` names as one)."""
-    try:
-        mode = os.fstat(fd).st_mode
-    except BaseException:
-        os.close(fd)
-        raise
-    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
-        os.close(fd)
-        raise InputUnavailable(f"{path}: is not a regular file (a named pipe or a device)")
+class _Named:
+    """``root / relative`` for messages, made a ``Path`` only when one is written: a read that
+    succeeds never builds it."""
+
+    __slots__ = ("_relative", "_root")
+
+    def __init__(self, root: Path, relative: str) -> None:
+        self._root, self._relative = root, relative
+
+    def __str__(self) -> str:
+        return str(self._root / self._relative)
 
 
 def read_beneath(root: Path, relative: str, limit: int, *, regular: bool = False) -> bytes:
@@ -370,9 +368,7 @@ def read_beneath(root: Path, relative: str, limit: int, *, regular: bool = False
         fd = os.open(names[-1], os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW, dir_fd=folder)
     finally:
         os.close(folder)
-    if regular:
-        _regular_only(fd, root / relative)
-    return _read_opened(fd, root / relative, limit)
+    return _read_opened(fd, _Named(root, relative), limit, regular=regular)
 
 
 def read_limited_fd(fd: int, path: Path, limit: int) -> bytes:
@@ -387,37 +383,61 @@ _READ_PIECE: Final = 1 << 20
 """What a read of a file of no stated size (a pipe, a device) asks for at a time."""
 
 
-def _read_opened(fd: int, path: Path, limit: int) -> bytes:
-    """The rest of :func:`read_limited`, on the file it opened (``fd``, closed here)."""
-    try:  # before open(): it refuses a directory's descriptor with an IsADirectoryError
-        directory = stat.S_ISDIR(os.fstat(fd).st_mode)
-    except BaseException:
-        os.close(fd)
-        raise
-    if directory:
-        os.close(fd)
-        raise InputUnavailable(f"{path}: is a directory, not a file")
-    with open(fd, "rb") as handle:
-        os.set_blocking(fd, True)
+def _read_opened(
+    fd: int, path: str | os.PathLike[str] | _Named, limit: int, *, regular: bool = False
+) -> bytes:
+    """The rest of :func:`read_limited`, on the file it opened (``fd``, closed here): one
+    ``fstat`` says what it is and its size, and the bytes are read straight from the
+    descriptor (no buffered file object: it would ``fstat``, ``lseek`` and ``ioctl`` again).
+    With ``regular``, only a regular file (or a directory, named as one) is read on."""
+    try:
+        info = os.fstat(fd)
+        mode = info.st_mode
+        if regular and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+            named = path if isinstance(path, _Named) else Path(path)
+            raise InputUnavailable(f"{named}: is not a regular file (a named pipe or a device)")
+        if stat.S_ISDIR(mode):
+            raise InputUnavailable(f"{path}: is a directory, not a file")
+        if not stat.S_ISREG(mode):  # O_NONBLOCK changes nothing for a regular file
+            os.set_blocking(fd, True)
         # Ask for what the file holds (not a buffer of ``limit`` bytes); a file that grows
         # meanwhile is read on to the limit.
-        size = os.fstat(handle.fileno()).st_size
+        size = info.st_size
         if size > limit:  # a regular file says so without a read (a sparse one costs nothing)
             raise LimitExceeded(f"{path} is larger than {limit} bytes")
-        data = handle.read(min(size, limit) + 1)
+        data = _read_up_to(fd, min(size, limit) + 1)
         if len(data) > size:  # read on in pieces: one copy of the limit, never two
             grown = bytearray(data)
             while len(grown) <= limit:
-                piece = handle.read(min(_READ_PIECE, limit + 1 - len(grown)))
+                piece = _read_up_to(fd, min(_READ_PIECE, limit + 1 - len(grown)))
                 if not piece:
                     break
                 grown += piece
             if len(grown) > limit:
                 raise LimitExceeded(f"{path} is larger than {limit} bytes")
             data = bytes(grown)
+    finally:
+        os.close(fd)
     if len(data) > limit:
         raise LimitExceeded(f"{path} is larger than {limit} bytes")
     return data
+
+
+def _read_up_to(fd: int, count: int) -> bytes:
+    """Up to ``count`` bytes from ``fd``, fewer only at its end (a pipe or a device may
+    answer one read with less)."""
+    data = os.read(fd, count)
+    if not data or len(data) == count:
+        return data
+    parts = [data]
+    got = len(data)
+    while got < count:
+        piece = os.read(fd, count - got)
+        if not piece:
+            break
+        parts.append(piece)
+        got += len(piece)
+    return b"".join(parts)
 
 
 def failure_reason(exc: BaseException) -> str:

@@ -24,6 +24,7 @@ from ironroot.rot import (
     parse_csr,
     verify_chain,
 )
+from ironroot.rot._kdf import derive_ecc_p384_as
 from ironroot.rot._layers import IDEVID, build_csr, device_ueid
 
 P384_N = int(
@@ -74,6 +75,23 @@ def test_keys_from_a_cdi_are_deterministic_and_in_range() -> None:
     assert m1.public_key == m2.public_key
     assert m1.algorithm is Algorithm.ML_DSA_87
     assert m1.to_jwk()["priv"]  # the seed is the KDF output, so the key is exportable
+
+
+def test_a_key_derived_as_a_certified_key_is_that_key_or_none() -> None:
+    """derive_ecc_p384_as: the derived key when the given public key is its public key (the
+    same scalar as derive_ecc_p384), None for any other key (OpenSSL checks d*G)."""
+    cdi = bytes(range(48))
+    derived = derive_ecc_p384(cdi, b"x_ecc_key")
+    same = derive_ecc_p384_as(cdi, b"x_ecc_key", derived.public_key)
+    assert same is not None
+    assert same.public_key == derived.public_key
+    assert isinstance(same.raw, ec.EllipticCurvePrivateKey)
+    assert isinstance(derived.raw, ec.EllipticCurvePrivateKey)
+    assert same.raw.private_numbers() == derived.raw.private_numbers()
+    other = derive_ecc_p384(cdi, b"y_ecc_key").public_key
+    assert derive_ecc_p384_as(cdi, b"x_ecc_key", other) is None
+    mldsa = derive_mldsa87(cdi, b"x_mldsa_key").public_key
+    assert derive_ecc_p384_as(cdi, b"x_ecc_key", mldsa) is None
 
 
 def _chain(device: Device, vendor_ca: VendorCA, alg: Algorithm) -> list[DiceCertificate]:

@@ -533,3 +533,33 @@ def test_value_constructors_reject_bad_values() -> None:
         GetDigests(SpdmVersion.V1_0)
     with pytest.raises(MalformedSpdm):
         Certificate(V12, 8, b"", 0)
+
+
+# --- decoded once per exact bytes ---------------------------------------------------------
+
+
+def test_a_vca_message_decoded_again_from_the_same_bytes_is_the_same_message() -> None:
+    """The VCA messages (the same bytes in every session) are decoded once per exact bytes:
+    the same frozen object again; other bytes are decoded anew, and a refusal is refused
+    every time (it is never remembered)."""
+    offer = NegotiateAlgorithms(
+        V12,
+        measurement_specification=0x01,
+        other_params_support=0x02,
+        base_asym_algo=BaseAsymAlgo.ECDSA_P384,
+        base_hash_algo=BaseHashAlgo.SHA_384,
+    ).encode()
+    first = NegotiateAlgorithms.decode(offer)
+    assert NegotiateAlgorithms.decode(bytes(offer)) is first
+    assert NegotiateAlgorithms.decode(bytearray(offer)) == first  # not bytes: decoded anew
+    other = bytearray(offer)
+    other[8] = 0x01  # BaseAsymAlgo: another offer
+    assert NegotiateAlgorithms.decode(bytes(other)).base_asym_algo == 0x01
+    reserved = bytearray(offer)
+    reserved[20] = 0xFF  # a reserved byte set
+    for _ in range(2):
+        with pytest.raises(MalformedSpdm):
+            NegotiateAlgorithms.decode(bytes(reserved))
+    # The same bytes are not another message type's: each type decodes them itself.
+    with pytest.raises(MalformedSpdm):
+        Algorithms.decode(offer)

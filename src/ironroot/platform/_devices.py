@@ -113,7 +113,7 @@ from typing import Any, Final
 
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from ironroot._fileio import make_dirs, read_limited, write_atomic
+from ironroot._fileio import make_dirs, read_limited, warn_if_exposed, write_atomic
 from ironroot.attestation import (
     ReferencePublisher,
     ReferenceValue,
@@ -127,6 +127,7 @@ from ironroot.crypto import (
     Algorithm,
     PrivateKey,
     PublicKey,
+    Signer,
     Verifier,
     load_certificate,
     load_signer,
@@ -199,6 +200,7 @@ _SHA384_SIZE: Final = 48
 _NAME: Final = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 _MAX_LABEL: Final = 256
 _MAX_FILE: Final = 256 * 1024
+_PEM: Final = b"-----BEGIN"
 _FORMAT: Final = 1
 DEVICE_LAYOUT: Final[Mapping[int, str]] = MappingProxyType({1: "fmc", 2: "runtime"})
 """The blocks every device reports, by index, and the measurement key (``mkey``) of the
@@ -384,11 +386,18 @@ class PlatformDevice:
             raise ConfigError(f"{description_path}: not a device description (format {_FORMAT})")
         if description["name"] != name:
             raise ConfigError(f"{description_path} describes device {description['name']!r}")
-        _read(key_path, "device key")  # NotFound before the key loader's own errors
-        try:
-            key = load_signer(key_path)
-        except OSError as exc:
-            raise StorageError(f"device key {key_path} cannot be read: {exc}") from exc
+        pem = _read(key_path, "device key")  # NotFound before the key loader's own errors
+        key: Signer
+        if pem.lstrip().startswith(_PEM):
+            # What load_signer does with a PEM key file (within its size limit, as _read's
+            # is lower), on the bytes read once.
+            key = PrivateKey.from_pem(pem)
+            warn_if_exposed(key_path, "a private key")
+        else:  # anything else is load_signer's to read and refuse (a JWK, an LMS state)
+            try:
+                key = load_signer(key_path)
+            except OSError as exc:
+                raise StorageError(f"device key {key_path} cannot be read: {exc}") from exc
         if not isinstance(key, PrivateKey):
             raise ConfigError(f"{key_path} is not an ECDSA P-384 key")
         chain = load_certificates(_read(chain_path, "device certificate chain"))

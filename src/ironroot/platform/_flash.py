@@ -198,6 +198,24 @@ def _fd(path: Path, flags: int) -> int:
     return fd
 
 
+def _pread(fd: int, length: int, offset: int) -> bytes:
+    """``length`` bytes of the chip file at ``offset`` (fewer only where it ends), read from
+    the descriptor without a buffered file object (which would ``fstat``, ``ioctl`` and
+    ``lseek`` on opening, and copy through its buffer)."""
+    data = os.pread(fd, length, offset)
+    if len(data) == length or not data:
+        return data
+    parts = [data]
+    got = len(data)
+    while got < length:
+        piece = os.pread(fd, length - got, offset + got)
+        if not piece:
+            break
+        parts.append(piece)
+        got += len(piece)
+    return b"".join(parts)
+
+
 def _open_read(path: Path) -> io.BufferedReader:
     return os.fdopen(_fd(path, os.O_RDONLY), "rb")
 
@@ -233,9 +251,12 @@ class Chip:
     def __init__(self, path: Path, slot_size: int | None = None) -> None:
         self.path = path
         try:
-            with _open_read(path) as handle:
-                header = handle.read(BLOCK)
-                actual = os.fstat(handle.fileno()).st_size
+            fd = _fd(path, os.O_RDONLY)
+            try:
+                header = _pread(fd, BLOCK, 0)
+                actual = os.fstat(fd).st_size
+            finally:
+                os.close(fd)
         except OSError as exc:
             raise StorageError(f"flash chip {path.name}: {exc.strerror}") from exc
         self.name, regions, self.size = _decode_header(header, path)
@@ -269,9 +290,11 @@ class Chip:
     def read(self, offset: int, length: int) -> bytes:
         if offset < 0 or length < 0 or offset + length > self.size:
             raise LimitExceeded(f"a read beyond flash chip {self.name}")
-        with _open_read(self.path) as handle:
-            handle.seek(offset)
-            data = handle.read(length)
+        fd = _fd(self.path, os.O_RDONLY)
+        try:
+            data = _pread(fd, length, offset)
+        finally:
+            os.close(fd)
         if len(data) != length:
             raise StorageError(f"flash chip {self.name} is shorter than its layout")
         return data
@@ -302,16 +325,17 @@ class Chip:
         per chunk), and boot reads every active slot this way.
         """
         r = self.region(region)
-        with _open_read(self.path) as handle:  # one open for the header and the image
-            handle.seek(r.offset)
-            raw = handle.read(_IMAGE.size)
+        fd = _fd(self.path, os.O_RDONLY)  # one open for the header and the image
+        try:
+            raw = _pread(fd, _IMAGE.size, r.offset)
             if len(raw) != _IMAGE.size:
                 raise StorageError(f"flash chip {self.name} is shorter than its layout")
             magic, length, expected = _IMAGE.unpack(raw)
             if magic != IMAGE_MAGIC or length > r.size - IMAGE_HEADER_SIZE:
                 return None
-            handle.seek(r.offset + IMAGE_HEADER_SIZE)
-            data = handle.read(length)
+            data = _pread(fd, length, r.offset + IMAGE_HEADER_SIZE)
+        finally:
+            os.close(fd)
         header = ImageHeader(length, expected)
         if len(data) != header.length:
             raise StorageError(f"flash chip {self.name} is shorter than its layout")

@@ -308,6 +308,14 @@ _CONFIGS_LOCK = threading.Lock()
 _CONFIGS_MAX = 256
 
 
+# Evidence files parsed, by their name, the SHA-256 of their bytes (checked against the bytes
+# read at every use, before this is looked at): every node of a class holds the same
+# statements for the same images. The value is immutable (bytes); a failure is not kept.
+_EVIDENCE: dict[str, tuple[tuple[bytes, ...], bytes | None]] = {}
+_EVIDENCE_LOCK = threading.Lock()
+_EVIDENCE_MAX = 256
+
+
 def _shared(config: NodeConfig) -> NodeConfig:
     """``config`` with its mappings read-only, as one object every opening may share."""
     return dataclasses.replace(
@@ -877,13 +885,22 @@ class Platform:
             ) from exc
         if _evidence_id(blob) != ident:
             raise DeviceStateTampered(f"the evidence {ident[:16]} was changed", code="evidence")
+        found = _EVIDENCE.get(ident)  # the bytes just read are the ones it names
+        if found is not None:
+            return found
         doc = decode_cbor(blob)
         if not isinstance(doc, dict) or not isinstance(doc.get("statements"), list):
             raise DeviceStateTampered(f"the evidence {ident[:16]} is malformed", code="evidence")
         pfm_statement = doc.get("pfm_statement")
-        return tuple(s for s in doc["statements"] if isinstance(s, bytes)), (
-            pfm_statement if isinstance(pfm_statement, bytes) else None
+        found = (
+            tuple(s for s in doc["statements"] if isinstance(s, bytes)),
+            pfm_statement if isinstance(pfm_statement, bytes) else None,
         )
+        with _EVIDENCE_LOCK:
+            _EVIDENCE[ident] = found
+            while len(_EVIDENCE) > _EVIDENCE_MAX:
+                del _EVIDENCE[next(iter(_EVIDENCE))]
+        return found
 
     def active_image(self, component: str) -> bytes:
         """The bytes of ``component``'s active image as the RoT reads them from flash

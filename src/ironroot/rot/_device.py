@@ -728,7 +728,8 @@ def _rt_alias_certified(layers: DiceLayers, der: bytes) -> bool:
     label = hashlib.sha256(b"ironroot-rt-alias-certified/1\0" + layers.rt_alias.cdi + der).digest()
     if label in _RT_CERTIFIED:
         return True
-    if parse_certificates(der)[0].public_key != layers.rt_alias.ecc.public_key:
+    public = parse_certificates(der)[0].public_key
+    if public is None or not layers.rt_alias.certified(public):
         return False
     with _CERTIFIED_LOCK:
         _RT_CERTIFIED[label] = None

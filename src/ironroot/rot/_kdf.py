@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.kdf.kbkdf import KBKDFHMAC, CounterLocation, Mode
 
-from ironroot.crypto import Algorithm, PrivateKey
+from ironroot.crypto import Algorithm, PrivateKey, PublicKey
 from ironroot.errors import ConfigError
 
 __all__ = ["CDI_SIZE", "derive_ecc_p384", "derive_mldsa87", "kdf"]
@@ -56,11 +56,32 @@ def kdf(key: bytes, label: bytes, context: bytes = b"", length: int = CDI_SIZE) 
     return derivation.derive(key)
 
 
+def _ecc_p384_scalar(cdi: bytes, label: bytes) -> int:
+    c = int.from_bytes(kdf(cdi, label, length=_ECC_SEED_BYTES), "big")
+    return c % (_P384_ORDER - 1) + 1
+
+
 def derive_ecc_p384(cdi: bytes, label: bytes) -> PrivateKey:
     """The ECDSA P-384 key pair of a layer: FIPS 186-5 A.2.1 from KDF(cdi, label)."""
-    c = int.from_bytes(kdf(cdi, label, length=_ECC_SEED_BYTES), "big")
-    d = c % (_P384_ORDER - 1) + 1
+    d = _ecc_p384_scalar(cdi, label)
     return PrivateKey(ec.derive_private_key(d, ec.SECP384R1()), Algorithm.ES384)
+
+
+def derive_ecc_p384_as(cdi: bytes, label: bytes, public: PublicKey) -> PrivateKey | None:
+    """:func:`derive_ecc_p384`, when its public key is ``public`` (a certificate's, which a
+    caller compares with the derived key): the key pair, else ``None``. OpenSSL checks that
+    the derived scalar times the base point is ``public`` when it builds the key, so the
+    comparison costs that one point multiplication, not another one to compute the derived
+    public key first."""
+    raw = public.raw
+    if not isinstance(raw, ec.EllipticCurvePublicKey) or not isinstance(raw.curve, ec.SECP384R1):
+        return None
+    d = _ecc_p384_scalar(cdi, label)
+    try:
+        key = ec.EllipticCurvePrivateNumbers(d, raw.public_numbers()).private_key()
+    except ValueError:  # "Invalid EC key": d·G is not the point given
+        return None
+    return PrivateKey(key, Algorithm.ES384)
 
 
 def derive_mldsa87(cdi: bytes, label: bytes) -> PrivateKey:

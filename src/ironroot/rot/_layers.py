@@ -46,7 +46,13 @@ from cryptography.x509.oid import NameOID
 
 from ironroot.crypto import Algorithm, PrivateKey, PublicKey
 from ironroot.errors import ConfigError, MalformedCertificate
-from ironroot.rot._kdf import CDI_SIZE, derive_ecc_p384, derive_mldsa87, kdf
+from ironroot.rot._kdf import (
+    CDI_SIZE,
+    derive_ecc_p384,
+    derive_ecc_p384_as,
+    derive_mldsa87,
+    kdf,
+)
 from ironroot.rot.dice import (
     Fwid,
     OperationalFlag,
@@ -153,6 +159,19 @@ class DiceLayer:
                 )
             self._keys[algorithm] = found
         return found
+
+    def certified(self, public: PublicKey) -> bool:
+        """Whether ``public`` (a certificate's key) is this layer's ECDSA P-384 key. The key
+        pair, when it is, is kept as derived: the comparison itself makes it (one point
+        multiplication, :func:`~ironroot.rot._kdf.derive_ecc_p384_as`)."""
+        found = self._keys.get(Algorithm.ES384)
+        if found is not None:
+            return found.public_key == public
+        found = derive_ecc_p384_as(self.cdi, self.prefix + b"_ecc_key", public)
+        if found is None:
+            return False
+        self._keys[Algorithm.ES384] = found
+        return True
 
     def name(self, algorithm: Algorithm) -> x509.Name:
         """The X.509 subject of this layer's certificate for ``algorithm``."""

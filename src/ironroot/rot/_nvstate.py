@@ -53,6 +53,7 @@ import errno
 import hashlib
 import hmac
 import json
+import os
 import re
 import secrets
 import threading
@@ -476,9 +477,9 @@ class NvStore:
         boot: BootState | None = None
         counters: dict[str, int] = {}
         present = {
-            p.name
-            for p in self.directory.iterdir()
-            if p.name == BOOT or _COUNTER_FILE.fullmatch(p.name)
+            name
+            for name in os.listdir(self.directory)
+            if name == BOOT or _COUNTER_FILE.fullmatch(name)
         }
         for name in sorted((present | set(accepted)) - {FUSES}):
             data = self._read(name)

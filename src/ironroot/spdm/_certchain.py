@@ -358,23 +358,23 @@ def _check_leaf(leaf: x509.Certificate) -> None:
     has KeyUsage, digitalSignature in it (RFC 5280 4.2.1.3), and not an ExtendedKeyUsage of
     SPDM requester authentication without responder authentication (libspdm refuses all three).
     A CA certificate sent as the leaf would otherwise pass the path check."""
-    try:
-        constraints = leaf.extensions.get_extension_for_class(x509.BasicConstraints)
-    except x509.ExtensionNotFound:
-        pass
-    else:
-        if constraints.value.ca:
-            raise ChainNotTrusted("the SPDM leaf certificate is a CA (BasicConstraints CA:TRUE)")
-    try:
-        usage = leaf.extensions.get_extension_for_class(x509.KeyUsage)
-    except x509.ExtensionNotFound:
-        pass
-    else:
-        if not usage.value.digital_signature:
-            raise ChainNotTrusted("the SPDM leaf certificate's KeyUsage lacks digitalSignature")
-    try:
-        purposes = leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
-    except x509.ExtensionNotFound:
+    # The first extension of each kind, in one pass (as get_extension_for_class finds each).
+    constraints: x509.BasicConstraints | None = None
+    usage: x509.KeyUsage | None = None
+    purposes: x509.ExtendedKeyUsage | None = None
+    for extension in leaf.extensions:
+        value = extension.value
+        if constraints is None and isinstance(value, x509.BasicConstraints):
+            constraints = value
+        elif usage is None and isinstance(value, x509.KeyUsage):
+            usage = value
+        elif purposes is None and isinstance(value, x509.ExtendedKeyUsage):
+            purposes = value
+    if constraints is not None and constraints.ca:
+        raise ChainNotTrusted("the SPDM leaf certificate is a CA (BasicConstraints CA:TRUE)")
+    if usage is not None and not usage.digital_signature:
+        raise ChainNotTrusted("the SPDM leaf certificate's KeyUsage lacks digitalSignature")
+    if purposes is None:
         return
     if EKU_REQUESTER_AUTH in purposes and EKU_RESPONDER_AUTH not in purposes:
         raise ChainNotTrusted("the SPDM leaf certificate is for requester authentication only")

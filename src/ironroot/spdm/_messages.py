@@ -44,8 +44,11 @@ byte or parameter that is not zero, a length that disagrees, or a trailing byte 
 
 from __future__ import annotations
 
+import functools
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ClassVar, Final
+from typing import ClassVar, Final, TypeVar
 
 from ironroot.errors import MalformedSpdm
 from ironroot.spdm._codec import Reader, u16, u24, u32
@@ -153,6 +156,44 @@ def _no_params(p1: int, p2: int, what: str) -> None:
         raise MalformedSpdm(f"{what}: reserved Param1/Param2 are not zero")
 
 
+# The messages every session sends in the same bytes (the VCA, GET_DIGESTS, GET_CERTIFICATE:
+# no nonce, no signature, nothing of one device), decoded once per exact bytes and message
+# type: a decode is a function of the bytes alone and its result is frozen (ints, enums and
+# tuples of frozen parts). A requester, its responder and a verifier of the recorded session
+# read the same VCA for every device of every node. Only successes are kept; bounded.
+_M = TypeVar("_M")
+_DECODED: dict[tuple[type, bytes], object] = {}
+_DECODED_LOCK = threading.Lock()
+_DECODED_MAX = 256
+
+
+def _remembered(decode: Callable[[type[_M], bytes], _M]) -> Callable[[type[_M], bytes], _M]:
+    @functools.wraps(decode)
+    def remembered(cls: type[_M], data: bytes) -> _M:
+        if type(data) is not bytes:
+            return decode(cls, data)
+        key = (cls, data)
+        found = _DECODED.get(key)
+        if found is None:
+            found = decode(cls, data)
+            with _DECODED_LOCK:
+                _DECODED[key] = found
+                while len(_DECODED) > _DECODED_MAX:
+                    del _DECODED[next(iter(_DECODED))]
+        return found  # type: ignore[return-value]
+
+    return remembered
+
+
+@functools.lru_cache(maxsize=256, typed=True)
+def encoded(message: type, *args: object, **fields: object) -> bytes:
+    """``message(*args, **fields).encode()``, remembered by its (hashable, immutable)
+    arguments: the requests and VCA responses every session builds alike (each built and
+    checked once; a refusal raises every time, as it is not remembered)."""
+    built = message(*args, **fields)
+    return built.encode()  # type: ignore[no-any-return]
+
+
 # --- GET_VERSION / VERSION ------------------------------------------------------------------
 
 
@@ -166,6 +207,7 @@ class GetVersion:
         return _header(SpdmVersion.V1_0, self.CODE)
 
     @classmethod
+    @_remembered
     def decode(cls, data: bytes) -> GetVersion:
         _, p1, p2, r = _open(data, cls.CODE, _V10)
         _no_params(p1, p2, "GET_VERSION")
@@ -225,6 +267,7 @@ class Version:
         )
 
     @classmethod
+    @_remembered
     def decode(cls, data: bytes) -> Version:
         _, p1, p2, r = _open(data, cls.CODE, _V10)
         _no_params(p1, p2, "VERSION")
@@ -314,6 +357,7 @@ class GetCapabilities:
         )
 
     @classmethod
+    @_remembered
     def decode(cls, data: bytes) -> GetCapabilities:
         return cls(*_decode_capabilities(data, cls.CODE))
 
@@ -352,6 +396,7 @@ class Capabilities:
         )
 
     @classmethod
+    @_remembered
     def decode(cls, data: bytes) -> Capabilities:
         return cls(*_decode_capabilities(data, cls.CODE))
 
@@ -473,6 +518,7 @@ class NegotiateAlgorithms:
         )
 
     @classmethod
+    @_remembered
     def decode(cls, data: bytes) -> NegotiateAlgorithms:
         version, p1, p2, r = _open(data, cls.CODE, NEGOTIABLE)
         if p2:
@@ -576,6 +622,7 @@ class Algorithms:
         )
 
     @classmethod
+    @_remembered
     def decode(cls, data: bytes) -> Algorithms:
         version, p1, p2, r = _open(data, cls.CODE, NEGOTIABLE)
         if p2:
@@ -619,6 +666,7 @@ class GetDigests:
         return _header(self.version, self.CODE)
 
     @classmethod
+    @_remembered
     def decode(cls, data: bytes) -> GetDigests:
         version, p1, p2, r = _open(data, cls.CODE, NEGOTIABLE)
         _no_params(p1, p2, "GET_DIGESTS")
@@ -716,6 +764,7 @@ class GetCertificate:
         )
 
     @classmethod
+    @_remembered
     def decode(cls, data: bytes) -> GetCertificate:
         version, p1, p2, r = _open(data, cls.CODE, NEGOTIABLE)
         if p1 & 0xF0:

@@ -97,6 +97,7 @@ from ironroot.spdm._messages import (
     Measurements,
     NegotiateAlgorithms,
     Version,
+    encoded,
 )
 from ironroot.spdm._signing import (
     Transcript,
@@ -466,7 +467,7 @@ class Requester:
         return self._connection
 
     def _vca(self) -> Connection:
-        get_version = GetVersion().encode()
+        get_version = encoded(GetVersion)
         response = self._exchange(get_version, _CODE.VERSION, SpdmVersion.V1_0)
         version_message, response = self._decode(response, Version.decode)
         offered = {e.spdm_version for e in version_message.entries}
@@ -477,9 +478,9 @@ class Requester:
         self._transcript.start_vca(get_version, response)
         self._vca_messages = [get_version, response]
 
-        request = GetCapabilities(
-            version, data_transfer_size=self._dts, max_spdm_msg_size=self._max_msg
-        ).encode()
+        request = encoded(
+            GetCapabilities, version, data_transfer_size=self._dts, max_spdm_msg_size=self._max_msg
+        )
         response = self._exchange(request, _CODE.CAPABILITIES, version)
         capabilities, response = self._decode(response, Capabilities.decode)
         self._transcript.add_vca(request + response)
@@ -487,13 +488,14 @@ class Requester:
         self._peer_dts = capabilities.data_transfer_size
         check_capabilities(capabilities)
 
-        request = NegotiateAlgorithms(
+        request = encoded(
+            NegotiateAlgorithms,
             version,
             measurement_specification=MEASUREMENT_SPECIFICATION_DMTF,
             other_params_support=OpaqueDataFormat.FORMAT_1,
             base_asym_algo=self._asym_offer,
             base_hash_algo=self._hash_offer,
-        ).encode()
+        )
         response = self._exchange(request, _CODE.ALGORITHMS, version)
         algorithms, response = self._decode(response, Algorithms.decode)
         self._transcript.add_vca(request + response)
@@ -514,7 +516,7 @@ class Requester:
         try:
             self._transcript.reset_measurements()
             self._transcript.reset_b()
-            request = GetDigests(connection.version).encode()
+            request = encoded(GetDigests, connection.version)
             response = self._exchange(request, _CODE.DIGESTS, connection.version)
             digests, response = self._decode(
                 response, lambda data: Digests.decode(data, hash_size=connection.hash_size)
@@ -549,11 +551,10 @@ class Requester:
         data = bytearray()
         total: int | None = None
         while True:
-            request = GetCertificate(connection.version, slot_id, len(data), portion_limit)
-            encoded = request.encode()
-            response = self._exchange(encoded, _CODE.CERTIFICATE, connection.version)
+            request = encoded(GetCertificate, connection.version, slot_id, len(data), portion_limit)
+            response = self._exchange(request, _CODE.CERTIFICATE, connection.version)
             portion, response = self._decode(response, Certificate.decode)
-            self._transcript.add_b(encoded + response)
+            self._transcript.add_b(request + response)
             if portion.slot_id != slot_id:
                 raise SpdmProtocolError(f"CERTIFICATE for slot {portion.slot_id}, not {slot_id}")
             if len(portion.portion) > portion_limit:

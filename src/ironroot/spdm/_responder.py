@@ -99,6 +99,7 @@ from ironroot.spdm._messages import (
     NegotiateAlgorithms,
     Version,
     VersionNumber,
+    encoded,
 )
 from ironroot.spdm._signing import (
     Transcript,
@@ -303,7 +304,7 @@ class Responder:
         self._state = _IDLE
         self._version = None
         self._authenticated = False
-        response = Version(tuple(VersionNumber.of(v) for v in self._versions)).encode()
+        response = encoded(Version, tuple(VersionNumber.of(v) for v in self._versions))
         self._transcript.start_vca(request, response)
         self._state = _VERSION_DONE
         return response
@@ -316,7 +317,7 @@ class Responder:
         peer = GetCapabilities.decode(request)
         self._version = peer.version
         self._peer_dts = peer.data_transfer_size
-        response = Capabilities(peer.version, **self._capabilities).encode()
+        response = encoded(Capabilities, peer.version, **self._capabilities)
         self._transcript.add_vca(request)
         self._transcript.add_vca(response)
         self._state = _CAPABILITIES_DONE
@@ -334,7 +335,8 @@ class Responder:
             if offer.other_params_support & OpaqueDataFormat.FORMAT_1
             else 0
         )
-        response = Algorithms(
+        response = encoded(
+            Algorithms,
             version,
             measurement_specification_sel=MEASUREMENT_SPECIFICATION_DMTF,
             other_params_selection=opaque_format,
@@ -342,7 +344,7 @@ class Responder:
             base_asym_sel=self._asym,
             base_hash_sel=self._hash,
             alg_structs=tuple(AlgStructure(s.alg_type, 0) for s in offer.alg_structs),
-        ).encode()
+        )
         if len(response) > self._peer_dts:  # four AlgStructure tables to a 42-byte buffer
             raise _Refusal(ErrorCode.RESPONSE_TOO_LARGE)
         self._opaque_format = opaque_format
