@@ -71,6 +71,8 @@ from ironroot.transparency._witnessing import CheckpointWitnessing
 
 __all__ = ["TransparencyService"]
 
+SIGNED_CHECKPOINT: Final = "signed-checkpoint"
+"""The latest checkpoint the log signed, kept outside its database (``Log(high_water=…)``)."""
 _CACHE_SIZE: Final = 65536
 _BATCH_CACHE_SIZE: Final = 4096
 
@@ -436,6 +438,8 @@ class TransparencyService:
                 max_batch=config.max_batch,
                 linger=config.batch_linger,
                 fill=config.batch_fill,
+                # outside the database: a restored older copy signs no fork (docs)
+                high_water=Path(data_dir) / SIGNED_CHECKPOINT,
             )
         except BaseException:
             store.close()
