@@ -17,10 +17,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+import pytest
 from _tx_helpers import VENDOR_ISS, write_config
 
 from ironroot.cose import create_statement
 from ironroot.crypto import Algorithm, PrivateKey
+from ironroot.errors import StoreUnavailable
 from ironroot.log import Checkpoint, Note, layout
 from ironroot.transparency import ServiceThread, TransparencyService
 from ironroot_pg import TestStore, clone_schema, drop_schema
@@ -97,6 +99,42 @@ def test_a_service_restarted_on_a_restored_backup_signs_no_fork(
             assert service.log.tree_size == 3
         with TransparencyService.open(data, clock=lambda: NOW) as service:
             assert service.log.tree_size == 3  # nothing signed at 4 or 5 again
+    finally:
+        if schema is not None:
+            drop_schema(schema)
+
+
+def test_a_data_directory_from_before_the_record_takes_its_witnessed_checkpoint_as_one(
+    tmp_path: Path, log_store: TestStore
+) -> None:
+    """A data directory written before ``signed-checkpoint`` existed, whose service published
+    witnessed checkpoints: the first start with the record takes the witnessed checkpoint
+    (kept outside the database too) as the floor, rather than the restored database's head."""
+    vendor = PrivateKey.generate(Algorithm.ES256)
+    data = write_config(tmp_path / "data", issuers=[(VENDOR_ISS, vendor)])
+    _register(data, vendor, range(3))
+    backup = tmp_path / "backup"
+    schema = None if log_store.kind == "sqlite" else "b_" + secrets.token_hex(6)
+    if schema is not None:
+        assert log_store.schema is not None
+        clone_schema(log_store.schema, schema)
+    else:
+        backup.mkdir()
+        for path in data.glob(layout.LOG_DB + "*"):
+            shutil.copy2(path, backup / path.name)
+    try:
+        _register(data, vendor, range(3, 5))
+        # as an earlier version left it: the witnessed checkpoint only
+        (data / "signed-checkpoint").rename(data / "witnessed-checkpoint")
+        _restore(data, log_store, backup, schema)
+        with TransparencyService.open(data, clock=lambda: NOW) as service:
+            stalled = service.log.stalled
+            assert stalled is not None
+            assert stalled.code == "store-rolled-back"
+            ticket = service.log.submit(b"after the restore")
+            with pytest.raises(StoreUnavailable, match="restored from an older copy"):
+                ticket.integrated.result(30)
+        assert (data / "signed-checkpoint").exists()
     finally:
         if schema is not None:
             drop_schema(schema)
