@@ -138,3 +138,36 @@ def test_a_data_directory_from_before_the_record_takes_its_witnessed_checkpoint_
     finally:
         if schema is not None:
             drop_schema(schema)
+
+
+def test_a_record_restored_with_the_database_is_raised_by_the_witnessed_checkpoint(
+    tmp_path: Path, log_store: TestStore
+) -> None:
+    """The database and ``signed-checkpoint`` restored together from one backup, while the
+    witnessed checkpoint published since (larger) stayed: the larger of the two is the
+    floor."""
+    vendor = PrivateKey.generate(Algorithm.ES256)
+    data = write_config(tmp_path / "data", issuers=[(VENDOR_ISS, vendor)])
+    _register(data, vendor, range(3))
+    backup = tmp_path / "backup"
+    schema = None if log_store.kind == "sqlite" else "b_" + secrets.token_hex(6)
+    if schema is not None:
+        assert log_store.schema is not None
+        clone_schema(log_store.schema, schema)
+    else:
+        backup.mkdir()
+        for path in data.glob(layout.LOG_DB + "*"):
+            shutil.copy2(path, backup / path.name)
+    old_record = (data / "signed-checkpoint").read_bytes()
+    try:
+        _register(data, vendor, range(3, 5))
+        shutil.copy2(data / "signed-checkpoint", data / "witnessed-checkpoint")
+        _restore(data, log_store, backup, schema)
+        (data / "signed-checkpoint").write_bytes(old_record)
+        with TransparencyService.open(data, clock=lambda: NOW) as service:
+            stalled = service.log.stalled
+            assert stalled is not None
+            assert stalled.code == "store-rolled-back"
+    finally:
+        if schema is not None:
+            drop_schema(schema)

@@ -242,14 +242,15 @@ def _public(verifier: object) -> PublicKey:
 
 
 def _seed_signed_checkpoint(data_dir: Path, origin: str) -> None:
-    """A data directory without ``signed-checkpoint`` (written before it existed) whose
-    service published witnessed checkpoints: the witnessed one, kept outside the database
-    too, is the floor the log starts from (``Log(high_water=…)``), not the database's head,
-    which may be a restored older copy. One that is no checkpoint of ``origin`` is left out
-    (the witnessing logs it)."""
+    """Raise ``signed-checkpoint`` (the floor the log starts from, ``Log(high_water=…)``) to
+    the witnessed checkpoint, kept outside the database too, when that one is larger or the
+    record is missing (a data directory written before it existed, or the record restored
+    with the database from one backup while the witnessed checkpoint published since
+    stayed). One that is no checkpoint of ``origin`` is left out (the witnessing logs it);
+    a record that cannot be read is left for the log to refuse."""
     record = data_dir / SIGNED_CHECKPOINT
     witnessed = data_dir / WITNESSED_CHECKPOINT
-    if record.exists() or not witnessed.is_file():
+    if not witnessed.is_file():
         return
     try:
         note = read_limited(witnessed, _MAX_NOTE, regular=True)
@@ -259,8 +260,21 @@ def _seed_signed_checkpoint(data_dir: Path, origin: str) -> None:
         return
     if checkpoint.origin != origin:
         return
+    if record.exists():
+        try:
+            recorded = Checkpoint.parse(Note.parse(read_limited(record, _MAX_NOTE)).body)
+        except (OSError, IronrootError):
+            return  # the log says why it cannot start
+        if recorded.origin != origin or recorded.size >= checkpoint.size:
+            return
+    was = "behind it" if record.exists() else "missing"
     write_atomic(record, note, mode=0o644)
-    _log.info("recorded the witnessed checkpoint at size %d as the latest signed", checkpoint.size)
+    _log.warning(
+        "recorded the witnessed checkpoint at size %d as the latest signed (%s was %s)",
+        checkpoint.size,
+        record,
+        was,
+    )
 
 
 def _publish_checkpoint_key(data_dir: Path, signer: NoteSigner) -> None:
