@@ -1,7 +1,8 @@
 """A smaller checkpoint kept to be settled (``behind``) is not pushed out by others while a URL
 still serves it.
 
-The monitor keeps 64 smaller checkpoints per origin, the oldest dropped first. One seen again
+The monitor keeps 64 smaller checkpoints per origin (it used to drop the oldest first; it
+now refuses a 65th, test_monitor_behind_flood.py). One seen again
 kept the time it was first seen, so a log's key holder who showed a mirror another view (a
 fork at a smaller size) and then served 64 genuine older checkpoints at its own URL before
 any round read the verified tree had the fork's signed checkpoint dropped, though the mirror
@@ -14,7 +15,7 @@ from __future__ import annotations
 import pytest
 
 from ironroot.crypto import Algorithm, PrivateKey
-from ironroot.errors import InconsistentCheckpoint
+from ironroot.errors import InconsistentCheckpoint, LimitExceeded
 from ironroot.log import (
     Checkpoint,
     Log,
@@ -80,6 +81,10 @@ def test_a_fork_a_mirror_keeps_serving_is_not_pushed_out_by_older_checkpoints() 
                 ("https://mirror.example", mirror),
                 ("https://log.example", _Served(honest, _signed(size, tree.root(size)))),
             ):
+                if size == 64 and url == "https://log.example":  # full: refused, none dropped
+                    with pytest.raises(LimitExceeded):
+                        monitor.check(url, served, keys)
+                    continue
                 with pytest.raises(InconsistentCheckpoint):
                     monitor.check(url, served, keys)
         now[0] = 100

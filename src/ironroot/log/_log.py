@@ -52,6 +52,24 @@ A store that already holds a log must be this log's: its origin (else :class:`Co
 and its latest checkpoint signed by one of this log's checkpoint keys (else
 :class:`ConfigError`): a service pointed at another log's store (a copied DSN or schema, the
 same origin under another key) is refused rather than extending that log under its own key.
+
+**A database restored from an older copy.** A writer that runs while its store goes back
+refuses to write (``store-rolled-back``, :meth:`Log._resync`): it remembers the head it
+wrote. A restarted one has only the store. With ``high_water`` (a file outside the store:
+the service's ``<data>/signed-checkpoint``) the log keeps there the latest checkpoint it
+signed, replaced atomically after each batch commits and before any of its entries is
+acknowledged or its checkpoint served. At open, a store whose tree is smaller than that
+checkpoint, or holds another root at its size, is not written to: every submission is
+:class:`StoreUnavailable` (code ``store-rolled-back``, with ``Retry-After``) and
+:attr:`Log.stalled` says why, for as long as the log runs. Continuing would give
+acknowledged entries' indexes to new ones and sign a second checkpoint of a size already
+signed: a fork of the log's own making, which every witness and monitor that saw the first
+proves. A file that cannot be read or is not a checkpoint of this origin is
+:class:`ConfigError` at open; a missing one is written from the store's head (the first
+open with it). A record that fails to be written fails the batch's tickets (they are
+committed: a retry is answered from the store) and every write after it until it is.
+Restoring the file together with the database is not seen (a witness's cosigned checkpoint
+is the record kept off the host).
 """
 
 from __future__ import annotations
@@ -59,14 +77,17 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import hashlib
+import hmac
 import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from os import PathLike
+from pathlib import Path
 from typing import Generic, Protocol, Self, TypeVar, cast
 
+from ironroot._fileio import read_limited, write_atomic
 from ironroot.errors import (
     ConfigError,
     IronrootError,
@@ -77,7 +98,7 @@ from ironroot.errors import (
 )
 from ironroot.log._checkpoint import Checkpoint
 from ironroot.log._memory import MemoryLogStore
-from ironroot.log._note import NoteSigner, open_checkpoint, sign_checkpoint
+from ironroot.log._note import Note, NoteSigner, open_checkpoint, sign_checkpoint
 from ironroot.log._open import open_store
 from ironroot.log._store import LogStore, StoreBatch, TreeState, refusal_key, refused_entry
 from ironroot.log._tiles import HASH_SIZE, MAX_ENTRY_SIZE, TILE_HEIGHT, TILE_WIDTH
@@ -98,6 +119,7 @@ _log = logging.getLogger("ironroot.log")
 # per entry); a bulk load's would only push each other out, so tiles serve those.
 _SEED_ENTRIES = 2048
 _BACKOFF_FIRST = 0.05
+_MAX_HIGH_WATER = 1 << 16  # a signed checkpoint: origin, size, root and a few signatures
 _BACKOFF_MAX = 30.0
 _T = TypeVar("_T")
 _T_in = TypeVar("_T_in", contravariant=True)
@@ -253,6 +275,15 @@ def _head_unknown(why: IronrootError | None = None) -> StoreUnavailable:
     )
 
 
+def _record_unwritten(path: Path | None) -> StoreUnavailable:
+    """What a submission is answered while the latest checkpoint signed cannot be recorded
+    in ``path`` (module docs): its entries are committed, but not acknowledged."""
+    return StoreUnavailable(
+        f"the latest checkpoint signed cannot be recorded in {path}; retry shortly",
+        code="high-water-unwritten",
+    )
+
+
 def _entry_id(entry: bytes) -> bytes:
     """A submitted entry's id (SHA-256), once it is known to be bytes within the size."""
     if not isinstance(entry, bytes):
@@ -332,6 +363,7 @@ class Log(LogView):
         max_batch: int = 4096,
         linger: float = 0.0,
         fill: int | None = None,
+        high_water: str | PathLike[str] | None = None,
     ) -> None:
         if not note_signers:
             raise ConfigError("a log needs at least one checkpoint signer")
@@ -363,9 +395,16 @@ class Log(LogView):
         self._head_unknown = False
         self._stalled: IronrootError | None = None
         self._pending_asked = False  # integrate_pending() was called (under self._cond)
+        self._high_water = None if high_water is None else Path(high_water)
+        # The store is behind (or beside) the latest checkpoint this log signed (module
+        # docs): nothing is written for as long as the log runs.
+        self._rolled_back: StorageError | None = None
+        self._record_unwritten = False  # the high-water file lags the head (writer thread)
         # The view checks the origin, initializes the store (_attach) and reads the head,
         # loading the writer's edge (_open_head).
         super().__init__(store, origin=origin, note_verifiers=[s.verifier() for s in note_signers])
+        if self._high_water is not None:
+            self._check_high_water(self._high_water)
 
     # --- construction -------------------------------------------------------------------
 
@@ -380,6 +419,7 @@ class Log(LogView):
         max_batch: int = 4096,
         linger: float = 0.0,
         fill: int | None = None,
+        high_water: str | PathLike[str] | None = None,
     ) -> Log:
         """Open (creating if needed) the log at ``where``: the SQLite log under a data
         directory, or a PostgreSQL URL (:func:`~ironroot.log.open_store`).
@@ -389,7 +429,8 @@ class Log(LogView):
         ``fill`` queued entries end the wait at once (default: ``max_batch``). A batch takes
         at most ``fill`` entries while no more than twice that are queued, the rest going in
         the next batch; a longer queue (a backlog) is taken whole, up to ``max_batch``
-        (:meth:`_take`)."""
+        (:meth:`_take`). ``high_water``: the file that keeps the latest checkpoint signed
+        (module docs)."""
         store = open_store(where)
         try:
             return cls(
@@ -400,6 +441,7 @@ class Log(LogView):
                 max_batch=max_batch,
                 linger=linger,
                 fill=fill,
+                high_water=high_water,
             )
         except BaseException:
             store.close()
@@ -478,6 +520,61 @@ class Log(LogView):
                 f"the log in this store is not signed by this log's checkpoint key "
                 f"({exc.detail}): the store holds another log of origin {self._origin!r}"
             ) from exc
+
+    def _check_high_water(self, path: Path) -> None:
+        """Compare the store with the latest checkpoint this log signed, kept at ``path``
+        (module docs); record the store's head there when it is ahead or the file missing."""
+        try:
+            raw: bytes | None = read_limited(path, _MAX_HIGH_WATER, regular=True)
+        except FileNotFoundError:
+            raw = None
+        except (OSError, IronrootError) as exc:
+            raise ConfigError(
+                f"{path} (the latest checkpoint this log signed) cannot be read: {exc}"
+            ) from exc
+        size, _, latest = self._head
+        if raw is None:
+            self._write_high_water(latest)
+            return
+        try:
+            signed = Checkpoint.parse(Note.parse(raw).body)
+        except IronrootError as exc:
+            raise ConfigError(
+                f"{path} (the latest checkpoint this log signed) is not a checkpoint: {exc.detail}"
+            ) from exc
+        if signed.origin != self._origin:
+            raise ConfigError(
+                f"{path} (the latest checkpoint this log signed) is a checkpoint of "
+                f"{signed.origin!r}, not of this log's origin {self._origin!r}"
+            )
+        if signed.size > size or not hmac.compare_digest(self.root(signed.size), signed.root):
+            self._rolled_back = StorageError(
+                f"the stored log is at size {size}, "
+                f"{'behind' if signed.size > size else 'beside'} the checkpoint of size "
+                f"{signed.size} this log signed ({path}): its database was restored from an "
+                "older copy or edited; refusing to write (it would fork the log). Restore a "
+                "copy that holds the signed tree, or start a new log (another origin)",
+                code="store-rolled-back",
+            )
+            self._stalled = self._rolled_back
+            _log.error("%s", self._rolled_back)
+        elif signed.size < size:
+            self._write_high_water(latest)
+
+    def _write_high_water(self, note: bytes) -> bool:
+        """Record ``note`` (a checkpoint just committed) as the latest signed; ``False``,
+        logged, if the file could not be written."""
+        assert self._high_water is not None
+        try:
+            write_atomic(self._high_water, note, mode=0o644)
+        except (OSError, IronrootError) as exc:
+            _log.error(
+                "cannot record the latest checkpoint signed in %s: %s", self._high_water, exc
+            )
+            self._record_unwritten = True
+            return False
+        self._record_unwritten = False
+        return True
 
     def _any_pending(self) -> bool:
         """Whether the store holds pending rows. A pending row that cannot be read (damaged)
@@ -681,6 +778,8 @@ class Log(LogView):
         entries of a failed cycle whose pending write failed too were answered with the
         error: a readiness check that stayed failed would keep away the registration whose
         integration clears it). The writer retries with backoff meanwhile."""
+        if self._rolled_back is not None:  # for as long as the log runs
+            return self._rolled_back
         stalled = self._stalled
         if stalled is not None and not self._store_pending:
             with self._cond:
@@ -826,6 +925,12 @@ class Log(LogView):
         seen: set[bytes] = set()
         durable_now: list[_InFlight] = []
         done_now: list[tuple[_InFlight, int]] = []
+        if self._rolled_back is not None:
+            self._fail_items(items, _head_unknown(self._rolled_back))
+            return False
+        if self._record_unwritten and not self._write_high_water(self._head[2]):
+            self._fail_items(items, _record_unwritten(self._high_water))
+            return False
         if self._head_unknown and not self._resync():
             self._fail_items(items, _head_unknown(self._stalled))
             return False
@@ -1044,6 +1149,9 @@ class Log(LogView):
         assert batch.checkpoint is not None
         size = batch.state.size
         root = edge.compact.root()
+        # Recorded before the head moves (nothing serves the checkpoint, nothing is
+        # acknowledged, before): a restored database then never signs this size again.
+        recorded = self._high_water is None or self._write_high_water(batch.checkpoint)
         self._edge = edge
         self._head = (size, root, batch.checkpoint)
         # Every complete node this batch created, as committed: the inclusion proofs of the
@@ -1061,6 +1169,11 @@ class Log(LogView):
                 ticket = self._inflight.pop(entry_id, None)
                 if ticket is not None:
                     finished.append((ticket, Integrated(batch.first_index + offset, size)))
+        if not recorded:  # committed, not acknowledged: a retry is answered from the store
+            self._fail_items(
+                [(t.entry_id, b"", t) for t, _ in finished], _record_unwritten(self._high_water)
+            )
+            return
         for ticket, where in finished:
             _resolve(ticket.durable, None)
             _resolve(ticket.integrated, where)

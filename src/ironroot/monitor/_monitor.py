@@ -105,7 +105,7 @@ from ironroot.log import (
     open_note,
 )
 from ironroot.merkle import EMPTY_ROOT, CompactRange, leaf_hash
-from ironroot.monitor._store import Behind, LogState, MonitorStore
+from ironroot.monitor._store import MAX_BEHIND, Behind, LogState, MonitorStore
 from ironroot.witness import ForkProof, WitnessPolicy, explicit_consistency_proof, fork_roots
 
 __all__ = ["DEFAULT_MAX_NEW_ENTRIES", "Monitor", "MonitorEvent", "Watch"]
@@ -538,17 +538,20 @@ class Monitor:
         if checkpoint.size == 0:
             if not hmac.compare_digest(checkpoint.root, EMPTY_ROOT):
                 raise VerificationFailed(f"{url} serves an empty tree with another root")
-        else:
-            self.store.add_behind(
-                Behind(
-                    checkpoint.origin,
-                    checkpoint.size,
-                    checkpoint.root,
-                    note,
-                    url,
-                    self._clock(),
-                )
+        elif not self.store.add_behind(
+            Behind(checkpoint.origin, checkpoint.size, checkpoint.root, note, url, self._clock())
+        ):
+            # Never drop one kept unsettled to make room: it may be the only signed trace of
+            # a fork shown once. Refuse this one, loudly, until a round settles the others.
+            detail = (
+                f"{url} serves {checkpoint.origin} at size {checkpoint.size}, smaller than the "
+                f"size {state.size} already verified, and the monitor already keeps "
+                f"{MAX_BEHIND} smaller checkpoints of it not yet proven consistent or a fork: "
+                "this one is not kept (none kept is dropped); a round that reads the verified "
+                "tree settles them"
             )
+            _log.error("%s", detail)
+            raise _log_limit(detail, code="behind-limit")
         raise InconsistentCheckpoint(
             f"{url} serves {checkpoint.origin} at size {checkpoint.size}, smaller than the "
             f"size {state.size} already verified: the log went back, or {url} is behind it or "

@@ -11,7 +11,8 @@ Schema (version 1), one SQLite file (WAL, ``synchronous=FULL``)::
            PRIMARY KEY (origin, size, root))   -- smaller checkpoints not yet checked
 
 A fork is kept once per pair of signed notes (the state is not advanced past it, so every
-round finds it again). A checkpoint smaller than the verified one (``behind``) is kept,
+round finds it again). A checkpoint smaller than the verified one (``behind``) is kept (at most
+64 per origin: a new one past that is refused, none kept is dropped unsettled),
 signed note and all, until a later round reads the verified tree's tiles and proves it
 consistent (a mirror behind) or not (a fork, with its proof). The table was added to schema
 version 1 (``CREATE … IF NOT EXISTS`` on every open): an older file gains it as it is opened.
@@ -112,7 +113,8 @@ CREATE TABLE IF NOT EXISTS watched (
     PRIMARY KEY (origin, what, value)
 ) WITHOUT ROWID;
 """
-_MAX_BEHIND: Final = 64
+MAX_BEHIND: Final = 64
+_MAX_BEHIND: Final = MAX_BEHIND
 """Smaller checkpoints kept per origin until checked (each is signed by the log's key, so
 only the log's key holder can make more; the ones last seen longest ago go first beyond
 this: one served again is seen again)."""
@@ -385,16 +387,29 @@ class MonitorStore(LatestStore[LogState]):
             out.append((ident, origin, proof, at))
         return out
 
-    def add_behind(self, behind: Behind) -> None:
+    def add_behind(self, behind: Behind) -> bool:
         """Keep ``behind`` (once per origin, size and root) until :meth:`drop_behind`; one
-        kept already is seen again at ``behind.seen``: beyond 64 the oldest seen go first, so
-        one a URL still serves is not pushed out by others the log's key holder signs."""
+        kept already is seen again at ``behind.seen``. At most 64 are kept per origin, and
+        none is dropped before it is settled: a new one past that is not kept (``False``).
+        Dropping the oldest would let a log's key holder launder a fork shown once by
+        serving 64 genuine older checkpoints before any round settles them."""
         try:
             with self._lock, immediate(self._db):
                 # seen again: now (a URL that still serves it keeps it among the newest)
+                updated = self._db.execute(
+                    "UPDATE behind SET seen = max(seen, ?) WHERE origin = ? AND size = ? "
+                    "AND root = ?",
+                    (behind.seen, behind.origin, behind.size, behind.root),
+                ).rowcount
+                if updated:
+                    return True
+                (count,) = self._db.execute(
+                    "SELECT count(*) FROM behind WHERE origin = ?", (behind.origin,)
+                ).fetchone()
+                if count >= _MAX_BEHIND:
+                    return False
                 self._db.execute(
-                    "INSERT INTO behind VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (origin, size, "
-                    "root) DO UPDATE SET seen = max(seen, excluded.seen)",
+                    "INSERT INTO behind VALUES (?, ?, ?, ?, ?, ?)",
                     (
                         behind.origin,
                         behind.size,
@@ -404,11 +419,7 @@ class MonitorStore(LatestStore[LogState]):
                         behind.seen,
                     ),
                 )
-                self._db.execute(
-                    "DELETE FROM behind WHERE origin = ? AND (size, root) NOT IN (SELECT size, "
-                    "root FROM behind WHERE origin = ? ORDER BY seen DESC, size DESC LIMIT ?)",
-                    (behind.origin, behind.origin, _MAX_BEHIND),
-                )
+                return True
         except sqlite3.Error as exc:
             raise self._write_failed(exc) from exc
 

@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
 
-from ironroot._fileio import DirectoryLock, make_dirs, write_atomic
+from ironroot._fileio import DirectoryLock, make_dirs, read_limited, write_atomic
 from ironroot.cose import (
     InclusionProof,
     build_receipt,
@@ -50,7 +50,16 @@ from ironroot.errors import (
     VerificationFailed,
 )
 from ironroot.http import client_context
-from ironroot.log import Integrated, Log, LogStore, LogView, NoteSigner, Ticket
+from ironroot.log import (
+    Checkpoint,
+    Integrated,
+    Log,
+    LogStore,
+    LogView,
+    Note,
+    NoteSigner,
+    Ticket,
+)
 from ironroot.log.layout import checkpoint_public_key_path, load_checkpoint_signer
 from ironroot.transparency._config import (
     TransparencyConfig,
@@ -67,11 +76,14 @@ from ironroot.transparency._receipt_keys import (
     publish_receipt_keys,
     receipt_iat,
 )
-from ironroot.transparency._witnessing import CheckpointWitnessing
+from ironroot.transparency._witnessing import WITNESSED_CHECKPOINT, CheckpointWitnessing
 
 __all__ = ["TransparencyService"]
 
+SIGNED_CHECKPOINT: Final = "signed-checkpoint"
+"""The latest checkpoint the log signed, kept outside its database (``Log(high_water=…)``)."""
 _CACHE_SIZE: Final = 65536
+_MAX_NOTE: Final = 1 << 20
 _BATCH_CACHE_SIZE: Final = 4096
 
 _log = logging.getLogger("ironroot.transparency")
@@ -227,6 +239,42 @@ def _public(verifier: object) -> PublicKey:
     if not isinstance(verifier, PublicKey):
         raise ConfigError("a service signer must expose its public key (ironroot.crypto.PublicKey)")
     return verifier
+
+
+def _seed_signed_checkpoint(data_dir: Path, origin: str) -> None:
+    """Raise ``signed-checkpoint`` (the floor the log starts from, ``Log(high_water=…)``) to
+    the witnessed checkpoint, kept outside the database too, when that one is larger or the
+    record is missing (a data directory written before it existed, or the record restored
+    with the database from one backup while the witnessed checkpoint published since
+    stayed). One that is no checkpoint of ``origin`` is left out (the witnessing logs it);
+    a record that cannot be read is left for the log to refuse."""
+    record = data_dir / SIGNED_CHECKPOINT
+    witnessed = data_dir / WITNESSED_CHECKPOINT
+    if not witnessed.is_file():
+        return
+    try:
+        note = read_limited(witnessed, _MAX_NOTE, regular=True)
+        checkpoint = Checkpoint.parse(Note.parse(note).body)
+    except (OSError, IronrootError) as exc:
+        _log.warning("%s is not taken as the latest checkpoint signed: %s", witnessed, exc)
+        return
+    if checkpoint.origin != origin:
+        return
+    if record.exists():
+        try:
+            recorded = Checkpoint.parse(Note.parse(read_limited(record, _MAX_NOTE)).body)
+        except (OSError, IronrootError):
+            return  # the log says why it cannot start
+        if recorded.origin != origin or recorded.size >= checkpoint.size:
+            return
+    was = "behind it" if record.exists() else "missing"
+    write_atomic(record, note, mode=0o644)
+    _log.warning(
+        "recorded the witnessed checkpoint at size %d as the latest signed (%s was %s)",
+        checkpoint.size,
+        record,
+        was,
+    )
 
 
 def _publish_checkpoint_key(data_dir: Path, signer: NoteSigner) -> None:
@@ -425,6 +473,7 @@ class TransparencyService:
             config.reset_receipt_time_from,
             reference_is,
         )
+        _seed_signed_checkpoint(Path(data_dir), config.origin)
         if store is None:
             store = config.store.open(data_dir)  # SQLite in data_dir, or [log] store's database
         try:
@@ -436,6 +485,8 @@ class TransparencyService:
                 max_batch=config.max_batch,
                 linger=config.batch_linger,
                 fill=config.batch_fill,
+                # outside the database: a restored older copy signs no fork (docs)
+                high_water=Path(data_dir) / SIGNED_CHECKPOINT,
             )
         except BaseException:
             store.close()
