@@ -233,9 +233,14 @@ class KillServer:
             replies.close()
         assert server.returncode == 0 or kind is not None, server.returncode
 
-    def run(self, argv: Sequence[str], **env: str) -> subprocess.CompletedProcess[bytes]:
-        """One run of the CLI with ``argv`` and ``env`` added, in a new child; its output must
-        hold no ``internal-error`` (a traceback's code)."""
+    def run(
+        self, argv: Sequence[str], *, script: Path | None = None, **env: str
+    ) -> subprocess.CompletedProcess[bytes]:
+        """One run of the CLI with ``argv`` and ``env`` added, in a new child (``script``
+        instead of the CLI when given, as :func:`run_killer`); its output must hold no
+        ``internal-error`` (a traceback's code), nor a traceback from ``script``."""
+        if script is not None:
+            env = {**env, "IRONROOT_TEST_KILL_SCRIPT": str(script)}
         server, requests, replies = self._pipes()
         self._runs += 1
         out = self._directory / f"run-{self._runs}.out"
@@ -253,6 +258,7 @@ class KillServer:
         err.unlink()
         assert not answer["timed_out"], done
         assert b"internal-error" not in done.stdout + done.stderr, done
+        assert script is None or b"Traceback" not in done.stderr, done
         return done
 
     def _pipes(self) -> tuple[subprocess.Popen[bytes], IO[bytes], IO[bytes]]:

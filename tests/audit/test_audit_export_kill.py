@@ -14,7 +14,8 @@ import pytest
 from tests.audit.audit_world import EXPORTED, NODE, AuditWorld, audit_world
 
 from ironroot.audit import verify_bundle
-from kill_points import KILLER, run_killer
+from kill_points import KillServer
+from scratch import in_memory
 
 AT = EXPORTED.isoformat().replace("+00:00", "Z")
 
@@ -24,17 +25,30 @@ def aw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuditWorld]:
     yield from audit_world(tmp_path_factory.mktemp("audit-export-kill"))
 
 
-def _export(aw: AuditWorld, killer: Path, root: Path, **env: str) -> int:
+# What ``audit export`` imports, once for the sweep's runs (kill_points.KillServer; the lazy
+# packages' modules are named, and httpx's transport).
+_PRELOAD = (
+    *("ironroot.cli", "ironroot.cli.audit", "ironroot.audit._export", "ironroot.fleet._fleet"),
+    *("ironroot.spdm._requester", "ironroot.platform._boot", "ironroot.log._http"),
+    *("httpcore", "anyio", "certifi", "encodings.idna"),  # httpx's transport, made per client
+)
+
+
+@pytest.fixture
+def killer() -> Iterator[KillServer]:
+    with in_memory("audit-export-kill-server-") as directory, KillServer(directory, _PRELOAD) as s:
+        yield s
+
+
+def _export(aw: AuditWorld, killer: KillServer, root: Path, **env: str) -> int:
     argv = ["audit", "export", NODE, "--fleet", str(root / "fleet"), "--at", AT, "--json"]
     argv += ["--log-url", aw.world.urls["trusted"], "--out", str(root / "out" / "node.audit")]
-    return run_killer(killer, argv, **env).returncode
+    return killer.run(argv, **env).returncode
 
 
 def test_a_kill_of_an_export_leaves_the_earlier_bundle_or_a_whole_new_one(
-    aw: AuditWorld, tmp_path: Path
+    aw: AuditWorld, tmp_path: Path, killer: KillServer
 ) -> None:
-    killer = tmp_path / "killer.py"
-    killer.write_text(KILLER)
     trust = aw.trust()
     template = tmp_path / "template"
     shutil.copytree(aw.fleet.directory, template / "fleet")

@@ -7,14 +7,20 @@ reused), and no two signatures that came out share a leaf."""
 from __future__ import annotations
 
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from ironroot.crypto import LmsPrivateKey
 from kill_points import KillServer
 from rot_counters import provisioned_device
+from scratch import in_memory
 
 H5 = "SHA256-N24-H5-W4"
-PRELOAD = ("ironroot.crypto", "ironroot.rot", "ironroot._fileio")
+# ``ironroot.crypto`` and ``ironroot.rot`` are lazy packages (``ironroot._lazy``): the modules
+# the script uses are named, or each run would import them (and pyhsslms) again.
+PRELOAD = ("ironroot.crypto._lms", "ironroot.rot._device", "ironroot._fileio")
 
 _SIGN = textwrap.dedent(
     """
@@ -29,6 +35,13 @@ _SIGN = textwrap.dedent(
     write_atomic(Path(out), key.sign(Path(out).name.encode()))
     """
 )
+
+
+@pytest.fixture
+def tmp_path() -> Iterator[Path]:
+    """On tmpfs (``scratch.in_memory``): a SIGKILL leaves the page cache as it was."""
+    with in_memory("lms-rollback-kill-") as directory:
+        yield directory
 
 
 def _leaf(signature: bytes) -> int:

@@ -32,7 +32,7 @@ from tests.platform.node_world import NOW, World, make_world
 
 from ironroot.errors import AdmissionDenied, CredentialRejected
 from ironroot.fleet import AdmissionAuthority, Fleet, attest_node, check_credential, quarantine
-from kill_points import KILLER, SQLITE_COMMITS, run_killer, some_points
+from kill_points import KILLER, SQLITE_COMMITS, KillServer, run_killer, some_points
 from scratch import in_memory
 
 AT = NOW.isoformat().replace("+00:00", "Z")
@@ -66,6 +66,18 @@ def tmp_path() -> Iterator[Path]:
         yield directory
 
 
+# What ``fleet quarantine`` and ``fleet readmit`` import, once for each sweep's runs
+# (kill_points.KillServer; ``ironroot.fleet`` is a lazy package, its modules are named).
+_PRELOAD = (
+    *("ironroot.cli", "ironroot.cli.fleet", "ironroot.fleet._fleet", "ironroot.fleet._admission"),
+    *("ironroot.fleet._verifier", "ironroot.fleet._desired", "ironroot.fleet._reviews"),
+    *("ironroot.fleet._revocation", "ironroot.attestation._appraise", "ironroot.platform._boot"),
+    *("ironroot.attestation.evidence._tdx_verify", "ironroot.attestation.evidence._snp_verify"),
+    *("ironroot.spdm._requester", "ironroot.spdm._responder", "ironroot.rim._appraise"),
+    *("ironroot.ear._token", "ironroot.hsm._storage", "ironroot._cel", "sqlite3"),
+)
+
+
 def _scripts(directory: Path) -> tuple[Path, Path]:
     killer, script = directory / "killer.py", directory / "commit-killer.py"
     killer.write_text(KILLER)
@@ -73,13 +85,19 @@ def _scripts(directory: Path) -> tuple[Path, Path]:
     return killer, script
 
 
-def _commits(killer: Path, script: Path, template: Path, argv: list[str], scratch: Path) -> int:
+def _server(directory: Path) -> KillServer:
+    (directory / "server").mkdir()
+    return KillServer(directory / "server", _PRELOAD)
+
+
+def _commits(
+    killer: KillServer, script: Path, template: Path, argv: list[str], scratch: Path
+) -> int:
     """How many commits the command makes, run whole on a copy of ``template``."""
     counted = scratch / "counted"
     shutil.copytree(template, counted)
     tally = scratch / "tally"
-    done = run_killer(
-        killer,
+    done = killer.run(
         [*argv, "--fleet", str(counted)],
         script=script,
         IRONROOT_TEST_KILL_COMMITS=str(tally),
@@ -90,7 +108,7 @@ def _commits(killer: Path, script: Path, template: Path, argv: list[str], scratc
 
 
 def _killed_copies(
-    killer: Path, script: Path, template: Path, argv: list[str], scratch: Path
+    killer: KillServer, script: Path, template: Path, argv: list[str], scratch: Path
 ) -> Iterator[tuple[str, Fleet]]:
     """The fleet after a kill right before, then right after, commits of ``argv``."""
     commits = _commits(killer, script, template, argv, scratch)
@@ -99,8 +117,7 @@ def _killed_copies(
         for after in ("0", "1"):
             directory = scratch / f"kill-{at}-{after}"
             shutil.copytree(template, directory)
-            done = run_killer(
-                killer,
+            done = killer.run(
                 [*argv, "--fleet", str(directory)],
                 script=script,
                 IRONROOT_TEST_KILL_COMMIT=str(at),
@@ -117,24 +134,25 @@ def test_a_quarantine_killed_at_any_commit_is_whole_or_absent_and_refused_once_r
     fleet, authority = aw.fleet(tmp_path / "template", 1)
     admitted = attest_node(fleet, NODE, now=NOW, authority=authority)
     credential = admitted.credentials["control"]
-    killer, script = _scripts(tmp_path)
+    _, script = _scripts(tmp_path)
     argv = ["fleet", "quarantine", NODE, "--reason", "BMC swapped", "--at", AT]
-    for point, killed in _killed_copies(killer, script, fleet.directory, argv, tmp_path):
-        reopened = AdmissionAuthority.open(killed)
-        revoked = {s.revoked for s in reopened.credentials.of_node(NODE)}
-        kinds = [e.kind for e in killed.events(node=NODE)]
-        if killed.record_of(NODE).status == "admitted":
-            assert revoked == {False}, point
-            assert reopened.state.held(NODE) is None, point
-            assert "quarantine-effects" not in kinds, point
-        else:
-            assert revoked == {True}, point
-            assert reopened.state.held(NODE) == "BMC swapped", point
-            assert "quarantine-effects" in kinds, point
-    # once quarantine returned, a kill of any process after it loses nothing: a control plane
-    # started afterwards refuses the node's credential
-    done = run_killer(killer, [*argv, "--fleet", str(fleet.directory)], script=script)
-    assert done.returncode == 0, done
+    with _server(tmp_path) as killer:
+        for point, killed in _killed_copies(killer, script, fleet.directory, argv, tmp_path):
+            reopened = AdmissionAuthority.open(killed)
+            revoked = {s.revoked for s in reopened.credentials.of_node(NODE)}
+            kinds = [e.kind for e in killed.events(node=NODE)]
+            if killed.record_of(NODE).status == "admitted":
+                assert revoked == {False}, point
+                assert reopened.state.held(NODE) is None, point
+                assert "quarantine-effects" not in kinds, point
+            else:
+                assert revoked == {True}, point
+                assert reopened.state.held(NODE) == "BMC swapped", point
+                assert "quarantine-effects" in kinds, point
+        # once quarantine returned, a kill of any process after it loses nothing: a control plane
+        # started afterwards refuses the node's credential
+        done = killer.run([*argv, "--fleet", str(fleet.directory)], script=script)
+        assert done.returncode == 0, done
     restarted = Fleet.open(fleet.directory)
     plane = AdmissionAuthority.open(restarted)
     with pytest.raises(CredentialRejected) as refused:
@@ -155,28 +173,29 @@ def test_a_readmission_killed_at_any_commit_leaves_nothing_without_its_record(
     fleet, authority = aw.fleet(tmp_path / "template", 1)
     attest_node(fleet, NODE, now=NOW, authority=authority)
     quarantine(fleet, NODE, "BMC swapped", now=NOW)
-    killer, script = _scripts(tmp_path)
+    _, script = _scripts(tmp_path)
     argv = ["fleet", "readmit", NODE, "--at", AT]
-    for point, killed in _killed_copies(killer, script, fleet.directory, argv, tmp_path):
-        reopened = AdmissionAuthority.open(killed)
-        kinds = [e.kind for e in killed.events(node=NODE)]
-        if "hold-lifted" not in kinds:
-            # the operator's hold stands until its lifting is recorded: an affirming
-            # attestation (the scanner's) does not readmit the node
-            try:
-                attest_node(killed, NODE, now=NOW, authority=reopened, store=False)
-                outcome = "admitted"
-            except AdmissionDenied as refused:
-                outcome = refused.code
-            assert outcome == "node-held", point
-            assert reopened.state.held(NODE) == "BMC swapped", point
-        record = killed.record_of(NODE)
-        current = [s for s in reopened.credentials.of_node(NODE) if not s.revoked]
-        for status in current:
-            assert record.status == "admitted", point
-            assert status.ear_id == record.ear_id, point
-        if record.status == "admitted":
-            assert record.credential_serial in {s.serial for s in current}, point
+    with _server(tmp_path) as killer:
+        for point, killed in _killed_copies(killer, script, fleet.directory, argv, tmp_path):
+            reopened = AdmissionAuthority.open(killed)
+            kinds = [e.kind for e in killed.events(node=NODE)]
+            if "hold-lifted" not in kinds:
+                # the operator's hold stands until its lifting is recorded: an affirming
+                # attestation (the scanner's) does not readmit the node
+                try:
+                    attest_node(killed, NODE, now=NOW, authority=reopened, store=False)
+                    outcome = "admitted"
+                except AdmissionDenied as refused:
+                    outcome = refused.code
+                assert outcome == "node-held", point
+                assert reopened.state.held(NODE) == "BMC swapped", point
+            record = killed.record_of(NODE)
+            current = [s for s in reopened.credentials.of_node(NODE) if not s.revoked]
+            for status in current:
+                assert record.status == "admitted", point
+                assert status.ear_id == record.ear_id, point
+            if record.status == "admitted":
+                assert record.credential_serial in {s.serial for s in current}, point
 
 
 def test_an_endorsement_killed_after_its_file_landed_gets_its_event_when_added_again(

@@ -60,7 +60,8 @@ def _chain(storage: CrashingStorage) -> dict[int, bytes]:
     found: dict[int, bytes] = {}
     for data in [*map(storage.read_audit_segment, storage.audit_segments()), storage.read_audit()]:
         for record in parse_audit_log(data):
-            assert found.setdefault(record.seq, record.digest()) == record.digest()
+            digest = record.digest()
+            assert found.setdefault(record.seq, digest) == digest
     return found
 
 

@@ -37,7 +37,7 @@ from ironroot.hsm import (
     Usage,
     parse_audit_log,
 )
-from kill_points import KILLER, run_killer, some_points
+from kill_points import KillServer, some_points
 from rot_counters import provisioned_device
 from scratch import in_memory
 
@@ -51,6 +51,17 @@ def tmp_path() -> Iterator[Path]:
     """On tmpfs (``scratch.in_memory``): a SIGKILL leaves the page cache as it was."""
     with in_memory("hsm-kill-") as directory:
         yield directory
+
+
+# What the step script imports, once for the module's runs (kill_points.KillServer;
+# ``ironroot.hsm`` and ``ironroot.rot`` are lazy packages: their modules are named).
+_PRELOAD = ("ironroot.hsm._boundary", "ironroot.hsm._storage", "ironroot.rot._device")
+
+
+@pytest.fixture(scope="module")
+def killer() -> Iterator[KillServer]:
+    with in_memory("hsm-kill-server-") as directory, KillServer(directory, _PRELOAD) as server:
+        yield server
 
 
 def _template(root: Path) -> None:
@@ -104,9 +115,9 @@ def _records(hsm: Hsm, storage: DirectoryStorage) -> tuple[AuditRecord, ...]:
     return parse_audit_log(data + storage.read_audit())
 
 
-def _step(root: Path, killer: Path, step: str, **env: str) -> int:
+def _step(root: Path, killer: KillServer, step: str, **env: str) -> int:
     argv = [str(root / "hsm"), str(root / "rot"), step]
-    done = run_killer(killer, argv, script=SCRIPT, **env)
+    done = killer.run(argv, script=SCRIPT, **env)
     assert b"DeprecationWarning" not in done.stderr, done.stderr  # approvals bound to operations
     return done.returncode
 
@@ -115,10 +126,8 @@ def _step(root: Path, killer: Path, step: str, **env: str) -> int:
     "step", ["generate", "import", "backup", "restore", "quorum", "identity", "audit"]
 )
 def test_a_kill_at_file_operations_of_a_step_leaves_the_state_before_or_after(
-    tmp_path: Path, step: str
+    tmp_path: Path, killer: KillServer, step: str
 ) -> None:
-    killer = tmp_path / "killer.py"
-    killer.write_text(KILLER)
     template = tmp_path / "template"
     _template(template)
     before = _state(template)
@@ -147,15 +156,13 @@ def test_a_kill_at_file_operations_of_a_step_leaves_the_state_before_or_after(
 
 @pytest.mark.parametrize("before", ["new", "zeroized"])
 def test_a_kill_during_initialization_leaves_an_hsm_to_open_or_to_initialize_again(
-    tmp_path: Path, before: str
+    tmp_path: Path, killer: KillServer, before: str
 ) -> None:
     """A new HSM (on a new counter, or after a zeroized one) whose ``initialize`` was killed
     either powers up (its first commit landed, or power-up finishes it) or has no HSM yet, and
     ``initialize`` run again then makes it. Was: killed once its first store had landed and
     before its anchor, it did neither (``StoreRolledBack``: the anchor is missing, and
     ``Conflict``: the storage holds a key store) until someone deleted the store by hand."""
-    killer = tmp_path / "killer.py"
-    killer.write_text(KILLER)
     template = tmp_path / "template"
     provisioned_device(template / "rot")
     if before == "zeroized":

@@ -18,7 +18,7 @@ import pytest
 from pkcs11_kill_step import LABEL, PIN, PURPOSE
 
 from ironroot_softhsm import LIBRARIES
-from kill_points import KILLER, run_killer, some_points
+from kill_points import KillServer, some_points
 from scratch import in_memory
 
 pytestmark = pytest.mark.integration
@@ -40,6 +40,19 @@ def library() -> str:
     if found is None or shutil.which("softhsm2-util") is None:
         pytest.skip("SoftHSM2 is not installed: run scripts/install-test-deps.sh")
     return found
+
+
+# What the step script imports, once for the module's runs (kill_points.KillServer;
+# ``ironroot.hsm`` is a lazy package: its modules are named). The server imports the
+# python-pkcs11 module only: each run loads the SoftHSM2 library itself, under its own
+# SOFTHSM2_CONF, as a fresh interpreter did.
+_PRELOAD = ("ironroot.hsm._service_keys", "ironroot.hsm._pkcs11", "pkcs11")
+
+
+@pytest.fixture(scope="module")
+def killer() -> Iterator[KillServer]:
+    with in_memory("hsm-pkcs11-kill-server-") as directory, KillServer(directory, _PRELOAD) as s:
+        yield s
 
 
 def _configure(root: Path) -> Path:
@@ -64,9 +77,8 @@ def _template(root: Path) -> None:
     (root / "data" / "token.pin").write_text(PIN + "\n")
 
 
-def _run(root: Path, killer: Path, library: str, step: str, **env: str) -> tuple[int, bytes]:
-    done = run_killer(
-        killer,
+def _run(root: Path, killer: KillServer, library: str, step: str, **env: str) -> tuple[int, bytes]:
+    done = killer.run(
         [str(root / "data"), library, step],
         script=SCRIPT,
         SOFTHSM2_CONF=str(_configure(root)),
@@ -75,7 +87,7 @@ def _run(root: Path, killer: Path, library: str, step: str, **env: str) -> tuple
     return done.returncode, done.stdout
 
 
-def _token(root: Path, killer: Path, library: str) -> tuple[list[str], dict[str, str]]:
+def _token(root: Path, killer: KillServer, library: str) -> tuple[list[str], dict[str, str]]:
     code, out = _run(root, killer, library, "list")
     assert code == 0
     found = json.loads(out)
@@ -83,10 +95,8 @@ def _token(root: Path, killer: Path, library: str) -> tuple[list[str], dict[str,
 
 
 def test_a_kill_while_a_key_is_made_on_the_token_leaves_no_orphan_object(
-    tmp_path: Path, library: str
+    tmp_path: Path, killer: KillServer, library: str
 ) -> None:
-    killer = tmp_path / "killer.py"
-    killer.write_text(KILLER)
     template = tmp_path / "template"
     _template(template)
     tallies = []

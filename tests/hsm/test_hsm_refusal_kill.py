@@ -18,7 +18,7 @@ from hsm_refusal_kill_step import EACH, THREADS, ear
 from test_hsm_release_kill import _records, _template
 
 from ironroot.hsm import DirectoryStorage, Hsm
-from kill_points import KILLER, run_killer, some_points
+from kill_points import KillServer, some_points
 from scratch import in_memory
 
 SCRIPT = Path(__file__).with_name("hsm_refusal_kill_step.py")
@@ -30,6 +30,26 @@ def tmp_path() -> Iterator[Path]:
     """On tmpfs (``scratch.in_memory``): a SIGKILL leaves the page cache as it was."""
     with in_memory("hsm-refusal-kill-") as directory:
         yield directory
+
+
+# What the refusal script imports, once for the module's runs (kill_points.KillServer;
+# ``ironroot.hsm`` and ``ironroot.rot`` are lazy packages: their modules are named; cel, which
+# a release policy imports when it first runs, is a large one).
+_PRELOAD = (
+    "ironroot.hsm._boundary",
+    "ironroot.hsm._storage",
+    "ironroot.rot._device",
+    "cel",
+)
+
+
+@pytest.fixture(scope="module")
+def killer() -> Iterator[KillServer]:
+    with (
+        in_memory("hsm-refusal-kill-server-") as directory,
+        KillServer(directory, _PRELOAD) as server,
+    ):
+        yield server
 
 
 def _after_the_kill(root: Path) -> int:
@@ -52,16 +72,14 @@ def _after_the_kill(root: Path) -> int:
     return len(answered)
 
 
-def _run(root: Path, killer: Path, **env: str) -> int:
+def _run(root: Path, killer: KillServer, **env: str) -> int:
     argv = [str(root / "hsm"), str(root / "rot")]
-    return run_killer(killer, argv, script=SCRIPT, **env).returncode
+    return killer.run(argv, script=SCRIPT, **env).returncode
 
 
 def test_refusals_killed_at_any_file_operation_are_recorded_if_they_were_answered(
-    tmp_path: Path,
+    tmp_path: Path, killer: KillServer
 ) -> None:
-    killer = tmp_path / "killer.py"
-    killer.write_text(KILLER)
     template = tmp_path / "template"
     _template(template)
     counted = tmp_path / "counted"

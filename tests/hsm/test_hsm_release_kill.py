@@ -33,7 +33,7 @@ from ironroot.hsm import (
     Role,
     parse_audit_log,
 )
-from kill_points import KILLER, run_killer, some_points
+from kill_points import KillServer, some_points
 from rot_counters import provisioned_device
 from scratch import in_memory
 
@@ -46,6 +46,26 @@ def tmp_path() -> Iterator[Path]:
     """On tmpfs (``scratch.in_memory``): a SIGKILL leaves the page cache as it was."""
     with in_memory("hsm-release-kill-") as directory:
         yield directory
+
+
+# What the release script imports, once for the module's runs (kill_points.KillServer;
+# ``ironroot.hsm`` and ``ironroot.rot`` are lazy packages: their modules are named; cel, which
+# a release policy imports when it first runs, is a large one).
+_PRELOAD = (
+    "ironroot.hsm._boundary",
+    "ironroot.hsm._storage",
+    "ironroot.rot._device",
+    "cel",
+)
+
+
+@pytest.fixture(scope="module")
+def killer() -> Iterator[KillServer]:
+    with (
+        in_memory("hsm-release-kill-server-") as directory,
+        KillServer(directory, _PRELOAD) as server,
+    ):
+        yield server
 
 
 def _template(root: Path) -> None:
@@ -115,16 +135,14 @@ def _after_the_kill(root: Path) -> None:
             hsm.close()
 
 
-def _release(root: Path, killer: Path, step: str, **env: str) -> int:
+def _release(root: Path, killer: KillServer, step: str, **env: str) -> int:
     argv = [str(root / "hsm"), str(root / "rot"), step]
-    return run_killer(killer, argv, script=SCRIPT, **env).returncode
+    return killer.run(argv, script=SCRIPT, **env).returncode
 
 
 def test_a_release_killed_at_any_file_operation_keeps_its_record_and_is_not_repeated(
-    tmp_path: Path,
+    tmp_path: Path, killer: KillServer
 ) -> None:
-    killer = tmp_path / "killer.py"
-    killer.write_text(KILLER)
     template = tmp_path / "template"
     _template(template)
     tallies = []

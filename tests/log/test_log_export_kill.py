@@ -17,7 +17,7 @@ from tests.log.test_log_export import _assert_served_exactly, _files, _identity
 
 from durability import SyncLog, unsynced_names
 from ironroot.log import DirectoryLogFetcher, Log, StoreLogFetcher, export_tiles, verify_remote_log
-from kill_points import KILLER, run_killer, some_points
+from kill_points import KillServer, some_points
 from scratch import in_memory
 
 
@@ -28,13 +28,35 @@ def tmp_path() -> Iterator[Path]:
         yield directory
 
 
-def _export(root: Path, run: Path, **env: str) -> int:
+# What ``log export-tiles`` imports, once for the module's runs (kill_points.KillServer;
+# ``ironroot.log`` is a lazy package: its modules are named).
+_PRELOAD = (
+    *("ironroot.cli", "ironroot.cli.log", "ironroot.log._export", "ironroot.http._server"),
+    *(
+        "ironroot.transparency._config",
+        "ironroot.transparency._cts",
+        "ironroot.witness._cosignature",
+    ),
+)
+
+
+@pytest.fixture(scope="module")
+def killer() -> Iterator[KillServer]:
+    with (
+        in_memory("log-export-kill-server-") as directory,
+        KillServer(directory, _PRELOAD) as server,
+    ):
+        yield server
+
+
+def _export(killer: KillServer, run: Path, **env: str) -> int:
     argv = ["log", "export-tiles", str(run / "out"), "--data", str(run / "data")]
-    return run_killer(root / "killer.py", argv, **env).returncode
+    return killer.run(argv, **env).returncode
 
 
-def test_a_kill_at_file_operations_of_an_export_leaves_only_whole_files(tmp_path: Path) -> None:
-    (tmp_path / "killer.py").write_text(KILLER)
+def test_a_kill_at_file_operations_of_an_export_leaves_only_whole_files(
+    tmp_path: Path, killer: KillServer
+) -> None:
     key = ed25519_key()
     template = tmp_path / "template"
     data = make_data_dir(template / "data", key)
@@ -45,7 +67,7 @@ def test_a_kill_at_file_operations_of_an_export_leaves_only_whole_files(tmp_path
     assert (template / "out" / "tile/0/001.p/44").exists()
     tally = tmp_path / "tally"
     shutil.copytree(template, tmp_path / "counted")
-    assert _export(tmp_path, tmp_path / "counted", IRONROOT_TEST_KILL_TALLY=str(tally)) == 0
+    assert _export(killer, tmp_path / "counted", IRONROOT_TEST_KILL_TALLY=str(tally)) == 0
     points = int(tally.read_text()) - 1  # the tally's own write is the last
     assert points >= 10  # tiles and bundles (temporary file, mode, link, unlink), …
     with Log.open(data, origin=ORIGIN, note_signers=[signer(key)]) as log:
@@ -54,13 +76,13 @@ def test_a_kill_at_file_operations_of_an_export_leaves_only_whole_files(tmp_path
         for kill_at in some_points(1, points, 5):
             run = tmp_path / f"kill-{kill_at}"
             shutil.copytree(template, run)
-            assert _export(tmp_path, run, IRONROOT_TEST_KILL_AT=str(kill_at)) == -9, kill_at
+            assert _export(killer, run, IRONROOT_TEST_KILL_AT=str(kill_at)) == -9, kill_at
             for path, found in _files(run / "out").items():
                 if path != "checkpoint":
                     assert found == served.fetch(path), (kill_at, path)
             report = verify_remote_log(DirectoryLogFetcher(run / "out"), identity=_identity(log))
             assert report.size in (300, 600), kill_at
-            assert _export(tmp_path, run) == 0, kill_at
+            assert _export(killer, run) == 0, kill_at
             _assert_served_exactly(run / "out", log)
             assert not [p for p in (run / "out").rglob(".*") if p.is_file()], kill_at
             shutil.rmtree(run)

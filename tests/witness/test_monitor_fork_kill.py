@@ -20,7 +20,7 @@ from witness_testkit import ORIGIN, LogFetcher, entries, grown
 from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.errors import ForkDetected, StorageError
 from ironroot.monitor import Monitor, MonitorStore
-from kill_points import KILLER, SQLITE_COMMITS, run_killer, some_points
+from kill_points import SQLITE_COMMITS, KillServer, some_points
 from scratch import in_memory
 
 _POINTS = 4
@@ -64,13 +64,32 @@ def tmp_path() -> Iterator[Path]:
         yield directory
 
 
-def _run(killer: Path, script: Path, folder: Path, **env: str) -> int:
+# What the monitor script imports, once for the module's runs (kill_points.KillServer;
+# ``ironroot.monitor`` is a lazy package: its modules are named, and those that witness_testkit
+# imports).
+_PRELOAD = (
+    *("ironroot.monitor._monitor", "ironroot.monitor._store", "sqlite3", "httpx"),
+    *("ironroot.witness._witness", "ironroot.witness._store", "ironroot._httpclient"),
+    *("ironroot.log._log", "ironroot.log._view", "ironroot.log._memory"),
+)
+
+
+@pytest.fixture(scope="module")
+def killer() -> Iterator[KillServer]:
+    with (
+        in_memory("monitor-fork-kill-server-") as directory,
+        KillServer(directory, _PRELOAD) as server,
+    ):
+        yield server
+
+
+def _run(killer: KillServer, script: Path, folder: Path, **env: str) -> int:
     argv = [str(folder / "m.db"), str(folder), str(Path(__file__).parent)]
     # no bytecode cache written: a write of the first run only would shift every later point
-    return run_killer(killer, argv, script=script, PYTHONDONTWRITEBYTECODE="1", **env).returncode
+    return killer.run(argv, script=script, PYTHONDONTWRITEBYTECODE="1", **env).returncode
 
 
-def test_a_fork_reported_before_a_kill_keeps_its_proof(tmp_path: Path) -> None:
+def test_a_fork_reported_before_a_kill_keeps_its_proof(tmp_path: Path, killer: KillServer) -> None:
     log_key = PrivateKey.generate(Algorithm.ED25519)
     honest = grown(log_key, entries(6))
     forked = grown(log_key, entries(6, tag=b"evil"))
@@ -82,8 +101,7 @@ def test_a_fork_reported_before_a_kill_keeps_its_proof(tmp_path: Path) -> None:
         Monitor(store).check("a", LogFetcher(honest), honest.note_verifiers)
     finally:
         store.close()
-    killer, script = tmp_path / "killer.py", tmp_path / "monitor-step.py"
-    killer.write_text(KILLER)
+    script = tmp_path / "monitor-step.py"
     script.write_text(_SCRIPT)
     commits, operations = tmp_path / "commits", tmp_path / "operations"
     for name, tally in (
@@ -125,7 +143,9 @@ def test_a_fork_reported_before_a_kill_keeps_its_proof(tmp_path: Path) -> None:
             store.close()
 
 
-def test_a_kill_between_the_fork_s_commit_and_its_tally_raises_the_tally(tmp_path: Path) -> None:
+def test_a_kill_between_the_fork_s_commit_and_its_tally_raises_the_tally(
+    tmp_path: Path, killer: KillServer
+) -> None:
     """Killed right after each commit: the one after the fork proof's commit leaves a proof
     the high-water file does not tally yet. The next open raises the tally (no alarm: nothing
     was lost), and from then on the proof cannot be lost without a word."""
@@ -139,8 +159,7 @@ def test_a_kill_between_the_fork_s_commit_and_its_tally_raises_the_tally(tmp_pat
         Monitor(store).check("a", LogFetcher(honest), honest.note_verifiers)
     finally:
         store.close()
-    killer, script = tmp_path / "killer.py", tmp_path / "monitor-step.py"
-    killer.write_text(KILLER)
+    script = tmp_path / "monitor-step.py"
     script.write_text(_SCRIPT)
     commits, whole = tmp_path / "commits", tmp_path / "whole"
     shutil.copytree(template, whole)

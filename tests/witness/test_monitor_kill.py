@@ -29,7 +29,22 @@ def tmp_path() -> Iterator[Path]:
 
 
 # What ``monitor once`` imports, once for the sweep's runs (kill_points.KillServer).
-_PRELOAD = ("ironroot.cli", "ironroot.cli.monitor", "ironroot.monitor", "httpx")
+# ``ironroot.monitor`` is a lazy package (``ironroot._lazy``) and httpx imports its transport
+# (httpcore, h11, certifi) when a client is made: their modules are named, or each run would
+# import them again.
+_PRELOAD = (
+    "ironroot.cli",
+    "ironroot.cli.monitor",
+    "ironroot.monitor._monitor",
+    "ironroot.monitor._store",
+    "ironroot.log._http",
+    "httpx",
+    "httpcore",
+    "h11",
+    "anyio",
+    "certifi",
+    "encodings.idna",
+)
 
 
 def _size(state: Path) -> int:

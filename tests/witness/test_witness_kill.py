@@ -21,7 +21,7 @@ from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.errors import ForkDetected, StorageError
 from ironroot.log import Log
 from ironroot.witness import AddCheckpoint, SqliteWitnessStore, Witness
-from kill_points import KILLER, SQLITE_COMMITS, run_killer, some_points
+from kill_points import SQLITE_COMMITS, KillServer, some_points
 from scratch import in_memory
 
 _POINTS = 4
@@ -64,6 +64,21 @@ def tmp_path() -> Iterator[Path]:
         yield directory
 
 
+# What the witness script imports, once for the module's runs (kill_points.KillServer;
+# ``ironroot.witness`` is a lazy package: its modules are named, and those of ``ironroot.log``
+# that witness_testkit imports).
+_PRELOAD = (
+    *("ironroot.witness._witness", "ironroot.witness._store", "sqlite3", "tomllib"),
+    *("ironroot.log._log", "ironroot.log._open", "ironroot.log._view", "ironroot.log._memory"),
+)
+
+
+@pytest.fixture(scope="module")
+def killer() -> Iterator[KillServer]:
+    with in_memory("witness-kill-server-") as directory, KillServer(directory, _PRELOAD) as server:
+        yield server
+
+
 @pytest.fixture(scope="module")
 def log_key() -> PrivateKey:
     return PrivateKey.generate(Algorithm.ED25519)
@@ -89,17 +104,16 @@ def _template(folder: Path, log_key: PrivateKey, honest: Log, request: bytes) ->
     (folder / "request").write_bytes(request)
 
 
-def _run(killer: Path, script: Path, folder: Path, **env: str) -> int:
+def _run(killer: KillServer, script: Path, folder: Path, **env: str) -> int:
     argv = [str(folder / "witness.sqlite3"), str(folder), str(Path(__file__).parent)]
     # no bytecode cache written: a write of the first run only would shift every later point
-    return run_killer(killer, argv, script=script, PYTHONDONTWRITEBYTECODE="1", **env).returncode
+    return killer.run(argv, script=script, PYTHONDONTWRITEBYTECODE="1", **env).returncode
 
 
-def _kills(tmp_path: Path, template: Path) -> Iterator[Path]:
+def _kills(killer: KillServer, tmp_path: Path, template: Path) -> Iterator[Path]:
     """A copy of ``template`` after each kill: at every commit (before and after), then at
     some of the file operations; the whole run's copy last."""
-    killer, script = tmp_path / "killer.py", tmp_path / "witness-step.py"
-    killer.write_text(KILLER)
+    script = tmp_path / "witness-step.py"
     script.write_text(_SCRIPT)
     commits, operations = tmp_path / "commits", tmp_path / "operations"
     for name, tally in (
@@ -127,13 +141,13 @@ def _kills(tmp_path: Path, template: Path) -> Iterator[Path]:
 
 
 def test_a_witness_killed_while_it_cosigns_never_goes_back(
-    tmp_path: Path, log_key: PrivateKey
+    tmp_path: Path, killer: KillServer, log_key: PrivateKey
 ) -> None:
     honest = grown(log_key, entries(5), entries(6, 5), entries(4, 11))
     request = AddCheckpoint(11, tuple(honest.consistency_proof(11, 15)), honest.checkpoint())
     template = tmp_path / "template"
     _template(template, log_key, honest, request.encode())
-    for folder in _kills(tmp_path, template):
+    for folder in _kills(killer, tmp_path, template):
         store = SqliteWitnessStore(folder / "witness.sqlite3")
         try:
             latest = store.latest(ORIGIN)
@@ -146,14 +160,14 @@ def test_a_witness_killed_while_it_cosigns_never_goes_back(
 
 
 def test_a_fork_answered_before_a_kill_keeps_its_evidence(
-    tmp_path: Path, log_key: PrivateKey
+    tmp_path: Path, killer: KillServer, log_key: PrivateKey
 ) -> None:
     honest = grown(log_key, entries(5), entries(6, 5))
     forked = grown(log_key, entries(5), entries(6, 5, tag=b"evil"))
     fork = AddCheckpoint(11, (), forked.checkpoint())  # the size it holds, another root
     template = tmp_path / "template"
     _template(template, log_key, honest, fork.encode())
-    for folder in _kills(tmp_path, template):
+    for folder in _kills(killer, tmp_path, template):
         witness = _witness(folder, log_key)
         try:
             latest = witness.store.latest(ORIGIN)
@@ -172,7 +186,7 @@ def test_a_fork_answered_before_a_kill_keeps_its_evidence(
 
 
 def test_a_kill_between_the_evidence_s_commit_and_its_tally_raises_the_tally(
-    tmp_path: Path, log_key: PrivateKey
+    tmp_path: Path, killer: KillServer, log_key: PrivateKey
 ) -> None:
     """Killed right after each commit: the one after the fork's evidence committed leaves
     evidence the high-water file does not tally yet. The next open raises the tally (no
@@ -181,8 +195,7 @@ def test_a_kill_between_the_evidence_s_commit_and_its_tally_raises_the_tally(
     forked = grown(log_key, entries(5), entries(6, 5, tag=b"evil"))
     template = tmp_path / "template"
     _template(template, log_key, honest, AddCheckpoint(11, (), forked.checkpoint()).encode())
-    killer, script = tmp_path / "killer.py", tmp_path / "witness-step.py"
-    killer.write_text(KILLER)
+    script = tmp_path / "witness-step.py"
     script.write_text(_SCRIPT)
     commits, whole = tmp_path / "commits", tmp_path / "whole"
     shutil.copytree(template, whole)

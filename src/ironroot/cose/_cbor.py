@@ -180,8 +180,16 @@ def _encode(obj: object, out: list[bytes]) -> None:
         out.append(_head(2, len(obj)))
         out.append(obj)
         return
-    if type(obj) is int and 0 <= obj < 24:
-        out.append(_SMALL_UINTS[obj])
+    if type(obj) is int and 0 <= obj < 1 << 64:
+        out.append(_SMALL_UINTS[obj] if obj < 24 else _head(0, obj))
+        return
+    if type(obj) is str:
+        try:
+            text = obj.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise MalformedInput("text is not valid Unicode") from exc
+        out.append(_head(3, len(text)))
+        out.append(text)
         return
     if type(obj) is list or type(obj) is tuple:
         out.append(_head(4, len(obj)))
