@@ -16,7 +16,9 @@ The steps (``name``: what must hold; the error when it does not):
    trusted vendor CA roots, signed by both RT alias keys (``seal-invalid``, naming the quote
    check that failed).
 3. ``members``: every member the sealed index lists is there, byte for byte, and no other
-   (``member-missing``, ``member-changed``, ``member-unexpected``).
+   (``member-missing``, ``member-changed``, ``member-unexpected``), and some later step reads
+   each one (``member-unread`` names one no step reads: a second EAR, a name export never
+   writes, a checkpoint after a gap — sealed, it would still ride along unchecked).
 
 Nothing after these runs unless all three hold; the later steps each run on the sealed
 members and report separately (one failing does not hide another), judged as of the sealed
@@ -284,6 +286,18 @@ class _Skipped(Exception):
     """A step with nothing to check: the bundle records why (an absent EAR or HSM)."""
 
 
+NOT_PRESENT: Final = "not present; the exporter's reason (its word, not checked): "
+"""How a step with nothing to check starts its line when the bundle states why: the reason
+is the sealing node's text, which could claim anything ("verified"), so it is quoted as such."""
+
+
+def _not_present(absent: Mapping[str, str], *names: str, default: str) -> _Skipped:
+    """The step is skipped: the part is not in the bundle, for the first reason the sealed
+    index states under ``names`` (quoted as the exporter's word), else ``default``."""
+    reason = next((absent[n] for n in names if absent.get(n)), None)
+    return _Skipped(f"not present: {default}" if reason is None else NOT_PRESENT + reason)
+
+
 def _rejected(code: str, detail: str) -> AuditBundleRejected:
     return AuditBundleRejected(detail, code=code)
 
@@ -405,6 +419,63 @@ def _seal(
         f"both RT alias signatures cover SHA-384 of the index {expected.hex()[:32]}…",
     ]
     return index, claims, lines
+
+
+_READ: Final = frozenset(
+    {
+        "node/record.json",
+        "node/events.json",
+        "platform/config.json",
+        "platform/state.json",
+        "platform/journal.json",
+        "platform/events.json",
+        "rot/fuses.json",
+        "rot/dice-chain.cbor",
+        "pfm/pfm.cose",
+        "pfm/statement.cose",
+        "fleet/ca.pem",
+        "fleet/crl.der",
+        *(f"firmware/{c}/bundle.bin" for c in COMPONENTS),
+        *(f"spdm/{d}.cbor" for d in DEVICES),
+    }
+)
+"""The members some step reads by their fixed names; :func:`_unread_members` has the rest."""
+_READ_PATTERN: Final = re.compile(
+    r"pfm/statement-[1-9]\d*\.cose"
+    rf"|firmware/({'|'.join(COMPONENTS)})/statement-(0|[1-9]\d{{0,3}})\.cose"
+    r"|fleet/credential-[a-z]+\.pem"
+)
+_HSM_READ: Final = frozenset({"hsm/attestation-chain.pem", "hsm/releases.cbor"})
+
+
+def _unread_members(names: frozenset[str]) -> list[str]:
+    """The sealed members no step reads (sorted): each step reads its members by name, so a
+    member under any other name — a second EAR beside the one verified, a checkpoint after a
+    gap, a statement number the firmware step does not read, evidence without the EAR it
+    binds, HSM members without the audit chain they are checked against — would ride along
+    sealed and unchecked, for whoever unpacks the bundle to read as verified."""
+    read = {n for n in names if n in _READ or _READ_PATTERN.fullmatch(n)}
+    ears = [n for n in ("attestation/ear.jwt", "attestation/ear.cwt") if n in names]
+    if ears:  # the attestation step reads the first, and the evidence it was issued for
+        read |= {ears[0], "attestation/evidence.cbor"}
+    for plane in PLANES:
+        ear, evidence = credential_ear_members(plane)
+        if ear in names:
+            read |= {ear, evidence}
+    number = 0
+    while f"transparency/{number}/checkpoint" in names:
+        read |= {f"transparency/{number}/checkpoint", f"transparency/{number}/proofs.cbor"}
+        number += 1
+    if "hsm/audit.jsonl" in names:  # the hsm step reads nothing else without it
+        read |= {
+            n
+            for n in names
+            if n in _HSM_READ
+            or n == "hsm/audit.jsonl"
+            or n.startswith("hsm/checkpoint-")
+            or (n.startswith("hsm/audit-") and parse_segment_name(n.removeprefix("hsm/")))
+        }
+    return sorted(names - read)
 
 
 # --- the context the later steps share ------------------------------------------------------
@@ -995,7 +1066,7 @@ def _attestation(ctx: _Context) -> list[str]:
     )
     if name is None:
         ctx.ear_absent = True
-        raise _Skipped(ctx.index.absent.get("attestation/ear", "the bundle holds no EAR"))
+        raise _not_present(ctx.index.absent, "attestation/ear", default="the bundle holds no EAR")
     token = ctx.member(name)
     result, bound = _verified_ear(ctx, token, "attestation/evidence.cbor")
     record = ctx.json("node/record.json")
@@ -1348,7 +1419,7 @@ def _hsm(ctx: _Context) -> list[str]:
                 f"the bundle holds no HSM audit chain ({reason or 'no reason stated'}): the "
                 "trust requires every HSM audit record signed"
             )
-        raise _Skipped(reason or "the bundle holds no HSM audit chain")
+        raise _not_present(ctx.index.absent, "hsm", default="the bundle holds no HSM audit chain")
     segments = [
         n.removeprefix("hsm/")
         for n in ctx.bundle.members
@@ -1586,9 +1657,8 @@ def _release_statements(data: bytes) -> list[bytes]:
 def _releases(ctx: _Context) -> list[str]:
     name = "hsm/releases.cbor"
     if name not in ctx.bundle.members:
-        absent = ctx.index.absent
-        raise _Skipped(
-            absent.get(name) or absent.get("hsm") or "the bundle holds no release statements"
+        raise _not_present(
+            ctx.index.absent, name, "hsm", default="the bundle holds no release statements"
         )
     if ctx.hsm_releases is None:
         raise _NotRun("the HSM audit chain did not verify")
@@ -1728,6 +1798,14 @@ def check_bundle(data: bytes, trust: AuditTrust, *, at: dt.datetime | None = Non
     def members() -> list[str]:
         index = sealed[0][0]
         parsed[0].check_members(index)
+        unread = _unread_members(frozenset(index.members))
+        if unread:
+            more = f" (and {len(unread) - 1} more)" if len(unread) > 1 else ""
+            raise _rejected(
+                "member-unread",
+                f"member {unread[0]}{more} is sealed but no step of the verification reads "
+                "it: an export writes no such member, and nothing would check what it says",
+            )
         size = sum(e.size for e in index.members.values())
         return [f"{len(index.members)} members, {size} bytes, each with its sealed SHA-384"]
 
