@@ -73,7 +73,9 @@ export time unless ``at`` is given:
     unpaired, the step and the report say so. With the trust's ``service_issuer`` every
     proven receipt must name that service (``UnknownIssuer`` ``untrusted-service``).
 13. ``attestation``: the EAR verifies under a trusted verifier key, was issued before the
-    export, is the one the registry names (``ear-not-registered``), was issued for exactly
+    export, is valid at the instant judged at (issued and its ``nbf`` no later:
+    ``ear-not-yet-valid``; expired then, the step says so), is the one the registry names
+    (``ear-not-registered``), was issued for exactly
     the evidence in the bundle (``attestation/evidence.cbor``: its ``eat_nonce`` is the nonce
     the quote answers, its record of the quote — report data, Ueid, measurements — is that
     quote's, which the sealing RoT signed, and each device's record is that device's session
@@ -1057,6 +1059,19 @@ def _verified_ear(
             "the EAR was issued after the export: it does not describe the exported state",
             code="ear-after-export",
         )
+    judged = int(ctx.at.timestamp())
+    if result.iat > judged + _EAR_SKEW:
+        raise VerificationFailed(
+            f"the EAR was issued {_posix_time(result.iat)}, after the instant judged at "
+            f"({_text_time(ctx.at)}): it is not the node's state then",
+            code="ear-not-yet-valid",
+        )
+    if result.nbf is not None and result.nbf > judged + _EAR_SKEW:
+        raise VerificationFailed(
+            f"the EAR is not valid before {_posix_time(result.nbf)}, after the instant judged "
+            f"at ({_text_time(ctx.at)})",
+            code="ear-not-yet-valid",
+        )
     return result, _ear_binding(ctx, result, evidence)
 
 
@@ -1083,15 +1098,18 @@ def _attestation(ctx: _Context) -> list[str]:
             f"the registry admits the node on an EAR whose status is {result.status.value}",
             code="ear-not-affirming",
         )
-    exported = int(ctx.index.exported_at.timestamp())
-    current = result.exp is None or exported < result.exp
+    judged = _text_time(ctx.at)
+    current = (
+        f"current at {judged}"
+        if result.exp is None or ctx.at.timestamp() < result.exp
+        else f"EXPIRED at {_posix_time(result.exp)}, before the instant judged at ({judged})"
+    )
     ctx.ear_id = held
     lines = [
         f"latest EAR {held} (the node's current state): by verifier "
         f"{result.verifier_id.developer} ({result.verifier_id.build}), "
         f"status {result.status.value}",
-        f"issued {_posix_time(result.iat)}, "
-        + ("current at export" if current else "expired before the export"),
+        f"issued {_posix_time(result.iat)}, {current}",
         "submodules: "
         + ", ".join(f"{n} {a.status.value}" for n, a in sorted(result.submods.items())),
         *bound,
