@@ -140,3 +140,36 @@ def test_an_absent_part_is_shown_not_present_with_the_exporter_s_reason(
     page = render_html(report)
     assert "<script>" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt; audit chain intact" in page
+
+
+def test_a_report_with_skipped_steps_does_not_say_every_step_holds(
+    aw: AuditWorld, collected: AuditExport
+) -> None:
+    """Before: a bundle without its EAR, verified with no fleet CA trusted (attestation and
+    identity skipped, as hsm and releases), was "Every step of the chain of trust holds."
+    on the page and "every step holds" on the terminal: the EAR was never checked."""
+    import io
+
+    from rich.console import Console
+
+    from ironroot.audit import render_console
+
+    data = _reseal(
+        aw,
+        collected,
+        members={"attestation/ear.jwt": None, "attestation/evidence.cbor": None},
+        absent={"attestation/ear": "never admitted"},
+    )
+    report = check_bundle(data, aw.trust(fleet_ca=None))
+    assert report.ok
+    page = render_html(report)
+    assert "Every step of the chain of trust holds." not in page
+    assert (
+        "No step failed. Not checked (not present, or nothing trusted to check it with): "
+        "attestation, identity, hsm, releases." in page
+    )
+    terminal = io.StringIO()
+    render_console(report, Console(file=terminal, force_terminal=False, width=200))
+    out = terminal.getvalue()
+    assert "every step holds" not in out
+    assert "no step failed; not checked: attestation, identity, hsm, releases" in out
