@@ -173,3 +173,33 @@ def test_a_report_with_skipped_steps_does_not_say_every_step_holds(
     out = terminal.getvalue()
     assert "every step holds" not in out
     assert "no step failed; not checked: attestation, identity, hsm, releases" in out
+
+
+def test_a_safe_review_shipped_without_a_receipt_fails_the_reviews_step(
+    aw: AuditWorld, collected: AuditExport
+) -> None:
+    """Each SAFE review shipped with the firmware must verify, receipts included. Before:
+    one that was a plain Signed Statement (never logged; a review anyone with a key could
+    write, of no findings) was passed over, and the reviews step held."""
+    from tests.audit.audit_world import PROVIDER
+    from tests.platform.node_world import VENDOR, sfr_report
+
+    from ironroot.firmware import FirmwareBundle
+    from ironroot.safe import sfr_statement, sign_report
+
+    bmc = collected.members["firmware/bmc/bundle.bin"][0]
+    digest = FirmwareBundle.parse(bmc).manifest_digest()
+    unlogged = sfr_statement(
+        sign_report(sfr_report(digest, ()), aw.provider, PROVIDER),
+        aw.world.statement_key,
+        iss=VENDOR,
+    )
+    data = _reseal(
+        aw, collected, members={"firmware/bmc/statement-3.cose": (unlogged, "application/cose")}
+    )
+    report = check_bundle(data, aw.trust())
+    step = report.step("reviews")
+    assert step.status == "failed", step.lines
+    assert step.error is not None
+    assert (step.error.code, step.error.check) == ("no-receipt", "reviews")
+    assert "firmware/bmc/statement-3.cose" in step.error.detail

@@ -61,7 +61,8 @@ export time unless ``at`` is given:
     (``EndorsementMismatch`` ``measurement-mismatch``, ``mixed-releases``, ``svn-mismatch``,
     ``SvnRollback``; SPDM's own errors).
 11. ``reviews``: each SAFE review shipped with the firmware verifies (provider signature,
-    receipts) and names the firmware it is attached to.
+    receipts: one on no log is ``PolicyRejected`` ``no-receipt``) and names the firmware it
+    is attached to.
 12. ``transparency``: every checkpoint is signed by a trusted log key (``UnknownIssuer``
     ``untrusted-log``) and, when the trust names witnesses, cosigned by a quorum of distinct
     trusted witnesses (``InsufficientCosignatures``; ``BadSignature`` for a trusted witness's
@@ -961,7 +962,10 @@ def _reviews(ctx: _Context) -> list[str]:
             try:
                 statement = TransparentStatement.parse(data).statement
             except MalformedInput:
-                continue
+                try:  # never logged: a review anyone with a key could write
+                    statement = SignedStatement.parse(data)
+                except IronrootError:
+                    continue
             if statement.content_type in (SFR_JWS_CONTENT_TYPE, SFR_COSE_CONTENT_TYPE):
                 found.append((component, name, data))
     if not found:
@@ -972,6 +976,14 @@ def _reviews(ctx: _Context) -> list[str]:
         )
     lines = []
     for component, name, data in found:
+        try:
+            TransparentStatement.parse(data)
+        except MalformedInput as exc:
+            raise PolicyRejected(
+                f"{name} is a SAFE review shipped with {component}'s firmware that is on no "
+                "transparency log: no receipt",
+                code="no-receipt",
+            ) from exc
         review = review_from_statement(
             data,
             providers,
