@@ -203,3 +203,19 @@ def test_a_safe_review_shipped_without_a_receipt_fails_the_reviews_step(
     assert step.error is not None
     assert (step.error.code, step.error.check) == ("no-receipt", "reviews")
     assert "firmware/bmc/statement-3.cose" in step.error.detail
+
+
+@pytest.mark.parametrize(
+    ("name", "step"),
+    [("firmware/bmc/statement-9.cose", "firmware:bmc"), ("pfm/statement-1.cose", "pfm")],
+)
+def test_a_statement_no_check_can_read_is_named_in_its_step(
+    aw: AuditWorld, collected: AuditExport, name: str, step: str
+) -> None:
+    """The update path passes over a statement that is no Signed Statement, and keeps it with
+    the image: the audit cannot refuse the node for it, but must not let it pass unseen.
+    Before: the step's lines did not mention it, as if it were among what verified."""
+    data = _reseal(aw, collected, members={name: (b"not a statement", "application/cose")})
+    report = check_bundle(data, aw.trust())
+    assert report.step(step).status == "ok"
+    assert f"{name}: not a Signed Statement, so no check reads it" in report.step(step).lines

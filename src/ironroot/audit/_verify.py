@@ -805,6 +805,13 @@ def _pfm(ctx: _Context) -> list[str]:
         f"logged by {statement.claims.iss} on a trusted transparency service",
         "allows: "
         + "; ".join(f"{c.name} {', '.join(v.version for v in c.versions)}" for c in pfm.components),
+        *_unreadable(
+            sorted(
+                (n, d)
+                for n, d in ctx.bundle.members.items()
+                if _STATEMENT.fullmatch(n) and n.startswith("pfm/")
+            )
+        ),
     ]
 
 
@@ -868,7 +875,7 @@ def _firmware(ctx: _Context, component: str) -> list[str]:
         lines.append(f"{len(verified.reviews)} SAFE review(s) as required")
     if recovery is not None:
         lines.append(f"recovery image SHA-384 {recovery.hex()[:32]}… is still allowed by the PFM")
-    return lines
+    return lines + _unreadable(ctx.statement_members(component))
 
 
 def _measured_boot(ctx: _Context) -> list[str]:
@@ -1048,6 +1055,21 @@ def _transparency(ctx: _Context) -> list[str]:
     for log in checked:
         if log.newest_receipt is not None:
             ctx.signed(log.newest_receipt, f"a receipt of {log.checkpoint.origin} (iat)")
+    return lines
+
+
+def _unreadable(members: Sequence[tuple[str, bytes]]) -> list[str]:
+    """A line for each statement member that is no Signed Statement (the update path passes
+    over such a statement and keeps it with the image, so it is no reason to refuse the
+    node; but nothing checks it, and a report must not let it pass as if it had)."""
+    lines = []
+    for name, data in members:
+        if _is_transparent(data):
+            continue
+        try:
+            SignedStatement.parse(data)
+        except IronrootError:
+            lines.append(f"{name}: not a Signed Statement, so no check reads it")
     return lines
 
 
