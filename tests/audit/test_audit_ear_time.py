@@ -91,3 +91,15 @@ def test_an_ear_expired_at_the_instant_judged_at_says_so(
     ), step.lines
     current = check_bundle(data, aw.trust()).step("attestation")
     assert any(line.endswith("current at 2026-06-01T12:10:00Z") for line in current.lines)
+
+
+def test_a_naive_instant_to_judge_at_is_the_caller_s_error(
+    aw: AuditWorld, collected: AuditExport
+) -> None:
+    """Before: ``at`` without a timezone failed the bundle's seal (``seal-invalid``): the
+    caller's mistake reported as the bundle's break."""
+    from ironroot.errors import MalformedInput
+
+    data = collected.seal(aw.fleet.rot(NODE))
+    with pytest.raises(MalformedInput, match="timezone-aware"):
+        check_bundle(data, aw.trust(), at=EXPORTED.replace(tzinfo=None))

@@ -1833,6 +1833,8 @@ def check_bundle(data: bytes, trust: AuditTrust, *, at: dt.datetime | None = Non
     export time); it is also when the seal's certificates must be valid."""
     if not isinstance(trust, AuditTrust):
         raise VerificationFailed("check_bundle needs an AuditTrust")
+    if at is not None and (not isinstance(at, dt.datetime) or at.tzinfo is None):
+        raise MalformedInput("at must be a timezone-aware datetime")
     digest = hashlib.sha384(data).hexdigest() if isinstance(data, bytes) else ""
     steps: list[AuditStep] = []
     parsed: list[AuditBundle] = []
