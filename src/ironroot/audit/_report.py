@@ -128,6 +128,7 @@ class AuditReport:
         failure = self.failure
         return {
             "ok": self.ok,
+            "unchecked": list(self.unchecked),
             "bundle_sha384": self.bundle_sha384,
             "node": self.node,
             "class": self.node_class,
