@@ -902,7 +902,7 @@ class AuditBundleRejected(VerificationFailed):
     verify or seals another index, or a member changed, swapped, missing or added since the
     node's root of trust sealed it. ``code`` says which (``bundle-malformed``,
     ``seal-invalid``, ``index-not-sealed``, ``member-changed``, ``member-missing``,
-    ``member-unexpected``)."""
+    ``member-unexpected``, ``member-unread``: a sealed member no verification step reads)."""
 
     code = "audit-bundle-rejected"
     title = "Audit Bundle Rejected"

@@ -115,6 +115,12 @@ class AuditReport:
         """The first step that broke (what ``verify`` raises), or ``None``."""
         return next((s for s in self.steps if s.status == "failed"), None)
 
+    @property
+    def unchecked(self) -> tuple[str, ...]:
+        """The steps that checked nothing (``skipped``, ``not-run``): a report with no step
+        failed holds only for the others."""
+        return tuple(s.name for s in self.steps if s.status in ("skipped", "not-run"))
+
     def step(self, name: str) -> AuditStep:
         return next(s for s in self.steps if s.name == name)
 
@@ -122,6 +128,7 @@ class AuditReport:
         failure = self.failure
         return {
             "ok": self.ok,
+            "unchecked": list(self.unchecked),
             "bundle_sha384": self.bundle_sha384,
             "node": self.node,
             "class": self.node_class,
@@ -173,8 +180,10 @@ def render_console(report: AuditReport, console: Any) -> None:
         table.add_row(step.name, f"[{_STYLES[step.status]}]{step.status}[/]")
     show(table)
     failure = report.failure
-    if failure is None:
+    if failure is None and not report.unchecked:
         show("[bold green]every step holds[/bold green]")
+    elif failure is None:
+        show(f"[bold yellow]no step failed; not checked: {', '.join(report.unchecked)}[/]")
     else:
         show(f"[bold red]broken at {escape(failure.name)}[/bold red]")
 
@@ -207,8 +216,12 @@ def render_html(report: AuditReport) -> str:
     security policy that lets the browser run and fetch nothing)."""
     e = html.escape
     failure = report.failure
+    unchecked = ", ".join(report.unchecked)
     verdict = (
         '<p class="verdict ok">Every step of the chain of trust holds.</p>'
+        if failure is None and not unchecked
+        else '<p class="verdict ok">No step failed. Not checked (not present, or nothing trusted '
+        f"to check it with): {e(unchecked)}.</p>"
         if failure is None
         else f'<p class="verdict failed">Broken at step {e(failure.name)}: '
         f"{e(failure.error.code if failure.error else '')} — "

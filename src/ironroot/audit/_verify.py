@@ -16,7 +16,9 @@ The steps (``name``: what must hold; the error when it does not):
    trusted vendor CA roots, signed by both RT alias keys (``seal-invalid``, naming the quote
    check that failed).
 3. ``members``: every member the sealed index lists is there, byte for byte, and no other
-   (``member-missing``, ``member-changed``, ``member-unexpected``).
+   (``member-missing``, ``member-changed``, ``member-unexpected``), and some later step reads
+   each one (``member-unread`` names one no step reads: a second EAR, a name export never
+   writes, a checkpoint after a gap — sealed, it would still ride along unchecked).
 
 Nothing after these runs unless all three hold; the later steps each run on the sealed
 members and report separately (one failing does not hide another), judged as of the sealed
@@ -59,7 +61,8 @@ export time unless ``at`` is given:
     (``EndorsementMismatch`` ``measurement-mismatch``, ``mixed-releases``, ``svn-mismatch``,
     ``SvnRollback``; SPDM's own errors).
 11. ``reviews``: each SAFE review shipped with the firmware verifies (provider signature,
-    receipts) and names the firmware it is attached to.
+    receipts: one on no log is ``PolicyRejected`` ``no-receipt``) and names the firmware it
+    is attached to.
 12. ``transparency``: every checkpoint is signed by a trusted log key (``UnknownIssuer``
     ``untrusted-log``) and, when the trust names witnesses, cosigned by a quorum of distinct
     trusted witnesses (``InsufficientCosignatures``; ``BadSignature`` for a trusted witness's
@@ -71,7 +74,9 @@ export time unless ``at`` is given:
     unpaired, the step and the report say so. With the trust's ``service_issuer`` every
     proven receipt must name that service (``UnknownIssuer`` ``untrusted-service``).
 13. ``attestation``: the EAR verifies under a trusted verifier key, was issued before the
-    export, is the one the registry names (``ear-not-registered``), was issued for exactly
+    export, is valid at the instant judged at (issued and its ``nbf`` no later:
+    ``ear-not-yet-valid``; expired then, the step says so), is the one the registry names
+    (``ear-not-registered``), was issued for exactly
     the evidence in the bundle (``attestation/evidence.cbor``: its ``eat_nonce`` is the nonce
     the quote answers, its record of the quote — report data, Ueid, measurements — is that
     quote's, which the sealing RoT signed, and each device's record is that device's session
@@ -284,6 +289,18 @@ class _Skipped(Exception):
     """A step with nothing to check: the bundle records why (an absent EAR or HSM)."""
 
 
+NOT_PRESENT: Final = "not present; the exporter's reason (its word, not checked): "
+"""How a step with nothing to check starts its line when the bundle states why: the reason
+is the sealing node's text, which could claim anything ("verified"), so it is quoted as such."""
+
+
+def _not_present(absent: Mapping[str, str], *names: str, default: str) -> _Skipped:
+    """The step is skipped: the part is not in the bundle, for the first reason the sealed
+    index states under ``names`` (quoted as the exporter's word), else ``default``."""
+    reason = next((absent[n] for n in names if absent.get(n)), None)
+    return _Skipped(f"not present: {default}" if reason is None else NOT_PRESENT + reason)
+
+
 def _rejected(code: str, detail: str) -> AuditBundleRejected:
     return AuditBundleRejected(detail, code=code)
 
@@ -405,6 +422,63 @@ def _seal(
         f"both RT alias signatures cover SHA-384 of the index {expected.hex()[:32]}…",
     ]
     return index, claims, lines
+
+
+_READ: Final = frozenset(
+    {
+        "node/record.json",
+        "node/events.json",
+        "platform/config.json",
+        "platform/state.json",
+        "platform/journal.json",
+        "platform/events.json",
+        "rot/fuses.json",
+        "rot/dice-chain.cbor",
+        "pfm/pfm.cose",
+        "pfm/statement.cose",
+        "fleet/ca.pem",
+        "fleet/crl.der",
+        *(f"firmware/{c}/bundle.bin" for c in COMPONENTS),
+        *(f"spdm/{d}.cbor" for d in DEVICES),
+    }
+)
+"""The members some step reads by their fixed names; :func:`_unread_members` has the rest."""
+_READ_PATTERN: Final = re.compile(
+    r"pfm/statement-[1-9]\d*\.cose"
+    rf"|firmware/({'|'.join(COMPONENTS)})/statement-(0|[1-9]\d{{0,3}})\.cose"
+    r"|fleet/credential-[a-z]+\.pem"
+)
+_HSM_READ: Final = frozenset({"hsm/attestation-chain.pem", "hsm/releases.cbor"})
+
+
+def _unread_members(names: frozenset[str]) -> list[str]:
+    """The sealed members no step reads (sorted): each step reads its members by name, so a
+    member under any other name — a second EAR beside the one verified, a checkpoint after a
+    gap, a statement number the firmware step does not read, evidence without the EAR it
+    binds, HSM members without the audit chain they are checked against — would ride along
+    sealed and unchecked, for whoever unpacks the bundle to read as verified."""
+    read = {n for n in names if n in _READ or _READ_PATTERN.fullmatch(n)}
+    ears = [n for n in ("attestation/ear.jwt", "attestation/ear.cwt") if n in names]
+    if ears:  # the attestation step reads the first, and the evidence it was issued for
+        read |= {ears[0], "attestation/evidence.cbor"}
+    for plane in PLANES:
+        ear, evidence = credential_ear_members(plane)
+        if ear in names:
+            read |= {ear, evidence}
+    number = 0
+    while f"transparency/{number}/checkpoint" in names:
+        read |= {f"transparency/{number}/checkpoint", f"transparency/{number}/proofs.cbor"}
+        number += 1
+    if "hsm/audit.jsonl" in names:  # the hsm step reads nothing else without it
+        read |= {
+            n
+            for n in names
+            if n in _HSM_READ
+            or n == "hsm/audit.jsonl"
+            or n.startswith("hsm/checkpoint-")
+            or (n.startswith("hsm/audit-") and parse_segment_name(n.removeprefix("hsm/")))
+        }
+    return sorted(names - read)
 
 
 # --- the context the later steps share ------------------------------------------------------
@@ -731,6 +805,13 @@ def _pfm(ctx: _Context) -> list[str]:
         f"logged by {statement.claims.iss} on a trusted transparency service",
         "allows: "
         + "; ".join(f"{c.name} {', '.join(v.version for v in c.versions)}" for c in pfm.components),
+        *_unreadable(
+            sorted(
+                (n, d)
+                for n, d in ctx.bundle.members.items()
+                if _STATEMENT.fullmatch(n) and n.startswith("pfm/")
+            )
+        ),
     ]
 
 
@@ -794,7 +875,7 @@ def _firmware(ctx: _Context, component: str) -> list[str]:
         lines.append(f"{len(verified.reviews)} SAFE review(s) as required")
     if recovery is not None:
         lines.append(f"recovery image SHA-384 {recovery.hex()[:32]}… is still allowed by the PFM")
-    return lines
+    return lines + _unreadable(ctx.statement_members(component))
 
 
 def _measured_boot(ctx: _Context) -> list[str]:
@@ -888,7 +969,10 @@ def _reviews(ctx: _Context) -> list[str]:
             try:
                 statement = TransparentStatement.parse(data).statement
             except MalformedInput:
-                continue
+                try:  # never logged: a review anyone with a key could write
+                    statement = SignedStatement.parse(data)
+                except IronrootError:
+                    continue
             if statement.content_type in (SFR_JWS_CONTENT_TYPE, SFR_COSE_CONTENT_TYPE):
                 found.append((component, name, data))
     if not found:
@@ -899,6 +983,14 @@ def _reviews(ctx: _Context) -> list[str]:
         )
     lines = []
     for component, name, data in found:
+        try:
+            TransparentStatement.parse(data)
+        except MalformedInput as exc:
+            raise PolicyRejected(
+                f"{name} is a SAFE review shipped with {component}'s firmware that is on no "
+                "transparency log: no receipt",
+                code="no-receipt",
+            ) from exc
         review = review_from_statement(
             data,
             providers,
@@ -966,6 +1058,21 @@ def _transparency(ctx: _Context) -> list[str]:
     return lines
 
 
+def _unreadable(members: Sequence[tuple[str, bytes]]) -> list[str]:
+    """A line for each statement member that is no Signed Statement (the update path passes
+    over such a statement and keeps it with the image, so it is no reason to refuse the
+    node; but nothing checks it, and a report must not let it pass as if it had)."""
+    lines = []
+    for name, data in members:
+        if _is_transparent(data):
+            continue
+        try:
+            SignedStatement.parse(data)
+        except IronrootError:
+            lines.append(f"{name}: not a Signed Statement, so no check reads it")
+    return lines
+
+
 def _is_transparent(data: bytes) -> bool:
     try:
         TransparentStatement.parse(data)
@@ -986,6 +1093,19 @@ def _verified_ear(
             "the EAR was issued after the export: it does not describe the exported state",
             code="ear-after-export",
         )
+    judged = int(ctx.at.timestamp())
+    if result.iat > judged + _EAR_SKEW:
+        raise VerificationFailed(
+            f"the EAR was issued {_posix_time(result.iat)}, after the instant judged at "
+            f"({_text_time(ctx.at)}): it is not the node's state then",
+            code="ear-not-yet-valid",
+        )
+    if result.nbf is not None and result.nbf > judged + _EAR_SKEW:
+        raise VerificationFailed(
+            f"the EAR is not valid before {_posix_time(result.nbf)}, after the instant judged "
+            f"at ({_text_time(ctx.at)})",
+            code="ear-not-yet-valid",
+        )
     return result, _ear_binding(ctx, result, evidence)
 
 
@@ -995,7 +1115,7 @@ def _attestation(ctx: _Context) -> list[str]:
     )
     if name is None:
         ctx.ear_absent = True
-        raise _Skipped(ctx.index.absent.get("attestation/ear", "the bundle holds no EAR"))
+        raise _not_present(ctx.index.absent, "attestation/ear", default="the bundle holds no EAR")
     token = ctx.member(name)
     result, bound = _verified_ear(ctx, token, "attestation/evidence.cbor")
     record = ctx.json("node/record.json")
@@ -1012,15 +1132,18 @@ def _attestation(ctx: _Context) -> list[str]:
             f"the registry admits the node on an EAR whose status is {result.status.value}",
             code="ear-not-affirming",
         )
-    exported = int(ctx.index.exported_at.timestamp())
-    current = result.exp is None or exported < result.exp
+    judged = _text_time(ctx.at)
+    current = (
+        f"current at {judged}"
+        if result.exp is None or ctx.at.timestamp() < result.exp
+        else f"EXPIRED at {_posix_time(result.exp)}, before the instant judged at ({judged})"
+    )
     ctx.ear_id = held
     lines = [
         f"latest EAR {held} (the node's current state): by verifier "
         f"{result.verifier_id.developer} ({result.verifier_id.build}), "
         f"status {result.status.value}",
-        f"issued {_posix_time(result.iat)}, "
-        + ("current at export" if current else "expired before the export"),
+        f"issued {_posix_time(result.iat)}, {current}",
         "submodules: "
         + ", ".join(f"{n} {a.status.value}" for n, a in sorted(result.submods.items())),
         *bound,
@@ -1348,7 +1471,7 @@ def _hsm(ctx: _Context) -> list[str]:
                 f"the bundle holds no HSM audit chain ({reason or 'no reason stated'}): the "
                 "trust requires every HSM audit record signed"
             )
-        raise _Skipped(reason or "the bundle holds no HSM audit chain")
+        raise _not_present(ctx.index.absent, "hsm", default="the bundle holds no HSM audit chain")
     segments = [
         n.removeprefix("hsm/")
         for n in ctx.bundle.members
@@ -1586,9 +1709,8 @@ def _release_statements(data: bytes) -> list[bytes]:
 def _releases(ctx: _Context) -> list[str]:
     name = "hsm/releases.cbor"
     if name not in ctx.bundle.members:
-        absent = ctx.index.absent
-        raise _Skipped(
-            absent.get(name) or absent.get("hsm") or "the bundle holds no release statements"
+        raise _not_present(
+            ctx.index.absent, name, "hsm", default="the bundle holds no release statements"
         )
     if ctx.hsm_releases is None:
         raise _NotRun("the HSM audit chain did not verify")
@@ -1711,6 +1833,8 @@ def check_bundle(data: bytes, trust: AuditTrust, *, at: dt.datetime | None = Non
     export time); it is also when the seal's certificates must be valid."""
     if not isinstance(trust, AuditTrust):
         raise VerificationFailed("check_bundle needs an AuditTrust")
+    if at is not None and (not isinstance(at, dt.datetime) or at.tzinfo is None):
+        raise MalformedInput("at must be a timezone-aware datetime")
     digest = hashlib.sha384(data).hexdigest() if isinstance(data, bytes) else ""
     steps: list[AuditStep] = []
     parsed: list[AuditBundle] = []
@@ -1728,6 +1852,14 @@ def check_bundle(data: bytes, trust: AuditTrust, *, at: dt.datetime | None = Non
     def members() -> list[str]:
         index = sealed[0][0]
         parsed[0].check_members(index)
+        unread = _unread_members(frozenset(index.members))
+        if unread:
+            more = f" (and {len(unread) - 1} more)" if len(unread) > 1 else ""
+            raise _rejected(
+                "member-unread",
+                f"member {unread[0]}{more} is sealed but no step of the verification reads "
+                "it: an export writes no such member, and nothing would check what it says",
+            )
         size = sum(e.size for e in index.members.values())
         return [f"{len(index.members)} members, {size} bytes, each with its sealed SHA-384"]
 

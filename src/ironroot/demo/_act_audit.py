@@ -66,7 +66,13 @@ def audit_node(story: Story) -> None:
             step.status, "[red]✘[/red]"
         )
         ui.say(f"  {mark} {escape(step.name):<16} {line}")
-    ui.ok(f"every step holds: {node}'s state is justified, offline ({len(report.steps)} steps)")
+    held = len(report.steps) - len(report.unchecked)
+    ui.ok(
+        f"every step holds: {node}'s state is justified, offline ({held} steps)"
+        if not report.unchecked
+        else f"no step failed: {held} steps hold, offline; not checked (nothing to check): "
+        f"{escape(', '.join(report.unchecked))}"
+    )
     story.facts["audit"] = {
         "node": node,
         "bundle": str(path.relative_to(story.work)),
