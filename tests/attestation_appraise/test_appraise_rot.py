@@ -43,6 +43,7 @@ from ironroot.attestation import (
     reference_values_from_statement,
     verify_rot_quote,
 )
+from ironroot.attestation.evidence import _rot
 from ironroot.corim import (
     CORIM_CONTENT_TYPE,
     Comid,
@@ -53,7 +54,7 @@ from ironroot.corim import (
     Validity,
     sign_corim,
 )
-from ironroot.cose import RECEIPTS, Sign1, create_statement, decode_cbor, encode_cbor
+from ironroot.cose import RECEIPTS, Limits, Sign1, create_statement, decode_cbor, encode_cbor
 from ironroot.crypto import Algorithm
 from ironroot.errors import (
     BadSignature,
@@ -65,7 +66,7 @@ from ironroot.errors import (
     VerificationFailed,
 )
 from ironroot.firmware import FirmwareBundle, reference_corim
-from ironroot.rot import Device, VendorCA, create_quote, derive_layers
+from ironroot.rot import Device, VendorCA, _quote, create_quote, derive_layers, verify_quote
 from ironroot.safe import sfr_statement, sign_report
 
 _ALGS = (Algorithm.ES384, Algorithm.ML_DSA_87)
@@ -509,6 +510,37 @@ def test_cached_chain_verification_gives_the_same_claims(world: World, good_devi
     assert result.submods["ironroot"].trust_vector == {
         "instance-identity": AR4SI.UNTRUSTWORTHY_INSTANCE
     }
+
+
+def test_the_full_check_reuses_this_threads_decoding_of_the_same_quote_only(
+    world: World, good_device: Device, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Read for its nonce, a quote is not decoded again by the full check (issue 12); a
+    quote with other bytes is decoded afresh, and refused as ``verify_quote`` refuses it."""
+    anchors = world.ca.trust_anchors
+    nonce = _nonce()
+    quote = good_device.quote(nonce)
+    assert _rot.signed_nonce(quote) == nonce  # decoded, and kept by identity for this thread
+    decoded: list[bytes] = []
+    real = _quote.decode_cbor
+
+    def counting(data: bytes, limits: Limits) -> object:
+        decoded.append(data)
+        return real(data, limits)
+
+    monkeypatch.setattr(_quote, "decode_cbor", counting)
+    claims = verify_rot_quote(quote, nonce=nonce, trust_anchors=anchors, now=NOW)
+    assert not any(d is quote for d in decoded)  # the container: not decoded again
+    copy = bytes(bytearray(quote))  # the same content, another object: decoded here
+    assert verify_rot_quote(copy, nonce=nonce, trust_anchors=anchors, now=NOW) == claims
+    assert any(d is copy for d in decoded)
+    signature = _message(quote, "ml-dsa-87").signature
+    bad = flip(quote, quote.index(signature) + 7)
+    with pytest.raises(BadSignature):
+        verify_quote(bad, nonce=nonce, trust_anchors=anchors, now=NOW)
+    assert _rot.signed_nonce(quote) == nonce  # the last decoded is the good quote again
+    with pytest.raises(BadSignature):
+        verify_rot_quote(bad, nonce=nonce, trust_anchors=anchors, now=NOW)
 
 
 @pytest.mark.parametrize("debug_locked", [True, False])

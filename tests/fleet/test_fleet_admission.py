@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import dataclasses
 import datetime as dt
+import hashlib
 import json
 import os
 import sqlite3
@@ -18,6 +19,8 @@ from typing import Any
 
 import httpx
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from tests.fleet.admission_world import (
     AdmissionWorld,
     admission_world,
@@ -471,6 +474,24 @@ def test_a_key_certified_for_one_plane_is_refused_for_the_other_in_a_later_admis
     assert renewed.status == "admitted"
 
 
+def test_the_store_records_the_key_each_admitted_credential_certifies(
+    aw: AdmissionWorld, tmp_path: Path
+) -> None:
+    """Admission records the key it parsed from each request, not read again from the
+    certificate: what it records is what the certificate certifies, plane by plane."""
+    fleet, authority = aw.fleet(tmp_path / "fleet", 1)
+    prepared = prepare(fleet, authority, "node-0001")
+    admitted = authority.admit(prepared.request(), now=NOW)
+    with contextlib.closing(sqlite3.connect(authority.credentials.path)) as db:
+        recorded = dict(db.execute("SELECT serial, key_sha256 FROM credential_keys"))
+    assert len(recorded) == len(PLANES)
+    for plane, credential in admitted.credentials.items():
+        certified = x509.load_der_x509_certificate(credential.der).public_key()
+        spki = certified.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+        assert spki == prepared.spkis[plane]
+        assert recorded[credential.serial] == hashlib.sha256(spki).hexdigest()
+
+
 def test_a_key_of_a_revoked_credential_is_never_certified_again(
     aw: AdmissionWorld, tmp_path: Path
 ) -> None:
@@ -523,7 +544,7 @@ def test_a_key_revoked_while_an_admission_certifies_it_is_refused_at_the_commit(
     spkis = {p: k.public_key.to_der() for p, k in first.keys.items()}
     evidence = collect_evidence(fleet, "node-0002", nonce=nonce, keys=spkis, now=NOW)
     csrs = {p: make_csr(k, node="node-0002", plane=p) for p, k in first.keys.items()}
-    issue = authority.ca.issue
+    issue = authority.ca._issue_key
     raced: list[bool] = []
 
     def issue_after_a_quarantine(*args: Any, **kwargs: Any) -> Any:
@@ -532,7 +553,7 @@ def test_a_key_revoked_while_an_admission_certifies_it_is_refused_at_the_commit(
             quarantine(fleet, "node-0001", "its keys are held elsewhere", now=NOW, hold=False)
         return issue(*args, **kwargs)
 
-    monkeypatch.setattr(authority.ca, "issue", issue_after_a_quarantine)
+    monkeypatch.setattr(authority.ca, "_issue_key", issue_after_a_quarantine)
     before = fleet.record_of("node-0002")
     with pytest.raises(PolicyRejected) as caught:
         authority.admit(AdmissionRequest("node-0002", nonce, evidence.encode(), csrs), now=NOW)

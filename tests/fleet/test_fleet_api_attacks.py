@@ -425,7 +425,7 @@ def test_an_admission_racing_an_operator_quarantine_never_lifts_the_hold(
     quarantine is run where the race puts it, from the admission's own credential
     issuance: a server's timing is not the test's to choose.)"""
     answer = site.prepare("node-0003")
-    issue = site.authority.ca.issue
+    issue = site.authority.ca._issue_key
     raced: list[bool] = []
 
     def issue_after_a_quarantine(*args: Any, **kwargs: Any) -> Any:
@@ -434,7 +434,7 @@ def test_an_admission_racing_an_operator_quarantine_never_lifts_the_hold(
             quarantine(site.fleet, "node-0003", "held by an operator mid-admission", now=NOW)
         return issue(*args, **kwargs)
 
-    monkeypatch.setattr(site.authority.ca, "issue", issue_after_a_quarantine)
+    monkeypatch.setattr(site.authority.ca, "_issue_key", issue_after_a_quarantine)
     try:
         response = site.send(answer)
         monkeypatch.undo()
@@ -458,7 +458,7 @@ def test_an_admission_racing_a_quarantine_does_not_undo_it(
     with fresh credentials. (The quarantine is run where the race puts it, from the
     admission's own credential issuance.)"""
     answer = site.prepare("node-0003")
-    issue = site.authority.ca.issue
+    issue = site.authority.ca._issue_key
     raced: list[bool] = []
 
     def issue_after_a_quarantine(*args: Any, **kwargs: Any) -> Any:
@@ -467,7 +467,7 @@ def test_an_admission_racing_a_quarantine_does_not_undo_it(
             quarantine(site.fleet, "node-0003", "drift found mid-admission", now=NOW, hold=False)
         return issue(*args, **kwargs)
 
-    monkeypatch.setattr(site.authority.ca, "issue", issue_after_a_quarantine)
+    monkeypatch.setattr(site.authority.ca, "_issue_key", issue_after_a_quarantine)
     try:
         response = site.send(answer)
         monkeypatch.undo()

@@ -132,7 +132,7 @@ def test_an_admission_is_one_transaction(
             fleet.record("node-0001", "about-to-fail", {}, now=NOW)
         raise StorageError("the registry update failed")
 
-    monkeypatch.setattr(fleet, "set_status", broken)
+    monkeypatch.setattr(fleet, "_set_status", broken)
     with pytest.raises(StorageError, match="registry update failed"):
         authority.admit(request, now=NOW)
     monkeypatch.undo()

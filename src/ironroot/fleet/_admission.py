@@ -143,8 +143,9 @@ from ironroot.fleet._credentials import (
     CredentialStore,
     FleetCA,
     OperatorCredential,
+    _csr_key,
     check_lifetime,
-    csr_public_key,
+    key_digest,
     make_csr,
     operator_holder,
     store_node_credentials,
@@ -944,7 +945,10 @@ class AdmissionAuthority:
         # is, and then as one whose evidence is not its RoT's (no node-id oracle: challenge).
         record, latest = self.fleet._record_and_last_event(request.node, _QUARANTINED)
         self._check_current(request.node, quarantined, latest)
-        keys = {plane: csr_public_key(csr) for plane, csr in request.csrs.items()}
+        # each key parsed once: its encoding is what the checks and the store name it by,
+        # the key itself what the CA certifies (the certificate encodes it as to_der does)
+        public = {plane: _csr_key(csr) for plane, csr in request.csrs.items()}
+        keys = {plane: key.to_der() for plane, key in public.items()}
         if len(set(keys.values())) != len(keys):
             raise PolicyRejected(
                 "the credential requests of two planes carry one key: each plane needs its "
@@ -1013,7 +1017,7 @@ class AdmissionAuthority:
                 self._refuse_held(appraisal, request.evidence, held, now)
             raise _held(request.node, held)
         credentials = {
-            plane: self.ca.issue(
+            plane: self.ca._issue_key(
                 key,
                 node=request.node,
                 node_class=record.node_class,
@@ -1022,7 +1026,7 @@ class AdmissionAuthority:
                 now=now,
                 lifetime=self.credential_lifetime,
             )
-            for plane, key in sorted(keys.items())
+            for plane, key in sorted(public.items())
         }
         fields: dict[str, str | None] = {"ear_id": appraisal.ear_id, "last_attested": stamp}
         control = credentials.get("control")
@@ -1046,8 +1050,10 @@ class AdmissionAuthority:
                 self._refuse_held(appraisal, request.evidence, held, now)
             else:
                 self._store_ear(appraisal, request.evidence, now)
-                self.credentials.add(*credentials.values())
-                self.fleet.set_status(
+                self.credentials._add_issued(
+                    [(c, key_digest(keys[plane])) for plane, c in credentials.items()]
+                )
+                self.fleet._set_status(
                     request.node,
                     "admitted",
                     "readmitted" if record.status == "quarantined" else "attested",

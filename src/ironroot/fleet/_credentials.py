@@ -606,13 +606,20 @@ def csr_public_key(data: bytes) -> bytes:
     """The SubjectPublicKeyInfo (DER) of a PKCS#10 request whose self-signature verifies
     (``MalformedCertificate``, ``BadSignature``; ``UnsupportedAlgorithm`` for a key that is
     not ECDSA P-384)."""
+    return _csr_key(data).to_der()
+
+
+def _csr_key(data: bytes) -> PublicKey:
+    """:func:`csr_public_key`'s key as a :class:`PublicKey` (its DER encoding kept): what
+    admission issues a credential for, through :meth:`FleetCA._issue_key`, without parsing
+    the encoding again."""
     csr = load_csr(data, what="credential request")
     if not csr.is_signature_valid:
         raise BadSignature("the credential request's signature does not verify")
     key = csr.public_key()
     if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, ec.SECP384R1):
         raise UnsupportedAlgorithm("a fleet credential key is ECDSA P-384")
-    return PublicKey(key).to_der()
+    return PublicKey(key)
 
 
 # --- the CA -------------------------------------------------------------------------------------
@@ -736,17 +743,16 @@ class FleetCA:
 
     def _client(
         self,
-        spki: bytes,
+        key: PublicKey,
         subject: list[x509.NameAttribute[str]],
         extension: x509.UnrecognizedExtension,
         now: dt.datetime,
         lifetime: int,
     ) -> x509.Certificate:
-        """A client credential (node's or operator's) for the key ``spki`` (DER
-        SubjectPublicKeyInfo, ECDSA P-384 only), valid from ``now`` for ``lifetime`` seconds,
-        carrying the profile's ``extension``, not critical."""
+        """A client credential (node's or operator's) for ``key`` (ECDSA P-384 only), valid
+        from ``now`` for ``lifetime`` seconds, carrying the profile's ``extension``, not
+        critical."""
         start = _utc(now)
-        key = PublicKey.from_der(spki)
         if key.algorithm is not Algorithm.ES384:
             raise UnsupportedAlgorithm("a fleet credential key is ECDSA P-384")
         end = start + dt.timedelta(seconds=check_lifetime(lifetime))
@@ -769,13 +775,35 @@ class FleetCA:
         lifetime: int = DEFAULT_LIFETIME,
     ) -> Credential:
         """A credential for the key ``spki`` (DER SubjectPublicKeyInfo, ECDSA P-384)."""
+        return self._issue_key(
+            PublicKey.from_der(spki),
+            node=node,
+            node_class=node_class,
+            plane=plane,
+            ear_id=ear_id,
+            now=now,
+            lifetime=lifetime,
+        )
+
+    def _issue_key(
+        self,
+        key: PublicKey,
+        *,
+        node: str,
+        node_class: str,
+        plane: str,
+        ear_id: str,
+        now: dt.datetime,
+        lifetime: int,
+    ) -> Credential:
+        """:meth:`issue` for a key already parsed (:func:`_csr_key`)."""
         _check_name(node, "node")
         _check_name(node_class, "node class")
         _check_plane(plane)
         if not _EAR_ID.fullmatch(ear_id):
             raise ConfigError("an EAR id is urn:ironroot:ear:sha256:<64 hex>")
         cert = self._client(
-            spki,
+            key,
             [
                 x509.NameAttribute(NameOID.COMMON_NAME, node),
                 x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, f"{plane}-plane"),
@@ -796,7 +824,7 @@ class FleetCA:
         extension (module docs, "Operators")."""
         _check_name(operator, "operator")
         cert = self._client(
-            spki,
+            PublicKey.from_der(spki),
             [
                 x509.NameAttribute(NameOID.COMMON_NAME, operator),
                 x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "operator"),
@@ -976,6 +1004,14 @@ class CredentialStore:
     def add(self, *credentials: Credential | OperatorCredential) -> None:
         """Record issued credentials and the key each certifies (one transaction); an
         operator's under ``operator:<name>``, with no EAR."""
+        self._add_issued([(c, _certified_key(c.der)) for c in credentials])
+
+    def _add_issued(self, issued: Sequence[tuple[Credential | OperatorCredential, str]]) -> None:
+        """:meth:`add` for credentials whose key the caller issued them for, each with that
+        key's :func:`key_digest` (admission: the key it parsed from the request and gave
+        the CA, whose certificate encodes that very key), not read again from the
+        certificate."""
+        credentials = [c for c, _ in issued]
         with self._tx() as db:
             db.executemany(
                 "INSERT INTO credentials (serial, node, plane, ear_id, not_before, not_after) "
@@ -994,7 +1030,7 @@ class CredentialStore:
             )
             db.executemany(
                 "INSERT INTO credential_keys (serial, key_sha256) VALUES (?, ?)",
-                [(c.serial, _certified_key(c.der)) for c in credentials],
+                [(c.serial, digest) for c, digest in issued],
             )
 
     def prune(self, *, now: dt.datetime, retention: dt.timedelta = CREDENTIAL_RETENTION) -> int:

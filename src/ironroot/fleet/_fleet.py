@@ -655,6 +655,21 @@ class Fleet:
         **fields: str | None,
     ) -> NodeRecord:
         """Move a node to ``status`` (and set registry ``fields``), with an event saying why."""
+        self._set_status(node_id, status, reason, now=now, evidence=evidence, **fields)
+        return self.record_of(node_id)
+
+    def _set_status(
+        self,
+        node_id: str,
+        status: str,
+        reason: str,
+        *,
+        now: dt.datetime,
+        evidence: Mapping[str, Any] | None = None,
+        **fields: str | None,
+    ) -> None:
+        """:meth:`set_status` without reading the row back (admission, which does not use
+        it)."""
         if status not in STATUSES:
             raise ConfigError(f"a node's status is one of {', '.join(STATUSES)}")
         allowed = {"credential_serial", "credential_not_after", "ear_id", "last_attested"}
@@ -673,7 +688,6 @@ class Fleet:
                 "INSERT INTO events (at, node, kind, detail) VALUES (?, ?, ?, ?)",
                 (_text(now), node_id, status, json.dumps({"reason": reason, **(evidence or {})})),
             )
-        return self.record_of(node_id)
 
     def note_attested(self, node_id: str, *, now: dt.datetime) -> None:
         """Set ``node_id``'s last attestation to ``now`` and nothing else (no status change,

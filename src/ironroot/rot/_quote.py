@@ -515,21 +515,40 @@ def verify_quote(
     now: dt.datetime,
 ) -> QuoteClaims:
     """Verify a quote against the nonce sent and the trusted vendor roots (PEM or DER)."""
+    return verify_decoded_quote(quote, None, nonce=nonce, trust_anchors=trust_anchors, now=now)
+
+
+def verify_decoded_quote(
+    quote: bytes,
+    messages: tuple[Sign1, Sign1] | None,
+    *,
+    nonce: bytes,
+    trust_anchors: Sequence[bytes],
+    now: dt.datetime,
+) -> QuoteClaims:
+    """:func:`verify_quote`, given the quote's two messages (ES384, then ML-DSA-87) as the
+    caller already decoded them from exactly these bytes under this module's rules (the
+    container's format and members, each message's algorithm, content type and attached
+    payload: ``ironroot.attestation.evidence``'s shared decoding); ``None``: decoded here.
+    Every other check is made as for :func:`verify_quote`."""
     check_quote_nonce(nonce)
     if not isinstance(quote, bytes):
         raise MalformedInput("a quote is bytes")
     if len(quote) > MAX_QUOTE_BYTES:
         raise LimitExceeded(f"a quote is at most {MAX_QUOTE_BYTES} bytes")
     anchors = _anchors(trust_anchors)
-    container = decode_cbor(quote, _LIMITS)
-    if not isinstance(container, dict) or container.get("format") != QUOTE_FORMAT:
-        raise MalformedInput(f"not an {QUOTE_FORMAT} quote")
-    if set(container) != {"format", *_KEYS.values()}:
-        raise MalformedInput("the quote has missing or unknown members")
+    container: dict[object, object] = {}
+    if messages is None:
+        decoded = decode_cbor(quote, _LIMITS)
+        if not isinstance(decoded, dict) or decoded.get("format") != QUOTE_FORMAT:
+            raise MalformedInput(f"not an {QUOTE_FORMAT} quote")
+        if set(decoded) != {"format", *_KEYS.values()}:
+            raise MalformedInput("the quote has missing or unknown members")
+        container = decoded
     chains: dict[Algorithm, tuple[DiceCertificate, ...]] = {}
     payloads = []
-    for alg in _KEYS:
-        message = _message(container, alg)
+    for i, alg in enumerate(_KEYS):
+        message = _message(container, alg) if messages is None else messages[i]
         try:
             chain = _chain(message, alg, anchors, now)
         except MalformedCertificate as exc:

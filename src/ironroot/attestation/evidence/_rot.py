@@ -60,9 +60,9 @@ from ironroot.rot import (
     check_quote_log,
     check_quote_nonce,
     parse_certificate,
-    verify_quote,
     verify_signature,
 )
+from ironroot.rot._quote import verify_decoded_quote
 
 __all__ = [
     "ROT_QUOTE_FORMAT",
@@ -247,6 +247,17 @@ def _messages(quote: bytes) -> tuple[tuple[Sign1, ...], tuple[object, ...]]:
     if type(quote) is bytes:  # immutable: a bytearray may change under the same identity
         _LAST.decoded = (quote, found)
     return found
+
+
+def _decoded(quote: bytes) -> tuple[Sign1, Sign1] | None:
+    """The two messages of ``quote`` if this thread decoded that very bytes object last
+    (:func:`_messages`, which refuses what :func:`ironroot.rot.verify_quote` refuses in the
+    container and its messages), else ``None``: never decoded here."""
+    last = getattr(_LAST, "decoded", None)
+    if last is None or last[0] is not quote:
+        return None
+    ecc, mldsa = last[1][0]
+    return ecc, mldsa
 
 
 def _decode_messages(quote: bytes) -> tuple[tuple[Sign1, ...], tuple[object, ...]]:
@@ -443,7 +454,9 @@ def verify_rot_quote(
             return _cached(quote, nonce, trust_anchors, now, cache)
         except _Miss as miss:
             remember = miss.args[0] if miss.args and isinstance(miss.args[0], tuple) else None
-    verified = verify_quote(quote, nonce=nonce, trust_anchors=trust_anchors, now=now)
+    verified = verify_decoded_quote(
+        quote, _decoded(quote), nonce=nonce, trust_anchors=trust_anchors, now=now
+    )
     reached = _reached(verified, trust_anchors)
     root = (
         hashlib.sha256(reached[0].der).hexdigest()
