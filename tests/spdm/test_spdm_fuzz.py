@@ -65,6 +65,15 @@ def _zeros(size: int) -> bytes:
     return bytes(size)
 
 
+# A responder's own randomness: its nonces never reflect the requester's (which is refused).
+def _twos(size: int) -> bytes:
+    return b"\x02" * size
+
+
+def _threes(size: int) -> bytes:
+    return b"\x03" * size
+
+
 # --- every message decoder, behind its own header at every version ------------------------
 
 _Decoder = Callable[[bytes], object]
@@ -174,7 +183,7 @@ _KINDS = ("honest",) * 12 + ("replay", "earlier", "splice", "noise")
 @pytest.fixture(scope="module")
 def old_run(device: Device) -> list[tuple[bytes, bytes]]:
     """Every exchange of an earlier honest run (other nonces): what a replayer holds."""
-    recorder = Recorder(make_responder(device, (V13,), random=_ones))
+    recorder = Recorder(make_responder(device, (V13,), random=_twos))
     make_requester(recorder, device, (V13,), random=_ones).attest()
     return recorder.log
 
@@ -204,7 +213,7 @@ def test_a_responder_lying_on_several_answers_is_refused_typed(
     """Each answer of a whole run may be honest, an answer of an earlier run, one already
     given in this run, spliced or noise: the run ends in an ironroot error with the
     connection closed, within a bounded number of exchanges, or every answer was honest."""
-    responder = make_responder(device, (V13,), random=_zeros)
+    responder = make_responder(device, (V13,), random=_threes)
     given_answers: list[bytes] = []
     lied: list[bool] = []
 

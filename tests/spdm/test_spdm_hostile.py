@@ -242,6 +242,10 @@ def _zeros(size: int) -> bytes:
     return bytes(size)
 
 
+def _ones(size: int) -> bytes:  # the responder's own: a nonce reflecting the request is refused
+    return b"\x01" * size
+
+
 def _hostile(honest: bytes, version: SpdmVersion) -> st.SearchStrategy[bytes]:
     """What a hostile responder may answer instead of ``honest``: noise; a header of its
     choosing (any version, a response code of any request, ERROR with any code and data)
@@ -272,7 +276,7 @@ def test_a_hostile_answer_to_any_request_is_refused_typed(
     hostile responder may send: the run ends in an ironroot error (any other exception fails
     the test), the connection closed, within a bounded number of exchanges; it passes only
     when the answer happens to be the honest one."""
-    responder = make_responder(device, (version,), random=_zeros)
+    responder = make_responder(device, (version,), random=_ones)
     exchanges: list[tuple[bytes, bytes]] = []
     replaced: list[tuple[bytes, bytes]] = []
 

@@ -13,12 +13,14 @@ before it is believed:
 - the certificate chain must hash to the slot's DIGESTS entry, carry the trusted root's
   RootHash, verify up to that root at ``now``, and end in a key of the negotiated algorithm;
 - CHALLENGE_AUTH must name that chain (CertChainHash), answer the slot, echo the
-  RequesterContext (1.3), and its signature must verify over M1/M2 (VCA ‖ certificate messages
-  ‖ CHALLENGE ‖ CHALLENGE_AUTH) with the requester's fresh nonce inside;
-- MEASUREMENTS must answer the operation asked, echo the RequesterContext (1.3) and slot, and
-  its signature must verify over L1/L2 as *this requester* saw it, with the requester's fresh
-  nonce inside: a response made for another request, or by a responder whose transcript
-  diverged, fails with :class:`BadSignature`.
+  RequesterContext (1.3), carry a nonce of its own (not the request's reflected), and its
+  signature must verify over M1/M2 (VCA ‖ certificate messages ‖ CHALLENGE ‖ CHALLENGE_AUTH)
+  with the requester's fresh nonce inside;
+- DIGESTS must provision at least one slot (CERT_CAP is set);
+- MEASUREMENTS must answer the operation asked, echo the RequesterContext (1.3) and slot, carry
+  a nonce of its own when signed, and its signature must verify over L1/L2 as *this requester*
+  saw it, with the requester's fresh nonce inside: a response made for another request, or by
+  a responder whose transcript diverged, fails with :class:`BadSignature`.
 
 Order is enforced: measurements before the VCA, or signed measurements before the slot's
 certificate chain is verified, raise :class:`SpdmProtocolError` without sending anything.
@@ -178,6 +180,14 @@ def check_measurement_operation(answer: Measurements, operation: int) -> None:
         len(answer.blocks) != 1 or answer.blocks[0].index != operation
     ):
         raise SpdmProtocolError(f"MEASUREMENTS does not answer index {operation}")
+
+
+def check_fresh_nonce(answer_nonce: bytes, request_nonce: bytes, what: str) -> None:
+    """That the responder chose its own Nonce for ``what`` (DSP0274: a random value) rather
+    than reflecting the requester's: an honest device repeats it with chance 2**-256, so a
+    reflected nonce means a responder that adds no freshness of its own."""
+    if hmac.compare_digest(answer_nonce, request_nonce):
+        raise SpdmProtocolError(f"{what} reflects the requester's nonce as its own")
 
 
 def check_capabilities(capabilities: Capabilities) -> None:
@@ -522,6 +532,9 @@ class Requester:
                 response, lambda data: Digests.decode(data, hash_size=connection.hash_size)
             )
             self._transcript.add_b(request + response)
+            if not digests.provisioned_slot_mask:
+                # CERT_CAP is set, so a chain is due (libspdm's requester: INVALID_MSG_FIELD).
+                raise SpdmProtocolError("DIGESTS provisions no certificate slot")
         except Exception as exc:
             self._close(exc)
             raise
@@ -620,15 +633,11 @@ class Requester:
             raise SpdmProtocolError(f"no verified certificate chain for slot {slot_id}")
         version = connection.version
         context = self._random(REQUESTER_CONTEXT_SIZE) if version >= SpdmVersion.V1_3 else None
-        request = Challenge(
-            version,
-            slot_id,
-            summary,
-            nonce if nonce is not None else self._random(NONCE_SIZE),
-            context,
-        ).encode()
+        challenge_nonce = nonce if nonce is not None else self._random(NONCE_SIZE)
+        request = Challenge(version, slot_id, summary, challenge_nonce, context).encode()
         try:
             answer, transcript = self._challenge_exchange(connection, request, summary, context)
+            check_fresh_nonce(answer.nonce, challenge_nonce, "CHALLENGE_AUTH")
             if not hmac.compare_digest(
                 answer.cert_chain_hash, base_hash(connection.base_hash_algo, chain)
             ):
@@ -698,11 +707,13 @@ class Requester:
             raise SpdmProtocolError(f"no verified certificate chain for slot {slot_id}")
         version = connection.version
         context = self._random(REQUESTER_CONTEXT_SIZE) if version >= SpdmVersion.V1_3 else None
+        if signed and nonce is None:
+            nonce = self._random(NONCE_SIZE)
         request = GetMeasurements(
             version,
             operation,
             signed,
-            nonce=(nonce if nonce is not None else self._random(NONCE_SIZE)) if signed else None,
+            nonce=nonce if signed else None,
             slot_id=slot_id if signed else 0,
             raw_bit_stream_requested=raw_bit_stream,
             requester_context=context,
@@ -721,6 +732,8 @@ class Requester:
                 ),
             )
             self._check_measurements(connection, answer, operation, signed, slot_id, context)
+            if signed and nonce is not None:
+                check_fresh_nonce(answer.nonce, nonce, "MEASUREMENTS")
             after_vca = not self._transcript.has_measurements  # L1/L2 = VCA and this exchange
             self._transcript.add_measurement(request)
             self._transcript.add_measurement(response[: len(response) - signature_size])

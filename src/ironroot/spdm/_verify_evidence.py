@@ -7,7 +7,8 @@ the negotiated version, the responder has certificates and signs measurements (t
 :func:`negotiated_connection`); the certificate chain verifies to the root; the
 GET_MEASUREMENTS asks for a signature and carries the verifier's nonce, and the MEASUREMENTS
 answers its operation (the count, the one index asked, or all blocks) with opaque data in the
-negotiated format (the same :func:`check_opaque_data`); the MEASUREMENTS signature verifies
+negotiated format (the same :func:`check_opaque_data`) and a Nonce the responder chose, not the
+request's reflected (the same :func:`check_fresh_nonce`); the MEASUREMENTS signature verifies
 over L1/L2 = VCA ‖ request ‖ response (without its signature) with the 1.2+ signing-context
 prefix, under the leaf key.
 """
@@ -49,6 +50,7 @@ from ironroot.spdm._messages import (
 from ironroot.spdm._requester import (
     Connection,
     check_capabilities,
+    check_fresh_nonce,
     check_measurement_operation,
     check_opaque_data,
     negotiated_connection,
@@ -131,6 +133,7 @@ def verify_spdm_evidence(
         raise SpdmProtocolError("the recorded MEASUREMENTS does not answer the request")
     if request.requester_context != answer.requester_context:
         raise SpdmProtocolError("the MEASUREMENTS requester context is not the request's")
+    check_fresh_nonce(answer.nonce, request.nonce, "MEASUREMENTS")
     check_measurement_operation(answer, request.operation)
     check_opaque_data(connection, answer.opaque_data, "MEASUREMENTS")
     algorithm = SIGNING_SUITES[connection.base_asym_algo][0]

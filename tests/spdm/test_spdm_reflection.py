@@ -1,0 +1,111 @@
+"""A responder that contributes no freshness: its Nonce in CHALLENGE_AUTH or MEASUREMENTS is
+the requester's own nonce, reflected. DSP0274 has the responder choose a random nonce; one
+equal to the requester's (a 2**-256 chance for an honest device) is refused, online by the
+Requester and offline by the SPDM evidence verifier, even though the genuine key signed it."""
+
+from __future__ import annotations
+
+import pytest
+from _spdm_helpers import NOW, Device, Recorder, make_requester, make_responder
+
+from ironroot.crypto import Algorithm
+from ironroot.errors import SpdmProtocolError
+from ironroot.spdm import (
+    OPERATION_ALL,
+    GetMeasurements,
+    SpdmEvidence,
+    SpdmVersion,
+    verify_spdm_evidence,
+)
+
+V12, V13 = SpdmVersion.V1_2, SpdmVersion.V1_3
+NONCE = bytes(range(32))
+
+
+@pytest.fixture(scope="module")
+def device() -> Device:
+    return Device(Algorithm.ES384)
+
+
+def _same_random(size: int) -> bytes:
+    """Both ends draw the same bytes: the responder's nonce is the requester's."""
+    return bytes(range(size))
+
+
+@pytest.mark.parametrize("version", [V12, V13])
+def test_challenge_auth_reflecting_the_request_nonce_is_refused(
+    device: Device, version: SpdmVersion
+) -> None:
+    responder = make_responder(device, (version,), random=_same_random)
+    requester = make_requester(responder, device, (version,), random=_same_random)
+    requester.init_connection()
+    requester.get_digests()
+    requester.get_certificate_chain(0)
+    with pytest.raises(SpdmProtocolError, match="CHALLENGE_AUTH reflects the requester's nonce"):
+        requester.challenge(0)
+    assert requester.connection is None  # the exchange failed: the connection is closed
+
+
+@pytest.mark.parametrize("version", [V12, V13])
+def test_measurements_reflecting_the_request_nonce_are_refused(
+    device: Device, version: SpdmVersion
+) -> None:
+    responder = make_responder(device, (version,), random=_same_random)
+    requester = make_requester(responder, device, (version,))
+    with pytest.raises(SpdmProtocolError, match="MEASUREMENTS reflects the requester's nonce"):
+        requester.evidence(NONCE)
+    assert requester.connection is None
+
+
+def test_honest_random_nonces_still_pass(device: Device) -> None:
+    responder = make_responder(device, (V13,))
+    requester = make_requester(responder, device, (V13,), random=_same_random)
+    result = requester.attest(nonce=NONCE)
+    assert result.challenge_auth is not None
+    assert result.measurements.nonce != NONCE
+
+
+def test_evidence_whose_measurements_reflect_the_nonce_is_refused(device: Device) -> None:
+    """The session as a requester without the check would have recorded it still fails."""
+    responder = make_responder(device, (V12,), random=_same_random)
+    transport = Recorder(responder)
+    requester = make_requester(transport, device, (V12,))
+    requester.init_connection()
+    requester.get_digests()
+    requester.get_certificate_chain(0)
+    request = GetMeasurements(V12, OPERATION_ALL, True, nonce=_same_random(32)).encode()
+    response = responder(request)  # signed over the VCA and this exchange: genuine
+    evidence = SpdmEvidence(
+        vca=tuple(m for pair in transport.log[:3] for m in pair),
+        certificate_chain=responder.certificate_chain.encode(),
+        request=request,
+        response=response,
+    ).encode()
+    with pytest.raises(SpdmProtocolError, match="MEASUREMENTS reflects the requester's nonce"):
+        verify_spdm_evidence(
+            evidence, nonce=_same_random(32), root_certificate=device.root, now=NOW
+        )
+
+
+# --- DIGESTS that provisions no slot ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("version", [V12, V13])
+def test_digests_provisioning_no_slot_is_refused_and_closes(
+    device: Device, version: SpdmVersion
+) -> None:
+    """A responder with CERT_CAP whose DIGESTS names no slot (SlotMask 0, no digest) is refused
+    at DIGESTS, as libspdm's requester refuses it (digest_count 0: INVALID_MSG_FIELD), and the
+    connection is closed; it was accepted and attest() failed later with the connection open."""
+    responder = make_responder(device, (version,))
+
+    def transport(request: bytes) -> bytes:
+        response = responder(request)
+        if request[1] == 0x81:  # GET_DIGESTS
+            return bytes([version, 0x01, 0x00, 0x00])
+        return response
+
+    requester = make_requester(transport, device, (version,))
+    with pytest.raises(SpdmProtocolError, match="DIGESTS provisions no certificate slot"):
+        requester.attest()
+    assert requester.connection is None
