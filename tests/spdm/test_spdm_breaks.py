@@ -1,17 +1,24 @@
-"""A responder that contributes no freshness: its Nonce in CHALLENGE_AUTH or MEASUREMENTS is
-the requester's own nonce, reflected. DSP0274 has the responder choose a random nonce; one
-equal to the requester's (a 2**-256 chance for an honest device) is refused, online by the
-Requester and offline by the SPDM evidence verifier, even though the genuine key signed it."""
+"""A hostile responder the other suites did not cover: one whose CHALLENGE_AUTH or
+MEASUREMENTS Nonce reflects the requester's (DSP0274 has the responder choose a random one; an
+honest device repeats the request's with chance 2**-256), refused online by the Requester and
+offline by the SPDM evidence verifier though the genuine key signed it; a DIGESTS provisioning
+no slot; a chain whose leaf key is not of the negotiated BaseAsymAlgo."""
 
 from __future__ import annotations
 
 import pytest
-from _spdm_helpers import NOW, Device, Recorder, make_requester, make_responder
+from _spdm_helpers import NOW, Device, Recorder, make_cert, make_requester, make_responder
 
-from ironroot.crypto import Algorithm
+from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.errors import SpdmProtocolError
 from ironroot.spdm import (
     OPERATION_ALL,
+    BaseAsymAlgo,
+    BaseHashAlgo,
+    Certificate,
+    CertificateChain,
+    Digests,
+    GetCertificate,
     GetMeasurements,
     SpdmEvidence,
     SpdmVersion,
@@ -108,4 +115,35 @@ def test_digests_provisioning_no_slot_is_refused_and_closes(
     requester = make_requester(transport, device, (version,))
     with pytest.raises(SpdmProtocolError, match="DIGESTS provisions no certificate slot"):
         requester.attest()
+    assert requester.connection is None
+
+
+# --- a certificate key of another algorithm than ALGORITHMS selected ----------------------------
+
+
+def test_a_leaf_key_of_another_curve_than_negotiated_is_refused() -> None:
+    """ALGORITHMS selects ECDSA P-256 (the responder's honest VCA), but the chain it serves,
+    well formed and validly issued under the trusted root, ends in a P-384 key: refused at
+    the certificate, before any signature is believed, and the connection is closed."""
+    p256 = Device(Algorithm.ES256)
+    leaf_key = PrivateKey.generate(Algorithm.ES384)
+    leaf = make_cert("P-384 leaf", leaf_key, "Ironroot Test Device CA", p256.ca_key, ca=False)
+    chain = CertificateChain.build([p256.root, p256.intermediate, leaf], BaseHashAlgo.SHA_256)
+    served = chain.encode()
+    responder = make_responder(p256, (V12,))
+
+    def transport(request: bytes) -> bytes:
+        if request[1] == 0x81:  # GET_DIGESTS: the served chain's digest
+            return Digests(V12, 0x01, (chain.digest(BaseHashAlgo.SHA_256),)).encode()
+        if request[1] == 0x82:  # GET_CERTIFICATE: the served chain, in the portions asked
+            ask = GetCertificate.decode(request)
+            portion = served[ask.offset : ask.offset + ask.length]
+            return Certificate(V12, 0, portion, len(served) - ask.offset - len(portion)).encode()
+        return responder(request)
+
+    requester = make_requester(transport, p256, (V12,))
+    assert requester.init_connection().base_asym_algo is BaseAsymAlgo.ECDSA_P256
+    requester.get_digests()
+    with pytest.raises(SpdmProtocolError, match="the leaf key does not fit ECDSA_P256"):
+        requester.get_certificate_chain(0)
     assert requester.connection is None
