@@ -57,16 +57,29 @@ def _report(
     response_slot: int | None = None,
     response_version: SpdmVersion | None = None,
     opaque: bytes = b"\x03\x00\x02\x00hi",
+    responder_nonce: bytes = RESPONDER_NONCE,
 ) -> bytes:
     request = GetMeasurements(version, operation, True, NONCE, slot_id).encode()
     response = Measurements(
         response_version or version,
         _blocks() if blocks is None else blocks,
-        RESPONDER_NONCE,
+        responder_nonce,
         opaque,
         slot_id=slot_id if response_slot is None else response_slot,
     ).encode_unsigned()
     return request + response + key.sign(request + response)
+
+
+@pytest.mark.parametrize("version", [SpdmVersion.V1_0, SpdmVersion.V1_1])
+def test_a_report_whose_responder_nonce_reflects_the_request_is_refused(
+    version: SpdmVersion,
+) -> None:
+    """Signed by the right key, but the responder's Nonce is the requester's, reflected: the
+    same refusal as the SPDM 1.2+ requester and evidence verifier make."""
+    key = PrivateKey.generate(Algorithm.ES384)
+    data = _report(key, version, responder_nonce=NONCE)
+    with pytest.raises(SpdmProtocolError, match="MEASUREMENTS reflects the requester's nonce"):
+        verify_measurement_report(data, key.public_key)
 
 
 @pytest.mark.parametrize("alg", [Algorithm.ES256, Algorithm.ES384, Algorithm.ES512])

@@ -37,7 +37,7 @@ from ironroot.spdm._constants import (
 )
 from ironroot.spdm._measurements import AnyMeasurementBlock
 from ironroot.spdm._messages import GetMeasurements, Measurements
-from ironroot.spdm._requester import check_measurement_operation
+from ironroot.spdm._requester import check_fresh_nonce, check_measurement_operation
 from ironroot.spdm._signing import measurement_signing_message
 
 __all__ = [
@@ -161,6 +161,8 @@ class MeasurementReport:
         if response.slot_id != request.slot_id:
             raise SpdmProtocolError("the MEASUREMENTS answers another certificate slot")
         check_measurement_operation(response, request.operation)  # the requester's rules
+        assert request.nonce is not None  # a signed request: checked above
+        check_fresh_nonce(response.nonce, request.nonce, "MEASUREMENTS")
         return cls(request, response, request_bytes, response_bytes)
 
 
@@ -174,8 +176,8 @@ def verify_measurement_report(
 
     The signature (the last bytes, their size fixed by ``key``'s algorithm) is checked over
     everything before it first (``BadSignature``); then the report is decoded
-    (``MalformedSpdm``) and the answer matched with the request (``SpdmProtocolError``).
-    The nonce is returned in the report for the caller to compare.
+    (``MalformedSpdm``) and the answer matched with the request (``SpdmProtocolError``, also
+    for a responder Nonce that reflects the request's). The nonce is returned in the report for the caller to compare.
     """
     size = check_report_signature(data, key)
     return MeasurementReport.decode(
