@@ -177,7 +177,8 @@ def verify_measurement_report(
     The signature (the last bytes, their size fixed by ``key``'s algorithm) is checked over
     everything before it first (``BadSignature``); then the report is decoded
     (``MalformedSpdm``) and the answer matched with the request (``SpdmProtocolError``, also
-    for a responder Nonce that reflects the request's). The nonce is returned in the report for the caller to compare.
+    for a responder Nonce that reflects the request's). The nonce is returned in the report
+    for the caller to compare.
     """
     size = check_report_signature(data, key)
     return MeasurementReport.decode(
