@@ -147,3 +147,30 @@ def test_a_leaf_key_of_another_curve_than_negotiated_is_refused() -> None:
     with pytest.raises(SpdmProtocolError, match="the leaf key does not fit ECDSA_P256"):
         requester.get_certificate_chain(0)
     assert requester.connection is None
+
+
+# --- a whole run that fails on a refusal made before sending -------------------------------------
+
+
+@pytest.mark.parametrize("run", ["attest", "evidence"])
+def test_a_run_against_digests_without_the_slot_asked_closes_the_connection(
+    device: Device, run: str
+) -> None:
+    """DIGESTS provisions slot 1 only; attest()/evidence() for slot 0 fail at the slot check,
+    which sends nothing, but the run had sent requests: the connection is closed, as after
+    any failure of a run (the hostile-answer fuzz asserts it of every refused run)."""
+    responder = make_responder(device, (V12,))
+
+    def transport(request: bytes) -> bytes:
+        response = responder(request)
+        if request[1] == 0x81:  # GET_DIGESTS: the honest digest, named for slot 1
+            return response[:3] + b"\x02" + response[4:]
+        return response
+
+    requester = make_requester(transport, device, (V12,))
+    whole_run = requester.attest if run == "attest" else lambda: requester.evidence(NONCE)
+    with pytest.raises(SpdmProtocolError, match="certificate slot 0 is not provisioned"):
+        whole_run()
+    assert requester.connection is None
+    with pytest.raises(SpdmProtocolError, match="unusable after a failed exchange"):
+        requester.get_digests()

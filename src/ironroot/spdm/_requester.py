@@ -791,15 +791,23 @@ class Requester:
         return the session as SPDM evidence (:class:`SpdmEvidence`) a verifier checks offline.
 
         One signed GET_MEASUREMENTS right after VCA, DIGESTS and CERTIFICATE, so its L1/L2 is
-        the VCA and that one exchange.
+        the VCA and that one exchange. Any failure once the run has started closes the
+        connection (even a refusal of one step made before it sends, such as a slot DIGESTS
+        does not provision).
         """
+        if not isinstance(nonce, bytes) or len(nonce) != NONCE_SIZE:
+            raise MalformedSpdm(f"a GET_MEASUREMENTS nonce is {NONCE_SIZE} bytes")
         self.init_connection()
-        self.get_digests()
-        self.get_certificate_chain(slot_id)
-        self.get_measurements(
-            operation, signed=True, raw_bit_stream=raw_bit_stream, slot_id=slot_id, nonce=nonce
-        )
-        return self.last_evidence(slot_id)
+        try:
+            self.get_digests()
+            self.get_certificate_chain(slot_id)
+            self.get_measurements(
+                operation, signed=True, raw_bit_stream=raw_bit_stream, slot_id=slot_id, nonce=nonce
+            )
+            return self.last_evidence(slot_id)
+        except Exception as exc:
+            self._close(exc)
+            raise
 
     def last_evidence(self, slot_id: int = 0) -> bytes:
         """The last signed GET_MEASUREMENTS exchange as SPDM evidence, when it came right after
@@ -844,6 +852,21 @@ class Requester:
         if nonce is not None and (not isinstance(nonce, bytes) or len(nonce) != NONCE_SIZE):
             raise MalformedSpdm(f"a GET_MEASUREMENTS nonce is {NONCE_SIZE} bytes")
         connection = self.init_connection()
+        try:
+            return self._attest(connection, operation, slot_id, raw_bit_stream, challenge, nonce)
+        except Exception as exc:  # any failure of the run closes it (see evidence())
+            self._close(exc)
+            raise
+
+    def _attest(
+        self,
+        connection: Connection,
+        operation: int,
+        slot_id: int,
+        raw_bit_stream: bool,
+        challenge: bool,
+        nonce: bytes | None,
+    ) -> AttestationResult:
         self.get_digests()
         chain = self.get_certificate_chain(slot_id)
         auth: ChallengeAuth | None = None
@@ -857,9 +880,7 @@ class Requester:
         if auth is not None and compare:
             summary = measurement_summary_hash(measurements.blocks, connection.base_hash_algo)
             if not hmac.compare_digest(summary, auth.measurement_summary_hash):
-                error = SpdmProtocolError(
+                raise SpdmProtocolError(
                     "the CHALLENGE_AUTH measurement summary does not match the signed measurements"
                 )
-                self._close(error)
-                raise error
         return AttestationResult(connection, chain, measurements, auth)
