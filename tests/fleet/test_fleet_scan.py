@@ -342,3 +342,39 @@ def test_the_scanner_runs_its_maintenance_after_each_round(fleet: Fleet) -> None
 
     report = Scanner(fleet, attest, maintain=failing).scan(NOW)  # type: ignore[arg-type]
     assert report.failures == {}
+
+
+def test_a_review_logged_under_another_encoding_of_the_firmware_digest_triggers_the_class(
+    world: World, tmp_path: Path
+) -> None:
+    """A SAFE review statement's subject is accepted whatever the case of its digest
+    (``SHA384:<HEX>``) and under the SFR's SHA-512 too (``sha512:<hex>``,
+    :func:`ironroot.safe.review_from_statement`): the same review must trigger the class, not
+    only one spelled ``sha384:<lower hex>`` — else a new high finding waits a period."""
+    import hashlib
+
+    from ironroot.cose import create_statement
+    from ironroot.firmware import FirmwareBundle
+    from ironroot.fleet import LogTriggers
+
+    fleet, _ = make_fleet(world, tmp_path / "fleet", 2)
+    triggers = LogTriggers(fleet, [world.urls["trusted"]], clock=lambda: NOW)
+    triggers.poll()  # what was logged before
+    klass = fleet.node_class(fleet.classes()[0])
+    manifest = FirmwareBundle.parse(klass.images["host"]).manifest.encode()
+    subjects = [
+        "SHA384:" + hashlib.sha384(manifest).hexdigest().upper(),
+        "sha512:" + hashlib.sha512(manifest).hexdigest(),
+    ]
+    _, attest = _boot_attest(fleet)
+    scanner = Scanner(fleet, attest)  # type: ignore[arg-type]
+    for subject in subjects:
+        assert scanner.triggered([_event(OTHER, subject)]) == fleet.node_ids(), subject
+    for subject in subjects:
+        review = create_statement(
+            world.other_key, b"a review", iss=OTHER, sub=subject, content_type="text/plain"
+        )
+        world.trusted.register(review)
+    found = triggers.poll()
+    assert sorted(e.sub for e in found) == sorted(subjects)
+    assert scanner.triggered(found) == fleet.node_ids()

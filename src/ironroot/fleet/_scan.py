@@ -16,9 +16,10 @@ Which nodes, in one round (:meth:`Scanner.scan`):
 * **triggered**: when a :class:`~ironroot.monitor.Monitor` following the trusted logs reports
   new statements, every node of a class the statement concerns — its issuer publishes for the
   class (any component, PFMs), or its subject names the class's platform, its desired state,
-  one of its firmware products, or (a SAFE review) the ``sha384:`` digest of firmware the
-  class runs: its images, and the active images its nodes' RoTs journaled (after an update
-  or a rollout the class no longer runs its baseline images). A new revocation, SVN minimum,
+  one of its firmware products, or (a SAFE review) the ``sha384:`` or ``sha512:`` digest,
+  in any case, of the manifest of firmware the class runs: its images, and the active images
+  its nodes' RoTs journaled (after an update or a rollout the class no longer runs its
+  baseline images). A new revocation, SVN minimum,
   review with a new finding or reference value therefore reaches the nodes it concerns in
   the round after it is logged, not a period later.
 
@@ -42,6 +43,7 @@ monitor reads the entries it verified before again for a newly watched subject, 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import logging
@@ -106,9 +108,20 @@ class ScanReport:
         }
 
 
+def _firmware_subjects(manifest: bytes) -> set[str]:
+    """The subjects a SAFE review of firmware with this manifest may be logged under:
+    ``sha384:`` and ``sha512:`` of the manifest, lowercase hex (a review statement's subject is
+    either hash of its SFR, in any case: :func:`ironroot.safe.review_from_statement`;
+    compared through :meth:`ironroot.monitor.Watch.fold_subject`)."""
+    return {
+        "sha384:" + hashlib.sha384(manifest).hexdigest(),
+        "sha512:" + hashlib.sha512(manifest).hexdigest(),
+    }
+
+
 def _subjects(klass: NodeClass) -> set[str]:
     """The statement subjects that concern a class: its platform, each image's product (the
-    subjects of its logged statements) and ``sha384:`` of each image's manifest."""
+    subjects of its logged statements) and ``sha384:``/``sha512:`` of each image's manifest."""
     from ironroot.cose import SignedStatement
     from ironroot.firmware import FirmwareBundle
     from ironroot.fleet._desired import desired_subject
@@ -116,11 +129,8 @@ def _subjects(klass: NodeClass) -> set[str]:
 
     subjects = {klass.trust.platform, desired_subject(klass.name)}
     for name, image in klass.images.items():
-        try:
-            manifest = FirmwareBundle.parse(image).manifest.encode()
-            subjects.add("sha384:" + hashlib.sha384(manifest).hexdigest())
-        except IronrootError:
-            pass
+        with contextlib.suppress(IronrootError):  # an image that does not parse names nothing
+            subjects |= _firmware_subjects(FirmwareBundle.parse(image).manifest.encode())
         for data in klass.statements.get(name, ()):
             try:  # a witnessed statement (the platform requires witnesses): the one in it
                 sub = SignedStatement.parse(unwrap_witnessed(data)).claims.sub
@@ -143,7 +153,7 @@ class _Running:
     def __init__(self, fleet: Fleet) -> None:
         self.fleet = fleet
         self._lock = threading.Lock()
-        self._known: dict[bytes, str] = {}
+        self._known: dict[bytes, set[str]] = {}
 
     def subjects(self) -> dict[str, set[str]]:
         from ironroot.firmware import FirmwareBundle
@@ -162,18 +172,18 @@ class _Running:
                 if image is None:
                     continue
                 with self._lock:
-                    subject = self._known.get(image.sha384)
-                if subject is None:
+                    subjects = self._known.get(image.sha384)
+                if subjects is None:
                     try:
                         bundle = FirmwareBundle.parse(platform.active_image(name))
                     except IronrootError:
                         continue
-                    subject = "sha384:" + bundle.manifest_digest().hex()
+                    subjects = _firmware_subjects(bundle.manifest.encode())
                     with self._lock:
                         if len(self._known) >= self._MAX_KNOWN:
                             self._known.clear()
-                        self._known[image.sha384] = subject
-                found.add(subject)
+                        self._known[image.sha384] = subjects
+                found |= subjects
         return out
 
 
@@ -186,6 +196,8 @@ def affected_classes(
     """The names of the classes the statements concern (see the module docstring);
     ``running``: class -> the ``sha384:`` subjects of the firmware its nodes run now, beyond
     the class's own images."""
+    from ironroot.monitor import Watch
+
     out: set[str] = set()
     events = list(events)
     if not events:
@@ -193,7 +205,7 @@ def affected_classes(
     for klass in classes:
         issuers = set().union(*klass.trust.issuers.values()) if klass.trust.issuers else set()
         subjects = _subjects(klass) | set((running or {}).get(klass.name, ()))
-        if any((e.iss in issuers) or (e.sub in subjects) for e in events):
+        if any((e.iss in issuers) or (Watch.fold_subject(e.sub) in subjects) for e in events):
             out.add(klass.name)
     return out
 
