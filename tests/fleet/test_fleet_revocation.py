@@ -732,3 +732,54 @@ def test_an_spdm_chain_recorded_without_its_root_is_still_checked_for_revocation
         reason = crls.revoked(_spdm_chain(evidence, device.root), ())
         assert reason.startswith("revoked: certificate ")
         assert "Ironroot Test Device" in reason
+
+
+def test_a_crl_added_while_the_scanner_was_down_triggers_after_its_restart(
+    aw: AdmissionWorld, fleet: tuple[Fleet, AdmissionAuthority]
+) -> None:
+    """Old behaviour: ``RevocationWatch`` took the CRLs there when it started as seen, so a
+    CRL added while ``fleet serve --scan`` was down (or between its crash and its restart)
+    triggered nothing: the revoked node kept its credential until its period came round."""
+    fleet_, authority = fleet
+    first = RevocationWatch(fleet_, authority.endorsements)
+    assert first.poll() == []  # the service ran, then stopped
+    ca = aw.vendor_ca
+    add_crl(
+        fleet_, _crl(ca.ecc_certificate, ca.ecc_key, _idevid_serial(fleet_, "node-0001")), now=NOW
+    )
+    restarted = RevocationWatch(fleet_, authority.endorsements)
+    events = restarted.poll()
+    assert [e.sub for e in events] == [fleet_.node_class("node-7").trust.platform]
+    assert restarted.poll() == []
+    report = Scanner(fleet_, scan_attest(fleet_, authority), period=86400).scan(LATER, events)
+    assert report.quarantined == ["node-0001"]
+    assert RevocationWatch(fleet_, authority.endorsements).poll() == []  # seen, once
+
+
+def test_a_review_added_as_an_endorsement_triggers_the_scan(
+    aw: AdmissionWorld, tmp_path: Path
+) -> None:
+    """Old behaviour: only a CRL among the added endorsements triggered a round; a SAFE review
+    with a new high finding added with ``fleet attest --endorse`` (or a reference value)
+    changes appraisal as much, yet the nodes it refuses stayed admitted for a period."""
+    from tests.fleet.admission_world import PROVIDER
+    from tests.platform.node_world import sfr_report
+
+    from ironroot.firmware import FirmwareBundle
+    from ironroot.safe import sfr_statement, sign_report
+
+    fleet_, authority = aw.fleet(tmp_path / "fleet", 2, klass=aw.node_class(safe="medium"))
+    for node in fleet_.node_ids():  # the BMC's release is reviewed, clean
+        assert attest_node(fleet_, node, now=NOW, authority=authority).status == "admitted"
+    watch = RevocationWatch(fleet_, authority.endorsements)
+    assert watch.poll() == []
+    bmc = fleet_.node_class("node-7").images["bmc"]
+    digest = FirmwareBundle.parse(bmc).manifest_digest()
+    sfr = sign_report(sfr_report(digest, (9.8,)), aw.provider, PROVIDER)
+    statement = sfr_statement(sfr, aw.world.other_key, iss=OTHER)
+    authority.add_endorsement(aw.world.trusted.register(statement).transparent_statement, now=NOW)
+    events = watch.poll()
+    assert [e.sub for e in events] == [fleet_.node_class("node-7").trust.platform]
+    report = Scanner(fleet_, scan_attest(fleet_, authority), period=86400).scan(LATER, events)
+    assert set(report.reasons.values()) == {"triggered"}
+    assert report.quarantined == fleet_.node_ids()
