@@ -378,3 +378,59 @@ def test_a_review_logged_under_another_encoding_of_the_firmware_digest_triggers_
     found = triggers.poll()
     assert sorted(e.sub for e in found) == sorted(subjects)
     assert scanner.triggered(found) == fleet.node_ids()
+
+
+def test_a_trigger_polled_in_a_round_that_fails_is_not_lost(
+    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Old behaviour: ``follow`` polled the logs (the monitor then stands past the new
+    statements) and the round failed (the registry unreadable a moment): the statements were
+    dropped, and the nodes they concern waited a period for their re-attestation."""
+    fleet, _ = make_fleet(world, tmp_path / "fleet", 2)
+    _, attest = _boot_attest(fleet)
+    scanner = Scanner(fleet, attest, period=86400)  # type: ignore[arg-type]
+    scanner.scan(NOW)  # every node attested: none due for a day
+    polls = iter([[_event(VENDOR, "pkg:unrelated")], []])
+    records = fleet.records
+    failures = iter([StorageError("the registry is locked", code="registry-busy")])
+
+    def flaky() -> object:
+        failure = next(failures, None)
+        if failure is not None:
+            raise failure
+        return records()
+
+    monkeypatch.setattr(fleet, "records", flaky)
+    reports: list[object] = []
+    when = iter([NOW + dt.timedelta(seconds=10), NOW + dt.timedelta(seconds=20)])
+    scanner.follow(
+        clock=lambda: next(when),
+        poll=lambda: next(polls),
+        interval=0,
+        rounds=2,
+        on_report=reports.append,
+    )
+    assert fleet.events(kind="scan-round-failed")[-1].detail["code"] == "registry-busy"
+    assert [r.reasons for r in reports] == [dict.fromkeys(fleet.node_ids(), "triggered")]  # type: ignore[attr-defined]
+
+
+def test_nodes_triggered_in_a_round_cut_short_are_attested_after_a_restart(
+    world: World, tmp_path: Path
+) -> None:
+    """Old behaviour: the monitor stands past the statements a round was triggered by; the
+    process died in that round (killed, a crash) and the scanner started again knew nothing
+    of them: the nodes not yet attested waited a period."""
+    fleet, _ = make_fleet(world, tmp_path / "fleet", 3)
+    _, attest = _boot_attest(fleet)
+    Scanner(fleet, attest, period=86400).scan(NOW)  # type: ignore[arg-type]
+
+    def dies(node_id: str, now: dt.datetime) -> str:
+        raise SystemExit("killed")
+
+    later = NOW + dt.timedelta(seconds=10)
+    with pytest.raises(SystemExit):
+        Scanner(fleet, dies, period=86400, concurrency=1).scan(later, [_event(VENDOR, "x")])
+    restarted = Scanner(fleet, attest, period=86400)  # type: ignore[arg-type]
+    report = restarted.scan(later + dt.timedelta(seconds=10))
+    assert report.reasons == dict.fromkeys(fleet.node_ids(), "triggered")
+    assert restarted.scan(later + dt.timedelta(seconds=20)).reasons == {}  # once

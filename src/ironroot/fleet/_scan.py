@@ -29,7 +29,10 @@ round: ``scan-failed``, a node's failures for one reason within :data:`FAILED_WI
 event with a ``count``, its latest :data:`FAILED_KEPT` kept — a failing node is due again at
 every round). :meth:`Scanner.follow` runs rounds until stopped; a round that raises a typed error
 (its ``poll``, the registry, the event log) is recorded as a ``scan-round-failed`` event and
-the next round runs.
+the next round runs, triggered by the statements the failed one polled too. The nodes a round
+triggers are written to :data:`PENDING_FILE` in the fleet before any is attested and stay there
+until an attestation of each ends, so a scanner started after a round was cut short (killed,
+a crash: the monitor is already past the statements) attests them in its first round.
 
 :class:`LogTriggers` is the ``poll`` of a scanner that follows logs: a
 :class:`~ironroot.monitor.Monitor` (its verified state in the fleet's ``monitor.db``) watching
@@ -46,6 +49,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import hashlib
+import json
 import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping
@@ -53,6 +57,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
+from ironroot._fileio import read_limited, write_atomic
 from ironroot.errors import ConfigError, IronrootError
 from ironroot.fleet._fleet import Fleet, NodeClass
 
@@ -66,6 +71,9 @@ DEFAULT_CONCURRENCY: Final = 4
 FAILED_WINDOW: Final = 3600
 """Seconds within which a node's failed attestations for one reason are one ``scan-failed``
 event (with a ``count``)."""
+PENDING_FILE: Final = "scan-pending.json"
+"""The nodes triggered in a round not finished yet (a restarted scanner attests them)."""
+_MAX_PENDING: Final = 16 * 1024 * 1024
 FAILED_KEPT: Final = 100
 """The ``scan-failed`` events a node keeps (the latest)."""
 
@@ -210,6 +218,15 @@ def affected_classes(
     return out
 
 
+def _distinct(events: Iterable[StatementEvent]) -> list[StatementEvent]:
+    """One event per (iss, sub): what triggers reads of them (bounds what a run of failed
+    rounds carries)."""
+    out: dict[tuple[str | None, str | None], StatementEvent] = {}
+    for event in events:
+        out.setdefault((event.iss, event.sub), event)
+    return list(out.values())
+
+
 class Scanner:
     """Re-attests a fleet's nodes (see the module docstring)."""
 
@@ -251,6 +268,34 @@ class Scanner:
         :meth:`~ironroot.fleet.CredentialStore.prune`); a failure is logged, not the round's."""
         self._stop = threading.Event()
         self._running = _Running(fleet)
+        self._pending_path = fleet.directory / PENDING_FILE
+        self._pending = self._load_pending()
+
+    def _load_pending(self) -> set[str]:
+        """The nodes triggered in a round that did not finish (module docs)."""
+        try:
+            data = read_limited(self._pending_path, _MAX_PENDING)
+        except FileNotFoundError:
+            return set()
+        except (OSError, IronrootError) as exc:  # every node then: nothing triggered is lost
+            _log.warning("%s cannot be read (%s): every node is triggered", self._pending_path, exc)
+            return {r.id for r in self.fleet.records()}
+        try:
+            nodes = json.loads(data)["nodes"]
+            return {n for n in nodes if isinstance(n, str)}
+        except (ValueError, TypeError, KeyError) as exc:
+            _log.warning("%s is damaged (%s): every node is triggered", self._pending_path, exc)
+            return {r.id for r in self.fleet.records()}
+
+    def _save_pending(self, nodes: set[str]) -> None:
+        if nodes == self._pending:
+            return
+        if nodes:
+            write_atomic(self._pending_path, json.dumps({"nodes": sorted(nodes)}).encode())
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                self._pending_path.unlink()
+        self._pending = nodes
 
     def _offset(self, node_id: str) -> float:
         fraction = int.from_bytes(hashlib.sha256(node_id.encode()).digest()[:4], "big") / 2**32
@@ -287,7 +332,11 @@ class Scanner:
     def scan(self, now: dt.datetime, events: Iterable[StatementEvent] = ()) -> ScanReport:
         """One round: attest the due and the triggered nodes, ``concurrency`` at a time."""
         reasons = dict.fromkeys(self.due(now), "due")
-        triggered = self.triggered(events)
+        known = {r.id for r in self.fleet.records()}
+        # the triggered nodes are written down before any is attested: a round cut short
+        # (killed, a crash) leaves them to the next scanner, whose monitor is past them
+        triggered = sorted((set(self.triggered(events)) | self._pending) & known)
+        self._save_pending(set(triggered))
         reasons.update(dict.fromkeys(triggered, "triggered"))
         statuses: dict[str, str] = {}
         failures: dict[str, str] = {}
@@ -310,6 +359,8 @@ class Scanner:
 
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
             list(pool.map(one, sorted(reasons)))
+        # a triggered node stays triggered until an attestation of it ends (its status)
+        self._save_pending(set(triggered) - set(statuses))
         report = ScanReport(
             now.astimezone(dt.UTC).isoformat().replace("+00:00", "Z"),
             reasons,
@@ -346,15 +397,21 @@ class Scanner:
         """Scan every ``interval`` seconds (``poll`` returns the log's new statements, e.g.
         from a monitor) until :meth:`stop` or ``rounds`` rounds."""
         done = 0
+        carried: list[StatementEvent] = []
         while not self._stop.is_set() and (rounds is None or done < rounds):
             now = clock()
+            events = carried
             try:
-                report = self.scan(now, poll())
+                events = _distinct([*carried, *poll()])
+                report = self.scan(now, events)
             except IronrootError as exc:
                 # a round that fails (its logs, the registry) is recorded and the next one
-                # runs: the scanner never stops on its own while the planes serve
+                # runs: the scanner never stops on its own while the planes serve; the
+                # statements it polled (the monitor is past them) trigger the next round
+                carried = events
                 self._round_failed(exc, now)
             else:
+                carried = []
                 if on_report is not None:
                     on_report(report)
             done += 1
