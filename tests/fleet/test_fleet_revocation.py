@@ -264,14 +264,16 @@ def test_a_new_crl_file_triggers_the_scan(
     assert chained.poll() == ["log event"]
 
 
+@pytest.mark.parametrize("revoked", ["leaf", "device-ca"])
 def test_a_revoked_spdm_device_certificate_is_refused(
-    aw: AdmissionWorld, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    aw: AdmissionWorld, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, revoked: str
 ) -> None:
     """The devices' CA keys are kept (DeviceIdentity.generate drops them): the NIC's device
-    CA revokes the NIC's certificate (its DeviceID, the SPDM leaf)."""
+    CA revokes the NIC's certificate (its DeviceID, the SPDM leaf); or the root revokes the
+    device CA (the intermediate), which takes every certificate under it."""
     from ironroot.spdm import _identity
 
-    cas: dict[str, tuple[bytes, PrivateKey]] = {}
+    cas: dict[str, tuple[bytes, PrivateKey, bytes, PrivateKey]] = {}
 
     def generate(
         cls: type[DeviceIdentity],
@@ -311,17 +313,21 @@ def test_a_revoked_spdm_device_certificate_is_refused(
             path_length=None,
             **common,
         )
-        cas[common_name] = (ca, ca_key)
+        cas[common_name] = (root, root_key, ca, ca_key)
         return cls(key, (root, ca, leaf))
 
     monkeypatch.setattr(DeviceIdentity, "generate", classmethod(generate))
-    fleet, authority = aw.fleet(tmp_path / "fleet", 1)
+    fleet, authority = aw.fleet(tmp_path / "fleet", 1, fresh=True)  # keys kept: made here
     monkeypatch.undo()
     assert attest_node(fleet, "node-0001", now=NOW, authority=authority).status == "admitted"
-    ca, ca_key = cas["Platform device nic"]
+    root, root_key, ca, ca_key = cas["Platform device nic"]
     device = PlatformDevice.open(fleet.directory / "nodes" / "node-0001" / "devices", "nic")
-    leaf = load_certificate(device.chain[-1], der_only=True)
-    add_crl(fleet, _crl(ca, ca_key, leaf.serial_number), now=NOW)
+    if revoked == "leaf":
+        leaf = load_certificate(device.chain[-1], der_only=True)
+        add_crl(fleet, _crl(ca, ca_key, leaf.serial_number), now=NOW)
+    else:
+        intermediate = load_certificate(ca, der_only=True)
+        add_crl(fleet, _crl(root, root_key, intermediate.serial_number), now=NOW)
     reasons = _refused(fleet, authority, "node-0001", "nic")
     assert any("revoked: certificate" in r and "Platform device nic" in r for r in reasons)
 
