@@ -24,7 +24,7 @@ from tests.platform.node_world import NOW, OTHER, VENDOR, World, make_world
 from ironroot.attestation import AR4SI, TrustTier, verify_ear
 from ironroot.cose import create_statement
 from ironroot.crypto import Algorithm, PrivateKey, load_certificate
-from ironroot.errors import AdmissionDenied, MalformedCertificate, UnknownIssuer
+from ironroot.errors import AdmissionDenied, MalformedCertificate, StorageError, UnknownIssuer
 from ironroot.fleet import (
     CRL_CONTENT_TYPE,
     AdmissionAuthority,
@@ -789,3 +789,22 @@ def test_a_review_added_as_an_endorsement_triggers_the_scan(
     report = Scanner(fleet_, scan_attest(fleet_, authority), period=86400).scan(LATER, events)
     assert set(report.reasons.values()) == {"triggered"}
     assert report.quarantined == fleet_.node_ids()
+
+
+def test_a_watch_state_that_cannot_be_written_is_a_storage_error(
+    aw: AdmissionWorld, fleet: tuple[Fleet, AdmissionAuthority]
+) -> None:
+    """``admission/watched.json`` that cannot be written fails the poll with ``StorageError``
+    (the scanner records the round and goes on), never an ``OSError`` ending its thread; what
+    was added is reported once it can be written."""
+    fleet_, authority = fleet
+    watch = RevocationWatch(fleet_, authority.endorsements)
+    state = fleet_.directory / "admission" / "watched.json"
+    state.unlink()
+    state.mkdir()
+    ca = aw.vendor_ca
+    add_crl(fleet_, _crl(ca.ecc_certificate, ca.ecc_key, 7), now=NOW)
+    with pytest.raises(StorageError):
+        watch.poll()
+    state.rmdir()
+    assert [e.crl for e in watch.poll()] != []

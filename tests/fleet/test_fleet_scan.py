@@ -434,3 +434,21 @@ def test_nodes_triggered_in_a_round_cut_short_are_attested_after_a_restart(
     report = restarted.scan(later + dt.timedelta(seconds=10))
     assert report.reasons == dict.fromkeys(fleet.node_ids(), "triggered")
     assert restarted.scan(later + dt.timedelta(seconds=20)).reasons == {}  # once
+
+
+def test_triggered_nodes_that_cannot_be_written_down_fail_the_round_not_the_scanner(
+    world: World, tmp_path: Path
+) -> None:
+    """``scan-pending.json`` that cannot be written (a full disk, a read-only folder) is a
+    ``StorageError`` the round records (``scan-round-failed``), never an ``OSError`` that
+    would end the scanner's thread while the planes serve."""
+    fleet, _ = make_fleet(world, tmp_path / "fleet", 1)
+    _, attest = _boot_attest(fleet)
+    scanner = Scanner(fleet, attest, period=86400)  # type: ignore[arg-type]
+    scanner.scan(NOW)
+    (fleet.directory / "scan-pending.json").mkdir()  # a rename over it fails: EISDIR
+    when = iter([NOW + dt.timedelta(seconds=10)])
+    scanner.follow(
+        clock=lambda: next(when), poll=lambda: [_event(VENDOR, "x")], interval=0, rounds=1
+    )
+    assert fleet.events(kind="scan-round-failed")[-1].detail["code"] == "storage"

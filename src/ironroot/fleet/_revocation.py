@@ -107,7 +107,13 @@ from ironroot.cose import (
 )
 from ironroot.crypto import check_crl, crl_covers, load_certificate, load_crls
 from ironroot.ear import tier_of
-from ironroot.errors import ChainNotTrusted, IronrootError, LimitExceeded, MalformedCertificate
+from ironroot.errors import (
+    ChainNotTrusted,
+    IronrootError,
+    LimitExceeded,
+    MalformedCertificate,
+    StorageError,
+)
 from ironroot.platform import unwrap_witnessed
 from ironroot.rot import DiceCertificate, parse_certificate
 from ironroot.spdm import CertificateChain, SpdmEvidence
@@ -675,8 +681,11 @@ class RevocationWatch:
 
     def _save(self, seen: Seen) -> None:
         doc = {"format": _WATCH_FORMAT, "seen": sorted([label, stamp] for label, stamp in seen)}
-        make_dirs(self._path.parent)
-        write_atomic(self._path, json.dumps(doc).encode(), mode=0o600)
+        try:
+            make_dirs(self._path.parent)
+            write_atomic(self._path, json.dumps(doc).encode(), mode=0o600)
+        except OSError as exc:  # a scan round that fails, recorded; the scanner goes on
+            raise StorageError(f"{self._path} cannot be written: {exc.strerror}") from exc
 
     def _current(self) -> Seen:
         names = {

@@ -58,7 +58,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
 from ironroot._fileio import read_limited, write_atomic
-from ironroot.errors import ConfigError, IronrootError
+from ironroot.errors import ConfigError, IronrootError, StorageError
 from ironroot.fleet._fleet import Fleet, NodeClass
 
 __all__ = ["LogTriggers", "ScanReport", "Scanner", "affected_classes"]
@@ -290,11 +290,14 @@ class Scanner:
     def _save_pending(self, nodes: set[str]) -> None:
         if nodes == self._pending:
             return
-        if nodes:
-            write_atomic(self._pending_path, json.dumps({"nodes": sorted(nodes)}).encode())
-        else:
-            with contextlib.suppress(FileNotFoundError):
-                self._pending_path.unlink()
+        try:
+            if nodes:
+                write_atomic(self._pending_path, json.dumps({"nodes": sorted(nodes)}).encode())
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    self._pending_path.unlink()
+        except OSError as exc:  # the round fails, recorded; the scanner goes on
+            raise StorageError(f"{self._pending_path} cannot be written: {exc.strerror}") from exc
         self._pending = nodes
 
     def _offset(self, node_id: str) -> float:
