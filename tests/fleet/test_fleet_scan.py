@@ -452,3 +452,19 @@ def test_triggered_nodes_that_cannot_be_written_down_fail_the_round_not_the_scan
         clock=lambda: next(when), poll=lambda: [_event(VENDOR, "x")], interval=0, rounds=1
     )
     assert fleet.events(kind="scan-round-failed")[-1].detail["code"] == "storage"
+
+
+@pytest.mark.parametrize("stamp", ["not a time", "2026-06-01T12:00:00"])
+def test_a_last_attestation_that_is_no_aware_time_makes_the_node_due(
+    world: World, tmp_path: Path, stamp: str
+) -> None:
+    """Old behaviour: a registry's ``last_attested`` that does not parse (``ValueError``) or
+    names no time zone (``TypeError`` subtracting it from ``now``) raised out of the round, an
+    untyped error ``follow`` does not survive: the scanner's thread ended while the planes
+    served. Such a node is due (its last attestation is not known to be recent)."""
+    fleet, _ = make_fleet(world, tmp_path / "fleet", 2)
+    _, attest = _boot_attest(fleet)
+    scanner = Scanner(fleet, attest, period=86400)  # type: ignore[arg-type]
+    scanner.scan(NOW)
+    fleet.set_status("node-0001", "admitted", "damaged", now=NOW, last_attested=stamp)
+    assert scanner.due(NOW + dt.timedelta(seconds=10)) == ["node-0001"]

@@ -313,7 +313,14 @@ class Scanner:
             if record.last_attested is None:
                 out.append(record.id)
                 continue
-            last = dt.datetime.fromisoformat(record.last_attested.replace("Z", "+00:00"))
+            try:
+                last = dt.datetime.fromisoformat(record.last_attested.replace("Z", "+00:00"))
+            except ValueError:
+                last = None
+            if last is None or last.tzinfo is None:  # damaged: not known to be recent
+                _log.warning("%s: last attestation %r is no time", record.id, record.last_attested)
+                out.append(record.id)
+                continue
             age = (now - last).total_seconds()
             # an attestation dated after now (a clock stepped back) is not a recent one
             if age < 0 or age >= self.period - self._offset(record.id):
