@@ -446,7 +446,9 @@ def test_triggered_nodes_that_cannot_be_written_down_fail_the_round_not_the_scan
     _, attest = _boot_attest(fleet)
     scanner = Scanner(fleet, attest, period=86400)  # type: ignore[arg-type]
     scanner.scan(NOW)
-    (fleet.directory / "scan-pending.json").mkdir()  # a rename over it fails: EISDIR
+    pending = fleet.directory / "scan-pending.json"
+    pending.unlink(missing_ok=True)
+    pending.mkdir()  # a rename over it fails: EISDIR
     when = iter([NOW + dt.timedelta(seconds=10)])
     scanner.follow(
         clock=lambda: next(when), poll=lambda: [_event(VENDOR, "x")], interval=0, rounds=1

@@ -32,7 +32,9 @@ every round). :meth:`Scanner.follow` runs rounds until stopped; a round that rai
 the next round runs, triggered by the statements the failed one polled too. The nodes a round
 triggers are written to :data:`PENDING_FILE` in the fleet before any is attested and stay there
 until an attestation of each ends, so a scanner started after a round was cut short (killed,
-a crash: the monitor is already past the statements) attests them in its first round.
+a crash: the monitor is already past the statements) attests them in its first round. A
+rollout triggers too: every node with a ``rollout-update`` fleet event after the one the file
+says was read (its firmware changed: its attestation is not current).
 
 :class:`LogTriggers` is the ``poll`` of a scanner that follows logs: a
 :class:`~ironroot.monitor.Monitor` (its verified state in the fleet's ``monitor.db``) watching
@@ -269,36 +271,56 @@ class Scanner:
         self._stop = threading.Event()
         self._running = _Running(fleet)
         self._pending_path = fleet.directory / PENDING_FILE
-        self._pending = self._load_pending()
+        self._pending, seq = self._load_pending()
+        self._saved: tuple[set[str], int] | None = (set(self._pending), seq or 0)
+        if seq is None:  # no file yet: the rollouts from now on (none recorded before)
+            self._saved = None
+            latest = fleet.events(latest=True, limit=1)
+            seq = latest[0].seq if latest else 0
+        self._seq = seq
 
-    def _load_pending(self) -> set[str]:
-        """The nodes triggered in a round that did not finish (module docs)."""
+    def _load_pending(self) -> tuple[set[str], int | None]:
+        """The nodes triggered in a round that did not finish, and the fleet's event up to
+        which the rollouts were read (module docs); ``None``: no file."""
         try:
             data = read_limited(self._pending_path, _MAX_PENDING)
         except FileNotFoundError:
-            return set()
+            return set(), None
         except (OSError, IronrootError) as exc:  # every node then: nothing triggered is lost
             _log.warning("%s cannot be read (%s): every node is triggered", self._pending_path, exc)
-            return {r.id for r in self.fleet.records()}
+            return {r.id for r in self.fleet.records()}, 0
         try:
-            nodes = json.loads(data)["nodes"]
-            return {n for n in nodes if isinstance(n, str)}
-        except (ValueError, TypeError, KeyError) as exc:
+            doc = json.loads(data)
+            nodes, seq = doc["nodes"], doc.get("seq", 0)
+            if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
+                raise ValueError("the event it read up to is not a count")
+            return {n for n in nodes if isinstance(n, str)}, seq
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
             _log.warning("%s is damaged (%s): every node is triggered", self._pending_path, exc)
-            return {r.id for r in self.fleet.records()}
+            return {r.id for r in self.fleet.records()}, 0
 
-    def _save_pending(self, nodes: set[str]) -> None:
-        if nodes == self._pending:
+    def _rolled_out(self) -> tuple[set[str], int]:
+        """The nodes with a ``rollout-update`` event after the one read up to, and the last
+        such event: a rollout changed their firmware, their attestation is not current."""
+        nodes: set[str] = set()
+        seq = self._seq
+        while True:
+            events = self.fleet.events(kind="rollout-update", since=seq, limit=1000)
+            nodes |= {e.node for e in events if e.node is not None}
+            if events:
+                seq = events[-1].seq
+            if len(events) < 1000:
+                return nodes, seq
+
+    def _save_pending(self, nodes: set[str], seq: int) -> None:
+        if self._saved == (nodes, seq):
             return
         try:
-            if nodes:
-                write_atomic(self._pending_path, json.dumps({"nodes": sorted(nodes)}).encode())
-            else:
-                with contextlib.suppress(FileNotFoundError):
-                    self._pending_path.unlink()
+            doc = {"nodes": sorted(nodes), "seq": seq}
+            write_atomic(self._pending_path, json.dumps(doc).encode())
         except OSError as exc:  # the round fails, recorded; the scanner goes on
             raise StorageError(f"{self._pending_path} cannot be written: {exc.strerror}") from exc
-        self._pending = nodes
+        self._pending, self._seq, self._saved = nodes, seq, (set(nodes), seq)
 
     def _offset(self, node_id: str) -> float:
         fraction = int.from_bytes(hashlib.sha256(node_id.encode()).digest()[:4], "big") / 2**32
@@ -345,8 +367,9 @@ class Scanner:
         known = {r.id for r in self.fleet.records()}
         # the triggered nodes are written down before any is attested: a round cut short
         # (killed, a crash) leaves them to the next scanner, whose monitor is past them
-        triggered = sorted((set(self.triggered(events)) | self._pending) & known)
-        self._save_pending(set(triggered))
+        rolled_out, seq = self._rolled_out()
+        triggered = sorted((set(self.triggered(events)) | self._pending | rolled_out) & known)
+        self._save_pending(set(triggered), seq)
         reasons.update(dict.fromkeys(triggered, "triggered"))
         statuses: dict[str, str] = {}
         failures: dict[str, str] = {}
@@ -370,7 +393,7 @@ class Scanner:
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
             list(pool.map(one, sorted(reasons)))
         # a triggered node stays triggered until an attestation of it ends (its status)
-        self._save_pending(set(triggered) - set(statuses))
+        self._save_pending(set(triggered) - set(statuses), seq)
         report = ScanReport(
             now.astimezone(dt.UTC).isoformat().replace("+00:00", "Z"),
             reasons,
