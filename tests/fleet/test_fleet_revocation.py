@@ -24,7 +24,7 @@ from tests.platform.node_world import NOW, OTHER, VENDOR, World, make_world
 from ironroot.attestation import AR4SI, TrustTier, verify_ear
 from ironroot.cose import create_statement
 from ironroot.crypto import Algorithm, PrivateKey, load_certificate
-from ironroot.errors import AdmissionDenied, MalformedCertificate, UnknownIssuer
+from ironroot.errors import AdmissionDenied, MalformedCertificate, StorageError, UnknownIssuer
 from ironroot.fleet import (
     CRL_CONTENT_TYPE,
     AdmissionAuthority,
@@ -264,14 +264,16 @@ def test_a_new_crl_file_triggers_the_scan(
     assert chained.poll() == ["log event"]
 
 
+@pytest.mark.parametrize("revoked", ["leaf", "device-ca"])
 def test_a_revoked_spdm_device_certificate_is_refused(
-    aw: AdmissionWorld, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    aw: AdmissionWorld, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, revoked: str
 ) -> None:
     """The devices' CA keys are kept (DeviceIdentity.generate drops them): the NIC's device
-    CA revokes the NIC's certificate (its DeviceID, the SPDM leaf)."""
+    CA revokes the NIC's certificate (its DeviceID, the SPDM leaf); or the root revokes the
+    device CA (the intermediate), which takes every certificate under it."""
     from ironroot.spdm import _identity
 
-    cas: dict[str, tuple[bytes, PrivateKey]] = {}
+    cas: dict[str, tuple[bytes, PrivateKey, bytes, PrivateKey]] = {}
 
     def generate(
         cls: type[DeviceIdentity],
@@ -311,17 +313,21 @@ def test_a_revoked_spdm_device_certificate_is_refused(
             path_length=None,
             **common,
         )
-        cas[common_name] = (ca, ca_key)
+        cas[common_name] = (root, root_key, ca, ca_key)
         return cls(key, (root, ca, leaf))
 
     monkeypatch.setattr(DeviceIdentity, "generate", classmethod(generate))
-    fleet, authority = aw.fleet(tmp_path / "fleet", 1)
+    fleet, authority = aw.fleet(tmp_path / "fleet", 1, fresh=True)  # keys kept: made here
     monkeypatch.undo()
     assert attest_node(fleet, "node-0001", now=NOW, authority=authority).status == "admitted"
-    ca, ca_key = cas["Platform device nic"]
+    root, root_key, ca, ca_key = cas["Platform device nic"]
     device = PlatformDevice.open(fleet.directory / "nodes" / "node-0001" / "devices", "nic")
-    leaf = load_certificate(device.chain[-1], der_only=True)
-    add_crl(fleet, _crl(ca, ca_key, leaf.serial_number), now=NOW)
+    if revoked == "leaf":
+        leaf = load_certificate(device.chain[-1], der_only=True)
+        add_crl(fleet, _crl(ca, ca_key, leaf.serial_number), now=NOW)
+    else:
+        intermediate = load_certificate(ca, der_only=True)
+        add_crl(fleet, _crl(root, root_key, intermediate.serial_number), now=NOW)
     reasons = _refused(fleet, authority, "node-0001", "nic")
     assert any("revoked: certificate" in r and "Platform device nic" in r for r in reasons)
 
@@ -732,3 +738,73 @@ def test_an_spdm_chain_recorded_without_its_root_is_still_checked_for_revocation
         reason = crls.revoked(_spdm_chain(evidence, device.root), ())
         assert reason.startswith("revoked: certificate ")
         assert "Ironroot Test Device" in reason
+
+
+def test_a_crl_added_while_the_scanner_was_down_triggers_after_its_restart(
+    aw: AdmissionWorld, fleet: tuple[Fleet, AdmissionAuthority]
+) -> None:
+    """Old behaviour: ``RevocationWatch`` took the CRLs there when it started as seen, so a
+    CRL added while ``fleet serve --scan`` was down (or between its crash and its restart)
+    triggered nothing: the revoked node kept its credential until its period came round."""
+    fleet_, authority = fleet
+    first = RevocationWatch(fleet_, authority.endorsements)
+    assert first.poll() == []  # the service ran, then stopped
+    ca = aw.vendor_ca
+    add_crl(
+        fleet_, _crl(ca.ecc_certificate, ca.ecc_key, _idevid_serial(fleet_, "node-0001")), now=NOW
+    )
+    restarted = RevocationWatch(fleet_, authority.endorsements)
+    events = restarted.poll()
+    assert [e.sub for e in events] == [fleet_.node_class("node-7").trust.platform]
+    assert restarted.poll() == []
+    report = Scanner(fleet_, scan_attest(fleet_, authority), period=86400).scan(LATER, events)
+    assert report.quarantined == ["node-0001"]
+    assert RevocationWatch(fleet_, authority.endorsements).poll() == []  # seen, once
+
+
+def test_a_review_added_as_an_endorsement_triggers_the_scan(
+    aw: AdmissionWorld, tmp_path: Path
+) -> None:
+    """Old behaviour: only a CRL among the added endorsements triggered a round; a SAFE review
+    with a new high finding added with ``fleet attest --endorse`` (or a reference value)
+    changes appraisal as much, yet the nodes it refuses stayed admitted for a period."""
+    from tests.fleet.admission_world import PROVIDER
+    from tests.platform.node_world import sfr_report
+
+    from ironroot.firmware import FirmwareBundle
+    from ironroot.safe import sfr_statement, sign_report
+
+    fleet_, authority = aw.fleet(tmp_path / "fleet", 2, klass=aw.node_class(safe="medium"))
+    for node in fleet_.node_ids():  # the BMC's release is reviewed, clean
+        assert attest_node(fleet_, node, now=NOW, authority=authority).status == "admitted"
+    watch = RevocationWatch(fleet_, authority.endorsements)
+    assert watch.poll() == []
+    bmc = fleet_.node_class("node-7").images["bmc"]
+    digest = FirmwareBundle.parse(bmc).manifest_digest()
+    sfr = sign_report(sfr_report(digest, (9.8,)), aw.provider, PROVIDER)
+    statement = sfr_statement(sfr, aw.world.other_key, iss=OTHER)
+    authority.add_endorsement(aw.world.trusted.register(statement).transparent_statement, now=NOW)
+    events = watch.poll()
+    assert [e.sub for e in events] == [fleet_.node_class("node-7").trust.platform]
+    report = Scanner(fleet_, scan_attest(fleet_, authority), period=86400).scan(LATER, events)
+    assert set(report.reasons.values()) == {"triggered"}
+    assert report.quarantined == fleet_.node_ids()
+
+
+def test_a_watch_state_that_cannot_be_written_is_a_storage_error(
+    aw: AdmissionWorld, fleet: tuple[Fleet, AdmissionAuthority]
+) -> None:
+    """``admission/watched.json`` that cannot be written fails the poll with ``StorageError``
+    (the scanner records the round and goes on), never an ``OSError`` ending its thread; what
+    was added is reported once it can be written."""
+    fleet_, authority = fleet
+    watch = RevocationWatch(fleet_, authority.endorsements)
+    state = fleet_.directory / "admission" / "watched.json"
+    state.unlink()
+    state.mkdir()
+    ca = aw.vendor_ca
+    add_crl(fleet_, _crl(ca.ecc_certificate, ca.ecc_key, 7), now=NOW)
+    with pytest.raises(StorageError):
+        watch.poll()
+    state.rmdir()
+    assert [e.crl for e in watch.poll()] != []

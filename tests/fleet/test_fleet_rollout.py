@@ -760,3 +760,36 @@ def test_a_rollout_killed_after_recording_an_interruption_does_not_record_it_twi
     assert not marker.exists()
     events = [e for e in fleet.events(node="node-0001") if e.kind == "rollout-interrupted"]
     assert len(events) == 1
+
+
+def test_the_nodes_a_rollout_updated_are_attested_in_the_scanners_next_round(
+    world: World, ops: Ops, tmp_path: Path
+) -> None:
+    """Old behaviour: a rollout changes a node's firmware and nothing re-attests it: the node
+    kept the status and the credential its old firmware earned until its period came round
+    (an install appraisal refuses was admitted for up to a period; a quarantined node that
+    the rollout fixed waited as long). Each node with a ``rollout-update`` event since the
+    scanner last looked (kept in ``scan-pending.json``, so a restart between does not lose
+    it) is triggered in the next round."""
+    import datetime as dt
+
+    from ironroot.fleet import Scanner
+
+    fleet, _ = make_fleet(world, tmp_path / "fleet", 3)
+    seen: list[str] = []
+
+    def attest(node_id: str, now: dt.datetime) -> str:
+        seen.append(node_id)
+        stamp = now.isoformat().replace("+00:00", "Z")
+        fleet.set_status(node_id, "admitted", "scan", now=now, last_attested=stamp)
+        return "admitted"
+
+    Scanner(fleet, attest, period=86400).scan(NOW)  # every node attested: none due for a day
+    publish(world, ops, fleet, {"host": "2.0"})
+    update(world, fleet, "node-0002", "host", "2.0")  # already there: skipped
+    report = rollout(fleet, releases(world, fleet), now=NOW, wave_size=1)
+    assert report.with_outcome("updated") == ("node-0001", "node-0003")
+    restarted = Scanner(fleet, attest, period=86400)  # a scanner (re)started after it
+    later = NOW + dt.timedelta(seconds=10)
+    assert restarted.scan(later).reasons == dict.fromkeys(["node-0001", "node-0003"], "triggered")
+    assert restarted.scan(later + dt.timedelta(seconds=10)).reasons == {}  # once

@@ -342,3 +342,131 @@ def test_the_scanner_runs_its_maintenance_after_each_round(fleet: Fleet) -> None
 
     report = Scanner(fleet, attest, maintain=failing).scan(NOW)  # type: ignore[arg-type]
     assert report.failures == {}
+
+
+def test_a_review_logged_under_another_encoding_of_the_firmware_digest_triggers_the_class(
+    world: World, tmp_path: Path
+) -> None:
+    """A SAFE review statement's subject is accepted whatever the case of its digest
+    (``SHA384:<HEX>``) and under the SFR's SHA-512 too (``sha512:<hex>``,
+    :func:`ironroot.safe.review_from_statement`): the same review must trigger the class, not
+    only one spelled ``sha384:<lower hex>`` — else a new high finding waits a period."""
+    import hashlib
+
+    from ironroot.cose import create_statement
+    from ironroot.firmware import FirmwareBundle
+    from ironroot.fleet import LogTriggers
+
+    fleet, _ = make_fleet(world, tmp_path / "fleet", 2)
+    triggers = LogTriggers(fleet, [world.urls["trusted"]], clock=lambda: NOW)
+    triggers.poll()  # what was logged before
+    klass = fleet.node_class(fleet.classes()[0])
+    manifest = FirmwareBundle.parse(klass.images["host"]).manifest.encode()
+    subjects = [
+        "SHA384:" + hashlib.sha384(manifest).hexdigest().upper(),
+        "sha512:" + hashlib.sha512(manifest).hexdigest(),
+    ]
+    _, attest = _boot_attest(fleet)
+    scanner = Scanner(fleet, attest)  # type: ignore[arg-type]
+    for subject in subjects:
+        assert scanner.triggered([_event(OTHER, subject)]) == fleet.node_ids(), subject
+    for subject in subjects:
+        review = create_statement(
+            world.other_key, b"a review", iss=OTHER, sub=subject, content_type="text/plain"
+        )
+        world.trusted.register(review)
+    found = triggers.poll()
+    assert sorted(e.sub for e in found) == sorted(subjects)
+    assert scanner.triggered(found) == fleet.node_ids()
+
+
+def test_a_trigger_polled_in_a_round_that_fails_is_not_lost(
+    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Old behaviour: ``follow`` polled the logs (the monitor then stands past the new
+    statements) and the round failed (the registry unreadable a moment): the statements were
+    dropped, and the nodes they concern waited a period for their re-attestation."""
+    fleet, _ = make_fleet(world, tmp_path / "fleet", 2)
+    _, attest = _boot_attest(fleet)
+    scanner = Scanner(fleet, attest, period=86400)  # type: ignore[arg-type]
+    scanner.scan(NOW)  # every node attested: none due for a day
+    polls = iter([[_event(VENDOR, "pkg:unrelated")], []])
+    records = fleet.records
+    failures = iter([StorageError("the registry is locked", code="registry-busy")])
+
+    def flaky() -> object:
+        failure = next(failures, None)
+        if failure is not None:
+            raise failure
+        return records()
+
+    monkeypatch.setattr(fleet, "records", flaky)
+    reports: list[object] = []
+    when = iter([NOW + dt.timedelta(seconds=10), NOW + dt.timedelta(seconds=20)])
+    scanner.follow(
+        clock=lambda: next(when),
+        poll=lambda: next(polls),
+        interval=0,
+        rounds=2,
+        on_report=reports.append,
+    )
+    assert fleet.events(kind="scan-round-failed")[-1].detail["code"] == "registry-busy"
+    assert [r.reasons for r in reports] == [dict.fromkeys(fleet.node_ids(), "triggered")]  # type: ignore[attr-defined]
+
+
+def test_nodes_triggered_in_a_round_cut_short_are_attested_after_a_restart(
+    world: World, tmp_path: Path
+) -> None:
+    """Old behaviour: the monitor stands past the statements a round was triggered by; the
+    process died in that round (killed, a crash) and the scanner started again knew nothing
+    of them: the nodes not yet attested waited a period."""
+    fleet, _ = make_fleet(world, tmp_path / "fleet", 3)
+    _, attest = _boot_attest(fleet)
+    Scanner(fleet, attest, period=86400).scan(NOW)  # type: ignore[arg-type]
+
+    def dies(node_id: str, now: dt.datetime) -> str:
+        raise SystemExit("killed")
+
+    later = NOW + dt.timedelta(seconds=10)
+    with pytest.raises(SystemExit):
+        Scanner(fleet, dies, period=86400, concurrency=1).scan(later, [_event(VENDOR, "x")])
+    restarted = Scanner(fleet, attest, period=86400)  # type: ignore[arg-type]
+    report = restarted.scan(later + dt.timedelta(seconds=10))
+    assert report.reasons == dict.fromkeys(fleet.node_ids(), "triggered")
+    assert restarted.scan(later + dt.timedelta(seconds=20)).reasons == {}  # once
+
+
+def test_triggered_nodes_that_cannot_be_written_down_fail_the_round_not_the_scanner(
+    world: World, tmp_path: Path
+) -> None:
+    """``scan-pending.json`` that cannot be written (a full disk, a read-only folder) is a
+    ``StorageError`` the round records (``scan-round-failed``), never an ``OSError`` that
+    would end the scanner's thread while the planes serve."""
+    fleet, _ = make_fleet(world, tmp_path / "fleet", 1)
+    _, attest = _boot_attest(fleet)
+    scanner = Scanner(fleet, attest, period=86400)  # type: ignore[arg-type]
+    scanner.scan(NOW)
+    pending = fleet.directory / "scan-pending.json"
+    pending.unlink(missing_ok=True)
+    pending.mkdir()  # a rename over it fails: EISDIR
+    when = iter([NOW + dt.timedelta(seconds=10)])
+    scanner.follow(
+        clock=lambda: next(when), poll=lambda: [_event(VENDOR, "x")], interval=0, rounds=1
+    )
+    assert fleet.events(kind="scan-round-failed")[-1].detail["code"] == "storage"
+
+
+@pytest.mark.parametrize("stamp", ["not a time", "2026-06-01T12:00:00"])
+def test_a_last_attestation_that_is_no_aware_time_makes_the_node_due(
+    world: World, tmp_path: Path, stamp: str
+) -> None:
+    """Old behaviour: a registry's ``last_attested`` that does not parse (``ValueError``) or
+    names no time zone (``TypeError`` subtracting it from ``now``) raised out of the round, an
+    untyped error ``follow`` does not survive: the scanner's thread ended while the planes
+    served. Such a node is due (its last attestation is not known to be recent)."""
+    fleet, _ = make_fleet(world, tmp_path / "fleet", 2)
+    _, attest = _boot_attest(fleet)
+    scanner = Scanner(fleet, attest, period=86400)  # type: ignore[arg-type]
+    scanner.scan(NOW)
+    fleet.set_status("node-0001", "admitted", "damaged", now=NOW, last_attested=stamp)
+    assert scanner.due(NOW + dt.timedelta(seconds=10)) == ["node-0001"]

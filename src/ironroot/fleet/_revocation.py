@@ -68,7 +68,8 @@ anywhere nothing is parsed: the check costs nothing.
 
 :class:`RevocationWatch` is a scanner trigger: its ``poll`` reports each CRL added since it
 last looked (a file in ``admission/crls/``, new or written again in place — the CRLs are read
-again then too —, or a CRL statement among the added endorsements) as
+again then too —, or any added endorsement: a CRL statement, a review, reference values; what
+it reported is kept in ``admission/watched.json``, so one added while no watch ran counts) as
 an event concerning every class, so the scanner re-attests their nodes in its next round — as
 a new statement on the log does through :class:`~ironroot.fleet.LogTriggers` (a CRL statement
 by a class's issuer is such a statement).
@@ -81,6 +82,7 @@ import binascii
 import datetime as dt
 import hashlib
 import hmac
+import json
 import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -105,7 +107,13 @@ from ironroot.cose import (
 )
 from ironroot.crypto import check_crl, crl_covers, load_certificate, load_crls
 from ironroot.ear import tier_of
-from ironroot.errors import ChainNotTrusted, IronrootError, LimitExceeded, MalformedCertificate
+from ironroot.errors import (
+    ChainNotTrusted,
+    IronrootError,
+    LimitExceeded,
+    MalformedCertificate,
+    StorageError,
+)
 from ironroot.platform import unwrap_witnessed
 from ironroot.rot import DiceCertificate, parse_certificate
 from ironroot.spdm import CertificateChain, SpdmEvidence
@@ -608,17 +616,34 @@ class Revocations:
 
 @dataclass(frozen=True, slots=True)
 class RevocationEvent:
-    """A new CRL, as the scanner's trigger: it concerns the class whose platform is ``sub``."""
+    """A new CRL or endorsement, as the scanner's trigger: it concerns the class whose
+    platform is ``sub``; ``crl`` is the label of what was added (a file of
+    ``admission/crls/``, or an added endorsement: a CRL statement, a review, reference
+    values)."""
 
     crl: str
     sub: str
     iss: str | None = None
 
 
+WATCH_STATE: Final = ("admission", "watched.json")
+"""Where :class:`RevocationWatch` keeps what it has reported (survives a restart)."""
+_WATCH_FORMAT: Final = 1
+_MAX_WATCH_STATE: Final = 16 * 1024 * 1024
+
+Seen = set[tuple[str, str]]
+
+
 class RevocationWatch:
-    """Reports the CRLs added since the last poll (module docs), for ``Scanner.follow(poll=…)``:
-    ``added`` returns the fleet's added endorsements (``AdmissionAuthority.endorsements``);
-    ``then``, another poll (``LogTriggers.poll``) whose events come first."""
+    """Reports the CRLs and endorsements added since the last poll (module docs), for
+    ``Scanner.follow(poll=…)``: ``added`` returns the fleet's added endorsements
+    (``AdmissionAuthority.endorsements``); ``then``, another poll (``LogTriggers.poll``)
+    whose events come first.
+
+    What it has reported is kept in ``admission/watched.json``: a watch started again (the
+    service restarted, or after a crash) reports what was added while none ran. The first
+    watch of a fleet (no such file) takes what is there as seen; a file that cannot be read
+    is taken as having seen nothing (every class is triggered once)."""
 
     def __init__(
         self,
@@ -630,20 +655,53 @@ class RevocationWatch:
         self.fleet = fleet
         self._added = added
         self._then = then
-        self._seen = self._current()
+        self._path = fleet.directory.joinpath(*WATCH_STATE)
+        seen = self._load()
+        if seen is None:  # the fleet's first watch: what is there is what it starts from
+            seen = self._current()
+            self._save(seen)
+        self._seen = seen
 
-    def _current(self) -> set[tuple[str, tuple[int, int]]]:
-        names = {(f"admission/crls/{p.name}", _stamp(p)) for p in _crl_files(self.fleet)}
-        added = self._added()
-        names |= {(label, (0, 0)) for label, data in added if _statement_crl(data) is not None}
+    def _load(self) -> Seen | None:
+        try:
+            data = read_limited(self._path, _MAX_WATCH_STATE)
+        except FileNotFoundError:
+            return None
+        except (OSError, IronrootError) as exc:
+            _log.warning("%s cannot be read (%s): every class is triggered", self._path, exc)
+            return set()
+        try:
+            doc = json.loads(data)
+            if doc.get("format") != _WATCH_FORMAT:
+                raise ValueError("not format 1")
+            return {(str(label), str(stamp)) for label, stamp in doc["seen"]}
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            _log.warning("%s is damaged (%s): every class is triggered", self._path, exc)
+            return set()
+
+    def _save(self, seen: Seen) -> None:
+        doc = {"format": _WATCH_FORMAT, "seen": sorted([label, stamp] for label, stamp in seen)}
+        try:
+            make_dirs(self._path.parent)
+            write_atomic(self._path, json.dumps(doc).encode(), mode=0o600)
+        except OSError as exc:  # a scan round that fails, recorded; the scanner goes on
+            raise StorageError(f"{self._path} cannot be written: {exc.strerror}") from exc
+
+    def _current(self) -> Seen:
+        names = {
+            (f"admission/crls/{p.name}", "{}:{}".format(*_stamp(p))) for p in _crl_files(self.fleet)
+        }
+        names |= {(label, hashlib.sha256(data).hexdigest()) for label, data in self._added()}
         return names
 
     def poll(self) -> list[Any]:
-        """The other poll's events, then one event per class for each CRL added (or a file
-        written again in place) since the last poll."""
+        """The other poll's events, then one event per class for each CRL or endorsement
+        added (or a file written again in place) since the last poll."""
         before = list(self._then()) if self._then is not None else []
         current = self._current()
         new = sorted({label for label, _ in current - self._seen})
+        if current != self._seen:
+            self._save(current)
         self._seen = current
         platforms = sorted({self.fleet.node_class(c).trust.platform for c in self.fleet.classes()})
         return [*before, *(RevocationEvent(crl, platform) for crl in new for platform in platforms)]

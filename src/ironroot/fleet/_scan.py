@@ -16,9 +16,10 @@ Which nodes, in one round (:meth:`Scanner.scan`):
 * **triggered**: when a :class:`~ironroot.monitor.Monitor` following the trusted logs reports
   new statements, every node of a class the statement concerns — its issuer publishes for the
   class (any component, PFMs), or its subject names the class's platform, its desired state,
-  one of its firmware products, or (a SAFE review) the ``sha384:`` digest of firmware the
-  class runs: its images, and the active images its nodes' RoTs journaled (after an update
-  or a rollout the class no longer runs its baseline images). A new revocation, SVN minimum,
+  one of its firmware products, or (a SAFE review) the ``sha384:`` or ``sha512:`` digest,
+  in any case, of the manifest of firmware the class runs: its images, and the active images
+  its nodes' RoTs journaled (after an update or a rollout the class no longer runs its
+  baseline images). A new revocation, SVN minimum,
   review with a new finding or reference value therefore reaches the nodes it concerns in
   the round after it is logged, not a period later.
 
@@ -28,7 +29,12 @@ round: ``scan-failed``, a node's failures for one reason within :data:`FAILED_WI
 event with a ``count``, its latest :data:`FAILED_KEPT` kept — a failing node is due again at
 every round). :meth:`Scanner.follow` runs rounds until stopped; a round that raises a typed error
 (its ``poll``, the registry, the event log) is recorded as a ``scan-round-failed`` event and
-the next round runs.
+the next round runs, triggered by the statements the failed one polled too. The nodes a round
+triggers are written to :data:`PENDING_FILE` in the fleet before any is attested and stay there
+until an attestation of each ends, so a scanner started after a round was cut short (killed,
+a crash: the monitor is already past the statements) attests them in its first round. A
+rollout triggers too: every node with a ``rollout-update`` fleet event after the one the file
+says was read (its firmware changed: its attestation is not current).
 
 :class:`LogTriggers` is the ``poll`` of a scanner that follows logs: a
 :class:`~ironroot.monitor.Monitor` (its verified state in the fleet's ``monitor.db``) watching
@@ -42,8 +48,10 @@ monitor reads the entries it verified before again for a newly watched subject, 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
+import json
 import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping
@@ -51,7 +59,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
-from ironroot.errors import ConfigError, IronrootError
+from ironroot._fileio import read_limited, write_atomic
+from ironroot.errors import ConfigError, IronrootError, StorageError
 from ironroot.fleet._fleet import Fleet, NodeClass
 
 __all__ = ["LogTriggers", "ScanReport", "Scanner", "affected_classes"]
@@ -64,6 +73,9 @@ DEFAULT_CONCURRENCY: Final = 4
 FAILED_WINDOW: Final = 3600
 """Seconds within which a node's failed attestations for one reason are one ``scan-failed``
 event (with a ``count``)."""
+PENDING_FILE: Final = "scan-pending.json"
+"""The nodes triggered in a round not finished yet (a restarted scanner attests them)."""
+_MAX_PENDING: Final = 16 * 1024 * 1024
 FAILED_KEPT: Final = 100
 """The ``scan-failed`` events a node keeps (the latest)."""
 
@@ -106,9 +118,20 @@ class ScanReport:
         }
 
 
+def _firmware_subjects(manifest: bytes) -> set[str]:
+    """The subjects a SAFE review of firmware with this manifest may be logged under:
+    ``sha384:`` and ``sha512:`` of the manifest, lowercase hex (a review statement's subject is
+    either hash of its SFR, in any case: :func:`ironroot.safe.review_from_statement`;
+    compared through :meth:`ironroot.monitor.Watch.fold_subject`)."""
+    return {
+        "sha384:" + hashlib.sha384(manifest).hexdigest(),
+        "sha512:" + hashlib.sha512(manifest).hexdigest(),
+    }
+
+
 def _subjects(klass: NodeClass) -> set[str]:
     """The statement subjects that concern a class: its platform, each image's product (the
-    subjects of its logged statements) and ``sha384:`` of each image's manifest."""
+    subjects of its logged statements) and ``sha384:``/``sha512:`` of each image's manifest."""
     from ironroot.cose import SignedStatement
     from ironroot.firmware import FirmwareBundle
     from ironroot.fleet._desired import desired_subject
@@ -116,11 +139,8 @@ def _subjects(klass: NodeClass) -> set[str]:
 
     subjects = {klass.trust.platform, desired_subject(klass.name)}
     for name, image in klass.images.items():
-        try:
-            manifest = FirmwareBundle.parse(image).manifest.encode()
-            subjects.add("sha384:" + hashlib.sha384(manifest).hexdigest())
-        except IronrootError:
-            pass
+        with contextlib.suppress(IronrootError):  # an image that does not parse names nothing
+            subjects |= _firmware_subjects(FirmwareBundle.parse(image).manifest.encode())
         for data in klass.statements.get(name, ()):
             try:  # a witnessed statement (the platform requires witnesses): the one in it
                 sub = SignedStatement.parse(unwrap_witnessed(data)).claims.sub
@@ -143,7 +163,7 @@ class _Running:
     def __init__(self, fleet: Fleet) -> None:
         self.fleet = fleet
         self._lock = threading.Lock()
-        self._known: dict[bytes, str] = {}
+        self._known: dict[bytes, set[str]] = {}
 
     def subjects(self) -> dict[str, set[str]]:
         from ironroot.firmware import FirmwareBundle
@@ -162,18 +182,18 @@ class _Running:
                 if image is None:
                     continue
                 with self._lock:
-                    subject = self._known.get(image.sha384)
-                if subject is None:
+                    subjects = self._known.get(image.sha384)
+                if subjects is None:
                     try:
                         bundle = FirmwareBundle.parse(platform.active_image(name))
                     except IronrootError:
                         continue
-                    subject = "sha384:" + bundle.manifest_digest().hex()
+                    subjects = _firmware_subjects(bundle.manifest.encode())
                     with self._lock:
                         if len(self._known) >= self._MAX_KNOWN:
                             self._known.clear()
-                        self._known[image.sha384] = subject
-                found.add(subject)
+                        self._known[image.sha384] = subjects
+                found |= subjects
         return out
 
 
@@ -186,6 +206,8 @@ def affected_classes(
     """The names of the classes the statements concern (see the module docstring);
     ``running``: class -> the ``sha384:`` subjects of the firmware its nodes run now, beyond
     the class's own images."""
+    from ironroot.monitor import Watch
+
     out: set[str] = set()
     events = list(events)
     if not events:
@@ -193,9 +215,18 @@ def affected_classes(
     for klass in classes:
         issuers = set().union(*klass.trust.issuers.values()) if klass.trust.issuers else set()
         subjects = _subjects(klass) | set((running or {}).get(klass.name, ()))
-        if any((e.iss in issuers) or (e.sub in subjects) for e in events):
+        if any((e.iss in issuers) or (Watch.fold_subject(e.sub) in subjects) for e in events):
             out.add(klass.name)
     return out
+
+
+def _distinct(events: Iterable[StatementEvent]) -> list[StatementEvent]:
+    """One event per (iss, sub): what triggers reads of them (bounds what a run of failed
+    rounds carries)."""
+    out: dict[tuple[str | None, str | None], StatementEvent] = {}
+    for event in events:
+        out.setdefault((event.iss, event.sub), event)
+    return list(out.values())
 
 
 class Scanner:
@@ -239,6 +270,57 @@ class Scanner:
         :meth:`~ironroot.fleet.CredentialStore.prune`); a failure is logged, not the round's."""
         self._stop = threading.Event()
         self._running = _Running(fleet)
+        self._pending_path = fleet.directory / PENDING_FILE
+        self._pending, seq = self._load_pending()
+        self._saved: tuple[set[str], int] | None = (set(self._pending), seq or 0)
+        if seq is None:  # no file yet: the rollouts from now on (none recorded before)
+            self._saved = None
+            latest = fleet.events(latest=True, limit=1)
+            seq = latest[0].seq if latest else 0
+        self._seq = seq
+
+    def _load_pending(self) -> tuple[set[str], int | None]:
+        """The nodes triggered in a round that did not finish, and the fleet's event up to
+        which the rollouts were read (module docs); ``None``: no file."""
+        try:
+            data = read_limited(self._pending_path, _MAX_PENDING)
+        except FileNotFoundError:
+            return set(), None
+        except (OSError, IronrootError) as exc:  # every node then: nothing triggered is lost
+            _log.warning("%s cannot be read (%s): every node is triggered", self._pending_path, exc)
+            return {r.id for r in self.fleet.records()}, 0
+        try:
+            doc = json.loads(data)
+            nodes, seq = doc["nodes"], doc.get("seq", 0)
+            if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
+                raise ValueError("the event it read up to is not a count")
+            return {n for n in nodes if isinstance(n, str)}, seq
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            _log.warning("%s is damaged (%s): every node is triggered", self._pending_path, exc)
+            return {r.id for r in self.fleet.records()}, 0
+
+    def _rolled_out(self) -> tuple[set[str], int]:
+        """The nodes with a ``rollout-update`` event after the one read up to, and the last
+        such event: a rollout changed their firmware, their attestation is not current."""
+        nodes: set[str] = set()
+        seq = self._seq
+        while True:
+            events = self.fleet.events(kind="rollout-update", since=seq, limit=1000)
+            nodes |= {e.node for e in events if e.node is not None}
+            if events:
+                seq = events[-1].seq
+            if len(events) < 1000:
+                return nodes, seq
+
+    def _save_pending(self, nodes: set[str], seq: int) -> None:
+        if self._saved == (nodes, seq):
+            return
+        try:
+            doc = {"nodes": sorted(nodes), "seq": seq}
+            write_atomic(self._pending_path, json.dumps(doc).encode())
+        except OSError as exc:  # the round fails, recorded; the scanner goes on
+            raise StorageError(f"{self._pending_path} cannot be written: {exc.strerror}") from exc
+        self._pending, self._seq, self._saved = nodes, seq, (set(nodes), seq)
 
     def _offset(self, node_id: str) -> float:
         fraction = int.from_bytes(hashlib.sha256(node_id.encode()).digest()[:4], "big") / 2**32
@@ -253,7 +335,14 @@ class Scanner:
             if record.last_attested is None:
                 out.append(record.id)
                 continue
-            last = dt.datetime.fromisoformat(record.last_attested.replace("Z", "+00:00"))
+            try:
+                last = dt.datetime.fromisoformat(record.last_attested.replace("Z", "+00:00"))
+            except ValueError:
+                last = None
+            if last is None or last.tzinfo is None:  # damaged: not known to be recent
+                _log.warning("%s: last attestation %r is no time", record.id, record.last_attested)
+                out.append(record.id)
+                continue
             age = (now - last).total_seconds()
             # an attestation dated after now (a clock stepped back) is not a recent one
             if age < 0 or age >= self.period - self._offset(record.id):
@@ -275,7 +364,12 @@ class Scanner:
     def scan(self, now: dt.datetime, events: Iterable[StatementEvent] = ()) -> ScanReport:
         """One round: attest the due and the triggered nodes, ``concurrency`` at a time."""
         reasons = dict.fromkeys(self.due(now), "due")
-        triggered = self.triggered(events)
+        known = {r.id for r in self.fleet.records()}
+        # the triggered nodes are written down before any is attested: a round cut short
+        # (killed, a crash) leaves them to the next scanner, whose monitor is past them
+        rolled_out, seq = self._rolled_out()
+        triggered = sorted((set(self.triggered(events)) | self._pending | rolled_out) & known)
+        self._save_pending(set(triggered), seq)
         reasons.update(dict.fromkeys(triggered, "triggered"))
         statuses: dict[str, str] = {}
         failures: dict[str, str] = {}
@@ -298,6 +392,8 @@ class Scanner:
 
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
             list(pool.map(one, sorted(reasons)))
+        # a triggered node stays triggered until an attestation of it ends (its status)
+        self._save_pending(set(triggered) - set(statuses), seq)
         report = ScanReport(
             now.astimezone(dt.UTC).isoformat().replace("+00:00", "Z"),
             reasons,
@@ -334,15 +430,21 @@ class Scanner:
         """Scan every ``interval`` seconds (``poll`` returns the log's new statements, e.g.
         from a monitor) until :meth:`stop` or ``rounds`` rounds."""
         done = 0
+        carried: list[StatementEvent] = []
         while not self._stop.is_set() and (rounds is None or done < rounds):
             now = clock()
+            events = carried
             try:
-                report = self.scan(now, poll())
+                events = _distinct([*carried, *poll()])
+                report = self.scan(now, events)
             except IronrootError as exc:
                 # a round that fails (its logs, the registry) is recorded and the next one
-                # runs: the scanner never stops on its own while the planes serve
+                # runs: the scanner never stops on its own while the planes serve; the
+                # statements it polled (the monitor is past them) trigger the next round
+                carried = events
                 self._round_failed(exc, now)
             else:
+                carried = []
                 if on_report is not None:
                     on_report(report)
             done += 1

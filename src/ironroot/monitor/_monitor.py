@@ -72,6 +72,7 @@ import dataclasses
 import hashlib
 import hmac
 import logging
+import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -131,6 +132,9 @@ issuer. A larger step, or a larger verified tree to read again, is refused with
 first look at a larger log, or a new watch on one, raises it (``--max-new-entries``)."""
 
 
+_DIGEST_SUBJECT: Final = re.compile(r"(?i:sha256|sha384|sha512):[0-9a-fA-F]{64,128}")
+
+
 @dataclass(frozen=True, slots=True)
 class Watch:
     """The statements to report: any whose ``iss`` is in ``issuers`` or ``sub`` in
@@ -151,9 +155,20 @@ class Watch:
             frozenset(v for w, v in items if w == "iss"),
         )
 
+    @staticmethod
+    def fold_subject(sub: str | None) -> str | None:
+        """``sub`` as a subject is compared: a firmware digest (``sha256:``, ``sha384:``,
+        ``sha512:`` and hex, as a SAFE review names what it reviews, in any case) in lowercase,
+        anything else as it is."""
+        if sub is not None and _DIGEST_SUBJECT.fullmatch(sub):
+            return sub.lower()
+        return sub
+
     def matches(self, iss: str | None, sub: str | None) -> list[str]:
-        """Why a statement is watched: ``["sub", "iss"]``, either or neither."""
-        hits = (("sub", sub in self.subjects), ("iss", iss in self.issuers))
+        """Why a statement is watched: ``["sub", "iss"]``, either or neither (a digest subject
+        in any case: :meth:`fold_subject`; watch digests in lowercase)."""
+        watched = sub in self.subjects or self.fold_subject(sub) in self.subjects
+        hits = (("sub", watched), ("iss", iss in self.issuers))
         return [what for what, hit in hits if hit]
 
 
