@@ -91,6 +91,7 @@ import psycopg
 import psycopg_pool
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
+from psycopg.pq import TransactionStatus
 
 from ironroot.errors import ConfigError, StaleBatch, StorageError, StoreUnavailable
 from ironroot.log._open import check_schema_name
@@ -677,23 +678,34 @@ class PostgresLogStore:
         def work(conn: psycopg.Connection[Any]) -> None:
             nonlocal committing
             committing = False
-            # Pipelined: the reads check_batch needs go in one round trip (after BEGIN and the
-            # state row's lock), the writes and the COMMIT in another.
-            with conn.pipeline(), conn.transaction():
-                if epoch is not None:
-                    _check_lease(conn, epoch)
-                view = _View.read(conn, batch)
-                if expected is not None and view.schema_version != expected:
-                    raise StorageError(
-                        f"the log schema at {self._where} is now at version "
-                        f"{view.schema_version}, not {expected} as when this store opened it "
-                        "(migrated by another Ironroot, or edited): refusing to write",
-                        code="store-schema",
-                    )
-                check_batch(batch, view)
-                with conn.cursor(binary=True) as cur:
-                    _apply(cur, batch)
-                committing = True  # what fails from here on is the writes' or COMMIT's reply
+            # Two round trips: BEGIN, the lease's and the state row's locks and the reads
+            # check_batch needs in one; the writes and the COMMIT in the other. Not
+            # conn.transaction(): in a pipeline it syncs after BEGIN, after the block and after
+            # COMMIT (three more round trips, each a wake-up of this thread).
+            try:
+                with conn.pipeline():
+                    conn.execute("BEGIN")
+                    lease = _queue_lease(conn) if epoch is not None else None
+                    view = _View.read(conn, batch, before=lambda: _check_lease(lease, epoch))
+                    if expected is not None and view.schema_version != expected:
+                        raise StorageError(
+                            f"the log schema at {self._where} is now at version "
+                            f"{view.schema_version}, not {expected} as when this store opened "
+                            "it (migrated by another Ironroot, or edited): refusing to write",
+                            code="store-schema",
+                        )
+                    check_batch(batch, view)
+                    with conn.cursor(binary=True) as cur:
+                        _apply(cur, batch)
+                    committing = True  # what fails from here on may follow the COMMIT
+                    conn.execute("COMMIT")
+            except BaseException:
+                # The transaction is open (a refusal) or failed (an error): end it here, so the
+                # connection goes back to the pool idle. Nothing to do on a lost connection.
+                if not conn.closed and conn.info.transaction_status in _IN_TRANSACTION:
+                    with contextlib.suppress(psycopg.Error):
+                        conn.execute("ROLLBACK")
+                raise
 
         # Once more on a fresh connection only when the transaction surely did not commit.
         self._run(work, retry=lambda: not committing)
@@ -708,13 +720,26 @@ class PostgresLogStore:
                 self._snapshot.close()
 
 
-def _check_lease(conn: psycopg.Connection[Any], epoch: int) -> None:
-    """Inside a write transaction: the sequencer lease is still at ``epoch`` (the row held
+_IN_TRANSACTION: Final = (
+    TransactionStatus.INTRANS,
+    TransactionStatus.INERROR,
+)
+
+
+def _queue_lease(conn: psycopg.Connection[Any]) -> psycopg.Cursor[Any]:
+    """Inside a write transaction, queue the read of the sequencer lease: the row held
     ``FOR KEY SHARE`` until commit, so no takeover, which takes it ``FOR UPDATE``, lands in
-    between; the holder's renewals, which change no key column, need not wait for the write)."""
-    row = conn.execute(
-        "SELECT epoch, holder FROM sequencer_lease WHERE id = 1 FOR KEY SHARE"
-    ).fetchone()
+    between; the holder's renewals, which change no key column, need not wait for the write.
+    It goes before the state row's lock (:func:`_check_lease` reads its answer)."""
+    return conn.execute("SELECT epoch, holder FROM sequencer_lease WHERE id = 1 FOR KEY SHARE")
+
+
+def _check_lease(cur: psycopg.Cursor[Any] | None, epoch: int | None) -> None:
+    """:class:`StaleBatch` unless the lease read by :func:`_queue_lease` is still at ``epoch``
+    (nothing to check without a lease)."""
+    if cur is None or epoch is None:
+        return
+    row = cur.fetchone()
     stored = None if row is None else _integer(row[0])
     if stored != epoch:
         raise StaleBatch(
@@ -917,6 +942,30 @@ def _apply_migrations(
             )
 
 
+_READ: Final = (
+    "SELECT (SELECT coalesce(max(version), 0) FROM schema_version), "
+    "ARRAY(SELECT sha256(entry) FROM entries WHERE sha256(entry) = ANY(%(ids)b)), "
+    "ARRAY(SELECT entry_id FROM pending WHERE entry_id = ANY(%(ids)b)), "
+    # one value per key asked for, in its order (NULL: no such tile)
+    "ARRAY(SELECT t.data FROM unnest(%(levels)b::smallint[], %(idxs)b::bigint[]) "
+    "WITH ORDINALITY AS k(level, idx, n) "
+    "LEFT JOIN tiles t ON t.level = k.level AND t.idx = k.idx ORDER BY k.n), "
+    "EXISTS(SELECT 1 FROM checkpoints WHERE size = %(size)b), "
+    "ARRAY(SELECT m.value FROM unnest(%(keys)s::text[]) WITH ORDINALITY AS k(key, n) "
+    "LEFT JOIN meta m ON m.key = k.key ORDER BY k.n)"
+)
+"""Everything :func:`check_batch` may ask about a batch, in one statement (after the lock)."""
+
+
+def _array(value: Any) -> list[Any]:
+    """An array column's value; a :class:`StorageError` for anything else."""
+    if isinstance(value, list):
+        return value
+    raise StorageError(
+        f"the log schema answered a {type(value).__name__} where an array belongs: it is damaged"
+    )
+
+
 class _View:
     """What :func:`check_batch` reads, fetched inside the write transaction in one round trip:
     every question the rules can ask about ``batch`` is answered from here."""
@@ -940,7 +989,15 @@ class _View:
         self._meta = meta
 
     @classmethod
-    def read(cls, conn: psycopg.Connection[Any], batch: StoreBatch) -> _View:
+    def read(
+        cls,
+        conn: psycopg.Connection[Any],
+        batch: StoreBatch,
+        *,
+        before: Callable[[], None] = lambda: None,
+    ) -> _View:
+        """The view, read with the statements queued before it in one round trip;
+        ``before()`` runs first once their answers are in (it reads what was queued before)."""
         ids = list(
             {i for i, _ in batch.integrated}
             | {i for i, _ in batch.pending}
@@ -950,41 +1007,45 @@ class _View:
         meta_keys = list({*batch.meta, *(refusal_key(i) for i in batch.refused)})
         keys = list(batch.tiles)
         size = batch.state.size if batch.state is not None else -1
-        queries: list[tuple[str, Sequence[Any]]] = [
-            # FOR UPDATE: a second writer waits here until this transaction ends, then reads
-            # the size this one committed (and is refused by the fence).
-            ("SELECT size FROM state WHERE id = 1 FOR UPDATE", ()),
-            ("SELECT sha256(entry) FROM entries WHERE sha256(entry) = ANY(%b)", (ids,)),
-            ("SELECT entry_id FROM pending WHERE entry_id = ANY(%b)", (ids,)),
-            (
-                "SELECT t.level, t.idx, t.data FROM tiles t "
-                "JOIN unnest(%b::smallint[], %b::bigint[]) AS k(level, idx) "
-                "ON t.level = k.level AND t.idx = k.idx",
-                ([level for level, _ in keys], [index for _, index in keys]),
-            ),
-            ("SELECT size FROM checkpoints WHERE size = %b", (size,)),
-            ("SELECT key, value FROM meta WHERE key = ANY(%s)", (meta_keys,)),
-            ("SELECT coalesce(max(version), 0) FROM schema_version", ()),
-        ]
-        cursors = [conn.cursor(binary=True) for _ in queries]
-        try:
-            for cur, (query, args) in zip(cursors, queries, strict=True):
-                cur.execute(query, args)  # queued: the first fetch sends them all at once
-            rows = [cur.fetchall() for cur in cursors]
-        finally:
-            for cur in cursors:
-                cur.close()
-        state, integrated, pending, tiles, checkpoints, meta, version = rows
+        with conn.cursor(binary=True) as lock, conn.cursor(binary=True) as cur:
+            # FOR UPDATE, alone and first: a second writer waits here until this transaction
+            # ends, then reads the size this one committed (and is refused by the fence). The
+            # reads after it are one statement with a snapshot taken once the lock is held, so
+            # they see every row the writer it waited for (or an add_pending) committed.
+            lock.execute("SELECT size FROM state WHERE id = 1 FOR UPDATE")
+            cur.execute(
+                _READ,
+                {
+                    "ids": ids,
+                    "levels": [level for level, _ in keys],
+                    "idxs": [index for _, index in keys],
+                    "size": size,
+                    "keys": meta_keys,
+                },
+            )
+            before()  # its fetch sends everything queued at once
+            state = lock.fetchall()
+            row = cur.fetchone()
         if not state:
             raise StorageError("the log schema has no state row")
+        assert row is not None
+        version, integrated, pending, tiles, has_checkpoint, meta = row
+        tile_data = _array(tiles)
+        meta_values = _array(meta)
+        if len(tile_data) != len(keys) or len(meta_values) != len(meta_keys):
+            raise StorageError("the log schema answered a read with the wrong number of rows")
         return cls(
             _integer(state[0][0]),
-            {_blob(r[0]) for r in integrated},
-            {_blob(r[0]) for r in pending},
-            {(_integer(level), _integer(idx)): _blob(data) for level, idx, data in tiles},
-            {_integer(r[0]) for r in checkpoints},
-            {_text(k): _text(v) for k, v in meta},
-            _integer(version[0][0]),
+            {_blob(r) for r in _array(integrated)},
+            {_blob(r) for r in _array(pending)},
+            {
+                key: _blob(data)
+                for key, data in zip(keys, tile_data, strict=True)
+                if data is not None
+            },
+            {size} if has_checkpoint is True else set(),
+            {k: _text(v) for k, v in zip(meta_keys, meta_values, strict=True) if v is not None},
+            _integer(version),
         )
 
     def stored_size(self) -> int:
@@ -1024,40 +1085,46 @@ def _apply(cur: psycopg.Cursor[Any], batch: StoreBatch) -> None:
             "DELETE FROM pending WHERE entry_id = ANY(%b)",
             ([*batch.cleared, *batch.refused],),
         )
-    # The entries and the tiles go as arrays, one statement each: a statement per row costs
-    # the client a round of result processing per row, on the log's writer thread.
+    # The integration goes in one statement, every table's rows as arrays: each statement
+    # costs the client a round of sending and result processing, on the log's writer thread.
+    # Its parts are data-modifying CTEs of distinct tables (one snapshot, no row twice).
+    parts: list[str] = []
+    args: dict[str, Any] = {}
     if batch.integrated:
         first = batch.first_index
-        cur.execute(
-            "INSERT INTO entries (idx, entry) SELECT * FROM unnest(%b::bigint[], %b::bytea[])",
-            (
-                list(range(first, first + len(batch.integrated))),
-                [entry for _, entry in batch.integrated],
-            ),
+        parts.append(
+            "INSERT INTO entries (idx, entry) "
+            "SELECT * FROM unnest(%(idx)b::bigint[], %(e)b::bytea[])"
         )
+        args["idx"] = list(range(first, first + len(batch.integrated)))
+        args["e"] = [entry for _, entry in batch.integrated]
     if batch.tiles:
         keys = list(batch.tiles)
-        cur.execute(
+        parts.append(
             "INSERT INTO tiles (level, idx, data) "
-            "SELECT * FROM unnest(%b::smallint[], %b::bigint[], %b::bytea[]) "
-            "ON CONFLICT (level, idx) DO UPDATE SET data = excluded.data",
-            (
-                [level for level, _ in keys],
-                [index for _, index in keys],
-                [batch.tiles[key] for key in keys],
-            ),
+            "SELECT * FROM unnest(%(tl)b::smallint[], %(ti)b::bigint[], %(td)b::bytea[]) "
+            "ON CONFLICT (level, idx) DO UPDATE SET data = excluded.data"
         )
+        args["tl"] = [level for level, _ in keys]
+        args["ti"] = [index for _, index in keys]
+        args["td"] = [batch.tiles[key] for key in keys]
     if batch.state is not None:
-        size = batch.state.size
-        cur.execute(
-            "UPDATE state SET size = %b, hashes = %b WHERE id = 1",
-            (size, b"".join(batch.state.hashes)),
-        )
-        cur.execute(
-            "INSERT INTO checkpoints (size, note) VALUES (%b, %b)", (size, batch.checkpoint)
-        )
+        args["size"] = batch.state.size
+        args["hashes"] = b"".join(batch.state.hashes)
+        args["note"] = batch.checkpoint
+        parts.append("UPDATE state SET size = %(size)b, hashes = %(hashes)b WHERE id = 1")
+        parts.append("INSERT INTO checkpoints (size, note) VALUES (%(size)b, %(note)b)")
         if batch.batch_data:
-            cur.executemany(
-                "INSERT INTO batch_data (size, name, value) VALUES (%b, %s, %b)",
-                [(size, k, v) for k, v in batch.batch_data.items()],
+            parts.append(
+                "INSERT INTO batch_data (size, name, value) "
+                "SELECT %(size)b, * FROM unnest(%(bn)s::text[], %(bv)b::bytea[])"
             )
+            args["bn"] = list(batch.batch_data)
+            args["bv"] = list(batch.batch_data.values())
+    if parts:
+        *ctes, last = parts
+        query = "".join(
+            f"WITH w{n} AS ({part}) " if n == 0 else f", w{n} AS ({part}) "
+            for n, part in enumerate(ctes)
+        )
+        cur.execute(query + last, args)
