@@ -414,6 +414,46 @@ def test_a_trigger_polled_in_a_round_that_fails_is_not_lost(
     assert [r.reasons for r in reports] == [dict.fromkeys(fleet.node_ids(), "triggered")]  # type: ignore[attr-defined]
 
 
+def test_a_round_that_fails_on_a_bug_is_recorded_and_the_scanner_goes_on(
+    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Old behaviour: an exception that is no typed error (a bug in a round) ended
+    ``follow``, the scanner thread with it, while the planes kept serving: no node was
+    re-attested again and nothing said so. The round is now recorded as failed (code
+    ``internal``, with a correlation id the logged traceback repeats), the statements it
+    polled trigger the next round, and the next round runs."""
+    fleet, _ = make_fleet(world, tmp_path / "fleet", 2)
+    _, attest = _boot_attest(fleet)
+    scanner = Scanner(fleet, attest, period=86400)  # type: ignore[arg-type]
+    scanner.scan(NOW)  # every node attested: none due for a day
+    polls = iter([[_event(VENDOR, "pkg:unrelated")], []])
+    records = fleet.records
+    failures = iter([KeyError("a bug")])
+
+    def buggy() -> object:
+        failure = next(failures, None)
+        if failure is not None:
+            raise failure
+        return records()
+
+    monkeypatch.setattr(fleet, "records", buggy)
+    reports: list[object] = []
+    when = iter([NOW + dt.timedelta(seconds=10), NOW + dt.timedelta(seconds=20)])
+    with caplog.at_level("ERROR", logger="ironroot.fleet"):
+        scanner.follow(
+            clock=lambda: next(when),
+            poll=lambda: next(polls),
+            interval=0,
+            rounds=2,
+            on_report=reports.append,
+        )
+    failed = fleet.events(kind="scan-round-failed")[-1].detail
+    assert failed["code"] == "internal"
+    incident = failed["correlation_id"]
+    assert any(incident in r.getMessage() and r.exc_info for r in caplog.records)
+    assert [r.reasons for r in reports] == [dict.fromkeys(fleet.node_ids(), "triggered")]  # type: ignore[attr-defined]
+
+
 def test_nodes_triggered_in_a_round_cut_short_are_attested_after_a_restart(
     world: World, tmp_path: Path
 ) -> None:

@@ -53,6 +53,7 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import secrets
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -443,6 +444,22 @@ class Scanner:
                 # statements it polled (the monitor is past them) trigger the next round
                 carried = events
                 self._round_failed(exc, now)
+            except Exception:
+                # a bug: logged with its traceback under a correlation id the recorded event
+                # repeats; the scanner goes on (it ending would leave the planes serving with
+                # nothing re-attested, and nothing to say so), as a service answers one request
+                # with a 500 and serves the next
+                carried = events
+                incident = secrets.token_hex(8)
+                _log.exception("a scan round failed unexpectedly [correlation id %s]", incident)
+                self._round_failed(
+                    IronrootError(
+                        f"the scan round failed unexpectedly; correlation id {incident}",
+                        code="internal",
+                    ),
+                    now,
+                    correlation_id=incident,
+                )
             else:
                 carried = []
                 if on_report is not None:
@@ -450,12 +467,15 @@ class Scanner:
             done += 1
             self._stop.wait(interval)
 
-    def _round_failed(self, exc: IronrootError, now: dt.datetime) -> None:
+    def _round_failed(
+        self, exc: IronrootError, now: dt.datetime, *, correlation_id: str | None = None
+    ) -> None:
         _log.warning("a scan round failed: %s (%s)", exc.detail, exc.code)
+        detail = {"code": exc.code, "detail": exc.detail}
+        if correlation_id is not None:
+            detail["correlation_id"] = correlation_id
         try:
-            self.fleet.record(
-                None, "scan-round-failed", {"code": exc.code, "detail": exc.detail}, now=now
-            )
+            self.fleet.record(None, "scan-round-failed", detail, now=now)
         except IronrootError as again:  # the event log itself is what fails
             _log.warning("the failed scan round was not recorded: %s", again.detail)
 
