@@ -236,16 +236,24 @@ class _Miss(Exception):
 _LAST = threading.local()
 
 
+def _last(quote: bytes) -> tuple[tuple[Sign1, ...], tuple[object, ...]] | None:
+    """What :func:`_messages` decoded from that very bytes object, if it was this thread's
+    last quote."""
+    last = getattr(_LAST, "decoded", None)
+    if last is None or last[0] is not quote:
+        return None
+    found: tuple[tuple[Sign1, ...], tuple[object, ...]] = last[1]
+    return found
+
+
 def _messages(quote: bytes) -> tuple[tuple[Sign1, ...], tuple[object, ...]]:
     """The quote's two messages and their x5chains, decoded (``_Miss`` when the quote is not
     one the cached path can take)."""
-    last = getattr(_LAST, "decoded", None)
-    if last is not None and last[0] is quote:
-        found: tuple[tuple[Sign1, ...], tuple[object, ...]] = last[1]
-        return found
-    found = _decode_messages(quote)
-    if type(quote) is bytes:  # immutable: a bytearray may change under the same identity
-        _LAST.decoded = (quote, found)
+    found = _last(quote)
+    if found is None:
+        found = _decode_messages(quote)
+        if type(quote) is bytes:  # immutable: a bytearray may change under the same identity
+            _LAST.decoded = (quote, found)
     return found
 
 
@@ -253,10 +261,10 @@ def _decoded(quote: bytes) -> tuple[Sign1, Sign1] | None:
     """The two messages of ``quote`` if this thread decoded that very bytes object last
     (:func:`_messages`, which refuses what :func:`ironroot.rot.verify_quote` refuses in the
     container and its messages), else ``None``: never decoded here."""
-    last = getattr(_LAST, "decoded", None)
-    if last is None or last[0] is not quote:
+    found = _last(quote)
+    if found is None:
         return None
-    ecc, mldsa = last[1][0]
+    ecc, mldsa = found[0]
     return ecc, mldsa
 
 
