@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 import httpx
 import pytest
@@ -23,16 +24,18 @@ from ironroot.errors import (
     TooManyAttempts,
     Unauthorized,
 )
-from ironroot.http import PROBLEM_JSON, guarded, problem_app
+from ironroot.http import PROBLEM_JSON, Handler, guarded, problem_app
 
 _log = logging.getLogger("test")
 
 
-def _answer(exc: IronrootError) -> httpx.Response:
+def _get(wrap: Callable[[Handler], Handler], exc: IronrootError) -> httpx.Response:
+    """``GET /x`` of an app whose one route, wrapped by ``wrap``, raises ``exc``."""
+
     async def handler(request: Request) -> Response:
         raise exc
 
-    app = problem_app([Route("/x", guarded(handler, _log), methods=["GET"])])
+    app = problem_app([Route("/x", wrap(handler), methods=["GET"])])
 
     async def run() -> httpx.Response:
         transport = httpx.ASGITransport(app=app)
@@ -40,6 +43,10 @@ def _answer(exc: IronrootError) -> httpx.Response:
             return await client.get("/x", headers={"Accept": PROBLEM_JSON})
 
     return asyncio.run(run())
+
+
+def _answer(exc: IronrootError) -> httpx.Response:
+    return _get(lambda handler: guarded(handler, _log), exc)
 
 
 def test_a_missing_token_is_a_401_that_asks_for_a_bearer_token() -> None:
@@ -73,18 +80,7 @@ def test_a_service_that_takes_basic_asks_for_basic_on_a_401_only() -> None:
     basic = 'Basic realm="admin", charset="UTF-8"'
 
     def answer(exc: IronrootError) -> httpx.Response:
-        async def handler(request: Request) -> Response:
-            raise exc
-
-        route = Route("/x", guarded(handler, _log, challenge=basic), methods=["GET"])
-        app = problem_app([route])
-
-        async def run() -> httpx.Response:
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://svc") as client:
-                return await client.get("/x")
-
-        return asyncio.run(run())
+        return _get(lambda handler: guarded(handler, _log, challenge=basic), exc)
 
     assert answer(Unauthorized("no credential")).headers.get_list("www-authenticate") == [basic]
     assert "www-authenticate" not in answer(RoleNotPermitted("not an officer")).headers
@@ -105,16 +101,6 @@ def test_the_cts_api_asks_for_a_bearer_token_on_a_401_only(
 ) -> None:
     from ironroot.transparency._cts import _cts_errors
 
-    async def handler(request: Request) -> Response:
-        raise exc
-
-    app = problem_app([Route("/x", _cts_errors(handler), methods=["GET"])])
-
-    async def run() -> httpx.Response:
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://svc") as client:
-            return await client.get("/x")
-
-    answer = asyncio.run(run())
+    answer = _get(_cts_errors, exc)
     assert answer.status_code == exc.http_status
     assert answer.headers.get("www-authenticate") == challenge
