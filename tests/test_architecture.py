@@ -19,6 +19,7 @@ LAYERS = [
     "_text",
     "_json",
     "_lazy",
+    "_memo",
     "_netaddr",
     "_fileio",
     "_statedb",

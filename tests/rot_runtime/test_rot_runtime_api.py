@@ -45,6 +45,7 @@ RUNTIME_NAMES = {
 ALLOWED = {
     "ironroot._fileio",
     "ironroot._lazy",
+    "ironroot._memo",
     "ironroot.crypto",
     "ironroot.cose",
     "ironroot.errors",

@@ -114,6 +114,7 @@ from typing import Any, Final
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from ironroot._fileio import make_dirs, read_limited, warn_if_exposed, write_atomic
+from ironroot._memo import Memo
 from ironroot.attestation import (
     ReferencePublisher,
     ReferenceValue,
@@ -244,19 +245,14 @@ def device_measurement_blocks(firmware: bytes) -> tuple[MeasurementBlock, ...]:
 # The blocks of a firmware image, remembered by its SHA-384 (every node of a class holds the
 # same images): for the platform's own measurements, whose flash read computed that digest of
 # the very bytes measured (see _measure_read).
-_BLOCKS: dict[bytes, tuple[MeasurementBlock, ...]] = {}
-_BLOCKS_LOCK = threading.Lock()
-_BLOCKS_MAX = 64
+_BLOCKS: Memo[bytes, tuple[MeasurementBlock, ...]] = Memo(64)
 
 
 def _blocks_of(firmware: bytes, sha384: bytes) -> tuple[MeasurementBlock, ...]:
     found = _BLOCKS.get(sha384)
     if found is None:
         found = device_measurement_blocks(firmware)
-        with _BLOCKS_LOCK:
-            _BLOCKS[sha384] = found
-            while len(_BLOCKS) > _BLOCKS_MAX:
-                del _BLOCKS[next(iter(_BLOCKS))]
+        _BLOCKS.put(sha384, found)
     return found
 
 

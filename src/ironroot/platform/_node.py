@@ -35,7 +35,6 @@ import hashlib
 import json
 import os
 import secrets
-import threading
 from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +42,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final
 
 from ironroot._fileio import file_lock, make_dirs, read_limited, write_atomic
+from ironroot._memo import Memo
 from ironroot.cose import encode_cbor
 from ironroot.errors import (
     ConfigError,
@@ -303,17 +303,13 @@ class NodeConfig:
 # attestation (its measurement, the verifier's look at its pinned device roots), and the file
 # is read and hashed at every opening, so a changed file is parsed afresh. A failure is not
 # remembered; what is kept is read-only (:func:`_shared`).
-_CONFIGS: dict[tuple[str, bytes], NodeConfig] = {}
-_CONFIGS_LOCK = threading.Lock()
-_CONFIGS_MAX = 256
+_CONFIGS: Memo[tuple[str, bytes], NodeConfig] = Memo(256)
 
 
 # Evidence files parsed, by their name, the SHA-256 of their bytes (checked against the bytes
 # read at every use, before this is looked at): every node of a class holds the same
 # statements for the same images. The value is immutable (bytes); a failure is not kept.
-_EVIDENCE: dict[str, tuple[tuple[bytes, ...], bytes | None]] = {}
-_EVIDENCE_LOCK = threading.Lock()
-_EVIDENCE_MAX = 256
+_EVIDENCE: Memo[str, tuple[tuple[bytes, ...], bytes | None]] = Memo(256)
 
 
 def _shared(config: NodeConfig) -> NodeConfig:
@@ -329,9 +325,7 @@ def _shared(config: NodeConfig) -> NodeConfig:
 # The trust of a configuration, remembered by the SHA-256 of its canonical JSON: every node of a
 # class carries the same trust (its keys are parsed once, not at every opening of a node). A
 # failure is not remembered; the object is immutable.
-_TRUSTS: dict[bytes, PlatformTrust] = {}
-_TRUSTS_LOCK = threading.Lock()
-_TRUSTS_MAX = 64
+_TRUSTS: Memo[bytes, PlatformTrust] = Memo(64)
 
 
 def _trust(doc: object) -> PlatformTrust:
@@ -343,10 +337,7 @@ def _trust(doc: object) -> PlatformTrust:
     found = _TRUSTS.get(digest)
     if found is None:
         found = PlatformTrust.from_json(doc)
-        with _TRUSTS_LOCK:
-            _TRUSTS[digest] = found
-            while len(_TRUSTS) > _TRUSTS_MAX:
-                del _TRUSTS[next(iter(_TRUSTS))]
+        _TRUSTS.put(digest, found)
     return found
 
 
@@ -615,10 +606,7 @@ class Platform:
             except (ValueError, RecursionError) as exc:
                 raise ConfigError(f"{path} is not JSON (or is nested too deeply)") from exc
             config = _shared(NodeConfig.from_json(doc, base))
-            with _CONFIGS_LOCK:
-                _CONFIGS[key] = config
-                while len(_CONFIGS) > _CONFIGS_MAX:
-                    del _CONFIGS[next(iter(_CONFIGS))]
+            _CONFIGS.put(key, config)
         return cls(base, config, data)
 
     @contextlib.contextmanager
@@ -896,10 +884,7 @@ class Platform:
             tuple(s for s in doc["statements"] if isinstance(s, bytes)),
             pfm_statement if isinstance(pfm_statement, bytes) else None,
         )
-        with _EVIDENCE_LOCK:
-            _EVIDENCE[ident] = found
-            while len(_EVIDENCE) > _EVIDENCE_MAX:
-                del _EVIDENCE[next(iter(_EVIDENCE))]
+        _EVIDENCE.put(ident, found)
         return found
 
     def active_image(self, component: str) -> bytes:

@@ -68,6 +68,7 @@ from ironroot._fileio import (
     warn_if_exposed,
     write_atomic,
 )
+from ironroot._memo import Memo
 from ironroot.crypto import Algorithm, PublicKey
 from ironroot.errors import (
     ConfigError,
@@ -694,9 +695,7 @@ class Device:
 # (secret, so the entry is this device's), the algorithm and the certificate. The answer
 # depends on nothing else; a changed certificate or another device is checked afresh (which
 # derives the IDevID key: an ECDSA point multiplication or an ML-DSA-87 key expansion).
-_CERTIFIED: dict[bytes, None] = {}
-_CERTIFIED_LOCK = threading.Lock()
-_CERTIFIED_MAX = 4096
+_CERTIFIED: Memo[bytes, None] = Memo(4096)
 
 
 def _certifies(layers: DiceLayers, alg: Algorithm, der: bytes, public: PublicKey) -> bool:
@@ -708,10 +707,7 @@ def _certifies(layers: DiceLayers, alg: Algorithm, der: bytes, public: PublicKey
         return True
     if public != layers.idevid.key(alg).public_key:
         return False
-    with _CERTIFIED_LOCK:
-        _CERTIFIED[label] = None
-        while len(_CERTIFIED) > _CERTIFIED_MAX:
-            del _CERTIFIED[next(iter(_CERTIFIED))]
+    _CERTIFIED.put(label, None)
     return True
 
 
@@ -719,7 +715,7 @@ def _certifies(layers: DiceLayers, alg: Algorithm, der: bytes, public: PublicKey
 # RT alias CDI (secret: the entry is this device on this firmware) and the certificate. The
 # answer depends on nothing else; a changed certificate, other fuses or other PCRs (another
 # CDI) derive the key again (an ECDSA point multiplication) and compare.
-_RT_CERTIFIED: dict[bytes, None] = {}
+_RT_CERTIFIED: Memo[bytes, None] = Memo(4096)
 
 
 def _rt_alias_certified(layers: DiceLayers, der: bytes) -> bool:
@@ -731,10 +727,7 @@ def _rt_alias_certified(layers: DiceLayers, der: bytes) -> bool:
     public = parse_certificates(der)[0].public_key
     if public is None or not layers.rt_alias.certified(public):
         return False
-    with _CERTIFIED_LOCK:
-        _RT_CERTIFIED[label] = None
-        while len(_RT_CERTIFIED) > _CERTIFIED_MAX:
-            del _RT_CERTIFIED[next(iter(_RT_CERTIFIED))]
+    _RT_CERTIFIED.put(label, None)
     return True
 
 

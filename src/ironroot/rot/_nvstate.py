@@ -56,7 +56,6 @@ import json
 import os
 import re
 import secrets
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,6 +65,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ironroot._fileio import read_beneath, write_atomic
+from ironroot._memo import Memo
 from ironroot.errors import (
     ConfigError,
     DeviceStateTampered,
@@ -213,9 +213,8 @@ def _check(key: bytes, name: str, body: dict[str, Any], tag: bytes) -> None:
 
 # State files (not the fuses) found to verify: SHA-256 of (MAC key, name, exact bytes) -> (the
 # value they parsed to, their MAC). Bounded; only successes are kept (see the module docs).
-_VERIFIED: dict[bytes, tuple[Any, bytes]] = {}
-_VERIFIED_LOCK = threading.Lock()
-_VERIFIED_MAX = 256  # about three files a node: the last 85 nodes opened (a boot state ~40 KB)
+# About three files a node: the last 85 nodes opened (a boot state ~40 KB).
+_VERIFIED: Memo[bytes, tuple[Any, bytes]] = Memo(256)
 
 
 def _verified_label(key: bytes, name: str, data: bytes) -> bytes:
@@ -225,10 +224,7 @@ def _verified_label(key: bytes, name: str, data: bytes) -> bytes:
 
 
 def _remember(label: bytes, value: Any, tag: bytes) -> None:
-    with _VERIFIED_LOCK:
-        _VERIFIED[label] = (value, tag)
-        while len(_VERIFIED) > _VERIFIED_MAX:
-            del _VERIFIED[next(iter(_VERIFIED))]
+    _VERIFIED.put(label, (value, tag))
 
 
 def _file_key(uds_seed: bytes, name: str) -> bytes:

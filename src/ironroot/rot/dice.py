@@ -50,7 +50,6 @@ import datetime
 import functools
 import hashlib
 import re
-import threading
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -62,6 +61,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, mldsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from pyasn1.error import PyAsn1Error
 
+from ironroot._memo import Memo
 from ironroot.crypto import (
     DICE_EXTENSIONS,
     Algorithm,
@@ -726,19 +726,14 @@ def verify_signature(cert: DiceCertificate, issuer_key: PublicKey) -> None:
             raise BadSignature("ECDSA signature values are out of range")
         signature = r.to_bytes(size, "big") + s.to_bytes(size, "big")
     issuer_key.verify(signature, cert.tbs)
-    with _VERIFIED_LOCK:
-        _VERIFIED[verified] = None
-        while len(_VERIFIED) > _VERIFIED_MAX:
-            del _VERIFIED[next(iter(_VERIFIED))]
+    _VERIFIED.put(verified, None)
 
 
 # Signatures verified already: SHA-256 of the issuer key's algorithm and bytes and the
 # certificate's DER. The same certificate under the same key verifies the same way every time
 # (a vendor CA's self-signature, a node's IDevID at each re-attestation); only successes are
 # remembered.
-_VERIFIED: dict[bytes, None] = {}
-_VERIFIED_LOCK = threading.Lock()
-_VERIFIED_MAX = 4096
+_VERIFIED: Memo[bytes, None] = Memo(4096)
 
 
 def verify_chain(chain: Sequence[DiceCertificate]) -> None:

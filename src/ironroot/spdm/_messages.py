@@ -45,11 +45,11 @@ byte or parameter that is not zero, a length that disagrees, or a trailing byte 
 from __future__ import annotations
 
 import functools
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar, Final, TypeVar
 
+from ironroot._memo import Memo
 from ironroot.errors import MalformedSpdm
 from ironroot.spdm._codec import Reader, u16, u24, u32
 from ironroot.spdm._constants import (
@@ -162,9 +162,7 @@ def _no_params(p1: int, p2: int, what: str) -> None:
 # tuples of frozen parts). A requester, its responder and a verifier of the recorded session
 # read the same VCA for every device of every node. Only successes are kept; bounded.
 _M = TypeVar("_M")
-_DECODED: dict[tuple[type, bytes], object] = {}
-_DECODED_LOCK = threading.Lock()
-_DECODED_MAX = 256
+_DECODED: Memo[tuple[type, bytes], object] = Memo(256)
 
 
 def _remembered(decode: Callable[[type[_M], bytes], _M]) -> Callable[[type[_M], bytes], _M]:
@@ -176,10 +174,7 @@ def _remembered(decode: Callable[[type[_M], bytes], _M]) -> Callable[[type[_M], 
         found = _DECODED.get(key)
         if found is None:
             found = decode(cls, data)
-            with _DECODED_LOCK:
-                _DECODED[key] = found
-                while len(_DECODED) > _DECODED_MAX:
-                    del _DECODED[next(iter(_DECODED))]
+            _DECODED.put(key, found)
         return found  # type: ignore[return-value]
 
     return remembered
