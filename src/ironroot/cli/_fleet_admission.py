@@ -310,6 +310,12 @@ def _attest(args: argparse.Namespace) -> int:
 
         authority.add_endorsement(read_limited(path, 4 * 1024 * 1024), now=now)
     nodes = _selected(args, fleet, authority, now)
+    if len(nodes) > 1:
+        from ironroot.http import settle_heap
+
+        # A batch: until it ends this process only attests; what set-up made (the trust,
+        # the endorsements, the authority) is left out of every collection, as in ``serve``.
+        settle_heap()
 
     def one(node: str) -> dict[str, Any]:
         error = None

@@ -1056,8 +1056,9 @@ waits for at most that many allocations: a few MiB."""
 
 
 def settle_heap() -> None:
-    """Ready a serving process's collector once start-up is done (``run_server`` and the
-    transparency sequencer call it, just before serving): what start-up made (modules, the
+    """Ready a serving process's collector once start-up is done (``run_server``, the
+    transparency sequencer and ``ironroot fleet serve`` call it just before serving, and
+    ``ironroot fleet attest`` before a batch of nodes): what start-up made (modules, the
     app, keys, configuration) lives as long as the process, so it is frozen out of every
     collection (:func:`gc.freeze`); a full collection then walks only what serving made. And
     the youngest generation is collected every :data:`YOUNG_COLLECTION_THRESHOLD`
