@@ -13,14 +13,17 @@ atomically, never by anything but its service, under a lock file of its own, hol
 database's random instance id and, per log origin, the largest tree size and root the service
 acted on (and, for the monitor, the signed note) and the tally of the evidence it kept of the
 log (``kept``: the monitor's fork proofs, the witness's evidence rows; :class:`Kept`, a count
-and a running SHA-256 over the rows in the order they were kept). It is raised after each
-commit and before the service answers, and every read of the database's state checks it
-first: a database behind its marks, one that holds fewer evidence rows of a log than were
-tallied or others in their place, another database's file, or either one without the other
-is a :class:`~ironroot.errors.StorageError`. A database ahead of its file (a service killed
-between its commit and the file) raises the file as it is opened: its trees, and its evidence
-where the rows begin with the ones tallied. A file written before tallies were kept (no
-``kept``) is read as before and gains them as it is opened.
+and a running SHA-256 over the rows in the order they were kept), and the keys of the rows the
+service keeps only until it settles them (``held``: the monitor's smaller checkpoints; held
+after the row commits, let go before it is deleted, both under the file's lock). It is raised
+after each commit and before the service answers, and every read of the database's state checks
+it first: a database behind its marks, one that holds fewer evidence rows of a log than were
+tallied or others in their place, one that lacks a row held, another database's file, or either
+one without the other is a :class:`~ironroot.errors.StorageError`. A database ahead of its file
+(a service killed between its commit and the file) raises the file as it is opened: its trees,
+and its evidence where the rows begin with the ones tallied, and its rows held where the
+database holds every one held. A file written before tallies or held rows were kept (no
+``kept``, no ``held``) is read as before and gains them as it is opened.
 
 :class:`LatestStore` is what such a service's store (the monitor's, the witness's) is built
 on: one table holding, per log origin, the latest tree it acted on, read only after its
@@ -168,14 +171,16 @@ def row_digest(row: Iterable[object]) -> bytes:
 @dataclass(frozen=True, slots=True)
 class _File:
     """A high-water file as read: whether a first binding wrote it before it stored its
-    instance in the database (``binding``), and whether it has the ``kept`` member (a file
-    written before it has none, and gains it)."""
+    instance in the database (``binding``), and whether it has the ``kept`` and ``held``
+    members (a file written before them has none, and gains them)."""
 
     instance: str
     marks: dict[str, Mark]
     kept: dict[str, Kept]
     binding: bool
     has_kept: bool
+    held: dict[str, frozenset[str]]
+    has_held: bool
 
 
 class HighWater:
@@ -187,7 +192,10 @@ class HighWater:
     ``consequence`` ends the refusal of a state behind its mark; ``notes`` says whether marks
     carry their note, which ``check`` (if given) verifies as each mark is read. ``evidence``
     names the rows of evidence the service keeps ("fork proofs"), whose tally per log is
-    kept here too, and ``lost`` ends the refusal of a database that lost some."""
+    kept here too, and ``lost`` ends the refusal of a database that lost some. ``held``
+    names the rows a service keeps until it settles them (the monitor's "smaller
+    checkpoints"), whose keys per log are kept here while they are (:meth:`hold`,
+    :meth:`release`), and ``held_lost`` ends the refusal of a database that lost one."""
 
     def __init__(
         self,
@@ -202,6 +210,8 @@ class HighWater:
         lost: str,
         notes: bool = False,
         check: Callable[[str, Mark], None] | None = None,
+        held: str = "",
+        held_lost: str = "",
     ) -> None:
         self.path = path
         self._what = what
@@ -213,6 +223,8 @@ class HighWater:
         self._lost = lost
         self._notes = notes
         self._check = check
+        self._held = held
+        self._held_lost = held_lost
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
@@ -254,12 +266,15 @@ class HighWater:
             binding = value.get("binding", False)
             has_kept = "kept" in value
             tallies = value.get("kept", {})
+            has_held = "held" in value
+            holding = value.get("held", {})
             if not (
                 isinstance(instance, str)
                 and instance
                 and isinstance(logs, dict)
                 and isinstance(binding, bool)
                 and isinstance(tallies, dict)
+                and isinstance(holding, dict)
             ):
                 raise TypeError("not a high-water file")
             marks: dict[str, Mark] = {}
@@ -279,18 +294,25 @@ class HighWater:
                 if not (_count(count) and len(digest) == _HASH):
                     raise TypeError("not a tally")
                 kept[origin] = Kept(count, digest)
+            held: dict[str, frozenset[str]] = {}
+            for origin, keys in holding.items():
+                if not (isinstance(keys, list) and all(isinstance(k, str) for k in keys)):
+                    raise TypeError("not a list of held rows")
+                if keys:
+                    held[origin] = frozenset(keys)
         except (ValueError, KeyError, TypeError, RecursionError, binascii.Error) as exc:
             raise StorageError(f"the high-water file {where} is malformed") from exc
         if self._check is not None:
             for origin, found in marks.items():
                 self._check(origin, found)
-        return _File(instance, marks, kept, binding, has_kept)
+        return _File(instance, marks, kept, binding, has_kept, held, has_held)
 
     def write(
         self,
         instance: str,
         marks: dict[str, Mark],
         kept: dict[str, Kept] | None = None,
+        held: dict[str, frozenset[str]] | None = None,
         *,
         binding: bool = False,
     ) -> None:
@@ -307,7 +329,13 @@ class HighWater:
             origin: {"count": tally.count, "digest": base64.b64encode(tally.digest).decode("ascii")}
             for origin, tally in sorted((kept or {}).items())
         }
-        doc: dict[str, object] = {"instance": instance, "logs": logs, "kept": tallies}
+        holding = {origin: sorted(keys) for origin, keys in sorted((held or {}).items()) if keys}
+        doc: dict[str, object] = {
+            "instance": instance,
+            "logs": logs,
+            "kept": tallies,
+            "held": holding,
+        }
         if binding:
             doc["binding"] = True
         data = json.dumps(doc, indent=1).encode()
@@ -326,14 +354,17 @@ class HighWater:
         empty: Callable[[], bool],
         caught_up: Callable[[dict[str, Mark]], dict[str, Mark]],
         kept_up: Callable[[dict[str, Kept]], dict[str, Kept]],
+        held_up: Callable[[dict[str, frozenset[str]]], dict[str, frozenset[str]]] = dict,
     ) -> str:
         """The database's instance, once it and this file are known to belong together.
 
         ``stored`` reads the database's instance ("" without one); ``create`` stores the
         instance given unless it has one, and returns the one stored; ``empty`` says whether
         the database has acted on nothing yet; ``caught_up`` raises marks to the database's
-        rows ahead of them (a service killed between its commit and its mark), and
-        ``kept_up`` the evidence tallies to the rows kept after them. A database
+        rows ahead of them (a service killed between its commit and its mark),
+        ``kept_up`` the evidence tallies to the rows kept after them, and ``held_up`` the
+        rows held to those the database holds where it holds every one held (a service
+        killed between a row's commit and its hold). A database
         with neither instance nor file (new, or older than them) gets both: the file first,
         marked ``binding``, then the instance, then the file without the mark; one with
         nothing acted on gets its file (a first open cut short before it). A database without
@@ -341,18 +372,19 @@ class HighWater:
         the file and the commit: it takes the file's instance when it is exactly at the
         file's marks and tallies. Any other file beside a database without an instance is
         refused (another database's file, or the database rolled back). A file written
-        before evidence tallies gains them."""
+        before evidence tallies, or held rows, gains them."""
         with self.lock():
             instance = stored()
             found = self._read()
             if not instance:
                 if found is None:
                     instance = secrets.token_hex(16)
-                    self.write(instance, caught_up({}), kept_up({}), binding=True)
+                    self.write(instance, caught_up({}), kept_up({}), held_up({}), binding=True)
                 elif (
                     found.binding
                     and found.marks == caught_up({})
                     and (not found.has_kept or found.kept == kept_up({}))
+                    and (not found.has_held or found.held == held_up({}))
                 ):
                     instance = found.instance  # its binding was cut short before the commit
                 else:
@@ -367,7 +399,7 @@ class HighWater:
                         f"the {self._what} database {self._database} took another instance "
                         "while it was bound"
                     )
-                self.write(instance, caught_up({}), kept_up({}))
+                self.write(instance, caught_up({}), kept_up({}), held_up({}))
                 return instance
             if found is None:
                 if empty():
@@ -385,9 +417,17 @@ class HighWater:
                 )
             marks = caught_up(found.marks)
             kept = kept_up(found.kept)
+            held = held_up(found.held)
             # behind, a binding cut short after its commit, or a file older than tallies
-            if marks != found.marks or kept != found.kept or found.binding or not found.has_kept:
-                self.write(instance, marks, kept)
+            if (
+                marks != found.marks
+                or kept != found.kept
+                or held != found.held
+                or found.binding
+                or not found.has_kept
+                or not found.has_held
+            ):
+                self.write(instance, marks, kept, held)
             return instance
 
     def _mine(self, instance: str) -> _File:
@@ -407,10 +447,60 @@ class HighWater:
         there and be this database's."""
         return self._mine(instance).marks
 
-    def watermarks(self, instance: str) -> tuple[dict[str, Mark], dict[str, Kept]]:
-        """:meth:`marks` and the evidence tallies, read at once."""
+    def watermarks(
+        self, instance: str
+    ) -> tuple[dict[str, Mark], dict[str, Kept], dict[str, frozenset[str]]]:
+        """:meth:`marks`, the evidence tallies and the rows held, read at once."""
         found = self._mine(instance)
-        return found.marks, found.kept
+        return found.marks, found.kept, found.held
+
+    def hold(self, instance: str, origin: str, key: str) -> None:
+        """Record the row ``key`` of ``origin`` (just committed) as held; under
+        :meth:`lock`, taken by the caller around the commit too (so a release of it by
+        another process cannot come between)."""
+        found = self._mine(instance)
+        keys = found.held.get(origin, frozenset())
+        if key not in keys:
+            held = {**found.held, origin: keys | {key}}
+            self.write(instance, found.marks, found.kept, held)
+
+    def release(self, instance: str, origin: str, key: str) -> None:
+        """Stop holding the row ``key`` of ``origin``, before it is deleted (a crash between
+        the two leaves a row not held: no alarm); under :meth:`lock`, taken by the caller
+        around the delete too."""
+        found = self._mine(instance)
+        keys = found.held.get(origin, frozenset())
+        if key in keys:
+            held = {**found.held, origin: keys - {key}}
+            self.write(instance, found.marks, found.kept, held)
+
+    def check_held(self, origin: str, rows: Iterable[str], held: dict[str, frozenset[str]]) -> None:
+        """:class:`StorageError` if the database lacks a row of ``origin`` held (``rows``:
+        the keys of those it holds)."""
+        keys = held.get(origin)
+        if not keys:
+            return
+        lost = keys - set(rows)
+        if lost:
+            raise StorageError(
+                f"the {self._what} database {self._database} lost {len(lost)} of the "
+                f"{len(keys)} {self._held} of {origin} it kept to settle (its high-water file "
+                f"{self._shown}): the state was {_ROLLED_BACK}; {self._held_lost}"
+            )
+
+    @staticmethod
+    def held_up(
+        held: dict[str, frozenset[str]], rows: dict[str, frozenset[str]]
+    ) -> dict[str, frozenset[str]]:
+        """``held`` raised to the rows the database holds, per origin, where it holds every
+        one held (a service killed between a row's commit and its hold); a database that lost
+        one is left to be refused as it is read."""
+        out = {origin: keys for origin, keys in held.items() if keys}
+        for origin, found in rows.items():
+            keys = out.get(origin, frozenset())
+            if keys <= found and found:
+                out[origin] = found
+        return out
 
     def raise_to(self, instance: str, origin: str, mark: Mark) -> None:
         """Record ``mark`` (just committed) as ``origin``'s if it is larger."""
@@ -418,7 +508,7 @@ class HighWater:
             found = self._mine(instance)
             kept = found.marks.get(origin)
             if kept is None or kept.size < mark.size:
-                self.write(instance, {**found.marks, origin: mark}, found.kept)
+                self.write(instance, {**found.marks, origin: mark}, found.kept, found.held)
 
     def raise_kept(self, instance: str, origin: str, tally: Kept) -> None:
         """Record ``tally`` (of the evidence of ``origin`` just committed) if it counts more
@@ -427,7 +517,7 @@ class HighWater:
             found = self._mine(instance)
             kept = found.kept.get(origin)
             if kept is None or kept.count < tally.count:
-                self.write(instance, found.marks, {**found.kept, origin: tally})
+                self.write(instance, found.marks, {**found.kept, origin: tally}, found.held)
 
     def mark(self, size: int, root: bytes, note: bytes) -> Mark:
         """The mark of a tree acted on (with its note where this file keeps notes)."""
@@ -542,6 +632,7 @@ class LatestStore(ABC, Generic[_R]):
                     empty=self._empty,
                     caught_up=self._caught_up,
                     kept_up=lambda kept: HighWater.kept_up(kept, self._kept_rows(self._query)),
+                    held_up=lambda held: HighWater.held_up(held, self._held_rows(self._query)),
                 )
             except BaseException:
                 self._db.close()
@@ -592,6 +683,15 @@ class LatestStore(ABC, Generic[_R]):
                 out.setdefault(row[1], []).append(row_digest(row))
         return out
 
+    def _held_rows(
+        self,
+        query: Callable[[str, tuple[object, ...]], list[tuple[object, ...]]],
+        origin: str | None = None,
+    ) -> dict[str, frozenset[str]]:
+        """The keys of the rows held until settled (of ``origin``, or all), per origin: none
+        but in a store that holds rows (the monitor's smaller checkpoints)."""
+        return {}
+
     def _in_transaction(self, sql: str, args: tuple[object, ...]) -> list[tuple[object, ...]]:
         """A query of the transaction under way (its lock held)."""
         return list(self._db.execute(sql, args).fetchall())
@@ -620,10 +720,78 @@ class LatestStore(ABC, Generic[_R]):
                 out[stored.origin] = self._water.mark(stored.size, stored.root, stored.note)
         return out
 
-    def _marks(self) -> tuple[dict[str, Mark], dict[str, Kept]]:
-        """The high-water marks and evidence tallies, read before the database (they are
-        written after it)."""
-        return ({}, {}) if self._water is None else self._water.watermarks(self._instance)
+    def _marks(self) -> tuple[dict[str, Mark], dict[str, Kept], dict[str, frozenset[str]]]:
+        """The high-water marks, evidence tallies and rows held, read before the database
+        (they are written after it)."""
+        return ({}, {}, {}) if self._water is None else self._water.watermarks(self._instance)
+
+    def _check_held(
+        self,
+        origin: str,
+        held: dict[str, frozenset[str]],
+        rows: frozenset[str] | None = None,
+        *,
+        locked: bool = False,
+    ) -> None:
+        """:class:`StorageError` if the database lost a row of ``origin`` it held (``rows``:
+        the keys of those it holds, read after ``held``; queried if not given). A row held
+        when ``held`` was read may have been settled since by another process (released,
+        then deleted, under the high-water file's lock): one that seems lost is looked for
+        again under that lock, unless it is held already (``locked``)."""
+        water = self._water
+        if water is None or not held.get(origin):
+            return
+        if rows is None:
+            rows = self._held_rows(self._query, origin).get(origin, frozenset())
+        if held[origin] <= rows or locked:
+            water.check_held(origin, rows, held)
+            return
+        with water.lock():
+            _, _, again = self._marks()
+            rows = self._held_rows(self._query, origin).get(origin, frozenset())
+            water.check_held(origin, rows, again)
+
+    def _held_write(
+        self,
+        origin: str,
+        write: Callable[[sqlite3.Connection], tuple[_T, str | None]],
+    ) -> _T:
+        """Keep a row held until settled: under the high-water file's lock (a release by
+        another process cannot come between the commit and the hold), in one ``BEGIN
+        IMMEDIATE`` transaction, check that the rows held of ``origin`` are all there, let
+        ``write`` add one (what it returns, and the key of the row it added, ``None`` if
+        none); then hold that key."""
+        water = self._water
+        with contextlib.ExitStack() as stack:
+            if water is not None:
+                stack.enter_context(water.lock())
+            _, _, held = self._marks()
+            try:
+                with self._lock, immediate(self._db):
+                    rows = self._held_rows(self._in_transaction, origin).get(origin, frozenset())
+                    self._check_held(origin, held, rows, locked=water is not None)
+                    out, key = write(self._db)
+            except sqlite3.Error as exc:
+                raise self._write_failed(exc) from exc
+            if water is not None and key is not None:
+                water.hold(self._instance, origin, key)
+            return out
+
+    def _held_delete(
+        self, origin: str, key: str, delete: Callable[[sqlite3.Connection], object]
+    ) -> None:
+        """Settle a row held: under the high-water file's lock, stop holding ``key``, then
+        ``delete`` the row (a crash between them leaves a row not held: no alarm)."""
+        water = self._water
+        with contextlib.ExitStack() as stack:
+            if water is not None:
+                stack.enter_context(water.lock())
+                water.release(self._instance, origin, key)
+            try:
+                with self._lock, immediate(self._db):
+                    delete(self._db)
+            except sqlite3.Error as exc:
+                raise self._write_failed(exc) from exc
 
     def _check_kept(self, origin: str, rows: dict[str, list[bytes]], kept: dict[str, Kept]) -> None:
         """:class:`StorageError` if the evidence of ``origin`` in ``rows`` lost some of its
@@ -643,7 +811,7 @@ class LatestStore(ABC, Generic[_R]):
 
     def _latest(self, origin: str) -> _R | None:
         """The stored tree of ``origin`` (``None``: none), once checked against its mark."""
-        marks, kept = self._marks()
+        marks, kept, held = self._marks()
         rows = self._query(
             f"SELECT {self._COLUMNS} FROM {self._TABLE} WHERE origin = ?",  # noqa: S608
             (origin,),
@@ -652,12 +820,13 @@ class LatestStore(ABC, Generic[_R]):
         self._check_mark(origin, stored, marks)
         if origin in kept:
             self._check_kept(origin, self._kept_rows(self._query, origin), kept)
+        self._check_held(origin, held)
         return stored
 
     def _all_latest(self) -> list[_R]:
         """Every stored tree, by origin, once each mark and evidence tally is checked (an
         origin marked but missing too)."""
-        marks, kept = self._marks()
+        marks, kept, held = self._marks()
         rows = self._query(f"SELECT {self._COLUMNS} FROM {self._TABLE} ORDER BY origin")  # noqa: S608
         stored = [self._row(r) for r in rows]
         found = {s.origin: s for s in stored}
@@ -667,6 +836,8 @@ class LatestStore(ABC, Generic[_R]):
             evidence = self._kept_rows(self._query)
             for origin in kept:
                 self._check_kept(origin, evidence, kept)
+        for origin in held:
+            self._check_held(origin, held)
         return stored
 
     def _advance(
@@ -680,7 +851,7 @@ class LatestStore(ABC, Generic[_R]):
         check it and the evidence of its log against their marks, let ``expect`` raise if it
         is not the one the caller started from, and ``write`` the new one; then raise the mark
         to ``new``."""
-        marks, kept = self._marks()
+        marks, kept, _ = self._marks()
         try:
             with self._lock, immediate(self._db):
                 row = self._db.execute(
@@ -705,7 +876,7 @@ class LatestStore(ABC, Generic[_R]):
         """In one ``BEGIN IMMEDIATE`` transaction: check the evidence of ``origin`` against
         its tally, and let ``write`` keep a row of it in ``_KEPT`` (what it returns, and
         whether it added one); then, if it did, raise the tally to the rows kept."""
-        _, kept = self._marks()
+        _, kept, _ = self._marks()
         try:
             with self._lock, immediate(self._db):
                 rows = self._kept_rows(self._in_transaction, origin)

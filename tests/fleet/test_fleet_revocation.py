@@ -9,6 +9,7 @@ read never let a listed certificate through.
 from __future__ import annotations
 
 import datetime as dt
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -541,6 +542,39 @@ def test_a_crl_file_replaced_in_place_is_read_again(
         _idevid(fleet_, "node-0001"), ca.ecc_certificate, "admission/crls/vendor-ca.crl"
     )
     _revoked_exactly(fleet_, authority, "node-0001", reason, LATER + dt.timedelta(minutes=1))
+
+
+def test_a_crl_replaced_by_one_of_the_same_size_and_mtime_is_read_again(
+    aw: AdmissionWorld, fleet: tuple[Fleet, AdmissionAuthority]
+) -> None:
+    """Old behaviour: a CRL file was known by its size and mtime: the CA's next CRL of the
+    same size written over it within the file system's mtime granularity (or its mtime put
+    back, ``touch -r``, ``os.utime``) went unseen — the verifier kept the old CRL (for up to
+    an hour) and ``RevocationWatch`` reported nothing, so the revoked node stayed admitted.
+    A CRL is known by its bytes now."""
+    fleet_, authority = fleet
+    ca = aw.vendor_ca
+    serial = _idevid_serial(fleet_, "node-0001")
+    path = fleet_.directory / "admission" / "crls" / "vendor-ca.crl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    old = _crl(ca.ecc_certificate, ca.ecc_key, serial + 1, serial - 1)
+    path.write_bytes(old)
+    assert attest_node(fleet_, "node-0001", now=LATER, authority=authority).status == "admitted"
+    watch = RevocationWatch(fleet_, authority.endorsements)
+    assert watch.poll() == []
+    new = _crl(ca.ecc_certificate, ca.ecc_key, serial + 1, serial)
+    while len(new) != len(old):  # an ECDSA signature's DER length varies: same size wanted
+        new = _crl(ca.ecc_certificate, ca.ecc_key, serial + 1, serial)
+    before = path.stat()
+    path.write_bytes(new)
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    after = path.stat()
+    assert (after.st_size, after.st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+    reason = _reason(
+        _idevid(fleet_, "node-0001"), ca.ecc_certificate, "admission/crls/vendor-ca.crl"
+    )
+    _revoked_exactly(fleet_, authority, "node-0001", reason, LATER + dt.timedelta(minutes=1))
+    assert [e.crl for e in watch.poll()] == ["admission/crls/vendor-ca.crl"]
 
 
 def test_a_witnessed_crl_statement_among_the_endorsements_revokes(

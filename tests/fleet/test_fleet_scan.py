@@ -4,6 +4,8 @@ statements on the log that concern their class), bounded concurrency, failures r
 from __future__ import annotations
 
 import datetime as dt
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +17,9 @@ from tests.platform.node_world import NOW, OTHER, VENDOR, World, make_world
 from ironroot.errors import ConfigError, StorageError
 from ironroot.fleet import Fleet, Scanner, affected_classes
 from ironroot.monitor import MonitorEvent
+from pause_points import child_env
+
+HERE = Path(__file__).parent
 
 
 @pytest.fixture(scope="module")
@@ -510,3 +515,92 @@ def test_a_last_attestation_that_is_no_aware_time_makes_the_node_due(
     scanner.scan(NOW)
     fleet.set_status("node-0001", "admitted", "damaged", now=NOW, last_attested=stamp)
     assert scanner.due(NOW + dt.timedelta(seconds=10)) == ["node-0001"]
+
+
+def test_a_scanner_keeps_the_triggers_another_left_pending(world: World, tmp_path: Path) -> None:
+    """Old behaviour: each scanner read ``scan-pending.json`` once, as it started, and wrote
+    its own set over it: a scanner started before another's round was cut short (``fleet
+    serve --scan`` beside a ``fleet attest`` run, two serve instances) wrote the file again
+    without the nodes the other had left triggered, and no one attested them (fail-open)."""
+    fleet, _ = make_fleet(world, tmp_path / "fleet", 3)
+    _, attest = _boot_attest(fleet)
+    Scanner(fleet, attest, period=86400).scan(NOW)  # type: ignore[arg-type]
+    serving = Scanner(fleet, attest, period=86400)  # type: ignore[arg-type]
+
+    def dies(node_id: str, now: dt.datetime) -> str:
+        raise SystemExit("killed")
+
+    later = NOW + dt.timedelta(seconds=10)
+    with pytest.raises(SystemExit):
+        Scanner(fleet, dies, period=86400, concurrency=1).scan(later, [_event(VENDOR, "x")])
+    assert serving.scan(later + dt.timedelta(seconds=5)).reasons == dict.fromkeys(
+        fleet.node_ids(), "triggered"
+    )
+    assert Scanner(fleet, attest).scan(later + dt.timedelta(seconds=10)).reasons == {}  # type: ignore[arg-type]
+
+
+def test_a_scanner_keeps_the_triggers_another_process_left_pending(
+    world: World, tmp_path: Path
+) -> None:
+    """The same across processes: ``fleet serve --scan`` runs while another scanner of the
+    fleet, in another process, writes down the nodes a statement triggers and is killed
+    (``kill -9``) before attesting them; the serving one attests them in its next round."""
+    fleet, _ = make_fleet(world, tmp_path / "fleet", 3)
+    _, attest = _boot_attest(fleet)
+    serving = Scanner(fleet, attest, period=86400)  # type: ignore[arg-type]
+    serving.scan(NOW)
+    done = subprocess.run(
+        [sys.executable, str(HERE / "scan_killed.py"), str(fleet.directory), VENDOR],
+        env=child_env(),
+        capture_output=True,
+        check=False,
+    )
+    assert done.returncode == 9, done.stderr
+    report = serving.scan(NOW + dt.timedelta(seconds=20))
+    assert report.reasons == dict.fromkeys(fleet.node_ids(), "triggered")
+    assert serving.scan(NOW + dt.timedelta(seconds=30)).reasons == {}  # once
+
+
+def test_a_trigger_added_while_another_scanner_attests_the_node_is_not_lost(
+    world: World, tmp_path: Path
+) -> None:
+    """Two scanners racing on one fleet (two threads here; two processes share the file the
+    same way): one attests the nodes a statement triggered; meanwhile another is triggered
+    by a new statement (a revocation) for the same nodes, writes them down and is killed.
+    Old behaviour: the first one, its round over, wrote its own set (its nodes done) over
+    the file: the second's triggers were lost, and the nodes not attested after the
+    revocation (fail-open). A trigger is removed now only by an attestation that began after
+    it was written down."""
+    fleet, _ = make_fleet(world, tmp_path / "fleet", 3)
+    _, attest = _boot_attest(fleet)
+    Scanner(fleet, attest, period=86400).scan(NOW)  # type: ignore[arg-type]
+    started, release = threading.Event(), threading.Event()
+
+    def slow(node_id: str, now: dt.datetime) -> str:
+        started.set()
+        assert release.wait(60)
+        return attest(node_id, now)  # type: ignore[operator,no-any-return]
+
+    first = Scanner(fleet, slow, period=86400, concurrency=1)
+    later = NOW + dt.timedelta(seconds=10)
+    reports: list[dict[str, str]] = []
+    thread = threading.Thread(
+        target=lambda: reports.append(dict(first.scan(later, [_event(VENDOR, "x")]).reasons))
+    )
+    thread.start()
+    try:
+        assert started.wait(60)  # the first scanner is attesting, its triggers written down
+
+        def dies(node_id: str, now: dt.datetime) -> str:
+            raise SystemExit("killed")
+
+        with pytest.raises(SystemExit):
+            Scanner(fleet, dies, period=86400, concurrency=1).scan(later, [_event(VENDOR, "y")])
+    finally:
+        release.set()
+        thread.join()
+    assert reports == [dict.fromkeys(fleet.node_ids(), "triggered")]
+    restarted = Scanner(fleet, attest, period=86400)  # type: ignore[arg-type]
+    report = restarted.scan(later + dt.timedelta(seconds=10))
+    assert report.reasons == dict.fromkeys(fleet.node_ids(), "triggered")
+    assert restarted.scan(later + dt.timedelta(seconds=20)).reasons == {}  # once

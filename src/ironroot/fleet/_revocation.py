@@ -67,12 +67,14 @@ trusted, so the node is quarantined (``AdmissionDenied`` ``admission-denied``). 
 anywhere nothing is parsed: the check costs nothing.
 
 :class:`RevocationWatch` is a scanner trigger: its ``poll`` reports each CRL added since it
-last looked (a file in ``admission/crls/``, new or written again in place — the CRLs are read
-again then too —, or any added endorsement: a CRL statement, a review, reference values; what
-it reported is kept in ``admission/watched.json``, so one added while no watch ran counts) as
-an event concerning every class, so the scanner re-attests their nodes in its next round — as
-a new statement on the log does through :class:`~ironroot.fleet.LogTriggers` (a CRL statement
-by a class's issuer is such a statement).
+last looked (a file in ``admission/crls/``, new or written again in place — known by the
+SHA-256 of its bytes, not its size and mtime, so one of the same size with its mtime put back
+counts too; the CRLs are read again then too —, or any added endorsement: a CRL statement,
+a review, reference values; what it reported is kept in ``admission/watched.json``, so one
+added while no watch ran counts) as an event concerning every class, so the scanner
+re-attests their nodes in its next round — as a new statement on the log does through
+:class:`~ironroot.fleet.LogTriggers` (a CRL statement by a class's issuer is such a
+statement).
 """
 
 from __future__ import annotations
@@ -85,6 +87,7 @@ import hmac
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,6 +99,7 @@ from cryptography.exceptions import UnsupportedAlgorithm as _Unsupported
 from cryptography.hazmat.primitives import hashes
 
 from ironroot._fileio import make_dirs, read_limited, write_atomic
+from ironroot._memo import Memo
 from ironroot.attestation import AR4SI, Appraisal
 from ironroot.cose import (
     X5CHAIN,
@@ -193,13 +197,44 @@ def _crl_files(fleet: Fleet) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in _CRL_SUFFIXES)
 
 
-def _stamp(path: Path) -> tuple[int, int]:
-    """What changes when a CRL file is written again in place: its size and mtime."""
+_RACY_NS: Final = 3 * 1_000_000_000
+"""A file changed less than this before it was hashed is hashed again at every look: a
+write within the file system's timestamp granularity after it can leave its stat as it was
+(the "racy" files of git's index)."""
+_CHUNK: Final = 1024 * 1024
+_Stat = tuple[int, int, int, int, int]
+_digests: Memo[str, tuple[_Stat, str, int]] = Memo(4096)
+
+
+def _stamp(path: Path) -> str:
+    """What a CRL file holds: the SHA-256 of its bytes (hex; ``""`` when it cannot be read).
+
+    Its size and mtime are not enough: a CRL of the same size written over it within the
+    file system's mtime granularity, or one whose mtime was put back (``touch -r``,
+    ``os.utime``), kept them. The digest is read again only when the file's stat (device,
+    inode, size, mtime and ctime — which no one sets back but with the clock) has changed
+    since it was hashed, or when the file had changed less than 3 s before it was: each
+    scan round reads no unchanged CRL."""
     try:
-        stat = path.stat()
+        info = path.stat()
     except OSError:
-        return (-1, -1)
-    return (stat.st_size, stat.st_mtime_ns)
+        return ""
+    stat = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+    key = str(path)
+    known = _digests.get(key)
+    if known is not None and known[0] == stat and max(stat[3], stat[4]) < known[2] - _RACY_NS:
+        return known[1]
+    hashed_at = time.time_ns()  # before the read: a write during it is a change after
+    digest = hashlib.sha256()
+    try:
+        with path.open("rb") as handle:
+            while chunk := handle.read(_CHUNK):
+                digest.update(chunk)
+    except OSError:
+        return ""
+    out = digest.hexdigest()
+    _digests.put(key, (stat, out, hashed_at))
+    return out
 
 
 def _statement_crl(data: bytes) -> TransparentStatement | None:
@@ -688,9 +723,7 @@ class RevocationWatch:
             raise StorageError(f"{self._path} cannot be written: {exc.strerror}") from exc
 
     def _current(self) -> Seen:
-        names = {
-            (f"admission/crls/{p.name}", "{}:{}".format(*_stamp(p))) for p in _crl_files(self.fleet)
-        }
+        names = {(f"admission/crls/{p.name}", _stamp(p)) for p in _crl_files(self.fleet)}
         names |= {(label, hashlib.sha256(data).hexdigest()) for label, data in self._added()}
         return names
 

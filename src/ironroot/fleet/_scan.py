@@ -32,7 +32,14 @@ every round). :meth:`Scanner.follow` runs rounds until stopped; a round that rai
 the next round runs, triggered by the statements the failed one polled too. The nodes a round
 triggers are written to :data:`PENDING_FILE` in the fleet before any is attested and stay there
 until an attestation of each ends, so a scanner started after a round was cut short (killed,
-a crash: the monitor is already past the statements) attests them in its first round. A
+a crash: the monitor is already past the statements) attests them in its first round. Every
+scanner of the fleet shares the file (two ``fleet serve --scan``, in two processes or
+threads): each read-modify-write of it holds an exclusive ``flock`` on
+``scan-pending.json.lock``, a round attests what any scanner left pending beside its own
+triggers, and a node is taken off only when an attestation that took it under the token its
+latest trigger wrote ends (one triggered again meanwhile — another scanner's new statement,
+written down after this attestation may have begun — stays). A scanner used to read the file
+once, as it started, and write its own set over it: another's triggers were lost. A
 rollout triggers too: every node with a ``rollout-update`` fleet event after the one the file
 says was read (its firmware changed: its attestation is not current).
 
@@ -60,7 +67,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
-from ironroot._fileio import read_limited, write_atomic
+from ironroot._fileio import file_lock, read_limited, write_atomic
 from ironroot.errors import ConfigError, IronrootError, StorageError
 from ironroot.fleet._fleet import Fleet, NodeClass
 
@@ -230,6 +237,18 @@ def _distinct(events: Iterable[StatementEvent]) -> list[StatementEvent]:
     return list(out.values())
 
 
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    """:data:`PENDING_FILE` as read: node -> the token of the trigger that wrote it down
+    (``""``: a file written before tokens, or damaged), and the fleet event up to which the
+    rollouts were read; not ``intact``: a file that could not be read (every node, written
+    again whole)."""
+
+    nodes: dict[str, str]
+    seq: int
+    intact: bool = True
+
+
 class Scanner:
     """Re-attests a fleet's nodes (see the module docstring)."""
 
@@ -272,39 +291,45 @@ class Scanner:
         self._stop = threading.Event()
         self._running = _Running(fleet)
         self._pending_path = fleet.directory / PENDING_FILE
-        self._pending, seq = self._load_pending()
-        self._saved: tuple[set[str], int] | None = (set(self._pending), seq or 0)
-        if seq is None:  # no file yet: the rollouts from now on (none recorded before)
-            self._saved = None
-            latest = fleet.events(latest=True, limit=1)
-            seq = latest[0].seq if latest else 0
-        self._seq = seq
+        self._lock_path = fleet.directory / (PENDING_FILE + ".lock")
+        # with no file yet, the rollouts from now on are read (none recorded before)
+        latest = fleet.events(latest=True, limit=1)
+        self._seq = latest[0].seq if latest else 0
 
-    def _load_pending(self) -> tuple[set[str], int | None]:
-        """The nodes triggered in a round that did not finish, and the fleet's event up to
-        which the rollouts were read (module docs); ``None``: no file."""
+    def _pending_lock(self) -> contextlib.AbstractContextManager[bool]:
+        """Held around every read-modify-write of :data:`PENDING_FILE` (every scanner of the
+        fleet, in any process: ``flock`` on ``scan-pending.json.lock``)."""
+        return file_lock(self._lock_path, "the scan's pending lock")
+
+    def _load_pending(self) -> _Pending | None:
+        """The nodes triggered in a round that did not finish (each with the token of the
+        trigger that wrote it down), and the fleet's event up to which the rollouts were read
+        (module docs); ``None``: no file. Read under :meth:`_pending_lock`."""
         try:
             data = read_limited(self._pending_path, _MAX_PENDING)
         except FileNotFoundError:
-            return set(), None
+            return None
         except (OSError, IronrootError) as exc:  # every node then: nothing triggered is lost
             _log.warning("%s cannot be read (%s): every node is triggered", self._pending_path, exc)
-            return {r.id for r in self.fleet.records()}, 0
+            return _Pending(dict.fromkeys((r.id for r in self.fleet.records()), ""), 0, False)
         try:
             doc = json.loads(data)
             nodes, seq = doc["nodes"], doc.get("seq", 0)
             if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
                 raise ValueError("the event it read up to is not a count")
-            return {n for n in nodes if isinstance(n, str)}, seq
+            if isinstance(nodes, dict):  # node -> the token of its trigger
+                tokens = {n: t if isinstance(t, str) else "" for n, t in nodes.items()}
+            else:  # a list: written before tokens were kept
+                tokens = {n: "" for n in nodes if isinstance(n, str)}
+            return _Pending(tokens, seq)
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
             _log.warning("%s is damaged (%s): every node is triggered", self._pending_path, exc)
-            return {r.id for r in self.fleet.records()}, 0
+            return _Pending(dict.fromkeys((r.id for r in self.fleet.records()), ""), 0, False)
 
-    def _rolled_out(self) -> tuple[set[str], int]:
-        """The nodes with a ``rollout-update`` event after the one read up to, and the last
-        such event: a rollout changed their firmware, their attestation is not current."""
+    def _rolled_out(self, seq: int) -> tuple[set[str], int]:
+        """The nodes with a ``rollout-update`` event after ``seq``, and the last such event: a
+        rollout changed their firmware, their attestation is not current."""
         nodes: set[str] = set()
-        seq = self._seq
         while True:
             events = self.fleet.events(kind="rollout-update", since=seq, limit=1000)
             nodes |= {e.node for e in events if e.node is not None}
@@ -313,15 +338,44 @@ class Scanner:
             if len(events) < 1000:
                 return nodes, seq
 
-    def _save_pending(self, nodes: set[str], seq: int) -> None:
-        if self._saved == (nodes, seq):
+    def _save_pending(self, was: _Pending | None, pending: _Pending) -> None:
+        """Write ``pending`` (under :meth:`_pending_lock`) unless it is ``was``, as read."""
+        if was == pending:
             return
         try:
-            doc = {"nodes": sorted(nodes), "seq": seq}
+            doc = {"nodes": dict(sorted(pending.nodes.items())), "seq": pending.seq}
             write_atomic(self._pending_path, json.dumps(doc).encode())
         except OSError as exc:  # the round fails, recorded; the scanner goes on
             raise StorageError(f"{self._pending_path} cannot be written: {exc.strerror}") from exc
-        self._pending, self._seq, self._saved = nodes, seq, (set(nodes), seq)
+
+    def _take_pending(self, new: set[str], known: set[str]) -> dict[str, str]:
+        """Write down ``new`` (each under a fresh token), the nodes a rollout updated since
+        the file was read up to, beside what is pending already (any scanner's), in one
+        read-modify-write under the lock; the nodes now pending (of the fleet), with their
+        tokens: what this round attests."""
+        with self._pending_lock():
+            was = self._load_pending()
+            current = was or _Pending({}, self._seq)
+            rolled_out, seq = self._rolled_out(current.seq)
+            nodes = {n: t for n, t in current.nodes.items() if n in known}
+            for node in (new | rolled_out) & known:
+                nodes[node] = secrets.token_hex(8)
+            self._save_pending(was, _Pending(nodes, seq))
+            self._seq = seq
+            return nodes
+
+    def _settle_pending(self, taken: Mapping[str, str], ended: Iterable[str]) -> None:
+        """Take the nodes whose attestation ended off the pending ones, each only if it is
+        still pending under the token this round took it with: one written down again
+        meanwhile (another scanner's trigger, after this attestation may have begun) stays."""
+        with self._pending_lock():
+            was = self._load_pending()
+            current = was or _Pending({}, self._seq)
+            nodes = dict(current.nodes)
+            for node in ended:
+                if node in taken and nodes.get(node) == taken[node]:
+                    del nodes[node]
+            self._save_pending(was, _Pending(nodes, current.seq))
 
     def _offset(self, node_id: str) -> float:
         fraction = int.from_bytes(hashlib.sha256(node_id.encode()).digest()[:4], "big") / 2**32
@@ -367,10 +421,10 @@ class Scanner:
         reasons = dict.fromkeys(self.due(now), "due")
         known = {r.id for r in self.fleet.records()}
         # the triggered nodes are written down before any is attested: a round cut short
-        # (killed, a crash) leaves them to the next scanner, whose monitor is past them
-        rolled_out, seq = self._rolled_out()
-        triggered = sorted((set(self.triggered(events)) | self._pending | rolled_out) & known)
-        self._save_pending(set(triggered), seq)
+        # (killed, a crash) leaves them to the next scanner, whose monitor is past them; what
+        # other scanners of the fleet left pending is attested too
+        taken = self._take_pending(set(self.triggered(events)), known)
+        triggered = sorted(taken)
         reasons.update(dict.fromkeys(triggered, "triggered"))
         statuses: dict[str, str] = {}
         failures: dict[str, str] = {}
@@ -394,7 +448,7 @@ class Scanner:
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
             list(pool.map(one, sorted(reasons)))
         # a triggered node stays triggered until an attestation of it ends (its status)
-        self._save_pending(set(triggered) - set(statuses), seq)
+        self._settle_pending(taken, statuses)
         report = ScanReport(
             now.astimezone(dt.UTC).isoformat().replace("+00:00", "Z"),
             reasons,

@@ -42,18 +42,25 @@ What can is the **high-water file** beside it, ``<state>.verified`` (JSON, repla
 never by SQLite): the random ``instance`` the database was created with (its
 ``meta('instance')``) and, per origin, the largest checkpoint verified (size, root, signed
 note) and the tally of the fork proofs kept (``kept``: their count and a running SHA-256 of the
-rows, in the order kept). It is written after each advance or fork proof commits (so it is
+rows, in the order kept), and the smaller checkpoints kept and not yet settled (``held``: per
+origin, ``<size>:<root, hex>`` of each ``behind`` row; added after its row commits, taken off
+before its row is deleted, both under the file's lock, so a crash between is no alarm). It
+is written after each advance or fork proof commits (so it is
 never ahead of the database but for a rollback; a monitor killed in between leaves it behind,
 and the next open raises it), and every read of a log's state checks it first: a state smaller
 than the high-water mark of its origin, another root at its size, an origin it holds that the
-database lacks, fewer fork proofs of a log than were kept or others in their place, another
+database lacks, fewer fork proofs of a log than were kept or others in their place, a smaller
+checkpoint held that the database lacks (looked for again under the lock first: another
+monitor sharing the file may have just settled it), another
 instance's file, or a database that verified a checkpoint and has an instance but no
 high-water file beside it is :class:`StorageError` (the monitor stops, and keeps no fork proof
 over a lost one; ``monitor status`` fails too): a rolled-back state would otherwise accept a
 checkpoint that extends an older one but not the one verified last (a fork), read again what
-it read before, or have lost the only proof that the log forked, all without a word.
+it read before, or have lost the only proof that the log forked, or the only signed trace
+of a split view a URL showed once, all without a word.
 (``forks()`` still lists what a refused file holds, for the forensics.) A high-water file
-written before fork proofs were tallied gains the tally of the rows as it is opened. Its
+written before fork proofs were tallied, or smaller checkpoints held, gains them as it is
+opened. Its
 limits: a state file is bound to the path it is
 opened by (another path, a hard or symbolic link, has no high-water file beside it), and
 restoring both files together is not seen (only a record kept off the host, a witness or a
@@ -64,6 +71,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -175,7 +183,15 @@ def _high_water(path: str) -> HighWater:
         lost="the proof that the log forked would be gone without a word",
         notes=True,
         check=_check_mark_note,
+        held="smaller checkpoints",
+        held_lost="a smaller checkpoint kept may be the only signed trace of a fork, gone "
+        "without a word",
     )
+
+
+def _behind_key(size: int, root: bytes) -> str:
+    """How the high-water file names a smaller checkpoint kept: ``<size>:<root, hex>``."""
+    return f"{size}:{root.hex()}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,6 +267,19 @@ class MonitorStore(LatestStore[LogState]):
 
     def states(self) -> list[LogState]:
         return self._all_latest()
+
+    def _held_rows(
+        self,
+        query: Callable[[str, tuple[object, ...]], list[tuple[object, ...]]],
+        origin: str | None = None,
+    ) -> dict[str, frozenset[str]]:
+        """The smaller checkpoints kept (of ``origin``, or all), per origin, by key."""
+        where, args = ("", ()) if origin is None else (" WHERE origin = ?", (origin,))
+        out: dict[str, set[str]] = {}
+        for found, size, root in query(f"SELECT origin, size, root FROM behind{where}", args):  # noqa: S608
+            if isinstance(found, str) and isinstance(size, int) and isinstance(root, bytes):
+                out.setdefault(found, set()).add(_behind_key(size, root))
+        return {o: frozenset(keys) for o, keys in out.items()}
 
     def watched(self, origin: str) -> frozenset[tuple[str, str]]:
         """What the entries of the stored tree of ``origin`` were read for (module docs;
@@ -393,38 +422,39 @@ class MonitorStore(LatestStore[LogState]):
         none is dropped before it is settled: a new one past that is not kept (``False``).
         Dropping the oldest would let a log's key holder launder a fork shown once by
         serving 64 genuine older checkpoints before any round settles them."""
-        try:
-            with self._lock, immediate(self._db):
-                # seen again: now (a URL that still serves it keeps it among the newest)
-                updated = self._db.execute(
-                    "UPDATE behind SET seen = max(seen, ?) WHERE origin = ? AND size = ? "
-                    "AND root = ?",
-                    (behind.seen, behind.origin, behind.size, behind.root),
-                ).rowcount
-                if updated:
-                    return True
-                (count,) = self._db.execute(
-                    "SELECT count(*) FROM behind WHERE origin = ?", (behind.origin,)
-                ).fetchone()
-                if count >= _MAX_BEHIND:
-                    return False
-                self._db.execute(
-                    "INSERT INTO behind VALUES (?, ?, ?, ?, ?, ?)",
-                    (
-                        behind.origin,
-                        behind.size,
-                        behind.root,
-                        behind.note,
-                        behind.url,
-                        behind.seen,
-                    ),
-                )
-                return True
-        except sqlite3.Error as exc:
-            raise self._write_failed(exc) from exc
+
+        def write(db: sqlite3.Connection) -> tuple[bool, str | None]:
+            # seen again: now (a URL that still serves it keeps it among the newest)
+            updated = db.execute(
+                "UPDATE behind SET seen = max(seen, ?) WHERE origin = ? AND size = ? AND root = ?",
+                (behind.seen, behind.origin, behind.size, behind.root),
+            ).rowcount
+            if updated:
+                return True, _behind_key(behind.size, behind.root)
+            (count,) = db.execute(
+                "SELECT count(*) FROM behind WHERE origin = ?", (behind.origin,)
+            ).fetchone()
+            if count >= _MAX_BEHIND:
+                return False, None
+            db.execute(
+                "INSERT INTO behind VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    behind.origin,
+                    behind.size,
+                    behind.root,
+                    behind.note,
+                    behind.url,
+                    behind.seen,
+                ),
+            )
+            return True, _behind_key(behind.size, behind.root)
+
+        return self._held_write(behind.origin, write)
 
     def behind(self, origin: str) -> list[Behind]:
-        """The smaller checkpoints of ``origin`` kept to be checked, by size."""
+        """The smaller checkpoints of ``origin`` kept to be checked, by size
+        (:class:`StorageError` if one its high-water file holds is not among them)."""
+        _, _, held = self._marks()  # read before the database: it is written after it
         out = []
         for row in self._query(
             "SELECT origin, size, root, note, url, seen FROM behind WHERE origin = ? "
@@ -445,10 +475,16 @@ class MonitorStore(LatestStore[LogState]):
                 raise StorageError("the monitor database holds a malformed smaller checkpoint")
             _check_note(note, found, size, root, f"a smaller checkpoint of {found}")
             out.append(Behind(found, size, root, note, url, seen))
+        self._check_held(origin, held, frozenset(_behind_key(b.size, b.root) for b in out))
         return out
 
     def drop_behind(self, behind: Behind) -> None:
-        self._query(
-            "DELETE FROM behind WHERE origin = ? AND size = ? AND root = ?",
-            (behind.origin, behind.size, behind.root),
+        """Settle ``behind``: its high-water file lets it go, then its row is deleted."""
+        self._held_delete(
+            behind.origin,
+            _behind_key(behind.size, behind.root),
+            lambda db: db.execute(
+                "DELETE FROM behind WHERE origin = ? AND size = ? AND root = ?",
+                (behind.origin, behind.size, behind.root),
+            ),
         )
