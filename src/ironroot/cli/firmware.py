@@ -13,7 +13,8 @@
 * ``inspect BUNDLE [--json]`` prints the manifest;
 * ``key-descriptor --ecc PUB... --pqc PUB... [--pqc-type T]`` prints the hash to fuse;
 * ``publish BUNDLE --url URL --key KEY --iss ISS --sub PRODUCT --vendor-key-hash HEX
-  [--token T] [--at ISO] --out-dir DIR`` checks the bundle is signed with the product's keys,
+  [--revoked-ecc MASK] [--revoked-pqc MASK] [--published BUNDLE]... [--token T] [--at ISO]
+  --out-dir DIR`` checks the bundle is signed with the product's keys, none of them revoked,
   registers the manifest and reference-value statements and writes
   ``<name>.manifest.ts`` and ``<name>.corim.ts`` into DIR (``<name>`` is the bundle's file
   name without a ``.bin``, ``.bundle``, ``.fw`` or ``.img`` suffix).
@@ -145,6 +146,19 @@ def register(sub: Any) -> None:
         "--vendor-key-hash",
         required=True,
         help="the product's fused key descriptor hash (hex), which the bundle's must be",
+    )
+    pub.add_argument(
+        "--revoked-ecc",
+        default="0",
+        metavar="MASK",
+        help="the product's 4-bit ECC revocation fuse (0x…): a bundle signed with a revoked"
+        " key is refused (key-revoked, exit 1)",
+    )
+    pub.add_argument(
+        "--revoked-pqc",
+        default="0",
+        metavar="MASK",
+        help="the product's 32-bit PQC revocation fuse (0x…), likewise",
     )
     pub.add_argument(
         "--published",
@@ -426,6 +440,8 @@ def _publish(args: argparse.Namespace) -> int:
 
     now = now_or(args.at)
     vendor_key_hash = parse_hex(args.vendor_key_hash, "--vendor-key-hash")
+    ecc_revoked = _mask(args.revoked_ecc, "--revoked-ecc")
+    pqc_revoked = _mask(args.revoked_pqc, "--revoked-pqc")
     bundle = _read_bundle(args.bundle)
     published = [_read_bundle(path) for path in args.published]
     signer = load_signer(args.key)
@@ -447,6 +463,8 @@ def _publish(args: argparse.Namespace) -> int:
             limits=_limits(args),
             now=now,
             vendor_key_descriptor_hash=vendor_key_hash,
+            ecc_revocation=ecc_revoked,
+            pqc_revocation=pqc_revoked,
             published=published,
         )
     write_output(manifest_path, release.manifest_statement)

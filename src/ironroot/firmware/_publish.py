@@ -1,10 +1,11 @@
 """Publish a signed bundle to a transparency service (the outer, I/O half of publication).
 
-``publish_bundle`` checks the bundle against its own key descriptors (both signatures, the
-TOC and every component digest: a vendor never publishes a bundle that no device would
-accept), registers the manifest statement and the reference-value statement through any
-client with ``register(statement)`` (``ironroot.transparency.TransparencyClient``), and
-returns both transparent statements. ``write_published`` stores them next to the bundle as
+``publish_bundle`` checks the bundle against the product's fused key descriptor hash (or its
+own key descriptors) and revocation masks, both signatures, the TOC and every component
+digest (a vendor never publishes a bundle that no device would accept), registers the
+manifest statement and the reference-value statement through any client with
+``register(statement)`` (``ironroot.transparency.TransparencyClient``), and returns both
+transparent statements. ``write_published`` stores them next to the bundle as
 ``<name>.manifest.ts`` and ``<name>.corim.ts``: they ship with the update.
 
 The client is typed structurally, so this package does not import the transparency layer.
@@ -65,6 +66,8 @@ def publish_bundle(
     limits: FirmwareLimits = DEFAULT_LIMITS,
     now: dt.datetime | None = None,
     vendor_key_descriptor_hash: bytes | None = None,
+    ecc_revocation: int = 0,
+    pqc_revocation: int = 0,
     published: Iterable[bytes] = (),
 ) -> PublishedFirmware:
     """Self-check ``bundle``, then register its manifest and reference-value statements.
@@ -73,6 +76,12 @@ def publish_bundle(
     descriptors are not the product's is ``KeyDescriptorMismatch`` and nothing is registered.
     Without it the bundle is checked against the descriptors it carries, which proves only
     that it is self-consistent, not that the product's firmware keys signed it.
+
+    ``ecc_revocation`` and ``pqc_revocation`` are the product's revocation fuses, the 4-bit
+    ECC and 32-bit PQC masks of :class:`BundlePolicy` (``ironroot rot fuse revoke-ecc`` /
+    ``revoke-pqc`` set their bits): a bundle whose active vendor key has its bit set is
+    ``KeyRevoked`` and nothing is registered, since no device with those fuses boots it; a
+    mask wider than its fuse is ``ConfigError``.
 
     The bundle is verified at the first instant a device accepts it (the later of the vendor
     and owner not-before), or at ``now`` if that is later: a release may be published ahead
@@ -98,6 +107,8 @@ def publish_bundle(
         BundlePolicy(
             now=opens if now is None or now < opens else now,
             vendor_key_descriptor_hash=vendor_key_descriptor_hash,
+            ecc_revocation=ecc_revocation,
+            pqc_revocation=pqc_revocation,
             limits=limits,
         ),
     )
