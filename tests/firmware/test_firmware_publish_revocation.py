@@ -5,11 +5,9 @@ with a key its devices have revoked (``publish_bundle(..., ecc_revocation=, pqc_
 from __future__ import annotations
 
 from pathlib import Path
-from types import SimpleNamespace
-from typing import Any
 
 import pytest
-from _fw_helpers import NOW, Vendor, mldsa_vendor
+from _fw_helpers import NOW, Recording, Vendor, mldsa_vendor
 
 from ironroot.cli import main
 from ironroot.crypto import Algorithm, PrivateKey
@@ -18,17 +16,6 @@ from ironroot.firmware import FirmwareBundle, publish_bundle
 
 ISS = "https://vendor.example"
 SUB = "pkg:firmware/acme/roadrunner-bmc"
-
-
-class _Recording:
-    """A registrar that accepts every statement and records it."""
-
-    def __init__(self) -> None:
-        self.registered: list[bytes] = []
-
-    def register(self, statement: bytes) -> Any:
-        self.registered.append(statement)
-        return SimpleNamespace(entry_id=str(len(self.registered)), transparent_statement=statement)
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +53,7 @@ def test_publish_refuses_a_bundle_signed_with_a_revoked_key(
     """Publication checked the fused key descriptor hash but no revocation fuse: a release
     signed with a key the devices had revoked was logged (and vouched for) though no device
     with current fuses boots it."""
-    registrar = _Recording()
+    registrar = Recording()
     with pytest.raises(KeyRevoked) as exc:
         publish_bundle(
             bundle,
@@ -85,7 +72,7 @@ def test_publish_refuses_a_bundle_signed_with_a_revoked_key(
 def test_publish_with_other_keys_revoked_registers(
     vendor: Vendor, bundle: bytes, statement_key: PrivateKey
 ) -> None:
-    registrar = _Recording()
+    registrar = Recording()
     published = publish_bundle(
         bundle,
         registrar,
@@ -113,7 +100,7 @@ def test_publish_with_other_keys_revoked_registers(
 def test_publish_refuses_a_mask_no_fuse_holds(
     bundle: bytes, statement_key: PrivateKey, masks: dict[str, int], message: str
 ) -> None:
-    registrar = _Recording()
+    registrar = Recording()
     with pytest.raises(ConfigError) as exc:
         publish_bundle(
             bundle,

@@ -13,8 +13,9 @@
 * ``inspect BUNDLE [--json]`` prints the manifest;
 * ``key-descriptor --ecc PUB... --pqc PUB... [--pqc-type T]`` prints the hash to fuse;
 * ``publish BUNDLE --url URL --key KEY --iss ISS --sub PRODUCT --vendor-key-hash HEX
-  [--revoked-ecc MASK] [--revoked-pqc MASK] [--published BUNDLE]... [--token T] [--at ISO]
-  --out-dir DIR`` checks the bundle is signed with the product's keys, none of them revoked,
+  [--revoked-ecc MASK] [--revoked-pqc MASK] [--published BUNDLE]... [--logged STATEMENT]...
+  [--token T] [--at ISO] --out-dir DIR`` checks the bundle is signed with the product's keys,
+  none of them revoked, and reuses no LMS leaf an earlier release (bundle or statement) used,
   registers the manifest and reference-value statements and writes
   ``<name>.manifest.ts`` and ``<name>.corim.ts`` into DIR (``<name>`` is the bundle's file
   name without a ``.bin``, ``.bundle``, ``.fw`` or ``.img`` suffix).
@@ -42,12 +43,13 @@ from ironroot.cli._text import shown
 from ironroot.cli._time import now_or, parse_instant
 from ironroot.cli.keys import add_rot_device_option, lms_counter
 from ironroot.crypto import Algorithm, LmsPublicKey, Signer, Verifier, load_signer, load_verifier
-from ironroot.errors import ConfigError, MalformedInput
+from ironroot.errors import ConfigError, IronrootError, MalformedInput
 
 __all__ = ["register"]
 
 _PQC_TYPES = ("mldsa", "lms")
 _BUNDLE_SUFFIXES = (".bin", ".bundle", ".fw", ".img")
+_MAX_STATEMENT = 1024 * 1024  # a statement (64 KiB) and its receipts, with room to spare
 
 
 def register(sub: Any) -> None:
@@ -168,6 +170,16 @@ def register(sub: Any) -> None:
         metavar="BUNDLE",
         help="an earlier release bundle of the product (repeatable): a bundle whose LMS"
         " signature reuses a leaf one of them used is refused (state-reuse, exit 1)",
+    )
+    pub.add_argument(
+        "--logged",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="STATEMENT",
+        help="an earlier release's manifest statement (its .manifest.ts, or as read from the"
+        " log; repeatable): a bundle whose LMS key they show using one leaf twice is refused"
+        " (state-reuse, exit 1)",
     )
     pub.add_argument("--json", action="store_true")
     _lms_option(pub)
@@ -425,6 +437,17 @@ def _key_descriptor(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_statement(path: Path) -> bytes:
+    """A manifest statement file, checked as one before anything is registered (the error
+    names the file)."""
+    data = read_input(path, _MAX_STATEMENT)
+    try:
+        firmware.logged_lms_leaves(data)
+    except IronrootError as exc:
+        raise type(exc)(f"{path}: {exc.detail}") from exc
+    return data
+
+
 def _out_dir(out_dir: Path, name: str) -> tuple[Path, Path]:
     """``<name>.manifest.ts`` and ``<name>.corim.ts`` in ``out_dir`` (made if missing), each
     checked as an output (:func:`check_output`)."""
@@ -444,6 +467,7 @@ def _publish(args: argparse.Namespace) -> int:
     pqc_revoked = _mask(args.revoked_pqc, "--revoked-pqc")
     bundle = _read_bundle(args.bundle)
     published = [_read_bundle(path) for path in args.published]
+    logged = [_read_statement(path) for path in args.logged]
     signer = load_signer(args.key)
     name = args.bundle.name
     for suffix in _BUNDLE_SUFFIXES:
@@ -466,6 +490,7 @@ def _publish(args: argparse.Namespace) -> int:
             ecc_revocation=ecc_revoked,
             pqc_revocation=pqc_revoked,
             published=published,
+            logged=logged,
         )
     write_output(manifest_path, release.manifest_statement)
     write_output(corim_path, release.corim_statement)

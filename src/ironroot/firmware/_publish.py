@@ -22,8 +22,9 @@ from typing import Protocol
 
 from ironroot._fileio import write_atomic
 from ironroot.crypto import Signer
-from ironroot.errors import ConfigError
-from ironroot.firmware._leaves import check_lms_leaf_reuse
+from ironroot.errors import ConfigError, StateReuse
+from ironroot.firmware._leaves import check_lms_leaf_reuse, leaf_reuse, logged_leaves, reuse_detail
+from ironroot.firmware._logged import logged_lms_leaves
 from ironroot.firmware._manifest import DEFAULT_LIMITS, FirmwareBundle, FirmwareLimits
 from ironroot.firmware._reference import manifest_statement, reference_statement
 from ironroot.firmware._verify import BundlePolicy, verify_bundle
@@ -69,6 +70,7 @@ def publish_bundle(
     ecc_revocation: int = 0,
     pqc_revocation: int = 0,
     published: Iterable[bytes] = (),
+    logged: Iterable[bytes] = (),
 ) -> PublishedFirmware:
     """Self-check ``bundle``, then register its manifest and reference-value statements.
 
@@ -90,8 +92,17 @@ def publish_bundle(
 
     ``published``: the product's earlier release bundles. An LMS signature of ``bundle`` made
     with a leaf one of them (or ``bundle`` itself) signed with already is ``StateReuse``
-    and nothing is registered (:func:`check_lms_leaf_reuse`): the log holds manifest digests,
-    not signatures, so only the bundles show a one-time key used twice.
+    and nothing is registered (:func:`check_lms_leaf_reuse`).
+
+    ``logged``: the product's earlier manifest statements (Signed or Transparent Statement
+    bytes: the ``<name>.manifest.ts`` of earlier releases, or statements read from the log),
+    which name their LMS leaves (:func:`logged_lms_leaves`). A leaf of one of ``bundle``'s
+    LMS keys used for two different signatures among them and ``bundle`` is ``StateReuse``
+    and nothing is registered — whether ``bundle`` is the second use or the log already
+    shows one: a key with a reused leaf is forgeable, revoke it rather than sign more with
+    it. A statement that is no manifest statement, or whose leaves header is malformed, is
+    ``MalformedStatement``. Statements registered before the header have no leaves to
+    compare: give their bundles as ``published``.
     """
     if now is not None and (not isinstance(now, dt.datetime) or now.tzinfo is None):
         raise ConfigError("now must be a timezone-aware datetime")
@@ -113,6 +124,7 @@ def publish_bundle(
         ),
     )
     check_lms_leaf_reuse([*published, bundle], limits=limits)
+    _check_logged_leaves(bundle, logged, limits)
     manifest = client.register(manifest_statement(bundle, signer, iss=iss, sub=sub, limits=limits))
     corim = client.register(
         reference_statement(
@@ -126,6 +138,24 @@ def publish_bundle(
         corim_entry_id=corim.entry_id,
         corim_statement=corim.transparent_statement,
     )
+
+
+def _check_logged_leaves(bundle: bytes, logged: Iterable[bytes], limits: FirmwareLimits) -> None:
+    """``StateReuse`` when ``logged`` and ``bundle`` show a leaf of one of ``bundle``'s LMS
+    keys used for two signatures (every statement is read, whatever ``bundle`` holds)."""
+    earlier = [leaf for statement in logged for leaf in logged_lms_leaves(statement)]
+    own = logged_leaves(bundle, limits)
+    keys = {leaf.key_hash for leaf in own}
+    for first, later in leaf_reuse([*earlier, *own]):
+        if first.key_hash in keys:
+            raise StateReuse(
+                reuse_detail(
+                    first.key_hash,
+                    first.leaf,
+                    (first.role, first.manifest_digest),
+                    (later.role, later.manifest_digest),
+                )
+            )
 
 
 def write_published(published: PublishedFirmware, out_dir: Path, name: str) -> tuple[Path, Path]:
