@@ -65,6 +65,7 @@ def test_public_surface_is_exactly_what_is_meant() -> None:
         "FirmwareLimits",
         "KeyDescriptor",
         "LmsLeaf",
+        "LmsLeafReuse",
         "LoggedLmsLeaf",
         "Manifest",
         "ManifestHeader",

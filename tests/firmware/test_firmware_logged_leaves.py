@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -369,3 +370,51 @@ def test_a_transparency_service_logs_the_leaves_and_publication_reads_them_back(
     with pytest.raises(StateReuse) as exc:
         publish(second, logged=[earlier])
     assert exc.value.detail == _reuse_detail(first, second)
+
+
+def test_cli_leaves_lists_the_logged_leaves_and_fails_on_reuse(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``firmware leaves STATEMENT...``: an auditor's check over manifest statements (the
+    ``.manifest.ts`` files that ship with updates): each LMS leaf listed; exit 1 with
+    ``state-reuse`` when one key's leaf signed twice, 0 otherwise."""
+    vendor = _restored_vendor()
+    first, second = (vendor.sign(vendor.build(svn=svn)) for svn in (5, 6))
+    files = []
+    for name, bundle in (("a", first), ("b", second)):
+        path = tmp_path / f"{name}.manifest.ts"
+        path.write_bytes(_statement(bundle))
+        files.append(str(path))
+    assert main(["firmware", "leaves", files[0], files[0]]) == 0
+    (leaf,) = logged_lms_leaves(_statement(first))
+    line = (
+        f"{files[0]}: vendor LMS key {leaf.key_hash.hex()} leaf 0 manifest"
+        f" {leaf.manifest_digest.hex()}"
+    )
+    assert capsys.readouterr().out == f"{line}\n{line}\n"
+    assert main(["firmware", "leaves", *files]) == 1
+    captured = capsys.readouterr()
+    assert captured.err == f"ironroot: state-reuse: {_reuse_detail(first, second)}\n"
+    assert captured.out.splitlines()[0] == line
+    assert main(["firmware", "leaves", *files, "--json"]) == 1
+    captured = capsys.readouterr()
+    assert captured.err == f"ironroot: state-reuse: {_reuse_detail(first, second)}\n"
+    doc = json.loads(captured.out)
+    assert doc["ok"] is False
+    assert [x["leaf"] for x in doc["leaves"]] == [0, 0]
+    assert doc["leaves"][1]["statement"] == files[1]
+    ((a, b),) = doc["reuse"]
+    assert (a["statement"], b["statement"]) == tuple(files)
+    assert a["message"] == FirmwareBundle.parse(first, LMS_TEST_LIMITS).header_digest().hex()
+    plain = mldsa_vendor()
+    ml = tmp_path / "ml.manifest.ts"
+    ml.write_bytes(manifest_statement(plain.sign(plain.build()), KEY, iss=ISS, sub=SUB))
+    assert main(["firmware", "leaves", str(ml)]) == 0
+    assert capsys.readouterr().out == f"{ml}: no LMS leaves logged\n"
+    corim = tmp_path / "c.corim.ts"
+    corim.write_bytes(reference_statement(first, KEY, iss=ISS, sub=SUB, limits=LMS_TEST_LIMITS))
+    assert main(["firmware", "leaves", str(corim)]) == 2
+    assert capsys.readouterr().err == (
+        f"ironroot: malformed-statement: {corim}: not a firmware manifest statement (a SHA-384"
+        " hash envelope of application/vnd.ironroot.firmware-manifest)\n"
+    )

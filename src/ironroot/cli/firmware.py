@@ -12,6 +12,8 @@
   check, prints each, and exits 1 with the reason when one fails;
 * ``inspect BUNDLE [--json]`` prints the manifest;
 * ``key-descriptor --ecc PUB... --pqc PUB... [--pqc-type T]`` prints the hash to fuse;
+* ``leaves STATEMENT... [--json]`` lists the LMS leaves manifest statements log and exits 1
+  (``state-reuse``) when one key's leaf signed twice;
 * ``publish BUNDLE --url URL --key KEY --iss ISS --sub PRODUCT --vendor-key-hash HEX
   [--revoked-ecc MASK] [--revoked-pqc MASK] [--published BUNDLE]... [--logged STATEMENT]...
   [--token T] [--at ISO] --out-dir DIR`` checks the bundle is signed with the product's keys,
@@ -43,7 +45,7 @@ from ironroot.cli._text import shown
 from ironroot.cli._time import now_or, parse_instant
 from ironroot.cli.keys import add_rot_device_option, lms_counter
 from ironroot.crypto import Algorithm, LmsPublicKey, Signer, Verifier, load_signer, load_verifier
-from ironroot.errors import ConfigError, IronrootError, MalformedInput
+from ironroot.errors import ConfigError, IronrootError, MalformedInput, StateReuse
 
 __all__ = ["register"]
 
@@ -133,6 +135,16 @@ def register(sub: Any) -> None:
     desc.add_argument("--pqc-type", choices=_PQC_TYPES, help="default: from the PQC keys")
     desc.add_argument("--json", action="store_true")
     desc.set_defaults(func=_key_descriptor)
+
+    leaves = verbs.add_parser(
+        "leaves",
+        help="list the LMS leaves manifest statements log; exit 1 if a leaf signed twice",
+    )
+    leaves.add_argument(
+        "statements", nargs="+", type=Path, metavar="STATEMENT", help="manifest statements"
+    )
+    leaves.add_argument("--json", action="store_true")
+    leaves.set_defaults(func=_leaves)
 
     pub = verbs.add_parser("publish", help="register a bundle's statements and write them")
     pub.add_argument("bundle", type=Path)
@@ -446,6 +458,48 @@ def _read_statement(path: Path) -> bytes:
     except IronrootError as exc:
         raise type(exc)(f"{path}: {exc.detail}") from exc
     return data
+
+
+def _leaf_json(leaf: firmware.LoggedLmsLeaf, statement: str) -> dict[str, Any]:
+    return {
+        "statement": statement,
+        "role": leaf.role,
+        "key_hash": leaf.key_hash.hex(),
+        "leaf": leaf.leaf,
+        "message": leaf.message.hex(),
+        "signature_hash": leaf.signature_hash.hex(),
+        "manifest_digest": leaf.manifest_digest.hex(),
+    }
+
+
+def _leaves(args: argparse.Namespace) -> int:
+    statements = [(str(path), _read_statement(path)) for path in args.statements]
+    found = [(name, firmware.logged_lms_leaves(data)) for name, data in statements]
+    where: dict[firmware.LoggedLmsLeaf, str] = {}
+    for name, leaves in found:
+        for leaf in leaves:
+            where.setdefault(leaf, name)
+    reuse = firmware.find_lms_leaf_reuse(data for _, data in statements)
+    if args.json:
+        doc = {
+            "leaves": [_leaf_json(leaf, name) for name, leaves in found for leaf in leaves],
+            "reuse": [[_leaf_json(x, where[x]) for x in pair] for pair in reuse],
+        }
+        print(json.dumps(doc, indent=2))
+    else:
+        for name, leaves in found:
+            if not leaves:
+                print(f"{name}: no LMS leaves logged")
+            for leaf in leaves:
+                print(
+                    f"{name}: {leaf.role} LMS key {leaf.key_hash.hex()} leaf {leaf.leaf}"
+                    f" manifest {leaf.manifest_digest.hex()}"
+                )
+    if reuse:  # as verify does: the report on stdout (JSON too), the reason on stderr
+        more = f" (and {len(reuse) - 1} more)" if len(reuse) > 1 else ""
+        print(f"ironroot: {StateReuse.code}: {shown(reuse[0].detail + more)}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _out_dir(out_dir: Path, name: str) -> tuple[Path, Path]:

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from ironroot.firmware._leaves import (
         LMS_LEAVES_HEADER,
         LmsLeaf,
+        LmsLeafReuse,
         LoggedLmsLeaf,
         check_lms_leaf_reuse,
         lms_leaves,
@@ -82,6 +83,7 @@ __all__ = [
     "FirmwareLimits",
     "KeyDescriptor",
     "LmsLeaf",
+    "LmsLeafReuse",
     "LoggedLmsLeaf",
     "Manifest",
     "ManifestHeader",

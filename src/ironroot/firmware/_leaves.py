@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, NamedTuple
 
 from ironroot.errors import BadSignature, StateReuse
 from ironroot.firmware._keys import key_hash, pqc_verifier
@@ -29,6 +29,7 @@ from ironroot.firmware._manifest import DEFAULT_LIMITS, FirmwareBundle, Firmware
 __all__ = [
     "LMS_LEAVES_HEADER",
     "LmsLeaf",
+    "LmsLeafReuse",
     "LoggedLmsLeaf",
     "check_lms_leaf_reuse",
     "leaf_reuse",
@@ -133,14 +134,30 @@ def logged_leaves(
     )
 
 
-def leaf_reuse(
-    leaves: Iterable[LoggedLmsLeaf],
-) -> tuple[tuple[LoggedLmsLeaf, LoggedLmsLeaf], ...]:
+class LmsLeafReuse(NamedTuple):
+    """One key's leaf used for a second signature: its first use and the later one."""
+
+    first: LoggedLmsLeaf
+    later: LoggedLmsLeaf
+
+    @property
+    def detail(self) -> str:
+        """What ``StateReuse`` says of it."""
+        first, later = self
+        return reuse_detail(
+            first.key_hash,
+            first.leaf,
+            (first.role, first.manifest_digest),
+            (later.role, later.manifest_digest),
+        )
+
+
+def leaf_reuse(leaves: Iterable[LoggedLmsLeaf]) -> tuple[LmsLeafReuse, ...]:
     """Each later use of a key's leaf with another signature, beside that leaf's first use
     (in the order given); one signature seen twice is one use."""
     first: dict[tuple[bytes, int], LoggedLmsLeaf] = {}
     seen: set[tuple[bytes, int, bytes]] = set()
-    out: list[tuple[LoggedLmsLeaf, LoggedLmsLeaf]] = []
+    out: list[LmsLeafReuse] = []
     for leaf in leaves:
         use = (leaf.key_hash, leaf.leaf, leaf.signature_hash)
         if use in seen:
@@ -148,7 +165,7 @@ def leaf_reuse(
         seen.add(use)
         earlier = first.setdefault((leaf.key_hash, leaf.leaf), leaf)
         if earlier is not leaf:
-            out.append((earlier, leaf))
+            out.append(LmsLeafReuse(earlier, leaf))
     return tuple(out)
 
 

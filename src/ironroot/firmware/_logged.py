@@ -22,7 +22,7 @@ from typing import Final
 
 from ironroot.cose import HASH_SHA384, SignedStatement, TransparentStatement
 from ironroot.errors import IronrootError, MalformedStatement
-from ironroot.firmware._leaves import LMS_LEAVES_HEADER, LoggedLmsLeaf, leaf_reuse
+from ironroot.firmware._leaves import LMS_LEAVES_HEADER, LmsLeafReuse, LoggedLmsLeaf, leaf_reuse
 from ironroot.firmware._reference import MANIFEST_CONTENT_TYPE
 
 __all__ = ["find_lms_leaf_reuse", "logged_lms_leaves"]
@@ -101,12 +101,12 @@ def logged_lms_leaves(statement: bytes) -> tuple[LoggedLmsLeaf, ...]:
     return tuple(out)
 
 
-def find_lms_leaf_reuse(
-    statements: Iterable[bytes],
-) -> tuple[tuple[LoggedLmsLeaf, LoggedLmsLeaf], ...]:
+def find_lms_leaf_reuse(statements: Iterable[bytes]) -> tuple[LmsLeafReuse, ...]:
     """Every LMS leaf that ``statements`` (firmware manifest statements, as logged) show one
     key using for two different signatures — over two headers, or over one with another
-    randomizer, in two releases or as vendor and owner of one: ``(first use, later use)``
-    for each later use, in the order given; ``()`` when none. A release logged twice (the
-    same signature) is one use. ``MalformedStatement`` as :func:`logged_lms_leaves`."""
+    randomizer, in two releases or as vendor and owner of one: an
+    :class:`~ironroot.firmware.LmsLeafReuse` ``(first, later)`` for each later use, in the
+    order given (its ``detail`` is what ``StateReuse`` says); ``()`` when none. A release
+    logged twice (the same signature) is one use. ``MalformedStatement`` as
+    :func:`logged_lms_leaves`."""
     return leaf_reuse(leaf for data in statements for leaf in logged_lms_leaves(data))

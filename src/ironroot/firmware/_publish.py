@@ -23,7 +23,7 @@ from typing import Protocol
 from ironroot._fileio import write_atomic
 from ironroot.crypto import Signer
 from ironroot.errors import ConfigError, StateReuse
-from ironroot.firmware._leaves import check_lms_leaf_reuse, leaf_reuse, logged_leaves, reuse_detail
+from ironroot.firmware._leaves import check_lms_leaf_reuse, leaf_reuse, logged_leaves
 from ironroot.firmware._logged import logged_lms_leaves
 from ironroot.firmware._manifest import DEFAULT_LIMITS, FirmwareBundle, FirmwareLimits
 from ironroot.firmware._reference import manifest_statement, reference_statement
@@ -146,16 +146,9 @@ def _check_logged_leaves(bundle: bytes, logged: Iterable[bytes], limits: Firmwar
     earlier = [leaf for statement in logged for leaf in logged_lms_leaves(statement)]
     own = logged_leaves(bundle, limits)
     keys = {leaf.key_hash for leaf in own}
-    for first, later in leaf_reuse([*earlier, *own]):
-        if first.key_hash in keys:
-            raise StateReuse(
-                reuse_detail(
-                    first.key_hash,
-                    first.leaf,
-                    (first.role, first.manifest_digest),
-                    (later.role, later.manifest_digest),
-                )
-            )
+    for reuse in leaf_reuse([*earlier, *own]):
+        if reuse.first.key_hash in keys:
+            raise StateReuse(reuse.detail)
 
 
 def write_published(published: PublishedFirmware, out_dir: Path, name: str) -> tuple[Path, Path]:
