@@ -411,3 +411,39 @@ def test_create_statement_options() -> None:
 def test_detached_payload_is_payload_missing() -> None:
     with pytest.raises(PayloadMissing):
         SignedStatement.parse(signed({15: CLAIMS}, detached=True))
+
+
+def test_create_statement_adds_other_protected_headers() -> None:
+    """``headers=``: more protected header parameters (a profile's own, signed with the rest
+    and kept in the log entry); parsing keeps them in ``sign1.protected``."""
+    st = SignedStatement.parse(
+        create_statement(
+            KEY, b"x", iss="i", sub="s", hash_envelope=True, hash_alg=HASH_SHA384,
+            headers={"example-label": [1, b"2"], -65537: "private"},
+        )
+    )  # fmt: skip
+    assert st.sign1.protected["example-label"] == [1, b"2"]
+    assert st.sign1.protected[-65537] == "private"
+    assert st.payload == hashlib.sha384(b"x").digest()
+    assert st.log_entry().startswith(b"\xd2\x84")
+
+
+@pytest.mark.parametrize(
+    ("label", "message"),
+    [
+        (1, "header 1 is set by create_statement, not by headers="),
+        (3, "header 3 is set by create_statement, not by headers="),
+        (15, "header 15 is set by create_statement, not by headers="),
+        (258, "header 258 is set by create_statement, not by headers="),
+        (394, "header 394 is not a protected header of a Signed Statement"),
+        (2, "header 2 is set by create_statement, not by headers="),
+        (1.0, "header label 1.0 is not an integer or text"),
+        (True, "header label True is not an integer or text"),
+    ],
+)
+def test_create_statement_refuses_headers_it_sets_itself(label: object, message: str) -> None:
+    """A header of ``headers=`` must not replace what the statement's own arguments set (an
+    ``alg`` the signer does not use, a second ``iss``) nor be one no protected header holds."""
+    with pytest.raises(MalformedStatement) as exc:
+        create_statement(KEY, b"x", iss="i", sub="s", headers={label: 1})  # type: ignore[dict-item]
+    assert exc.value.detail == message

@@ -7,8 +7,12 @@ import datetime as dt
 import hashlib
 import os
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
-from ironroot.crypto import Algorithm, LmsPrivateKey, PrivateKey, Signer
+import pyhsslms  # type: ignore[import-untyped]
+
+from ironroot.crypto import Algorithm, LmsPrivateKey, LmsPublicKey, PrivateKey, Signer
 from ironroot.firmware import (
     Component,
     FirmwareLimits,
@@ -104,3 +108,41 @@ def flip(data: bytes, offset: int, bit: int = 0) -> bytes:
 
 def random_bytes(size: int) -> bytes:
     return os.urandom(size)
+
+
+class RestoredLms:
+    """An LMS signer whose state was restored from a copy (a VM snapshot, a backup made
+    without Ironroot's state file): every signature uses leaf 0 again. ``pyhsslms``'s own
+    key, so no Ironroot state file or counter is there to refuse it."""
+
+    algorithm = Algorithm.HSS_LMS
+
+    def __init__(self) -> None:
+        self._seed, self._ident = os.urandom(24), os.urandom(16)
+        self._public = LmsPublicKey(b"\0\0\0\1" + self._key().publicKey().serialize())
+
+    def _key(self) -> Any:
+        return pyhsslms.LmsPrivateKey(
+            pyhsslms.lms_sha256_m24_h5, pyhsslms.lmots_sha256_n24_w4, self._seed, self._ident
+        )
+
+    @property
+    def kid(self) -> bytes:
+        return self._public.kid
+
+    def sign(self, data: bytes) -> bytes:
+        return b"\0\0\0\0" + bytes(self._key().sign(data))
+
+    def verifier(self) -> LmsPublicKey:
+        return self._public
+
+
+class Recording:
+    """A registrar that accepts every statement and records it."""
+
+    def __init__(self) -> None:
+        self.registered: list[bytes] = []
+
+    def register(self, statement: bytes) -> Any:
+        self.registered.append(statement)
+        return SimpleNamespace(entry_id=str(len(self.registered)), transparent_statement=statement)

@@ -5,13 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import hashlib
-import os
 from collections.abc import Iterator
 from pathlib import Path
-from types import SimpleNamespace
-from typing import Any
 
-import pyhsslms  # type: ignore[import-untyped]
 import pytest
 from _fw_helpers import (
     FMC,
@@ -20,6 +16,8 @@ from _fw_helpers import (
     NOT_BEFORE,
     NOW,
     RUNTIME,
+    Recording,
+    RestoredLms,
     Vendor,
     flip,
     lms_vendor,
@@ -28,7 +26,7 @@ from _fw_helpers import (
 
 from ironroot.corim import Corim, Digest, Svn
 from ironroot.cose import SignedStatement, verify_transparent_statement
-from ironroot.crypto import Algorithm, LmsPublicKey, PrivateKey
+from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.errors import (
     ConfigError,
     DigestMismatch,
@@ -283,44 +281,6 @@ def test_publish_takes_the_product_key_descriptor_hash(
         )
 
 
-class _RestoredLms:
-    """An LMS signer whose state was restored from a copy (a VM snapshot, a backup made
-    without Ironroot's state file): every signature uses leaf 0 again. ``pyhsslms``'s own
-    key, so no Ironroot state file or counter is there to refuse it."""
-
-    algorithm = Algorithm.HSS_LMS
-
-    def __init__(self) -> None:
-        self._seed, self._ident = os.urandom(24), os.urandom(16)
-        self._public = LmsPublicKey(b"\0\0\0\1" + self._key().publicKey().serialize())
-
-    def _key(self) -> Any:
-        return pyhsslms.LmsPrivateKey(
-            pyhsslms.lms_sha256_m24_h5, pyhsslms.lmots_sha256_n24_w4, self._seed, self._ident
-        )
-
-    @property
-    def kid(self) -> bytes:
-        return self._public.kid
-
-    def sign(self, data: bytes) -> bytes:
-        return b"\0\0\0\0" + bytes(self._key().sign(data))
-
-    def verifier(self) -> LmsPublicKey:
-        return self._public
-
-
-class _Recording:
-    """A registrar that accepts every statement and records it."""
-
-    def __init__(self) -> None:
-        self.registered: list[bytes] = []
-
-    def register(self, statement: bytes) -> Any:
-        self.registered.append(statement)
-        return SimpleNamespace(entry_id=str(len(self.registered)), transparent_statement=statement)
-
-
 def test_publish_refuses_a_release_whose_lms_leaf_an_earlier_release_used(
     statement_key: PrivateKey,
 ) -> None:
@@ -331,7 +291,7 @@ def test_publish_refuses_a_release_whose_lms_leaf_an_earlier_release_used(
     first lets anyone forge that leaf's signatures, is not made public by the vendor."""
     vendor = Vendor(
         ecc=[PrivateKey.generate(Algorithm.ES384)],
-        pqc=[_RestoredLms()],
+        pqc=[RestoredLms()],
         pqc_type=PqcKeyType.LMS,
         limits=LMS_TEST_LIMITS,
     )
@@ -343,7 +303,7 @@ def test_publish_refuses_a_release_whose_lms_leaf_an_earlier_release_used(
     assert verify_bundle(second, policy).svn == 6
     ((leaf,),) = (lms_leaves(first, LMS_TEST_LIMITS),)
     assert (leaf.role, leaf.leaf) == ("vendor", 0)
-    registrar = _Recording()
+    registrar = Recording()
     publish = functools.partial(
         publish_bundle,
         client=registrar,
@@ -365,7 +325,7 @@ def test_publish_refuses_a_release_whose_lms_leaf_an_earlier_release_used(
 def test_one_lms_leaf_as_vendor_and_owner_signature_is_reuse() -> None:
     """One LMS key may sign as vendor and owner, with two leaves: one leaf for both is reuse,
     found within the one bundle."""
-    restored = _RestoredLms()
+    restored = RestoredLms()
     vendor = Vendor(
         ecc=[PrivateKey.generate(Algorithm.ES384)],
         pqc=[restored],
@@ -391,7 +351,7 @@ def test_cli_publish_refuses_a_release_reusing_an_earlier_release_s_lms_leaf(
     key_file.write_bytes(statement_key.to_pem())
     vendor = Vendor(
         ecc=[PrivateKey.generate(Algorithm.ES384)],
-        pqc=[_RestoredLms()],
+        pqc=[RestoredLms()],
         pqc_type=PqcKeyType.LMS,
         limits=LMS_TEST_LIMITS,
     )

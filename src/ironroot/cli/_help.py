@@ -38,6 +38,7 @@ EXAMPLES: Final[dict[str, str]] = {
     "firmware publish": "ironroot firmware publish bundle.bin --url http://127.0.0.1:8000 "
     "--key vendor.key --iss https://vendor.example --sub pkg:firmware/bmc "
     "--vendor-key-hash HEX --out-dir published",
+    "firmware leaves": "ironroot firmware leaves published/*.manifest.ts --json",
     "rot inspect-cert": "ironroot rot inspect-cert rt-alias.cert.der --json",
     "rot ca-init": "ironroot rot ca-init --out vendor-ca",
     "rot provision": "ironroot rot provision --device dev --vendor-ca-key vendor-ca/ca.key "

@@ -12,8 +12,12 @@
   check, prints each, and exits 1 with the reason when one fails;
 * ``inspect BUNDLE [--json]`` prints the manifest;
 * ``key-descriptor --ecc PUB... --pqc PUB... [--pqc-type T]`` prints the hash to fuse;
+* ``leaves STATEMENT... [--json]`` lists the LMS leaves manifest statements log and exits 1
+  (``state-reuse``) when one key's leaf signed twice;
 * ``publish BUNDLE --url URL --key KEY --iss ISS --sub PRODUCT --vendor-key-hash HEX
+  [--revoked-ecc MASK] [--revoked-pqc MASK] [--published BUNDLE]... [--logged STATEMENT]...
   [--token T] [--at ISO] --out-dir DIR`` checks the bundle is signed with the product's keys,
+  none of them revoked, and reuses no LMS leaf an earlier release (bundle or statement) used,
   registers the manifest and reference-value statements and writes
   ``<name>.manifest.ts`` and ``<name>.corim.ts`` into DIR (``<name>`` is the bundle's file
   name without a ``.bin``, ``.bundle``, ``.fw`` or ``.img`` suffix).
@@ -41,12 +45,13 @@ from ironroot.cli._text import shown
 from ironroot.cli._time import now_or, parse_instant
 from ironroot.cli.keys import add_rot_device_option, lms_counter
 from ironroot.crypto import Algorithm, LmsPublicKey, Signer, Verifier, load_signer, load_verifier
-from ironroot.errors import ConfigError, MalformedInput
+from ironroot.errors import ConfigError, IronrootError, MalformedInput, StateReuse
 
 __all__ = ["register"]
 
 _PQC_TYPES = ("mldsa", "lms")
 _BUNDLE_SUFFIXES = (".bin", ".bundle", ".fw", ".img")
+_MAX_STATEMENT = 1024 * 1024  # a statement (64 KiB) and its receipts, with room to spare
 
 
 def register(sub: Any) -> None:
@@ -131,6 +136,16 @@ def register(sub: Any) -> None:
     desc.add_argument("--json", action="store_true")
     desc.set_defaults(func=_key_descriptor)
 
+    leaves = verbs.add_parser(
+        "leaves",
+        help="list the LMS leaves manifest statements log; exit 1 if a leaf signed twice",
+    )
+    leaves.add_argument(
+        "statements", nargs="+", type=Path, metavar="STATEMENT", help="manifest statements"
+    )
+    leaves.add_argument("--json", action="store_true")
+    leaves.set_defaults(func=_leaves)
+
     pub = verbs.add_parser("publish", help="register a bundle's statements and write them")
     pub.add_argument("bundle", type=Path)
     add_url_options(pub, what="transparency service", token=True)
@@ -147,6 +162,19 @@ def register(sub: Any) -> None:
         help="the product's fused key descriptor hash (hex), which the bundle's must be",
     )
     pub.add_argument(
+        "--revoked-ecc",
+        default="0",
+        metavar="MASK",
+        help="the product's 4-bit ECC revocation fuse (0x…): a bundle signed with a revoked"
+        " key is refused (key-revoked, exit 1)",
+    )
+    pub.add_argument(
+        "--revoked-pqc",
+        default="0",
+        metavar="MASK",
+        help="the product's 32-bit PQC revocation fuse (0x…), likewise",
+    )
+    pub.add_argument(
         "--published",
         type=Path,
         action="append",
@@ -154,6 +182,16 @@ def register(sub: Any) -> None:
         metavar="BUNDLE",
         help="an earlier release bundle of the product (repeatable): a bundle whose LMS"
         " signature reuses a leaf one of them used is refused (state-reuse, exit 1)",
+    )
+    pub.add_argument(
+        "--logged",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="STATEMENT",
+        help="an earlier release's manifest statement (its .manifest.ts, or as read from the"
+        " log; repeatable): a bundle whose LMS key they show using one leaf twice is refused"
+        " (state-reuse, exit 1)",
     )
     pub.add_argument("--json", action="store_true")
     _lms_option(pub)
@@ -411,6 +449,59 @@ def _key_descriptor(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_statement(path: Path) -> bytes:
+    """A manifest statement file, checked as one before anything is registered (the error
+    names the file)."""
+    data = read_input(path, _MAX_STATEMENT)
+    try:
+        firmware.logged_lms_leaves(data)
+    except IronrootError as exc:
+        raise type(exc)(f"{path}: {exc.detail}") from exc
+    return data
+
+
+def _leaf_json(leaf: firmware.LoggedLmsLeaf, statement: str) -> dict[str, Any]:
+    return {
+        "statement": statement,
+        "role": leaf.role,
+        "key_hash": leaf.key_hash.hex(),
+        "leaf": leaf.leaf,
+        "message": leaf.message.hex(),
+        "signature_hash": leaf.signature_hash.hex(),
+        "manifest_digest": leaf.manifest_digest.hex(),
+    }
+
+
+def _leaves(args: argparse.Namespace) -> int:
+    statements = [(str(path), _read_statement(path)) for path in args.statements]
+    found = [(name, firmware.logged_lms_leaves(data)) for name, data in statements]
+    where: dict[firmware.LoggedLmsLeaf, str] = {}
+    for name, leaves in found:
+        for leaf in leaves:
+            where.setdefault(leaf, name)
+    reuse = firmware.find_lms_leaf_reuse(data for _, data in statements)
+    if args.json:
+        doc = {
+            "leaves": [_leaf_json(leaf, name) for name, leaves in found for leaf in leaves],
+            "reuse": [[_leaf_json(x, where[x]) for x in pair] for pair in reuse],
+        }
+        print(json.dumps(doc, indent=2))
+    else:
+        for name, leaves in found:
+            if not leaves:
+                print(f"{name}: no LMS leaves logged")
+            for leaf in leaves:
+                print(
+                    f"{name}: {leaf.role} LMS key {leaf.key_hash.hex()} leaf {leaf.leaf}"
+                    f" manifest {leaf.manifest_digest.hex()}"
+                )
+    if reuse:  # as verify does: the report on stdout (JSON too), the reason on stderr
+        more = f" (and {len(reuse) - 1} more)" if len(reuse) > 1 else ""
+        print(f"ironroot: {StateReuse.code}: {shown(reuse[0].detail + more)}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _out_dir(out_dir: Path, name: str) -> tuple[Path, Path]:
     """``<name>.manifest.ts`` and ``<name>.corim.ts`` in ``out_dir`` (made if missing), each
     checked as an output (:func:`check_output`)."""
@@ -426,8 +517,11 @@ def _publish(args: argparse.Namespace) -> int:
 
     now = now_or(args.at)
     vendor_key_hash = parse_hex(args.vendor_key_hash, "--vendor-key-hash")
+    ecc_revoked = _mask(args.revoked_ecc, "--revoked-ecc")
+    pqc_revoked = _mask(args.revoked_pqc, "--revoked-pqc")
     bundle = _read_bundle(args.bundle)
     published = [_read_bundle(path) for path in args.published]
+    logged = [_read_statement(path) for path in args.logged]
     signer = load_signer(args.key)
     name = args.bundle.name
     for suffix in _BUNDLE_SUFFIXES:
@@ -447,7 +541,10 @@ def _publish(args: argparse.Namespace) -> int:
             limits=_limits(args),
             now=now,
             vendor_key_descriptor_hash=vendor_key_hash,
+            ecc_revocation=ecc_revoked,
+            pqc_revocation=pqc_revoked,
             published=published,
+            logged=logged,
         )
     write_output(manifest_path, release.manifest_statement)
     write_output(corim_path, release.corim_statement)

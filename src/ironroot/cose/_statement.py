@@ -45,6 +45,9 @@ from ironroot.cose._headers import (
     PAYLOAD_HASH_ALG,
     PAYLOAD_LOCATION,
     PREIMAGE_CONTENT_TYPE,
+    RECEIPTS,
+    VDP,
+    VDS,
     X5CHAIN,
     X5T,
 )
@@ -346,6 +349,7 @@ def create_statement(
     iat: int | None = None,
     exp: int | None = None,
     nbf: int | None = None,
+    headers: Mapping[int | str, object] | None = None,
     limits: Limits = DEFAULT_LIMITS,
 ) -> bytes:
     """Sign a Signed Statement and return its bytes.
@@ -356,9 +360,27 @@ def create_statement(
     ``hash_alg`` digest (RFC 9995); ``content_type`` then must be ``None`` (use
     ``preimage_content_type``). Raises ``MalformedStatement`` for inconsistent arguments and
     ``PayloadTooLarge`` if the statement would not fit a log entry.
+
+    ``headers``: more protected header parameters (a profile's own labels, signed with the
+    rest and kept in the log entry; :meth:`SignedStatement.parse` keeps them in
+    ``sign1.protected``). A label that this function sets from its arguments (``alg``,
+    ``crit``, content type, ``kid``, CWT claims, ``x5chain``, ``x5t``, the hash envelope's)
+    or that no statement's protected header holds (receipts ``394``–``396``) is
+    ``MalformedStatement``.
     """
     if not isinstance(iss, str) or not iss or not isinstance(sub, str) or not sub:
         raise MalformedStatement("iss and sub must be non-empty text")
+    extra: dict[object, object] = {}
+    for given, header in (headers or {}).items():
+        extra[given] = header
+    check_cbor_labels(extra, "header label", MalformedStatement)
+    for label in extra:
+        if label in _UNDERSTOOD:
+            raise MalformedStatement(f"header {label} is set by create_statement, not by headers=")
+        if label in (RECEIPTS, VDS, VDP):
+            raise MalformedStatement(
+                f"header {label} is not a protected header of a Signed Statement"
+            )
     claims: dict[object, object] = {CWT_ISS: iss, CWT_SUB: sub}
     if iat is not None:
         claims[CWT_IAT] = iat
@@ -390,6 +412,7 @@ def create_statement(
     if x5chain:
         certs = list(x5chain)
         protected[X5CHAIN] = certs[0] if len(certs) == 1 else certs
+    protected.update(extra)
     encoded = sign1(signer, payload, protected).encode()
     if len(encoded) > limits.max_bytes:
         raise PayloadTooLarge(

@@ -16,7 +16,15 @@ from ironroot._lazy import lazy_package
 if TYPE_CHECKING:
     from ironroot.firmware._build import Component, build_bundle, sign_bundle
     from ironroot.firmware._keys import key_descriptor_hash
-    from ironroot.firmware._leaves import LmsLeaf, check_lms_leaf_reuse, lms_leaves
+    from ironroot.firmware._leaves import (
+        LMS_LEAVES_HEADER,
+        LmsLeaf,
+        LmsLeafReuse,
+        LoggedLmsLeaf,
+        check_lms_leaf_reuse,
+        lms_leaves,
+    )
+    from ironroot.firmware._logged import find_lms_leaf_reuse, logged_lms_leaves
     from ironroot.firmware._manifest import (
         DEFAULT_LIMITS,
         FMC_ID,
@@ -60,6 +68,7 @@ __all__ = [
     "DEFAULT_LIMITS",
     "FMC_ID",
     "LAYOUT",
+    "LMS_LEAVES_HEADER",
     "MANIFEST_CONTENT_TYPE",
     "MANIFEST_MARKER",
     "MANIFEST_VERSION",
@@ -74,6 +83,8 @@ __all__ = [
     "FirmwareLimits",
     "KeyDescriptor",
     "LmsLeaf",
+    "LmsLeafReuse",
+    "LoggedLmsLeaf",
     "Manifest",
     "ManifestHeader",
     "Measurement",
@@ -89,8 +100,10 @@ __all__ = [
     "check_bundle",
     "check_lms_leaf_reuse",
     "field_offsets",
+    "find_lms_leaf_reuse",
     "key_descriptor_hash",
     "lms_leaves",
+    "logged_lms_leaves",
     "manifest_statement",
     "publish_bundle",
     "reference_corim",

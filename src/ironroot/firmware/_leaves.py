@@ -7,22 +7,43 @@ bundle cannot see this: each signature is valid on its own. A set of signed rele
 :func:`check_lms_leaf_reuse` finds two LMS signatures that verify under one key with one leaf
 and differ (``StateReuse``). Pure: bundle bytes in.
 
-The transparency log cannot be asked instead: a release's manifest statement logs the SHA-384
-of the manifest (a hash envelope) and its CoRIM the component digests, so neither the LMS key,
-nor the leaf, nor the signature is on the log. ``publish_bundle(..., published=)`` checks a
-release against the product's earlier release bundles before it registers anything.
+So can the transparency log, since a release's manifest statement names each LMS signature's
+key, leaf, message and signature hash in its protected header :data:`LMS_LEAVES_HEADER`
+(:func:`logged_leaves` gives them, :func:`leaf_reuse` compares them;
+:mod:`ironroot.firmware._logged` reads them back from statements).
+``publish_bundle(..., published=)`` checks a release against the product's earlier release
+bundles before it registers anything, ``logged=`` against their manifest statements.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Final, NamedTuple
 
 from ironroot.errors import BadSignature, StateReuse
 from ironroot.firmware._keys import key_hash, pqc_verifier
 from ironroot.firmware._manifest import DEFAULT_LIMITS, FirmwareBundle, FirmwareLimits, PqcKeyType
 
-__all__ = ["LmsLeaf", "check_lms_leaf_reuse", "lms_leaves"]
+__all__ = [
+    "LMS_LEAVES_HEADER",
+    "LmsLeaf",
+    "LmsLeafReuse",
+    "LoggedLmsLeaf",
+    "check_lms_leaf_reuse",
+    "leaf_reuse",
+    "lms_leaves",
+    "logged_leaves",
+    "reuse_detail",
+]
+
+LMS_LEAVES_HEADER: Final = "ironroot-lms-leaves"
+"""The manifest statement's protected header label (text, RFC 9052 §3.1) listing its LMS
+signatures: an array of one or two maps ``{"role": "vendor" | "owner", "key-hash": SHA-384
+of the LMS key, "leaf": q (uint32), "message": the header digest it signed, "signature-hash":
+SHA-384 of the signature as stored}``, vendor first. Absent for ML-DSA-87 releases and in
+statements registered before it was added."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +86,102 @@ def lms_leaves(bundle: bytes, limits: FirmwareLimits = DEFAULT_LIMITS) -> tuple[
     return tuple(out)
 
 
+@dataclass(frozen=True, slots=True)
+class LoggedLmsLeaf:
+    """One LMS signature as a manifest statement logs it (:data:`LMS_LEAVES_HEADER`)."""
+
+    role: str
+    """``"vendor"`` or ``"owner"``."""
+    key_hash: bytes
+    """SHA-384 of the stored LMS key (as the key descriptor lists it)."""
+    leaf: int
+    """The one-time key ``q`` the signature used."""
+    message: bytes
+    """What it signed: the manifest's header digest."""
+    signature_hash: bytes
+    """SHA-384 of the LMS signature as the manifest stores it."""
+    manifest_digest: bytes
+    """SHA-384 of the manifest the signature is in (the statement's payload)."""
+
+    def header_item(self) -> dict[str, object]:
+        """This leaf as one map of :data:`LMS_LEAVES_HEADER`."""
+        return {
+            "role": self.role,
+            "key-hash": self.key_hash,
+            "leaf": self.leaf,
+            "message": self.message,
+            "signature-hash": self.signature_hash,
+        }
+
+
+def logged_leaves(
+    bundle: bytes, limits: FirmwareLimits = DEFAULT_LIMITS
+) -> tuple[LoggedLmsLeaf, ...]:
+    """``bundle``'s LMS signatures that verify (:func:`lms_leaves`) as its manifest statement
+    logs them; none for an ML-DSA-87 bundle."""
+    parsed = FirmwareBundle.parse(bundle, limits)
+    message, manifest_digest = parsed.header_digest(), parsed.manifest_digest()
+    return tuple(
+        LoggedLmsLeaf(
+            role=leaf.role,
+            key_hash=leaf.key_hash,
+            leaf=leaf.leaf,
+            message=message,
+            signature_hash=hashlib.sha384(leaf.signature).digest(),
+            manifest_digest=manifest_digest,
+        )
+        for leaf in lms_leaves(bundle, limits)
+    )
+
+
+class LmsLeafReuse(NamedTuple):
+    """One key's leaf used for a second signature: its first use and the later one."""
+
+    first: LoggedLmsLeaf
+    later: LoggedLmsLeaf
+
+    @property
+    def detail(self) -> str:
+        """What ``StateReuse`` says of it."""
+        first, later = self
+        return reuse_detail(
+            first.key_hash,
+            first.leaf,
+            (first.role, first.manifest_digest),
+            (later.role, later.manifest_digest),
+        )
+
+
+def leaf_reuse(leaves: Iterable[LoggedLmsLeaf]) -> tuple[LmsLeafReuse, ...]:
+    """Each later use of a key's leaf with another signature, beside that leaf's first use
+    (in the order given); one signature seen twice is one use."""
+    first: dict[tuple[bytes, int], LoggedLmsLeaf] = {}
+    seen: set[tuple[bytes, int, bytes]] = set()
+    out: list[LmsLeafReuse] = []
+    for leaf in leaves:
+        use = (leaf.key_hash, leaf.leaf, leaf.signature_hash)
+        if use in seen:
+            continue
+        seen.add(use)
+        earlier = first.setdefault((leaf.key_hash, leaf.leaf), leaf)
+        if earlier is not leaf:
+            out.append(LmsLeafReuse(earlier, leaf))
+    return tuple(out)
+
+
+def reuse_detail(
+    key_hash: bytes, leaf: int, first: tuple[str, bytes], second: tuple[str, bytes]
+) -> str:
+    """The ``StateReuse`` detail of one leaf of one key used twice: ``first`` and ``second``
+    are each a signature's role and the digest of the manifest it is in."""
+    return (
+        f"LMS key {key_hash.hex()[:16]}… signed with leaf {leaf} twice: as {first[0]} of"
+        f" manifest {first[1].hex()[:16]}… and as {second[0]} of manifest"
+        f" {second[1].hex()[:16]}… (a restored or copied signer state); that leaf's"
+        " signatures can be forged"
+    )
+
+
 def check_lms_leaf_reuse(
     bundles: Iterable[bytes], *, limits: FirmwareLimits = DEFAULT_LIMITS
 ) -> None:
@@ -77,8 +194,10 @@ def check_lms_leaf_reuse(
             first = seen.setdefault((leaf.key_hash, leaf.leaf), leaf)
             if first.signature != leaf.signature:
                 raise StateReuse(
-                    f"LMS key {leaf.key_hash.hex()[:16]}… signed with leaf {leaf.leaf} twice:"
-                    f" as {first.role} of manifest {first.manifest_digest.hex()[:16]}… and as"
-                    f" {leaf.role} of manifest {leaf.manifest_digest.hex()[:16]}… (a restored"
-                    " or copied signer state); that leaf's signatures can be forged"
+                    reuse_detail(
+                        leaf.key_hash,
+                        leaf.leaf,
+                        (first.role, first.manifest_digest),
+                        (leaf.role, leaf.manifest_digest),
+                    )
                 )

@@ -1,10 +1,11 @@
 """Publish a signed bundle to a transparency service (the outer, I/O half of publication).
 
-``publish_bundle`` checks the bundle against its own key descriptors (both signatures, the
-TOC and every component digest: a vendor never publishes a bundle that no device would
-accept), registers the manifest statement and the reference-value statement through any
-client with ``register(statement)`` (``ironroot.transparency.TransparencyClient``), and
-returns both transparent statements. ``write_published`` stores them next to the bundle as
+``publish_bundle`` checks the bundle against the product's fused key descriptor hash (or its
+own key descriptors) and revocation masks, both signatures, the TOC and every component
+digest (a vendor never publishes a bundle that no device would accept), registers the
+manifest statement and the reference-value statement through any client with
+``register(statement)`` (``ironroot.transparency.TransparencyClient``), and returns both
+transparent statements. ``write_published`` stores them next to the bundle as
 ``<name>.manifest.ts`` and ``<name>.corim.ts``: they ship with the update.
 
 The client is typed structurally, so this package does not import the transparency layer.
@@ -21,8 +22,9 @@ from typing import Protocol
 
 from ironroot._fileio import write_atomic
 from ironroot.crypto import Signer
-from ironroot.errors import ConfigError
-from ironroot.firmware._leaves import check_lms_leaf_reuse
+from ironroot.errors import ConfigError, StateReuse
+from ironroot.firmware._leaves import check_lms_leaf_reuse, leaf_reuse, logged_leaves
+from ironroot.firmware._logged import logged_lms_leaves
 from ironroot.firmware._manifest import DEFAULT_LIMITS, FirmwareBundle, FirmwareLimits
 from ironroot.firmware._reference import manifest_statement, reference_statement
 from ironroot.firmware._verify import BundlePolicy, verify_bundle
@@ -65,7 +67,10 @@ def publish_bundle(
     limits: FirmwareLimits = DEFAULT_LIMITS,
     now: dt.datetime | None = None,
     vendor_key_descriptor_hash: bytes | None = None,
+    ecc_revocation: int = 0,
+    pqc_revocation: int = 0,
     published: Iterable[bytes] = (),
+    logged: Iterable[bytes] = (),
 ) -> PublishedFirmware:
     """Self-check ``bundle``, then register its manifest and reference-value statements.
 
@@ -74,6 +79,12 @@ def publish_bundle(
     Without it the bundle is checked against the descriptors it carries, which proves only
     that it is self-consistent, not that the product's firmware keys signed it.
 
+    ``ecc_revocation`` and ``pqc_revocation`` are the product's revocation fuses, the 4-bit
+    ECC and 32-bit PQC masks of :class:`BundlePolicy` (``ironroot rot fuse revoke-ecc`` /
+    ``revoke-pqc`` set their bits): a bundle whose active vendor key has its bit set is
+    ``KeyRevoked`` and nothing is registered, since no device with those fuses boots it; a
+    mask wider than its fuse is ``ConfigError``.
+
     The bundle is verified at the first instant a device accepts it (the later of the vendor
     and owner not-before), or at ``now`` if that is later: a release may be published ahead
     of its dates, but not once its validity has ended at ``now``, nor when its vendor and
@@ -81,8 +92,17 @@ def publish_bundle(
 
     ``published``: the product's earlier release bundles. An LMS signature of ``bundle`` made
     with a leaf one of them (or ``bundle`` itself) signed with already is ``StateReuse``
-    and nothing is registered (:func:`check_lms_leaf_reuse`): the log holds manifest digests,
-    not signatures, so only the bundles show a one-time key used twice.
+    and nothing is registered (:func:`check_lms_leaf_reuse`).
+
+    ``logged``: the product's earlier manifest statements (Signed or Transparent Statement
+    bytes: the ``<name>.manifest.ts`` of earlier releases, or statements read from the log),
+    which name their LMS leaves (:func:`logged_lms_leaves`). A leaf of one of ``bundle``'s
+    LMS keys used for two different signatures among them and ``bundle`` is ``StateReuse``
+    and nothing is registered — whether ``bundle`` is the second use or the log already
+    shows one: a key with a reused leaf is forgeable, revoke it rather than sign more with
+    it. A statement that is no manifest statement, or whose leaves header is malformed, is
+    ``MalformedStatement``. Statements registered before the header have no leaves to
+    compare: give their bundles as ``published``.
     """
     if now is not None and (not isinstance(now, dt.datetime) or now.tzinfo is None):
         raise ConfigError("now must be a timezone-aware datetime")
@@ -98,10 +118,13 @@ def publish_bundle(
         BundlePolicy(
             now=opens if now is None or now < opens else now,
             vendor_key_descriptor_hash=vendor_key_descriptor_hash,
+            ecc_revocation=ecc_revocation,
+            pqc_revocation=pqc_revocation,
             limits=limits,
         ),
     )
     check_lms_leaf_reuse([*published, bundle], limits=limits)
+    _check_logged_leaves(bundle, logged, limits)
     manifest = client.register(manifest_statement(bundle, signer, iss=iss, sub=sub, limits=limits))
     corim = client.register(
         reference_statement(
@@ -115,6 +138,17 @@ def publish_bundle(
         corim_entry_id=corim.entry_id,
         corim_statement=corim.transparent_statement,
     )
+
+
+def _check_logged_leaves(bundle: bytes, logged: Iterable[bytes], limits: FirmwareLimits) -> None:
+    """``StateReuse`` when ``logged`` and ``bundle`` show a leaf of one of ``bundle``'s LMS
+    keys used for two signatures (every statement is read, whatever ``bundle`` holds)."""
+    earlier = [leaf for statement in logged for leaf in logged_lms_leaves(statement)]
+    own = logged_leaves(bundle, limits)
+    keys = {leaf.key_hash for leaf in own}
+    for reuse in leaf_reuse([*earlier, *own]):
+        if reuse.first.key_hash in keys:
+            raise StateReuse(reuse.detail)
 
 
 def write_published(published: PublishedFirmware, out_dir: Path, name: str) -> tuple[Path, Path]:

@@ -7,7 +7,10 @@ Pure: bundle bytes and a signer in, Signed Statement bytes out.
   ``application/vnd.ironroot.firmware-manifest`` (``259``), ``iss`` the vendor and ``sub``
   the product. The manifest is the bundle's first ``manifest.size`` bytes, signatures
   included, so its digest names exactly one signed release (and, through the TOC, every
-  component).
+  component). An LMS release's statement also names each LMS signature's key hash, leaf,
+  message and signature hash in its protected header ``ironroot-lms-leaves``
+  (:data:`~ironroot.firmware.LMS_LEAVES_HEADER`), so that a monitor sees a one-time key
+  used twice from the log alone (:func:`~ironroot.firmware.find_lms_leaf_reuse`).
 * :func:`reference_corim` — a CoRIM with one CoMID whose reference-value triples give the
   expected measurements: for each component an environment ``{vendor, model, layer, index}``
   (FMC layer 0, runtime layer 1, any other component layer 2; index = component id) and a
@@ -50,6 +53,7 @@ from ironroot.corim import (
 )
 from ironroot.cose import HASH_SHA384, create_statement
 from ironroot.crypto import Signer
+from ironroot.firmware._leaves import LMS_LEAVES_HEADER, logged_leaves
 from ironroot.firmware._manifest import (
     DEFAULT_LIMITS,
     FMC_ID,
@@ -79,8 +83,11 @@ def manifest_statement(
     sub: str,
     limits: FirmwareLimits = DEFAULT_LIMITS,
 ) -> bytes:
-    """A hash-envelope Signed Statement over the SHA-384 of the bundle's manifest."""
+    """A hash-envelope Signed Statement over the SHA-384 of the bundle's manifest; for an LMS
+    bundle, its LMS signatures' keys and leaves in the protected header
+    :data:`~ironroot.firmware.LMS_LEAVES_HEADER`."""
     parsed = FirmwareBundle.parse(bundle, limits)
+    leaves = logged_leaves(bundle, limits)
     return create_statement(
         signer,
         parsed.manifest.encode(),
@@ -89,6 +96,7 @@ def manifest_statement(
         hash_envelope=True,
         hash_alg=HASH_SHA384,
         preimage_content_type=MANIFEST_CONTENT_TYPE,
+        headers={LMS_LEAVES_HEADER: [leaf.header_item() for leaf in leaves]} if leaves else None,
     )
 
 

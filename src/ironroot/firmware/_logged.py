@@ -1,0 +1,112 @@
+"""LMS leaves read back from logged manifest statements: one-time key reuse seen on the log.
+
+A release's manifest statement (:func:`~ironroot.firmware.manifest_statement`) names each of
+its LMS signatures in the protected header :data:`~ironroot.firmware.LMS_LEAVES_HEADER`: the
+key's hash, the leaf ``q``, the message (the header digest) and the signature's SHA-384. The
+statement's payload stays the SHA-384 of the manifest (RFC 9995 hash envelope), so every
+reader of the payload is unchanged; a statement registered before the header existed (or of
+an ML-DSA-87 release) has no leaves to read, which is not an error.
+
+:func:`find_lms_leaf_reuse` takes logged statements alone (no bundle) and reports each leaf
+of one key that two of them (or one, as vendor and owner) used for different signatures:
+two LM-OTS signatures of one leaf let anyone forge that leaf's signatures, and a device
+accepts any leaf. Pure: statement bytes in. The statements' signatures and receipts are not
+checked here: a relying party that acts on a report first checks they are logged
+(``ironroot statement verify``) and by whom (the report names each statement's manifest).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Final
+
+from ironroot.cose import HASH_SHA384, SignedStatement, TransparentStatement
+from ironroot.errors import IronrootError, MalformedStatement
+from ironroot.firmware._leaves import LMS_LEAVES_HEADER, LmsLeafReuse, LoggedLmsLeaf, leaf_reuse
+from ironroot.firmware._reference import MANIFEST_CONTENT_TYPE
+
+__all__ = ["find_lms_leaf_reuse", "logged_lms_leaves"]
+
+_DIGEST_SIZE: Final = 48
+_FIELDS: Final = frozenset(("role", "key-hash", "leaf", "message", "signature-hash"))
+_ROLES: Final = ("vendor", "owner")
+_MAX_LEAF: Final = 0xFFFF_FFFF
+
+
+def _statement(data: bytes) -> SignedStatement:
+    """The Signed Statement in ``data``, a Transparent Statement (receipts not checked) or
+    a Signed Statement; ``MalformedStatement`` (or ``LimitExceeded``) if neither."""
+    try:
+        return TransparentStatement.parse(data).statement
+    except IronrootError:
+        return SignedStatement.parse(data)
+
+
+def _digest(item: Mapping[object, object], name: str) -> bytes:
+    value = item[name]
+    if not isinstance(value, bytes) or len(value) != _DIGEST_SIZE:
+        raise MalformedStatement(f"an LMS leaf's {name} must be a 48-byte SHA-384")
+    return value
+
+
+def logged_lms_leaves(statement: bytes) -> tuple[LoggedLmsLeaf, ...]:
+    """The LMS leaves a firmware manifest statement logs (Signed or Transparent Statement
+    bytes); ``()`` when it carries none (an ML-DSA-87 release, or one registered before).
+
+    ``MalformedStatement`` for bytes that are no statement, a statement that is no firmware
+    manifest statement (a SHA-384 hash envelope of ``MANIFEST_CONTENT_TYPE``: a CoRIM
+    statement given by mistake would otherwise compare nothing), and a leaves header that is
+    not exactly as :data:`LMS_LEAVES_HEADER` describes."""
+    parsed = _statement(statement)
+    envelope = parsed.hash_envelope
+    if (
+        envelope is None
+        or envelope.hash_alg != HASH_SHA384
+        or envelope.preimage_content_type != MANIFEST_CONTENT_TYPE
+    ):
+        raise MalformedStatement(
+            "not a firmware manifest statement (a SHA-384 hash envelope of"
+            f" {MANIFEST_CONTENT_TYPE})"
+        )
+    protected = parsed.sign1.protected
+    if LMS_LEAVES_HEADER not in protected:
+        return ()
+    value = protected[LMS_LEAVES_HEADER]
+    if not isinstance(value, list | tuple) or not 1 <= len(value) <= len(_ROLES):
+        raise MalformedStatement(
+            f"{LMS_LEAVES_HEADER} must be an array of one or two LMS leaf maps"
+        )
+    out: list[LoggedLmsLeaf] = []
+    for item in value:
+        if not isinstance(item, Mapping) or set(item) != _FIELDS:
+            raise MalformedStatement(
+                f"an LMS leaf of {LMS_LEAVES_HEADER} must be a map of exactly role, key-hash,"
+                " leaf, message and signature-hash"
+            )
+        role, leaf = item["role"], item["leaf"]
+        if role not in _ROLES or any(seen.role == role for seen in out):
+            raise MalformedStatement('an LMS leaf\'s role must be "vendor" or "owner", each once')
+        if isinstance(leaf, bool) or not isinstance(leaf, int) or not 0 <= leaf <= _MAX_LEAF:
+            raise MalformedStatement(f"an LMS leaf's leaf must be an integer 0–{_MAX_LEAF}")
+        out.append(
+            LoggedLmsLeaf(
+                role=role,
+                key_hash=_digest(item, "key-hash"),
+                leaf=leaf,
+                message=_digest(item, "message"),
+                signature_hash=_digest(item, "signature-hash"),
+                manifest_digest=parsed.payload,
+            )
+        )
+    return tuple(out)
+
+
+def find_lms_leaf_reuse(statements: Iterable[bytes]) -> tuple[LmsLeafReuse, ...]:
+    """Every LMS leaf that ``statements`` (firmware manifest statements, as logged) show one
+    key using for two different signatures — over two headers, or over one with another
+    randomizer, in two releases or as vendor and owner of one: an
+    :class:`~ironroot.firmware.LmsLeafReuse` ``(first, later)`` for each later use, in the
+    order given (its ``detail`` is what ``StateReuse`` says); ``()`` when none. A release
+    logged twice (the same signature) is one use. ``MalformedStatement`` as
+    :func:`logged_lms_leaves`."""
+    return leaf_reuse(leaf for data in statements for leaf in logged_lms_leaves(data))
