@@ -50,10 +50,13 @@ approved what and when; approvers sign independently (no partially signed object
 between them); and the transparency service's registration policy, which binds each ``iss``
 to its keys, applies to every approver as it does to every firmware vendor.
 
-:class:`Governance` is the class's local configuration for this: the authorized signers
+:class:`Governance` is the class's configuration for this: the authorized signers
 (``iss`` + public key), how many distinct ones a change needs, and the transparency services
-whose receipts count. :func:`verify_desired` checks a set of transparent statements, in this
-order, each refusal a typed error:
+whose receipts count. Its first epoch is local (``governance.json``); approvers are revoked
+and added since only by governed changes on the log (:mod:`ironroot.fleet._governance`), and a
+key revoked is refused in every later epoch (``UnknownIssuer`` ``signer-revoked``).
+:func:`verify_desired` checks a set of transparent statements, in this order, each refusal a
+typed error:
 
 1. each statement parses (``MalformedStatement``), has the desired-state content type
    (``MalformedStatement`` ``not-desired-state``) and is about this class (``PolicyRejected``
@@ -80,7 +83,9 @@ order, each refusal a typed error:
 
 The store. :class:`DesiredStore` keeps, per class, in ``<fleet>/desired/<class>/``:
 ``governance.json`` (:meth:`Governance.to_json`), ``v<N>.cbor`` for each version that was put
-in force (``{"document": bstr, "statements": [+ bstr]}``, the transparent statements) and
+in force (``{"document": bstr, "statements": [+ bstr], ? "governance": uint}``: the
+transparent statements and the governance epoch it was put in force under, which verifies it
+again — absent: 1), ``governance/e<N>.cbor`` for each governance change, and
 ``current.json`` (``{"version", "sha384"}``). :meth:`DesiredStore.publish` registers the
 statements that carry no receipt yet, verifies the set against the version in force and
 records the change in the fleet's event log; :meth:`DesiredStore.current` re-verifies what is
