@@ -165,6 +165,7 @@ from ironroot.rot import Lifecycle
 
 if TYPE_CHECKING:
     from ironroot.fleet._fleet import Fleet, NodeClass
+    from ironroot.fleet._governance import VerifiedGovernanceChange
 
 __all__ = [
     "DESIRED_STATE_CONTENT_TYPE",
@@ -1296,6 +1297,8 @@ class DesiredStore:
         path = self._dir(node_class) / "governance" / f"e{epoch}.cbor"
         try:
             doc = decode_cbor(read_limited(path, 4 * _MAX_FILE), Limits(max_bytes=4 * _MAX_FILE))
+        except FileNotFoundError as exc:
+            raise StorageError(f"{path} is missing") from exc
         except MalformedInput as exc:
             raise StorageError(f"{path} is malformed: {exc.detail}") from exc
         if (
@@ -1325,7 +1328,7 @@ class DesiredStore:
         *,
         now: dt.datetime,
         registrar: Registrar | None = None,
-    ) -> Any:
+    ) -> VerifiedGovernanceChange:
         """Revoke or add an approver (:mod:`ironroot.fleet._governance`): check the approvals
         (all but receipts) against the governance in force, register those without a
         receipt with ``registrar``, verify the whole set, store it as
