@@ -41,6 +41,7 @@ CLIENTS = {
     "monitor once",
     "monitor follow",
     "fleet desired publish",
+    "fleet desired approver-apply",
 }
 SERVERS = {"serve", "attest serve", "keyrelease serve", "platform serve", "witness serve"}
 SERVERS |= {"log serve-tiles"}

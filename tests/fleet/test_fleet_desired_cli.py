@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.fleet.desired_world import ALICE, BOB, Ops, make_ops
+from tests.fleet.desired_world import ALICE, BOB, CAROL, Ops, make_ops
 from tests.fleet.fleet_world import make_fleet
 from tests.platform.node_world import NOW, World, make_world
 
@@ -247,3 +247,71 @@ def test_desired_init_service_issuer_pins_the_operator_log(
     )  # fmt: skip
     assert (code, out["error"]["code"]) == (1, "untrusted-service")  # type: ignore[index]
     assert DesiredStore(fleet).version("node-7") == 0
+
+
+def test_approvers_are_revoked_by_a_governed_change_from_the_cli(
+    world: World, ops: Ops, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fleet, _ = make_fleet(world, tmp_path / "fleet", 1)
+    f = ["--fleet", str(fleet.directory)]
+    people = ((ALICE, "alice"), (BOB, "bob"), (CAROL, "carol"))
+    for iss, name in people:
+        (tmp_path / f"{name}.key").write_bytes(ops.keys[iss].to_pem())
+        (tmp_path / f"{name}.pub.pem").write_bytes(ops.keys[iss].public_key.to_pem())
+    (tmp_path / "ops-keys.cbor").write_bytes(ops.log.service_keys_bytes())
+    signers = [a for iss, n in people for a in ("--signer", f"{iss}={tmp_path / n}.pub.pem")]
+    keys = ["--service-keys", str(tmp_path / "ops-keys.cbor")]
+    assert run(capsys, "fleet", "desired", "init", *f, *signers, "--required", "2", *keys)[0] == 0
+    bob = str(tmp_path / "bob.cose")
+    code, out = run(
+        capsys, "fleet", "desired", "approver-sign", *f, "--revoke", ALICE,
+        "--key", str(tmp_path / "bob.key"), "--iss", BOB, "--out", bob, *AT,
+    )  # fmt: skip
+    assert (code, out["action"], out["epoch"]) == (0, "revoke", 1)
+    # Bob alone is below the quorum: refused, nothing changes
+    code, out = run(
+        capsys, "fleet", "desired", "approver-apply", *f, "--revoke", ALICE,
+        "--statement", bob, "--url", ops.url, *AT,
+    )  # fmt: skip
+    assert (code, out["error"]["code"]) == (1, "too-few-signers")  # type: ignore[index]
+    code, out = run(
+        capsys, "fleet", "desired", "approver-apply", *f, "--revoke", ALICE,
+        "--statement", bob, "--sign", f"{CAROL}={tmp_path / 'carol.key'}", "--url", ops.url, *AT,
+    )  # fmt: skip
+    assert code == 0
+    assert out["signers"] == [BOB, CAROL]
+    code, out = run(capsys, "fleet", "desired", "approvers", *f)
+    assert code == 0
+    assert out["epoch"] == 2
+    assert [a["iss"] for a in out["approvers"]] == [BOB, CAROL]  # type: ignore[union-attr]
+    assert [(r["iss"], r["epoch"]) for r in out["revoked"]] == [(ALICE, 2)]  # type: ignore[union-attr]
+    code, out = run(capsys, "fleet", "events", *f, "--kind", "desired-governance")
+    assert [e["detail"]["epoch"] for e in out["events"]] == [2]  # type: ignore[union-attr,index]
+    # the last approvers are never removed below the quorum
+    code, out = run(
+        capsys, "fleet", "desired", "approver-apply", *f, "--revoke", BOB,
+        "--sign", f"{BOB}={tmp_path / 'bob.key'}", "--sign", f"{CAROL}={tmp_path / 'carol.key'}",
+        "--url", ops.url, *AT,
+    )  # fmt: skip
+    assert (code, out["error"]["code"]) == (1, "below-quorum")  # type: ignore[index]
+    # Alice's approval counts no more: a desired state she co-signs is refused
+    (tmp_path / "desired.toml").write_text("version = 1\n")
+    doc = str(tmp_path / "desired.toml")
+    code, out = run(
+        capsys, "fleet", "desired", "publish", doc, *f,
+        "--sign", f"{ALICE}={tmp_path / 'alice.key'}",
+        "--sign", f"{BOB}={tmp_path / 'bob.key'}", "--url", ops.url, *AT,
+    )  # fmt: skip
+    assert (code, out["error"]["code"]) == (1, "signer-revoked")  # type: ignore[index]
+    code, out = run(
+        capsys, "fleet", "desired", "publish", doc, *f,
+        "--sign", f"{CAROL}={tmp_path / 'carol.key'}",
+        "--sign", f"{BOB}={tmp_path / 'bob.key'}", "--url", ops.url, *AT,
+    )  # fmt: skip
+    assert code == 0
+    code, out = run(capsys, "fleet", "desired", "show", *f, *AT)
+    assert out["governance"]["epoch"] == 2  # type: ignore[index]
+    assert main(["fleet", "desired", "show", *f, *AT]) == 0
+    assert "approvers now (governance epoch 2, 2 per change)" in " ".join(
+        capsys.readouterr().out.split()
+    )

@@ -5,6 +5,8 @@ from what the requester says (the demo's ``quarantined-vm`` attack runs it over 
 from __future__ import annotations
 
 import datetime as dt
+import queue
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -146,7 +148,7 @@ class _QuarantinedWhileTheHsmDecides:
         ear: bytes,
         nonce: bytes,
         recipient: WrappingKey,
-        gate: Callable[[], None] | None = None,
+        gate: Callable[[], Callable[[], None] | None] | None = None,
     ) -> HsmRelease:
         quarantine(self.fleet, self.node, "drift found by a scan", now=NOW)
         return self.vault.release(handle, ear=ear, nonce=nonce, recipient=recipient, gate=gate)
@@ -158,8 +160,9 @@ class _QuarantinedWhileTheHsmDecides:
 def test_a_quarantine_committed_while_the_hsm_decides_refuses_the_release(
     aw: AdmissionWorld, tmp_path: Path
 ) -> None:
-    """The gate is asked again once the HSM has released: a key is never handed out (nor its
-    statement kept) to a VM whose node was quarantined before the answer."""
+    """The gate's read is confirmed inside the HSM's decision: a key is never handed out (nor
+    its statement kept) to a VM whose node was quarantined before the answer. The confirmation
+    reads no table, only the registry's generation, which the quarantine moved."""
     fleet, authority = aw.fleet(tmp_path / "fleet", 1)
     attest_node(fleet, "node-0001", now=NOW, authority=authority)
     harness = build_harness()
@@ -179,7 +182,7 @@ def test_a_quarantine_committed_while_the_hsm_decides_refuses_the_release(
     ear = make_ear(harness.verifier_key, harness.tee.report_data(nonce), evidence_claims=claims)
     with pytest.raises(ReleaseDenied) as denied:
         service.release("cel-key", ReleaseRequest(ear, harness.tee.public, nonce))
-    assert denied.value.code == "node-not-admitted"
+    assert denied.value.code == "fleet-changed"
     assert statements.statements() == ()
 
 
@@ -219,9 +222,9 @@ def test_the_hsm_audit_never_records_as_granted_a_release_the_gate_withheld(
     ear = make_ear(harness.verifier_key, harness.tee.report_data(nonce), evidence_claims=claims)
     with pytest.raises(ReleaseDenied) as denied:
         service.release("cel-key", ReleaseRequest(ear, harness.tee.public, nonce))
-    assert denied.value.code == "node-not-admitted"
+    assert denied.value.code == "fleet-changed"
     handle = harness.handles["cel-key"]
-    assert _release_records(harness) == [(handle, "node-not-admitted", False)]
+    assert _release_records(harness) == [(handle, "fleet-changed", False)]
 
 
 def test_a_release_the_gate_lets_go_is_recorded_once_as_granted(
@@ -239,4 +242,142 @@ def test_a_release_the_gate_lets_go_is_recorded_once_as_granted(
     claims = evidence(harness.tee.report_data(nonce), identity__ueid=ueid)
     ear = make_ear(harness.verifier_key, harness.tee.report_data(nonce), evidence_claims=claims)
     service.release("cel-key", ReleaseRequest(ear, harness.tee.public, nonce))
+    assert _release_records(harness) == [(harness.handles["cel-key"], "ok", True)]
+
+
+class _Between:
+    """The fleet's gate, with ``between`` run after its read and before the HSM decides (on
+    another thread: another connection to the registry, as a scanner or an operator is)."""
+
+    def __init__(self, gate: FleetReleaseGate, between: Callable[[], None]) -> None:
+        self.gate, self.between = gate, between
+
+    def __call__(self, name: str, request: ReleaseRequest) -> Callable[[], None] | None:
+        confirm = self.gate(name, request)
+        worker = threading.Thread(target=self.between)
+        worker.start()
+        worker.join(timeout=60)
+        assert not worker.is_alive()
+        return confirm
+
+
+def _service_request(harness: Harness, service: KeyReleaseService, ueid: str) -> ReleaseRequest:
+    nonce = service.challenge()[0]
+    claims = evidence(harness.tee.report_data(nonce), identity__ueid=ueid)
+    ear = make_ear(harness.verifier_key, harness.tee.report_data(nonce), evidence_claims=claims)
+    return ReleaseRequest(ear, harness.tee.public, nonce)
+
+
+def test_a_node_quarantined_by_another_connection_after_the_read_is_refused_and_audited(
+    aw: AdmissionWorld, tmp_path: Path
+) -> None:
+    """The gate read the node admitted, outside the HSM's lock; a scan on another connection
+    quarantined it before the HSM decided. The HSM's confirmation sees the registry's
+    generation moved: refused, the one audit record is the refusal, no statement kept."""
+    fleet, authority = aw.fleet(tmp_path / "fleet", 1)
+    attest_node(fleet, "node-0001", now=NOW, authority=authority)
+    harness = build_harness()
+    real = FleetReleaseGate(fleet, [harness.verifier_key.public_key], clock=lambda: NOW)
+    ueid = _ueid(real, "node-0001")
+    statements = ReleaseStatements(":memory:")
+    gate = _Between(real, lambda: quarantine(fleet, "node-0001", "drift found", now=NOW))
+    service = KeyReleaseService(
+        keys=harness.service.keys.values(),
+        vault=HsmVault(harness.hsm, harness.user),
+        gate=gate,
+        statements=statements,
+    )
+    with pytest.raises(ReleaseDenied) as denied:
+        service.release("cel-key", _service_request(harness, service, ueid))
+    assert denied.value.code == "fleet-changed"
+    assert _release_records(harness) == [(harness.handles["cel-key"], "fleet-changed", False)]
+    assert statements.statements() == ()
+    # and the next request reads the quarantine itself
+    with pytest.raises(ReleaseDenied) as again:
+        service.release("cel-key", _service_request(harness, service, ueid))
+    assert again.value.code == "node-not-admitted"
+
+
+def test_an_attestation_that_expires_between_the_read_and_the_decision_is_refused(
+    aw: AdmissionWorld, tmp_path: Path
+) -> None:
+    fleet, authority = aw.fleet(tmp_path / "fleet", 1)
+    attest_node(fleet, "node-0001", now=NOW, authority=authority)
+    harness = build_harness()
+    clock = {"now": NOW}
+    real = FleetReleaseGate(fleet, [harness.verifier_key.public_key], clock=lambda: clock["now"])
+    ueid = _ueid(real, "node-0001")
+    until = fleet.record_of("node-0001").credential_not_after
+    assert until is not None
+    expires = dt.datetime.fromisoformat(until.replace("Z", "+00:00"))
+    service = KeyReleaseService(
+        keys=harness.service.keys.values(),
+        vault=HsmVault(harness.hsm, harness.user),
+        gate=_Between(real, lambda: clock.update(now=expires)),
+    )
+    with pytest.raises(ReleaseDenied) as denied:
+        service.release("cel-key", _service_request(harness, service, ueid))
+    assert denied.value.code == "attestation-expired"
+    assert _release_records(harness) == [(harness.handles["cel-key"], "attestation-expired", False)]
+
+
+def test_a_release_whose_gate_waits_on_the_registry_does_not_hold_the_hsm(
+    aw: AdmissionWorld, tmp_path: Path
+) -> None:
+    """The gap: the key service's gate was asked again under the HSM's global lock, so a gate
+    waiting on the fleet's registry (another transaction holding it, a slow disk) stalled
+    every HSM operation. Here every read of the gate waits until the test lets it go, and
+    while each waits another client's challenge, which takes the HSM's lock, must be answered;
+    then the release completes, confirmed under the lock, and is recorded granted once."""
+    fleet, authority = aw.fleet(tmp_path / "fleet", 1)
+    attest_node(fleet, "node-0001", now=NOW, authority=authority)
+    harness = build_harness()
+    real = FleetReleaseGate(fleet, [harness.verifier_key.public_key], clock=lambda: NOW)
+    ueid = _ueid(real, "node-0001")
+    reading: queue.Queue[threading.Event | None] = queue.Queue()
+
+    def waiting_gate(name: str, request: ReleaseRequest) -> Callable[[], None] | None:
+        go = threading.Event()
+        reading.put(go)
+        if not go.wait(timeout=60):
+            raise ReleaseDenied("the test never let the read go", code="test-timeout")
+        return real(name, request)
+
+    service = KeyReleaseService(
+        keys=harness.service.keys.values(),
+        vault=HsmVault(harness.hsm, harness.user),
+        gate=waiting_gate,
+    )
+    request = _service_request(harness, service, ueid)
+    outcome: dict[str, object] = {}
+
+    def release() -> None:
+        try:
+            outcome["released"] = service.release("cel-key", request)
+        except BaseException as exc:  # reported below
+            outcome["error"] = exc
+        finally:
+            reading.put(None)
+
+    releasing = threading.Thread(target=release)
+    releasing.start()
+    reads = 0
+    try:
+        while (go := reading.get(timeout=60)) is not None:
+            reads += 1
+            answered = threading.Event()
+
+            def challenge(done: threading.Event = answered) -> None:
+                service.challenge("other-client")
+                done.set()
+
+            threading.Thread(target=challenge, daemon=True).start()
+            # bounded: fails (rather than hangs) when the read holds the HSM's lock
+            free = answered.wait(timeout=30)
+            go.set()
+            assert free, f"an unrelated HSM operation waited on the gate's read {reads}"
+    finally:
+        releasing.join(timeout=60)
+    assert "error" not in outcome, outcome.get("error")
+    assert reads == 1  # read once, outside the lock; confirmed under it
     assert _release_records(harness) == [(harness.handles["cel-key"], "ok", True)]

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
+from collections.abc import Callable
 
 import pytest
 from _hsm_helpers import FAST, NOW, SECRET, DeviceChain, new_hsm, sessions
@@ -486,7 +488,8 @@ def test_a_gate_that_refuses_last_is_the_record_and_nothing_is_released(world: W
             gate=broken,
         )
     assert world.last_release_record() == ("service", "internal-error")
-    # a refused EAR never reaches the gate: the HSM's own refusal is the record
+    # a refused EAR: the gate is read (before the HSM's lock, for every release), but the
+    # HSM's own refusal is the record, in its turn before the gate's
     nonce, _ = world.hsm.release_challenge(world.user)
     with pytest.raises(StaleNonce):
         world.hsm.release(
@@ -497,4 +500,89 @@ def test_a_gate_that_refuses_last_is_the_record_and_nothing_is_released(world: W
             recipient=world.tee.spki,
             gate=quarantined,
         )
-    assert asked == ["gate"]
+    assert asked == ["gate", "gate"]
+    assert world.last_release_record() == ("service", "nonce-mismatch")
+
+
+def test_a_gates_confirmation_is_asked_last_and_its_refusal_is_the_record(world: World) -> None:
+    """The gate reads before the HSM's lock and returns its confirmation, which the HSM asks
+    last, under its lock: what it raises is the one record of the release, and no key leaves."""
+    asked: list[str] = []
+
+    def changed() -> None:
+        asked.append("confirm")
+        raise ReleaseDenied("the registry changed", code="fleet-changed")
+
+    def gate() -> Callable[[], None]:
+        asked.append("read")
+        return changed
+
+    nonce, _ = world.hsm.release_challenge(world.user)
+    with pytest.raises(ReleaseDenied) as denied:
+        world.hsm.release(
+            world.user,
+            world.key,
+            ear=ear(world.verifier, nonce, world.tee),
+            nonce=nonce,
+            recipient=world.tee.spki,
+            gate=gate,
+        )
+    assert denied.value.code == "fleet-changed"
+    assert asked == ["read", "confirm"]
+    records = [r for r in world.hsm.audit_records(world.auditor) if r.operation == "release"]
+    assert [r.result for r in records] == ["fleet-changed"]
+    assert records[0].release is not None
+    assert records[0].release.statement is None
+
+
+def test_a_gate_that_waits_on_its_registry_does_not_hold_the_hsm(world: World) -> None:
+    """The gap: the gate ran under the HSM's global lock, so a gate waiting on its registry
+    (another transaction holding it, a slow disk) stalled every operation of the HSM. Its read
+    now runs before the lock: while one release's gate waits, another session's challenge is
+    answered; the release then completes with its confirmation asked under the lock."""
+    reading, go = threading.Event(), threading.Event()
+    confirmed: list[bool] = []
+
+    def slow_gate() -> Callable[[], None]:
+        reading.set()
+        if not go.wait(timeout=60):
+            raise ReleaseDenied("the test never let the gate go", code="test-timeout")
+        return lambda: confirmed.append(True)
+
+    nonce, _ = world.hsm.release_challenge(world.user)
+    token = ear(world.verifier, nonce, world.tee)
+    outcome: dict[str, object] = {}
+
+    def release() -> None:
+        try:
+            outcome["released"] = world.hsm.release(
+                world.user,
+                world.key,
+                ear=token,
+                nonce=nonce,
+                recipient=world.tee.spki,
+                gate=slow_gate,
+            )
+        except BaseException as exc:  # reported below
+            outcome["error"] = exc
+
+    releasing = threading.Thread(target=release)
+    releasing.start()
+    try:
+        assert reading.wait(timeout=60), "the release never reached its gate"
+        answered = threading.Event()
+
+        def challenge() -> None:
+            world.hsm.release_challenge(world.user)
+            answered.set()
+
+        threading.Thread(target=challenge, daemon=True).start()
+        # bounded: fails (rather than hangs) when the HSM's lock is held by the waiting gate
+        assert answered.wait(timeout=30), "an unrelated HSM operation waited on the gate"
+    finally:
+        go.set()
+        releasing.join(timeout=60)
+    assert "error" not in outcome, outcome.get("error")
+    assert isinstance(outcome["released"], HsmRelease)
+    assert confirmed == [True]
+    assert world.last_release_record() == ("service", "ok")

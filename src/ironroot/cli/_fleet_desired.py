@@ -13,6 +13,15 @@ rollouts in waves (``--fleet DIR`` or ``$IRONROOT_FLEET``).
     register the approvals that carry no receipt, verify them all (receipts from a trusted
     service, signers authorized and distinct, enough of them, version increasing) and put the
     desired state in force.
+``desired approvers``
+    the governance in force: its epoch, the approvers and the quorum, the revoked keys.
+``desired approver-sign (--revoke ISS | --add ISS=KEY.pub.pem) --key KEY --iss ISS --out FILE``
+    one approver's Signed Statement over a governance change of the epoch in force (offline).
+``desired approver-apply (--revoke ISS | --add ISS=KEY.pub.pem) [--sign ISS=KEY ...]
+[--statement FILE ...] [--url LOG]``
+    register the approvals, verify them against the quorum in force and apply the change (a
+    revoked key's approvals count no more; the last approvers are never removed below the
+    quorum).
 ``desired show [--at TIME]``
     the desired state in force, verified again: at ``TIME`` (default now), as ``reconcile``
     and ``rollout --at TIME`` see it — the state the store holds in force, whose approvals
@@ -136,6 +145,57 @@ def register_desired(verbs: Any) -> None:
     add_client_options(publish)
     publish.add_argument("--at", type=instant, help="the time to act at (default: now)")
     publish.set_defaults(func=_publish)
+
+    approvers = sub.add_parser(
+        "approvers",
+        help="who may approve a change now: the governance in force",
+        epilog="example: ironroot fleet desired approvers --fleet fleet --json",
+    )
+    _fleet_option(approvers)
+    approvers.set_defaults(func=_approvers)
+
+    for verb, what in (
+        ("approver-sign", "one approval of an approver's revocation or addition (offline)"),
+        ("approver-apply", "revoke or add an approver: a governed change, on the log"),
+    ):
+        example = (
+            "ironroot fleet desired approver-sign --fleet fleet --revoke "
+            "https://ops.example/alice --key bob.key --iss https://ops.example/bob --out bob.cose"
+            if verb == "approver-sign"
+            else "ironroot fleet desired approver-apply --fleet fleet --revoke "
+            "https://ops.example/alice --statement bob.cose --sign "
+            "https://ops.example/carol=carol.key --url http://127.0.0.1:8000"
+        )
+        parser = sub.add_parser(verb, help=what, epilog="example: " + example)
+        _fleet_option(parser)
+        action = parser.add_mutually_exclusive_group(required=True)
+        action.add_argument("--revoke", metavar="ISS", help="the approver to revoke")
+        action.add_argument(
+            "--add", metavar="ISS=KEY", help="the approver to add: iss = public key (PEM)"
+        )
+        parser.add_argument("--note", default="", help="why (recorded in the signed change)")
+        parser.add_argument("--at", type=instant, help="the time to act at (default: now)")
+        if verb == "approver-sign":
+            parser.add_argument("--key", required=True, type=Path, help="the signer's private key")
+            parser.add_argument("--iss", required=True, help="the signer's iss")
+            parser.add_argument("--out", required=True, type=Path, help="the statement's file")
+            parser.set_defaults(func=_approver_sign)
+        else:
+            parser.add_argument(
+                "--sign",
+                action="append",
+                metavar="ISS=KEY",
+                help="approve the change now as ISS with the private key KEY (repeatable)",
+            )
+            parser.add_argument(
+                "--statement",
+                action="append",
+                type=Path,
+                help="an approval signed before (approver-sign), registered or not (repeatable)",
+            )
+            add_url_options(parser, what="the registering transparency service's", token=True)
+            add_client_options(parser)
+            parser.set_defaults(func=_approver_apply)
 
     show = sub.add_parser(
         "show",
@@ -335,6 +395,121 @@ def _publish(args: argparse.Namespace) -> int:
     return 0
 
 
+def _governance_json(governance: Any) -> dict[str, Any]:
+    return {
+        "epoch": governance.epoch,
+        "required": governance.required,
+        "approvers": [{"iss": s.iss, "kid": s.key.kid.hex()} for s in governance.signers],
+        "revoked": [
+            {"iss": r.iss, "kid": r.kid.hex(), "epoch": r.epoch} for r in governance.revoked
+        ],
+    }
+
+
+def _approvers(args: argparse.Namespace) -> int:
+    from ironroot.fleet import DesiredStore
+
+    fleet = _fleet(args)
+    name = _class_name(args, fleet)
+    governance = DesiredStore(fleet).governance(name)
+    if args.json:
+        print(json.dumps({"class": name, **_governance_json(governance)}))
+        return 0
+    print(
+        f"class {name}: governance epoch {governance.epoch}, {governance.required} of "
+        f"{len(governance.signers)} approver(s) per change"
+    )
+    for signer in governance.signers:
+        print(f"  approver {signer.iss} (key {signer.key.kid.hex()[:16]})")
+    for gone in governance.revoked:
+        print(f"  revoked  {gone.iss} (key {gone.kid.hex()[:16]}) at epoch {gone.epoch}")
+    return 0
+
+
+def _change(args: argparse.Namespace, fleet: Any, name: str) -> Any:
+    """The governance change ``--revoke``/``--add`` names, for the epoch in force."""
+    from ironroot.crypto import PublicKey
+    from ironroot.fleet import DesiredStore, GovernanceChange
+
+    governance = DesiredStore(fleet).governance(name)
+    if args.revoke is not None:
+        found = [s for s in governance.signers if s.iss == args.revoke]
+        if not found:
+            raise ConfigError(f"{args.revoke} is not an approver of class {name}")
+        action, iss, key = "revoke", args.revoke, found[0].key
+    else:
+        ((iss, path),) = _pairs([args.add], "--add")
+        action, key = "add", PublicKey.from_pem(read_input(Path(path)))
+    return GovernanceChange(fleet.identity(), name, governance.epoch, action, iss, key, args.note)
+
+
+def _approver_sign(args: argparse.Namespace) -> int:
+    from ironroot.crypto import load_signer
+    from ironroot.fleet import sign_governance_change
+
+    check_output(args.out)  # before the key signs
+    fleet = _fleet(args)
+    name = _class_name(args, fleet)
+    change = _change(args, fleet, name)
+    statement = sign_governance_change(
+        change, load_signer(args.key), iss=args.iss, iat=now_or(args.at)
+    )
+    write_output(args.out, statement)
+    if args.json:
+        print(json.dumps({"out": str(args.out), **change.to_json()}))
+    else:
+        print(
+            f"wrote {args.out}: {args.iss} approves to {change.action} {change.iss} in class "
+            f"{name}'s governance epoch {change.epoch}"
+        )
+    return 0
+
+
+def _approver_apply(args: argparse.Namespace) -> int:
+    from ironroot.crypto import load_signer
+    from ironroot.fleet import DesiredStore, sign_governance_change
+
+    fleet = _fleet(args)
+    name = _class_name(args, fleet)
+    now = now_or(args.at)
+    change = _change(args, fleet, name)
+    statements = [read_input(p) for p in args.statement or []]
+    statements += [
+        sign_governance_change(change, load_signer(Path(key)), iss=iss, iat=now)
+        for iss, key in _pairs(args.sign, "--sign")
+    ]
+    if not statements:
+        raise ConfigError("give approvals: --statement FILE or --sign ISS=KEY")
+    store = DesiredStore(fleet)
+    given = getattr(args, "url", None) or os.environ.get("IRONROOT_URL")
+    if given:
+        from ironroot.transparency import TransparencyClient
+
+        with TransparencyClient(given, token=token(args), verify=client_tls(args)) as client:
+            verified = store.change_governance(name, statements, now=now, registrar=client)
+    else:
+        verified = store.change_governance(name, statements, now=now)
+    governance = verified.governance
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "class": name,
+                    "change": verified.change.to_json(),
+                    "signers": list(verified.signers),
+                    "governance": _governance_json(governance),
+                }
+            )
+        )
+    else:
+        print(
+            f"class {name}: {verified.change.action} {verified.change.iss} applied, approved "
+            f"by {', '.join(verified.signers)}; governance epoch {governance.epoch}: "
+            f"{governance.required} of {', '.join(s.iss for s in governance.signers)}"
+        )
+    return 0
+
+
 def _show(args: argparse.Namespace) -> int:
     from ironroot.fleet import DesiredStore
 
@@ -342,9 +517,19 @@ def _show(args: argparse.Namespace) -> int:
     name = _class_name(args, fleet)
     store = DesiredStore(fleet)
     verified = store.current(name, now=now_or(args.at))
+    governance = store.governance(name)
     state = verified.state
     if args.json:
-        print(json.dumps({"class": name, "history": store.history(name), **verified.to_json()}))
+        print(
+            json.dumps(
+                {
+                    "class": name,
+                    "history": store.history(name),
+                    **verified.to_json(),
+                    "governance": _governance_json(governance),
+                }
+            )
+        )
         return 0
     from rich.table import Table
 
@@ -352,7 +537,14 @@ def _show(args: argparse.Namespace) -> int:
 
     table = Table(
         title=f"class {name}: desired state v{state.version} ({state.sha384.hex()[:16]}), "
-        f"approved by {markup(', '.join(verified.signers))}"
+        f"approved by {markup(', '.join(verified.signers))}; approvers now (governance "
+        f"epoch {governance.epoch}, {governance.required} per change): "
+        f"{markup(', '.join(s.iss for s in governance.signers))}"
+        + (
+            f"; revoked: {markup(', '.join(r.iss for r in governance.revoked))}"
+            if governance.revoked
+            else ""
+        )
     )
     for column in ("item", "desired"):
         table.add_column(column)

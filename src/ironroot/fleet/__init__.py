@@ -79,6 +79,7 @@ if TYPE_CHECKING:
         FuseTarget,
         Governance,
         PfmTarget,
+        RevokedSigner,
         VerifiedDesired,
         check_approvals,
         desired_subject,
@@ -94,6 +95,15 @@ if TYPE_CHECKING:
         report_data,
     )
     from ironroot.fleet._fleet import STATUSES, Fleet, FleetEvent, NodeClass, NodeRecord
+    from ironroot.fleet._governance import (
+        GOVERNANCE_CHANGE_CONTENT_TYPE,
+        GovernanceChange,
+        VerifiedGovernanceChange,
+        check_governance_change,
+        governance_subject,
+        sign_governance_change,
+        verify_governance_change,
+    )
     from ironroot.fleet._reconcile import (
         ClassDrift,
         DeviceReading,
@@ -229,6 +239,17 @@ __all__ += [
 __all__ += ["node_credential_key", "node_tls_context", "store_node_credentials"]
 # What an offline relying party (an auditor) checks of a credential: the CA, validity, CRL.
 __all__ += ["crl_revocations", "verify_credential"]
+# Who may approve a class's desired state, changed by governed changes on the log.
+__all__ += [
+    "GOVERNANCE_CHANGE_CONTENT_TYPE",
+    "GovernanceChange",
+    "RevokedSigner",
+    "VerifiedGovernanceChange",
+    "check_governance_change",
+    "governance_subject",
+    "sign_governance_change",
+    "verify_governance_change",
+]
 # Revocation of DICE and SPDM certificates: the fleet's CRLs and their scan trigger.
 __all__ += ["CRL_CONTENT_TYPE", "RevocationEvent", "RevocationWatch", "add_crl"]
 

@@ -50,10 +50,13 @@ approved what and when; approvers sign independently (no partially signed object
 between them); and the transparency service's registration policy, which binds each ``iss``
 to its keys, applies to every approver as it does to every firmware vendor.
 
-:class:`Governance` is the class's local configuration for this: the authorized signers
+:class:`Governance` is the class's configuration for this: the authorized signers
 (``iss`` + public key), how many distinct ones a change needs, and the transparency services
-whose receipts count. :func:`verify_desired` checks a set of transparent statements, in this
-order, each refusal a typed error:
+whose receipts count. Its first epoch is local (``governance.json``); approvers are revoked
+and added since only by governed changes on the log (:mod:`ironroot.fleet._governance`), and a
+key revoked is refused in every later epoch (``UnknownIssuer`` ``signer-revoked``).
+:func:`verify_desired` checks a set of transparent statements, in this order, each refusal a
+typed error:
 
 1. each statement parses (``MalformedStatement``), has the desired-state content type
    (``MalformedStatement`` ``not-desired-state``) and is about this class (``PolicyRejected``
@@ -80,7 +83,9 @@ order, each refusal a typed error:
 
 The store. :class:`DesiredStore` keeps, per class, in ``<fleet>/desired/<class>/``:
 ``governance.json`` (:meth:`Governance.to_json`), ``v<N>.cbor`` for each version that was put
-in force (``{"document": bstr, "statements": [+ bstr]}``, the transparent statements) and
+in force (``{"document": bstr, "statements": [+ bstr], ? "governance": uint}``: the
+transparent statements and the governance epoch it was put in force under, which verifies it
+again — absent: 1), ``governance/e<N>.cbor`` for each governance change, and
 ``current.json`` (``{"version", "sha384"}``). :meth:`DesiredStore.publish` registers the
 statements that carry no receipt yet, verifies the set against the version in force and
 records the change in the fleet's event log; :meth:`DesiredStore.current` re-verifies what is
@@ -129,6 +134,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from ironroot._fileio import DirectoryLock, make_dirs, read_limited, write_atomic
+from ironroot._memo import Memo
 from ironroot.cose import (
     Limits,
     Receipt,
@@ -159,6 +165,7 @@ from ironroot.rot import Lifecycle
 
 if TYPE_CHECKING:
     from ironroot.fleet._fleet import Fleet, NodeClass
+    from ironroot.fleet._governance import VerifiedGovernanceChange
 
 __all__ = [
     "DESIRED_STATE_CONTENT_TYPE",
@@ -169,6 +176,7 @@ __all__ = [
     "FuseTarget",
     "Governance",
     "PfmTarget",
+    "RevokedSigner",
     "VerifiedDesired",
     "check_approvals",
     "desired_subject",
@@ -646,6 +654,29 @@ class AuthorizedSigner:
             raise ConfigError("a signer's key is a public key")
 
 
+@dataclass(frozen=True, slots=True)
+class RevokedSigner:
+    """An approver removed by a governance change (:mod:`ironroot.fleet._governance`): their
+    ``iss``, the key id (RFC 9679 thumbprint) of the key revoked, and the governance epoch the
+    revocation made. An approval by that key counts in no later epoch, under any ``iss``, and
+    the key is never authorized again."""
+
+    iss: str
+    kid: bytes
+    epoch: int
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.iss, str) or not self.iss or len(self.iss) > 256:
+            raise ConfigError("a revoked signer's iss is text of 1 to 256 characters")
+        if not isinstance(self.kid, bytes) or not 1 <= len(self.kid) <= 64:
+            raise ConfigError("a revoked signer's kid is 1 to 64 bytes")
+        if isinstance(self.epoch, bool) or not isinstance(self.epoch, int) or self.epoch < 2:
+            raise ConfigError("a revocation's epoch is an integer of at least 2")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"iss": self.iss, "kid": _b64(self.kid), "epoch": self.epoch}
+
+
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
@@ -694,6 +725,8 @@ class Governance:
     required: int
     service_keys: Mapping[bytes, PublicKey]
     service_issuer: str | None = None
+    epoch: int = 1
+    revoked: tuple[RevokedSigner, ...] = ()
 
     def __post_init__(self) -> None:
         if not isinstance(self.node_class, str) or not _NAME.fullmatch(self.node_class):
@@ -725,12 +758,32 @@ class Governance:
         issuer = self.service_issuer
         if issuer is not None and (not isinstance(issuer, str) or not 1 <= len(issuer) <= 256):
             raise ConfigError("the transparency service's issuer is text of 1 to 256 characters")
+        epoch = self.epoch
+        if isinstance(epoch, bool) or not isinstance(epoch, int) or not 1 <= epoch < 2**63:
+            raise ConfigError("the governance epoch is an integer of at least 1")
+        revoked = tuple(self.revoked)
+        if not all(isinstance(r, RevokedSigner) and r.epoch <= epoch for r in revoked):
+            raise ConfigError("revoked signers are RevokedSigner values of an epoch up to this one")
+        if {r.kid for r in revoked} & {s.key.kid for s in signers}:
+            raise ConfigError("a revoked key is never an authorized signer again")
+        object.__setattr__(self, "revoked", revoked)
         object.__setattr__(self, "signers", signers)
         object.__setattr__(self, "service_keys", MappingProxyType(dict(self.service_keys)))
 
     def signer(self, iss: str, kid: bytes | None) -> AuthorizedSigner:
         """The authorized signer ``iss`` when ``kid`` is their key; else ``UnknownIssuer``
-        ``signer-not-authorized``."""
+        ``signer-revoked`` (a key a governance change revoked, whatever ``iss`` it signs as)
+        or ``signer-not-authorized``."""
+        if kid is not None:
+            for gone in self.revoked:
+                if hmac.compare_digest(gone.kid, kid):
+                    raise UnknownIssuer(
+                        f"the key {gone.kid.hex()[:16]} of {gone.iss} was revoked from class "
+                        f"{self.node_class}'s approvers at governance epoch {gone.epoch}: an "
+                        "approval it signed no longer counts (a change it approved that was not "
+                        "put in force before then needs a quorum of today's approvers)",
+                        code="signer-revoked",
+                    )
         for signer in self.signers:
             if signer.iss == iss:
                 if kid is not None and hmac.compare_digest(signer.key.kid, kid):
@@ -753,13 +806,16 @@ class Governance:
             "service_keys": [_b64(k.to_der()) for k in self.service_keys.values()],
             # written only when set: a governance.json without it is read as before
             **({"service_issuer": self.service_issuer} if self.service_issuer is not None else {}),
+            # written only after a governance change (governance.json is epoch 1, none revoked)
+            **({"epoch": self.epoch} if self.epoch != 1 else {}),
+            **({"revoked": [r.to_json() for r in self.revoked]} if self.revoked else {}),
         }
 
     @classmethod
     def from_json(cls, doc: object) -> Governance:
         if not isinstance(doc, dict) or doc.get("format") != _GOVERNANCE_FORMAT:
             raise ConfigError(f"not a governance document of format {_GOVERNANCE_FORMAT}")
-        if set(doc) - {"service_issuer"} != {
+        if set(doc) - {"service_issuer", "epoch", "revoked"} != {
             "format",
             "class",
             "required",
@@ -779,12 +835,22 @@ class Governance:
                 raise ConfigError("a signer's iss is text")
             parsed.append(AuthorizedSigner(entry["iss"], key))
         keys = [_public_key(_unb64(k, "a service key"), "a service key") for k in services]
+        revoked = doc.get("revoked", [])
+        if not isinstance(revoked, list) or not all(
+            isinstance(r, dict) and set(r) == {"iss", "kid", "epoch"} for r in revoked
+        ):
+            raise ConfigError("revoked is a list of {iss, kid, epoch}")
         return cls(
             str(doc["class"]),
             tuple(parsed),
             doc["required"],
             {k.kid: k for k in keys},
             doc.get("service_issuer"),
+            doc.get("epoch", 1),
+            tuple(
+                RevokedSigner(r["iss"], _unb64(r["kid"], "a revoked kid"), r["epoch"])
+                for r in revoked
+            ),
         )
 
 
@@ -837,16 +903,36 @@ def _parse(data: bytes) -> tuple[SignedStatement, bool]:
         return SignedStatement.parse(data, _STATEMENT_LIMITS), False
 
 
+@dataclass(frozen=True, slots=True)
+class _Kind:
+    """What a set of approvals approves: a desired state, or a governance change."""
+
+    content_type: str
+    subject: str  # the ``sub`` prefix; the class name follows
+    noun: str  # "desired state", "governance"
+    code: str  # the ``MalformedStatement`` code of a statement of another content type
+
+
+_DESIRED: Final = _Kind(
+    DESIRED_STATE_CONTENT_TYPE, "urn:ironroot:desired-state:", "desired state", "not-desired-state"
+)
+
+
 def _approval(
-    data: bytes, governance: Governance, *, receipts: bool, now: dt.datetime | None
+    data: bytes,
+    governance: Governance,
+    *,
+    receipts: bool,
+    now: dt.datetime | None,
+    kind: _Kind = _DESIRED,
 ) -> tuple[SignedStatement, AuthorizedSigner]:
     statement, has_receipts = _parse(data)
-    if statement.content_type != DESIRED_STATE_CONTENT_TYPE:
+    if statement.content_type != kind.content_type:
         raise MalformedStatement(
-            f"not a desired-state statement (content type {DESIRED_STATE_CONTENT_TYPE})",
-            code="not-desired-state",
+            f"not a {kind.noun} statement (content type {kind.content_type})",
+            code=kind.code,
         )
-    if statement.claims.sub != desired_subject(governance.node_class):
+    if statement.claims.sub != kind.subject + governance.node_class:
         raise PolicyRejected(
             f"the statement is about {statement.claims.sub!r}, not class {governance.node_class}",
             code="wrong-class",
@@ -859,8 +945,8 @@ def _approval(
             statement.check_validity(now)
         except VerificationFailed as exc:
             raise VerificationFailed(
-                f"the approval by {signer.iss} of class {governance.node_class}'s desired "
-                f"state is outside its validity: {exc.detail}",
+                f"the approval by {signer.iss} of class {governance.node_class}'s {kind.noun} "
+                f"is outside its validity: {exc.detail}",
                 code=exc.code,
             ) from exc
     if receipts:
@@ -887,19 +973,21 @@ def _logged(
     )
 
 
-def _check(
+def _quorum(
     statements: Sequence[bytes],
     governance: Governance,
-    current: DesiredState | None,
     *,
-    fleet: str,
     receipts: bool,
     now: dt.datetime | None,
-    stored_unbound: bool = False,
-) -> VerifiedDesired:
+    kind: _Kind,
+) -> tuple[bytes, list[str]]:
+    """The one payload ``statements`` approve and their distinct signers, at least
+    ``governance.required`` of them (module docs, 1-4)."""
     if isinstance(statements, bytes | str) or not 1 <= len(statements) <= _MAX_STATEMENTS:
         raise ConfigError(f"give 1 to {_MAX_STATEMENTS} approval statements")
-    approvals = [_approval(data, governance, receipts=receipts, now=now) for data in statements]
+    approvals = [
+        _approval(data, governance, receipts=receipts, now=now, kind=kind) for data in statements
+    ]
     payload = approvals[0][0].payload
     if any(s.payload != payload for s, _ in approvals[1:]):
         raise PolicyRejected(
@@ -920,6 +1008,20 @@ def _check(
             f"signers, this change has {len(seen)} ({', '.join(seen)})",
             code="too-few-signers",
         )
+    return payload, seen
+
+
+def _check(
+    statements: Sequence[bytes],
+    governance: Governance,
+    current: DesiredState | None,
+    *,
+    fleet: str,
+    receipts: bool,
+    now: dt.datetime | None,
+    stored_unbound: bool = False,
+) -> VerifiedDesired:
+    payload, seen = _quorum(statements, governance, receipts=receipts, now=now, kind=_DESIRED)
     state = DesiredState.decode(payload)
     if state.node_class != governance.node_class:
         raise PolicyRejected(
@@ -1077,6 +1179,9 @@ def _claims_hold(receipt: Receipt, at: float) -> bool:
 
 
 _VERIFIED: Final = _VerifiedCache(_CACHED)
+# each class's governance chain, verified, by SHA-384 of governance.json's content, the fleet
+# and every stored change's bytes (successes only)
+_CHAINS: Final[Memo[bytes, tuple[Governance, ...]]] = Memo(_CACHED)
 
 
 # --- the store ------------------------------------------------------------------------------
@@ -1111,7 +1216,13 @@ class DesiredStore:
     # --- governance ------------------------------------------------------------------------
 
     def init(self, governance: Governance) -> None:
-        """Set a class's governance, once (``Conflict`` when it has one)."""
+        """Set a class's governance, once (``Conflict`` when it has one): epoch 1; every later
+        change is a governed one (:meth:`change_governance`)."""
+        if governance.epoch != 1 or governance.revoked:
+            raise ConfigError(
+                "a class's first governance is epoch 1 with no revoked signer: later ones are "
+                "made by governance changes (`ironroot fleet desired approver-apply`)"
+            )
         base = self._dir(governance.node_class)
         make_dirs(base)
         write_atomic(
@@ -1122,6 +1233,173 @@ class DesiredStore:
         )
 
     def governance(self, node_class: str) -> Governance:
+        """The governance in force: ``governance.json`` (epoch 1) with every stored
+        governance change applied, each verified again (:meth:`governance_history`)."""
+        return self._chain(node_class)[-1]
+
+    def governance_history(self, node_class: str) -> tuple[Governance, ...]:
+        """The class's governance at each epoch, oldest (``governance.json``, epoch 1) first:
+        each later one made by the stored change ``governance/e<N>.cbor``, verified again
+        against the one before it (signatures, receipts, quorum, epoch; not its approvals'
+        validity period: once applied, a change stays applied). A gap in the changes is
+        ``StorageError``; fewer changes than the fleet's log recorded in force is
+        ``StorageError`` ``governance-rolled-back`` (a removed revocation never comes back
+        as an approver)."""
+        return self._chain(node_class)
+
+    def _chain(self, node_class: str) -> tuple[Governance, ...]:
+        from ironroot.fleet._governance import replay_governance_change
+
+        first = self._initial_governance(node_class)
+        base = self._dir(node_class) / "governance"
+        found = (re.fullmatch(r"e(\d+)\.cbor", p.name) for p in base.glob("e*.cbor"))
+        epochs = sorted(int(m.group(1)) for m in found if m)
+        if epochs != list(range(2, 2 + len(epochs))):
+            raise StorageError(
+                f"class {node_class}'s governance changes are not epochs 2 to "
+                f"{len(epochs) + 1} without a gap: {epochs}"
+            )
+        stored = [self._stored_change(node_class, epoch) for epoch in epochs]
+        fleet = self.fleet.identity()
+        h = hashlib.sha384()
+        for part in (json.dumps(first.to_json(), sort_keys=True).encode(), fleet.encode()):
+            h.update(len(part).to_bytes(8, "big") + part)
+        for statements in stored:
+            for data in statements:
+                h.update(len(data).to_bytes(8, "big") + data)
+            h.update(b"\xff" * 8)
+        key = h.digest()
+        chain = _CHAINS.get(key)
+        if chain is None:
+            built = [first]
+            for epoch, statements in zip(epochs, stored, strict=True):
+                try:
+                    verified = replay_governance_change(statements, built[-1], fleet=fleet)
+                except IronrootError as exc:
+                    raise StorageError(
+                        f"class {node_class}'s stored governance change e{epoch}.cbor does not "
+                        f"verify against epoch {epoch - 1}: {exc.code}: {exc.detail}"
+                    ) from exc
+                built.append(verified.governance)
+            chain = tuple(built)
+            _CHAINS.put(key, chain)
+        highest = self._governance_events(node_class)
+        if highest > len(chain):
+            raise StorageError(
+                f"the fleet's log recorded governance epoch {highest} of class {node_class} "
+                f"in force, the store holds epoch {len(chain)}: its governance changes were "
+                "rolled back",
+                code="governance-rolled-back",
+            )
+        return chain
+
+    def _stored_change(self, node_class: str, epoch: int) -> tuple[bytes, ...]:
+        path = self._dir(node_class) / "governance" / f"e{epoch}.cbor"
+        try:
+            doc = decode_cbor(read_limited(path, 4 * _MAX_FILE), Limits(max_bytes=4 * _MAX_FILE))
+        except FileNotFoundError as exc:
+            raise StorageError(f"{path} is missing") from exc
+        except MalformedInput as exc:
+            raise StorageError(f"{path} is malformed: {exc.detail}") from exc
+        if (
+            not isinstance(doc, dict)
+            or set(doc) != {"statements"}
+            or not isinstance(doc["statements"], list)
+            or not all(isinstance(s, bytes) for s in doc["statements"])
+        ):
+            raise StorageError(f"{path} is malformed")
+        return tuple(doc["statements"])
+
+    def _governance_events(self, node_class: str) -> int:
+        """The highest governance epoch of ``node_class`` the fleet's log recorded (1: none)."""
+        highest, since = 1, 0
+        while batch := self.fleet.events(kind="desired-governance", since=since):
+            for event in batch:
+                epoch = event.detail.get("epoch")
+                if event.detail.get("class") == node_class and type(epoch) is int:
+                    highest = max(highest, epoch)
+            since = batch[-1].seq
+        return highest
+
+    def change_governance(
+        self,
+        node_class: str,
+        statements: Sequence[bytes],
+        *,
+        now: dt.datetime,
+        registrar: Registrar | None = None,
+    ) -> VerifiedGovernanceChange:
+        """Revoke or add an approver (:mod:`ironroot.fleet._governance`): check the approvals
+        (all but receipts) against the governance in force, register those without a
+        receipt with ``registrar``, verify the whole set, store it as
+        ``governance/e<N>.cbor`` and record a ``desired-governance`` event. Under the class's
+        publish lock: a publish cut short is finished first (under the governance it was
+        approved for), and no publish runs meanwhile. Returns the
+        :class:`~ironroot.fleet.VerifiedGovernanceChange`."""
+        from ironroot.fleet._governance import (
+            check_governance_change,
+            verify_governance_change,
+        )
+
+        base = self._dir(node_class)
+        make_dirs(base)
+        fleet = self.fleet.identity()
+        with DirectoryLock(base, ".publish.lock", what="desired state of class " + node_class):
+            chain = self._chain(node_class)
+            self._record_lost_governance(node_class, chain, now)
+            self._finish_cut_short(node_class, chain, now)
+            governance = chain[-1]
+            check_governance_change(statements, governance, fleet=fleet, now=now)
+            transparent = []
+            for data in statements:
+                _statement, has_receipts = _parse(data)
+                if not has_receipts and registrar is not None:
+                    data = registrar.register(data).transparent_statement
+                transparent.append(data)
+            verified = verify_governance_change(transparent, governance, fleet=fleet, now=now)
+            epoch = verified.governance.epoch
+            make_dirs(base / "governance")
+            write_atomic(
+                base / "governance" / f"e{epoch}.cbor",
+                encode_cbor({"statements": list(transparent)}),
+                mode=0o644,
+                exclusive=True,
+            )
+            self._record_governance(node_class, verified.governance, list(verified.signers), now)
+        return verified
+
+    def _record_governance(
+        self,
+        node_class: str,
+        governance: Governance,
+        signers: list[str] | None,
+        now: dt.datetime,
+        *,
+        change: Mapping[str, Any] | None = None,
+    ) -> None:
+        detail: dict[str, Any] = {
+            "class": node_class,
+            "epoch": governance.epoch,
+            "previous": governance.epoch - 1,
+            "approvers": [s.iss for s in governance.signers],
+            "required": governance.required,
+            "revoked": [r.to_json() for r in governance.revoked],
+        }
+        if signers is None:
+            detail["recovered"] = True
+        else:
+            detail["signers"] = signers
+        self.fleet.record(None, "desired-governance", detail, now=now)
+
+    def _record_lost_governance(
+        self, node_class: str, chain: tuple[Governance, ...], now: dt.datetime
+    ) -> None:
+        """The ``desired-governance`` events a crash after ``e<N>.cbor`` lost (under the
+        publish lock): a governance in force always has its event in the fleet's log."""
+        for governance in chain[self._governance_events(node_class) :]:
+            self._record_governance(node_class, governance, None, now)
+
+    def _initial_governance(self, node_class: str) -> Governance:
         path = self._dir(node_class) / "governance.json"
         if not path.is_file():
             raise NotFound(
@@ -1135,6 +1413,10 @@ class DesiredStore:
         governance = Governance.from_json(doc)
         if governance.node_class != node_class:
             raise StorageError(f"{path} is the governance of class {governance.node_class}")
+        if governance.epoch != 1 or governance.revoked:
+            raise StorageError(
+                f"{path} is the first governance (epoch 1): later epochs are governance changes"
+            )
         return governance
 
     # --- the state in force ----------------------------------------------------------------
@@ -1160,7 +1442,9 @@ class DesiredStore:
         except (ValueError, KeyError, TypeError, RecursionError) as exc:
             raise StorageError(f"{path} is malformed") from exc
 
-    def _stored(self, node_class: str, version: int) -> tuple[bytes, tuple[bytes, ...]]:
+    def _stored(self, node_class: str, version: int) -> tuple[bytes, tuple[bytes, ...], int]:
+        """Stored version ``version``: its document, statements and the governance epoch it
+        was put in force under (1 when the file predates governance changes)."""
         path = self._dir(node_class) / f"v{version}.cbor"
         try:
             doc = decode_cbor(read_limited(path, 4 * _MAX_FILE), Limits(max_bytes=4 * _MAX_FILE))
@@ -1170,13 +1454,15 @@ class DesiredStore:
             raise StorageError(f"{path} is malformed: {exc.detail}") from exc
         if (
             not isinstance(doc, dict)
-            or set(doc) != {"document", "statements"}
+            or set(doc) - {"governance"} != {"document", "statements"}
             or not isinstance(doc["document"], bytes)
             or not isinstance(doc["statements"], list)
             or not all(isinstance(s, bytes) for s in doc["statements"])
+            or type(doc.get("governance", 1)) is not int
+            or doc.get("governance", 1) < 1
         ):
             raise StorageError(f"{path} is malformed")
-        return doc["document"], tuple(doc["statements"])
+        return doc["document"], tuple(doc["statements"]), doc.get("governance", 1)
 
     def current(self, node_class: str, *, now: dt.datetime | None = None) -> VerifiedDesired:
         """The desired state in force, verified again now (receipts, signers, quorum, this
@@ -1193,7 +1479,7 @@ class DesiredStore:
     def _current(
         self,
         node_class: str,
-        governance: Governance | None,
+        chain: tuple[Governance, ...] | None,
         *,
         locked: bool,
         now: dt.datetime | None,
@@ -1204,7 +1490,7 @@ class DesiredStore:
             raise NotFound(
                 f"class {node_class} has no desired state (run `ironroot fleet desired publish`)"
             )
-        governance = governance or self.governance(node_class)
+        chain = chain or self._chain(node_class)
         later = [v for v in self.history(node_class) if v > version]
         if later:
             if not locked and self._publishing(node_class):
@@ -1218,7 +1504,7 @@ class DesiredStore:
                 f"{later[-1]} was put in force: the pointer was rolled back",
                 code="desired-state-rolled-back",
             )
-        verified = self._verified(node_class, version, governance, now=now)
+        verified = self._verified(node_class, version, chain, now=now)
         if not hmac.compare_digest(verified.state.sha384, sha384):
             raise StorageError(
                 f"the stored desired state of class {node_class} is not the document "
@@ -1231,7 +1517,7 @@ class DesiredStore:
                 self._record_lost(node_class, verified)
             else:
                 with self._lock_or_busy(node_class, version):
-                    return self._current(node_class, governance, locked=True, now=now)
+                    return self._current(node_class, chain, locked=True, now=now)
         return verified
 
     @contextlib.contextmanager
@@ -1264,16 +1550,26 @@ class DesiredStore:
         self,
         node_class: str,
         version: int,
-        governance: Governance,
+        chain: tuple[Governance, ...],
         current: DesiredState | None = None,
         *,
         now: dt.datetime | None,
+        latest: bool = False,
     ) -> VerifiedDesired:
         """Stored version ``version``, verified (above ``current`` when given; its approvals
-        valid at ``now`` unless ``None``: the floor a new version must exceed). A format-1
+        valid at ``now`` unless ``None``: the floor a new version must exceed) under the
+        governance of the epoch it was put in force in — or, ``latest``, for a version not
+        in force yet (a publish cut short), under the governance in force now: a change
+        approved by a key revoked since needs today's quorum. A format-1
         document (it names no fleet) is accepted here only: this store put it in force before
         fleets had identities (module docs); a publish never stores one now."""
-        document, statements = self._stored(node_class, version)
+        document, statements, epoch = self._stored(node_class, version)
+        if epoch > len(chain):
+            raise StorageError(
+                f"the stored desired state v{version} of class {node_class} names governance "
+                f"epoch {epoch}, the class is at epoch {len(chain)}"
+            )
+        governance = chain[-1] if latest else chain[epoch - 1]
         fleet = self.fleet.identity()
         key = _cache_key(document, statements, governance, fleet) if current is None else None
         if key is not None and now is not None:
@@ -1325,15 +1621,17 @@ class DesiredStore:
         point, what anyone reads is the old state without the event or the new one with it."""
         base = self._dir(node_class)
         make_dirs(base)
-        governance = self.governance(node_class)
         fleet = self.fleet.identity()
         with DirectoryLock(base, ".publish.lock", what="desired state of class " + node_class):
-            self._finish_cut_short(node_class, governance, now)
+            chain = self._chain(node_class)  # read under the lock: no change lands meanwhile
+            governance = chain[-1]
+            self._record_lost_governance(node_class, chain, now)
+            self._finish_cut_short(node_class, chain, now)
             # the version in force is the floor a change must exceed, expired or not (read
             # as any reader does, its rollback check included)
             current = None
             if self.version(node_class):
-                current = self._current(node_class, governance, locked=True, now=None).state
+                current = self._current(node_class, chain, locked=True, now=None).state
             else:
                 self._check_not_rolled_back(node_class, 0, self._events(node_class, None)[1])
             check_approvals(statements, governance, fleet=fleet, current=current, now=now)
@@ -1348,12 +1646,11 @@ class DesiredStore:
             )
             state = verified.state
             if current is not None and state.version == current.version:
-                return self._current(node_class, governance, locked=True, now=now)
-            write_atomic(
-                base / f"v{state.version}.cbor",
-                encode_cbor({"document": state.encode(), "statements": list(transparent)}),
-                mode=0o644,
-            )
+                return self._current(node_class, chain, locked=True, now=now)
+            stored: dict[str, Any] = {"document": state.encode(), "statements": list(transparent)}
+            if governance.epoch != 1:  # written only then: a store before changes reads as is
+                stored["governance"] = governance.epoch
+            write_atomic(base / f"v{state.version}.cbor", encode_cbor(stored), mode=0o644)
             self._point(node_class, state)
             self._record(node_class, verified, current.version if current else None, now)
         return verified
@@ -1381,6 +1678,9 @@ class DesiredStore:
             "signers": list(verified.signers),
             "previous": previous,
         }
+        epoch = self._stored(node_class, verified.state.version)[2]
+        if epoch != 1:
+            detail["governance"] = epoch
         if recovered:
             detail["recovered"] = True
         self.fleet.record(None, "desired-state", detail, now=now)
@@ -1425,7 +1725,9 @@ class DesiredStore:
         at = dt.datetime.fromtimestamp(written, dt.UTC)
         self._record(node_class, verified, previous, at, recovered=True)
 
-    def _finish_cut_short(self, node_class: str, governance: Governance, now: dt.datetime) -> None:
+    def _finish_cut_short(
+        self, node_class: str, chain: tuple[Governance, ...], now: dt.datetime
+    ) -> None:
         """Finish a publish cut short (a crash) between writing ``v<N>.cbor`` and pointing
         ``current.json`` at it: when a later version is stored than the pointer names (or the
         pointer is missing), that version is verified in full against the one in force and put
@@ -1436,10 +1738,9 @@ class DesiredStore:
         pointed = self.version(node_class)
         if not history or history[-1] <= pointed:
             return
-        previous = (
-            self._verified(node_class, pointed, governance, now=None).state if pointed else None
-        )
-        verified = self._verified(node_class, history[-1], governance, previous, now=now)
+        previous = self._verified(node_class, pointed, chain, now=None).state if pointed else None
+        # not in force yet: judged by today's governance (a key revoked since does not count)
+        verified = self._verified(node_class, history[-1], chain, previous, now=now, latest=True)
         recorded, highest = self._events(node_class, verified.state)
         self._check_not_rolled_back(node_class, history[-1], highest)
         self._point(node_class, verified.state)

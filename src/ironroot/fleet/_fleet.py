@@ -605,6 +605,13 @@ class Fleet:
         with self._file.tx(durable=durable):
             yield
 
+    def registry_generation(self) -> tuple[int, int, int]:
+        """A value that changes whenever a write to ``fleet.db`` commits (a quarantine, an
+        admission, an event), compared on one thread: equal before and after a read, the read
+        is still what the registry holds (:meth:`ironroot.fleet._sqlite.SqliteFile.generation`;
+        the key release gate's confirmation)."""
+        return self._file.generation()
+
     def node_ids(self) -> list[str]:
         with self._file.read() as db:
             return [row[0] for row in db.execute("SELECT id FROM nodes ORDER BY id")]

@@ -17,6 +17,18 @@ release is asked for: :class:`FleetReleaseGate` is the key service's
    ``attestation-expired``), read from the registry at each request, so a quarantine refuses
    the next release at once.
 
+All of that is read before the HSM's decision, outside its lock: the registry (and the
+IDevID certificates the node map is built from) may be slow or held by another transaction,
+and the HSM's other operations must not wait for it. The gate returns the confirmation the
+HSM calls under its lock, last, before it records the release: the registry's generation
+(:meth:`~ironroot.fleet.Fleet.registry_generation`, taken before the read) must be unchanged —
+any commit since, a quarantine among them, refuses the release with ``ReleaseDenied``
+``fleet-changed`` (ask again: a new challenge) — and each node's attestation still current at
+the gate's clock (``attestation-expired``). The confirmation reads no table: a quarantine
+committed between the read and the HSM's decision is refused and the HSM's audit records that
+refusal, never a grant. A busy fleet (an admission committing in that window) refuses a release
+now and then rather than grant one on a read it cannot confirm.
+
 It only refuses: the HSM still verifies the EAR against the verifiers installed in it, the
 nonce, the binding, the status and the key's policy. The Ueid → node map is built from the
 nodes' IDevID certificates when first needed and again when a Ueid is not in it (a node
@@ -82,7 +94,9 @@ class FleetReleaseGate:
                     nodes.add(node)
         return nodes
 
-    def __call__(self, name: str, request: ReleaseRequest) -> None:
+    def __call__(self, name: str, request: ReleaseRequest) -> Callable[[], None]:
+        """Read the condition (module docs: 1-3) and return its confirmation, or refuse."""
+        generation = self.fleet.registry_generation()  # before the read: any commit after it
         now = self._clock()
         nodes = self.nodes_of(request.ear, now)
         if not nodes:
@@ -91,5 +105,31 @@ class FleetReleaseGate:
                 "only",
                 code="node-unknown",
             )
+        until: dict[str, dt.datetime] = {}
         for node in sorted(nodes):
             node_may_receive_keys(self.fleet, node, now=now)
+            not_after = self.fleet.record_of(node).credential_not_after
+            if not_after is None:  # node_may_receive_keys refused it already
+                raise ReleaseDenied(
+                    f"{node} has no current attestation", code="attestation-expired"
+                )
+            until[node] = dt.datetime.fromisoformat(not_after.replace("Z", "+00:00"))
+
+        def confirm() -> None:
+            if self.fleet.registry_generation() != generation:
+                raise ReleaseDenied(
+                    f"the fleet's registry changed while the release of {name} was decided (a "
+                    "quarantine, an admission): nothing is released on a read that no longer "
+                    "holds; ask again",
+                    code="fleet-changed",
+                )
+            at = self._clock()
+            for node, expires in sorted(until.items()):
+                if at >= expires:
+                    raise ReleaseDenied(
+                        f"{node}'s attestation expired while the release of {name} was decided: "
+                        "attest again",
+                        code="attestation-expired",
+                    )
+
+        return confirm

@@ -40,12 +40,16 @@ from ironroot.errors import StorageError
 __all__ = ["SqliteFile"]
 
 
+_OPENED: itertools.count[int] = itertools.count()
+
+
 @dataclass(slots=True)
 class _Open:
     db: sqlite3.Connection
     identity: tuple[int, int]
     depth: int = 0
     ready: set[int] = field(default_factory=set)  # the SqliteFile serials set up on it
+    opened: int = field(default_factory=lambda: next(_OPENED))  # this connection's serial
 
 
 _CREATE = re.compile(r"CREATE\s+(TABLE|INDEX)\s+IF\s+NOT\s+EXISTS\s+(\w+)\b", re.IGNORECASE)
@@ -195,6 +199,17 @@ class SqliteFile:
                 _opened().pop(self._key, None)
                 db.close()
                 raise StorageError(f"{self.what} failed: {exc}") from exc
+
+    def generation(self) -> tuple[int, int, int]:
+        """What changes whenever anyone commits a write to the file: this thread's connection
+        (its serial), SQLite's ``data_version`` (moved by every other connection's commit,
+        of this process or another) and the changes this connection made itself. Equal
+        generations, read on one thread, mean no commit came between them. Cheap (no table is
+        read) and, the file being WAL, never waits for a writer's lock."""
+        state = self._open()
+        with self.read() as db:
+            (version,) = db.execute("PRAGMA data_version").fetchone()
+            return state.opened, int(version), db.total_changes
 
     @contextlib.contextmanager
     def read(self) -> Iterator[sqlite3.Connection]:

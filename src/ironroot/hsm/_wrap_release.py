@@ -252,7 +252,7 @@ class WrapAndRelease(KeyOperations):
         ear: bytes,
         nonce: bytes,
         recipient: bytes | WrappingKey,
-        gate: Callable[[], None] | None = None,
+        gate: Callable[[], Callable[[], None] | None] | None = None,
     ) -> HsmRelease:
         """Release a key that has a release policy, wrapped to a TEE's key ``recipient``
         (ML-KEM or RSA SubjectPublicKeyInfo, or a :class:`~ironroot.hsm.WrappingKey`, which
@@ -270,19 +270,36 @@ class WrapAndRelease(KeyOperations):
         issued no earlier than ``nonce`` was (``ResultExpired`` ``result-predates-nonce``),
         binds ``nonce`` and ``recipient`` and is affirming (or warning, where the key allows:
         ``ironroot.hsm._release``); the key's own release policy holds on its claims
-        (``InvalidReleasePolicy``, ``ReleaseDenied``); last, ``gate``, when given, is called
-        (under the HSM's lock: it must not wait on another thread's use of this HSM): the
+        (``InvalidReleasePolicy``, ``ReleaseDenied``); last, ``gate``, when given: the
         deployment's own condition on the release (the key service's ``ReleaseGate``), which
-        can only refuse — what it raises is the refusal, recorded with its code
-        (``internal-error`` for an exception that is not an ``IronrootError``), so that no
-        record says granted of a release the deployment withheld. Every refusal is audited
-        with its code and is durable before this returns, as is the release.
+        can only refuse. ``gate()`` is called *before* the HSM's lock, so that its read of
+        the deployment's registry (slow, or waiting on another transaction) never stalls
+        another operation of this HSM; it returns the *confirmation* of what it read, which
+        is called under the lock, last, and must be cheap and never wait on another thread
+        (the fleet's: the registry's generation is still the one read, else ``ReleaseDenied``
+        ``fleet-changed``). A gate that returns ``None`` has no cheap confirmation: it is
+        called again under the lock, last, as its own confirmation (its read then holds the
+        lock). What the gate or its confirmation raises is the refusal, recorded in its turn
+        (after every check of the HSM: an EAR the HSM refuses is recorded as the HSM's
+        refusal, whatever the gate said) with its code (``internal-error`` for an exception
+        that is not an ``IronrootError``), so that no record says granted of a release the
+        deployment withheld. Every refusal is audited with its code and is durable before
+        this returns, as is the release.
 
         The audit record binds the release (``ironroot.hsm._audit``, ``ReleaseBinding``): the
         SHA-256 of the statement returned, of the wrapping key and of the EAR; a refusal's
         record binds the wrapping key's and the EAR's digests when they are known (never the
         nonce, never a key). It is written, synced and anchored before this returns.
         """
+        # the gate's read, outside the lock (it may wait on the deployment's registry): its
+        # refusal, or the confirmation to make under the lock, is kept for its turn, last
+        confirm: Callable[[], None] | None = None
+        gate_refused: Exception | None = None
+        if gate is not None:
+            try:
+                confirm = gate()
+            except Exception as exc:  # recorded in its turn, below, under the lock
+                gate_refused = exc
         # not while a delete wipes (the lock); the record, granted or refused, is durable
         # and anchored before this returns, group-committed with those arriving with it
         with self._group_commit(), self._lock, self._operation(session, "release", handle) as op:
@@ -323,7 +340,12 @@ class WrapAndRelease(KeyOperations):
             )
             self._policies.get(policy).evaluate(context)
             if gate is not None:  # the deployment's say, last: its refusal is the record
-                gate()
+                if gate_refused is not None:
+                    raise gate_refused
+                if confirm is None:
+                    gate()  # no cheap confirmation: read again, under the lock
+                else:
+                    confirm()
             if self._attestation is None or not isinstance(self._attestation.obj, PrivateKey):
                 raise HsmErrorState("the HSM has no attestation key to sign the release with")
             wrapped = self._wrap_to(key, None, wrapping_key.key)

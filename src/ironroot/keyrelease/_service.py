@@ -13,12 +13,15 @@ A crypto user of the HSM has no way around the decision: there is no caller-supp
 A :class:`ReleaseGate` given to the service may refuse a request before the HSM sees it — the
 deployment's own conditions, which the HSM cannot know: a fleet refuses keys to the VMs of a
 node it quarantined (:class:`ironroot.fleet.FleetReleaseGate`). A gate can only refuse; the
-HSM still makes every check of the release. The gate is asked again inside the HSM's decision
-(:meth:`~ironroot.hsm.Hsm.release`'s ``gate``), once every check of the HSM passed and
-before the release is recorded: a condition that changed while the HSM decided (a quarantine
-committed meanwhile) refuses the release too, no key is wrapped, and the HSM's audit record
-of the release is that refusal, with the gate's code — never a grant of a key that did not
-leave.
+HSM still makes every check of the release. The gate reads its condition before the HSM is
+asked, outside the HSM's lock (a slow registry stalls this release only, never the HSM), and
+returns a *confirmation* of what it read, which the HSM calls inside its decision
+(:meth:`~ironroot.hsm.Hsm.release`'s ``gate``), under its lock, once every check of the HSM
+passed and before the release is recorded: a condition that changed since the read (a
+quarantine committed meanwhile: the fleet's registry generation moved) refuses the release
+too, no key is wrapped, and the HSM's audit record of the release is that refusal, with the
+gate's code — never a grant of a key that did not leave. A gate that returns no confirmation
+is asked again in full at that point, under the HSM's lock.
 
 Given a :class:`~ironroot.keyrelease.ReleaseStatements` store, the service keeps each release
 statement it hands out, durably, before it returns the key (``StorageError`` and no key when
@@ -80,11 +83,13 @@ class ReleaseRequest:
 
 
 class ReleaseGate(Protocol):
-    """A condition of the deployment on every release, checked before the HSM's decision and
-    again before the key it released is handed out: returns to let the request go on, raises
-    (``ReleaseDenied``, or the EAR's own error) to refuse it."""
+    """A condition of the deployment on every release (module docs): checked before the
+    HSM's decision, outside its lock, raising (``ReleaseDenied``, or the EAR's own error) to
+    refuse the request; else it returns the confirmation the HSM calls under its lock, last,
+    before the key is released — cheap, never waiting on another thread, raising when what
+    was read no longer holds — or ``None``, and it is then called again in full there."""
 
-    def __call__(self, name: str, request: ReleaseRequest) -> None: ...
+    def __call__(self, name: str, request: ReleaseRequest) -> Callable[[], None] | None: ...
 
 
 class KeyVault(Protocol):
@@ -99,13 +104,15 @@ class KeyVault(Protocol):
         ear: bytes,
         nonce: bytes,
         recipient: WrappingKey,
-        gate: Callable[[], None] | None = None,
+        gate: Callable[[], Callable[[], None] | None] | None = None,
     ) -> HsmRelease:
         """Release ``handle`` wrapped to ``recipient``, the TEE's wrapping key (checked when
         it was made: the vault need not check it again), or raise why not. ``gate``, when
-        given (the service passes it only when it has a :class:`ReleaseGate`), is asked last,
-        once the vault decided to release and before its decision is recorded: what it
-        raises refuses the release and is what the vault's audit records."""
+        given (the service passes it only when it has a :class:`ReleaseGate`), is called before
+        the vault's lock and returns the confirmation asked last, under it, once the vault
+        decided to release and before its decision is recorded (``None``: ``gate`` is asked
+        again there): what either raises refuses the release and is what the vault's audit
+        records (:meth:`ironroot.hsm.Hsm.release`)."""
         ...
 
     def key_type(self, handle: str) -> KeyType: ...
@@ -141,7 +148,7 @@ class HsmVault:
         ear: bytes,
         nonce: bytes,
         recipient: WrappingKey,
-        gate: Callable[[], None] | None = None,
+        gate: Callable[[], Callable[[], None] | None] | None = None,
     ) -> HsmRelease:
         return self._hsm.release(
             self._session, handle, ear=ear, nonce=nonce, recipient=recipient, gate=gate
@@ -242,16 +249,17 @@ class KeyReleaseService:
                 entry.handle, ear=request.ear, nonce=request.nonce, recipient=wrapping_key
             )
         else:
-            gate(name, request)
-            # asked again inside the vault's decision, last: a condition that changed while
-            # the HSM decided refuses the release, and the HSM's audit records that refusal,
-            # never a grant of a key that did not leave (module docs)
+            # read here, outside the HSM's lock; confirmed inside the vault's decision, last:
+            # a condition that changed while the HSM decided refuses the release, and the
+            # HSM's audit records that refusal, never a grant of a key that did not leave
+            # (module docs)
+            confirm = gate(name, request)
             released = self.vault.release(
                 entry.handle,
                 ear=request.ear,
                 nonce=request.nonce,
                 recipient=wrapping_key,
-                gate=lambda: gate(name, request),
+                gate=_confirmation(gate, name, request, confirm),
             )
         # the type the HSM released, not asked of it again: once it granted, nothing asked of
         # it may fail before the key is handed out (a key deleted meanwhile would leave a
@@ -270,3 +278,17 @@ class KeyReleaseService:
             wrapped=released.wrapped,
             statement=released.statement,
         )
+
+
+def _confirmation(
+    gate: ReleaseGate, name: str, request: ReleaseRequest, confirm: Callable[[], None] | None
+) -> Callable[[], Callable[[], None] | None]:
+    """The vault's ``gate``: what the service's read of ``gate`` returned, or, for a gate
+    that returns no confirmation, the gate asked again in full."""
+    if confirm is not None:
+        return lambda: confirm
+
+    def again() -> None:
+        gate(name, request)
+
+    return lambda: again

@@ -1,0 +1,361 @@
+"""Changing who may approve a class's desired state: approver revocation and addition, each a
+governed change on the log.
+
+The class's first governance is local configuration (``fleet desired init``: epoch 1). Every
+later one is made by a :class:`GovernanceChange`, a deterministic CBOR map (RFC 8949 §4.2.1,
+text keys; decoding is strict: ``MalformedInput`` ``malformed-governance-change``)::
+
+    governance-change = {
+      "format": 1,
+      "fleet": tstr,                ; the fleet's identity (Fleet.identity)
+      "class": tstr,                ; the node class
+      "epoch": uint,                ; the governance epoch it changes (>= 1); it makes epoch + 1
+      "action": "revoke" / "add",
+      "iss": tstr,                  ; the approver removed or added
+      "key": bstr,                  ; their public key (SubjectPublicKeyInfo, DER)
+      ? "note": tstr                ; why (at most 1,024 characters)
+    }
+
+approved exactly as a desired state is: one SCITT Signed Statement per approver over the
+document bytes (content type :data:`GOVERNANCE_CHANGE_CONTENT_TYPE`, ``sub``
+``urn:ironroot:desired-governance:<class>``), by at least ``required`` distinct approvers of
+the governance *in force* (epoch ``epoch``), each registered on a trusted log. The approver
+being revoked may be one of them. :func:`verify_governance_change` checks, in order, each
+refusal typed:
+
+1. every check of a desired state's approvals (``ironroot.fleet._desired``: content type —
+   ``MalformedStatement`` ``not-governance-change`` —, class, authorized and not revoked
+   signer — ``UnknownIssuer`` ``signer-not-authorized`` / ``signer-revoked`` —, signature,
+   validity, receipts, one document, distinct signers, ``PolicyRejected`` ``too-few-signers``);
+2. the document decodes, names this class (``wrong-class``) and this fleet (``wrong-fleet``);
+3. it changes the epoch in force (``PolicyRejected`` ``governance-epoch``: a change approved
+   for an earlier governance is never replayed, nor one approved ahead of time);
+4. :meth:`GovernanceChange.apply`: a revocation names an approver in force with their key
+   (``PolicyRejected`` ``not-an-approver``) and leaves at least ``required`` approvers
+   (``PolicyRejected`` ``below-quorum``: the last approvers are never removed below the
+   quorum, which would freeze the class's desired state for good); an addition names a new
+   ``iss`` (``approver-exists``), a key no approver holds (``approver-exists``) and no key
+   ever revoked (``UnknownIssuer`` ``signer-revoked``), and at most 64 approvers.
+
+What a revocation means. The revoked key's approvals count in no later epoch, under any
+``iss``: a desired state it approved that is *not yet in force* when the revocation is (signed
+before, published after — or a publish cut short before its pointer moved) needs a quorum of
+the remaining approvers. A desired state put in force before the revocation stays in force: it
+was applied, and it is verified under the governance of the epoch it was published in (its
+``v<N>.cbor`` records it). To withdraw it too, publish a new version. The store keeps each
+change in ``<fleet>/desired/<class>/governance/e<N>.cbor`` and a ``desired-governance`` event
+in the fleet's log (:meth:`ironroot.fleet.DesiredStore.change_governance`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hmac
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from ironroot.cose import Limits, create_statement, decode_cbor, encode_cbor
+from ironroot.crypto import PublicKey, Signer
+from ironroot.errors import IronrootError, MalformedInput, PolicyRejected, UnknownIssuer
+from ironroot.fleet._desired import (
+    _MAX_SIGNERS,
+    _NAME,
+    AuthorizedSigner,
+    Governance,
+    RevokedSigner,
+    _at,
+    _Kind,
+    _quorum,
+)
+
+__all__ = [
+    "GOVERNANCE_CHANGE_CONTENT_TYPE",
+    "GovernanceChange",
+    "VerifiedGovernanceChange",
+    "check_governance_change",
+    "governance_subject",
+    "sign_governance_change",
+    "verify_governance_change",
+]
+
+GOVERNANCE_CHANGE_CONTENT_TYPE: Final = "application/vnd.ironroot.desired-governance+cbor"
+_SUBJECT: Final = "urn:ironroot:desired-governance:"
+_KIND: Final = _Kind(
+    GOVERNANCE_CHANGE_CONTENT_TYPE, _SUBJECT, "governance change", "not-governance-change"
+)
+_FORMAT: Final = 1
+_ACTIONS: Final = ("revoke", "add")
+_LIMITS: Final = Limits(max_bytes=16 * 1024, max_depth=2, max_items=16)
+_MAX_NOTE: Final = 1024
+
+
+def governance_subject(node_class: str) -> str:
+    """The ``sub`` of every governance-change statement of ``node_class``."""
+    return _SUBJECT + node_class
+
+
+def _bad(what: str) -> MalformedInput:
+    return MalformedInput(
+        f"the governance change is malformed: {what}", code="malformed-governance-change"
+    )
+
+
+def _text(value: object, what: str, limit: int = 256) -> str:
+    if not isinstance(value, str) or not value or len(value) > limit:
+        raise _bad(f"{what} is text of 1 to {limit} characters")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class GovernanceChange:
+    """One approver revoked or added (module docs)."""
+
+    fleet: str
+    node_class: str
+    epoch: int
+    action: str
+    iss: str
+    key: PublicKey
+    note: str = ""
+
+    def __post_init__(self) -> None:
+        _text(self.fleet, "the fleet")
+        if not isinstance(self.node_class, str) or not _NAME.fullmatch(self.node_class):
+            raise _bad("the class is 1 to 64 of letters, digits, - and _")
+        epoch = self.epoch
+        if isinstance(epoch, bool) or not isinstance(epoch, int) or not 1 <= epoch < 2**63:
+            raise _bad("the epoch is an integer of at least 1")
+        if self.action not in _ACTIONS:
+            raise _bad(f"the action is one of {', '.join(_ACTIONS)}")
+        _text(self.iss, "the approver's iss")
+        if not isinstance(self.key, PublicKey):
+            raise _bad("the approver's key is a public key")
+        if self.note:
+            _text(self.note, "the note", _MAX_NOTE)
+
+    def to_cbor(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {
+            "format": _FORMAT,
+            "fleet": self.fleet,
+            "class": self.node_class,
+            "epoch": self.epoch,
+            "action": self.action,
+            "iss": self.iss,
+            "key": self.key.to_der(),
+        }
+        if self.note:
+            doc["note"] = self.note
+        return doc
+
+    def encode(self) -> bytes:
+        return encode_cbor(self.to_cbor())
+
+    @classmethod
+    def decode(cls, data: bytes) -> GovernanceChange:
+        """Parse a change strictly; ``MalformedInput`` ``malformed-governance-change``."""
+        try:
+            value = decode_cbor(bytes(data), _LIMITS)
+        except MalformedInput as exc:
+            raise _bad(exc.detail) from exc
+        members = {"format", "fleet", "class", "epoch", "action", "iss", "key"}
+        if not isinstance(value, dict) or not members <= set(value) <= members | {"note"}:
+            raise _bad(f"the document is a map of {', '.join(sorted(members))} (and note)")
+        if type(value["format"]) is not int or value["format"] != _FORMAT:
+            raise _bad(f"unknown format {value['format']!r}")
+        if not isinstance(value["key"], bytes):
+            raise _bad("the approver's key is a DER SubjectPublicKeyInfo")
+        try:
+            key = PublicKey.from_der(value["key"])
+        except IronrootError as exc:
+            raise _bad(f"the approver's key: {exc.detail}") from exc
+        change = cls(
+            value["fleet"],
+            value["class"],
+            value["epoch"],
+            value["action"],
+            value["iss"],
+            key,
+            _text(value["note"], "the note", _MAX_NOTE) if "note" in value else "",
+        )
+        if change.encode() != data:
+            raise _bad("not the deterministic encoding of what it decodes to")
+        return change
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "class": self.node_class,
+            "epoch": self.epoch,
+            "action": self.action,
+            "iss": self.iss,
+            "kid": self.key.kid.hex(),
+            **({"note": self.note} if self.note else {}),
+        }
+
+    def apply(self, governance: Governance) -> Governance:
+        """The governance this change makes of ``governance`` (module docs, 3-4)."""
+        node_class = governance.node_class
+        if self.epoch != governance.epoch:
+            raise PolicyRejected(
+                f"the change was approved for governance epoch {self.epoch} of class "
+                f"{node_class}, epoch {governance.epoch} is in force: approve it again",
+                code="governance-epoch",
+            )
+        epoch = governance.epoch + 1
+        kid = self.key.kid
+        if self.action == "revoke":
+            found = [
+                s
+                for s in governance.signers
+                if s.iss == self.iss and hmac.compare_digest(s.key.kid, kid)
+            ]
+            if not found:
+                raise PolicyRejected(
+                    f"{self.iss} with key {kid.hex()[:16]} is not an approver of class "
+                    f"{node_class}: nothing to revoke",
+                    code="not-an-approver",
+                )
+            left = tuple(s for s in governance.signers if s.iss != self.iss)
+            if len(left) < governance.required:
+                raise PolicyRejected(
+                    f"revoking {self.iss} would leave class {node_class} {len(left)} approver(s), "
+                    f"fewer than the {governance.required} every change needs: no change could "
+                    "be approved again; add an approver first",
+                    code="below-quorum",
+                )
+            return Governance(
+                node_class,
+                left,
+                governance.required,
+                governance.service_keys,
+                governance.service_issuer,
+                epoch,
+                (*governance.revoked, RevokedSigner(self.iss, kid, epoch)),
+            )
+        for gone in governance.revoked:
+            if hmac.compare_digest(gone.kid, kid):
+                raise UnknownIssuer(
+                    f"the key {kid.hex()[:16]} was revoked from class {node_class}'s approvers "
+                    f"at governance epoch {gone.epoch} ({gone.iss}): a revoked key is never "
+                    "authorized again",
+                    code="signer-revoked",
+                )
+        for signer in governance.signers:
+            if signer.iss == self.iss or hmac.compare_digest(signer.key.kid, kid):
+                raise PolicyRejected(
+                    f"{signer.iss} is an approver of class {node_class} already (with this "
+                    "iss or this key)",
+                    code="approver-exists",
+                )
+        if len(governance.signers) >= _MAX_SIGNERS:
+            raise PolicyRejected(
+                f"class {node_class} has {_MAX_SIGNERS} approvers, the most it may have",
+                code="too-many-approvers",
+            )
+        return Governance(
+            node_class,
+            (*governance.signers, AuthorizedSigner(self.iss, self.key)),
+            governance.required,
+            governance.service_keys,
+            governance.service_issuer,
+            epoch,
+            governance.revoked,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedGovernanceChange:
+    """A governance change whose approvals verified against the governance in force: the
+    change, the statements, who approved it and the governance it makes."""
+
+    change: GovernanceChange
+    statements: tuple[bytes, ...]
+    signers: tuple[str, ...]
+    governance: Governance
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "change": self.change.to_json(),
+            "signers": list(self.signers),
+            "governance": self.governance.to_json(),
+        }
+
+
+def sign_governance_change(
+    change: GovernanceChange,
+    signer: Signer,
+    *,
+    iss: str,
+    iat: dt.datetime | None = None,
+    exp: dt.datetime | None = None,
+    nbf: dt.datetime | None = None,
+) -> bytes:
+    """One approver's approval of ``change``: a Signed Statement by ``signer`` as ``iss``."""
+    return create_statement(
+        signer,
+        change.encode(),
+        iss=iss,
+        sub=governance_subject(change.node_class),
+        content_type=GOVERNANCE_CHANGE_CONTENT_TYPE,
+        iat=int(iat.timestamp()) if iat is not None else None,
+        exp=int(exp.timestamp()) if exp is not None else None,
+        nbf=int(nbf.timestamp()) if nbf is not None else None,
+    )
+
+
+def _verify(
+    statements: Sequence[bytes],
+    governance: Governance,
+    *,
+    fleet: str,
+    receipts: bool,
+    now: dt.datetime | None,
+) -> VerifiedGovernanceChange:
+    payload, signers = _quorum(statements, governance, receipts=receipts, now=now, kind=_KIND)
+    change = GovernanceChange.decode(payload)
+    if change.node_class != governance.node_class:
+        raise PolicyRejected(
+            f"the change is for class {change.node_class}, not {governance.node_class}",
+            code="wrong-class",
+        )
+    if not hmac.compare_digest(change.fleet.encode(), fleet.encode()):
+        raise PolicyRejected(
+            f"the change is for fleet {change.fleet}, not {fleet}: approvals are never "
+            "replayed from another fleet",
+            code="wrong-fleet",
+        )
+    return VerifiedGovernanceChange(
+        change, tuple(statements), tuple(signers), change.apply(governance)
+    )
+
+
+def check_governance_change(
+    statements: Sequence[bytes],
+    governance: Governance,
+    *,
+    fleet: str,
+    now: dt.datetime | None = None,
+) -> VerifiedGovernanceChange:
+    """Every check of :func:`verify_governance_change` but the receipts."""
+    return _verify(statements, governance, fleet=fleet, receipts=False, now=_at(now))
+
+
+def verify_governance_change(
+    statements: Sequence[bytes],
+    governance: Governance,
+    *,
+    fleet: str,
+    now: dt.datetime | None = None,
+) -> VerifiedGovernanceChange:
+    """The governance the transparent ``statements`` make of ``governance`` (in force) for the
+    fleet ``fleet``, once every check of the module docs passed; each approval must be valid
+    at ``now`` (``None``: the wall clock's time)."""
+    return _verify(statements, governance, fleet=fleet, receipts=True, now=_at(now))
+
+
+def replay_governance_change(
+    statements: Sequence[bytes], governance: Governance, *, fleet: str
+) -> VerifiedGovernanceChange:
+    """A stored change, verified again (signatures, receipts, quorum, epoch) but not its
+    approvals' validity period: once applied, a change stays applied."""
+    return _verify(statements, governance, fleet=fleet, receipts=True, now=None)

@@ -1,0 +1,312 @@
+"""Approver revocation and addition (``ironroot.fleet._governance``): a governed change on the
+log, approved by the quorum in force; a revoked approver's signature stops counting, for
+changes signed before the revocation too — each refusal its exact error."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from tests.fleet.desired_world import ALICE, BOB, CAROL, MALLORY, Ops, make_ops
+from tests.fleet.fleet_world import make_fleet
+from tests.platform.node_world import NOW, World, make_world
+
+from ironroot.cose import decode_cbor, encode_cbor
+from ironroot.errors import (
+    ConfigError,
+    MalformedInput,
+    MalformedStatement,
+    PolicyRejected,
+    StorageError,
+    UnknownIssuer,
+)
+from ironroot.fleet import (
+    DesiredState,
+    DesiredStore,
+    Fleet,
+    Governance,
+    GovernanceChange,
+    RevokedSigner,
+    check_approvals,
+    check_governance_change,
+    sign_governance_change,
+)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    with make_world(tmp_path_factory.mktemp("governance-world")) as w:
+        yield w
+
+
+@pytest.fixture(scope="module")
+def ops(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ops]:
+    with make_ops(tmp_path_factory.mktemp("governance-ops")) as o:
+        yield o
+
+
+@pytest.fixture
+def fleet(world: World, tmp_path: Path) -> Fleet:
+    fleet, _ = make_fleet(world, tmp_path / "fleet", 1)
+    return fleet
+
+
+def desired(world: World, fleet: Fleet, version: int, **versions: str) -> DesiredState:
+    bundles = {c: world.release(c, v).bundle for c, v in versions.items()}
+    return DesiredState.build(
+        fleet.node_class("node-7"), version, bundles=bundles, fleet=fleet.identity()
+    )
+
+
+def store(fleet: Fleet, ops: Ops, signers: tuple[str, ...] = (ALICE, BOB, CAROL)) -> DesiredStore:
+    s = DesiredStore(fleet)
+    s.init(ops.governance(2, signers))
+    return s
+
+
+def change(
+    fleet: Fleet, ops: Ops, action: str, iss: str, *, epoch: int = 1, key: str | None = None
+) -> GovernanceChange:
+    return GovernanceChange(
+        fleet.identity(), "node-7", epoch, action, iss, ops.keys[key or iss].public_key
+    )
+
+
+def approve(ops: Ops, what: GovernanceChange, *who: str) -> list[bytes]:
+    return [sign_governance_change(what, ops.keys[iss], iss=iss, iat=NOW) for iss in who]
+
+
+def revoke(s: DesiredStore, fleet: Fleet, ops: Ops, iss: str, *who: str, epoch: int = 1) -> None:
+    s.change_governance(
+        "node-7", approve(ops, change(fleet, ops, "revoke", iss, epoch=epoch), *who),
+        now=NOW, registrar=ops.log,
+    )  # fmt: skip
+
+
+def test_a_revocation_approved_by_the_quorum_is_logged_and_the_key_stops_counting(
+    world: World, ops: Ops, fleet: Fleet
+) -> None:
+    s = store(fleet, ops)
+    s.publish("node-7", ops.sign(desired(world, fleet, 1), ALICE, BOB), now=NOW, registrar=ops.log)
+    verified = s.change_governance(
+        "node-7",
+        approve(ops, change(fleet, ops, "revoke", ALICE), ALICE, BOB),  # she may sign it too
+        now=NOW,
+        registrar=ops.log,
+    )
+    assert verified.signers == (ALICE, BOB)
+    governance = s.governance("node-7")
+    assert governance.epoch == 2
+    assert [x.iss for x in governance.signers] == [BOB, CAROL]
+    assert governance.revoked == (RevokedSigner(ALICE, ops.keys[ALICE].public_key.kid, 2),)
+    assert [g.epoch for g in s.governance_history("node-7")] == [1, 2]
+    event = fleet.events(kind="desired-governance")[-1]
+    assert event.detail["epoch"] == 2
+    assert event.detail["approvers"] == [BOB, CAROL]
+    assert event.detail["signers"] == [ALICE, BOB]
+    assert event.detail["revoked"][0]["iss"] == ALICE
+    # the state put in force before the revocation stays in force (it was applied)
+    assert s.current("node-7", now=NOW).signers == (ALICE, BOB)
+    # a change counted with the revoked key's signature is refused, with the exact error
+    with pytest.raises(UnknownIssuer) as info:
+        s.publish(
+            "node-7", ops.sign(desired(world, fleet, 2), ALICE, BOB), now=NOW, registrar=ops.log
+        )
+    assert info.type is UnknownIssuer
+    assert info.value.code == "signer-revoked"
+    kid = ops.keys[ALICE].public_key.kid.hex()[:16]
+    assert info.value.detail == (
+        f"the key {kid} of {ALICE} was revoked from class node-7's approvers at governance "
+        "epoch 2: an approval it signed no longer counts (a change it approved that was not put "
+        "in force before then needs a quorum of today's approvers)"
+    )
+    assert s.version("node-7") == 1
+    # the remaining quorum changes it
+    nxt = desired(world, fleet, 2)
+    assert s.publish("node-7", ops.sign(nxt, BOB, CAROL), now=NOW, registrar=ops.log).state == nxt
+    stored = decode_cbor((fleet.directory / "desired" / "node-7" / "v2.cbor").read_bytes())
+    assert stored["governance"] == 2
+    assert fleet.events(kind="desired-state")[-1].detail["governance"] == 2
+    assert s.current("node-7", now=NOW).signers == (BOB, CAROL)
+
+
+def test_a_change_signed_before_the_revocation_and_published_after_is_refused(
+    world: World, ops: Ops, fleet: Fleet
+) -> None:
+    """Decided: a revoked key's approval no longer meets the quorum unless the change was
+    already applied — even an approval registered on the log before the revocation."""
+    s = store(fleet, ops)
+    early = ops.approve(desired(world, fleet, 1), ALICE, BOB)  # signed and logged, not published
+    revoke(s, fleet, ops, ALICE, BOB, CAROL)
+    with pytest.raises(UnknownIssuer) as info:
+        s.publish("node-7", early, now=NOW)
+    assert info.value.code == "signer-revoked"
+    assert s.version("node-7") == 0
+    # and with the governance value alone (check_approvals) too
+    with pytest.raises(UnknownIssuer) as info:
+        check_approvals(early, s.governance("node-7"), fleet=fleet.identity(), now=NOW)
+    assert info.value.code == "signer-revoked"
+
+
+def test_a_revocation_signed_by_fewer_than_the_quorum_is_refused(ops: Ops, fleet: Fleet) -> None:
+    s = store(fleet, ops)
+    with pytest.raises(PolicyRejected) as info:
+        revoke(s, fleet, ops, ALICE, BOB)
+    assert info.type is PolicyRejected
+    assert info.value.code == "too-few-signers"
+    assert info.value.detail == (
+        f"class node-7 needs 2 distinct authorized signers, this change has 1 ({BOB})"
+    )
+    # nor by someone who is no approver, nor by one person twice
+    with pytest.raises(UnknownIssuer) as unknown:
+        revoke(s, fleet, ops, ALICE, BOB, MALLORY)
+    assert unknown.value.code == "signer-not-authorized"
+    with pytest.raises(PolicyRejected) as twice:
+        revoke(s, fleet, ops, ALICE, BOB, BOB)
+    assert twice.value.code == "duplicate-signer"
+    assert s.governance("node-7").epoch == 1
+    assert fleet.events(kind="desired-governance") == []
+    assert not (fleet.directory / "desired" / "node-7" / "governance").exists()
+
+
+def test_the_last_approvers_cannot_be_removed_below_the_quorum(ops: Ops, fleet: Fleet) -> None:
+    s = store(fleet, ops)
+    revoke(s, fleet, ops, ALICE, BOB, CAROL)  # three to two: the quorum is still reachable
+    with pytest.raises(PolicyRejected) as info:
+        revoke(s, fleet, ops, BOB, BOB, CAROL, epoch=2)
+    assert info.type is PolicyRejected
+    assert info.value.code == "below-quorum"
+    assert info.value.detail == (
+        f"revoking {BOB} would leave class node-7 1 approver(s), fewer than the 2 every change "
+        "needs: no change could be approved again; add an approver first"
+    )
+    assert [x.iss for x in s.governance("node-7").signers] == [BOB, CAROL]
+    # adding one first makes room for the revocation
+    s.change_governance(
+        "node-7", approve(ops, change(fleet, ops, "add", MALLORY, epoch=2), BOB, CAROL),
+        now=NOW, registrar=ops.log,
+    )  # fmt: skip
+    revoke(s, fleet, ops, BOB, CAROL, MALLORY, epoch=3)
+    assert [x.iss for x in s.governance("node-7").signers] == [CAROL, MALLORY]
+
+
+def test_a_revoked_key_is_never_an_approver_again(ops: Ops, fleet: Fleet) -> None:
+    s = store(fleet, ops)
+    revoke(s, fleet, ops, ALICE, BOB, CAROL)
+    for iss in (ALICE, MALLORY):  # her key, under her name or another
+        with pytest.raises(UnknownIssuer) as info:
+            s.change_governance(
+                "node-7",
+                approve(ops, change(fleet, ops, "add", iss, epoch=2, key=ALICE), BOB, CAROL),
+                now=NOW,
+                registrar=ops.log,
+            )
+        assert info.value.code == "signer-revoked"
+    with pytest.raises(PolicyRejected) as exists:
+        s.change_governance(
+            "node-7", approve(ops, change(fleet, ops, "add", BOB, epoch=2), BOB, CAROL), now=NOW
+        )
+    assert exists.value.code == "approver-exists"
+    with pytest.raises(PolicyRejected) as gone:
+        revoke(s, fleet, ops, ALICE, BOB, CAROL, epoch=2)
+    assert gone.value.code == "not-an-approver"
+    with pytest.raises(ConfigError):  # nor in a governance value
+        Governance(
+            "node-7",
+            ops.governance(2, (ALICE, BOB)).signers,
+            2,
+            ops.log.service_keys(),
+            epoch=2,
+            revoked=(RevokedSigner(ALICE, ops.keys[ALICE].public_key.kid, 2),),
+        )
+
+
+def test_a_change_approved_for_another_epoch_is_not_replayed(ops: Ops, fleet: Fleet) -> None:
+    s = store(fleet, ops)
+    add = approve(ops, change(fleet, ops, "add", MALLORY), BOB, CAROL)  # for epoch 1
+    revoke(s, fleet, ops, ALICE, BOB, CAROL)
+    with pytest.raises(PolicyRejected) as info:
+        s.change_governance("node-7", add, now=NOW, registrar=ops.log)
+    assert info.value.code == "governance-epoch"
+    assert info.value.detail == (
+        "the change was approved for governance epoch 1 of class node-7, epoch 2 is in force: "
+        "approve it again"
+    )
+    with pytest.raises(PolicyRejected) as ahead:  # nor one approved ahead of time
+        s.change_governance(
+            "node-7", approve(ops, change(fleet, ops, "add", MALLORY, epoch=3), BOB, CAROL),
+            now=NOW,
+        )  # fmt: skip
+    assert ahead.value.code == "governance-epoch"
+
+
+def test_a_change_must_be_a_governance_statement_for_this_class_and_fleet(
+    world: World, ops: Ops, fleet: Fleet
+) -> None:
+    s = store(fleet, ops)
+    governance = s.governance("node-7")
+    with pytest.raises(MalformedStatement) as kind:  # a desired-state approval is not one
+        check_governance_change(
+            ops.sign(desired(world, fleet, 1), ALICE, BOB), governance, fleet=fleet.identity()
+        )
+    assert kind.value.code == "not-governance-change"
+    other = GovernanceChange("urn:uuid:other", "node-7", 1, "revoke", ALICE,
+                             ops.keys[ALICE].public_key)  # fmt: skip
+    with pytest.raises(PolicyRejected) as wrong:
+        check_governance_change(approve(ops, other, ALICE, BOB), governance, fleet=fleet.identity())
+    assert wrong.value.code == "wrong-fleet"
+    with pytest.raises(MalformedInput) as bad:
+        GovernanceChange.decode(change(fleet, ops, "revoke", ALICE).encode() + b"\x00")
+    assert bad.value.code == "malformed-governance-change"
+    doc = change(fleet, ops, "revoke", ALICE).to_cbor()
+    with pytest.raises(MalformedInput) as action:
+        GovernanceChange.decode(encode_cbor({**doc, "action": "promote"}))
+    assert action.value.code == "malformed-governance-change"
+
+
+def test_removed_governance_changes_do_not_bring_a_revoked_approver_back(
+    world: World, ops: Ops, fleet: Fleet
+) -> None:
+    s = store(fleet, ops)
+    s.publish("node-7", ops.sign(desired(world, fleet, 1), ALICE, BOB), now=NOW, registrar=ops.log)
+    revoke(s, fleet, ops, ALICE, BOB, CAROL)
+    (fleet.directory / "desired" / "node-7" / "governance" / "e2.cbor").unlink()
+    for read in (lambda: s.governance("node-7"), lambda: s.current("node-7", now=NOW)):
+        with pytest.raises(StorageError) as info:
+            read()
+        assert info.value.code == "governance-rolled-back"
+    with pytest.raises(StorageError) as publish:
+        s.publish(
+            "node-7", ops.sign(desired(world, fleet, 2), ALICE, BOB), now=NOW, registrar=ops.log
+        )
+    assert publish.value.code == "governance-rolled-back"
+
+
+def test_a_tampered_governance_change_is_a_storage_error(ops: Ops, fleet: Fleet) -> None:
+    s = store(fleet, ops)
+    revoke(s, fleet, ops, ALICE, BOB, CAROL)
+    path = fleet.directory / "desired" / "node-7" / "governance" / "e2.cbor"
+    stored = decode_cbor(path.read_bytes())
+    # one approval dropped: the stored change no longer meets the quorum of epoch 1
+    path.write_bytes(encode_cbor({"statements": stored["statements"][:1]}))
+    with pytest.raises(StorageError) as info:
+        s.governance("node-7")
+    assert info.value.detail.startswith(
+        "class node-7's stored governance change e2.cbor does not verify against epoch 1: "
+        "too-few-signers"
+    )
+
+
+def test_a_first_governance_is_epoch_1(ops: Ops, fleet: Fleet) -> None:
+    governance = ops.governance(2, (ALICE, BOB, CAROL))
+    later = Governance("node-7", governance.signers, 2, governance.service_keys, epoch=3)
+    with pytest.raises(ConfigError):
+        DesiredStore(fleet).init(later)
+    # the JSON form carries epoch and revoked only once they are set, and reads back
+    assert "epoch" not in governance.to_json()
+    revoked = Governance(
+        "node-7", governance.signers[1:], 2, governance.service_keys, epoch=2,
+        revoked=(RevokedSigner(ALICE, ops.keys[ALICE].public_key.kid, 2),),
+    )  # fmt: skip
+    assert Governance.from_json(revoked.to_json()) == revoked
