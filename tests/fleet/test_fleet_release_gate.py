@@ -182,7 +182,7 @@ def test_a_quarantine_committed_while_the_hsm_decides_refuses_the_release(
     ear = make_ear(harness.verifier_key, harness.tee.report_data(nonce), evidence_claims=claims)
     with pytest.raises(ReleaseDenied) as denied:
         service.release("cel-key", ReleaseRequest(ear, harness.tee.public, nonce))
-    assert denied.value.code == "fleet-changed"
+    assert denied.value.code == "node-not-admitted"
     assert statements.statements() == ()
 
 
@@ -222,9 +222,9 @@ def test_the_hsm_audit_never_records_as_granted_a_release_the_gate_withheld(
     ear = make_ear(harness.verifier_key, harness.tee.report_data(nonce), evidence_claims=claims)
     with pytest.raises(ReleaseDenied) as denied:
         service.release("cel-key", ReleaseRequest(ear, harness.tee.public, nonce))
-    assert denied.value.code == "fleet-changed"
+    assert denied.value.code == "node-not-admitted"
     handle = harness.handles["cel-key"]
-    assert _release_records(harness) == [(handle, "fleet-changed", False)]
+    assert _release_records(harness) == [(handle, "node-not-admitted", False)]
 
 
 def test_a_release_the_gate_lets_go_is_recorded_once_as_granted(
@@ -273,7 +273,8 @@ def test_a_node_quarantined_by_another_connection_after_the_read_is_refused_and_
 ) -> None:
     """The gate read the node admitted, outside the HSM's lock; a scan on another connection
     quarantined it before the HSM decided. The HSM's confirmation sees the registry's
-    generation moved: refused, the one audit record is the refusal, no statement kept."""
+    generation moved and reads the node again: refused, the one audit record is the refusal,
+    no statement kept."""
     fleet, authority = aw.fleet(tmp_path / "fleet", 1)
     attest_node(fleet, "node-0001", now=NOW, authority=authority)
     harness = build_harness()
@@ -289,13 +290,34 @@ def test_a_node_quarantined_by_another_connection_after_the_read_is_refused_and_
     )
     with pytest.raises(ReleaseDenied) as denied:
         service.release("cel-key", _service_request(harness, service, ueid))
-    assert denied.value.code == "fleet-changed"
-    assert _release_records(harness) == [(harness.handles["cel-key"], "fleet-changed", False)]
+    assert denied.value.code == "node-not-admitted"
+    assert _release_records(harness) == [(harness.handles["cel-key"], "node-not-admitted", False)]
     assert statements.statements() == ()
     # and the next request reads the quarantine itself
     with pytest.raises(ReleaseDenied) as again:
         service.release("cel-key", _service_request(harness, service, ueid))
     assert again.value.code == "node-not-admitted"
+
+
+def test_an_unrelated_commit_after_the_read_still_releases(
+    aw: AdmissionWorld, tmp_path: Path
+) -> None:
+    """Another node's admission commits between the gate's read and the HSM's decision: the
+    generation moved, so the confirmation reads this node again under the HSM's lock — still
+    admitted, the key is released (a busy fleet does not refuse releases)."""
+    fleet, authority = aw.fleet(tmp_path / "fleet", 2)
+    attest_node(fleet, "node-0001", now=NOW, authority=authority)
+    harness = build_harness()
+    real = FleetReleaseGate(fleet, [harness.verifier_key.public_key], clock=lambda: NOW)
+    ueid = _ueid(real, "node-0001")
+    before = fleet.registry_generation()
+    gate = _Between(real, lambda: attest_node(fleet, "node-0002", now=NOW, authority=authority))
+    service = KeyReleaseService(
+        keys=harness.service.keys.values(), vault=HsmVault(harness.hsm, harness.user), gate=gate
+    )
+    service.release("cel-key", _service_request(harness, service, ueid))
+    assert fleet.registry_generation() != before
+    assert _release_records(harness) == [(harness.handles["cel-key"], "ok", True)]
 
 
 def test_an_attestation_that_expires_between_the_read_and_the_decision_is_refused(

@@ -20,14 +20,15 @@ release is asked for: :class:`FleetReleaseGate` is the key service's
 All of that is read before the HSM's decision, outside its lock: the registry (and the
 IDevID certificates the node map is built from) may be slow or held by another transaction,
 and the HSM's other operations must not wait for it. The gate returns the confirmation the
-HSM calls under its lock, last, before it records the release: the registry's generation
-(:meth:`~ironroot.fleet.Fleet.registry_generation`, taken before the read) must be unchanged —
-any commit since, a quarantine among them, refuses the release with ``ReleaseDenied``
-``fleet-changed`` (ask again: a new challenge) — and each node's attestation still current at
-the gate's clock (``attestation-expired``). The confirmation reads no table: a quarantine
-committed between the read and the HSM's decision is refused and the HSM's audit records that
-refusal, never a grant. A busy fleet (an admission committing in that window) refuses a release
-now and then rather than grant one on a read it cannot confirm.
+HSM calls under its lock, last, before it records the release. While the registry's
+generation (:meth:`~ironroot.fleet.Fleet.registry_generation`, taken before the read) is
+unchanged, the confirmation reads no table: each node's attestation must still be current at
+the gate's clock (``attestation-expired``). When any commit moved it since (a quarantine, or
+only another node's admission on a busy fleet), the nodes are read again there, under the
+HSM's lock, as before (``node-not-admitted``, ``attestation-expired``): a quarantine committed
+between the read and the HSM's decision is refused and the HSM's audit records that refusal,
+never a grant, and an unrelated commit costs one more read, not a refused release. Only then
+does a slow registry hold the HSM's lock.
 
 It only refuses: the HSM still verifies the EAR against the verifiers installed in it, the
 nonce, the binding, the status and the key's policy. The Ueid → node map is built from the
@@ -116,14 +117,14 @@ class FleetReleaseGate:
             until[node] = dt.datetime.fromisoformat(not_after.replace("Z", "+00:00"))
 
         def confirm() -> None:
-            if self.fleet.registry_generation() != generation:
-                raise ReleaseDenied(
-                    f"the fleet's registry changed while the release of {name} was decided (a "
-                    "quarantine, an admission): nothing is released on a read that no longer "
-                    "holds; ask again",
-                    code="fleet-changed",
-                )
             at = self._clock()
+            if self.fleet.registry_generation() != generation:
+                # a commit since the read (a quarantine, or only another node's admission):
+                # the read no longer holds, so the nodes are read again, here, under the
+                # HSM's lock — rare, and what decides is the registry as it is now
+                for node in sorted(until):
+                    node_may_receive_keys(self.fleet, node, now=at)
+                return
             for node, expires in sorted(until.items()):
                 if at >= expires:
                     raise ReleaseDenied(

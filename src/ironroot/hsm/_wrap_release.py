@@ -276,8 +276,8 @@ class WrapAndRelease(KeyOperations):
         the deployment's registry (slow, or waiting on another transaction) never stalls
         another operation of this HSM; it returns the *confirmation* of what it read, which
         is called under the lock, last, and must be cheap and never wait on another thread
-        (the fleet's: the registry's generation is still the one read, else ``ReleaseDenied``
-        ``fleet-changed``). A gate that returns ``None`` has no cheap confirmation: it is
+        (the fleet's: the registry's generation is still the one read, else the registry is
+        read again there). A gate that returns ``None`` has no cheap confirmation: it is
         called again under the lock, last, as its own confirmation (its read then holds the
         lock). What the gate or its confirmation raises is the refusal, recorded in its turn
         (after every check of the HSM: an EAR the HSM refuses is recorded as the HSM's
