@@ -182,3 +182,31 @@ def test_a_batch_whose_checkpoint_cannot_be_recorded_is_not_acknowledged(
         assert _signed_size(high_water) == 4
     finally:
         log.close()
+
+
+def test_a_log_held_on_outside_evidence_writes_nothing_and_keeps_the_first_reason(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """``refuse_writes``: the service's hold when a quorum of witnesses cosigned a tree the
+    log does not extend (the whole data directory restored, ``signed-checkpoint`` with it)."""
+    log = Log.open_memory(origin=ORIGIN, note_signers=[signer(_KEY)])
+    log.start()
+    try:
+        fill(log, entries(2))
+        assert log.stalled is None
+        log.refuse_writes("the witnesses say so")
+        log.refuse_writes("a second reason")
+        stalled = log.stalled
+        assert stalled is not None
+        assert (stalled.code, stalled.detail) == ("store-rolled-back", "the witnesses say so")
+        for attempt in range(2):
+            ticket = log.submit(b"after the hold %d" % attempt)
+            with pytest.raises(StoreUnavailable) as err:
+                ticket.integrated.result(30)
+            assert (err.value.code, err.value.detail) == ("store-rolled-back", stalled.detail)
+            assert err.value.retry_after >= 1
+        assert log.tree_size == 2
+    finally:
+        log.close()
+    held = [r.getMessage() for r in caplog.records if r.name == "ironroot.log"]
+    assert held.count("the witnesses say so") == 1

@@ -13,6 +13,7 @@ import pytest
 from witness_testkit import (
     TS_ORIGIN,
     SqliteWitnessStore,
+    Witnesses,
     service_dir,
     statement,
 )
@@ -37,6 +38,7 @@ from ironroot.errors import (
 from ironroot.log import Note, NoteSignature, NoteVerifier
 from ironroot.merkle import leaf_hash
 from ironroot.transparency import (
+    RemoteProblem,
     ServiceThread,
     TransparencyClient,
     TransparencyService,
@@ -46,48 +48,10 @@ from ironroot.transparency import (
 from ironroot.witness import (
     Cosigner,
     ForkProof,
-    MemoryWitnessStore,
-    Witness,
-    WitnessedLog,
     WitnessPolicy,
-    WitnessStore,
-    WitnessThread,
 )
 
 pytestmark = pytest.mark.integration
-
-
-class Witnesses:
-    """n witnesses of one log origin, each served over HTTP."""
-
-    def __init__(self, count: int, log_vkey: str, store: WitnessStore | None = None) -> None:
-        self.keys = [PrivateKey.generate(Algorithm.ED25519) for _ in range(count)]
-        self.witnesses = [
-            Witness(
-                f"witness.example/w{i}",
-                [Cosigner(f"witness.example/w{i}", key)],
-                [WitnessedLog.from_vkeys(TS_ORIGIN, [log_vkey])],
-                store if store is not None and i == 0 else MemoryWitnessStore(),
-            )
-            for i, key in enumerate(self.keys)
-        ]
-        self.threads = [WitnessThread(w) for w in self.witnesses]
-        for thread in self.threads:
-            thread.__enter__()
-
-    @property
-    def vkeys(self) -> list[str]:
-        return [w.verifiers[0].vkey for w in self.witnesses]
-
-    def pairs(self) -> list[tuple[str, str]]:
-        return [(t.url, v) for t, v in zip(self.threads, self.vkeys, strict=True)]
-
-    def policy(self, quorum: int) -> WitnessPolicy:
-        return WitnessPolicy.from_vkeys(self.vkeys, quorum)
-
-    def close(self) -> None:
-        for thread in self.threads:
-            thread.__exit__(None, None, None)
 
 
 @pytest.fixture
@@ -351,7 +315,51 @@ def test_a_forked_service_is_refused_by_its_witness(
 ) -> None:
     """Two services with one origin and one checkpoint key register different statements:
     the witness cosigns the first; the second's checkpoints are refused as a fork (its
-    /checkpoint stays 503) and the witness keeps the proof."""
+    /checkpoint stays 503) and the witness keeps the proof. The second has two witnesses and
+    needs both (quorum 2): only one of them saw the first's tree, fewer than the quorum, so
+    it starts (a warning) and signs the fork that the witness then proves."""
+    store = SqliteWitnessStore(tmp_path / "w.sqlite3")
+    witnesses = Witnesses(2, log_vkey, store)
+    try:
+        pairs = witnesses.pairs()
+        honest_dir = service_dir(tmp_path / "a", vendor, pairs[:1], 1, checkpoint_key=log_key)
+        forked_dir = service_dir(tmp_path / "b", vendor, pairs, 2, checkpoint_key=log_key)
+        honest, honest_thread = _serve(honest_dir)
+        try:
+            with TransparencyClient(honest_thread.url, witnesses=witnesses.policy(1)) as client:
+                for sub in ("a", "b", "c"):
+                    client.register(statement(vendor, f"pkg:fw/{sub}"))
+        finally:
+            honest_thread.__exit__(None, None, None)
+            honest.close()
+        forked, forked_thread = _serve(forked_dir)
+        try:
+            assert forked.witnessing is not None
+            assert forked.witnessing.witnesses_ahead == 1
+            assert forked.log.stalled is None
+            with TransparencyClient(forked_thread.url) as client:
+                for sub in ("x", "y", "z", "w", "v"):
+                    client.register(statement(vendor, f"pkg:fw/{sub}"))
+            assert forked.witnessing.witness_once() is False
+            assert http_calls.get(f"{forked_thread.url}/checkpoint", timeout=10).status_code == 503
+        finally:
+            forked_thread.__exit__(None, None, None)
+            forked.close()
+        forks = [e for e in store.evidence() if e.kind == "fork"]
+        assert forks, store.evidence()
+        first, second = ForkProof.parse(forks[-1].data).verify([NoteVerifier.from_vkey(log_vkey)])
+        assert (first.size, second.size) == (3, 5)
+    finally:
+        witnesses.close()
+        store.close()
+
+
+def test_a_second_service_of_a_witnessed_log_is_refused_at_start(
+    tmp_path: Path, vendor: PrivateKey, log_key: PrivateKey, log_vkey: str
+) -> None:
+    """The same two services, the second with the one witness (quorum 1) that cosigned the
+    first's tree: at start the witness says it cosigned size 3 and the second service's tree
+    is empty, so it writes nothing (503 ``store-rolled-back``) and signs no fork."""
     store = SqliteWitnessStore(tmp_path / "w.sqlite3")
     witnesses = Witnesses(1, log_vkey, store)
     try:
@@ -368,19 +376,28 @@ def test_a_forked_service_is_refused_by_its_witness(
             honest.close()
         forked, forked_thread = _serve(forked_dir)
         try:
-            with TransparencyClient(forked_thread.url) as client:
-                for sub in ("x", "y", "z", "w", "v"):
-                    client.register(statement(vendor, f"pkg:fw/{sub}"))
-            assert forked.witnessing is not None
-            assert forked.witnessing.witness_once() is False
-            assert http_calls.get(f"{forked_thread.url}/checkpoint", timeout=10).status_code == 503
+            stalled = forked.log.stalled
+            assert stalled is not None
+            assert stalled.code == "store-rolled-back"
+            assert stalled.detail.startswith(
+                f"1 of the 1 witnesses (the quorum is 1) have cosigned a tree of {TS_ORIGIN} "
+                f"that the local one (size 0) does not extend: {pair[0][0]} (size 3). "
+            )
+            with (
+                TransparencyClient(forked_thread.url) as client,
+                pytest.raises(RemoteProblem) as info,
+            ):
+                client.register(statement(vendor, "pkg:fw/x"))
+            assert info.value.status == 503
+            assert str(info.value) == f"503 Service Unavailable: {stalled.detail}"
+            assert forked.log.tree_size == 0
         finally:
             forked_thread.__exit__(None, None, None)
             forked.close()
-        forks = [e for e in store.evidence() if e.kind == "fork"]
-        assert forks, store.evidence()
-        first, second = ForkProof.parse(forks[-1].data).verify([NoteVerifier.from_vkey(log_vkey)])
-        assert (first.size, second.size) == (3, 5)
+        assert not [e for e in store.evidence() if e.kind == "fork"]
+        latest = witnesses.witnesses[0].latest(TS_ORIGIN)
+        assert latest is not None
+        assert latest.size == 3
     finally:
         witnesses.close()
         store.close()

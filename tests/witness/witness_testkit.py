@@ -14,7 +14,9 @@ from ironroot.witness import (
     SqliteWitnessStore,
     Witness,
     WitnessedLog,
+    WitnessPolicy,
     WitnessStore,
+    WitnessThread,
 )
 
 ORIGIN = "log.example/witnessed"
@@ -147,3 +149,36 @@ def statement(vendor: PrivateKey, sub: str, body: bytes = b"{}") -> bytes:
     from ironroot.cose import create_statement
 
     return create_statement(vendor, body, iss=VENDOR, sub=sub)
+
+
+class Witnesses:
+    """n witnesses of one log origin, each served over HTTP."""
+
+    def __init__(self, count: int, log_vkey: str, store: WitnessStore | None = None) -> None:
+        self.keys = [PrivateKey.generate(Algorithm.ED25519) for _ in range(count)]
+        self.witnesses = [
+            Witness(
+                f"witness.example/w{i}",
+                [Cosigner(f"witness.example/w{i}", key)],
+                [WitnessedLog.from_vkeys(TS_ORIGIN, [log_vkey])],
+                store if store is not None and i == 0 else MemoryWitnessStore(),
+            )
+            for i, key in enumerate(self.keys)
+        ]
+        self.threads = [WitnessThread(w) for w in self.witnesses]
+        for thread in self.threads:
+            thread.__enter__()
+
+    @property
+    def vkeys(self) -> list[str]:
+        return [w.verifiers[0].vkey for w in self.witnesses]
+
+    def pairs(self) -> list[tuple[str, str]]:
+        return [(t.url, v) for t, v in zip(self.threads, self.vkeys, strict=True)]
+
+    def policy(self, quorum: int) -> WitnessPolicy:
+        return WitnessPolicy.from_vkeys(self.vkeys, quorum)
+
+    def close(self) -> None:
+        for thread in self.threads:
+            thread.__exit__(None, None, None)

@@ -68,8 +68,10 @@ proves. A file that cannot be read or is not a checkpoint of this origin is
 :class:`ConfigError` at open; a missing one is written from the store's head (the first
 open with it). A record that fails to be written fails the batch's tickets (they are
 committed: a retry is answered from the store) and every write after it until it is.
-Restoring the file together with the database is not seen (a witness's cosigned checkpoint
-is the record kept off the host).
+Restoring the file together with the database is not seen here: a witness's cosigned
+checkpoint is the record kept off the host, and a caller that learns from witnesses that the
+log is behind what they cosigned (the service, ``transparency/_witnessing.py``) holds the log
+the same way with :meth:`Log.refuse_writes`.
 """
 
 from __future__ import annotations
@@ -769,6 +771,21 @@ class Log(LogView):
             self._cond.notify_all()
         elif len(queue) == self._enough:
             self._cond.notify_all()
+
+    def refuse_writes(self, detail: str) -> None:
+        """Write nothing more for as long as the log runs, as when its store is found behind
+        the latest checkpoint it signed (module docs), on evidence from outside the store:
+        ``detail`` says what (witnesses that cosigned a tree this one does not extend). Every
+        submission is then :class:`StoreUnavailable` ``store-rolled-back`` with ``detail``,
+        and :attr:`stalled` says it; logged at error level. A log already refused keeps its
+        first reason."""
+        with self._cond:
+            if self._rolled_back is not None:
+                return
+            self._rolled_back = StorageError(detail, code="store-rolled-back")
+            self._stalled = self._rolled_back
+            self._cond.notify_all()
+        _log.error("%s", detail)
 
     @property
     def stalled(self) -> IronrootError | None:

@@ -120,6 +120,12 @@ def _service_info(service: TransparencyService) -> ServiceInfo:
             "Tree size of the latest checkpoint cosigned by the witness quorum (-1: none yet)",
             registry=info.registry,
         ).set_function(lambda: witnessing.published_size)
+        Gauge(
+            "ironroot_log_witnesses_ahead",
+            "Witnesses that last said they cosigned a tree of this log's origin that the log "
+            "does not extend (a larger size, or another root); the quorum of them stops writes",
+            registry=info.registry,
+        ).set_function(lambda: witnessing.witnesses_ahead)
     batches = Histogram(
         "ironroot_log_batch_size",
         "Entries integrated per batch (one checkpoint and one receipt signature each)",

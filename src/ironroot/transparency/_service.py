@@ -348,6 +348,8 @@ class TransparencyService:
                 data_dir=config.data_dir,
                 timeout=config.witness_timeout,
                 verify=verify,
+                # a quorum of witnesses ahead of the log holds it as rolled back (docs)
+                refuse=None if self._writer is None else self._writer.refuse_writes,
             )
 
     @classmethod
@@ -615,8 +617,15 @@ class TransparencyService:
         return 0 if self._writer is None else self._writer.in_flight
 
     def start(self) -> None:
+        """Start the log's writer (and the witnessing). With witnesses configured, first ask
+        them what they cosigned of this log, once, in parallel (each within
+        ``witness_timeout``): when the quorum cosigned a tree the log does not extend (the
+        whole data directory restored from an older copy), the log writes nothing
+        (``store-rolled-back``, ``CheckpointWitnessing.check_witnesses``)."""
         if self._batch_signer is None:  # a follower: nothing to run
             return
+        if self.witnessing is not None:
+            self.witnessing.check_witnesses()
         self.writer.start()
         if self.witnessing is not None:
             self.witnessing.start()
@@ -633,9 +642,13 @@ class TransparencyService:
     def published_checkpoint(self) -> bytes:
         """The checkpoint ``GET /checkpoint`` serves: the log's latest, or, with witnesses
         configured, the latest one a quorum of them cosigned (:class:`StorageError` before
-        the first)."""
+        the first; :class:`StoreUnavailable` ``store-rolled-back`` once the quorum said that
+        the log does not extend what they cosigned)."""
         if self.witnessing is None:
             return self.log.checkpoint()
+        refused = self.witnessing.refused
+        if refused is not None:  # what was published is not what this log extends
+            raise StoreUnavailable(refused, code="store-rolled-back")
         note = self.witnessing.published()
         if note is None:
             policy = self.witnessing.policy

@@ -19,6 +19,25 @@ the log's own tree at its size when loaded, and left out (logged) if it does not
 A witness that answers 422 ``fork-detected`` or a 409 with a size larger than the log's says
 that it saw another tree for this origin: that is logged as an error, loudly; the other
 witnesses still count.
+
+**What the witnesses remember: a floor kept off the host.** ``<data>/signed-checkpoint``
+restored together with the database (the whole data directory put back from an older copy)
+is no floor: the log would start from the restored tree and sign another tree at sizes it
+already published. At start, before the log writes (:meth:`CheckpointWitnessing.check_witnesses`,
+called by the service's ``start``), every witness is asked what it cosigned of the origin, by
+the protocol's own exchange: add-checkpoint with the log's latest checkpoint and its own size
+as ``old``. A witness at that size with that root cosigns it again (200); one behind answers
+409 with its smaller size (kept as the ``old`` of the next round); one ahead answers 409 with
+its larger size, and one that cosigned another root at the log's size ``fork-detected``: both
+say that the log does not extend what they cosigned. That size is only a number, unsigned: one
+faulty or malicious witness must not stop a log. So when the witnesses that say so reach the
+quorum (k, counted by name as :class:`WitnessPolicy` counts), the log is held as rolled back
+(``refuse``: :meth:`ironroot.log.Log.refuse_writes`, every registration 503
+``store-rolled-back``; :attr:`refused` says why and ``GET /checkpoint`` answers the same);
+fewer is a warning, and :attr:`witnesses_ahead` (a metric) counts them. Every round counts
+the same answers, so a quorum that could not be reached at start still holds the log when it
+answers later. A witness that does not answer tells nothing: the check fails open for it (a
+log is not stopped by its witnesses being down; it publishes nothing meanwhile).
 """
 
 from __future__ import annotations
@@ -66,10 +85,17 @@ class CheckpointWitnessing:
         timeout: float = 10.0,
         verify: ssl.SSLContext | bool = True,
         clock: Callable[[], int] = _wall_clock,
+        refuse: Callable[[str], None] | None = None,
     ) -> None:
         self._log = log
         self._clock = clock
+        self._refuse = refuse
         self._policy = WitnessPolicy(tuple(w.verifier for w in witnesses), quorum)
+        self._names = [w.verifier.name for w in witnesses]
+        # what each witness last said of a tree the log does not extend (by index)
+        self._ahead: dict[int, str] = {}
+        self._ahead_said: frozenset[int] = frozenset()  # the set last logged
+        self._refused: str | None = None
         self._clients = [
             WitnessClient(w.url, verifiers=(w.verifier,), timeout=timeout, verify=verify)
             for w in witnesses
@@ -102,6 +128,19 @@ class CheckpointWitnessing:
         """Its tree size (-1 before the first)."""
         with self._lock:
             return self._published_size
+
+    @property
+    def witnesses_ahead(self) -> int:
+        """How many witnesses (by name) last said they cosigned a tree the log does not
+        extend: a larger size, or another root (module docs)."""
+        with self._lock:
+            return len({self._names[i] for i in self._ahead})
+
+    @property
+    def refused(self) -> str | None:
+        """Why the log is held as rolled back on the witnesses' word (``None`` while not)."""
+        with self._lock:
+            return self._refused
 
     def _load(self) -> None:
         if self._path is None or not self._path.exists():
@@ -143,6 +182,7 @@ class CheckpointWitnessing:
         except OldSizeMismatch as exc:
             self._known[index] = None
             if exc.size <= size:  # it moved on meanwhile (another submitter): the next round
+                self._heard(index, None)
                 _log.warning(
                     "the witness %s cosigned size %d of %s meanwhile; retrying at the next round",
                     client.url,
@@ -150,25 +190,128 @@ class CheckpointWitnessing:
                     self._log.origin,
                 )
                 return ()
-            _log.error(
-                "the witness %s has cosigned size %d of %s, more than the log's %d: it has seen "
-                "another tree for this origin (a fork, or a log restored from an old backup)",
-                client.url,
-                exc.size,
-                self._log.origin,
-                size,
-            )
+            self._ahead_of(index, exc.size, size)
             return ()
         except ForkDetected as exc:
             self._known[index] = None
-            _log.error("the witness %s reports a fork of %s: %s", client.url, self._log.origin, exc)
+            self._forked(index, exc)
             return ()
         except IronrootError as exc:
             self._known[index] = None
             _log.warning("the witness %s did not cosign size %d: %s", client.url, size, exc)
             return ()
         self._known[index] = size
+        self._heard(index, None)
         return lines
+
+    # --- what the witnesses remember --------------------------------------------------------
+
+    def _heard(self, index: int, report: str | None) -> None:
+        """Record what witness ``index`` said: ``report`` when it cosigned a tree the log does
+        not extend, ``None`` when it is behind or at the log's tree."""
+        with self._lock:
+            if report is None:
+                self._ahead.pop(index, None)
+            else:
+                self._ahead[index] = report
+
+    def _ahead_of(self, index: int, theirs: int, size: int) -> None:
+        url = self._clients[index].url
+        self._heard(index, f"{url} (size {theirs})")
+        _log.error(
+            "the witness %s has cosigned size %d of %s, more than the log's %d: it has seen "
+            "another tree for this origin (a fork, or a log restored from an old backup)",
+            url,
+            theirs,
+            self._log.origin,
+            size,
+        )
+
+    def _forked(self, index: int, exc: ForkDetected) -> None:
+        url = self._clients[index].url
+        self._heard(index, f"{url} (another root: {exc.code})")
+        _log.error("the witness %s reports a fork of %s: %s", url, self._log.origin, exc)
+
+    def _probe(self, index: int, note: bytes, size: int) -> None:
+        """Ask witness ``index`` what it cosigned of the origin (module docs)."""
+        client = self._clients[index]
+        try:
+            client.add_checkpoint(note, size)
+        except OldSizeMismatch as exc:
+            if exc.size > size:
+                self._ahead_of(index, exc.size, size)
+            else:
+                self._known[index] = exc.size  # the next round's old size
+                self._heard(index, None)
+            return
+        except ForkDetected as exc:
+            self._forked(index, exc)
+            return
+        except IronrootError as exc:
+            _log.warning(
+                "the witness %s did not say what it cosigned of %s: %s",
+                client.url,
+                self._log.origin,
+                exc,
+            )
+            return
+        self._known[index] = size
+        self._heard(index, None)
+
+    def check_witnesses(self) -> str | None:
+        """Ask every witness what it cosigned of the origin, at once, and hold the log
+        (``refuse``) when the quorum of them cosigned a tree the log does not extend (module
+        docs); why, or ``None``. Called before the log writes."""
+        note = self._log.checkpoint()
+        size = Checkpoint.parse(Note.parse(note).body).size
+        futures = [self._pool.submit(self._probe, i, note, size) for i in range(len(self._clients))]
+        for future in futures:
+            future.result()
+        return self._judge(size)
+
+    def _judge(self, size: int) -> str | None:
+        """Hold the log if the witnesses that last said it does not extend what they cosigned
+        are the quorum; a warning (once per change) if fewer are."""
+        with self._lock:
+            ahead = dict(sorted(self._ahead.items()))
+            said = frozenset(ahead)
+            changed, self._ahead_said = said != self._ahead_said, said
+            refused = self._refused
+        if refused is not None:
+            return refused
+        names = {self._names[i] for i in ahead}
+        total, quorum = len(set(self._names)), self._policy.quorum
+        if not names:
+            return None
+        lead = (
+            f"{len(names)} of the {total} witnesses (the quorum is {quorum}) have cosigned a "
+            f"tree of {self._log.origin} that the local one (size {size}) does not extend: "
+            + ", ".join(ahead.values())
+        )
+        if len(names) < quorum:
+            if changed:
+                _log.warning(
+                    "%s; fewer than the quorum (%d): the log goes on (one witness's word is "
+                    "unsigned), but check the witnesses and this data directory",
+                    lead,
+                    quorum,
+                )
+            return None
+        detail = (
+            f"{lead}. The data directory (its database and signed-checkpoint together) was "
+            "restored from an older copy, or another service signs this log: refusing to "
+            "write (it would fork the log). Restore a copy that holds the cosigned tree, or "
+            "start a new log (another origin)"
+        )
+        with self._lock:
+            if self._refused is None:
+                self._refused = detail
+            detail = self._refused
+        if self._refuse is not None:
+            self._refuse(detail)
+        else:
+            _log.error("%s", detail)
+        return detail
 
     def witness_once(self) -> bool:
         """Submit the log's latest checkpoint to every witness; publish it if the quorum
@@ -186,6 +329,8 @@ class CheckpointWitnessing:
         lines: list[NoteSignature] = []
         for future in futures:
             lines.extend(future.result())
+        if self._judge(checkpoint.size) is not None:
+            return False
         if not lines:
             return False
         combined = Note(parsed.body, parsed.signatures + tuple(lines)).encode()
