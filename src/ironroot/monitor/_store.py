@@ -9,6 +9,8 @@ Schema (version 1), one SQLite file (WAL, ``synchronous=FULL``)::
     forks(id INTEGER PRIMARY KEY, origin TEXT, proof BLOB, at INTEGER)
     behind(origin TEXT, size INTEGER, root BLOB, note BLOB, url TEXT, seen INTEGER,
            PRIMARY KEY (origin, size, root))   -- smaller checkpoints not yet checked
+    key_uses(kind TEXT, key_hash BLOB, leaf INTEGER, signature BLOB, origin TEXT, idx INTEGER,
+             PRIMARY KEY (kind, key_hash, leaf, signature, origin))   -- one-time key uses
 
 A fork is kept once per pair of signed notes (the state is not advanced past it, so every
 round finds it again). A checkpoint smaller than the verified one (``behind``) is kept (at most
@@ -20,6 +22,15 @@ So was ``watched(origin, what, value)``: what the entries of the row's tree were
 (``("sub", subject)``, ``("iss", issuer)``, and ``("", "")`` once known: a row without it was
 written before the table, and was read for nothing known); a watch that grows reads the tree
 again for what is new.
+So was ``key_uses``: each one-time key use a per-entry check
+(:class:`~ironroot.monitor.EntryCheck`) read in a new entry, once per check kind, key, leaf,
+signature hash and origin, with the index of the first entry of that origin that showed it;
+written in the transaction that advances its log's state (so it moves with that state: a
+rolled-back file has older rows and an older state, which the high-water file refuses), and
+read in that transaction too, to find a leaf used for another signature
+(:meth:`MonitorStore.advance`). A row that could not have been written here (malformed, an
+entry index beyond its log's verified size) is ``StorageError``. A row deleted on its own
+from an otherwise current file is not seen: no tally of them is kept beside it.
 
 Advancing a log's state is one compare-and-set transaction (``BEGIN IMMEDIATE``) after the
 new checkpoint, its consistency with the old one and its entries were verified: it writes only
@@ -71,7 +82,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -80,6 +91,7 @@ from ironroot._statedb import HighWater, LatestStore, Mark, immediate
 from ironroot.errors import Conflict, IronrootError, StorageError
 from ironroot.log import Checkpoint, Note
 from ironroot.merkle import CompactRange
+from ironroot.monitor._checks import KeyReuse, OneTimeKeyUse
 
 __all__ = ["Behind", "LogState", "MonitorStore"]
 
@@ -119,6 +131,15 @@ CREATE TABLE IF NOT EXISTS watched (
     what TEXT NOT NULL,
     value TEXT NOT NULL,
     PRIMARY KEY (origin, what, value)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS key_uses (
+    kind TEXT NOT NULL,
+    key_hash BLOB NOT NULL,
+    leaf INTEGER NOT NULL,
+    signature BLOB NOT NULL,
+    origin TEXT NOT NULL,
+    idx INTEGER NOT NULL,
+    PRIMARY KEY (kind, key_hash, leaf, signature, origin)
 ) WITHOUT ROWID;
 """
 MAX_BEHIND: Final = 64
@@ -192,6 +213,65 @@ def _high_water(path: str) -> HighWater:
 def _behind_key(size: int, root: bytes) -> str:
     """How the high-water file names a smaller checkpoint kept: ``<size>:<root, hex>``."""
     return f"{size}:{root.hex()}"
+
+
+def _verified_size(db: sqlite3.Connection, origin: str) -> int:
+    row = db.execute("SELECT size FROM logs WHERE origin = ?", (origin,)).fetchone()
+    return row[0] if row is not None and isinstance(row[0], int) else 0
+
+
+def _keep_uses(
+    db: sqlite3.Connection,
+    origin: str,
+    verified: int,
+    uses: Sequence[tuple[str, int, OneTimeKeyUse]],
+) -> list[KeyReuse]:
+    """Keep each of ``uses`` (of ``origin``, verified up to size ``verified`` before them,
+    in the transaction under way), once per check kind, key, leaf, signature hash and origin,
+    and return those whose key and leaf the uses kept had only with other signature hashes
+    (one kept with the same signature, on any log, is the same use seen again). A kept row
+    that could not have been written here (malformed, or an entry beyond its log's verified
+    size) is ``StorageError``."""
+    out: list[KeyReuse] = []
+    sizes: dict[str, int] = {origin: verified}
+    added: set[tuple[str, bytes, int, bytes]] = set()
+    for kind, index, use in uses:
+        first: tuple[str, int, bytes] | None = None
+        seen = False
+        for found, at, signature in db.execute(
+            "SELECT origin, idx, signature FROM key_uses WHERE kind = ? AND key_hash = ? "
+            "AND leaf = ? ORDER BY origin <> ?, origin, idx",
+            (kind, use.key_hash, use.leaf, origin),
+        ):
+            if not (
+                isinstance(found, str)
+                and isinstance(at, int)
+                and at >= 0
+                and isinstance(signature, bytes)
+                and signature
+            ):
+                raise StorageError("the monitor database holds a malformed one-time key use")
+            size = sizes.setdefault(found, _verified_size(db, found))
+            ours = found == origin and (kind, use.key_hash, use.leaf, signature) in added
+            if at >= size and not ours:
+                raise StorageError(
+                    f"the monitor database holds a one-time key use of {found} at entry "
+                    f"#{at}, beyond the {size} entries verified"
+                )
+            seen = seen or signature == use.signature_hash
+            if first is None:
+                first = (found, at, signature)
+        if first is not None and not seen:
+            out.append(
+                KeyReuse(kind, use.key_hash, use.leaf, *first, origin, index, use.signature_hash)
+            )
+        inserted = db.execute(
+            "INSERT OR IGNORE INTO key_uses VALUES (?, ?, ?, ?, ?, ?)",
+            (kind, use.key_hash, use.leaf, use.signature_hash, origin, index),
+        ).rowcount
+        if inserted:
+            added.add((kind, use.key_hash, use.leaf, use.signature_hash))
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -330,12 +410,19 @@ class MonitorStore(LatestStore[LogState]):
         *,
         expected: LogState | None,
         watched: frozenset[tuple[str, str]] = frozenset(),
-    ) -> None:
+        uses: Sequence[tuple[str, int, OneTimeKeyUse]] = (),
+    ) -> list[KeyReuse]:
         """Store ``state`` if the stored one is still ``expected`` (its size and root; ``None``
         or size 0: no row yet); :class:`Conflict` if another monitor advanced it meanwhile,
         :class:`StorageError` if the stored one is behind its high-water mark. The mark is
         raised once the new state is committed. ``watched``: what every entry of the new
-        tree was read for (the previous ones included)."""
+        tree was read for (the previous ones included).
+
+        ``uses``: the one-time key uses the new entries name, as ``(check kind, entry index,
+        use)`` in entry order, kept in the same transaction (module docs); each one whose key
+        and leaf a use kept before (of any origin, or earlier in ``uses``) had with another
+        signature hash is returned as a :class:`KeyReuse`, read in that transaction too (two
+        monitors advancing two logs at once cannot both miss it)."""
 
         def expect(current: LogState | None) -> None:
             was = None if expected is None or not expected.note else expected
@@ -363,8 +450,12 @@ class MonitorStore(LatestStore[LogState]):
                 ),
             )
             self._set_watched(state.origin, watched)
+            before = 0 if expected is None or not expected.note else expected.size
+            reused.extend(_keep_uses(db, state.origin, before, uses))
 
+        reused: list[KeyReuse] = []
         self._advance(state, expect=expect, write=write)
+        return reused
 
     def pin(self, url: str) -> tuple[str, tuple[str, ...]] | None:
         """(origin, vkeys) first seen at ``url``, if any."""
