@@ -356,3 +356,27 @@ def test_each_check_has_a_kind_of_its_own() -> None:
         assert exc.value.detail == "each check on entries has a kind of its own"
     finally:
         store.close()
+
+
+def test_one_release_whose_vendor_and_owner_share_a_leaf_is_reuse_within_one_entry(
+    tmp_path: Path, logs: _Logs, capsys: pytest.CaptureFixture[str]
+) -> None:
+    restored = RestoredLms()
+    vendor = Vendor(
+        ecc=[PrivateKey.generate(Algorithm.ES384)],
+        pqc=[restored],
+        pqc_type=PqcKeyType.LMS,
+        limits=LMS_TEST_LIMITS,
+    )
+    bundle = vendor.sign(
+        vendor.build(), owner_signers=(PrivateKey.generate(Algorithm.ES384), restored)
+    )
+    statement = _statement(bundle)
+    logs.register(ORIGIN_A, statement)
+    assert main(_once(tmp_path / "monitor.sqlite3", logs.url[ORIGIN_A])) == 1
+    (_, event) = json.loads(capsys.readouterr().out)["events"]
+    vendor_leaf, owner_leaf = logged_lms_leaves(statement)
+    assert (event["event"], event["index"], event["first_index"]) == ("lms-leaf-reused", 0, 0)
+    assert (event["origin"], event["first_origin"], event["leaf"]) == (ORIGIN_A, ORIGIN_A, 0)
+    assert event["first_signature_hash"] == vendor_leaf.signature_hash.hex()
+    assert event["signature_hash"] == owner_leaf.signature_hash.hex()
