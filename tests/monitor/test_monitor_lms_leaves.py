@@ -264,6 +264,15 @@ def test_a_malformed_leaves_header_is_reported_not_skipped(
     assert out[-1] == f"LMS-LEAF-MALFORMED {ORIGIN_A} #1: {detail}"
 
 
+def _untallied(state: Path) -> None:
+    """Drop the high-water file's tallies of one-time key uses (as a file written before
+    them has none)."""
+    water = Path(f"{state}.verified")
+    doc = json.loads(water.read_text())
+    doc["kept"] = {k: v for k, v in doc["kept"].items() if not k.startswith("\x00")}
+    water.write_text(json.dumps(doc))
+
+
 def test_a_stored_key_use_that_could_not_have_been_written_is_refused(
     tmp_path: Path,
     logs: _Logs,
@@ -282,6 +291,17 @@ def test_a_stored_key_use_that_could_not_have_been_written_is_refused(
         db.execute("UPDATE key_uses SET idx = 7")
     db.close()
     capsys.readouterr()
+    assert main(_once(state, logs.url[ORIGIN_A])) == 1
+    error = json.loads(capsys.readouterr().out)["error"]
+    assert (error["code"], error["message"]) == (
+        "storage",
+        f"the monitor database {state} holds other one-time key uses of {ORIGIN_A} than the 1"
+        f" kept (its high-water file {state}.verified): the state was rolled back or swapped,"
+        " and cannot be trusted; a one-time key used twice would go unreported without a word",
+    )
+    # with no tally of them (a high-water file without one gains it as it is opened), the
+    # row itself is checked
+    _untallied(state)
     assert main(_once(state, logs.url[ORIGIN_A])) == 1
     error = json.loads(capsys.readouterr().out)["error"]
     assert error["code"] == "storage"
@@ -340,6 +360,7 @@ def test_a_key_use_row_beyond_its_log_is_a_storage_error(
         with db:
             db.execute("UPDATE key_uses SET signature = x''")
         db.close()
+        _untallied(state)
         with HttpLogFetcher(url) as fetcher, pytest.raises(StorageError) as exc:
             Monitor(store, checks=[_LmsCheck()]).check(url, fetcher)
         assert exc.value.detail == "the monitor database holds a malformed one-time key use"
@@ -380,3 +401,38 @@ def test_one_release_whose_vendor_and_owner_share_a_leaf_is_reuse_within_one_ent
     assert (event["origin"], event["first_origin"], event["leaf"]) == (ORIGIN_A, ORIGIN_A, 0)
     assert event["first_signature_hash"] == vendor_leaf.signature_hash.hex()
     assert event["signature_hash"] == owner_leaf.signature_hash.hex()
+
+
+def test_a_key_use_deleted_from_a_current_state_is_refused(
+    tmp_path: Path,
+    logs: _Logs,
+    releases: tuple[bytes, bytes],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The high-water file tallies the key uses of each log as it does its fork proofs: a
+    row deleted from a state that is otherwise current (the first use of a leaf, so that its
+    reuse goes unseen) is ``StorageError``, not a round that misses the reuse."""
+    state = tmp_path / "monitor.sqlite3"
+    logs.register(ORIGIN_A, _statement(releases[0]))
+    assert main(_once(state, logs.url[ORIGIN_A])) == 0
+    db = sqlite3.connect(state)
+    with db:
+        db.execute("DELETE FROM key_uses")
+    db.close()
+    logs.register(ORIGIN_A, _statement(releases[1]))
+    capsys.readouterr()
+    assert main(_once(state, logs.url[ORIGIN_A])) == 1
+    error = json.loads(capsys.readouterr().out)["error"]
+    assert (error["code"], error["message"]) == (
+        "storage",
+        f"the monitor database {state} holds 0 one-time key uses of {ORIGIN_A}, but 1 were"
+        f" kept (its high-water file {state}.verified): the state was rolled back or swapped,"
+        " and cannot be trusted; a one-time key used twice would go unreported without a word",
+    )
+    store = MonitorStore(state)
+    try:
+        with pytest.raises(StorageError) as exc:
+            store.states()  # monitor status too
+    finally:
+        store.close()
+    assert exc.value.detail == error["message"]

@@ -30,7 +30,10 @@ rolled-back file has older rows and an older state, which the high-water file re
 read in that transaction too, to find a leaf used for another signature
 (:meth:`MonitorStore.advance`). A row that could not have been written here (malformed, an
 entry index beyond its log's verified size) is ``StorageError``. A row deleted on its own
-from an otherwise current file is not seen: no tally of them is kept beside it.
+from an otherwise current file is refused as a lost fork proof is: the high-water file
+tallies each origin's uses (their count and running digest, by entry index) as it does its
+fork proofs, under the key ``"\0one-time key uses\0" + origin``, raised after the advance
+commits (a monitor killed in between leaves it behind, and the next open raises it).
 
 Advancing a log's state is one compare-and-set transaction (``BEGIN IMMEDIATE``) after the
 new checkpoint, its consistency with the old one and its entries were verified: it writes only
@@ -87,7 +90,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from ironroot._statedb import HighWater, LatestStore, Mark, immediate
+from ironroot._statedb import HighWater, Kept, LatestStore, Mark, immediate, row_digest
 from ironroot.errors import Conflict, IronrootError, StorageError
 from ironroot.log import Checkpoint, Note
 from ironroot.merkle import CompactRange
@@ -149,6 +152,10 @@ only the log's key holder can make more; the ones last seen longest ago go first
 this: one served again is seen again)."""
 _HASH: Final = 32
 _HIGH_WATER: Final = ".verified"
+_USES: Final = "\x00one-time key uses\x00"
+"""The high-water file's tally of an origin's one-time key uses is kept under this prefix and
+the origin (no origin has a C0 control), beside the tally of its fork proofs."""
+_USE_COLUMNS: Final = "kind, key_hash, leaf, signature, origin, idx"
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,6 +214,12 @@ def _high_water(path: str) -> HighWater:
         held="smaller checkpoints",
         held_lost="a smaller checkpoint kept may be the only signed trace of a fork, gone "
         "without a word",
+        tallies={
+            _USES: (
+                "one-time key uses",
+                "a one-time key used twice would go unreported without a word",
+            )
+        },
     )
 
 
@@ -343,7 +356,32 @@ class MonitorStore(LatestStore[LogState]):
         return LogState(origin, size, root, note, hashes, updated)
 
     def state(self, origin: str) -> LogState | None:
-        return self._latest(origin)
+        """The stored state of ``origin``, once checked against its high-water marks: its
+        tree, its fork proofs, its smaller checkpoints held and its one-time key uses."""
+        stored = self._latest(origin)
+        _, kept, _ = self._marks()  # read before the database: it is written after it
+        if _USES + origin in kept:
+            self._check_kept(_USES + origin, self._kept_rows(self._query, origin), kept)
+        return stored
+
+    def _kept_rows(
+        self,
+        query: Callable[[str, tuple[object, ...]], list[tuple[object, ...]]],
+        origin: str | None = None,
+    ) -> dict[str, list[bytes]]:
+        """The fork proofs kept, per origin, and the one-time key uses, per origin under
+        ``_USES``: each one's row digest, by entry index (a log's new uses come after its
+        old ones: its entries only grow)."""
+        out = super()._kept_rows(query, origin)
+        where, args = ("", ()) if origin is None else (" WHERE origin = ?", (origin,))
+        for row in query(
+            f"SELECT {_USE_COLUMNS} FROM key_uses{where} "  # noqa: S608
+            "ORDER BY origin, idx, kind, key_hash, leaf, signature",
+            args,
+        ):
+            if isinstance(row[4], str):
+                out.setdefault(_USES + row[4], []).append(row_digest(row))
+        return out
 
     def states(self) -> list[LogState]:
         return self._all_latest()
@@ -450,11 +488,22 @@ class MonitorStore(LatestStore[LogState]):
                 ),
             )
             self._set_watched(state.origin, watched)
+            if not uses:
+                return
+            rows = self._kept_rows(self._in_transaction, state.origin)
+            self._check_kept(key, rows, kept)  # none deleted: a reuse of one would go unseen
             before = 0 if expected is None or not expected.note else expected.size
             reused.extend(_keep_uses(db, state.origin, before, uses))
+            rows = self._kept_rows(self._in_transaction, state.origin)
+            tally.append(Kept.of(rows.get(key, [])))
 
+        key = _USES + state.origin
+        _, kept, _ = self._marks()  # read before the database: it is written after it
         reused: list[KeyReuse] = []
+        tally: list[Kept] = []
         self._advance(state, expect=expect, write=write)
+        if tally and self._water is not None:  # as a fork proof's: raised after the commit
+            self._water.raise_kept(self._instance, key, tally[0])
         return reused
 
     def pin(self, url: str) -> tuple[str, tuple[str, ...]] | None:
