@@ -49,6 +49,11 @@ this order:
    what it was read for) makes it read those entries again from the verified tree (they must
    give the verified root: :class:`VerificationFailed` if not) and report them too (detail
    ``verified before it was watched``), once: what each state was read for is stored with it.
+   Each new entry (not one read again) also goes through the per-entry checks
+   (:class:`~ironroot.monitor.EntryCheck`): the one-time key uses they read are kept with the
+   new state (step 5), and one whose key and leaf an entry of any followed log used for
+   another signature is a ``<kind>-reused`` event naming both entries; an entry whose uses a
+   check cannot read is ``<kind>-malformed``.
    That read has the same bound as the new entries: a verified tree larger than
    ``max_new_entries`` is not read again (:class:`LimitExceeded`, code ``read-again-limit``,
    before any entry is read; a smaller checkpoint kept is still settled first, and a fork is
