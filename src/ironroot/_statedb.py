@@ -47,7 +47,7 @@ import secrets
 import sqlite3
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Final, Generic, Protocol, TypeVar
@@ -195,7 +195,10 @@ class HighWater:
     kept here too, and ``lost`` ends the refusal of a database that lost some. ``held``
     names the rows a service keeps until it settles them (the monitor's "smaller
     checkpoints"), whose keys per log are kept here while they are (:meth:`hold`,
-    :meth:`release`), and ``held_lost`` ends the refusal of a database that lost one."""
+    :meth:`release`), and ``held_lost`` ends the refusal of a database that lost one.
+    ``tallies`` names other rows tallied like the evidence, under keys that begin with a
+    prefix no origin has: prefix -> (what they are, what their loss would mean), as
+    ``evidence`` and ``lost`` are for the evidence (the monitor's one-time key uses)."""
 
     def __init__(
         self,
@@ -212,6 +215,7 @@ class HighWater:
         check: Callable[[str, Mark], None] | None = None,
         held: str = "",
         held_lost: str = "",
+        tallies: Mapping[str, tuple[str, str]] | None = None,
     ) -> None:
         self.path = path
         self._what = what
@@ -225,6 +229,7 @@ class HighWater:
         self._check = check
         self._held = held
         self._held_lost = held_lost
+        self._tallies = dict(tallies or {})
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
@@ -543,15 +548,19 @@ class HighWater:
         tally = kept.get(origin)
         if tally is None:
             return
+        evidence, then, named = self._evidence, self._lost, origin
+        for prefix, (what, lost_then) in self._tallies.items():
+            if origin.startswith(prefix):
+                evidence, then, named = what, lost_then, origin.removeprefix(prefix)
         if len(rows) < tally.count:
-            lost = f"holds {len(rows)} {self._evidence} of {origin}, but {tally.count} were kept"
+            lost = f"holds {len(rows)} {evidence} of {named}, but {tally.count} were kept"
         elif Kept.of(rows[: tally.count]) != tally:
-            lost = f"holds other {self._evidence} of {origin} than the {tally.count} kept"
+            lost = f"holds other {evidence} of {named} than the {tally.count} kept"
         else:
             return
         raise StorageError(
             f"the {self._what} database {self._database} {lost} (its high-water file "
-            f"{self._shown}): the state was {_ROLLED_BACK}; {self._lost}"
+            f"{self._shown}): the state was {_ROLLED_BACK}; {then}"
         )
 
     @staticmethod

@@ -81,6 +81,7 @@ def test_public_surface_is_exactly_what_is_meant() -> None:
         "build_bundle",
         "check_bundle",
         "check_lms_leaf_reuse",
+        "entry_lms_leaves",
         "field_offsets",
         "find_lms_leaf_reuse",
         "key_descriptor_hash",

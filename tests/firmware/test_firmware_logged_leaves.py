@@ -11,6 +11,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import cbor2
 import pytest
 from _fw_helpers import (
     LMS_TEST_LIMITS,
@@ -37,6 +38,7 @@ from ironroot.firmware import (
     FirmwareBundle,
     LoggedLmsLeaf,
     PqcKeyType,
+    entry_lms_leaves,
     find_lms_leaf_reuse,
     lms_leaves,
     logged_lms_leaves,
@@ -417,4 +419,32 @@ def test_cli_leaves_lists_the_logged_leaves_and_fails_on_reuse(
     assert capsys.readouterr().err == (
         f"ironroot: malformed-statement: {corim}: not a firmware manifest statement (a SHA-384"
         " hash envelope of application/vnd.ironroot.firmware-manifest)\n"
+    )
+
+
+def test_a_log_entry_s_leaves_are_read_only_from_a_statement_that_names_them() -> None:
+    """``entry_lms_leaves``, what ``ironroot monitor`` reads of every entry: an entry with no
+    leaves header (any statement, a CoRIM statement, bytes that are no statement) names none;
+    one with the header is read as ``logged_lms_leaves`` reads it, and one that has it and
+    is not a manifest statement, or whose COSE does not parse, is refused, not skipped."""
+    vendor = _restored_vendor()
+    bundle = vendor.sign(vendor.build())
+    assert entry_lms_leaves(_statement(bundle)) == logged_lms_leaves(_statement(bundle))
+    corim = reference_statement(bundle, KEY, iss=ISS, sub=SUB, limits=LMS_TEST_LIMITS)
+    plain = create_statement(KEY, b"{}", iss=ISS, sub=SUB)
+    for entry in (corim, plain, b"", b"\xff", cbor2.dumps([1, 2, 3, 4])):
+        assert entry_lms_leaves(entry) == ()
+    with pytest.raises(MalformedStatement) as exc:
+        entry_lms_leaves(_with_leaves([_LEAF], preimage_content_type="application/json"))
+    assert exc.value.detail == (
+        f"not a firmware manifest statement (a SHA-384 hash envelope of {MANIFEST_CONTENT_TYPE})"
+    )
+    unparsed = cbor2.dumps(
+        cbor2.CBORTag(18, [cbor2.dumps({1: -35, LMS_LEAVES_HEADER: [_LEAF]}), {}, b"m", b"s"])
+    )
+    with pytest.raises(MalformedStatement) as exc:
+        entry_lms_leaves(unparsed)
+    assert exc.value.detail == (
+        f"a statement naming {LMS_LEAVES_HEADER} does not parse: protected header lacks CWT"
+        " claims (15)"
     )

@@ -19,9 +19,16 @@ the log's keys are read from its configuration the first time and pinned in the 
 ``--state`` is its high-water file ``<state>.verified``: a state rolled back or swapped (a
 backup restored, another monitor's file) is refused with exit 1 (docs/witness.md).
 
-Exit codes (``once``, and ``follow`` when it stops): 0 nothing to report; 1 a fork, a log that
-went back, or anything that did not verify (a fork's proof is kept: ``monitor forks``); 3 at
-least one watched statement was seen (and nothing worse). ``follow`` keeps going after a
+Every new entry is also read for the LMS leaves a firmware manifest statement names (its
+protected header ``ironroot-lms-leaves``): each key's leaf is kept in the state with the first
+entry that used it, and a later entry, on any log followed, whose use of that leaf has another
+signature is an ``lms-leaf-reused`` event naming both entries (one-time keys used twice can be
+forged); an entry whose leaves header cannot be read is ``lms-leaf-malformed``.
+
+Exit codes (``once``, and ``follow`` when it stops): 0 nothing to report; 1 a fork, an LMS leaf
+reused or a leaves header that cannot be read, a log that went back, or anything that did not
+verify (a fork's proof is kept: ``monitor forks``); 3 at least one watched statement was seen
+(and nothing worse). ``follow`` keeps going after a
 failed round once its first round succeeded, and prints each event as it happens (one JSON
 object per line with ``--json``).
 """
@@ -36,7 +43,7 @@ import time
 from pathlib import Path
 from typing import Any, Final
 
-from ironroot import log, monitor, witness
+from ironroot import firmware, log, monitor, witness
 from ironroot.cli._input import read_input
 from ironroot.cli._main import error_object
 from ironroot.cli._output import output_folder, write_output
@@ -185,6 +192,21 @@ def _shown_url(url: str) -> str:
     return without_userinfo(url)
 
 
+class _LmsLeaves:
+    """The LMS leaves a firmware manifest statement logs, as one-time key uses
+    (:class:`ironroot.monitor.EntryCheck`)."""
+
+    kind = "lms-leaf"
+    label = "LMS leaves"
+
+    @staticmethod
+    def uses(entry: bytes) -> tuple[monitor.OneTimeKeyUse, ...]:
+        return tuple(
+            monitor.OneTimeKeyUse(leaf.key_hash, leaf.leaf, leaf.signature_hash)
+            for leaf in firmware.entry_lms_leaves(entry)
+        )
+
+
 def _monitor(args: argparse.Namespace) -> tuple[monitor.Monitor, list[log.NoteVerifier]]:
     keys = [log.NoteVerifier.from_vkey(k) for k in args.key]
     for url in args.url:
@@ -206,7 +228,11 @@ def _monitor(args: argparse.Namespace) -> tuple[monitor.Monitor, list[log.NoteVe
         )
     store = monitor.MonitorStore(args.state)
     mon = monitor.Monitor(
-        store, watch=watch, witnesses=policy, max_new_entries=args.max_new_entries
+        store,
+        watch=watch,
+        witnesses=policy,
+        max_new_entries=args.max_new_entries,
+        checks=(_LmsLeaves(),),
     )
     return mon, keys
 
@@ -231,7 +257,7 @@ def _round(
 
 
 def _exit_code(events: list[monitor.MonitorEvent], failures: list[Any]) -> int:
-    if failures or any(e.kind == "fork" for e in events):
+    if failures or any(e.alarm for e in events):
         return 1
     if any(e.kind == "statement" for e in events):
         return EXIT_WATCHED
@@ -267,6 +293,9 @@ def _first_problem(
     for event in events:
         if event.kind == "fork":
             return {"code": "fork-detected", "message": event.line(), "check": None}
+    for event in events:
+        if event.alarm:
+            return {"code": event.kind, "message": event.line(), "check": None}
     url, exc = failures[0]
     return {"code": exc.code, "message": f"{url}: {exc.detail}", "check": exc.check}
 

@@ -24,7 +24,11 @@ if TYPE_CHECKING:
         check_lms_leaf_reuse,
         lms_leaves,
     )
-    from ironroot.firmware._logged import find_lms_leaf_reuse, logged_lms_leaves
+    from ironroot.firmware._logged import (
+        entry_lms_leaves,
+        find_lms_leaf_reuse,
+        logged_lms_leaves,
+    )
     from ironroot.firmware._manifest import (
         DEFAULT_LIMITS,
         FMC_ID,
@@ -99,6 +103,7 @@ __all__ = [
     "build_bundle",
     "check_bundle",
     "check_lms_leaf_reuse",
+    "entry_lms_leaves",
     "field_offsets",
     "find_lms_leaf_reuse",
     "key_descriptor_hash",

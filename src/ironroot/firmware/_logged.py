@@ -20,12 +20,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Final
 
+import cbor2
+
 from ironroot.cose import HASH_SHA384, SignedStatement, TransparentStatement
 from ironroot.errors import IronrootError, MalformedStatement
 from ironroot.firmware._leaves import LMS_LEAVES_HEADER, LmsLeafReuse, LoggedLmsLeaf, leaf_reuse
 from ironroot.firmware._reference import MANIFEST_CONTENT_TYPE
 
-__all__ = ["find_lms_leaf_reuse", "logged_lms_leaves"]
+__all__ = ["entry_lms_leaves", "find_lms_leaf_reuse", "logged_lms_leaves"]
 
 _DIGEST_SIZE: Final = 48
 _FIELDS: Final = frozenset(("role", "key-hash", "leaf", "message", "signature-hash"))
@@ -99,6 +101,42 @@ def logged_lms_leaves(statement: bytes) -> tuple[LoggedLmsLeaf, ...]:
             )
         )
     return tuple(out)
+
+
+def _names_leaves(entry: bytes) -> bool:
+    """Whether ``entry``, read as a COSE_Sign1 by a plain CBOR decode and nothing else
+    checked, has :data:`LMS_LEAVES_HEADER` in its protected header."""
+    try:
+        message = cbor2.loads(entry)
+        if isinstance(message, cbor2.CBORTag) and message.tag == 18:
+            message = message.value
+        if not isinstance(message, list | tuple) or len(message) != 4:
+            return False
+        protected = message[0]
+        header = cbor2.loads(protected) if isinstance(protected, bytes) and protected else None
+    except (Exception, RecursionError):  # hostile CBOR of any kind: no header to read
+        return False
+    return isinstance(header, Mapping) and LMS_LEAVES_HEADER in header
+
+
+def entry_lms_leaves(entry: bytes) -> tuple[LoggedLmsLeaf, ...]:
+    """The LMS leaves a log entry names (what a log monitor reads of every entry): ``()`` for
+    an entry whose protected header has no :data:`LMS_LEAVES_HEADER` (any other statement,
+    firmware or not, or bytes that are no statement at all); else as
+    :func:`logged_lms_leaves`: ``MalformedStatement`` for an entry that has the header and
+    is not a firmware manifest statement with the header exactly as described (including
+    one whose COSE a stricter parse refuses: another reader may take it, and its leaves)."""
+    try:
+        parsed = _statement(entry)
+    except IronrootError as exc:
+        if _names_leaves(entry):
+            raise MalformedStatement(
+                f"a statement naming {LMS_LEAVES_HEADER} does not parse: {exc.detail}"
+            ) from exc
+        return ()
+    if LMS_LEAVES_HEADER not in parsed.sign1.protected:
+        return ()
+    return logged_lms_leaves(entry)
 
 
 def find_lms_leaf_reuse(statements: Iterable[bytes]) -> tuple[LmsLeafReuse, ...]:

@@ -10,16 +10,28 @@ from typing import TYPE_CHECKING
 from ironroot._lazy import lazy_package
 
 if TYPE_CHECKING:
+    from ironroot.monitor._checks import (
+        MALFORMED,
+        REUSED,
+        EntryCheck,
+        KeyReuse,
+        OneTimeKeyUse,
+    )
     from ironroot.monitor._monitor import DEFAULT_MAX_NEW_ENTRIES, Monitor, MonitorEvent, Watch
     from ironroot.monitor._store import Behind, LogState, MonitorStore
 
 __all__ = [
     "DEFAULT_MAX_NEW_ENTRIES",
+    "MALFORMED",
+    "REUSED",
     "Behind",
+    "EntryCheck",
+    "KeyReuse",
     "LogState",
     "Monitor",
     "MonitorEvent",
     "MonitorStore",
+    "OneTimeKeyUse",
     "Watch",
 ]
 

@@ -49,6 +49,11 @@ this order:
    what it was read for) makes it read those entries again from the verified tree (they must
    give the verified root: :class:`VerificationFailed` if not) and report them too (detail
    ``verified before it was watched``), once: what each state was read for is stored with it.
+   Each new entry (not one read again) also goes through the per-entry checks
+   (:class:`~ironroot.monitor.EntryCheck`): the one-time key uses they read are kept with the
+   new state (step 5), and one whose key and leaf an entry of any followed log used for
+   another signature is a ``<kind>-reused`` event naming both entries; an entry whose uses a
+   check cannot read is ``<kind>-malformed``.
    That read has the same bound as the new entries: a verified tree larger than
    ``max_new_entries`` is not read again (:class:`LimitExceeded`, code ``read-again-limit``,
    before any entry is read; a smaller checkpoint kept is still settled first, and a fork is
@@ -106,6 +111,7 @@ from ironroot.log import (
     open_note,
 )
 from ironroot.merkle import EMPTY_ROOT, CompactRange, leaf_hash
+from ironroot.monitor._checks import MALFORMED, REUSED, EntryCheck, KeyReuse, OneTimeKeyUse
 from ironroot.monitor._store import MAX_BEHIND, Behind, LogState, MonitorStore
 from ironroot.witness import ForkProof, WitnessPolicy, explicit_consistency_proof, fork_roots
 
@@ -177,7 +183,10 @@ class MonitorEvent:
     """One thing the monitor saw: ``checkpoint`` (a newly verified tree), ``statement`` (a
     watched statement), ``fork`` (two checkpoints of one origin that are not consistent),
     ``behind`` (a smaller checkpoint a URL served earlier, now proven consistent with the
-    verified tree: a mirror that lags)."""
+    verified tree: a mirror that lags); and of each :class:`EntryCheck` of kind ``k``,
+    ``k-reused`` (an entry that uses a one-time key's leaf an earlier entry used for another
+    signature: ``extra`` names the key, the leaf and both entries) and ``k-malformed`` (an
+    entry that names one-time key uses the check cannot read)."""
 
     kind: str
     origin: str
@@ -210,6 +219,12 @@ class MonitorEvent:
         out.update(self.extra)
         return out
 
+    @property
+    def alarm(self) -> bool:
+        """Whether the event is one to act on at once: a fork, a one-time key used twice, or
+        one-time key uses that cannot be read (``ironroot monitor`` exits 1)."""
+        return self.kind == "fork" or self.kind.endswith((REUSED, MALFORMED))
+
     def line(self) -> str:
         if self.kind == "statement":
             return (
@@ -219,6 +234,8 @@ class MonitorEvent:
             )
         if self.kind == "fork":
             return f"FORK {self.origin} at {self.url}: {self.detail} (proof #{self.fork_id})"
+        if self.alarm:
+            return f"{self.kind.upper()} {self.origin} #{self.index}: {self.detail}"
         return f"{self.kind} {self.origin} size {self.size}: {self.detail}"
 
 
@@ -248,6 +265,15 @@ def _unchecked_claims(entry: bytes) -> tuple[str | None, str | None] | None:
     iss = iss if isinstance(iss, str) else None
     sub = sub if isinstance(sub, str) else None
     return None if iss is None and sub is None else (iss, sub)
+
+
+@dataclass(slots=True)
+class _Uses:
+    """The one-time key uses read from the new entries of a round: ``(kind, index, use)`` in
+    entry order, and the id of each entry that has some."""
+
+    found: list[tuple[str, int, OneTimeKeyUse]] = field(default_factory=list)
+    entries: dict[int, str] = field(default_factory=dict)
 
 
 def _wall_clock() -> int:
@@ -286,7 +312,10 @@ class Monitor:
         name: str = "ironroot-monitor",
         clock: Callable[[], int] = _wall_clock,
         max_new_entries: int = DEFAULT_MAX_NEW_ENTRIES,
+        checks: Sequence[EntryCheck] = (),
     ) -> None:
+        """``checks``: what to run on each new entry (:class:`EntryCheck`; one-time key uses,
+        kept in ``store`` and compared across every log it follows)."""
         if isinstance(max_new_entries, bool) or not isinstance(max_new_entries, int):
             raise ConfigError("the most new entries a check reads is an integer")
         if max_new_entries < 1:
@@ -297,6 +326,10 @@ class Monitor:
         self.witnesses = witnesses
         self.name = name
         self._clock = clock
+        kinds = [check.kind for check in checks]
+        if len(set(kinds)) != len(kinds) or not all(kinds):
+            raise ConfigError("each check on entries has a kind of its own")
+        self.checks = tuple(checks)
 
     def _identity(
         self, url: str, fetcher: LogFetcher, keys: Sequence[NoteVerifier]
@@ -504,10 +537,13 @@ class Monitor:
         compact: CompactRange,
         stop: int,
         watch: Watch,
+        uses: _Uses | None = None,
     ) -> list[MonitorEvent]:
         """Append the entries from ``compact``'s size to ``stop`` to it, one entry bundle at
         a time (a first look at a large log holds one bundle, not every entry, before the
-        root is known to match); the statements ``watch`` names among them."""
+        root is known to match); the statements ``watch`` names among them. With ``uses``,
+        the checks run on each entry too: what they read is added to it, and an entry whose
+        uses cannot be read is reported."""
         events: list[MonitorEvent] = []
         index = compact.size
         while index < stop:
@@ -515,8 +551,68 @@ class Monitor:
             for offset, entry in enumerate(tree.entries(index, end)):
                 compact.append(leaf_hash(entry))
                 events.extend(self._watched(url, checkpoint, index + offset, entry, watch))
+                if uses is not None:
+                    events.extend(self._checked(url, checkpoint, index + offset, entry, uses))
             index = end
         return events
+
+    def _checked(
+        self, url: str, checkpoint: Checkpoint, index: int, entry: bytes, uses: _Uses
+    ) -> list[MonitorEvent]:
+        """Run the checks on ``entry``: its one-time key uses are added to ``uses``; one
+        check that cannot read them is a ``<kind>-malformed`` event (an entry that hides
+        its uses behind bytes no check reads is not one to skip)."""
+        events = []
+        for check in self.checks:
+            try:
+                found = check.uses(entry)
+            except IronrootError as exc:
+                detail = f"its {check.label} cannot be read: {exc.detail[:200]}"
+                _log.error("%s #%d: %s", shown(checkpoint.origin), index, shown(detail))
+                events.append(
+                    MonitorEvent(
+                        check.kind + MALFORMED,
+                        checkpoint.origin,
+                        url,
+                        checkpoint.size,
+                        detail,
+                        index=index,
+                        entry_id=hashlib.sha256(entry).hexdigest(),
+                    )
+                )
+                continue
+            if found:
+                uses.entries[index] = hashlib.sha256(entry).hexdigest()
+                uses.found.extend((check.kind, index, use) for use in found)
+        return events
+
+    def _reused(
+        self, url: str, checkpoint: Checkpoint, reuse: KeyReuse, entry_id: str
+    ) -> MonitorEvent:
+        """The event of ``reuse`` (found at ``url``'s ``checkpoint``)."""
+        detail = (
+            f"key {reuse.key_hash.hex()[:16]}… used leaf {reuse.leaf} for two signatures: "
+            f"entry #{reuse.first_index} of {reuse.first_origin} and entry #{reuse.index} of "
+            f"{reuse.origin}; a one-time key used twice lets anyone forge its signatures"
+        )
+        _log.error("%s", shown(detail))
+        return MonitorEvent(
+            reuse.kind + REUSED,
+            reuse.origin,
+            url,
+            checkpoint.size,
+            detail,
+            index=reuse.index,
+            entry_id=entry_id,
+            extra={
+                "key_hash": reuse.key_hash.hex(),
+                "leaf": reuse.leaf,
+                "signature_hash": reuse.signature_hash.hex(),
+                "first_origin": reuse.first_origin,
+                "first_index": reuse.first_index,
+                "first_signature_hash": reuse.first_signature_hash.hex(),
+            },
+        )
 
     @staticmethod
     def _tree(url: str, fetcher: LogFetcher, checkpoint: Checkpoint) -> TileTree:
@@ -620,13 +716,14 @@ class Monitor:
         checkpoint: Checkpoint,
     ) -> list[MonitorEvent]:
         compact = CompactRange(state.size, state.compact)
-        events = self._read(url, tree, checkpoint, compact, checkpoint.size, self.watch)
+        uses = _Uses()
+        events = self._read(url, tree, checkpoint, compact, checkpoint.size, self.watch, uses)
         if not hmac.compare_digest(compact.root(), checkpoint.root):
             raise VerificationFailed(
                 f"the entries {url} serves do not give the root of its checkpoint at size "
                 f"{checkpoint.size}"
             )
-        self.store.advance(
+        reused = self.store.advance(
             LogState(
                 checkpoint.origin,
                 checkpoint.size,
@@ -637,6 +734,7 @@ class Monitor:
             ),
             expected=state,
             watched=self.watch.items,  # the earlier entries too: _read_again read them
+            uses=uses.found,
         )
         first = MonitorEvent(
             "checkpoint",
@@ -650,7 +748,8 @@ class Monitor:
                 "root": base64.b64encode(checkpoint.root).decode("ascii"),
             },
         )
-        return [first, *events]
+        alarms = [self._reused(url, checkpoint, r, uses.entries[r.index]) for r in reused]
+        return [first, *events, *alarms]
 
     def _watched(
         self, url: str, checkpoint: Checkpoint, index: int, entry: bytes, watch: Watch

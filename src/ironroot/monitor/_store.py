@@ -9,6 +9,8 @@ Schema (version 1), one SQLite file (WAL, ``synchronous=FULL``)::
     forks(id INTEGER PRIMARY KEY, origin TEXT, proof BLOB, at INTEGER)
     behind(origin TEXT, size INTEGER, root BLOB, note BLOB, url TEXT, seen INTEGER,
            PRIMARY KEY (origin, size, root))   -- smaller checkpoints not yet checked
+    key_uses(kind TEXT, key_hash BLOB, leaf INTEGER, signature BLOB, origin TEXT, idx INTEGER,
+             PRIMARY KEY (kind, key_hash, leaf, signature, origin))   -- one-time key uses
 
 A fork is kept once per pair of signed notes (the state is not advanced past it, so every
 round finds it again). A checkpoint smaller than the verified one (``behind``) is kept (at most
@@ -20,6 +22,18 @@ So was ``watched(origin, what, value)``: what the entries of the row's tree were
 (``("sub", subject)``, ``("iss", issuer)``, and ``("", "")`` once known: a row without it was
 written before the table, and was read for nothing known); a watch that grows reads the tree
 again for what is new.
+So was ``key_uses``: each one-time key use a per-entry check
+(:class:`~ironroot.monitor.EntryCheck`) read in a new entry, once per check kind, key, leaf,
+signature hash and origin, with the index of the first entry of that origin that showed it;
+written in the transaction that advances its log's state (so it moves with that state: a
+rolled-back file has older rows and an older state, which the high-water file refuses), and
+read in that transaction too, to find a leaf used for another signature
+(:meth:`MonitorStore.advance`). A row that could not have been written here (malformed, an
+entry index beyond its log's verified size) is ``StorageError``. A row deleted on its own
+from an otherwise current file is refused as a lost fork proof is: the high-water file
+tallies each origin's uses (their count and running digest, by entry index) as it does its
+fork proofs, under the key ``"\0one-time key uses\0" + origin``, raised after the advance
+commits (a monitor killed in between leaves it behind, and the next open raises it).
 
 Advancing a log's state is one compare-and-set transaction (``BEGIN IMMEDIATE``) after the
 new checkpoint, its consistency with the old one and its entries were verified: it writes only
@@ -71,15 +85,16 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from ironroot._statedb import HighWater, LatestStore, Mark, immediate
+from ironroot._statedb import HighWater, Kept, LatestStore, Mark, immediate, row_digest
 from ironroot.errors import Conflict, IronrootError, StorageError
 from ironroot.log import Checkpoint, Note
 from ironroot.merkle import CompactRange
+from ironroot.monitor._checks import KeyReuse, OneTimeKeyUse
 
 __all__ = ["Behind", "LogState", "MonitorStore"]
 
@@ -120,6 +135,15 @@ CREATE TABLE IF NOT EXISTS watched (
     value TEXT NOT NULL,
     PRIMARY KEY (origin, what, value)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS key_uses (
+    kind TEXT NOT NULL,
+    key_hash BLOB NOT NULL,
+    leaf INTEGER NOT NULL,
+    signature BLOB NOT NULL,
+    origin TEXT NOT NULL,
+    idx INTEGER NOT NULL,
+    PRIMARY KEY (kind, key_hash, leaf, signature, origin)
+) WITHOUT ROWID;
 """
 MAX_BEHIND: Final = 64
 _MAX_BEHIND: Final = MAX_BEHIND
@@ -128,6 +152,10 @@ only the log's key holder can make more; the ones last seen longest ago go first
 this: one served again is seen again)."""
 _HASH: Final = 32
 _HIGH_WATER: Final = ".verified"
+_USES: Final = "\x00one-time key uses\x00"
+"""The high-water file's tally of an origin's one-time key uses is kept under this prefix and
+the origin (no origin has a C0 control), beside the tally of its fork proofs."""
+_USE_COLUMNS: Final = "kind, key_hash, leaf, signature, origin, idx"
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,12 +214,77 @@ def _high_water(path: str) -> HighWater:
         held="smaller checkpoints",
         held_lost="a smaller checkpoint kept may be the only signed trace of a fork, gone "
         "without a word",
+        tallies={
+            _USES: (
+                "one-time key uses",
+                "a one-time key used twice would go unreported without a word",
+            )
+        },
     )
 
 
 def _behind_key(size: int, root: bytes) -> str:
     """How the high-water file names a smaller checkpoint kept: ``<size>:<root, hex>``."""
     return f"{size}:{root.hex()}"
+
+
+def _verified_size(db: sqlite3.Connection, origin: str) -> int:
+    row = db.execute("SELECT size FROM logs WHERE origin = ?", (origin,)).fetchone()
+    return row[0] if row is not None and isinstance(row[0], int) else 0
+
+
+def _keep_uses(
+    db: sqlite3.Connection,
+    origin: str,
+    verified: int,
+    uses: Sequence[tuple[str, int, OneTimeKeyUse]],
+) -> list[KeyReuse]:
+    """Keep each of ``uses`` (of ``origin``, verified up to size ``verified`` before them,
+    in the transaction under way), once per check kind, key, leaf, signature hash and origin,
+    and return those whose key and leaf the uses kept had only with other signature hashes
+    (one kept with the same signature, on any log, is the same use seen again). A kept row
+    that could not have been written here (malformed, or an entry beyond its log's verified
+    size) is ``StorageError``."""
+    out: list[KeyReuse] = []
+    sizes: dict[str, int] = {origin: verified}
+    added: set[tuple[str, bytes, int, bytes]] = set()
+    for kind, index, use in uses:
+        first: tuple[str, int, bytes] | None = None
+        seen = False
+        for found, at, signature in db.execute(
+            "SELECT origin, idx, signature FROM key_uses WHERE kind = ? AND key_hash = ? "
+            "AND leaf = ? ORDER BY origin <> ?, origin, idx",
+            (kind, use.key_hash, use.leaf, origin),
+        ):
+            if not (
+                isinstance(found, str)
+                and isinstance(at, int)
+                and at >= 0
+                and isinstance(signature, bytes)
+                and signature
+            ):
+                raise StorageError("the monitor database holds a malformed one-time key use")
+            size = sizes.setdefault(found, _verified_size(db, found))
+            ours = found == origin and (kind, use.key_hash, use.leaf, signature) in added
+            if at >= size and not ours:
+                raise StorageError(
+                    f"the monitor database holds a one-time key use of {found} at entry "
+                    f"#{at}, beyond the {size} entries verified"
+                )
+            seen = seen or signature == use.signature_hash
+            if first is None:
+                first = (found, at, signature)
+        if first is not None and not seen:
+            out.append(
+                KeyReuse(kind, use.key_hash, use.leaf, *first, origin, index, use.signature_hash)
+            )
+        inserted = db.execute(
+            "INSERT OR IGNORE INTO key_uses VALUES (?, ?, ?, ?, ?, ?)",
+            (kind, use.key_hash, use.leaf, use.signature_hash, origin, index),
+        ).rowcount
+        if inserted:
+            added.add((kind, use.key_hash, use.leaf, use.signature_hash))
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,7 +356,32 @@ class MonitorStore(LatestStore[LogState]):
         return LogState(origin, size, root, note, hashes, updated)
 
     def state(self, origin: str) -> LogState | None:
-        return self._latest(origin)
+        """The stored state of ``origin``, once checked against its high-water marks: its
+        tree, its fork proofs, its smaller checkpoints held and its one-time key uses."""
+        stored = self._latest(origin)
+        _, kept, _ = self._marks()  # read before the database: it is written after it
+        if _USES + origin in kept:
+            self._check_kept(_USES + origin, self._kept_rows(self._query, origin), kept)
+        return stored
+
+    def _kept_rows(
+        self,
+        query: Callable[[str, tuple[object, ...]], list[tuple[object, ...]]],
+        origin: str | None = None,
+    ) -> dict[str, list[bytes]]:
+        """The fork proofs kept, per origin, and the one-time key uses, per origin under
+        ``_USES``: each one's row digest, by entry index (a log's new uses come after its
+        old ones: its entries only grow)."""
+        out = super()._kept_rows(query, origin)
+        where, args = ("", ()) if origin is None else (" WHERE origin = ?", (origin,))
+        for row in query(
+            f"SELECT {_USE_COLUMNS} FROM key_uses{where} "  # noqa: S608
+            "ORDER BY origin, idx, kind, key_hash, leaf, signature",
+            args,
+        ):
+            if isinstance(row[4], str):
+                out.setdefault(_USES + row[4], []).append(row_digest(row))
+        return out
 
     def states(self) -> list[LogState]:
         return self._all_latest()
@@ -330,12 +448,19 @@ class MonitorStore(LatestStore[LogState]):
         *,
         expected: LogState | None,
         watched: frozenset[tuple[str, str]] = frozenset(),
-    ) -> None:
+        uses: Sequence[tuple[str, int, OneTimeKeyUse]] = (),
+    ) -> list[KeyReuse]:
         """Store ``state`` if the stored one is still ``expected`` (its size and root; ``None``
         or size 0: no row yet); :class:`Conflict` if another monitor advanced it meanwhile,
         :class:`StorageError` if the stored one is behind its high-water mark. The mark is
         raised once the new state is committed. ``watched``: what every entry of the new
-        tree was read for (the previous ones included)."""
+        tree was read for (the previous ones included).
+
+        ``uses``: the one-time key uses the new entries name, as ``(check kind, entry index,
+        use)`` in entry order, kept in the same transaction (module docs); each one whose key
+        and leaf a use kept before (of any origin, or earlier in ``uses``) had with another
+        signature hash is returned as a :class:`KeyReuse`, read in that transaction too (two
+        monitors advancing two logs at once cannot both miss it)."""
 
         def expect(current: LogState | None) -> None:
             was = None if expected is None or not expected.note else expected
@@ -363,8 +488,23 @@ class MonitorStore(LatestStore[LogState]):
                 ),
             )
             self._set_watched(state.origin, watched)
+            if not uses:
+                return
+            rows = self._kept_rows(self._in_transaction, state.origin)
+            self._check_kept(key, rows, kept)  # none deleted: a reuse of one would go unseen
+            before = 0 if expected is None or not expected.note else expected.size
+            reused.extend(_keep_uses(db, state.origin, before, uses))
+            rows = self._kept_rows(self._in_transaction, state.origin)
+            tally.append(Kept.of(rows.get(key, [])))
 
+        key = _USES + state.origin
+        _, kept, _ = self._marks()  # read before the database: it is written after it
+        reused: list[KeyReuse] = []
+        tally: list[Kept] = []
         self._advance(state, expect=expect, write=write)
+        if tally and self._water is not None:  # as a fork proof's: raised after the commit
+            self._water.raise_kept(self._instance, key, tally[0])
+        return reused
 
     def pin(self, url: str) -> tuple[str, tuple[str, ...]] | None:
         """(origin, vkeys) first seen at ``url``, if any."""
