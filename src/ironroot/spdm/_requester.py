@@ -413,16 +413,16 @@ class Requester:
             )
         if len(response) < _HEADER:
             raise MalformedSpdm(f"{expected.name}: truncated header ({len(response)} bytes)")
-        asked = _CODE(request[1]).name
         if response[1] == _CODE.ERROR:
             error, _ = decode_padded(response, self._alignment, ErrorResponse.decode)
             raise SpdmErrorResponse(
-                f"responder answered {asked} with ERROR {error.name}"
+                f"responder answered {_CODE(request[1]).name} with ERROR {error.name}"
                 f" (ErrorData {error.error_data:#04x})"
             )
         if response[1] != expected:
             raise SpdmProtocolError(
-                f"{asked} answered with code {response[1]:#04x}, expected {expected.name}"
+                f"{_CODE(request[1]).name} answered with code {response[1]:#04x},"
+                f" expected {expected.name}"
             )
         if response[0] != version:
             raise SpdmProtocolError(
