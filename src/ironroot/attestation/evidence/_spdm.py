@@ -25,7 +25,6 @@ nonce are checked every time (:func:`ironroot.spdm.verify_certificate_chain`).
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -77,7 +76,15 @@ def _debug(blocks: Sequence[AnyMeasurementBlock]) -> tuple[bool, bool, str, list
             digests.append(str(block.index))
             continue
         mode = block.device_mode()
-        modes.append({"index": block.index, **dataclasses.asdict(mode)})
+        modes.append(
+            {  # DeviceMode's fields, in order (as dataclasses.asdict, without its deep copy)
+                "index": block.index,
+                "operational_mode_capabilities": mode.operational_mode_capabilities,
+                "operational_mode_state": mode.operational_mode_state,
+                "device_mode_capabilities": mode.device_mode_capabilities,
+                "device_mode_state": mode.device_mode_state,
+            }
+        )
         if mode.device_mode_state & _DEBUG_STATE_BITS:
             active.append(f"{block.index} (DeviceModeState {mode.device_mode_state:#x})")
     if active:
