@@ -97,6 +97,19 @@ def test_claims_to_dict_is_json_with_lowercase_hex() -> None:
     assert out["report_data"] == "02" * 64
 
 
+def test_claims_with_measurements_replace_the_blocks_and_svns_only() -> None:
+    claims = _claims()
+    named = claims.with_measurements({"firmware": b"\x03" * 48}, {"firmware": 9})
+    assert dict(named.measurements) == {"firmware": b"\x03" * 48}
+    assert dict(named.svns) == {"firmware": 9}
+    with pytest.raises(TypeError):
+        named.measurements["x"] = b""  # type: ignore[index]
+    assert named.to_dict()["raw"] == {"nested": {"bytes": "ff"}, "list": ["00", 1]}
+    kept = ("format", "report_data", "debug", "identity", "signer", "checks", "not_checked")
+    assert {k: named.to_dict()[k] for k in kept} == {k: claims.to_dict()[k] for k in kept}
+    assert named.valid_until == claims.valid_until
+
+
 def test_claims_reject_non_json_raw() -> None:
     with pytest.raises(TypeError):
         EvidenceClaims("x", {}, b"", False, {}, {}, "", raw={"obj": object()})

@@ -452,10 +452,9 @@ def _device_claims(
     blocks = _device_blocks(claims)
     keys = device_block_keys(blocks, references)
     svn = claims.svns.get(f"spdm.{DEVICE_SVN_INDEX}")
-    named = dataclasses.replace(
-        claims,
-        measurements={keys[index]: value for index, value in blocks.items()},
-        svns={} if svn is None else {"firmware": svn},
+    named = claims.with_measurements(
+        {keys[index]: value for index, value in blocks.items()},
+        {} if svn is None else {"firmware": svn},
     )
     return named, tuple(sorted({keys[index] for index in blocks if index not in DEVICE_LAYOUT}))
 

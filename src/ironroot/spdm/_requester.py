@@ -385,6 +385,7 @@ class Requester:
         # What a verifier needs to check this session later (see evidence()).
         self._vca_messages: list[bytes] = []
         self._chains: dict[int, bytes] = {}
+        self._chain_hashes: dict[int, bytes] = {}  # each chain's base hash, as DIGESTS named it
         # The last signed exchange right after the VCA: its slot, the chain whose leaf key
         # verified it (a later GET_CERTIFICATE may replace the slot's chain), request, response.
         self._last_measurement: tuple[int, bytes, bytes, bytes] | None = None
@@ -413,16 +414,16 @@ class Requester:
             )
         if len(response) < _HEADER:
             raise MalformedSpdm(f"{expected.name}: truncated header ({len(response)} bytes)")
-        asked = _CODE(request[1]).name
         if response[1] == _CODE.ERROR:
             error, _ = decode_padded(response, self._alignment, ErrorResponse.decode)
             raise SpdmErrorResponse(
-                f"responder answered {asked} with ERROR {error.name}"
+                f"responder answered {_CODE(request[1]).name} with ERROR {error.name}"
                 f" (ErrorData {error.error_data:#04x})"
             )
         if response[1] != expected:
             raise SpdmProtocolError(
-                f"{asked} answered with code {response[1]:#04x}, expected {expected.name}"
+                f"{_CODE(request[1]).name} answered with code {response[1]:#04x},"
+                f" expected {expected.name}"
             )
         if response[0] != version:
             raise SpdmProtocolError(
@@ -585,10 +586,12 @@ class Requester:
             if not portion.portion:
                 raise SpdmProtocolError("CERTIFICATE portion is empty but bytes remain")
         chain_bytes = bytes(data)
-        if not hmac.compare_digest(base_hash(connection.base_hash_algo, chain_bytes), expected):
+        chain_hash = base_hash(connection.base_hash_algo, chain_bytes)
+        if not hmac.compare_digest(chain_hash, expected):
             raise SpdmProtocolError("the certificate chain does not match its DIGESTS entry")
         chain = CertificateChain.decode(chain_bytes, hash_size=connection.hash_size)
         self._chains.pop(slot_id, None)  # key and chain recorded again once this one verifies
+        self._chain_hashes.pop(slot_id, None)
         self._keys.pop(slot_id, None)
         leaf = verify_certificate_chain(
             chain, root=self._root, hash_algo=connection.base_hash_algo, now=self._now
@@ -604,6 +607,7 @@ class Requester:
                 f"the leaf key does not fit {connection.base_asym_algo.name}"
             ) from exc
         self._chains[slot_id] = chain_bytes
+        self._chain_hashes[slot_id] = chain_hash
         return chain
 
     # --- challenge --------------------------------------------------------------------------
@@ -628,8 +632,10 @@ class Requester:
         if not connection.capabilities.flags & CapabilityFlag.CHAL_CAP:
             raise SpdmProtocolError("the responder cannot be challenged (CHAL_CAP clear)")
         key = self._keys.get(slot_id)
-        chain = self._chains.get(slot_id)
-        if key is None or chain is None:
+        # the base hash of the slot's chain, taken when it was fetched under this connection
+        # (the key is dropped at every VCA and DIGESTS, and set again with the chain)
+        chain_hash = self._chain_hashes.get(slot_id)
+        if key is None or chain_hash is None:
             raise SpdmProtocolError(f"no verified certificate chain for slot {slot_id}")
         version = connection.version
         context = self._random(REQUESTER_CONTEXT_SIZE) if version >= SpdmVersion.V1_3 else None
@@ -638,9 +644,7 @@ class Requester:
         try:
             answer, transcript = self._challenge_exchange(connection, request, summary, context)
             check_fresh_nonce(answer.nonce, challenge_nonce, "CHALLENGE_AUTH")
-            if not hmac.compare_digest(
-                answer.cert_chain_hash, base_hash(connection.base_hash_algo, chain)
-            ):
+            if not hmac.compare_digest(answer.cert_chain_hash, chain_hash):
                 raise SpdmProtocolError("CHALLENGE_AUTH names another certificate chain")
             if answer.slot_id != slot_id or not answer.slot_mask >> slot_id & 1:
                 raise SpdmProtocolError(f"CHALLENGE_AUTH does not answer slot {slot_id}")

@@ -205,6 +205,26 @@ class EvidenceClaims:
             valid_until=self.valid_until,
         )
 
+    def with_measurements(
+        self, measurements: Mapping[str, bytes], svns: Mapping[str, int]
+    ) -> EvidenceClaims:
+        """These claims with ``measurements`` and ``svns`` in place of theirs (a verifier that
+        names the blocks by a layout it knows); the rest as they are, ``raw`` not converted to
+        JSON again (it is already)."""
+        return EvidenceClaims(
+            format=self.format,
+            measurements=measurements,
+            report_data=self.report_data,
+            debug=self.debug,
+            svns=svns,
+            identity=self.identity,
+            signer=self.signer,
+            raw=JsonReady(self.raw),
+            checks=self.checks,
+            not_checked=self.not_checked,
+            valid_until=self.valid_until,
+        )
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict of every claim (bytes as lower-case hex)."""
         return {

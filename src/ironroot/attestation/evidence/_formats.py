@@ -81,6 +81,7 @@ from ironroot.attestation.evidence._snp_verify import (
     verify_snp_report,
 )
 from ironroot.attestation.evidence._spdm import SPDM_FORMAT, parse_spdm_record, verify_spdm
+from ironroot.attestation.evidence._spdm import decoded_record as decoded_spdm_record
 from ironroot.attestation.evidence._spdm import device_mode_check as spdm_device_mode_check
 from ironroot.attestation.evidence._spdm import signed_nonce as spdm_signed_nonce
 from ironroot.attestation.evidence._tdx import parse_tdx_quote
@@ -370,10 +371,11 @@ def _verify_rot(data: bytes, options: VerifyOptions, log: CheckLog) -> EvidenceC
 
 def _verify_spdm(data: bytes, options: VerifyOptions, log: CheckLog) -> EvidenceClaims:
     nonce = _required_nonce(options, "SPDM evidence", log)
+    record = decoded_spdm_record(data)  # decoded once: read for its nonce, then verified
     with log.step("session", "VCA, certificate chain to the device root, signed L1/L2"):
         claims = verify_spdm(
-            data,
-            nonce=spdm_signed_nonce(data) or nonce,
+            record,
+            nonce=spdm_signed_nonce(record) or nonce,
             roots=(*options.roots, *options.certificates),
             now=options.now,
             cache=_cache(options, SPDM_FORMAT),

@@ -25,7 +25,6 @@ nonce are checked every time (:func:`ironroot.spdm.verify_certificate_chain`).
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -77,7 +76,15 @@ def _debug(blocks: Sequence[AnyMeasurementBlock]) -> tuple[bool, bool, str, list
             digests.append(str(block.index))
             continue
         mode = block.device_mode()
-        modes.append({"index": block.index, **dataclasses.asdict(mode)})
+        modes.append(
+            {  # DeviceMode's fields, in order (as dataclasses.asdict, without its deep copy)
+                "index": block.index,
+                "operational_mode_capabilities": mode.operational_mode_capabilities,
+                "operational_mode_state": mode.operational_mode_state,
+                "device_mode_capabilities": mode.device_mode_capabilities,
+                "device_mode_state": mode.device_mode_state,
+            }
+        )
         if mode.device_mode_state & _DEBUG_STATE_BITS:
             active.append(f"{block.index} (DeviceModeState {mode.device_mode_state:#x})")
     if active:
@@ -153,14 +160,15 @@ def spdm_claims(verified: VerifiedSpdm, *, root: str) -> EvidenceClaims:
 
 
 def verify_spdm(
-    data: bytes,
+    data: bytes | SpdmEvidence,
     *,
     nonce: bytes,
     roots: Sequence[bytes],
     now: datetime,
     cache: SpdmChainCache | None = None,
 ) -> EvidenceClaims:
-    """Verify SPDM evidence against any of ``roots`` (DER or PEM certificates)."""
+    """Verify SPDM evidence (its bytes, or its record as :func:`decoded_record` read it)
+    against any of ``roots`` (DER or PEM certificates)."""
     ders: list[bytes] = []
     for root in roots:
         certs = load_certificates(root, what="trusted SPDM root")
@@ -181,11 +189,22 @@ def verify_spdm(
     raise last
 
 
-def signed_nonce(data: bytes) -> bytes | None:
+def decoded_record(data: bytes) -> SpdmEvidence | bytes:
+    """The record of SPDM evidence, decoded WITHOUT verification, or ``data`` itself when it
+    does not decode (:func:`verify_spdm` then refuses it, with the decoder's error): decoded
+    once, for :func:`signed_nonce` and then :func:`verify_spdm`."""
+    try:
+        return SpdmEvidence.decode(data)
+    except IronrootError:
+        return data
+
+
+def signed_nonce(data: bytes | SpdmEvidence) -> bytes | None:
     """The nonce of the recorded GET_MEASUREMENTS, read WITHOUT verification (``None`` if it
     cannot be read): what the session is verified against, before the caller compares it."""
     try:
-        return GetMeasurements.decode(SpdmEvidence.decode(data).request).nonce
+        record = data if isinstance(data, SpdmEvidence) else SpdmEvidence.decode(data)
+        return GetMeasurements.decode(record.request).nonce
     except IronrootError:
         return None
 
