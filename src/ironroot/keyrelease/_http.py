@@ -60,6 +60,7 @@ from ironroot.http import (
     ServiceInfo,
     acceptable_media,
     challenge_handler,
+    client_identity,
     decode_request_map,
     guarded,
     problem_app,
@@ -159,7 +160,9 @@ def _wants_cbor(request: Request, default: bool) -> bool:
 
 
 def _client(request: Request) -> str:
-    return request.client.host if request.client is not None else "-"
+    """Whom the refusal limit counts: the client certificate over mutual TLS, else the
+    address (the challenge limits count the same client)."""
+    return client_identity(request) or "-"
 
 
 def keyrelease_info(service: KeyReleaseService) -> ServiceInfo:
