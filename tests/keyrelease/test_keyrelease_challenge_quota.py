@@ -21,6 +21,7 @@ import pytest
 from _kr_helpers import NOW, Harness, assert_problem, build_harness, problem_of
 from tests.tls_pki import Pki, make_pki
 
+from ironroot.cose import encode_cbor
 from ironroot.ear import ChallengeLimits, NonceStore
 from ironroot.errors import Overloaded, StaleNonce
 from ironroot.http import LoginThrottle, ServerThread, ServerTls, client_context
@@ -213,3 +214,27 @@ def test_over_mtls_each_client_certificate_is_its_own_client(pki: Pki) -> None:
         assert other.status_code == 201, other.content
         assert_problem(_challenge(first, server.url), Overloaded, "challenges-full")
         built.http.close()
+
+
+def test_over_mtls_the_refusal_limit_counts_each_certificate_too(pki: Pki) -> None:
+    # was: counted by address, so one TEE's refused requests got another's answered 429
+    built = build_harness()
+    refusals = LoginThrottle(2, 60, clock=lambda: 0.0, attempts="refused requests")
+    app = create_keyrelease_app(built.service, refusals=refusals)
+    tls = ServerTls(pki.server_cert, pki.server_key, client_ca=pki.ca)
+    made_up = encode_cbor(  # refused by the HSM: counted
+        {"ear": b"not an EAR", "wrapping_key": built.tee.public_spki, "nonce": bytes(32)}
+    )
+    cbor = {"content-type": "application/cbor"}
+    with (
+        ServerThread(app, tls=tls) as server,
+        _as(pki, pki.client_cert, pki.client_key) as first,
+        _as(pki, pki.second_client_cert, pki.second_client_key) as second,
+    ):
+        url = f"{server.url}/keys/cel-key/release"
+        answers = [first.post(url, content=made_up, headers=cbor).status_code for _ in range(3)]
+        assert answers == [400, 400, 429]
+        assert second.post(url, content=made_up, headers=cbor).status_code == 400
+        assert _challenge(second, server.url).status_code == 201
+        assert _challenge(first, server.url).status_code == 429
+    built.http.close()

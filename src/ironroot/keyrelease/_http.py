@@ -25,7 +25,8 @@ the nonce is spent or the HSM asked. Every refusal of a release is counted by it
 (``ironroot_releases``) and logged as a warning with the key's name; the HSM's own refusals
 are in its audit log too.
 
-Each client address (an IPv6 one as its /64) may have ``REFUSALS_PER_CLIENT`` (32) refused
+Each client (its certificate over mutual TLS, else its address, an IPv6 one as its /64:
+``ironroot.http.client_identity``) may have ``REFUSALS_PER_CLIENT`` (32) refused
 challenges and releases within ``REFUSAL_WINDOW`` (60) seconds; past them every challenge and
 release it sends is refused ``429`` ``too-many-attempts`` with ``Retry-After`` (the seconds
 until the oldest refusal leaves the window) before the HSM is asked, so it costs no HSM
