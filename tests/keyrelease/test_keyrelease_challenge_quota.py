@@ -19,8 +19,11 @@ from pathlib import Path
 import httpx
 import pytest
 from _kr_helpers import NOW, Harness, assert_problem, build_harness, problem_of
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from tests.tls_pki import Pki, make_pki
 
+from hypothesis_budget import examples
 from ironroot.cose import encode_cbor
 from ironroot.ear import ChallengeLimits, NonceStore
 from ironroot.errors import Overloaded, StaleNonce
@@ -238,3 +241,98 @@ def test_over_mtls_the_refusal_limit_counts_each_certificate_too(pki: Pki) -> No
         assert _challenge(second, server.url).status_code == 201
         assert _challenge(first, server.url).status_code == 429
     built.http.close()
+
+
+# --- against a model ----------------------------------------------------------------------------
+
+# the address -> the client it is (two addresses of one IPv6 /64 are one client)
+_CLIENTS = {
+    "10.0.0.1": "10.0.0.1",
+    "10.0.0.2": "10.0.0.2",
+    "10.0.0.3": "10.0.0.3",
+    "2001:db8::1": "2001:db8::/64",
+    "2001:db8::2": "2001:db8::/64",
+}
+_ADDRESSES = list(_CLIENTS)
+_OPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("issue"), st.integers(0, len(_ADDRESSES) - 1)),
+        st.tuples(st.just("redeem"), st.integers(0, 40)),
+        st.tuples(st.just("wait"), st.integers(1, 30)),
+    ),
+    max_size=80,
+)
+
+
+@settings(max_examples=examples(200), deadline=None)
+@given(ops=_OPS, bound=st.integers(1, 6))
+def test_the_store_shares_a_full_table_as_the_model_says(
+    ops: list[tuple[str, int]], bound: int
+) -> None:
+    """A full store refuses exactly the clients holding as many as any other, evicts the
+    oldest nonce of the client that has held the most longest, never holds more than
+    ``max_outstanding``; redeemed, an evicted nonce is ``nonce-unknown`` and every other live
+    one is accepted once."""
+    store = NonceStore(
+        lifetime=60, limits=ChallengeLimits(max_outstanding=bound, per_client=100, burst=10**6)
+    )
+    t = 0.0
+    live: dict[str, list[tuple[bytes, float]]] = {}  # client key -> its nonces, oldest first
+    since: dict[str, int] = {}  # client key -> when it came to hold what it holds
+    moves = 0
+    issued: list[bytes] = []
+    evicted: set[bytes] = set()
+    spent: set[bytes] = set()
+
+    def moved(who: str) -> None:
+        nonlocal moves
+        moves += 1
+        since[who] = moves
+
+    def expire() -> None:
+        for nonce, who in sorted(
+            ((n, w) for w, held in live.items() for n, e in held if e <= t),
+            key=lambda item: issued.index(item[0]),
+        ):
+            live[who] = [(n, e) for n, e in live[who] if n != nonce]
+            moved(who)
+            spent.add(nonce)
+
+    for op, arg in ops:
+        if op == "wait":
+            t += arg
+            continue
+        expire()
+        if op == "issue":
+            address = _ADDRESSES[arg]
+            who = _CLIENTS[address]
+            mine = len(live.get(who, []))
+            most = max((len(h) for h in live.values()), default=0)
+            full = sum(len(h) for h in live.values()) >= bound
+            if full and most <= mine:
+                with pytest.raises(Overloaded) as refused:
+                    store.issue(_after(t), address)
+                assert refused.value.code == "challenges-full"
+                continue
+            if full:
+                greedy = min((w for w, h in live.items() if len(h) == most), key=since.get)
+                evicted.add(live[greedy].pop(0)[0])
+                moved(greedy)
+            nonce, expires = store.issue(_after(t), address)
+            issued.append(nonce)
+            live.setdefault(who, []).append((nonce, float(expires) - NOW.timestamp()))
+            moved(who)
+        elif issued:
+            nonce = issued[arg % len(issued)]
+            held = [w for w, h in live.items() if any(n == nonce for n, _ in h)]
+            if held:
+                assert store.redeem(nonce, _after(t)) is None
+                live[held[0]] = [(n, e) for n, e in live[held[0]] if n != nonce]
+                moved(held[0])
+                spent.add(nonce)
+            else:
+                with pytest.raises(StaleNonce) as stale:
+                    store.redeem(nonce, _after(t))
+                expected = "nonce-unknown" if nonce in evicted and nonce not in spent else None
+                assert expected is None or stale.value.code == expected
+        assert len(store) == sum(len(h) for h in live.values()) <= bound
