@@ -39,6 +39,8 @@ class Pki:
     client_cert: Path
     client_key: Path
     other_ca: Path
+    second_client_cert: Path  # another client of the same CA: another identity
+    second_client_key: Path
 
 
 def _ca(cn: str) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
@@ -98,12 +100,14 @@ def make_pki(base: Path) -> Pki:
     ca = _ca("Ironroot test CA")
     server = _leaf(ca, "127.0.0.1", server=True)
     client = _leaf(ca, "a client", server=False)
+    second = _leaf(ca, "another client", server=False)
     other = _ca("Another CA")
     pem = serialization.Encoding.PEM
     (base / "ca.pem").write_bytes(ca[0].public_bytes(pem))
     (base / "other-ca.pem").write_bytes(other[0].public_bytes(pem))
     (base / "server.pem").write_bytes(server[0].public_bytes(pem))
     (base / "client.pem").write_bytes(client[0].public_bytes(pem))
+    (base / "second-client.pem").write_bytes(second[0].public_bytes(pem))
     return Pki(
         ca=base / "ca.pem",
         server_cert=base / "server.pem",
@@ -111,4 +115,6 @@ def make_pki(base: Path) -> Pki:
         client_cert=base / "client.pem",
         client_key=_write_key(base / "client.key", client[1]),
         other_ca=base / "other-ca.pem",
+        second_client_cert=base / "second-client.pem",
+        second_client_key=_write_key(base / "second-client.key", second[1]),
     )

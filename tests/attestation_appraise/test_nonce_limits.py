@@ -1,5 +1,6 @@
-"""The challenge store under a flood: nothing issued is evicted; refusals are 503s that say
-when to come back and which service refused."""
+"""The challenge store under a flood: one client cannot evict another's nonce, nor many
+clients lock out one holding fewer; refusals are 503s that say when to come back and which
+service refused (a full store's fair share: tests/keyrelease/test_keyrelease_challenge_quota.py)."""
 
 from __future__ import annotations
 
@@ -46,13 +47,18 @@ def test_many_addresses_fill_the_store_then_get_503_with_retry_after() -> None:
     for n in range(99):
         store.issue(_after(1), f"10.1.{n}.1")
     with pytest.raises(Overloaded) as full:
-        store.issue(_after(10), "10.9.9.9")
+        store.issue(_after(10), "10.1.0.1")  # holds as many as any other client: one
     assert full.value.code == "challenges-full"
     assert full.value.http_status == 503
     assert full.value.retry_after == 50  # the first nonce expires at 60 s
     assert full.value.detail.startswith("the key release service holds 100 unused challenges")
-    store.redeem(first, _after(10))  # the oldest was kept, not evicted
-    store.issue(_after(10), "10.9.9.9")  # and its slot is free again
+    # was: refused challenges-full too, every client locked out until a nonce expired; now
+    # a client holding none takes the oldest nonce of one that has held one longest
+    store.issue(_after(10), "10.9.9.9")
+    assert len(store) == 100
+    with pytest.raises(StaleNonce) as evicted:
+        store.redeem(first, _after(10))
+    assert evicted.value.code == "nonce-unknown"
 
 
 def test_per_client_limit_and_rate() -> None:
@@ -134,9 +140,10 @@ def test_expired_nonces_free_their_slots() -> None:
     store = NonceStore(lifetime=10, limits=ChallengeLimits(max_outstanding=2, per_client=2))
     store.issue(NOW, "a")
     store.issue(NOW, "b")
-    with pytest.raises(Overloaded):
-        store.issue(_after(1), "c")
-    store.issue(_after(10), "c")
+    with pytest.raises(Overloaded) as full:
+        store.issue(_after(1), "b")  # holds as many as "a"
+    assert full.value.code == "challenges-full"
+    store.issue(_after(10), "b")
     assert len(store) == 1
 
 

@@ -15,14 +15,19 @@ from typing import Any
 import httpx
 import pytest
 from tests.fleet.desired_world import ALICE, BOB, make_ops
-from tests.fleet.fleet_site import Site, problem, running_site
+from tests.fleet.fleet_site import Answer, Site, problem, running_site
 from tests.platform.node_world import NOW, World, make_world
 
+from ironroot.crypto import Algorithm, PrivateKey
+from ironroot.ear import ChallengeLimits, NonceStore
 from ironroot.errors import Conflict, NotFound
 from ironroot.fleet import (
+    PLANES,
     AdmissionRequest,
     DesiredState,
     DesiredStore,
+    collect_evidence,
+    decode_nonce,
     make_csr,
     quarantine,
     readmit,
@@ -272,6 +277,48 @@ def test_a_body_on_a_get_is_ignored(site: Site) -> None:
         )
     assert response.status_code == 200
     assert response.json()["node"] == "node-0001"
+
+
+# --- a flood of challenges --------------------------------------------------------------------
+
+
+def _anonymous_from(site: Site, address: str) -> httpx.Client:
+    """An anonymous client whose connections come from ``address`` (any of 127/8)."""
+    context = client_context(site.servers.ca_file)
+    return httpx.Client(transport=httpx.HTTPTransport(verify=context, local_address=address))
+
+
+def test_a_flood_of_challenges_from_one_address_locks_no_node_out_of_admission(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # was: the full table refused every client challenges-full until the flood's nonces
+    # expired. The authority's table, made small here (it holds 100,000).
+    small = ChallengeLimits(max_outstanding=4, per_client=100)
+    monkeypatch.setattr(
+        site.authority, "nonces", NonceStore(lifetime=120, limits=small, service="fleet admission")
+    )
+    url = f"{site.servers.admission_url}/fleet/admission/challenge"
+    with _anonymous_from(site, "127.0.0.1") as flooder:
+        flood = [flooder.post(url, json={"node": "node-0003"}) for _ in range(5)]
+        assert [r.status_code for r in flood] == [200, 200, 200, 200, 503]
+        assert problem(flood[4]) == (503, "challenges-full", "Service Unavailable")
+        assert int(flood[4].headers["retry-after"]) >= 1
+        with _anonymous_from(site, "127.0.0.2") as node:
+            mine = node.post(url, json={"node": "node-0003"})
+        assert mine.status_code == 200, mine.text
+        assert problem(flooder.post(url, json={"node": "node-0003"}))[1] == "challenges-full"
+    assert len(site.authority.nonces) == 4
+
+    def answer(nonce: bytes) -> Answer:
+        keys = {p: PrivateKey.generate(Algorithm.ES384) for p in PLANES}
+        spkis = {p: k.public_key.to_der() for p, k in keys.items()}
+        evidence = collect_evidence(site.fleet, "node-0003", nonce=nonce, keys=spkis, now=NOW)
+        return Answer("node-0003", nonce, keys, evidence)
+
+    evicted = decode_nonce(flood[0].json()["nonce"])  # the flood's oldest, taken for the node
+    refused = site.send(answer(evicted))
+    assert problem(refused) == (400, "nonce-unknown", "Stale Or Mismatching Nonce")
+    assert site.send(answer(decode_nonce(mine.json()["nonce"]))).status_code == 200
 
 
 # --- clients that go away --------------------------------------------------------------------

@@ -244,7 +244,10 @@ def assert_problem(
 _RELEASABLE = KeyAttributes.of  # shorthand below
 
 
-def build_harness(clock: Clock | None = None) -> Harness:
+def build_harness(
+    clock: Clock | None = None, *, challenges: ChallengeLimits | None = None
+) -> Harness:
+    """``challenges``: the HSM's release challenge limits (default: none that a test meets)."""
     verifier_key = PrivateKey.generate(Algorithm.ES384)
     other_key = PrivateKey.generate(Algorithm.ES384)
     clock = clock or Clock()
@@ -257,7 +260,7 @@ def build_harness(clock: Clock | None = None) -> Harness:
         # the harness's clock stands still, so a token bucket would never refill
         config=HsmConfig(
             scrypt_n=2**10,
-            release_challenges=ChallengeLimits(per_client=10_000, burst=10_000),
+            release_challenges=challenges or ChallengeLimits(per_client=10_000, burst=10_000),
         ),
         clock=lambda: clock.now.timestamp(),
     )

@@ -1,4 +1,4 @@
-"""Challenges: random, single-use nonces that expire, held in bounded memory without eviction.
+"""Challenges: random, single-use nonces that expire, held in bounded memory, shared fairly.
 
 :meth:`NonceStore.issue` makes a 32-byte nonce from the operating system's CSPRNG and
 remembers when it expires, and what the caller bound it to (``bound``: e.g. the node a
@@ -8,14 +8,21 @@ issued, one that expired and one already redeemed each raise ``StaleNonce`` with
 (``nonce-unknown``, ``nonce-expired``, ``nonce-reused``): a 400 problem over HTTP.
 
 The challenge endpoints are unauthenticated, so the store must not let one client spend what
-another needs. An issued nonce is never dropped before it expires; instead the store refuses
-to issue, with ``Overloaded`` (503 over HTTP, ``Retry-After`` the seconds until the refusal
-would lift) naming the service:
+another needs. It refuses to issue, with ``Overloaded`` (503 over HTTP, ``Retry-After`` the
+seconds until the refusal would lift) naming the service:
 
 * ``challenge-rate``: the client asks faster than its token bucket refills (``burst`` at once,
   then ``rate`` per second);
 * ``challenge-client-limit``: the client already holds ``per_client`` unexpired nonces;
-* ``challenges-full``: ``max_outstanding`` nonces are unexpired in all.
+* ``challenges-full``: ``max_outstanding`` nonces are unexpired in all **and** the client holds
+  at least as many of them as any other client: it holds its fair share already.
+
+When ``max_outstanding`` nonces are unexpired and a client holding fewer than some other
+client asks, that other client — the one holding the most (of those holding the most, the one
+that has held that many longest) — loses its oldest unused nonce to it. So many addresses,
+each within ``per_client``, cannot lock the others out: a client holding nothing gets a nonce
+whenever the store is full, and the table never holds more than ``max_outstanding``. An
+evicted nonce is forgotten, as after a restart: redeemed, it is ``nonce-unknown``.
 
 A client is whatever the caller names (the HTTP layer passes the peer address), counted
 under :func:`ironroot._netaddr.client_key`: an IPv6 address as its /64, which one host holds
@@ -111,6 +118,8 @@ class NonceStore:
         "_outstanding",
         "_service",
         "_spent",
+        "_tiers",
+        "_top",
     )
 
     def __init__(
@@ -136,6 +145,10 @@ class NonceStore:
         # nonce -> (expiry, client, bound); insertion order is expiry order (one lifetime)
         self._outstanding: OrderedDict[bytes, tuple[float, str, object]] = OrderedDict()
         self._by_client: dict[str, OrderedDict[bytes, float]] = {}
+        # how many nonces -> the clients holding that many, in the order they came to; _top
+        # is the most any client holds (0: none), so the greediest client is found in O(1)
+        self._tiers: dict[int, dict[str, None]] = {}
+        self._top = 0
         self._buckets: dict[str, tuple[float, float]] = {}  # client -> (tokens, at)
         self._spent: OrderedDict[bytes, tuple[str, float]] = OrderedDict()
         self._lock = threading.Lock()
@@ -153,12 +166,44 @@ class NonceStore:
 
     # --- bookkeeping ---------------------------------------------------------------------
 
+    def _move(self, client: str, count: int, to: int) -> None:
+        """Move ``client`` from the tier of ``count`` nonces to that of ``to`` (one more or
+        one fewer)."""
+        if count:
+            tier = self._tiers[count]
+            del tier[client]
+            if not tier:
+                del self._tiers[count]
+                if self._top == count and to < count:
+                    self._top = to  # it moved to ``to``, which is not empty now (or 0)
+        if to:
+            self._tiers.setdefault(to, {})[client] = None
+            self._top = max(self._top, to)
+
+    def _hold(self, nonce: bytes, client: str, expires: float) -> None:
+        held = self._by_client.setdefault(client, OrderedDict())
+        held[nonce] = expires
+        self._move(client, len(held) - 1, len(held))
+
     def _forget(self, nonce: bytes, client: str) -> None:
         held = self._by_client.get(client)
-        if held is not None:
-            held.pop(nonce, None)
+        if held is not None and held.pop(nonce, None) is not None:
+            self._move(client, len(held) + 1, len(held))
             if not held:
                 del self._by_client[client]
+
+    def _evict_for(self, client: str) -> bool:
+        """Free a slot for ``client`` in a full store: drop the oldest unused nonce of the
+        client holding the most, when that is more than ``client`` holds; ``False`` when no
+        client holds more (``client`` holds its fair share)."""
+        held = self._by_client.get(client)
+        if self._top <= (len(held) if held is not None else 0):
+            return False
+        greedy = next(iter(self._tiers[self._top]))
+        nonce = next(iter(self._by_client[greedy]))
+        del self._outstanding[nonce]
+        self._forget(nonce, greedy)
+        return True
 
     def _prune(self, t: float) -> None:
         while self._outstanding:
@@ -204,7 +249,9 @@ class NonceStore:
         kept with it and returned by :meth:`redeem`.
 
         ``Overloaded`` (codes ``challenge-rate``, ``challenge-client-limit``,
-        ``challenges-full``) when issuing would exceed a limit; nothing is evicted.
+        ``challenges-full``) when issuing would exceed a limit. In a full store, the oldest
+        nonce of the client holding the most is evicted for a client holding fewer
+        (module docs).
         """
         t = _seconds(now)
         who = client_key(client) if client else _ANONYMOUS
@@ -225,18 +272,19 @@ class NonceStore:
                     f"holds {limits.per_client} unused challenges for this client already",
                     next(iter(held.values())) - t,
                 )
-            if len(self._outstanding) >= limits.max_outstanding:
+            if len(self._outstanding) >= limits.max_outstanding and not self._evict_for(who):
                 first_expiry = next(iter(self._outstanding.values()))[0]
                 raise self._refuse(
                     "challenges-full",
-                    f"holds {limits.max_outstanding} unused challenges",
+                    f"holds {limits.max_outstanding} unused challenges, as many of them for "
+                    "this client as for any other",
                     first_expiry - t,
                 )
             nonce = secrets.token_bytes(NONCE_SIZE)
             expires = t + self._lifetime
             self._buckets[who] = (tokens - 1.0, t)
             self._outstanding[nonce] = (expires, who, bound)
-            self._by_client.setdefault(who, OrderedDict())[nonce] = expires
+            self._hold(nonce, who, expires)
         return nonce, int(expires)
 
     def redeem(self, nonce: bytes, now: datetime) -> object:

@@ -19,7 +19,8 @@
   :func:`decode_request_map`: a JSON or CBOR request map; :func:`require_media_type`: a
   body's ``Content-Type`` among those an endpoint takes (else a 415 problem);
   :func:`challenge_handler`: the ``POST .../challenge`` answer of a service that issues
-  single-use nonces;
+  single-use nonces; :func:`client_identity`: whom a per-client limit counts a request
+  against (the mutual-TLS client certificate, else the peer address);
 * :func:`stop_on_signals`: an event that SIGINT/SIGTERM sets, for a command that waits;
 * :class:`ServerThread`: an app served over real HTTP from a background thread, for embedding
   a service in another program, the demo, tests and benchmarks;
@@ -59,6 +60,7 @@ if TYPE_CHECKING:
     from ironroot.http._content import (
         CBOR,
         challenge_handler,
+        client_identity,
         decode_request_map,
         require_media_type,
     )
@@ -100,6 +102,7 @@ __all__ = [
     "challenges",
     "check_listen",
     "client_context",
+    "client_identity",
     "configure_logging",
     "decode_request_map",
     "error_response",

@@ -16,7 +16,9 @@ duplicate keys and invalid text are.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import ssl
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
@@ -71,22 +73,37 @@ def require_media_type(request: Request, *accepted: str, untyped: str | None = N
     return media
 
 
+def client_identity(request: Request) -> str | None:
+    """Whom a per-client limit counts ``request`` against: over mutual TLS, the certificate the
+    client presented (``cert:sha256:`` and the hex SHA-256 of its DER: one client wherever it
+    connects from, and two certificates behind one address are two clients), else the peer's
+    address (``None`` when unknown), which the limit counts as ``ironroot._netaddr.client_key``
+    does (an IPv6 address as its /64)."""
+    tls = request.scope.get("extensions", {}).get("tls") or {}
+    chain = tls.get("client_cert_chain") or []
+    if chain:
+        der = ssl.PEM_cert_to_DER_cert(chain[0])
+        return f"cert:sha256:{hashlib.sha256(der).hexdigest()}"
+    return request.client.host if request.client else None
+
+
 def challenge_handler(
     issue: Callable[[str | None], tuple[bytes, int]], *, blocking: bool = False
 ) -> Handler:
-    """A ``POST .../challenge`` handler: ``issue(client host)`` gives a fresh single-use nonce
-    and when it expires (POSIX seconds); the answer is ``201``, never cached, JSON ``{"nonce":
-    b64url, "expires": epoch}`` or, when the client accepts ``application/cbor`` (in any of its
-    ``Accept`` fields, in any case, not with ``q=0``), CBOR ``{"nonce": bstr, "expires":
-    int}``. ``blocking``: ``issue`` may wait (an HSM's durable audit record of a refusal) and
-    runs in the thread pool, not on the event loop."""
+    """A ``POST .../challenge`` handler: ``issue(client)`` gives a fresh single-use nonce
+    and when it expires (POSIX seconds) for ``client`` (:func:`client_identity`: the client
+    certificate's digest over mutual TLS, else the peer address); the answer is ``201``, never
+    cached, JSON ``{"nonce": b64url, "expires": epoch}`` or, when the client accepts
+    ``application/cbor`` (in any of its ``Accept`` fields, in any case, not with ``q=0``), CBOR
+    ``{"nonce": bstr, "expires": int}``. ``blocking``: ``issue`` may wait (an HSM's durable
+    audit record of a refusal) and runs in the thread pool, not on the event loop."""
 
     async def challenge(request: Request) -> Response:
-        host = request.client.host if request.client else None
+        client = client_identity(request)
         if blocking:
-            nonce, expires = await run_in_threadpool(issue, host)
+            nonce, expires = await run_in_threadpool(issue, client)
         else:
-            nonce, expires = issue(host)
+            nonce, expires = issue(client)
         headers = {"Cache-Control": "no-store"}
         if CBOR in acceptable_media(request):
             body = encode_cbor({"nonce": nonce, "expires": expires})

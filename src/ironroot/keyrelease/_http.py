@@ -25,7 +25,8 @@ the nonce is spent or the HSM asked. Every refusal of a release is counted by it
 (``ironroot_releases``) and logged as a warning with the key's name; the HSM's own refusals
 are in its audit log too.
 
-Each client address (an IPv6 one as its /64) may have ``REFUSALS_PER_CLIENT`` (32) refused
+Each client (its certificate over mutual TLS, else its address, an IPv6 one as its /64:
+``ironroot.http.client_identity``) may have ``REFUSALS_PER_CLIENT`` (32) refused
 challenges and releases within ``REFUSAL_WINDOW`` (60) seconds; past them every challenge and
 release it sends is refused ``429`` ``too-many-attempts`` with ``Retry-After`` (the seconds
 until the oldest refusal leaves the window) before the HSM is asked, so it costs no HSM
@@ -60,6 +61,7 @@ from ironroot.http import (
     ServiceInfo,
     acceptable_media,
     challenge_handler,
+    client_identity,
     decode_request_map,
     guarded,
     problem_app,
@@ -159,7 +161,9 @@ def _wants_cbor(request: Request, default: bool) -> bool:
 
 
 def _client(request: Request) -> str:
-    return request.client.host if request.client is not None else "-"
+    """Whom the refusal limit counts: the client certificate over mutual TLS, else the
+    address (the challenge limits count the same client)."""
+    return client_identity(request) or "-"
 
 
 def keyrelease_info(service: KeyReleaseService) -> ServiceInfo:
