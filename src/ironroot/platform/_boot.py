@@ -475,7 +475,7 @@ def measure_devices(
         cs = rot.state.component(name)
         info = rot.platform.config.devices[name]
         try:
-            read = rot.flash.chip(name).image(f"slot{cs.active}")
+            read = rot.flash.image(name, f"slot{cs.active}")
         except IronrootError as exc:
             results.append(DeviceMeasurement(name, False, exc.code, exc.detail, error=exc))
             continue
