@@ -119,22 +119,7 @@ class Journal:
         tag = self._mac(generation, _HALF_MAGIC)
         return (_HALF_MAGIC + struct.pack(">Q", generation) + tag).ljust(_HALF_HEADER, b"\0")
 
-    def _read_header(self, index: int) -> tuple[int, bytes] | None:
-        """The generation of half ``index`` when its header verifies, with the first bytes
-        read of it (``None``: no valid header)."""
-        data = self._flash.chip("rot").read(self._bases[index], min(self._half_size, _FIRST_READ))
-        if data[:8] != _HALF_MAGIC:
-            return None
-        (generation,) = struct.unpack_from(">Q", data, 8)
-        if not hmac.compare_digest(data[16:48], self._mac(generation, _HALF_MAGIC)):
-            return None
-        return generation, data
-
-    def _read_records(
-        self, index: int, generation: int, data: bytes
-    ) -> tuple[list[JournalRecord], int]:
-        """The records of half ``index`` (generation ``generation``, its first bytes
-        ``data``) up to the first that is absent or does not verify, and where they end."""
+    def _read_half(self, index: int) -> tuple[int, list[JournalRecord], int] | None:
         chip = self._flash.chip("rot")
         base, half = self._bases[index], self._half_size
 
@@ -145,6 +130,12 @@ class Journal:
                 return data
             return chip.read(base, min(half, max(end, 2 * len(data))))
 
+        data = chip.read(base, min(half, _FIRST_READ))
+        if data[:8] != _HALF_MAGIC:
+            return None
+        (generation,) = struct.unpack_from(">Q", data, 8)
+        if not hmac.compare_digest(data[16:48], self._mac(generation, _HALF_MAGIC)):
+            return None
         records: list[JournalRecord] = []
         pos = _HALF_HEADER
         while pos + _LEN.size <= len(data := covering(data, pos + _LEN.size)):
@@ -164,20 +155,16 @@ class Journal:
             except IronrootError:
                 break
             pos += 4 + length + _MAC
-        return records, pos
+        return generation, records, pos
 
     def open(self) -> JournalRecord | None:
-        """Read the journal; return the last record (``None`` for an empty journal).
-
-        The half in force is the one whose verified header has the higher generation (the
-        first on a tie), whatever records either holds: only its records are read."""
-        headers = [(i, h) for i in (0, 1) if (h := self._read_header(i)) is not None]
-        if not headers:
+        """Read the journal; return the last record (``None`` for an empty journal)."""
+        halves = [(i, h) for i in (0, 1) if (h := self._read_half(i)) is not None]
+        if not halves:
             self._active, self._generation, self._end = 0, 0, 0
             self.last, self.history = None, []
         else:
-            index, (generation, data) = max(headers, key=lambda item: item[1][0])
-            records, end = self._read_records(index, generation, data)
+            index, (generation, records, end) = max(halves, key=lambda item: item[1][0])
             self._active, self._generation, self._end = index, generation, end
             self.history = records
             self.last = records[-1] if records else None
