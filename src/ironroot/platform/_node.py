@@ -861,7 +861,7 @@ class Platform:
 
         if len(ident) != 64 or any(c not in "0123456789abcdef" for c in ident):
             raise NotFound("no such evidence")
-        path = self.directory / "evidence" / f"{ident}.cbor"
+        path = self.directory / f"evidence/{ident}.cbor"  # one join: ident is hex
         try:
             # a regular file: a named pipe held open by a writer would keep the read waiting
             blob = read_limited(path, _EVIDENCE_LIMIT, regular=True)
