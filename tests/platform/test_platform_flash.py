@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from tests.platform.node_world import NOW, SLOT, World, make_world, raises_exactly
 
-from ironroot.errors import DeviceStateTampered, StorageError
+from ironroot.errors import DeviceStateTampered, NotFound, StorageError
 from ironroot.platform import DEVICES, Platform
 from ironroot.platform._flash import Chip, Flash
 from scratch import in_memory
@@ -65,3 +65,25 @@ def test_an_image_read_in_one_open_refuses_what_the_chip_refuses(
     raises_exactly(StorageError, "flash-missing", lambda: flash.image("gpu", "slot0"))
     measured = {m.name: m.code for m in node.measure(now=NOW)}
     assert measured == {"nvme": "flash-symlink", "nic": "flash-not-a-file", "gpu": "flash-missing"}
+
+
+@pytest.mark.parametrize(
+    "ident",
+    ["", "0" * 63, "0" * 65, "A" * 64, "g" * 64, "0" * 63 + "\n", "\u0663" * 64, "../" + "0" * 61],
+)
+def test_an_evidence_id_that_is_not_64_lower_case_hex_digits_names_nothing(
+    node: Platform, ident: str
+) -> None:
+    """Checked before any file is named (the id names a file in the node's directory)."""
+    with pytest.raises(NotFound) as info:
+        node.evidence(ident)
+    assert type(info.value) is NotFound
+    assert info.value.detail == "no such evidence"
+
+
+def test_a_named_evidence_file_is_read_and_checked(node: Platform) -> None:
+    image = node.state().component("nic").image
+    assert image is not None
+    statements, _ = node.evidence(image.evidence)
+    assert statements
+    raises_exactly(NotFound, "not-found", lambda: node.evidence("0" * 64))
