@@ -1282,7 +1282,8 @@ def check_caller(
 
 
 def _node_folder(fleet: Fleet, node: str) -> Path:
-    return fleet.directory / "nodes" / _check_name(node, "node") / NODE_CREDENTIALS
+    # one join (a checked name holds no "/")
+    return fleet.directory / f"nodes/{_check_name(node, 'node')}/{NODE_CREDENTIALS}"
 
 
 def _certifies(certificate: x509.Certificate, key: PrivateKey) -> bool:

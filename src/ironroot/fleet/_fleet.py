@@ -848,7 +848,7 @@ class Fleet:
                 f"{self._file.what} registers a node {record.id!r} that is not a node id: "
                 "it is damaged"
             )
-        return self.directory / "nodes" / record.id
+        return self.directory / f"nodes/{record.id}"  # one join: an id holds no "/"
 
     def node(self, node_id: str) -> Platform:
         """The node's platform (opened now; nothing is kept)."""

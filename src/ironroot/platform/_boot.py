@@ -471,11 +471,12 @@ def measure_devices(
     expired = rot.platform.config.trust.expired_manifest
     assert rot.state is not None
     results: list[DeviceMeasurement] = []
+    folder = rot.platform.directory / "devices"
     for name in DEVICES:
         cs = rot.state.component(name)
         info = rot.platform.config.devices[name]
         try:
-            read = rot.flash.chip(name).image(f"slot{cs.active}")
+            read = rot.flash.image(name, f"slot{cs.active}")
         except IronrootError as exc:
             results.append(DeviceMeasurement(name, False, exc.code, exc.detail, error=exc))
             continue
@@ -498,7 +499,7 @@ def measure_devices(
                 now=now,
                 outside_validity=expired,
             )
-            device = PlatformDevice.open(rot.platform.directory / "devices", name)
+            device = PlatformDevice.open(folder, name)
             result = _measure_read(
                 device, read, root=info.root, references=references, now=now, nonce=nonce
             )

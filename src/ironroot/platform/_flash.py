@@ -173,6 +173,13 @@ def _fd(path: Path, flags: int) -> int:
     """Open a chip file, never through a symbolic link (``O_NOFOLLOW``), and only a regular
     file (``flash-not-a-file``: a named pipe held open by a writer kept every reader waiting;
     opened without blocking, so one with no writer is refused too)."""
+    return _open_chip(path, flags)[0]
+
+
+def _open_chip(path: Path, flags: int) -> tuple[int, int]:
+    """:func:`_fd`, and the size of the file opened (from the ``fstat`` that checks it). A
+    descriptor opened to read stays without blocking: that changes nothing for a regular
+    file, which is all this opens, and saves two ``fcntl`` calls an open."""
     try:
         fd = os.open(path, flags | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
     except FileNotFoundError as exc:
@@ -184,8 +191,9 @@ def _fd(path: Path, flags: int) -> int:
             ) from exc
         raise StorageError(f"flash chip {path.name}: {exc.strerror}") from exc
     try:
-        regular = stat.S_ISREG(os.fstat(fd).st_mode)
-        if regular:
+        info = os.fstat(fd)
+        regular = stat.S_ISREG(info.st_mode)
+        if regular and flags != os.O_RDONLY:
             os.set_blocking(fd, True)
     except BaseException:
         os.close(fd)
@@ -195,7 +203,7 @@ def _fd(path: Path, flags: int) -> int:
         raise DeviceStateTampered(
             f"flash chip {path.name} is not a regular file", code="flash-not-a-file"
         )
-    return fd
+    return fd, info.st_size
 
 
 def _pread(fd: int, length: int, offset: int) -> bytes:
@@ -249,16 +257,29 @@ class Chip:
     """
 
     def __init__(self, path: Path, slot_size: int | None = None) -> None:
-        self.path = path
         try:
-            fd = _fd(path, os.O_RDONLY)
+            fd, actual = _open_chip(path, os.O_RDONLY)
             try:
-                header = _pread(fd, BLOCK, 0)
-                actual = os.fstat(fd).st_size
+                self._read_header(path, slot_size, fd, actual)
             finally:
                 os.close(fd)
         except OSError as exc:
             raise StorageError(f"flash chip {path.name}: {exc.strerror}") from exc
+
+    @classmethod
+    def _opened(cls, path: Path, slot_size: int | None, fd: int, actual: int) -> Chip:
+        """The chip of the file ``path`` the caller opened (``fd``, ``actual`` bytes long),
+        checked as :class:`Chip` checks it; ``fd`` stays open for the caller to read on."""
+        chip = cls.__new__(cls)
+        try:
+            chip._read_header(path, slot_size, fd, actual)
+        except OSError as exc:
+            raise StorageError(f"flash chip {path.name}: {exc.strerror}") from exc
+        return chip
+
+    def _read_header(self, path: Path, slot_size: int | None, fd: int, actual: int) -> None:
+        self.path = path
+        header = _pread(fd, BLOCK, 0)
         self.name, regions, self.size = _decode_header(header, path)
         if self.name != path.stem:
             raise DeviceStateTampered(
@@ -324,18 +345,22 @@ class Chip:
         it in chunks and joining them costs as much as hashing it (an allocation and a copy
         per chunk), and boot reads every active slot this way.
         """
-        r = self.region(region)
         fd = _fd(self.path, os.O_RDONLY)  # one open for the header and the image
         try:
-            raw = _pread(fd, _IMAGE.size, r.offset)
-            if len(raw) != _IMAGE.size:
-                raise StorageError(f"flash chip {self.name} is shorter than its layout")
-            magic, length, expected = _IMAGE.unpack(raw)
-            if magic != IMAGE_MAGIC or length > r.size - IMAGE_HEADER_SIZE:
-                return None
-            data = _pread(fd, length, r.offset + IMAGE_HEADER_SIZE)
+            return self._image_at(fd, region)
         finally:
             os.close(fd)
+
+    def _image_at(self, fd: int, region: str) -> tuple[bytes, bytes] | None:
+        """:meth:`image`, read from ``fd``, the chip file opened by the caller."""
+        r = self.region(region)
+        raw = _pread(fd, _IMAGE.size, r.offset)
+        if len(raw) != _IMAGE.size:
+            raise StorageError(f"flash chip {self.name} is shorter than its layout")
+        magic, length, expected = _IMAGE.unpack(raw)
+        if magic != IMAGE_MAGIC or length > r.size - IMAGE_HEADER_SIZE:
+            return None
+        data = _pread(fd, length, r.offset + IMAGE_HEADER_SIZE)
         header = ImageHeader(length, expected)
         if len(data) != header.length:
             raise StorageError(f"flash chip {self.name} is shorter than its layout")
@@ -373,15 +398,36 @@ class Flash:
         self._slot_sizes = dict(slot_sizes) if slot_sizes is not None else None
         self._chips: dict[str, Chip] = {}
 
+    def _path_and_size(self, name: str) -> tuple[Path, int | None]:
+        size = None
+        if self._slot_sizes is not None and name != "rot":
+            if name not in self._slot_sizes:
+                raise ConfigError(f"the node has no flash chip {name!r}")
+            size = self._slot_sizes[name]
+        return self.directory / f"{name}.bin", size
+
     def chip(self, name: str) -> Chip:
-        if name not in self._chips:
-            size = None
-            if self._slot_sizes is not None and name != "rot":
-                if name not in self._slot_sizes:
-                    raise ConfigError(f"the node has no flash chip {name!r}")
-                size = self._slot_sizes[name]
-            self._chips[name] = Chip(self.directory / f"{name}.bin", size)
-        return self._chips[name]
+        found = self._chips.get(name)
+        if found is None:
+            found = self._chips[name] = Chip(*self._path_and_size(name))
+        return found
+
+    def image(self, chip: str, region: str) -> tuple[bytes, bytes] | None:
+        """``chip(chip).image(region)`` (:meth:`Chip.image`): a chip not opened yet is opened
+        once, for its header and the image, which are then read from the same file."""
+        found = self._chips.get(chip)
+        if found is not None:
+            return found.image(region)
+        path, size = self._path_and_size(chip)
+        try:
+            fd, actual = _open_chip(path, os.O_RDONLY)
+        except OSError as exc:
+            raise StorageError(f"flash chip {path.name}: {exc.strerror}") from exc
+        try:
+            found = self._chips[chip] = Chip._opened(path, size, fd, actual)
+            return found._image_at(fd, region)
+        finally:
+            os.close(fd)
 
     @staticmethod
     def format(directory: Path, chips: Mapping[str, int]) -> None:

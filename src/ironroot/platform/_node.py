@@ -34,6 +34,7 @@ import datetime as dt
 import hashlib
 import json
 import os
+import re
 import secrets
 from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
@@ -91,6 +92,7 @@ DEFAULT_SLOT_SIZES: Final = {
 _CONFIG: Final = "platform.json"
 _CONFIG_LIMIT: Final = 1024 * 1024
 _EVIDENCE_LIMIT: Final = 4 * MIB
+_EVIDENCE_ID: Final = re.compile(r"[0-9a-f]{64}")  # SHA-256, lower-case hex
 _JOURNAL_KEY: Final = "platform-journal.key"
 _COUNTER: Final = "platform"
 _NO_WRITE_STEPS: Final = frozenset({"receive", "verify", "verify-write", "reboot", "health"})
@@ -859,9 +861,9 @@ class Platform:
         """The statements an image was accepted with (and its PFM's statement, if any)."""
         from ironroot.cose import decode_cbor
 
-        if len(ident) != 64 or any(c not in "0123456789abcdef" for c in ident):
+        if not _EVIDENCE_ID.fullmatch(ident):
             raise NotFound("no such evidence")
-        path = self.directory / "evidence" / f"{ident}.cbor"
+        path = self.directory / f"evidence/{ident}.cbor"  # one join: ident is hex
         try:
             # a regular file: a named pipe held open by a writer would keep the read waiting
             blob = read_limited(path, _EVIDENCE_LIMIT, regular=True)
