@@ -868,16 +868,52 @@ def sign_desired(
 ) -> bytes:
     """One approval of ``state``: a Signed Statement by ``signer`` as ``iss`` (module docs),
     valid from ``nbf`` and until ``exp`` when given (its CWT claims)."""
-    return create_statement(
+    return _sign_approval(
         signer,
         state.encode(),
         iss=iss,
         sub=desired_subject(state.node_class),
         content_type=DESIRED_STATE_CONTENT_TYPE,
+        iat=iat,
+        exp=exp,
+        nbf=nbf,
+    )
+
+
+def _sign_approval(
+    signer: Signer,
+    payload: bytes,
+    *,
+    iss: str,
+    sub: str,
+    content_type: str,
+    iat: dt.datetime | None,
+    exp: dt.datetime | None,
+    nbf: dt.datetime | None,
+) -> bytes:
+    """An approver's Signed Statement of ``payload`` (a desired state, a governance change),
+    its times as CWT claims when given."""
+    return create_statement(
+        signer,
+        payload,
+        iss=iss,
+        sub=sub,
+        content_type=content_type,
         iat=int(iat.timestamp()) if iat is not None else None,
         exp=int(exp.timestamp()) if exp is not None else None,
         nbf=int(nbf.timestamp()) if nbf is not None else None,
     )
+
+
+def _stored_cbor(path: Path) -> Any:
+    """A stored CBOR file of the desired-state store, decoded (``StorageError`` when it is
+    missing or does not decode; its shape is the caller's to check)."""
+    try:
+        return decode_cbor(read_limited(path, 4 * _MAX_FILE), Limits(max_bytes=4 * _MAX_FILE))
+    except FileNotFoundError as exc:
+        raise StorageError(f"{path} is missing") from exc
+    except MalformedInput as exc:
+        raise StorageError(f"{path} is malformed: {exc.detail}") from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -1295,12 +1331,7 @@ class DesiredStore:
 
     def _stored_change(self, node_class: str, epoch: int) -> tuple[bytes, ...]:
         path = self._dir(node_class) / "governance" / f"e{epoch}.cbor"
-        try:
-            doc = decode_cbor(read_limited(path, 4 * _MAX_FILE), Limits(max_bytes=4 * _MAX_FILE))
-        except FileNotFoundError as exc:
-            raise StorageError(f"{path} is missing") from exc
-        except MalformedInput as exc:
-            raise StorageError(f"{path} is malformed: {exc.detail}") from exc
+        doc = _stored_cbor(path)
         if (
             not isinstance(doc, dict)
             or set(doc) != {"statements"}
@@ -1446,12 +1477,7 @@ class DesiredStore:
         """Stored version ``version``: its document, statements and the governance epoch it
         was put in force under (1 when the file predates governance changes)."""
         path = self._dir(node_class) / f"v{version}.cbor"
-        try:
-            doc = decode_cbor(read_limited(path, 4 * _MAX_FILE), Limits(max_bytes=4 * _MAX_FILE))
-        except FileNotFoundError as exc:
-            raise StorageError(f"{path} is missing") from exc
-        except MalformedInput as exc:
-            raise StorageError(f"{path} is malformed: {exc.detail}") from exc
+        doc = _stored_cbor(path)
         if (
             not isinstance(doc, dict)
             or set(doc) - {"governance"} != {"document", "statements"}

@@ -55,7 +55,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from ironroot.cose import Limits, create_statement, decode_cbor, encode_cbor
+from ironroot.cose import Limits, decode_cbor, encode_cbor
 from ironroot.crypto import PublicKey, Signer
 from ironroot.errors import IronrootError, MalformedInput, PolicyRejected, UnknownIssuer
 from ironroot.fleet._desired import (
@@ -67,6 +67,7 @@ from ironroot.fleet._desired import (
     _at,
     _Kind,
     _quorum,
+    _sign_approval,
 )
 
 __all__ = [
@@ -291,15 +292,15 @@ def sign_governance_change(
     nbf: dt.datetime | None = None,
 ) -> bytes:
     """One approver's approval of ``change``: a Signed Statement by ``signer`` as ``iss``."""
-    return create_statement(
+    return _sign_approval(
         signer,
         change.encode(),
         iss=iss,
         sub=governance_subject(change.node_class),
         content_type=GOVERNANCE_CHANGE_CONTENT_TYPE,
-        iat=int(iat.timestamp()) if iat is not None else None,
-        exp=int(exp.timestamp()) if exp is not None else None,
-        nbf=int(nbf.timestamp()) if nbf is not None else None,
+        iat=iat,
+        exp=exp,
+        nbf=nbf,
     )
 
 
