@@ -322,7 +322,7 @@ class Scanner:
             else:  # a list: written before tokens were kept
                 tokens = {n: "" for n in nodes if isinstance(n, str)}
             return _Pending(tokens, seq)
-        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:
             _log.warning("%s is damaged (%s): every node is triggered", self._pending_path, exc)
             return _Pending(dict.fromkeys((r.id for r in self.fleet.records()), ""), 0, False)
 

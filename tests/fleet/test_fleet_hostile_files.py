@@ -1,0 +1,92 @@
+"""Hostile files in a fleet's directory, as the scanner and the revocation watch read them:
+``scan-pending.json`` and ``admission/watched.json`` damaged past what ``json`` can nest, and
+CRL files in ``admission/crls/`` that are no regular file (a named pipe, a link to a device
+that never ends). Each is read as damaged or unreadable, never raised out of a round or waited
+on for ever."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from tests.fleet.fleet_world import make_fleet
+from tests.platform.node_world import NOW, World, make_world
+
+from ironroot.fleet import Fleet, RevocationWatch, Scanner
+
+_DEEP = b"[" * 200_000  # deeper than json's recursion allows: RecursionError, not ValueError
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    with make_world(tmp_path_factory.mktemp("hostile-files-world")) as w:
+        yield w
+
+
+def _attest(fleet: Fleet) -> object:
+    lock = threading.Lock()
+
+    def attest(node_id: str, now: dt.datetime) -> str:
+        stamp = now.isoformat().replace("+00:00", "Z")
+        with lock:
+            fleet.set_status(node_id, "admitted", "scan", now=now, last_attested=stamp)
+        return "admitted"
+
+    return attest
+
+
+def test_a_pending_file_nested_past_what_json_reads_triggers_every_node(
+    world: World, tmp_path: Path
+) -> None:
+    """Old behaviour: ``scan-pending.json`` nested deeper than ``json`` recurses raised
+    ``RecursionError`` out of every round before any node was attested (not the damaged
+    file's "every node is triggered"): no node was re-attested again, due or triggered."""
+    fleet, _ = make_fleet(world, tmp_path / "fleet", 2)
+    scanner = Scanner(fleet, _attest(fleet), period=86400)  # type: ignore[arg-type]
+    scanner.scan(NOW)
+    (fleet.directory / "scan-pending.json").write_bytes(_DEEP)
+    later = NOW + dt.timedelta(seconds=10)
+    assert scanner.scan(later).reasons == dict.fromkeys(fleet.node_ids(), "triggered")
+    assert scanner.scan(later + dt.timedelta(seconds=10)).reasons == {}  # written again whole
+
+
+def test_a_watch_file_nested_past_what_json_reads_triggers_every_class(
+    world: World, tmp_path: Path
+) -> None:
+    """Old behaviour: ``admission/watched.json`` nested too deep raised ``RecursionError`` as
+    the watch started (``fleet serve --scan`` died with a traceback) instead of being read as
+    damaged: nothing seen, every CRL there reported once."""
+    fleet, _ = make_fleet(world, tmp_path / "fleet", 1)
+    crls = fleet.directory / "admission" / "crls"
+    crls.mkdir(parents=True, exist_ok=True)
+    (crls / "vendor-ca.crl").write_bytes(b"a CRL")
+    RevocationWatch(fleet).poll()
+    (fleet.directory / "admission" / "watched.json").write_bytes(b'{"format": 1, "seen": ' + _DEEP)
+    watch = RevocationWatch(fleet)
+    assert sorted({e.crl for e in watch.poll()}) == ["admission/crls/vendor-ca.crl"]
+    assert watch.poll() == []
+
+
+@pytest.mark.parametrize("kind", ["named pipe", "link to /dev/zero"])
+def test_a_crl_file_that_is_no_regular_file_is_never_waited_on(
+    world: World, tmp_path: Path, kind: str
+) -> None:
+    """Old behaviour: a CRL is known by the SHA-256 of its bytes, read whole and unbounded
+    with a blocking ``open``: a named pipe in ``admission/crls/`` (nobody writing) kept the
+    watch, and every admission of the fleet, waiting in ``open`` for ever, and a link to
+    ``/dev/zero`` read on for ever. Such a file is read as the CRL check reads it (without
+    blocking, within its limit): it holds no CRL, and its name is reported once."""
+    fleet, _ = make_fleet(world, tmp_path / "fleet", 1)
+    crls = fleet.directory / "admission" / "crls"
+    crls.mkdir(parents=True, exist_ok=True)
+    watch = RevocationWatch(fleet)
+    if kind == "named pipe":
+        os.mkfifo(crls / "pipe.crl")
+    else:
+        (crls / "pipe.crl").symlink_to("/dev/zero")
+    assert sorted({e.crl for e in watch.poll()}) == ["admission/crls/pipe.crl"]
+    assert watch.poll() == []
