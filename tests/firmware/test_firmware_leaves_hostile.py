@@ -10,12 +10,13 @@ from pathlib import Path
 from types import MappingProxyType
 
 import pytest
+from cbor2 import CBORTag
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hypothesis_budget import examples
 from ironroot.cli import main
-from ironroot.cose import HASH_SHA384, Sign1, SignedStatement, create_statement
+from ironroot.cose import HASH_SHA384, Sign1, SignedStatement, create_statement, encode_cbor
 from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.errors import LimitExceeded, MalformedInput, MalformedStatement
 from ironroot.firmware import (
@@ -160,3 +161,22 @@ def _read(data: bytes) -> tuple[LoggedLmsLeaf, ...] | MalformedInput:
         return logged_lms_leaves(data)
     except MalformedInput as exc:
         return exc
+
+
+def test_cli_leaves_keeps_the_code_of_a_statement_it_cannot_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Old behaviour: ``firmware leaves`` (and ``publish --logged``) named the file in the
+    error by raising its class again with the detail alone: a statement signed with an
+    algorithm Ironroot does not know was ``malformed-statement``, not the
+    ``unsupported-algorithm`` the library says (the code scripts match on)."""
+    protected = encode_cbor(
+        {1: -65535, 15: {1: "https://vendor.example", 2: "pkg:firmware/acme/bmc"},
+         258: -43, 259: MANIFEST_CONTENT_TYPE}
+    )  # fmt: skip
+    path = tmp_path / "unknown.manifest.ts"
+    path.write_bytes(encode_cbor(CBORTag(18, [protected, {}, b"\0" * 48, b"signature"])))
+    assert main(["firmware", "leaves", str(path)]) == 2
+    assert capsys.readouterr().err == (
+        f"ironroot: unsupported-algorithm: {path}: unsupported COSE algorithm -65535\n"
+    )
