@@ -13,10 +13,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tests.fleet.admission_world import admission_world
 from tests.fleet.fleet_world import make_fleet
 from tests.platform.node_world import NOW, World, make_world
 
-from ironroot.fleet import Fleet, RevocationWatch, Scanner
+from ironroot.fleet import Fleet, RevocationWatch, Scanner, attest_node
 
 _DEEP = b"[" * 200_000  # deeper than json's recursion allows: RecursionError, not ValueError
 
@@ -90,3 +91,21 @@ def test_a_crl_file_that_is_no_regular_file_is_never_waited_on(
         (crls / "pipe.crl").symlink_to("/dev/zero")
     assert sorted({e.crl for e in watch.poll()}) == ["admission/crls/pipe.crl"]
     assert watch.poll() == []
+
+
+def test_a_named_pipe_held_open_among_the_crls_does_not_hold_admission(
+    world: World, tmp_path: Path
+) -> None:
+    """Old behaviour: the CRL check read each file of ``admission/crls/`` with
+    ``read_limited``, which waits on a named pipe whose writer holds it open and never writes:
+    every admission of the fleet waited with it. Only regular files are read as CRLs; the
+    pipe is left out with a warning, as an unreadable file."""
+    fleet, authority = admission_world(world).fleet(tmp_path / "fleet", 1)
+    crls = fleet.directory / "admission" / "crls"
+    crls.mkdir(parents=True, exist_ok=True)
+    os.mkfifo(crls / "pipe.crl")
+    writer = os.open(crls / "pipe.crl", os.O_RDWR)  # a writer that never writes
+    try:
+        assert attest_node(fleet, "node-0001", now=NOW, authority=authority).status == "admitted"
+    finally:
+        os.close(writer)

@@ -592,7 +592,8 @@ class Revocations:
         for path in files:
             label = f"admission/crls/{path.name}"
             try:
-                items.append((label, read_limited(path, _MAX_CRL)))
+                # a regular file only: a named pipe held open by a writer would be waited on
+                items.append((label, read_limited(path, _MAX_CRL, regular=True)))
             except LimitExceeded:
                 unreadable.append((label, _head(path), f"it is larger than {_MAX_CRL} bytes"))
             except (OSError, IronrootError) as exc:
