@@ -109,3 +109,34 @@ def test_a_named_pipe_held_open_among_the_crls_does_not_hold_admission(
         assert attest_node(fleet, "node-0001", now=NOW, authority=authority).status == "admitted"
     finally:
         os.close(writer)
+
+
+def test_state_files_that_are_named_pipes_held_open_are_read_as_unreadable(
+    world: World, tmp_path: Path
+) -> None:
+    """Old behaviour: ``scan-pending.json`` and ``admission/watched.json`` were read with
+    ``read_limited``, which waits on a named pipe whose writer holds it open: the scanner's
+    rounds (and the watch's start) waited with it. Each is a file that cannot be read now:
+    every node triggered, every CRL reported once, and the file written again."""
+    fleet, _ = make_fleet(world, tmp_path / "fleet", 2)
+    crls = fleet.directory / "admission" / "crls"
+    crls.mkdir(parents=True, exist_ok=True)
+    (crls / "vendor-ca.crl").write_bytes(b"a CRL")
+    RevocationWatch(fleet).poll()
+    scanner = Scanner(fleet, _attest(fleet), period=86400)  # type: ignore[arg-type]
+    scanner.scan(NOW)
+    pipes = [fleet.directory / "scan-pending.json", fleet.directory / "admission" / "watched.json"]
+    writers = []
+    for pipe in pipes:
+        pipe.unlink()
+        os.mkfifo(pipe)
+        writers.append(os.open(pipe, os.O_RDWR))  # a writer that never writes
+    try:
+        later = NOW + dt.timedelta(seconds=10)
+        assert scanner.scan(later).reasons == dict.fromkeys(fleet.node_ids(), "triggered")
+        watch = RevocationWatch(fleet)
+        assert sorted({e.crl for e in watch.poll()}) == ["admission/crls/vendor-ca.crl"]
+    finally:
+        for fd in writers:
+            os.close(fd)
+    assert all(pipe.is_file() for pipe in pipes)  # written again, whole

@@ -711,7 +711,7 @@ class RevocationWatch:
 
     def _load(self) -> Seen | None:
         try:
-            data = read_limited(self._path, _MAX_WATCH_STATE)
+            data = read_limited(self._path, _MAX_WATCH_STATE, regular=True)
         except FileNotFoundError:
             return None
         except (OSError, IronrootError) as exc:

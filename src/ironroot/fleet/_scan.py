@@ -306,7 +306,7 @@ class Scanner:
         trigger that wrote it down), and the fleet's event up to which the rollouts were read
         (module docs); ``None``: no file. Read under :meth:`_pending_lock`."""
         try:
-            data = read_limited(self._pending_path, _MAX_PENDING)
+            data = read_limited(self._pending_path, _MAX_PENDING, regular=True)
         except FileNotFoundError:
             return None
         except (OSError, IronrootError) as exc:  # every node then: nothing triggered is lost
