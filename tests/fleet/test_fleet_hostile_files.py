@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import sqlite3
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +18,7 @@ from tests.fleet.admission_world import admission_world
 from tests.fleet.fleet_world import make_fleet
 from tests.platform.node_world import NOW, World, make_world
 
+from ironroot.errors import StorageError
 from ironroot.fleet import Fleet, RevocationWatch, Scanner, attest_node
 
 _DEEP = b"[" * 200_000  # deeper than json's recursion allows: RecursionError, not ValueError
@@ -140,3 +142,35 @@ def test_state_files_that_are_named_pipes_held_open_are_read_as_unreadable(
         for fd in writers:
             os.close(fd)
     assert all(pipe.is_file() for pipe in pipes)  # written again, whole
+
+
+def test_an_event_whose_detail_is_nested_past_what_json_reads_is_damaged(
+    world: World, tmp_path: Path
+) -> None:
+    """Old behaviour: an event row of ``fleet.db`` whose detail nests deeper than ``json``
+    recurses raised ``RecursionError`` out of ``events()`` (the scanner reads the
+    ``rollout-update`` events at every round) and out of ``record_repeated`` (each
+    ``scan-failed``), not the ``StorageError`` of a damaged row, or a row not counted."""
+    fleet, _ = make_fleet(world, tmp_path / "fleet", 1)
+    fleet.record("node-0001", "rollout-update", {"to": "2.0"}, now=NOW)
+    failed = {"code": "x"}
+    fleet.record_repeated(
+        "node-0001", "scan-failed", failed, same="code", now=NOW, window=60, keep=2
+    )
+    (rollout,) = fleet.events(kind="rollout-update")
+    db = sqlite3.connect(fleet.directory / "fleet.db")
+    with db:
+        db.execute("UPDATE events SET detail = ? WHERE kind = 'rollout-update'", (_DEEP.decode(),))
+        db.execute("UPDATE events SET detail = ? WHERE kind = 'scan-failed'", (_DEEP.decode(),))
+    db.close()
+    with pytest.raises(StorageError) as exc:
+        fleet.events(kind="rollout-update")
+    assert exc.value.detail == f"the fleet registry: event #{rollout.seq} is damaged"
+    fleet.record_repeated(
+        "node-0001", "scan-failed", failed, same="code", now=NOW, window=60, keep=2
+    )
+    db = sqlite3.connect(fleet.directory / "fleet.db")
+    with db:
+        (count,) = db.execute("SELECT count(*) FROM events WHERE kind = 'scan-failed'").fetchone()
+    db.close()
+    assert count == 2  # the damaged one is no earlier failure to count: a new event

@@ -744,7 +744,7 @@ class Fleet:
             for seq, at, text in rows:
                 try:
                     earlier = json.loads(text) if isinstance(text, str) else None
-                except ValueError:
+                except (ValueError, RecursionError):  # nested too deep: damaged
                     earlier = None
                 if not isinstance(earlier, dict) or earlier.get(same) != detail.get(same):
                     continue
@@ -814,7 +814,7 @@ class Fleet:
         seq, at, node, kind, detail = row
         try:
             parsed = json.loads(detail) if isinstance(detail, str) else None
-        except ValueError:
+        except (ValueError, RecursionError):  # nested too deep: damaged
             parsed = None
         if (
             not isinstance(parsed, dict)
