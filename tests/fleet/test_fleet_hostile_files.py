@@ -174,3 +174,17 @@ def test_an_event_whose_detail_is_nested_past_what_json_reads_is_damaged(
         (count,) = db.execute("SELECT count(*) FROM events WHERE kind = 'scan-failed'").fetchone()
     db.close()
     assert count == 2  # the damaged one is no earlier failure to count: a new event
+
+
+def test_a_class_file_nested_past_what_json_reads_is_malformed(
+    world: World, tmp_path: Path
+) -> None:
+    """Old behaviour: ``class/<name>/class.json`` nested too deep raised ``RecursionError``
+    from ``node_class`` (every admission, scan round and trigger of the fleet reads it)."""
+    fleet, _ = make_fleet(world, tmp_path / "fleet", 1)
+    (name,) = fleet.classes()
+    folder = fleet.directory / "class" / name
+    (folder / "class.json").write_bytes(_DEEP)
+    with pytest.raises(StorageError) as exc:
+        Fleet(fleet.directory).node_class(name)
+    assert exc.value.detail.startswith(f"{folder}/class.json is malformed: ")

@@ -314,7 +314,7 @@ class NodeClass:
                 devices={k: DeviceInfo(v["vendor"], v["model"]) for k, v in doc["devices"].items()},
                 slot_sizes=doc.get("slot_sizes"),
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, RecursionError) as exc:
             raise StorageError(f"{directory}/class.json is malformed: {exc}") from exc
 
 
