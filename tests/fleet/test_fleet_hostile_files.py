@@ -7,6 +7,7 @@ on for ever."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import sqlite3
 import threading
@@ -14,10 +15,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 from tests.fleet.admission_world import admission_world
 from tests.fleet.fleet_world import make_fleet
 from tests.platform.node_world import NOW, World, make_world
 
+from hypothesis_budget import examples
 from ironroot.errors import StorageError
 from ironroot.fleet import Fleet, RevocationWatch, Scanner, attest_node
 
@@ -55,6 +59,78 @@ def test_a_pending_file_nested_past_what_json_reads_triggers_every_node(
     later = NOW + dt.timedelta(seconds=10)
     assert scanner.scan(later).reasons == dict.fromkeys(fleet.node_ids(), "triggered")
     assert scanner.scan(later + dt.timedelta(seconds=10)).reasons == {}  # written again whole
+
+
+@pytest.mark.parametrize("seq", [1 << 63, 10**30])
+def test_a_pending_file_whose_event_count_no_sqlite_integer_holds_triggers_every_node(
+    world: World, tmp_path: Path, seq: int
+) -> None:
+    """Old behaviour: a ``seq`` past SQLite's integers (2**63 and up) in
+    ``scan-pending.json`` raised ``OverflowError`` out of every round as the rollouts after
+    it were looked up: no node was re-attested again. It is a damaged file: every node."""
+    fleet, _ = make_fleet(world, tmp_path / "fleet", 2)
+    scanner = Scanner(fleet, _attest(fleet), period=86400)  # type: ignore[arg-type]
+    scanner.scan(NOW)
+    (fleet.directory / "scan-pending.json").write_text(f'{{"nodes": {{}}, "seq": {seq}}}')
+    later = NOW + dt.timedelta(seconds=10)
+    assert scanner.scan(later).reasons == dict.fromkeys(fleet.node_ids(), "triggered")
+    assert scanner.scan(later + dt.timedelta(seconds=10)).reasons == {}
+
+
+_JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(1 << 70), 1 << 70)
+    | st.floats()
+    | st.text(max_size=12)
+    | st.sampled_from(["node-0001", "node-0002", "admission/crls/vendor-ca.crl"]),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(
+            st.text(max_size=8) | st.sampled_from(["node-0001", "seen"]), inner, max_size=4
+        )
+    ),
+    max_leaves=20,
+)
+_DOCS = _JSON | st.fixed_dictionaries(
+    {"nodes": _JSON},
+    optional={
+        "seq": _JSON | st.integers(-5, 1 << 80) | st.sampled_from([(1 << 63) - 1, 1 << 63]),
+        "format": _JSON,
+        "seen": _JSON,
+    },
+)
+
+
+def test_any_json_in_the_pending_and_watch_files_is_read_or_taken_as_damaged(
+    world: World, tmp_path: Path
+) -> None:
+    """Whatever JSON ``scan-pending.json`` and ``admission/watched.json`` hold, a round runs
+    (each node it names is attested at most once, none outside the fleet) and the watch
+    polls: a file that is not one they wrote is damaged, never an exception out of a round
+    (a ``seq`` past SQLite's integers was ``OverflowError`` out of every round)."""
+    fleet, _ = make_fleet(world, tmp_path / "fleet", 2)
+    scanner = Scanner(fleet, _attest(fleet), period=86400)  # type: ignore[arg-type]
+    scanner.scan(NOW)
+    (fleet.directory / "admission").mkdir(exist_ok=True)
+    rounds = iter(range(1, 1_000_000))
+
+    @settings(
+        max_examples=examples(40),
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+    )
+    @given(doc=_DOCS)
+    @example(doc={"nodes": {}, "seq": 1 << 63})  # found so: OverflowError out of every round
+    def one(doc: object) -> None:
+        text = json.dumps(doc)
+        (fleet.directory / "scan-pending.json").write_text(text)
+        (fleet.directory / "admission" / "watched.json").write_text(text)
+        report = scanner.scan(NOW + dt.timedelta(seconds=next(rounds)))
+        assert set(report.reasons) <= set(fleet.node_ids())
+        RevocationWatch(fleet).poll()
+
+    one()
 
 
 def test_a_watch_file_nested_past_what_json_reads_triggers_every_class(

@@ -315,7 +315,8 @@ class Scanner:
         try:
             doc = json.loads(data)
             nodes, seq = doc["nodes"], doc.get("seq", 0)
-            if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
+            # an event's number: SQLite holds none at 2**63 or past (OverflowError in a query)
+            if isinstance(seq, bool) or not isinstance(seq, int) or not 0 <= seq < 1 << 63:
                 raise ValueError("the event it read up to is not a count")
             if isinstance(nodes, dict):  # node -> the token of its trigger
                 tokens = {n: t if isinstance(t, str) else "" for n, t in nodes.items()}
