@@ -133,6 +133,25 @@ def test_any_json_in_the_pending_and_watch_files_is_read_or_taken_as_damaged(
     one()
 
 
+def test_a_pending_file_ahead_of_the_fleets_events_still_sees_new_rollouts(
+    world: World, tmp_path: Path
+) -> None:
+    """Old behaviour: ``scan-pending.json`` names the last ``rollout-update`` event it read
+    (``seq``); one ahead of the fleet's events (``fleet.db`` restored from a backup and the
+    file not, or the file edited) made every rollout recorded after numbered below it, never
+    read: the nodes it updated kept their old firmware's status until their period. Such a
+    file is not one written against this ``fleet.db``: damaged, every node triggered."""
+    fleet, _ = make_fleet(world, tmp_path / "fleet", 2)
+    scanner = Scanner(fleet, _attest(fleet), period=86400)  # type: ignore[arg-type]
+    scanner.scan(NOW)
+    (last,) = fleet.events(latest=True, limit=1)
+    (fleet.directory / "scan-pending.json").write_text(f'{{"nodes": {{}}, "seq": {last.seq + 50}}}')
+    fleet.record("node-0001", "rollout-update", {"component": "host", "to": "2.0"}, now=NOW)
+    later = NOW + dt.timedelta(seconds=10)
+    assert scanner.scan(later).reasons == dict.fromkeys(fleet.node_ids(), "triggered")
+    assert scanner.scan(later + dt.timedelta(seconds=10)).reasons == {}
+
+
 def test_a_watch_file_nested_past_what_json_reads_triggers_every_class(
     world: World, tmp_path: Path
 ) -> None:
