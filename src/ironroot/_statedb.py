@@ -45,6 +45,7 @@ import json
 import os
 import secrets
 import sqlite3
+import stat
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -235,7 +236,9 @@ class HighWater:
     def lock(self) -> Iterator[None]:
         """One writer of the file at a time (every process on this database)."""
         try:
-            fd = os.open(f"{self.path}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            # never through a link: a planted one would have this create a file elsewhere
+            flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
+            fd = os.open(f"{self.path}.lock", flags, 0o600)
         except OSError as exc:
             raise StorageError(
                 f"cannot lock the high-water file {self._shown}: {_reason(exc)}"
@@ -256,7 +259,11 @@ class HighWater:
         """The file as read (``None``: there is none)."""
         where = self._shown
         try:
-            with open(self.path, "rb") as file:
+            # without blocking: a named pipe in its place would wait for a writer for ever
+            fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            with open(fd, "rb") as file:
+                if not stat.S_ISREG(os.fstat(fd).st_mode):
+                    raise StorageError(f"the high-water file {where} is not a regular file")
                 data = file.read(_MAX_HIGH_WATER_BYTES + 1)
         except FileNotFoundError:
             return None

@@ -447,3 +447,34 @@ def test_create_statement_refuses_headers_it_sets_itself(label: object, message:
     with pytest.raises(MalformedStatement) as exc:
         create_statement(KEY, b"x", iss="i", sub="s", headers={label: 1})  # type: ignore[dict-item]
     assert exc.value.detail == message
+
+
+def _nested(depth: int) -> object:
+    value: object = 1
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize(
+    ("headers", "error", "message"),
+    [
+        ({1 << 64: 1}, MalformedStatement,
+         "header label 18446744073709551616 is past CBOR's integers (-2**64 to 2**64 - 1)"),
+        ({-(1 << 64) - 1: 1}, MalformedStatement,
+         "header label -18446744073709551617 is past CBOR's integers (-2**64 to 2**64 - 1)"),
+        ({"deep": _nested(16)}, LimitExceeded, "CBOR nesting deeper than 16"),
+    ],
+)  # fmt: skip
+def test_create_statement_refuses_headers_its_parser_would_refuse(
+    headers: dict[object, object], error: type[Exception], message: str
+) -> None:
+    """Old behaviour: ``headers=`` with a label past CBOR's integers (encoded as a bignum tag,
+    no label) or a value nested past the limits was signed, and the statement was refused by
+    every parser, ``SignedStatement.parse`` first: nothing is signed that cannot be read."""
+    with pytest.raises(error) as exc:
+        create_statement(KEY, b"x", iss="i", sub="s", headers=headers)  # type: ignore[arg-type]
+    assert exc.value.detail == message  # type: ignore[attr-defined]
+    edge = {(1 << 64) - 1: 1, -(1 << 64): 2, "deep": _nested(15)}
+    st = SignedStatement.parse(create_statement(KEY, b"x", iss="i", sub="s", headers=edge))  # type: ignore[arg-type]
+    assert st.sign1.protected[(1 << 64) - 1] == 1

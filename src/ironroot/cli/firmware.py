@@ -455,8 +455,8 @@ def _read_statement(path: Path) -> bytes:
     data = read_input(path, _MAX_STATEMENT)
     try:
         firmware.logged_lms_leaves(data)
-    except IronrootError as exc:
-        raise type(exc)(f"{path}: {exc.detail}") from exc
+    except IronrootError as exc:  # its code kept: an instance may refine its class's
+        raise type(exc)(f"{path}: {exc.detail}", code=exc.code) from exc
     return data
 
 

@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Final, TypeGuard
 
-from ironroot.cose._cbor import DEFAULT_LIMITS, Limits, encode_bstr
+from ironroot.cose._cbor import DEFAULT_LIMITS, Limits, decode_cbor, encode_bstr, encode_cbor
 from ironroot.cose._headers import (
     ALG,
     CONTENT_TYPE,
@@ -381,6 +381,11 @@ def create_statement(
             raise MalformedStatement(
                 f"header {label} is not a protected header of a Signed Statement"
             )
+        if isinstance(label, int) and not -(1 << 64) <= label < 1 << 64:  # a bignum: no label
+            shown = label if label.bit_length() <= 128 else f"of {label.bit_length()} bits"
+            raise MalformedStatement(
+                f"header label {shown} is past CBOR's integers (-2**64 to 2**64 - 1)"
+            )
     claims: dict[object, object] = {CWT_ISS: iss, CWT_SUB: sub}
     if iat is not None:
         claims[CWT_IAT] = iat
@@ -413,6 +418,8 @@ def create_statement(
         certs = list(x5chain)
         protected[X5CHAIN] = certs[0] if len(certs) == 1 else certs
     protected.update(extra)
+    if extra:  # nothing is signed that parse would refuse: nesting and items within limits
+        decode_cbor(encode_cbor(protected), limits)
     encoded = sign1(signer, payload, protected).encode()
     if len(encoded) > limits.max_bytes:
         raise PayloadTooLarge(

@@ -57,8 +57,9 @@ def logged_lms_leaves(statement: bytes) -> tuple[LoggedLmsLeaf, ...]:
 
     ``MalformedStatement`` for bytes that are no statement, a statement that is no firmware
     manifest statement (a SHA-384 hash envelope of ``MANIFEST_CONTENT_TYPE``: a CoRIM
-    statement given by mistake would otherwise compare nothing), and a leaves header that is
-    not exactly as :data:`LMS_LEAVES_HEADER` describes."""
+    statement given by mistake would otherwise compare nothing), a leaves header that is
+    not exactly as :data:`LMS_LEAVES_HEADER` describes, and one in the unprotected header
+    (unsigned: read as none, a reuse would pass unseen)."""
     parsed = _statement(statement)
     envelope = parsed.hash_envelope
     if (
@@ -69,6 +70,11 @@ def logged_lms_leaves(statement: bytes) -> tuple[LoggedLmsLeaf, ...]:
         raise MalformedStatement(
             "not a firmware manifest statement (a SHA-384 hash envelope of"
             f" {MANIFEST_CONTENT_TYPE})"
+        )
+    if LMS_LEAVES_HEADER in parsed.sign1.unprotected:  # unsigned: never read as "none"
+        raise MalformedStatement(
+            f"{LMS_LEAVES_HEADER} must be in the protected header (signed with the statement),"
+            " not the unprotected one"
         )
     protected = parsed.sign1.protected
     if LMS_LEAVES_HEADER not in protected:

@@ -314,7 +314,7 @@ class NodeClass:
                 devices={k: DeviceInfo(v["vendor"], v["model"]) for k, v in doc["devices"].items()},
                 slot_sizes=doc.get("slot_sizes"),
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, RecursionError) as exc:
             raise StorageError(f"{directory}/class.json is malformed: {exc}") from exc
 
 
@@ -751,7 +751,7 @@ class Fleet:
             for seq, at, text in rows:
                 try:
                     earlier = json.loads(text) if isinstance(text, str) else None
-                except ValueError:
+                except (ValueError, RecursionError):  # nested too deep: damaged
                     earlier = None
                 if not isinstance(earlier, dict) or earlier.get(same) != detail.get(same):
                     continue
@@ -821,7 +821,7 @@ class Fleet:
         seq, at, node, kind, detail = row
         try:
             parsed = json.loads(detail) if isinstance(detail, str) else None
-        except ValueError:
+        except (ValueError, RecursionError):  # nested too deep: damaged
             parsed = None
         if (
             not isinstance(parsed, dict)

@@ -86,11 +86,13 @@ import hashlib
 import hmac
 import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from stat import S_ISREG
 from typing import TYPE_CHECKING, Any, Final
 
 from cryptography import x509
@@ -214,10 +216,14 @@ def _stamp(path: Path) -> str:
     ``os.utime``), kept them. The digest is read again only when the file's stat (device,
     inode, size, mtime and ctime — which no one sets back but with the clock) has changed
     since it was hashed, or when the file had changed less than 3 s before it was: each
-    scan round reads no unchanged CRL."""
+    scan round reads no unchanged CRL. Only what the CRL check reads is hashed: the first
+    ``_MAX_CRL`` + 1 bytes of a regular file, opened without blocking; a named pipe or a
+    device (through a link too) is ``""``, never waited on or read without end."""
     try:
         info = path.stat()
     except OSError:
+        return ""
+    if not S_ISREG(info.st_mode):
         return ""
     stat = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
     key = str(path)
@@ -227,9 +233,14 @@ def _stamp(path: Path) -> str:
     hashed_at = time.time_ns()  # before the read: a write during it is a change after
     digest = hashlib.sha256()
     try:
-        with path.open("rb") as handle:
-            while chunk := handle.read(_CHUNK):
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # swapped for a pipe meanwhile
+        with os.fdopen(fd, "rb") as handle:
+            if not S_ISREG(os.fstat(fd).st_mode):
+                return ""
+            left = _MAX_CRL + 1
+            while left and (chunk := handle.read(min(_CHUNK, left))):
                 digest.update(chunk)
+                left -= len(chunk)
     except OSError:
         return ""
     out = digest.hexdigest()
@@ -581,7 +592,8 @@ class Revocations:
         for path in files:
             label = f"admission/crls/{path.name}"
             try:
-                items.append((label, read_limited(path, _MAX_CRL)))
+                # a regular file only: a named pipe held open by a writer would be waited on
+                items.append((label, read_limited(path, _MAX_CRL, regular=True)))
             except LimitExceeded:
                 unreadable.append((label, _head(path), f"it is larger than {_MAX_CRL} bytes"))
             except (OSError, IronrootError) as exc:
@@ -699,7 +711,7 @@ class RevocationWatch:
 
     def _load(self) -> Seen | None:
         try:
-            data = read_limited(self._path, _MAX_WATCH_STATE)
+            data = read_limited(self._path, _MAX_WATCH_STATE, regular=True)
         except FileNotFoundError:
             return None
         except (OSError, IronrootError) as exc:
@@ -710,7 +722,7 @@ class RevocationWatch:
             if doc.get("format") != _WATCH_FORMAT:
                 raise ValueError("not format 1")
             return {(str(label), str(stamp)) for label, stamp in doc["seen"]}
-        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:
             _log.warning("%s is damaged (%s): every class is triggered", self._path, exc)
             return set()
 

@@ -306,7 +306,7 @@ class Scanner:
         trigger that wrote it down), and the fleet's event up to which the rollouts were read
         (module docs); ``None``: no file. Read under :meth:`_pending_lock`."""
         try:
-            data = read_limited(self._pending_path, _MAX_PENDING)
+            data = read_limited(self._pending_path, _MAX_PENDING, regular=True)
         except FileNotFoundError:
             return None
         except (OSError, IronrootError) as exc:  # every node then: nothing triggered is lost
@@ -315,16 +315,24 @@ class Scanner:
         try:
             doc = json.loads(data)
             nodes, seq = doc["nodes"], doc.get("seq", 0)
-            if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
+            # an event's number: SQLite holds none at 2**63 or past (OverflowError in a query)
+            if isinstance(seq, bool) or not isinstance(seq, int) or not 0 <= seq < 1 << 63:
                 raise ValueError("the event it read up to is not a count")
+            if seq > self._last_event():  # rollouts numbered after it would never be read
+                raise ValueError(f"it read up to event {seq}, past the fleet's last (restored?)")
             if isinstance(nodes, dict):  # node -> the token of its trigger
                 tokens = {n: t if isinstance(t, str) else "" for n, t in nodes.items()}
             else:  # a list: written before tokens were kept
                 tokens = {n: "" for n in nodes if isinstance(n, str)}
             return _Pending(tokens, seq)
-        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:
             _log.warning("%s is damaged (%s): every node is triggered", self._pending_path, exc)
             return _Pending(dict.fromkeys((r.id for r in self.fleet.records()), ""), 0, False)
+
+    def _last_event(self) -> int:
+        """The number of the fleet's latest event (0: none)."""
+        latest = self.fleet.events(latest=True, limit=1)
+        return latest[0].seq if latest else 0
 
     def _rolled_out(self, seq: int) -> tuple[set[str], int]:
         """The nodes with a ``rollout-update`` event after ``seq``, and the last such event: a
