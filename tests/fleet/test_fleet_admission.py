@@ -266,6 +266,9 @@ def test_a_lifetime_of_0_or_a_damaged_configuration_is_a_typed_refusal(
         config.write_text(json.dumps(document))
         with pytest.raises(StorageError, match="credential_lifetime"):
             AdmissionAuthority.open(fleet)
+    config.write_text("[" * 30_000 + "]" * 30_000)  # nested past what json reads
+    with pytest.raises(StorageError, match=r"config\.json is not JSON"):
+        AdmissionAuthority.open(fleet)
     document["credential_lifetime"] = 3600
     config.write_text(json.dumps(document))
     assert AdmissionAuthority.open(fleet).credential_lifetime == 3600

@@ -748,7 +748,7 @@ class AdmissionAuthority:
                 f"admission is not set up in {fleet.directory}: run `ironroot fleet attest "
                 "--vendor-root CERT`"
             ) from exc
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise StorageError(f"{directory}/config.json is not JSON") from exc
         if not isinstance(config, dict) or config.get("format") != _FORMAT:
             raise StorageError(f"{directory}/config.json is not an admission configuration")

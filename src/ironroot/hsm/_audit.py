@@ -474,7 +474,7 @@ def verify_audit_segments(
         try:
             records = parse_audit_log(read(name))
         except MalformedInput as exc:  # which of the files, for the operator
-            raise type(exc)(f"segment {name}: {exc.detail}") from exc
+            raise type(exc)(f"segment {name}: {exc.detail}", code=exc.code) from exc
         if not given and records:
             prev, given = records[0].prev, True
         if len(records) != last - first + 1 or records[0].seq != first:
