@@ -146,6 +146,7 @@ from ironroot.http import (
     ServerTls,
     ServiceInfo,
     decode_request_map,
+    error_response,
     guarded,
     problem_app,
     read_body,
@@ -257,6 +258,10 @@ class _RolloutRate:
 # --- admission ------------------------------------------------------------------------------
 
 
+async def _not_found(request: Request, exc: Exception) -> Response:
+    return error_response(request, NotFound("no such resource"))
+
+
 def admission_app(
     authority: AdmissionAuthority,
     *,
@@ -264,7 +269,9 @@ def admission_app(
     mounts: Mapping[str, ASGIApp] | None = None,
 ) -> Starlette:
     """The admission service (module docs); ``mounts`` adds apps under path prefixes (the
-    dashboard under ``/dashboard``: ``ironroot fleet serve --dashboard DIR``)."""
+    dashboard under ``/dashboard``: ``ironroot fleet serve --dashboard DIR``), each answering,
+    counting and logging its own requests (the service's public ``/metrics`` count none of
+    them; ``/`` links to each)."""
 
     async def challenge(request: Request) -> Response:
         body = await _json_body(request)
@@ -302,13 +309,27 @@ def admission_app(
         Route("/fleet/crl", guarded(crl, _log), methods=["GET"]),
         Route("/fleet/verifier-key", guarded(verifier_key, _log), methods=["GET"]),
     ]
-    routes += [Mount(prefix, app=mounted) for prefix, mounted in (mounts or {}).items()]
     info = ServiceInfo(
         "fleet admission",
         "Node admission: challenge, evidence, appraisal, short-lived credentials",
+        links={prefix.strip("/"): f"{prefix.rstrip('/')}/" for prefix in mounts or {}},
         docs="fleet",
     )
-    return problem_app(routes, info)
+    service = problem_app(routes, info)
+    if not mounts:
+        return service
+    # A mounted app answers, counts and logs its requests itself, beside the service, not
+    # inside it: the service's /metrics are anyone's, and counted there too, the dashboard's
+    # POST /login 401s and 303s told anyone who logs in and when (its own are an operator's).
+    outer = Starlette(
+        routes=[
+            *(Mount(prefix, app=mounted) for prefix, mounted in mounts.items()),
+            Mount("", app=service),
+        ],
+        exception_handlers={404: _not_found},  # a target that is no path ("*"): as the service
+    )
+    outer.router.redirect_slashes = False
+    return outer
 
 
 # --- the planes -----------------------------------------------------------------------------
