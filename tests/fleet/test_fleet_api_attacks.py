@@ -666,3 +666,33 @@ def test_a_credential_check_on_a_fresh_thread_waits_for_no_writer(site: Site) ->
         read_while_held = done.wait(3)
     reader.join()
     assert read_while_held
+
+
+# --- caching -----------------------------------------------------------------------------------
+
+
+def test_answers_about_nodes_placements_credentials_and_nonces_are_never_cached(
+    site: Site,
+) -> None:
+    # A node's state changes at any moment (a quarantine), and a nonce is single use: a cache
+    # on the way, or in the client, must keep none of them, as the problems already say.
+    control, data = site.servers.control_url, site.servers.data_url
+    with site.operator() as operator, site.client("node-0001", "data") as node:
+        answers = [
+            operator.get(f"{control}/v1/whoami"),
+            operator.get(f"{control}/v1/nodes"),
+            operator.get(f"{control}/v1/nodes/node-0001"),
+            operator.get(f"{control}/v1/placements"),
+            node.get(f"{data}/v1/placements"),
+        ]
+    with site.anonymous() as anonymous:
+        answers.append(
+            anonymous.post(
+                f"{site.servers.admission_url}/fleet/admission/challenge",
+                json={"node": "node-0001"},
+            )
+        )
+    for answer in answers:
+        assert answer.status_code == 200, answer.request.url
+        assert answer.headers.get("cache-control") == "no-store", answer.request.url
+        assert answer.headers.get("x-content-type-options") == "nosniff", answer.request.url

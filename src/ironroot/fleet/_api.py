@@ -86,7 +86,10 @@ RFC 9290 problem details (CBOR, or JSON when the client accepts only JSON) with 
 Request bodies are of the media type their endpoint takes, checked before they are read
 (:func:`ironroot.http.require_media_type`): the JSON endpoints take ``application/json`` (a
 body without ``Content-Type`` is taken as JSON), ``POST /fleet/admission`` only
-``application/cbor``; any other is 415 ``unsupported-media-type``.
+``application/cbor``; any other is 415 ``unsupported-media-type``. The JSON answers (a
+challenge's nonce, the planes') carry ``Cache-Control: no-store`` and
+``X-Content-Type-Options: nosniff``, as the problems do: a node's state may have changed by the
+next request, and a nonce is single use.
 
 :class:`FleetServers` runs the three on loopback in background threads (tests, embedding);
 :func:`serve_fleet` runs them until SIGINT/SIGTERM (``ironroot fleet serve``), optionally with
@@ -178,6 +181,7 @@ _ROLLOUT_BURST: Final = 5  # rollout requests a node may make at once
 _ROLLOUT_EVERY: Final = 60.0  # seconds for each one more
 _CBOR: Final = "application/cbor"
 _JSON: Final = "application/json"
+_ANSWER_HEADERS: Final = {"cache-control": "no-store", "x-content-type-options": "nosniff"}
 Clock = Callable[[], dt.datetime]
 RolloutTrigger = Callable[[Mapping[str, Any]], Callable[[dt.datetime], Mapping[str, Any]]]
 """``trigger(request) -> start``: what ``POST /v1/rollouts`` runs, in two steps.
@@ -189,6 +193,13 @@ runs the rollout and returns its JSON-ready report. The control plane records
 
 def _utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+def _answer(value: Any, *, status: int = 200) -> JSONResponse:
+    """A JSON answer that no cache keeps (a node's state, a placement, a credential, a
+    single-use nonce: each may have changed by the next request) and no client sniffs, as
+    every problem of the services already is."""
+    return JSONResponse(value, status, _ANSWER_HEADERS)
 
 
 async def _json_body(request: Request) -> Mapping[str, Any]:
@@ -283,7 +294,7 @@ def admission_app(
             lambda: authority.challenge(clock(), client=peer, node=node)
         )
         encoded = base64.urlsafe_b64encode(nonce).rstrip(b"=").decode("ascii")
-        return JSONResponse({"nonce": encoded, "expires": expires})
+        return _answer({"nonce": encoded, "expires": expires})
 
     async def admit(request: Request) -> Response:
         require_media_type(request, _CBOR)
@@ -399,13 +410,13 @@ def plane_app(
 
     async def whoami(request: Request) -> Response:
         credential = await caller(request)
-        return JSONResponse(credential.to_json())
+        return _answer(credential.to_json())
 
     async def nodes(request: Request) -> Response:
         _operator(await caller(request), "reading the whole registry")
         records = await run_in_threadpool(fleet.records)
         counts = await run_in_threadpool(fleet.status_counts)
-        return JSONResponse({"counts": counts, "nodes": [r.to_json() for r in records]})
+        return _answer({"counts": counts, "nodes": [r.to_json() for r in records]})
 
     async def node(request: Request) -> Response:
         credential = await caller(request)
@@ -417,13 +428,13 @@ def plane_app(
                 code="not-own-node",
             )
         record = await run_in_threadpool(fleet.record_of, wanted)
-        return JSONResponse(record.to_json())
+        return _answer(record.to_json())
 
     async def placements(request: Request) -> Response:
         credential = await caller(request)
         scope = None if isinstance(credential, OperatorCredential) else credential.node
         found = await run_in_threadpool(authority.placements, scope)
-        return JSONResponse({"placements": [p.to_json() for p in found]})
+        return _answer({"placements": [p.to_json() for p in found]})
 
     async def place(request: Request) -> Response:
         _operator(await caller(request), "placing a VM")  # a node sends no body
@@ -439,7 +450,7 @@ def plane_app(
         placement = await run_in_threadpool(
             authority.place, vm, now=clock(), node=target, requested_by=operator.holder
         )
-        return JSONResponse(placement.to_json(), status_code=201)
+        return _answer(placement.to_json(), status=201)
 
     async def start_rollout(request: Request) -> Response:
         caller_credential, body = await caller_and_body(request)
@@ -469,7 +480,7 @@ def plane_app(
             fleet.record, credential.node, "rollout-requested", scoped, now=clock()
         )
         report = await run_in_threadpool(start, clock())
-        return JSONResponse(dict(report))
+        return _answer(dict(report))
 
     async def placements_or_place(request: Request) -> Response:
         return await (place(request) if request.method == "POST" else placements(request))
