@@ -696,3 +696,44 @@ def test_answers_about_nodes_placements_credentials_and_nonces_are_never_cached(
         assert answer.status_code == 200, answer.request.url
         assert answer.headers.get("cache-control") == "no-store", answer.request.url
         assert answer.headers.get("x-content-type-options") == "nosniff", answer.request.url
+
+
+# --- a browser holding a credential ----------------------------------------------------------
+
+_FROM_A_PAGE = {
+    "another site": {"origin": "https://evil.example", "sec-fetch-site": "cross-site"},
+    "origin only": {"origin": "https://evil.example"},
+    "fetch metadata only": {"sec-fetch-site": "same-site"},
+    "opaque origin": {"origin": "null"},
+}
+
+
+@pytest.mark.parametrize("headers", _FROM_A_PAGE.values(), ids=_FROM_A_PAGE.keys())
+def test_a_change_a_web_page_sends_with_a_browser_s_credential_is_refused(
+    site: Site, headers: dict[str, str]
+) -> None:
+    # A person's operator credential kept in a browser goes with every request the browser
+    # makes to the plane, those of any page it opens included; a POST without Content-Type
+    # (taken as JSON) needs no CORS preflight. The planes serve no page: a request a page
+    # made is refused before anything is read, and the caller's own client sends neither.
+    with site.operator() as operator:
+        response = operator.post(
+            f"{site.servers.control_url}/v1/placements",
+            content=b'{"vm": "cvm-from-a-page"}',
+            headers=headers,
+        )
+    assert problem(response) == (403, "cross-site-request", "Role Not Permitted")
+    assert "cvm-from-a-page" not in [p.vm for p in site.authority.placements()]
+    with site.client("node-0001", "control") as node:
+        response = node.post(
+            f"{site.servers.control_url}/v1/rollouts", content=b'{"dry_run": true}', headers=headers
+        )
+    assert problem(response) == (403, "cross-site-request", "Role Not Permitted")
+
+
+def test_a_request_the_user_typed_in_a_browser_is_not_a_page_s(site: Site) -> None:
+    with site.operator() as operator:
+        response = operator.get(
+            f"{site.servers.control_url}/v1/nodes", headers={"sec-fetch-site": "none"}
+        )
+    assert response.status_code == 200

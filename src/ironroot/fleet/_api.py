@@ -91,6 +91,13 @@ challenge's nonce, the planes') carry ``Cache-Control: no-store`` and
 ``X-Content-Type-Options: nosniff``, as the problems do: a node's state may have changed by the
 next request, and a nonce is single use.
 
+A change a web page made (``POST /v1/placements``, ``POST /v1/rollouts`` with an ``Origin``,
+or a ``Sec-Fetch-Site`` other than ``none``) is 403 ``cross-site-request``
+(``RoleNotPermitted``) before the caller is checked or the body read: a person's operator
+credential kept in a browser goes with every request the browser makes, a page's of any site
+included, and a ``POST`` without ``Content-Type`` needs no CORS preflight. The planes serve no
+page, and their clients send neither header.
+
 :class:`FleetServers` runs the three on loopback in background threads (tests, embedding);
 :func:`serve_fleet` runs them until SIGINT/SIGTERM (``ironroot fleet serve``), optionally with
 the continuous scanner. The servers' TLS certificate is issued by the fleet CA for the host
@@ -361,6 +368,24 @@ def _refused(credential: Credential, code: str) -> None:
     _log.warning("%s asked the control plane for what is not its own (%s)", credential.node, code)
 
 
+def _not_from_a_page(request: Request) -> None:
+    """``RoleNotPermitted`` ``cross-site-request`` (403) for a change a web page made: one
+    with an ``Origin``, or a ``Sec-Fetch-Site`` other than ``none`` (the user's own
+    navigation). A client certificate in a browser goes with every request the browser
+    makes to the plane, a page's of any site included, and a ``POST`` without a
+    ``Content-Type`` (taken as JSON) needs no CORS preflight; the planes serve no page, and
+    their clients (the scheduler, a node's agent, ``curl``) send neither header."""
+    site = request.headers.get("sec-fetch-site")
+    origin = request.headers.get("origin")
+    if origin is None and (site is None or site.strip().lower() == "none"):
+        return
+    made_by = f"the web origin {origin[:100]!r}" if origin is not None else f"a {site!r} page"
+    raise RoleNotPermitted(
+        f"a request {made_by} made with a credential a browser holds may not change the fleet",
+        code="cross-site-request",
+    )
+
+
 def _operator(credential: Caller, what: str) -> OperatorCredential:
     """``credential`` when it is an operator's; a node's is ``RoleNotPermitted``
     ``operator-required`` (403)."""
@@ -437,6 +462,7 @@ def plane_app(
         return _answer({"placements": [p.to_json() for p in found]})
 
     async def place(request: Request) -> Response:
+        _not_from_a_page(request)
         _operator(await caller(request), "placing a VM")  # a node sends no body
         body = await _json_body(request)
         operator = _operator(await caller(request), "placing a VM")  # as it acts (below)
@@ -453,6 +479,7 @@ def plane_app(
         return _answer(placement.to_json(), status=201)
 
     async def start_rollout(request: Request) -> Response:
+        _not_from_a_page(request)
         caller_credential, body = await caller_and_body(request)
         if rollout is None:
             raise NotFound("this control plane runs no rollouts")
