@@ -5,6 +5,7 @@ its exact status and code; the servers keep serving and the registry stays consi
 
 from __future__ import annotations
 
+import logging
 import socket
 import threading
 import time
@@ -708,14 +709,21 @@ _FROM_A_PAGE = {
 }
 
 
+def _made_by(headers: dict[str, str]) -> str:
+    if "origin" in headers:
+        return f"the web origin {headers['origin']!r}"
+    return f"a {headers['sec-fetch-site']!r} page"
+
+
 @pytest.mark.parametrize("headers", _FROM_A_PAGE.values(), ids=_FROM_A_PAGE.keys())
 def test_a_change_a_web_page_sends_with_a_browser_s_credential_is_refused(
-    site: Site, headers: dict[str, str]
+    site: Site, headers: dict[str, str], caplog: pytest.LogCaptureFixture
 ) -> None:
     # A person's operator credential kept in a browser goes with every request the browser
     # makes to the plane, those of any page it opens included; a POST without Content-Type
     # (taken as JSON) needs no CORS preflight. The planes serve no page: a request a page
     # made is refused before anything is read, and the caller's own client sends neither.
+    caplog.set_level(logging.WARNING, "ironroot.fleet")
     with site.operator() as operator:
         response = operator.post(
             f"{site.servers.control_url}/v1/placements",
@@ -724,6 +732,8 @@ def test_a_change_a_web_page_sends_with_a_browser_s_credential_is_refused(
         )
     assert problem(response) == (403, "cross-site-request", "Role Not Permitted")
     assert "cvm-from-a-page" not in [p.vm for p in site.authority.placements()]
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warned == [f"POST /v1/placements: refused, a request from {_made_by(headers)}"]
     with site.client("node-0001", "control") as node:
         response = node.post(
             f"{site.servers.control_url}/v1/rollouts", content=b'{"dry_run": true}', headers=headers

@@ -375,11 +375,13 @@ def _not_from_a_page(request: Request) -> None:
     makes to the plane, a page's of any site included, and a ``POST`` without a
     ``Content-Type`` (taken as JSON) needs no CORS preflight; the planes serve no page, and
     their clients (the scheduler, a node's agent, ``curl``) send neither header."""
-    site = request.headers.get("sec-fetch-site")
+    site = request.headers.get("sec-fetch-site", "none")
     origin = request.headers.get("origin")
-    if origin is None and (site is None or site.strip().lower() == "none"):
+    if origin is None and site.strip().lower() == "none":
         return
-    made_by = f"the web origin {origin[:100]!r}" if origin is not None else f"a {site!r} page"
+    made_by = f"the web origin {origin[:100]!r}" if origin is not None else f"a {site[:32]!r} page"
+    # a page of another site acting through an operator's browser: the operator should know
+    _log.warning("%s %s: refused, a request from %s", request.method, request.url.path, made_by)
     raise RoleNotPermitted(
         f"a request {made_by} made with a credential a browser holds may not change the fleet",
         code="cross-site-request",
