@@ -167,6 +167,31 @@ def test_a_class_name_with_path_characters_names_no_class(site: Site, name: str)
 # --- rollouts asked by a caller that may not ---------------------------------------------
 
 
+def test_a_rollout_of_a_class_without_a_desired_state_is_refused_unrecorded_and_free(
+    site: Site,
+) -> None:
+    """No desired state is published yet (test_rollouts_started_at_once_run_one_at_a_time,
+    below, publishes one): a node's rollout request is a 404 as before, but refused by the
+    check, not by the run, so no ``rollout-requested`` event says a rollout was asked for,
+    and it costs no token (five spent the node's burst: a 503 ``rollout-rate`` after)."""
+    assert DesiredStore(site.fleet).version("node-7") == 0
+    before = site.fleet.events(limit=100_000)
+    with site.client("node-0003", "control") as control:
+        for _ in range(6):
+            response = control.post(
+                f"{site.servers.control_url}/v1/rollouts",
+                json={"dry_run": True},
+                headers={"Accept": "application/json"},
+            )
+            answer = response.json()
+            assert (response.status_code, answer["code"], answer["detail"]) == (
+                404,
+                "not-found",
+                "class node-7 has no desired state (run `ironroot fleet desired publish`)",
+            )
+    assert site.fleet.events(limit=100_000) == before
+
+
 def test_a_rollout_body_naming_its_nodes_twice_is_400_not_read_one_way_then_the_other(
     site: Site,
 ) -> None:

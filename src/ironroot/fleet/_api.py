@@ -61,7 +61,8 @@ These are refused before the fleet is asked what the request names (an unknown c
 the same 403), each also a warning in the log (logger ``ironroot.fleet``: the node, from its
 credential, and the code), since asking is what a compromised node does; a member of the wrong
 type is 400 as before. The request is then checked (the
-:data:`RolloutTrigger`'s first step: its members and types, the class, the nodes). One it
+:data:`RolloutTrigger`'s first step: its members and types, the class and that it has a
+desired state, the nodes). One it
 accepts counts against its node's rate: every rollout, a dry run too, holds its class's
 rollout lock while it plans, and the operator's rollout of the class is refused ``in-use``
 meanwhile, so a node may ask five times at once, then once a minute (a token bucket per node,
@@ -542,8 +543,10 @@ def desired_rollout(fleet: Fleet, releases: Sequence[Path] = ()) -> RolloutTrigg
     ``allow_recovery_removal``: module docs). The trigger's check (:data:`RolloutTrigger`)
     refuses a body with other members or of other types (``MalformedInput``), and whatever
     :func:`~ironroot.fleet.rollout` refuses in its arguments: an unknown class or node
-    (``NotFound``), a wave size under 1, a node given twice or of another class, an
+    (``NotFound``), a class without a desired state (``NotFound``: no rollout to record), a
+    wave size under 1, a node given twice or of another class, an
     ``allow_recovery_removal`` name that is not a component (``ConfigError``)."""
+    from ironroot.fleet._desired import DesiredStore
     from ironroot.fleet._rollout import ReleaseSet, rollout, rollout_selection
 
     def trigger(body: Mapping[str, Any]) -> Callable[[dt.datetime], Mapping[str, Any]]:
@@ -577,6 +580,10 @@ def desired_rollout(fleet: Fleet, releases: Sequence[Path] = ()) -> RolloutTrigg
             nodes=nodes,
             allow_recovery_removal=allowed,
         )
+        if DesiredStore(fleet).version(name) == 0:  # refused here, not by the run: unrecorded
+            raise NotFound(
+                f"class {name} has no desired state (run `ironroot fleet desired publish`)"
+            )
 
         def start(now: dt.datetime) -> Mapping[str, Any]:
             found = ReleaseSet.of_class(fleet.node_class(name))
