@@ -5,6 +5,7 @@ its exact status and code; the servers keep serving and the registry stays consi
 
 from __future__ import annotations
 
+import logging
 import socket
 import threading
 import time
@@ -169,6 +170,31 @@ def test_a_class_name_with_path_characters_names_no_class(site: Site, name: str)
 
 
 # --- rollouts asked by a caller that may not ---------------------------------------------
+
+
+def test_a_rollout_of_a_class_without_a_desired_state_is_refused_unrecorded_and_free(
+    site: Site,
+) -> None:
+    """No desired state is published yet (test_rollouts_started_at_once_run_one_at_a_time,
+    below, publishes one): a node's rollout request is a 404 as before, but refused by the
+    check, not by the run, so no ``rollout-requested`` event says a rollout was asked for,
+    and it costs no token (five spent the node's burst: a 503 ``rollout-rate`` after)."""
+    assert DesiredStore(site.fleet).version("node-7") == 0
+    before = site.fleet.events(limit=100_000)
+    with site.client("node-0003", "control") as control:
+        for _ in range(6):
+            response = control.post(
+                f"{site.servers.control_url}/v1/rollouts",
+                json={"dry_run": True},
+                headers={"Accept": "application/json"},
+            )
+            answer = response.json()
+            assert (response.status_code, answer["code"], answer["detail"]) == (
+                404,
+                "not-found",
+                "class node-7 has no desired state (run `ironroot fleet desired publish`)",
+            )
+    assert site.fleet.events(limit=100_000) == before
 
 
 def test_a_rollout_body_naming_its_nodes_twice_is_400_not_read_one_way_then_the_other(
@@ -713,3 +739,83 @@ def test_a_credential_check_on_a_fresh_thread_waits_for_no_writer(site: Site) ->
         read_while_held = done.wait(3)
     reader.join()
     assert read_while_held
+
+
+# --- caching -----------------------------------------------------------------------------------
+
+
+def test_answers_about_nodes_placements_credentials_and_nonces_are_never_cached(
+    site: Site,
+) -> None:
+    # A node's state changes at any moment (a quarantine), and a nonce is single use: a cache
+    # on the way, or in the client, must keep none of them, as the problems already say.
+    control, data = site.servers.control_url, site.servers.data_url
+    with site.operator() as operator, site.client("node-0001", "data") as node:
+        answers = [
+            operator.get(f"{control}/v1/whoami"),
+            operator.get(f"{control}/v1/nodes"),
+            operator.get(f"{control}/v1/nodes/node-0001"),
+            operator.get(f"{control}/v1/placements"),
+            node.get(f"{data}/v1/placements"),
+        ]
+    with site.anonymous() as anonymous:
+        answers.append(
+            anonymous.post(
+                f"{site.servers.admission_url}/fleet/admission/challenge",
+                json={"node": "node-0001"},
+            )
+        )
+    for answer in answers:
+        assert answer.status_code == 200, answer.request.url
+        assert answer.headers.get("cache-control") == "no-store", answer.request.url
+        assert answer.headers.get("x-content-type-options") == "nosniff", answer.request.url
+
+
+# --- a browser holding a credential ----------------------------------------------------------
+
+_FROM_A_PAGE = {
+    "another site": {"origin": "https://evil.example", "sec-fetch-site": "cross-site"},
+    "origin only": {"origin": "https://evil.example"},
+    "fetch metadata only": {"sec-fetch-site": "same-site"},
+    "opaque origin": {"origin": "null"},
+}
+
+
+def _made_by(headers: dict[str, str]) -> str:
+    if "origin" in headers:
+        return f"the web origin {headers['origin']!r}"
+    return f"a {headers['sec-fetch-site']!r} page"
+
+
+@pytest.mark.parametrize("headers", _FROM_A_PAGE.values(), ids=_FROM_A_PAGE.keys())
+def test_a_change_a_web_page_sends_with_a_browser_s_credential_is_refused(
+    site: Site, headers: dict[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    # A person's operator credential kept in a browser goes with every request the browser
+    # makes to the plane, those of any page it opens included; a POST without Content-Type
+    # (taken as JSON) needs no CORS preflight. The planes serve no page: a request a page
+    # made is refused before anything is read, and the caller's own client sends neither.
+    caplog.set_level(logging.WARNING, "ironroot.fleet")
+    with site.operator() as operator:
+        response = operator.post(
+            f"{site.servers.control_url}/v1/placements",
+            content=b'{"vm": "cvm-from-a-page"}',
+            headers=headers,
+        )
+    assert problem(response) == (403, "cross-site-request", "Role Not Permitted")
+    assert "cvm-from-a-page" not in [p.vm for p in site.authority.placements()]
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warned == [f"POST /v1/placements: refused, a request from {_made_by(headers)}"]
+    with site.client("node-0001", "control") as node:
+        response = node.post(
+            f"{site.servers.control_url}/v1/rollouts", content=b'{"dry_run": true}', headers=headers
+        )
+    assert problem(response) == (403, "cross-site-request", "Role Not Permitted")
+
+
+def test_a_request_the_user_typed_in_a_browser_is_not_a_page_s(site: Site) -> None:
+    with site.operator() as operator:
+        response = operator.get(
+            f"{site.servers.control_url}/v1/nodes", headers={"sec-fetch-site": "none"}
+        )
+    assert response.status_code == 200

@@ -101,3 +101,23 @@ def test_two_content_type_fields_are_a_415_problem(
     response = _post([("Content-Type", types[0]), ("Content-Type", types[1])], untyped=untyped)
     assert response.status_code == 415
     assert response.json()["code"] == UnsupportedMediaType.code
+
+
+@pytest.mark.parametrize("coding", ["gzip", "br", "identity, gzip", "x-private"])
+@pytest.mark.parametrize("untyped", [None, _JSON])
+def test_a_body_in_a_content_coding_is_a_415_problem_not_read_as_it_is(
+    coding: str, untyped: str | None
+) -> None:
+    # Read as it is, a body its client says is gzip is not the body the client sent, nor the
+    # one a proxy that decodes it saw (RFC 9110 §8.4.1: 415 for a coding not taken).
+    response = _post({"Content-Type": _JSON, "Content-Encoding": coding}, untyped=untyped)
+    assert response.status_code == 415
+    problem = response.json()
+    assert (problem["status"], problem["code"]) == (415, UnsupportedMediaType.code)
+    assert problem["detail"] == f"the request body must not be in a content coding ({coding})"
+
+
+@pytest.mark.parametrize("coding", ["identity", "Identity", ""])
+def test_a_body_in_the_identity_coding_is_read(coding: str) -> None:
+    response = _post({"Content-Type": _JSON, "Content-Encoding": coding}, untyped=None)
+    assert (response.status_code, response.text) == (200, _JSON)

@@ -1048,6 +1048,29 @@ def test_the_dashboard_mounts_under_the_fleet_s_admission_service(world: WebWorl
         assert http_calls.get(server.url + "/fleet/ca").status_code == 200  # admission still there
 
 
+def test_the_fleet_s_public_metrics_say_nothing_of_the_mounted_dashboard(world: WebWorld) -> None:
+    # The admission service's /metrics is anyone's; the dashboard's are an operator's, since
+    # they tell who logs in, when and whether it failed. Counted by the admission service
+    # too, the mounted dashboard's POST /login 401s and 303s were there for anyone to read.
+    from ironroot.fleet import AdmissionAuthority, admission_app
+
+    authority = AdmissionAuthority.open(world.fleet)
+    dashboard = Dashboard.open(world.data, fleet=world.fleet.directory, clock=lambda: SEEN)
+    app = admission_app(authority, mounts={"/dashboard": create_dashboard_app(dashboard)})
+    with ServerThread(app) as server, httpx.Client(base_url=server.url) as client:
+        form = client.get("/dashboard/login")
+        refused = client.post(
+            "/dashboard/login",
+            data={"user": OPERATOR, "password": "not it", "csrf": login_token(form.text)},
+        )
+        assert refused.status_code == 401
+        assert client.get("/fleet/ca").status_code == 200
+        public = client.get("/metrics")
+        assert public.status_code == 200
+        assert set(re.findall(r'route="([^"]*)"', public.text)) == {"/fleet/ca"}
+        assert client.get("/dashboard/metrics").status_code == 401  # the dashboard's own
+
+
 def test_a_log_source_keeps_one_store_and_opens_again_when_the_file_is_replaced(
     log_copy: Path,
 ) -> None:

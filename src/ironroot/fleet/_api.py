@@ -61,7 +61,8 @@ These are refused before the fleet is asked what the request names (an unknown c
 the same 403), each also a warning in the log (logger ``ironroot.fleet``: the node, from its
 credential, and the code), since asking is what a compromised node does; a member of the wrong
 type is 400 as before. The request is then checked (the
-:data:`RolloutTrigger`'s first step: its members and types, the class, the nodes). One it
+:data:`RolloutTrigger`'s first step: its members and types, the class and that it has a
+desired state, the nodes). One it
 accepts counts against its node's rate: every rollout, a dry run too, holds its class's
 rollout lock while it plans, and the operator's rollout of the class is refused ``in-use``
 meanwhile, so a node may ask five times at once, then once a minute (a token bucket per node,
@@ -86,7 +87,17 @@ RFC 9290 problem details (CBOR, or JSON when the client accepts only JSON) with 
 Request bodies are of the media type their endpoint takes, checked before they are read
 (:func:`ironroot.http.require_media_type`): the JSON endpoints take ``application/json`` (a
 body without ``Content-Type`` is taken as JSON), ``POST /fleet/admission`` only
-``application/cbor``; any other is 415 ``unsupported-media-type``.
+``application/cbor``; any other is 415 ``unsupported-media-type``. The JSON answers (a
+challenge's nonce, the planes') carry ``Cache-Control: no-store`` and
+``X-Content-Type-Options: nosniff``, as the problems do: a node's state may have changed by the
+next request, and a nonce is single use.
+
+A change a web page made (``POST /v1/placements``, ``POST /v1/rollouts`` with an ``Origin``,
+or a ``Sec-Fetch-Site`` other than ``none``) is 403 ``cross-site-request``
+(``RoleNotPermitted``) before the caller is checked or the body read: a person's operator
+credential kept in a browser goes with every request the browser makes, a page's of any site
+included, and a ``POST`` without ``Content-Type`` needs no CORS preflight. The planes serve no
+page, and their clients send neither header.
 
 :class:`FleetServers` runs the three on loopback in background threads (tests, embedding);
 :func:`serve_fleet` runs them until SIGINT/SIGTERM (``ironroot fleet serve``), optionally with
@@ -146,6 +157,7 @@ from ironroot.http import (
     ServerTls,
     ServiceInfo,
     decode_request_map,
+    error_response,
     guarded,
     problem_app,
     read_body,
@@ -177,6 +189,7 @@ _ROLLOUT_BURST: Final = 5  # rollout requests a node may make at once
 _ROLLOUT_EVERY: Final = 60.0  # seconds for each one more
 _CBOR: Final = "application/cbor"
 _JSON: Final = "application/json"
+_ANSWER_HEADERS: Final = {"cache-control": "no-store", "x-content-type-options": "nosniff"}
 Clock = Callable[[], dt.datetime]
 RolloutTrigger = Callable[[Mapping[str, Any]], Callable[[dt.datetime], Mapping[str, Any]]]
 """``trigger(request) -> start``: what ``POST /v1/rollouts`` runs, in two steps.
@@ -188,6 +201,13 @@ runs the rollout and returns its JSON-ready report. The control plane records
 
 def _utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+def _answer(value: Any, *, status: int = 200) -> JSONResponse:
+    """A JSON answer that no cache keeps (a node's state, a placement, a credential, a
+    single-use nonce: each may have changed by the next request) and no client sniffs, as
+    every problem of the services already is."""
+    return JSONResponse(value, status, _ANSWER_HEADERS)
 
 
 async def _json_body(request: Request) -> Mapping[str, Any]:
@@ -257,6 +277,10 @@ class _RolloutRate:
 # --- admission ------------------------------------------------------------------------------
 
 
+async def _not_found(request: Request, exc: Exception) -> Response:
+    return error_response(request, NotFound("no such resource"))
+
+
 def admission_app(
     authority: AdmissionAuthority,
     *,
@@ -264,7 +288,9 @@ def admission_app(
     mounts: Mapping[str, ASGIApp] | None = None,
 ) -> Starlette:
     """The admission service (module docs); ``mounts`` adds apps under path prefixes (the
-    dashboard under ``/dashboard``: ``ironroot fleet serve --dashboard DIR``)."""
+    dashboard under ``/dashboard``: ``ironroot fleet serve --dashboard DIR``), each answering,
+    counting and logging its own requests (the service's public ``/metrics`` count none of
+    them; ``/`` links to each)."""
 
     async def challenge(request: Request) -> Response:
         body = await _json_body(request)
@@ -276,7 +302,7 @@ def admission_app(
             lambda: authority.challenge(clock(), client=peer, node=node)
         )
         encoded = base64.urlsafe_b64encode(nonce).rstrip(b"=").decode("ascii")
-        return JSONResponse({"nonce": encoded, "expires": expires})
+        return _answer({"nonce": encoded, "expires": expires})
 
     async def admit(request: Request) -> Response:
         require_media_type(request, _CBOR)
@@ -302,13 +328,27 @@ def admission_app(
         Route("/fleet/crl", guarded(crl, _log), methods=["GET"]),
         Route("/fleet/verifier-key", guarded(verifier_key, _log), methods=["GET"]),
     ]
-    routes += [Mount(prefix, app=mounted) for prefix, mounted in (mounts or {}).items()]
     info = ServiceInfo(
         "fleet admission",
         "Node admission: challenge, evidence, appraisal, short-lived credentials",
+        links={prefix.strip("/"): f"{prefix.rstrip('/')}/" for prefix in mounts or {}},
         docs="fleet",
     )
-    return problem_app(routes, info)
+    service = problem_app(routes, info)
+    if not mounts:
+        return service
+    # A mounted app answers, counts and logs its requests itself, beside the service, not
+    # inside it: the service's /metrics are anyone's, and counted there too, the dashboard's
+    # POST /login 401s and 303s told anyone who logs in and when (its own are an operator's).
+    outer = Starlette(
+        routes=[
+            *(Mount(prefix, app=mounted) for prefix, mounted in mounts.items()),
+            Mount("", app=service),
+        ],
+        exception_handlers={404: _not_found},  # a target that is no path ("*"): as the service
+    )
+    outer.router.redirect_slashes = False
+    return outer
 
 
 # --- the planes -----------------------------------------------------------------------------
@@ -327,6 +367,26 @@ Caller = Credential | OperatorCredential
 def _refused(credential: Credential, code: str) -> None:
     """A node asking for what is not its own is what a compromised node does: a warning."""
     _log.warning("%s asked the control plane for what is not its own (%s)", credential.node, code)
+
+
+def _not_from_a_page(request: Request) -> None:
+    """``RoleNotPermitted`` ``cross-site-request`` (403) for a change a web page made: one
+    with an ``Origin``, or a ``Sec-Fetch-Site`` other than ``none`` (the user's own
+    navigation). A client certificate in a browser goes with every request the browser
+    makes to the plane, a page's of any site included, and a ``POST`` without a
+    ``Content-Type`` (taken as JSON) needs no CORS preflight; the planes serve no page, and
+    their clients (the scheduler, a node's agent, ``curl``) send neither header."""
+    site = request.headers.get("sec-fetch-site", "none")
+    origin = request.headers.get("origin")
+    if origin is None and site.strip().lower() == "none":
+        return
+    made_by = f"the web origin {origin[:100]!r}" if origin is not None else f"a {site[:32]!r} page"
+    # a page of another site acting through an operator's browser: the operator should know
+    _log.warning("%s %s: refused, a request from %s", request.method, request.url.path, made_by)
+    raise RoleNotPermitted(
+        f"a request {made_by} made with a credential a browser holds may not change the fleet",
+        code="cross-site-request",
+    )
 
 
 def _operator(credential: Caller, what: str) -> OperatorCredential:
@@ -378,13 +438,13 @@ def plane_app(
 
     async def whoami(request: Request) -> Response:
         credential = await caller(request)
-        return JSONResponse(credential.to_json())
+        return _answer(credential.to_json())
 
     async def nodes(request: Request) -> Response:
         _operator(await caller(request), "reading the whole registry")
         records = await run_in_threadpool(fleet.records)
         counts = await run_in_threadpool(fleet.status_counts)
-        return JSONResponse({"counts": counts, "nodes": [r.to_json() for r in records]})
+        return _answer({"counts": counts, "nodes": [r.to_json() for r in records]})
 
     async def node(request: Request) -> Response:
         credential = await caller(request)
@@ -396,15 +456,16 @@ def plane_app(
                 code="not-own-node",
             )
         record = await run_in_threadpool(fleet.record_of, wanted)
-        return JSONResponse(record.to_json())
+        return _answer(record.to_json())
 
     async def placements(request: Request) -> Response:
         credential = await caller(request)
         scope = None if isinstance(credential, OperatorCredential) else credential.node
         found = await run_in_threadpool(authority.placements, scope)
-        return JSONResponse({"placements": [p.to_json() for p in found]})
+        return _answer({"placements": [p.to_json() for p in found]})
 
     async def place(request: Request) -> Response:
+        _not_from_a_page(request)
         _operator(await caller(request), "placing a VM")  # a node sends no body
         body = await _json_body(request)
         operator = _operator(await caller(request), "placing a VM")  # as it acts (below)
@@ -418,9 +479,10 @@ def plane_app(
         placement = await run_in_threadpool(
             authority.place, vm, now=clock(), node=target, requested_by=operator.holder
         )
-        return JSONResponse(placement.to_json(), status_code=201)
+        return _answer(placement.to_json(), status=201)
 
     async def start_rollout(request: Request) -> Response:
+        _not_from_a_page(request)
         caller_credential, body = await caller_and_body(request)
         if rollout is None:
             raise NotFound("this control plane runs no rollouts")
@@ -448,7 +510,7 @@ def plane_app(
             fleet.record, credential.node, "rollout-requested", scoped, now=clock()
         )
         report = await run_in_threadpool(start, clock())
-        return JSONResponse(dict(report))
+        return _answer(dict(report))
 
     async def placements_or_place(request: Request) -> Response:
         return await (place(request) if request.method == "POST" else placements(request))
@@ -481,8 +543,10 @@ def desired_rollout(fleet: Fleet, releases: Sequence[Path] = ()) -> RolloutTrigg
     ``allow_recovery_removal``: module docs). The trigger's check (:data:`RolloutTrigger`)
     refuses a body with other members or of other types (``MalformedInput``), and whatever
     :func:`~ironroot.fleet.rollout` refuses in its arguments: an unknown class or node
-    (``NotFound``), a wave size under 1, a node given twice or of another class, an
+    (``NotFound``), a class without a desired state (``NotFound``: no rollout to record), a
+    wave size under 1, a node given twice or of another class, an
     ``allow_recovery_removal`` name that is not a component (``ConfigError``)."""
+    from ironroot.fleet._desired import DesiredStore
     from ironroot.fleet._rollout import ReleaseSet, rollout, rollout_selection
 
     def trigger(body: Mapping[str, Any]) -> Callable[[dt.datetime], Mapping[str, Any]]:
@@ -516,6 +580,10 @@ def desired_rollout(fleet: Fleet, releases: Sequence[Path] = ()) -> RolloutTrigg
             nodes=nodes,
             allow_recovery_removal=allowed,
         )
+        if DesiredStore(fleet).version(name) == 0:  # refused here, not by the run: unrecorded
+            raise NotFound(
+                f"class {name} has no desired state (run `ironroot fleet desired publish`)"
+            )
 
         def start(now: dt.datetime) -> Mapping[str, Any]:
             found = ReleaseSet.of_class(fleet.node_class(name))

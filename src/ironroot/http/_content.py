@@ -64,12 +64,20 @@ def require_media_type(request: Request, *accepted: str, untyped: str | None = N
     is taken as ``untyped``; with ``None``, refused: its body could be anything. Anything
     else is ``UnsupportedMediaType`` (415), whose detail names what the endpoint takes; so is
     a request with two ``Content-Type`` fields (RFC 9110 §8.3 allows one: which one a proxy
-    in front believed, and which one this reads, could differ)."""
+    in front believed, and which one this reads, could differ). A body in a content coding
+    (``Content-Encoding`` other than ``identity``: gzip, br, …) is ``UnsupportedMediaType``
+    too (RFC 9110 §8.4.1): no endpoint decodes one, and read as it is, it is neither the body
+    its client meant nor the one a proxy that decodes it inspected."""
     values = request.headers.getlist("content-type")
     given = values[0].split(";", 1)[0].strip().lower() if values else ""
     media = given or untyped
     if media is None or media not in accepted or len(values) > 1:
         raise UnsupportedMediaType(f"the request body must be {' or '.join(accepted)}")
+    coding = ", ".join(request.headers.getlist("content-encoding"))
+    if any(c.strip().lower() not in ("", "identity") for c in coding.split(",")):
+        raise UnsupportedMediaType(
+            f"the request body must not be in a content coding ({coding[:100]})"
+        )
     return media
 
 
