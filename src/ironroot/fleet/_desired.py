@@ -1415,6 +1415,8 @@ class DesiredStore:
             "approvers": [s.iss for s in governance.signers],
             "required": governance.required,
             "revoked": [r.to_json() for r in governance.revoked],
+            "service_kids": [kid.hex() for kid in governance.service_keys],
+            "service_issuer": governance.service_issuer,
         }
         if signers is None:
             detail["recovered"] = True
