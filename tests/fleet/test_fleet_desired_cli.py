@@ -315,3 +315,61 @@ def test_approvers_are_revoked_by_a_governed_change_from_the_cli(
     assert "approvers now (governance epoch 2, 2 per change)" in " ".join(
         capsys.readouterr().out.split()
     )
+
+
+def test_the_quorum_and_the_services_are_governed_changes_from_the_cli(
+    world: World, ops: Ops, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fleet, _ = make_fleet(world, tmp_path / "fleet", 1)
+    f = ["--fleet", str(fleet.directory)]
+    people = ((ALICE, "alice"), (BOB, "bob"), (CAROL, "carol"))
+    for iss, name in people:
+        (tmp_path / f"{name}.key").write_bytes(ops.keys[iss].to_pem())
+        (tmp_path / f"{name}.pub.pem").write_bytes(ops.keys[iss].public_key.to_pem())
+    (tmp_path / "ops-keys.cbor").write_bytes(ops.log.service_keys_bytes())
+    (tmp_path / "new-keys.cbor").write_bytes(ops.rogue.service_keys_bytes())
+    signers = [a for iss, n in people for a in ("--signer", f"{iss}={tmp_path / n}.pub.pem")]
+    keys = ["--service-keys", str(tmp_path / "ops-keys.cbor")]
+    assert run(capsys, "fleet", "desired", "init", *f, *signers, "--required", "2", *keys)[0] == 0
+    sign = {n: f"{iss}={tmp_path / n}.key" for iss, n in people}
+    (tmp_path / "desired.toml").write_text("version = 1\n")
+    code, _ = run(
+        capsys, "fleet", "desired", "publish", str(tmp_path / "desired.toml"), *f,
+        "--sign", sign["alice"], "--sign", sign["bob"], "--url", ops.url, *AT,
+    )  # fmt: skip
+    assert code == 0
+    apply = ["fleet", "desired", "approver-apply", *f, "--url", ops.url, *AT]
+    # one operator cannot lower the quorum to 1: the quorum in force (2) approves it
+    bob = str(tmp_path / "bob.cose")
+    code, out = run(
+        capsys, "fleet", "desired", "approver-sign", *f, "--required", "1",
+        "--key", str(tmp_path / "bob.key"), "--iss", BOB, "--out", bob, *AT,
+    )  # fmt: skip
+    assert (code, out["action"], out["required"]) == (0, "set", 1)
+    code, out = run(capsys, *apply, "--required", "1", "--statement", bob)
+    assert (code, out["error"]["code"]) == (1, "too-few-signers")  # type: ignore[index]
+    two = ["--sign", sign["alice"], "--sign", sign["bob"]]
+    for required, error in (("0", "invalid-quorum"), ("4", "invalid-quorum"),
+                            ("2", "governance-unchanged")):  # fmt: skip
+        code, out = run(capsys, *apply, "--required", required, *two)
+        assert (code, out["error"]["code"]) == (1, error)  # type: ignore[index]
+    code, out = run(capsys, *apply, *two)  # a change of nothing at all
+    assert (code, out["error"]["code"]) == (2, "config")  # type: ignore[index]
+    code, out = run(capsys, *apply, "--required", "3", *two)
+    assert code == 0
+    assert out["governance"]["quorum"] == {"required": 3, "epoch": 2}  # type: ignore[index]
+    # the state in force stays in force; show names the quorum and the epoch it was set at
+    code, out = run(capsys, "fleet", "desired", "show", *f, *AT)
+    assert code == 0
+    assert out["desired"]["version"] == 1  # type: ignore[index]
+    assert out["governance"]["quorum"] == {"required": 3, "epoch": 2}  # type: ignore[index]
+    assert main(["fleet", "desired", "show", *f, *AT]) == 0
+    assert "quorum 3 of 3 since governance epoch 2" in " ".join(capsys.readouterr().out.split())
+    # the trusted services: approved by the quorum (3 now) on the services in force
+    three = [*two, "--sign", sign["carol"]]
+    code, out = run(capsys, *apply, "--service-keys", str(tmp_path / "new-keys.cbor"), *three)
+    assert code == 0
+    new = sorted(ops.rogue.service_keys())
+    assert sorted(out["governance"]["service_kids"]) == [k.hex() for k in new]  # type: ignore[index]
+    code, out = run(capsys, "fleet", "desired", "approvers", *f)
+    assert (out["epoch"], out["quorum"]) == (3, {"required": 3, "epoch": 2})

@@ -310,3 +310,182 @@ def test_a_first_governance_is_epoch_1(ops: Ops, fleet: Fleet) -> None:
         revoked=(RevokedSigner(ALICE, ops.keys[ALICE].public_key.kid, 2),),
     )  # fmt: skip
     assert Governance.from_json(revoked.to_json()) == revoked
+
+
+# --- the quorum itself: a governed change, approved by the quorum in force ------------------
+
+
+def quorum(fleet: Fleet, required: int | None, *, epoch: int = 1) -> GovernanceChange:
+    return GovernanceChange(fleet.identity(), "node-7", epoch, "set", required=required)
+
+
+def apply(s: DesiredStore, ops: Ops, what: GovernanceChange, *who: str) -> None:
+    s.change_governance("node-7", approve(ops, what, *who), now=NOW, registrar=ops.log)
+
+
+def test_lowering_the_quorum_needs_the_quorum_in_force(
+    world: World, ops: Ops, fleet: Fleet
+) -> None:
+    """2 -> 1 needs 2 approvals: one operator cannot lower the quorum and then approve alone."""
+    s = store(fleet, ops)
+    with pytest.raises(PolicyRejected) as info:
+        apply(s, ops, quorum(fleet, 1), ALICE)
+    assert info.type is PolicyRejected
+    assert info.value.code == "too-few-signers"
+    assert info.value.detail == (
+        f"class node-7 needs 2 distinct authorized signers, this change has 1 ({ALICE})"
+    )
+    assert s.governance("node-7").required == 2
+    assert fleet.events(kind="desired-governance") == []
+    apply(s, ops, quorum(fleet, 1), ALICE, BOB)
+    assert [(g.epoch, g.required) for g in s.governance_history("node-7")] == [(1, 2), (2, 1)]
+    event = fleet.events(kind="desired-governance")[-1].detail
+    assert (event["epoch"], event["required"], event["signers"]) == (2, 1, [ALICE, BOB])
+    # now one approval puts a state in force
+    s.publish("node-7", ops.sign(desired(world, fleet, 1), CAROL), now=NOW, registrar=ops.log)
+    assert s.current("node-7", now=NOW).signers == (CAROL,)
+    # the stored change is replayed against the quorum of epoch 1: one approval dropped from
+    # it does not verify (nobody lowers the quorum by editing the store)
+    path = fleet.directory / "desired" / "node-7" / "governance" / "e2.cbor"
+    stored = decode_cbor(path.read_bytes())
+    path.write_bytes(encode_cbor({"statements": stored["statements"][:1]}))
+    with pytest.raises(StorageError) as replay:
+        s.governance("node-7")
+    assert replay.value.detail.startswith(
+        "class node-7's stored governance change e2.cbor does not verify against epoch 1: "
+        "too-few-signers"
+    )
+
+
+def test_raising_the_quorum_leaves_the_state_in_force(world: World, ops: Ops, fleet: Fleet) -> None:
+    """Decided, as for a revocation: a state put in force before stays in force; every later
+    change needs the new quorum."""
+    s = store(fleet, ops)
+    s.publish("node-7", ops.sign(desired(world, fleet, 1), ALICE, BOB), now=NOW, registrar=ops.log)
+    apply(s, ops, quorum(fleet, 3), ALICE, BOB)
+    assert (s.governance("node-7").epoch, s.governance("node-7").required) == (2, 3)
+    assert s.current("node-7", now=NOW).signers == (ALICE, BOB)
+    with pytest.raises(PolicyRejected) as info:
+        s.publish(
+            "node-7", ops.sign(desired(world, fleet, 2), ALICE, BOB), now=NOW, registrar=ops.log
+        )
+    assert info.value.code == "too-few-signers"
+    assert info.value.detail == (
+        f"class node-7 needs 3 distinct authorized signers, this change has 2 ({ALICE}, {BOB})"
+    )
+    nxt = desired(world, fleet, 2)
+    s.publish("node-7", ops.sign(nxt, ALICE, BOB, CAROL), now=NOW, registrar=ops.log)
+    assert s.current("node-7", now=NOW).state == nxt
+    # and lowering it again takes the three
+    with pytest.raises(PolicyRejected) as lower:
+        apply(s, ops, quorum(fleet, 2, epoch=2), ALICE, BOB)
+    assert lower.value.code == "too-few-signers"
+
+
+def test_a_quorum_of_0_or_above_the_approvers_is_refused(ops: Ops, fleet: Fleet) -> None:
+    s = store(fleet, ops)
+    for required, detail in (
+        (0, "a quorum of 0 for class node-7: it is 1 to the number of approvers (3)"),
+        (4, "a quorum of 4 for class node-7: it is 1 to the number of approvers (3)"),
+    ):
+        with pytest.raises(PolicyRejected) as info:
+            apply(s, ops, quorum(fleet, required), ALICE, BOB)
+        assert info.type is PolicyRejected
+        assert info.value.code == "invalid-quorum"
+        assert info.value.detail == detail
+    # counted after the change: a revocation leaving two cannot set three
+    both = GovernanceChange(
+        fleet.identity(), "node-7", 1, "revoke", ALICE, ops.keys[ALICE].public_key, required=3
+    )
+    with pytest.raises(PolicyRejected) as after:
+        apply(s, ops, both, ALICE, BOB)
+    assert after.value.code == "invalid-quorum"
+    assert after.value.detail == (
+        "a quorum of 3 for class node-7: it is 1 to the number of approvers (2)"
+    )
+    assert s.governance("node-7").epoch == 1
+    assert not (fleet.directory / "desired" / "node-7" / "governance").exists()
+    # while an addition and a higher quorum together are one change
+    grow = GovernanceChange(
+        fleet.identity(), "node-7", 1, "add", MALLORY, ops.keys[MALLORY].public_key, required=4
+    )
+    apply(s, ops, grow, ALICE, BOB)
+    governance = s.governance("node-7")
+    assert (governance.epoch, governance.required, len(governance.signers)) == (2, 4, 4)
+
+
+def test_a_governance_change_that_does_nothing_is_refused(ops: Ops, fleet: Fleet) -> None:
+    s = store(fleet, ops)
+    for what in (quorum(fleet, 2), quorum(fleet, None)):
+        with pytest.raises(PolicyRejected) as info:
+            apply(s, ops, what, ALICE, BOB)
+        assert info.type is PolicyRejected
+        assert info.value.code == "governance-unchanged"
+        assert info.value.detail == (
+            "the change leaves class node-7's governance as it is (2 of 3 approvers, the same "
+            "trusted services): nothing to approve"
+        )
+    assert fleet.events(kind="desired-governance") == []
+
+
+def test_a_quorum_change_decodes_strictly(ops: Ops, fleet: Fleet) -> None:
+    what = quorum(fleet, 1)
+    assert GovernanceChange.decode(what.encode()) == what
+    assert what.to_cbor()["required"] == 1
+    assert "iss" not in what.to_cbor()
+    doc = what.to_cbor()
+    key = ops.keys[ALICE].public_key.to_der()
+    for bad in (
+        {**doc, "iss": ALICE, "key": key},  # a "set" names no approver
+        {**doc, "action": "revoke"},  # a revocation names one
+        {**doc, "required": -1},
+        {**doc, "required": True},
+    ):
+        with pytest.raises(MalformedInput) as info:
+            GovernanceChange.decode(encode_cbor(bad))
+        assert info.value.code == "malformed-governance-change"
+    with pytest.raises(MalformedInput) as made:
+        GovernanceChange(fleet.identity(), "node-7", 1, "add", required=2)
+    assert made.value.code == "malformed-governance-change"
+
+
+def test_the_trusted_services_are_replaced_by_a_governed_change(
+    world: World, ops: Ops, fleet: Fleet
+) -> None:
+    """Approved (and logged) under the services in force; from the next epoch only the new
+    services' receipts count. The state in force stays in force, as for a revocation."""
+    s = store(fleet, ops)
+    s.publish("node-7", ops.sign(desired(world, fleet, 1), ALICE, BOB), now=NOW, registrar=ops.log)
+    new = tuple(ops.rogue.service_keys().values())
+    move = GovernanceChange(
+        fleet.identity(), "node-7", 1, "set", service_keys=new, service_issuer=None
+    )
+    with pytest.raises(UnknownIssuer) as early:  # logged on the new service: not yet trusted
+        s.change_governance("node-7", approve(ops, move, ALICE, BOB), now=NOW, registrar=ops.rogue)
+    assert early.value.code == "untrusted-service"
+    same = GovernanceChange(
+        fleet.identity(), "node-7", 1, "set",
+        service_keys=tuple(ops.log.service_keys().values()),
+    )  # fmt: skip
+    with pytest.raises(PolicyRejected) as unchanged:
+        apply(s, ops, same, ALICE, BOB)
+    assert unchanged.value.code == "governance-unchanged"
+    apply(s, ops, move, ALICE, BOB)
+    governance = s.governance("node-7")
+    assert set(governance.service_keys) == {k.kid for k in new}
+    assert governance.required == 2
+    event = fleet.events(kind="desired-governance")[-1].detail
+    assert event["service_kids"] == [k.kid.hex() for k in new]
+    assert s.current("node-7", now=NOW).signers == (ALICE, BOB)
+    with pytest.raises(UnknownIssuer) as old:
+        s.publish(
+            "node-7", ops.sign(desired(world, fleet, 2), ALICE, BOB), now=NOW, registrar=ops.log
+        )
+    assert old.value.code == "untrusted-service"
+    nxt = desired(world, fleet, 2)
+    s.publish("node-7", ops.sign(nxt, ALICE, BOB), now=NOW, registrar=ops.rogue)
+    assert s.current("node-7", now=NOW).state == nxt
+    assert GovernanceChange.decode(move.encode()) == move
+    with pytest.raises(MalformedInput) as pinned:  # an issuer pins the keys given with it
+        GovernanceChange(fleet.identity(), "node-7", 2, "set", service_issuer="https://ts.example")
+    assert pinned.value.code == "malformed-governance-change"

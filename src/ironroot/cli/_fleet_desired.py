@@ -14,14 +14,17 @@ rollouts in waves (``--fleet DIR`` or ``$IRONROOT_FLEET``).
     service, signers authorized and distinct, enough of them, version increasing) and put the
     desired state in force.
 ``desired approvers``
-    the governance in force: its epoch, the approvers and the quorum, the revoked keys.
-``desired approver-sign (--revoke ISS | --add ISS=KEY.pub.pem) --key KEY --iss ISS --out FILE``
+    the governance in force: its epoch, the approvers and the quorum (and the epoch it was set
+    at), the revoked keys.
+``desired approver-sign CHANGE --key KEY --iss ISS --out FILE``
     one approver's Signed Statement over a governance change of the epoch in force (offline).
-``desired approver-apply (--revoke ISS | --add ISS=KEY.pub.pem) [--sign ISS=KEY ...]
-[--statement FILE ...] [--url LOG]``
-    register the approvals, verify them against the quorum in force and apply the change (a
-    revoked key's approvals count no more; the last approvers are never removed below the
-    quorum).
+    ``CHANGE`` is ``--revoke ISS`` or ``--add ISS=KEY.pub.pem``, and/or ``--required N`` (the
+    new quorum), and/or ``--service-keys FILE [--service-issuer ISS]`` (the new trusted
+    transparency services).
+``desired approver-apply CHANGE [--sign ISS=KEY ...] [--statement FILE ...] [--url LOG]``
+    register the approvals, verify them against the quorum and the services in force and
+    apply the change (a revoked key's approvals count no more; the last approvers are never
+    removed below the quorum; lowering the quorum takes the quorum in force).
 ``desired show [--at TIME]``
     the desired state in force, verified again: at ``TIME`` (default now), as ``reconcile``
     and ``rollout --at TIME`` see it — the state the store holds in force, whose approvals
@@ -38,6 +41,7 @@ rollouts in waves (``--fleet DIR`` or ``$IRONROOT_FLEET``).
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 from pathlib import Path
@@ -155,8 +159,15 @@ def register_desired(verbs: Any) -> None:
     approvers.set_defaults(func=_approvers)
 
     for verb, what in (
-        ("approver-sign", "one approval of an approver's revocation or addition (offline)"),
-        ("approver-apply", "revoke or add an approver: a governed change, on the log"),
+        (
+            "approver-sign",
+            "one approval of a governance change: an approver, the quorum, the services (offline)",
+        ),
+        (
+            "approver-apply",
+            "revoke or add an approver, set the quorum or the trusted services: a governed "
+            "change, on the log",
+        ),
     ):
         example = (
             "ironroot fleet desired approver-sign --fleet fleet --revoke "
@@ -168,10 +179,29 @@ def register_desired(verbs: Any) -> None:
         )
         parser = sub.add_parser(verb, help=what, epilog="example: " + example)
         _fleet_option(parser)
-        action = parser.add_mutually_exclusive_group(required=True)
+        action = parser.add_mutually_exclusive_group()
         action.add_argument("--revoke", metavar="ISS", help="the approver to revoke")
         action.add_argument(
             "--add", metavar="ISS=KEY", help="the approver to add: iss = public key (PEM)"
+        )
+        parser.add_argument(
+            "--required",
+            type=int,
+            metavar="N",
+            help="the new quorum: 1 to the number of approvers after the change (lowering it "
+            "takes the quorum in force)",
+        )
+        parser.add_argument(
+            "--service-keys",
+            type=Path,
+            metavar="FILE",
+            help="the new trusted transparency services: a COSE key set (the service's "
+            "/.well-known/scitt-keys) or a PEM public key; replaces the keys and the issuer pin",
+        )
+        parser.add_argument(
+            "--service-issuer",
+            metavar="ISS",
+            help="with --service-keys: the issuer the new services' receipts must name",
         )
         parser.add_argument("--note", default="", help="why (recorded in the signed change)")
         parser.add_argument("--at", type=instant, help="the time to act at (default: now)")
@@ -286,8 +316,19 @@ def _class_name(args: argparse.Namespace, fleet: Any) -> str:
     return str(fleet.classes()[0]) if name is None else str(name)
 
 
-def _init(args: argparse.Namespace) -> int:
+def _service_keys(path: Path) -> dict[bytes, Any]:
+    """``--service-keys``: a COSE key set or one PEM public key, by kid."""
     from ironroot.cose import decode_key_set
+    from ironroot.crypto import PublicKey
+
+    data = read_input(path)
+    if data.lstrip().startswith(b"-----BEGIN"):
+        key = PublicKey.from_pem(data)
+        return {key.kid: key}
+    return dict(decode_key_set(data))
+
+
+def _init(args: argparse.Namespace) -> int:
     from ironroot.crypto import PublicKey
     from ironroot.fleet import AuthorizedSigner, DesiredStore, Governance
 
@@ -299,12 +340,7 @@ def _init(args: argparse.Namespace) -> int:
     )
     issuer = args.service_issuer
     if args.service_keys is not None:
-        data = read_input(args.service_keys)
-        if data.lstrip().startswith(b"-----BEGIN"):
-            key = PublicKey.from_pem(data)
-            services = {key.kid: key}
-        else:
-            services = decode_key_set(data)
+        services = _service_keys(args.service_keys)
     else:
         trust = fleet.node_class(name).trust
         services = {
@@ -395,10 +431,23 @@ def _publish(args: argparse.Namespace) -> int:
     return 0
 
 
-def _governance_json(governance: Any) -> dict[str, Any]:
+def _quorum_epoch(store: Any, name: str) -> int:
+    """The governance epoch the quorum in force was set at (1: ``desired init``)."""
+    history = store.governance_history(name)
+    epoch = 1
+    for before, after in itertools.pairwise(history):
+        if after.required != before.required:
+            epoch = after.epoch
+    return epoch
+
+
+def _governance_json(governance: Any, quorum_epoch: int) -> dict[str, Any]:
     return {
         "epoch": governance.epoch,
         "required": governance.required,
+        "quorum": {"required": governance.required, "epoch": quorum_epoch},
+        "service_kids": [kid.hex() for kid in governance.service_keys],
+        "service_issuer": governance.service_issuer,
         "approvers": [{"iss": s.iss, "kid": s.key.kid.hex()} for s in governance.signers],
         "revoked": [
             {"iss": r.iss, "kid": r.kid.hex(), "epoch": r.epoch} for r in governance.revoked
@@ -411,13 +460,16 @@ def _approvers(args: argparse.Namespace) -> int:
 
     fleet = _fleet(args)
     name = _class_name(args, fleet)
-    governance = DesiredStore(fleet).governance(name)
+    store = DesiredStore(fleet)
+    governance = store.governance(name)
+    since = _quorum_epoch(store, name)
     if args.json:
-        print(json.dumps({"class": name, **_governance_json(governance)}))
+        print(json.dumps({"class": name, **_governance_json(governance, since)}))
         return 0
     print(
         f"class {name}: governance epoch {governance.epoch}, {governance.required} of "
-        f"{len(governance.signers)} approver(s) per change"
+        f"{len(governance.signers)} approver(s) per change (quorum since epoch {since}), "
+        f"{len(governance.service_keys)} trusted transparency service key(s)"
     )
     for signer in governance.signers:
         print(f"  approver {signer.iss} (key {signer.key.kid.hex()[:16]})")
@@ -427,20 +479,42 @@ def _approvers(args: argparse.Namespace) -> int:
 
 
 def _change(args: argparse.Namespace, fleet: Any, name: str) -> Any:
-    """The governance change ``--revoke``/``--add`` names, for the epoch in force."""
+    """The governance change ``--revoke``/``--add``, ``--required`` and ``--service-keys``
+    name, for the epoch in force."""
     from ironroot.crypto import PublicKey
     from ironroot.fleet import DesiredStore, GovernanceChange
 
+    if all(v is None for v in (args.revoke, args.add, args.required, args.service_keys)):
+        raise ConfigError(
+            "give the change: --revoke ISS or --add ISS=KEY, --required N, --service-keys FILE"
+        )
+    if args.service_issuer is not None and args.service_keys is None:
+        raise ConfigError("--service-issuer pins the services given with --service-keys")
     governance = DesiredStore(fleet).governance(name)
+    action, iss, key = "set", "", None
     if args.revoke is not None:
         found = [s for s in governance.signers if s.iss == args.revoke]
         if not found:
             raise ConfigError(f"{args.revoke} is not an approver of class {name}")
         action, iss, key = "revoke", args.revoke, found[0].key
-    else:
+    elif args.add is not None:
         ((iss, path),) = _pairs([args.add], "--add")
         action, key = "add", PublicKey.from_pem(read_input(Path(path)))
-    return GovernanceChange(fleet.identity(), name, governance.epoch, action, iss, key, args.note)
+    services = None
+    if args.service_keys is not None:
+        services = tuple(_service_keys(args.service_keys).values())
+    return GovernanceChange(
+        fleet.identity(),
+        name,
+        governance.epoch,
+        action,
+        iss,
+        key,
+        args.note,
+        args.required,
+        services,
+        args.service_issuer,
+    )
 
 
 def _approver_sign(args: argparse.Namespace) -> int:
@@ -459,7 +533,7 @@ def _approver_sign(args: argparse.Namespace) -> int:
         print(json.dumps({"out": str(args.out), **change.to_json()}))
     else:
         print(
-            f"wrote {args.out}: {args.iss} approves to {change.action} {change.iss} in class "
+            f"wrote {args.out}: {args.iss} approves {change.describe()} in class "
             f"{name}'s governance epoch {change.epoch}"
         )
     return 0
@@ -497,13 +571,13 @@ def _approver_apply(args: argparse.Namespace) -> int:
                     "class": name,
                     "change": verified.change.to_json(),
                     "signers": list(verified.signers),
-                    "governance": _governance_json(governance),
+                    "governance": _governance_json(governance, _quorum_epoch(store, name)),
                 }
             )
         )
     else:
         print(
-            f"class {name}: {verified.change.action} {verified.change.iss} applied, approved "
+            f"class {name}: {verified.change.describe()} applied, approved "
             f"by {', '.join(verified.signers)}; governance epoch {governance.epoch}: "
             f"{governance.required} of {', '.join(s.iss for s in governance.signers)}"
         )
@@ -518,6 +592,7 @@ def _show(args: argparse.Namespace) -> int:
     store = DesiredStore(fleet)
     verified = store.current(name, now=now_or(args.at))
     governance = store.governance(name)
+    since = _quorum_epoch(store, name)
     state = verified.state
     if args.json:
         print(
@@ -526,7 +601,7 @@ def _show(args: argparse.Namespace) -> int:
                     "class": name,
                     "history": store.history(name),
                     **verified.to_json(),
-                    "governance": _governance_json(governance),
+                    "governance": _governance_json(governance, since),
                 }
             )
         )
@@ -539,7 +614,8 @@ def _show(args: argparse.Namespace) -> int:
         title=f"class {name}: desired state v{state.version} ({state.sha384.hex()[:16]}), "
         f"approved by {markup(', '.join(verified.signers))}; approvers now (governance "
         f"epoch {governance.epoch}, {governance.required} per change): "
-        f"{markup(', '.join(s.iss for s in governance.signers))}"
+        f"{markup(', '.join(s.iss for s in governance.signers))}; quorum "
+        f"{governance.required} of {len(governance.signers)} since governance epoch {since}"
         + (
             f"; revoked: {markup(', '.join(r.iss for r in governance.revoked))}"
             if governance.revoked

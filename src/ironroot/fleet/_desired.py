@@ -53,8 +53,9 @@ to its keys, applies to every approver as it does to every firmware vendor.
 :class:`Governance` is the class's configuration for this: the authorized signers
 (``iss`` + public key), how many distinct ones a change needs, and the transparency services
 whose receipts count. Its first epoch is local (``governance.json``); approvers are revoked
-and added since only by governed changes on the log (:mod:`ironroot.fleet._governance`), and a
-key revoked is refused in every later epoch (``UnknownIssuer`` ``signer-revoked``).
+and added, and the quorum and the trusted services set, since only by governed changes on the
+log, approved by the quorum and on the services in force (:mod:`ironroot.fleet._governance`),
+and a key revoked is refused in every later epoch (``UnknownIssuer`` ``signer-revoked``).
 :func:`verify_desired` checks a set of transparent statements, in this order, each refusal a
 typed error:
 
@@ -1360,7 +1361,8 @@ class DesiredStore:
         now: dt.datetime,
         registrar: Registrar | None = None,
     ) -> VerifiedGovernanceChange:
-        """Revoke or add an approver (:mod:`ironroot.fleet._governance`): check the approvals
+        """Revoke or add an approver, set the quorum or the trusted services
+        (:mod:`ironroot.fleet._governance`): check the approvals
         (all but receipts) against the governance in force, register those without a
         receipt with ``registrar``, verify the whole set, store it as
         ``governance/e<N>.cbor`` and record a ``desired-governance`` event. Under the class's
@@ -1415,6 +1417,8 @@ class DesiredStore:
             "approvers": [s.iss for s in governance.signers],
             "required": governance.required,
             "revoked": [r.to_json() for r in governance.revoked],
+            "service_kids": [kid.hex() for kid in governance.service_keys],
+            "service_issuer": governance.service_issuer,
         }
         if signers is None:
             detail["recovered"] = True

@@ -1,5 +1,6 @@
-"""Changing who may approve a class's desired state: approver revocation and addition, each a
-governed change on the log.
+"""Changing who may approve a class's desired state, and how: approver revocation and
+addition, the quorum (``required``) and the trusted transparency services, each a governed
+change on the log.
 
 The class's first governance is local configuration (``fleet desired init``: epoch 1). Every
 later one is made by a :class:`GovernanceChange`, a deterministic CBOR map (RFC 8949 §4.2.1,
@@ -10,10 +11,14 @@ text keys; decoding is strict: ``MalformedInput`` ``malformed-governance-change`
       "fleet": tstr,                ; the fleet's identity (Fleet.identity)
       "class": tstr,                ; the node class
       "epoch": uint,                ; the governance epoch it changes (>= 1); it makes epoch + 1
-      "action": "revoke" / "add",
-      "iss": tstr,                  ; the approver removed or added
-      "key": bstr,                  ; their public key (SubjectPublicKeyInfo, DER)
-      ? "note": tstr                ; why (at most 1,024 characters)
+      "action": "revoke" / "add" / "set",
+      ? "iss": tstr,                ; revoke, add (only): the approver removed or added
+      ? "key": bstr,                ; with iss: their public key (SubjectPublicKeyInfo, DER)
+      ? "note": tstr,               ; why (at most 1,024 characters)
+      ? "required": uint,           ; the new quorum (absent: unchanged)
+      ? "services": [+ bstr],       ; the new trusted services' keys (1 to 16, DER; absent:
+                                    ; unchanged), replacing the keys and the issuer pin
+      ? "service_issuer": tstr      ; with services only: the issuer their receipts must name
     }
 
 approved exactly as a desired state is: one SCITT Signed Statement per approver over the
@@ -35,7 +40,18 @@ refusal typed:
    (``PolicyRejected`` ``below-quorum``: the last approvers are never removed below the
    quorum, which would freeze the class's desired state for good); an addition names a new
    ``iss`` (``approver-exists``), a key no approver holds (``approver-exists``) and no key
-   ever revoked (``UnknownIssuer`` ``signer-revoked``), and at most 64 approvers.
+   ever revoked (``UnknownIssuer`` ``signer-revoked``), and at most 64 approvers; a
+   revocation that also sets ``required`` needs only that quorum to be left;
+5. a ``required`` set is 1 to the number of approvers *after* the change (and at most 16):
+   ``PolicyRejected`` ``invalid-quorum``; a ``set`` that leaves the quorum and the trusted
+   services as they are is ``PolicyRejected`` ``governance-unchanged``.
+
+The quorum and the services are judged like the approvers: a change is approved by the quorum
+*in force*, its approvals carry receipts of the services *in force* — lowering the quorum from
+2 to 1 takes two approvals, and moving to another log is approved on the old one. From the
+epoch it makes, the new quorum and services decide every change. A desired state put in force
+before stays in force (verified under the governance of its epoch, below), a higher quorum
+included: it was applied; to hold it to the new quorum, publish a new version.
 
 What a revocation means. The revoked key's approvals count in no later epoch, under any
 ``iss``: a desired state it approved that is *not yet in force* when the revocation is (signed
@@ -60,6 +76,7 @@ from ironroot.crypto import PublicKey, Signer
 from ironroot.errors import IronrootError, MalformedInput, PolicyRejected, UnknownIssuer
 from ironroot.fleet._desired import (
     _MAX_SIGNERS,
+    _MAX_STATEMENTS,
     _NAME,
     AuthorizedSigner,
     Governance,
@@ -86,7 +103,8 @@ _KIND: Final = _Kind(
     GOVERNANCE_CHANGE_CONTENT_TYPE, _SUBJECT, "governance change", "not-governance-change"
 )
 _FORMAT: Final = 1
-_ACTIONS: Final = ("revoke", "add")
+_ACTIONS: Final = ("revoke", "add", "set")
+_MAX_SERVICES: Final = 16
 _LIMITS: Final = Limits(max_bytes=16 * 1024, max_depth=2, max_items=16)
 _MAX_NOTE: Final = 1024
 
@@ -102,6 +120,15 @@ def _bad(what: str) -> MalformedInput:
     )
 
 
+def _der_key(value: object, what: str) -> PublicKey:
+    if not isinstance(value, bytes):
+        raise _bad(f"{what} is a DER SubjectPublicKeyInfo")
+    try:
+        return PublicKey.from_der(value)
+    except IronrootError as exc:
+        raise _bad(f"{what}: {exc.detail}") from exc
+
+
 def _text(value: object, what: str, limit: int = 256) -> str:
     if not isinstance(value, str) or not value or len(value) > limit:
         raise _bad(f"{what} is text of 1 to {limit} characters")
@@ -110,15 +137,19 @@ def _text(value: object, what: str, limit: int = 256) -> str:
 
 @dataclass(frozen=True, slots=True)
 class GovernanceChange:
-    """One approver revoked or added (module docs)."""
+    """One approver revoked or added, the quorum set, the trusted services replaced, or
+    several of these at once (module docs)."""
 
     fleet: str
     node_class: str
     epoch: int
     action: str
-    iss: str
-    key: PublicKey
+    iss: str = ""
+    key: PublicKey | None = None
     note: str = ""
+    required: int | None = None
+    service_keys: tuple[PublicKey, ...] | None = None
+    service_issuer: str | None = None
 
     def __post_init__(self) -> None:
         _text(self.fleet, "the fleet")
@@ -129,11 +160,34 @@ class GovernanceChange:
             raise _bad("the epoch is an integer of at least 1")
         if self.action not in _ACTIONS:
             raise _bad(f"the action is one of {', '.join(_ACTIONS)}")
-        _text(self.iss, "the approver's iss")
-        if not isinstance(self.key, PublicKey):
-            raise _bad("the approver's key is a public key")
+        if self.action == "set":
+            if self.iss or self.key is not None:
+                raise _bad("a set names no approver (no iss, no key)")
+        else:
+            _text(self.iss, "the approver's iss")
+            if not isinstance(self.key, PublicKey):
+                raise _bad("the approver's key is a public key")
         if self.note:
             _text(self.note, "the note", _MAX_NOTE)
+        required = self.required
+        if required is not None and (
+            isinstance(required, bool) or not isinstance(required, int) or not 0 <= required < 2**63
+        ):
+            raise _bad("required is an unsigned integer")
+        keys = self.service_keys
+        if keys is not None:
+            keys = tuple(keys)
+            if not 1 <= len(keys) <= _MAX_SERVICES or not all(
+                isinstance(k, PublicKey) for k in keys
+            ):
+                raise _bad(f"the trusted services are 1 to {_MAX_SERVICES} public keys")
+            if len({k.kid for k in keys}) != len(keys):
+                raise _bad("a trusted service key is listed twice")
+            object.__setattr__(self, "service_keys", keys)
+            if self.service_issuer is not None:
+                _text(self.service_issuer, "the services' issuer")
+        elif self.service_issuer is not None:
+            raise _bad("a service issuer is set only with the service keys it pins")
 
     def to_cbor(self) -> dict[str, Any]:
         doc: dict[str, Any] = {
@@ -142,11 +196,18 @@ class GovernanceChange:
             "class": self.node_class,
             "epoch": self.epoch,
             "action": self.action,
-            "iss": self.iss,
-            "key": self.key.to_der(),
         }
+        if self.key is not None:
+            doc["iss"] = self.iss
+            doc["key"] = self.key.to_der()
         if self.note:
             doc["note"] = self.note
+        if self.required is not None:
+            doc["required"] = self.required
+        if self.service_keys is not None:
+            doc["services"] = [k.to_der() for k in self.service_keys]
+            if self.service_issuer is not None:
+                doc["service_issuer"] = self.service_issuer
         return doc
 
     def encode(self) -> bytes:
@@ -159,42 +220,75 @@ class GovernanceChange:
             value = decode_cbor(bytes(data), _LIMITS)
         except MalformedInput as exc:
             raise _bad(exc.detail) from exc
-        members = {"format", "fleet", "class", "epoch", "action", "iss", "key"}
-        if not isinstance(value, dict) or not members <= set(value) <= members | {"note"}:
-            raise _bad(f"the document is a map of {', '.join(sorted(members))} (and note)")
+        members = {"format", "fleet", "class", "epoch", "action"}
+        optional = {"iss", "key", "note", "required", "services", "service_issuer"}
+        if not isinstance(value, dict) or not members <= set(value) <= members | optional:
+            raise _bad(
+                f"the document is a map of {', '.join(sorted(members))} (and "
+                f"{', '.join(sorted(optional))})"
+            )
         if type(value["format"]) is not int or value["format"] != _FORMAT:
             raise _bad(f"unknown format {value['format']!r}")
-        if not isinstance(value["key"], bytes):
-            raise _bad("the approver's key is a DER SubjectPublicKeyInfo")
-        try:
-            key = PublicKey.from_der(value["key"])
-        except IronrootError as exc:
-            raise _bad(f"the approver's key: {exc.detail}") from exc
+        if ("iss" in value) != ("key" in value):
+            raise _bad("an approver is named by iss and key together")
+        key = None
+        if "key" in value:
+            key = _der_key(value["key"], "the approver's key")
+        required = value.get("required")
+        if required is not None and type(required) is not int:
+            raise _bad("required is an unsigned integer")
+        services = None
+        if "services" in value:
+            if not isinstance(value["services"], list):
+                raise _bad("the trusted services are a list of keys")
+            services = tuple(_der_key(k, "a trusted service key") for k in value["services"])
         change = cls(
             value["fleet"],
             value["class"],
             value["epoch"],
             value["action"],
-            value["iss"],
+            value.get("iss", ""),
             key,
             _text(value["note"], "the note", _MAX_NOTE) if "note" in value else "",
+            required,
+            services,
+            value.get("service_issuer"),
         )
         if change.encode() != data:
             raise _bad("not the deterministic encoding of what it decodes to")
         return change
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        doc: dict[str, Any] = {
             "class": self.node_class,
             "epoch": self.epoch,
             "action": self.action,
-            "iss": self.iss,
-            "kid": self.key.kid.hex(),
-            **({"note": self.note} if self.note else {}),
         }
+        if self.key is not None:
+            doc.update(iss=self.iss, kid=self.key.kid.hex())
+        if self.required is not None:
+            doc["required"] = self.required
+        if self.service_keys is not None:
+            doc["service_kids"] = [k.kid.hex() for k in self.service_keys]
+            doc["service_issuer"] = self.service_issuer
+        if self.note:
+            doc["note"] = self.note
+        return doc
+
+    def describe(self) -> str:
+        """What the change does, in words (the CLI's summary)."""
+        parts = [f"{self.action} {self.iss}"] if self.key is not None else []
+        if self.required is not None:
+            parts.append(f"quorum {self.required}")
+        if self.service_keys is not None:
+            parts.append(
+                f"trusted services {', '.join(k.kid.hex()[:16] for k in self.service_keys)}"
+                + (f" (issuer {self.service_issuer})" if self.service_issuer else "")
+            )
+        return ", ".join(parts) or "nothing"
 
     def apply(self, governance: Governance) -> Governance:
-        """The governance this change makes of ``governance`` (module docs, 3-4)."""
+        """The governance this change makes of ``governance`` (module docs, 3-5)."""
         node_class = governance.node_class
         if self.epoch != governance.epoch:
             raise PolicyRejected(
@@ -202,37 +296,71 @@ class GovernanceChange:
                 f"{node_class}, epoch {governance.epoch} is in force: approve it again",
                 code="governance-epoch",
             )
-        epoch = governance.epoch + 1
-        kid = self.key.kid
-        if self.action == "revoke":
-            found = [
-                s
-                for s in governance.signers
-                if s.iss == self.iss and hmac.compare_digest(s.key.kid, kid)
-            ]
-            if not found:
-                raise PolicyRejected(
-                    f"{self.iss} with key {kid.hex()[:16]} is not an approver of class "
-                    f"{node_class}: nothing to revoke",
-                    code="not-an-approver",
-                )
-            left = tuple(s for s in governance.signers if s.iss != self.iss)
-            if len(left) < governance.required:
-                raise PolicyRejected(
-                    f"revoking {self.iss} would leave class {node_class} {len(left)} approver(s), "
-                    f"fewer than the {governance.required} every change needs: no change could "
-                    "be approved again; add an approver first",
-                    code="below-quorum",
-                )
-            return Governance(
-                node_class,
-                left,
-                governance.required,
-                governance.service_keys,
-                governance.service_issuer,
-                epoch,
-                (*governance.revoked, RevokedSigner(self.iss, kid, epoch)),
+        signers, revoked, key = governance.signers, governance.revoked, self.key
+        if self.action == "revoke" and key is not None:  # construction: an approver's action
+            signers, revoked = self._revoke(governance, key)  # names a key
+        elif self.action == "add" and key is not None:
+            signers = self._add(governance, key)
+        required = governance.required if self.required is None else self.required
+        if self.required is not None and not 1 <= required <= min(len(signers), _MAX_STATEMENTS):
+            raise PolicyRejected(
+                f"a quorum of {required} for class {node_class}: it is 1 to the number of "
+                f"approvers ({len(signers)})"
+                + (
+                    f" and at most {_MAX_STATEMENTS}, the most approvals a change carries"
+                    if len(signers) > _MAX_STATEMENTS
+                    else ""
+                ),
+                code="invalid-quorum",
             )
+        keys, issuer = governance.service_keys, governance.service_issuer
+        if self.service_keys is not None:
+            keys = {k.kid: k for k in self.service_keys}
+            issuer = self.service_issuer
+        if (
+            self.action == "set"
+            and required == governance.required
+            and set(keys) == set(governance.service_keys)
+            and issuer == governance.service_issuer
+        ):
+            raise PolicyRejected(
+                f"the change leaves class {node_class}'s governance as it is "
+                f"({governance.required} of {len(governance.signers)} approvers, the same "
+                "trusted services): nothing to approve",
+                code="governance-unchanged",
+            )
+        return Governance(
+            node_class, signers, required, keys, issuer, governance.epoch + 1, revoked
+        )
+
+    def _revoke(
+        self, governance: Governance, key: PublicKey
+    ) -> tuple[tuple[AuthorizedSigner, ...], tuple[RevokedSigner, ...]]:
+        node_class, kid = governance.node_class, key.kid
+        found = [
+            s
+            for s in governance.signers
+            if s.iss == self.iss and hmac.compare_digest(s.key.kid, kid)
+        ]
+        if not found:
+            raise PolicyRejected(
+                f"{self.iss} with key {kid.hex()[:16]} is not an approver of class "
+                f"{node_class}: nothing to revoke",
+                code="not-an-approver",
+            )
+        left = tuple(s for s in governance.signers if s.iss != self.iss)
+        if self.required is None and len(left) < governance.required:
+            raise PolicyRejected(
+                f"revoking {self.iss} would leave class {node_class} {len(left)} approver(s), "
+                f"fewer than the {governance.required} every change needs: no change could "
+                "be approved again; add an approver first",
+                code="below-quorum",
+            )
+        gone = RevokedSigner(self.iss, kid, governance.epoch + 1)
+        return left, (*governance.revoked, gone)
+
+    def _add(self, governance: Governance, key: PublicKey) -> tuple[AuthorizedSigner, ...]:
+        node_class, kid = governance.node_class, key.kid
         for gone in governance.revoked:
             if hmac.compare_digest(gone.kid, kid):
                 raise UnknownIssuer(
@@ -253,15 +381,7 @@ class GovernanceChange:
                 f"class {node_class} has {_MAX_SIGNERS} approvers, the most it may have",
                 code="too-many-approvers",
             )
-        return Governance(
-            node_class,
-            (*governance.signers, AuthorizedSigner(self.iss, self.key)),
-            governance.required,
-            governance.service_keys,
-            governance.service_issuer,
-            epoch,
-            governance.revoked,
-        )
+        return (*governance.signers, AuthorizedSigner(self.iss, key))
 
 
 @dataclass(frozen=True, slots=True)
