@@ -24,6 +24,7 @@ from tests.platform.node_world import NOW, World, make_world
 from hypothesis_budget import examples
 from ironroot.errors import StorageError
 from ironroot.fleet import Fleet, RevocationWatch, Scanner, attest_node
+from ironroot.fleet._revocation import _HEAD, _head
 
 _DEEP = b"[" * 200_000  # deeper than json's recursion allows: RecursionError, not ValueError
 
@@ -283,3 +284,31 @@ def test_a_class_file_nested_past_what_json_reads_is_malformed(
     with pytest.raises(StorageError) as exc:
         Fleet(fleet.directory).node_class(name)
     assert exc.value.detail.startswith(f"{folder}/class.json is malformed: ")
+
+
+@pytest.mark.parametrize("writer", [False, True], ids=["no writer", "a writer that never writes"])
+def test_a_crl_file_swapped_for_a_named_pipe_before_its_head_is_read_is_not_waited_on(
+    tmp_path: Path, writer: bool
+) -> None:
+    """Old behaviour: a CRL file over the size limit is read again for its first bytes (its
+    issuer) with a blocking ``open``: the file swapped for a named pipe between the size check
+    and that read kept the round waiting in ``open`` (no writer) or in ``read`` (a writer that
+    never writes). The head is read without blocking, from a regular file only: a pipe has
+    none (``b""``, the CRL's issuer unknown)."""
+    pipe = tmp_path / "big.crl"
+    os.mkfifo(pipe)
+    held = os.open(pipe, os.O_RDWR) if writer else None
+    try:
+        assert _head(pipe) == b""
+    finally:
+        if held is not None:
+            os.close(held)
+
+
+def test_the_head_of_a_crl_file_over_the_limit_is_its_first_bytes(tmp_path: Path) -> None:
+    """The head of a regular CRL file is its first bytes, at most the head's size."""
+    path = tmp_path / "big.crl"
+    path.write_bytes(b"\x30\x82" + b"\x00" * (_HEAD * 2))
+    assert _head(path) == (b"\x30\x82" + b"\x00" * (_HEAD * 2))[:_HEAD]
+    assert _head(tmp_path / "missing.crl") == b""
+    assert _head(tmp_path) == b""  # a directory holds no CRL

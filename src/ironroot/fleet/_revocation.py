@@ -259,12 +259,22 @@ def _statement_crl(data: bytes) -> TransparentStatement | None:
 
 
 def _head(path: Path) -> bytes:
-    """The first bytes of a CRL file too large to read whole (where its issuer is)."""
+    """The first bytes of a CRL file too large to read whole (where its issuer is); ``b""``
+    when it cannot be read or is no regular file. Opened without blocking and checked on the
+    descriptor read: a file swapped for a named pipe since its size was read is never waited
+    on (in ``open`` with no writer, in ``read`` with one that never writes)."""
     try:
-        with path.open("rb") as handle:
-            return handle.read(_HEAD)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except (OSError, ValueError):  # ValueError: a NUL byte in the name
+        return b""
+    try:
+        if not S_ISREG(os.fstat(fd).st_mode):
+            return b""
+        return os.pread(fd, _HEAD, 0)
     except OSError:
         return b""
+    finally:
+        os.close(fd)
 
 
 def _header(der: bytes, pos: int) -> tuple[int, int, int] | None:
