@@ -373,3 +373,26 @@ def test_the_quorum_and_the_services_are_governed_changes_from_the_cli(
     assert sorted(out["governance"]["service_kids"]) == [k.hex() for k in new]  # type: ignore[index]
     code, out = run(capsys, "fleet", "desired", "approvers", *f)
     assert (out["epoch"], out["quorum"]) == (3, {"required": 3, "epoch": 2})
+
+
+def test_desired_show_refuses_an_edited_first_governance(
+    world: World, ops: Ops, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Old behaviour: ``governance.json`` edited to a quorum of 1 was shown (and enforced) as
+    the class's governance. ``desired show`` exits 1 with ``governance-altered``."""
+    fleet, _ = make_fleet(world, tmp_path / "fleet", 1)
+    store = DesiredStore(fleet)
+    store.init(ops.governance())
+    state = DesiredState.build(fleet.node_class("node-7"), 1, fleet=fleet.identity())
+    store.publish("node-7", ops.sign(state, ALICE, BOB), now=NOW, registrar=ops.log)
+    path = store.directory / "node-7" / "governance.json"
+    doc = json.loads(path.read_bytes())
+    doc["required"] = 1
+    path.write_text(json.dumps(doc, indent=2))
+    f = ["--fleet", str(fleet.directory)]
+    code, out = run(capsys, "fleet", "desired", "show", *f, *AT)
+    assert (code, out["error"]["code"]) == (1, "governance-altered")  # type: ignore[index]
+    assert main(["fleet", "desired", "show", *f, *AT]) == 1
+    err = capsys.readouterr().err
+    assert "governance-altered" in err
+    assert "is not the one the fleet's log pinned at `ironroot fleet desired init`" in err

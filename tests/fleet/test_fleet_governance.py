@@ -4,6 +4,10 @@ changes signed before the revocation too — each refusal its exact error."""
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +19,7 @@ from tests.platform.node_world import NOW, World, make_world
 from ironroot.cose import decode_cbor, encode_cbor
 from ironroot.errors import (
     ConfigError,
+    Conflict,
     MalformedInput,
     MalformedStatement,
     PolicyRejected,
@@ -489,3 +494,163 @@ def test_the_trusted_services_are_replaced_by_a_governed_change(
     with pytest.raises(MalformedInput) as pinned:  # an issuer pins the keys given with it
         GovernanceChange(fleet.identity(), "node-7", 2, "set", service_issuer="https://ts.example")
     assert pinned.value.code == "malformed-governance-change"
+
+
+# --- the first governance, pinned in the fleet's log ------------------------------------------
+
+
+def _canonical_sha384(doc: dict[str, object]) -> str:
+    """The digest the fleet's log pins: SHA-384 of the governance's JSON, keys sorted, no
+    whitespace (docs/fleet.md)."""
+    data = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha384(data).hexdigest()
+
+
+def _altered(fleet: Fleet, path: Path, doc: dict[str, object]) -> str:
+    pinned = fleet.events(kind="desired-governance-pinned")[0].detail["sha384"]
+    return (
+        f"class node-7's first governance ({path}) is not the one the fleet's log pinned at "
+        f"`ironroot fleet desired init` (SHA-384 {str(pinned)[:16]}, the file's "
+        f"{_canonical_sha384(doc)[:16]}): it was changed outside a governed change (put the "
+        "original back; later changes are approved on the log: `ironroot fleet desired "
+        "approver-apply`)"
+    )
+
+
+def test_init_pins_the_first_governance_in_the_fleets_log(ops: Ops, fleet: Fleet) -> None:
+    s = store(fleet, ops)
+    (event,) = fleet.events(kind="desired-governance-pinned")
+    doc = json.loads((s.directory / "node-7" / "governance.json").read_bytes())
+    assert event.detail == {
+        "class": "node-7",
+        "sha384": _canonical_sha384(doc),
+        "approvers": [ALICE, BOB, CAROL],
+        "required": 2,
+        "service_kids": [kid.hex() for kid in ops.log.service_keys()],
+        "service_issuer": None,
+    }
+    assert fleet.events(kind="desired-governance") == []  # no change: still epoch 1
+    assert s.governance("node-7").required == 2
+
+
+@pytest.mark.parametrize(
+    "edit", ["quorum lowered", "approver added", "service issuer set", "approver removed"]
+)
+def test_an_edited_first_governance_is_refused_by_every_reader(
+    world: World, ops: Ops, fleet: Fleet, edit: str
+) -> None:
+    """Old behaviour: ``governance.json`` (epoch 1) was local configuration nothing pinned:
+    whoever could write it lowered the quorum to 1 (every later epoch that does not set it
+    inherits it) or added their own key, and every reader and publish took it."""
+    s = store(fleet, ops)
+    s.publish("node-7", ops.sign(desired(world, fleet, 1), ALICE, BOB), now=NOW, registrar=ops.log)
+    path = s.directory / "node-7" / "governance.json"
+    doc = json.loads(path.read_bytes())
+    if edit == "quorum lowered":
+        doc["required"] = 1
+    elif edit == "approver added":
+        mallory = ops.governance(2, (ALICE, BOB, CAROL, MALLORY)).to_json()["signers"][3]
+        doc["signers"].append(mallory)
+    elif edit == "service issuer set":
+        doc["service_issuer"] = "https://elsewhere.example"
+    else:
+        doc["signers"].pop()
+    path.write_text(json.dumps(doc, indent=2))
+    message = _altered(fleet, path, doc)
+    for read in (
+        lambda: s.governance("node-7"),
+        lambda: s.governance_history("node-7"),
+        lambda: s.current("node-7", now=NOW),
+        lambda: s.publish(
+            "node-7", ops.sign(desired(world, fleet, 2), ALICE), now=NOW, registrar=ops.log
+        ),
+        lambda: revoke(s, fleet, ops, CAROL, ALICE, BOB),
+    ):
+        with pytest.raises(StorageError) as info:
+            read()
+        assert (info.value.code, info.value.detail) == ("governance-altered", message)
+    assert s.version("node-7") == 1
+    assert fleet.events(kind="desired-governance") == []
+
+
+def test_a_first_governance_reformatted_only_is_the_same_governance(ops: Ops, fleet: Fleet) -> None:
+    """The pin is of the governance, not of its bytes: the same document with other
+    whitespace and its members in another order is the same governance."""
+    s = store(fleet, ops)
+    path = s.directory / "node-7" / "governance.json"
+    doc = json.loads(path.read_bytes())
+    path.write_text(json.dumps(dict(reversed(doc.items())), indent=7) + "\n\n")
+    assert s.governance("node-7") == ops.governance(2)
+
+
+def test_a_removed_first_governance_is_refused_and_never_initialised_again(
+    ops: Ops, fleet: Fleet
+) -> None:
+    """Removing ``governance.json`` to ``init`` another first governance (with a quorum of 1,
+    or other approvers) is refused: the fleet's log pinned the first one."""
+    s = store(fleet, ops)
+    path = s.directory / "node-7" / "governance.json"
+    pinned = fleet.events(kind="desired-governance-pinned")[0].detail["sha384"]
+    path.unlink()
+    with pytest.raises(StorageError) as info:
+        s.governance("node-7")
+    assert (info.value.code, info.value.detail) == (
+        "governance-altered",
+        f"class node-7's first governance ({path}) is missing, but the fleet's log pinned it "
+        f"at `ironroot fleet desired init` (SHA-384 {pinned[:16]}): put the original back",
+    )
+    with pytest.raises(Conflict) as conflict:
+        s.init(ops.governance(1))
+    assert (conflict.value.code, conflict.value.detail) == (
+        "governance-pinned",
+        f"class node-7's first governance was pinned in the fleet's log at `ironroot fleet "
+        f"desired init` (SHA-384 {pinned[:16]}): it is set once (put the original "
+        f"{path.name} back)",
+    )
+    assert not path.exists()
+    assert len(fleet.events(kind="desired-governance-pinned")) == 1
+
+
+def test_a_store_initialised_before_the_pin_is_pinned_at_its_first_read(
+    ops: Ops, fleet: Fleet
+) -> None:
+    """A class whose ``governance.json`` was written before ``init`` pinned it (or by an
+    ``init`` cut short before its event) is pinned as it is at the first read, dated when the
+    file was written; from then on an edit is refused."""
+    s = store(fleet, ops)
+    with contextlib.closing(sqlite3.connect(fleet.database)) as db, db:
+        db.execute("DELETE FROM events WHERE kind = 'desired-governance-pinned'")
+    assert s.governance("node-7") == ops.governance(2)
+    (event,) = fleet.events(kind="desired-governance-pinned")
+    path = s.directory / "node-7" / "governance.json"
+    doc = json.loads(path.read_bytes())
+    assert event.detail["sha384"] == _canonical_sha384(doc)
+    assert event.detail["recovered"] is True
+    assert s.governance("node-7") == ops.governance(2)  # pinned once
+    assert len(fleet.events(kind="desired-governance-pinned")) == 1
+    doc["required"] = 1
+    path.write_text(json.dumps(doc))
+    with pytest.raises(StorageError) as info:
+        s.governance("node-7")
+    assert (info.value.code, info.value.detail) == (
+        "governance-altered",
+        _altered(fleet, path, doc),
+    )
+
+
+def test_a_pin_whose_digest_is_damaged_refuses_the_governance(ops: Ops, fleet: Fleet) -> None:
+    """A pin event whose digest is no SHA-384 (a damaged row) matches no governance: refused,
+    never read as no pin."""
+    s = store(fleet, ops)
+    with contextlib.closing(sqlite3.connect(fleet.database)) as db, db:
+        db.execute(
+            "UPDATE events SET detail = json_set(detail, '$.sha384', 7) "
+            "WHERE kind = 'desired-governance-pinned'"
+        )
+    path = s.directory / "node-7" / "governance.json"
+    with pytest.raises(StorageError) as info:
+        s.governance("node-7")
+    assert (info.value.code, info.value.detail) == (
+        "governance-altered",
+        _altered(fleet, path, json.loads(path.read_bytes())),
+    )

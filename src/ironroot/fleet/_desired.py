@@ -52,7 +52,14 @@ to its keys, applies to every approver as it does to every firmware vendor.
 
 :class:`Governance` is the class's configuration for this: the authorized signers
 (``iss`` + public key), how many distinct ones a change needs, and the transparency services
-whose receipts count. Its first epoch is local (``governance.json``); approvers are revoked
+whose receipts count. Its first epoch is local (``governance.json``), pinned in the fleet's
+log when it is written (a ``desired-governance-pinned`` event holding its SHA-384: of its JSON,
+keys sorted and no whitespace, so a reformatted file is the same governance) and checked
+against that pin at every read: any other first governance — a quorum lowered, an approver
+added — or the file removed is ``StorageError`` ``governance-altered`` for every reader and
+publish, and ``init`` never sets it again (``Conflict`` ``governance-pinned``). A file no pin
+covers (written before pins, or by an ``init`` cut short) is pinned as it is at its first read
+(it is read as before, and from then on checked); approvers are revoked
 and added, and the quorum and the trusted services set, since only by governed changes on the
 log, approved by the quorum and on the services in force (:mod:`ironroot.fleet._governance`),
 and a key revoked is refused in every later epoch (``UnknownIssuer`` ``signer-revoked``).
@@ -189,6 +196,7 @@ DESIRED_STATE_CONTENT_TYPE: Final = "application/vnd.ironroot.desired-state+cbor
 _FORMAT: Final = 2
 _FORMAT_UNBOUND: Final = 1  # before the fleet was named: read back from a store only
 _GOVERNANCE_FORMAT: Final = "ironroot-desired-governance/1"
+_PINNED: Final = "desired-governance-pinned"  # the event pinning a class's first governance
 _LIMITS: Final = Limits(max_bytes=16 * 1024, max_depth=4, max_items=64)
 _STATEMENT_LIMITS: Final = Limits()
 _MAX_SIGNERS: Final = 64
@@ -205,6 +213,14 @@ def desired_subject(node_class: str) -> str:
 
 
 # --- the document ---------------------------------------------------------------------------
+
+
+def _governance_sha384(governance: Governance) -> str:
+    """What the fleet's log pins of a class's first governance (module docs): the SHA-384
+    (hex) of its JSON (:meth:`Governance.to_json`), keys sorted and no whitespace — of the
+    governance, not of the file's bytes (reformatting it changes nothing it says)."""
+    data = json.dumps(governance.to_json(), sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha384(data).hexdigest()
 
 
 def _bad(what: str) -> MalformedInput:
@@ -1253,21 +1269,35 @@ class DesiredStore:
     # --- governance ------------------------------------------------------------------------
 
     def init(self, governance: Governance) -> None:
-        """Set a class's governance, once (``Conflict`` when it has one): epoch 1; every later
-        change is a governed one (:meth:`change_governance`)."""
+        """Set a class's governance, once (``Conflict`` when it has one, ``Conflict``
+        ``governance-pinned`` when the fleet's log pinned one, its file removed since): epoch
+        1, written to ``governance.json`` and pinned in the fleet's log (a
+        ``desired-governance-pinned`` event with its SHA-384, module docs);
+        every later change is a governed one (:meth:`change_governance`)."""
         if governance.epoch != 1 or governance.revoked:
             raise ConfigError(
                 "a class's first governance is epoch 1 with no revoked signer: later ones are "
                 "made by governance changes (`ironroot fleet desired approver-apply`)"
             )
-        base = self._dir(governance.node_class)
+        node_class = governance.node_class
+        base = self._dir(node_class)
+        path = base / "governance.json"
+        # the file there: ``Conflict`` as before (written exclusively); removed since the
+        # fleet's log pinned it: never set again
+        pinned = None if path.exists() else self._pinned(node_class)
+        if pinned is not None:
+            raise Conflict(
+                f"class {node_class}'s first governance was pinned in the fleet's log at "
+                f"`ironroot fleet desired init` (SHA-384 {str(pinned)[:16]}): it is set once "
+                "(put the original governance.json back)",
+                code="governance-pinned",
+            )
         make_dirs(base)
         write_atomic(
-            base / "governance.json",
-            json.dumps(governance.to_json(), indent=2).encode(),
-            mode=0o644,
-            exclusive=True,
+            path, json.dumps(governance.to_json(), indent=2).encode(), mode=0o644, exclusive=True
         )
+        # after the file: an init cut short between the two is pinned at the first read
+        self._pin(node_class, governance, dt.datetime.now(dt.UTC), recovered=False)
 
     def governance(self, node_class: str) -> Governance:
         """The governance in force: ``governance.json`` (epoch 1) with every stored
@@ -1434,9 +1464,47 @@ class DesiredStore:
         for governance in chain[self._governance_events(node_class) :]:
             self._record_governance(node_class, governance, None, now)
 
+    def _pinned(self, node_class: str) -> object | None:
+        """The SHA-384 (hex) of ``node_class``'s first governance the fleet's log pinned (the
+        first pin, whatever its value: a damaged one matches nothing), ``None`` when none."""
+        since = 0
+        while batch := self.fleet.events(kind=_PINNED, since=since):
+            for event in batch:
+                if event.detail.get("class") == node_class:
+                    return event.detail.get("sha384")
+            since = batch[-1].seq
+        return None
+
+    def _pin(
+        self, node_class: str, governance: Governance, at: dt.datetime, *, recovered: bool
+    ) -> None:
+        detail: dict[str, Any] = {
+            "class": node_class,
+            "sha384": _governance_sha384(governance),
+            "approvers": [s.iss for s in governance.signers],
+            "required": governance.required,
+            "service_kids": [kid.hex() for kid in governance.service_keys],
+            "service_issuer": governance.service_issuer,
+        }
+        if recovered:
+            detail["recovered"] = True
+        self.fleet.record(None, _PINNED, detail, now=at)
+
     def _initial_governance(self, node_class: str) -> Governance:
+        """``governance.json``, checked against its pin in the fleet's log (module docs):
+        ``StorageError`` ``governance-altered`` when it is not the governance pinned, or
+        missing while pinned. A file no pin covers (written before ``init`` pinned it, or by
+        an ``init`` cut short) is pinned as it is now, dated when it was written."""
         path = self._dir(node_class) / "governance.json"
+        pinned = self._pinned(node_class)
         if not path.is_file():
+            if pinned is not None:
+                raise StorageError(
+                    f"class {node_class}'s first governance ({path}) is missing, but the "
+                    f"fleet's log pinned it at `ironroot fleet desired init` (SHA-384 "
+                    f"{str(pinned)[:16]}): put the original back",
+                    code="governance-altered",
+                )
             raise NotFound(
                 f"class {node_class} has no desired-state governance (run `ironroot fleet "
                 "desired init`)"
@@ -1451,6 +1519,19 @@ class DesiredStore:
         if governance.epoch != 1 or governance.revoked:
             raise StorageError(
                 f"{path} is the first governance (epoch 1): later epochs are governance changes"
+            )
+        digest = _governance_sha384(governance)
+        if pinned is None:
+            written = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC)
+            self._pin(node_class, governance, written, recovered=True)
+        elif pinned != digest:  # a damaged pin (no text) matches nothing
+            raise StorageError(
+                f"class {node_class}'s first governance ({path}) is not the one the fleet's "
+                f"log pinned at `ironroot fleet desired init` (SHA-384 {str(pinned)[:16]}, the "
+                f"file's {digest[:16]}): it was changed outside a governed change (put the "
+                "original back; later changes are approved on the log: `ironroot fleet "
+                "desired approver-apply`)",
+                code="governance-altered",
             )
         return governance
 
