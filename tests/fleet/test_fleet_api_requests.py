@@ -20,6 +20,7 @@ from tests.fleet.fleet_site import Site, problem, running_site
 from tests.fleet.fleet_world import add_class, node_class
 from tests.platform.node_world import NOW, World, make_world
 
+from ironroot.cose import Problem
 from ironroot.errors import StorageError
 from ironroot.fleet import (
     AdmissionRequest,
@@ -348,6 +349,38 @@ def test_a_json_body_of_another_media_type_is_415_and_changes_nothing(
     assert site.fleet.events(limit=100_000) == events  # no rollout-requested
 
 
+@pytest.mark.parametrize("charset", ["latin-1", "utf-16", "x-unknown"])
+def test_a_json_body_in_a_charset_other_than_utf_8_is_415_and_changes_nothing(
+    site: Site, charset: str
+) -> None:
+    # RFC 8259 §8.1: JSON between systems is UTF-8; "é" in Latin-1 is not read as UTF-8
+    events = site.fleet.events(limit=100_000)
+    placed = site.authority.placements()
+    headers = {"content-type": f"application/json; charset={charset}"}
+    with site.anonymous() as client:
+        challenge = client.post(
+            f"{site.servers.admission_url}/fleet/admission/challenge",
+            content=b'{"node": "node-0001"}',
+            headers=headers,
+        )
+    with site.operator() as operator:
+        place = operator.post(
+            f"{site.servers.control_url}/v1/placements",
+            content='{"vm": "cvm-\u00e9"}'.encode("latin-1"),
+            headers=headers,
+        )
+    with site.client("node-0001", "control") as control:
+        roll = control.post(
+            f"{site.servers.control_url}/v1/rollouts", content=b'{"dry_run": true}', headers=headers
+        )
+    for response in (challenge, place, roll):
+        assert problem(response) == (415, "unsupported-media-type", "Unsupported Media Type")
+        detail = Problem.from_cbor(response.content).detail
+        assert detail == f"the request body must be UTF-8 (charset={charset} given)"
+    assert site.authority.placements() == placed
+    assert site.fleet.events(limit=100_000) == events  # no rollout-requested
+
+
 _JSON_OR_UNTYPED = {
     "untyped": ("cvm-untyped", {}),
     "JSON": ("cvm-json", {"content-type": "application/json"}),
@@ -396,3 +429,4 @@ def test_an_admission_request_not_typed_as_cbor_is_415(site: Site, headers: dict
         )
     assert problem(response) == (415, "unsupported-media-type", "Unsupported Media Type")
     assert len(site.authority.credentials.of_node("node-0003")) == before
+
