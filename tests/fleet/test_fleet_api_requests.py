@@ -20,6 +20,7 @@ from tests.fleet.fleet_site import Site, problem, running_site
 from tests.fleet.fleet_world import add_class, node_class
 from tests.platform.node_world import NOW, World, make_world
 
+from ironroot._fileio import DirectoryLock
 from ironroot.cose import Problem
 from ironroot.errors import StorageError
 from ironroot.fleet import (
@@ -430,3 +431,31 @@ def test_an_admission_request_not_typed_as_cbor_is_415(site: Site, headers: dict
     assert problem(response) == (415, "unsupported-media-type", "Unsupported Media Type")
     assert len(site.authority.credentials.of_node("node-0003")) == before
 
+
+def test_a_rollout_that_starts_and_finds_its_class_locked_is_recorded_and_costs_a_token(
+    site: Site,
+) -> None:
+    """A request that passed the checks starts a run; a run refused by what only the run can
+    find (the class's rollout lock held by the operator's ``fleet rollout``: 409 ``in-use``;
+    a release missing; the desired state's approvals lapsed by the run's clock) was asked
+    for, so it is on the record (``rollout-requested``) and cost its node a token: checked
+    before, the lock could be taken between the check and the run, and a node looping on a
+    held lock is what the rate bounds. Last in the module: it spends node-0003's tokens."""
+    url = f"{site.servers.control_url}/v1/rollouts"
+    before = len(site.fleet.events(limit=100_000))
+    answers: list[tuple[int, str, str]] = []
+    held = DirectoryLock(DesiredStore(site.fleet).directory / "node-7", ".rollout.lock")
+    try:
+        with site.client("node-0003", "control") as control:
+            for _ in range(6):  # at most five tokens: the sixth at the latest is over the rate
+                answers.append(problem(control.post(url, json={"dry_run": True})))
+                if answers[-1][0] == 503:
+                    break
+    finally:
+        held.close()
+    locked = answers[:-1]
+    assert 1 <= len(locked) <= 5
+    assert set(locked) == {(409, "in-use", "In Use")}
+    assert answers[-1][:2] == (503, "rollout-rate")
+    added = site.fleet.events(limit=100_000)[before:]
+    assert [(e.node, e.kind) for e in added] == [("node-0003", "rollout-requested")] * len(locked)

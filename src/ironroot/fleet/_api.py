@@ -69,7 +69,13 @@ meanwhile, so a node may ask five times at once, then once a minute (a token buc
 at the plane's clock); over that, 503 ``rollout-rate`` (``Overloaded``) with ``Retry-After``.
 Only then is it recorded (``rollout-requested``, with the caller's node and the request as run:
 its ``class`` and ``nodes`` filled in) and run, so a refused one (a 400, 403, 404 or 503
-problem) leaves no event and a request refused by the checks costs no token.
+problem) leaves no event and a request refused by the checks costs no token. A run that
+starts and then fails on what only the run can find is on the record and cost its token:
+the class's rollout lock held (409 ``in-use``: checked before, it could be taken between the
+check and the run, and a node looping on a held lock is what the rate bounds), the desired
+state's approvals lapsed by the run's clock, a release the plan needs missing (404, found
+while planning under the lock), a desired state being published (409): each was asked for,
+and the record says so.
 
 **Data plane** (mutual TLS; a current ``data``-plane credential): ``GET /v1/whoami`` and
 ``GET /v1/placements`` (the VMs placed on the caller's node).
@@ -196,7 +202,8 @@ RolloutTrigger = Callable[[Mapping[str, Any]], Callable[[dt.datetime], Mapping[s
 ``trigger(request)`` checks the request (the body's JSON object) and what it names against the
 fleet, changing nothing, and raises the typed error of a request it refuses; ``start(now)``
 runs the rollout and returns its JSON-ready report. The control plane records
-``rollout-requested`` between the two: a refused request leaves no event."""
+``rollout-requested`` between the two: a request ``trigger`` refuses leaves no event; one
+``start`` fails (module docs: a held lock, a missing release) is on the record."""
 
 
 def _utc_now() -> dt.datetime:
