@@ -20,6 +20,8 @@ from tests.fleet.fleet_site import Site, problem, running_site
 from tests.fleet.fleet_world import add_class, node_class
 from tests.platform.node_world import NOW, World, make_world
 
+from ironroot._fileio import DirectoryLock
+from ironroot.cose import Problem
 from ironroot.errors import StorageError
 from ironroot.fleet import (
     AdmissionRequest,
@@ -348,6 +350,38 @@ def test_a_json_body_of_another_media_type_is_415_and_changes_nothing(
     assert site.fleet.events(limit=100_000) == events  # no rollout-requested
 
 
+@pytest.mark.parametrize("charset", ["latin-1", "utf-16", "x-unknown"])
+def test_a_json_body_in_a_charset_other_than_utf_8_is_415_and_changes_nothing(
+    site: Site, charset: str
+) -> None:
+    # RFC 8259 §8.1: JSON between systems is UTF-8; "é" in Latin-1 is not read as UTF-8
+    events = site.fleet.events(limit=100_000)
+    placed = site.authority.placements()
+    headers = {"content-type": f"application/json; charset={charset}"}
+    with site.anonymous() as client:
+        challenge = client.post(
+            f"{site.servers.admission_url}/fleet/admission/challenge",
+            content=b'{"node": "node-0001"}',
+            headers=headers,
+        )
+    with site.operator() as operator:
+        place = operator.post(
+            f"{site.servers.control_url}/v1/placements",
+            content='{"vm": "cvm-\u00e9"}'.encode("latin-1"),
+            headers=headers,
+        )
+    with site.client("node-0001", "control") as control:
+        roll = control.post(
+            f"{site.servers.control_url}/v1/rollouts", content=b'{"dry_run": true}', headers=headers
+        )
+    for response in (challenge, place, roll):
+        assert problem(response) == (415, "unsupported-media-type", "Unsupported Media Type")
+        detail = Problem.from_cbor(response.content).detail
+        assert detail == f"the request body must be UTF-8 (charset={charset} given)"
+    assert site.authority.placements() == placed
+    assert site.fleet.events(limit=100_000) == events  # no rollout-requested
+
+
 _JSON_OR_UNTYPED = {
     "untyped": ("cvm-untyped", {}),
     "JSON": ("cvm-json", {"content-type": "application/json"}),
@@ -396,3 +430,32 @@ def test_an_admission_request_not_typed_as_cbor_is_415(site: Site, headers: dict
         )
     assert problem(response) == (415, "unsupported-media-type", "Unsupported Media Type")
     assert len(site.authority.credentials.of_node("node-0003")) == before
+
+
+def test_a_rollout_that_starts_and_finds_its_class_locked_is_recorded_and_costs_a_token(
+    site: Site,
+) -> None:
+    """A request that passed the checks starts a run; a run refused by what only the run can
+    find (the class's rollout lock held by the operator's ``fleet rollout``: 409 ``in-use``;
+    a release missing; the desired state's approvals lapsed by the run's clock) was asked
+    for, so it is on the record (``rollout-requested``) and cost its node a token: checked
+    before, the lock could be taken between the check and the run, and a node looping on a
+    held lock is what the rate bounds. Last in the module: it spends node-0003's tokens."""
+    url = f"{site.servers.control_url}/v1/rollouts"
+    before = len(site.fleet.events(limit=100_000))
+    answers: list[tuple[int, str, str]] = []
+    held = DirectoryLock(DesiredStore(site.fleet).directory / "node-7", ".rollout.lock")
+    try:
+        with site.client("node-0003", "control") as control:
+            for _ in range(6):  # at most five tokens: the sixth at the latest is over the rate
+                answers.append(problem(control.post(url, json={"dry_run": True})))
+                if answers[-1][0] == 503:
+                    break
+    finally:
+        held.close()
+    locked = answers[:-1]
+    assert 1 <= len(locked) <= 5
+    assert set(locked) == {(409, "in-use", "In Use")}
+    assert answers[-1][:2] == (503, "rollout-rate")
+    added = site.fleet.events(limit=100_000)[before:]
+    assert [(e.node, e.kind) for e in added] == [("node-0003", "rollout-requested")] * len(locked)

@@ -121,3 +121,48 @@ def test_a_body_in_a_content_coding_is_a_415_problem_not_read_as_it_is(
 def test_a_body_in_the_identity_coding_is_read(coding: str) -> None:
     response = _post({"Content-Type": _JSON, "Content-Encoding": coding}, untyped=None)
     assert (response.status_code, response.text) == (200, _JSON)
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        "application/json; charset=UTF-8",
+        'application/json; charset="utf-8"',
+        "application/json;charset=utf-8; q=x",
+        "application/cbor; charset=utf-8",
+    ],
+)
+def test_a_declared_charset_of_utf_8_is_read(given: str) -> None:
+    response = _post({"Content-Type": given}, untyped=None)
+    assert (response.status_code, response.text) == (200, given.split(";")[0])
+
+
+@pytest.mark.parametrize(
+    ("given", "charset"),
+    [
+        ("application/json; charset=latin-1", "latin-1"),
+        ("application/json; charset=ISO-8859-1", "iso-8859-1"),
+        ("application/json; charset=utf-16", "utf-16"),
+        ('application/json; charset="utf-16le"', "utf-16le"),
+        ("application/json; charset=utf8", "utf8"),
+        ("application/json; charset=", ""),
+        ("application/json; charset=no-such-charset", "no-such-charset"),
+        ("application/json; charset=utf-8; charset=latin-1", "latin-1"),
+        ("application/json; Charset = latin-1", "latin-1"),
+        # CBOR's text is UTF-8 by definition (RFC 8949 §3.1): a client that declares another
+        # encoding meant a body this does not read
+        ("application/cbor; charset=latin-1", "latin-1"),
+    ],
+)
+@pytest.mark.parametrize("untyped", [None, _JSON])
+def test_a_declared_charset_other_than_utf_8_is_a_415_problem_not_read_as_utf_8(
+    given: str, charset: str, untyped: str | None
+) -> None:
+    # RFC 8259 §8.1: JSON between systems is UTF-8; a body its client says is Latin-1 and
+    # read as UTF-8 is not the text the client meant
+    response = _post({"Content-Type": given}, untyped=untyped)
+    assert response.status_code == 415
+    assert response.headers["content-type"] == PROBLEM_JSON
+    problem = response.json()
+    assert (problem["status"], problem["code"]) == (415, UnsupportedMediaType.code)
+    assert problem["detail"] == f"the request body must be UTF-8 (charset={charset} given)"

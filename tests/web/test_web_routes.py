@@ -1048,6 +1048,33 @@ def test_the_dashboard_mounts_under_the_fleet_s_admission_service(world: WebWorl
         assert http_calls.get(server.url + "/fleet/ca").status_code == 200  # admission still there
 
 
+def test_the_mounted_dashboard_s_prefix_without_its_slash_is_a_308_to_it(world: WebWorld) -> None:
+    # A person typing https://fleet/dashboard gets the dashboard, not a CBOR 404 problem; the
+    # Location is the fixed prefix and the query as it came: never another host or path.
+    from ironroot.fleet import AdmissionAuthority, admission_app
+
+    authority = AdmissionAuthority.open(world.fleet)
+    dashboard = Dashboard.open(world.data, fleet=world.fleet.directory, clock=lambda: SEEN)
+    app = admission_app(authority, mounts={"/dashboard": create_dashboard_app(dashboard)})
+    with (
+        ServerThread(app) as server,
+        httpx.Client(base_url=server.url, follow_redirects=False) as browser,
+    ):
+        for method in ("GET", "HEAD"):
+            answer = browser.request(method, "/dashboard", headers={"Accept": "text/html"})
+            assert (answer.status_code, answer.headers["location"]) == (308, "/dashboard/")
+        posted = browser.post("/dashboard", content=b"x")  # no page: the service's 404, as before
+        assert (posted.status_code, "location" in posted.headers) == (404, False)
+        queried = browser.get("/dashboard?next=%2Ffleet&x=//evil.example/%0d%0a")
+        assert queried.status_code == 308
+        assert queried.headers["location"] == "/dashboard/?next=%2Ffleet&x=//evil.example/%0d%0a"
+        hostile = browser.get("/dashboard", headers={"Host": "evil.example"})
+        assert (hostile.status_code, hostile.headers["location"]) == (308, "/dashboard/")
+        assert browser.get("/dashboardx").status_code == 404  # no prefix of a name
+        # then as /dashboard/ is: to the login page, for a person not signed in
+        assert browser.get("/dashboard", follow_redirects=True).url.path == "/dashboard/login"
+
+
 def test_the_fleet_s_public_metrics_say_nothing_of_the_mounted_dashboard(world: WebWorld) -> None:
     # The admission service's /metrics is anyone's; the dashboard's are an operator's, since
     # they tell who logs in, when and whether it failed. Counted by the admission service

@@ -69,7 +69,13 @@ meanwhile, so a node may ask five times at once, then once a minute (a token buc
 at the plane's clock); over that, 503 ``rollout-rate`` (``Overloaded``) with ``Retry-After``.
 Only then is it recorded (``rollout-requested``, with the caller's node and the request as run:
 its ``class`` and ``nodes`` filled in) and run, so a refused one (a 400, 403, 404 or 503
-problem) leaves no event and a request refused by the checks costs no token.
+problem) leaves no event and a request refused by the checks costs no token. A run that
+starts and then fails on what only the run can find is on the record and cost its token:
+the class's rollout lock held (409 ``in-use``: checked before, it could be taken between the
+check and the run, and a node looping on a held lock is what the rate bounds), the desired
+state's approvals lapsed by the run's clock, a release the plan needs missing (404, found
+while planning under the lock), a desired state being published (409): each was asked for,
+and the record says so.
 
 **Data plane** (mutual TLS; a current ``data``-plane credential): ``GET /v1/whoami`` and
 ``GET /v1/placements`` (the VMs placed on the caller's node).
@@ -130,7 +136,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ironroot._fileio import make_dirs, write_atomic
 from ironroot.crypto import Algorithm, PrivateKey, load_certificate, save_signer
@@ -196,7 +202,8 @@ RolloutTrigger = Callable[[Mapping[str, Any]], Callable[[dt.datetime], Mapping[s
 ``trigger(request)`` checks the request (the body's JSON object) and what it names against the
 fleet, changing nothing, and raises the typed error of a request it refuses; ``start(now)``
 runs the rollout and returns its JSON-ready report. The control plane records
-``rollout-requested`` between the two: a refused request leaves no event."""
+``rollout-requested`` between the two: a request ``trigger`` refuses leaves no event; one
+``start`` fails (module docs: a held lock, a missing release) is on the record."""
 
 
 def _utc_now() -> dt.datetime:
@@ -281,6 +288,26 @@ async def _not_found(request: Request, exc: Exception) -> Response:
     return error_response(request, NotFound("no such resource"))
 
 
+class _ToSlash:
+    """A mounted app's ``prefix`` without its slash (``/dashboard``, what a person types): a
+    ``GET`` or ``HEAD`` is ``308`` to ``prefix/`` with the request's query; another method is
+    ``otherwise``'s (the service's 404 problem), as before. The Location is the fixed prefix
+    and the query, never the request's host or path: no open redirect. (An ASGI app, not a
+    function: a route takes a function as a GET-only request handler.)"""
+
+    def __init__(self, prefix: str, otherwise: ASGIApp) -> None:
+        self._target = prefix.rstrip("/") + "/"
+        self._otherwise = otherwise
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in ("GET", "HEAD"):
+            await self._otherwise(scope, receive, send)
+            return
+        query = scope.get("query_string", b"").decode("latin-1")
+        headers = {"Location": f"{self._target}?{query}" if query else self._target}
+        await Response(status_code=308, headers=headers | _ANSWER_HEADERS)(scope, receive, send)
+
+
 def admission_app(
     authority: AdmissionAuthority,
     *,
@@ -288,7 +315,8 @@ def admission_app(
     mounts: Mapping[str, ASGIApp] | None = None,
 ) -> Starlette:
     """The admission service (module docs); ``mounts`` adds apps under path prefixes (the
-    dashboard under ``/dashboard``: ``ironroot fleet serve --dashboard DIR``), each answering,
+    dashboard under ``/dashboard``: ``ironroot fleet serve --dashboard DIR``; a ``GET`` of a
+    prefix without its slash is a 308 to it), each answering,
     counting and logging its own requests (the service's public ``/metrics`` count none of
     them; ``/`` links to each)."""
 
@@ -342,6 +370,7 @@ def admission_app(
     # POST /login 401s and 303s told anyone who logs in and when (its own are an operator's).
     outer = Starlette(
         routes=[
+            *(Route(prefix.rstrip("/"), _ToSlash(prefix, service)) for prefix in mounts),
             *(Mount(prefix, app=mounted) for prefix, mounted in mounts.items()),
             Mount("", app=service),
         ],

@@ -4,7 +4,8 @@ Services that take a request as a JSON object or the same map in CBOR (``Content
 application/cbor``) read it with :func:`decode_request_map`; services that hand out single-use
 challenge nonces answer ``POST .../challenge`` with :func:`challenge_handler`. An endpoint that
 takes one kind of body checks the request's ``Content-Type`` with :func:`require_media_type`
-before it reads the body: any other is ``UnsupportedMediaType`` (a 415 problem).
+before it reads the body: any other, or a declared ``charset`` other than ``utf-8``, is
+``UnsupportedMediaType`` (a 415 problem).
 
 A JSON request is held to I-JSON (RFC 7493) where Python's parser is lenient: no member name
 twice in one object (which one would win is the parser's choice), no ``NaN`` or
@@ -58,6 +59,17 @@ def decode_request_map(
     return value
 
 
+def _charsets(parameters: str) -> list[str]:
+    """The ``charset`` values among a ``Content-Type``'s ``parameters`` (what follows its
+    first ``;``), in lower case, without quotes, at most 40 characters each."""
+    found = []
+    for parameter in parameters.split(";"):
+        name, _, value = parameter.partition("=")
+        if name.strip().lower() == "charset":
+            found.append(value.strip().strip('"').lower()[:40])
+    return found
+
+
 def require_media_type(request: Request, *accepted: str, untyped: str | None = None) -> str:
     """The media type of ``request``'s body — its ``Content-Type`` without parameters, in
     lower case — when it is one of ``accepted``. A request without one (or with an empty one)
@@ -67,12 +79,21 @@ def require_media_type(request: Request, *accepted: str, untyped: str | None = N
     in front believed, and which one this reads, could differ). A body in a content coding
     (``Content-Encoding`` other than ``identity``: gzip, br, …) is ``UnsupportedMediaType``
     too (RFC 9110 §8.4.1): no endpoint decodes one, and read as it is, it is neither the body
-    its client meant nor the one a proxy that decodes it inspected."""
+    its client meant nor the one a proxy that decodes it inspected. A ``charset`` parameter
+    other than ``utf-8`` (in any case, quoted or not; each one, when there are several) is
+    ``UnsupportedMediaType`` too, whatever the type: JSON between systems is UTF-8 (RFC 8259
+    §8.1) and is read as UTF-8, a form is read as UTF-8, and CBOR's and COSE's text strings
+    are UTF-8 by definition (RFC 8949 §3.1), so a client that declares another encoding
+    (``latin-1``, ``utf-16``, one unknown) meant a body this would misread. ``charset=utf-8``
+    on a binary type is harmless and taken."""
     values = request.headers.getlist("content-type")
-    given = values[0].split(";", 1)[0].strip().lower() if values else ""
-    media = given or untyped
+    given, _, parameters = (values[0] if values else "").partition(";")
+    media = given.strip().lower() or untyped
     if media is None or media not in accepted or len(values) > 1:
         raise UnsupportedMediaType(f"the request body must be {' or '.join(accepted)}")
+    for charset in _charsets(parameters):
+        if charset != "utf-8":
+            raise UnsupportedMediaType(f"the request body must be UTF-8 (charset={charset} given)")
     coding = ", ".join(request.headers.getlist("content-encoding"))
     if any(c.strip().lower() not in ("", "identity") for c in coding.split(",")):
         raise UnsupportedMediaType(
