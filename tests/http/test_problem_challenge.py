@@ -29,8 +29,10 @@ from ironroot.http import PROBLEM_JSON, Handler, guarded, problem_app
 _log = logging.getLogger("test")
 
 
-def _get(wrap: Callable[[Handler], Handler], exc: IronrootError) -> httpx.Response:
-    """``GET /x`` of an app whose one route, wrapped by ``wrap``, raises ``exc``."""
+def _get(
+    wrap: Callable[[Handler], Handler], exc: IronrootError, base_url: str = "http://svc"
+) -> httpx.Response:
+    """``GET <base_url>/x`` of an app whose one route, wrapped by ``wrap``, raises ``exc``."""
 
     async def handler(request: Request) -> Response:
         raise exc
@@ -39,7 +41,7 @@ def _get(wrap: Callable[[Handler], Handler], exc: IronrootError) -> httpx.Respon
 
     async def run() -> httpx.Response:
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://svc") as client:
+        async with httpx.AsyncClient(transport=transport, base_url=base_url) as client:
             return await client.get("/x", headers={"Accept": PROBLEM_JSON})
 
     return asyncio.run(run())
@@ -85,6 +87,29 @@ def test_a_service_that_takes_basic_asks_for_basic_on_a_401_only() -> None:
     assert answer(Unauthorized("no credential")).headers.get_list("www-authenticate") == [basic]
     assert "www-authenticate" not in answer(RoleNotPermitted("not an officer")).headers
     assert "www-authenticate" not in answer(CredentialRejected("no certificate")).headers
+
+
+def test_a_service_may_choose_its_challenge_per_request() -> None:
+    basic = 'Basic realm="admin", charset="UTF-8"'
+    seen: list[str] = []
+
+    def over_tls(request: Request) -> str | None:
+        seen.append(request.url.path)
+        return basic if request.url.scheme == "https" else None
+
+    def answer(exc: IronrootError, base_url: str) -> httpx.Response:
+        return _get(lambda handler: guarded(handler, _log, challenge=over_tls), exc, base_url)
+
+    tls = answer(Unauthorized("no credential"), "https://svc")
+    assert tls.status_code == 401
+    assert tls.headers.get_list("www-authenticate") == [basic]
+    plain = answer(Unauthorized("no credential"), "http://svc")
+    assert plain.status_code == 401
+    assert "www-authenticate" not in plain.headers
+    assert seen == ["/x", "/x"]
+    # a 403 asks for no credential whatever the request: the callable is not asked
+    assert "www-authenticate" not in answer(RoleNotPermitted("no"), "https://svc").headers
+    assert seen == ["/x", "/x"]
 
 
 @pytest.mark.parametrize(

@@ -94,3 +94,56 @@ def test_the_service_open_to_any_client_takes_basic_over_https_only() -> None:
         # on the loopback interface, plain HTTP never leaves the host
         loopback = create_keyrelease_app(harness.service)
         assert _admin_get(loopback, "http://localhost:8200", "127.0.0.1").status_code == 200
+
+
+BASIC = 'Basic realm="ironroot key service admin", charset="UTF-8"'
+
+
+def _answer(
+    app: object, base_url: str, client: str, auth: tuple[str, str] | None
+) -> httpx.Response:
+    async def run() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app, client=(client, 40000))  # type: ignore[arg-type]
+        async with httpx.AsyncClient(transport=transport, base_url=base_url) as http:
+            return await http.get("/admin/keys", auth=auth, headers={"Accept": "application/json"})
+
+    return asyncio.run(run())
+
+
+@pytest.mark.parametrize(
+    ("reach", "base_url", "client", "auth", "status", "challenge"),
+    [
+        # admin = "any": Basic offered over HTTPS only, never over plain HTTP
+        ("any", "https://keys.example", "10.0.0.5", None, 401, [BASIC]),
+        ("any", "https://keys.example", "10.0.0.5", ("officer", "wrong"), 401, [BASIC]),
+        # the service's own identity, refused without a login
+        ("any", "https://keys.example", "10.0.0.5", ("keyrelease", "x"), 401, [BASIC]),
+        ("any", "https://keys.example", "10.0.0.5", OFFICER, 200, []),
+        ("any", "http://keys.example", "10.0.0.5", None, 401, []),
+        ("any", "http://keys.example", "10.0.0.5", ("officer", "wrong"), 401, []),
+        ("any", "http://keys.example", "10.0.0.5", OFFICER, 401, []),
+        # the loopback reach: plain HTTP never leaves the host, so Basic is offered there
+        ("loopback", "http://localhost:8200", "127.0.0.1", None, 401, [BASIC]),
+        ("loopback", "http://localhost:8200", "127.0.0.1", ("officer", "wrong"), 401, [BASIC]),
+        ("loopback", "https://localhost:8200", "127.0.0.1", None, 401, [BASIC]),
+        ("loopback", "http://localhost:8200", "127.0.0.1", OFFICER, 200, []),
+        # a 403 asks for no credential, over either transport
+        ("loopback", "http://localhost:8200", "10.0.0.5", None, 403, []),
+        ("loopback", "https://localhost:8200", "10.0.0.5", OFFICER, 403, []),
+        ("loopback", "http://keys.example", "127.0.0.1", None, 403, []),
+    ],
+)
+def test_the_admin_apis_challenge_is_basic_on_a_401_where_basic_is_taken(
+    reach: str,
+    base_url: str,
+    client: str,
+    auth: tuple[str, str] | None,
+    status: int,
+    challenge: list[str],
+) -> None:
+    harness = build_harness()
+    with harness.http:
+        app = create_keyrelease_app(harness.service, admin=reach)
+        answer = _answer(app, base_url, client, auth)
+    assert answer.status_code == status, answer.content
+    assert answer.headers.get_list("www-authenticate") == challenge

@@ -5,7 +5,8 @@
   ``code`` (an extension member), ``WWW-Authenticate: Bearer`` on a ``401`` for a missing
   or wrong token (none on a ``403`` or ``429``, nor for a client certificate a mutual-TLS
   plane refuses, ``CredentialRejected``: no HTTP scheme carries one; :func:`challenges` says
-  which errors get one, and :func:`guarded` takes another scheme's challenge, e.g. Basic);
+  which errors get one, and :func:`guarded` takes another scheme's challenge, e.g. Basic, or
+  a function of the request choosing it, e.g. Basic over TLS only);
 * :func:`guarded`: a route handler whose typed errors become problems; an unexpected failure
   is a 500 problem carrying a correlation id that the log line (with the traceback) repeats,
   never disguised as a retryable error; a client that goes away mid-request is logged at

@@ -139,17 +139,23 @@ def guarded(
     log: logging.Logger,
     *,
     what: str = "the service",
-    challenge: str | None = "Bearer",
+    challenge: str | Callable[[Request], str | None] | None = "Bearer",
 ) -> Handler:
     """``handler`` with typed errors answered as problems (a 401's challenge ``challenge``,
-    :func:`error_response`) and anything else as a 500 problem."""
+    :func:`error_response`) and anything else as a 500 problem. ``challenge`` may be a
+    function of the request, for a service whose scheme depends on it (Basic over TLS only,
+    say): it is asked on an answer :func:`challenges` gives one only, and ``None`` from it
+    is no challenge."""
 
     async def run(request: Request) -> Response:
         try:
             return await handler(request)
         except IronrootError as exc:
             log.debug("%s %s refused: %s: %s", request.method, request.url.path, exc.code, exc)
-            return error_response(request, exc, challenge=challenge)
+            offered = challenge
+            if callable(offered):
+                offered = offered(request) if challenges(exc) else None
+            return error_response(request, exc, challenge=offered)
         except ClientDisconnect:  # the client's event: nobody is left to answer
             log.debug("%s %s: the client disconnected", request.method, request.url.path)
             return Response(status_code=400)

@@ -309,6 +309,14 @@ def admin_routes(service: KeyReleaseService, *, reach: str = "loopback") -> list
         return []
     hsm = vault.hsm
 
+    def challenge(request: Request) -> str | None:
+        """A 401's challenge: Basic where Basic is taken. With ``admin = "any"`` over plain
+        HTTP none: Basic is refused there unread (``admin-needs-https``), and a client is
+        never invited to send an officer's credential in clear."""
+        if reach == "any" and request.url.scheme != "https":
+            return None
+        return _BASIC
+
     def as_officer(
         action: Callable[[Session, dict[str, Any]], Any],
         *,
@@ -365,17 +373,7 @@ def admin_routes(service: KeyReleaseService, *, reach: str = "loopback") -> list
             status = 201 if request.method == "POST" and creates else 200
             return Response(json.dumps(result), status, media_type="application/json")
 
-        answered = guarded(handler, _log, what="the key service's admin API", challenge=_BASIC)
-
-        async def challenged(request: Request) -> Response:
-            response = await answered(request)
-            if reach == "any" and request.url.scheme != "https":
-                # Basic is refused here unread (admin-needs-https): never invite a client to
-                # send an officer's credential in clear.
-                del response.headers["WWW-Authenticate"]
-            return response
-
-        return challenged
+        return guarded(handler, _log, what="the key service's admin API", challenge=challenge)
 
     def list_keys(session: Session, body: dict[str, Any]) -> Any:
         return {"keys": [_key_json(k) for k in hsm.keys(session)]}
