@@ -19,6 +19,18 @@ in-memory log (``Log.open_memory``) signed with a fixed Ed25519 key, grown in ba
 witness holding its checkpoint at one size, and a monitor's SQLite state file after following
 it (one honest round, and one that found a fork).
 
+:func:`monitor_check_seeds` gives a monitor's state file *with* its high-water file, after a
+round with the LMS leaf check ``ironroot monitor`` wires in (``ironroot.cli.monitor``'s
+``_LmsLeaves``) over a log of firmware manifest statements naming LMS leaves (one leaf used
+for two signatures, one signature in two statements): ``key_uses`` rows, and their tally in
+``<state>.verified``. Each seed is a CBOR map ``{"state": <SQLite>, "verified": <JSON>}``, so
+the mutations reach both files (the JSON as JSON), or ``{"state": <SQLite without its
+instance>, "rows": [<key_uses row>, ...]}``, the rows as CBOR values the target writes into
+the file (so a mutation retypes one column of one row), or all three (the target then tallies
+the rows written into the high-water file, as whoever edits both files would); and the log
+grown since with a reuse of a stored leaf, a use seen before and an entry whose leaves header
+does not parse.
+
 :func:`witness_state_seeds` gives the witness's own SQLite state file (``witness.sqlite3``) as
 its ``SqliteWitnessStore`` writes it, cosigning that log: at the small size with evidence kept
 of an inconsistent request and of a fork (a checkpoint of another tree at the same size, signed
@@ -52,6 +64,7 @@ if TYPE_CHECKING:
     from ironroot.audit import AuditExport, AuditTrust
     from ironroot.fleet import AdmissionAuthority, Fleet
     from ironroot.log import Log, NoteVerifier
+    from ironroot.monitor import EntryCheck
     from ironroot.witness import Cosigner, StoredCheckpoint
 
 __all__ = [
@@ -60,6 +73,7 @@ __all__ = [
     "fixed_key",
     "fleet_seeds",
     "log_seeds",
+    "monitor_check_seeds",
     "scratch",
     "witness_state_seeds",
 ]
@@ -428,6 +442,120 @@ def log_seeds() -> LogSeeds:
         cosigned=cosigned,
         monitor_files=(honest, forks),
     )
+
+
+LMS_LOG_ORIGIN = "fuzz.example/lms-log"
+LMS_LOG_URL = "https://lms-log.fuzz.example/"
+
+
+def lms_check() -> EntryCheck:
+    """The per-entry check ``ironroot monitor`` runs (``checks=(_LmsLeaves(),)``)."""
+    from ironroot.cli.monitor import _LmsLeaves
+
+    return _LmsLeaves()
+
+
+def _lms_statement(tag: str, leaves: object) -> bytes:
+    """A firmware manifest statement (a SHA-384 hash envelope) whose protected header names
+    ``leaves`` (``LMS_LEAVES_HEADER``); signed with a fixed key."""
+    from ironroot.cose import HASH_SHA384, create_statement
+    from ironroot.firmware import LMS_LEAVES_HEADER, MANIFEST_CONTENT_TYPE
+
+    return create_statement(
+        fixed_key(Algorithm.ES256, "lms vendor"),
+        f"manifest {tag}".encode(),
+        iss="https://vendor.example",
+        sub=f"pkg:firmware/{tag}",
+        hash_envelope=True,
+        hash_alg=HASH_SHA384,
+        preimage_content_type=MANIFEST_CONTENT_TYPE,
+        headers={LMS_LEAVES_HEADER: leaves},
+    )
+
+
+def _leaf(key: str, leaf: int, signature: str, role: str = "vendor") -> dict[str, object]:
+    def digest(text: str) -> bytes:
+        return hashlib.sha384(text.encode()).digest()
+
+    return {
+        "role": role,
+        "key-hash": digest(key),
+        "leaf": leaf,
+        "message": digest(f"{key}/{leaf}/{signature}/message"),
+        "signature-hash": digest(signature),
+    }
+
+
+@dataclasses.dataclass(frozen=True)
+class MonitorCheckSeeds:
+    """A log of LMS-leaf statements grown since ``files`` were written (the state and
+    high-water files of a monitor that checked it at a smaller size, as CBOR maps)."""
+
+    log: Log
+    verifiers: tuple[NoteVerifier, ...]
+    files: tuple[bytes, ...]
+
+
+@functools.cache
+def monitor_check_seeds() -> MonitorCheckSeeds:
+    """The LMS-checked monitor seeds (module docs); built once per process."""
+    import sqlite3
+
+    import cbor2
+
+    from ironroot.log import Log, NoteSigner
+    from ironroot.monitor import Monitor, MonitorStore
+
+    signer = NoteSigner(LMS_LOG_ORIGIN, fixed_key(Algorithm.ED25519, "lms log"))
+    log = Log.open_memory(origin=LMS_LOG_ORIGIN, note_signers=[signer])
+    log.start()
+    verifiers = tuple(log.note_verifiers)
+    first = _lms_statement("a", [_leaf("k1", 0, "s1"), _leaf("k2", 7, "s2", "owner")])
+    again = _lms_statement("a-again", [_leaf("k1", 0, "s1")])  # one use: the same signature
+    _grow(log, [first, _lms_statement("b", [_leaf("k1", 1, "s3")]), again])
+    _grow(log, _statements(1, "plain"))
+    _grow(log, [_lms_statement("c", [_leaf("k1", 1, "s4")])])  # leaf 1 again: an alarm
+    directory = scratch() / "monitor-check-seeds"
+    directory.mkdir()
+    files = []
+    for name, pinned in (("pinned", True), ("unpinned", False)):
+        path = directory / f"{name}.sqlite3"
+        store = MonitorStore(path)
+        try:
+            if pinned:
+                store.set_pin(LMS_LOG_URL, LMS_LOG_ORIGIN, tuple(k.vkey for k in verifiers))
+            monitor = Monitor(store, checks=(lms_check(),), clock=lambda: WITNESS_TIME)
+            events = monitor.check(LMS_LOG_URL, LogFetcher(log), verifiers)
+            assert [e.kind for e in events].count("lms-leaf-reused") == 1, events
+        finally:
+            store.close()
+        files.append(
+            cbor2.dumps(
+                {"state": path.read_bytes(), "verified": Path(f"{path}.verified").read_bytes()}
+            )
+        )
+    # The rows themselves, as CBOR (so a mutation retypes one value), written into a file
+    # without its instance or high-water file (one older than them): read, not refused at
+    # the door.
+    path = directory / "pinned.sqlite3"
+    db = sqlite3.connect(path)
+    rows = [list(row) for row in db.execute("SELECT * FROM key_uses")]
+    water = Path(f"{path}.verified").read_bytes()
+    files.append(cbor2.dumps({"state": path.read_bytes(), "verified": water, "rows": rows}))
+    db.execute("DELETE FROM meta WHERE key = 'instance'")
+    db.commit()
+    db.close()
+    files.append(cbor2.dumps({"state": path.read_bytes(), "rows": rows}))
+    _grow(
+        log,
+        [
+            _lms_statement("d", [_leaf("k2", 7, "s5", "owner")]),  # reuses a stored leaf
+            _lms_statement("a-third", [_leaf("k1", 0, "s1")]),  # a use seen before
+            _lms_statement("e", "not a list"),  # lms-leaf-malformed
+            _lms_statement("f", [_leaf("k3", 2**32 - 1, "s6")]),
+        ],
+    )
+    return MonitorCheckSeeds(log=log, verifiers=verifiers, files=tuple(files))
 
 
 @functools.cache

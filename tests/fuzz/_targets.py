@@ -39,12 +39,15 @@ for _folder in (_TESTS.parent, _TESTS, _TESTS / "spdm", _TESTS / "fuzz"):
         sys.path.insert(0, str(_folder))
 
 from _fleet_seeds import (  # noqa: E402
+    LMS_LOG_URL,
     LOG_ORIGIN,
     LOG_URL,
     WITNESS_TIME,
     LogFetcher,
     fleet_seeds,
+    lms_check,
     log_seeds,
+    monitor_check_seeds,
     scratch,
     witness_state_seeds,
 )
@@ -1049,6 +1052,128 @@ def _monitor_run(data: bytes) -> None:
             store.close()
 
 
+def _monitor_check_seeds() -> list[bytes]:
+    return list(monitor_check_seeds().files)
+
+
+def _bindable(value: object) -> object:
+    """``value`` as SQLite stores it, or its ``repr`` (text) when it cannot be bound."""
+    if value is None or isinstance(value, bytes | float):
+        return value
+    if isinstance(value, int):
+        return value if -(2**63) <= value < 2**63 else repr(value)
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return repr(value)
+        return value
+    return repr(value)
+
+
+def _write_key_uses(path: Path, rows: list[object]) -> None:
+    """Replace the ``key_uses`` rows of the state file at ``path`` by ``rows`` (each a list
+    of its six columns, as CBOR gave them): the harness's way to put any value in any column.
+    A row the schema refuses (a ``NULL``, a primary key twice) is left out; a file that is
+    no SQLite database is left as it is."""
+    import sqlite3
+
+    try:
+        db = sqlite3.connect(path)
+    except sqlite3.Error:
+        return
+    try:
+        db.execute("DELETE FROM key_uses")
+        for row in rows:
+            if isinstance(row, list) and len(row) == 6:
+                with contextlib.suppress(sqlite3.IntegrityError):
+                    db.execute(
+                        "INSERT INTO key_uses VALUES (?, ?, ?, ?, ?, ?)",
+                        [_bindable(value) for value in row],
+                    )
+        db.commit()
+    except (sqlite3.Error, ValueError):  # a corrupt file (its text not UTF-8): left as it is
+        pass
+    finally:
+        db.close()
+
+
+_USES_TALLY = "\x00one-time key uses\x00"
+
+
+def _retally_key_uses(path: Path) -> None:
+    """Tally the ``key_uses`` rows of the state file at ``path`` into its high-water file, as
+    the monitor would have (someone who edits both files): the rows are then read, not
+    refused for their tally. A high-water file that is no JSON object is left as it is."""
+    import base64
+    import sqlite3
+
+    from ironroot._statedb import Kept, row_digest
+
+    water = Path(f"{path}.verified")
+    try:
+        doc = json.loads(water.read_bytes())
+        db = sqlite3.connect(path)
+        try:
+            rows = db.execute(
+                "SELECT kind, key_hash, leaf, signature, origin, idx FROM key_uses "
+                "ORDER BY origin, idx, kind, key_hash, leaf, signature"
+            ).fetchall()
+        finally:
+            db.close()
+    except (sqlite3.Error, ValueError, RecursionError):
+        return
+    if not isinstance(doc, dict) or not isinstance(doc.get("kept"), dict):
+        return
+    digests: dict[str, list[bytes]] = {}
+    for row in rows:
+        if isinstance(row[4], str):
+            digests.setdefault(_USES_TALLY + row[4], []).append(row_digest(row))
+    kept = {k: v for k, v in doc["kept"].items() if not k.startswith(_USES_TALLY)}
+    for key, found in digests.items():
+        tally = Kept.of(found)
+        kept[key] = {"count": tally.count, "digest": base64.b64encode(tally.digest).decode()}
+    water.write_text(json.dumps({**doc, "kept": kept}))
+
+
+def _monitor_check_run(data: bytes) -> None:
+    """A monitor's state file and its high-water file (``<state>.verified``), both holding
+    one-time key uses (``key_uses`` rows, their tally), as ``ironroot monitor status`` and the
+    next ``once`` read them: its logs, then one round against the log, grown since, with the
+    LMS leaf check the CLI wires in. An input that is no ``{"state", "verified"}`` map is a
+    state file with no high-water file."""
+    from ironroot.monitor import Monitor, MonitorStore
+
+    seeds = monitor_check_seeds()
+    try:
+        files = cbor2.loads(data)
+    except Exception:  # the harness's own framing: anything else is a bare state file
+        files = None
+    if isinstance(files, dict) and isinstance(files.get("state"), bytes):
+        state, verified = files["state"], files.get("verified")
+    else:
+        state, verified = data, None
+    rows = files.get("rows") if isinstance(files, dict) else None
+    with _state_file(state, "monitor-check") as path:
+        if isinstance(verified, bytes):
+            Path(f"{path}.verified").write_bytes(verified)
+        if isinstance(rows, list):
+            _write_key_uses(path, rows)
+            if isinstance(verified, bytes):
+                _retally_key_uses(path)
+        store = MonitorStore(path, create=False)
+        try:
+            for log_state in store.states():
+                _ = (log_state.origin, log_state.size, log_state.root.hex(), log_state.updated)
+            store.pin(LMS_LOG_URL)
+            monitor = Monitor(store, checks=(lms_check(),), clock=lambda: WITNESS_TIME)
+            for event in monitor.check(LMS_LOG_URL, LogFetcher(seeds.log), seeds.verifiers):
+                json.dumps(event.to_json())
+                event.line()
+        finally:
+            store.close()
+
+
 def _witness_state_seeds() -> list[bytes]:
     return list(witness_state_seeds())
 
@@ -1353,6 +1478,7 @@ TARGETS: dict[str, Target] = {
         Target("witness-answer", _cosignature_seeds, _cosignature_run, examples=80),
         Target("witnessed-statement", _witnessed_seeds, _witnessed_run, examples=100),
         Target("monitor-state", _monitor_seeds, _monitor_run, examples=60),
+        Target("monitor-checks", _monitor_check_seeds, _monitor_check_run, examples=60),
         Target("witness-state", _witness_state_seeds, _witness_state_run, examples=40),
         Target("spdm-responses", spdm_response_seeds, _spdm_responses_run, examples=150),
         Target("spdm-requests", spdm_request_seeds, _spdm_requests_run, examples=150),
