@@ -44,8 +44,9 @@ import argparse
 import itertools
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from ironroot.cli._input import read_input
 from ironroot.cli._output import check_output, write_output
@@ -53,6 +54,8 @@ from ironroot.cli._serving import add_client_options, add_url_options, client_tl
 from ironroot.cli._text import markup
 from ironroot.cli._time import instant, now_or
 from ironroot.errors import ConfigError
+
+_T = TypeVar("_T")
 
 __all__ = ["register_desired"]
 
@@ -412,14 +415,9 @@ def _publish(args: argparse.Namespace) -> int:
     if not statements:
         raise ConfigError("give approvals: --statement FILE or a document with --sign ISS=KEY")
     store = DesiredStore(fleet)
-    given = getattr(args, "url", None) or os.environ.get("IRONROOT_URL")
-    if given:
-        from ironroot.transparency import TransparencyClient
-
-        with TransparencyClient(given, token=token(args), verify=client_tls(args)) as client:
-            verified = store.publish(name, statements, now=now, registrar=client)
-    else:
-        verified = store.publish(name, statements, now=now)
+    verified = _registering(
+        args, lambda registrar: store.publish(name, statements, now=now, registrar=registrar)
+    )
     state = verified.state
     if args.json:
         print(json.dumps({"class": name, **verified.to_json()}))
@@ -429,6 +427,19 @@ def _publish(args: argparse.Namespace) -> int:
             f"force, approved by {', '.join(verified.signers)}"
         )
     return 0
+
+
+def _registering(args: argparse.Namespace, submit: Callable[[Any], _T]) -> _T:
+    """``submit(registrar)``: with a client of the transparency service ``--url`` (or
+    ``$IRONROOT_URL``) names, which registers the approvals that carry no receipt; ``None``
+    without one (every approval must then carry its receipts)."""
+    given = getattr(args, "url", None) or os.environ.get("IRONROOT_URL")
+    if not given:
+        return submit(None)
+    from ironroot.transparency import TransparencyClient
+
+    with TransparencyClient(given, token=token(args), verify=client_tls(args)) as client:
+        return submit(client)
 
 
 def _quorum_epoch(store: Any, name: str) -> int:
@@ -555,14 +566,10 @@ def _approver_apply(args: argparse.Namespace) -> int:
     if not statements:
         raise ConfigError("give approvals: --statement FILE or --sign ISS=KEY")
     store = DesiredStore(fleet)
-    given = getattr(args, "url", None) or os.environ.get("IRONROOT_URL")
-    if given:
-        from ironroot.transparency import TransparencyClient
-
-        with TransparencyClient(given, token=token(args), verify=client_tls(args)) as client:
-            verified = store.change_governance(name, statements, now=now, registrar=client)
-    else:
-        verified = store.change_governance(name, statements, now=now)
+    verified = _registering(
+        args,
+        lambda registrar: store.change_governance(name, statements, now=now, registrar=registrar),
+    )
     governance = verified.governance
     if args.json:
         print(

@@ -922,6 +922,18 @@ def _sign_approval(
     )
 
 
+def _with_receipts(statements: Sequence[bytes], registrar: Registrar | None) -> list[bytes]:
+    """``statements``, each without receipts registered with ``registrar`` (when given) and
+    replaced by its transparent statement; the others as they are."""
+    transparent = []
+    for data in statements:
+        _statement, has_receipts = _parse(data)
+        if not has_receipts and registrar is not None:
+            data = registrar.register(data).transparent_statement
+        transparent.append(data)
+    return transparent
+
+
 def _stored_cbor(path: Path) -> Any:
     """A stored CBOR file of the desired-state store, decoded (``StorageError`` when it is
     missing or does not decode; its shape is the caller's to check)."""
@@ -1413,12 +1425,7 @@ class DesiredStore:
             self._finish_cut_short(node_class, chain, now)
             governance = chain[-1]
             check_governance_change(statements, governance, fleet=fleet, now=now)
-            transparent = []
-            for data in statements:
-                _statement, has_receipts = _parse(data)
-                if not has_receipts and registrar is not None:
-                    data = registrar.register(data).transparent_statement
-                transparent.append(data)
+            transparent = _with_receipts(statements, registrar)
             verified = verify_governance_change(transparent, governance, fleet=fleet, now=now)
             epoch = verified.governance.epoch
             make_dirs(base / "governance")
@@ -1746,12 +1753,7 @@ class DesiredStore:
             else:
                 self._check_not_rolled_back(node_class, 0, self._events(node_class, None)[1])
             check_approvals(statements, governance, fleet=fleet, current=current, now=now)
-            transparent = []
-            for data in statements:
-                _statement, has_receipts = _parse(data)
-                if not has_receipts and registrar is not None:
-                    data = registrar.register(data).transparent_statement
-                transparent.append(data)
+            transparent = _with_receipts(statements, registrar)
             verified = verify_desired(
                 transparent, governance, fleet=fleet, current=current, now=now
             )
