@@ -203,6 +203,7 @@ def test_algorithms_too_large_for_requester_buffer_is_refused_by_the_responder(
     offer = NegotiateAlgorithms(V12, 1, 2, 0x80, 0x02, alg_structs=structs).encode()
     answer = ErrorResponse.decode(responder(offer))
     assert answer.error_code == ErrorCode.RESPONSE_TOO_LARGE
+    assert answer.extended_data == (52).to_bytes(4, "little")  # DSP0274: the response's size
     assert responder(offer)[1] == 0x7F  # still waiting for NEGOTIATE_ALGORITHMS, still too large
     responder(GetVersion().encode())
     responder(GetCapabilities(V12).encode())

@@ -12,7 +12,9 @@ Behaviour worth knowing:
 - A request out of order (before the VCA is complete, or a VCA step repeated) gets ERROR
   UnexpectedRequest; a request whose SPDMVersion is not the negotiated one, VersionMismatch (in
   SPDM 1.0 for a GET_VERSION that is not 1.0, as libspdm answers); a malformed one,
-  InvalidRequest; an unknown code, UnsupportedRequest. Errors change no state but reset L1/L2,
+  InvalidRequest (a malformed GET_CAPABILITIES in the version it names, when offered); an
+  unknown code, UnsupportedRequest with the code as ErrorData. docs/spdm.md ("Hostile request
+  sequences") tables each answer next to libspdm's. Errors change no state but reset L1/L2,
   as does every request other than GET_MEASUREMENTS. A request whose exchange would take the
   transcript past ``MAX_TRANSCRIPT_SIZE`` (repeated GET_CERTIFICATE or unsigned
   GET_MEASUREMENTS) gets ERROR Unspecified and is not recorded; GET_DIGESTS or a new VCA
@@ -24,7 +26,8 @@ Behaviour worth knowing:
   type this package does not know (:class:`UnknownMeasurementBlock`) are reported as given.
 - A response larger than the requester's DataTransferSize (ALGORITHMS with many AlgStructure
   tables, DIGESTS of a long hash, CHALLENGE_AUTH, MEASUREMENTS) gets ERROR ResponseTooLarge
-  instead, and changes no state: this responder does not chunk.
+  instead, its ExtendedErrorData the response's size (uint32), and changes no state: this
+  responder does not chunk.
 - CHALLENGE (slot 0) is answered with CHALLENGE_AUTH signed over M1/M2. Its measurement summary
   hash is the base hash of the measurement blocks as an unsigned, non-raw "all measurements"
   GET_MEASUREMENTS would report them; the TCB summary covers the ROM and mutable firmware
@@ -140,14 +143,27 @@ _REQUEST_DECODERS: Final[dict[int, Callable[[bytes], object]]] = {
 
 
 class _Refusal(Exception):  # internal control flow: never escapes handle()
-    """Answer the current request with ERROR ``code`` (``data`` in Param2), in ``version``
-    when given (else the negotiated one)."""
+    """Answer the current request with ERROR ``code`` (``data`` in Param2, ``extended`` as
+    ExtendedErrorData), in ``version`` when given (else the negotiated one)."""
 
-    def __init__(self, code: ErrorCode, data: int = 0, version: SpdmVersion | None = None) -> None:
+    def __init__(
+        self,
+        code: ErrorCode,
+        data: int = 0,
+        version: SpdmVersion | None = None,
+        extended: bytes = b"",
+    ) -> None:
         super().__init__(code.name)
         self.code = code
         self.data = data
         self.version = version
+        self.extended = extended
+
+
+def _too_large(size: int) -> _Refusal:
+    """ERROR ResponseTooLarge for a response of ``size`` bytes: DSP0274 (1.2+) gives the
+    response's size as ExtendedErrorData (uint32), as libspdm sends it."""
+    return _Refusal(ErrorCode.RESPONSE_TOO_LARGE, extended=size.to_bytes(4, "little"))
 
 
 class Responder:
@@ -264,7 +280,7 @@ class Responder:
             return self._error(ErrorCode.INVALID_REQUEST)
         except _Refusal as refusal:
             self._transcript.reset_measurements()
-            return self._error(refusal.code, refusal.data, refusal.version)
+            return self._error(refusal.code, refusal.data, refusal.version, refusal.extended)
         except SpdmProtocolError:  # the transcript is full: the message was not recorded
             self._transcript.reset_measurements()
             return self._error(ErrorCode.UNSPECIFIED)
@@ -281,8 +297,15 @@ class Responder:
         except MalformedSpdm:
             return request  # the handler refuses it as it stands
 
-    def _error(self, code: ErrorCode, data: int = 0, version: SpdmVersion | None = None) -> bytes:
-        return ErrorResponse(version or self._version or SpdmVersion.V1_0, code, data).encode()
+    def _error(
+        self,
+        code: ErrorCode,
+        data: int = 0,
+        version: SpdmVersion | None = None,
+        extended: bytes = b"",
+    ) -> bytes:
+        chosen = version or self._version or SpdmVersion.V1_0
+        return ErrorResponse(chosen, code, data, extended).encode()
 
     def _expect(self, state: int, request: bytes) -> SpdmVersion:
         """The negotiated version, if the request comes in ``state`` and speaks it."""
@@ -314,7 +337,12 @@ class Responder:
             raise _Refusal(ErrorCode.UNEXPECTED_REQUEST)
         if request[0] not in self._versions:
             raise _Refusal(ErrorCode.VERSION_MISMATCH)
-        peer = GetCapabilities.decode(request)
+        try:
+            peer = GetCapabilities.decode(request)
+        except MalformedSpdm:
+            # The request selected a version this responder offered: its ERROR speaks it, as
+            # libspdm answers (docs/spdm.md, "Hostile request sequences").
+            raise _Refusal(ErrorCode.INVALID_REQUEST, version=SpdmVersion(request[0])) from None
         self._version = peer.version
         self._peer_dts = peer.data_transfer_size
         response = encoded(Capabilities, peer.version, **self._capabilities)
@@ -346,7 +374,7 @@ class Responder:
             alg_structs=tuple(AlgStructure(s.alg_type, 0) for s in offer.alg_structs),
         )
         if len(response) > self._peer_dts:  # four AlgStructure tables to a 42-byte buffer
-            raise _Refusal(ErrorCode.RESPONSE_TOO_LARGE)
+            raise _too_large(len(response))
         self._opaque_format = opaque_format
         self._transcript.add_vca(request)
         self._transcript.add_vca(response)
@@ -361,7 +389,7 @@ class Responder:
         supported = 0x01 if version >= SpdmVersion.V1_3 else 0
         response = Digests(version, 0x01, (self._chain_digest,), supported).encode()
         if len(response) > self._peer_dts:  # a P-521 device's digest, a 42-byte buffer
-            raise _Refusal(ErrorCode.RESPONSE_TOO_LARGE)
+            raise _too_large(len(response))
         self._transcript.reset_b()
         self._transcript.add_b(request + response)
         return response
@@ -415,8 +443,9 @@ class Responder:
             requester_context=ask.requester_context,
         )
         unsigned = response.encode_unsigned()
-        if len(unsigned) + SIGNING_SUITES[self._asym][2] > self._peer_dts:
-            raise _Refusal(ErrorCode.RESPONSE_TOO_LARGE)
+        size = len(unsigned) + SIGNING_SUITES[self._asym][2]
+        if size > self._peer_dts:
+            raise _too_large(size)
         transcript = self._transcript.m1m2(request, unsigned)
         self._transcript.reset_b()
         self._authenticated = True
@@ -473,7 +502,7 @@ class Responder:
         unsigned = response.encode_unsigned()
         signature_size = SIGNING_SUITES[self._asym][2] if ask.signature_requested else 0
         if len(unsigned) + signature_size > self._peer_dts:
-            raise _Refusal(ErrorCode.RESPONSE_TOO_LARGE)
+            raise _too_large(len(unsigned) + signature_size)
         self._transcript.add_measurement(request)
         self._transcript.add_measurement(unsigned)
         if not ask.signature_requested:

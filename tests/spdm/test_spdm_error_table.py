@@ -1,0 +1,41 @@
+"""Ironroot's responder against the table of hostile request sequences (_spdm_error_table):
+the exact ERROR (SPDMVersion, ErrorCode, ErrorData, ExtendedErrorData) it answers to the last
+request of each, on a fresh responder. The same table, answered by libspdm's
+spdm_responder_emu, is checked in test_spdm_emu_interop.py."""
+
+from __future__ import annotations
+
+import pytest
+from _spdm_error_table import ROWS, Answer, Row
+from _spdm_helpers import Device, make_responder
+
+from ironroot.spdm import ErrorResponse
+
+
+@pytest.fixture(scope="module")
+def device() -> Device:
+    return Device()
+
+
+@pytest.mark.parametrize("row", ROWS, ids=[row.name for row in ROWS])
+def test_hostile_sequence_gets_the_tabled_answer(device: Device, row: Row) -> None:
+    responder = make_responder(device)
+    answers = [responder(request) for request in row.requests]
+    for before in answers[:-1]:  # the set-up steps succeed; only the last request is hostile
+        assert before[1] != 0x7F, ErrorResponse.decode(before)
+    assert str(Answer.of(answers[-1])) == str(row.ours)
+    assert Answer.of(answers[-1]) == row.ours
+    if row.ours.code == 0x7F:
+        assert ErrorResponse.decode(answers[-1]).encode() == answers[-1]
+
+
+def test_the_table_names_each_sequence_once() -> None:
+    names = [row.name for row in ROWS]
+    assert len(set(names)) == len(names)
+    sequences = [(row.requests, row.emu_version) for row in ROWS]
+    assert len(set(sequences)) == len(sequences)
+    assert {row.rule for row in ROWS} == {"spec", "same", "ours"}
+    # every divergence from libspdm is a decision: DSP0274 names Ironroot's answer, or it is ours
+    for row in ROWS:
+        if row.libspdm is not None and row.libspdm != row.ours:
+            assert row.rule in ("spec", "ours"), row.name
