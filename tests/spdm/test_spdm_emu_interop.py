@@ -21,10 +21,11 @@ from pathlib import Path
 
 import pytest
 from _spdm_emu import ASYM_DIRS, emu_dir, emu_responder, run_emu_requester, sample_keys_copy
+from _spdm_error_table import CLOSED, ROWS, Answer, Row
 from _spdm_helpers import BLOCKS, make_cert
 
 from ironroot.crypto import Algorithm, PrivateKey
-from ironroot.errors import SpdmProtocolError
+from ironroot.errors import SpdmProtocolError, SpdmTransportError
 from ironroot.spdm import (
     AttestationResult,
     BaseAsymAlgo,
@@ -235,6 +236,35 @@ def test_ironroot_requester_with_sha256_measurements(emu: Path) -> None:
     )
     assert result.connection.measurement_hash_algo.name == "SHA_256"
     assert len(result.blocks[0].value) == 32
+
+
+# --- hostile request sequences -> spdm_responder_emu ----------------------------------------
+
+# The emulator with Ironroot's responder's capabilities and one slot (docs/spdm.md, "Hostile
+# request sequences"): each row of the table on a fresh emulator, the answer to its last request.
+_COMPARED = [row for row in ROWS if row.libspdm is not None]
+_HOSTILE_ARGS = ["--trans", "MCTP", "--asym", "ECDSA_P384", "--hash", "SHA_384"]
+_HOSTILE_ARGS += ["--cap", "CERT,CHAL,MEAS_SIG", "--slot_count", "1"]
+
+
+@pytest.mark.parametrize("row", _COMPARED, ids=[row.name for row in _COMPARED])
+def test_hostile_sequence_answered_by_libspdm_as_tabled(emu: Path, row: Row) -> None:
+    """What libspdm's responder answers to each hostile sequence is what the table (and
+    docs/spdm.md) says it answers: where it differs from Ironroot's, the difference is known."""
+    with emu_responder(emu, [*_HOSTILE_ARGS, "--ver", row.emu_version]) as (port, process):
+        with SpdmEmuClient.connect("127.0.0.1", port, SocketTransportType.MCTP, wait=20) as client:
+            client.hello()
+            for request in row.requests[:-1]:
+                assert client(request)[1] != 0x7F  # the set-up steps succeed
+            if row.libspdm == CLOSED:
+                with pytest.raises(SpdmTransportError, match="closed the connection"):
+                    client(row.requests[-1])
+                return
+            answer = Answer.of(client(row.requests[-1]))
+            assert str(answer) == str(row.libspdm)
+            assert answer == row.libspdm
+            client.shutdown()
+        assert process.wait(timeout=20) == 0
 
 
 # --- spdm_requester_emu -> Ironroot responder ------------------------------------------------
