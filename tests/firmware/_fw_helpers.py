@@ -22,6 +22,7 @@ from ironroot.firmware import (
     key_descriptor_hash,
     sign_bundle,
 )
+from logged_elsewhere import OneEntryLogs
 
 NOW = dt.datetime(2026, 6, 1, 12, 0, tzinfo=dt.UTC)
 NOT_BEFORE = NOW - dt.timedelta(days=30)
@@ -138,11 +139,16 @@ class RestoredLms:
 
 
 class Recording:
-    """A registrar that accepts every statement and records it."""
+    """A registrar that accepts every statement and records it; with ``logs``, it returns the
+    statement with a real receipt of those logs (else the Signed Statement as it is)."""
 
-    def __init__(self) -> None:
+    def __init__(self, logs: OneEntryLogs | None = None) -> None:
         self.registered: list[bytes] = []
+        self._logs = logs
 
     def register(self, statement: bytes) -> Any:
         self.registered.append(statement)
-        return SimpleNamespace(entry_id=str(len(self.registered)), transparent_statement=statement)
+        transparent = statement if self._logs is None else self._logs.transparent(statement)
+        return SimpleNamespace(
+            entry_id=str(len(self.registered)), transparent_statement=transparent
+        )

@@ -93,6 +93,7 @@ def test_public_surface_is_exactly_what_is_meant() -> None:
         "reference_statement",
         "sign_bundle",
         "verify_bundle",
+        "verify_logged_statement",
         "write_published",
     }
     for name in fw.__all__:

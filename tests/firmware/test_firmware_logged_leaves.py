@@ -52,10 +52,12 @@ from ironroot.transparency import (
     TransparencyService,
     init_data_dir,
 )
+from logged_elsewhere import OneEntryLogs
 
 ISS = "https://vendor.example"
 SUB = "pkg:firmware/acme/roadrunner-bmc"
 KEY = PrivateKey.generate(Algorithm.ES384)
+LOGS = OneEntryLogs("https://ts.example")  # the product's transparency service
 
 
 def _restored_vendor() -> Vendor:
@@ -263,10 +265,11 @@ def test_publish_refuses_a_release_reusing_a_leaf_a_logged_statement_shows() -> 
     refused before anything is registered; the first published again is no reuse."""
     vendor = _restored_vendor()
     first, second = (vendor.sign(vendor.build(svn=svn)) for svn in (5, 6))
-    registrar = Recording()
+    registrar = Recording(LOGS)
     publish = functools.partial(
-        publish_bundle, client=registrar, signer=KEY, iss=ISS, sub=SUB, limits=LMS_TEST_LIMITS
-    )
+        publish_bundle, client=registrar, signer=KEY, iss=ISS, sub=SUB, limits=LMS_TEST_LIMITS,
+        service_keys=LOGS.keys,
+    )  # fmt: skip
     earlier = publish(first).manifest_statement
     assert len(registrar.registered) == 2
     with pytest.raises(StateReuse) as exc:
@@ -285,16 +288,17 @@ def test_publish_refuses_a_release_of_a_key_whose_leaf_the_log_shows_reused(
     release is not."""
     vendor = _restored_vendor()
     first, second = (vendor.sign(vendor.build(svn=svn)) for svn in (5, 6))
-    logged = [_statement(first), _statement(second)]
+    logged = [LOGS.transparent(_statement(first)), LOGS.transparent(_statement(second))]
     later = vendor.sign(vendor.build(svn=7))  # leaf 0 once more: a third use
     with pytest.raises(StateReuse) as exc:
         publish_bundle(later, Recording(), KEY, iss=ISS, sub=SUB, limits=LMS_TEST_LIMITS,
-                       logged=logged)  # fmt: skip
+                       logged=logged, service_keys=LOGS.keys)  # fmt: skip
     assert exc.value.detail == _reuse_detail(first, second)
     other = lms_vendor(tmp_path, pqc_count=1)
     fresh = other.sign(other.build())
     registrar = Recording()
-    publish_bundle(fresh, registrar, KEY, iss=ISS, sub=SUB, limits=LMS_TEST_LIMITS, logged=logged)
+    publish_bundle(fresh, registrar, KEY, iss=ISS, sub=SUB, limits=LMS_TEST_LIMITS,
+                   logged=logged, service_keys=LOGS.keys)  # fmt: skip
     assert len(registrar.registered) == 2
 
 
@@ -302,8 +306,11 @@ def test_publish_refuses_a_logged_statement_it_cannot_read() -> None:
     vendor = mldsa_vendor()
     bundle = vendor.sign(vendor.build())
     registrar = Recording()
+    logged = [LOGS.transparent(_with_leaves([]))]
     with pytest.raises(MalformedStatement) as exc:
-        publish_bundle(bundle, registrar, KEY, iss=ISS, sub=SUB, logged=[_with_leaves([])])
+        publish_bundle(
+            bundle, registrar, KEY, iss=ISS, sub=SUB, logged=logged, service_keys=LOGS.keys
+        )
     assert exc.value.detail == _ARRAY
     assert registrar.registered == []
 
@@ -319,18 +326,22 @@ def test_cli_publish_refuses_a_release_reusing_a_logged_leaf(
     vendor = _restored_vendor()
     first, second = (vendor.sign(vendor.build(svn=svn)) for svn in (5, 6))
     earlier = tmp_path / "first.manifest.ts"
-    earlier.write_bytes(_statement(first))
+    earlier.write_bytes(LOGS.transparent(_statement(first)))
+    service = tmp_path / "service.pub.pem"
+    service.write_bytes(LOGS.key.public_key.to_pem())
     bundle = tmp_path / "second.bin"
     bundle.write_bytes(second)
     out = tmp_path / "release"
     argv = ["firmware", "publish", str(bundle), "--url", "http://127.0.0.1:9"]
     argv += ["--key", str(key_file), "--iss", ISS, "--sub", SUB, "--out-dir", str(out)]
     argv += ["--at", NOW.isoformat(), "--vendor-key-hash", vendor.descriptor_hash.hex()]
-    argv += ["--lms-params", "SHA256-N24-H5-W4"]
+    argv += ["--lms-params", "SHA256-N24-H5-W4", "--service-keys", str(service)]
     assert main([*argv, "--logged", str(earlier)]) == 1
     assert capsys.readouterr().err == f"ironroot: state-reuse: {_reuse_detail(first, second)}\n"
     corim = tmp_path / "first.corim.ts"
-    corim.write_bytes(reference_statement(first, KEY, iss=ISS, sub=SUB, limits=LMS_TEST_LIMITS))
+    corim.write_bytes(
+        LOGS.transparent(reference_statement(first, KEY, iss=ISS, sub=SUB, limits=LMS_TEST_LIMITS))
+    )
     assert main([*argv, "--logged", str(corim)]) == 2
     assert capsys.readouterr().err == (
         f"ironroot: malformed-statement: {corim}: not a firmware manifest statement (a SHA-384"
@@ -370,7 +381,7 @@ def test_a_transparency_service_logs_the_leaves_and_publication_reads_them_back(
     ((leaf,),) = (logged_lms_leaves(earlier),)
     assert leaf.manifest_digest == FirmwareBundle.parse(first, LMS_TEST_LIMITS).manifest_digest()
     with pytest.raises(StateReuse) as exc:
-        publish(second, logged=[earlier])
+        publish(second, logged=[earlier], service_keys=service_client.service_keys())
     assert exc.value.detail == _reuse_detail(first, second)
 
 
@@ -414,7 +425,9 @@ def test_cli_leaves_lists_the_logged_leaves_and_fails_on_reuse(
     assert main(["firmware", "leaves", str(ml)]) == 0
     assert capsys.readouterr().out == f"{ml}: no LMS leaves logged\n"
     corim = tmp_path / "c.corim.ts"
-    corim.write_bytes(reference_statement(first, KEY, iss=ISS, sub=SUB, limits=LMS_TEST_LIMITS))
+    corim.write_bytes(
+        LOGS.transparent(reference_statement(first, KEY, iss=ISS, sub=SUB, limits=LMS_TEST_LIMITS))
+    )
     assert main(["firmware", "leaves", str(corim)]) == 2
     assert capsys.readouterr().err == (
         f"ironroot: malformed-statement: {corim}: not a firmware manifest statement (a SHA-384"

@@ -369,6 +369,47 @@ def test_a_key_use_row_beyond_its_log_is_a_storage_error(
         store.close()
 
 
+@pytest.mark.parametrize(
+    "change",
+    [
+        "leaf = -1",
+        "leaf = 0.5",
+        "leaf = 'zero'",
+        "key_hash = x''",
+        "kind = ''",
+        "idx = -1",
+    ],
+)
+def test_a_key_use_row_no_check_could_have_made_is_a_storage_error(
+    tmp_path: Path, logs: _Logs, releases: tuple[bytes, bytes], change: str
+) -> None:
+    """A row read back from the state is what a check could have made (a leaf 0 to 2⁶³−1, a
+    key hash of 1 to 64 bytes, a kind, an entry index ≥ 0), else the state is damaged
+    (``StorageError``, as for any malformed row): a negative leaf was taken as it came, and
+    no later use of leaf 0 was compared with the one it replaced (the reuse went unseen)."""
+    from ironroot.log import HttpLogFetcher
+
+    url = logs.url[ORIGIN_A]
+    state = tmp_path / "monitor.sqlite3"
+    logs.register(ORIGIN_A, _statement(releases[0]))
+    store = MonitorStore(state)
+    try:
+        with HttpLogFetcher(url) as fetcher:
+            Monitor(store, checks=[_LmsCheck()]).check(url, fetcher)
+        logs.register(ORIGIN_A, _statement(releases[1]))
+        db = sqlite3.connect(state)
+        with db:
+            db.execute(f"UPDATE key_uses SET {change}")  # noqa: S608
+        db.close()
+        _untallied(state)  # no tally to compare: the row itself is checked
+        with HttpLogFetcher(url) as fetcher, pytest.raises(StorageError) as exc:
+            Monitor(store, checks=[_LmsCheck()]).check(url, fetcher)
+        assert exc.value.detail == "the monitor database holds a malformed one-time key use"
+        assert store.state(ORIGIN_A).size == 1  # type: ignore[union-attr]  # not advanced
+    finally:
+        store.close()
+
+
 def test_each_check_has_a_kind_of_its_own() -> None:
     store = MonitorStore(":memory:")
     try:

@@ -15,10 +15,14 @@
 * ``leaves STATEMENT... [--json]`` lists the LMS leaves manifest statements log and exits 1
   (``state-reuse``) when one key's leaf signed twice;
 * ``publish BUNDLE --url URL --key KEY --iss ISS --sub PRODUCT --vendor-key-hash HEX
-  [--revoked-ecc MASK] [--revoked-pqc MASK] [--published BUNDLE]... [--logged STATEMENT]...
-  [--token T] [--at ISO] --out-dir DIR`` checks the bundle is signed with the product's keys,
-  none of them revoked, and reuses no LMS leaf an earlier release (bundle or statement) used,
-  registers the manifest and reference-value statements and writes
+  [--revoked-ecc MASK] [--revoked-pqc MASK] [--published BUNDLE]... [--logged STATEMENT...
+  --service-keys KEYS [--service-issuer ISS] [--issuer-key PUB]...] [--token T] [--at ISO]
+  --out-dir DIR`` checks the bundle is signed with the product's keys, none of them revoked,
+  and reuses no LMS leaf an earlier release (bundle or statement) used — each ``--logged``
+  statement first verified as ``statement verify --issuer-key`` verifies one (its receipts
+  under ``--service-keys``, which ``--logged`` needs, its signature under an ``--issuer-key``,
+  default the public key of ``--key``) — registers the manifest and reference-value
+  statements (their receipts verified under ``--service-keys`` when given) and writes
   ``<name>.manifest.ts`` and ``<name>.corim.ts`` into DIR (``<name>`` is the bundle's file
   name without a ``.bin``, ``.bundle``, ``.fw`` or ``.img`` suffix).
 
@@ -29,10 +33,13 @@ admits another N24 LMS parameter set than Caliptra's SHA256-N24-H15-W4 (for test
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import os
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +47,7 @@ from ironroot import firmware
 from ironroot.cli._hex import parse_hex
 from ironroot.cli._input import read_input
 from ironroot.cli._output import check_output, output_folder, write_output
+from ironroot.cli._service_keys import SERVICE_ISSUER_HELP, SERVICE_KEYS_HELP, service_keys
 from ironroot.cli._serving import add_client_options, add_url_options, client_tls, token, url
 from ironroot.cli._text import shown
 from ironroot.cli._time import now_or, parse_instant
@@ -189,9 +197,24 @@ def register(sub: Any) -> None:
         action="append",
         default=[],
         metavar="STATEMENT",
-        help="an earlier release's manifest statement (its .manifest.ts, or as read from the"
-        " log; repeatable): a bundle whose LMS key they show using one leaf twice is refused"
-        " (state-reuse, exit 1)",
+        help="an earlier release's manifest statement (its .manifest.ts; repeatable), verified"
+        " first (its receipts under --service-keys, its signature under an --issuer-key): a"
+        " bundle whose LMS key they show using one leaf twice is refused (state-reuse, exit 1)",
+    )
+    pub.add_argument(
+        "--service-keys",
+        help=SERVICE_KEYS_HELP + "; every receipt of a --logged statement must verify under"
+        " them (needed with --logged), and so must those of the statements registered",
+    )
+    pub.add_argument("--service-issuer", help=SERVICE_ISSUER_HELP)
+    pub.add_argument(
+        "--issuer-key",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="PUB",
+        help="a key a --logged statement may be signed with (repeatable; default: the public"
+        " key of --key)",
     )
     pub.add_argument("--json", action="store_true")
     _lms_option(pub)
@@ -449,11 +472,13 @@ def _key_descriptor(args: argparse.Namespace) -> int:
     return 0
 
 
-def _read_statement(path: Path) -> bytes:
+def _read_statement(path: Path, verify: Callable[[bytes], object] | None = None) -> bytes:
     """A manifest statement file, checked as one before anything is registered (the error
-    names the file)."""
+    names the file); with ``verify``, verified by it first."""
     data = read_input(path, _MAX_STATEMENT)
     try:
+        if verify is not None:
+            verify(data)
         firmware.logged_lms_leaves(data)
     except IronrootError as exc:  # its code kept: an instance may refine its class's
         raise type(exc)(f"{path}: {exc.detail}", code=exc.code) from exc
@@ -521,15 +546,45 @@ def _publish(args: argparse.Namespace) -> int:
     pqc_revoked = _mask(args.revoked_pqc, "--revoked-pqc")
     bundle = _read_bundle(args.bundle)
     published = [_read_bundle(path) for path in args.published]
-    logged = [_read_statement(path) for path in args.logged]
+    if args.logged and not args.service_keys:
+        raise ConfigError(
+            "--logged needs --service-keys: a statement is read as logged only once its"
+            " receipts verify under the transparency service's keys"
+        )
+    if args.issuer_key and not args.logged:
+        raise ConfigError("--issuer-key is for --logged statements: give them, or leave it")
+    keys, issuer = None, args.service_issuer
+    if args.service_keys:
+        keys, named = service_keys(args.service_keys, args)
+        issuer = issuer or named
     signer = load_signer(args.key)
+    issuer_keys = [load_verifier(path) for path in args.issuer_key] or [signer.verifier()]
+    logged = [
+        _read_statement(
+            path,
+            functools.partial(
+                firmware.verify_logged_statement,
+                service_keys=keys or {},
+                issuer_keys=issuer_keys,
+                service_issuer=issuer,
+                now=time.time(),  # the receipts against this clock: --at judges the bundle
+            ),
+        )
+        for path in args.logged
+    ]
     name = args.bundle.name
     for suffix in _BUNDLE_SUFFIXES:
         name = name.removesuffix(suffix)
     # Both outputs are checked before anything is registered: a log never forgets an entry,
     # and a retry after a failed write would register the statements a second time.
     manifest_path, corim_path = _out_dir(args.out_dir, name)
-    with TransparencyClient(url(args), token=token(args), verify=client_tls(args)) as client:
+    with TransparencyClient(
+        url(args),
+        token=token(args),
+        verify=client_tls(args),
+        service_keys=keys,
+        service_issuer=issuer,
+    ) as client:
         release = firmware.publish_bundle(
             bundle,
             client,
@@ -545,6 +600,9 @@ def _publish(args: argparse.Namespace) -> int:
             pqc_revocation=pqc_revoked,
             published=published,
             logged=logged,
+            service_keys=keys,
+            service_issuer=issuer,
+            issuer_keys=issuer_keys,
         )
     write_output(manifest_path, release.manifest_statement)
     write_output(corim_path, release.corim_statement)

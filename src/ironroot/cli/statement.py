@@ -19,25 +19,16 @@ from ironroot import (
 )
 from ironroot.cli._input import read_input
 from ironroot.cli._output import check_output, write_output
+from ironroot.cli._service_keys import SERVICE_ISSUER_HELP, SERVICE_KEYS_HELP, service_keys
 from ironroot.cli._serving import add_client_options, add_url_options, client_tls, token, url
 from ironroot.cli._text import shown
 from ironroot.cli._time import instant
-from ironroot.crypto import PublicKey, Verifier, load_signer, load_verifier
+from ironroot.crypto import PublicKey, load_signer, load_verifier
 from ironroot.errors import (
-    ConfigError,
     IronrootError,
     LimitExceeded,
     MalformedInput,
     PayloadTooLarge,
-)
-
-_SERVICE_KEYS_HELP = (
-    "the transparency service's keys: a COSE Key Set file, a PEM public key, or the service's "
-    "https:// URL (http:// for a loopback address only)"
-)
-_SERVICE_ISSUER_HELP = (
-    "the transparency service's issuer: every receipt's iss claim must be it (default: what "
-    "the service's configuration names, when --service-keys is its URL; else not compared)"
 )
 
 
@@ -80,10 +71,10 @@ def register(sub: Any) -> None:
     )
     reg.add_argument(
         "--service-keys",
-        help=_SERVICE_KEYS_HELP + "; the receipts are verified before the file is written "
+        help=SERVICE_KEYS_HELP + "; the receipts are verified before the file is written "
         "(default: the keys the service publishes)",
     )
-    reg.add_argument("--service-issuer", help=_SERVICE_ISSUER_HELP)
+    reg.add_argument("--service-issuer", help=SERVICE_ISSUER_HELP)
     reg.add_argument("--json", action="store_true")
     add_client_options(reg)
     reg.set_defaults(func=_register)
@@ -130,8 +121,8 @@ def register(sub: Any) -> None:
 
     ver = verbs.add_parser("verify", help="verify a transparent statement offline")
     ver.add_argument("statement", type=Path)
-    ver.add_argument("--service-keys", required=True, help=_SERVICE_KEYS_HELP)
-    ver.add_argument("--service-issuer", help=_SERVICE_ISSUER_HELP)
+    ver.add_argument("--service-keys", required=True, help=SERVICE_KEYS_HELP)
+    ver.add_argument("--service-issuer", help=SERVICE_ISSUER_HELP)
     ver.add_argument("--issuer-key", type=Path, help="also verify the issuer's signature")
     ver.add_argument(
         "--at",
@@ -216,7 +207,7 @@ def _register(args: argparse.Namespace) -> int:
         raise MalformedInput("--witness-quorum needs --witness-key")
     keys, issuer = None, args.service_issuer
     if args.service_keys:
-        keys, named = _service_keys(args.service_keys, args)
+        keys, named = service_keys(args.service_keys, args)
         issuer = issuer or named
     with transparency.TransparencyClient(
         url(args),
@@ -294,33 +285,8 @@ def _witness(args: argparse.Namespace) -> int:
     return 0
 
 
-def _service_keys(
-    source: str, args: argparse.Namespace
-) -> tuple[dict[bytes, Verifier], str | None]:
-    """The keys ``--service-keys`` names and, fetched from a service, the issuer its
-    configuration names. Plain HTTP is refused but for a loopback address: keys fetched
-    without TLS can be swapped by anyone on the path (``ConfigError``)."""
-    scheme, _, rest = source.partition("://")
-    if rest and scheme.lower() in ("http", "https"):
-        from ironroot._httpclient import in_clear_elsewhere  # httpx: only when fetching
-
-        if scheme.lower() == "http" and in_clear_elsewhere(source):
-            raise ConfigError(
-                "--service-keys: keys fetched over plain HTTP could be swapped by anyone on "
-                "the path: give an https:// URL, or a key file (http:// is accepted for a "
-                "loopback address only)"
-            )
-        with transparency.TransparencyClient(source, verify=client_tls(args)) as client:
-            return dict(client.service_keys()), client.service_issuer()
-    data = read_input(source)
-    if data.lstrip().startswith(b"-----BEGIN"):
-        key = PublicKey.from_pem(data)
-        return {key.kid: key}, None
-    return dict(cose.decode_key_set(data)), None
-
-
 def _verify(args: argparse.Namespace) -> int:
-    keys, named = _service_keys(args.service_keys, args)
+    keys, named = service_keys(args.service_keys, args)
     issuer = args.service_issuer or named
     data = read_input(args.statement)
     try:

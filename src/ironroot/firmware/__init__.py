@@ -28,6 +28,7 @@ if TYPE_CHECKING:
         entry_lms_leaves,
         find_lms_leaf_reuse,
         logged_lms_leaves,
+        verify_logged_statement,
     )
     from ironroot.firmware._manifest import (
         DEFAULT_LIMITS,
@@ -115,6 +116,7 @@ __all__ = [
     "reference_statement",
     "sign_bundle",
     "verify_bundle",
+    "verify_logged_statement",
     "write_published",
 ]
 

@@ -13,6 +13,10 @@ two LM-OTS signatures of one leaf let anyone forge that leaf's signatures, and a
 accepts any leaf. Pure: statement bytes in. The statements' signatures and receipts are not
 checked here: a relying party that acts on a report first checks they are logged
 (``ironroot statement verify``) and by whom (the report names each statement's manifest).
+
+:func:`verify_logged_statement` is that check, as ``ironroot statement verify --issuer-key``
+makes it (the receipts by :func:`ironroot.cose.on_trusted_log`, every one of them, then the
+issuer's signature): publication runs it on every statement it reads leaves from.
 """
 
 from __future__ import annotations
@@ -22,12 +26,30 @@ from typing import Final
 
 import cbor2
 
-from ironroot.cose import HASH_SHA384, SignedStatement, TransparentStatement
-from ironroot.errors import IronrootError, MalformedStatement
+from ironroot.cose import (
+    HASH_SHA384,
+    RECEIPTS,
+    SignedStatement,
+    TransparentStatement,
+    on_trusted_log,
+)
+from ironroot.crypto import Verifier
+from ironroot.errors import (
+    ConfigError,
+    IronrootError,
+    MalformedStatement,
+    PolicyRejected,
+    UnknownIssuer,
+)
 from ironroot.firmware._leaves import LMS_LEAVES_HEADER, LmsLeafReuse, LoggedLmsLeaf, leaf_reuse
 from ironroot.firmware._reference import MANIFEST_CONTENT_TYPE
 
-__all__ = ["entry_lms_leaves", "find_lms_leaf_reuse", "logged_lms_leaves"]
+__all__ = [
+    "entry_lms_leaves",
+    "find_lms_leaf_reuse",
+    "logged_lms_leaves",
+    "verify_logged_statement",
+]
 
 _DIGEST_SIZE: Final = 48
 _FIELDS: Final = frozenset(("role", "key-hash", "leaf", "message", "signature-hash"))
@@ -42,6 +64,78 @@ def _statement(data: bytes) -> SignedStatement:
         return TransparentStatement.parse(data).statement
     except IronrootError:
         return SignedStatement.parse(data)
+
+
+_WHAT: Final = "the manifest statement"
+
+
+def verify_logged_statement(
+    data: bytes,
+    service_keys: Mapping[bytes, Verifier],
+    issuer_keys: Iterable[Verifier],
+    *,
+    service_issuer: str | None = None,
+    now: float | None = None,
+) -> SignedStatement:
+    """The Signed Statement of the Transparent Statement ``data``, once it is shown logged and
+    by whom, as ``ironroot statement verify --issuer-key`` shows it: every receipt it carries
+    proves its log entry under one of ``service_keys`` (:func:`ironroot.cose.on_trusted_log`
+    with ``require_all``; with ``service_issuer`` each receipt names that service, and with
+    ``now``, POSIX seconds, none is issued after it), then its COSE signature verifies under
+    the one of ``issuer_keys`` its ``kid`` names (each key tried when it names none).
+
+    ``ConfigError`` without a service or an issuer key (nothing to check against: never read
+    as "checked"); the statement's own parse error for bytes that are no statement (truncated,
+    say); ``PolicyRejected`` ``no-receipt`` for a Signed Statement that carries no receipt (its
+    being logged is what is read from it); ``UnknownIssuer`` ``untrusted-service`` for a
+    receipt of another service (a key not in ``service_keys``, another ``iss``);
+    ``InvalidProof`` ``receipt-not-for-statement`` for a receipt of another statement (or a
+    tampered one); ``UnknownIssuer`` ``unknown-issuer`` for a signer none of ``issuer_keys``
+    is; ``BadSignature`` (or ``AlgorithmNotAccepted``) for a signature that does not verify.
+    The statement's CWT validity is not judged: an expired release still used its leaves."""
+    keys = tuple(issuer_keys)
+    if not service_keys:
+        raise ConfigError(
+            f"no transparency service key to verify the receipts of {_WHAT} with: without"
+            " one, a statement no service logged would be taken as logged"
+        )
+    if not keys:
+        raise ConfigError(f"no issuer key to verify the signature of {_WHAT} with")
+    try:
+        TransparentStatement.parse(data)
+    except IronrootError:
+        signed = SignedStatement.parse(data)  # bytes that are no statement: its own error
+        if RECEIPTS not in signed.sign1.unprotected:
+            raise PolicyRejected(
+                f"{_WHAT} is not shown on a transparency log: it carries no receipt (give"
+                " the Transparent Statement, its .manifest.ts)",
+                code="no-receipt",
+            ) from None
+        raise  # its receipts header is malformed: the Transparent Statement's error
+    statement = on_trusted_log(
+        data, service_keys, _WHAT, issuer=service_issuer, now=now, require_all=True
+    ).statement
+    kid = statement.kid
+    candidates = [key for key in keys if kid is None or key.kid == kid]
+    if not candidates:
+        raise UnknownIssuer(
+            f"{_WHAT} is signed by the key {kid.hex() if kid else ''}, none of the issuer"
+            " keys its signature is checked against",
+            code="unknown-issuer",
+        )
+    failures: list[IronrootError] = []
+    for key in candidates:
+        try:
+            statement.sign1.verify(key)
+        except IronrootError as exc:
+            failures.append(exc)
+        else:
+            return statement
+    failure = failures[0]
+    raise type(failure)(
+        f"the signature of {_WHAT} does not verify under its issuer key: {failure.detail}",
+        code=failure.code,
+    ) from failure
 
 
 def _digest(item: Mapping[object, object], name: str) -> bytes:

@@ -15,16 +15,17 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from ironroot._fileio import write_atomic
-from ironroot.crypto import Signer
+from ironroot.crypto import Signer, Verifier
 from ironroot.errors import ConfigError, StateReuse
 from ironroot.firmware._leaves import check_lms_leaf_reuse, leaf_reuse, logged_leaves
-from ironroot.firmware._logged import logged_lms_leaves
+from ironroot.firmware._logged import logged_lms_leaves, verify_logged_statement
 from ironroot.firmware._manifest import DEFAULT_LIMITS, FirmwareBundle, FirmwareLimits
 from ironroot.firmware._reference import manifest_statement, reference_statement
 from ironroot.firmware._verify import BundlePolicy, verify_bundle
@@ -71,6 +72,9 @@ def publish_bundle(
     pqc_revocation: int = 0,
     published: Iterable[bytes] = (),
     logged: Iterable[bytes] = (),
+    service_keys: Mapping[bytes, Verifier] | None = None,
+    service_issuer: str | None = None,
+    issuer_keys: Iterable[Verifier] = (),
 ) -> PublishedFirmware:
     """Self-check ``bundle``, then register its manifest and reference-value statements.
 
@@ -94,18 +98,32 @@ def publish_bundle(
     with a leaf one of them (or ``bundle`` itself) signed with already is ``StateReuse``
     and nothing is registered (:func:`check_lms_leaf_reuse`).
 
-    ``logged``: the product's earlier manifest statements (Signed or Transparent Statement
-    bytes: the ``<name>.manifest.ts`` of earlier releases, or statements read from the log),
-    which name their LMS leaves (:func:`logged_lms_leaves`). A leaf of one of ``bundle``'s
-    LMS keys used for two different signatures among them and ``bundle`` is ``StateReuse``
-    and nothing is registered — whether ``bundle`` is the second use or the log already
-    shows one: a key with a reused leaf is forgeable, revoke it rather than sign more with
-    it. A statement that is no manifest statement, or whose leaves header is malformed, is
-    ``MalformedStatement``. Statements registered before the header have no leaves to
-    compare: give their bundles as ``published``.
+    ``logged``: the product's earlier manifest statements (Transparent Statements: the
+    ``<name>.manifest.ts`` of earlier releases), which name their LMS leaves
+    (:func:`logged_lms_leaves`). Each is verified first (:func:`verify_logged_statement`):
+    every receipt under ``service_keys`` (naming ``service_issuer`` when given, issued no
+    later than the clock), its signature under the one of ``issuer_keys`` its ``kid`` names
+    (default: ``signer``'s own key). ``logged`` without ``service_keys`` is ``ConfigError``
+    (fail closed: unchecked statements are not read as logged); a statement without a
+    receipt is ``PolicyRejected`` ``no-receipt``, one whose receipt is another service's
+    ``UnknownIssuer`` ``untrusted-service``, another statement's ``InvalidProof``
+    ``receipt-not-for-statement``, one by another signer ``UnknownIssuer``
+    ``unknown-issuer``, a bad signature ``BadSignature``; nothing is registered. A leaf of
+    one of ``bundle``'s LMS keys used for two different signatures among them and ``bundle``
+    is ``StateReuse`` and nothing is registered — whether ``bundle`` is the second use or
+    the log already shows one: a key with a reused leaf is forgeable, revoke it rather than
+    sign more with it. A statement that is no manifest statement, or whose leaves header is
+    malformed, is ``MalformedStatement``. Statements registered before the header have no
+    leaves to compare: give their bundles as ``published``.
     """
     if now is not None and (not isinstance(now, dt.datetime) or now.tzinfo is None):
         raise ConfigError("now must be a timezone-aware datetime")
+    logged, trusted = list(logged), dict(service_keys or {})
+    if logged and not trusted:
+        raise ConfigError(
+            "logged statements are read only once their receipts verify: give the"
+            " transparency service's keys (service_keys=)"
+        )
     parsed = FirmwareBundle.parse(bundle, limits)
     if vendor_key_descriptor_hash is None:
         vendor_key_descriptor_hash = hashlib.sha384(
@@ -123,6 +141,12 @@ def publish_bundle(
             limits=limits,
         ),
     )
+    if logged:
+        issuers = tuple(issuer_keys) or (signer.verifier(),)
+        for statement in logged:  # the receipts against this clock: ``now`` judges the bundle
+            verify_logged_statement(
+                statement, trusted, issuers, service_issuer=service_issuer, now=time.time()
+            )
     check_lms_leaf_reuse([*published, bundle], limits=limits)
     _check_logged_leaves(bundle, logged, limits)
     manifest = client.register(manifest_statement(bundle, signer, iss=iss, sub=sub, limits=limits))

@@ -28,12 +28,14 @@ signature hash and origin, with the index of the first entry of that origin that
 written in the transaction that advances its log's state (so it moves with that state: a
 rolled-back file has older rows and an older state, which the high-water file refuses), and
 read in that transaction too, to find a leaf used for another signature
-(:meth:`MonitorStore.advance`). A row that could not have been written here (malformed, an
-entry index beyond its log's verified size) is ``StorageError``. A row deleted on its own
-from an otherwise current file is refused as a lost fork proof is: the high-water file
-tallies each origin's uses (their count and running digest, by entry index) as it does its
-fork proofs, under the key ``"\0one-time key uses\0" + origin``, raised after the advance
-commits (a monitor killed in between leaves it behind, and the next open raises it).
+(:meth:`MonitorStore.advance`). A row that could not have been written here (malformed: not
+a kind and a :class:`~ironroot.monitor.OneTimeKeyUse`, a negative leaf say; an entry index
+beyond its log's verified size) is ``StorageError``, as every row of its origin is read. A
+row deleted on its own from an otherwise current file is refused as a lost fork proof is: the
+high-water file tallies each origin's uses (their count and running digest, by entry index)
+as it does its fork proofs, under the key ``"\0one-time key uses\0" + origin``, raised after
+the advance commits (a monitor killed in between leaves it behind, and the next open raises
+it).
 
 Advancing a log's state is one compare-and-set transaction (``BEGIN IMMEDIATE``) after the
 new checkpoint, its consistency with the old one and its entries were verified: it writes only
@@ -91,7 +93,7 @@ from pathlib import Path
 from typing import Final
 
 from ironroot._statedb import HighWater, Kept, LatestStore, Mark, immediate, row_digest
-from ironroot.errors import Conflict, IronrootError, StorageError
+from ironroot.errors import Conflict, IronrootError, MalformedInput, StorageError
 from ironroot.log import Checkpoint, Note
 from ironroot.merkle import CompactRange
 from ironroot.monitor._checks import KeyReuse, OneTimeKeyUse
@@ -197,6 +199,29 @@ def _fork_notes(proof: bytes) -> tuple[object, object] | None:
     return (value.get("first"), value.get("second")) if isinstance(value, dict) else None
 
 
+_MALFORMED_USE: Final = "the monitor database holds a malformed one-time key use"
+
+
+def _check_use_row(row: Sequence[object]) -> None:
+    """``StorageError`` unless the ``key_uses`` row (``_USE_COLUMNS``) is one a check could
+    have made: a kind, a :class:`OneTimeKeyUse` (a leaf 0 to 2⁶³−1, hashes of 1 to 64 bytes),
+    an origin and an entry index ≥ 0. A leaf it could not have named (a negative one) is
+    compared with no use, so a reuse of the leaf it replaced would go unseen."""
+    kind, key_hash, leaf, signature, origin, idx = row
+    if not (
+        isinstance(kind, str)
+        and kind
+        and isinstance(origin, str)
+        and isinstance(idx, int)
+        and idx >= 0
+    ):
+        raise StorageError(_MALFORMED_USE)
+    try:
+        OneTimeKeyUse(key_hash, leaf, signature)  # type: ignore[arg-type]  # checked there
+    except MalformedInput as exc:
+        raise StorageError(_MALFORMED_USE) from exc
+
+
 def _high_water(path: str) -> HighWater:
     """The high-water file of the monitor database at ``path`` (module docs)."""
     water = path + _HIGH_WATER
@@ -263,7 +288,7 @@ def _keep_uses(
                 and isinstance(signature, bytes)
                 and signature
             ):
-                raise StorageError("the monitor database holds a malformed one-time key use")
+                raise StorageError(_MALFORMED_USE)
             size = sizes.setdefault(found, _verified_size(db, found))
             ours = found == origin and (kind, use.key_hash, use.leaf, signature) in added
             if at >= size and not ours:
@@ -379,8 +404,8 @@ class MonitorStore(LatestStore[LogState]):
             "ORDER BY origin, idx, kind, key_hash, leaf, signature",
             args,
         ):
-            if isinstance(row[4], str):
-                out.setdefault(_USES + row[4], []).append(row_digest(row))
+            _check_use_row(row)  # as the state is read: a damaged row is never tallied
+            out.setdefault(_USES + str(row[4]), []).append(row_digest(row))
         return out
 
     def states(self) -> list[LogState]:
