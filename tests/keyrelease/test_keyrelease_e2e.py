@@ -218,6 +218,17 @@ def test_demo_releases_to_one_vm_and_refuses_the_other(tmp_path: Path) -> None:
     assert any("VM B: refused (policy-claims)" in line for line in lines)
 
 
+def test_the_demo_policy_gates_on_the_default_policy_s_chain_rule() -> None:
+    """The demo's first gate is the default policy's ``chain`` rule itself: the quote must
+    chain to a trusted vendor root, refused with the same code and reason."""
+    from ironroot.attestation import DEFAULT_POLICY
+
+    chain = next(r for r in DEFAULT_POLICY.rules if r.name == "chain")
+    assert DEMO_APPRAISAL_POLICY.rules[0] == chain
+    assert chain.gate
+    assert [r.name for r in DEMO_APPRAISAL_POLICY.rules] == ["chain", "fresh", "debug"]
+
+
 def test_approved_vm_gets_hsm_keys(world: World, server: str) -> None:
     assert len(_vm_release(world, server, world.host_a, "db-key")) == 32
     assert len(_vm_release(world, server, world.host_a, "cel-key")) == 32

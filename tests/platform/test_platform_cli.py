@@ -200,6 +200,35 @@ def test_node_verbs_without_a_node_are_usage_errors(
     assert failed["error"]["code"] == "not-found"  # type: ignore[index]
 
 
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("platform", "show"),
+        ("platform", "account", "list", "--json"),
+        ("platform", "serve", "--port", "1"),
+    ],
+    ids=["node-verb", "account-verb", "serve"],
+)
+def test_every_platform_verb_resolves_the_node_alike(
+    argv: tuple[str, ...],
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``--node`` and ``$IRONROOT_NODE`` mean the same to node verbs, account verbs and
+    ``serve``: neither is a usage error with one message; an empty variable is none; the
+    variable names the directory when the flag is absent (here one that is no node)."""
+    monkeypatch.delenv("IRONROOT_NODE", raising=False)
+    assert main(list(argv)) == 2
+    assert capsys.readouterr().err == "ironroot: config: give --node DIR or set IRONROOT_NODE\n"
+    monkeypatch.setenv("IRONROOT_NODE", "")
+    assert main(list(argv)) == 2
+    assert capsys.readouterr().err == "ironroot: config: give --node DIR or set IRONROOT_NODE\n"
+    monkeypatch.setenv("IRONROOT_NODE", str(tmp_path / "none"))
+    assert main(list(argv)) == 1
+    assert str(tmp_path / "none") in capsys.readouterr().err
+
+
 def test_the_node_s_printers_show_image_versions_and_details_as_written(
     capsys: pytest.CaptureFixture[str],
 ) -> None:

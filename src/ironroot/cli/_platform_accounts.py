@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 from ironroot.cli._input import read_input
-from ironroot.cli._serving import ENVIRONMENT
+from ironroot.cli._platform_node import node_dir, node_option
 from ironroot.cli._text import shown
-from ironroot.errors import ConfigError, InputUnavailable, MalformedInput, NotFound
+from ironroot.errors import InputUnavailable, MalformedInput, NotFound
 
 __all__ = ["register_account_verbs"]
 
@@ -38,7 +37,7 @@ def register_account_verbs(verbs: Any) -> None:
         epilog="example: ironroot platform account add --node node ops --role Operator "
         "--password-file ops.pw",
     )
-    _node_option(add)
+    node_option(add)
     add.add_argument("name", help="the user name")
     add.add_argument("--role", required=True, choices=_ROLES, help="the account's role")
     add.add_argument(
@@ -51,7 +50,7 @@ def register_account_verbs(verbs: Any) -> None:
         help="list the Redfish accounts",
         epilog="example: ironroot platform account list --node node --json",
     )
-    _node_option(listing)
+    node_option(listing)
     listing.set_defaults(func=_list)
 
     remove = account_verbs.add_parser(
@@ -59,22 +58,9 @@ def register_account_verbs(verbs: Any) -> None:
         help="remove a Redfish account",
         epilog="example: ironroot platform account remove --node node ops",
     )
-    _node_option(remove)
+    node_option(remove)
     remove.add_argument("name", help="the user name")
     remove.set_defaults(func=_remove)
-
-
-def _node_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--node", type=Path, help=f"the node's directory (or ${ENVIRONMENT['node']})"
-    )
-
-
-def _node(args: argparse.Namespace) -> Path:
-    given = args.node or os.environ.get(ENVIRONMENT["node"])
-    if not given:
-        raise ConfigError(f"give --node DIR or set {ENVIRONMENT['node']}")
-    return Path(given)
 
 
 def _stopped(node: Path) -> Any:
@@ -101,7 +87,7 @@ def _password(path: Path) -> str:
 def _add(args: argparse.Namespace) -> int:
     from ironroot.platform._redfish_accounts import ACCOUNTS_FILE, AccountStore
 
-    node = _node(args)
+    node = node_dir(args)
     password = _password(args.password_file)
     with _stopped(node):
         if (node / ACCOUNTS_FILE).exists():
@@ -118,7 +104,7 @@ def _add(args: argparse.Namespace) -> int:
 def _list(args: argparse.Namespace) -> int:
     from ironroot.platform._redfish_accounts import AccountStore
 
-    store = AccountStore.open(_node(args))
+    store = AccountStore.open(node_dir(args))
     rows = [
         {
             "id": a.id,
@@ -141,7 +127,7 @@ def _list(args: argparse.Namespace) -> int:
 def _remove(args: argparse.Namespace) -> int:
     from ironroot.platform._redfish_accounts import AccountStore
 
-    node = _node(args)
+    node = node_dir(args)
     with _stopped(node):
         store = AccountStore.open(node)
         account = store.by_name(args.name)

@@ -27,7 +27,7 @@ from ironroot.cli._text import shown
 from ironroot.cli._time import instant, now_or
 from ironroot.errors import ConfigError, IronrootError
 
-__all__ = ["register_node_verbs"]
+__all__ = ["node_dir", "node_option", "register_node_verbs"]
 
 _STEPS = (
     "receive",
@@ -52,7 +52,8 @@ class PowerLostError(IronrootError):
     exit_code = 1
 
 
-def _node_option(parser: argparse.ArgumentParser) -> None:
+def node_option(parser: argparse.ArgumentParser) -> None:
+    """``--node DIR``, as every ``platform`` verb on a node takes it (see :func:`node_dir`)."""
     parser.add_argument(
         "--node", type=Path, help=f"the node's directory (or ${ENVIRONMENT['node']})"
     )
@@ -72,7 +73,9 @@ def _inject_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _node_dir(args: argparse.Namespace) -> Path:
+def node_dir(args: argparse.Namespace) -> Path:
+    """The node's directory: ``--node``, else a non-empty ``$IRONROOT_NODE``; neither is a
+    ``ConfigError``."""
     import os
 
     given = args.node or os.environ.get(ENVIRONMENT["node"])
@@ -103,7 +106,7 @@ def register_node_verbs(verbs: Any) -> None:
         "--device nic=https://vendor.example,pkg:firmware/acme/nic ... "
         "--admin admin --admin-password-file admin.pw",
     )
-    _node_option(init)
+    node_option(init)
     init.add_argument("--rot-device", required=True, type=Path, help="the provisioned RoT")
     init.add_argument("--trust", required=True, type=Path, help="the platform.toml trust file")
     init.add_argument("--pfm", required=True, type=Path, help="the signed PFM")
@@ -138,7 +141,7 @@ def register_node_verbs(verbs: Any) -> None:
         help="the node's firmware state",
         epilog="example: ironroot platform show --node node --json",
     )
-    _node_option(show)
+    node_option(show)
     show.set_defaults(func=_show)
 
     boot = verbs.add_parser(
@@ -146,7 +149,7 @@ def register_node_verbs(verbs: Any) -> None:
         help="boot: flash check, recovery, measured boot, SPDM (exit 1 if held in reset)",
         epilog="example: ironroot platform boot --node node",
     )
-    _node_option(boot)
+    node_option(boot)
     _at_option(boot)
     _inject_option(boot)
     boot.set_defaults(func=_boot)
@@ -177,7 +180,7 @@ def register_node_verbs(verbs: Any) -> None:
         help="accept that the new PFM no longer lists COMPONENT's recovery image, leaving it "
         "nothing to recover to until an update replaces it (repeat)",
     )
-    _node_option(update)
+    node_option(update)
     _at_option(update)
     _inject_option(update)
     update.set_defaults(func=_update)
@@ -187,7 +190,7 @@ def register_node_verbs(verbs: Any) -> None:
         help="measure the SPDM devices against logged reference values (exit 1 on a mismatch)",
         epilog="example: ironroot platform measure --node node",
     )
-    _node_option(measure)
+    node_option(measure)
     _at_option(measure)
     measure.set_defaults(func=_measure)
 
@@ -197,14 +200,14 @@ def register_node_verbs(verbs: Any) -> None:
         epilog="example: ironroot platform recover bmc --node node",
     )
     recover.add_argument("component", help="bmc, host, nic, gpu or nvme")
-    _node_option(recover)
+    node_option(recover)
     _at_option(recover)
     recover.set_defaults(func=_recover)
 
     events = verbs.add_parser(
         "events", help="the RoT's event log", epilog="example: ironroot platform events --node node"
     )
-    _node_option(events)
+    node_option(events)
     events.set_defaults(func=_events)
 
     journal = verbs.add_parser(
@@ -212,7 +215,7 @@ def register_node_verbs(verbs: Any) -> None:
         help="the RoT's journal: each state change of the node",
         epilog="example: ironroot platform journal --node node",
     )
-    _node_option(journal)
+    node_option(journal)
     journal.set_defaults(func=_journal)
 
     write = verbs.add_parser(
@@ -220,7 +223,7 @@ def register_node_verbs(verbs: Any) -> None:
         help="a write the BMC issues to flash, through the RoT's filter",
         epilog="example: ironroot platform flash-write --chip bmc --offset 0x1000 --data-file x",
     )
-    _node_option(write)
+    node_option(write)
     write.add_argument("--chip", required=True, help="the flash chip (a component)")
     write.add_argument("--offset", required=True, help="byte offset in the chip")
     write.add_argument("--data-file", required=True, type=Path, help="the bytes to write")
@@ -247,7 +250,7 @@ def _read(path: Path, limit: int = 512 * 1024 * 1024) -> bytes:
 def _init(args: argparse.Namespace) -> int:
     from ironroot.platform import DeviceInfo, Platform, PlatformTrust
 
-    node = _node_dir(args)
+    node = node_dir(args)
     if (args.admin is None) != (args.admin_password_file is None):
         raise ConfigError("--admin and --admin-password-file go together")
     images = {name: _read(Path(path)) for name, path in _pairs(args.image, "--image")}
@@ -307,7 +310,7 @@ def _print_components(state: dict[str, Any]) -> None:
 def _show(args: argparse.Namespace) -> int:
     from ironroot.platform import Platform
 
-    state = Platform.open(_node_dir(args)).show()
+    state = Platform.open(node_dir(args)).show()
     if args.json:
         print(json.dumps(state))
     else:
@@ -338,7 +341,7 @@ def _boot(args: argparse.Namespace) -> int:
     from ironroot.platform import Platform
 
     with _drill(args.inject) as faults:
-        report = Platform.open(_node_dir(args)).boot(now=now_or(args.at), faults=faults)
+        report = Platform.open(node_dir(args)).boot(now=now_or(args.at), faults=faults)
     if args.json:
         print(json.dumps(report.to_json()))
     else:
@@ -352,7 +355,7 @@ def _update(args: argparse.Namespace) -> int:
 
     if (args.pfm is None) != (args.pfm_statement is None):
         raise ConfigError("--pfm and --pfm-statement go together")
-    node = Platform.open(_node_dir(args))
+    node = Platform.open(node_dir(args))
     bundle = _read(args.bundle)
     statements = [_read(p) for p in args.statement]
 
@@ -385,7 +388,7 @@ def _update(args: argparse.Namespace) -> int:
 def _measure(args: argparse.Namespace) -> int:
     from ironroot.platform import Platform
 
-    results = Platform.open(_node_dir(args)).measure(now=now_or(args.at))
+    results = Platform.open(node_dir(args)).measure(now=now_or(args.at))
     if args.json:
         print(json.dumps({"devices": [r.to_json() for r in results]}))
     else:
@@ -405,7 +408,7 @@ def _measure(args: argparse.Namespace) -> int:
 def _recover(args: argparse.Namespace) -> int:
     from ironroot.platform import Platform
 
-    image = Platform.open(_node_dir(args)).recover(args.component, now=now_or(args.at))
+    image = Platform.open(node_dir(args)).recover(args.component, now=now_or(args.at))
     value = {
         "component": args.component,
         "version": image.version,
@@ -423,7 +426,7 @@ def _recover(args: argparse.Namespace) -> int:
 def _events(args: argparse.Namespace) -> int:
     from ironroot.platform import Platform
 
-    events = Platform.open(_node_dir(args)).events()
+    events = Platform.open(node_dir(args)).events()
     if args.json:
         print(json.dumps({"events": [e.to_json() for e in events]}))
     else:
@@ -435,7 +438,7 @@ def _events(args: argparse.Namespace) -> int:
 def _journal(args: argparse.Namespace) -> int:
     from ironroot.platform import Platform
 
-    records = Platform.open(_node_dir(args)).journal()
+    records = Platform.open(node_dir(args)).journal()
     if args.json:
         print(json.dumps({"records": records}))
     else:
@@ -452,7 +455,7 @@ def _flash_write(args: argparse.Namespace) -> int:
     except ValueError:
         raise ConfigError(f"--offset {args.offset!r} is not a number") from None
     data = _read(args.data_file, 1024 * 1024)
-    Platform.open(_node_dir(args)).bmc_write(args.chip, offset, data, now=now_or(args.at))
+    Platform.open(node_dir(args)).bmc_write(args.chip, offset, data, now=now_or(args.at))
     value = {"chip": args.chip, "offset": offset, "length": len(data)}
     print(
         json.dumps(value) if args.json else f"wrote {len(data)} bytes to {args.chip} at {offset:#x}"

@@ -31,9 +31,8 @@ from ironroot.cli._hex import parse_hex
 from ironroot.cli._input import read_input
 from ironroot.cli._output import check_output, write_output
 from ironroot.cli._platform_accounts import register_account_verbs
-from ironroot.cli._platform_node import register_node_verbs
+from ironroot.cli._platform_node import node_dir, node_option, register_node_verbs
 from ironroot.cli._serving import (
-    ENVIRONMENT,
     add_client_options,
     add_server_options,
     add_url_options,
@@ -150,7 +149,7 @@ def register(sub: Any) -> None:
         epilog="example: ironroot platform serve --node node --port 8300 "
         "--tls-cert bmc.pem --tls-key bmc.key",
     )
-    serve.add_argument("--node", type=Path, help="the node's directory (or $IRONROOT_NODE)")
+    node_option(serve)
     add_server_options(serve, default_host="127.0.0.1", default_port=8300, data=False)
     serve.set_defaults(func=_serve)
     register_account_verbs(verbs)
@@ -293,15 +292,11 @@ def _publish(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     """``platform serve``: the node's Redfish service until SIGINT/SIGTERM. Its SimpleUpdate
     fetches trust ``$IRONROOT_CA`` (and present ``$IRONROOT_CLIENT_CERT``) when set."""
-    import os
-
     from ironroot.http import configure_logging
     from ironroot.platform._redfish import serve_redfish
 
-    node = args.node or os.environ.get(ENVIRONMENT["node"])
-    if not node:
-        raise ConfigError(f"give --node DIR or set {ENVIRONMENT['node']}")
+    node = node_dir(args)
     bind = listen(args, default_host="127.0.0.1", default_port=8300)
     configure_logging(bind.log_level, bind.log_format)
-    serve_redfish(Path(node), bind.host, bind.port, tls=bind.tls, fetch_verify=client_tls(args))
+    serve_redfish(node, bind.host, bind.port, tls=bind.tls, fetch_verify=client_tls(args))
     return 0

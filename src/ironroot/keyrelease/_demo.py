@@ -35,6 +35,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ironroot.attestation import (
     AR4SI,
+    DEFAULT_POLICY,
     AppraisalPolicy,
     AttestationService,
     Endorsements,
@@ -67,17 +68,13 @@ __all__ = ["DEMO_APPRAISAL_POLICY", "VERIFIER_NAME", "demo_release", "rot_verifi
 VERIFIER_NAME: Final = "https://verifier.example"
 _KEY_NAME: Final = "db-key"
 
+_CHAIN_RULE: Final = next(r for r in DEFAULT_POLICY.rules if r.name == "chain")
+"""The default policy's ``chain`` gate: the quote chains to a trusted vendor root."""
+
 DEMO_APPRAISAL_POLICY: Final = AppraisalPolicy(
     name="keyrelease-demo",
     rules=(
-        PolicyRule(
-            "chain",
-            "root_trusted",
-            "instance-identity",
-            AR4SI.UNRECOGNIZED_INSTANCE,
-            "the evidence does not chain to a trusted vendor root ({root})",
-            gate=True,
-        ),
+        _CHAIN_RULE,
         PolicyRule(
             "fresh",
             "nonce_ok",
