@@ -20,9 +20,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Final
 
-import cbor2
-
 from ironroot.cose import HASH_SHA384, SignedStatement, TransparentStatement
+from ironroot.cose._sign1 import unchecked_protected_header
 from ironroot.errors import IronrootError, MalformedStatement
 from ironroot.firmware._leaves import LMS_LEAVES_HEADER, LmsLeafReuse, LoggedLmsLeaf, leaf_reuse
 from ironroot.firmware._reference import MANIFEST_CONTENT_TYPE
@@ -112,17 +111,8 @@ def logged_lms_leaves(statement: bytes) -> tuple[LoggedLmsLeaf, ...]:
 def _names_leaves(entry: bytes) -> bool:
     """Whether ``entry``, read as a COSE_Sign1 by a plain CBOR decode and nothing else
     checked, has :data:`LMS_LEAVES_HEADER` in its protected header."""
-    try:
-        message = cbor2.loads(entry)
-        if isinstance(message, cbor2.CBORTag) and message.tag == 18:
-            message = message.value
-        if not isinstance(message, list | tuple) or len(message) != 4:
-            return False
-        protected = message[0]
-        header = cbor2.loads(protected) if isinstance(protected, bytes) and protected else None
-    except (Exception, RecursionError):  # hostile CBOR of any kind: no header to read
-        return False
-    return isinstance(header, Mapping) and LMS_LEAVES_HEADER in header
+    header = unchecked_protected_header(entry)
+    return header is not None and LMS_LEAVES_HEADER in header
 
 
 def entry_lms_leaves(entry: bytes) -> tuple[LoggedLmsLeaf, ...]:
