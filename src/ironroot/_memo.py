@@ -1,5 +1,6 @@
 """A bounded memo shared by threads: results of a pure function of immutable keys (a digest,
-exact bytes), kept up to a limit with the oldest entry first out.
+exact bytes), kept up to a limit with the oldest entry first out; a caller that
+:meth:`~Memo.refresh`-es its hits makes it the least recently used first out.
 
 Written here, not taken from ``functools.lru_cache``: the callers key by a digest they compute
 of what they read (a file's bytes, a certificate with its issuer's key), keep only successes,
@@ -11,7 +12,7 @@ bound and the locking are written once.
 from __future__ import annotations
 
 import threading
-from collections.abc import Hashable
+from collections.abc import Hashable, Mapping
 from typing import Generic, TypeVar
 
 __all__ = ["Memo"]
@@ -41,7 +42,25 @@ class Memo(Generic[K, V]):
         return len(self._entries)
 
     def put(self, key: K, value: V) -> None:
+        """Hold ``value`` for ``key`` (a key held already keeps its place)."""
         with self._lock:
             self._entries[key] = value
-            while len(self._entries) > self._limit:
-                del self._entries[next(iter(self._entries))]
+            self._trim()
+
+    def update(self, entries: Mapping[K, V]) -> None:
+        """:meth:`put` of every entry, under one lock, the bound restored after the last."""
+        with self._lock:
+            self._entries.update(entries)
+            self._trim()
+
+    def refresh(self, key: K) -> None:
+        """Make ``key``'s entry the newest, the last to go (a hit that should keep it); a key
+        not held (never, or dropped since it was read) is left out."""
+        with self._lock:
+            if key in self._entries:  # only writers change it, and they take the lock
+                self._entries[key] = self._entries.pop(key)
+
+    def _trim(self) -> None:
+        """Under the lock."""
+        while len(self._entries) > self._limit:
+            del self._entries[next(iter(self._entries))]

@@ -360,3 +360,23 @@ def test_a_certificate_whose_signed_part_is_over_the_limit_is_malformed() -> Non
     with pytest.raises(MalformedCertificate) as caught:
         load_certificate(der, what="test certificate", der_only=True)
     assert caught.value.detail == "test certificate holds a certificate over the size limit"
+
+
+def test_the_parse_cache_is_bounded_and_drops_the_least_recently_used() -> None:
+    """The certificates parsed already are at most ``_LOADED_MAX`` inputs; one read again
+    now and then stays while a flood of other inputs passes through, and the oldest of
+    those go first."""
+    from ironroot.crypto import _x509
+
+    cert = _cert(serial=31)
+    der, pem = cert.public_bytes(Encoding.DER), cert.public_bytes(Encoding.PEM)
+    kept = load_certificate(der, der_only=True)
+    inputs = [b"#%d\n" % i + pem for i in range(_x509._LOADED_MAX + 10)]
+    for i, data in enumerate(inputs):
+        assert load_certificates(data)[0] is kept  # read before by its DER bytes
+        if i % 100 == 0:
+            assert load_certificate(der, der_only=True) is kept
+    assert len(_x509._LOADED) == _x509._LOADED_MAX
+    assert (der, False, "der") in _x509._LOADED
+    assert (inputs[0], False, "pem") not in _x509._LOADED
+    assert (inputs[-1], False, "pem") in _x509._LOADED

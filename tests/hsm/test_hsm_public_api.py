@@ -74,6 +74,7 @@ EXPECTED = [
     "verify_release_statement",  # a TEE checks the released material is of its named type
     "open_release_statement",  # an auditor checks a kept statement without the wrapped key
     "ReleaseBinding",  # what a release's audit record binds (ADR 0015)
+    "OwedRefusals",  # refusals left to the caller's own wait (Hsm.owing_refusals)
     "release_records",  # a chain's granted releases by statement digest
     "check_binding",
     "check_composite_binding",

@@ -176,3 +176,41 @@ def test_a_refusal_waiting_for_the_budget_is_answered_by_any_commit_that_carries
     waiting.join(DEADLINE)
     assert answered
     assert answered[0] - logged_in < 2.0
+
+
+def test_a_refusal_owed_to_a_caller_that_waits_elsewhere(device: DeviceChain) -> None:
+    """Inside ``owing_refusals`` a refusal past the budget is raised at once, its record not
+    yet durable but owed; ``settle_owed`` says how long the budget holds it and commits
+    nothing meanwhile; a commit that carries it (a login) wakes the caller, and
+    ``settle_owed`` then says 0. Outside it, nothing is owed."""
+    storage = MemoryStorage()
+    world = _world(device, storage, refusal_commit_rate=0.001, refusal_commit_burst=1)
+    with world.hsm.owing_refusals() as owed, pytest.raises(StaleNonce):  # the burst
+        world.release(b"not an EAR", secrets.token_bytes(32))
+    assert owed.ticket == 0  # committed at once: nothing owed
+    assert world.hsm.settle_owed(owed) == 0.0
+    woken = threading.Event()
+    durable = len(parse_audit_log(storage.read_audit()))
+    before = storage.counter.value()
+    with world.hsm.owing_refusals(woken.set) as owed, pytest.raises(StaleNonce):
+        world.release(b"not an EAR", secrets.token_bytes(32))
+    assert owed.ticket == durable + 1
+    assert len(parse_audit_log(storage.read_audit())) == durable  # owed, not yet durable
+    assert 0.0 < world.hsm.settle_owed(owed) <= 1000.0
+    assert storage.counter.value() == before
+    assert not woken.is_set()
+    world.hsm.login(USER, USER_PASS)
+    assert woken.is_set()
+    assert world.hsm.settle_owed(owed) == 0.0
+    records = parse_audit_log(storage.read_audit())
+    assert [r.result for r in records[durable : durable + 1]] == ["nonce-unknown"]
+    assert storage.counter.value() == before + 1
+
+
+def test_owing_refusals_nested_owes_to_the_outer_caller(device: DeviceChain) -> None:
+    world = _world(device, MemoryStorage())
+    with world.hsm.owing_refusals() as outer, world.hsm.owing_refusals() as inner:
+        assert inner is outer
+    with world.hsm.owing_refusals() as owed:  # the outer one left: a new one
+        assert owed is not outer
+        assert owed.ticket == 0

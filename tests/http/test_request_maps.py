@@ -4,11 +4,13 @@ one with duplicate keys or invalid text is."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 
 import pytest
 from starlette.requests import Request
 
-from ironroot.errors import MalformedInput
+from ironroot.errors import MalformedInput, Overloaded
 from ironroot.http import challenge_handler, decode_request_map
 
 _NOT_I_JSON = {
@@ -73,3 +75,31 @@ def test_a_challenge_is_cbor_exactly_when_cbor_is_acceptable(
     accept: tuple[str, ...], form: str
 ) -> None:
     assert _challenge_form(*accept) == form
+
+
+@pytest.mark.parametrize("blocking", [False, True])
+def test_a_challenge_issued_by_a_coroutine_function_is_awaited(blocking: bool) -> None:
+    """``issue`` may be a coroutine function (the key release service's, which waits on the
+    event loop for the HSM's commit of a refusal); its nonce is answered as a plain one's, and
+    what it raises is the handler's."""
+    issued: list[str | None] = []
+
+    async def issue(client: str | None) -> tuple[bytes, int]:
+        await asyncio.sleep(0)
+        issued.append(client)
+        if client is None:
+            raise Overloaded("no more challenges", code="challenge-rate")
+        return b"\x02" * 16, 1_900_000_000
+
+    handler = challenge_handler(issue, blocking=blocking)
+    request = Request({"type": "http", "headers": [], "client": ("192.0.2.7", 1)})
+    answer = asyncio.run(handler(request))
+    assert answer.status_code == 201
+    assert json.loads(bytes(answer.body)) == {
+        "nonce": base64.urlsafe_b64encode(b"\x02" * 16).rstrip(b"=").decode(),
+        "expires": 1_900_000_000,
+    }
+    with pytest.raises(Overloaded) as refused:
+        asyncio.run(handler(Request({"type": "http", "headers": []})))
+    assert refused.value.code == "challenge-rate"
+    assert issued == ["192.0.2.7", None]

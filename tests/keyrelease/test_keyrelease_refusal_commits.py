@@ -9,9 +9,12 @@ every request has been audited, so the grouping does not depend on timing.
 
 from __future__ import annotations
 
+import os
 import secrets
+import sys
 import threading
 import time
+import types
 
 import httpx
 import pytest
@@ -279,4 +282,94 @@ def test_a_flood_from_many_addresses_each_under_its_limit_costs_the_hsm_s_budget
     assert increments <= 2 + 5.0 * elapsed + 1
     records = [r for r in parse_audit_log(storage.read_audit()) if r.operation == "release"]
     assert len(records) == ADDRESSES * EACH
+    hsm.close()
+
+
+HELD = 48
+"""Refused requests held by the HSM's refusal budget at once: more than Starlette's thread
+pool (40), so that the refusals would hold every worker if each waited in one."""
+
+
+def _busy_workers() -> int:
+    """The thread pool's workers running Ironroot's code now (an idle one waits for work in
+    AnyIO's own loop)."""
+    frames = sys._current_frames()
+    busy = 0
+    for thread in threading.enumerate():
+        if thread.name != "AnyIO worker thread" or thread.ident not in frames:
+            continue
+        frame: types.FrameType | None = frames[thread.ident]
+        while frame is not None:
+            if f"{os.sep}ironroot{os.sep}" in frame.f_code.co_filename:
+                busy += 1
+                break
+            frame = frame.f_back
+    return busy
+
+
+@pytest.mark.parametrize("route", ["release", "challenge"])
+def test_refusals_held_by_the_budget_wait_without_holding_worker_threads(route: str) -> None:
+    """Past the HSM's refusal budget (here a burst of one, then one commit in 1,000 s) each
+    refusal waits, unanswered, for the commit that carries it; it waits on the event loop,
+    not in a thread of the pool: ``HELD`` of them waiting at once leave no worker thread
+    busy, and a challenge from another client is issued meanwhile. The next commit (an
+    officer's login, a security event committed at once) carries them all, and each is then
+    answered as the HSM's refusal, durable."""
+    storage = MemoryStorage()
+    config = HsmConfig(
+        scrypt_n=2**10,
+        release_challenges=ChallengeLimits(burst=2),
+        refusal_commit_rate=0.001,
+        refusal_commit_burst=1,
+    )
+    hsm, service = _service(storage, config)
+    refused = threading.Semaphore(0)
+    hsm.add_listener(lambda operation, result: refused.release() if result != "ok" else None)
+    spki = TeeKeyPair.generate("ML-KEM-768").public_spki
+    answers: list[httpx.Response] = []
+    app = create_keyrelease_app(service, refusals=LoginThrottle(0, 1))
+    with KeyReleaseServerThread(app) as server:
+
+        def post() -> httpx.Response:
+            with httpx.Client(timeout=DEADLINE) as http:
+                if route == "release":
+                    return http.post(
+                        f"{server.url}/keys/k/release",
+                        content=_release_body(spki),
+                        headers={"Content-Type": "application/cbor"},
+                    )
+                return http.post(f"{server.url}/keys/challenge")
+
+        if route == "challenge":
+            for _ in range(2):  # this client's burst
+                assert post().status_code == 201
+        first = post()  # the budget's burst: committed and answered at once
+        assert refused.acquire(timeout=0)
+        threads = [threading.Thread(target=lambda: answers.append(post())) for _ in range(HELD)]
+        for thread in threads:
+            thread.start()
+        for _ in range(HELD):  # each audited: with a worker each, 40 would be the most
+            assert refused.acquire(timeout=DEADLINE)
+        end = time.monotonic() + DEADLINE
+        while _busy_workers() and time.monotonic() < end:
+            time.sleep(0.01)
+        assert _busy_workers() == 0
+        assert answers == []  # all of them still waiting for their commit
+        other = httpx.HTTPTransport(local_address="127.0.0.2")
+        with httpx.Client(transport=other, timeout=DEADLINE) as http:
+            assert http.post(f"{server.url}/keys/challenge").status_code == 201
+        before = storage.counter.value()
+        hsm.login("officer", b"officer-credential")  # commits at once, carrying the refusals
+        for thread in threads:
+            thread.join(DEADLINE)
+        assert storage.counter.value() - before == 1
+    assert len(answers) == HELD
+    for response in [first, *answers]:
+        if route == "release":
+            assert_problem(response, StaleNonce, "nonce-unknown")
+        else:
+            assert_problem(response, Overloaded, "challenge-rate")
+    operation = "release" if route == "release" else "release-challenge"
+    records = parse_audit_log(storage.read_audit())
+    assert len([r for r in records if r.operation == operation and r.result != "ok"]) == HELD + 1
     hsm.close()

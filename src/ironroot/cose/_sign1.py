@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Final
 
+import cbor2
+
 from ironroot.cose._cbor import DEFAULT_LIMITS, Limits, _head, encode_bstr, encode_cbor
 from ironroot.cose._headers import ALG
 from ironroot.cose._message import (
@@ -89,6 +91,26 @@ def decode_sign1(
         payload=payload,
         signature=signature,
     )
+
+
+def unchecked_protected_header(data: bytes) -> Mapping[object, object] | None:
+    """The protected header of ``data`` read as a COSE_Sign1 (tagged 18 or not) by a plain
+    CBOR decode, nothing else checked: for bytes the strict parse refused, where a reader
+    still looks at what they name (the log monitor their CWT claims, the firmware reader an
+    LMS-leaves header). ``None`` when they are not CBOR, not a four-item array, when its first
+    item is not a non-empty byte string, or when that does not decode to a map; it never
+    raises. Not a message's header to act on: nothing here is verified."""
+    try:
+        message = cbor2.loads(data)
+        if isinstance(message, cbor2.CBORTag) and message.tag == COSE_SIGN1_TAG:
+            message = message.value
+        if not isinstance(message, list | tuple) or len(message) != 4:
+            return None
+        protected = message[0]
+        header = cbor2.loads(protected) if isinstance(protected, bytes) and protected else None
+    except (Exception, RecursionError):  # hostile CBOR of any kind: no header to read
+        return None
+    return header if isinstance(header, Mapping) else None
 
 
 @dataclass(frozen=True, slots=True)

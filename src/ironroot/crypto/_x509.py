@@ -55,6 +55,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509 import verification
 
+from ironroot._memo import Memo
 from ironroot.crypto._messages import library_error_text
 from ironroot.errors import ChainNotTrusted, MalformedCertificate
 
@@ -301,8 +302,7 @@ def load_certificates(
         key = (data, False, path)
         found = _LOADED.get(key)
     if found is not None and len(found) <= max_count:
-        with _LOADED_LOCK:  # least recently used goes first: a class's shared roots stay
-            _LOADED[key] = _LOADED.pop(key, found)
+        _LOADED.refresh(key)  # least recently used goes first: a class's shared roots stay
         return list(found)
     data = _check_bytes(data, what, limit)
     key = (data, allow_unsupported, path)
@@ -313,10 +313,7 @@ def load_certificates(
         # carries it as, e.g. SPDM's CERTIFICATE), read with the same checks and options.
         for cert, der in zip(certs, ders, strict=True):
             remembered[(der, allow_unsupported, "der")] = (cert,)
-    with _LOADED_LOCK:
-        _LOADED.update(remembered)
-        while len(_LOADED) > _LOADED_MAX:
-            del _LOADED[next(iter(_LOADED))]
+    _LOADED.update(remembered)
     return certs
 
 
@@ -325,9 +322,8 @@ def load_certificates(
 # chains for every node, and the same certificate through the DICE parser, which allows
 # unsupported algorithms, and the SPDM and X.509 paths, which do not). Only successes are
 # kept; the least recently used entry goes first when it is full.
-_LOADED: dict[tuple[bytes, bool, str], tuple[x509.Certificate, ...]] = {}
-_LOADED_LOCK = threading.Lock()
 _LOADED_MAX = 1024
+_LOADED: Memo[tuple[bytes, bool, str], tuple[x509.Certificate, ...]] = Memo(_LOADED_MAX)
 
 
 def _known(der: bytes, allow_unsupported: bool) -> x509.Certificate | None:

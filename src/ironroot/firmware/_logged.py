@@ -24,8 +24,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Final
 
-import cbor2
-
 from ironroot.cose import (
     HASH_SHA384,
     RECEIPTS,
@@ -33,6 +31,7 @@ from ironroot.cose import (
     TransparentStatement,
     on_trusted_log,
 )
+from ironroot.cose._sign1 import unchecked_protected_header
 from ironroot.crypto import Verifier
 from ironroot.errors import (
     ConfigError,
@@ -206,17 +205,8 @@ def logged_lms_leaves(statement: bytes) -> tuple[LoggedLmsLeaf, ...]:
 def _names_leaves(entry: bytes) -> bool:
     """Whether ``entry``, read as a COSE_Sign1 by a plain CBOR decode and nothing else
     checked, has :data:`LMS_LEAVES_HEADER` in its protected header."""
-    try:
-        message = cbor2.loads(entry)
-        if isinstance(message, cbor2.CBORTag) and message.tag == 18:
-            message = message.value
-        if not isinstance(message, list | tuple) or len(message) != 4:
-            return False
-        protected = message[0]
-        header = cbor2.loads(protected) if isinstance(protected, bytes) and protected else None
-    except (Exception, RecursionError):  # hostile CBOR of any kind: no header to read
-        return False
-    return isinstance(header, Mapping) and LMS_LEAVES_HEADER in header
+    header = unchecked_protected_header(entry)
+    return header is not None and LMS_LEAVES_HEADER in header
 
 
 def entry_lms_leaves(entry: bytes) -> tuple[LoggedLmsLeaf, ...]:

@@ -83,6 +83,7 @@ if TYPE_CHECKING:
     )
     from ironroot.hsm._selftest import DEFAULT_KATS, Kat
     from ironroot.hsm._service_keys import ServiceKeys, ServiceKeysConfig
+    from ironroot.hsm._state import OwedRefusals
     from ironroot.hsm._storage import DirectoryStorage, HsmStorage, MemoryStorage, seal, unseal
     from ironroot.hsm._wrap import (
         unwrap_key_kem,
@@ -126,6 +127,7 @@ __all__ = [
     "KeyInfo",
     "KeyType",
     "MemoryStorage",
+    "OwedRefusals",
     "Pkcs11Backend",
     "PolicyCache",
     "ReleaseBinding",

@@ -57,7 +57,7 @@ from ironroot.hsm._audit import (
 from ironroot.hsm._audit_check import verify_to_sealed_head
 from ironroot.hsm._document import StoreDocument
 from ironroot.hsm._persistence import Persistence
-from ironroot.hsm._state import PendingRecord
+from ironroot.hsm._state import OwedRefusals, PendingRecord
 
 __all__ = ["NO_IDENTITY", "AuditBuffer", "named_subject"]
 
@@ -189,12 +189,45 @@ class AuditBuffer(Persistence):
             yield
         finally:
             ticket, self._owed.ticket = self._owed.ticket, None
-            if ticket:
-                self._make_durable(ticket)
+            if ticket:  # inside ``owing_refusals``: a wait for the budget is left to it
+                self._make_durable(ticket, getattr(self._owed, "refusals", None))
 
-    def _make_durable(self, ticket: int) -> None:
+    @contextlib.contextmanager
+    def owing_refusals(self, wake: Callable[[], None] | None = None) -> Iterator[OwedRefusals]:
+        """Within it, in this thread, :meth:`release` and :meth:`release_challenge` never
+        wait for the refusal budget (``HsmConfig.refusal_commit_rate``): records that would
+        wait only for it are left owed, in what this yields, and the operation returns or
+        raises at once. For a caller that waits elsewhere, not in a thread (the key release
+        service: on its event loop, so that a refusal flood does not hold its worker
+        threads), which must then answer neither the result nor the refusal before
+        :meth:`settle_owed` returns 0. ``wake`` is called, from any thread and under the
+        HSM's lock of its commits (it must be quick), when a commit made them durable.
+        Nested, it yields the outer one's (whose caller settles them)."""
+        outer = getattr(self._owed, "refusals", None)
+        if outer is not None:  # nested: the outer one's caller settles what is owed
+            yield outer
+            return
+        owed = OwedRefusals(wake)
+        self._owed.refusals = owed
+        try:
+            yield owed
+        finally:
+            self._owed.refusals = None
+
+    def settle_owed(self, owed: OwedRefusals) -> float:
+        """0 once the records ``owed`` holds (:meth:`owing_refusals`) are written, synced and
+        anchored (this commits them when the budget allows one more commit, or waits for a
+        commit under way); else the seconds until the budget allows one: call again then, or
+        when its ``wake`` is called, whichever comes first. Raises what the operation would
+        have raised in their place (``HsmErrorState`` when the HSM left its operational state
+        before they were durable; the storage's own error)."""
+        return self._make_durable(owed.ticket, owed) if owed.ticket else 0.0
+
+    def _make_durable(self, ticket: int, owed: OwedRefusals | None = None) -> float:
         """Return once the records before seq ``ticket`` are written, synced and anchored:
-        a group commit, called without the lock.
+        a group commit, called without the lock. With ``owed``, a wait for the refusal
+        budget is not made here: ``ticket`` goes into ``owed`` and the seconds to wait are
+        returned (:meth:`owing_refusals`); else 0.
 
         One commit at a time writes outside the lock (``_in_flight``): while its append,
         fsync, anchor and counter increment are under way, the other operations run and
@@ -212,11 +245,11 @@ class AuditBuffer(Persistence):
                 while self._in_flight and self._durable_to < ticket:
                     self._durable.wait()
                 if self._durable_to >= ticket:
-                    return
+                    return 0.0
             with self._lock:
                 with self._durable:
                     if self._durable_to >= ticket:  # another's commit carried them
-                        return
+                        return 0.0
                     if self._in_flight:  # another took the lead meanwhile: wait for it
                         continue
                 self._check_state()
@@ -235,6 +268,10 @@ class AuditBuffer(Persistence):
                         self._in_flight = True
             if wait:  # refusals only, past the budget: wait (unlocked) for the next commit
                 with self._durable:
+                    if self._durable_to < ticket and owed is not None:  # the caller waits
+                        owed.ticket = max(owed.ticket, ticket)
+                        self._owing.add(owed)
+                        return wait
                     if self._durable_to < ticket:
                         self._durable.wait(wait)
                 continue
@@ -246,6 +283,17 @@ class AuditBuffer(Persistence):
                     if self._state == "operational":
                         self._durable_to = max(self._durable_to, size)
                     self._durable.notify_all()
+                    self._wake_owing()
+
+    def _wake_owing(self) -> None:
+        """Under ``_durable``, after a commit: wake the callers (:meth:`owing_refusals`)
+        whose owed records it made durable."""
+        done = [owed for owed in self._owing if owed.ticket <= self._durable_to]
+        for owed in done:
+            self._owing.discard(owed)
+            if owed.wake is not None:
+                with contextlib.suppress(Exception):
+                    owed.wake()
 
     def _budget_wait(self) -> float:
         """0 when the commit about to be made may go (it carries a grant, or the refusal
@@ -305,6 +353,7 @@ class AuditBuffer(Persistence):
         with self._durable:
             self._durable_to = max(self._durable_to, self._audit_size)
             self._durable.notify_all()  # refusals waiting for the budget: carried by this one
+            self._wake_owing()
 
     def _rotation_due(self) -> bool:
         return self._audit_size - self._audit_base >= self._audit_segment

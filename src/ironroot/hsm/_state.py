@@ -42,7 +42,7 @@ from ironroot.hsm._selftest import (
 )
 from ironroot.hsm._storage import HsmStorage, check_secret
 
-__all__ = ["CommitBudget", "HsmState", "PendingRecord"]
+__all__ = ["CommitBudget", "HsmState", "OwedRefusals", "PendingRecord"]
 
 # id(storage) -> the HSM object that holds it (a holder keeps its storage alive, so the id is
 # not reused while the holder lives).
@@ -77,6 +77,18 @@ class CommitBudget:
             self._tokens -= 1.0
             return 0.0
         return (1.0 - self._tokens) / self._rate
+
+
+class OwedRefusals:
+    """Records of refusals a thread's operations left waiting for the refusal budget
+    (``AuditBuffer.owing_refusals``): durable once the log is durable up to ``ticket``
+    (0: none owed); ``wake`` is called when a commit made them so."""
+
+    __slots__ = ("ticket", "wake")
+
+    def __init__(self, wake: Callable[[], None] | None) -> None:
+        self.ticket = 0
+        self.wake = wake
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +148,7 @@ class HsmState:
         self._in_flight = False
         self._durable_to = 0
         self._owed = threading.local()
+        self._owing: set[OwedRefusals] = set()  # owed records' callers to wake (_audit_buffer)
         # the log size a record that must not wait for the refusal budget needs durable (a
         # grant), and the budget of commits that carry only refusals (``_audit_buffer``)
         self._urgent_to = 0

@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import ssl
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final
 
 from starlette.concurrency import run_in_threadpool
@@ -117,7 +117,9 @@ def client_identity(request: Request) -> str | None:
 
 
 def challenge_handler(
-    issue: Callable[[str | None], tuple[bytes, int]], *, blocking: bool = False
+    issue: Callable[[str | None], tuple[bytes, int] | Awaitable[tuple[bytes, int]]],
+    *,
+    blocking: bool = False,
 ) -> Handler:
     """A ``POST .../challenge`` handler: ``issue(client)`` gives a fresh single-use nonce
     and when it expires (POSIX seconds) for ``client`` (:func:`client_identity`: the client
@@ -125,14 +127,16 @@ def challenge_handler(
     cached, JSON ``{"nonce": b64url, "expires": epoch}`` or, when the client accepts
     ``application/cbor`` (in any of its ``Accept`` fields, in any case, not with ``q=0``), CBOR
     ``{"nonce": bstr, "expires": int}``. ``blocking``: ``issue`` may wait (an HSM's durable
-    audit record of a refusal) and runs in the thread pool, not on the event loop."""
+    audit record of a refusal) and runs in the thread pool, not on the event loop. ``issue``
+    may also be a coroutine function, awaited on the event loop (one that does its own waits
+    there, and its blocking work in the pool: the key release service's)."""
 
     async def challenge(request: Request) -> Response:
         client = client_identity(request)
-        if blocking:
-            nonce, expires = await run_in_threadpool(issue, client)
-        else:
-            nonce, expires = issue(client)
+        issued = await run_in_threadpool(issue, client) if blocking else issue(client)
+        if not isinstance(issued, tuple):
+            issued = await issued
+        nonce, expires = issued
         headers = {"Cache-Control": "no-store"}
         if CBOR in acceptable_media(request):
             body = encode_cbor({"nonce": nonce, "expires": expires})

@@ -38,10 +38,12 @@ logins the same way).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
-from collections.abc import Mapping
-from typing import Final
+from collections.abc import Callable, Mapping
+from typing import Final, TypeVar
 
 from prometheus_client import Counter
 from starlette.applications import Starlette
@@ -52,7 +54,7 @@ from starlette.routing import Route
 
 from ironroot.cose import Limits
 from ironroot.errors import ConfigError, HsmErrorState, IronrootError, MalformedInput
-from ironroot.hsm import WrappingKey
+from ironroot.hsm import OwedRefusals, WrappingKey
 from ironroot.http import (
     CBOR,
     Handler,
@@ -81,6 +83,7 @@ __all__ = [
 ]
 
 _log = logging.getLogger("ironroot.keyrelease")
+_T = TypeVar("_T")
 
 MAX_REQUEST_BYTES: Final = 512 * 1024
 _BODY_LIMITS: Final = Limits(max_bytes=MAX_REQUEST_BYTES, max_depth=4, max_items=32)
@@ -196,6 +199,44 @@ def keyrelease_info(service: KeyReleaseService) -> ServiceInfo:
     )
 
 
+async def _asking_hsm(service: KeyReleaseService, call: Callable[[], _T]) -> _T:
+    """``call()``, which asks the service's vault, run in the thread pool: the HSM's refusal
+    is durable before it is answered, and may wait for a commit, which the event loop must
+    not (and the refusals arriving together then share one). A refusal that waits only for
+    the HSM's refusal budget (up to ``1 / refusal_commit_rate`` seconds) waits here, on the
+    event loop, not in a worker thread (``Hsm.owing_refusals``): a flood of them never holds
+    the pool, and a release arriving meanwhile finds a thread. Neither the result nor the
+    refusal is answered before the HSM says its records are durable, or until the error
+    that says why they are not is raised instead."""
+    vault = service.vault
+    if not isinstance(vault, HsmVault):
+        return await run_in_threadpool(call)
+    hsm = vault.hsm
+    loop = asyncio.get_running_loop()
+    woken = asyncio.Event()
+    owing: list[OwedRefusals] = []
+
+    def wake() -> None:  # any thread, a commit's: the loop wakes the waiter
+        loop.call_soon_threadsafe(woken.set)
+
+    def owed_call() -> _T:
+        with hsm.owing_refusals(wake) as owed:
+            owing.append(owed)
+            return call()
+
+    try:
+        return await run_in_threadpool(owed_call)
+    finally:
+        for owed in owing:
+            while owed.ticket:  # records owed: not answered before they are durable
+                woken.clear()
+                wait = await run_in_threadpool(hsm.settle_owed, owed)
+                if not wait:
+                    break
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(woken.wait(), wait)
+
+
 def keyrelease_routes(
     service: KeyReleaseService,
     info: ServiceInfo | None = None,
@@ -241,7 +282,7 @@ def keyrelease_routes(
             )
             parsed = parse_release_request(await _body(request), media_type)
             try:
-                released = await run_in_threadpool(service.release, name, parsed)
+                released = await _asking_hsm(service, lambda: service.release(name, parsed))
             except IronrootError:
                 refusals.failed(client)  # the HSM's (or the gate's) refusal: counted
                 raise
@@ -265,18 +306,16 @@ def keyrelease_routes(
     def _guard(handler: Handler) -> Handler:
         return guarded(handler, _log, what="the key service")
 
-    def issue(client: str | None) -> tuple[bytes, int]:
+    async def issue(client: str | None) -> tuple[bytes, int]:
         who = client or "-"
         refusals.check(who)
         try:
-            return service.challenge(client)
+            return await _asking_hsm(service, lambda: service.challenge(client))
         except IronrootError:
             refusals.failed(who)
             raise
 
-    # the HSM's refusal is durable before it is answered: it may wait for a commit, which
-    # the event loop must not (and the refusals arriving together then share one)
-    challenge = challenge_handler(issue, blocking=True)
+    challenge = challenge_handler(issue)
     return [
         Route("/keys/challenge", _guard(challenge), methods=["POST"]),
         Route("/keys/{name}/release", _guard(release), methods=["POST"]),

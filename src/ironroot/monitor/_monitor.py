@@ -83,10 +83,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-import cbor2
-
 from ironroot._text import shown
 from ironroot.cose import SignedStatement
+from ironroot.cose._sign1 import unchecked_protected_header
 from ironroot.errors import (
     BadSignature,
     ConfigError,
@@ -248,20 +247,11 @@ def _unchecked_claims(entry: bytes) -> tuple[str | None, str | None] | None:
     """``(iss, sub)`` of the CWT claims (label 15) in the protected header of ``entry`` read as
     a COSE_Sign1 by a plain CBOR decode, nothing else checked; ``None`` when it is not one or
     names neither as text. For an entry the strict parse refuses (:meth:`Monitor._watched`)."""
-    try:
-        message = cbor2.loads(entry)
-        if isinstance(message, cbor2.CBORTag) and message.tag == 18:
-            message = message.value
-        if not isinstance(message, list | tuple) or len(message) != 4:
-            return None
-        protected = message[0]
-        header = cbor2.loads(protected) if isinstance(protected, bytes) and protected else None
-        claims = header.get(_CWT_CLAIMS) if isinstance(header, Mapping) else None
-        if not isinstance(claims, Mapping):
-            return None
-        iss, sub = claims.get(_ISS), claims.get(_SUB)
-    except (Exception, RecursionError):  # hostile CBOR of any kind: not one to read
+    header = unchecked_protected_header(entry)
+    claims = header.get(_CWT_CLAIMS) if header is not None else None
+    if not isinstance(claims, Mapping):
         return None
+    iss, sub = claims.get(_ISS), claims.get(_SUB)
     iss = iss if isinstance(iss, str) else None
     sub = sub if isinstance(sub, str) else None
     return None if iss is None and sub is None else (iss, sub)
