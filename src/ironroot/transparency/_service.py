@@ -618,10 +618,10 @@ class TransparencyService:
 
     def start(self) -> None:
         """Start the log's writer (and the witnessing). With witnesses configured, first ask
-        them what they cosigned of this log, once, in parallel (each within
-        ``witness_timeout``): when the quorum cosigned a tree the log does not extend (the
-        whole data directory restored from an older copy), the log writes nothing
-        (``store-rolled-back``, ``CheckpointWitnessing.check_witnesses``)."""
+        them what they cosigned of this log, once, all at once (done when their answers
+        decide it, at the latest ``witness_timeout`` later): when the quorum cosigned a tree
+        the log does not extend (the whole data directory restored from an older copy), the
+        log writes nothing (``store-rolled-back``, ``CheckpointWitnessing.check_witnesses``)."""
         if self._batch_signer is None:  # a follower: nothing to run
             return
         if self.witnessing is not None:

@@ -21,23 +21,30 @@ that it saw another tree for this origin: that is logged as an error, loudly; th
 witnesses still count.
 
 **What the witnesses remember: a floor kept off the host.** ``<data>/signed-checkpoint``
-restored together with the database (the whole data directory put back from an older copy)
-is no floor: the log would start from the restored tree and sign another tree at sizes it
-already published. At start, before the log writes (:meth:`CheckpointWitnessing.check_witnesses`,
-called by the service's ``start``), every witness is asked what it cosigned of the origin, by
-the protocol's own exchange: add-checkpoint with the log's latest checkpoint and its own size
-as ``old``. A witness at that size with that root cosigns it again (200); one behind answers
-409 with its smaller size (kept as the ``old`` of the next round); one ahead answers 409 with
-its larger size, and one that cosigned another root at the log's size ``fork-detected``: both
-say that the log does not extend what they cosigned. That size is only a number, unsigned: one
-faulty or malicious witness must not stop a log. So when the witnesses that say so reach the
-quorum (k, counted by name as :class:`WitnessPolicy` counts), the log is held as rolled back
-(``refuse``: :meth:`ironroot.log.Log.refuse_writes`, every registration 503
+restored together with the database (the whole data directory put back from an older copy) is
+no floor: the log would start from the restored tree and sign another tree at sizes it already
+published. At start, before the log writes (:meth:`CheckpointWitnessing.check_witnesses`,
+called by the service's ``start``), every witness is asked at once what it cosigned of the
+origin, by the protocol's own exchange: add-checkpoint with the log's latest checkpoint and its
+own size as ``old``. A witness at that size with that root cosigns it again (200); one behind
+answers 409 with its smaller size (kept as the ``old`` of the next round); one ahead answers
+409 with its larger size, and one that cosigned another root at the log's size
+``fork-detected``: both say that the log does not extend what they cosigned. That size is only
+a number, unsigned: one faulty or malicious witness must not stop a log. So when the witnesses
+that say so reach the quorum (k, counted by name as :class:`WitnessPolicy` counts), the log is
+held as rolled back (``refuse``: :meth:`ironroot.log.Log.refuse_writes`, every registration 503
 ``store-rolled-back``; :attr:`refused` says why and ``GET /checkpoint`` answers the same);
-fewer is a warning, and :attr:`witnesses_ahead` (a metric) counts them. Every round counts
-the same answers, so a quorum that could not be reached at start still holds the log when it
-answers later. A witness that does not answer tells nothing: the check fails open for it (a
-log is not stopped by its witnesses being down; it publishes nothing meanwhile).
+fewer is a warning, and :attr:`witnesses_ahead` (a metric) counts them. Every round counts the
+same answers, so a quorum that could not be reached at start still holds the log when it
+answers later. A witness that does not answer tells nothing: the check fails open for it (a log
+is not stopped by its witnesses being down; it publishes nothing meanwhile). The check returns
+as soon as the answers decide it (k names ahead, or fewer than k names left that could be) and
+at the latest ``witness_timeout`` after it began, however many witnesses hang or trickle their
+answers (each request's whole answer is due within that time too); the answers still out are
+counted before the first witnessing round. Any answer that does not say a size or a fork —
+malformed, ``5xx``, a redirect (never followed), a cosignature by a key other than the
+witness's configured one — tells nothing either: only a quorum's 409s and ``fork-detected``
+hold the log.
 """
 
 from __future__ import annotations
@@ -101,6 +108,10 @@ class CheckpointWitnessing:
             for w in witnesses
         ]
         self._known: list[int | None] = [None] * len(self._clients)
+        self._timeout = timeout
+        # the start check's requests still out when it was decided (each ends within timeout)
+        self._probing: list[concurrent.futures.Future[bool]] = []
+        self._probed_size = 0
         self._path = None if data_dir is None else Path(data_dir) / WITNESSED_CHECKPOINT
         self._lock = threading.Lock()
         self._published: bytes | None = None
@@ -232,21 +243,22 @@ class CheckpointWitnessing:
         self._heard(index, f"{url} (another root: {exc.code})")
         _log.error("the witness %s reports a fork of %s: %s", url, self._log.origin, exc)
 
-    def _probe(self, index: int, note: bytes, size: int) -> None:
-        """Ask witness ``index`` what it cosigned of the origin (module docs)."""
+    def _probe(self, index: int, note: bytes, size: int) -> bool:
+        """Ask witness ``index`` what it cosigned of the origin (module docs), the whole
+        answer within ``timeout``; whether it said the log does not extend it."""
         client = self._clients[index]
         try:
-            client.add_checkpoint(note, size)
+            client.add_checkpoint(note, size, total=self._timeout)
         except OldSizeMismatch as exc:
             if exc.size > size:
                 self._ahead_of(index, exc.size, size)
-            else:
-                self._known[index] = exc.size  # the next round's old size
-                self._heard(index, None)
-            return
+                return True
+            self._known[index] = exc.size  # the next round's old size
+            self._heard(index, None)
+            return False
         except ForkDetected as exc:
             self._forked(index, exc)
-            return
+            return True
         except IronrootError as exc:
             _log.warning(
                 "the witness %s did not say what it cosigned of %s: %s",
@@ -254,20 +266,68 @@ class CheckpointWitnessing:
                 self._log.origin,
                 exc,
             )
-            return
+            return False
         self._known[index] = size
         self._heard(index, None)
+        return False
+
+    def _decided(self, said: dict[int, bool]) -> bool:
+        """Whether the answers so far (by index: ahead or not) decide the check whatever the
+        others say: the quorum ahead (by name), or too few names left that could be."""
+        quorum = self._policy.quorum
+        if len({self._names[i] for i, ahead in said.items() if ahead}) >= quorum:
+            return True
+        could = {name for i, name in enumerate(self._names) if said.get(i, True)}
+        return len(could) < quorum
 
     def check_witnesses(self) -> str | None:
-        """Ask every witness what it cosigned of the origin, at once, and hold the log
+        """Ask every witness what it cosigned of the origin, all at once, and hold the log
         (``refuse``) when the quorum of them cosigned a tree the log does not extend (module
-        docs); why, or ``None``. Called before the log writes."""
+        docs); why, or ``None``. Called before the log writes. It returns as soon as the
+        answers decide it either way (the quorum ahead, or too few witnesses left to make
+        one), and at the latest ``timeout`` after it began: a witness that has not answered
+        by then tells nothing. Answers that come after it returned are counted before the
+        next round (:meth:`witness_once`)."""
         note = self._log.checkpoint()
         size = Checkpoint.parse(Note.parse(note).body).size
-        futures = [self._pool.submit(self._probe, i, note, size) for i in range(len(self._clients))]
-        for future in futures:
-            future.result()
+        deadline = time.monotonic() + self._timeout
+        asked = {
+            self._pool.submit(self._probe, i, note, size): i for i in range(len(self._clients))
+        }
+        said: dict[int, bool] = {}
+        pending = set(asked)
+        while pending and not self._decided(said):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            done, pending = concurrent.futures.wait(
+                pending, timeout=left, return_when=concurrent.futures.FIRST_COMPLETED
+            )
+            for future in done:
+                said[asked[future]] = future.result()
+        if not self._decided(said):
+            for future in pending:
+                _log.warning(
+                    "the witness %s did not answer within witness_timeout (%g s) at start: it "
+                    "tells nothing of %s (not counted as ahead)",
+                    self._clients[asked[future]].url,
+                    self._timeout,
+                    self._log.origin,
+                )
+        with self._lock:
+            self._probing, self._probed_size = list(pending), size
         return self._judge(size)
+
+    def _settle(self) -> None:
+        """Wait for the start check's requests still out (each within ``timeout``) and count
+        what they said, before a round asks the same witnesses again."""
+        with self._lock:
+            probing, self._probing = self._probing, []
+        if not probing:
+            return
+        for future in probing:
+            future.result()
+        self._judge(self._probed_size)
 
     def _judge(self, size: int) -> str | None:
         """Hold the log if the witnesses that last said it does not extend what they cosigned
@@ -316,6 +376,7 @@ class CheckpointWitnessing:
     def witness_once(self) -> bool:
         """Submit the log's latest checkpoint to every witness; publish it if the quorum
         cosigned. True when the latest checkpoint is published (now or before)."""
+        self._settle()
         note = self._log.checkpoint()
         parsed = Note.parse(note)
         checkpoint = Checkpoint.parse(parsed.body)

@@ -1,7 +1,9 @@
 """A client of a c2sp.org/tlog-witness witness (httpx): add-checkpoint and the monitoring read.
 
 Each answer becomes a value or the typed error of its status: ``409`` is
-:class:`OldSizeMismatch` carrying the witness's size (from the ``text/x.tlog.size`` body);
+:class:`OldSizeMismatch` carrying the witness's size (from the ``text/x.tlog.size`` body;
+one that does not parse, as a ``200`` that is no cosignature lines, is ``StorageError``
+``malformed-answer``: the witness's failure);
 a ``409`` without that body is the witness's other conflict, another root at the size it
 cosigned: :class:`ForkDetected` when an Ironroot witness says so, else
 :class:`InconsistentCheckpoint`; ``404`` :class:`UnknownLog`, ``403``
@@ -151,10 +153,13 @@ class WitnessClient:
     ) -> None:
         self.close()
 
-    def _request(self, method: str, path: str, body: bytes | None = None) -> httpx.Response:
+    def _request(
+        self, method: str, path: str, body: bytes | None = None, *, total: float | None = None
+    ) -> httpx.Response:
         """The witness's answer, read as it streams in and refused (``StorageError``
         ``answer-too-large``) as soon as it passes :data:`_MAX_ANSWER` bytes: a witness cannot
-        make its log hold more. ``path`` is relative to the witness's URL."""
+        make its log hold more. ``path`` is relative to the witness's URL; ``total`` the
+        seconds the whole answer may take (default: ``TOTAL_TIMEOUTS`` timeouts)."""
         try:
             return service_answer(
                 self._http,
@@ -164,28 +169,49 @@ class WitnessClient:
                 limit=_MAX_ANSWER,
                 content=body,
                 headers={"Accept": "application/concise-problem-details+cbor, text/plain"},
-                total=self._total,
+                total=self._total if total is None else total,
             )
         except httpx.HTTPError as exc:
             raise Unreachable.of(f"the witness {self.url}", exc) from exc
 
     def add_checkpoint(
-        self, checkpoint: bytes, old_size: int, proof: Sequence[bytes] = ()
+        self,
+        checkpoint: bytes,
+        old_size: int,
+        proof: Sequence[bytes] = (),
+        *,
+        total: float | None = None,
     ) -> tuple[NoteSignature, ...]:
         """Submit one add-checkpoint request; the witness's cosignature lines (checked
-        against :attr:`verifiers` when there are any)."""
+        against :attr:`verifiers` when there are any). ``total``: the seconds the whole
+        answer may take (default: ``TOTAL_TIMEOUTS`` times the client's ``timeout``), past
+        which it is :class:`Unreachable`. A body that does not parse as what its status says
+        (cosignature lines, a ``text/x.tlog.size``) is the witness's failure, ``StorageError``
+        ``malformed-answer``."""
         request = AddCheckpoint(old_size, tuple(proof), checkpoint)
-        response = self._request("POST", ADD_CHECKPOINT_PATH, request.encode())
+        response = self._request("POST", ADD_CHECKPOINT_PATH, request.encode(), total=total)
         status = response.status_code
+        where = f"the witness {self.url}"
         if status == 200:
-            lines = parse_cosignatures(response.content)
+            try:
+                lines = parse_cosignatures(response.content)
+            except MalformedInput as exc:
+                raise malformed_answer(
+                    where, f"answered cosignatures this client cannot read: {exc.detail}"
+                ) from exc
             return self._checked(checkpoint, lines) if self.verifiers else lines
         code, detail = _problem(response)
-        where = f"the witness {self.url}"
         if status == 409:
             ctype = response.headers.get("content-type", "").split(";")[0].strip().lower()
             if ctype == TLOG_SIZE_MEDIA_TYPE:
-                size = parse_size(response.content)
+                try:
+                    size = parse_size(response.content)
+                except MalformedInput as exc:
+                    raise malformed_answer(
+                        where,
+                        f"answered a {TLOG_SIZE_MEDIA_TYPE} body this client cannot read: "
+                        f"{exc.detail}",
+                    ) from exc
                 raise OldSizeMismatch(f"{where} has cosigned size {size}", size=size)
             # no size: the spec's answer to another root at the size it cosigned
             if code == ForkDetected.code:
