@@ -14,6 +14,7 @@ import hashlib
 import random
 import re
 from collections.abc import Iterator
+from collections.abc import Set as AbstractSet
 
 import cbor2
 import pytest
@@ -190,11 +191,13 @@ _CHECKS = {"seal-invalid": "seal", "index-not-sealed": "seal", "member-changed":
 
 def _expected_codes(
     bundle: bytes,
-) -> tuple[dict[int, set[str]], dict[str, tuple[int, int, set[str]]]]:
+) -> tuple[dict[int, AbstractSet[str]], dict[str, tuple[int, int, set[str]]]]:
     """For each byte of ``bundle``, the codes a change there may be refused with, and the
     regions (seal, index, each member's bytes and name) that set them; the rest is framing."""
     parsed = AuditBundle.parse(bundle)
-    expected: dict[int, set[str]] = {key: {"bundle-malformed"} for key in range(len(bundle))}
+    # one set for all the framing: not one per byte of the file
+    framing = frozenset({"bundle-malformed"})
+    expected: dict[int, AbstractSet[str]] = dict.fromkeys(range(len(bundle)), framing)
     regions: dict[str, tuple[int, int, set[str]]] = {}
     for key, value, codes in (
         ("seal", parsed.seal, {"seal-invalid"}),
@@ -220,7 +223,7 @@ def _expected_codes(
 
 
 def _refused_as_expected(
-    bundle: bytes, trust: AuditTrust, position: int, flip: int, codes: set[str]
+    bundle: bytes, trust: AuditTrust, position: int, flip: int, codes: AbstractSet[str]
 ) -> None:
     changed = bytearray(bundle)
     changed[position] ^= flip
@@ -498,6 +501,51 @@ def test_a_member_left_out_before_the_seal_breaks_the_steps_that_need_it(
     )
     assert report.failure is not None
     assert report.failure.name == "firmware:nic"
+
+
+def test_verify_raises_the_first_break_the_report_names_and_returns_the_same_report(
+    aw: AuditWorld, bundle: bytes, collected: AuditExport
+) -> None:
+    """``verify_bundle`` stops at the first step that fails: what it raises is that step's
+    error as ``check_bundle`` reports it (type, code, check and detail), for a break at the
+    format, the seal, the members and at the first of two later steps that fail; and a bundle
+    that verifies gives the report ``check_bundle`` gives, with the file's SHA-384."""
+    parsed = AuditBundle.parse(bundle)
+
+    def flipped(at: int) -> bytes:
+        changed = bytearray(bundle)
+        changed[at] ^= 0x01
+        return bytes(changed)
+
+    index_at = _span(bundle, "index", parsed.index)[0]
+    member_at = _span(bundle, "rot/fuses.json", parsed.members["rot/fuses.json"])[0]
+    left_out = _reseal(aw, collected, members={"firmware/nic/bundle.bin": None})
+    trust = aw.trust()
+    for step, data in (
+        ("format", bundle[:-1]),
+        ("seal", flipped(index_at + 3)),
+        ("members", flipped(member_at + 3)),
+        ("firmware:nic", left_out),
+    ):
+        report = check_bundle(data, trust)
+        failure = report.failure
+        assert failure is not None, step
+        assert failure.error is not None, step
+        assert failure.name == step
+        with pytest.raises(IronrootError) as info:
+            verify_bundle(data, trust)
+        raised, reported = info.value, failure.error
+        assert (type(raised), raised.code, raised.check, raised.detail) == (
+            type(reported),
+            reported.code,
+            reported.check,
+            reported.detail,
+        ), step
+    failed = [s.name for s in check_bundle(left_out, trust).steps if s.status == "failed"]
+    assert failed == ["firmware:nic", "spdm:nic"]
+    report = verify_bundle(bundle, trust)
+    assert report == check_bundle(bundle, trust)
+    assert report.bundle_sha384 == hashlib.sha384(bundle).hexdigest()
 
 
 # --- false evidence, sealed by the node itself ------------------------------------------------

@@ -1831,12 +1831,31 @@ def check_bundle(data: bytes, trust: AuditTrust, *, at: dt.datetime | None = Non
     """Every step of the module docs, in order; never raises for a bad bundle (the report
     says where it broke). ``at``: the instant the evidence is judged at (default: the sealed
     export time); it is also when the seal's certificates must be valid."""
+    return _check_bundle(data, trust, at, stop=False)
+
+
+def _check_bundle(
+    data: bytes, trust: AuditTrust, at: dt.datetime | None, *, stop: bool
+) -> AuditReport:
+    """:func:`check_bundle`; with ``stop`` (:func:`verify_bundle`), the first step that fails
+    raises its error at once: the steps after it, and the file's SHA-384 (of up to
+    ``MAX_BUNDLE_BYTES``, for the report), are not worked out for a bundle that is refused."""
     if not isinstance(trust, AuditTrust):
         raise VerificationFailed("check_bundle needs an AuditTrust")
     if at is not None and (not isinstance(at, dt.datetime) or at.tzinfo is None):
         raise MalformedInput("at must be a timezone-aware datetime")
-    digest = hashlib.sha384(data).hexdigest() if isinstance(data, bytes) else ""
+
+    def digest() -> str:
+        return hashlib.sha384(data).hexdigest() if isinstance(data, bytes) else ""
+
     steps: list[AuditStep] = []
+
+    def run(name: str, title: str, step: Callable[[], list[str]]) -> None:
+        _run(name, title, step, steps)
+        error = steps[-1].error
+        if stop and steps[-1].status == "failed" and error is not None:
+            raise error
+
     parsed: list[AuditBundle] = []
     sealed: list[tuple[AuditIndex, QuoteClaims]] = []
 
@@ -1868,9 +1887,9 @@ def check_bundle(data: bytes, trust: AuditTrust, *, at: dt.datetime | None = Non
         ("seal", "Sealed by the node's root of trust", seal),
         ("members", "Every member is the one sealed", members),
     ):
-        _run(name, title, step, steps)
+        run(name, title, step)
         if steps[-1].status != "ok":
-            return AuditReport(digest, tuple(steps))
+            return AuditReport(digest(), tuple(steps))
     index, claims = sealed[0]
     ctx = _Context(parsed[0], index, trust, claims, at or index.exported_at)
     plan: list[tuple[str, str, Callable[[], list[str]]]] = [
@@ -1897,10 +1916,10 @@ def check_bundle(data: bytes, trust: AuditTrust, *, at: dt.datetime | None = Non
         ("releases", "Release statements and their audit records", lambda: _releases(ctx)),
     ]
     for name, title, step in plan:
-        _run(name, title, step, steps)
+        run(name, title, step)
     bound, caveat = _signed_bound(ctx)
     return AuditReport(
-        digest,
+        digest(),
         tuple(steps),
         node=index.node,
         node_class=index.node_class,
@@ -1941,8 +1960,8 @@ def _signed_bound(ctx: _Context) -> tuple[str | None, str]:
 def verify_bundle(data: bytes, trust: AuditTrust, *, at: dt.datetime | None = None) -> AuditReport:
     """:func:`check_bundle`, raising the first break's typed error (``check`` naming the
     step, and the inner check when the step has named checks: ``firmware:bmc:receipt``)."""
-    report = check_bundle(data, trust, at=at)
-    failure = report.failure
+    report = _check_bundle(data, trust, at, stop=True)
+    failure = report.failure  # ``stop`` raised it already: this holds whatever _run records
     if failure is not None and failure.error is not None:
         raise failure.error
     return report
