@@ -275,3 +275,13 @@ def test_cli_publish_refuses_a_desired_state_with_bad_masks(
     desired = _desired_toml(tmp_path, fuses)
     assert main(_argv(tmp_path, vendor, bundle, "--desired", str(desired))) == 2
     assert capsys.readouterr().err == f"ironroot: config: {desired}: {detail}\n"
+
+
+def test_cli_publish_refuses_a_desired_state_that_is_not_there(
+    tmp_path: Path, vendor: Vendor, bundle: bytes, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "desired.toml"
+    assert main(_argv(tmp_path, vendor, bundle, "--desired", str(missing))) == 2
+    assert capsys.readouterr().err == (
+        f"ironroot: input-unavailable: {missing}: no such file or directory\n"
+    )

@@ -86,6 +86,7 @@ def test_the_scanner_quarantines_a_node_that_still_accepts_a_revoked_vendor_key(
     assert effects.detail["revoked"]  # its credentials of both planes
     assert all(c.revoked for c in authority.credentials.of_node("node-0002"))
     assert authority.state.held("node-0002") is None
+    assert scanner.due(later + dt.timedelta(seconds=10)) == []  # once a period, not each round
     # The fuse blown as desired: the next scan attests it, and it is readmitted.
     fleet.rot("node-0002").program(lambda f: f.revoke_ecc_key(2))
     again = scanner.scan(later + dt.timedelta(seconds=400))

@@ -1246,7 +1246,8 @@ def scan_attest(fleet: Fleet, authority: AdmissionAuthority) -> Callable[[str, d
         try:
             drift = _revocation_drift(fleet, node_id, now)
             if drift is not None:
-                return quarantine(
+                # its last_attested set: due again a period later, not at every round
+                return _quarantine(
                     fleet,
                     node_id,
                     "attestation failed: the root of trust's fuses are not the desired state's "
@@ -1254,6 +1255,7 @@ def scan_attest(fleet: Fleet, authority: AdmissionAuthority) -> Callable[[str, d
                     evidence={"code": drift.code, "item": drift.item, "detail": drift.detail},
                     now=now,
                     hold=False,
+                    last_attested=_text(now),
                 ).status
             return attest_node(fleet, node_id, now=now, authority=authority).status
         except AdmissionDenied:
