@@ -336,6 +336,7 @@ def test_cli_publish_refuses_a_release_reusing_a_logged_leaf(
     argv += ["--key", str(key_file), "--iss", ISS, "--sub", SUB, "--out-dir", str(out)]
     argv += ["--at", NOW.isoformat(), "--vendor-key-hash", vendor.descriptor_hash.hex()]
     argv += ["--lms-params", "SHA256-N24-H5-W4", "--service-keys", str(service)]
+    argv += ["--revoked-ecc", "0", "--revoked-pqc", "0"]  # none revoked: no warning
     assert main([*argv, "--logged", str(earlier)]) == 1
     assert capsys.readouterr().err == f"ironroot: state-reuse: {_reuse_detail(first, second)}\n"
     corim = tmp_path / "first.corim.ts"

@@ -195,6 +195,7 @@ def _argv(tmp_path: Path, url: str = "http://127.0.0.1:9") -> list[str]:
     bundle.write_bytes(SECOND)
     argv = ["firmware", "publish", str(bundle), "--url", url, "--key", str(key_file)]
     argv += ["--iss", ISS, "--sub", SUB, "--out-dir", str(tmp_path / "release2")]
+    argv += ["--revoked-ecc", "0", "--revoked-pqc", "0"]  # none revoked: no warning
     return [*argv, "--at", NOW.isoformat(), "--vendor-key-hash", VENDOR.descriptor_hash.hex()]
 
 

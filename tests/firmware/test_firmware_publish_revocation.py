@@ -173,3 +173,115 @@ def test_cli_publish_refuses_a_bad_mask(
 ) -> None:
     assert main(_argv(tmp_path, vendor, bundle, *extra)) == 2
     assert capsys.readouterr().err == line
+
+
+def _desired_toml(tmp_path: Path, fuses: str) -> Path:
+    path = tmp_path / "desired.toml"
+    path.write_text(f"version = 3\n[fuses]\n{fuses}")
+    return path
+
+
+WARNING = (
+    "ironroot: warning: no revocation masks were checked (no --revoked-ecc, --revoked-pqc or "
+    "--desired): a bundle signed with a revoked vendor key would be published\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("fuses", "line"),
+    [
+        ("ecc_revoked = 0x2\n", "ironroot: key-revoked: vendor ECC key 1 is revoked\n"),
+        (
+            "ecc_revoked = 1\npqc_revoked = 0x4\n",
+            "ironroot: key-revoked: vendor PQC key 2 is revoked\n",
+        ),
+    ],
+)
+def test_cli_publish_takes_the_masks_from_a_desired_state(
+    tmp_path: Path,
+    vendor: Vendor,
+    bundle: bytes,
+    capsys: pytest.CaptureFixture[str],
+    fuses: str,
+    line: str,
+) -> None:
+    """``--desired DESIRED.toml`` (the file ``fleet desired sign`` reads): its ``[fuses]``
+    masks refuse the bundle as the flags would; no warning, nothing registered or written."""
+    desired = _desired_toml(tmp_path, fuses)
+    assert main(_argv(tmp_path, vendor, bundle, "--desired", str(desired))) == 1
+    assert capsys.readouterr().err == line
+    out = tmp_path / "release"
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_cli_publish_with_neither_masks_nor_a_desired_state_warns(
+    tmp_path: Path, vendor: Vendor, bundle: bytes, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Today's behaviour (no mask checked) with the warning first on stderr; the publication
+    then goes on (here to a service that is not listening)."""
+    assert main(_argv(tmp_path, vendor, bundle)) == 1
+    assert capsys.readouterr().err.startswith(WARNING)
+
+
+@pytest.mark.parametrize(
+    "extra", [("--revoked-ecc", "0"), ("--revoked-pqc", "0x0")], ids=["ecc", "pqc"]
+)
+def test_cli_publish_with_a_mask_given_does_not_warn(
+    tmp_path: Path,
+    vendor: Vendor,
+    bundle: bytes,
+    capsys: pytest.CaptureFixture[str],
+    extra: tuple[str, ...],
+) -> None:
+    assert main(_argv(tmp_path, vendor, bundle, *extra)) == 1  # no service listens
+    assert "warning" not in capsys.readouterr().err
+
+
+def test_cli_publish_refuses_a_desired_state_and_a_mask_together(
+    tmp_path: Path, vendor: Vendor, bundle: bytes, capsys: pytest.CaptureFixture[str]
+) -> None:
+    desired = _desired_toml(tmp_path, "ecc_revoked = 0x4\n")
+    argv = _argv(tmp_path, vendor, bundle, "--desired", str(desired), "--revoked-pqc", "0")
+    assert main(argv) == 2
+    assert capsys.readouterr().err == (
+        "ironroot: config: --desired names the revocation masks: give it or "
+        "--revoked-ecc/--revoked-pqc, not both\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("fuses", "detail"),
+    [
+        (
+            "ecc_revoked = 0x10\n",
+            "the desired state is malformed: ecc_revoked is a mask of the 4 vendor ECC key slots",
+        ),
+        (
+            'pqc_revoked = "4"\n',
+            "the desired state is malformed: pqc_revoked is an unsigned integer",
+        ),
+        ("revoked = 1\n", "unknown [fuses] revoked"),
+    ],
+    ids=["wide", "text", "unknown"],
+)
+def test_cli_publish_refuses_a_desired_state_with_bad_masks(
+    tmp_path: Path,
+    vendor: Vendor,
+    bundle: bytes,
+    capsys: pytest.CaptureFixture[str],
+    fuses: str,
+    detail: str,
+) -> None:
+    desired = _desired_toml(tmp_path, fuses)
+    assert main(_argv(tmp_path, vendor, bundle, "--desired", str(desired))) == 2
+    assert capsys.readouterr().err == f"ironroot: config: {desired}: {detail}\n"
+
+
+def test_cli_publish_refuses_a_desired_state_that_is_not_there(
+    tmp_path: Path, vendor: Vendor, bundle: bytes, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "desired.toml"
+    assert main(_argv(tmp_path, vendor, bundle, "--desired", str(missing))) == 2
+    assert capsys.readouterr().err == (
+        f"ironroot: input-unavailable: {missing}: no such file or directory\n"
+    )

@@ -31,6 +31,7 @@ from ironroot.errors import (
     Conflict,
     FirmwareRejected,
     InvalidProof,
+    KeyRevoked,
     MalformedInput,
     MalformedStatement,
     NotFound,
@@ -950,3 +951,133 @@ def test_the_rollback_checks_fire_after_a_cached_success(
     with pytest.raises(StorageError) as info:
         s.current("node-7", now=NOW)
     assert info.value.code == "desired-state-rolled-back"
+
+
+# --- the vendor key revocation masks --------------------------------------------------------
+
+
+def test_a_document_without_revocation_masks_keeps_the_bytes_it_had(
+    world: World, fleet: Fleet
+) -> None:
+    """Masks of 0 are left out of the encoding: a document written before the masks existed
+    (its fuses exactly the five members then) decodes, with none revoked, to a state whose
+    encoding is those very bytes — so every approval signed over them still verifies."""
+    state = desired(world, fleet, 1)
+    old = state.to_cbor()
+    assert set(old["fuses"]) == {
+        "debug_locked",
+        "lifecycle",
+        "min_svn",
+        "anti_rollback",
+        "vendor_key_hash",
+    }
+    data = encode_cbor(old)
+    read = DesiredState.decode(data)
+    assert (read.fuses.ecc_revoked, read.fuses.pqc_revoked) == (0, 0)
+    assert read.encode() == data == state.encode()
+    revoking = dataclasses.replace(
+        state, fuses=FuseTarget(world.descriptor_hash, ecc_revoked=0b0100, pqc_revoked=1 << 31)
+    )
+    fuses = revoking.to_cbor()["fuses"]
+    assert (fuses["ecc_revoked"], fuses["pqc_revoked"]) == (0b0100, 1 << 31)
+    assert DesiredState.decode(revoking.encode()) == revoking
+    assert revoking.to_json()["fuses"]["ecc_revoked"] == 0b0100
+    assert state.to_json()["fuses"]["pqc_revoked"] == 0
+
+
+def test_old_approvals_verify_once_the_masks_exist(world: World, ops: Ops, fleet: Fleet) -> None:
+    """Approvals over a document without masks (signed as before) put it in force, and it is
+    read back with none revoked."""
+    s = store(fleet, ops)
+    state = desired(world, fleet, 1)
+    payload = encode_cbor(state.to_cbor())
+    assert b"revoked" not in payload
+    s.publish("node-7", ops.approve(state, ALICE, BOB), now=NOW)
+    current = s.current("node-7", now=NOW).state
+    assert current.encode() == payload
+    assert current.fuses.ecc_revoked == current.fuses.pqc_revoked == 0
+
+
+def test_a_mask_of_zero_written_out_is_not_the_canonical_document(
+    world: World, fleet: Fleet
+) -> None:
+    doc = desired(world, fleet, 1).to_cbor()
+    doc["fuses"] = {**doc["fuses"], "ecc_revoked": 0}
+    with pytest.raises(MalformedInput) as info:
+        DesiredState.decode(encode_cbor(doc))
+    assert (info.value.code, info.value.detail) == (
+        "malformed-desired-state",
+        "the desired state is malformed: the bytes are not the document's deterministic encoding",
+    )
+
+
+@pytest.mark.parametrize(
+    ("masks", "detail"),
+    [
+        ({"ecc_revoked": 0b10000}, "ecc_revoked is a mask of the 4 vendor ECC key slots"),
+        ({"pqc_revoked": 1 << 32}, "pqc_revoked is a mask of the 32 vendor PQC key slots"),
+        ({"ecc_revoked": 0b1111}, "ecc_revoked revokes every vendor ECC key: no image could boot"),
+        (
+            {"pqc_revoked": (1 << 32) - 1},
+            "pqc_revoked revokes every vendor PQC key: no image could boot",
+        ),
+        ({"ecc_revoked": -1}, "ecc_revoked is an unsigned integer"),
+        ({"pqc_revoked": True}, "pqc_revoked is an unsigned integer"),
+    ],
+    ids=["ecc-wide", "pqc-wide", "ecc-all", "pqc-all", "negative", "bool"],
+)
+def test_revocation_masks_are_checked(world: World, masks: dict[str, Any], detail: str) -> None:
+    with pytest.raises(MalformedInput) as info:
+        FuseTarget(world.descriptor_hash, **masks)
+    assert info.value.detail == f"the desired state is malformed: {detail}"
+
+
+def test_a_decoded_mask_out_of_range_is_refused(world: World, fleet: Fleet) -> None:
+    doc = desired(world, fleet, 1).to_cbor()
+    doc["fuses"] = {**doc["fuses"], "pqc_revoked": "4"}
+    with pytest.raises(MalformedInput) as info:
+        DesiredState.decode(encode_cbor(doc))
+    assert info.value.detail == "the desired state is malformed: pqc_revoked is an unsigned integer"
+
+
+def test_a_desired_state_revoking_the_key_its_images_are_signed_with_is_never_built(
+    world: World, fleet: Fleet
+) -> None:
+    """No node with those fuses would boot them: refused before anyone signs it, with the
+    RoT's own sentence."""
+    klass = fleet.node_class("node-7")
+    for fuses, detail in (
+        (FuseTarget(world.descriptor_hash, ecc_revoked=0b0001), "vendor ECC key 0 is revoked"),
+        (FuseTarget(world.descriptor_hash, pqc_revoked=0b0001), "vendor PQC key 0 is revoked"),
+    ):
+        with pytest.raises(KeyRevoked) as info:
+            DesiredState.build(klass, 1, fuses=fuses, fleet=fleet.identity())
+        assert (info.value.code, info.value.detail) == ("key-revoked", detail)
+    built = DesiredState.build(
+        klass,
+        1,
+        fuses=FuseTarget(world.descriptor_hash, ecc_revoked=0b0110),
+        fleet=fleet.identity(),
+    )
+    assert built.fuses.ecc_revoked == 0b0110
+
+
+def test_a_desired_toml_names_the_revoked_vendor_keys(fleet: Fleet, tmp_path: Path) -> None:
+    path = tmp_path / "desired.toml"
+    path.write_text("version = 1\n[fuses]\necc_revoked = 0x4\npqc_revoked = 0x6\n")
+    state = DesiredState.load_toml(path, fleet.node_class("node-7"), fleet=fleet.identity())
+    assert (state.fuses.ecc_revoked, state.fuses.pqc_revoked) == (4, 6)
+    assert _desired.revocation_of_toml(path) == (4, 6)
+    path.write_text("version = 1\n[fuses]\necc_revoked = 0x10\n")
+    detail = (
+        f"{path}: the desired state is malformed: ecc_revoked is a mask of the 4 vendor ECC key "
+        "slots"
+    )
+    with pytest.raises(ConfigError) as caught:
+        DesiredState.load_toml(path, fleet.node_class("node-7"), fleet=fleet.identity())
+    assert caught.value.detail == detail
+    with pytest.raises(ConfigError) as caught:
+        _desired.revocation_of_toml(path)
+    assert caught.value.detail == detail
+    path.write_text("version = 1\n")
+    assert _desired.revocation_of_toml(path) == (0, 0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from tests.fleet.fleet_world import make_fleet
 from tests.platform.node_world import NOW, World, make_world
 
 from ironroot.cli import main
-from ironroot.fleet import DesiredState, DesiredStore, sign_desired
+from ironroot.fleet import DesiredState, DesiredStore, FuseTarget, sign_desired
 
 AT = ["--at", "2026-06-01T12:00:00Z"]  # node_world.NOW
 
@@ -192,6 +193,25 @@ def test_text_in_the_tables_is_shown_not_read_as_rich_markup(
     assert "in sync" in capsys.readouterr().out
     assert main(["fleet", "rollout", *f, *AT]) == 0
     assert "1 skipped" in capsys.readouterr().out
+
+
+def test_desired_show_lists_the_revoked_vendor_keys(
+    world: World, ops: Ops, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fleet, _ = make_fleet(world, tmp_path / "fleet", 1)
+    store = DesiredStore(fleet)
+    store.init(ops.governance())
+    fuses = FuseTarget(world.descriptor_hash, pqc_revoked=0b1010)
+    state = DesiredState.build(fleet.node_class("node-7"), 1, fuses=fuses, fleet=fleet.identity())
+    store.publish("node-7", ops.approve(state, ALICE, BOB), now=NOW)
+    assert main(["fleet", "desired", "show", "--fleet", str(fleet.directory)]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"fuse:ecc-revoked\s+│\s+none required", out)
+    assert re.search(r"fuse:pqc-revoked\s+│\s+revokes 1, 3", out)
+    code, doc = run(capsys, "fleet", "desired", "show", "--fleet", str(fleet.directory))
+    assert code == 0
+    shown = doc["desired"]["fuses"]  # type: ignore[index]
+    assert (shown["ecc_revoked"], shown["pqc_revoked"]) == (0, 0b1010)
 
 
 def test_desired_show_at_a_time_judges_the_approvals_then(

@@ -193,6 +193,61 @@ def test_debug_unlocked_is_drift(world: World, ops: Ops, tmp_path: Path) -> None
     assert node.item("fuse:lifecycle").measured == "manufacturing"
 
 
+def test_a_node_whose_fuses_do_not_revoke_the_desired_vendor_keys_drifts(
+    world: World, ops: Ops, tmp_path: Path
+) -> None:
+    """The desired state revokes ECC key 2 and PQC keys 1 and 3: a node whose fuses do not
+    revoke all of them still boots firmware signed with one (drift); one revoking them — or
+    more — is in sync."""
+    fleet, _ = make_fleet(world, tmp_path / "fleet", 2)
+    fleet.rot("node-0002").program(lambda f: f.revoke_ecc_key(2).revoke_pqc_key(1))
+    publish(
+        world,
+        ops,
+        fleet,
+        fuses=FuseTarget(world.descriptor_hash, ecc_revoked=0b0100, pqc_revoked=0b1010),
+    )
+    report = reconcile(fleet, now=NOW)
+    assert report.drifted == ("node-0001", "node-0002")
+    first = report.node("node-0001")
+    assert [i.item for i in first.drift] == ["fuse:ecc-revoked", "fuse:pqc-revoked"]
+    ecc = first.item("fuse:ecc-revoked")
+    assert (ecc.source, ecc.desired, ecc.measured, ecc.code) == (
+        "fuses",
+        "revokes 2",
+        "revokes none",
+        "vendor-key-not-revoked",
+    )
+    assert ecc.detail == (
+        "vendor ECC key(s) 2 are revoked by the desired state but not by the node's fuses: it "
+        "still boots firmware signed with them"
+    )
+    second = report.node("node-0002")
+    assert [i.item for i in second.drift] == ["fuse:pqc-revoked"]
+    pqc = second.item("fuse:pqc-revoked")
+    assert (pqc.desired, pqc.measured) == ("revokes 1, 3", "revokes 1")
+    assert pqc.detail.startswith("vendor PQC key(s) 3 are revoked by the desired state")
+    fleet.rot("node-0002").program(lambda f: f.revoke_pqc_key(3).revoke_pqc_key(5))
+    fleet.rot("node-0001").program(
+        lambda f: f.revoke_ecc_key(2).revoke_pqc_key(1).revoke_pqc_key(3)
+    )
+    again = reconcile(fleet, now=NOW)
+    assert again.ok
+    assert again.node("node-0002").item("fuse:pqc-revoked").measured == "revokes 1, 3, 5"
+
+
+def test_a_desired_state_revoking_no_key_is_in_sync_with_any_revocation_fuse(
+    world: World, ops: Ops, tmp_path: Path
+) -> None:
+    fleet, _ = make_fleet(world, tmp_path / "fleet", 1)
+    fleet.rot("node-0001").program(lambda f: f.revoke_ecc_key(3))
+    publish(world, ops, fleet)
+    node = reconcile(fleet, now=NOW).node("node-0001")
+    assert node.ok
+    item = node.item("fuse:ecc-revoked")
+    assert (item.desired, item.measured) == ("none required", "revokes 3")
+
+
 def test_policies_in_force_are_compared(world: World, ops: Ops, tmp_path: Path) -> None:
     fleet, _ = make_fleet(world, tmp_path / "fleet", 1)
     publish(world, ops, fleet, policies={"appraisal": b"debug == false", "release": b"{}"})

@@ -15,12 +15,13 @@ from tests.fleet.desired_world import ALICE, BOB, Ops, make_ops
 from tests.fleet.fleet_world import add_class, make_fleet, node_class
 from tests.platform.node_world import NOW, Release, World, make_world
 
-from ironroot.errors import ConfigError, NotFound, PolicyRejected
+from ironroot.errors import ConfigError, KeyRevoked, NotFound, PolicyRejected
 from ironroot.fleet import (
     DesiredState,
     DesiredStore,
     FirmwareTarget,
     Fleet,
+    FuseTarget,
     ReleaseSet,
     reconcile,
     rollout,
@@ -224,6 +225,36 @@ def test_missing_releases_stop_the_rollout_before_it_starts(
         rollout(fleet, releases(world, fleet), now=NOW, wave_size=0)
     with pytest.raises(ConfigError):
         rollout(fleet, releases(world, fleet), now=NOW, inject={"node-0001": "gremlins"})
+
+
+def test_a_rollout_to_a_bundle_signed_with_a_revoked_key_is_refused_before_any_node(
+    world: World, ops: Ops, tmp_path: Path
+) -> None:
+    """A desired state in force that revokes the vendor key its host 2.0 is signed with
+    (:meth:`DesiredState.build` refuses to make one; a document made by other tools, or whose
+    keys were revoked by hand, is still approvable): the rollout refuses it before any node is
+    updated, a dry run too — a node whose fuses lag the state would still boot it."""
+    fleet, _ = make_fleet(world, tmp_path / "fleet", 2)
+    store = DesiredStore(fleet)
+    store.init(ops.governance())
+    built = DesiredState.build(
+        fleet.node_class("node-7"),
+        1,
+        bundles={"host": world.release("host", "2.0").bundle},
+        fleet=fleet.identity(),
+    )
+    state = dataclasses.replace(built, fuses=FuseTarget(world.descriptor_hash, ecc_revoked=0b0001))
+    store.publish("node-7", ops.sign(state, ALICE, BOB), now=NOW, registrar=ops.log)
+    for dry_run in (True, False):
+        with pytest.raises(KeyRevoked) as info:
+            rollout(fleet, releases(world, fleet), now=NOW, dry_run=dry_run)
+        assert (info.value.code, info.value.detail) == (
+            "key-revoked",
+            "vendor ECC key 0 is revoked",
+        )
+    assert [active(fleet, n, "host") for n in fleet.node_ids()] == ["1.0", "1.0"]
+    assert fleet.events(kind="rollout-update") == []
+    assert fleet.events(kind="rollout") == []
 
 
 @pytest.mark.parametrize(

@@ -643,6 +643,9 @@ def _show(args: argparse.Namespace) -> int:
     table.add_row("fuse:svn", f">= {fuses.min_svn}")
     table.add_row("fuse:anti-rollback", "enabled" if fuses.anti_rollback else "disabled")
     table.add_row("fuse:vendor-key", fuses.vendor_key_hash.hex()[:16])
+    for kind, mask in (("ecc", fuses.ecc_revoked), ("pqc", fuses.pqc_revoked)):
+        keys = ", ".join(str(i) for i in range(mask.bit_length()) if mask >> i & 1)
+        table.add_row(f"fuse:{kind}-revoked", f"revokes {keys}" if keys else "none required")
     for policy, digest in state.policies.items():
         table.add_row(f"policy:{policy}", digest.hex()[:16])
     if state.note:

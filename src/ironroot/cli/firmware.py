@@ -15,7 +15,8 @@
 * ``leaves STATEMENT... [--json]`` lists the LMS leaves manifest statements log and exits 1
   (``state-reuse``) when one key's leaf signed twice;
 * ``publish BUNDLE --url URL --key KEY --iss ISS --sub PRODUCT --vendor-key-hash HEX
-  [--revoked-ecc MASK] [--revoked-pqc MASK] [--published BUNDLE]... [--logged STATEMENT...
+  [--revoked-ecc MASK] [--revoked-pqc MASK | --desired DESIRED.toml] [--published BUNDLE]...
+  [--logged STATEMENT...
   --service-keys KEYS [--service-issuer ISS] [--issuer-key PUB]...] [--token T] [--at ISO]
   --out-dir DIR`` checks the bundle is signed with the product's keys, none of them revoked,
   and reuses no LMS leaf an earlier release (bundle or statement) used — each ``--logged``
@@ -24,7 +25,9 @@
   default the public key of ``--key``) — registers the manifest and reference-value
   statements (their receipts verified under ``--service-keys`` when given) and writes
   ``<name>.manifest.ts`` and ``<name>.corim.ts`` into DIR (``<name>`` is the bundle's file
-  name without a ``.bin``, ``.bundle``, ``.fw`` or ``.img`` suffix).
+  name without a ``.bin``, ``.bundle``, ``.fw`` or ``.img`` suffix). ``--desired`` takes the
+  revocation masks from a class's ``desired.toml`` (``[fuses] ecc_revoked``/``pqc_revoked``);
+  given neither it nor a mask, none is checked and a warning says so on stderr.
 
 Public keys may be PEM, DER, COSE_Key or JWK files (LMS keys: COSE_Key). ``--lms-params``
 admits another N24 LMS parameter set than Caliptra's SHA256-N24-H15-W4 (for tests).
@@ -171,16 +174,22 @@ def register(sub: Any) -> None:
     )
     pub.add_argument(
         "--revoked-ecc",
-        default="0",
         metavar="MASK",
         help="the product's 4-bit ECC revocation fuse (0x…): a bundle signed with a revoked"
         " key is refused (key-revoked, exit 1)",
     )
     pub.add_argument(
         "--revoked-pqc",
-        default="0",
         metavar="MASK",
         help="the product's 32-bit PQC revocation fuse (0x…), likewise",
+    )
+    pub.add_argument(
+        "--desired",
+        type=Path,
+        metavar="DESIRED.toml",
+        help="take the masks from a class's desired state (its [fuses] ecc_revoked and"
+        " pqc_revoked, as `fleet desired sign` reads it) instead of --revoked-ecc/--revoked-pqc;"
+        " with neither, no mask is checked (a warning on stderr)",
     )
     pub.add_argument(
         "--published",
@@ -537,13 +546,39 @@ def _out_dir(out_dir: Path, name: str) -> tuple[Path, Path]:
     return paths
 
 
+def _revocation_masks(args: argparse.Namespace) -> tuple[int, int]:
+    """The masks ``publish`` refuses a bundle by: the flags, or ``--desired``'s, never both
+    (which would win is a guess); with neither, none — today's default, with a warning, since
+    a bundle signed with a key the devices revoked would be logged unchecked."""
+    flags = args.revoked_ecc is not None or args.revoked_pqc is not None
+    if args.desired is not None:
+        if flags:
+            raise ConfigError(
+                "--desired names the revocation masks: give it or --revoked-ecc/--revoked-pqc,"
+                " not both"
+            )
+        from ironroot.fleet._desired import revocation_of_toml  # the CLI is the outer shell
+
+        return revocation_of_toml(args.desired)
+    if not flags:
+        print(
+            "ironroot: warning: no revocation masks were checked (no --revoked-ecc, "
+            "--revoked-pqc or --desired): a bundle signed with a revoked vendor key would be "
+            "published",
+            file=sys.stderr,
+        )
+    return (
+        0 if args.revoked_ecc is None else _mask(args.revoked_ecc, "--revoked-ecc"),
+        0 if args.revoked_pqc is None else _mask(args.revoked_pqc, "--revoked-pqc"),
+    )
+
+
 def _publish(args: argparse.Namespace) -> int:
     from ironroot.transparency import TransparencyClient  # the CLI is the outer shell
 
     now = now_or(args.at)
     vendor_key_hash = parse_hex(args.vendor_key_hash, "--vendor-key-hash")
-    ecc_revoked = _mask(args.revoked_ecc, "--revoked-ecc")
-    pqc_revoked = _mask(args.revoked_pqc, "--revoked-pqc")
+    ecc_revoked, pqc_revoked = _revocation_masks(args)
     bundle = _read_bundle(args.bundle)
     published = [_read_bundle(path) for path in args.published]
     if args.logged and not args.service_keys:

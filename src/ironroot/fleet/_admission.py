@@ -150,8 +150,10 @@ from ironroot.fleet._credentials import (
     operator_holder,
     store_node_credentials,
 )
+from ironroot.fleet._desired import DesiredStore
 from ironroot.fleet._evidence import NodeEvidence, collect_evidence
 from ironroot.fleet._fleet import Fleet, NodeRecord, is_node_id
+from ironroot.fleet._reconcile import DriftItem, revocation_items
 from ironroot.fleet._revocation import CRL_CONTENT_TYPE, file_recorded
 from ironroot.fleet._sqlite import SqliteFile
 from ironroot.fleet._verifier import FleetVerifier, NodeAppraisal
@@ -1235,10 +1237,26 @@ def scan_attest(fleet: Fleet, authority: AdmissionAuthority) -> Callable[[str, d
     denied leaves the node quarantined and returns its status; a node whose root of trust's
     state does not verify (``DeviceStateTampered``: the scan asked the node's own RoT, so it
     is the node's drift, not evidence anyone could send) is quarantined, without a hold;
-    other errors propagate (the scanner records them)."""
+    so is, before it is attested, a node whose RoT's revocation fuses do not revoke every
+    vendor key its class's desired state in force revokes (:func:`_revocation_drift`: it
+    would still boot firmware signed with one); other errors propagate (the scanner records
+    them)."""
 
     def attest(node_id: str, now: dt.datetime) -> str:
         try:
+            drift = _revocation_drift(fleet, node_id, now)
+            if drift is not None:
+                # its last_attested set: due again a period later, not at every round
+                return _quarantine(
+                    fleet,
+                    node_id,
+                    "attestation failed: the root of trust's fuses are not the desired state's "
+                    f"({drift.code}): {drift.item}: {drift.detail}",
+                    evidence={"code": drift.code, "item": drift.item, "detail": drift.detail},
+                    now=now,
+                    hold=False,
+                    last_attested=_text(now),
+                ).status
             return attest_node(fleet, node_id, now=now, authority=authority).status
         except AdmissionDenied:
             return fleet.record_of(node_id).status
@@ -1254,3 +1272,22 @@ def scan_attest(fleet: Fleet, authority: AdmissionAuthority) -> Callable[[str, d
             ).status
 
     return attest
+
+
+def _revocation_drift(fleet: Fleet, node_id: str, now: dt.datetime) -> DriftItem | None:
+    """The first ``fuse:ecc-revoked``/``fuse:pqc-revoked`` drift of ``node_id``: its RoT's
+    revocation fuses against the masks of its class's desired state in force (reconcile's
+    items, :mod:`ironroot.fleet._reconcile`); ``None`` when they revoke at least those keys or
+    the class has no desired state. A desired state in force that cannot be read raises, as
+    the verifier's PFM policy does (``StorageError``: the scanner records it)."""
+    record = fleet.record_of(node_id)
+    try:
+        desired = DesiredStore(fleet).current(record.node_class, now=now).state
+    except NotFound:
+        return None
+    if not desired.fuses.ecc_revoked and not desired.fuses.pqc_revoked:
+        return None
+    for item in revocation_items(desired, fleet.rot(node_id).fuses):
+        if not item.ok:
+            return item
+    return None

@@ -26,10 +26,20 @@ encoding of what they decode to)::
                  "lifecycle": "unprovisioned" / "manufacturing" / "production",
                  "min_svn": uint,             ; the fw_svn fuse is at least this
                  "anti_rollback": bool,       ; true: the anti-rollback fuse is not blown
-                 "vendor_key_hash": bstr .size 48 },
+                 "vendor_key_hash": bstr .size 48,
+                 ? "ecc_revoked": uint,       ; 4-bit mask: vendor ECC keys revoked
+                 ? "pqc_revoked": uint },     ; 32-bit mask: vendor PQC keys revoked
       "policies": { * name => bstr .size 48 },  ; e.g. "appraisal", "release": SHA-384
       ? "note": tstr                          ; why (at most 1,024 characters)
     }
+
+The revocation masks name the vendor keys (manifest key slots, bit *i* = key *i*) the class
+revokes: every node's ``ecc_revocation``/``pqc_revocation`` fuses must have at least those bits
+set (:mod:`ironroot.fleet._reconcile` ``fuse:ecc-revoked``/``fuse:pqc-revoked``), no image the
+state names may be signed with one (:meth:`DesiredState.build`: ``KeyRevoked``) and no rollout
+installs one (:func:`ironroot.fleet.rollout`). A mask of 0 (none revoked, the default) is left
+out of the encoding, so a document written before the masks existed is the same bytes, and its
+approvals still verify; a 0 written out is not the canonical encoding and is refused.
 
 Format 1 is the same without ``fleet``: it names no fleet, so its approvals could be replayed
 into any other fleet that trusts the same approvers and log. It still decodes (``fleet`` is
@@ -159,6 +169,7 @@ from ironroot.errors import (
     Conflict,
     InUse,
     IronrootError,
+    KeyRevoked,
     MalformedInput,
     MalformedStatement,
     NotFound,
@@ -205,6 +216,8 @@ _MAX_NOTE: Final = 1024
 _NAME: Final = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _LIFECYCLES: Final = tuple(lc.label for lc in Lifecycle)
 _MAX_FILE: Final = 1024 * 1024
+_ECC_KEY_SLOTS: Final = 4  # the RoT's ecc_revocation fuse (ironroot.rot, the fuse map)
+_PQC_KEY_SLOTS: Final = 32  # its pqc_revocation fuse
 
 
 def desired_subject(node_class: str) -> str:
@@ -334,6 +347,11 @@ class FuseTarget:
     lifecycle: str = "production"
     min_svn: int = 0
     anti_rollback: bool = True
+    ecc_revoked: int = 0
+    """The vendor ECC keys revoked (bit *i*: key *i*; 4 slots): the ``ecc_revocation`` fuse
+    of every node has at least these bits set."""
+    pqc_revoked: int = 0
+    """The vendor PQC keys revoked (32 slots), as ``ecc_revoked``."""
 
     def __post_init__(self) -> None:
         _digest(self.vendor_key_hash, "the vendor key hash")
@@ -343,18 +361,50 @@ class FuseTarget:
             raise _bad(f"the lifecycle is one of {', '.join(_LIFECYCLES)}")
         if _uint(self.min_svn, "min_svn") > 128:
             raise _bad("min_svn is 0 to 128 (the fw_svn fuse's width)")
+        for name, kind, slots in (
+            ("ecc_revoked", "ECC", _ECC_KEY_SLOTS),
+            ("pqc_revoked", "PQC", _PQC_KEY_SLOTS),
+        ):
+            mask = _uint(getattr(self, name), name)
+            if mask >> slots:
+                raise _bad(f"{name} is a mask of the {slots} vendor {kind} key slots")
+            if mask == (1 << slots) - 1:
+                raise _bad(f"{name} revokes every vendor {kind} key: no image could boot")
+
+    def check_bundle(self, bundle: bytes) -> None:
+        """``None`` when the signed ``bundle`` is signed with vendor keys these fuses leave
+        usable; else ``KeyRevoked`` (the RoT's own sentence: ``vendor ECC key 1 is revoked``)
+        and ``MalformedFirmware`` when it does not parse."""
+        header = FirmwareBundle.parse(bundle).manifest.header
+        for kind, index, mask in (
+            ("ECC", header.vendor_ecc_key_index, self.ecc_revoked),
+            ("PQC", header.vendor_pqc_key_index, self.pqc_revoked),
+        ):
+            if mask >> index & 1:
+                raise KeyRevoked(f"vendor {kind} key {index} is revoked")
 
     def to_cbor(self) -> dict[str, Any]:
-        return {
+        doc: dict[str, Any] = {
             "debug_locked": self.debug_locked,
             "lifecycle": self.lifecycle,
             "min_svn": self.min_svn,
             "anti_rollback": self.anti_rollback,
             "vendor_key_hash": self.vendor_key_hash,
         }
+        # absent when none is revoked: documents from before the masks keep their bytes
+        if self.ecc_revoked:
+            doc["ecc_revoked"] = self.ecc_revoked
+        if self.pqc_revoked:
+            doc["pqc_revoked"] = self.pqc_revoked
+        return doc
 
     def to_json(self) -> dict[str, Any]:
-        return {**self.to_cbor(), "vendor_key_hash": self.vendor_key_hash.hex()}
+        return {
+            **self.to_cbor(),
+            "vendor_key_hash": self.vendor_key_hash.hex(),
+            "ecc_revoked": self.ecc_revoked,
+            "pqc_revoked": self.pqc_revoked,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -452,6 +502,8 @@ class DesiredState:
                     f"says {own_svn}",
                     code="pfm-svn-mismatch",
                 )
+            if fuses is not None:
+                fuses.check_bundle(images[name])  # no node with those fuses would boot it
             firmware[name] = FirmwareTarget.of_bundle(
                 images[name], version=entry.version, svn=entry.svn
             )
@@ -485,6 +537,8 @@ class DesiredState:
         lifecycle = "production"
         min_svn = 0
         anti_rollback = true
+        ecc_revoked = 0             # vendor ECC keys revoked (mask: 0x2 = key 1)
+        pqc_revoked = 0             # vendor PQC keys revoked (mask)
         [policies]                  # optional: name -> the policy file
         appraisal = "appraisal.cel"
         """
@@ -503,15 +557,7 @@ class DesiredState:
             version = doc["version"]
             if isinstance(version, bool) or not isinstance(version, int):
                 raise TypeError("version is an integer")
-            fuse_doc = _table(doc, "fuses")
-            if unknown := set(fuse_doc) - {
-                "debug_locked",
-                "lifecycle",
-                "min_svn",
-                "anti_rollback",
-            }:
-                raise ConfigError(f"unknown [fuses] {', '.join(sorted(unknown))}")
-            fuses = FuseTarget(vendor_key_hash=node_class.trust.vendor_key_hash, **fuse_doc)
+            fuses = FuseTarget(vendor_key_hash=node_class.trust.vendor_key_hash, **_fuse_table(doc))
             pfm = (
                 read_limited(base / _file_name(doc["pfm"], "pfm"), _MAX_FILE)
                 if "pfm" in doc
@@ -602,6 +648,7 @@ class DesiredState:
             top["fuses"],
             {"debug_locked", "lifecycle", "min_svn", "anti_rollback", "vendor_key_hash"},
             "the fuses",
+            frozenset({"ecc_revoked", "pqc_revoked"}),
         )
         policies = top["policies"]
         if not isinstance(policies, dict):
@@ -619,6 +666,8 @@ class DesiredState:
                 lifecycle=_text(fuses["lifecycle"], "the lifecycle"),
                 min_svn=_uint(fuses["min_svn"], "min_svn"),
                 anti_rollback=_bool(fuses["anti_rollback"], "anti_rollback"),
+                ecc_revoked=_uint(fuses.get("ecc_revoked", 0), "ecc_revoked"),
+                pqc_revoked=_uint(fuses.get("pqc_revoked", 0), "pqc_revoked"),
             ),
             policies={_text(k, "a policy name", 64): _digest(v, k) for k, v in policies.items()},
             note=_text(top["note"], "the note", _MAX_NOTE) if "note" in top else "",
@@ -712,6 +761,46 @@ def _file_name(value: object, what: str) -> str:
     if not isinstance(value, str) or not value:
         raise ConfigError(f"{what} is a file name (text)")
     return value
+
+
+_FUSE_SETTINGS: Final = (
+    "debug_locked",
+    "lifecycle",
+    "min_svn",
+    "anti_rollback",
+    "ecc_revoked",
+    "pqc_revoked",
+)
+
+
+def _fuse_table(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """``[fuses]`` of a ``desired.toml``: only the settings a :class:`FuseTarget` has."""
+    fuse_doc = _table(doc, "fuses")
+    if unknown := set(fuse_doc) - set(_FUSE_SETTINGS):
+        raise ConfigError(f"unknown [fuses] {', '.join(sorted(unknown))}")
+    return fuse_doc
+
+
+def revocation_of_toml(path: Path | str) -> tuple[int, int]:
+    """The vendor key revocation masks (ECC, PQC) a ``desired.toml`` names in ``[fuses]``
+    (0 when it names none), checked as :class:`FuseTarget` checks them: what ``ironroot
+    firmware publish --desired`` refuses a bundle by. ``ConfigError`` for a file that is not
+    a desired state's TOML or masks out of range."""
+    file = Path(path)
+    try:
+        doc = tomllib.loads(read_limited(file, _MAX_FILE).decode("utf-8"))
+    except (ValueError, RecursionError) as exc:
+        raise ConfigError(f"{file}: {exc}") from exc
+    try:
+        fuses = _fuse_table(doc)
+        masks = (fuses.get("ecc_revoked", 0), fuses.get("pqc_revoked", 0))
+        # the masks' own checks: a 48-byte stand-in for the hash the class trust supplies
+        FuseTarget(b"\x01" * 48, ecc_revoked=masks[0], pqc_revoked=masks[1])
+    except MalformedInput as exc:
+        raise ConfigError(f"{file}: {exc.detail}") from exc
+    except ConfigError as exc:
+        raise ConfigError(f"{file}: {exc.detail}") from exc
+    return masks
 
 
 def _table(doc: Mapping[str, Any], name: str) -> dict[str, Any]:

@@ -15,6 +15,10 @@ item                   source      compared
 ``fuse:svn``           fuses       the fw_svn fuse is at least the desired ``min_svn``
 ``fuse:anti-rollback`` fuses       anti-rollback enabled as desired
 ``fuse:vendor-key``    fuses       the vendor key hash fused is the class's
+``fuse:ecc-revoked``   fuses       the ``ecc_revocation`` fuse revokes at least the desired
+                                   ``ecc_revoked`` keys (else ``vendor-key-not-revoked``: the
+                                   node still boots firmware signed with a revoked key)
+``fuse:pqc-revoked``   fuses       the same of ``pqc_revocation`` and ``pqc_revoked``
 ``measured:bmc``       rot         the RoT's measured boot of the BMC: the FMC and runtime
                                    SHA-384 it extended into its PCRs and the SVN it booted
 ``measured:pfm``       rot         the PFM the RoT measured at its last boot (PCR 2's
@@ -293,7 +297,41 @@ def _fuse_items(desired: DesiredState, fuses: Fuses) -> list[DriftItem]:
             _same(fuses.vendor_key_hash, want.vendor_key_hash),
             None if _same(fuses.vendor_key_hash, want.vendor_key_hash) else "vendor-key-hash",
         ),
+        *revocation_items(desired, fuses),
     ]
+
+
+def revocation_items(desired: DesiredState, fuses: Fuses) -> tuple[DriftItem, DriftItem]:
+    """``fuse:ecc-revoked`` and ``fuse:pqc-revoked`` of a node with ``fuses`` (module docs):
+    also what the scanner quarantines a node for (:func:`ironroot.fleet.scan_attest`)."""
+    want = desired.fuses
+    return (
+        _revocation_item("ecc", want.ecc_revoked, fuses.ecc_revocation),
+        _revocation_item("pqc", want.pqc_revoked, fuses.pqc_revocation),
+    )
+
+
+def _keys(mask: int) -> str:
+    """The key indices a revocation mask names: ``"1, 3"``, or ``"none"``."""
+    return ", ".join(str(i) for i in range(mask.bit_length()) if mask >> i & 1) or "none"
+
+
+def _revocation_item(kind: str, wanted: int, fused: int) -> DriftItem:
+    """``fuse:<kind>-revoked``: the fuse must revoke at least the desired keys (more is not
+    drift: a fuse bit never clears, and a key revoked beyond the desired state is safe)."""
+    missing = wanted & ~fused
+    return DriftItem(
+        f"fuse:{kind}-revoked",
+        "fuses",
+        f"revokes {_keys(wanted)}" if wanted else "none required",
+        f"revokes {_keys(fused)}",
+        not missing,
+        None if not missing else "vendor-key-not-revoked",
+        ""
+        if not missing
+        else f"vendor {kind.upper()} key(s) {_keys(missing)} are revoked by the desired state "
+        "but not by the node's fuses: it still boots firmware signed with them",
+    )
 
 
 def _digests(fmc: bytes | None, runtime: bytes | None) -> str:

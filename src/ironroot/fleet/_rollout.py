@@ -66,6 +66,11 @@ a node still holds is refused at that node's preflight (``PolicyRejected``
 another component accepts nothing for this one. A name that is not a component is a
 ``ConfigError`` before anything is planned. The names are recorded in the ``rollout`` event.
 
+A bundle the plan needs that is signed with a vendor key the desired state revokes
+(:attr:`ironroot.fleet.FuseTarget.ecc_revoked`, ``pqc_revoked``) is refused, ``KeyRevoked``,
+before any node is updated (a dry run too): a node whose fuses lag the desired state would
+still boot it.
+
 ``inject`` (node -> a fault of :class:`ironroot.platform.Faults`, e.g. ``fail-health``) is
 for drills: that node's updates run with the fault, so a rollout's stop can be rehearsed.
 """
@@ -453,10 +458,12 @@ def rollout(
             () if dry_run else _report_interrupted(fleet, store, name, desired, now, covered)
         )
         plans = [_plan(fleet, r.id, desired) for r in records]
-        # Every release the plan needs is found before anything changes.
+        # Every release the plan needs is found, and none is signed with a vendor key the
+        # desired state revokes, before anything changes.
         for plan in plans:
             for component, _ in plan.components:
-                releases.bundle(component, desired.firmware[component].sha384)
+                bundle, _statements = releases.bundle(component, desired.firmware[component].sha384)
+                desired.fuses.check_bundle(bundle)
             if plan.pfm:
                 releases.pfm(desired.pfm.sha384)
         todo = [p for p in plans if p.components]
