@@ -199,6 +199,63 @@ def test_a_node_without_credentials_has_no_key(aw: AdmissionWorld, tmp_path: Pat
         node_credential_key(fleet_, "node-0001", "control")
 
 
+def test_a_manufactured_node_has_its_credentials_folder_empty_and_its_own(
+    aw: AdmissionWorld, tmp_path: Path
+) -> None:
+    """Manufacture makes the node's ``credentials/`` folder (mode 0700), empty until the
+    node is admitted: no admission of the node makes it."""
+    fleet_, _authority = aw.fleet(tmp_path / "pending", 1)
+    folder = _folder(fleet_, "node-0001")
+    assert folder.is_dir()
+    assert not folder.is_symlink()
+    assert oct(os.stat(folder).st_mode & 0o777) == "0o700"
+    assert list(folder.iterdir()) == []
+
+
+def _made_folders(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The folders ``os.mkdir`` is asked for from now on (it still makes them)."""
+    asked: list[str] = []
+    mkdir = os.mkdir
+
+    def recorded(path: object, *args: object, **kwargs: object) -> None:
+        asked.append(os.fspath(path))  # type: ignore[arg-type]
+        mkdir(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "mkdir", recorded)
+    return asked
+
+
+def test_an_admission_makes_no_credentials_folder_that_exists(
+    fleet: tuple[Fleet, AdmissionAuthority], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A node attesting again writes its credentials into the folder it has: no ``mkdir``
+    (a failed one is a system call per admission); the files are replaced as before."""
+    fleet_, authority = fleet
+    before = (_folder(fleet_, "node-0001") / "control.cert.pem").read_bytes()
+    asked = _made_folders(monkeypatch)
+    attest_node(fleet_, "node-0001", now=NOW + dt.timedelta(minutes=5), authority=authority)
+    assert [p for p in asked if Path(p).name == "credentials"] == []
+    assert (_folder(fleet_, "node-0001") / "control.cert.pem").read_bytes() != before
+    for plane in ("control", "data"):
+        node_credential_key(fleet_, "node-0001", plane)
+
+
+def test_a_node_made_without_a_credentials_folder_gets_one_at_its_admission(
+    aw: AdmissionWorld, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A node manufactured before its folder was made with it (an older fleet), or whose
+    folder was removed: its admission makes it (0700), once."""
+    fleet_, authority = aw.fleet(tmp_path / "older", 1)
+    folder = _folder(fleet_, "node-0001")
+    folder.rmdir()
+    asked = _made_folders(monkeypatch)
+    attest_node(fleet_, "node-0001", now=NOW, authority=authority)
+    assert asked == [str(folder)]
+    assert oct(os.stat(folder).st_mode & 0o777) == "0o700"
+    for plane in ("control", "data"):
+        node_credential_key(fleet_, "node-0001", plane)
+
+
 def test_files_a_power_cut_left_empty_are_refused_until_the_node_attests_again(
     fleet: tuple[Fleet, AdmissionAuthority],
 ) -> None:

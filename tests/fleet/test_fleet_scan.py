@@ -230,7 +230,7 @@ def test_a_node_whose_credentials_cannot_be_written_fails_alone_in_its_round(
 
     fleet, authority = admission_world(world).fleet(tmp_path / "fleet", 2)
     folder = fleet.directory / "nodes" / "node-0002" / "credentials"
-    assert not folder.exists()
+    folder.rmdir()  # made empty at manufacture
     folder.write_bytes(b"a file where the folder goes")
     report = Scanner(fleet, scan_attest(fleet, authority)).scan(NOW)
     assert report.statuses == {"node-0001": "admitted"}

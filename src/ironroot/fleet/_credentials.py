@@ -1312,8 +1312,9 @@ def store_node_credentials(
     durable: bool = True,
     rot: Device | None = None,
 ) -> None:
-    """Keep ``node``'s credentials in its ``credentials/`` folder, each key sealed to the
-    node's root of trust (module docs): ``<plane>.key.sealed`` (0600) and
+    """Keep ``node``'s credentials in its ``credentials/`` folder (made at manufacture;
+    made here, 0700, when missing), each key sealed to the node's root of trust (module
+    docs): ``<plane>.key.sealed`` (0600) and
     ``<plane>.cert.pem``, and the fleet CA certificate (``ca``, DER) as ``ca.cert.pem`` when
     it is not there already, written together (:func:`ironroot.fleet._files.write_files`);
     a reader sees each file whole, old or new. With ``durable`` they survive a power cut
@@ -1328,7 +1329,7 @@ def store_node_credentials(
     try:
         if durable:
             make_dirs(folder, mode=0o700)
-        else:
+        elif not folder.is_dir():  # made at manufacture: made here for an older node only
             folder.mkdir(mode=0o700, exist_ok=True)
     except OSError as exc:
         raise _unwritable(node, exc) from exc

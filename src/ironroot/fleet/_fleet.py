@@ -13,7 +13,9 @@ which of them the control plane admits.
                            and the fleet's event log
       class/<name>/        each class's trust, PFM, images and statements
       nodes/<id>/          each node: a :class:`ironroot.platform.Platform` (its RoT device in
-                           ``rot/``)
+                           ``rot/``), and ``credentials/`` (0700, made empty at manufacture):
+                           its fleet credentials once admitted
+                           (:func:`ironroot.fleet.store_node_credentials`)
 
 State is lazy: the fleet object holds no per-node object; :meth:`Fleet.node` opens a node's
 platform when asked, and every per-node fact lives on disk (the platform's journal, the
@@ -56,6 +58,7 @@ from ironroot.errors import (
     NotFound,
     StorageError,
 )
+from ironroot.fleet._credentials import NODE_CREDENTIALS
 from ironroot.fleet._sqlite import SqliteFile
 from ironroot.platform import COMPONENTS, DEVICES, DeviceInfo, Platform, PlatformTrust
 from ironroot.rot import Device, VendorCA, parse_certificate
@@ -531,6 +534,9 @@ class Fleet:
                 raise Conflict(f"{base} exists but is not in the registry") from exc
             try:
                 write_atomic(base / _MAKING, b"", mode=0o644)
+                # Its credentials' folder, made once here rather than by an admission: the
+                # node attests again and again (a short-lived credential) into a folder it has.
+                make_dirs(base / NODE_CREDENTIALS, mode=0o700)
                 rot = Device.create(base / "rot")
                 rot.provision(vendor_ca, vendor_key_hash=klass.trust.vendor_key_hash, now=now)
                 platform = Platform.create(
