@@ -94,6 +94,9 @@ def test_a_node_admitted_without_its_credential_files_is_reported_and_attested_a
     assert out["unusable_credentials"] == {  # type: ignore[index]
         "node-0002": {"code": "not-found", "detail": str(fault)}
     }
+    assert main(["fleet", "status", *f]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "node-0002 does not hold its credential (not-found:" in text
     code, out = _run(capsys, "fleet", "attest", *f, "--at", LATER_AT)
     assert code == 0, out
     assert [r["node"] for r in out["nodes"]] == ["node-0002"]  # type: ignore[union-attr]
