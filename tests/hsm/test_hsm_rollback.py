@@ -211,6 +211,85 @@ def test_a_commit_cut_short_powers_up(device: DeviceChain, step: str) -> None:
     _open(storage).close()  # and it stays consistent
 
 
+def test_a_commit_cut_short_after_its_audit_append_is_recorded_as_not_persisted(
+    device: DeviceChain,
+) -> None:
+    """Was: a commit appends its audit records before it writes the store, and a crash (a
+    real ``kill -9`` of ``generate`` at its file operations) between the two left
+    ``generate ok <handle>`` in the log for a key no store held, and nothing said the
+    operation had not persisted. Power-up keeps those records (the chain verifies) and adds
+    an ``audit-uncommitted`` record naming them."""
+    storage = CrashingStorage()
+    hsm = new_hsm(device.identity, storage)
+    officer, _user, _auditor = sessions(hsm)
+    storage.crash_at = "after-append"
+    with pytest.raises(StorageError):
+        hsm.generate(officer, KeyType.AES_256)
+    reopened = _open(storage)
+    assert not reopened.keys(reopened.login(OFFICER, OFFICER_PASS))  # it did not persist
+    records = parse_audit_log(storage.read_audit())
+    verify_audit(records)
+    (generated,) = [r for r in records if r.operation == "generate"]
+    assert generated.result == "ok"
+    cut = [r for r in records if r.operation == "audit-uncommitted"]
+    assert [(r.identity, r.key, r.result) for r in cut] == [
+        ("-", f"records-{generated.seq}-{generated.seq}", "ok")
+    ]
+    assert cut[0].seq > generated.seq
+    reopened.close()
+    again = _open(storage)  # recorded once: the head is sealed now
+    again.close()
+    assert (
+        sum(r.operation == "audit-uncommitted" for r in parse_audit_log(storage.read_audit())) == 1
+    )
+
+
+@pytest.mark.parametrize("step", ["after-append", "after-store", "after-anchor"])
+def test_a_record_that_fills_its_group_is_committed_with_the_store_change(
+    device: DeviceChain, step: str
+) -> None:
+    """Was: a ``generate`` whose record filled a group (``audit_group_commit``; every record
+    with 1, what ``tests/hsm/test_hsm_kill.py`` runs) committed that record on its own, then
+    the store: a ``kill -9`` between the two commits left a sealed ``generate ok <handle>``
+    for a key no store held (found by killing ``generate`` at each of its file operations).
+    The record now waits for the store's commit: after a crash anywhere in it, the key and
+    its record are both there, or the record is flagged ``audit-uncommitted``."""
+    one = dataclasses.replace(FAST, audit_group_commit=1)
+    storage = CrashingStorage()
+    hsm = new_hsm(device.identity, storage, config=one)
+    officer, _user, _auditor = sessions(hsm)
+    storage.crash_at = step
+    with pytest.raises(StorageError):
+        hsm.generate(officer, KeyType.AES_256)
+    reopened = Hsm.open(storage, SECRET, config=one, clock=lambda: NOW_TS)
+    handles = [k.handle for k in reopened.keys(reopened.login(OFFICER, OFFICER_PASS))]
+    reopened.close()
+    records = parse_audit_log(storage.read_audit())
+    (generated,) = [r for r in records if r.operation == "generate"]
+    flagged = [r.key for r in records if r.operation == "audit-uncommitted"]
+    if step == "after-append":
+        assert (handles, flagged) == ([], [f"records-{generated.seq}-{generated.seq}"])
+    else:  # rolled forward
+        assert (handles, flagged) == ([generated.key], [])
+
+
+@pytest.mark.parametrize("step", ["after-store", "after-anchor"])
+def test_a_commit_cut_short_after_its_store_records_nothing_uncommitted(
+    device: DeviceChain, step: str
+) -> None:
+    """Rolled forward (the store holds the change): its records are not flagged."""
+    storage = CrashingStorage()
+    hsm = new_hsm(device.identity, storage)
+    officer, _user, _auditor = sessions(hsm)
+    storage.crash_at = step
+    with pytest.raises(StorageError):
+        hsm.generate(officer, KeyType.AES_256)
+    _open(storage).close()
+    operations = [r.operation for r in parse_audit_log(storage.read_audit())]
+    assert "generate" in operations
+    assert "audit-uncommitted" not in operations
+
+
 @pytest.mark.parametrize("before", ["new", "zeroized"])
 def test_an_initialize_cut_short_before_its_anchor_is_initialized_again(
     device: DeviceChain, before: str

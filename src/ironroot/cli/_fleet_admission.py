@@ -273,9 +273,14 @@ def _selected(args: argparse.Namespace, fleet: Any, authority: Any, now: Any) ->
         return list(dict.fromkeys(args.node))
     if args.all:
         return list(fleet.node_ids())
+    from ironroot.fleet import unusable_credentials
+
     due = set(Scanner(fleet, lambda n, t: "").due(now))
     pending = {r.id for r in fleet.records() if r.status == "pending"}
-    return sorted(n for n in due | pending if authority.state.held(n) is None)
+    # admitted, but the node does not hold its credential (an attest killed after the
+    # admission committed): it attests again now, not once it is due
+    unusable = set(unusable_credentials(fleet))
+    return sorted(n for n in due | pending | unusable if authority.state.held(n) is None)
 
 
 def _row(fleet: Any, node: str, error: Any) -> dict[str, Any]:

@@ -172,14 +172,17 @@ def _print_status(args: argparse.Namespace, fleet: Any, title: str) -> None:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from ironroot.fleet import Fleet
+    from ironroot.fleet import Fleet, unusable_credentials
 
     fleet = Fleet.open(fleet_dir(args))
     records = [fleet.record_of(args.node)] if args.node else fleet.records()
+    # admitted nodes that do not hold the credential the registry issued them
+    unusable = unusable_credentials(fleet, [r.id for r in records])
     if args.json:
-        print(
-            json.dumps({"counts": fleet.status_counts(), "nodes": [r.to_json() for r in records]})
-        )
+        faults = {n: {"code": e.code, "detail": str(e)} for n, e in unusable.items()}
+        counts = fleet.status_counts()
+        nodes = [r.to_json() for r in records]
+        print(json.dumps({"counts": counts, "nodes": nodes, "unusable_credentials": faults}))
         return 0
     from rich.table import Table
 
@@ -189,10 +192,19 @@ def _status(args: argparse.Namespace) -> int:
     for column in ("node", "class", "status", "since", "reason", "credential until"):
         table.add_column(column)
     for r in records:
+        status = r.status if r.id not in unusable else f"{r.status} (credential unusable)"
         table.add_row(
-            r.id, r.node_class, r.status, r.since, markup(r.reason), r.credential_not_after or "-"
+            r.id, r.node_class, status, r.since, markup(r.reason), r.credential_not_after or "-"
         )
-    rich_console().print(table)
+    console = rich_console()
+    console.print(table)
+    for node, fault in unusable.items():
+        console.print(
+            markup(
+                f"{node} does not hold its credential ({fault.code}: {fault}): "
+                "`ironroot fleet attest` attests it again"
+            )
+        )
     return 0
 
 

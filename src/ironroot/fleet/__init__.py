@@ -30,6 +30,7 @@ if TYPE_CHECKING:
         quarantine,
         readmit,
         scan_attest,
+        unusable_credentials,
     )
     from ironroot.fleet._api import (
         FleetServers,
@@ -68,6 +69,7 @@ if TYPE_CHECKING:
         node_tls_context,
         parse_credential,
         store_node_credentials,
+        stored_credential_fault,
         verify_credential,
     )
     from ironroot.fleet._desired import (
@@ -237,6 +239,7 @@ __all__ += [
 ]
 # A node's credential keys, sealed to its root of trust.
 __all__ += ["node_credential_key", "node_tls_context", "store_node_credentials"]
+__all__ += ["stored_credential_fault", "unusable_credentials"]
 # What an offline relying party (an auditor) checks of a credential: the CA, validity, CRL.
 __all__ += ["crl_revocations", "verify_credential"]
 # Who may approve a class's desired state, changed by governed changes on the log.

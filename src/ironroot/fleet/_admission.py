@@ -95,7 +95,7 @@ import os
 import re
 import sqlite3
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -149,6 +149,7 @@ from ironroot.fleet._credentials import (
     make_csr,
     operator_holder,
     store_node_credentials,
+    stored_credential_fault,
 )
 from ironroot.fleet._desired import DesiredStore
 from ironroot.fleet._evidence import NodeEvidence, collect_evidence
@@ -171,6 +172,7 @@ __all__ = [
     "quarantine",
     "readmit",
     "scan_attest",
+    "unusable_credentials",
 ]
 
 _log = logging.getLogger("ironroot.fleet")
@@ -1230,6 +1232,31 @@ def readmit(
         if authority.state.release(node_id):
             fleet.record(node_id, "hold-lifted", {}, now=now)
     return attest_node(fleet, node_id, now=now, authority=authority)
+
+
+def unusable_credentials(
+    fleet: Fleet, nodes: Iterable[str] | None = None
+) -> dict[str, IronrootError]:
+    """The admitted nodes (of ``nodes``; ``None``: every node) that do not hold the credentials
+    the registry issued them, each with why (:func:`ironroot.fleet.stored_credential_fault`):
+    an admission commits before the node stores its credential files, so an ``attest`` killed
+    between the two leaves a node admitted, its attestation recent, with no credential, one
+    plane's only, or an older one that a quarantine revoked. ``fleet status`` lists them;
+    ``fleet attest`` and the scanner attest them again with the pending and the due. Empty
+    before admission is set up."""
+    stores = _stores(fleet)
+    if stores is None:
+        return {}
+    _, credentials = stores
+    wanted = None if nodes is None else set(nodes)
+    out: dict[str, IronrootError] = {}
+    for record in fleet.records():
+        if record.status != "admitted" or (wanted is not None and record.id not in wanted):
+            continue
+        fault = stored_credential_fault(fleet, record.id, credentials.of_node(record.id))
+        if fault is not None:
+            out[record.id] = fault
+    return out
 
 
 def scan_attest(fleet: Fleet, authority: AdmissionAuthority) -> Callable[[str, dt.datetime], str]:

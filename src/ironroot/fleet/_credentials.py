@@ -194,6 +194,7 @@ __all__ = [
     "node_tls_context",
     "parse_credential",
     "store_node_credentials",
+    "stored_credential_fault",
     "verify_credential",
 ]
 
@@ -221,6 +222,9 @@ SEALING_LABEL: Final = "ironroot-fleet-credentials"
 SEALED_KEY_SUFFIX: Final = ".key.sealed"
 _KEY_INFO: Final = b"ironroot-fleet-credential-key/1\x00"
 _MAX_SEALED: Final = 64 * 1024
+# How a file sealed by ironroot.hsm.seal starts (docs/fleet.md "The node's keys, sealed to its
+# root of trust"): what stored_credential_fault checks without asking the RoT.
+_SEALED_MAGIC: Final = b"IRHSMKS1"
 _MAX_CREDENTIAL: Final = 64 * 1024
 _MAX_CRL: Final = 16 * 1024 * 1024
 
@@ -1404,6 +1408,58 @@ def node_credential_key(fleet: Fleet, node: str, plane: str) -> PrivateKey:
             code="credential-key-mismatch",
         )
     return key
+
+
+def stored_credential_fault(
+    fleet: Fleet, node: str, issued: Iterable[CredentialStatus]
+) -> IronrootError | None:
+    """Why ``node`` does not hold, in its ``credentials/`` folder, the credentials the registry
+    issued it and holds current (``issued``: :meth:`CredentialStore.of_node`; the revoked ones
+    are passed over), or ``None`` when it does: per plane with a current credential, its
+    ``<plane>.cert.pem`` must be there, parse and be one of them (its serial), and its
+    ``<plane>.key.sealed`` be there and be a sealed file. An admission commits before the node
+    stores its files, so a process killed between the two (or a power cut, which may leave a
+    file old or empty: they are not synced) leaves a node admitted without its credential:
+    ``NotFound`` (a file missing: none stored, or one plane only), ``MalformedCertificate``,
+    ``SealedStoreError`` (not a sealed file), ``CredentialRejected``
+    ``credential-not-current`` (an older credential that is not current: revoked, as a
+    quarantine does before the attestation that readmits the node). What is
+    read is the files, not the RoT: a sealed key whose bytes were altered, or an older one put
+    back beside the current certificate, is refused when it is unsealed
+    (:func:`node_credential_key`). ``fleet status`` reports these nodes and ``fleet attest``
+    attests them again."""
+    current: dict[str, set[str]] = {}
+    for status in issued:
+        if not status.revoked:
+            current.setdefault(_check_plane(status.plane), set()).add(status.serial)
+    folder = _node_folder(fleet, node)
+    for plane in sorted(current):
+        try:
+            sealed = read_limited(folder / f"{plane}{SEALED_KEY_SUFFIX}", _MAX_SEALED)
+            pem = read_limited(folder / f"{plane}.cert.pem", _MAX_SEALED)
+        except FileNotFoundError:
+            return NotFound(f"{node} holds no {plane}-plane credential: attest it")
+        except OSError as exc:
+            return StorageError(
+                f"{node}'s {plane}-plane credential cannot be read: {exc.strerror or exc}"
+            )
+        try:
+            certificate = load_certificate(pem, what="credential")
+        except IronrootError as exc:
+            return exc
+        if not sealed.startswith(_SEALED_MAGIC):
+            return SealedStoreError(
+                f"{plane}{SEALED_KEY_SUFFIX} of {node} is not a sealed key (attest again)"
+            )
+        serial = format(certificate.serial_number, "x")
+        if serial not in current[plane]:
+            return CredentialRejected(
+                f"{node}'s {plane}.cert.pem (serial {serial}) is not a current {plane}-plane "
+                "credential of its: an admission committed and its files were not stored "
+                "(attest again)",
+                code="credential-not-current",
+            )
+    return None
 
 
 def node_tls_context(fleet: Fleet, node: str, plane: str) -> ssl.SSLContext:

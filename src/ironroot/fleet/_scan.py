@@ -103,7 +103,8 @@ class StatementEvent(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class ScanReport:
-    """One round: node → why it was attested (``due``/``triggered``), its status after, and
+    """One round: node → why it was attested (``due``/``credential``/``triggered``: a node
+    admitted that does not hold its credential is ``credential``), its status after, and
     the nodes whose attestation failed with the error's code."""
 
     at: str
@@ -426,7 +427,13 @@ class Scanner:
 
     def scan(self, now: dt.datetime, events: Iterable[StatementEvent] = ()) -> ScanReport:
         """One round: attest the due and the triggered nodes, ``concurrency`` at a time."""
+        from ironroot.fleet._admission import unusable_credentials
+
         reasons = dict.fromkeys(self.due(now), "due")
+        # admitted, but the node does not hold the credential the registry issued it (an
+        # attestation killed after its admission committed): attested again at this round
+        for node_id in unusable_credentials(self.fleet):
+            reasons.setdefault(node_id, "credential")
         known = {r.id for r in self.fleet.records()}
         # the triggered nodes are written down before any is attested: a round cut short
         # (killed, a crash) leaves them to the next scanner, whose monitor is past them; what

@@ -148,11 +148,17 @@ class AuditBuffer(Persistence):
         key: str | None,
         result: str,
         release: ReleaseBinding | None = None,
+        *,
+        with_store: bool = False,
     ) -> None:
         """Audit one outcome (``release``: what a release record binds). A security event —
         any refusal, and every login, release, self-test and power-up — is written, synced
         and anchored (bound to the counter) before this returns; other records wait for a
-        group of ``audit_group_commit``."""
+        group of ``audit_group_commit``. ``with_store``: the success of an operation that
+        changed the store, whose caller commits the store next (``_persist``): the record
+        waits for that commit even when it fills a group, so that the record and the change
+        are one commit. Committed on its own, a crash before the store's commit left a
+        sealed ``generate ok <handle>`` for a key no store held."""
         for listener in self._listeners:
             with contextlib.suppress(Exception):
                 listener(operation, result)
@@ -163,7 +169,7 @@ class AuditBuffer(Persistence):
             if (
                 result != "ok"
                 or operation in _SECURITY_EVENTS
-                or len(self._pending) >= self._config.audit_group_commit
+                or (not with_store and len(self._pending) >= self._config.audit_group_commit)
             ):
                 if getattr(self._owed, "ticket", None) is not None and self._state == (
                     "operational"
@@ -416,7 +422,14 @@ class AuditBuffer(Persistence):
         A partial last line (an append a crash cut short: the HSM ends every line it writes)
         was never a record the HSM anchored: it is dropped once the complete lines before it
         reach the sealed head, and an ``audit-torn-write`` record (key ``bytes-<N>``) says
-        so. Were it kept, power-up would refuse the log for ever ("not JSON")."""
+        so. Were it kept, power-up would refuse the log for ever ("not JSON").
+
+        Complete records past the sealed head were appended by a commit a crash cut short
+        before its store and anchor: a commit appends its records first, so the log held
+        ``generate ok <handle>`` for a key no store holds, and nothing said so. They are kept
+        (the chain and their MACs verify) and an ``audit-uncommitted`` record (key
+        ``records-<first>-<last>``) says that their commit did not complete: the store changes
+        they name did not persist, and none of them was answered as durable."""
         data = self._storage.read_audit()
         complete = data[: data.rfind(b"\n") + 1]
         records = parse_audit_log(complete)
@@ -427,7 +440,7 @@ class AuditBuffer(Persistence):
         for name in segments_from(self._storage.audit_segments(), doc.audit_base):
             # step 2 of a rotation that did not commit
             self._written(functools.partial(self._storage.remove_audit_segment, name))
-        verify_to_sealed_head(records, doc, anchor)
+        sealed = verify_to_sealed_head(records, doc, anchor)
         if len(complete) < len(data):  # a write cut short (docstring)
             self._written(functools.partial(self._storage.reset_audit, complete))
             torn = f"bytes-{len(data) - len(complete)}"
@@ -436,6 +449,11 @@ class AuditBuffer(Persistence):
             )
         self._audit_size = doc.audit_base + len(records)
         self._audit_head = records[-1].digest() if records else doc.audit_base_head
+        if self._audit_size > sealed:  # a commit cut short after its append (docstring)
+            cut = f"records-{sealed}-{self._audit_size - 1}"
+            self._pending.append(
+                PendingRecord(self._now(), NO_IDENTITY, "audit-uncommitted", cut, "ok")
+            )
 
     def _finish_rotation(
         self, records: tuple[AuditRecord, ...], doc: StoreDocument, anchor: Anchor | None

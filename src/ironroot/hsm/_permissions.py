@@ -110,6 +110,19 @@ DUAL_CONTROL: Final = frozenset(
 """The operations that need the officer quorum (module docs)."""
 
 
+# The operations that change the store and whose method commits it (``_persist``) right
+# after a success: their record goes in that commit (``AuditBuffer._record``'s
+# ``with_store``), never in one of its own before it.
+_COMMITTED_WITH_STORE: Final = frozenset(
+    {
+        *("generate", "derive", "unwrap", "delete", "key-users", "backup", "restore"),
+        *("migrate", "recipient-add", "recipient-remove", "verifier-add", "verifier-remove"),
+        *("officer-quorum", "identity-add", "identity-lock", "identity-unlock"),
+        "identity-remove",
+    }
+)
+
+
 class _Op:
     """The audit facts of one operation in progress: a release fills in ``statement``,
     ``recipient`` and ``ear`` (SHA-256 digests) as it learns them, for its record's
@@ -171,7 +184,14 @@ class Permissions(AuditBuffer):
                     op.actor, operation, op.key, INTERNAL_ERROR, op.binding(operation, False)
                 )
             raise
-        self._record(op.actor, operation, op.key, "ok", op.binding(operation, True))
+        self._record(
+            op.actor,
+            operation,
+            op.key,
+            "ok",
+            op.binding(operation, True),
+            with_store=operation in _COMMITTED_WITH_STORE,
+        )
 
     def _authorize(
         self,
