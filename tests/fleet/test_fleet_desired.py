@@ -1081,3 +1081,72 @@ def test_a_desired_toml_names_the_revoked_vendor_keys(fleet: Fleet, tmp_path: Pa
     assert caught.value.detail == detail
     path.write_text("version = 1\n")
     assert _desired.revocation_of_toml(path) == (0, 0)
+
+
+def _revoking(world: World, fleet: Fleet, version: int, ecc: int, pqc: int) -> DesiredState:
+    fuses = FuseTarget(world.descriptor_hash, ecc_revoked=ecc, pqc_revoked=pqc)
+    return DesiredState.build(
+        fleet.node_class("node-7"), version, fuses=fuses, fleet=fleet.identity()
+    )
+
+
+@pytest.mark.parametrize(
+    ("ecc", "pqc", "detail"),
+    [
+        (
+            0b0010,
+            0b1010,
+            "version 2 of class node-7's desired state does not revoke vendor ECC key(s) 2, "
+            "which version 1 in force revokes: a revocation fuse is never un-blown and a "
+            "revoked vendor key stays revoked (keep its bit in ecc_revoked)",
+        ),
+        (
+            0b0110,
+            0b0010,
+            "version 2 of class node-7's desired state does not revoke vendor PQC key(s) 3, "
+            "which version 1 in force revokes: a revocation fuse is never un-blown and a "
+            "revoked vendor key stays revoked (keep its bit in pqc_revoked)",
+        ),
+    ],
+    ids=["ecc", "pqc"],
+)
+def test_a_later_version_that_clears_a_revoked_key_is_refused(
+    world: World, ops: Ops, fleet: Fleet, ecc: int, pqc: int, detail: str
+) -> None:
+    """Fuses cannot be un-blown: a later version whose mask clears a bit the version in force
+    sets would un-revoke a vendor key (nodes admitted or rolled out against it could boot
+    firmware signed with it again), refused at publish as a lower version is."""
+    s = store(fleet, ops)
+    s.publish(
+        "node-7", ops.approve(_revoking(world, fleet, 1, 0b0110, 0b1010), ALICE, BOB), now=NOW
+    )
+    lowered = _revoking(world, fleet, 2, ecc, pqc)
+    with pytest.raises(PolicyRejected) as info:
+        s.publish("node-7", ops.sign(lowered, ALICE, BOB), now=NOW, registrar=ops.log)
+    assert (info.value.code, info.value.detail) == ("revocation-lowered", detail)
+    # the same refusal before any receipt (check_approvals), and the class stays at v1
+    current = s.current("node-7", now=NOW).state
+    with pytest.raises(PolicyRejected) as info:
+        check_approvals(
+            ops.sign(lowered, ALICE, BOB),
+            ops.governance(),
+            fleet=fleet.identity(),
+            current=current,
+            now=NOW,
+        )
+    assert (info.value.code, info.value.detail) == ("revocation-lowered", detail)
+    assert s.history("node-7") == [1]
+    assert s.version("node-7") == 1
+
+
+def test_a_later_version_may_revoke_more_vendor_keys(world: World, ops: Ops, fleet: Fleet) -> None:
+    s = store(fleet, ops)
+    s.publish(
+        "node-7", ops.approve(_revoking(world, fleet, 1, 0b0010, 0b0010), ALICE, BOB), now=NOW
+    )
+    v2 = _revoking(world, fleet, 2, 0b0110, 1 << 31 | 0b0010)
+    assert s.publish("node-7", ops.approve(v2, ALICE, BOB), now=NOW).state == v2
+    v3 = _revoking(world, fleet, 3, 0b0110, 1 << 31 | 0b0010)  # the same masks: kept
+    assert s.publish("node-7", ops.approve(v3, ALICE, BOB), now=NOW).state == v3
+    assert s.history("node-7") == [1, 2, 3]
+    assert s.current("node-7", now=NOW).state.fuses.pqc_revoked == 1 << 31 | 0b0010

@@ -416,3 +416,43 @@ def test_desired_show_refuses_an_edited_first_governance(
     err = capsys.readouterr().err
     assert "governance-altered" in err
     assert "is not the one the fleet's log pinned at `ironroot fleet desired init`" in err
+
+
+def test_desired_publish_refuses_a_version_that_clears_a_revoked_key(
+    world: World, ops: Ops, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``fleet desired publish`` of a later version whose mask clears a bit the version in
+    force sets exits 1 with ``revocation-lowered``; nothing is put in force."""
+    fleet, _ = make_fleet(world, tmp_path / "fleet", 1)
+    store = DesiredStore(fleet)
+    store.init(ops.governance())
+    fuses = FuseTarget(world.descriptor_hash, ecc_revoked=0b0100)
+    state = DesiredState.build(fleet.node_class("node-7"), 1, fuses=fuses, fleet=fleet.identity())
+    store.publish("node-7", ops.approve(state, ALICE, BOB), now=NOW)
+    for iss, name in ((ALICE, "alice"), (BOB, "bob")):
+        (tmp_path / f"{name}.key").write_bytes(ops.keys[iss].to_pem())
+    doc = tmp_path / "desired.toml"
+    doc.write_text("version = 2\n[fuses]\necc_revoked = 0x2\n")
+    f = ["--fleet", str(fleet.directory)]
+    publish = [
+        "fleet", "desired", "publish", str(doc), *f, "--sign", f"{ALICE}={tmp_path / 'alice.key'}",
+        "--sign", f"{BOB}={tmp_path / 'bob.key'}", "--url", ops.url, *AT,
+    ]  # fmt: skip
+    detail = (
+        "version 2 of class node-7's desired state does not revoke vendor ECC key(s) 2, which "
+        "version 1 in force revokes: a revocation fuse is never un-blown and a revoked vendor "
+        "key stays revoked (keep its bit in ecc_revoked)"
+    )
+    code, out = run(capsys, *publish)
+    assert (code, out["error"]["code"]) == (1, "revocation-lowered")  # type: ignore[index]
+    assert out["error"]["message"] == detail  # type: ignore[index]
+    assert main(publish) == 1
+    err = capsys.readouterr().err
+    assert "revocation-lowered" in err
+    assert detail in err
+    assert store.history("node-7") == [1]
+    # keeping key 2 revoked (and revoking key 1 too) is a change like any other
+    doc.write_text("version = 2\n[fuses]\necc_revoked = 0x6\n")
+    code, out = run(capsys, *publish)
+    assert (code, out["desired"]["version"]) == (0, 2)  # type: ignore[index]
+    assert store.current("node-7", now=NOW).state.fuses.ecc_revoked == 0b0110

@@ -331,6 +331,42 @@ def test_a_scan_that_finds_a_nodes_root_of_trust_tampered_quarantines_it(
     assert fleet.record_of("node-0001").status == "admitted"
 
 
+def test_a_tampered_root_of_trust_is_quarantined_once_a_period_not_every_round(
+    world: World, tmp_path: Path
+) -> None:
+    """The tampered-RoT quarantine left the node's ``last_attested`` at its last good
+    attestation, so the node was due at every later round and each quarantined it again (two
+    more events a round, its credentials revoked anew); like the revocation quarantine, it is
+    now dated by the scan: due again a period later."""
+    from tests.fleet.admission_world import admission_world
+
+    from ironroot.fleet import scan_attest
+
+    fleet, authority = admission_world(world).fleet(tmp_path / "fleet", 2)
+    scanner = Scanner(fleet, scan_attest(fleet, authority), period=300, jitter=0)
+    scanner.scan(NOW)
+    state = fleet.directory / "nodes" / "node-0002" / "rot" / "boot.json"
+    state.write_bytes(state.read_bytes().replace(b"a", b"b", 1))
+    later = NOW + dt.timedelta(seconds=400)
+    assert scanner.scan(later).statuses == {"node-0001": "admitted", "node-0002": "quarantined"}
+
+    def count() -> tuple[int, int]:
+        kinds = [e.kind for e in fleet.events(node="node-0002")]
+        return kinds.count("quarantined"), kinds.count("quarantine-effects")
+
+    assert count() == (1, 1)
+    scanner.scan(later + dt.timedelta(seconds=10))  # the next round: not due
+    assert count() == (1, 1)
+    assert fleet.record_of("node-0002").last_attested == "2026-06-01T12:06:40Z"
+    assert scanner.due(later + dt.timedelta(seconds=10)) == []
+    # a period later it is due again, and still quarantined
+    assert scanner.scan(later + dt.timedelta(seconds=300)).statuses == {
+        "node-0001": "admitted",
+        "node-0002": "quarantined",
+    }
+    assert count() == (2, 2)
+
+
 def test_the_scanner_runs_its_maintenance_after_each_round(fleet: Fleet) -> None:
     """The service's scanner prunes the credential store after each round (``maintain``); a
     failure there is logged and the round's report stands."""

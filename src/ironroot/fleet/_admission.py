@@ -1266,8 +1266,9 @@ def scan_attest(fleet: Fleet, authority: AdmissionAuthority) -> Callable[[str, d
     is the node's drift, not evidence anyone could send) is quarantined, without a hold;
     so is, before it is attested, a node whose RoT's revocation fuses do not revoke every
     vendor key its class's desired state in force revokes (:func:`_revocation_drift`: it
-    would still boot firmware signed with one); other errors propagate (the scanner records
-    them)."""
+    would still boot firmware signed with one). Both quarantines set the node's
+    ``last_attested`` to ``now``: it is due again a period later, not at every round. Other
+    errors propagate (the scanner records them)."""
 
     def attest(node_id: str, now: dt.datetime) -> str:
         try:
@@ -1288,7 +1289,8 @@ def scan_attest(fleet: Fleet, authority: AdmissionAuthority) -> Callable[[str, d
         except AdmissionDenied:
             return fleet.record_of(node_id).status
         except DeviceStateTampered as exc:
-            return quarantine(
+            # dated by the scan as the revocation quarantine is: due once a period
+            return _quarantine(
                 fleet,
                 node_id,
                 "attestation failed: the root of trust's state does not verify "
@@ -1296,6 +1298,7 @@ def scan_attest(fleet: Fleet, authority: AdmissionAuthority) -> Callable[[str, d
                 evidence={"code": exc.code},
                 now=now,
                 hold=False,
+                last_attested=_text(now),
             ).status
 
     return attest

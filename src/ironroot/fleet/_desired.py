@@ -95,7 +95,9 @@ typed error:
    (``PolicyRejected`` ``wrong-class``) and this fleet (``PolicyRejected`` ``wrong-fleet``; a
    format-1 document, which names none: ``fleet-unbound``), and its version is above the
    version in force (``PolicyRejected`` ``version-rollback``; the same version with another
-   document: ``version-reused``).
+   document: ``version-reused``), and it revokes every vendor key the version in force
+   revokes (``PolicyRejected`` ``revocation-lowered``: its ``ecc_revoked``/``pqc_revoked``
+   masks keep every bit the version in force sets — a fuse is never un-blown).
 
 :func:`check_approvals` is the same without step 3, for statements not yet registered.
 
@@ -1208,7 +1210,28 @@ def _check(
                 f"version {current.version + 1} or higher",
                 code="version-reused",
             )
+        _check_revocations_kept(state, current)
     return VerifiedDesired(state, tuple(statements), tuple(seen))
+
+
+def _check_revocations_kept(state: DesiredState, current: DesiredState) -> None:
+    """``PolicyRejected`` ``revocation-lowered`` when ``state`` clears a bit of a revocation
+    mask that ``current`` (the version in force) sets: a fuse is never un-blown, and a vendor
+    key revoked stays revoked (module docs, 5)."""
+    for name, kind, kept, wanted in (
+        ("ecc_revoked", "ECC", current.fuses.ecc_revoked, state.fuses.ecc_revoked),
+        ("pqc_revoked", "PQC", current.fuses.pqc_revoked, state.fuses.pqc_revoked),
+    ):
+        cleared = kept & ~wanted
+        if cleared:
+            keys = ", ".join(str(i) for i in range(cleared.bit_length()) if cleared >> i & 1)
+            raise PolicyRejected(
+                f"version {state.version} of class {state.node_class}'s desired state does not "
+                f"revoke vendor {kind} key(s) {keys}, which version {current.version} in force "
+                "revokes: a revocation fuse is never un-blown and a revoked vendor key stays "
+                f"revoked (keep its bit in {name})",
+                code="revocation-lowered",
+            )
 
 
 def check_approvals(
