@@ -61,6 +61,7 @@ __all__ = [
     "in_clear_elsewhere",
     "malformed_answer",
     "path_segment",
+    "redirect_target",
     "service_answer",
     "shown_url",
 ]
@@ -142,6 +143,26 @@ def malformed_answer(service: str, why: str) -> StorageError:
     """An answer of ``service`` (its name and shown URL) that does not parse: the service's
     failure (``StorageError`` ``malformed-answer``, exit 1), not the caller's input."""
     return StorageError(f"{service} {why}", code="malformed-answer")
+
+
+def redirect_target(response: httpx.Response) -> str:
+    """Where a redirect points, for a message: its ``Location`` resolved against the request,
+    without user information, query or fragment (which may carry a credential or a token).
+    The log fetcher and the witness client follow no redirect: a ``3xx`` from the URL they
+    were given is ``ConfigError`` ``redirect`` naming this, so that their user gives the new
+    URL."""
+    location = response.headers.get("location")
+    if not location:
+        return "nowhere (no Location)"
+    try:
+        target = response.request.url.join(location)
+    except (httpx.InvalidURL, ValueError, TypeError):
+        return "a Location that is no URL"
+    port = f":{target.port}" if target.port is not None else ""
+    shown = f"{target.scheme}://{target.host}{port}{target.path}"
+    if target.query or target.fragment:
+        shown += "?(hidden)"
+    return shown[:300]
 
 
 def answer_retry_after(response: httpx.Response) -> int | None:

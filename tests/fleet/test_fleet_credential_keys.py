@@ -36,6 +36,7 @@ from ironroot.fleet import (
     node_credential_key,
     node_tls_context,
 )
+from stale_files import plant_look_alikes, stale_temporary
 
 
 @pytest.fixture(scope="module")
@@ -272,5 +273,53 @@ def test_files_a_power_cut_left_empty_are_refused_until_the_node_attests_again(
     with pytest.raises(MalformedCertificate):
         node_credential_key(fleet_, "node-0001", "data")
     attest_node(fleet_, "node-0001", now=NOW + dt.timedelta(minutes=5), authority=authority)
+    for plane in ("control", "data"):
+        node_credential_key(fleet_, "node-0001", plane)
+
+
+def test_temp_files_a_killed_store_left_are_removed_by_the_next_admission(
+    fleet: tuple[Fleet, AdmissionAuthority], tmp_path: Path
+) -> None:
+    """A store killed before its renames leaves its temp files (``.<name>.XXXXXXXX.tmp``,
+    sealed keys among them); the next admission of the node, holding the folder's lock,
+    removes those of the names it owns — the CA certificate's though it is not written
+    again, an earlier version's clear key's — and nothing else: another name, a link (the
+    file it names is untouched) and a folder named like one stay, and the store succeeds."""
+    fleet_, authority = fleet
+    folder = _folder(fleet_, "node-0001")
+    stale = [
+        stale_temporary(folder, name)
+        for name in ("control.key.sealed", "data.cert.pem", "ca.cert.pem", "data.key.pem")
+    ]
+    planted = plant_look_alikes(folder)
+    outside = tmp_path / "outside.pem"
+    outside.write_bytes(b"not the fleet's")
+    kept = [
+        folder / ".control.key.sealed.abcd123.tmp",  # seven random characters
+        folder / ".control.key.sealed.abcd1234.tmp.bak",
+        folder / "control.key.sealed.abcd1234.tmp",  # no leading dot
+        folder / ".control.key.sealed.ABCD1234.tmp",  # mkstemp draws no capitals
+        folder / ".other.cert.pem.abcd1234.tmp",  # a name the store does not write
+    ]
+    for path in kept:
+        path.write_bytes(b"keep me")
+    link = folder / ".data.key.sealed.abcd1234.tmp"
+    link.symlink_to(outside)
+    dangling = folder / ".control.cert.pem.abcd1234.tmp"
+    dangling.symlink_to(tmp_path / "nowhere")
+    directory = folder / ".data.cert.pem.abcd1234.tmp"
+    directory.mkdir()
+    (directory / "inside").write_bytes(b"keep me")
+    attest_node(fleet_, "node-0001", now=NOW + dt.timedelta(minutes=5), authority=authority)
+    for path in stale:
+        assert not os.path.lexists(path), path
+    for path in [*planted, *kept, link, dangling, directory]:
+        assert os.path.lexists(path), path
+    for path in kept:
+        assert path.read_bytes() == b"keep me"
+    assert link.is_symlink()
+    assert outside.read_bytes() == b"not the fleet's"
+    assert dangling.is_symlink()
+    assert (directory / "inside").read_bytes() == b"keep me"
     for plane in ("control", "data"):
         node_credential_key(fleet_, "node-0001", plane)

@@ -6,8 +6,12 @@ it appraised are kept in the same file; several files are written at once."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import sqlite3
+import subprocess
+import sys
+import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,7 +33,7 @@ from ironroot.fleet import (
 )
 from ironroot.fleet._admission import _stores
 from ironroot.fleet._credentials import CredentialStore
-from ironroot.fleet._files import write_files
+from ironroot.fleet._files import folder_lock, remove_stale_temps, write_files
 from ironroot.fleet._sqlite import SqliteFile
 
 _SCHEMA = "CREATE TABLE IF NOT EXISTS t (a TEXT PRIMARY KEY)"
@@ -387,6 +391,55 @@ def test_files_that_cannot_all_be_written_leave_no_temp_files(tmp_path: Path) ->
     removed and nothing was renamed."""
     with pytest.raises(FileNotFoundError):
         write_files([(tmp_path / "a", b"1", 0o644), (tmp_path / "missing" / "b", b"2", 0o644)])
+    assert list(tmp_path.iterdir()) == []
+
+
+_KILLED_WRITER = textwrap.dedent(
+    """
+    import os, signal, sys
+    from pathlib import Path
+    from ironroot.fleet._files import write_files
+
+    folder = Path(sys.argv[1])
+    os.replace = lambda *args: os.kill(os.getpid(), signal.SIGKILL)  # killed at its rename
+    write_files([(folder / "a.key", b"secret", 0o600), (folder / "b.txt", b"new", 0o644)])
+    """
+)
+
+
+def test_temp_files_of_a_killed_writer_are_removed_by_the_next_locked_writer(
+    tmp_path: Path,
+) -> None:
+    """A writer killed (SIGKILL) before its renames leaves its temp files; a writer holding the
+    folder's lock removes those of the names it gives, and writes."""
+    (tmp_path / "b.txt").write_bytes(b"old")
+    done = subprocess.run(
+        [sys.executable, "-c", _KILLED_WRITER, str(tmp_path)],
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+        check=False,
+    )
+    assert done.returncode == -9
+    left = sorted(p for p in tmp_path.iterdir() if p.name != "b.txt")
+    assert [p.name[: -len("XXXXXXXX.tmp")] for p in left] == [".a.key.", ".b.txt."]
+    assert (tmp_path / "b.txt").read_bytes() == b"old"
+    with folder_lock(tmp_path):
+        assert remove_stale_temps(tmp_path, ["b.txt"]) == [left[1]]
+        assert remove_stale_temps(tmp_path, ["a.key", "b.txt"]) == [left[0]]
+        write_files([(tmp_path / "b.txt", b"new", 0o644)])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b.txt"]
+    assert (tmp_path / "b.txt").read_bytes() == b"new"
+
+
+def test_the_folder_lock_keeps_every_other_holder_out_until_released(tmp_path: Path) -> None:
+    """The lock is the folder's own (no file is added): another open of it cannot take it
+    while it is held, and can once it is released."""
+    fd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        with folder_lock(tmp_path), pytest.raises(BlockingIOError):
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    finally:
+        os.close(fd)
     assert list(tmp_path.iterdir()) == []
 
 

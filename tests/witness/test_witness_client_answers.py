@@ -17,7 +17,7 @@ from witness_testkit import NOW, ORIGIN, WITNESS, entries, grown, make_witness
 from hostile_http import HostileServer, bounded, endless_body, ok
 from ironroot.cose import Problem
 from ironroot.crypto import Algorithm, PrivateKey
-from ironroot.errors import StorageError, StoreUnavailable
+from ironroot.errors import ConfigError, StorageError, StoreUnavailable
 from ironroot.http import ServerThread
 from ironroot.transparency import CheckpointWitnessing, WitnessEndpoint
 from ironroot.witness import (
@@ -398,3 +398,53 @@ def test_a_409_that_is_no_size_is_the_witness_s_root_mismatch(
         log.close()
     assert type(info.value) is InconsistentCheckpoint
     assert "409" in info.value.detail
+
+
+@pytest.mark.parametrize(
+    ("location", "where"),
+    [
+        (
+            "https://elsewhere.example/w/add-checkpoint",
+            "https://elsewhere.example/w/add-checkpoint",
+        ),
+        ("/moved?token=s3cret#frag", "https://w.example/moved?(hidden)"),
+        ("https://u:pw@elsewhere.example:8443/w", "https://elsewhere.example:8443/w"),
+        (None, "nowhere (no Location)"),
+    ],
+)
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+def test_a_redirecting_witness_is_a_config_error_naming_where_never_followed(
+    status: int, location: str | None, where: str
+) -> None:
+    """Every request of the client (add-checkpoint, the monitoring read, ``/witness``) answered
+    with a redirect: ``ConfigError`` ``redirect`` (exit 2, as the log fetcher's), naming the
+    status and where it points without its query or user information; nothing is asked of
+    the target. It was ``StorageError`` ``storage`` ("answered 302"), which named neither."""
+    asked: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        asked.append(f"{request.url.host}{request.url.path}")
+        headers = {"Location": location} if location is not None else {}
+        return httpx.Response(status, headers=headers)
+
+    log = grown(PrivateKey.generate(Algorithm.ED25519), entries(2))
+    expected = (
+        f"the witness https://w.example answered {status}, a redirect to {where}: a witness is "
+        "asked only at its URL, no redirect is followed; if the witness moved, give its new URL"
+    )
+    try:
+        with WitnessClient("https://w.example", transport=httpx.MockTransport(handler)) as client:
+            for call in (
+                lambda: client.add_checkpoint(log.checkpoint(), 0),
+                lambda: client.latest(log.origin),
+                client.about,
+            ):
+                with pytest.raises(ConfigError) as caught:
+                    call()
+                assert type(caught.value) is ConfigError
+                assert caught.value.code == "redirect"
+                assert caught.value.exit_code == 2
+                assert caught.value.detail == expected
+    finally:
+        log.close()
+    assert [a.split("/")[0] for a in asked] == ["w.example"] * 3

@@ -25,6 +25,7 @@ from hostile_http import Answer, HostileServer, bounded, ok, redirect, trickle_h
 from ironroot.cose import Problem
 from ironroot.crypto import Algorithm, PrivateKey
 from ironroot.errors import (
+    ConfigError,
     InsufficientCosignatures,
     IronrootError,
     StorageError,
@@ -468,16 +469,38 @@ def test_a_redirect_is_not_followed_and_not_counted(
     status: int, log: Log, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A witness redirecting add-checkpoint to one that says it is ahead: the redirect is
-    not followed (the target is never asked), and the witness told nothing."""
+    not followed (the target is never asked), and the witness told nothing; the client's
+    error is ``ConfigError`` ``redirect`` (exit 2) naming where it points, as the log
+    fetcher's."""
     with _scripted(_size(5)) as target:
         url, ahead, refused, said = _bad_answer_check(
             log, redirect(f"{target.url}/{ADD}", status), caplog
         )
         assert target.requests == []
-    assert refused == []
-    assert ahead == 1
-    expected = f"the witness {url} did not say what it cosigned of {ORIGIN}: "
-    assert f"{expected}the witness {url} answered {status}" in said
+        assert refused == []
+        assert ahead == 1
+        expected = f"the witness {url} did not say what it cosigned of {ORIGIN}: " + _redirected(
+            url, status, f"{target.url}/{ADD}"
+        )
+        assert expected in said
+        with (
+            _scripted(redirect(f"{target.url}/{ADD}", status)) as server,
+            WitnessClient(server.url, timeout=10.0) as client,
+            pytest.raises(IronrootError) as caught,
+        ):
+            client.add_checkpoint(log.checkpoint(), 2)
+        assert target.requests == []
+    assert type(caught.value) is ConfigError
+    assert caught.value.code == "redirect"
+    assert caught.value.exit_code == 2
+    assert caught.value.detail == _redirected(server.url, status, f"{target.url}/{ADD}")
+
+
+def _redirected(url: str, status: int, where: str) -> str:
+    return (
+        f"the witness {url} answered {status}, a redirect to {where}: a witness is asked only "
+        "at its URL, no redirect is followed; if the witness moved, give its new URL"
+    )
 
 
 def test_a_cosignature_by_another_key_proves_nothing(

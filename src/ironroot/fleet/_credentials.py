@@ -165,7 +165,7 @@ from ironroot.errors import (
     StorageError,
     UnsupportedAlgorithm,
 )
-from ironroot.fleet._files import write_files
+from ironroot.fleet._files import folder_lock, remove_stale_temps, write_files
 from ironroot.fleet._sqlite import SqliteFile
 from ironroot.hsm import seal, unseal
 
@@ -1327,8 +1327,12 @@ def store_node_credentials(
     ``MalformedCertificate``) and the node attests again: what an admission does, as its
     credentials are short-lived and re-obtained by attesting. A clear ``<plane>.key.pem``
     left by an earlier version is removed. ``rot`` is the node's RoT device
-    (:meth:`Fleet.rot`) when the caller holds it open for the whole attestation. A folder or
-    file that cannot be written is ``StorageError`` ``node-credentials-unwritable``."""
+    (:meth:`Fleet.rot`) when the caller holds it open for the whole attestation. The files
+    are written holding the folder's lock (:func:`ironroot.fleet._files.folder_lock`): two
+    stores for the node at once write one after the other, never a mix, and the temp files
+    (``.<name>.XXXXXXXX.tmp``) of these names, and of the clear keys, that a store killed
+    before its renames left are removed. A folder
+    or file that cannot be written is ``StorageError`` ``node-credentials-unwritable``."""
     folder = _node_folder(fleet, node)
     try:
         if durable:
@@ -1358,10 +1362,19 @@ def store_node_credentials(
     # the call returns may keep a mix of old and new files: a sealed key that is not its
     # certificate's key is refused when read (credential-key-mismatch), and the node attests
     # again.
+    # The folder's lock keeps out every other writer of it: the node's RoT is held shared by
+    # an attestation, so two of the same node could otherwise write at once. Under it the
+    # temp files a store killed before its renames left are removed (ironroot.fleet._files),
+    # the CA certificate's even when it is not written again, and an earlier version's clear
+    # key's.
     try:
-        write_files(files, durable=durable)
-        for plane in credentials:
-            (folder / f"{plane}.key.pem").unlink(missing_ok=True)
+        with folder_lock(folder):
+            owned = [p.name for p, _, _ in files] + [path.name]
+            owned += [f"{plane}.key.pem" for plane in credentials]  # an earlier version's
+            remove_stale_temps(folder, owned)
+            write_files(files, durable=durable)
+            for plane in credentials:
+                (folder / f"{plane}.key.pem").unlink(missing_ok=True)
     except OSError as exc:
         raise _unwritable(node, exc) from exc
 

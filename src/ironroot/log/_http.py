@@ -29,7 +29,13 @@ from types import TracebackType
 
 import httpx
 
-from ironroot._httpclient import TOTAL_TIMEOUTS, bounded_response, checked_url, shown_url
+from ironroot._httpclient import (
+    TOTAL_TIMEOUTS,
+    bounded_response,
+    checked_url,
+    redirect_target,
+    shown_url,
+)
 from ironroot._trust import client_verify
 from ironroot.errors import (
     ConfigError,
@@ -146,7 +152,7 @@ class HttpLogFetcher:
         if 300 <= response.status_code < 400:
             raise ConfigError(
                 f"GET {shown} answered {response.status_code}, a redirect to "
-                f"{_target(response)}: a log is read only where its URL says, no redirect "
+                f"{redirect_target(response)}: a log is read only where its URL says, no redirect "
                 "is followed; if the log moved, give its new URL",
                 code="redirect",
             )
@@ -168,20 +174,3 @@ class HttpLogFetcher:
         tb: TracebackType | None,
     ) -> None:
         self.close()
-
-
-def _target(response: httpx.Response) -> str:
-    """Where a redirect points, for a message: its ``Location`` resolved against the request,
-    without user information, query or fragment (which may carry a credential or a token)."""
-    location = response.headers.get("location")
-    if not location:
-        return "nowhere (no Location)"
-    try:
-        target = response.request.url.join(location)
-    except (httpx.InvalidURL, ValueError, TypeError):
-        return "a Location that is no URL"
-    port = f":{target.port}" if target.port is not None else ""
-    shown = f"{target.scheme}://{target.host}{port}{target.path}"
-    if target.query or target.fragment:
-        shown += "?(hidden)"
-    return shown[:300]

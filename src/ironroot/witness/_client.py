@@ -19,7 +19,11 @@ parse). A witness that failed on its side (any ``5xx``, to every request) is the
 (:func:`ironroot._httpclient.answer_retry_after`), else 1. An answer past
 :data:`_MAX_ANSWER` is ``StorageError`` ``answer-too-large`` and one in a content coding the
 client does not undo ``malformed-answer``, as every client of a service
-(:func:`ironroot._httpclient.service_answer`); anything else, or a witness that cannot be
+(:func:`ironroot._httpclient.service_answer`). A redirect (any ``3xx``) is never followed: it
+is :class:`ConfigError` ``redirect`` (exit 2) naming the status and where it points (without
+its query, :func:`ironroot._httpclient.redirect_target`), as the log fetcher's
+(:mod:`ironroot.log._http`): a witness is asked only at its configured URL, and if it moved
+its user gives the new one. Anything else, or a witness that cannot be
 reached, is :class:`StorageError` / :class:`Unreachable`. The cosignatures of a ``200`` are
 checked
 against the witness's keys when the client knows them: lines from other keys are ignored (the
@@ -47,12 +51,14 @@ from ironroot._httpclient import (
     answer_retry_after,
     checked_url,
     malformed_answer,
+    redirect_target,
     service_answer,
     shown_url,
 )
 from ironroot._trust import client_verify
 from ironroot.cose import Problem
 from ironroot.errors import (
+    ConfigError,
     ForkDetected,
     InconsistentCheckpoint,
     InsufficientCosignatures,
@@ -136,7 +142,11 @@ class WitnessClient:
         self.verifiers = tuple(verifiers)
         self._total = TOTAL_TIMEOUTS * timeout  # the whole answer's deadline
         self._http = httpx.Client(
-            base_url=self._base, timeout=timeout, transport=transport, verify=client_verify(verify)
+            base_url=self._base,
+            timeout=timeout,
+            transport=transport,
+            verify=client_verify(verify),
+            follow_redirects=False,  # a redirect is ConfigError (module docs)
         )
 
     def close(self) -> None:
@@ -159,9 +169,10 @@ class WitnessClient:
         """The witness's answer, read as it streams in and refused (``StorageError``
         ``answer-too-large``) as soon as it passes :data:`_MAX_ANSWER` bytes: a witness cannot
         make its log hold more. ``path`` is relative to the witness's URL; ``total`` the
-        seconds the whole answer may take (default: ``TOTAL_TIMEOUTS`` timeouts)."""
+        seconds the whole answer may take (default: ``TOTAL_TIMEOUTS`` timeouts). A redirect
+        is ``ConfigError`` ``redirect``, never followed (module docs)."""
         try:
-            return service_answer(
+            response = service_answer(
                 self._http,
                 method,
                 f"/{path}",
@@ -173,6 +184,15 @@ class WitnessClient:
             )
         except httpx.HTTPError as exc:
             raise Unreachable.of(f"the witness {self.url}", exc) from exc
+        status = response.status_code
+        if 300 <= status < 400:
+            raise ConfigError(
+                f"the witness {self.url} answered {status}, a redirect to "
+                f"{redirect_target(response)}: a witness is asked only at its URL, no redirect "
+                "is followed; if the witness moved, give its new URL",
+                code="redirect",
+            )
+        return response
 
     def add_checkpoint(
         self,
