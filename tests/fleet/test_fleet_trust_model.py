@@ -299,33 +299,39 @@ class TrustModel(RuleBasedStateMachine):
         assert image is not None
         assert image.version == n.platform
 
-    @precondition(lambda self: self.desired == 0)
-    @rule(wave_size=st.sampled_from([1, 2]))
-    def desired_bmc_2_rolled_out(self, wave_size: int) -> None:
-        """Two approvers put BMC 2.0 in force for the class, and it is rolled out."""
+    @precondition(lambda self: self.desired < 3)
+    @rule(version=st.sampled_from(sorted(SVN)), wave_size=st.sampled_from([1, 2]))
+    def desired_bmc_rolled_out(self, version: str, wave_size: int) -> None:
+        """Two approvers put a BMC release in force for the class (2.0, or back to 1.0: the
+        rollout may refuse the downgrade), and it is rolled out."""
         self.tick()
         store = DesiredStore(self.fleet)
-        store.init(self.ops.governance())
+        if self.desired == 0:
+            store.init(self.ops.governance())
+        self.desired += 1
         klass = self.fleet.node_class("node-7")
-        release = self.aw.world.release("bmc", "2.0")
+        release = self.aw.world.release("bmc", version)
         state = DesiredState.build(
-            klass, 1, bundles={"bmc": release.bundle}, fleet=self.fleet.identity()
+            klass, self.desired, bundles={"bmc": release.bundle}, fleet=self.fleet.identity()
         )
         store.publish(
             "node-7", self.ops.sign(state, ALICE, BOB), now=self.now, registrar=self.ops.log
         )
-        self.desired = 1
         releases = ReleaseSet.of_class(klass)
         releases.add_bundle(release.bundle, release.statements)
         report = rollout(self.fleet, releases, now=self.now, wave_size=wave_size)
-        assert report.ok, report.to_json()
         for node, n in self.nodes.items():
-            if n.platform == "2.0":
-                assert report.node(node).outcome == "skipped"
-            else:
-                assert report.node(node).outcome == "updated"
+            outcome = report.node(node).outcome
+            if n.platform == version:
+                assert outcome == "skipped", report.to_json()
+            elif outcome == "updated":
                 self.rolled.add(node)
-                n.platform = n.running = "2.0"
+                n.platform = n.running = version
+            else:  # refused before install (a downgrade), or not reached after that
+                assert not report.ok, report.to_json()
+            image = self.fleet.node(node).state().component("bmc").image
+            assert image is not None
+            assert image.version == n.platform
 
     @rule(node=st.sampled_from(NODES))
     def boot_never_logged_firmware(self, node: str) -> None:
