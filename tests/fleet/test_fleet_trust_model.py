@@ -36,7 +36,7 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
-from tests.fleet.admission_world import AdmissionWorld, admission_world
+from tests.fleet.admission_world import AdmissionWorld, Prepared, admission_world, prepare
 from tests.fleet.desired_world import ALICE, BOB, Ops, make_ops
 from tests.platform.node_world import NOW, World, make_world
 
@@ -44,7 +44,13 @@ from hypothesis_budget import examples
 from ironroot.attestation import TrustTier, verify_ear
 from ironroot.crypto import Algorithm, PrivateKey, load_certificate
 from ironroot.ear import Appraisal, AttestationResult, VerifierId, sign_ear_jwt
-from ironroot.errors import AdmissionDenied, CredentialRejected, IronrootError, ReleaseDenied
+from ironroot.errors import (
+    AdmissionDenied,
+    CredentialRejected,
+    IronrootError,
+    ReleaseDenied,
+    StaleNonce,
+)
 from ironroot.fleet import (
     PLANES,
     STATUSES,
@@ -64,6 +70,7 @@ from ironroot.fleet import (
     readmit,
     rollout,
     scan_attest,
+    store_node_credentials,
 )
 from ironroot.keyrelease import ReleaseRequest, TeeKeyPair
 from ironroot.platform import Faults
@@ -71,6 +78,7 @@ from ironroot.rot import parse_certificate
 
 NODES = ("node-0001", "node-0002")
 LIFETIME = 600  # seconds a credential is valid
+NONCE_LIFETIME = 120  # seconds an admission challenge may be answered
 PERIOD = 300  # the scanner's period (no jitter)
 VM_VERIFIER = PrivateKey.generate(Algorithm.ES384)  # signs the VMs' EARs for key release
 TEE = TeeKeyPair.generate()
@@ -158,6 +166,7 @@ class _Node:
         self.held = False
         self.revoked = False
         self.quarantined_at: dt.datetime | None = None
+        self.quarantines = 0  # how many times it was quarantined (each has its event)
 
 
 class TrustModel(RuleBasedStateMachine):
@@ -183,6 +192,8 @@ class TrustModel(RuleBasedStateMachine):
         self.added = False  # a CRL or an endorsement added since the last scan
         self.rolled: set[str] = set()  # nodes a rollout updated since the last scan
         self.desired = 0  # the version of the class's desired state in force (0: none)
+        # a node's answer to a challenge, kept: (answer, when, what it ran, its quarantines)
+        self.kept: dict[str, tuple[Prepared, dt.datetime, str, int]] = {}
         # every credential the nodes were ever issued: (node, plane) -> serial -> (DER, seen)
         self.issued: dict[str, dict[str, tuple[bytes, dt.datetime]]] = {}
 
@@ -201,6 +212,7 @@ class TrustModel(RuleBasedStateMachine):
             if n.status != "quarantined":
                 n.quarantined_at = self.now
             n.status = "quarantined"
+            n.quarantines += 1
         elif n.held:
             assert outcome == "quarantined", f"{node} was admitted through an operator's hold"
         else:
@@ -240,7 +252,57 @@ class TrustModel(RuleBasedStateMachine):
         n = self.nodes[node]
         n.status = "quarantined"
         n.quarantined_at = self.now
+        n.quarantines += 1
         n.held = n.held or hold
+
+    @rule(node=st.sampled_from(NODES))
+    def answer_a_challenge(self, node: str) -> None:
+        """The node answers a fresh challenge; the answer is kept, not sent yet."""
+        self.tick()
+        n = self.nodes[node]
+        answer = prepare(self.fleet, self.authority, node, now=self.now)
+        self.kept[node] = (answer, self.now, n.running, n.quarantines)
+
+    @precondition(lambda self: bool(self.kept))
+    @rule(data=st.data())
+    def send_a_kept_answer(self, data: st.DataObject) -> None:
+        """A kept answer sent later: refused once its nonce expired or the node was
+        quarantined since it was collected; else appraised for what the node ran then."""
+        node = data.draw(st.sampled_from(sorted(self.kept)))
+        answer, asked, ran, quarantines = self.kept.pop(node)
+        self.tick()
+        n = self.nodes[node]
+        stale = None
+        if (self.now - asked).total_seconds() >= NONCE_LIFETIME:
+            stale = ("nonce-expired", "nonce-unknown")
+        elif n.quarantines > quarantines:
+            stale = ("nonce-superseded",)
+        if stale is not None:
+            with pytest.raises(StaleNonce) as refused:
+                self.authority.admit(answer.request(), now=self.now)
+            assert refused.value.code in stale, refused.value.detail
+            return
+        running, n.running = n.running, ran  # the model judges what the answer says
+        try:
+            refusal = None
+            if not self.accepted(node):
+                refusal = "admission-denied"
+            elif n.held:
+                refusal = "node-held"
+            if refusal is None:
+                result = self.authority.admit(answer.request(), now=self.now)
+                store_node_credentials(
+                    self.fleet, node, answer.keys, result.credentials, result.ca, durable=False
+                )
+                outcome = result.status
+            else:
+                with pytest.raises(AdmissionDenied) as denied:
+                    self.authority.admit(answer.request(), now=self.now)
+                assert denied.value.code == refusal, denied.value.detail
+                outcome = self.fleet.record_of(node).status
+            self.attested(node, outcome)
+        finally:
+            n.running = running
 
     @rule(node=st.sampled_from(NODES))
     def readmit(self, node: str) -> None:
