@@ -66,6 +66,7 @@ from ironroot.fleet import (
     attest_node,
     check_caller,
     check_credential,
+    crl_revocations,
     quarantine,
     readmit,
     rollout,
@@ -491,6 +492,10 @@ class TrustModel(RuleBasedStateMachine):
                     self.issued.setdefault(f"{node} {plane}", {}).setdefault(
                         der.hex()[-64:], (der, self.now)
                     )
+        # what an offline relying party reads: the fleet CA's CRL
+        listed = crl_revocations(
+            self.authority.crl(now=self.now), self.authority.ca.der, at=self.now
+        )
         for key, credentials in self.issued.items():
             node, plane = key.split()
             n = self.nodes[node]
@@ -511,6 +516,8 @@ class TrustModel(RuleBasedStateMachine):
                     "fleet": self.fleet,
                     "now": self.now,
                 }
+                serial = format(certificate.serial_number, "x")
+                assert (serial in listed) == (expected == "credential-revoked"), (node, plane)
                 if expected is None:
                     assert check(der, **args).node == node  # type: ignore[union-attr]
                     continue
