@@ -148,9 +148,10 @@ def malformed_answer(service: str, why: str) -> StorageError:
 def redirect_target(response: httpx.Response) -> str:
     """Where a redirect points, for a message: its ``Location`` resolved against the request,
     without user information, query or fragment (which may carry a credential or a token).
-    The log fetcher and the witness client follow no redirect: a ``3xx`` from the URL they
-    were given is ``ConfigError`` ``redirect`` naming this, so that their user gives the new
-    URL."""
+    The clients of a service (the log fetcher, the witness, transparency and key release
+    clients, ``attest --keys URL``) follow no redirect: a ``3xx`` from the URL they were given
+    is ``ConfigError`` ``redirect`` naming this, so that their user gives the new URL (the
+    transparency client reads SCRAPI's own ``303``/``302`` of a registration, unfollowed)."""
     location = response.headers.get("location")
     if not location:
         return "nowhere (no Location)"

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from _ar_helpers import NOW, World, make_verifier_dir
 
-from hostile_http import HostileServer, bounded, endless_body
+from hostile_http import HostileServer, bounded, endless_body, redirect
 from ironroot.attestation import (
     Appraisal,
     AttestationResult,
@@ -294,6 +294,28 @@ def test_verifier_keys_fetched_from_a_url_are_read_within_a_limit(
     assert code == 2
     assert capsys.readouterr().err == (
         "ironroot: limit-exceeded: the verifier keys' answer is larger than 2097152 bytes\n"
+    )
+
+
+@pytest.mark.parametrize("status", [301, 302, 307, 308])
+def test_a_verifier_keys_url_answering_a_redirect_is_a_config_error_never_followed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], status: int
+) -> None:
+    """``--keys URL`` answered with a redirect: ``ConfigError`` ``redirect`` (exit 2) naming
+    the status and where it points without its query, as every client of a service given by
+    URL; the target is never asked (it was a ``ConfigError`` "answered 302" naming neither)."""
+    ear = tmp_path / "ear.jwt"
+    ear.write_bytes(b"x.y.z")
+    with HostileServer() as target, bounded(60):
+        attacks = {"jwks": redirect(f"{target.url}/keys.json?token=s3cret", status)}
+        with HostileServer(attacks=attacks) as server:
+            code = main(["attest", "verify-result", str(ear), "--keys", f"{server.url}/jwks"])
+        assert target.requests == []
+    assert code == 2
+    assert capsys.readouterr().err == (
+        f"ironroot: redirect: {server.url}/jwks answered {status}, a redirect to "
+        f"{target.url}/keys.json?(hidden): the verifier keys are read only at the URL given, "
+        "no redirect is followed; if they moved, give their new URL\n"
     )
 
 

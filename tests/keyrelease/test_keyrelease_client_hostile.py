@@ -7,7 +7,9 @@ exit 1 with one line naming the service — not ``MalformedInput`` (exit 2: noth
 typed was wrong). So is an answer that does not parse (a challenge that is not a JSON
 object, a release that is no released key, an admin answer that is not the request's, a
 content coding the client cannot undo): ``StorageError`` ``malformed-answer``, exit 1. No
-message, and no line on stderr, shows the password of a URL's ``user:password@``."""
+message, and no line on stderr, shows the password of a URL's ``user:password@``. A redirect
+(any ``3xx``) is never followed: ``ConfigError`` ``redirect`` (exit 2) naming the status and
+where it points, as the transparency client's, the witness client's and the log fetcher's."""
 
 from __future__ import annotations
 
@@ -24,9 +26,10 @@ from hostile_http import (
     gzip_bomb,
     huge_length,
     ok,
+    redirect,
 )
 from ironroot.cli import main
-from ironroot.errors import StorageError
+from ironroot.errors import ConfigError, StorageError
 from ironroot.keyrelease import KeyReleaseClient
 from ironroot.keyrelease.tee import TeeKeyPair
 
@@ -238,3 +241,59 @@ def test_no_message_shows_the_password_of_the_services_url(
     assert code == 1, err
     assert "s3cr3t-pw" not in err
     assert err.startswith(f"ironroot: {caught.value.code}: the key service {server.url} ")
+
+
+def _redirected(url: str, status: int, request: str, where: str) -> str:
+    return (
+        f"the key service {url} answered {request} with {status}, a redirect to {where}: a "
+        "key service is asked only at its URL, no redirect is followed; if the service "
+        "moved, give its new URL"
+    )
+
+
+@pytest.mark.parametrize(
+    ("request_line", "call"),
+    [
+        ("POST /keys/challenge", lambda c: c.challenge()),
+        (f"POST /{_RELEASE}", _release),
+        ("DELETE /admin/verifiers/v1", _remove),
+        ("POST /admin/audit/prune", _prune),
+    ],
+    ids=["challenge", "release", "remove verifier", "prune"],
+)
+@pytest.mark.parametrize("status", [301, 302, 307, 308])
+def test_a_redirect_from_the_key_service_is_a_config_error_naming_where_never_followed(
+    status: int, request_line: str, call: Callable[[KeyReleaseClient], object]
+) -> None:
+    """A key service (or a proxy before it) answering any request with a redirect:
+    ``ConfigError`` ``redirect`` (exit 2) naming the status and where it points without its
+    query; the target is never asked (a 307 or 308 would have it the EAR, the wrapping key or
+    an HSM officer's credential). It was a ``malformed-answer`` that named neither."""
+    path = request_line.split(" /", 1)[1]
+    with HostileServer() as target, bounded(60):
+        where = f"{target.url}/moved/{path}"
+        with (
+            HostileServer(attacks={path: redirect(f"{where}?sig=s3cret", status)}) as server,
+            KeyReleaseClient(server.url, timeout=1.0) as client,
+            pytest.raises(ConfigError) as caught,
+        ):
+            call(client)
+        assert target.requests == []
+    assert type(caught.value) is ConfigError
+    assert caught.value.code == "redirect"
+    assert caught.value.exit_code == 2
+    assert caught.value.detail == _redirected(server.url, status, request_line, f"{where}?(hidden)")
+    assert server.requests == [path]
+
+
+def test_challenge_exits_2_with_one_line_on_a_redirect(capsys: pytest.CaptureFixture[str]) -> None:
+    with HostileServer() as target, bounded(60):
+        attacks = {"keys/challenge": redirect(f"{target.url}/keys/challenge", 308)}
+        with HostileServer(attacks=attacks) as server:
+            code = main(["keyrelease", "challenge", "--url", server.url])
+        assert target.requests == []
+    out, err = capsys.readouterr()
+    assert code == 2, err
+    expected = _redirected(server.url, 308, "POST /keys/challenge", f"{target.url}/keys/challenge")
+    assert err == f"ironroot: redirect: {expected}\n"
+    assert out == ""

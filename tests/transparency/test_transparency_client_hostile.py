@@ -22,7 +22,16 @@ from typing import Any
 
 import pytest
 
-from hostile_http import Answer, HostileServer, bounded, endless_body, gzip_bomb, huge_length, ok
+from hostile_http import (
+    Answer,
+    HostileServer,
+    bounded,
+    endless_body,
+    gzip_bomb,
+    huge_length,
+    ok,
+    redirect,
+)
 from ironroot.cli import main
 from ironroot.cose import (
     InclusionProof,
@@ -34,7 +43,7 @@ from ironroot.cose import (
     receipt_to_be_signed,
 )
 from ironroot.crypto import Algorithm, PrivateKey
-from ironroot.errors import StorageError
+from ironroot.errors import ConfigError, StorageError
 from ironroot.log import NoteVerifier
 from ironroot.merkle import leaf_hash
 from ironroot.transparency import TransparencyClient
@@ -330,3 +339,102 @@ def test_every_answer_that_does_not_parse_is_the_remotes_failure(
         call(client)
     assert (type(caught.value), caught.value.code) == (StorageError, "malformed-answer")
     assert caught.value.detail.startswith(f"the transparency service {server.url} {why}")
+
+
+def _redirected(url: str, status: int, request: str, where: str) -> str:
+    return (
+        f"the transparency service {url} answered {request} with {status}, a redirect to "
+        f"{where}: a transparency service is asked only at its URL, no redirect is followed; "
+        "if the service moved, give its new URL"
+    )
+
+
+# Each request of the client, and its path: a redirect from any is unexpected. Registering
+# also stands for the register flow's poll (GET /entries/{id}), where 302 is the protocol's
+# "still running" and every other 3xx unexpected (test below).
+REQUESTS = pytest.mark.parametrize(
+    ("request_line", "call"),
+    [
+        ("POST /entries", lambda c: c.register(STATEMENT)),
+        ("GET /checkpoint", lambda c: c.checkpoint()),
+        ("GET /.well-known/scitt-keys", lambda c: c.service_keys()),
+        ("GET /.well-known/transparency-configuration", lambda c: c.configuration()),
+        (f"GET /entries/{ENTRY_ID}/receipts", lambda c: c.receipts(ENTRY_ID)),
+        (f"GET /entries/{ENTRY_ID}/statement", lambda c: c.transparent_statement(ENTRY_ID)),
+    ],
+    ids=["register", "checkpoint", "keys", "configuration", "receipts", "statement"],
+)
+
+
+@REQUESTS
+@pytest.mark.parametrize("status", [301, 302, 307, 308])
+def test_a_redirect_from_the_service_is_a_config_error_naming_where_never_followed(
+    status: int, request_line: str, call: Callable[[TransparencyClient], object]
+) -> None:
+    """A service (or a proxy before it) answering a redirect where SCRAPI has none:
+    ``ConfigError`` ``redirect`` (exit 2), as the log fetcher's and the witness client's,
+    naming the status and where it points without its query; the target is never asked.
+    It was ``RemoteProblem`` (exit 1), which named neither the cause nor the target."""
+    path = request_line.split(" /", 1)[1]
+    with HostileServer() as target, bounded(60):
+        where = f"{target.url}/moved/{path}"
+        with (
+            HostileServer(attacks={path: redirect(f"{where}?token=s3cret", status)}) as server,
+            TransparencyClient(server.url, timeout=1.0) as client,
+            pytest.raises(ConfigError) as caught,
+        ):
+            call(client)
+        assert target.requests == []
+    assert type(caught.value) is ConfigError
+    assert caught.value.code == "redirect"
+    assert caught.value.exit_code == 2
+    assert caught.value.detail == _redirected(server.url, status, request_line, f"{where}?(hidden)")
+    assert server.requests == [path]
+
+
+@pytest.mark.parametrize("status", [301, 303, 307, 308])
+def test_a_poll_answered_with_another_redirect_than_302_is_a_config_error(status: int) -> None:
+    """The register flow's own redirects are SCRAPI's (``303`` to the entry, then ``302``
+    while it runs, tested above); any other at a poll is unexpected: ``ConfigError``
+    ``redirect``, and its target never asked."""
+    poll = f"entries/{ENTRY_ID}"
+    with HostileServer() as target, bounded(60):
+        attacks = {
+            "entries": ok(b"", {"Location": f"/{poll}"}, 303),
+            poll: redirect(f"{target.url}/elsewhere", status),
+        }
+        clock = _Clock()
+        with (
+            HostileServer(attacks=attacks) as server,
+            TransparencyClient(server.url, timeout=1.0, clock=clock.clock, sleep=clock.sleep) as c,
+            pytest.raises(ConfigError) as caught,
+        ):
+            c.register(STATEMENT)
+        assert target.requests == []
+    assert (type(caught.value), caught.value.code, caught.value.exit_code) == (
+        ConfigError,
+        "redirect",
+        2,
+    )
+    assert caught.value.detail == _redirected(
+        server.url, status, f"GET /{poll}", f"{target.url}/elsewhere"
+    )
+    assert server.requests == ["entries", poll]
+
+
+def test_statement_register_exits_2_with_one_line_on_a_redirect(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    statement = tmp_path / "s.cose"
+    statement.write_bytes(STATEMENT)
+    with HostileServer() as target, bounded(60):
+        attacks = {"entries": redirect(f"{target.url}/entries", 307)}
+        with HostileServer(attacks=attacks) as server:
+            code = main(["statement", "register", str(statement), "--url", server.url])
+        assert target.requests == []
+    out, err = capsys.readouterr()
+    assert code == 2, err
+    expected = _redirected(server.url, 307, "POST /entries", f"{target.url}/entries")
+    assert err == f"ironroot: redirect: {expected}\n"
+    assert out == ""
+    assert not (tmp_path / "s.cose.ts").exists()

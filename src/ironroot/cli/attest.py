@@ -368,12 +368,21 @@ def _keys(source: str, args: argparse.Namespace) -> dict[bytes, Verifier]:
     if source.startswith(("http://", "https://")):
         import httpx  # here: a network client costs a tenth of a second to import
 
-        from ironroot._httpclient import bounded_response, checked_url, shown_url
+        from ironroot._httpclient import (
+            bounded_response,
+            checked_url,
+            redirect_target,
+            shown_url,
+        )
 
         url = checked_url(source, "the verifier keys")
         too_large = f"the verifier keys' answer is larger than {_MAX_FILE} bytes"
         try:  # read as a keys file is: within its limit, and within a deadline
-            with httpx.Client(timeout=10.0, verify=client_tls(args)) as client:
+            with httpx.Client(
+                timeout=10.0,
+                verify=client_tls(args),
+                follow_redirects=False,  # a redirect is ConfigError redirect, never followed
+            ) as client:
                 response = bounded_response(
                     client,
                     "GET",
@@ -385,8 +394,16 @@ def _keys(source: str, args: argparse.Namespace) -> dict[bytes, Verifier]:
                 )
         except httpx.HTTPError as exc:
             raise Unreachable.of("the verifier keys", exc) from exc
-        if response.status_code != 200:
-            raise ConfigError(f"{shown_url(url)} answered {response.status_code}")
+        status = response.status_code
+        if 300 <= status < 400:
+            raise ConfigError(
+                f"{shown_url(url)} answered {status}, a redirect to {redirect_target(response)}: "
+                "the verifier keys are read only at the URL given, no redirect is followed; if "
+                "they moved, give their new URL",
+                code="redirect",
+            )
+        if status != 200:
+            raise ConfigError(f"{shown_url(url)} answered {status}")
         return _jwks(response.content)
     data = _read(Path(source))
     stripped = data.lstrip()

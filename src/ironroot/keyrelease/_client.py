@@ -8,6 +8,12 @@ answer that is not the request's, a content coding the client cannot undo) is th
 failure: ``StorageError`` ``malformed-answer`` (exit 1), as the transparency client's, never
 ``MalformedInput`` (exit 2: nothing the caller gave was wrong). Messages name the service by
 its URL without user information (:func:`ironroot._httpclient.shown_url`): never a password.
+No redirect is followed: a ``3xx`` to any request is :class:`ConfigError` ``redirect`` (exit
+2) naming the status and where it points without its query or user information
+(:func:`ironroot._httpclient.redirect_target`), as the transparency client's, the witness
+client's and the log fetcher's: a key service is asked only at its URL (a ``307`` or ``308``
+followed would send the EAR, or an HSM officer's credential, wherever it points), and if it
+moved its user gives the new one.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from ironroot._httpclient import (
     in_clear_elsewhere,
     malformed_answer,
     path_segment,
+    redirect_target,
     service_answer,
     shown_url,
 )
@@ -89,6 +96,7 @@ class KeyReleaseClient:
             timeout=timeout,
             transport=transport,
             verify=client_verify(verify),
+            follow_redirects=False,  # a redirect is ConfigError (module docs)
         )
         self._total = TOTAL_TIMEOUTS * timeout  # the whole answer's deadline
 
@@ -106,7 +114,8 @@ class KeyReleaseClient:
         ``TOTAL_TIMEOUTS`` timeouts in all (a service, or whatever answers in its place,
         cannot make the TEE hold more, or wait longer). An answer past the bound is the
         service's failure (``StorageError`` ``answer-too-large``, exit 1, as the transparency
-        client's), not ``MalformedInput``: nothing the caller gave was wrong."""
+        client's), not ``MalformedInput``: nothing the caller gave was wrong. A redirect is
+        ``ConfigError`` ``redirect``, never followed (module docs)."""
         try:
             response = service_answer(
                 self._http,
@@ -119,6 +128,14 @@ class KeyReleaseClient:
             )
         except httpx.HTTPError as exc:
             raise Unreachable.of("the key service", exc) from exc
+        status = response.status_code
+        if 300 <= status < 400:
+            raise ConfigError(
+                f"{self._service} answered {method} {path} with {status}, a redirect to "
+                f"{redirect_target(response)}: a key service is asked only at its URL, no "
+                "redirect is followed; if the service moved, give its new URL",
+                code="redirect",
+            )
         if response.status_code >= 400:
             _raise(response)
         return response

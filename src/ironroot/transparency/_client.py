@@ -20,8 +20,15 @@ that its answer is consistent and of this statement; the keys a relying party tr
 show it is that service's. An answer too large, a configuration that is not a JSON object or
 an answer in a content coding the client cannot undo is the service's failure
 (``StorageError`` ``answer-too-large`` / ``malformed-answer``, exit 1), not ``MalformedInput``;
-messages name the service by its URL without user information (never a password). A caller's
-entry id goes into ``/entries/{id}/...`` as one percent-encoded segment
+messages name the service by its URL without user information (never a password). No
+redirect is followed: the register flow's own (SCRAPI's ``303`` to the entry from
+``POST /entries``, ``302`` from its poll while the registration runs) are read as above,
+never followed to their ``Location`` (the poll asks this service's ``/entries/{id}``); any
+other ``3xx``, to any request, is :class:`ConfigError` ``redirect`` (exit 2) naming the
+status and where it points without its query or user information
+(:func:`ironroot._httpclient.redirect_target`), as the log fetcher's and the witness
+client's: a service is asked only at its URL, and if it moved its user gives the new one.
+A caller's entry id goes into ``/entries/{id}/...`` as one percent-encoded segment
 (:func:`ironroot._httpclient.path_segment`): the service answers for exactly that id.
 
 With a :class:`~ironroot.witness.WitnessPolicy` (``witnesses=``), the client requires more
@@ -50,6 +57,7 @@ from ironroot._httpclient import (
     in_clear_elsewhere,
     malformed_answer,
     path_segment,
+    redirect_target,
     service_answer,
     shown_url,
 )
@@ -175,6 +183,7 @@ class TransparencyClient:
             timeout=timeout,
             transport=transport,
             verify=client_verify(verify),
+            follow_redirects=False,  # a redirect is ConfigError, or SCRAPI's (module docs)
         )
 
     def close(self) -> None:
@@ -205,16 +214,23 @@ class TransparencyClient:
         )
 
     def _send(
-        self, method: str, path: str, *, headers: dict[str, str], content: bytes | None = None
+        self,
+        method: str,
+        path: str,
+        *,
+        headers: dict[str, str],
+        content: bytes | None = None,
+        flow: tuple[int, ...] = (),
     ) -> httpx.Response:
         """The service's answer, read as it streams in and refused once past
         :data:`_MAX_ANSWER`: no answer of a service is larger, and a client must not hold
         whatever a hostile one sends. The refusal is the service's failure (``StorageError``
         ``answer-too-large``, exit 1, as the witness client's), not ``payload-too-large``:
         that code is the service's own word for a statement too large, and a ``MalformedInput``
-        (exit 2) says the user's input was wrong."""
+        (exit 2) says the user's input was wrong. A redirect is ``ConfigError`` ``redirect``
+        unless its status is in ``flow``, the request's own in SCRAPI (module docs)."""
         try:
-            return service_answer(
+            response = service_answer(
                 self._http,
                 method,
                 path,
@@ -226,6 +242,15 @@ class TransparencyClient:
             )
         except httpx.HTTPError as exc:
             raise Unreachable.of("the transparency service", exc) from exc
+        status = response.status_code
+        if 300 <= status < 400 and status not in flow:
+            raise ConfigError(
+                f"{self._service} answered {method} {path} with {status}, a redirect to "
+                f"{redirect_target(response)}: a transparency service is asked only at its "
+                "URL, no redirect is followed; if the service moved, give its new URL",
+                code="redirect",
+            )
+        return response
 
     @property
     def _service(self) -> str:
@@ -236,15 +261,19 @@ class TransparencyClient:
         not the caller's."""
         return malformed_answer(self._service, why)
 
-    def _get(self, path: str, accept: str) -> httpx.Response:
-        return self._send("GET", path, headers={"Accept": accept})
+    def _get(self, path: str, accept: str, *, flow: tuple[int, ...] = ()) -> httpx.Response:
+        return self._send("GET", path, headers={"Accept": accept}, flow=flow)
 
     def register(
         self, statement: bytes, *, poll_interval: float = 0.05, wait: float = 60.0
     ) -> Registration:
         """Register ``statement``; return once its receipts exist (or raise)."""
         response = self._send(
-            "POST", "/entries", content=statement, headers={"Content-Type": _COSE, "Accept": _COSE}
+            "POST",
+            "/entries",
+            content=statement,
+            headers={"Content-Type": _COSE, "Accept": _COSE},
+            flow=(303,),  # SCRAPI: registered, pending (module docs)
         )
         if response.status_code not in (201, 303):
             self._raise_problem(response)
@@ -264,7 +293,7 @@ class TransparencyClient:
             if left <= 0:
                 raise StorageError(f"entry {entry_id} was not integrated within {wait:g} s")
             self._sleep(_pause(answer_retry_after(response), poll_interval, left))
-            response = self._get(f"/entries/{path_segment(entry_id)}", _COSE)
+            response = self._get(f"/entries/{path_segment(entry_id)}", _COSE, flow=(302,))
             if response.status_code not in (200, 302):
                 self._raise_problem(response)
         receipts = self.receipts(entry_id)
