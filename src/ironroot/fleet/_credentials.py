@@ -1466,16 +1466,17 @@ def stored_credential_fault(
 
 
 # The nodes found holding their current credentials (current_credential_fault), in this
-# process: keyed by the node, its current serials per plane and each file read's (device,
-# inode, size, mtime_ns, ctime_ns), so a scanner round or an authority's status re-parses only
-# the files that changed. A file replaced (a rename: another inode), written in place (its
-# ctime moves), truncated or removed stats otherwise and is read again; a verdict is kept only
-# for regular files whose times are older than _SETTLED_NS when they were checked (a file
-# written again within one tick of the file system's clock could keep its times), and only
-# when they did not change while they were read. Faults are never kept: each check reads them.
+# process: per node's folder, one entry (the last verdict): its current serials per plane and
+# each file read's (device, inode, size, mtime_ns, ctime_ns), so a scanner round or an
+# authority's status re-parses only the files that changed. A file replaced (a rename: another
+# inode), written in place (its ctime moves), truncated or removed stats otherwise and is read
+# again; a verdict is kept only for regular files whose times are older than _SETTLED_NS when
+# they were checked (a file written again within one tick of the file system's clock could
+# keep its times), and only when they did not change while they were read. A fault is never
+# kept: each check reads the files again.
 _SETTLED_NS = 2_000_000_000
 _HELD_MAX: Final = 65_536
-_held: OrderedDict[tuple[object, ...], None] = OrderedDict()
+_held: OrderedDict[str, tuple[object, ...]] = OrderedDict()
 _held_lock = threading.Lock()
 
 
@@ -1505,17 +1506,20 @@ def current_credential_fault(
         _check_plane(plane)
     folder = _node_folder(fleet, node)
     planes = sorted(current)
-    key_of = (str(folder), tuple((p, current[p]) for p in planes))
-    before = _file_stats(str(folder), planes)
+    where = str(folder)
+    before = _file_stats(where, planes)
+    seen = (tuple((p, current[p]) for p in planes), before)
     if before is not None:
         with _held_lock:
-            if (key_of, before) in _held:
-                _held.move_to_end((key_of, before))
+            if _held.get(where) == seen:
+                _held.move_to_end(where)
                 return None
     fault = _read_credential_fault(folder, node, current)
-    if fault is None and before is not None and _file_stats(str(folder), planes) == before:
-        with _held_lock:
-            _held[(key_of, before)] = None
+    kept = fault is None and before is not None and _file_stats(where, planes) == before
+    with _held_lock:
+        _held.pop(where, None)
+        if kept:
+            _held[where] = seen
             while len(_held) > _HELD_MAX:
                 _held.popitem(last=False)
     return fault
