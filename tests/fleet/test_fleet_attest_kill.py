@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,16 +27,23 @@ from tests.fleet.admission_world import AdmissionWorld, admission_world
 from tests.platform.node_world import NOW, World, make_world
 
 from ironroot.cli import main
-from ironroot.errors import CredentialRejected, NotFound
+from ironroot.errors import (
+    CredentialRejected,
+    MalformedCertificate,
+    NotFound,
+    SealedStoreError,
+)
 from ironroot.fleet import (
     AdmissionAuthority,
     Fleet,
     Scanner,
+    _credentials,
     attest_node,
     node_credential_key,
     quarantine,
     scan_attest,
     stored_credential_fault,
+    unusable_credentials,
 )
 from kill_points import KillServer, some_points
 from scratch import in_memory
@@ -221,3 +229,95 @@ def test_an_attest_batch_killed_at_any_file_operation_is_finished_by_the_next_at
                 assert reopened.record_of(node).status == "admitted", (kill_at, node)
                 _holds_its_credentials(reopened, node)
             shutil.rmtree(directory)
+
+
+# --- the verdicts kept between checks (a scanner's rounds, an authority's status) --------------
+
+
+def _settled(folder: Path) -> None:
+    """The files' modification times an hour back: a write in place moves them (the ctime
+    cannot be set back; _SETTLED_NS is 0 in these tests, so the verdict is kept)."""
+    old = (NOW - dt.timedelta(hours=1)).timestamp()
+    for path in folder.iterdir():
+        os.utime(path, (old, old))
+
+
+def _faults(fleet: Fleet) -> dict[str, tuple[type, str, str]]:
+    return {n: (type(e), e.code, str(e)) for n, e in unusable_credentials(fleet).items()}
+
+
+def test_a_credential_file_changed_after_a_check_is_reported_at_the_next_one(
+    aw: AdmissionWorld, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_credentials, "_SETTLED_NS", 0)
+    fleet, authority = aw.fleet(tmp_path / "fleet", 5)
+    folders = {}
+    for node in fleet.node_ids():
+        attest_node(fleet, node, now=NOW, authority=authority)
+        folders[node] = fleet.directory / "nodes" / node / "credentials"
+        _settled(folders[node])
+    held = len(_credentials._held)
+    assert _faults(fleet) == {}
+    assert len(_credentials._held) == held + 5  # each node's verdict kept
+    assert _faults(fleet) == {}  # from what was kept
+    # replaced (a rename: another inode) by the node's other plane's certificate
+    other = folders["node-0001"] / "control.cert.pem"
+    shutil.copyfile(other, folders["node-0001"] / "other.pem")
+    (folders["node-0001"] / "other.pem").replace(folders["node-0001"] / "data.cert.pem")
+    # written in place, the same size: not a sealed file any more
+    sealed = folders["node-0002"] / "data.key.sealed"
+    data = sealed.read_bytes()
+    with sealed.open("r+b") as f:
+        f.write(b"X" * 8)
+    assert sealed.stat().st_size == len(data)
+    # emptied (a power cut before its data reached the disk), and removed
+    (folders["node-0003"] / "control.cert.pem").write_bytes(b"")
+    (folders["node-0004"] / "control.key.sealed").unlink()
+    serial = format(x509.load_pem_x509_certificate(other.read_bytes()).serial_number, "x")
+    assert _faults(fleet) == {
+        "node-0001": (
+            CredentialRejected,
+            "credential-not-current",
+            f"node-0001's data.cert.pem (serial {serial}) is not a current data-plane "
+            "credential of its: an admission committed and its files were not stored "
+            "(attest again)",
+        ),
+        "node-0002": (
+            SealedStoreError,
+            "sealed-store",
+            "data.key.sealed of node-0002 is not a sealed key (attest again)",
+        ),
+        "node-0003": (
+            MalformedCertificate,
+            "malformed-certificate",
+            "credential is empty",
+        ),
+        "node-0004": (
+            NotFound,
+            "not-found",
+            "node-0004 holds no control-plane credential: attest it",
+        ),
+    }
+    assert set(_faults(fleet)) == {"node-0001", "node-0002", "node-0003", "node-0004"}
+
+
+def test_a_credential_file_written_in_place_just_after_a_check_is_reported(
+    aw: AdmissionWorld, tmp_path: Path
+) -> None:
+    # files written within the settling time keep no verdict: a write in the same tick of
+    # the file system's clock, the same size, would leave every time and the size as they were
+    fleet, authority = aw.fleet(tmp_path / "fleet", 1)
+    attest_node(fleet, "node-0001", now=NOW, authority=authority)
+    held = len(_credentials._held)
+    assert _faults(fleet) == {}
+    assert len(_credentials._held) == held
+    sealed = fleet.directory / "nodes" / "node-0001" / "credentials" / "control.key.sealed"
+    with sealed.open("r+b") as f:
+        f.write(b"X" * 8)
+    assert _faults(fleet) == {
+        "node-0001": (
+            SealedStoreError,
+            "sealed-store",
+            "control.key.sealed of node-0001 is not a sealed key (attest again)",
+        )
+    }

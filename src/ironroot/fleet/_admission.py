@@ -145,11 +145,11 @@ from ironroot.fleet._credentials import (
     OperatorCredential,
     _csr_key,
     check_lifetime,
+    current_credential_fault,
     key_digest,
     make_csr,
     operator_holder,
     store_node_credentials,
-    stored_credential_fault,
 )
 from ironroot.fleet._desired import DesiredStore
 from ironroot.fleet._evidence import NodeEvidence, collect_evidence
@@ -1249,11 +1249,12 @@ def unusable_credentials(
         return {}
     _, credentials = stores
     wanted = None if nodes is None else set(nodes)
+    current = credentials._current_by_node()
     out: dict[str, IronrootError] = {}
     for record in fleet.records():
         if record.status != "admitted" or (wanted is not None and record.id not in wanted):
             continue
-        fault = stored_credential_fault(fleet, record.id, credentials.of_node(record.id))
+        fault = current_credential_fault(fleet, record.id, current.get(record.id, {}))
         if fault is not None:
             out[record.id] = fault
     return out

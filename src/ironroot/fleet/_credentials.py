@@ -115,10 +115,15 @@ import contextlib
 import datetime as dt
 import hashlib
 import ipaddress
+import os
 import re
 import secrets
 import ssl
+import stat
 import tempfile
+import threading
+import time
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -1157,6 +1162,18 @@ class CredentialStore:
             rows = db.execute(_REVOKED_UNEXPIRED, (_text(now),)).fetchall()
         return [(str(s), _time(at)) for s, at in rows]
 
+    def _current_by_node(self) -> dict[str, dict[str, frozenset[str]]]:
+        """Every node's credentials not revoked (their serials), per plane, in one query: what
+        :func:`ironroot.fleet.unusable_credentials` checks the nodes' files against."""
+        with self._read() as db:
+            rows = db.execute(
+                "SELECT node, plane, serial FROM credentials WHERE revoked_at IS NULL"
+            ).fetchall()
+        out: dict[str, dict[str, set[str]]] = {}
+        for node, plane, serial in rows:
+            out.setdefault(str(node), {}).setdefault(str(plane), set()).add(str(serial))
+        return {n: {p: frozenset(s) for p, s in planes.items()} for n, planes in out.items()}
+
     def of_node(self, node: str) -> list[CredentialStatus]:
         with self._read() as db:
             rows = db.execute(
@@ -1445,7 +1462,72 @@ def stored_credential_fault(
     for status in issued:
         if not status.revoked:
             current.setdefault(_check_plane(status.plane), set()).add(status.serial)
+    return current_credential_fault(fleet, node, {p: frozenset(s) for p, s in current.items()})
+
+
+# The nodes found holding their current credentials (current_credential_fault), in this
+# process: per node's folder, one entry (the last verdict): its current serials per plane and
+# each file read's (device, inode, size, mtime_ns, ctime_ns), so a scanner round or an
+# authority's status re-parses only the files that changed. A file replaced (a rename: another
+# inode), written in place (its ctime moves), truncated or removed stats otherwise and is read
+# again; a verdict is kept only for regular files whose times are older than _SETTLED_NS when
+# they were checked (a file written again within one tick of the file system's clock could
+# keep its times), and only when they did not change while they were read. A fault is never
+# kept: each check reads the files again.
+_SETTLED_NS = 2_000_000_000
+_HELD_MAX: Final = 65_536
+_held: OrderedDict[str, tuple[object, ...]] = OrderedDict()
+_held_lock = threading.Lock()
+
+
+def _file_stats(folder: str, planes: Iterable[str]) -> tuple[object, ...] | None:
+    """Each plane's two files' identity and times, or ``None`` when one is not a settled
+    regular file (missing, a device, a pipe, or written within :data:`_SETTLED_NS`)."""
+    out: list[object] = []
+    settled = time.time_ns() - _SETTLED_NS
+    for plane in planes:
+        for name in (f"{plane}{SEALED_KEY_SUFFIX}", f"{plane}.cert.pem"):
+            try:
+                info = os.stat(os.path.join(folder, name))
+            except (OSError, ValueError):
+                return None
+            if not stat.S_ISREG(info.st_mode) or max(info.st_mtime_ns, info.st_ctime_ns) > settled:
+                return None
+            out.append((info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns))
+    return tuple(out)
+
+
+def current_credential_fault(
+    fleet: Fleet, node: str, current: Mapping[str, frozenset[str]]
+) -> IronrootError | None:
+    """:func:`stored_credential_fault` given the serials current per plane (``current``); a
+    node whose files are unchanged since it was found holding them is not read again."""
+    for plane in current:
+        _check_plane(plane)
     folder = _node_folder(fleet, node)
+    planes = sorted(current)
+    where = str(folder)
+    before = _file_stats(where, planes)
+    seen = (tuple((p, current[p]) for p in planes), before)
+    if before is not None:
+        with _held_lock:
+            if _held.get(where) == seen:
+                _held.move_to_end(where)
+                return None
+    fault = _read_credential_fault(folder, node, current)
+    kept = fault is None and before is not None and _file_stats(where, planes) == before
+    with _held_lock:
+        _held.pop(where, None)
+        if kept:
+            _held[where] = seen
+            while len(_held) > _HELD_MAX:
+                _held.popitem(last=False)
+    return fault
+
+
+def _read_credential_fault(
+    folder: Path, node: str, current: Mapping[str, frozenset[str]]
+) -> IronrootError | None:
     for plane in sorted(current):
         try:
             sealed = read_limited(folder / f"{plane}{SEALED_KEY_SUFFIX}", _MAX_SEALED)
