@@ -20,18 +20,16 @@ from ironroot._lazy import lazy_package
 
 if TYPE_CHECKING:
     from ironroot.fleet._admission import (
-        ADMISSION_DIR,
         AdmissionAuthority,
         AdmissionRequest,
         AdmissionResult,
-        Placement,
         attest_node,
         node_may_receive_keys,
         quarantine,
         readmit,
         scan_attest,
-        unusable_credentials,
     )
+    from ironroot.fleet._admission_state import ADMISSION_DIR, Placement, unusable_credentials
     from ironroot.fleet._api import (
         FleetServers,
         RolloutTrigger,

@@ -427,7 +427,7 @@ class Scanner:
 
     def scan(self, now: dt.datetime, events: Iterable[StatementEvent] = ()) -> ScanReport:
         """One round: attest the due and the triggered nodes, ``concurrency`` at a time."""
-        from ironroot.fleet._admission import unusable_credentials
+        from ironroot.fleet._admission_state import unusable_credentials
 
         reasons = dict.fromkeys(self.due(now), "due")
         # admitted, but the node does not hold the credential the registry issued it (an
