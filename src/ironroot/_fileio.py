@@ -62,6 +62,7 @@ __all__ = [
     "read_limited",
     "read_limited_fd",
     "refuse_planted",
+    "remove_write_temporaries",
     "resolve_unplanted",
     "to_create",
     "warn_if_exposed",
@@ -70,6 +71,7 @@ __all__ = [
 ]
 
 _log = logging.getLogger("ironroot.files")
+_TEMPORARY_TAIL: Final = len(".XXXXXXXX.tmp")
 
 _TEMPORARY: Final = re.compile(r"\.[^/]+\.[a-z0-9_]{8}\.tmp")
 """A temporary file of :func:`write_atomic`: ``tempfile.mkstemp(prefix=".<name>.",
@@ -83,6 +85,31 @@ def is_write_temporary(name: str) -> bool:
     """Whether the file name ``name`` is one :func:`write_atomic` gives its temporary files
     (``.<name>.XXXXXXXX.tmp``): what a write killed before its rename leaves behind."""
     return _TEMPORARY.fullmatch(name) is not None
+
+
+def remove_write_temporaries(folder: Path, names: Iterable[str] | None = None) -> list[Path]:
+    """Delete, and return, the temporary files that writes killed before their renames left
+    in ``folder``: regular files named exactly as :func:`write_atomic` names them
+    (``.<name>.XXXXXXXX.tmp``), with ``names`` only those of one of its names; a link, a
+    folder and every other name stay. Only for a caller that knows no other write of the
+    folder is under way (it holds the folder's lock). ``OSError`` when the folder cannot be
+    read or a file removed."""
+    wanted = None if names is None else set(names)
+    with os.scandir(folder) as found:
+        stale = [
+            Path(entry.path)
+            for entry in found
+            if is_write_temporary(entry.name)
+            and (wanted is None or entry.name[1:-_TEMPORARY_TAIL] in wanted)
+            and entry.is_file(follow_symlinks=False)
+        ]
+    removed = []
+    for path in sorted(stale):
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+            _log.info("removed %s, left by a write that did not finish", path)
+            removed.append(path)
+    return removed
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -157,7 +184,7 @@ def asked_mode(path: Path, mode: int) -> int:
 
 _NAME_MAX: Final = 255
 """The longest file name, in bytes, of Linux's file systems (``NAME_MAX``)."""
-_TEMPORARY_EXTRA: Final = len(".") + len(".XXXXXXXX.tmp")
+_TEMPORARY_EXTRA: Final = len(".") + _TEMPORARY_TAIL
 
 
 def _temporary_stem(name: str) -> str:
@@ -630,17 +657,7 @@ class DirectoryLock:
             if not folder.is_relative_to(directory) or ".." in folder.parts:
                 raise ValueError(f"{folder} is not beneath the locked directory {directory}")
             try:
-                with os.scandir(folder) as found:
-                    stale = [
-                        Path(e.path)
-                        for e in found
-                        if is_write_temporary(e.name) and e.is_file(follow_symlinks=False)
-                    ]
-                for path in sorted(stale):
-                    with contextlib.suppress(FileNotFoundError):
-                        path.unlink()
-                        _log.info("removed %s, left by a write that did not finish", path)
-                        removed.append(path)
+                removed += remove_write_temporaries(folder)
             except FileNotFoundError:
                 continue
             except OSError as exc:

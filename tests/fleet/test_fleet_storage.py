@@ -20,6 +20,7 @@ from tests.fleet.admission_world import AdmissionWorld, admission_world, prepare
 from tests.platform.node_world import NOW, World, make_world
 
 from durability import SyncLog
+from ironroot._fileio import remove_write_temporaries
 from ironroot.errors import AdmissionDenied, NotFound, StaleNonce, StorageError
 from ironroot.fleet import (
     ADMISSION_DIR,
@@ -33,7 +34,7 @@ from ironroot.fleet import (
 )
 from ironroot.fleet._admission import _stores
 from ironroot.fleet._credentials import CredentialStore
-from ironroot.fleet._files import folder_lock, remove_stale_temps, write_files
+from ironroot.fleet._files import folder_lock, write_files
 from ironroot.fleet._sqlite import SqliteFile
 
 _SCHEMA = "CREATE TABLE IF NOT EXISTS t (a TEXT PRIMARY KEY)"
@@ -423,8 +424,8 @@ def test_temp_files_of_a_killed_writer_are_removed_by_the_next_locked_writer(
     assert [p.name[: -len("XXXXXXXX.tmp")] for p in left] == [".a.key.", ".b.txt."]
     assert (tmp_path / "b.txt").read_bytes() == b"old"
     with folder_lock(tmp_path):
-        assert remove_stale_temps(tmp_path, ["b.txt"]) == [left[1]]
-        assert remove_stale_temps(tmp_path, ["a.key", "b.txt"]) == [left[0]]
+        assert remove_write_temporaries(tmp_path, ["b.txt"]) == [left[1]]
+        assert remove_write_temporaries(tmp_path, ["a.key", "b.txt"]) == [left[0]]
         write_files([(tmp_path / "b.txt", b"new", 0o644)])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b.txt"]
     assert (tmp_path / "b.txt").read_bytes() == b"new"

@@ -139,7 +139,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from ironroot._fileio import make_dirs, read_limited, write_atomic
+from ironroot._fileio import make_dirs, read_limited, remove_write_temporaries, write_atomic
 from ironroot.crypto import (
     Algorithm,
     ExtensionProfile,
@@ -170,7 +170,7 @@ from ironroot.errors import (
     StorageError,
     UnsupportedAlgorithm,
 )
-from ironroot.fleet._files import folder_lock, remove_stale_temps, write_files
+from ironroot.fleet._files import folder_lock, write_files
 from ironroot.fleet._sqlite import SqliteFile
 from ironroot.hsm import seal, unseal
 
@@ -1381,14 +1381,14 @@ def store_node_credentials(
     # again.
     # The folder's lock keeps out every other writer of it: the node's RoT is held shared by
     # an attestation, so two of the same node could otherwise write at once. Under it the
-    # temp files a store killed before its renames left are removed (ironroot.fleet._files),
+    # temp files a store killed before its renames left are removed (ironroot._fileio),
     # the CA certificate's even when it is not written again, and an earlier version's clear
     # key's.
     try:
         with folder_lock(folder):
             owned = [p.name for p, _, _ in files] + [path.name]
             owned += [f"{plane}.key.pem" for plane in credentials]  # an earlier version's
-            remove_stale_temps(folder, owned)
+            remove_write_temporaries(folder, owned)
             write_files(files, durable=durable)
             for plane in credentials:
                 (folder / f"{plane}.key.pem").unlink(missing_ok=True)

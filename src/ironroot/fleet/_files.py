@@ -21,7 +21,7 @@ whose credential does not load attests again.
 What a write killed before its renames leaves behind, its temp files
 (``.<name>.XXXXXXXX.tmp``), stays until a writer that holds the folder's lock
 (:func:`folder_lock`: no other writer of the folder can be under way) removes them
-(:func:`remove_stale_temps`, the project's rule of :mod:`ironroot._fileio`): only regular
+(:func:`ironroot._fileio.remove_write_temporaries`): only regular
 files named exactly as a temp file of one of its names go; a link, a folder and every other
 name stay. A writer that holds no such lock removes none: they may be another's write under
 way.
@@ -31,21 +31,18 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import logging
 import os
 import tempfile
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Final
 
-from ironroot._fileio import fsync_dir, is_write_temporary
+from ironroot._fileio import fsync_dir
 
-__all__ = ["folder_lock", "remove_stale_temps", "write_files"]
+__all__ = ["folder_lock", "write_files"]
 
-_log = logging.getLogger("ironroot.files")
-_TEMP_TAIL: Final = len(".XXXXXXXX.tmp")
 
 _WORKERS: Final = 4
 _POOL: ThreadPoolExecutor | None = None
@@ -72,31 +69,6 @@ def folder_lock(directory: Path) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
-
-
-def remove_stale_temps(directory: Path, names: Iterable[str]) -> list[Path]:
-    """Remove, and return, the temp files that writes of ``names`` into ``directory`` killed
-    before their renames left there (module docs): regular files named exactly
-    ``.<name>.XXXXXXXX.tmp`` for one of ``names``; a link, a folder and every other name
-    stay. Only for a caller that holds :func:`folder_lock` of ``directory``, so that no
-    other write of it can be under way. ``OSError`` when the folder cannot be read or a
-    file removed."""
-    wanted = set(names)
-    with os.scandir(directory) as found:
-        stale = [
-            Path(entry.path)
-            for entry in found
-            if is_write_temporary(entry.name)
-            and entry.name[1:-_TEMP_TAIL] in wanted
-            and entry.is_file(follow_symlinks=False)
-        ]
-    removed = []
-    for path in sorted(stale):
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
-            _log.info("removed %s, left by a write that did not finish", path)
-            removed.append(path)
-    return removed
 
 
 def write_files(files: Sequence[tuple[Path, bytes, int]], *, durable: bool = True) -> None:
