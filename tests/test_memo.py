@@ -79,3 +79,11 @@ def test_concurrent_writers_and_refreshers_keep_the_bound() -> None:
     for t in threads:
         t.join()
     assert len(memo) == 50
+
+
+def test_discard_drops_only_its_key_and_a_missing_key_is_no_error() -> None:
+    memo: Memo[str, int] = Memo(3)
+    memo.update({"a": 1, "b": 2})
+    memo.discard("a")
+    memo.discard("never")
+    assert ("a" in memo, memo.get("b"), len(memo)) == (False, 2, 1)

@@ -60,6 +60,11 @@ class Memo(Generic[K, V]):
             if key in self._entries:  # only writers change it, and they take the lock
                 self._entries[key] = self._entries.pop(key)
 
+    def discard(self, key: K) -> None:
+        """Drop ``key``'s entry, if held (a result no longer true)."""
+        with self._lock:
+            self._entries.pop(key, None)
+
     def _trim(self) -> None:
         """Under the lock."""
         while len(self._entries) > self._limit:

@@ -121,9 +121,7 @@ import secrets
 import ssl
 import stat
 import tempfile
-import threading
 import time
-from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -140,6 +138,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from ironroot._fileio import make_dirs, read_limited, remove_write_temporaries, write_atomic
+from ironroot._memo import Memo
 from ironroot.crypto import (
     Algorithm,
     ExtensionProfile,
@@ -1476,8 +1475,7 @@ def stored_credential_fault(
 # kept: each check reads the files again.
 _SETTLED_NS = 2_000_000_000
 _HELD_MAX: Final = 65_536
-_held: OrderedDict[str, tuple[object, ...]] = OrderedDict()
-_held_lock = threading.Lock()
+_held: Memo[str, tuple[object, ...]] = Memo(_HELD_MAX)
 
 
 def _file_stats(folder: str, planes: Iterable[str]) -> tuple[object, ...] | None:
@@ -1509,19 +1507,13 @@ def current_credential_fault(
     where = str(folder)
     before = _file_stats(where, planes)
     seen = (tuple((p, current[p]) for p in planes), before)
-    if before is not None:
-        with _held_lock:
-            if _held.get(where) == seen:
-                _held.move_to_end(where)
-                return None
+    if before is not None and _held.get(where) == seen:
+        _held.refresh(where)
+        return None
     fault = _read_credential_fault(folder, node, current)
-    kept = fault is None and before is not None and _file_stats(where, planes) == before
-    with _held_lock:
-        _held.pop(where, None)
-        if kept:
-            _held[where] = seen
-            while len(_held) > _HELD_MAX:
-                _held.popitem(last=False)
+    _held.discard(where)
+    if fault is None and before is not None and _file_stats(where, planes) == before:
+        _held.put(where, seen)
     return fault
 
 
