@@ -616,6 +616,7 @@ def _show(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from ironroot.cli._text import rich_console
+    from ironroot.fleet._desired import revoked_keys  # the CLI is the outer shell
 
     table = Table(
         title=f"class {name}: desired state v{state.version} ({state.sha384.hex()[:16]}), "
@@ -644,7 +645,7 @@ def _show(args: argparse.Namespace) -> int:
     table.add_row("fuse:anti-rollback", "enabled" if fuses.anti_rollback else "disabled")
     table.add_row("fuse:vendor-key", fuses.vendor_key_hash.hex()[:16])
     for kind, mask in (("ecc", fuses.ecc_revoked), ("pqc", fuses.pqc_revoked)):
-        keys = ", ".join(str(i) for i in range(mask.bit_length()) if mask >> i & 1)
+        keys = revoked_keys(mask)
         table.add_row(f"fuse:{kind}-revoked", f"revokes {keys}" if keys else "none required")
     for policy, digest in state.policies.items():
         table.add_row(f"policy:{policy}", digest.hex()[:16])

@@ -783,6 +783,12 @@ def _fuse_table(doc: Mapping[str, Any]) -> dict[str, Any]:
     return fuse_doc
 
 
+def revoked_keys(mask: int) -> str:
+    """The vendor key indices a revocation mask names, ``"1, 3"`` (``""`` for none): how
+    reconcile, a refusal and ``fleet desired show`` name them."""
+    return ", ".join(str(i) for i in range(mask.bit_length()) if mask >> i & 1)
+
+
 def revocation_of_toml(path: Path | str) -> tuple[int, int]:
     """The vendor key revocation masks (ECC, PQC) a ``desired.toml`` names in ``[fuses]``
     (0 when it names none), checked as :class:`FuseTarget` checks them: what ``ironroot
@@ -1224,7 +1230,7 @@ def _check_revocations_kept(state: DesiredState, current: DesiredState) -> None:
     ):
         cleared = kept & ~wanted
         if cleared:
-            keys = ", ".join(str(i) for i in range(cleared.bit_length()) if cleared >> i & 1)
+            keys = revoked_keys(cleared)
             raise PolicyRejected(
                 f"version {state.version} of class {state.node_class}'s desired state does not "
                 f"revoke vendor {kind} key(s) {keys}, which version {current.version} in force "

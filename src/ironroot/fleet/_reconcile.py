@@ -56,7 +56,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from ironroot.errors import ConfigError, IronrootError, NotFound, VerificationFailed
-from ironroot.fleet._desired import DesiredState, DesiredStore
+from ironroot.fleet._desired import DesiredState, DesiredStore, revoked_keys
 from ironroot.platform import COMPONENTS, DEVICES
 from ironroot.rot import Fuses, check_booted_pfm, measured_pfm
 
@@ -313,7 +313,7 @@ def revocation_items(desired: DesiredState, fuses: Fuses) -> tuple[DriftItem, Dr
 
 def _keys(mask: int) -> str:
     """The key indices a revocation mask names: ``"1, 3"``, or ``"none"``."""
-    return ", ".join(str(i) for i in range(mask.bit_length()) if mask >> i & 1) or "none"
+    return revoked_keys(mask) or "none"
 
 
 def _revocation_item(kind: str, wanted: int, fused: int) -> DriftItem:
