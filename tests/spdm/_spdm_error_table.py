@@ -9,6 +9,11 @@ match Ironroot's responder. ``libspdm`` is ``None`` where the two devices are no
 (the emulator provisions slot 1 whatever ``--slot_count`` says) and :data:`CLOSED` where
 the emulator answers nothing and drops the connection.
 
+Both columns are checked over MCTP and over PCI DOE. PCI DOE pads each message with zero bytes
+to whole 4-byte words and says nothing of its length in bytes, so a request cut short inside its
+last word can arrive as another, well-formed one: ``over_doe`` gives the two answers where they
+are not the same over PCI DOE.
+
 ``rule`` says why the two agree or differ: ``spec`` (DSP0274 names the answer; both give
 it, or Ironroot does and libspdm does not), ``same`` (DSP0274 leaves it open; the two agree)
 or ``ours`` (DSP0274 leaves it open; Ironroot keeps its own answer: docs/spdm.md, "Hostile
@@ -71,6 +76,14 @@ class Row:
     libspdm: Answer | str | None
     rule: str
     emu_version: str = "1.2"
+    # The answers over PCI DOE, where they are not the ones above: (Ironroot's, libspdm's).
+    over_doe: tuple[Answer, Answer | str | None] | None = None
+
+    def answers(self, transport: str) -> tuple[Answer, Answer | str | None]:
+        """Ironroot's and libspdm's answers over ``transport`` (``MCTP`` or ``PCI_DOE``)."""
+        if transport == "PCI_DOE" and self.over_doe is not None:
+            return self.over_doe
+        return self.ours, self.libspdm
 
 
 # --- requests ---------------------------------------------------------------------------------
@@ -139,6 +152,18 @@ def _u32(value: int) -> bytes:
 
 INVALID, UNEXPECTED, UNSUPPORTED = E.INVALID_REQUEST, E.UNEXPECTED_REQUEST, E.UNSUPPORTED_REQUEST
 MISMATCH, TOO_LARGE = E.VERSION_MISMATCH, E.RESPONSE_TOO_LARGE
+REQUEST_TOO_LARGE = E.REQUEST_TOO_LARGE
+# The responders' DataTransferSize (= MaxSPDMmsgSize: neither chunks): Ironroot's default, and
+# what spdm_responder_emu's CAPABILITIES says. The emulator's socket layer takes a transport
+# message (the SPDM message and its binding's header) of at most 0x1280 bytes.
+OURS_DTS, LIBSPDM_DTS, LIBSPDM_TRANSPORT_BUFFER = 4096, 4608, 0x1280
+
+
+def padded(request: bytes, size: int) -> bytes:
+    """``request`` followed by zero bytes up to ``size`` bytes."""
+    return request + bytes(size - len(request))
+
+
 VCA: Final = vca()
 
 ROWS: Final[tuple[Row, ...]] = (
@@ -342,14 +367,23 @@ ROWS: Final[tuple[Row, ...]] = (
         err(0x10, INVALID),
         CLOSED,
         "ours",
+        over_doe=(ok(0x10, 0x04), ok(0x10, 0x04)),  # padded, it is GET_VERSION
     ),
-    Row("2-byte message after the VCA", (*VCA, b"\x12\x81"), err(0x12, INVALID), CLOSED, "ours"),
+    Row(
+        "2-byte message after the VCA",
+        (*VCA, b"\x12\x81"),
+        err(0x12, INVALID),
+        CLOSED,
+        "ours",
+        over_doe=(ok(0x12, 0x01), ok(0x12, 0x01)),  # padded, it is GET_DIGESTS
+    ),
     Row(
         "GET_CAPABILITIES 1.2 one byte short",
         (get_version(), capabilities()[:-1]),
         err(0x12, INVALID),
         err(0x12, INVALID),
         "spec",
+        over_doe=(ok(0x12, 0x61), ok(0x12, 0x61)),  # the byte cut was zero: padding restores it
     ),
     Row(
         "GET_CAPABILITIES 1.2 header only",
@@ -364,6 +398,7 @@ ROWS: Final[tuple[Row, ...]] = (
         err(0x12, INVALID),
         err(0x12, INVALID),
         "spec",
+        over_doe=(ok(0x12, 0x63), ok(0x12, 0x63)),  # likewise
     ),
     Row(
         "GET_CERTIFICATE one byte short",
@@ -371,6 +406,7 @@ ROWS: Final[tuple[Row, ...]] = (
         err(0x12, INVALID),
         err(0x12, INVALID),
         "spec",
+        over_doe=(err(0x12, INVALID), ok(0x12, 0x02)),  # padded, Length 0: see that row
     ),
     Row(
         "GET_CERTIFICATE header only",
@@ -385,6 +421,7 @@ ROWS: Final[tuple[Row, ...]] = (
         err(0x12, INVALID),
         err(0x12, INVALID),
         "spec",
+        over_doe=(ok(0x12, 0x03), ok(0x12, 0x03)),  # padded, a CHALLENGE with another nonce
     ),
     Row(
         "signed GET_MEASUREMENTS one byte short",
@@ -625,5 +662,56 @@ ROWS: Final[tuple[Row, ...]] = (
         ok(0x12, 0x02),
         err(0x12, TOO_LARGE, 0, _u32(0x408)),
         "ours",
+    ),
+    # requests larger than the responder's DataTransferSize / MaxSPDMmsgSize (equal here:
+    # neither responder chunks). Ironroot's is 4096, libspdm's 4608 (0x1200).
+    Row(
+        "VENDOR_DEFINED_REQUEST of 4096 bytes (Ironroot's DataTransferSize)",
+        (*VCA, padded(code(0xFE, bytes(6)), OURS_DTS)),
+        err(0x12, UNSUPPORTED, 0xFE),
+        err(0x12, INVALID),
+        "spec",
+    ),
+    Row(
+        "VENDOR_DEFINED_REQUEST of 4097 bytes",
+        (*VCA, padded(code(0xFE, bytes(6)), OURS_DTS + 1)),
+        err(0x12, REQUEST_TOO_LARGE),
+        err(0x12, INVALID),
+        "spec",
+    ),
+    Row(
+        "GET_VERSION of 4097 bytes",
+        (padded(get_version(), OURS_DTS + 1),),
+        err(0x10, REQUEST_TOO_LARGE),
+        ok(0x10, 0x04),
+        "spec",
+    ),
+    Row(
+        "GET_CAPABILITIES 1.2 of 4609 bytes (past both DataTransferSizes)",
+        (get_version(), padded(capabilities(), LIBSPDM_DTS + 1)),
+        err(0x10, REQUEST_TOO_LARGE),
+        ok(0x12, 0x61),
+        "spec",
+    ),
+    Row(
+        "GET_DIGESTS of 4609 bytes (past both DataTransferSizes)",
+        (*VCA, padded(digests(), LIBSPDM_DTS + 1)),
+        err(0x12, REQUEST_TOO_LARGE),
+        ok(0x12, 0x01),
+        "spec",
+    ),
+    Row(
+        "signed GET_MEASUREMENTS of 4609 bytes",
+        (*VCA, padded(measurements(slot=0), LIBSPDM_DTS + 1)),
+        err(0x12, REQUEST_TOO_LARGE),
+        ok(0x12, 0x60),
+        "spec",
+    ),
+    Row(
+        "GET_DIGESTS of 0x2000 bytes (past the emulator's transport buffer)",
+        (*VCA, padded(digests(), 0x2000)),
+        err(0x12, REQUEST_TOO_LARGE),
+        CLOSED,
+        "spec",
     ),
 )
