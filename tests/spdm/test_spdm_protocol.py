@@ -31,6 +31,7 @@ from ironroot.errors import (
 from ironroot.spdm import (
     BaseAsymAlgo,
     BaseHashAlgo,
+    Challenge,
     ErrorCode,
     ErrorResponse,
     GetCapabilities,
@@ -40,6 +41,7 @@ from ironroot.spdm import (
     MeasurementBlock,
     MeasurementHashAlgo,
     Measurements,
+    MeasurementSummaryHashType,
     MeasurementValueType,
     NegotiateAlgorithms,
     OpaqueElement,
@@ -275,6 +277,55 @@ def test_requester_sees_error_when_responder_lost_state(device: Device) -> None:
         requester.get_measurements()
     assert isinstance(info.value, SpdmProtocolError)
     assert isinstance(info.value, VerificationFailed)
+
+
+@pytest.mark.parametrize(
+    ("size", "error", "data"),
+    [
+        (4097, ErrorCode.UNSUPPORTED_REQUEST, 0xFE),  # 4097 bytes, padded to 4100: it fits
+        (4098, ErrorCode.REQUEST_TOO_LARGE, 0),  # its last byte is not zero: 4098 at least
+    ],
+)
+def test_request_size_over_pci_doe_is_the_message_not_its_padding(
+    device: Device, size: int, error: ErrorCode, data: int
+) -> None:
+    """A DataTransferSize that is not a multiple of 4, over PCI DOE: the padding a request
+    arrives with is not the requester's, so only a request that cannot fit however many of
+    its trailing zero bytes are padding is RequestTooLarge."""
+    responder = make_responder(device, data_transfer_size=4097, max_spdm_msg_size=4097)
+    responder_doe = make_responder(
+        device, data_transfer_size=4097, max_spdm_msg_size=4097, alignment=4
+    )
+    vendor = b"\x12\xfe\x00\x00" + bytes(size - 5) + b"\x01"  # VENDOR_DEFINED_REQUEST
+    padded = vendor + bytes(-len(vendor) % 4)
+    answers = []
+    for peer, request in ((responder, vendor), (responder_doe, padded)):
+        for step in (GetVersion(), GetCapabilities(V12)):
+            peer(step.encode())
+        peer(NegotiateAlgorithms(V12, 1, 0, BaseAsymAlgo.ECDSA_P384, BaseHashAlgo.SHA_384).encode())
+        answers.append(ErrorResponse.decode(peer(request)))
+    for answer in answers:  # the same over MCTP and PCI DOE
+        assert (answer.error_code, answer.error_data) == (error, data)
+
+
+def test_request_size_over_pci_doe_counts_a_decoded_message_whole(device: Device) -> None:
+    """A request read at its own length is that long, whatever bytes it ends in: a 1.3
+    CHALLENGE (44 bytes, its RequesterContext zero) is over a 42-byte DataTransferSize over
+    PCI DOE as over MCTP."""
+    challenge = Challenge(V13, 0, MeasurementSummaryHashType.NONE, bytes(range(1, 33)), bytes(8))
+    request = challenge.encode()
+    assert len(request) == 44
+    assert request.endswith(bytes(8))
+    for alignment in (1, 4):
+        responder = make_responder(
+            device, data_transfer_size=42, max_spdm_msg_size=42, alignment=alignment
+        )
+        responder(GetVersion().encode())
+        responder(GetCapabilities(V13).encode())
+        offer = NegotiateAlgorithms(V13, 1, 0, BaseAsymAlgo.ECDSA_P384, BaseHashAlgo.SHA_384)
+        assert responder(offer.encode())[1] == 0x63
+        answer = ErrorResponse.decode(responder(request))
+        assert (answer.version, answer.error_code) == (V13, ErrorCode.REQUEST_TOO_LARGE)
 
 
 def test_responder_error_codes(device: Device) -> None:

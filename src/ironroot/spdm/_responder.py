@@ -263,8 +263,8 @@ class Responder:
         if not isinstance(request, bytes) or len(request) < 4:
             self._transcript.reset_measurements()
             return self._error(ErrorCode.INVALID_REQUEST)
-        request = self._unpad(request)
-        if len(request) > self._dts:
+        request, least = self._unpad(request)
+        if least > self._dts:
             self._transcript.reset_measurements()
             return self._error(ErrorCode.REQUEST_TOO_LARGE)
         code = request[1]
@@ -287,15 +287,24 @@ class Responder:
 
     # --- helpers ----------------------------------------------------------------------------
 
-    def _unpad(self, request: bytes) -> bytes:
-        """The request at its own length when the transport padded it (else as received)."""
+    def _unpad(self, request: bytes) -> tuple[bytes, int]:
+        """The request at its own length when the transport padded it (else as received),
+        and the least length the requester's message can have, to hold against
+        DataTransferSize: its own, or for a request that does not decode here (of an unknown
+        code, or malformed) its length less any trailing zero bytes (up to ``alignment - 1``)
+        that may be the transport's padding rather than the requester's."""
+        if self._alignment == 1 or len(request) % self._alignment:
+            return request, len(request)
         decoder = _REQUEST_DECODERS.get(request[1])
-        if self._alignment == 1 or decoder is None:
-            return request
-        try:
-            return decode_padded(request, self._alignment, decoder)[1]
-        except MalformedSpdm:
-            return request  # the handler refuses it as it stands
+        if decoder is not None:
+            try:
+                exact = decode_padded(request, self._alignment, decoder)[1]
+            except MalformedSpdm:
+                pass  # the handler refuses it as it stands
+            else:
+                return exact, len(exact)
+        tail = request[len(request) - (self._alignment - 1) :]
+        return request, len(request) - (len(tail) - len(tail.rstrip(b"\0")))
 
     def _error(
         self,
