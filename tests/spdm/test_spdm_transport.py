@@ -1,4 +1,4 @@
-"""The spdm-emu socket framing, MCTP and PCI DOE bindings: bytes, strictness, and a socket pair."""
+"""The spdm-emu socket framing, MCTP, PCI DOE and TCP bindings: bytes, strictness, a socket pair."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ from ironroot.spdm import (
 )
 from ironroot.spdm._transport import _discovery_answer, doe_discovery_request
 
-MCTP, DOE = SocketTransportType.MCTP, SocketTransportType.PCI_DOE
+MCTP, DOE, TCP = SocketTransportType.MCTP, SocketTransportType.PCI_DOE, SocketTransportType.TCP
 GET_VERSION = bytes.fromhex("10840000")
 
 
@@ -51,7 +51,7 @@ def test_command_and_transport_numbers() -> None:
     assert SocketCommand.UNKNOWN == 0xFFFF
     assert SocketCommand.TEST == 0xDEAD
     assert [int(t) for t in SocketTransportType] == [0, 1, 2, 3]
-    assert (MCTP.alignment, DOE.alignment) == (1, 4)
+    assert (MCTP.alignment, DOE.alignment, TCP.alignment) == (1, 4, 1)
 
 
 def test_socket_frame_bytes() -> None:
@@ -143,14 +143,53 @@ def test_doe_discovery_bytes() -> None:
         _discovery_answer(DoeObject.decode(doe_discovery_request(2)))
 
 
+def test_tcp_binding() -> None:
+    """DSP0287: PayloadLength(2, little-endian: what follows it) BindingVersion(1)=1
+    MessageType(1)=0x05 (out-of-session SPDM), then the message, as libspdm frames it."""
+    assert encode_transport_message(TCP, GET_VERSION) == h("0600 01 05 10840000")
+    assert decode_transport_message(TCP, h("0600 01 05 10840000")) == GET_VERSION
+    largest = bytes(0xFFFD)  # PayloadLength 0xFFFF
+    assert encode_transport_message(TCP, largest)[:4] == h("ffff 01 05")
+    assert decode_transport_message(TCP, encode_transport_message(TCP, largest)) == largest
+    with pytest.raises(MalformedSpdm, match="PayloadLength"):
+        encode_transport_message(TCP, bytes(0xFFFE))
+
+
+@pytest.mark.parametrize(
+    ("data", "why"),
+    [
+        (
+            h("0600 01 05 108400"),
+            "PayloadLength says 6 bytes, the message has 5",
+        ),  # unaligned: short
+        (h("0600 01 05 1084000000"), "PayloadLength says 6 bytes, the message has 7"),  # long
+        (h("0000 01 05 10840000"), "PayloadLength says 0 bytes"),
+        (h("0600 02 05 10840000"), "binding version 2"),
+        (h("0600 00 05 10840000"), "binding version 0"),
+        (h("0600 01 06 10840000"), "secured SPDM"),  # in-session
+        (h("0000 01 bf"), "RoleInquiry"),
+        (h("0000 01 c0"), r"binding error 0xc0 \(ErrorTooLarge\)"),
+        (h("0000 01 c1"), r"binding error 0xc1 \(ErrorNotSupported\)"),
+        (h("0000 01 c4"), r"binding error 0xc4 \(reserved\)"),
+        (h("0600 01 01 10840000"), "type 0x01 is not SPDM"),
+        (h("0200 01 05"), "a 4-byte header and a body"),  # no SPDM message
+        (h("0600 01"), "a 4-byte header and a body"),
+        (b"", "a 4-byte header and a body"),
+    ],
+)
+def test_tcp_refuses(data: bytes, why: str) -> None:
+    with pytest.raises(MalformedSpdm, match=why):
+        decode_transport_message(TCP, data)
+
+
 def test_other_transports_are_refused() -> None:
-    for kind in (SocketTransportType.NONE, SocketTransportType.TCP, 7):
+    for kind in (SocketTransportType.NONE, 7):
         with pytest.raises(MalformedSpdm):
             encode_transport_message(kind, GET_VERSION)
 
 
 @settings(max_examples=examples(60), deadline=None)
-@given(message=st.binary(min_size=1, max_size=300), kind=st.sampled_from([MCTP, DOE]))
+@given(message=st.binary(min_size=1, max_size=300), kind=st.sampled_from([MCTP, DOE, TCP]))
 def test_binding_round_trip(message: bytes, kind: SocketTransportType) -> None:
     payload = encode_transport_message(kind, message)
     decoded = decode_transport_message(kind, payload)
@@ -161,7 +200,7 @@ def test_binding_round_trip(message: bytes, kind: SocketTransportType) -> None:
 
 
 @settings(max_examples=examples(150), deadline=None)
-@given(data=st.binary(max_size=64), kind=st.sampled_from([MCTP, DOE]))
+@given(data=st.binary(max_size=64), kind=st.sampled_from([MCTP, DOE, TCP]))
 def test_decoders_raise_only_typed_errors(data: bytes, kind: SocketTransportType) -> None:
     for decode in (
         lambda: decode_transport_message(kind, data),
@@ -206,7 +245,7 @@ class Server:
         self.listener.close()
 
 
-@pytest.fixture(params=[MCTP, DOE], ids=["mctp", "pci-doe"])
+@pytest.fixture(params=[MCTP, DOE, TCP], ids=["mctp", "pci-doe", "tcp"])
 def server(request: pytest.FixtureRequest, device: Device) -> Iterator[Server]:
     served = Server(device, request.param)
     yield served
@@ -311,7 +350,7 @@ def test_client_errors_are_typed() -> None:
             client(GET_VERSION)
         client.close()
     with socket.socket() as unused, pytest.raises(MalformedSpdm):
-        SpdmEmuClient(unused, SocketTransportType.TCP)
+        SpdmEmuClient(unused, SocketTransportType.NONE)
 
 
 def _trickle(sock: socket.socket, data: bytes) -> None:

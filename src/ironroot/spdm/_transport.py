@@ -1,4 +1,4 @@
-"""Talking to DMTF's ``spdm-emu`` emulators: their socket framing, MCTP and PCI DOE.
+"""Talking to DMTF's ``spdm-emu`` emulators: their socket framing, MCTP, PCI DOE and TCP.
 
 DMTF's ``spdm_requester_emu`` and ``spdm_responder_emu`` (github.com/DMTF/spdm-emu, built on
 libspdm) exchange messages over TCP, each one framed as (integers big-endian)::
@@ -19,7 +19,13 @@ A NORMAL payload is the SPDM message inside its transport binding:
   DataObjectType(1) Reserved(1) Length(4)`` (little-endian; Length counts 4-byte words,
   header included, in bits 17..0), then the message padded with zero bytes to a multiple of
   4. Type 1 is SPDM; type 0 is DOE Discovery, whose request is ``Index(1) Version(1)
-  Reserved(2)`` and answer ``VendorID(2) DataObjectType(1) NextIndex(1)``.
+  Reserved(2)`` and answer ``VendorID(2) DataObjectType(1) NextIndex(1)``;
+- TCP (DSP0287, SPDM over TCP): a 4-byte header ``PayloadLength(2) BindingVersion(1)=1
+  MessageType(1)``, PayloadLength (little-endian, as libspdm writes it) counting the bytes after
+  it, then the message. Type 0x05 is SPDM outside a session; 0x06 (in a session), 0xBF
+  (RoleInquiry) and 0xC0..0xFF (the binding's errors, which libspdm sends header only, with
+  PayloadLength 0) are not spoken here. The emulators, started
+  with ``--trans TCP`` (and no ``--tcp_sub RI``), keep their socket framing around it.
 
 Every encoder and decoder here is pure and strict (size limits, reserved fields zero, typed
 :class:`MalformedSpdm` on a bad frame). The socket parts are thin: :class:`SpdmEmuClient` is a
@@ -66,6 +72,19 @@ DOE_DATA_OBJECT_DISCOVERY: Final = 0x00
 DOE_DATA_OBJECT_SPDM: Final = 0x01
 _DOE_HEADER: Final = 8
 _DOE_LENGTH_MASK: Final = 0x3FFFF
+TCP_BINDING_VERSION: Final = 0x01
+TCP_MESSAGE_TYPE_SPDM: Final = 0x05
+_TCP_HEADER: Final = 4
+_TCP_SECURED: Final = 0x06
+_TCP_ROLE_INQUIRY: Final = 0xBF
+_TCP_FIRST_ERROR: Final = 0xC0
+_TCP_ERRORS: Final = {
+    0xC0: "ErrorTooLarge",
+    0xC1: "ErrorNotSupported",
+    0xC2: "ErrorCannotOperateAsRequester",
+    0xC3: "ErrorCannotOperateAsResponder",
+}
+_TCP_MAX_PAYLOAD_LENGTH: Final = 0xFFFF
 # What DOE Discovery lists, in index order: Discovery itself, then SPDM (not secured SPDM).
 _DOE_PROTOCOLS: Final = (
     (DOE_VENDOR_PCISIG, DOE_DATA_OBJECT_DISCOVERY),
@@ -103,7 +122,9 @@ class SocketTransportType(enum.IntEnum):
 
 
 # Bindings this module frames SPDM messages in.
-_BINDINGS: Final = frozenset({SocketTransportType.MCTP, SocketTransportType.PCI_DOE})
+_BINDINGS: Final = frozenset(
+    {SocketTransportType.MCTP, SocketTransportType.PCI_DOE, SocketTransportType.TCP}
+)
 
 
 def _u32(value: object, name: str) -> int:
@@ -239,22 +260,62 @@ def _binding(transport_type: int) -> SocketTransportType:
     except ValueError:
         raise MalformedSpdm(f"unknown spdm-emu transport type {transport_type}") from None
     if kind not in _BINDINGS:
-        raise MalformedSpdm(f"transport {kind.name} is not spoken here (MCTP or PCI_DOE)")
+        raise MalformedSpdm(f"transport {kind.name} is not spoken here (MCTP, PCI_DOE or TCP)")
     return kind
+
+
+def _encode_tcp(message: bytes) -> bytes:
+    length = 2 + len(message)  # BindingVersion, MessageType and the message
+    if length > _TCP_MAX_PAYLOAD_LENGTH:
+        raise MalformedSpdm(f"a TCP binding PayloadLength of {length} is over 0xFFFF")
+    return (
+        length.to_bytes(2, "little") + bytes([TCP_BINDING_VERSION, TCP_MESSAGE_TYPE_SPDM]) + message
+    )
+
+
+def _decode_tcp(payload: bytes) -> bytes:
+    if len(payload) < _TCP_HEADER:
+        raise MalformedSpdm("a TCP binding message is a 4-byte header and a body")
+    version, kind = payload[2], payload[3]
+    if version != TCP_BINDING_VERSION:
+        raise MalformedSpdm(f"TCP binding version {version} is not {TCP_BINDING_VERSION}")
+    if kind == _TCP_SECURED:
+        raise MalformedSpdm("secured SPDM (TCP type 0x06) is not spoken here")
+    if kind == _TCP_ROLE_INQUIRY:
+        raise MalformedSpdm("TCP RoleInquiry (type 0xBF) is not spoken here")
+    if kind >= _TCP_FIRST_ERROR:
+        name = _TCP_ERRORS.get(kind, "reserved")
+        raise MalformedSpdm(f"the peer sent TCP binding error {kind:#04x} ({name}), not SPDM")
+    if kind != TCP_MESSAGE_TYPE_SPDM:
+        raise MalformedSpdm(f"TCP message type {kind:#04x} is not SPDM")
+    if len(payload) == _TCP_HEADER:
+        raise MalformedSpdm("a TCP binding message is a 4-byte header and a body")
+    length = int.from_bytes(payload[0:2], "little")
+    if length != len(payload) - 2:
+        raise MalformedSpdm(
+            f"TCP binding PayloadLength says {length} bytes, the message has {len(payload) - 2}"
+        )
+    return bytes(payload[_TCP_HEADER:])
 
 
 def encode_transport_message(transport_type: int, message: bytes) -> bytes:
     """The NORMAL payload carrying the SPDM ``message`` in the ``transport_type`` binding."""
-    if _binding(transport_type) is SocketTransportType.MCTP:
+    binding = _binding(transport_type)
+    if binding is SocketTransportType.MCTP:
         if len(message) + 1 > MAX_FRAME_PAYLOAD:
             raise MalformedSpdm(f"MCTP message over {MAX_FRAME_PAYLOAD} bytes")
         return bytes([MCTP_MESSAGE_TYPE_SPDM]) + message
+    if binding is SocketTransportType.TCP:
+        return _encode_tcp(message)
     return DoeObject(DOE_DATA_OBJECT_SPDM, message).encode()
 
 
 def decode_transport_message(transport_type: int, payload: bytes) -> bytes:
     """The SPDM message in a NORMAL payload (PCI DOE: with its zero padding, up to 3 bytes)."""
-    if _binding(transport_type) is SocketTransportType.MCTP:
+    binding = _binding(transport_type)
+    if binding is SocketTransportType.TCP:
+        return _decode_tcp(payload)
+    if binding is SocketTransportType.MCTP:
         if len(payload) < 2:
             raise MalformedSpdm("an MCTP message is a type byte and a body")
         kind = payload[0]
