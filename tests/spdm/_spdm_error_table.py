@@ -9,10 +9,11 @@ match Ironroot's responder. ``libspdm`` is ``None`` where the two devices are no
 (the emulator provisions slot 1 whatever ``--slot_count`` says) and :data:`CLOSED` where
 the emulator answers nothing and drops the connection.
 
-Both columns are checked over MCTP and over PCI DOE. PCI DOE pads each message with zero bytes
-to whole 4-byte words and says nothing of its length in bytes, so a request cut short inside its
-last word can arrive as another, well-formed one: ``over_doe`` gives the two answers where they
-are not the same over PCI DOE.
+Both columns are checked over MCTP, PCI DOE and TCP (DSP0287). PCI DOE pads each message with
+zero bytes to whole 4-byte words and says nothing of its length in bytes, so a request cut short
+inside its last word can arrive as another, well-formed one: ``over_doe`` gives the two answers
+where they are not the same over PCI DOE. Over TCP the emulator hands unknown request codes to an
+application handler that answers nothing of its own (:data:`ZERO_BUFFER`): ``over_tcp``.
 
 ``rule`` says why the two agree or differ: ``spec`` (DSP0274 names the answer; both give
 it, or Ironroot does and libspdm does not), ``same`` (DSP0274 leaves it open; the two agree)
@@ -66,6 +67,9 @@ def ok(version: int, code: int) -> Answer:
 
 
 CLOSED: Final = "no answer: the connection is dropped"
+# What spdm_responder_emu sends over TCP to a request code it hands its application (unknown
+# codes, VENDOR_DEFINED_REQUEST) before the VCA: its whole response buffer, 4608 zero bytes.
+ZERO_BUFFER: Final = "4608 zero bytes, not an SPDM message"
 
 
 @dataclass(frozen=True)
@@ -76,14 +80,15 @@ class Row:
     libspdm: Answer | str | None
     rule: str
     emu_version: str = "1.2"
-    # The answers over PCI DOE, where they are not the ones above: (Ironroot's, libspdm's).
+    # The answers over PCI DOE and over TCP, where they are not the ones above: (Ironroot's,
+    # the emulator's).
     over_doe: tuple[Answer, Answer | str | None] | None = None
+    over_tcp: tuple[Answer, Answer | str | None] | None = None
 
     def answers(self, transport: str) -> tuple[Answer, Answer | str | None]:
-        """Ironroot's and libspdm's answers over ``transport`` (``MCTP`` or ``PCI_DOE``)."""
-        if transport == "PCI_DOE" and self.over_doe is not None:
-            return self.over_doe
-        return self.ours, self.libspdm
+        """Ironroot's and libspdm's answers over ``transport`` (``MCTP``, ``PCI_DOE``, ``TCP``)."""
+        other = {"PCI_DOE": self.over_doe, "TCP": self.over_tcp}.get(transport)
+        return other or (self.ours, self.libspdm)
 
 
 # --- requests ---------------------------------------------------------------------------------
@@ -165,6 +170,9 @@ def padded(request: bytes, size: int) -> bytes:
 
 
 VCA: Final = vca()
+# Over TCP the emulator's application handler leaves its whole response buffer as the answer;
+# after the VCA, libspdm finds that 4608-byte response over the requester's 4096-byte buffer.
+_TCP_APPLICATION: Final = err(0x12, TOO_LARGE, 0, _u32(LIBSPDM_DTS))
 
 ROWS: Final[tuple[Row, ...]] = (
     # out of order
@@ -494,6 +502,7 @@ ROWS: Final[tuple[Row, ...]] = (
         err(0x10, UNSUPPORTED, 0x90),
         err(0x10, INVALID),
         "spec",
+        over_tcp=(err(0x10, UNSUPPORTED, 0x90), ZERO_BUFFER),
     ),
     Row(
         "unknown code 0x90 after the VCA",
@@ -501,6 +510,7 @@ ROWS: Final[tuple[Row, ...]] = (
         err(0x12, UNSUPPORTED, 0x90),
         err(0x12, INVALID),
         "spec",
+        over_tcp=(err(0x12, UNSUPPORTED, 0x90), _TCP_APPLICATION),
     ),
     Row(
         "a response code (DIGESTS) as a request",
@@ -508,6 +518,7 @@ ROWS: Final[tuple[Row, ...]] = (
         err(0x12, UNSUPPORTED, 0x01),
         err(0x12, INVALID),
         "spec",
+        over_tcp=(err(0x12, UNSUPPORTED, 0x01), _TCP_APPLICATION),
     ),
     Row(
         "VENDOR_DEFINED_REQUEST",
@@ -515,6 +526,7 @@ ROWS: Final[tuple[Row, ...]] = (
         err(0x12, UNSUPPORTED, 0xFE),
         err(0x12, INVALID),
         "spec",
+        over_tcp=(err(0x12, UNSUPPORTED, 0xFE), _TCP_APPLICATION),
     ),
     Row(
         "RESPOND_IF_READY with nothing pending",
@@ -671,6 +683,7 @@ ROWS: Final[tuple[Row, ...]] = (
         err(0x12, UNSUPPORTED, 0xFE),
         err(0x12, INVALID),
         "spec",
+        over_tcp=(err(0x12, UNSUPPORTED, 0xFE), _TCP_APPLICATION),
     ),
     Row(
         "VENDOR_DEFINED_REQUEST of 4097 bytes",
@@ -678,6 +691,7 @@ ROWS: Final[tuple[Row, ...]] = (
         err(0x12, REQUEST_TOO_LARGE),
         err(0x12, INVALID),
         "spec",
+        over_tcp=(err(0x12, REQUEST_TOO_LARGE), _TCP_APPLICATION),
     ),
     Row(
         "GET_VERSION of 4097 bytes",

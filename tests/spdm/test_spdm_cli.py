@@ -98,7 +98,7 @@ def test_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert main([*base, "--connect", "127.0.0.1:1", "--nonce", "abcd"]) == 2
     assert main([*base, "--connect", "127.0.0.1:1", "--nonce", "zz"]) == 2
     with pytest.raises(SystemExit) as info:
-        main([*base, "--connect", "127.0.0.1:1", "--transport", "tcp"])
+        main([*base, "--connect", "127.0.0.1:1", "--transport", "usb"])
     assert info.value.code == 2
     assert main(["spdm", "requester", "--connect", "127.0.0.1:1", "--root", __file__]) == 2
     capsys.readouterr()

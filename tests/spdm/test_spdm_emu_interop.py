@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 from _spdm_emu import ASYM_DIRS, emu_dir, emu_responder, run_emu_requester, sample_keys_copy
-from _spdm_error_table import CLOSED, ROWS, Answer, Row
+from _spdm_error_table import CLOSED, LIBSPDM_DTS, ROWS, ZERO_BUFFER, Answer, Row
 from _spdm_helpers import BLOCKS, make_cert
 
 from ironroot.crypto import Algorithm, PrivateKey
@@ -124,7 +124,7 @@ def _measure_emulator(
 
 @pytest.mark.parametrize("asym", ["ECDSA_P256", "ECDSA_P384"])
 @pytest.mark.parametrize("version", ["1.2", "1.3"])
-@pytest.mark.parametrize("transport", ["MCTP", "PCI_DOE"])
+@pytest.mark.parametrize("transport", ["MCTP", "PCI_DOE", "TCP"])
 def test_ironroot_requester_with_emulated_responder(
     emu: Path, transport: str, version: str, asym: str
 ) -> None:
@@ -242,12 +242,12 @@ def test_ironroot_requester_with_sha256_measurements(emu: Path) -> None:
 
 # The emulator with Ironroot's responder's capabilities and one slot (docs/spdm.md, "Hostile
 # request sequences"): each row of the table on a fresh emulator, the answer to its last request,
-# over MCTP and over PCI DOE (where each message is padded to whole 4-byte words).
+# over MCTP, over PCI DOE (where each message is padded to whole 4-byte words) and over TCP.
 _HOSTILE_ARGS = ["--asym", "ECDSA_P384", "--hash", "SHA_384"]
 _HOSTILE_ARGS += ["--cap", "CERT,CHAL,MEAS_SIG", "--slot_count", "1"]
 _COMPARED = [
     pytest.param(row, transport, id=f"{transport}-{row.name}")
-    for transport in ("MCTP", "PCI_DOE")
+    for transport in ("MCTP", "PCI_DOE", "TCP")
     for row in ROWS
     if row.answers(transport)[1] is not None
 ]
@@ -273,6 +273,10 @@ def test_hostile_sequence_answered_by_libspdm_as_tabled(
             if expected == CLOSED:
                 with pytest.raises(SpdmTransportError, match=_DROPPED):
                     client(row.requests[-1])
+                return
+            if expected == ZERO_BUFFER:
+                assert client(row.requests[-1]) == bytes(LIBSPDM_DTS)
+                client.shutdown()
                 return
             answer = Answer.of(client(row.requests[-1]))
             assert str(answer) == str(expected)
@@ -353,7 +357,7 @@ def _sample_identity(emu: Path, asym: str) -> tuple[PrivateKey, tuple[bytes, ...
 
 @pytest.mark.parametrize("asym", ["ECDSA_P256", "ECDSA_P384"])
 @pytest.mark.parametrize("version", ["1.2", "1.3"])
-@pytest.mark.parametrize("transport", ["MCTP", "PCI_DOE"])
+@pytest.mark.parametrize("transport", ["MCTP", "PCI_DOE", "TCP"])
 def test_emulated_requester_with_ironroot_responder_sample_keys(
     emu: Path, transport: str, version: str, asym: str
 ) -> None:
@@ -475,7 +479,10 @@ def test_emulated_requester_with_unknown_measurement_types(emu: Path) -> None:
 # --- the CLI on both ends --------------------------------------------------------------------
 
 
-def test_cli_responder_with_emulated_requester(emu: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("transport", "trans"), [("pci-doe", "PCI_DOE"), ("tcp", "TCP")])
+def test_cli_responder_with_emulated_requester(
+    emu: Path, tmp_path: Path, transport: str, trans: str
+) -> None:
     from ironroot.cli import main
 
     device = tmp_path / "device"
@@ -496,7 +503,7 @@ def test_cli_responder_with_emulated_requester(emu: Path, tmp_path: Path) -> Non
     )
     command = [sys.executable, "-m", "ironroot", "spdm", "responder", "--device", str(device)]
     process = subprocess.Popen(
-        [*command, "--listen", "127.0.0.1:0", "--transport", "pci-doe"],
+        [*command, "--listen", "127.0.0.1:0", "--transport", transport],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -504,9 +511,9 @@ def test_cli_responder_with_emulated_requester(emu: Path, tmp_path: Path) -> Non
     try:
         assert process.stdout is not None
         line = process.stdout.readline()  # "serving SPDM over pci-doe on 127.0.0.1:PORT"
-        assert line.startswith("serving SPDM over pci-doe on 127.0.0.1:"), line
+        assert line.startswith(f"serving SPDM over {transport} on 127.0.0.1:"), line
         port = int(line.rsplit(":", 1)[1])
-        args = ["--trans", "PCI_DOE", "--ver", "1.3", *CONNECTION]
+        args = ["--trans", trans, "--ver", "1.3", *CONNECTION]
         done = run_emu_requester(emu, port, args)
         assert done.returncode == 0, (done.stdout + done.stderr)[-2000:]
         assert process.wait(timeout=20) == 0
@@ -520,15 +527,16 @@ def test_cli_responder_with_emulated_requester(emu: Path, tmp_path: Path) -> Non
                 stream.close()
 
 
+@pytest.mark.parametrize(("transport", "trans"), [("mctp", "MCTP"), ("tcp", "TCP")])
 def test_cli_requester_with_emulated_responder(
-    emu: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    emu: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], transport: str, trans: str
 ) -> None:
     from ironroot.cli import main
 
     nonce = "5a" * 32
     out = tmp_path / "device.spdm"
     root = emu / "ecp256" / "ca.cert.der"
-    args = ["--trans", "MCTP", "--ver", "1.2", "--asym", "ECDSA_P256", "--hash", "SHA_256"]
+    args = ["--trans", trans, "--ver", "1.2", "--asym", "ECDSA_P256", "--hash", "SHA_256"]
     with emu_responder(emu, args) as (port, process):
         code = main(
             [
@@ -536,6 +544,8 @@ def test_cli_requester_with_emulated_responder(
                 "requester",
                 "--connect",
                 f"127.0.0.1:{port}",
+                "--transport",
+                transport,
                 "--root",
                 str(root),
                 "--nonce",

@@ -3,10 +3,10 @@
 * ``device-init DIR [--algorithm p256|p384|p521] [--name CN] [--days N]`` makes a simulated
   device: a new key and certificate chain (or ``--key FILE --chain FILE`` to import existing
   ones, e.g. libspdm's sample keys) and an editable ``measurements.json``;
-* ``responder --device DIR [--listen [HOST:]PORT] [--transport mctp|pci-doe] [--version V]...
+* ``responder --device DIR [--listen [HOST:]PORT] [--transport mctp|pci-doe|tcp] [--version V]...
   [--measurement-hash H]`` serves that device with the socket framing of DMTF's
   ``spdm_responder_emu`` until a requester sends SHUTDOWN (or Ctrl-C);
-* ``requester --connect HOST:PORT --root CERT [--transport mctp|pci-doe] [--nonce HEX]
+* ``requester --connect HOST:PORT --root CERT [--transport mctp|pci-doe|tcp] [--nonce HEX]
   [--out FILE] [--json]`` runs VCA, DIGESTS, CERTIFICATE, CHALLENGE and signed MEASUREMENTS
   against a responder (``spdm_responder_emu`` or ``ironroot spdm responder``), verifies every
   answer, prints the measurement blocks and can write the SPDM evidence ``ironroot evidence
@@ -59,6 +59,7 @@ _ALGORITHMS: Final = {"p256": Algorithm.ES256, "p384": Algorithm.ES384, "p521": 
 _TRANSPORTS: Final = {
     "mctp": spdm.SocketTransportType.MCTP,
     "pci-doe": spdm.SocketTransportType.PCI_DOE,
+    "tcp": spdm.SocketTransportType.TCP,
 }
 _VERSIONS: Final = {"1.2": spdm.SpdmVersion.V1_2, "1.3": spdm.SpdmVersion.V1_3}
 _MEASUREMENT_HASHES: Final = {
