@@ -23,12 +23,25 @@ request sequences", gives the reason for each). The table in docs/spdm.md is thi
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass
 from typing import Final
 
-from ironroot.spdm import BaseAsymAlgo, BaseHashAlgo, GetCapabilities, NegotiateAlgorithms
+from ironroot.errors import SpdmTransportError
+from ironroot.spdm import (
+    BaseAsymAlgo,
+    BaseHashAlgo,
+    GetCapabilities,
+    NegotiateAlgorithms,
+    SocketCommand,
+    SocketFrame,
+    SocketTransportType,
+    decode_transport_message,
+    encode_transport_message,
+)
 from ironroot.spdm import SpdmVersion as V
 from ironroot.spdm._constants import ErrorCode as E
+from ironroot.spdm._transport import CLIENT_HELLO, MAX_FRAME_PAYLOAD, _read_frame
 
 NONCE: Final = bytes(range(32))
 
@@ -729,3 +742,104 @@ ROWS: Final[tuple[Row, ...]] = (
         "spec",
     ),
 )
+
+
+# --- transport messages that are not well-formed ----------------------------------------------
+
+SILENT: Final = "no answer: the message is ignored, the connection kept"
+
+
+@dataclass(frozen=True)
+class TransportRow:
+    """A NORMAL frame whose payload is a malformed transport message (PCI DOE or TCP), sent
+    right after the hello, and what each responder does with it."""
+
+    name: str
+    transport: str
+    payload: bytes
+    ours: Answer | str
+    libspdm: Answer | str
+
+
+def _h(text: str) -> bytes:
+    return bytes.fromhex(text.replace(" ", ""))
+
+
+TRANSPORT_ROWS: Final[tuple[TransportRow, ...]] = (
+    # PCI DOE: VendorID(2) DataObjectType(1) Reserved(1) Length(4, in words) GET_VERSION
+    TransportRow("DOE VendorID 2", "PCI_DOE", _h("0200 01 00 03000000 10840000"), CLOSED, SILENT),
+    TransportRow(
+        "DOE type 2 (secured SPDM)", "PCI_DOE", _h("0100 02 00 03000000 10840000"), CLOSED, SILENT
+    ),
+    TransportRow(
+        "DOE Length too long", "PCI_DOE", _h("0100 01 00 04000000 10840000"), CLOSED, SILENT
+    ),
+    TransportRow(
+        "DOE Length too short", "PCI_DOE", _h("0100 01 00 02000000 10840000"), CLOSED, SILENT
+    ),
+    TransportRow(
+        "DOE object unaligned", "PCI_DOE", _h("0100 01 00 03000000 108400"), CLOSED, SILENT
+    ),
+    TransportRow(
+        "DOE reserved byte set", "PCI_DOE", _h("0100 01 01 03000000 10840000"), CLOSED, SILENT
+    ),
+    TransportRow(
+        "DOE reserved Length bits set",
+        "PCI_DOE",
+        _h("0100 01 00 03000400 10840000"),
+        CLOSED,
+        SILENT,
+    ),
+    TransportRow(
+        "DOE GET_VERSION and two more zero words",
+        "PCI_DOE",
+        _h("0100 01 00 05000000 10840000 00000000 00000000"),
+        err(0x10, INVALID),
+        ok(0x10, 0x04),
+    ),
+    # TCP: PayloadLength(2) BindingVersion(1) MessageType(1) GET_VERSION
+    TransportRow("TCP PayloadLength 99", "TCP", _h("6300 01 05 10840000"), CLOSED, ok(0x10, 0x04)),
+    TransportRow(
+        "TCP PayloadLength one byte short",
+        "TCP",
+        _h("0600 01 05 1084000000"),
+        CLOSED,
+        ok(0x10, 0x04),
+    ),
+    TransportRow("TCP BindingVersion 2", "TCP", _h("0600 02 05 10840000"), CLOSED, ok(0x10, 0x04)),
+    TransportRow("TCP type 0x06 (secured SPDM)", "TCP", _h("0600 01 06 10840000"), CLOSED, SILENT),
+    TransportRow("TCP RoleInquiry", "TCP", _h("0000 01 bf"), CLOSED, SILENT),
+    TransportRow("TCP ErrorTooLarge", "TCP", _h("0000 01 c0"), CLOSED, SILENT),
+    TransportRow("TCP type 0x01", "TCP", _h("0600 01 01 10840000"), CLOSED, CLOSED),
+)
+
+
+def transport_outcome(port: int, kind: SocketTransportType, payload: bytes) -> Answer | str:
+    """What the spdm-emu-style responder on ``port`` does with a NORMAL frame carrying
+    ``payload``: the frames hello, ``payload``, GET_VERSION and SHUTDOWN go out together and
+    the answers are read up to SHUTDOWN's. Two SPDM answers: the first is ``payload``'s; one
+    (GET_VERSION's): :data:`SILENT`; the connection ending first: :data:`CLOSED`. No timing
+    decides it."""
+    get_version = encode_transport_message(kind, bytes([0x10, 0x84, 0, 0]))
+    frames = (
+        SocketFrame(SocketCommand.TEST, kind, CLIENT_HELLO),
+        SocketFrame(SocketCommand.NORMAL, kind, payload),
+        SocketFrame(SocketCommand.NORMAL, kind, get_version),
+        SocketFrame(SocketCommand.SHUTDOWN, kind),
+    )
+    answers: list[bytes] = []
+    with socket.create_connection(("127.0.0.1", port), timeout=20) as sock:
+        try:
+            sock.sendall(b"".join(frame.encode() for frame in frames))
+            while (
+                answer := _read_frame(sock, MAX_FRAME_PAYLOAD)
+            ).command != SocketCommand.SHUTDOWN:
+                if answer.command == SocketCommand.NORMAL:
+                    answers.append(decode_transport_message(kind, answer.payload))
+        except (SpdmTransportError, OSError):
+            return CLOSED
+    assert Answer.of(answers[-1]) == ok(0x10, 0x04), answers  # GET_VERSION was answered
+    if len(answers) == 1:
+        return SILENT
+    assert len(answers) == 2, answers
+    return Answer.of(answers[0])

@@ -21,7 +21,17 @@ from pathlib import Path
 
 import pytest
 from _spdm_emu import ASYM_DIRS, emu_dir, emu_responder, run_emu_requester, sample_keys_copy
-from _spdm_error_table import CLOSED, LIBSPDM_DTS, ROWS, ZERO_BUFFER, Answer, Row
+from _spdm_error_table import (
+    CLOSED,
+    LIBSPDM_DTS,
+    ROWS,
+    TRANSPORT_ROWS,
+    ZERO_BUFFER,
+    Answer,
+    Row,
+    TransportRow,
+    transport_outcome,
+)
 from _spdm_helpers import BLOCKS, make_cert
 
 from ironroot.crypto import Algorithm, PrivateKey
@@ -283,6 +293,18 @@ def test_hostile_sequence_answered_by_libspdm_as_tabled(
             assert answer == expected
             client.shutdown()
         assert process.wait(timeout=20) == 0
+
+
+@pytest.mark.parametrize("row", TRANSPORT_ROWS, ids=[row.name for row in TRANSPORT_ROWS])
+def test_malformed_transport_message_handled_by_libspdm_as_tabled(
+    emu: Path, row: TransportRow
+) -> None:
+    """What spdm_responder_emu does with a PCI DOE or TCP message that is not well-formed:
+    what the table (and docs/spdm.md) says."""
+    args = [*_HOSTILE_ARGS, "--trans", row.transport, "--ver", "1.2"]
+    with emu_responder(emu, args) as (port, _):
+        outcome = transport_outcome(port, SocketTransportType[row.transport], row.payload)
+    assert str(outcome) == str(row.libspdm)
 
 
 # --- spdm_requester_emu -> Ironroot responder ------------------------------------------------

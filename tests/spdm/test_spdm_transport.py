@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from _spdm_error_table import TRANSPORT_ROWS, TransportRow, transport_outcome
 from _spdm_helpers import BLOCKS, Device, make_requester
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -327,6 +328,21 @@ def test_server_answers_unknown_commands_and_drops_bad_frames(device: Device) ->
             assert client.hello() == b"Server Hello!\x00"
     finally:
         server.close()
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("row", TRANSPORT_ROWS, ids=[row.name for row in TRANSPORT_ROWS])
+def test_server_handles_a_malformed_transport_message_as_tabled(
+    device: Device, row: TransportRow
+) -> None:
+    """serve_spdm_emu drops the connection on a PCI DOE or TCP message it cannot read (the
+    table in _spdm_error_table, next to what libspdm's emulator does)."""
+    server = Server(device, SocketTransportType[row.transport])
+    try:
+        outcome = transport_outcome(server.port, server.kind, row.payload)
+    finally:
+        server.close()
+    assert str(outcome) == str(row.ours)
 
 
 @pytest.mark.integration
