@@ -14,7 +14,8 @@ SPDM 1.0/1.1 GET_MEASUREMENTS exchange (request ‖ signed response, no VCA, no 
 context), as NVIDIA Hopper GPUs produce.
 
 :class:`SpdmEmuClient` and :func:`serve_spdm_emu` carry the messages over the socket framing of
-DMTF's ``spdm-emu`` emulators (MCTP or PCI DOE bindings), so both ends interoperate with libspdm.
+DMTF's ``spdm-emu`` emulators (MCTP, PCI DOE or TCP bindings), so both ends interoperate with
+libspdm.
 
 Signing suites are ECDSA P-256/SHA-256, P-384/SHA-384 and P-521/SHA-512 through
 :mod:`ironroot.crypto`. Malformed bytes raise :class:`ironroot.errors.MalformedSpdm`; protocol

@@ -34,6 +34,9 @@ Behaviour worth knowing:
   blocks (the code of the device's trusted computing base).
 - ``alignment`` is the transport's padding unit (4 for PCI DOE): a request padded with zero
   bytes is read at its own length, so the transcripts hold the exact messages.
+- A request larger than this responder's DataTransferSize gets ERROR RequestTooLarge whatever
+  its code (a padded request that does not decode here is held to its length less the trailing
+  zero bytes that may be padding); libspdm answers such requests instead (docs/spdm.md).
 - Only ECDSA P-256/SHA-256, P-384/SHA-384 and P-521/SHA-512 signing suites (see
   ``SIGNING_SUITES``); ML-DSA exists in SPDM only from 1.4 (PqcAsymAlgo), which this package
   does not speak.
