@@ -13,7 +13,14 @@ from urllib.parse import unquote
 import httpx
 import pytest
 
-from ironroot._httpclient import READABLE_CODINGS, bounded_response, path_segment
+from ironroot._httpclient import (
+    MAX_SHOWN_LOCATION,
+    READABLE_CODINGS,
+    bounded_response,
+    location_elsewhere,
+    path_segment,
+    redirect_target,
+)
 from ironroot.errors import MalformedInput, PayloadTooLarge, Unreachable
 from ironroot.transparency import TransparencyClient
 from ironroot.witness import WitnessClient
@@ -237,3 +244,79 @@ def test_every_bounded_read_asks_only_for_the_codings_it_reads() -> None:
         )
     assert seen == [READABLE_CODINGS, "identity", READABLE_CODINGS]
     assert READABLE_CODINGS == "gzip, deflate, identity"
+
+
+def _answer(location: str | None, url: str = "https://ts.example:8443/a/entries") -> httpx.Response:
+    """A ``303`` to ``url`` with ``location`` as its ``Location`` (sent as UTF-8)."""
+    headers = {} if location is None else {"Location": location.encode()}
+    return httpx.Response(303, headers=headers, request=httpx.Request("POST", url))
+
+
+@pytest.mark.parametrize(
+    ("location", "where"),
+    [
+        ("/entries/e1", "https://ts.example:8443/entries/e1"),
+        ("e1?token=s3cret#f", "https://ts.example:8443/a/e1?(hidden)"),
+        ("https://u:pw@other.example/x", "https://other.example/x"),
+        (
+            "/x%1b%5b2J%0d%0aforged%e2%80%ae",
+            "https://ts.example:8443/x%1b%5b2J%0d%0aforged%e2%80%ae",
+        ),
+        ("/a\u202eb\x9bc", "https://ts.example:8443/a%E2%80%AEb%C2%9Bc"),
+        ("http://xn--80ak6aa92e.com/", "http://xn--80ak6aa92e.com/"),
+        ("http://[::1]:8/x", "http://[::1]:8/x"),
+        ("/x\x1b[2J", "a Location that is no URL"),
+        ("http://[::1/x", "a Location that is no URL"),
+        (None, "nowhere (no Location)"),
+        ("/" + "a" * 1000, ("https://ts.example:8443/" + "a" * 1000)[:MAX_SHOWN_LOCATION] + "..."),
+    ],
+)
+def test_a_redirect_target_is_named_as_on_the_wire_without_controls_bounded(
+    location: str | None, where: str
+) -> None:
+    """Where a ``Location`` points, as a message names it: the server's text. Its path was
+    named percent-decoded (``%1b`` became an ESC, ``%0a`` a line break) and its host
+    IDNA-decoded (``xn--80ak6aa92e`` the Cyrillic homograph of a vendor's name); now as it
+    goes on the wire, never a control or bidirectional character, at most 300 characters."""
+    shown = redirect_target(_answer(location))
+    assert shown == where
+    assert shown.isascii()
+    assert shown.isprintable()
+
+
+@pytest.mark.parametrize(
+    ("location", "elsewhere"),
+    [
+        (None, False),
+        ("/entries/e1", False),
+        ("e1", False),
+        ("../../entries/e1?x", False),
+        ("https://ts.example:8443/entries/e1", False),
+        ("HTTPS://TS.EXAMPLE:8443/entries/e1", False),
+        ("//ts.example:8443/entries/e1", False),
+        ("https://u:pw@ts.example:8443/entries/e1", False),
+        ("https://ts.example/entries/e1", True),
+        ("http://ts.example:8443/entries/e1", True),
+        ("https://other.example:8443/entries/e1", True),
+        ("//other.example:8443/entries/e1", True),
+        ("https://ts.example.other.example:8443/entries/e1", True),
+        ("http://[::1/x", True),
+    ],
+)
+def test_a_location_elsewhere_is_another_scheme_host_or_port(
+    location: str | None, elsewhere: bool
+) -> None:
+    assert location_elsewhere(_answer(location)) is elsewhere
+
+
+@pytest.mark.parametrize(
+    ("url", "location"),
+    [
+        ("https://ts.example/", "https://ts.example:443/e"),
+        ("https://ts.example:443/", "https://ts.example/e"),
+        ("http://ts.example/", "HTTP://ts.example:80/e"),
+    ],
+)
+def test_a_schemes_default_port_is_that_port(url: str, location: str) -> None:
+    assert location_elsewhere(_answer(location, url)) is False
+    assert location_elsewhere(_answer(location.replace("ts.", "other."), url)) is True

@@ -47,10 +47,12 @@ from urllib.parse import quote
 import httpx
 
 from ironroot._netaddr import is_loopback_host
+from ironroot._text import shown
 from ironroot.errors import IronrootError, MalformedInput, StorageError
 
 __all__ = [
     "MAX_RETRY_AFTER",
+    "MAX_SHOWN_LOCATION",
     "READABLE_CODINGS",
     "TOTAL_TIMEOUTS",
     "UNPARSED_URL",
@@ -59,6 +61,7 @@ __all__ = [
     "bounded_response",
     "checked_url",
     "in_clear_elsewhere",
+    "location_elsewhere",
     "malformed_answer",
     "path_segment",
     "redirect_target",
@@ -145,25 +148,67 @@ def malformed_answer(service: str, why: str) -> StorageError:
     return StorageError(f"{service} {why}", code="malformed-answer")
 
 
+MAX_SHOWN_LOCATION: Final = 300
+"""The most characters of a ``Location`` a message names (:func:`redirect_target`); a longer
+one is cut there, and ``...`` says so."""
+
+
 def redirect_target(response: httpx.Response) -> str:
     """Where a redirect points, for a message: its ``Location`` resolved against the request,
     without user information, query or fragment (which may carry a credential or a token).
     The clients of a service (the log fetcher, the witness, transparency and key release
     clients, ``attest --keys URL``) follow no redirect: a ``3xx`` from the URL they were given
     is ``ConfigError`` ``redirect`` naming this, so that their user gives the new URL (the
-    transparency client reads SCRAPI's own ``303``/``302`` of a registration, unfollowed)."""
+    transparency client reads SCRAPI's own ``303``/``302`` of a registration, unfollowed,
+    and refuses one whose ``Location`` leaves the service: :func:`location_elsewhere`); so
+    does a Redfish ``SimpleUpdate``'s fetch, in its ``TransferFailed``.
+
+    The ``Location`` is the server's text, going into messages, logs and a Redfish answer: it
+    is named as it goes on the wire — its host in IDNA form (``xn--…``, never the homograph
+    it decodes to), its path percent-encoded (``%1b`` stays so, never an ESC) — with any
+    character :func:`ironroot._text.shown` spells as a code point so spelled, and at most
+    :data:`MAX_SHOWN_LOCATION` characters of it."""
     location = response.headers.get("location")
     if not location:
         return "nowhere (no Location)"
     try:
         target = response.request.url.join(location)
+        netloc = target.netloc.decode("ascii", "backslashreplace")
+        path = target.raw_path.split(b"?", 1)[0].decode("ascii", "backslashreplace")
     except (httpx.InvalidURL, ValueError, TypeError):
         return "a Location that is no URL"
-    port = f":{target.port}" if target.port is not None else ""
-    shown = f"{target.scheme}://{target.host}{port}{target.path}"
+    where = shown(f"{target.scheme}://{netloc}{path}")
     if target.query or target.fragment:
-        shown += "?(hidden)"
-    return shown[:300]
+        where += "?(hidden)"
+    return where if len(where) <= MAX_SHOWN_LOCATION else where[:MAX_SHOWN_LOCATION] + "..."
+
+
+def location_elsewhere(response: httpx.Response) -> bool:
+    """Whether the answer's ``Location``, resolved against its request's URL (a relative one
+    is the request's origin), points at another origin than the request's — another scheme,
+    host or port (a scheme's default port is that port, a host's case no difference) — or is
+    no URL. An answer without a ``Location`` points nowhere: ``False``. A client that reads a
+    ``Location`` of its service (the transparency client's registration: SCRAPI's ``303`` and
+    ``302``, and a ``201``'s) refuses one elsewhere as a redirect (``ConfigError``
+    ``redirect``, naming :func:`redirect_target`) and asks nothing there."""
+    location = response.headers.get("location")
+    if not location:
+        return False
+    here = response.request.url
+    try:
+        target = here.join(location)
+    except (httpx.InvalidURL, ValueError, TypeError):
+        return True
+    return _origin(target) != _origin(here)
+
+
+_DEFAULT_PORTS: Final = {"http": 80, "https": 443}
+
+
+def _origin(url: httpx.URL) -> tuple[str, bytes, int | None]:
+    # httpx leaves a default port it was given as it is when the scheme is in capitals
+    # (``HTTP://h:80/`` has port 80, ``http://h:80/`` none): the port is the scheme's then
+    return url.scheme, url.raw_host, url.port or _DEFAULT_PORTS.get(url.scheme)
 
 
 def answer_retry_after(response: httpx.Response) -> int | None:

@@ -417,10 +417,12 @@ def test_trust_on_first_use_of_a_configuration_that_is_none_exits_1(
         store.close()
 
 
-# A Location whose path spells an escape sequence and a line break (httpx decodes the
-# percent-escapes of a path): what the redirect's error quotes is the server's text.
+# A Location whose path spells an escape sequence and a line break in percent-escapes: the
+# redirect's error quoted it decoded (httpx's URL.path), the server's escape and line break
+# in the detail; it is quoted as on the wire now (ironroot._httpclient.redirect_target), and
+# the output's own escaping (ironroot._text.shown) finds nothing to spell.
 _FORGED_LOCATION = "/%1b%5b2K%0dironroot:%20all%20logs%20verified%0a"
-_FORGED_SHOWN = "[U+001B][2K[U+000D]ironroot: all logs verified[U+000A]"
+_FORGED_SHOWN = "%1b%5b2K%0dironroot:%20all%20logs%20verified%0a"
 
 
 def test_a_failure_quoting_a_servers_text_is_shown_when_several_logs_are_checked(

@@ -11,6 +11,7 @@ import gzip
 import ipaddress
 import json
 import logging
+import re
 import resource
 import signal
 import socket
@@ -44,6 +45,7 @@ from tests.platform.test_platform_redfish import (
     world,
 )
 
+from hostile_http import HostileServer, bounded, ok
 from ironroot.errors import PolicyRejected
 from ironroot.http import ServerThread
 from ironroot.platform import chip_layout
@@ -1021,3 +1023,99 @@ def test_an_accounts_change_is_logged_by_the_properties_it_applies_only(
     assert response.status_code == 200, response.text
     changed = [r.getMessage() for r in caplog.records if "changed" in r.getMessage()]
     assert changed == ["redfish account viewer changed: Enabled"]
+
+
+def _redirect_text(uri: str, status: int, where: str) -> str:
+    return (
+        f"GET {uri} answered {status}, a redirect to {where}: an image or a statement is "
+        "fetched only at the URI given, no redirect is followed; if it moved, give its new URI"
+    )
+
+
+# Where an image server's Location points, and how the refusal names it: resolved against
+# the request, without its query; its path as it came, percent-encoded (never decoded into
+# the control characters it spells); a host in its IDNA form (not the Cyrillic homograph
+# it decodes to); at most 300 characters. {target} is another server, {server} the image's.
+_LOCATIONS = [
+    pytest.param(
+        "{target}/v2/gpu.bin?X-Amz-Signature=SECRET0123#frag",
+        "{target}/v2/gpu.bin?(hidden)",
+        id="elsewhere, with a query",
+    ),
+    pytest.param(
+        "/next%1b%5b2J%0d%0aforged%e2%80%ae",
+        "{server}/next%1b%5b2J%0d%0aforged%e2%80%ae",
+        id="percent-encoded controls",
+    ),
+    pytest.param("/a\xe2\x80\xaeb\xc2\x9bc", "{server}/a%E2%80%AEb%C2%9Bc", id="bidi and C1 raw"),
+    pytest.param("/next\x1b[2J", "a Location that is no URL", id="ESC raw"),
+    pytest.param(
+        "http://xn--80ak6aa92e.com/gpu.bin", "http://xn--80ak6aa92e.com/gpu.bin", id="IDNA"
+    ),
+    pytest.param("/" + "a" * 5000, "{long}", id="5000 characters"),
+    pytest.param(None, "nowhere (no Location)", id="no Location"),
+]
+
+
+@pytest.mark.parametrize(("location", "where"), _LOCATIONS)
+@pytest.mark.parametrize("fetched", ["image", "statement"])
+def test_a_redirect_from_the_image_server_is_transfer_failed_naming_where_never_followed(
+    bmc: Bmc, fetched: str, location: str | None, where: str
+) -> None:
+    """A ``SimpleUpdate`` fetch is never redirected. A ``3xx`` was ``TransferFailed`` saying
+    only "answered 302": the operator could not tell where the server pointed. It still is
+    ``TransferFailed``, nothing is asked of the target, and the error names the
+    ``Location`` as a refused client redirect does: attacker-controlled text, which goes in
+    the task's answer (every account reads it) and the log, so shown without its query,
+    without a control or bidirectional character (it stays percent-encoded), and bounded."""
+    v2 = bmc.world.release("gpu", "2.0")
+    content = {"gpu.bin": v2.bundle, **{f"gpu.{n}.ts": s for n, s in enumerate(v2.statements)}}
+    redirected = "gpu.bin" if fetched == "image" else "gpu.0.ts"
+    with HostileServer() as target, HostileServer(content.get) as server, bounded(120):
+        headers = {} if location is None else {"Location": location.format(target=target.url)}
+        server.attacks[redirected] = ok(b"", headers, 302)
+        body = {
+            "ImageURI": f"{server.url}/gpu.bin",
+            "Targets": [f"{INVENTORY}/gpu-active"],
+            "Oem": {
+                "Ironroot": {
+                    "StatementURIs": [f"{server.url}/gpu.{n}.ts" for n in range(len(v2.statements))]
+                }
+            },
+        }
+        with bmc.client(OPERATOR) as operator, bmc.client(VIEWER) as viewer:
+            refused = operator.post(SIMPLE, json=body)
+            error = _error(refused, 400, "TransferFailed")
+            (task,) = viewer.get(f"{ROOT}/TaskService/Tasks").json()["Members"]
+            shown = viewer.get(task["@odata.id"])
+            monitor = viewer.get(shown.json()["TaskMonitor"])
+        assert target.requests == []
+    expected_where = where.format(
+        target=target.url, server=server.url, long=f"{server.url}/{'a' * 5000}"[:300] + "..."
+    )
+    uri = f"{server.url}/{redirected}"
+    assert error["message"] == _redirect_text(uri, 302, expected_where)
+    assert error["@Message.ExtendedInfo"][0]["MessageArgs"] == [uri, "gpu"]
+    assert shown.json()["TaskState"] == "Exception"
+    assert _error(monitor, 400, "TransferFailed")["message"] == error["message"]
+    for answer in (refused, shown, monitor):
+        text = answer.json()
+        assert "SECRET0123" not in answer.text
+        assert not re.search("[\x00-\x1f\x7f-\x9f\u202e]", json.dumps(text, ensure_ascii=False))
+    assert server.requests[-1] == redirected
+    assert bmc.active("gpu") == "1.0"
+
+
+@pytest.mark.parametrize("status", [300, 301, 303, 307, 308])
+def test_every_redirect_status_from_the_image_server_is_transfer_failed_naming_where(
+    bmc: Bmc, status: int
+) -> None:
+    with HostileServer() as target, HostileServer() as server, bounded(60):
+        server.attacks["gpu.bin"] = ok(b"", {"Location": f"{target.url}/gpu.bin"}, status)
+        body = {"ImageURI": f"{server.url}/gpu.bin", "Targets": [f"{INVENTORY}/gpu-active"]}
+        with bmc.client(OPERATOR) as operator:
+            error = _error(operator.post(SIMPLE, json=body), 400, "TransferFailed")
+        assert target.requests == []
+    expected = _redirect_text(f"{server.url}/gpu.bin", status, f"{target.url}/gpu.bin")
+    assert error["message"] == expected
+    assert server.requests == ["gpu.bin"]

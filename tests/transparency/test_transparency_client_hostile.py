@@ -43,7 +43,7 @@ from ironroot.cose import (
     receipt_to_be_signed,
 )
 from ironroot.crypto import Algorithm, PrivateKey
-from ironroot.errors import ConfigError, StorageError
+from ironroot.errors import ConfigError, StorageError, Unreachable
 from ironroot.log import NoteVerifier
 from ironroot.merkle import leaf_hash
 from ironroot.transparency import TransparencyClient
@@ -437,4 +437,175 @@ def test_statement_register_exits_2_with_one_line_on_a_redirect(
     expected = _redirected(server.url, 307, "POST /entries", f"{target.url}/entries")
     assert err == f"ironroot: redirect: {expected}\n"
     assert out == ""
+    assert not (tmp_path / "s.cose.ts").exists()
+
+
+def _off_origin(url: str, status: int, request: str, where: str) -> str:
+    return (
+        f"the transparency service {url} answered {request} with {status}, a Location at "
+        f"{where}: another origin than the service's (scheme, host and port); a registration "
+        "is read only from the service it was sent to, and nothing is asked there"
+    )
+
+
+# A registration's Location that leaves the service's origin (scheme, host, port), and where
+# the refusal says it points: {target} is another server, {port} the service's own port.
+_OFF_ORIGIN = [
+    pytest.param("{target}/entries/{entry}", "{target}/entries/{entry}", id="another port"),
+    pytest.param(
+        "//localhost:{port}/entries/{entry}",
+        "http://localhost:{port}/entries/{entry}",
+        id="another host, scheme-relative",
+    ),
+    pytest.param(
+        "https://127.0.0.1:{port}/entries/{entry}?token=s3cret",
+        "https://127.0.0.1:{port}/entries/{entry}?(hidden)",
+        id="another scheme",
+    ),
+]
+OFF_ORIGIN = pytest.mark.parametrize(("location", "where"), _OFF_ORIGIN)
+NO_URL = "http://[::1/entries/{entry}"
+
+
+def _filled(text: str, target: HostileServer, server: HostileServer) -> str:
+    port = server.url.rsplit(":", 1)[1]
+    return text.format(target=target.url, port=port, entry=ENTRY_ID)
+
+
+@pytest.mark.parametrize(
+    ("status", "location", "where"),
+    [
+        *(
+            pytest.param(status, *case.values, id=f"{status}-{case.id}")
+            for status in (201, 303)
+            for case in _OFF_ORIGIN
+        ),
+        pytest.param(201, NO_URL, "a Location that is no URL", id="201-no URL"),
+    ],
+)
+def test_a_registration_location_off_the_services_origin_is_a_config_error_never_asked(
+    status: int, location: str, where: str
+) -> None:
+    """``POST /entries`` answered with a ``Location`` (SCRAPI's ``303`` to the pending entry,
+    or the ``201`` of one registered at once) on another origin than the service's: a front
+    end pointing the client elsewhere. The entry id was taken from it whatever its origin;
+    now ``ConfigError`` ``redirect`` (exit 2), as every unexpected redirect, naming where it
+    points (without its query); nothing is asked there, or anywhere after."""
+    with HostileServer() as target, HostileServer() as server, bounded(60):
+        server.attacks["entries"] = ok(b"", {"Location": _filled(location, target, server)}, status)
+        clock = _Clock()
+        with (
+            TransparencyClient(server.url, timeout=1.0, clock=clock.clock, sleep=clock.sleep) as c,
+            pytest.raises(ConfigError) as caught,
+        ):
+            c.register(STATEMENT)
+        assert target.requests == []
+    assert (type(caught.value), caught.value.code, caught.value.exit_code) == (
+        ConfigError,
+        "redirect",
+        2,
+    )
+    expected = _off_origin(server.url, status, "POST /entries", _filled(where, target, server))
+    assert caught.value.detail == expected
+    assert server.requests == ["entries"]
+    assert clock.sleeps == []
+
+
+@OFF_ORIGIN
+def test_a_polls_302_off_the_services_origin_is_a_config_error_never_asked(
+    location: str, where: str
+) -> None:
+    """The poll's ``302`` (the registration still runs) names the entry's ``Location`` too:
+    one on another origin is refused as the ``303``'s is, at the first poll."""
+    poll = f"entries/{ENTRY_ID}"
+    with HostileServer() as target, HostileServer() as server, bounded(60):
+        server.attacks["entries"] = ok(b"", {"Location": f"/{poll}"}, 303)
+        server.attacks[poll] = ok(b"", {"Location": _filled(location, target, server)}, 302)
+        clock = _Clock()
+        with (
+            TransparencyClient(server.url, timeout=1.0, clock=clock.clock, sleep=clock.sleep) as c,
+            pytest.raises(ConfigError) as caught,
+        ):
+            c.register(STATEMENT)
+        assert target.requests == []
+    assert (type(caught.value), caught.value.code, caught.value.exit_code) == (
+        ConfigError,
+        "redirect",
+        2,
+    )
+    expected = _off_origin(server.url, 302, f"GET /{poll}", _filled(where, target, server))
+    assert caught.value.detail == expected
+    assert server.requests == ["entries", poll]
+
+
+@pytest.mark.parametrize("poll", [False, True], ids=["303", "302"])
+def test_a_redirects_location_that_is_no_url_is_refused_never_asked(poll: bool) -> None:
+    """A ``303`` or ``302`` whose ``Location`` is no URL at all (an IPv6 bracket left open)
+    never reaches the client's check: httpx refuses the answer, and the client says it
+    cannot reach the service (``Unreachable``, exit 1); nothing more is asked."""
+    path = f"entries/{ENTRY_ID}" if poll else "entries"
+    with HostileServer() as server, bounded(60):
+        server.attacks["entries"] = ok(b"", {"Location": f"/entries/{ENTRY_ID}"}, 303)
+        server.attacks[path] = ok(
+            b"", {"Location": NO_URL.format(entry=ENTRY_ID)}, 302 if poll else 303
+        )
+        clock = _Clock()
+        with (
+            TransparencyClient(server.url, timeout=1.0, clock=clock.clock, sleep=clock.sleep) as c,
+            pytest.raises(Unreachable) as caught,
+        ):
+            c.register(STATEMENT)
+    assert (type(caught.value), caught.value.code, caught.value.exit_code) == (
+        Unreachable,
+        "unreachable",
+        1,
+    )
+    assert caught.value.detail.startswith("cannot reach the transparency service: ")
+    assert server.requests == (["entries", path] if poll else ["entries"])
+
+
+@pytest.mark.parametrize(
+    "location",
+    [
+        "/entries/{entry}",
+        "entries/{entry}",
+        "http://127.0.0.1:{port}/entries/{entry}",
+        "HTTP://127.0.0.1:{port}/entries/{entry}",
+        "//127.0.0.1:{port}/entries/{entry}",
+    ],
+    ids=["absolute path", "relative path", "absolute URL", "scheme in capitals", "scheme-relative"],
+)
+def test_a_registration_location_on_the_services_origin_is_polled(location: str) -> None:
+    """A ``Location`` relative to the request, or absolute on the service's own scheme, host
+    and port, is the SCRAPI flow: the client polls the entry (here until its wait ends)."""
+    poll = f"entries/{ENTRY_ID}"
+    with HostileServer() as server, bounded(60):
+        port = server.url.rsplit(":", 1)[1]
+        headers = {"Location": location.format(port=port, entry=ENTRY_ID)}
+        server.attacks["entries"] = ok(b"", headers, 303)
+        server.attacks[poll] = ok(b"", headers, 302)
+        clock = _Clock()
+        with (
+            TransparencyClient(server.url, timeout=1.0, clock=clock.clock, sleep=clock.sleep) as c,
+            pytest.raises(StorageError, match=f"entry {ENTRY_ID} was not integrated within 1 s"),
+        ):
+            c.register(STATEMENT, poll_interval=0.5, wait=1.0)
+    assert server.requests == ["entries", poll, poll]
+
+
+def test_statement_register_exits_2_with_one_line_on_a_location_off_the_services_origin(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    statement = tmp_path / "s.cose"
+    statement.write_bytes(STATEMENT)
+    with HostileServer() as target, HostileServer() as server, bounded(60):
+        where = f"{target.url}/entries/{ENTRY_ID}"
+        server.attacks["entries"] = ok(b"", {"Location": where}, 303)
+        code = main(["statement", "register", str(statement), "--url", server.url])
+        assert target.requests == []
+    out, err = capsys.readouterr()
+    assert code == 2, err
+    assert err == f"ironroot: redirect: {_off_origin(server.url, 303, 'POST /entries', where)}\n"
+    assert out == ""
+    assert server.requests == ["entries"]
     assert not (tmp_path / "s.cose.ts").exists()

@@ -31,7 +31,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Message
 
-from ironroot._httpclient import Cutoff
+from ironroot._httpclient import Cutoff, redirect_target
 from ironroot._netaddr import embedded_ipv4
 from ironroot._trust import client_verify
 from ironroot.errors import (
@@ -67,6 +67,8 @@ from ironroot.platform._redfish_messages import error_body, message
 from ironroot.platform._redfish_tasks import TaskStore
 
 if TYPE_CHECKING:
+    import httpx
+
     from ironroot.platform._redfish import RedfishService
     from ironroot.platform._update import UpdateResult
 
@@ -548,6 +550,23 @@ def _is_own_address(family: int, address: tuple[Any, ...]) -> bool:
         return False
 
 
+class _Redirected(Exception):
+    """A ``3xx`` answer to a ``SimpleUpdate`` fetch (raised by :func:`_refuse_redirect`)."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        super().__init__(response.status_code)
+        self.response = response
+
+
+def _refuse_redirect(response: httpx.Response) -> None:
+    """The fetch's response hook: a redirect is never followed, and is refused before httpx
+    reads its ``Location`` — :class:`_Redirected`, a ``TransferFailed`` naming where it points
+    (:func:`ironroot._httpclient.redirect_target`: without its query, percent-encoded as it
+    came, no control character, bounded)."""
+    if 300 <= response.status_code < 400:
+        raise _Redirected(response)
+
+
 @dataclass(frozen=True, slots=True)
 class SimpleUpdatePlan:
     """A checked ``SimpleUpdate`` request: what to fetch, for which component."""
@@ -591,6 +610,9 @@ class SimpleUpdatePlan:
                 # Not from the environment: no proxy a variable names (which would see every
                 # image and the Basic credentials for it), no ~/.netrc credentials sent.
                 trust_env=False,
+                # a 3xx is refused as it arrives: before httpx reads its Location (one that
+                # is no URL it would raise as a connection error)
+                event_hooks={"response": [_refuse_redirect]},
             ) as client,
         ):
 
@@ -644,6 +666,16 @@ class SimpleUpdatePlan:
                                 raise too_slow(shown)
                             chunks.append(chunk)
                         return b"".join(chunks)
+                except _Redirected as redirected:
+                    status = redirected.response.status_code
+                    raise Refusal(
+                        400,
+                        message("TransferFailed", shown, self.component),
+                        text=f"GET {shown} answered {status}, a redirect to "
+                        f"{redirect_target(redirected.response)}: an image or a statement is "
+                        "fetched only at the URI given, no redirect is followed; if it moved, "
+                        "give its new URI",
+                    ) from None
                 except PolicyRejected as exc:
                     raise Refusal(
                         400, message("CouldNotEstablishConnection", shown), text=exc.detail

@@ -28,6 +28,12 @@ other ``3xx``, to any request, is :class:`ConfigError` ``redirect`` (exit 2) nam
 status and where it points without its query or user information
 (:func:`ironroot._httpclient.redirect_target`), as the log fetcher's and the witness
 client's: a service is asked only at its URL, and if it moved its user gives the new one.
+The ``Location`` the flow reads (the ``303``'s, each poll's ``302``, and a ``201``'s) must
+stay on the service's origin — its scheme, host and port; a relative one is resolved
+against the request (:func:`ironroot._httpclient.location_elsewhere`): one that leaves it,
+a front end pointing the client at another origin, is ``ConfigError`` ``redirect`` too,
+naming where it points, and nothing is asked there or after. (A ``3xx`` whose ``Location``
+is no URL at all never reaches the client: httpx refuses it, ``Unreachable``.)
 A caller's entry id goes into ``/entries/{id}/...`` as one percent-encoded segment
 (:func:`ironroot._httpclient.path_segment`): the service answers for exactly that id.
 
@@ -55,6 +61,7 @@ from ironroot._httpclient import (
     answer_retry_after,
     checked_url,
     in_clear_elsewhere,
+    location_elsewhere,
     malformed_answer,
     path_segment,
     redirect_target,
@@ -228,7 +235,9 @@ class TransparencyClient:
         ``answer-too-large``, exit 1, as the witness client's), not ``payload-too-large``:
         that code is the service's own word for a statement too large, and a ``MalformedInput``
         (exit 2) says the user's input was wrong. A redirect is ``ConfigError`` ``redirect``
-        unless its status is in ``flow``, the request's own in SCRAPI (module docs)."""
+        unless its status is in ``flow``, the answers of the request whose ``Location`` SCRAPI
+        has the client read; such a ``Location`` off the service's origin is ``ConfigError``
+        ``redirect`` too (module docs)."""
         try:
             response = service_answer(
                 self._http,
@@ -248,6 +257,14 @@ class TransparencyClient:
                 f"{self._service} answered {method} {path} with {status}, a redirect to "
                 f"{redirect_target(response)}: a transparency service is asked only at its "
                 "URL, no redirect is followed; if the service moved, give its new URL",
+                code="redirect",
+            )
+        if status in flow and location_elsewhere(response):
+            raise ConfigError(
+                f"{self._service} answered {method} {path} with {status}, a Location at "
+                f"{redirect_target(response)}: another origin than the service's (scheme, "
+                "host and port); a registration is read only from the service it was sent "
+                "to, and nothing is asked there",
                 code="redirect",
             )
         return response
@@ -273,7 +290,7 @@ class TransparencyClient:
             "/entries",
             content=statement,
             headers={"Content-Type": _COSE, "Accept": _COSE},
-            flow=(303,),  # SCRAPI: registered, pending (module docs)
+            flow=(201, 303),  # SCRAPI: registered, integrated or pending (module docs)
         )
         if response.status_code not in (201, 303):
             self._raise_problem(response)
