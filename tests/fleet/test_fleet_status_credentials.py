@@ -35,6 +35,8 @@ from tests.platform.node_world import NOW, World, make_world
 
 from ironroot.errors import (
     CredentialRejected,
+    InputUnavailable,
+    LimitExceeded,
     MalformedCertificate,
     SealedStoreError,
 )
@@ -240,4 +242,33 @@ def test_a_certificate_written_in_place_is_reported_by_the_next_status_process(
     assert faults["node-0001"] == {
         "code": "malformed-certificate",
         "detail": "credential does not parse: not a well-formed PEM file",
+    }
+
+
+def test_a_certificate_file_status_cannot_read_is_that_node_s_fault(
+    aw: AdmissionWorld, tmp_path: Path
+) -> None:
+    # over the size limit, or a directory: the node's fault, not the end of status
+    fleet, _ = _admitted(aw, tmp_path / "fleet", 3)
+    one, two, three = (_folder(fleet, n) for n in fleet.node_ids())
+    (one / "control.cert.pem").write_bytes(b"A" * (64 * 1024 + 1))
+    (two / "data.cert.pem").unlink()
+    (two / "data.cert.pem").mkdir()
+    (three / "data.key.sealed").write_bytes(b"IRHSMKS1" + b"\0" * (64 * 1024))
+    assert _faults(fleet) == {
+        "node-0001": (
+            LimitExceeded,
+            "limit-exceeded",
+            f"{one / 'control.cert.pem'} is larger than 65536 bytes",
+        ),
+        "node-0002": (
+            InputUnavailable,
+            "input-unavailable",
+            f"{two / 'data.cert.pem'}: is a directory, not a file",
+        ),
+        "node-0003": (
+            LimitExceeded,
+            "limit-exceeded",
+            f"{three / 'data.key.sealed'} is larger than 65536 bytes",
+        ),
     }

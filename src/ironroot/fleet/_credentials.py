@@ -1452,7 +1452,9 @@ def stored_credential_fault(
     ``NotFound`` (a file missing: none stored, or one plane only), ``MalformedCertificate``,
     ``SealedStoreError`` (not a sealed file), ``CredentialRejected``
     ``credential-not-current`` (an older credential that is not current: revoked, as a
-    quarantine does before the attestation that readmits the node). What is
+    quarantine does before the attestation that readmits the node), ``LimitExceeded`` or
+    ``InputUnavailable`` (a file over 64 KiB, a directory: the node's fault, where it used to
+    end the whole status, and the scanner's round). What is
     read is the files, not the RoT: a sealed key whose bytes were altered, or an older one put
     back beside the current certificate, is refused when it is unsealed
     (:func:`node_credential_key`). ``fleet status`` reports these nodes and ``fleet attest``
@@ -1530,6 +1532,8 @@ def _read_credential_fault(
             return StorageError(
                 f"{node}'s {plane}-plane credential cannot be read: {exc.strerror or exc}"
             )
+        except IronrootError as exc:  # over the size limit, a directory: this node's fault
+            return exc
         try:
             certificate = load_certificate(pem, what="credential")
         except IronrootError as exc:
