@@ -19,9 +19,11 @@ changed in place is seen at the next status, in a fresh process too.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -43,8 +45,10 @@ from ironroot.errors import (
 from ironroot.fleet import (
     AdmissionAuthority,
     Fleet,
+    _credentials,
     attest_node,
     node_credential_key,
+    quarantine,
     unusable_credentials,
 )
 
@@ -60,11 +64,21 @@ def aw(world: World) -> AdmissionWorld:
     return admission_world(world)
 
 
-def _admitted(aw: AdmissionWorld, directory: Path, n: int) -> tuple[Fleet, AdmissionAuthority]:
+def _admitted(
+    aw: AdmissionWorld, directory: Path, n: int, recorded: bool = True
+) -> tuple[Fleet, AdmissionAuthority]:
+    """``n`` nodes admitted; without ``recorded``, the registry as a fleet admitted before
+    the files' digests were recorded left it (none: every file is parsed)."""
     fleet, authority = aw.fleet(directory, n)
     for node in fleet.node_ids():
         assert attest_node(fleet, node, now=NOW, authority=authority).status == "admitted"
+    if not recorded:
+        with sqlite3.connect(fleet.database) as db:
+            db.execute("DELETE FROM credential_files")
     return fleet, authority
+
+
+both = pytest.mark.parametrize("recorded", [True, False], ids=["recorded", "unrecorded"])
 
 
 def _folder(fleet: Fleet, node: str) -> Path:
@@ -89,10 +103,11 @@ def _der(pem: bytes) -> bytes:
     return x509.load_pem_x509_certificate(pem).public_bytes(Encoding.DER)
 
 
+@both
 def test_the_certificates_the_strict_parser_refuses_are_reported(
-    aw: AdmissionWorld, tmp_path: Path
+    aw: AdmissionWorld, tmp_path: Path, recorded: bool
 ) -> None:
-    fleet, _ = _admitted(aw, tmp_path / "fleet", 6)
+    fleet, _ = _admitted(aw, tmp_path / "fleet", 6, recorded)
     pem = {n: (_folder(fleet, n) / "control.cert.pem").read_bytes() for n in fleet.node_ids()}
 
     def put(node: str, data: bytes) -> None:
@@ -129,10 +144,11 @@ def test_the_certificates_the_strict_parser_refuses_are_reported(
     }
 
 
+@both
 def test_another_credential_in_place_is_reported_by_its_serial(
-    aw: AdmissionWorld, tmp_path: Path
+    aw: AdmissionWorld, tmp_path: Path, recorded: bool
 ) -> None:
-    fleet, _ = _admitted(aw, tmp_path / "fleet", 3)
+    fleet, _ = _admitted(aw, tmp_path / "fleet", 3, recorded)
     one, two, three = (_folder(fleet, n) for n in fleet.node_ids())
     # another node's credential of the same plane
     shutil.copyfile(two / "data.cert.pem", one / "data.cert.pem")
@@ -162,10 +178,11 @@ def test_another_credential_in_place_is_reported_by_its_serial(
     }
 
 
+@both
 def test_an_expired_credential_and_a_swapped_key_are_not_status_faults(
-    aw: AdmissionWorld, tmp_path: Path
+    aw: AdmissionWorld, tmp_path: Path, recorded: bool
 ) -> None:
-    fleet, _ = _admitted(aw, tmp_path / "fleet", 2)
+    fleet, _ = _admitted(aw, tmp_path / "fleet", 2, recorded)
     # expired: admitted at NOW for an hour, long past by this machine's clock; the registry
     # shows when (credential_not_after), status does not judge the files by a clock
     record = fleet.record_of("node-0001")
@@ -187,11 +204,12 @@ def test_an_expired_credential_and_a_swapped_key_are_not_status_faults(
         assert caught.value.code == "sealed-store"  # refused where it is unsealed
 
 
+@both
 def test_other_encodings_of_the_issued_certificate_are_read_as_before(
-    aw: AdmissionWorld, tmp_path: Path
+    aw: AdmissionWorld, tmp_path: Path, recorded: bool
 ) -> None:
     # not the bytes recorded at issue: parsed, and accepted as before
-    fleet, _ = _admitted(aw, tmp_path / "fleet", 3)
+    fleet, _ = _admitted(aw, tmp_path / "fleet", 3, recorded)
     one, two, three = (_folder(fleet, n) for n in fleet.node_ids())
     (one / "control.cert.pem").write_bytes(_der((one / "control.cert.pem").read_bytes()))
     pem = (two / "data.cert.pem").read_bytes()
@@ -215,10 +233,14 @@ def test_other_encodings_of_the_issued_certificate_are_read_as_before(
 _STATUS = [sys.executable, "-m", "ironroot", "fleet", "status", "--json", "--fleet"]
 
 
+@both
 def test_a_certificate_written_in_place_is_reported_by_the_next_status_process(
-    aw: AdmissionWorld, tmp_path: Path
+    aw: AdmissionWorld, tmp_path: Path, recorded: bool
 ) -> None:
-    fleet, _ = _admitted(aw, tmp_path / "fleet", 1)
+    fleet, _ = _admitted(aw, tmp_path / "fleet", 1, recorded)
+    if not recorded:  # a fleet.db made before the table: the next process adds it
+        with sqlite3.connect(fleet.database) as db:
+            db.execute("DROP TABLE credential_files")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
 
     def status() -> dict[str, object]:
@@ -245,11 +267,12 @@ def test_a_certificate_written_in_place_is_reported_by_the_next_status_process(
     }
 
 
+@both
 def test_a_certificate_file_status_cannot_read_is_that_node_s_fault(
-    aw: AdmissionWorld, tmp_path: Path
+    aw: AdmissionWorld, tmp_path: Path, recorded: bool
 ) -> None:
     # over the size limit, or a directory: the node's fault, not the end of status
-    fleet, _ = _admitted(aw, tmp_path / "fleet", 3)
+    fleet, _ = _admitted(aw, tmp_path / "fleet", 3, recorded)
     one, two, three = (_folder(fleet, n) for n in fleet.node_ids())
     (one / "control.cert.pem").write_bytes(b"A" * (64 * 1024 + 1))
     (two / "data.cert.pem").unlink()
@@ -272,3 +295,40 @@ def test_a_certificate_file_status_cannot_read_is_that_node_s_fault(
             f"{three / 'data.key.sealed'} is larger than 65536 bytes",
         ),
     }
+
+
+def test_the_registry_records_the_file_each_credential_is_stored_as(
+    aw: AdmissionWorld, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fleet, authority = _admitted(aw, tmp_path / "fleet", 2)
+    with sqlite3.connect(fleet.database) as db:
+        recorded = dict(db.execute("SELECT serial, pem_sha256 FROM credential_files"))
+    stored = {}
+    for node in fleet.node_ids():
+        for plane in ("control", "data"):
+            pem = (_folder(fleet, node) / f"{plane}.cert.pem").read_bytes()
+            stored[_serial(pem)] = hashlib.sha256(pem).hexdigest()
+    assert recorded == stored
+    # the files as issued are not parsed again; any other bytes are
+    parsed: list[bytes] = []
+    load = _credentials.load_certificate
+
+    def counted(data: bytes, **options: object) -> object:
+        parsed.append(data)
+        return load(data, **options)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_credentials, "load_certificate", counted)
+    monkeypatch.setattr(_credentials, "_SETTLED_NS", 10**18)  # no verdict kept: read each time
+    assert _faults(fleet) == {}
+    assert parsed == []
+    path = _folder(fleet, "node-0002") / "data.cert.pem"
+    path.write_bytes(path.read_bytes() + b"\n")
+    assert _faults(fleet) == {}
+    assert parsed == [path.read_bytes()]
+    # a revoked credential's file, as issued: its digest is not a current one's
+    quarantine(fleet, "node-0001", "drift", now=NOW, hold=False)
+    attest_node(fleet, "node-0001", now=NOW, authority=authority, store=False)
+    parsed.clear()
+    assert set(_faults(fleet)) == {"node-0001"}
+    revoked = (_folder(fleet, "node-0001") / "control.cert.pem").read_bytes()
+    assert parsed == [revoked, path.read_bytes()]  # the revoked one, and the one changed
