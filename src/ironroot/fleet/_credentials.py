@@ -1512,22 +1512,25 @@ def stored_credential_fault(
 _SETTLED_NS = 2_000_000_000
 _HELD_MAX: Final = 65_536
 _held: Memo[str, tuple[object, ...]] = Memo(_HELD_MAX)
+# Each plane's two files in a node's credentials folder: its sealed key, its certificate.
+_PLANE_FILES: Final = {
+    plane: (f"{plane}{SEALED_KEY_SUFFIX}", f"{plane}.cert.pem") for plane in PLANES
+}
 
 
-def _file_stats(folder: str, planes: Iterable[str]) -> tuple[object, ...] | None:
-    """Each plane's two files' identity and times, or ``None`` when one is not a settled
-    regular file (missing, a device, a pipe, or written within :data:`_SETTLED_NS`)."""
+def _file_stats(paths: Iterable[str]) -> tuple[object, ...] | None:
+    """The files' identity and times, or ``None`` when one is not a settled regular file
+    (missing, a device, a pipe, or written within :data:`_SETTLED_NS`)."""
     out: list[object] = []
     settled = time.time_ns() - _SETTLED_NS
-    for plane in planes:
-        for name in (f"{plane}{SEALED_KEY_SUFFIX}", f"{plane}.cert.pem"):
-            try:
-                info = os.stat(os.path.join(folder, name))
-            except (OSError, ValueError):
-                return None
-            if not stat.S_ISREG(info.st_mode) or max(info.st_mtime_ns, info.st_ctime_ns) > settled:
-                return None
-            out.append((info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns))
+    for path in paths:
+        try:
+            info = os.stat(path)
+        except (OSError, ValueError):
+            return None
+        if not stat.S_ISREG(info.st_mode) or max(info.st_mtime_ns, info.st_ctime_ns) > settled:
+            return None
+        out.append((info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns))
     return tuple(out)
 
 
@@ -1549,31 +1552,33 @@ def current_credential_fault(
     the same either way, and each file is read whole at every check."""
     for plane in current:
         _check_plane(plane)
-    folder = _node_folder(fleet, node)
+    # the paths as strings, joined once (a check of a 1,000-node fleet joins 8,000)
+    where = str(_node_folder(fleet, node))
     planes = sorted(current)
-    where = str(folder)
-    before = _file_stats(where, planes)
+    paths = [f"{where}/{name}" for plane in planes for name in _PLANE_FILES[plane]]
+    before = _file_stats(paths)
     seen = (tuple((p, current[p]) for p in planes), before)
     if before is not None and _held.get(where) == seen:
         _held.refresh(where)
         return None
-    fault = _read_credential_fault(folder, node, current, files or {})
+    fault = _read_credential_fault(where, node, current, files or {})
     _held.discard(where)
-    if fault is None and before is not None and _file_stats(where, planes) == before:
+    if fault is None and before is not None and _file_stats(paths) == before:
         _held.put(where, seen)
     return fault
 
 
 def _read_credential_fault(
-    folder: Path,
+    folder: str,
     node: str,
     current: Mapping[str, frozenset[str]],
     files: Mapping[str, frozenset[str]],
 ) -> IronrootError | None:
     for plane in sorted(current):
+        key_file, cert_file = _PLANE_FILES[plane]
         try:
-            sealed = read_limited(folder / f"{plane}{SEALED_KEY_SUFFIX}", _MAX_SEALED)
-            pem = read_limited(folder / f"{plane}.cert.pem", _MAX_SEALED)
+            sealed = read_limited(f"{folder}/{key_file}", _MAX_SEALED)
+            pem = read_limited(f"{folder}/{cert_file}", _MAX_SEALED)
         except FileNotFoundError:
             return NotFound(f"{node} holds no {plane}-plane credential: attest it")
         except OSError as exc:
