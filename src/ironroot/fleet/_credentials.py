@@ -63,8 +63,10 @@ that does not name the extension's node). The decoder reads strict DER and nothi
 after the value).
 
 Status. :class:`CredentialStore` (``admission/credentials.db``, SQLite WAL) records every
-credential issued and its revocation (time, reason). :func:`check_credential` is what the
-control and data planes run on every request, in this order, each refusal a typed error:
+credential issued and its revocation (time, reason), the key it certifies and, for a node's,
+the SHA-256 of the PEM file the node stores (:func:`current_credential_fault` parses no file
+of those bytes again). :func:`check_credential` is what the control and data planes run on
+every request, in this order, each refusal a typed error:
 
 1. the client presented a certificate (``CredentialRejected`` ``credential-missing``) that
    parses under the profile, with no critical extension but the profile's
