@@ -341,7 +341,7 @@ def resolve_unplanted(path: Path) -> Path:
     return Path(current)
 
 
-def read_limited(path: Path, limit: int, *, regular: bool = False) -> bytes:
+def read_limited(path: str | os.PathLike[str], limit: int, *, regular: bool = False) -> bytes:
     """Read a whole file of at most ``limit`` bytes; larger files raise ``LimitExceeded``.
 
     Whatever ``path`` names is read within the limit: a device that never ends

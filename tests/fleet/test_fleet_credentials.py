@@ -46,7 +46,7 @@ from ironroot.fleet import (
     report_data,
     verify_credential,
 )
-from ironroot.fleet._credentials import check_lifetime, key_digest
+from ironroot.fleet._credentials import check_lifetime, key_digest, pem_digest
 from tee_fakes import crl_without_next_update
 from x509_extensions import UNKNOWN_OID, refusal, with_extension
 
@@ -541,6 +541,13 @@ def test_expired_credentials_never_revoked_are_forgotten_after_the_retention(
         db.close()
     assert "USING INDEX credentials_expiry" in plan, plan  # never a scan of every credential
     assert "credentials_node_plane" in plan, plan
+    # the digests of the files issued go with their credentials
+    db = sqlite3.connect(tmp_path / "credentials.db")
+    try:
+        files = dict(db.execute("SELECT serial, pem_sha256 FROM credential_files"))
+    finally:
+        db.close()
+    assert files == {c.serial: pem_digest(c.pem) for c in (revoked, newest_of_0002, recent)}
 
 
 def test_several_keys_are_asked_about_in_order(ca: FleetCA, tmp_path: Path) -> None:

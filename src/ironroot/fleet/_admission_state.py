@@ -290,12 +290,14 @@ def unusable_credentials(
         return {}
     _, credentials = stores
     wanted = None if nodes is None else set(nodes)
-    current = credentials._current_by_node()
+    current, files = credentials._current_by_node()
     out: dict[str, IronrootError] = {}
     for record in fleet.records():
         if record.status != "admitted" or (wanted is not None and record.id not in wanted):
             continue
-        fault = current_credential_fault(fleet, record.id, current.get(record.id, {}))
+        fault = current_credential_fault(
+            fleet, record.id, current.get(record.id, {}), files.get(record.id)
+        )
         if fault is not None:
             out[record.id] = fault
     return out

@@ -63,8 +63,10 @@ that does not name the extension's node). The decoder reads strict DER and nothi
 after the value).
 
 Status. :class:`CredentialStore` (``admission/credentials.db``, SQLite WAL) records every
-credential issued and its revocation (time, reason). :func:`check_credential` is what the
-control and data planes run on every request, in this order, each refusal a typed error:
+credential issued and its revocation (time, reason), the key it certifies and, for a node's,
+the SHA-256 of the PEM file the node stores (:func:`current_credential_fault` parses no file
+of those bytes again). :func:`check_credential` is what the control and data planes run on
+every request, in this order, each refusal a typed error:
 
 1. the client presented a certificate (``CredentialRejected`` ``credential-missing``) that
    parses under the profile, with no critical extension but the profile's
@@ -930,12 +932,30 @@ CREATE TABLE IF NOT EXISTS credential_keys (
     key_sha256 TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS credential_keys_key ON credential_keys (key_sha256);
+CREATE TABLE IF NOT EXISTS credential_files (
+    serial TEXT PRIMARY KEY REFERENCES credentials (serial),
+    pem_sha256 TEXT NOT NULL
+);
 """
 
 
 def key_digest(spki: bytes) -> str:
     """How the store names a credential's key: SHA-256 of its SubjectPublicKeyInfo (DER), hex."""
     return hashlib.sha256(spki).hexdigest()
+
+
+def pem_digest(pem: bytes) -> str:
+    """How the store names the certificate file a node keeps: SHA-256 of its bytes, hex."""
+    return hashlib.sha256(pem).hexdigest()
+
+
+def _issued_file(credential: Credential) -> str:
+    """:func:`pem_digest` of the file the node keeps of ``credential`` (its
+    :attr:`Credential.pem`), read here by the parser the status check runs
+    (:func:`current_credential_fault`): a file of these bytes is one it accepts."""
+    pem = credential.pem
+    load_certificate(pem, what="credential")
+    return pem_digest(pem)
 
 
 def _certified_key(der: bytes) -> str:
@@ -1018,8 +1038,10 @@ class CredentialStore:
         """:meth:`add` for credentials whose key the caller issued them for, each with that
         key's :func:`key_digest` (admission: the key it parsed from the request and gave
         the CA, whose certificate encodes that very key), not read again from the
-        certificate."""
+        certificate. A node's credential is recorded with the :func:`pem_digest` of its PEM,
+        the file :func:`store_node_credentials` writes (:func:`current_credential_fault`)."""
         credentials = [c for c, _ in issued]
+        files = [(c.serial, _issued_file(c)) for c in credentials if isinstance(c, Credential)]
         with self._tx() as db:
             db.executemany(
                 "INSERT INTO credentials (serial, node, plane, ear_id, not_before, not_after) "
@@ -1040,6 +1062,7 @@ class CredentialStore:
                 "INSERT INTO credential_keys (serial, key_sha256) VALUES (?, ?)",
                 [(c.serial, digest) for c, digest in issued],
             )
+            db.executemany("INSERT INTO credential_files (serial, pem_sha256) VALUES (?, ?)", files)
 
     def prune(self, *, now: dt.datetime, retention: dt.timedelta = CREDENTIAL_RETENTION) -> int:
         """Forget the credentials that expired more than ``retention`` before ``now`` and were
@@ -1058,6 +1081,7 @@ class CredentialStore:
         with self._tx() as db:
             serials = [(str(r[0]),) for r in db.execute(_PRUNABLE, (before, _PRUNE_BATCH))]
             db.executemany("DELETE FROM credential_keys WHERE serial = ?", serials)
+            db.executemany("DELETE FROM credential_files WHERE serial = ?", serials)
             db.executemany("DELETE FROM credentials WHERE serial = ?", serials)
         return len(serials)
 
@@ -1161,17 +1185,29 @@ class CredentialStore:
             rows = db.execute(_REVOKED_UNEXPIRED, (_text(now),)).fetchall()
         return [(str(s), _time(at)) for s, at in rows]
 
-    def _current_by_node(self) -> dict[str, dict[str, frozenset[str]]]:
-        """Every node's credentials not revoked (their serials), per plane, in one query: what
-        :func:`ironroot.fleet.unusable_credentials` checks the nodes' files against."""
+    def _current_by_node(
+        self,
+    ) -> tuple[dict[str, dict[str, frozenset[str]]], dict[str, dict[str, frozenset[str]]]]:
+        """Every node's credentials not revoked, per plane, in one query: their serials, and
+        the :func:`pem_digest` of each one's file where it was recorded (credentials issued
+        before it was have none): what :func:`ironroot.fleet.unusable_credentials` checks the
+        nodes' files against."""
         with self._read() as db:
             rows = db.execute(
-                "SELECT node, plane, serial FROM credentials WHERE revoked_at IS NULL"
+                "SELECT c.node, c.plane, c.serial, f.pem_sha256 FROM credentials c "
+                "LEFT JOIN credential_files f ON f.serial = c.serial "
+                "WHERE c.revoked_at IS NULL"
             ).fetchall()
-        out: dict[str, dict[str, set[str]]] = {}
-        for node, plane, serial in rows:
-            out.setdefault(str(node), {}).setdefault(str(plane), set()).add(str(serial))
-        return {n: {p: frozenset(s) for p, s in planes.items()} for n, planes in out.items()}
+        serials: dict[str, dict[str, set[str]]] = {}
+        files: dict[str, dict[str, set[str]]] = {}
+        for node, plane, serial, digest in rows:
+            serials.setdefault(str(node), {}).setdefault(str(plane), set()).add(str(serial))
+            if digest is not None:
+                files.setdefault(str(node), {}).setdefault(str(plane), set()).add(str(digest))
+        return (
+            {n: {p: frozenset(s) for p, s in planes.items()} for n, planes in serials.items()},
+            {n: {p: frozenset(s) for p, s in planes.items()} for n, planes in files.items()},
+        )
 
     def of_node(self, node: str) -> list[CredentialStatus]:
         with self._read() as db:
@@ -1452,7 +1488,9 @@ def stored_credential_fault(
     ``NotFound`` (a file missing: none stored, or one plane only), ``MalformedCertificate``,
     ``SealedStoreError`` (not a sealed file), ``CredentialRejected``
     ``credential-not-current`` (an older credential that is not current: revoked, as a
-    quarantine does before the attestation that readmits the node). What is
+    quarantine does before the attestation that readmits the node), ``LimitExceeded`` or
+    ``InputUnavailable`` (a file over 64 KiB, a directory: the node's fault, where it used to
+    end the whole status, and the scanner's round). What is
     read is the files, not the RoT: a sealed key whose bytes were altered, or an older one put
     back beside the current certificate, is refused when it is unsealed
     (:func:`node_credential_key`). ``fleet status`` reports these nodes and ``fleet attest``
@@ -1476,68 +1514,94 @@ def stored_credential_fault(
 _SETTLED_NS = 2_000_000_000
 _HELD_MAX: Final = 65_536
 _held: Memo[str, tuple[object, ...]] = Memo(_HELD_MAX)
+# Each plane's two files in a node's credentials folder: its sealed key, its certificate.
+_PLANE_FILES: Final = {
+    plane: (f"{plane}{SEALED_KEY_SUFFIX}", f"{plane}.cert.pem") for plane in PLANES
+}
 
 
-def _file_stats(folder: str, planes: Iterable[str]) -> tuple[object, ...] | None:
-    """Each plane's two files' identity and times, or ``None`` when one is not a settled
-    regular file (missing, a device, a pipe, or written within :data:`_SETTLED_NS`)."""
+def _file_stats(paths: Iterable[str]) -> tuple[object, ...] | None:
+    """The files' identity and times, or ``None`` when one is not a settled regular file
+    (missing, a device, a pipe, or written within :data:`_SETTLED_NS`)."""
     out: list[object] = []
     settled = time.time_ns() - _SETTLED_NS
-    for plane in planes:
-        for name in (f"{plane}{SEALED_KEY_SUFFIX}", f"{plane}.cert.pem"):
-            try:
-                info = os.stat(os.path.join(folder, name))
-            except (OSError, ValueError):
-                return None
-            if not stat.S_ISREG(info.st_mode) or max(info.st_mtime_ns, info.st_ctime_ns) > settled:
-                return None
-            out.append((info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns))
+    for path in paths:
+        try:
+            info = os.stat(path)
+        except (OSError, ValueError):
+            return None
+        if not stat.S_ISREG(info.st_mode) or max(info.st_mtime_ns, info.st_ctime_ns) > settled:
+            return None
+        out.append((info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns))
     return tuple(out)
 
 
 def current_credential_fault(
-    fleet: Fleet, node: str, current: Mapping[str, frozenset[str]]
+    fleet: Fleet,
+    node: str,
+    current: Mapping[str, frozenset[str]],
+    files: Mapping[str, frozenset[str]] | None = None,
 ) -> IronrootError | None:
     """:func:`stored_credential_fault` given the serials current per plane (``current``); a
-    node whose files are unchanged since it was found holding them is not read again."""
+    node whose files are unchanged since it was found holding them is not read again.
+
+    ``files``: per plane, the :func:`pem_digest` of the certificate files of those
+    credentials, as issued. A certificate file of exactly those bytes is not parsed again:
+    it is the PEM of a certificate that the strict parser read when it was issued (the
+    issuer's :attr:`Credential.pem`), of a current serial, so parsing it again would find
+    just that. Any other bytes (another encoding, a damaged, truncated or replaced file, a
+    credential issued before digests were recorded) are parsed as before; the verdict is
+    the same either way, and each file is read whole at every check."""
     for plane in current:
         _check_plane(plane)
-    folder = _node_folder(fleet, node)
+    # the paths as strings, joined once (a check of a 1,000-node fleet joins 8,000)
+    where = str(_node_folder(fleet, node))
     planes = sorted(current)
-    where = str(folder)
-    before = _file_stats(where, planes)
+    paths = [f"{where}/{name}" for plane in planes for name in _PLANE_FILES[plane]]
+    before = _file_stats(paths)
     seen = (tuple((p, current[p]) for p in planes), before)
     if before is not None and _held.get(where) == seen:
         _held.refresh(where)
         return None
-    fault = _read_credential_fault(folder, node, current)
+    fault = _read_credential_fault(where, node, current, files or {})
     _held.discard(where)
-    if fault is None and before is not None and _file_stats(where, planes) == before:
+    if fault is None and before is not None and _file_stats(paths) == before:
         _held.put(where, seen)
     return fault
 
 
 def _read_credential_fault(
-    folder: Path, node: str, current: Mapping[str, frozenset[str]]
+    folder: str,
+    node: str,
+    current: Mapping[str, frozenset[str]],
+    files: Mapping[str, frozenset[str]],
 ) -> IronrootError | None:
     for plane in sorted(current):
+        key_file, cert_file = _PLANE_FILES[plane]
         try:
-            sealed = read_limited(folder / f"{plane}{SEALED_KEY_SUFFIX}", _MAX_SEALED)
-            pem = read_limited(folder / f"{plane}.cert.pem", _MAX_SEALED)
+            sealed = read_limited(f"{folder}/{key_file}", _MAX_SEALED)
+            pem = read_limited(f"{folder}/{cert_file}", _MAX_SEALED)
         except FileNotFoundError:
             return NotFound(f"{node} holds no {plane}-plane credential: attest it")
         except OSError as exc:
             return StorageError(
                 f"{node}'s {plane}-plane credential cannot be read: {exc.strerror or exc}"
             )
-        try:
-            certificate = load_certificate(pem, what="credential")
-        except IronrootError as exc:
+        except IronrootError as exc:  # over the size limit, a directory: this node's fault
             return exc
+        # the file issued for a current credential: it parses, and its serial is current
+        issued = pem_digest(pem) in files.get(plane, ())
+        if not issued:
+            try:
+                certificate = load_certificate(pem, what="credential")
+            except IronrootError as exc:
+                return exc
         if not sealed.startswith(_SEALED_MAGIC):
             return SealedStoreError(
                 f"{plane}{SEALED_KEY_SUFFIX} of {node} is not a sealed key (attest again)"
             )
+        if issued:
+            continue
         serial = format(certificate.serial_number, "x")
         if serial not in current[plane]:
             return CredentialRejected(
