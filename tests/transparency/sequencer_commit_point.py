@@ -13,7 +13,10 @@ the registrations' pending rows commit through ``Connection.transaction``, not c
   ``after`` — once the ``COMMIT`` has been sent and flushed to the server, before its answer is
   read;
 * ``IRONROOT_TEST_SEQ_DO=kill`` (``SIGKILL``) or ``stop`` (``SIGSTOP``: the test resumes it with
-  ``SIGCONT``, and the write goes on from there).
+  ``SIGCONT``, and the write goes on from there);
+* ``IRONROOT_TEST_SEQ_TAKEOVER=n`` — instead, act at the *n*-th election this process wins,
+  once its bump of the lease's epoch has executed and before that transaction commits (the
+  lease row held ``FOR UPDATE``, the election's advisory lock held).
 
 With ``after``, the process waits a fifth of a second after the flush so that the server has
 executed the ``COMMIT`` before the process dies or stops.
@@ -33,8 +36,10 @@ import psycopg
 
 _AT = int(os.environ.get("IRONROOT_TEST_SEQ_COMMIT", "0") or "0")
 _WHEN = os.environ.get("IRONROOT_TEST_SEQ_AT", "before")
+_TAKEOVER = int(os.environ.get("IRONROOT_TEST_SEQ_TAKEOVER", "0") or "0")
 _DO = signal.SIGKILL if os.environ.get("IRONROOT_TEST_SEQ_DO", "kill") == "kill" else signal.SIGSTOP
 _seen = 0
+_elections = 0
 _execute = psycopg.Connection.execute
 
 
@@ -50,7 +55,17 @@ def _signal() -> None:
 
 
 def _execute_at_point(self: psycopg.Connection[Any], query: Any, *args: Any, **kwargs: Any) -> Any:
-    global _seen
+    global _seen, _elections
+    if (
+        _TAKEOVER
+        and isinstance(query, str)
+        and query.startswith("UPDATE sequencer_lease SET epoch")
+    ):
+        cursor = _execute(self, query, *args, **kwargs)
+        _elections += 1
+        if _elections == _TAKEOVER:
+            _signal()
+        return cursor
     if not (_AT and query == "COMMIT" and _sequencer(self)):
         return _execute(self, query, *args, **kwargs)
     _seen += 1

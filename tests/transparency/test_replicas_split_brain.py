@@ -74,15 +74,18 @@ def _check(cluster: Cluster, load: Load) -> int:
     return checked
 
 
-def _start_sequencer_first(cluster: Cluster, first: Replica, **env: str) -> int:
-    """Start ``first`` alone (so it is elected), then the others; its epoch."""
+def _start_sequencer_first(
+    cluster: Cluster, first: Replica, others: dict[str, str] | None = None, **env: str
+) -> int:
+    """Start ``first`` alone (so it is elected; ``env`` added to its environment), then the
+    others (``others`` added to theirs); its epoch."""
     cluster.start(first, **env)
     cluster.wait_ready(first)
     leader, epoch = cluster.leader()
     assert leader is first
     for replica in cluster.replicas:
         if replica is not first:
-            cluster.start(replica)
+            cluster.start(replica, **(others or {}))
     for replica in cluster.replicas:
         cluster.wait_ready(replica)
     return epoch
@@ -92,27 +95,24 @@ def test_sequencers_killed_before_and_after_their_commits_lose_no_receipt_and_ne
     tmp_path: Path,
 ) -> None:
     """Every replica dies (``SIGKILL``) at one of its sequencer's commits, before or after it
-    is sent, and comes back with another point, six times; whichever sequences dies in turn."""
-    points = [
-        _point(2, "before", "kill"),
-        _point(3, "after", "kill"),
-        _point(2, "after", "kill"),
-        _point(4, "before", "kill"),
-        _point(1, "after", "kill"),
-        _point(1, "before", "kill"),
-    ]
+    is sent, and comes back with another point, until four have died: whichever sequences
+    dies in turn. The last to die comes back without one and sequences once the replicas
+    still armed have died at their points (or never sequence)."""
+    first = [_point(2, "before", "kill"), _point(2, "after", "kill"), _point(3, "before", "kill")]
+    again = [_point(1, "after", "kill"), _point(1, "before", "kill"), _point(3, "after", "kill")]
+    deaths = 4
     with fresh_schema() as schema:
         cluster = Cluster(tmp_path, test_dsn(), schema, count=3, lease=LEASE, launcher=LAUNCHER)
         try:
-            waiting = list(points)
-            for replica in cluster.replicas:
-                cluster.start(replica, **waiting.pop(0))
+            for replica, point in zip(cluster.replicas, first, strict=True):
+                cluster.start(replica, **point)
             for replica in cluster.replicas:
                 cluster.wait_ready(replica)
+            last = cluster.replicas[0]
             with Load(cluster) as load:
                 died = 0
                 deadline = time.monotonic() + 60
-                while died < len(points):
+                while died < deaths:
                     assert time.monotonic() < deadline, (died, load.statuses)
                     for replica in cluster.replicas:
                         assert replica.proc is not None
@@ -120,13 +120,20 @@ def test_sequencers_killed_before_and_after_their_commits_lose_no_receipt_and_ne
                             continue
                         assert replica.proc.returncode == -signal.SIGKILL, replica.events()
                         died += 1
-                        cluster.start(replica, **(waiting.pop(0) if waiting else {}))
+                        if died < deaths:
+                            cluster.start(replica, **again[died % len(again)])
+                        else:
+                            cluster.start(replica)
+                            last = replica
                     time.sleep(0.02)
-                for replica in cluster.replicas:
-                    cluster.wait_ready(replica)
+                cluster.wait_ready(last)
+                size = cluster.wait_growth(cluster.tree_size())
                 _, epoch = cluster.leader()
                 assert epoch > died  # a new election after every death
-                cluster.wait_growth(cluster.tree_size())
+                cluster.wait_growth(size)
+                for replica in cluster.replicas:  # an armed replica dies at its point only
+                    assert replica.proc is not None
+                    assert replica.proc.poll() in (None, -signal.SIGKILL), replica.events()
             _check(cluster, load)
         finally:
             cluster.stop_all()
@@ -209,6 +216,50 @@ def test_a_sequencer_whose_sessions_the_server_ends_at_its_commit_loses_nothing(
                 cluster.leader()
                 cluster.wait_growth(size)
                 assert first.alive()
+            _check(cluster, load)
+        finally:
+            cluster.stop_all()
+
+
+def test_a_replica_paused_inside_its_takeover_does_not_hold_the_election_nor_sequence(
+    tmp_path: Path,
+) -> None:
+    """The sequencer is killed; the other replica, elected, stops (``SIGSTOP``) inside its
+    takeover: its bump of the lease's epoch executed, not committed (the lease row held ``FOR
+    UPDATE``, the election's lock held). The server ends that transaction and its session
+    (``idle_in_transaction_session_timeout``), so the killed replica, restarted, is elected
+    with the epoch the paused one never committed; resumed, the paused one does not sequence
+    with it, stands again and serves on."""
+    with fresh_schema() as schema:
+        cluster = Cluster(tmp_path, test_dsn(), schema, count=2, lease=LEASE, launcher=LAUNCHER)
+        first, second = cluster.replicas
+        try:
+            take = {"IRONROOT_TEST_SEQ_TAKEOVER": "1", "IRONROOT_TEST_SEQ_DO": "stop"}
+            epoch = _start_sequencer_first(cluster, first, take)
+            with Load(cluster) as load:
+                cluster.wait_growth(cluster.tree_size())
+                assert first.proc is not None
+                assert second.proc is not None
+                first.proc.kill()
+                first.proc.wait()
+                _until(lambda: stopped(second), "the candidate stopping in its takeover", cluster)
+                cluster.start(first)
+                successor, new_epoch = cluster.leader(epoch)
+                assert successor is first
+                assert new_epoch == epoch + 1  # the paused candidate's bump was rolled back
+                size = cluster.wait_growth(cluster.tree_size())
+                os.kill(second.proc.pid, signal.SIGCONT)
+                _until(
+                    lambda: (
+                        "sequencer election: cannot run the sequencer election" in second.log_text()
+                    ),
+                    "the resumed candidate's takeover failing",
+                    cluster,
+                )
+                cluster.wait_ready(second)
+                cluster.wait_growth(size)
+                assert second.epochs() == []  # it never sequenced
+                assert cluster.leader()[0] is first
             _check(cluster, load)
         finally:
             cluster.stop_all()
