@@ -382,10 +382,12 @@ def audit_receipts(cluster: Cluster, load: Load) -> int:
     checkpoint a client saw against its latest tree; the number of receipts checked.
 
     Each receipt verifies with the service's keys; the entry stored at the index its proof
-    names is the registered one; the root its proof leads to is the stored tree's at its
-    size; that entry is proved included in the latest stored tree. No entry is stored at two
-    indexes, and every checkpoint seen is consistent with the latest one (the tree of every
-    sequencer extends its predecessors'). An ``AssertionError`` names what failed."""
+    names is the registered one; the root its proof leads to is the stored tree's at its size
+    and the stored checkpoint's of that size (its batch's); that entry is proved included in
+    the latest stored checkpoint's tree (the stored log's signatures are :func:`audit`'s to
+    check). No entry is stored at two indexes, and every checkpoint seen is consistent with
+    the latest one (the tree of every sequencer extends its predecessors'). An
+    ``AssertionError`` names what failed."""
     data = cluster.replicas[0].data
     keys = load_receipt_keys([data / "keys" / "receipt-keys.cbor"])
     store = PostgresLogStore(cluster.dsn, schema=cluster.schema, create=False, pool_size=1)
@@ -393,6 +395,9 @@ def audit_receipts(cluster: Cluster, load: Load) -> int:
     try:
         size = view.refresh()
         head = view.root(size)
+        latest = store.checkpoint(size)
+        assert latest is not None
+        assert Checkpoint.parse(Note.parse(latest).body).root == head, "the latest checkpoint"
         where: dict[bytes, int] = {}
         for index, entry in store.iter_entries():
             entry_id = hashlib.sha256(entry).digest()
@@ -412,7 +417,11 @@ def audit_receipts(cluster: Cluster, load: Load) -> int:
             entry = view.entry(index)
             verify_receipt(data_, entry, keys)
             root = root_from_inclusion_proof(index, proof.tree_size, leaf_hash(entry), proof.path)
-            assert root == view.root(proof.tree_size), (
+            signed = store.checkpoint(proof.tree_size)
+            assert signed is not None, f"no checkpoint of the receipt's tree {proof.tree_size}"
+            assert (
+                root == view.root(proof.tree_size) == Checkpoint.parse(Note.parse(signed).body).root
+            ), (
                 f"the receipt of {entry_id_hex} is of a tree of size {proof.tree_size} that the "
                 "log does not hold (a fork)"
             )
