@@ -16,6 +16,7 @@ Nothing here compares durations: a wait that is not met in its bound raises.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -35,10 +36,16 @@ from psycopg import sql
 
 import http_calls
 from ironroot._trust import system_trust
-from ironroot.cose import create_statement
+from ironroot.cose import Receipt, create_statement, verify_receipt
 from ironroot.crypto import Algorithm, PrivateKey
-from ironroot.log import Checkpoint, Note, PostgresLogStore, verify_log_dir
-from ironroot.transparency import init_data_dir
+from ironroot.log import Checkpoint, LogView, Note, PostgresLogStore, verify_log_dir
+from ironroot.merkle import (
+    leaf_hash,
+    root_from_inclusion_proof,
+    verify_consistency,
+    verify_inclusion,
+)
+from ironroot.transparency import init_data_dir, load_config, load_receipt_keys
 from serving import free_port
 
 VENDOR_ISS = "https://vendor.example"
@@ -101,10 +108,13 @@ class Cluster:
         count: int = 3,
         lease: float = 1.5,
         replica_dsn: str | None = None,
+        launcher: Path | None = None,
     ) -> None:
         """``replica_dsn`` is what the replicas connect to (default ``dsn``, which the
-        harness itself uses)."""
+        harness itself uses); ``launcher``, a script run instead of ``-m ironroot`` with the
+        CLI's arguments (``sequencer_commit_point.py``)."""
         self.dsn, self.schema, self.lease = dsn, schema, lease
+        self.launcher = launcher
         self.vendor = PrivateKey.generate(Algorithm.ES256)
         first = root / "r0"
         first.mkdir(parents=True)
@@ -130,15 +140,16 @@ class Cluster:
 
     # --- processes ------------------------------------------------------------------------
 
-    def start(self, replica: Replica) -> None:
+    def start(self, replica: Replica, **env: str) -> None:
+        """Run ``replica`` (``env`` added to its environment)."""
         out = replica.data / f"serve-{len(replica.log_files)}.log"
         replica.log_files.append(out)
+        program = ["-m", "ironroot"] if self.launcher is None else [str(self.launcher)]
         with out.open("wb") as sink:
             replica.proc = subprocess.Popen(
                 [
                     sys.executable,
-                    "-m",
-                    "ironroot",
+                    *program,
                     "serve",
                     "--data",
                     str(replica.data),
@@ -152,7 +163,7 @@ class Cluster:
                 ],
                 stdout=sink,
                 stderr=subprocess.STDOUT,
-                env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+                env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), **env},
             )
 
     def wait_ready(self, replica: Replica, timeout: float = 60.0) -> None:
@@ -245,6 +256,10 @@ class Load:
         self.retry_after_seen = 0
         self.receipt_seconds: list[float] = []
         """POST /entries to its 201, for each registration answered with a receipt."""
+        self.receipts: dict[str, bytes] = {}
+        """The receipt of each registration answered ``201``, by entry id (hex)."""
+        self.bare_503s = 0
+        """503 answers that were not a problem (RFC 9290 CBOR or RFC 9457 JSON)."""
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._threads = [
@@ -293,6 +308,8 @@ class Load:
                         if response.status_code == 201:
                             with self._lock:
                                 self.receipt_seconds.append(time.monotonic() - sent)
+                                entry_id = response.headers["location"].rsplit("/", 1)[1]
+                                self.receipts[entry_id] = response.content
                     except httpx.HTTPError:
                         with self._lock:
                             self.retries += 1
@@ -307,6 +324,8 @@ class Load:
                     if response.status_code == 503:
                         with self._lock:
                             self.retries += 1
+                            if "problem" not in response.headers.get("content-type", ""):
+                                self.bare_503s += 1
                             if "retry-after" in response.headers:
                                 self.retry_after_seen += 1
                         time.sleep(min(float(response.headers.get("retry-after", "1")), 2.0))
@@ -356,6 +375,75 @@ def audit(cluster: Cluster, load: Load, timeout: float = 60.0) -> Audit:
         forks=forks,
         verified_checkpoints=report.checkpoints,
     )
+
+
+def audit_receipts(cluster: Cluster, load: Load) -> int:
+    """Check every receipt a client was given (``201``) against the stored log, and every
+    checkpoint a client saw against its latest tree; the number of receipts checked.
+
+    Each receipt verifies with the service's keys; the entry stored at the index its proof
+    names is the registered one; the root its proof leads to is the stored tree's at its size
+    and the stored checkpoint's of that size (its batch's); that entry is proved included in
+    the latest stored checkpoint's tree (the stored log's signatures are :func:`audit`'s to
+    check). No entry is stored at two indexes, and every checkpoint seen is consistent with
+    the latest one (the tree of every sequencer extends its predecessors'). An
+    ``AssertionError`` names what failed."""
+    data = cluster.replicas[0].data
+    keys = load_receipt_keys([data / "keys" / "receipt-keys.cbor"])
+    store = PostgresLogStore(cluster.dsn, schema=cluster.schema, create=False, pool_size=1)
+    view = LogView(store, origin=load_config(data).origin)
+    try:
+        size = view.refresh()
+        head = view.root(size)
+        latest = store.checkpoint(size)
+        assert latest is not None
+        assert Checkpoint.parse(Note.parse(latest).body).root == head, "the latest checkpoint"
+        where: dict[bytes, int] = {}
+        for index, entry in store.iter_entries():
+            entry_id = hashlib.sha256(entry).digest()
+            assert entry_id not in where, f"entry {entry_id.hex()} at {where[entry_id]} and {index}"
+            where[entry_id] = index
+        assert sorted(where.values()) == list(range(size)), "the stored indexes have gaps"
+        with load._lock:
+            receipts = dict(load.receipts)
+            seen = set(load.checkpoints)
+        for entry_id_hex, data_ in receipts.items():
+            proof = Receipt.parse(data_).inclusion_proofs[0]
+            index = where.get(bytes.fromhex(entry_id_hex))
+            assert index == proof.leaf_index, (
+                f"the receipt of {entry_id_hex} says index {proof.leaf_index} of tree size "
+                f"{proof.tree_size}; the log holds it at {index}"
+            )
+            entry = view.entry(index)
+            verify_receipt(data_, entry, keys)
+            root = root_from_inclusion_proof(index, proof.tree_size, leaf_hash(entry), proof.path)
+            signed = store.checkpoint(proof.tree_size)
+            assert signed is not None, f"no checkpoint of the receipt's tree {proof.tree_size}"
+            assert (
+                root == view.root(proof.tree_size) == Checkpoint.parse(Note.parse(signed).body).root
+            ), (
+                f"the receipt of {entry_id_hex} is of a tree of size {proof.tree_size} that the "
+                "log does not hold (a fork)"
+            )
+            verify_inclusion(index, size, leaf_hash(entry), view.inclusion_proof(index, size), head)
+        for note in seen:
+            checkpoint = Checkpoint.parse(Note.parse(note).body)
+            if checkpoint.size:
+                proof_ = view.consistency_proof(checkpoint.size, size)
+                verify_consistency(checkpoint.size, size, proof_, checkpoint.root, head)
+    finally:
+        view.close()
+    return len(receipts)
+
+
+def stopped(replica: Replica) -> bool:
+    """Whether ``replica``'s process is stopped (``SIGSTOP``, by itself or another)."""
+    assert replica.proc is not None
+    try:
+        stat = Path(f"/proc/{replica.proc.pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] in ("T", "t")
 
 
 @contextlib.contextmanager

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from replica_cluster import Cluster, Load, audit, make_statements, paused
+from replica_cluster import Cluster, Load, audit, audit_receipts, make_statements, paused
 
 import http_calls
 from ironroot_pg import TcpProxy, fresh_schema, pg_host_port, test_dsn
@@ -47,6 +47,7 @@ def _check(cluster: Cluster, load: Load) -> None:
     assert result.forks == 0
     assert result.tree_size >= result.acknowledged
     assert load.statuses.get(500, 0) == 0
+    assert audit_receipts(cluster, load) > 0  # each at its index, in the one tree
 
 
 def test_five_sequencer_kills_lose_no_acknowledged_entry_and_never_fork(cluster: Cluster) -> None:

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
-from replica_cluster import Cluster, Load, audit
+from replica_cluster import Cluster, Load, audit, audit_receipts
 
 from ironroot.cli import main
 from ironroot.crypto import Algorithm, PrivateKey
@@ -242,8 +242,10 @@ def test_the_server_ending_the_sequencer_s_sessions_loses_nothing_and_never_fork
                     cluster.leader(epoch)  # elected again (either replica)
                     cluster.wait_growth(size)
             result = audit(cluster, load)
+            receipts = audit_receipts(cluster, load)
         finally:
             cluster.stop_all()
+    assert receipts > 0
     assert result.acknowledged > 0
     assert result.lost == 0
     assert result.forks == 0
