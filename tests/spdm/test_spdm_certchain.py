@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import pickle
 from pathlib import Path
 
 import pytest
@@ -64,6 +65,26 @@ def test_chain_layout(device: Device) -> None:
     assert chain.digest(SHA384) == hashlib.sha384(data).digest()
     assert CertificateChain.decode(data, hash_size=48) == chain
     assert chain.leaf == device.leaf
+
+
+def test_a_parsed_chain_is_still_its_bytes(device: Device) -> None:
+    """A chain keeps the certificates it parsed (build, decode, x509): it still equals,
+    hashes and pickles as its bytes alone, and each x509() is a fresh list of the same
+    certificates."""
+    built = CertificateChain.build(device.chain, SHA384)
+    decoded = CertificateChain.decode(built.encode(), hash_size=48)
+    bare = CertificateChain(built.root_hash, built.certificates)
+    for chain in (built, decoded):
+        assert chain == bare
+        assert hash(chain) == hash(bare)
+        assert repr(chain) == repr(bare)
+        first = chain.x509()
+        first.clear()
+        again = chain.x509()
+        assert [c.public_bytes(serialization.Encoding.DER) for c in again] == list(device.chain)
+        copy = pickle.loads(pickle.dumps(chain))  # noqa: S301 (this test's own bytes)
+        assert copy == bare
+        assert copy.x509() == again
 
 
 def test_chain_decode_is_strict(device: Device) -> None:

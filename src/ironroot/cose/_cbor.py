@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import operator
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Final
@@ -121,7 +122,7 @@ def _check_items(obj: object, max_items: int) -> None:
     elif type(obj) is dict or type(obj) is cbor2.frozendict:
         count, what = len(obj), "map"
         children = itertools.chain.from_iterable(obj.items())
-        if 1 < count <= max_items and not all(type(key) in _EXACT_KEYS for key in obj):
+        if 1 < count <= max_items and not _EXACT_KEYS.issuperset(map(type, obj)):
             _check_distinct_keys(obj)
     elif type(obj) is cbor2.CBORTag:
         count, children, what = 0, (obj.value,), "tag"
@@ -232,14 +233,20 @@ def _encode(obj: object, out: list[bytes]) -> None:
         for item in obj:
             _encode(item, out)
     elif isinstance(obj, Mapping):
-        entries = sorted((encode_cbor(k), encode_cbor(v)) for k, v in obj.items())
+        # Sorted by the keys' encodings alone (two keys of one encoding are refused); each
+        # value is then encoded in place, after its key.
+        entries = [
+            (_SMALL_UINTS[k] if type(k) is int and 0 <= k < 24 else encode_cbor(k), v)
+            for k, v in obj.items()
+        ]
+        entries.sort(key=_encoded_key)
         for (a, _), (b, _) in itertools.pairwise(entries):
             if a == b:
                 raise MalformedInput("map keys encode to the same bytes")
         out.append(_head(5, len(entries)))
         for key, value in entries:
             out.append(key)
-            out.append(value)
+            _encode(value, out)
     elif isinstance(obj, cbor2.CBORTag):
         out.append(_head(6, obj.tag))
         _encode(obj.value, out)
@@ -247,6 +254,9 @@ def _encode(obj: object, out: list[bytes]) -> None:
         out.append(cbor2.dumps(obj, canonical=True))
     else:
         raise MalformedInput(f"cannot encode a {type(obj).__name__} as CBOR")
+
+
+_encoded_key: Final = operator.itemgetter(0)
 
 
 def encode_cbor(obj: object) -> bytes:

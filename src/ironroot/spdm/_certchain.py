@@ -36,7 +36,7 @@ from __future__ import annotations
 import functools
 import hmac
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final
 
@@ -133,6 +133,11 @@ class CertificateChain:
 
     root_hash: bytes
     certificates: tuple[bytes, ...]
+    # The certificates parsed, kept by the first x509() (or build, or decode): the chain's
+    # bytes cannot change, and parse to the same immutable objects every time.
+    _parsed: tuple[x509.Certificate, ...] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         if not isinstance(self.root_hash, bytes) or not self.root_hash:
@@ -148,9 +153,15 @@ class CertificateChain:
         certs = tuple(certificates)
         if not certs:
             raise MalformedSpdm("certificate chain: at least one DER certificate")
-        for i, der in enumerate(certs):
-            _load(der, f"certificate {i}")
-        return cls(base_hash(hash_algo, certs[0]), certs)
+        parsed = tuple(_load(der, f"certificate {i}") for i, der in enumerate(certs))
+        chain = cls(base_hash(hash_algo, certs[0]), certs)
+        object.__setattr__(chain, "_parsed", parsed)
+        return chain
+
+    def __getstate__(self) -> list[object]:
+        # A pickled chain is its bytes, as before the parsed certificates were kept (they do
+        # not pickle): the copy parses them again when asked.
+        return [self.root_hash, self.certificates, None]
 
     @property
     def leaf(self) -> bytes:
@@ -165,7 +176,13 @@ class CertificateChain:
         return base_hash(hash_algo, self.encode())
 
     def x509(self) -> list[x509.Certificate]:
-        return [_load(der, f"certificate {i}") for i, der in enumerate(self.certificates)]
+        parsed = self._parsed
+        if parsed is None:
+            parsed = tuple(
+                _load(der, f"certificate {i}") for i, der in enumerate(self.certificates)
+            )
+            object.__setattr__(self, "_parsed", parsed)
+        return list(parsed)
 
     @classmethod
     def decode(cls, data: bytes, *, hash_size: int) -> CertificateChain:

@@ -215,48 +215,74 @@ _F = CapabilityFlag
 # Flag bits a version does not define: 1.2 ends at CERT_INSTALL_RESET_CAP (bit 21), 1.3 at
 # SET_KEY_PAIR_INFO_CAP (bit 29).
 _RESERVED_FLAGS: Final = {SpdmVersion.V1_2: 0xFFC0_0000, SpdmVersion.V1_3: 0xC000_0000}
-_PSK_CAP: Final = _F.PSK_CAP_RESPONDER | _F.PSK_CAP_RESPONDER_WITH_CONTEXT
-_EP_INFO_CAP: Final = _F.EP_INFO_CAP_NO_SIG | _F.EP_INFO_CAP_SIG
-_MULTI_KEY_CAP: Final = _F.MULTI_KEY_CAP_ONLY | _F.MULTI_KEY_CAP_NEG
+
+
+class _Bit:
+    """The CapabilityFlag bits :func:`_flag_inconsistency` tests, as plain ints: an
+    ``IntFlag`` ``&`` builds a flag object in Python for every test (an ``int`` on the left
+    too: the flag's reflected operator goes first), ``int`` arithmetic does not."""
+
+    PUB_KEY_ID: Final = int(_F.PUB_KEY_ID_CAP)
+    PSK: Final = int(_F.PSK_CAP_RESPONDER | _F.PSK_CAP_RESPONDER_WITH_CONTEXT)
+    KEY_EX: Final = int(_F.KEY_EX_CAP)
+    MAC_OR_ENCRYPT: Final = int(_F.MAC_CAP | _F.ENCRYPT_CAP)
+    HANDSHAKE_IN_THE_CLEAR: Final = int(_F.HANDSHAKE_IN_THE_CLEAR_CAP)
+    MUT_AUTH: Final = int(_F.MUT_AUTH_CAP)
+    KEY_EX_OR_CHAL: Final = int(_F.KEY_EX_CAP | _F.CHAL_CAP)
+    CSR: Final = int(_F.CSR_CAP)
+    SET_CERT: Final = int(_F.SET_CERT_CAP)
+    CERT_INSTALL_RESET: Final = int(_F.CERT_INSTALL_RESET_CAP)
+    CSR_OR_SET_CERT: Final = int(_F.CSR_CAP | _F.SET_CERT_CAP)
+    EP_INFO: Final = int(_F.EP_INFO_CAP_NO_SIG | _F.EP_INFO_CAP_SIG)
+    MULTI_KEY: Final = int(_F.MULTI_KEY_CAP_ONLY | _F.MULTI_KEY_CAP_NEG)
+    MULTI_KEY_ONLY: Final = int(_F.MULTI_KEY_CAP_ONLY)
+    GET_KEY_PAIR_INFO: Final = int(_F.GET_KEY_PAIR_INFO_CAP)
+    # Flags that need a session (KEY_EX_CAP or PSK_CAP), by name, in the order reported.
+    SESSION_ONLY: Final = tuple(
+        (int(flag), flag.name or "")
+        for flag in (_F.MAC_CAP, _F.ENCRYPT_CAP, _F.HBEAT_CAP, _F.KEY_UPD_CAP)
+    )
+    EVENT: Final = (int(_F.EVENT_CAP), _F.EVENT_CAP.name or "")
 
 
 def _flag_inconsistency(version: SpdmVersion, flags: int) -> str | None:
     """Why a responder's CAPABILITIES ``flags`` contradict DSP0274's rules for them (the
     rules libspdm's requester applies), or ``None``; CERT_CAP set and MEAS_CAP 2 assumed."""
+    flags = int(flags)
     reserved = flags & _RESERVED_FLAGS[version]
     if reserved:
         return f"reserved flag bits {reserved:#x} are set"
-    if flags & _F.PUB_KEY_ID_CAP:
+    if flags & _Bit.PUB_KEY_ID:
         return "CERT_CAP and PUB_KEY_ID_CAP are both set"
-    if flags & _PSK_CAP == _PSK_CAP:
+    if flags & _Bit.PSK == _Bit.PSK:
         return "PSK_CAP 3 is reserved"
-    sessions = flags & (_F.KEY_EX_CAP | _PSK_CAP)
-    if sessions and not flags & (_F.MAC_CAP | _F.ENCRYPT_CAP):
+    sessions = flags & (_Bit.KEY_EX | _Bit.PSK)
+    if sessions and not flags & _Bit.MAC_OR_ENCRYPT:
         return "KEY_EX_CAP or PSK_CAP without MAC_CAP or ENCRYPT_CAP"
     if not sessions:
-        session_only = [_F.MAC_CAP, _F.ENCRYPT_CAP, _F.HBEAT_CAP, _F.KEY_UPD_CAP]
+        session_only = _Bit.SESSION_ONLY
         if version >= SpdmVersion.V1_3:
-            session_only.append(_F.EVENT_CAP)
-        for flag in session_only:
-            if flags & flag:
-                return f"{flag.name} without KEY_EX_CAP or PSK_CAP"
-    if flags & _F.HANDSHAKE_IN_THE_CLEAR_CAP and not flags & _F.KEY_EX_CAP:
+            session_only += (_Bit.EVENT,)
+        for bit, name in session_only:
+            if flags & bit:
+                return f"{name} without KEY_EX_CAP or PSK_CAP"
+    if flags & _Bit.HANDSHAKE_IN_THE_CLEAR and not flags & _Bit.KEY_EX:
         return "HANDSHAKE_IN_THE_CLEAR_CAP without KEY_EX_CAP"
-    if flags & _F.MUT_AUTH_CAP and not flags & (_F.KEY_EX_CAP | _F.CHAL_CAP):
+    if flags & _Bit.MUT_AUTH and not flags & _Bit.KEY_EX_OR_CHAL:
         return "MUT_AUTH_CAP without KEY_EX_CAP or CHAL_CAP"
-    if flags & _F.CSR_CAP and not flags & _F.SET_CERT_CAP:
+    if flags & _Bit.CSR and not flags & _Bit.SET_CERT:
         return "CSR_CAP without SET_CERT_CAP"
-    if flags & _F.CERT_INSTALL_RESET_CAP and not flags & (_F.CSR_CAP | _F.SET_CERT_CAP):
+    if flags & _Bit.CERT_INSTALL_RESET and not flags & _Bit.CSR_OR_SET_CERT:
         return "CERT_INSTALL_RESET_CAP without CSR_CAP or SET_CERT_CAP"
     if version >= SpdmVersion.V1_3:
-        if flags & _EP_INFO_CAP == _EP_INFO_CAP:
+        if flags & _Bit.EP_INFO == _Bit.EP_INFO:
             return "EP_INFO_CAP 3 is reserved"
-        multi_key = flags & _MULTI_KEY_CAP
-        if multi_key == _MULTI_KEY_CAP:
+        multi_key = flags & _Bit.MULTI_KEY
+        if multi_key == _Bit.MULTI_KEY:
             return "MULTI_KEY_CAP 3 is reserved"
-        if multi_key and not flags & _F.GET_KEY_PAIR_INFO_CAP:
+        if multi_key and not flags & _Bit.GET_KEY_PAIR_INFO:
             return "MULTI_KEY_CAP without GET_KEY_PAIR_INFO_CAP"
-        if multi_key == _F.MULTI_KEY_CAP_ONLY:
+        if multi_key == _Bit.MULTI_KEY_ONLY:
             # Its DIGESTS and CERTIFICATE would carry the multi-key fields, never offered here.
             return "MULTI_KEY_CAP 1 (multi-key connections only) is not spoken here"
     return None
