@@ -1070,6 +1070,42 @@ def test_a_rule_with_a_macro_reads_only_its_free_variables() -> None:
     assert caught.value.detail == "rule m always evaluates to a list, not a boolean"
 
 
+def _remembering_policy(expression: str) -> AppraisalPolicy:
+    rule = {"name": "r", "expression": expression, "category": "hardware", "code": 32}
+    return AppraisalPolicy.from_mapping({"name": "lab", "rules": [{**rule, "reason": "r"}]})
+
+
+@pytest.mark.parametrize(
+    ("expression", "first", "then"),
+    [
+        # the same values under Python's == and hash, not to CEL: each remembered apart
+        ("min_svn == 1", {"min_svn": 1}, {"min_svn": True}),
+        ("min_svn + 1 == 2", {"min_svn": 1}, {"min_svn": 1.0}),
+        ("string(worst_cvss) == '0'", {"worst_cvss": 0.0}, {"worst_cvss": -0.0}),
+        ("unmatched[0] == 'a'", {"unmatched": ["a", "b"]}, {"unmatched": ["b", "a"]}),
+        ("reviews.size() == 0", {"reviews": []}, {"reviews": [{}]}),
+        ("svn >= min_svn", {"svn": 3, "min_svn": 3}, {"svn": 3, "min_svn": 4}),
+    ],
+)
+def test_a_remembered_outcome_serves_only_the_very_same_inputs(
+    expression: str, first: dict[str, object], then: dict[str, object]
+) -> None:
+    policy = _remembering_policy(expression)
+    alone = _remembering_policy(expression)  # a fresh policy: nothing remembered
+    assert policy.evaluate(first) == ()
+    assert policy.evaluate(first) == ()  # remembered
+    expected = [f.reason for f in alone.evaluate(then)]
+    assert expected  # the other value fails the rule
+    assert [f.reason for f in policy.evaluate(then)] == expected
+    assert policy.evaluate(first) == ()
+
+
+def test_a_policy_reading_what_one_evidence_carries_alone_remembers_nothing() -> None:
+    assert _remembering_policy("format == 'x'")._results is not None
+    assert _remembering_policy("raw.size() > 0")._results is None
+    assert _remembering_policy("identity.size() > 0")._results is None
+
+
 _APPRAISAL_VARIABLES = (
     "anti_rollback_disabled, checks, components, cvss_threshold, debug, firmware_hash, "
     "format, identity, measurements, migration_agent, min_svn, nonce_ok, not_checked, raw, "

@@ -578,3 +578,46 @@ def test_several_keys_are_asked_about_in_order(ca: FleetCA, tmp_path: Path) -> N
     assert store.revoked_with_key([second, fresh, first]) == min(of_first)
     assert store.revoked_with_key([fresh]) is None
     assert store.revoked_with_key([]) is None
+
+
+def test_both_key_refusals_read_at_once_are_those_read_one_by_one(
+    ca: FleetCA, tmp_path: Path
+) -> None:
+    """What admission reads in one statement (a revoked credential of any key asked, a
+    credential of one for another plane) names the serials the two questions name apart, as
+    the store's credentials are issued and revoked."""
+    store = CredentialStore(tmp_path / "credentials.db")
+    spkis = [PrivateKey.generate(Algorithm.ES384).public_key.to_der() for _ in range(3)]
+    first, second, fresh = sorted(spkis, key=key_digest)
+    asks = [
+        {},
+        {"control": first},
+        {"data": first},
+        {"control": first, "data": second},
+        {"control": second, "data": first},
+        {"control": fresh, "data": second},
+        {"data": fresh},
+    ]
+
+    def same_answers() -> None:
+        for keys in asks:
+            apart = (store.revoked_with_key(keys.values()), store.certified_for_another_plane(keys))
+            assert store._key_refusals(keys) == apart, keys
+
+    same_answers()
+    for spki, node, plane in [
+        (second, "node-0002", "control"),
+        (second, "node-0002", "control"),
+        (first, "node-0001", "data"),
+        (first, "node-0001", "data"),
+    ]:
+        store.add(
+            ca.issue(spki, node=node, node_class="node-7", plane=plane, ear_id=EAR_ID, now=NOW)
+        )
+        same_answers()
+    store.revoke_node("node-0002", "drift", now=NOW)
+    same_answers()
+    assert store._key_refusals({"control": fresh, "data": second})[0] is not None
+    store.revoke_node("node-0001", "drift", now=NOW)
+    same_answers()
+    assert all(answer is not None for answer in store._key_refusals({"control": first}))

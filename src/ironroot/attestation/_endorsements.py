@@ -855,6 +855,22 @@ class Endorsements:
         after = {r.rim.not_after.timestamp() for r in self.rims}
         object.__setattr__(self, "_changes", (tuple(sorted(at)), tuple(sorted(after))))
 
+    def _with_vendor_roots(self, roots: Sequence[bytes]) -> Endorsements:
+        """These endorsements trusting ``roots`` (PEM or DER) in place of theirs: what
+        ``Endorsements(...)`` with ``vendor_roots=roots`` and the rest of these fields makes,
+        without deriving again what does not depend on the roots (the products' kinds, when
+        values start and stop counting): a fleet's devices each pin their own root beside
+        their class's values."""
+        copy = object.__new__(Endorsements)
+        for name in _ENDORSEMENTS_FIELDS:
+            object.__setattr__(copy, name, getattr(self, name))
+        ders = tuple(_root_der(root) for root in roots)
+        object.__setattr__(copy, "vendor_roots", ders)
+        object.__setattr__(
+            copy, "trusted_roots", frozenset(hashlib.sha256(d).hexdigest() for d in ders)
+        )
+        return copy
+
     def validity_epoch(self, now: dt.datetime) -> int:
         """How many times, up to ``now``, a logged value, RIM or review started or stopped
         counting: two appraisals at times of one epoch compare evidence with the same values
@@ -1031,3 +1047,7 @@ class Endorsements:
         return tuple(
             p for p in self.products if not p.evidence and any(p.allows(v) for v in values)
         )
+
+
+_ENDORSEMENTS_FIELDS: Final = tuple(f.name for f in dataclasses.fields(Endorsements))
+"""Every field of :class:`Endorsements` (:meth:`Endorsements._with_vendor_roots` copies them)."""

@@ -20,6 +20,11 @@ checked and did not).
 
 All rules are compiled into one CEL program returning a map of booleans, so a whole policy is
 one evaluation; only when that raises are the rules evaluated one by one to find which failed.
+A policy remembers the outcomes of its last evaluations (:data:`_RESULTS` of them) by the exact
+values its rules read (each value's type, a float's bits, every list's and map's order: what
+the CEL runtime is handed), when all are plain JSON-like values and none is one evidence
+carries alone (``raw``, ``identity``…): the nodes of a fleet hand it the same few contexts, and
+a pure program's outcome for the same inputs is the same.
 An empty policy is refused (``ConfigError``): it would reject everything, silently.
 """
 
@@ -32,9 +37,10 @@ import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from ironroot._cel import free_variables, refuse_costly, refuse_deep, refuse_non_boolean
+from ironroot._memo import Memo
 from ironroot.attestation.evidence import EVIDENCE_FORMATS
 from ironroot.ear import AR4SI, TRUST_CATEGORIES, TrustTier, tier_of
 from ironroot.errors import ConfigError
@@ -121,6 +127,45 @@ class RuleFailure:
     reason: str
 
 
+_RESULTS: Final = 256
+"""How many outcomes of its combined program a policy remembers (module docs)."""
+_UNSHARED: Final = frozenset(
+    ("raw", "identity", "measurements", "report_data", "checks", "not_checked", "svns")
+)
+"""Variables whose values one piece of evidence carries alone: a policy reading one is not
+memoized (every key would be new)."""
+
+
+class _Unkeyable(Exception):
+    """A value :func:`_inputs_key` does not key (not one of the exact types it tells apart)."""
+
+
+def _frozen(value: object) -> object:
+    """``value`` as a hashable key that two values share only when the CEL runtime is handed
+    the same thing: the exact type with each value (``True`` is not ``1``, ``1`` not ``1.0``),
+    a float by its bits (``-0.0`` is not ``0.0``), lists and maps in their order."""
+    kind = type(value)
+    if kind is str or kind is bool or kind is int or kind is bytes or value is None:
+        return (kind, value)
+    if kind is float:
+        return (kind, cast(float, value).hex())
+    if kind is list or kind is tuple:
+        return (kind, tuple(_frozen(v) for v in cast(Sequence[object], value)))
+    if kind is dict:
+        items = cast(dict[object, object], value).items()
+        return (kind, tuple((_frozen(k), _frozen(v)) for k, v in items))
+    raise _Unkeyable
+
+
+def _inputs_key(inputs: Mapping[str, object]) -> tuple[object, ...] | None:
+    """The memo key of a policy's CEL inputs (variable name and :func:`_frozen` value, in
+    order); ``None`` when a value is not keyed."""
+    try:
+        return tuple((name, _frozen(value)) for name, value in inputs.items())
+    except _Unkeyable:
+        return None
+
+
 def _format_value(value: object) -> str:
     if isinstance(value, list | tuple):
         return ", ".join(_format_value(v) for v in value) or "none"
@@ -197,6 +242,9 @@ class AppraisalPolicy:
     )
     policy_id: str = field(default="", init=False)
     variables: frozenset[str] = field(default=frozenset(), init=False, compare=False)
+    _results: Memo[tuple[object, ...], Mapping[str, bool]] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         if not self.rules:
@@ -274,6 +322,8 @@ class AppraisalPolicy:
         refuse_costly(self._program, "the policy's rules together", ConfigError)
         set_(self, "_programs", MappingProxyType(programs))
         set_(self, "variables", free_variables(self._program))
+        if not self.variables & _UNSHARED:
+            set_(self, "_results", Memo(_RESULTS))
         digest = hashlib.sha256(json.dumps(self.to_mapping(), sort_keys=True).encode()).hexdigest()
         set_(self, "policy_id", f"urn:ironroot:appraisal-policy:{self.name}:{digest[:16]}")
 
@@ -286,10 +336,17 @@ class AppraisalPolicy:
         lines may use any variable of ``context``.
         """
         inputs = {name: context[name] for name in self.variables if name in context}
-        try:
-            results = self._program.execute(inputs)
-        except Exception:  # the CEL runtime raises several kinds: find the rule, per rule
-            results = None
+        key = None if self._results is None else _inputs_key(inputs)
+        results = None if key is None else self._results.get(key)  # type: ignore[union-attr]
+        if results is None:
+            try:
+                results = self._program.execute(inputs)
+            except Exception:  # the CEL runtime raises several kinds: find the rule, per rule
+                results = None
+            if key is not None and isinstance(results, Mapping):
+                outcomes = dict(results)
+                if all(type(v) is bool for v in outcomes.values()):
+                    self._results.put(key, MappingProxyType(outcomes))  # type: ignore[union-attr]
         if not isinstance(results, Mapping):
             results = {}
             for rule in self.rules:

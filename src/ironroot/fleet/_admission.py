@@ -659,28 +659,31 @@ class AdmissionAuthority:
                 code="nonce-superseded",
             )
 
-    def _check_not_revoked(self, keys: Mapping[str, bytes]) -> None:
+    def _check_keys(self, keys: Mapping[str, bytes], *, planes_first: bool = False) -> None:
         """Refuse a key (plane → SubjectPublicKeyInfo) that a revoked credential certified,
-        whichever node it was issued to: a quarantine may have been for that key."""
-        revoked = self.credentials.revoked_with_key(keys.values())
-        if revoked is not None:
-            raise PolicyRejected(
+        whichever node it was issued to (``key-revoked``: a quarantine may have been for that
+        key), and one that a credential issued before certified for another plane
+        (``plane-key-shared``: each plane its own key across admissions too, or the holder of
+        a data-plane key would hold a control-plane credential for it); the first named
+        first (``planes_first``: the second). Both read in one statement."""
+        revoked, crossed = self.credentials._key_refusals(keys)
+        refusals = [
+            (
+                revoked,
                 f"a key requested was certified by credential {revoked}, which was revoked: "
                 "a revoked credential's key is never certified again; make new keys",
-                code="key-revoked",
-            )
-
-    def _check_planes_apart(self, keys: Mapping[str, bytes]) -> None:
-        """Refuse a key (plane → SubjectPublicKeyInfo) that a credential issued before
-        certified for another plane: each plane its own key across admissions too, or the
-        holder of a data-plane key would hold a control-plane credential for it."""
-        crossed = self.credentials.certified_for_another_plane(keys)
-        if crossed is not None:
-            raise PolicyRejected(
+                "key-revoked",
+            ),
+            (
+                crossed,
                 f"a key requested was certified for another plane by credential {crossed}: "
                 "each plane needs its own key, in every admission; make new keys",
-                code="plane-key-shared",
-            )
+                "plane-key-shared",
+            ),
+        ]
+        for serial, detail, code in reversed(refusals) if planes_first else refusals:
+            if serial is not None:
+                raise PolicyRejected(detail, code=code)
 
     def ear(self, node_id: str) -> bytes:
         """The node's latest EAR (JWT bytes)."""
@@ -720,8 +723,7 @@ class AdmissionAuthority:
                 "own (a control-plane credential would hold the data-plane key)",
                 code="plane-key-shared",
             )
-        self._check_not_revoked(keys)
-        self._check_planes_apart(keys)
+        self._check_keys(keys)
         evidence = NodeEvidence.decode(request.evidence)
         if evidence.node != request.node:
             raise MalformedEvidence(
@@ -807,10 +809,11 @@ class AdmissionAuthority:
         # predates it), whoever quarantined and with or without a hold; one that commits
         # after it revokes the credentials issued here.
         with self.fleet.transaction(durable=False):
-            self._check_current(request.node, quarantined)
-            self._check_planes_apart(keys)  # an admission committed since may have used one
-            self._check_not_revoked(keys)  # a quarantine of another node may have revoked one
-            held = self.state.held(request.node)
+            latest, held = self.state._last_event_and_hold(request.node, _QUARANTINED)
+            self._check_current(request.node, quarantined, latest)
+            # an admission committed since may have used a key for another plane, and a
+            # quarantine of another node may have revoked one
+            self._check_keys(keys, planes_first=True)
             if held is not None:
                 self._refuse_held(appraisal, request.evidence, held, now)
             else:

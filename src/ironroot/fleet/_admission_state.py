@@ -126,6 +126,18 @@ class _State:
             row = db.execute("SELECT reason FROM holds WHERE node = ?", (node,)).fetchone()
         return None if row is None else str(row[0])
 
+    def _last_event_and_hold(self, node: str, kind: str) -> tuple[int, str | None]:
+        """The ``seq`` of ``node``'s latest registry event of ``kind`` (0: none, as
+        :meth:`ironroot.fleet.Fleet.last_event` reads it) and its hold (:meth:`held`), in one
+        statement (admission's commit reads both)."""
+        with self.read() as db:
+            latest, reason = db.execute(
+                "SELECT (SELECT MAX(seq) FROM events WHERE node = ? AND kind = ?), "
+                "(SELECT reason FROM holds WHERE node = ?)",
+                (node, kind, node),
+            ).fetchone()
+        return int(latest or 0), None if reason is None else str(reason)
+
     def store_ear(
         self, node: str, ear_id: str, token: bytes, now: dt.datetime, evidence: bytes | None = None
     ) -> None:

@@ -1006,6 +1006,12 @@ _PLANES_WITH_KEY: Final = (
     "SELECT k.key_sha256, c.serial, c.plane FROM credential_keys k JOIN credentials c "
     "ON c.serial = k.serial WHERE k.key_sha256 IN ({keys})"
 )
+# Both at once (_key_refusals): every credential of the keys asked, its plane and whether it
+# was revoked.
+_CREDENTIALS_WITH_KEY: Final = (
+    "SELECT k.key_sha256, c.serial, c.plane, c.revoked_at IS NOT NULL FROM credential_keys k "
+    "JOIN credentials c ON c.serial = k.serial WHERE k.key_sha256 IN ({keys})"
+)
 
 
 CREDENTIAL_RETENTION: Final = dt.timedelta(days=1)
@@ -1018,6 +1024,21 @@ _PRUNABLE: Final = (
     "AND EXISTS (SELECT 1 FROM credentials n WHERE n.node = c.node AND n.plane = c.plane "
     "AND n.rowid > c.rowid) LIMIT ?"
 )
+
+
+def _lowest_for_first(
+    asked: Sequence[tuple[str, str | None]], rows: Sequence[Sequence[object]]
+) -> str | None:
+    """The lowest serial among ``rows`` (key SHA-256, serial[, plane…]) for the first of
+    ``asked`` (a key's SHA-256, and the plane a credential of it must not be of, or ``None``)
+    that has one."""
+    for digest, plane in asked:
+        serials = [
+            str(row[1]) for row in rows if row[0] == digest and (plane is None or row[2] != plane)
+        ]
+        if serials:
+            return min(serials)
+    return None
 
 
 class CredentialStore:
@@ -1102,6 +1123,24 @@ class CredentialStore:
             [(key_digest(spki), plane) for plane, spki in sorted(keys.items())],
         )
 
+    def _key_refusals(self, keys: Mapping[str, bytes]) -> tuple[str | None, str | None]:
+        """:meth:`revoked_with_key` of the keys' values and :meth:`certified_for_another_plane`
+        of ``keys`` (plane → SubjectPublicKeyInfo, DER), the same serials, read in one
+        statement (admission asks both, before its appraisal and again in its commit)."""
+        digests = {plane: key_digest(spki) for plane, spki in keys.items()}
+        if not digests:
+            return None, None
+        asked = sorted(set(digests.values()))
+        with self._read() as db:
+            rows = db.execute(
+                _CREDENTIALS_WITH_KEY.format(keys=", ".join("?" * len(asked))), asked
+            ).fetchall()
+        revoked = _lowest_for_first(
+            [(digest, None) for digest in asked], [row for row in rows if row[3]]
+        )
+        crossed = _lowest_for_first([(digests[plane], plane) for plane in sorted(digests)], rows)
+        return revoked, crossed
+
     def _certifying(self, query: str, asked: list[tuple[str, str | None]]) -> str | None:
         """The lowest serial ``query`` (one of the ``_*_WITH_KEY`` queries) finds for the
         first of ``asked`` (a key's SHA-256, and the plane a credential of it must not be of,
@@ -1111,15 +1150,7 @@ class CredentialStore:
         marks = ", ".join("?" * len(asked))
         with self._read() as db:
             rows = db.execute(query.format(keys=marks), [d for d, _ in asked]).fetchall()
-        for digest, plane in asked:
-            serials = [
-                str(row[1])
-                for row in rows
-                if row[0] == digest and (plane is None or row[2] != plane)
-            ]
-            if serials:
-                return min(serials)
-        return None
+        return _lowest_for_first(asked, rows)
 
     def revoke_node(self, node: str, reason: str, *, now: dt.datetime) -> list[str]:
         """Revoke every unexpired, unrevoked credential of ``node``; their serials.

@@ -496,6 +496,9 @@ class FleetVerifier:
         # and every node of a class pins the same few roots. Served only for those very values
         # (a class's endorsements rebuilt is another object); bounded like the SPDM chains.
         self._devices: dict[tuple[str, bytes], tuple[ReferenceValues, Endorsements]] = {}
+        # And the same for each device name with no root (what is derived from the values
+        # alone): a device pinning a root not seen yet gets a copy trusting its root.
+        self._device_values: dict[str, tuple[ReferenceValues, Endorsements]] = {}
         self._ueids: dict[str, bytes] = {}
         self._roots: tuple[bytes, ...] | None = None  # the vendor roots as DER
         self._reviews = ComponentReviews(fleet)  # SAFE reviews beyond the BMC's
@@ -671,7 +674,13 @@ class FleetVerifier:
             found = self._devices.get(key)
         if found is not None and found[0] is references:
             return found[1]
-        built = Endorsements(reference_values=references, vendor_roots=(root,))
+        with self._lock:
+            template = self._device_values.get(name)
+        if template is None or template[0] is not references:
+            template = (references, Endorsements(reference_values=references))
+            with self._lock:
+                self._device_values[name] = template
+        built = template[1]._with_vendor_roots((root,))
         with self._lock:
             if len(self._devices) >= _SPDM_CHAINS:
                 self._devices.clear()
