@@ -1,11 +1,12 @@
 """A firmware vendor, two transparency services and a provisioned RoT, for node tests.
 
-:func:`make_world` builds, once per module: the vendor's firmware keys (ECDSA P-384 and
-ML-DSA-87) and statement key, a trusted and an untrusted transparency service running in this
-process, releases v1 and v2 of every component (a signed bundle, its manifest statement and —
-for the SPDM devices — its reference CoRIM, registered on the trusted log) and a PFM listing
-both, logged too. :meth:`World.node` copies a template node (created once) so each test gets a
-fresh node in milliseconds. :func:`in_memory` (``tests/scratch.py``) gives a scratch directory
+:func:`make_world` gives each module: the vendor's firmware keys (ECDSA P-384 and ML-DSA-87)
+and statement key, a trusted and an untrusted transparency service running in this process,
+releases v1 and v2 of every component (a signed bundle, its manifest statement and — for the
+SPDM devices — its reference CoRIM, registered on the trusted log) and a PFM listing both,
+logged too (built once per test process, each module's world a copy with services of its own).
+:meth:`World.node` copies a template node (created once) so each test gets a fresh node in
+milliseconds. :func:`in_memory` (``tests/scratch.py``) gives a scratch directory
 on tmpfs for tests whose nodes are written thousands of times.
 """
 
@@ -53,6 +54,7 @@ from ironroot.transparency import (
     TransparencyService,
     init_data_dir,
 )
+from scratch import in_memory
 
 NOW = dt.datetime(2026, 6, 1, 12, 0, tzinfo=dt.UTC)
 VENDOR = "https://vendor.example"
@@ -317,13 +319,63 @@ class World:
         return platform
 
 
+Files = Mapping[str, tuple[int, bytes | None]]
+"""A directory's files kept in memory (:func:`snapshot`): path under it -> mode and bytes
+(a directory: mode and ``None``), a directory before what it holds."""
+
+
+def snapshot(root: Path, names: Sequence[str]) -> Files:
+    """The files under ``root / name`` for each of ``names``, with their modes (a service's
+    ``.lock`` left out: the next service takes its own)."""
+    files: dict[str, tuple[int, bytes | None]] = {}
+    for name in names:
+        for path in [root / name, *sorted((root / name).rglob("*"))]:
+            if path.name == ".lock":
+                continue
+            mode = path.stat().st_mode & 0o7777
+            data = None if path.is_dir() else path.read_bytes()
+            files[str(path.relative_to(root))] = (mode, data)
+    return files
+
+
+def restore(files: Files, root: Path) -> None:
+    """Write ``files`` (:func:`snapshot`) under ``root``, afresh."""
+    root.mkdir(parents=True, exist_ok=True)
+    for relative, (mode, data) in files.items():
+        path = root / relative
+        if data is None:
+            path.mkdir(mode=mode, parents=True)
+        else:
+            path.write_bytes(data)
+        path.chmod(mode)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Made:
+    """What building a world made, kept for the test process: the vendor's keys, the releases
+    and the PFM with their transparent statements, and the two logs' files as they were once
+    their services had stopped."""
+
+    ecc: PrivateKey
+    pqc: PrivateKey
+    statement_key: PrivateKey
+    other_key: PrivateKey
+    releases: Mapping[tuple[str, str], Release]
+    pfm: bytes
+    pfm_ts: bytes
+    files: Files
+
+
+LOGS = ("trusted-log", "untrusted-log")
+"""The folders of a world's two logs, under its root."""
+_made: list[_Made] = []
+
+
 @contextlib.contextmanager
-def make_world(root: Path) -> Iterator[World]:
-    ecc, statement_key, other_key = (PrivateKey.generate(Algorithm.ES384) for _ in range(3))
-    pqc = PrivateKey.generate(Algorithm.ML_DSA_87)
-    issuers = {VENDOR: statement_key, OTHER: other_key}
-    good = transparency_service(root / "trusted-log", issuers)
-    rogue = transparency_service(root / "untrusted-log", issuers)
+def _serve(root: Path) -> Iterator[tuple[str, str, TransparencyClient, TransparencyClient]]:
+    """The two logs under ``root`` served (their URLs, and a client of each)."""
+    good = TransparencyService.open(root / LOGS[0], clock=lambda: NOW)
+    rogue = TransparencyService.open(root / LOGS[1], clock=lambda: NOW)
     with (
         good,
         rogue,
@@ -332,10 +384,20 @@ def make_world(root: Path) -> Iterator[World]:
         TransparencyClient(good_server.url) as trusted,
         TransparencyClient(rogue_server.url) as untrusted,
     ):
+        yield good_server.url, rogue_server.url, trusted, untrusted
+
+
+def _build(root: Path) -> _Made:
+    """The world, built: keys, two logs, every release registered, the PFM logged."""
+    ecc, statement_key, other_key = (PrivateKey.generate(Algorithm.ES384) for _ in range(3))
+    pqc = PrivateKey.generate(Algorithm.ML_DSA_87)
+    issuers = {VENDOR: statement_key, OTHER: other_key}
+    for name in LOGS:
+        transparency_service(root / name, issuers).close()
+    with _serve(root) as (_good, _rogue, trusted, untrusted):
         world = World(
             ecc, pqc, statement_key, other_key, trusted, untrusted, trusted.service_keys(), root
         )
-        world.urls = {"trusted": good_server.url, "untrusted": rogue_server.url}
         for component in COMPONENTS:
             for version, svn in (("1.0", 3), ("2.0", 4)):
                 bundle = world.bundle(component, svn=svn, tag=version)
@@ -346,4 +408,58 @@ def make_world(root: Path) -> Iterator[World]:
             1, {c: [world.release(c, "1.0"), world.release(c, "2.0")] for c in COMPONENTS}
         )
         world.pfm_ts = world.log_pfm(world.pfm)
+    return _Made(
+        ecc,
+        pqc,
+        statement_key,
+        other_key,
+        dict(world.releases),
+        world.pfm,
+        world.pfm_ts,
+        snapshot(root, LOGS),
+    )
+
+
+def _made_once() -> _Made:
+    if not _made:
+        with in_memory("world-template-") as scratch:
+            _made.append(_build(scratch))
+    return _made[0]
+
+
+@contextlib.contextmanager
+def served_world(root: Path) -> Iterator[World]:
+    """The world whose logs are under ``root`` already (:data:`LOGS`: restored from a
+    :func:`snapshot` of a world's logs), served while the block runs."""
+    made = _made_once()
+    with _serve(root) as (good, rogue, trusted, untrusted):
+        world = World(
+            made.ecc,
+            made.pqc,
+            made.statement_key,
+            made.other_key,
+            trusted,
+            untrusted,
+            trusted.service_keys(),
+            root,
+            releases=dict(made.releases),
+            pfm=made.pfm,
+            pfm_ts=made.pfm_ts,
+        )
+        world.urls = {"trusted": good, "untrusted": rogue}
+        yield world
+
+
+@contextlib.contextmanager
+def make_world(root: Path) -> Iterator[World]:
+    """A world in ``root``, its two logs served while the block runs.
+
+    Building one (keys, two logs, twenty-one statements registered over HTTP, each a receipt
+    signed and a checkpoint) took a quarter of a second of CPU, and some sixty modules built
+    their own. A test process builds it once (in a scratch directory) and every world is its
+    copy: the same keys and statements, the logs' files written afresh under ``root`` and
+    served by services of its own, so what one module registers or changes stays in its world.
+    """
+    restore(_made_once().files, root)
+    with served_world(root) as world:
         yield world
