@@ -274,7 +274,10 @@ def test_a_forged_or_altered_session_cookie_is_not_a_session(served: str) -> Non
         body, mac = value.split(".")
         payload = base64.urlsafe_b64decode(body + "==").replace(b"alice", b"admin")
         forged = base64.urlsafe_b64encode(payload).rstrip(b"=").decode() + "." + mac
-        for bad in (forged, body + ".AAAA", "garbage", value[:-2] + "xx"):
+        # One character of the MAC changed: the last but one, whose six bits are all the MAC's
+        # (the last may carry only padding bits), never to the character it was.
+        altered = value[:-2] + ("y" if value[-2] == "x" else "x") + value[-1]
+        for bad in (forged, body + ".AAAA", "garbage", altered):
             client.cookies.clear()
             client.cookies.set("ironroot_session", bad)
             assert client.get("/fleet", follow_redirects=False).status_code == 303, bad
