@@ -407,3 +407,26 @@ def test_an_admitted_on_ear_swapped_for_another_nodes_is_refused(
         assert error is not None
         assert (type(error), error.code) == (ChainNotTrusted, "node-identity")
         assert "not on an EAR the bundle holds and the attestation step verified" in error.detail
+
+
+@pytest.mark.parametrize(
+    ("change", "detail"),
+    [
+        ({"id": "node-0-other"}, "the registry row is not the sealed node's"),
+        ({"class": "node-8"}, "the registry row names another node class"),
+    ],
+)
+def test_a_registry_row_of_another_node_or_class_is_not_the_node(
+    aw: AuditWorld, collected: AuditExport, change: dict[str, str], detail: str
+) -> None:
+    """Only the registry row tells another node or class; the index, the events and the
+    evidence are the sealed node's: the node step refuses it (``not-the-node``)."""
+    record = json.loads(collected.members["node/record.json"][0])
+    record.update(change)
+    members = {"node/record.json": (json.dumps(record).encode(), JSON)}
+    report = check_bundle(_seal(aw, collected, members=members), aw.trust())
+    step = report.step("node")
+    assert step.status == "failed", step
+    assert step.error is not None
+    assert (type(step.error), step.error.code) == (VerificationFailed, "not-the-node")
+    assert detail in str(step.error)
