@@ -5,6 +5,7 @@ fails; the older segments beyond the bundle's budget are stated absent."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from tests.audit.audit_world import NODE, AuditWorld, audit_world, install_node_hsm
@@ -23,8 +24,7 @@ def aw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuditWorld]:
     yield from audit_world(tmp_path_factory.mktemp("audit-hsm-segments"))
 
 
-@pytest.fixture(scope="module")
-def hsm_key(aw: AuditWorld) -> PublicKey:
+def _rotated_hsm(aw: AuditWorld) -> PublicKey:
     """The node's HSM (a checkpoint at its 9th record or so), then rotated three times."""
     key = install_node_hsm(aw, NOW)
     node = aw.fleet.directory / "nodes" / NODE
@@ -45,6 +45,11 @@ def hsm_key(aw: AuditWorld) -> PublicKey:
         storage.close()
     assert len(list((node / "hsm").glob("audit-*.jsonl"))) >= 3
     return key
+
+
+@pytest.fixture(scope="module")
+def hsm_key(aw: AuditWorld) -> PublicKey:
+    return _rotated_hsm(aw)
 
 
 def _segments(members: object) -> list[str]:
@@ -110,10 +115,18 @@ def test_the_export_keeps_the_newest_segments_within_its_budget(
     assert step.lines[1].startswith("records 0 to ")
 
 
-def test_a_chain_pruned_by_an_officer_verifies_from_where_it_starts(
-    aw: AuditWorld, hsm_key: PublicKey
-) -> None:
-    """Last in the module: it removes the node's oldest segment (by an officer, recorded)."""
+def test_a_chain_pruned_by_an_officer_verifies_from_where_it_starts(tmp_path: Path) -> None:
+    """The node's oldest segment removed by an officer (recorded), in a world of its own: the
+    module's other tests, on whichever worker runs them, keep theirs."""
+    worlds = audit_world(tmp_path)
+    aw = next(worlds)
+    try:
+        _pruned_chain_verifies(aw, _rotated_hsm(aw))
+    finally:
+        worlds.close()
+
+
+def _pruned_chain_verifies(aw: AuditWorld, hsm_key: PublicKey) -> None:
     node = aw.fleet.directory / "nodes" / NODE
     storage = DirectoryStorage.on_device(node / "hsm", node / "rot")
     config = HsmConfig(scrypt_n=2**10, audit_group_commit=1, audit_segment_records=10)
