@@ -133,13 +133,26 @@ import hashlib
 import hmac
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any, Final
 
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from ironroot._json import DECODER as STRICT_JSON
 from ironroot.audit._bundle import AuditBundle, AuditIndex, items_within, seal_nonce
+from ironroot.audit._context import (
+    NOT_PRESENT,  # noqa: F401 (read from here by tests)
+    SEAL_LIMITS,
+    STATEMENT,
+    Context,
+    NotRun,
+    Skipped,
+    cn,
+    hex_bytes,
+    is_transparent,
+    not_present,
+    posix_time,
+    rejected,
+    text_time,
+)
 from ironroot.audit._export import (
     CREDENTIAL_ABSENT,
     HSM_ARCHIVED,
@@ -169,7 +182,6 @@ from ironroot.crypto import (
 )
 from ironroot.ear import Appraisal, AttestationResult, TrustTier, decode_ear
 from ironroot.errors import (
-    AuditBundleRejected,
     AuditChainBroken,
     CertificateExpired,
     ChainNotTrusted,
@@ -212,8 +224,6 @@ from ironroot.platform import (
     DEVICE_SVN_INDEX,
     DEVICES,
     PFM_CONTENT_TYPE,
-    Pfm,
-    VerifiedUpdate,
     check_recovery_images,
     compare_device_references,
     device_measurement_blocks,
@@ -236,20 +246,7 @@ from ironroot.spdm import MeasurementBlock, MeasurementValueType, verify_spdm_ev
 
 __all__ = ["check_bundle", "report_unread", "verify_bundle"]
 
-_SEAL_LIMITS: Final = Limits(max_bytes=256 * 1024, max_depth=8, max_items=512)
-_STATEMENT: Final = re.compile(
-    r"(firmware/[a-z]+/statement-(0|[1-9]\d*)|pfm/statement(-[1-9]\d*)?)\.cose"
-)
 _EAR_SKEW: Final = 60
-_MAX_JSON: Final = 64 * 1024 * 1024
-"""An event list's or the journal's size (the largest, ``node/events.json``, holds up to
-100,000 events)."""
-_SHARED_JSON: Final = frozenset(
-    {"node/record.json", "platform/config.json", "platform/state.json", "rot/fuses.json"}
-)
-"""The JSON members several steps read: parsed once and kept for the whole check."""
-_MAX_SHARED_JSON: Final = 1024 * 1024
-"""Their size: export writes a few KiB of each (it reads ``platform.json`` up to 1 MiB)."""
 _EAR_URN: Final = "urn:ironroot:ear:sha256:"
 HSM_DPE_LABEL: Final = "hsm"
 """The DPE label (``Device.derive_child(…, label=…)``, the child certificate's TCB type) of the
@@ -281,49 +278,6 @@ _JOURNAL_RECORD: Final = frozenset({"ctr", "step", "at"})
 _ROT_EVENT: Final = frozenset({"seq", "at", "severity", "message_id", "message", "args"})
 
 
-class _NotRun(Exception):
-    """A step that needs what an earlier, failed step would have given."""
-
-
-class _Skipped(Exception):
-    """A step with nothing to check: the bundle records why (an absent EAR or HSM)."""
-
-
-NOT_PRESENT: Final = "not present; the exporter's reason (its word, not checked): "
-"""How a step with nothing to check starts its line when the bundle states why: the reason
-is the sealing node's text, which could claim anything ("verified"), so it is quoted as such."""
-
-
-def _not_present(absent: Mapping[str, str], *names: str, default: str) -> _Skipped:
-    """The step is skipped: the part is not in the bundle, for the first reason the sealed
-    index states under ``names`` (quoted as the exporter's word), else ``default``."""
-    reason = next((absent[n] for n in names if absent.get(n)), None)
-    return _Skipped(f"not present: {default}" if reason is None else NOT_PRESENT + reason)
-
-
-def _rejected(code: str, detail: str) -> AuditBundleRejected:
-    return AuditBundleRejected(detail, code=code)
-
-
-def _cn(subject: str) -> str:
-    """The common name of an RFC 4514 subject (the whole subject when it has none)."""
-    for part in subject.split(","):
-        if part.startswith("CN="):
-            return part[3:]
-    return subject
-
-
-def _text_time(value: dt.datetime) -> str:
-    return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
-
-
-def _posix_time(seconds: int) -> str:
-    try:
-        return _text_time(dt.datetime.fromtimestamp(seconds, dt.UTC))
-    except (OverflowError, OSError, ValueError):
-        return f"@{seconds}"
-
-
 # --- integrity: format, seal, members ---------------------------------------------------------
 
 
@@ -331,19 +285,19 @@ def _claimed_nonces(seal: bytes) -> tuple[bytes, bytes]:
     """The nonce each of the seal's two messages claims, before anything is verified: only to
     tell a changed index (both claim another nonce) from a changed seal (they disagree)."""
     try:
-        container = decode_cbor(seal, _SEAL_LIMITS)
+        container = decode_cbor(seal, SEAL_LIMITS)
         if not isinstance(container, dict):
             raise MalformedInput("the seal is not a quote map")
         nonces = []
         for name in ("es384", "ml-dsa-87"):
-            message = Sign1.decode(container[name], _SEAL_LIMITS)
-            claims = decode_cbor(message.payload or b"", _SEAL_LIMITS)
+            message = Sign1.decode(container[name], SEAL_LIMITS)
+            claims = decode_cbor(message.payload or b"", SEAL_LIMITS)
             if not isinstance(claims, dict) or not isinstance(claims.get("nonce"), bytes):
                 raise MalformedInput("the seal's claims carry no nonce")
             nonces.append(claims["nonce"])
     except (IronrootError, KeyError, TypeError) as exc:
         detail = exc.detail if isinstance(exc, IronrootError) else "it lacks a message"
-        raise _rejected("seal-invalid", f"the seal is not a quote: {detail}") from exc
+        raise rejected("seal-invalid", f"the seal is not a quote: {detail}") from exc
     return nonces[0], nonces[1]
 
 
@@ -354,27 +308,27 @@ def _as_sealed(seal: bytes) -> None:
     Without this, a header parameter added, a length spelled longer or the signature
     ``(r, s)`` replaced by its twin ``(r, n - s)``, which anyone can compute and which
     verifies as well, changed the file unseen."""
-    container = decode_cbor(seal, _SEAL_LIMITS)
+    container = decode_cbor(seal, SEAL_LIMITS)
     if not isinstance(container, dict):  # verify_quote has parsed it: never
-        raise _rejected("seal-invalid", "the seal is not a quote map")
+        raise rejected("seal-invalid", "the seal is not a quote map")
     rebuilt = dict(container)
     for name, algorithm in (("es384", Algorithm.ES384), ("ml-dsa-87", Algorithm.ML_DSA_87)):
-        message = Sign1.decode(container[name], _SEAL_LIMITS)
+        message = Sign1.decode(container[name], SEAL_LIMITS)
         if set(message.unprotected) != {X5CHAIN}:
-            raise _rejected(
+            raise rejected(
                 "seal-invalid",
                 f"the seal's {name} message carries unsigned header parameters besides its "
                 "x5chain: it was changed after the RoT made it",
             )
         if ecdsa_low_s(algorithm, message.signature) != message.signature:
-            raise _rejected(
+            raise rejected(
                 "seal-invalid",
                 f"the seal's {name} signature is not in its low-S form: it was changed after "
                 "the RoT made it",
             )
         rebuilt[name] = message.encode()
     if encode_cbor(rebuilt) != seal:
-        raise _rejected(
+        raise rejected(
             "seal-invalid",
             "the seal is not in its deterministic encoding: it was changed after the RoT made it",
         )
@@ -386,9 +340,9 @@ def _seal(
     expected = seal_nonce(bundle.index)
     ecc_nonce, mldsa_nonce = _claimed_nonces(bundle.seal)
     if not hmac.compare_digest(ecc_nonce, mldsa_nonce):
-        raise _rejected("seal-invalid", "the seal's two signatures claim different nonces")
+        raise rejected("seal-invalid", "the seal's two signatures claim different nonces")
     if not hmac.compare_digest(ecc_nonce, expected):
-        raise _rejected(
+        raise rejected(
             "index-not-sealed", "the index is not the one the seal signs: it was changed"
         )
     index = AuditIndex.decode(bundle.index)
@@ -400,7 +354,7 @@ def _seal(
             now=at or index.exported_at,
         )
     except IronrootError as exc:
-        raise _rejected(
+        raise rejected(
             "seal-invalid", f"the seal does not verify: {exc.code}: {exc.detail}"
         ) from exc
     _as_sealed(bundle.seal)
@@ -409,16 +363,16 @@ def _seal(
         # byte counts the unused bits: 0 for any signature. The signature verifies over the
         # same bytes whatever that byte says, so one changed there went unseen.
         if cert.der[-len(cert.signature) - 1] != 0:
-            raise _rejected(
+            raise rejected(
                 "seal-invalid",
-                f"certificate {_cn(cert.subject)!r} of the seal's chain has its signature "
+                f"certificate {cn(cert.subject)!r} of the seal's chain has its signature "
                 "padded with unused bits: it was changed after the RoT made it",
             )
     lines = [
         f"sealed by RoT Ueid {claims.ueid.hex()} ({claims.lifecycle.label}, debug "
         f"{'locked' if claims.debug_locked else 'UNLOCKED'})",
-        f"ES384 chain: {' → '.join(_cn(c.subject) for c in claims.ecc_chain)}",
-        f"ML-DSA-87 chain: {' → '.join(_cn(c.subject) for c in claims.mldsa_chain)}",
+        f"ES384 chain: {' → '.join(cn(c.subject) for c in claims.ecc_chain)}",
+        f"ML-DSA-87 chain: {' → '.join(cn(c.subject) for c in claims.mldsa_chain)}",
         f"both RT alias signatures cover SHA-384 of the index {expected.hex()[:32]}…",
     ]
     return index, claims, lines
@@ -481,112 +435,13 @@ def _unread_members(names: frozenset[str]) -> list[str]:
     return sorted(names - read)
 
 
-# --- the context the later steps share ------------------------------------------------------
-
-
-@dataclass
-class _Context:
-    bundle: AuditBundle
-    index: AuditIndex
-    trust: AuditTrust
-    claims: QuoteClaims
-    at: dt.datetime
-    fuses: Fuses | None = None
-    pfm: Pfm | None = None
-    verified: dict[str, VerifiedUpdate] = field(default_factory=dict)
-    parsed: dict[str, Any] = field(default_factory=dict)
-    hsm_releases: dict[bytes, AuditRecord] | None = None
-    hsm_ids: set[bytes] = field(default_factory=set)
-    ear_id: str | None = None
-    """The id of the EAR the ``attestation`` step verified and bound to the sealing RoT."""
-    issued_on: dict[str, str] = field(default_factory=dict)
-    """The ids of the EARs the node's credentials were issued on that the ``attestation``
-    step verified and bound to the sealing RoT as well (other than the latest), each with
-    the status it states."""
-    ear_absent: bool = False
-    hsm_records: dict[str, Any] | None = None
-    """What :attr:`~ironroot.audit.AuditReport.hsm_records` says (the ``hsm`` step)."""
-    hsm_unbound: str | None = None
-    """Why the ``hsm`` step found nothing signed tying the HSM to the node (a caveat)."""
-    signed_times: list[tuple[int, str]] = field(default_factory=list)
-    """Times (POSIX seconds) a party the trust names signed, each with what signed it:
-    only what a step verified (:func:`_signed_bound`)."""
-
-    def signed(self, seconds: int, what: str) -> None:
-        self.signed_times.append((seconds, what))
-
-    def member(self, name: str) -> bytes:
-        data = self.bundle.members.get(name)
-        if data is None:
-            reason = self.index.absent.get(name, "it is not in the bundle")
-            raise VerificationFailed(f"{name} is absent: {reason}", code="member-absent")
-        return data
-
-    def json(self, name: str) -> Any:
-        """A JSON member, read strictly (UTF-8; a member named twice in one object, ``NaN``
-        or a number past a double's range is ``MalformedInput``: :mod:`ironroot._json`).
-        Parsed, a byte of ``[],`` takes some 20 in memory, so what one check holds stays
-        bounded whatever the bundle carries: the members several steps read
-        (``_SHARED_JSON``) are at most 1 MiB each and parsed once; an event list or the
-        journal is at most ``_MAX_JSON`` bytes, parsed for the one step that reads it and
-        not kept (seven members of 64 MiB kept took some 10 GB)."""
-        if name in self.parsed:
-            return self.parsed[name]
-        data = self.member(name)
-        shared = name in _SHARED_JSON
-        limit = _MAX_SHARED_JSON if shared else _MAX_JSON
-        if len(data) > limit:
-            raise LimitExceeded(f"{name} is over {limit} bytes")
-        try:
-            value = STRICT_JSON.decode(data.decode("utf-8"))
-        except (ValueError, RecursionError) as exc:
-            raise MalformedInput(f"{name} is not JSON: {str(exc)[:200]}") from exc
-        if shared:
-            self.parsed[name] = value
-        return value
-
-    def state(self) -> dict[str, Any]:
-        value = self.json("platform/state.json")
-        if not isinstance(value, dict):
-            raise MalformedInput("platform/state.json is not the platform's state")
-        return value
-
-    def statement_members(self, component: str) -> tuple[tuple[str, bytes], ...]:
-        """The statements ``component``'s image was accepted with, in their export order,
-        each with its member name (``firmware/<component>/statement-<n>.cose``, ``n`` written
-        as export writes it: no leading zero, so no two members share a number)."""
-        found = []
-        pattern = re.compile(rf"firmware/{component}/statement-(0|[1-9]\d{{0,3}})\.cose")
-        for name, data in self.bundle.members.items():
-            if match := pattern.fullmatch(name):
-                found.append((int(match.group(1)), name, data))
-        return tuple((name, data) for _n, name, data in sorted(found))
-
-    def statements(self, component: str) -> tuple[bytes, ...]:
-        """The statements ``component``'s image was accepted with, in their export order."""
-        return tuple(data for _name, data in self.statement_members(component))
-
-    def image(self, component: str) -> bytes:
-        return self.member(f"firmware/{component}/bundle.bin")
-
-
-def _hex(value: object, what: str, size: int | None = None) -> bytes:
-    try:
-        data = bytes.fromhex(value) if isinstance(value, str) else None
-    except ValueError:
-        data = None
-    if data is None or (size is not None and len(data) != size):
-        raise MalformedInput(f"{what} is not {size or 'some'}-byte hex")
-    return data
-
-
 def _active_digest(state: Mapping[str, Any], component: str) -> tuple[bytes, int]:
     """The SHA-384 the journal names for ``component``'s active image (or the PFM's), and
     its SVN floor."""
     try:
         entry = state["pfm"] if component == "pfm" else state["components"][component]
         floor = entry["svn_floor"]
-        digest = _hex(entry["active"]["sha384"], f"the journaled {component} digest", 48)
+        digest = hex_bytes(entry["active"]["sha384"], f"the journaled {component} digest", 48)
     except (KeyError, TypeError) as exc:
         raise MalformedInput(f"platform/state.json has no active {component} image") from exc
     if isinstance(floor, bool) or not isinstance(floor, int) or not 0 <= floor <= MAX_SVN:
@@ -600,12 +455,12 @@ def _recovery_digest(state: Mapping[str, Any], component: str) -> bytes | None:
         entry = state["components"][component]["recovery"]
         if entry is None:
             return None
-        return _hex(entry["sha384"], f"the journaled {component} recovery digest", 48)
+        return hex_bytes(entry["sha384"], f"the journaled {component} recovery digest", 48)
     except (KeyError, TypeError) as exc:
         raise MalformedInput(f"platform/state.json has no {component} recovery entry") from exc
 
 
-def _is_active(ctx: _Context, component: str, data: bytes) -> bytes:
+def _is_active(ctx: Context, component: str, data: bytes) -> bytes:
     digest, _floor = _active_digest(ctx.state(), component)
     actual = hashlib.sha384(data).digest()
     if not hmac.compare_digest(actual, digest):
@@ -620,7 +475,7 @@ def _is_active(ctx: _Context, component: str, data: bytes) -> bytes:
 # --- the steps ------------------------------------------------------------------------------
 
 
-def _records(ctx: _Context, name: str, keys: frozenset[str]) -> list[dict[str, Any]]:
+def _records(ctx: Context, name: str, keys: frozenset[str]) -> list[dict[str, Any]]:
     """A JSON member that is a list of records with exactly ``keys``."""
     value = ctx.json(name)
     if not isinstance(value, list) or not all(
@@ -630,7 +485,7 @@ def _records(ctx: _Context, name: str, keys: frozenset[str]) -> list[dict[str, A
     return value
 
 
-def _node(ctx: _Context) -> list[str]:
+def _node(ctx: Context) -> list[str]:
     record = ctx.json("node/record.json")
     if not isinstance(record, dict) or record.get("id") != ctx.index.node:
         raise VerificationFailed("the registry row is not the sealed node's", code="not-the-node")
@@ -640,7 +495,7 @@ def _node(ctx: _Context) -> list[str]:
     if any(e["node"] != ctx.index.node for e in events):
         raise VerificationFailed("the fleet events are not all the node's", code="not-the-node")
     events_count = len(events)
-    del events  # one list parsed at a time (_Context.json)
+    del events  # one list parsed at a time (Context.json)
     journal = len(_records(ctx, "platform/journal.json", _JOURNAL_RECORD))
     rot_events = len(_records(ctx, "platform/events.json", _ROT_EVENT))
     lines = [
@@ -649,22 +504,22 @@ def _node(ctx: _Context) -> list[str]:
         f"({record.get('reason') or 'no reason given'})",
         f"{events_count} fleet event(s), {journal} journal record(s) and "
         f"{rot_events} RoT event(s) about the node",
-        f"exported at {_text_time(ctx.index.exported_at)}; judged as of {_text_time(ctx.at)}",
+        f"exported at {text_time(ctx.index.exported_at)}; judged as of {text_time(ctx.at)}",
     ]
     if ctx.index.absent:
         lines.append(f"absent: {', '.join(sorted(ctx.index.absent))}")
     return lines
 
 
-def _fuses(ctx: _Context) -> list[str]:
+def _fuses(ctx: Context) -> list[str]:
     view = ctx.json("rot/fuses.json")
     if not isinstance(view, dict) or set(view) != _FUSE_VIEW:
         raise MalformedInput("rot/fuses.json is not the RoT's fuse view")
     try:
         svn = view["svn"]
         fuses = Fuses(
-            vendor_key_hash=_hex(view["vendor_key_hash"], "vendor_key_hash", 48),
-            owner_key_hash=_hex(view["owner_key_hash"] or "", "owner_key_hash"),
+            vendor_key_hash=hex_bytes(view["vendor_key_hash"], "vendor_key_hash", 48),
+            owner_key_hash=hex_bytes(view["owner_key_hash"] or "", "owner_key_hash"),
             ecc_revocation=view["ecc_revocation"],
             pqc_revocation=view["pqc_revocation"],
             svn_bits=(1 << svn) - 1 if isinstance(svn, int) and 0 <= svn <= 128 else -1,
@@ -728,9 +583,9 @@ def _check_device_status(claims: QuoteClaims, fuses: Fuses) -> None:
         )
 
 
-def _dice(ctx: _Context) -> list[str]:
+def _dice(ctx: Context) -> list[str]:
     try:
-        chains = decode_cbor(ctx.member("rot/dice-chain.cbor"), _SEAL_LIMITS)
+        chains = decode_cbor(ctx.member("rot/dice-chain.cbor"), SEAL_LIMITS)
         if not isinstance(chains, dict):
             raise TypeError
         exported = {"es384": chains["es384"], "ml-dsa-87": chains["ml-dsa-87"]}
@@ -745,7 +600,7 @@ def _dice(ctx: _Context) -> list[str]:
     rt = ctx.claims.ecc_chain[-1]
     return [
         "IDevID → LDevID → FMC alias → RT alias, both algorithms, as the seal",
-        f"RT alias {_cn(rt.subject)} ({rt.subject.split(',')[0]})",
+        f"RT alias {cn(rt.subject)} ({rt.subject.split(',')[0]})",
         f"PCRs: {', '.join(p.hex()[:16] + '…' for p in ctx.claims.pcrs)}",
     ]
 
@@ -767,9 +622,9 @@ def _logged(statement: bytes, trust: AuditTrust, what: str, at: dt.datetime) -> 
     ).statement
 
 
-def _pfm(ctx: _Context) -> list[str]:
+def _pfm(ctx: Context) -> list[str]:
     if ctx.fuses is None:
-        raise _NotRun("the fuses did not verify")
+        raise NotRun("the fuses did not verify")
     data = ctx.member("pfm/pfm.cose")
     _is_active(ctx, "pfm", data)
     _digest, floor = _active_digest(ctx.state(), "pfm")
@@ -809,13 +664,13 @@ def _pfm(ctx: _Context) -> list[str]:
             sorted(
                 (n, d)
                 for n, d in ctx.bundle.members.items()
-                if _STATEMENT.fullmatch(n) and n.startswith("pfm/")
+                if STATEMENT.fullmatch(n) and n.startswith("pfm/")
             )
         ),
     ]
 
 
-def _measured_pfm(ctx: _Context, data: bytes) -> bytes:
+def _measured_pfm(ctx: Context, data: bytes) -> bytes:
     """The exported PFM is the one the sealing RoT measured at its last boot (the quote's
     ``pfm-digest``, PCR 2): the journal that names it is the sealer's word, and any PFM the
     vendor signed and logged for the platform would pass the other checks."""
@@ -828,9 +683,9 @@ def _measured_pfm(ctx: _Context, data: bytes) -> bytes:
     )
 
 
-def _firmware(ctx: _Context, component: str) -> list[str]:
+def _firmware(ctx: Context, component: str) -> list[str]:
     if ctx.fuses is None or ctx.pfm is None:
-        raise _NotRun("the fuses or the PFM did not verify")
+        raise NotRun("the fuses or the PFM did not verify")
     state = ctx.state()
     image = ctx.image(component)
     _is_active(ctx, component, image)
@@ -878,10 +733,10 @@ def _firmware(ctx: _Context, component: str) -> list[str]:
     return lines + _unreadable(ctx.statement_members(component))
 
 
-def _measured_boot(ctx: _Context) -> list[str]:
+def _measured_boot(ctx: Context) -> list[str]:
     bmc = ctx.verified.get("bmc")
     if bmc is None:
-        raise _NotRun("the BMC firmware did not verify")
+        raise NotRun("the BMC firmware did not verify")
     claims = ctx.claims
     firmware = bmc.firmware
     if (
@@ -910,7 +765,7 @@ def _measured_boot(ctx: _Context) -> list[str]:
     return lines
 
 
-def _pinned(ctx: _Context, device: str) -> tuple[bytes, str, str]:
+def _pinned(ctx: Context, device: str) -> tuple[bytes, str, str]:
     """The SPDM root the platform pinned for ``device``, and the device's vendor and model."""
     config = ctx.json("platform/config.json")
     try:
@@ -922,7 +777,7 @@ def _pinned(ctx: _Context, device: str) -> tuple[bytes, str, str]:
     return root, vendor, model
 
 
-def _spdm(ctx: _Context, device: str) -> list[str]:
+def _spdm(ctx: Context, device: str) -> list[str]:
     root, vendor, model = _pinned(ctx, device)
     evidence = ctx.member(f"spdm/{device}.cbor")
     image = ctx.image(device)
@@ -961,7 +816,7 @@ def _spdm(ctx: _Context, device: str) -> list[str]:
     ]
 
 
-def _reviews(ctx: _Context) -> list[str]:
+def _reviews(ctx: Context) -> list[str]:
     providers = ctx.trust.review_providers
     found: list[tuple[str, str, bytes]] = []
     for component in COMPONENTS:
@@ -976,9 +831,9 @@ def _reviews(ctx: _Context) -> list[str]:
             if statement.content_type in (SFR_JWS_CONTENT_TYPE, SFR_COSE_CONTENT_TYPE):
                 found.append((component, name, data))
     if not found:
-        raise _Skipped("no SAFE review was shipped with the node's firmware")
+        raise Skipped("no SAFE review was shipped with the node's firmware")
     if not len(providers):
-        raise _Skipped(
+        raise Skipped(
             f"{len(found)} SAFE review(s) in the bundle, but the trust names no review provider"
         )
     lines = []
@@ -1014,12 +869,12 @@ def _reviews(ctx: _Context) -> list[str]:
     return lines
 
 
-def _transparency(ctx: _Context) -> list[str]:
+def _transparency(ctx: Context) -> list[str]:
     statements = {
         name: data
         for name, data in ctx.bundle.members.items()
-        if (_STATEMENT.fullmatch(name) or name.startswith("hsm/checkpoint-"))
-        and _is_transparent(data)
+        if (STATEMENT.fullmatch(name) or name.startswith("hsm/checkpoint-"))
+        and is_transparent(data)
     }
     logs = []
     number = 0
@@ -1064,7 +919,7 @@ def _unreadable(members: Sequence[tuple[str, bytes]]) -> list[str]:
     node; but nothing checks it, and a report must not let it pass as if it had)."""
     lines = []
     for name, data in members:
-        if _is_transparent(data):
+        if is_transparent(data):
             continue
         try:
             SignedStatement.parse(data)
@@ -1073,17 +928,7 @@ def _unreadable(members: Sequence[tuple[str, bytes]]) -> list[str]:
     return lines
 
 
-def _is_transparent(data: bytes) -> bool:
-    try:
-        TransparentStatement.parse(data)
-    except IronrootError:
-        return False
-    return True
-
-
-def _verified_ear(
-    ctx: _Context, token: bytes, evidence: str
-) -> tuple[AttestationResult, list[str]]:
+def _verified_ear(ctx: Context, token: bytes, evidence: str) -> tuple[AttestationResult, list[str]]:
     """The EAR ``token`` verifies under a trusted verifier key, was issued before the export
     and for exactly the evidence of member ``evidence``, which the sealing RoT signed."""
     result = decode_ear(token, ctx.trust.verifier_keys)
@@ -1096,26 +941,26 @@ def _verified_ear(
     judged = int(ctx.at.timestamp())
     if result.iat > judged + _EAR_SKEW:
         raise VerificationFailed(
-            f"the EAR was issued {_posix_time(result.iat)}, after the instant judged at "
-            f"({_text_time(ctx.at)}): it is not the node's state then",
+            f"the EAR was issued {posix_time(result.iat)}, after the instant judged at "
+            f"({text_time(ctx.at)}): it is not the node's state then",
             code="ear-not-yet-valid",
         )
     if result.nbf is not None and result.nbf > judged + _EAR_SKEW:
         raise VerificationFailed(
-            f"the EAR is not valid before {_posix_time(result.nbf)}, after the instant judged "
-            f"at ({_text_time(ctx.at)})",
+            f"the EAR is not valid before {posix_time(result.nbf)}, after the instant judged "
+            f"at ({text_time(ctx.at)})",
             code="ear-not-yet-valid",
         )
     return result, _ear_binding(ctx, result, evidence)
 
 
-def _attestation(ctx: _Context) -> list[str]:
+def _attestation(ctx: Context) -> list[str]:
     name = next(
         (n for n in ("attestation/ear.jwt", "attestation/ear.cwt") if n in ctx.bundle.members), None
     )
     if name is None:
         ctx.ear_absent = True
-        raise _not_present(ctx.index.absent, "attestation/ear", default="the bundle holds no EAR")
+        raise not_present(ctx.index.absent, "attestation/ear", default="the bundle holds no EAR")
     token = ctx.member(name)
     result, bound = _verified_ear(ctx, token, "attestation/evidence.cbor")
     record = ctx.json("node/record.json")
@@ -1132,18 +977,18 @@ def _attestation(ctx: _Context) -> list[str]:
             f"the registry admits the node on an EAR whose status is {result.status.value}",
             code="ear-not-affirming",
         )
-    judged = _text_time(ctx.at)
+    judged = text_time(ctx.at)
     current = (
         f"current at {judged}"
         if result.exp is None or ctx.at.timestamp() < result.exp
-        else f"EXPIRED at {_posix_time(result.exp)}, before the instant judged at ({judged})"
+        else f"EXPIRED at {posix_time(result.exp)}, before the instant judged at ({judged})"
     )
     ctx.ear_id = held
     lines = [
         f"latest EAR {held} (the node's current state): by verifier "
         f"{result.verifier_id.developer} ({result.verifier_id.build}), "
         f"status {result.status.value}",
-        f"issued {_posix_time(result.iat)}, {current}",
+        f"issued {posix_time(result.iat)}, {current}",
         "submodules: "
         + ", ".join(f"{n} {a.status.value}" for n, a in sorted(result.submods.items())),
         *bound,
@@ -1172,7 +1017,7 @@ def _attestation(ctx: _Context) -> list[str]:
         lines += [
             f"{plane}-plane credential's EAR {earlier_id} (what the node was admitted on): "
             f"by verifier {earlier.verifier_id.developer}, status {earlier.status.value}, "
-            f"issued {_posix_time(earlier.iat)}",
+            f"issued {posix_time(earlier.iat)}",
             *(f"  {line}" for line in earlier_bound),
         ]
     for seconds, what in times:
@@ -1189,7 +1034,7 @@ def _not_identified(detail: str) -> ChainNotTrusted:
     return ChainNotTrusted(detail, code="node-identity")
 
 
-def _identity(ctx: _Context) -> list[str]:
+def _identity(ctx: Context) -> list[str]:
     """The fleet CA the auditor trusts issued the credentials, which name exactly the sealed
     node and class, and were issued on an EAR the ``attestation`` step verified (the latest,
     or the one a quarantined node was admitted on) — issued for evidence the sealing RoT
@@ -1201,7 +1046,7 @@ def _identity(ctx: _Context) -> list[str]:
     )
     ca = ctx.trust.fleet_ca
     if ca is None:
-        raise _Skipped(
+        raise Skipped(
             "the trust names no fleet CA ([fleet] ca): nothing trusted ties the node id "
             f"{ctx.index.node} to the RoT that sealed the bundle"
         )
@@ -1223,7 +1068,7 @@ def _identity(ctx: _Context) -> list[str]:
         )
     if ctx.ear_id is None:
         if not ctx.ear_absent:
-            raise _NotRun("the attestation step did not verify the EAR")
+            raise NotRun("the attestation step did not verify the EAR")
         raise _not_identified(
             "the bundle holds no EAR: no credential can be tied to the RoT that sealed it"
         )
@@ -1268,7 +1113,7 @@ def _identity(ctx: _Context) -> list[str]:
         lines.append(
             f"{plane} plane: credential {credential.serial} by the trusted fleet CA names "
             f"{credential.node} ({credential.node_class}), valid "
-            f"{_text_time(credential.not_before)} to {_text_time(credential.not_after)}, issued "
+            f"{text_time(credential.not_before)} to {text_time(credential.not_after)}, issued "
             + issued_on
         )
     lines.append(
@@ -1287,14 +1132,14 @@ def _identity(ctx: _Context) -> list[str]:
     signed = load_crl(crl, what="the fleet CA's CRL").last_update_utc
     if signed < max(issued):
         raise VerificationFailed(
-            f"the fleet CA's CRL was signed {_text_time(signed)}, before the credentials it must "
-            f"speak for were issued ({_text_time(max(issued))}): it cannot list their revocation",
+            f"the fleet CA's CRL was signed {text_time(signed)}, before the credentials it must "
+            f"speak for were issued ({text_time(max(issued))}): it cannot list their revocation",
             code="crl-older-than-credential",
         )
     listed = [(plane, serial, revoked[serial]) for plane, serial in serials if serial in revoked]
     for plane, serial, when in listed:
         lines.append(
-            f"{plane} plane: credential {serial} REVOKED at {_text_time(when)} (the fleet CA's "
+            f"{plane} plane: credential {serial} REVOKED at {text_time(when)} (the fleet CA's "
             "CRL): judged as of then"
         )
     if not listed:
@@ -1323,7 +1168,7 @@ def _recorded(appraisal: Appraisal, what: str) -> tuple[dict[str, str], str]:
     return measurements, report_data.lower()
 
 
-def _ear_binding(ctx: _Context, result: AttestationResult, member: str) -> list[str]:
+def _ear_binding(ctx: Context, result: AttestationResult, member: str) -> list[str]:
     """The EAR was issued for exactly the evidence in the bundle, which the sealing RoT
     signed: its nonce is the one the quote answers, its record of the quote (report data,
     Ueid, measurements) is that quote's, each device's record is that device's session
@@ -1362,7 +1207,7 @@ def _ear_binding(ctx: _Context, result: AttestationResult, member: str) -> list[
         )
     label, appraisal = quoted[0]
     measurements, report_hex = _recorded(appraisal, f"submodule {label}")
-    report = _hex(report_hex, f"the report data of submodule {label}")
+    report = hex_bytes(report_hex, f"the report data of submodule {label}")
     if not hmac.compare_digest(report[: len(nonce)], nonce):
         raise _mismatch(f"submodule {label} records a quote that answers another nonce")
     try:
@@ -1414,7 +1259,7 @@ def _ear_binding(ctx: _Context, result: AttestationResult, member: str) -> list[
 
 
 def _device_binding(
-    ctx: _Context,
+    ctx: Context,
     result: AttestationResult,
     device: str,
     session: bytes,
@@ -1461,7 +1306,7 @@ def _unsigned(detail: str) -> VerificationFailed:
     return error
 
 
-def _hsm(ctx: _Context) -> list[str]:
+def _hsm(ctx: Context) -> list[str]:
     required = ctx.trust.require_signed_hsm_records
     if "hsm/audit.jsonl" not in ctx.bundle.members:
         ctx.hsm_records = {"in_bundle": False, "require_signed": required}
@@ -1471,7 +1316,7 @@ def _hsm(ctx: _Context) -> list[str]:
                 f"the bundle holds no HSM audit chain ({reason or 'no reason stated'}): the "
                 "trust requires every HSM audit record signed"
             )
-        raise _not_present(ctx.index.absent, "hsm", default="the bundle holds no HSM audit chain")
+        raise not_present(ctx.index.absent, "hsm", default="the bundle holds no HSM audit chain")
     segments = [
         n.removeprefix("hsm/")
         for n in ctx.bundle.members
@@ -1570,7 +1415,7 @@ def _hsm(ctx: _Context) -> list[str]:
     lines.append(f"{len(releases)} key release record(s)")
     for record in releases[-20:]:
         lines.append(
-            f"{_posix_time(record.time)} {record.identity} release of {record.key}: {record.result}"
+            f"{posix_time(record.time)} {record.identity} release of {record.key}: {record.result}"
             + (" (after the last signed checkpoint)" if record.seq >= signed else "")
         )
     granted = sum(1 for r in releases if r.result == "ok")
@@ -1597,7 +1442,7 @@ def _hsm(ctx: _Context) -> list[str]:
     return lines
 
 
-def _hsm_binding(ctx: _Context, signers: Sequence[PublicKey]) -> tuple[bool, str]:
+def _hsm_binding(ctx: Context, signers: Sequence[PublicKey]) -> tuple[bool, str]:
     """Whether signed data ties the HSM whose audit chain the bundle holds to the node's RoT,
     and the line that says so. The HSM and the node share no identifier in what either signs
     (the HSM's id is random; its checkpoints name only it; the RoT's quote names nothing of
@@ -1644,11 +1489,11 @@ def _hsm_binding(ctx: _Context, signers: Sequence[PublicKey]) -> tuple[bool, str
     if idevid.der not in chain:
         raise VerificationFailed(
             f"the HSM {ids[0]} is certified by the root of trust "
-            f"{_cn(certificates[-1].subject.rfc4514_string())!r}, not by the RoT that sealed "
+            f"{cn(certificates[-1].subject.rfc4514_string())!r}, not by the RoT that sealed "
             f"the bundle (Ueid {ctx.claims.ueid.hex()}): its records are another node's",
             code="hsm-other-node",
         )
-    device = _cn(certificates[1].subject.rfc4514_string())
+    device = cn(certificates[1].subject.rfc4514_string())
     try:
         (device_cert,) = parse_certificates(chain[1])
     except (IronrootError, ValueError) as exc:
@@ -1706,14 +1551,14 @@ def _release_statements(data: bytes) -> list[bytes]:
     return value
 
 
-def _releases(ctx: _Context) -> list[str]:
+def _releases(ctx: Context) -> list[str]:
     name = "hsm/releases.cbor"
     if name not in ctx.bundle.members:
-        raise _not_present(
+        raise not_present(
             ctx.index.absent, name, "hsm", default="the bundle holds no release statements"
         )
     if ctx.hsm_releases is None:
-        raise _NotRun("the HSM audit chain did not verify")
+        raise NotRun("the HSM audit chain did not verify")
     statements = _release_statements(ctx.member(name))
     if not ctx.trust.hsm_roots:
         raise UnknownIssuer(
@@ -1747,7 +1592,7 @@ def _releases(ctx: _Context) -> list[str]:
 
 
 def _release_statement(
-    ctx: _Context,
+    ctx: Context,
     roots: list[Any],
     statement: bytes,
     number: int,
@@ -1792,7 +1637,7 @@ def _release_statement(
             code="release-record-mismatch",
         )
     return (
-        f"{_posix_time(opened.issued_at)} {opened.handle} ({opened.key_type.value}) to wrapping "
+        f"{posix_time(opened.issued_at)} {opened.handle} ({opened.key_type.value}) to wrapping "
         f"key {opened.recipient.hex()[:16]}…, EAR {opened.ear_digest.hex()[:16]}…: audit "
         f"record {record.seq}"
     )
@@ -1804,9 +1649,9 @@ def _release_statement(
 def _run(name: str, title: str, step: Callable[[], list[str]], steps: list[AuditStep]) -> None:
     try:
         lines = step()
-    except _NotRun as reason:
+    except NotRun as reason:
         steps.append(AuditStep(name, title, "not-run", (f"not run: {reason}",)))
-    except _Skipped as reason:
+    except Skipped as reason:
         steps.append(AuditStep(name, title, "skipped", (str(reason),)))
     except IronrootError as exc:
         exc.check = name if exc.check is None else f"{name}:{exc.check}"
@@ -1822,7 +1667,7 @@ def report_unread(detail: str) -> AuditReport:
     """The report on a file that was not read, ``detail`` saying why (larger than any bundle):
     its ``format`` step failed with ``AuditBundleRejected`` ``bundle-malformed``, as for any
     other file that is no bundle, and no other step ran."""
-    error = _rejected("bundle-malformed", detail)
+    error = rejected("bundle-malformed", detail)
     error.check = _FORMAT_STEP[0]
     return AuditReport("", (AuditStep(*_FORMAT_STEP, "failed", (), error),))
 
@@ -1874,7 +1719,7 @@ def _check_bundle(
         unread = _unread_members(frozenset(index.members))
         if unread:
             more = f" (and {len(unread) - 1} more)" if len(unread) > 1 else ""
-            raise _rejected(
+            raise rejected(
                 "member-unread",
                 f"member {unread[0]}{more} is sealed but no step of the verification reads "
                 "it: an export writes no such member, and nothing would check what it says",
@@ -1891,7 +1736,7 @@ def _check_bundle(
         if steps[-1].status != "ok":
             return AuditReport(digest(), tuple(steps))
     index, claims = sealed[0]
-    ctx = _Context(parsed[0], index, trust, claims, at or index.exported_at)
+    ctx = Context(parsed[0], index, trust, claims, at or index.exported_at)
     plan: list[tuple[str, str, Callable[[], list[str]]]] = [
         ("node", "The node and its registry row", lambda: _node(ctx)),
         ("fuses", "Fuses: vendor key hash, lifecycle, debug", lambda: _fuses(ctx)),
@@ -1924,8 +1769,8 @@ def _check_bundle(
         node=index.node,
         node_class=index.node_class,
         platform=index.platform,
-        exported_at=_text_time(index.exported_at),
-        judged_at=_text_time(ctx.at),
+        exported_at=text_time(index.exported_at),
+        judged_at=text_time(ctx.at),
         hsm_records=ctx.hsm_records,
         exported_no_earlier_than=bound,
         caveats=(
@@ -1936,13 +1781,13 @@ def _check_bundle(
     )
 
 
-def _signed_bound(ctx: _Context) -> tuple[str | None, str]:
+def _signed_bound(ctx: Context) -> tuple[str | None, str]:
     """What signed data says of the sealed export time: the newest time a party the trust
     names signed (a receipt's ``iat``, an EAR's, the fleet CA's CRL, a credential, an HSM
     audit checkpoint), as text, and the caveat the report states. The export time itself is
     the exporter's word: the RoT that seals signs the index it is given and keeps no
     trusted clock, so only signed data bounds it, and only from below."""
-    exported = _text_time(ctx.index.exported_at)
+    exported = text_time(ctx.index.exported_at)
     word = (
         f"exported_at {exported} is the exporter's word (the RoT that sealed the bundle keeps "
         "no trusted clock)"
@@ -1950,7 +1795,7 @@ def _signed_bound(ctx: _Context) -> tuple[str | None, str]:
     if not ctx.signed_times:
         return None, f"{word}; nothing signed in the bundle bounds it"
     seconds, what = max(ctx.signed_times)
-    when = _posix_time(seconds)
+    when = posix_time(seconds)
     caveat = f"{word}; signed data bounds it: exported no earlier than {when} ({what})"
     if seconds > ctx.index.exported_at.timestamp():
         caveat += ": the sealed export time is before it, and is false"
