@@ -126,8 +126,6 @@ export time unless ``at`` is given:
 
 from __future__ import annotations
 
-import base64
-import binascii
 import datetime as dt
 import hashlib
 import hmac
@@ -141,6 +139,7 @@ from ironroot.audit._bundle import AuditBundle, AuditIndex, items_within
 from ironroot.audit._check_firmware import check_firmware, check_pfm, check_reviews
 from ironroot.audit._check_integrity import check_seal, unread_members
 from ironroot.audit._check_node import check_dice, check_fuses, check_measured_boot, check_node
+from ironroot.audit._check_spdm import check_spdm, pinned_root
 from ironroot.audit._context import (
     NOT_PRESENT,  # noqa: F401 (read from here by tests)
     STATEMENT,
@@ -160,7 +159,6 @@ from ironroot.audit._export import (
     HSM_ARCHIVED,
     HSM_CHAIN,
     credential_ear_members,
-    spdm_nonce,
 )
 from ironroot.audit._proofs import verify_log_proofs
 from ironroot.audit._report import AuditReport, AuditStep
@@ -172,7 +170,6 @@ from ironroot.errors import (
     AuditChainBroken,
     CertificateExpired,
     ChainNotTrusted,
-    EndorsementMismatch,
     IronrootError,
     LimitExceeded,
     MalformedInput,
@@ -200,15 +197,7 @@ from ironroot.hsm import (
     verify_audit_checkpoint,
     verify_audit_segments,
 )
-from ironroot.platform import (
-    COMPONENTS,
-    DEVICE_MODE_INDEX,
-    DEVICE_SVN_INDEX,
-    DEVICES,
-    compare_device_references,
-    device_measurement_blocks,
-    device_references,
-)
+from ironroot.platform import COMPONENTS, DEVICE_SVN_INDEX, DEVICES
 from ironroot.rot import QuoteClaims, parse_certificates, verify_quote
 from ironroot.spdm import MeasurementBlock, MeasurementValueType, verify_spdm_evidence
 
@@ -225,57 +214,6 @@ UNPAIRED: Final = (
 )
 """What a report says when the trust does not pair receipt keys with logs (a caveat, and a
 line of the ``transparency`` step)."""
-
-
-def _pinned(ctx: Context, device: str) -> tuple[bytes, str, str]:
-    """The SPDM root the platform pinned for ``device``, and the device's vendor and model."""
-    config = ctx.json("platform/config.json")
-    try:
-        info = config["devices"][device]
-        root = base64.b64decode(info["root"], validate=True)
-        vendor, model = str(info["vendor"]), str(info["model"])
-    except (KeyError, TypeError, ValueError, binascii.Error) as exc:
-        raise MalformedInput(f"platform/config.json pins no root for {device}") from exc
-    return root, vendor, model
-
-
-def _spdm(ctx: Context, device: str) -> list[str]:
-    root, vendor, model = _pinned(ctx, device)
-    evidence = ctx.member(f"spdm/{device}.cbor")
-    image = ctx.image(device)
-    verified = verify_spdm_evidence(
-        evidence, nonce=spdm_nonce(ctx.index.nonce, device), root_certificate=root, now=ctx.at
-    )
-    reported = {(b.index, b.value) for b in verified.blocks if isinstance(b, MeasurementBlock)}
-    expected = {(b.index, b.value) for b in device_measurement_blocks(image)}
-    if reported != expected or len(reported) != len(verified.blocks):
-        raise EndorsementMismatch(
-            f"{device} does not report the measurements of its active image",
-            code="measurement-mismatch",
-        )
-    # the DeviceMode block is compared above with the platform's (debug off): not a component
-    digests = {i: v for i, v in expected if i not in (DEVICE_SVN_INDEX, DEVICE_MODE_INDEX)}
-    svn_values = [v for i, v in expected if i == DEVICE_SVN_INDEX]
-    if not svn_values:
-        raise EndorsementMismatch(f"{device} reports no SVN", code="measurement-missing")
-    svn = int.from_bytes(svn_values[0], "little")
-    references = device_references(
-        ctx.statements(device),
-        trust_service_keys=ctx.trust.platform.service_keys,
-        service_issuer=ctx.trust.platform.service_issuer,
-        issuers=ctx.trust.platform.issuers_of(device),
-        vendor=vendor,
-        model=model,
-        now=ctx.at,
-    )
-    compare_device_references(digests, svn, references, vendor=vendor, model=model)
-    return [
-        f"SPDM {verified.connection.version.label} session signed by "
-        f"{verified.leaf.subject.rfc4514_string()}, chained to the root the platform pinned",
-        "answers the challenge derived from the sealed export nonce",
-        f"{len(digests)} firmware measurement(s) + SVN {svn}: exactly its active image, and "
-        f"the reference values {vendor} logged for {model}",
-    ]
 
 
 def _transparency(ctx: Context) -> list[str]:
@@ -663,7 +601,7 @@ def _device_binding(
     appraisal = result.submods.get(device)
     if appraisal is None:
         raise _mismatch(f"the EAR has no submodule for {device}, whose evidence it was given")
-    root, _vendor, _model = _pinned(ctx, device)
+    root, _vendor, _model = pinned_root(ctx, device)
     try:
         verified = verify_spdm_evidence(session, nonce=nonce, root_certificate=root, now=issued)
     except StaleNonce as exc:
@@ -1145,7 +1083,7 @@ def _check_bundle(
         ("measured-boot", "Measured boot (quote and DPE)", lambda: check_measured_boot(ctx))
     )
     plan += [
-        (f"spdm:{d}", f"SPDM measurements of {d}", (lambda d=d: _spdm(ctx, d)))  # type: ignore[misc]
+        (f"spdm:{d}", f"SPDM measurements of {d}", (lambda d=d: check_spdm(ctx, d)))  # type: ignore[misc]
         for d in DEVICES
     ]
     plan += [
