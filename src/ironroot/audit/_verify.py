@@ -140,15 +140,14 @@ from ironroot.audit._check_firmware import check_firmware, check_pfm, check_revi
 from ironroot.audit._check_integrity import check_seal, unread_members
 from ironroot.audit._check_node import check_dice, check_fuses, check_measured_boot, check_node
 from ironroot.audit._check_spdm import check_spdm, pinned_root
+from ironroot.audit._check_transparency import UNPAIRED, check_transparency
 from ironroot.audit._context import (
     NOT_PRESENT,  # noqa: F401 (read from here by tests)
-    STATEMENT,
     Context,
     NotRun,
     Skipped,
     cn,
     hex_bytes,
-    is_transparent,
     not_present,
     posix_time,
     rejected,
@@ -160,7 +159,6 @@ from ironroot.audit._export import (
     HSM_CHAIN,
     credential_ear_members,
 )
-from ironroot.audit._proofs import verify_log_proofs
 from ironroot.audit._report import AuditReport, AuditStep
 from ironroot.audit._trust import AuditTrust
 from ironroot.cose import Limits, SignedStatement, TransparentStatement, decode_cbor
@@ -208,56 +206,6 @@ _EAR_URN: Final = "urn:ironroot:ear:sha256:"
 HSM_DPE_LABEL: Final = "hsm"
 """The DPE label (``Device.derive_child(…, label=…)``, the child certificate's TCB type) of the
 child identity a node's HSM is certified by."""
-UNPAIRED: Final = (
-    "the trust file pairs no receipt key with its log ([[transparency.logs]]): a receipt is "
-    "accepted under any trusted log's checkpoint"
-)
-"""What a report says when the trust does not pair receipt keys with logs (a caveat, and a
-line of the ``transparency`` step)."""
-
-
-def _transparency(ctx: Context) -> list[str]:
-    statements = {
-        name: data
-        for name, data in ctx.bundle.members.items()
-        if (STATEMENT.fullmatch(name) or name.startswith("hsm/checkpoint-"))
-        and is_transparent(data)
-    }
-    logs = []
-    number = 0
-    while f"transparency/{number}/checkpoint" in ctx.bundle.members:
-        logs.append(
-            (
-                ctx.member(f"transparency/{number}/checkpoint"),
-                ctx.member(f"transparency/{number}/proofs.cbor"),
-            )
-        )
-        number += 1
-    lines: list[str] = []
-    checked = verify_log_proofs(
-        statements,
-        logs,
-        service_keys=ctx.trust.platform.service_keys,
-        checkpoint_keys=ctx.trust.checkpoint_keys,
-        witnesses=ctx.trust.witnesses,
-        witness_quorum=ctx.trust.witness_quorum,
-        now=int(ctx.at.timestamp()),
-        note=lines.append,
-        paired=ctx.trust.logs,
-        issuer=ctx.trust.platform.service_issuer,
-    )
-    lines.append(f"every trusted receipt of {len(statements)} logged statement(s) is covered")
-    if ctx.trust.logs:
-        lines.append(
-            "each receipt is proven under its own service's log "
-            f"({len(ctx.trust.logs)} paired logs)"
-        )
-    else:
-        lines.append(UNPAIRED)
-    for log in checked:
-        if log.newest_receipt is not None:
-            ctx.signed(log.newest_receipt, f"a receipt of {log.checkpoint.origin} (iat)")
-    return lines
 
 
 def _verified_ear(ctx: Context, token: bytes, evidence: str) -> tuple[AttestationResult, list[str]]:
@@ -1088,7 +1036,7 @@ def _check_bundle(
     ]
     plan += [
         ("reviews", "OCP SAFE reviews", lambda: check_reviews(ctx)),
-        ("transparency", "Checkpoints, consistency and inclusion", lambda: _transparency(ctx)),
+        ("transparency", "Checkpoints, consistency and inclusion", lambda: check_transparency(ctx)),
         ("attestation", "Attestation result (EAR)", lambda: _attestation(ctx)),
         ("identity", "Node identity: the fleet credential", lambda: _identity(ctx)),
         ("hsm", "HSM audit chain and key releases", lambda: _hsm(ctx)),
