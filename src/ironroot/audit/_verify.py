@@ -7,6 +7,12 @@ word, bounded from below only by the newest signed time the steps verified
 (:attr:`~ironroot.audit.AuditReport.exported_no_earlier_than`); an unpaired trust; an HSM
 nothing signed binds to the node.
 
+This module runs the steps (:func:`check_bundle`, :func:`verify_bundle`). What they share is
+in :mod:`ironroot.audit._context`, and each step's checks are in a module of their own:
+``_check_integrity`` (2, 3), ``_check_node`` (4 to 6, 9), ``_check_firmware`` (7, 8, 11),
+``_check_spdm`` (10), ``_check_transparency`` (12), ``_check_ear`` (13), ``_check_identity``
+(14), ``_check_hsm`` (15) and ``_check_releases`` (16).
+
 The steps (``name``: what must hold; the error when it does not):
 
 1. ``format``: the file is exactly the deterministic CBOR encoding of an
@@ -157,9 +163,6 @@ from ironroot.platform import COMPONENTS, DEVICES
 from ironroot.rot import QuoteClaims
 
 __all__ = ["check_bundle", "report_unread", "verify_bundle"]
-
-
-# --- running them -----------------------------------------------------------------------------
 
 
 def _run(name: str, title: str, step: Callable[[], list[str]], steps: list[AuditStep]) -> None:
