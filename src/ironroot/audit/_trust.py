@@ -197,7 +197,7 @@ class AuditTrust:
     ``logs``: each service's receipt keys paired with its log (:class:`TrustedLog`; empty:
     unpaired, a receipt is accepted under any trusted log's checkpoint, and reports say so);
     ``require_hsm_node_binding``: a bundle's HSM audit chain must be tied to the node by the
-    HSM's attestation chain (``ironroot.audit._verify``, step ``hsm``; otherwise an unbound
+    HSM's attestation chain (``ironroot.audit._check_hsm``, step ``hsm``; otherwise an unbound
     HSM is only reported as such).
     """
 
