@@ -950,12 +950,10 @@ def pem_digest(pem: bytes) -> str:
 
 
 def _issued_file(credential: Credential) -> str:
-    """:func:`pem_digest` of the file the node keeps of ``credential`` (its
-    :attr:`Credential.pem`), read here by the parser the status check runs
-    (:func:`current_credential_fault`): a file of these bytes is one it accepts."""
-    pem = credential.pem
-    load_certificate(pem, what="credential")
-    return pem_digest(pem)
+    """:func:`pem_digest` of the file the node keeps of ``credential``: its
+    :attr:`Credential.pem`, the PEM of its DER as the strict parser the status check runs
+    (:func:`current_credential_fault`) read it, so a file of these bytes is one it accepts."""
+    return pem_digest(credential.pem)
 
 
 def _certified_key(der: bytes) -> str:
@@ -996,18 +994,9 @@ _REVOKED_UNEXPIRED: Final = (
     "SELECT serial, revoked_at FROM credentials WHERE revoked_at IS NOT NULL "
     "AND not_after > ? ORDER BY revoked_at, serial"
 )
-# The credentials that certified any of the keys asked (their SHA-256: ``{keys}``, filled in
-# by _certifying with one ``?`` each): every key asked in one statement.
-_REVOKED_WITH_KEY: Final = (
-    "SELECT k.key_sha256, c.serial FROM credential_keys k JOIN credentials c "
-    "ON c.serial = k.serial WHERE k.key_sha256 IN ({keys}) AND c.revoked_at IS NOT NULL"
-)
-_PLANES_WITH_KEY: Final = (
-    "SELECT k.key_sha256, c.serial, c.plane FROM credential_keys k JOIN credentials c "
-    "ON c.serial = k.serial WHERE k.key_sha256 IN ({keys})"
-)
-# Both at once (_key_refusals): every credential of the keys asked, its plane and whether it
-# was revoked.
+# Every credential that certified any of the keys asked (their SHA-256: ``{keys}``, filled in
+# by _with_keys with one ``?`` each), its plane and whether it was revoked: every key asked in
+# one statement.
 _CREDENTIALS_WITH_KEY: Final = (
     "SELECT k.key_sha256, c.serial, c.plane, c.revoked_at IS NOT NULL FROM credential_keys k "
     "JOIN credentials c ON c.serial = k.serial WHERE k.key_sha256 IN ({keys})"
@@ -1039,6 +1028,11 @@ def _lowest_for_first(
         if serials:
             return min(serials)
     return None
+
+
+def _revoked(rows: Sequence[Sequence[object]]) -> list[Sequence[object]]:
+    """The rows of :data:`_CREDENTIALS_WITH_KEY` of revoked credentials."""
+    return [row for row in rows if row[3]]
 
 
 class CredentialStore:
@@ -1110,47 +1104,36 @@ class CredentialStore:
         """The serial of a revoked credential that certified one of these keys
         (SubjectPublicKeyInfo, DER), if any: a key whose credential was revoked is never
         certified again (credentials issued before keys were recorded have none)."""
-        return self._certifying(
-            _REVOKED_WITH_KEY, [(d, None) for d in sorted({key_digest(s) for s in spkis})]
-        )
+        asked = sorted({key_digest(s) for s in spkis})
+        return _lowest_for_first([(d, None) for d in asked], _revoked(self._with_keys(asked)))
 
     def certified_for_another_plane(self, keys: Mapping[str, bytes]) -> str | None:
         """The serial of a credential that certified one of these keys (plane →
         SubjectPublicKeyInfo, DER) for another plane, if any (revoked or not, expired or
         not): a key is certified for one plane only, across admissions as within one."""
-        return self._certifying(
-            _PLANES_WITH_KEY,
-            [(key_digest(spki), plane) for plane, spki in sorted(keys.items())],
-        )
+        asked = [(key_digest(spki), plane) for plane, spki in sorted(keys.items())]
+        return _lowest_for_first(asked, self._with_keys([d for d, _ in asked]))
 
     def _key_refusals(self, keys: Mapping[str, bytes]) -> tuple[str | None, str | None]:
         """:meth:`revoked_with_key` of the keys' values and :meth:`certified_for_another_plane`
         of ``keys`` (plane → SubjectPublicKeyInfo, DER), the same serials, read in one
         statement (admission asks both, before its appraisal and again in its commit)."""
         digests = {plane: key_digest(spki) for plane, spki in keys.items()}
-        if not digests:
-            return None, None
         asked = sorted(set(digests.values()))
-        with self._read() as db:
-            rows = db.execute(
-                _CREDENTIALS_WITH_KEY.format(keys=", ".join("?" * len(asked))), asked
-            ).fetchall()
-        revoked = _lowest_for_first(
-            [(digest, None) for digest in asked], [row for row in rows if row[3]]
-        )
+        rows = self._with_keys(asked)
+        revoked = _lowest_for_first([(digest, None) for digest in asked], _revoked(rows))
         crossed = _lowest_for_first([(digests[plane], plane) for plane in sorted(digests)], rows)
         return revoked, crossed
 
-    def _certifying(self, query: str, asked: list[tuple[str, str | None]]) -> str | None:
-        """The lowest serial ``query`` (one of the ``_*_WITH_KEY`` queries) finds for the
-        first of ``asked`` (a key's SHA-256, and the plane a credential of it must not be of,
-        or ``None``) that has one; every key asked in one statement."""
-        if not asked:
-            return None
-        marks = ", ".join("?" * len(asked))
+    def _with_keys(self, digests: Sequence[str]) -> list[Sequence[object]]:
+        """The rows of :data:`_CREDENTIALS_WITH_KEY` for the keys of these SHA-256s (none
+        asked: none)."""
+        if not digests:
+            return []
         with self._read() as db:
-            rows = db.execute(query.format(keys=marks), [d for d, _ in asked]).fetchall()
-        return _lowest_for_first(asked, rows)
+            return db.execute(
+                _CREDENTIALS_WITH_KEY.format(keys=", ".join("?" * len(digests))), list(digests)
+            ).fetchall()
 
     def revoke_node(self, node: str, reason: str, *, now: dt.datetime) -> list[str]:
         """Revoke every unexpired, unrevoked credential of ``node``; their serials.
