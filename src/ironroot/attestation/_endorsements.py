@@ -823,11 +823,7 @@ class Endorsements:
     )
 
     def __post_init__(self) -> None:
-        ders = tuple(_root_der(root) for root in self.vendor_roots)
-        object.__setattr__(self, "vendor_roots", ders)
-        object.__setattr__(
-            self, "trusted_roots", frozenset(hashlib.sha256(d).hexdigest() for d in ders)
-        )
+        self._trust_roots(self.vendor_roots)
         object.__setattr__(self, "products", tuple(self.products))
         kinds = {(v.vendor, v.model) for v in self.reference_values}
         object.__setattr__(self, "_one_product", len(kinds) <= 1)
@@ -864,12 +860,17 @@ class Endorsements:
         copy = object.__new__(Endorsements)
         for name in _ENDORSEMENTS_FIELDS:
             object.__setattr__(copy, name, getattr(self, name))
-        ders = tuple(_root_der(root) for root in roots)
-        object.__setattr__(copy, "vendor_roots", ders)
-        object.__setattr__(
-            copy, "trusted_roots", frozenset(hashlib.sha256(d).hexdigest() for d in ders)
-        )
+        copy._trust_roots(roots)
         return copy
+
+    def _trust_roots(self, roots: Sequence[bytes]) -> None:
+        """Set ``vendor_roots`` to ``roots`` (PEM or DER) as DER and ``trusted_roots`` to
+        their SHA-256 fingerprints."""
+        ders = tuple(_root_der(root) for root in roots)
+        object.__setattr__(self, "vendor_roots", ders)
+        object.__setattr__(
+            self, "trusted_roots", frozenset(hashlib.sha256(d).hexdigest() for d in ders)
+        )
 
     def validity_epoch(self, now: dt.datetime) -> int:
         """How many times, up to ``now``, a logged value, RIM or review started or stopped
