@@ -127,6 +127,11 @@ def _load(der: bytes, what: str) -> x509.Certificate:
     return load_certificate(der, what=what, der_only=True)
 
 
+def _load_all(certificates: Sequence[bytes]) -> tuple[x509.Certificate, ...]:
+    """Each DER certificate of a chain parsed, in order (``certificate i`` named on a fault)."""
+    return tuple(_load(der, f"certificate {i}") for i, der in enumerate(certificates))
+
+
 @dataclass(frozen=True, slots=True)
 class CertificateChain:
     """An SPDM certificate chain: RootHash and the DER certificates, root side first."""
@@ -153,7 +158,7 @@ class CertificateChain:
         certs = tuple(certificates)
         if not certs:
             raise MalformedSpdm("certificate chain: at least one DER certificate")
-        parsed = tuple(_load(der, f"certificate {i}") for i, der in enumerate(certs))
+        parsed = _load_all(certs)
         chain = cls(base_hash(hash_algo, certs[0]), certs)
         object.__setattr__(chain, "_parsed", parsed)
         return chain
@@ -178,9 +183,7 @@ class CertificateChain:
     def x509(self) -> list[x509.Certificate]:
         parsed = self._parsed
         if parsed is None:
-            parsed = tuple(
-                _load(der, f"certificate {i}") for i, der in enumerate(self.certificates)
-            )
+            parsed = _load_all(self.certificates)
             object.__setattr__(self, "_parsed", parsed)
         return list(parsed)
 
