@@ -467,6 +467,18 @@ OFF_ORIGIN = pytest.mark.parametrize(("location", "where"), _OFF_ORIGIN)
 NO_URL = "http://[::1/entries/{entry}"
 
 
+def _refused_registration(server: HostileServer) -> tuple[ConfigError, _Clock]:
+    """``register`` against ``server``, refused with ``ConfigError``: the error and the
+    client's clock."""
+    clock = _Clock()
+    with (
+        TransparencyClient(server.url, timeout=1.0, clock=clock.clock, sleep=clock.sleep) as c,
+        pytest.raises(ConfigError) as caught,
+    ):
+        c.register(STATEMENT)
+    return caught.value, clock
+
+
 def _filled(text: str, target: HostileServer, server: HostileServer) -> str:
     port = server.url.rsplit(":", 1)[1]
     return text.format(target=target.url, port=port, entry=ENTRY_ID)
@@ -493,20 +505,11 @@ def test_a_registration_location_off_the_services_origin_is_a_config_error_never
     points (without its query); nothing is asked there, or anywhere after."""
     with HostileServer() as target, HostileServer() as server, bounded(60):
         server.attacks["entries"] = ok(b"", {"Location": _filled(location, target, server)}, status)
-        clock = _Clock()
-        with (
-            TransparencyClient(server.url, timeout=1.0, clock=clock.clock, sleep=clock.sleep) as c,
-            pytest.raises(ConfigError) as caught,
-        ):
-            c.register(STATEMENT)
+        error, clock = _refused_registration(server)
         assert target.requests == []
-    assert (type(caught.value), caught.value.code, caught.value.exit_code) == (
-        ConfigError,
-        "redirect",
-        2,
-    )
+    assert (type(error), error.code, error.exit_code) == (ConfigError, "redirect", 2)
     expected = _off_origin(server.url, status, "POST /entries", _filled(where, target, server))
-    assert caught.value.detail == expected
+    assert error.detail == expected
     assert server.requests == ["entries"]
     assert clock.sleeps == []
 
@@ -521,20 +524,11 @@ def test_a_polls_302_off_the_services_origin_is_a_config_error_never_asked(
     with HostileServer() as target, HostileServer() as server, bounded(60):
         server.attacks["entries"] = ok(b"", {"Location": f"/{poll}"}, 303)
         server.attacks[poll] = ok(b"", {"Location": _filled(location, target, server)}, 302)
-        clock = _Clock()
-        with (
-            TransparencyClient(server.url, timeout=1.0, clock=clock.clock, sleep=clock.sleep) as c,
-            pytest.raises(ConfigError) as caught,
-        ):
-            c.register(STATEMENT)
+        error, _ = _refused_registration(server)
         assert target.requests == []
-    assert (type(caught.value), caught.value.code, caught.value.exit_code) == (
-        ConfigError,
-        "redirect",
-        2,
-    )
+    assert (type(error), error.code, error.exit_code) == (ConfigError, "redirect", 2)
     expected = _off_origin(server.url, 302, f"GET /{poll}", _filled(where, target, server))
-    assert caught.value.detail == expected
+    assert error.detail == expected
     assert server.requests == ["entries", poll]
 
 
